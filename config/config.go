@@ -1,0 +1,153 @@
+// Package config owns strangler's YAML configuration: loading a file,
+// expanding its ${…} placeholders, decoding it strictly, validating it, and
+// reporting every problem with the file, line and field it concerns.
+package config
+
+import "time"
+
+// Config is one validated configuration file with defaults applied.
+type Config struct {
+	// Listen is the public listener's address.
+	Listen string `yaml:"listen"`
+	// Admin configures the separate admin listener.
+	Admin Admin `yaml:"admin"`
+	// Backends are the two sides of the migration.
+	Backends Backends `yaml:"backends"`
+	// Default is where requests go that match no route.
+	Default Backend `yaml:"default"`
+	// DebugHeaders adds X-Strangler-Backend to responses of every route that
+	// does not say otherwise.
+	DebugHeaders bool `yaml:"debug_headers"`
+	// TrustedProxies lists the networks whose X-Forwarded-* headers are kept;
+	// from anyone else they are replaced.
+	TrustedProxies []Prefix `yaml:"trusted_proxies,omitempty"`
+	// MaxReplayBody caps a request body that must be buffered to be sent
+	// twice; routes may lower or raise it.
+	MaxReplayBody ByteSize `yaml:"max_replay_body"`
+	// Shutdown tunes the drain on SIGTERM.
+	Shutdown Shutdown `yaml:"shutdown"`
+	// Routes are matched against every request; unmatched requests go to
+	// Default.
+	Routes []Route `yaml:"routes"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+	// Sources are every file the configuration was built from: File and the
+	// files its ${file:…} placeholders read. A change to any of them is a
+	// reason to reload.
+	Sources []string `yaml:"-"`
+}
+
+// Admin configures the admin listener: metrics, health and readiness.
+type Admin struct {
+	// Listen is the admin listener's address; keep it off the public network.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token the admin API will require.
+	Token Secret `yaml:"token,omitempty"`
+}
+
+// Backends names the two sides of the migration.
+type Backends struct {
+	Legacy Upstream `yaml:"legacy"`
+	Modern Upstream `yaml:"modern"`
+}
+
+// Upstream says how to reach one backend.
+type Upstream struct {
+	// URL is the backend's base URL; a path in it prefixes every request path.
+	URL URL `yaml:"url"`
+	// Timeout bounds how long the backend may take to start answering:
+	// connecting, and after the request is sent, the response headers. A
+	// response body that has started streaming is not cut off.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Shutdown tunes the drain on SIGTERM.
+type Shutdown struct {
+	// Delay keeps serving, with /readyz failing, so load balancers stop
+	// sending new requests before the listener closes.
+	Delay Duration `yaml:"delay"`
+	// Grace is how long in-flight requests get to finish after the listener
+	// closes; what is still running then is cut off.
+	Grace Duration `yaml:"grace"`
+}
+
+// Route says where requests matching one pattern go.
+type Route struct {
+	// Name identifies the route in metrics, logs and the admin API.
+	Name string `yaml:"name"`
+	// Match is "METHOD /path/{param}" or "/path/*"; no method matches all.
+	Match Match `yaml:"match"`
+	// Mode is where the route's traffic goes.
+	Mode Mode `yaml:"mode"`
+	// Percent sends only this share of requests to modern (fallback and
+	// modern modes); the rest go to legacy. Nil means 100.
+	Percent *Percent `yaml:"percent,omitempty"`
+	// Sticky keeps a client on one side of a percent split.
+	Sticky Sticky `yaml:"sticky,omitempty"`
+	// FallbackOn lists what makes a fallback route serve legacy instead.
+	FallbackOn []Trigger `yaml:"fallback_on"`
+	// FallbackMethods lets these non-idempotent methods fall back on any
+	// trigger (their bodies are buffered for the replay).
+	FallbackMethods []Method `yaml:"fallback_methods,omitempty"`
+	// DebugHeaders overrides the top-level debug_headers for this route.
+	DebugHeaders *bool `yaml:"debug_headers,omitempty"`
+	// MaxReplayBody overrides the top-level max_replay_body for this route.
+	MaxReplayBody *ByteSize `yaml:"max_replay_body,omitempty"`
+	// LogPath adds the request path to this route's fallback log lines. Off
+	// by default: paths often carry patient identifiers.
+	LogPath bool `yaml:"log_path,omitempty"`
+}
+
+// Defaults that apply where the file is silent.
+const (
+	DefaultListen        = ":8080"
+	DefaultAdminListen   = "127.0.0.1:9901"
+	DefaultTimeout       = 15 * time.Second
+	DefaultMaxReplayBody = 10 << 20
+	DefaultShutdownGrace = 30 * time.Second
+)
+
+// ReplayLimit is the route's effective max_replay_body.
+func (c *Config) ReplayLimit(r *Route) int64 {
+	if r.MaxReplayBody != nil {
+		return int64(*r.MaxReplayBody)
+	}
+	return int64(c.MaxReplayBody)
+}
+
+// DebugHeadersFor reports whether the route adds X-Strangler-Backend.
+func (c *Config) DebugHeadersFor(r *Route) bool {
+	if r.DebugHeaders != nil {
+		return *r.DebugHeaders
+	}
+	return c.DebugHeaders
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	for _, u := range []*Upstream{&c.Backends.Legacy, &c.Backends.Modern} {
+		if u.Timeout == 0 {
+			u.Timeout = Duration(DefaultTimeout)
+		}
+	}
+	if c.Default == "" {
+		c.Default = Legacy
+	}
+	if c.MaxReplayBody == 0 {
+		c.MaxReplayBody = DefaultMaxReplayBody
+	}
+	if c.Shutdown.Grace == 0 {
+		c.Shutdown.Grace = Duration(DefaultShutdownGrace)
+	}
+	for i := range c.Routes {
+		if c.Routes[i].FallbackOn == nil {
+			c.Routes[i].FallbackOn = AllTriggers
+		}
+	}
+}

@@ -1,0 +1,296 @@
+package config
+
+import (
+	"encoding"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// decoder turns a YAML node tree into Go values field by field, so that
+// every error carries the line of the offending value and unknown keys are
+// caught. Placeholders are expanded in scalar values only, which keeps line
+// numbers exact and means an environment value can never inject YAML.
+type decoder struct {
+	file   string
+	expand *expander
+	errs   Errors
+	// pos maps a field path (routes[2].mode) to where its value is.
+	pos map[string]position
+	// failed holds the paths that could not be decoded, so validation does
+	// not pile a second, misleading error on them.
+	failed map[string]bool
+}
+
+type position struct{ line, column int }
+
+// plannedKeys are configuration keys of the product contract whose features
+// are not built yet; they get a clearer error than an unknown key.
+var plannedKeys = map[string]bool{
+	"store": true, "backfill": true, "primary": true, "id_field": true,
+	"compare": true, "shadow_writes": true, "entity": true, "read_repair": true,
+	"gates": true, "guard": true, "retire_after": true, "retire_min_requests": true,
+	"tls": true, "tokens": true,
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	e := Error{File: d.file, Field: path, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	d.errs = append(d.errs, e)
+	d.failed[path] = true
+}
+
+// errorAt reports a problem found after decoding, at the recorded position
+// of the field, unless decoding the field or one of its parents failed.
+func (d *decoder) errorAt(path, format string, args ...any) {
+	for p := path; p != ""; p = parentPath(p) {
+		if d.failed[p] {
+			return
+		}
+	}
+	// A missing field has no position of its own: point at its parent.
+	p, ok := d.pos[path]
+	for parent := path; !ok && parent != ""; {
+		parent = parentPath(parent)
+		p, ok = d.pos[parent]
+	}
+	d.errs = append(d.errs, Error{File: d.file, Line: p.line, Column: p.column, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if path != "" {
+		d.pos[path] = position{n.Line, n.Column}
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an empty value leaves the default
+	}
+	if reflect.PointerTo(v.Type()).Implements(textUnmarshaler) {
+		d.decodeText(n, v, path)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		elem := reflect.New(v.Type().Elem())
+		d.decode(n, elem.Elem(), path)
+		v.Set(elem)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		d.decodeSlice(n, v, path)
+	default:
+		d.decodeScalar(n, v, path)
+	}
+}
+
+func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, path, "want %s, got %s", want, kindName(n))
+		return "", false
+	}
+	s, err := d.expand.expand(n.Value)
+	if err != nil {
+		d.errorf(n, path, "%v", err)
+		return "", false
+	}
+	return s, true
+}
+
+func (d *decoder) decodeText(n *yaml.Node, v reflect.Value, path string) {
+	s, ok := d.scalar(n, path, "a single value")
+	if !ok {
+		return
+	}
+	if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+		d.errorf(n, path, "%v", err)
+	}
+}
+
+func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
+	switch v.Kind() {
+	case reflect.String:
+		if s, ok := d.scalar(n, path, "a string"); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		s, ok := d.scalar(n, path, "true or false")
+		if !ok {
+			return
+		}
+		switch strings.ToLower(s) {
+		case "true":
+			v.SetBool(true)
+		case "false":
+			v.SetBool(false)
+		default:
+			d.errorf(n, path, "want true or false, got %q", s)
+		}
+	case reflect.Int, reflect.Int64:
+		s, ok := d.scalar(n, path, "a whole number")
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			d.errorf(n, path, "want a whole number, got %q", s)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		s, ok := d.scalar(n, path, "a number")
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			d.errorf(n, path, "want a number, got %q", s)
+			return
+		}
+		v.SetFloat(f)
+	default:
+		panic("config: no decoder for " + v.Type().String())
+	}
+}
+
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "want a list, got %s", kindName(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "want a mapping of keys to values, got %s", kindName(n))
+		return
+	}
+	fields := structFields(v.Type())
+	// Merged mappings go first wherever the << key stands: the mapping's
+	// own keys override them (YAML merge key semantics).
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag == "!!merge" {
+			d.merge(n.Content[i+1], v, path)
+		}
+	}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Tag == "!!merge" {
+			continue
+		}
+		sub := key.Value
+		if path != "" {
+			sub = path + "." + key.Value
+		}
+		if first, dup := seen[key.Value]; dup {
+			d.errorf(key, sub, "appears twice (first on line %d)", first.Line)
+			continue
+		}
+		seen[key.Value] = key
+		idx, ok := fields[key.Value]
+		switch {
+		case ok:
+			d.decode(val, v.Field(idx), sub)
+		case plannedKeys[key.Value]:
+			d.errorf(key, sub, "%q is not available yet in this version", key.Value)
+		default:
+			d.errorf(key, sub, "unknown field%s", suggest(key.Value, fields))
+		}
+	}
+}
+
+// merge applies a YAML merge key (<<: *defaults) before the mapping's own
+// keys, which then override what it brought.
+func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.SequenceNode {
+		for _, m := range n.Content {
+			d.merge(m, v, path)
+		}
+		return
+	}
+	d.decodeStruct(n, v, path)
+}
+
+// parentPath is the path of the field containing path: routes[2] for
+// routes[2].mode, routes for routes[2].
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+func structFields(t reflect.Type) map[string]int {
+	fields := map[string]int{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = i
+		}
+	}
+	return fields
+}
+
+// suggest names the known field closest to a misspelt one.
+func suggest(key string, fields map[string]int) string {
+	best, bestDist := "", 3
+	for f := range fields {
+		if d := editDistance(key, f); d < bestDist || d == bestDist && f < best {
+			best, bestDist = f, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}

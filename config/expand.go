@@ -1,0 +1,90 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// expander replaces ${VAR}, ${VAR:-default} and ${file:/path} in values;
+// $$ stands for a literal $.
+type expander struct {
+	// getenv reads the environment; an empty value counts as unset, so
+	// ${VAR:-} is how a file says empty is fine.
+	getenv   func(string) string
+	readFile func(string) ([]byte, error)
+	// dir resolves relative ${file:…} paths against the config file's folder.
+	dir string
+	// files records every file read, so a reload can watch them.
+	files []string
+}
+
+func (x *expander) expand(s string) (string, error) {
+	if !strings.Contains(s, "$") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '$')
+		if i < 0 || i == len(s)-1 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		b.WriteString(s[:i])
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			s = s[i+2:]
+			continue
+		case '{':
+		default:
+			b.WriteByte('$')
+			s = s[i+1:]
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("placeholder %q is not closed with }", s[i:])
+		}
+		v, err := x.resolve(s[i+2 : i+end])
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(v)
+		s = s[i+end+1:]
+	}
+}
+
+func (x *expander) resolve(expr string) (string, error) {
+	if path, ok := strings.CutPrefix(expr, "file:"); ok {
+		return x.file(path)
+	}
+	name, def, hasDefault := strings.Cut(expr, ":-")
+	if !isParamName(name) {
+		return "", fmt.Errorf("invalid placeholder ${%s}; write ${VAR}, ${VAR:-default} or ${file:/path}", expr)
+	}
+	if v := x.getenv(name); v != "" {
+		return v, nil
+	}
+	if hasDefault {
+		return def, nil
+	}
+	return "", fmt.Errorf("environment variable %s is not set or empty; set it or write ${%s:-default}", name, name)
+}
+
+func (x *expander) file(path string) (string, error) {
+	if path == "" {
+		return "", fmt.Errorf("placeholder ${file:} names no file")
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(x.dir, path)
+	}
+	data, err := x.readFile(path)
+	if err != nil {
+		return "", fmt.Errorf("placeholder ${file:%s}: %w", path, err)
+	}
+	x.files = append(x.files, path)
+	// Secret files usually end in a newline that is not part of the secret.
+	s := strings.TrimSuffix(string(data), "\n")
+	return strings.TrimSuffix(s, "\r"), nil
+}

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Match is a route's request pattern: an optional method and a path whose
+// segments may be {param}, {param:regexp} or, last, the wildcard *.
+type Match struct {
+	// Method is the request method, or "" for every method. A GET pattern
+	// also matches HEAD unless another route names HEAD for the same path.
+	Method string
+	// Path is the path pattern in chi syntax.
+	Path string
+}
+
+// routableMethods are the methods a route can name: the RFC 9110 methods
+// and PATCH. Requests with other methods go to the default backend.
+var routableMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// UnmarshalText parses "METHOD /path" or "/path".
+func (m *Match) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	method, path, hasMethod := strings.Cut(s, " ")
+	if !hasMethod {
+		method, path = "", s
+	}
+	path = strings.TrimSpace(path)
+	if hasMethod && !slices.Contains(routableMethods, method) {
+		return fmt.Errorf("invalid match %q: unsupported method %q; want one of %s", s, method, strings.Join(routableMethods, ", "))
+	}
+	if err := checkPattern(path); err != nil {
+		return fmt.Errorf("invalid match %q: %w", s, err)
+	}
+	*m = Match{Method: method, Path: path}
+	return nil
+}
+
+// MarshalText writes the match the way it is parsed.
+func (m Match) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+func (m Match) String() string {
+	if m.Method == "" {
+		return m.Path
+	}
+	return m.Method + " " + m.Path
+}
+
+// Shape is the pattern with parameter names dropped: two patterns with the
+// same shape match exactly the same paths.
+func (m Match) Shape() string {
+	var b strings.Builder
+	for _, seg := range splitParams(m.Path) {
+		if seg.param {
+			b.WriteString("{:" + seg.regexp + "}")
+		} else {
+			b.WriteString(seg.text)
+		}
+	}
+	return b.String()
+}
+
+// Overlaps reports whether some request matches both patterns with the same
+// method: same shape and a method in common.
+func (m Match) Overlaps(o Match) bool {
+	sameMethod := m.Method == o.Method || m.Method == "" || o.Method == ""
+	return sameMethod && m.Shape() == o.Shape()
+}
+
+type patternPart struct {
+	text   string // literal text, or the param name when param is set
+	param  bool
+	regexp string
+}
+
+// splitParams splits a pattern already accepted by checkPattern into
+// literal text and {params}.
+func splitParams(p string) []patternPart {
+	var parts []patternPart
+	for p != "" {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			parts = append(parts, patternPart{text: p})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, patternPart{text: p[:i]})
+		}
+		end := closingBrace(p, i)
+		name, re, _ := strings.Cut(p[i+1:end], ":")
+		parts = append(parts, patternPart{text: name, param: true, regexp: re})
+		p = p[end+1:]
+	}
+	return parts
+}
+
+// closingBrace returns the index of the brace closing the one at open,
+// counting nested braces inside a regexp such as {id:[0-9]{3}}, or -1.
+func closingBrace(p string, open int) int {
+	depth := 0
+	for i := open; i < len(p); i++ {
+		switch p[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// checkPattern enforces the path syntax the router (chi) accepts, so that a
+// pattern that passes `config check` can never be refused at serve time.
+func checkPattern(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("path must start with /")
+	}
+	if strings.ContainsAny(p, "?# \t") {
+		return fmt.Errorf("path may not contain a query, fragment or space")
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '*':
+			if i != len(p)-1 || p[i-1] != '/' {
+				return fmt.Errorf("the wildcard * may only end the path, as /*")
+			}
+		case '}':
+			return fmt.Errorf("unmatched } in path")
+		case '{':
+			end := closingBrace(p, i)
+			if end < 0 {
+				return fmt.Errorf("unclosed { in path")
+			}
+			name, re, hasRe := strings.Cut(p[i+1:end], ":")
+			if !isParamName(name) {
+				return fmt.Errorf("invalid parameter name %q; use letters, digits and _", name)
+			}
+			if seen[name] {
+				return fmt.Errorf("parameter {%s} appears twice", name)
+			}
+			seen[name] = true
+			if hasRe {
+				if re == "" || strings.ContainsRune(re, '/') {
+					return fmt.Errorf("parameter {%s} has an empty regexp or one with /", name)
+				}
+				if _, err := regexp.Compile(re); err != nil {
+					return fmt.Errorf("parameter {%s}: %w", name, err)
+				}
+			}
+			if end+1 < len(p) && p[end+1] == '{' {
+				return fmt.Errorf("parameters {%s} and the next one need text between them", name)
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+func isParamName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}

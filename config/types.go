@@ -1,0 +1,296 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mode is where a route's traffic goes. It is a closed set: an unknown mode
+// is a load error, never a request-time surprise.
+type Mode string
+
+// The route modes, in lifecycle order.
+const (
+	ModeLegacy   Mode = "legacy"
+	ModeFallback Mode = "fallback"
+	ModeModern   Mode = "modern"
+)
+
+// plannedModes are part of the product contract but not built yet; naming
+// them in the error saves users from hunting for a typo.
+var plannedModes = []string{"shadow", "dual-write"}
+
+// UnmarshalText parses a mode name.
+func (m *Mode) UnmarshalText(b []byte) error {
+	s := string(b)
+	switch Mode(s) {
+	case ModeLegacy, ModeFallback, ModeModern:
+		*m = Mode(s)
+		return nil
+	}
+	for _, p := range plannedModes {
+		if s == p {
+			return fmt.Errorf("mode %q is not available yet in this version; use legacy, fallback or modern", s)
+		}
+	}
+	return fmt.Errorf("unknown mode %q; want legacy, fallback or modern", s)
+}
+
+// Secret is a value that config print and logs never show.
+type Secret string
+
+// MarshalText hides the value.
+func (s Secret) MarshalText() ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return []byte("<redacted>"), nil
+}
+
+// Backend names one side of the migration.
+type Backend string
+
+// The two backends.
+const (
+	Legacy Backend = "legacy"
+	Modern Backend = "modern"
+)
+
+// UnmarshalText parses a backend name.
+func (b *Backend) UnmarshalText(t []byte) error {
+	switch Backend(t) {
+	case Legacy, Modern:
+		*b = Backend(t)
+		return nil
+	}
+	return fmt.Errorf("unknown backend %q; want legacy or modern", t)
+}
+
+// Duration is a time.Duration written like "2s", "150ms" or "7d".
+type Duration time.Duration
+
+// UnmarshalText parses a duration; a bare "d" suffix counts days.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err == nil && n >= 0 {
+			*d = Duration(time.Duration(n) * 24 * time.Hour)
+			return nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q; write it like 500ms, 2s, 1m or 7d", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration the way it is parsed.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// ByteSize is a size in bytes written like "10MiB", "512KiB" or "1048576".
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// UnmarshalText parses a size with an optional binary or decimal unit.
+func (s *ByteSize) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	num, mult := text, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(text, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("invalid size %q; write it like 10MiB, 512KiB or 1048576", text)
+	}
+	*s = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText writes the size in the largest binary unit that divides it.
+func (s ByteSize) MarshalText() ([]byte, error) {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s != 0 && int64(s)%u.size == 0 {
+			return []byte(strconv.FormatInt(int64(s)/u.size, 10) + u.suffix), nil
+		}
+	}
+	return []byte(strconv.FormatInt(int64(s), 10)), nil
+}
+
+// Percent is a share from 0 to 100.
+type Percent float64
+
+// UnmarshalText parses a number from 0 to 100; a trailing % is allowed.
+func (p *Percent) UnmarshalText(b []byte) error {
+	s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v > 100 {
+		return fmt.Errorf("invalid percent %q; want a number from 0 to 100", b)
+	}
+	*p = Percent(v)
+	return nil
+}
+
+// Sticky names the request attribute that keeps a client on one side of a
+// percent split: a header or a cookie.
+type Sticky struct {
+	// Header is the header name, when stickiness is by header.
+	Header string
+	// Cookie is the cookie name, when stickiness is by cookie.
+	Cookie string
+}
+
+// UnmarshalText parses "header:NAME" or "cookie:NAME".
+func (s *Sticky) UnmarshalText(b []byte) error {
+	kind, name, ok := strings.Cut(string(b), ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || !isToken(name) {
+		return fmt.Errorf("invalid sticky %q; write header:NAME or cookie:NAME", b)
+	}
+	switch kind {
+	case "header":
+		*s = Sticky{Header: name}
+	case "cookie":
+		*s = Sticky{Cookie: name}
+	default:
+		return fmt.Errorf("invalid sticky %q; write header:NAME or cookie:NAME", b)
+	}
+	return nil
+}
+
+// MarshalText writes the sticky key the way it is parsed.
+func (s Sticky) MarshalText() ([]byte, error) {
+	switch {
+	case s.Header != "":
+		return []byte("header:" + s.Header), nil
+	case s.Cookie != "":
+		return []byte("cookie:" + s.Cookie), nil
+	}
+	return nil, nil
+}
+
+// IsZero reports whether no stickiness is configured.
+func (s Sticky) IsZero() bool { return s == Sticky{} }
+
+// Trigger is one reason for a fallback route to serve legacy.
+type Trigger string
+
+// The fallback triggers.
+const (
+	TriggerNotFound    Trigger = "404"
+	TriggerServerError Trigger = "5xx"
+	TriggerTimeout     Trigger = "timeout"
+	TriggerError       Trigger = "error"
+)
+
+// AllTriggers is the default fallback_on.
+var AllTriggers = []Trigger{TriggerNotFound, TriggerServerError, TriggerTimeout, TriggerError}
+
+// UnmarshalText parses a trigger name.
+func (t *Trigger) UnmarshalText(b []byte) error {
+	for _, v := range AllTriggers {
+		if string(b) == string(v) {
+			*t = v
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown fallback trigger %q; want 404, 5xx, timeout or error", b)
+}
+
+// Method is an HTTP request method.
+type Method string
+
+// UnmarshalText parses a method; methods are case-sensitive tokens and
+// strangler insists on the conventional upper case to catch typos.
+func (m *Method) UnmarshalText(b []byte) error {
+	s := string(b)
+	if !isToken(s) || strings.ToUpper(s) != s {
+		return fmt.Errorf("invalid method %q; want an upper-case HTTP method such as POST", s)
+	}
+	*m = Method(s)
+	return nil
+}
+
+// Prefix is a network in CIDR notation; a bare address is a single host.
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalText parses "10.0.0.0/8", "fd00::/8" or "192.0.2.7".
+func (p *Prefix) UnmarshalText(b []byte) error {
+	s := string(b)
+	if pr, err := netip.ParsePrefix(s); err == nil {
+		p.Prefix = pr.Masked()
+		return nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		p.Prefix = netip.PrefixFrom(a, a.BitLen())
+		return nil
+	}
+	return fmt.Errorf("invalid network %q; want CIDR like 10.0.0.0/8 or an address", s)
+}
+
+// URL is an absolute http or https URL.
+type URL struct{ *url.URL }
+
+// UnmarshalText parses an absolute http(s) URL without query or fragment.
+func (u *URL) UnmarshalText(b []byte) error {
+	v, err := url.Parse(string(b))
+	switch {
+	case err != nil:
+		return fmt.Errorf("invalid URL %q", b)
+	case v.Scheme != "http" && v.Scheme != "https":
+		return fmt.Errorf("invalid URL %q; want http:// or https://", v.Redacted())
+	case v.Host == "":
+		return fmt.Errorf("invalid URL %q: no host", v.Redacted())
+	case v.RawQuery != "" || v.Fragment != "" || v.User != nil:
+		return fmt.Errorf("invalid URL %q: a backend URL takes no user, query or fragment", v.Redacted())
+	}
+	u.URL = v
+	return nil
+}
+
+// MarshalText writes the URL with any password redacted.
+func (u URL) MarshalText() ([]byte, error) {
+	if u.URL == nil {
+		return nil, nil
+	}
+	return []byte(u.Redacted()), nil
+}
+
+// isToken reports whether s is an RFC 9110 token (header and method names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
