@@ -1,0 +1,115 @@
+package router
+
+import (
+	"context"
+	"encoding/hex"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"time"
+
+	"strangler/upstream"
+)
+
+// exchange is the state of one client request for its whole life: which
+// route matched, which backend answered, and what the client got. It is
+// the only per-request value the router puts in the context.
+type exchange struct {
+	route *route
+	// id is the request id: the client's X-Request-Id or a generated one.
+	id    string
+	start time.Time
+	// served is the backend whose response the client gets.
+	served *upstream.Upstream
+	// inURL is the request URL before it was addressed to a backend.
+	inURL *url.URL
+	// replay is the buffered request body when it may be sent twice.
+	replay []byte
+	// clientGone is set when the client left before the response started.
+	clientGone bool
+	// w captures the status sent to the client.
+	w statusWriter
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// statusWriter records the final status code written to the client. It
+// unwraps for http.ResponseController, which the reverse proxy uses to
+// flush and to hijack connections for protocol upgrades.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// requestID returns the client's X-Request-Id when it is a sane token, or a
+// new random (version 4 UUID) one. A hostile id could otherwise forge log
+// lines or bloat every header downstream.
+func requestID(h http.Header) string {
+	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && isVisibleASCII(v) {
+		return v
+	}
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		u := rand.Uint64()
+		for k := range 8 {
+			b[i+k] = byte(u >> (8 * k))
+		}
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
+
+func isVisibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// traceID returns the W3C trace id of the request's traceparent, or "".
+func traceID(h http.Header) string {
+	tp := h.Get("Traceparent")
+	// version "-" trace-id(32 hex) "-" parent-id(16 hex) "-" flags(2 hex)
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	if _, err := hex.DecodeString(id); err != nil || id == "00000000000000000000000000000000" {
+		return ""
+	}
+	return id
+}

@@ -1,0 +1,144 @@
+package router
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"strangler/upstream"
+)
+
+// fallbackTransport sends a request to modern and, when the route's
+// fallback_on says so, to legacy instead. It decides before the reverse
+// proxy writes a byte to the client: the proxy only ever sees the response
+// that will be served. Holding modern's 1xx responses back until then is
+// part of that.
+type fallbackTransport struct{ t *Table }
+
+// fallbackDrainLimit bounds how much of a discarded modern response is read
+// to keep its connection reusable; a larger one closes the connection.
+const fallbackDrainLimit = 64 << 10
+
+func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	x := exchangeFrom(req.Context())
+	rt := x.route
+	modern, legacy := f.t.modern, f.t.legacy
+
+	out := *req
+	var sent *countingBody
+	if req.Body != nil && x.replay == nil {
+		// A body not buffered for replay streams to modern; if modern was
+		// never reached it is still unread and can go to legacy.
+		sent = &countingBody{ReadCloser: req.Body}
+		out.Body = sent
+	}
+	var held upstream.Informational
+	resp, err := modern.RoundTrip(held.Hold(&out))
+	reason, modernStatus := f.reason(req, rt, resp, err, sent)
+	if reason == "" {
+		held.Release(req)
+		return resp, err
+	}
+	if resp != nil {
+		io.CopyN(io.Discard, resp.Body, fallbackDrainLimit)
+		resp.Body.Close()
+	}
+	f.t.metrics.exchange(rt.name, modern.Name, modernStatus, time.Since(x.start))
+	f.t.metrics.fallback(rt.name, reason)
+
+	x.served = legacy
+	lreq := *req
+	lreq.URL = legacy.Target(x.inURL)
+	lreq.Host = ""
+	if x.replay != nil {
+		lreq.Body = io.NopCloser(bytes.NewReader(x.replay))
+	}
+	resp, err = legacy.RoundTrip(&lreq)
+	legacyStatus := 0
+	if err == nil {
+		legacyStatus = resp.StatusCode
+	} else {
+		legacyStatus, _ = statusFor(req, err)
+	}
+	f.logFallback(req, x, reason, modernStatus, legacyStatus)
+	return resp, err
+}
+
+// reason decides whether modern's answer triggers a fallback and returns
+// the reason label, plus the status that stands for modern's answer in
+// metrics ("" means no fallback).
+//
+// A GET, HEAD, OPTIONS or fallback_methods request falls back on any
+// enabled trigger: sending it twice is safe. Any other request falls back
+// only when modern provably never received it (connecting failed and no
+// body byte was read), because legacy applying a write modern may also
+// have applied would run it twice.
+func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Response, err error, sent *countingBody) (string, int) {
+	if err != nil {
+		status, _ := statusFor(req, err)
+		failure := upstream.Classify(req.Context(), err)
+		if failure.Canceled {
+			return "", status
+		}
+		neverReceived := failure.NotSent && (sent == nil || sent.n == 0)
+		if !rt.replayable(req.Method) && !neverReceived {
+			return "", status
+		}
+		if failure.Timeout && rt.triggers&onTimeout != 0 {
+			return "timeout", status
+		}
+		if !failure.Timeout && rt.triggers&onError != 0 {
+			return "error", status
+		}
+		return "", status
+	}
+	if !rt.replayable(req.Method) {
+		return "", resp.StatusCode
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound && rt.triggers&onNotFound != 0:
+		return "not_found", resp.StatusCode
+	case resp.StatusCode >= 500 && resp.StatusCode <= 599 && rt.triggers&onServerError != 0:
+		return "server_error", resp.StatusCode
+	}
+	return "", resp.StatusCode
+}
+
+// logFallback writes the one log line of a fallback hit. It names the
+// route, never the raw path or query, unless the route opts in with
+// log_path: paths carry patient identifiers.
+func (f *fallbackTransport) logFallback(req *http.Request, x *exchange, reason string, modernStatus, legacyStatus int) {
+	attrs := []slog.Attr{
+		slog.String("route", x.route.name),
+		slog.String("method", req.Method),
+		slog.String("reason", reason),
+		slog.Int("modern_status", modernStatus),
+		slog.Int("legacy_status", legacyStatus),
+		slog.Float64("duration_ms", float64(time.Since(x.start).Microseconds())/1000),
+		slog.String("request_id", x.id),
+		slog.String("trace_id", traceID(req.Header)),
+	}
+	if x.route.logPath {
+		attrs = append(attrs, slog.String("path", x.inURL.Path))
+	}
+	f.t.log.LogAttrs(req.Context(), slog.LevelInfo, "fallback", attrs...)
+}
+
+// countingBody counts the bytes a transport read from a request body. Its
+// Close does nothing: the transport closes the body when connecting fails,
+// and the body must then still be readable for legacy. The reverse proxy
+// closes the real body when the request ends.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Close() error { return nil }
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,185 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+
+	"strangler/upstream"
+)
+
+// bufferPool shares response copy buffers between requests: without it the
+// reverse proxy allocates a fresh 32 KiB buffer for every response.
+type bufferPool struct{ pool sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}}
+}
+
+func (p *bufferPool) Get() []byte  { return p.pool.Get().(*[32 << 10]byte)[:] }
+func (p *bufferPool) Put(b []byte) { p.pool.Put((*[32 << 10]byte)(b)) }
+
+// reverseProxy forwards to up (addressing) through rt, which is up itself or
+// the fallback transport.
+func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			x := exchangeFrom(pr.In.Context())
+			x.served = up
+			// Out.URL is the inbound URL as the proxy cleaned it; keep it
+			// for a fallback to re-address the request.
+			x.inURL = pr.Out.URL
+			pr.Out.URL = up.Target(pr.Out.URL)
+			pr.Out.Host = ""
+			t.setForwarded(pr)
+			pr.Out.Header.Set("X-Request-Id", x.id)
+			stripInternalHeaders(pr.Out.Header)
+		},
+		Transport:      rt,
+		BufferPool:     t.buffers,
+		ModifyResponse: t.modifyResponse,
+		ErrorHandler:   t.proxyError,
+		// Log through slog; ReverseProxy only logs copy errors, which are
+		// clients or backends hanging up mid-body.
+		ErrorLog: slog.NewLogLogger(t.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// setForwarded sets X-Forwarded-For/Proto/Host. Values the client sent are
+// kept only from trusted proxies: anyone else could claim any address.
+func (t *Table) setForwarded(pr *httputil.ProxyRequest) {
+	trusted := t.isTrusted(pr.In.RemoteAddr)
+	if trusted {
+		if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = prior
+		}
+	}
+	pr.SetXForwarded()
+	if trusted {
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
+			pr.Out.Header.Set("X-Forwarded-Proto", v)
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+			pr.Out.Header.Set("X-Forwarded-Host", v)
+		}
+	}
+}
+
+func (t *Table) isTrusted(remoteAddr string) bool {
+	if len(t.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range t.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripInternalHeaders removes X-Strangler-* headers a client sent, so no
+// client can impersonate the facade towards a backend, and refuses h2c
+// upgrades: a backend switching a proxied connection to HTTP/2 would let
+// the client talk to it past the facade's routing (h2c smuggling). The
+// request then proceeds as plain HTTP/1.1, as RFC 9113 section 3.1 allows.
+func stripInternalHeaders(h http.Header) {
+	for k := range h {
+		if len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler") {
+			delete(h, k)
+		}
+	}
+	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
+		h.Del("Upgrade")
+		h.Del("Connection")
+		h.Del("Http2-Settings")
+	}
+}
+
+func (t *Table) modifyResponse(res *http.Response) error {
+	x := exchangeFrom(res.Request.Context())
+	if x.route.debugHeaders {
+		res.Header.Set("X-Strangler-Backend", x.served.Name)
+	}
+	return nil
+}
+
+// errBodyTooLarge refuses a body that must be replayed but exceeds the
+// route's max_replay_body.
+var errBodyTooLarge = errors.New("request body exceeds max_replay_body")
+
+// statusClientClosed is nginx's convention for "the client went away".
+const statusClientClosed = 499
+
+// statusFor is the one place that maps a failed exchange to the status the
+// client gets and the short message it reads.
+func statusFor(r *http.Request, err error) (int, string) {
+	if errors.Is(err, errBodyTooLarge) {
+		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
+	}
+	f := upstream.Classify(r.Context(), err)
+	switch {
+	case f.Canceled:
+		return statusClientClosed, "client closed request"
+	case f.Timeout:
+		return http.StatusGatewayTimeout, "backend did not answer in time"
+	}
+	return http.StatusBadGateway, "backend unavailable"
+}
+
+// proxyError answers a request whose backend exchange failed.
+func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	status, _ := statusFor(r, err)
+	if status == statusClientClosed {
+		x.clientGone = true
+		return
+	}
+	t.log.LogAttrs(r.Context(), slog.LevelWarn, "backend failed",
+		slog.String("route", x.route.name),
+		slog.String("backend", x.served.Name),
+		slog.String("method", r.Method),
+		slog.Int("status", status),
+		slog.String("error", withoutURL(err).Error()),
+		slog.String("request_id", x.id))
+	t.writeError(w, r, x, err)
+}
+
+// writeError answers with the status and message statusFor gives err.
+func (t *Table) writeError(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
+	status, msg := statusFor(r, err)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if x.route.debugHeaders && x.served != nil {
+		h.Set("X-Strangler-Backend", x.served.Name)
+	}
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(errorBody{Error: msg, RequestID: x.id})
+}
+
+// errorBody is the JSON body of every error the facade itself answers.
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+// withoutURL drops the request URL that net/http puts in its errors: the
+// path may carry patient identifiers, which logs must not.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,246 @@
+package router
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestForwardedHeaders(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	spoof := func(t *testing.T, f *facade) received {
+		req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		req.Header.Set("X-Forwarded-Host", "evil.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		req.Header.Set("Forwarded", "for=6.6.6.6")
+		f.do(t, req)
+		return legacy.last(t)
+	}
+	t.Run("an untrusted client cannot claim another address", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+		got := spoof(t, f)
+		if xff := got.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q, want only the client's real address", xff)
+		}
+		if h := got.Header.Get("X-Forwarded-Host"); h != strings.TrimPrefix(f.URL, "http://") {
+			t.Errorf("X-Forwarded-Host = %q, want the Host the client used", h)
+		}
+		if p := got.Header.Get("X-Forwarded-Proto"); p != "http" {
+			t.Errorf("X-Forwarded-Proto = %q, want http", p)
+		}
+		if fw := got.Header.Get("Forwarded"); fw != "" {
+			t.Errorf("Forwarded = %q reached the backend", fw)
+		}
+	})
+	t.Run("a trusted proxy's chain is kept and extended", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "trusted_proxies: [127.0.0.0/8]", `  - {name: x, match: "GET /x", mode: legacy}`)
+		got := spoof(t, f)
+		if xff := got.Header.Get("X-Forwarded-For"); xff != "6.6.6.6, 127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q, want %q", xff, "6.6.6.6, 127.0.0.1")
+		}
+		if h, p := got.Header.Get("X-Forwarded-Host"), got.Header.Get("X-Forwarded-Proto"); h != "evil.example" || p != "https" {
+			t.Errorf("X-Forwarded-Host/Proto = %q/%q, want the trusted proxy's values", h, p)
+		}
+	})
+}
+
+func TestRequestIDAndTraceContext(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	t.Run("a missing request id is generated", func(t *testing.T) {
+		f.get(t, "/x")
+		if id := legacy.last(t).Header.Get("X-Request-Id"); len(id) != 36 {
+			t.Errorf("X-Request-Id = %q, want a generated UUID", id)
+		}
+	})
+	t.Run("the client's request id and traceparent are passed on", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+		req.Header.Set("X-Request-Id", "abc-123")
+		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		req.Header.Set("Tracestate", "vendor=1")
+		f.do(t, req)
+		got := legacy.last(t).Header
+		if got.Get("X-Request-Id") != "abc-123" || got.Get("Traceparent") != req.Header.Get("Traceparent") || got.Get("Tracestate") != "vendor=1" {
+			t.Errorf("backend got X-Request-Id %q, traceparent %q, tracestate %q", got.Get("X-Request-Id"), got.Get("Traceparent"), got.Get("Tracestate"))
+		}
+	})
+	t.Run("a request id with control characters is replaced", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+		req.Header.Set("X-Request-Id", "a b")
+		f.do(t, req)
+		if id := legacy.last(t).Header.Get("X-Request-Id"); id == "a b" {
+			t.Errorf("X-Request-Id %q was passed on", id)
+		}
+	})
+}
+
+func TestHopByHopHeaders(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Link", "</a.css>; rel=preload")
+		h.Set("Connection", "X-Hint-Secret")
+		h.Set("X-Hint-Secret", "1")
+		w.WriteHeader(http.StatusEarlyHints)
+		for _, k := range []string{"Link", "Connection", "X-Hint-Secret"} {
+			h.Del(k)
+		}
+		h.Set("Connection", "X-Internal")
+		h.Set("X-Internal", "secret")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Authenticate", "Basic")
+		h.Set("X-Public", "yes")
+		w.Write([]byte("ok"))
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	var hints []textproto.MIMEHeader
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, h)
+		return nil
+	}}
+	req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	req.Header.Set("Connection", "X-Client-Secret")
+	req.Header.Set("X-Client-Secret", "1")
+	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("X-Strangler-Backend", "modern")
+	req.Header.Set("X-Strangler-Anything", "forged")
+	resp, _ := f.do(t, req)
+
+	got := legacy.last(t).Header
+	for _, k := range []string{"X-Client-Secret", "Proxy-Authorization", "X-Strangler-Backend", "X-Strangler-Anything"} {
+		if v := got.Get(k); v != "" {
+			t.Errorf("the backend received %s: %q", k, v)
+		}
+	}
+	for _, k := range []string{"X-Internal", "Keep-Alive", "Proxy-Authenticate"} {
+		if v := resp.Header.Get(k); v != "" {
+			t.Errorf("the client received %s: %q", k, v)
+		}
+	}
+	if resp.Header.Get("X-Public") != "yes" {
+		t.Errorf("an end-to-end header was dropped")
+	}
+	if len(hints) != 1 {
+		t.Fatalf("client got %d informational responses, want 1", len(hints))
+	}
+	if hints[0].Get("Link") == "" || hints[0].Get("X-Hint-Secret") != "" || hints[0].Get("Connection") != "" {
+		t.Errorf("103 headers = %v, want Link without the Connection-listed field", hints[0])
+	}
+}
+
+func TestDebugHeaders(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "debug_headers: true", `
+  - {name: on, match: "GET /on", mode: legacy}
+  - {name: off, match: "GET /off", mode: legacy, debug_headers: false}
+`)
+	if resp, _ := f.get(t, "/on"); resp.Header.Get("X-Strangler-Backend") != "legacy" {
+		t.Errorf("X-Strangler-Backend missing with debug_headers on")
+	}
+	if resp, _ := f.get(t, "/off"); resp.Header.Get("X-Strangler-Backend") != "" {
+		t.Errorf("X-Strangler-Backend sent for a route that turned it off")
+	}
+}
+
+func TestStreamsResponsesAsTheyCome(t *testing.T) {
+	next := make(chan struct{})
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Trailer", "X-Checksum")
+		for i := range 3 {
+			fmt.Fprintf(w, "part %d\n", i)
+			w.(http.Flusher).Flush()
+			<-next
+		}
+		w.Header().Set("X-Checksum", "abc")
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	resp, err := f.Client().Get(f.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := lines.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("part %d\n", i) {
+			t.Fatalf("read %q, %v; want part %d before the backend sends more", line, err, i)
+		}
+		next <- struct{}{}
+	}
+	io.Copy(io.Discard, resp.Body)
+	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
+		t.Errorf("trailer X-Checksum = %q, want abc", got)
+	}
+}
+
+// TestUpgrades speaks raw HTTP/1.1 so that it controls the Upgrade headers.
+func TestUpgrades(t *testing.T) {
+	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
+			w.Write([]byte("plain"))
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo every byte back
+	})
+	f := newFacade(t, echo.URL, echo.URL, "", `
+  - {name: ws-legacy, match: "GET /ws", mode: legacy}
+  - {name: ws-modern, match: "GET /ws2", mode: modern}
+`)
+	for _, path := range []string{"/ws", "/ws2"} {
+		t.Run("a WebSocket upgrade on "+path+" is passed through", func(t *testing.T) {
+			conn, r := rawRequest(t, f, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("got %v, %v; want 101", resp, err)
+			}
+			conn.Write([]byte("hello over the tunnel"))
+			buf := make([]byte, len("hello over the tunnel"))
+			if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
+				t.Errorf("echo = %q, %v", buf, err)
+			}
+		})
+	}
+	t.Run("an h2c upgrade is refused and served as HTTP/1.1", func(t *testing.T) {
+		_, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Saw-Upgrade") != "" {
+			t.Errorf("got %d with the backend seeing Upgrade %q; want 200 and no upgrade forwarded", resp.StatusCode, resp.Header.Get("X-Saw-Upgrade"))
+		}
+	})
+}
+
+func rawRequest(t *testing.T, f *facade, raw string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	return conn, bufio.NewReader(conn)
+}

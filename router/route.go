@@ -1,0 +1,135 @@
+package router
+
+import (
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+
+	"strangler/config"
+)
+
+// route is one configured route, compiled for the request path.
+type route struct {
+	name string
+	mode config.Mode
+	// percent is the share of requests sent to modern, in basis points.
+	percent int
+	sticky  config.Sticky
+	// triggers are the fallback_on reasons that make a fallback happen.
+	triggers        triggerSet
+	fallbackMethods []string
+	debugHeaders    bool
+	maxReplayBody   int64
+	logPath         bool
+}
+
+const fullPercent = 10000
+
+func newRoute(c *config.Config, r *config.Route) *route {
+	rt := &route{
+		name:            r.Name,
+		mode:            r.Mode,
+		percent:         fullPercent,
+		sticky:          r.Sticky,
+		triggers:        newTriggerSet(r.FallbackOn),
+		debugHeaders:    c.DebugHeadersFor(r),
+		maxReplayBody:   c.ReplayLimit(r),
+		logPath:         r.LogPath,
+		fallbackMethods: make([]string, len(r.FallbackMethods)),
+	}
+	for i, m := range r.FallbackMethods {
+		rt.fallbackMethods[i] = string(m)
+	}
+	if r.Percent != nil {
+		rt.percent = int(float64(*r.Percent)*100 + 0.5)
+	}
+	return rt
+}
+
+// toModern decides whether this request goes to modern under the route's
+// percent. With a sticky key the same client always lands on the same side,
+// and raising the percent only ever moves clients from legacy to modern.
+func (rt *route) toModern(r *http.Request) bool {
+	switch rt.percent {
+	case fullPercent:
+		return true
+	case 0:
+		return false
+	}
+	if key := rt.stickyKey(r); key != "" {
+		return bucket(rt.name, key) < rt.percent
+	}
+	return rand.IntN(fullPercent) < rt.percent
+}
+
+func (rt *route) stickyKey(r *http.Request) string {
+	switch {
+	case rt.sticky.Header != "":
+		return r.Header.Get(rt.sticky.Header)
+	case rt.sticky.Cookie != "":
+		if c, err := r.Cookie(rt.sticky.Cookie); err == nil {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// bucket maps a client key to 0…9999, stable across restarts and replicas
+// and independent per route (like a feature-flag salt).
+func bucket(routeName, key string) int {
+	h := fnv.New64a()
+	h.Write([]byte(routeName))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return int(mix64(h.Sum64()) % fullPercent)
+}
+
+// mix64 is the murmur3 finalizer: FNV alone leaves the low bits of similar
+// keys (user-1, user-2, …) correlated.
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// replayable reports whether a request with this method may be sent to
+// legacy after modern received it: idempotent methods, and those the route
+// lists in fallback_methods.
+func (rt *route) replayable(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return slices.Contains(rt.fallbackMethods, method)
+}
+
+// triggerSet is a route's fallback_on as bits.
+type triggerSet uint8
+
+const (
+	onNotFound triggerSet = 1 << iota
+	onServerError
+	onTimeout
+	onError
+)
+
+func newTriggerSet(ts []config.Trigger) triggerSet {
+	var s triggerSet
+	for _, t := range ts {
+		switch t {
+		case config.TriggerNotFound:
+			s |= onNotFound
+		case config.TriggerServerError:
+			s |= onServerError
+		case config.TriggerTimeout:
+			s |= onTimeout
+		case config.TriggerError:
+			s |= onError
+		}
+	}
+	return s
+}

@@ -1,0 +1,188 @@
+// Package upstream owns how the facade reaches one backend: a tuned
+// connection pool, the backend's timeout, clean 1xx responses, and the
+// classification of what went wrong when a backend did not answer.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Upstream is one backend as the facade reaches it. It is safe for
+// concurrent use and outlives configuration reloads that leave it unchanged.
+type Upstream struct {
+	// Name is the backend's name in metrics and logs: legacy or modern.
+	Name string
+	// URL is the backend's base URL.
+	URL       *url.URL
+	timeout   time.Duration
+	transport *http.Transport
+}
+
+// New returns an upstream for the backend at base whose timeout bounds the
+// time to connect and, once the request is sent, to response headers.
+func New(name string, base *url.URL, timeout time.Duration) *Upstream {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return &Upstream{
+		Name:    name,
+		URL:     base,
+		timeout: timeout,
+		transport: &http.Transport{
+			Proxy:       nil, // a facade must reach the backend it was told to
+			DialContext: dialer.DialContext,
+			// A proxy sees many concurrent requests to one host; Go's
+			// default of 2 idle connections per host turns most of them
+			// into new TCP handshakes.
+			MaxIdleConns:          4096,
+			MaxIdleConnsPerHost:   1024,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   timeout,
+			ResponseHeaderTimeout: timeout,
+			// Accept-Encoding must reach the backend as the client sent it,
+			// and the body must come back as the backend sent it.
+			DisableCompression: true,
+			ReadBufferSize:     32 << 10,
+			WriteBufferSize:    32 << 10,
+		},
+	}
+}
+
+// Equal reports whether u reaches base with the given timeout, so that a
+// reload with an unchanged backend can keep its connection pool.
+func (u *Upstream) Equal(base *url.URL, timeout time.Duration) bool {
+	return u.URL.String() == base.String() && u.timeout == timeout
+}
+
+// Target is the URL a request for in goes to on this backend: the base
+// path joined with the request path, and the request query appended.
+func (u *Upstream) Target(in *url.URL) *url.URL {
+	out := *in
+	out.Scheme, out.Host = u.URL.Scheme, u.URL.Host
+	if u.URL.Path != "" && u.URL.Path != "/" {
+		out.Path = strings.TrimSuffix(u.URL.Path, "/") + "/" + strings.TrimPrefix(in.Path, "/")
+		if in.RawPath != "" {
+			out.RawPath = strings.TrimSuffix(u.URL.EscapedPath(), "/") + "/" + strings.TrimPrefix(in.RawPath, "/")
+		}
+	}
+	return &out
+}
+
+// RoundTrip sends req, already addressed to this backend. 1xx responses
+// reach any client trace on req with hop-by-hop headers removed.
+func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	outer := httptrace.ContextClientTrace(req.Context())
+	if outer == nil || outer.Got1xxResponse == nil {
+		return u.transport.RoundTrip(req)
+	}
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		return outer.Got1xxResponse(code, withoutHopByHop(h))
+	}}
+	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
+}
+
+// Informational holds back the 1xx responses of an attempt whose outcome
+// is not decided yet, so that nothing reaches the client before the
+// facade knows which backend will answer.
+type Informational struct {
+	codes   []int
+	headers []textproto.MIMEHeader
+}
+
+// Hold returns req with its client trace replaced by one that collects 1xx
+// responses in i.
+func (i *Informational) Hold(req *http.Request) *http.Request {
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		i.codes = append(i.codes, code)
+		i.headers = append(i.headers, h)
+		return nil
+	}}
+	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace))
+}
+
+// Release forwards the held 1xx responses to the client trace on req.
+func (i *Informational) Release(req *http.Request) {
+	outer := httptrace.ContextClientTrace(req.Context())
+	if outer == nil || outer.Got1xxResponse == nil {
+		return
+	}
+	for k, code := range i.codes {
+		if outer.Got1xxResponse(code, i.headers[k]) != nil {
+			return
+		}
+	}
+}
+
+// CloseIdleConnections closes pooled connections, for an upstream a reload
+// replaced.
+func (u *Upstream) CloseIdleConnections() { u.transport.CloseIdleConnections() }
+
+// withoutTrace hides client traces installed further up the context, so the
+// trace installed on top of it is the only one the transport calls.
+// httptrace composes traces and offers no way to remove one.
+type withoutTrace struct{ context.Context }
+
+func (c withoutTrace) Value(key any) any {
+	v := c.Context.Value(key)
+	if _, isTrace := v.(*httptrace.ClientTrace); isTrace {
+		return nil
+	}
+	return v
+}
+
+// hopByHop are the RFC 9110 section 7.6.1 connection-specific fields.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// withoutHopByHop copies h without hop-by-hop fields, including those the
+// Connection field names. httputil.ReverseProxy strips them from final
+// responses but forwards 1xx headers as they came.
+func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
+	out := make(textproto.MIMEHeader, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(out, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(out, k)
+	}
+	return out
+}
+
+// Failure says how a request to a backend failed.
+type Failure struct {
+	// Canceled: the client went away; nobody is left to answer.
+	Canceled bool
+	// Timeout: the backend did not connect or answer within its timeout.
+	Timeout bool
+	// NotSent: connecting failed, so the backend never saw the request.
+	NotSent bool
+}
+
+// Classify says how err, returned by RoundTrip for a request whose context
+// is ctx, failed.
+func Classify(ctx context.Context, err error) Failure {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return Failure{Canceled: true}
+	}
+	var op *net.OpError
+	var ne net.Error
+	return Failure{
+		Timeout: errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout(),
+		NotSent: errors.As(err, &op) && op.Op == "dial",
+	}
+}
