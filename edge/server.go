@@ -1,0 +1,33 @@
+package edge
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Limits of the public listener. Read and write timeouts stay off: uploads
+// and downloads through the facade may legitimately take hours.
+const (
+	// readHeaderTimeout stops clients that open connections and trickle
+	// headers (slowloris) from holding them.
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// maxHeaderBytes is the 64 KiB header limit; net/http allows 4 KiB of
+	// slack on top of the value it is given.
+	maxHeaderBytes = 64<<10 - 4<<10
+)
+
+// NewServer returns the public listener's server: h behind the smuggling
+// check, with timeouts and a header size limit. Serve it on a listener
+// wrapped by TrackFraming.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           SmugglingCheck(h),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       ConnContext,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
