@@ -1,0 +1,57 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"strangler/config"
+)
+
+func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"config: want check FILE... or print FILE"}
+	}
+	env := config.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	switch args[0] {
+	case "check":
+		if len(args) < 2 {
+			return usageError{"config check: name at least one file"}
+		}
+		failed := 0
+		for _, path := range args[1:] {
+			cfg, err := config.Load(path, env)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				failed++
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: ok, %d routes\n", path, len(cfg.Routes))
+		}
+		if failed > 0 {
+			return fmt.Errorf("config check: %d of %d files have errors", failed, len(args)-1)
+		}
+		return nil
+	case "print":
+		if len(args) != 2 {
+			return usageError{"config print: name one file"}
+		}
+		cfg, err := config.Load(args[1], env)
+		if err != nil {
+			var errs config.Errors
+			if errors.As(err, &errs) {
+				fmt.Fprintln(stderr, err)
+				return errors.New("config print: the file has errors")
+			}
+			return err
+		}
+		out, err := cfg.Print()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+	return usageError{fmt.Sprintf("config: unknown subcommand %q; want check or print", args[0])}
+}

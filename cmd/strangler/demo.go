@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"strangler/config"
+	"strangler/legacy"
+	"strangler/modern"
+)
+
+//go:embed demo.yaml
+var demoConfig []byte
+
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	listen := fs.String("listen", ":8080", "public `address` of the facade")
+	adminAddr := fs.String("admin", "127.0.0.1:9901", "`address` of the admin listener (metrics, health)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, getenv)
+	if err != nil {
+		return err
+	}
+	legacySrv, legacyURL, err := startBackend(legacy.NewDemo(log), log)
+	if err != nil {
+		return err
+	}
+	modernSrv, modernURL, err := startBackend(modern.NewDemo(log), log)
+	if err != nil {
+		return err
+	}
+	vars := map[string]string{
+		"DEMO_LISTEN": *listen, "DEMO_ADMIN": *adminAddr,
+		"DEMO_LEGACY_URL": legacyURL, "DEMO_MODERN_URL": modernURL,
+	}
+	cfg, err := config.Parse("demo.yaml", demoConfig, config.Env{
+		Getenv:   func(k string) string { return vars[k] },
+		ReadFile: os.ReadFile,
+	})
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	return serve(ctx, cfg, log, facadeOptions{
+		extra: []actor{legacySrv, modernSrv},
+		onServing: func(public, admin string) {
+			printDemo(stdout, public, admin, legacyURL, modernURL)
+		},
+	})
+}
+
+// startBackend serves h on a free loopback port as an actor that stops
+// after the facade has drained.
+func startBackend(h http.Handler, log *slog.Logger) (actor, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return actor{}, "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return actor{
+		execute:   func() error { return serveUntilClosed(srv, ln) },
+		interrupt: func(error) { shutdown(srv, time.Second, log) },
+	}, "http://" + ln.Addr().String(), nil
+}
+
+func printDemo(w io.Writer, public, admin, legacyURL, modernURL string) {
+	facade := "http://" + loopbackHost(public)
+	fmt.Fprintf(w, "strangler demo is running (Ctrl-C stops it).\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  facade\t%s\n", facade)
+	fmt.Fprintf(tw, "  legacy API\t%s\t(patients 1-%d)\n", legacyURL, legacy.DemoPatients)
+	fmt.Fprintf(tw, "  modern API\t%s\t(patients 1-%d)\n", modernURL, modern.DemoPatients)
+	fmt.Fprintf(tw, "  metrics\thttp://%s/metrics\n", loopbackHost(admin))
+	tw.Flush()
+	fmt.Fprintf(w, "\nTry:\n")
+	fmt.Fprintf(w, "  curl -i %s/patients/42   # in modern: served by modern\n", facade)
+	fmt.Fprintf(w, "  curl -i %s/patients/75   # not in modern yet: falls back to legacy\n", facade)
+	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep strangler_fallback_total\n", loopbackHost(admin))
+}
+
+// loopbackHost turns a wildcard listen address into one a browser or curl
+// on this machine can use.
+func loopbackHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/router"
+)
+
+// reloader re-reads the configuration on SIGHUP and whenever one of its
+// files changes, and applies it only if it is valid as a whole; otherwise
+// the previous configuration keeps serving.
+type reloader struct {
+	path string
+	env  config.Env
+	log  *slog.Logger
+
+	router  *router.Router
+	current *atomic.Pointer[config.Config]
+	success prometheus.Gauge
+	lastOK  prometheus.Gauge
+}
+
+// pollInterval is how often configuration files are checked for changes.
+// Polling, unlike inotify, sees Kubernetes ConfigMap updates (a symlink
+// swap in the parent folder) and edits through any editor.
+const pollInterval = time.Second
+
+func (r *reloader) registerMetrics(reg prometheus.Registerer) {
+	r.success = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strangler_config_last_reload_successful",
+		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
+	})
+	r.lastOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strangler_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	})
+	reg.MustRegister(r.success, r.lastOK)
+	r.success.Set(1)
+	r.lastOK.SetToCurrentTime()
+}
+
+func (r *reloader) run(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	seen := fingerprint(r.current.Load().Sources)
+	for {
+		var cause string
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			cause = "SIGHUP"
+		case <-tick.C:
+			cause = "file change"
+		}
+		// Taken before loading, so an edit landing during the load is seen
+		// on the next tick. A refused change is not retried until the
+		// files change again.
+		sources := r.current.Load().Sources
+		fp := fingerprint(sources)
+		if fp == seen && cause != "SIGHUP" {
+			continue
+		}
+		seen = fp
+		if r.reload(cause) && !slices.Equal(sources, r.current.Load().Sources) {
+			seen = fingerprint(r.current.Load().Sources)
+		}
+	}
+}
+
+// reload applies the configuration file if it is valid, and reports
+// whether it did.
+func (r *reloader) reload(cause string) bool {
+	cfg, err := config.Load(r.path, r.env)
+	if err == nil {
+		var t *router.Table
+		if t, err = r.router.Build(cfg); err == nil {
+			r.router.Swap(t)
+		}
+	}
+	if err != nil {
+		r.success.Set(0)
+		r.log.Error("config reload refused; the previous configuration keeps serving",
+			"cause", cause, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return false
+	}
+	old := r.current.Swap(cfg)
+	r.success.Set(1)
+	r.lastOK.SetToCurrentTime()
+	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
+	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen {
+		r.log.Warn("listen addresses changed; they take effect on restart")
+	}
+	return true
+}
+
+// fingerprint summarises the contents of files, so any edit is noticed.
+func fingerprint(paths []string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			h.Write([]byte("missing:" + p))
+			continue
+		}
+		h.Write(b)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
