@@ -1,0 +1,27 @@
+# The README's commands. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: test demo bench build fuzz
+
+# test: formatting, vet, then every test with the race detector on.
+test:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -timeout 15m ./...
+
+demo:
+	$(GO) run ./cmd/strangler demo
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/strangler ./cmd/strangler
+
+# bench: the performance comparison (facade vs a bare Go proxy and peers).
+bench:
+	$(GO) run ./cmd/bench
+
+# fuzz: a short run of each fuzz target (their seed corpora run in `test`).
+fuzz:
+	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 30s
+	$(GO) test ./router -run '^$$' -fuzz FuzzMatch -fuzztime 30s
+	$(GO) test ./edge -run '^$$' -fuzz FuzzFraming -fuzztime 30s
