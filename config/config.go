@@ -29,6 +29,9 @@ type Config struct {
 	// Routes are matched against every request; unmatched requests go to
 	// Default.
 	Routes []Route `yaml:"routes"`
+	// Backfill configures the backfill and verify commands; nil when the
+	// file has no backfill section.
+	Backfill *Backfill `yaml:"backfill,omitempty"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -149,5 +152,8 @@ func (c *Config) applyDefaults() {
 		if c.Routes[i].FallbackOn == nil {
 			c.Routes[i].FallbackOn = AllTriggers
 		}
+	}
+	if c.Backfill != nil {
+		c.Backfill.applyDefaults()
 	}
 }

@@ -30,13 +30,21 @@ type position struct{ line, column int }
 // plannedKeys are configuration keys of the product contract whose features
 // are not built yet; they get a clearer error than an unknown key.
 var plannedKeys = map[string]bool{
-	"store": true, "backfill": true, "primary": true, "id_field": true,
+	"store": true, "primary": true, "id_field": true,
 	"compare": true, "shadow_writes": true, "entity": true, "read_repair": true,
 	"gates": true, "guard": true, "retire_after": true, "retire_min_requests": true,
 	"tls": true, "tokens": true,
 }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// shortForm is implemented by structs that may also be written as a single
+// scalar standing for one of their fields, such as a backfill column
+// `first_name: FirstName` for `first_name: {from: FirstName}`.
+type shortForm interface {
+	// shortField is the yaml name of the field a scalar fills.
+	shortField() string
+}
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	e := Error{File: d.file, Field: path, Msg: fmt.Sprintf(format, args...)}
@@ -84,7 +92,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.decode(n, elem.Elem(), path)
 		v.Set(elem)
 	case reflect.Struct:
+		if sf, ok := v.Addr().Interface().(shortForm); ok && n.Kind == yaml.ScalarNode {
+			d.decode(n, v.Field(structFields(v.Type())[sf.shortField()]), path)
+			return
+		}
 		d.decodeStruct(n, v, path)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
 	case reflect.Slice:
 		d.decodeSlice(n, v, path)
 	default:
@@ -211,6 +225,62 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(key, sub, "unknown field%s", suggest(key.Value, fields))
 		}
 	}
+}
+
+// decodeMap decodes a mapping with string keys, such as a backfill table's
+// columns, where the keys are names the user chooses rather than fields.
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "want a mapping of keys to values, got %s", kindName(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	// As for structs, merged mappings go first and the own keys override.
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Tag == "!!merge" {
+			for _, m := range mergedMappings(n.Content[i+1]) {
+				d.decodeMap(m, v, path)
+			}
+		}
+	}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Tag == "!!merge" {
+			continue
+		}
+		sub := path + "." + key.Value
+		if key.Kind != yaml.ScalarNode || key.Value == "" {
+			d.errorf(key, path, "want names as keys, got %s", kindName(key))
+			continue
+		}
+		if first, dup := seen[key.Value]; dup {
+			d.errorf(key, sub, "appears twice (first on line %d)", first.Line)
+			continue
+		}
+		seen[key.Value] = key
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, elem, sub)
+		v.SetMapIndex(reflect.ValueOf(key.Value).Convert(v.Type().Key()), elem)
+	}
+}
+
+// mergedMappings are the mappings a merge key's value brings: one, or a
+// list of them.
+func mergedMappings(n *yaml.Node) []*yaml.Node {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.SequenceNode {
+		return []*yaml.Node{n}
+	}
+	var out []*yaml.Node
+	for _, m := range n.Content {
+		out = append(out, mergedMappings(m)...)
+	}
+	return out
 }
 
 // merge applies a YAML merge key (<<: *defaults) before the mapping's own

@@ -22,6 +22,7 @@ func (d *decoder) validate(c *Config) {
 		d.errorAt("backends.modern.url", "is required")
 	}
 	d.validateRoutes(c)
+	d.validateBackfill(c.Backfill)
 }
 
 func (d *decoder) checkAddr(field, addr string) {

@@ -1,0 +1,353 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Backfill configures `strangler backfill` and `strangler verify`: which
+// legacy rows are copied to which modern tables, and how their columns map.
+type Backfill struct {
+	// Source is the legacy database: mysql://user:pass@host:3306/db.
+	Source DSN `yaml:"source"`
+	// Target is the modern database: postgres://user:pass@host:5432/db.
+	// The ledger of runs, checkpoints and failed rows lives there too.
+	Target DSN `yaml:"target"`
+	// Batch is how many rows are read, written and checkpointed together.
+	Batch int `yaml:"batch"`
+	// Rate caps rows per second across all tables; 0 means no cap.
+	Rate int `yaml:"rate"`
+	// Concurrency is how many tables or key ranges are copied at once.
+	Concurrency int `yaml:"concurrency"`
+	// Tables are copied in dependency order: a table whose lookup reads
+	// another table of the list waits for it.
+	Tables []BackfillTable `yaml:"tables"`
+}
+
+// BackfillTable maps one legacy table or query to one modern table.
+type BackfillTable struct {
+	// Name identifies the table in reports, metrics, the ledger and --keys.
+	Name string `yaml:"name"`
+	// From is the source table; Query a SELECT to read instead.
+	From  string `yaml:"from,omitempty"`
+	Query string `yaml:"query,omitempty"`
+	// Key is the source column that identifies a row: unique and orderable,
+	// so it drives keyset pagination and checkpoints.
+	Key string `yaml:"key"`
+	// To is the target table.
+	To string `yaml:"to"`
+	// TargetKey is the target column holding Key, unique in the target: rows
+	// are upserted on it.
+	TargetKey string `yaml:"target_key"`
+	// Columns maps each target column to where its value comes from.
+	Columns map[string]Column `yaml:"columns"`
+	// Redact names target columns whose values never appear in the ledger,
+	// reports or logs.
+	Redact []string `yaml:"redact,omitempty"`
+}
+
+// Column says where one target column's value comes from. Written as a
+// plain string it is just the source column.
+type Column struct {
+	// From is the source column; empty when the value is Default alone.
+	From string `yaml:"from,omitempty"`
+	// Transform is applied to the source value, in order.
+	Transform []Transform `yaml:"transform,omitempty"`
+	// Default replaces a NULL (after the transforms).
+	Default *string `yaml:"default,omitempty"`
+	// Lookup translates the source value, a foreign key, through another
+	// target table: the value stored is Lookup.Column of the row whose
+	// Lookup.Key equals it.
+	Lookup *Lookup `yaml:"lookup,omitempty"`
+}
+
+func (Column) shortField() string { return "from" }
+
+// MarshalYAML writes a column that only names its source in the short form.
+func (c Column) MarshalYAML() (any, error) {
+	if len(c.Transform) == 0 && c.Default == nil && c.Lookup == nil {
+		return c.From, nil
+	}
+	type long Column // without the method, so the struct is written as is
+	return long(c), nil
+}
+
+// Lookup translates a foreign key through another target table, typically
+// through its legacy_id: {table: patients, key: legacy_id, column: id}.
+type Lookup struct {
+	Table  string `yaml:"table"`
+	Key    string `yaml:"key"`
+	Column string `yaml:"column"`
+}
+
+// Transform is one step applied to a source value. It is a closed set.
+type Transform string
+
+// The transforms.
+const (
+	TransformTrim        Transform = "trim"
+	TransformLower       Transform = "lower"
+	TransformUpper       Transform = "upper"
+	TransformNullIfEmpty Transform = "null_if_empty"
+)
+
+// UnmarshalText parses a transform name.
+func (t *Transform) UnmarshalText(b []byte) error {
+	switch v := Transform(b); v {
+	case TransformTrim, TransformLower, TransformUpper, TransformNullIfEmpty:
+		*t = v
+		return nil
+	}
+	return fmt.Errorf("unknown transform %q; want trim, lower, upper or null_if_empty", b)
+}
+
+// DSN is a database URL: mysql://… or postgres://…. Printing it hides the
+// password.
+type DSN struct{ *url.URL }
+
+// UnmarshalText parses a database URL.
+func (d *DSN) UnmarshalText(b []byte) error {
+	u, err := url.Parse(string(b))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("invalid database URL; write it like mysql://user:pass@host:3306/db or postgres://user:pass@host:5432/db")
+	}
+	d.URL = u
+	return nil
+}
+
+// MarshalText writes the URL with its password redacted.
+func (d DSN) MarshalText() ([]byte, error) {
+	if d.URL == nil {
+		return nil, nil
+	}
+	return []byte(d.Redacted()), nil
+}
+
+// IsMySQL reports whether the URL names a MySQL or MariaDB server.
+func (d DSN) IsMySQL() bool { return d.URL != nil && (d.Scheme == "mysql" || d.Scheme == "mariadb") }
+
+// IsPostgres reports whether the URL names a PostgreSQL server.
+func (d DSN) IsPostgres() bool {
+	return d.URL != nil && (d.Scheme == "postgres" || d.Scheme == "postgresql")
+}
+
+// MySQLDriverDSN converts a mysql:// URL to the form
+// github.com/go-sql-driver/mysql expects; query parameters pass on as
+// driver parameters, and ?socket=/path connects through a Unix socket.
+func MySQLDriverDSN(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "mysql" && u.Scheme != "mariadb" {
+		return "", fmt.Errorf("invalid MySQL URL; write it like mysql://user:pass@host:3306/db")
+	}
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr = "tcp", u.Host
+	if u.Port() == "" {
+		cfg.Addr = u.Host + ":3306"
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	q := u.Query()
+	if sock := q.Get("socket"); sock != "" {
+		cfg.Net, cfg.Addr = "unix", sock
+		q.Del("socket")
+	}
+	// Options such as tls or timeout are parsed by the driver itself, so
+	// that every one it knows works here too.
+	if len(q) > 0 {
+		opts, err := mysql.ParseDSN("/?" + q.Encode())
+		if err != nil {
+			return "", fmt.Errorf("invalid MySQL URL parameters: %w", err)
+		}
+		opts.User, opts.Passwd, opts.Net, opts.Addr, opts.DBName = cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName
+		cfg = opts
+	}
+	return cfg.FormatDSN(), nil
+}
+
+// Defaults of the backfill section.
+const (
+	DefaultBackfillBatch       = 5000
+	DefaultBackfillConcurrency = 2
+)
+
+func (b *Backfill) applyDefaults() {
+	if b.Batch == 0 {
+		b.Batch = DefaultBackfillBatch
+	}
+	if b.Concurrency == 0 {
+		b.Concurrency = DefaultBackfillConcurrency
+	}
+}
+
+// Table returns the table named name, or nil.
+func (b *Backfill) Table(name string) *BackfillTable {
+	for i := range b.Tables {
+		if b.Tables[i].Name == name {
+			return &b.Tables[i]
+		}
+	}
+	return nil
+}
+
+// TableNames are the tables' names in file order.
+func (b *Backfill) TableNames() []string {
+	names := make([]string, len(b.Tables))
+	for i, t := range b.Tables {
+		names[i] = t.Name
+	}
+	return names
+}
+
+// ColumnNames are the target columns in a stable order: the target key
+// first, then by name.
+func (t *BackfillTable) ColumnNames() []string {
+	names := make([]string, 0, len(t.Columns))
+	for name := range t.Columns {
+		if name != t.TargetKey {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	if _, ok := t.Columns[t.TargetKey]; ok {
+		names = append([]string{t.TargetKey}, names...)
+	}
+	return names
+}
+
+// Redacted reports whether the target column's values must be hidden.
+func (t *BackfillTable) Redacted(column string) bool { return slices.Contains(t.Redact, column) }
+
+func (d *decoder) validateBackfill(b *Backfill) {
+	if b == nil {
+		return
+	}
+	switch {
+	case b.Source.URL == nil:
+		d.errorAt("backfill.source", "is required: the legacy database, like mysql://user:pass@host:3306/db")
+	case !b.Source.IsMySQL():
+		d.errorAt("backfill.source", "want a mysql:// URL, got %s://", b.Source.Scheme)
+	default:
+		if _, err := MySQLDriverDSN(b.Source.String()); err != nil {
+			d.errorAt("backfill.source", "%v", err)
+		}
+	}
+	switch {
+	case b.Target.URL == nil:
+		d.errorAt("backfill.target", "is required: the modern database, like postgres://user:pass@host:5432/db")
+	case !b.Target.IsPostgres():
+		d.errorAt("backfill.target", "want a postgres:// URL, got %s://", b.Target.Scheme)
+	}
+	if b.Batch < 1 || b.Batch > 1_000_000 {
+		d.errorAt("backfill.batch", "want a number of rows from 1 to 1000000, got %d", b.Batch)
+	}
+	if b.Rate < 0 {
+		d.errorAt("backfill.rate", "want rows per second, 0 for no limit; got %d", b.Rate)
+	}
+	if b.Concurrency < 1 || b.Concurrency > 64 {
+		d.errorAt("backfill.concurrency", "want a number from 1 to 64, got %d", b.Concurrency)
+	}
+	if len(b.Tables) == 0 {
+		d.errorAt("backfill.tables", "lists no table")
+	}
+	names := map[string]int{}
+	for i := range b.Tables {
+		at := func(field string) string { return fmt.Sprintf("backfill.tables[%d].%s", i, field) }
+		t := &b.Tables[i]
+		switch {
+		case t.Name == "":
+			d.errorAt(at("name"), "is required")
+		case !isRouteName(t.Name):
+			d.errorAt(at("name"), "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
+		default:
+			if first, dup := names[t.Name]; dup {
+				d.errorAt(at("name"), "duplicate table name %q (also backfill.tables[%d])", t.Name, first)
+			}
+			names[t.Name] = i
+		}
+		switch {
+		case t.From == "" && t.Query == "":
+			d.errorAt(at("from"), "is required: name the source table, or give a query")
+		case t.From != "" && t.Query != "":
+			d.errorAt(at("query"), "give from or query, not both")
+		case t.From != "":
+			d.checkIdent(at("from"), t.From, true)
+		}
+		d.checkIdent(at("key"), t.Key, false)
+		d.checkIdent(at("to"), t.To, true)
+		d.checkIdent(at("target_key"), t.TargetKey, false)
+		if len(t.Columns) == 0 {
+			d.errorAt(at("columns"), "maps no column")
+		}
+		for _, name := range t.ColumnNames() {
+			d.validateColumn(fmt.Sprintf("backfill.tables[%d].columns.%s", i, name), name, t.Columns[name])
+		}
+		if t.TargetKey != "" && len(t.Columns) > 0 {
+			c, ok := t.Columns[t.TargetKey]
+			switch {
+			case !ok:
+				d.errorAt(at("target_key"), "%q is not among the columns; map it from the source key (%s: %s)", t.TargetKey, t.TargetKey, t.Key)
+			case c.From != t.Key || len(c.Transform) > 0 || c.Default != nil || c.Lookup != nil:
+				d.errorAt(at("columns."+t.TargetKey), "the target key must be the source key as it is (%s: %s): rows are matched by it", t.TargetKey, t.Key)
+			}
+		}
+		for j, r := range t.Redact {
+			if _, ok := t.Columns[r]; !ok {
+				d.errorAt(fmt.Sprintf("backfill.tables[%d].redact[%d]", i, j), "%q is not a mapped column", r)
+			}
+		}
+	}
+}
+
+func (d *decoder) validateColumn(path, name string, c Column) {
+	if !isIdent(name) {
+		d.errorAt(path, "invalid column name %q; use letters, digits and _", name)
+	}
+	switch {
+	case c.From == "" && c.Default == nil:
+		d.errorAt(path, "give a source column (from) or a default")
+	case c.From != "":
+		d.checkIdent(path+".from", c.From, false)
+	}
+	if c.Lookup != nil {
+		if c.From == "" {
+			d.errorAt(path+".lookup", "needs from: the source column holding the foreign key")
+		}
+		d.checkIdent(path+".lookup.table", c.Lookup.Table, true)
+		d.checkIdent(path+".lookup.key", c.Lookup.Key, false)
+		d.checkIdent(path+".lookup.column", c.Lookup.Column, false)
+	}
+}
+
+// checkIdent insists on plain SQL identifiers (optionally schema-qualified),
+// since they are quoted into statements on both databases.
+func (d *decoder) checkIdent(path, s string, qualified bool) {
+	if s == "" {
+		d.errorAt(path, "is required")
+		return
+	}
+	parts := []string{s}
+	if qualified {
+		parts = strings.Split(s, ".")
+	}
+	for _, p := range parts {
+		if len(parts) > 2 || !isIdent(p) {
+			d.errorAt(path, "invalid name %q; use letters, digits and _", s)
+			return
+		}
+	}
+}
+
+func isIdent(s string) bool {
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '$') {
+			continue
+		}
+		return false
+	}
+	return s != "" && len(s) <= 63
+}
