@@ -1,0 +1,249 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Compare is a shadow route's compare section: what of the two responses is
+// compared, what is ignored or hashed, and how much shadowing may cost.
+//
+// Field paths (ignore, unordered, redact) name places in a JSON body from
+// its root: dot-separated object keys (address.city), [*] for every element
+// of an array (items[*].etag), [3] for one element, and ["a.b"] for a key
+// that holds a dot, a bracket, a quote or a space (the brackets take a JSON
+// string). A path that starts at a root array starts with a bracket:
+// [*].id. Paths are anchored at the root: etag names the top-level key
+// only, not every etag in the document.
+type Compare struct {
+	// Headers are the response headers compared, case-insensitive names.
+	// Other headers are not compared.
+	Headers []string `yaml:"headers,omitempty"`
+	// Ignore are JSON field paths left out of the comparison.
+	Ignore []string `yaml:"ignore,omitempty"`
+	// Unordered are paths of JSON arrays compared as multisets: the same
+	// elements, each as often, in any order.
+	Unordered []string `yaml:"unordered,omitempty"`
+	// Redact are JSON field paths whose values are replaced by a keyed hash
+	// in mismatch samples and curl commands. A path that is a single key
+	// also names a header and a query parameter. Authorization, Cookie and
+	// Set-Cookie are always redacted.
+	Redact []string `yaml:"redact,omitempty"`
+	// Noise learns the fields in which two answers of the primary to the
+	// same request differ (timestamps, request ids) and ignores them.
+	Noise bool `yaml:"noise,omitempty"`
+	// Sample is the share of requests shadowed, from 0 to 1. Nil means 1.
+	Sample *float64 `yaml:"sample,omitempty"`
+	// MaxInflight bounds the shadow requests running at once; a request
+	// arriving when the bound is reached is not shadowed and is counted as
+	// dropped. 0 means DefaultCompareMaxInflight.
+	MaxInflight int `yaml:"max_inflight,omitempty"`
+	// MaxBody caps the bytes of each response kept for the comparison; a
+	// larger response is counted as too large, never compared in part.
+	// 0 means DefaultCompareMaxBody.
+	MaxBody ByteSize `yaml:"max_body,omitempty"`
+}
+
+// Defaults of the compare section.
+const (
+	DefaultCompareSample      = 1.0
+	DefaultCompareMaxInflight = 64
+	DefaultCompareMaxBody     = 1 << 20
+)
+
+// Effective returns the section with its defaults filled in.
+func (c Compare) Effective() Compare {
+	if c.Sample == nil {
+		s := DefaultCompareSample
+		c.Sample = &s
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultCompareMaxInflight
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultCompareMaxBody
+	}
+	return c
+}
+
+// Validate checks the section. Each Error's Field is relative to the
+// section (ignore[1], sample) and carries no file or line: the caller
+// places it, for example with errorAt("routes[2].compare."+e.Field, …).
+func (c *Compare) Validate() Errors {
+	var errs Errors
+	add := func(field, format string, args ...any) {
+		errs = append(errs, Error{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, h := range c.Headers {
+		if !isToken(h) {
+			add(fmt.Sprintf("headers[%d]", i), "invalid header name %q", h)
+		}
+	}
+	for _, list := range []struct {
+		name  string
+		paths []string
+	}{{"ignore", c.Ignore}, {"unordered", c.Unordered}, {"redact", c.Redact}} {
+		for i, p := range list.paths {
+			if _, err := ParseFieldPath(p); err != nil {
+				add(fmt.Sprintf("%s[%d]", list.name, i), "%v", err)
+			}
+		}
+	}
+	if c.Sample != nil && !(*c.Sample >= 0 && *c.Sample <= 1) {
+		add("sample", "invalid share %v; want a number from 0 to 1", *c.Sample)
+	}
+	if c.MaxInflight < 0 {
+		add("max_inflight", "must be at least 1 (leave it out for %d)", DefaultCompareMaxInflight)
+	}
+	return errs
+}
+
+// FieldPath is a parsed field path: the steps from the root of a JSON
+// document to the values it names.
+type FieldPath []PathStep
+
+// PathStep is one step of a FieldPath.
+type PathStep struct {
+	Kind StepKind
+	// Key is the object key of a StepKey step.
+	Key string
+	// Index is the array index of a StepIndex step.
+	Index int
+}
+
+// StepKind says what a PathStep selects.
+type StepKind uint8
+
+// The kinds of path steps.
+const (
+	// StepKey selects the value of an object key: .name or ["a.b"].
+	StepKey StepKind = iota
+	// StepIndex selects one array element: [3].
+	StepIndex
+	// StepAny selects every array element: [*].
+	StepAny
+)
+
+// maxPathIndex keeps [n] within any real array and within int on every
+// platform.
+const maxPathIndex = 1 << 30
+
+// ParseFieldPath parses a field path like items[*].etag, [0].id or
+// meta["trace.id"].
+func ParseFieldPath(s string) (FieldPath, error) {
+	if s == "" {
+		return nil, errors.New("empty field path")
+	}
+	bad := func(format string, args ...any) (FieldPath, error) {
+		return nil, fmt.Errorf("invalid field path %q: %s", s, fmt.Sprintf(format, args...))
+	}
+	var path FieldPath
+	for i := 0; i < len(s); {
+		switch {
+		case s[i] == '[':
+			step, n, err := parseBracket(s[i:])
+			if err != nil {
+				return bad("%v", err)
+			}
+			path = append(path, step)
+			i += n
+		case i > 0 && s[i] != '.':
+			return bad("want . or [ after %q", s[:i])
+		default:
+			if i > 0 {
+				i++ // the dot
+			}
+			j := i
+			for j < len(s) && s[j] != '.' && s[j] != '[' {
+				j++
+			}
+			key := s[i:j]
+			if key == "" {
+				return bad("empty key at offset %d; quote an empty or odd key as [\"…\"]", i)
+			}
+			if !isPlainKey(key) {
+				return bad("key %q needs quoting as [%s]", key, strconv.Quote(key))
+			}
+			path = append(path, PathStep{Kind: StepKey, Key: key})
+			i = j
+		}
+	}
+	return path, nil
+}
+
+// parseBracket parses one [*], [n] or ["key"] at the start of s and
+// returns how many bytes it took.
+func parseBracket(s string) (PathStep, int, error) {
+	end := strings.IndexByte(s, ']')
+	if len(s) > 1 && s[1] == '"' {
+		// A quoted key may itself hold a ]: find the closing quote first.
+		q := 2
+		for q < len(s) && s[q] != '"' {
+			if s[q] == '\\' {
+				q++
+			}
+			q++
+		}
+		if q+1 >= len(s) || s[q+1] != ']' {
+			return PathStep{}, 0, errors.New(`want "] after a quoted key`)
+		}
+		var key string
+		if err := json.Unmarshal([]byte(s[1:q+1]), &key); err != nil {
+			return PathStep{}, 0, fmt.Errorf("bad quoted key %s", s[1:q+1])
+		}
+		return PathStep{Kind: StepKey, Key: key}, q + 2, nil
+	}
+	if end < 0 {
+		return PathStep{}, 0, errors.New("unclosed [")
+	}
+	inner := s[1:end]
+	if inner == "*" {
+		return PathStep{Kind: StepAny}, end + 1, nil
+	}
+	n, err := strconv.Atoi(inner)
+	if err != nil || n < 0 || n > maxPathIndex || inner[0] == '+' {
+		return PathStep{}, 0, fmt.Errorf("want [*], [n] or [\"key\"], got [%s]", inner)
+	}
+	return PathStep{Kind: StepIndex, Index: n}, end + 1, nil
+}
+
+// isPlainKey reports whether key can be written without quotes in a path.
+func isPlainKey(key string) bool {
+	if key == "" || !utf8.ValidString(key) {
+		return false
+	}
+	for _, r := range key {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(`.[]"\`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// String writes the path the way ParseFieldPath reads it.
+func (p FieldPath) String() string {
+	var b strings.Builder
+	for i, step := range p {
+		switch step.Kind {
+		case StepAny:
+			b.WriteString("[*]")
+		case StepIndex:
+			b.WriteString("[" + strconv.Itoa(step.Index) + "]")
+		default:
+			if !isPlainKey(step.Key) {
+				q, _ := json.Marshal(step.Key)
+				b.WriteString("[" + string(q) + "]")
+				continue
+			}
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(step.Key)
+		}
+	}
+	return b.String()
+}
