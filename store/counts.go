@@ -1,0 +1,220 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// HourCount is what one route saw in one UTC hour. AddCounts adds it to
+// what is stored, so each replica flushes only what it counted since its
+// last flush.
+type HourCount struct {
+	Route string
+	// Hour is truncated to the hour in UTC by the store.
+	Hour time.Time
+	// Requests counts every request; Modern those modern served;
+	// Fallbacks those modern failed and legacy served.
+	Requests, Modern, Fallbacks int64
+	// ShadowMatches and ShadowMismatches count shadow comparisons.
+	ShadowMatches, ShadowMismatches int64
+	// LastFallbackAt is the latest fallback in the hour; zero if none.
+	LastFallbackAt time.Time
+}
+
+// ClientCount is how many requests from one client app version reached
+// legacy on one route.
+type ClientCount struct {
+	Route string
+	// Hour is truncated to the hour in UTC; zero in TopLegacyClients'
+	// results, which add up hours.
+	Hour time.Time
+	// Client is the app version, from User-Agent or X-App-Version.
+	Client   string
+	Requests int64
+}
+
+// CountTotals adds up a route's hours.
+type CountTotals struct {
+	Requests, Modern, Fallbacks     int64
+	ShadowMatches, ShadowMismatches int64
+	// LastFallbackAt is the latest fallback in the period; zero if none.
+	LastFallbackAt time.Time
+}
+
+// AddCounts adds counts to the stored hours, creating hours not seen yet.
+func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
+	merged := map[[2]string]HourCount{}
+	for _, c := range counts {
+		c.Route, c.Hour = clean(c.Route), c.Hour.UTC().Truncate(time.Hour)
+		k := [2]string{c.Route, c.Hour.Format(time.RFC3339)}
+		m, ok := merged[k]
+		if !ok {
+			merged[k] = c
+			continue
+		}
+		m.Requests += c.Requests
+		m.Modern += c.Modern
+		m.Fallbacks += c.Fallbacks
+		m.ShadowMatches += c.ShadowMatches
+		m.ShadowMismatches += c.ShadowMismatches
+		if c.LastFallbackAt.After(m.LastFallbackAt) {
+			m.LastFallbackAt = c.LastFallbackAt
+		}
+		merged[k] = m
+	}
+	rows := make([]HourCount, 0, len(merged))
+	for _, c := range merged {
+		rows = append(rows, c)
+	}
+	// One order for every replica, so two flushes touching the same hours
+	// lock them in the same order and cannot deadlock.
+	slices.SortFunc(rows, func(a, b HourCount) int {
+		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour))
+	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `
+			INSERT INTO strangler_route_hours AS h
+				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (route, hour) DO UPDATE SET
+				requests = h.requests + excluded.requests,
+				modern = h.modern + excluded.modern,
+				fallbacks = h.fallbacks + excluded.fallbacks,
+				shadow_matches = h.shadow_matches + excluded.shadow_matches,
+				shadow_mismatches = h.shadow_mismatches + excluded.shadow_mismatches,
+				last_fallback_at = CASE
+					WHEN h.last_fallback_at IS NULL OR excluded.last_fallback_at > h.last_fallback_at
+					THEN excluded.last_fallback_at
+					ELSE h.last_fallback_at END`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, c := range rows {
+			if _, err := stmt.ExecContext(ctx, c.Route, s.ts(c.Hour), c.Requests, c.Modern, c.Fallbacks,
+				c.ShadowMatches, c.ShadowMismatches, s.tsOrNull(c.LastFallbackAt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add counts: %w", err)
+	}
+	return nil
+}
+
+// AddLegacyClients adds per-client counts of requests that reached legacy.
+func (s *Store) AddLegacyClients(ctx context.Context, counts []ClientCount) error {
+	merged := map[[3]string]ClientCount{}
+	for _, c := range counts {
+		c.Route, c.Client, c.Hour = clean(c.Route), clean(c.Client), c.Hour.UTC().Truncate(time.Hour)
+		k := [3]string{c.Route, c.Hour.Format(time.RFC3339), c.Client}
+		m := merged[k]
+		c.Requests += m.Requests
+		merged[k] = c
+	}
+	rows := make([]ClientCount, 0, len(merged))
+	for _, c := range merged {
+		rows = append(rows, c)
+	}
+	slices.SortFunc(rows, func(a, b ClientCount) int {
+		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour), cmp.Compare(a.Client, b.Client))
+	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `
+			INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests)
+			VALUES ($1, $2, $3, $4)
+			ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, c := range rows {
+			if _, err := stmt.ExecContext(ctx, c.Route, s.ts(c.Hour), c.Client, c.Requests); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add legacy clients: %w", err)
+	}
+	return nil
+}
+
+// Counts adds up route's hours from the one containing since onwards.
+func (s *Store) Counts(ctx context.Context, route string, since time.Time) (CountTotals, error) {
+	var t CountTotals
+	err := s.db.QueryRowContext(ctx, `
+		SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT),
+			CAST(COALESCE(SUM(modern), 0) AS BIGINT),
+			CAST(COALESCE(SUM(fallbacks), 0) AS BIGINT),
+			CAST(COALESCE(SUM(shadow_matches), 0) AS BIGINT),
+			CAST(COALESCE(SUM(shadow_mismatches), 0) AS BIGINT),
+			MAX(last_fallback_at)
+		FROM strangler_route_hours
+		WHERE route = $1 AND hour >= $2`, route, s.ts(since.UTC().Truncate(time.Hour))).
+		Scan(&t.Requests, &t.Modern, &t.Fallbacks, &t.ShadowMatches, &t.ShadowMismatches, scanTime(&t.LastFallbackAt))
+	if err != nil {
+		return CountTotals{}, fmt.Errorf("store: counts of %s: %w", route, err)
+	}
+	return t, nil
+}
+
+// TopLegacyClients returns the n client app versions that sent route the
+// most requests reaching legacy, from the hour containing since onwards,
+// most first.
+func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]ClientCount, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT client, CAST(SUM(requests) AS BIGINT) AS total
+		FROM strangler_legacy_clients
+		WHERE route = $1 AND hour >= $2
+		GROUP BY client
+		ORDER BY total DESC, client
+		LIMIT $3`, route, s.ts(since.UTC().Truncate(time.Hour)), limitOr(n, 5, 1000))
+	if err != nil {
+		return nil, fmt.Errorf("store: top legacy clients of %s: %w", route, err)
+	}
+	defer rows.Close()
+	var out []ClientCount
+	for rows.Next() {
+		c := ClientCount{Route: route}
+		if err := rows.Scan(&c.Client, &c.Requests); err != nil {
+			return nil, fmt.Errorf("store: top legacy clients of %s: %w", route, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: top legacy clients of %s: %w", route, err)
+	}
+	return out, nil
+}
+
+// PurgeCounts deletes hourly counts, per-client ones included, of hours
+// before olderThan, and returns how many rows it deleted.
+func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, error) {
+	total := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"strangler_route_hours", "strangler_legacy_clients"} {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE hour < $1`, s.ts(olderThan))
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			total += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: purge counts: %w", err)
+	}
+	return total, nil
+}

@@ -1,0 +1,180 @@
+package store
+
+import (
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver: pure Go, so the binary stays cgo-free
+)
+
+//go:embed migrations
+var migrationFiles embed.FS
+
+// dialect is what differs between the back-ends. Everything else, every
+// query included, is shared: both accept $1 placeholders, ON CONFLICT
+// upserts and RETURNING.
+type dialect struct {
+	name string
+	// migrations holds this back-end's NNNN_name.sql files.
+	migrations fs.FS
+	// bootstrap creates the table that records applied migrations.
+	bootstrap string
+	// migrationLock is run first in the migration transaction so that two
+	// processes starting at once migrate one after the other; "" when the
+	// transaction itself already excludes other writers.
+	migrationLock string
+	// skipLocked ends the repair claim's row selection: on PostgreSQL, rows
+	// another replica is claiming at this moment are passed over rather
+	// than waited for or claimed twice.
+	skipLocked string
+	// lockKey holds a lock on ($1 namespace, $2 key) until the transaction
+	// ends, serialising writers of one resource or route across replicas;
+	// "" when every write transaction is serialised anyway.
+	lockKey string
+	// nextSeq returns the next value of the repair queue's sequence.
+	nextSeq string
+	// notify announces a route flag change to every replica's Watch when
+	// the transaction commits; "" when there is only one instance.
+	notify string
+	// encodeTime converts a UTC time into what the driver stores.
+	encodeTime func(time.Time) any
+}
+
+// Namespaces of lockKey, so a resource and a route of the same name do not
+// share a lock.
+const (
+	lockResource int32 = 1
+	lockSamples  int32 = 2
+)
+
+// notifyChannel is the PostgreSQL channel route flag changes are announced
+// on. The payload is the schema, so stores sharing a database in different
+// schemas ignore each other.
+const notifyChannel = "strangler_overrides"
+
+func sub(dir string) fs.FS {
+	f, err := fs.Sub(migrationFiles, dir)
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return f
+}
+
+func sqliteDialect() *dialect {
+	return &dialect{
+		name:       "sqlite",
+		migrations: sub("migrations/sqlite"),
+		bootstrap: `CREATE TABLE IF NOT EXISTS strangler_schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TEXT NOT NULL
+		) STRICT`,
+		nextSeq: `UPDATE strangler_sequences SET value = value + 1
+			WHERE name = 'strangler_repair_seq' RETURNING value`,
+		encodeTime: func(t time.Time) any { return t.Format(timeLayout) },
+	}
+}
+
+func postgresDialect() *dialect {
+	return &dialect{
+		name:       "postgres",
+		migrations: sub("migrations/postgres"),
+		bootstrap: `CREATE TABLE IF NOT EXISTS strangler_schema_migrations (
+			version    integer PRIMARY KEY,
+			name       text NOT NULL,
+			applied_at timestamptz NOT NULL
+		)`,
+		// A transaction-level advisory lock is released by the commit, and by
+		// the server if the process dies, so a crashed replica never leaves it
+		// held. Keyed by schema: replicas of one deployment share it, tests in
+		// their own schemas do not wait for each other.
+		migrationLock: `SELECT pg_advisory_xact_lock(hashtextextended(
+			'strangler_schema_migrations ' || coalesce(current_schema(), ''), 0))`,
+		skipLocked: "FOR UPDATE OF r SKIP LOCKED",
+		lockKey:    `SELECT pg_advisory_xact_lock($1, hashtext($2))`,
+		nextSeq:    `SELECT nextval('strangler_repair_seq')`,
+		notify:     `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
+		encodeTime: func(t time.Time) any { return t },
+	}
+}
+
+// openDB opens the database dsn names, without connecting yet.
+func openDB(dsn string) (*dialect, *sql.DB, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		db, err := openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+		return sqliteDialect(), db, err
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err := openPostgres(dsn)
+		return postgresDialect(), db, err
+	}
+	scheme, _, _ := strings.Cut(dsn, ":")
+	return nil, nil, fmt.Errorf("store: unsupported store %q; want sqlite:PATH or postgres://…", scheme+":")
+}
+
+// openSQLite opens the embedded file at path.
+//
+// Connection strategy: one connection for the whole process. SQLite lets
+// one writer in at a time, so a pool would only move the queueing from Go
+// into SQLite's busy handler, and a deferred transaction that reads and
+// then writes can fail with SQLITE_BUSY even with a busy timeout (SQLite
+// cannot wait there without risking a deadlock). With a single connection
+// callers queue in database/sql, never see SQLITE_BUSY, and every
+// transaction sees the previous one's writes. The cost is that reads wait
+// behind writes; every statement here is short and touches indexed rows.
+// BEGIN IMMEDIATE and busy_timeout still matter when another process opens
+// the same file (an operator's sqlite3 shell, a second Store in tests):
+// transactions take the write lock up front and wait for it.
+//
+// WAL lets readers in other processes proceed during a write, and
+// synchronous=FULL fsyncs the WAL on every commit, so a committed write
+// survives power loss, not only a killed process (NORMAL, the usual WAL
+// pairing, may lose the last commits on power loss).
+func openSQLite(path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: sqlite: no file named; write sqlite:./strangler.db")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: sqlite: file name %q must not contain ? or #", path)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
+// openPostgres opens a pool on the server dsn names, through pgx.
+func openPostgres(dsn string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	// Enough for the request path's journal writes and the background
+	// workers; PostgreSQL's own limit is shared by every replica.
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	// Recycled now and then, so connections move to a new primary after a
+	// failover and spread across replicas behind a pooler.
+	db.SetConnMaxLifetime(30 * time.Minute)
+	return db, nil
+}

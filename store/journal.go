@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// State is where a journaled write is in its life:
+//
+//	sent ──2xx──▶ pending ──applied──▶ done
+//	  │  └─other─▶ skipped   │  ▲
+//	  │                      │  └─ retry ─┐
+//	  └─lease passed─▶ unknown      dead ──┘
+//	                    └─ outcome, or retry ─▶ pending
+//
+// An operator may discard a pending, dead or unknown write.
+type State string
+
+// The states of a journaled write.
+const (
+	// StateSent: the primary call is in flight.
+	StateSent State = "sent"
+	// StatePending: the primary applied it; the secondary has not yet.
+	StatePending State = "pending"
+	// StateSkipped: the primary refused it, so the secondary never gets it.
+	StateSkipped State = "skipped"
+	// StateUnknown: the facade died before the primary's answer was
+	// recorded. An operator decides: retry if the primary applied it,
+	// discard if not. It is never resent on its own.
+	StateUnknown State = "unknown"
+	// StateDone: the secondary applied it.
+	StateDone State = "done"
+	// StateDead: the secondary refused it for good, or too many attempts
+	// failed. It blocks later writes to its resource until retried or
+	// discarded.
+	StateDead State = "dead"
+	// StateDiscarded: an operator gave up on it.
+	StateDiscarded State = "discarded"
+)
+
+func (st State) valid() bool {
+	switch st {
+	case StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded:
+		return true
+	}
+	return false
+}
+
+// Intent is a write the facade is about to send to the primary, journaled
+// so that it can be replayed to the secondary.
+type Intent struct {
+	// ID is a UUID, also sent as the Idempotency-Key on every attempt so the
+	// secondary applies the write once however often it is sent.
+	ID string
+	// Route is the route's name.
+	Route string
+	// Resource is the route name and its path parameters, such as
+	// "update-patient/42": writes to one resource reach the secondary in the
+	// order the primary answered them.
+	Resource string
+	// Method is the request method.
+	Method string
+	// Target is the request's path and query.
+	Target string
+	// Header is the request header to replay, already filtered by the
+	// caller. It is stored byte for byte.
+	Header http.Header
+	// Body is the buffered request body.
+	Body []byte
+	// Primary is the backend that answers the client: "legacy" or "modern".
+	Primary string
+	// CreatedAt is when the request arrived; zero means now.
+	CreatedAt time.Time
+}
+
+func (in Intent) validate() error {
+	switch {
+	case in.ID == "":
+		return errors.New("intent has no id")
+	case in.Route == "" || in.Resource == "":
+		return fmt.Errorf("intent %s has no route or resource", in.ID)
+	case in.Method == "" || in.Target == "":
+		return fmt.Errorf("intent %s has no method or target", in.ID)
+	case in.Primary != "legacy" && in.Primary != "modern":
+		return fmt.Errorf("intent %s: primary %q is not legacy or modern", in.ID, in.Primary)
+	}
+	return nil
+}
+
+// Outcome is the primary's answer to a journaled write.
+type Outcome struct {
+	// Status is the primary's status code; 2xx queues the write for the
+	// secondary, anything else skips it.
+	Status int
+	// Location is the primary's Location header, if any.
+	Location string
+	// PrimaryID is the id the primary gave a created resource (id_field).
+	PrimaryID string
+}
+
+// BeginWrite journals in as sent, before the primary is called.
+// leaseUntil is how long the caller may still record the primary's answer;
+// after that ExpiredWrites reports it. An id already journaled is
+// ErrConflict.
+func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time) error {
+	if err := in.validate(); err != nil {
+		return fmt.Errorf("store: begin write: %w", err)
+	}
+	now := s.clock()
+	created := in.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	res, err := s.db.ExecContext(ctx, `
+		INSERT INTO strangler_repairs
+			(id, route, resource, method, target, header, body, primary_side,
+			 state, lease_until, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
+		ON CONFLICT (id) DO NOTHING`,
+		clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
+		encodeHeader(in.Header), nonNil(in.Body), in.Primary,
+		s.ts(leaseUntil), s.ts(created), s.ts(now))
+	if err != nil {
+		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("store: begin write %s: id already journaled: %w", in.ID, ErrConflict)
+	}
+	return nil
+}
+
+// RecordOutcome records the primary's answer to a sent (or unknown) write.
+// A 2xx answer makes it pending, due now, with the next sequence number:
+// the secondary gets writes to one resource in sequence order. Any other
+// answer skips it.
+func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var resource string
+		err := tx.QueryRowContext(ctx, `SELECT resource FROM strangler_repairs WHERE id = $1`, id).Scan(&resource)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		now := s.clock()
+		if o.Status < 200 || o.Status > 299 {
+			return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
+				UPDATE strangler_repairs
+				SET state = 'skipped', status = $2, location = $3, primary_id = $4,
+					lease_owner = NULL, lease_until = NULL, updated_at = $5
+				WHERE id = $1 AND state IN ('sent', 'unknown')`,
+				id, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now))
+		}
+		seq, err := s.nextSeq(ctx, tx, resource)
+		if err != nil {
+			return err
+		}
+		return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
+			UPDATE strangler_repairs
+			SET state = 'pending', seq = $2, status = $3, location = $4, primary_id = $5,
+				next_attempt_at = $6, lease_owner = NULL, lease_until = NULL, updated_at = $6
+			WHERE id = $1 AND state IN ('sent', 'unknown')`,
+			id, seq, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now))
+	})
+	if err != nil {
+		return fmt.Errorf("store: record outcome of %s: %w", id, err)
+	}
+	return nil
+}
+
+// nextSeq returns the next sequence number for a write to resource.
+//
+// Why the lock: sequence numbers are handed out in one order and become
+// visible in commit order, and the two can differ. Were a later write to
+// the same resource to commit first, a repair worker could see it as the
+// resource's head and send it before the earlier one. Holding a lock on
+// the resource from before taking the number until the commit makes
+// numbers and commits of one resource happen in the same order. Writes to
+// other resources do not wait.
+func (s *Store) nextSeq(ctx context.Context, tx *sql.Tx, resource string) (int64, error) {
+	if err := s.lock(ctx, tx, lockResource, resource); err != nil {
+		return 0, err
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, s.dialect.nextSeq).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("next sequence number: %w", err)
+	}
+	return seq, nil
+}
+
+// transition runs an UPDATE of one repair whose WHERE clause requires one
+// of the states in from. If it changed nothing, it says why: ErrNotFound,
+// or ErrInvalidState naming the state the repair is in.
+func (s *Store) transition(ctx context.Context, q querier, id string, from []State, query string, args ...any) error {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	var st State
+	err = q.QueryRowContext(ctx, `SELECT state FROM strangler_repairs WHERE id = $1`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	return fmt.Errorf("it is %s, not %s: %w", st, statesList(from), ErrInvalidState)
+}
+
+func statesList(states []State) string {
+	s := ""
+	for i, st := range states {
+		switch {
+		case i == 0:
+		case i == len(states)-1:
+			s += " or "
+		default:
+			s += ", "
+		}
+		s += string(st)
+	}
+	return s
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ExpiredWrites returns up to limit writes still sent after their lease
+// passed: the facade that sent them died before recording the primary's
+// answer. Mark each with MarkUnknown.
+func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]Intent, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id, route, resource, method, target, header, body, primary_side, created_at
+		FROM strangler_repairs
+		WHERE state = 'sent' AND lease_until < $1
+		ORDER BY lease_until, id
+		LIMIT $2`, s.ts(now), limitOr(limit, 100, 1000))
+	if err != nil {
+		return nil, fmt.Errorf("store: expired writes: %w", err)
+	}
+	defer rows.Close()
+	var out []Intent
+	for rows.Next() {
+		var in Intent
+		var header []byte
+		if err := rows.Scan(&in.ID, &in.Route, &in.Resource, &in.Method, &in.Target,
+			&header, &in.Body, &in.Primary, scanTime(&in.CreatedAt)); err != nil {
+			return nil, fmt.Errorf("store: expired writes: %w", err)
+		}
+		if in.Header, err = decodeHeader(header); err != nil {
+			return nil, fmt.Errorf("store: expired writes: %s: %w", in.ID, err)
+		}
+		in.Body = nilIfEmpty(in.Body)
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: expired writes: %w", err)
+	}
+	return out, nil
+}
+
+// MarkUnknown moves a sent write to unknown: whether the primary applied it
+// is not known, so it is never resent without an operator's decision. A
+// late RecordOutcome still settles it.
+func (s *Store) MarkUnknown(ctx context.Context, id string) error {
+	err := s.transition(ctx, s.db, id, []State{StateSent}, `
+		UPDATE strangler_repairs
+		SET state = 'unknown', lease_owner = NULL, lease_until = NULL, updated_at = $2
+		WHERE id = $1 AND state = 'sent'`, id, s.ts(s.clock()))
+	if err != nil {
+		return fmt.Errorf("store: mark %s unknown: %w", id, err)
+	}
+	return nil
+}
+
+// nonNil stores an absent body as an empty one: the column is NOT NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// nilIfEmpty gives back an empty body as nil, the same on both back-ends.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RepairFilter selects journaled writes for ListRepairs. Zero fields do not
+// filter.
+type RepairFilter struct {
+	State    State
+	Route    string
+	Resource string
+	// Before keeps writes created before this time, for paging.
+	Before time.Time
+	// Limit caps the result: 100 when zero, at most 1000.
+	Limit int
+}
+
+// ListRepairs returns journaled writes, newest first, without header and
+// body.
+func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummary, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.State != "" {
+		if !f.State.valid() {
+			return nil, fmt.Errorf("store: list repairs: unknown state %q", f.State)
+		}
+		add("state = $%d", f.State)
+	}
+	if f.Route != "" {
+		add("route = $%d", f.Route)
+	}
+	if f.Resource != "" {
+		add("resource = $%d", f.Resource)
+	}
+	if !f.Before.IsZero() {
+		add("created_at < $%d", s.ts(f.Before))
+	}
+	q := `SELECT ` + summaryColumns + ` FROM strangler_repairs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limitOr(f.Limit, 100, 1000))
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list repairs: %w", err)
+	}
+	defer rows.Close()
+	var out []RepairSummary
+	for rows.Next() {
+		r, err := scanSummary(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list repairs: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list repairs: %w", err)
+	}
+	return out, nil
+}
+
+// GetRepair returns one journaled write with its header and, if withBody,
+// its body. Unknown ids are ErrNotFound.
+func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair, error) {
+	body := "body"
+	if !withBody {
+		body = "NULL"
+	}
+	row := s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+`, header, `+body+`
+		FROM strangler_repairs WHERE id = $1`, id)
+	r, err := scanRepair(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+	} else if err != nil {
+		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// RetryRepair puts a write back in the queue, due now. A dead write keeps
+// its place at the head of its resource, with attempts reset. An unknown
+// write means the operator confirmed the primary applied it: it joins the
+// end of its resource's queue with a new sequence number. Other states are
+// ErrInvalidState.
+func (s *Store) RetryRepair(ctx context.Context, id string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var resource string
+		var st State
+		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		now := s.ts(s.clock())
+		from := []State{StateDead, StateUnknown}
+		if st != StateUnknown {
+			return s.transition(ctx, tx, id, from, `
+				UPDATE strangler_repairs
+				SET state = 'pending', attempts = 0, next_attempt_at = $2,
+					lease_owner = NULL, lease_until = NULL, updated_at = $2
+				WHERE id = $1 AND state = 'dead'`, id, now)
+		}
+		seq, err := s.nextSeq(ctx, tx, resource)
+		if err != nil {
+			return err
+		}
+		return s.transition(ctx, tx, id, from, `
+			UPDATE strangler_repairs
+			SET state = 'pending', seq = $2, attempts = 0, next_attempt_at = $3,
+				lease_owner = NULL, lease_until = NULL, updated_at = $3
+			WHERE id = $1 AND state = 'unknown'`, id, seq, now)
+	})
+	if err != nil {
+		return fmt.Errorf("store: retry repair %s: %w", id, err)
+	}
+	return nil
+}
+
+// DiscardRepair gives up on a pending, dead or unknown write; later writes
+// to its resource proceed. A worker delivering it finds its lease lost.
+// Other states are ErrInvalidState.
+func (s *Store) DiscardRepair(ctx context.Context, id string) error {
+	err := s.transition(ctx, s.db, id, []State{StatePending, StateDead, StateUnknown}, `
+		UPDATE strangler_repairs
+		SET state = 'discarded', lease_owner = NULL, lease_until = NULL, updated_at = $2
+		WHERE id = $1 AND state IN ('pending', 'dead', 'unknown')`, id, s.ts(s.clock()))
+	if err != nil {
+		return fmt.Errorf("store: discard repair %s: %w", id, err)
+	}
+	return nil
+}
+
+// RepairDepth counts the writes in each open state (pending, dead, unknown,
+// sent), for strangler_repair_queue_depth{state}. Every open state is in
+// the map, zero included.
+func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
+	depth := map[string]int{
+		string(StatePending): 0, string(StateDead): 0, string(StateUnknown): 0, string(StateSent): 0,
+	}
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT state, COUNT(*) FROM strangler_repairs
+		WHERE state IN ('pending', 'dead', 'unknown', 'sent')
+		GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("store: repair depth: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("store: repair depth: %w", err)
+		}
+		depth[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: repair depth: %w", err)
+	}
+	return depth, nil
+}
+
+// PurgeRepairs deletes finished writes (done, skipped, discarded) last
+// changed before olderThan, and returns how many it deleted. Open writes
+// are never purged.
+func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `
+		DELETE FROM strangler_repairs
+		WHERE state IN ('done', 'skipped', 'discarded') AND updated_at < $1`, s.ts(olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("store: purge repairs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: purge repairs: %w", err)
+	}
+	return int(n), nil
+}

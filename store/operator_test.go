@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestOperatorActions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		journal(t, s, "p1", "update-patient/1")
+		journal(t, s, "p2", "update-patient/1")
+		clk.Advance(time.Second)
+		journal(t, s, "d1", "update-patient/2")
+		if got := claimIDs(t, s, "w", clk.Now()); !reflect.DeepEqual(got, []string{"p1", "d1"}) {
+			t.Fatalf("claimed %v, want [p1 d1]", got)
+		}
+		if err := s.FailRepair(ctx, "d1", "w", "400 from modern", clk.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginWrite(ctx, intent("u1", "update-patient/1"), clk.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkUnknown(ctx, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginWrite(ctx, intent("s1", "update-patient/3"), clk.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+
+		t.Run("the queue depth counts every open state", func(t *testing.T) {
+			got, err := s.RepairDepth(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int{"pending": 2, "dead": 1, "unknown": 1, "sent": 1}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+		})
+
+		t.Run("listing filters by state and route, newest first, without bodies", func(t *testing.T) {
+			all, err := s.ListRepairs(ctx, RepairFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 5 || all[0].ID != "u1" && all[0].ID != "s1" {
+				t.Errorf("got %d repairs starting with %v, want 5, newest first", len(all), all)
+			}
+			dead, err := s.ListRepairs(ctx, RepairFilter{State: StateDead, Route: "update-patient"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dead) != 1 || dead[0].ID != "d1" || dead[0].LastError != "400 from modern" || dead[0].Attempts != 1 {
+				t.Errorf("got %+v, want d1 with its error", dead)
+			}
+			none, err := s.ListRepairs(ctx, RepairFilter{Route: "other"})
+			if err != nil || len(none) != 0 {
+				t.Errorf("route other: got %v, %v; want nothing", none, err)
+			}
+			limited, err := s.ListRepairs(ctx, RepairFilter{Limit: 2})
+			if err != nil || len(limited) != 2 {
+				t.Errorf("limit 2: got %d, %v; want 2", len(limited), err)
+			}
+			if _, err := s.ListRepairs(ctx, RepairFilter{State: "lost"}); err == nil {
+				t.Error("an unknown state filter gave no error")
+			}
+		})
+
+		t.Run("an unknown id is not found", func(t *testing.T) {
+			if _, err := s.GetRepair(ctx, "nope", false); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GetRepair: got %v, want ErrNotFound", err)
+			}
+			if err := s.RetryRepair(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("RetryRepair: got %v, want ErrNotFound", err)
+			}
+			if err := s.DiscardRepair(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("DiscardRepair: got %v, want ErrNotFound", err)
+			}
+		})
+
+		t.Run("actions that do not fit the state are refused", func(t *testing.T) {
+			if err := s.RetryRepair(ctx, "p2"); !errors.Is(err, ErrInvalidState) {
+				t.Errorf("retrying a pending write: got %v, want ErrInvalidState", err)
+			}
+			if err := s.DiscardRepair(ctx, "s1"); !errors.Is(err, ErrInvalidState) {
+				t.Errorf("discarding a sent write: got %v, want ErrInvalidState", err)
+			}
+		})
+
+		t.Run("retrying an unknown write queues it after the resource's other writes", func(t *testing.T) {
+			if err := s.RetryRepair(ctx, "u1"); err != nil {
+				t.Fatal(err)
+			}
+			p2, err := s.GetRepair(ctx, "p2", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u1, err := s.GetRepair(ctx, "u1", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u1.State != StatePending || u1.Seq <= p2.Seq {
+				t.Errorf("got %s seq %d, want pending after p2's seq %d", u1.State, u1.Seq, p2.Seq)
+			}
+			if err := s.CompleteRepair(ctx, "p1", "w"); err != nil {
+				t.Fatal(err)
+			}
+			if got := claimIDs(t, s, "w", clk.Now()); !reflect.DeepEqual(got, []string{"p2"}) {
+				t.Errorf("claimed %v, want [p2]", got)
+			}
+		})
+
+		t.Run("a worker whose repair was discarded finds its lease lost", func(t *testing.T) {
+			if err := s.DiscardRepair(ctx, "p2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CompleteRepair(ctx, "p2", "w"); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("got %v, want ErrLeaseLost", err)
+			}
+		})
+
+		t.Run("purging removes only finished writes older than the cutoff", func(t *testing.T) {
+			clk.Advance(time.Hour)
+			journal(t, s, "late", "update-patient/9")
+			if got := claimIDs(t, s, "w", clk.Now()); !reflect.DeepEqual(got, []string{"u1", "late"}) {
+				t.Fatalf("claimed %v, want [u1 late]", got)
+			}
+			if err := s.CompleteRepair(ctx, "late", "w"); err != nil {
+				t.Fatal(err)
+			}
+			n, err := s.PurgeRepairs(ctx, clk.Now().Add(-time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 2 { // p1 done, p2 discarded
+				t.Errorf("purged %d, want 2", n)
+			}
+			for id, want := range map[string]State{"late": StateDone, "d1": StateDead, "u1": StatePending, "s1": StateSent} {
+				if got := state(t, s, id); got != want {
+					t.Errorf("%s: got %s, want %s", id, got, want)
+				}
+			}
+			if _, err := s.GetRepair(ctx, "p1", false); !errors.Is(err, ErrNotFound) {
+				t.Errorf("p1 after purge: got %v, want ErrNotFound", err)
+			}
+		})
+	})
+}

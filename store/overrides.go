@@ -1,0 +1,156 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Override is a route flag set at run time; it wins over the config file
+// until cleared.
+type Override struct {
+	Route string
+	// Mode is the route mode, as the config file spells it.
+	Mode string
+	// Percent is the share sent to modern; nil keeps the file's.
+	Percent *float64
+	// Version counts the changes since the route last had no override; 0
+	// means none. SetOverride and ClearOverride take the version the caller
+	// saw, so two operators flipping at once cannot overwrite each other
+	// unseen.
+	Version   int64
+	Actor     string
+	Reason    string
+	UpdatedAt time.Time
+}
+
+// Overrides returns the current overrides by route.
+func (s *Store) Overrides(ctx context.Context) (map[string]Override, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides`)
+	if err != nil {
+		return nil, fmt.Errorf("store: overrides: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Override{}
+	for rows.Next() {
+		var o Override
+		var pct sql.NullFloat64
+		if err := rows.Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt)); err != nil {
+			return nil, fmt.Errorf("store: overrides: %w", err)
+		}
+		o.Percent = floatPtr(pct)
+		out[o.Route] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: overrides: %w", err)
+	}
+	return out, nil
+}
+
+// SetOverride sets o's route flag and records a in the audit log, in one
+// transaction: either both happen or neither. The stored version (0 when
+// the route has no override) must equal expectVersion, else nothing is
+// written and the error is ErrConflict. The result carries the new version,
+// expectVersion+1. Every replica's Watch hears of the change once it is
+// committed.
+func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64, a AuditEntry) (Override, error) {
+	if o.Route == "" || o.Mode == "" {
+		return Override{}, fmt.Errorf("store: set override: route and mode are required")
+	}
+	o.Route, o.Mode, o.Actor, o.Reason = clean(o.Route), clean(o.Mode), clean(o.Actor), clean(o.Reason)
+	o.Version = expectVersion + 1
+	if o.UpdatedAt.IsZero() {
+		o.UpdatedAt = s.clock()
+	}
+	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		var query string
+		if expectVersion == 0 {
+			query = `
+				INSERT INTO strangler_overrides (route, mode, percent, version, actor, reason, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (route) DO NOTHING`
+		} else {
+			query = `
+				UPDATE strangler_overrides
+				SET mode = $2, percent = $3, version = $4, actor = $5, reason = $6, updated_at = $7
+				WHERE route = $1 AND version = $4 - 1`
+		}
+		res, err := tx.ExecContext(ctx, query, o.Route, o.Mode, floatOrNull(o.Percent),
+			o.Version, o.Actor, o.Reason, s.ts(o.UpdatedAt))
+		if err != nil {
+			return err
+		}
+		if err := s.expectOne(ctx, tx, res, o.Route, expectVersion); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx)
+	})
+	if err != nil {
+		return Override{}, fmt.Errorf("store: set override of %s: %w", o.Route, err)
+	}
+	return o, nil
+}
+
+// ClearOverride removes route's override, so the config file decides
+// again, and records a in the audit log, in one transaction. The stored
+// version must equal expectVersion, else nothing is written and the error
+// is ErrConflict; a route without an override is ErrNotFound.
+func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a AuditEntry) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			DELETE FROM strangler_overrides WHERE route = $1 AND version = $2`, route, expectVersion)
+		if err != nil {
+			return err
+		}
+		if err := s.expectOne(ctx, tx, res, route, expectVersion); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("store: clear override of %s: %w", route, err)
+	}
+	return nil
+}
+
+// expectOne checks that a conditional write of route's override changed
+// its row, and if not, says why.
+func (s *Store) expectOne(ctx context.Context, tx *sql.Tx, res sql.Result, route string, expectVersion int64) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var stored int64
+	err = tx.QueryRowContext(ctx, `SELECT version FROM strangler_overrides WHERE route = $1`, route).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if stored == 0 && expectVersion == 0 {
+		return fmt.Errorf("route has no override: %w", ErrNotFound)
+	}
+	return fmt.Errorf("version is %d, not %d: %w", stored, expectVersion, ErrConflict)
+}
+
+// notify announces an override change to every Watch, on commit.
+func (s *Store) notify(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect.notify == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.notify); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}

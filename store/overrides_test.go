@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func pct(f float64) *float64 { return &f }
+
+func flip(route, from, to string) AuditEntry {
+	return AuditEntry{Actor: "alice", Action: "flip", Route: route, FromMode: from, ToMode: to, Reason: "ticket 42"}
+}
+
+func auditCount(t *testing.T, s *Store) int {
+	t.Helper()
+	log, err := s.AuditLog(context.Background(), AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(log)
+}
+
+func TestOverrides(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+
+		t.Run("a first override gets version 1 and an audit entry", func(t *testing.T) {
+			o, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "fallback", Percent: pct(25), Actor: "alice", Reason: "ticket 42"},
+				0, flip("get-patient", "legacy", "fallback"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Version != 1 {
+				t.Errorf("got version %d, want 1", o.Version)
+			}
+			all, err := s.Overrides(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := all["get-patient"]
+			if got.Mode != "fallback" || got.Percent == nil || *got.Percent != 25 || got.Version != 1 ||
+				got.Actor != "alice" || got.Reason != "ticket 42" || !got.UpdatedAt.Equal(clk.Now()) {
+				t.Errorf("got %+v, want fallback 25%% version 1 by alice at %v", got, clk.Now())
+			}
+			if n := auditCount(t, s); n != 1 {
+				t.Errorf("got %d audit entries, want 1", n)
+			}
+		})
+
+		t.Run("a change from a stale version is a conflict and writes nothing", func(t *testing.T) {
+			for _, stale := range []int64{0, 2} {
+				_, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "modern"}, stale, flip("get-patient", "fallback", "modern"))
+				if !errors.Is(err, ErrConflict) {
+					t.Errorf("expecting version %d: got %v, want ErrConflict", stale, err)
+				}
+			}
+			if err := s.ClearOverride(ctx, "get-patient", 2, AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
+				t.Errorf("clearing version 2: got %v, want ErrConflict", err)
+			}
+			if n := auditCount(t, s); n != 1 {
+				t.Errorf("got %d audit entries, want still 1", n)
+			}
+			if got := mustOverrides(t, s)["get-patient"]; got.Mode != "fallback" || got.Version != 1 {
+				t.Errorf("got %+v, want fallback at version 1 unchanged", got)
+			}
+		})
+
+		t.Run("a change from the current version wins", func(t *testing.T) {
+			clk.Advance(time.Minute)
+			o, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "modern", Actor: "bob"}, 1, flip("get-patient", "fallback", "modern"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := mustOverrides(t, s)["get-patient"]; got.Version != 2 || got.Mode != "modern" || got.Percent != nil || o.Version != 2 {
+				t.Errorf("got %+v, want modern at version 2 with no percent", got)
+			}
+		})
+
+		t.Run("two operators flipping at once: exactly one wins", func(t *testing.T) {
+			var wg sync.WaitGroup
+			results := make(chan error, 2)
+			for _, mode := range []string{"legacy", "fallback"} {
+				wg.Go(func() {
+					_, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: mode}, 2, flip("get-patient", "modern", mode))
+					results <- err
+				})
+			}
+			wg.Wait()
+			close(results)
+			won, lost := 0, 0
+			for err := range results {
+				switch {
+				case err == nil:
+					won++
+				case errors.Is(err, ErrConflict):
+					lost++
+				default:
+					t.Error(err)
+				}
+			}
+			if won != 1 || lost != 1 {
+				t.Errorf("got %d winners and %d conflicts, want 1 and 1", won, lost)
+			}
+			if n := auditCount(t, s); n != 3 {
+				t.Errorf("got %d audit entries, want 3", n)
+			}
+		})
+
+		t.Run("clearing removes the override", func(t *testing.T) {
+			if err := s.ClearOverride(ctx, "get-patient", 3, AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := mustOverrides(t, s)["get-patient"]; ok {
+				t.Error("the override is still there")
+			}
+			if err := s.ClearOverride(ctx, "get-patient", 0, AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
+				t.Errorf("clearing again: got %v, want ErrNotFound", err)
+			}
+			if n := auditCount(t, s); n != 4 {
+				t.Errorf("got %d audit entries, want 4", n)
+			}
+			if _, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "shadow"}, 0, flip("get-patient", "legacy", "shadow")); err != nil {
+				t.Errorf("setting again after a clear: %v", err)
+			}
+		})
+	})
+}
+
+func mustOverrides(t *testing.T, s *Store) map[string]Override {
+	t.Helper()
+	all, err := s.Overrides(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+func TestAuditLog(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		entries := []AuditEntry{
+			{Actor: "alice", Action: "flip", Route: "a", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(10), Reason: "start"},
+			{Actor: "gate", Action: "denied", Route: "a", FromMode: "fallback", ToMode: "modern", Detail: "fallback rate 3% > 1%"},
+			{Actor: "carol", Action: "flip", Route: "b", FromMode: "shadow", ToMode: "fallback", FromPercent: pct(0), Forced: true},
+			{Actor: "guard", Action: "rollback", Route: "a", FromMode: "fallback", ToMode: "legacy"},
+		}
+		for _, e := range entries {
+			clk.Advance(time.Second)
+			if err := s.AppendAudit(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		t.Run("entries come back newest first, as written", func(t *testing.T) {
+			log, err := s.AuditLog(ctx, AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(log) != len(entries) {
+				t.Fatalf("got %d entries, want %d", len(log), len(entries))
+			}
+			for i, got := range log {
+				want := entries[len(entries)-1-i]
+				want.ID, want.At = got.ID, t0.Add(time.Duration(len(entries)-i)*time.Second)
+				if !auditEqual(got, want) {
+					t.Errorf("entry %d: got %+v, want %+v", i, got, want)
+				}
+			}
+			if log[0].ID <= log[1].ID {
+				t.Errorf("ids %d, %d: want later entries to have higher ids", log[0].ID, log[1].ID)
+			}
+		})
+
+		t.Run("the log filters by route, time and count", func(t *testing.T) {
+			log, err := s.AuditLog(ctx, AuditFilter{Route: "a", Before: t0.Add(4 * time.Second), Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(log) != 1 || log[0].Action != "denied" {
+				t.Errorf("got %+v, want only the denied flip", log)
+			}
+		})
+
+		t.Run("an entry needs an action", func(t *testing.T) {
+			if err := s.AppendAudit(ctx, AuditEntry{Actor: "x"}); err == nil {
+				t.Error("got no error")
+			}
+		})
+	})
+}
+
+func auditEqual(a, b AuditEntry) bool {
+	eqf := func(x, y *float64) bool { return x == nil && y == nil || x != nil && y != nil && *x == *y }
+	return a.ID == b.ID && a.At.Equal(b.At) && a.Actor == b.Actor && a.Action == b.Action && a.Route == b.Route &&
+		a.FromMode == b.FromMode && a.ToMode == b.ToMode && eqf(a.FromPercent, b.FromPercent) &&
+		eqf(a.ToPercent, b.ToPercent) && a.Reason == b.Reason && a.Forced == b.Forced && a.Detail == b.Detail
+}

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// RepairSummary describes a journaled write without its header and body.
+type RepairSummary struct {
+	ID, Route, Resource, Method, Target string
+	// Primary is the backend that answered the client.
+	Primary string
+	State   State
+	// Seq orders the writes to one resource; 0 until the primary's 2xx
+	// answer is recorded.
+	Seq int64
+	// Outcome is the primary's answer; zero while sent or unknown.
+	Outcome Outcome
+	// Attempts counts failed deliveries to the secondary.
+	Attempts  int
+	LastError string
+	// NextAttemptAt is when a pending write is due.
+	NextAttemptAt time.Time
+	// LeaseOwner and LeaseUntil say who is delivering it, and until when.
+	LeaseOwner string
+	LeaseUntil time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Repair is a journaled write with what is needed to replay it.
+type Repair struct {
+	RepairSummary
+	Header http.Header
+	Body   []byte
+}
+
+const summaryColumns = `id, route, resource, method, target, primary_side, state, seq,
+	status, location, primary_id, attempts, last_error, next_attempt_at,
+	lease_owner, lease_until, created_at, updated_at`
+
+const repairColumns = summaryColumns + `, header, body`
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSummary(sc scanner, extra ...any) (RepairSummary, error) {
+	var r RepairSummary
+	var seq, status sql.NullInt64
+	var owner sql.NullString
+	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.Method, &r.Target, &r.Primary,
+		&r.State, &seq, &status, &r.Outcome.Location, &r.Outcome.PrimaryID, &r.Attempts,
+		&r.LastError, scanTime(&r.NextAttemptAt), &owner, scanTime(&r.LeaseUntil),
+		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt)}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return r, err
+	}
+	r.Seq, r.Outcome.Status, r.LeaseOwner = seq.Int64, int(status.Int64), owner.String
+	return r, nil
+}
+
+func scanRepair(sc scanner) (Repair, error) {
+	var header []byte
+	var r Repair
+	var err error
+	if r.RepairSummary, err = scanSummary(sc, &header, &r.Body); err != nil {
+		return r, err
+	}
+	if r.Header, err = decodeHeader(header); err != nil {
+		return r, fmt.Errorf("repair %s: %w", r.ID, err)
+	}
+	r.Body = nilIfEmpty(r.Body)
+	return r, nil
+}
+
+// claimable selects the repairs a worker may take now ($1): pending, due,
+// not under a live lease, and the head of their resource, that is no
+// pending or dead write to the same resource has a lower sequence number.
+// A dead head therefore holds back its own resource and nothing else.
+//
+// On PostgreSQL the dialect adds FOR UPDATE SKIP LOCKED: a row another
+// replica's claim has locked is skipped, and one whose claim committed
+// meanwhile is re-checked against the lease condition, so no repair is
+// claimed twice while its lease runs. Heads can only move forward (a new
+// write gets a higher number than every committed one, see nextSeq), so a
+// slightly old view of the other rows only ever holds a repair back.
+const claimable = `
+	SELECT r.id FROM strangler_repairs r
+	WHERE r.state = 'pending' AND r.next_attempt_at <= $1
+		AND (r.lease_until IS NULL OR r.lease_until <= $1)
+		AND NOT EXISTS (
+			SELECT 1 FROM strangler_repairs e
+			WHERE e.resource = r.resource AND e.state IN ('pending', 'dead') AND e.seq < r.seq)`
+
+// ClaimRepairs leases up to limit due repairs to owner until now+lease and
+// returns them, lowest sequence number first, with header and body. Use an
+// owner that is unique per worker (host, process and worker number): a
+// worker's own live leases are not handed to it again.
+func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]Repair, error) {
+	out, err := s.claim(ctx, owner, lease, now, `
+		WITH picked AS MATERIALIZED (`+claimable+`
+			ORDER BY r.seq LIMIT $4 `+s.dialect.skipLocked+`)`,
+		limitOr(limit, 10, 1000))
+	if err != nil {
+		return nil, fmt.Errorf("store: claim repairs: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimRepair leases the one repair id to owner, as ClaimRepairs would: it
+// lets the facade deliver a write inline, right after the primary answered,
+// without overtaking an earlier write to the same resource. ok is false if
+// the repair is not claimable now; the queue will deliver it.
+func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r Repair, ok bool, err error) {
+	out, err := s.claim(ctx, owner, lease, now, `
+		WITH picked AS MATERIALIZED (`+claimable+`
+			AND r.id = $4 `+s.dialect.skipLocked+`)`,
+		id)
+	if err != nil {
+		return Repair{}, false, fmt.Errorf("store: claim repair %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return Repair{}, false, nil
+	}
+	return out[0], true, nil
+}
+
+// claim leases the rows the picked CTE (given $1 now and $4 arg) selects.
+// The CTE is materialised so that it runs, and locks, exactly once.
+func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked string, arg any) ([]Repair, error) {
+	if owner == "" {
+		return nil, fmt.Errorf("no owner")
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("lease %v is not positive", lease)
+	}
+	rows, err := s.db.QueryContext(ctx, picked+`
+		UPDATE strangler_repairs
+		SET lease_owner = $2, lease_until = $3, updated_at = $5
+		WHERE id IN (SELECT id FROM picked)
+		RETURNING `+repairColumns,
+		s.ts(now), clean(owner), s.ts(now.Add(lease)), arg, s.ts(s.clock()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Repair
+	for rows.Next() {
+		r, err := scanRepair(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// CompleteRepair marks a claimed repair done: the secondary applied it.
+// It is ErrLeaseLost unless owner still holds it.
+func (s *Store) CompleteRepair(ctx context.Context, id, owner string) error {
+	err := s.settle(ctx, id, owner, `
+		UPDATE strangler_repairs
+		SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		id, clean(owner), s.ts(s.clock()))
+	if err != nil {
+		return fmt.Errorf("store: complete repair %s: %w", id, err)
+	}
+	return nil
+}
+
+// maxReason bounds a stored failure reason; a backend's error page can be
+// long.
+const maxReason = 2000
+
+// FailRepair records a failed delivery of a claimed repair: one more
+// attempt, reason as the last error, due again at retryAt, lease released.
+// With dead set it becomes dead instead, keeping its payload and holding
+// back later writes to its resource until an operator acts. It is
+// ErrLeaseLost unless owner still holds it.
+func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error {
+	state := StatePending
+	if dead {
+		state = StateDead
+	}
+	reason = clean(reason)
+	if len(reason) > maxReason {
+		reason = clean(reason[:maxReason]) // may have cut a rune in half
+	}
+	err := s.settle(ctx, id, owner, `
+		UPDATE strangler_repairs
+		SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = $5,
+			lease_owner = NULL, lease_until = NULL, updated_at = $6
+		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		id, clean(owner), state, reason, s.ts(retryAt), s.ts(s.clock()))
+	if err != nil {
+		return fmt.Errorf("store: fail repair %s: %w", id, err)
+	}
+	return nil
+}
+
+// settle runs an UPDATE that finishes owner's claim on id, and tells a lost
+// lease from an unknown id.
+func (s *Store) settle(ctx context.Context, id, owner, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n > 0 {
+		return nil
+	}
+	var st State
+	var holder sql.NullString
+	err = s.db.QueryRowContext(ctx, `SELECT state, lease_owner FROM strangler_repairs WHERE id = $1`, id).Scan(&st, &holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	if st != StatePending {
+		return fmt.Errorf("it is %s now: %w", st, ErrLeaseLost)
+	}
+	if holder.Valid {
+		return fmt.Errorf("%s holds it now: %w", holder.String, ErrLeaseLost)
+	}
+	return fmt.Errorf("%s does not hold it: %w", owner, ErrLeaseLost)
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRepairQueueOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		journal(t, s, "a1", "update-patient/a")
+		journal(t, s, "a2", "update-patient/a")
+		journal(t, s, "b1", "update-patient/b")
+		journal(t, s, "a3", "update-patient/a")
+
+		t.Run("a later write to a resource waits behind an earlier pending one", func(t *testing.T) {
+			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a1", "b1"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("claimed %v, want %v", got, want)
+			}
+			if got := claimIDs(t, s, "w2", clk.Now()); len(got) != 0 {
+				t.Errorf("claimed %v while the heads are leased, want nothing", got)
+			}
+			_, ok, err := s.ClaimRepair(ctx, "a2", "inline", time.Minute, clk.Now())
+			if err != nil || ok {
+				t.Errorf("ClaimRepair(a2) behind a1: got ok=%v, %v; want not claimable", ok, err)
+			}
+			if err := s.CompleteRepair(ctx, "a1", "w1"); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a2"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("after a1 is done: claimed %v, want %v", got, want)
+			}
+		})
+
+		t.Run("a dead write holds back its own resource and no other", func(t *testing.T) {
+			if err := s.FailRepair(ctx, "a2", "w1", "422 from modern", clk.Now(), true); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CompleteRepair(ctx, "b1", "w1"); err != nil {
+				t.Fatal(err)
+			}
+			journal(t, s, "b2", "update-patient/b")
+			if got, want := claimIDs(t, s, "w1", clk.Advance(time.Hour)), []string{"b2"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("claimed %v, want %v: a3 waits behind dead a2, b proceeds", got, want)
+			}
+			r, err := s.GetRepair(ctx, "a2", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State != StateDead || r.LastError != "422 from modern" || r.Attempts != 1 || len(r.Body) == 0 {
+				t.Errorf("got %s, %q, %d attempts, %d body bytes; want dead with its reason and payload",
+					r.State, r.LastError, r.Attempts, len(r.Body))
+			}
+		})
+
+		t.Run("retrying a dead write puts it back at the head of its resource", func(t *testing.T) {
+			if err := s.RetryRepair(ctx, "a2"); err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.GetRepair(ctx, "a2", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State != StatePending || r.Attempts != 0 {
+				t.Errorf("got %s with %d attempts, want pending with 0", r.State, r.Attempts)
+			}
+			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a2"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("claimed %v, want %v", got, want)
+			}
+		})
+
+		t.Run("discarding the head lets the next write to its resource through", func(t *testing.T) {
+			if err := s.FailRepair(ctx, "a2", "w1", "422 again", clk.Now(), true); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DiscardRepair(ctx, "a2"); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a3"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("claimed %v, want %v", got, want)
+			}
+		})
+	})
+}
+
+func TestRepairLeases(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		journal(t, s, "w", "update-patient/1")
+		if got := claimIDs(t, s, "w1", clk.Now()); len(got) != 1 {
+			t.Fatalf("claimed %v, want [w]", got)
+		}
+
+		t.Run("a leased repair is not claimed again while the lease runs", func(t *testing.T) {
+			if got := claimIDs(t, s, "w2", clk.Advance(59*time.Second)); len(got) != 0 {
+				t.Errorf("claimed %v, want nothing", got)
+			}
+		})
+
+		t.Run("an expired lease lets another worker claim it", func(t *testing.T) {
+			if got := claimIDs(t, s, "w2", clk.Advance(time.Second)); !reflect.DeepEqual(got, []string{"w"}) {
+				t.Fatalf("claimed %v, want [w]", got)
+			}
+			r, err := s.GetRepair(ctx, "w", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.LeaseOwner != "w2" || !r.LeaseUntil.Equal(clk.Now().Add(time.Minute)) {
+				t.Errorf("got lease %s until %v, want w2 until %v", r.LeaseOwner, r.LeaseUntil, clk.Now().Add(time.Minute))
+			}
+		})
+
+		t.Run("the worker that lost the lease cannot finish the repair", func(t *testing.T) {
+			if err := s.CompleteRepair(ctx, "w", "w1"); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("CompleteRepair: got %v, want ErrLeaseLost", err)
+			}
+			if err := s.FailRepair(ctx, "w", "w1", "timeout", clk.Now(), false); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("FailRepair: got %v, want ErrLeaseLost", err)
+			}
+			if err := s.CompleteRepair(ctx, "nope", "w1"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("CompleteRepair of an unknown id: got %v, want ErrNotFound", err)
+			}
+		})
+
+		t.Run("a failed attempt is due again at its retry time", func(t *testing.T) {
+			retry := clk.Now().Add(30 * time.Second)
+			if err := s.FailRepair(ctx, "w", "w2", "503 from modern", retry, false); err != nil {
+				t.Fatal(err)
+			}
+			if got := claimIDs(t, s, "w2", clk.Advance(29*time.Second)); len(got) != 0 {
+				t.Errorf("claimed %v before the retry time, want nothing", got)
+			}
+			rs, err := s.ClaimRepairs(ctx, "w3", 10, time.Minute, clk.Advance(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != 1 || rs[0].Attempts != 1 || rs[0].LastError != "503 from modern" {
+				t.Fatalf("got %+v, want w with 1 attempt", rs)
+			}
+			if err := s.CompleteRepair(ctx, "w", "w3"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CompleteRepair(ctx, "w", "w3"); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("completing twice: got %v, want ErrLeaseLost", err)
+			}
+		})
+
+		t.Run("a write can be claimed inline right after its outcome", func(t *testing.T) {
+			journal(t, s, "inline", "update-patient/2")
+			r, ok, err := s.ClaimRepair(ctx, "inline", "facade", time.Minute, clk.Now())
+			if err != nil || !ok {
+				t.Fatalf("got ok=%v, %v; want claimed", ok, err)
+			}
+			if r.ID != "inline" || r.LeaseOwner != "facade" || string(r.Body) == "" {
+				t.Errorf("got %+v, want inline leased to facade with its body", r)
+			}
+			if got := claimIDs(t, s, "worker", clk.Now()); len(got) != 0 {
+				t.Errorf("the queue claimed %v while the facade holds it, want nothing", got)
+			}
+		})
+	})
+}
+
+// TestNoDoubleClaim runs four workers against one queue at once, on
+// PostgreSQL spread over two replicas: no write is handed to two of them,
+// and writes to one resource are delivered in order. The lease is never
+// allowed to expire, so any second claim is a bug.
+func TestNoDoubleClaim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		dsn := b.fresh(t)
+		replicas := []*Store{openStore(t, dsn, clk)}
+		resources, perResource := 20, 10
+		if b.name == "sqlite" {
+			// One process owns the file: its workers share one Store.
+			// Fewer items, as SQLite under the race detector is slow.
+			resources, perResource = 8, 5
+		} else {
+			replicas = append(replicas, openStore(t, dsn, clk))
+		}
+		var want []string
+		for i := range perResource {
+			for r := range resources {
+				id := fmt.Sprintf("w-%02d-%02d", r, i)
+				journal(t, replicas[0], id, fmt.Sprintf("update-patient/%02d", r))
+				want = append(want, id)
+			}
+		}
+
+		var mu sync.Mutex
+		holder := map[string]string{}      // id -> worker holding it now
+		delivered := map[string][]string{} // resource -> ids in delivery order
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := range 4 {
+			wg.Go(func() {
+				s := replicas[w%len(replicas)]
+				owner := fmt.Sprintf("replica-%d/worker-%d", w%len(replicas), w)
+				for idle := 0; idle < 20; {
+					rs, err := s.ClaimRepairs(ctx, owner, 3, time.Minute, clk.Now())
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(rs) == 0 {
+						idle++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					idle = 0
+					for _, r := range rs {
+						mu.Lock()
+						if h, ok := holder[r.ID]; ok {
+							errs <- fmt.Errorf("%s claimed %s while %s holds it", owner, r.ID, h)
+						}
+						holder[r.ID] = owner
+						delivered[r.Resource] = append(delivered[r.Resource], r.ID)
+						mu.Unlock()
+					}
+					for _, r := range rs {
+						if err := s.CompleteRepair(ctx, r.ID, owner); err != nil {
+							errs <- err
+							return
+						}
+						mu.Lock()
+						delete(holder, r.ID)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		total := 0
+		for r := range resources {
+			resource := fmt.Sprintf("update-patient/%02d", r)
+			var wantOrder []string
+			for i := range perResource {
+				wantOrder = append(wantOrder, fmt.Sprintf("w-%02d-%02d", r, i))
+			}
+			if got := delivered[resource]; !reflect.DeepEqual(got, wantOrder) {
+				t.Errorf("%s delivered as %v, want once each in order %v", resource, got, wantOrder)
+			}
+			total += len(delivered[resource])
+		}
+		if total != len(want) {
+			t.Errorf("delivered %d writes, want %d", total, len(want))
+		}
+		depth, err := replicas[len(replicas)-1].RepairDepth(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if depth["pending"] != 0 {
+			t.Errorf("%d writes still pending, want 0", depth["pending"])
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Sample is one stored shadow mismatch.
+type Sample struct {
+	ID    int64
+	Route string
+	At    time.Time
+	// Data is the sample as the shadow package wrote it (JSON). On
+	// PostgreSQL it comes back normalised (key order, spacing), equal in
+	// meaning, not byte for byte.
+	Data json.RawMessage
+}
+
+// NoiseField is a response field learned to differ between legacy and
+// modern on every call, such as a timestamp, and ignored by comparisons.
+type NoiseField struct {
+	Route   string
+	Path    string
+	AddedAt time.Time
+}
+
+// AddSample stores a mismatch sample (JSON) for route, then drops the
+// route's oldest samples beyond keep.
+func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sample []byte, keep int) error {
+	if !json.Valid(sample) {
+		return fmt.Errorf("store: add sample for %s: sample is not valid JSON", route)
+	}
+	if keep <= 0 {
+		return fmt.Errorf("store: add sample for %s: keep %d is not positive", route, keep)
+	}
+	route = clean(route)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Replicas adding samples to one route take turns, so none sees a
+		// count that another's uncommitted insert is about to change.
+		if err := s.lock(ctx, tx, lockSamples, route); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO strangler_samples (route, at, sample) VALUES ($1, $2, $3)`,
+			route, s.ts(at), string(sample)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			DELETE FROM strangler_samples
+			WHERE route = $1 AND id NOT IN (
+				SELECT id FROM strangler_samples WHERE route = $1
+				ORDER BY at DESC, id DESC LIMIT $2)`, route, keep)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add sample for %s: %w", route, err)
+	}
+	return nil
+}
+
+// Samples returns up to limit samples of route ("" for every route),
+// newest first.
+func (s *Store) Samples(ctx context.Context, route string, limit int) ([]Sample, error) {
+	q := `SELECT id, route, at, sample FROM strangler_samples`
+	args := []any{}
+	if route != "" {
+		q += ` WHERE route = $1`
+		args = append(args, route)
+	}
+	args = append(args, limitOr(limit, 100, 1000))
+	q += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT $%d`, len(args))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: samples: %w", err)
+	}
+	defer rows.Close()
+	var out []Sample
+	for rows.Next() {
+		var sm Sample
+		var data []byte
+		if err := rows.Scan(&sm.ID, &sm.Route, scanTime(&sm.At), &data); err != nil {
+			return nil, fmt.Errorf("store: samples: %w", err)
+		}
+		sm.Data = data
+		out = append(out, sm)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: samples: %w", err)
+	}
+	return out, nil
+}
+
+// AddNoise records path as noise on route. Adding it again changes
+// nothing.
+func (s *Store) AddNoise(ctx context.Context, route, path string) error {
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO strangler_noise (route, path, added_at) VALUES ($1, $2, $3)
+		ON CONFLICT (route, path) DO NOTHING`, clean(route), clean(path), s.ts(s.clock()))
+	if err != nil {
+		return fmt.Errorf("store: add noise %s on %s: %w", path, route, err)
+	}
+	return nil
+}
+
+// Noise returns the fields learned to be noise on route ("" for every
+// route), by route and path.
+func (s *Store) Noise(ctx context.Context, route string) ([]NoiseField, error) {
+	q := `SELECT route, path, added_at FROM strangler_noise`
+	var args []any
+	if route != "" {
+		q += ` WHERE route = $1`
+		args = append(args, route)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY route, path`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: noise: %w", err)
+	}
+	defer rows.Close()
+	var out []NoiseField
+	for rows.Next() {
+		var n NoiseField
+		if err := rows.Scan(&n.Route, &n.Path, scanTime(&n.AddedAt)); err != nil {
+			return nil, fmt.Errorf("store: noise: %w", err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: noise: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,128 @@
+// Package store owns the facade's durable state: the dual-write journal and
+// its repair queue, route flag overrides and their audit log, the hourly
+// counts behind the retirement report, shadow mismatch samples and learned
+// noise, and the keys waiting for read-repair. It keeps them in an embedded
+// SQLite file for a single instance or in PostgreSQL for several replicas,
+// with one set of queries over database/sql and a small dialect for the
+// differences.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Errors callers can test for with errors.Is. Each is returned wrapped with
+// detail.
+var (
+	// ErrNotFound: no item has the given id or key.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the item changed since the caller read it (a version
+	// mismatch), or an id is already taken.
+	ErrConflict = errors.New("conflict")
+	// ErrLeaseLost: the caller no longer holds the repair it is finishing;
+	// another worker claimed it after the lease ran out, or an operator
+	// retried or discarded it.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrInvalidState: the action does not apply to the item in its current
+	// state, such as retrying a repair that is already done.
+	ErrInvalidState = errors.New("invalid state")
+)
+
+// Store is the facade's durable state. It is safe for concurrent use; on
+// PostgreSQL several Stores, in several processes, may share one schema.
+type Store struct {
+	db      *sql.DB
+	dialect *dialect
+	dsn     string
+	log     *slog.Logger
+	// now is the clock for times the caller does not pass in (created_at,
+	// updated_at, audit times); tests in this package may replace it.
+	now func() time.Time
+
+	// closing stops the watchers when the Store closes; watchers counts
+	// them so Close can wait until they are gone. mu orders starting a
+	// watcher before closed is set, or not at all.
+	closing  context.Context
+	close    context.CancelFunc
+	watchers sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+}
+
+// Open connects to the store named by dsn and brings its schema up to date.
+// dsn is "sqlite:PATH" for an embedded file (created if missing) or a
+// "postgres://…" URL. log receives what the store cannot return as an error,
+// such as a dropped LISTEN connection.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	d, db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	closing, cancel := context.WithCancel(context.Background())
+	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel}
+	if err := db.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", d.name, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the store's watchers and closes its connections. Closing
+// again does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	s.close()
+	s.watchers.Wait()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the store answers, for readiness and degraded-mode
+// reporting.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.dialect.name, err)
+	}
+	return nil
+}
+
+// Backend names the kind of store: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.dialect.name }
+
+// inTx runs fn in a transaction and commits it, or rolls it back if fn or
+// the commit fails.
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// clock returns the store's current time in UTC, at the microsecond
+// precision both back-ends keep.
+func (s *Store) clock() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}

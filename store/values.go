@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// timeLayout is how SQLite stores times: fixed width, UTC, microseconds,
+// so that text order is time order and range conditions work on text.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// ts converts t into a query argument: UTC at microsecond precision, the
+// precision PostgreSQL keeps, so both back-ends give back the same time.
+func (s *Store) ts(t time.Time) any {
+	return s.dialect.encodeTime(t.UTC().Truncate(time.Microsecond))
+}
+
+// tsOrNull is ts, with the zero time as NULL.
+func (s *Store) tsOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.ts(t)
+}
+
+// timeCol scans a time column from either back-end: a time.Time from
+// PostgreSQL, text in timeLayout from SQLite. NULL scans as the zero time.
+type timeCol struct{ t *time.Time }
+
+// Scan implements sql.Scanner.
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case time.Time:
+		*c.t = v.UTC()
+	case string:
+		return c.parse(v)
+	case []byte:
+		return c.parse(string(v))
+	default:
+		return fmt.Errorf("store: scan time from %T", src)
+	}
+	return nil
+}
+
+func (c timeCol) parse(v string) error {
+	t, err := time.Parse(timeLayout, v)
+	if err != nil {
+		// Written by something else, such as an operator's SQL.
+		if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return fmt.Errorf("store: scan time: %w", err)
+		}
+	}
+	*c.t = t.UTC()
+	return nil
+}
+
+// scanTime returns a scanner that stores a time column in *t.
+func scanTime(t *time.Time) sql.Scanner { return timeCol{t} }
+
+// floatOrNull converts an optional number into a query argument.
+func floatOrNull(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
+
+// floatPtr is the inverse of floatOrNull after a scan.
+func floatPtr(f sql.NullFloat64) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	v := f.Float64
+	return &v
+}
+
+// clean makes s storable as text in both back-ends: PostgreSQL refuses
+// invalid UTF-8 and NUL bytes, which can reach us from decoded path
+// parameters or a backend's error message. Refusing them would lose the
+// write they describe; replacing them at worst merges two odd resource
+// names into one, which only serialises their writes more.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// limitOr returns limit if it is in (0, max], def if it is not positive,
+// and max if it is larger.
+func limitOr(limit, def, max int) int {
+	switch {
+	case limit <= 0:
+		return def
+	case limit > max:
+		return max
+	}
+	return limit
+}
+
+// lock takes the dialect's transaction-scoped lock on (ns, key), if it has
+// one.
+func (s *Store) lock(ctx context.Context, tx *sql.Tx, ns int32, key string) error {
+	if s.dialect.lockKey == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.lockKey, ns, key); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	return nil
+}
