@@ -11,34 +11,35 @@ import (
 
 // State is where a journaled write is in its life:
 //
-//	sent ──2xx──▶ pending ──applied──▶ done
-//	  │  └─other─▶ skipped   │  ▲
-//	  │                      │  └─ retry ─┐
-//	  └─lease passed─▶ unknown      dead ──┘
-//	                    └─ outcome, or retry ─▶ pending
-//
-// An operator may discard a pending, dead or unknown write.
+//   - sent → pending when the primary answered 2xx, skipped otherwise;
+//   - sent → unknown when its lease passed before the answer was recorded;
+//   - unknown → pending or skipped on a late answer, pending on an
+//     operator's retry;
+//   - pending → done when the secondary applied it, dead when delivery
+//     gave up;
+//   - dead → pending on an operator's retry;
+//   - pending, dead, unknown → discarded when an operator gives up on it.
 type State string
 
 // The states of a journaled write.
 const (
-	// StateSent: the primary call is in flight.
+	// StateSent means the primary call is in flight.
 	StateSent State = "sent"
-	// StatePending: the primary applied it; the secondary has not yet.
+	// StatePending means the primary applied it; the secondary has not yet.
 	StatePending State = "pending"
-	// StateSkipped: the primary refused it, so the secondary never gets it.
+	// StateSkipped means the primary refused it, so the secondary never gets it.
 	StateSkipped State = "skipped"
-	// StateUnknown: the facade died before the primary's answer was
+	// StateUnknown means the facade died before the primary's answer was
 	// recorded. An operator decides: retry if the primary applied it,
 	// discard if not. It is never resent on its own.
 	StateUnknown State = "unknown"
-	// StateDone: the secondary applied it.
+	// StateDone means the secondary applied it.
 	StateDone State = "done"
-	// StateDead: the secondary refused it for good, or too many attempts
+	// StateDead means the secondary refused it for good, or too many attempts
 	// failed. It blocks later writes to its resource until retried or
 	// discarded.
 	StateDead State = "dead"
-	// StateDiscarded: an operator gave up on it.
+	// StateDiscarded means an operator gave up on it.
 	StateDiscarded State = "discarded"
 )
 
@@ -138,7 +139,10 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 // RecordOutcome records the primary's answer to a sent (or unknown) write.
 // A 2xx answer makes it pending, due now, with the next sequence number:
 // the secondary gets writes to one resource in sequence order. Any other
-// answer skips it.
+// answer skips it. Call it before answering the client: once it returns,
+// the write will reach the secondary. If it fails, the write stays sent
+// and, once its lease passes, becomes unknown for an operator to settle;
+// it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var resource string

@@ -20,16 +20,16 @@ import (
 // Errors callers can test for with errors.Is. Each is returned wrapped with
 // detail.
 var (
-	// ErrNotFound: no item has the given id or key.
+	// ErrNotFound means no item has the given id or key.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: the item changed since the caller read it (a version
+	// ErrConflict means the item changed since the caller read it (a version
 	// mismatch), or an id is already taken.
 	ErrConflict = errors.New("conflict")
-	// ErrLeaseLost: the caller no longer holds the repair it is finishing;
+	// ErrLeaseLost means the caller no longer holds the repair it is finishing;
 	// another worker claimed it after the lease ran out, or an operator
 	// retried or discarded it.
 	ErrLeaseLost = errors.New("lease lost")
-	// ErrInvalidState: the action does not apply to the item in its current
+	// ErrInvalidState means the action does not apply to the item in its current
 	// state, such as retrying a repair that is already done.
 	ErrInvalidState = errors.New("invalid state")
 )
@@ -58,8 +58,11 @@ type Store struct {
 // Open connects to the store named by dsn and brings its schema up to date.
 // dsn is "sqlite:PATH" for an embedded file (created if missing) or a
 // "postgres://…" URL. log receives what the store cannot return as an error,
-// such as a dropped LISTEN connection.
+// such as a dropped LISTEN connection; nil discards it.
 func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	d, db, err := openDB(dsn)
 	if err != nil {
 		return nil, err
