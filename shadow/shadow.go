@@ -1,7 +1,9 @@
 // Package shadow owns the comparison behind the shadow mode: given the
 // primary's and the other backend's answers to the same request, it says
 // whether they match and, if not, exactly where they differ, ignoring the
-// fields it learned to be noise.
+// fields it learned to be noise. It also builds and keeps the samples of
+// mismatches, each with a ready curl command for both sides and redacted
+// values hashed.
 //
 // The package sees only pairs of requests and responses: it knows nothing
 // of routes, upstreams or backends, which the router wires in.
