@@ -1,9 +1,10 @@
 // Package shadow owns the comparison behind the shadow mode: given the
 // primary's and the other backend's answers to the same request, it says
-// whether they match and, if not, exactly where they differ, ignoring the
-// fields it learned to be noise. It also builds and keeps the samples of
-// mismatches, each with a ready curl command for both sides and redacted
-// values hashed.
+// whether they match and, if not, exactly where they differ. It also owns
+// the parts around a comparison: learning noisy fields, building mismatch
+// samples with ready curl commands and redacted values, storing samples,
+// capturing response bodies up to a cap, sampling, and the bounded pool the
+// shadow calls run in.
 //
 // The package sees only pairs of requests and responses: it knows nothing
 // of routes, upstreams or backends, which the router wires in.

@@ -1,0 +1,161 @@
+package shadow_test
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"strangler/shadow"
+)
+
+func TestPoolNeverRunsMoreThanItsBound(t *testing.T) {
+	const bound = 4
+	p := shadow.NewPool(bound)
+	release := make(chan struct{})
+	var running, peak atomic.Int64
+	task := func() {
+		n := running.Add(1)
+		for {
+			m := peak.Load()
+			if n <= m || peak.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+	}
+	var started, dropped atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				if p.TryGo(task) {
+					started.Add(1)
+				} else {
+					dropped.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := started.Load(); got != bound {
+		t.Errorf("got %d tasks started while all were blocked, want %d", got, bound)
+	}
+	if got := dropped.Load(); got != 200-bound {
+		t.Errorf("got %d drops, want %d", got, 200-bound)
+	}
+	if got := p.Running(); got != bound {
+		t.Errorf("Running() = %d, want %d", got, bound)
+	}
+	close(release)
+	p.Wait()
+	if got := p.Running(); got != 0 {
+		t.Errorf("Running() = %d after Wait, want 0", got)
+	}
+	if got := peak.Load(); got > bound {
+		t.Errorf("got %d tasks running at once, want at most %d", got, bound)
+	}
+	if !p.TryGo(func() {}) {
+		t.Error("a free pool refused a task")
+	}
+	p.Wait()
+}
+
+func TestPoolUnderChurn(t *testing.T) {
+	p := shadow.NewPool(3)
+	var running, over atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 500 {
+				p.TryGo(func() {
+					if running.Add(1) > 3 {
+						over.Add(1)
+					}
+					running.Add(-1)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	p.Close()
+	if over.Load() > 0 {
+		t.Errorf("more than 3 tasks ran at once %d times", over.Load())
+	}
+}
+
+func TestPoolCloseWaitsAndRefuses(t *testing.T) {
+	p := shadow.NewPool(2)
+	var finished atomic.Bool
+	p.TryGo(func() {
+		time.Sleep(50 * time.Millisecond)
+		finished.Store(true)
+	})
+	p.Close()
+	if !finished.Load() {
+		t.Error("Close returned before the running task finished")
+	}
+	ran := false
+	if p.TryGo(func() { ran = true }) || ran {
+		t.Error("a closed pool ran a task")
+	}
+}
+
+func TestCaptureKeepsTheStartAndNotesTruncation(t *testing.T) {
+	c := shadow.NewCapture(10)
+	for _, chunk := range []string{"0123", "4567", "89", "abc"} {
+		if n, err := c.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v, want %d, nil", chunk, n, err, len(chunk))
+		}
+	}
+	if got := string(c.Bytes()); got != "0123456789" || !c.Truncated() {
+		t.Errorf("got %q truncated=%v, want 0123456789 truncated", got, c.Truncated())
+	}
+	c.Reset(10)
+	c.Write([]byte("0123456789"))
+	if got := string(c.Bytes()); got != "0123456789" || c.Truncated() {
+		t.Errorf("got %q truncated=%v, want exactly the cap, not truncated", got, c.Truncated())
+	}
+	r := c.Response(200, nil)
+	if r.Status != 200 || string(r.Body) != "0123456789" || r.Truncated {
+		t.Errorf("got %+v, want the capture as a response", r)
+	}
+}
+
+func TestCaptureReuseAllocatesNothing(t *testing.T) {
+	c := shadow.NewCapture(4096)
+	chunk := make([]byte, 1024)
+	allocs := testing.AllocsPerRun(100, func() {
+		c.Reset(4096)
+		for range 5 {
+			c.Write(chunk)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per reuse, want 0", allocs)
+	}
+}
+
+func TestSampler(t *testing.T) {
+	for _, tc := range []struct {
+		rate     float64
+		min, max int // of 10000
+	}{
+		{0, 0, 0}, {1, 10000, 10000}, {0.25, 2300, 2700}, {0.999999, 9900, 10000}, {-1, 0, 0}, {2, 10000, 10000},
+	} {
+		s := shadow.NewSampler(tc.rate)
+		n := 0
+		for range 10000 {
+			if s.Sample() {
+				n++
+			}
+		}
+		if n < tc.min || n > tc.max {
+			t.Errorf("rate %v sampled %d of 10000, want %d to %d", tc.rate, n, tc.min, tc.max)
+		}
+	}
+	if (shadow.Sampler{}).Sample() {
+		t.Error("the zero Sampler sampled")
+	}
+}
