@@ -13,10 +13,10 @@ import (
 // legacy rows are copied to which modern tables, and how their columns map.
 type Backfill struct {
 	// Source is the legacy database: mysql://user:pass@host:3306/db.
-	Source DSN `yaml:"source"`
+	Source DatabaseURL `yaml:"source"`
 	// Target is the modern database: postgres://user:pass@host:5432/db.
 	// The ledger of runs, checkpoints and failed rows lives there too.
-	Target DSN `yaml:"target"`
+	Target DatabaseURL `yaml:"target"`
 	// Batch is how many rows are read, written and checkpointed together.
 	Batch int `yaml:"batch"`
 	// Rate caps rows per second across all tables; 0 means no cap.
@@ -105,12 +105,12 @@ func (t *Transform) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown transform %q; want trim, lower, upper or null_if_empty", b)
 }
 
-// DSN is a database URL: mysql://… or postgres://…. Printing it hides the
-// password.
-type DSN struct{ *url.URL }
+// DatabaseURL is a database URL: mysql://… or postgres://…. Printing it
+// hides the password.
+type DatabaseURL struct{ *url.URL }
 
 // UnmarshalText parses a database URL.
-func (d *DSN) UnmarshalText(b []byte) error {
+func (d *DatabaseURL) UnmarshalText(b []byte) error {
 	u, err := url.Parse(string(b))
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return fmt.Errorf("invalid database URL; write it like mysql://user:pass@host:3306/db or postgres://user:pass@host:5432/db")
@@ -120,7 +120,7 @@ func (d *DSN) UnmarshalText(b []byte) error {
 }
 
 // MarshalText writes the URL with its password redacted.
-func (d DSN) MarshalText() ([]byte, error) {
+func (d DatabaseURL) MarshalText() ([]byte, error) {
 	if d.URL == nil {
 		return nil, nil
 	}
@@ -128,10 +128,10 @@ func (d DSN) MarshalText() ([]byte, error) {
 }
 
 // IsMySQL reports whether the URL names a MySQL or MariaDB server.
-func (d DSN) IsMySQL() bool { return d.URL != nil && (d.Scheme == "mysql" || d.Scheme == "mariadb") }
+func (d DatabaseURL) IsMySQL() bool { return d.URL != nil && (d.Scheme == "mysql" || d.Scheme == "mariadb") }
 
 // IsPostgres reports whether the URL names a PostgreSQL server.
-func (d DSN) IsPostgres() bool {
+func (d DatabaseURL) IsPostgres() bool {
 	return d.URL != nil && (d.Scheme == "postgres" || d.Scheme == "postgresql")
 }
 
@@ -192,6 +192,17 @@ func (b *Backfill) Table(name string) *BackfillTable {
 		}
 	}
 	return nil
+}
+
+// TableInto returns the name of the table copied into the target table to,
+// or "".
+func (b *Backfill) TableInto(to string) string {
+	for _, t := range b.Tables {
+		if t.To == to {
+			return t.Name
+		}
+	}
+	return ""
 }
 
 // TableNames are the tables' names in file order.
