@@ -26,6 +26,11 @@ type Config struct {
 	MaxReplayBody ByteSize `yaml:"max_replay_body"`
 	// Shutdown tunes the drain on SIGTERM.
 	Shutdown Shutdown `yaml:"shutdown"`
+	// Store is where the facade keeps its state: "sqlite:PATH" for one
+	// instance, or a postgres:// URL shared by several replicas.
+	Store StoreDSN `yaml:"store"`
+	// Repairs tunes the delivery of dual writes to the secondary.
+	Repairs Repairs `yaml:"repairs"`
 	// Routes are matched against every request; unmatched requests go to
 	// Default.
 	Routes []Route `yaml:"routes"`
@@ -100,6 +105,62 @@ type Route struct {
 	// LogPath adds the request path to this route's fallback log lines. Off
 	// by default: paths often carry patient identifiers.
 	LogPath bool `yaml:"log_path,omitempty"`
+
+	// Primary is the backend that answers the client in shadow and
+	// dual-write modes; the other one gets the copy. Empty means legacy.
+	Primary Backend `yaml:"primary,omitempty"`
+	// IDField is where a dual-write primary's JSON response carries the id
+	// of what it created (a field path such as id or data.id); it reaches
+	// the secondary as X-Strangler-Primary-Id.
+	IDField string `yaml:"id_field,omitempty"`
+	// PrimaryIdempotent says the primary honours Idempotency-Key, so a write
+	// whose outcome was lost in a crash may be sent to it again.
+	PrimaryIdempotent bool `yaml:"primary_idempotent,omitempty"`
+	// Compare configures a shadow route's response comparison.
+	Compare *Compare `yaml:"compare,omitempty"`
+	// ShadowWrites lets a shadow route copy non-idempotent requests too.
+	ShadowWrites bool `yaml:"shadow_writes,omitempty"`
+}
+
+// Repairs tunes how journaled dual writes are delivered to the secondary.
+type Repairs struct {
+	// MaxAttempts is how many failed deliveries make a write dead; the
+	// default spans about eight hours of a secondary being down.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Backoff is the delay before the first retry, doubled (with jitter)
+	// per attempt up to MaxBackoff.
+	Backoff    Duration `yaml:"backoff"`
+	MaxBackoff Duration `yaml:"max_backoff"`
+	// Workers bounds the deliveries running at once on each replica.
+	Workers int `yaml:"workers"`
+	// Keep is how long delivered writes stay listed before they are purged.
+	Keep Duration `yaml:"keep"`
+}
+
+func (r *Repairs) applyDefaults() {
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultRepairMaxAttempts
+	}
+	if r.Backoff == 0 {
+		r.Backoff = Duration(DefaultRepairBackoff)
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = Duration(DefaultRepairMaxBackoff)
+	}
+	if r.Workers == 0 {
+		r.Workers = DefaultRepairWorkers
+	}
+	if r.Keep == 0 {
+		r.Keep = Duration(DefaultRepairKeep)
+	}
+}
+
+// PrimaryBackend is the route's primary: legacy unless it says modern.
+func (r *Route) PrimaryBackend() Backend {
+	if r.Primary == "" {
+		return Legacy
+	}
+	return r.Primary
 }
 
 // Defaults that apply where the file is silent.
@@ -109,6 +170,16 @@ const (
 	DefaultTimeout       = 15 * time.Second
 	DefaultMaxReplayBody = 10 << 20
 	DefaultShutdownGrace = 30 * time.Second
+	DefaultStore         = "sqlite:./strangler.db"
+)
+
+// Defaults of the repairs section.
+const (
+	DefaultRepairMaxAttempts = 100
+	DefaultRepairBackoff     = time.Second
+	DefaultRepairMaxBackoff  = 5 * time.Minute
+	DefaultRepairWorkers     = 8
+	DefaultRepairKeep        = 7 * 24 * time.Hour
 )
 
 // ReplayLimit is the route's effective max_replay_body.
@@ -148,6 +219,10 @@ func (c *Config) applyDefaults() {
 	if c.Shutdown.Grace == 0 {
 		c.Shutdown.Grace = Duration(DefaultShutdownGrace)
 	}
+	if c.Store == "" {
+		c.Store = DefaultStore
+	}
+	c.Repairs.applyDefaults()
 	for i := range c.Routes {
 		if c.Routes[i].FallbackOn == nil {
 			c.Routes[i].FallbackOn = AllTriggers

@@ -13,31 +13,67 @@ import (
 // is a load error, never a request-time surprise.
 type Mode string
 
-// The route modes, in lifecycle order.
+// The route modes. A read endpoint goes legacy → shadow → fallback →
+// modern, a write endpoint legacy → dual-write → modern.
 const (
-	ModeLegacy   Mode = "legacy"
-	ModeFallback Mode = "fallback"
-	ModeModern   Mode = "modern"
+	ModeLegacy    Mode = "legacy"
+	ModeShadow    Mode = "shadow"
+	ModeFallback  Mode = "fallback"
+	ModeDualWrite Mode = "dual-write"
+	ModeModern    Mode = "modern"
 )
 
-// plannedModes are part of the product contract but not built yet; naming
-// them in the error saves users from hunting for a typo.
-var plannedModes = []string{"shadow", "dual-write"}
+// Modes lists every mode.
+var Modes = []Mode{ModeLegacy, ModeShadow, ModeFallback, ModeDualWrite, ModeModern}
 
 // UnmarshalText parses a mode name.
 func (m *Mode) UnmarshalText(b []byte) error {
-	s := string(b)
-	switch Mode(s) {
-	case ModeLegacy, ModeFallback, ModeModern:
-		*m = Mode(s)
-		return nil
-	}
-	for _, p := range plannedModes {
-		if s == p {
-			return fmt.Errorf("mode %q is not available yet in this version; use legacy, fallback or modern", s)
+	for _, mode := range Modes {
+		if string(b) == string(mode) {
+			*m = mode
+			return nil
 		}
 	}
-	return fmt.Errorf("unknown mode %q; want legacy, fallback or modern", s)
+	return fmt.Errorf("unknown mode %q; want legacy, shadow, fallback, dual-write or modern", b)
+}
+
+// StoreDSN is the state store's address: "sqlite:PATH" or a postgres://
+// URL. Its password never shows in config print.
+type StoreDSN string
+
+// UnmarshalText checks the scheme.
+func (d *StoreDSN) UnmarshalText(b []byte) error {
+	s := string(b)
+	switch {
+	case strings.HasPrefix(s, "sqlite:") && len(s) > len("sqlite:"):
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			return fmt.Errorf("invalid PostgreSQL URL: %v", redactURLError(err))
+		}
+	default:
+		return fmt.Errorf("invalid store %q; want sqlite:PATH or postgres://user:pass@host:5432/db", redactDSN(s))
+	}
+	*d = StoreDSN(s)
+	return nil
+}
+
+// MarshalText writes the address with any password redacted.
+func (d StoreDSN) MarshalText() ([]byte, error) { return []byte(redactDSN(string(d))), nil }
+
+func redactDSN(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+// redactURLError keeps a URL parse error from echoing the URL, which may
+// hold a password.
+func redactURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // Secret is a value that config print and logs never show.

@@ -73,12 +73,16 @@ func (d *decoder) validateRoutes(c *Config) {
 		if r.Mode == "" {
 			d.errorAt(at("mode"), "is required; want legacy, fallback or modern")
 		}
-		if r.Mode == ModeLegacy {
-			if r.Percent != nil {
-				d.errorAt(at("percent"), "applies to fallback and modern modes only")
+		// Options of other modes are allowed on any route: a flip at run
+		// time may move the route into the mode they serve.
+		if r.IDField != "" {
+			if _, err := ParseFieldPath(r.IDField); err != nil {
+				d.errorAt(at("id_field"), "%v", err)
 			}
-			if !r.Sticky.IsZero() {
-				d.errorAt(at("sticky"), "applies to fallback and modern modes only")
+		}
+		if r.Compare != nil {
+			for _, e := range r.Compare.Validate() {
+				d.errorAt(at("compare."+e.Field), "%s", e.Msg)
 			}
 		}
 		if r.FallbackOn != nil && len(r.FallbackOn) == 0 {
