@@ -1,0 +1,224 @@
+// Package backfill copies the legacy database's rows into the modern one
+// and checks that the two agree, per the backfill section of the
+// configuration.
+//
+// Backfill reads each source table by keyset pagination on its key, in
+// batches, optionally in parallel key ranges; writes each batch with COPY
+// into a staging table and an upsert on the target key; and records, in
+// the same transaction, the batch's checkpoint and the rows the target
+// refused, with their reason, in a ledger in the target database
+// (strangler_backfill_runs, _checkpoints and _failures). So a killed run
+// resumes where it stopped, re-running is idempotent, and a re-run copies
+// only what is new or failed before. It can also copy an explicit set of
+// keys, such as the read-repair keys the facade records.
+//
+// Verify compares the two databases table by table with chunked
+// checksums computed on each side, narrowing differing chunks by
+// bisection down to the rows that are missing, extra or changed.
+package backfill
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"strangler/config"
+)
+
+// RepairKeys is where the facade's read repair leaves the keys modern
+// lacked when a client asked for them. Backfill drains it at the start of
+// every full run, so those rows arrive first. Table names are the backfill
+// section's table names.
+type RepairKeys interface {
+	// Pending returns keys of the table waiting to be copied, as source key
+	// values; none when nothing waits.
+	Pending(ctx context.Context, table string) ([]string, error)
+	// Done records keys that no longer need copying: copied, or not in the
+	// source at all. Keys whose rows failed stay pending (and are in the
+	// ledger).
+	Done(ctx context.Context, table string, keys []string) error
+}
+
+// Options tune a run; the zero value copies every table, resuming from
+// the checkpoints. Batch size, rate and concurrency come from the
+// configuration.
+type Options struct {
+	// Tables limits the run to these tables; empty means all.
+	Tables []string
+	// Keys, when set, copies only these source keys of each named table,
+	// and the rows of other tables that refer to them through a lookup
+	// (a patient's MRNs and photos with the patient). Checkpoints are left
+	// alone.
+	Keys map[string][]string
+	// OnlyFailed retries only the rows the ledger records as failed.
+	OnlyFailed bool
+	// Restart ignores the checkpoints and reads every row again; rows that
+	// are already equal are counted, not rewritten.
+	Restart bool
+	// DryRun does everything inside transactions it rolls back, and writes
+	// nothing, not even the ledger: the report says what a run would do.
+	DryRun bool
+	// Repairs, if set, is drained before a full or restarted run.
+	Repairs RepairKeys
+	// Progress, if set, receives progress: bars when Terminal, plain lines
+	// otherwise.
+	Progress io.Writer
+	Terminal bool
+	// Metrics, if set, counts rows.
+	Metrics *Metrics
+	// Log receives a line per table and errors; nil discards them.
+	Log *slog.Logger
+}
+
+// mode names what a run does, in the ledger and the report.
+func (o *Options) mode() string {
+	switch {
+	case len(o.Keys) > 0:
+		return "keys"
+	case o.OnlyFailed:
+		return "only-failed"
+	case o.Restart:
+		return "restart"
+	}
+	return "full"
+}
+
+// Run backfills per cfg and returns what it did. The report is returned
+// even with an error, covering the work done until it stopped.
+func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	started := time.Now()
+	src, dst, err := connect(ctx, cfg, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	defer dst.Close()
+	for name := range opts.Keys {
+		if cfg.Table(name) == nil {
+			return nil, fmt.Errorf("keys: no table %q in the backfill section; it has %s", name, strings.Join(cfg.TableNames(), ", "))
+		}
+	}
+	tables, err := plan(ctx, cfg, opts.Tables, src, dst)
+	if err != nil {
+		return nil, err
+	}
+	l, err := openLedger(ctx, dst, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.DryRun {
+		release, err := lock(ctx, dst)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.name
+	}
+	if err := l.startRun(ctx, opts.mode(), names); err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, tables: tables,
+		stats: map[string]*tableStats{}, pace: newPacer(cfg.Rate), batch: cfg.Batch}
+	// A batch never holds more than a second of rows, so the rate holds
+	// smoothly rather than in bursts.
+	if cfg.Rate > 0 {
+		r.batch = max(1, min(r.batch, cfg.Rate))
+	}
+	var all []*tableStats
+	for _, t := range tables {
+		s := newTableStats(t.name)
+		r.stats[t.name] = s
+		all = append(all, s)
+	}
+	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", l.runID)
+	prog := startProgress(opts.Progress, opts.Terminal, all)
+	runErr := r.run(ctx)
+	prog.finish()
+
+	report := &Report{RunID: l.runID, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
+	for _, t := range tables {
+		report.Tables = append(report.Tables, r.stats[t.name].report())
+	}
+	status := "succeeded"
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		status = "interrupted"
+	case runErr != nil:
+		status = "failed"
+	}
+	if runErr != nil {
+		report.Error = runErr.Error()
+		opts.Log.Error("backfill stopped", "status", status, "error", runErr)
+	}
+	if err := l.finishRun(context.WithoutCancel(ctx), status, report, runErr); err != nil && runErr == nil {
+		runErr = fmt.Errorf("ledger: %w", err)
+	}
+	return report, runErr
+}
+
+// connect opens both databases with room for conns workers.
+func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pgxpool.Pool, error) {
+	dsn, err := config.MySQLDriverDSN(cfg.Source.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	mcfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	// Values are read as MySQL's text, not parsed into Go times, and
+	// TIMESTAMP columns in UTC, as the target session reads them.
+	mcfg.ParseTime = false
+	if mcfg.Params == nil {
+		mcfg.Params = map[string]string{}
+	}
+	mcfg.Params["time_zone"] = "'+00:00'"
+	src, err := sql.Open("mysql", mcfg.FormatDSN())
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	src.SetMaxOpenConns(conns + 2)
+	src.SetMaxIdleConns(conns + 2)
+	if err := src.PingContext(ctx); err != nil {
+		src.Close()
+		return nil, nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.Target.String())
+	if err != nil {
+		src.Close()
+		return nil, nil, fmt.Errorf("target: %w", err)
+	}
+	pcfg.MaxConns = int32(conns + 2)
+	rp := pcfg.ConnConfig.RuntimeParams
+	rp["application_name"] = "strangler backfill"
+	rp["timezone"] = "UTC"
+	// A batch and its checkpoint commit together, so losing the last few
+	// commits to a server crash only means redoing those batches: waiting
+	// for each commit's WAL flush buys nothing here.
+	rp["synchronous_commit"] = "off"
+	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err == nil {
+		err = dst.Ping(ctx)
+	}
+	if err != nil {
+		src.Close()
+		if dst != nil {
+			dst.Close()
+		}
+		return nil, nil, fmt.Errorf("target %s: %w", cfg.Target.Redacted(), err)
+	}
+	return src, dst, nil
+}

@@ -1,0 +1,110 @@
+package backfill_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"strangler/backfill/fixture"
+	"strangler/config"
+	"strangler/internal/testdb"
+	"strangler/legacy"
+	"strangler/modern"
+)
+
+// world is a legacy and a modern database, each with its reference API,
+// and the reference backfill configuration between them.
+type world struct {
+	legacy *sql.DB
+	modern *pgxpool.Pool
+	cfg    *config.Backfill
+	// legacyURL and modernDSN are what the configuration names.
+	legacyURL, modernDSN string
+	legacyAPI, modernAPI http.Handler
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newWorld makes fresh databases, fills legacy with sizes and loads the
+// reference configuration with vars overriding its defaults.
+func newWorld(t *testing.T, sizes fixture.Sizes, vars map[string]string) *world {
+	t.Helper()
+	ctx := context.Background()
+	myDSN, pgURL := testdb.MySQL(t), testdb.Postgres(t)
+	ldb, err := legacy.Open(ctx, myDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ldb.Close() })
+	if sizes.Patients > 0 {
+		if err := fixture.Generate(ctx, ldb, sizes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := modern.Open(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	w := &world{legacy: ldb, modern: pool, legacyURL: fixture.MySQLURL(myDSN), modernDSN: pgURL,
+		legacyAPI: legacy.New(ldb, discard()), modernAPI: modern.New(pool, discard())}
+	w.cfg = w.config(t, vars)
+	return w
+}
+
+func (w *world) config(t *testing.T, vars map[string]string) *config.Backfill {
+	t.Helper()
+	all := map[string]string{"LEGACY_DSN": w.legacyURL, "MODERN_DSN": w.modernDSN, "BACKFILL_BATCH": "500"}
+	maps.Copy(all, vars)
+	cfg, err := config.Load("testdata/reference.yaml", config.Env{Getenv: func(k string) string { return all[k] }, ReadFile: os.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Backfill
+}
+
+func (w *world) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if _, err := w.legacy.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func (w *world) count(t *testing.T, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := w.modern.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// get fetches path from an API and returns status and body.
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	body, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(body)
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,72 @@
+package backfill
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"time"
+)
+
+//go:embed report.html
+var reportHTML string
+
+var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
+	"n": func(v any) string {
+		switch v := v.(type) {
+		case int64:
+			return thousands(v)
+		case float64:
+			return thousands(int64(v))
+		}
+		return fmt.Sprint(v)
+	},
+}).Parse(reportHTML))
+
+// WriteHTML writes the report as a page to open in a browser: a verdict,
+// the counts per table with a bar, and the failures by reason. It names
+// keys, never values.
+func (r *Report) WriteHTML(w io.Writer) error {
+	type row struct {
+		TableReport
+		Took                              string
+		Rate                              float64
+		WrittenPct, PresentPct, FailedPct float64
+	}
+	type failureRow struct {
+		Table, Reason, Keys string
+		Count               int64
+	}
+	page := struct {
+		Title, Duration, Verdict, VerdictClass string
+		Report                                 *Report
+		Tables                                 []row
+		Failures                               []failureRow
+	}{Title: "Backfill report", Report: r, Duration: r.Finished.Sub(r.Started).Round(time.Second).String()}
+	if r.DryRun {
+		page.Title = "Backfill report (dry run)"
+	}
+	for _, t := range r.Tables {
+		pct := func(n int64) float64 {
+			if t.Read == 0 {
+				return 0
+			}
+			return 100 * float64(n) / float64(t.Read)
+		}
+		page.Tables = append(page.Tables, row{TableReport: t, Rate: t.RowsPerSecond,
+			Took:       (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond).String(),
+			WrittenPct: pct(t.Written()), PresentPct: pct(t.Present), FailedPct: pct(t.Failed)})
+		for _, f := range t.Failures {
+			page.Failures = append(page.Failures, failureRow{t.Table, f.Reason, joinKeys(f.SampleKeys), f.Count})
+		}
+	}
+	switch failed := r.Failed(); {
+	case r.Error != "":
+		page.Verdict, page.VerdictClass = "The run stopped before it finished; run it again to resume where it stopped.", "bad"
+	case failed > 0:
+		page.Verdict, page.VerdictClass = fmt.Sprintf("%s rows could not be copied; everything else was.", thousands(failed)), "warn"
+	default:
+		page.Verdict, page.VerdictClass = "Every row read was copied.", "ok"
+	}
+	return reportPage.Execute(w, page)
+}

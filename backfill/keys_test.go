@@ -1,0 +1,156 @@
+package backfill_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+)
+
+func TestExplicitKeysCopyThoseRowsAndTheirDependants(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 300, MRNs: true, PhotoEvery: 17}, nil)
+	rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{
+		Keys: map[string][]string{"patients": {"17", "21", "99999"}}, Log: discard(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, "SELECT count(*) FROM patients"); got != 2 {
+		t.Errorf("modern has %d patients, want only 17 and 21", got)
+	}
+	// 17 has one MRN and a photo; 21 two MRNs.
+	if got := w.count(t, "SELECT count(*) FROM hospital_patients h JOIN patients p ON p.id = h.patient_id WHERE p.legacy_id IN (17, 21)"); got != 3 {
+		t.Errorf("got %d MRNs of patients 17 and 21, want 3", got)
+	}
+	if got := w.count(t, "SELECT count(*) FROM photos WHERE legacy_id = 17"); got != 1 {
+		t.Errorf("got %d photos of patient 17, want 1", got)
+	}
+	if p := rep.Tables[0]; p.Table != "patients" || p.NotInSource != 1 || p.Inserted != 2 {
+		t.Errorf("patients: %+v; want 2 inserted and 1 key not in the source", p)
+	}
+	if got := w.count(t, "SELECT count(*) FROM strangler_backfill_checkpoints"); got != 0 {
+		t.Errorf("copying keys left %d checkpoints, want none", got)
+	}
+}
+
+// repairKeys is the facade's read-repair queue as backfill sees it.
+type repairKeys struct {
+	mu      sync.Mutex
+	pending map[string][]string
+	done    map[string][]string
+}
+
+func (r *repairKeys) Pending(_ context.Context, table string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pending[table]), nil
+}
+
+func (r *repairKeys) Done(_ context.Context, table string, keys []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done[table] = append(r.done[table], keys...)
+	r.pending[table] = slices.DeleteFunc(r.pending[table], func(k string) bool { return slices.Contains(keys, k) })
+	return nil
+}
+
+func TestReadRepairKeysAreCopiedFirst(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 200, MRNs: true}, nil)
+	w.exec(t, "SET SESSION sql_mode = ''")
+	w.exec(t, "UPDATE Patient SET DateOfBirth = '0000-00-00' WHERE PatientSerNum = 76")
+	repairs := &repairKeys{pending: map[string][]string{"patients": {"75", "76", "4242"}}, done: map[string][]string{}}
+	// A rate so low that the bulk copy cannot get far within the test.
+	w.cfg.Rate = 20
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(ctx, w.cfg, backfill.Options{Repairs: repairs, Log: discard()})
+		done <- err
+	}()
+	waitFor(t, func() bool {
+		repairs.mu.Lock()
+		defer repairs.mu.Unlock()
+		return len(repairs.done["patients"]) > 0
+	})
+	cancel()
+	<-done
+	if got := repairs.done["patients"]; !slices.Equal(got, []string{"75", "4242"}) {
+		t.Errorf("keys reported done: %v; want 75 (copied) and 4242 (not in legacy), not 76 (failed)", got)
+	}
+	if got := repairs.pending["patients"]; !slices.Equal(got, []string{"76"}) {
+		t.Errorf("keys still pending: %v; want the failed 76", got)
+	}
+	if got := w.count(t, "SELECT count(*) FROM patients WHERE legacy_id = 75"); got != 1 {
+		t.Errorf("patient 75 is not in modern")
+	}
+	if got := w.count(t, "SELECT count(*) FROM hospital_patients h JOIN patients p ON p.id = h.patient_id WHERE p.legacy_id = 75"); got != 1 {
+		t.Errorf("patient 75's MRN is not in modern")
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 500, MRNs: true}, nil)
+	rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{DryRun: true, Log: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Tables[0]; p.Inserted != 500 || !rep.DryRun {
+		t.Errorf("dry run reports %d inserts, want the 500 a run would do", p.Inserted)
+	}
+	if got := w.count(t, "SELECT count(*) FROM patients"); got != 0 {
+		t.Errorf("a dry run left %d patients in modern", got)
+	}
+	if got := w.count(t, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'strangler_backfill%'"); got != 0 {
+		t.Errorf("a dry run created %d ledger tables", got)
+	}
+}
+
+func TestParallelKeyRangesCopyEveryRowOnce(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 5000}, map[string]string{"BACKFILL_CONCURRENCY": "4", "BACKFILL_BATCH": "300"})
+	w.exec(t, "ANALYZE TABLE Patient") // the row estimate decides on splitting
+	rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Tables: []string{"patients"}, Log: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Tables[0]; p.Read != 5000 || p.Inserted != 5000 {
+		t.Errorf("read %d, inserted %d; want 5000 each", p.Read, p.Inserted)
+	}
+	if got := w.count(t, "SELECT count(DISTINCT legacy_id) FROM patients"); got != 5000 {
+		t.Errorf("modern has %d distinct patients, want 5000", got)
+	}
+	if got := w.count(t, "SELECT count(*) FROM strangler_backfill_checkpoints WHERE table_name = 'patients'"); got != 4 {
+		t.Errorf("got %d key ranges, want 4", got)
+	}
+}
+
+func TestMisconfiguredTablesFailBeforeAnyWork(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 10}, nil)
+	for name, break_ := range map[string]func(){
+		"a source column that does not exist": func() {
+			c := w.cfg.Tables[0].Columns["last_name"]
+			c.From = "Surname"
+			w.cfg.Tables[0].Columns["last_name"] = c
+		},
+		"a target column that does not exist": func() {
+			w.cfg.Tables[0].Columns["surname"] = w.cfg.Tables[0].Columns["last_name"]
+		},
+		"a NOT NULL target column left out": func() { delete(w.cfg.Tables[0].Columns, "last_name") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			w.cfg = w.config(t, nil)
+			break_()
+			_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+			if err == nil {
+				t.Fatal("the run started")
+			}
+			t.Log(err)
+			if got := w.count(t, "SELECT count(*) FROM patients"); got != 0 {
+				t.Errorf("%d rows were copied", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,288 @@
+package backfill
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The ledger lives in the target database, next to the rows it accounts
+// for, so a batch, its checkpoint and its failed rows commit together:
+// after a crash the ledger says exactly what was written.
+const ledgerSchema = `
+CREATE TABLE IF NOT EXISTS strangler_backfill_runs (
+  id bigserial PRIMARY KEY,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  -- running, succeeded, failed or interrupted
+  status text NOT NULL,
+  -- full, restart, only-failed or keys
+  mode text NOT NULL,
+  tables text[] NOT NULL,
+  report jsonb,
+  error text
+);
+CREATE TABLE IF NOT EXISTS strangler_backfill_checkpoints (
+  table_name text NOT NULL,
+  -- A table is copied in key ranges; range n covers the keys after range
+  -- n-1's end up to its own end (NULL: no end, the last range).
+  range_no integer NOT NULL,
+  range_end text,
+  -- Every key up to last_key is copied; NULL: nothing yet.
+  last_key text,
+  done boolean NOT NULL DEFAULT false,
+  rows_done bigint NOT NULL DEFAULT 0,
+  run_id bigint,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (table_name, range_no)
+);
+CREATE TABLE IF NOT EXISTS strangler_backfill_failures (
+  table_name text NOT NULL,
+  source_key text NOT NULL,
+  reason text NOT NULL,
+  -- The row as it would have been written, redacted columns elided.
+  payload jsonb NOT NULL,
+  attempts integer NOT NULL DEFAULT 1,
+  first_failed_at timestamptz NOT NULL DEFAULT now(),
+  last_failed_at timestamptz NOT NULL DEFAULT now(),
+  run_id bigint,
+  PRIMARY KEY (table_name, source_key)
+);`
+
+// ledger reads and writes the backfill's bookkeeping in the target
+// database. A dry run's ledger writes nothing.
+type ledger struct {
+	db    *pgxpool.Pool
+	runID int64
+	dry   bool
+	// exists is false when a dry run finds no ledger: nothing was copied.
+	exists bool
+}
+
+// openLedger creates the ledger's tables if needed; a dry run only looks.
+func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error) {
+	l := &ledger{db: db, dry: dry, exists: true}
+	if dry {
+		err := db.QueryRow(ctx, "SELECT to_regclass('strangler_backfill_checkpoints') IS NOT NULL").Scan(&l.exists)
+		return l, err
+	}
+	if _, err := db.Exec(ctx, ledgerSchema); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return l, nil
+}
+
+// lock takes the advisory lock that keeps two backfills off one target
+// database; it is held by a session, so a killed process releases it.
+func lock(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'))").Scan(&got); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	if !got {
+		conn.Release()
+		return nil, errors.New("another backfill is running against this target database (its advisory lock is held); wait for it or stop it")
+	}
+	return func() {
+		conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('strangler_backfill'))")
+		conn.Release()
+	}, nil
+}
+
+// startRun records a run. Runs still marked running died without saying
+// so: the caller holds the lock, so none of them is alive.
+func (l *ledger) startRun(ctx context.Context, mode string, tables []string) error {
+	if l.dry {
+		return nil
+	}
+	if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables) VALUES ('running', $1, $2) RETURNING id",
+		mode, tables).Scan(&l.runID)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// finishRun records how a run ended, with its report.
+func (l *ledger) finishRun(ctx context.Context, status string, report *Report, runErr error) error {
+	if l.dry || l.runID == 0 {
+		return nil
+	}
+	var errText *string
+	if runErr != nil {
+		s := runErr.Error()
+		errText = &s
+	}
+	js, _ := json.Marshal(report)
+	_, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = $2, finished_at = now(), report = $3, error = $4 WHERE id = $1",
+		l.runID, status, js, errText)
+	return err
+}
+
+// keyRange is one key range of a table and how far it got.
+type keyRange struct {
+	no int
+	// start is the key the range begins after; nil: the first key.
+	start *string
+	// end is the range's last key; nil: no end.
+	end *string
+	// last is the last key copied; nil: nothing yet.
+	last *string
+	done bool
+}
+
+// cursor is where the range's next batch starts after.
+func (r keyRange) cursor() *string {
+	if r.last != nil {
+		return r.last
+	}
+	return r.start
+}
+
+// ranges returns the table's key ranges, in order; none before a first run.
+func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
+	if !l.exists {
+		return nil, nil
+	}
+	rows, err := l.db.Query(ctx, `SELECT range_no, range_end, last_key, done FROM strangler_backfill_checkpoints
+		WHERE table_name = $1 ORDER BY range_no`, table)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyRange, error) {
+		var k keyRange
+		return k, r.Scan(&k.no, &k.end, &k.last, &k.done)
+	})
+	for i := 1; i < len(rs); i++ {
+		rs[i].start = rs[i-1].end
+	}
+	return rs, err
+}
+
+// setRanges records a table's key ranges by their ends, the last one nil.
+func (l *ledger) setRanges(ctx context.Context, table string, ends []*string) ([]keyRange, error) {
+	rs := make([]keyRange, len(ends))
+	for i, end := range ends {
+		rs[i] = keyRange{no: i, end: end}
+		if i > 0 {
+			rs[i].start = ends[i-1]
+		}
+	}
+	if l.dry {
+		return rs, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue("DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", table)
+	for _, r := range rs {
+		b.Queue("INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id) VALUES ($1, $2, $3, $4)",
+			table, r.no, r.end, l.runID)
+	}
+	if err := l.db.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return rs, nil
+}
+
+// forget drops a table's checkpoints, so the next run reads it from the
+// start.
+func (l *ledger) forget(ctx context.Context, table string) error {
+	if l.dry || !l.exists {
+		return nil
+	}
+	_, err := l.db.Exec(ctx, "DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", table)
+	return err
+}
+
+// advance moves a range's checkpoint past a batch, inside the batch's
+// transaction.
+func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRange, last string, rows int, done bool) error {
+	if l.dry {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
+		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2`,
+		table, r.no, last, rows, done, l.runID)
+	return err
+}
+
+// markDone records that a range has no rows left.
+func (l *ledger) markDone(ctx context.Context, table string, r *keyRange) error {
+	if l.dry {
+		return nil
+	}
+	_, err := l.db.Exec(ctx, "UPDATE strangler_backfill_checkpoints SET done = true, updated_at = now() WHERE table_name = $1 AND range_no = $2",
+		table, r.no)
+	return err
+}
+
+// failure is a row that could not be written, and why.
+type failure struct {
+	key     string
+	reason  string
+	payload map[string]any
+}
+
+// recordFailures adds or updates failed rows, inside the batch's
+// transaction.
+func (l *ledger) recordFailures(ctx context.Context, tx pgx.Tx, table string, fs []failure) error {
+	if len(fs) == 0 || l.dry {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, f := range fs {
+		payload, _ := json.Marshal(f.payload)
+		b.Queue(`INSERT INTO strangler_backfill_failures (table_name, source_key, reason, payload, run_id)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (table_name, source_key) DO UPDATE SET reason = EXCLUDED.reason, payload = EXCLUDED.payload,
+				attempts = strangler_backfill_failures.attempts + 1, last_failed_at = now(), run_id = EXCLUDED.run_id`,
+			table, f.key, f.reason, payload, l.runID)
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// clearFailures forgets earlier failures of rows now written or gone,
+// inside the batch's transaction.
+func (l *ledger) clearFailures(ctx context.Context, tx pgx.Tx, table string, keys []string) error {
+	if len(keys) == 0 || l.dry {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "DELETE FROM strangler_backfill_failures WHERE table_name = $1 AND source_key = ANY($2)", table, keys)
+	return err
+}
+
+// hasFailures reports whether the table has failed rows on record.
+func (l *ledger) hasFailures(ctx context.Context, table string) (bool, error) {
+	if !l.exists {
+		return false, nil
+	}
+	var any bool
+	err := l.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_failures WHERE table_name = $1)", table).Scan(&any)
+	return any, err
+}
+
+// failedKeys pages through a table's failed keys, in text order;
+// earlierOnly leaves out those that failed in this run.
+func (l *ledger) failedKeys(ctx context.Context, table, after string, limit int, earlierOnly bool) ([]string, error) {
+	if !l.exists {
+		return nil, nil
+	}
+	rows, err := l.db.Query(ctx, `SELECT source_key FROM strangler_backfill_failures
+		WHERE table_name = $1 AND source_key > $2 AND NOT ($4 AND run_id IS NOT DISTINCT FROM $5)
+		ORDER BY source_key LIMIT $3`, table, after, limit, earlierOnly, l.runID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

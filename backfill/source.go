@@ -1,0 +1,255 @@
+package backfill
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/big"
+	"strings"
+)
+
+// maxBatchBytes caps the bytes of one batch, whatever its row count: a
+// table of photos must not hold thousands of them at once. With a batch
+// being read, one queued and one being written per worker, memory stays
+// near a few times this per worker whatever the table's size.
+const maxBatchBytes = 16 << 20
+
+// batch is rows read from the source, ready to be written.
+type batch struct {
+	rows []sourceRow
+	// bytes is the size of the values, for memory accounting.
+	bytes int
+	// final is set on a range's last batch: no rows follow it.
+	final bool
+}
+
+// sourceRow is one source row: its key and the value of each target
+// column, nil for NULL, all in the text form MySQL sends.
+type sourceRow struct {
+	key  []byte
+	vals [][]byte
+}
+
+// lastKey is the key of the batch's last row.
+func (b *batch) lastKey() string { return string(b.rows[len(b.rows)-1].key) }
+
+// reader reads one table's rows from the source database.
+type reader struct {
+	db    *sql.DB
+	t     *table
+	limit int
+	pace  *pacer
+}
+
+// keyset reads a key range a batch at a time, each batch one query that
+// starts after the previous batch's last key (never OFFSET, which rereads
+// everything before it), and sends the batches to out until the range is
+// exhausted.
+func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) error {
+	after := rg.cursor()
+	limit := r.limit
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, s := range stmts {
+			s.Close()
+		}
+	}()
+	for {
+		where, args := []string{}, []any{}
+		if after != nil {
+			where, args = append(where, r.t.sourceKey+" > ?"), append(args, *after)
+		}
+		if rg.end != nil {
+			where, args = append(where, r.t.sourceKey+" <= ?"), append(args, *rg.end)
+		}
+		q := "SELECT " + r.t.sourceKey + ", " + r.t.selectList() + " FROM " + r.t.source
+		if len(where) > 0 {
+			q += " WHERE " + strings.Join(where, " AND ")
+		}
+		q += " ORDER BY " + r.t.sourceKey + " LIMIT ?"
+		// The statement is prepared once per shape and reused: preparing per
+		// batch would cost two more round trips each time.
+		stmt, ok := stmts[q]
+		if !ok {
+			var err error
+			if stmt, err = r.db.PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("read %s: %w", r.t.name, err)
+			}
+			stmts[q] = stmt
+		}
+		rows, err := stmt.QueryContext(ctx, append(args, limit)...)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", r.t.name, err)
+		}
+		b, cut, err := scanBatch(rows, len(r.t.cols))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", r.t.name, err)
+		}
+		b.final = !cut && len(b.rows) < limit
+		if cut {
+			rows.Close()
+			// Rows this big: read fewer at a time from now on.
+			limit = max(1, len(b.rows))
+		}
+		if err := r.pace.take(ctx, len(b.rows)); err != nil {
+			return err
+		}
+		if len(b.rows) > 0 || b.final {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if b.final {
+			return nil
+		}
+		last := b.lastKey()
+		after = &last
+	}
+}
+
+// byValues reads the rows whose column equals one of values, a batch of
+// values at a time: the keys of --keys and read repair, or the foreign
+// keys of their dependent rows.
+func (r *reader) byValues(ctx context.Context, column string, values []string, out chan<- batch) error {
+	for len(values) > 0 {
+		n := min(len(values), r.limit, 10_000)
+		chunk := values[:n]
+		values = values[n:]
+		args := make([]any, len(chunk))
+		for i, v := range chunk {
+			args[i] = v
+		}
+		rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+", "+r.t.selectList()+" FROM "+r.t.source+
+			" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+") ORDER BY "+r.t.sourceKey, args...)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", r.t.name, err)
+		}
+		// Bounded by the number of values asked for, times the rows each
+		// matches: a foreign key's dependants are few.
+		for {
+			b, cut, err := scanBatch(rows, len(r.t.cols))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", r.t.name, err)
+			}
+			if err := r.pace.take(ctx, len(b.rows)); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(b.rows) > 0 {
+				select {
+				case out <- b:
+				case <-ctx.Done():
+					rows.Close()
+					return ctx.Err()
+				}
+			}
+			if !cut {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// scanBatch reads rows into a batch until they end or the batch holds
+// maxBatchBytes; cut reports the latter, with rows left open for the next
+// call. The values are copied into one buffer per batch rather than one
+// allocation per value.
+func scanBatch(rows *sql.Rows, ncols int) (b batch, cut bool, err error) {
+	raw := make([]sql.RawBytes, ncols+1)
+	dest := make([]any, ncols+1)
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	arena := make([]byte, 0, 64<<10)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return b, false, err
+		}
+		need := 0
+		for _, v := range raw {
+			need += len(v)
+		}
+		if cap(arena)-len(arena) < need {
+			// A new buffer; the old one stays alive through the slices
+			// already taken from it.
+			arena = make([]byte, 0, max(need, 2*cap(arena), 64<<10))
+		}
+		row := sourceRow{vals: make([][]byte, ncols)}
+		for i, v := range raw {
+			var kept []byte
+			if v != nil {
+				start := len(arena)
+				arena = append(arena, v...)
+				kept = arena[start:len(arena):len(arena)]
+			}
+			if i == 0 {
+				row.key = kept
+			} else {
+				row.vals[i-1] = kept
+			}
+		}
+		b.rows = append(b.rows, row)
+		b.bytes += need
+		if b.bytes >= maxBatchBytes {
+			return b, true, nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return b, false, err
+	}
+	return b, false, rows.Close()
+}
+
+// splitRanges cuts an integer key space into n ranges of equal width for
+// parallel copying, returning each range's last key; the last is nil, so
+// rows added later with higher keys belong to it.
+func splitRanges(ctx context.Context, db *sql.DB, t *table, n int) ([]*string, error) {
+	if n <= 1 || !t.intKey {
+		return []*string{nil}, nil
+	}
+	var lo, hi sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+"), MAX("+t.sourceKey+") FROM "+t.source).Scan(&lo, &hi); err != nil {
+		return nil, fmt.Errorf("read %s: key bounds: %w", t.name, err)
+	}
+	if !lo.Valid {
+		return []*string{nil}, nil
+	}
+	// big.Int: keys may be BIGINT UNSIGNED, beyond int64.
+	l, ok1 := new(big.Int).SetString(lo.String, 10)
+	h, ok2 := new(big.Int).SetString(hi.String, 10)
+	if !ok1 || !ok2 {
+		return []*string{nil}, nil
+	}
+	span := new(big.Int).Sub(h, l)
+	var ends []*string
+	for i := 1; i < n; i++ {
+		end := new(big.Int).Mul(span, big.NewInt(int64(i)))
+		end.Div(end, big.NewInt(int64(n))).Add(end, l)
+		s := end.String()
+		if len(ends) > 0 && *ends[len(ends)-1] == s {
+			continue
+		}
+		ends = append(ends, &s)
+	}
+	return append(ends, nil), nil
+}
+
+// estimateRows is the server's estimate of a source table's rows, for the
+// progress display; 0 when unknown (a query source).
+func estimateRows(ctx context.Context, db *sql.DB, t *table) int64 {
+	if t.cfg.Query != "" {
+		return 0
+	}
+	schema, name, ok := strings.Cut(t.cfg.From, ".")
+	if !ok {
+		schema, name = "", schema
+	}
+	var n sql.NullInt64
+	db.QueryRowContext(ctx, `SELECT TABLE_ROWS FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ?`, schema, name).Scan(&n)
+	return n.Int64
+}
