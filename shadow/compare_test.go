@@ -317,6 +317,29 @@ func TestCompareGzip(t *testing.T) {
 	}
 }
 
+func TestCompareEqualBytesNeedNoDecoding(t *testing.T) {
+	cmp := newComparer(t, config.Compare{})
+	p, o := jsonResponse(200, "not gzip"), jsonResponse(200, "not gzip")
+	p.Header.Set("Content-Encoding", "gzip")
+	o.Header.Set("Content-Encoding", "gzip")
+	if res := cmp.Compare(p, o); res.Outcome != shadow.Match {
+		t.Errorf("got %v %+v, want equal bytes in the same coding to match", res.Outcome, res.Diffs)
+	}
+	o.Body = []byte("not gzip either")
+	res := cmp.Compare(p, o)
+	if res.Outcome != shadow.Mismatch || !strings.Contains(res.Diffs[0].Primary, "undecodable") {
+		t.Errorf("got %v %+v, want a body mismatch saying the body is undecodable", res.Outcome, res.Diffs)
+	}
+}
+
+func TestOutcomeLabels(t *testing.T) {
+	for o, want := range map[shadow.Outcome]string{shadow.Match: "match", shadow.Mismatch: "mismatch", shadow.TooLarge: "too_large"} {
+		if got := o.String(); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
+
 func TestCompareCapsDiffs(t *testing.T) {
 	cmp := newComparer(t, config.Compare{})
 	res := cmp.Compare(jsonResponse(200, `[`+seq(0, 50, false)+`]`), jsonResponse(200, `[`+seq(0, 50, true)+`]`))

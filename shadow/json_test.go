@@ -127,3 +127,30 @@ func BenchmarkParse(b *testing.B) {
 		}
 	})
 }
+
+// FuzzCompareSymmetric checks, under ignore and unordered rules, that
+// whether two documents match does not depend on which is the primary,
+// and that nothing panics on any pair.
+func FuzzCompareSymmetric(f *testing.F) {
+	f.Add([]byte(`{"items":[1,2,{"x":1}]}`), []byte(`{"items":[{"x":2},2,1.0]}`))
+	f.Add([]byte(`[[1,2],[3]]`), []byte(`[[3],[2,1]]`))
+	f.Add([]byte(`{"a":{"x":1,"y":[1,1,2]}}`), []byte(`{"a":{"y":[2,1,1],"x":3}}`))
+	cmp, err := NewComparer(config.Compare{
+		Ignore:    []string{"x", "items[*].x", "[*].x", "a.x"},
+		Unordered: []string{"items", "[*]", "[0]", "a.y"},
+	}, HashKey{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		ra, rb := Response{Status: 200, Header: h, Body: a}, Response{Status: 200, Header: h, Body: b}
+		ab, ba := cmp.Compare(ra, rb), cmp.Compare(rb, ra)
+		if ab.Outcome != ba.Outcome {
+			t.Fatalf("a vs b: %v %+v; b vs a: %v %+v", ab.Outcome, ab.Diffs, ba.Outcome, ba.Diffs)
+		}
+		if (ab.Outcome == Mismatch) != (len(ab.Diffs) > 0) {
+			t.Fatalf("outcome %v with diffs %+v", ab.Outcome, ab.Diffs)
+		}
+	})
+}

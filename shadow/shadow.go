@@ -43,6 +43,7 @@ const (
 	TooLarge
 )
 
+// String returns the outcome's label: match, mismatch or too_large.
 func (o Outcome) String() string {
 	switch o {
 	case Match:
