@@ -1,0 +1,78 @@
+package backfill_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+)
+
+func TestVerifyFindsWhatDiffers(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 4000, MRNs: true, PhotoEvery: 200}, nil)
+	ctx := context.Background()
+	if _, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a faithful copy has no deviations", func(t *testing.T) {
+		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Log: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := rep.Deviations(); n != 0 {
+			t.Errorf("got %d deviations: %+v", n, rep.Tables)
+		}
+		for _, d := range rep.Tables {
+			// One query per side for the bounds and one for the chunks.
+			if d.Queries != 4 {
+				t.Errorf("%s: %d queries, want 4 for equal tables", d.Table, d.Queries)
+			}
+		}
+	})
+
+	t.Run("planted differences are found with their keys", func(t *testing.T) {
+		mustExec := func(q string) {
+			t.Helper()
+			if _, err := w.modern.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustExec("DELETE FROM patients WHERE legacy_id = 1234")
+		mustExec("UPDATE patients SET last_name = 'Changed', email = 'changed@example.org' WHERE legacy_id = 2345")
+		mustExec("UPDATE hospital_patients SET site = 'JGH' WHERE legacy_id = 2*3456")
+		mustExec("UPDATE photos SET data = 'not the photo' WHERE legacy_id = 400")
+		w.exec(t, "DELETE FROM Patient WHERE PatientSerNum = 3999")
+		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Log: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables := map[string]backfill.TableDiff{}
+		for _, d := range rep.Tables {
+			tables[d.Table] = d
+		}
+		p := tables["patients"]
+		if !reflect.DeepEqual(p.MissingKeys, []string{"1234"}) || !reflect.DeepEqual(p.ExtraKeys, []string{"3999"}) || p.Changed != 1 {
+			t.Errorf("patients: missing %v, extra %v, changed %d; want [1234], [3999], 1", p.MissingKeys, p.ExtraKeys, p.Changed)
+		}
+		changed := backfill.ChangedRow{Key: "2345", Columns: []backfill.ColumnDiff{
+			{Column: "email", Redacted: true}, {Column: "last_name", Redacted: true}}}
+		if len(p.ChangedRows) != 1 || !reflect.DeepEqual(p.ChangedRows[0], changed) {
+			t.Errorf("patients changed rows: got %+v, want %+v (values redacted)", p.ChangedRows, changed)
+		}
+		// Patient 1234's MRN went with it (ON DELETE CASCADE).
+		h := tables["hospital-patients"]
+		site := func(s string) *string { return &s }
+		if h.Missing != 1 || h.Changed != 1 || len(h.ChangedRows) != 1 ||
+			!reflect.DeepEqual(h.ChangedRows[0].Columns, []backfill.ColumnDiff{{Column: "site", Legacy: site("RVH"), Modern: site("JGH")}}) {
+			t.Errorf("hospital-patients: %+v; want 1 missing and site RVH → JGH for key 6912", h)
+		}
+		if ph := tables["photos"]; ph.Changed != 1 || ph.ChangedRows[0].Key != "400" || ph.ChangedRows[0].Columns[0].Column != "data" {
+			t.Errorf("photos: %+v; want photo 400's data changed", ph)
+		}
+		if n := rep.Deviations(); n != 6 {
+			t.Errorf("got %d deviations, want 6", n)
+		}
+	})
+}
