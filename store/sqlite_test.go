@@ -11,22 +11,31 @@ import (
 
 func TestSQLiteSettings(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, backends()[0], nil)
-	for pragma, want := range map[string]string{
-		"journal_mode": "wal",
-		"synchronous":  "2", // FULL
-		"foreign_keys": "1",
-		"busy_timeout": "10000",
+	pragmas := func(sync string) map[string]string {
+		return map[string]string{"journal_mode": "wal", "synchronous": sync, "foreign_keys": "1", "busy_timeout": "10000"}
+	}
+	for _, tc := range []struct {
+		option string
+		want   map[string]string
+	}{
+		{"", pragmas("1")},           // NORMAL: durable when the process is killed
+		{"?sync=full", pragmas("2")}, // FULL: durable when the machine loses power
 	} {
-		t.Run(pragma+" is "+want, func(t *testing.T) {
-			var got string
-			if err := s.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
-				t.Fatal(err)
-			}
-			if strings.ToLower(got) != want {
-				t.Errorf("got %s, want %s", got, want)
-			}
-		})
+		s := openStore(t, backends()[0].fresh(t)+tc.option, newClock())
+		for pragma, want := range tc.want {
+			t.Run("with "+tc.option+" "+pragma+" is "+want, func(t *testing.T) {
+				var got string
+				if err := s.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if strings.ToLower(got) != want {
+					t.Errorf("got %s, want %s", got, want)
+				}
+			})
+		}
+	}
+	if _, err := Open(context.Background(), "sqlite:"+t.TempDir()+"/x.db?sync=sometimes", nil); err == nil {
+		t.Error("an unknown sqlite option was accepted")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,10 @@ type Store struct {
 	watchers sync.WaitGroup
 	mu       sync.Mutex
 	closed   bool
+	// migrated is set once the schema is known to be current; until then
+	// (a Store from Start whose server is not reachable yet) every call
+	// fails against the server or the missing tables.
+	migrated atomic.Bool
 }
 
 // Open connects to the store named by dsn and brings its schema up to date.
@@ -71,13 +76,82 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel}
 	if err := db.PingContext(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("store: connect to %s: %w", d.name, err)
+		return nil, &connectError{fmt.Errorf("store: connect to %s: %w", d.name, err)}
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.migrated.Store(true)
 	return s, nil
+}
+
+// retryInterval is how often Start tries to reach an unreachable server.
+const retryInterval = 2 * time.Second
+
+// Start is Open for a long-running facade: when the server cannot be
+// reached yet, it returns at once with a Store whose calls fail until a
+// background retry has connected and brought the schema up to date, so
+// the facade can serve with what it knows meanwhile. Healthy says whether
+// the store is usable. Configuration errors still fail at once.
+func Start(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	s, err := Open(ctx, dsn, log)
+	if err == nil {
+		return s, nil
+	}
+	var connectErr *connectError
+	if !errors.As(err, &connectErr) {
+		return nil, err
+	}
+	d, db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	closing, cancel := context.WithCancel(context.Background())
+	s = &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log.Error("store unreachable; serving with the configuration file's modes until it is back", "store", d.name, "error", connectErr.err)
+	s.mu.Lock()
+	s.watchers.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.watchers.Done()
+		t := time.NewTicker(retryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-closing.Done():
+				return
+			case <-t.C:
+			}
+			mctx, cancel := context.WithTimeout(closing, 10*time.Second)
+			err := s.migrate(mctx)
+			cancel()
+			if err == nil {
+				s.migrated.Store(true)
+				s.log.Info("store reachable", "store", d.name)
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+// connectError is an Open that could not reach the server.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// Healthy reports whether the store is usable now: its schema is current
+// and the server answers.
+func (s *Store) Healthy(ctx context.Context) error {
+	if !s.migrated.Load() {
+		return errors.New("store: not reachable yet")
+	}
+	return s.Ping(ctx)
 }
 
 // Close stops the store's watchers and closes its connections. Closing

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"strangler/internal/testdb"
+)
+
+func TestStartWaitsForAnUnreachableServer(t *testing.T) {
+	proxy, dsn := testdb.NewProxy(t, testdb.Postgres(t))
+	proxy.Cut()
+	ctx := context.Background()
+	s, err := Start(ctx, dsn, nil)
+	if err != nil {
+		t.Fatalf("Start with the server unreachable: %v, want a store that waits", err)
+	}
+	defer s.Close()
+	if err := s.Healthy(ctx); err == nil {
+		t.Fatal("a store whose server is unreachable reports healthy")
+	}
+	if _, err := s.Overrides(ctx); err == nil {
+		t.Fatal("a call succeeded before the server was reachable")
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Healthy(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the store never became healthy after the server came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Overrides(ctx); err != nil {
+		t.Errorf("after the server came back: %v", err)
+	}
+}
+
+func TestStartRefusesABadAddressAtOnce(t *testing.T) {
+	if _, err := Start(context.Background(), "mysql://nope", nil); err == nil {
+		t.Error("an unsupported store was accepted")
+	}
+}
