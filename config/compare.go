@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +106,46 @@ func (c *Compare) Validate() Errors {
 // FieldPath is a parsed field path: the steps from the root of a JSON
 // document to the values it names.
 type FieldPath []PathStep
+
+// Find returns the scalar at p in a JSON document as text: a string as it
+// is, a number as written, a boolean as true or false. It reports false
+// when the document is not JSON, p is not there, p has a [*] step, or the
+// value there is an object, an array or null.
+func (p FieldPath) Find(doc []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return "", false
+	}
+	for _, step := range p {
+		switch step.Kind {
+		case StepKey:
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return "", false
+			}
+			v = obj[step.Key]
+		case StepIndex:
+			arr, ok := v.([]any)
+			if !ok || step.Index >= len(arr) {
+				return "", false
+			}
+			v = arr[step.Index]
+		default:
+			return "", false
+		}
+	}
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
 
 // PathStep is one step of a FieldPath.
 type PathStep struct {

@@ -46,12 +46,31 @@ type Config struct {
 	Sources []string `yaml:"-"`
 }
 
-// Admin configures the admin listener: metrics, health and readiness.
+// Admin configures the admin listener: metrics, health, readiness, the
+// admin API and the status page.
 type Admin struct {
 	// Listen is the admin listener's address; keep it off the public network.
 	Listen string `yaml:"listen"`
-	// Token is the bearer token the admin API will require.
+	// Token is a bearer token for the admin API, named "admin" in the audit
+	// log.
 	Token Secret `yaml:"token,omitempty"`
+	// Tokens are named bearer tokens; the name is the actor in the audit log.
+	Tokens []Token `yaml:"tokens,omitempty"`
+}
+
+// Token is one named admin token.
+type Token struct {
+	Name  string `yaml:"name"`
+	Token Secret `yaml:"token"`
+}
+
+// AdminTokens lists every admin token, admin.token named "admin".
+func (a Admin) AdminTokens() []Token {
+	tokens := append([]Token(nil), a.Tokens...)
+	if a.Token != "" {
+		tokens = append(tokens, Token{Name: "admin", Token: a.Token})
+	}
+	return tokens
 }
 
 // Backends names the two sides of the migration.
@@ -120,6 +139,47 @@ type Route struct {
 	Compare *Compare `yaml:"compare,omitempty"`
 	// ShadowWrites lets a shadow route copy non-idempotent requests too.
 	ShadowWrites bool `yaml:"shadow_writes,omitempty"`
+
+	// Gates refuse a flip to a later stage while the route misbehaves.
+	Gates Gates `yaml:"gates,omitempty"`
+	// Guard rolls a route in modern or fallback back when modern fails.
+	Guard *Guard `yaml:"guard,omitempty"`
+	// RetireAfter is how long a route must see no fallback before its
+	// legacy path counts as retirable; 0 means DefaultRetireAfter.
+	RetireAfter Duration `yaml:"retire_after,omitempty"`
+	// RetireMinRequests is how many requests modern must have served in
+	// that time; 0 means DefaultRetireMinRequests.
+	RetireMinRequests int `yaml:"retire_min_requests,omitempty"`
+	// Entity names what the route's path parameter identifies (patients),
+	// for read repair.
+	Entity string `yaml:"entity,omitempty"`
+	// EntityKey is the path parameter holding the entity's key; empty
+	// means the route's only (or last) parameter.
+	EntityKey string `yaml:"entity_key,omitempty"`
+	// ReadRepair queues the entity's key for the backfill when modern did
+	// not have it (a not_found fallback).
+	ReadRepair bool `yaml:"read_repair,omitempty"`
+}
+
+// Gates bound a route's recent shadow mismatch and fallback rates; a flip
+// to a later lifecycle stage is refused while either is above its bound.
+type Gates struct {
+	MaxMismatchRate *Percent `yaml:"max_mismatch_rate,omitempty"`
+	MaxFallbackRate *Percent `yaml:"max_fallback_rate,omitempty"`
+}
+
+// IsZero reports whether no gate is set.
+func (g Gates) IsZero() bool { return g.MaxMismatchRate == nil && g.MaxFallbackRate == nil }
+
+// Guard rolls a route back when modern's error rate passes a bound.
+type Guard struct {
+	// MaxErrorRate is modern's 5xx and timeout share that trips the guard.
+	MaxErrorRate Percent `yaml:"max_error_rate"`
+	// Window is how far back the rate looks; 0 means one minute.
+	Window Duration `yaml:"window,omitempty"`
+	// MinRequests is how many modern requests the window needs before the
+	// rate counts; 0 means DefaultGuardMinRequests.
+	MinRequests int `yaml:"min_requests,omitempty"`
 }
 
 // Repairs tunes how journaled dual writes are delivered to the secondary.
@@ -173,6 +233,14 @@ const (
 	DefaultStore         = "sqlite:./strangler.db"
 )
 
+// Defaults of the retirement verdict and the guard.
+const (
+	DefaultRetireAfter       = 7 * 24 * time.Hour
+	DefaultRetireMinRequests = 1000
+	DefaultGuardWindow       = time.Minute
+	DefaultGuardMinRequests  = 20
+)
+
 // Defaults of the repairs section.
 const (
 	DefaultRepairMaxAttempts = 100
@@ -224,8 +292,23 @@ func (c *Config) applyDefaults() {
 	}
 	c.Repairs.applyDefaults()
 	for i := range c.Routes {
-		if c.Routes[i].FallbackOn == nil {
-			c.Routes[i].FallbackOn = AllTriggers
+		r := &c.Routes[i]
+		if r.FallbackOn == nil {
+			r.FallbackOn = AllTriggers
+		}
+		if r.RetireAfter == 0 {
+			r.RetireAfter = Duration(DefaultRetireAfter)
+		}
+		if r.RetireMinRequests == 0 {
+			r.RetireMinRequests = DefaultRetireMinRequests
+		}
+		if g := r.Guard; g != nil {
+			if g.Window == 0 {
+				g.Window = Duration(DefaultGuardWindow)
+			}
+			if g.MinRequests == 0 {
+				g.MinRequests = DefaultGuardMinRequests
+			}
 		}
 	}
 	if c.Backfill != nil {

@@ -30,9 +30,7 @@ type position struct{ line, column int }
 // plannedKeys are configuration keys of the product contract whose features
 // are not built yet; they get a clearer error than an unknown key.
 var plannedKeys = map[string]bool{
-	"entity": true, "read_repair": true,
-	"gates": true, "guard": true, "retire_after": true, "retire_min_requests": true,
-	"tls": true, "tokens": true,
+	"tls": true,
 }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()

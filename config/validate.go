@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 )
 
@@ -21,8 +22,49 @@ func (d *decoder) validate(c *Config) {
 	if c.Backends.Modern.URL.URL == nil {
 		d.errorAt("backends.modern.url", "is required")
 	}
+	d.validateAdmin(c)
 	d.validateRoutes(c)
 	d.validateBackfill(c.Backfill)
+}
+
+// minTokenLength keeps admin tokens out of guessing range.
+const minTokenLength = 16
+
+func (d *decoder) validateAdmin(c *Config) {
+	names := map[string]bool{}
+	for i, t := range c.Admin.Tokens {
+		at := fmt.Sprintf("admin.tokens[%d]", i)
+		switch {
+		case !isRouteName(t.Name):
+			d.errorAt(at+".name", "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
+		case names[t.Name] || t.Name == "admin" && c.Admin.Token != "":
+			d.errorAt(at+".name", "duplicate token name %q", t.Name)
+		}
+		names[t.Name] = true
+		if len(t.Token) < minTokenLength {
+			d.errorAt(at+".token", "is shorter than %d characters: too easy to guess", minTokenLength)
+		}
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
+		d.errorAt("admin.token", "is shorter than %d characters: too easy to guess", minTokenLength)
+	}
+	if len(c.Admin.AdminTokens()) == 0 && !isLoopback(c.Admin.Listen) {
+		d.errorAt("admin.listen", "%s is reachable from other machines, so the admin API needs admin.token or admin.tokens", c.Admin.Listen)
+	}
+}
+
+// isLoopback reports whether a listen address only accepts connections
+// from this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (d *decoder) checkAddr(field, addr string) {
@@ -76,9 +118,15 @@ func (d *decoder) validateRoutes(c *Config) {
 		// Options of other modes are allowed on any route: a flip at run
 		// time may move the route into the mode they serve.
 		if r.IDField != "" {
-			if _, err := ParseFieldPath(r.IDField); err != nil {
+			if p, err := ParseFieldPath(r.IDField); err != nil {
 				d.errorAt(at("id_field"), "%v", err)
+			} else if slices.ContainsFunc(p, func(s PathStep) bool { return s.Kind == StepAny }) {
+				d.errorAt(at("id_field"), "%q has [*]: it must name one value", r.IDField)
 			}
+		}
+		d.validateEntity(r, at)
+		if r.Guard != nil && !(r.Guard.MaxErrorRate > 0) {
+			d.errorAt(at("guard.max_error_rate"), "must be more than 0")
 		}
 		if r.Compare != nil {
 			for _, e := range r.Compare.Validate() {
@@ -92,6 +140,43 @@ func (d *decoder) validateRoutes(c *Config) {
 			d.errorAt(at("max_replay_body"), "must be more than 0")
 		}
 	}
+}
+
+// validateEntity checks that a route's entity is keyed by one of its path
+// parameters.
+func (d *decoder) validateEntity(r *Route, at func(string) string) {
+	if r.ReadRepair && r.Entity == "" {
+		d.errorAt(at("read_repair"), "needs entity: the kind of thing the path names, such as patients")
+	}
+	if r.Entity == "" || r.Match.Path == "" {
+		return
+	}
+	var params []string
+	for _, p := range splitParams(r.Match.Path) {
+		if p.param {
+			params = append(params, p.text)
+		}
+	}
+	switch {
+	case r.EntityKey != "" && !slices.Contains(params, r.EntityKey):
+		d.errorAt(at("entity_key"), "{%s} is not a parameter of %q", r.EntityKey, r.Match.Path)
+	case r.EntityKey == "" && len(params) == 0:
+		d.errorAt(at("entity"), "needs a path parameter to key the entity by, such as /patients/{id}")
+	}
+}
+
+// EntityParam is the path parameter holding the route's entity key.
+func (r *Route) EntityParam() string {
+	if r.EntityKey != "" {
+		return r.EntityKey
+	}
+	name := ""
+	for _, p := range splitParams(r.Match.Path) {
+		if p.param {
+			name = p.text
+		}
+	}
+	return name
 }
 
 func isRouteName(s string) bool {
