@@ -3,6 +3,7 @@ package backfill_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -104,7 +105,7 @@ func TestDryRunWritesNothing(t *testing.T) {
 	if got := w.count(t, "SELECT count(*) FROM patients"); got != 0 {
 		t.Errorf("a dry run left %d patients in modern", got)
 	}
-	if got := w.count(t, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'strangler_backfill%'"); got != 0 {
+	if got := w.count(t, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'strangler_backfill%'"); got != 0 {
 		t.Errorf("a dry run created %d ledger tables", got)
 	}
 }
@@ -152,5 +153,30 @@ func TestMisconfiguredTablesFailBeforeAnyWork(t *testing.T) {
 				t.Errorf("%d rows were copied", got)
 			}
 		})
+	}
+}
+
+func TestOneBackfillAtATime(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 300}, map[string]string{"BACKFILL_BATCH": "10"})
+	w.cfg.Rate = 50
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()})
+		first <- err
+	}()
+	waitFor(t, func() bool {
+		return w.count(t, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'strangler_backfill_runs'") == 1 &&
+			w.count(t, "SELECT count(*) FROM strangler_backfill_runs WHERE status = 'running'") == 1
+	})
+	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), "another backfill is running") {
+		t.Errorf("a second backfill on the same ledger: got %v, want a refusal", err)
+	}
+	cancel()
+	<-first
+	if got := w.count(t, "SELECT count(*) FROM strangler_backfill_runs WHERE status = 'interrupted'"); got != 1 {
+		t.Errorf("the stopped run is not marked interrupted")
 	}
 }

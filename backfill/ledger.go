@@ -76,24 +76,25 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 	return l, nil
 }
 
-// lock takes the advisory lock that keeps two backfills off one target
-// database; it is held by a session, so a killed process releases it.
+// lock takes the advisory lock that keeps two backfills off one ledger
+// (one schema of the target database); it is held by a session, so a
+// killed process releases it.
 func lock(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'))").Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
 		conn.Release()
 		return nil, err
 	}
 	if !got {
 		conn.Release()
-		return nil, errors.New("another backfill is running against this target database (its advisory lock is held); wait for it or stop it")
+		return nil, errors.New("another backfill is running against this target database and schema (its advisory lock is held); wait for it or stop it")
 	}
 	return func() {
-		conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('strangler_backfill'))")
+		conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))")
 		conn.Release()
 	}, nil
 }

@@ -15,8 +15,8 @@ var migrations embed.FS
 
 // Migrate brings the legacy schema up to date: it applies, in order, the
 // embedded migrations/NNNN_*.sql files not yet recorded in
-// schema_migrations. Several processes may start at once: a named lock lets
-// one migrate while the others wait.
+// schema_migrations. Several processes may start at once: a lock named
+// after the database lets one migrate while the others wait.
 func Migrate(ctx context.Context, db *sql.DB) error {
 	// GET_LOCK belongs to a session, so lock, migrate and unlock on one
 	// connection.
@@ -26,10 +26,10 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 	}
 	defer conn.Close()
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('strangler_legacy_migrate', 30)").Scan(&got); err != nil || got.Int64 != 1 {
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(CONCAT('strangler_legacy_migrate.', DATABASE()), 30)").Scan(&got); err != nil || got.Int64 != 1 {
 		return fmt.Errorf("legacy migrate: waiting for another process's migration: %v", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK('strangler_legacy_migrate')")
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(CONCAT('strangler_legacy_migrate.', DATABASE()))")
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INT NOT NULL PRIMARY KEY,
 		applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB`); err != nil {
