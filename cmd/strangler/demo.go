@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -25,6 +26,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", ":8080", "public `address` of the facade")
 	adminAddr := fs.String("admin", "127.0.0.1:9901", "`address` of the admin listener (metrics, health)")
+	legacyDSN := fs.String("legacy-dsn", "", "run the legacy API on this MariaDB/MySQL database (`URL` mysql://…) instead of in memory")
+	modernDSN := fs.String("modern-dsn", "", "run the modern API on this PostgreSQL database (`URL` postgres://…) instead of in memory")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -32,15 +35,33 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	legacySrv, legacyURL, err := startBackend(legacy.NewDemo(log), log)
+	// On real databases the demo's patients are added only if they are
+	// empty, so the demo can be run again over the data it left.
+	legacyAPI, closeLegacy, err := referenceAPI(ctx, "legacy", *legacyDSN, legacy.DemoPatients, log)
 	if err != nil {
 		return err
 	}
-	modernSrv, modernURL, err := startBackend(modern.NewDemo(log), log)
+	defer closeLegacy()
+	modernAPI, closeModern, err := referenceAPI(ctx, "modern", *modernDSN, modern.DemoPatients, log)
 	if err != nil {
 		return err
 	}
+	defer closeModern()
+	legacySrv, legacyURL, err := startBackend(legacyAPI, log)
+	if err != nil {
+		return err
+	}
+	modernSrv, modernURL, err := startBackend(modernAPI, log)
+	if err != nil {
+		return err
+	}
+	stateDir, err := os.MkdirTemp("", "strangler-demo")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stateDir)
 	vars := map[string]string{
+		"DEMO_STORE":  "sqlite:" + filepath.Join(stateDir, "strangler.db"),
 		"DEMO_LISTEN": *listen, "DEMO_ADMIN": *adminAddr,
 		"DEMO_LEGACY_URL": legacyURL, "DEMO_MODERN_URL": modernURL,
 	}

@@ -15,6 +15,10 @@ commands:
   demo                      run the facade with built-in legacy and modern APIs
   config check FILE...      validate configuration files
   config print FILE         show the effective configuration, secrets redacted
+  backfill --config FILE    copy legacy rows to the modern database (resumable)
+  verify --config FILE      compare the legacy and the modern database
+  legacy serve, modern serve
+                            run one reference API alone (--listen, --dsn)
 `
 
 // usageError is a mistake in the command line; main exits with status 2.
@@ -36,6 +40,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "config":
 		return runConfig(rest, getenv, stdout, stderr)
+	case "backfill":
+		return runBackfill(ctx, rest, getenv, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, getenv, stdout, stderr)
+	case "legacy", "modern":
+		return runRefAPI(ctx, cmd, rest, getenv, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

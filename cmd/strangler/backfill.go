@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"strangler/backfill"
+	"strangler/config"
+)
+
+func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration `file` with a backfill section")
+	tables := fs.String("tables", "", "copy only these `tables` (comma-separated names)")
+	keys := keysFlag{}
+	fs.Var(keys, "keys", "copy only these source keys of a table, and their dependants: `TABLE=K1,K2` (repeatable)")
+	onlyFailed := fs.Bool("only-failed", false, "retry only the rows the ledger records as failed")
+	restart := fs.Bool("restart", false, "ignore checkpoints and read every row again (equal rows are not rewritten)")
+	dryRun := fs.Bool("dry-run", false, "write nothing; report what a run would change")
+	rate := fs.Int("rate", -1, "at most `N` rows per second across all tables, 0 for no limit (default: the file's rate)")
+	concurrency := fs.Int("concurrency", 0, "copy `N` tables or key ranges at once (default: the file's concurrency)")
+	batch := fs.Int("batch", 0, "`rows` per batch (default: the file's batch)")
+	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
+	reportHTML := fs.String("report-html", "", "also write the report as a web page to `file`")
+	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
+	progress := fs.String("progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bar, lines or none")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	switch {
+	case *path == "":
+		return usageError{"backfill: --config FILE is required"}
+	case fs.NArg() > 0:
+		return usageError{fmt.Sprintf("backfill: unexpected argument %q", fs.Arg(0))}
+	case len(keys) > 0 && (*onlyFailed || *restart):
+		return usageError{"backfill: --keys cannot be combined with --only-failed or --restart"}
+	case *onlyFailed && *restart:
+		return usageError{"backfill: choose --only-failed or --restart"}
+	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
+		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
+	}
+	cfg, err := loadBackfill(*path, getenv)
+	if err != nil {
+		return err
+	}
+	if *rate >= 0 {
+		cfg.Rate = *rate
+	}
+	if *concurrency > 0 {
+		cfg.Concurrency = *concurrency
+	}
+	if *batch > 0 {
+		cfg.Batch = *batch
+	}
+	log, err := newLogger(stderr, getenv)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	metrics := backfill.NewMetrics(reg)
+	if *metricsAddr != "" {
+		stop, err := serveMetrics(*metricsAddr, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	opts := backfill.Options{
+		Keys: keys, OnlyFailed: *onlyFailed, Restart: *restart, DryRun: *dryRun,
+		Metrics: metrics, Log: log,
+	}
+	if *tables != "" {
+		opts.Tables = strings.Split(*tables, ",")
+	}
+	switch *progress {
+	case "auto":
+		opts.Progress, opts.Terminal = stdout, isTerminal(stdout)
+	case "bar", "lines":
+		opts.Progress, opts.Terminal = stdout, *progress == "bar"
+	}
+	report, runErr := backfill.Run(ctx, cfg, opts)
+	if report == nil {
+		return fmt.Errorf("backfill: %w", runErr)
+	}
+	report.WriteText(stdout)
+	if err := writeReports(report, *reportJSON, *reportHTML); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("backfill: %w", runErr)
+	}
+	if n := report.Failed(); n > 0 && !*dryRun {
+		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (strangler_backfill_failures); fix them, then run again with --only-failed", n)
+	}
+	return nil
+}
+
+// loadBackfill loads a configuration file and returns its backfill
+// section.
+func loadBackfill(path string, getenv func(string) string) (*config.Backfill, error) {
+	cfg, err := config.Load(path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Backfill == nil {
+		return nil, fmt.Errorf("%s: no backfill section; see the README for one", path)
+	}
+	return cfg.Backfill, nil
+}
+
+func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	if htmlPath != "" {
+		f, err := os.Create(htmlPath)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := report.WriteHTML(f); err != nil {
+			f.Close()
+			return fmt.Errorf("report: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	return nil
+}
+
+// keysFlag collects --keys TABLE=K1,K2 flags.
+type keysFlag map[string][]string
+
+func (k keysFlag) String() string { return "" }
+
+func (k keysFlag) Set(v string) error {
+	table, list, ok := strings.Cut(v, "=")
+	if !ok || table == "" || list == "" {
+		return errors.New("want TABLE=K1,K2,…")
+	}
+	for _, key := range strings.Split(list, ",") {
+		if key = strings.TrimSpace(key); key != "" && !slices.Contains(k[table], key) {
+			k[table] = append(k[table], key)
+		}
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal, where progress bars can be
+// redrawn in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// serveMetrics serves reg's metrics at addr until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("metrics", "listen", ln.Addr().String())
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"strangler/legacy"
+	"strangler/modern"
+)
+
+// runRefAPI runs one reference API alone, `strangler legacy serve` or
+// `strangler modern serve`, so the facade can be tried against them as
+// separate processes.
+func runRefAPI(ctx context.Context, side string, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "serve" {
+		return usageError{fmt.Sprintf("%s: want %s serve [--listen ADDR] [--dsn URL] [--seed N]", side, side)}
+	}
+	fs := flag.NewFlagSet(side+" serve", flag.ContinueOnError)
+	def := map[string]string{"legacy": "127.0.0.1:8081", "modern": "127.0.0.1:8082"}[side]
+	listen := fs.String("listen", def, "`address` to serve the API on")
+	scheme := map[string]string{"legacy": "mysql://user:pass@host:3306/db", "modern": "postgres://user:pass@host:5432/db"}[side]
+	dsn := fs.String("dsn", "", "database `URL` ("+scheme+"); none: the demo's in-memory store")
+	seed := fs.Int64("seed", 0, "give an empty database the demo's synthetic patients 1…`N`")
+	if err := parseFlags(fs, args[1:], stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s serve: unexpected argument %q", side, fs.Arg(0))}
+	}
+	if *seed != 0 && *dsn == "" {
+		return usageError{fmt.Sprintf("%s serve: --seed needs --dsn (the in-memory store has its demo patients)", side)}
+	}
+	log, err := newLogger(stderr, getenv)
+	if err != nil {
+		return err
+	}
+	log = log.With("backend", side)
+	h, closeDB, err := referenceAPI(ctx, side, *dsn, *seed, log)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	store := "memory"
+	if *dsn != "" {
+		store = "database"
+	}
+	log.Info("serving", "listen", ln.Addr().String(), "store", store)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// referenceAPI returns a side's reference API: over its database when dsn
+// is set (migrated, seeded with patients 1…seed if empty), over the demo's
+// in-memory store otherwise.
+func referenceAPI(ctx context.Context, side, dsn string, seed int64, log *slog.Logger) (http.Handler, func(), error) {
+	switch {
+	case side == "legacy" && dsn == "":
+		return legacy.NewDemo(log), func() {}, nil
+	case side == "modern" && dsn == "":
+		return modern.NewDemo(log), func() {}, nil
+	case side == "legacy":
+		db, err := legacy.Open(ctx, dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := legacy.Seed(ctx, db, seed); err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		return legacy.New(db, log), func() { db.Close() }, nil
+	default:
+		pool, err := modern.Open(ctx, dsn)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := modern.Seed(ctx, pool, seed); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		return modern.New(pool, log), pool.Close, nil
+	}
+}
