@@ -38,11 +38,13 @@ import (
 // section's table names.
 type RepairKeys interface {
 	// Pending returns keys of the table waiting to be copied, as source key
-	// values; none when nothing waits.
+	// values, oldest first; it may return a page of them. None when
+	// nothing waits.
 	Pending(ctx context.Context, table string) ([]string, error)
-	// Done records keys that no longer need copying: copied, or not in the
-	// source at all. Keys whose rows failed stay pending (and are in the
-	// ledger).
+	// Done records keys the backfill has dealt with: copied, not in the
+	// source at all, or failed. A failed row is in the ledger, which every
+	// full run retries, so it need not stay pending (and hold up the keys
+	// queued after it).
 	Done(ctx context.Context, table string, keys []string) error
 }
 

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"strangler/backfill"
+
 	"strangler/backfill/fixture"
 	"strangler/patients"
 )
@@ -16,9 +18,13 @@ import (
 func TestFullBackfillEqualsTheSource(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{Patients: 3000, MRNs: true, PhotoEvery: 100}, nil)
 	ctx := context.Background()
-	rep, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()})
+	reg := prometheus.NewRegistry()
+	rep, err := backfill.Run(ctx, w.cfg, backfill.Options{Metrics: backfill.NewMetrics(reg), Log: discard()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := counter(t, reg, "strangler_backfill_rows_total", "table", "patients", "result", "inserted"); got != 3000 {
+		t.Errorf(`strangler_backfill_rows_total{table="patients",result="inserted"} = %v, want 3000`, got)
 	}
 	want := map[string]int64{"patients": 3000, "hospital-patients": 3900, "photos": 30}
 	for _, tr := range rep.Tables {

@@ -13,7 +13,6 @@ type progress struct {
 	w        io.Writer
 	terminal bool
 	tables   []*tableStats
-	started  time.Time
 	stop     chan struct{}
 	done     chan struct{}
 	// drawn is how many lines the last redraw wrote, to move back over.
@@ -29,7 +28,7 @@ const (
 )
 
 func startProgress(w io.Writer, terminal bool, tables []*tableStats) *progress {
-	p := &progress{w: w, terminal: terminal, tables: tables, started: time.Now(),
+	p := &progress{w: w, terminal: terminal, tables: tables,
 		stop: make(chan struct{}), done: make(chan struct{}), said: map[string]bool{}}
 	if w == nil {
 		close(p.done)
@@ -93,7 +92,7 @@ func (p *progress) render(final bool) {
 		width = max(width, len(t.name))
 	}
 	for _, t := range p.tables {
-		fmt.Fprintf(&b, "\x1b[2K%-*s %s\n", width, t.name, bar(t, time.Since(p.started)))
+		fmt.Fprintf(&b, "\x1b[2K%-*s %s\n", width, t.name, bar(t, t.elapsed(time.Now())))
 	}
 	p.drawn = len(p.tables)
 	io.WriteString(p.w, b.String())
@@ -124,15 +123,16 @@ func bar(t *tableStats, elapsed time.Duration) string {
 	if t.done.Load() {
 		return fmt.Sprintf("[%s] done  %s rows  %s", strings.Repeat("#", barWidth), thousands(read), status)
 	}
-	if t.estimate <= 0 {
+	estimate := t.estimate.Load()
+	if estimate <= 0 {
 		return fmt.Sprintf("%s rows  %s", thousands(read), status)
 	}
-	frac := min(float64(read)/float64(t.estimate), 1)
+	frac := min(float64(read)/float64(estimate), 1)
 	fill := int(frac * barWidth)
 	eta := ""
-	if rate > 0 && read < t.estimate {
-		eta = "  ETA " + (time.Duration(float64(t.estimate-read)/rate) * time.Second).Round(time.Second).String()
+	if rate > 0 && read < estimate {
+		eta = "  ETA " + time.Duration(float64(estimate-read)/rate*float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("[%s%s] %3.0f%%  %s / ~%s  %s%s", strings.Repeat("#", fill), strings.Repeat("·", barWidth-fill),
-		frac*100, thousands(read), thousands(t.estimate), status, eta)
+		frac*100, thousands(read), thousands(estimate), status, eta)
 }

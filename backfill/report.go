@@ -131,7 +131,7 @@ const sampleKeys = 5
 type tableStats struct {
 	name string
 	// estimate is the rows expected this run, 0 if unknown.
-	estimate                                              int64
+	estimate                                              atomic.Int64
 	read, inserted, updated, present, failed, notInSource atomic.Int64
 	done                                                  atomic.Bool
 
@@ -153,6 +153,19 @@ func (s *tableStats) active(now time.Time) {
 		s.first = now
 	}
 	s.last = now
+}
+
+// elapsed is how long the table has been worked on so far.
+func (s *tableStats) elapsed(now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first.IsZero() {
+		return 0
+	}
+	if s.done.Load() {
+		return s.last.Sub(s.first)
+	}
+	return now.Sub(s.first)
 }
 
 func (s *tableStats) addFailures(fs []failure) {

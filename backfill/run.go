@@ -157,7 +157,7 @@ func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
 			ts = append(ts, task{t, rg})
 		}
 	}
-	r.stats[t.name].estimate = r.remaining(ctx, t)
+	r.stats[t.name].estimate.Store(r.remaining(ctx, t))
 	return ts, nil
 }
 
@@ -379,8 +379,9 @@ func (r *runner) forgetFailures(ctx context.Context, t *table, keys []string) er
 	return tx.Commit(ctx)
 }
 
-// drainRepairs copies the keys read repair left, table by table, until
-// none are pending but those that keep failing.
+// drainRepairs copies the keys read repair left, table by table, a page
+// at a time until none are pending (or the store keeps handing back keys
+// already tried this run).
 func (r *runner) drainRepairs(ctx context.Context) error {
 	for _, t := range r.tables {
 		tried := map[string]bool{}
@@ -399,20 +400,13 @@ func (r *runner) drainRepairs(ctx context.Context) error {
 			if len(keys) == 0 {
 				break
 			}
-			res, err := r.copyKeys(ctx, t, keys)
-			if err != nil {
+			if _, err := r.copyKeys(ctx, t, keys); err != nil {
 				return err
 			}
-			var done []string
-			for _, k := range keys {
-				if !res.failed[k] {
-					done = append(done, k)
-				}
-			}
-			if r.opts.DryRun || len(done) == 0 {
+			if r.opts.DryRun {
 				continue
 			}
-			if err := r.opts.Repairs.Done(ctx, t.name, done); err != nil {
+			if err := r.opts.Repairs.Done(ctx, t.name, keys); err != nil {
 				return fmt.Errorf("read-repair keys: %w", err)
 			}
 		}

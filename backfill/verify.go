@@ -264,7 +264,9 @@ func (c *comparer) bisect(ctx context.Context, a, b int64, l, m sum) error {
 	if l == m {
 		return nil
 	}
-	if l.n+m.n <= leafRows || a == b {
+	// A range empty on one side needs no narrowing: all its rows on the
+	// other side differ, and a chunk's rows fit in memory.
+	if l.n+m.n <= leafRows || l.n == 0 || m.n == 0 || a == b {
 		return c.leaf(ctx, a, b)
 	}
 	mid := a + (b-a)/2

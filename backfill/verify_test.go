@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 )
@@ -44,9 +46,13 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 		mustExec("UPDATE hospital_patients SET site = 'JGH' WHERE legacy_id = 2*3456")
 		mustExec("UPDATE photos SET data = 'not the photo' WHERE legacy_id = 400")
 		w.exec(t, "DELETE FROM Patient WHERE PatientSerNum = 3999")
-		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Log: discard()})
+		reg := prometheus.NewRegistry()
+		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Metrics: backfill.NewMetrics(reg), Log: discard()})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := counter(t, reg, "strangler_verify_deviations", "table", "patients", "kind", "extra"); got != 1 {
+			t.Errorf(`strangler_verify_deviations{table="patients",kind="extra"} = %v, want 1`, got)
 		}
 		tables := map[string]backfill.TableDiff{}
 		for _, d := range rep.Tables {
@@ -73,6 +79,19 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 		}
 		if n := rep.Deviations(); n != 6 {
 			t.Errorf("got %d deviations, want 6", n)
+		}
+	})
+	t.Run("a table missing from modern is counted without bisecting it", func(t *testing.T) {
+		if _, err := w.modern.Exec(ctx, "DELETE FROM photos"); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Tables: []string{"photos"}, Samples: 3, Log: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rep.Tables[0]
+		if d.Missing != 20 || !reflect.DeepEqual(d.MissingKeys, []string{"200", "400", "600"}) || d.Queries > 6 {
+			t.Errorf("photos: missing %d %v in %d queries; want 20, the first 3 keys, at most 6 queries", d.Missing, d.MissingKeys, d.Queries)
 		}
 	})
 }

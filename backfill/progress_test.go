@@ -1,0 +1,67 @@
+package backfill
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
+	stats := func() []*tableStats {
+		a, b := newTableStats("patients"), newTableStats("photos")
+		a.estimate.Store(1000)
+		a.active(time.Now().Add(-time.Second))
+		a.read.Store(250)
+		a.inserted.Store(240)
+		a.addFailures([]failure{{key: "7", reason: "r"}})
+		b.read.Store(10)
+		b.inserted.Store(10)
+		b.active(time.Now())
+		b.done.Store(true)
+		return []*tableStats{a, b}
+	}
+
+	t.Run("bars are redrawn in place", func(t *testing.T) {
+		var out bytes.Buffer
+		p := startProgress(&out, true, stats())
+		p.render(false)
+		p.finish()
+		s := out.String()
+		for _, want := range []string{"patients [######··················]  25%  250 / ~1,000", "1 failed", "ETA", "photos   [########################] done  10 rows", "\x1b[2A"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("output lacks %q:\n%q", want, s)
+			}
+		}
+	})
+
+	t.Run("plain lines say each table's state once it is done", func(t *testing.T) {
+		var out bytes.Buffer
+		p := startProgress(&out, false, stats())
+		p.render(false)
+		p.finish()
+		want := "backfill: patients copying: 250 read, 240 written, 0 already present, 1 failed\n" +
+			"backfill: photos done: 10 read, 10 written, 0 already present\n" +
+			"backfill: patients stopped: 250 read, 240 written, 0 already present, 1 failed\n"
+		if out.String() != want {
+			t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+		}
+	})
+}
+
+func TestPacerHoldsTheRate(t *testing.T) {
+	p := newPacer(1000)
+	start := time.Now()
+	for range 6 {
+		if err := p.take(t.Context(), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first 100 rows go at once, the next 500 at 1000 rows/s.
+	if got := time.Since(start); got < 450*time.Millisecond || got > 2*time.Second {
+		t.Errorf("600 rows at 1000 rows/s took %v, want about 0.5s", got)
+	}
+	if newPacer(0) != nil {
+		t.Error("rate 0 should mean no pacer")
+	}
+}
