@@ -231,3 +231,32 @@ func TestBackfillCommandReports(t *testing.T) {
 		}
 	})
 }
+
+func TestVerifyEveryExportsDeviations(t *testing.T) {
+	m := newMigration(t, 200)
+	if out, err := m.run(t, "backfill", "--config", m.config); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, err := m.modern.Exec(context.Background(), "DELETE FROM patients WHERE legacy_id IN (5, 6)"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	logs, stdout := newLogBuffer(), newLogBuffer()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"verify", "--config", m.config, "--every", "1s", "--metrics-listen", "127.0.0.1:0"}, m.getenv, stdout, logs)
+	}()
+	addr := logs.waitFor(t, "metrics", nil, 10*time.Second)["listen"].(string)
+	logs.waitFor(t, "verified", map[string]any{"table": "photos"}, 10*time.Second)
+	sample := `strangler_verify_deviations{kind="missing",table="patients"}`
+	if v := metricValue(t, addr, sample); v != "2" {
+		t.Errorf("%s = %q, want 2", sample, v)
+	}
+	if v := metricValue(t, addr, `strangler_verify_deviations{kind="missing",table="hospital-patients"}`); v != "2" {
+		t.Errorf("the deleted patients' MRNs: got %q missing, want 2", v)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("verify --every returned %v after a stop, want nil", err)
+	}
+}
