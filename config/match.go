@@ -63,6 +63,17 @@ func (m Match) Shape() string {
 	return b.String()
 }
 
+// Params are the names of the pattern's parameters, in order.
+func (m Match) Params() []string {
+	var names []string
+	for _, p := range splitParams(m.Path) {
+		if p.param {
+			names = append(names, p.text)
+		}
+	}
+	return names
+}
+
 // Overlaps reports whether some request matches both patterns with the same
 // method: same shape and a method in common.
 func (m Match) Overlaps(o Match) bool {

@@ -151,12 +151,7 @@ func (d *decoder) validateEntity(r *Route, at func(string) string) {
 	if r.Entity == "" || r.Match.Path == "" {
 		return
 	}
-	var params []string
-	for _, p := range splitParams(r.Match.Path) {
-		if p.param {
-			params = append(params, p.text)
-		}
-	}
+	params := r.Match.Params()
 	switch {
 	case r.EntityKey != "" && !slices.Contains(params, r.EntityKey):
 		d.errorAt(at("entity_key"), "{%s} is not a parameter of %q", r.EntityKey, r.Match.Path)
@@ -165,18 +160,17 @@ func (d *decoder) validateEntity(r *Route, at func(string) string) {
 	}
 }
 
-// EntityParam is the path parameter holding the route's entity key.
+// EntityParam is the path parameter holding the route's entity key: the
+// entity_key, or else the last parameter.
 func (r *Route) EntityParam() string {
 	if r.EntityKey != "" {
 		return r.EntityKey
 	}
-	name := ""
-	for _, p := range splitParams(r.Match.Path) {
-		if p.param {
-			name = p.text
-		}
+	params := r.Match.Params()
+	if len(params) == 0 {
+		return ""
 	}
-	return name
+	return params[len(params)-1]
 }
 
 func isRouteName(s string) bool {

@@ -1,13 +1,11 @@
-// Package control owns the admin listener: metrics, health and readiness
-// for orchestrators and dashboards.
+// Package control owns the admin listener and the control plane: route
+// flags and their overrides, the audit log, gates and the guard, the
+// retirement report, the repair queue and mismatch samples as operators
+// see them, health, readiness and the status page.
 package control
 
 import (
-	"net/http"
 	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Readiness is what /readyz reports: ready once the configuration is loaded
@@ -28,23 +26,3 @@ func (r *Readiness) Ready() { r.state.Store(ready) }
 // Drain marks the facade as shutting down: load balancers should stop
 // sending it new requests.
 func (r *Readiness) Drain() { r.state.Store(draining) }
-
-// NewAdmin returns the admin listener's handler.
-func NewAdmin(gatherer prometheus.Gatherer, readiness *Readiness) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch readiness.state.Load() {
-		case ready:
-			w.Write([]byte("ready\n"))
-		case draining:
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-		default:
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-		}
-	})
-	return mux
-}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"strangler/shadow"
 	"strangler/upstream"
 )
 
@@ -27,7 +28,17 @@ type exchange struct {
 	replay []byte
 	// clientGone is set when the client left before the response started.
 	clientGone bool
-	// w captures the status sent to the client.
+	// params are the path parameters' values, when the route needs them.
+	params []string
+	// answer is the backend's own answer to the proxied request: its
+	// status and header (0 and nil if it did not answer), or the error.
+	answer struct {
+		status int
+		header http.Header
+		err    error
+	}
+	// w captures the status sent to the client and, when w.tee is set,
+	// the start of the body.
 	w statusWriter
 }
 
@@ -38,12 +49,14 @@ func exchangeFrom(ctx context.Context) *exchange {
 	return x
 }
 
-// statusWriter records the final status code written to the client. It
-// unwraps for http.ResponseController, which the reverse proxy uses to
-// flush and to hijack connections for protocol upgrades.
+// statusWriter records the final status code written to the client and,
+// if tee is set, copies the body into it (up to its cap). It unwraps for
+// http.ResponseController, which the reverse proxy uses to flush and to
+// hijack connections for protocol upgrades.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	tee    *shadow.Capture
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -57,6 +70,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if w.tee != nil {
+		w.tee.Write(b)
+	}
 	return w.ResponseWriter.Write(b)
 }
 
@@ -69,6 +85,13 @@ func requestID(h http.Header) string {
 	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && isVisibleASCII(v) {
 		return v
 	}
+	return newUUID()
+}
+
+// newUUID returns a random (version 4) UUID. The runtime's per-thread
+// ChaCha8 generator is plenty for ids and, unlike crypto/rand, costs no
+// system call.
+func newUUID() string {
 	var b [16]byte
 	for i := 0; i < 16; i += 8 {
 		u := rand.Uint64()

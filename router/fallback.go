@@ -37,9 +37,16 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	var held upstream.Informational
 	resp, err := modern.RoundTrip(held.Hold(&out))
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
+	if modernStatus != statusClientClosed {
+		rt.stats.Modern(x.start, modernStatus >= 500)
+	}
 	if reason == "" {
 		held.Release(req)
 		return resp, err
+	}
+	rt.stats.Fallback(x.start)
+	if reason == "not_found" && rt.repairEntity != "" {
+		f.t.queueRepair(rt, x.params)
 	}
 	if resp != nil {
 		io.CopyN(io.Discard, resp.Body, fallbackDrainLimit)

@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
-	"strings"
 	"sync"
 
 	"strangler/upstream"
@@ -29,18 +27,7 @@ func (p *bufferPool) Put(b []byte) { p.pool.Put((*[32 << 10]byte)(b)) }
 // the fallback transport.
 func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			x := exchangeFrom(pr.In.Context())
-			x.served = up
-			// Out.URL is the inbound URL as the proxy cleaned it; keep it
-			// for a fallback to re-address the request.
-			x.inURL = pr.Out.URL
-			pr.Out.URL = up.Target(pr.Out.URL)
-			pr.Out.Host = ""
-			t.setForwarded(pr)
-			pr.Out.Header.Set("X-Request-Id", x.id)
-			stripInternalHeaders(pr.Out.Header)
-		},
+		Rewrite:        t.rewrite(up),
 		Transport:      rt,
 		BufferPool:     t.buffers,
 		ModifyResponse: t.modifyResponse,
@@ -51,63 +38,9 @@ func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httpu
 	}
 }
 
-// setForwarded sets X-Forwarded-For/Proto/Host. Values the client sent are
-// kept only from trusted proxies: anyone else could claim any address.
-func (t *Table) setForwarded(pr *httputil.ProxyRequest) {
-	trusted := t.isTrusted(pr.In.RemoteAddr)
-	if trusted {
-		if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-			pr.Out.Header["X-Forwarded-For"] = prior
-		}
-	}
-	pr.SetXForwarded()
-	if trusted {
-		if v := pr.In.Header.Get("X-Forwarded-Proto"); v != "" {
-			pr.Out.Header.Set("X-Forwarded-Proto", v)
-		}
-		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
-			pr.Out.Header.Set("X-Forwarded-Host", v)
-		}
-	}
-}
-
-func (t *Table) isTrusted(remoteAddr string) bool {
-	if len(t.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
-	for _, p := range t.trusted {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
-
-// stripInternalHeaders removes X-Strangler-* headers a client sent, so no
-// client can impersonate the facade towards a backend, and refuses h2c
-// upgrades: a backend switching a proxied connection to HTTP/2 would let
-// the client talk to it past the facade's routing (h2c smuggling). The
-// request then proceeds as plain HTTP/1.1, as RFC 9113 section 3.1 allows.
-func stripInternalHeaders(h http.Header) {
-	for k := range h {
-		if len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler") {
-			delete(h, k)
-		}
-	}
-	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
-		h.Del("Upgrade")
-		h.Del("Connection")
-		h.Del("Http2-Settings")
-	}
-}
-
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
+	x.answer.status, x.answer.header = res.StatusCode, res.Header
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
 	}
@@ -140,6 +73,7 @@ func statusFor(r *http.Request, err error) (int, string) {
 // proxyError answers a request whose backend exchange failed.
 func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
+	x.answer.err = err
 	status, _ := statusFor(r, err)
 	if status == statusClientClosed {
 		x.clientGone = true

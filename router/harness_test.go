@@ -105,7 +105,7 @@ func newFacade(t *testing.T, legacyURL, modernURL, extra, routes string) *facade
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	f := &facade{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	f.router = New(NewMetrics(f.reg), slog.New(slog.NewJSONHandler(f.logs, nil)))
+	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, nil))})
 	table, err := f.router.Build(cfg)
 	if err != nil {
 		t.Fatal(err)

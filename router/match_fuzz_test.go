@@ -29,7 +29,7 @@ func FuzzMatch(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1])
 	}
-	r := New(NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	f.Fuzz(func(t *testing.T, pattern, path string) {
 		var m config.Match
 		if m.UnmarshalText([]byte("GET "+pattern)) != nil {
@@ -48,7 +48,8 @@ func FuzzMatch(f *testing.F) {
 		}
 		matched := func(p string) bool {
 			req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: p}}
-			return table.match(req).name == "r"
+			rt, _ := table.match(req)
+			return rt.name == "r"
 		}
 		matched(path)
 		pattern = m.Path

@@ -12,10 +12,13 @@ import (
 // Metrics are the router's Prometheus collectors. Labels carry route names,
 // never raw paths or ids.
 type Metrics struct {
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	fallbacks *prometheus.CounterVec
-	routeMode *prometheus.GaugeVec
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	fallbacks       *prometheus.CounterVec
+	routeMode       *prometheus.GaugeVec
+	shadowResults   *prometheus.CounterVec
+	shadowDurations *prometheus.HistogramVec
+	dualWrites      *prometheus.CounterVec
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -38,9 +41,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strangler_route_mode",
 			Help: "1 for each route's current mode, 0 for its other modes.",
 		}, []string{"route", "mode"}),
+		shadowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_shadow_comparisons_total",
+			Help: "Shadow comparisons by route and result: match, mismatch, error, dropped (pool full), too_large.",
+		}, []string{"route", "result"}),
+		shadowDurations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "strangler_shadow_duration_seconds",
+			Help:    "Time the shadow copy took to be answered, by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		dualWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_dualwrite_total",
+			Help: "Dual writes by route and result: queued, skipped (primary refused), unknown (primary outcome lost), refused (journal down: 503), applied, failed (an attempt; retried), dead.",
+		}, []string{"route", "result"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites)
 	return m
+}
+
+func (m *Metrics) shadowResult(route, result string) {
+	m.shadowResults.WithLabelValues(route, result).Inc()
+}
+
+func (m *Metrics) shadowDuration(route string, d time.Duration) {
+	m.shadowDurations.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// DualWrite counts one step of a dual write; the repair worker counts the
+// steps after the request with it.
+func (m *Metrics) DualWrite(route, result string) {
+	m.dualWrites.WithLabelValues(route, result).Inc()
 }
 
 // statusLabels are the code label values, precomputed so that counting a
@@ -69,13 +99,11 @@ func (m *Metrics) fallback(route, reason string) {
 	m.fallbacks.WithLabelValues(route, reason).Inc()
 }
 
-var allModes = []config.Mode{config.ModeLegacy, config.ModeFallback, config.ModeModern}
-
 // setModes publishes the table's route modes, forgetting removed routes.
 func (m *Metrics) setModes(t *Table) {
 	m.routeMode.Reset()
 	for _, rt := range t.byName {
-		for _, mode := range allModes {
+		for _, mode := range config.Modes {
 			v := 0.0
 			if rt.mode == mode {
 				v = 1

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"strangler/config"
+	"strangler/stats"
 )
 
 // route is one configured route, compiled for the request path.
@@ -22,6 +23,19 @@ type route struct {
 	debugHeaders    bool
 	maxReplayBody   int64
 	logPath         bool
+	// primary answers the client in shadow and dual-write modes.
+	primary config.Backend
+	// needsParams is set when the path parameters' values are kept for the
+	// request: dual-write resources are named by them.
+	needsParams bool
+	shadow      *shadowRoute
+	dualWrite   dualWriteRoute
+	// stats counts the route's traffic for the guard, gates and report.
+	stats *stats.Route
+	// repairEntity, when set, queues the key of a not_found fallback for
+	// the backfill; repairParam is the key's index among the parameters.
+	repairEntity string
+	repairParam  int
 }
 
 const fullPercent = 10000
@@ -37,12 +51,19 @@ func newRoute(c *config.Config, r *config.Route) *route {
 		maxReplayBody:   c.ReplayLimit(r),
 		logPath:         r.LogPath,
 		fallbackMethods: make([]string, len(r.FallbackMethods)),
+		primary:         r.PrimaryBackend(),
+		needsParams:     r.Mode == config.ModeDualWrite || r.ReadRepair,
+		dualWrite:       newDualWriteRoute(r),
 	}
 	for i, m := range r.FallbackMethods {
 		rt.fallbackMethods[i] = string(m)
 	}
 	if r.Percent != nil {
 		rt.percent = int(float64(*r.Percent)*100 + 0.5)
+	}
+	if r.ReadRepair {
+		rt.repairEntity = r.Entity
+		rt.repairParam = slices.Index(r.Match.Params(), r.EntityParam())
 	}
 	return rt
 }

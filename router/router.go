@@ -1,6 +1,7 @@
 // Package router owns the route table and the route modes: it matches each
 // request to a route, decides which backend serves it (legacy, modern, a
-// percent split, or modern with legacy as the fallback), forwards it, and
+// percent split, modern with legacy as the fallback, a primary with a
+// shadow copy, or a primary with a journaled dual write), forwards it, and
 // counts what happened. It reaches backends only through package upstream.
 package router
 
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/shadow"
+	"strangler/stats"
 	"strangler/upstream"
 )
 
@@ -22,8 +25,7 @@ import (
 // current Table and outlives configuration reloads.
 type Router struct {
 	table   atomic.Pointer[Table]
-	metrics *Metrics
-	log     *slog.Logger
+	deps    Deps
 	buffers *bufferPool
 
 	// mu serialises Build and Swap, which share the upstream cache.
@@ -31,18 +33,55 @@ type Router struct {
 	// upstreams are reused by tables whose backend config is unchanged, so
 	// a reload keeps warm connection pools.
 	upstreams []*upstream.Upstream
+	// repairs carries read-repair keys from the request path to RunRepairs.
+	repairs chan repairKey
+}
+
+// Deps are what the router needs besides configuration.
+type Deps struct {
+	Metrics *Metrics
+	Log     *slog.Logger
+	// Journal records dual writes; without it dual-write routes are refused.
+	Journal Journal
+	// Deliver is told the id of each write the primary applied, so the
+	// secondary gets it at once rather than at the next poll. May be nil.
+	Deliver func(id string)
+	// Samples keeps shadow mismatch samples; nil keeps them in memory.
+	Samples shadow.SampleStore
+	// Noise keeps learned noise fields; nil keeps them in memory only.
+	Noise NoiseStore
+	// Stats counts each route's traffic; nil makes fresh counters.
+	Stats *stats.Counters
+	// RepairKeys queues entity keys for read repair; nil turns it off.
+	RepairKeys RepairKeys
+	// HashKey keys the hashes of redacted values in samples.
+	HashKey shadow.HashKey
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // New returns a router that serves nothing until the first Swap.
-func New(m *Metrics, log *slog.Logger) *Router {
-	return &Router{metrics: m, log: log, buffers: newBufferPool()}
+func New(d Deps) *Router {
+	if d.Samples == nil {
+		d.Samples = shadow.NewMemorySamples(defaultSamplesPerRoute)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Stats == nil {
+		d.Stats = stats.NewCounters()
+	}
+	return &Router{deps: d, buffers: newBufferPool(), repairs: make(chan repairKey, repairQueue)}
 }
+
+// defaultSamplesPerRoute bounds the mismatch samples kept per route.
+const defaultSamplesPerRoute = 100
 
 // Build compiles cfg into a table without serving it.
 func (r *Router) Build(cfg *config.Config) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return build(cfg, r, r.upstream(config.Legacy, cfg.Backends.Legacy), r.upstream(config.Modern, cfg.Backends.Modern))
+	return build(cfg, r, r.table.Load(), r.upstream(config.Legacy, cfg.Backends.Legacy), r.upstream(config.Modern, cfg.Backends.Modern))
 }
 
 func (r *Router) upstream(name config.Backend, c config.Upstream) *upstream.Upstream {
@@ -62,7 +101,7 @@ func (r *Router) Swap(t *Table) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table.Store(t)
-	r.metrics.setModes(t)
+	r.deps.Metrics.setModes(t)
 	kept := r.upstreams[:0]
 	for _, u := range r.upstreams {
 		if u == t.legacy || u == t.modern {
@@ -74,35 +113,53 @@ func (r *Router) Swap(t *Table) {
 	r.upstreams = kept
 }
 
+// Current returns the table serving new requests.
+func (r *Router) Current() *Table { return r.table.Load() }
+
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := r.table.Load()
-	rt := t.match(req)
-	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now()}
+	rt, params := t.match(req)
+	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
 	x.w.ResponseWriter = w
 	req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
-	defer t.finish(x)
+	defer t.finish(x, req)
 
-	proxy := t.toLegacy
 	switch rt.mode {
 	case config.ModeModern:
 		if rt.toModern(req) {
-			proxy = t.toModern
+			t.toModern.ServeHTTP(&x.w, req)
+			return
 		}
 	case config.ModeFallback:
 		if rt.toModern(req) {
-			proxy = t.toModernOrLegacy
 			if rt.replayable(req.Method) && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 				return
 			}
+			t.toModernOrLegacy.ServeHTTP(&x.w, req)
+			return
 		}
+	case config.ModeShadow:
+		t.serveShadow(x, req)
+		return
+	case config.ModeDualWrite:
+		t.serveDualWrite(x, req)
+		return
 	}
-	proxy.ServeHTTP(&x.w, req)
+	t.toLegacy.ServeHTTP(&x.w, req)
 }
 
-// bufferForReplay reads a body that may have to be sent to both backends,
-// up to the route's max_replay_body; a larger one is refused with 413
-// before any backend sees it. It reports whether to go on.
+// proxyTo is the pass-through proxy of backend b.
+func (t *Table) proxyTo(b config.Backend) http.Handler {
+	if b == config.Modern {
+		return t.toModern
+	}
+	return t.toLegacy
+}
+
+// bufferForReplay reads a body that may have to be sent twice, up to the
+// route's max_replay_body; a larger one is refused with 413 before any
+// backend sees it. It reports whether to go on.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 	body, err := io.ReadAll(io.LimitReader(req.Body, x.route.maxReplayBody+1))
 	switch {
@@ -121,14 +178,36 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 }
 
 // finish counts the exchange the client saw.
-func (t *Table) finish(x *exchange) {
-	backend := "none"
+func (t *Table) finish(x *exchange, req *http.Request) {
+	backend, served := "none", ""
 	if x.served != nil {
-		backend = x.served.Name
+		backend, served = x.served.Name, x.served.Name
 	}
 	code := x.w.status
 	if x.clientGone || code == 0 {
 		code = statusClientClosed
 	}
 	t.metrics.exchange(x.route.name, backend, code, time.Since(x.start))
+	rt := x.route
+	rt.stats.Request(x.start, served, req)
+	// A fallback route counts its modern attempts in the fallback
+	// transport, which also sees the ones that fell back.
+	if served == "modern" && rt.mode != config.ModeFallback {
+		rt.stats.Modern(x.start, code >= 500 && code != statusClientClosed)
+	}
+}
+
+// Backend is the current upstream of backend name, "legacy" or "modern".
+func (r *Router) Backend(name string) *upstream.Upstream {
+	return r.table.Load().upstreamOf(config.Backend(name))
+}
+
+// DualWrite is the route's id_field and primary_idempotent in the current
+// table, and whether the route exists.
+func (r *Router) DualWrite(route string) (config.FieldPath, bool, bool) {
+	rt, ok := r.table.Load().byName[route]
+	if !ok {
+		return nil, false, false
+	}
+	return rt.dualWrite.idField, rt.dualWrite.primaryIdempotent, true
 }

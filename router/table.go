@@ -1,16 +1,22 @@
 package router
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"strangler/config"
+	"strangler/shadow"
+	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -34,13 +40,27 @@ type Table struct {
 	log      *slog.Logger
 	buffers  *bufferPool
 	rctxPool sync.Pool
+	journal  Journal
+	deliver  func(id string)
+	repairs  chan repairKey
+	hashKey  shadow.HashKey
+	samples  shadow.SampleStore
+	noise    NoiseStore
+	now      func() time.Time
+}
+
+// NoiseStore keeps the fields shadow comparisons learned as noise, so a
+// restart or a reload does not forget them.
+type NoiseStore interface {
+	AddNoise(ctx context.Context, route, path string) error
+	Noise(ctx context.Context, route string) ([]store.NoiseField, error)
 }
 
 type routeKey struct{ method, pattern string }
 
 // build compiles cfg into a table. cfg must come from config.Load, which
 // has validated it; an error here means a bug, reported rather than served.
-func build(cfg *config.Config, r *Router, legacy, modern *upstream.Upstream) (t *Table, err error) {
+func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.Upstream) (t *Table, err error) {
 	defer func() {
 		// chi panics on patterns it cannot route; config validation mirrors
 		// its rules, so this is a safety net, not a code path.
@@ -54,9 +74,16 @@ func build(cfg *config.Config, r *Router, legacy, modern *upstream.Upstream) (t 
 		byName:  make(map[string]*route, len(cfg.Routes)),
 		legacy:  legacy,
 		modern:  modern,
-		metrics: r.metrics,
-		log:     r.log,
+		metrics: r.deps.Metrics,
+		log:     r.deps.Log,
 		buffers: r.buffers,
+		journal: r.deps.Journal,
+		deliver: r.deps.Deliver,
+		repairs: r.repairs,
+		samples: r.deps.Samples,
+		noise:   r.deps.Noise,
+		now:     r.deps.Now,
+		hashKey: r.deps.HashKey,
 	}
 	t.rctxPool.New = func() any { return chi.NewRouteContext() }
 	for _, p := range cfg.TrustedProxies {
@@ -72,6 +99,7 @@ func build(cfg *config.Config, r *Router, legacy, modern *upstream.Upstream) (t 
 	if cfg.Default == config.Modern {
 		t.unmatched.mode = config.ModeModern
 	}
+	t.unmatched.stats = r.deps.Stats.Route(t.unmatched.name)
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	explicitHead := map[string]bool{}
 	for _, r := range cfg.Routes {
@@ -82,6 +110,10 @@ func build(cfg *config.Config, r *Router, legacy, modern *upstream.Upstream) (t 
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
 		rt := newRoute(cfg, cr)
+		rt.stats = r.deps.Stats.Route(rt.name)
+		if err := t.prepareMode(rt, cr, prev); err != nil {
+			return nil, fmt.Errorf("route %s: %w", cr.Name, err)
+		}
 		t.byName[rt.name] = rt
 		m := cr.Match
 		if m.Method == "" {
@@ -104,24 +136,62 @@ func build(cfg *config.Config, r *Router, legacy, modern *upstream.Upstream) (t 
 	return t, nil
 }
 
-// match finds the route for a request, or the unmatched route.
-func (t *Table) match(r *http.Request) *route {
+// prepareMode builds what the route's mode needs besides its settings.
+func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
+	switch rt.mode {
+	case config.ModeDualWrite:
+		if t.journal == nil {
+			return errors.New("dual-write needs a state store to journal writes in")
+		}
+	case config.ModeShadow:
+		var old *shadowRoute
+		if prev != nil {
+			if p, ok := prev.byName[rt.name]; ok {
+				old = p.shadow
+			}
+		}
+		sh, err := newShadowRoute(cr, old, t.hashKey)
+		if err != nil {
+			return err
+		}
+		if sh != old {
+			t.preloadNoise(rt.name, sh)
+		}
+		rt.shadow = sh
+	}
+	return nil
+}
+
+// upstreamOf is backend b's upstream.
+func (t *Table) upstreamOf(b config.Backend) *upstream.Upstream {
+	if b == config.Modern {
+		return t.modern
+	}
+	return t.legacy
+}
+
+// match finds the route for a request, or the unmatched route, and the
+// values of its path parameters when the route needs them.
+func (t *Table) match(r *http.Request) (*route, []string) {
 	path := r.URL.RawPath
 	if path == "" {
 		path = r.URL.Path
 	}
 	rctx := t.rctxPool.Get().(*chi.Context)
+	defer t.rctxPool.Put(rctx)
 	rctx.Reset()
 	pattern := t.mux.Find(rctx, r.Method, path)
-	t.rctxPool.Put(rctx)
 	if pattern == "" {
-		return t.unmatched
+		return t.unmatched, nil
 	}
-	if rt, ok := t.routes[routeKey{r.Method, pattern}]; ok {
-		return rt
+	rt, ok := t.routes[routeKey{r.Method, pattern}]
+	if !ok {
+		if rt, ok = t.routes[routeKey{"", pattern}]; !ok {
+			return t.unmatched, nil
+		}
 	}
-	if rt, ok := t.routes[routeKey{"", pattern}]; ok {
-		return rt
+	if !rt.needsParams {
+		return rt, nil
 	}
-	return t.unmatched
+	return rt, slices.Clone(rctx.URLParams.Values)
 }

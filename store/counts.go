@@ -218,3 +218,29 @@ func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, erro
 	}
 	return total, nil
 }
+
+// HourlyCounts returns route's hours from the one containing since
+// onwards, oldest first; hours without traffic are absent.
+func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time) ([]HourCount, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at
+		FROM strangler_route_hours
+		WHERE route = $1 AND hour >= $2
+		ORDER BY hour`, route, s.ts(since.UTC().Truncate(time.Hour)))
+	if err != nil {
+		return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
+	}
+	defer rows.Close()
+	var out []HourCount
+	for rows.Next() {
+		h := HourCount{Route: route}
+		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt)); err != nil {
+			return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
+	}
+	return out, nil
+}

@@ -47,6 +47,19 @@ func TestCounts(t *testing.T) {
 			}
 		})
 
+		t.Run("hourly counts come back hour by hour, oldest first", func(t *testing.T) {
+			got, err := a.HourlyCounts(ctx, "get", lastHour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || !got[0].Hour.Equal(lastHour) || !got[1].Hour.Equal(hour) {
+				t.Fatalf("got %+v, want last hour then this hour", got)
+			}
+			if got[0].Requests != 5 || got[1].Requests != 15 || got[1].Fallbacks != 3 || !got[1].LastFallbackAt.Equal(fb2) {
+				t.Errorf("got %+v and %+v", got[0], got[1])
+			}
+		})
+
 		t.Run("a route with no counts adds up to zero", func(t *testing.T) {
 			got, err := a.Counts(ctx, "none", lastHour)
 			if err != nil {

@@ -71,3 +71,13 @@ func (s *Store) DoneRepairKeys(ctx context.Context, entity string, keys []string
 	}
 	return nil
 }
+
+// CountRepairKeys returns how many keys of entity wait for the backfill.
+func (s *Store) CountRepairKeys(ctx context.Context, entity string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM strangler_repair_keys WHERE entity = $1`, clean(entity)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: count repair keys for %s: %w", entity, err)
+	}
+	return n, nil
+}

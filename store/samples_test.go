@@ -125,6 +125,12 @@ func TestRepairKeys(t *testing.T) {
 			}
 		})
 
+		t.Run("the pending keys are counted per entity", func(t *testing.T) {
+			if n, err := s.CountRepairKeys(ctx, "patients"); err != nil || n != 3 {
+				t.Errorf("got %d, %v; want 3", n, err)
+			}
+		})
+
 		t.Run("done keys leave the queue, and only of their entity", func(t *testing.T) {
 			if err := s.DoneRepairKeys(ctx, "patients", []string{"42", "7", "unknown"}); err != nil {
 				t.Fatal(err)

@@ -4,8 +4,10 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -60,6 +62,9 @@ func (u *Upstream) Equal(base *url.URL, timeout time.Duration) bool {
 	return u.URL.String() == base.String() && u.timeout == timeout
 }
 
+// Timeout is the backend's configured timeout.
+func (u *Upstream) Timeout() time.Duration { return u.timeout }
+
 // Target is the URL a request for in goes to on this backend: the base
 // path joined with the request path, and the request query appended.
 func (u *Upstream) Target(in *url.URL) *url.URL {
@@ -85,6 +90,27 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		return outer.Got1xxResponse(code, withoutHopByHop(h))
 	}}
 	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
+}
+
+// NewRequest builds a request the facade sends on its own (a shadow copy,
+// a dual write's delivery) rather than one it proxies; the body may be
+// sent again, by the transport or by the caller.
+func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, body []byte) *http.Request {
+	req := (&http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       u.Host,
+	}).WithContext(ctx)
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return req
 }
 
 // Informational holds back the 1xx responses of an attempt whose outcome
@@ -142,25 +168,27 @@ var hopByHop = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// withoutHopByHop copies h without hop-by-hop fields, including those the
-// Connection field names. httputil.ReverseProxy strips them from final
-// responses but forwards 1xx headers as they came.
+// withoutHopByHop copies h without hop-by-hop fields. httputil.ReverseProxy
+// strips them from final responses but forwards 1xx headers as they came.
 func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
-	out := make(textproto.MIMEHeader, len(h))
-	for k, v := range h {
-		out[k] = v
-	}
+	out := http.Header(h).Clone()
+	RemoveHopByHop(out)
+	return textproto.MIMEHeader(out)
+}
+
+// RemoveHopByHop deletes hop-by-hop fields from h, including those its
+// Connection field names, for a message the facade sends on itself.
+func RemoveHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for _, name := range strings.Split(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
-				delete(out, textproto.CanonicalMIMEHeaderKey(name))
+				h.Del(name)
 			}
 		}
 	}
 	for _, k := range hopByHop {
-		delete(out, k)
+		delete(h, k)
 	}
-	return out
 }
 
 // Failure says how a request to a backend failed.

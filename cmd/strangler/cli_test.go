@@ -17,7 +17,7 @@ func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := writeConfig(t, filepath.Join(dir, "good.yaml"), "http://legacy", "http://modern", `  - {name: p, match: "GET /p", mode: legacy}`)
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("backends:\n  legacy: {url: \"http://l\"}\n  modern: {url: \"http://m\"}\nroutes:\n  - name: p\n    match: \"GET /p\"\n    mode: dual-write\n    percnt: 5\n"), 0o644)
+	os.WriteFile(bad, []byte("backends:\n  legacy: {url: \"http://l\"}\n  modern: {url: \"http://m\"}\nroutes:\n  - name: p\n    match: \"GET /p\"\n    mode: dual-writes\n    percnt: 5\n"), 0o644)
 
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"config", "check", good}, noEnv, &stdout, &stderr); err != nil {
@@ -33,7 +33,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatal("a bad file passed the check")
 	}
 	for _, want := range []string{
-		bad + `:7:11: routes[0].mode: mode "dual-write" is not available yet`,
+		bad + `:7:11: routes[0].mode: unknown mode "dual-writes"; want legacy, shadow, fallback, dual-write or modern`,
 		bad + `:8:5: routes[0].percnt: unknown field; did you mean "percent"?`,
 	} {
 		if !strings.Contains(stderr.String(), want) {
@@ -46,7 +46,7 @@ func TestConfigPrintRedactsSecrets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.yaml")
 	os.WriteFile(path, []byte("admin: {token: \"${TOKEN}\"}\nbackends:\n  legacy: {url: \"http://l\"}\n  modern: {url: \"http://m\"}\n"), 0o644)
 	var stdout bytes.Buffer
-	getenv := func(k string) string { return map[string]string{"TOKEN": "hunter2"}[k] }
+	getenv := func(k string) string { return map[string]string{"TOKEN": "hunter2-is-not-a-good-token"}[k] }
 	if err := run(context.Background(), []string{"config", "print", path}, getenv, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,9 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, logs := newLogBuffer(), newLogBuffer()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, noEnv, stdout, logs) }()
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, noEnv, stdout, logs)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

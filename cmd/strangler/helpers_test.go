@@ -138,8 +138,9 @@ backends:
   modern: { url: %q, timeout: 2s }
 debug_headers: true
 shutdown: { delay: 200ms, grace: 5s }
+store: "sqlite:%s"
 routes:
-%s`, legacy, modern, routes)
+%s`, legacy, modern, filepath.Join(filepath.Dir(path), "strangler.db"), routes)
 	// Write then rename, as a config management tool would, so a reload
 	// never reads a half-written file.
 	tmp := path + ".tmp"

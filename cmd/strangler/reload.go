@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
-	"strangler/router"
 )
 
 // reloader re-reads the configuration on SIGHUP and whenever one of its
@@ -26,10 +25,14 @@ type reloader struct {
 	env  config.Env
 	log  *slog.Logger
 
-	router  *router.Router
+	// apply serves a loaded configuration, or says why it cannot.
+	apply   func(*config.Config) error
 	current *atomic.Pointer[config.Config]
 	success prometheus.Gauge
 	lastOK  prometheus.Gauge
+	// hup receives SIGHUP from the moment the reloader is prepared, before
+	// the facade reports ready: a SIGHUP arriving earlier would kill it.
+	hup chan os.Signal
 }
 
 // pollInterval is how often configuration files are checked for changes.
@@ -37,7 +40,10 @@ type reloader struct {
 // swap in the parent folder) and edits through any editor.
 const pollInterval = time.Second
 
-func (r *reloader) registerMetrics(reg prometheus.Registerer) {
+// prepare registers the reloader's metrics and starts catching SIGHUP.
+func (r *reloader) prepare(reg prometheus.Registerer) {
+	r.hup = make(chan os.Signal, 1)
+	signal.Notify(r.hup, syscall.SIGHUP)
 	r.success = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strangler_config_last_reload_successful",
 		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
@@ -52,9 +58,7 @@ func (r *reloader) registerMetrics(reg prometheus.Registerer) {
 }
 
 func (r *reloader) run(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	defer signal.Stop(r.hup)
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	seen := fingerprint(r.current.Load().Sources)
@@ -63,7 +67,7 @@ func (r *reloader) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-r.hup:
 			cause = "SIGHUP"
 		case <-tick.C:
 			cause = "file change"
@@ -88,10 +92,7 @@ func (r *reloader) run(ctx context.Context) error {
 func (r *reloader) reload(cause string) bool {
 	cfg, err := config.Load(r.path, r.env)
 	if err == nil {
-		var t *router.Table
-		if t, err = r.router.Build(cfg); err == nil {
-			r.router.Swap(t)
-		}
+		err = r.apply(cfg)
 	}
 	if err != nil {
 		r.success.Set(0)
@@ -103,8 +104,8 @@ func (r *reloader) reload(cause string) bool {
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
 	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
-	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen {
-		r.log.Warn("listen addresses changed; they take effect on restart")
+	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen || old.Store != cfg.Store || old.Repairs.Workers != cfg.Repairs.Workers {
+		r.log.Warn("listen addresses, the store and repairs.workers take effect on restart")
 	}
 	return true
 }

@@ -19,8 +19,12 @@ import (
 
 	"strangler/config"
 	"strangler/control"
+	"strangler/dualwrite"
 	"strangler/edge"
 	"strangler/router"
+	"strangler/shadow"
+	"strangler/stats"
+	"strangler/store"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -57,10 +61,28 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 }
 
 // actor is a long-lived part of the process, run in one oklog/run group:
-// the first to return stops all the others.
+// the first to return stops all the others, interrupted in the order they
+// were added.
 type actor struct {
 	execute   func() error
 	interrupt func(error)
+}
+
+// background runs f as an actor whose interrupt waits until f has
+// returned, so the actors after it stop only once it is done.
+func background(f func(context.Context) error) actor {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	return actor{
+		execute: func() error {
+			defer close(done)
+			return f(ctx)
+		},
+		interrupt: func(error) {
+			cancel()
+			<-done
+		},
+	}
 }
 
 // facadeOptions are the parts of a facade process that differ between
@@ -74,16 +96,61 @@ type facadeOptions struct {
 	onServing func(public, admin string)
 }
 
+// flushInterval is how often counts go to the state store for the report
+// and the gates: often enough that they are current, rarely enough to
+// cost nothing.
+const flushInterval = 10 * time.Second
+
 // serve runs the facade for cfg until ctx ends (SIGTERM), then drains.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facadeOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rtr := router.New(router.NewMetrics(reg), log)
-	table, err := rtr.Build(cfg)
+
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := store.Start(sctx, string(cfg.Store), log)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
+	defer st.Close()
+
+	counters := stats.NewCounters()
+	metrics := router.NewMetrics(reg)
+	var worker *dualwrite.Worker
+	rtr := router.New(router.Deps{
+		Metrics: metrics, Log: log, Journal: st,
+		Deliver:    func(id string) { worker.Kick(id) },
+		Samples:    storeSamples{st},
+		Noise:      st,
+		HashKey:    shadow.NewHashKey(),
+		Stats:      counters,
+		RepairKeys: st,
+	})
+	worker = dualwrite.New(st, rtr, cfg.Repairs, reg, metrics.DualWrite, log)
+	reports := &control.Reports{Counts: st}
+	flags, err := control.NewFlags(ctx, cfg, st, reports, func(c *config.Config) error {
+		t, err := rtr.Build(c)
+		if err != nil {
+			return err
+		}
+		rtr.Swap(t)
+		return nil
+	}, log, time.Now)
 	if err != nil {
 		return err
 	}
-	rtr.Swap(table)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strangler_store_up",
+		Help: "1 while the state store answers; 0 while the facade serves its last known flags without it.",
+	}, func() float64 {
+		if ok, _ := flags.StoreOK(); ok {
+			return 1
+		}
+		return 0
+	}))
+	tokens := &control.Tokens{}
+	tokens.Set(cfg.Admin.AdminTokens())
+	guard := control.NewGuard(flags, counters, st, reg, log, time.Now)
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
 
@@ -99,12 +166,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	readiness := &control.Readiness{}
 	public := edge.NewServer(rtr, log)
 	admin := &http.Server{
-		Handler:           control.NewAdmin(reg, readiness),
+		Handler: control.NewAdmin(control.AdminDeps{
+			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
+			Audit: st, Repairs: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 
 	var g oklog.Group
+	add := func(a actor) { g.Add(a.execute, a.interrupt) }
 	stop := make(chan struct{})
 	g.Add(func() error {
 		select {
@@ -123,30 +194,83 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	g.Add(func() error {
 		return serveUntilClosed(public, edge.TrackFraming(publicLn))
 	}, func(error) {
-		grace := time.Duration(current.Load().Shutdown.Grace)
-		shutdown(public, grace, log)
+		shutdown(public, time.Duration(current.Load().Shutdown.Grace), log)
 	})
+	add(background(flags.Run))
+	add(background(guard.Run))
+	add(background(rtr.RunRepairs))
+	// The worker stops after the public listener drained, so that every
+	// write a client saw succeed has been handed to it.
+	add(background(worker.Run))
+	add(background(func(ctx context.Context) error { return flushCounts(ctx, counters, st, log) }))
+	if rl := opts.reloader; rl != nil {
+		rl.current = &current
+		rl.apply = func(c *config.Config) error {
+			if err := flags.SetFile(c); err != nil {
+				return err
+			}
+			tokens.Set(c.Admin.AdminTokens())
+			worker.SetSettings(c.Repairs)
+			return nil
+		}
+		rl.prepare(reg)
+		add(background(rl.run))
+	}
 	g.Add(func() error {
 		return serveUntilClosed(admin, adminLn)
 	}, func(error) { shutdown(admin, time.Second, log) })
-	if rl := opts.reloader; rl != nil {
-		rl.router, rl.current = rtr, &current
-		rl.registerMetrics(reg)
-		rctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return rl.run(rctx) }, func(error) { cancel() })
-	}
 	for _, a := range opts.extra {
-		g.Add(a.execute, a.interrupt)
+		add(a)
 	}
 
 	readiness.Ready()
-	log.Info("serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes))
+	log.Info("serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes), "store", st.Backend())
 	if opts.onServing != nil {
 		opts.onServing(publicLn.Addr().String(), adminLn.Addr().String())
 	}
 	err = g.Run()
 	log.Info("stopped")
 	return err
+}
+
+// flushCounts adds the counted traffic to the state store every
+// flushInterval, and once more when ctx ends.
+func flushCounts(ctx context.Context, counters *stats.Counters, st *store.Store, log *slog.Logger) error {
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
+	flush := func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := counters.Flush(fctx, st, time.Now()); err != nil {
+			log.Warn("flushing counts to the state store failed; they are kept for the next flush", "error", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return nil
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// noiseOf lists a route's learned noise fields from the state store.
+func noiseOf(st *store.Store) func(string) []string {
+	return func(route string) []string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fields, err := st.Noise(ctx, route)
+		if err != nil {
+			return nil
+		}
+		out := make([]string, len(fields))
+		for i, f := range fields {
+			out[i] = f.Path
+		}
+		return out
+	}
 }
 
 func serveUntilClosed(srv *http.Server, ln net.Listener) error {

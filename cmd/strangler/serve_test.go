@@ -153,6 +153,7 @@ func TestDrainOnShutdown(t *testing.T) {
 		err  error
 	}
 	results := make(chan result, 3)
+	terminated := make(chan struct{})
 	for i := range 3 {
 		go func() {
 			// One of them is an upload still streaming when SIGTERM comes.
@@ -161,7 +162,8 @@ func TestDrainOnShutdown(t *testing.T) {
 				pr, pw := io.Pipe()
 				go func() {
 					pw.Write(bytes.Repeat([]byte("u"), 1<<20))
-					<-started
+					<-terminated
+					pw.Write([]byte("end"))
 					pw.Close()
 				}()
 				body = pr
@@ -178,8 +180,9 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 	<-started
 	<-started
-	r.stop() // SIGTERM
+	r.stop() // SIGTERM, while the upload is still streaming
 	r.logs.waitFor(t, "draining", nil, 2*time.Second)
+	close(terminated)
 	if code, _ := getBody(t, "http://"+r.admin+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d while draining, want 503", code)
 	}

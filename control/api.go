@@ -1,0 +1,172 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"strangler/store"
+)
+
+// apiHandler serves one admin API endpoint for an authenticated actor;
+// the error it returns is answered by writeError.
+type apiHandler func(w http.ResponseWriter, r *http.Request, actor string) error
+
+// errAPI is an error with the status the admin API answers it with.
+type errAPI struct {
+	status int
+	msg    string
+}
+
+func (e errAPI) Error() string { return e.msg }
+
+func apiError(status int, format string, args ...any) error {
+	return errAPI{status, fmt.Sprintf(format, args...)}
+}
+
+// statusFor is the one place that maps control-plane errors to HTTP.
+func statusFor(err error) (int, string) {
+	var e errAPI
+	switch {
+	case errors.As(err, &e):
+		return e.status, e.msg
+	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, ErrStale), errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, ErrGate):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalidState):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error; see the facade's log"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := statusFor(err)
+	if status == http.StatusInternalServerError {
+		a.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="strangler"`)
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// api wraps an endpoint with the admin API's checks: no cross-site
+// browser requests, no token in the query string, a valid bearer token,
+// and a limit on failed attempts per address.
+func (a *admin) api(h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		actor, err := a.authenticate(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if err := h(w, r, actor); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+}
+
+// mutation is api for endpoints that change something: they take a JSON
+// body, which an HTML form on another site cannot send.
+func (a *admin) mutation(h apiHandler) http.Handler {
+	return a.api(func(w http.ResponseWriter, r *http.Request, actor string) error {
+		if !isJSON(r) {
+			return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		return h(w, r, actor)
+	})
+}
+
+func (a *admin) authenticate(r *http.Request) (string, error) {
+	addr, now := clientAddr(r), a.now()
+	switch {
+	case crossOrigin(r):
+		return "", apiError(http.StatusForbidden, "cross-origin requests are refused")
+	case r.URL.Query().Has("token") || r.URL.Query().Has("access_token"):
+		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
+	case a.failures.blocked(addr, now):
+		return "", apiError(http.StatusTooManyRequests, "too many failed attempts from %s; wait a minute", addr)
+	}
+	actor, ok := a.Tokens.actor(bearer(r))
+	if !ok {
+		a.failures.fail(addr, now)
+		if route := r.PathValue("name"); route != "" && r.Method != http.MethodGet {
+			a.Flags.Deny(r.Context(), route, "unauthenticated", "change refused: missing or invalid token from "+addr)
+		}
+		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+	}
+	return actor, nil
+}
+
+// decode reads a JSON body strictly: unknown fields are errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxValue {
+		return 0, apiError(http.StatusBadRequest, "%s must be a number from 1 to %d", name, maxValue)
+	}
+	return n, nil
+}
+
+// ifMatch reads If-Match: "3", 3 or W/"3" name version 3.
+func ifMatch(r *http.Request) (*int64, error) {
+	v := r.Header.Get("If-Match")
+	if v == "" {
+		return nil, nil
+	}
+	v = strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, apiError(http.StatusBadRequest, "If-Match must be the route's ETag, such as \"3\"")
+	}
+	return &n, nil
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// timeout gives an endpoint's store calls a deadline.
+func timeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), storeTimeout)
+}
+
+// admin is the admin listener's handler state.
+type admin struct {
+	AdminDeps
+	failures failedLogins
+	log      *slog.Logger
+	now      func() time.Time
+}

@@ -1,0 +1,409 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// FlagStore is where overrides and their audit log live.
+type FlagStore interface {
+	Overrides(ctx context.Context) (map[string]store.Override, error)
+	SetOverride(ctx context.Context, o store.Override, expectVersion int64, a store.AuditEntry) (store.Override, error)
+	ClearOverride(ctx context.Context, route string, expectVersion int64, a store.AuditEntry) error
+	AppendAudit(ctx context.Context, a store.AuditEntry) error
+	Watch(ctx context.Context) (<-chan struct{}, error)
+}
+
+// Flags decides each route's effective mode and percent: the file's,
+// unless an override in the state store says otherwise; and it applies
+// them to the router whenever the file or an override changes. Overrides
+// change only through Flip, Clear and the guard, each audited first.
+type Flags struct {
+	store FlagStore
+	// apply builds the router's table for an effective configuration and
+	// swaps it in.
+	apply func(*config.Config) error
+	log   *slog.Logger
+	now   func() time.Time
+	rates Rates
+
+	// mu serialises applying, so tables are built in the order their
+	// inputs changed.
+	mu        sync.Mutex
+	file      atomic.Pointer[config.Config]
+	overrides atomic.Pointer[map[string]store.Override]
+	// storeOK says whether the last read of the overrides worked; when it
+	// did not, the facade serves the last known flags and says degraded.
+	storeOK    atomic.Bool
+	storeSince atomic.Int64
+}
+
+// Rates are a route's recent shadow mismatch and fallback rates, for the
+// gates; the flusher keeps them current in the store.
+type Rates interface {
+	RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback float64, err error)
+}
+
+// resyncInterval is the safety net under LISTEN/NOTIFY: how often the
+// overrides are re-read in case a notification was missed.
+const resyncInterval = 5 * time.Second
+
+// storeTimeout bounds every state store call made by the control plane.
+const storeTimeout = 5 * time.Second
+
+// NewFlags returns flags over the file cfg. It reads the overrides once;
+// when the store cannot be reached the file's modes serve until it can.
+func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, rates Rates, apply func(*config.Config) error, log *slog.Logger, now func() time.Time) (*Flags, error) {
+	f := &Flags{store: fs, apply: apply, log: log, now: now, rates: rates}
+	f.file.Store(cfg)
+	empty := map[string]store.Override{}
+	f.overrides.Store(&empty)
+	f.refresh(ctx)
+	if err := f.applyLocked(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// refresh re-reads the overrides and reports whether they changed.
+func (f *Flags) refresh(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	o, err := f.store.Overrides(ctx)
+	if err != nil {
+		if f.storeOK.Swap(false) || f.storeSince.Load() == 0 {
+			f.storeSince.Store(f.now().UnixNano())
+			f.log.Error("reading route overrides failed; serving the last known flags", "error", err)
+		}
+		return false
+	}
+	if !f.storeOK.Swap(true) && f.storeSince.Load() != 0 {
+		f.log.Info("route overrides readable again; resynced")
+	}
+	f.storeSince.Store(f.now().UnixNano())
+	old := *f.overrides.Load()
+	if sameOverrides(old, o) {
+		return false
+	}
+	f.overrides.Store(&o)
+	return true
+}
+
+func sameOverrides(a, b map[string]store.Override) bool {
+	return maps.EqualFunc(a, b, func(x, y store.Override) bool { return x.Version == y.Version })
+}
+
+// StoreOK reports whether the overrides could be read last time, and
+// since when that has been so.
+func (f *Flags) StoreOK() (bool, time.Time) {
+	return f.storeOK.Load(), time.Unix(0, f.storeSince.Load())
+}
+
+// SetFile applies a reloaded configuration file under the current
+// overrides. An error leaves the previous table serving.
+func (f *Flags) SetFile(cfg *config.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev := f.file.Swap(cfg)
+	if err := f.applyLocked(); err != nil {
+		f.file.Store(prev)
+		return err
+	}
+	return nil
+}
+
+func (f *Flags) applyLocked() error {
+	return f.apply(Effective(f.file.Load(), *f.overrides.Load()))
+}
+
+// Run follows override changes made by other replicas (LISTEN/NOTIFY on
+// PostgreSQL, with a periodic re-read as a safety net and to resync after
+// an outage) until ctx ends.
+func (f *Flags) Run(ctx context.Context) error {
+	changes, err := f.store.Watch(ctx)
+	if err != nil {
+		f.log.Warn("watching route overrides failed; re-reading them periodically", "error", err)
+	}
+	tick := time.NewTicker(resyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+		case <-tick.C:
+		}
+		f.mu.Lock()
+		if f.refresh(ctx) {
+			if err := f.applyLocked(); err != nil {
+				f.log.Error("applying changed route overrides failed", "error", err)
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// Effective is the configuration with overrides applied: each overridden
+// route's mode and percent replaced. Overrides of routes the file no
+// longer has are ignored.
+func Effective(cfg *config.Config, overrides map[string]store.Override) *config.Config {
+	if len(overrides) == 0 {
+		return cfg
+	}
+	out := *cfg
+	out.Routes = make([]config.Route, len(cfg.Routes))
+	copy(out.Routes, cfg.Routes)
+	for i := range out.Routes {
+		o, ok := overrides[out.Routes[i].Name]
+		if !ok {
+			continue
+		}
+		out.Routes[i].Mode = config.Mode(o.Mode)
+		out.Routes[i].Percent = nil
+		if o.Percent != nil {
+			p := config.Percent(*o.Percent)
+			out.Routes[i].Percent = &p
+		}
+	}
+	return &out
+}
+
+// Errors of flips, each mapped to a status by the admin API.
+var (
+	// ErrNoRoute: the configuration has no route of that name.
+	ErrNoRoute = errors.New("no such route")
+	// ErrStale: the route changed since the caller read it (If-Match).
+	ErrStale = errors.New("the route changed since you read it; read it again and retry")
+	// ErrGate: a gate refused the flip; the error says which number failed.
+	ErrGate = errors.New("refused by the route's gates")
+	// ErrUnavailable: the state store, and with it the audit log, cannot
+	// be written, so nothing changes.
+	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
+	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
+	ErrInvalid = errors.New("invalid flip")
+)
+
+// Flip is a requested change to a route's flags.
+type Flip struct {
+	Route string
+	// Actor is the named token, or "guard".
+	Actor  string
+	Reason string
+	// Mode and Percent are the new values; nil keeps the current one.
+	// Percent 100 (or nil with a new mode) means all of the traffic.
+	Mode    *config.Mode
+	Percent *float64
+	// Clear removes the override: the file's flags apply again.
+	Clear bool
+	// Force skips the gates; the audit entry says so.
+	Force bool
+	// IfMatch is the version the caller read; nil skips the check.
+	IfMatch *int64
+	// action overrides the audit action (the guard's "rollback").
+	action string
+}
+
+// RouteFlags are a route's flags as the file sets them and as they are.
+type RouteFlags struct {
+	Route       *config.Route
+	FileMode    config.Mode
+	FilePercent *float64
+	Mode        config.Mode
+	Percent     *float64
+	Override    *store.Override
+	// Version is the override's version, 0 without one: the ETag.
+	Version int64
+}
+
+// Get returns a route's flags, or false if there is no such route.
+func (f *Flags) Get(name string) (RouteFlags, bool) {
+	file := f.file.Load()
+	for i := range file.Routes {
+		r := &file.Routes[i]
+		if r.Name != name {
+			continue
+		}
+		rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
+		rf.Percent = rf.FilePercent
+		if o, ok := (*f.overrides.Load())[name]; ok {
+			rf.Override, rf.Version = &o, o.Version
+			rf.Mode, rf.Percent = config.Mode(o.Mode), o.Percent
+		}
+		return rf, true
+	}
+	return RouteFlags{}, false
+}
+
+// All returns every route's flags in file order.
+func (f *Flags) All() []RouteFlags {
+	file := f.file.Load()
+	out := make([]RouteFlags, 0, len(file.Routes))
+	for _, r := range file.Routes {
+		rf, _ := f.Get(r.Name)
+		out = append(out, rf)
+	}
+	return out
+}
+
+func percentOf(p *config.Percent) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := float64(*p)
+	return &v
+}
+
+// Apply performs a flip: checked, audited, stored, then served by this
+// replica before it returns (other replicas follow through the store).
+func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
+	cur, ok := f.Get(fl.Route)
+	if !ok {
+		return RouteFlags{}, ErrNoRoute
+	}
+	if fl.IfMatch != nil && *fl.IfMatch != cur.Version {
+		return cur, ErrStale
+	}
+	entry := store.AuditEntry{
+		At: f.now(), Actor: fl.Actor, Route: fl.Route, Reason: fl.Reason, Forced: fl.Force,
+		FromMode: string(cur.Mode), FromPercent: cur.Percent,
+	}
+	var next store.Override
+	if fl.Clear {
+		if cur.Override == nil {
+			return cur, fmt.Errorf("%w: %s has no override to clear", ErrInvalid, fl.Route)
+		}
+		entry.Action = "clear"
+		entry.ToMode, entry.ToPercent = string(cur.FileMode), cur.FilePercent
+	} else {
+		next = store.Override{Route: fl.Route, Mode: string(cur.Mode), Percent: cur.Percent, Actor: fl.Actor, Reason: fl.Reason, UpdatedAt: f.now()}
+		if fl.Mode != nil {
+			next.Mode, next.Percent = string(*fl.Mode), nil
+		}
+		if fl.Percent != nil {
+			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
+				return cur, fmt.Errorf("%w: percent %v is not from 0 to 100", ErrInvalid, *fl.Percent)
+			}
+			next.Percent = fl.Percent
+		}
+		entry.Action = "flip"
+		if fl.action != "" {
+			entry.Action = fl.action
+		}
+		entry.ToMode, entry.ToPercent = next.Mode, next.Percent
+	}
+	if fl.Reason == "" {
+		return cur, fmt.Errorf("%w: a reason is required; it goes into the audit log", ErrInvalid)
+	}
+	if !fl.Force && later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent) {
+		if err := f.checkGates(ctx, cur, entry); err != nil {
+			return cur, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var err error
+	if fl.Clear {
+		err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry)
+	} else {
+		next, err = f.store.SetOverride(sctx, next, cur.Version, entry)
+	}
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return cur, ErrStale
+	case err != nil:
+		f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
+		return cur, ErrUnavailable
+	}
+	o := maps.Clone(*f.overrides.Load())
+	if fl.Clear {
+		delete(o, fl.Route)
+	} else {
+		o[fl.Route] = next
+	}
+	f.overrides.Store(&o)
+	if err := f.applyLocked(); err != nil {
+		f.log.Error("applying a flip failed; the previous table keeps serving", "route", fl.Route, "error", err)
+	}
+	f.log.Info("route flipped", "route", fl.Route, "actor", fl.Actor, "action", entry.Action,
+		"from_mode", entry.FromMode, "to_mode", entry.ToMode, "forced", fl.Force)
+	rf, _ := f.Get(fl.Route)
+	return rf, nil
+}
+
+// Deny audits a refused attempt to change a route (a bad token, a gate).
+func (f *Flags) Deny(ctx context.Context, route, actor, detail string) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	err := f.store.AppendAudit(ctx, store.AuditEntry{At: f.now(), Actor: actor, Action: "denied", Route: route, Detail: detail})
+	if err != nil {
+		f.log.Error("auditing a denied flip failed", "route", route, "error", err)
+	}
+}
+
+// stage is a mode's place in the migration lifecycle: legacy → shadow or
+// dual-write → fallback → modern.
+func stage(m config.Mode) int {
+	switch m {
+	case config.ModeShadow, config.ModeDualWrite:
+		return 1
+	case config.ModeFallback:
+		return 2
+	case config.ModeModern:
+		return 3
+	}
+	return 0
+}
+
+// later reports whether going from one mode and percent to another moves
+// the route forward: to a later stage, or more traffic to modern within
+// fallback or modern.
+func later(fromMode config.Mode, fromPct *float64, toMode config.Mode, toPct *float64) bool {
+	if stage(toMode) != stage(fromMode) {
+		return stage(toMode) > stage(fromMode)
+	}
+	full := func(p *float64) float64 {
+		if p == nil {
+			return 100
+		}
+		return *p
+	}
+	return full(toPct) > full(fromPct)
+}
+
+func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.AuditEntry) error {
+	g := cur.Route.Gates
+	if g.IsZero() {
+		return nil
+	}
+	mismatch, fallback, err := f.rates.RecentRates(ctx, cur.Route.Name, f.now())
+	if err != nil {
+		f.log.Error("reading the rates for the gates failed", "route", cur.Route.Name, "error", err)
+		return ErrUnavailable
+	}
+	var failed string
+	switch {
+	case g.MaxMismatchRate != nil && mismatch*100 > float64(*g.MaxMismatchRate):
+		failed = fmt.Sprintf("shadow mismatch rate %.3g%% is above the gate's %v%%", mismatch*100, float64(*g.MaxMismatchRate))
+	case g.MaxFallbackRate != nil && fallback*100 > float64(*g.MaxFallbackRate):
+		failed = fmt.Sprintf("fallback rate %.3g%% is above the gate's %v%%", fallback*100, float64(*g.MaxFallbackRate))
+	default:
+		return nil
+	}
+	f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, failed))
+	return fmt.Errorf("%w: %s; pass force to flip anyway", ErrGate, failed)
+}

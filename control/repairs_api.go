@@ -1,0 +1,175 @@
+package control
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"strangler/store"
+)
+
+// RepairStore is the repair queue as operators act on it.
+type RepairStore interface {
+	ListRepairs(ctx context.Context, f store.RepairFilter) ([]store.RepairSummary, error)
+	GetRepair(ctx context.Context, id string, withBody bool) (store.Repair, error)
+	RetryRepair(ctx context.Context, id string) error
+	DiscardRepair(ctx context.Context, id string) error
+	AppendAudit(ctx context.Context, a store.AuditEntry) error
+}
+
+// repairJSON is a journaled write as the admin API lists it: no header or
+// body unless one item is asked for with them.
+type repairJSON struct {
+	ID            string     `json:"id"`
+	Route         string     `json:"route"`
+	Method        string     `json:"method"`
+	Resource      string     `json:"resource"`
+	Primary       string     `json:"primary"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"last_error,omitempty"`
+	PrimaryStatus int        `json:"primary_status,omitempty"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	// Target, Header and Body only for GET /admin/repairs/{id}?body=1: the
+	// path, headers and body may carry patient data.
+	Target     string              `json:"target,omitempty"`
+	Header     map[string][]string `json:"header,omitempty"`
+	Body       *string             `json:"body,omitempty"`
+	BodyBase64 *string             `json:"body_base64,omitempty"`
+}
+
+func toRepairJSON(r store.RepairSummary) repairJSON {
+	out := repairJSON{
+		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
+		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.State == store.StatePending && !r.NextAttemptAt.IsZero() {
+		t := r.NextAttemptAt.UTC()
+		out.NextAttemptAt = &t
+	}
+	return out
+}
+
+func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) error {
+	limit, err := queryInt(r, "limit", 100, 1000)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.RepairFilter{State: store.State(q.Get("state")), Route: q.Get("route"), Limit: limit}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	list, err := a.Repairs.ListRepairs(ctx, f)
+	if err != nil {
+		a.log.Error("listing repairs failed", "error", err)
+		return ErrUnavailable
+	}
+	out := make([]repairJSON, len(list))
+	for i, s := range list {
+		out[i] = toRepairJSON(s)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"repairs": out})
+	return nil
+}
+
+func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) error {
+	withBody := r.URL.Query().Get("body") == "1"
+	ctx, cancel := timeout(r)
+	defer cancel()
+	rep, err := a.Repairs.GetRepair(ctx, r.PathValue("id"), withBody)
+	if err != nil {
+		return err
+	}
+	out := toRepairJSON(rep.RepairSummary)
+	if withBody {
+		// Reading a body is an access to patient data: it is audited.
+		if err := a.Repairs.AppendAudit(ctx, store.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
+			return ErrUnavailable
+		}
+		out.Target, out.Header = rep.Target, rep.Header
+		if utf8.Valid(rep.Body) {
+			s := string(rep.Body)
+			out.Body = &s
+		} else {
+			s := base64.StdEncoding.EncodeToString(rep.Body)
+			out.BodyBase64 = &s
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// repairAction is the body of a retry or discard.
+type repairAction struct {
+	Reason string `json:"reason"`
+}
+
+func (a *admin) retryRepair(w http.ResponseWriter, r *http.Request, actor string) error {
+	return a.actOnRepair(w, r, actor, "repair_retry", a.Repairs.RetryRepair)
+}
+
+func (a *admin) discardRepair(w http.ResponseWriter, r *http.Request, actor string) error {
+	return a.actOnRepair(w, r, actor, "repair_discard", a.Repairs.DiscardRepair)
+}
+
+// actOnRepair audits an operator's action on a repair, then takes it.
+func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, action string, act func(context.Context, string) error) error {
+	var req repairAction
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	ctx, cancel := timeout(r)
+	defer cancel()
+	rep, err := a.Repairs.GetRepair(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	entry := store.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
+	if err := a.Repairs.AppendAudit(ctx, entry); err != nil {
+		return ErrUnavailable
+	}
+	if err := act(ctx, id); err != nil {
+		return err
+	}
+	rep, err = a.Repairs.GetRepair(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toRepairJSON(rep.RepairSummary))
+	return nil
+}
+
+func (a *admin) diffs(w http.ResponseWriter, r *http.Request, _ string) error {
+	route := r.URL.Query().Get("route")
+	if r.URL.Query().Get("noise") == "1" {
+		noise := map[string][]string{}
+		for _, rf := range a.Flags.All() {
+			if route != "" && rf.Route.Name != route {
+				continue
+			}
+			if fields := a.Noise(rf.Route.Name); len(fields) > 0 {
+				noise[rf.Route.Name] = fields
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"noise": noise})
+		return nil
+	}
+	limit, err := queryInt(r, "limit", 50, 1000)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	samples, err := a.Samples.List(ctx, route, limit)
+	if err != nil {
+		return ErrUnavailable
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"samples": samples})
+	return nil
+}

@@ -1,0 +1,159 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// CountStore is where the hourly counts behind the report live.
+type CountStore interface {
+	Counts(ctx context.Context, route string, since time.Time) (store.CountTotals, error)
+	HourlyCounts(ctx context.Context, route string, since time.Time) ([]store.HourCount, error)
+	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]store.ClientCount, error)
+	CountRepairKeys(ctx context.Context, entity string) (int, error)
+}
+
+// Reports builds the retirement report from the state store's counts,
+// which every replica flushes into: it covers all of them and survives
+// restarts.
+type Reports struct{ Counts CountStore }
+
+// RouteReport is one route's retirement report.
+type RouteReport struct {
+	Route   string        `json:"route"`
+	Mode    string        `json:"mode"`
+	Percent *float64      `json:"percent,omitempty"`
+	Periods []PeriodCount `json:"periods"`
+	// LastFallback is the latest fallback within 30 days; nil if none.
+	LastFallback *time.Time `json:"last_fallback,omitempty"`
+	// ModernShare is the share of the last 24h's requests modern served.
+	ModernShare float64 `json:"modern_share"`
+	// MismatchRate is the share of the last 24h's shadow comparisons that
+	// mismatched.
+	MismatchRate float64 `json:"mismatch_rate"`
+	// LegacyClients are the app versions that reached legacy most in the
+	// last 7 days.
+	LegacyClients []ClientJSON `json:"legacy_clients"`
+	// PendingReadRepairs counts entity keys waiting for the backfill.
+	PendingReadRepairs int `json:"pending_read_repairs"`
+	// Retirable says the legacy path of this route is no longer needed;
+	// Verdict says why or why not.
+	Retirable bool   `json:"retirable"`
+	Verdict   string `json:"verdict"`
+	// Hourly are the last 24 hours, oldest first, for the status page's
+	// chart.
+	Hourly []HourJSON `json:"hourly"`
+}
+
+// PeriodCount is a route's traffic over one period.
+type PeriodCount struct {
+	Period    string `json:"period"`
+	Requests  int64  `json:"requests"`
+	Modern    int64  `json:"modern"`
+	Fallbacks int64  `json:"fallbacks"`
+}
+
+// ClientJSON is an app version and how many requests it sent to legacy.
+type ClientJSON struct {
+	Client   string `json:"client"`
+	Requests int64  `json:"requests"`
+}
+
+// HourJSON is one hour of a route's traffic.
+type HourJSON struct {
+	Hour      time.Time `json:"hour"`
+	Requests  int64     `json:"requests"`
+	Fallbacks int64     `json:"fallbacks"`
+}
+
+// topClients is the handful of app versions a report names.
+const topClients = 5
+
+// Route builds the report of one route as of now.
+func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (RouteReport, error) {
+	rt := rf.Route
+	rep := RouteReport{Route: rt.Name, Mode: string(rf.Mode), Percent: rf.Percent, LegacyClients: []ClientJSON{}, Hourly: []HourJSON{}}
+	var day store.CountTotals
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour}, {"30d", 30 * 24 * time.Hour}} {
+		t, err := r.Counts.Counts(ctx, rt.Name, now.Add(-p.d))
+		if err != nil {
+			return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if p.name == "24h" {
+			day = t
+		}
+		if !t.LastFallbackAt.IsZero() {
+			at := t.LastFallbackAt
+			rep.LastFallback = &at
+		}
+		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks})
+	}
+	rep.ModernShare = rate(day.Modern, day.Requests)
+	rep.MismatchRate = rate(day.ShadowMismatches, day.ShadowMatches+day.ShadowMismatches)
+
+	clients, err := r.Counts.TopLegacyClients(ctx, rt.Name, now.Add(-7*24*time.Hour), topClients)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, c := range clients {
+		rep.LegacyClients = append(rep.LegacyClients, ClientJSON{Client: c.Client, Requests: c.Requests})
+	}
+	if rt.Entity != "" && rt.ReadRepair {
+		if rep.PendingReadRepairs, err = r.Counts.CountRepairKeys(ctx, rt.Entity); err != nil {
+			return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	hours, err := r.Counts.HourlyCounts(ctx, rt.Name, now.Add(-23*time.Hour))
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, h := range hours {
+		rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Fallbacks: h.Fallbacks})
+	}
+	window, err := r.Counts.Counts(ctx, rt.Name, now.Add(-time.Duration(rt.RetireAfter)))
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	rep.Retirable, rep.Verdict = verdict(rt, window)
+	return rep, nil
+}
+
+// verdict says whether a route's legacy path can be retired: no fallback
+// for retire_after, and at least retire_min_requests served by modern in
+// that time.
+func verdict(rt *config.Route, window store.CountTotals) (bool, string) {
+	after := fmtDuration(time.Duration(rt.RetireAfter))
+	switch {
+	case window.Fallbacks > 0:
+		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s", window.Fallbacks, after)
+	case window.Modern < int64(rt.RetireMinRequests):
+		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed", window.Modern, after, rt.RetireMinRequests)
+	}
+	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern", after, window.Modern)
+}
+
+// fmtDuration writes whole days as "7d".
+func fmtDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// RecentRates are a route's shadow mismatch and fallback rates over the
+// previous and the current hour, from every replica's flushed counts: what
+// the gates judge a flip by.
+func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback float64, err error) {
+	t, err := r.Counts.Counts(ctx, route, now.Add(-time.Hour))
+	if err != nil {
+		return 0, 0, err
+	}
+	return rate(t.ShadowMismatches, t.ShadowMatches+t.ShadowMismatches), rate(t.Fallbacks, t.Modern+t.Fallbacks), nil
+}

@@ -1,0 +1,212 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"strangler/config"
+	"strangler/stats"
+	"strangler/store"
+)
+
+// LiveStats is this replica's recent traffic per route.
+type LiveStats interface {
+	Window(route string, now time.Time, d time.Duration) stats.Window
+}
+
+// AuditReader reads the audit log.
+type AuditReader interface {
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+}
+
+// routeJSON is a route as the admin API shows it.
+type routeJSON struct {
+	Name        string        `json:"name"`
+	Match       string        `json:"match"`
+	FileMode    string        `json:"file_mode"`
+	FilePercent *float64      `json:"file_percent,omitempty"`
+	Mode        string        `json:"mode"`
+	Percent     *float64      `json:"percent,omitempty"`
+	Override    *overrideJSON `json:"override,omitempty"`
+	// Version is the ETag for If-Match.
+	Version int64 `json:"version"`
+	// Live is this replica's traffic: requests/s over the last minute,
+	// rates over the last hour.
+	Live liveJSON `json:"live"`
+}
+
+type overrideJSON struct {
+	Actor      string    `json:"actor"`
+	Reason     string    `json:"reason"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	AgeSeconds float64   `json:"age_seconds"`
+}
+
+type liveJSON struct {
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	FallbackRate      float64 `json:"fallback_rate"`
+	MismatchRate      float64 `json:"mismatch_rate"`
+}
+
+func (a *admin) routeJSON(rf RouteFlags) routeJSON {
+	now := a.now()
+	out := routeJSON{
+		Name: rf.Route.Name, Match: rf.Route.Match.String(),
+		FileMode: string(rf.FileMode), FilePercent: rf.FilePercent,
+		Mode: string(rf.Mode), Percent: rf.Percent, Version: rf.Version,
+	}
+	if o := rf.Override; o != nil {
+		out.Override = &overrideJSON{Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt, AgeSeconds: now.Sub(o.UpdatedAt).Seconds()}
+	}
+	minute := a.Live.Window(rf.Route.Name, now, time.Minute)
+	hour := a.Live.Window(rf.Route.Name, now, time.Hour)
+	out.Live = liveJSON{
+		RequestsPerSecond: float64(minute.Requests) / 60,
+		FallbackRate:      rate(hour.Fallbacks, hour.Modern+hour.Fallbacks),
+		MismatchRate:      rate(hour.ShadowMismatch, hour.ShadowMatch+hour.ShadowMismatch),
+	}
+	return out
+}
+
+func rate(n, of int64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
+}
+
+func (a *admin) listRoutes(w http.ResponseWriter, _ *http.Request, _ string) error {
+	all := a.Flags.All()
+	out := make([]routeJSON, len(all))
+	for i, rf := range all {
+		out[i] = a.routeJSON(rf)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"routes": out})
+	return nil
+}
+
+func (a *admin) getRoute(w http.ResponseWriter, r *http.Request, _ string) error {
+	rf, ok := a.Flags.Get(r.PathValue("name"))
+	if !ok {
+		return ErrNoRoute
+	}
+	w.Header().Set("ETag", etag(rf.Version))
+	writeJSON(w, http.StatusOK, a.routeJSON(rf))
+	return nil
+}
+
+// patchRequest is the body of PATCH /admin/routes/{name}.
+type patchRequest struct {
+	Mode    *config.Mode `json:"mode"`
+	Percent *float64     `json:"percent"`
+	Reason  string       `json:"reason"`
+	Force   bool         `json:"force"`
+	// Clear removes the override, so the file's mode applies again.
+	Clear bool `json:"clear"`
+}
+
+func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string) error {
+	var req patchRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if !req.Clear && req.Mode == nil && req.Percent == nil {
+		return apiError(http.StatusBadRequest, "say what to change: mode, percent or clear")
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	rf, err := a.Flags.Apply(r.Context(), Flip{
+		Route: r.PathValue("name"), Actor: actor, Reason: req.Reason,
+		Mode: req.Mode, Percent: req.Percent, Clear: req.Clear, Force: req.Force, IfMatch: version,
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(rf.Version))
+	writeJSON(w, http.StatusOK, a.routeJSON(rf))
+	return nil
+}
+
+func (a *admin) routeReport(w http.ResponseWriter, r *http.Request, _ string) error {
+	rf, ok := a.Flags.Get(r.PathValue("name"))
+	if !ok {
+		return ErrNoRoute
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	rep, err := a.Reports.Route(ctx, rf, a.now())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+func (a *admin) report(w http.ResponseWriter, r *http.Request, _ string) error {
+	ctx, cancel := timeout(r)
+	defer cancel()
+	var out []RouteReport
+	for _, rf := range a.Flags.All() {
+		rep, err := a.Reports.Route(ctx, rf, a.now())
+		if err != nil {
+			return err
+		}
+		out = append(out, rep)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"routes": out, "generated_at": a.now().UTC()})
+	return nil
+}
+
+// auditJSON is an audit entry as the admin API shows it.
+type auditJSON struct {
+	ID          int64     `json:"id"`
+	At          time.Time `json:"at"`
+	Actor       string    `json:"actor"`
+	Action      string    `json:"action"`
+	Route       string    `json:"route,omitempty"`
+	FromMode    string    `json:"from_mode,omitempty"`
+	ToMode      string    `json:"to_mode,omitempty"`
+	FromPercent *float64  `json:"from_percent,omitempty"`
+	ToPercent   *float64  `json:"to_percent,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Forced      bool      `json:"forced,omitempty"`
+	Detail      string    `json:"detail,omitempty"`
+}
+
+func toAuditJSON(e store.AuditEntry) auditJSON {
+	return auditJSON{
+		ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Route: e.Route,
+		FromMode: e.FromMode, ToMode: e.ToMode, FromPercent: e.FromPercent, ToPercent: e.ToPercent,
+		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail,
+	}
+}
+
+func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
+	limit, err := queryInt(r, "limit", 100, 1000)
+	if err != nil {
+		return err
+	}
+	f := store.AuditFilter{Route: r.URL.Query().Get("route"), Limit: limit}
+	if b := r.URL.Query().Get("before"); b != "" {
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			return apiError(http.StatusBadRequest, "before must be an RFC 3339 time")
+		}
+		f.Before = t
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	entries, err := a.Audit.AuditLog(ctx, f)
+	if err != nil {
+		return ErrUnavailable
+	}
+	out := make([]auditJSON, len(entries))
+	for i, e := range entries {
+		out[i] = toAuditJSON(e)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+	return nil
+}

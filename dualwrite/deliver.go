@@ -1,0 +1,145 @@
+package dualwrite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"strangler/store"
+	"strangler/upstream"
+)
+
+// deliveryTimeout bounds one delivery: twice the backend's timeout (which
+// already bounds connecting and waiting for headers), so a slow body is
+// not cut off too eagerly.
+func deliveryTimeout(up *upstream.Upstream) time.Duration {
+	return 2*up.Timeout() + 5*time.Second
+}
+
+// other is the backend that is not primary.
+func other(primary string) string {
+	if primary == "modern" {
+		return "legacy"
+	}
+	return "modern"
+}
+
+// deliver sends a claimed write to the secondary and settles it.
+func (w *Worker) deliver(r store.Repair) {
+	up := w.routes.Backend(other(r.Primary))
+	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
+	defer cancel()
+	status, err := w.send(ctx, up, r)
+	switch {
+	case err == nil && status >= 200 && status <= 299:
+		w.settle(r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
+	case err == nil && permanent(status):
+		reason := fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status))
+		w.fail(r, reason, true)
+	case err != nil:
+		w.fail(r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, withoutURL(err)), false)
+	default:
+		w.fail(r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
+	}
+}
+
+// permanent reports whether a secondary's answer means retrying cannot
+// help: a 4xx says the request itself is wrong, except those that say
+// "later" (408 Request Timeout, 425 Too Early, 429 Too Many Requests).
+func permanent(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return status >= 400 && status <= 499
+}
+
+// send replays the write to up with the headers that let the secondary
+// apply it once (Idempotency-Key is the intent's id on every attempt) and
+// keep the primary's identity of what it created.
+func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair) (int, error) {
+	target, err := url.ParseRequestURI(r.Target)
+	if err != nil {
+		return 0, fmt.Errorf("journaled target %q: %w", r.Target, err)
+	}
+	h := r.Header.Clone()
+	h.Set("Idempotency-Key", r.ID)
+	h.Set("X-Strangler-Primary-Status", strconv.Itoa(r.Outcome.Status))
+	if r.Outcome.Location != "" {
+		h.Set("X-Strangler-Primary-Location", r.Outcome.Location)
+	}
+	if r.Outcome.PrimaryID != "" {
+		h.Set("X-Strangler-Primary-Id", r.Outcome.PrimaryID)
+	}
+	resp, err := up.RoundTrip(upstream.NewRequest(ctx, r.Method, up.Target(target), h, r.Body))
+	if err != nil {
+		return 0, err
+	}
+	// Read a little of the body so the connection can be reused; what it
+	// says is not kept: it may describe patient data.
+	io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// fail records a failed delivery: dead when the secondary refused it for
+// good or the attempts are used up, otherwise due again after a backoff.
+func (w *Worker) fail(r store.Repair, reason string, permanent bool) {
+	s := w.settings.Load()
+	dead := permanent || r.Attempts+1 >= s.MaxAttempts
+	retryAt := w.now().Add(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)))
+	result := "failed"
+	if dead {
+		result = "dead"
+		w.log.Warn("dual write dead-lettered; an operator must retry or discard it",
+			"route", r.Route, "id", r.ID, "attempts", r.Attempts+1, "reason", reason)
+	}
+	w.settle(r, result, func(ctx context.Context) error {
+		return w.queue.FailRepair(ctx, r.ID, w.owner, reason, retryAt, dead)
+	})
+}
+
+// settle records a delivery's end in the queue and counts it.
+func (w *Worker) settle(r store.Repair, result string, record func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := record(ctx); err != nil {
+		// The lease runs out and the write is delivered again: the
+		// Idempotency-Key makes that harmless.
+		w.log.Warn("recording a delivery failed; it is retried when its lease passes", "id", r.ID, "result", result, "error", err)
+		return
+	}
+	w.count(r.Route, result)
+}
+
+// backoff is the delay before retry number attempts+1: initial doubled per
+// attempt up to max, with ±50% jitter so that writes failing together do
+// not retry together.
+func backoff(attempts int, initial, maxDelay time.Duration) time.Duration {
+	d := initial
+	for range attempts {
+		if d >= maxDelay/2 {
+			d = maxDelay
+			break
+		}
+		d *= 2
+	}
+	d = min(d, maxDelay)
+	return d/2 + rand.N(d)
+}
+
+// withoutURL drops the URL net/http puts in its errors: the path may carry
+// patient identifiers, and this error is stored and listed.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,83 @@
+package dualwrite
+
+import (
+	"context"
+	"io"
+	"net/url"
+
+	"strangler/config"
+	"strangler/shadow"
+	"strangler/store"
+	"strangler/upstream"
+)
+
+// recoveryBatch bounds the abandoned writes handled per recovery pass.
+const recoveryBatch = 100
+
+// recover settles writes whose facade died (or lost the state store)
+// between sending them to the primary and recording its answer. A route
+// whose primary honours Idempotency-Key gets the write again, keyed as
+// before, which tells its outcome without applying it twice; any other
+// write is marked unknown for an operator: resending it blindly could
+// apply it twice.
+func (w *Worker) recover(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	expired, err := w.queue.ExpiredWrites(sctx, w.now(), recoveryBatch)
+	if err != nil {
+		w.log.Warn("looking for abandoned dual writes failed", "error", err)
+		return
+	}
+	for _, in := range expired {
+		idField, idempotent, ok := w.routes.DualWrite(in.Route)
+		if ok && idempotent && w.resend(ctx, in, idField) {
+			continue
+		}
+		if err := w.queue.MarkUnknown(sctx, in.ID); err != nil {
+			w.log.Warn("marking an abandoned dual write unknown failed", "id", in.ID, "error", err)
+			continue
+		}
+		w.count(in.Route, "unknown")
+		w.log.Warn("dual write outcome unknown; an operator must retry (if the primary applied it) or discard it",
+			"route", in.Route, "id", in.ID, "method", in.Method)
+	}
+}
+
+// resend sends an abandoned write to its idempotent primary again and
+// records the answer, reporting whether it could.
+func (w *Worker) resend(ctx context.Context, in store.Intent, idField config.FieldPath) bool {
+	up := w.routes.Backend(in.Primary)
+	target, err := url.ParseRequestURI(in.Target)
+	if err != nil {
+		return false
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout(up))
+	defer cancel()
+	h := in.Header.Clone()
+	h.Set("Idempotency-Key", in.ID)
+	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
+	if err != nil {
+		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", withoutURL(err))
+		return false
+	}
+	capture := shadow.NewCapture(1 << 20)
+	io.Copy(capture, resp.Body)
+	resp.Body.Close()
+	o := store.Outcome{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
+	if idField != nil && !capture.Truncated() {
+		o.PrimaryID, _ = idField.Find(capture.Bytes())
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if err := w.queue.RecordOutcome(sctx, in.ID, o); err != nil {
+		w.log.Warn("recording a resent dual write's outcome failed", "id", in.ID, "error", err)
+		return false
+	}
+	if o.Status >= 200 && o.Status <= 299 {
+		w.count(in.Route, "queued")
+		w.Kick(in.ID)
+	} else {
+		w.count(in.Route, "skipped")
+	}
+	return true
+}

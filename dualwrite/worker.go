@@ -1,0 +1,229 @@
+// Package dualwrite delivers journaled dual writes to the secondary
+// backend after the primary applied them: at once, or later from the
+// repair queue; in the order the primary answered writes to the same
+// resource; with exponential backoff, dead letters for writes the
+// secondary refuses, and recovery of writes whose primary outcome a crash
+// lost. The journal itself is the state store's; the request path is the
+// router's.
+package dualwrite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/store"
+	"strangler/upstream"
+)
+
+// Queue is the repair queue as the worker uses it: it is the queue's only
+// consumer, claiming, settling and recovering writes, and watching its
+// depth, which is why it needs more than a handful of methods.
+type Queue interface {
+	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (store.Repair, bool, error)
+	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]store.Repair, error)
+	CompleteRepair(ctx context.Context, id, owner string) error
+	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
+	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]store.Intent, error)
+	MarkUnknown(ctx context.Context, id string) error
+	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	RepairDepth(ctx context.Context) (map[string]int, error)
+	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
+}
+
+// Routes tells the worker what the current configuration says: how to
+// reach a backend and how a route's primary behaves.
+type Routes interface {
+	// Backend is the upstream of "legacy" or "modern".
+	Backend(name string) *upstream.Upstream
+	// DualWrite is the route's id_field and primary_idempotent, and
+	// whether the route exists.
+	DualWrite(route string) (idField config.FieldPath, primaryIdempotent bool, ok bool)
+}
+
+// Worker delivers the repair queue on one replica.
+type Worker struct {
+	queue  Queue
+	routes Routes
+	log    *slog.Logger
+	// count counts a step of a dual write (strangler_dualwrite_total).
+	count func(route, result string)
+	depth *prometheus.GaugeVec
+	now   func() time.Time
+	owner string
+
+	settings atomic.Pointer[config.Repairs]
+	kicks    chan string
+	slots    chan struct{}
+	inflight sync.WaitGroup
+}
+
+// Intervals of the worker's housekeeping.
+const (
+	pollInterval     = time.Second
+	recoveryInterval = 5 * time.Second
+	depthInterval    = 5 * time.Second
+	purgeInterval    = time.Hour
+	// storeTimeout bounds each call to the state store.
+	storeTimeout = 10 * time.Second
+)
+
+// New returns a worker for the queue. count is called for each step of a
+// dual write; the queue depth is registered with reg.
+func New(q Queue, routes Routes, settings config.Repairs, reg prometheus.Registerer, count func(route, result string), log *slog.Logger) *Worker {
+	w := &Worker{
+		queue:  q,
+		routes: routes,
+		log:    log,
+		count:  count,
+		now:    time.Now,
+		owner:  ownerName(),
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "strangler_repair_queue_depth",
+			Help: "Journaled dual writes by state: pending (waiting for the secondary), dead (refused; an operator must act), unknown (primary outcome lost), sent (primary call in flight).",
+		}, []string{"state"}),
+		// Kicks beyond the buffer are dropped: the poll finds those writes.
+		kicks: make(chan string, 1024),
+		slots: make(chan struct{}, settings.Workers),
+	}
+	w.settings.Store(&settings)
+	reg.MustRegister(w.depth)
+	return w
+}
+
+// ownerName identifies this replica's worker in leases: unique per process.
+func ownerName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return host + "-" + hex.EncodeToString(b)
+}
+
+// SetSettings applies a reloaded repairs section; workers takes effect on
+// restart.
+func (w *Worker) SetSettings(s config.Repairs) { w.settings.Store(&s) }
+
+// Kick asks for the write with id to be delivered now, if it is its
+// resource's next one. It never blocks.
+func (w *Worker) Kick(id string) {
+	select {
+	case w.kicks <- id:
+	default:
+	}
+}
+
+// Run delivers until ctx ends, then waits for deliveries in flight.
+func (w *Worker) Run(ctx context.Context) error {
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	recovery := time.NewTicker(recoveryInterval)
+	defer recovery.Stop()
+	depth := time.NewTicker(depthInterval)
+	defer depth.Stop()
+	purge := time.NewTicker(purgeInterval)
+	defer purge.Stop()
+	w.recover(ctx)
+	w.updateDepth(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			w.inflight.Wait()
+			return nil
+		case id := <-w.kicks:
+			w.claimOne(ctx, id)
+		case <-poll.C:
+			w.claimDue(ctx)
+		case <-recovery.C:
+			w.recover(ctx)
+		case <-depth.C:
+			w.updateDepth(ctx)
+		case <-purge.C:
+			w.purge(ctx)
+		}
+	}
+}
+
+func (w *Worker) claimOne(ctx context.Context, id string) {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		return // all busy; the poll gets to it
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, w.maxLease(), w.now())
+	if err != nil || !ok {
+		<-w.slots
+		if err != nil {
+			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
+		}
+		return
+	}
+	w.start(r)
+}
+
+func (w *Worker) claimDue(ctx context.Context) {
+	free := cap(w.slots) - len(w.slots)
+	if free == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, w.maxLease(), w.now())
+	if err != nil {
+		w.log.Warn("claiming due dual writes failed", "error", err)
+		return
+	}
+	for _, r := range repairs {
+		w.slots <- struct{}{}
+		w.start(r)
+	}
+}
+
+// maxLease is how long a claimed write is this worker's: longer than a
+// delivery to either backend can take, so it never runs out mid-delivery.
+func (w *Worker) maxLease() time.Duration {
+	d := max(deliveryTimeout(w.routes.Backend("legacy")), deliveryTimeout(w.routes.Backend("modern")))
+	return d + 30*time.Second
+}
+
+func (w *Worker) start(r store.Repair) {
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		defer func() { <-w.slots }()
+		w.deliver(r)
+	}()
+}
+
+func (w *Worker) updateDepth(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	depth, err := w.queue.RepairDepth(sctx)
+	if err != nil {
+		w.log.Warn("reading the repair queue depth failed", "error", err)
+		return
+	}
+	for state, n := range depth {
+		w.depth.WithLabelValues(state).Set(float64(n))
+	}
+}
+
+func (w *Worker) purge(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	keep := time.Duration(w.settings.Load().Keep)
+	if n, err := w.queue.PurgeRepairs(sctx, w.now().Add(-keep)); err != nil {
+		w.log.Warn("purging delivered dual writes failed", "error", err)
+	} else if n > 0 {
+		w.log.Info("purged delivered dual writes", "count", n)
+	}
+}

@@ -1,0 +1,252 @@
+package router
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sync"
+	"time"
+
+	"strangler/config"
+	"strangler/shadow"
+	"strangler/upstream"
+)
+
+// shadowRoute is a shadow route's comparison state. A reload that leaves
+// the route's compare section as it was keeps it, so learned noise and the
+// bound on shadow calls carry over.
+type shadowRoute struct {
+	compare  config.Compare
+	comparer *shadow.Comparer
+	pool     *shadow.Pool
+	sampler  shadow.Sampler
+	// noise picks the shadowed requests also sent a second time to the
+	// primary to learn noisy fields; nil when compare.noise is off.
+	noise    *shadow.Sampler
+	writes   bool
+	captures sync.Pool
+}
+
+// noiseShare is the share of shadowed requests sent twice to the primary
+// when compare.noise is on: enough to learn a noisy field within a few
+// dozen requests, at a tenth of the extra load Diffy's always-twice costs.
+const noiseShare = 0.1
+
+func newShadowRoute(r *config.Route, prev *shadowRoute, key shadow.HashKey) (*shadowRoute, error) {
+	var c config.Compare
+	if r.Compare != nil {
+		c = *r.Compare
+	}
+	c = c.Effective()
+	if prev != nil && reflect.DeepEqual(prev.compare, c) && prev.writes == r.ShadowWrites {
+		return prev, nil
+	}
+	cmp, err := shadow.NewComparer(c, key)
+	if err != nil {
+		return nil, err
+	}
+	s := &shadowRoute{
+		compare:  c,
+		comparer: cmp,
+		pool:     shadow.NewPool(c.MaxInflight),
+		sampler:  shadow.NewSampler(*c.Sample),
+		writes:   r.ShadowWrites,
+	}
+	if c.Noise {
+		n := shadow.NewSampler(noiseShare)
+		s.noise = &n
+	}
+	maxBody := int(c.MaxBody)
+	s.captures.New = func() any { return shadow.NewCapture(maxBody) }
+	return s, nil
+}
+
+func (s *shadowRoute) capture() *shadow.Capture {
+	c := s.captures.Get().(*shadow.Capture)
+	c.Reset(int(s.compare.MaxBody))
+	return c
+}
+
+// serveShadow serves the client from the route's primary, exactly as a
+// plain proxy would, while a copy of the request goes to the other backend
+// from the route's bounded pool. Nothing the copy does (its latency, its
+// failure, a full pool) can change or delay what the client gets.
+func (t *Table) serveShadow(x *exchange, req *http.Request) {
+	rt := x.route
+	sh := rt.shadow
+	primary := t.proxyTo(rt.primary)
+	if !sh.writes && !isSafe(req.Method) || !sh.sampler.Sample() {
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
+	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
+		return
+	}
+	job := t.newShadowJob(x, req)
+	if !sh.pool.TryGo(job.run) {
+		t.metrics.shadowResult(rt.name, "dropped")
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
+	capture := sh.capture()
+	x.w.tee = capture
+	completed := false
+	defer func() {
+		// Runs on a panic too (the client hung up mid-body), so the job
+		// never waits forever.
+		x.w.tee = nil
+		job.primary <- primaryAnswer{
+			resp:     capture.Response(x.answer.status, x.answer.header),
+			answered: completed && x.answer.status != 0,
+			capture:  capture,
+		}
+	}()
+	primary.ServeHTTP(&x.w, req)
+	completed = true
+}
+
+// isSafe reports whether a method is one that only reads, which shadow and
+// dual-write treat as safe to send twice.
+func isSafe(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+// primaryAnswer is what the client got from the primary.
+type primaryAnswer struct {
+	resp shadow.Response
+	// answered is false when the primary failed or the response broke off;
+	// nothing is compared then.
+	answered bool
+	capture  *shadow.Capture
+}
+
+// shadowJob is one shadow comparison, run off the request path.
+type shadowJob struct {
+	t     *Table
+	route *route
+	ctx   context.Context
+	copy  shadow.RequestCopy
+	// target is the request URL the copy is addressed from.
+	target  url.URL
+	primary chan primaryAnswer
+	// primaryUp and otherUp are the backends compared.
+	primaryUp, otherUp *upstream.Upstream
+}
+
+func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
+	rt := x.route
+	h := t.outboundHeader(req, x)
+	h.Set("X-Strangler-Shadow", "1")
+	j := &shadowJob{
+		t:       t,
+		route:   rt,
+		ctx:     context.WithoutCancel(req.Context()),
+		copy:    shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Header: h, Body: x.replay},
+		target:  *req.URL,
+		primary: make(chan primaryAnswer, 1),
+	}
+	j.primaryUp, j.otherUp = t.legacy, t.modern
+	if rt.primary == config.Modern {
+		j.primaryUp, j.otherUp = t.modern, t.legacy
+	}
+	return j
+}
+
+func (j *shadowJob) run() {
+	rt, sh, m := j.route, j.route.shadow, j.t.metrics
+	start := time.Now()
+	other, err := j.send(j.otherUp)
+	m.shadowDuration(rt.name, time.Since(start))
+	var again *shadow.Response
+	// Learning noise sends the request to the primary a second time: only
+	// ever a request that cannot change anything.
+	if sh.noise != nil && isSafe(j.copy.Method) && sh.noise.Sample() {
+		if r, err := j.send(j.primaryUp); err == nil {
+			again = &r
+		}
+	}
+	p := <-j.primary
+	defer sh.captures.Put(p.capture)
+	if err != nil || !p.answered {
+		m.shadowResult(rt.name, "error")
+		return
+	}
+	if again != nil {
+		if learned := sh.comparer.Noise().Learn(p.resp, *again); len(learned) > 0 {
+			j.t.learnedNoise(rt.name, learned)
+		}
+	}
+	res := sh.comparer.Compare(p.resp, other)
+	m.shadowResult(rt.name, res.Outcome.String())
+	if res.Outcome != shadow.TooLarge {
+		rt.stats.Shadow(j.t.now(), res.Outcome == shadow.Mismatch)
+	}
+	if res.Outcome == shadow.Mismatch {
+		sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
+		if err := j.t.samples.Add(j.ctx, sample); err != nil {
+			j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
+		}
+	}
+}
+
+// send sends the copy to up and captures its answer up to the route's
+// max_body. It has its own deadline: twice the backend's timeout, so a
+// slow body is not cut off too eagerly, and never less than five seconds.
+func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
+	ctx, cancel := context.WithTimeout(j.ctx, max(2*up.Timeout(), 5*time.Second))
+	defer cancel()
+	req := upstream.NewRequest(ctx, j.copy.Method, up.Target(&j.target), j.copy.Header.Clone(), j.copy.Body)
+	resp, err := up.RoundTrip(req)
+	if err != nil {
+		return shadow.Response{}, err
+	}
+	defer resp.Body.Close()
+	maxBody := int64(j.route.shadow.compare.MaxBody)
+	c := shadow.NewCapture(int(maxBody))
+	if _, err := io.CopyN(c, resp.Body, maxBody+1); err != nil && err != io.EOF {
+		return shadow.Response{}, err
+	}
+	return c.Response(resp.StatusCode, resp.Header), nil
+}
+
+// noiseTimeout bounds the state store calls that load and keep noise.
+const noiseTimeout = 5 * time.Second
+
+// preloadNoise gives a new comparer the noise fields learned before.
+func (t *Table) preloadNoise(route string, sh *shadowRoute) {
+	if t.noise == nil || sh.comparer.Noise() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), noiseTimeout)
+	defer cancel()
+	fields, err := t.noise.Noise(ctx, route)
+	if err != nil {
+		t.log.Warn("loading learned noise failed; it is learned again", "route", route, "error", err)
+		return
+	}
+	paths := make([]string, len(fields))
+	for i, f := range fields {
+		paths[i] = f.Path
+	}
+	if err := sh.comparer.Noise().Preload(paths); err != nil {
+		t.log.Warn("stored noise fields are invalid", "route", route, "error", err)
+	}
+}
+
+// learnedNoise keeps newly learned noise fields.
+func (t *Table) learnedNoise(route string, fields []string) {
+	t.log.Info("shadow noise learned", "route", route, "fields", fields)
+	if t.noise == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), noiseTimeout)
+	defer cancel()
+	for _, f := range fields {
+		if err := t.noise.AddNoise(ctx, route, f); err != nil {
+			t.log.Warn("keeping a learned noise field failed", "route", route, "error", err)
+			return
+		}
+	}
+}
