@@ -70,9 +70,6 @@ func (f *failedLogins) blocked(addr string, now time.Time) bool {
 func (f *failedLogins) fail(addr string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failures == nil {
-		f.failures = map[string][]time.Time{}
-	}
 	f.failures[addr] = append(f.recent(addr, now), now)
 	// Forget addresses that stopped trying, so the map stays small.
 	if len(f.failures) > 10000 {
@@ -84,14 +81,22 @@ func (f *failedLogins) fail(addr string, now time.Time) {
 	}
 }
 
+// recent drops addr's failures older than the window and returns the rest.
 func (f *failedLogins) recent(addr string, now time.Time) []time.Time {
+	if f.failures == nil {
+		f.failures = map[string][]time.Time{}
+	}
 	list := f.failures[addr]
 	i := 0
 	for i < len(list) && now.Sub(list[i]) > failureWindow {
 		i++
 	}
 	list = list[i:]
-	f.failures[addr] = list
+	if len(list) == 0 {
+		delete(f.failures, addr)
+	} else {
+		f.failures[addr] = list
+	}
 	return list
 }
 

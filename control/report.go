@@ -20,7 +20,12 @@ type CountStore interface {
 // Reports builds the retirement report from the state store's counts,
 // which every replica flushes into: it covers all of them and survives
 // restarts.
-type Reports struct{ Counts CountStore }
+type Reports struct {
+	Counts CountStore
+	// Flush, if set, adds this replica's latest counts to the store before
+	// the gates judge a flip by them.
+	Flush func(ctx context.Context) error
+}
 
 // RouteReport is one route's retirement report.
 type RouteReport struct {
@@ -151,6 +156,11 @@ func fmtDuration(d time.Duration) string {
 // previous and the current hour, from every replica's flushed counts: what
 // the gates judge a flip by.
 func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback float64, err error) {
+	if r.Flush != nil {
+		if err := r.Flush(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
 	t, err := r.Counts.Counts(ctx, route, now.Add(-time.Hour))
 	if err != nil {
 		return 0, 0, err

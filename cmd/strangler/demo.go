@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"flag"
 	"fmt"
@@ -60,7 +61,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer os.RemoveAll(stateDir)
+	token := rand.Text()
 	vars := map[string]string{
+		"DEMO_TOKEN":  token,
 		"DEMO_STORE":  "sqlite:" + filepath.Join(stateDir, "strangler.db"),
 		"DEMO_LISTEN": *listen, "DEMO_ADMIN": *adminAddr,
 		"DEMO_LEGACY_URL": legacyURL, "DEMO_MODERN_URL": modernURL,
@@ -75,7 +78,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	return serve(ctx, cfg, log, facadeOptions{
 		extra: []actor{legacySrv, modernSrv},
 		onServing: func(public, admin string) {
-			printDemo(stdout, public, admin, legacyURL, modernURL)
+			printDemo(stdout, public, admin, legacyURL, modernURL, token)
 		},
 	})
 }
@@ -94,19 +97,26 @@ func startBackend(h http.Handler, log *slog.Logger) (actor, string, error) {
 	}, "http://" + ln.Addr().String(), nil
 }
 
-func printDemo(w io.Writer, public, admin, legacyURL, modernURL string) {
-	facade := "http://" + loopbackHost(public)
+func printDemo(w io.Writer, public, admin, legacyURL, modernURL, token string) {
+	facade, adminURL := "http://"+loopbackHost(public), "http://"+loopbackHost(admin)
 	fmt.Fprintf(w, "strangler demo is running (Ctrl-C stops it).\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  facade\t%s\n", facade)
 	fmt.Fprintf(tw, "  legacy API\t%s\t(patients 1-%d)\n", legacyURL, legacy.DemoPatients)
 	fmt.Fprintf(tw, "  modern API\t%s\t(patients 1-%d)\n", modernURL, modern.DemoPatients)
-	fmt.Fprintf(tw, "  metrics\thttp://%s/metrics\n", loopbackHost(admin))
+	fmt.Fprintf(tw, "  status page\t%s/\t(log in with the admin token)\n", adminURL)
+	fmt.Fprintf(tw, "  metrics\t%s/metrics\n", adminURL)
+	fmt.Fprintf(tw, "  admin token\t%s\n", token)
 	tw.Flush()
 	fmt.Fprintf(w, "\nTry:\n")
 	fmt.Fprintf(w, "  curl -i %s/patients/42   # in modern: served by modern\n", facade)
 	fmt.Fprintf(w, "  curl -i %s/patients/75   # not in modern yet: falls back to legacy\n", facade)
-	fmt.Fprintf(w, "  curl -s http://%s/metrics | grep strangler_fallback_total\n", loopbackHost(admin))
+	fmt.Fprintf(w, "  curl -i %s/patients      # served by legacy, compared with modern\n", facade)
+	fmt.Fprintf(w, "  curl -i -X POST -H 'Content-Type: application/json' -d '{\"first_name\":\"Ada\",\"last_name\":\"Byron\",\"birth_date\":\"1815-12-10\"}' %s/patients\n", facade)
+	fmt.Fprintf(w, "                                    # created in legacy, copied to modern with the same id\n")
+	fmt.Fprintf(w, "  export STRANGLER_ADMIN_TOKEN=%s\n", token)
+	fmt.Fprintf(w, "  go run ./cmd/strangler routes list --admin %s\n", adminURL)
+	fmt.Fprintf(w, "  curl -s %s/metrics | grep -E 'strangler_(fallback|shadow_comparisons|dualwrite)_total'\n", adminURL)
 }
 
 // loopbackHost turns a wildcard listen address into one a browser or curl

@@ -127,7 +127,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		RepairKeys: st,
 	})
 	worker = dualwrite.New(st, rtr, cfg.Repairs, reg, metrics.DualWrite, log)
-	reports := &control.Reports{Counts: st}
+	reports := &control.Reports{Counts: st, Flush: func(ctx context.Context) error {
+		return counters.Flush(ctx, st, time.Now())
+	}}
 	flags, err := control.NewFlags(ctx, cfg, st, reports, func(c *config.Config) error {
 		t, err := rtr.Build(c)
 		if err != nil {
