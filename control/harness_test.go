@@ -1,0 +1,186 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/shadow"
+	"strangler/stats"
+	"strangler/store"
+)
+
+const (
+	aliceToken = "alice-token-0123456789"
+	bobToken   = "bob-token-0123456789ab"
+)
+
+// clock is a settable time for the control plane under test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// plane is a control plane over a real SQLite store, serving its admin
+// listener on loopback; applied records the effective configurations the
+// router was given.
+type plane struct {
+	*httptest.Server
+	dsn      string
+	store    *store.Store
+	flags    *Flags
+	counters *stats.Counters
+	reports  *Reports
+	reg      *prometheus.Registry
+	clock    *clock
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	applied []*config.Config
+}
+
+const testRoutes = `
+routes:
+  - name: get-patient
+    match: "GET /patients/{id}"
+    mode: fallback
+    gates: { max_fallback_rate: 1%, max_mismatch_rate: 0.1% }
+    guard: { max_error_rate: 5%, window: 1m, min_requests: 20 }
+    retire_after: 7d
+    retire_min_requests: 100
+  - name: create-patient
+    match: "POST /patients"
+    mode: legacy
+`
+
+func newPlane(t *testing.T) *plane {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(`
+admin:
+  tokens:
+    - { name: alice, token: "`+aliceToken+`" }
+    - { name: bob, token: "`+bobToken+`" }
+backends:
+  legacy: { url: "http://legacy.internal" }
+  modern: { url: "http://modern.internal" }
+`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	st, err := store.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := &plane{
+		dsn:      dsn,
+		store:    st,
+		counters: stats.NewCounters(),
+		reg:      prometheus.NewRegistry(),
+		clock:    &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)},
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	p.reports = &Reports{Counts: st, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, st, p.clock.Now()) }}
+	p.flags, err = NewFlags(context.Background(), cfg, st, p.reports, func(c *config.Config) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.applied = append(p.applied, c)
+		return nil
+	}, p.log, p.clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := &Tokens{}
+	tokens.Set(cfg.Admin.AdminTokens())
+	readiness := &Readiness{}
+	readiness.Ready()
+	p.Server = httptest.NewServer(NewAdmin(AdminDeps{
+		Gatherer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
+		Audit: st, Repairs: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
+		Live: p.counters, Log: p.log, Now: p.clock.Now,
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// mode is the mode the router was last given for route.
+func (p *plane) mode(route string) config.Mode {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.applied[len(p.applied)-1]
+	for _, r := range last.Routes {
+		if r.Name == route {
+			return r.Mode
+		}
+	}
+	return ""
+}
+
+// call sends a request to the admin API and decodes the JSON answer.
+func (p *plane) call(t *testing.T, method, path, token, body string, header ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, p.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := p.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+// auditActions lists the audit log's entries, newest first, as
+// "actor action route".
+func (p *plane) auditActions(t *testing.T) []string {
+	t.Helper()
+	entries, err := p.store.AuditLog(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Actor + " " + e.Action + " " + e.Route
+	}
+	return out
+}

@@ -1,0 +1,31 @@
+package dualwrite
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
+	for attempts, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		for range 100 {
+			if got := backoff(attempts, time.Second, time.Minute); got < want/2 || got >= want*3/2 {
+				t.Fatalf("attempt %d: %v, want %v ± 50%%", attempts, got, want)
+			}
+		}
+	}
+	if got := backoff(50, time.Second, time.Minute); got < 30*time.Second || got >= 90*time.Second {
+		t.Errorf("attempt 50: %v, want the one-minute cap ± 50%%", got)
+	}
+}
+
+func TestOnlyRefusalsAreDeadOnArrival(t *testing.T) {
+	for status, want := range map[int]bool{
+		400: true, 404: true, 409: true, 422: true,
+		408: false, 425: false, 429: false, 500: false, 502: false, 503: false,
+	} {
+		if got := permanent(status); got != want {
+			t.Errorf("permanent(%d) = %v, want %v (%s)", status, got, want, http.StatusText(status))
+		}
+	}
+}

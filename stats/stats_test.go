@@ -1,0 +1,106 @@
+package stats
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"strangler/store"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 30, 0, time.UTC)
+
+func TestWindowCountsRecentMinutesOnly(t *testing.T) {
+	c := NewCounters()
+	r := c.Route("get")
+	r.Modern(t0.Add(-10*time.Minute), true)
+	r.Modern(t0.Add(-30*time.Second), true)
+	r.Modern(t0, false)
+	if got := r.Window(t0, time.Minute); got.ModernAttempts != 2 || got.ModernErrors != 1 {
+		t.Errorf("last minute: got %+v, want 2 attempts, 1 error", got)
+	}
+	if got := r.Window(t0, 15*time.Minute); got.ModernAttempts != 3 || got.ModernErrorRate() != 2.0/3 {
+		t.Errorf("last 15 minutes: got %+v", got)
+	}
+	// 50 minutes on, the bucket of -10m is reused: its error must not be
+	// counted again, while the minute of t0 is still within the hour.
+	r.Modern(t0.Add(50*time.Minute), false)
+	if got := r.Window(t0.Add(50*time.Minute), time.Hour); got.ModernErrors != 1 || got.ModernAttempts != 3 {
+		t.Errorf("50 minutes on: got %+v, want t0's 2 attempts (1 error) and the new one", got)
+	}
+}
+
+type sink struct {
+	counts  []store.HourCount
+	clients []store.ClientCount
+	fail    bool
+}
+
+func (s *sink) AddCounts(_ context.Context, c []store.HourCount) error {
+	if s.fail {
+		return errors.New("store down")
+	}
+	s.counts = append(s.counts, c...)
+	return nil
+}
+
+func (s *sink) AddLegacyClients(_ context.Context, c []store.ClientCount) error {
+	s.clients = append(s.clients, c...)
+	return nil
+}
+
+func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
+	c := NewCounters()
+	r := c.Route("get")
+	legacyReq := &http.Request{Header: http.Header{"User-Agent": {"PatientApp/5.2.1 (iPhone; iOS 17)"}}}
+	r.Request(t0, "legacy", legacyReq)
+	r.Request(t0, "modern", legacyReq)
+	r.Fallback(t0)
+	down := &sink{fail: true}
+	if err := c.Flush(context.Background(), down, t0); err == nil {
+		t.Fatal("a failing store reported success")
+	}
+	up := &sink{}
+	if err := c.Flush(context.Background(), up, t0); err != nil {
+		t.Fatal(err)
+	}
+	if len(up.counts) != 1 {
+		t.Fatalf("got %d counts, want 1", len(up.counts))
+	}
+	got := up.counts[0]
+	if got.Requests != 2 || got.Modern != 1 || got.Fallbacks != 1 || !got.LastFallbackAt.Equal(t0) {
+		t.Errorf("after an outage the flush holds %+v", got)
+	}
+	if len(up.clients) != 1 || up.clients[0].Client != "PatientApp/5.2.1" || up.clients[0].Requests != 1 {
+		t.Errorf("clients %+v, want PatientApp/5.2.1 once", up.clients)
+	}
+	if err := c.Flush(context.Background(), up, t0); err != nil || len(up.counts) != 1 {
+		t.Errorf("a second flush with nothing new added %d counts", len(up.counts)-1)
+	}
+}
+
+func TestClientLabelsAreBounded(t *testing.T) {
+	c := NewCounters()
+	r := c.Route("get")
+	for i := range maxClients + 10 {
+		r.Request(t0, "legacy", &http.Request{Header: http.Header{"X-App-Version": {string(rune('a'+i%26)) + string(rune('0'+i/26))}}})
+	}
+	r.Request(t0, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"bad\x00value"}}})
+	s := &sink{}
+	c.Flush(context.Background(), s, t0)
+	if len(s.clients) > maxClients+1 {
+		t.Errorf("%d client labels, want at most %d and other", len(s.clients), maxClients)
+	}
+}
+
+func BenchmarkRequest(b *testing.B) {
+	r := NewCounters().Route("get")
+	req := &http.Request{Header: http.Header{}}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Request(now, "modern", req)
+	}
+}
