@@ -17,6 +17,8 @@ import (
 
 func TestFullBackfillEqualsTheSource(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{Patients: 3000, MRNs: true, PhotoEvery: 100}, nil)
+	// Characters COPY's text format must escape.
+	w.exec(t, "UPDATE Patient SET LastName = CONCAT('Back\\\\slash', CHAR(9), 'tab', CHAR(10), 'line') WHERE PatientSerNum = 38")
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	rep, err := backfill.Run(ctx, w.cfg, backfill.Options{Metrics: backfill.NewMetrics(reg), Log: discard()})

@@ -34,9 +34,13 @@ type writer struct {
 	// missing finds, for each lookup column, staged rows whose value has no
 	// row to translate it through.
 	missing []string
+	// direct decides when to try the direct path (see direct.go).
+	direct directCopy
 }
 
-func newWriter(ctx context.Context, db *pgxpool.Pool, t *table, l *ledger) (*writer, error) {
+// newWriter prepares a writer for t; tryDirect says the rows are probably
+// new, so the direct path is worth a try.
+func newWriter(ctx context.Context, db *pgxpool.Pool, t *table, l *ledger, tryDirect bool) (*writer, error) {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", t.name, err)
@@ -53,7 +57,20 @@ func newWriter(ctx context.Context, db *pgxpool.Pool, t *table, l *ledger) (*wri
 		return nil, fmt.Errorf("write %s: staging table: %w", t.name, err)
 	}
 	w.upsert, w.missing = upsertSQL(t, w.stage)
+	w.direct = newDirectCopy(t, tryDirect)
 	return w, nil
+}
+
+// valueExpr is the staged value of column i as the target stores it. Text
+// goes to string columns by assignment, which refuses a value too long
+// for varchar(n) where an explicit cast would cut it short; other types
+// are cast with their input function, as COPY would parse them.
+func valueExpr(i int, c *column) string {
+	v := fmt.Sprintf("s.c%d", i)
+	if c.isBytes() || c.pgType == "text" || strings.HasPrefix(c.pgType, "character") {
+		return v
+	}
+	return v + "::" + c.pgType
 }
 
 func (w *writer) close() { w.conn.Release() }
@@ -75,10 +92,8 @@ func upsertSQL(t *table, stage string) (string, []string) {
 			exprs = append(exprs, alias+"."+c.lookup.column)
 			missing = append(missing, fmt.Sprintf(`SELECT s._row FROM %s s WHERE s._row BETWEEN $1 AND $2 AND %s IS NOT NULL
 				AND NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = %s::%s)`, stage, v, c.lookup.table, c.lookup.key, v, c.lookup.keyType))
-		case c.isBytes():
-			exprs = append(exprs, v)
 		default:
-			exprs = append(exprs, v+"::"+c.pgType)
+			exprs = append(exprs, valueExpr(i, &c))
 		}
 		if i > 0 {
 			sets = append(sets, q+" = EXCLUDED."+q)
@@ -139,13 +154,20 @@ func (w *writer) write(ctx context.Context, b batch, cp *checkpoint, clear, dry 
 		return outcome{}, fmt.Errorf("write %s: %w", w.t.name, err)
 	}
 	defer tx.Rollback(ctx)
-	if len(b.rows) > 0 {
+	direct := false
+	if len(b.rows) > 0 && w.direct.worthTrying() {
+		if direct, err = bw.tryDirect(ctx, tx); err != nil {
+			return outcome{}, fmt.Errorf("write %s: copy: %w", w.t.name, err)
+		}
+	}
+	if len(b.rows) > 0 && !direct {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{w.stage}, w.stageColumns(), &copySource{bw: bw, i: -1}); err != nil {
 			return outcome{}, fmt.Errorf("write %s: copy to staging: %w", w.t.name, err)
 		}
 		if err := bw.apply(ctx, tx, 0, len(b.rows)-1); err != nil {
 			return outcome{}, fmt.Errorf("write %s: %w", w.t.name, err)
 		}
+		w.direct.staged(bw.out, len(b.rows))
 	}
 	if err := w.ledger.recordFailures(ctx, tx, w.t.name, bw.out.failures); err != nil {
 		return outcome{}, fmt.Errorf("write %s: ledger: %w", w.t.name, err)
@@ -360,33 +382,44 @@ func rowError(err error) bool {
 }
 
 // reason explains a single row's failure. For a bad value it finds the
-// column by casting the row's values one at a time, since PostgreSQL's
-// message names the value (which may be protected) but not the column.
+// column by storing the row's values one at a time into a probe table of
+// the target's types, since PostgreSQL's message names the value (which
+// may be protected) but not the column.
 func (bw *batchWrite) reason(ctx context.Context, tx pgx.Tx, row int, cause error) string {
 	var pg *pgconn.PgError
 	errors.As(cause, &pg)
+	msg := pg.Message
 	if !strings.HasPrefix(pg.Code, "22") {
-		return pg.Message
+		return msg
 	}
+	probe := "strangler_probe_" + strings.TrimPrefix(bw.w.stage, "strangler_stage_")
+	var defs []string
 	for i, c := range bw.w.t.cols {
 		typ := c.pgType
 		if c.lookup != nil {
 			typ = c.lookup.keyType
 		}
-		if c.isBytes() || typ == "text" {
-			continue
+		defs = append(defs, fmt.Sprintf("c%d %s", i, typ))
+	}
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+probe+" ("+strings.Join(defs, ", ")+")"); err != nil {
+		return withoutValues(msg)
+	}
+	for i, c := range bw.w.t.cols {
+		expr := valueExpr(i, &c)
+		if c.lookup != nil {
+			expr = fmt.Sprintf("s.c%d::%s", i, c.lookup.keyType)
 		}
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			break
 		}
-		_, err = sp.Exec(ctx, fmt.Sprintf("SELECT c%d::%s FROM %s WHERE _row = $1", i, typ, bw.w.stage), row)
+		_, err = sp.Exec(ctx, fmt.Sprintf("INSERT INTO %s (c%d) SELECT %s FROM %s s WHERE s._row = $1", probe, i, expr, bw.w.stage), row)
 		sp.Rollback(ctx)
 		if errors.As(err, &pg) {
 			return "column " + c.name + ": " + withoutValues(pg.Message)
 		}
 	}
-	return withoutValues(pg.Message)
+	return withoutValues(msg)
 }
 
 var quoted = regexp.MustCompile(`:?\s*"[^"]*"`)

@@ -18,8 +18,9 @@ func TestTablesKeyedByText(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{Patients: 1500}, nil)
 	ctx := context.Background()
 	w.exec(t, "INSERT INTO Users (UserType, UserTypeSerNum, Username) SELECT 'Patient', PatientSerNum, CONCAT(IF(PatientSerNum % 2 = 0, 'p', 'P'), PatientSerNum) FROM Patient")
-	w.exec(t, "INSERT INTO Users (UserType, UserTypeSerNum, Username) VALUES ('Staff', 1, 'nurse.joy')")
-	if _, err := w.modern.Exec(ctx, "CREATE TABLE logins (username text PRIMARY KEY, patient_legacy_id bigint NOT NULL, kind text NOT NULL)"); err != nil {
+	w.exec(t, "INSERT INTO Users (UserType, UserTypeSerNum, Username) VALUES ('Staff', 1, 'nurse.joy'), ('Patient', 2, 'much.too.long')")
+	// A length limit an explicit cast would silently cut values to.
+	if _, err := w.modern.Exec(ctx, "CREATE TABLE logins (username varchar(6) PRIMARY KEY, patient_legacy_id bigint NOT NULL, kind text NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
 	w.cfg.Tables = []config.BackfillTable{{
@@ -39,8 +40,12 @@ func TestTablesKeyedByText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := rep.Tables[0]; l.Read != 1500 || l.Inserted != 1500 {
-		t.Errorf("read %d, inserted %d; want 1500 each", l.Read, l.Inserted)
+	l := rep.Tables[0]
+	if l.Read != 1501 || l.Inserted != 1500 || l.Failed != 1 {
+		t.Errorf("read %d, inserted %d, failed %d; want 1501, 1500, 1", l.Read, l.Inserted, l.Failed)
+	}
+	if want := "column username: value too long for type character varying(6)"; len(l.Failures) != 1 || l.Failures[0].Reason != want {
+		t.Errorf("failures %+v, want %q", l.Failures, want)
 	}
 	if _, err := w.modern.Exec(ctx, "DELETE FROM logins WHERE username = 'P1001'; UPDATE logins SET kind = 'staff' WHERE username = 'p42'"); err != nil {
 		t.Fatal(err)
@@ -50,8 +55,8 @@ func TestTablesKeyedByText(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := vr.Tables[0]
-	if !reflect.DeepEqual(d.MissingKeys, []string{"P1001"}) || d.Changed != 1 || d.ChangedRows[0].Key != "p42" || d.Extra != 0 {
-		t.Errorf("got %+v; want P1001 missing and p42 changed", d)
+	if !reflect.DeepEqual(d.MissingKeys, []string{"P1001", "much.too.long"}) || d.Changed != 1 || d.ChangedRows[0].Key != "p42" || d.Extra != 0 {
+		t.Errorf("got %+v; want P1001 and much.too.long missing, p42 changed", d)
 	}
 }
 
