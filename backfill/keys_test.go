@@ -130,25 +130,38 @@ func TestParallelKeyRangesCopyEveryRowOnce(t *testing.T) {
 
 func TestMisconfiguredTablesFailBeforeAnyWork(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{Patients: 10}, nil)
-	for name, break_ := range map[string]func(){
-		"a source column that does not exist": func() {
+	for _, tc := range []struct {
+		name   string
+		break_ func()
+		want   string
+	}{{
+		"a source column that does not exist",
+		func() {
 			c := w.cfg.Tables[0].Columns["last_name"]
 			c.From = "Surname"
 			w.cfg.Tables[0].Columns["last_name"] = c
 		},
-		"a target column that does not exist": func() {
-			w.cfg.Tables[0].Columns["surname"] = w.cfg.Tables[0].Columns["last_name"]
-		},
-		"a NOT NULL target column left out": func() { delete(w.cfg.Tables[0].Columns, "last_name") },
-	} {
-		t.Run(name, func(t *testing.T) {
+		"testdata/reference.yaml:15:13: backfill.tables[0].from: reading the source: Error 1054 (42S22): Unknown column 'src.Surname'",
+	}, {
+		"a target column that does not exist",
+		func() { w.cfg.Tables[0].Columns["surname"] = w.cfg.Tables[0].Columns["last_name"] },
+		"testdata/reference.yaml:20:9: backfill.tables[0].columns.surname: no column \"surname\" in target table patients",
+	}, {
+		"a NOT NULL target column left out",
+		func() { delete(w.cfg.Tables[0].Columns, "last_name") },
+		"testdata/reference.yaml:20:9: backfill.tables[0].columns: target column \"last_name\" is NOT NULL and has no default",
+	}, {
+		"a lookup through a column that does not exist",
+		func() { w.cfg.Tables[1].Columns["patient_id"].Lookup.Key = "legacy" },
+		"testdata/reference.yaml:33:76: backfill.tables[1].columns.patient_id.lookup.key: table patients has no column \"legacy\"",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
 			w.cfg = w.config(t, nil)
-			break_()
+			tc.break_()
 			_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
-			if err == nil {
-				t.Fatal("the run started")
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error starting %q", err, tc.want)
 			}
-			t.Log(err)
 			if got := w.count(t, "SELECT count(*) FROM patients"); got != 0 {
 				t.Errorf("%d rows were copied", got)
 			}

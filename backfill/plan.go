@@ -104,7 +104,8 @@ func plan(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB,
 func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst *pgxpool.Pool) (*table, error) {
 	tc := &cfg.Tables[i]
 	t := &table{cfg: tc, index: i, name: tc.Name, target: pgIdent(tc.To), sourceKey: "src." + myIdent(tc.Key)}
-	at := fmt.Sprintf("backfill.tables[%d] (%s)", i, tc.Name)
+	// at places a problem at the field of the file it concerns.
+	at := func(field string) string { return cfg.Locate(fmt.Sprintf("backfill.tables[%d].%s", i, field)) }
 	if tc.Query != "" {
 		t.source = "(" + strings.TrimRight(strings.TrimSpace(tc.Query), ";") + ") AS src"
 	} else {
@@ -112,7 +113,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	}
 	targetCols, err := targetColumns(ctx, dst, tc.To)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at, err)
+		return nil, fmt.Errorf("%s: %w", at("to"), err)
 	}
 	for _, name := range tc.ColumnNames() {
 		c := column{name: name, cfg: tc.Columns[name], redacted: tc.Redacted(name)}
@@ -120,20 +121,24 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		tcol, ok := targetCols[name]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("%s: columns.%s: no column %q in target table %s", at, name, name, tc.To)
+			return nil, fmt.Errorf("%s: no column %q in target table %s", at("columns."+name), name, tc.To)
 		case tcol.generated:
-			return nil, fmt.Errorf("%s: columns.%s: target column %q is generated; it cannot be written", at, name, name)
+			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
 		c.pgType = tcol.typ
 		if l := c.cfg.Lookup; l != nil {
 			lcols, err := targetColumns(ctx, dst, l.Table)
 			if err != nil {
-				return nil, fmt.Errorf("%s: columns.%s.lookup: %w", at, name, err)
+				return nil, fmt.Errorf("%s: %w", at("columns."+name+".lookup.table"), err)
 			}
 			key, okKey := lcols[l.Key]
 			_, okCol := lcols[l.Column]
 			if !okKey || !okCol {
-				return nil, fmt.Errorf("%s: columns.%s.lookup: table %s has no column %q", at, name, l.Table, cmpOr(!okKey, l.Key, l.Column))
+				field, col := "key", l.Key
+				if okKey {
+					field, col = "column", l.Column
+				}
+				return nil, fmt.Errorf("%s: table %s has no column %q", at("columns."+name+".lookup."+field), l.Table, col)
 			}
 			c.lookup = &lookup{table: pgIdent(l.Table), key: pgIdent(l.Key), keyType: key.typ, column: pgIdent(l.Column)}
 			if dep := cfg.TableInto(l.Table); dep != "" && dep != tc.Name {
@@ -144,27 +149,24 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	}
 	for name, tcol := range targetCols {
 		if _, mapped := tc.Columns[name]; !mapped && tcol.notNull && !tcol.hasDefault {
-			return nil, fmt.Errorf("%s: target column %q is NOT NULL and has no default; map it in columns", at, name)
+			return nil, fmt.Errorf("%s: target column %q is NOT NULL and has no default; map it here", at("columns"), name)
 		}
 	}
 	unique, err := hasUniqueIndex(ctx, dst, tc.To, tc.TargetKey)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at, err)
+		return nil, fmt.Errorf("%s: %w", at("target_key"), err)
 	}
 	if !unique {
-		return nil, fmt.Errorf("%s: target_key: %s has no unique index on %q alone; rows are upserted on it", at, tc.To, tc.TargetKey)
+		return nil, fmt.Errorf("%s: %s has no unique index on %q alone; rows are upserted on it", at("target_key"), tc.To, tc.TargetKey)
 	}
 	if t.intKey, err = checkSource(ctx, src, t); err != nil {
-		return nil, fmt.Errorf("%s: source: %w", at, err)
+		field := "from"
+		if tc.Query != "" {
+			field = "query"
+		}
+		return nil, fmt.Errorf("%s: reading the source: %w", at(field), err)
 	}
 	return t, nil
-}
-
-func cmpOr(first bool, a, b string) string {
-	if first {
-		return a
-	}
-	return b
 }
 
 // checkSource runs the table's select once without reading a row, which

@@ -26,6 +26,27 @@ type Backfill struct {
 	// Tables are copied in dependency order: a table whose lookup reads
 	// another table of the list waits for it.
 	Tables []BackfillTable `yaml:"tables"`
+
+	// file and pos place the section's fields, for errors found later
+	// against the databases.
+	file string
+	pos  map[string]position
+}
+
+// Locate names a field of the section the way configuration errors do,
+// "file:line:column: backfill.tables[0].columns.email", for problems found
+// only against the databases; without a known position it is the field
+// alone.
+func (b *Backfill) Locate(field string) string {
+	p, ok := b.pos[field]
+	for parent := field; !ok && parent != ""; {
+		parent = parentPath(parent)
+		p, ok = b.pos[parent]
+	}
+	if !ok {
+		return field
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", b.file, p.line, p.column, field)
 }
 
 // BackfillTable maps one legacy table or query to one modern table.
@@ -128,7 +149,9 @@ func (d DatabaseURL) MarshalText() ([]byte, error) {
 }
 
 // IsMySQL reports whether the URL names a MySQL or MariaDB server.
-func (d DatabaseURL) IsMySQL() bool { return d.URL != nil && (d.Scheme == "mysql" || d.Scheme == "mariadb") }
+func (d DatabaseURL) IsMySQL() bool {
+	return d.URL != nil && (d.Scheme == "mysql" || d.Scheme == "mariadb")
+}
 
 // IsPostgres reports whether the URL names a PostgreSQL server.
 func (d DatabaseURL) IsPostgres() bool {
@@ -237,6 +260,7 @@ func (d *decoder) validateBackfill(b *Backfill) {
 	if b == nil {
 		return
 	}
+	b.file, b.pos = d.file, d.pos
 	switch {
 	case b.Source.URL == nil:
 		d.errorAt("backfill.source", "is required: the legacy database, like mysql://user:pass@host:3306/db")
