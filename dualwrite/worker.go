@@ -63,6 +63,11 @@ type Worker struct {
 	settings atomic.Pointer[config.Repairs]
 	kicks    chan string
 	slots    chan struct{}
+	// freed is signalled whenever a delivery ends; backlog, which only
+	// Run's goroutine touches, says the last claim filled every free slot,
+	// so more writes may be due at once.
+	freed    chan struct{}
+	backlog  bool
 	inflight sync.WaitGroup
 }
 
@@ -93,6 +98,7 @@ func New(q Queue, routes Routes, settings config.Repairs, reg prometheus.Registe
 		// Kicks beyond the buffer are dropped: the poll finds those writes.
 		kicks: make(chan string, 1024),
 		slots: make(chan struct{}, settings.Workers),
+		freed: make(chan struct{}, 1),
 	}
 	w.settings.Store(&settings)
 	reg.MustRegister(w.depth)
@@ -141,6 +147,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.claimOne(ctx, id)
 		case <-poll.C:
 			w.claimDue(ctx)
+		case <-w.freed:
+			// A backlog (a secondary back after an outage) drains as fast
+			// as deliveries go, not one batch per poll.
+			if w.backlog {
+				w.claimDue(ctx)
+			}
 		case <-recovery.C:
 			w.recover(ctx)
 		case <-depth.C:
@@ -173,15 +185,18 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 func (w *Worker) claimDue(ctx context.Context) {
 	free := cap(w.slots) - len(w.slots)
 	if free == 0 {
+		w.backlog = true
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, w.maxLease(), w.now())
 	if err != nil {
+		w.backlog = false
 		w.log.Warn("claiming due dual writes failed", "error", err)
 		return
 	}
+	w.backlog = len(repairs) == free
 	for _, r := range repairs {
 		w.slots <- struct{}{}
 		w.start(r)
@@ -199,7 +214,13 @@ func (w *Worker) start(r store.Repair) {
 	w.inflight.Add(1)
 	go func() {
 		defer w.inflight.Done()
-		defer func() { <-w.slots }()
+		defer func() {
+			<-w.slots
+			select {
+			case w.freed <- struct{}{}:
+			default:
+			}
+		}()
 		w.deliver(r)
 	}()
 }
