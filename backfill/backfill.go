@@ -3,14 +3,19 @@
 // configuration.
 //
 // Backfill reads each source table by keyset pagination on its key, in
-// batches, optionally in parallel key ranges; writes each batch with COPY
-// into a staging table and an upsert on the target key; and records, in
-// the same transaction, the batch's checkpoint and the rows the target
-// refused, with their reason, in a ledger in the target database
+// batches, optionally in parallel key ranges; writes each batch with COPY,
+// straight into the target when its rows are new, else into a staging
+// table followed by an upsert on the target key; and records, in the same
+// transaction, the batch's checkpoint and the rows the target refused,
+// with their reason, in a ledger in the target database
 // (strangler_backfill_runs, _checkpoints and _failures). So a killed run
 // resumes where it stopped, re-running is idempotent, and a re-run copies
 // only what is new or failed before. It can also copy an explicit set of
 // keys, such as the read-repair keys the facade records.
+//
+// Transforms and defaults are computed by the source database, in the
+// same SQL expressions verify uses, so the two cannot disagree about what
+// a faithful copy is.
 //
 // Verify compares the two databases table by table with chunked
 // checksums computed on each side, narrowing differing chunks by
