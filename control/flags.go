@@ -232,30 +232,43 @@ type RouteFlags struct {
 func (f *Flags) Get(name string) (RouteFlags, bool) {
 	file := f.file.Load()
 	for i := range file.Routes {
-		r := &file.Routes[i]
-		if r.Name != name {
-			continue
+		if file.Routes[i].Name == name {
+			return flagsOf(&file.Routes[i], *f.overrides.Load()), true
 		}
-		rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
-		rf.Percent = rf.FilePercent
-		if o, ok := (*f.overrides.Load())[name]; ok {
-			rf.Override, rf.Version = &o, o.Version
-			rf.Mode, rf.Percent = config.Mode(o.Mode), o.Percent
-		}
-		return rf, true
 	}
 	return RouteFlags{}, false
 }
 
 // All returns every route's flags in file order.
 func (f *Flags) All() []RouteFlags {
-	file := f.file.Load()
-	out := make([]RouteFlags, 0, len(file.Routes))
-	for _, r := range file.Routes {
-		rf, _ := f.Get(r.Name)
-		out = append(out, rf)
+	file, overrides := f.file.Load(), *f.overrides.Load()
+	out := make([]RouteFlags, len(file.Routes))
+	for i := range file.Routes {
+		out[i] = flagsOf(&file.Routes[i], overrides)
 	}
 	return out
+}
+
+// Guarded returns the flags of the routes that have a guard.
+func (f *Flags) Guarded() []RouteFlags {
+	file, overrides := f.file.Load(), *f.overrides.Load()
+	var out []RouteFlags
+	for i := range file.Routes {
+		if file.Routes[i].Guard != nil {
+			out = append(out, flagsOf(&file.Routes[i], overrides))
+		}
+	}
+	return out
+}
+
+func flagsOf(r *config.Route, overrides map[string]store.Override) RouteFlags {
+	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
+	rf.Percent = rf.FilePercent
+	if o, ok := overrides[r.Name]; ok {
+		rf.Override, rf.Version = &o, o.Version
+		rf.Mode, rf.Percent = config.Mode(o.Mode), o.Percent
+	}
+	return rf
 }
 
 func percentOf(p *config.Percent) *float64 {

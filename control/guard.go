@@ -63,9 +63,9 @@ func (g *Guard) Run(ctx context.Context) error {
 // Check rolls back every route whose guard has tripped.
 func (g *Guard) Check(ctx context.Context) {
 	now := g.now()
-	for _, rf := range g.flags.All() {
+	for _, rf := range g.flags.Guarded() {
 		gd := rf.Route.Guard
-		if gd == nil || rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || now.Before(g.quiet[rf.Route.Name]) {
+		if rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || now.Before(g.quiet[rf.Route.Name]) {
 			continue
 		}
 		window := time.Duration(gd.Window)

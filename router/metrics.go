@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
 )
 
 // Metrics are the router's Prometheus collectors. Labels carry route names,
@@ -39,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "reason"}),
 		routeMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strangler_route_mode",
-			Help: "1 for each route's current mode, 0 for its other modes.",
+			Help: "1 for each route's current mode; a route has one series, for the mode it is in.",
 		}, []string{"route", "mode"}),
 		shadowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_shadow_comparisons_total",
@@ -99,16 +98,12 @@ func (m *Metrics) fallback(route, reason string) {
 	m.fallbacks.WithLabelValues(route, reason).Inc()
 }
 
-// setModes publishes the table's route modes, forgetting removed routes.
+// setModes publishes the table's route modes, forgetting removed routes
+// and modes left. One series per route keeps 10,000 routes affordable; a
+// dashboard reads the mode from the label.
 func (m *Metrics) setModes(t *Table) {
 	m.routeMode.Reset()
 	for _, rt := range t.byName {
-		for _, mode := range config.Modes {
-			v := 0.0
-			if rt.mode == mode {
-				v = 1
-			}
-			m.routeMode.WithLabelValues(rt.name, string(mode)).Set(v)
-		}
+		m.routeMode.WithLabelValues(rt.name, string(rt.mode)).Set(1)
 	}
 }

@@ -51,8 +51,10 @@ func (c *Counters) all() []*Route {
 
 // Route counts one route's traffic.
 type Route struct {
-	name    string
-	minutes [windowMinutes]bucket
+	name string
+	// minutes is allocated on the route's first request: with thousands
+	// of routes, most of them idle, the buckets would dominate memory.
+	minutes atomic.Pointer[[windowMinutes]bucket]
 	// pending are the totals not yet flushed to the store.
 	pending totals
 	// lastFallback is the Unix nanosecond time of the last fallback.
@@ -83,8 +85,13 @@ type totals struct {
 }
 
 func (r *Route) bucket(now time.Time) *bucket {
+	minutes := r.minutes.Load()
+	if minutes == nil {
+		r.minutes.CompareAndSwap(nil, new([windowMinutes]bucket))
+		minutes = r.minutes.Load()
+	}
 	m := now.Unix() / 60
-	b := &r.minutes[m%windowMinutes]
+	b := &minutes[m%windowMinutes]
 	if old := b.minute.Load(); old != m && b.minute.CompareAndSwap(old, m) {
 		// A few counts racing with the reset may land in the old minute's
 		// tally or be lost: fine for a rate, and never on the flushed path.
@@ -165,10 +172,14 @@ func ratio(n, of int64) float64 {
 // included.
 func (r *Route) Window(now time.Time, d time.Duration) Window {
 	var w Window
+	minutes := r.minutes.Load()
+	if minutes == nil {
+		return w
+	}
 	cur := now.Unix() / 60
 	n := min(int64((d+time.Minute-1)/time.Minute), windowMinutes)
 	for m := cur - n + 1; m <= cur; m++ {
-		b := &r.minutes[m%windowMinutes]
+		b := &minutes[m%windowMinutes]
 		if b.minute.Load() != m {
 			continue
 		}

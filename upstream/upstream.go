@@ -41,17 +41,16 @@ func New(name string, base *url.URL, timeout time.Duration) *Upstream {
 			DialContext: dialer.DialContext,
 			// A proxy sees many concurrent requests to one host; Go's
 			// default of 2 idle connections per host turns most of them
-			// into new TCP handshakes.
-			MaxIdleConns:          4096,
-			MaxIdleConnsPerHost:   1024,
+			// into new TCP handshakes. More than 256 idle ones mostly hold
+			// memory (two goroutines and two buffers each) after a burst.
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   256,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   timeout,
 			ResponseHeaderTimeout: timeout,
 			// Accept-Encoding must reach the backend as the client sent it,
 			// and the body must come back as the backend sent it.
 			DisableCompression: true,
-			ReadBufferSize:     32 << 10,
-			WriteBufferSize:    32 << 10,
 		},
 	}
 }
