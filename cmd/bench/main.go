@@ -1,0 +1,372 @@
+// Command bench measures what strangler costs on the request path. In one
+// run it starts a cheap backend, a bare httputil.ReverseProxy (the baseline
+// every Go proxy starts from), strangler in legacy mode, in fallback mode
+// (hit and miss) and with a small and a large route table, and nginx and
+// Caddy when they are installed; then it drives each with the same
+// closed-loop load generator in interleaved rounds, so that drift in the
+// machine affects all of them alike, and prints requests/s, p50, p99 and
+// resident memory for each, and the ratios the project's targets are
+// stated in.
+//
+//	go run ./cmd/bench [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH]
+//
+// Every target is a separate process, so its resident memory is its own.
+// The numbers are only comparable within one run on one machine: the load
+// generator, the backend and the proxy share its cores. The exit status is
+// 0 whatever the numbers are; it is 1 when something could not be started.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type options struct {
+	role, target string // child process roles (hidden)
+
+	strangler string
+	duration  time.Duration
+	warmup    time.Duration
+	rounds    int
+	conns     int
+	open      int
+	routes    int
+	procs     int
+	logLevel  string
+	peers     bool
+	only      map[string]bool // -targets; nil means all
+}
+
+// targetKeys name the targets for -targets, in the order they run.
+var targetKeys = []string{"direct", "bare", "legacy", "miss", "hit", "routes10", "routesN", "nginx", "caddy"}
+
+// wants reports whether target key is to be measured.
+func (o options) wants(key string) bool { return o.only == nil || o.only[key] }
+
+func main() {
+	var o options
+	flag.StringVar(&o.role, "role", "", "internal: run as a child process (backend, bareproxy or guard)")
+	flag.StringVar(&o.target, "target", "", "internal: the bare proxy's backend URL")
+	flag.StringVar(&o.strangler, "strangler", "", "strangler `binary` to measure (default: build ./cmd/strangler)")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "length of one measured run")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load on each target before the first round")
+	// Several short rounds rather than a few long ones: a burst of load
+	// from elsewhere on the machine then skews every target a little
+	// instead of one target a lot.
+	flag.IntVar(&o.rounds, "rounds", 4, "interleaved rounds over all targets (even is best)")
+	flag.IntVar(&o.conns, "conns", 64, "concurrent keep-alive client connections")
+	flag.IntVar(&o.open, "open", 1024, "client connections held open for the memory measurement (0 skips it)")
+	flag.IntVar(&o.routes, "routes", 10000, "routes in the large route table")
+	// The load generator shares the machine with the backend and the proxy
+	// under test. One P keeps it to about one core at most (it needs far
+	// less: a request costs it a write and a read system call), so the
+	// proxy, which runs with Go's default GOMAXPROCS as it would in
+	// production, is what limits throughput.
+	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator")
+	flag.StringVar(&o.logLevel, "log-level", "", "STRANGLER_LOG_LEVEL for strangler (default: its own, info)")
+	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and Caddy when they are on PATH")
+	only := flag.String("targets", "", "comma-separated `keys` of the targets to measure (default all): "+strings.Join(targetKeys, ","))
+	flag.Parse()
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, k := range strings.Split(*only, ",") {
+			if !slices.Contains(targetKeys, k) {
+				fmt.Fprintf(os.Stderr, "bench: unknown target %q in -targets; want some of %s\n", k, strings.Join(targetKeys, ","))
+				os.Exit(2)
+			}
+			o.only[k] = true
+		}
+	}
+
+	var err error
+	switch o.role {
+	case "":
+		err = bench(o)
+	case "backend":
+		err = runBackend()
+	case "bareproxy":
+		err = runBareProxy(o.target)
+	case "guard":
+		err = runGuard(flag.Args())
+	default:
+		err = fmt.Errorf("unknown -role %q", o.role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(o options) error {
+	began := time.Now()
+	if o.rounds < 1 || o.conns < 1 || o.duration <= 0 || o.routes < 10 {
+		return fmt.Errorf("want -rounds >= 1, -conns >= 1, -duration > 0 and -routes >= 10")
+	}
+	runtime.GOMAXPROCS(o.procs)
+	s, err := newSupervisor()
+	if err != nil {
+		return err
+	}
+	defer s.cleanup()
+	targets, backend, notes, err := startAll(s, o)
+	if err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return fmt.Errorf("no target to measure")
+	}
+
+	g := newGenerator(o.conns)
+	if err := warmUp(g, targets, o.warmup); err != nil {
+		return err
+	}
+	if err := measureRounds(g, targets, backend, o); err != nil {
+		return err
+	}
+	if o.open > 0 {
+		for _, t := range targets {
+			if t.key == "bare" || t.key == "legacy" || t.key == "nginx" || t.key == "caddy" {
+				fmt.Fprintf(os.Stderr, "holding %d connections open to %s\n", o.open, t.name)
+				// Resident memory seldom shrinks, so the gentler measurement
+				// goes first.
+				t.openPaced.mem, t.openPaced.err = holdOpen(t, o.open, o.conns)
+				t.openBurst.mem, t.openBurst.err = holdOpen(t, o.open, o.open)
+			}
+		}
+	}
+	notes = append(notes, fallbackNotes(targets)...)
+
+	report(os.Stdout, o, targets, notes)
+	fmt.Printf("\nthe run took %v\n", time.Since(began).Round(time.Second))
+	return nil
+}
+
+// warmUp loads each target briefly, unmeasured: connection pools fill and
+// the Go targets' heaps reach their working size.
+func warmUp(g *generator, targets []*target, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "warming up %d targets for %v each\n", len(targets), d)
+	for _, t := range targets {
+		var discard histogram
+		res := g.run(t.addr, t.request, d, &discard)
+		if res.requests == 0 {
+			return fmt.Errorf("%s answered nothing during warm-up: %v", t.name, res.err)
+		}
+		if err := t.proc.exited(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// measureRounds runs o.rounds interleaved rounds over all targets,
+// recording throughput, latency, CPU time and memory.
+func measureRounds(g *generator, targets []*target, backend *child, o options) error {
+	for r := range o.rounds {
+		for j := range targets {
+			// Alternate the order (A B C, C B A, ...): over an even number
+			// of rounds a steady drift in the machine's speed then weighs
+			// on every target alike, and neighbours in the list, which
+			// the ratios compare, always run close together in time.
+			t := targets[j]
+			if r%2 == 1 {
+				t = targets[len(targets)-1-j]
+			}
+			before, err := cpuNow(t, backend)
+			res := g.run(t.addr, t.request, o.duration, &t.hist)
+			t.add(res)
+			if err == nil {
+				var after cpuSample
+				if after, err = cpuNow(t, backend); err == nil {
+					t.cpu += after.target - before.target
+					t.cpuBackend += after.backend - before.backend
+					t.cpuLoad += after.load - before.load
+				}
+			}
+			if err != nil {
+				t.cpuErr = err
+			}
+			t.mem, t.memErr = t.proc.memory()
+			if err := t.proc.exited(); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "round %d/%d  %-28s %9.0f req/s  %d errors\n",
+				r+1, o.rounds, t.name, res.rate(), res.non2xx+res.ioErrors)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// startAll builds strangler if needed and starts every target. Peers that
+// are missing or fail to start are skipped with a note; anything else
+// failing is an error.
+func startAll(s *supervisor, o options) (targets []*target, backend *child, notes []string, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bin := o.strangler
+	if bin == "" {
+		if bin, err = buildStrangler(s.dir); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	b, bc, err := s.startBackend(self)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if o.wants("direct") {
+		targets = append(targets, backendTarget(b, bc))
+	}
+	if o.wants("bare") {
+		bare, err := s.startBareProxy(self, b)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		targets = append(targets, bare)
+	}
+
+	many, manyPath := manyRoutes(o.routes)
+	ten, tenPath := manyRoutes(10)
+	for _, st := range []struct{ key, name, routes, path string }{
+		{"legacy", "strangler legacy", oneRoute("bench", "GET /bench", "legacy"), "/bench"},
+		{"miss", "strangler fallback miss", oneRoute("bench", "GET "+missPrefix+"bench", "fallback"), missPrefix + "bench"},
+		{"hit", "strangler fallback hit", oneRoute("bench", "GET /bench", "fallback"), "/bench"},
+		{"routes10", "strangler 10 routes", ten, tenPath},
+		{"routesN", "strangler " + thousands(o.routes) + " routes", many, manyPath},
+	} {
+		if !o.wants(st.key) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "starting %s\n", st.name)
+		t, err := s.startStrangler(bin, st.key, st.name, b, st.routes, st.path, o.logLevel)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		targets = append(targets, t)
+		notes = append(notes, fmt.Sprintf("%s was ready %v after exec", t.name, t.startup.Round(time.Millisecond)))
+	}
+
+	if !o.peers {
+		return targets, bc, notes, nil
+	}
+	for _, p := range []struct {
+		name  string
+		start func(self, bin string, b backendAddrs) (*target, error)
+	}{{"nginx", s.startNginx}, {"caddy", s.startCaddy}} {
+		if !o.wants(p.name) {
+			continue
+		}
+		path, err := exec.LookPath(p.name)
+		if err != nil {
+			notes = append(notes, p.name+" is not on PATH; skipped")
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "starting %s\n", p.name)
+		t, err := p.start(self, path, b)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s did not start; skipped: %v", p.name, err))
+			continue
+		}
+		targets = append(targets, t)
+	}
+	return targets, bc, notes, nil
+}
+
+// buildStrangler builds ./cmd/strangler of the module the bench runs in.
+func buildStrangler(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	mod := strings.TrimSpace(string(out))
+	if err != nil || mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("cannot find the strangler module (go env GOMOD: %v); run from inside it or pass -strangler", err)
+	}
+	bin := filepath.Join(dir, "strangler")
+	fmt.Fprintln(os.Stderr, "building strangler")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/strangler")
+	cmd.Dir = filepath.Dir(mod)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building strangler: %w", err)
+	}
+	return bin, nil
+}
+
+// cpuSample is the CPU time used so far by the target, the backend and
+// the load generator.
+type cpuSample struct{ target, backend, load time.Duration }
+
+func cpuNow(t *target, backend *child) (cpuSample, error) {
+	var s cpuSample
+	var err1, err2, err3 error
+	s.target, err1 = t.proc.cpu()
+	s.backend, err2 = backend.cpu()
+	s.load, err3 = selfCPU()
+	return s, errors.Join(err1, err2, err3)
+}
+
+// add accumulates one round's result.
+func (t *target) add(r runResult) {
+	t.rates = append(t.rates, r.rate())
+	t.requests += r.requests
+	t.elapsed += r.elapsed
+	t.non2xx += r.non2xx
+	t.ioErrors += r.ioErrors
+	if r.status != 0 {
+		t.lastStatus = r.status
+	}
+	if r.err != nil && t.firstErr == nil {
+		t.firstErr = r.err
+	}
+}
+
+// holdOpen measures t's resident memory while it holds n client
+// connections, each of which has carried one request, at most concurrent
+// of them at a time.
+func holdOpen(t *target, n, concurrent int) (memory, error) {
+	conns, err := openConns(t.addr, t.request, n, concurrent)
+	if err != nil {
+		return memory{}, err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		time.Sleep(200 * time.Millisecond) // let the target close its side
+	}()
+	time.Sleep(300 * time.Millisecond) // let the target settle on idle connections
+	return t.proc.memory()
+}
+
+// fallbackNotes checks strangler's own count of fallbacks: a fallback hit
+// should never fall back, a miss every time.
+func fallbackNotes(targets []*target) []string {
+	var notes []string
+	for _, t := range targets {
+		if t.key != "hit" && t.key != "miss" {
+			continue
+		}
+		n, err := metricSum(t.admin, "strangler_fallback_total")
+		switch {
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("%s: cannot read /metrics: %v", t.name, err))
+		case t.key == "hit" && n != 0:
+			notes = append(notes, fmt.Sprintf("WARNING: %s fell back %.0f times; it should not have", t.name, n))
+		case t.key == "miss" && n < float64(t.requests):
+			notes = append(notes, fmt.Sprintf("WARNING: %s fell back only %.0f times for %d requests", t.name, n, t.requests))
+		default:
+			notes = append(notes, fmt.Sprintf("%s: strangler_fallback_total = %.0f (as expected)", t.name, n))
+		}
+	}
+	return notes
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The project's targets, as the issue states them.
+const (
+	minPassThrough = 1.5  // strangler legacy req/s over the bare proxy's
+	maxP99         = 1.0  // strangler legacy p99 over the bare proxy's
+	minMiss        = 0.65 // fallback miss req/s over strangler legacy's
+	minLargeTable  = 0.95 // 10,000-route req/s over 10-route req/s
+	maxOpenMiB     = 64   // strangler RSS with 1,024 open connections
+)
+
+// missing fills a column that could not be measured.
+const missing = "-"
+
+func report(w io.Writer, o options, targets []*target, notes []string) {
+	byKey := map[string]*target{}
+	width := len("target")
+	for _, t := range targets {
+		byKey[t.key] = t
+		width = max(width, len(t.name))
+	}
+	fmt.Fprintf(w, "\n%d rounds x %v per target, %d connections, 1 KiB responses; %d CPUs, load generator GOMAXPROCS %d, %s\n\n",
+		o.rounds, o.duration, o.conns, runtime.NumCPU(), o.procs, runtime.Version())
+	fmt.Fprintf(w, "%-*s %8s %6s %8s %8s %8s %9s %7s %7s %15s  %s\n", width, "target", "req/s", "±", "p50", "p99",
+		"RSS MiB", "peak MiB", "errors", "µs/req", "cores t/b/g", "check")
+	for _, t := range targets {
+		rss, peak := missing, missing
+		if t.memErr == nil {
+			rss, peak = fmt.Sprintf("%.1f", t.mem.rssMiB()), fmt.Sprintf("%.1f", t.mem.hwmMiB())
+		}
+		perReq, cores := missing, missing
+		if t.cpuErr == nil && t.requests > 0 {
+			s := t.elapsed.Seconds()
+			perReq = fmt.Sprintf("%.0f", t.cpuPerRequest())
+			cores = fmt.Sprintf("%.2f/%.2f/%.2f", t.cpu.Seconds()/s, t.cpuBackend.Seconds()/s, t.cpuLoad.Seconds()/s)
+		}
+		fmt.Fprintf(w, "%-*s %8.0f %5.1f%% %8s %8s %8s %9s %7d %7s %15s  %s\n", width, t.name,
+			t.rate(), t.spread(), fmtDur(t.hist.quantile(0.50)), fmtDur(t.hist.quantile(0.99)),
+			rss, peak, t.non2xx+t.ioErrors, perReq, cores, check(t, byKey))
+	}
+	fmt.Fprintf(w, `
+  ±            spread of req/s between rounds, (max-min)/mean
+  RSS, peak    the target's resident memory after its last round, and its peak (VmRSS, VmHWM)
+  errors       non-2xx answers and failed requests
+  µs/req       CPU time the target used per request (user + system)
+  cores t/b/g  CPU cores busy during the rounds: target, backend, load generator
+`)
+
+	fmt.Fprintf(w, "\nratios (in this run; req/s: geometric mean of the ratios within each round; µs/req, CPU per\nrequest, is the least disturbed by other load on the machine):\n")
+	bare, legacy := byKey["bare"], byKey["legacy"]
+	ratio(w, "strangler legacy / bare proxy", legacy, bare, fmt.Sprintf("(target >= %.2gx, p99 <= %.2gx)", minPassThrough, maxP99), true, check(legacy, byKey))
+	ratio(w, "fallback hit / strangler legacy", byKey["hit"], legacy, "(no target)", false, "")
+	ratio(w, "fallback miss / strangler legacy", byKey["miss"], legacy, fmt.Sprintf("(target >= %.2gx)", minMiss), false, check(byKey["miss"], byKey))
+	ratio(w, thousands(o.routes)+" routes / 10 routes", byKey["routesN"], byKey["routes10"], fmt.Sprintf("(target >= %.2gx)", minLargeTable), false, check(byKey["routesN"], byKey))
+	for _, peer := range []string{"nginx", "caddy"} {
+		if p := byKey[peer]; p != nil {
+			ratio(w, p.name+" / bare proxy", p, bare, "(reference)", true, "")
+			ratio(w, "strangler legacy / "+p.name, legacy, p, "(reference)", true, "")
+		}
+	}
+	if o.open > 0 {
+		fmt.Fprintf(w, "\nresident memory with %s open client connections, after one request on each:\n", thousands(o.open))
+		fmt.Fprintf(w, "  %-*s %18s %18s\n", width, "", fmt.Sprintf("%d at a time", o.conns), "all at once")
+		for _, t := range targets {
+			if !t.openPaced.done() {
+				continue
+			}
+			verdict := ""
+			if t.key == "legacy" && t.openBurst.err == nil {
+				verdict = fmt.Sprintf("  (target < %d MiB, all at once)  %s", maxOpenMiB, passMiss(t.openBurst.mem.rssMiB() < maxOpenMiB))
+			}
+			fmt.Fprintf(w, "  %-*s %18s %18s%s\n", width, t.name, fmtOpen(t.openPaced), fmtOpen(t.openBurst), verdict)
+		}
+		fmt.Fprintf(w, "  (MiB resident now, and at peak in parentheses)\n")
+	}
+
+	for _, t := range targets {
+		if t.firstErr != nil {
+			notes = append(notes, fmt.Sprintf("%s: first failed request: %v", t.name, t.firstErr))
+		}
+		for _, r := range []openResult{t.openPaced, t.openBurst} {
+			if r.err != nil {
+				notes = append(notes, fmt.Sprintf("%s: holding connections open failed: %v", t.name, r.err))
+			}
+		}
+		if t.lastStatus != 0 {
+			notes = append(notes, fmt.Sprintf("%s: answered %d non-2xx, e.g. status %d", t.name, t.non2xx, t.lastStatus))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nnotes:\n")
+		for _, n := range notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+}
+
+// ratio prints a's req/s (and optionally p99) over b's.
+func ratio(w io.Writer, label string, a, b *target, goal string, withP99 bool, verdict string) {
+	if a == nil || b == nil {
+		return
+	}
+	p99, cpu := "", ""
+	if withP99 {
+		p99 = fmt.Sprintf("p99 %.2fx", p99Ratio(a, b))
+	}
+	if a.cpuErr == nil && b.cpuErr == nil && a.requests > 0 && b.requests > 0 {
+		cpu = fmt.Sprintf("µs/req %.2fx", a.cpuPerRequest()/b.cpuPerRequest())
+	}
+	fmt.Fprintf(w, "  %-34s req/s %5.2fx  %-10s %-13s %-30s %s\n", label, rateRatio(a, b), p99, cpu, goal, verdict)
+}
+
+// rateRatio compares a's requests/s with b's round by round, where both
+// ran under the same conditions, and returns the geometric mean of the
+// rounds' ratios: a slow round on a busy machine then counts as much as a
+// fast one, and drift between rounds cancels out.
+func rateRatio(a, b *target) float64 {
+	n := min(len(a.rates), len(b.rates))
+	if n == 0 {
+		return math.NaN()
+	}
+	var logSum float64
+	for i := range n {
+		logSum += math.Log(a.rates[i] / b.rates[i])
+	}
+	return math.Exp(logSum / float64(n))
+}
+
+// cpuPerRequest is the target's CPU time per request in microseconds.
+func (t *target) cpuPerRequest() float64 {
+	return float64(t.cpu.Microseconds()) / float64(t.requests)
+}
+
+// check is the PASS/MISS marker of the targets the project has goals for.
+func check(t *target, byKey map[string]*target) string {
+	if t == nil {
+		return ""
+	}
+	var base *target
+	switch t.key {
+	case "legacy":
+		base = byKey["bare"]
+	case "miss":
+		base = byKey["legacy"]
+	case "routesN":
+		base = byKey["routes10"]
+	}
+	if base == nil {
+		return ""
+	}
+	r := rateRatio(t, base)
+	switch t.key {
+	case "legacy":
+		return passMiss(r >= minPassThrough && p99Ratio(t, base) <= maxP99)
+	case "miss":
+		return passMiss(r >= minMiss)
+	default:
+		return passMiss(r >= minLargeTable)
+	}
+}
+
+func fmtOpen(r openResult) string {
+	if r.err != nil {
+		return "failed"
+	}
+	return fmt.Sprintf("%.1f (%.1f)", r.mem.rssMiB(), r.mem.hwmMiB())
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func p99Ratio(a, b *target) float64 {
+	return float64(a.hist.quantile(0.99)) / float64(b.hist.quantile(0.99))
+}
+
+// rate is the mean requests/s over the rounds.
+func (t *target) rate() float64 {
+	if len(t.rates) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, r := range t.rates {
+		sum += r
+	}
+	return sum / float64(len(t.rates))
+}
+
+// spread is (max-min)/mean of the rounds' requests/s, in percent.
+func (t *target) spread() float64 {
+	if len(t.rates) < 2 {
+		return 0
+	}
+	return (slices.Max(t.rates) - slices.Min(t.rates)) / t.rate() * 100
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	}
+}
+
+// thousands writes n with comma separators: 10000 -> "10,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
