@@ -16,9 +16,13 @@ demo:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/strangler ./cmd/strangler
 
-# bench: the performance comparison (facade vs a bare Go proxy and peers).
+# bench: the performance comparisons, each measured in one run: the facade
+# vs a bare Go proxy and peers, each mode vs plain proxying, the backfill vs
+# pgloader, and the request path's micro-benchmarks.
 bench:
+	$(GO) test ./router ./stats ./shadow -run '^$$' -bench . -benchmem
 	$(GO) run ./cmd/bench
+	$(GO) run ./cmd/benchbackfill
 
 # fuzz: a short run of each fuzz target (their seed corpora run in `test`).
 fuzz:
