@@ -19,6 +19,11 @@ commands:
   verify --config FILE      compare the legacy and the modern database
   legacy serve, modern serve
                             run one reference API alone (--listen, --dsn)
+  routes list|set|report    read and flip route flags through the admin API
+
+The admin commands take --admin URL (env STRANGLER_ADMIN, default
+http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
+never from a flag, so it stays out of shell history.
 `
 
 // usageError is a mistake in the command line; main exits with status 2.
@@ -46,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVerify(ctx, rest, getenv, stdout, stderr)
 	case "legacy", "modern":
 		return runRefAPI(ctx, cmd, rest, getenv, stderr)
+	case "routes":
+		return runRoutes(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

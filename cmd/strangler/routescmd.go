@@ -1,0 +1,350 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"strangler/config"
+	"strangler/control"
+)
+
+const routesUsage = `usage: strangler routes <command> [flags]
+
+commands:
+  list [--json]             every route: file and effective mode, live rates, overrides
+  set NAME --mode M [--percent N] --reason "…" [--force]
+                            flip a route (an audited override of the file's mode)
+  set NAME --clear --reason "…"
+                            drop the override: the file's mode applies again
+  report [--json] [NAME]    the retirement report: traffic, fallbacks, verdict
+
+` + tokenHelp
+
+// runRoutes runs `strangler routes …`: reading and flipping route flags
+// through the admin API.
+func runRoutes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, routesUsage)
+		return usageError{"routes: want list, set or report"}
+	}
+	switch args[0] {
+	case "list":
+		return routesList(ctx, args[1:], getenv, stdout, stderr)
+	case "set":
+		return routesSet(ctx, args[1:], getenv, stdout, stderr)
+	case "report":
+		return routesReport(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, routesUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, routesUsage)
+	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set or report", args[0])}
+}
+
+// routeView is a route as GET /admin/routes shows it.
+type routeView struct {
+	Name        string   `json:"name"`
+	Match       string   `json:"match"`
+	FileMode    string   `json:"file_mode"`
+	FilePercent *float64 `json:"file_percent"`
+	Mode        string   `json:"mode"`
+	Percent     *float64 `json:"percent"`
+	Override    *struct {
+		Actor      string    `json:"actor"`
+		Reason     string    `json:"reason"`
+		UpdatedAt  time.Time `json:"updated_at"`
+		AgeSeconds float64   `json:"age_seconds"`
+	} `json:"override"`
+	Version int64 `json:"version"`
+	Live    struct {
+		RequestsPerSecond float64 `json:"requests_per_second"`
+		FallbackRate      float64 `json:"fallback_rate"`
+		MismatchRate      float64 `json:"mismatch_rate"`
+	} `json:"live"`
+}
+
+// overrideAge is how long ago the route was flipped, "-" without an
+// override. It uses the facade's age_seconds, so this machine's clock
+// does not matter.
+func (r routeView) overrideAge() string {
+	if r.Override == nil {
+		return "-"
+	}
+	return fmtAge(time.Duration(r.Override.AgeSeconds * float64(time.Second)))
+}
+
+// state is how the route is now, for messages: "fallback 50% by alice".
+func (r routeView) state() string {
+	s := fmtMode(r.Mode, r.Percent)
+	if r.Override != nil {
+		return s + " by " + r.Override.Actor
+	}
+	return s + ", the file's mode"
+}
+
+func routesList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes list", flag.ContinueOnError)
+	setUsage(fs, "routes list [--json] [--admin URL]")
+	client := adminFlags(fs, getenv)
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("routes list: unexpected argument %q", rest[0])}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Routes []routeView `json:"routes"`
+	}
+	resp, err := c.get(ctx, "/admin/routes", nil, &out)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, "ROUTE\tMATCH\tFILE MODE\tMODE\tPERCENT\tREQ/S\tFALLBACK\tMISMATCH\tOVERRIDE")
+	for _, r := range out.Routes {
+		override := r.overrideAge()
+		if r.Override != nil {
+			override += " by " + r.Override.Actor
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Name, r.Match, fmtMode(r.FileMode, r.FilePercent), r.Mode, fmtPercent(r.Mode, r.Percent),
+			strconv.FormatFloat(r.Live.RequestsPerSecond, 'f', 2, 64),
+			fmtRate(r.Live.FallbackRate), fmtRate(r.Live.MismatchRate), override)
+	}
+	return tw.Flush()
+}
+
+// patchBody is the body of PATCH /admin/routes/{name}.
+type patchBody struct {
+	Mode    string   `json:"mode,omitempty"`
+	Percent *float64 `json:"percent,omitempty"`
+	Reason  string   `json:"reason"`
+	Force   bool     `json:"force,omitempty"`
+	Clear   bool     `json:"clear,omitempty"`
+}
+
+func routesSet(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes set", flag.ContinueOnError)
+	setUsage(fs, `routes set NAME --mode M [--percent N] --reason "…" [--force]
+       strangler routes set NAME --clear --reason "…"
+
+Flips a route: the new mode is kept in the state store as an override of
+the configuration file, audited with the token's name and the reason, and
+followed by every replica within a second. A flip to a later stage is
+refused while the route's gates see too many shadow mismatches or
+fallbacks; --force flips anyway and the audit log says so.`)
+	client := adminFlags(fs, getenv)
+	var body patchBody
+	fs.Func("mode", "new `mode`: legacy, shadow, fallback, dual-write or modern", func(s string) error {
+		var m config.Mode
+		if err := m.UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		body.Mode = string(m)
+		return nil
+	})
+	fs.Func("percent", "share `N` (0-100) of requests sent to modern (fallback and modern modes)", func(s string) error {
+		var p config.Percent
+		if err := p.UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		v := float64(p)
+		body.Percent = &v
+		return nil
+	})
+	fs.StringVar(&body.Reason, "reason", "", "`text` saying why, for the audit log (required)")
+	fs.BoolVar(&body.Force, "force", false, "flip even though a gate refuses it (audited as forced)")
+	fs.BoolVar(&body.Clear, "clear", false, "drop the override, so the file's mode applies again")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) != 1:
+		return usageError{"routes set: name one route: strangler routes set NAME --mode M --reason \"…\""}
+	case body.Clear && (body.Mode != "" || body.Percent != nil):
+		return usageError{"routes set: --clear goes back to the file's mode; it takes no --mode or --percent"}
+	case !body.Clear && body.Mode == "" && body.Percent == nil:
+		return usageError{"routes set: say what to change: --mode, --percent or --clear"}
+	case strings.TrimSpace(body.Reason) == "":
+		return usageError{"routes set: --reason is required: it goes into the audit log, with your token's name"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	return setRoute(ctx, c, rest[0], body, stdout)
+}
+
+// setRoute reads the route, then changes it only if nobody changed it in
+// between: the PATCH carries the version read as If-Match.
+func setRoute(ctx context.Context, c *adminClient, name string, body patchBody, stdout io.Writer) error {
+	before, etag, err := readRoute(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	if mode := cmp.Or(body.Mode, before.Mode); body.Percent != nil && !usesPercent(mode) {
+		// The API would store it, and the router ignore it.
+		return usageError{fmt.Sprintf("routes set: --percent applies to fallback and modern; %s would be %s", name, mode)}
+	}
+	after, err := patchRoute(ctx, c, name, etag, body)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s -> %s", name, fmtMode(before.Mode, before.Percent), fmtMode(after.Mode, after.Percent))
+	switch {
+	case body.Clear:
+		fmt.Fprint(stdout, " (the file's mode again)")
+	case body.Force:
+		fmt.Fprint(stdout, " (forced past the gates)")
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// readRoute returns a route and its ETag.
+func readRoute(ctx context.Context, c *adminClient, name string) (routeView, string, error) {
+	var r routeView
+	resp, err := c.get(ctx, "/admin/routes/"+url.PathEscape(name), nil, &r)
+	if err != nil {
+		return r, "", routeError(name, err)
+	}
+	return r, resp.etag, nil
+}
+
+// patchRoute sends the change if the route's version is still etag, and
+// explains a refusal.
+func patchRoute(ctx context.Context, c *adminClient, name, etag string, body patchBody) (routeView, error) {
+	var r routeView
+	_, err := c.send(ctx, http.MethodPatch, "/admin/routes/"+url.PathEscape(name), body, etag, &r)
+	switch statusOf(err) {
+	case 0:
+		return r, err
+	case http.StatusConflict:
+		now, _, rerr := readRoute(ctx, c, name)
+		if rerr != nil {
+			return r, fmt.Errorf("the route changed since it was read; run the command again")
+		}
+		return r, fmt.Errorf("the route changed since it was read (now %s); run the command again", now.state())
+	case http.StatusUnprocessableEntity:
+		// The API's message names the number that failed; the hint is
+		// the CLI's spelling of its "pass force".
+		msg, _ := strings.CutSuffix(err.Error(), "; pass force to flip anyway")
+		return r, fmt.Errorf("%s\nrun the command again with --force to flip anyway; the audit log records it as forced", msg)
+	}
+	return r, routeError(name, err)
+}
+
+// routeError names the route in the API's 404.
+func routeError(name string, err error) error {
+	if statusOf(err) == http.StatusNotFound {
+		return fmt.Errorf("no route named %q (strangler routes list shows them)", name)
+	}
+	return err
+}
+
+func routesReport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes report", flag.ContinueOnError)
+	setUsage(fs, `routes report [--json] [NAME]
+
+Per route: requests and fallbacks over the last day, week and month, the
+last fallback, modern's share, the shadow mismatch rate, the client
+versions still reaching legacy, pending read repairs, and the verdict:
+whether the legacy path can be retired.`)
+	client := adminFlags(fs, getenv)
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 1 {
+		return usageError{"routes report: name at most one route"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var reports []control.RouteReport
+	var resp adminResponse
+	if len(rest) == 1 {
+		var one control.RouteReport
+		resp, err = c.get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/report", nil, &one)
+		err = routeError(rest[0], err)
+		reports = append(reports, one)
+	} else {
+		var all struct {
+			Routes []control.RouteReport `json:"routes"`
+		}
+		resp, err = c.get(ctx, "/admin/report", nil, &all)
+		reports = all.Routes
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	now := time.Now()
+	for i, rep := range reports {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := writeReport(stdout, rep, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeReport lays one route's report out for a terminal.
+func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
+	fmt.Fprintf(w, "%s (%s)\n", rep.Route, fmtMode(rep.Mode, rep.Percent))
+	tw := newTable(w)
+	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS")
+	for _, p := range rep.Periods {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Period, fmtCount(p.Requests), fmtCount(p.Modern), fmtCount(p.Fallbacks))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	last := "none in 30d"
+	if rep.LastFallback != nil {
+		last = fmtTime(*rep.LastFallback, now)
+	}
+	clients := "none"
+	if len(rep.LegacyClients) > 0 {
+		var parts []string
+		for _, c := range rep.LegacyClients {
+			parts = append(parts, fmt.Sprintf("%s (%s)", cell(c.Client, 60), fmtCount(c.Requests)))
+		}
+		clients = strings.Join(parts, ", ")
+	}
+	tw = newTable(w)
+	fmt.Fprintf(tw, "  last fallback:\t%s\n", last)
+	fmt.Fprintf(tw, "  modern share (24h):\t%s\n", fmtRate(rep.ModernShare))
+	fmt.Fprintf(tw, "  mismatch rate (24h):\t%s\n", fmtRate(rep.MismatchRate))
+	fmt.Fprintf(tw, "  legacy clients (7d):\t%s\n", clients)
+	fmt.Fprintf(tw, "  pending read repairs:\t%d\n", rep.PendingReadRepairs)
+	fmt.Fprintf(tw, "  verdict:\t%s\n", rep.Verdict)
+	return tw.Flush()
+}
