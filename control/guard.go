@@ -64,6 +64,7 @@ func (g *Guard) Run(ctx context.Context) error {
 func (g *Guard) Check(ctx context.Context) {
 	now := g.now()
 	for _, rf := range g.flags.Guarded() {
+		g.rollbacks.WithLabelValues(rf.Route.Name) // a series from the start, at 0
 		gd := rf.Route.Guard
 		if rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || now.Before(g.quiet[rf.Route.Name]) {
 			continue

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
 )
 
 // Metrics are the router's Prometheus collectors. Labels carry route names,
@@ -104,5 +106,32 @@ func (m *Metrics) setModes(t *Table) {
 	m.routeMode.Reset()
 	for _, rt := range t.byName {
 		m.routeMode.WithLabelValues(rt.name, string(rt.mode)).Set(1)
+		m.initMode(rt)
+	}
+}
+
+// Result labels of the counters set to 0 for the routes whose mode counts
+// them, so that rates and alerts see a series from the start rather than
+// from the first event.
+var (
+	fallbackReasons = []string{"not_found", "server_error", "timeout", "error"}
+	shadowResults   = []string{"match", "mismatch", "error", "dropped", "too_large"}
+	dualWriteSteps  = []string{"queued", "skipped", "unknown", "refused", "applied", "failed", "dead"}
+)
+
+func (m *Metrics) initMode(rt *route) {
+	switch rt.mode {
+	case config.ModeFallback:
+		for _, r := range fallbackReasons {
+			m.fallbacks.WithLabelValues(rt.name, r)
+		}
+	case config.ModeShadow:
+		for _, r := range shadowResults {
+			m.shadowResults.WithLabelValues(rt.name, r)
+		}
+	case config.ModeDualWrite:
+		for _, r := range dualWriteSteps {
+			m.dualWrites.WithLabelValues(rt.name, r)
+		}
 	}
 }
