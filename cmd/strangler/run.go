@@ -20,6 +20,8 @@ commands:
   legacy serve, modern serve
                             run one reference API alone (--listen, --dsn)
   routes list|set|report    read and flip route flags through the admin API
+  repairs list|show|retry|discard
+                            the dual-write repair queue
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRefAPI(ctx, cmd, rest, getenv, stderr)
 	case "routes":
 		return runRoutes(ctx, rest, getenv, stdout, stderr)
+	case "repairs":
+		return runRepairs(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

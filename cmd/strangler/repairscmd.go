@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const repairsUsage = `usage: strangler repairs <command> [flags]
+
+The repair queue holds the dual writes the secondary has not applied yet.
+A dead one (the secondary refused it, or too many attempts failed) holds
+back later writes to the same resource until an operator acts.
+
+commands:
+  list [--state S] [--route R] [--limit N] [--json]
+                            the queue, newest first
+  show ID [--body]          one write; --body adds its target, headers and
+                            body, which may hold patient data: reading them
+                            is recorded in the audit log
+  retry ID --reason "…"     send it to the secondary again
+  discard ID --reason "…" [--yes]
+                            give up on it (asks first on a terminal)
+
+` + tokenHelp
+
+// repairStates are the states a repair can be in, for --state.
+var repairStates = []string{"sent", "pending", "skipped", "unknown", "done", "dead", "discarded"}
+
+// console is where a command asks a person to confirm: the terminal the
+// command runs on, if it does.
+type console struct {
+	in          io.Reader
+	interactive bool
+}
+
+// stdinConsole is the process's standard input, interactive when it is a
+// terminal: a character device, not a pipe or a file, and not the null
+// device, which is a character device too (cron jobs and go test get it).
+func stdinConsole() console {
+	return console{in: os.Stdin, interactive: onTerminal(os.Stdin)}
+}
+
+func onTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
+}
+
+// runRepairs runs `strangler repairs …`: the dual-write repair queue.
+func runRepairs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return repairsCommand(ctx, args, getenv, stdinConsole(), stdout, stderr)
+}
+
+func repairsCommand(ctx context.Context, args []string, getenv func(string) string, con console, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, repairsUsage)
+		return usageError{"repairs: want list, show, retry or discard"}
+	}
+	switch args[0] {
+	case "list":
+		return repairsList(ctx, args[1:], getenv, stdout, stderr)
+	case "show":
+		return repairsShow(ctx, args[1:], getenv, stdout, stderr)
+	case "retry":
+		return repairsAct(ctx, "retry", args[1:], getenv, con, stdout, stderr)
+	case "discard":
+		return repairsAct(ctx, "discard", args[1:], getenv, con, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, repairsUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, repairsUsage)
+	return usageError{fmt.Sprintf("repairs: unknown command %q; want list, show, retry or discard", args[0])}
+}
+
+// repairView is a journaled write as the admin API shows it.
+type repairView struct {
+	ID            string              `json:"id"`
+	Route         string              `json:"route"`
+	Method        string              `json:"method"`
+	Resource      string              `json:"resource"`
+	Primary       string              `json:"primary"`
+	State         string              `json:"state"`
+	Attempts      int                 `json:"attempts"`
+	LastError     string              `json:"last_error"`
+	PrimaryStatus int                 `json:"primary_status"`
+	NextAttemptAt *time.Time          `json:"next_attempt_at"`
+	CreatedAt     time.Time           `json:"created_at"`
+	UpdatedAt     time.Time           `json:"updated_at"`
+	Target        string              `json:"target"`
+	Header        map[string][]string `json:"header"`
+	Body          *string             `json:"body"`
+	BodyBase64    *string             `json:"body_base64"`
+}
+
+func repairsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("repairs list", flag.ContinueOnError)
+	setUsage(fs, "repairs list [--state S] [--route R] [--limit N] [--json]")
+	client := adminFlags(fs, getenv)
+	state := fs.String("state", "", "only this `state`: "+strings.Join(repairStates, ", "))
+	route := fs.String("route", "", "only this `route`")
+	limit := fs.Int("limit", 100, "at most `N` writes, newest first (1-1000)")
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) > 0:
+		return usageError{fmt.Sprintf("repairs list: unexpected argument %q", rest[0])}
+	case *state != "" && !slices.Contains(repairStates, *state):
+		return usageError{fmt.Sprintf("repairs list: unknown state %q; want %s", *state, strings.Join(repairStates, ", "))}
+	case *limit < 1 || *limit > 1000:
+		return usageError{"repairs list: --limit must be from 1 to 1000"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"limit": {strconv.Itoa(*limit)}}
+	if *state != "" {
+		q.Set("state", *state)
+	}
+	if *route != "" {
+		q.Set("route", *route)
+	}
+	var out struct {
+		Repairs []repairView `json:"repairs"`
+	}
+	resp, err := c.get(ctx, "/admin/repairs", q, &out)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	if len(out.Repairs) == 0 {
+		fmt.Fprintln(stdout, "no repairs match")
+		return nil
+	}
+	now := time.Now()
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, "ID\tROUTE\tMETHOD\tRESOURCE\tSTATE\tATTEMPTS\tLAST ERROR\tAGE")
+	for _, r := range out.Repairs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+			r.ID, r.Route, r.Method, cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), fmtAge(now.Sub(r.CreatedAt)))
+	}
+	return tw.Flush()
+}
+
+func repairsShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("repairs show", flag.ContinueOnError)
+	setUsage(fs, `repairs show ID [--body] [--json]
+
+Without --body: the write's route, method, resource, state and attempts.
+With --body: also its target, headers and body, which may hold patient
+data; reading them is recorded in the audit log with your token's name.`)
+	client := adminFlags(fs, getenv)
+	withBody := fs.Bool("body", false, "also show the target, headers and body (audited: they may hold patient data)")
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{"repairs show: name one repair: strangler repairs show ID"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var q url.Values
+	if *withBody {
+		q = url.Values{"body": {"1"}}
+	}
+	var r repairView
+	resp, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(rest[0]), q, &r)
+	if err != nil {
+		return repairError(rest[0], err)
+	}
+	if *asJSON {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	writeRepair(stdout, r, time.Now())
+	if *withBody {
+		fmt.Fprintln(stderr, "strangler: reading this body was recorded in the audit log")
+	}
+	return nil
+}
+
+// writeRepair lays one repair out for a terminal, its body last.
+func writeRepair(w io.Writer, r repairView, now time.Time) {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "id:\t%s\n", r.ID)
+	fmt.Fprintf(tw, "route:\t%s\n", r.Route)
+	fmt.Fprintf(tw, "write:\t%s %s\n", r.Method, r.Resource)
+	fmt.Fprintf(tw, "primary:\t%s (answered %d)\n", r.Primary, r.PrimaryStatus)
+	fmt.Fprintf(tw, "state:\t%s\n", r.State)
+	fmt.Fprintf(tw, "attempts:\t%d\n", r.Attempts)
+	if r.LastError != "" {
+		fmt.Fprintf(tw, "last error:\t%s\n", cell(r.LastError, 0))
+	}
+	if r.NextAttemptAt != nil {
+		fmt.Fprintf(tw, "next attempt:\t%s\n", r.NextAttemptAt.UTC().Format("2006-01-02 15:04:05Z"))
+	}
+	fmt.Fprintf(tw, "created:\t%s\n", fmtTime(r.CreatedAt, now))
+	fmt.Fprintf(tw, "updated:\t%s\n", fmtTime(r.UpdatedAt, now))
+	tw.Flush()
+	if r.Target == "" && r.Body == nil && r.BodyBase64 == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%s %s\n", r.Method, r.Target)
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		for _, v := range r.Header[k] {
+			fmt.Fprintf(w, "%s: %s\n", k, v)
+		}
+	}
+	switch {
+	case r.Body != nil:
+		fmt.Fprintf(w, "\n%s\n", *r.Body)
+	case r.BodyBase64 != nil:
+		fmt.Fprintf(w, "\n(binary body, base64)\n%s\n", *r.BodyBase64)
+	}
+}
+
+// repairsAct retries or discards a repair (action is "retry" or
+// "discard").
+func repairsAct(ctx context.Context, action string, args []string, getenv func(string) string, con console, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("repairs "+action, flag.ContinueOnError)
+	synopsis := `repairs retry ID --reason "…"
+
+Sends a dead or unknown write to the secondary again. The reason goes
+into the audit log with your token's name.`
+	if action == "discard" {
+		synopsis = `repairs discard ID --reason "…" [--yes]
+
+Gives up on a write: the secondary never gets it, and later writes to the
+same resource are no longer held back. On a terminal it asks first; off
+one, --yes is required. The reason goes into the audit log.`
+	}
+	setUsage(fs, synopsis)
+	client := adminFlags(fs, getenv)
+	reason := fs.String("reason", "", "`text` saying why, for the audit log (required)")
+	yes := new(bool)
+	if action == "discard" {
+		fs.BoolVar(yes, "yes", false, "do not ask for confirmation")
+	}
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(rest) != 1:
+		return usageError{fmt.Sprintf("repairs %s: name one repair: strangler repairs %s ID --reason \"…\"", action, action)}
+	case strings.TrimSpace(*reason) == "":
+		return usageError{fmt.Sprintf("repairs %s: --reason is required: it goes into the audit log, with your token's name", action)}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	id := rest[0]
+	path := "/admin/repairs/" + url.PathEscape(id)
+	method := http.MethodDelete
+	if action == "retry" {
+		method, path = http.MethodPost, path+"/retry"
+	} else if !*yes {
+		if err := confirmDiscard(ctx, c, id, con, stderr); err != nil {
+			return err
+		}
+	}
+	var r repairView
+	if _, err := c.send(ctx, method, path, map[string]string{"reason": *reason}, "", &r); err != nil {
+		return repairError(id, err)
+	}
+	fmt.Fprintf(stdout, "repair %s (%s %s %s) is %s now\n", r.ID, r.Route, r.Method, r.Resource, r.State)
+	return nil
+}
+
+// confirmDiscard shows the write about to be discarded and asks the person
+// at the terminal; off a terminal nobody can answer, so --yes is needed.
+func confirmDiscard(ctx context.Context, c *adminClient, id string, con console, stderr io.Writer) error {
+	if !con.interactive {
+		return usageError{"repairs discard: not on a terminal, so nobody can confirm: add --yes"}
+	}
+	var r repairView
+	if _, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(id), nil, &r); err != nil {
+		return repairError(id, err)
+	}
+	fmt.Fprintf(stderr, "Discard %s %s on %s (%s, %d attempts)? The secondary will never get this write. [y/N] ",
+		r.Method, r.Resource, r.Route, r.State, r.Attempts)
+	answer, err := bufio.NewReader(con.in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("repairs discard: not confirmed; nothing changed")
+}
+
+// repairError names the repair in the API's 404.
+func repairError(id string, err error) error {
+	if statusOf(err) == http.StatusNotFound {
+		return fmt.Errorf("no repair with id %q (strangler repairs list shows them)", id)
+	}
+	return err
+}
