@@ -22,6 +22,7 @@ commands:
   routes list|set|report    read and flip route flags through the admin API
   repairs list|show|retry|discard
                             the dual-write repair queue
+  diffs                     the shadow routes' mismatch samples (--noise: learned noise)
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRoutes(ctx, rest, getenv, stdout, stderr)
 	case "repairs":
 		return runRepairs(ctx, rest, getenv, stdout, stderr)
+	case "diffs":
+		return runDiffs(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
