@@ -8,33 +8,68 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // The backend is deliberately cheap so that the proxy's cost dominates:
 // raw TCP, one goroutine per connection, a request head found by scanning
 // for CRLFCRLF, and a pre-built response written with one system call. It
-// understands keep-alive GET requests without bodies, which is all the
-// proxies under test send it; anything else is refused and the connection
-// closed. It listens twice, as legacy and as modern.
+// understands keep-alive GET requests without bodies and POST requests
+// with a Content-Length body, which is all the proxies under test send it;
+// anything else is refused and the connection closed. It listens twice, as
+// legacy and as modern.
+//
+// A GET gets a 1 KiB JSON page of patients; modern writes every object's
+// keys in reverse order, so that a shadow comparison of the two answers
+// has to match them structurally rather than byte for byte. A POST gets
+// 201 Created and {"id":N} with a new N, as a creation would.
 
 // missPrefix is the path prefix modern answers 404 for (a fallback miss);
 // legacy answers 200 for every path.
 const missPrefix = "/miss/"
 
+// maxRequestBody is the largest request body the backend reads.
+const maxRequestBody = 1 << 20
+
 var (
-	okResponse       = buildResponse("200 OK", benchBody())
+	okResponse       = buildResponse("200 OK", benchBody(false))
+	okResponseModern = buildResponse("200 OK", benchBody(true))
 	notFoundResponse = buildResponse("404 Not Found", []byte(`{"error":"not found"}`))
 	badResponse      = []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	crlfcrlf         = []byte("\r\n\r\n")
+	createdHead      = []byte("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: ")
+	nextID           atomic.Int64
 )
 
-// benchBody is a 1 KiB JSON document, a typical small API answer.
-func benchBody() []byte {
-	const prefix, suffix = `{"id":42,"name":"bench","data":"`, `"}`
-	pad := strings.Repeat("x", 1024-len(prefix)-len(suffix))
-	return []byte(prefix + pad + suffix)
+// benchBody is a 1 KiB JSON document, a typical small API answer: a page
+// of six patients (the shape of the shadow package's Compare1KiB
+// benchmark), padded to exactly 1,024 bytes with a cursor. reordered
+// writes every object's keys in reverse order: the same document to a
+// structural comparison, different bytes.
+func benchBody(reordered bool) []byte {
+	obj := func(kvs ...string) string { // key, JSON value, key, JSON value, ...
+		parts := make([]string, 0, len(kvs)/2)
+		for i := 0; i < len(kvs); i += 2 {
+			parts = append(parts, strconv.Quote(kvs[i])+":"+kvs[i+1])
+		}
+		if reordered {
+			slices.Reverse(parts)
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	items := make([]string, 6)
+	for i := range items {
+		items[i] = obj("id", strconv.Itoa(1000+i), "first_name", `"Patient"`, "last_name", strconv.Quote("Number"+strconv.Itoa(i)),
+			"born", `"1970-01-01"`, "address", obj("street", `"Karl Johans gate 1"`, "city", `"Oslo"`), "active", "true")
+	}
+	page := func(cursor string) string {
+		return obj("page", "1", "per_page", "6", "total", "600", "items", "["+strings.Join(items, ",")+"]", "cursor", strconv.Quote(cursor))
+	}
+	pad := 1024 - len(page(""))
+	return []byte(page(strings.Repeat("c", max(pad, 0))))
 }
 
 func buildResponse(status string, body []byte) []byte {
@@ -77,6 +112,7 @@ func acceptLoop(ln net.Listener, modern bool) error {
 func serveBackendConn(c net.Conn, modern bool) {
 	defer c.Close()
 	buf := make([]byte, 8<<10)
+	scratch := make([]byte, 0, 256)
 	n := 0
 	for {
 		end := bytes.Index(buf[:n], crlfcrlf)
@@ -92,21 +128,34 @@ func serveBackendConn(c net.Conn, modern bool) {
 			n += m
 			continue
 		}
-		resp, keepAlive := answer(buf[:end], modern)
+		resp, bodyLen, keepAlive := answer(buf[:end], modern, scratch[:0])
+		// Skip the body: what is buffered already, then the rest.
+		rest := buf[end+4 : n]
+		k := min(bodyLen, len(rest))
+		n = copy(buf, rest[k:])
+		for left := bodyLen - k; left > 0; {
+			m, err := c.Read(buf[:min(left, len(buf))])
+			if err != nil {
+				return
+			}
+			left -= m
+		}
 		if _, err := c.Write(resp); err != nil || !keepAlive {
 			return
 		}
-		n = copy(buf, buf[end+4:n])
 	}
 }
 
-// answer picks the response to a request head (without its final CRLFCRLF).
-func answer(head []byte, modern bool) (resp []byte, keepAlive bool) {
+// answer picks the response to a request head (without its final CRLFCRLF)
+// and says how long the request's body is. A POST's answer is built in
+// scratch.
+func answer(head []byte, modern bool, scratch []byte) (resp []byte, bodyLen int, keepAlive bool) {
 	line, fields, _ := bytes.Cut(head, crlf)
 	method, rest, _ := bytes.Cut(line, []byte(" "))
 	target, version, _ := bytes.Cut(rest, []byte(" "))
-	if !bytes.Equal(method, []byte("GET")) || !bytes.HasPrefix(version, []byte("HTTP/1.1")) {
-		return badResponse, false
+	post := bytes.Equal(method, []byte("POST"))
+	if !post && !bytes.Equal(method, []byte("GET")) || !bytes.HasPrefix(version, []byte("HTTP/1.1")) {
+		return badResponse, 0, false
 	}
 	keepAlive = true
 	for len(fields) > 0 {
@@ -115,17 +164,33 @@ func answer(head []byte, modern bool) (resp []byte, keepAlive bool) {
 		name, value, _ := bytes.Cut(f, []byte(":"))
 		value = bytes.TrimSpace(value)
 		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")) && !bytes.Equal(value, []byte("0")),
-			bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return badResponse, false // a body this backend would not read
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, ok := parseDecimal(value)
+			if !ok || n > maxRequestBody || n > 0 && !post {
+				return badResponse, 0, false // a body this backend would not read
+			}
+			bodyLen = n
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return badResponse, 0, false
 		case bytes.EqualFold(name, []byte("Connection")) && hasToken(value, "close"):
 			keepAlive = false
 		}
 	}
-	if modern && bytes.HasPrefix(target, []byte(missPrefix)) {
-		return notFoundResponse, keepAlive
+	switch {
+	case post:
+		var digits [20]byte
+		id := strconv.AppendInt(digits[:0], nextID.Add(1), 10)
+		resp = append(scratch[:0], createdHead...)
+		resp = strconv.AppendInt(resp, int64(len(`{"id":}`)+len(id)), 10)
+		resp = append(resp, "\r\n\r\n{\"id\":"...)
+		resp = append(append(resp, id...), '}')
+		return resp, bodyLen, keepAlive
+	case modern && bytes.HasPrefix(target, []byte(missPrefix)):
+		return notFoundResponse, bodyLen, keepAlive
+	case modern:
+		return okResponseModern, bodyLen, keepAlive
 	}
-	return okResponse, keepAlive
+	return okResponse, bodyLen, keepAlive
 }
 
 // runBareProxy is the -role bareproxy child process: the reverse proxy

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -102,17 +106,55 @@ func TestRespReaderAllocs(t *testing.T) {
 
 func TestBackendAnswer(t *testing.T) {
 	head := []byte("GET /miss/bench HTTP/1.1\r\nHost: x\r\nContent-Length: 0")
-	if resp, keep := answer(head, true); &resp[0] != &notFoundResponse[0] || !keep {
+	if resp, _, keep := answer(head, true, nil); &resp[0] != &notFoundResponse[0] || !keep {
 		t.Error("modern should answer 404 for the miss path")
 	}
-	if resp, _ := answer(head, false); &resp[0] != &okResponse[0] {
+	if resp, _, _ := answer(head, false, nil); &resp[0] != &okResponse[0] {
 		t.Error("legacy should answer 200 for every path")
 	}
-	if _, keep := answer([]byte("POST /x HTTP/1.1\r\nContent-Length: 3"), false); keep {
-		t.Error("a request with a body should be refused and the connection closed")
+	if _, _, keep := answer([]byte("GET /x HTTP/1.1\r\nContent-Length: 3"), false, nil); keep {
+		t.Error("a GET with a body should be refused and the connection closed")
 	}
-	if len(okResponse)-strings.Index(string(okResponse), "\r\n\r\n")-4 != 1024 {
-		t.Error("the bench body should be 1 KiB")
+	if _, _, keep := answer([]byte("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked"), false, nil); keep {
+		t.Error("a chunked body should be refused and the connection closed")
+	}
+	resp, bodyLen, keep := answer([]byte("POST /bench HTTP/1.1\r\nHost: x\r\ncontent-length: 17"), true, nil)
+	if !keep || bodyLen != 17 {
+		t.Errorf("POST: got body length %d, keep-alive %v; want 17, true", bodyLen, keep)
+	}
+	st, ka, err := newRespReader(strings.NewReader(string(resp)), 256).next()
+	if err != nil || st != 201 || !ka || !strings.Contains(string(resp), `{"id":`) {
+		t.Errorf("POST answered %q (%d, %v, %v); want 201 with an id", resp, st, ka, err)
+	}
+	for _, r := range [][]byte{okResponse, okResponseModern} {
+		if len(r)-strings.Index(string(r), "\r\n\r\n")-4 != 1024 {
+			t.Error("the bench body should be 1 KiB")
+		}
+	}
+	legacy, modern := benchBody(false), benchBody(true)
+	var a, b any
+	if json.Unmarshal(legacy, &a) != nil || json.Unmarshal(modern, &b) != nil || !reflect.DeepEqual(a, b) || bytes.Equal(legacy, modern) {
+		t.Errorf("legacy and modern should answer the same JSON in different bytes:\n%s\n%s", legacy, modern)
+	}
+}
+
+// TestBackendBody checks that a connection skips a request body that
+// arrives in pieces and serves the next request on it.
+func TestBackendBody(t *testing.T) {
+	client, server := net.Pipe()
+	go serveBackendConn(server, false)
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	body := strings.Repeat("b", 20000)
+	go func() {
+		io.WriteString(client, "POST /bench HTTP/1.1\r\nContent-Length: 20000\r\n\r\n"+body[:100])
+		io.WriteString(client, body[100:]+"GET /bench HTTP/1.1\r\n\r\n")
+	}()
+	rr := newRespReader(client, 4096)
+	for _, want := range []int{201, 200} {
+		if st, _, err := rr.next(); err != nil || st != want {
+			t.Fatalf("got %d, %v; want %d", st, err, want)
+		}
 	}
 }
 
