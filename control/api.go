@@ -43,8 +43,10 @@ func statusFor(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrGate):
 		return http.StatusUnprocessableEntity, err.Error()
-	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalidState):
+	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, store.ErrInvalidState):
+		return http.StatusConflict, "that action does not apply to the repair in its current state"
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	}
@@ -68,7 +70,13 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strangler"`)
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	body := map[string]any{"error": msg}
+	var gate *GateError
+	if errors.As(err, &gate) {
+		body["error"] = "refused by the route's gates: " + gate.Error() + "; pass force to flip anyway"
+		body["gate"], body["value_percent"], body["limit_percent"] = gate.Gate, gate.Value, gate.Limit
+	}
+	writeJSON(w, status, body)
 }
 
 // api wraps an endpoint with the admin API's checks: no cross-site

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,7 +310,13 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
 				return cur, fmt.Errorf("%w: percent %v is not from 0 to 100", ErrInvalid, *fl.Percent)
 			}
+			if m := config.Mode(next.Mode); m != config.ModeFallback && m != config.ModeModern {
+				return cur, fmt.Errorf("%w: percent applies to fallback and modern, not %s", ErrInvalid, m)
+			}
 			next.Percent = fl.Percent
+		}
+		if fl.Mode != nil && !slices.Contains(config.Modes, *fl.Mode) {
+			return cur, fmt.Errorf("%w: unknown mode %q", ErrInvalid, *fl.Mode)
 		}
 		entry.Action = "flip"
 		if fl.action != "" {
@@ -408,15 +415,29 @@ func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.Audi
 		f.log.Error("reading the rates for the gates failed", "route", cur.Route.Name, "error", err)
 		return ErrUnavailable
 	}
-	var failed string
+	var gerr *GateError
 	switch {
 	case g.MaxMismatchRate != nil && mismatch*100 > float64(*g.MaxMismatchRate):
-		failed = fmt.Sprintf("shadow mismatch rate %.3g%% is above the gate's %v%%", mismatch*100, float64(*g.MaxMismatchRate))
+		gerr = &GateError{Gate: "max_mismatch_rate", Rate: "shadow mismatch rate", Value: mismatch * 100, Limit: float64(*g.MaxMismatchRate)}
 	case g.MaxFallbackRate != nil && fallback*100 > float64(*g.MaxFallbackRate):
-		failed = fmt.Sprintf("fallback rate %.3g%% is above the gate's %v%%", fallback*100, float64(*g.MaxFallbackRate))
+		gerr = &GateError{Gate: "max_fallback_rate", Rate: "fallback rate", Value: fallback * 100, Limit: float64(*g.MaxFallbackRate)}
 	default:
 		return nil
 	}
-	f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, failed))
-	return fmt.Errorf("%w: %s; pass force to flip anyway", ErrGate, failed)
+	f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, gerr.Error()))
+	return gerr
 }
+
+// GateError is a flip a gate refused: which rate failed, its value and the
+// bound, both in percent.
+type GateError struct {
+	Gate, Rate   string
+	Value, Limit float64
+}
+
+func (e *GateError) Error() string {
+	return fmt.Sprintf("%s %.3g%% is above the gate's %v%%", e.Rate, e.Value, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrGate) true.
+func (e *GateError) Is(target error) bool { return target == ErrGate }

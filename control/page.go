@@ -153,6 +153,18 @@ func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	})
 }
 
+// formCrossOrigin is crossOrigin for the page's own form posts. Under the
+// page's Referrer-Policy: no-referrer, browsers send "Origin: null" even
+// on a same-origin post (Fetch standard, "serializing a request origin"),
+// so then only the Fetch metadata can say where the post came from; a
+// browser that sends none is refused.
+func formCrossOrigin(r *http.Request) bool {
+	if r.Header.Get("Origin") == "null" {
+		return r.Header.Get("Sec-Fetch-Site") != "same-origin"
+	}
+	return crossOrigin(r)
+}
+
 // formTokenOK checks the form's CSRF token against the session's, in
 // constant time.
 func formTokenOK(r *http.Request, sessionToken string) bool {
@@ -188,7 +200,7 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 	addr, now := clientAddr(r), p.now()
 	switch {
-	case crossOrigin(r):
+	case formCrossOrigin(r):
 		p.refuse(w, http.StatusForbidden, "Logging in from another site is refused.")
 		return
 	case p.failures.blocked(addr, now):
@@ -210,7 +222,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 
 // logout is POST /logout: it drops the session cookie.
 func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
-	if crossOrigin(r) {
+	if formCrossOrigin(r) {
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused.")
 		return
 	}
@@ -244,7 +256,7 @@ func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
 		return
 	}
-	if crossOrigin(r) {
+	if formCrossOrigin(r) {
 		deny(actor, "cross-site form post")
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
 		return
@@ -387,11 +399,16 @@ type routeView struct {
 	Version            int64
 	PercentValue       string
 	Override           *overrideView
-	RPS, Requests24h   string
-	Report             *RouteReport
-	FallbackRate       string
-	MismatchRate       string
-	Chart              sparkline
+	// Gated says the route has gates, which a flip may be forced past.
+	Gated            bool
+	RPS, Requests24h string
+	// Verdict is the retirement verdict without its "not yet" or
+	// "retirable", which the badge says.
+	Verdict      string
+	Report       *RouteReport
+	FallbackRate string
+	MismatchRate string
+	Chart        sparkline
 }
 
 type overrideView struct {
@@ -449,15 +466,17 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, actor,
 }
 
 func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
-	j := p.routeJSON(rf)
 	rv := routeView{
-		Name: j.Name, Match: j.Match, Mode: j.Mode, Version: j.Version,
+		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
 		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
-		RPS: fmtRPS(j.Live.RequestsPerSecond), Requests24h: "—",
-		FallbackRate: "—", MismatchRate: "—",
+		Gated: !rf.Route.Gates.IsZero(), RPS: fmtRPS(p.requestsPerSecond(rf.Route.Name, now)),
+		Requests24h: "—", FallbackRate: "—", MismatchRate: "—",
 	}
-	if rf.Percent != nil {
+	switch {
+	case rf.Percent != nil:
 		rv.PercentValue = strconv.FormatFloat(*rf.Percent, 'f', -1, 64)
+	case hasPercent(rf.Mode):
+		rv.PercentValue = "100"
 	}
 	if o := rf.Override; o != nil {
 		rv.Override = &overrideView{
@@ -466,6 +485,15 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 		}
 	}
 	return rv
+}
+
+// requestsPerSecond is this replica's rate over the previous whole minute
+// and the current one so far: steadier than the current minute alone,
+// which starts from zero every minute.
+func (p *statusPage) requestsPerSecond(route string, now time.Time) float64 {
+	w := p.Live.Window(route, now, 2*time.Minute)
+	elapsed := time.Minute + now.Sub(now.Truncate(time.Minute))
+	return float64(w.Requests) / elapsed.Seconds()
 }
 
 // addReport fills in the 24h columns. The fallback rate is the gates':
@@ -485,6 +513,11 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 		rv.MismatchRate = fmtRate(rep.MismatchRate)
 	}
 	rv.Chart = fallbackChart(rv.Name, rep.Hourly, now)
+	// The badge says "retirable" or "not yet"; the text says why.
+	rv.Verdict = rep.Verdict
+	for _, prefix := range []string{"retirable: ", "not yet: "} {
+		rv.Verdict = strings.TrimPrefix(rv.Verdict, prefix)
+	}
 }
 
 func toAuditView(e store.AuditEntry) auditView {

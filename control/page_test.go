@@ -320,6 +320,8 @@ func TestStatusPageRefusesForgedFlips(t *testing.T) {
 		{"with another session's form token", flipForm(csrfToken(pageOtherToken), "0", "modern", "forged"), []string{"Origin", h.URL}},
 		{"from another origin", flipForm(csrf, "0", "modern", "forged"), []string{"Origin", "https://evil.example"}},
 		{"from another site by Fetch metadata", flipForm(csrf, "0", "modern", "forged"), []string{"Sec-Fetch-Site", "cross-site"}},
+		{"from an opaque origin without Fetch metadata", flipForm(csrf, "0", "modern", "forged"), []string{"Origin", "null"}},
+		{"from an opaque origin on another site", flipForm(csrf, "0", "modern", "forged"), []string{"Origin", "null", "Sec-Fetch-Site", "cross-site"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, _ := h.send(t, "POST", "/ui/routes/get-patient", tc.form, tc.header...)
@@ -359,7 +361,8 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 	h.login(t, pageToken)
 	_, csrf := h.page(t)
 	form := flipForm(csrf, "0", "modern", "modern has every patient <since> the backfill")
-	resp, _ := h.send(t, "POST", "/ui/routes/get-patient", form, "Origin", h.URL, "Sec-Fetch-Site", "same-origin")
+	// As a browser posts it under Referrer-Policy: no-referrer.
+	resp, _ := h.send(t, "POST", "/ui/routes/get-patient", form, "Origin", "null", "Sec-Fetch-Site", "same-origin")
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("got %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -453,7 +456,8 @@ func TestStatusPageShowsGateRefusalsAndCharts(t *testing.T) {
 		`<title>12:00 UTC: 4% of requests fell back</title>`,
 		`Fallback rate of list-photos per hour over the last 24 hours: no requests.`,
 		`<span class="figure">21.3%</span>`, // 32 of 32+118, as the gates count
-		"not yet: 32 fallbacks in the last 7d",
+		`<span class="tag not-yet">not yet</span>
+    <span class="verdict small">32 fallbacks in the last 7d</span>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)

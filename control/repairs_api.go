@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,8 @@ type repairJSON struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
+	// AgeSeconds is how long ago the write came in, by the facade's clock.
+	AgeSeconds float64 `json:"age_seconds"`
 	// Target, Header and Body only for GET /admin/repairs/{id}?body=1: the
 	// path, headers and body may carry patient data.
 	Target     string              `json:"target,omitempty"`
@@ -42,11 +45,11 @@ type repairJSON struct {
 	BodyBase64 *string             `json:"body_base64,omitempty"`
 }
 
-func toRepairJSON(r store.RepairSummary) repairJSON {
+func toRepairJSON(r store.RepairSummary, now time.Time) repairJSON {
 	out := repairJSON{
 		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}
 	if r.State == store.StatePending && !r.NextAttemptAt.IsZero() {
 		t := r.NextAttemptAt.UTC()
@@ -62,6 +65,9 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	q := r.URL.Query()
 	f := store.RepairFilter{State: store.State(q.Get("state")), Route: q.Get("route"), Limit: limit}
+	if !slices.Contains(repairStates, f.State) {
+		return apiError(http.StatusBadRequest, "state must be one of sent, pending, skipped, unknown, done, dead, discarded")
+	}
 	ctx, cancel := timeout(r)
 	defer cancel()
 	list, err := a.Repairs.ListRepairs(ctx, f)
@@ -71,7 +77,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	out := make([]repairJSON, len(list))
 	for i, s := range list {
-		out[i] = toRepairJSON(s)
+		out[i] = toRepairJSON(s, a.now())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"repairs": out})
 	return nil
@@ -85,7 +91,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	if err != nil {
 		return err
 	}
-	out := toRepairJSON(rep.RepairSummary)
+	out := toRepairJSON(rep.RepairSummary, a.now())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
 		if err := a.Repairs.AppendAudit(ctx, store.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
@@ -103,6 +109,9 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// repairStates are the states a listing may filter by; "" is every state.
+var repairStates = []store.State{"", store.StateSent, store.StatePending, store.StateSkipped, store.StateUnknown, store.StateDone, store.StateDead, store.StateDiscarded}
 
 // repairAction is the body of a retry or discard.
 type repairAction struct {
@@ -123,6 +132,9 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	if req.Reason == "" {
+		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
+	}
 	id := r.PathValue("id")
 	ctx, cancel := timeout(r)
 	defer cancel()
@@ -141,7 +153,7 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toRepairJSON(rep.RepairSummary))
+	writeJSON(w, http.StatusOK, toRepairJSON(rep.RepairSummary, a.now()))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -69,6 +70,17 @@ func (a *admin) routeJSON(rf RouteFlags) routeJSON {
 	return out
 }
 
+// flushCounts adds this replica's latest counts to the store, so a report
+// includes the last seconds; a failure only makes it slightly older.
+func (a *admin) flushCounts(ctx context.Context) {
+	if a.Reports.Flush == nil {
+		return
+	}
+	if err := a.Reports.Flush(ctx); err != nil {
+		a.log.Warn("flushing counts before a report failed", "error", err)
+	}
+}
+
 func rate(n, of int64) float64 {
 	if of == 0 {
 		return 0
@@ -122,6 +134,14 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 		Route: r.PathValue("name"), Actor: actor, Reason: req.Reason,
 		Mode: req.Mode, Percent: req.Percent, Clear: req.Clear, Force: req.Force, IfMatch: version,
 	})
+	if errors.Is(err, ErrStale) {
+		// Say what the route is now, so the caller can decide again
+		// without another read that could race too.
+		cur, _ := a.Flags.Get(rf.Route.Name)
+		w.Header().Set("ETag", etag(cur.Version))
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "current": a.routeJSON(cur)})
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -137,6 +157,7 @@ func (a *admin) routeReport(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
+	a.flushCounts(ctx)
 	rep, err := a.Reports.Route(ctx, rf, a.now())
 	if err != nil {
 		return err
@@ -148,6 +169,7 @@ func (a *admin) routeReport(w http.ResponseWriter, r *http.Request, _ string) er
 func (a *admin) report(w http.ResponseWriter, r *http.Request, _ string) error {
 	ctx, cancel := timeout(r)
 	defer cancel()
+	a.flushCounts(ctx)
 	var out []RouteReport
 	for _, rf := range a.Flags.All() {
 		rep, err := a.Reports.Route(ctx, rf, a.now())

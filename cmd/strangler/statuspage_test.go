@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"strangler/store"
+)
+
+// chromium is Debian's Chromium, which CI installs (.ci/run).
+const chromium = "/usr/bin/chromium"
+
+const statusPageToken = "status-page-token-0123456789"
+
+// writeStatusPageConfig writes a config with an admin token, a SQLite
+// store in its directory and three routes, and returns its path.
+func writeStatusPageConfig(t *testing.T, legacy, modern string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "strangler.yaml")
+	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
+admin:
+  listen: "127.0.0.1:0"
+  tokens:
+    - { name: ops-alice, token: %q }
+backends:
+  legacy: { url: %q, timeout: 2s }
+  modern: { url: %q, timeout: 2s }
+debug_headers: true
+shutdown: { delay: 0s, grace: 5s }
+store: "sqlite:%s"
+routes:
+  - name: get-patient
+    match: "GET /patients/{id}"
+    mode: fallback
+    gates: { max_fallback_rate: 1%% }
+  - name: list-patients
+    match: "GET /patients"
+    mode: shadow
+  - name: create-patient
+    match: "POST /patients"
+    mode: legacy
+`, statusPageToken, legacy, modern, filepath.Join(dir, "strangler.db"))
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// seedHours gives get-patient a day of history: fallbacks that stop three
+// hours ago, as after a backfill, so the chart has something to show and
+// the gate lets a flip to modern through.
+func seedHours(t *testing.T, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC().Truncate(time.Hour)
+	var counts []store.HourCount
+	for i := 23; i >= 0; i-- {
+		hour := now.Add(-time.Duration(i) * time.Hour)
+		fallbacks := int64(0)
+		if i > 3 {
+			fallbacks = int64(i) / 2
+		}
+		counts = append(counts,
+			store.HourCount{Route: "get-patient", Hour: hour, Requests: 400, Modern: 400 - fallbacks, Fallbacks: fallbacks},
+			store.HourCount{Route: "create-patient", Hour: hour, Requests: 40})
+	}
+	if err := st.AddCounts(ctx, counts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatusPageInABrowser drives the status page in headless Chromium:
+// log in, read the route table, flip a route with a reason, see the flash
+// and the audit entry, and keep a screenshot.
+func TestStatusPageInABrowser(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("STRANGLER_REQUIRE_BROWSER") == "1" {
+			t.Fatalf("%s is missing and STRANGLER_REQUIRE_BROWSER=1: install Debian's chromium package", chromium)
+		}
+		t.Skipf("%s is missing: install Debian's chromium package (apt-get install chromium) to test the status page in a browser", chromium)
+	}
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	modern := backendAnswering(t, `{"served_by":"modern"}`)
+	path := writeStatusPageConfig(t, legacy.URL, modern.URL)
+	seedHours(t, "sqlite:"+filepath.Join(filepath.Dir(path), "strangler.db"))
+	r := startRun(t, "serve", "--config", path)
+	for range 10 {
+		getBody(t, "http://"+r.public+"/patients/7")
+		getBody(t, "http://"+r.public+"/patients")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768),
+	)
+	defer cancelAlloc()
+	ctx, cancelTab := chromedp.NewContext(ctx)
+	defer cancelTab()
+
+	// The browser's console: a stylesheet the CSP blocked, or any other
+	// error of the page, shows up here.
+	var consoleErrors []string
+	consoleDone := make(chan struct{})
+	messages := chromedp.Console(ctx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				consoleErrors = append(consoleErrors, m.String()+" "+m.URL)
+			}
+		}
+	}()
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel chromedp.CSS) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return s
+	}
+
+	do("opening the status page",
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	loginShot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	do("logging in",
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	routes := text("#routes")
+	headerColour, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header.top")).backgroundColor`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const form = `form[action="/ui/routes/get-patient"] `
+	do("flipping get-patient",
+		chromedp.SetValue(chromedp.CSS(form+`select[name=mode]`), "modern"),
+		chromedp.SendKeys(chromedp.CSS(form+`input[name=reason]`), "backfill done; no fallback for 3h"),
+		chromedp.Click(chromedp.CSS(form+`input[name=confirm]`)),
+		chromedp.Click(chromedp.CSS(form+`button[value=flip]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)),
+	)
+	flash, audit := text(".flash"), text("#audit")
+
+	for _, want := range []string{"get-patient", "GET /patients/{id}", "list-patients", "create-patient", "fallback", "shadow", "not yet"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("the route table lacks %q:\n%s", want, routes)
+		}
+	}
+	if headerColour != "rgb(31, 41, 51)" {
+		t.Errorf("the header's background is %q: the stylesheet did not load", headerColour)
+	}
+	if want := "get-patient is now modern (was fallback). Audited as ops-alice."; !strings.Contains(flash, want) {
+		t.Errorf("flash %q, want %q", flash, want)
+	}
+	for _, want := range []string{"ops-alice", "flip", "fallback → modern", "backfill done; no fallback for 3h"} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the audit log lacks %q:\n%s", want, audit)
+		}
+	}
+	if _, body := getBody(t, "http://"+r.public+"/patients/7"); body != `{"served_by":"modern"}` {
+		t.Errorf("after the flip get-patient answered %q, want modern's answer", body)
+	}
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := os.Getenv("STRANGLER_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, png := range map[string][]byte{"statuspage-login.png": loginShot, "statuspage.png": shot} {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("screenshot of the status page after the flip: %s", filepath.Join(dir, "statuspage.png"))
+
+	cancelTab()
+	<-consoleDone
+	if len(consoleErrors) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(consoleErrors, "\n"))
+	}
+}
