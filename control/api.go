@@ -73,7 +73,7 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body := map[string]any{"error": msg}
 	var gate *GateError
 	if errors.As(err, &gate) {
-		body["error"] = "refused by the route's gates: " + gate.Error() + "; pass force to flip anyway"
+		body["error"] = gate.Error() + "; pass force to flip anyway"
 		body["gate"], body["value_percent"], body["limit_percent"] = gate.Gate, gate.Value, gate.Limit
 	}
 	writeJSON(w, status, body)

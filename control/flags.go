@@ -436,7 +436,7 @@ type GateError struct {
 }
 
 func (e *GateError) Error() string {
-	return fmt.Sprintf("%s %.3g%% is above the gate's %v%%", e.Rate, e.Value, e.Limit)
+	return fmt.Sprintf("refused by the route's gates: %s %.3g%% is above the gate's %v%%", e.Rate, e.Value, e.Limit)
 }
 
 // Is makes errors.Is(err, ErrGate) true.
