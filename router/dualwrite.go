@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -94,7 +95,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		t.log.Error("dual write refused: journal unavailable", "route", rt.name, "method", req.Method, "error", err, "request_id", x.id)
 		t.metrics.DualWrite(rt.name, "refused")
 		x.served = nil
-		t.writeError(&x.w, req, x, errJournal)
+		refuseWrite(&x.w, x)
 		return
 	}
 	var capture *shadow.Capture
@@ -147,6 +148,18 @@ func (t *Table) recordOutcome(ctx context.Context, x *exchange, id string, captu
 	if t.deliver != nil {
 		t.deliver(id)
 	}
+}
+
+// refuseWrite answers a write that could not be journaled with 503: no
+// backend has seen it, so the client may send it again once the store is
+// back. statusFor maps failed backend exchanges to 502 and 504, which
+// would tell the client the backend failed, maybe after applying it.
+func refuseWrite(w http.ResponseWriter, x *exchange) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(w).Encode(errorBody{Error: errJournal.Error() + "; nothing was written, retry later", RequestID: x.id})
 }
 
 // resourceName names what a write changes: the route and its path
