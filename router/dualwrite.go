@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"strangler/config"
@@ -78,7 +77,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	intent := store.Intent{
 		ID:        newUUID(),
 		Route:     rt.name,
-		Resource:  resourceName(rt.name, x.params),
+		Resource:  resourceOf(req),
 		Method:    req.Method,
 		Target:    req.URL.RequestURI(),
 		Header:    h,
@@ -162,11 +161,12 @@ func refuseWrite(w http.ResponseWriter, x *exchange) {
 	json.NewEncoder(w).Encode(errorBody{Error: errJournal.Error() + "; nothing was written, retry later", RequestID: x.id})
 }
 
-// resourceName names what a write changes: the route and its path
-// parameters. Writes to one resource reach the secondary in order.
-func resourceName(route string, params []string) string {
-	if len(params) == 0 {
-		return route
-	}
-	return route + "/" + strings.Join(params, "/")
+// resourceOf names what a write changes: its target's path, without the
+// query. Writes to one resource reach the secondary in the order the
+// primary answered them, whichever routes they came through: a PUT and a
+// DELETE of /patients/42 are usually two routes, and were the DELETE to
+// overtake a PUT still waiting for the secondary, the secondary would
+// answer it 404 (a dead letter) and then create the patient.
+func resourceOf(req *http.Request) string {
+	return req.URL.EscapedPath()
 }
