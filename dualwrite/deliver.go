@@ -61,15 +61,15 @@ func permanent(status int) bool {
 }
 
 // send replays the write to up with the headers that let the secondary
-// apply it once (Idempotency-Key is the intent's id on every attempt) and
-// keep the primary's identity of what it created.
+// apply it once (the same Idempotency-Key on every attempt) and keep the
+// primary's identity of what it created.
 func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair) (int, error) {
 	target, err := url.ParseRequestURI(r.Target)
 	if err != nil {
 		return 0, fmt.Errorf("journaled target %q: %w", r.Target, err)
 	}
 	h := r.Header.Clone()
-	h.Set("Idempotency-Key", r.ID)
+	h.Set("Idempotency-Key", w.key(r))
 	h.Set("X-Strangler-Primary-Status", strconv.Itoa(r.Outcome.Status))
 	if r.Outcome.Location != "" {
 		h.Set("X-Strangler-Primary-Location", r.Outcome.Location)
@@ -86,6 +86,19 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// key is the Idempotency-Key the secondary gets for r: its intent id,
+// unique per journaled write, so the secondary applies each write the
+// primary applied once. Where the primary honours keys and the client sent
+// one, it is the client's: the client's retries with it are journaled
+// once each but were applied once by the primary, and so must be by the
+// secondary.
+func (w *Worker) key(r store.Repair) string {
+	if _, idempotent, _ := w.routes.DualWrite(r.Route); idempotent && r.Header.Get("Idempotency-Key") != "" {
+		return r.Header.Get("Idempotency-Key")
+	}
+	return r.ID
 }
 
 // fail records a failed delivery: dead when the secondary refused it for

@@ -54,7 +54,11 @@ func (w *Worker) resend(ctx context.Context, in store.Intent, idField config.Fie
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout(up))
 	defer cancel()
 	h := in.Header.Clone()
-	h.Set("Idempotency-Key", in.ID)
+	// The key the primary saw the first time: the client's, or the one the
+	// facade gave the write.
+	if h.Get("Idempotency-Key") == "" {
+		h.Set("Idempotency-Key", in.ID)
+	}
 	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
 	if err != nil {
 		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", withoutURL(err))

@@ -70,12 +70,19 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	if !t.bufferForReplay(x, req) {
 		return
 	}
+	id := newUUID()
+	if rt.dualWrite.primaryIdempotent && req.Header.Get("Idempotency-Key") == "" {
+		// The primary honours keys: give the write one, the same that
+		// recovery sends it again with if the outcome is lost in a crash,
+		// so that the primary applies it once.
+		req.Header.Set("Idempotency-Key", id)
+	}
 	h := t.outboundHeader(req, x)
 	for _, k := range secretHeaders {
 		h.Del(k)
 	}
 	intent := store.Intent{
-		ID:        newUUID(),
+		ID:        id,
 		Route:     rt.name,
 		Resource:  resourceOf(req),
 		Method:    req.Method,
