@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"strangler/internal/testdb"
+	"strangler/patients"
 	"strangler/store"
 )
 
@@ -596,5 +598,281 @@ func TestDualWriteSecondaryDownFor1000Writes(t *testing.T) {
 				t.Errorf("Idempotency-Key %q applied %d times by the secondary, want 1", key, n)
 			}
 		}
+	})
+}
+
+// TestDualWriteSameIdempotencyKeyThreeTimes: a client sending one write
+// three times at once with the same Idempotency-Key (a retry racing the
+// original) leaves one record on each backend.
+//
+// Whose key is whose: the client's Idempotency-Key passes through to the
+// primary untouched, and the primary (here the reference API, which
+// honours keys, so the route says primary_idempotent) applies the write
+// once and replays its answer to the other two. The facade journals each
+// of the three and sends each to the secondary with a key stable across
+// the repair worker's retries: its own, the intent id, on a route whose
+// primary does not honour keys (there each request is a write of its own
+// on the primary too); the client's key here, so that the secondary too
+// applies the three once.
+//
+// Without primary_idempotent the facade cannot know the primary applied
+// the three once: the secondary gets three keys and the primary's one id
+// (X-Strangler-Primary-Id) three times, and a secondary keeping primary
+// ids answers the second and third 409, which dead-letters them.
+func TestDualWriteSameIdempotencyKeyThreeTimes(t *testing.T) {
+	onBothStores(t, func(t *testing.T, dsn func(string) string) {
+		legacyStore, modernStore := patients.NewMemoryStore(0, 1000), patients.NewMemoryStore(0, 1)
+		legacy := httptestServer(t, patients.NewAPI(patients.Backend{
+			Patients: legacyStore, Photos: legacyStore, Idempotency: patients.NewMemoryIdempotency(),
+		}, slog.New(slog.DiscardHandler)).ServeHTTP)
+		modern := httptestServer(t, patients.NewAPI(patients.Backend{
+			Patients: modernStore, Photos: modernStore, Idempotency: patients.NewMemoryIdempotency(), KeepPrimaryID: true,
+		}, slog.New(slog.DiscardHandler)).ServeHTTP)
+		dir := t.TempDir()
+		p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{
+			legacy: legacy.URL, modern: modern.URL, store: dsn(dir), routes: `
+  - {name: create-patient, match: "POST /patients", mode: dual-write, id_field: id, primary_idempotent: true}
+  - {name: update-patient, match: "PUT /patients/{id}", mode: dual-write}
+`,
+		}))
+		st := openStateStore(t, dsn(dir))
+
+		const body = `{"first_name":"Ada","last_name":"Lovelace","birth_date":"1815-12-10"}`
+		var wg sync.WaitGroup
+		answers := make([]string, 3)
+		for i := range answers {
+			wg.Go(func() {
+				code, got, err := sendRequest("POST", "http://"+p.public+"/patients", body, map[string]string{"Idempotency-Key": "client-key-1"})
+				if err != nil || code != http.StatusCreated {
+					t.Errorf("request %d: got %d %v, want 201", i, code, err)
+				}
+				answers[i] = got
+			})
+		}
+		wg.Wait()
+		if answers[0] != answers[1] || answers[1] != answers[2] {
+			t.Errorf("the three answers differ, want the primary's one answer replayed:\n%s", strings.Join(answers, "\n"))
+		}
+		// A later write shows whether the route's queue still flows.
+		if code, _, err := sendRequest("POST", "http://"+p.public+"/patients", `{"first_name":"Grace","last_name":"Hopper","birth_date":"1906-12-09"}`, nil); err != nil || code != http.StatusCreated {
+			t.Fatalf("a later create: got %d %v, want 201", code, err)
+		}
+		pollUntil(t, "the queue settles", 20*time.Second, func() bool {
+			d := queueDepth(t, st)
+			return d["pending"]+d["sent"] == 0
+		})
+
+		ctx := context.Background()
+		onLegacy, _ := legacyStore.List(ctx, 0, 100)
+		onModern, _ := modernStore.List(ctx, 0, 100)
+		if len(onLegacy) != 2 || len(onModern) != 2 {
+			t.Errorf("got %d patients on the primary and %d on the secondary, want 2 on each (Ada once, Grace once)", len(onLegacy), len(onModern))
+		}
+		for i := range min(len(onLegacy), len(onModern)) {
+			if onLegacy[i].ID != onModern[i].ID || onLegacy[i].LastName != onModern[i].LastName {
+				t.Errorf("patient %d: got %+v on the secondary, want %+v as on the primary", i, onModern[i], onLegacy[i])
+			}
+		}
+		if d := queueDepth(t, st); d["dead"] != 0 {
+			code, list := adminDo(t, p.admin, "GET", "/admin/repairs?state=dead", nil)
+			t.Errorf("dead-lettered writes: got %d, want 0: the client's retries reached the secondary as distinct writes; %d %s", d["dead"], code, list)
+		}
+	})
+}
+
+// TestDualWriteOrderPerResource: writes to one resource reach the
+// secondary in the order the primary applied them, whatever the secondary
+// does meanwhile.
+func TestDualWriteOrderPerResource(t *testing.T) {
+	t.Run("PUT v1 then v2 while the secondary flaps ends at v2", func(t *testing.T) {
+		legacy := newRecordingBackend(t, "legacy", false, false)
+		modern := newRecordingBackend(t, "modern", true, true)
+		dir := t.TempDir()
+		p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL()}))
+		st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+
+		stopFlapping := modern.flap()
+		const items, versions = 40, 5
+		runParallel(items, 8, func(i int) {
+			for v := 1; v <= versions; v++ {
+				code, _, err := sendRequest("PUT", fmt.Sprintf("http://%s/items/o%d", p.public, i), fmt.Sprintf(`{"v":%d}`, v), nil)
+				if err != nil || code != http.StatusOK {
+					t.Errorf("PUT item o%d v%d: got %d %v, want 200", i, v, code, err)
+				}
+			}
+		})
+		time.Sleep(500 * time.Millisecond)
+		stopFlapping()
+		waitDrained(t, st, 30*time.Second)
+		items_, _ := modern.snapshot()
+		for i := range items {
+			id := fmt.Sprintf("o%d", i)
+			if got, want := items_[id], fmt.Sprintf(`{"v":%d}`, versions); got != want {
+				t.Errorf("item %s on the secondary: got %q, want %q", id, got, want)
+			}
+		}
+		sameRecords(t, legacy, modern)
+	})
+
+	// A create still waiting for the secondary, then the DELETE of what it
+	// created: the secondary must end without it, whichever order the two
+	// were answered in by it.
+	deleteAfterCreate := func(t *testing.T, create func(p *process, i int) (path string)) {
+		legacy := newRecordingBackend(t, "legacy", false, false)
+		modern := newRecordingBackend(t, "modern", true, true)
+		dir := t.TempDir()
+		p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL()}))
+		st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+
+		// The creates reach the primary while the secondary is down: they
+		// wait in the queue, backing off.
+		modern.stop()
+		const n = 10
+		var paths []string
+		for i := range n {
+			paths = append(paths, create(p, i))
+		}
+		time.Sleep(time.Second)
+		// The secondary is back; the client deletes what it created.
+		modern.start()
+		for _, path := range paths {
+			if code, _, err := sendRequest("DELETE", "http://"+p.public+path, "", nil); err != nil || code != http.StatusNoContent {
+				t.Errorf("DELETE %s: got %d %v, want 204", path, code, err)
+			}
+		}
+		pollUntil(t, "the queue settles", 20*time.Second, func() bool {
+			d := queueDepth(t, st)
+			return d["pending"]+d["sent"] == 0
+		})
+		onModern, _ := modern.snapshot()
+		for id, v := range onModern {
+			t.Errorf("item %s is on the secondary (%s) after its DELETE, want it absent as on the primary", id, v)
+		}
+		if d := queueDepth(t, st); d["dead"] != 0 {
+			t.Errorf("dead-lettered writes: got %d, want 0", d["dead"])
+		}
+	}
+	t.Run("a DELETE after a failed create does not resurrect the resource", func(t *testing.T) {
+		deleteAfterCreate(t, func(p *process, i int) string {
+			path := fmt.Sprintf("/items/z%d", i)
+			if code, _, err := sendRequest("PUT", "http://"+p.public+path, `{"v":"created by PUT"}`, nil); err != nil || code != http.StatusOK {
+				t.Fatalf("PUT %s: got %d %v, want 200", path, code, err)
+			}
+			return path
+		})
+	})
+	t.Run("a DELETE after a failed POST create does not resurrect the resource", func(t *testing.T) {
+		// Known bug, reported: a POST's resource is its collection
+		// (/items), the DELETE's the item (/items/7), so the two are not
+		// ordered and the DELETE can reach the secondary first (404, dead
+		// letter), then the create. Ordering them needs the store to move
+		// a create to the resource its answer names (Location or id_field)
+		// when RecordOutcome records it.
+		t.Skip("a POST create and the DELETE of what it created are not ordered; see the report on issue 3")
+		deleteAfterCreate(t, func(p *process, i int) string {
+			code, body, err := sendRequest("POST", "http://"+p.public+"/items", `{"v":"created by POST"}`, nil)
+			if err != nil || code != http.StatusCreated {
+				t.Fatalf("POST /items: got %d %v, want 201", code, err)
+			}
+			var c struct{ ID string }
+			json.Unmarshal([]byte(body), &c)
+			return "/items/" + c.ID
+		})
+	})
+}
+
+// TestDualWritePermanentRefusal: a write the secondary refuses with 400
+// is dead-lettered for an operator, and writes to other resources keep
+// reaching the secondary.
+func TestDualWritePermanentRefusal(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	modern.refuse = func(r *http.Request) bool { return r.URL.Path == "/items/poison" }
+	dir := t.TempDir()
+	p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL()}))
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+
+	put := func(id, v string) {
+		t.Helper()
+		if code, _, err := sendRequest("PUT", "http://"+p.public+"/items/"+id, v, nil); err != nil || code != http.StatusOK {
+			t.Fatalf("PUT %s: got %d %v, want 200 from the primary", id, code, err)
+		}
+	}
+	put("poison", `{"v":1}`)
+	for i := range 20 {
+		put(fmt.Sprintf("a%d", i), `{"v":1}`)
+	}
+	pollUntil(t, "the refused write is dead", 10*time.Second, func() bool { return queueDepth(t, st)["dead"] == 1 })
+	// Writes after the dead letter flow too.
+	for i := range 20 {
+		put(fmt.Sprintf("b%d", i), `{"v":2}`)
+	}
+	pollUntil(t, "the other writes are applied", 10*time.Second, func() bool {
+		d := queueDepth(t, st)
+		return d["pending"]+d["sent"] == 0
+	})
+
+	onModern, _ := modern.snapshot()
+	for _, prefix := range []string{"a", "b"} {
+		for i := range 20 {
+			if _, ok := onModern[fmt.Sprintf("%s%d", prefix, i)]; !ok {
+				t.Errorf("item %s%d: missing on the secondary, want it applied despite the dead letter", prefix, i)
+			}
+		}
+	}
+	if _, ok := onModern["poison"]; ok {
+		t.Error("the refused item is on the secondary")
+	}
+	code, body := adminDo(t, p.admin, "GET", "/admin/repairs?state=dead", nil)
+	var list struct {
+		Repairs []struct {
+			Resource  string `json:"resource"`
+			LastError string `json:"last_error"`
+			Attempts  int    `json:"attempts"`
+		} `json:"repairs"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil || code != 200 {
+		t.Fatalf("GET /admin/repairs?state=dead: %d %s", code, body)
+	}
+	if len(list.Repairs) != 1 || !strings.Contains(list.Repairs[0].LastError, "400") || list.Repairs[0].Attempts != 1 {
+		t.Errorf("dead letters: got %+v, want one, refused with 400 on its first attempt", list.Repairs)
+	}
+	pollUntil(t, `strangler_repair_queue_depth{state="dead"} = 1`, 10*time.Second, func() bool {
+		return metricValue(t, p.admin, `strangler_repair_queue_depth{state="dead"}`) == "1"
+	})
+}
+
+// TestDualWriteStoreUnavailable: with the state store unreachable a write
+// on a dual-write route is refused with 503 before the primary sees it (it
+// could not be journaled, so it could be lost), while reads are served.
+func TestDualWriteStoreUnavailable(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	proxy, dsn := testdb.NewProxy(t, testdb.Postgres(t))
+	dir := t.TempDir()
+	p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{
+		legacy: legacy.URL(), modern: modern.URL(), store: dsn,
+	}))
+	if code, _, err := sendRequest("PUT", "http://"+p.public+"/items/1", `{"v":1}`, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("PUT with the store up: got %d %v, want 200", code, err)
+	}
+
+	proxy.Cut()
+	code, body, err := sendRequest("PUT", "http://"+p.public+"/items/2", `{"v":2}`, nil)
+	if err != nil || code != http.StatusServiceUnavailable {
+		t.Errorf("PUT with the store down: got %d %q %v, want 503", code, body, err)
+	}
+	if onLegacy, _ := legacy.snapshot(); onLegacy["2"] != "" {
+		t.Error("the primary applied a write that could not be journaled")
+	}
+	code, body, err = sendRequest("GET", "http://"+p.public+"/items/1", "", nil)
+	if err != nil || code != http.StatusOK || body != `{"v":1}` {
+		t.Errorf("GET with the store down: got %d %q %v, want 200 {\"v\":1}", code, body, err)
+	}
+
+	proxy.Restore()
+	pollUntil(t, "writes are accepted again", 10*time.Second, func() bool {
+		code, _, _ := sendRequest("PUT", "http://"+p.public+"/items/3", `{"v":3}`, nil)
+		return code == http.StatusOK
 	})
 }
