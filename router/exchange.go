@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"strangler/shadow"
 	"strangler/upstream"
 )
@@ -40,6 +42,8 @@ type exchange struct {
 	// w captures the status sent to the client and, when w.tee is set,
 	// the start of the body.
 	w statusWriter
+	// span is the request's server span; nil when tracing is off.
+	span trace.Span
 }
 
 type exchangeKey struct{}

@@ -35,7 +35,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		out.Body = sent
 	}
 	var held upstream.Informational
-	resp, err := modern.RoundTrip(held.Hold(&out))
+	resp, err := f.t.roundTrip(modern, held.Hold(&out), "serve")
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
 	if modernStatus != statusClientClosed {
 		rt.stats.Modern(x.start, modernStatus >= 500)
@@ -62,7 +62,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if x.replay != nil {
 		lreq.Body = io.NopCloser(bytes.NewReader(x.replay))
 	}
-	resp, err = legacy.RoundTrip(&lreq)
+	resp, err = f.t.roundTrip(legacy, &lreq, "fallback", attrFallbackReason.String(reason))
 	legacyStatus := 0
 	if err == nil {
 		legacyStatus = resp.StatusCode
@@ -125,7 +125,10 @@ func (f *fallbackTransport) logFallback(req *http.Request, x *exchange, reason s
 		slog.Int("legacy_status", legacyStatus),
 		slog.Float64("duration_ms", float64(time.Since(x.start).Microseconds())/1000),
 		slog.String("request_id", x.id),
-		slog.String("trace_id", traceID(req.Header)),
+		slog.String("trace_id", x.traceID(req.Header)),
+	}
+	if x.span != nil {
+		x.span.SetAttributes(attrFallbackReason.String(reason))
 	}
 	if x.route.logPath {
 		attrs = append(attrs, slog.String("path", x.inURL.Path))

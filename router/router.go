@@ -15,6 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"strangler/config"
 	"strangler/shadow"
 	"strangler/stats"
@@ -54,6 +57,10 @@ type Deps struct {
 	Stats *stats.Counters
 	// RepairKeys queues entity keys for read repair; nil turns it off.
 	RepairKeys RepairKeys
+	// Tracer and Propagator trace requests with OpenTelemetry; a nil
+	// Tracer turns tracing off.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 	// HashKey keys the hashes of redacted values in samples.
 	HashKey shadow.HashKey
 	// Now is the clock; nil means time.Now.
@@ -122,7 +129,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rt, params := t.match(req)
 	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
 	x.w.ResponseWriter = w
-	req = req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x))
+	ctx := req.Context()
+	if t.tracing != nil {
+		ctx, x.span = t.tracing.startServer(req, rt)
+	}
+	req = req.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	defer t.finish(x, req)
 
 	switch rt.mode {
@@ -188,6 +199,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		code = statusClientClosed
 	}
 	t.metrics.exchange(x.route.name, backend, code, time.Since(x.start))
+	x.endServer(code)
 	rt := x.route
 	rt.stats.Request(x.start, served, req)
 	// A fallback route counts its modern attempts in the fallback

@@ -198,7 +198,7 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 	ctx, cancel := context.WithTimeout(j.ctx, max(2*up.Timeout(), 5*time.Second))
 	defer cancel()
 	req := upstream.NewRequest(ctx, j.copy.Method, up.Target(&j.target), j.copy.Header.Clone(), j.copy.Body)
-	resp, err := up.RoundTrip(req)
+	resp, err := j.t.roundTrip(up, req, "shadow")
 	if err != nil {
 		return shadow.Response{}, err
 	}

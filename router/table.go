@@ -47,6 +47,7 @@ type Table struct {
 	samples  shadow.SampleStore
 	noise    NoiseStore
 	now      func() time.Time
+	tracing  *tracing
 }
 
 // NoiseStore keeps the fields shadow comparisons learned as noise, so a
@@ -84,6 +85,9 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		noise:   r.deps.Noise,
 		now:     r.deps.Now,
 		hashKey: r.deps.HashKey,
+	}
+	if r.deps.Tracer != nil {
+		t.tracing = &tracing{tracer: r.deps.Tracer, propagator: r.deps.Propagator}
 	}
 	t.rctxPool.New = func() any { return chi.NewRouteContext() }
 	for _, p := range cfg.TrustedProxies {
@@ -130,8 +134,8 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 			t.routes[routeKey{http.MethodHead, m.Path}] = rt
 		}
 	}
-	t.toLegacy = t.reverseProxy(legacy, legacy)
-	t.toModern = t.reverseProxy(modern, modern)
+	t.toLegacy = t.reverseProxy(legacy, passThrough{t, legacy})
+	t.toModern = t.reverseProxy(modern, passThrough{t, modern})
 	t.toModernOrLegacy = t.reverseProxy(modern, &fallbackTransport{t: t})
 	return t, nil
 }

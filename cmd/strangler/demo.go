@@ -18,6 +18,7 @@ import (
 	"strangler/config"
 	"strangler/legacy"
 	"strangler/modern"
+	"strangler/telemetry"
 )
 
 //go:embed demo.yaml
@@ -75,8 +76,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
+	tracing, err := telemetry.Setup(ctx, getenv)
+	if err != nil {
+		return err
+	}
 	return serve(ctx, cfg, log, facadeOptions{
-		extra: []actor{legacySrv, modernSrv},
+		tracing: tracing,
+		extra:   []actor{legacySrv, modernSrv},
 		onServing: func(public, admin string) {
 			printDemo(stdout, public, admin, legacyURL, modernURL, token)
 		},

@@ -25,6 +25,7 @@ import (
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
+	"strangler/telemetry"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -45,7 +46,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, log, facadeOptions{reloader: &reloader{path: *path, env: env, log: log}})
+	tracing, err := telemetry.Setup(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log, facadeOptions{reloader: &reloader{path: *path, env: env, log: log}, tracing: tracing})
 }
 
 // newLogger returns the JSON logger every component gets; the level comes
@@ -94,6 +99,8 @@ type facadeOptions struct {
 	extra []actor
 	// onServing, if set, learns the listeners' addresses once they are up.
 	onServing func(public, admin string)
+	// tracing is OpenTelemetry as the environment configures it; nil is off.
+	tracing *telemetry.Tracing
 }
 
 // flushInterval is how often counts go to the state store for the report
@@ -117,7 +124,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	counters := stats.NewCounters()
 	metrics := router.NewMetrics(reg)
 	var worker *dualwrite.Worker
-	rtr := router.New(router.Deps{
+	deps := router.Deps{
 		Metrics: metrics, Log: log, Journal: st,
 		Deliver:    func(id string) { worker.Kick(id) },
 		Samples:    storeSamples{st},
@@ -125,7 +132,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		HashKey:    shadow.NewHashKey(),
 		Stats:      counters,
 		RepairKeys: st,
-	})
+	}
+	if tr := opts.tracing; tr != nil && tr.Enabled() {
+		deps.Tracer, deps.Propagator = tr.Provider.Tracer("strangler"), tr.Propagator
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				log.Warn("flushing the last traces failed", "error", err)
+			}
+		}()
+		log.Info("tracing on: spans go to the OTLP exporter the OTEL_* variables configure")
+	}
+	rtr := router.New(deps)
 	worker = dualwrite.New(st, rtr, cfg.Repairs, reg, metrics.DualWrite, log)
 	reports := &control.Reports{Counts: st, Flush: func(ctx context.Context) error {
 		return counters.Flush(ctx, st, time.Now())

@@ -1,0 +1,100 @@
+// Package telemetry sets up OpenTelemetry tracing the way every OTel SDK
+// does: from the standard OTEL_* environment variables, exporting over OTLP
+// (HTTP or gRPC) when an exporter is configured, and doing nothing at all
+// when none is.
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Tracing is the process's tracing: a tracer provider and the W3C trace
+// context propagator, or nothing when tracing is off.
+type Tracing struct {
+	// Provider makes the tracers; nil when tracing is off.
+	Provider trace.TracerProvider
+	// Propagator reads and writes traceparent and tracestate (and baggage).
+	Propagator propagation.TextMapPropagator
+	shutdown   func(context.Context) error
+}
+
+// Enabled reports whether spans are recorded and exported.
+func (t *Tracing) Enabled() bool { return t.Provider != nil }
+
+// Shutdown flushes spans not yet exported.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if t.shutdown == nil {
+		return nil
+	}
+	return t.shutdown(ctx)
+}
+
+// Setup reads the OTEL_* variables: tracing is on when OTEL_TRACES_EXPORTER
+// is "otlp", or when it is unset and an OTLP endpoint is
+// (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); off
+// with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. The protocol
+// comes from OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL: "http/protobuf" (the
+// default) or "grpc". The exporters read their endpoint, headers, TLS and
+// timeout variables themselves, as do the sampler (OTEL_TRACES_SAMPLER)
+// and the resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).
+func Setup(ctx context.Context, getenv func(string) string) (*Tracing, error) {
+	t := &Tracing{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	if !enabled(getenv) {
+		return t, nil
+	}
+	protocol := first(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
+	var exp sdktrace.SpanExporter
+	var err error
+	switch protocol {
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx)
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	default:
+		return nil, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL=%q: want http/protobuf or grpc", protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	res, err := resource.Merge(
+		resource.NewSchemaless(semconv.ServiceName("strangler")),
+		resource.Environment(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	t.Provider, t.shutdown = tp, tp.Shutdown
+	return t, nil
+}
+
+func enabled(getenv func(string) string) bool {
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
+		return false
+	}
+	switch exporter := getenv("OTEL_TRACES_EXPORTER"); exporter {
+	case "":
+		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+	default:
+		return strings.Contains(exporter, "otlp")
+	}
+}
+
+func first(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
