@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -53,11 +54,17 @@ func newGenerator(conns int) *generator {
 // run drives addr with req on g.conns connections for d and adds every
 // response's latency to h.
 func (g *generator) run(addr string, req []byte, d time.Duration, h *histogram) runResult {
+	return g.drive(addr, req, d, nil, h)
+}
+
+// drive runs g.conns workers until d has passed, closed-loop when tickets
+// is nil, otherwise each sending a request per ticket it takes.
+func (g *generator) drive(addr string, req []byte, d time.Duration, tickets <-chan time.Time, h *histogram) runResult {
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for i := range g.conns {
-		wg.Go(func() { g.results[i] = g.worker(i, addr, req, deadline) })
+		wg.Go(func() { g.results[i] = g.worker(i, addr, req, deadline, tickets) })
 	}
 	wg.Wait()
 	res := runResult{elapsed: time.Since(start)}
@@ -76,9 +83,13 @@ func (g *generator) run(addr string, req []byte, d time.Duration, h *histogram) 
 	return res
 }
 
-// worker is one connection's closed loop. A connection that fails is
-// replaced; a response that asks to close the connection is honoured.
-func (g *generator) worker(i int, addr string, req []byte, deadline time.Time) workerResult {
+// worker is one connection's loop: closed (the next request as soon as
+// the last response is in) while tickets is nil, otherwise one request per
+// ticket taken, its latency counted from the ticket's scheduled time, so
+// that a target that falls behind is charged for the wait as well. A
+// connection that fails is replaced; a response that asks to close the
+// connection is honoured.
+func (g *generator) worker(i int, addr string, req []byte, deadline time.Time, tickets <-chan time.Time) workerResult {
 	var res workerResult
 	h, rr := g.hists[i], g.readers[i]
 	h.reset()
@@ -110,7 +121,12 @@ func (g *generator) worker(i int, addr string, req []byte, deadline time.Time) w
 			rr.reset(c)
 		}
 		t0 := time.Now()
-		if !t0.Before(deadline) {
+		if tickets != nil {
+			var ok bool
+			if t0, ok = <-tickets; !ok {
+				break
+			}
+		} else if !t0.Before(deadline) {
 			break
 		}
 		if _, err := c.Write(req); err != nil {
@@ -142,6 +158,12 @@ func (g *generator) worker(i int, addr string, req []byte, deadline time.Time) w
 // buildRequest returns the bytes of a minimal keep-alive GET.
 func buildRequest(path string) []byte {
 	return []byte("GET " + path + " HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: strangler-bench\r\nAccept: */*\r\n\r\n")
+}
+
+// buildPost returns the bytes of a keep-alive POST of a JSON body.
+func buildPost(path, body string) []byte {
+	return []byte("POST " + path + " HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: strangler-bench\r\nAccept: */*\r\n" +
+		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
 }
 
 // probe sends one request on a new connection and returns the status.

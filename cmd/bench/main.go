@@ -1,14 +1,18 @@
 // Command bench measures what strangler costs on the request path. In one
 // run it starts a cheap backend, a bare httputil.ReverseProxy (the baseline
-// every Go proxy starts from), strangler in legacy mode, in fallback mode
-// (hit and miss) and with a small and a large route table, and nginx and
-// Caddy when they are installed; then it drives each with the same
-// closed-loop load generator in interleaved rounds, so that drift in the
-// machine affects all of them alike, and prints requests/s, p50, p99 and
-// resident memory for each, and the ratios the project's targets are
-// stated in.
+// every Go proxy starts from), strangler in legacy mode, in shadow mode, in
+// fallback mode (hit and miss), with a small and a large route table, and
+// for writes in legacy and dual-write mode (with the embedded store, and
+// PostgreSQL when it is reachable), and nginx and Caddy when they are
+// installed; then it drives each with the same closed-loop load generator
+// in interleaved rounds, so that drift in the machine affects all of them
+// alike, and the pairs whose latencies the targets compare again at the
+// same paced load; and it prints requests/s, p50, p99, CPU and resident
+// memory for each, and the ratios the project's targets are stated in.
+// Then it flips a route back and forth under a paced load, and measures
+// how fast a flip reaches three replicas sharing a PostgreSQL store.
 //
-//	go run ./cmd/bench [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH]
+//	go run ./cmd/bench [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH] [-targets KEYS]
 //
 // Every target is a separate process, so its resident memory is its own.
 // The numbers are only comparable within one run on one machine: the load
@@ -43,10 +47,23 @@ type options struct {
 	logLevel  string
 	peers     bool
 	only      map[string]bool // -targets; nil means all
+
+	postgres   string  // PostgreSQL server for the store targets
+	pacedShare float64 // paced load, as a share of the slowest closed-loop req/s of a group
+	flipRate   float64
+	flipFor    time.Duration
+	flipEvery  time.Duration
+	propFlips  int
 }
 
-// targetKeys name the targets for -targets, in the order they run.
-var targetKeys = []string{"direct", "bare", "legacy", "miss", "hit", "routes10", "routesN", "nginx", "caddy"}
+// targetKeys name the targets and groups for -targets, in the order they
+// run.
+var targetKeys = []string{"direct", "bare", "legacy", "shadow", "miss", "hit", "routes10", "routesN", "nginx", "caddy",
+	"post", "dualwrite", "dualwrite-pg", "flips", "propagation"}
+
+// baselines are the targets a target is compared with: selecting it
+// selects them too.
+var baselines = map[string][]string{"shadow": {"legacy"}, "dualwrite": {"post"}, "dualwrite-pg": {"post"}}
 
 // wants reports whether target key is to be measured.
 func (o options) wants(key string) bool { return o.only == nil || o.only[key] }
@@ -73,7 +90,16 @@ func main() {
 	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator")
 	flag.StringVar(&o.logLevel, "log-level", "", "STRANGLER_LOG_LEVEL for strangler (default: its own, info)")
 	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and Caddy when they are on PATH")
-	only := flag.String("targets", "", "comma-separated `keys` of the targets to measure (default all): "+strings.Join(targetKeys, ","))
+	only := flag.String("targets", "", "comma-separated `keys` of the targets and groups to measure (default all; "+
+		"shadow brings legacy, dualwrite and dualwrite-pg bring post): "+strings.Join(targetKeys, ","))
+	flag.StringVar(&o.postgres, "postgres", envOr("STRANGLER_TEST_POSTGRES", defaultPostgres),
+		"PostgreSQL `URL` for dualwrite-pg and propagation (each gets a schema of its own, dropped afterwards; "+
+			"default $STRANGLER_TEST_POSTGRES or the local test server)")
+	flag.Float64Var(&o.pacedShare, "paced-share", 0.3, "paced load for the latency ratios, as a `share` of the slowest closed-loop req/s of the compared targets (0 skips it)")
+	flag.Float64Var(&o.flipRate, "flip-rate", 500, "requests/s during the flips")
+	flag.DurationVar(&o.flipFor, "flip-duration", 10*time.Second, "how long the flips run")
+	flag.DurationVar(&o.flipEvery, "flip-every", 200*time.Millisecond, "time between flips")
+	flag.IntVar(&o.propFlips, "propagation-flips", 50, "flips whose propagation to three replicas is timed")
 	flag.Parse()
 	if *only != "" {
 		o.only = map[string]bool{}
@@ -83,6 +109,9 @@ func main() {
 				os.Exit(2)
 			}
 			o.only[k] = true
+			for _, b := range baselines[k] {
+				o.only[b] = true
+			}
 		}
 	}
 
@@ -116,11 +145,26 @@ func bench(o options) error {
 		return err
 	}
 	defer s.cleanup()
-	targets, backend, notes, err := startAll(s, o)
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	if len(targets) == 0 {
+	bin := o.strangler
+	if bin == "" {
+		if bin, err = buildStrangler(s.dir); err != nil {
+			return err
+		}
+	}
+	b, backend, err := s.startBackend(self)
+	if err != nil {
+		return err
+	}
+	targets, notes, err := startAll(s, o, self, bin, b, backend)
+	if err != nil {
+		return err
+	}
+	groups := o.wants("flips") || o.wants("propagation")
+	if len(targets) == 0 && !groups {
 		return fmt.Errorf("no target to measure")
 	}
 
@@ -128,9 +172,14 @@ func bench(o options) error {
 	if err := warmUp(g, targets, o.warmup); err != nil {
 		return err
 	}
+	before := snapshotCounters(targets)
 	if err := measureRounds(g, targets, backend, o); err != nil {
 		return err
 	}
+	if err := measurePaced(g, targets, o); err != nil {
+		return err
+	}
+	drained := watchDrain(targets)
 	if o.open > 0 {
 		for _, t := range targets {
 			if t.key == "bare" || t.key == "legacy" || t.key == "nginx" || t.key == "caddy" {
@@ -142,9 +191,18 @@ func bench(o options) error {
 			}
 		}
 	}
+	var flips *flipsResult
+	if o.wants("flips") {
+		flips = runFlips(s, o, bin, b, g)
+	}
+	var prop *propagationResult
+	if o.wants("propagation") {
+		prop = runPropagation(s, o, bin, b)
+	}
 	notes = append(notes, fallbackNotes(targets)...)
+	issues := issueResults{before: before, after: snapshotCounters(targets), drained: drained(), flips: flips, propagation: prop}
 
-	report(os.Stdout, o, targets, notes)
+	report(os.Stdout, o, targets, notes, issues)
 	fmt.Printf("\nthe run took %v\n", time.Since(began).Round(time.Second))
 	return nil
 }
@@ -152,15 +210,22 @@ func bench(o options) error {
 // warmUp loads each target briefly, unmeasured: connection pools fill and
 // the Go targets' heaps reach their working size.
 func warmUp(g *generator, targets []*target, d time.Duration) error {
-	if d <= 0 {
+	if d <= 0 || len(targets) == 0 {
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "warming up %d targets for %v each\n", len(targets), d)
 	for _, t := range targets {
 		var discard histogram
 		res := g.run(t.addr, t.request, d, &discard)
+		t.served += res.requests
+		t.ok += res.requests - res.non2xx
 		if res.requests == 0 {
 			return fmt.Errorf("%s answered nothing during warm-up: %v", t.name, res.err)
+		}
+		if t.settle != nil {
+			if _, err := t.settle(t); err != nil && t.settleErr == nil {
+				t.settleErr = fmt.Errorf("after the warm-up: %w", err)
+			}
 		}
 		if err := t.proc.exited(); err != nil {
 			return err
@@ -184,7 +249,15 @@ func measureRounds(g *generator, targets []*target, backend *child, o options) e
 			}
 			before, err := cpuNow(t, backend)
 			res := g.run(t.addr, t.request, o.duration, &t.hist)
+			t.ended = time.Now()
 			t.add(res)
+			if t.settle != nil {
+				d, serr := t.settle(t)
+				t.settled += d
+				if serr != nil && t.settleErr == nil {
+					t.settleErr = serr
+				}
+			}
 			if err == nil {
 				var after cpuSample
 				if after, err = cpuNow(t, backend); err == nil {
@@ -208,80 +281,86 @@ func measureRounds(g *generator, targets []*target, backend *child, o options) e
 	return nil
 }
 
-// startAll builds strangler if needed and starts every target. Peers that
-// are missing or fail to start are skipped with a note; anything else
-// failing is an error.
-func startAll(s *supervisor, o options) (targets []*target, backend *child, notes []string, err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	bin := o.strangler
-	if bin == "" {
-		if bin, err = buildStrangler(s.dir); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	b, bc, err := s.startBackend(self)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// startAll starts every target but the backend. Peers that are missing or
+// fail to start, and targets whose PostgreSQL cannot be reached, are
+// skipped with a note; anything else failing is an error.
+func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *child) (targets []*target, notes []string, err error) {
 	if o.wants("direct") {
 		targets = append(targets, backendTarget(b, bc))
 	}
 	if o.wants("bare") {
 		bare, err := s.startBareProxy(self, b)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		targets = append(targets, bare)
+	}
+	start := func(specs []stranglerSpec) error {
+		for _, sp := range specs {
+			if !o.wants(sp.key) {
+				continue
+			}
+			if sp.store == needsPostgres {
+				var err error
+				if sp.store, err = s.postgresSchema(o.postgres); err != nil {
+					notes = append(notes, fmt.Sprintf("%s skipped: %v", sp.name, err))
+					continue
+				}
+			}
+			fmt.Fprintf(os.Stderr, "starting %s\n", sp.name)
+			t, err := s.startStrangler(bin, sp, b, o.logLevel)
+			if err != nil {
+				return err
+			}
+			t.settle = settlerOf(sp.key)
+			targets = append(targets, t)
+			notes = append(notes, fmt.Sprintf("%s was ready %v after exec", t.name, t.startup.Round(time.Millisecond)))
+		}
+		return nil
 	}
 
 	many, manyPath := manyRoutes(o.routes)
 	ten, tenPath := manyRoutes(10)
-	for _, st := range []struct{ key, name, routes, path string }{
-		{"legacy", "strangler legacy", oneRoute("bench", "GET /bench", "legacy"), "/bench"},
-		{"miss", "strangler fallback miss", oneRoute("bench", "GET "+missPrefix+"bench", "fallback"), missPrefix + "bench"},
-		{"hit", "strangler fallback hit", oneRoute("bench", "GET /bench", "fallback"), "/bench"},
-		{"routes10", "strangler 10 routes", ten, tenPath},
-		{"routesN", "strangler " + thousands(o.routes) + " routes", many, manyPath},
-	} {
-		if !o.wants(st.key) {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "starting %s\n", st.name)
-		t, err := s.startStrangler(bin, st.key, st.name, b, st.routes, st.path, o.logLevel)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		targets = append(targets, t)
-		notes = append(notes, fmt.Sprintf("%s was ready %v after exec", t.name, t.startup.Round(time.Millisecond)))
+	if err := start([]stranglerSpec{
+		{key: "legacy", name: "strangler legacy", routes: oneRoute("bench", "GET /bench", "legacy"), request: buildRequest("/bench")},
+		shadowSpec(),
+		{key: "miss", name: "strangler fallback miss", routes: oneRoute("bench", "GET "+missPrefix+"bench", "fallback"), request: buildRequest(missPrefix + "bench")},
+		{key: "hit", name: "strangler fallback hit", routes: oneRoute("bench", "GET /bench", "fallback"), request: buildRequest("/bench")},
+		{key: "routes10", name: "strangler 10 routes", routes: ten, request: buildRequest(tenPath)},
+		{key: "routesN", name: "strangler " + thousands(o.routes) + " routes", routes: many, request: buildRequest(manyPath)},
+	}); err != nil {
+		return nil, nil, err
 	}
 
-	if !o.peers {
-		return targets, bc, notes, nil
+	if o.peers {
+		for _, p := range []struct {
+			name  string
+			start func(self, bin string, b backendAddrs) (*target, error)
+		}{{"nginx", s.startNginx}, {"caddy", s.startCaddy}} {
+			if !o.wants(p.name) {
+				continue
+			}
+			path, err := exec.LookPath(p.name)
+			if err != nil {
+				notes = append(notes, p.name+" is not on PATH; skipped")
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "starting %s\n", p.name)
+			t, err := p.start(self, path, b)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("%s did not start; skipped: %v", p.name, err))
+				continue
+			}
+			targets = append(targets, t)
+		}
 	}
-	for _, p := range []struct {
-		name  string
-		start func(self, bin string, b backendAddrs) (*target, error)
-	}{{"nginx", s.startNginx}, {"caddy", s.startCaddy}} {
-		if !o.wants(p.name) {
-			continue
-		}
-		path, err := exec.LookPath(p.name)
-		if err != nil {
-			notes = append(notes, p.name+" is not on PATH; skipped")
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "starting %s\n", p.name)
-		t, err := p.start(self, path, b)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("%s did not start; skipped: %v", p.name, err))
-			continue
-		}
-		targets = append(targets, t)
+
+	// The writes come last: the dual-write targets' stores grow during the
+	// run, and nothing else runs between them and their baseline.
+	if err := start(writeSpecs()); err != nil {
+		return nil, nil, err
 	}
-	return targets, bc, notes, nil
+	return targets, notes, nil
 }
 
 // buildStrangler builds ./cmd/strangler of the module the bench runs in.
@@ -319,6 +398,8 @@ func cpuNow(t *target, backend *child) (cpuSample, error) {
 func (t *target) add(r runResult) {
 	t.rates = append(t.rates, r.rate())
 	t.requests += r.requests
+	t.served += r.requests
+	t.ok += r.requests - r.non2xx
 	t.elapsed += r.elapsed
 	t.non2xx += r.non2xx
 	t.ioErrors += r.ioErrors

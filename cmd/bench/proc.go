@@ -20,7 +20,10 @@ type supervisor struct {
 	dir      string
 	mu       sync.Mutex
 	children []*child
-	once     sync.Once
+	// after runs once the children are gone (dropping a PostgreSQL schema
+	// they used).
+	after []func()
+	once  sync.Once
 }
 
 // child is one started process; its stdout and stderr go to a log file.
@@ -91,8 +94,18 @@ func (s *supervisor) cleanup() {
 				fmt.Fprintf(os.Stderr, "bench: %s (pid %d) did not exit\n", c.name, c.cmd.Process.Pid)
 			}
 		}
+		for _, f := range s.after {
+			f()
+		}
 		os.RemoveAll(s.dir)
 	})
+}
+
+// atCleanup has f run by cleanup once every child has exited.
+func (s *supervisor) atCleanup(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.after = append(s.after, f)
 }
 
 // waitLine waits until the child's log has a line containing marker and

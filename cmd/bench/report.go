@@ -22,52 +22,17 @@ const (
 // missing fills a column that could not be measured.
 const missing = "-"
 
-func report(w io.Writer, o options, targets []*target, notes []string) {
+func report(w io.Writer, o options, targets []*target, notes []string, issues issueResults) {
 	byKey := map[string]*target{}
 	width := len("target")
 	for _, t := range targets {
 		byKey[t.key] = t
 		width = max(width, len(t.name))
 	}
-	fmt.Fprintf(w, "\n%d rounds x %v per target, %d connections, 1 KiB responses; %d CPUs, load generator GOMAXPROCS %d, %s\n\n",
-		o.rounds, o.duration, o.conns, runtime.NumCPU(), o.procs, runtime.Version())
-	fmt.Fprintf(w, "%-*s %8s %6s %8s %8s %8s %9s %7s %7s %15s  %s\n", width, "target", "req/s", "±", "p50", "p99",
-		"RSS MiB", "peak MiB", "errors", "µs/req", "cores t/b/g", "check")
-	for _, t := range targets {
-		rss, peak := missing, missing
-		if t.memErr == nil {
-			rss, peak = fmt.Sprintf("%.1f", t.mem.rssMiB()), fmt.Sprintf("%.1f", t.mem.hwmMiB())
-		}
-		perReq, cores := missing, missing
-		if t.cpuErr == nil && t.requests > 0 {
-			s := t.elapsed.Seconds()
-			perReq = fmt.Sprintf("%.0f", t.cpuPerRequest())
-			cores = fmt.Sprintf("%.2f/%.2f/%.2f", t.cpu.Seconds()/s, t.cpuBackend.Seconds()/s, t.cpuLoad.Seconds()/s)
-		}
-		fmt.Fprintf(w, "%-*s %8.0f %5.1f%% %8s %8s %8s %9s %7d %7s %15s  %s\n", width, t.name,
-			t.rate(), t.spread(), fmtDur(t.hist.quantile(0.50)), fmtDur(t.hist.quantile(0.99)),
-			rss, peak, t.non2xx+t.ioErrors, perReq, cores, check(t, byKey))
+	if len(targets) > 0 {
+		reportTargets(w, o, targets, byKey, width)
 	}
-	fmt.Fprintf(w, `
-  ±            spread of req/s between rounds, (max-min)/mean
-  RSS, peak    the target's resident memory after its last round, and its peak (VmRSS, VmHWM)
-  errors       non-2xx answers and failed requests
-  µs/req       CPU time the target used per request (user + system)
-  cores t/b/g  CPU cores busy during the rounds: target, backend, load generator
-`)
-
-	fmt.Fprintf(w, "\nratios (in this run; req/s: geometric mean of the ratios within each round; µs/req, CPU per\nrequest, is the least disturbed by other load on the machine):\n")
-	bare, legacy := byKey["bare"], byKey["legacy"]
-	ratio(w, "strangler legacy / bare proxy", legacy, bare, fmt.Sprintf("(target >= %.2gx, p99 <= %.2gx)", minPassThrough, maxP99), true, check(legacy, byKey))
-	ratio(w, "fallback hit / strangler legacy", byKey["hit"], legacy, "(no target)", false, "")
-	ratio(w, "fallback miss / strangler legacy", byKey["miss"], legacy, fmt.Sprintf("(target >= %.2gx)", minMiss), false, check(byKey["miss"], byKey))
-	ratio(w, thousands(o.routes)+" routes / 10 routes", byKey["routesN"], byKey["routes10"], fmt.Sprintf("(target >= %.2gx)", minLargeTable), false, check(byKey["routesN"], byKey))
-	for _, peer := range []string{"nginx", "caddy"} {
-		if p := byKey[peer]; p != nil {
-			ratio(w, p.name+" / bare proxy", p, bare, "(reference)", true, "")
-			ratio(w, "strangler legacy / "+p.name, legacy, p, "(reference)", true, "")
-		}
-	}
+	notes = append(notes, reportIssues(w, byKey, issues)...)
 	if o.open > 0 {
 		fmt.Fprintf(w, "\nresident memory with %s open client connections, after one request on each:\n", thousands(o.open))
 		fmt.Fprintf(w, "  %-*s %18s %18s\n", width, "", fmt.Sprintf("%d at a time", o.conns), "all at once")
@@ -101,6 +66,51 @@ func report(w io.Writer, o options, targets []*target, notes []string) {
 		fmt.Fprintf(w, "\nnotes:\n")
 		for _, n := range notes {
 			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+}
+
+// reportTargets prints the table of the targets and the ratios between
+// them.
+func reportTargets(w io.Writer, o options, targets []*target, byKey map[string]*target, width int) {
+	fmt.Fprintf(w, "\n%d rounds x %v per target, %d connections, 1 KiB responses; %d CPUs, load generator GOMAXPROCS %d, %s\n\n",
+		o.rounds, o.duration, o.conns, runtime.NumCPU(), o.procs, runtime.Version())
+	fmt.Fprintf(w, "%-*s %8s %6s %8s %8s %8s %9s %7s %7s %15s  %s\n", width, "target", "req/s", "±", "p50", "p99",
+		"RSS MiB", "peak MiB", "errors", "µs/req", "cores t/b/g", "check")
+	for _, t := range targets {
+		rss, peak := missing, missing
+		if t.memErr == nil {
+			rss, peak = fmt.Sprintf("%.1f", t.mem.rssMiB()), fmt.Sprintf("%.1f", t.mem.hwmMiB())
+		}
+		perReq, cores := missing, missing
+		if t.cpuErr == nil && t.requests > 0 {
+			s := (t.elapsed + t.settled).Seconds()
+			perReq = fmt.Sprintf("%.0f", t.cpuPerRequest())
+			cores = fmt.Sprintf("%.2f/%.2f/%.2f", t.cpu.Seconds()/s, t.cpuBackend.Seconds()/s, t.cpuLoad.Seconds()/s)
+		}
+		fmt.Fprintf(w, "%-*s %8.0f %5.1f%% %8s %8s %8s %9s %7d %7s %15s  %s\n", width, t.name,
+			t.rate(), t.spread(), fmtDur(t.hist.quantile(0.50)), fmtDur(t.hist.quantile(0.99)),
+			rss, peak, t.non2xx+t.ioErrors, perReq, cores, check(t, byKey))
+	}
+	fmt.Fprintf(w, `
+  ±            spread of req/s between rounds, (max-min)/mean
+  RSS, peak    the target's resident memory after its last round, and its peak (VmRSS, VmHWM)
+  errors       non-2xx answers and failed requests
+  µs/req       CPU time the target used per request (user + system), including the shadow
+               comparisons and dual-write deliveries that finish after a round
+  cores t/b/g  CPU cores busy during the rounds: target, backend, load generator
+`)
+
+	fmt.Fprintf(w, "\nratios (in this run; req/s: geometric mean of the ratios within each round; µs/req, CPU per\nrequest, is the least disturbed by other load on the machine):\n")
+	bare, legacy := byKey["bare"], byKey["legacy"]
+	ratio(w, "strangler legacy / bare proxy", legacy, bare, fmt.Sprintf("(target >= %.2gx, p99 <= %.2gx)", minPassThrough, maxP99), true, check(legacy, byKey))
+	ratio(w, "fallback hit / strangler legacy", byKey["hit"], legacy, "(no target)", false, "")
+	ratio(w, "fallback miss / strangler legacy", byKey["miss"], legacy, fmt.Sprintf("(target >= %.2gx)", minMiss), false, check(byKey["miss"], byKey))
+	ratio(w, thousands(o.routes)+" routes / 10 routes", byKey["routesN"], byKey["routes10"], fmt.Sprintf("(target >= %.2gx)", minLargeTable), false, check(byKey["routesN"], byKey))
+	for _, peer := range []string{"nginx", "caddy"} {
+		if p := byKey[peer]; p != nil {
+			ratio(w, p.name+" / bare proxy", p, bare, "(reference)", true, "")
+			ratio(w, "strangler legacy / "+p.name, legacy, p, "(reference)", true, "")
 		}
 	}
 }
@@ -154,6 +164,10 @@ func check(t *target, byKey map[string]*target) string {
 		base = byKey["legacy"]
 	case "routesN":
 		base = byKey["routes10"]
+	case "shadow":
+		base = byKey["legacy"]
+	case "dualwrite":
+		base = byKey["post"]
 	}
 	if base == nil {
 		return ""
@@ -164,6 +178,10 @@ func check(t *target, byKey map[string]*target) string {
 		return passMiss(r >= minPassThrough && p99Ratio(t, base) <= maxP99)
 	case "miss":
 		return passMiss(r >= minMiss)
+	case "shadow":
+		return passMissOf(shadowOK(t, base))
+	case "dualwrite":
+		return passMissOf(dualWriteOK(t, base))
 	default:
 		return passMiss(r >= minLargeTable)
 	}

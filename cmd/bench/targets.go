@@ -39,6 +39,22 @@ type target struct {
 	// Resident memory with -open client connections held open, after one
 	// request on each: -conns at a time (paced), or all at once (burst).
 	openPaced, openBurst openResult
+
+	// served and ok count every response the target gave and its 2xx
+	// ones, probes and warm-up included: the work it was given.
+	served, ok uint64
+	// settle, when set, waits after a run until the target has finished
+	// the work the run left behind (shadow comparisons, dual-write
+	// deliveries to the secondary); that time and CPU count towards the
+	// run. settled is the time it took over the measured rounds,
+	// settleErr its first failure.
+	settle    func(*target) (time.Duration, error)
+	settled   time.Duration
+	settleErr error
+	ended     time.Time // when its last measured run ended
+	// paced is the target's latency at a fixed offered load, for the
+	// targets whose latency is compared with another's.
+	paced pacedResult
 }
 
 type openResult struct {
@@ -92,17 +108,35 @@ func (s *supervisor) startBareProxy(self string, b backendAddrs) (*target, error
 	return t, nil
 }
 
-// stranglerConfig is a configuration with the given routes (YAML list
-// items) in front of the bench backend.
-func stranglerConfig(b backendAddrs, listen, admin, routes string) string {
+// benchToken is the admin token of every strangler the bench starts, for
+// the flips it makes through the admin API.
+const benchToken = "bench-admin-token-0123456789"
+
+// stranglerSpec is one strangler process to start.
+type stranglerSpec struct {
+	key, name string
+	routes    string // YAML list items
+	request   []byte // what the load generator sends it
+	// store is its state store; "" means a SQLite file of its own in the
+	// bench's directory (never ./strangler.db where the bench runs).
+	store string
+	extra string // more top-level YAML, such as "debug_headers: true\n"
+}
+
+// stranglerConfig is a configuration with sp's routes in front of the
+// bench backend.
+func stranglerConfig(b backendAddrs, listen, admin, store string, sp stranglerSpec) string {
 	return fmt.Sprintf(`listen: %q
-admin: { listen: %q }
+admin:
+  listen: %q
+  tokens: [{ name: bench, token: %q }]
+store: %q
 backends:
   legacy: { url: "http://%s", timeout: 5s }
   modern: { url: "http://%s", timeout: 5s }
 default: legacy
-routes:
-%s`, listen, admin, b.legacy, b.modern, routes)
+%sroutes:
+%s`, listen, admin, benchToken, store, b.legacy, b.modern, sp.extra, sp.routes)
 }
 
 func oneRoute(name, match, mode string) string {
@@ -129,7 +163,7 @@ func manyRoutes(n int) (routes, path string) {
 // serves. Its listeners take ports the kernel picks, read from its
 // "serving" log line; with a log level that hides that line, ports picked
 // beforehand.
-func (s *supervisor) startStrangler(bin, key, name string, b backendAddrs, routes, path, logLevel string) (*target, error) {
+func (s *supervisor) startStrangler(bin string, sp stranglerSpec, b backendAddrs, logLevel string) (*target, error) {
 	// The admin address is spelt "localhost:0" because configuration
 	// validation refuses an admin address written like the public one,
 	// port 0 included.
@@ -143,8 +177,12 @@ func (s *supervisor) startStrangler(bin, key, name string, b backendAddrs, route
 			return nil, err
 		}
 	}
-	cfgPath := filepath.Join(s.dir, key+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(stranglerConfig(b, listen, admin, routes)), 0o644); err != nil {
+	store := sp.store
+	if store == "" {
+		store = "sqlite:" + filepath.Join(s.dir, sp.key+".db")
+	}
+	cfgPath := filepath.Join(s.dir, sp.key+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(stranglerConfig(b, listen, admin, store, sp)), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
@@ -153,7 +191,7 @@ func (s *supervisor) startStrangler(bin, key, name string, b backendAddrs, route
 		cmd.Env = append(cmd.Env, "STRANGLER_LOG_LEVEL="+logLevel)
 	}
 	t0 := time.Now()
-	c, err := s.start(key, name, cmd)
+	c, err := s.start(sp.key, sp.name, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +202,11 @@ func (s *supervisor) startStrangler(bin, key, name string, b backendAddrs, route
 		}
 		var serving struct{ Listen, Admin string }
 		if err := json.Unmarshal([]byte(line), &serving); err != nil || serving.Listen == "" {
-			return nil, fmt.Errorf("%s: cannot read the addresses from %q", name, line)
+			return nil, fmt.Errorf("%s: cannot read the addresses from %q", sp.name, line)
 		}
 		listen, admin = serving.Listen, serving.Admin
 	}
-	t := &target{key: key, name: name, addr: listen, admin: admin, request: buildRequest(path), proc: c}
+	t := &target{key: sp.key, name: sp.name, addr: listen, admin: admin, request: sp.request, proc: c}
 	if err := waitReadyz(c, admin, 2*time.Minute); err != nil {
 		return nil, err
 	}
@@ -209,16 +247,19 @@ func checkReadyz(admin string) error {
 	return nil
 }
 
-// waitReady waits until the target answers its request with 200.
+// waitReady waits until the target answers its request with a 2xx.
 func waitReady(t *target, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		status, err := probe(t.addr, t.request)
-		if err == nil && status == http.StatusOK {
+		if err == nil {
+			t.served++
+		}
+		if err == nil && status >= 200 && status <= 299 {
 			return nil
 		}
 		if err == nil {
-			err = fmt.Errorf("status %d, want 200", status)
+			err = fmt.Errorf("status %d, want 2xx", status)
 		}
 		if e := t.proc.exited(); e != nil {
 			return e

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// metricClient reads strangler's /metrics; a short timeout, so that a
+// wedged target fails a check instead of hanging the bench.
+var metricClient = &http.Client{Timeout: 5 * time.Second}
+
+// metricBy fetches strangler's /metrics and sums the samples of one metric
+// by the value of one of their labels (samples without it sum under "").
+func metricBy(admin, name, label string) (map[string]float64, error) {
+	resp, err := metricClient.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics answered %s", resp.Status)
+	}
+	out := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || rest[0] != '{' && rest[0] != ' ' {
+			continue
+		}
+		labels, value := "", rest
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			labels, value = rest[1:end], rest[end+1:]
+		}
+		var v float64
+		if _, err := fmt.Sscan(strings.TrimSpace(value), &v); err != nil {
+			continue
+		}
+		out[labelValue(labels, label)] += v
+	}
+	return out, nil
+}
+
+// labelValue returns the value of label in a Prometheus label list
+// (a="x",b="y"), or "". Values here are route names and closed sets:
+// no escaped quotes.
+func labelValue(labels, label string) string {
+	for labels != "" {
+		var pair string
+		pair, labels, _ = strings.Cut(labels, `",`)
+		k, v, _ := strings.Cut(pair, `="`)
+		if k == label {
+			return strings.TrimSuffix(v, `"`)
+		}
+	}
+	return ""
+}
+
+func total(m map[string]float64) float64 {
+	var sum float64
+	for _, v := range m {
+		sum += v
+	}
+	return sum
+}
+
+// counterOf names the counter a target's check reads, by its result label.
+func counterOf(key string) string {
+	switch key {
+	case "shadow":
+		return "strangler_shadow_comparisons_total"
+	case "dualwrite", "dualwrite-pg":
+		return "strangler_dualwrite_total"
+	}
+	return ""
+}
+
+// snapshotCounters reads, before the measured rounds, the counters that
+// the shadow and dual-write checks compare afterwards.
+func snapshotCounters(targets []*target) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
+	for _, t := range targets {
+		if name := counterOf(t.key); name != "" {
+			if m, err := metricBy(t.admin, name, "result"); err == nil {
+				out[t.key] = m
+			}
+		}
+	}
+	return out
+}
+
+// waitFor polls cond every 25 ms until it holds or timeout passes, and
+// returns how long that took.
+func waitFor(timeout time.Duration, cond func() (bool, error)) (time.Duration, error) {
+	start := time.Now()
+	for {
+		ok, err := cond()
+		if ok || err != nil {
+			return time.Since(start), err
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), fmt.Errorf("not done after %v", timeout)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
