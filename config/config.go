@@ -9,6 +9,9 @@ import "time"
 type Config struct {
 	// Listen is the public listener's address.
 	Listen string `yaml:"listen"`
+	// TLS serves the public listener over HTTPS (TLS 1.2 or later, HTTP/2);
+	// nil serves plain HTTP.
+	TLS *TLS `yaml:"tls,omitempty"`
 	// Admin configures the separate admin listener.
 	Admin Admin `yaml:"admin"`
 	// Backends are the two sides of the migration.
@@ -51,6 +54,8 @@ type Config struct {
 type Admin struct {
 	// Listen is the admin listener's address; keep it off the public network.
 	Listen string `yaml:"listen"`
+	// TLS serves the admin listener over HTTPS; nil serves plain HTTP.
+	TLS *TLS `yaml:"tls,omitempty"`
 	// Token is a bearer token for the admin API, named "admin" in the audit
 	// log.
 	Token Secret `yaml:"token,omitempty"`
@@ -87,6 +92,9 @@ type Upstream struct {
 	// connecting, and after the request is sent, the response headers. A
 	// response body that has started streaming is not cut off.
 	Timeout Duration `yaml:"timeout"`
+	// TLS says how to trust an https backend; nil trusts the system's
+	// authorities and checks the URL's host.
+	TLS *UpstreamTLS `yaml:"tls,omitempty"`
 }
 
 // Shutdown tunes the drain on SIGTERM.

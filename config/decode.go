@@ -27,12 +27,6 @@ type decoder struct {
 
 type position struct{ line, column int }
 
-// plannedKeys are configuration keys of the product contract whose features
-// are not built yet; they get a clearer error than an unknown key.
-var plannedKeys = map[string]bool{
-	"tls": true,
-}
-
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // shortForm is implemented by structs that may also be written as a single
@@ -216,8 +210,6 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		switch {
 		case ok:
 			d.decode(val, v.Field(idx), sub)
-		case plannedKeys[key.Value]:
-			d.errorf(key, sub, "%q is not available yet in this version", key.Value)
 		default:
 			d.errorf(key, sub, "unknown field%s", suggest(key.Value, fields))
 		}

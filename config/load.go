@@ -55,6 +55,18 @@ func Parse(name string, data []byte, env Env) (*Config, error) {
 		return nil, d.errs.sorted()
 	}
 	cfg.Sources = append([]string{name}, d.expand.files...)
+	// Certificates and CA bundles are watched too: a renewed one is
+	// picked up like any other change.
+	for _, t := range []*TLS{cfg.TLS, cfg.Admin.TLS} {
+		if t != nil {
+			cfg.Sources = append(cfg.Sources, t.files()...)
+		}
+	}
+	for _, u := range []Upstream{cfg.Backends.Legacy, cfg.Backends.Modern} {
+		if u.TLS != nil && u.TLS.CA != "" {
+			cfg.Sources = append(cfg.Sources, u.TLS.CA)
+		}
+	}
 	return cfg, nil
 }
 

@@ -22,6 +22,10 @@ func (d *decoder) validate(c *Config) {
 	if c.Backends.Modern.URL.URL == nil {
 		d.errorAt("backends.modern.url", "is required")
 	}
+	d.checkTLS("tls", c.TLS)
+	d.checkTLS("admin.tls", c.Admin.TLS)
+	d.checkUpstreamTLS("backends.legacy.tls", &c.Backends.Legacy)
+	d.checkUpstreamTLS("backends.modern.tls", &c.Backends.Modern)
 	d.validateAdmin(c)
 	d.validateRoutes(c)
 	d.validateBackfill(c.Backfill)

@@ -8,6 +8,9 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -88,18 +91,44 @@ const defaultSamplesPerRoute = 100
 func (r *Router) Build(cfg *config.Config) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return build(cfg, r, r.table.Load(), r.upstream(config.Legacy, cfg.Backends.Legacy), r.upstream(config.Modern, cfg.Backends.Modern))
+	legacy, err := r.upstream(config.Legacy, cfg.Backends.Legacy)
+	if err != nil {
+		return nil, err
+	}
+	modern, err := r.upstream(config.Modern, cfg.Backends.Modern)
+	if err != nil {
+		return nil, err
+	}
+	return build(cfg, r, r.table.Load(), legacy, modern)
 }
 
-func (r *Router) upstream(name config.Backend, c config.Upstream) *upstream.Upstream {
-	for _, u := range r.upstreams {
-		if u.Name == string(name) && u.Equal(c.URL.URL, time.Duration(c.Timeout)) {
-			return u
+// upstream returns the upstream for backend name as c configures it,
+// reusing the current one when nothing changed, a CA bundle's contents
+// included.
+func (r *Router) upstream(name config.Backend, c config.Upstream) (*upstream.Upstream, error) {
+	uc := upstream.Config{URL: c.URL.URL, Timeout: time.Duration(c.Timeout)}
+	key := fmt.Sprintf("%s %s %s", name, c.URL.String(), uc.Timeout)
+	if t := c.TLS; t != nil {
+		uc.TLS = &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+		key += " " + t.ServerName
+		if t.CA != "" {
+			pool, pem, err := config.LoadCA(t.CA)
+			if err != nil {
+				return nil, fmt.Errorf("backends.%s.tls.ca: %w", name, err)
+			}
+			uc.TLS.RootCAs = pool
+			key += fmt.Sprintf(" %x", sha256.Sum256(pem))
 		}
 	}
-	u := upstream.New(string(name), c.URL.URL, time.Duration(c.Timeout))
+	for _, u := range r.upstreams {
+		if u.Key() == key {
+			return u, nil
+		}
+	}
+	uc.Key = key
+	u := upstream.New(string(name), uc)
 	r.upstreams = append(r.upstreams, u)
-	return u
+	return u, nil
 }
 
 // Swap makes t the table every new request uses. Requests in flight finish

@@ -6,6 +6,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -24,21 +25,41 @@ type Upstream struct {
 	Name string
 	// URL is the backend's base URL.
 	URL       *url.URL
+	key       string
 	timeout   time.Duration
 	transport *http.Transport
 }
 
-// New returns an upstream for the backend at base whose timeout bounds the
-// time to connect and, once the request is sent, to response headers.
-func New(name string, base *url.URL, timeout time.Duration) *Upstream {
+// Config says how to reach one backend.
+type Config struct {
+	// URL is the backend's base URL.
+	URL *url.URL
+	// Timeout bounds the time to connect and, once the request is sent,
+	// to response headers.
+	Timeout time.Duration
+	// TLS configures https backends; nil trusts the system's authorities.
+	TLS *tls.Config
+	// Key identifies the configuration, so a reload that leaves it as it
+	// was can keep this upstream and its warm connections.
+	Key string
+}
+
+// New returns an upstream for one backend.
+func New(name string, c Config) *Upstream {
+	timeout := c.Timeout
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	return &Upstream{
 		Name:    name,
-		URL:     base,
+		URL:     c.URL,
+		key:     c.Key,
 		timeout: timeout,
 		transport: &http.Transport{
-			Proxy:       nil, // a facade must reach the backend it was told to
-			DialContext: dialer.DialContext,
+			TLSClientConfig: c.TLS,
+			// HTTP/2 to an https backend multiplexes the facade's requests
+			// over few connections; plain http stays HTTP/1.1.
+			ForceAttemptHTTP2: true,
+			Proxy:             nil, // a facade must reach the backend it was told to
+			DialContext:       dialer.DialContext,
 			// A proxy sees many concurrent requests to one host; Go's
 			// default of 2 idle connections per host turns most of them
 			// into new TCP handshakes. More than 256 idle ones mostly hold
@@ -55,11 +76,8 @@ func New(name string, base *url.URL, timeout time.Duration) *Upstream {
 	}
 }
 
-// Equal reports whether u reaches base with the given timeout, so that a
-// reload with an unchanged backend can keep its connection pool.
-func (u *Upstream) Equal(base *url.URL, timeout time.Duration) bool {
-	return u.URL.String() == base.String() && u.timeout == timeout
-}
+// Key is the configuration key the upstream was made with.
+func (u *Upstream) Key() string { return u.key }
 
 // Timeout is the backend's configured timeout.
 func (u *Upstream) Timeout() time.Duration { return u.timeout }

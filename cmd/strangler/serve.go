@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -186,7 +187,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	}
 	readiness := &control.Readiness{}
 	public := edge.NewServer(rtr, log)
+	servePublic := func() error { return serveUntilClosed(public, edge.TrackFraming(publicLn)) }
+	if cfg.TLS != nil {
+		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)
+		if err != nil {
+			return err
+		}
+		public.TLSConfig = edge.TLSConfig(cert)
+		// The framing check reads plaintext HTTP/1 off the connection, which
+		// TLS hides; over TLS net/http's own framing rules apply (it drops
+		// a Content-Length sent with Transfer-Encoding and re-frames).
+		servePublic = func() error { return serveTLSUntilClosed(public, publicLn) }
+	}
+	adminTLS, err := adminTLSConfig(cfg, log)
+	if err != nil {
+		return err
+	}
 	admin := &http.Server{
+		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
@@ -212,9 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		}
 		return nil
 	}, func(error) { close(stop) })
-	g.Add(func() error {
-		return serveUntilClosed(public, edge.TrackFraming(publicLn))
-	}, func(error) {
+	g.Add(servePublic, func(error) {
 		shutdown(public, time.Duration(current.Load().Shutdown.Grace), log)
 	})
 	add(background(flags.Run))
@@ -238,6 +254,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		add(background(rl.run))
 	}
 	g.Add(func() error {
+		if adminTLS != nil {
+			return serveTLSUntilClosed(admin, adminLn)
+		}
 		return serveUntilClosed(admin, adminLn)
 	}, func(error) { shutdown(admin, time.Second, log) })
 	for _, a := range opts.extra {
@@ -292,6 +311,35 @@ func noiseOf(st *store.Store) func(string) []string {
 		}
 		return out
 	}
+}
+
+// adminTLSConfig is the admin listener's TLS, nil for plain HTTP, which
+// it warns about when the listener is reachable from other machines: the
+// admin token would cross the network in clear.
+func adminTLSConfig(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	if cfg.Admin.TLS == nil {
+		if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); host != "localhost" && !isLoopbackIP(host) {
+			log.Warn("the admin listener is reachable from other machines without TLS: admin tokens cross the network in clear; set admin.tls", "admin", cfg.Admin.Listen)
+		}
+		return nil, nil
+	}
+	cert, err := edge.LoadCertificate(cfg.Admin.TLS.Cert, cfg.Admin.TLS.Key, log)
+	if err != nil {
+		return nil, err
+	}
+	return edge.TLSConfig(cert), nil
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serveTLSUntilClosed(srv *http.Server, ln net.Listener) error {
+	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 func serveUntilClosed(srv *http.Server, ln net.Listener) error {

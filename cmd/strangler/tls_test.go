@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"strangler/internal/testcert"
+)
+
+// TestTLSEverywhere serves the public and admin listeners over TLS and
+// reaches an https backend whose certificate names a host other than the
+// URL's, trusted through a CA bundle, all with certificates made here.
+func TestTLSEverywhere(t *testing.T) {
+	ca := testcert.NewAuthority(t)
+	backendCert, backendKey := ca.Files("backend")
+	ca.Issue(t, 1, backendCert, backendKey, "modern.internal")
+	modern := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "modern over %s", r.Proto)
+	}))
+	pair, err := tls.LoadX509KeyPair(backendCert, backendKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modern.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	modern.Config.ErrorLog = log.New(io.Discard, "", 0)
+	modern.EnableHTTP2 = true
+	modern.StartTLS()
+	defer modern.Close()
+	stranger := testcert.NewAuthority(t) // trusts nothing of ours
+	legacy := backendAnswering(t, "legacy")
+
+	facadeCert, facadeKey := ca.Files("facade")
+	ca.Issue(t, 2, facadeCert, facadeKey, "127.0.0.1")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "strangler.yaml")
+	write := func(caFile string) {
+		os.WriteFile(path, []byte(fmt.Sprintf(`listen: "127.0.0.1:0"
+tls: { cert: %q, key: %q }
+admin: { listen: "127.0.0.1:0", tls: { cert: %q, key: %q } }
+store: "sqlite:%s/s.db"
+backends:
+  legacy: { url: %q }
+  modern: { url: %q, tls: { ca: %q, server_name: modern.internal } }
+routes:
+  - {name: get, match: "GET /x", mode: modern}
+`, facadeCert, facadeKey, facadeCert, facadeKey, dir, legacy.URL, modern.URL, caFile)), 0o644)
+	}
+	write(ca.CAFile)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogBuffer()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", path}, noEnv, io.Discard, logs) }()
+	defer func() { cancel(); <-done }()
+	line := logs.waitFor(t, "serving", nil, 10*time.Second)
+
+	pem, _ := os.ReadFile(ca.CAFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	get := func(url string) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, _ := get("https://" + line["admin"].(string) + "/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("admin /readyz over TLS: %d", resp.StatusCode)
+	}
+	resp, body := get("https://" + line["listen"].(string) + "/x")
+	if resp.ProtoMajor != 2 || body != "modern over HTTP/2.0" {
+		t.Errorf("got %s %q, want HTTP/2 from the client and to the backend", resp.Proto, body)
+	}
+
+	t.Run("a backend certificate from another authority is refused", func(t *testing.T) {
+		write(stranger.CAFile)
+		logs.waitFor(t, "config reloaded", nil, 5*time.Second)
+		if resp, _ := get("https://" + line["listen"].(string) + "/x"); resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("got %d, want 502: the backend's certificate must not be trusted", resp.StatusCode)
+		}
+	})
+}
