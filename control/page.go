@@ -324,6 +324,9 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 		}
 		return fmt.Sprintf("%s was not changed: someone else changed it since you loaded this page. It is now %s. Review it and try again.", name, now), err
 	}
+	if gate := (*GateError)(nil); errors.As(err, &gate) {
+		return fmt.Sprintf("%s was not changed: %s. Tick “Force past the gates” to flip anyway.", name, gate.Error()), err
+	}
 	status, msg := statusFor(err)
 	if status == http.StatusInternalServerError {
 		p.log.Error("status page flip failed", "route", name, "actor", actor, "error", err)
@@ -436,6 +439,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, actor,
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
+	p.flushCounts(ctx) // so the 24h columns include the last seconds
 	reportsOK := true
 	for i, rf := range p.Flags.All() {
 		rv := p.routeView(rf, now)

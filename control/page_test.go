@@ -469,7 +469,7 @@ func TestStatusPageShowsGateRefusalsAndCharts(t *testing.T) {
 
 	h.send(t, "POST", "/ui/routes/get-patient", flipForm(csrf, "0", "modern", "try it"), "Origin", h.URL)
 	body, _ = h.page(t)
-	if f := flashOf(body); !strings.Contains(f, "get-patient was not changed: refused by the route's gates: fallback rate 4% is above the gate's 1%") {
+	if f := flashOf(body); !strings.Contains(f, "get-patient was not changed: refused by the route's gates: fallback rate 4% is above the gate's 1%. Tick “Force past the gates” to flip anyway.") {
 		t.Errorf("gate refusal: got %q, want it to name the failing number", f)
 	}
 	if rf, _ := h.flags.Get("get-patient"); rf.Mode != config.ModeFallback {
