@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"io"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -70,28 +71,12 @@ func (d *directCopy) staged(o outcome, rows int) {
 // a row error it rolls back and reports ok false, leaving the batch
 // untouched for the staged path.
 func (bw *batchWrite) tryDirect(ctx context.Context, tx pgx.Tx) (ok bool, err error) {
-	var buf bytes.Buffer
-	var refused []failure
-	n := 0
-	for i, r := range bw.b.rows {
-		if reason := bw.w.refuse(r); reason != "" {
-			refused = append(refused, bw.w.failed(bw.b.rows[i], reason))
-			continue
-		}
-		for j, v := range r.vals {
-			if j > 0 {
-				buf.WriteByte('\t')
-			}
-			appendCopyText(&buf, v, bw.w.t.cols[j].isBytes())
-		}
-		buf.WriteByte('\n')
-		n++
-	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, err
 	}
-	tag, err := sp.Conn().PgConn().CopyFrom(ctx, &buf, bw.w.direct.sql)
+	src := &copyText{bw: bw}
+	tag, err := sp.Conn().PgConn().CopyFrom(ctx, src, bw.w.direct.sql)
 	if err == nil {
 		err = sp.Commit(ctx)
 	}
@@ -104,8 +89,40 @@ func (bw *batchWrite) tryDirect(ctx context.Context, tx pgx.Tx) (ok bool, err er
 		return false, err
 	}
 	bw.out.inserted = tag.RowsAffected()
-	bw.out.failures = refused
+	bw.out.failures = src.refused
 	return true, nil
+}
+
+// copyText streams a batch in COPY's text format a row at a time, so the
+// batch is never held twice; rows no text column can hold are left out
+// and set aside as failures.
+type copyText struct {
+	bw      *batchWrite
+	next    int
+	buf     bytes.Buffer
+	refused []failure
+}
+
+func (c *copyText) Read(p []byte) (int, error) {
+	for c.buf.Len() == 0 {
+		if c.next == len(c.bw.b.rows) {
+			return 0, io.EOF
+		}
+		r := c.bw.b.rows[c.next]
+		c.next++
+		if reason := c.bw.w.refuse(r); reason != "" {
+			c.refused = append(c.refused, c.bw.w.failed(r, reason))
+			continue
+		}
+		for j, v := range r.vals {
+			if j > 0 {
+				c.buf.WriteByte('\t')
+			}
+			appendCopyText(&c.buf, v, c.bw.w.t.cols[j].isBytes())
+		}
+		c.buf.WriteByte('\n')
+	}
+	return c.buf.Read(p)
 }
 
 // appendCopyText writes a value in COPY's text format: \N for NULL,
@@ -118,7 +135,8 @@ func appendCopyText(buf *bytes.Buffer, v []byte, binary bool) {
 		return
 	case binary:
 		buf.WriteString(`\\x`)
-		buf.WriteString(hex.EncodeToString(v))
+		buf.Grow(hex.EncodedLen(len(v)))
+		buf.Write(hex.AppendEncode(buf.AvailableBuffer(), v))
 		return
 	}
 	start := 0
