@@ -223,7 +223,7 @@ func warmUp(g *generator, targets []*target, d time.Duration) error {
 			return fmt.Errorf("%s answered nothing during warm-up: %v", t.name, res.err)
 		}
 		if t.settle != nil {
-			if _, err := t.settle(t); err != nil && t.settleErr == nil {
+			if _, err := t.settle(t); err != nil {
 				t.settleErr = fmt.Errorf("after the warm-up: %w", err)
 			}
 		}
@@ -251,10 +251,12 @@ func measureRounds(g *generator, targets []*target, backend *child, o options) e
 			res := g.run(t.addr, t.request, o.duration, &t.hist)
 			t.ended = time.Now()
 			t.add(res)
+			var settled time.Duration
 			if t.settle != nil {
-				d, serr := t.settle(t)
-				t.settled += d
-				if serr != nil && t.settleErr == nil {
+				var serr error
+				settled, serr = t.settle(t)
+				t.settled += settled
+				if serr != nil {
 					t.settleErr = serr
 				}
 			}
@@ -273,8 +275,12 @@ func measureRounds(g *generator, targets []*target, backend *child, o options) e
 			if err := t.proc.exited(); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d  %-28s %9.0f req/s  %d errors\n",
+			fmt.Fprintf(os.Stderr, "round %d/%d  %-28s %9.0f req/s  %d errors",
 				r+1, o.rounds, t.name, res.rate(), res.non2xx+res.ioErrors)
+			if t.settle != nil {
+				fmt.Fprintf(os.Stderr, "  settled in %v", settled.Round(time.Millisecond))
+			}
+			fmt.Fprintln(os.Stderr)
 			time.Sleep(100 * time.Millisecond)
 		}
 	}

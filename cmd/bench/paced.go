@@ -43,8 +43,10 @@ type pacedResult struct {
 // load: the first is the baseline.
 type pacedGroup []string
 
-// pacedGroups are the latency comparisons the issues ask for.
-var pacedGroups = []pacedGroup{{"legacy", "shadow"}, {"post", "dualwrite", "dualwrite-pg"}}
+// pacedGroups are the latency comparisons the issues ask for. Dual-write
+// on PostgreSQL has no latency target, and at its much lower rate it would
+// hold the embedded store's comparison to a load that says little.
+var pacedGroups = []pacedGroup{{"legacy", "shadow"}, {"post", "dualwrite"}}
 
 // measurePaced runs o.rounds interleaved rounds of paced load on the
 // targets of each paced group, every target of a group at the same rate:
@@ -95,7 +97,7 @@ func measurePaced(g *generator, targets []*target, o options) error {
 				t.paced.behind = true
 			}
 			if t.settle != nil {
-				if _, err := t.settle(t); err != nil && t.settleErr == nil {
+				if _, err := t.settle(t); err != nil {
 					t.settleErr = err
 				}
 			}

@@ -111,7 +111,7 @@ func reportShadow(w io.Writer, byKey map[string]*target, is issueResults) (notes
 	fmt.Fprintf(w, "\nissue 4, shadow (every request compared; 1 KiB JSON, modern's keys in another order):\n")
 	pairLine(w, "shadow / legacy", sh, legacy, fmt.Sprintf("(target <= %.2fx both)", maxShadowLatency), passMissOf(shadowOK(sh, legacy)))
 	if sh.cpuErr == nil && legacy.cpuErr == nil && sh.requests > 0 && legacy.requests > 0 {
-		fmt.Fprintf(w, "  %-44s %+.0f µs/req (strangler's own process: shadow %.0f, legacy %.0f)\n", "comparison CPU per request",
+		fmt.Fprintf(w, "  %-44s %+.0f µs/req (the copy to modern and the comparison; strangler's process: shadow %.0f, legacy %.0f)\n", "comparison CPU per request",
 			sh.cpuPerRequest()-legacy.cpuPerRequest(), sh.cpuPerRequest(), legacy.cpuPerRequest())
 		fmt.Fprintf(w, "  %-44s shadow %.0f µs/req (two backend requests per request), legacy %.0f µs/req; not in the above\n", "backend CPU",
 			perRequest(sh.cpuBackend, sh), perRequest(legacy.cpuBackend, legacy))
@@ -158,12 +158,8 @@ func reportDualWrite(w io.Writer, byKey map[string]*target, is issueResults) (no
 		if c.key == "dualwrite" {
 			goal, verdict = fmt.Sprintf("(target >= %s)", thousands(minJournalRate)), passMiss(t.rate() >= minJournalRate)
 		}
-		fmt.Fprintf(w, "  %-44s %s dual writes/s, each two journal commits  %s %s\n", "journal throughput, "+c.store,
+		fmt.Fprintf(w, "  %-44s %s dual writes/s (closed loop; two journal commits each)  %s %s\n", "journal throughput, "+c.store,
 			thousands(int(t.rate())), goal, verdict)
-		if t.elapsed > 0 {
-			fmt.Fprintf(w, "  %-44s %s writes/s over the rounds and the waits until the secondary had them all (longest wait %v)\n",
-				"  with every write delivered", thousands(int(float64(t.requests)/(t.elapsed+t.settled).Seconds())), t.settled.Round(time.Millisecond))
-		}
 		after := is.after[c.key]
 		if after == nil {
 			notes = append(notes, t.name+": could not read strangler_dualwrite_total")
@@ -171,21 +167,24 @@ func reportDualWrite(w io.Writer, byKey map[string]*target, is issueResults) (no
 		}
 		state := "OK"
 		if after["applied"] != float64(t.ok) {
-			state = "WARNING: applied is not the number of writes"
+			state = "WARNING: not every write reached the secondary"
 		}
 		fmt.Fprintf(w, "  %-44s applied %s of %s writes (queued %.0f, failed %.0f, dead %.0f, unknown %.0f, refused %.0f)  %s\n",
-			"  after the run", thousands(int(after["applied"])), thousands(int(t.ok)),
+			"  delivered to the secondary", thousands(int(after["applied"])), thousands(int(t.ok)),
 			after["queued"], after["failed"], after["dead"], after["unknown"], after["refused"], state)
+		if t.settleErr != nil {
+			fmt.Fprintf(w, "  %-44s %v\n", "", t.settleErr)
+		} else if t.elapsed > 0 {
+			fmt.Fprintf(w, "  %-44s %s writes/s over the rounds and the waits until the secondary had them all (at most %v)\n",
+				"", thousands(int(float64(t.requests)/(t.elapsed+t.settled).Seconds())), t.settled.Round(time.Millisecond))
+		}
 		if d, ok := is.drained[c.key]; ok {
 			if d.err != nil {
-				fmt.Fprintf(w, "  %-44s WARNING: repair queue depth still %v: %v\n", "", d.depth, d.err)
+				fmt.Fprintf(w, "  %-44s pending %.0f, %v after the last write  WARNING\n", "  repair queue depth", d.depth["pending"], d.after.Round(time.Second))
 			} else {
-				fmt.Fprintf(w, "  %-44s strangler_repair_queue_depth{state=\"pending\"} 0, %v after the last write (the gauge refreshes every 5 s)\n",
-					"", d.after.Round(100*time.Millisecond))
+				fmt.Fprintf(w, "  %-44s pending 0, %v after the last write (the gauge refreshes every 5 s)  OK\n",
+					"  repair queue depth", d.after.Round(100*time.Millisecond))
 			}
-		}
-		if t.settleErr != nil {
-			notes = append(notes, fmt.Sprintf("%s: %v", t.name, t.settleErr))
 		}
 	}
 	return notes

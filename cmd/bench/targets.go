@@ -47,7 +47,7 @@ type target struct {
 	// the work the run left behind (shadow comparisons, dual-write
 	// deliveries to the secondary); that time and CPU count towards the
 	// run. settled is the time it took over the measured rounds,
-	// settleErr its first failure.
+	// settleErr its last failure.
 	settle    func(*target) (time.Duration, error)
 	settled   time.Duration
 	settleErr error
