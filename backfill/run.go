@@ -176,6 +176,7 @@ func (r *runner) remaining(ctx context.Context, t *table) int64 {
 // copyRange copies one key range: a reader fetches the next batch while
 // the writer writes the current one.
 func (r *runner) copyRange(ctx context.Context, t *table, rg keyRange) error {
+	r.stats[t.name].active(time.Now())
 	// Rows past a checkpoint are probably new, unless the run rereads
 	// everything.
 	w, err := newWriter(ctx, r.dst, t, r.ledger, !r.opts.Restart)
@@ -305,6 +306,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values []s
 	if len(values) == 0 {
 		return res, nil
 	}
+	r.stats[t.name].active(time.Now())
 	w, err := newWriter(ctx, r.dst, t, r.ledger, false)
 	if err != nil {
 		return res, err
