@@ -347,8 +347,8 @@ func printResults(results []result, o options) {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.2f\t%d MiB\t\n", r.name, r.rows, r.elapsed.Seconds(), r.rate(), r.cpu.Seconds(), r.peakRSS>>20)
 	}
-	fmt.Fprintln(tw, "(CPU seconds: the tool's own process; both databases run on the same machine)")
 	tw.Flush()
+	fmt.Println("(CPU seconds: the tool's own process; both databases run on the same machine)")
 	var ours, theirs, verify result
 	for _, r := range results {
 		switch r.name {
