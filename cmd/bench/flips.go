@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +62,7 @@ func runFlips(s *supervisor, o options, bin string, b backendAddrs, g *generator
 		return r
 	}
 	sp := stranglerSpec{key: "flips", name: "strangler flips", routes: oneRoute("bench", "GET /bench", "legacy"), request: buildRequest("/bench")}
-	fmt.Fprintf(os.Stderr, "starting %s\n", sp.name)
+	progress("starting %s\n", sp.name)
 	t, err := s.startStrangler(bin, sp, b, o.logLevel)
 	if err != nil {
 		r.err = err
@@ -77,7 +76,7 @@ func runFlips(s *supervisor, o options, bin string, b backendAddrs, g *generator
 		return r
 	}
 
-	fmt.Fprintf(os.Stderr, "flipping %s every %v for %v at %.0f req/s\n", sp.name, o.flipEvery, o.flipFor, o.flipRate)
+	progress("flipping %s every %v for %v at %.0f req/s\n", sp.name, o.flipEvery, o.flipFor, o.flipRate)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {

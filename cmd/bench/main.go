@@ -65,6 +65,15 @@ var targetKeys = []string{"direct", "bare", "legacy", "shadow", "miss", "hit", "
 // selects them too.
 var baselines = map[string][]string{"shadow": {"legacy"}, "dualwrite": {"post"}, "dualwrite-pg": {"post"}}
 
+// began is when the bench started, for the progress lines.
+var began = time.Now()
+
+// progress prints a progress line on stderr with the time since the start.
+func progress(format string, args ...any) {
+	d := time.Since(began).Round(time.Second)
+	fmt.Fprintf(os.Stderr, "%02d:%02d "+format, append([]any{int(d.Minutes()), int(d.Seconds()) % 60}, args...)...)
+}
+
 // wants reports whether target key is to be measured.
 func (o options) wants(key string) bool { return o.only == nil || o.only[key] }
 
@@ -135,7 +144,6 @@ func main() {
 }
 
 func bench(o options) error {
-	began := time.Now()
 	if o.rounds < 1 || o.conns < 1 || o.duration <= 0 || o.routes < 10 {
 		return fmt.Errorf("want -rounds >= 1, -conns >= 1, -duration > 0 and -routes >= 10")
 	}
@@ -183,7 +191,7 @@ func bench(o options) error {
 	if o.open > 0 {
 		for _, t := range targets {
 			if t.key == "bare" || t.key == "legacy" || t.key == "nginx" || t.key == "caddy" {
-				fmt.Fprintf(os.Stderr, "holding %d connections open to %s\n", o.open, t.name)
+				progress("holding %d connections open to %s\n", o.open, t.name)
 				// Resident memory seldom shrinks, so the gentler measurement
 				// goes first.
 				t.openPaced.mem, t.openPaced.err = holdOpen(t, o.open, o.conns)
@@ -213,7 +221,7 @@ func warmUp(g *generator, targets []*target, d time.Duration) error {
 	if d <= 0 || len(targets) == 0 {
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "warming up %d targets for %v each\n", len(targets), d)
+	progress("warming up %d targets for %v each\n", len(targets), d)
 	for _, t := range targets {
 		var discard histogram
 		res := g.run(t.addr, t.request, d, &discard)
@@ -275,12 +283,11 @@ func measureRounds(g *generator, targets []*target, backend *child, o options) e
 			if err := t.proc.exited(); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d/%d  %-28s %9.0f req/s  %d errors",
-				r+1, o.rounds, t.name, res.rate(), res.non2xx+res.ioErrors)
+			line := fmt.Sprintf("round %d/%d  %-28s %9.0f req/s  %d errors", r+1, o.rounds, t.name, res.rate(), res.non2xx+res.ioErrors)
 			if t.settle != nil {
-				fmt.Fprintf(os.Stderr, "  settled in %v", settled.Round(time.Millisecond))
+				line += fmt.Sprintf("  settled in %v", settled.Round(time.Millisecond))
 			}
-			fmt.Fprintln(os.Stderr)
+			progress("%s\n", line)
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
@@ -313,7 +320,7 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 					continue
 				}
 			}
-			fmt.Fprintf(os.Stderr, "starting %s\n", sp.name)
+			progress("starting %s\n", sp.name)
 			t, err := s.startStrangler(bin, sp, b, o.logLevel)
 			if err != nil {
 				return err
@@ -351,7 +358,7 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 				notes = append(notes, p.name+" is not on PATH; skipped")
 				continue
 			}
-			fmt.Fprintf(os.Stderr, "starting %s\n", p.name)
+			progress("starting %s\n", p.name)
 			t, err := p.start(self, path, b)
 			if err != nil {
 				notes = append(notes, fmt.Sprintf("%s did not start; skipped: %v", p.name, err))
@@ -377,7 +384,7 @@ func buildStrangler(dir string) (string, error) {
 		return "", fmt.Errorf("cannot find the strangler module (go env GOMOD: %v); run from inside it or pass -strangler", err)
 	}
 	bin := filepath.Join(dir, "strangler")
-	fmt.Fprintln(os.Stderr, "building strangler")
+	progress("building strangler\n")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/strangler")
 	cmd.Dir = filepath.Dir(mod)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"math"
-	"os"
 	"time"
 )
 
@@ -104,7 +102,7 @@ func measurePaced(g *generator, targets []*target, o options) error {
 			if err := t.proc.exited(); err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "paced %d/%d  %-28s %9.0f req/s offered, p99 %s\n",
+			progress("paced %d/%d  %-28s %9.0f req/s offered, p99 %s\n",
 				r+1, o.rounds, t.name, t.paced.rate, fmtDur(t.paced.hist.quantile(0.99)))
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 )
@@ -47,7 +46,7 @@ func runPropagation(s *supervisor, o options, bin string, b backendAddrs) *propa
 			routes: oneRoute("bench", "GET /bench", "legacy"), request: buildRequest("/bench"),
 			store: store, extra: "debug_headers: true\n",
 		}
-		fmt.Fprintf(os.Stderr, "starting %s\n", sp.name)
+		progress("starting %s\n", sp.name)
 		t, err := s.startStrangler(bin, sp, b, o.logLevel)
 		if err != nil {
 			r.err = err
@@ -59,7 +58,7 @@ func runPropagation(s *supervisor, o options, bin string, b backendAddrs) *propa
 	for i := range clients {
 		clients[i] = &http.Client{Timeout: 5 * time.Second}
 	}
-	fmt.Fprintf(os.Stderr, "flipping %d times on replica 1 of %d\n", o.propFlips, replicas)
+	progress("flipping %d times on replica 1 of %d\n", o.propFlips, replicas)
 	modes := [2]string{"modern", "legacy"}
 	for i := range o.propFlips {
 		mode := modes[i%2]
