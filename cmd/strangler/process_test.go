@@ -45,6 +45,10 @@ func TestStreamingUsesConstantMemory(t *testing.T) {
 	const size = 1 << 30
 	chunk := make([]byte, 256<<10)
 	backend := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "warm" {
+			io.WriteString(w, "warm")
+			return
+		}
 		if r.Method == http.MethodPost {
 			n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r.Body}, make([]byte, 1<<20))
 			if err != nil || n != size {
