@@ -26,6 +26,13 @@ type Tokens struct {
 // Set replaces the tokens.
 func (t *Tokens) Set(list []config.Token) { t.list.Store(&list) }
 
+// Configured reports whether any token is set: without one, nobody can use
+// the admin API or the status page.
+func (t *Tokens) Configured() bool {
+	list := t.list.Load()
+	return list != nil && len(*list) > 0
+}
+
 // actor returns the name of the token presented, comparing in constant
 // time against every configured token so that the time taken says nothing
 // about how close a guess was.
@@ -121,7 +128,10 @@ func bearer(r *http.Request) string {
 
 // crossOrigin reports whether a browser sent the request from another
 // site: the Fetch metadata or Origin header says so. Non-browser clients
-// send neither and are judged by their token alone.
+// send neither and are judged by their token alone. Under the status
+// page's Referrer-Policy: no-referrer, browsers send "Origin: null" even on
+// a same-origin post (Fetch standard, "serializing a request origin"), so
+// then only the Fetch metadata can vouch for it.
 func crossOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
@@ -129,8 +139,11 @@ func crossOrigin(r *http.Request) bool {
 		return true
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	switch origin {
+	case "":
 		return false
+	case "null":
+		return r.Header.Get("Sec-Fetch-Site") != "same-origin"
 	}
 	u, err := url.Parse(origin)
 	return err != nil || u.Host != r.Host

@@ -197,6 +197,14 @@ var (
 	ErrInvalid = errors.New("invalid flip")
 )
 
+// invalidError is an ErrInvalid whose message says only what is wrong.
+type invalidError string
+
+func (e invalidError) Error() string        { return string(e) }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
+
 // Flip is a requested change to a route's flags.
 type Flip struct {
 	Route string
@@ -297,7 +305,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	var next store.Override
 	if fl.Clear {
 		if cur.Override == nil {
-			return cur, fmt.Errorf("%w: %s has no override to clear", ErrInvalid, fl.Route)
+			return cur, invalidf("%s has no override to clear", fl.Route)
 		}
 		entry.Action = "clear"
 		entry.ToMode, entry.ToPercent = string(cur.FileMode), cur.FilePercent
@@ -308,15 +316,15 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		}
 		if fl.Percent != nil {
 			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
-				return cur, fmt.Errorf("%w: percent %v is not from 0 to 100", ErrInvalid, *fl.Percent)
+				return cur, invalidf("percent %v is not from 0 to 100", *fl.Percent)
 			}
 			if m := config.Mode(next.Mode); m != config.ModeFallback && m != config.ModeModern {
-				return cur, fmt.Errorf("%w: percent applies to fallback and modern, not %s", ErrInvalid, m)
+				return cur, invalidf("percent applies to fallback and modern, not %s", m)
 			}
 			next.Percent = fl.Percent
 		}
 		if fl.Mode != nil && !slices.Contains(config.Modes, *fl.Mode) {
-			return cur, fmt.Errorf("%w: unknown mode %q", ErrInvalid, *fl.Mode)
+			return cur, invalidf("unknown mode %q", *fl.Mode)
 		}
 		entry.Action = "flip"
 		if fl.action != "" {
@@ -325,7 +333,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		entry.ToMode, entry.ToPercent = next.Mode, next.Percent
 	}
 	if fl.Reason == "" {
-		return cur, fmt.Errorf("%w: a reason is required; it goes into the audit log", ErrInvalid)
+		return cur, invalidf("a reason is required; it goes into the audit log")
 	}
 	if !fl.Force && later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent) {
 		if err := f.checkGates(ctx, cur, entry); err != nil {

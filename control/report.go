@@ -38,8 +38,10 @@ type RouteReport struct {
 	// ModernShare is the share of the last 24h's requests modern served.
 	ModernShare float64 `json:"modern_share"`
 	// MismatchRate is the share of the last 24h's shadow comparisons that
-	// mismatched.
-	MismatchRate float64 `json:"mismatch_rate"`
+	// mismatched; ShadowComparisons says how many there were, so that a
+	// rate of 0 with none is not mistaken for a clean record.
+	MismatchRate      float64 `json:"mismatch_rate"`
+	ShadowComparisons int64   `json:"shadow_comparisons"`
 	// LegacyClients are the app versions that reached legacy most in the
 	// last 7 days.
 	LegacyClients []ClientJSON `json:"legacy_clients"`
@@ -72,6 +74,7 @@ type ClientJSON struct {
 type HourJSON struct {
 	Hour      time.Time `json:"hour"`
 	Requests  int64     `json:"requests"`
+	Modern    int64     `json:"modern"`
 	Fallbacks int64     `json:"fallbacks"`
 }
 
@@ -101,7 +104,8 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks})
 	}
 	rep.ModernShare = rate(day.Modern, day.Requests)
-	rep.MismatchRate = rate(day.ShadowMismatches, day.ShadowMatches+day.ShadowMismatches)
+	rep.ShadowComparisons = day.ShadowMatches + day.ShadowMismatches
+	rep.MismatchRate = rate(day.ShadowMismatches, rep.ShadowComparisons)
 
 	clients, err := r.Counts.TopLegacyClients(ctx, rt.Name, now.Add(-7*24*time.Hour), topClients)
 	if err != nil {
@@ -120,7 +124,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	for _, h := range hours {
-		rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Fallbacks: h.Fallbacks})
+		rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Modern: h.Modern, Fallbacks: h.Fallbacks})
 	}
 	window, err := r.Counts.Counts(ctx, rt.Name, now.Add(-time.Duration(rt.RetireAfter)))
 	if err != nil {

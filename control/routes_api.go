@@ -60,10 +60,9 @@ func (a *admin) routeJSON(rf RouteFlags) routeJSON {
 	if o := rf.Override; o != nil {
 		out.Override = &overrideJSON{Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt, AgeSeconds: now.Sub(o.UpdatedAt).Seconds()}
 	}
-	minute := a.Live.Window(rf.Route.Name, now, time.Minute)
 	hour := a.Live.Window(rf.Route.Name, now, time.Hour)
 	out.Live = liveJSON{
-		RequestsPerSecond: float64(minute.Requests) / 60,
+		RequestsPerSecond: requestsPerSecond(a.Live, rf.Route.Name, now),
 		FallbackRate:      rate(hour.Fallbacks, hour.Modern+hour.Fallbacks),
 		MismatchRate:      rate(hour.ShadowMismatch, hour.ShadowMatch+hour.ShadowMismatch),
 	}
@@ -79,6 +78,15 @@ func (a *admin) flushCounts(ctx context.Context) {
 	if err := a.Reports.Flush(ctx); err != nil {
 		a.log.Warn("flushing counts before a report failed", "error", err)
 	}
+}
+
+// requestsPerSecond is this replica's rate over the previous whole minute
+// and the current one so far: steadier than the current minute alone,
+// which starts from zero every minute.
+func requestsPerSecond(live LiveStats, route string, now time.Time) float64 {
+	w := live.Window(route, now, 2*time.Minute)
+	elapsed := time.Minute + now.Sub(now.Truncate(time.Minute))
+	return float64(w.Requests) / elapsed.Seconds()
 }
 
 func rate(n, of int64) float64 {

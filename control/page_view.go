@@ -1,0 +1,275 @@
+package control
+
+// The status page's view: what each route row shows, the fallback chart,
+// and how numbers are written.
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// statusView is the status page.
+type statusView struct {
+	Title, Actor, CSRF string
+	Flash              *flash
+	Now, NowISO        string
+	StoreDown          string
+	ReportError        string
+	Modes              []string
+	Routes             []routeView
+	AuditLimit         int
+	Audit              []auditView
+	AuditError         string
+}
+
+// routeView is one row of the route table and its flip form.
+type routeView struct {
+	Name, Match, ID    string
+	Mode               string
+	ModeText, FileText string
+	Version            int64
+	PercentValue       string
+	Override           *overrideView
+	// Gated says the route has gates, which a flip may be forced past.
+	Gated            bool
+	RPS, Requests24h string
+	// Verdict is the retirement verdict without its "not yet" or
+	// "retirable", which the badge says.
+	Verdict      string
+	Report       *RouteReport
+	FallbackRate string
+	MismatchRate string
+	Chart        sparkline
+}
+
+type overrideView struct {
+	Actor, Reason, Ago, When, ISO string
+}
+
+// auditView is one row of the audit log.
+type auditView struct {
+	When, ISO, Actor, Action, Route, Change, Reason, Detail string
+	Forced                                                  bool
+}
+
+func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, actor, token string) {
+	now := p.now()
+	v := statusView{
+		Title: "Status", Actor: actor, CSRF: csrfToken(token), Flash: takeFlash(w, r),
+		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
+		AuditLimit: auditLimit,
+	}
+	for _, m := range config.Modes {
+		v.Modes = append(v.Modes, string(m))
+	}
+	if ok, since := p.Flags.StoreOK(); !ok {
+		v.StoreDown = since.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	p.flushCounts(ctx) // so the 24h columns include the last seconds
+	reportsOK := true
+	for i, rf := range p.Flags.All() {
+		rv := p.routeView(rf, now)
+		rv.ID = "r" + strconv.Itoa(i)
+		if reportsOK {
+			rep, err := p.Reports.Route(ctx, rf, now)
+			if err != nil {
+				// One failure means the store is unreachable: do not make
+				// every other route wait for it too.
+				reportsOK = false
+				p.log.Error("status page: building a route report failed", "route", rf.Route.Name, "error", err)
+				v.ReportError = "The traffic counts cannot be read from the state store right now; rates and verdicts are unavailable."
+			} else {
+				rv.addReport(&rep, now)
+			}
+		}
+		v.Routes = append(v.Routes, rv)
+	}
+	entries, err := p.Audit.AuditLog(ctx, store.AuditFilter{Limit: auditLimit})
+	if err != nil {
+		p.log.Error("status page: reading the audit log failed", "error", err)
+		v.AuditError = "The audit log cannot be read from the state store right now."
+	}
+	for _, e := range entries {
+		v.Audit = append(v.Audit, toAuditView(e))
+	}
+	p.render(w, http.StatusOK, p.status, v)
+}
+
+func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
+	rv := routeView{
+		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
+		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
+		Gated: !rf.Route.Gates.IsZero(), RPS: fmtRPS(requestsPerSecond(p.Live, rf.Route.Name, now)),
+		Requests24h: "—", FallbackRate: "—", MismatchRate: "—",
+	}
+	switch {
+	case rf.Percent != nil:
+		rv.PercentValue = strconv.FormatFloat(*rf.Percent, 'f', -1, 64)
+	case hasPercent(rf.Mode):
+		rv.PercentValue = "100"
+	}
+	if o := rf.Override; o != nil {
+		rv.Override = &overrideView{
+			Actor: o.Actor, Reason: o.Reason, Ago: fmtAgo(now.Sub(o.UpdatedAt)),
+			When: o.UpdatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), ISO: o.UpdatedAt.UTC().Format(time.RFC3339),
+		}
+	}
+	return rv
+}
+
+// addReport fills in the 24h columns. The fallback rate is the gates':
+// fallbacks among the requests modern was asked for.
+func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
+	rv.Report = rep
+	for _, pc := range rep.Periods {
+		if pc.Period != "24h" {
+			continue
+		}
+		rv.Requests24h = fmtCount(pc.Requests)
+		if pc.Modern+pc.Fallbacks > 0 {
+			rv.FallbackRate = fmtRate(rate(pc.Fallbacks, pc.Modern+pc.Fallbacks))
+		}
+	}
+	if rep.MismatchRate > 0 || rv.Mode == string(config.ModeShadow) {
+		rv.MismatchRate = fmtRate(rep.MismatchRate)
+	}
+	rv.Chart = fallbackChart(rv.Name, rep.Hourly, now)
+	// The badge says "retirable" or "not yet"; the text says why.
+	rv.Verdict = rep.Verdict
+	for _, prefix := range []string{"retirable: ", "not yet: "} {
+		rv.Verdict = strings.TrimPrefix(rv.Verdict, prefix)
+	}
+}
+
+func toAuditView(e store.AuditEntry) auditView {
+	j := toAuditJSON(e)
+	v := auditView{
+		When: j.At.Format("2006-01-02 15:04:05"), ISO: j.At.Format(time.RFC3339),
+		Actor: j.Actor, Action: j.Action, Route: j.Route, Reason: j.Reason, Detail: j.Detail, Forced: j.Forced,
+	}
+	if j.FromMode != "" || j.ToMode != "" {
+		v.Change = modeText(config.Mode(j.FromMode), j.FromPercent) + " → " + modeText(config.Mode(j.ToMode), j.ToPercent)
+	}
+	return v
+}
+
+// sparkline is a small server-rendered bar chart: one bar per hour.
+type sparkline struct {
+	Label         string
+	Width, Height int
+	Bars          []bar
+}
+
+type bar struct {
+	X, Y, W, H float64
+	Class      string
+	Title      string
+}
+
+// fallbackChart draws the last 24 hours' share of requests that fell back,
+// oldest first, each bar scaled to the day's highest hour (at least 1%,
+// so that a trickle does not look like a flood). Hours without requests
+// get a faint stub, hours without fallbacks a dark one.
+//
+// The hourly counts carry requests and fallbacks only, so an hour's rate
+// is fallbacks per request, which equals the gates' rate when the route
+// sends all of its traffic to modern.
+func fallbackChart(route string, hourly []HourJSON, now time.Time) sparkline {
+	const hours, barW, gap, height = 24, 4.0, 1.0, 24.0
+	byHour := map[int64]HourJSON{}
+	for _, h := range hourly {
+		byHour[h.Hour.UTC().Truncate(time.Hour).Unix()] = h
+	}
+	first := now.UTC().Truncate(time.Hour).Add(-(hours - 1) * time.Hour)
+	rates := make([]float64, hours)
+	seen := make([]bool, hours)
+	peakAt, total, fallbacks := -1, int64(0), int64(0)
+	for i := range hours {
+		h, ok := byHour[first.Add(time.Duration(i)*time.Hour).Unix()]
+		if !ok || h.Modern+h.Fallbacks == 0 {
+			continue
+		}
+		seen[i], rates[i] = true, rate(h.Fallbacks, h.Requests)
+		total, fallbacks = total+h.Requests, fallbacks+h.Fallbacks
+		if h.Fallbacks > 0 && (peakAt < 0 || rates[i] >= rates[peakAt]) {
+			peakAt = i
+		}
+	}
+	scale := 0.01
+	if peakAt >= 0 {
+		scale = max(scale, rates[peakAt])
+	}
+	s := sparkline{Width: int(hours * (barW + gap)), Height: int(height)}
+	for i := range hours {
+		at := first.Add(time.Duration(i) * time.Hour)
+		b := bar{X: float64(i) * (barW + gap), W: barW, Class: "empty", H: 1,
+			Title: at.Format("15:04") + " UTC: no requests"}
+		if seen[i] {
+			b.Class, b.H = "zero", 2
+			b.Title = fmt.Sprintf("%s UTC: %s of requests fell back", at.Format("15:04"), fmtRate(rates[i]))
+			if rates[i] > 0 {
+				b.Class, b.H = "bar", max(2, height*rates[i]/scale)
+			}
+		}
+		b.Y = height - b.H
+		s.Bars = append(s.Bars, b)
+	}
+	switch {
+	case total == 0:
+		s.Label = "Fallback rate of " + route + " per hour over the last 24 hours: no requests."
+	case fallbacks == 0:
+		s.Label = "Fallback rate of " + route + " per hour over the last 24 hours: no fallbacks."
+	default:
+		s.Label = fmt.Sprintf("Fallback rate of %s per hour over the last 24 hours: %d fallbacks in %d requests; highest %s at %s UTC.",
+			route, fallbacks, total, fmtRate(rates[peakAt]), first.Add(time.Duration(peakAt)*time.Hour).Format("15:04"))
+	}
+	return s
+}
+
+// fmtRate writes a share as a percentage with up to three significant
+// digits: 0.0123 is "1.23%".
+func fmtRate(r float64) string {
+	return strconv.FormatFloat(r*100, 'g', 3, 64) + "%"
+}
+
+// fmtCount groups digits by thousands: 12345 is "12,345".
+func fmtCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func fmtRPS(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 10:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// fmtAgo writes a duration the way people say how long ago: "5m ago".
+func fmtAgo(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", d/time.Minute)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", d/time.Hour)
+	}
+	return fmt.Sprintf("%dd ago", d/(24*time.Hour))
+}
