@@ -30,8 +30,9 @@ func other(primary string) string {
 	return "modern"
 }
 
-// deliver sends a claimed write to the secondary and settles it.
-func (w *Worker) deliver(r store.Repair) {
+// deliver sends a claimed write to the secondary and settles it. It
+// reports whether the secondary applied it.
+func (w *Worker) deliver(r store.Repair) (applied bool) {
 	up := w.routes.Backend(other(r.Primary))
 	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
@@ -39,6 +40,7 @@ func (w *Worker) deliver(r store.Repair) {
 	switch {
 	case err == nil && status >= 200 && status <= 299:
 		w.settle(r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
+		return true
 	case err == nil && permanent(status):
 		reason := fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status))
 		w.fail(r, reason, true)
@@ -47,6 +49,7 @@ func (w *Worker) deliver(r store.Repair) {
 	default:
 		w.fail(r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
 	}
+	return false
 }
 
 // permanent reports whether a secondary's answer means retrying cannot

@@ -63,9 +63,9 @@ type Worker struct {
 	settings atomic.Pointer[config.Repairs]
 	kicks    chan string
 	slots    chan struct{}
-	// freed is signalled whenever a delivery ends; backlog, which only
-	// Run's goroutine touches, says the last claim filled every free slot,
-	// so more writes may be due at once.
+	// freed is signalled whenever the secondary applied a delivery;
+	// backlog, which only Run's goroutine touches, says the last claim
+	// filled every free slot, so more writes may be due at once.
 	freed    chan struct{}
 	backlog  bool
 	inflight sync.WaitGroup
@@ -149,7 +149,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.claimDue(ctx)
 		case <-w.freed:
 			// A backlog (a secondary back after an outage) drains as fast
-			// as deliveries go, not one batch per poll.
+			// as the secondary takes it, not one batch per poll; while
+			// deliveries fail, the poll paces the retries.
 			if w.backlog {
 				w.claimDue(ctx)
 			}
@@ -214,14 +215,18 @@ func (w *Worker) start(r store.Repair) {
 	w.inflight.Add(1)
 	go func() {
 		defer w.inflight.Done()
+		var applied bool
 		defer func() {
 			<-w.slots
+			if !applied {
+				return
+			}
 			select {
 			case w.freed <- struct{}{}:
 			default:
 			}
 		}()
-		w.deliver(r)
+		applied = w.deliver(r)
 	}()
 }
 
