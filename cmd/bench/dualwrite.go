@@ -37,7 +37,7 @@ func writeSpecs() []stranglerSpec {
 // delivery rate would need more than that.
 const (
 	drainTimeout = time.Minute
-	drainWatch   = 2 * time.Second
+	drainWatch   = time.Second
 )
 
 // settleDualWrite waits until every write the target accepted has been

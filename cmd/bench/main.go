@@ -104,7 +104,10 @@ func main() {
 	flag.StringVar(&o.postgres, "postgres", envOr("STRANGLER_TEST_POSTGRES", defaultPostgres),
 		"PostgreSQL `URL` for dualwrite-pg and propagation (each gets a schema of its own, dropped afterwards; "+
 			"default $STRANGLER_TEST_POSTGRES or the local test server)")
-	flag.Float64Var(&o.pacedShare, "paced-share", 0.3, "paced load for the latency ratios, as a `share` of the slowest closed-loop req/s of the compared targets (0 skips it)")
+	// A fifth: the machine's speed, shared with whatever else runs on it,
+	// can drop by half between the closed-loop and the paced runs, and the
+	// paced load must still leave each target CPU to spare.
+	flag.Float64Var(&o.pacedShare, "paced-share", 0.2, "paced load for the latency ratios, as a `share` of the slowest closed-loop req/s of the compared targets (0 skips it)")
 	flag.Float64Var(&o.flipRate, "flip-rate", 500, "requests/s during the flips")
 	flag.DurationVar(&o.flipFor, "flip-duration", 10*time.Second, "how long the flips run")
 	flag.DurationVar(&o.flipEvery, "flip-every", 200*time.Millisecond, "time between flips")
@@ -148,6 +151,7 @@ func bench(o options) error {
 		return fmt.Errorf("want -rounds >= 1, -conns >= 1, -duration > 0 and -routes >= 10")
 	}
 	runtime.GOMAXPROCS(o.procs)
+	loadBefore := loadAverage()
 	s, err := newSupervisor()
 	if err != nil {
 		return err
@@ -209,6 +213,10 @@ func bench(o options) error {
 	}
 	notes = append(notes, fallbackNotes(targets)...)
 	issues := issueResults{before: before, after: snapshotCounters(targets), drained: drained(), flips: flips, propagation: prop}
+	if loadBefore != "" {
+		notes = append(notes, fmt.Sprintf("load average (1, 5, 15 min) at the start %s, at the end %s; on %d CPUs, "+
+			"the bench itself accounts for about 3; more means other processes competed with it", loadBefore, loadAverage(), runtime.NumCPU()))
+	}
 
 	report(os.Stdout, o, targets, notes, issues)
 	fmt.Printf("\nthe run took %v\n", time.Since(began).Round(time.Second))
