@@ -36,7 +36,7 @@ func writeSpecs() []stranglerSpec {
 // most drainTimeout, and no longer once drainWatch has shown that the
 // delivery rate would need more than that.
 const (
-	drainTimeout = time.Minute
+	drainTimeout = 20 * time.Second
 	drainWatch   = time.Second
 )
 

@@ -256,6 +256,7 @@ func waitReady(t *target, timeout time.Duration) error {
 			t.served++
 		}
 		if err == nil && status >= 200 && status <= 299 {
+			t.ok++
 			return nil
 		}
 		if err == nil {
