@@ -131,6 +131,8 @@ type shadowJob struct {
 	// target is the request URL the copy is addressed from.
 	target  url.URL
 	primary chan primaryAnswer
+	// captures are the job's own captures, returned to the pool at its end.
+	captures []*shadow.Capture
 	// primaryUp and otherUp are the backends compared.
 	primaryUp, otherUp *upstream.Upstream
 }
@@ -168,7 +170,12 @@ func (j *shadowJob) run() {
 		}
 	}
 	p := <-j.primary
-	defer sh.captures.Put(p.capture)
+	defer func() {
+		sh.captures.Put(p.capture)
+		for _, c := range j.captures {
+			sh.captures.Put(c)
+		}
+	}()
 	if err != nil || !p.answered {
 		m.shadowResult(rt.name, "error")
 		return
@@ -203,9 +210,11 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 		return shadow.Response{}, err
 	}
 	defer resp.Body.Close()
-	maxBody := int64(j.route.shadow.compare.MaxBody)
-	c := shadow.NewCapture(int(maxBody))
-	if _, err := io.CopyN(c, resp.Body, maxBody+1); err != nil && err != io.EOF {
+	// Read one byte past the cap, so that a body exactly at the cap is not
+	// taken for a longer one, and no further.
+	c := j.route.shadow.capture()
+	j.captures = append(j.captures, c)
+	if _, err := c.ReadFrom(io.LimitReader(resp.Body, int64(j.route.shadow.compare.MaxBody)+1)); err != nil {
 		return shadow.Response{}, err
 	}
 	return c.Response(resp.StatusCode, resp.Header), nil

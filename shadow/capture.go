@@ -1,9 +1,11 @@
 package shadow
 
 import (
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 )
 
 // Capture keeps the first bytes written to it, up to a cap, and notes
@@ -48,6 +50,39 @@ func (c *Capture) Write(p []byte) (int, error) {
 		c.buf = append(c.buf, p...)
 	}
 	return len(p), nil
+}
+
+// ReadFrom keeps what fits under the cap from r and reads the rest to
+// the end, reading straight into the capture's buffer: io.Copy would
+// otherwise allocate a 32 KiB buffer for every response captured.
+func (c *Capture) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	var scratch [512]byte
+	for {
+		room := c.limit - len(c.buf)
+		if room > 0 && cap(c.buf)-len(c.buf) < min(room, 4096) {
+			c.buf = slices.Grow(c.buf, min(room, max(4096, len(c.buf))))
+		}
+		var n int
+		var err error
+		if room > 0 {
+			free := c.buf[len(c.buf):min(cap(c.buf), c.limit)]
+			n, err = r.Read(free)
+			c.buf = c.buf[:len(c.buf)+n]
+		} else {
+			n, err = r.Read(scratch[:])
+			if n > 0 {
+				c.truncated = true
+			}
+		}
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Bytes returns the bytes kept; they are valid until the next Reset.

@@ -1,6 +1,7 @@
 package shadow_test
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +158,28 @@ func TestSampler(t *testing.T) {
 	}
 	if (shadow.Sampler{}).Sample() {
 		t.Error("the zero Sampler sampled")
+	}
+}
+
+func TestCaptureReadsFromAReaderUpToItsCap(t *testing.T) {
+	for _, tc := range []struct {
+		body      string
+		limit     int
+		kept      string
+		truncated bool
+	}{
+		{"hello", 10, "hello", false},
+		{"hello", 5, "hello", false},
+		{"hello!", 5, "hello", true},
+		{strings.Repeat("x", 10000), 9000, strings.Repeat("x", 9000), true},
+	} {
+		c := shadow.NewCapture(tc.limit)
+		n, err := c.ReadFrom(strings.NewReader(tc.body))
+		if err != nil || n != int64(len(tc.body)) {
+			t.Errorf("ReadFrom(%d bytes) = %d, %v", len(tc.body), n, err)
+		}
+		if string(c.Bytes()) != tc.kept || c.Truncated() != tc.truncated {
+			t.Errorf("limit %d: kept %d bytes, truncated %v; want %d, %v", tc.limit, len(c.Bytes()), c.Truncated(), len(tc.kept), tc.truncated)
+		}
 	}
 }
