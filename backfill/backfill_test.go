@@ -64,6 +64,16 @@ func TestFullBackfillEqualsTheSource(t *testing.T) {
 		}
 	}
 
+	t.Run("verify finds the copy faithful", func(t *testing.T) {
+		vr, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Log: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := vr.Deviations(); n != 0 {
+			t.Errorf("verify found %d deviations: %+v", n, vr.Tables)
+		}
+	})
+
 	t.Run("running again copies nothing", func(t *testing.T) {
 		rep, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()})
 		if err != nil {
