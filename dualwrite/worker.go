@@ -65,7 +65,8 @@ type Worker struct {
 	slots    chan struct{}
 	// freed is signalled whenever the secondary applied a delivery;
 	// backlog, which only Run's goroutine touches, says the last claim
-	// filled every free slot, so more writes may be due at once.
+	// found writes due, so more may be due at once: beyond what it could
+	// take, or the next write of a resource it delivered.
 	freed    chan struct{}
 	backlog  bool
 	inflight sync.WaitGroup
@@ -197,7 +198,7 @@ func (w *Worker) claimDue(ctx context.Context) {
 		w.log.Warn("claiming due dual writes failed", "error", err)
 		return
 	}
-	w.backlog = len(repairs) == free
+	w.backlog = len(repairs) > 0
 	for _, r := range repairs {
 		w.slots <- struct{}{}
 		w.start(r)
