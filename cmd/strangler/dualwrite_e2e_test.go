@@ -631,6 +631,29 @@ func TestDualWriteSecondaryDownFor1000Writes(t *testing.T) {
 	})
 }
 
+// TestDualWriteBacklogOfOneResource: writes to one resource wait for
+// each other, so a backlog of them (built while the secondary was down,
+// or behind a delivery a crashed replica had leased) goes one at a time;
+// it must still go as fast as the secondary answers, not one per poll.
+func TestDualWriteBacklogOfOneResource(t *testing.T) {
+	const writes = 300
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	modern.stop()
+	dir := t.TempDir()
+	p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL()}))
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+	runParallel(writes, 4, func(i int) {
+		if code, _, err := sendRequest("POST", "http://"+p.public+"/accounts/1/entries", fmt.Sprintf(`{"w":%d}`, i), nil); err != nil || code != http.StatusCreated {
+			t.Errorf("write %d: got %d %v, want 201", i, code, err)
+		}
+	})
+	modern.start()
+	took := waitDrained(t, st, 30*time.Second)
+	t.Logf("%d writes to one resource drained in %v once the secondary was back", writes, took.Round(time.Millisecond))
+	sameRecords(t, legacy, modern)
+}
+
 // TestDualWriteSameIdempotencyKeyThreeTimes: a client sending one write
 // three times at once with the same Idempotency-Key (a retry racing the
 // original) leaves one record on each backend.
@@ -912,7 +935,8 @@ func TestDualWriteStoreUnavailable(t *testing.T) {
 // while the secondary flaps. Once the queue has settled and an operator
 // has settled the writes whose primary outcome a kill lost, no write the
 // client saw succeed is missing on the secondary, none is applied twice on
-// either side, and both sides hold the same entries.
+// either side, and both sides hold the same entries; on SQLite and on
+// PostgreSQL.
 //
 // Two routes append entries: accounts, whose primary does not honour
 // Idempotency-Key (a lost outcome becomes unknown, for the operator), and
@@ -922,11 +946,22 @@ func TestDualWriteFacadeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the leases of the killed processes to pass (about 40 s)")
 	}
+	// Both mostly wait for leases to pass: they wait together.
+	t.Run("on SQLite", func(t *testing.T) {
+		t.Parallel()
+		testFacadeKilled(t, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"))
+	})
+	t.Run("on PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		testFacadeKilled(t, testdb.Postgres(t))
+	})
+}
+
+func testFacadeKilled(t *testing.T, dsn string) {
 	const writes, kills, lists = 2000, 6, 20
 	legacy := newRecordingBackend(t, "legacy", true, false)
 	modern := newRecordingBackend(t, "modern", true, true)
 	dir := t.TempDir()
-	dsn := "sqlite:" + filepath.Join(dir, "strangler.db")
 	config := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn, routes: `
   - {name: append-entry, match: "POST /accounts/{id}/entries", mode: dual-write}
   - {name: append-ledger, match: "POST /ledgers/{id}/entries", mode: dual-write, primary_idempotent: true}
@@ -989,6 +1024,7 @@ func TestDualWriteFacadeKilled(t *testing.T) {
 		at[k] = 100 + rand.IntN(writes-300)
 	}
 	slices.Sort(at)
+	var lastKill time.Time
 	for k, n := range at {
 		for sent.Load() < int64(n) {
 			time.Sleep(5 * time.Millisecond)
@@ -999,6 +1035,7 @@ func TestDualWriteFacadeKilled(t *testing.T) {
 		p.cmd.Wait()
 		p = startProcess(t, "serve", "--config", config)
 		public.Store(&p.public)
+		lastKill = time.Now()
 		t.Logf("kill %d after %d writes; restarted", k+1, n)
 	}
 	<-done
@@ -1010,12 +1047,9 @@ func TestDualWriteFacadeKilled(t *testing.T) {
 	// are taken over once theirs does.
 	took := pollUntil(t, "no write sent or pending", 90*time.Second, func() bool {
 		d := queueDepth(t, st)
-		if d["sent"]+d["pending"] == 0 {
-			return true
-		}
-		return false
+		return d["sent"]+d["pending"] == 0
 	})
-	t.Logf("the queue settled %v after the run", took.Round(100*time.Millisecond))
+	t.Logf("the queue settled %v after the run, %v after the last kill", took.Round(100*time.Millisecond), time.Since(lastKill).Round(100*time.Millisecond))
 
 	// The operator settles each unknown write: retried if the primary has
 	// it, discarded if not.
