@@ -71,13 +71,13 @@ type recordingBackend struct {
 	addr          string
 	keys          bool
 	keepPrimaryID bool
+	fault         atomic.Int32
+
+	mu  sync.Mutex
+	srv *http.Server
 	// refuse, if set, makes the backend answer 400 to the writes it
 	// matches, as a backend does to a request it will never accept.
-	refuse func(r *http.Request) bool
-	fault  atomic.Int32
-
-	mu      sync.Mutex
-	srv     *http.Server
+	refuse  func(r *http.Request) bool
 	items   map[string]string
 	entries map[string][]string // "accounts/7" → bodies, in order applied
 	nextID  int
@@ -114,7 +114,7 @@ func newRecordingBackend(t *testing.T, name string, keys, keepPrimaryID bool) *r
 func (b *recordingBackend) URL() string { return "http://" + b.addr }
 
 func (b *recordingBackend) serve(ln net.Listener) {
-	srv := &http.Server{Handler: b, ErrorLog: nil}
+	srv := &http.Server{Handler: b}
 	b.mu.Lock()
 	b.srv = srv
 	b.mu.Unlock()
@@ -188,12 +188,13 @@ func (b *recordingBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.read(w, r)
 		return
 	}
+	key := r.Header.Get("Idempotency-Key")
+	b.mu.Lock()
 	if b.refuse != nil && b.refuse(r) {
+		b.mu.Unlock()
 		http.Error(w, "this request is never accepted", http.StatusBadRequest)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	b.mu.Lock()
 	b.received[key]++
 	a, ok := b.kept[key]
 	if !ok || !b.keys || key == "" {
@@ -840,7 +841,9 @@ func TestDualWriteOrderPerResource(t *testing.T) {
 func TestDualWritePermanentRefusal(t *testing.T) {
 	legacy := newRecordingBackend(t, "legacy", false, false)
 	modern := newRecordingBackend(t, "modern", true, true)
+	modern.mu.Lock()
 	modern.refuse = func(r *http.Request) bool { return r.URL.Path == "/items/poison" }
+	modern.mu.Unlock()
 	dir := t.TempDir()
 	p := startProcess(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL()}))
 	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
@@ -943,9 +946,6 @@ func TestDualWriteStoreUnavailable(t *testing.T) {
 // ledgers, whose primary does (primary_idempotent: recovery resends it
 // with the key the primary first saw).
 func TestDualWriteFacadeKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the leases of the killed processes to pass (about 40 s)")
-	}
 	// Both mostly wait for leases to pass: they wait together.
 	t.Run("on SQLite", func(t *testing.T) {
 		t.Parallel()
@@ -1135,9 +1135,6 @@ func testFacadeKilled(t *testing.T, dsn string) {
 // application: a write claimed by two replicas would show as a key
 // applied twice.
 func TestDualWriteThreeReplicasDrainOneQueue(t *testing.T) {
-	if testing.Short() {
-		t.Skip("journals 10,000 writes")
-	}
 	const writes = 10000
 	// Commits need not wait for the WAL to reach the disk here: what is
 	// under test is that replicas never claim one write together, not

@@ -16,9 +16,6 @@ import (
 // is served by all three within a second, and a replica that loses the
 // store keeps serving its last known flags until it is back, then resyncs.
 func TestReplicasFollowFlips(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three facade processes and flips a route 50 times")
-	}
 	dsn := testdb.Postgres(t)
 	// The third replica reaches PostgreSQL through a proxy the test can cut.
 	proxy, proxied := testdb.NewProxy(t, dsn)
