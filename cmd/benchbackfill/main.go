@@ -64,7 +64,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 2, "backfill concurrency")
 	flag.IntVar(&o.batch, "batch", 5000, "backfill batch size")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of each tool, alternating; the best counts")
-	flag.BoolVar(&o.keep, "keep", false, "keep the databases afterwards")
+	flag.BoolVar(&o.keep, "keep", false, "keep the databases afterwards (for -reuse)")
 	flag.BoolVar(&o.skipLoad, "reuse", false, "reuse the generated legacy rows of an earlier -keep run")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -105,9 +105,12 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	}
-	src, err := prepareLegacy(ctx, o)
+	src, dropLegacy, err := prepareLegacy(ctx, o)
 	if err != nil {
 		return err
+	}
+	if !o.keep {
+		defer dropLegacy()
 	}
 	pgloader, lookErr := exec.LookPath("pgloader")
 	var results []result
@@ -177,50 +180,56 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// prepareLegacy creates the legacy database and fills it, unless reusing.
-func prepareLegacy(ctx context.Context, o options) (string, error) {
+// prepareLegacy creates the legacy database and fills it, unless reusing
+// it; drop removes it.
+func prepareLegacy(ctx context.Context, o options) (url string, drop func(), err error) {
 	dsn, err := config.MySQLDriverDSN(o.mysqlURL)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if !o.skipLoad {
-		name := cfg.DBName
-		server := cfg.Clone()
-		server.DBName = ""
-		admin, err := sql.Open("mysql", server.FormatDSN())
+	name := cfg.DBName
+	server := cfg.Clone()
+	server.DBName = ""
+	admin := func(q string) error {
+		db, err := sql.Open("mysql", server.FormatDSN())
 		if err != nil {
-			return "", err
+			return err
 		}
-		defer admin.Close()
+		defer db.Close()
+		_, err = db.ExecContext(ctx, q)
+		return err
+	}
+	drop = func() { admin("DROP DATABASE IF EXISTS `" + name + "`") }
+	if !o.skipLoad {
 		for _, q := range []string{"DROP DATABASE IF EXISTS `" + name + "`", "CREATE DATABASE `" + name + "`"} {
-			if _, err := admin.ExecContext(ctx, q); err != nil {
-				return "", fmt.Errorf("legacy database: %w", err)
+			if err := admin(q); err != nil {
+				return "", nil, fmt.Errorf("legacy database: %w", err)
 			}
 		}
 	}
 	db, err := legacy.Open(ctx, dsn)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer db.Close()
 	if !o.skipLoad {
 		fmt.Printf("generating %d legacy patients…\n", o.rows)
 		start := time.Now()
 		if err := fixture.Generate(ctx, db, fixture.Sizes{Patients: o.rows}); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		fmt.Printf("generated in %s\n", time.Since(start).Round(time.Millisecond))
 	}
 	// Fresh statistics: the row estimate sizes the key ranges.
 	if _, err := db.ExecContext(ctx, "ANALYZE TABLE Patient"); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	settle(ctx, db)
-	return o.mysqlURL, nil
+	return o.mysqlURL, drop, nil
 }
 
 // settle waits (up to a minute) for InnoDB to write the generated rows
