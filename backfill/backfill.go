@@ -168,7 +168,6 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	if runErr != nil {
 		report.Error = runErr.Error()
-		opts.Log.Error("backfill stopped", "status", status, "error", runErr)
 	}
 	if err := l.finishRun(context.WithoutCancel(ctx), status, report, runErr); err != nil && runErr == nil {
 		runErr = fmt.Errorf("ledger: %w", err)
