@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,8 +112,11 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	defer src.Close()
 	defer dst.Close()
 	for name := range opts.Keys {
-		if cfg.Table(name) == nil {
+		switch {
+		case cfg.Table(name) == nil:
 			return nil, fmt.Errorf("keys: no table %q in the backfill section; it has %s", name, strings.Join(cfg.TableNames(), ", "))
+		case len(opts.Tables) > 0 && !slices.Contains(opts.Tables, name):
+			return nil, fmt.Errorf("keys: table %q is not among the tables to copy (%s)", name, strings.Join(opts.Tables, ", "))
 		}
 	}
 	tables, err := plan(ctx, cfg, opts.Tables, src, dst)
