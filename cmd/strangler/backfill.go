@@ -53,10 +53,11 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
-	cfg, err := loadBackfill(*path, getenv)
+	file, err := loadConfig(*path, getenv)
 	if err != nil {
 		return err
 	}
+	cfg := file.Backfill
 	if *rate >= 0 {
 		cfg.Rate = *rate
 	}
@@ -82,6 +83,14 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	opts := backfill.Options{
 		Keys: keys, OnlyFailed: *onlyFailed, Restart: *restart, DryRun: *dryRun,
 		Metrics: metrics, Log: log,
+	}
+	if len(keys) == 0 && !*onlyFailed {
+		repairs, closeStore, err := readRepairKeys(ctx, file.Store, log)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		opts.Repairs = repairs
 	}
 	if *tables != "" {
 		opts.Tables = strings.Split(*tables, ",")
@@ -112,6 +121,15 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 // loadBackfill loads a configuration file and returns its backfill
 // section.
 func loadBackfill(path string, getenv func(string) string) (*config.Backfill, error) {
+	cfg, err := loadConfig(path, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Backfill, nil
+}
+
+// loadConfig loads a configuration file that must have a backfill section.
+func loadConfig(path string, getenv func(string) string) (*config.Config, error) {
 	cfg, err := config.Load(path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return nil, err
@@ -119,7 +137,7 @@ func loadBackfill(path string, getenv func(string) string) (*config.Backfill, er
 	if cfg.Backfill == nil {
 		return nil, fmt.Errorf("%s: no backfill section; see the README for one", path)
 	}
-	return cfg.Backfill, nil
+	return cfg, nil
 }
 
 func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {

@@ -3,8 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
 
+	"strangler/backfill"
+	"strangler/config"
 	"strangler/shadow"
 	"strangler/store"
 )
@@ -37,4 +44,38 @@ func (a storeSamples) List(ctx context.Context, route string, limit int) ([]shad
 		out = append(out, smp)
 	}
 	return out, nil
+}
+
+// storeRepairKeys hands the keys the facade's read repair queued to the
+// backfill: the route's entity names the backfill table.
+type storeRepairKeys struct{ s *store.Store }
+
+// repairKeysPage is how many queued keys the backfill takes at a time.
+const repairKeysPage = 1000
+
+func (k storeRepairKeys) Pending(ctx context.Context, table string) ([]string, error) {
+	return k.s.PendingRepairKeys(ctx, table, repairKeysPage)
+}
+
+func (k storeRepairKeys) Done(ctx context.Context, table string, keys []string) error {
+	return k.s.DoneRepairKeys(ctx, table, keys)
+}
+
+// readRepairKeys opens the facade's state store for the backfill to drain
+// its read-repair queue. A SQLite file that does not exist yet holds no
+// keys: it is not created (the backfill may run where the facade does
+// not), and the backfill runs without a queue.
+func readRepairKeys(ctx context.Context, dsn config.StoreDSN, log *slog.Logger) (backfill.RepairKeys, func(), error) {
+	if path, ok := strings.CutPrefix(string(dsn), "sqlite:"); ok {
+		path, _, _ = strings.Cut(path, "?")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			log.Info("no state store file; no read-repair keys to copy", "store", path)
+			return nil, func() {}, nil
+		}
+	}
+	st, err := store.Open(ctx, string(dsn), log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state store (for read-repair keys): %w", err)
+	}
+	return storeRepairKeys{st}, func() { st.Close() }, nil
 }
