@@ -29,3 +29,12 @@ func TestOnlyRefusalsAreDeadOnArrival(t *testing.T) {
 		}
 	}
 }
+
+func TestADeleteOfWhatIsAlreadyGoneIsApplied(t *testing.T) {
+	if !alreadyGone(http.MethodDelete, 404) || !alreadyGone(http.MethodDelete, 410) {
+		t.Error("a DELETE answered 404 or 410 is not taken as applied")
+	}
+	if alreadyGone(http.MethodPut, 404) {
+		t.Error("a PUT answered 404 is taken as applied")
+	}
+}

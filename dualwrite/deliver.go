@@ -38,7 +38,7 @@ func (w *Worker) deliver(r store.Repair) (applied bool) {
 	defer cancel()
 	status, err := w.send(ctx, up, r)
 	switch {
-	case err == nil && status >= 200 && status <= 299:
+	case err == nil && (status >= 200 && status <= 299 || alreadyGone(r.Method, status)):
 		w.settle(r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
 		return true
 	case err == nil && permanent(status):
@@ -50,6 +50,13 @@ func (w *Worker) deliver(r store.Repair) (applied bool) {
 		w.fail(r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
 	}
 	return false
+}
+
+// alreadyGone reports whether the secondary answered a DELETE saying there
+// is nothing to delete: writes to one resource arrive in order, so the
+// resource is gone as the primary wants it, and the delete is applied.
+func alreadyGone(method string, status int) bool {
+	return method == http.MethodDelete && (status == http.StatusNotFound || status == http.StatusGone)
 }
 
 // permanent reports whether a secondary's answer means retrying cannot

@@ -1,14 +1,16 @@
 package router
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"strangler/config"
-	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -38,8 +40,9 @@ func newDualWriteRoute(r *config.Route) dualWriteRoute {
 	return d
 }
 
-// idCaptureLimit bounds how much of the primary's answer is kept to find
-// the new id in: ids sit near the top of a creation's answer.
+// idCaptureLimit bounds how much of the primary's answer is read before
+// the client gets it, to find the new id in: ids sit near the top of a
+// creation's answer.
 const idCaptureLimit = 1 << 20
 
 // leaseMargin is added to the primary's timeout for the journal lease: the
@@ -101,71 +104,106 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		t.log.Error("dual write refused: journal unavailable", "route", rt.name, "method", req.Method, "error", err, "request_id", x.id)
 		t.metrics.DualWrite(rt.name, "refused")
 		x.served = nil
-		refuseWrite(&x.w, x)
+		t.writeError(&x.w, req, x, errJournal)
 		return
 	}
-	var capture *shadow.Capture
-	if rt.dualWrite.idField != nil {
-		capture = shadow.NewCapture(idCaptureLimit)
-		x.w.tee = capture
-	}
-	defer t.recordOutcome(ctx, x, intent.ID, capture)
+	x.dualWrite = &pendingWrite{intent: intent}
+	defer t.settleWrite(ctx, x)
 	primary.ServeHTTP(&x.w, req)
 }
 
-// recordOutcome writes down what the primary answered. It runs deferred,
-// so also when the client hung up while the answer streamed.
-func (t *Table) recordOutcome(ctx context.Context, x *exchange, id string, capture *shadow.Capture) {
-	rt := x.route
-	x.w.tee = nil
-	var o store.Outcome
-	switch {
-	case x.answer.status != 0:
-		o = store.Outcome{Status: x.answer.status, Location: x.answer.header.Get("Location")}
-		if capture != nil && !capture.Truncated() {
-			o.PrimaryID, _ = rt.dualWrite.idField.Find(capture.Bytes())
+// pendingWrite is a journaled write whose primary outcome is not yet
+// recorded.
+type pendingWrite struct {
+	intent   store.Intent
+	recorded bool
+}
+
+// recordAnswer records the primary's answer to a dual write before the
+// client sees any of it (it runs in the reverse proxy's ModifyResponse):
+// once the client learns the write succeeded, it is queued for the
+// secondary, and in the order the primary answered. The start of the
+// answer is read to find the new id; the rest streams on.
+func (t *Table) recordAnswer(x *exchange, res *http.Response) {
+	rt, w := x.route, x.dualWrite
+	w.recorded = true
+	o := store.Outcome{Status: res.StatusCode, Location: res.Header.Get("Location")}
+	success := res.StatusCode >= 200 && res.StatusCode <= 299
+	if success && rt.dualWrite.idField != nil {
+		head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
+		res.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
+		if err == nil && len(head) <= idCaptureLimit {
+			o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
 		}
-	case upstream.Classify(ctx, x.answer.err).NotSent:
-		// The primary never got the request: nothing to copy.
-		o = store.Outcome{Status: http.StatusBadGateway}
-	default:
-		// The primary may or may not have applied it. Only an operator, or
-		// a primary that honours Idempotency-Key, can settle that.
-		t.metrics.DualWrite(rt.name, "unknown")
-		if rt.dualWrite.primaryIdempotent {
-			return // recovery resends it once its lease passes
-		}
-		if err := t.journal.MarkUnknown(ctx, id); err != nil {
-			t.log.Error("marking a dual write unknown failed; it becomes unknown when its lease passes", "route", rt.name, "id", id, "error", err)
-		}
-		return
 	}
-	if err := t.journal.RecordOutcome(ctx, id, o); err != nil {
+	if success && w.intent.Method == http.MethodPost {
+		o.Resource = t.createdResource(w.intent, o)
+	}
+	ctx := context.WithoutCancel(res.Request.Context())
+	if err := t.journal.RecordOutcome(ctx, w.intent.ID, o); err != nil {
 		t.log.Error("recording a dual write's outcome failed; it becomes unknown when its lease passes",
-			"route", rt.name, "id", id, "status", o.Status, "error", err)
+			"route", rt.name, "id", w.intent.ID, "status", o.Status, "error", err)
 		t.metrics.DualWrite(rt.name, "unknown")
 		return
 	}
-	if o.Status < 200 || o.Status > 299 {
+	if !success {
 		t.metrics.DualWrite(rt.name, "skipped")
 		return
 	}
 	t.metrics.DualWrite(rt.name, "queued")
 	if t.deliver != nil {
-		t.deliver(id)
+		t.deliver(w.intent.ID)
 	}
 }
 
-// refuseWrite answers a write that could not be journaled with 503: no
-// backend has seen it, so the client may send it again once the store is
-// back. statusFor maps failed backend exchanges to 502 and 504, which
-// would tell the client the backend failed, maybe after applying it.
-func refuseWrite(w http.ResponseWriter, x *exchange) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	json.NewEncoder(w).Encode(errorBody{Error: errJournal.Error() + "; nothing was written, retry later", RequestID: x.id})
+// createdResource names what a create made, so that later writes to it
+// wait behind the create: the path of its Location, or its collection and
+// the new id. A create that names neither is a resource of its own: no
+// later write can be known to concern it, and creates need not queue
+// behind one another.
+func (t *Table) createdResource(in store.Intent, o store.Outcome) string {
+	if o.Location != "" {
+		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
+			path := u.EscapedPath()
+			if base := strings.TrimSuffix(t.upstreamOf(config.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
+				path = strings.TrimPrefix(path, base)
+			}
+			return path
+		}
+	}
+	if o.PrimaryID != "" {
+		return strings.TrimSuffix(in.Resource, "/") + "/" + url.PathEscape(o.PrimaryID)
+	}
+	return in.Resource + "#" + in.ID
+}
+
+// settleWrite settles a dual write the primary did not answer; it runs
+// deferred, so also when the client hung up.
+func (t *Table) settleWrite(ctx context.Context, x *exchange) {
+	rt, w := x.route, x.dualWrite
+	if w.recorded {
+		return
+	}
+	if upstream.Classify(ctx, x.answer.err).NotSent {
+		// The primary never got the request: nothing to copy.
+		if err := t.journal.RecordOutcome(ctx, w.intent.ID, store.Outcome{Status: http.StatusBadGateway}); err != nil {
+			t.log.Error("recording a dual write the primary never got failed", "route", rt.name, "id", w.intent.ID, "error", err)
+		}
+		t.metrics.DualWrite(rt.name, "skipped")
+		return
+	}
+	// The primary may or may not have applied it. Only an operator, or a
+	// primary that honours Idempotency-Key, can settle that.
+	t.metrics.DualWrite(rt.name, "unknown")
+	if rt.dualWrite.primaryIdempotent {
+		return // recovery resends it once its lease passes
+	}
+	if err := t.journal.MarkUnknown(ctx, w.intent.ID); err != nil {
+		t.log.Error("marking a dual write unknown failed; it becomes unknown when its lease passes", "route", rt.name, "id", w.intent.ID, "error", err)
+	}
 }
 
 // resourceOf names what a write changes: its target's path, without the

@@ -44,6 +44,8 @@ type exchange struct {
 	w statusWriter
 	// span is the request's server span; nil when tracing is off.
 	span trace.Span
+	// dualWrite is the journaled write of a dual-write request.
+	dualWrite *pendingWrite
 }
 
 type exchangeKey struct{}

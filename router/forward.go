@@ -41,6 +41,9 @@ func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httpu
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header
+	if x.dualWrite != nil {
+		t.recordAnswer(x, res)
+	}
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
 	}
@@ -57,8 +60,12 @@ const statusClientClosed = 499
 // statusFor is the one place that maps a failed exchange to the status the
 // client gets and the short message it reads.
 func statusFor(r *http.Request, err error) (int, string) {
-	if errors.Is(err, errBodyTooLarge) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
+	case errors.Is(err, errJournal):
+		// Nothing reached a backend: the client may send it again.
+		return http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later"
 	}
 	f := upstream.Classify(r.Context(), err)
 	switch {

@@ -26,7 +26,7 @@ type route struct {
 	// primary answers the client in shadow and dual-write modes.
 	primary config.Backend
 	// needsParams is set when the path parameters' values are kept for the
-	// request: dual-write resources are named by them.
+	// request: read repair keys an entity by one of them.
 	needsParams bool
 	shadow      *shadowRoute
 	dualWrite   dualWriteRoute
@@ -52,7 +52,7 @@ func newRoute(c *config.Config, r *config.Route) *route {
 		logPath:         r.LogPath,
 		fallbackMethods: make([]string, len(r.FallbackMethods)),
 		primary:         r.PrimaryBackend(),
-		needsParams:     r.Mode == config.ModeDualWrite || r.ReadRepair,
+		needsParams:     r.ReadRepair,
 		dualWrite:       newDualWriteRoute(r),
 	}
 	for i, m := range r.FallbackMethods {

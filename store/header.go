@@ -15,7 +15,8 @@ func encodeHeader(h http.Header) []byte {
 	// Header.Write sorts names, keeps the order of a name's values, and
 	// cannot fail on a bytes.Buffer.
 	h.Write(&b)
-	return b.Bytes()
+	// Never nil: the column is NOT NULL, and a nil slice is SQL NULL.
+	return append([]byte{}, b.Bytes()...)
 }
 
 // decodeHeader is the inverse of encodeHeader. Names are kept as stored,

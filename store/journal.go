@@ -59,9 +59,9 @@ type Intent struct {
 	ID string
 	// Route is the route's name.
 	Route string
-	// Resource is the route name and its path parameters, such as
-	// "update-patient/42": writes to one resource reach the secondary in the
-	// order the primary answered them.
+	// Resource names what the write changes, such as "/patients/42":
+	// writes to one resource reach the secondary in the order the primary
+	// answered them.
 	Resource string
 	// Method is the request method.
 	Method string
@@ -101,6 +101,10 @@ type Outcome struct {
 	Location string
 	// PrimaryID is the id the primary gave a created resource (id_field).
 	PrimaryID string
+	// Resource, if set, is the resource the write belongs to from now on:
+	// what a create made (its Location, or its collection and new id), so
+	// that later writes to it wait behind the create.
+	Resource string
 }
 
 // BeginWrite journals in as sent, before the primary is called.
@@ -145,12 +149,14 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var resource string
-		err := tx.QueryRowContext(ctx, `SELECT resource FROM strangler_repairs WHERE id = $1`, id).Scan(&resource)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		} else if err != nil {
-			return err
+		resource := clean(o.Resource)
+		if resource == "" {
+			err := tx.QueryRowContext(ctx, `SELECT resource FROM strangler_repairs WHERE id = $1`, id).Scan(&resource)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			} else if err != nil {
+				return err
+			}
 		}
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
@@ -168,9 +174,10 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
 		return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
 			UPDATE strangler_repairs
 			SET state = 'pending', seq = $2, status = $3, location = $4, primary_id = $5,
-				next_attempt_at = $6, lease_owner = NULL, lease_until = NULL, updated_at = $6
+				next_attempt_at = $6, lease_owner = NULL, lease_until = NULL, updated_at = $6,
+				resource = $7
 			WHERE id = $1 AND state IN ('sent', 'unknown')`,
-			id, seq, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now))
+			id, seq, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now), resource)
 	})
 	if err != nil {
 		return fmt.Errorf("store: record outcome of %s: %w", id, err)
