@@ -20,8 +20,8 @@ const (
 	draining
 )
 
-// Ready marks the facade ready for traffic.
-func (r *Readiness) Ready() { r.state.Store(ready) }
+// Ready marks the facade ready for traffic, unless it is draining already.
+func (r *Readiness) Ready() { r.state.CompareAndSwap(starting, ready) }
 
 // Drain marks the facade as shutting down: load balancers should stop
 // sending it new requests.

@@ -46,6 +46,8 @@ type Flags struct {
 	// did not, the facade serves the last known flags and says degraded.
 	storeOK    atomic.Bool
 	storeSince atomic.Int64
+	// watching is closed once Run follows other replicas' flips.
+	watching chan struct{}
 }
 
 // Rates are a route's recent shadow mismatch and fallback rates, for the
@@ -64,7 +66,7 @@ const storeTimeout = 5 * time.Second
 // NewFlags returns flags over the file cfg. It reads the overrides once;
 // when the store cannot be reached the file's modes serve until it can.
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, rates Rates, apply func(*config.Config) error, log *slog.Logger, now func() time.Time) (*Flags, error) {
-	f := &Flags{store: fs, apply: apply, log: log, now: now, rates: rates}
+	f := &Flags{store: fs, apply: apply, log: log, now: now, rates: rates, watching: make(chan struct{})}
 	f.file.Store(cfg)
 	empty := map[string]store.Override{}
 	f.overrides.Store(&empty)
@@ -134,6 +136,10 @@ func (f *Flags) Run(ctx context.Context) error {
 	if err != nil {
 		f.log.Warn("watching route overrides failed; re-reading them periodically", "error", err)
 	}
+	// A flip committed between the first read and the watch's start sent
+	// its notification to nobody: read again now that one is listening.
+	f.resync(ctx)
+	close(f.watching)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
 	for {
@@ -147,13 +153,20 @@ func (f *Flags) Run(ctx context.Context) error {
 			}
 		case <-tick.C:
 		}
-		f.mu.Lock()
-		if f.refresh(ctx) {
-			if err := f.applyLocked(); err != nil {
-				f.log.Error("applying changed route overrides failed", "error", err)
-			}
+		f.resync(ctx)
+	}
+}
+
+// Watching is closed once this replica follows other replicas' flips.
+func (f *Flags) Watching() <-chan struct{} { return f.watching }
+
+func (f *Flags) resync(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refresh(ctx) {
+		if err := f.applyLocked(); err != nil {
+			f.log.Error("applying changed route overrides failed", "error", err)
 		}
-		f.mu.Unlock()
 	}
 }
 

@@ -263,7 +263,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		add(a)
 	}
 
-	readiness.Ready()
+	go func() {
+		// Ready once this replica follows flips made on the others, so a
+		// load balancer never sends it traffic it would route by stale flags.
+		select {
+		case <-flags.Watching():
+		case <-time.After(10 * time.Second):
+			log.Warn("not following other replicas' flips yet; ready anyway, re-reading them every few seconds")
+		case <-ctx.Done():
+			return
+		}
+		readiness.Ready()
+	}()
 	log.Info("serving", "listen", publicLn.Addr().String(), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes), "store", st.Backend())
 	if opts.onServing != nil {
 		opts.onServing(publicLn.Addr().String(), adminLn.Addr().String())
