@@ -87,10 +87,17 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair
 	if r.Outcome.PrimaryID != "" {
 		h.Set("X-Strangler-Primary-Id", r.Outcome.PrimaryID)
 	}
+	purpose := "dual-write"
+	if r.Attempts > 0 {
+		purpose = "repair"
+	}
+	ctx, end := w.span(ctx, r.Route, r.Method, purpose, up, h)
 	resp, err := up.RoundTrip(upstream.NewRequest(ctx, r.Method, up.Target(target), h, r.Body))
 	if err != nil {
+		end(0, err)
 		return 0, err
 	}
+	end(resp.StatusCode, nil)
 	// Read a little of the body so the connection can be reused; what it
 	// says is not kept: it may describe patient data.
 	io.CopyN(io.Discard, resp.Body, 64<<10)

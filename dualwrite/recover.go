@@ -59,11 +59,14 @@ func (w *Worker) resend(ctx context.Context, in store.Intent, idField config.Fie
 	if h.Get("Idempotency-Key") == "" {
 		h.Set("Idempotency-Key", in.ID)
 	}
+	dctx, end := w.span(dctx, in.Route, in.Method, "recovery", up, h)
 	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
 	if err != nil {
+		end(0, err)
 		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", withoutURL(err))
 		return false
 	}
+	end(resp.StatusCode, nil)
 	capture := shadow.NewCapture(1 << 20)
 	io.Copy(capture, resp.Body)
 	resp.Body.Close()

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config"
 	"strangler/store"
@@ -59,6 +61,10 @@ type Worker struct {
 	depth *prometheus.GaugeVec
 	now   func() time.Time
 	owner string
+
+	// tracer is nil when tracing is off.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 
 	settings atomic.Pointer[config.Repairs]
 	kicks    chan string

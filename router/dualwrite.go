@@ -13,6 +13,8 @@ import (
 	"strangler/config"
 	"strangler/store"
 	"strangler/upstream"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Journal is what dual-write needs from the state store on the request
@@ -83,6 +85,11 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	h := t.outboundHeader(req, x)
 	for _, k := range secretHeaders {
 		h.Del(k)
+	}
+	if t.tracing != nil {
+		// The delivery to the secondary, maybe hours later, joins this
+		// request's trace.
+		t.tracing.propagator.Inject(req.Context(), propagation.HeaderCarrier(h))
 	}
 	intent := store.Intent{
 		ID:        id,

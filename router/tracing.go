@@ -9,19 +9,19 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"strangler/telemetry"
 	"strangler/upstream"
 )
 
-// Span attributes of the facade's own; the rest follow OTel's HTTP
-// semantic conventions.
+// The span attributes, shortened.
 const (
-	attrRoute          = attribute.Key("strangler.route")
-	attrMode           = attribute.Key("strangler.mode")
-	attrBackend        = attribute.Key("strangler.backend")
-	attrFallbackReason = attribute.Key("strangler.fallback_reason")
-	attrPurpose        = attribute.Key("strangler.purpose")
-	attrMethod         = attribute.Key("http.request.method")
-	attrStatus         = attribute.Key("http.response.status_code")
+	attrRoute          = telemetry.AttrRoute
+	attrMode           = telemetry.AttrMode
+	attrBackend        = telemetry.AttrBackend
+	attrFallbackReason = telemetry.AttrFallbackReason
+	attrPurpose        = telemetry.AttrPurpose
+	attrMethod         = telemetry.AttrMethod
+	attrStatus         = telemetry.AttrStatus
 )
 
 // tracing is the router's part of OpenTelemetry: nil when tracing is off,

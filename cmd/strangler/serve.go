@@ -147,6 +147,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	}
 	rtr := router.New(deps)
 	worker = dualwrite.New(st, rtr, cfg.Repairs, reg, metrics.DualWrite, log)
+	if deps.Tracer != nil {
+		worker.SetTracing(deps.Tracer, deps.Propagator)
+	}
 	reports := &control.Reports{Counts: st, Flush: func(ctx context.Context) error {
 		return counters.Flush(ctx, st, time.Now())
 	}}

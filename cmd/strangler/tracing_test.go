@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,10 +48,15 @@ func (c *collector) Export(_ context.Context, req *coltrace.ExportTraceServiceRe
 	return &coltrace.ExportTraceServiceResponse{}, nil
 }
 
-func (c *collector) has(span string) bool {
+func (c *collector) hasAll(spans []string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.spans[span] && c.services["strangler"]
+	for _, s := range spans {
+		if !c.spans[s] {
+			return false
+		}
+	}
+	return c.services["strangler"]
 }
 
 // startCollector serves OTLP over protocol and returns its endpoint URL.
@@ -87,7 +93,13 @@ func startCollector(t *testing.T, protocol string, c *collector) string {
 // standard OTEL_* variables, as an operator would, for both protocols.
 func TestTracesReachAnOTLPCollector(t *testing.T) {
 	legacy := backendAnswering(t, "legacy")
-	modern := httptestServer(t, func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		http.NotFound(w, nil)
+	})
 	for _, protocol := range []string{"http/protobuf", "grpc"} {
 		t.Run("over "+protocol, func(t *testing.T) {
 			c := &collector{spans: map[string]bool{}, services: map[string]bool{}}
@@ -95,7 +107,9 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
 			t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
 			t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-			path := writeConfig(t, "", legacy.URL, modern.URL, `  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}`)
+			path := writeConfig(t, "", legacy.URL, modern.URL, `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
+  - {name: create-patient, match: "POST /patients", mode: dual-write}`)
 			ctx, cancel := context.WithCancel(context.Background())
 			logs := newLogBuffer()
 			done := make(chan error, 1)
@@ -106,10 +120,16 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 			if code, body := getBody(t, "http://"+line["listen"].(string)+"/patients/75"); code != 200 || body != "legacy" {
 				t.Fatalf("got %d %q", code, body)
 			}
+			resp, err := http.Post("http://"+line["listen"].(string)+"/patients", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			want := []string{"GET get-patient", "GET modern", "GET legacy", "POST create-patient", "POST legacy", "POST modern"}
 			deadline := time.Now().Add(10 * time.Second)
-			for !(c.has("GET get-patient") && c.has("GET modern") && c.has("GET legacy")) {
+			for !c.hasAll(want) {
 				if time.Now().After(deadline) {
-					t.Fatalf("the collector got spans %v from %v, want GET get-patient, GET modern and GET legacy from strangler", c.spans, c.services)
+					t.Fatalf("the collector got spans %v from %v, want %v from strangler (the last one the delivery to the secondary)", c.spans, c.services, want)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}

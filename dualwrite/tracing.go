@@ -1,0 +1,46 @@
+package dualwrite
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"strangler/telemetry"
+	"strangler/upstream"
+)
+
+// SetTracing makes deliveries and resends client spans in the trace of the
+// request that made the write (its traceparent is journaled with it).
+func (w *Worker) SetTracing(tracer trace.Tracer, propagator propagation.TextMapPropagator) {
+	w.tracer, w.propagator = tracer, propagator
+}
+
+// span starts the client span of a call to up for the journaled write of
+// route, continuing the trace h names and handing the span's context on in
+// h. The returned function ends it with the call's result.
+func (w *Worker) span(ctx context.Context, route, method, purpose string, up *upstream.Upstream, h http.Header) (context.Context, func(status int, err error)) {
+	if w.tracer == nil {
+		return ctx, func(int, error) {}
+	}
+	ctx = w.propagator.Extract(ctx, propagation.HeaderCarrier(h))
+	ctx, span := w.tracer.Start(ctx, method+" "+up.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(telemetry.AttrRoute.String(route), telemetry.AttrBackend.String(up.Name),
+			telemetry.AttrPurpose.String(purpose), telemetry.AttrMethod.String(method)))
+	w.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	return ctx, func(status int, err error) {
+		switch {
+		case err != nil:
+			span.RecordError(withoutURL(err))
+			span.SetStatus(codes.Error, "no answer")
+		default:
+			span.SetAttributes(telemetry.AttrStatus.Int(status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+		}
+		span.End()
+	}
+}

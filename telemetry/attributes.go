@@ -1,0 +1,19 @@
+package telemetry
+
+import "go.opentelemetry.io/otel/attribute"
+
+// Span attributes of the facade's own; the rest follow OTel's HTTP
+// semantic conventions. Values are route names and backend names, never
+// raw paths, which may carry patient identifiers.
+const (
+	AttrRoute          = attribute.Key("strangler.route")
+	AttrMode           = attribute.Key("strangler.mode")
+	AttrBackend        = attribute.Key("strangler.backend")
+	AttrFallbackReason = attribute.Key("strangler.fallback_reason")
+	// AttrPurpose says why a backend was called: serve, fallback, shadow,
+	// dual-write (a delivery to the secondary), repair (a later attempt),
+	// recovery (a resend to an idempotent primary).
+	AttrPurpose = attribute.Key("strangler.purpose")
+	AttrMethod  = attribute.Key("http.request.method")
+	AttrStatus  = attribute.Key("http.response.status_code")
+)
