@@ -120,22 +120,28 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 	if created.IsZero() {
 		created = now
 	}
-	res, err := s.db.ExecContext(ctx, `
-		INSERT INTO strangler_repairs
-			(id, route, resource, method, target, header, body, primary_side,
-			 state, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
-		ON CONFLICT (id) DO NOTHING`,
-		clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
-		encodeHeader(in.Header), nonNil(in.Body), in.Primary,
-		s.ts(leaseUntil), s.ts(created), s.ts(now))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO strangler_repairs
+				(id, route, resource, method, target, header, body, primary_side,
+				 state, lease_until, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING`,
+			clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
+			encodeHeader(in.Header), nonNil(in.Body), in.Primary,
+			s.ts(leaseUntil), s.ts(created), s.ts(now))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("id already journaled: %w", ErrConflict)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("store: begin write %s: id already journaled: %w", in.ID, ErrConflict)
 	}
 	return nil
 }
@@ -148,7 +154,7 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
 		resource := clean(o.Resource)
 		if resource == "" {
 			err := tx.QueryRowContext(ctx, `SELECT resource FROM strangler_repairs WHERE id = $1`, id).Scan(&resource)
@@ -290,10 +296,13 @@ func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]
 // is not known, so it is never resent without an operator's decision. A
 // late RecordOutcome still settles it.
 func (s *Store) MarkUnknown(ctx context.Context, id string) error {
-	err := s.transition(ctx, s.db, id, []State{StateSent}, `
-		UPDATE strangler_repairs
-		SET state = 'unknown', lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND state = 'sent'`, id, s.ts(s.clock()))
+	now := s.clock()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return s.transition(ctx, tx, id, []State{StateSent}, `
+			UPDATE strangler_repairs
+			SET state = 'unknown', lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND state = 'sent'`, id, s.ts(now))
+	})
 	if err != nil {
 		return fmt.Errorf("store: mark %s unknown: %w", id, err)
 	}

@@ -139,25 +139,30 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 	if lease <= 0 {
 		return nil, fmt.Errorf("lease %v is not positive", lease)
 	}
-	rows, err := s.db.QueryContext(ctx, picked+`
-		UPDATE strangler_repairs
-		SET lease_owner = $2, lease_until = $3, updated_at = $5
-		WHERE id IN (SELECT id FROM picked)
-		RETURNING `+repairColumns,
-		s.ts(now), clean(owner), s.ts(now.Add(lease)), arg, s.ts(s.clock()))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	updated := s.clock()
 	var out []Repair
-	for rows.Next() {
-		r, err := scanRepair(rows)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, picked+`
+			UPDATE strangler_repairs
+			SET lease_owner = $2, lease_until = $3, updated_at = $5
+			WHERE id IN (SELECT id FROM picked)
+			RETURNING `+repairColumns,
+			s.ts(now), clean(owner), s.ts(now.Add(lease)), arg, s.ts(updated))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRepair(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
@@ -211,7 +216,11 @@ func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryA
 // settle runs an UPDATE that finishes owner's claim on id, and tells a lost
 // lease from an unknown id.
 func (s *Store) settle(ctx context.Context, id, owner, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+	return s.write(ctx, func(tx *sql.Tx) error { return s.settleIn(ctx, tx, id, owner, query, args...) })
+}
+
+func (s *Store) settleIn(ctx context.Context, tx *sql.Tx, id, owner, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -222,7 +231,7 @@ func (s *Store) settle(ctx context.Context, id, owner, query string, args ...any
 	}
 	var st State
 	var holder sql.NullString
-	err = s.db.QueryRowContext(ctx, `SELECT state, lease_owner FROM strangler_repairs WHERE id = $1`, id).Scan(&st, &holder)
+	err = tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM strangler_repairs WHERE id = $1`, id).Scan(&st, &holder)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	} else if err != nil {

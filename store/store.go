@@ -54,6 +54,12 @@ type Store struct {
 	watchers sync.WaitGroup
 	mu       sync.Mutex
 	closed   bool
+	// batcher groups SQLite's hot writes into shared commits; nil on
+	// PostgreSQL. writes counts the writes handed to it and not answered,
+	// which Close waits for before stopping it.
+	batcher     *batcher
+	writes      sync.WaitGroup
+	stopBatcher context.CancelFunc
 	// migrated is set once the schema is known to be current; until then
 	// (a Store from Start whose server is not reachable yet) every call
 	// fails against the server or the missing tables.
@@ -83,6 +89,16 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s.migrated.Store(true)
+	if d.name == "sqlite" {
+		s.batcher = newBatcher(db)
+		bctx, stop := context.WithCancel(context.Background())
+		s.stopBatcher = stop
+		s.watchers.Add(1)
+		go func() {
+			defer s.watchers.Done()
+			s.batcher.run(bctx)
+		}()
+	}
 	return s, nil
 }
 
@@ -163,6 +179,10 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	if closed {
 		return nil
+	}
+	s.writes.Wait()
+	if s.stopBatcher != nil {
+		s.stopBatcher()
 	}
 	s.close()
 	s.watchers.Wait()
