@@ -78,7 +78,8 @@ func scanRepair(sc scanner) (Repair, error) {
 	return r, nil
 }
 
-// claimable selects the repairs a worker may take now ($1): pending, due,
+// claimable selects, from the repairs table named as from, the repairs a
+// worker may take now ($1): pending, due,
 // not under a live lease, and the head of their resource, that is no
 // pending or dead write to the same resource has a lower sequence number.
 // A dead head therefore holds back its own resource and nothing else.
@@ -89,13 +90,15 @@ func scanRepair(sc scanner) (Repair, error) {
 // claimed twice while its lease runs. Heads can only move forward (a new
 // write gets a higher number than every committed one, see nextSeq), so a
 // slightly old view of the other rows only ever holds a repair back.
-const claimable = `
-	SELECT r.id FROM strangler_repairs r
+func claimable(from string) string {
+	return `
+	SELECT r.id FROM ` + from + `
 	WHERE r.state = 'pending' AND r.next_attempt_at <= $1
 		AND (r.lease_until IS NULL OR r.lease_until <= $1)
 		AND NOT EXISTS (
 			SELECT 1 FROM strangler_repairs e
 			WHERE e.resource = r.resource AND e.state IN ('pending', 'dead') AND e.seq < r.seq)`
+}
 
 // ClaimRepairs leases up to limit due repairs to owner until now+lease and
 // returns them, lowest sequence number first, with header and body. Use an
@@ -103,7 +106,7 @@ const claimable = `
 // worker's own live leases are not handed to it again.
 func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]Repair, error) {
 	out, err := s.claim(ctx, owner, lease, now, `
-		WITH picked AS MATERIALIZED (`+claimable+`
+		WITH picked AS MATERIALIZED (`+claimable(s.dialect.pendingInOrder)+`
 			ORDER BY r.seq LIMIT $4 `+s.dialect.skipLocked+`)`,
 		limitOr(limit, 10, 1000))
 	if err != nil {
@@ -118,7 +121,7 @@ func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease
 // the repair is not claimable now; the queue will deliver it.
 func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r Repair, ok bool, err error) {
 	out, err := s.claim(ctx, owner, lease, now, `
-		WITH picked AS MATERIALIZED (`+claimable+`
+		WITH picked AS MATERIALIZED (`+claimable("strangler_repairs r")+`
 			AND r.id = $4 `+s.dialect.skipLocked+`)`,
 		id)
 	if err != nil {
