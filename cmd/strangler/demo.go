@@ -33,7 +33,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, getenv)
+	logs := newBufferedLog(stderr)
+	defer logs.Close()
+	log, err := newLogger(logs, getenv)
 	if err != nil {
 		return err
 	}

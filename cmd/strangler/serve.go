@@ -43,7 +43,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, getenv)
+	logs := newBufferedLog(stderr)
+	defer logs.Close()
+	log, err := newLogger(logs, getenv)
 	if err != nil {
 		return err
 	}
