@@ -140,26 +140,3 @@ routes:
 		}
 	})
 }
-
-// startRunEnv is startRun with an environment for the configuration's
-// placeholders.
-func startRunEnv(t *testing.T, getenv func(string) string, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
-	go func() {
-		err := run(ctx, args, getenv, io.Discard, r.logs)
-		if err != nil {
-			fmt.Fprintf(r.logs, "{\"msg\":\"run returned\",\"error\":%q}\n", err)
-		}
-		r.done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	line := r.logs.waitFor(t, "serving", nil, 10*time.Second)
-	r.public, r.admin = line["listen"].(string), line["admin"].(string)
-	waitReady(t, r.admin)
-	return r
-}

@@ -85,10 +85,17 @@ type running struct {
 // startRun calls run with args and waits until the facade serves.
 func startRun(t *testing.T, args ...string) *running {
 	t.Helper()
+	return startRunEnv(t, noEnv, args...)
+}
+
+// startRunEnv is startRun with an environment for the configuration's
+// placeholders.
+func startRunEnv(t *testing.T, getenv func(string) string, args ...string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, args, noEnv, io.Discard, r.logs)
+		err := run(ctx, args, getenv, io.Discard, r.logs)
 		if err != nil {
 			fmt.Fprintf(r.logs, "{\"msg\":\"run returned\",\"error\":%q}\n", err)
 		}
