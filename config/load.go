@@ -1,7 +1,6 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -16,9 +15,6 @@ type Env struct {
 	Getenv   func(string) string
 	ReadFile func(string) ([]byte, error)
 }
-
-// OSEnv reads the process environment and the real file system.
-func OSEnv() Env { return Env{Getenv: os.Getenv, ReadFile: os.ReadFile} }
 
 // Load reads, expands, decodes and validates the file at path. A non-nil
 // error is either an I/O error or Errors naming every problem found.
