@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -20,9 +19,9 @@ type RepairStore interface {
 	AppendAudit(ctx context.Context, a store.AuditEntry) error
 }
 
-// repairJSON is a journaled write as the admin API lists it: no header or
+// RepairView is a journaled write as the admin API shows it: no header or
 // body unless one item is asked for with them.
-type repairJSON struct {
+type RepairView struct {
 	ID            string     `json:"id"`
 	Route         string     `json:"route"`
 	Method        string     `json:"method"`
@@ -45,8 +44,8 @@ type repairJSON struct {
 	BodyBase64 *string             `json:"body_base64,omitempty"`
 }
 
-func toRepairJSON(r store.RepairSummary, now time.Time) repairJSON {
-	out := repairJSON{
+func toRepairView(r store.RepairSummary, now time.Time) RepairView {
+	out := RepairView{
 		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
@@ -64,9 +63,11 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 		return err
 	}
 	q := r.URL.Query()
-	f := store.RepairFilter{State: store.State(q.Get("state")), Route: q.Get("route"), Limit: limit}
-	if !slices.Contains(repairStates, f.State) {
-		return apiError(http.StatusBadRequest, "state must be one of sent, pending, skipped, unknown, done, dead, discarded")
+	f := store.RepairFilter{Route: q.Get("route"), Limit: limit}
+	if name := q.Get("state"); name != "" {
+		if f.State, err = store.ParseState(name); err != nil {
+			return apiError(http.StatusBadRequest, "state: %v", err)
+		}
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
@@ -75,9 +76,9 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 		a.log.Error("listing repairs failed", "error", err)
 		return ErrUnavailable
 	}
-	out := make([]repairJSON, len(list))
+	out := make([]RepairView, len(list))
 	for i, s := range list {
-		out[i] = toRepairJSON(s, a.now())
+		out[i] = toRepairView(s, a.now())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"repairs": out})
 	return nil
@@ -91,7 +92,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	if err != nil {
 		return err
 	}
-	out := toRepairJSON(rep.RepairSummary, a.now())
+	out := toRepairView(rep.RepairSummary, a.now())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
 		if err := a.Repairs.AppendAudit(ctx, store.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
@@ -109,9 +110,6 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
-
-// repairStates are the states a listing may filter by; "" is every state.
-var repairStates = []store.State{"", store.StateSent, store.StatePending, store.StateSkipped, store.StateUnknown, store.StateDone, store.StateDead, store.StateDiscarded}
 
 // repairAction is the body of a retry or discard.
 type repairAction struct {
@@ -153,7 +151,7 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toRepairJSON(rep.RepairSummary, a.now()))
+	writeJSON(w, http.StatusOK, toRepairView(rep.RepairSummary, a.now()))
 	return nil
 }
 

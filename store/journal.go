@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,12 +45,21 @@ const (
 	StateDiscarded State = "discarded"
 )
 
-func (st State) valid() bool {
-	switch st {
-	case StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded:
-		return true
+// States lists every state of a journaled write, in the order a write
+// moves through them.
+var States = []State{StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded}
+
+// ParseState returns the state called name, or an error that lists the
+// states there are.
+func ParseState(name string) (State, error) {
+	if st := State(name); slices.Contains(States, st) {
+		return st, nil
 	}
-	return false
+	names := make([]string, len(States))
+	for i, st := range States {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("unknown state %q; want one of %s", name, strings.Join(names, ", "))
 }
 
 // Intent is a write the facade is about to send to the primary, journaled

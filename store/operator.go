@@ -31,8 +31,8 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	if f.State != "" {
-		if !f.State.valid() {
-			return nil, fmt.Errorf("store: list repairs: unknown state %q", f.State)
+		if _, err := ParseState(string(f.State)); err != nil {
+			return nil, fmt.Errorf("store: list repairs: %w", err)
 		}
 		add("state = $%d", f.State)
 	}

@@ -14,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"strangler/control"
+	"strangler/store"
 )
 
 const repairsUsage = `usage: strangler repairs <command> [flags]
@@ -33,9 +36,6 @@ commands:
                             give up on it (asks first on a terminal)
 
 ` + tokenHelp
-
-// repairStates are the states a repair can be in, for --state.
-var repairStates = []string{"sent", "pending", "skipped", "unknown", "done", "dead", "discarded"}
 
 // console is where a command asks a person to confirm: the terminal the
 // command runs on, if it does.
@@ -87,31 +87,11 @@ func repairsCommand(ctx context.Context, args []string, getenv func(string) stri
 	return usageError{fmt.Sprintf("repairs: unknown command %q; want list, show, retry or discard", args[0])}
 }
 
-// repairView is a journaled write as the admin API shows it.
-type repairView struct {
-	ID            string              `json:"id"`
-	Route         string              `json:"route"`
-	Method        string              `json:"method"`
-	Resource      string              `json:"resource"`
-	Primary       string              `json:"primary"`
-	State         string              `json:"state"`
-	Attempts      int                 `json:"attempts"`
-	LastError     string              `json:"last_error"`
-	PrimaryStatus int                 `json:"primary_status"`
-	NextAttemptAt *time.Time          `json:"next_attempt_at"`
-	CreatedAt     time.Time           `json:"created_at"`
-	UpdatedAt     time.Time           `json:"updated_at"`
-	Target        string              `json:"target"`
-	Header        map[string][]string `json:"header"`
-	Body          *string             `json:"body"`
-	BodyBase64    *string             `json:"body_base64"`
-}
-
 func repairsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("repairs list", flag.ContinueOnError)
 	setUsage(fs, "repairs list [--state S] [--route R] [--limit N] [--json]")
 	client := adminFlags(fs, getenv)
-	state := fs.String("state", "", "only this `state`: "+strings.Join(repairStates, ", "))
+	state := fs.String("state", "", "only writes in this `state`, one of "+fmt.Sprint(store.States))
 	route := fs.String("route", "", "only this `route`")
 	limit := fs.Int("limit", 100, "at most `N` writes, newest first (1-1000)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
@@ -122,10 +102,13 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	switch {
 	case len(rest) > 0:
 		return usageError{fmt.Sprintf("repairs list: unexpected argument %q", rest[0])}
-	case *state != "" && !slices.Contains(repairStates, *state):
-		return usageError{fmt.Sprintf("repairs list: unknown state %q; want %s", *state, strings.Join(repairStates, ", "))}
 	case *limit < 1 || *limit > 1000:
 		return usageError{"repairs list: --limit must be from 1 to 1000"}
+	}
+	if *state != "" {
+		if _, err := store.ParseState(*state); err != nil {
+			return usageError{"repairs list: --state: " + err.Error()}
+		}
 	}
 	c, err := client()
 	if err != nil {
@@ -139,7 +122,7 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 		q.Set("route", *route)
 	}
 	var out struct {
-		Repairs []repairView `json:"repairs"`
+		Repairs []control.RepairView `json:"repairs"`
 	}
 	resp, err := c.get(ctx, "/admin/repairs", q, &out)
 	if err != nil {
@@ -188,7 +171,7 @@ data; reading them is recorded in the audit log with your token's name.`)
 	if *withBody {
 		q = url.Values{"body": {"1"}}
 	}
-	var r repairView
+	var r control.RepairView
 	resp, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(rest[0]), q, &r)
 	if err != nil {
 		return repairError(rest[0], err)
@@ -205,7 +188,7 @@ data; reading them is recorded in the audit log with your token's name.`)
 }
 
 // writeRepair lays one repair out for a terminal, its body last.
-func writeRepair(w io.Writer, r repairView, now time.Time) {
+func writeRepair(w io.Writer, r control.RepairView, now time.Time) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "id:\t%s\n", r.ID)
 	fmt.Fprintf(tw, "route:\t%s\n", r.Route)
@@ -290,7 +273,7 @@ one, --yes is required. The reason goes into the audit log.`
 			return err
 		}
 	}
-	var r repairView
+	var r control.RepairView
 	if _, err := c.send(ctx, method, path, map[string]string{"reason": *reason}, "", &r); err != nil {
 		return repairError(id, err)
 	}
@@ -304,7 +287,7 @@ func confirmDiscard(ctx context.Context, c *adminClient, id string, con console,
 	if !con.interactive {
 		return usageError{"repairs discard: not on a terminal, so nobody can confirm: add --yes"}
 	}
-	var r repairView
+	var r control.RepairView
 	if _, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(id), nil, &r); err != nil {
 		return repairError(id, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,6 +89,17 @@ func TestRepairsCommands(t *testing.T) {
 		r := strangler(t, "repairs", "list", "--state", "deadd")
 		if r.err == nil || !strings.Contains(r.err.Error(), `unknown state "deadd"`) {
 			t.Errorf("err = %v", r.err)
+		}
+		req, _ := http.NewRequest("GET", "http://"+f.admin+"/admin/repairs?state=deadd", nil)
+		req.Header.Set("Authorization", "Bearer "+aliceToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "want one of sent, pending") {
+			t.Errorf("GET /admin/repairs?state=deadd: %s %s", resp.Status, body)
 		}
 	})
 
