@@ -37,21 +37,10 @@ type pageAdmin struct {
 	store  *store.Store
 	flags  *Flags
 
+	clock *clock
+
 	mu      sync.Mutex
-	clock   time.Time
 	applied []*config.Config
-}
-
-func (h *pageAdmin) now() time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.clock
-}
-
-func (h *pageAdmin) advance(d time.Duration) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.clock = h.clock.Add(d)
 }
 
 func (h *pageAdmin) appliedCount() int {
@@ -87,8 +76,8 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &pageAdmin{store: st, clock: time.Date(2026, 11, 1, 12, 30, 0, 0, time.UTC)}
-	now := h.now
+	h := &pageAdmin{store: st, clock: &clock{t: time.Date(2026, 11, 1, 12, 30, 0, 0, time.UTC)}}
+	now := h.clock.Now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reports := &Reports{Counts: st}
 	h.flags, err = NewFlags(context.Background(), cfg, st, reports, func(c *config.Config) error {
@@ -248,7 +237,7 @@ func TestStatusPageLoginRefusesWrongTokensAndLimitsThem(t *testing.T) {
 	if len(resp.Cookies()) != 0 {
 		t.Fatal("a refused login set a cookie")
 	}
-	h.advance(failureWindow + time.Second)
+	h.clock.Advance(failureWindow + time.Second)
 	h.login(t, pageToken)
 }
 
@@ -440,7 +429,7 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 func TestStatusPageShowsGateRefusalsAndCharts(t *testing.T) {
 	h := newPageAdmin(t)
 	// Five hours ago 30 of 100 requests fell back; this hour 2 of 50.
-	hour := h.now().Truncate(time.Hour)
+	hour := h.clock.Now().Truncate(time.Hour)
 	err := h.store.AddCounts(context.Background(), []store.HourCount{
 		{Route: "get-patient", Hour: hour.Add(-5 * time.Hour), Requests: 100, Modern: 70, Fallbacks: 30, LastFallbackAt: hour.Add(-5 * time.Hour)},
 		{Route: "get-patient", Hour: hour, Requests: 50, Modern: 48, Fallbacks: 2, LastFallbackAt: hour},
