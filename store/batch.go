@@ -88,16 +88,10 @@ func (b *batcher) commit(batch []*batchOp) {
 	}
 }
 
+// inTx ignores ctx's cancellation: a batch's transaction holds other
+// callers' writes too, and one caller giving up must not roll them back.
 func (b *batcher) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := b.db.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return inTx(context.WithoutCancel(ctx), b.db, fn)
 }
 
 // errClosed is returned for writes submitted after the store closed.
@@ -109,7 +103,7 @@ var errClosed = errors.New("store: closed")
 // from a first run.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if s.batcher == nil {
-		return s.inTx(ctx, fn)
+		return inTx(ctx, s.db, fn)
 	}
 	// Close waits for the writes under way, so the batcher outlives them.
 	s.mu.Lock()

@@ -75,7 +75,7 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 	slices.SortFunc(rows, func(a, b HourCount) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour))
 	})
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO strangler_route_hours AS h
 				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at)
@@ -125,7 +125,7 @@ func (s *Store) AddLegacyClients(ctx context.Context, counts []ClientCount) erro
 	slices.SortFunc(rows, func(a, b ClientCount) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour), cmp.Compare(a.Client, b.Client))
 	})
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests)
 			VALUES ($1, $2, $3, $4)
@@ -199,7 +199,7 @@ func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.T
 // before olderThan, and returns how many rows it deleted.
 func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, error) {
 	total := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		for _, table := range []string{"strangler_route_hours", "strangler_legacy_clients"} {
 			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE hour < $1`, s.ts(olderThan))
 			if err != nil {

@@ -58,7 +58,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if s.dialect.migrationLock != "" {
 			if _, err := tx.ExecContext(ctx, s.dialect.migrationLock); err != nil {
 				return fmt.Errorf("lock: %w", err)

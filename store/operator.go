@@ -94,7 +94,7 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair
 // end of its resource's queue with a new sequence number. Other states are
 // ErrInvalidState.
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var resource string
 		var st State
 		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)

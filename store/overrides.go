@@ -66,7 +66,7 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 		o.UpdatedAt = s.clock()
 	}
 	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 // version must equal expectVersion, else nothing is written and the error
 // is ErrConflict; a route without an override is ErrNotFound.
 func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a AuditEntry) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}

@@ -46,7 +46,7 @@ func (s *Store) PendingRepairKeys(ctx context.Context, entity string, limit int)
 // DoneRepairKeys removes keys of entity from the queue once the backfill
 // copied them. A key a later fallback queues again is pending again.
 func (s *Store) DoneRepairKeys(ctx context.Context, entity string, keys []string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `DELETE FROM strangler_repair_keys WHERE entity = $1 AND key = $2`)
 		if err != nil {
 			return err

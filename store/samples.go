@@ -37,7 +37,7 @@ func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sampl
 		return fmt.Errorf("store: add sample for %s: keep %d is not positive", route, keep)
 	}
 	route = clean(route)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		// Replicas adding samples to one route take turns, so none sees a
 		// count that another's uncommitted insert is about to change.
 		if err := s.lock(ctx, tx, lockSamples, route); err != nil {

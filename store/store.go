@@ -204,10 +204,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Backend names the kind of store: "sqlite" or "postgres".
 func (s *Store) Backend() string { return s.dialect.name }
 
-// inTx runs fn in a transaction and commits it, or rolls it back if fn or
-// the commit fails.
-func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+// inTx runs fn in a transaction on db and commits it, or rolls it back if
+// fn or the commit fails.
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
