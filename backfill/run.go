@@ -188,28 +188,38 @@ func (r *runner) copyRange(ctx context.Context, t *table, rg keyRange) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan batch, 1)
-	readErr := make(chan error, 1)
 	rd := &reader{db: r.src, t: t, limit: r.batch, pace: r.pace}
-	go func() {
-		defer close(batches)
-		readErr <- rd.keyset(ctx, rg, batches)
-	}()
-	for b := range batches {
+	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
+	return pipeline(ctx, read, func(b batch) error {
 		out, err := w.write(ctx, b, &checkpoint{rg: &rg, done: b.final}, clear, r.opts.DryRun)
 		if err != nil {
-			cancel()
-			for range batches {
-			}
 			return err
 		}
 		r.account(t, b, out)
 		if b.final && len(b.rows) == 0 {
-			if err := r.ledger.markDone(ctx, t.name, &rg); err != nil {
-				return err
+			return r.ledger.markDone(ctx, t.name, &rg)
+		}
+		return nil
+	})
+}
+
+// pipeline runs read in the background, one batch ahead, and hands each
+// batch to write; an error from either ends both.
+func pipeline(ctx context.Context, read func(context.Context, chan<- batch) error, write func(batch) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		readErr <- read(ctx, batches)
+	}()
+	for b := range batches {
+		if err := write(b); err != nil {
+			cancel()
+			for range batches {
 			}
+			return err
 		}
 	}
 	return <-readErr
@@ -312,22 +322,12 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values []s
 		return res, err
 	}
 	defer w.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan batch, 1)
-	readErr := make(chan error, 1)
 	rd := &reader{db: r.src, t: t, limit: r.batch, pace: r.pace}
-	go func() {
-		defer close(batches)
-		readErr <- rd.byValues(ctx, column, values, batches)
-	}()
-	for b := range batches {
+	read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, column, values, out) }
+	err = pipeline(ctx, read, func(b batch) error {
 		out, err := w.write(ctx, b, nil, true, r.opts.DryRun)
 		if err != nil {
-			cancel()
-			for range batches {
-			}
-			return res, err
+			return err
 		}
 		r.account(t, b, out)
 		for _, row := range b.rows {
@@ -336,8 +336,9 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values []s
 		for _, f := range out.failures {
 			res.failed[f.key] = true
 		}
-	}
-	return res, <-readErr
+		return nil
+	})
+	return res, err
 }
 
 // retryFailed retries t's failed rows on record, a page at a time; rows
