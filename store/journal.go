@@ -16,7 +16,8 @@ import (
 //   - sent → pending when the primary answered 2xx, skipped otherwise;
 //   - sent → unknown when its lease passed before the answer was recorded;
 //   - unknown → pending or skipped on a late answer, pending on an
-//     operator's retry;
+//     operator's retry, sent again when its client retries it with its
+//     Idempotency-Key (BeginKeyedWrite);
 //   - pending → done when the secondary applied it, dead when delivery
 //     gave up;
 //   - dead → pending on an operator's retry;
@@ -126,33 +127,36 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 	if err := in.validate(); err != nil {
 		return fmt.Errorf("store: begin write: %w", err)
 	}
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertIntent(ctx, tx, in, leaseUntil) })
+	if err != nil {
+		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	}
+	return nil
+}
+
+// insertIntent journals a validated intent as sent.
+func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in Intent, leaseUntil time.Time) error {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
 		created = now
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `
-			INSERT INTO strangler_repairs
-				(id, route, resource, method, target, header, body, primary_side,
-				 state, lease_until, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
-			ON CONFLICT (id) DO NOTHING`,
-			clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
-			encodeHeader(in.Header), nonNil(in.Body), in.Primary,
-			s.ts(leaseUntil), s.ts(created), s.ts(now))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("id already journaled: %w", ErrConflict)
-		}
-		return nil
-	})
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO strangler_repairs
+			(id, route, resource, method, target, header, body, primary_side,
+			 state, lease_until, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
+		ON CONFLICT (id) DO NOTHING`,
+		clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
+		encodeHeader(in.Header), nonNil(in.Body), in.Primary,
+		s.ts(leaseUntil), s.ts(created), s.ts(now))
 	if err != nil {
-		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return fmt.Errorf("id already journaled: %w", ErrConflict)
 	}
 	return nil
 }

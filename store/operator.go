@@ -173,15 +173,25 @@ func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
 
 // PurgeRepairs deletes finished writes (done, skipped, discarded) last
 // changed before olderThan, and returns how many it deleted. Open writes
-// are never purged.
+// are never purged. It also forgets the Idempotency-Keys that started no
+// write for KeyTTL; a write a remembered key still names is kept until
+// the key is forgotten, so that a retry can learn whether the primary
+// applied it.
 func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `
-		DELETE FROM strangler_repairs
-		WHERE state IN ('done', 'skipped', 'discarded') AND updated_at < $1`, s.ts(olderThan))
-	if err != nil {
-		return 0, fmt.Errorf("store: purge repairs: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_idempotency_keys WHERE at < $1`,
+			s.ts(s.clock().Add(-KeyTTL))); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			DELETE FROM strangler_repairs
+			WHERE state IN ('done', 'skipped', 'discarded') AND updated_at < $1
+				AND NOT EXISTS (SELECT 1 FROM strangler_idempotency_keys k
+					WHERE k.intent_id = strangler_repairs.id)`, s.ts(olderThan))
+		n, err = rowsChanged(res, err)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store: purge repairs: %w", err)
 	}
