@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		const idle = 8 * time.Hour
+		create := func(t *testing.T, id string) {
+			t.Helper()
+			now := clk.Now()
+			err := s.CreateSession(ctx, Session{ID: id, Actor: "alice", Binding: "b-" + id, CreatedAt: now, LastSeen: now}, now.Add(-idle))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		use := func(id string) (Session, error) {
+			return s.UseSession(ctx, id, clk.Now(), clk.Now().Add(-idle))
+		}
+
+		t.Run("a session is found by its id and its use recorded", func(t *testing.T) {
+			create(t, "s1")
+			created := clk.Now()
+			clk.Advance(time.Hour)
+			got, err := use("s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Session{ID: "s1", Actor: "alice", Binding: "b-s1", CreatedAt: created, LastSeen: clk.Now()}
+			if got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+		t.Run("a session used within the idle time stays; one idle longer has expired", func(t *testing.T) {
+			clk.Advance(idle) // exactly idle since the last use: still valid
+			if _, err := use("s1"); err != nil {
+				t.Fatalf("after exactly %v idle: %v", idle, err)
+			}
+			clk.Advance(idle + time.Microsecond)
+			if _, err := use("s1"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("after more than %v idle: got %v, want ErrNotFound", idle, err)
+			}
+		})
+		t.Run("creating a session deletes the expired ones", func(t *testing.T) {
+			create(t, "s2")
+			var n int
+			if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM strangler_sessions`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Errorf("%d sessions stored, want only the new one", n)
+			}
+		})
+		t.Run("a deleted session is gone, and deleting it again is no error", func(t *testing.T) {
+			for range 2 {
+				if err := s.DeleteSession(ctx, "s2"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := use("s2"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("got %v, want ErrNotFound", err)
+			}
+		})
+	})
+}
