@@ -108,9 +108,9 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair
 // key is the Idempotency-Key the secondary gets for r: its intent id,
 // unique per journaled write, so the secondary applies each write the
 // primary applied once. Where the primary honours keys and the client sent
-// one, it is the client's: the client's retries with it are journaled
-// once each but were applied once by the primary, and so must be by the
-// secondary.
+// one, it is the client's: the facade journals a client's retries once
+// while it remembers the key (a day), but a retry after that is journaled
+// again although the primary applied it once, and so must the secondary.
 func (w *Worker) key(r store.Repair) string {
 	if _, idempotent, _ := w.routes.DualWrite(r.Route); idempotent && r.Header.Get("Idempotency-Key") != "" {
 		return r.Header.Get("Idempotency-Key")

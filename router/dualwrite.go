@@ -22,6 +22,7 @@ import (
 // primary answered afterwards.
 type Journal interface {
 	BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error
+	BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error)
 	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
 }
@@ -63,8 +64,9 @@ var secretHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization"}
 // serveDualWrite serves a write from the route's primary and journals it
 // for the secondary. The intent is written down before the primary sees
 // the request; the primary's outcome is recorded after; a 2xx write then
-// goes to the secondary, at once or later from the repair queue. Reads go
-// to the primary alone.
+// goes to the secondary, at once or later from the repair queue. A
+// client's Idempotency-Key makes its retries one write (idempotency.go).
+// Reads go to the primary alone.
 func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	rt := x.route
 	primary := t.proxyTo(rt.primary)
@@ -72,11 +74,16 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
+	key, err := idempotencyKey(req.Header)
+	if err != nil {
+		t.writeError(&x.w, req, x, err)
+		return
+	}
 	if !t.bufferForReplay(x, req) {
 		return
 	}
 	id := newUUID()
-	if rt.dualWrite.primaryIdempotent && req.Header.Get("Idempotency-Key") == "" {
+	if rt.dualWrite.primaryIdempotent && key == "" {
 		// The primary honours keys: give the write one, the same that
 		// recovery sends it again with if the outcome is lost in a crash,
 		// so that the primary applies it once.
@@ -107,11 +114,12 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	ctx := context.WithoutCancel(req.Context())
 	req = req.WithContext(ctx)
 	lease := t.now().Add(t.upstreamOf(rt.primary).Timeout() + leaseMargin)
-	if err := t.journal.BeginWrite(ctx, intent, lease); err != nil {
-		t.log.Error("dual write refused: journal unavailable", "route", rt.name, "method", req.Method, "error", err, "request_id", x.id)
-		t.metrics.DualWrite(rt.name, "refused")
-		x.served = nil
-		t.writeError(&x.w, req, x, errJournal)
+	intent, step := t.beginWrite(ctx, x, req, intent, key, lease)
+	switch step {
+	case answered:
+		return
+	case sendUnjournaled:
+		primary.ServeHTTP(&x.w, req)
 		return
 	}
 	x.dualWrite = &pendingWrite{intent: intent}

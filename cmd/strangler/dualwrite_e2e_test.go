@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,22 +108,16 @@ func TestDualWriteBacklogOfOneResource(t *testing.T) {
 
 // TestDualWriteSameIdempotencyKeyThreeTimes: a client sending one write
 // three times at once with the same Idempotency-Key (a retry racing the
-// original) leaves one record on each backend.
+// original) leaves one record on each backend, on the reference API as
+// the primary.
 //
 // Whose key is whose: the client's Idempotency-Key passes through to the
-// primary untouched, and the primary (here the reference API, which
-// honours keys, so the route says primary_idempotent) applies the write
-// once and replays its answer to the other two. The facade journals each
-// of the three and sends each to the secondary with a key stable across
-// the repair worker's retries: its own, the intent id, on a route whose
-// primary does not honour keys (there each request is a write of its own
-// on the primary too); the client's key here, so that the secondary too
-// applies the three once.
-//
-// Without primary_idempotent the facade cannot know the primary applied
-// the three once: the secondary gets three keys and the primary's one id
-// (X-Strangler-Primary-Id) three times, and a secondary keeping primary
-// ids answers the second and third 409, which dead-letters them.
+// primary untouched. The facade journals the write once under the key: a
+// try while the first is with the primary answers 409, a try after it
+// reaches the primary, which replays its answer, and is not journaled
+// again (TestIdempotencyKeyMakesRetriesOneWrite has the details). The
+// secondary gets the one journal entry, with a key stable across the
+// repair worker's retries.
 func TestDualWriteSameIdempotencyKeyThreeTimes(t *testing.T) {
 	onBothStores(t, func(t *testing.T, dsn func(string) string) {
 		legacyStore, modernStore := patients.NewMemoryStore(0, 1000), patients.NewMemoryStore(0, 1)
@@ -143,19 +138,25 @@ func TestDualWriteSameIdempotencyKeyThreeTimes(t *testing.T) {
 
 		const body = `{"first_name":"Ada","last_name":"Lovelace","birth_date":"1815-12-10"}`
 		var wg sync.WaitGroup
-		answers := make([]string, 3)
-		for i := range answers {
+		var mu sync.Mutex
+		var created []string
+		for i := range 3 {
 			wg.Go(func() {
 				code, got, err := sendRequest("POST", "http://"+p.public+"/patients", body, map[string]string{"Idempotency-Key": "client-key-1"})
-				if err != nil || code != http.StatusCreated {
-					t.Errorf("request %d: got %d %v, want 201", i, code, err)
+				switch {
+				case err == nil && code == http.StatusCreated:
+					mu.Lock()
+					created = append(created, got)
+					mu.Unlock()
+				case err == nil && code == http.StatusConflict && strings.Contains(got, "is in progress"):
+				default:
+					t.Errorf("request %d: got %d %s %v, want 201, or 409 while another is with the primary", i, code, got, err)
 				}
-				answers[i] = got
 			})
 		}
 		wg.Wait()
-		if answers[0] != answers[1] || answers[1] != answers[2] {
-			t.Errorf("the three answers differ, want the primary's one answer replayed:\n%s", strings.Join(answers, "\n"))
+		if len(created) == 0 || slices.ContainsFunc(created, func(a string) bool { return a != created[0] }) {
+			t.Errorf("the 201 answers are %q, want at least one, all the primary's one answer", created)
 		}
 		// A later write shows whether the route's queue still flows.
 		if code, _, err := sendRequest("POST", "http://"+p.public+"/patients", `{"first_name":"Grace","last_name":"Hopper","birth_date":"1906-12-09"}`, nil); err != nil || code != http.StatusCreated {

@@ -73,7 +73,10 @@ type recordingBackend struct {
 	srv *http.Server
 	// refuse, if set, makes the backend answer 400 to the writes it
 	// matches, as a backend does to a request it will never accept.
-	refuse  func(r *http.Request) bool
+	refuse func(r *http.Request) bool
+	// hold, if set, sees each write before it is applied, outside the
+	// lock: a test keeps the backend's answer waiting there.
+	hold    func(r *http.Request)
 	items   map[string]string
 	entries map[string][]string // "accounts/7" → bodies, in order applied
 	nextID  int
@@ -183,6 +186,12 @@ func (b *recordingBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		b.read(w, r)
 		return
+	}
+	b.mu.Lock()
+	hold := b.hold
+	b.mu.Unlock()
+	if hold != nil {
+		hold(r)
 	}
 	key := r.Header.Get("Idempotency-Key")
 	b.mu.Lock()

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/store"
+)
+
+// TestIdempotencyKeyMakesRetriesOneWrite sends what a client with a flaky
+// network sends: three concurrent tries of one create under one
+// Idempotency-Key, and a fourth with another body. The primary honours
+// keys. It must apply the create once, the facade journal it once, the
+// secondary get it once with the body the primary applied; the others are
+// answered 409 and 422 as the contract says, and a retry after it all
+// reaches the primary but journals nothing.
+func TestIdempotencyKeyMakesRetriesOneWrite(t *testing.T) {
+	onBothStores(t, func(t *testing.T, dsn func(string) string) {
+		legacy := newRecordingBackend(t, "legacy", true, false)
+		modern := newRecordingBackend(t, "modern", true, true)
+		// The primary keeps its first create waiting until the test has
+		// seen what the retries got.
+		arrived, release := make(chan struct{}, 8), make(chan struct{})
+		legacy.mu.Lock()
+		legacy.hold = func(*http.Request) {
+			arrived <- struct{}{}
+			<-release
+		}
+		legacy.mu.Unlock()
+		dir := t.TempDir()
+		r := startRun(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{
+			legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir), timeout: 30 * time.Second,
+		}))
+		st := openStateStore(t, dsn(dir))
+		url := "http://" + r.public + "/items"
+		const key = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+		post := func(body, key string) (int, string) {
+			code, answer, err := sendRequest("POST", url, body, map[string]string{"Idempotency-Key": key})
+			if err != nil {
+				t.Errorf("POST with key %.10q: %v", key, err)
+			}
+			return code, answer
+		}
+		type result struct {
+			code int
+			body string
+		}
+		results := make(chan result, 3)
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				code, body := post(`{"name":"Ada"}`, key)
+				results <- result{code, body}
+			})
+		}
+		select {
+		case <-arrived:
+		case <-time.After(20 * time.Second):
+			close(release)
+			t.Fatal("no try reached the primary")
+		}
+		for i := range 2 {
+			select {
+			case got := <-results:
+				if got.code != http.StatusConflict || errorOf(t, got.body) != "a request with this Idempotency-Key is in progress" {
+					t.Errorf("try %d while the first was with the primary: got %d %s, want 409 saying it is in progress", i+2, got.code, got.body)
+				}
+			case <-time.After(20 * time.Second):
+				close(release)
+				t.Fatal("the other tries got no answer while the first was with the primary")
+			}
+		}
+		code, body := post(`{"name":"Grace"}`, key)
+		if code != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, body), "sent with another request") {
+			t.Errorf("the key with another body: got %d %s, want 422", code, body)
+		}
+		close(release)
+		wg.Wait()
+		first := <-results
+		if first.code != http.StatusCreated {
+			t.Fatalf("the try the primary served: got %d %s, want 201", first.code, first.body)
+		}
+
+		waitDrained(t, st, 20*time.Second)
+		if received, applied := legacy.counts(); received[key] != 1 || applied[key] != 1 {
+			t.Errorf("the primary received %d and applied %d writes with the key, want 1 and 1", received[key], applied[key])
+		}
+		items, _ := modern.snapshot()
+		if want := map[string]string{"1": `{"name":"Ada"}`}; !sameMap(items, want) {
+			t.Errorf("the secondary holds %v, want %v: the body the primary applied, once", items, want)
+		}
+		if n := writesReceived(modern); n != 1 {
+			t.Errorf("the secondary received %d writes, want 1", n)
+		}
+		if n := journaledWrites(t, st); n != 1 {
+			t.Errorf("the facade journaled %d writes, want 1", n)
+		}
+
+		t.Run("a retry after it finished reaches the primary and journals nothing", func(t *testing.T) {
+			code, body := post(`{"name":"Ada"}`, key)
+			if code != first.code || body != first.body {
+				t.Errorf("got %d %s, want the primary's first answer %d %s", code, body, first.code, first.body)
+			}
+			if received, applied := legacy.counts(); received[key] != 2 || applied[key] != 1 {
+				t.Errorf("the primary received %d and applied %d writes with the key, want 2 and 1", received[key], applied[key])
+			}
+			// Nothing new in the journal means nothing more can reach
+			// the secondary.
+			if n := journaledWrites(t, st); n != 1 {
+				t.Errorf("the facade journaled %d writes, want still 1", n)
+			}
+			if n := writesReceived(modern); n != 1 {
+				t.Errorf("the secondary received %d writes, want still 1", n)
+			}
+		})
+		t.Run("a key of 256 characters is refused before any backend sees it", func(t *testing.T) {
+			before, _ := legacy.counts()
+			code, body := post(`{"name":"Lin"}`, strings.Repeat("k", 256))
+			if code != http.StatusBadRequest || errorOf(t, body) != "the Idempotency-Key is longer than 255 characters" {
+				t.Errorf("got %d %s, want 400 saying the key is too long", code, body)
+			}
+			if after, _ := legacy.counts(); sumCounts(after) != sumCounts(before) {
+				t.Errorf("the primary received %d writes, want none", sumCounts(after)-sumCounts(before))
+			}
+			if code, body := post(`{"name":"Lin"}`, strings.Repeat("k", 255)); code != http.StatusCreated {
+				t.Errorf("a key of 255 characters: got %d %s, want 201", code, body)
+			}
+		})
+	})
+}
+
+// errorOf is the error message of a JSON error body.
+func errorOf(t *testing.T, body string) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Errorf("answer %q is not a JSON error: %v", body, err)
+	}
+	return e.Error
+}
+
+func sameMap(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// writesReceived is how many writes reached b, whatever their keys.
+func writesReceived(b *recordingBackend) int {
+	received, _ := b.counts()
+	return sumCounts(received)
+}
+
+// journaledWrites counts the facade's journal entries.
+func journaledWrites(t *testing.T, st *store.Store) int {
+	t.Helper()
+	all, err := st.ListRepairs(context.Background(), store.RepairFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(all)
+}

@@ -1,0 +1,109 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"strangler/store"
+)
+
+// A client's Idempotency-Key on a dual-write route names the write, with
+// Stripe's semantics: the same key again while the first request is with
+// the primary answers 409; once the primary applied it, a retry goes to
+// the primary (which may replay its answer) and is journaled no second
+// time, so the secondary gets the write once; the same key with another
+// method, path or body answers 422 and reaches no backend. The store
+// keeps the keys (every replica shares them) and decides, in the
+// journal's own transaction, what a retry is (store.KeyUse).
+
+// maxKeyLength bounds a client's Idempotency-Key, as Stripe does.
+const maxKeyLength = 255
+
+var (
+	// errKeyInFlight answers a retry while the key's first request is
+	// with the primary.
+	errKeyInFlight = errors.New("a request with this Idempotency-Key is in progress")
+	// errKeyReused answers a key sent before with another request.
+	errKeyReused = errors.New("this Idempotency-Key was sent with another request (method, path or body); a new request needs a new key")
+)
+
+// keyError is an Idempotency-Key that cannot name a write (400).
+type keyError string
+
+func (e keyError) Error() string { return string(e) }
+
+// idempotencyKey returns the client's Idempotency-Key, "" if it sent
+// none, or a keyError.
+func idempotencyKey(h http.Header) (string, error) {
+	keys := h.Values("Idempotency-Key")
+	if len(keys) == 0 {
+		return "", nil
+	}
+	k := keys[0]
+	switch {
+	case len(keys) > 1:
+		return "", keyError("send one Idempotency-Key, not several")
+	case k == "":
+		return "", keyError("the Idempotency-Key is empty")
+	case len(k) > maxKeyLength:
+		return "", keyError("the Idempotency-Key is longer than 255 characters")
+	case !isPrintableASCII(k):
+		return "", keyError("the Idempotency-Key may hold only printable ASCII characters")
+	}
+	return k, nil
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// journalStep is what serveDualWrite does after journaling.
+type journalStep int
+
+const (
+	// sendJournaled sends the write to the primary as a journaled write.
+	sendJournaled journalStep = iota
+	// sendUnjournaled sends a retry of a write the primary applied to the
+	// primary alone.
+	sendUnjournaled
+	// answered means the client has its answer (a refusal) already.
+	answered
+)
+
+// beginWrite writes the intent down before the primary sees it, under the
+// client's key if it sent one, and says what to do next. A resumed write
+// keeps the id it was journaled with, which the returned intent carries.
+func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in store.Intent, key string, lease time.Time) (store.Intent, journalStep) {
+	var err error
+	use := store.KeyJournaled
+	if key == "" {
+		err = t.journal.BeginWrite(ctx, in, lease)
+	} else {
+		var kw store.KeyedWrite
+		kw, err = t.journal.BeginKeyedWrite(ctx, in, store.NewIdempotencyKey(key, req.Method, in.Target, in.Body), lease)
+		use, in.ID = kw.Use, kw.ID
+	}
+	switch {
+	case err != nil:
+		t.log.Error("dual write refused: journal unavailable", "route", x.route.name, "method", req.Method, "error", err, "request_id", x.id)
+		t.metrics.DualWrite(x.route.name, "refused")
+		t.writeError(&x.w, req, x, errJournal)
+		return in, answered
+	case use == store.KeyInFlight:
+		t.writeError(&x.w, req, x, errKeyInFlight)
+		return in, answered
+	case use == store.KeyReused:
+		t.writeError(&x.w, req, x, errKeyReused)
+		return in, answered
+	case use == store.KeyApplied:
+		return in, sendUnjournaled
+	}
+	return in, sendJournaled
+}
