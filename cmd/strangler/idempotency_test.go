@@ -181,3 +181,75 @@ func journaledWrites(t *testing.T, st *store.Store) int {
 	}
 	return len(all)
 }
+
+// TestIdempotencyKeyRetriesAfterAFailedTry covers the retries a failed try
+// leads to: after the primary refused the write, the retry is a new write
+// the secondary must get if the primary applies it now; after the
+// primary's answer was lost (applied, then the connection dropped), the
+// retry's answer settles the write, which would otherwise wait for an
+// operator as unknown.
+func TestIdempotencyKeyRetriesAfterAFailedTry(t *testing.T) {
+	onBothStores(t, func(t *testing.T, dsn func(string) string) {
+		legacy := newRecordingBackend(t, "legacy", true, false)
+		modern := newRecordingBackend(t, "modern", true, true)
+		dir := t.TempDir()
+		r := startRun(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{
+			legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir),
+		}))
+		st := openStateStore(t, dsn(dir))
+		url := "http://" + r.public + "/items"
+		post := func(body, key string) int {
+			code, answer, err := sendRequest("POST", url, body, map[string]string{"Idempotency-Key": key})
+			if err != nil {
+				t.Fatalf("POST: %v", err)
+			}
+			t.Logf("POST %s with key %s: %d %s", body, key, code, answer)
+			return code
+		}
+
+		t.Run("a retry of a write the primary refused is journaled and reaches the secondary", func(t *testing.T) {
+			legacy.fault.Store(int32(fault503))
+			if code := post(`{"name":"Ada"}`, "key-refused"); code != http.StatusServiceUnavailable {
+				t.Fatalf("the refused try: got %d, want the primary's 503", code)
+			}
+			legacy.fault.Store(int32(faultNone))
+			if code := post(`{"name":"Ada"}`, "key-refused"); code != http.StatusCreated {
+				t.Fatalf("the retry: got %d, want 201", code)
+			}
+			waitDrained(t, st, 20*time.Second)
+			if items, _ := modern.snapshot(); items["1"] != `{"name":"Ada"}` {
+				t.Errorf("the secondary holds %v, want item 1 as the primary applied it", items)
+			}
+			if n := journaledWrites(t, st); n != 2 {
+				t.Errorf("%d writes journaled, want 2: the refused try and the retry", n)
+			}
+		})
+		t.Run("a retry of a write whose answer was lost settles it", func(t *testing.T) {
+			legacy.fault.Store(int32(faultApplyThenDrop))
+			if code := post(`{"name":"Grace"}`, "key-lost"); code != http.StatusBadGateway {
+				t.Fatalf("the try whose answer was lost: got %d, want 502", code)
+			}
+			legacy.fault.Store(int32(faultNone))
+			pollUntil(t, "the write whose answer was lost is unknown", 10*time.Second, func() bool {
+				return queueDepth(t, st)["unknown"] == 1
+			})
+			if code := post(`{"name":"Grace"}`, "key-lost"); code != http.StatusCreated {
+				t.Fatalf("the retry: got %d, want the primary's replayed 201", code)
+			}
+			waitDrained(t, st, 20*time.Second)
+			if received, applied := legacy.counts(); received["key-lost"] != 2 || applied["key-lost"] != 1 {
+				t.Errorf("the primary received %d and applied %d writes with the key, want 2 and 1", received["key-lost"], applied["key-lost"])
+			}
+			if items, _ := modern.snapshot(); items["2"] != `{"name":"Grace"}` {
+				t.Errorf("the secondary holds %v, want item 2 as the primary applied it", items)
+			}
+			if n := journaledWrites(t, st); n != 3 {
+				t.Errorf("%d writes journaled, want 3: the retry settled the lost one", n)
+			}
+		})
+		sameRecords(t, legacy, modern)
+		if n := writesReceived(modern); n != 2 {
+			t.Errorf("the secondary received %d writes, want 2", n)
+		}
+	})
+}
