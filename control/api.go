@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"strangler/store"
 )
@@ -39,7 +41,9 @@ func statusFor(err error) (int, string) {
 		return e.status, e.msg
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, err.Error()
-	case errors.Is(err, ErrStale), errors.Is(err, store.ErrConflict):
+	case errors.Is(err, ErrStale):
+		return http.StatusPreconditionFailed, ErrStale.Error()
+	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrGate):
 		return http.StatusUnprocessableEntity, err.Error()
@@ -76,6 +80,13 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body["error"] = gate.Error() + "; pass force to flip anyway"
 		body["gate"], body["value_percent"], body["limit_percent"] = gate.Gate, gate.Value, gate.Limit
 	}
+	var stale *staleError
+	if errors.As(err, &stale) {
+		// What the route is now, so the caller can decide again without
+		// another read that could race too.
+		w.Header().Set("ETag", etag(stale.current.Version))
+		body["current"] = stale.current
+	}
 	writeJSON(w, status, body)
 }
 
@@ -96,22 +107,39 @@ func (a *admin) api(h apiHandler) http.Handler {
 }
 
 // mutation is api for endpoints that change something: they take a JSON
-// body, which an HTML form on another site cannot send.
+// body, which an HTML form on another site cannot send, and a refusal is
+// audited (refused).
 func (a *admin) mutation(h apiHandler) http.Handler {
-	return a.api(func(w http.ResponseWriter, r *http.Request, actor string) error {
-		if !isJSON(r) {
-			return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		actor, err := a.authenticate(r)
+		if err == nil && !isJSON(r) {
+			err = apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		return h(w, r, actor)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			err = h(w, r, actor)
+		}
+		if err != nil {
+			a.refused(r, actor, err)
+			a.writeError(w, r, err)
+		}
 	})
 }
 
+// maxBody bounds the JSON body of a change.
+const maxBody = 64 << 10
+
+// authenticate returns the name of the request's bearer token. The actor
+// comes back with a cross-origin refusal too, when the token is valid,
+// for the audit log.
 func (a *admin) authenticate(r *http.Request) (string, error) {
 	addr, now := clientAddr(r), a.now()
 	switch {
 	case crossOrigin(r):
-		return "", apiError(http.StatusForbidden, "cross-origin requests are refused")
+		// Not counted as a failed attempt: another site could otherwise
+		// lock an operator's address out through the operator's browser.
+		actor, _ := a.Tokens.actor(bearer(r))
+		return actor, apiError(http.StatusForbidden, "cross-origin requests are refused")
 	case r.URL.Query().Has("token") || r.URL.Query().Has("access_token"):
 		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
 	case a.failures.blocked(addr, now):
@@ -120,20 +148,52 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 	actor, ok := a.Tokens.actor(bearer(r))
 	if !ok {
 		a.failures.fail(addr, now)
-		if route := r.PathValue("name"); route != "" && r.Method != http.MethodGet {
-			a.Flags.Deny(r.Context(), route, "unauthenticated", "change refused: missing or invalid token from "+addr)
-		}
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
 	}
 	return actor, nil
 }
 
-// decode reads a JSON body strictly: unknown fields are errors.
+// decode reads a JSON body strictly: one JSON value, no unknown fields,
+// no key twice in an object (which value would count?). An empty body
+// decodes to nothing.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	body, err := io.ReadAll(r.Body)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return apiError(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", mbe.Limit)
+	} else if err != nil {
+		return apiError(http.StatusBadRequest, "reading the body failed: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if key, err := duplicateKey(body); err != nil {
 		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
+	} else if key != "" {
+		return apiError(http.StatusBadRequest, "invalid JSON body: the key %q appears twice in one object", key)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return apiError(http.StatusBadRequest, "invalid JSON body: more follows the first JSON value")
+	}
+	return nil
+}
+
+// maxReason bounds a reason, in characters: it goes into every listing of
+// the audit log.
+const maxReason = 500
+
+// checkReason refuses a change without a reason, or with one too long for
+// the audit log.
+func checkReason(reason string) error {
+	if strings.TrimSpace(reason) == "" {
+		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
+	}
+	if n := utf8.RuneCountInString(reason); n > maxReason {
+		return apiError(http.StatusBadRequest, "the reason is %d characters long; at most %d go into the audit log", n, maxReason)
 	}
 	return nil
 }
@@ -150,18 +210,25 @@ func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
 	return n, nil
 }
 
-// ifMatch reads If-Match: "3", 3 or W/"3" name version 3.
-func ifMatch(r *http.Request) (*int64, error) {
+// errNoIfMatch answers a change without If-Match (RFC 6585's 428): the
+// version it was decided on must come along, so that two operators never
+// overwrite each other's flips unawares.
+var errNoIfMatch = apiError(http.StatusPreconditionRequired,
+	"If-Match is required: send the route's ETag from GET /admin/routes/{name}, such as \"3\"")
+
+// ifMatch reads the version If-Match names: "3", 3 or W/"3" name version
+// 3. "*" (any version) defeats the point and is refused like garbage.
+func ifMatch(r *http.Request) (int64, error) {
 	v := r.Header.Get("If-Match")
 	if v == "" {
-		return nil, nil
+		return 0, errNoIfMatch
 	}
 	v = strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`)
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return nil, apiError(http.StatusBadRequest, "If-Match must be the route's ETag, such as \"3\"")
+		return 0, apiError(http.StatusBadRequest, "If-Match must be the route's ETag, such as \"3\"")
 	}
-	return &n, nil
+	return n, nil
 }
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }

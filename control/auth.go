@@ -1,10 +1,9 @@
 package control
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
+	"context"
 	"crypto/subtle"
-	"encoding/hex"
+	"fmt"
 	"mime"
 	"net"
 	"net/http"
@@ -50,9 +49,19 @@ func (t *Tokens) actor(presented string) (string, bool) {
 	return name, found == 1
 }
 
-// sessionCookie carries the status page's login: the token itself, in an
-// HttpOnly, SameSite=Strict cookie no script and no other site can use.
-const sessionCookie = "strangler_session"
+// token returns the token named name, if the configuration has one.
+func (t *Tokens) token(name string) (string, bool) {
+	list := t.list.Load()
+	if list == nil {
+		return "", false
+	}
+	for _, tok := range *list {
+		if tok.Name == name {
+			return string(tok.Token), true
+		}
+	}
+	return "", false
+}
 
 // failedLogins limits guessing: after maxFailures failures from one
 // address within failureWindow, further attempts are refused outright
@@ -157,11 +166,45 @@ func isJSON(r *http.Request) bool {
 	return err == nil && mt == "application/json"
 }
 
-// csrfToken is the status page's form token for a session: derived from
-// the session's admin token, so it needs no server-side state and is
-// useless without the HttpOnly cookie.
-func csrfToken(sessionToken string) string {
-	mac := hmac.New(sha256.New, []byte(sessionToken))
-	mac.Write([]byte("strangler status page form"))
-	return hex.EncodeToString(mac.Sum(nil))
+// refused audits a change the admin API or the status page turned away,
+// as a "denied" entry naming who (the token's name, or unauthenticated;
+// never the token), what and why, like a flip a gate refused. Only the
+// refusals that say something about who tried are audited: no valid
+// credentials (401), not allowed (403), a conflict with the current state
+// (409), a stale version (412), no version at all (428). Malformed
+// requests and lockouts are not, nor changes of routes or repairs that do
+// not exist: anyone could fill the log with those.
+func (a *admin) refused(r *http.Request, actor string, err error) {
+	status, msg := statusFor(err)
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict,
+		http.StatusPreconditionFailed, http.StatusPreconditionRequired:
+	default:
+		return
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	route, ok := a.routeOf(ctx, r)
+	if !ok {
+		return
+	}
+	if actor == "" {
+		actor = "unauthenticated"
+	}
+	a.Flags.Deny(ctx, route, actor, fmt.Sprintf("%s %s refused (%d): %s; from %s",
+		r.Method, r.URL.Path, status, msg, clientAddr(r)))
+}
+
+// routeOf is the route a change is about: the route it names, or the
+// route of the repair it names; false if there is no such route or repair.
+func (a *admin) routeOf(ctx context.Context, r *http.Request) (string, bool) {
+	if name := r.PathValue("name"); name != "" {
+		_, ok := a.Flags.Get(name)
+		return name, ok
+	}
+	if id := r.PathValue("id"); id != "" {
+		rep, err := a.Repairs.GetRepair(ctx, id, false)
+		return rep.Route, err == nil
+	}
+	return "", false
 }

@@ -79,17 +79,20 @@ func TestFlipsAreAuditedAndVersioned(t *testing.T) {
 		t.Errorf("audit = %+v", entries)
 	}
 
-	t.Run("a stale If-Match is refused with 409", func(t *testing.T) {
+	t.Run("a stale If-Match is refused with 412 and the route as it is", func(t *testing.T) {
 		resp, body := p.call(t, "PATCH", "/admin/routes/create-patient", bobToken, `{"mode":"modern","reason":"late"}`, "If-Match", `"0"`)
-		if resp.StatusCode != http.StatusConflict {
-			t.Errorf("got %d %v, want 409", resp.StatusCode, body)
+		if resp.StatusCode != http.StatusPreconditionFailed {
+			t.Errorf("got %d %v, want 412", resp.StatusCode, body)
+		}
+		if cur, _ := body["current"].(map[string]any); cur["mode"] != "dual-write" || resp.Header.Get("ETag") != `"1"` {
+			t.Errorf("got current %v with ETag %s, want the route in dual-write at version 1", body["current"], resp.Header.Get("ETag"))
 		}
 		if p.mode("create-patient") != config.ModeDualWrite {
 			t.Errorf("a stale flip changed the route")
 		}
 	})
 	t.Run("a flip without a reason is refused", func(t *testing.T) {
-		if resp, _ := p.call(t, "PATCH", "/admin/routes/create-patient", bobToken, `{"mode":"modern"}`); resp.StatusCode != 400 {
+		if resp, _ := p.call(t, "PATCH", "/admin/routes/create-patient", bobToken, `{"mode":"modern"}`, "If-Match", `"1"`); resp.StatusCode != 400 {
 			t.Errorf("got %d, want 400", resp.StatusCode)
 		}
 	})
@@ -114,7 +117,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 			r.Request(p.clock.Now(), "modern", &http.Request{Header: http.Header{}})
 		}
 	}
-	resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"modern","reason":"ready?"}`)
+	resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"modern","reason":"ready?"}`, "If-Match", `"0"`)
 	msg, _ := body["error"].(string)
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(msg, "fallback rate 30% is above the gate's 1%") {
 		t.Fatalf("got %d %q, want 422 naming the fallback rate", resp.StatusCode, msg)
@@ -126,7 +129,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 		t.Errorf("latest audit entry %q, want the denial", got)
 	}
 	t.Run("force flips anyway and is audited as forced", func(t *testing.T) {
-		resp, _ := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"modern","reason":"accept the risk","force":true}`)
+		resp, _ := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"modern","reason":"accept the risk","force":true}`, "If-Match", `"0"`)
 		if resp.StatusCode != 200 || p.mode("get-patient") != config.ModeModern {
 			t.Fatalf("forced flip got %d, route %s", resp.StatusCode, p.mode("get-patient"))
 		}
@@ -136,7 +139,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 		}
 	})
 	t.Run("a flip back to an earlier stage passes the gates", func(t *testing.T) {
-		if resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"fallback","reason":"back"}`); resp.StatusCode != 200 {
+		if resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"fallback","reason":"back"}`, "If-Match", `"1"`); resp.StatusCode != 200 {
 			t.Errorf("got %d %v", resp.StatusCode, body)
 		}
 	})
@@ -145,7 +148,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 func TestAFlipThatCannotBeAuditedIsRefused(t *testing.T) {
 	p := newPlane(t)
 	p.store.Close()
-	resp, body := p.call(t, "PATCH", "/admin/routes/create-patient", aliceToken, `{"mode":"modern","reason":"x","force":true}`)
+	resp, body := p.call(t, "PATCH", "/admin/routes/create-patient", aliceToken, `{"mode":"modern","reason":"x","force":true}`, "If-Match", `"0"`)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("got %d %v, want 503", resp.StatusCode, body)
 	}

@@ -120,7 +120,7 @@ backends:
 	readiness.Ready()
 	p.Server = httptest.NewServer(NewAdmin(AdminDeps{
 		Gatherer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
-		Audit: st, Repairs: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
+		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
 		Live: p.counters, Log: p.log, Now: p.clock.Now,
 	}))
 	t.Cleanup(p.Close)

@@ -23,7 +23,7 @@ import (
 var pageFiles embed.FS
 
 // statusPage serves the status page: server-rendered HTML, a session
-// cookie carrying the admin token, and a form token on every change.
+// kept in the state store (sessions.go), and a form token on every change.
 type statusPage struct {
 	*admin
 	login, status, message *template.Template
@@ -119,30 +119,6 @@ func (p *statusPage) renderLogin(w http.ResponseWriter, status int, msg string) 
 	p.render(w, status, p.login, loginView{Title: "Log in", Error: msg, NoTokens: !p.Tokens.Configured()})
 }
 
-// session returns the actor and the admin token of the request's session
-// cookie. The cookie is the token itself, base64url-encoded so that any
-// byte of it survives as a cookie value.
-func (p *statusPage) session(r *http.Request) (actor, token string, ok bool) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return "", "", false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return "", "", false
-	}
-	token = string(raw)
-	actor, ok = p.Tokens.actor(token)
-	return actor, token, ok
-}
-
-func setSession(w http.ResponseWriter, r *http.Request, token string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(token)),
-		Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
-	})
-}
-
 func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: "", Path: "/", MaxAge: -1,
@@ -152,10 +128,14 @@ func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 
 // formTokenOK checks the form's CSRF token against the session's, in
 // constant time.
-func formTokenOK(r *http.Request, sessionToken string) bool {
+func formTokenOK(r *http.Request, sessionID string) bool {
 	got := r.PostFormValue("csrf")
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(sessionToken))) == 1
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(csrfToken(sessionID))) == 1
 }
+
+// storeDown is what the page says when sessions cannot be checked.
+const storeDown = "The state store is unreachable, so status page sessions cannot be checked right now; try again shortly. " +
+	"The admin API (GET /admin/routes with a bearer token) and /readyz still answer."
 
 // index is GET /: the login form without a session, the status with one.
 func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
@@ -168,20 +148,25 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
-	actor, token, ok := p.session(r)
-	if !ok {
-		// A cookie is a token presented like any other: a wrong one counts
-		// as a failed attempt, and it is dropped so that it counts once.
-		p.failures.fail(addr, now)
+	// An ended session is not counted as a failed attempt: session ids
+	// are random 128-bit values nobody guesses, and a session that
+	// expired overnight is no attack.
+	s, ok, err := p.sessionOf(r)
+	switch {
+	case err != nil:
+		p.renderLogin(w, http.StatusServiceUnavailable, storeDown)
+		return
+	case !ok:
 		clearCookie(w, r, sessionCookie)
-		p.renderLogin(w, http.StatusOK, "Your session's token is no longer valid; log in again.")
+		p.renderLogin(w, http.StatusOK, "Your session has ended: you logged out, left it unused for 8 hours, or its token was changed. Log in again.")
 		return
 	}
-	p.renderStatus(w, r, actor, token)
+	p.renderStatus(w, r, s)
 }
 
 // loginPost is POST /login: the admin token from a form, checked like a
-// bearer token, kept in the session cookie.
+// bearer token, opens a session in the state store; the browser gets its
+// random id, never the token.
 func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 	addr, now := clientAddr(r), p.now()
 	switch {
@@ -192,7 +177,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	actor, ok := p.Tokens.actor(token)
 	if !ok {
@@ -200,59 +185,90 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusUnauthorized, "That is not a valid admin token.")
 		return
 	}
-	setSession(w, r, token)
+	ctx, cancel := timeout(r)
+	defer cancel()
+	if c, err := r.Cookie(sessionCookie); err == nil && plausibleSessionID(c.Value) {
+		// A new login replaces the browser's previous session.
+		if err := p.closeSession(ctx, c.Value); err != nil {
+			p.log.Warn("ending the previous status page session at login failed; it expires when idle", "error", err)
+		}
+	}
+	id, err := p.openSession(ctx, actor, token)
+	if err != nil {
+		p.log.Error("status page login failed: the session could not be stored", "actor", actor, "error", err)
+		p.renderLogin(w, http.StatusServiceUnavailable, "Logging in needs the state store, which is unreachable right now; try again shortly.")
+		return
+	}
+	setSessionCookie(w, r, id)
 	p.log.Info("status page login", "actor", actor, "addr", addr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// logout is POST /logout: it drops the session cookie.
+// logout is POST /logout: it ends the session on every replica and drops
+// the cookie. If the store cannot end it, the cookie is kept so that the
+// operator can try again.
 func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 	if crossOrigin(r) {
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if _, token, ok := p.session(r); ok && !formTokenOK(r, token) {
-		p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again.")
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	s, ok, err := p.sessionOf(r)
+	if err == nil && ok {
+		if !formTokenOK(r, s.id) {
+			p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again.")
+			return
+		}
+		ctx, cancel := timeout(r)
+		defer cancel()
+		err = p.closeSession(ctx, s.id)
+	}
+	if err != nil {
+		p.log.Error("status page logout failed: the session could not be ended", "error", err)
+		p.refuse(w, http.StatusServiceUnavailable, "Logging out failed: the state store is unreachable, so your session could not be ended. Try again shortly.")
 		return
+	}
+	if ok {
+		p.log.Info("status page logout", "actor", s.actor, "addr", clientAddr(r))
 	}
 	clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // flip is POST /ui/routes/{name}: a flip form's change, checked as the
-// admin API checks a PATCH, plus the session and its form token.
+// admin API checks a PATCH, plus the session and its form token. Refusals
+// are audited as the API's are (refused).
 func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
 	addr, now := clientAddr(r), p.now()
-	deny := func(actor, detail string) {
-		if _, ok := p.Flags.Get(name); ok { // no audit entries for made-up routes
-			p.Flags.Deny(r.Context(), name, actor, "change refused: "+detail+" from "+addr)
-		}
-	}
 	if p.failures.blocked(addr, now) {
 		p.refuse(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
-	actor, token, ok := p.session(r)
-	if !ok {
-		p.failures.fail(addr, now)
-		deny("unauthenticated", "no valid status page session")
-		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
-		return
-	}
 	if crossOrigin(r) {
-		deny(actor, "cross-site form post")
+		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if !formTokenOK(r, token) {
-		deny(actor, "missing or wrong form token")
+	s, ok, err := p.sessionOf(r)
+	switch {
+	case err != nil:
+		p.refuse(w, http.StatusServiceUnavailable, storeDown+" Nothing was changed.")
+		return
+	case !ok:
+		p.refused(r, "", apiError(http.StatusForbidden, "no valid status page session"))
+		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if !formTokenOK(r, s.id) {
+		p.refused(r, s.actor, apiError(http.StatusForbidden, "missing or wrong form token"))
 		p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again. Nothing was changed.")
 		return
 	}
-	msg, err := p.applyForm(r, name, actor)
+	msg, err := p.applyForm(r, r.PathValue("name"), s.actor)
+	if err != nil {
+		p.refused(r, s.actor, err)
+	}
 	setFlash(w, r, err == nil, msg)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -269,10 +285,16 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 	}
 	version, err := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	if err != nil {
-		return name + " was not changed: the form has no route version; reload the page and try again.", ErrInvalid
+		// The form's If-Match.
+		return name + " was not changed: the form has no route version; reload the page and try again.", errNoIfMatch
+	}
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if err := checkReason(reason); err != nil {
+		_, msg := statusFor(err)
+		return name + " was not changed: " + msg + ".", err
 	}
 	fl := Flip{
-		Route: name, Actor: actor, Reason: strings.TrimSpace(r.PostFormValue("reason")),
+		Route: name, Actor: actor, Reason: reason,
 		Force: r.PostFormValue("force") == "yes", IfMatch: &version,
 	}
 	if r.PostFormValue("action") == "clear" {

@@ -36,6 +36,7 @@ type pageAdmin struct {
 	client *http.Client
 	store  *store.Store
 	flags  *Flags
+	tokens *Tokens
 
 	clock *clock
 
@@ -50,6 +51,18 @@ func (h *pageAdmin) appliedCount() int {
 }
 
 func newPageAdmin(t *testing.T) *pageAdmin {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return newPageAdminOn(t, st, &clock{t: time.Date(2026, 11, 1, 12, 30, 0, 0, time.UTC)})
+}
+
+// newPageAdminOn is newPageAdmin over the store st, on clock c: several
+// share a store as replicas do.
+func newPageAdminOn(t *testing.T, st *store.Store, c *clock) *pageAdmin {
 	t.Helper()
 	cfg, err := config.Parse("page.yaml", []byte(`
 admin:
@@ -71,12 +84,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	h := &pageAdmin{store: st, clock: &clock{t: time.Date(2026, 11, 1, 12, 30, 0, 0, time.UTC)}}
+	h := &pageAdmin{store: st, clock: c}
 	now := h.clock.Now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reports := &Reports{Counts: st}
@@ -89,11 +97,11 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := &Tokens{}
-	tokens.Set(cfg.Admin.AdminTokens())
+	h.tokens = &Tokens{}
+	h.tokens.Set(cfg.Admin.AdminTokens())
 	h.Server = httptest.NewServer(NewAdmin(AdminDeps{
-		Gatherer: prometheus.NewRegistry(), Readiness: &Readiness{}, Flags: h.flags, Tokens: tokens,
-		Reports: reports, Audit: st, Repairs: st, Live: stats.NewCounters(), Log: log, Now: now,
+		Gatherer: prometheus.NewRegistry(), Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
+		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now,
 	}))
 	t.Cleanup(h.Close)
 	jar, _ := cookiejar.New(nil)

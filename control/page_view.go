@@ -58,10 +58,10 @@ type auditView struct {
 	Forced                                                  bool
 }
 
-func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, actor, token string) {
+func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s session) {
 	now := p.now()
 	v := statusView{
-		Title: "Status", Actor: actor, CSRF: csrfToken(token), Flash: takeFlash(w, r),
+		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: takeFlash(w, r),
 		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
 		AuditLimit: auditLimit,
 	}

@@ -130,8 +130,8 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if req.Reason == "" {
-		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
+	if err := checkReason(req.Reason); err != nil {
+		return err
 	}
 	id := r.PathValue("id")
 	ctx, cancel := timeout(r)

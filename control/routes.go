@@ -20,7 +20,9 @@ type AdminDeps struct {
 	Reports   *Reports
 	Audit     AuditReader
 	Repairs   RepairStore
-	Samples   shadow.SampleStore
+	// Sessions keeps the status page's logins.
+	Sessions SessionStore
+	Samples  shadow.SampleStore
 	// Noise lists a route's learned noise fields.
 	Noise func(route string) []string
 	// Live is this replica's recent traffic per route.

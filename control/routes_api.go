@@ -131,24 +131,24 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if !req.Clear && req.Mode == nil && req.Percent == nil {
-		return apiError(http.StatusBadRequest, "say what to change: mode, percent or clear")
-	}
 	version, err := ifMatch(r)
 	if err != nil {
 		return err
 	}
+	if !req.Clear && req.Mode == nil && req.Percent == nil {
+		return apiError(http.StatusBadRequest, "say what to change: mode, percent or clear")
+	}
+	if err := checkReason(req.Reason); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
 	rf, err := a.Flags.Apply(r.Context(), Flip{
-		Route: r.PathValue("name"), Actor: actor, Reason: req.Reason,
-		Mode: req.Mode, Percent: req.Percent, Clear: req.Clear, Force: req.Force, IfMatch: version,
+		Route: name, Actor: actor, Reason: req.Reason,
+		Mode: req.Mode, Percent: req.Percent, Clear: req.Clear, Force: req.Force, IfMatch: &version,
 	})
 	if errors.Is(err, ErrStale) {
-		// Say what the route is now, so the caller can decide again
-		// without another read that could race too.
-		cur, _ := a.Flags.Get(rf.Route.Name)
-		w.Header().Set("ETag", etag(cur.Version))
-		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "current": a.routeJSON(cur)})
-		return nil
+		cur, _ := a.Flags.Get(name)
+		return &staleError{current: a.routeJSON(cur)}
 	}
 	if err != nil {
 		return err
@@ -157,6 +157,13 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	writeJSON(w, http.StatusOK, a.routeJSON(rf))
 	return nil
 }
+
+// staleError is a change refused because the route changed since the
+// caller read it (412), with the route as it is now.
+type staleError struct{ current routeJSON }
+
+func (e *staleError) Error() string        { return ErrStale.Error() }
+func (e *staleError) Is(target error) bool { return target == ErrStale }
 
 func (a *admin) routeReport(w http.ResponseWriter, r *http.Request, _ string) error {
 	rf, ok := a.Flags.Get(r.PathValue("name"))

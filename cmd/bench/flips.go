@@ -32,25 +32,44 @@ type flipsResult struct {
 // may not be.
 var adminClient = &http.Client{Timeout: 10 * time.Second}
 
-// flip sets route's mode on the strangler whose admin listener is admin.
+// flip sets route's mode on the strangler whose admin listener is admin:
+// it reads the route's version and changes it only if nobody else did
+// (If-Match), as the admin API requires.
 func flip(admin, route, mode string) error {
-	body := fmt.Sprintf(`{"mode":%q,"reason":"bench: flip under load","force":true}`, mode)
-	req, err := http.NewRequest(http.MethodPatch, "http://"+admin+"/admin/routes/"+route, strings.NewReader(body))
+	url := "http://" + admin + "/admin/routes/" + route
+	version, err := adminCall(http.MethodGet, url, "", "")
 	if err != nil {
 		return err
 	}
+	body := fmt.Sprintf(`{"mode":%q,"reason":"bench: flip under load","force":true}`, mode)
+	_, err = adminCall(http.MethodPatch, url, body, version)
+	return err
+}
+
+// adminCall sends one admin API request and returns the ETag of its
+// answer; anything but 200 is an error.
+func adminCall(method, url, body, ifMatch string) (string, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
 	req.Header.Set("Authorization", "Bearer "+benchToken)
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
 	resp, err := adminClient.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("PATCH /admin/routes/%s to %s: %s: %s", route, mode, resp.Status, strings.TrimSpace(string(msg)))
+		return "", fmt.Errorf("%s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	return nil
+	return resp.Header.Get("ETag"), nil
 }
 
 // runFlips starts a strangler of its own and drives it at -flip-rate for

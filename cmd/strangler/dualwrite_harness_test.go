@@ -403,6 +403,12 @@ func sendRequest(method, url, body string, header map[string]string) (int, strin
 // adminDo calls the admin API with the test token.
 func adminDo(t *testing.T, admin, method, path string, body any) (int, []byte) {
 	t.Helper()
+	return adminDoIf(t, admin, method, path, "", body)
+}
+
+// adminDoIf is adminDo with If-Match: ifMatch, unless it is empty.
+func adminDoIf(t *testing.T, admin, method, path, ifMatch string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -415,6 +421,9 @@ func adminDo(t *testing.T, admin, method, path string, body any) (int, []byte) {
 	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
 	}
 	resp, err := e2eClient.Do(req)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,7 +48,12 @@ func TestReplicasFollowFlips(t *testing.T) {
 	}
 	flip := func(p *process, mode string) {
 		t.Helper()
-		code, body := adminDo(t, p.admin, "PATCH", "/admin/routes/flag", map[string]string{"mode": mode, "reason": "replica test"})
+		var route struct{ Version int64 }
+		if code, body := adminDo(t, p.admin, "GET", "/admin/routes/flag", nil); code != http.StatusOK || json.Unmarshal(body, &route) != nil {
+			t.Fatalf("GET /admin/routes/flag: got %d %s, want the route", code, body)
+		}
+		code, body := adminDoIf(t, p.admin, "PATCH", "/admin/routes/flag", fmt.Sprintf(`"%d"`, route.Version),
+			map[string]string{"mode": mode, "reason": "replica test"})
 		if code != http.StatusOK {
 			t.Fatalf("PATCH /admin/routes/flag to %s: got %d %s, want 200", mode, code, body)
 		}

@@ -221,12 +221,16 @@ func setRoute(ctx context.Context, c *adminClient, name string, body patchBody, 
 	return nil
 }
 
-// readRoute returns a route and its ETag.
+// readRoute returns a route and its ETag, which a change must send back
+// as If-Match.
 func readRoute(ctx context.Context, c *adminClient, name string) (routeView, string, error) {
 	var r routeView
 	resp, err := c.get(ctx, "/admin/routes/"+url.PathEscape(name), nil, &r)
 	if err != nil {
 		return r, "", routeError(name, err)
+	}
+	if resp.etag == "" {
+		return r, "", fmt.Errorf("the admin API gave no version (ETag) for %s (is --admin a strangler admin listener of the same version?)", name)
 	}
 	return r, resp.etag, nil
 }
@@ -239,7 +243,7 @@ func patchRoute(ctx context.Context, c *adminClient, name, etag string, body pat
 	switch statusOf(err) {
 	case 0:
 		return r, err
-	case http.StatusConflict:
+	case http.StatusPreconditionFailed, http.StatusConflict: // 409 from facades before 412
 		now, _, rerr := readRoute(ctx, c, name)
 		if rerr != nil {
 			return r, fmt.Errorf("the route changed since it was read; run the command again")

@@ -212,7 +212,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
-			Audit: st, Repairs: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
+			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
