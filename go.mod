@@ -3,6 +3,7 @@ module strangler
 go 1.26.0
 
 require (
+	github.com/chromedp/cdproto v0.159.0 // tests: the status page's cookies, read through the DevTools protocol
 	github.com/chromedp/chromedp v0.23.0 // tests: the status page in headless Chromium
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-sql-driver/mysql v1.10.1
@@ -26,7 +27,6 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect

@@ -104,6 +104,9 @@ type facadeOptions struct {
 	onServing func(public, admin string)
 	// tracing is OpenTelemetry as the environment configures it; nil is off.
 	tracing *telemetry.Tracing
+	// adminNow is the admin listener's clock (status page sessions,
+	// lockouts); nil is time.Now. Tests move it.
+	adminNow func() time.Time
 }
 
 // flushInterval is how often counts go to the state store for the report
@@ -213,6 +216,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
+			Now: opts.adminNow,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"strangler/config"
 	"strangler/store"
 )
 
@@ -82,9 +89,52 @@ func seedHours(t *testing.T, dsn string) {
 	}
 }
 
+// adminClock is the admin listener's clock in a test: the real time,
+// moved on by hand.
+type adminClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *adminClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *adminClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// startServeAt runs the facade of the configuration at path in this
+// process, as startRun does, with the admin listener on clock now.
+func startServeAt(t *testing.T, path string, now func() time.Time) *running {
+	t.Helper()
+	cfg, err := config.Load(path, config.Env{Getenv: noEnv, ReadFile: os.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
+	go func() {
+		r.done <- serve(ctx, cfg, slog.New(slog.NewJSONHandler(r.logs, nil)), facadeOptions{adminNow: now})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	line := r.logs.waitFor(t, "serving", nil, 10*time.Second)
+	r.public, r.admin = line["listen"].(string), line["admin"].(string)
+	waitReady(t, r.admin)
+	return r
+}
+
 // TestStatusPageInABrowser drives the status page in headless Chromium:
 // log in, read the route table, flip a route with a reason, see the flash
-// and the audit entry, and keep a screenshot.
+// and the audit entry, and keep a screenshot; then leave the session
+// unused for 8 hours, log in again, and log out.
 func TestStatusPageInABrowser(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		if os.Getenv("STRANGLER_REQUIRE_BROWSER") == "1" {
@@ -96,7 +146,8 @@ func TestStatusPageInABrowser(t *testing.T) {
 	modern := backendAnswering(t, `{"served_by":"modern"}`)
 	path := writeStatusPageConfig(t, legacy.URL, modern.URL)
 	seedHours(t, "sqlite:"+filepath.Join(filepath.Dir(path), "strangler.db"))
-	r := startRun(t, "serve", "--config", path)
+	clock := &adminClock{}
+	r := startServeAt(t, path, clock.Now)
 	for range 10 {
 		getBody(t, "http://"+r.public+"/patients/7")
 		getBody(t, "http://"+r.public+"/patients")
@@ -214,6 +265,53 @@ func TestStatusPageInABrowser(t *testing.T) {
 		}
 	}
 	t.Logf("screenshot of the status page after the flip: %s", filepath.Join(dir, "statuspage.png"))
+
+	clock.Advance(8*time.Hour + time.Second)
+	do("reloading the page 8 hours later",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	if got, want := text(".flash"), "Your session has ended"; !strings.Contains(got, want) {
+		t.Errorf("8 hours unused, the login page says %q, want %q", got, want)
+	}
+	do("logging in again",
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	cookies, err := chromedp.Run(ctx, chromedp.Action[[]*network.Cookie](func(ctx context.Context, t *chromedp.Target) ([]*network.Cookie, error) {
+		res, err := cdp.Call(ctx, t, network.GetCookies, network.GetCookiesParams{})
+		return res.Cookies, err
+	}))
+	if err != nil {
+		t.Fatalf("reading the browser's cookies: %v", err)
+	}
+	var session *network.Cookie
+	for _, c := range cookies {
+		if c.Name == "strangler_session" {
+			session = c
+		}
+	}
+	if session == nil || !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict || strings.Contains(session.Value, statusPageToken) {
+		t.Fatalf("session cookie %+v, want an HttpOnly, SameSite=Strict cookie without the token", session)
+	}
+	do("logging out",
+		chromedp.Click(chromedp.CSS(`form.logout button`)),
+		chromedp.WaitVisible(chromedp.ID("token")),
+	)
+	// The cookie the browser had opens nothing any more: the session is
+	// over, not just forgotten by this browser.
+	req, _ := http.NewRequest("GET", "http://"+r.admin+"/", nil)
+	req.Header.Set("Cookie", "strangler_session="+session.Value)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(replay), "Your session has ended") || strings.Contains(string(replay), `id="routes"`) {
+		t.Errorf("the logged-out session's cookie: got %d, want the login page saying the session ended", resp.StatusCode)
+	}
 
 	cancelTab()
 	<-consoleDone

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,7 +47,7 @@ func TestTLSEverywhere(t *testing.T) {
 	write := func(caFile string) {
 		os.WriteFile(path, []byte(fmt.Sprintf(`listen: "127.0.0.1:0"
 tls: { cert: %q, key: %q }
-admin: { listen: "127.0.0.1:0", tls: { cert: %q, key: %q } }
+admin: { listen: "127.0.0.1:0", tls: { cert: %q, key: %q }, token: "tls-admin-token-0123456789" }
 store: "sqlite:%s/s.db"
 backends:
   legacy: { url: %q }
@@ -86,6 +87,18 @@ routes:
 		t.Errorf("got %s %q, want HTTP/2 from the client and to the backend", resp.Proto, body)
 	}
 
+	t.Run("the status page's session cookie is Secure", func(t *testing.T) {
+		noRedirect := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.PostForm("https://"+line["admin"].(string)+"/login", url.Values{"token": {"tls-admin-token-0123456789"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		cookies := resp.Cookies()
+		if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 || !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+			t.Errorf("login over TLS: got %d with %q, want 303 and a Secure, HttpOnly, SameSite=Strict session cookie", resp.StatusCode, resp.Header["Set-Cookie"])
+		}
+	})
 	t.Run("a backend certificate from another authority is refused", func(t *testing.T) {
 		write(stranger.CAFile)
 		logs.waitFor(t, "config reloaded", nil, 5*time.Second)
