@@ -66,7 +66,7 @@ func statusFor(r *http.Request, err error) (int, string) {
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
 		return http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later"
-	case errors.Is(err, errKeyInFlight):
+	case errors.Is(err, errKeyInFlight), errors.Is(err, errKeyMoved):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, errKeyReused):
 		return http.StatusUnprocessableEntity, err.Error()

@@ -25,6 +25,9 @@ var (
 	// errKeyInFlight answers a retry while the key's first request is
 	// with the primary.
 	errKeyInFlight = errors.New("a request with this Idempotency-Key is in progress")
+	// errKeyMoved answers a retry of a write the route's previous primary
+	// applied, or may have: the new primary would apply it again.
+	errKeyMoved = errors.New("the request with this Idempotency-Key went to the route's previous primary, which has changed since; it cannot be retried safely")
 	// errKeyReused answers a key sent before with another request.
 	errKeyReused = errors.New("this Idempotency-Key was sent with another request (method, path or body); a new request needs a new key")
 )
@@ -101,6 +104,9 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		return in, answered
 	case use == store.KeyReused:
 		t.writeError(&x.w, req, x, errKeyReused)
+		return in, answered
+	case use == store.KeyMoved:
+		t.writeError(&x.w, req, x, errKeyMoved)
 		return in, answered
 	case use == store.KeyApplied:
 		return in, sendUnjournaled

@@ -61,6 +61,11 @@ const (
 	KeyInFlight
 	// KeyReused: the key names another request (method, target or body).
 	KeyReused
+	// KeyMoved: the primary applied the key's write, or may have, and the
+	// route's primary has changed since: the new primary has the write
+	// from the journal (or will) under another key, and would apply a
+	// retry again.
+	KeyMoved
 )
 
 func (u KeyUse) String() string {
@@ -75,6 +80,8 @@ func (u KeyUse) String() string {
 		return "in flight"
 	case KeyReused:
 		return "reused"
+	case KeyMoved:
+		return "moved"
 	}
 	return fmt.Sprintf("KeyUse(%d)", int(u))
 }
@@ -127,12 +134,11 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in Intent, k Idempot
 	}
 
 	var fingerprint, prior string
-	var state sql.NullString
-	var status sql.NullInt64
+	var w priorWrite
 	err = tx.QueryRowContext(ctx, `
-		SELECT k.fingerprint, k.intent_id, r.state, r.status
+		SELECT k.fingerprint, k.intent_id, r.state, r.status, r.primary_side
 		FROM strangler_idempotency_keys k LEFT JOIN strangler_repairs r ON r.id = k.intent_id
-		WHERE k.key = $1`, k.Key).Scan(&fingerprint, &prior, &state, &status)
+		WHERE k.key = $1`, k.Key).Scan(&fingerprint, &prior, &w.state, &w.status, &w.primary)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Forgotten between the insert and the read: let the client retry.
 		return KeyedWrite{}, fmt.Errorf("idempotency key forgotten while it was read: %w", ErrConflict)
@@ -142,7 +148,7 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in Intent, k Idempot
 	if fingerprint != k.Fingerprint {
 		return KeyedWrite{Use: KeyReused}, nil
 	}
-	switch use := retryUse(State(state.String), state.Valid, status); use {
+	switch use := retryUse(w, in.Primary); use {
 	case KeyJournaled:
 		// Taken over only if no other retry took it first.
 		res, err := tx.ExecContext(ctx, `
@@ -166,22 +172,33 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in Intent, k Idempot
 	}
 }
 
-// retryUse decides what a retry with a remembered key does, from the state
-// of the write the key names (exists false: no such write any more) and
-// the primary's status recorded for it. What matters is whether the
-// primary applied that write: if it did, the secondary gets it from that
-// journal entry and the retry must not be journaled again; if it did not,
-// the retry is a new write, which the secondary must get if the primary
-// applies it now; if nobody knows, the retry's answer tells.
-func retryUse(st State, exists bool, status sql.NullInt64) KeyUse {
-	applied := status.Valid && status.Int64 >= 200 && status.Int64 <= 299
+// priorWrite is what a remembered key's journal entry says; all NULL when
+// it is gone.
+type priorWrite struct {
+	state   sql.NullString
+	status  sql.NullInt64
+	primary sql.NullString
+}
+
+// retryUse decides what a retry with a remembered key does, from the
+// write the key names and the route's primary now. What matters is
+// whether the primary applied that write: if it did, the secondary gets
+// it from that journal entry and the retry must not be journaled again;
+// if it did not, the retry is a new write, which the secondary must get
+// if the primary applies it now; if nobody knows, the retry's answer
+// tells. Either of the last two needs the same primary as before.
+func retryUse(w priorWrite, primary string) KeyUse {
+	st := State(w.state.String)
+	applied := w.status.Valid && w.status.Int64 >= 200 && w.status.Int64 <= 299
 	switch {
-	case !exists, st == StateSkipped, st == StateDiscarded && !applied:
+	case !w.state.Valid, st == StateSkipped, st == StateDiscarded && !applied:
 		// Skipped: the primary refused it or never got it. Discarded
 		// without a 2xx: an operator gave up on an unknown outcome.
 		return KeyJournaled
 	case st == StateSent:
 		return KeyInFlight
+	case w.primary.String != primary:
+		return KeyMoved
 	case st == StateUnknown:
 		return KeyResumed
 	}

@@ -164,6 +164,42 @@ func TestIdempotencyKeys(t *testing.T) {
 			}
 		})
 
+		t.Run("after the route's primary changed, only a write the old one refused can be retried", func(t *testing.T) {
+			onModern := func(id string, k IdempotencyKey) KeyedWrite {
+				t.Helper()
+				in := intent(id, "/patients/42")
+				in.Primary = "modern"
+				kw, err := s.BeginKeyedWrite(ctx, in, k, clk.Now().Add(time.Minute))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return kw
+			}
+			applied, unknown, refused := keyed("moved-applied", `{}`), keyed("moved-unknown", `{}`), keyed("moved-refused", `{}`)
+			begin(t, s, "m1", applied)
+			begin(t, s, "m2", unknown)
+			begin(t, s, "m3", refused)
+			if err := s.RecordOutcome(ctx, "m1", Outcome{Status: 201}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MarkUnknown(ctx, "m2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RecordOutcome(ctx, "m3", Outcome{Status: 400}); err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range map[IdempotencyKey]KeyedWrite{
+				applied: {Use: KeyMoved}, unknown: {Use: KeyMoved}, refused: {KeyJournaled, "m6"},
+			} {
+				if got := onModern("m6", k); got != want {
+					t.Errorf("got %+v, want %+v", got, want)
+				}
+			}
+			if got := state(t, s, "m2"); got != StateUnknown {
+				t.Errorf("the unknown write is %s, want unknown still, for an operator", got)
+			}
+		})
+
 		t.Run("keys are remembered a day, and the writes they name as long", func(t *testing.T) {
 			k := keyed("swept", `{"a":5}`)
 			begin(t, s, "s1", k)

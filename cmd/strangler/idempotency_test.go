@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -252,4 +254,49 @@ func TestIdempotencyKeyRetriesAfterAFailedTry(t *testing.T) {
 			t.Errorf("the secondary received %d writes, want 2", n)
 		}
 	})
+}
+
+// TestIdempotencyKeyRetryAfterThePrimaryChanged: a write the old primary
+// applied reaches the new primary from the journal, under the facade's
+// key; a client's retry sent to the new primary would be applied again,
+// so it is refused.
+func TestIdempotencyKeyRetryAfterThePrimaryChanged(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", true, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	dir := t.TempDir()
+	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL()}
+	path := writeFacadeConfig(t, dir, c)
+	r := startRun(t, "serve", "--config", path)
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+	send := func() (int, string) {
+		code, body, err := sendRequest("POST", "http://"+r.public+"/items", `{"name":"Ada"}`, map[string]string{"Idempotency-Key": "key-moved"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, body
+	}
+	if code, body := send(); code != http.StatusCreated {
+		t.Fatalf("the first try: got %d %s, want 201", code, body)
+	}
+	waitDrained(t, st, 20*time.Second)
+
+	c.routes = strings.Replace(dualWriteRoutes, "id_field: id}", "id_field: id, primary: modern}", 1)
+	next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, next, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.logs.waitFor(t, "config reloaded", nil, 10*time.Second)
+	code, body := send()
+	if want := "the request with this Idempotency-Key went to the route's previous primary"; code != http.StatusConflict || !strings.Contains(errorOf(t, body), want) {
+		t.Errorf("the retry after the primary changed: got %d %s, want 409 saying %q", code, body, want)
+	}
+	if n := writesReceived(modern); n != 1 {
+		t.Errorf("modern received %d writes, want 1: the journaled one", n)
+	}
+	if n := journaledWrites(t, st); n != 1 {
+		t.Errorf("%d writes journaled, want 1", n)
+	}
 }
