@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
+	"strangler/internal/dsn"
 )
 
 // RepairKeys is where the facade's read repair leaves the keys modern
@@ -181,13 +182,13 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 
 // connect opens both databases with room for conns workers.
 func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pgxpool.Pool, error) {
-	dsn, err := config.MySQLDriverDSN(cfg.Source.String())
+	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}
-	mcfg, err := mysql.ParseDSN(dsn)
+	mcfg, err := mysql.ParseDSN(driverDSN)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
+		return nil, nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
 	}
 	// Values are read as MySQL's text, not parsed into Go times, and
 	// TIMESTAMP columns in UTC, as the target session reads them.
@@ -209,7 +210,7 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 	pcfg, err := pgxpool.ParseConfig(cfg.Target.String())
 	if err != nil {
 		src.Close()
-		return nil, nil, fmt.Errorf("target: %w", err)
+		return nil, nil, fmt.Errorf("target: %w", dsn.RedactError(err, cfg.Target.String()))
 	}
 	pcfg.MaxConns = int32(conns + 2)
 	rp := pcfg.ConnConfig.RuntimeParams

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
+
+	"strangler/internal/dsn"
 )
 
 // Backfill configures `strangler backfill` and `strangler verify`: which
@@ -140,13 +142,17 @@ func (d *DatabaseURL) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText writes the URL with its password redacted.
+// MarshalText writes the URL with its passwords redacted.
 func (d DatabaseURL) MarshalText() ([]byte, error) {
 	if d.URL == nil {
 		return nil, nil
 	}
 	return []byte(d.Redacted()), nil
 }
+
+// Redacted is the URL with every password hidden: the userinfo's, and a
+// password or sslpassword in the query, which url.URL's Redacted shows.
+func (d DatabaseURL) Redacted() string { return dsn.Redact(d.String()) }
 
 // IsMySQL reports whether the URL names a MySQL or MariaDB server.
 func (d DatabaseURL) IsMySQL() bool {
@@ -184,7 +190,7 @@ func MySQLDriverDSN(raw string) (string, error) {
 	if len(q) > 0 {
 		opts, err := mysql.ParseDSN("/?" + q.Encode())
 		if err != nil {
-			return "", fmt.Errorf("invalid MySQL URL parameters: %w", err)
+			return "", fmt.Errorf("invalid MySQL URL parameters: %w", dsn.RedactError(err, raw))
 		}
 		opts.User, opts.Passwd, opts.Net, opts.Addr, opts.DBName = cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName
 		cfg = opts

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"strangler/internal/dsn"
 )
 
 // Mode is where a route's traffic goes. It is a closed set: an unknown mode
@@ -38,7 +40,7 @@ func (m *Mode) UnmarshalText(b []byte) error {
 }
 
 // StoreDSN is the state store's address: "sqlite:PATH" or a postgres://
-// URL. Its password never shows in config print.
+// URL. Its password never shows in config print or in an error.
 type StoreDSN string
 
 // UnmarshalText checks the scheme.
@@ -48,33 +50,17 @@ func (d *StoreDSN) UnmarshalText(b []byte) error {
 	case strings.HasPrefix(s, "sqlite:") && len(s) > len("sqlite:"):
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		if _, err := url.Parse(s); err != nil {
-			return fmt.Errorf("invalid PostgreSQL URL: %v", redactURLError(err))
+			return fmt.Errorf("invalid PostgreSQL URL: %v", dsn.RedactError(err, s))
 		}
 	default:
-		return fmt.Errorf("invalid store %q; want sqlite:PATH or postgres://user:pass@host:5432/db", redactDSN(s))
+		return fmt.Errorf("invalid store %q; want sqlite:PATH or postgres://user:pass@host:5432/db", dsn.Redact(s))
 	}
 	*d = StoreDSN(s)
 	return nil
 }
 
 // MarshalText writes the address with any password redacted.
-func (d StoreDSN) MarshalText() ([]byte, error) { return []byte(redactDSN(string(d))), nil }
-
-func redactDSN(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
-}
-
-// redactURLError keeps a URL parse error from echoing the URL, which may
-// hold a password.
-func redactURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
-}
+func (d StoreDSN) MarshalText() ([]byte, error) { return []byte(dsn.Redact(string(d))), nil }
 
 // Secret is a value that config print and logs never show.
 type Secret string
@@ -292,15 +278,16 @@ type URL struct{ *url.URL }
 // UnmarshalText parses an absolute http(s) URL without query or fragment.
 func (u *URL) UnmarshalText(b []byte) error {
 	v, err := url.Parse(string(b))
+	shown := dsn.Redact(string(b))
 	switch {
 	case err != nil:
-		return fmt.Errorf("invalid URL %q", b)
+		return fmt.Errorf("invalid URL %q", shown)
 	case v.Scheme != "http" && v.Scheme != "https":
-		return fmt.Errorf("invalid URL %q; want http:// or https://", v.Redacted())
+		return fmt.Errorf("invalid URL %q; want http:// or https://", shown)
 	case v.Host == "":
-		return fmt.Errorf("invalid URL %q: no host", v.Redacted())
+		return fmt.Errorf("invalid URL %q: no host", shown)
 	case v.RawQuery != "" || v.Fragment != "" || v.User != nil:
-		return fmt.Errorf("invalid URL %q: a backend URL takes no user, query or fragment", v.Redacted())
+		return fmt.Errorf("invalid URL %q: a backend URL takes no user, query or fragment", shown)
 	}
 	u.URL = v
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"strangler/config"
+	"strangler/internal/dsn"
 	"strangler/patients"
 )
 
@@ -41,16 +42,16 @@ func New(db *sql.DB, log *slog.Logger) http.Handler {
 
 // Open connects to the legacy database, given as a mysql:// URL or in the
 // driver's own DSN form, and migrates its schema.
-func Open(ctx context.Context, dsn string) (*sql.DB, error) {
-	if strings.HasPrefix(dsn, "mysql://") || strings.HasPrefix(dsn, "mariadb://") {
+func Open(ctx context.Context, addr string) (*sql.DB, error) {
+	if strings.HasPrefix(addr, "mysql://") || strings.HasPrefix(addr, "mariadb://") {
 		var err error
-		if dsn, err = config.MySQLDriverDSN(dsn); err != nil {
+		if addr, err = config.MySQLDriverDSN(addr); err != nil {
 			return nil, err
 		}
 	}
-	cfg, err := mysql.ParseDSN(dsn)
+	cfg, err := mysql.ParseDSN(addr)
 	if err != nil {
-		return nil, fmt.Errorf("legacy database: %w", err)
+		return nil, fmt.Errorf("legacy database: %w", dsn.RedactError(err, addr))
 	}
 	db, err := sql.Open("mysql", cfg.FormatDSN())
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"strangler/internal/dsn"
 	"strangler/patients"
 )
 
@@ -65,7 +66,7 @@ func New(pool *pgxpool.Pool, log *slog.Logger) http.Handler {
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("modern database: %w", err)
+		return nil, fmt.Errorf("modern database: %w", dsn.RedactError(err, url))
 	}
 	cfg.MaxConns = 20
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -81,3 +81,17 @@ func TestNativePatientsGetIDsLegacyNeverUses(t *testing.T) {
 		t.Errorf("Location: got %q, want the first native id /patients/1000000000000", got)
 	}
 }
+
+// TestOpenHidesThePasswordOfABadAddress: `modern serve --dsn` passes the
+// flag as given; pgx's parse error quotes pieces of an unescaped password.
+func TestOpenHidesThePasswordOfABadAddress(t *testing.T) {
+	_, err := modern.Open(context.Background(), "postgres://app@db:5432/modern?password=Sup3rS3cret&rest/x")
+	if err == nil {
+		t.Fatal("a malformed address was accepted")
+	}
+	for _, piece := range []string{"Sup3r", "S3cret", "rest/x"} {
+		if strings.Contains(err.Error(), piece) {
+			t.Errorf("the error shows %q of the password: %v", piece, err)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver: pure Go, so the binary stays cgo-free
+
+	"strangler/internal/dsn"
 )
 
 //go:embed migrations
@@ -183,11 +185,11 @@ func openSQLite(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// openPostgres opens a pool on the server dsn names, through pgx.
-func openPostgres(dsn string) (*sql.DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+// openPostgres opens a pool on the server addr names, through pgx.
+func openPostgres(addr string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(addr)
 	if err != nil {
-		return nil, fmt.Errorf("store: postgres: %w", err)
+		return nil, fmt.Errorf("store: postgres: %w", dsn.RedactError(err, addr))
 	}
 	db := stdlib.OpenDB(*cfg)
 	// Enough for the request path's journal writes and the background

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +40,20 @@ func TestStartWaitsForAnUnreachableServer(t *testing.T) {
 func TestStartRefusesABadAddressAtOnce(t *testing.T) {
 	if _, err := Start(context.Background(), "mysql://nope", nil); err == nil {
 		t.Error("an unsupported store was accepted")
+	}
+}
+
+// TestOpenHidesThePasswordOfABadAddress gives Open a PostgreSQL URL whose
+// unescaped password breaks it: pgx's parse error quotes pieces of it.
+func TestOpenHidesThePasswordOfABadAddress(t *testing.T) {
+	const dsn = "postgres://app:Sup3rS3cret&rest/x@db:5432/strangler?password=Sup3rS3cret&rest/x"
+	_, err := Open(context.Background(), dsn, nil)
+	if err == nil {
+		t.Fatal("a malformed address was accepted")
+	}
+	for _, piece := range []string{"Sup3r", "S3cret", "rest/x"} {
+		if strings.Contains(err.Error(), piece) {
+			t.Errorf("the error shows %q of the password: %v", piece, err)
+		}
 	}
 }

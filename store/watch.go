@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"strangler/internal/dsn"
 )
 
 // Reconnection backoff of a PostgreSQL watcher.
@@ -74,7 +76,7 @@ func (s *Store) listen(ctx context.Context) (*listener, error) {
 	defer cancel()
 	cfg, err := pgx.ParseConfig(s.dsn)
 	if err != nil {
-		return nil, err
+		return nil, dsn.RedactError(err, s.dsn)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
