@@ -123,15 +123,38 @@ func secretSpans(s string) []span {
 	switch {
 	case strings.HasPrefix(s, "sqlite:"):
 		// A file path, which holds no password; an @ in it is not userinfo.
-	case strings.Contains(s, "://"):
+	case isURL(s):
 		spans = urlSpans(s)
 	case isKeyValue(s):
 		spans = keyValueSpans(s)
+	case strings.Contains(s, "://"):
+		// A MySQL DSN whose password starts with // reads as a URL of an
+		// unknown scheme: take both readings.
+		spans = append(urlSpans(s), mysqlSpans(s)...)
 	default:
 		spans = mysqlSpans(s)
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
-	return spans
+	// Readings of a malformed address may overlap: join them.
+	var merged []span
+	for _, sp := range spans {
+		if n := len(merged); n > 0 && sp.start <= merged[n-1].end {
+			merged[n-1].end = max(merged[n-1].end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged
+}
+
+// isURL says whether s is a URL of a scheme strangler takes.
+func isURL(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql", "mysql", "mariadb", "http", "https":
+		return ok
+	}
+	return false
 }
 
 // secrets returns the passwords in s as written, decoded, and encoded the
@@ -178,41 +201,36 @@ func isSecretKey(key string) bool {
 }
 
 // urlSpans finds the password in a URL's userinfo and the values of its
-// password parameters. When net/url cannot parse s (an unescaped / or #
-// in the password, several hosts), the userinfo ends at the last @, as
-// far as it can reach: hiding too much beats showing a password.
+// password parameters. Parsers disagree on where a userinfo with an
+// unescaped @, #, ? or / ends (net/url takes the last @ before any of
+// /?#, pgx the first @ before a /), and a base64 password holds a / as
+// often as not; so the userinfo here ends at the last @ of all, and the
+// query is read both from after it and from the first ?. An @ in a query
+// value after a port then hides a little too much: hiding too much beats
+// showing a password.
 func urlSpans(s string) []span {
 	begin := strings.Index(s, "://") + len("://")
 	rest := s[begin:]
-	authorityEnd := strings.IndexAny(rest, "/?#")
-	if authorityEnd < 0 {
-		authorityEnd = len(rest)
-	}
-	at := strings.LastIndexByte(rest[:authorityEnd], '@')
-	if _, err := url.Parse(s); err != nil {
-		at = strings.LastIndexByte(rest, '@')
-	}
+	at := strings.LastIndexByte(rest, '@')
 	var spans []span
-	queryFrom := begin
 	if at >= 0 {
 		if colon := strings.IndexByte(rest[:at], ':'); colon >= 0 {
 			spans = append(spans, span{begin + colon + 1, begin + at})
 		}
-		queryFrom = begin + at + 1
+		if q := strings.IndexByte(rest[at:], '?'); q >= 0 {
+			spans = append(spans, paramSpans(s, begin+at+q+1)...)
+		}
 	}
-	if q := strings.IndexByte(s[queryFrom:], '?'); q >= 0 {
-		spans = append(spans, paramSpans(s, queryFrom+q+1)...)
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		spans = append(spans, paramSpans(s, begin+q+1)...)
 	}
 	return spans
 }
 
 // paramSpans finds the values of password parameters in the query string
-// s[from:], up to a fragment.
+// s[from:].
 func paramSpans(s string, from int) []span {
 	end := len(s)
-	if hash := strings.IndexByte(s[from:], '#'); hash >= 0 {
-		end = from + hash
-	}
 	// next is where the pair at start ends.
 	next := func(start int) int {
 		if stop := strings.IndexByte(s[start:end], '&'); stop >= 0 {
