@@ -24,6 +24,8 @@ commands:
   repairs list|show|retry|discard
                             the dual-write repair queue
   diffs                     the shadow routes' mismatch samples (--noise: learned noise)
+  version                   the module version and VCS revision of this binary
+  healthcheck [--admin URL] exit 0 when the admin listener's /readyz answers 200
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRepairs(ctx, rest, getenv, stdout, stderr)
 	case "diffs":
 		return runDiffs(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		return runVersion(rest, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// runHealthcheck asks a facade's admin listener for /readyz and succeeds
+// only on 200: a container healthcheck for an image that has no shell or
+// HTTP client (compose's `healthcheck`, Docker's HEALTHCHECK). It needs
+// no token: /readyz is open.
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	def := getenv("STRANGLER_ADMIN")
+	if def == "" {
+		def = defaultAdmin
+	}
+	admin := fs.String("admin", def, "the admin listener's `URL` (env STRANGLER_ADMIN)")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("healthcheck: unexpected argument %q", fs.Arg(0))}
+	}
+	target, err := readyzURL(*admin)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	// The admin listener is local: no proxy from the environment.
+	client := &http.Client{Transport: &http.Transport{}}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is said once, here
+		}
+		return fmt.Errorf("healthcheck: not ready: %s: %w", target, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	answer := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: not ready: %s answered %d %s", target, resp.StatusCode, answer)
+	}
+	fmt.Fprintln(stdout, answer)
+	return nil
+}
+
+// readyzURL is the /readyz of the admin listener at admin, a URL or a
+// bare host:port taken as http.
+func readyzURL(admin string) (string, error) {
+	if !strings.Contains(admin, "://") {
+		admin = "http://" + admin
+	}
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return "", usageError{fmt.Sprintf("healthcheck: --admin %q: want the admin listener's URL, such as %s", admin, defaultAdmin)}
+	}
+	return strings.TrimSuffix(u.String(), "/") + "/readyz", nil
+}
