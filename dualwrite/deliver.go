@@ -91,7 +91,7 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair
 	if r.Attempts > 0 {
 		purpose = "repair"
 	}
-	ctx, end := w.span(ctx, r.Route, r.Method, purpose, up, h)
+	ctx, end := w.span(ctx, r.Route, r.Method, purpose, up, target.RawQuery != "", h)
 	resp, err := up.RoundTrip(upstream.NewRequest(ctx, r.Method, up.Target(target), h, r.Body))
 	if err != nil {
 		end(0, err)

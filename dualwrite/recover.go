@@ -59,7 +59,7 @@ func (w *Worker) resend(ctx context.Context, in store.Intent, idField config.Fie
 	if h.Get("Idempotency-Key") == "" {
 		h.Set("Idempotency-Key", in.ID)
 	}
-	dctx, end := w.span(dctx, in.Route, in.Method, "recovery", up, h)
+	dctx, end := w.span(dctx, in.Route, in.Method, "recovery", up, target.RawQuery != "", h)
 	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
 	if err != nil {
 		end(0, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -20,27 +19,21 @@ func (w *Worker) SetTracing(tracer trace.Tracer, propagator propagation.TextMapP
 
 // span starts the client span of a call to up for the journaled write of
 // route, continuing the trace h names and handing the span's context on in
-// h. The returned function ends it with the call's result.
-func (w *Worker) span(ctx context.Context, route, method, purpose string, up *upstream.Upstream, h http.Header) (context.Context, func(status int, err error)) {
+// h; query says whether the call sends a query string. The returned
+// function ends it with the call's result.
+func (w *Worker) span(ctx context.Context, route, method, purpose string, up *upstream.Upstream, query bool, h http.Header) (context.Context, func(status int, err error)) {
 	if w.tracer == nil {
 		return ctx, func(int, error) {}
 	}
 	ctx = w.propagator.Extract(ctx, propagation.HeaderCarrier(h))
-	ctx, span := w.tracer.Start(ctx, method+" "+up.Name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(telemetry.AttrRoute.String(route), telemetry.AttrBackend.String(up.Name),
-			telemetry.AttrPurpose.String(purpose), telemetry.AttrMethod.String(method)))
+	ctx, span := telemetry.StartClient(ctx, w.tracer, telemetry.ClientCall(up.Target, method, w.routes.Template(route), query),
+		telemetry.AttrRoute.String(route), telemetry.AttrBackend.String(up.Name), telemetry.AttrPurpose.String(purpose))
 	w.propagator.Inject(ctx, propagation.HeaderCarrier(h))
 	return ctx, func(status int, err error) {
-		switch {
-		case err != nil:
-			span.RecordError(withoutURL(err))
-			span.SetStatus(codes.Error, "no answer")
-		default:
-			span.SetAttributes(telemetry.AttrStatus.Int(status))
-			if status >= 500 {
-				span.SetStatus(codes.Error, http.StatusText(status))
-			}
+		kind := ""
+		if err != nil {
+			err, kind = withoutURL(err), upstream.Classify(ctx, err).Kind()
 		}
-		span.End()
+		telemetry.EndClient(span, status, err, kind)
 	}
 }

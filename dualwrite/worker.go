@@ -49,6 +49,9 @@ type Routes interface {
 	// DualWrite is the route's id_field and primary_idempotent, and
 	// whether the route exists.
 	DualWrite(route string) (idField config.FieldPath, primaryIdempotent bool, ok bool)
+	// Template is the path template the route matches, for spans; "" if
+	// the route is gone.
+	Template(route string) string
 }
 
 // Worker delivers the repair queue on one replica.

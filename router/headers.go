@@ -24,20 +24,27 @@ func (t *Table) setForwarded(in *http.Request, out http.Header) {
 	} else {
 		out.Del("X-Forwarded-For")
 	}
-	proto, host := "http", in.Host
+	proto, host := t.origin(in)
+	out.Set("X-Forwarded-Proto", proto)
+	out.Set("X-Forwarded-Host", host)
+}
+
+// origin is the scheme and host the client asked for: the facade's own
+// (TLS or not, the Host header), or what a trusted proxy says it was.
+func (t *Table) origin(in *http.Request) (scheme, host string) {
+	scheme, host = "http", in.Host
 	if in.TLS != nil {
-		proto = "https"
+		scheme = "https"
 	}
-	if trusted {
+	if t.isTrusted(in.RemoteAddr) {
 		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-			proto = v
+			scheme = v
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
 			host = v
 		}
 	}
-	out.Set("X-Forwarded-Proto", proto)
-	out.Set("X-Forwarded-Host", host)
+	return scheme, host
 }
 
 func (t *Table) isTrusted(remoteAddr string) bool {

@@ -13,7 +13,10 @@ import (
 // route is one configured route, compiled for the request path.
 type route struct {
 	name string
-	mode config.Mode
+	// pattern is the path template the route matches ("/patients/{id}"),
+	// http.route in spans; "" for requests no route matched.
+	pattern string
+	mode    config.Mode
 	// percent is the share of requests sent to modern, in basis points.
 	percent int
 	sticky  config.Sticky
@@ -43,6 +46,7 @@ const fullPercent = 10000
 func newRoute(c *config.Config, r *config.Route) *route {
 	rt := &route{
 		name:            r.Name,
+		pattern:         r.Match.Path,
 		mode:            r.Mode,
 		percent:         fullPercent,
 		sticky:          r.Sticky,

@@ -160,7 +160,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	x.w.ResponseWriter = w
 	ctx := req.Context()
 	if t.tracing != nil {
-		ctx, x.span = t.tracing.startServer(req, rt)
+		ctx, x.span = t.startServer(req, rt)
 	}
 	req = req.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	defer t.finish(x, req)
@@ -228,7 +228,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		code = statusClientClosed
 	}
 	t.metrics.exchange(x.route.name, backend, code, time.Since(x.start))
-	x.endServer(code)
+	x.endServer()
 	rt := x.route
 	rt.stats.Request(x.start, served, req)
 	// A fallback route counts its modern attempts in the fallback
@@ -241,6 +241,15 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 // Backend is the current upstream of backend name, "legacy" or "modern".
 func (r *Router) Backend(name string) *upstream.Upstream {
 	return r.table.Load().upstreamOf(config.Backend(name))
+}
+
+// Template is the path template route matches in the current table, ""
+// if there is no such route.
+func (r *Router) Template(route string) string {
+	if rt, ok := r.table.Load().byName[route]; ok {
+		return rt.pattern
+	}
+	return ""
 }
 
 // DualWrite is the route's id_field and primary_idempotent in the current

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -20,8 +19,6 @@ const (
 	attrBackend        = telemetry.AttrBackend
 	attrFallbackReason = telemetry.AttrFallbackReason
 	attrPurpose        = telemetry.AttrPurpose
-	attrMethod         = telemetry.AttrMethod
-	attrStatus         = telemetry.AttrStatus
 )
 
 // tracing is the router's part of OpenTelemetry: nil when tracing is off,
@@ -32,13 +29,14 @@ type tracing struct {
 }
 
 // startServer starts the server span of a request, continuing the trace
-// the client's traceparent names. The span is named "METHOD route": the
-// route, never the raw path, which may carry patient identifiers.
-func (tr *tracing) startServer(req *http.Request, rt *route) (context.Context, trace.Span) {
-	ctx := tr.propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-	return tr.tracer.Start(ctx, req.Method+" "+rt.name,
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attrRoute.String(rt.name), attrMode.String(string(rt.mode)), attrMethod.String(req.Method)))
+// the client's traceparent names, named and described by the route's
+// template, never by the path, which may carry patient identifiers.
+func (t *Table) startServer(req *http.Request, rt *route) (context.Context, trace.Span) {
+	ctx := t.tracing.propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+	scheme, host := t.origin(req)
+	return telemetry.StartServer(ctx, t.tracing.tracer,
+		telemetry.Request{Method: req.Method, Route: rt.pattern, Scheme: scheme, Host: host, Query: req.URL.RawQuery != ""},
+		attrRoute.String(rt.name), attrMode.String(string(rt.mode)))
 }
 
 // roundTrip sends req to up in a client span, and hands the span's trace
@@ -48,26 +46,21 @@ func (t *Table) roundTrip(up *upstream.Upstream, req *http.Request, purpose stri
 	if t.tracing == nil {
 		return up.RoundTrip(req)
 	}
-	attrs = append(attrs, attrBackend.String(up.Name), attrPurpose.String(purpose), attrMethod.String(req.Method))
+	attrs = append(attrs, attrBackend.String(up.Name), attrPurpose.String(purpose))
+	template := ""
 	if x := exchangeFrom(req.Context()); x != nil {
+		template = x.route.pattern
 		attrs = append(attrs, attrRoute.String(x.route.name), attrMode.String(string(x.route.mode)))
 	}
-	ctx, span := t.tracing.tracer.Start(req.Context(), req.Method+" "+up.Name,
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	defer span.End()
+	ctx, span := telemetry.StartClient(req.Context(), t.tracing.tracer, telemetry.ClientCall(up.Target, req.Method, template, req.URL.RawQuery != ""), attrs...)
 	t.tracing.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := up.RoundTrip(req.WithContext(ctx))
-	switch {
-	case err != nil:
-		span.RecordError(withoutURL(err))
-		span.SetStatus(codes.Error, "no answer")
-	default:
-		span.SetAttributes(attrStatus.Int(resp.StatusCode))
-		if resp.StatusCode >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
-		}
+	if err != nil {
+		telemetry.EndClient(span, 0, withoutURL(err), upstream.Classify(ctx, err).Kind())
+		return nil, err
 	}
-	return resp, err
+	telemetry.EndClient(span, resp.StatusCode, nil, "")
+	return resp, nil
 }
 
 // passThrough is the transport of a reverse proxy to one backend: the
@@ -81,19 +74,20 @@ func (p passThrough) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.t.roundTrip(p.up, req, "serve")
 }
 
-// endServer ends the request's server span with what the client got.
-func (x *exchange) endServer(code int) {
+// endServer ends the request's server span with what the client got:
+// the status sent, or none when the client left first.
+func (x *exchange) endServer() {
 	if x.span == nil {
 		return
 	}
-	x.span.SetAttributes(attrStatus.Int(code))
 	if x.served != nil {
 		x.span.SetAttributes(attrBackend.String(x.served.Name))
 	}
-	if code >= 500 {
-		x.span.SetStatus(codes.Error, http.StatusText(code))
+	status := x.w.status
+	if x.clientGone {
+		status = 0
 	}
-	x.span.End()
+	telemetry.EndServer(x.span, status)
 }
 
 // traceID is the trace the request belongs to: its span's when tracing is

@@ -2,9 +2,9 @@ package telemetry
 
 import "go.opentelemetry.io/otel/attribute"
 
-// Span attributes of the facade's own; the rest follow OTel's HTTP
-// semantic conventions. Values are route names and backend names, never
-// raw paths, which may carry patient identifiers.
+// Span attributes of the facade's own, beside those of OTel's HTTP
+// semantic conventions (http.go). Values are route names and backend
+// names, never raw paths, which may carry patient identifiers.
 const (
 	AttrRoute          = attribute.Key("strangler.route")
 	AttrMode           = attribute.Key("strangler.mode")
@@ -14,6 +14,4 @@ const (
 	// dual-write (a delivery to the secondary), repair (a later attempt),
 	// recovery (a resend to an idempotent primary).
 	AttrPurpose = attribute.Key("strangler.purpose")
-	AttrMethod  = attribute.Key("http.request.method")
-	AttrStatus  = attribute.Key("http.response.status_code")
 )

@@ -218,6 +218,20 @@ type Failure struct {
 	NotSent bool
 }
 
+// Kind names the failure, as spans report it in error.type: canceled,
+// timeout, connect_failed, or "" for any other.
+func (f Failure) Kind() string {
+	switch {
+	case f.Canceled:
+		return "canceled"
+	case f.Timeout:
+		return "timeout"
+	case f.NotSent:
+		return "connect_failed"
+	}
+	return ""
+}
+
 // Classify says how err, returned by RoundTrip for a request whose context
 // is ctx, failed.
 func Classify(ctx context.Context, err error) Failure {

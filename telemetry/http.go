@@ -1,0 +1,177 @@
+package telemetry
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"strconv"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Spans follow OpenTelemetry's HTTP semantic conventions: a server span
+// per request, named "METHOD http.route" ("GET /patients/{id}", or just
+// "GET" when no route matched), and a client span per call to a backend,
+// named "METHOD url.template". Where the conventions want a path or a
+// query, these spans carry the route's template ("/patients/{id}") or
+// Redacted: the values may be patient data, and the conventions ask for
+// sensitive content to be scrubbed.
+
+// Redacted stands for what a span must not hold: a path no route template
+// describes (url.path "REDACTED"), a query string (url.query "REDACTED").
+const Redacted = "REDACTED"
+
+// RedactedPath is the path of a request no route matched, for url.full.
+const RedactedPath = "/" + Redacted
+
+// Request is what a server span says about a request, read before it is
+// served.
+type Request struct {
+	// Method is the request method. The edge lets through only the
+	// standard methods and those allow_methods names, so every method that
+	// reaches a span is one the facade knows, never "_OTHER".
+	Method string
+	// Route is the matched route's path template, "" when none matched.
+	Route string
+	// Scheme and Host are the origin the client asked for: the facade's
+	// own (TLS or not, the Host header), or a trusted proxy's
+	// X-Forwarded-Proto and X-Forwarded-Host.
+	Scheme, Host string
+	// Query says whether the request had a query string.
+	Query bool
+}
+
+// StartServer starts the server span of a request in ctx, which carries
+// the client's trace context; attrs are the facade's own attributes.
+func StartServer(ctx context.Context, tracer trace.Tracer, r Request, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	name, path := r.Method, Redacted
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLScheme(r.Scheme))
+	if r.Route != "" {
+		name, path = r.Method+" "+r.Route, r.Route
+		attrs = append(attrs, semconv.HTTPRoute(r.Route))
+	}
+	attrs = append(attrs, semconv.URLPath(path))
+	if r.Query {
+		attrs = append(attrs, semconv.URLQuery(Redacted))
+	}
+	if host, port := hostPort(r.Host, r.Scheme); host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if port > 0 {
+			attrs = append(attrs, semconv.ServerPort(port))
+		}
+	}
+	return tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// ErrorClientClosed is the error.type of a request whose client left
+// before the answer started: nothing was sent to it.
+const ErrorClientClosed = "client_closed"
+
+// EndServer ends a server span with what the client got: status, or 0
+// when the client left before any was sent. A 5xx, or a client that left,
+// is an error (error.type the status, or client_closed); a 4xx is the
+// client's and leaves the span's status unset.
+func EndServer(span trace.Span, status int) {
+	switch {
+	case status == 0:
+		span.SetAttributes(semconv.ErrorTypeKey.String(ErrorClientClosed))
+		span.SetStatus(codes.Error, "")
+	case status >= 500:
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status), semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetStatus(codes.Error, "")
+	default:
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
+	span.End()
+}
+
+// Call is what a client span says about a call to a backend.
+type Call struct {
+	Method string
+	// Target is where the call goes, its path replaced: by the route's
+	// template joined to the backend's base path when Templated, by
+	// RedactedPath joined to it otherwise. It has no query.
+	Target    *url.URL
+	Templated bool
+	// Query says whether the call sends a query string.
+	Query bool
+}
+
+// ClientCall describes a call of method for a route whose path template
+// is template ("" when no route matched): address joins a path to the
+// backend's base URL (upstream.Upstream's Target).
+func ClientCall(address func(*url.URL) *url.URL, method, template string, query bool) Call {
+	path := template
+	if path == "" {
+		path = RedactedPath
+	}
+	return Call{Method: method, Target: address(&url.URL{Path: path}), Templated: template != "", Query: query}
+}
+
+// StartClient starts the client span of a call in ctx; attrs are the
+// facade's own attributes.
+func StartClient(ctx context.Context, tracer trace.Tracer, c Call, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	name := c.Method
+	full := c.Target.Scheme + "://" + c.Target.Host + c.Target.Path
+	if c.Query {
+		full += "?" + Redacted
+	}
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(c.Method), semconv.URLFull(full))
+	if c.Templated {
+		name += " " + c.Target.Path
+		attrs = append(attrs, semconv.URLTemplate(c.Target.Path))
+	}
+	host, port := hostPort(c.Target.Host, c.Target.Scheme)
+	attrs = append(attrs, semconv.ServerAddress(host))
+	if port > 0 {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	return tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+// EndClient ends a client span with the backend's status, or with err
+// (without the request URL, whose path may hold patient data) when it
+// did not answer; kind names the failure for error.type ("" is _OTHER). A
+// 4xx or 5xx is an error whose error.type is the status.
+func EndClient(span trace.Span, status int, err error, kind string) {
+	switch {
+	case err != nil:
+		if kind == "" {
+			kind = semconv.ErrorTypeOther.Value.AsString()
+		}
+		span.RecordError(err)
+		span.SetAttributes(semconv.ErrorTypeKey.String(kind))
+		span.SetStatus(codes.Error, "")
+	case status >= 400:
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status), semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetStatus(codes.Error, "")
+	default:
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
+	span.End()
+}
+
+// hostPort splits a Host header or URL host into server.address and
+// server.port; without a port, the scheme's default port.
+func hostPort(hostport, scheme string) (string, int) {
+	host, portText, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, portText = hostport, ""
+		if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+			host = host[1 : len(host)-1]
+		}
+	}
+	if port, err := strconv.Atoi(portText); err == nil && port > 0 && port < 65536 {
+		return host, port
+	}
+	switch scheme {
+	case "http":
+		return host, 80
+	case "https":
+		return host, 443
+	}
+	return host, 0
+}
