@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test demo bench build fuzz
+.PHONY: test alerts demo bench build fuzz
 
 # test: formatting, vet, then every test with the race detector on.
 test:
@@ -9,6 +9,12 @@ test:
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
+
+# alerts: check the alert rules and run their unit tests with promtool
+# (Debian: apt-get install prometheus), as a user would.
+alerts:
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
 
 demo:
 	$(GO) run ./cmd/strangler demo

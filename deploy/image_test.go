@@ -1,17 +1,17 @@
-package main
+package deploy
 
 // Tests of the image and compose: the Dockerfile builds as the README and
-// the Makefile say, .dockerignore keeps what the build reads, and
+// the Makefile say, .dockerignore sends the checkout and keeps out what
+// git ignores, the healthcheck the image and compose run works, and
 // compose.yaml wires the services to files and ports that exist.
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,9 +68,9 @@ func shellFields(s string) []string {
 	return words
 }
 
-func TestDeployDockerfile(t *testing.T) {
-	dockerfile := string(readFile(t, deployPath("Dockerfile")))
-	readme := string(readFile(t, "../../README.md"))
+func TestDockerfile(t *testing.T) {
+	dockerfile := string(readFile(t, "Dockerfile"))
+	readme := string(readFile(t, filepath.Join(repoRoot, "README.md")))
 
 	// The build command the README gives is the one the Dockerfile states.
 	buildLine := regexp.MustCompile(`(?m)^[#\s]*(docker build .*)$`)
@@ -91,7 +91,7 @@ func TestDeployDockerfile(t *testing.T) {
 	}
 
 	// go build as `make build` does it.
-	makefile := string(readFile(t, "../../Makefile"))
+	makefile := string(readFile(t, filepath.Join(repoRoot, "Makefile")))
 	_, target, ok := strings.Cut(makefile, "\nbuild:")
 	if !ok {
 		t.Fatal("the Makefile has no build target")
@@ -131,7 +131,7 @@ func TestDeployDockerfile(t *testing.T) {
 			t.Errorf("the Dockerfile lacks %s", want)
 		}
 	}
-	if m := regexp.MustCompile(`ARG GO_VERSION=(\S+)`).FindStringSubmatch(dockerfile); m == nil || !strings.Contains(string(readFile(t, "../../go.mod")), "\ngo "+m[1]) {
+	if m := regexp.MustCompile(`ARG GO_VERSION=(\S+)`).FindStringSubmatch(dockerfile); m == nil || !strings.Contains(string(readFile(t, filepath.Join(repoRoot, "go.mod"))), "\ngo "+m[1]) {
 		t.Errorf("the Dockerfile's GO_VERSION %v is not go.mod's", m)
 	}
 	for _, port := range []string{"8080", "9901"} {
@@ -139,88 +139,116 @@ func TestDeployDockerfile(t *testing.T) {
 			t.Errorf("the Dockerfile does not EXPOSE %s", port)
 		}
 	}
+	// The sources, .git included, are mounted for the build, never copied
+	// into a layer.
+	if regexp.MustCompile(`(?m)^COPY \. `).MatchString(dockerfile) || !slices.Contains(docker, "--mount=type=bind,target=/src") {
+		t.Error("the Dockerfile should mount the context for go build (Go stamps the revision from .git), not COPY it into a layer")
+	}
+	// The healthcheck is the binary's own, in exec form: no shell.
+	hc := regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD (\[.*\])$`).FindStringSubmatch(dockerfile)
+	var hcCmd []string
+	if hc == nil || json.Unmarshal([]byte(hc[1]), &hcCmd) != nil || !slices.Equal(hcCmd[:min(2, len(hcCmd))], []string{"/strangler", "healthcheck"}) {
+		t.Fatalf("the Dockerfile's HEALTHCHECK %v does not run /strangler healthcheck in exec form", hc)
+	}
 	// The configuration the image starts with is valid in the image, given
 	// the admin token it needs off loopback (the README's docker run).
 	env := map[string]string{"STRANGLER_ADMIN_TOKEN": "a-placeholder-of-32-characters.."}
 	for _, m := range regexp.MustCompile(`(?m)^ENV (\w+)=(\S+)$`).FindAllStringSubmatch(dockerfile, -1) {
 		env[m[1]] = m[2]
 	}
-	cfg, err := config.Load(deployPath("strangler.yaml"), config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := config.Load("strangler.yaml", config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("deploy/strangler.yaml with the image's environment: %v", err)
 	}
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); host == "127.0.0.1" || host == "localhost" {
 		t.Errorf("in the image the admin listener would listen on %s, out of reach of probes and Prometheus", cfg.Admin.Listen)
 	}
+	if got, want := healthcheckPort(t, hcCmd[2:], nil), portOf(t, cfg.Admin.Listen); got != want {
+		t.Errorf("the HEALTHCHECK asks port %d; the image's admin listener is on %d", got, want)
+	}
 }
 
-// TestDeployDockerignoreKeepsTheBuild checks that .dockerignore lets
-// every file the image's go build reads reach the builder: the Go files
-// and embedded files of the module's packages, as go list names them for
-// the Dockerfile's build environment, and the files the Dockerfile copies.
-func TestDeployDockerignoreKeepsTheBuild(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
+// healthcheckPort is the port `strangler healthcheck args…` asks, with
+// env its environment: --admin's, STRANGLER_ADMIN's, or the default the
+// binary states in its usage.
+func healthcheckPort(t *testing.T, args []string, env map[string]string) int {
+	t.Helper()
+	admin := env["STRANGLER_ADMIN"]
+	if i := slices.Index(args, "--admin"); i >= 0 && i+1 < len(args) {
+		admin = args[i+1]
 	}
-	ignore := readDockerignore(t, filepath.Join(root, ".dockerignore"))
-	args := dockerfileBuild(t, string(readFile(t, deployPath("Dockerfile"))))
-	env := os.Environ()
-	pkg := args[len(args)-1]
-	for _, a := range args {
-		if k, _, ok := strings.Cut(a, "="); ok && !strings.HasPrefix(a, "-") && strings.ToUpper(k) == k {
-			env = append(env, a)
+	if admin == "" {
+		cmd := exec.Command(binary(t), "healthcheck", "-h")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "STRANGLER_ADMIN=") })
+		out, _ := cmd.CombinedOutput()
+		m := regexp.MustCompile(`(?s)-admin URL.*?\(default "([^"]+)"\)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("strangler healthcheck -h states no default --admin:\n%s", out)
 		}
+		admin = string(m[1])
 	}
-	cmd := exec.Command("go", "list", "-deps", "-json", pkg)
-	cmd.Dir = root
-	cmd.Env = env
+	u, err := url.Parse(admin)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("healthcheck would ask %q, which names no port", admin)
+	}
+	return portOf(t, u.Host)
+}
+
+// TestHealthcheckOfTheImage runs the binary's healthcheck, as the image
+// and compose run it, against a facade: 0 while it serves, failing once
+// it is gone.
+func TestHealthcheckOfTheImage(t *testing.T) {
+	ok := backend(t, func(w http.ResponseWriter, _ *http.Request) {})
+	f := startFacade(t, writeConfig(t, ok.URL, ok.URL, `  - {name: p, match: "GET /p", mode: legacy}
+`))
+	check := func() error {
+		cmd := exec.Command(binary(t), "healthcheck")
+		cmd.Env = append(os.Environ(), "STRANGLER_ADMIN=http://"+f.admin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		t.Errorf("healthcheck of a serving facade: %v", err)
+	}
+	f.cmd.Process.Kill()
+	f.cmd.Wait()
+	if err := check(); err == nil {
+		t.Error("healthcheck passed with the facade gone")
+	}
+}
+
+// TestDockerignoreSendsTheCheckout: the build mounts the context with
+// .git, so that Go stamps the revision; every file git tracks must come
+// along, or the stamp would say the tree was modified. What git ignores
+// (build output, state, secrets) stays out.
+func TestDockerignoreSendsTheCheckout(t *testing.T) {
+	ignore := readDockerignore(t, filepath.Join(repoRoot, ".dockerignore"))
+	cmd := exec.Command("git", "ls-files")
+	cmd.Dir = repoRoot
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list %s: %v", pkg, err)
+		t.Fatalf("git ls-files: %v", err)
 	}
-	needed := []string{"go.mod", "go.sum"}
-	for _, m := range regexp.MustCompile(`(?m)^COPY (\S+) `).FindAllStringSubmatch(string(readFile(t, deployPath("Dockerfile"))), -1) {
-		if m[1] != "." && !strings.HasPrefix(m[1], "--") {
-			needed = append(needed, m[1])
-		}
+	tracked := strings.Fields(string(out))
+	if len(tracked) < 50 {
+		t.Fatalf("git ls-files lists %d files; the test is broken", len(tracked))
 	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	packages := 0
-	for {
-		var p struct {
-			Dir, ImportPath                                    string
-			Module                                             *struct{ Path string }
-			GoFiles, EmbedFiles, OtherFiles, IgnoredOtherFiles []string
-		}
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if p.Module == nil || p.Module.Path != "strangler" {
-			continue // the standard library, or a module from the proxy
-		}
-		packages++
-		for _, f := range slices.Concat(p.GoFiles, p.EmbedFiles, p.OtherFiles) {
-			rel, err := filepath.Rel(root, filepath.Join(p.Dir, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			needed = append(needed, filepath.ToSlash(rel))
-		}
-	}
-	if packages < 5 {
-		t.Fatalf("go list found %d of the module's packages; the test is broken", packages)
-	}
-	for _, f := range needed {
+	for _, f := range append(tracked, ".git/HEAD") {
 		if ignore.excludes(f) {
-			t.Errorf(".dockerignore keeps %s, which the image's build needs, from the builder", f)
+			t.Errorf(".dockerignore keeps %s from the build", f)
 		}
 	}
-	for _, f := range []string{".git/HEAD", "strangler.db", "strangler", "deploy/k8s/base/kustomization.yaml", "config/testdata/full.yaml"} {
+	for _, f := range []string{"strangler", "bin/strangler", "strangler.db", "cmd/strangler/state.db-wal", "tmp/x", ".env", ".artifacts/page.png", "router/router.test"} {
 		if !ignore.excludes(f) {
-			t.Errorf("%s reaches the builder", f)
+			t.Errorf("%s reaches the build", f)
+		}
+		cmd := exec.Command("git", "check-ignore", "-q", "--no-index", f)
+		cmd.Dir = repoRoot
+		if cmd.Run() != nil {
+			t.Errorf("%s is kept from the build but not ignored by git: the two lists should agree", f)
 		}
 	}
 }
@@ -288,18 +316,19 @@ type composeFile struct {
 		Environment map[string]string                     `yaml:"environment"`
 		Volumes     []string                              `yaml:"volumes"`
 		Ports       []string                              `yaml:"ports"`
+		Healthcheck *struct{ Test []string }              `yaml:"healthcheck"`
 	} `yaml:"services"`
 }
 
 // composeDefaults does compose's ${VAR:-default} with nothing set.
 var composeDefaults = regexp.MustCompile(`\$\{\w+:-([^}]*)\}`)
 
-// TestDeployCompose checks what compose.yaml names: the files it mounts,
-// the image build, the facade's configuration with the environment it
-// gets, and the ports Prometheus scrapes.
-func TestDeployCompose(t *testing.T) {
+// TestCompose checks what compose.yaml names: the files it mounts, the
+// image build, the facade's configuration with the environment it gets,
+// its healthcheck, and the ports Prometheus scrapes.
+func TestCompose(t *testing.T) {
 	var c composeFile
-	readYAML(t, deployPath("compose.yaml"), &c)
+	readYAML(t, "compose.yaml", &c)
 	for _, name := range []string{"strangler", "legacy", "modern", "mariadb", "postgres", "prometheus", "grafana"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("compose.yaml has no %s service", name)
@@ -307,7 +336,7 @@ func TestDeployCompose(t *testing.T) {
 	}
 	mounts := map[string]string{} // container path: host path
 	for name, s := range c.Services {
-		if s.Build != nil && (filepath.Clean(filepath.Join(deployDir, s.Build.Context)) != filepath.Clean("../..") || s.Build.Dockerfile != "deploy/Dockerfile") {
+		if s.Build != nil && (filepath.Clean(s.Build.Context) != filepath.Clean(repoRoot) || s.Build.Dockerfile != "deploy/Dockerfile") {
 			t.Errorf("%s builds %+v; want the repository root with deploy/Dockerfile", name, *s.Build)
 		}
 		for _, v := range s.Volumes {
@@ -316,10 +345,10 @@ func TestDeployCompose(t *testing.T) {
 			if !strings.HasPrefix(host, "./") {
 				continue // a named volume
 			}
-			if _, err := os.Stat(deployPath(host)); err != nil {
+			if _, err := os.Stat(host); err != nil {
 				t.Errorf("%s mounts %s: %v", name, host, err)
 			}
-			mounts[name+":"+container] = deployPath(host)
+			mounts[name+":"+container] = host
 		}
 	}
 
@@ -344,13 +373,23 @@ func TestDeployCompose(t *testing.T) {
 		t.Errorf("compose's facade should keep its state in PostgreSQL and have a backfill section")
 	}
 
+	// The healthcheck runs the image's binary (no shell in distroless) on
+	// the admin listener's port.
+	hc := facade.Healthcheck
+	if hc == nil || len(hc.Test) < 3 || !slices.Equal(hc.Test[:3], []string{"CMD", "/strangler", "healthcheck"}) {
+		t.Fatalf("the strangler service's healthcheck %+v does not run /strangler healthcheck", hc)
+	}
+	if got, want := healthcheckPort(t, hc.Test[3:], env), portOf(t, cfg.Admin.Listen); got != want {
+		t.Errorf("the healthcheck asks port %d; compose's admin listener is on %d", got, want)
+	}
+
 	// Prometheus scrapes the facade's admin port and verify's metrics.
 	var prom struct {
 		ScrapeConfigs []struct {
 			StaticConfigs []struct{ Targets []string } `yaml:"static_configs"`
 		} `yaml:"scrape_configs"`
 	}
-	readYAML(t, deployPath("prometheus", "prometheus.yml"), &prom)
+	readYAML(t, "prometheus/prometheus.yml", &prom)
 	targets := map[string]bool{}
 	for _, sc := range prom.ScrapeConfigs {
 		for _, st := range sc.StaticConfigs {
@@ -376,11 +415,11 @@ func TestDeployCompose(t *testing.T) {
 			Options struct{ Path string } `yaml:"options"`
 		} `yaml:"providers"`
 	}
-	readYAML(t, deployPath("grafana", "provisioning", "dashboards", "strangler.yaml"), &provider)
+	readYAML(t, "grafana/provisioning/dashboards/strangler.yaml", &provider)
 	if len(provider.Providers) != 1 {
 		t.Fatal("want one dashboard provider")
 	}
-	if host := mounts["grafana:"+provider.Providers[0].Options.Path]; filepath.Clean(host) != filepath.Clean(deployPath("grafana", "dashboards")) {
+	if host := mounts["grafana:"+provider.Providers[0].Options.Path]; filepath.Clean(host) != filepath.Clean("grafana/dashboards") {
 		t.Errorf("grafana loads dashboards from %s, where compose mounts %q", provider.Providers[0].Options.Path, host)
 	}
 }

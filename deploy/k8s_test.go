@@ -1,4 +1,4 @@
-package main
+package deploy
 
 // Tests of deploy/k8s: the manifests parse, the kustomizations name files
 // that exist, and the Deployment fits what the facade serves and needs.
@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,7 +149,7 @@ type k8sBase struct {
 // environment the container gets is its env values and the Secret's.
 func readK8sBase(t *testing.T) k8sBase {
 	t.Helper()
-	dir := deployPath("k8s", "base")
+	dir := filepath.Join("k8s", "base")
 	var k kustomization
 	readYAML(t, filepath.Join(dir, "kustomization.yaml"), &k)
 	b := k8sBase{objects: map[string]k8sObject{}, env: map[string]string{}}
@@ -183,7 +182,7 @@ func readK8sBase(t *testing.T) k8sBase {
 		b.env[e.Name] = e.Value
 	}
 	var overlay kustomization
-	odir := deployPath("k8s", "overlays", "example")
+	odir := filepath.Join("k8s", "overlays", "example")
 	readYAML(t, filepath.Join(odir, "kustomization.yaml"), &overlay)
 	for _, g := range overlay.SecretGen {
 		for _, e := range g.Envs {
@@ -240,8 +239,8 @@ func (b k8sBase) loadConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
-func TestDeployKubernetesManifestsParse(t *testing.T) {
-	err := filepath.WalkDir(deployPath("k8s"), func(path string, d fs.DirEntry, err error) error {
+func TestKubernetesManifestsParse(t *testing.T) {
+	err := filepath.WalkDir("k8s", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".yaml" {
 			return err
 		}
@@ -256,7 +255,7 @@ func TestDeployKubernetesManifestsParse(t *testing.T) {
 			if o.APIVersion == "" || o.Kind == "" {
 				t.Errorf("%s: document %d has no apiVersion or kind", path, i+1)
 			}
-			if o.Kind != "Kustomization" && o.Metadata.Name == "" {
+			if o.Kind != "Kustomization" && o.Kind != "Component" && o.Metadata.Name == "" {
 				t.Errorf("%s: %s without a name", path, o.Kind)
 			}
 		}
@@ -267,9 +266,9 @@ func TestDeployKubernetesManifestsParse(t *testing.T) {
 	}
 }
 
-func TestDeployKustomizationsReferenceFilesThatExist(t *testing.T) {
+func TestKustomizationsReferenceFilesThatExist(t *testing.T) {
 	var found int
-	err := filepath.WalkDir(deployPath("k8s"), func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir("k8s", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.Name() != "kustomization.yaml" {
 			return err
 		}
@@ -322,9 +321,9 @@ func TestDeployKustomizationsReferenceFilesThatExist(t *testing.T) {
 	}
 }
 
-// TestDeployKubernetesProbes checks that the probes ask the admin listener
+// TestKubernetesProbes checks that the probes ask the admin listener
 // for paths it serves, on the port the configuration gives it.
-func TestDeployKubernetesProbes(t *testing.T) {
+func TestKubernetesProbes(t *testing.T) {
 	b := readK8sBase(t)
 	c := b.deployment.Template.Spec.Containers[0]
 	ports := map[string]int{}
@@ -343,14 +342,14 @@ func TestDeployKubernetesProbes(t *testing.T) {
 		t.Errorf("args %q; want serve --config /etc/strangler/strangler.yaml", c.Args)
 	}
 
-	backend := backendAnswering(t, "ok")
-	f := startRun(t, "serve", "--config", writeConfig(t, "", backend.URL, backend.URL, `  - {name: p, match: "GET /p", mode: legacy}
+	ok := backend(t, func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	f := startFacade(t, writeConfig(t, ok.URL, ok.URL, `  - {name: p, match: "GET /p", mode: legacy}
 `))
 	for name, p := range map[string]probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 		if p.HTTPGet.Port != "admin" {
 			t.Errorf("%s probe on port %q; want the admin port", name, p.HTTPGet.Port)
 		}
-		if code, body := getBody(t, "http://"+f.admin+p.HTTPGet.Path); code != http.StatusOK {
+		if code, body := get(t, "http://"+f.admin+p.HTTPGet.Path); code != http.StatusOK {
 			t.Errorf("%s probe: GET %s on the admin listener: %d %s", name, p.HTTPGet.Path, code, body)
 		}
 	}
@@ -362,10 +361,10 @@ func TestDeployKubernetesProbes(t *testing.T) {
 	}
 }
 
-// TestDeployKubernetesGivesTheDrainItsTime: the kubelet kills the pod
+// TestKubernetesGivesTheDrainItsTime: the kubelet kills the pod
 // terminationGracePeriodSeconds after it starts the preStop sleep, which
 // must leave room for shutdown.delay and shutdown.grace after it.
-func TestDeployKubernetesGivesTheDrainItsTime(t *testing.T) {
+func TestKubernetesGivesTheDrainItsTime(t *testing.T) {
 	b := readK8sBase(t)
 	spec := b.deployment.Template.Spec
 	cfg := b.loadConfig(t)
@@ -380,10 +379,10 @@ func TestDeployKubernetesGivesTheDrainItsTime(t *testing.T) {
 	}
 }
 
-// TestDeployKubernetesConfigMap loads the ConfigMap's strangler.yaml with
+// TestKubernetesConfigMap loads the ConfigMap's strangler.yaml with
 // the environment the Secret provides, and checks it is made for several
 // replicas.
-func TestDeployKubernetesConfigMap(t *testing.T) {
+func TestKubernetesConfigMap(t *testing.T) {
 	b := readK8sBase(t)
 	cfg := b.loadConfig(t)
 	if !strings.HasPrefix(string(cfg.Store), "postgres") {
@@ -401,7 +400,7 @@ func TestDeployKubernetesConfigMap(t *testing.T) {
 			t.Errorf("strangler.yaml does not read %s from the Secret", secret)
 		}
 	}
-	if _, err := config.Parse(b.config, raw, config.Env{Getenv: noEnv, ReadFile: os.ReadFile}); err == nil {
+	if _, err := config.Parse(b.config, raw, config.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile}); err == nil {
 		t.Error("strangler.yaml loads without the Secret's environment; it should need it")
 	}
 	c := b.deployment.Template.Spec.Containers[0]
@@ -416,10 +415,10 @@ func TestDeployKubernetesConfigMap(t *testing.T) {
 	}
 }
 
-// TestDeployKubernetesSelectorsAndSecurity checks that the objects around
+// TestKubernetesSelectorsAndSecurity checks that the objects around
 // the Deployment select its pods and name its ports, and that the pod runs
 // locked down.
-func TestDeployKubernetesSelectorsAndSecurity(t *testing.T) {
+func TestKubernetesSelectorsAndSecurity(t *testing.T) {
 	b := readK8sBase(t)
 	pod := b.deployment.Template.Metadata.Labels
 	selects := func(what string, sel map[string]string) {
@@ -504,54 +503,5 @@ func TestDeployKubernetesSelectorsAndSecurity(t *testing.T) {
 	}
 	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || !sc.ReadOnlyRootFilesystem || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
 		t.Errorf("container securityContext %+v; want no privilege escalation, a read-only root and every capability dropped", sc)
-	}
-}
-
-// TestDeployKustomizeBuild builds the example overlay when kubectl is
-// installed (it is optional, even in CI).
-func TestDeployKustomizeBuild(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Skip("kubectl not installed")
-	}
-	out, err := exec.Command(kubectl, "kustomize", deployPath("k8s", "overlays", "example")).Output()
-	if err != nil {
-		t.Fatalf("kubectl kustomize: %v", err)
-	}
-	docs := map[string]k8sObject{}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	var secretName string
-	for {
-		var o k8sObject
-		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		docs[o.Kind] = o
-		if o.Kind == "Secret" {
-			secretName = o.Metadata.Name
-		}
-	}
-	var dep deploymentSpec
-	var replicas struct {
-		Replicas int `yaml:"replicas"`
-	}
-	deployment := docs["Deployment"]
-	if err := deployment.Spec.Decode(&dep); err != nil {
-		t.Fatal(err)
-	}
-	if err := deployment.Spec.Decode(&replicas); err != nil {
-		t.Fatal(err)
-	}
-	if replicas.Replicas != 3 {
-		t.Errorf("the overlay's Deployment has %d replicas, want 3", replicas.Replicas)
-	}
-	c := dep.Template.Spec.Containers[0]
-	if len(c.EnvFrom) == 0 || c.EnvFrom[0].SecretRef.Name != secretName || !strings.HasPrefix(secretName, "strangler-secrets-") {
-		t.Errorf("the Deployment reads Secret %+v; the overlay generates %q", c.EnvFrom, secretName)
-	}
-	if _, ok := docs["ConfigMap"]; !ok || dep.Template.Spec.Volumes[0].ConfigMap.Name != "strangler-config" {
-		t.Error("the config volume does not mount the strangler-config ConfigMap under its stable name")
 	}
 }
