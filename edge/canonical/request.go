@@ -1,0 +1,159 @@
+package canonical
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Policy is what the edge lets through besides the path: the methods, and
+// what becomes of header names nginx would not accept. It is built from the
+// configuration and never changes; a reload builds a new one.
+type Policy struct {
+	extra []string
+	// rejectOddHeaders refuses requests with odd header names; otherwise
+	// the router drops such headers or lets them pass.
+	rejectOddHeaders bool
+	allow            string
+}
+
+// standardMethods always pass: RFC 9110's methods and PATCH, without
+// CONNECT and TRACE, which a facade never forwards (a tunnel past it; a
+// reflection of credentials).
+var standardMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// NewPolicy returns the policy letting the standard methods and extra
+// through (the configuration refuses CONNECT and TRACE in extra) and
+// refusing odd header names when rejectOddHeaders is set.
+func NewPolicy(extra []string, rejectOddHeaders bool) *Policy {
+	p := &Policy{rejectOddHeaders: rejectOddHeaders}
+	for _, m := range extra {
+		if !slices.Contains(standardMethods, m) && !slices.Contains(p.extra, m) {
+			p.extra = append(p.extra, m)
+		}
+	}
+	p.allow = strings.Join(append(slices.Clone(standardMethods), p.extra...), ", ")
+	return p
+}
+
+// Allow is the value of the Allow header: every method that passes.
+func (p *Policy) Allow() string { return p.allow }
+
+// Request is what the edge learnt of a request it lets through.
+type Request struct {
+	// Path is the canonical path; empty for "OPTIONS *".
+	Path Path
+	// OptionsStar is "OPTIONS *", about the server itself, which the
+	// facade answers without a backend.
+	OptionsStar bool
+}
+
+// The request refusals.
+var (
+	errMethod        = &Refusal{Status: http.StatusMethodNotAllowed, Msg: "method not allowed"}
+	errStar          = badRequest("the request-target * is only for OPTIONS")
+	errTwoAuth       = badRequest("the request has more than one Authorization header")
+	errHost          = badRequest("the request has more than one Host, or a Host differing from its authority")
+	errOddHeaderName = badRequest("a header name holds a character other than letters, digits and - (such as _ or .)")
+)
+
+// Admit decides whether r may go on and, if so, returns its canonical form.
+// The error is a *Refusal.
+//
+// Go's HTTP server has refused some requests before this runs, with a
+// plain-text 400 and without calling any handler: an invalid
+// percent-encoding or a raw control character in the request-target, an
+// origin-form target not starting with "/", two Host headers on HTTP/1, a
+// header name that is no RFC 9110 token (a space, parentheses), an invalid
+// method token. Everything else is decided here.
+func (p *Policy) Admit(r *http.Request) (Request, error) {
+	if !p.methodAllowed(r.Method) {
+		return Request{}, errMethod
+	}
+	target := r.RequestURI
+	if target == "" { // a request built in this process rather than read
+		target = r.URL.RequestURI()
+	}
+	if target == "*" {
+		if r.Method != http.MethodOptions {
+			return Request{}, errStar
+		}
+		return Request{OptionsStar: true}, nil
+	}
+	if err := p.checkHeaders(r); err != nil {
+		return Request{}, err
+	}
+	path, err := Canonicalize(targetPath(target))
+	if err != nil {
+		return Request{}, err
+	}
+	return Request{Path: path}, nil
+}
+
+// methodAllowed matches method tokens case-sensitively, as RFC 9110
+// section 9.1 says: "get" is not GET.
+func (p *Policy) methodAllowed(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return slices.Contains(p.extra, m)
+}
+
+// checkHeaders refuses credentials or a target a backend could read two
+// ways: two Authorization headers (which one does it check?), a Host header
+// beside an HTTP/2 :authority that differs from it (RFC 9113 section
+// 8.3.1), and, under headers_with_underscores: reject, odd header names.
+func (p *Policy) checkHeaders(r *http.Request) error {
+	if len(r.Header["Authorization"]) > 1 {
+		return errTwoAuth
+	}
+	// Go's HTTP/1 server moves Host out of the header map (and refuses two);
+	// its HTTP/2 server leaves a host field there beside :authority.
+	if hosts := r.Header["Host"]; len(hosts) > 1 || len(hosts) == 1 && !strings.EqualFold(hosts[0], r.Host) {
+		return errHost
+	}
+	if p.rejectOddHeaders {
+		for name := range r.Header {
+			if OddHeaderName(name) {
+				return errOddHeaderName
+			}
+		}
+	}
+	return nil
+}
+
+// OddHeaderName reports a header name nginx would not accept: one holding
+// anything but ASCII letters, digits and "-". An underscore is the case that
+// matters: CGI, PHP and many frameworks map X_User and X-User to the same
+// variable, so a client could pass a header the facade or a backend's proxy
+// believes it removed. nginx drops such headers (underscores_in_headers off,
+// ignore_invalid_headers on); so does the facade by default.
+func OddHeaderName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return true
+		}
+	}
+	return false
+}
+
+// targetPath is the path of a request-target as sent, without the query:
+// the target itself in origin form (/a/b?q), the part after the authority
+// in absolute form (http://host/a/b?q), "/" when that part is empty.
+func targetPath(target string) string {
+	if target != "" && target[0] != '/' {
+		if _, rest, ok := strings.Cut(target, "://"); ok {
+			i := strings.IndexAny(rest, "/?")
+			if i < 0 || rest[i] == '?' {
+				return "/"
+			}
+			target = rest[i:]
+		}
+	}
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
+	return target
+}

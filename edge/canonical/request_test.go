@@ -1,0 +1,81 @@
+package canonical
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestAdmit(t *testing.T) {
+	p := NewPolicy([]string{"PROPFIND", "GET"}, false)
+	reject := NewPolicy(nil, true)
+	req := func(method, target string, h ...string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Method, r.RequestURI = method, target
+		for i := 0; i+1 < len(h); i += 2 {
+			r.Header.Add(h[i], h[i+1])
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name   string
+		policy *Policy
+		r      *http.Request
+		want   string // the canonical path
+		star   bool
+		err    error
+	}{
+		{name: "a standard method passes", r: req("PATCH", "/a"), want: "/a"},
+		{name: "a method listed in allow_methods passes", r: req("PROPFIND", "/dav/"), want: "/dav/"},
+		{name: "any other method is refused", r: req("PURGE", "/a"), err: errMethod},
+		{name: "methods are case-sensitive", r: req("get", "/a"), err: errMethod},
+		{name: "CONNECT is never let through", r: req("CONNECT", "legacy.internal:443"), err: errMethod},
+		{name: "TRACE is never let through", r: req("TRACE", "/"), err: errMethod},
+		{name: "OPTIONS * is the facade's own", r: req("OPTIONS", "*"), star: true},
+		{name: "GET * is refused", r: req("GET", "*"), err: errStar},
+		{name: "the query is not part of the path", r: req("GET", "/a/%2e%2e/b?x=/../&y=%zz"), want: "/b"},
+		{name: "an absolute-form target is routed on its path", r: req("GET", "http://evil.example/a/../b?q"), want: "/b"},
+		{name: "an absolute-form target without a path is the root", r: req("GET", "http://evil.example?q"), want: "/"},
+		{name: "a bad path is refused", r: req("GET", "/a/../../etc/passwd"), err: errAboveRoot},
+		{name: "two Authorization headers are refused", r: req("GET", "/a", "Authorization", "Bearer a", "Authorization", "Bearer b"), err: errTwoAuth},
+		{name: "a Host beside a differing authority is refused", r: req("GET", "/a", "Host", "other.example"), err: errHost},
+		{name: "a Host equal to the authority passes", r: req("GET", "/a", "Host", "EXAMPLE.com"), want: "/a"},
+		{name: "odd header names pass the drop policy", r: req("GET", "/a", "X_User", "1"), want: "/a"},
+		{name: "odd header names are refused under reject", policy: reject, r: req("GET", "/a", "X.User", "1"), err: errOddHeaderName},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			policy := p
+			if c.policy != nil {
+				policy = c.policy
+			}
+			got, err := policy.Admit(c.r)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("Admit = %+v, %v; want the refusal %q", got, err, c.err)
+				}
+				return
+			}
+			if err != nil || got.Path.Escaped != c.want || got.OptionsStar != c.star {
+				t.Fatalf("Admit = %+v, %v; want path %q, OPTIONS * %v", got, err, c.want, c.star)
+			}
+		})
+	}
+}
+
+func TestAllowListsEveryMethodThatPasses(t *testing.T) {
+	if got, want := NewPolicy([]string{"PROPFIND", "GET", "PROPFIND"}, false).Allow(), "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PROPFIND"; got != want {
+		t.Errorf("Allow() = %q, want %q", got, want)
+	}
+}
+
+func TestOddHeaderName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-User": false, "Content-Type": false, "X-1": false,
+		"X_User": true, "X.User": true, "X~User": true, "X!User": true, "Xé": true,
+	} {
+		if got := OddHeaderName(name); got != want {
+			t.Errorf("OddHeaderName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
