@@ -27,6 +27,20 @@ type Config struct {
 	// MaxReplayBody caps a request body that must be buffered to be sent
 	// twice; routes may lower or raise it.
 	MaxReplayBody ByteSize `yaml:"max_replay_body"`
+	// MaxBody caps every request body (413); routes may lower or raise it.
+	// 0 is unlimited.
+	MaxBody ByteSize `yaml:"max_body,omitempty"`
+	// BodyTimeout ends a request whose body sends no byte for this long
+	// (408), and aborts the request to the backend.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// AllowMethods lets methods through besides GET, HEAD, POST, PUT,
+	// PATCH, DELETE and OPTIONS; any other answers 405. CONNECT and TRACE
+	// are never let through.
+	AllowMethods []Method `yaml:"allow_methods,omitempty"`
+	// HeadersWithUnderscores is what becomes of a request header whose
+	// name holds anything but letters, digits and -: dropped, refused
+	// (400) or passed on.
+	HeadersWithUnderscores HeaderRule `yaml:"headers_with_underscores"`
 	// Shutdown tunes the drain on SIGTERM.
 	Shutdown Shutdown `yaml:"shutdown"`
 	// Store is where the facade keeps its state: "sqlite:PATH" for one
@@ -129,6 +143,11 @@ type Route struct {
 	DebugHeaders *bool `yaml:"debug_headers,omitempty"`
 	// MaxReplayBody overrides the top-level max_replay_body for this route.
 	MaxReplayBody *ByteSize `yaml:"max_replay_body,omitempty"`
+	// MaxBody overrides the top-level max_body for this route.
+	MaxBody *ByteSize `yaml:"max_body,omitempty"`
+	// AllowEncodedSlash lets %2F through inside the route's parameters,
+	// kept encoded; other routes refuse it (400).
+	AllowEncodedSlash bool `yaml:"allow_encoded_slash,omitempty"`
 	// LogPath adds the request path to this route's fallback log lines. Off
 	// by default: paths often carry patient identifiers.
 	LogPath bool `yaml:"log_path,omitempty"`
@@ -237,6 +256,8 @@ const (
 	DefaultAdminListen   = "127.0.0.1:9901"
 	DefaultTimeout       = 15 * time.Second
 	DefaultMaxReplayBody = 10 << 20
+	// DefaultBodyTimeout is nginx's client_body_timeout.
+	DefaultBodyTimeout   = 60 * time.Second
 	DefaultShutdownGrace = 30 * time.Second
 	DefaultStore         = "sqlite:./strangler.db"
 )
@@ -266,6 +287,14 @@ func (c *Config) ReplayLimit(r *Route) int64 {
 	return int64(c.MaxReplayBody)
 }
 
+// BodyLimit is the route's effective max_body; 0 is unlimited.
+func (c *Config) BodyLimit(r *Route) int64 {
+	if r.MaxBody != nil {
+		return int64(*r.MaxBody)
+	}
+	return int64(c.MaxBody)
+}
+
 // DebugHeadersFor reports whether the route adds X-Strangler-Backend.
 func (c *Config) DebugHeadersFor(r *Route) bool {
 	if r.DebugHeaders != nil {
@@ -291,6 +320,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxReplayBody == 0 {
 		c.MaxReplayBody = DefaultMaxReplayBody
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = Duration(DefaultBodyTimeout)
+	}
+	if c.HeadersWithUnderscores == "" {
+		c.HeadersWithUnderscores = HeadersDrop
 	}
 	if c.Shutdown.Grace == 0 {
 		c.Shutdown.Grace = Duration(DefaultShutdownGrace)

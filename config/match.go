@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"strangler/edge/canonical"
 )
 
 // Match is a route's request pattern: an optional method and a path whose
@@ -18,8 +20,9 @@ type Match struct {
 }
 
 // routableMethods are the methods a route can name: the RFC 9110 methods
-// and PATCH. Requests with other methods go to the default backend.
-var routableMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+// and PATCH, without CONNECT and TRACE, which the facade never lets
+// through. Methods in allow_methods reach the routes that name no method.
+var routableMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 // UnmarshalText parses "METHOD /path" or "/path".
 func (m *Match) UnmarshalText(b []byte) error {
@@ -29,8 +32,11 @@ func (m *Match) UnmarshalText(b []byte) error {
 		method, path = "", s
 	}
 	path = strings.TrimSpace(path)
+	if method == "CONNECT" || method == "TRACE" {
+		return fmt.Errorf("invalid match %q: %s is never let through", s, method)
+	}
 	if hasMethod && !slices.Contains(routableMethods, method) {
-		return fmt.Errorf("invalid match %q: unsupported method %q; want one of %s", s, method, strings.Join(routableMethods, ", "))
+		return fmt.Errorf("invalid match %q: unsupported method %q; want one of %s (a method from allow_methods reaches the routes that name none)", s, method, strings.Join(routableMethods, ", "))
 	}
 	if err := checkPattern(path); err != nil {
 		return fmt.Errorf("invalid match %q: %w", s, err)
@@ -85,6 +91,7 @@ type patternPart struct {
 	text   string // literal text, or the param name when param is set
 	param  bool
 	regexp string
+	raw    string // the part as written, braces included
 }
 
 // splitParams splits a pattern already accepted by checkPattern into
@@ -102,7 +109,7 @@ func splitParams(p string) []patternPart {
 		}
 		end := closingBrace(p, i)
 		name, re, _ := strings.Cut(p[i+1:end], ":")
-		parts = append(parts, patternPart{text: name, param: true, regexp: re})
+		parts = append(parts, patternPart{text: name, param: true, regexp: re, raw: p[i : end+1]})
 		p = p[end+1:]
 	}
 	return parts
@@ -171,7 +178,7 @@ func checkPattern(p string) error {
 			i = end
 		}
 	}
-	return nil
+	return checkCanonical(p)
 }
 
 func isParamName(s string) bool {
@@ -185,4 +192,43 @@ func isParamName(s string) bool {
 		return false
 	}
 	return true
+}
+
+// checkCanonical refuses literal text that no request could match: requests
+// are routed on their canonical path (edge/canonical), so a pattern must be
+// written in that form too, and without a trailing slash, which routing
+// ignores.
+func checkCanonical(p string) error {
+	if len(p) > 1 && strings.HasSuffix(p, "/") {
+		return fmt.Errorf("a trailing slash does not change the route: write %s", strings.TrimSuffix(p, "/"))
+	}
+	// Parameters stand in as placeholders canonicalization keeps as they
+	// are, so that the canonical spelling can be offered with them back.
+	var literal strings.Builder
+	var params []string
+	for _, part := range splitParams(p) {
+		if part.param {
+			fmt.Fprintf(&literal, "~~%d~~", len(params))
+			params = append(params, part.raw)
+		} else {
+			literal.WriteString(part.text)
+		}
+	}
+	c, err := canonical.Canonicalize(literal.String())
+	switch {
+	case err != nil:
+		return fmt.Errorf("no request can match it: %w", err)
+	case c.EncodedSlash:
+		return fmt.Errorf("%%2F cannot be matched literally; allow_encoded_slash lets it through inside parameters")
+	case c.Escaped == literal.String():
+		return nil
+	}
+	want := c.Escaped
+	for i, param := range params {
+		if strings.Count(want, fmt.Sprintf("~~%d~~", i)) != 1 {
+			return fmt.Errorf("requests are routed on their canonical path, which no request matching this can have")
+		}
+		want = strings.Replace(want, fmt.Sprintf("~~%d~~", i), param, 1)
+	}
+	return fmt.Errorf("requests are routed on their canonical path: write %s", want)
 }

@@ -241,6 +241,30 @@ func (t *Trigger) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown fallback trigger %q; want 404, 5xx, timeout or error", b)
 }
 
+// HeaderRule is what becomes of a request header whose name holds
+// anything but letters, digits and "-" (an underscore, a dot, …).
+type HeaderRule string
+
+// The header rules.
+const (
+	// HeadersDrop drops such headers, as nginx does.
+	HeadersDrop HeaderRule = "drop"
+	// HeadersReject refuses the request with 400.
+	HeadersReject HeaderRule = "reject"
+	// HeadersAllow passes them on.
+	HeadersAllow HeaderRule = "allow"
+)
+
+// UnmarshalText parses a header rule.
+func (h *HeaderRule) UnmarshalText(b []byte) error {
+	switch r := HeaderRule(b); r {
+	case HeadersDrop, HeadersReject, HeadersAllow:
+		*h = r
+		return nil
+	}
+	return fmt.Errorf("unknown rule %q; want drop, reject or allow", b)
+}
+
 // Method is an HTTP request method.
 type Method string
 

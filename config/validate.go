@@ -27,6 +27,11 @@ func (d *decoder) validate(c *Config) {
 	d.checkUpstreamTLS("backends.legacy.tls", &c.Backends.Legacy)
 	d.checkUpstreamTLS("backends.modern.tls", &c.Backends.Modern)
 	d.validateAdmin(c)
+	for i, m := range c.AllowMethods {
+		if m == "CONNECT" || m == "TRACE" {
+			d.errorAt(fmt.Sprintf("allow_methods[%d]", i), "%s is never let through: CONNECT would tunnel past the facade, TRACE reflects credentials", m)
+		}
+	}
 	d.validateRoutes(c)
 	d.validateBackfill(c.Backfill)
 }
@@ -142,6 +147,9 @@ func (d *decoder) validateRoutes(c *Config) {
 		}
 		if r.MaxReplayBody != nil && *r.MaxReplayBody == 0 {
 			d.errorAt(at("max_replay_body"), "must be more than 0")
+		}
+		if r.MaxBody != nil && *r.MaxBody == 0 {
+			d.errorAt(at("max_body"), "must be more than 0; leave it out for the top-level max_body")
 		}
 	}
 }
