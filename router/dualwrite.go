@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/edge/canonical"
 	"strangler/store"
 	"strangler/upstream"
 
@@ -221,12 +222,14 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	}
 }
 
-// resourceOf names what a write changes: its target's path, without the
-// query. Writes to one resource reach the secondary in the order the
-// primary answered them, whichever routes they came through: a PUT and a
-// DELETE of /patients/42 are usually two routes, and were the DELETE to
-// overtake a PUT still waiting for the secondary, the secondary would
-// answer it 404 (a dead letter) and then create the patient.
+// resourceOf names what a write changes: the canonical path it was routed
+// on, without the query or a trailing slash, so that /records/4,
+// /records/%34 and /records/4/ are one resource. Writes to one resource
+// reach the secondary in the order the primary answered them, whichever
+// routes they came through: a PUT and a DELETE of /patients/42 are usually
+// two routes, and were the DELETE to overtake a PUT still waiting for the
+// secondary, the secondary would answer it 404 (a dead letter) and then
+// create the patient.
 func resourceOf(req *http.Request) string {
-	return req.URL.EscapedPath()
+	return canonical.RouteKey(req.URL.EscapedPath())
 }

@@ -24,8 +24,12 @@ type exchange struct {
 	start time.Time
 	// served is the backend whose response the client gets.
 	served *upstream.Upstream
-	// inURL is the request URL before it was addressed to a backend.
-	inURL *url.URL
+	// reqURL is the request's canonical URL; inURL is the URL as the reverse
+	// proxy cleaned it, before it was addressed to a backend.
+	reqURL url.URL
+	inURL  *url.URL
+	// body is the client's request body, when it has one.
+	body clientBody
 	// replay is the buffered request body when it may be sent twice.
 	replay []byte
 	// clientGone is set when the client left before the response started.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync"
 
+	"strangler/edge/canonical"
 	"strangler/upstream"
 )
 
@@ -60,7 +61,16 @@ const statusClientClosed = 499
 // statusFor is the one place that maps a failed exchange to the status the
 // client gets and the short message it reads.
 func statusFor(r *http.Request, err error) (int, string) {
+	var refusal *canonical.Refusal
 	switch {
+	case errors.As(err, &refusal):
+		return refusal.Status, refusal.Msg
+	case errors.Is(err, errBodyIncomplete):
+		return http.StatusBadRequest, "the request body could not be read whole (broken chunked encoding, or the connection ended early)"
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout, "no byte of the request body arrived for body_timeout"
+	case errors.Is(err, errBodyOverMax):
+		return http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body"
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
 	case errors.Is(err, errJournal):
@@ -84,10 +94,17 @@ func statusFor(r *http.Request, err error) (int, string) {
 	return http.StatusBadGateway, "backend unavailable"
 }
 
-// proxyError answers a request whose backend exchange failed.
+// proxyError answers a request whose backend exchange failed: as the
+// client's fault if its body broke (the backend saw an incomplete
+// message), else as the backend's.
 func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	x.answer.err = err
+	if bodyErr := x.body.failure(); bodyErr != nil {
+		x.served = nil // the facade answers alone
+		t.refuse(x, r, bodyErr)
+		return
+	}
 	status, _ := statusFor(r, err)
 	if status == statusClientClosed {
 		x.clientGone = true

@@ -7,15 +7,21 @@ import (
 	"net/netip"
 	"strings"
 
+	"strangler/edge/canonical"
 	"strangler/upstream"
 )
 
-// setForwarded sets X-Forwarded-For/Proto/Host on out for a request that
-// came in as in. Values the client sent are kept only from trusted
-// proxies: anyone else could claim any address.
-func (t *Table) setForwarded(in *http.Request, out http.Header) {
+// forwardHeaders prepares out, the header a backend gets for the request
+// in: it drops what no client may pass on, then sets X-Forwarded-For,
+// -Proto and -Host.
+func (t *Table) forwardHeaders(in *http.Request, out http.Header) {
 	trusted := t.isTrusted(in.RemoteAddr)
-	out.Del("Forwarded")
+	t.dropHeaders(out, trusted)
+	if trusted {
+		if v := in.Header["Forwarded"]; len(v) > 0 {
+			out["Forwarded"] = v // the reverse proxy drops it; a trusted one is kept
+		}
+	}
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
@@ -47,6 +53,50 @@ func (t *Table) origin(in *http.Request) (scheme, host string) {
 	return scheme, host
 }
 
+// dropHeaders removes from h, in one pass:
+//   - X-Strangler-* headers, so no client can impersonate the facade
+//     towards a backend;
+//   - unless the client is a trusted proxy, what it could claim about
+//     itself or the original request: X-Real-IP, Forwarded, every
+//     X-Forwarded-*, and X-Original-URL and X-Rewrite-URL, which IIS,
+//     Symfony and Zend serve instead of the request's own path, past the
+//     route the facade chose;
+//   - under headers_with_underscores: drop (the default), header names
+//     with anything but letters, digits and "-", which many backends
+//     read as another header (X_User as X-User).
+//
+// It also refuses h2c upgrades: a backend switching a proxied connection to
+// HTTP/2 would let the client talk to it past the facade's routing (h2c
+// smuggling). The request then proceeds as plain HTTP/1.1, as RFC 9113
+// section 3.1 allows.
+func (t *Table) dropHeaders(h http.Header, trusted bool) {
+	for k := range h {
+		switch {
+		case len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler"):
+		case !trusted && spoofable(k):
+		case t.dropOddHeaders && canonical.OddHeaderName(k):
+		default:
+			continue
+		}
+		delete(h, k)
+	}
+	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
+		h.Del("Upgrade")
+		h.Del("Connection")
+		h.Del("Http2-Settings")
+	}
+}
+
+// spoofable reports the (canonical) header names only a trusted proxy may
+// send.
+func spoofable(k string) bool {
+	switch k {
+	case "Forwarded", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url":
+		return true
+	}
+	return strings.HasPrefix(k, "X-Forwarded-")
+}
+
 func (t *Table) isTrusted(remoteAddr string) bool {
 	if len(t.trusted) == 0 {
 		return false
@@ -69,14 +119,17 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		x := exchangeFrom(pr.In.Context())
 		x.served = up
-		// Out.URL is the inbound URL as the proxy cleaned it; keep it for a
-		// fallback to re-address the request.
+		// The query goes on as the client sent it: the reverse proxy
+		// re-encodes one with a ";" or a bad escape, and the facade decides
+		// nothing on it.
+		pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+		// Out.URL is the canonical URL; keep it for a fallback to
+		// re-address the request.
 		x.inURL = pr.Out.URL
 		pr.Out.URL = up.Target(pr.Out.URL)
 		pr.Out.Host = ""
-		t.setForwarded(pr.In, pr.Out.Header)
+		t.forwardHeaders(pr.In, pr.Out.Header)
 		pr.Out.Header.Set("X-Request-Id", x.id)
-		stripInternalHeaders(pr.Out.Header)
 	}
 }
 
@@ -86,26 +139,7 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 func (t *Table) outboundHeader(req *http.Request, x *exchange) http.Header {
 	h := req.Header.Clone()
 	upstream.RemoveHopByHop(h)
-	stripInternalHeaders(h)
-	t.setForwarded(req, h)
+	t.forwardHeaders(req, h)
 	h.Set("X-Request-Id", x.id)
 	return h
-}
-
-// stripInternalHeaders removes X-Strangler-* headers a client sent, so no
-// client can impersonate the facade towards a backend, and refuses h2c
-// upgrades: a backend switching a proxied connection to HTTP/2 would let
-// the client talk to it past the facade's routing (h2c smuggling). The
-// request then proceeds as plain HTTP/1.1, as RFC 9113 section 3.1 allows.
-func stripInternalHeaders(h http.Header) {
-	for k := range h {
-		if len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler") {
-			delete(h, k)
-		}
-	}
-	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
-		h.Del("Upgrade")
-		h.Del("Connection")
-		h.Del("Http2-Settings")
-	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net/url"
 	"time"
 )
 
@@ -19,13 +20,16 @@ type repairKey struct{ entity, key string }
 const repairQueue = 1024
 
 // queueRepair hands a not_found fallback's entity key to RunRepairs; the
-// request never waits for the state store.
+// request never waits for the state store. The key is the parameter of
+// the canonical path, decoded: /patients/%34 and /patients/4 both name
+// patient 4.
 func (t *Table) queueRepair(rt *route, params []string) {
 	if rt.repairParam < 0 || rt.repairParam >= len(params) {
 		return
 	}
+	key, _ := url.PathUnescape(params[rt.repairParam]) // canonical: valid escapes only
 	select {
-	case t.repairs <- repairKey{rt.repairEntity, params[rt.repairParam]}:
+	case t.repairs <- repairKey{rt.repairEntity, key}:
 	default:
 		t.log.Warn("read-repair queue full; a key was not recorded", "route", rt.name, "entity", rt.repairEntity)
 	}

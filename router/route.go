@@ -25,7 +25,11 @@ type route struct {
 	fallbackMethods []string
 	debugHeaders    bool
 	maxReplayBody   int64
-	logPath         bool
+	// maxBody caps the request body (0: unlimited).
+	maxBody int64
+	// allowEncodedSlash lets %2F through inside the route's parameters.
+	allowEncodedSlash bool
+	logPath           bool
 	// primary answers the client in shadow and dual-write modes.
 	primary config.Backend
 	// needsParams is set when the path parameters' values are kept for the
@@ -45,19 +49,21 @@ const fullPercent = 10000
 
 func newRoute(c *config.Config, r *config.Route) *route {
 	rt := &route{
-		name:            r.Name,
-		pattern:         r.Match.Path,
-		mode:            r.Mode,
-		percent:         fullPercent,
-		sticky:          r.Sticky,
-		triggers:        newTriggerSet(r.FallbackOn),
-		debugHeaders:    c.DebugHeadersFor(r),
-		maxReplayBody:   c.ReplayLimit(r),
-		logPath:         r.LogPath,
-		fallbackMethods: make([]string, len(r.FallbackMethods)),
-		primary:         r.PrimaryBackend(),
-		needsParams:     r.ReadRepair,
-		dualWrite:       newDualWriteRoute(r),
+		name:              r.Name,
+		pattern:           r.Match.Path,
+		mode:              r.Mode,
+		percent:           fullPercent,
+		sticky:            r.Sticky,
+		triggers:          newTriggerSet(r.FallbackOn),
+		debugHeaders:      c.DebugHeadersFor(r),
+		maxReplayBody:     c.ReplayLimit(r),
+		maxBody:           c.BodyLimit(r),
+		allowEncodedSlash: r.AllowEncodedSlash,
+		logPath:           r.LogPath,
+		fallbackMethods:   make([]string, len(r.FallbackMethods)),
+		primary:           r.PrimaryBackend(),
+		needsParams:       r.ReadRepair,
+		dualWrite:         newDualWriteRoute(r),
 	}
 	for i, m := range r.FallbackMethods {
 		rt.fallbackMethods[i] = string(m)

@@ -155,7 +155,7 @@ func (r *Router) Current() *Table { return r.table.Load() }
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := r.table.Load()
-	rt, params := t.match(req)
+	in, rt, params, refusal := t.admit(req)
 	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
 	x.w.ResponseWriter = w
 	ctx := req.Context()
@@ -164,6 +164,25 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	req = req.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	defer t.finish(x, req)
+	switch {
+	case refusal != nil:
+		t.refuse(x, req, refusal)
+		return
+	case in.OptionsStar:
+		t.answerOptions(x)
+		return
+	}
+	x.useCanonical(req, in.Path)
+	if !t.admitBody(x, w, req) {
+		return
+	}
+	if req.Context().Err() != nil {
+		// The client left, or reset its HTTP/2 stream, before any backend
+		// was reached: nothing is forwarded (a dual write would otherwise
+		// go on without it).
+		x.clientGone = true
+		return
+	}
 
 	switch rt.mode {
 	case config.ModeModern:
@@ -198,16 +217,18 @@ func (t *Table) proxyTo(b config.Backend) http.Handler {
 }
 
 // bufferForReplay reads a body that may have to be sent twice, up to the
-// route's max_replay_body; a larger one is refused with 413 before any
-// backend sees it. It reports whether to go on.
+// route's max_replay_body. A larger one (413), or one that cannot be read
+// whole (400: broken chunked encoding, an early end; 408: body_timeout;
+// 413: max_body), is refused before any backend sees a byte of it. It
+// reports whether to go on.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 	body, err := io.ReadAll(io.LimitReader(req.Body, x.route.maxReplayBody+1))
 	switch {
 	case err != nil:
-		x.clientGone = true
+		t.refuse(x, req, err)
 		return false
 	case int64(len(body)) > x.route.maxReplayBody:
-		t.writeError(&x.w, req, x, errBodyTooLarge)
+		t.refuse(x, req, errBodyTooLarge)
 		return false
 	}
 	x.replay = body
@@ -219,6 +240,7 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 
 // finish counts the exchange the client saw.
 func (t *Table) finish(x *exchange, req *http.Request) {
+	x.body.end()
 	backend, served := "none", ""
 	if x.served != nil {
 		backend, served = x.served.Name, x.served.Name

@@ -9,12 +9,14 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"strangler/config"
+	"strangler/edge/canonical"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
@@ -34,6 +36,12 @@ type Table struct {
 	// The three ways to forward a request: to one backend, or to modern
 	// with legacy as the fallback.
 	toLegacy, toModern, toModernOrLegacy *httputil.ReverseProxy
+
+	// policy is what the edge lets through; the headers it lets through
+	// with odd names are dropped when dropOddHeaders is set.
+	policy         *canonical.Policy
+	dropOddHeaders bool
+	bodyTimeout    time.Duration
 
 	trusted  []netip.Prefix
 	metrics  *Metrics
@@ -90,6 +98,13 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		t.tracing = &tracing{tracer: r.deps.Tracer, propagator: r.deps.Propagator}
 	}
 	t.rctxPool.New = func() any { return chi.NewRouteContext() }
+	extra := make([]string, len(cfg.AllowMethods))
+	for i, m := range cfg.AllowMethods {
+		extra[i] = string(m)
+	}
+	t.policy = canonical.NewPolicy(extra, cfg.HeadersWithUnderscores == config.HeadersReject)
+	t.dropOddHeaders = cfg.HeadersWithUnderscores == config.HeadersDrop
+	t.bodyTimeout = time.Duration(cfg.BodyTimeout)
 	for _, p := range cfg.TrustedProxies {
 		t.trusted = append(t.trusted, p.Prefix)
 	}
@@ -99,17 +114,18 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		percent:       fullPercent,
 		debugHeaders:  cfg.DebugHeaders,
 		maxReplayBody: int64(cfg.MaxReplayBody),
+		maxBody:       int64(cfg.MaxBody),
 	}
 	if cfg.Default == config.Modern {
 		t.unmatched.mode = config.ModeModern
 	}
 	t.unmatched.stats = r.deps.Stats.Route(t.unmatched.name)
-	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-	explicitHead := map[string]bool{}
+	explicitHead, shapes := map[string]bool{}, map[string]bool{}
 	for _, r := range cfg.Routes {
 		if r.Match.Method == http.MethodHead {
 			explicitHead[r.Match.Shape()] = true
 		}
+		shapes[r.Match.Shape()] = true
 	}
 	for i := range cfg.Routes {
 		cr := &cfg.Routes[i]
@@ -120,18 +136,14 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		}
 		t.byName[rt.name] = rt
 		m := cr.Match
-		if m.Method == "" {
-			t.mux.Handle(m.Path, noop)
-			t.routes[routeKey{"", m.Path}] = rt
-			continue
-		}
-		t.mux.Method(m.Method, m.Path, noop)
-		t.routes[routeKey{m.Method, m.Path}] = rt
-		// Like Go's ServeMux, a GET route answers HEAD too, unless a route
-		// of its own claims HEAD for the same paths.
-		if m.Method == http.MethodGet && !explicitHead[m.Shape()] {
-			t.mux.Method(http.MethodHead, m.Path, noop)
-			t.routes[routeKey{http.MethodHead, m.Path}] = rt
+		t.add(m.Method, m.Path, rt, explicitHead[m.Shape()])
+		// Routes are matched without the trailing slash, so /files/* takes
+		// /files itself, as it takes /files/ (like Envoy's
+		// path_separated_prefix), unless a route claims /files.
+		if prefix, ok := strings.CutSuffix(m.Path, "/*"); ok && prefix != "" {
+			if p := (config.Match{Path: prefix}); !shapes[p.Shape()] {
+				t.add(m.Method, prefix, rt, explicitHead[p.Shape()])
+			}
 		}
 	}
 	t.toLegacy = t.reverseProxy(legacy, passThrough{t, legacy})
@@ -174,21 +186,46 @@ func (t *Table) upstreamOf(b config.Backend) *upstream.Upstream {
 	return t.legacy
 }
 
-// match finds the route for a request, or the unmatched route, and the
-// values of its path parameters when the route needs them.
-func (t *Table) match(r *http.Request) (*route, []string) {
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
+// add routes method (every method if "") and pattern to rt.
+func (t *Table) add(method, pattern string, rt *route, explicitHead bool) {
+	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	if method == "" {
+		t.mux.Handle(pattern, noop)
+		t.routes[routeKey{"", pattern}] = rt
+		return
 	}
+	t.mux.Method(method, pattern, noop)
+	t.routes[routeKey{method, pattern}] = rt
+	// Like Go's ServeMux, a GET route answers HEAD too, unless a route of
+	// its own claims HEAD for the same paths.
+	if method == http.MethodGet && !explicitHead {
+		t.mux.Method(http.MethodHead, pattern, noop)
+		t.routes[routeKey{http.MethodHead, pattern}] = rt
+	}
+}
+
+// anyMethod stands in for a method chi does not know (one from
+// allow_methods): no route names CONNECT, which the configuration refuses,
+// so chi then finds only the routes for every method.
+const anyMethod = http.MethodConnect
+
+// match finds the route for a method and route key (the canonical path
+// without its trailing slash), or the unmatched route, and the values of
+// its path parameters, still percent-encoded, when the route needs them.
+func (t *Table) match(method, key string) (*route, []string) {
 	rctx := t.rctxPool.Get().(*chi.Context)
 	defer t.rctxPool.Put(rctx)
 	rctx.Reset()
-	pattern := t.mux.Find(rctx, r.Method, path)
+	find := anyMethod
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		find = method
+	}
+	pattern := t.mux.Find(rctx, find, key)
 	if pattern == "" {
 		return t.unmatched, nil
 	}
-	rt, ok := t.routes[routeKey{r.Method, pattern}]
+	rt, ok := t.routes[routeKey{method, pattern}]
 	if !ok {
 		if rt, ok = t.routes[routeKey{"", pattern}]; !ok {
 			return t.unmatched, nil

@@ -1,0 +1,131 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The ways a client's request body fails. Each is the client's doing, so
+// the client gets a 4xx, never a backend's 502.
+var (
+	errBodyIncomplete = errors.New("request body incomplete")
+	errBodyTimeout    = errors.New("request body stalled for body_timeout")
+	errBodyOverMax    = errors.New("request body exceeds max_body")
+)
+
+// clientBody is a client's request body as the facade reads it: each read
+// waits at most body_timeout for a byte, the body holds at most max_body
+// bytes, and the first failure is kept, so that an exchange it broke is
+// answered as the client's fault (400, 408, 413).
+//
+// A backend that was streamed part of a body that then fails sees an
+// incomplete message, never a shorter complete one: the failure reaches the
+// transport as a read error, and Go's transport then closes the connection
+// (HTTP/1: no last chunk, or fewer bytes than Content-Length) or resets the
+// stream (HTTP/2).
+type clientBody struct {
+	body    io.ReadCloser
+	w       http.ResponseWriter
+	timeout time.Duration
+	limit   int64 // 0: unlimited
+
+	// mu guards the rest: the transport reads the body on its own
+	// goroutine, the stall timer fires on another, and the handler settles
+	// the body when the request ends.
+	mu      sync.Mutex
+	n       int64
+	timer   *time.Timer
+	reading bool
+	stalled bool
+	ended   bool
+	err     error
+}
+
+// wrap puts req's body behind b. The stall timer only runs while a
+// read waits for the client: a backend slow to take the body is not the
+// client's fault.
+func (b *clientBody) wrap(req *http.Request, w http.ResponseWriter, timeout time.Duration, limit int64) {
+	b.body, b.w, b.timeout, b.limit = req.Body, w, timeout, limit
+	req.Body = b
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	switch {
+	case b.err != nil:
+		b.mu.Unlock()
+		return 0, b.err
+	case b.ended:
+		// The handler returned; net/http forbids reading on.
+		b.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
+	}
+	b.reading = true
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.timeout, b.stall)
+	} else {
+		b.timer.Reset(b.timeout)
+	}
+	b.mu.Unlock()
+
+	n, err := b.body.Read(p)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reading = false
+	b.timer.Stop()
+	b.n += int64(n)
+	switch {
+	case b.stalled:
+		b.err = errBodyTimeout
+	case b.limit > 0 && b.n > b.limit:
+		b.err = errBodyOverMax
+	case err != nil && err != io.EOF:
+		b.err = fmt.Errorf("%w: %w", errBodyIncomplete, err)
+	default:
+		return n, err
+	}
+	return n, b.err
+}
+
+// Close closes the client's body; net/http closes it again when the
+// request ends.
+func (b *clientBody) Close() error { return b.body.Close() }
+
+// stall ends the read that has waited body_timeout for the client. A
+// deadline in the past makes it return at once: Go's HTTP/1 server sets it
+// on the connection, its HTTP/2 server on the stream alone.
+func (b *clientBody) stall() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.reading || b.ended {
+		return
+	}
+	b.stalled = true
+	http.NewResponseController(b.w).SetReadDeadline(time.Unix(1, 0))
+}
+
+// end settles the body when the request ends: no later timer may touch the
+// connection, which may then serve another request.
+func (b *clientBody) end() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ended = true
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+// failure is why reading the body failed, or nil.
+func (b *clientBody) failure() error {
+	if b.body == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}

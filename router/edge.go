@@ -1,0 +1,91 @@
+package router
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"strangler/edge/canonical"
+)
+
+// admit canonicalizes req once, at the edge, and matches it: the route,
+// its parameters, and why the request is refused (nil if it is not).
+// Everything after, the route, the path forwarded, the dual-write resource,
+// read-repair keys and counts, works on this one form.
+func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, error) {
+	in, err := t.policy.Admit(req)
+	if err != nil || in.OptionsStar {
+		return in, t.unmatched, nil, err
+	}
+	rt, params := t.match(req.Method, canonical.RouteKey(in.Path.Escaped))
+	if in.Path.EncodedSlash && !rt.allowEncodedSlash {
+		return in, rt, params, canonical.ErrEncodedSlash
+	}
+	return in, rt, params, nil
+}
+
+// useCanonical makes req's URL the canonical one, which every later step
+// reads and the backend receives. The query stays as the client sent it.
+func (x *exchange) useCanonical(req *http.Request, p canonical.Path) {
+	x.reqURL = *req.URL
+	x.reqURL.Path, x.reqURL.RawPath = p.Decoded(), p.Escaped
+	req.URL = &x.reqURL
+}
+
+// admitBody puts the client's body behind body_timeout and max_body, and
+// refuses at once a body whose Content-Length is over max_body. It reports
+// whether to go on.
+func (t *Table) admitBody(x *exchange, w http.ResponseWriter, req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if limit := x.route.maxBody; limit > 0 && req.ContentLength > limit {
+		t.refuse(x, req, errBodyOverMax)
+		return false
+	}
+	x.body.wrap(req, w, t.bodyTimeout, x.route.maxBody)
+	return true
+}
+
+// refuse answers a request the facade will not serve, or whose body broke,
+// with the status statusFor gives err, and logs it once: never its path,
+// which may name a patient.
+func (t *Table) refuse(x *exchange, req *http.Request, err error) {
+	status, _ := statusFor(req, err)
+	method := req.Method
+	if len(method) > maxLoggedMethod {
+		method = method[:maxLoggedMethod] + "…"
+	}
+	t.log.LogAttrs(req.Context(), slog.LevelInfo, "request refused",
+		slog.String("route", x.route.name),
+		slog.String("method", method),
+		slog.Int("status", status),
+		slog.String("reason", err.Error()),
+		slog.String("request_id", x.id))
+	h := x.w.Header()
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", t.policy.Allow())
+	}
+	if isBodyFailure(err) {
+		// The rest of the body cannot be told from the next request.
+		h.Set("Connection", "close")
+	}
+	t.writeError(&x.w, req, x, err)
+}
+
+// maxLoggedMethod bounds a refused method in the log: a client may send a
+// method token of many kilobytes.
+const maxLoggedMethod = 32
+
+func isBodyFailure(err error) bool {
+	return errors.Is(err, errBodyIncomplete) || errors.Is(err, errBodyTimeout) || errors.Is(err, errBodyOverMax)
+}
+
+// answerOptions answers "OPTIONS *", a question about the facade itself
+// (RFC 9110 section 9.3.7), with the methods it lets through.
+func (t *Table) answerOptions(x *exchange) {
+	h := x.w.Header()
+	h.Set("Allow", t.policy.Allow())
+	h.Set("Content-Length", "0")
+	x.w.WriteHeader(http.StatusOK)
+}

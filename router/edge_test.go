@@ -1,0 +1,553 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// bodyBackend is a backend that records, per request, whether it could
+// read the body whole: a backend must never take a broken client body for
+// a complete, shorter one.
+type bodyBackend struct {
+	*backend
+	mu       sync.Mutex
+	inFlight int
+	bodies   []bodyRead
+}
+
+type bodyRead struct {
+	path     string
+	body     string
+	complete bool
+}
+
+func newBodyBackend(t *testing.T) *bodyBackend {
+	b := &bodyBackend{}
+	b.backend = newBackend(t, func(w http.ResponseWriter, r *http.Request) {})
+	b.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.inFlight++
+		b.mu.Unlock()
+		body, err := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.inFlight--
+		b.bodies = append(b.bodies, bodyRead{r.URL.Path, string(body), err == nil})
+		b.mu.Unlock()
+		if err == nil {
+			io.WriteString(w, "got it")
+		}
+	})
+	return b
+}
+
+// settled waits until no request is being read, and returns what the
+// backend read.
+func (b *bodyBackend) settled(t *testing.T) []bodyRead {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		n, reads := b.inFlight, append([]bodyRead(nil), b.bodies...)
+		b.mu.Unlock()
+		if n == 0 {
+			return reads
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend is still reading %d requests", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// jsonError reads a facade error body.
+func jsonError(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	var e errorBody
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error == "" || e.RequestID == "" {
+		t.Fatalf("status %d: body is not a JSON error (%v): %+v", resp.StatusCode, err, e)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	return e.Error
+}
+
+// bodyRoutes serve POST /buffered by buffering its body (a fallback that
+// may be replayed), and POST /streamed by streaming it (legacy).
+const bodyRoutes = `
+  - {name: buffered, match: "POST /buffered", mode: fallback, fallback_methods: [POST]}
+  - {name: streamed, match: "POST /streamed", mode: legacy}
+`
+
+func TestABrokenBodyReachesNoBackendComplete(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+	}{
+		{"a bad chunk size after a valid chunk", "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"},
+		{"a chunk longer than announced", "Transfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n"},
+		{"a body ending before its Content-Length", "Content-Length: 100\r\n\r\nhello"},
+		{"a chunked body ending before its last chunk", "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"},
+	} {
+		for _, path := range []string{"/buffered", "/streamed"} {
+			t.Run(c.name+" on "+path, func(t *testing.T) {
+				be := newBodyBackend(t)
+				f := newFacade(t, be.URL, be.URL, "", bodyRoutes)
+				conn, r := rawRequest(t, f, "POST "+path+" HTTP/1.1\r\nHost: x\r\n"+c.body)
+				conn.(interface{ CloseWrite() error }).CloseWrite() // the client is done: the body ends early
+				resp, err := http.ReadResponse(r, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Fatalf("status %d, want 400", resp.StatusCode)
+				}
+				if msg := jsonError(t, resp); !strings.Contains(msg, "body") {
+					t.Errorf("error %q does not say the body is at fault", msg)
+				}
+				reads := be.settled(t)
+				for _, read := range reads {
+					if read.complete {
+						t.Errorf("the backend read a complete body %q: a broken one was forwarded as a shorter one", read.body)
+					}
+				}
+				if path == "/buffered" && len(reads) > 0 {
+					t.Errorf("the backend received %d requests of a body that was buffered, want none", len(reads))
+				}
+				route := strings.TrimPrefix(path, "/")
+				if got := f.metric(t, "strangler_requests_total", map[string]string{"route": route, "backend": "none", "code": "400"}); got != 1 {
+					t.Errorf("requests_total{route=%s,backend=none,code=400} = %v, want 1", route, got)
+				}
+				lines := f.logLines(t, "request refused")
+				if len(lines) != 1 {
+					t.Fatalf("%d request refused log lines, want 1", len(lines))
+				}
+				if strings.Contains(f.logs.String(), path) {
+					t.Errorf("the log holds the path: %s", f.logs)
+				}
+			})
+		}
+	}
+}
+
+func TestABrokenBodyIsNotHeldAgainstModern(t *testing.T) {
+	modern := newBodyBackend(t)
+	legacy := newBackend(t, answer(200, "legacy"))
+	f := newFacade(t, legacy.URL, modern.URL, "", `  - {name: f, match: "POST /f", mode: fallback}`)
+	_, r := rawRequest(t, f, "POST /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("got %v, %v; want 400", resp, err)
+	}
+	modern.settled(t)
+	if w := f.router.deps.Stats.Window("f", time.Now(), time.Minute); w.ModernErrors != 0 || w.Fallbacks != 0 {
+		t.Errorf("modern errors %d, fallbacks %d; want none: the client broke the request", w.ModernErrors, w.Fallbacks)
+	}
+	if legacy.hits() != 0 {
+		t.Errorf("the broken request fell back to legacy")
+	}
+}
+
+func TestASlowBodyTimesOut(t *testing.T) {
+	for _, path := range []string{"/buffered", "/streamed"} {
+		t.Run(path, func(t *testing.T) {
+			be := newBodyBackend(t)
+			f := newFacade(t, be.URL, be.URL, "body_timeout: 300ms", bodyRoutes)
+			start := time.Now()
+			// Two bytes of ten, then nothing: a client trickling its body.
+			_, r := rawRequest(t, f, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhe")
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("status %d, want 408", resp.StatusCode)
+			}
+			jsonError(t, resp)
+			if took := time.Since(start); took < 300*time.Millisecond {
+				t.Errorf("answered after %v, before body_timeout", took)
+			}
+			for _, read := range be.settled(t) {
+				if read.complete {
+					t.Errorf("the backend read a complete body %q", read.body)
+				}
+			}
+		})
+	}
+	t.Run("a body that keeps coming, however slowly, is not cut off", func(t *testing.T) {
+		be := newBodyBackend(t)
+		f := newFacade(t, be.URL, be.URL, "body_timeout: 2s", bodyRoutes)
+		conn, r := rawRequest(t, f, "POST /streamed HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		for _, c := range "hello" { // over body_timeout in all, never a quarter of it apart
+			time.Sleep(500 * time.Millisecond)
+			conn.Write([]byte(string(c)))
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %v, %v; want 200", resp, err)
+		}
+		if reads := be.settled(t); len(reads) != 1 || !reads[0].complete || reads[0].body != "hello" {
+			t.Errorf("the backend read %+v, want the whole body", reads)
+		}
+	})
+	t.Run("a backend slow to answer is not the client's fault", func(t *testing.T) {
+		slow := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(700 * time.Millisecond)
+			io.WriteString(w, "late but fine")
+		})
+		f := newFacade(t, slow.URL, slow.URL, "body_timeout: 300ms", bodyRoutes)
+		resp, err := f.Client().Post(f.URL+"/streamed", "text/plain", strings.NewReader("hello"))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %v, %v; want 200", resp, err)
+		}
+		resp.Body.Close()
+	})
+}
+
+func TestMaxBody(t *testing.T) {
+	be := newBodyBackend(t)
+	f := newFacade(t, be.URL, be.URL, "max_body: 10", `
+  - {name: buffered, match: "POST /buffered/*", mode: fallback, fallback_methods: [POST]}
+  - {name: streamed, match: "POST /streamed/*", mode: legacy}
+  - {name: big, match: "POST /big/*", mode: legacy, max_body: 1KiB}
+`)
+	for _, c := range []struct {
+		name, path, framing, body string
+		want                      int
+	}{
+		{"a Content-Length over max_body is refused", "/streamed", "Content-Length: 11\r\n\r\n", "hello world", 413},
+		{"a Content-Length over max_body is refused before the body comes", "/streamed", "Content-Length: 11\r\n\r\n", "", 413},
+		{"a chunked body over max_body is cut off", "/streamed", "Transfer-Encoding: chunked\r\n\r\n", "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", 413},
+		{"a buffered body over max_body is refused", "/buffered", "Transfer-Encoding: chunked\r\n\r\n", "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", 413},
+		{"a route's own max_body wins", "/big", "Content-Length: 11\r\n\r\n", "hello world", 200},
+		{"a body at max_body passes", "/streamed", "Content-Length: 10\r\n\r\n", "helloworld", 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := c.path + "/" + strings.ReplaceAll(c.name, " ", "-")
+			_, r := rawRequest(t, f, "POST "+path+" HTTP/1.1\r\nHost: x\r\n"+c.framing+c.body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+			}
+			var reads []bodyRead
+			for _, read := range be.settled(t) {
+				if read.path == path {
+					reads = append(reads, read)
+				}
+			}
+			if c.want == 413 {
+				if msg := jsonError(t, resp); !strings.Contains(msg, "max_body") {
+					t.Errorf("error %q does not name max_body", msg)
+				}
+				for _, read := range reads {
+					if read.complete {
+						t.Errorf("the backend read a complete body %q", read.body)
+					}
+				}
+				if strings.HasPrefix(c.framing, "Content-Length") && len(reads) > 0 {
+					t.Errorf("the backend received a request whose Content-Length was over max_body")
+				}
+				return
+			}
+			if len(reads) != 1 || reads[0].body != c.body {
+				t.Errorf("the backend read %+v, want %q", reads, c.body)
+			}
+		})
+	}
+}
+
+func TestHeadersABackendNeverSeesFromAnUntrustedClient(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	spoofed := map[string]string{
+		"X-Real-IP": "6.6.6.6", "X-Forwarded-Prefix": "/admin", "X-Forwarded-Port": "1", "X-Forwarded-Server": "evil",
+		"X-Forwarded-Ssl": "on", "X-Original-URL": "/admin", "X-Rewrite-URL": "/admin", "Forwarded": "for=6.6.6.6",
+	}
+	send := func(t *testing.T, f *facade) http.Header {
+		req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+		for k, v := range spoofed {
+			req.Header.Set(k, v)
+		}
+		if resp, _ := f.do(t, req); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return legacy.last(t).Header
+	}
+	t.Run("they are dropped", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+		got := send(t, f)
+		for k := range spoofed {
+			if v := got.Values(k); len(v) > 0 {
+				t.Errorf("the backend received %s: %q", k, v)
+			}
+		}
+	})
+	t.Run("a trusted proxy's are kept", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "trusted_proxies: [127.0.0.1]", `  - {name: x, match: "GET /x", mode: legacy}`)
+		got := send(t, f)
+		for k, v := range spoofed {
+			if g := got.Get(k); g != v {
+				t.Errorf("the backend received %s: %q, want the trusted proxy's %q", k, g, v)
+			}
+		}
+	})
+}
+
+func TestHeaderNamesWithUnderscores(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	send := func(t *testing.T, f *facade) (int, http.Header) {
+		t.Helper()
+		// Raw, so that the names reach the facade as written.
+		_, r := rawRequest(t, f, "GET /x HTTP/1.1\r\nHost: x\r\nX-User: alice\r\nX_User: admin\r\nX.User: admin\r\nX~Role: admin\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			jsonError(t, resp)
+			return resp.StatusCode, nil
+		}
+		return resp.StatusCode, legacy.last(t).Header
+	}
+	route := `  - {name: x, match: "GET /x", mode: legacy}`
+	t.Run("they are dropped by default", func(t *testing.T) {
+		_, got := send(t, newFacade(t, legacy.URL, legacy.URL, "", route))
+		if got.Get("X-User") != "alice" {
+			t.Errorf("X-User = %q, want it passed on", got.Get("X-User"))
+		}
+		for _, k := range []string{"X_User", "X.User", "X~Role"} {
+			if hasHeader(got, k) {
+				t.Errorf("the backend received %s", k)
+			}
+		}
+	})
+	t.Run("reject refuses the request", func(t *testing.T) {
+		before := legacy.hits()
+		if status, _ := send(t, newFacade(t, legacy.URL, legacy.URL, "headers_with_underscores: reject", route)); status != 400 {
+			t.Errorf("status %d, want 400", status)
+		}
+		if legacy.hits() != before {
+			t.Errorf("the backend received the refused request")
+		}
+	})
+	t.Run("allow passes them on", func(t *testing.T) {
+		_, got := send(t, newFacade(t, legacy.URL, legacy.URL, "headers_with_underscores: allow", route))
+		for _, k := range []string{"X_User", "X.User", "X~Role"} {
+			if !hasHeader(got, k) {
+				t.Errorf("the backend did not receive %s", k)
+			}
+		}
+	})
+}
+
+// hasHeader reports whether h has a field named name in any case: Go
+// canonicalizes X_User as X_user.
+func hasHeader(h http.Header, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMethods(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "allow_methods: [PROPFIND]", `
+  - {name: dav, match: "/dav/*", mode: legacy}
+  - {name: get, match: "GET /dav/file", mode: legacy}
+`)
+	for _, c := range []struct {
+		method, path string
+		want         int
+		route        string
+	}{
+		{"PROPFIND", "/dav/file", 200, "dav"},
+		{"PROPFIND", "/elsewhere", 200, "default"},
+		{"GET", "/dav/file", 200, "get"},
+		{"PURGE", "/dav/file", 405, "default"},
+		{"get", "/dav/file", 405, "default"},
+		{"TRACE", "/dav/file", 405, "default"},
+		{"CONNECT", "legacy.internal:443", 405, "default"},
+		{"GET", "*", 400, "default"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			before := legacy.hits()
+			_, r := rawRequest(t, f, c.method+" "+c.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+			}
+			backend := "legacy"
+			if c.want != 200 {
+				backend = "none"
+				jsonError(t, resp)
+				if legacy.hits() != before {
+					t.Errorf("the backend received the refused request")
+				}
+			}
+			if c.want == 405 && resp.Header.Get("Allow") != "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, PROPFIND" {
+				t.Errorf("Allow = %q", resp.Header.Get("Allow"))
+			}
+			if got := f.metric(t, "strangler_requests_total", map[string]string{"route": c.route, "backend": backend, "code": resp.Status[:3]}); got < 1 {
+				t.Errorf("not counted under route %s, backend %s", c.route, backend)
+			}
+		})
+	}
+}
+
+func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	_, r := rawRequest(t, f, "GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer user\r\nAuthorization: Bearer admin\r\n\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || legacy.hits() != 0 {
+		t.Errorf("status %d with %d backend requests, want 400 and none", resp.StatusCode, legacy.hits())
+	}
+}
+
+func TestTheQueryIsForwardedAsSent(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x/{id}", mode: legacy}`)
+	const query = "b=2&a=1;c=%zz&d=%2F..%2F&e"
+	_, r := rawRequest(t, f, "GET /x/%2e/1?"+query+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("got %v, %v", resp, err)
+	}
+	if got := legacy.last(t); got.RawQuery != query || got.Path != "/x/1" {
+		t.Errorf("the backend received %s?%s, want /x/1?%s", got.Path, got.RawQuery, query)
+	}
+}
+
+func TestReadRepairKeysAreTheCanonicalParameter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Start(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	legacy := newBackend(t, answer(200, "legacy"))
+	modern := newBackend(t, answer(404, "missing"))
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
+  legacy: {url: %q}
+  modern: {url: %q}
+routes:
+  - {name: p, match: "GET /patients/{id}", mode: fallback, entity: patients, read_repair: true, allow_encoded_slash: true}
+`, legacy.URL, modern.URL)), config.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: log, RepairKeys: st})
+	table, err := r.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(table)
+	done := make(chan error)
+	go func() { done <- r.RunRepairs(ctx) }()
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	for _, p := range []string{"/patients/%34%32", "/patients/42/", "/patients//42", "/patients/caf%c3%a9", "/patients/a%2fb"} {
+		resp, err := srv.Client().Get(srv.URL + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v, %v", p, resp, err)
+		}
+		resp.Body.Close()
+	}
+	want := []string{"42", "a/b", "café"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		keys, err := st.PendingRepairKeys(ctx, "patients", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(keys)
+		if slices.Equal(keys, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read-repair keys %q, want %q: one key per patient, decoded", keys, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestARequestTheClientLeftIsNotForwarded(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Start(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	legacy := newBackend(t, answer(201, "created"))
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
+  legacy: {url: %q}
+  modern: {url: %q}
+routes:
+  - {name: w, match: "POST /w", mode: dual-write}
+`, legacy.URL, legacy.URL)), config.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: log, Journal: st})
+	table, err := r.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Swap(table)
+	// A stream the client reset: its context is done when the handler runs.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/w", nil).WithContext(gone))
+	if legacy.hits() != 0 {
+		t.Errorf("the primary received a request whose client had left")
+	}
+	if list, err := st.ListRepairs(ctx, store.RepairFilter{Limit: 10}); err != nil || len(list) != 0 {
+		t.Errorf("journaled %d writes (%v), want none", len(list), err)
+	}
+}
+
+func TestALongRefusedMethodIsLoggedShort(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	_, r := rawRequest(t, f, strings.Repeat("M", 10000)+" /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 405 {
+		t.Fatalf("got %v, %v; want 405", resp, err)
+	}
+	lines := f.logLines(t, "request refused")
+	if len(lines) != 1 {
+		t.Fatalf("%d request refused lines, want 1", len(lines))
+	}
+	if m, _ := lines[0]["method"].(string); len(m) > 40 {
+		t.Errorf("logged a method of %d bytes", len(m))
+	}
+}
