@@ -19,15 +19,23 @@ const (
 )
 
 // NewServer returns the public listener's server: h behind the smuggling
-// check, with timeouts and a header size limit. Serve it on a listener
-// wrapped by TrackFraming.
-func NewServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
+// check, with timeouts, a header size limit and, over TLS, HTTP/2 with a
+// stream limit and a reset budget. Serve it on a listener wrapped by
+// TrackFraming, or with ServeTLS and a TLSConfig from [TLSConfig].
+func NewServer(h http.Handler, log *slog.Logger) (*http.Server, error) {
+	srv := &http.Server{
 		Handler:           SmugglingCheck(h),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       ConnContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// "OPTIONS *" goes to h, which answers it with the methods the
+		// facade lets through, rather than net/http's empty 200.
+		DisableGeneralOptionsHandler: true,
 	}
+	if err := configureHTTP2(srv); err != nil {
+		return nil, err
+	}
+	return srv, nil
 }

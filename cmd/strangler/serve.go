@@ -194,7 +194,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	readiness := &control.Readiness{}
-	public := edge.NewServer(rtr, log)
+	public, err := edge.NewServer(rtr, log)
+	if err != nil {
+		return err
+	}
 	servePublic := func() error { return serveUntilClosed(public, edge.TrackFraming(publicLn)) }
 	if cfg.TLS != nil {
 		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)

@@ -1,0 +1,283 @@
+package edge
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"strangler/internal/testcert"
+)
+
+// h2Server serves h with NewServer over TLS on loopback and returns its
+// address.
+func h2Server(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ca := testcert.NewAuthority(t)
+	certFile, keyFile := ca.Files("server")
+	ca.Issue(t, 1, certFile, keyFile, "127.0.0.1")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cert, err := LoadCertificate(certFile, keyFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLSConfig = TLSConfig(cert)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// h2Client is a raw HTTP/2 client connection: frames written and read
+// one by one, as an attacker would.
+type h2Client struct {
+	conn   *tls.Conn
+	w, r   *http2.Framer
+	wmu    sync.Mutex
+	hbuf   bytes.Buffer
+	hpack  *hpack.Encoder
+	frames chan http2.Frame // frames read, closed when the connection ends
+	// end is why reading ended; set before frames is closed.
+	end error
+}
+
+func dialH2(t *testing.T, addr string) *h2Client {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN negotiated %q, want h2", p)
+	}
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c := &h2Client{conn: conn, w: http2.NewFramer(conn, nil), r: http2.NewFramer(io.Discard, conn), frames: make(chan http2.Frame, 64)}
+	c.hpack = hpack.NewEncoder(&c.hbuf)
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.w.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(c.frames)
+		for {
+			f, err := c.r.ReadFrame()
+			if err != nil {
+				c.end = err
+				return
+			}
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				c.wmu.Lock()
+				c.w.WriteSettingsAck()
+				c.wmu.Unlock()
+			}
+			c.frames <- copyFrame(f)
+		}
+	}()
+	return c
+}
+
+// copyFrame keeps what the tests look at of f: a Framer reuses frames.
+func copyFrame(f http2.Frame) http2.Frame {
+	if g, ok := f.(*http2.GoAwayFrame); ok {
+		return &http2.GoAwayFrame{FrameHeader: g.FrameHeader, LastStreamID: g.LastStreamID, ErrCode: g.ErrCode}
+	}
+	return &http2.UnknownFrame{FrameHeader: f.Header()}
+}
+
+// request opens stream id with a GET of path and, if reset, resets it at
+// once. It reports whether the writes went through.
+func (c *h2Client) request(id uint32, path string, reset bool) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.hbuf.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "facade"}, {":path", path}} {
+		c.hpack.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if c.w.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil {
+		return false
+	}
+	return !reset || c.w.WriteRSTStream(id, http2.ErrCodeCancel) == nil
+}
+
+// goAway waits for the server's GOAWAY, or for the connection to end.
+func (c *h2Client) goAway() *http2.GoAwayFrame {
+	for f := range c.frames {
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			return g
+		}
+	}
+	return nil
+}
+
+func TestHTTP2RapidResetGetsGoAwayAndTheConnectionClosed(t *testing.T) {
+	var started atomic.Int64
+	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+	}))
+	start := time.Now()
+	c := dialH2(t, addr)
+	// 20,000 HEADERS + RST_STREAM pairs, as fast as the connection takes
+	// them, while the frames that come back are read.
+	done := make(chan int)
+	go func() {
+		sent := 0
+		for i := range 20000 {
+			if !c.request(uint32(2*i+1), "/x", true) {
+				break
+			}
+			sent++
+		}
+		done <- sent
+	}()
+	g := c.goAway()
+	took := time.Since(start)
+	sent := <-done
+	if g == nil {
+		t.Fatalf("the connection ended without GOAWAY after %d reset streams", sent)
+	}
+	if g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY code = %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+	}
+	for range c.frames {
+	}
+	if ne, ok := c.end.(net.Error); ok && ne.Timeout() {
+		t.Errorf("the server kept the connection open after GOAWAY")
+	}
+	// Each stream the client reset within its budget started a request,
+	// and so did the one whose reset spent it: the budget refilled while
+	// the attack went on, and one more.
+	if n, most := started.Load(), int64(resetBurst+resetRate*took.Seconds()+1); n > most {
+		t.Errorf("%d requests started in %v, want at most %d: the reset budget and one more", n, took, most)
+	}
+	t.Logf("%d pairs written before the connection closed, %d requests started", sent, started.Load())
+}
+
+func TestHTTP2ResetsWithinTheBudgetKeepTheConnection(t *testing.T) {
+	var served atomic.Int64
+	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		if r.URL.Path == "/last" {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	c := dialH2(t, addr)
+	for i := range resetBurst / 2 {
+		if !c.request(uint32(2*i+1), "/x", true) {
+			t.Fatalf("stream %d: the connection was closed", 2*i+1)
+		}
+	}
+	last := uint32(resetBurst + 1)
+	if !c.request(last, "/last", false) {
+		t.Fatal("the connection was closed")
+	}
+	for f := range c.frames {
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY (%v) after %d resets, within the budget of %d", f.ErrCode, resetBurst/2, resetBurst)
+		case *http2.UnknownFrame:
+			if f.Type == http2.FrameHeaders && f.StreamID == last {
+				return // the request after the resets was answered
+			}
+		}
+	}
+	t.Fatal("the connection ended before the last request was answered")
+}
+
+func TestHTTP2AdvertisesAHundredStreams(t *testing.T) {
+	addr := h2Server(t, http.NotFoundHandler())
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	fr.WriteSettings()
+	f, err := fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := f.(*http2.SettingsFrame)
+	if !ok {
+		t.Fatalf("first frame %v, want SETTINGS", f)
+	}
+	if v, ok := s.Value(http2.SettingMaxConcurrentStreams); !ok || v != maxConcurrentStreams {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want %d", v, ok, maxConcurrentStreams)
+	}
+}
+
+// TestResetGuardFollowsFramesSplitAnyhow feeds the guard a stream of frames
+// in reads of every size and checks it stops at the same frame: the one
+// RST_STREAM past the budget.
+func TestResetGuardFollowsFramesSplitAnyhow(t *testing.T) {
+	var stream bytes.Buffer
+	stream.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&stream, nil)
+	fr.WriteSettings()
+	var over int // offset of the RST_STREAM frame over budget
+	for i := range resetBurst + 5 {
+		fr.WriteData(uint32(2*i+1), false, bytes.Repeat([]byte{'x'}, i)) // payloads of every size
+		if i == resetBurst {
+			over = stream.Len()
+		}
+		fr.WriteRSTStream(uint32(2*i+1), http2.ErrCodeCancel)
+	}
+	all := stream.Bytes()
+	for _, size := range []int{1, 2, 7, 9, 10, 64, 4096} {
+		g := &resetGuard{tokens: resetBurst, last: time.Unix(0, 0), now: func() time.Time { return time.Unix(0, 0) }}
+		got := -1
+		for off := 0; off < len(all) && got < 0; off += size {
+			if stop := g.follow(all[off:min(off+size, len(all))]); stop >= 0 {
+				got = off + stop
+			}
+		}
+		// A frame header split across reads is stopped at the start of the
+		// read that completes it: the server has the start of the header,
+		// never the whole of it.
+		if got < over || got > over+8 {
+			t.Errorf("reads of %d bytes: stopped at %d, want the frame at %d", size, got, over)
+		}
+	}
+}
+
+func TestTheResetBudgetRefills(t *testing.T) {
+	now := time.Unix(0, 0)
+	g := &resetGuard{tokens: resetBurst, last: now, now: func() time.Time { return now }}
+	for i := range resetBurst {
+		if !g.spend() {
+			t.Fatalf("reset %d refused, want %d in a burst", i+1, resetBurst)
+		}
+	}
+	if g.spend() {
+		t.Fatalf("reset %d allowed in the same instant", resetBurst+1)
+	}
+	now = now.Add(time.Second)
+	for i := range resetRate {
+		if !g.spend() {
+			t.Fatalf("reset %d of the second after refused, want %d a second", i+1, resetRate)
+		}
+	}
+	if g.spend() {
+		t.Fatalf("reset %d of the second after allowed, want %d a second", resetRate+1, resetRate)
+	}
+}
