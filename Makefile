@@ -34,5 +34,6 @@ bench:
 fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 30s
 	$(GO) test ./router -run '^$$' -fuzz FuzzMatch -fuzztime 30s
+	$(GO) test ./edge/canonical -run '^$$' -fuzz FuzzCanonical -fuzztime 30s
 	$(GO) test ./edge -run '^$$' -fuzz FuzzFraming -fuzztime 30s
 	$(GO) test ./internal/dsn -run '^$$' -fuzz FuzzRedact -fuzztime 30s
