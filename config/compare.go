@@ -29,10 +29,16 @@ type Compare struct {
 	// Unordered are paths of JSON arrays compared as multisets: the same
 	// elements, each as often, in any order.
 	Unordered []string `yaml:"unordered,omitempty"`
-	// Redact are JSON field paths whose values are replaced by a keyed hash
-	// in mismatch samples and curl commands. A path that is a single key
-	// also names a header and a query parameter. Authorization, Cookie and
-	// Set-Cookie are always redacted.
+	// KeepValues are the JSON field paths whose values a mismatch sample
+	// shows in clear; every other value is shown only as its keyed hash.
+	// Name only fields known to hold no patient data: status codes, enums,
+	// counts. "header.Name" names a compared response header; a JSON key
+	// "header" at the root is written ["header"].
+	KeepValues []string `yaml:"keep_values,omitempty"`
+	// Redact are JSON field paths whose values are hashed whole in
+	// mismatch samples and curl commands, even below a keep_values path.
+	// A path that is a single key also names a header, whose value a curl
+	// command then shows hashed.
 	Redact []string `yaml:"redact,omitempty"`
 	// Noise learns the fields in which two answers of the primary to the
 	// same request differ (timestamps, request ids) and ignores them.
@@ -94,6 +100,15 @@ func (c *Compare) Validate() Errors {
 			}
 		}
 	}
+	for i, p := range c.KeepValues {
+		if name, ok := KeptHeader(p); ok {
+			if !isToken(name) {
+				add(fmt.Sprintf("keep_values[%d]", i), "invalid header name %q", name)
+			}
+		} else if _, err := ParseFieldPath(p); err != nil {
+			add(fmt.Sprintf("keep_values[%d]", i), "%v", err)
+		}
+	}
 	if c.Sample != nil && !(*c.Sample >= 0 && *c.Sample <= 1) {
 		add("sample", "invalid share %v; want a number from 0 to 1", *c.Sample)
 	}
@@ -102,6 +117,10 @@ func (c *Compare) Validate() Errors {
 	}
 	return errs
 }
+
+// KeptHeader reports whether a keep_values entry names a response header
+// (header.Name) rather than a JSON field, and which.
+func KeptHeader(entry string) (string, bool) { return strings.CutPrefix(entry, "header.") }
 
 // FieldPath is a parsed field path: the steps from the root of a JSON
 // document to the values it names.

@@ -46,6 +46,9 @@ type Config struct {
 	// Store is where the facade keeps its state: "sqlite:PATH" for one
 	// instance, or a postgres:// URL shared by several replicas.
 	Store StoreDSN `yaml:"store"`
+	// StoreEncryption encrypts what the store keeps of requests; nil
+	// stores it in clear.
+	StoreEncryption *StoreEncryption `yaml:"store_encryption,omitempty"`
 	// Repairs tunes the delivery of dual writes to the secondary.
 	Repairs Repairs `yaml:"repairs"`
 	// Routes are matched against every request; unmatched requests go to
@@ -57,6 +60,9 @@ type Config struct {
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
+	// Warnings are what the file does that is valid but unwise, such as
+	// journaling dual writes without store_encryption.
+	Warnings Errors `yaml:"-"`
 	// Sources are every file the configuration was built from: File and the
 	// files its ${file:…} placeholders read. A change to any of them is a
 	// reason to reload.

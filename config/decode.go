@@ -18,6 +18,8 @@ type decoder struct {
 	file   string
 	expand *expander
 	errs   Errors
+	// warnings are what is valid but unwise, placed like errors.
+	warnings Errors
 	// pos maps a field path (routes[2].mode) to where its value is.
 	pos map[string]position
 	// failed holds the paths that could not be decoded, so validation does
@@ -61,6 +63,12 @@ func (d *decoder) errorAt(path, format string, args ...any) {
 		p, ok = d.pos[parent]
 	}
 	d.errs = append(d.errs, Error{File: d.file, Line: p.line, Column: p.column, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnAt reports something valid but unwise at the position of the field.
+func (d *decoder) warnAt(path, format string, args ...any) {
+	p := d.pos[path]
+	d.warnings = append(d.warnings, Error{File: d.file, Line: p.line, Column: p.column, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {

@@ -50,6 +50,7 @@ func Parse(name string, data []byte, env Env) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, d.errs.sorted()
 	}
+	cfg.Warnings = d.warnings
 	cfg.Sources = append([]string{name}, d.expand.files...)
 	// Certificates and CA bundles are watched too: a renewed one is
 	// picked up like any other change.

@@ -34,6 +34,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.validateRoutes(c)
 	d.validateBackfill(c.Backfill)
+	d.validateEncryption(c)
 }
 
 // minTokenLength keeps admin tokens out of guessing range.

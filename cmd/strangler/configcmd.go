@@ -27,6 +27,10 @@ func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writ
 				failed++
 				continue
 			}
+			for _, w := range cfg.Warnings {
+				w.Msg = "warning: " + w.Msg
+				fmt.Fprintln(stderr, w)
+			}
 			fmt.Fprintf(stdout, "%s: ok, %d routes\n", path, len(cfg.Routes))
 		}
 		if failed > 0 {

@@ -1,0 +1,215 @@
+// Package phi owns how the facade keeps protected health information out
+// of what it stores and shows: the keyed hash that stands for a value (a
+// path parameter, a query value, a field of a shadow sample, a journaled
+// write's resource) wherever the value must be recognisable but not
+// readable.
+//
+// The hash is HMAC-SHA256 under one secret key per deployment. The key
+// lives in the state store (sealed with the store's encryption key when
+// there is one), so every replica and every restart hashes a value alike:
+// two samples of one mismatch on one patient group together, and writes
+// to one resource queue in order. Without the key nobody can reverse a
+// hash or test guesses (a name, a date of birth) against it.
+package phi
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"sync/atomic"
+)
+
+// KeySize is the size of the hash key in bytes.
+const KeySize = 32
+
+// Hasher computes keyed hashes. A Hasher made by NewHasher(nil) has no key
+// until SetKey: the state store that keeps the key may be unreachable when
+// the facade starts. It is safe for concurrent use.
+type Hasher struct {
+	key atomic.Pointer[[KeySize]byte]
+}
+
+// NewHasher returns a Hasher with key, or without a key yet for nil.
+func NewHasher(key *[KeySize]byte) *Hasher {
+	h := &Hasher{}
+	if key != nil {
+		h.SetKey(*key)
+	}
+	return h
+}
+
+// RandomHasher returns a Hasher with a key drawn at random, for a facade
+// without a state store (its hashes agree within the process only) and
+// for tests.
+func RandomHasher() *Hasher {
+	k := NewKey()
+	return NewHasher(&k)
+}
+
+// NewKey draws a random hash key.
+func NewKey() [KeySize]byte {
+	var k [KeySize]byte
+	rand.Read(k[:]) // never fails: crypto/rand crashes the program instead
+	return k
+}
+
+// SetKey gives the Hasher its key.
+func (h *Hasher) SetKey(key [KeySize]byte) { h.key.Store(&key) }
+
+// Ready reports whether the Hasher has its key. Nothing hashed before is
+// fit to keep.
+func (h *Hasher) Ready() bool { return h.key.Load() != nil }
+
+// unavailable stands for a hash computed without a key. Callers check
+// Ready before keeping anything, so it is never stored; it only keeps a
+// missing key from ever showing a value.
+const unavailable = "h:unavailable"
+
+// Hash returns what stands for value: "h:" and 16 hex digits (64 bits
+// of HMAC-SHA256, plenty to tell values apart in a sample, too few to
+// serve as a table of them).
+func (h *Hasher) Hash(value string) string { return string(h.AppendHash(nil, []byte(value))) }
+
+// AppendHash appends the hash of value to dst.
+func (h *Hasher) AppendHash(dst, value []byte) []byte {
+	sum, ok := h.sum("value", value)
+	if !ok {
+		return append(dst, unavailable...)
+	}
+	dst = append(dst, "h:"...)
+	return hex.AppendEncode(dst, sum[:8])
+}
+
+// Digest returns a 128-bit keyed digest of value for purpose, as "h:" and
+// 32 hex digits: long enough that two values never share one, for keys a
+// database orders or deduplicates by (a write's resource, a queued
+// entity key). Different purposes give unrelated digests.
+func (h *Hasher) Digest(purpose, value string) string {
+	sum, ok := h.sum(purpose, []byte(value))
+	if !ok {
+		return unavailable
+	}
+	return "h:" + hex.EncodeToString(sum[:16])
+}
+
+func (h *Hasher) sum(purpose string, value []byte) ([sha256.Size]byte, bool) {
+	var out [sha256.Size]byte
+	key := h.key.Load()
+	if key == nil {
+		return out, false
+	}
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(value)
+	m.Sum(out[:0])
+	return out, true
+}
+
+// Placeholder returns "{name:h:…}", or "{h:…}" without a name: what a
+// path parameter, a query value or a body value becomes in a stored
+// path or curl command. An operator replays the request by replacing
+// each placeholder with the value it stands for.
+func (h *Hasher) Placeholder(name, value string) string {
+	if name != "" {
+		return "{" + name + ":" + h.Hash(value) + "}"
+	}
+	return "{" + h.Hash(value) + "}"
+}
+
+// Path returns path with what the route pattern does not spell out
+// replaced by placeholders: each parameter's segment becomes
+// {name:h:…} (the pattern /patients/{id} makes /patients/MRN123 read
+// /patients/{id:h:3f9a…}), a trailing wildcard {*:h:…}, and a segment
+// beyond the pattern or unlike it (a created resource's new id) {h:…}.
+// Segments are hashed decoded, so a value hashes alike in a path, a
+// query and a body. pattern "" hashes every segment.
+func (h *Hasher) Path(pattern, path string) string {
+	var pat []string
+	if pattern != "" {
+		pat = strings.Split(pattern, "/")
+	}
+	segs := strings.Split(path, "/")
+	var b strings.Builder
+	for i, s := range segs {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		p := ""
+		if i < len(pat) {
+			p = pat[i]
+		}
+		switch {
+		case p == "*" && i == len(pat)-1:
+			b.WriteString(h.Placeholder("*", unescapePath(strings.Join(segs[i:], "/"))))
+			return b.String()
+		case s == "":
+			// The root, a trailing slash, or an empty segment: nothing to hide.
+		case s == p && !strings.ContainsAny(p, "{}"):
+			b.WriteString(s)
+		default:
+			b.WriteString(h.Placeholder(paramName(p), unescapePath(s)))
+		}
+	}
+	return b.String()
+}
+
+// paramName is the parameter a pattern segment consists of ("id" for {id}
+// or {id:[0-9]+}), or "" when the segment is not exactly one parameter.
+func paramName(seg string) string {
+	if len(seg) < 3 || seg[0] != '{' || seg[len(seg)-1] != '}' || strings.Count(seg, "{") != 1 {
+		return ""
+	}
+	name, _, _ := strings.Cut(seg[1:len(seg)-1], ":")
+	return name
+}
+
+// Query returns a raw query with every value replaced by a placeholder:
+// full=1&q=Jane becomes full={h:…}&q={h:…}. Names stay, as they name
+// what the API takes; a part without "=" is hashed whole.
+func (h *Hasher) Query(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		if p == "" {
+			continue
+		}
+		if k, v, ok := strings.Cut(p, "="); ok {
+			parts[i] = k + "=" + h.Placeholder("", unescapeQuery(v))
+		} else {
+			parts[i] = h.Placeholder("", unescapeQuery(p))
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// Target returns a request target (path and query) with its path
+// parameters and query values replaced by placeholders, as Path and Query
+// do.
+func (h *Hasher) Target(pattern, target string) string {
+	path, query, ok := strings.Cut(target, "?")
+	out := h.Path(pattern, path)
+	if ok {
+		out += "?" + h.Query(query)
+	}
+	return out
+}
+
+func unescapePath(s string) string {
+	if v, err := url.PathUnescape(s); err == nil {
+		return v
+	}
+	return s
+}
+
+func unescapeQuery(s string) string {
+	if v, err := url.QueryUnescape(s); err == nil {
+		return v
+	}
+	return s
+}

@@ -1,0 +1,79 @@
+package phi_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"strangler/phi"
+)
+
+func TestPathsKeepTheRoutesWordsAndHashItsParameters(t *testing.T) {
+	h := phi.RandomHasher()
+	hash := h.Hash
+	for _, tc := range []struct {
+		pattern, path, want string
+	}{
+		{"/sh/{id}/photos", "/sh/MRN9988776/photos", "/sh/{id:" + hash("MRN9988776") + "}/photos"},
+		{"/patients/{id:[0-9]+}", "/patients/42", "/patients/{id:" + hash("42") + "}"},
+		{"/clinics/{cid}/patients", "/clinics/7/patients/42", "/clinics/{cid:" + hash("7") + "}/patients/{" + hash("42") + "}"},
+		{"/records", "/records/", "/records/"},
+		{"/files/*", "/files/a/Jane Doe.pdf", "/files/{*:" + hash("a/Jane Doe.pdf") + "}"},
+		{"/a/{x}-{y}", "/a/1-2", "/a/{" + hash("1-2") + "}"},
+		{"/patients/{id}", "/patients/Jane%20Doe", "/patients/{id:" + hash("Jane Doe") + "}"},
+		{"", "/records/MRN9988776", "/{" + hash("records") + "}/{" + hash("MRN9988776") + "}"},
+		{"/patients", "/other/42", "/{" + hash("other") + "}/{" + hash("42") + "}"},
+	} {
+		if got := h.Path(tc.pattern, tc.path); got != tc.want {
+			t.Errorf("Path(%q, %q) = %q, want %q", tc.pattern, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestQueriesKeepNamesAndHashValues(t *testing.T) {
+	h := phi.RandomHasher()
+	got := h.Target("/search", "/search?ssn=123-45-6789&name=Jane+Doe&flag&&page=2")
+	want := "/search?ssn={" + h.Hash("123-45-6789") + "}&name={" + h.Hash("Jane Doe") + "}&{" + h.Hash("flag") + "}&&page={" + h.Hash("2") + "}"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestHashesAreKeyedStableAndShort(t *testing.T) {
+	key := phi.NewKey()
+	a, b := phi.NewHasher(&key), phi.NewHasher(&key)
+	other := phi.RandomHasher()
+	if a.Hash("Jane Doe") != b.Hash("Jane Doe") {
+		t.Error("one key hashes a value two ways")
+	}
+	if a.Hash("Jane Doe") == other.Hash("Jane Doe") {
+		t.Error("two keys hash a value alike")
+	}
+	if a.Hash("Jane Doe") == a.Hash("Jane Dow") {
+		t.Error("two values hash alike")
+	}
+	if got := a.Hash("x"); !regexp.MustCompile(`^h:[0-9a-f]{16}$`).MatchString(got) {
+		t.Errorf("got hash %q, want h: and 16 hex digits", got)
+	}
+	d := a.Digest("resource", "/patients/42")
+	if !regexp.MustCompile(`^h:[0-9a-f]{32}$`).MatchString(d) || d == a.Digest("repair-key", "/patients/42") {
+		t.Errorf("got digest %q, want h: and 32 hex digits, different for another purpose", d)
+	}
+	if strings.HasPrefix(d, a.Hash("/patients/42")) {
+		t.Error("a digest starts like the value's hash: the two can be linked")
+	}
+}
+
+func TestAHasherWithoutAKeyShowsNothing(t *testing.T) {
+	h := phi.NewHasher(nil)
+	if h.Ready() {
+		t.Fatal("a hasher without a key says it is ready")
+	}
+	if got := h.Path("/p/{id}", "/p/MRN9988776"); strings.Contains(got, "MRN") || !strings.Contains(got, "unavailable") {
+		t.Errorf("got %q, want the value hidden and the hash marked unavailable", got)
+	}
+	h.SetKey(phi.NewKey())
+	if !h.Ready() || strings.Contains(h.Hash("x"), "unavailable") {
+		t.Error("a hasher given a key does not hash")
+	}
+}
