@@ -34,6 +34,12 @@ func other(primary string) string {
 // reports whether the secondary applied it.
 func (w *Worker) deliver(r store.Repair) (applied bool) {
 	up := w.routes.Backend(other(r.Primary))
+	if r.PayloadErr != nil {
+		// Without its request there is nothing to send; an operator can
+		// configure the key again and retry it, or discard it.
+		w.fail(r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
 	status, err := w.send(ctx, up, r)

@@ -30,7 +30,7 @@ func (w *Worker) recover(ctx context.Context) {
 	}
 	for _, in := range expired {
 		idField, idempotent, ok := w.routes.DualWrite(in.Route)
-		if ok && idempotent && w.resend(ctx, in, idField) {
+		if ok && idempotent && in.PayloadErr == nil && w.resend(ctx, in, idField) {
 			continue
 		}
 		if err := w.queue.MarkUnknown(sctx, in.ID); err != nil {
@@ -45,7 +45,7 @@ func (w *Worker) recover(ctx context.Context) {
 
 // resend sends an abandoned write to its idempotent primary again and
 // records the answer, reporting whether it could.
-func (w *Worker) resend(ctx context.Context, in store.Intent, idField config.FieldPath) bool {
+func (w *Worker) resend(ctx context.Context, in store.Repair, idField config.FieldPath) bool {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
 	if err != nil {

@@ -34,11 +34,12 @@ type Queue interface {
 	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]store.Repair, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
 	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
-	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]store.Intent, error)
+	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]store.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
 	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
+	SweepRepairs(ctx context.Context) (int, error)
 }
 
 // Routes tells the worker what the current configuration says: how to
@@ -148,6 +149,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer purge.Stop()
 	w.recover(ctx)
 	w.updateDepth(ctx)
+	// At once too, not only after an hour: what passed its time while the
+	// facade was down (or restarting more often than hourly) goes now.
+	w.purge(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -253,9 +257,16 @@ func (w *Worker) updateDepth(ctx context.Context) {
 	}
 }
 
+// purge erases what settled writes still hold of their requests, then
+// deletes settled writes older than repairs.keep.
 func (w *Worker) purge(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if n, err := w.queue.SweepRepairs(sctx); err != nil {
+		w.log.Warn("erasing the requests of settled dual writes failed", "error", err)
+	} else if n > 0 {
+		w.log.Info("erased the requests of settled dual writes", "count", n)
+	}
 	keep := time.Duration(w.settings.Load().Keep)
 	if n, err := w.queue.PurgeRepairs(sctx, w.now().Add(-keep)); err != nil {
 		w.log.Warn("purging delivered dual writes failed", "error", err)

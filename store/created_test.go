@@ -49,7 +49,7 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 		}
 		must(s.CompleteRepair(ctx, "c1", "w"))
 		next, err := s.ClaimRepairs(ctx, "w2", 10, time.Minute, clk.Now())
-		if err != nil || len(next) != 1 || next[0].ID != "u1" || next[0].Resource != "/patients/42" {
+		if err != nil || len(next) != 1 || next[0].ID != "u1" || next[0].ResourceKey != s.resourceKey("/patients/42") {
 			t.Errorf("after the create, claimed %v, %v; want the PUT of /patients/42", next, err)
 		}
 	})

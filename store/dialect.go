@@ -53,6 +53,9 @@ type dialect struct {
 	notify string
 	// encodeTime converts a UTC time into what the driver stores.
 	encodeTime func(time.Time) any
+	// emptyBlob is an empty BLOB/bytea literal: SQLite's STRICT tables
+	// refuse the text '' in a BLOB column.
+	emptyBlob string
 }
 
 // Namespaces of lockKey, so a resource and a route of the same name do not
@@ -88,6 +91,7 @@ func sqliteDialect() *dialect {
 			WHERE name = 'strangler_repair_seq' RETURNING value`,
 		pendingInOrder: "strangler_repairs r INDEXED BY strangler_repairs_pending_seq",
 		encodeTime:     func(t time.Time) any { return t.Format(timeLayout) },
+		emptyBlob:      "X''",
 	}
 }
 
@@ -112,6 +116,7 @@ func postgresDialect() *dialect {
 		nextSeq:        `SELECT nextval('strangler_repair_seq')`,
 		notify:         `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
 		encodeTime:     func(t time.Time) any { return t },
+		emptyBlob:      "''::bytea",
 	}
 }
 

@@ -73,8 +73,12 @@ type Intent struct {
 	Route string
 	// Resource names what the write changes, such as "/patients/42":
 	// writes to one resource reach the secondary in the order the primary
-	// answered them.
+	// answered them. It is stored only as its keyed digest.
 	Resource string
+	// ResourceView is how listings show the resource: its path with the
+	// route's parameters hashed (/patients/{id:h:3f9a…}). Empty means every
+	// segment hashed.
+	ResourceView string
 	// Method is the request method.
 	Method string
 	// Target is the request's path and query.
@@ -115,8 +119,9 @@ type Outcome struct {
 	PrimaryID string
 	// Resource, if set, is the resource the write belongs to from now on:
 	// what a create made (its Location, or its collection and new id), so
-	// that later writes to it wait behind the create.
-	Resource string
+	// that later writes to it wait behind the create. ResourceView is how
+	// listings show it, as Intent.ResourceView.
+	Resource, ResourceView string
 }
 
 // BeginWrite journals in as sent, before the primary is called.
@@ -141,14 +146,16 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in Intent, leaseUn
 	if created.IsZero() {
 		created = now
 	}
+	id := clean(in.ID)
+	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO strangler_repairs
-			(id, route, resource, method, target, header, body, primary_side,
+			(id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
 			 state, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'sent', $9, $10, $11)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, $12, $13)
 		ON CONFLICT (id) DO NOTHING`,
-		clean(in.ID), clean(in.Route), clean(in.Resource), clean(in.Method), clean(in.Target),
-		encodeHeader(in.Header), nonNil(in.Body), in.Primary,
+		id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
+		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
 		s.ts(leaseUntil), s.ts(created), s.ts(now))
 	if err != nil {
 		return err
@@ -169,36 +176,42 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in Intent, leaseUn
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
+	var key, view string
+	if o.Resource != "" {
+		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		resource := clean(o.Resource)
+		now := s.clock()
+		if o.Status < 200 || o.Status > 299 {
+			// The secondary never gets it: nothing of the request is kept.
+			return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
+				UPDATE strangler_repairs
+				SET state = 'skipped', status = $2, `+s.erase()+`,
+					lease_owner = NULL, lease_until = NULL, updated_at = $3
+				WHERE id = $1 AND state IN ('sent', 'unknown')`,
+				id, o.Status, s.ts(now))
+		}
+		resource, shown := key, view
 		if resource == "" {
-			err := tx.QueryRowContext(ctx, `SELECT resource FROM strangler_repairs WHERE id = $1`, id).Scan(&resource)
+			err := tx.QueryRowContext(ctx, `SELECT resource, resource_view FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &shown)
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
 			} else if err != nil {
 				return err
 			}
 		}
-		now := s.clock()
-		if o.Status < 200 || o.Status > 299 {
-			return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
-				UPDATE strangler_repairs
-				SET state = 'skipped', status = $2, location = $3, primary_id = $4,
-					lease_owner = NULL, lease_until = NULL, updated_at = $5
-				WHERE id = $1 AND state IN ('sent', 'unknown')`,
-				id, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now))
-		}
 		seq, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
 			return err
 		}
+		outcome, args := s.sealedOutcome(id, 7, o.Location, o.PrimaryID)
 		return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
 			UPDATE strangler_repairs
-			SET state = 'pending', seq = $2, status = $3, location = $4, primary_id = $5,
-				next_attempt_at = $6, lease_owner = NULL, lease_until = NULL, updated_at = $6,
-				resource = $7
+			SET state = 'pending', seq = $2, status = $3, `+outcome+`,
+				next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4,
+				resource = $5, resource_view = $6
 			WHERE id = $1 AND state IN ('sent', 'unknown')`,
-			id, seq, o.Status, clean(o.Location), clean(o.PrimaryID), s.ts(now), resource)
+			append([]any{id, seq, o.Status, s.ts(now), resource, shown}, args...)...)
 	})
 	if err != nil {
 		return fmt.Errorf("store: record outcome of %s: %w", id, err)
@@ -274,11 +287,12 @@ type querier interface {
 }
 
 // ExpiredWrites returns up to limit writes still sent after their lease
-// passed: the facade that sent them died before recording the primary's
-// answer. Mark each with MarkUnknown.
-func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]Intent, error) {
+// passed, with their payload: the facade that sent them died before
+// recording the primary's answer. Mark each with MarkUnknown, or resend
+// it; one whose PayloadErr is set cannot be resent.
+func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]Repair, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, route, resource, method, target, header, body, primary_side, created_at
+		SELECT `+repairColumns+`
 		FROM strangler_repairs
 		WHERE state = 'sent' AND lease_until < $1
 		ORDER BY lease_until, id
@@ -287,19 +301,13 @@ func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]
 		return nil, fmt.Errorf("store: expired writes: %w", err)
 	}
 	defer rows.Close()
-	var out []Intent
+	var out []Repair
 	for rows.Next() {
-		var in Intent
-		var header []byte
-		if err := rows.Scan(&in.ID, &in.Route, &in.Resource, &in.Method, &in.Target,
-			&header, &in.Body, &in.Primary, scanTime(&in.CreatedAt)); err != nil {
+		r, err := s.scanRepair(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: expired writes: %w", err)
 		}
-		if in.Header, err = decodeHeader(header); err != nil {
-			return nil, fmt.Errorf("store: expired writes: %s: %w", in.ID, err)
-		}
-		in.Body = nilIfEmpty(in.Body)
-		out = append(out, in)
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: expired writes: %w", err)
@@ -332,10 +340,4 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// nilIfEmpty gives back an empty body as nil, the same on both back-ends.
-func nilIfEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
+

@@ -50,7 +50,7 @@ func TestJournal(t *testing.T) {
 			if !bytes.Equal(r.Body, in.Body) {
 				t.Errorf("got body %q, want %q", r.Body, in.Body)
 			}
-			if r.Route != in.Route || r.Resource != in.Resource || r.Method != in.Method ||
+			if r.Route != in.Route || r.Resource != s.Hasher().Path("", in.Resource) || r.Method != in.Method ||
 				r.Target != in.Target || r.Primary != in.Primary {
 				t.Errorf("got %+v, want the intent's fields %+v", r.RepairSummary, in)
 			}
@@ -143,7 +143,7 @@ func TestExpiredWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got) != 1 || got[0].ID != short.ID {
-				t.Fatalf("got %v, want only %s", intentIDs(got), short.ID)
+				t.Fatalf("got %v, want only %s", ids(got), short.ID)
 			}
 			if !reflect.DeepEqual(got[0].Header, short.Header) || !bytes.Equal(got[0].Body, short.Body) {
 				t.Errorf("got %+v, want the payload of %+v", got[0], short)
@@ -165,7 +165,7 @@ func TestExpiredWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(got) != 1 || got[0].ID != long.ID {
-				t.Errorf("got %v, want only %s: an unknown write is no longer sent", intentIDs(got), long.ID)
+				t.Errorf("got %v, want only %s: an unknown write is no longer sent", ids(got), long.ID)
 			}
 		})
 
@@ -198,14 +198,6 @@ func journalStatus(t *testing.T, s *Store, clk *testClock, id, resource string, 
 	if err := s.RecordOutcome(ctx, id, Outcome{Status: status}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func intentIDs(in []Intent) []string {
-	out := make([]string, len(in))
-	for i, x := range in {
-		out[i] = x.ID
-	}
-	return out
 }
 
 func TestHeaderEncodingKeepsEveryByte(t *testing.T) {

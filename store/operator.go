@@ -12,9 +12,11 @@ import (
 // RepairFilter selects journaled writes for ListRepairs. Zero fields do not
 // filter.
 type RepairFilter struct {
-	State    State
-	Route    string
-	Resource string
+	State State
+	Route string
+	// ResourceKey is a RepairSummary's ResourceKey: every write to one
+	// resource.
+	ResourceKey string
 	// Before keeps writes created before this time, for paging.
 	Before time.Time
 	// Limit caps the result: 100 when zero, at most 1000.
@@ -39,8 +41,8 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 	if f.Route != "" {
 		add("route = $%d", f.Route)
 	}
-	if f.Resource != "" {
-		add("resource = $%d", f.Resource)
+	if f.ResourceKey != "" {
+		add("resource = $%d", f.ResourceKey)
 	}
 	if !f.Before.IsZero() {
 		add("created_at < $%d", s.ts(f.Before))
@@ -70,20 +72,28 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 	return out, nil
 }
 
-// GetRepair returns one journaled write with its header and, if withBody,
-// its body. Unknown ids are ErrNotFound.
+// GetRepair returns one journaled write; with withBody, also its target,
+// headers and body, which may hold patient data. Unknown ids are
+// ErrNotFound; a body encrypted with a key that is no longer configured is
+// ErrKeyLost, with a message that says only the body is lost.
 func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair, error) {
-	body := "body"
 	if !withBody {
-		body = "NULL"
+		r, err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM strangler_repairs WHERE id = $1`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+		} else if err != nil {
+			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+		}
+		return Repair{RepairSummary: r}, nil
 	}
-	row := s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+`, header, `+body+`
-		FROM strangler_repairs WHERE id = $1`, id)
-	r, err := scanRepair(row)
+	r, err := s.scanRepair(s.db.QueryRowContext(ctx, `SELECT `+repairColumns+` FROM strangler_repairs WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
 	} else if err != nil {
 		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+	}
+	if r.PayloadErr != nil {
+		return Repair{}, fmt.Errorf("store: %w", r.PayloadErr)
 	}
 	return r, nil
 }
@@ -128,13 +138,13 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	return nil
 }
 
-// DiscardRepair gives up on a pending, dead or unknown write; later writes
-// to its resource proceed. A worker delivering it finds its lease lost.
-// Other states are ErrInvalidState.
+// DiscardRepair gives up on a pending, dead or unknown write, erasing what
+// it kept of the request; later writes to its resource proceed. A worker
+// delivering it finds its lease lost. Other states are ErrInvalidState.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
 	err := s.transition(ctx, s.db, id, []State{StatePending, StateDead, StateUnknown}, `
 		UPDATE strangler_repairs
-		SET state = 'discarded', lease_owner = NULL, lease_until = NULL, updated_at = $2
+		SET state = 'discarded', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
 		WHERE id = $1 AND state IN ('pending', 'dead', 'unknown')`, id, s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)

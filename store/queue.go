@@ -10,16 +10,24 @@ import (
 	"time"
 )
 
-// RepairSummary describes a journaled write without its header and body.
+// RepairSummary describes a journaled write without what it carries of
+// the request.
 type RepairSummary struct {
-	ID, Route, Resource, Method, Target string
+	ID, Route, Method string
+	// Resource is how listings show what the write changes: its path with
+	// the route's parameters hashed (/patients/{id:h:3f9a…}).
+	Resource string
+	// ResourceKey is the resource's keyed digest, which orders the queue:
+	// equal for every write to the same resource.
+	ResourceKey string
 	// Primary is the backend that answered the client.
 	Primary string
 	State   State
 	// Seq orders the writes to one resource; 0 until the primary's 2xx
 	// answer is recorded.
 	Seq int64
-	// Outcome is the primary's answer; zero while sent or unknown.
+	// Outcome is the primary's answer; zero while sent or unknown. Its
+	// Location and PrimaryID are part of the payload: set only in a Repair.
 	Outcome Outcome
 	// Attempts counts failed deliveries to the secondary.
 	Attempts  int
@@ -33,18 +41,26 @@ type RepairSummary struct {
 	UpdatedAt  time.Time
 }
 
-// Repair is a journaled write with what is needed to replay it.
+// Repair is a journaled write with what is needed to replay it. Once the
+// write is settled (done, skipped, discarded) its target, headers and body
+// are erased.
 type Repair struct {
 	RepairSummary
+	// Target is the request's path and query.
+	Target string
 	Header http.Header
 	Body   []byte
+	// PayloadErr is set when the target, headers and body cannot be read:
+	// they were encrypted with a key that is no longer configured
+	// (ErrKeyLost). The write cannot be replayed until it is again.
+	PayloadErr error
 }
 
-const summaryColumns = `id, route, resource, method, target, primary_side, state, seq,
-	status, location, primary_id, attempts, last_error, next_attempt_at,
+const summaryColumns = `id, route, resource_view, resource, method, primary_side, state, seq,
+	status, attempts, last_error, next_attempt_at,
 	lease_owner, lease_until, created_at, updated_at`
 
-const repairColumns = summaryColumns + `, header, body`
+const repairColumns = summaryColumns + `, ` + payloadColumns
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface{ Scan(dest ...any) error }
@@ -53,8 +69,8 @@ func scanSummary(sc scanner, extra ...any) (RepairSummary, error) {
 	var r RepairSummary
 	var seq, status sql.NullInt64
 	var owner sql.NullString
-	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.Method, &r.Target, &r.Primary,
-		&r.State, &seq, &status, &r.Outcome.Location, &r.Outcome.PrimaryID, &r.Attempts,
+	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.ResourceKey, &r.Method, &r.Primary,
+		&r.State, &seq, &status, &r.Attempts,
 		&r.LastError, scanTime(&r.NextAttemptAt), &owner, scanTime(&r.LeaseUntil),
 		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt)}, extra...)
 	if err := sc.Scan(dest...); err != nil {
@@ -64,17 +80,27 @@ func scanSummary(sc scanner, extra ...any) (RepairSummary, error) {
 	return r, nil
 }
 
-func scanRepair(sc scanner) (Repair, error) {
-	var header []byte
+// scanRepair scans repairColumns. A payload that cannot be decrypted is
+// PayloadErr, not an error: it must not hold up the other rows.
+func (s *Store) scanRepair(sc scanner) (Repair, error) {
+	var p payload
+	var sealed bool
 	var r Repair
 	var err error
-	if r.RepairSummary, err = scanSummary(sc, &header, &r.Body); err != nil {
+	if r.RepairSummary, err = scanSummary(sc, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed); err != nil {
 		return r, err
 	}
-	if r.Header, err = decodeHeader(header); err != nil {
+	if p, err = s.open(r.ID, p, sealed); err != nil {
+		r.PayloadErr = err
+		return r, nil
+	}
+	if r.Header, err = decodeHeader(p.header); err != nil {
 		return r, fmt.Errorf("repair %s: %w", r.ID, err)
 	}
-	r.Body = nilIfEmpty(r.Body)
+	r.Target, r.Outcome.Location, r.Outcome.PrimaryID = p.target, p.location, p.primaryID
+	if len(p.body) > 0 {
+		r.Body = p.body
+	}
 	return r, nil
 }
 
@@ -157,7 +183,7 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 		}
 		defer rows.Close()
 		for rows.Next() {
-			r, err := scanRepair(rows)
+			r, err := s.scanRepair(rows)
 			if err != nil {
 				return err
 			}
@@ -172,12 +198,13 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 	return out, nil
 }
 
-// CompleteRepair marks a claimed repair done: the secondary applied it.
-// It is ErrLeaseLost unless owner still holds it.
+// CompleteRepair marks a claimed repair done: the secondary applied it,
+// so what it kept of the request is erased. It is ErrLeaseLost unless
+// owner still holds it.
 func (s *Store) CompleteRepair(ctx context.Context, id, owner string) error {
 	err := s.settle(ctx, id, owner, `
 		UPDATE strangler_repairs
-		SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $3
+		SET state = 'done', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
 		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
 		id, clean(owner), s.ts(s.clock()))
 	if err != nil {

@@ -224,7 +224,7 @@ func TestNoDoubleClaim(t *testing.T) {
 							errs <- fmt.Errorf("%s claimed %s while %s holds it", owner, r.ID, h)
 						}
 						holder[r.ID] = owner
-						delivered[r.Resource] = append(delivered[r.Resource], r.ID)
+						delivered[r.ResourceKey] = append(delivered[r.ResourceKey], r.ID)
 						mu.Unlock()
 					}
 					for _, r := range rs {
@@ -251,10 +251,11 @@ func TestNoDoubleClaim(t *testing.T) {
 			for i := range perResource {
 				wantOrder = append(wantOrder, fmt.Sprintf("w-%02d-%02d", r, i))
 			}
-			if got := delivered[resource]; !reflect.DeepEqual(got, wantOrder) {
+			key := replicas[0].resourceKey(resource)
+			if got := delivered[key]; !reflect.DeepEqual(got, wantOrder) {
 				t.Errorf("%s delivered as %v, want once each in order %v", resource, got, wantOrder)
 			}
-			total += len(delivered[resource])
+			total += len(delivered[key])
 		}
 		if total != len(want) {
 			t.Errorf("delivered %d writes, want %d", total, len(want))

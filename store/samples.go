@@ -15,8 +15,11 @@ type Sample struct {
 	At    time.Time
 	// Data is the sample as the shadow package wrote it (JSON). On
 	// PostgreSQL it comes back normalised (key order, spacing), equal in
-	// meaning, not byte for byte.
+	// meaning, not byte for byte. It is nil when Err is set.
 	Data json.RawMessage
+	// Err says why the sample cannot be read: it was encrypted with a key
+	// that is no longer configured (ErrKeyLost).
+	Err error
 }
 
 // NoiseField is a response field learned to differ between legacy and
@@ -27,8 +30,8 @@ type NoiseField struct {
 	AddedAt time.Time
 }
 
-// AddSample stores a mismatch sample (JSON) for route, then drops the
-// route's oldest samples beyond keep.
+// AddSample stores a mismatch sample (JSON) for route, encrypted when the
+// store has keys, then drops the route's oldest samples beyond keep.
 func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sample []byte, keep int) error {
 	if !json.Valid(sample) {
 		return fmt.Errorf("store: add sample for %s: sample is not valid JSON", route)
@@ -37,6 +40,12 @@ func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sampl
 		return fmt.Errorf("store: add sample for %s: keep %d is not positive", route, keep)
 	}
 	route = clean(route)
+	data, sealed := string(sample), false
+	if s.keys != nil {
+		// Still JSON, so that PostgreSQL's jsonb column takes it: a string.
+		b, _ := json.Marshal(s.keys.sealText(sampleAAD(route), data))
+		data, sealed = string(b), true
+	}
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		// Replicas adding samples to one route take turns, so none sees a
 		// count that another's uncommitted insert is about to change.
@@ -44,8 +53,8 @@ func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sampl
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO strangler_samples (route, at, sample) VALUES ($1, $2, $3)`,
-			route, s.ts(at), string(sample)); err != nil {
+			INSERT INTO strangler_samples (route, at, sample, sealed) VALUES ($1, $2, $3, $4)`,
+			route, s.ts(at), data, sealed); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
@@ -64,7 +73,7 @@ func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sampl
 // Samples returns up to limit samples of route ("" for every route),
 // newest first.
 func (s *Store) Samples(ctx context.Context, route string, limit int) ([]Sample, error) {
-	q := `SELECT id, route, at, sample FROM strangler_samples`
+	q := `SELECT id, route, at, sample, sealed FROM strangler_samples`
 	args := []any{}
 	if route != "" {
 		q += ` WHERE route = $1`
@@ -81,10 +90,11 @@ func (s *Store) Samples(ctx context.Context, route string, limit int) ([]Sample,
 	for rows.Next() {
 		var sm Sample
 		var data []byte
-		if err := rows.Scan(&sm.ID, &sm.Route, scanTime(&sm.At), &data); err != nil {
+		var sealed bool
+		if err := rows.Scan(&sm.ID, &sm.Route, scanTime(&sm.At), &data, &sealed); err != nil {
 			return nil, fmt.Errorf("store: samples: %w", err)
 		}
-		sm.Data = data
+		sm.Data, sm.Err = s.openSample(sm.Route, data, sealed)
 		out = append(out, sm)
 	}
 	if err := rows.Err(); err != nil {
@@ -131,4 +141,22 @@ func (s *Store) Noise(ctx context.Context, route string) ([]NoiseField, error) {
 		return nil, fmt.Errorf("store: noise: %w", err)
 	}
 	return out, nil
+}
+
+func sampleAAD(route string) string { return "strangler_samples.sample/" + route }
+
+// openSample is the inverse of AddSample's encryption.
+func (s *Store) openSample(route string, data []byte, sealed bool) (json.RawMessage, error) {
+	if !sealed {
+		return data, nil
+	}
+	var text string
+	if err := json.Unmarshal(data, &text); err != nil {
+		return nil, fmt.Errorf("sample of %s: not an encrypted sample: %w", route, err)
+	}
+	plain, err := s.keys.openText(sampleAAD(route), text)
+	if err != nil {
+		return nil, fmt.Errorf("sample of %s cannot be read: %w", route, err)
+	}
+	return json.RawMessage(plain), nil
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"strangler/phi"
 )
 
 // Errors callers can test for with errors.Is. Each is returned wrapped with
@@ -64,27 +66,81 @@ type Store struct {
 	// (a Store from Start whose server is not reachable yet) every call
 	// fails against the server or the missing tables.
 	migrated atomic.Bool
+	// keys encrypt what the store keeps of requests; nil keeps it in clear.
+	keys *keyring
+	// hasher holds the store's hash key once it is loaded (see
+	// loadHashKey): resources are ordered by their digest under it.
+	hasher *phi.Hasher
+}
+
+// Option configures a Store at Open or Start.
+type Option func(*options)
+
+type options struct {
+	keys [][32]byte
+}
+
+// WithEncryption encrypts what the store keeps of requests with AES-256-GCM
+// under keys: the first encrypts, every one decrypts (store_encryption).
+func WithEncryption(keys [][32]byte) Option {
+	return func(o *options) { o.keys = keys }
+}
+
+// initStore is a Store on db that has not connected yet.
+func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	keys, err := newKeyring(o.keys)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	closing, cancel := context.WithCancel(context.Background())
+	return &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel,
+		keys: keys, hasher: phi.NewHasher(nil)}, nil
+}
+
+// Hasher is the keyed hash every replica of this store shares, for what
+// the facade shows in place of patient data. It has its key once the
+// store has been reached (see Start).
+func (s *Store) Hasher() *phi.Hasher { return s.hasher }
+
+// prepare readies a migrated store: its hash key, and resources journaled
+// by earlier releases made digests like the ones journaled now.
+func (s *Store) prepare(ctx context.Context) error {
+	if err := s.loadHashKey(ctx); err != nil {
+		return err
+	}
+	return s.hashOldResources(ctx)
 }
 
 // Open connects to the store named by dsn and brings its schema up to date.
 // dsn is "sqlite:PATH" for an embedded file (created if missing) or a
 // "postgres://…" URL. log receives what the store cannot return as an error,
 // such as a dropped LISTEN connection; nil discards it.
-func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
 	d, db, err := openDB(dsn)
 	if err != nil {
 		return nil, err
 	}
-	closing, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel}
+	s, err := initStore(d, db, dsn, log, opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := db.PingContext(ctx); err != nil {
 		s.Close()
 		return nil, &connectError{fmt.Errorf("store: connect to %s: %w", d.name, err)}
 	}
 	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -110,8 +166,8 @@ const retryInterval = 2 * time.Second
 // background retry has connected and brought the schema up to date, so
 // the facade can serve with what it knows meanwhile. Healthy says whether
 // the store is usable. Configuration errors still fail at once.
-func Start(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
-	s, err := Open(ctx, dsn, log)
+func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
+	s, err := Open(ctx, dsn, log, opts...)
 	if err == nil {
 		return s, nil
 	}
@@ -123,11 +179,10 @@ func Start(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	closing, cancel := context.WithCancel(context.Background())
-	s = &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+	if s, err = initStore(d, db, dsn, log, opts); err != nil {
+		return nil, err
 	}
+	closing := s.closing
 	s.log.Error("store unreachable; serving with the configuration file's modes until it is back", "store", d.name, "error", connectErr.err)
 	s.mu.Lock()
 	s.watchers.Add(1)
@@ -144,6 +199,9 @@ func Start(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 			}
 			mctx, cancel := context.WithTimeout(closing, 10*time.Second)
 			err := s.migrate(mctx)
+			if err == nil {
+				err = s.prepare(mctx)
+			}
 			cancel()
 			if err == nil {
 				s.migrated.Store(true)

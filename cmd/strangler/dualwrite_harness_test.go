@@ -493,7 +493,7 @@ func logOpenWrites(t *testing.T, st *store.Store) {
 			t.Log(line(r))
 		}
 		if state == store.StatePending && len(l) > 0 {
-			all, _ := st.ListRepairs(ctx, store.RepairFilter{Resource: l[0].Resource, Limit: 1000})
+			all, _ := st.ListRepairs(ctx, store.RepairFilter{ResourceKey: l[0].ResourceKey, Limit: 1000})
 			for _, r := range all {
 				if r.State != store.StateDone {
 					t.Log("  " + line(r))
