@@ -99,16 +99,18 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// request's trace.
 		t.tracing.propagator.Inject(req.Context(), propagation.HeaderCarrier(h))
 	}
+	resource := resourceOf(req)
 	intent := store.Intent{
-		ID:        id,
-		Route:     rt.name,
-		Resource:  resourceOf(req),
-		Method:    req.Method,
-		Target:    req.URL.RequestURI(),
-		Header:    h,
-		Body:      x.replay,
-		Primary:   string(rt.primary),
-		CreatedAt: t.now(),
+		ID:           id,
+		Route:        rt.name,
+		Resource:     resource,
+		ResourceView: t.hasher.Path(rt.pattern, resource),
+		Method:       req.Method,
+		Target:       req.URL.RequestURI(),
+		Header:       h,
+		Body:         x.replay,
+		Primary:      string(rt.primary),
+		CreatedAt:    t.now(),
 	}
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
@@ -157,6 +159,8 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 	}
 	if success && w.intent.Method == http.MethodPost {
 		o.Resource = t.createdResource(w.intent, o)
+		// A create that named nothing is shown as its collection.
+		o.ResourceView = t.hasher.Path(rt.pattern, strings.TrimSuffix(o.Resource, "#"+w.intent.ID))
 	}
 	ctx := context.WithoutCancel(res.Request.Context())
 	if err := t.journal.RecordOutcome(ctx, w.intent.ID, o); err != nil {

@@ -14,7 +14,8 @@ import (
 type route struct {
 	name string
 	// pattern is the path template the route matches ("/patients/{id}"),
-	// http.route in spans; "" for requests no route matched.
+	// http.route in spans and what samples and the repair queue's listings
+	// show, parameters hashed; "" for requests no route matched.
 	pattern string
 	mode    config.Mode
 	// percent is the share of requests sent to modern, in basis points.

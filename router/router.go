@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config"
+	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/upstream"
@@ -64,8 +65,9 @@ type Deps struct {
 	// Tracer turns tracing off.
 	Tracer     trace.Tracer
 	Propagator propagation.TextMapPropagator
-	// HashKey keys the hashes of redacted values in samples.
-	HashKey shadow.HashKey
+	// Hasher is the keyed hash that stands for patient data in samples and
+	// in the repair queue's listings; nil draws a key for this process.
+	Hasher *phi.Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -77,6 +79,9 @@ func New(d Deps) *Router {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Hasher == nil {
+		d.Hasher = phi.RandomHasher()
 	}
 	if d.Stats == nil {
 		d.Stats = stats.NewCounters()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/phi"
 	"strangler/shadow"
 	"strangler/upstream"
 )
@@ -34,7 +35,7 @@ type shadowRoute struct {
 // dozen requests, at a tenth of the extra load Diffy's always-twice costs.
 const noiseShare = 0.1
 
-func newShadowRoute(r *config.Route, prev *shadowRoute, key shadow.HashKey) (*shadowRoute, error) {
+func newShadowRoute(r *config.Route, prev *shadowRoute, h *phi.Hasher) (*shadowRoute, error) {
 	var c config.Compare
 	if r.Compare != nil {
 		c = *r.Compare
@@ -43,7 +44,7 @@ func newShadowRoute(r *config.Route, prev *shadowRoute, key shadow.HashKey) (*sh
 	if prev != nil && reflect.DeepEqual(prev.compare, c) && prev.writes == r.ShadowWrites {
 		return prev, nil
 	}
-	cmp, err := shadow.NewComparer(c, key)
+	cmp, err := shadow.NewComparer(c, h)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 		t:       t,
 		route:   rt,
 		ctx:     context.WithoutCancel(req.Context()),
-		copy:    shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Header: h, Body: x.replay},
+		copy:    shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Pattern: rt.pattern, Header: h, Body: x.replay},
 		target:  *req.URL,
 		primary: make(chan primaryAnswer, 1),
 	}
@@ -190,7 +191,9 @@ func (j *shadowJob) run() {
 	if res.Outcome != shadow.TooLarge {
 		rt.stats.Shadow(j.t.now(), res.Outcome == shadow.Mismatch)
 	}
-	if res.Outcome == shadow.Mismatch {
+	// Without the store's hash key (the store not reached yet) a sample
+	// could not be told apart from others, nor stored: none is kept.
+	if res.Outcome == shadow.Mismatch && j.t.hasher.Ready() {
 		sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
 		if err := j.t.samples.Add(j.ctx, sample); err != nil {
 			j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)

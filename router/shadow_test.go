@@ -89,7 +89,9 @@ func TestShadowComparesWithoutChangingTheAnswer(t *testing.T) {
 				t.Fatalf("samples %+v, want one naming address.city", samples)
 			}
 			s := samples[0]
-			if !strings.Contains(s.CurlPrimary, legacy.URL+"/patients/7/photos?size=small") || !strings.Contains(s.CurlOther, modern.URL) {
+			hash := f.router.deps.Hasher.Hash
+			target := "/patients/{id:" + hash("7") + "}/photos?size={" + hash("small") + "}"
+			if s.Target != target || !strings.Contains(s.CurlPrimary, legacy.URL+target) || !strings.Contains(s.CurlOther, modern.URL+target) {
 				t.Errorf("curl commands %q / %q do not target the two backends", s.CurlPrimary, s.CurlOther)
 			}
 		})
@@ -111,32 +113,38 @@ func TestShadowLeavesWritesAlone(t *testing.T) {
 	}
 }
 
-func TestShadowRedactsPatientData(t *testing.T) {
-	legacy := newBackend(t, jsonAnswer(`{"id":7,"name":"Jane Roe","dob":"1970-01-01"}`))
-	modern := newBackend(t, jsonAnswer(`{"id":7,"name":"Jane Doe","dob":"1970-01-01"}`))
-	f := newFacade(t, legacy.URL, modern.URL, "", `
-  - {name: patient, match: "GET /patients/{id}", mode: shadow, compare: {redact: [name]}}`)
-	req, _ := http.NewRequest(http.MethodGet, f.URL+"/patients/7", nil)
-	req.Header.Set("Authorization", "Bearer secret-session-token")
-	req.Header.Set("Cookie", "session=cookie-secret")
-	f.do(t, req)
-	f.comparisons(t, "patient", 1)
-	samples := f.samples(t, "patient")
-	if len(samples) != 1 {
-		t.Fatalf("got %d samples, want 1", len(samples))
-	}
-	dump, _ := json.Marshal(samples)
-	families, _ := f.reg.Gather()
-	metrics, _ := json.Marshal(families)
-	for _, secret := range []string{"Jane", "Roe", "Doe", "secret-session-token", "cookie-secret"} {
-		for where, text := range map[string]string{"samples": string(dump), "logs": f.logs.String(), "metrics": string(metrics)} {
-			if strings.Contains(text, secret) {
-				t.Errorf("%q appears in the %s", secret, where)
+func TestShadowKeepsPatientDataOutOfSamples(t *testing.T) {
+	for _, compare := range []string{`{}`, `{redact: [name]}`} {
+		t.Run("with compare "+compare, func(t *testing.T) {
+			legacy := newBackend(t, jsonAnswer(`{"id":7,"name":"Jane Roe","dob":"1970-01-01"}`))
+			modern := newBackend(t, jsonAnswer(`{"id":7,"name":"Jane Doe","dob":"1970-01-02"}`))
+			f := newFacade(t, legacy.URL, modern.URL, "", `
+  - {name: patient, match: "GET /patients/{id}", mode: shadow, compare: `+compare+`}`)
+			req, _ := http.NewRequest(http.MethodGet, f.URL+"/patients/MRN9988776?ssn=123-45-6789", nil)
+			req.Header.Set("Authorization", "Bearer secret-session-token")
+			req.Header.Set("Cookie", "session=cookie-secret")
+			req.Header.Set("User-Agent", "PatientApp/1.0 (Jane's phone)")
+			req.Header.Set("X-Patient-Name", "Jane Roe")
+			f.do(t, req)
+			f.comparisons(t, "patient", 1)
+			samples := f.samples(t, "patient")
+			if len(samples) != 1 {
+				t.Fatalf("got %d samples, want 1", len(samples))
 			}
-		}
-	}
-	if d := samples[0].Diffs[0]; d.Path != "name" || d.Primary == d.Other || !strings.Contains(d.Primary, "redacted") {
-		t.Errorf("the redacted difference is %+v, want two different hashes at name", d)
+			dump, _ := json.Marshal(samples)
+			families, _ := f.reg.Gather()
+			metrics, _ := json.Marshal(families)
+			for _, secret := range []string{"Jane", "Roe", "Doe", "1970", "MRN9988776", "123-45-6789", "secret-session-token", "cookie-secret", "X-Forwarded-For", "PatientApp"} {
+				for where, text := range map[string]string{"samples": string(dump), "logs": f.logs.String(), "metrics": string(metrics)} {
+					if strings.Contains(text, secret) {
+						t.Errorf("%q appears in the %s", secret, where)
+					}
+				}
+			}
+			if d := samples[0].Diffs[0]; d.Path != "name" || d.Primary == d.Other || !strings.Contains(d.Primary, "{h:") {
+				t.Errorf("the difference is %+v, want two different hashes at name", d)
+			}
+		})
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"strangler/config"
 	"strangler/edge/canonical"
+	"strangler/phi"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
@@ -51,7 +52,7 @@ type Table struct {
 	journal  Journal
 	deliver  func(id string)
 	repairs  chan repairKey
-	hashKey  shadow.HashKey
+	hasher   *phi.Hasher
 	samples  shadow.SampleStore
 	noise    NoiseStore
 	now      func() time.Time
@@ -92,7 +93,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		samples: r.deps.Samples,
 		noise:   r.deps.Noise,
 		now:     r.deps.Now,
-		hashKey: r.deps.HashKey,
+		hasher:  r.deps.Hasher,
 	}
 	if r.deps.Tracer != nil {
 		t.tracing = &tracing{tracer: r.deps.Tracer, propagator: r.deps.Propagator}
@@ -166,7 +167,7 @@ func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
 				old = p.shadow
 			}
 		}
-		sh, err := newShadowRoute(cr, old, t.hashKey)
+		sh, err := newShadowRoute(cr, old, t.hasher)
 		if err != nil {
 			return err
 		}

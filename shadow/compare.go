@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/phi"
 )
 
 // Comparer compares the primary's and the other backend's answers to the
@@ -43,9 +44,9 @@ type ruleSet struct {
 	fields []string
 }
 
-// NewComparer builds the comparer for a compare section. key is the
-// process's hash key for redacted values (see HashKey).
-func NewComparer(c config.Compare, key HashKey) (*Comparer, error) {
+// NewComparer builds the comparer for a compare section. h is the keyed
+// hash that stands for values in samples, shared by every route.
+func NewComparer(c config.Compare, h *phi.Hasher) (*Comparer, error) {
 	if errs := c.Validate(); len(errs) > 0 {
 		msgs := make([]error, len(errs))
 		for i, e := range errs {
@@ -62,21 +63,20 @@ func NewComparer(c config.Compare, key HashKey) (*Comparer, error) {
 			cmp.headers = append(cmp.headers, name)
 		}
 	}
-	var redact []config.FieldPath
 	for _, list := range []struct {
 		paths []string
 		flags pathFlags
-	}{{c.Ignore, flagIgnore}, {c.Unordered, flagUnordered}, {c.Redact, flagRedact}} {
+	}{{c.Ignore, flagIgnore}, {c.Unordered, flagUnordered}, {c.Redact, flagRedact}, {c.KeepValues, flagKeep}} {
 		for _, s := range list.paths {
+			if _, header := config.KeptHeader(s); header && list.flags == flagKeep {
+				continue // a response header, not a JSON field
+			}
 			p, _ := config.ParseFieldPath(s) // validated above
 			cmp.rules = append(cmp.rules, pathRule{path: p, flags: list.flags})
-			if list.flags == flagRedact {
-				redact = append(redact, p)
-			}
 		}
 	}
 	cmp.base = &ruleSet{paths: buildPaths(cmp.rules)}
-	cmp.red = newRedactor(key, redact)
+	cmp.red = newRedactor(h, c, cmp.rules)
 	if c.Noise {
 		cmp.noise = newNoise(cmp, NoiseThreshold)
 	}
@@ -144,7 +144,7 @@ func (c *Comparer) compare(w *walker, s *ruleSet, p, o Response) (tooLarge bool)
 		if slices.Equal(pv, ov) || s.headers[name] {
 			continue
 		}
-		w.note("header."+name, c.headerValue(name, pv), c.headerValue(name, ov))
+		w.note("header."+name, c.red.headerValue(name, pv), c.red.headerValue(name, ov))
 	}
 	if p.Truncated || o.Truncated {
 		return true
@@ -188,19 +188,6 @@ func (w *walker) note(path, primary, other string) {
 	w.diffs = append(w.diffs, d)
 }
 
-// headerValue renders a header's values as a JSON string, hashed when the
-// header is redacted; "" when it is absent.
-func (c *Comparer) headerValue(name string, values []string) string {
-	if values == nil {
-		return ""
-	}
-	v := strings.Join(values, ", ")
-	if c.red.header(name) {
-		v = c.red.Hash(v)
-	}
-	return string(appendJSONString(nil, v))
-}
-
 // bodySummary stands for a body compared as bytes: its size and keyed
 // hash, never its content, which may be anything.
 func (c *Comparer) bodySummary(body []byte, err error) string {
@@ -212,8 +199,9 @@ func (c *Comparer) bodySummary(body []byte, err error) string {
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, " bytes"...)
 	if len(body) > 0 {
-		b = append(b, ", "...)
-		b = c.red.appendHash(b, body)
+		b = append(b, ", {"...)
+		b = c.red.h.AppendHash(b, body)
+		b = append(b, '}')
 	}
 	return string(appendJSONString(nil, string(b)))
 }

@@ -12,11 +12,12 @@ import (
 	"testing"
 
 	"strangler/config"
+	"strangler/phi"
 	"strangler/shadow"
 )
 
 // testKey makes hashes repeatable within a test run.
-var testKey = shadow.HashKey{1, 2, 3}
+var testHasher = phi.NewHasher(&[phi.KeySize]byte{1, 2, 3})
 
 func jsonResponse(status int, body string) shadow.Response {
 	return shadow.Response{
@@ -28,7 +29,7 @@ func jsonResponse(status int, body string) shadow.Response {
 
 func newComparer(t testing.TB, c config.Compare) *shadow.Comparer {
 	t.Helper()
-	cmp, err := shadow.NewComparer(c, testKey)
+	cmp, err := shadow.NewComparer(c, testHasher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,15 +203,43 @@ func seq(from, to int, reversed bool) string {
 	return b.String()
 }
 
-func TestCompareRendersBothValues(t *testing.T) {
-	cmp := newComparer(t, config.Compare{})
-	res := cmp.Compare(
-		jsonResponse(200, `{"a":{"x": [1, 2]}, "b": "s"}`),
-		jsonResponse(200, `{"a":{"x":[1,3]}}`))
+// h is the placeholder of a value under the tests' hash key: quoted, as
+// JSON, for a string.
+func h(v string) string { return "{" + testHasher.Hash(v) + "}" }
+
+func TestCompareShowsValuesOnlyAsHashesUnlessKept(t *testing.T) {
+	p := jsonResponse(200, `{"a":{"x": [1, 2]}, "b": "s", "c": {"n": "Jane", "k": [true, null]}}`)
+	o := jsonResponse(200, `{"a":{"x":[1,3]}}`)
+	res := newComparer(t, config.Compare{}).Compare(p, o)
 	want := []shadow.Diff{
-		{Path: "a.x[1]", Primary: "2", Other: "3"},
-		{Path: "b", Primary: `"s"`},
+		{Path: "a.x[1]", Primary: h("2"), Other: h("3")},
+		{Path: "b", Primary: `"` + h("s") + `"`},
+		{Path: "c", Primary: `{"n":"` + h("Jane") + `","k":[` + h("true") + `,` + h("null") + `]}`},
 	}
+	if !slices.Equal(res.Diffs, want) {
+		t.Errorf("got %+v, want %+v", res.Diffs, want)
+	}
+	// Kept paths show their values, down to their fields, unless redacted.
+	kept := newComparer(t, config.Compare{KeepValues: []string{"a.x", "c"}, Redact: []string{"c.n"}}).Compare(p, o)
+	want = []shadow.Diff{
+		{Path: "a.x[1]", Primary: "2", Other: "3"},
+		{Path: "b", Primary: `"` + h("s") + `"`},
+		{Path: "c", Primary: `{"n":"` + h("Jane") + `","k":[true,null]}`},
+	}
+	if !slices.Equal(kept.Diffs, want) {
+		t.Errorf("with keep_values: got %+v, want %+v", kept.Diffs, want)
+	}
+}
+
+func TestARedactedContainerIsHashedWhole(t *testing.T) {
+	cmp := newComparer(t, config.Compare{Redact: []string{"patient"}, KeepValues: []string{"patient"}})
+	res := cmp.Compare(jsonResponse(200, `{"patient":{"name":"Jane","city":"Oslo"}}`), jsonResponse(200, `{"patient":{"name":"Joan","city":"Oslo"}}`))
+	want := []shadow.Diff{{Path: "patient.name", Primary: `"` + h("Jane") + `"`, Other: `"` + h("Joan") + `"`}}
+	if !slices.Equal(res.Diffs, want) {
+		t.Errorf("got %+v, want %+v", res.Diffs, want)
+	}
+	res = cmp.Compare(jsonResponse(200, `{"patient":{"name":"Jane"}}`), jsonResponse(200, `{}`))
+	want = []shadow.Diff{{Path: "patient", Primary: h(`{"name":"Jane"}`)}}
 	if !slices.Equal(res.Diffs, want) {
 		t.Errorf("got %+v, want %+v", res.Diffs, want)
 	}
@@ -228,14 +257,25 @@ func TestCompareStatusAndHeaders(t *testing.T) {
 	res := cmp.Compare(p, o)
 	want := []shadow.Diff{
 		{Path: "status", Primary: "200", Other: "404"},
-		{Path: "header.X-Version", Primary: `"1"`, Other: `"2"`},
-		{Path: "header.Etag", Other: `"\"abc\""`},
+		{Path: "header.X-Version", Primary: `"` + h("1") + `"`, Other: `"` + h("2") + `"`},
+		{Path: "header.Etag", Other: `"` + h(`"abc"`) + `"`},
 	}
 	if !slices.Equal(res.Diffs, want) || res.Outcome != shadow.Mismatch {
 		t.Errorf("got %v %+v, want mismatch %+v", res.Outcome, res.Diffs, want)
 	}
 	if res.PrimaryStatus != 200 || res.OtherStatus != 404 {
 		t.Errorf("got statuses %d, %d, want 200, 404", res.PrimaryStatus, res.OtherStatus)
+	}
+	kept := newComparer(t, config.Compare{Headers: []string{"x-version", "authorization"}, KeepValues: []string{"header.x-version", "header.Authorization"}})
+	p.Header.Set("Authorization", "Bearer s3cret")
+	res = kept.Compare(p, o)
+	want = []shadow.Diff{
+		{Path: "status", Primary: "200", Other: "404"},
+		{Path: "header.X-Version", Primary: `"1"`, Other: `"2"`},
+		{Path: "header.Authorization", Primary: `"` + h("Bearer s3cret") + `"`},
+	}
+	if !slices.Equal(res.Diffs, want) {
+		t.Errorf("with keep_values: got %+v, want %+v (a credential is never kept)", res.Diffs, want)
 	}
 }
 
@@ -251,7 +291,7 @@ func TestCompareNonJSONBodiesByBytes(t *testing.T) {
 	if res.Outcome != shadow.Mismatch || len(res.Diffs) != 1 || res.Diffs[0].Path != "body" {
 		t.Fatalf("got %v %+v, want one mismatch at body", res.Outcome, res.Diffs)
 	}
-	if d := res.Diffs[0]; !strings.HasPrefix(d.Primary, `"9 bytes, redacted:`) || d.Primary == d.Other || strings.Contains(d.Primary+d.Other, "hi") {
+	if d := res.Diffs[0]; !strings.HasPrefix(d.Primary, `"9 bytes, {h:`) || d.Primary == d.Other || strings.Contains(d.Primary+d.Other, "hi") {
 		t.Errorf("got %q and %q, want sizes and different hashes, not the content", d.Primary, d.Other)
 	}
 	// JSON bodies behind a non-JSON Content-Type are bytes too.
@@ -350,7 +390,7 @@ func TestCompareCapsDiffs(t *testing.T) {
 
 func TestNewComparerRefusesBadConfig(t *testing.T) {
 	bad := 1.5
-	_, err := shadow.NewComparer(config.Compare{Ignore: []string{"a..b"}, Sample: &bad}, testKey)
+	_, err := shadow.NewComparer(config.Compare{Ignore: []string{"a..b"}, Sample: &bad}, testHasher)
 	if err == nil || !strings.Contains(err.Error(), "compare.ignore[0]") || !strings.Contains(err.Error(), "compare.sample") {
 		t.Errorf("got %v, want errors naming compare.ignore[0] and compare.sample", err)
 	}

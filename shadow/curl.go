@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"bytes"
 	"fmt"
 	"net/textproto"
 	"slices"
@@ -17,29 +18,32 @@ var hopByHop = [...]string{
 }
 
 // curlCommand writes req as a curl command against the backend at base,
-// ready to paste into a POSIX shell: every argument single-quoted where
-// needed, redacted values replaced by their hash, and a body that cannot
-// be written safely inside quotes (control bytes, invalid UTF-8) piped
-// in through printf. The request carries X-Strangler-Shadow: 1 like the
-// shadow copy did, and curl's own default headers are suppressed where
-// the original request had none, so the backend sees what it saw.
-func curlCommand(base string, req RequestCopy, r *Redactor) string {
+// ready to paste into a POSIX shell once its placeholders are filled in.
+// target is req's target with path parameters and query values replaced
+// by placeholders ({id:h:…}); a JSON body keeps its shape with every value
+// not kept (compare.keep_values) a placeholder, and a body of any other
+// kind is left out. Only Content-Type, Accept and compare.headers are
+// kept (never a credential, the client's address or software), and the
+// command says what to fill in. Every argument is single-quoted where
+// needed. The request carries X-Strangler-Shadow: 1 like the shadow copy
+// did, and curl's own default headers are suppressed where the original
+// request had none.
+func curlCommand(base string, req RequestCopy, target string, r *Redactor) string {
 	method := req.Method
 	if method == "" {
 		method = "GET"
 	}
-	body, note := r.requestBody(req.Body)
+	body, left := r.requestBody(req.Body)
 	args := []string{"curl", "-sS"}
 	switch {
 	case method == "HEAD":
 		args = append(args, "-I")
-	case method == "GET" && body == nil:
+	case method == "GET" && body == nil && left == 0:
 		args = append(args, "-i")
 	default:
 		args = append(args, "-i", "-X", shellQuote(method))
 	}
 
-	target := r.redactQuery(req.Target)
 	if target == "*" { // OPTIONS *
 		args = append(args, "--request-target", "'*'")
 		target = "/"
@@ -71,27 +75,28 @@ func curlCommand(base string, req RequestCopy, r *Redactor) string {
 	}
 	names := make([]string, 0, len(h))
 	for name := range h {
-		if !skip[name] && !strings.HasPrefix(name, "X-Strangler-") && name != "Accept-Encoding" {
+		if r.sent[name] && !skip[name] {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
+	placeholders := strings.Contains(target, "{h:") || strings.Contains(target, ":h:") || bytes.Contains(body, []byte("{h:"))
 	header := func(line string) { args = append(args, "-H", shellQuote(line)) }
 	for _, name := range names {
 		for _, v := range h[name] {
-			if r.header(name) {
-				v = r.Hash(v)
+			if r.redacted[name] {
+				v = r.h.Placeholder("", v)
+				placeholders = true
 			}
 			header(name + ": " + v)
 		}
 	}
 	header("X-Strangler-Shadow: 1")
 	// "-H 'Name:'" removes a header curl would add on its own.
-	for _, name := range []string{"Accept", "User-Agent"} {
-		if h[name] == nil {
-			header(name + ":")
-		}
+	if !slices.Contains(names, "Accept") {
+		header("Accept:")
 	}
+	header("User-Agent:")
 	if h["Accept-Encoding"] != nil {
 		args = append(args, "--compressed") // and show the body decoded
 	}
@@ -101,7 +106,7 @@ func curlCommand(base string, req RequestCopy, r *Redactor) string {
 		if h["Content-Type"] == nil {
 			header("Content-Type:")
 		}
-		if h["Expect"] == nil && len(body) > 1024 {
+		if len(body) > 1024 {
 			header("Expect:") // curl would send Expect: 100-continue
 		}
 		if quotable(body) {
@@ -111,66 +116,32 @@ func curlCommand(base string, req RequestCopy, r *Redactor) string {
 			args = append(args, "--data-binary", "@-")
 		}
 	}
+	var notes []string
+	if placeholders {
+		notes = append(notes, "replace each {…h:…} placeholder with the value it stands for")
+	}
+	if left > 0 {
+		notes = append(notes, "the request body ("+strconv.Itoa(left)+" bytes, not JSON) is not kept: add it with --data-binary")
+	}
 	cmd := prefix + strings.Join(args, " ")
-	if note != "" {
-		cmd += " # " + note
+	if len(notes) > 0 {
+		cmd += " # " + strings.Join(notes, "; ")
 	}
 	return cmd
 }
 
-// requestBody is the body to replay: as sent, with redacted JSON fields
-// hashed, or nil and a note when redaction is asked and the body is not
-// JSON, so it cannot be redacted field by field.
-func (r *Redactor) requestBody(body []byte) ([]byte, string) {
+// requestBody is the body to replay: a JSON body with every value not
+// kept replaced by its placeholder, or nil and the length of a body that
+// is not JSON, which is left out.
+func (r *Redactor) requestBody(body []byte) ([]byte, int) {
 	if len(body) == 0 {
-		return nil, ""
-	}
-	if !r.any {
-		return body, ""
+		return nil, 0
 	}
 	var t tree
 	if t.parse(body) != nil {
-		return nil, "request body left out: " + strconv.Itoa(len(body)) + " bytes, not JSON, and compare.redact is set"
+		return nil, len(body)
 	}
-	return appendJSON(nil, &t, 0, r.paths, r, 0), ""
-}
-
-// redactQuery hashes the values of redacted query parameters in target.
-func (r *Redactor) redactQuery(target string) string {
-	path, query, ok := strings.Cut(target, "?")
-	if !ok || len(r.params) == 0 {
-		return target
-	}
-	parts := strings.Split(query, "&")
-	for i, p := range parts {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok || !r.params[queryUnescape(k)] {
-			continue
-		}
-		// The hash is letters, digits and a colon: nothing to escape.
-		parts[i] = k + "=" + r.Hash(queryUnescape(v))
-	}
-	return path + "?" + strings.Join(parts, "&")
-}
-
-// queryUnescape decodes a query component, or returns it as it is when it
-// is not valid escaping.
-func queryUnescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '+':
-			b.WriteByte(' ')
-		case s[i] == '%' && i+2 < len(s) && hexVal(s[i+1]) >= 0 && hexVal(s[i+2]) >= 0:
-			b.WriteByte(byte(hexVal(s[i+1])<<4 | hexVal(s[i+2])))
-			i += 2
-		case s[i] == '%':
-			return s
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
+	return appendJSON(nil, &t, 0, r.paths, r, 0), 0
 }
 
 func hasDotSegment(path string) bool {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/phi"
 )
 
 var jsonSeeds = []string{
@@ -24,7 +25,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range jsonSeeds {
 		f.Add([]byte(s))
 	}
-	cmp, err := NewComparer(config.Compare{}, HashKey{})
+	cmp, err := NewComparer(config.Compare{}, phi.RandomHasher())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func FuzzCompareSymmetric(f *testing.F) {
 	cmp, err := NewComparer(config.Compare{
 		Ignore:    []string{"x", "items[*].x", "[*].x", "a.x"},
 		Unordered: []string{"items", "[*]", "[0]", "a.y"},
-	}, HashKey{})
+	}, phi.RandomHasher())
 	if err != nil {
 		f.Fatal(err)
 	}

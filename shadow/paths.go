@@ -21,6 +21,10 @@ type pathNode struct {
 	// any applies to every array element without an entry in indexes.
 	any   *pathNode
 	flags pathFlags
+	// below stands for every value under this one that no configured path
+	// names, carrying the flags that cover a whole value (deepFlags); nil
+	// when there are none.
+	below *pathNode
 }
 
 type pathFlags uint8
@@ -29,7 +33,13 @@ const (
 	flagIgnore pathFlags = 1 << iota
 	flagUnordered
 	flagRedact
+	// flagKeep shows a value in clear in a sample (compare.keep_values).
+	flagKeep
 )
+
+// deepFlags are the flags that apply to everything below the path that
+// has them: keeping a value keeps its fields, redacting it redacts them.
+const deepFlags = flagRedact | flagKeep
 
 func (n *pathNode) has(f pathFlags) bool { return n != nil && n.flags&f != 0 }
 
@@ -47,14 +57,17 @@ func (n *pathNode) child(key []byte) *pathNode {
 		return nil
 	}
 	if n.keyMap != nil {
-		return n.keyMap[string(key)]
+		if c, ok := n.keyMap[string(key)]; ok {
+			return c
+		}
+		return n.below
 	}
 	for i := range n.keys {
 		if n.keys[i].key == string(key) {
 			return n.keys[i].node
 		}
 	}
-	return nil
+	return n.below
 }
 
 // elem is the node for element i of an array.
@@ -65,7 +78,7 @@ func (n *pathNode) elem(i int) *pathNode {
 	if c, ok := n.indexes[i]; ok {
 		return c
 	}
-	return n.any
+	return n.anyElem()
 }
 
 // anyElem is the node for an element of an unordered array: positions
@@ -74,7 +87,10 @@ func (n *pathNode) anyElem() *pathNode {
 	if n == nil {
 		return nil
 	}
-	return n.any
+	if n.any != nil {
+		return n.any
+	}
+	return n.below
 }
 
 // pathRule gives the values at a path some flags.
@@ -86,11 +102,18 @@ type pathRule struct {
 // buildPaths compiles rules into a trie. A [*] rule also applies below
 // every [n] of the same array, so the walk never needs more than one node
 // per level.
-func buildPaths(rules []pathRule) *pathNode {
+func buildPaths(rules []pathRule) *pathNode { return buildNode(rules, 0) }
+
+// buildNode builds the node for rules under a path whose deep flags are
+// inherited.
+func buildNode(rules []pathRule, inherited pathFlags) *pathNode {
 	if len(rules) == 0 {
-		return nil
+		if inherited == 0 {
+			return nil
+		}
+		return deepNode(inherited)
 	}
-	n := &pathNode{}
+	n := &pathNode{flags: inherited}
 	byKey := map[string][]pathRule{}
 	byIndex := map[int][]pathRule{}
 	var anyRules []pathRule
@@ -109,8 +132,9 @@ func buildPaths(rules []pathRule) *pathNode {
 			anyRules = append(anyRules, rest)
 		}
 	}
+	deep := n.flags & deepFlags
 	for k, rs := range byKey {
-		n.keys = append(n.keys, pathKey{key: k, node: buildPaths(rs)})
+		n.keys = append(n.keys, pathKey{key: k, node: buildNode(rs, deep)})
 	}
 	if len(n.keys) > maxScannedKeys {
 		n.keyMap = make(map[string]*pathNode, len(n.keys))
@@ -121,11 +145,21 @@ func buildPaths(rules []pathRule) *pathNode {
 	if len(byIndex) > 0 {
 		n.indexes = make(map[int]*pathNode, len(byIndex))
 		for i, rs := range byIndex {
-			n.indexes[i] = buildPaths(append(rs, anyRules...))
+			n.indexes[i] = buildNode(append(rs, anyRules...), deep)
 		}
 	}
-	n.any = buildPaths(anyRules)
+	n.any = buildNode(anyRules, deep)
+	if deep != 0 {
+		n.below = deepNode(deep)
+	}
 	return n
+}
+
+// deepNode is the node of every value under one whose deep flags are f.
+func deepNode(f pathFlags) *pathNode {
+	d := &pathNode{flags: f}
+	d.below = d
+	return d
 }
 
 // seg is one step of the path to the values being compared.

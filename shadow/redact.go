@@ -1,97 +1,114 @@
 package shadow
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/textproto"
+	"strings"
 
 	"strangler/config"
+	"strangler/phi"
 )
 
-// HashKey is the secret key of the hash that replaces redacted values.
-//
-// The hash is HMAC-SHA256 under a key drawn at random once per process,
-// cut to 64 bits: the same value hashes alike in every sample and curl
-// command of that process, so a reader can tell that two redacted values
-// are equal, yet without the key, which never leaves memory, nobody can
-// reverse a hash or test guesses (a name, a date of birth) against it,
-// and hashes from different processes cannot be joined.
-type HashKey [32]byte
-
-// NewHashKey draws a random key. Call it once per process and share the
-// key between all comparers, so hashes agree across routes and reloads.
-func NewHashKey() HashKey {
-	var k HashKey
-	rand.Read(k[:]) // never fails: crypto/rand crashes the program instead
-	return k
+// Redactor decides what a mismatch sample shows of the values it holds:
+// a value only as its keyed hash (phi.Hasher), unless its path is in
+// compare.keep_values; and of the request's headers, only those a replay
+// needs. It is safe for concurrent use.
+type Redactor struct {
+	h *phi.Hasher
+	// redacted are canonical names of headers whose values are hashed in
+	// curl commands; kept those whose values a header diff shows.
+	redacted, kept map[string]bool
+	// sent are the canonical names of the request headers a curl command
+	// keeps: Content-Type, Accept and compare.headers.
+	sent map[string]bool
+	// paths holds the redacted and kept JSON field paths, for request
+	// bodies.
+	paths *pathNode
 }
 
 // alwaysRedacted are the request and response headers that carry
-// credentials; they are redacted whatever compare.redact says.
+// credentials; their values are hashed wherever they appear.
 var alwaysRedacted = [...]string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization"}
 
-// Redactor replaces sensitive values in samples and curl commands by
-// their keyed hash. It is safe for concurrent use.
-type Redactor struct {
-	key HashKey
-	// headers are canonical header names, params query parameter names.
-	headers map[string]bool
-	params  map[string]bool
-	// paths holds the redacted JSON field paths.
-	paths *pathNode
-	// any is set when compare.redact names anything: a request body that
-	// cannot be redacted field by field is then left out.
-	any bool
-}
-
-// newRedactor builds a Redactor for compare.redact, already parsed. A path
-// of a single key also names a header and a query parameter.
-func newRedactor(key HashKey, redact []config.FieldPath) *Redactor {
-	r := &Redactor{key: key, headers: map[string]bool{}, params: map[string]bool{}, any: len(redact) > 0}
-	for _, h := range alwaysRedacted {
-		r.headers[h] = true
+// newRedactor builds the Redactor of a compare section whose field paths
+// are already parsed into rules (redact and keep_values; others are
+// ignored). A redact path of a single key also names a header.
+func newRedactor(h *phi.Hasher, c config.Compare, rules []pathRule) *Redactor {
+	r := &Redactor{h: h, redacted: map[string]bool{}, kept: map[string]bool{}, sent: map[string]bool{}}
+	for _, name := range alwaysRedacted {
+		r.redacted[name] = true
 	}
-	rules := make([]pathRule, len(redact))
-	for i, p := range redact {
-		rules[i] = pathRule{path: p, flags: flagRedact}
-		if len(p) == 1 && p[0].Kind == config.StepKey {
-			r.headers[textproto.CanonicalMIMEHeaderKey(p[0].Key)] = true
-			r.params[p[0].Key] = true
+	var own []pathRule
+	for _, rule := range rules {
+		if rule.flags&deepFlags == 0 {
+			continue
+		}
+		own = append(own, rule)
+		if p := rule.path; rule.flags == flagRedact && len(p) == 1 && p[0].Kind == config.StepKey {
+			r.redacted[textproto.CanonicalMIMEHeaderKey(p[0].Key)] = true
 		}
 	}
-	r.paths = buildPaths(rules)
+	r.paths = buildPaths(own)
+	for _, v := range c.KeepValues {
+		if name, ok := config.KeptHeader(v); ok {
+			r.kept[textproto.CanonicalMIMEHeaderKey(name)] = true
+		}
+	}
+	for _, name := range append([]string{"Content-Type", "Accept"}, c.Headers...) {
+		if name = textproto.CanonicalMIMEHeaderKey(name); !neverKept(name) {
+			r.sent[name] = true
+		}
+	}
 	return r
 }
 
-// Hash returns what stands for value in samples and curl commands:
-// "redacted:" and 16 hex digits.
-func (r *Redactor) Hash(value string) string { return string(r.appendHash(nil, []byte(value))) }
-
-func (r *Redactor) appendHash(dst, value []byte) []byte {
-	m := hmac.New(sha256.New, r.key[:])
-	m.Write(value)
-	var sum [sha256.Size]byte
-	dst = append(dst, "redacted:"...)
-	return hex.AppendEncode(dst, m.Sum(sum[:0])[:8])
-}
-
-// appendHashJSON appends the hash of node i of t as a JSON string. A
-// string is hashed by its text, like a header value, so a name hashes
-// alike in a body and in a header; anything else by its compact JSON.
-func (r *Redactor) appendHashJSON(dst []byte, t *tree, i int32) []byte {
-	var value []byte
-	if n := &t.nodes[i]; n.kind == kindString {
-		value = appendUnescaped(nil, t.str(i))
-	} else {
-		value = appendJSON(nil, t, i, nil, nil, 0)
+// neverKept reports whether a request header is left out of every curl
+// command whatever compare.headers says: it identifies the client (its
+// address, its software), carries a credential, or repeats the URL.
+func neverKept(name string) bool {
+	n := strings.ToLower(name)
+	switch {
+	case n == "user-agent", n == "forwarded", n == "via", n == "from", n == "referer", n == "origin",
+		strings.HasPrefix(n, "x-forwarded-"), strings.HasSuffix(n, "-ip"), n == "x-real-ip",
+		strings.HasPrefix(n, "x-original-"), strings.HasPrefix(n, "x-rewrite-"):
+		return true
 	}
-	dst = append(dst, '"')
-	dst = r.appendHash(dst, value)
-	return append(dst, '"')
+	for _, word := range []string{"auth", "cookie", "token", "secret", "password", "session", "key", "signature", "credential"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
 }
 
-// header reports whether the values of the header (a canonical name) are
-// redacted.
-func (r *Redactor) header(name string) bool { return r.headers[name] }
+// Hasher is the keyed hash the Redactor's placeholders use.
+func (r *Redactor) Hasher() *phi.Hasher { return r.h }
+
+// appendPlaceholder appends what stands for node i of t: "{h:…}" in quotes
+// for a string, hashed by its text so that a value hashes alike in a
+// body, a header and a path; {h:…} bare for anything else, hashed by its
+// compact JSON. Replacing the placeholder with the value restores the
+// JSON.
+func (r *Redactor) appendPlaceholder(dst []byte, t *tree, i int32) []byte {
+	if n := &t.nodes[i]; n.kind == kindString {
+		dst = append(dst, `"{`...)
+		dst = r.h.AppendHash(dst, appendUnescaped(nil, t.str(i)))
+		return append(dst, `}"`...)
+	}
+	dst = append(dst, '{')
+	dst = r.h.AppendHash(dst, appendJSON(nil, t, i, nil, nil, 0))
+	return append(dst, '}')
+}
+
+// headerValue renders a response header's values for a header diff: in
+// clear (as a JSON string) when keep_values names the header and it
+// carries no credential, else as a placeholder; "" when it is absent.
+func (r *Redactor) headerValue(name string, values []string) string {
+	if values == nil {
+		return ""
+	}
+	v := strings.Join(values, ", ")
+	if r.kept[name] && !r.redacted[name] {
+		return string(appendJSONString(nil, v))
+	}
+	return `"{` + r.h.Hash(v) + `}"`
+}

@@ -6,8 +6,9 @@ import "unicode/utf8"
 // two answers differ, it does not archive them.
 const maxValueLen = 512
 
-// render writes node i of t compactly as JSON for a Diff, with the values
-// at redacted paths replaced by their hash; "" for -1, an absent value.
+// render writes node i of t compactly as JSON for a Diff, every value
+// not kept (compare.keep_values) replaced by its placeholder; "" for -1,
+// an absent value.
 func (w *walker) render(t *tree, i int32, tn *pathNode) string {
 	if i < 0 {
 		return ""
@@ -29,14 +30,17 @@ func cut(b []byte, limit int) string {
 	return string(b[:n]) + "…"
 }
 
-// appendJSON appends node i of t to dst as compact JSON, hashing the values
-// at paths flagged for redaction. It stops early once dst is longer than
-// limit, if limit > 0. Strings and numbers are copied as written.
+// appendJSON appends node i of t to dst as compact JSON. With a Redactor,
+// a redacted value is replaced whole by its placeholder, and so is every
+// other scalar not under a kept path: objects and arrays keep their shape
+// (field names are the API's, not a patient's), their values do not.
+// Without one, everything is copied. It stops early once dst is longer
+// than limit, if limit > 0. Strings and numbers are copied as written.
 func appendJSON(dst []byte, t *tree, i int32, tn *pathNode, r *Redactor, limit int) []byte {
-	if tn.has(flagRedact) && r != nil {
-		return r.appendHashJSON(dst, t, i)
-	}
 	n := &t.nodes[i]
+	if r != nil && (tn.has(flagRedact) || !tn.has(flagKeep) && n.kind != kindObject && n.kind != kindArray) {
+		return r.appendPlaceholder(dst, t, i)
+	}
 	switch n.kind {
 	case kindObject:
 		dst = append(dst, '{')
@@ -50,7 +54,7 @@ func appendJSON(dst []byte, t *tree, i int32, tn *pathNode, r *Redactor, limit i
 			dst = append(dst, '"')
 			dst = append(dst, t.key(c)...)
 			dst = append(dst, '"', ':')
-			var ct *pathNode
+			ct := tn.child(nil)
 			if tn != nil && tn.keys != nil {
 				key := t.key(c)
 				if t.nodes[c].keyEsc {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,104 +19,89 @@ import (
 	"strangler/shadow"
 )
 
-func TestRedactionKeepsSecretsOutOfSamples(t *testing.T) {
-	cmp := newComparer(t, config.Compare{
-		Headers: []string{"Set-Cookie", "X-Patient"},
-		Redact:  []string{"patient.name", "ssn", "x-patient"},
-	})
-	r := cmp.Redactor()
-	secrets := []string{"Jane Doe", "Jane Smith", "secret-token", "s3cr3t-cookie", "123-45-6789", "chart-99"}
+// secrets are the patient data and credentials of the sample tests.
+var secrets = []string{"MRN9988776", "Jane Doe", "Jane Smith", "123-45-6789", "1970-01-31", "secret-token", "s3cr3t-cookie", "chart-99", "10.1.2.3", "PatientApp"}
 
-	p := jsonResponse(200, `{"patient":{"name":"Jane Doe","city":"Oslo"},"ssn":"123-45-6789"}`)
-	p.Header.Set("Set-Cookie", "session=s3cr3t-cookie")
-	p.Header.Set("X-Patient", "chart-99")
-	o := jsonResponse(200, `{"patient":{"name":"Jane Smith","city":"Oslo"},"ssn":"123-45-6780"}`)
-	res := cmp.Compare(p, o)
-	missing := jsonResponse(200, `{}`)
-	res2 := cmp.Compare(p, missing)
-
-	req := shadow.RequestCopy{
-		Method: "POST",
-		Target: "/patients/search?ssn=123-45-6789&page=2",
-		Header: http.Header{
-			"Authorization": {"Bearer secret-token"},
-			"Cookie":        {"session=s3cr3t-cookie"},
-			"X-Patient":     {"chart-99"},
-			"Content-Type":  {"application/json"},
-		},
-		Body: []byte(`{"patient": {"name": "Jane Doe"}, "limit": 10}`),
-	}
-	for _, s := range []shadow.Sample{
-		shadow.NewSample("search", time.Now(), req, "http://legacy:8080", "http://modern:9090/v2", res, r),
-		shadow.NewSample("search", time.Now(), req, "http://legacy:8080", "http://modern:9090/v2", res2, r),
-	} {
-		out, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
+func TestASampleHoldsNoValueOfTheRequestOrTheAnswersInClear(t *testing.T) {
+	cfg := config.Compare{Headers: []string{"Set-Cookie", "X-Patient", "User-Agent"}, Redact: []string{"x-patient"}}
+	for _, redact := range []bool{false, true} {
+		c := cfg
+		if redact {
+			c.Redact = append(c.Redact, "patient.name", "ssn")
 		}
-		for _, secret := range secrets {
-			if strings.Contains(string(out), secret) {
-				t.Errorf("the sample carries %q:\n%s", secret, out)
+		cmp := newComparer(t, c)
+		p := jsonResponse(200, `{"patient":{"name":"Jane Doe","born":"1970-01-31","city":"Oslo"},"ssn":"123-45-6789","visits":3}`)
+		p.Header.Set("Set-Cookie", "session=s3cr3t-cookie")
+		p.Header.Set("X-Patient", "chart-99")
+		o := jsonResponse(500, `{"patient":{"name":"Jane Smith","city":"Oslo"},"ssn":"123-45-6780","visits":4}`)
+		req := shadow.RequestCopy{
+			Method: "POST", Target: "/patients/MRN9988776/search?ssn=123-45-6789&page=2", Pattern: "/patients/{id}/search",
+			Header: http.Header{
+				"Authorization":   {"Bearer secret-token"},
+				"Cookie":          {"session=s3cr3t-cookie"},
+				"X-Patient":       {"chart-99"},
+				"User-Agent":      {"PatientApp/5.2 (Jane Doe's phone)"},
+				"X-Forwarded-For": {"10.1.2.3"},
+				"X-App-Version":   {"MRN9988776"},
+				"Content-Type":    {"application/json"},
+				"Accept":          {"application/json"},
+			},
+			Body: []byte(`{"patient": {"name": "Jane Doe"}, "limit": 10}`),
+		}
+		for _, res := range []shadow.Result{cmp.Compare(p, o), cmp.Compare(p, jsonResponse(200, `{}`))} {
+			s := shadow.NewSample("search", time.Now(), req, "http://legacy:8080", "http://modern:9090/v2", res, cmp.Redactor())
+			out, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if !strings.Contains(s.CurlPrimary, "http://legacy:8080/patients/search?ssn="+r.Hash("123-45-6789")+"&page=2") {
-			t.Errorf("the primary curl does not carry the hashed query: %s", s.CurlPrimary)
-		}
-		for _, curl := range []string{s.CurlPrimary, s.CurlOther} {
-			for _, want := range []string{
-				r.Hash("Jane Doe"), "Authorization: " + r.Hash("Bearer secret-token"),
-				"Cookie: " + r.Hash("session=s3cr3t-cookie"), "X-Patient: " + r.Hash("chart-99"),
-			} {
-				if !strings.Contains(curl, want) {
-					t.Errorf("the curl command lacks %q: %s", want, curl)
+			for _, secret := range secrets {
+				if strings.Contains(string(out), secret) {
+					t.Errorf("redact %v: the sample carries %q:\n%s", redact, secret, out)
+				}
+			}
+			hash := cmp.Redactor().Hasher().Hash
+			wantTarget := "/patients/{id:" + hash("MRN9988776") + "}/search?ssn={" + hash("123-45-6789") + "}&page={" + hash("2") + "}"
+			if s.Target != wantTarget || s.Method != "POST" {
+				t.Errorf("got %s %s, want POST %s", s.Method, s.Target, wantTarget)
+			}
+			for _, curl := range []string{s.CurlPrimary, s.CurlOther} {
+				if got := regexp.MustCompile(`-H '?([A-Za-z-]+):`).FindAllStringSubmatch(curl, -1); len(got) != 5 ||
+					got[0][1] != "Accept" || got[1][1] != "Content-Type" || got[2][1] != "X-Patient" {
+					t.Errorf("the curl command keeps other headers than Accept, Content-Type and X-Patient (redacted): %s", curl)
+				}
+				if !strings.Contains(curl, "X-Patient: {"+hash("chart-99")+"}") || !strings.Contains(curl, wantTarget) {
+					t.Errorf("the curl command lacks the hashed header or target: %s", curl)
+				}
+				if !strings.HasSuffix(curl, "# replace each {…h:…} placeholder with the value it stands for") {
+					t.Errorf("the curl command does not say what to fill in: %s", curl)
 				}
 			}
 		}
 	}
+}
 
-	// The same name hashes alike in the response diff and the request body.
-	want := []shadow.Diff{
-		{Path: "header.Set-Cookie", Primary: `"` + r.Hash("session=s3cr3t-cookie") + `"`},
-		{Path: "header.X-Patient", Primary: `"` + r.Hash("chart-99") + `"`},
-		{Path: "patient.name", Primary: `"` + r.Hash("Jane Doe") + `"`, Other: `"` + r.Hash("Jane Smith") + `"`},
-		{Path: "ssn", Primary: `"` + r.Hash("123-45-6789") + `"`, Other: `"` + r.Hash("123-45-6780") + `"`},
+func TestTheSameMismatchOnTheSameEntityHashesAlike(t *testing.T) {
+	sample := func(c config.Compare) shadow.Sample {
+		cmp := newComparer(t, c)
+		res := cmp.Compare(jsonResponse(200, `{"name":"Jane Doe","n":1}`), jsonResponse(200, `{"name":"Jane","n":1}`))
+		req := shadow.RequestCopy{Method: "GET", Target: "/p/MRN9988776", Pattern: "/p/{id}"}
+		return shadow.NewSample("r", time.Time{}, req, "http://a", "http://b", res, cmp.Redactor())
 	}
-	if !slices.Equal(res.Diffs, want) {
-		t.Errorf("got diffs\n%+v\nwant\n%+v", res.Diffs, want)
-	}
-	// A value containing a redacted field is rendered with the field hashed.
-	if d := res2.Diffs[2]; d.Path != "patient" || d.Primary != `{"name":"`+r.Hash("Jane Doe")+`","city":"Oslo"}` {
-		t.Errorf("got %+v, want patient rendered with its name hashed", d)
+	a, b := sample(config.Compare{}), sample(config.Compare{Ignore: []string{"x"}})
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("two samples of one mismatch differ:\n%+v\n%+v", a, b)
 	}
 }
 
-func TestHashesAreKeyedAndStable(t *testing.T) {
-	a := newComparer(t, config.Compare{}).Redactor()
-	b := newComparer(t, config.Compare{}).Redactor()
-	other, err := shadow.NewComparer(config.Compare{}, shadow.NewHashKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Hash("Jane Doe") != b.Hash("Jane Doe") {
-		t.Error("one key hashes the same value differently")
-	}
-	if a.Hash("Jane Doe") == other.Redactor().Hash("Jane Doe") {
-		t.Error("two keys hash a value alike")
-	}
-	if a.Hash("Jane Doe") == a.Hash("Jane Dow") {
-		t.Error("two values hash alike")
-	}
-}
-
-func TestRedactionLeavesOutABodyItCannotRedact(t *testing.T) {
-	cmp := newComparer(t, config.Compare{Redact: []string{"name"}})
-	req := shadow.RequestCopy{Method: "POST", Target: "/p", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+func TestABodyThatIsNotJSONIsLeftOut(t *testing.T) {
+	cmp := newComparer(t, config.Compare{})
+	req := shadow.RequestCopy{Method: "POST", Target: "/p", Pattern: "/p", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
 		Body: []byte("name=Jane+Doe")}
 	s := shadow.NewSample("r", time.Now(), req, "http://a", "http://b", shadow.Result{}, cmp.Redactor())
-	if strings.Contains(s.CurlPrimary, "Jane") || strings.Contains(s.CurlPrimary, "--data-binary") {
+	if strings.Contains(s.CurlPrimary, "Jane") || strings.Contains(s.CurlPrimary, "--data-binary '") {
 		t.Errorf("a form body was not left out: %s", s.CurlPrimary)
 	}
-	if !strings.Contains(s.CurlPrimary, "# request body left out: 13 bytes") {
+	if !strings.HasSuffix(s.CurlPrimary, "# the request body (13 bytes, not JSON) is not kept: add it with --data-binary") {
 		t.Errorf("the command does not say the body was left out: %s", s.CurlPrimary)
 	}
 }
@@ -139,81 +126,104 @@ func recorder(t *testing.T) (*httptest.Server, <-chan received) {
 	return srv, got
 }
 
-func TestCurlCommandsReplayTheExactRequest(t *testing.T) {
+// fillIn does what an operator does with a sample's curl command: replace
+// each placeholder with the value it stands for, found among values.
+func fillIn(t *testing.T, cmd string, r *shadow.Redactor, values ...string) string {
+	t.Helper()
+	byHash := map[string]string{}
+	for _, v := range values {
+		byHash[r.Hasher().Hash(v)] = v
+	}
+	return regexp.MustCompile(`\{(?:[A-Za-z*]+:)?(h:[0-9a-f]{16})\}`).ReplaceAllStringFunc(cmd, func(p string) string {
+		hash := p[strings.Index(p, "h:") : len(p)-1]
+		v, ok := byHash[hash]
+		if !ok {
+			t.Fatalf("placeholder %s stands for none of %q", p, values)
+		}
+		return v
+	})
+}
+
+func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
-	jsonBody := "{\"note\":\"it's 100% \\\"fine\\\"\\n\\\\o/ $HOME `id` é\",\n \"n\": 1}"
+	note := "it's 100% \"fine\"\n\\o/ $HOME `id` é"
 	for _, tc := range []struct {
 		name   string
-		redact []string
+		keep   []string
 		req    shadow.RequestCopy
-		// wantBody is what the backend must receive; nil means req.Body.
-		wantBody []byte
+		values []string
+		// wantBody is the JSON the backend must receive; "" means none.
+		wantBody string
 	}{
-		{name: "a GET with a query and headers",
-			req: shadow.RequestCopy{Method: "GET", Target: "/patients/42?full=1&q=a%20b&x=%27", Header: http.Header{
+		{name: "a GET with path parameters, a query and headers",
+			req: shadow.RequestCopy{Method: "GET", Target: "/patients/42/photos?full=1&q=ab", Pattern: "/patients/{id}/photos", Header: http.Header{
 				"Accept":              {"application/json"},
 				"User-Agent":          {"app/1.2 (it's)"},
 				"X-Multi":             {"one", "two"},
-				"Traceparent":         {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 				"Connection":          {"keep-alive, X-Hop"},
 				"X-Hop":               {"dropped"},
 				"X-Strangler-Backend": {"dropped"},
-			}}},
-		{name: "a POST with quotes, percent signs and newlines in a JSON body",
-			req: shadow.RequestCopy{Method: "POST", Target: "/patients", Header: http.Header{
+			}},
+			values: []string{"42", "1", "ab"}},
+		{name: "a POST whose JSON body keeps a value with quotes, percent signs and newlines",
+			keep: []string{"note"},
+			req: shadow.RequestCopy{Method: "POST", Target: "/patients", Pattern: "/patients", Header: http.Header{
 				"Content-Type": {"application/json"},
-			}, Body: []byte(jsonBody)}},
-		{name: "a PUT with control bytes and invalid UTF-8 in the body",
-			req: shadow.RequestCopy{Method: "PUT", Target: "/blobs/1", Header: http.Header{
-				"Content-Type": {"application/octet-stream"},
-			}, Body: []byte("-\x00\x01\t\r\n\xff'%\\n\x1b[2J" + strings.Repeat("x", 2000))}},
-		{name: "a POST whose JSON body has a redacted field",
-			redact: []string{"name"},
-			req: shadow.RequestCopy{Method: "POST", Target: "/p", Header: http.Header{"Content-Type": {"application/json"}},
-				Body: []byte(`{"name": "Jane Doe", "age": 40}`)},
-			wantBody: []byte(`{"name":"REDACTED","age":40}`)},
+			}, Body: []byte(`{"note": ` + mustJSON(note) + `, "name": "Jane Doe", "n": 1, "ok": true, "tags": ["a", null]}`)},
+			values:   []string{"Jane Doe", "1", "true", "a", "null"},
+			wantBody: `{"note":` + mustJSON(note) + `,"name":"Jane Doe","n":1,"ok":true,"tags":["a",null]}`},
+		{name: "a PUT whose kept value is not valid UTF-8 goes through printf",
+			keep: []string{"blob"},
+			req: shadow.RequestCopy{Method: "PUT", Target: "/blobs/1", Pattern: "/blobs/{id}", Header: http.Header{
+				"Content-Type": {"application/json"},
+			}, Body: []byte("{\"blob\":\"-\xff'%\\n\"}")},
+			values:   []string{"1"},
+			wantBody: "{\"blob\":\"-\xff'%\\n\"}"},
 		{name: "a DELETE without a body",
-			req: shadow.RequestCopy{Method: "DELETE", Target: "/patients/42/../7/./x"}},
+			req:    shadow.RequestCopy{Method: "DELETE", Target: "/patients/42/x", Pattern: "/patients/{id}/x"},
+			values: []string{"42"}},
 	} {
-		t.Run(tc.name+" reaches the backend exactly", func(t *testing.T) {
+		t.Run(tc.name+" reaches the backend", func(t *testing.T) {
 			srv, got := recorder(t)
-			cmp := newComparer(t, config.Compare{Redact: tc.redact})
+			cmp := newComparer(t, config.Compare{KeepValues: tc.keep})
 			s := shadow.NewSample("r", time.Now(), tc.req, "http://unused.invalid", srv.URL+"/", shadow.Result{}, cmp.Redactor())
+			cmd := fillIn(t, s.CurlOther, cmp.Redactor(), tc.values...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, "sh", "-c", s.CurlOther).CombinedOutput()
+			out, err := exec.CommandContext(ctx, "sh", "-c", cmd).CombinedOutput()
 			if err != nil {
-				t.Fatalf("%v: %s\ncommand: %s", err, out, s.CurlOther)
+				t.Fatalf("%v: %s\ncommand: %s", err, out, cmd)
 			}
 			r := <-got
 			if r.method != tc.req.Method || r.uri != tc.req.Target {
 				t.Errorf("got %s %s, want %s %s", r.method, r.uri, tc.req.Method, tc.req.Target)
 			}
-			wantBody := tc.req.Body
-			if tc.wantBody != nil {
-				wantBody = []byte(strings.ReplaceAll(string(tc.wantBody), "REDACTED", cmp.Redactor().Hash("Jane Doe")))
+			if string(r.body) != tc.wantBody {
+				t.Errorf("got body %q, want %q", r.body, tc.wantBody)
 			}
-			if string(r.body) != string(wantBody) {
-				t.Errorf("got body %q, want %q", r.body, wantBody)
-			}
+			// Only the headers a sample keeps arrive: no User-Agent, no
+			// header compare.headers does not name.
 			want := http.Header{"X-Strangler-Shadow": {"1"}}
-			for k, v := range tc.req.Header {
-				switch k {
-				case "Connection", "X-Hop", "X-Strangler-Backend":
-				default:
+			for _, k := range []string{"Accept", "Content-Type"} {
+				if v := tc.req.Header[k]; v != nil {
 					want[k] = v
 				}
 			}
-			if len(wantBody) > 0 {
-				want["Content-Length"] = []string{fmt.Sprint(len(wantBody))}
+			if tc.wantBody != "" {
+				want["Content-Length"] = []string{fmt.Sprint(len(tc.wantBody))}
 			}
 			if !equalHeaders(r.header, want) {
-				t.Errorf("got headers %v, want %v\ncommand: %s", r.header, want, s.CurlOther)
+				t.Errorf("got headers %v, want %v\ncommand: %s", r.header, want, cmd)
 			}
 		})
 	}
+}
+
+func mustJSON(v string) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func equalHeaders(a, b http.Header) bool {
@@ -231,8 +241,8 @@ func equalHeaders(a, b http.Header) bool {
 func TestCurlCommandsAreValidShell(t *testing.T) {
 	cmp := newComparer(t, config.Compare{})
 	for _, target := range []string{"/a'b", "/a b?c=$(id)", "/{x}[0]", "*", "/;rm -rf /"} {
-		s := shadow.NewSample("r", time.Now(), shadow.RequestCopy{Method: "OPTIONS", Target: target,
-			Header: http.Header{"X-Q": {`'"$x\`}}, Body: []byte("'\"`$(id)\\")}, "http://a", "http://b", shadow.Result{}, cmp.Redactor())
+		s := shadow.NewSample("r", time.Now(), shadow.RequestCopy{Method: "OPTIONS", Target: target, Pattern: "/{x}",
+			Header: http.Header{"Accept": {`'"$x\`}}, Body: []byte("'\"`$(id)\\")}, "http://a", "http://b", shadow.Result{}, cmp.Redactor())
 		if out, err := exec.Command("sh", "-n", "-c", s.CurlPrimary).CombinedOutput(); err != nil {
 			t.Errorf("sh -n refuses %s: %v %s", s.CurlPrimary, err, out)
 		}

@@ -2,7 +2,8 @@
 // primary's and the other backend's answers to the same request, it says
 // whether they match and, if not, exactly where they differ. It also owns
 // the parts around a comparison: learning noisy fields, building mismatch
-// samples with ready curl commands and redacted values, storing samples,
+// samples that hold hashes in place of values and curl commands with
+// placeholders, storing samples,
 // capturing response bodies up to a cap, sampling, and the bounded pool the
 // shadow calls run in.
 //
@@ -82,10 +83,12 @@ type Diff struct {
 	// field path like items[2].name. A JSON key that would read like one
 	// of the others at the root is quoted: ["status"].
 	Path string `json:"path"`
-	// Primary and Other are the two values rendered compactly as JSON,
-	// with redacted fields replaced by their hash; "" when the value is
-	// absent on that side. A long value is cut after maxValueLen bytes
-	// and ends with "…".
+	// Primary and Other are the two values rendered compactly as JSON in
+	// which every value not kept (compare.keep_values) is a placeholder
+	// holding its keyed hash: "{h:3f9a…}" for a string, {h:3f9a…} for
+	// anything else, so objects and arrays keep their shape; "" when the
+	// value is absent on that side. A status is shown as it is. A long
+	// value is cut after maxValueLen bytes and ends with "…".
 	Primary string `json:"primary,omitempty"`
 	Other   string `json:"other,omitempty"`
 }

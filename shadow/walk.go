@@ -133,7 +133,7 @@ func (w *walker) keysEqual(ai, bi int32) bool {
 // childPath is the path node of member c of t under tn.
 func (w *walker) childPath(tn *pathNode, t *tree, c int32) *pathNode {
 	if tn == nil || tn.keys == nil {
-		return nil
+		return tn.child(nil)
 	}
 	key := t.key(c)
 	if t.nodes[c].keyEsc {

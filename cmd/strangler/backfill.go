@@ -85,7 +85,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		Metrics: metrics, Log: log,
 	}
 	if len(keys) == 0 && !*onlyFailed {
-		repairs, closeStore, err := readRepairKeys(ctx, file.Store, log)
+		repairs, closeStore, err := readRepairKeys(ctx, file, log)
 		if err != nil {
 			return err
 		}

@@ -23,7 +23,6 @@ import (
 	"strangler/dualwrite"
 	"strangler/edge"
 	"strangler/router"
-	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
 	"strangler/telemetry"
@@ -120,13 +119,16 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := store.Start(sctx, string(cfg.Store), log)
+	st, err := store.Start(sctx, string(cfg.Store), log, store.WithEncryption(cfg.EncryptionKeys()))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("state store: %w", err)
 	}
 	defer st.Close()
 
+	for _, w := range cfg.Warnings {
+		log.Warn(w.Msg, "file", w.File, "line", w.Line, "field", w.Field)
+	}
 	counters := stats.NewCounters()
 	metrics := router.NewMetrics(reg)
 	var worker *dualwrite.Worker
@@ -135,7 +137,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Deliver:    func(id string) { worker.Kick(id) },
 		Samples:    storeSamples{st},
 		Noise:      st,
-		HashKey:    shadow.NewHashKey(),
+		Hasher:     st.Hasher(),
 		Stats:      counters,
 		RepairKeys: st,
 	}

@@ -37,6 +37,10 @@ func (a storeSamples) List(ctx context.Context, route string, limit int) ([]shad
 	}
 	out := make([]shadow.Sample, 0, len(rows))
 	for _, r := range rows {
+		if r.Err != nil {
+			out = append(out, shadow.Sample{Route: r.Route, At: r.At, Unreadable: r.Err.Error()})
+			continue
+		}
 		var smp shadow.Sample
 		if err := json.Unmarshal(r.Data, &smp); err != nil {
 			return nil, fmt.Errorf("stored sample %d: %w", r.ID, err)
@@ -65,7 +69,8 @@ func (k storeRepairKeys) Done(ctx context.Context, table string, keys []string) 
 // its read-repair queue. A SQLite file that does not exist yet holds no
 // keys: it is not created (the backfill may run where the facade does
 // not), and the backfill runs without a queue.
-func readRepairKeys(ctx context.Context, dsn config.StoreDSN, log *slog.Logger) (backfill.RepairKeys, func(), error) {
+func readRepairKeys(ctx context.Context, cfg *config.Config, log *slog.Logger) (backfill.RepairKeys, func(), error) {
+	dsn := cfg.Store
 	if path, ok := strings.CutPrefix(string(dsn), "sqlite:"); ok {
 		path, _, _ = strings.Cut(path, "?")
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -73,7 +78,7 @@ func readRepairKeys(ctx context.Context, dsn config.StoreDSN, log *slog.Logger) 
 			return nil, func() {}, nil
 		}
 	}
-	st, err := store.Open(ctx, string(dsn), log)
+	st, err := store.Open(ctx, string(dsn), log, store.WithEncryption(cfg.EncryptionKeys()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("state store (for read-repair keys): %w", err)
 	}
