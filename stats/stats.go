@@ -200,36 +200,26 @@ const maxClients = 32
 
 // noteClient counts the client app version of a request legacy served:
 // X-App-Version, or the product token that starts User-Agent
-// ("PatientApp/5.2.1 (iOS 17)" → "PatientApp/5.2.1").
+// ("PatientApp/5.2.1 (iOS 17)" → "PatientApp/5.2.1"). Both are whatever
+// the client sent, so only a value shaped like a version is counted by
+// name; anything else is "other", and no value at all "unknown".
 func (r *Route) noteClient(h http.Header) {
 	v := h.Get("X-App-Version")
 	if v == "" {
 		v, _, _ = strings.Cut(h.Get("User-Agent"), " ")
 	}
-	v = clientLabel(v)
+	switch {
+	case v == "":
+		v = "unknown"
+	case !VersionShaped(v):
+		v = "other"
+	}
 	r.clientsMu.Lock()
 	if _, ok := r.clients[v]; !ok && len(r.clients) >= maxClients {
 		v = "other"
 	}
 	r.clients[v]++
 	r.clientsMu.Unlock()
-}
-
-// clientLabel keeps a version string printable and short: it comes from
-// the client and ends up in reports.
-func clientLabel(v string) string {
-	if v == "" {
-		return "unknown"
-	}
-	if len(v) > 64 {
-		v = v[:64]
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] < ' ' || v[i] > '~' {
-			return "unknown"
-		}
-	}
-	return v
 }
 
 // Window sums route name's counts over the whole minutes within d before

@@ -3,7 +3,9 @@ package stats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,7 +87,7 @@ func TestClientLabelsAreBounded(t *testing.T) {
 	c := NewCounters()
 	r := c.Route("get")
 	for i := range maxClients + 10 {
-		r.Request(t0, "legacy", &http.Request{Header: http.Header{"X-App-Version": {string(rune('a'+i%26)) + string(rune('0'+i/26))}}})
+		r.Request(t0, "legacy", &http.Request{Header: http.Header{"X-App-Version": {fmt.Sprintf("1.%d", i)}}})
 	}
 	r.Request(t0, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"bad\x00value"}}})
 	s := &sink{}
@@ -102,5 +104,37 @@ func BenchmarkRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Request(now, "modern", req)
+	}
+}
+
+func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
+	for _, tc := range []struct {
+		header, value, want string
+	}{
+		{"X-App-Version", "5.2.1", "5.2.1"},
+		{"X-App-Version", "v1.0.3-beta.2", "v1.0.3-beta.2"},
+		{"X-App-Version", "2024.05.1", "2024.05.1"},
+		{"User-Agent", "PatientApp/5.2.1 (iOS 17; Jane Doe's iPhone)", "PatientApp/5.2.1"},
+		{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0"},
+		{"X-App-Version", "MRN9988776", "other"},
+		{"X-App-Version", "123-45-6789", "other"},
+		{"X-App-Version", "1970-01-31", "other"},
+		{"X-App-Version", "31.01.1970", "other"},
+		{"X-App-Version", "1970.01.31", "other"},
+		{"X-App-Version", "10.1.2.3", "other"},
+		{"X-App-Version", "Jane Doe", "other"},
+		{"X-App-Version", "app/MRN99.1", "other"},
+		{"X-App-Version", "5.2.1\x00", "other"},
+		{"X-App-Version", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "other"},
+		{"X-App-Version", strings.Repeat("1.", 17), "other"},
+		{"User-Agent", "", "unknown"},
+	} {
+		c := NewCounters()
+		c.Route("get").Request(t0, "legacy", &http.Request{Header: http.Header{tc.header: {tc.value}}})
+		s := &sink{}
+		c.Flush(context.Background(), s, t0)
+		if len(s.clients) != 1 || s.clients[0].Client != tc.want {
+			t.Errorf("%s: %q counted as %+v, want %q", tc.header, tc.value, s.clients, tc.want)
+		}
 	}
 }
