@@ -49,6 +49,10 @@ func statusFor(err error) (int, string) {
 		return http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, store.ErrKeyLost):
+		// Only the journaled request is lost; the message says which key
+		// it needs and that the rest of the write is intact.
+		return http.StatusGone, err.Error()
 	case errors.Is(err, store.ErrInvalidState):
 		return http.StatusConflict, "that action does not apply to the repair in its current state"
 	case errors.Is(err, ErrUnavailable):

@@ -20,14 +20,19 @@ func runDiffs(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("diffs", flag.ContinueOnError)
 	setUsage(fs, `diffs [--route R] [--limit N] [--noise] [--json]
 
-The shadow routes' latest mismatches, newest first: the two statuses, each
-differing field with both values, and a curl command for each side to
-reproduce it (secrets and redacted fields elided). With --noise: the
-fields each route learned to ignore because the primary itself answers
-them differently every time.`)
+The shadow routes' latest mismatches, grouped by route and the fields
+that differ, the group with the newest sample first: how many samples
+and on which requests, then the newest one's two statuses, each differing
+field with both values, and a curl command for each side to reproduce it.
+Values, path parameters and query values show as keyed hashes ({h:…}):
+the same value hashes alike, so the same mismatch on the same patient
+groups, and a curl runs once its placeholders are filled in. Only
+compare.keep_values fields show in clear. With --noise: the fields each
+route learned to ignore because the primary itself answers them
+differently every time.`)
 	client := adminFlags(fs, getenv)
 	route := fs.String("route", "", "only this `route`")
-	limit := fs.Int("limit", 20, "at most `N` samples (1-1000)")
+	limit := fs.Int("limit", 100, "group the newest `N` samples (1-1000)")
 	noise := fs.Bool("noise", false, "show the learned noise fields instead")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
 	rest, err := parseArgs(fs, args, stderr)
@@ -81,19 +86,83 @@ them differently every time.`)
 		return nil
 	}
 	now := time.Now()
-	for i, s := range out.Samples {
+	for i, g := range groupSamples(out.Samples) {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		writeSample(stdout, s, now)
+		writeGroup(stdout, g, now)
 	}
 	return nil
 }
 
-// writeSample lays one mismatch out: a heading, the differing fields in
+// sampleGroup is the samples of one route that differ in the same fields,
+// newest first.
+type sampleGroup struct {
+	route, unreadable string
+	paths             []string
+	samples           []shadow.Sample
+}
+
+// groupSamples groups samples (newest first) by route and differing
+// fields, in the order of each group's newest sample. Samples that cannot
+// be read group by route and reason.
+func groupSamples(samples []shadow.Sample) []*sampleGroup {
+	var groups []*sampleGroup
+	byKey := map[string]*sampleGroup{}
+	for _, s := range samples {
+		paths := make([]string, len(s.Diffs))
+		for i, d := range s.Diffs {
+			paths[i] = d.Path
+		}
+		key := s.Route + "\x00" + s.Unreadable + "\x00" + strings.Join(paths, "\x00")
+		g := byKey[key]
+		if g == nil {
+			g = &sampleGroup{route: s.Route, unreadable: s.Unreadable, paths: paths}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.samples = append(g.samples, s)
+	}
+	return groups
+}
+
+// writeGroup lays one group out: what differs and how often, the requests
+// it was seen on, then the newest sample.
+func writeGroup(w io.Writer, g *sampleGroup, now time.Time) {
+	newest, oldest := g.samples[0], g.samples[len(g.samples)-1]
+	n := plural(len(g.samples), "sample", "samples")
+	if g.unreadable != "" {
+		fmt.Fprintf(w, "%s: %s that cannot be read (newest %s): %s\n", g.route, n, fmtAge(now.Sub(newest.At))+" ago", g.unreadable)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s differing in %s (newest %s ago, oldest %s ago)\n",
+		g.route, n, cell(strings.Join(g.paths, ", "), 120), fmtAge(now.Sub(newest.At)), fmtAge(now.Sub(oldest.At)))
+	var requests []string
+	seen := map[string]int{}
+	for _, s := range g.samples {
+		r := s.Method + " " + s.Target
+		if seen[r] == 0 {
+			requests = append(requests, r)
+		}
+		seen[r]++
+	}
+	for _, r := range requests {
+		fmt.Fprintf(w, "  %s ×%d\n", cell(r, 0), seen[r])
+	}
+	writeSample(w, newest, now)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// writeSample lays one mismatch out: its statuses, the differing fields in
 // columns, then the two curl commands.
 func writeSample(w io.Writer, s shadow.Sample, now time.Time) {
-	fmt.Fprintf(w, "%s  %s  primary %d, other %d\n", s.Route, fmtTime(s.At, now), s.PrimaryStatus, s.OtherStatus)
+	fmt.Fprintf(w, "  newest: %s, primary %d, other %d\n", fmtTime(s.At, now), s.PrimaryStatus, s.OtherStatus)
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  PATH\tPRIMARY\tOTHER")
 	for _, d := range s.Diffs {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,27 +40,38 @@ func TestDiffs(t *testing.T) {
 		}
 	})
 
-	t.Run("a mismatch shows each differing path with both values and two curl commands", func(t *testing.T) {
-		getBody(t, "http://"+f.public+"/patients/1")
+	t.Run("mismatches group by route and differing fields, with hashes for values and two curl commands", func(t *testing.T) {
+		for _, id := range []string{"MRN1", "MRN1", "MRN2"} {
+			getBody(t, "http://"+f.public+"/patients/"+id)
+		}
 		var out string
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			out = strangler(t, "diffs", "--route", "get-patient").must(t)
-			if out != "no mismatch samples\n" || time.Now().After(deadline) {
+			if strings.HasPrefix(out, "get-patient: 3 samples") || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		const h = `\{h:[0-9a-f]{16}\}`
 		for _, want := range []string{
-			"get-patient  ",
-			"primary 200, other 200\n",
-			"  PATH  PRIMARY  OTHER\n",
-			"  name  \"Ann\"    \"Anne\"\n",
-			"  primary: curl -sS -i " + legacy.URL + "/patients/1 ",
-			"  other:   curl -sS -i " + modern.URL + "/patients/1 ",
+			`get-patient: 3 samples differing in name, n \(newest \d+s ago, oldest \d+s ago\)\n`,
+			`\n  GET /patients/\{id:h:[0-9a-f]{16}\} ×2\n`,
+			`\n  GET /patients/\{id:h:[0-9a-f]{16}\} ×1\n`,
+			`  newest: .*, primary 200, other 200\n`,
+			`  PATH +PRIMARY +OTHER\n`,
+			`  name +"` + h + `" +"` + h + `"\n`,
+			`  primary: curl -sS -i -g '` + regexp.QuoteMeta(legacy.URL) + `/patients/\{id:h:[0-9a-f]{16}\}' `,
+			`  other: +curl -sS -i -g '` + regexp.QuoteMeta(modern.URL) + `/patients/\{id:h:[0-9a-f]{16}\}' `,
+			`# replace each \{…h:…\} placeholder with the value it stands for\n`,
 		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("diffs lacks %q:\n%s", want, out)
+			if !regexp.MustCompile(want).MatchString(out) {
+				t.Errorf("diffs lacks %s:\n%s", want, out)
+			}
+		}
+		for _, secret := range []string{"MRN1", "MRN2", "Ann"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("diffs shows %q:\n%s", secret, out)
 			}
 		}
 	})

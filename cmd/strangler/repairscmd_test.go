@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,9 +74,9 @@ func TestRepairsCommands(t *testing.T) {
 			t.Fatalf("list:\n%s", out)
 		}
 		got := strings.Join(strings.Fields(lines[2]), " ")
-		want := first + " update-patient PUT /patients/1 dead 1 the secondary (modern) answered 400 Bad Request "
-		if !strings.HasPrefix(got, want) {
-			t.Errorf("row = %q, want it to start with %q", got, want)
+		want := "^" + first + ` update-patient PUT /patients/\{id:h:[0-9a-f]{16}\} dead 1 the secondary \(modern\) answered 400 Bad Request `
+		if !regexp.MustCompile(want).MatchString(got) {
+			t.Errorf("row = %q, want it to match %q: the patient's id hashed", got, want)
 		}
 	})
 
@@ -106,7 +107,7 @@ func TestRepairsCommands(t *testing.T) {
 	t.Run("show has no body without --body", func(t *testing.T) {
 		r := strangler(t, "repairs", "show", first)
 		out := r.must(t)
-		if !strings.Contains(oneSpaced(out), "write: PUT /patients/1\n") || !strings.Contains(oneSpaced(out), "state: dead\n") {
+		if !regexp.MustCompile(`write: PUT /patients/\{id:h:[0-9a-f]{16}\}\n`).MatchString(oneSpaced(out)) || !strings.Contains(oneSpaced(out), "state: dead\n") {
 			t.Errorf("show:\n%s", out)
 		}
 		if strings.Contains(out, "Ann Example") || strings.Contains(r.stderr, "audit") {
@@ -139,7 +140,7 @@ func TestRepairsCommands(t *testing.T) {
 
 	t.Run("retry puts it back to pending", func(t *testing.T) {
 		out := strangler(t, "repairs", "retry", first, "--reason", "modern fixed").must(t)
-		if want := "repair " + first + " (update-patient PUT /patients/1) is pending now\n"; out != want {
+		if want := "^repair " + first + ` \(update-patient PUT /patients/\{id:h:[0-9a-f]{16}\}\) is pending now\n$`; !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("retry printed %q, want %q", out, want)
 		}
 	})
@@ -158,8 +159,8 @@ func TestRepairsCommands(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not confirmed") {
 			t.Errorf("err = %v", err)
 		}
-		if want := "Discard PUT /patients/2 on update-patient (dead, 1 attempts)?"; !strings.Contains(stderr.String(), want) {
-			t.Errorf("prompt = %q, want it to contain %q", stderr.String(), want)
+		if want := `Discard PUT /patients/\{id:h:[0-9a-f]{16}\} on update-patient \(dead, 1 attempts\)\?`; !regexp.MustCompile(want).MatchString(stderr.String()) {
+			t.Errorf("prompt = %q, want it to match %q", stderr.String(), want)
 		}
 	})
 
@@ -170,7 +171,7 @@ func TestRepairsCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "repair " + second + " (update-patient PUT /patients/2) is discarded now\n"; stdout.String() != want {
+		if want := "^repair " + second + ` \(update-patient PUT /patients/\{id:h:[0-9a-f]{16}\}\) is discarded now\n$`; !regexp.MustCompile(want).MatchString(stdout.String()) {
 			t.Errorf("discard printed %q, want %q", stdout.String(), want)
 		}
 	})
