@@ -23,8 +23,9 @@ var hopByHop = [...]string{
 // by placeholders ({id:h:…}); a JSON body keeps its shape with every value
 // not kept (compare.keep_values) a placeholder, and a body of any other
 // kind is left out. Only Content-Type, Accept and compare.headers are
-// kept (never a credential, the client's address or software), and the
-// command says what to fill in. Every argument is single-quoted where
+// kept (never a credential, the client's address or software), the
+// values of compare.headers as placeholders unless keep_values names
+// them, and the command says what to fill in. Every argument is single-quoted where
 // needed. The request carries X-Strangler-Shadow: 1 like the shadow copy
 // did, and curl's own default headers are suppressed where the original
 // request had none.
@@ -84,7 +85,7 @@ func curlCommand(base string, req RequestCopy, target string, r *Redactor) strin
 	header := func(line string) { args = append(args, "-H", shellQuote(line)) }
 	for _, name := range names {
 		for _, v := range h[name] {
-			if r.redacted[name] {
+			if !r.clearHeader(name) {
 				v = r.h.Placeholder("", v)
 				placeholders = true
 			}

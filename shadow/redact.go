@@ -14,8 +14,8 @@ import (
 // needs. It is safe for concurrent use.
 type Redactor struct {
 	h *phi.Hasher
-	// redacted are canonical names of headers whose values are hashed in
-	// curl commands; kept those whose values a header diff shows.
+	// redacted are canonical names of headers whose values are always
+	// hashed; kept those whose values samples show (keep_values).
 	redacted, kept map[string]bool
 	// sent are the canonical names of the request headers a curl command
 	// keeps: Content-Type, Accept and compare.headers.
@@ -97,6 +97,14 @@ func (r *Redactor) appendPlaceholder(dst []byte, t *tree, i int32) []byte {
 	dst = append(dst, '{')
 	dst = r.h.AppendHash(dst, appendJSON(nil, t, i, nil, nil, 0))
 	return append(dst, '}')
+}
+
+// clearHeader reports whether a curl command shows a kept request
+// header's value in clear: Content-Type and Accept, which describe the
+// API's formats, and headers keep_values names; never one that carries a
+// credential.
+func (r *Redactor) clearHeader(name string) bool {
+	return !r.redacted[name] && (name == "Content-Type" || name == "Accept" || r.kept[name])
 }
 
 // headerValue renders a response header's values for a header diff: in
