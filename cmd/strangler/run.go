@@ -26,6 +26,7 @@ commands:
   diffs                     the shadow routes' mismatch samples (--noise: learned noise)
   version                   the module version and VCS revision of this binary
   healthcheck [--admin URL] exit 0 when the admin listener's /readyz answers 200
+  store rekey --config FILE encrypt the state store under the first store_encryption key
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVersion(rest, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, rest, getenv, stdout, stderr)
+	case "store":
+		return runStore(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"strangler/internal/testdb"
+)
+
+// The PHI canary test sends patient data (a name, a record number, a
+// social security number, a date of birth and a bearer token) in the
+// path, the query, the headers and the bodies of requests through every
+// mode and outcome, then searches everything the facade keeps or shows
+// for it: its log output, /metrics, the traces a real OTLP receiver got,
+// every admin API listing and the status page, every CLI listing and the
+// report, and every table of its state store. The only place it may be is
+// the audited body view of a write the secondary has not applied.
+
+// canaries are the patient data, in every spelling the test sends.
+var canaries = []string{
+	"Quimbyfrost",          // the surname of Zelda Quimbyfrost
+	"MRN7730019",           // a medical record number
+	"987-65-4329",          // a social security number
+	"1961-07-14",           // a date of birth
+	"14/07/1961",           // the same, as modern spells it
+	"tok-Xq7Rc9Vw3PzL2mN8", // a bearer token
+}
+
+const (
+	canaryMRN   = "MRN7730019"
+	canaryQuery = "?ssn=987-65-4329&dob=1961-07-14&name=Zelda+Quimbyfrost"
+	canaryBody  = `{"name":"Zelda Quimbyfrost","mrn":"MRN7730019","ssn":"987-65-4329","dob":"1961-07-14","note":"token tok-Xq7Rc9Vw3PzL2mN8"}`
+)
+
+// canaryHeader is what a client sends along: credentials, free text, an
+// app version that is a record number.
+func canaryHeader() http.Header {
+	return http.Header{
+		"Authorization":  {"Bearer tok-Xq7Rc9Vw3PzL2mN8"},
+		"Cookie":         {"session=tok-Xq7Rc9Vw3PzL2mN8"},
+		"X-Patient-Name": {"Zelda Quimbyfrost"},
+		"User-Agent":     {"PatientPortal/2.1 (Zelda Quimbyfrost; MRN7730019)"},
+		"X-App-Version":  {canaryMRN},
+		"Content-Type":   {"application/json"},
+		"Accept":         {"application/json"},
+	}
+}
+
+// findCanaries returns the canaries in text, in any case and in the
+// spellings URL encoding gives them.
+func findCanaries(text string) []string {
+	lower := strings.ToLower(text)
+	var found []string
+	for _, c := range canaries {
+		for _, spelling := range []string{c, url.QueryEscape(c), url.PathEscape(c)} {
+			if strings.Contains(lower, strings.ToLower(spelling)) {
+				found = append(found, c)
+				break
+			}
+		}
+	}
+	return found
+}
+
+// canaryBackends are legacy and modern as the test's API behaves: the
+// patient's record in every answer, errors that echo it, and whatever
+// each route needs to reach its outcome.
+func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
+	record := func(id string) string {
+		return `{"id":"` + id + `","name":"Zelda Quimbyfrost","ssn":"987-65-4329","dob":"1961-07-14","status":"active","visits":3}`
+	}
+	reply := func(w http.ResponseWriter, status int, body string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+	legacy = httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/err/400/"):
+			reply(w, 400, `{"error":"no patient Zelda Quimbyfrost (MRN7730019)"}`)
+		case strings.HasPrefix(r.URL.Path, "/err/500/"):
+			reply(w, 500, `{"error":"crashed on Zelda Quimbyfrost, 987-65-4329"}`)
+		case strings.HasPrefix(r.URL.Path, "/dwunknown/"):
+			// Cut off after taking the write: the primary may have
+			// applied it, and the facade cannot know.
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close()
+		case r.URL.Path == "/dwc":
+			w.Header().Set("Location", "/dwc/"+canaryMRN)
+			reply(w, 201, `{"id":"MRN7730019","name":"Zelda Quimbyfrost"}`)
+		default:
+			reply(w, 200, record(id))
+		}
+	})
+	modern = httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/fb/") && r.URL.Query().Has("boom"):
+			reply(w, 500, `{"error":"MRN7730019 broke us"}`)
+		case strings.HasPrefix(r.URL.Path, "/fb/"):
+			reply(w, 404, `{"error":"no MRN7730019 here"}`)
+		case strings.HasPrefix(r.URL.Path, "/dwdead/"):
+			reply(w, 400, `{"error":"Zelda Quimbyfrost is invalid"}`)
+		case r.Method == http.MethodPost && r.URL.Path == "/dwc":
+			reply(w, 201, `{"id":"MRN7730019"}`)
+		case r.Method != http.MethodGet:
+			reply(w, 200, `{"ok":true}`)
+		default:
+			reply(w, 200, `{"id":"`+id+`","name":"Quimbyfrost, Zelda","ssn":"987-65-4329","dob":"14/07/1961","status":"active","visits":4}`)
+		}
+	})
+	return legacy, modern
+}
+
+// canaryRoutes put a route in every mode, and dual writes on their way
+// to every outcome.
+const canaryRoutes = `
+  - {name: legacy-read, match: "GET /legacy/{id}", mode: legacy}
+  - {name: modern-read, match: "GET /modern/{id}", mode: modern}
+  - {name: fallback-read, match: "GET /fb/{id}", mode: fallback, entity: patients, read_repair: true}
+  - {name: errors, match: "GET /err/{code}/{id}", mode: legacy}
+  - {name: shadow-read, match: "GET /sh/{id}", mode: shadow, compare: {headers: [Content-Type, X-Patient-Name], noise: true}}
+  - {name: shadow-redacted, match: "GET /shr/{id}", mode: shadow, compare: {redact: [name, ssn, dob], keep_values: [status]}}
+  - {name: shadow-write, match: "POST /shw/{id}", mode: shadow, shadow_writes: true}
+  - {name: dw-applied, match: "PUT /dw/{id}", mode: dual-write}
+  - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
+  - {name: dw-unknown, match: "PUT /dwunknown/{id}", mode: dual-write}
+  - {name: dw-create, match: "POST /dwc", mode: dual-write, id_field: id}
+`
+
+// canaryFacade is a facade run in this process whose logs are kept.
+type canaryFacade struct {
+	public, admin string
+	logs          *logBuffer
+	stop          func()
+}
+
+// startCanaryFacade runs serve with config path at log level debug.
+func startCanaryFacade(t *testing.T, path string) *canaryFacade {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &canaryFacade{logs: newLogBuffer()}
+	done := make(chan struct{})
+	getenv := func(k string) string {
+		if k == "STRANGLER_LOG_LEVEL" {
+			return "debug"
+		}
+		return os.Getenv(k)
+	}
+	go func() {
+		defer close(done)
+		if err := run(ctx, []string{"serve", "--config", path}, getenv, io.Discard, f.logs); err != nil {
+			fmt.Fprintf(f.logs, "{\"msg\":\"run returned\",\"error\":%q}\n", err)
+		}
+	}()
+	var once sync.Once
+	f.stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(f.stop)
+	line := f.logs.waitFor(t, "serving", nil, 10*time.Second)
+	f.public, f.admin = line["listen"].(string), line["admin"].(string)
+	waitReady(t, f.admin)
+	return f
+}
+
+// otlpDump is a real OTLP/HTTP receiver that keeps every export it gets,
+// as text.
+type otlpDump struct {
+	mu    sync.Mutex
+	text  bytes.Buffer
+	spans map[string]bool
+}
+
+func startOTLPDump(t *testing.T) (*otlpDump, string) {
+	d := &otlpDump{spans: map[string]bool{}}
+	srv := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltrace.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		text, _ := protojson.Marshal(&req)
+		d.mu.Lock()
+		d.text.Write(text)
+		d.text.WriteByte('\n')
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, s := range ss.GetSpans() {
+					d.spans[s.GetName()] = true
+				}
+			}
+		}
+		d.mu.Unlock()
+		b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	})
+	return d, srv.URL
+}
+
+func (d *otlpDump) has(span string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.spans[span]
+}
+
+func (d *otlpDump) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.text.String()
+}
+
+// sendCanary sends one request carrying the canaries in its headers, and
+// in its body when it has one, and returns the status.
+func sendCanary(t *testing.T, method, url string, withBody bool) int {
+	t.Helper()
+	var body io.Reader
+	if withBody {
+		body = strings.NewReader(canaryBody)
+	}
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = canaryHeader()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// adminText is GET path on the admin listener with alice's token, as text.
+func adminText(t *testing.T, admin, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+admin+path, nil)
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	return string(b)
+}
+
+// repairOf returns the one journaled write of route as the admin API
+// lists it, once it is in state want.
+func repairOf(t *testing.T, admin, route, want string) string {
+	t.Helper()
+	var id, state string
+	pollUntil(t, route+" reaches "+want, 20*time.Second, func() bool {
+		var list struct {
+			Repairs []struct{ ID, State string } `json:"repairs"`
+		}
+		json.Unmarshal([]byte(adminText(t, admin, "/admin/repairs?route="+route)), &list)
+		if len(list.Repairs) != 1 {
+			return false
+		}
+		id, state = list.Repairs[0].ID, list.Repairs[0].State
+		return state == want
+	})
+	return id
+}
+
+func TestPatientDataStaysOutOfEverythingTheFacadeKeepsOrShows(t *testing.T) {
+	onBothStores(t, func(t *testing.T, dsn func(dir string) string) {
+		traces, endpoint := startOTLPDump(t)
+		t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+		t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+		t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+		legacy, modern := canaryBackends(t)
+		dir := t.TempDir()
+		store := dsn(dir)
+		key := make([]byte, 32)
+		key[0] = 42
+		if err := os.WriteFile(filepath.Join(dir, "store-key"), []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "strangler.yaml")
+		os.WriteFile(path, []byte(fmt.Sprintf(`listen: "127.0.0.1:0"
+admin:
+  listen: "127.0.0.1:0"
+  tokens: [{name: alice, token: %q}]
+backends:
+  legacy: { url: %q, timeout: 2s }
+  modern: { url: %q, timeout: 2s }
+shutdown: { delay: 0s, grace: 2s }
+store: %q
+store_encryption: { keys: ["${file:store-key}"] }
+repairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 4 }
+routes:%s`, aliceToken, legacy.URL, modern.URL, store, canaryRoutes)), 0o644)
+		f := startCanaryFacade(t, path)
+		base := "http://" + f.public
+
+		// Every mode and outcome, each request carrying the canaries.
+		for _, r := range []struct {
+			method, path string
+			body         bool
+			want         int // 0: whatever the edge answers
+		}{
+			{"GET", "/legacy/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/modern/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/fb/" + canaryMRN + canaryQuery + "&miss=1", false, 200},
+			{"GET", "/fb/" + canaryMRN + canaryQuery + "&boom=1", false, 200},
+			{"GET", "/err/400/" + canaryMRN + canaryQuery, false, 400},
+			{"GET", "/err/500/" + canaryMRN + canaryQuery, false, 500},
+			{"GET", "/legacy/" + canaryMRN + "%2Fx" + canaryQuery, false, 0}, // refused at the edge once it canonicalises paths
+			{"GET", "/unrouted/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/shr/" + canaryMRN + canaryQuery, false, 200},
+			{"POST", "/shw/" + canaryMRN + canaryQuery, true, 200},
+			{"PUT", "/dw/" + canaryMRN + canaryQuery, true, 200},
+			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, true, 200},
+			{"PUT", "/dwunknown/" + canaryMRN + canaryQuery, true, 502},
+			{"POST", "/dwc" + canaryQuery, true, 201},
+		} {
+			if got := sendCanary(t, r.method, base+r.path, r.body); got != r.want && r.want != 0 {
+				t.Errorf("%s %s: got %d, want %d", r.method, r.path, got, r.want)
+			}
+		}
+
+		// Wait for every outcome: the writes settled, the mismatches
+		// sampled, the read repair queued, the client versions counted.
+		applied := repairOf(t, f.admin, "dw-applied", "done")
+		created := repairOf(t, f.admin, "dw-create", "done")
+		dead := repairOf(t, f.admin, "dw-dead", "dead")
+		unknown := repairOf(t, f.admin, "dw-unknown", "unknown")
+		pollUntil(t, "four mismatch samples", 10*time.Second, func() bool {
+			var out struct{ Samples []json.RawMessage }
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
+			return len(out.Samples) == 4
+		})
+		pollUntil(t, "the read repair and the client versions in the report", 10*time.Second, func() bool {
+			var rep struct {
+				PendingReadRepairs int               `json:"pending_read_repairs"`
+				LegacyClients      []json.RawMessage `json:"legacy_clients"`
+			}
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/routes/fallback-read/report")), &rep)
+			return rep.PendingReadRepairs == 1 && len(rep.LegacyClients) > 0
+		})
+
+		// Everything an operator can list or read, by API and CLI.
+		seen := map[string]string{}
+		for _, p := range []string{
+			"/metrics", "/admin/routes", "/admin/report", "/admin/audit", "/admin/repairs", "/admin/diffs", "/admin/diffs?noise=1",
+			"/admin/repairs?state=done", "/admin/repairs?state=dead", "/admin/repairs?state=unknown",
+		} {
+			seen["GET "+p] = adminText(t, f.admin, p)
+		}
+		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "dw-applied", "dw-dead", "dw-unknown", "dw-create"} {
+			seen["GET /admin/routes/"+route] = adminText(t, f.admin, "/admin/routes/"+route)
+			seen["GET /admin/routes/"+route+"/report"] = adminText(t, f.admin, "/admin/routes/"+route+"/report")
+		}
+		for _, id := range []string{applied, created, dead, unknown} {
+			seen["GET /admin/repairs/"+id] = adminText(t, f.admin, "/admin/repairs/"+id)
+		}
+		for _, id := range []string{applied, created} {
+			seen["GET /admin/repairs/"+id+"?body=1 (applied)"] = adminText(t, f.admin, "/admin/repairs/"+id+"?body=1")
+		}
+		page, _ := http.NewRequest("GET", "http://"+f.admin+"/", nil)
+		page.AddCookie(&http.Cookie{Name: "strangler_session", Value: base64.RawURLEncoding.EncodeToString([]byte(aliceToken))})
+		if resp, err := http.DefaultClient.Do(page); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), "shadow-redacted") {
+				t.Errorf("the status page does not show the routes: %s", b)
+			}
+			seen["the status page"] = string(b)
+		} else {
+			t.Fatal(err)
+		}
+		strangler := cli(f.admin)
+		for _, args := range [][]string{
+			{"routes", "list"}, {"routes", "list", "--json"}, {"routes", "report"}, {"routes", "report", "--json"},
+			{"routes", "report", "fallback-read"}, {"repairs", "list"}, {"repairs", "list", "--json"},
+			{"repairs", "list", "--state", "dead"}, {"repairs", "show", dead}, {"repairs", "show", unknown},
+			{"repairs", "show", applied, "--body"}, {"diffs"}, {"diffs", "--json"}, {"diffs", "--noise"},
+		} {
+			r := strangler(t, args...)
+			seen["strangler "+strings.Join(args, " ")] = r.must(t) + r.stderr
+		}
+
+		// The exception: the audited body view of a write the secondary
+		// has not applied shows it whole, to an operator who asks.
+		for _, id := range []string{dead, unknown} {
+			if got := findCanaries(adminText(t, f.admin, "/admin/repairs/"+id+"?body=1")); len(got) < 5 {
+				t.Errorf("GET /admin/repairs/%s?body=1 shows %v, want the write as the client sent it", id, got)
+			}
+			if got := findCanaries(strangler(t, "repairs", "show", id, "--body").must(t)); len(got) < 5 {
+				t.Errorf("repairs show %s --body shows %v, want the write as the client sent it", id, got)
+			}
+		}
+
+		// What the process wrote and exported, once it has stopped.
+		f.stop()
+		seen["the log"] = f.logs.String()
+		seen["the traces"] = traces.String()
+		for _, span := range []string{"PUT dw-applied", "GET fallback-read", "GET shadow-read", "POST dw-create"} {
+			if !traces.has(span) {
+				t.Errorf("no span %q reached the OTLP receiver", span)
+			}
+		}
+		if !strings.Contains(seen["the log"], `"msg":"fallback"`) || !strings.Contains(seen["strangler diffs"], "shadow-redacted: ") ||
+			!strings.Contains(seen["strangler repairs list"], "dw-unknown") {
+			t.Error("the log, diffs or repairs list lack what the traffic must have made: the test searches nothing")
+		}
+		for where, cells := range storeTables(t, store) {
+			seen[where] = cells
+		}
+		for _, table := range []string{"strangler_repairs", "strangler_samples", "strangler_repair_keys", "strangler_secrets", "strangler_legacy_clients"} {
+			if seen["table "+table] == "" {
+				t.Errorf("table %s is empty: the traffic did not reach it", table)
+			}
+		}
+
+		for where, text := range seen {
+			if found := findCanaries(text); len(found) > 0 {
+				t.Errorf("%s holds %v", where, found)
+			}
+		}
+	})
+}
+
+// storeTables returns each table of the state store as text, keyed
+// "table T"; for SQLite, the database files' raw bytes too (free pages
+// and the write-ahead log included).
+func storeTables(t *testing.T, dsn string) map[string]string {
+	t.Helper()
+	driver, source, dialect := "pgx", dsn, "postgres"
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, source, dialect = "sqlite", path, "sqlite"
+	}
+	db, err := sql.Open(driver, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cells, err := testdb.Contents(context.Background(), db, dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range cells {
+		out["table "+c.Table] += c.Column + "=" + string(c.Value) + "\n"
+	}
+	if dialect == "sqlite" {
+		for _, suffix := range []string{"", "-wal"} {
+			b, err := os.ReadFile(source + suffix)
+			if err == nil {
+				out["the file "+filepath.Base(source+suffix)] = string(b)
+			}
+		}
+	}
+	return out
+}
