@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strangler/config"
 	"strangler/legacy"
 	"strangler/modern"
+	"strangler/phi"
 	"strangler/telemetry"
 )
 
@@ -64,11 +66,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer os.RemoveAll(stateDir)
-	token := rand.Text()
+	token, storeKey := rand.Text(), phi.NewKey()
 	vars := map[string]string{
-		"DEMO_TOKEN":  token,
-		"DEMO_STORE":  "sqlite:" + filepath.Join(stateDir, "strangler.db"),
-		"DEMO_LISTEN": *listen, "DEMO_ADMIN": *adminAddr,
+		"DEMO_TOKEN": token,
+		"DEMO_STORE": "sqlite:" + filepath.Join(stateDir, "strangler.db"),
+		// A fresh key each run, like the store itself.
+		"DEMO_STORE_KEY": hex.EncodeToString(storeKey[:]),
+		"DEMO_LISTEN":    *listen, "DEMO_ADMIN": *adminAddr,
 		"DEMO_LEGACY_URL": legacyURL, "DEMO_MODERN_URL": modernURL,
 	}
 	cfg, err := config.Parse("demo.yaml", demoConfig, config.Env{
