@@ -17,8 +17,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -29,7 +31,13 @@ const KeySize = 32
 // until SetKey: the state store that keeps the key may be unreachable when
 // the facade starts. It is safe for concurrent use.
 type Hasher struct {
-	key atomic.Pointer[[KeySize]byte]
+	key atomic.Pointer[keyed]
+}
+
+// keyed is a key with a pool of HMACs under it: setting one up costs two
+// SHA-256 blocks and a few allocations, more than hashing a short value.
+type keyed struct {
+	macs sync.Pool
 }
 
 // NewHasher returns a Hasher with key, or without a key yet for nil.
@@ -57,7 +65,11 @@ func NewKey() [KeySize]byte {
 }
 
 // SetKey gives the Hasher its key.
-func (h *Hasher) SetKey(key [KeySize]byte) { h.key.Store(&key) }
+func (h *Hasher) SetKey(key [KeySize]byte) {
+	k := &keyed{}
+	k.macs.New = func() any { return hmac.New(sha256.New, key[:]) }
+	h.key.Store(k)
+}
 
 // Ready reports whether the Hasher has its key. Nothing hashed before is
 // fit to keep.
@@ -97,15 +109,17 @@ func (h *Hasher) Digest(purpose, value string) string {
 
 func (h *Hasher) sum(purpose string, value []byte) ([sha256.Size]byte, bool) {
 	var out [sha256.Size]byte
-	key := h.key.Load()
-	if key == nil {
+	k := h.key.Load()
+	if k == nil {
 		return out, false
 	}
-	m := hmac.New(sha256.New, key[:])
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write(value)
 	m.Sum(out[:0])
+	k.macs.Put(m)
 	return out, true
 }
 

@@ -339,5 +339,3 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
-
-

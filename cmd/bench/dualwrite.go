@@ -15,8 +15,12 @@ import (
 // postBody is the write every POST target is sent.
 const postBody = `{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`
 
+// benchEncryption encrypts a store's journal (store_encryption) with a
+// fixed key: the bench measures the cost, not the key's secrecy.
+const benchEncryption = `store_encryption: { keys: ["62656e63682d6b65792d62656e63682d6b65792d62656e63682d6b65792d3332"] }` + "\n"
+
 // writeSpecs are the POST targets: the legacy baseline, dual-write on the
-// embedded store, and on PostgreSQL.
+// embedded store (in clear and encrypted), and on PostgreSQL.
 func writeSpecs() []stranglerSpec {
 	req := buildPost("/bench", postBody)
 	dual := `  - name: bench
@@ -28,6 +32,7 @@ func writeSpecs() []stranglerSpec {
 	return []stranglerSpec{
 		{key: "post", name: "strangler legacy POST", routes: oneRoute("bench", "POST /bench", "legacy"), request: req},
 		{key: "dualwrite", name: "strangler dual-write", routes: dual, request: req},
+		{key: "dualwrite-enc", name: "strangler dual-write enc", routes: dual, request: req, extra: benchEncryption},
 		{key: "dualwrite-pg", name: "strangler dual-write pg", routes: dual, request: req, store: needsPostgres},
 	}
 }
@@ -83,7 +88,7 @@ func watchDrain(targets []*target) func() map[string]drainResult {
 	var mu sync.Mutex
 	out := map[string]drainResult{}
 	for _, t := range targets {
-		if t.key != "dualwrite" && t.key != "dualwrite-pg" {
+		if t.key != "dualwrite" && t.key != "dualwrite-enc" && t.key != "dualwrite-pg" {
 			continue
 		}
 		wg.Go(func() {

@@ -59,11 +59,11 @@ type options struct {
 // targetKeys name the targets and groups for -targets, in the order they
 // run.
 var targetKeys = []string{"direct", "bare", "legacy", "shadow", "miss", "hit", "routes10", "routesN", "nginx", "caddy",
-	"post", "dualwrite", "dualwrite-pg", "flips", "propagation"}
+	"post", "dualwrite", "dualwrite-enc", "dualwrite-pg", "flips", "propagation"}
 
 // baselines are the targets a target is compared with: selecting it
 // selects them too.
-var baselines = map[string][]string{"shadow": {"legacy"}, "dualwrite": {"post"}, "dualwrite-pg": {"post"}}
+var baselines = map[string][]string{"shadow": {"legacy"}, "dualwrite": {"post"}, "dualwrite-enc": {"post"}, "dualwrite-pg": {"post"}}
 
 // began is when the bench started, for the progress lines.
 var began = time.Now()
@@ -100,7 +100,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "", "STRANGLER_LOG_LEVEL for strangler (default: its own, info)")
 	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and Caddy when they are on PATH")
 	only := flag.String("targets", "", "comma-separated `keys` of the targets and groups to measure (default all; "+
-		"shadow brings legacy, dualwrite and dualwrite-pg bring post): "+strings.Join(targetKeys, ","))
+		"shadow brings legacy, dualwrite, dualwrite-enc and dualwrite-pg bring post): "+strings.Join(targetKeys, ","))
 	flag.StringVar(&o.postgres, "postgres", envOr("STRANGLER_TEST_POSTGRES", defaultPostgres),
 		"PostgreSQL `URL` for dualwrite-pg and propagation (each gets a schema of its own, dropped afterwards; "+
 			"default $STRANGLER_TEST_POSTGRES or the local test server)")

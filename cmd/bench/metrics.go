@@ -78,7 +78,7 @@ func counterOf(key string) string {
 	switch key {
 	case "shadow":
 		return "strangler_shadow_comparisons_total"
-	case "dualwrite", "dualwrite-pg":
+	case "dualwrite", "dualwrite-enc", "dualwrite-pg":
 		return "strangler_dualwrite_total"
 	}
 	return ""

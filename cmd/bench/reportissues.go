@@ -137,11 +137,11 @@ func reportShadow(w io.Writer, byKey map[string]*target, is issueResults) (notes
 
 func reportDualWrite(w io.Writer, byKey map[string]*target, is issueResults) (notes []string) {
 	post := byKey["post"]
-	if post == nil || byKey["dualwrite"] == nil && byKey["dualwrite-pg"] == nil {
+	if post == nil || byKey["dualwrite"] == nil && byKey["dualwrite-enc"] == nil && byKey["dualwrite-pg"] == nil {
 		return nil
 	}
 	fmt.Fprintf(w, "\nissue 3, dual-write (primary legacy, secondary modern; a %d-byte JSON POST answered 201 {\"id\":N}):\n", len(postBody))
-	for _, c := range []struct{ key, store string }{{"dualwrite", "embedded store"}, {"dualwrite-pg", "PostgreSQL"}} {
+	for _, c := range []struct{ key, store string }{{"dualwrite", "embedded store"}, {"dualwrite-enc", "embedded store, encrypted"}, {"dualwrite-pg", "PostgreSQL"}} {
 		t := byKey[c.key]
 		if t == nil {
 			continue

@@ -47,7 +47,7 @@ func settlerOf(key string) func(*target) (time.Duration, error) {
 	switch key {
 	case "shadow":
 		return settleShadow
-	case "dualwrite", "dualwrite-pg":
+	case "dualwrite", "dualwrite-enc", "dualwrite-pg":
 		return settleDualWrite
 	}
 	return nil
