@@ -24,6 +24,9 @@ func TestStartWaitsForAnUnreachableServer(t *testing.T) {
 	if _, err := s.Overrides(ctx); err == nil {
 		t.Fatal("a call succeeded before the server was reachable")
 	}
+	if s.Hasher().Ready() {
+		t.Fatal("the store's hasher has a key before the store was reached")
+	}
 	proxy.Restore()
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Healthy(ctx) != nil {
@@ -34,6 +37,9 @@ func TestStartWaitsForAnUnreachableServer(t *testing.T) {
 	}
 	if _, err := s.Overrides(ctx); err != nil {
 		t.Errorf("after the server came back: %v", err)
+	}
+	if !s.Hasher().Ready() {
+		t.Error("after the server came back the store's hasher has no key: samples cannot be kept")
 	}
 }
 
