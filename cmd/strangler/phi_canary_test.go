@@ -425,7 +425,7 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, canaryRoutes)), 0o644)
 		f.stop()
 		seen["the log"] = f.logs.String()
 		seen["the traces"] = traces.String()
-		for _, span := range []string{"PUT dw-applied", "GET fallback-read", "GET shadow-read", "POST dw-create"} {
+		for _, span := range []string{"PUT /dw/{id}", "GET /fb/{id}", "GET /sh/{id}", "POST /dwc"} {
 			if !traces.has(span) {
 				t.Errorf("no span %q reached the OTLP receiver", span)
 			}
