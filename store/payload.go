@@ -106,16 +106,15 @@ func (s *Store) resourceView(view, resource string) string {
 }
 
 // SweepRepairs erases what settled writes still hold of their requests
-// (rows journaled by earlier releases, or settled while an erasure could
-// not run) and makes the resources that earlier releases journaled in
-// clear digests. It returns how many payloads it erased. The repair
+// (rows journaled by earlier releases, which did not erase; every write
+// has a target until it is erased) and makes the resources that earlier
+// releases journaled in clear digests. It returns how many payloads it erased. The repair
 // worker runs it at start and every hour, so it catches up on whatever
 // passed its time while the facade was down.
 func (s *Store) SweepRepairs(ctx context.Context) (int, error) {
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE strangler_repairs SET `+s.erase()+`
-		WHERE state IN ('done', 'skipped', 'discarded')
-			AND (target <> '' OR length(header) > 0 OR length(body) > 0 OR location <> '' OR primary_id <> '')`)
+		WHERE state IN ('done', 'skipped', 'discarded') AND target <> ''`)
 	if err != nil {
 		return 0, fmt.Errorf("store: sweep repairs: %w", err)
 	}

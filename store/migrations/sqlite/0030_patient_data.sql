@@ -6,6 +6,15 @@
 -- (store_encryption); they are erased once the write is settled.
 ALTER TABLE strangler_repairs ADD COLUMN resource_view TEXT NOT NULL DEFAULT '';
 ALTER TABLE strangler_repairs ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+-- What the sweep looks for: settled writes that still hold their request
+-- (target is never empty until erased), and rows journaled before this
+-- migration, whose resources are still in clear. Both sets are empty once
+-- the facade has run; the indexes keep the hourly sweep from reading the
+-- whole table.
+CREATE INDEX strangler_repairs_unerased ON strangler_repairs (id)
+    WHERE state IN ('done', 'skipped', 'discarded') AND target <> '';
+CREATE INDEX strangler_repairs_unhashed ON strangler_repairs (id)
+    WHERE resource_view = '';
 -- A sealed sample is a JSON string holding the encrypted sample.
 ALTER TABLE strangler_samples ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 -- With store_encryption a queued key is stored as its keyed digest (for
