@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strangler/shadow"
 )
 
 func TestDiffs(t *testing.T) {
@@ -108,4 +110,19 @@ func TestDiffs(t *testing.T) {
 			t.Error("diffs --limit 0 succeeded")
 		}
 	})
+}
+
+func TestDiffsSaysWhichSamplesCannotBeRead(t *testing.T) {
+	now := time.Now()
+	var out strings.Builder
+	for _, g := range groupSamples([]shadow.Sample{
+		{Route: "get-patient", At: now, Unreadable: "key 1a2b: encrypted with a key that is not in store_encryption.keys"},
+		{Route: "get-patient", At: now.Add(-time.Minute), Unreadable: "key 1a2b: encrypted with a key that is not in store_encryption.keys"},
+	}) {
+		writeGroup(&out, g, now)
+	}
+	want := "get-patient: 2 samples that cannot be read (newest 0s ago): key 1a2b: encrypted with a key that is not in store_encryption.keys\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
 }
