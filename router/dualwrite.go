@@ -181,9 +181,10 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 
 // createdResource names what a create made, so that later writes to it
 // wait behind the create: the path of its Location, or its collection and
-// the new id. A create that names neither is a resource of its own: no
-// later write can be known to concern it, and creates need not queue
-// behind one another.
+// the new id, in the canonical form resourceOf gives a later write to it
+// (a Location of /records/4/ or /records/%34 names /records/4). A create
+// that names neither is a resource of its own: no later write can be known
+// to concern it, and creates need not queue behind one another.
 func (t *Table) createdResource(in store.Intent, o store.Outcome) string {
 	if o.Location != "" {
 		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
@@ -191,13 +192,29 @@ func (t *Table) createdResource(in store.Intent, o store.Outcome) string {
 			if base := strings.TrimSuffix(t.upstreamOf(config.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
 				path = strings.TrimPrefix(path, base)
 			}
-			return path
+			if key, ok := resourceKey(path); ok {
+				return key
+			}
 		}
 	}
-	if o.PrimaryID != "" {
-		return strings.TrimSuffix(in.Resource, "/") + "/" + url.PathEscape(o.PrimaryID)
+	// A new id is one path segment: "." or ".." would name another
+	// resource once dot segments are removed.
+	if id := o.PrimaryID; id != "" && id != "." && id != ".." {
+		if key, ok := resourceKey(strings.TrimSuffix(in.Resource, "/") + "/" + url.PathEscape(id)); ok {
+			return key
+		}
 	}
 	return in.Resource + "#" + in.ID
+}
+
+// resourceKey is the dual-write resource a path names, as resourceOf
+// names a request's; false when the path has no canonical form.
+func resourceKey(path string) (string, bool) {
+	p, err := canonical.Canonicalize(path)
+	if err != nil {
+		return "", false
+	}
+	return canonical.RouteKey(p.Escaped), true
 }
 
 // settleWrite settles a dual write the primary did not answer; it runs
