@@ -15,9 +15,11 @@ import (
 const KeyTTL = 24 * time.Hour
 
 // IdempotencyKey is a client's Idempotency-Key on a dual write and the
-// request it came with, as the store compares them: SHA-256 hashes, so
-// that neither the key (free text a client chose) nor the request is kept
-// outside the journal.
+// request it came with, as the store compares them: SHA-256 hashes, which
+// the store keeps only as keyed digests (phi), so that neither the key
+// (free text a client chose) nor the request is kept outside the journal,
+// and a guess (an MRN sent as a key, a short body) cannot be tested
+// against what is kept without the store's hash key.
 type IdempotencyKey struct {
 	// Key is the hash of the client's key.
 	Key string
@@ -103,6 +105,13 @@ type KeyedWrite struct {
 func (s *Store) BeginKeyedWrite(ctx context.Context, in Intent, k IdempotencyKey, leaseUntil time.Time) (KeyedWrite, error) {
 	if err := in.validate(); err != nil {
 		return KeyedWrite{}, fmt.Errorf("store: begin keyed write: %w", err)
+	}
+	if !s.hasher.Ready() {
+		return KeyedWrite{}, fmt.Errorf("store: begin keyed write: %w", errNoHashKey)
+	}
+	k = IdempotencyKey{
+		Key:         s.hasher.Digest("idempotency-key", k.Key),
+		Fingerprint: s.hasher.Digest("idempotency-request", k.Fingerprint),
 	}
 	var out KeyedWrite
 	err := s.write(ctx, func(tx *sql.Tx) error {

@@ -288,3 +288,27 @@ func TestIdempotencyKeysUnderConcurrency(t *testing.T) {
 		})
 	})
 }
+
+// TestIdempotencyKeysAreKeptAsKeyedDigests checks that neither a client's
+// key nor a hash anyone can compute from it (or from the request) is
+// kept: a key that is an MRN, or a short body, could otherwise be found
+// by hashing guesses.
+func TestIdempotencyKeysAreKeptAsKeyedDigests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := newStore(t, b, newClock())
+		k := keyed("MRN9988776", `{"name":"Ada"}`)
+		begin(t, s, "d1", k)
+		var key, fingerprint string
+		if err := s.db.QueryRow(`SELECT key, fingerprint FROM strangler_idempotency_keys`).Scan(&key, &fingerprint); err != nil {
+			t.Fatal(err)
+		}
+		for _, unkeyed := range []string{"MRN9988776", k.Key, k.Fingerprint} {
+			if key == unkeyed || fingerprint == unkeyed {
+				t.Errorf("the store keeps %q, which anyone can compute from the request", unkeyed)
+			}
+		}
+		if want := s.hasher.Digest("idempotency-key", k.Key); key != want {
+			t.Errorf("kept key %q, want the keyed digest %q", key, want)
+		}
+	})
+}

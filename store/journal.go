@@ -132,6 +132,9 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 	if err := in.validate(); err != nil {
 		return fmt.Errorf("store: begin write: %w", err)
 	}
+	if !s.hasher.Ready() {
+		return fmt.Errorf("store: begin write: %w", errNoHashKey)
+	}
 	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertIntent(ctx, tx, in, leaseUntil) })
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)

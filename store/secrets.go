@@ -22,6 +22,11 @@ const hashKeyName = "hash_key"
 // does not let anyone test guesses against the hashes, and rotating the
 // encryption keys (rekey) does not change it, so hashes stay comparable.
 
+// errNoHashKey refuses a write journaled before the store's hash key is
+// loaded (a store started unreachable and not reached yet): its resource
+// could not be named like every other write to it.
+var errNoHashKey = errors.New("the store's hash key is not loaded yet")
+
 // loadHashKey gives the store's hasher its key: the one kept in the store,
 // drawn and kept on first use. Replicas starting at once agree on one key:
 // each inserts only where none is, then reads what is there.
