@@ -25,6 +25,11 @@ type Backfill struct {
 	Rate int `yaml:"rate"`
 	// Concurrency is how many tables or key ranges are copied at once.
 	Concurrency int `yaml:"concurrency"`
+	// SourceTimeZone is the time zone whose wall time the source's DATETIME
+	// values hold (an IANA name such as Asia/Kolkata); empty means UTC. It
+	// decides the instant a DATETIME becomes in a timestamptz column.
+	// TIMESTAMP values carry their instant and need none.
+	SourceTimeZone string `yaml:"source_time_zone,omitempty"`
 	// Tables are copied in dependency order: a table whose lookup reads
 	// another table of the list waits for it.
 	Tables []BackfillTable `yaml:"tables"`
@@ -71,6 +76,30 @@ type BackfillTable struct {
 	// Redact names target columns whose values never appear in the ledger,
 	// reports or logs.
 	Redact []string `yaml:"redact,omitempty"`
+	// NullKeys says what a key that can be NULL in the source means: refused
+	// before copying (the default), or skip: rows with a NULL key are
+	// counted as failed and the others copied.
+	NullKeys NullKeys `yaml:"null_keys,omitempty"`
+}
+
+// NullKeys is what a backfill does with a source key that can be NULL. It
+// is a closed set.
+type NullKeys string
+
+// The null_keys settings; the empty value means NullKeysRefuse.
+const (
+	NullKeysRefuse NullKeys = "refuse"
+	NullKeysSkip   NullKeys = "skip"
+)
+
+// UnmarshalText parses a null_keys setting.
+func (n *NullKeys) UnmarshalText(b []byte) error {
+	switch v := NullKeys(b); v {
+	case NullKeysRefuse, NullKeysSkip:
+		*n = v
+		return nil
+	}
+	return fmt.Errorf("unknown null_keys %q; want refuse or skip", b)
 }
 
 // Column says where one target column's value comes from. Written as a
@@ -86,13 +115,18 @@ type Column struct {
 	// target table: the value stored is Lookup.Column of the row whose
 	// Lookup.Key equals it.
 	Lookup *Lookup `yaml:"lookup,omitempty"`
+	// Lossy lets the target type change a value (drop a DATETIME's time of
+	// day into a date, round into a narrower numeric or timestamp, cut a
+	// string to a varchar's length, keep only the last of a JSON object's
+	// duplicate keys); without it such a row goes to the ledger.
+	Lossy bool `yaml:"lossy,omitempty"`
 }
 
 func (Column) shortField() string { return "from" }
 
 // MarshalYAML writes a column that only names its source in the short form.
 func (c Column) MarshalYAML() (any, error) {
-	if len(c.Transform) == 0 && c.Default == nil && c.Lookup == nil {
+	if len(c.Transform) == 0 && c.Default == nil && c.Lookup == nil && !c.Lossy {
 		return c.From, nil
 	}
 	type long Column // without the method, so the struct is written as is
@@ -292,6 +326,9 @@ func (d *decoder) validateBackfill(b *Backfill) {
 	if b.Concurrency < 1 || b.Concurrency > 64 {
 		d.errorAt("backfill.concurrency", "want a number from 1 to 64, got %d", b.Concurrency)
 	}
+	if z := b.SourceTimeZone; z != "" && !isZoneName(z) {
+		d.errorAt("backfill.source_time_zone", "invalid time zone %q; want an IANA name like UTC, Europe/Paris or Asia/Kolkata", z)
+	}
 	if len(b.Tables) == 0 {
 		d.errorAt("backfill.tables", "lists no table")
 	}
@@ -332,7 +369,7 @@ func (d *decoder) validateBackfill(b *Backfill) {
 			switch {
 			case !ok:
 				d.errorAt(at("target_key"), "%q is not among the columns; map it from the source key (%s: %s)", t.TargetKey, t.TargetKey, t.Key)
-			case c.From != t.Key || len(c.Transform) > 0 || c.Default != nil || c.Lookup != nil:
+			case c.From != t.Key || len(c.Transform) > 0 || c.Default != nil || c.Lookup != nil || c.Lossy:
 				d.errorAt(at("columns."+t.TargetKey), "the target key must be the source key as it is (%s: %s): rows are matched by it", t.TargetKey, t.Key)
 			}
 		}
@@ -381,6 +418,23 @@ func (d *decoder) checkIdent(path, s string, qualified bool) {
 			return
 		}
 	}
+}
+
+// isZoneName accepts the shape of an IANA time zone name (Asia/Kolkata,
+// America/Argentina/Buenos_Aires, Etc/GMT+5, UTC); the target database,
+// which applies the zone, says whether it knows it.
+func isZoneName(s string) bool {
+	for _, part := range strings.Split(s, "/") {
+		if part == "" || !strings.ContainsAny(part[:1], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			return false
+		}
+		for _, c := range part {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-+", c)) {
+				return false
+			}
+		}
+	}
+	return len(s) <= 64
 }
 
 func isIdent(s string) bool {

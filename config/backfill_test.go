@@ -31,7 +31,7 @@ func TestBackfillColumnsListTheTargetKeyFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := cfg.Backfill.Table("patients").ColumnNames()
-	want := []string{"legacy_id", "email", "first_name", "language", "last_name", "source"}
+	want := []string{"legacy_id", "born", "email", "first_name", "language", "last_name", "source"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
