@@ -8,23 +8,31 @@
 // table followed by an upsert on the target key; and records, in the same
 // transaction, the batch's checkpoint and the rows the target refused,
 // with their reason, in a ledger in the target database
-// (strangler_backfill_runs, _checkpoints and _failures). So a killed run
-// resumes where it stopped, re-running is idempotent, and a re-run copies
-// only what is new or failed before. It can also copy an explicit set of
-// keys, such as the read-repair keys the facade records.
+// (strangler_backfill_runs, _checkpoints, _failures and _deletes). So a
+// killed run resumes where it stopped and re-running is idempotent. A
+// re-run copies what is new past the checkpoints, then compares the
+// tables it had copied before with the source, chunk by chunk, and copies
+// what differs: rows that appeared below a checkpoint, rows changed since.
+// It can also copy an explicit set of keys, such as the read-repair keys
+// the facade records.
 //
-// Transforms and defaults are computed by the source database, in the
-// same SQL expressions verify uses, so the two cannot disagree about what
-// a faithful copy is.
+// Every value is copied exactly or its row goes to the ledger with a
+// reason: one the target type would change (mapping.go, checks.go) is
+// refused unless its column is lossy, and nothing in one row can stop a
+// run; a failure no row can be blamed for stops only its table.
+// Transforms and defaults are computed by the source database.
 //
-// Verify compares the two databases table by table with chunked
-// checksums computed on each side, narrowing differing chunks by
-// bisection down to the rows that are missing, extra or changed.
+// Verify compares the two databases table by table with the same
+// comparison a re-run uses (compare.go): legacy's rows, read as the
+// backfill reads them, are staged in the target and compared there with
+// the backfill's own conversions and equality, so verify and the
+// backfill cannot disagree about what a faithful copy is.
 package backfill
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,6 +79,13 @@ type Options struct {
 	// Restart ignores the checkpoints and reads every row again; rows that
 	// are already equal are counted, not rewritten.
 	Restart bool
+	// SinceCheckpoint only copies what is past the checkpoints (and retries
+	// failed rows), without comparing what is below them: the fast path
+	// for tables whose keys only grow and whose rows never change.
+	SinceCheckpoint bool
+	// PropagateDeletes deletes the target rows whose source row is gone,
+	// recording each in the ledger; without it they are only counted.
+	PropagateDeletes bool
 	// DryRun does everything inside transactions it rolls back, and writes
 	// nothing, not even the ledger: the report says what a run would do.
 	DryRun bool
@@ -95,8 +110,21 @@ func (o *Options) mode() string {
 		return "only-failed"
 	case o.Restart:
 		return "restart"
+	case o.SinceCheckpoint:
+		return "since-checkpoint"
 	}
 	return "full"
+}
+
+// check refuses options that contradict each other.
+func (o *Options) check() error {
+	switch m := o.mode(); {
+	case o.Restart && o.SinceCheckpoint:
+		return errors.New("choose restart or since-checkpoint")
+	case o.PropagateDeletes && m != "full" && m != "restart":
+		return fmt.Errorf("propagating deletes compares whole tables; it cannot be combined with %s", m)
+	}
+	return nil
 }
 
 // Run backfills per cfg and returns what it did. The report is returned
@@ -104,6 +132,9 @@ func (o *Options) mode() string {
 func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	started := time.Now()
 	src, dst, err := connect(ctx, cfg, cfg.Concurrency)
@@ -124,16 +155,16 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
-	l, err := openLedger(ctx, dst, opts.DryRun)
-	if err != nil {
-		return nil, err
-	}
 	if !opts.DryRun {
 		release, err := lock(ctx, dst)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
+	}
+	l, err := openLedger(ctx, dst, opts.DryRun)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, len(tables))
 	for i, t := range tables {
@@ -143,7 +174,10 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		return nil, err
 	}
 	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, tables: tables,
-		stats: map[string]*tableStats{}, pace: newPacer(cfg.Rate), batch: cfg.Batch}
+		stats: map[string]*tableStats{}, pace: newPacer(cfg.Rate), batch: cfg.Batch, started: map[string]bool{}}
+	r.newWriter = func(ctx context.Context, t *table, tryDirect bool) (batchWriter, error) {
+		return newWriter(ctx, dst, t, l, tryDirect)
+	}
 	// A batch never holds more than a second of rows, so the rate holds
 	// smoothly rather than in bursts.
 	if cfg.Rate > 0 {
@@ -151,7 +185,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	var all []*tableStats
 	for _, t := range tables {
-		s := newTableStats(t.name)
+		s := newTableStats(t.name, t.key, opts.DryRun)
 		r.stats[t.name] = s
 		all = append(all, s)
 	}
@@ -191,8 +225,11 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 		return nil, nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
 	}
 	// Values are read as MySQL's text, not parsed into Go times, and
-	// TIMESTAMP columns in UTC, as the target session reads them.
+	// TIMESTAMP columns in UTC, as the target session reads them. Queries
+	// with arguments are prepared, never interpolated: only MySQL's binary
+	// protocol sends a FLOAT exactly (see sourceRow).
 	mcfg.ParseTime = false
+	mcfg.InterpolateParams = false
 	if mcfg.Params == nil {
 		mcfg.Params = map[string]string{}
 	}

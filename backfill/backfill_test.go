@@ -125,7 +125,7 @@ func TestRowsTheTargetRefusesLandInTheLedger(t *testing.T) {
 		t.Errorf("patients: %d failed, %d inserted; want 4 and 996", p.Failed, p.Inserted)
 	}
 	wantReasons := map[string][]string{
-		"column birth_date: date/time field value out of range":                                 {"5", "605"},
+		"column birth_date: out of range for date (SQLSTATE 22008)":                             {"5", "605"},
 		`new row for relation "patients" violates check constraint "patients_email_check"`:      {"6"},
 		`new row for relation "patients" violates check constraint "patients_first_name_check"`: {"7"},
 	}

@@ -14,10 +14,11 @@ import (
 // one COPY in PostgreSQL's text format, which parses each value with its
 // column's own input function, as the staged path's casts do. It skips the
 // staging table and the upsert, about a third of the target's work, but it
-// cannot look values up, count rows already present, or set a bad row
-// aside: any row the target refuses (a key already there included) fails
-// the whole COPY. So it is tried only where that is unlikely, and a failed
-// attempt is rolled back to a savepoint and the batch goes the staged way.
+// cannot look values up, check keys, count rows already present, or set a
+// bad row aside: any row the target refuses (a key already there
+// included) fails the whole COPY. So it is tried only where that is
+// unlikely and keys are exact, and a failed attempt is rolled back to a
+// savepoint and the batch goes the staged way.
 
 // directPause is how many batches go the staged way after a direct COPY
 // failed, before another is tried.
@@ -33,6 +34,9 @@ type directCopy struct {
 }
 
 func newDirectCopy(t *table, try bool) directCopy {
+	if !t.exactKey {
+		return directCopy{}
+	}
 	for _, c := range t.cols {
 		if c.lookup != nil {
 			return directCopy{}
@@ -94,8 +98,8 @@ func (bw *batchWrite) tryDirect(ctx context.Context, tx pgx.Tx) (ok bool, err er
 }
 
 // copyText streams a batch in COPY's text format a row at a time, so the
-// batch is never held twice; rows no text column can hold are left out
-// and set aside as failures.
+// batch is never held twice; rows refused before staging (see refuse) are
+// left out and set aside as failures.
 type copyText struct {
 	bw      *batchWrite
 	next    int
@@ -110,15 +114,16 @@ func (c *copyText) Read(p []byte) (int, error) {
 		}
 		r := c.bw.b.rows[c.next]
 		c.next++
-		if reason := c.bw.w.refuse(r); reason != "" {
-			c.refused = append(c.refused, c.bw.w.failed(r, reason))
+		t := c.bw.w.t
+		if reason := t.refuse(r); reason != "" {
+			c.refused = append(c.refused, t.failed(r, reason))
 			continue
 		}
 		for j, v := range r.vals {
 			if j > 0 {
 				c.buf.WriteByte('\t')
 			}
-			appendCopyText(&c.buf, v, c.bw.w.t.cols[j].isBytes())
+			appendCopyText(&c.buf, t.cols[j].encode(v), t.cols[j].isBytes())
 		}
 		c.buf.WriteByte('\n')
 	}

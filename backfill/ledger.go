@@ -29,11 +29,12 @@ CREATE TABLE IF NOT EXISTS strangler_backfill_runs (
 CREATE TABLE IF NOT EXISTS strangler_backfill_checkpoints (
   table_name text NOT NULL,
   -- A table is copied in key ranges; range n covers the keys after range
-  -- n-1's end up to its own end (NULL: no end, the last range).
+  -- n-1's end up to its own end (NULL: no end, the last range). Keys are
+  -- the bytes MySQL sends, whatever their type.
   range_no integer NOT NULL,
-  range_end text,
+  range_end bytea,
   -- Every key up to last_key is copied; NULL: nothing yet.
-  last_key text,
+  last_key bytea,
   done boolean NOT NULL DEFAULT false,
   rows_done bigint NOT NULL DEFAULT 0,
   run_id bigint,
@@ -42,16 +43,32 @@ CREATE TABLE IF NOT EXISTS strangler_backfill_checkpoints (
 );
 CREATE TABLE IF NOT EXISTS strangler_backfill_failures (
   table_name text NOT NULL,
-  source_key text NOT NULL,
+  source_key bytea NOT NULL,
   reason text NOT NULL,
-  -- The row as it would have been written, redacted columns elided.
+  -- The row as it would have been written, redacted columns elided and
+  -- values jsonb cannot hold described.
   payload jsonb NOT NULL,
   attempts integer NOT NULL DEFAULT 1,
   first_failed_at timestamptz NOT NULL DEFAULT now(),
   last_failed_at timestamptz NOT NULL DEFAULT now(),
   run_id bigint,
   PRIMARY KEY (table_name, source_key)
+);
+-- Modern rows removed by --propagate-deletes because their legacy row was
+-- gone: the audit trail of every delete.
+CREATE TABLE IF NOT EXISTS strangler_backfill_deletes (
+  run_id bigint NOT NULL,
+  table_name text NOT NULL,
+  target_key text NOT NULL,
+  deleted_at timestamptz NOT NULL DEFAULT now()
 );`
+
+// ledgerUpgrade turns the text keys of a ledger written before keys were
+// kept as bytes into those bytes: MySQL sent them as UTF-8 text.
+const ledgerUpgrade = `
+ALTER TABLE strangler_backfill_failures ALTER COLUMN source_key TYPE bytea USING convert_to(source_key, 'UTF8');
+ALTER TABLE strangler_backfill_checkpoints ALTER COLUMN range_end TYPE bytea USING convert_to(range_end, 'UTF8'),
+  ALTER COLUMN last_key TYPE bytea USING convert_to(last_key, 'UTF8');`
 
 // ledger reads and writes the backfill's bookkeeping in the target
 // database. A dry run's ledger writes nothing.
@@ -63,16 +80,41 @@ type ledger struct {
 	exists bool
 }
 
-// openLedger creates the ledger's tables if needed; a dry run only looks.
+// openLedger creates the ledger's tables if needed and upgrades those of
+// an older version in place; a dry run only looks, and refuses an older
+// ledger it may not upgrade. The caller holds the lock.
 func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error) {
-	l := &ledger{db: db, dry: dry, exists: true}
-	if dry {
-		err := db.QueryRow(ctx, "SELECT to_regclass('strangler_backfill_checkpoints') IS NOT NULL").Scan(&l.exists)
-		return l, err
-	}
-	if _, err := db.Exec(ctx, ledgerSchema); err != nil {
+	l := &ledger{db: db, dry: dry}
+	var keyType *string
+	err := db.QueryRow(ctx, `SELECT to_regclass('strangler_backfill_checkpoints') IS NOT NULL,
+		(SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
+			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key')`).Scan(&l.exists, &keyType)
+	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
+	old := keyType != nil && *keyType == "text"
+	switch {
+	case dry && old:
+		return nil, errors.New("ledger: it was written by an older version, which kept keys as text; run once without --dry-run to upgrade it")
+	case dry:
+		return l, nil
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	schema := ledgerSchema
+	if old {
+		schema += ledgerUpgrade
+	}
+	if _, err := tx.Exec(ctx, schema); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	l.exists = true
 	return l, nil
 }
 
@@ -132,20 +174,24 @@ func (l *ledger) finishRun(ctx context.Context, status string, report *Report, r
 	return err
 }
 
-// keyRange is one key range of a table and how far it got.
+// keyRange is one key range of a table and how far it got. Keys are the
+// bytes MySQL sends; nil means none (an empty key is not nil).
 type keyRange struct {
 	no int
 	// start is the key the range begins after; nil: the first key.
-	start *string
+	start []byte
 	// end is the range's last key; nil: no end.
-	end *string
+	end []byte
 	// last is the last key copied; nil: nothing yet.
-	last *string
+	last []byte
 	done bool
 }
 
+// started reports whether an earlier run copied some of the range.
+func (r keyRange) started() bool { return r.last != nil || r.done }
+
 // cursor is where the range's next batch starts after.
-func (r keyRange) cursor() *string {
+func (r keyRange) cursor() []byte {
 	if r.last != nil {
 		return r.last
 	}
@@ -173,7 +219,7 @@ func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
 }
 
 // setRanges records a table's key ranges by their ends, the last one nil.
-func (l *ledger) setRanges(ctx context.Context, table string, ends []*string) ([]keyRange, error) {
+func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]keyRange, error) {
 	rs := make([]keyRange, len(ends))
 	for i, end := range ends {
 		rs[i] = keyRange{no: i, end: end}
@@ -208,7 +254,7 @@ func (l *ledger) forget(ctx context.Context, table string) error {
 
 // advance moves a range's checkpoint past a batch, inside the batch's
 // transaction.
-func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRange, last string, rows int, done bool) error {
+func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRange, last []byte, rows int, done bool) error {
 	if l.dry {
 		return nil
 	}
@@ -230,9 +276,13 @@ func (l *ledger) markDone(ctx context.Context, table string, r *keyRange) error 
 
 // failure is a row that could not be written, and why.
 type failure struct {
-	key     string
+	key     []byte
 	reason  string
 	payload map[string]any
+	// shown, when set, is the row's key as reports show it, for a modern
+	// row with no source key (one that could not be deleted); such a
+	// failure is reported, not kept in the ledger.
+	shown string
 }
 
 // recordFailures adds or updates failed rows, inside the batch's
@@ -255,7 +305,7 @@ func (l *ledger) recordFailures(ctx context.Context, tx pgx.Tx, table string, fs
 
 // clearFailures forgets earlier failures of rows now written or gone,
 // inside the batch's transaction.
-func (l *ledger) clearFailures(ctx context.Context, tx pgx.Tx, table string, keys []string) error {
+func (l *ledger) clearFailures(ctx context.Context, tx pgx.Tx, table string, keys [][]byte) error {
 	if len(keys) == 0 || l.dry {
 		return nil
 	}
@@ -273,17 +323,39 @@ func (l *ledger) hasFailures(ctx context.Context, table string) (bool, error) {
 	return any, err
 }
 
-// failedKeys pages through a table's failed keys, in text order;
+// failedKeys pages through a table's failed keys, in byte order;
 // earlierOnly leaves out those that failed in this run.
-func (l *ledger) failedKeys(ctx context.Context, table, after string, limit int, earlierOnly bool) ([]string, error) {
+func (l *ledger) failedKeys(ctx context.Context, table string, after []byte, limit int, earlierOnly bool) ([][]byte, error) {
 	if !l.exists {
 		return nil, nil
 	}
 	rows, err := l.db.Query(ctx, `SELECT source_key FROM strangler_backfill_failures
-		WHERE table_name = $1 AND source_key > $2 AND NOT ($4 AND run_id IS NOT DISTINCT FROM $5)
+		WHERE table_name = $1 AND ($2::bytea IS NULL OR source_key > $2) AND NOT ($4 AND run_id IS NOT DISTINCT FROM $5)
 		ORDER BY source_key LIMIT $3`, table, after, limit, earlierOnly, l.runID)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+}
+
+// countFailed counts which of keys the ledger records as failed.
+func (l *ledger) countFailed(ctx context.Context, table string, keys [][]byte) (int64, error) {
+	if !l.exists || len(keys) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := l.db.QueryRow(ctx, "SELECT count(*) FROM strangler_backfill_failures WHERE table_name = $1 AND source_key = ANY($2)",
+		table, keys).Scan(&n)
+	return n, err
+}
+
+// recordDeletes notes target rows deleted because their legacy row is
+// gone, inside the transaction that deletes them.
+func (l *ledger) recordDeletes(ctx context.Context, tx pgx.Tx, table string, keys []string) error {
+	if len(keys) == 0 || l.dry {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO strangler_backfill_deletes (run_id, table_name, target_key) SELECT $1, $2, unnest($3::text[])",
+		l.runID, table, keys)
+	return err
 }

@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // configured table names and closed sets, never keys.
 type Metrics struct {
 	// Rows counts rows by table and result: inserted, updated,
-	// already_present or failed.
+	// already_present, failed or deleted (--propagate-deletes).
 	Rows *prometheus.CounterVec
 	// Deviations is the last verify's count per table and kind: missing,
 	// extra or changed.
@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_backfill_rows_total",
-			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed).",
+			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted).",
 		}, []string{"table", "result"}),
 		Deviations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strangler_verify_deviations",

@@ -26,48 +26,29 @@ type table struct {
 	source string
 	// sourceKey is the source key column, qualified with src.
 	sourceKey string
-	// intKey is set when the source key is an integer: key ranges can then
-	// be split and compared numerically.
-	intKey bool
+	// key is what the source key holds: integers can be split into ranges,
+	// binary keys are shown in hex.
+	key keyKind
+	// nullKeys is set when the key can be NULL and null_keys is skip: those
+	// rows are counted as failed, never read.
+	nullKeys bool
+	// exactKey is set when the target key stores every staged key as itself
+	// with an equality that is identity (see exactKey).
+	exactKey bool
+	// keyEq is the equality operator of the target key's unique index,
+	// schema-qualified (OPERATOR(public.=) for citext): the equality ON
+	// CONFLICT uses, which a plain = may not resolve to when the type's
+	// schema is not on the search path.
+	keyEq string
+	// redacted is set when any column is redacted: then no message text
+	// from the target goes into a failure reason unless it is known to
+	// hold no value (see describe).
+	redacted bool
 	// target is the quoted target table.
 	target string
 	// after lists the tables that must be copied first: those this one's
 	// lookups read.
 	after []string
-}
-
-// column is one target column and where its value comes from.
-type column struct {
-	name     string
-	cfg      config.Column
-	redacted bool
-	// sourceExpr computes the value on MySQL, transforms and default
-	// included, so that backfill and verify read exactly the same value.
-	sourceExpr string
-	// pgType is the target column's type, as format_type writes it.
-	pgType string
-	// lookup translates the value through another target table.
-	lookup *lookup
-}
-
-type lookup struct {
-	table   string // quoted
-	key     string // quoted column of the lookup table matched against the value
-	keyType string // its type
-	column  string // quoted column whose value is stored
-}
-
-// isBytes reports whether the column's values are binary.
-func (c *column) isBytes() bool { return c.pgType == "bytea" }
-
-// stageType is how the column is staged: as text, cast to its type when
-// upserted (so a bad value fails one statement that can be retried row by
-// row, not the COPY), or as bytea for binary values.
-func (c *column) stageType() string {
-	if c.isBytes() {
-		return "bytea"
-	}
-	return "text"
 }
 
 // plan checks the backfill section's tables against both databases and
@@ -106,8 +87,10 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	t := &table{cfg: tc, index: i, name: tc.Name, target: pgIdent(tc.To), sourceKey: "src." + myIdent(tc.Key)}
 	// at places a problem at the field of the file it concerns.
 	at := func(field string) string { return cfg.Locate(fmt.Sprintf("backfill.tables[%d].%s", i, field)) }
+	sourceField := "from"
 	if tc.Query != "" {
 		t.source = "(" + strings.TrimRight(strings.TrimSpace(tc.Query), ";") + ") AS src"
+		sourceField = "query"
 	} else {
 		t.source = myIdent(tc.From) + " AS src"
 	}
@@ -115,9 +98,13 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", at("to"), err)
 	}
+	// The source's own types decide how some values are read (BIT).
+	raw, err := sourceTypes(ctx, src, t, tc.Columns)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
 	for _, name := range tc.ColumnNames() {
 		c := column{name: name, cfg: tc.Columns[name], redacted: tc.Redacted(name)}
-		c.sourceExpr = sourceExpr(c.cfg)
 		tcol, ok := targetCols[name]
 		switch {
 		case !ok:
@@ -125,7 +112,8 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		case tcol.generated:
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
-		c.pgType = tcol.typ
+		c.typ, c.deterministic = parseType(tcol.typ), tcol.deterministic
+		c.sourceExpr = sourceExpr(c.cfg, raw[c.cfg.From], c.typ)
 		if l := c.cfg.Lookup; l != nil {
 			lcols, err := targetColumns(ctx, dst, l.Table)
 			if err != nil {
@@ -145,6 +133,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 				t.after = append(t.after, dep)
 			}
 		}
+		t.redacted = t.redacted || c.redacted
 		t.cols = append(t.cols, c)
 	}
 	for name, tcol := range targetCols {
@@ -152,27 +141,72 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: target column %q is NOT NULL and has no default; map it here", at("columns"), name)
 		}
 	}
-	unique, err := hasUniqueIndex(ctx, dst, tc.To, tc.TargetKey)
-	if err != nil {
+	if t.keyEq, err = uniqueKeyEquality(ctx, dst, tc.To, tc.TargetKey); err != nil {
 		return nil, fmt.Errorf("%s: %w", at("target_key"), err)
 	}
-	if !unique {
+	if t.keyEq == "" {
 		return nil, fmt.Errorf("%s: %s has no unique index on %q alone; rows are upserted on it", at("target_key"), tc.To, tc.TargetKey)
 	}
-	if t.intKey, err = checkSource(ctx, src, t); err != nil {
-		field := "from"
-		if tc.Query != "" {
-			field = "query"
+	nullable, err := checkSource(ctx, src, t)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
+	if nullable {
+		if tc.NullKeys != config.NullKeysSkip {
+			return nil, fmt.Errorf("%s: %s can be NULL in the source, and a row without a key cannot be copied, checkpointed or compared; "+
+				"key on a NOT NULL column, COALESCE it in a query, or set null_keys: skip to count such rows as failed", at("key"), tc.Key)
 		}
-		return nil, fmt.Errorf("%s: reading the source: %w", at(field), err)
+		t.nullKeys = true
+	}
+	if err := checkUnique(ctx, src, t); err != nil {
+		return nil, fmt.Errorf("%s: %w", at("key"), err)
+	}
+	t.exactKey = exactKey(t.key, &t.cols[0])
+	if z := cfg.SourceTimeZone; z != "" {
+		if err := zoneKnown(ctx, dst, z); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
+		}
+		for i := range t.cols {
+			if c := &t.cols[i]; c.srcType == "DATETIME" && c.typ.base == "timestamp" && c.typ.tz {
+				c.zone = z
+			}
+		}
 	}
 	return t, nil
 }
 
+// sourceTypes returns MySQL's type of each source column the mapping
+// reads, by name, from a select that reads no row.
+func sourceTypes(ctx context.Context, db *sql.DB, t *table, cols map[string]config.Column) (map[string]string, error) {
+	var names, exprs []string
+	for _, c := range cols {
+		if c.From != "" && !slices.Contains(names, c.From) {
+			names, exprs = append(names, c.From), append(exprs, "src."+myIdent(c.From))
+		}
+	}
+	out := map[string]string{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+t.source+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	for i, ct := range types {
+		out[names[i]] = ct.DatabaseTypeName()
+	}
+	return out, rows.Err()
+}
+
 // checkSource runs the table's select once without reading a row, which
-// catches misspelt columns and bad queries before any work, and reports
-// whether the key is an integer.
-func checkSource(ctx context.Context, db *sql.DB, t *table) (bool, error) {
+// catches misspelt columns and bad queries before any work, notes each
+// value's type and the key's, and reports whether the key can be NULL.
+func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err error) {
 	rows, err := db.QueryContext(ctx, "SELECT "+t.sourceKey+", "+t.selectList()+" FROM "+t.source+" LIMIT 0")
 	if err != nil {
 		return false, err
@@ -182,7 +216,60 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return strings.Contains(types[0].DatabaseTypeName(), "INT"), rows.Err()
+	t.key = kindOf(types[0].DatabaseTypeName())
+	for i := range t.cols {
+		if t.cols[i].cfg.From != "" {
+			t.cols[i].srcType = types[i+1].DatabaseTypeName()
+		}
+	}
+	nullable, ok := types[0].Nullable()
+	return nullable || !ok, rows.Err()
+}
+
+// checkUnique refuses a source key that is not unique: keyset pagination
+// would skip the rows after a duplicate, and the upsert would write one
+// target row twice. A table's unique index on the key is proof enough;
+// otherwise one query looks for a duplicate. Equality is the key
+// column's collation, as pagination compares keys.
+func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
+	if t.cfg.Query == "" {
+		schema, name, ok := strings.Cut(t.cfg.From, ".")
+		if !ok {
+			schema, name = "", schema
+		}
+		var unique bool
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.STATISTICS s
+			WHERE s.TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = ?
+			AND NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
+				AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME <> s.COLUMN_NAME)`,
+			schema, name, t.cfg.Key).Scan(&unique)
+		if err != nil || unique {
+			return err
+		}
+	}
+	var dup []byte
+	err := db.QueryRowContext(ctx, "SELECT "+t.sourceKey+" FROM "+t.source+" WHERE "+t.sourceKey+" IS NOT NULL GROUP BY "+
+		t.sourceKey+" HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking that the key is unique: %w", err)
+	}
+	return fmt.Errorf("%s is not unique in the source (%s appears more than once): rows would be skipped or written twice; "+
+		"key on a unique column, or give a query whose key is unique", t.cfg.Key, showKey(t.key, dup))
+}
+
+// zoneKnown checks that the target database, which applies the zone, knows it.
+func zoneKnown(ctx context.Context, db *pgxpool.Pool, zone string) error {
+	var known bool
+	if err := db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", zone).Scan(&known); err != nil {
+		return err
+	}
+	if !known {
+		return fmt.Errorf("the target database knows no time zone %q", zone)
+	}
+	return nil
 }
 
 // selectList is the source expressions of every column, in order.
@@ -192,31 +279,6 @@ func (t *table) selectList() string {
 		exprs[i] = c.sourceExpr
 	}
 	return strings.Join(exprs, ", ")
-}
-
-// sourceExpr is the MySQL expression for a column's value: the source
-// column (or NULL), each transform in turn, then the default for NULL.
-func sourceExpr(c config.Column) string {
-	e := "NULL"
-	if c.From != "" {
-		e = "src." + myIdent(c.From)
-	}
-	for _, tr := range c.Transform {
-		switch tr {
-		case config.TransformTrim:
-			e = "TRIM(" + e + ")"
-		case config.TransformLower:
-			e = "LOWER(" + e + ")"
-		case config.TransformUpper:
-			e = "UPPER(" + e + ")"
-		case config.TransformNullIfEmpty:
-			e = "NULLIF(" + e + ", '')"
-		}
-	}
-	if c.Default != nil {
-		e = "COALESCE(" + e + ", " + myString(*c.Default) + ")"
-	}
-	return e
 }
 
 // myString is a MySQL string literal that needs no escaping, whatever the
@@ -242,8 +304,8 @@ func myIdent(name string) string {
 func pgIdent(name string) string { return pgx.Identifier(strings.Split(name, ".")).Sanitize() }
 
 type targetColumn struct {
-	typ                            string
-	notNull, hasDefault, generated bool
+	typ                                           string
+	notNull, hasDefault, generated, deterministic bool
 }
 
 // targetColumns reads a target table's columns from the catalog.
@@ -256,7 +318,8 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 		return nil, fmt.Errorf("no table %s in the target database", name)
 	}
 	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-			a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
+			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '',
+			coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = a.attcollation), true)
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, pgIdent(name))
 	if err != nil {
 		return nil, err
@@ -265,7 +328,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	for rows.Next() {
 		var n string
 		var c targetColumn
-		if err := rows.Scan(&n, &c.typ, &c.notNull, &c.hasDefault, &c.generated); err != nil {
+		if err := rows.Scan(&n, &c.typ, &c.notNull, &c.hasDefault, &c.generated, &c.deterministic); err != nil {
 			return nil, err
 		}
 		cols[n] = c
@@ -273,15 +336,21 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	return cols, rows.Err()
 }
 
-// hasUniqueIndex reports whether column alone is unique in the table, as
-// ON CONFLICT needs.
-func hasUniqueIndex(ctx context.Context, db *pgxpool.Pool, table, column string) (bool, error) {
-	var ok bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+// uniqueKeyEquality returns the equality operator of a unique index on
+// column alone, as ON CONFLICT needs one, schema-qualified; "" when the
+// column has no such index.
+func uniqueKeyEquality(ctx context.Context, db *pgxpool.Pool, table, column string) (string, error) {
+	var op string
+	err := db.QueryRow(ctx, `SELECT coalesce((SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname) FROM pg_index i
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+		JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+		JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3
+			AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
+		JOIN pg_operator o ON o.oid = ao.amopopr
+		JOIN pg_namespace n ON n.oid = o.oprnamespace
 		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1
-			AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2)`, pgIdent(table), column).Scan(&ok)
-	return ok, err
+			AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 LIMIT 1), '')`, pgIdent(table), column).Scan(&op)
+	return op, err
 }
 
 // ordered sorts tables so that each comes after the tables its lookups

@@ -9,12 +9,12 @@ import (
 
 func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 	stats := func() []*tableStats {
-		a, b := newTableStats("patients"), newTableStats("photos")
+		a, b := newTableStats("patients", intKey, false), newTableStats("photos", intKey, false)
 		a.estimate.Store(1000)
 		a.active(time.Now().Add(-time.Second))
 		a.read.Store(250)
 		a.inserted.Store(240)
-		a.addFailures([]failure{{key: "7", reason: "r"}})
+		a.addFailures([]failure{{key: []byte("7"), reason: "r"}})
 		b.read.Store(10)
 		b.inserted.Store(10)
 		b.active(time.Now())

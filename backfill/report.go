@@ -39,9 +39,23 @@ type TableReport struct {
 	Failures []FailureGroup `json:"failures"`
 	// NotInSource counts keys asked for (--keys, read repair, failed rows
 	// retried) that the source does not have.
-	NotInSource   int64   `json:"not_in_source"`
-	Seconds       float64 `json:"duration_seconds"`
-	RowsPerSecond float64 `json:"rows_per_second"`
+	NotInSource int64 `json:"not_in_source"`
+	// Compared counts source rows compared with the target to find those
+	// that changed or appeared below the checkpoint (a plain re-run);
+	// only those that differ are read again and counted in Read.
+	Compared int64 `json:"compared"`
+	// Extra counts target rows with a source key the source no longer
+	// has, left in place; Deleted those deleted (--propagate-deletes),
+	// DeletedKeys the first few of them. Every delete is also in the
+	// ledger's strangler_backfill_deletes.
+	Extra         int64    `json:"extra"`
+	Deleted       int64    `json:"deleted"`
+	DeletedKeys   []string `json:"deleted_keys"`
+	Seconds       float64  `json:"duration_seconds"`
+	RowsPerSecond float64  `json:"rows_per_second"`
+	// Error is why the table stopped before it was done, if it did; the
+	// other tables went on.
+	Error string `json:"error,omitempty"`
 }
 
 // FailureGroup is the failed rows that share a reason.
@@ -72,19 +86,33 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s, %s mode, %s\n", title, r.Mode, r.Finished.Sub(r.Started).Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "table\tread\twritten\talready present\tfailed\tduration\trows/s\t")
+	fmt.Fprintln(tw, "table\tcompared\tread\twritten\talready present\tfailed\tdeleted\tduration\trows/s\t")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Table, thousands(t.Read), thousands(t.Written()),
-			thousands(t.Present), thousands(t.Failed), (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Table, thousands(t.Compared), thousands(t.Read), thousands(t.Written()),
+			thousands(t.Present), thousands(t.Failed), thousands(t.Deleted), (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond),
 			thousands(int64(t.RowsPerSecond)))
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
+		if t.Error != "" {
+			fmt.Fprintf(w, "%s: stopped: %s\n", t.Table, t.Error)
+		}
 		if t.NotInSource > 0 {
 			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Table, thousands(t.NotInSource))
 		}
 		for _, g := range t.Failures {
-			fmt.Fprintf(w, "%s: %s failed: %s (e.g. key %s)\n", t.Table, thousands(g.Count), g.Reason, joinKeys(g.SampleKeys))
+			fmt.Fprintf(w, "%s: %s failed: %s", t.Table, thousands(g.Count), g.Reason)
+			if len(g.SampleKeys) > 0 {
+				fmt.Fprintf(w, " (e.g. key %s)", joinKeys(g.SampleKeys))
+			}
+			fmt.Fprintln(w)
+		}
+		if t.Extra > 0 {
+			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Table, thousands(t.Extra))
+		}
+		if t.Deleted > 0 {
+			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
+				t.Table, thousands(t.Deleted), joinKeys(t.DeletedKeys))
 		}
 	}
 	if r.Error != "" {
@@ -130,19 +158,66 @@ const sampleKeys = 5
 // display, the metrics and the report.
 type tableStats struct {
 	name string
+	key  keyKind
 	// estimate is the rows expected this run, 0 if unknown.
 	estimate                                              atomic.Int64
 	read, inserted, updated, present, failed, notInSource atomic.Int64
+	compared, extra                                       atomic.Int64
 	done                                                  atomic.Bool
 
 	mu      sync.Mutex
 	first   time.Time
 	last    time.Time
 	reasons map[string]*FailureGroup
+	deleted deleted
+	err     error
+	// failedNow holds the keys that failed in a dry run, which leaves no
+	// trace in the ledger, so that retrying earlier failures skips them
+	// as a real run would.
+	failedNow map[string]bool
 }
 
-func newTableStats(name string) *tableStats {
-	return &tableStats{name: name, reasons: map[string]*FailureGroup{}}
+func newTableStats(name string, key keyKind, dry bool) *tableStats {
+	s := &tableStats{name: name, key: key, reasons: map[string]*FailureGroup{}}
+	if dry {
+		s.failedNow = map[string]bool{}
+	}
+	return s
+}
+
+// failedInDryRun reports whether key failed earlier in this dry run.
+func (s *tableStats) failedInDryRun(key []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failedNow[string(key)]
+}
+
+// stop records why the table stopped; it reports whether this is the
+// first reason.
+func (s *tableStats) stop(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	s.err = err
+	return true
+}
+
+// stopped is why the table stopped, or nil.
+func (s *tableStats) stopped() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// addDeleted counts rows deleted because their source row is gone.
+func (s *tableStats) addDeleted(d deleted) {
+	s.addFailures(d.refused)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleted.n += d.n
+	s.deleted.keys = append(s.deleted.keys, d.keys...)
 }
 
 // active records that work on the table happened now.
@@ -176,16 +251,36 @@ func (s *tableStats) addFailures(fs []failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range fs {
-		g := s.reasons[f.reason]
-		if g == nil {
-			g = &FailureGroup{Reason: f.reason}
-			s.reasons[f.reason] = g
+		if s.failedNow != nil && f.shown == "" {
+			s.failedNow[string(f.key)] = true
 		}
-		g.Count++
-		if len(g.SampleKeys) < sampleKeys {
-			g.SampleKeys = append(g.SampleKeys, f.key)
-		}
+		s.addFailure(f.reason, cmp.Or(f.shown, showKey(s.key, f.key)), 1)
 	}
+}
+
+// addFailure counts n failures for reason; key is one of them, if any.
+// The caller holds s.mu.
+func (s *tableStats) addFailure(reason, key string, n int64) {
+	g := s.reasons[reason]
+	if g == nil {
+		g = &FailureGroup{Reason: reason, SampleKeys: []string{}}
+		s.reasons[reason] = g
+	}
+	g.Count += n
+	if key != "" && len(g.SampleKeys) < sampleKeys {
+		g.SampleKeys = append(g.SampleKeys, key)
+	}
+}
+
+// addNullKeys counts the source rows left out for their NULL key.
+func (s *tableStats) addNullKeys(n int64) {
+	if n == 0 {
+		return
+	}
+	s.failed.Add(n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addFailure("the source key is NULL (null_keys: skip)", "", n)
 }
 
 func (s *tableStats) report() TableReport {
@@ -194,7 +289,11 @@ func (s *tableStats) report() TableReport {
 	t := TableReport{
 		Table: s.name, Read: s.read.Load(), Inserted: s.inserted.Load(), Updated: s.updated.Load(),
 		Present: s.present.Load(), Failed: s.failed.Load(), NotInSource: s.notInSource.Load(),
-		Failures: []FailureGroup{},
+		Compared: s.compared.Load(), Extra: s.extra.Load(), Deleted: s.deleted.n,
+		DeletedKeys: append([]string{}, s.deleted.keys...), Failures: []FailureGroup{},
+	}
+	if s.err != nil {
+		t.Error = s.err.Error()
 	}
 	if !s.first.IsZero() {
 		t.Seconds = s.last.Sub(s.first).Seconds()

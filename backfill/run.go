@@ -3,10 +3,10 @@ package backfill
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,28 +25,48 @@ type runner struct {
 	stats  map[string]*tableStats
 	pace   *pacer
 	batch  int
+	// newWriter makes the writer of a table's batches. It is the one place
+	// that decides how rows reach the target: with SQL into its database
+	// here; another strategy (the modern service's API) plugs in here.
+	newWriter func(ctx context.Context, t *table, tryDirect bool) (batchWriter, error)
+	// started names the tables an earlier run had begun to copy: a plain
+	// re-run compares them whole, to find what changed below the
+	// checkpoints.
+	started map[string]bool
+}
+
+// batchWriter writes one table's batches to the target.
+type batchWriter interface {
+	// write writes a batch and, with it, its failed rows and checkpoint
+	// (cp, nil for rows asked for by key); clear also forgets earlier
+	// failures of the rows written. A dry run writes nothing and says what
+	// it would have done.
+	write(ctx context.Context, b batch, cp *checkpoint, clear, dry bool) (outcome, error)
+	close()
 }
 
 func (r *runner) run(ctx context.Context) error {
 	switch r.opts.mode() {
 	case "keys":
 		for _, t := range r.tables {
-			if keys := r.opts.Keys[t.name]; len(keys) > 0 {
-				if _, err := r.copyKeys(ctx, t, keys); err != nil {
-					return err
-				}
+			keys, err := parseKeys(t, r.opts.Keys[t.name])
+			if err == nil && len(keys) > 0 {
+				_, err = r.copyKeys(ctx, t, keys)
+			}
+			if err := r.fail(ctx, t, err); err != nil {
+				return err
 			}
 		}
 		r.finishAll()
-		return nil
+		return r.stoppedTables()
 	case "only-failed":
 		for _, t := range r.tables {
-			if err := r.retryFailed(ctx, t, false); err != nil {
+			if err := r.fail(ctx, t, r.retryFailed(ctx, t, false)); err != nil {
 				return err
 			}
 			r.stats[t.name].done.Store(true)
 		}
-		return nil
+		return r.stoppedTables()
 	}
 	if r.opts.Repairs != nil {
 		if err := r.drainRepairs(ctx); err != nil {
@@ -58,13 +78,41 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return r.stoppedTables()
 }
 
 func (r *runner) finishAll() {
 	for _, s := range r.stats {
 		s.done.Store(true)
 	}
+}
+
+// fail stops table t for err, a failure no row of its data can be blamed
+// for: the other tables go on. It returns err when the run itself was
+// stopped, and nil otherwise (or when err is nil).
+func (r *runner) fail(ctx context.Context, t *table, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	err = safeError(t, err)
+	if r.stats[t.name].stop(err) {
+		r.opts.Log.Error("backfill table stopped", "table", t.name, "error", err)
+	}
+	return nil
+}
+
+// stoppedTables joins why tables stopped, nil when none did.
+func (r *runner) stoppedTables() error {
+	var errs []error
+	for _, t := range r.tables {
+		if err := r.stats[t.name].stopped(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // task is one key range of one table.
@@ -74,19 +122,25 @@ type task struct {
 }
 
 // copyWave copies tables that do not depend on each other, their key
-// ranges spread over the configured number of workers, then retries the
-// rows that failed in earlier runs.
+// ranges spread over the configured number of workers, then finishes
+// each: compares it when a re-run must, and retries the rows that failed
+// in earlier runs. A table stops alone; one whose lookups read a stopped
+// table is not copied.
 func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 	var tasks []task
-	left := map[string]*atomic.Int64{}
+	var live []*table
 	for _, t := range wave {
+		if dep := r.stoppedDependency(t); dep != "" {
+			r.fail(ctx, t, fmt.Errorf("not copied: its lookups read table %s, which stopped", dep))
+			continue
+		}
 		ts, err := r.tasks(ctx, t)
-		if err != nil {
+		if err := r.fail(ctx, t, err); err != nil {
 			return err
 		}
-		tasks = append(tasks, ts...)
-		left[t.name] = &atomic.Int64{}
-		left[t.name].Store(int64(len(ts)))
+		if err == nil {
+			tasks, live = append(tasks, ts...), append(live, t)
+		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -95,7 +149,10 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 	for range min(r.cfg.Concurrency, max(1, len(tasks))) {
 		wg.Go(func() {
 			for tk := range queue {
-				if err := r.copyRange(ctx, tk.t, tk.rg); err != nil {
+				if r.stats[tk.t.name].stopped() != nil {
+					continue
+				}
+				if err := r.fail(ctx, tk.t, r.copyRange(ctx, tk.t, tk.rg)); err != nil {
 					cancel(err)
 				}
 			}
@@ -114,8 +171,11 @@ feed:
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
-	for _, t := range wave {
-		if err := r.retryFailed(ctx, t, true); err != nil {
+	for _, t := range live {
+		if r.stats[t.name].stopped() != nil {
+			continue
+		}
+		if err := r.fail(ctx, t, r.finish(ctx, t)); err != nil {
 			return err
 		}
 		r.stats[t.name].done.Store(true)
@@ -124,18 +184,53 @@ feed:
 	return nil
 }
 
-// tasks lists the key ranges of t still to copy: the ranges of an earlier
-// run that did not finish, and the last, open-ended range, which picks up
-// rows added since.
-func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
-	if r.opts.Restart {
-		if err := r.ledger.forget(ctx, t.name); err != nil {
-			return nil, err
+// stoppedDependency names a table t's lookups read that stopped, or "".
+func (r *runner) stoppedDependency(t *table) string {
+	for _, dep := range t.after {
+		if s := r.stats[dep]; s != nil && s.stopped() != nil {
+			return dep
 		}
 	}
-	rs, err := r.ledger.ranges(ctx, t.name)
-	if err != nil {
-		return nil, err
+	return ""
+}
+
+// compares reports whether t is compared whole after its ranges are
+// copied: on a plain re-run, to find rows below the checkpoints and rows
+// changed since they were copied; with --propagate-deletes, to find the
+// rows to delete.
+func (r *runner) compares(t *table) bool {
+	return r.opts.PropagateDeletes || r.opts.mode() == "full" && r.started[t.name]
+}
+
+// finish ends a table's copy once its ranges are done.
+func (r *runner) finish(ctx context.Context, t *table) error {
+	if r.compares(t) {
+		if err := r.sync(ctx, t); err != nil {
+			return err
+		}
+	} else {
+		n, err := countNullKeys(ctx, r.src, t)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", t.name, err)
+		}
+		r.stats[t.name].addNullKeys(n)
+	}
+	return r.retryFailed(ctx, t, true)
+}
+
+// tasks lists the key ranges of t still to copy: the ranges of an earlier
+// run that did not finish, and the last, open-ended range, which picks up
+// rows added since. A restart starts over with new ranges.
+func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
+	var rs []keyRange
+	if !r.opts.Restart {
+		var err error
+		if rs, err = r.ledger.ranges(ctx, t.name); err != nil {
+			return nil, err
+		}
+		for _, rg := range rs {
+			r.started[t.name] = r.started[t.name] || rg.started()
+		}
 	}
 	if len(rs) == 0 {
 		n := 1
@@ -179,7 +274,7 @@ func (r *runner) copyRange(ctx context.Context, t *table, rg keyRange) error {
 	r.stats[t.name].active(time.Now())
 	// Rows past a checkpoint are probably new, unless the run rereads
 	// everything.
-	w, err := newWriter(ctx, r.dst, t, r.ledger, !r.opts.Restart)
+	w, err := r.newWriter(ctx, t, !r.opts.Restart)
 	if err != nil {
 		return err
 	}
@@ -248,7 +343,7 @@ func (r *runner) logDone(t *table) {
 		"already_present", rep.Present, "failed", rep.Failed, "duration_s", rep.Seconds)
 }
 
-// keyResult is what copying a set of keys did to each of them.
+// keyResult is what copying a set of keys did to each of them, by key.
 type keyResult struct {
 	found, failed map[string]bool
 }
@@ -256,19 +351,18 @@ type keyResult struct {
 // copyKeys copies the rows of t with the given source keys, then the rows
 // of the tables that look t's rows up (its dependants), so that a
 // repaired patient arrives with its MRNs and photos.
-func (r *runner) copyKeys(ctx context.Context, t *table, keys []string) (keyResult, error) {
+func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte) (keyResult, error) {
 	res, err := r.copyBy(ctx, t, t.sourceKey, keys)
 	if err != nil {
 		return res, err
 	}
 	r.stats[t.name].notInSource.Add(int64(len(keys) - len(res.found)))
-	var found []string
-	for k := range res.found {
-		if !res.failed[k] {
+	var found [][]byte
+	for _, k := range keys {
+		if res.found[string(k)] && !res.failed[string(k)] {
 			found = append(found, k)
 		}
 	}
-	slices.Sort(found)
 	for _, dep := range r.dependants(t) {
 		if len(found) == 0 {
 			break
@@ -277,9 +371,9 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys []string) (keyResu
 		if err != nil {
 			return res, err
 		}
-		var subKeys []string
+		var subKeys [][]byte
 		for k := range sub.found {
-			subKeys = append(subKeys, k)
+			subKeys = append(subKeys, []byte(k))
 		}
 		// Their own dependants, found through their keys.
 		for _, grand := range r.dependants(dep.t) {
@@ -311,13 +405,13 @@ func (r *runner) dependants(t *table) []dependant {
 
 // copyBy copies the rows of t whose column is one of values, without
 // checkpoints, and forgets earlier failures of the rows it writes.
-func (r *runner) copyBy(ctx context.Context, t *table, column string, values []string) (keyResult, error) {
+func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte) (keyResult, error) {
 	res := keyResult{found: map[string]bool{}, failed: map[string]bool{}}
 	if len(values) == 0 {
 		return res, nil
 	}
 	r.stats[t.name].active(time.Now())
-	w, err := newWriter(ctx, r.dst, t, r.ledger, false)
+	w, err := r.newWriter(ctx, t, false)
 	if err != nil {
 		return res, err
 	}
@@ -334,7 +428,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values []s
 			res.found[string(row.key)] = true
 		}
 		for _, f := range out.failures {
-			res.failed[f.key] = true
+			res.failed[string(f.key)] = true
 		}
 		return nil
 	})
@@ -345,31 +439,35 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values []s
 // gone from the source are forgotten. earlierOnly skips the rows that
 // failed in this very run.
 func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool) error {
-	after := ""
+	var after []byte
+	s := r.stats[t.name]
 	for {
 		keys, err := r.ledger.failedKeys(ctx, t.name, after, r.batch, earlierOnly)
 		if err != nil || len(keys) == 0 {
 			return err
 		}
 		after = keys[len(keys)-1]
+		if earlierOnly && r.opts.DryRun {
+			keys = slices.DeleteFunc(keys, s.failedInDryRun)
+		}
 		res, err := r.copyBy(ctx, t, t.sourceKey, keys)
 		if err != nil {
 			return err
 		}
-		var gone []string
+		var gone [][]byte
 		for _, k := range keys {
-			if !res.found[k] {
+			if !res.found[string(k)] {
 				gone = append(gone, k)
 			}
 		}
-		r.stats[t.name].notInSource.Add(int64(len(gone)))
+		s.notInSource.Add(int64(len(gone)))
 		if err := r.forgetFailures(ctx, t, gone); err != nil {
 			return err
 		}
 	}
 }
 
-func (r *runner) forgetFailures(ctx context.Context, t *table, keys []string) error {
+func (r *runner) forgetFailures(ctx context.Context, t *table, keys [][]byte) error {
 	if len(keys) == 0 || r.opts.DryRun {
 		return nil
 	}
@@ -405,8 +503,15 @@ func (r *runner) drainRepairs(ctx context.Context) error {
 			if len(keys) == 0 {
 				break
 			}
-			if _, err := r.copyKeys(ctx, t, keys); err != nil {
-				return err
+			raw, err := parseKeys(t, keys)
+			if err == nil {
+				_, err = r.copyKeys(ctx, t, raw)
+			}
+			if err != nil {
+				if err := r.fail(ctx, t, err); err != nil {
+					return err
+				}
+				break
 			}
 			if r.opts.DryRun {
 				continue

@@ -24,14 +24,14 @@ type batch struct {
 }
 
 // sourceRow is one source row: its key and the value of each target
-// column, nil for NULL, all in the text form MySQL sends.
+// column, nil for NULL, all in the form MySQL sends. The reads are
+// prepared statements, so MySQL sends values in its binary protocol and
+// the driver writes numbers as Go does: a FLOAT's shortest exact form
+// (590.7676), where MySQL's own text has six digits (590.768).
 type sourceRow struct {
 	key  []byte
 	vals [][]byte
 }
-
-// lastKey is the key of the batch's last row.
-func (b *batch) lastKey() string { return string(b.rows[len(b.rows)-1].key) }
 
 // reader reads one table's rows from the source database.
 type reader struct {
@@ -39,6 +39,21 @@ type reader struct {
 	t     *table
 	limit int
 	pace  *pacer
+	// list is the select list after the key; empty means t.selectList().
+	list string
+	// keysOnly reads the keys alone.
+	keysOnly bool
+}
+
+// columns is what the reader selects after the key, and how many values.
+func (r *reader) columns() (string, int) {
+	switch {
+	case r.keysOnly:
+		return "", 0
+	case r.list != "":
+		return ", " + r.list, len(r.t.cols)
+	}
+	return ", " + r.t.selectList(), len(r.t.cols)
 }
 
 // keyset reads a key range a batch at a time, each batch one query that
@@ -48,6 +63,10 @@ type reader struct {
 func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) error {
 	after := rg.cursor()
 	limit := r.limit
+	var notNull []string
+	if r.t.nullKeys {
+		notNull = []string{r.t.sourceKey + " IS NOT NULL"}
+	}
 	stmts := map[string]*sql.Stmt{}
 	defer func() {
 		for _, s := range stmts {
@@ -55,14 +74,15 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 		}
 	}()
 	for {
-		where, args := []string{}, []any{}
+		where, args := append([]string(nil), notNull...), []any{}
 		if after != nil {
-			where, args = append(where, r.t.sourceKey+" > ?"), append(args, *after)
+			where, args = append(where, r.t.sourceKey+" > ?"), append(args, after)
 		}
 		if rg.end != nil {
-			where, args = append(where, r.t.sourceKey+" <= ?"), append(args, *rg.end)
+			where, args = append(where, r.t.sourceKey+" <= ?"), append(args, rg.end)
 		}
-		q := "SELECT " + r.t.sourceKey + ", " + r.t.selectList() + " FROM " + r.t.source
+		list, ncols := r.columns()
+		q := "SELECT " + r.t.sourceKey + list + " FROM " + r.t.source
 		if len(where) > 0 {
 			q += " WHERE " + strings.Join(where, " AND ")
 		}
@@ -81,7 +101,7 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
-		b, cut, err := scanBatch(rows, len(r.t.cols))
+		b, cut, err := scanBatch(rows, ncols)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
@@ -104,15 +124,14 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 		if b.final {
 			return nil
 		}
-		last := b.lastKey()
-		after = &last
+		after = b.rows[len(b.rows)-1].key
 	}
 }
 
 // byValues reads the rows whose column equals one of values, a batch of
 // values at a time: the keys of --keys and read repair, or the foreign
 // keys of their dependent rows.
-func (r *reader) byValues(ctx context.Context, column string, values []string, out chan<- batch) error {
+func (r *reader) byValues(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
 	for len(values) > 0 {
 		n := min(len(values), r.limit, 10_000)
 		chunk := values[:n]
@@ -121,7 +140,8 @@ func (r *reader) byValues(ctx context.Context, column string, values []string, o
 		for i, v := range chunk {
 			args[i] = v
 		}
-		rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+", "+r.t.selectList()+" FROM "+r.t.source+
+		list, ncols := r.columns()
+		rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
 			" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+") ORDER BY "+r.t.sourceKey, args...)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
@@ -129,7 +149,7 @@ func (r *reader) byValues(ctx context.Context, column string, values []string, o
 		// Bounded by the number of values asked for, times the rows each
 		// matches: a foreign key's dependants are few.
 		for {
-			b, cut, err := scanBatch(rows, len(r.t.cols))
+			b, cut, err := scanBatch(rows, ncols)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", r.t.name, err)
 			}
@@ -207,33 +227,33 @@ func scanBatch(rows *sql.Rows, ncols int) (b batch, cut bool, err error) {
 // splitRanges cuts an integer key space into n ranges of equal width for
 // parallel copying, returning each range's last key; the last is nil, so
 // rows added later with higher keys belong to it.
-func splitRanges(ctx context.Context, db *sql.DB, t *table, n int) ([]*string, error) {
-	if n <= 1 || !t.intKey {
-		return []*string{nil}, nil
+func splitRanges(ctx context.Context, db *sql.DB, t *table, n int) ([][]byte, error) {
+	if n <= 1 || t.key != intKey {
+		return [][]byte{nil}, nil
 	}
 	var lo, hi sql.NullString
 	if err := db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+"), MAX("+t.sourceKey+") FROM "+t.source).Scan(&lo, &hi); err != nil {
 		return nil, fmt.Errorf("read %s: key bounds: %w", t.name, err)
 	}
 	if !lo.Valid {
-		return []*string{nil}, nil
+		return [][]byte{nil}, nil
 	}
 	// big.Int: keys may be BIGINT UNSIGNED, beyond int64.
 	l, ok1 := new(big.Int).SetString(lo.String, 10)
 	h, ok2 := new(big.Int).SetString(hi.String, 10)
 	if !ok1 || !ok2 {
-		return []*string{nil}, nil
+		return [][]byte{nil}, nil
 	}
 	span := new(big.Int).Sub(h, l)
-	var ends []*string
+	var ends [][]byte
 	for i := 1; i < n; i++ {
 		end := new(big.Int).Mul(span, big.NewInt(int64(i)))
 		end.Div(end, big.NewInt(int64(n))).Add(end, l)
-		s := end.String()
-		if len(ends) > 0 && *ends[len(ends)-1] == s {
+		s := []byte(end.String())
+		if len(ends) > 0 && string(ends[len(ends)-1]) == string(s) {
 			continue
 		}
-		ends = append(ends, &s)
+		ends = append(ends, s)
 	}
 	return append(ends, nil), nil
 }

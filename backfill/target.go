@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -21,21 +20,28 @@ import (
 // text (bytea for binary values), then into the target with one
 // INSERT … SELECT … ON CONFLICT (target_key) DO UPDATE, which casts each
 // value to its column's type. So re-running is idempotent, rows already
-// equal are left alone (and counted as already present), and a value the
-// target refuses fails a statement that can be retried on halves of the
-// batch until the bad rows stand alone: they go to the ledger with their
-// reason while the rest are written.
+// the same are left alone (and counted as already present), and a value
+// the target refuses fails a statement that can be retried on halves of
+// the batch until the bad rows stand alone: they go to the ledger with
+// their reason while the rest are written.
 type writer struct {
 	t      *table
 	conn   *pgxpool.Conn
 	ledger *ledger
 	stage  string
 	upsert string
-	// missing finds, for each lookup column, staged rows whose value has no
-	// row to translate it through.
-	missing []string
+	// checks find staged rows that must not be upserted: lookup misses,
+	// and keys the target would store differently or let collide.
+	checks []stageCheck
 	// direct decides when to try the direct path (see direct.go).
 	direct directCopy
+}
+
+// stageCheck is a query returning the staged rows [$1, $2] that fail a
+// check, each with a detail for its reason.
+type stageCheck struct {
+	sql    string
+	reason func(detail *string) string
 }
 
 // newWriter prepares a writer for t; tryDirect says the rows are probably
@@ -46,40 +52,41 @@ func newWriter(ctx context.Context, db *pgxpool.Pool, t *table, l *ledger, tryDi
 		return nil, fmt.Errorf("write %s: %w", t.name, err)
 	}
 	w := &writer{t: t, conn: conn, ledger: l, stage: fmt.Sprintf("strangler_stage_%d", t.index)}
-	defs := []string{"_row int4"}
-	for i, c := range t.cols {
-		defs = append(defs, fmt.Sprintf("c%d %s", i, c.stageType()))
-	}
-	// ON COMMIT DELETE ROWS empties it after each batch; a temporary table
-	// is never WAL-logged, so staging costs little.
-	if _, err := conn.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+w.stage+" ("+strings.Join(defs, ", ")+") ON COMMIT DELETE ROWS"); err != nil {
+	if err := createStage(ctx, conn, w.stage, t, false); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("write %s: staging table: %w", t.name, err)
 	}
-	w.upsert, w.missing = upsertSQL(t, w.stage)
+	w.upsert, w.checks = upsertSQL(t, w.stage)
 	w.direct = newDirectCopy(t, tryDirect)
 	return w, nil
 }
 
-// valueExpr is the staged value of column i as the target stores it. Text
-// goes to string columns by assignment, which refuses a value too long
-// for varchar(n) where an explicit cast would cut it short; other types
-// are cast with their input function, as COPY would parse them.
-func valueExpr(i int, c *column) string {
-	v := fmt.Sprintf("s.c%d", i)
-	if c.isBytes() || c.pgType == "text" || strings.HasPrefix(c.pgType, "character") {
-		return v
+// createStage creates a temporary staging table for t's rows: _row numbers
+// them in their batch, _bad (for comparing) names a column whose value was
+// refused before staging. ON COMMIT DELETE ROWS empties it after each
+// batch; a temporary table is never WAL-logged, so staging costs little.
+// hashed stages non-key binary values as their MD5, for comparing.
+func createStage(ctx context.Context, conn *pgxpool.Conn, name string, t *table, hashed bool) error {
+	defs := []string{"_row int4", "_bad int2"}
+	for i, c := range t.cols {
+		typ := c.stageType()
+		if hashed && i > 0 && c.isBytes() {
+			typ = "text"
+		}
+		defs = append(defs, fmt.Sprintf("c%d %s", i, typ))
 	}
-	return v + "::" + c.pgType
+	_, err := conn.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+name+" ("+strings.Join(defs, ", ")+") ON COMMIT DELETE ROWS")
+	return err
 }
 
 func (w *writer) close() { w.conn.Release() }
 
 // upsertSQL builds the statement that moves staged rows [$1, $2] into the
-// target and counts the rows inserted and updated, and the statements
-// that find lookup misses.
-func upsertSQL(t *table, stage string) (string, []string) {
-	var cols, exprs, sets, olds, news, missing []string
+// target and counts the rows inserted and updated, and the checks that
+// find rows it must not move.
+func upsertSQL(t *table, stage string) (string, []stageCheck) {
+	var cols, exprs, sets, same []string
+	var checks []stageCheck
 	joins := ""
 	for i, c := range t.cols {
 		q := pgIdent(c.name)
@@ -90,22 +97,28 @@ func upsertSQL(t *table, stage string) (string, []string) {
 			alias := fmt.Sprintf("l%d", i)
 			joins += fmt.Sprintf(" LEFT JOIN %s %s ON %s.%s = %s::%s", c.lookup.table, alias, alias, c.lookup.key, v, c.lookup.keyType)
 			exprs = append(exprs, alias+"."+c.lookup.column)
-			missing = append(missing, fmt.Sprintf(`SELECT s._row FROM %s s WHERE s._row BETWEEN $1 AND $2 AND %s IS NOT NULL
-				AND NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = %s::%s)`, stage, v, c.lookup.table, c.lookup.key, v, c.lookup.keyType))
+			reason := fmt.Sprintf("column %s: no row in %s with %s equal to the source value", c.name, c.cfg.Lookup.Table, c.cfg.Lookup.Key)
+			checks = append(checks, stageCheck{
+				sql: fmt.Sprintf(`SELECT s._row, NULL::text FROM %s s WHERE s._row BETWEEN $1 AND $2 AND %s IS NOT NULL
+					AND NOT EXISTS (SELECT 1 FROM %s l WHERE l.%s = %s::%s)`, stage, v, c.lookup.table, c.lookup.key, v, c.lookup.keyType),
+				reason: func(*string) string { return reason },
+			})
 		default:
-			exprs = append(exprs, valueExpr(i, &c))
+			exprs = append(exprs, c.valueExpr(v))
 		}
 		if i > 0 {
 			sets = append(sets, q+" = EXCLUDED."+q)
-			olds, news = append(olds, "t."+q), append(news, "EXCLUDED."+q)
+			same = append(same, c.same("t."+q, "EXCLUDED."+q))
 		}
+	}
+	if !t.exactKey {
+		checks = append(checks, keyCheck(t, stage))
 	}
 	conflict := "DO NOTHING"
 	if len(sets) > 0 {
-		// Rows already equal are not rewritten: no dead tuple, no WAL, and
-		// they do not count as written.
-		conflict = fmt.Sprintf("DO UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s)",
-			strings.Join(sets, ", "), strings.Join(olds, ", "), strings.Join(news, ", "))
+		// Rows already the same are not rewritten: no dead tuple, no WAL,
+		// and they do not count as written.
+		conflict = fmt.Sprintf("DO UPDATE SET %s WHERE NOT (%s)", strings.Join(sets, ", "), strings.Join(same, " AND "))
 	}
 	return fmt.Sprintf(`WITH up AS (
 		INSERT INTO %s AS t (%s)
@@ -113,7 +126,30 @@ func upsertSQL(t *table, stage string) (string, []string) {
 		ON CONFLICT (%s) %s
 		RETURNING (t.xmax = 0) AS inserted)
 	SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up`,
-		t.target, strings.Join(cols, ", "), strings.Join(exprs, ", "), stage, joins, cols[0], conflict), missing
+		t.target, strings.Join(cols, ", "), strings.Join(exprs, ", "), stage, joins, cols[0], conflict), checks
+}
+
+// keyCheck finds staged rows whose key the target key's type would store
+// differently (so the row could never be found by its key again), or
+// holds equal to another key without being byte-equal: a key already in
+// the target, or one staged earlier in the batch. Upserting them would
+// overwrite another row (tag1 over TAG1 in a citext column).
+func keyCheck(t *table, stage string) stageCheck {
+	k := &t.cols[0]
+	key := "t." + pgIdent(k.name)
+	q := fmt.Sprintf(`WITH k AS (SELECT s._row, s.c0, %s AS v FROM %s s WHERE s._row BETWEEN $1 AND $2),
+		w AS (SELECT k.*, first_value(k.c0) OVER (PARTITION BY k.v ORDER BY k._row) AS first FROM k)
+	SELECT w._row, CASE WHEN w.v::text IS DISTINCT FROM w.c0 THEN NULL WHEN w.first <> w.c0 THEN w.first
+		ELSE (SELECT %s::text FROM %s t WHERE %s %s w.v AND %s::text <> w.c0 LIMIT 1) END
+	FROM w WHERE w.v::text IS DISTINCT FROM w.c0 OR w.first <> w.c0
+		OR EXISTS (SELECT 1 FROM %s t WHERE %s %s w.v AND %s::text <> w.c0)`,
+		k.valueExpr("s.c0"), stage, key, t.target, key, t.keyEq, key, t.target, key, t.keyEq, key)
+	return stageCheck{sql: q, reason: func(other *string) string {
+		if other == nil {
+			return "target key type " + k.typ.full + " would store the key differently"
+		}
+		return "target key collides with " + *other
+	}}
 }
 
 // outcome is what writing (part of) a batch did.
@@ -161,7 +197,7 @@ func (w *writer) write(ctx context.Context, b batch, cp *checkpoint, clear, dry 
 		}
 	}
 	if len(b.rows) > 0 && !direct {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{w.stage}, w.stageColumns(), &copySource{bw: bw, i: -1}); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{w.stage}, stageColumns(w.t), &copySource{bw: bw, i: -1}); err != nil {
 			return outcome{}, fmt.Errorf("write %s: copy to staging: %w", w.t.name, err)
 		}
 		if err := bw.apply(ctx, tx, 0, len(b.rows)-1); err != nil {
@@ -178,7 +214,7 @@ func (w *writer) write(ctx context.Context, b batch, cp *checkpoint, clear, dry 
 		}
 	}
 	if cp != nil && len(b.rows) > 0 {
-		if err := w.ledger.advance(ctx, tx, w.t.name, cp.rg, b.lastKey(), len(b.rows), cp.done); err != nil {
+		if err := w.ledger.advance(ctx, tx, w.t.name, cp.rg, b.rows[len(b.rows)-1].key, len(b.rows), cp.done); err != nil {
 			return outcome{}, fmt.Errorf("write %s: checkpoint: %w", w.t.name, err)
 		}
 	}
@@ -191,16 +227,18 @@ func (w *writer) write(ctx context.Context, b batch, cp *checkpoint, clear, dry 
 	return bw.out, nil
 }
 
-func (w *writer) stageColumns() []string {
-	cols := []string{"_row"}
-	for i := range w.t.cols {
+// stageColumns are the staging table's columns COPY fills.
+func stageColumns(t *table) []string {
+	cols := []string{"_row", "_bad"}
+	for i := range t.cols {
 		cols = append(cols, fmt.Sprintf("c%d", i))
 	}
 	return cols
 }
 
 // copySource feeds a batch to COPY, refusing (as failures) values that no
-// text column can hold, which would otherwise fail the whole COPY.
+// text column can hold, which would otherwise fail the whole COPY, and
+// those the target type would change.
 type copySource struct {
 	bw   *batchWrite
 	i    int
@@ -209,8 +247,8 @@ type copySource struct {
 
 func (s *copySource) Next() bool {
 	for s.i++; s.i < len(s.bw.b.rows); s.i++ {
-		if reason := s.bw.w.refuse(s.bw.b.rows[s.i]); reason != "" {
-			s.bw.out.failures = append(s.bw.out.failures, s.bw.w.failed(s.bw.b.rows[s.i], reason))
+		if reason := s.bw.w.t.refuse(s.bw.b.rows[s.i]); reason != "" {
+			s.bw.out.failures = append(s.bw.out.failures, s.bw.w.t.failed(s.bw.b.rows[s.i], reason))
 			continue
 		}
 		s.bw.staged[s.i] = true
@@ -222,14 +260,14 @@ func (s *copySource) Next() bool {
 func (s *copySource) Values() ([]any, error) {
 	row := s.bw.b.rows[s.i]
 	if s.vals == nil {
-		s.vals = make([]any, len(row.vals)+1)
+		s.vals = make([]any, len(row.vals)+2)
 	}
-	s.vals[0] = int32(s.i)
+	s.vals[0], s.vals[1] = int32(s.i), nil
 	for j, v := range row.vals {
 		if v == nil {
-			s.vals[j+1] = nil
+			s.vals[j+2] = nil
 		} else {
-			s.vals[j+1] = v
+			s.vals[j+2] = s.bw.w.t.cols[j].encode(v)
 		}
 	}
 	return s.vals, nil
@@ -237,51 +275,54 @@ func (s *copySource) Values() ([]any, error) {
 
 func (s *copySource) Err() error { return nil }
 
-// refuse says why a row cannot even be staged, or "".
-func (w *writer) refuse(r sourceRow) string {
-	for j, v := range r.vals {
-		if v == nil || w.t.cols[j].isBytes() {
-			continue
-		}
-		switch {
-		case !utf8.Valid(v):
-			return "column " + w.t.cols[j].name + ": not valid UTF-8 text"
-		case bytes.IndexByte(v, 0) >= 0:
-			return "column " + w.t.cols[j].name + ": contains a NUL byte, which PostgreSQL text cannot hold"
+// refuse says why a row cannot be staged as it is, or "".
+func (t *table) refuse(r sourceRow) string {
+	for j := range t.cols {
+		if reason := t.cols[j].refuse(r.vals[j]); reason != "" {
+			return "column " + t.cols[j].name + ": " + reason
 		}
 	}
 	return ""
 }
 
 // failed is a failure for a row, with its payload redacted.
-func (w *writer) failed(r sourceRow, reason string) failure {
+func (t *table) failed(r sourceRow, reason string) failure {
 	payload := map[string]any{}
-	for j, c := range w.t.cols {
-		v := r.vals[j]
-		switch {
-		case v == nil:
-			payload[c.name] = nil
-		case c.redacted:
-			payload[c.name] = "<redacted>"
-		case c.isBytes():
-			payload[c.name] = fmt.Sprintf("<%d bytes>", len(v))
-		default:
-			payload[c.name] = string(v)
-		}
+	for j := range t.cols {
+		payload[t.cols[j].name] = t.cols[j].describe(r.vals[j])
 	}
-	return failure{key: string(r.key), reason: reason, payload: payload}
+	return failure{key: r.key, reason: reason, payload: payload}
+}
+
+// describe is a value as the ledger shows it: never a redacted one, and
+// in words where jsonb cannot hold it, so that a ledger entry cannot fail
+// its batch.
+func (c *column) describe(v []byte) any {
+	switch {
+	case v == nil:
+		return nil
+	case c.redacted:
+		return "<redacted>"
+	case c.isBytes() || isBinaryType(c.srcType):
+		return fmt.Sprintf("<%d bytes>", len(v))
+	case !utf8.Valid(v):
+		return fmt.Sprintf("<%d bytes, not valid UTF-8>", len(v))
+	case bytes.IndexByte(v, 0) >= 0:
+		return fmt.Sprintf("<text of %d bytes with a NUL byte>", len(v))
+	}
+	return string(v)
 }
 
 // succeeded lists the keys of rows written or already present.
-func (bw *batchWrite) succeeded() []string {
+func (bw *batchWrite) succeeded() [][]byte {
 	failed := map[string]bool{}
 	for _, f := range bw.out.failures {
-		failed[f.key] = true
+		failed[string(f.key)] = true
 	}
-	var keys []string
+	var keys [][]byte
 	for _, r := range bw.b.rows {
-		if k := string(r.key); !failed[k] {
-			keys = append(keys, k)
+		if !failed[string(r.key)] {
+			keys = append(keys, r.key)
 		}
 	}
 	return keys
@@ -316,7 +357,7 @@ func (bw *batchWrite) apply(ctx context.Context, tx pgx.Tx, lo, hi int) error {
 		return err
 	}
 	if lo == hi {
-		bw.out.failures = append(bw.out.failures, bw.w.failed(bw.b.rows[lo], bw.reason(ctx, tx, lo, err)))
+		bw.out.failures = append(bw.out.failures, bw.w.t.failed(bw.b.rows[lo], bw.w.reason(ctx, tx, lo, err)))
 		return nil
 	}
 	mid := lo + (hi-lo)/2
@@ -328,27 +369,29 @@ func (bw *batchWrite) apply(ctx context.Context, tx pgx.Tx, lo, hi int) error {
 
 func (bw *batchWrite) applyRange(ctx context.Context, tx pgx.Tx, lo, hi int, staged int64) (outcome, error) {
 	var o outcome
-	for i, q := range bw.w.missing {
-		rows, err := tx.Query(ctx, q, lo, hi)
+	for _, c := range bw.w.checks {
+		rows, err := tx.Query(ctx, c.sql, lo, hi)
 		if err != nil {
 			return o, err
 		}
-		gone, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		var bad []int32
+		var detail *string
+		var row int32
+		_, err = pgx.ForEachRow(rows, []any{&row, &detail}, func() error {
+			bad = append(bad, row)
+			o.failures = append(o.failures, bw.w.t.failed(bw.b.rows[row], c.reason(detail)))
+			return nil
+		})
 		if err != nil {
 			return o, err
 		}
-		if len(gone) == 0 {
+		if len(bad) == 0 {
 			continue
 		}
-		c := bw.w.lookupColumn(i)
-		for _, r := range gone {
-			o.failures = append(o.failures, bw.w.failed(bw.b.rows[r],
-				fmt.Sprintf("column %s: no row in %s with %s equal to the source value", c.name, c.cfg.Lookup.Table, c.cfg.Lookup.Key)))
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM "+bw.w.stage+" WHERE _row = ANY($1)", gone); err != nil {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+bw.w.stage+" WHERE _row = ANY($1)", bad); err != nil {
 			return o, err
 		}
-		staged -= int64(len(gone))
+		staged -= int64(len(bad))
 	}
 	if err := tx.QueryRow(ctx, bw.w.upsert, lo, hi).Scan(&o.inserted, &o.updated); err != nil {
 		return o, err
@@ -357,77 +400,13 @@ func (bw *batchWrite) applyRange(ctx context.Context, tx pgx.Tx, lo, hi int, sta
 	return o, nil
 }
 
-// lookupColumn is the column of the i-th lookup.
-func (w *writer) lookupColumn(i int) *column {
-	for j := range w.t.cols {
-		if w.t.cols[j].lookup != nil {
-			if i == 0 {
-				return &w.t.cols[j]
-			}
-			i--
-		}
-	}
-	return nil
-}
-
 // rowError reports whether err is about the data of some row (data
 // exceptions, integrity violations, errors raised by triggers), so that
-// retrying without the row can succeed; anything else stops the run.
+// retrying without the row can succeed; anything else stops the table.
 func rowError(err error) bool {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return false
 	}
 	return strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23") || pg.Code == "P0001"
-}
-
-// reason explains a single row's failure. For a bad value it finds the
-// column by storing the row's values one at a time into a probe table of
-// the target's types, since PostgreSQL's message names the value (which
-// may be protected) but not the column.
-func (bw *batchWrite) reason(ctx context.Context, tx pgx.Tx, row int, cause error) string {
-	var pg *pgconn.PgError
-	errors.As(cause, &pg)
-	msg := pg.Message
-	if !strings.HasPrefix(pg.Code, "22") {
-		return msg
-	}
-	probe := "strangler_probe_" + strings.TrimPrefix(bw.w.stage, "strangler_stage_")
-	var defs []string
-	for i, c := range bw.w.t.cols {
-		typ := c.pgType
-		if c.lookup != nil {
-			typ = c.lookup.keyType
-		}
-		defs = append(defs, fmt.Sprintf("c%d %s", i, typ))
-	}
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+probe+" ("+strings.Join(defs, ", ")+")"); err != nil {
-		return withoutValues(msg)
-	}
-	for i, c := range bw.w.t.cols {
-		expr := valueExpr(i, &c)
-		if c.lookup != nil {
-			expr = fmt.Sprintf("s.c%d::%s", i, c.lookup.keyType)
-		}
-		sp, err := tx.Begin(ctx)
-		if err != nil {
-			break
-		}
-		_, err = sp.Exec(ctx, fmt.Sprintf("INSERT INTO %s (c%d) SELECT %s FROM %s s WHERE s._row = $1", probe, i, expr, bw.w.stage), row)
-		sp.Rollback(ctx)
-		if errors.As(err, &pg) {
-			return "column " + c.name + ": " + withoutValues(pg.Message)
-		}
-	}
-	return withoutValues(msg)
-}
-
-var quoted = regexp.MustCompile(`:?\s*"[^"]*"`)
-
-// withoutValues drops the quoted values from a data exception's message:
-// `invalid input syntax for type date: "0000-00-00"` becomes
-// `invalid input syntax for type date`, so reasons group and redacted
-// values stay out of the ledger.
-func withoutValues(msg string) string {
-	return strings.TrimSpace(quoted.ReplaceAllString(msg, ""))
 }

@@ -44,7 +44,7 @@ func TestTablesKeyedByText(t *testing.T) {
 	if l.Read != 1501 || l.Inserted != 1500 || l.Failed != 1 {
 		t.Errorf("read %d, inserted %d, failed %d; want 1501, 1500, 1", l.Read, l.Inserted, l.Failed)
 	}
-	if want := "column username: value too long for type character varying(6)"; len(l.Failures) != 1 || l.Failures[0].Reason != want {
+	if want := "column username: character varying(6) would cut it to 6 characters (lossy: true allows it)"; len(l.Failures) != 1 || l.Failures[0].Reason != want {
 		t.Errorf("failures %+v, want %q", l.Failures, want)
 	}
 	if _, err := w.modern.Exec(ctx, "DELETE FROM logins WHERE username = 'P1001'; UPDATE logins SET kind = 'staff' WHERE username = 'p42'"); err != nil {
@@ -55,7 +55,8 @@ func TestTablesKeyedByText(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := vr.Tables[0]
-	if !reflect.DeepEqual(d.MissingKeys, []string{"P1001", "much.too.long"}) || d.Changed != 1 || d.ChangedRows[0].Key != "p42" || d.Extra != 0 {
+	// Keys come in the source's order: MariaDB's collation ignores case.
+	if !reflect.DeepEqual(d.MissingKeys, []string{"much.too.long", "P1001"}) || d.Changed != 1 || d.ChangedRows[0].Key != "p42" || d.Extra != 0 {
 		t.Errorf("got %+v; want P1001 and much.too.long missing, p42 changed", d)
 	}
 }

@@ -3,16 +3,18 @@ package backfill
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
 )
@@ -24,9 +26,12 @@ type VerifyOptions struct {
 	// Samples is how many keys of each kind of deviation a table's report
 	// names; 0 means 10.
 	Samples int
-	// Chunk is about how many rows one checksum covers before any
-	// bisection; 0 means 10,000.
+	// Chunk is how many rows are compared at a time; 0 means 10,000.
 	Chunk int
+	// ShowValues puts the legacy and modern values of the changed rows'
+	// differing columns in the report; redacted columns stay hidden. Off,
+	// the report names keys and columns, never values.
+	ShowValues bool
 	// Metrics, if set, gets the deviations per table and kind.
 	Metrics *Metrics
 	// Log receives a line per table; nil discards them.
@@ -51,8 +56,13 @@ type TableDiff struct {
 	MissingFailed int64 `json:"missing_failed"`
 	// Extra counts rows in modern (with a legacy key) that legacy lacks.
 	Extra int64 `json:"extra"`
-	// Changed counts rows on both sides whose mapped columns differ.
-	Changed     int64        `json:"changed"`
+	// Changed counts rows on both sides whose mapped columns differ: a
+	// backfill would write them, or refuse them (MissingFailed does not
+	// count those).
+	Changed int64 `json:"changed"`
+	// NullKeys counts legacy rows with a NULL key (null_keys: skip), which
+	// no backfill copies; they count among the deviations.
+	NullKeys    int64        `json:"null_keys"`
 	MissingKeys []string     `json:"missing_keys"`
 	ExtraKeys   []string     `json:"extra_keys"`
 	ChangedRows []ChangedRow `json:"changed_rows"`
@@ -67,8 +77,9 @@ type ChangedRow struct {
 	Columns []ColumnDiff `json:"columns"`
 }
 
-// ColumnDiff is one differing column; the values are left out for
-// redacted columns.
+// ColumnDiff is one differing column; the values are there only when
+// asked for, and never for redacted columns. Binary values are shown by
+// their MD5.
 type ColumnDiff struct {
 	Column   string  `json:"column"`
 	Redacted bool    `json:"redacted,omitempty"`
@@ -80,7 +91,7 @@ type ColumnDiff struct {
 func (r *VerifyReport) Deviations() int64 {
 	var n int64
 	for _, t := range r.Tables {
-		n += t.Missing + t.Extra + t.Changed
+		n += t.Missing + t.Extra + t.Changed + t.NullKeys
 	}
 	return n
 }
@@ -104,16 +115,22 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 			}
 			fmt.Fprintf(w, "%s: missing in modern%s: %s\n", t.Table, note, moreKeys(t.MissingKeys, t.Missing))
 		}
+		if t.NullKeys > 0 {
+			fmt.Fprintf(w, "%s: %s rows in legacy have a NULL key, which no backfill copies\n", t.Table, thousands(t.NullKeys))
+		}
 		if t.Extra > 0 {
 			fmt.Fprintf(w, "%s: extra in modern: %s\n", t.Table, moreKeys(t.ExtraKeys, t.Extra))
 		}
 		for _, c := range t.ChangedRows {
 			var cols []string
 			for _, d := range c.Columns {
-				if d.Redacted {
+				switch {
+				case d.Redacted:
 					cols = append(cols, d.Column+" (redacted)")
-				} else {
+				case d.Legacy != nil || d.Modern != nil:
 					cols = append(cols, fmt.Sprintf("%s (%s in legacy, %s in modern)", d.Column, quoteOrNull(d.Legacy), quoteOrNull(d.Modern)))
+				default:
+					cols = append(cols, d.Column)
 				}
 			}
 			fmt.Fprintf(w, "%s: changed %s: %s\n", t.Table, c.Key, strings.Join(cols, ", "))
@@ -139,10 +156,6 @@ func quoteOrNull(s *string) string {
 	return strconv.Quote(*s)
 }
 
-// leafRows is the most rows a range may hold on both sides together for
-// its rows to be compared one by one rather than split further.
-const leafRows = 1000
-
 // Verify compares the legacy and the modern database per cfg's tables.
 func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (*VerifyReport, error) {
 	if opts.Log == nil {
@@ -167,19 +180,16 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (*Ver
 	}
 	for _, t := range tables {
 		start := time.Now()
-		c := &comparer{t: t, opts: opts, ledger: l, diff: TableDiff{Table: t.name,
-			MissingKeys: []string{}, ExtraKeys: []string{}, ChangedRows: []ChangedRow{}}}
-		c.legacy, c.modern = newSides(t, src, dst, &c.queries)
-		if err := c.run(ctx); err != nil {
+		d, err := verifyTable(ctx, src, dst, l, t, opts)
+		if err != nil {
 			return nil, fmt.Errorf("verify %s: %w", t.name, err)
 		}
-		c.diff.Queries, c.diff.Seconds = c.queries.Load(), time.Since(start).Seconds()
-		report.Tables = append(report.Tables, c.diff)
-		d := c.diff
+		d.Seconds = time.Since(start).Seconds()
+		report.Tables = append(report.Tables, d)
 		opts.Log.Info("verified", "table", t.name, "legacy_rows", d.LegacyRows, "modern_rows", d.ModernRows,
-			"missing", d.Missing, "extra", d.Extra, "changed", d.Changed, "duration_s", d.Seconds)
+			"missing", d.Missing, "extra", d.Extra, "changed", d.Changed, "null_keys", d.NullKeys, "duration_s", d.Seconds)
 		if m := opts.Metrics; m != nil {
-			m.Deviations.WithLabelValues(t.name, "missing").Set(float64(d.Missing))
+			m.Deviations.WithLabelValues(t.name, "missing").Set(float64(d.Missing + d.NullKeys))
 			m.Deviations.WithLabelValues(t.name, "extra").Set(float64(d.Extra))
 			m.Deviations.WithLabelValues(t.name, "changed").Set(float64(d.Changed))
 		}
@@ -191,205 +201,82 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (*Ver
 	return report, nil
 }
 
-// comparer compares one table.
-type comparer struct {
-	t              *table
-	opts           VerifyOptions
-	ledger         *ledger
-	legacy, modern side
-	queries        atomic.Int64
-	diff           TableDiff
-	changed        []string // sample keys of changed rows
-}
-
-// run checksums the whole key space in chunks, one grouped query per
-// side, and bisects the chunks whose sums differ.
-func (c *comparer) run(ctx context.Context) error {
-	var llo, lhi, mlo, mhi int64
-	err := both(func() (err error) {
-		llo, lhi, c.diff.LegacyRows, err = c.legacy.bounds(ctx)
-		return err
-	}, func() (err error) {
-		mlo, mhi, c.diff.ModernRows, err = c.modern.bounds(ctx)
-		return err
-	})
-	if err != nil || c.diff.LegacyRows == 0 && c.diff.ModernRows == 0 {
-		return err
+// verifyTable compares one table.
+func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger, t *table, opts VerifyOptions) (d TableDiff, err error) {
+	d = TableDiff{Table: t.name, MissingKeys: []string{}, ExtraKeys: []string{}, ChangedRows: []ChangedRow{}}
+	var queries atomic.Int64
+	defer func() { d.Queries = queries.Load() }()
+	c, err := newComparer(ctx, src, dst, t, &queries)
+	if err != nil {
+		return d, err
 	}
-	lo, hi := llo, lhi
-	switch {
-	case !c.t.intKey:
-		lo, hi = 0, 1<<32-1
-	case c.diff.LegacyRows == 0:
-		lo, hi = mlo, mhi
-	case c.diff.ModernRows > 0:
-		lo, hi = min(llo, mlo), max(lhi, mhi)
-	}
-	n := max(c.diff.LegacyRows, c.diff.ModernRows)
-	width := max(1, int64(float64(hi-lo+1)*float64(c.opts.Chunk)/float64(n)))
-	var lc, mc map[int64]sum
-	if err := both(func() (err error) {
-		lc, err = c.legacy.chunks(ctx, lo, hi, width)
-		return err
-	}, func() (err error) {
-		mc, err = c.modern.chunks(ctx, lo, hi, width)
-		return err
-	}); err != nil {
-		return err
-	}
-	var ids []int64
-	for id := range lc {
-		ids = append(ids, id)
-	}
-	for id := range mc {
-		if _, ok := lc[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		if lc[id] != mc[id] {
-			a := lo + id*width
-			if err := c.bisect(ctx, a, min(a+width-1, hi), lc[id], mc[id]); err != nil {
-				return err
-			}
-		}
-	}
-	return c.describeChanged(ctx)
-}
-
-// bisect narrows a range whose sums differ: only the first half is summed,
-// the second half's sums follow by subtraction.
-func (c *comparer) bisect(ctx context.Context, a, b int64, l, m sum) error {
-	if l == m {
-		return nil
-	}
-	// A range empty on one side needs no narrowing: all its rows on the
-	// other side differ, and a chunk's rows fit in memory.
-	if l.n+m.n <= leafRows || l.n == 0 || m.n == 0 || a == b {
-		return c.leaf(ctx, a, b)
-	}
-	mid := a + (b-a)/2
-	var l1, m1 sum
-	if err := both(func() (err error) {
-		l1, err = c.legacy.sum(ctx, a, mid)
-		return err
-	}, func() (err error) {
-		m1, err = c.modern.sum(ctx, a, mid)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := c.bisect(ctx, a, mid, l1, m1); err != nil {
-		return err
-	}
-	return c.bisect(ctx, mid+1, b, sum{l.n - l1.n, l.x ^ l1.x}, sum{m.n - m1.n, m.x ^ m1.x})
-}
-
-// leaf compares a small range row by row.
-func (c *comparer) leaf(ctx context.Context, a, b int64) error {
-	var lh, mh map[string]string
-	if err := both(func() (err error) {
-		lh, err = c.legacy.hashes(ctx, a, b)
-		return err
-	}, func() (err error) {
-		mh, err = c.modern.hashes(ctx, a, b)
-		return err
-	}); err != nil {
-		return err
-	}
-	var missing, extra, changed []string
-	for k, h := range lh {
-		switch mhash, ok := mh[k]; {
-		case !ok:
-			missing = append(missing, k)
-		case mhash != h:
-			changed = append(changed, k)
-		}
-	}
-	for k := range mh {
-		if _, ok := lh[k]; !ok {
-			extra = append(extra, k)
-		}
-	}
-	for _, ks := range [][]string{missing, extra, changed} {
-		slices.SortFunc(ks, keyOrder)
-	}
-	c.diff.Missing += int64(len(missing))
-	c.diff.Extra += int64(len(extra))
-	c.diff.Changed += int64(len(changed))
-	c.diff.MissingKeys = sample(c.diff.MissingKeys, missing, c.opts.Samples)
-	c.diff.ExtraKeys = sample(c.diff.ExtraKeys, extra, c.opts.Samples)
-	c.changed = sample(c.changed, changed, c.opts.Samples)
-	if len(missing) > 0 && c.ledger.exists {
-		var failed int64
-		if err := c.ledger.db.QueryRow(ctx, `SELECT count(*) FROM strangler_backfill_failures
-			WHERE table_name = $1 AND source_key = ANY($2)`, c.t.name, missing).Scan(&failed); err != nil {
-			return err
-		}
-		c.diff.MissingFailed += failed
-	}
-	return nil
-}
-
-// describeChanged finds the differing columns of the sampled changed rows.
-func (c *comparer) describeChanged(ctx context.Context) error {
-	if len(c.changed) == 0 {
-		return nil
-	}
-	var lv, mv map[string][]*string
-	if err := both(func() (err error) {
-		lv, err = c.legacy.values(ctx, c.changed)
-		return err
-	}, func() (err error) {
-		mv, err = c.modern.values(ctx, c.changed)
-		return err
-	}); err != nil {
-		return err
-	}
-	for _, k := range c.changed {
-		row := ChangedRow{Key: k}
-		l, m := lv[k], mv[k]
-		for i, col := range c.t.cols {
-			if l == nil || m == nil || equalPtr(l[i], m[i]) {
+	defer c.close()
+	n, err := c.compareAll(ctx, opts.Chunk, nil, func(b batch, diffs []difference) error {
+		var missing [][]byte
+		for _, df := range diffs {
+			if !df.present {
+				d.Missing++
+				missing = append(missing, df.key)
+				d.MissingKeys = sample(d.MissingKeys, showKey(t.key, df.key), opts.Samples)
 				continue
 			}
-			d := ColumnDiff{Column: col.name, Redacted: col.redacted}
-			if !col.redacted {
-				d.Legacy, d.Modern = l[i], m[i]
+			d.Changed++
+			if len(d.ChangedRows) < opts.Samples {
+				d.ChangedRows = append(d.ChangedRows, changedRow(t, b.rows[df.row], df, opts.ShowValues))
 			}
-			row.Columns = append(row.Columns, d)
 		}
-		c.diff.ChangedRows = append(c.diff.ChangedRows, row)
+		queries.Add(1)
+		failed, err := l.countFailed(ctx, t.name, missing)
+		d.MissingFailed += failed
+		return err
+	})
+	if err != nil {
+		return d, err
 	}
-	return nil
+	d.LegacyRows, d.ModernRows, d.NullKeys = n.legacy, n.modern, n.nullKeys
+	if n.modern > n.matched {
+		if d.Extra, d.ExtraKeys, err = c.extras(ctx, opts.Chunk, nil, opts.Samples); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
-func equalPtr(a, b *string) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
-
-func sample(have, more []string, n int) []string {
-	return append(have, more[:min(len(more), max(0, n-len(have)))]...)
+// changedRow describes a row that differs, with values only when asked
+// for and never for a redacted column.
+func changedRow(t *table, r sourceRow, d difference, show bool) ChangedRow {
+	row := ChangedRow{Key: showKey(t.key, d.key), Columns: []ColumnDiff{}}
+	for _, i := range d.cols {
+		c := &t.cols[i]
+		cd := ColumnDiff{Column: c.name, Redacted: c.redacted}
+		if show && !c.redacted {
+			cd.Legacy, cd.Modern = shownValue(t, i, r.vals[i]), d.modern[i]
+		}
+		row.Columns = append(row.Columns, cd)
+	}
+	return row
 }
 
-// keyOrder sorts integer keys by value, others as text.
-func keyOrder(a, b string) int {
-	x, errA := strconv.ParseInt(a, 10, 64)
-	y, errB := strconv.ParseInt(b, 10, 64)
-	if errA == nil && errB == nil {
-		return cmp.Compare(x, y)
+// shownValue is a legacy value as --show-values shows it: binary values
+// by their MD5 (as modern's are) or in hex.
+func shownValue(t *table, i int, v []byte) *string {
+	if v == nil {
+		return nil
 	}
-	return strings.Compare(a, b)
+	c := &t.cols[i]
+	s := string(c.encode(v))
+	switch {
+	case hashed(t, i):
+		s = "md5:" + string(v)
+	case isBinaryType(c.srcType) && !c.binaryUUID():
+		s = "0x" + hex.EncodeToString(v)
+	}
+	return &s
 }
 
-// both runs f and g at once, one per database.
-func both(f, g func() error) error {
-	var wg sync.WaitGroup
-	var errG error
-	wg.Go(func() { errG = g() })
-	errF := f()
-	wg.Wait()
-	if errF != nil {
-		return errF
+func sample(have []string, more string, n int) []string {
+	if len(have) < n {
+		have = append(have, more)
 	}
-	return errG
+	return have
 }

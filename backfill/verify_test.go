@@ -3,6 +3,7 @@ package backfill_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,9 +28,10 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 			t.Errorf("got %d deviations: %+v", n, rep.Tables)
 		}
 		for _, d := range rep.Tables {
-			// One query per side for the bounds and one for the chunks.
-			if d.Queries != 4 {
-				t.Errorf("%s: %d queries, want 4 for equal tables", d.Table, d.Queries)
+			// Chunks of 10,000 rows: count modern, then read, stage and
+			// compare one chunk.
+			if d.Queries != 5 {
+				t.Errorf("%s: %d queries, want 5 for equal tables of less than a chunk", d.Table, d.Queries)
 			}
 		}
 	})
@@ -47,7 +49,7 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 		mustExec("UPDATE photos SET data = 'not the photo' WHERE legacy_id = 400")
 		w.exec(t, "DELETE FROM Patient WHERE PatientSerNum = 3999")
 		reg := prometheus.NewRegistry()
-		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Metrics: backfill.NewMetrics(reg), Log: discard()})
+		rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Metrics: backfill.NewMetrics(reg), ShowValues: true, Log: discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +67,7 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 		changed := backfill.ChangedRow{Key: "2345", Columns: []backfill.ColumnDiff{
 			{Column: "email", Redacted: true}, {Column: "last_name", Redacted: true}}}
 		if len(p.ChangedRows) != 1 || !reflect.DeepEqual(p.ChangedRows[0], changed) {
-			t.Errorf("patients changed rows: got %+v, want %+v (values redacted)", p.ChangedRows, changed)
+			t.Errorf("patients changed rows: got %+v, want %+v (values redacted, even when shown)", p.ChangedRows, changed)
 		}
 		// Patient 1234's MRN went with it (ON DELETE CASCADE).
 		h := tables["hospital-patients"]
@@ -74,14 +76,28 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 			!reflect.DeepEqual(h.ChangedRows[0].Columns, []backfill.ColumnDiff{{Column: "site", Legacy: site("RVH"), Modern: site("JGH")}}) {
 			t.Errorf("hospital-patients: %+v; want 1 missing and site RVH → JGH for key 6912", h)
 		}
+		if ph := tables["photos"]; len(ph.ChangedRows) != 1 || !strings.HasPrefix(*ph.ChangedRows[0].Columns[0].Modern, "md5:") {
+			t.Errorf("photos: %+v; want binary values shown by their MD5", ph.ChangedRows)
+		}
 		if ph := tables["photos"]; ph.Changed != 1 || ph.ChangedRows[0].Key != "400" || ph.ChangedRows[0].Columns[0].Column != "data" {
 			t.Errorf("photos: %+v; want photo 400's data changed", ph)
 		}
 		if n := rep.Deviations(); n != 6 {
 			t.Errorf("got %d deviations, want 6", n)
 		}
+
+		t.Run("values are left out unless asked for", func(t *testing.T) {
+			rep, err := backfill.Verify(ctx, w.cfg, backfill.VerifyOptions{Tables: []string{"hospital-patients"}, Log: discard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []backfill.ColumnDiff{{Column: "site"}}
+			if got := rep.Tables[0].ChangedRows; len(got) != 1 || !reflect.DeepEqual(got[0].Columns, want) {
+				t.Errorf("changed rows %+v, want only the column's name", got)
+			}
+		})
 	})
-	t.Run("a table missing from modern is counted without bisecting it", func(t *testing.T) {
+	t.Run("a table missing from modern is counted and sampled in key order", func(t *testing.T) {
 		if _, err := w.modern.Exec(ctx, "DELETE FROM photos"); err != nil {
 			t.Fatal(err)
 		}
@@ -90,8 +106,8 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := rep.Tables[0]
-		if d.Missing != 20 || !reflect.DeepEqual(d.MissingKeys, []string{"200", "400", "600"}) || d.Queries > 6 {
-			t.Errorf("photos: missing %d %v in %d queries; want 20, the first 3 keys, at most 6 queries", d.Missing, d.MissingKeys, d.Queries)
+		if d.Missing != 20 || !reflect.DeepEqual(d.MissingKeys, []string{"200", "400", "600"}) || d.ModernRows != 0 || d.LegacyRows != 20 {
+			t.Errorf("photos: %d legacy rows, %d modern, missing %d %v; want 20, 0, 20 and the first 3 keys", d.LegacyRows, d.ModernRows, d.Missing, d.MissingKeys)
 		}
 	})
 }

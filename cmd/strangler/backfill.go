@@ -30,6 +30,8 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	fs.Var(keys, "keys", "copy only these source keys of a table, and their dependants: `TABLE=K1,K2` (repeatable)")
 	onlyFailed := fs.Bool("only-failed", false, "retry only the rows the ledger records as failed")
 	restart := fs.Bool("restart", false, "ignore checkpoints and read every row again (equal rows are not rewritten)")
+	sinceCheckpoint := fs.Bool("since-checkpoint", false, "copy only what is past the checkpoints, without comparing what is below them (for keys that only grow and rows that never change)")
+	propagateDeletes := fs.Bool("propagate-deletes", false, "delete the target rows whose source row is gone (each recorded in strangler_backfill_deletes)")
 	dryRun := fs.Bool("dry-run", false, "write nothing; report what a run would change")
 	rate := fs.Int("rate", -1, "at most `N` rows per second across all tables, 0 for no limit (default: the file's rate)")
 	concurrency := fs.Int("concurrency", 0, "copy `N` tables or key ranges at once (default: the file's concurrency)")
@@ -50,6 +52,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"backfill: --keys cannot be combined with --only-failed or --restart"}
 	case *onlyFailed && *restart:
 		return usageError{"backfill: choose --only-failed or --restart"}
+	case *sinceCheckpoint && (*restart || *onlyFailed || len(keys) > 0):
+		return usageError{"backfill: --since-checkpoint cannot be combined with --restart, --only-failed or --keys"}
+	case *propagateDeletes && (*sinceCheckpoint || *onlyFailed || len(keys) > 0):
+		return usageError{"backfill: --propagate-deletes compares whole tables; it goes with a plain run or --restart, not --since-checkpoint, --only-failed or --keys"}
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
@@ -82,6 +88,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	}
 	opts := backfill.Options{
 		Keys: keys, OnlyFailed: *onlyFailed, Restart: *restart, DryRun: *dryRun,
+		SinceCheckpoint: *sinceCheckpoint, PropagateDeletes: *propagateDeletes,
 		Metrics: metrics, Log: log,
 	}
 	if len(keys) == 0 && !*onlyFailed {

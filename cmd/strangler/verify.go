@@ -23,6 +23,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address`")
 	samples := fs.Int("samples", 10, "keys named per table and kind of deviation")
 	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
+	showValues := fs.Bool("show-values", false, "show the differing values of changed rows (never those of redacted columns)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	opts := backfill.VerifyOptions{Samples: *samples, Metrics: backfill.NewMetrics(reg), Log: log}
+	opts := backfill.VerifyOptions{Samples: *samples, ShowValues: *showValues, Metrics: backfill.NewMetrics(reg), Log: log}
 	if *tables != "" {
 		opts.Tables = strings.Split(*tables, ",")
 	}

@@ -1,0 +1,185 @@
+package backfill
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"unicode/utf8"
+)
+
+// refuse says why the column cannot take source value v as it is, or "":
+// a value no text column can hold, or one the target type would change
+// (unless the column is lossy). The reason names the type, never the
+// value.
+func (c *column) refuse(v []byte) string {
+	if v == nil {
+		return ""
+	}
+	switch {
+	case c.binaryUUID():
+		if len(v) != 16 {
+			return fmt.Sprintf("a uuid needs 16 bytes, the value has %d", len(v))
+		}
+		return ""
+	case c.isBytes():
+		return ""
+	case !utf8.Valid(v):
+		return "not valid UTF-8 text"
+	case bytes.IndexByte(v, 0) >= 0:
+		return "contains a NUL byte, which PostgreSQL text cannot hold"
+	case c.cfg.Lossy:
+		return ""
+	}
+	if change := c.change(v); change != "" {
+		return c.typ.full + " would " + change + " (lossy: true allows it)"
+	}
+	return ""
+}
+
+// change says what the target type would change about a value, or "".
+// Values the type cannot parse at all are left to it: it refuses them
+// with its own reason.
+func (c *column) change(v []byte) string {
+	switch t := c.typ; t.base {
+	case "date":
+		if timeOfDay(v) {
+			return "drop the time of day"
+		}
+	case "timestamp", "time":
+		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
+			return fmt.Sprintf("round it to %d fractional digits", p)
+		}
+	case "numeric":
+		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
+			return fmt.Sprintf("round it to %d decimal places", max(s, 0))
+		}
+	case "character varying", "character":
+		if n := t.mod(0); n >= 0 && utf8.RuneCount(v) > n {
+			return fmt.Sprintf("cut it to %d characters", n)
+		}
+	case "jsonb":
+		if duplicateKey(v) {
+			return "keep only the last of a JSON object's keys given twice"
+		}
+	case "real":
+		if c.srcType == "DOUBLE" {
+			if d, err := strconv.ParseFloat(string(v), 64); err == nil && float64(float32(d)) != d && !math.IsInf(d, 0) {
+				return "round it to single precision"
+			}
+		}
+	}
+	return ""
+}
+
+// dateTime reports whether v is shaped like MySQL's DATETIME text,
+// YYYY-MM-DD HH:MM:SS[.ffffff].
+func dateTime(v []byte) bool {
+	return len(v) >= 19 && v[4] == '-' && v[7] == '-' && (v[10] == ' ' || v[10] == 'T') && v[13] == ':' && v[16] == ':'
+}
+
+// timeOfDay reports whether a DATETIME value has a time of day other
+// than midnight.
+func timeOfDay(v []byte) bool {
+	if !dateTime(v) {
+		return false
+	}
+	for _, b := range v[11:] {
+		if b >= '1' && b <= '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// fractionBeyond reports whether a time's fractional seconds have a
+// non-zero digit past the first p.
+func fractionBeyond(v []byte, p int) bool {
+	dot := bytes.LastIndexByte(v, '.')
+	if dot < 0 || bytes.IndexByte(v[dot:], ':') >= 0 {
+		return false
+	}
+	for i, b := range v[dot+1:] {
+		if b < '0' || b > '9' {
+			break
+		}
+		if i >= p && b != '0' {
+			return true
+		}
+	}
+	return false
+}
+
+// hasScale reports whether decimal text v has no non-zero digit past
+// scale decimal places (a number in exponent form, as a DOUBLE reads, is
+// worked out exactly). Text that is not a number counts as fitting: the
+// target refuses it.
+func hasScale(v []byte, scale int) bool {
+	if bytes.ContainsAny(v, "eE") {
+		r, ok := new(big.Rat).SetString(string(v))
+		if !ok {
+			return true
+		}
+		r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
+		return r.IsInt()
+	}
+	dot := bytes.IndexByte(v, '.')
+	if dot < 0 {
+		return true
+	}
+	for _, b := range v[min(len(v), dot+1+scale):] {
+		if b != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// duplicateKey reports whether a JSON document has an object with a key
+// given twice, which jsonb collapses to the last while MariaDB's JSON
+// functions read the first. Documents that do not parse are left to the
+// target.
+func duplicateKey(v []byte) bool {
+	type frame struct {
+		keys    map[string]bool // nil for an array
+		wantKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var stack []frame
+	// valueDone notes that the innermost object got a member's value.
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			stack[n-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false // the end, or not JSON
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]bool{}, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+			continue
+		}
+		if key, ok := tok.(string); ok && len(stack) > 0 && stack[len(stack)-1].wantKey {
+			top := &stack[len(stack)-1]
+			if top.keys[key] {
+				return true
+			}
+			top.keys[key], top.wantKey = true, false
+			continue
+		}
+		valueDone()
+	}
+}

@@ -1,0 +1,243 @@
+package backfill
+
+import (
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"strangler/config"
+)
+
+// This file decides, per column, everything about a value on its way from
+// the source to the target: how MySQL reads it, what the target type
+// would change about it (checks.go), how it is staged, how the target
+// converts it, and when two values are the same. The backfill and verify
+// both use these, so what verify calls equal is what a backfill leaves
+// alone.
+
+// column is one target column and where its value comes from.
+type column struct {
+	name     string
+	cfg      config.Column
+	redacted bool
+	// sourceExpr computes the value on MySQL, transforms and default
+	// included, so that backfill and verify read exactly the same value.
+	sourceExpr string
+	// srcType is MySQL's type of the value read (sourceExpr), as the
+	// driver names it: DATETIME, DOUBLE, BINARY…; "" for a default alone.
+	srcType string
+	// typ is the target column's type.
+	typ pgType
+	// deterministic is false when the column's collation has equal values
+	// that are not byte-equal (a case-insensitive ICU collation).
+	deterministic bool
+	// zone is the time zone appended to a DATETIME going into a timestamptz
+	// column (source_time_zone); "" when none is.
+	zone string
+	// lookup translates the value through another target table.
+	lookup *lookup
+}
+
+type lookup struct {
+	table   string // quoted
+	key     string // quoted column of the lookup table matched against the value
+	keyType string // its type
+	column  string // quoted column whose value is stored
+}
+
+// pgType is a target column's type as format_type writes it, taken apart:
+// "timestamp(0) without time zone" is base "timestamp", mods [0], and
+// "public.citext" is base "citext".
+type pgType struct {
+	full string
+	base string
+	mods []int
+	tz   bool
+}
+
+var typeSyntax = regexp.MustCompile(`^(?:[^.(]+\.)?([a-z][a-z0-9_ ]*?)(?:\((\d+)(?:,(\d+))?\))?( with time zone| without time zone)?$`)
+
+func parseType(full string) pgType {
+	t := pgType{full: full, base: full}
+	m := typeSyntax.FindStringSubmatch(full)
+	if m == nil {
+		return t // arrays and the like: compared as text, never checked
+	}
+	t.base, t.tz = m[1], m[4] == " with time zone"
+	for _, s := range m[2:4] {
+		if n, err := strconv.Atoi(s); err == nil {
+			t.mods = append(t.mods, n)
+		}
+	}
+	return t
+}
+
+// mod is the type's i-th modifier, or -1 when it has none.
+func (t pgType) mod(i int) int {
+	if i < len(t.mods) {
+		return t.mods[i]
+	}
+	return -1
+}
+
+// isBytes reports whether the column's values are binary.
+func (c *column) isBytes() bool { return c.typ.base == "bytea" }
+
+// stageType is how the column is staged: as text, cast to its type when
+// upserted (so a bad value fails one statement that can be retried row by
+// row, not the COPY), or as bytea for binary values.
+func (c *column) stageType() string {
+	if c.isBytes() {
+		return "bytea"
+	}
+	return "text"
+}
+
+// valueExpr is staged value v of the column as the target stores it. Text
+// goes to string columns by assignment, which refuses a value too long
+// for varchar(n) where an explicit cast would cut it short (unless the
+// column is lossy); other types are cast with their input function, as
+// COPY would parse them.
+func (c *column) valueExpr(v string) string {
+	switch {
+	case c.isBytes():
+		return v
+	case c.typ.base == "text" || strings.HasPrefix(c.typ.base, "character"):
+		if c.cfg.Lossy && c.typ.mod(0) >= 0 {
+			return v + "::" + c.typ.full
+		}
+		return v
+	}
+	return v + "::" + c.typ.full
+}
+
+// identityEq reports whether the type's equality is identity: equal values
+// are the same value, which text output would show alike. Not so for
+// floats (0 = -0), numeric (1.0 = 1.00), jsonb (1.0 = 1), char(n), citext,
+// nondeterministic collations, and json, which has no equality at all.
+func (c *column) identityEq() bool {
+	switch c.typ.base {
+	case "smallint", "integer", "bigint", "boolean", "date", "bytea", "uuid",
+		"timestamp", "bit", "bit varying":
+		return true
+	case "time":
+		return !c.typ.tz
+	case "text", "character varying":
+		return c.deterministic
+	}
+	return false
+}
+
+// same is the SQL condition that a and b, two values of the column's
+// type, are the same value: by the type's equality where that is
+// identity, by their text otherwise.
+func (c *column) same(a, b string) string {
+	if c.identityEq() {
+		return a + " IS NOT DISTINCT FROM " + b
+	}
+	return a + "::text IS NOT DISTINCT FROM " + b + "::text"
+}
+
+// binaryUUID reports whether binary source values go into a uuid column,
+// staged in the uuid's text form.
+func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
+
+// encode is a checked source value as it is staged: a binary UUID in its
+// text form, a DATETIME going into a timestamptz with its time zone.
+func (c *column) encode(v []byte) []byte {
+	switch {
+	case v == nil:
+		return nil
+	case c.zone != "":
+		return append(append(v[:len(v):len(v)], ' '), c.zone...)
+	case c.binaryUUID():
+		h := hex.EncodeToString(v)
+		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
+	}
+	return v
+}
+
+// keyKind is what a source key holds, which decides how keys are ordered,
+// split and shown.
+type keyKind int
+
+const (
+	textKey keyKind = iota
+	intKey
+	binaryKey
+)
+
+func kindOf(mysqlType string) keyKind {
+	switch {
+	case isBinaryType(mysqlType):
+		return binaryKey
+	case strings.Contains(mysqlType, "INT"):
+		return intKey
+	}
+	return textKey
+}
+
+func isBinaryType(mysqlType string) bool {
+	switch mysqlType {
+	case "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "BIT":
+		return true
+	}
+	return false
+}
+
+// exactKey reports whether the target key stores each staged key as
+// exactly itself, with an equality that is identity: then no two source
+// keys can meet in one target row, and the key needs no check per batch
+// (see keyCheckSQL).
+func exactKey(kind keyKind, c *column) bool {
+	if !c.identityEq() {
+		return false
+	}
+	switch kind {
+	case intKey:
+		return c.typ.base == "smallint" || c.typ.base == "integer" || c.typ.base == "bigint"
+	case binaryKey:
+		return c.isBytes()
+	}
+	return c.typ.base == "text" || c.typ.base == "character varying"
+}
+
+// sourceExpr is the MySQL expression for a column's value: the source
+// column (or NULL), each transform in turn, then the default for NULL. A
+// BIT column, which MySQL sends as bytes, is read as those bytes into
+// bytea, as binary digits into bit(n), and as an integer otherwise.
+func sourceExpr(c config.Column, rawType string, typ pgType) string {
+	e := "NULL"
+	if c.From != "" {
+		e = "src." + myIdent(c.From)
+	}
+	if rawType == "BIT" {
+		switch {
+		case typ.base == "bytea":
+		case typ.base == "bit" && typ.mod(0) > 0:
+			e = fmt.Sprintf("LPAD(BIN(%s + 0), %d, '0')", e, typ.mod(0))
+		case typ.base == "bit" || typ.base == "bit varying":
+			e = "BIN(" + e + " + 0)"
+		default:
+			e = "(" + e + " + 0)"
+		}
+	}
+	for _, tr := range c.Transform {
+		switch tr {
+		case config.TransformTrim:
+			e = "TRIM(" + e + ")"
+		case config.TransformLower:
+			e = "LOWER(" + e + ")"
+		case config.TransformUpper:
+			e = "UPPER(" + e + ")"
+		case config.TransformNullIfEmpty:
+			e = "NULLIF(" + e + ", '')"
+		}
+	}
+	if c.Default != nil {
+		e = "COALESCE(" + e + ", " + myString(*c.Default) + ")"
+	}
+	return e
+}

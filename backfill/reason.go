@@ -1,0 +1,125 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Failure reasons go to the ledger, the report and the logs, which must
+// never hold a redacted value. PostgreSQL quotes the value it refuses in
+// its messages (with no escaping: a value holding a quote defeats any
+// attempt to cut it out), and a trigger's message says whatever its
+// author wrote. So where a redacted value may be involved, a reason is
+// built from the error's code and the column's name and type alone.
+
+// reason explains why the target refused staged row row of the writer's
+// batch. For a bad value it finds the column by storing the row's values
+// one at a time into a probe table of the target's types, since the
+// target's message does not name the column.
+func (w *writer) reason(ctx context.Context, tx pgx.Tx, row int, cause error) string {
+	var pg *pgconn.PgError
+	if !errors.As(cause, &pg) {
+		return "refused by the target"
+	}
+	var culprit *column
+	if strings.HasPrefix(pg.Code, "22") && pg.Where == "" {
+		culprit, pg = probe(ctx, tx, w.t, w.stage, row, pg)
+	}
+	return describe(w.t, culprit, pg)
+}
+
+// describeErr words err, a row error, with no column known.
+func describeErr(t *table, err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) {
+		return "refused by the target"
+	}
+	return describe(t, nil, pg)
+}
+
+// probe finds the column whose staged value of row the target's type
+// refuses, and that refusal; nil and cause when none does alone.
+func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, cause *pgconn.PgError) (*column, *pgconn.PgError) {
+	name := "strangler_probe_" + strings.TrimPrefix(stage, "strangler_")
+	var defs []string
+	for i, c := range t.cols {
+		typ := c.typ.full
+		if c.lookup != nil {
+			typ = c.lookup.keyType
+		}
+		defs = append(defs, fmt.Sprintf("c%d %s", i, typ))
+	}
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+name+" ("+strings.Join(defs, ", ")+")"); err != nil {
+		return nil, cause
+	}
+	for i := range t.cols {
+		c := &t.cols[i]
+		expr := c.valueExpr(fmt.Sprintf("s.c%d", i))
+		if c.lookup != nil {
+			expr = fmt.Sprintf("s.c%d::%s", i, c.lookup.keyType)
+		}
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			break
+		}
+		_, err = sp.Exec(ctx, fmt.Sprintf("INSERT INTO %s (c%d) SELECT %s FROM %s s WHERE s._row = $1", name, i, expr, stage), row)
+		sp.Rollback(ctx)
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) {
+			return c, pg
+		}
+	}
+	return nil, cause
+}
+
+// describe words a refusal without a redacted value: a trigger's message
+// is dropped when the table has redacted columns, a type's refusal of a
+// redacted column's value is told by its code. Other messages are kept,
+// a data exception's quoted values cut out so that reasons group.
+func describe(t *table, c *column, pg *pgconn.PgError) string {
+	switch {
+	case pg.Where != "" && t.redacted:
+		return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
+	case c != nil && c.redacted:
+		return fmt.Sprintf("column %s: %s (SQLSTATE %s)", c.name, condition(pg.Code, c.typ.full), pg.Code)
+	case c != nil:
+		return "column " + c.name + ": " + withoutValues(pg.Message)
+	case t.redacted && !strings.HasPrefix(pg.Code, "23"):
+		// Integrity violations name constraints and columns, never values,
+		// in their message; other errors may quote any value.
+		return fmt.Sprintf("refused by the target (SQLSTATE %s)", pg.Code)
+	case strings.HasPrefix(pg.Code, "22"):
+		return withoutValues(pg.Message)
+	}
+	return pg.Message
+}
+
+// condition says in words what a data exception means for a value of typ.
+func condition(code, typ string) string {
+	switch code {
+	case "22P02", "22007":
+		return "not a valid " + typ
+	case "22003", "22008":
+		return "out of range for " + typ
+	case "22001":
+		return "too long for " + typ
+	case "22021", "22P05":
+		return "not text the target's encoding can hold"
+	}
+	return "refused by type " + typ
+}
+
+var quoted = regexp.MustCompile(`:?\s*"[^"]*"`)
+
+// withoutValues drops the quoted values from a data exception's message:
+// `invalid input syntax for type date: "0000-00-00"` becomes
+// `invalid input syntax for type date`, so reasons group.
+func withoutValues(msg string) string {
+	return strings.TrimSpace(quoted.ReplaceAllString(msg, ""))
+}

@@ -1,0 +1,69 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sync brings a table whose copy an earlier run began up to date with the
+// source, whatever its key: it compares the whole table a chunk at a time
+// (as verify does) and copies the rows that differ, those that appeared
+// below a checkpoint and those changed since they were copied. Rows the
+// target has and the source no longer has are counted or, with
+// --propagate-deletes, deleted.
+func (r *runner) sync(ctx context.Context, t *table) error {
+	s := r.stats[t.name]
+	c, err := newComparer(ctx, r.src, r.dst, t, &atomic.Int64{})
+	if err != nil {
+		return fmt.Errorf("compare %s: %w", t.name, err)
+	}
+	defer c.close()
+	n, err := c.compareAll(ctx, r.batch, r.pace, func(b batch, diffs []difference) error {
+		s.active(time.Now())
+		s.compared.Add(int64(len(b.rows)))
+		keys := make([][]byte, len(diffs))
+		for i, d := range diffs {
+			keys[i] = d.key
+		}
+		_, err := r.copyBy(ctx, t, t.sourceKey, keys)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.addNullKeys(n.nullKeys)
+	if n.modern <= n.matched {
+		return nil
+	}
+	if !r.opts.PropagateDeletes {
+		extra, _, err := c.extras(ctx, r.batch, r.pace, 0)
+		s.extra.Store(extra)
+		return err
+	}
+	d, err := c.deleteExtras(ctx, r.ledger, r.batch, r.pace, sampleKeys, r.opts.DryRun)
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", t.name, err)
+	}
+	s.addDeleted(d)
+	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
+		m.Rows.WithLabelValues(t.name, "deleted").Add(float64(d.n))
+	}
+	r.opts.Log.Info("backfill deleted rows whose source row is gone", "table", t.name, "deleted", d.n, "refused", len(d.refused))
+	return nil
+}
+
+// safeError is err as a table's error may say it: a message a trigger or
+// function raised on a table with redacted columns is dropped, since it
+// may quote a value.
+func safeError(t *table, err error) error {
+	var pg *pgconn.PgError
+	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" {
+		return err
+	}
+	return fmt.Errorf("%s: refused by a trigger or function (SQLSTATE %s)", t.name, pg.Code)
+}

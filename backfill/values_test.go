@@ -1,0 +1,320 @@
+package backfill_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/config"
+)
+
+func TestANulByteFailsItsRowNotTheRun(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 50}, nil)
+	w.exec(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body TEXT NOT NULL, Secret VARCHAR(20))")
+	w.exec(t, "INSERT INTO Note VALUES (1, 'fine', 'a'), (2, CONCAT('before', CHAR(0), 'after'), CONCAT('s', CHAR(0))), (3, 'also fine', 'c')")
+	w.pg(t, "CREATE TABLE notes (legacy_id bigint UNIQUE, body text NOT NULL, secret text)")
+	notes := config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id",
+		Columns: cols("NoteSerNum=legacy_id", "Body=body", "Secret=secret"), Redact: []string{"secret"}}
+	// The notes come first; the tables queued after them must be copied
+	// all the same.
+	w.cfg.Tables = append([]config.BackfillTable{notes}, w.cfg.Tables...)
+	w.cfg.Concurrency = 1
+
+	for run := 1; run <= 2; run++ {
+		rep := w.run(t, backfill.Options{})
+		n := tableReport(t, rep, "notes")
+		if run == 1 && (n.Inserted != 2 || n.Failed != 1) {
+			t.Errorf("run %d: notes inserted %d, failed %d; want 2 and 1", run, n.Inserted, n.Failed)
+		}
+		if want := "column body: contains a NUL byte, which PostgreSQL text cannot hold"; !slices.Contains(failureReasons(n), want) {
+			t.Errorf("run %d: reasons %q, want %q", run, failureReasons(n), want)
+		}
+		if p := tableReport(t, rep, "patients"); run == 1 && p.Inserted != 50 {
+			t.Errorf("run %d: the patients queued after the notes: %d inserted, want 50", run, p.Inserted)
+		}
+	}
+	var payload string
+	if err := w.modern.QueryRow(context.Background(), "SELECT payload::text FROM strangler_backfill_failures WHERE table_name = 'notes'").Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	// The payload describes what jsonb cannot hold, as it does binary
+	// values, and still never shows a redacted one.
+	if want := `{"body": "<text of 12 bytes with a NUL byte>", "secret": "<redacted>", "legacy_id": "2"}`; payload != want {
+		t.Errorf("ledger payload %s, want %s", payload, want)
+	}
+}
+
+func TestBitColumnsMapToBooleanBitAndBytea(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Flag (FlagSerNum INT PRIMARY KEY, Active BIT(1) NOT NULL, Mask BIT(10), Raw BIT(12), Level BIT(3))",
+		"CREATE TABLE flags (legacy_id bigint UNIQUE, active boolean NOT NULL, mask bit(10), raw bytea, level smallint)",
+		config.BackfillTable{Name: "flags", From: "Flag", Key: "FlagSerNum", To: "flags", TargetKey: "legacy_id",
+			Columns: cols("FlagSerNum=legacy_id", "Active=active", "Mask=mask", "Raw=raw", "Level=level")})
+	w.exec(t, "INSERT INTO Flag VALUES (1, b'1', b'1010101010', b'111100001111', b'101'), (2, b'0', b'0', b'0', b'0'), (3, b'1', NULL, NULL, NULL)")
+
+	rep := w.run(t, backfill.Options{})
+	if f := rep.Tables[0]; f.Inserted != 3 || f.Failed != 0 {
+		t.Fatalf("inserted %d, failed %d (%q); want 3 and 0", f.Inserted, f.Failed, failureReasons(f))
+	}
+	rows, err := w.modern.Query(context.Background(), "SELECT legacy_id, active, coalesce(mask::text, 'NULL'), coalesce(encode(raw, 'hex'), 'NULL'), coalesce(level, -1) FROM flags ORDER BY legacy_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id, level int64
+		var active bool
+		var mask, raw string
+		if err := rows.Scan(&id, &active, &mask, &raw, &level); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %v %s %s %d", id, active, mask, raw, level))
+	}
+	want := []string{"1 true 1010101010 0f0f 5", "2 false 0000000000 0000 0", "3 true NULL NULL -1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("modern rows %q, want %q", got, want)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify after the copy: %+v, want no deviation", d.Tables)
+	}
+	w.pg(t, "UPDATE flags SET active = false WHERE legacy_id = 3")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || d.ChangedRows[0].Key != "3" {
+		t.Errorf("verify after changing flag 3: %+v, want it changed", d)
+	}
+}
+
+// TestLossyMappingsGoToTheLedger: a target type that would change a value
+// (drop the time of day, round, cut) refuses the row with the reason,
+// and verify calls such a copy what it is: not equal.
+func TestLossyMappingsGoToTheLedger(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Day DATETIME(6), Amount DECIMAL(34,4), At DATETIME(6), Code VARCHAR(10))",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, day date, amount numeric(32,2), at timestamp(0), code varchar(3))",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: cols("VisitSerNum=legacy_id", "Day=day", "Amount=amount", "At=at", "Code=code")})
+	w.exec(t, `INSERT INTO Visit VALUES
+		(1, '2024-02-29 00:00:00', 12.5000, '2024-02-29 10:11:12', 'abc'),
+		(2, '2024-02-29 10:11:12.123456', NULL, NULL, NULL),
+		(3, NULL, 12.3456, NULL, NULL),
+		(4, NULL, NULL, '9999-12-31 23:59:59.900000', NULL),
+		(5, NULL, NULL, NULL, 'abc  '),
+		(6, NULL, NULL, NULL, 'abcd')`)
+
+	rep := w.run(t, backfill.Options{})
+	v := rep.Tables[0]
+	if v.Inserted != 1 || v.Failed != 5 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 5", v.Inserted, v.Failed, failureReasons(v))
+	}
+	for _, want := range []string{
+		"column day: date would drop the time of day (lossy: true allows it)",
+		"column amount: numeric(32,2) would round it to 2 decimal places (lossy: true allows it)",
+		"column at: timestamp(0) without time zone would round it to 0 fractional digits (lossy: true allows it)",
+		"column code: character varying(3) would cut it to 3 characters (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(v), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(v), want)
+		}
+	}
+	if n := w.count(t, "SELECT count(*) FROM visits"); n != 1 {
+		t.Errorf("modern has %d visits, want only the exact one", n)
+	}
+	// A row that reached modern some other way, with the date alone, is
+	// not what legacy holds.
+	w.pg(t, "INSERT INTO visits (legacy_id, day) VALUES (2, '2024-02-29')")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	if d.Changed != 1 || d.ChangedRows[0].Key != "2" || d.Missing != 4 || d.MissingFailed != 4 {
+		t.Errorf("verify: %+v; want visit 2 changed and 4 missing, all failed in the ledger", d)
+	}
+
+	t.Run("lossy: true copies what the type keeps, and verify agrees", func(t *testing.T) {
+		for name, c := range w.cfg.Tables[0].Columns {
+			if name != "legacy_id" {
+				c.Lossy = true
+				w.cfg.Tables[0].Columns[name] = c
+			}
+		}
+		v := w.run(t, backfill.Options{}).Tables[0]
+		// Visit 2 is in modern already as the lossy mapping has it: only
+		// its failure, retried, is read again.
+		if v.Failed != 0 || v.Written() != 4 || v.Present != 1 {
+			t.Errorf("written %d, present %d, failed %d (%q); want 4 of the refused rows written, visit 2 present", v.Written(), v.Present, v.Failed, failureReasons(v))
+		}
+		if n := w.count(t, "SELECT count(*) FROM strangler_backfill_failures"); n != 0 {
+			t.Errorf("the ledger still holds %d failures", n)
+		}
+		var got string
+		if err := w.modern.QueryRow(context.Background(), `SELECT string_agg(concat_ws(' ', legacy_id, day, amount, at, code), ' | ' ORDER BY legacy_id) FROM visits`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := "1 2024-02-29 12.50 2024-02-29 10:11:12 abc | 2 2024-02-29 | 3 12.35 | 4 10000-01-01 00:00:00 | 5 abc | 6 abc"; got != want {
+			t.Errorf("modern holds %q, want %q", got, want)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none: the copy is what the lossy mapping makes", d.Tables)
+		}
+	})
+}
+
+func TestDuplicateJSONKeysAreRefusedAndJSONIsComparedByStructure(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Doc (DocSerNum INT PRIMARY KEY, Body JSON)",
+		"CREATE TABLE docs (legacy_id bigint UNIQUE, body jsonb)",
+		config.BackfillTable{Name: "docs", From: "Doc", Key: "DocSerNum", To: "docs", TargetKey: "legacy_id",
+			Columns: cols("DocSerNum=legacy_id", "Body=body")})
+	w.exec(t, `INSERT INTO Doc VALUES (1, '{"b": [1, 2.50, 1e2], "a": {"x" : null}}'), (2, '{"dose":1,"dose":2}'),
+		(3, '[{"k": "v", "n": {"k": 1, "k": 2}}]'), (4, '  "text"  '), (5, NULL), (6, '{"é": "\\u00e9", "long key first": true, "z": 1}')`)
+
+	rep := w.run(t, backfill.Options{})
+	d := rep.Tables[0]
+	if d.Inserted != 4 || d.Failed != 2 {
+		t.Errorf("inserted %d, failed %d (%q); want 4 and 2", d.Inserted, d.Failed, failureReasons(d))
+	}
+	if want := "column body: jsonb would keep only the last of a JSON object's keys given twice (lossy: true allows it)"; len(d.Failures) != 1 || d.Failures[0].Reason != want {
+		t.Errorf("reasons %q, want %q", failureReasons(d), want)
+	}
+	// Documents differ from legacy's text in spacing, key order and number
+	// spelling, not in structure.
+	vr := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	if vr.Changed != 0 || vr.Missing != 2 || vr.MissingFailed != 2 {
+		t.Errorf("verify: %+v; want only the 2 refused documents missing", vr)
+	}
+	w.pg(t, `UPDATE docs SET body = '{"b": [1, 2.5, 100], "a": {"x": null}}' WHERE legacy_id = 1`)
+	if vr := w.verify(t, backfill.VerifyOptions{}).Tables[0]; vr.Changed != 1 || vr.ChangedRows[0].Key != "1" {
+		t.Errorf("verify after 2.50 became 2.5: %+v, want document 1 changed", vr)
+	}
+
+	t.Run("lossy: true keeps the last of a duplicate key, and verify agrees", func(t *testing.T) {
+		w.cfg.Tables[0].Columns["body"] = config.Column{From: "Body", Lossy: true}
+		if d := w.run(t, backfill.Options{}).Tables[0]; d.Failed != 0 || d.Written() != 3 {
+			t.Errorf("written %d, failed %d; want the 2 refused documents and the changed one written", d.Written(), d.Failed)
+		}
+		if n := w.count(t, `SELECT count(*) FROM docs WHERE legacy_id = 2 AND body = '{"dose": 2}'`); n != 1 {
+			t.Error(`document 2 is not {"dose": 2} in modern`)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none", d.Tables)
+		}
+	})
+}
+
+// TestDatetimesAreWallTimeInTheSourceTimeZone: a DATETIME holds no zone;
+// source_time_zone says which one its wall time is in, for the backfill
+// and verify alike. A TIMESTAMP holds its instant already.
+func TestDatetimesAreWallTimeInTheSourceTimeZone(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Dose (DoseSerNum INT PRIMARY KEY, GivenAt DATETIME(6), LoggedAt TIMESTAMP(6) NULL, Day DATETIME)",
+		"CREATE TABLE doses (legacy_id bigint UNIQUE, given_at timestamptz, logged_at timestamptz, day timestamp)",
+		config.BackfillTable{Name: "doses", From: "Dose", Key: "DoseSerNum", To: "doses", TargetKey: "legacy_id",
+			Columns: cols("DoseSerNum=legacy_id", "GivenAt=given_at", "LoggedAt=logged_at", "Day=day")})
+	// The monolith's sessions ran at +05:30.
+	conn := w.legacyConn(t)
+	if _, err := conn.ExecContext(context.Background(), "SET time_zone = '+05:30'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "INSERT INTO Dose VALUES (1, '2024-03-10 08:00:00.250000', '2024-03-10 08:00:00.250000', '2024-03-10 08:00:00')"); err != nil {
+		t.Fatal(err)
+	}
+	w.cfg.SourceTimeZone = "Asia/Kolkata"
+	if d := w.run(t, backfill.Options{}).Tables[0]; d.Inserted != 1 {
+		t.Fatalf("inserted %d, want 1 (%q)", d.Inserted, failureReasons(d))
+	}
+	var given, logged, day string
+	err := w.modern.QueryRow(context.Background(), `SELECT (given_at AT TIME ZONE 'UTC')::text, (logged_at AT TIME ZONE 'UTC')::text, day::text FROM doses`).Scan(&given, &logged, &day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if given != "2024-03-10 02:30:00.25" || logged != "2024-03-10 02:30:00.25" || day != "2024-03-10 08:00:00" {
+		t.Errorf("in UTC: given %s, logged %s, day %s; want both instants 02:30:00.25 and the wall time 08:00 kept", given, logged, day)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want none", d.Tables)
+	}
+	w.cfg.SourceTimeZone = ""
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || len(d.ChangedRows[0].Columns) != 1 || d.ChangedRows[0].Columns[0].Column != "given_at" {
+		t.Errorf("verify taking DATETIME as UTC: %+v, want given_at changed", d)
+	}
+}
+
+func TestFloatsAndDoublesRoundTripThroughVerify(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Measure (MeasureSerNum INT PRIMARY KEY, F FLOAT, D DOUBLE)",
+		"CREATE TABLE measures (legacy_id bigint UNIQUE, f real, d double precision)",
+		config.BackfillTable{Name: "measures", From: "Measure", Key: "MeasureSerNum", To: "measures", TargetKey: "legacy_id",
+			Columns: cols("MeasureSerNum=legacy_id", "F=f", "D=d")})
+	r := rand.New(rand.NewPCG(7, 19))
+	var values []string
+	for id := 1; id <= 3000; id++ {
+		f := float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(20)-10)))
+		d := r.NormFloat64() * math.Pow(10, float64(r.IntN(600)-300))
+		values = append(values, fmt.Sprintf("(%d, %v, %v)", id, f, d))
+	}
+	values = append(values, "(3001, 590.7676, 3.41e-11)", "(3002, 16777217, 5e-324)", "(3003, -3.40282e38, 1.7976931348623157e308)", "(3004, 1.17549435e-38, 2.2250738585072014e-308)", "(3005, NULL, NULL)")
+	w.exec(t, "INSERT INTO Measure VALUES "+strings.Join(values, ", "))
+
+	if rep := w.run(t, backfill.Options{}); rep.Tables[0].Inserted != 3005 {
+		t.Fatalf("inserted %d, want 3005 (%q)", rep.Tables[0].Inserted, failureReasons(rep.Tables[0]))
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 0 || d.Missing != 0 || d.Extra != 0 {
+		t.Errorf("verify of an exact copy: %d changed (e.g. %+v), %d missing, %d extra; want none", d.Changed, d.ChangedRows, d.Missing, d.Extra)
+	}
+	// One step of float precision, and one of double precision, is a
+	// difference.
+	w.pg(t, "UPDATE measures SET f = 590.76764 WHERE legacy_id = 3001")
+	w.pg(t, "UPDATE measures SET d = 3.4100000000000004e-11 WHERE legacy_id = 3002")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	var keys []string
+	for _, c := range d.ChangedRows {
+		keys = append(keys, c.Key)
+	}
+	if d.Changed != 2 || !slices.Equal(keys, []string{"3001", "3002"}) {
+		t.Errorf("verify after changing one float and one double: changed %v, want 3001 and 3002", keys)
+	}
+}
+
+// TestFailureReasonsNeverHoldRedactedValues: PostgreSQL's messages quote
+// the value they refuse, and a trigger's message says what it likes; the
+// ledger and the report must show neither for a redacted column.
+func TestFailureReasonsNeverHoldRedactedValues(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Person (PersonSerNum INT PRIMARY KEY, Ssn VARCHAR(40), Name VARCHAR(40))",
+		"CREATE TABLE persons (legacy_id bigint UNIQUE, ssn bigint, name text)",
+		config.BackfillTable{Name: "persons", From: "Person", Key: "PersonSerNum", To: "persons", TargetKey: "legacy_id",
+			Columns: cols("PersonSerNum=legacy_id", "Ssn=ssn", "Name=name"), Redact: []string{"ssn", "name"}})
+	w.pg(t, `CREATE FUNCTION refuse_who() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.name LIKE 'Who%' THEN RAISE EXCEPTION 'patient % may not be copied', NEW.name; END IF; RETURN NEW; END $$`)
+	w.pg(t, "CREATE TRIGGER refuse_who BEFORE INSERT OR UPDATE ON persons FOR EACH ROW EXECUTE FUNCTION refuse_who()")
+	w.exec(t, `INSERT INTO Person VALUES (1, '12"Dr. Who', 'Ann'), (2, '123', 'Whoever Smith'), (3, '456', 'Bob')`)
+
+	rep := w.run(t, backfill.Options{})
+	p := rep.Tables[0]
+	if p.Inserted != 1 || p.Failed != 2 {
+		t.Errorf("inserted %d, failed %d; want 1 and 2", p.Inserted, p.Failed)
+	}
+	var ledger []string
+	rows, err := w.modern.Query(context.Background(), "SELECT reason || ' ' || payload::text FROM strangler_backfill_failures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		ledger = append(ledger, s)
+	}
+	for _, s := range append(ledger, failureReasons(p)...) {
+		for _, secret := range []string{"Dr", "Who", "12", "Smith"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%q shows part of a redacted value (%q)", s, secret)
+			}
+		}
+	}
+	want := []string{"column ssn: not a valid bigint (SQLSTATE 22P02)", "refused by a trigger or function (SQLSTATE P0001)"}
+	if got := failureReasons(p); !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+		t.Errorf("reasons %q, want %q", got, want)
+	}
+}
