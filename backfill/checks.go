@@ -30,7 +30,8 @@ func (c *column) refuse(v []byte) string {
 		return "not valid UTF-8 text"
 	case bytes.IndexByte(v, 0) >= 0:
 		return "contains a NUL byte, which PostgreSQL text cannot hold"
-	case c.cfg.Lossy:
+	case c.cfg.Lossy || c.lookup != nil:
+		// A lookup's value is a key to find, not a value to store.
 		return ""
 	}
 	if change := c.change(v); change != "" {

@@ -115,11 +115,14 @@ func compareSQL(t *table, stage string) (query, present string) {
 		modern = append(modern, shown)
 	}
 	key := "t." + pgIdent(t.cols[0].name)
-	query = fmt.Sprintf(`SELECT s._row, %s IS NOT NULL, d.diff, CASE WHEN %s IS NOT NULL AND true = ANY(d.diff) THEN ARRAY[%s] END
+	// Values are converted only for rows modern has (CASE is lazy): a
+	// value the target cannot take, in a row modern lacks, then costs
+	// nothing.
+	query = fmt.Sprintf(`SELECT s._row, %s IS NOT NULL, d.diff, CASE WHEN true = ANY(d.diff) THEN ARRAY[%s] END
 		FROM %s s%s LEFT JOIN %s t ON %s
-		CROSS JOIN LATERAL (SELECT ARRAY[%s] AS diff) d
+		CROSS JOIN LATERAL (SELECT CASE WHEN %s IS NOT NULL THEN ARRAY[%s] END AS diff) d
 		WHERE s._row BETWEEN $1 AND $2 AND (%s IS NULL OR true = ANY(d.diff))`,
-		key, key, strings.Join(modern, ", "), stage, joins, t.target, keyMatch(t), strings.Join(diffs, ", "), key)
+		key, strings.Join(modern, ", "), stage, joins, t.target, keyMatch(t), key, strings.Join(diffs, ", "), key)
 	present = fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s t WHERE %s) FROM %s s WHERE s._row = $1", t.target, keyMatch(t), stage)
 	return query, present
 }
@@ -188,7 +191,8 @@ func (c *comparer) compare(ctx context.Context, tx pgx.Tx, b batch, lo, hi int, 
 		return err
 	}
 	if d.present {
-		if col, _ := probe(ctx, tx, c.t, c.stage, lo, cause); col != nil {
+		skip := func(i int) bool { return hashed(c.t, i) }
+		if col, _ := probe(ctx, tx, c.t, c.stage, lo, cause, skip); col != nil {
 			d.cols = []int{c.colIndex(col)}
 			d.modern = make([]*string, len(c.t.cols))
 		}

@@ -62,7 +62,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	}
 	switch failed := r.Failed(); {
 	case r.Error != "":
-		page.Verdict, page.VerdictClass = "The run stopped before it finished; run it again to resume where it stopped.", "bad"
+		page.Verdict, page.VerdictClass = "The run, or some of its tables, stopped before they finished; run it again to resume where they stopped.", "bad"
 	case failed > 0:
 		page.Verdict, page.VerdictClass = fmt.Sprintf("%s rows could not be copied; everything else was.", thousands(failed)), "warn"
 	default:

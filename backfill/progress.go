@@ -99,7 +99,11 @@ func (p *progress) render(final bool) {
 }
 
 func counts(t *tableStats) string {
-	s := fmt.Sprintf("%s read, %s written, %s already present", thousands(t.read.Load()),
+	s := ""
+	if c := t.compared.Load(); c > 0 {
+		s = thousands(c) + " compared, "
+	}
+	s += fmt.Sprintf("%s read, %s written, %s already present", thousands(t.read.Load()),
 		thousands(t.inserted.Load()+t.updated.Load()), thousands(t.present.Load()))
 	if f := t.failed.Load(); f > 0 {
 		s += fmt.Sprintf(", %s failed", thousands(f))
@@ -109,9 +113,10 @@ func counts(t *tableStats) string {
 
 const barWidth = 24
 
-// bar draws one table's line: a bar when the row count is known.
+// bar draws one table's line: a bar when the row count is known. Rows
+// compared count as handled, as rows read do.
 func bar(t *tableStats, elapsed time.Duration) string {
-	read := t.read.Load()
+	read := t.read.Load() + t.compared.Load()
 	rate := float64(0)
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(read) / s

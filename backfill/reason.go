@@ -29,7 +29,7 @@ func (w *writer) reason(ctx context.Context, tx pgx.Tx, row int, cause error) st
 	}
 	var culprit *column
 	if strings.HasPrefix(pg.Code, "22") && pg.Where == "" {
-		culprit, pg = probe(ctx, tx, w.t, w.stage, row, pg)
+		culprit, pg = probe(ctx, tx, w.t, w.stage, row, pg, nil)
 	}
 	return describe(w.t, culprit, pg)
 }
@@ -44,8 +44,9 @@ func describeErr(t *table, err error) string {
 }
 
 // probe finds the column whose staged value of row the target's type
-// refuses, and that refusal; nil and cause when none does alone.
-func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, cause *pgconn.PgError) (*column, *pgconn.PgError) {
+// refuses, and that refusal; nil and cause when none does alone. skip,
+// if set, leaves out columns staged as something else than their value.
+func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, cause *pgconn.PgError, skip func(int) bool) (*column, *pgconn.PgError) {
 	name := "strangler_probe_" + strings.TrimPrefix(stage, "strangler_")
 	var defs []string
 	for i, c := range t.cols {
@@ -59,6 +60,9 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 		return nil, cause
 	}
 	for i := range t.cols {
+		if skip != nil && skip(i) {
+			continue
+		}
 		c := &t.cols[i]
 		expr := c.valueExpr(fmt.Sprintf("s.c%d", i))
 		if c.lookup != nil {
@@ -71,7 +75,7 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 		_, err = sp.Exec(ctx, fmt.Sprintf("INSERT INTO %s (c%d) SELECT %s FROM %s s WHERE s._row = $1", name, i, expr, stage), row)
 		sp.Rollback(ctx)
 		var pg *pgconn.PgError
-		if errors.As(err, &pg) {
+		if errors.As(err, &pg) && strings.HasPrefix(pg.Code, "22") {
 			return c, pg
 		}
 	}

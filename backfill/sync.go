@@ -65,5 +65,5 @@ func safeError(t *table, err error) error {
 	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" {
 		return err
 	}
-	return fmt.Errorf("%s: refused by a trigger or function (SQLSTATE %s)", t.name, pg.Code)
+	return fmt.Errorf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
 }

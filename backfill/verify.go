@@ -225,6 +225,9 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 				d.ChangedRows = append(d.ChangedRows, changedRow(t, b.rows[df.row], df, opts.ShowValues))
 			}
 		}
+		if len(missing) == 0 {
+			return nil
+		}
 		queries.Add(1)
 		failed, err := l.countFailed(ctx, t.name, missing)
 		d.MissingFailed += failed

@@ -160,6 +160,20 @@ func TestVerifyCommandFailsOnDeviations(t *testing.T) {
 	if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), `"missing_keys": [`) {
 		t.Errorf("JSON report: %v\n%s", err, b)
 	}
+
+	t.Run("values are shown only when asked for, and never redacted ones", func(t *testing.T) {
+		if _, err := m.modern.Exec(context.Background(), "UPDATE hospital_patients SET site = 'JGH', mrn = 'SECRET1' WHERE legacy_id = 20"); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := m.run(t, "verify", "--config", m.config, "--tables", "hospital-patients")
+		if want := "hospital-patients: changed 20: mrn (redacted), site\n"; !strings.Contains(out, want) || strings.Contains(out, "RVH") {
+			t.Errorf("without --show-values, want %q and no value:\n%s", want, out)
+		}
+		out, _ = m.run(t, "verify", "--config", m.config, "--tables", "hospital-patients", "--show-values")
+		if want := `hospital-patients: changed 20: mrn (redacted), site ("RVH" in legacy, "JGH" in modern)`; !strings.Contains(out, want) || strings.Contains(out, "SECRET1") {
+			t.Errorf("with --show-values, want %q and the redacted MRN hidden:\n%s", want, out)
+		}
+	})
 }
 
 func TestBackfillCommandReports(t *testing.T) {
@@ -215,6 +229,9 @@ func TestBackfillCommandReports(t *testing.T) {
 			{"backfill", "--config", m.config, "--keys", "patients"},
 			{"backfill", "--config", m.config, "--keys", "patients=1", "--only-failed"},
 			{"backfill", "--config", m.config, "--progress", "fancy"},
+			{"backfill", "--config", m.config, "--since-checkpoint", "--restart"},
+			{"backfill", "--config", m.config, "--propagate-deletes", "--only-failed"},
+			{"backfill", "--config", m.config, "--propagate-deletes", "--since-checkpoint"},
 			{"verify", "--config", m.config, "--every", "1ms"},
 		} {
 			var u usageError
