@@ -191,8 +191,7 @@ func (c *comparer) compare(ctx context.Context, tx pgx.Tx, b batch, lo, hi int, 
 		return err
 	}
 	if d.present {
-		skip := func(i int) bool { return hashed(c.t, i) }
-		if col, _ := probe(ctx, tx, c.t, c.stage, lo, cause, skip); col != nil {
+		if col, _ := probe(ctx, tx, c.t, c.stage, lo, cause); col != nil {
 			d.cols = []int{c.colIndex(col)}
 			d.modern = make([]*string, len(c.t.cols))
 		}

@@ -260,6 +260,14 @@ func TestFloatsAndDoublesRoundTripThroughVerify(t *testing.T) {
 	if rep := w.run(t, backfill.Options{}); rep.Tables[0].Inserted != 3005 {
 		t.Fatalf("inserted %d, want 3005 (%q)", rep.Tables[0].Inserted, failureReasons(rep.Tables[0]))
 	}
+	// MySQL's own text for this FLOAT is 590.768, another float.
+	var real, double string
+	if err := w.modern.QueryRow(context.Background(), "SELECT f::text, d::text FROM measures WHERE legacy_id = 3001").Scan(&real, &double); err != nil {
+		t.Fatal(err)
+	}
+	if real != "590.7676" || double != "3.41e-11" {
+		t.Errorf("modern holds %s and %s, want 590.7676 and 3.41e-11", real, double)
+	}
 	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 0 || d.Missing != 0 || d.Extra != 0 {
 		t.Errorf("verify of an exact copy: %d changed (e.g. %+v), %d missing, %d extra; want none", d.Changed, d.ChangedRows, d.Missing, d.Extra)
 	}
@@ -275,6 +283,22 @@ func TestFloatsAndDoublesRoundTripThroughVerify(t *testing.T) {
 	if d.Changed != 2 || !slices.Equal(keys, []string{"3001", "3002"}) {
 		t.Errorf("verify after changing one float and one double: changed %v, want 3001 and 3002", keys)
 	}
+
+	t.Run("a re-run copies changed floats exactly", func(t *testing.T) {
+		w.exec(t, "UPDATE Measure SET F = 16777216 WHERE MeasureSerNum = 1")
+		w.run(t, backfill.Options{})
+		var real string
+		if err := w.modern.QueryRow(context.Background(), "SELECT f::text FROM measures WHERE legacy_id = 1").Scan(&real); err != nil {
+			t.Fatal(err)
+		}
+		// MySQL's text would say 16777200.
+		if real != "1.6777216e+07" {
+			t.Errorf("modern holds %s, want 1.6777216e+07", real)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify after the re-run: %+v", d.Tables)
+		}
+	})
 }
 
 // TestFailureReasonsNeverHoldRedactedValues: PostgreSQL's messages quote

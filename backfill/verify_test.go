@@ -111,3 +111,32 @@ func TestVerifyFindsWhatDiffers(t *testing.T) {
 		}
 	})
 }
+
+// TestAValueTheTargetCannotTakeIsAChange: a legacy value changed, after
+// the copy, into one the target refuses (a zero date) makes its row
+// differ from modern's, named by its column; the comparison goes on
+// around it.
+func TestAValueTheTargetCannotTakeIsAChange(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 2000, PhotoEvery: 1000}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.run(t, backfill.Options{})
+	conn := w.legacyConn(t)
+	if _, err := conn.ExecContext(context.Background(), "UPDATE Patient SET DateOfBirth = '0000-00-00 00:00:00' WHERE PatientSerNum IN (77, 1500)"); err != nil {
+		t.Fatal(err)
+	}
+	w.exec(t, "UPDATE Patient SET LastName = 'Other' WHERE PatientSerNum = 1501")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	want := []backfill.ChangedRow{
+		{Key: "77", Columns: []backfill.ColumnDiff{{Column: "birth_date", Redacted: true}}},
+		{Key: "1500", Columns: []backfill.ColumnDiff{{Column: "birth_date", Redacted: true}}},
+		{Key: "1501", Columns: []backfill.ColumnDiff{{Column: "last_name", Redacted: true}}},
+	}
+	if d.Changed != 3 || d.Missing != 0 || !reflect.DeepEqual(d.ChangedRows, want) {
+		t.Errorf("verify: %+v; want %+v", d, want)
+	}
+	// A re-run copies what it can and leaves the rest in the ledger.
+	p := w.run(t, backfill.Options{}).Tables[0]
+	if p.Updated != 1 || p.Failed != 2 {
+		t.Errorf("the re-run updated %d and failed %d, want 1 and 2", p.Updated, p.Failed)
+	}
+}
