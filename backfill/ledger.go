@@ -242,16 +242,6 @@ func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]
 	return rs, nil
 }
 
-// forget drops a table's checkpoints, so the next run reads it from the
-// start.
-func (l *ledger) forget(ctx context.Context, table string) error {
-	if l.dry || !l.exists {
-		return nil
-	}
-	_, err := l.db.Exec(ctx, "DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", table)
-	return err
-}
-
 // advance moves a range's checkpoint past a batch, inside the batch's
 // transaction.
 func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRange, last []byte, rows int, done bool) error {
