@@ -49,6 +49,11 @@ type Config struct {
 	// StoreEncryption encrypts what the store keeps of requests; nil
 	// stores it in clear.
 	StoreEncryption *StoreEncryption `yaml:"store_encryption,omitempty"`
+	// StateSnapshot is where this replica keeps its last-known-good copy
+	// of the route overrides, served when it starts while the store is
+	// unreachable. The default is next to a SQLite store, and in the
+	// temporary directory (named after the store) for PostgreSQL.
+	StateSnapshot string `yaml:"state_snapshot"`
 	// Repairs tunes the delivery of dual writes to the secondary.
 	Repairs Repairs `yaml:"repairs"`
 	// Routes are matched against every request; unmatched requests go to
@@ -88,6 +93,11 @@ type Token struct {
 	Name  string `yaml:"name"`
 	Token Secret `yaml:"token"`
 }
+
+// GuardActor names the guard in the audit log and on the overrides its
+// rollbacks set, which is how a held route is known: no admin token may
+// take the name.
+const GuardActor = "guard"
 
 // AdminTokens lists every admin token, admin.token named "admin".
 func (a Admin) AdminTokens() []Token {

@@ -46,6 +46,7 @@ func Parse(name string, data []byte, env Env) (*Config, error) {
 	}
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
 	cfg.applyDefaults()
+	cfg.StateSnapshot = snapshotPath(cfg.StateSnapshot, cfg.Store, env.Getenv)
 	d.validate(cfg)
 	if len(d.errs) > 0 {
 		return nil, d.errs.sorted()

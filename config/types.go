@@ -49,8 +49,12 @@ func (d *StoreDSN) UnmarshalText(b []byte) error {
 	switch {
 	case strings.HasPrefix(s, "sqlite:") && len(s) > len("sqlite:"):
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
-		if _, err := url.Parse(s); err != nil {
+		u, err := url.Parse(s)
+		if err != nil {
 			return fmt.Errorf("invalid PostgreSQL URL: %v", dsn.RedactError(err, s))
+		}
+		if err := checkHosts(u); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("invalid store %q; want sqlite:PATH or postgres://user:pass@host:5432/db", dsn.Redact(s))

@@ -47,6 +47,8 @@ func (d *decoder) validateAdmin(c *Config) {
 		switch {
 		case !isRouteName(t.Name):
 			d.errorAt(at+".name", "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
+		case t.Name == GuardActor:
+			d.errorAt(at+".name", "%q is reserved: the guard's rollbacks carry that name", t.Name)
 		case names[t.Name] || t.Name == "admin" && c.Admin.Token != "":
 			d.errorAt(at+".name", "duplicate token name %q", t.Name)
 		}
