@@ -30,6 +30,9 @@ type FlagStore interface {
 // change only through Flip, Clear and the guard, each audited first.
 type Flags struct {
 	store FlagStore
+	// snapshot keeps the overrides on local disk for a start without the
+	// store; nil keeps none.
+	snapshot *Snapshot
 	// apply builds the router's table for an effective configuration and
 	// swaps it in.
 	apply func(*config.Config) error
@@ -37,8 +40,8 @@ type Flags struct {
 	now   func() time.Time
 	rates Rates
 
-	// mu serialises applying, so tables are built in the order their
-	// inputs changed.
+	// mu serialises applying (so tables are built in the order their
+	// inputs changed) and saving the snapshot.
 	mu        sync.Mutex
 	file      atomic.Pointer[config.Config]
 	overrides atomic.Pointer[map[string]store.Override]
@@ -46,6 +49,15 @@ type Flags struct {
 	// did not, the facade serves the last known flags and says degraded.
 	storeOK    atomic.Bool
 	storeSince atomic.Int64
+	// read says the store has been read since this replica started;
+	// snapshotAt, until then, is when the snapshot served was saved (0:
+	// none is served).
+	read       atomic.Bool
+	snapshotAt atomic.Int64
+	// known is closed once the overrides are known, from the store or
+	// from the snapshot; until then the replica is not ready.
+	known     chan struct{}
+	knownOnce sync.Once
 	// watching is closed once Run follows other replicas' flips.
 	watching chan struct{}
 }
@@ -64,45 +76,111 @@ const resyncInterval = 5 * time.Second
 const storeTimeout = 5 * time.Second
 
 // NewFlags returns flags over the file cfg. It reads the overrides once;
-// when the store cannot be reached the file's modes serve until it can.
-func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, rates Rates, apply func(*config.Config) error, log *slog.Logger, now func() time.Time) (*Flags, error) {
-	f := &Flags{store: fs, apply: apply, log: log, now: now, rates: rates, watching: make(chan struct{})}
+// when the store cannot be reached it serves the snapshot's (nil: none
+// kept), and without a usable snapshot the file's modes, not ready (see
+// Known) until the store has been read.
+func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, apply func(*config.Config) error, log *slog.Logger, now func() time.Time) (*Flags, error) {
+	f := &Flags{
+		store: fs, snapshot: snapshot, apply: apply, log: log, now: now, rates: rates,
+		known: make(chan struct{}), watching: make(chan struct{}),
+	}
 	f.file.Store(cfg)
 	empty := map[string]store.Override{}
 	f.overrides.Store(&empty)
-	f.refresh(ctx)
+	if _, err := f.refresh(ctx); err != nil {
+		f.serveSnapshot(err)
+	}
 	if err := f.applyLocked(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-// refresh re-reads the overrides and reports whether they changed.
-func (f *Flags) refresh(ctx context.Context) bool {
+// serveSnapshot takes the overrides from the snapshot when the store
+// could not be read at start (err says why).
+func (f *Flags) serveSnapshot(err error) {
+	if f.snapshot == nil {
+		f.log.Error("state store unreachable and no state_snapshot kept; not ready until the store has been read", "error", err)
+		return
+	}
+	o, at, lerr := f.snapshot.Load()
+	switch {
+	case errors.Is(lerr, errNoSnapshot):
+		f.log.Error("state store unreachable and no snapshot yet; not ready until the store has been read",
+			"snapshot", f.snapshot.Path(), "error", err)
+		return
+	case lerr != nil:
+		f.log.Error("state store unreachable and the snapshot cannot be served; not ready until the store has been read",
+			"snapshot", f.snapshot.Path(), "snapshot_error", lerr, "error", err)
+		return
+	}
+	f.overrides.Store(&o)
+	f.snapshotAt.Store(at.UnixNano())
+	f.knownOnce.Do(func() { close(f.known) })
+	f.log.Warn("state store unreachable; serving the route flags of the snapshot",
+		"snapshot", f.snapshot.Path(), "saved_at", at.UTC().Format(time.RFC3339), "overrides", len(o), "error", err)
+}
+
+// refresh re-reads the overrides and reports whether they changed. A
+// first read, or a change, is saved to the snapshot.
+func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	o, err := f.store.Overrides(ctx)
 	if err != nil {
-		if f.storeOK.Swap(false) || f.storeSince.Load() == 0 {
+		// NewFlags says what a failure at start means; here, once per
+		// outage, that one began.
+		if f.storeOK.Swap(false) {
 			f.storeSince.Store(f.now().UnixNano())
 			f.log.Error("reading route overrides failed; serving the last known flags", "error", err)
+		} else if f.storeSince.Load() == 0 {
+			f.storeSince.Store(f.now().UnixNano())
 		}
-		return false
+		return false, err
 	}
 	if !f.storeOK.Swap(true) && f.storeSince.Load() != 0 {
 		f.log.Info("route overrides readable again; resynced")
 	}
 	f.storeSince.Store(f.now().UnixNano())
+	first := !f.read.Swap(true)
+	f.snapshotAt.Store(0)
+	f.knownOnce.Do(func() { close(f.known) })
 	old := *f.overrides.Load()
-	if sameOverrides(old, o) {
-		return false
+	changed := !sameOverrides(old, o)
+	if changed {
+		f.overrides.Store(&o)
 	}
-	f.overrides.Store(&o)
-	return true
+	if changed || first {
+		f.saveSnapshot(o)
+	}
+	return changed, nil
 }
 
+// saveSnapshot keeps o as the snapshot; a failure is logged, not fatal:
+// the replica serves on, only a start without the store would serve
+// older flags. Called with mu held, or before Flags is shared.
+func (f *Flags) saveSnapshot(o map[string]store.Override) {
+	if f.snapshot == nil {
+		return
+	}
+	if err := f.snapshot.Save(o, f.now()); err != nil {
+		f.log.Warn("saving the state snapshot failed; a start without the store would serve older flags",
+			"snapshot", f.snapshot.Path(), "error", err)
+	}
+}
+
+// sameOverrides compares whole overrides, not only versions: a version
+// starts again at 1 after a clear, so a clear and a new flip between two
+// reads leave the version as it was.
 func sameOverrides(a, b map[string]store.Override) bool {
-	return maps.EqualFunc(a, b, func(x, y store.Override) bool { return x.Version == y.Version })
+	return maps.EqualFunc(a, b, func(x, y store.Override) bool {
+		return x.Version == y.Version && x.Mode == y.Mode && samePercent(x.Percent, y.Percent) &&
+			x.Actor == y.Actor && x.Reason == y.Reason && x.UpdatedAt.Equal(y.UpdatedAt)
+	})
+}
+
+func samePercent(a, b *float64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // StoreOK reports whether the overrides could be read last time, and
@@ -110,6 +188,21 @@ func sameOverrides(a, b map[string]store.Override) bool {
 func (f *Flags) StoreOK() (bool, time.Time) {
 	return f.storeOK.Load(), time.Unix(0, f.storeSince.Load())
 }
+
+// SnapshotFrom is when the snapshot this replica serves was saved: set
+// while the store has not been read since the start and the overrides
+// come from the snapshot; zero otherwise.
+func (f *Flags) SnapshotFrom() time.Time {
+	if at := f.snapshotAt.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
+}
+
+// Known is closed once the overrides served are known: read from the
+// store, or from the snapshot at a start without the store. Until then
+// the file's modes serve, and they may be wrong.
+func (f *Flags) Known() <-chan struct{} { return f.known }
 
 // SetFile applies a reloaded configuration file under the current
 // overrides. An error leaves the previous table serving.
@@ -163,7 +256,7 @@ func (f *Flags) Watching() <-chan struct{} { return f.watching }
 func (f *Flags) resync(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.refresh(ctx) {
+	if changed, _ := f.refresh(ctx); changed {
 		if err := f.applyLocked(); err != nil {
 			f.log.Error("applying changed route overrides failed", "error", err)
 		}
@@ -283,6 +376,24 @@ func (f *Flags) Guarded() []RouteFlags {
 	return out
 }
 
+// Hold is a route the guard rolled back and holds: it does not act on
+// the route again until an operator flips or clears it.
+type Hold struct {
+	// Reason is the guard's: which rate passed which bound.
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+}
+
+// Hold says whether the guard holds the route, and why; nil if not. The
+// override the guard's rollback set is the hold: an operator's flip or
+// clear replaces it, and every replica reads it from the store.
+func (rf RouteFlags) Hold() *Hold {
+	if rf.Override == nil || rf.Override.Actor != guardActor {
+		return nil
+	}
+	return &Hold{Reason: rf.Override.Reason, Since: rf.Override.UpdatedAt}
+}
+
 func flagsOf(r *config.Route, overrides map[string]store.Override) RouteFlags {
 	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
 	rf.Percent = rf.FilePercent
@@ -377,6 +488,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		o[fl.Route] = next
 	}
 	f.overrides.Store(&o)
+	f.saveSnapshot(o)
 	if err := f.applyLocked(); err != nil {
 		f.log.Error("applying a flip failed; the previous table keeps serving", "route", fl.Route, "error", err)
 	}
@@ -394,36 +506,6 @@ func (f *Flags) Deny(ctx context.Context, route, actor, detail string) {
 	if err != nil {
 		f.log.Error("auditing a denied flip failed", "route", route, "error", err)
 	}
-}
-
-// stage is a mode's place in the migration lifecycle: legacy → shadow or
-// dual-write → fallback → modern.
-func stage(m config.Mode) int {
-	switch m {
-	case config.ModeShadow, config.ModeDualWrite:
-		return 1
-	case config.ModeFallback:
-		return 2
-	case config.ModeModern:
-		return 3
-	}
-	return 0
-}
-
-// later reports whether going from one mode and percent to another moves
-// the route forward: to a later stage, or more traffic to modern within
-// fallback or modern.
-func later(fromMode config.Mode, fromPct *float64, toMode config.Mode, toPct *float64) bool {
-	if stage(toMode) != stage(fromMode) {
-		return stage(toMode) > stage(fromMode)
-	}
-	full := func(p *float64) float64 {
-		if p == nil {
-			return 100
-		}
-		return *p
-	}
-	return full(toPct) > full(fromPct)
 }
 
 func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.AuditEntry) error {

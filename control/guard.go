@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +15,11 @@ import (
 
 // Guard rolls back a route in modern or fallback mode, percent rollouts
 // included, when modern's 5xx and timeout rate on this replica passes the
-// route's bound, audited with actor "guard". When several replicas trip at
-// once, the first flip wins and the others see a stale version.
+// route's bound, audited with actor "guard". A rollback steps back one
+// step, never forward, and then holds the route: the guard leaves it alone
+// until an operator flips or clears it. When several replicas trip at
+// once, the first flip wins and the others see a stale version, then the
+// hold.
 type Guard struct {
 	flags     *Flags
 	live      LiveStats
@@ -25,18 +27,19 @@ type Guard struct {
 	log       *slog.Logger
 	now       func() time.Time
 	rollbacks *prometheus.CounterVec
-	// quiet holds routes just rolled back: they are left alone for a
-	// window, so the errors that tripped the guard do not trip it again.
-	quiet map[string]time.Time
 }
 
 // guardInterval is how often the guard looks at the rates.
 const guardInterval = time.Second
 
+// guardActor is the guard's name in the audit log and on the overrides it
+// sets; an override it set is a hold. No admin token may carry the name.
+const guardActor = config.GuardActor
+
 // NewGuard returns a guard over the flags, registering its metric.
 func NewGuard(flags *Flags, live LiveStats, audit AuditReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
 	g := &Guard{
-		flags: flags, live: live, audit: audit, log: log, now: now, quiet: map[string]time.Time{},
+		flags: flags, live: live, audit: audit, log: log, now: now,
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_guard_rollbacks_total",
 			Help: "Routes the guard rolled back because modern's error rate passed the bound.",
@@ -60,13 +63,14 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 }
 
-// Check rolls back every route whose guard has tripped.
+// Check rolls back every route whose guard has tripped and that it does
+// not hold already.
 func (g *Guard) Check(ctx context.Context) {
 	now := g.now()
 	for _, rf := range g.flags.Guarded() {
 		g.rollbacks.WithLabelValues(rf.Route.Name) // a series from the start, at 0
 		gd := rf.Route.Guard
-		if rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || now.Before(g.quiet[rf.Route.Name]) {
+		if rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || rf.Hold() != nil {
 			continue
 		}
 		window := time.Duration(gd.Window)
@@ -74,12 +78,12 @@ func (g *Guard) Check(ctx context.Context) {
 		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
 			continue
 		}
-		mode, percent := g.previous(ctx, rf)
+		mode, percent := g.target(ctx, rf)
 		reason := fmt.Sprintf("modern error rate %.3g%% (%d of %d) over %s passed the guard's %v%%",
 			w.ModernErrorRate()*100, w.ModernErrors, w.ModernAttempts, window, float64(gd.MaxErrorRate))
 		version := rf.Version
 		_, err := g.flags.Apply(ctx, Flip{
-			Route: rf.Route.Name, Actor: "guard", Reason: reason, Mode: &mode, Percent: percent,
+			Route: rf.Route.Name, Actor: guardActor, Reason: reason, Mode: &mode, Percent: percent,
 			Force: true, IfMatch: &version, action: "rollback",
 		})
 		switch {
@@ -89,50 +93,59 @@ func (g *Guard) Check(ctx context.Context) {
 			g.log.Error("guard rollback failed", "route", rf.Route.Name, "error", err)
 			continue
 		}
-		g.quiet[rf.Route.Name] = now.Add(window)
 		g.rollbacks.WithLabelValues(rf.Route.Name).Inc()
 		g.log.Warn("guard rolled a route back", "route", rf.Route.Name, "from_mode", rf.Mode, "to_mode", mode, "reason", reason)
 	}
 }
 
-// previous is the mode (and percent) the route had before it reached its
-// current one: from the audit log when a flip brought it there, otherwise
-// the lifecycle's step back — fallback for a read route in modern,
-// dual-write for a write route, legacy for fallback or a partial rollout.
-func (g *Guard) previous(ctx context.Context, rf RouteFlags) (config.Mode, *float64) {
+// target is where a rollback takes the route: back to the percent an
+// operator raised it from, when the route is part of the way through a
+// ramp; otherwise one step back along the lifecycle. Stepping back from
+// modern to fallback keeps the share of a percent rollout on modern, now
+// with legacy answering whatever modern fails.
+func (g *Guard) target(ctx context.Context, rf RouteFlags) (config.Mode, *float64) {
+	if from, ok := g.rampedFrom(ctx, rf); ok {
+		return rf.Mode, from
+	}
+	back := stepBack(rf.Mode)
+	if back == config.ModeFallback {
+		return back, rf.Percent
+	}
+	return back, nil
+}
+
+// rampedFrom is the percent the route was raised from to reach its
+// current one, when it is part of the way through a ramp: its percent is
+// below 100 and the latest change of its flags was an operator's flip (or
+// ramp step) raising the percent within its mode. It reads the audit log,
+// but never follows the guard's own rollbacks: those end the search, and
+// the guard acts only on routes it does not hold, whose latest change is
+// an operator's anyway.
+func (g *Guard) rampedFrom(ctx context.Context, rf RouteFlags) (*float64, bool) {
+	if rf.Override == nil || fullPercent(rf.Percent) >= 100 {
+		return nil, false
+	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	entries, err := g.audit.AuditLog(sctx, store.AuditFilter{Route: rf.Route.Name, Limit: 50})
-	if err == nil {
-		for _, e := range entries {
-			if e.Action != "flip" && e.Action != "clear" && e.Action != "rollback" {
-				continue
-			}
-			if e.ToMode == string(rf.Mode) && samePercent(e.ToPercent, rf.Percent) && e.FromMode != "" {
-				return config.Mode(e.FromMode), e.FromPercent
-			}
-			break // the latest change did not bring it here: the file did
+	if err != nil {
+		g.log.Warn("guard: reading the audit log failed; stepping back a whole mode", "route", rf.Route.Name, "error", err)
+		return nil, false
+	}
+	for _, e := range entries {
+		switch e.Action {
+		case "flip", "ramp":
+		case "clear", "rollback":
+			return nil, false
+		default:
+			continue // denied flips, repairs: the flags did not change
 		}
-	}
-	switch {
-	case rf.Mode == config.ModeFallback, rf.Percent != nil && *rf.Percent < 100:
-		return config.ModeLegacy, nil
-	case isRead(rf.Route.Match.Method):
-		return config.ModeFallback, nil
-	}
-	return config.ModeDualWrite, nil
-}
-
-func samePercent(a, b *float64) bool {
-	full := func(p *float64) float64 {
-		if p == nil {
-			return 100
+		raised := e.FromMode == e.ToMode && e.ToMode == string(rf.Mode) &&
+			fullPercent(e.ToPercent) == fullPercent(rf.Percent) && fullPercent(e.FromPercent) < fullPercent(rf.Percent)
+		if !raised {
+			return nil, false
 		}
-		return *p
+		return e.FromPercent, true
 	}
-	return full(a) == full(b)
-}
-
-func isRead(method string) bool {
-	return method == "" || method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+	return nil, false
 }

@@ -105,7 +105,7 @@ backends:
 		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	p.reports = &Reports{Counts: st, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, st, p.clock.Now()) }}
-	p.flags, err = NewFlags(context.Background(), cfg, st, p.reports, func(c *config.Config) error {
+	p.flags, err = NewFlags(context.Background(), cfg, st, nil, p.reports, func(c *config.Config) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.applied = append(p.applied, c)

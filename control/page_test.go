@@ -88,7 +88,7 @@ routes:
 	now := h.clock.Now
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reports := &Reports{Counts: st}
-	h.flags, err = NewFlags(context.Background(), cfg, st, reports, func(c *config.Config) error {
+	h.flags, err = NewFlags(context.Background(), cfg, st, nil, reports, func(c *config.Config) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.applied = append(h.applied, c)

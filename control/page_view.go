@@ -36,6 +36,8 @@ type routeView struct {
 	Version            int64
 	PercentValue       string
 	Override           *overrideView
+	// Held is the guard's hold on the route, nil without one.
+	Held *Hold
 	// Gated says the route has gates, which a flip may be forced past.
 	Gated            bool
 	RPS, Requests24h string
@@ -108,7 +110,7 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
 		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
 		Gated: !rf.Route.Gates.IsZero(), RPS: fmtRPS(requestsPerSecond(p.Live, rf.Route.Name, now)),
-		Requests24h: "—", FallbackRate: "—", MismatchRate: "—",
+		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
 	}
 	switch {
 	case rf.Percent != nil:

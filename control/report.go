@@ -29,9 +29,11 @@ type Reports struct {
 
 // RouteReport is one route's retirement report.
 type RouteReport struct {
-	Route   string        `json:"route"`
-	Mode    string        `json:"mode"`
-	Percent *float64      `json:"percent,omitempty"`
+	Route   string   `json:"route"`
+	Mode    string   `json:"mode"`
+	Percent *float64 `json:"percent,omitempty"`
+	// Held says the guard rolled the route back and holds it, and why.
+	Held    *Hold         `json:"held,omitempty"`
 	Periods []PeriodCount `json:"periods"`
 	// LastFallback is the latest fallback within 30 days; nil if none.
 	LastFallback *time.Time `json:"last_fallback,omitempty"`
@@ -84,7 +86,7 @@ const topClients = 5
 // Route builds the report of one route as of now.
 func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (RouteReport, error) {
 	rt := rf.Route
-	rep := RouteReport{Route: rt.Name, Mode: string(rf.Mode), Percent: rf.Percent, LegacyClients: []ClientJSON{}, Hourly: []HourJSON{}}
+	rep := RouteReport{Route: rt.Name, Mode: string(rf.Mode), Percent: rf.Percent, Held: rf.Hold(), LegacyClients: []ClientJSON{}, Hourly: []HourJSON{}}
 	var day store.CountTotals
 	for _, p := range []struct {
 		name string

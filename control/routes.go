@@ -29,6 +29,10 @@ type AdminDeps struct {
 	Live LiveStats
 	Log  *slog.Logger
 	Now  func() time.Time
+
+	// Writes says whether the store takes dual-write journal writes, for
+	// /readyz; nil leaves them out.
+	Writes WriteHealth
 }
 
 // NewAdmin returns the admin listener's handler. Every route of the admin
@@ -61,19 +65,4 @@ func NewAdmin(d AdminDeps) http.Handler {
 	// The status page: a session cookie and a form token.
 	a.pageRoutes(mux)
 	return mux
-}
-
-func (a *admin) readyz(w http.ResponseWriter, _ *http.Request) {
-	switch a.Readiness.state.Load() {
-	case ready:
-		if ok, since := a.Flags.StoreOK(); !ok {
-			w.Write([]byte("ready (degraded: state store unreachable since " + since.UTC().Format(time.RFC3339) + "; serving the last known route flags)\n"))
-			return
-		}
-		w.Write([]byte("ready\n"))
-	case draining:
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-	default:
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}
 }

@@ -30,6 +30,8 @@ type routeJSON struct {
 	Mode        string        `json:"mode"`
 	Percent     *float64      `json:"percent,omitempty"`
 	Override    *overrideJSON `json:"override,omitempty"`
+	// Held says the guard rolled the route back and holds it, and why.
+	Held *Hold `json:"held,omitempty"`
 	// Version is the ETag for If-Match.
 	Version int64 `json:"version"`
 	// Live is this replica's traffic: requests/s over the last minute,
@@ -55,7 +57,7 @@ func (a *admin) routeJSON(rf RouteFlags) routeJSON {
 	out := routeJSON{
 		Name: rf.Route.Name, Match: rf.Route.Match.String(),
 		FileMode: string(rf.FileMode), FilePercent: rf.FilePercent,
-		Mode: string(rf.Mode), Percent: rf.Percent, Version: rf.Version,
+		Mode: string(rf.Mode), Percent: rf.Percent, Version: rf.Version, Held: rf.Hold(),
 	}
 	if o := rf.Override; o != nil {
 		out.Override = &overrideJSON{Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt, AgeSeconds: now.Sub(o.UpdatedAt).Seconds()}

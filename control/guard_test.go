@@ -1,0 +1,203 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// flip applies an operator's flip, failing the test if it is refused.
+func (p *plane) flip(t *testing.T, route string, mode config.Mode, percent *float64) {
+	t.Helper()
+	if _, err := p.flags.Apply(context.Background(), Flip{
+		Route: route, Actor: "alice", Reason: "test", Mode: &mode, Percent: percent, Force: true,
+	}); err != nil {
+		t.Fatalf("flip %s to %s %v: %v", route, mode, percent, err)
+	}
+}
+
+// modernFails records a window's worth of modern answers on route, all
+// errors, so that the guard trips on them.
+func (p *plane) modernFails(route string, n int) {
+	r := p.counters.Route(route)
+	for range n {
+		r.Modern(p.clock.Now(), true)
+	}
+}
+
+// served is the route's mode and percent as the router was last given
+// them, "fallback 25%" or "modern".
+func (p *plane) served(route string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.applied[len(p.applied)-1]
+	for _, r := range last.Routes {
+		if r.Name == route {
+			if r.Percent != nil {
+				return string(r.Mode) + " " + strconv.FormatFloat(float64(*r.Percent), 'f', -1, 64) + "%"
+			}
+			return string(r.Mode)
+		}
+	}
+	return ""
+}
+
+func pct(f float64) *float64 { return &f }
+
+// rollbacks lists the guard's audit entries for route, newest first.
+func (p *plane) rollbacks(t *testing.T, route string) []store.AuditEntry {
+	t.Helper()
+	entries, err := p.store.AuditLog(context.Background(), store.AuditFilter{Route: route, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.AuditEntry
+	for _, e := range entries {
+		if e.Action == "rollback" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestGuardStepsBackOnceAndHoldsTheRoute(t *testing.T) {
+	p := newPlane(t)
+	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+	ctx := context.Background()
+	p.flip(t, "get-patient", config.ModeModern, nil)
+
+	// Modern is dead for five windows; the guard looks every second.
+	for window := range 5 {
+		for range 60 {
+			p.modernFails("get-patient", 1)
+			guard.Check(ctx)
+			p.clock.Advance(time.Second)
+		}
+		if got := len(p.rollbacks(t, "get-patient")); got != 1 {
+			t.Fatalf("after %d windows of modern failing: got %d rollbacks, want exactly 1", window+1, got)
+		}
+	}
+	if got, want := p.served("get-patient"), "fallback"; got != want {
+		t.Errorf("the route after the rollback: got %s, want %s (one step back from modern)", got, want)
+	}
+	if got := testutilCounter(t, p, "strangler_guard_rollbacks_total"); got != 1 {
+		t.Errorf("strangler_guard_rollbacks_total: got %v, want 1", got)
+	}
+
+	t.Run("the admin API and the report say it is held, and why", func(t *testing.T) {
+		resp, body := p.call(t, "GET", "/admin/routes/get-patient", aliceToken, "")
+		held, _ := body["held"].(map[string]any)
+		if resp.StatusCode != http.StatusOK || held == nil || !strings.Contains(held["reason"].(string), "modern error rate 100%") {
+			t.Errorf("GET /admin/routes/get-patient: got %d held=%v, want the guard's hold with its reason", resp.StatusCode, body["held"])
+		}
+		resp, body = p.call(t, "GET", "/admin/routes/get-patient/report", aliceToken, "")
+		if held, _ := body["held"].(map[string]any); resp.StatusCode != http.StatusOK || held == nil || held["reason"] == "" {
+			t.Errorf("the report: got %d held=%v, want the hold", resp.StatusCode, body["held"])
+		}
+		resp, body = p.call(t, "GET", "/admin/routes/create-patient", aliceToken, "")
+		if resp.StatusCode != http.StatusOK || body["held"] != nil {
+			t.Errorf("a route the guard never touched: got held=%v, want none", body["held"])
+		}
+	})
+
+	t.Run("an operator's flip releases the hold", func(t *testing.T) {
+		p.flip(t, "get-patient", config.ModeModern, nil)
+		if rf, _ := p.flags.Get("get-patient"); rf.Hold() != nil {
+			t.Fatalf("after an operator's flip the route is still held: %+v", rf.Hold())
+		}
+		p.clock.Advance(2 * time.Minute) // the old errors are out of the window
+		p.modernFails("get-patient", 25)
+		guard.Check(ctx)
+		if got := len(p.rollbacks(t, "get-patient")); got != 2 {
+			t.Errorf("with modern failing after the operator's flip: got %d rollbacks, want 2", got)
+		}
+		if got, want := p.served("get-patient"), "fallback"; got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	})
+}
+
+// TestGuardNeverMovesARouteForward is the outage of issue 11: a route an
+// operator moved from modern back to fallback was "rolled back" to
+// modern, because the guard took the latest audit entry's from-mode.
+func TestGuardNeverMovesARouteForward(t *testing.T) {
+	p := newPlane(t)
+	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+	p.flip(t, "get-patient", config.ModeModern, nil)
+	p.flip(t, "get-patient", config.ModeFallback, nil)
+	p.modernFails("get-patient", 25)
+	guard.Check(context.Background())
+	if got, want := p.served("get-patient"), "legacy"; got != want {
+		t.Errorf("fallback with modern failing: got %s, want %s (one step back, never forward to modern)", got, want)
+	}
+	rb := p.rollbacks(t, "get-patient")
+	if len(rb) != 1 || rb[0].FromMode != "fallback" || rb[0].ToMode != "legacy" || rb[0].Actor != "guard" {
+		t.Errorf("the rollback's audit entry: got %+v, want guard's fallback → legacy", rb)
+	}
+}
+
+func TestGuardStepBacks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// flips are the operator's, in order.
+		flips []flipTo
+		want  string
+	}{
+		{"modern steps back to fallback", flips(config.ModeModern, nil), "fallback"},
+		{"fallback steps back to legacy", flips(config.ModeFallback, nil), "legacy"},
+		{"a percent rollout of modern keeps its share on modern, behind fallback", flips(config.ModeModern, pct(25)), "fallback 25%"},
+		{"a ramped fallback steps back to its previous percent", flips(config.ModeFallback, pct(5), config.ModeFallback, pct(25)), "fallback 5%"},
+		{"a ramped modern steps back to its previous percent", flips(config.ModeModern, pct(10), config.ModeModern, pct(50)), "modern 10%"},
+		{"a ramp that reached 100% is no longer a rollout: a whole step back", flips(config.ModeModern, pct(50), config.ModeModern, nil), "fallback"},
+		{"a percent lowered, not raised, is no ramp", flips(config.ModeFallback, pct(50), config.ModeFallback, pct(20)), "legacy"},
+		{"a percent reached by changing mode is no ramp", flips(config.ModeFallback, pct(10), config.ModeModern, pct(30)), "fallback 30%"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlane(t)
+			guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+			for _, f := range tc.flips {
+				p.flip(t, "get-patient", f.mode, f.percent)
+			}
+			p.modernFails("get-patient", 25)
+			guard.Check(context.Background())
+			if got := p.served("get-patient"); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// flipTo is an operator's flip to a mode and a percent (nil: all of the
+// traffic).
+type flipTo struct {
+	mode    config.Mode
+	percent *float64
+}
+
+// flips pairs modes and percents: flips(m1, p1, m2, p2, …).
+func flips(args ...any) []flipTo {
+	var out []flipTo
+	for i := 0; i+1 < len(args); i += 2 {
+		pc, _ := args[i+1].(*float64)
+		out = append(out, flipTo{args[i].(config.Mode), pc})
+	}
+	return out
+}
+
+func TestStepBackFollowsTheLifecycle(t *testing.T) {
+	for _, m := range config.Modes {
+		back := stepBack(m)
+		if stage(back) >= stage(m) && m != config.ModeLegacy {
+			t.Errorf("stepBack(%s) = %s: not earlier in the lifecycle", m, back)
+		}
+		if back != config.ModeLegacy && back != config.ModeFallback {
+			t.Errorf("stepBack(%s) = %s: clients of it may need modern to answer", m, back)
+		}
+	}
+}
