@@ -183,7 +183,7 @@ func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*
 		return nil, err
 	}
 	closing := s.closing
-	s.log.Error("store unreachable; serving with the configuration file's modes until it is back", "store", d.name, "error", connectErr.err)
+	s.log.Error("store unreachable; retrying in the background", "store", d.name, "error", connectErr.err)
 	s.mu.Lock()
 	s.watchers.Add(1)
 	s.mu.Unlock()

@@ -64,7 +64,8 @@ type routeView struct {
 		UpdatedAt  time.Time `json:"updated_at"`
 		AgeSeconds float64   `json:"age_seconds"`
 	} `json:"override"`
-	Version int64 `json:"version"`
+	Held    *control.Hold `json:"held"`
+	Version int64         `json:"version"`
 	Live    struct {
 		RequestsPerSecond float64 `json:"requests_per_second"`
 		FallbackRate      float64 `json:"fallback_rate"`
@@ -125,12 +126,25 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 		if r.Override != nil {
 			override += " by " + r.Override.Actor
 		}
+		mode := r.Mode
+		if r.Held != nil {
+			mode += " (held)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.Match, fmtMode(r.FileMode, r.FilePercent), r.Mode, fmtPercent(r.Mode, r.Percent),
+			r.Name, r.Match, fmtMode(r.FileMode, r.FilePercent), mode, fmtPercent(r.Mode, r.Percent),
 			strconv.FormatFloat(r.Live.RequestsPerSecond, 'f', 2, 64),
 			fmtRate(r.Live.FallbackRate), fmtRate(r.Live.MismatchRate), override)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range out.Routes {
+		if r.Held != nil {
+			fmt.Fprintf(stdout, "\n%s is held by the guard since %s: %s\nThe guard leaves it alone until it is flipped or cleared (strangler routes set %s …).\n",
+				r.Name, fmtTime(r.Held.Since, time.Now()), r.Held.Reason, r.Name)
+		}
+	}
+	return nil
 }
 
 // patchBody is the body of PATCH /admin/routes/{name}.
@@ -349,6 +363,9 @@ func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	fmt.Fprintf(tw, "  mismatch rate (24h):\t%s\n", fmtRate(rep.MismatchRate))
 	fmt.Fprintf(tw, "  legacy clients (7d):\t%s\n", clients)
 	fmt.Fprintf(tw, "  pending read repairs:\t%d\n", rep.PendingReadRepairs)
+	if rep.Held != nil {
+		fmt.Fprintf(tw, "  held by the guard:\tsince %s: %s\n", fmtTime(rep.Held.Since, now), rep.Held.Reason)
+	}
 	fmt.Fprintf(tw, "  verdict:\t%s\n", rep.Verdict)
 	return tw.Flush()
 }

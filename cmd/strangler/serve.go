@@ -132,8 +132,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	counters := stats.NewCounters()
 	metrics := router.NewMetrics(reg)
 	var worker *dualwrite.Worker
+	// Outcomes the store cannot take are kept in memory and retried.
+	journal := dualwrite.NewOutcomes(st, func(id string) { worker.Kick(id) }, reg, log)
 	deps := router.Deps{
-		Metrics: metrics, Log: log, Journal: st,
+		Metrics: metrics, Log: log, Journal: journal,
 		Deliver:    func(id string) { worker.Kick(id) },
 		Samples:    storeSamples{st},
 		Noise:      st,
@@ -160,7 +162,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	reports := &control.Reports{Counts: st, Flush: func(ctx context.Context) error {
 		return counters.Flush(ctx, st, time.Now())
 	}}
-	flags, err := control.NewFlags(ctx, cfg, st, reports, func(c *config.Config) error {
+	snapshot := control.NewSnapshot(cfg.StateSnapshot, cfg.Store.Redacted())
+	flags, err := control.NewFlags(ctx, cfg, st, snapshot, reports, func(c *config.Config) error {
 		t, err := rtr.Build(c)
 		if err != nil {
 			return err
@@ -173,9 +176,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strangler_store_up",
-		Help: "1 while the state store answers; 0 while the facade serves its last known flags without it.",
+		Help: "1 while the state store answers and takes writes; 0 while the facade serves its last known flags without it, or keeps dual-write outcomes in memory because it refuses them.",
 	}, func() float64 {
-		if ok, _ := flags.StoreOK(); ok {
+		ok, _ := flags.StoreOK()
+		if failing, _ := journal.WritesFailing(); ok && failing.IsZero() {
 			return 1
 		}
 		return 0
@@ -221,7 +225,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
-			Now: opts.adminNow,
+			Now: opts.adminNow, Writes: journal,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -250,8 +254,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	add(background(flags.Run))
 	add(background(guard.Run))
 	add(background(rtr.RunRepairs))
-	// The worker stops after the public listener drained, so that every
-	// write a client saw succeed has been handed to it.
+	// Held outcomes get their last attempt, and then the worker stops,
+	// after the public listener drained, so that every write a client saw
+	// succeed has been recorded and handed to it.
+	add(background(journal.Run))
 	add(background(worker.Run))
 	add(background(func(ctx context.Context) error { return flushCounts(ctx, counters, st, log) }))
 	if rl := opts.reloader; rl != nil {
@@ -278,8 +284,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	}
 
 	go func() {
-		// Ready once this replica follows flips made on the others, so a
+		// Ready once this replica knows its route flags (from the store, or
+		// the snapshot when it starts without the store; with neither it
+		// waits for the store) and follows flips made on the others, so a
 		// load balancer never sends it traffic it would route by stale flags.
+		select {
+		case <-flags.Known():
+		case <-ctx.Done():
+			return
+		}
 		select {
 		case <-flags.Watching():
 		case <-time.After(10 * time.Second):

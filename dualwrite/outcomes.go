@@ -1,0 +1,261 @@
+package dualwrite
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/store"
+)
+
+// Journal is the state store's part in a dual write on the request path:
+// the intent before the primary is called, the primary's answer after.
+type Journal interface {
+	BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error
+	BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error)
+	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	MarkUnknown(ctx context.Context, id string) error
+}
+
+// Outcomes is the request path's journal with a memory. An outcome the
+// state store cannot take (a full disk, a PostgreSQL failover) is kept in
+// memory and retried until the store takes it, and once more at shutdown,
+// so the client's answer need not wait and the write ends pending, not
+// unknown: only a crash while an outcome is held leaves its write unknown
+// (its lease passes and recovery marks it). Held outcomes are recorded in
+// the order the primary answered, and an outcome that arrives while
+// others are held queues behind them, so that writes to one resource
+// still take their sequence numbers in that order.
+//
+// Memory stays bounded by the outage: a held outcome belongs to a write
+// whose intent the store took, and while the store refuses writes it
+// refuses new intents too (the client gets 503).
+type Outcomes struct {
+	journal Journal
+	log     *slog.Logger
+	now     func() time.Time
+	// queued hands a write whose 2xx outcome was recorded late to the
+	// delivery worker; nil leaves it to the worker's poll.
+	queued func(id string)
+	errors prometheus.Counter
+
+	mu   sync.Mutex
+	held []heldOutcome
+	// failingSince is when the store began refusing journal writes; zero
+	// while it takes them.
+	failingSince time.Time
+	// wake starts the retries: something was held, or the store took a
+	// write again.
+	wake chan struct{}
+}
+
+type heldOutcome struct {
+	id string
+	o  store.Outcome
+}
+
+// Retry pacing of held outcomes, and how long the last attempt at
+// shutdown may take.
+const (
+	retryMin     = 50 * time.Millisecond
+	retryMax     = 2 * time.Second
+	drainTimeout = 5 * time.Second
+)
+
+// NewOutcomes returns journal with a memory for outcomes, registering
+// strangler_store_write_errors_total with reg. queued may be nil.
+func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registerer, log *slog.Logger) *Outcomes {
+	j := &Outcomes{
+		journal: journal, queued: queued, log: log, now: time.Now,
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "strangler_store_write_errors_total",
+			Help: "Dual-write journal writes (intents and outcomes) the state store refused. Outcomes are retried from memory until it takes them.",
+		}),
+		wake: make(chan struct{}, 1),
+	}
+	reg.MustRegister(j.errors)
+	return j
+}
+
+// BeginWrite journals an intent; a refusal is the caller's to answer (503).
+func (j *Outcomes) BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error {
+	err := j.journal.BeginWrite(ctx, in, leaseUntil)
+	j.note(err)
+	return err
+}
+
+// BeginKeyedWrite is BeginWrite for a write with a client's
+// Idempotency-Key.
+func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error) {
+	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, leaseUntil)
+	j.note(err)
+	return kw, err
+}
+
+// MarkUnknown marks a write whose primary outcome is not known; when the
+// store refuses, recovery marks it once its lease passes.
+func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
+	err := j.journal.MarkUnknown(ctx, id)
+	j.note(err)
+	return err
+}
+
+// RecordOutcome records the primary's answer, or holds it in memory when
+// the store cannot take it now: nil means the write will be recorded
+// unless the process dies first. An error means the store answered that
+// this outcome can never be recorded (the write is not there, or no
+// longer sent or unknown).
+func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o store.Outcome) error {
+	j.mu.Lock()
+	if len(j.held) > 0 {
+		j.holdLocked(id, o)
+		j.mu.Unlock()
+		return nil
+	}
+	j.mu.Unlock()
+	err := j.journal.RecordOutcome(ctx, id, o)
+	j.note(err)
+	if err == nil || final(err) {
+		return err
+	}
+	j.log.Warn("recording a dual write's outcome failed; kept in memory and retried until the state store takes it",
+		"id", id, "status", o.Status, "error", err)
+	j.mu.Lock()
+	j.holdLocked(id, o)
+	j.mu.Unlock()
+	return nil
+}
+
+func (j *Outcomes) holdLocked(id string, o store.Outcome) {
+	j.held = append(j.held, heldOutcome{id: id, o: o})
+	signal(j.wake)
+}
+
+// final reports whether the store refused a write for good: it answered,
+// and the answer will not change.
+func final(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidState) || errors.Is(err, store.ErrConflict)
+}
+
+// note follows whether the store takes journal writes.
+func (j *Outcomes) note(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case err != nil && !final(err):
+		j.errors.Inc()
+		if j.failingSince.IsZero() {
+			j.failingSince = j.now()
+		}
+	case len(j.held) > 0:
+		signal(j.wake) // the store takes writes again: retry now
+	default:
+		j.failingSince = time.Time{}
+	}
+}
+
+// WritesFailing says since when the store refuses journal writes (zero
+// while it takes them) and how many outcomes wait in memory for it.
+func (j *Outcomes) WritesFailing() (since time.Time, held int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failingSince, len(j.held)
+}
+
+// Run retries held outcomes until ctx ends, then tries once more for a
+// few seconds, so a shutdown while the store is briefly away loses none.
+func (j *Outcomes) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			j.drain()
+			return nil
+		case <-j.wake:
+		}
+		for backoff := retryMin; !j.flush(ctx); backoff = min(2*backoff, retryMax) {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				j.drain()
+				return nil
+			case <-j.wake:
+				t.Stop()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// flush records held outcomes, oldest first, until none is left (true) or
+// the store refuses one (false).
+func (j *Outcomes) flush(ctx context.Context) bool {
+	recorded := 0
+	defer func() {
+		if recorded > 0 {
+			j.log.Info("held dual-write outcomes recorded", "count", recorded)
+		}
+	}()
+	for {
+		j.mu.Lock()
+		if len(j.held) == 0 {
+			j.failingSince = time.Time{}
+			j.mu.Unlock()
+			return true
+		}
+		h := j.held[0]
+		j.mu.Unlock()
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := j.journal.RecordOutcome(sctx, h.id, h.o)
+		cancel()
+		if err != nil && !final(err) {
+			if ctx.Err() == nil {
+				j.errors.Inc()
+			}
+			return false
+		}
+		j.mu.Lock()
+		j.held = j.held[1:]
+		j.mu.Unlock()
+		if err != nil {
+			// Settled meanwhile: an operator discarded it, or recovery
+			// resent it to a primary that honours Idempotency-Key.
+			j.log.Warn("a held dual-write outcome was settled meanwhile", "id", h.id, "error", err)
+			continue
+		}
+		recorded++
+		if h.o.Status >= 200 && h.o.Status <= 299 && j.queued != nil {
+			j.queued(h.id)
+		}
+	}
+}
+
+// drain is the last attempt at shutdown, bounded by drainTimeout.
+func (j *Outcomes) drain() {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for backoff := retryMin; !j.flush(ctx); backoff = min(2*backoff, retryMax) {
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			_, held := j.WritesFailing()
+			j.log.Error("dual-write outcomes could not be recorded before shutdown; their writes become unknown for an operator when their leases pass",
+				"count", held)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// signal sends on ch unless a signal is already waiting there.
+func signal(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
