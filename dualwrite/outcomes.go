@@ -169,10 +169,10 @@ func (j *Outcomes) WritesFailing() (since time.Time, held int) {
 // Run retries held outcomes until ctx ends, then tries once more for a
 // few seconds, so a shutdown while the store is briefly away loses none.
 func (j *Outcomes) Run(ctx context.Context) error {
+	defer j.drain()
 	for {
 		select {
 		case <-ctx.Done():
-			j.drain()
 			return nil
 		case <-j.wake:
 		}
@@ -181,7 +181,6 @@ func (j *Outcomes) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				j.drain()
 				return nil
 			case <-j.wake:
 				t.Stop()

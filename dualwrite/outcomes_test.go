@@ -1,0 +1,191 @@
+package dualwrite
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/internal/testdb"
+	"strangler/store"
+)
+
+// outcomesOnACuttableStore is a journal with a memory over a real
+// PostgreSQL store the test can cut off and restore, and the ids it
+// handed to delivery.
+type outcomesOnACuttableStore struct {
+	proxy    *testdb.Proxy
+	st       *store.Store
+	reg      *prometheus.Registry
+	outcomes *Outcomes
+
+	mu     sync.Mutex
+	queued []string
+}
+
+func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
+	t.Helper()
+	proxy, dsn := testdb.NewProxy(t, testdb.Postgres(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := &outcomesOnACuttableStore{proxy: proxy, st: st, reg: prometheus.NewRegistry()}
+	c.outcomes = NewOutcomes(st, func(id string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.queued = append(c.queued, id)
+	}, c.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return c
+}
+
+func (c *outcomesOnACuttableStore) begin(t *testing.T, id, resource string) {
+	t.Helper()
+	err := c.outcomes.BeginWrite(context.Background(), store.Intent{
+		ID: id, Route: "put-item", Resource: resource, Method: http.MethodPut, Target: resource, Primary: "legacy",
+	}, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *outcomesOnACuttableStore) repair(t *testing.T, id string) store.Repair {
+	t.Helper()
+	r, err := c.st.GetRepair(context.Background(), id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitRecorded waits until no outcome is held and the store takes writes.
+func (c *outcomesOnACuttableStore) waitRecorded(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		since, held := c.outcomes.WritesFailing()
+		if since.IsZero() && held == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d outcomes still held, failing since %v", timeout, held, since)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	ctx := context.Background()
+	c.begin(t, "first", "/items/1")
+	c.begin(t, "second", "/items/1")
+	c.begin(t, "refused", "/items/2")
+
+	c.proxy.Cut()
+	if err := c.outcomes.RecordOutcome(ctx, "first", store.Outcome{Status: 200}); err != nil {
+		t.Fatalf("recording with the store cut off: got %v, want nil (held in memory)", err)
+	}
+	if since, held := c.outcomes.WritesFailing(); since.IsZero() || held != 1 {
+		t.Errorf("with the store cut off: failing since %v, %d held; want failing, 1 held", since, held)
+	}
+	if got := counterValue(t, c.reg, "strangler_store_write_errors_total"); got < 1 {
+		t.Errorf("strangler_store_write_errors_total: got %v, want at least 1", got)
+	}
+
+	// The store is back, but the first outcome is still held: the second,
+	// for the same resource, must not take a sequence number before it.
+	c.proxy.Restore()
+	if err := c.outcomes.RecordOutcome(ctx, "second", store.Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.outcomes.RecordOutcome(ctx, "refused", store.Outcome{Status: 409}); err != nil {
+		t.Fatal(err)
+	}
+	if _, held := c.outcomes.WritesFailing(); held != 3 {
+		t.Errorf("outcomes arriving while others are held: %d held, want 3 (queued behind the first)", held)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	c.waitRecorded(t, 10*time.Second)
+
+	first, second := c.repair(t, "first"), c.repair(t, "second")
+	if first.State != store.StatePending || second.State != store.StatePending {
+		t.Errorf("states: got %s and %s, want both pending", first.State, second.State)
+	}
+	if first.Seq >= second.Seq {
+		t.Errorf("sequence numbers: first %d, second %d; want the order the primary answered in", first.Seq, second.Seq)
+	}
+	if got := c.repair(t, "refused").State; got != store.StateSkipped {
+		t.Errorf("the write the primary refused: got %s, want skipped", got)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queued) != 2 || c.queued[0] != "first" || c.queued[1] != "second" {
+		t.Errorf("handed to delivery: got %v, want [first second], the 2xx writes in order", c.queued)
+	}
+}
+
+func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	c.begin(t, "late", "/items/9")
+	c.proxy.Cut()
+	if err := c.outcomes.RecordOutcome(context.Background(), "late", store.Outcome{Status: 201}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(ctx) }()
+	start := time.Now()
+	stop() // shutdown begins while the store is still away...
+	time.AfterFunc(300*time.Millisecond, c.proxy.Restore) // ...and it comes back
+	select {
+	case <-done:
+	case <-time.After(drainTimeout + 5*time.Second):
+		t.Fatal("Run did not return after its last attempt")
+	}
+	t.Logf("Run returned %v after the shutdown began", time.Since(start))
+	if got := c.repair(t, "late").State; got != store.StatePending {
+		t.Errorf("after shutdown: got %s, want pending", got)
+	}
+}
+
+func TestOutcomesTheStoreCannotEverTakeAreReported(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	err := c.outcomes.RecordOutcome(context.Background(), "never-journaled", store.Outcome{Status: 200})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("got %v, want ErrNotFound: holding it would retry forever", err)
+	}
+	if since, held := c.outcomes.WritesFailing(); !since.IsZero() || held != 0 {
+		t.Errorf("got failing since %v, %d held; want neither", since, held)
+	}
+}
+
+// counterValue gathers a counter's value from the registry.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
