@@ -11,15 +11,6 @@ import (
 	"strangler/store"
 )
 
-// runStore runs `strangler store …`, the commands that work on the state
-// store itself.
-func runStore(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "rekey" {
-		return runRekey(ctx, args[1:], getenv, stdout, stderr)
-	}
-	return usageError{"store: want rekey --config FILE"}
-}
-
 // runRekey runs `strangler store rekey`: it encrypts, under the first of
 // store_encryption.keys, everything the store keeps encrypted or would,
 // that is not yet: what was stored before store_encryption was set, and

@@ -27,6 +27,9 @@ commands:
   version                   the module version and VCS revision of this binary
   healthcheck [--admin URL] exit 0 when the admin listener's /readyz answers 200
   store rekey --config FILE encrypt the state store under the first store_encryption key
+  store backup --config FILE OUT
+                            copy the embedded state store while the facade serves
+  store verify FILE         check a backup of the embedded state store
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestBackupWhileTheStoreIsWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "state.db")
+	clk := newClock()
+	s := openStore(t, dsn, clk)
+	journal(t, s, "pending-1", "/patients/1")
+	if err := s.BeginWrite(ctx, intent("sent-1", "/patients/2"), clk.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
+		t.Fatal(err)
+	}
+
+	// A facade keeps writing while the backup runs.
+	var written atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := fmt.Sprintf("busy-%d", i)
+			if s.BeginWrite(ctx, intent(id, "/patients/busy"), clk.Now().Add(time.Minute)) == nil &&
+				s.RecordOutcome(ctx, id, Outcome{Status: 200}) == nil {
+				written.Add(1)
+			}
+		}
+	})
+	for written.Load() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	out := filepath.Join(dir, "backup.db")
+	err := Backup(ctx, dsn, out)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := Verify(ctx, out)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if rep.Overrides != 1 || rep.AuditEntries != 1 || rep.Repairs[StateSent] != 1 {
+		t.Errorf("got %+v, want 1 override, 1 audit entry, 1 sent write", rep)
+	}
+	// Each busy write is journaled and recorded in one commit each: the
+	// copy holds some number of them, all pending, none half-written.
+	if n := rep.Repairs[StatePending] - 1; n < 20 || int64(n) > written.Load() {
+		t.Errorf("pending busy writes in the backup: got %d, want from 20 to %d", n, written.Load())
+	}
+	if rep.SchemaVersion != rep.KnownVersion || rep.SchemaVersion == 0 {
+		t.Errorf("schema version: got %d, want %d", rep.SchemaVersion, rep.KnownVersion)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "partial") {
+			t.Errorf("a temporary file is left: %s", e.Name())
+		}
+	}
+
+	t.Run("a backup is a store a facade opens", func(t *testing.T) {
+		b := openStore(t, "sqlite:"+out, clk)
+		if got := state(t, b, "pending-1"); got != StatePending {
+			t.Errorf("pending-1 in the backup: got %s, want pending", got)
+		}
+	})
+	t.Run("an existing file is not overwritten", func(t *testing.T) {
+		if err := Backup(ctx, dsn, out); err == nil || !strings.Contains(err.Error(), "exists") {
+			t.Errorf("got %v, want an error saying it exists", err)
+		}
+	})
+}
+
+func TestBackupRefusals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "backup.db")
+	if err := Backup(ctx, "sqlite:"+filepath.Join(dir, "missing.db"), out); err == nil {
+		t.Error("a backup of a store that does not exist: got no error")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); err == nil {
+		t.Error("a backup of a missing store created it")
+	}
+	if err := Backup(ctx, "postgres://db/state", out); err == nil || !strings.Contains(err.Error(), "pg_dump") {
+		t.Errorf("a backup of PostgreSQL: got %v, want a pointer to its own tools", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused backup left a file")
+	}
+}
+
+func TestVerifyFindsDamage(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "state.db")
+	s := openStore(t, dsn, newClock())
+	for i := range 300 {
+		journal(t, s, fmt.Sprintf("w-%d", i), fmt.Sprintf("/patients/%d", i))
+	}
+	good := filepath.Join(dir, "good.db")
+	if err := Backup(ctx, dsn, good); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage := func(name string, f func([]byte) []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, f(append([]byte(nil), b...)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const page = 4096
+	for _, tc := range []struct{ name, path, want string }{
+		{"a page overwritten", damage("scribbled.db", func(b []byte) []byte {
+			copy(b[len(b)-3*page:], strings.Repeat("\xff", page))
+			return b
+		}), "damaged"},
+		{"cut short", damage("truncated.db", func(b []byte) []byte { return b[:len(b)/2] }), "damaged"},
+		{"not a database", damage("text.db", func([]byte) []byte { return []byte(strings.Repeat("hello ", 1000)) }), "damaged"},
+		{"not a store", func() string {
+			path := filepath.Join(dir, "other.db")
+			db, err := openSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TABLE things (id INTEGER)`); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}(), "not a strangler store"},
+		{"missing", filepath.Join(dir, "nothing.db"), "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Verify(ctx, tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	if rep, err := Verify(ctx, good); err != nil || rep.Repairs[StatePending] != 300 {
+		t.Errorf("the undamaged backup: got %+v %v, want 300 pending writes", rep, err)
+	}
+}
