@@ -31,29 +31,30 @@ func other(primary string) string {
 }
 
 // deliver sends a claimed write to the secondary and settles it. It
-// reports whether the secondary applied it.
-func (w *Worker) deliver(r store.Repair) (applied bool) {
+// reports whether the secondary applied it. ctx is the worker's: the
+// delivery itself runs to its own deadline whatever ctx does.
+func (w *Worker) deliver(ctx context.Context, r store.Repair) (applied bool) {
 	up := w.routes.Backend(other(r.Primary))
 	if r.PayloadErr != nil {
 		// Without its request there is nothing to send; an operator can
 		// configure the key again and retry it, or discard it.
-		w.fail(r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
+		w.fail(ctx, r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
+	sendCtx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
-	status, err := w.send(ctx, up, r)
+	status, err := w.send(sendCtx, up, r)
 	switch {
 	case err == nil && (status >= 200 && status <= 299 || alreadyGone(r.Method, status)):
-		w.settle(r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
+		w.settle(ctx, r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
 		return true
 	case err == nil && permanent(status):
 		reason := fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status))
-		w.fail(r, reason, true)
+		w.fail(ctx, r, reason, true)
 	case err != nil:
-		w.fail(r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, withoutURL(err)), false)
+		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, withoutURL(err)), false)
 	default:
-		w.fail(r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
+		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
 	}
 	return false
 }
@@ -126,7 +127,7 @@ func (w *Worker) key(r store.Repair) string {
 
 // fail records a failed delivery: dead when the secondary refused it for
 // good or the attempts are used up, otherwise due again after a backoff.
-func (w *Worker) fail(r store.Repair, reason string, permanent bool) {
+func (w *Worker) fail(ctx context.Context, r store.Repair, reason string, permanent bool) {
 	s := w.settings.Load()
 	dead := permanent || r.Attempts+1 >= s.MaxAttempts
 	retryAt := w.now().Add(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)))
@@ -136,22 +137,43 @@ func (w *Worker) fail(r store.Repair, reason string, permanent bool) {
 		w.log.Warn("dual write dead-lettered; an operator must retry or discard it",
 			"route", r.Route, "id", r.ID, "attempts", r.Attempts+1, "reason", reason)
 	}
-	w.settle(r, result, func(ctx context.Context) error {
+	w.settle(ctx, r, result, func(ctx context.Context) error {
 		return w.queue.FailRepair(ctx, r.ID, w.owner, reason, retryAt, dead)
 	})
 }
 
-// settle records a delivery's end in the queue and counts it.
-func (w *Worker) settle(r store.Repair, result string, record func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	if err := record(ctx); err != nil {
-		// The lease runs out and the write is delivered again: the
-		// Idempotency-Key makes that harmless.
-		w.log.Warn("recording a delivery failed; it is retried when its lease passes", "id", r.ID, "result", result, "error", err)
-		return
+// settle records a delivery's end in the queue and counts it. While the
+// store refuses (a failover, a full disk) it tries again until the lease
+// is about to pass or the worker stops: afterwards the write goes out
+// again, which its Idempotency-Key makes harmless, but only once the
+// lease has passed.
+func (w *Worker) settle(ctx context.Context, r store.Repair, result string, record func(context.Context) error) {
+	for backoff := retryMin; ; backoff = min(2*backoff, retryMax) {
+		// Also at shutdown: the worker's end does not cut the attempt.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+		err := record(rctx)
+		cancel()
+		if err == nil {
+			w.count(r.Route, result)
+			return
+		}
+		if errors.Is(err, store.ErrLeaseLost) || final(err) || !w.now().Add(backoff).Before(r.LeaseUntil) || !sleep(ctx, backoff) {
+			w.log.Warn("recording a delivery failed; it is retried when its lease passes", "id", r.ID, "result", result, "error", err)
+			return
+		}
 	}
-	w.count(r.Route, result)
+}
+
+// sleep waits for d, or reports false at once when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // backoff is the delay before retry number attempts+1: initial doubled per

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -19,6 +20,9 @@ type Journal interface {
 	BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error)
 	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
+	// Uncertain reports whether a write that failed may have been
+	// committed all the same (the connection broke as it committed).
+	Uncertain(err error) bool
 }
 
 // Outcomes is the request path's journal with a memory. An outcome the
@@ -45,9 +49,9 @@ type Outcomes struct {
 
 	mu   sync.Mutex
 	held []heldOutcome
-	// failingSince is when the store began refusing journal writes; zero
-	// while it takes them.
-	failingSince time.Time
+	// failingSince is when the store began refusing journal writes, zero
+	// while it takes them; lastFailure is its latest refusal.
+	failingSince, lastFailure time.Time
 	// wake starts the retries: something was held, or the store took a
 	// write again.
 	wake chan struct{}
@@ -56,6 +60,9 @@ type Outcomes struct {
 type heldOutcome struct {
 	id string
 	o  store.Outcome
+	// neverSent is the outcome of an intent whose journaling failed: the
+	// primary never got it, and the intent itself may not exist.
+	neverSent bool
 }
 
 // Retry pacing of held outcomes, and how long the last attempt at
@@ -81,10 +88,21 @@ func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registe
 	return j
 }
 
-// BeginWrite journals an intent; a refusal is the caller's to answer (503).
+// BeginWrite journals an intent; a refusal is the caller's to answer
+// (503, and the primary never sees the write). When the refusal may have
+// been committed all the same (the connection broke as it committed, in a
+// failover), the intent would sit there as sent and later be taken for a
+// write whose outcome a crash lost: an outcome saying the primary never
+// got it is held for it, which settles it once the store takes writes.
 func (j *Outcomes) BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error {
 	err := j.journal.BeginWrite(ctx, in, leaseUntil)
 	j.note(err)
+	if err != nil && j.journal.Uncertain(err) {
+		j.mu.Lock()
+		j.held = append(j.held, heldOutcome{id: in.ID, o: store.Outcome{Status: http.StatusServiceUnavailable}, neverSent: true})
+		signal(j.wake)
+		j.mu.Unlock()
+	}
 	return err
 }
 
@@ -148,8 +166,9 @@ func (j *Outcomes) note(err error) {
 	switch {
 	case err != nil && !final(err):
 		j.errors.Inc()
+		j.lastFailure = j.now()
 		if j.failingSince.IsZero() {
-			j.failingSince = j.now()
+			j.failingSince = j.lastFailure
 		}
 	case len(j.held) > 0:
 		signal(j.wake) // the store takes writes again: retry now
@@ -158,11 +177,19 @@ func (j *Outcomes) note(err error) {
 	}
 }
 
+// failingWindow is how long a refused write counts as the store refusing
+// writes when no write has been tried since.
+const failingWindow = 30 * time.Second
+
 // WritesFailing says since when the store refuses journal writes (zero
-// while it takes them) and how many outcomes wait in memory for it.
+// while it takes them, or has refused none for failingWindow with
+// nothing held) and how many outcomes wait in memory for it.
 func (j *Outcomes) WritesFailing() (since time.Time, held int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if len(j.held) == 0 && j.now().Sub(j.lastFailure) >= failingWindow {
+		return time.Time{}, 0
+	}
 	return j.failingSince, len(j.held)
 }
 
@@ -220,7 +247,10 @@ func (j *Outcomes) flush(ctx context.Context) bool {
 		j.mu.Lock()
 		j.held = j.held[1:]
 		j.mu.Unlock()
-		if err != nil {
+		switch {
+		case err != nil && h.neverSent:
+			continue // the intent was not journaled after all
+		case err != nil:
 			// Settled meanwhile: an operator discarded it, or recovery
 			// resent it to a primary that honours Idempotency-Key.
 			j.log.Warn("a held dual-write outcome was settled meanwhile", "id", h.id, "error", err)

@@ -21,6 +21,7 @@ import (
 // handed to delivery.
 type outcomesOnACuttableStore struct {
 	proxy    *testdb.Proxy
+	direct   string // the store's DSN, not through the proxy
 	st       *store.Store
 	reg      *prometheus.Registry
 	outcomes *Outcomes
@@ -31,7 +32,8 @@ type outcomesOnACuttableStore struct {
 
 func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
 	t.Helper()
-	proxy, dsn := testdb.NewProxy(t, testdb.Postgres(t))
+	direct := testdb.Postgres(t)
+	proxy, dsn := testdb.NewProxy(t, direct)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := store.Open(ctx, dsn, nil)
@@ -39,7 +41,7 @@ func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c := &outcomesOnACuttableStore{proxy: proxy, st: st, reg: prometheus.NewRegistry()}
+	c := &outcomesOnACuttableStore{proxy: proxy, direct: direct, st: st, reg: prometheus.NewRegistry()}
 	c.outcomes = NewOutcomes(st, func(id string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -151,7 +153,7 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.outcomes.Run(ctx) }()
 	start := time.Now()
-	stop() // shutdown begins while the store is still away...
+	stop()                                                // shutdown begins while the store is still away...
 	time.AfterFunc(300*time.Millisecond, c.proxy.Restore) // ...and it comes back
 	select {
 	case <-done:
@@ -161,6 +163,57 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 	t.Logf("Run returned %v after the shutdown began", time.Since(start))
 	if got := c.repair(t, "late").State; got != store.StatePending {
 		t.Errorf("after shutdown: got %s, want pending", got)
+	}
+}
+
+// TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent: the connection
+// breaks after the intent's commit reached the server and before its
+// answer came back, as in a failover. The client got 503 and the primary
+// never saw the write; the intent must not stay sent (to be taken later
+// for a write whose outcome a crash lost, or resent to an idempotent
+// primary).
+func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	ctx := context.Background()
+	observer, err := store.Open(ctx, c.direct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close()
+
+	c.proxy.MuteOn("commit")
+	refused := make(chan error, 1)
+	go func() {
+		refused <- c.outcomes.BeginWrite(ctx, store.Intent{
+			ID: "ambiguous", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy",
+		}, time.Now().Add(time.Minute))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := observer.GetRepair(ctx, "ambiguous", false); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the intent was never committed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.proxy.Cut()
+	if err := <-refused; err == nil {
+		t.Fatal("BeginWrite: got nil, want the error the client is refused with")
+	}
+	c.proxy.Restore()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	c.waitRecorded(t, 10*time.Second)
+	r := c.repair(t, "ambiguous")
+	if r.State != store.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
+		t.Errorf("the intent: got %s with status %d, want skipped with 503, as the client was answered", r.State, r.Outcome.Status)
 	}
 }
 

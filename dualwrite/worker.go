@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ type Queue interface {
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)
+	ReleaseLeases(ctx context.Context, owner string, keep map[string]bool) (int, error)
 }
 
 // Routes tells the worker what the current configuration says: how to
@@ -80,6 +82,12 @@ type Worker struct {
 	freed    chan struct{}
 	backlog  bool
 	inflight sync.WaitGroup
+	// delivering holds the ids under way; lostClaim, which only Run's
+	// goroutine touches, says a claim failed and may have leased writes
+	// this worker never learned of, to release before the next claim.
+	mu         sync.Mutex
+	delivering map[string]bool
+	lostClaim  bool
 }
 
 // Intervals of the worker's housekeeping.
@@ -110,6 +118,8 @@ func New(q Queue, routes Routes, settings config.Repairs, reg prometheus.Registe
 		kicks: make(chan string, 1024),
 		slots: make(chan struct{}, settings.Workers),
 		freed: make(chan struct{}, 1),
+
+		delivering: map[string]bool{},
 	}
 	w.settings.Store(&settings)
 	reg.MustRegister(w.depth)
@@ -186,15 +196,17 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	w.releaseLost(sctx)
 	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, w.maxLease(), w.now())
 	if err != nil || !ok {
 		<-w.slots
 		if err != nil {
+			w.lostClaim = true
 			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
 		}
 		return
 	}
-	w.start(r)
+	w.start(ctx, r)
 }
 
 func (w *Worker) claimDue(ctx context.Context) {
@@ -205,16 +217,18 @@ func (w *Worker) claimDue(ctx context.Context) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	w.releaseLost(sctx)
 	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, w.maxLease(), w.now())
 	if err != nil {
 		w.backlog = false
+		w.lostClaim = true
 		w.log.Warn("claiming due dual writes failed", "error", err)
 		return
 	}
 	w.backlog = len(repairs) > 0
 	for _, r := range repairs {
 		w.slots <- struct{}{}
-		w.start(r)
+		w.start(ctx, r)
 	}
 }
 
@@ -225,10 +239,20 @@ func (w *Worker) maxLease() time.Duration {
 	return d + 30*time.Second
 }
 
-func (w *Worker) start(r store.Repair) {
+// start delivers r in its own goroutine; ctx is the worker's, which ends
+// only the retries of recording the delivery, never the delivery.
+func (w *Worker) start(ctx context.Context, r store.Repair) {
 	w.inflight.Add(1)
+	w.mu.Lock()
+	w.delivering[r.ID] = true
+	w.mu.Unlock()
 	go func() {
 		defer w.inflight.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.delivering, r.ID)
+			w.mu.Unlock()
+		}()
 		var applied bool
 		defer func() {
 			<-w.slots
@@ -240,8 +264,28 @@ func (w *Worker) start(r store.Repair) {
 			default:
 			}
 		}()
-		applied = w.deliver(r)
+		applied = w.deliver(ctx, r)
 	}()
+}
+
+// releaseLost releases the leases a failed claim may have taken (its
+// commit may have gone through, its answer not), so those writes need not
+// wait for their leases to pass.
+func (w *Worker) releaseLost(ctx context.Context) {
+	if !w.lostClaim {
+		return
+	}
+	w.mu.Lock()
+	keep := maps.Clone(w.delivering)
+	w.mu.Unlock()
+	n, err := w.queue.ReleaseLeases(ctx, w.owner, keep)
+	if err != nil {
+		return // the claim that follows fails too, and says why
+	}
+	w.lostClaim = false
+	if n > 0 {
+		w.log.Info("released dual writes a failed claim had leased", "count", n)
+	}
 }
 
 func (w *Worker) updateDepth(ctx context.Context) {

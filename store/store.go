@@ -263,7 +263,8 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Backend() string { return s.dialect.name }
 
 // inTx runs fn in a transaction on db and commits it, or rolls it back if
-// fn or the commit fails.
+// fn or the commit fails. A failed commit is a *commitError: whether it
+// happened may not be known (see Uncertain).
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -273,8 +274,17 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return &commitError{err}
+	}
+	return nil
 }
+
+// commitError is a commit that failed.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 // clock returns the store's current time in UTC, at the microsecond
 // precision both back-ends keep.

@@ -1,10 +1,12 @@
 package testdb
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -18,6 +20,11 @@ type Proxy struct {
 	mu    sync.Mutex
 	up    bool
 	conns map[net.Conn]bool
+	// muted drops what the server sends: a statement reaches the server
+	// and runs, and its answer never arrives. muteOn, once a client sends
+	// it, sets muted.
+	muted  atomic.Bool
+	muteOn atomic.Pointer[[]byte]
 }
 
 // NewProxy starts a proxy to the host:port of the URL dsn and returns it
@@ -68,8 +75,8 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Lock()
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
-	go func() { io.Copy(s, c); s.Close() }()
-	io.Copy(c, s)
+	go func() { io.Copy(requests{s, p}, c); s.Close() }()
+	io.Copy(answers{c, &p.muted}, s)
 	c.Close()
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -77,11 +84,49 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 }
 
+// answers writes the server's bytes to the client unless muted.
+type answers struct {
+	net.Conn
+	muted *atomic.Bool
+}
+
+func (a answers) Write(b []byte) (int, error) {
+	if a.muted.Load() {
+		return len(b), nil
+	}
+	return a.Conn.Write(b)
+}
+
+// requests passes the client's bytes on, muting the answers once they
+// carry the marker MuteOn set.
+type requests struct {
+	net.Conn
+	p *Proxy
+}
+
+func (r requests) Write(b []byte) (int, error) {
+	if m := r.p.muteOn.Load(); m != nil && bytes.Contains(bytes.ToLower(b), *m) {
+		r.p.muted.Store(true)
+	}
+	return r.Conn.Write(b)
+}
+
+// MuteOn drops everything the server sends once a client has sent marker
+// (lower case; "commit" for a transaction's end), until Cut: the statement
+// still arrives and runs, so a commit happens while its client never
+// learns of it, as when a server fails at that instant.
+func (p *Proxy) MuteOn(marker string) {
+	m := []byte(marker)
+	p.muteOn.Store(&m)
+}
+
 // Cut closes every connection through the proxy and refuses new ones.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.up = false
+	p.muted.Store(false)
+	p.muteOn.Store(nil)
 	for c := range p.conns {
 		c.Close()
 	}
