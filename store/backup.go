@@ -43,6 +43,10 @@ func Backup(ctx context.Context, dsn, out string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("store: backup of %s: %w", path, err)
 	}
+	if err := releaseCopiedLeases(ctx, tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	if err := syncFile(tmp); err != nil {
 		os.Remove(tmp)
 		return err
@@ -52,6 +56,25 @@ func Backup(ctx context.Context, dsn, out string) error {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	return syncFile(filepath.Dir(out))
+}
+
+// releaseCopiedLeases frees the deliveries leased in a fresh copy: the
+// workers holding them deliver from the original, never from the copy, so
+// a facade restored from it would otherwise wait for the leases to pass.
+// Writes still sent keep theirs: whether the primary applied them is not
+// in the copy, and once the lease passes they are unknown, for an operator.
+func releaseCopiedLeases(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `
+		UPDATE strangler_repairs SET lease_owner = NULL, lease_until = NULL
+		WHERE state = 'pending' AND lease_owner IS NOT NULL`); err != nil {
+		return fmt.Errorf("store: backup: releasing the copy's leases: %w", err)
+	}
+	return nil
 }
 
 // sqlitePath is the file a "sqlite:PATH[?options]" store names.

@@ -98,8 +98,8 @@ func verifyBackup(ctx context.Context, path string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	tw := newTable(stdout)
-	fmt.Fprintf(tw, "%s:\tok\n", path)
 	fmt.Fprintf(tw, "  integrity:\tok\n")
 	fmt.Fprintf(tw, "  schema version:\t%d (this strangler knows %d)\n", rep.SchemaVersion, rep.KnownVersion)
 	fmt.Fprintf(tw, "  overrides:\t%d\n", rep.Overrides)
