@@ -201,3 +201,31 @@ func TestStepBackFollowsTheLifecycle(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusPageSaysWhichRoutesTheGuardHolds(t *testing.T) {
+	h := newPageAdmin(t)
+	mode := config.ModeLegacy
+	version := int64(0)
+	if _, err := h.flags.Apply(context.Background(), Flip{
+		Route: "get-patient", Actor: guardActor, Reason: "modern error rate 40% (8 of 20) over 1m0s passed the guard's 5%",
+		Mode: &mode, Force: true, IfMatch: &version, action: "rollback",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.login(t, pageToken)
+	body, _ := h.page(t)
+	row := func(route string) string {
+		start := strings.Index(body, `id="route-`+route+`"`)
+		if start < 0 {
+			t.Fatalf("no row for %s", route)
+		}
+		end := strings.Index(body[start:], "</tbody>")
+		return body[start : start+end]
+	}
+	if r := row("get-patient"); !strings.Contains(r, "held by the guard") || !strings.Contains(r, "modern error rate 40% (8 of 20)") {
+		t.Errorf("the held route's row does not say it is held, and why:\n%s", r)
+	}
+	if r := row("list-photos"); strings.Contains(r, "held") {
+		t.Errorf("a route the guard does not hold says held:\n%s", r)
+	}
+}
