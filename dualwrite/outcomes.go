@@ -96,22 +96,28 @@ func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registe
 // got it is held for it, which settles it once the store takes writes.
 func (j *Outcomes) BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error {
 	err := j.journal.BeginWrite(ctx, in, leaseUntil)
-	j.note(err)
-	if err != nil && j.journal.Uncertain(err) {
-		j.mu.Lock()
-		j.held = append(j.held, heldOutcome{id: in.ID, o: store.Outcome{Status: http.StatusServiceUnavailable}, neverSent: true})
-		signal(j.wake)
-		j.mu.Unlock()
-	}
+	j.began(in.ID, err)
 	return err
 }
 
 // BeginKeyedWrite is BeginWrite for a write with a client's
-// Idempotency-Key.
+// Idempotency-Key; a refusal that may have been committed is settled the
+// same way, so that a retry with the key is not told that the write is
+// in flight until its lease passes.
 func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error) {
 	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, leaseUntil)
-	j.note(err)
+	j.began(in.ID, err)
 	return kw, err
+}
+
+// began notes how journaling the intent id went.
+func (j *Outcomes) began(id string, err error) {
+	j.note(err)
+	if err != nil && j.journal.Uncertain(err) {
+		j.mu.Lock()
+		j.holdLocked(heldOutcome{id: id, o: store.Outcome{Status: http.StatusServiceUnavailable}, neverSent: true})
+		j.mu.Unlock()
+	}
 }
 
 // MarkUnknown marks a write whose primary outcome is not known; when the
@@ -130,7 +136,7 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o store.Outcome) error {
 	j.mu.Lock()
 	if len(j.held) > 0 {
-		j.holdLocked(id, o)
+		j.holdLocked(heldOutcome{id: id, o: o})
 		j.mu.Unlock()
 		return nil
 	}
@@ -143,13 +149,13 @@ func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o store.Outcome
 	j.log.Warn("recording a dual write's outcome failed; kept in memory and retried until the state store takes it",
 		"id", id, "status", o.Status, "error", err)
 	j.mu.Lock()
-	j.holdLocked(id, o)
+	j.holdLocked(heldOutcome{id: id, o: o})
 	j.mu.Unlock()
 	return nil
 }
 
-func (j *Outcomes) holdLocked(id string, o store.Outcome) {
-	j.held = append(j.held, heldOutcome{id: id, o: o})
+func (j *Outcomes) holdLocked(h heldOutcome) {
+	j.held = append(j.held, h)
 	signal(j.wake)
 }
 

@@ -173,47 +173,74 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 // for a write whose outcome a crash lost, or resent to an idempotent
 // primary).
 func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
-	c := newOutcomesOnACuttableStore(t)
-	ctx := context.Background()
-	observer, err := store.Open(ctx, c.direct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer observer.Close()
+	key := store.IdempotencyKey{Key: "client-key", Fingerprint: "PUT /items/1 {}"}
+	for _, tc := range []struct {
+		name  string
+		begin func(o *Outcomes, in store.Intent) error
+		// retry, if set, is the client's retry after the store is back.
+		retry func(t *testing.T, o *Outcomes)
+	}{
+		{"a write", func(o *Outcomes, in store.Intent) error {
+			return o.BeginWrite(context.Background(), in, time.Now().Add(time.Minute))
+		}, nil},
+		{"a write with the client's Idempotency-Key", func(o *Outcomes, in store.Intent) error {
+			_, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
+			return err
+		}, func(t *testing.T, o *Outcomes) {
+			in := store.Intent{ID: "retry", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy"}
+			kw, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
+			if err != nil || kw.Use != store.KeyJournaled {
+				t.Errorf("the client's retry with its key: got %v %v, want a new write (the first never reached the primary), not in flight", kw.Use, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newOutcomesOnACuttableStore(t)
+			ctx := context.Background()
+			observer, err := store.Open(ctx, c.direct, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer observer.Close()
 
-	c.proxy.MuteOn("commit")
-	refused := make(chan error, 1)
-	go func() {
-		refused <- c.outcomes.BeginWrite(ctx, store.Intent{
-			ID: "ambiguous", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy",
-		}, time.Now().Add(time.Minute))
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := observer.GetRepair(ctx, "ambiguous", false); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the intent was never committed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	c.proxy.Cut()
-	if err := <-refused; err == nil {
-		t.Fatal("BeginWrite: got nil, want the error the client is refused with")
-	}
-	c.proxy.Restore()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.outcomes.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
-	c.waitRecorded(t, 10*time.Second)
-	r := c.repair(t, "ambiguous")
-	if r.State != store.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
-		t.Errorf("the intent: got %s with status %d, want skipped with 503, as the client was answered", r.State, r.Outcome.Status)
+			c.proxy.MuteOn("commit")
+			refused := make(chan error, 1)
+			go func() {
+				refused <- tc.begin(c.outcomes, store.Intent{
+					ID: "ambiguous", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy",
+				})
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, err := observer.GetRepair(ctx, "ambiguous", false); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the intent was never committed")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.proxy.Cut()
+			if err := <-refused; err == nil {
+				t.Fatal("got nil, want the error the client is refused with")
+			}
+			c.proxy.Restore()
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- c.outcomes.Run(runCtx) }()
+			defer func() {
+				stop()
+				<-done
+			}()
+			c.waitRecorded(t, 10*time.Second)
+			r := c.repair(t, "ambiguous")
+			if r.State != store.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
+				t.Errorf("the intent: got %s with status %d, want skipped with 503, as the client was answered", r.State, r.Outcome.Status)
+			}
+			if tc.retry != nil {
+				tc.retry(t, c.outcomes)
+			}
+		})
 	}
 }
 

@@ -99,7 +99,7 @@ func TestStoreFailover(t *testing.T) {
 	go func() { loadDone <- pacedLoad(facades, 10*time.Millisecond, stopWrites) }()
 
 	time.Sleep(2 * time.Second) // the load runs on the healthy store
-	journaledBefore := journaledWrites(t, cluster.Primary.DSN())
+	journaledBefore := journaledIDs(t, cluster.Primary.DSN())
 	stopped := time.Now()
 	cluster.StopPrimary()
 	time.Sleep(2 * time.Second) // no primary
@@ -151,7 +151,7 @@ func TestStoreFailover(t *testing.T) {
 	// every acknowledged write reaches the secondary.
 	st := openStateStore(t, cluster.DSN())
 	waitDrained(t, st, 30*time.Second)
-	journaledAfter := journaledWrites(t, cluster.Primary.DSN())
+	journaledAfter := journaledIDs(t, cluster.Primary.DSN())
 	lost := 0
 	for id := range journaledBefore {
 		if !journaledAfter[id] {
@@ -203,7 +203,7 @@ func TestStoreFailover(t *testing.T) {
 
 // journaledWrites are the ids of the writes the store at dsn holds as
 // applied by the primary (pending or done).
-func journaledWrites(t *testing.T, dsn string) map[string]bool {
+func journaledIDs(t *testing.T, dsn string) map[string]bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
