@@ -93,7 +93,17 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	if err := f.applyLocked(); err != nil {
 		return nil, err
 	}
+	f.markKnown()
 	return f, nil
+}
+
+// markKnown closes Known once the overrides served came from the store or
+// the snapshot; called after they are applied, so that a replica is never
+// ready while its router still has the file's modes.
+func (f *Flags) markKnown() {
+	if f.read.Load() || f.snapshotAt.Load() != 0 {
+		f.knownOnce.Do(func() { close(f.known) })
+	}
 }
 
 // serveSnapshot takes the overrides from the snapshot when the store
@@ -116,7 +126,6 @@ func (f *Flags) serveSnapshot(err error) {
 	}
 	f.overrides.Store(&o)
 	f.snapshotAt.Store(at.UnixNano())
-	f.knownOnce.Do(func() { close(f.known) })
 	f.log.Warn("state store unreachable; serving the route flags of the snapshot",
 		"snapshot", f.snapshot.Path(), "saved_at", at.UTC().Format(time.RFC3339), "overrides", len(o), "error", err)
 }
@@ -144,7 +153,6 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	f.storeSince.Store(f.now().UnixNano())
 	first := !f.read.Swap(true)
 	f.snapshotAt.Store(0)
-	f.knownOnce.Do(func() { close(f.known) })
 	old := *f.overrides.Load()
 	changed := !sameOverrides(old, o)
 	if changed {
@@ -261,6 +269,7 @@ func (f *Flags) resync(ctx context.Context) {
 			f.log.Error("applying changed route overrides failed", "error", err)
 		}
 	}
+	f.markKnown()
 }
 
 // Effective is the configuration with overrides applied: each overridden

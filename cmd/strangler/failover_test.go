@@ -177,10 +177,7 @@ func TestStoreFailover(t *testing.T) {
 		pollUntil(t, "both replicas LISTEN on the new primary", 15*time.Second, func() bool {
 			return listeners(t, cluster.Primary.DSN()) >= 2
 		})
-		code, body := adminDo(t, a.admin, "PATCH", "/admin/routes/flag", map[string]string{"mode": "modern", "reason": "after the failover"})
-		if code != http.StatusOK {
-			t.Fatalf("flip: got %d %s", code, body)
-		}
+		flipRoute(t, a.admin, "flag", "modern", "after the failover")
 		pollUntil(t, "the other replica serves the flip", 3*time.Second, func() bool {
 			resp, err := e2eClient.Get("http://" + b.public + "/flag")
 			if err != nil {

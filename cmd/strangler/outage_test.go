@@ -101,6 +101,19 @@ func TestGuardWithModernDead(t *testing.T) {
 	})
 }
 
+// flipRoute flips route on the facade at admin as an operator does: the
+// route's version read first, sent as If-Match.
+func flipRoute(t *testing.T, admin, route, mode, reason string) {
+	t.Helper()
+	var rt struct{ Version int64 }
+	adminGetJSON(t, admin, "/admin/routes/"+route, &rt)
+	code, body := adminDoIf(t, admin, "PATCH", "/admin/routes/"+route, fmt.Sprintf(`"%d"`, rt.Version),
+		map[string]string{"mode": mode, "reason": reason})
+	if code != http.StatusOK {
+		t.Fatalf("flip %s to %s: got %d %s", route, mode, code, body)
+	}
+}
+
 // adminGetJSON reads an admin API endpoint with the test token.
 func adminGetJSON(t *testing.T, admin, path string, v any) {
 	t.Helper()
@@ -164,9 +177,7 @@ func TestStartWithTheStoreDown(t *testing.T) {
 		"state_snapshot: "+filepath.Join(dir, "never-written.json"))
 
 	first := startRun(t, "serve", "--config", withSnapshot)
-	if code, body := adminDo(t, first.admin, "PATCH", "/admin/routes/flag", map[string]string{"mode": "modern", "reason": "all in"}); code != http.StatusOK {
-		t.Fatalf("flip: got %d %s", code, body)
-	}
+	flipRoute(t, first.admin, "flag", "modern", "all in")
 	stopRun(t, first)
 	proxy.Cut()
 

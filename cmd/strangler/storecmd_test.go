@@ -36,9 +36,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), routes: routes})
 	f := startRun(t, "serve", "--config", cfg)
-	if code, body := adminDo(t, f.admin, "PATCH", "/admin/routes/flag", map[string]string{"mode": "modern", "reason": "before the backup"}); code != http.StatusOK {
-		t.Fatalf("flip: got %d %s", code, body)
-	}
+	flipRoute(t, f.admin, "flag", "modern", "before the backup")
 	const pending = 20
 	for i := range pending {
 		if code, _, err := sendRequest("PUT", fmt.Sprintf("http://%s/items/b%d", f.public, i), fmt.Sprintf(`{"i":%d}`, i), nil); err != nil || code != http.StatusOK {
