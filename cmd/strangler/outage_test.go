@@ -92,11 +92,15 @@ func TestGuardWithModernDead(t *testing.T) {
 		t.Errorf(`strangler_guard_rollbacks_total{route="reads"}: got %q, want 1`, v)
 	}
 
-	t.Run("routes list says held and why", func(t *testing.T) {
-		out := cliEnv(map[string]string{"STRANGLER_ADMIN": "http://" + f.admin, "STRANGLER_ADMIN_TOKEN": e2eAdminToken})(t, "routes", "list").must(t)
+	t.Run("routes list and report say held and why", func(t *testing.T) {
+		cli := cliEnv(map[string]string{"STRANGLER_ADMIN": "http://" + f.admin, "STRANGLER_ADMIN_TOKEN": e2eAdminToken})
+		out := cli(t, "routes", "list").must(t)
 		if !strings.Contains(out, "fallback (held)") || !strings.Contains(out, "reads is held by the guard since") ||
 			!strings.Contains(out, "modern error rate") {
 			t.Errorf("routes list:\n%s\nwant reads and lookups held, with the guard's reason", out)
+		}
+		if out := cli(t, "routes", "report", "lookups").must(t); !strings.Contains(out, "held by the guard:") || !strings.Contains(out, "modern error rate") {
+			t.Errorf("routes report lookups:\n%s\nwant the hold and its reason", out)
 		}
 	})
 }
