@@ -25,6 +25,7 @@ func (r secondaryRoutes) Backend(string) *upstream.Upstream { return r.up }
 func (r secondaryRoutes) DualWrite(string) (config.FieldPath, bool, bool) {
 	return nil, false, true
 }
+func (r secondaryRoutes) Template(string) string { return "/items/{id}" }
 
 // TestAClaimWhoseAnswerWasLostIsReleased: the connection breaks after a
 // claim's commit reached the server and before its answer came back, as
