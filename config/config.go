@@ -82,7 +82,7 @@ type Admin struct {
 	// TLS serves the admin listener over HTTPS; nil serves plain HTTP.
 	TLS *TLS `yaml:"tls,omitempty"`
 	// Token is a bearer token for the admin API, named "admin" in the audit
-	// log.
+	// log, with the operator role.
 	Token Secret `yaml:"token,omitempty"`
 	// Tokens are named bearer tokens; the name is the actor in the audit log.
 	Tokens []Token `yaml:"tokens,omitempty"`
@@ -92,6 +92,10 @@ type Admin struct {
 type Token struct {
 	Name  string `yaml:"name"`
 	Token Secret `yaml:"token"`
+	// Role is what the token may do; required.
+	Role Role `yaml:"role"`
+	// Expires is the last day (UTC) the token works; nil never expires.
+	Expires *Date `yaml:"expires,omitempty"`
 }
 
 // GuardActor names the guard in the audit log and on the overrides its
@@ -99,11 +103,12 @@ type Token struct {
 // take the name.
 const GuardActor = "guard"
 
-// AdminTokens lists every admin token, admin.token named "admin".
+// AdminTokens lists every admin token, admin.token named "admin" with the
+// operator role.
 func (a Admin) AdminTokens() []Token {
 	tokens := append([]Token(nil), a.Tokens...)
 	if a.Token != "" {
-		tokens = append(tokens, Token{Name: "admin", Token: a.Token})
+		tokens = append(tokens, Token{Name: "admin", Token: a.Token, Role: RoleOperator})
 	}
 	return tokens
 }

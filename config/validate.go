@@ -56,6 +56,9 @@ func (d *decoder) validateAdmin(c *Config) {
 		if len(t.Token) < minTokenLength {
 			d.errorAt(at+".token", "is shorter than %d characters: too easy to guess", minTokenLength)
 		}
+		if t.Role == "" {
+			d.errorAt(at+".role", "is required: viewer (read only), operator (also flips) or admin (also repair bodies, retries and discards)")
+		}
 	}
 	if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
 		d.errorAt("admin.token", "is shorter than %d characters: too easy to guess", minTokenLength)
