@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,7 +12,8 @@ import (
 // AuditEntry is one line of the audit log: who did what to which route,
 // when and why.
 type AuditEntry struct {
-	// ID is assigned by the store; later entries have higher ids.
+	// ID is assigned by the store; later entries have higher ids, and the
+	// hash chain runs in id order.
 	ID int64
 	// At is when it happened; zero means now.
 	At    time.Time
@@ -29,6 +31,10 @@ type AuditEntry struct {
 	Forced bool
 	// Detail is free text, such as which gate refused a flip.
 	Detail string
+	// PrevHash and Hash link the entry into the audit log's hash chain
+	// (auditchain.go); set by the store, "" for an entry that was written
+	// around the chain.
+	PrevHash, Hash string
 }
 
 // AuditFilter selects audit entries for AuditLog. Zero fields do not
@@ -44,29 +50,62 @@ type AuditFilter struct {
 // AppendAudit records an event that changes no flag, such as a refused
 // flip or an operator's action on a repair.
 func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) error {
-	if err := s.appendAudit(ctx, s.db, a); err != nil {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, a) })
+	if err != nil {
 		return fmt.Errorf("store: append audit: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) appendAudit(ctx context.Context, q querier, a AuditEntry) error {
+// appendAudit adds a to the end of the hash chain in tx. The chain's head
+// stays locked until tx ends, so appends from every replica take turns
+// and each links to the one before it.
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, a AuditEntry) error {
 	if a.Action == "" {
-		return fmt.Errorf("audit entry has no action")
+		return errors.New("audit entry has no action")
 	}
 	if a.At.IsZero() {
 		a.At = s.clock()
 	}
-	_, err := q.ExecContext(ctx, `
+	// Hashed as stored: UTC at microseconds, text made storable.
+	a.At = a.At.UTC().Truncate(time.Microsecond)
+	a.Actor, a.Action, a.Route, a.FromMode, a.ToMode = clean(a.Actor), clean(a.Action), clean(a.Route), clean(a.FromMode), clean(a.ToMode)
+	a.Reason, a.Detail = clean(a.Reason), clean(a.Detail)
+	head, err := s.lockAuditHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	a.PrevHash = head.Hash
+	a.Hash = auditHash(a)
+	err = tx.QueryRowContext(ctx, `
 		INSERT INTO strangler_audit
-			(at, actor, action, route, from_mode, to_mode, from_percent, to_percent, reason, forced, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		s.ts(a.At), clean(a.Actor), clean(a.Action), clean(a.Route), clean(a.FromMode), clean(a.ToMode),
-		floatOrNull(a.FromPercent), floatOrNull(a.ToPercent), clean(a.Reason), a.Forced, clean(a.Detail))
+			(at, actor, action, route, from_mode, to_mode, from_percent, to_percent, reason, forced, detail, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		RETURNING id`,
+		s.ts(a.At), a.Actor, a.Action, a.Route, a.FromMode, a.ToMode,
+		floatOrNull(a.FromPercent), floatOrNull(a.ToPercent), a.Reason, a.Forced, a.Detail, a.PrevHash, a.Hash).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	return nil
+	return s.moveAuditHead(ctx, tx, a)
+}
+
+// auditColumns are an entry's columns, in the order scanAudit reads them.
+const auditColumns = `id, at, actor, action, route, from_mode, to_mode, from_percent, to_percent,
+	reason, forced, detail, prev_hash, hash`
+
+// scanAudit reads one row of auditColumns.
+func scanAudit(rows *sql.Rows) (AuditEntry, error) {
+	var a AuditEntry
+	var from, to sql.NullFloat64
+	var prev, hash sql.NullString
+	if err := rows.Scan(&a.ID, scanTime(&a.At), &a.Actor, &a.Action, &a.Route, &a.FromMode, &a.ToMode,
+		&from, &to, &a.Reason, &a.Forced, &a.Detail, &prev, &hash); err != nil {
+		return AuditEntry{}, err
+	}
+	a.FromPercent, a.ToPercent = floatPtr(from), floatPtr(to)
+	a.PrevHash, a.Hash = prev.String, hash.String
+	return a, nil
 }
 
 // AuditLog returns audit entries, newest first.
@@ -81,8 +120,7 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 		args = append(args, s.ts(f.Before))
 		where = append(where, fmt.Sprintf("at < $%d", len(args)))
 	}
-	q := `SELECT id, at, actor, action, route, from_mode, to_mode, from_percent, to_percent,
-		reason, forced, detail FROM strangler_audit`
+	q := `SELECT ` + auditColumns + ` FROM strangler_audit`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -95,13 +133,10 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	defer rows.Close()
 	var out []AuditEntry
 	for rows.Next() {
-		var a AuditEntry
-		var from, to sql.NullFloat64
-		if err := rows.Scan(&a.ID, scanTime(&a.At), &a.Actor, &a.Action, &a.Route, &a.FromMode, &a.ToMode,
-			&from, &to, &a.Reason, &a.Forced, &a.Detail); err != nil {
+		a, err := scanAudit(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: audit log: %w", err)
 		}
-		a.FromPercent, a.ToPercent = floatPtr(from), floatPtr(to)
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {

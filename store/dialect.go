@@ -46,6 +46,9 @@ type dialect struct {
 	// ends, serialising writers of one resource or route across replicas;
 	// "" when every write transaction is serialised anyway.
 	lockKey string
+	// forUpdate ends a SELECT whose rows stay locked until the transaction
+	// ends; "" when every write transaction is serialised anyway.
+	forUpdate string
 	// nextSeq returns the next value of the repair queue's sequence.
 	nextSeq string
 	// notify announces a route flag change to every replica's Watch when
@@ -113,6 +116,7 @@ func postgresDialect() *dialect {
 		skipLocked:     "FOR UPDATE OF r SKIP LOCKED",
 		pendingInOrder: "strangler_repairs r",
 		lockKey:        `SELECT pg_advisory_xact_lock($1, hashtext($2))`,
+		forUpdate:      "FOR UPDATE",
 		nextSeq:        `SELECT nextval('strangler_repair_seq')`,
 		notify:         `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
 		encodeTime:     func(t time.Time) any { return t },

@@ -49,6 +49,18 @@ func (d *dialect) migrationList() ([]migration, error) {
 	return list, nil
 }
 
+// afterStep is the step a migration needs that SQL cannot take, run in
+// the same transaction right after its SQL; nil for most. Keyed by the
+// name without its version, which may be renumbered.
+func (s *Store) afterStep(name string) func(context.Context, *sql.Tx) error {
+	_, name, _ = strings.Cut(name, "_")
+	switch name {
+	case "audit_chain":
+		return s.chainPreExisting
+	}
+	return nil
+}
+
 // migrate applies the migrations the database has not seen, all in one
 // transaction: a failure leaves the schema as it was. Two processes
 // starting at once take turns (the dialect's migration lock on PostgreSQL,
@@ -92,6 +104,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			if step := s.afterStep(m.name); step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("%s: %w", m.name, err)
+				}
 			}
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
