@@ -14,6 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
 	"strangler/store"
 )
 
@@ -36,9 +39,12 @@ func apiError(status int, format string, args ...any) error {
 // statusFor is the one place that maps control-plane errors to HTTP.
 func statusFor(err error) (int, string) {
 	var e errAPI
+	var role *roleError
 	switch {
 	case errors.As(err, &e):
 		return e.status, e.msg
+	case errors.As(err, &role):
+		return http.StatusForbidden, role.Error()
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, ErrStale):
@@ -79,6 +85,9 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strangler"`)
 	}
 	body := map[string]any{"error": msg}
+	if role := (*roleError)(nil); errors.As(err, &role) {
+		body["needs_role"] = role.need
+	}
 	var gate *GateError
 	if errors.As(err, &gate) {
 		body["error"] = gate.Error() + "; pass force to flip anyway"
@@ -95,27 +104,37 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // api wraps an endpoint with the admin API's checks: no cross-site
-// browser requests, no token in the query string, a valid bearer token,
-// and a limit on failed attempts per address.
+// browser changes, no token in the query string, a valid bearer token
+// that has not expired, a limit on failed attempts per address, and a
+// role that may call the endpoint (permissions). A refusal by role, here
+// or by the endpoint for an action inside it, is audited (refused).
 func (a *admin) api(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := a.authenticate(r)
-		if err != nil {
-			a.writeError(w, r, err)
-			return
+		if err == nil {
+			err = a.allow(r, actor, r.Pattern)
 		}
-		if err := h(w, r, actor); err != nil {
+		if err == nil {
+			err = h(w, r, actor)
+		}
+		if err != nil {
+			if role := (*roleError)(nil); errors.As(err, &role) {
+				a.refused(r, actor, err)
+			}
 			a.writeError(w, r, err)
 		}
 	})
 }
 
 // mutation is api for endpoints that change something: they take a JSON
-// body, which an HTML form on another site cannot send, and a refusal is
-// audited (refused).
+// body, which an HTML form on another site cannot send, and every
+// refusal is audited (refused).
 func (a *admin) mutation(h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		actor, err := a.authenticate(r)
+		if err == nil {
+			err = a.allow(r, actor, r.Pattern)
+		}
 		if err == nil && !isJSON(r) {
 			err = apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
 		}
@@ -133,28 +152,57 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 // maxBody bounds the JSON body of a change.
 const maxBody = 64 << 10
 
-// authenticate returns the name of the request's bearer token. The actor
-// comes back with a cross-origin refusal too, when the token is valid,
-// for the audit log.
+// authenticate returns the name of the request's bearer token. The name
+// comes back with a cross-origin or expiry refusal too, when the token
+// matched, for the audit log. Every refusal is a security event.
+//
+// Only a wrong token counts as a failed attempt. A request without one
+// guesses nothing, and any web page can make an operator's browser send
+// such requests here (an image, a link) and so lock the operator out;
+// it cannot add a token: Authorization is not a header a page may send
+// to another origin without a preflight, which the admin API never
+// grants. A cross-site change is refused before counting for the same
+// reason.
 func (a *admin) authenticate(r *http.Request) (string, error) {
 	addr, now := clientAddr(r), a.now()
-	switch {
-	case crossOrigin(r):
-		// Not counted as a failed attempt: another site could otherwise
-		// lock an operator's address out through the operator's browser.
-		actor, _ := a.Tokens.actor(bearer(r))
-		return actor, apiError(http.StatusForbidden, "cross-origin requests are refused")
-	case r.URL.Query().Has("token") || r.URL.Query().Has("access_token"):
+	if err := a.crossOrigin.Check(r); err != nil {
+		tok, _ := a.Tokens.lookup(bearer(r))
+		a.security(r, tok.Name, reasonCrossOrigin, r.Pattern)
+		return tok.Name, apiError(http.StatusForbidden, "cross-origin requests are refused")
+	}
+	if q := r.URL.Query(); q.Has("token") || q.Has("access_token") {
+		a.security(r, "", reasonTokenInQuery, r.Pattern)
 		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
-	case a.failures.blocked(addr, now):
+	}
+	if a.failures.blocked(addr, now) {
+		// Counted, not logged: the lockout was logged when it began.
+		a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
 		return "", apiError(http.StatusTooManyRequests, "too many failed attempts from %s; wait a minute", addr)
 	}
-	actor, ok := a.Tokens.actor(bearer(r))
-	if !ok {
-		a.failures.fail(addr, now)
+	presented := bearer(r)
+	if presented == "" {
+		a.security(r, "", reasonMissingToken, r.Pattern)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
 	}
-	return actor, nil
+	tok, ok := a.Tokens.lookup(presented)
+	if !ok {
+		a.failedAttempt(r, addr, now)
+		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+	}
+	if tok.Expired(now) {
+		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
+		return tok.Name, apiError(http.StatusUnauthorized, "the admin token %q expired on %s; ask for a new one", tok.Name, tok.Expires)
+	}
+	return tok.Name, nil
+}
+
+// failedAttempt records a wrong token from addr: a security event, and a
+// second one when it locks addr out.
+func (a *admin) failedAttempt(r *http.Request, addr string, now time.Time) {
+	a.security(r, "", reasonInvalidToken, r.Pattern)
+	if a.failures.fail(addr, now) {
+		a.security(r, "", reasonLockedOut, r.Pattern)
+	}
 }
 
 // decode reads a JSON body strictly: one JSON value, no unknown fields,
@@ -245,7 +293,16 @@ func timeout(r *http.Request) (context.Context, context.CancelFunc) {
 // admin is the admin listener's handler state.
 type admin struct {
 	AdminDeps
-	failures failedLogins
-	log      *slog.Logger
-	now      func() time.Time
+	mux *http.ServeMux
+	// patterns are the endpoints registered on mux, for the test that
+	// each has a decision in perms.
+	patterns []string
+	// perms is permissions(): who may do what.
+	perms       map[string]config.Role
+	crossOrigin *http.CrossOriginProtection
+	failures    failedLogins
+	// denied is strangler_admin_denied_total.
+	denied *prometheus.CounterVec
+	log    *slog.Logger
+	now    func() time.Time
 }

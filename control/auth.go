@@ -3,11 +3,11 @@ package control
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,35 +32,43 @@ func (t *Tokens) Configured() bool {
 	return list != nil && len(*list) > 0
 }
 
-// actor returns the name of the token presented, comparing in constant
-// time against every configured token so that the time taken says nothing
-// about how close a guess was.
-func (t *Tokens) actor(presented string) (string, bool) {
+// lookup returns the token presented, comparing in constant time against
+// every configured token so that the time taken says nothing about how
+// close a guess was.
+func (t *Tokens) lookup(presented string) (config.Token, bool) {
 	list := t.list.Load()
 	if list == nil || presented == "" {
-		return "", false
+		return config.Token{}, false
 	}
-	name, found := "", 0
+	var match config.Token
+	found := 0
 	for _, tok := range *list {
 		if subtle.ConstantTimeCompare([]byte(presented), []byte(tok.Token)) == 1 {
-			name, found = tok.Name, 1
+			match, found = tok, 1
 		}
 	}
-	return name, found == 1
+	return match, found == 1
 }
 
-// token returns the token named name, if the configuration has one.
-func (t *Tokens) token(name string) (string, bool) {
+// byName returns the token named name, if the configuration has one.
+func (t *Tokens) byName(name string) (config.Token, bool) {
 	list := t.list.Load()
 	if list == nil {
-		return "", false
+		return config.Token{}, false
 	}
 	for _, tok := range *list {
 		if tok.Name == name {
-			return string(tok.Token), true
+			return tok, true
 		}
 	}
-	return "", false
+	return config.Token{}, false
+}
+
+// role is the role of the token named name; "" (allowed nothing) when
+// there is no such token any more.
+func (t *Tokens) role(name string) config.Role {
+	tok, _ := t.byName(name)
+	return tok.Role
 }
 
 // failedLogins limits guessing: after maxFailures failures from one
@@ -83,10 +91,12 @@ func (f *failedLogins) blocked(addr string, now time.Time) bool {
 	return len(recent) >= maxFailures
 }
 
-func (f *failedLogins) fail(addr string, now time.Time) {
+// fail counts a failure from addr and reports whether it locked addr out.
+func (f *failedLogins) fail(addr string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failures[addr] = append(f.recent(addr, now), now)
+	lockedOut := len(f.failures[addr]) == maxFailures
 	// Forget addresses that stopped trying, so the map stays small.
 	if len(f.failures) > 10000 {
 		for a := range f.failures {
@@ -95,6 +105,7 @@ func (f *failedLogins) fail(addr string, now time.Time) {
 			}
 		}
 	}
+	return lockedOut
 }
 
 // recent drops addr's failures older than the window and returns the rest.
@@ -135,29 +146,6 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// crossOrigin reports whether a browser sent the request from another
-// site: the Fetch metadata or Origin header says so. Non-browser clients
-// send neither and are judged by their token alone. Under the status
-// page's Referrer-Policy: no-referrer, browsers send "Origin: null" even on
-// a same-origin post (Fetch standard, "serializing a request origin"), so
-// then only the Fetch metadata can vouch for it.
-func crossOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return true
-	}
-	origin := r.Header.Get("Origin")
-	switch origin {
-	case "":
-		return false
-	case "null":
-		return r.Header.Get("Sec-Fetch-Site") != "same-origin"
-	}
-	u, err := url.Parse(origin)
-	return err != nil || u.Host != r.Host
-}
-
 // isJSON reports whether the request body is declared JSON. Browsers
 // cannot send that cross-site without a preflight, which the admin API
 // never grants.
@@ -167,13 +155,16 @@ func isJSON(r *http.Request) bool {
 }
 
 // refused audits a change the admin API or the status page turned away,
-// as a "denied" entry naming who (the token's name, or unauthenticated;
-// never the token), what and why, like a flip a gate refused. Only the
-// refusals that say something about who tried are audited: no valid
-// credentials (401), not allowed (403), a conflict with the current state
-// (409), a stale version (412), no version at all (428). Malformed
-// requests and lockouts are not, nor changes of routes or repairs that do
-// not exist: anyone could fill the log with those.
+// and any action a token's role does not allow, as a "denied" entry
+// naming who (the token's name, or unauthenticated; never the token),
+// what and why, like a flip a gate refused. Only the refusals that say
+// something about who tried are audited: no valid credentials (401), not
+// allowed (403), a conflict with the current state (409), a stale version
+// (412), no version at all (428). Malformed requests and lockouts are
+// not, nor changes of routes or repairs that do not exist: anyone could
+// fill the log with those. A valid token reaching above its role is
+// audited whatever it names, under its own name; the endpoint's pattern
+// then stands for the path, to keep made-up names out of the log.
 func (a *admin) refused(r *http.Request, actor string, err error) {
 	status, msg := statusFor(err)
 	switch status {
@@ -184,15 +175,18 @@ func (a *admin) refused(r *http.Request, actor string, err error) {
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
+	what := r.Method + " " + r.URL.Path
 	route, ok := a.routeOf(ctx, r)
+	if role := (*roleError)(nil); !ok && errors.As(err, &role) {
+		route, what, ok = "", r.Pattern, true
+	}
 	if !ok {
 		return
 	}
 	if actor == "" {
 		actor = "unauthenticated"
 	}
-	a.Flags.Deny(ctx, route, actor, fmt.Sprintf("%s %s refused (%d): %s; from %s",
-		r.Method, r.URL.Path, status, msg, clientAddr(r)))
+	a.Flags.Deny(ctx, route, actor, fmt.Sprintf("%s refused (%d): %s; from %s", what, status, msg, clientAddr(r)))
 }
 
 // routeOf is the route a change is about: the route it names, or the

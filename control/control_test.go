@@ -26,7 +26,7 @@ func TestAdminAPIRefusesWhatItShould(t *testing.T) {
 		{"a GET on a path that mutates", "GET", "/admin/repairs/x/retry", aliceToken, "", nil, 405},
 		{"a form post instead of JSON", "PATCH", "/admin/routes/get-patient", aliceToken, "", []string{"Content-Type", "application/x-www-form-urlencoded"}, 415},
 		{"a cross-origin browser request", "PATCH", "/admin/routes/get-patient", aliceToken, flip, []string{"Origin", "https://evil.example"}, 403},
-		{"a cross-site fetch", "GET", "/admin/routes", aliceToken, "", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"a cross-site fetch that changes something", "DELETE", "/admin/repairs/x", aliceToken, `{"reason":"x"}`, []string{"Sec-Fetch-Site", "cross-site"}, 403},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			resp, body := p.call(t, tc.method, tc.path, tc.token, tc.body, tc.header...)

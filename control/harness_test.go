@@ -24,6 +24,10 @@ import (
 const (
 	aliceToken = "alice-token-0123456789"
 	bobToken   = "bob-token-0123456789ab"
+	veraToken  = "vera-token-0123456789ab"
+	// tempToken works through 2026-11-03; the plane's clock starts two
+	// and a half days before.
+	tempToken = "temp-token-0123456789ab"
 )
 
 // clock is a settable time for the control plane under test.
@@ -57,6 +61,9 @@ type plane struct {
 	reg      *prometheus.Registry
 	clock    *clock
 	log      *slog.Logger
+	// logs holds what log wrote, as JSON lines.
+	logs  *logLines
+	admin *admin
 
 	mu      sync.Mutex
 	applied []*config.Config
@@ -81,8 +88,10 @@ func newPlane(t *testing.T) *plane {
 	cfg, err := config.Parse("test.yaml", []byte(`
 admin:
   tokens:
-    - { name: alice, token: "`+aliceToken+`" }
-    - { name: bob, token: "`+bobToken+`" }
+    - { name: alice, token: "`+aliceToken+`", role: admin }
+    - { name: bob, token: "`+bobToken+`", role: operator }
+    - { name: vera, token: "`+veraToken+`", role: viewer }
+    - { name: temp, token: "`+tempToken+`", role: operator, expires: 2026-11-03 }
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
@@ -102,8 +111,9 @@ backends:
 		counters: stats.NewCounters(),
 		reg:      prometheus.NewRegistry(),
 		clock:    &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)},
-		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		logs:     &logLines{},
 	}
+	p.log = slog.New(slog.NewJSONHandler(p.logs, nil))
 	p.reports = &Reports{Counts: st, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, st, p.clock.Now()) }}
 	p.flags, err = NewFlags(context.Background(), cfg, st, nil, p.reports, func(c *config.Config) error {
 		p.mu.Lock()
@@ -118,11 +128,12 @@ backends:
 	tokens.Set(cfg.Admin.AdminTokens())
 	readiness := &Readiness{}
 	readiness.Ready()
-	p.Server = httptest.NewServer(NewAdmin(AdminDeps{
-		Gatherer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
+	p.admin = newAdmin(AdminDeps{
+		Gatherer: p.reg, Registerer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
 		Live: p.counters, Log: p.log, Now: p.clock.Now,
-	}))
+	})
+	p.Server = httptest.NewServer(p.admin.mux)
 	t.Cleanup(p.Close)
 	return p
 }
@@ -168,6 +179,44 @@ func (p *plane) call(t *testing.T, method, path, token, body string, header ...s
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp, out
+}
+
+// logLines collects JSON log lines, safe for concurrent writers.
+type logLines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logLines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+// matching returns the lines logged so far whose msg is msg, decoded.
+func (l *logLines) matching(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	text := l.buf.String()
+	l.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(text) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// text is everything logged so far.
+func (l *logLines) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // auditActions lists the audit log's entries, newest first, as

@@ -41,7 +41,7 @@ const flashCookie = "strangler_flash"
 const pageCSP = "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
 
 // pageRoutes registers the status page.
-func (a *admin) pageRoutes(mux *http.ServeMux) {
+func (a *admin) pageRoutes() {
 	p := &statusPage{
 		admin:   a,
 		login:   parsePage("login.html"),
@@ -53,21 +53,21 @@ func (a *admin) pageRoutes(mux *http.ServeMux) {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	files := http.StripPrefix("/static/", http.FileServerFS(static))
-	mux.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+	a.handle("GET /static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pageHeaders(w)
 		if strings.HasSuffix(r.URL.Path, "/") {
 			http.NotFound(w, r) // no directory listings
 			return
 		}
 		files.ServeHTTP(w, r)
-	})
-	mux.HandleFunc("GET /{$}", p.index)
-	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	a.handle("GET /{$}", http.HandlerFunc(p.index))
+	a.handle("GET /login", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
-	})
-	mux.HandleFunc("POST /login", p.loginPost)
-	mux.HandleFunc("POST /logout", p.logout)
-	mux.HandleFunc("POST /ui/routes/{name}", p.flip)
+	}))
+	a.handle("POST /login", http.HandlerFunc(p.loginPost))
+	a.handle("POST /logout", http.HandlerFunc(p.logout))
+	a.handle(actionFlipForm, http.HandlerFunc(p.flip))
 }
 
 func parsePage(name string) *template.Template {
@@ -158,7 +158,12 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 		return
 	case !ok:
 		clearCookie(w, r, sessionCookie)
-		p.renderLogin(w, http.StatusOK, "Your session has ended: you logged out, left it unused for 8 hours, or its token was changed. Log in again.")
+		p.renderLogin(w, http.StatusOK, "Your session has ended: you logged out, left it unused for 8 hours, or its token was changed or expired. Log in again.")
+		return
+	}
+	if err := p.allow(r, s.actor, r.Pattern); err != nil {
+		_, msg := statusFor(err)
+		p.refuse(w, http.StatusForbidden, msg)
 		return
 	}
 	p.renderStatus(w, r, s)
@@ -170,21 +175,33 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 	addr, now := clientAddr(r), p.now()
 	switch {
-	case crossOrigin(r):
+	case p.crossOrigin.Check(r) != nil:
+		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refuse(w, http.StatusForbidden, "Logging in from another site is refused.")
 		return
 	case p.failures.blocked(addr, now):
+		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
 		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	actor, ok := p.Tokens.actor(token)
-	if !ok {
-		p.failures.fail(addr, now)
+	tok, ok := p.Tokens.lookup(token)
+	switch {
+	case token == "":
+		p.security(r, "", reasonMissingToken, r.Pattern)
+		p.renderLogin(w, http.StatusUnauthorized, "Enter an admin token.")
+		return
+	case !ok:
+		p.failedAttempt(r, addr, now)
 		p.renderLogin(w, http.StatusUnauthorized, "That is not a valid admin token.")
 		return
+	case tok.Expired(now):
+		p.security(r, tok.Name, reasonExpiredToken, r.Pattern)
+		p.renderLogin(w, http.StatusUnauthorized, "That admin token expired on "+tok.Expires.String()+"; ask for a new one.")
+		return
 	}
+	actor := tok.Name
 	ctx, cancel := timeout(r)
 	defer cancel()
 	if c, err := r.Cookie(sessionCookie); err == nil && plausibleSessionID(c.Value) {
@@ -208,7 +225,8 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 // the cookie. If the store cannot end it, the cookie is kept so that the
 // operator can try again.
 func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
-	if crossOrigin(r) {
+	if p.crossOrigin.Check(r) != nil {
+		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused.")
 		return
 	}
@@ -216,6 +234,7 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 	s, ok, err := p.sessionOf(r)
 	if err == nil && ok {
 		if !formTokenOK(r, s.id) {
+			p.security(r, s.actor, reasonFormToken, r.Pattern)
 			p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again.")
 			return
 		}
@@ -241,10 +260,12 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
 	addr, now := clientAddr(r), p.now()
 	if p.failures.blocked(addr, now) {
+		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
 		p.refuse(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
-	if crossOrigin(r) {
+	if p.crossOrigin.Check(r) != nil {
+		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
 		return
@@ -255,14 +276,22 @@ func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusServiceUnavailable, storeDown+" Nothing was changed.")
 		return
 	case !ok:
+		p.security(r, "", reasonNoSession, r.Pattern)
 		p.refused(r, "", apiError(http.StatusForbidden, "no valid status page session"))
 		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if !formTokenOK(r, s.id) {
+		p.security(r, s.actor, reasonFormToken, r.Pattern)
 		p.refused(r, s.actor, apiError(http.StatusForbidden, "missing or wrong form token"))
 		p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again. Nothing was changed.")
+		return
+	}
+	if err := p.allow(r, s.actor, r.Pattern); err != nil {
+		p.refused(r, s.actor, err)
+		_, msg := statusFor(err)
+		p.refuse(w, http.StatusForbidden, msg+"; nothing was changed.")
 		return
 	}
 	msg, err := p.applyForm(r, r.PathValue("name"), s.actor)

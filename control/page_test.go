@@ -24,8 +24,9 @@ import (
 )
 
 const (
-	pageToken      = "page-ops-token-0123456789"
-	pageOtherToken = "page-dev-token-9876543210"
+	pageToken       = "page-ops-token-0123456789"
+	pageOtherToken  = "page-dev-token-9876543210"
+	pageViewerToken = "page-viewer-token-0123456789"
 )
 
 // pageAdmin is the admin listener built from real parts (flags over a
@@ -37,6 +38,8 @@ type pageAdmin struct {
 	store  *store.Store
 	flags  *Flags
 	tokens *Tokens
+	reg    *prometheus.Registry
+	logs   *logLines
 
 	clock *clock
 
@@ -67,8 +70,9 @@ func newPageAdminOn(t *testing.T, st *store.Store, c *clock) *pageAdmin {
 	cfg, err := config.Parse("page.yaml", []byte(`
 admin:
   tokens:
-    - { name: ops-alice, token: "`+pageToken+`" }
-    - { name: dev-bob, token: "`+pageOtherToken+`" }
+    - { name: ops-alice, token: "`+pageToken+`", role: admin }
+    - { name: dev-bob, token: "`+pageOtherToken+`", role: operator }
+    - { name: audit-vera, token: "`+pageViewerToken+`", role: viewer, expires: 2026-11-02 }
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
@@ -84,9 +88,9 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &pageAdmin{store: st, clock: c}
+	h := &pageAdmin{store: st, clock: c, reg: prometheus.NewRegistry(), logs: &logLines{}}
 	now := h.clock.Now
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewJSONHandler(h.logs, nil))
 	reports := &Reports{Counts: st}
 	h.flags, err = NewFlags(context.Background(), cfg, st, nil, reports, func(c *config.Config) error {
 		h.mu.Lock()
@@ -100,7 +104,7 @@ routes:
 	h.tokens = &Tokens{}
 	h.tokens.Set(cfg.Admin.AdminTokens())
 	h.Server = httptest.NewServer(NewAdmin(AdminDeps{
-		Gatherer: prometheus.NewRegistry(), Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
+		Gatherer: h.reg, Registerer: h.reg, Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
 		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now,
 	}))
 	t.Cleanup(h.Close)

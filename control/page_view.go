@@ -17,15 +17,22 @@ import (
 // statusView is the status page.
 type statusView struct {
 	Title, Actor, CSRF string
-	Flash              *flash
-	Now, NowISO        string
-	StoreDown          string
-	ReportError        string
-	Modes              []string
-	Routes             []routeView
-	AuditLimit         int
-	Audit              []auditView
-	AuditError         string
+	// Role is the session's token's; CanFlip says whether it may use the
+	// flip forms, which are left out otherwise.
+	Role        string
+	CanFlip     bool
+	Flash       *flash
+	Now, NowISO string
+	StoreDown   string
+	ReportError string
+	Modes       []string
+	Routes      []routeView
+	AuditLimit  int
+	Audit       []auditView
+	AuditError  string
+	// ChainHead is the audit chain's newest entry and hash, for auditors
+	// to note down.
+	ChainHead *chainJSON
 }
 
 // routeView is one row of the route table and its flip form.
@@ -64,6 +71,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 	now := p.now()
 	v := statusView{
 		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: takeFlash(w, r),
+		Role: string(p.Tokens.role(s.actor)), CanFlip: p.may(s.actor, actionFlipForm),
 		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
 		AuditLimit: auditLimit,
 	}
@@ -93,6 +101,10 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 			}
 		}
 		v.Routes = append(v.Routes, rv)
+	}
+	head, err := p.Audit.AuditHead(ctx)
+	if err == nil {
+		v.ChainHead = &chainJSON{HeadID: head.ID, HeadHash: head.Hash}
 	}
 	entries, err := p.Audit.AuditLog(ctx, store.AuditFilter{Limit: auditLimit})
 	if err != nil {

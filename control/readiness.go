@@ -41,7 +41,13 @@ type WriteHealth interface {
 func (a *admin) readyz(w http.ResponseWriter, _ *http.Request) {
 	switch a.Readiness.state.Load() {
 	case ready:
-		w.Write([]byte(a.readyText()))
+		text := a.readyText()
+		// Still ready: an expiring admin token is the operators' concern,
+		// not the load balancer's.
+		for _, warn := range a.Tokens.expiryWarnings(a.now()) {
+			text += "warning: " + warn.text + "\n"
+		}
+		w.Write([]byte(text))
 	case draining:
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 	default:

@@ -86,6 +86,11 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 
 func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) error {
 	withBody := r.URL.Query().Get("body") == "1"
+	if withBody {
+		if err := a.allow(r, actor, actionRepairBody); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := timeout(r)
 	defer cancel()
 	rep, err := a.Repairs.GetRepair(ctx, r.PathValue("id"), withBody)

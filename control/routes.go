@@ -13,13 +13,16 @@ import (
 
 // AdminDeps are what the admin listener serves from.
 type AdminDeps struct {
-	Gatherer  prometheus.Gatherer
-	Readiness *Readiness
-	Flags     *Flags
-	Tokens    *Tokens
-	Reports   *Reports
-	Audit     AuditReader
-	Repairs   RepairStore
+	Gatherer prometheus.Gatherer
+	// Registerer takes the admin listener's own metrics; nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
+	Readiness  *Readiness
+	Flags      *Flags
+	Tokens     *Tokens
+	Reports    *Reports
+	Audit      AuditReader
+	Repairs    RepairStore
 	// Sessions keeps the status page's logins.
 	Sessions SessionStore
 	Samples  shadow.SampleStore
@@ -36,33 +39,44 @@ type AdminDeps struct {
 }
 
 // NewAdmin returns the admin listener's handler. Every route of the admin
-// API is listed here.
-func NewAdmin(d AdminDeps) http.Handler {
+// API is listed here; who may call each is decided in permissions.
+func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).mux }
+
+func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	a := &admin{AdminDeps: d, log: d.Log, now: d.Now}
-	mux := http.NewServeMux()
+	a := &admin{
+		AdminDeps: d, mux: http.NewServeMux(), perms: permissions(),
+		crossOrigin: http.NewCrossOriginProtection(), denied: newDeniedCounter(d.Registerer),
+		log: d.Log, now: d.Now,
+	}
 
 	// Open to orchestrators and Prometheus.
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", a.readyz)
+	a.handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	a.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }))
+	a.handle("GET /readyz", http.HandlerFunc(a.readyz))
 
 	// The admin API: a bearer token on every call.
-	mux.Handle("GET /admin/routes", a.api(a.listRoutes))
-	mux.Handle("GET /admin/routes/{name}", a.api(a.getRoute))
-	mux.Handle("PATCH /admin/routes/{name}", a.mutation(a.patchRoute))
-	mux.Handle("GET /admin/routes/{name}/report", a.api(a.routeReport))
-	mux.Handle("GET /admin/report", a.api(a.report))
-	mux.Handle("GET /admin/audit", a.api(a.audit))
-	mux.Handle("GET /admin/repairs", a.api(a.listRepairs))
-	mux.Handle("GET /admin/repairs/{id}", a.api(a.getRepair))
-	mux.Handle("POST /admin/repairs/{id}/retry", a.mutation(a.retryRepair))
-	mux.Handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
-	mux.Handle("GET /admin/diffs", a.api(a.diffs))
+	a.handle("GET /admin/routes", a.api(a.listRoutes))
+	a.handle("GET /admin/routes/{name}", a.api(a.getRoute))
+	a.handle("PATCH /admin/routes/{name}", a.mutation(a.patchRoute))
+	a.handle("GET /admin/routes/{name}/report", a.api(a.routeReport))
+	a.handle("GET /admin/report", a.api(a.report))
+	a.handle("GET /admin/audit", a.api(a.audit))
+	a.handle("GET /admin/repairs", a.api(a.listRepairs))
+	a.handle("GET /admin/repairs/{id}", a.api(a.getRepair))
+	a.handle("POST /admin/repairs/{id}/retry", a.mutation(a.retryRepair))
+	a.handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
+	a.handle("GET /admin/diffs", a.api(a.diffs))
 
 	// The status page: a session cookie and a form token.
-	a.pageRoutes(mux)
-	return mux
+	a.pageRoutes()
+	return a
+}
+
+// handle registers an endpoint of the admin listener.
+func (a *admin) handle(pattern string, h http.Handler) {
+	a.mux.Handle(pattern, h)
+	a.patterns = append(a.patterns, pattern)
 }

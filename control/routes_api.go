@@ -16,9 +16,10 @@ type LiveStats interface {
 	Window(route string, now time.Time, d time.Duration) stats.Window
 }
 
-// AuditReader reads the audit log.
+// AuditReader reads the audit log and the end of its hash chain.
 type AuditReader interface {
 	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+	AuditHead(ctx context.Context) (store.AuditHead, error)
 }
 
 // routeJSON is a route as the admin API shows it.
@@ -213,14 +214,28 @@ type auditJSON struct {
 	Reason      string    `json:"reason,omitempty"`
 	Forced      bool      `json:"forced,omitempty"`
 	Detail      string    `json:"detail,omitempty"`
+	// PrevHash and Hash link the entry into the hash chain.
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 func toAuditJSON(e store.AuditEntry) auditJSON {
 	return auditJSON{
 		ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Route: e.Route,
 		FromMode: e.FromMode, ToMode: e.ToMode, FromPercent: e.FromPercent, ToPercent: e.ToPercent,
-		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail,
+		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
+}
+
+// chainJSON is the end of the audit log's hash chain: an auditor who
+// keeps it can later tell that nothing up to it was rewritten.
+type chainJSON struct {
+	HeadID   int64  `json:"head_id"`
+	HeadHash string `json:"head_hash"`
+	// PreChainLastID is the newest entry written before the store had a
+	// chain; those were chained when it was upgraded, at StartedAt.
+	PreChainLastID int64     `json:"pre_chain_last_id"`
+	StartedAt      time.Time `json:"started_at"`
 }
 
 func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -238,6 +253,12 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
+	// The head first: the entries read after it are at least as new.
+	head, err := a.Audit.AuditHead(ctx)
+	if err != nil {
+		a.log.Error("reading the audit chain's head failed", "error", err)
+		return ErrUnavailable
+	}
 	entries, err := a.Audit.AuditLog(ctx, f)
 	if err != nil {
 		return ErrUnavailable
@@ -246,6 +267,8 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 	for i, e := range entries {
 		out[i] = toAuditJSON(e)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+	writeJSON(w, http.StatusOK, map[string]any{"entries": out, "chain": chainJSON{
+		HeadID: head.ID, HeadHash: head.Hash, PreChainLastID: head.PreChainLastID, StartedAt: head.StartedAt.UTC(),
+	}})
 	return nil
 }

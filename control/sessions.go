@@ -72,7 +72,7 @@ func (a *admin) openSession(ctx context.Context, actor, token string) (string, e
 
 // sessionOf returns the request's session and records its use. ok is
 // false without one, or when it ended: logged out, unused for
-// sessionIdle, or its token changed or removed. err is errSessionStore
+// sessionIdle, or its token changed, removed or expired. err is errSessionStore
 // when the store cannot tell.
 func (a *admin) sessionOf(r *http.Request) (s session, ok bool, err error) {
 	c, err := r.Cookie(sessionCookie)
@@ -90,8 +90,12 @@ func (a *admin) sessionOf(r *http.Request) (s session, ok bool, err error) {
 		a.log.Error("checking a status page session failed", "error", err)
 		return session{}, false, errSessionStore
 	}
-	token, ok := a.Tokens.token(stored.Actor)
-	if !ok || !hmac.Equal([]byte(binding(c.Value, token)), []byte(stored.Binding)) {
+	tok, ok := a.Tokens.byName(stored.Actor)
+	if !ok || !hmac.Equal([]byte(binding(c.Value, string(tok.Token))), []byte(stored.Binding)) {
+		return session{}, false, nil
+	}
+	if tok.Expired(now) {
+		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
 		return session{}, false, nil
 	}
 	return session{id: c.Value, actor: stored.Actor}, true, nil

@@ -1,0 +1,95 @@
+package control
+
+import (
+	"fmt"
+	"net/http"
+
+	"strangler/config"
+)
+
+// anyone is the decision for what needs no token: whoever reaches the
+// admin listener may use it.
+const anyone config.Role = ""
+
+// actionRepairBody is reading a journaled write's target, headers and
+// body, which may hold patient data: an action decided inside the
+// endpoint GET /admin/repairs/{id}.
+const actionRepairBody = "GET /admin/repairs/{id}?body=1"
+
+// actionFlipForm is the status page's flip form: shown only to a role
+// that may post it.
+const actionFlipForm = "POST /ui/routes/{name}"
+
+// permissions is the one table of who may do what on the admin listener:
+// every endpoint's pattern, and every action decided inside an endpoint,
+// with the least role it needs (anyone: no token). Every admin API call
+// and status page form is checked against it (allow), and the status page
+// shows a form only to a role it allows. An endpoint missing here is
+// refused to everyone, and TestEveryAdminEndpointHasARoleDecision fails.
+func permissions() map[string]config.Role {
+	return map[string]config.Role{
+		// Orchestrators, Prometheus, and the way in.
+		"GET /metrics": anyone,
+		"GET /healthz": anyone,
+		"GET /readyz":  anyone,
+		"GET /static/": anyone,
+		"GET /login":   anyone,
+		"POST /login":  anyone,
+
+		// Reading: the status page, route table, reports, audit log,
+		// shadow diffs and repair metadata.
+		"GET /{$}":                        config.RoleViewer, // without a session: the login form
+		"POST /logout":                    config.RoleViewer,
+		"GET /admin/routes":               config.RoleViewer,
+		"GET /admin/routes/{name}":        config.RoleViewer,
+		"GET /admin/routes/{name}/report": config.RoleViewer,
+		"GET /admin/report":               config.RoleViewer,
+		"GET /admin/audit":                config.RoleViewer,
+		"GET /admin/diffs":                config.RoleViewer,
+		"GET /admin/repairs":              config.RoleViewer,
+		"GET /admin/repairs/{id}":         config.RoleViewer, // without its body
+
+		// Changes of routing.
+		"PATCH /admin/routes/{name}": config.RoleOperator,
+		actionFlipForm:               config.RoleOperator,
+
+		// Patient data, and the repair queue's fate.
+		actionRepairBody:                 config.RoleAdmin,
+		"POST /admin/repairs/{id}/retry": config.RoleAdmin,
+		"DELETE /admin/repairs/{id}":     config.RoleAdmin,
+	}
+}
+
+// roleError refuses an action the caller's role does not allow (403).
+type roleError struct {
+	action     string
+	need, have config.Role
+	actor      string
+}
+
+func (e *roleError) Error() string {
+	return fmt.Sprintf("%s needs the %s role; the token %q has the %s role", e.action, e.need, e.actor, e.have)
+}
+
+// may reports whether the token named actor may take action.
+func (a *admin) may(actor, action string) bool {
+	need, decided := a.perms[action]
+	return decided && (need == anyone || a.Tokens.role(actor).Allows(need))
+}
+
+// allow refuses an action the token named actor may not take, naming the
+// role it needs, as a security event. An action without a decision is
+// refused to everyone: a missing entry in permissions is a bug, and
+// refusing is the safe way to have it.
+func (a *admin) allow(r *http.Request, actor, action string) error {
+	if a.may(actor, action) {
+		return nil
+	}
+	need, decided := a.perms[action]
+	if !decided {
+		a.log.Error("no role decision for an admin action; refused", "action", action)
+		return apiError(http.StatusForbidden, "%s is refused: no role is allowed to use it", action)
+	}
+	a.security(r, actor, reasonRole, action)
+	return &roleError{action: action, need: need, have: a.Tokens.role(actor), actor: actor}
+}
