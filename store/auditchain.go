@@ -39,8 +39,8 @@ const auditFormat = "strangler-audit-v1"
 func auditHash(e AuditEntry) string {
 	h := sha256.New()
 	for _, f := range []string{
-		auditFormat, e.PrevHash, e.At.UTC().Format(timeLayout), e.Actor, e.Action, e.Route,
-		e.FromMode, e.ToMode, percentText(e.FromPercent), percentText(e.ToPercent),
+		auditFormat, e.PrevHash, AuditTime(e.At), e.Actor, e.Action, e.Route,
+		e.FromMode, e.ToMode, AuditPercent(e.FromPercent), AuditPercent(e.ToPercent),
 		e.Reason, strconv.FormatBool(e.Forced), e.Detail,
 	} {
 		fmt.Fprintf(h, "%d:%s\n", len(f), f)
@@ -48,7 +48,12 @@ func auditHash(e AuditEntry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func percentText(p *float64) string {
+// AuditTime writes an entry's time as its hash covers it.
+func AuditTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// AuditPercent writes an entry's percent as its hash covers it: "" when
+// unset.
+func AuditPercent(p *float64) string {
 	if p == nil {
 		return ""
 	}

@@ -129,7 +129,7 @@ func stranglerConfig(b backendAddrs, listen, admin, store string, sp stranglerSp
 	return fmt.Sprintf(`listen: %q
 admin:
   listen: %q
-  tokens: [{ name: bench, token: %q }]
+  tokens: [{ name: bench, token: %q, role: admin }]
 store: %q
 backends:
   legacy: { url: "http://%s", timeout: 5s }

@@ -28,7 +28,7 @@ func writeAdminConfig(t *testing.T, legacy, modern, routes string) string {
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: alice, token: %q}]
+  tokens: [{name: alice, token: %q, role: admin}]
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }

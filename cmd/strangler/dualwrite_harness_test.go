@@ -355,7 +355,7 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: test, token: %q}]
+  tokens: [{name: test, token: %q, role: admin}]
 backends:
   legacy: { url: %q, timeout: %s }
   modern: { url: %q, timeout: %s }

@@ -30,6 +30,10 @@ commands:
   store backup --config FILE OUT
                             copy the embedded state store while the facade serves
   store verify FILE         check a backup of the embedded state store
+  audit verify --config FILE
+                            check the audit log's hash chain; names the first entry that does not match
+  audit export --config FILE [--since DATE] [--format jsonl|csv]
+                            write the audit log with its hashes, for an auditor or a SIEM
 
 The admin commands take --admin URL (env STRANGLER_ADMIN, default
 http://127.0.0.1:9901) and the token only from STRANGLER_ADMIN_TOKEN,
@@ -73,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runHealthcheck(ctx, rest, getenv, stdout, stderr)
 	case "store":
 		return runStore(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -104,7 +104,7 @@ type facadeOptions struct {
 	// tracing is OpenTelemetry as the environment configures it; nil is off.
 	tracing *telemetry.Tracing
 	// adminNow is the admin listener's clock (status page sessions,
-	// lockouts); nil is time.Now. Tests move it.
+	// lockouts, token expiry); nil is time.Now. Tests move it.
 	adminNow func() time.Time
 }
 
@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	admin := &http.Server{
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
-			Gatherer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
+			Gatherer: reg, Registerer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
 			Now: opts.adminNow, Writes: journal,
 		}),
@@ -252,6 +252,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		shutdown(public, time.Duration(current.Load().Shutdown.Grace), log)
 	})
 	add(background(flags.Run))
+	adminNow := opts.adminNow
+	if adminNow == nil {
+		adminNow = time.Now
+	}
+	add(background(func(ctx context.Context) error { return tokens.WarnExpiring(ctx, log, adminNow) }))
 	add(background(guard.Run))
 	add(background(rtr.RunRepairs))
 	// Held outcomes get their last attempt, and then the worker stops,

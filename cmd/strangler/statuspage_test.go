@@ -24,10 +24,15 @@ import (
 // chromium is Debian's Chromium, which CI installs (.ci/run).
 const chromium = "/usr/bin/chromium"
 
-const statusPageToken = "status-page-token-0123456789"
+const (
+	statusPageToken = "status-page-token-0123456789"
+	// statusPageViewerToken is an auditor's: the viewer role.
+	statusPageViewerToken = "status-page-viewer-token-0123456789"
+)
 
-// writeStatusPageConfig writes a config with an admin token, a SQLite
-// store in its directory and three routes, and returns its path.
+// writeStatusPageConfig writes a config with an operator's and a
+// viewer's admin token, a SQLite store in its directory and three routes,
+// and returns its path.
 func writeStatusPageConfig(t *testing.T, legacy, modern string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -36,7 +41,8 @@ func writeStatusPageConfig(t *testing.T, legacy, modern string) string {
 admin:
   listen: "127.0.0.1:0"
   tokens:
-    - { name: ops-alice, token: %q }
+    - { name: ops-alice, token: %q, role: operator }
+    - { name: auditor-vera, token: %q, role: viewer }
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }
@@ -54,7 +60,7 @@ routes:
   - name: create-patient
     match: "POST /patients"
     mode: legacy
-`, statusPageToken, legacy, modern, filepath.Join(dir, "strangler.db"))
+`, statusPageToken, statusPageViewerToken, legacy, modern, filepath.Join(dir, "strangler.db"))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +140,8 @@ func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 // TestStatusPageInABrowser drives the status page in headless Chromium:
 // log in, read the route table, flip a route with a reason, see the flash
 // and the audit entry, and keep a screenshot; then leave the session
-// unused for 8 hours, log in again, and log out.
+// unused for 8 hours, log in again, and log out; then log in as a viewer,
+// whose page has no flip form.
 func TestStatusPageInABrowser(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		if os.Getenv("STRANGLER_REQUIRE_BROWSER") == "1" {
@@ -311,6 +318,35 @@ func TestStatusPageInABrowser(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(replay), "Your session has ended") || strings.Contains(string(replay), `id="routes"`) {
 		t.Errorf("the logged-out session's cookie: got %d, want the login page saying the session ended", resp.StatusCode)
+	}
+
+	do("logging in as a viewer",
+		chromedp.SendKeys(chromedp.ID("token"), statusPageViewerToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	forms, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("form.flip, select[name=mode], button[value=flip]").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forms != 0 {
+		t.Errorf("the viewer's page has %d flip forms and controls, want none", forms)
+	}
+	if got, want := text("#read-only"), "whose token has the viewer role: this page is read-only for you"; !strings.Contains(got, want) {
+		t.Errorf("the viewer's page says %q, want %q", got, want)
+	}
+	if got := text("#audit"); !strings.Contains(got, "backfill done; no fallback for 3h") {
+		t.Errorf("the viewer's audit log lacks the flip:\n%s", got)
+	}
+	if got := text("#chain-head"); len(got) != 64 {
+		t.Errorf("the viewer's page shows the chain head %q, want a SHA-256 in hex", got)
+	}
+	viewerShot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "statuspage-viewer.png"), viewerShot, 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	cancelTab()
