@@ -96,7 +96,7 @@ func startEdgeFacade(t *testing.T, extra, routes string) (r *running, legacy, mo
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: test, token: %q}]
+  tokens: [{name: test, token: %q, role: viewer}]
 backends:
   legacy: { url: "http://%s", timeout: 5s }
   modern: { url: "http://%s/api", timeout: 5s }
