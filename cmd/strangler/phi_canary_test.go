@@ -308,7 +308,7 @@ func TestPatientDataStaysOutOfEverythingTheFacadeKeepsOrShows(t *testing.T) {
 		os.WriteFile(path, []byte(fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: alice, token: %q}]
+  tokens: [{name: alice, token: %q, role: admin}]
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }

@@ -27,7 +27,7 @@ func writeKeyedConfig(t *testing.T, dir, name, legacy, modern, dsn string, keys 
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: alice, token: %q}]
+  tokens: [{name: alice, token: %q, role: admin}]
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }
