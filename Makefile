@@ -1,14 +1,23 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
+# The test recipe pipes go test into its summary and must keep go test's
+# exit status: pipefail is a bash option.
+SHELL := /bin/bash
 
 .PHONY: test alerts demo bench build fuzz
 
-# test: formatting, vet, then every test with the race detector on.
+# test: formatting, no binaries in the repository, vet, then every test
+# with the race detector on (fuzz targets run their seed corpora), and how
+# many tests were skipped and why. Temporary files of the run (the test
+# binaries, browser profiles) go to a folder removed afterwards.
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	@big=$$(git ls-files -z 2>/dev/null | xargs -0 -r find 2>/dev/null -maxdepth 0 -type f -size +1M); \
+	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output?): $$big"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -timeout 15m ./...
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -o pipefail && \
+	TMPDIR=$$tmp $(GO) test -race -timeout 15m -json ./... | $(GO) run ./internal/testsummary
 
 # alerts: check the alert rules and run their unit tests with promtool
 # (Debian: apt-get install prometheus), as a user would.
@@ -30,10 +39,15 @@ bench:
 	$(GO) run ./cmd/bench
 	$(GO) run ./cmd/benchbackfill
 
-# fuzz: a short run of each fuzz target (their seed corpora run in `test`).
+# fuzz: a short run (FUZZTIME each) of every fuzz target in the
+# repository, found by name so that a new one is never left out; their
+# seed corpora run in `test`.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 30s
-	$(GO) test ./router -run '^$$' -fuzz FuzzMatch -fuzztime 30s
-	$(GO) test ./edge/canonical -run '^$$' -fuzz FuzzCanonical -fuzztime 30s
-	$(GO) test ./edge -run '^$$' -fuzz FuzzFraming -fuzztime 30s
-	$(GO) test ./internal/dsn -run '^$$' -fuzz FuzzRedact -fuzztime 30s
+	@set -e -o pipefail; \
+	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+			echo "$$(dirname "$$file") $$target"; \
+			$(GO) test "$$(dirname "$$file")" -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
