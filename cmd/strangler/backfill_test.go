@@ -110,6 +110,7 @@ func TestBackfillResumesAfterKill9(t *testing.T) {
 	if err := cmd.Wait(); err == nil {
 		t.Fatal("the backfill finished before it was killed; slow it down")
 	}
+	failOnDataRace(t, "strangler backfill", logs.String())
 
 	// Each batch and its checkpoint commit together: what the checkpoints
 	// count is exactly what is in modern.

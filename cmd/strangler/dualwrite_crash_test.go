@@ -277,12 +277,8 @@ func TestDualWriteThreeReplicasDrainOneQueue(t *testing.T) {
 	// The secondary is back; three replicas drain the queue together.
 	modern.start()
 	start = time.Now()
-	var replicas [3]*process
-	var wg sync.WaitGroup
-	for i := range replicas {
-		wg.Go(func() { replicas[i] = startProcess(t, "serve", "--config", config) })
-	}
-	wg.Wait()
+	args := []string{"serve", "--config", config}
+	replicas := startProcesses(t, args, args, args)
 	took := waitDrained(t, st, 90*time.Second)
 	t.Logf("three replicas drained %d writes in %v (%v after the last one was ready)", writes, time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
 

@@ -115,7 +115,9 @@ func noEnv(string) string { return "" }
 
 func waitReady(t *testing.T, admin string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: a race-detector build on a loaded machine starts slowly,
+	// and a quick start costs nothing extra.
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
@@ -193,36 +195,6 @@ func metricValue(t *testing.T, admin, sample string) string {
 	return ""
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds strangler once for the tests that need a real process:
-// signals and memory use.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "strangler-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "strangler")
-		// -buildvcs=auto, whatever GOFLAGS says: `strangler version`
-		// reports the revision a build in a checkout is stamped with.
-		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // process is strangler running as a child process.
 type process struct {
 	cmd           *exec.Cmd
@@ -230,22 +202,37 @@ type process struct {
 	public, admin string
 }
 
+// startProcess starts strangler with args and waits until it serves.
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	p := &process{logs: newLogBuffer()}
-	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+	return startProcesses(t, args)[0]
+}
+
+// startProcesses starts one strangler process per argument list, all at
+// once, and waits until each serves.
+func startProcesses(t *testing.T, argLists ...[]string) []*process {
+	t.Helper()
+	ps := make([]*process, len(argLists))
+	for i, args := range argLists {
+		p := &process{logs: newLogBuffer()}
+		p.cmd = exec.Command(binary(t), args...)
+		p.cmd.Stderr = p.logs
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+			failOnDataRace(t, "strangler "+strings.Join(args, " "), p.logs.String())
+		})
+		ps[i] = p
 	}
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-	})
-	line := p.logs.waitFor(t, "serving", nil, 10*time.Second)
-	p.public, p.admin = line["listen"].(string), line["admin"].(string)
-	waitReady(t, p.admin)
-	return p
+	for _, p := range ps {
+		line := p.logs.waitFor(t, "serving", nil, 30*time.Second)
+		p.public, p.admin = line["listen"].(string), line["admin"].(string)
+		waitReady(t, p.admin)
+	}
+	return ps
 }
 
 // rawExchange writes raw bytes to addr and returns what comes back until

@@ -29,12 +29,8 @@ func TestReplicasFollowFlips(t *testing.T) {
 	dir := t.TempDir()
 	direct := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL, modern: modern.URL, store: dsn, routes: routes})
 	viaProxy := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL, modern: modern.URL, store: proxied, routes: routes})
-	var replicas [3]*process
-	var wg sync.WaitGroup
-	for i, cfg := range []string{direct, direct, viaProxy} {
-		wg.Go(func() { replicas[i] = startProcess(t, "serve", "--config", cfg) })
-	}
-	wg.Wait()
+	replicas := startProcesses(t,
+		[]string{"serve", "--config", direct}, []string{"serve", "--config", direct}, []string{"serve", "--config", viaProxy})
 	a, c := replicas[0], replicas[2]
 
 	// serving asks a replica which backend serves the route now.
