@@ -98,12 +98,12 @@ type facade struct {
 // modernURL as the backends; extra is more top-level YAML.
 func newFacade(t *testing.T, legacyURL, modernURL, extra, routes string) *facade {
 	t.Helper()
-	yaml := fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 1s}\n  modern: {url: %q, timeout: 1s}\n%s\nroutes:\n%s",
-		legacyURL, modernURL, extra, routes)
-	cfg, err := config.Parse("test.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, yaml)
-	}
+	return serveConfig(t, testConfig(t, legacyURL, modernURL, extra, routes))
+}
+
+// serveConfig serves cfg with a new router on loopback.
+func serveConfig(t *testing.T, cfg *config.Config) *facade {
+	t.Helper()
 	f := &facade{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, nil))})
 	table, err := f.router.Build(cfg)
@@ -117,6 +117,24 @@ func newFacade(t *testing.T, legacyURL, modernURL, extra, routes string) *facade
 	f.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 16
 	t.Cleanup(f.Close)
 	return f
+}
+
+// testConfig is the configuration newFacade serves: backends that time
+// out after a second.
+func testConfig(t *testing.T, legacyURL, modernURL, extra, routes string) *config.Config {
+	t.Helper()
+	return parseConfig(t, fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 1s}\n  modern: {url: %q, timeout: 1s}\n%s\nroutes:\n%s",
+		legacyURL, modernURL, extra, routes))
+}
+
+// parseConfig parses a configuration file's text.
+func parseConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yaml)
+	}
+	return cfg
 }
 
 // get sends a request through the facade and returns the response with its
