@@ -16,47 +16,69 @@ import (
 // the leases and crash recovery run under it as they do in production
 // code paths, and a data race the child reports fails the test.
 
+// build is one build of the child binary.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
+	// binDir holds the builds; TestMain removes it.
+	binDir string
+	// builds are the child binary with (true) and without the race
+	// detector.
+	builds = map[bool]*build{true: {}, false: {}}
 )
 
-// TestMain removes the child binary when the tests are done: it is tens
-// of megabytes per run.
+// TestMain removes the child binaries when the tests are done: they are
+// tens of megabytes per run.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	dir, err := os.MkdirTemp("", "strangler-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 
 // binary builds strangler once, with -race when the tests run with it.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "strangler-bin")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "strangler")
+	return buildBinary(t, raceDetector)
+}
+
+// productionBinary builds strangler as it ships, without the race
+// detector, for the tests that measure the process (its memory).
+func productionBinary(t *testing.T) string {
+	t.Helper()
+	return buildBinary(t, false)
+}
+
+func buildBinary(t *testing.T, race bool) string {
+	t.Helper()
+	b := builds[race]
+	b.once.Do(func() {
 		// -buildvcs=auto, whatever GOFLAGS says: `strangler version`
 		// reports the revision a build in a checkout is stamped with.
-		args := []string{"build", "-buildvcs=auto", "-o", binPath}
-		if raceDetector {
-			args = append(args, "-race")
+		args := []string{"build", "-buildvcs=auto", "-o", filepath.Join(binDir, "strangler")}
+		if race {
+			args = []string{"build", "-buildvcs=auto", "-race", "-o", filepath.Join(binDir, "strangler-race")}
 		}
 		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return
 		}
+		b.path = args[len(args)-1]
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // failOnDataRace fails the test if a child's stderr holds a report of

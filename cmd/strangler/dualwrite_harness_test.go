@@ -317,7 +317,8 @@ type facadeConfig struct {
 	legacy, modern string
 	// store is the state store's DSN; empty means a SQLite file in dir.
 	store string
-	// timeout is both backends' timeout; zero means 1s.
+	// timeout is both backends' timeout; zero means 5s, which a loaded
+	// machine running race-detector builds stays within.
 	timeout time.Duration
 	// workers is repairs.workers; zero means 8.
 	workers int
@@ -344,7 +345,7 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 		c.store = "sqlite:" + filepath.Join(dir, "strangler.db")
 	}
 	if c.timeout == 0 {
-		c.timeout = time.Second
+		c.timeout = 5 * time.Second
 	}
 	if c.workers == 0 {
 		c.workers = 8

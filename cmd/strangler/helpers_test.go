@@ -205,17 +205,23 @@ type process struct {
 // startProcess starts strangler with args and waits until it serves.
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	return startProcesses(t, args)[0]
+	return startProcessesOf(t, binary(t), args)[0]
 }
 
 // startProcesses starts one strangler process per argument list, all at
 // once, and waits until each serves.
 func startProcesses(t *testing.T, argLists ...[]string) []*process {
 	t.Helper()
+	return startProcessesOf(t, binary(t), argLists...)
+}
+
+// startProcessesOf is startProcesses with the binary bin.
+func startProcessesOf(t *testing.T, bin string, argLists ...[]string) []*process {
+	t.Helper()
 	ps := make([]*process, len(argLists))
 	for i, args := range argLists {
 		p := &process{logs: newLogBuffer()}
-		p.cmd = exec.Command(binary(t), args...)
+		p.cmd = exec.Command(bin, args...)
 		p.cmd.Stderr = p.logs
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
