@@ -51,14 +51,22 @@ func TestModes(t *testing.T) {
 		}
 	})
 	t.Run("requests are counted by route, backend and code", func(t *testing.T) {
-		if got := f.metric(t, "strangler_requests_total", map[string]string{"route": "old", "backend": "legacy", "code": "200"}); got != 1 {
-			t.Errorf("old/legacy/200 = %v, want 1", got)
+		// Its own requests, so that it runs alone too (-run).
+		oldCount := map[string]string{"route": "old", "backend": "legacy", "code": "200"}
+		defaultCount := map[string]string{"route": "default", "backend": "legacy", "code": "200"}
+		newDurations := map[string]string{"route": "new", "backend": "modern"}
+		old0, default0, new0 := f.metric(t, "strangler_requests_total", oldCount), f.metric(t, "strangler_requests_total", defaultCount), f.metric(t, "strangler_request_duration_seconds", newDurations)
+		f.get(t, "/old/2")
+		f.get(t, "/unmatched/2")
+		f.get(t, "/new/2")
+		if got := f.metric(t, "strangler_requests_total", oldCount) - old0; got != 1 {
+			t.Errorf("old/legacy/200 went up by %v, want 1", got)
 		}
-		if got := f.metric(t, "strangler_requests_total", map[string]string{"route": "default", "backend": "legacy", "code": "200"}); got != 1 {
-			t.Errorf("unmatched requests: default/legacy/200 = %v, want 1", got)
+		if got := f.metric(t, "strangler_requests_total", defaultCount) - default0; got != 1 {
+			t.Errorf("unmatched requests: default/legacy/200 went up by %v, want 1", got)
 		}
-		if got := f.metric(t, "strangler_request_duration_seconds", map[string]string{"route": "new", "backend": "modern"}); got != 1 {
-			t.Errorf("duration samples for new/modern = %v, want 1", got)
+		if got := f.metric(t, "strangler_request_duration_seconds", newDurations) - new0; got != 1 {
+			t.Errorf("duration samples for new/modern went up by %v, want 1", got)
 		}
 	})
 }
