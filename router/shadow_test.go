@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/internal/testkit"
 	"strangler/shadow"
 )
 
@@ -98,18 +99,60 @@ func TestShadowComparesWithoutChangingTheAnswer(t *testing.T) {
 	}
 }
 
+// TestShadowLeavesWritesAlone: without shadow_writes no write is copied.
+// Absence is proven, not waited for: a copy is handed to the route's pool
+// before the client gets the primary's answer, so once a later GET's copy
+// has been compared and the pool is idle, any copy of the writes would
+// have reached the other side and been counted.
 func TestShadowLeavesWritesAlone(t *testing.T) {
-	legacy := newBackend(t, answer(201, `{"id":1}`))
-	modern := newBackend(t, answer(201, `{"id":1}`))
+	legacy := testkit.NewBackend(t, testkit.Answer(201, `{"id":1}`))
+	modern := testkit.NewBackend(t, testkit.Answer(201, `{"id":1}`))
 	f := newFacade(t, legacy.URL, modern.URL, "", `
-  - {name: create, match: "/patients", mode: shadow}`)
-	req, _ := http.NewRequest(http.MethodPost, f.URL+"/patients", strings.NewReader(`{"name":"x"}`))
-	if resp, _ := f.do(t, req); resp.StatusCode != 201 {
-		t.Fatalf("got %d", resp.StatusCode)
+  - {name: reads-only, match: "/patients", mode: shadow}
+  - {name: with-writes, match: "/records", mode: shadow, shadow_writes: true}`)
+	writes := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	send := func(method, path string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.URL+path, strings.NewReader(`{"name":"x"}`))
+		if resp, _ := f.do(t, req); resp.StatusCode != 201 {
+			t.Fatalf("%s %s: got %d, want the primary's 201", method, path, resp.StatusCode)
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	if modern.hits() != 0 {
-		t.Errorf("a POST was copied to the other backend without shadow_writes")
+	// settled waits until route has compared n copies and runs none.
+	settled := func(route string, n int) map[string]float64 {
+		f.comparisons(t, route, n)
+		f.router.Current().byName[route].shadow.pool.Wait()
+		return f.comparisons(t, route, n)
+	}
+	total := func(m map[string]float64) (n float64) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+
+	for _, m := range writes {
+		send(m, "/patients")
+	}
+	send(http.MethodGet, "/patients") // the sentinel, which is copied
+	if got := total(settled("reads-only", 1)); got != 1 {
+		t.Errorf("reads-only compared %v copies, want 1: the GET's alone", got)
+	}
+	for _, r := range modern.Requests() {
+		if r.Method != http.MethodGet {
+			t.Errorf("a %s was copied to the other backend without shadow_writes", r.Method)
+		}
+	}
+
+	// With shadow_writes the same writes are copied: the check above can
+	// see a copy.
+	before := modern.Hits()
+	for _, m := range writes {
+		send(m, "/records")
+	}
+	settled("with-writes", len(writes))
+	if got := modern.Hits() - before; got != len(writes) {
+		t.Errorf("with shadow_writes the other backend got %d copies of %d writes", got, len(writes))
 	}
 }
 
@@ -183,64 +226,113 @@ func TestShadowLearnsNoise(t *testing.T) {
 	}
 }
 
-// TestSlowShadowNeverSlowsTheClient runs 500 requests while the other
-// backend takes 10 s: the client's latency must match a plain proxy's,
-// the copies beyond the pool's bound are dropped and counted, and the
-// goroutines return afterwards.
+// TestSlowShadowNeverSlowsTheClient sends 500 requests to a shadow route
+// whose other backend holds every copy until the test releases it, mixed
+// with requests to a plain route: the client's latency matches the plain
+// route's, exactly the pool's bound of copies is in flight (the rest are
+// dropped and counted), the goroutines they cost are bounded while they
+// are in flight, and they all return once released.
 func TestSlowShadowNeverSlowsTheClient(t *testing.T) {
-	legacy := newBackend(t, jsonAnswer(`{"id":1}`))
+	const requests, bound = 500, 16
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `{"id":1}`))
 	release := make(chan struct{})
-	modern := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	var held atomic.Int64
+	modern := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		held.Add(1)
+		defer held.Add(-1)
 		select {
-		case <-time.After(10 * time.Second):
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
-	defer close(release)
-	f := newFacade(t, legacy.URL, modern.URL, "", `
-  - {name: shadowed, match: "GET /shadowed", mode: shadow, compare: {max_inflight: 16}}
-  - {name: plain, match: "GET /plain", mode: legacy}`)
-	p99 := func(path string) time.Duration {
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	// Timeouts far above the test's length: a copy ends when released,
+	// not when a loaded machine lets its deadline pass, so the count of
+	// copies in flight is exact.
+	f := serveConfig(t, parseConfig(t, fmt.Sprintf(`
+backends:
+  legacy: {url: %q, timeout: 60s}
+  modern: {url: %q, timeout: 60s}
+routes:
+  - {name: shadowed, match: "GET /shadowed", mode: shadow, compare: {max_inflight: %d}}
+  - {name: plain, match: "GET /plain", mode: legacy}`, legacy.URL, modern.URL, bound)))
+
+	// send sends n requests over 5 connections, paths taking turns on
+	// each, and returns their latencies by path.
+	send := func(n int, paths ...string) map[string][]time.Duration {
 		var mu sync.Mutex
-		var lat []time.Duration
+		latencies := map[string][]time.Duration{}
+		var failed atomic.Int64
 		var wg sync.WaitGroup
 		for range 5 {
 			wg.Go(func() {
-				for range 100 {
+				for i := range n / 5 {
+					path := paths[i%len(paths)]
+					req, _ := http.NewRequest(http.MethodGet, f.URL+path, nil)
 					start := time.Now()
-					f.get(t, path)
+					if _, err := f.side(req); err != nil {
+						failed.Add(1)
+					}
 					mu.Lock()
-					lat = append(lat, time.Since(start))
+					latencies[path] = append(latencies[path], time.Since(start))
 					mu.Unlock()
 				}
 			})
 		}
 		wg.Wait()
-		slices.Sort(lat)
+		if n := failed.Load(); n > 0 {
+			t.Fatalf("%d requests failed for the client", n)
+		}
+		return latencies
+	}
+	// Warm the connection pools with the plain route, so that the
+	// goroutines counted before are the ones a warm facade has.
+	send(100, "/plain")
+	goroutines := runtime.NumGoroutine()
+
+	// The two routes' requests take turns, so that both see the same load
+	// on a busy machine.
+	latencies := send(2*requests, "/plain", "/shadowed")
+	p99 := func(path string) time.Duration {
+		lat := slices.Sorted(slices.Values(latencies[path]))
 		return lat[len(lat)*99/100]
 	}
-	plain := p99("/plain")
-	// Taken with the connection pools warm, so what comes on top is the
-	// shadow copies.
-	goroutines := runtime.NumGoroutine()
-	shadowed := p99("/shadowed")
-	t.Logf("client p99: plain proxy %v, shadow with a 10 s other side %v", plain, shadowed)
+	plain, shadowed := p99("/plain"), p99("/shadowed")
+	t.Logf("client p99: plain proxy %v, shadow with its copies held %v", plain, shadowed)
 	if shadowed > 2*plain+20*time.Millisecond {
 		t.Errorf("the shadow route's p99 %v is far above the plain route's %v", shadowed, plain)
 	}
-	got := f.comparisons(t, "shadowed", 500)
-	if got["dropped"] < 400 {
-		t.Errorf("comparisons %v: want the copies beyond 16 in flight dropped and counted", got)
+
+	// Each copy was handed to the pool before its client got an answer:
+	// the pool's bound of them is on its way to the other side, or there.
+	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("%d copies held by the other backend", bound), func() bool {
+		return held.Load() >= bound
+	})
+	if got := held.Load(); got != bound {
+		t.Errorf("%d copies in flight, want the pool's bound, %d", got, bound)
 	}
-	if peak := runtime.NumGoroutine(); peak > goroutines+16*8+50 {
-		t.Errorf("%d goroutines with 16 copies in flight (%d before)", peak, goroutines)
+	if got := f.metric(t, "strangler_shadow_comparisons_total", map[string]string{"route": "shadowed", "result": "dropped"}); got != requests-bound {
+		t.Errorf("%v copies dropped, want the %d beyond the pool's bound", got, requests-bound)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > goroutines+20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines remain, %d before: the copies did not end", runtime.NumGoroutine(), goroutines)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// In flight, a copy costs its pool goroutine, its connection's two
+	// and the other backend's handler: a few each, never one per request.
+	peak := runtime.NumGoroutine()
+	t.Logf("goroutines: %d with a warm facade, %d with %d copies in flight", goroutines, peak, bound)
+	if peak > goroutines+bound*6+20 {
+		t.Errorf("%d goroutines with %d copies in flight (%d before)", peak, bound, goroutines)
 	}
+
+	close(release)
+	released = true
+	f.comparisons(t, "shadowed", requests)
+	// What stays is the pooled connections to the other side, idle.
+	f.router.Backend("modern").CloseIdleConnections()
+	testkit.Eventually(t, 30*time.Second, "the copies' goroutines end", func() bool {
+		return runtime.NumGoroutine() <= goroutines+10
+	})
 }
