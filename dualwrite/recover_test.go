@@ -1,0 +1,154 @@
+package dualwrite
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"strangler/internal/testkit"
+	"strangler/store"
+)
+
+// abandon journals in as the facade does before calling the primary, with
+// a lease that passed: the facade died before recording the answer.
+func (r *rig) abandon(in store.Intent) {
+	r.t.Helper()
+	if err := r.store.BeginWrite(context.Background(), in, r.clock.Now().Add(-time.Second)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// create is a journaled POST of an item.
+func create(id string) store.Intent {
+	in := put(id, "", `{"name":"x"}`)
+	in.Route, in.Method, in.Resource, in.Target = "create-item", http.MethodPost, "/items", "/items"
+	return in
+}
+
+func TestRecoveryMarksAnAbandonedWriteUnknown(t *testing.T) {
+	r := newRig(t, sqlite(t), testSettings)
+	r.abandon(put("abandoned", "7", `{}`))
+	if err := r.store.BeginWrite(context.Background(), put("in-flight", "8", `{}`), r.clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r.w.recover(context.Background())
+	if got := r.repair("abandoned").State; got != store.StateUnknown {
+		t.Errorf("a write whose lease passed before its answer was recorded: %s, want unknown", got)
+	}
+	if got := r.repair("in-flight").State; got != store.StateSent {
+		t.Errorf("a write whose lease runs: %s, want still sent", got)
+	}
+	if r.legacy.Hits()+r.modern.Hits() != 0 {
+		t.Error("a write whose primary outcome is unknown was sent to a backend")
+	}
+	if n := r.count("put-item", "unknown"); n != 1 {
+		t.Errorf("unknown counted %v times, want 1", n)
+	}
+	if lines := r.logs.Lines(t, "dual write outcome unknown; an operator must retry (if the primary applied it) or discard it"); len(lines) != 1 || lines[0]["id"] != "abandoned" {
+		t.Errorf("log lines %v, want one naming the write", lines)
+	}
+}
+
+func TestRecoveryResendsToAnIdempotentPrimaryWithTheKeyItSaw(t *testing.T) {
+	for _, tc := range []struct {
+		name, clientKey, wantKey string
+	}{
+		{"the client's key", "client-key", "client-key"},
+		{"the facade's key, the write's id", "", "w1"},
+	} {
+		t.Run("a write sent with "+tc.name, func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			r.routes.dualWrite["create-item"] = routeSettings{idField: "item.id", idempotent: true}
+			r.legacy.SetHandler(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Location", "/items/p-9")
+				w.WriteHeader(http.StatusCreated)
+				w.Write([]byte(`{"item":{"id":"p-9"}}`))
+			})
+			in := create("w1")
+			if tc.clientKey != "" {
+				in.Header.Set("Idempotency-Key", tc.clientKey)
+			}
+			r.abandon(in)
+			r.w.recover(context.Background())
+
+			got := r.legacy.Last(t)
+			if got.Method != http.MethodPost || got.Path != "/items" || string(got.Body) != `{"name":"x"}` || got.Header.Get("Idempotency-Key") != tc.wantKey {
+				t.Errorf("the primary got %s %s %q with key %q, want the write again with key %q", got.Method, got.Path, got.Body, got.Header.Get("Idempotency-Key"), tc.wantKey)
+			}
+			rep := r.repair("w1")
+			if rep.State != store.StatePending || rep.Outcome.Status != 201 || rep.Outcome.PrimaryID != "p-9" || rep.Outcome.Location != "/items/p-9" {
+				t.Errorf("after the resend: %s %+v, want pending with the primary's 201, location and id p-9", rep.State, rep.Outcome)
+			}
+			if n := r.count("create-item", "queued"); n != 1 {
+				t.Errorf("queued counted %v times, want 1", n)
+			}
+			// The recovered write is kicked: the secondary gets it now,
+			// with the primary's answer.
+			r.w.claimOne(context.Background(), <-r.w.kicks)
+			r.w.inflight.Wait()
+			if h := r.modern.Last(t).Header; h.Get("X-Strangler-Primary-Id") != "p-9" || h.Get("X-Strangler-Primary-Status") != "201" {
+				t.Errorf("the secondary got %v, want the primary's id and status", h)
+			}
+		})
+	}
+}
+
+// TestARecoveredCreateOrdersTheWritesToWhatItMade: a create resent after a
+// crash moves to the resource its answer names, as one recorded by the
+// facade does: a DELETE of that resource journaled meanwhile waits behind
+// it, or the secondary would get the DELETE (404, taken as applied) and
+// then make the resource.
+func TestARecoveredCreateOrdersTheWritesToWhatItMade(t *testing.T) {
+	r := newRig(t, sqlite(t), testSettings)
+	r.routes.dualWrite["create-item"] = routeSettings{idField: "id", idempotent: true}
+	r.legacy.SetHandler(testkit.Answer(http.StatusCreated, `{"id":"9"}`))
+	r.abandon(create("c1"))
+	del := put("d1", "9", ``)
+	del.Route, del.Method, del.Target = "delete-item", http.MethodDelete, "/items/9"
+	r.w.recover(context.Background())
+	// The DELETE's answer is recorded after the create's resend.
+	r.journal(del, store.Outcome{Status: 204})
+	if got := r.repair("c1").Resource; got != "/items/9" {
+		t.Errorf("the recovered create's resource: %q, want /items/9, what it made", got)
+	}
+	r.deliverDue(r.w)
+	var order []string
+	for _, req := range r.modern.Requests() {
+		order = append(order, req.Method)
+	}
+	if len(order) != 1 || order[0] != http.MethodPost {
+		t.Errorf("the secondary got %v first, want the create alone: the DELETE waits behind it", order)
+	}
+}
+
+func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testing.T) {
+	for name, set := range map[string]func(r *rig){
+		"is down": func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
+		"was removed from the configuration": func(r *rig) { delete(r.routes.dualWrite, "create-item") },
+	} {
+		t.Run("a route whose primary "+name, func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			r.routes.dualWrite["create-item"] = routeSettings{idempotent: true}
+			set(r)
+			r.abandon(create("w1"))
+			r.w.recover(context.Background())
+			if got := r.repair("w1").State; got != store.StateUnknown {
+				t.Errorf("got %s, want unknown, for an operator", got)
+			}
+		})
+	}
+	t.Run("a primary that refuses the resent write skips it", func(t *testing.T) {
+		r := newRig(t, sqlite(t), testSettings)
+		r.routes.dualWrite["create-item"] = routeSettings{idempotent: true}
+		r.legacy.SetHandler(testkit.Answer(http.StatusUnprocessableEntity, `{}`))
+		r.abandon(create("w1"))
+		r.w.recover(context.Background())
+		if rep := r.repair("w1"); rep.State != store.StateSkipped || rep.Outcome.Status != 422 {
+			t.Errorf("got %s %d, want skipped with the primary's 422", rep.State, rep.Outcome.Status)
+		}
+		if r.modern.Hits() != 0 || r.count("create-item", "skipped") != 1 {
+			t.Errorf("the secondary got %d requests and skipped was counted %v times, want 0 and 1", r.modern.Hits(), r.count("create-item", "skipped"))
+		}
+	})
+}
