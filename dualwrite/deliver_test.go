@@ -1,0 +1,259 @@
+package dualwrite
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/internal/testkit"
+	"strangler/store"
+)
+
+func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
+	for _, primary := range []string{"legacy", "modern"} {
+		t.Run("primary "+primary, func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			secondary, other := r.modern, r.legacy
+			if primary == "modern" {
+				secondary, other = r.legacy, r.modern
+			}
+			in := put("w1", "7", `{"v":1}`)
+			in.Primary = primary
+			r.journal(in, store.Outcome{Status: 201, Location: "/items/7", PrimaryID: "p-7"})
+			r.deliverDue(r.w)
+
+			if other.Hits() != 0 || secondary.Hits() != 1 {
+				t.Fatalf("the primary got %d deliveries and the secondary %d, want 0 and 1", other.Hits(), secondary.Hits())
+			}
+			got := secondary.Last(t)
+			if got.Method != http.MethodPut || got.Path != "/items/7" || got.RawQuery != "notify=1" || string(got.Body) != `{"v":1}` {
+				t.Errorf("the secondary got %s %s?%s %q, want PUT /items/7?notify=1 {\"v\":1}", got.Method, got.Path, got.RawQuery, got.Body)
+			}
+			for name, want := range map[string]string{
+				"Idempotency-Key":              "w1",
+				"X-Strangler-Primary-Status":   "201",
+				"X-Strangler-Primary-Location": "/items/7",
+				"X-Strangler-Primary-Id":       "p-7",
+				"Content-Type":                 "application/json",
+				"X-Request-Id":                 "req-w1",
+			} {
+				if v := got.Header.Get(name); v != want {
+					t.Errorf("%s: got %q, want %q", name, v, want)
+				}
+			}
+			if st := r.repair("w1").State; st != store.StateDone {
+				t.Errorf("the write is %s after the secondary applied it, want done", st)
+			}
+			if n := r.count("put-item", "applied"); n != 1 {
+				t.Errorf("applied counted %v times, want 1", n)
+			}
+		})
+	}
+	t.Run("a primary that named no location or id sends neither header", func(t *testing.T) {
+		r := newRig(t, sqlite(t), testSettings)
+		r.journal(put("w1", "7", `{}`), store.Outcome{Status: 204})
+		r.deliverDue(r.w)
+		h := r.modern.Last(t).Header
+		if h.Get("X-Strangler-Primary-Status") != "204" || h.Values("X-Strangler-Primary-Location") != nil || h.Values("X-Strangler-Primary-Id") != nil {
+			t.Errorf("got headers %v, want X-Strangler-Primary-Status: 204 alone", h)
+		}
+	})
+	t.Run("a secondary's base path prefixes the write's path", func(t *testing.T) {
+		r := newRig(t, sqlite(t), testSettings)
+		r.routes.setBackend(t, "modern", r.modern.URL+"/api/v2/", 2*time.Second)
+		r.journal(put("w1", "7", `{}`), store.Outcome{Status: 200})
+		r.deliverDue(r.w)
+		if got := r.modern.Last(t); got.Path != "/api/v2/items/7" || got.RawQuery != "notify=1" {
+			t.Errorf("the secondary got %s?%s, want /api/v2/items/7?notify=1", got.Path, got.RawQuery)
+		}
+	})
+}
+
+func TestTheKeyIsTheClientsOnlyWhereThePrimaryHonoursKeys(t *testing.T) {
+	for _, tc := range []struct {
+		idempotent bool
+		want       string
+	}{{true, "client-key"}, {false, "w1"}} {
+		t.Run(fmt.Sprintf("primary_idempotent %v", tc.idempotent), func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			r.routes.dualWrite["put-item"] = routeSettings{idempotent: tc.idempotent}
+			in := put("w1", "7", `{}`)
+			in.Header.Set("Idempotency-Key", "client-key")
+			r.journal(in, store.Outcome{Status: 200})
+			r.deliverDue(r.w)
+			if got := r.modern.Last(t).Header.Values("Idempotency-Key"); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("Idempotency-Key: got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFailedDeliveriesBackOffUntilMaxAttemptsThenAreDead(t *testing.T) {
+	s := testSettings
+	s.MaxAttempts, s.Backoff, s.MaxBackoff = 3, config.Duration(10*time.Second), config.Duration(time.Minute)
+	r := newRig(t, sqlite(t), s)
+	r.modern.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{"error":"busy"}`))
+	r.journal(put("w1", "secret-patient-42", `{"name":"Jane Roe"}`), store.Outcome{Status: 200})
+
+	// Each failure is retried after a backoff that doubles (±50%), and
+	// not before it.
+	for attempt, wait := range []time.Duration{10 * time.Second, 20 * time.Second} {
+		start := r.clock.Now()
+		r.deliverDue(r.w)
+		rep := r.repair("w1")
+		if rep.State != store.StatePending || rep.Attempts != attempt+1 {
+			t.Fatalf("after failure %d: %s with %d attempts, want pending with %d", attempt+1, rep.State, rep.Attempts, attempt+1)
+		}
+		if due := rep.NextAttemptAt.Sub(start); due < wait/2 || due >= wait*3/2 {
+			t.Errorf("after failure %d: due again in %v, want %v ± 50%%", attempt+1, due, wait)
+		}
+		hits := r.modern.Hits()
+		r.clock.Set(rep.NextAttemptAt.Add(-time.Millisecond))
+		r.deliverDue(r.w)
+		if r.modern.Hits() != hits {
+			t.Fatalf("after failure %d: delivered again before its backoff passed", attempt+1)
+		}
+		r.clock.Set(rep.NextAttemptAt)
+	}
+	r.deliverDue(r.w)
+	rep := r.repair("w1")
+	if rep.State != store.StateDead || rep.Attempts != 3 || !strings.Contains(rep.LastError, "503") {
+		t.Errorf("after max_attempts (3) failures: %s, %d attempts, last error %q; want dead, 3, naming the 503", rep.State, rep.Attempts, rep.LastError)
+	}
+	if failed, dead := r.count("put-item", "failed"), r.count("put-item", "dead"); failed != 2 || dead != 1 {
+		t.Errorf("counted %v failed and %v dead, want 2 and 1", failed, dead)
+	}
+	lines := r.logs.Lines(t, "dual write dead-lettered; an operator must retry or discard it")
+	if len(lines) != 1 || lines[0]["id"] != "w1" || lines[0]["route"] != "put-item" {
+		t.Errorf("dead-letter log lines: %v, want one naming the route and the id", lines)
+	}
+	for _, secret := range []string{"secret-patient-42", "Jane Roe", "busy"} {
+		if strings.Contains(r.logs.String(), secret) || strings.Contains(rep.LastError, secret) {
+			t.Errorf("%q, from the write's path, its body or the secondary's answer, is in the logs or the last error", secret)
+		}
+	}
+	// A dead write is never delivered again on its own.
+	hits := r.modern.Hits()
+	r.clock.Advance(time.Hour)
+	r.deliverDue(r.w)
+	if r.modern.Hits() != hits {
+		t.Error("a dead write was delivered again")
+	}
+}
+
+func TestWhatTheSecondarySaysDecidesTheWritesFate(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		status int
+		want   store.State
+	}{
+		{http.MethodPut, 400, store.StateDead},
+		{http.MethodPut, 404, store.StateDead},
+		{http.MethodPut, 409, store.StateDead},
+		{http.MethodPut, 422, store.StateDead},
+		{http.MethodPut, 408, store.StatePending},
+		{http.MethodPut, 429, store.StatePending},
+		{http.MethodPut, 500, store.StatePending},
+		{http.MethodPut, 502, store.StatePending},
+		{http.MethodPut, 200, store.StateDone},
+		{http.MethodPut, 201, store.StateDone},
+		{http.MethodDelete, 204, store.StateDone},
+		{http.MethodDelete, 404, store.StateDone},
+		{http.MethodDelete, 410, store.StateDone},
+		{http.MethodDelete, 400, store.StateDead},
+	} {
+		t.Run(fmt.Sprintf("%s answered %d is %s", tc.method, tc.status, tc.want), func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			r.modern.SetHandler(testkit.Answer(tc.status, `{}`))
+			in := put("w1", "7", `{}`)
+			in.Method = tc.method
+			r.journal(in, store.Outcome{Status: 200})
+			r.deliverDue(r.w)
+			if rep := r.repair("w1"); rep.State != tc.want || rep.Attempts != map[bool]int{true: 0, false: 1}[tc.want == store.StateDone] {
+				t.Errorf("got %s after %d failed attempts (%q)", rep.State, rep.Attempts, rep.LastError)
+			}
+		})
+	}
+}
+
+func TestASecondaryThatDoesNotAnswerIsRetried(t *testing.T) {
+	for name, set := range map[string]func(r *rig){
+		"refuses connections": func(r *rig) { r.routes.setBackend(r.t, "modern", testkit.DeadURL(r.t), time.Second) },
+		"times out": func(r *rig) {
+			r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) { <-req.Context().Done() })
+			r.routes.setBackend(r.t, "modern", r.modern.URL, 100*time.Millisecond)
+		},
+	} {
+		t.Run("a secondary that "+name, func(t *testing.T) {
+			r := newRig(t, sqlite(t), testSettings)
+			set(r)
+			r.journal(put("w1", "secret-patient-42", `{}`), store.Outcome{Status: 200})
+			r.deliverDue(r.w)
+			rep := r.repair("w1")
+			if rep.State != store.StatePending || rep.Attempts != 1 || !strings.Contains(rep.LastError, "did not answer") {
+				t.Errorf("got %s, %d attempts, last error %q; want pending, 1, saying it did not answer", rep.State, rep.Attempts, rep.LastError)
+			}
+			if strings.Contains(rep.LastError, "secret-patient-42") {
+				t.Errorf("the last error %q holds the write's path", rep.LastError)
+			}
+		})
+	}
+}
+
+func TestADeadWriteHoldsBackItsResourceAndNothingElse(t *testing.T) {
+	r := newRig(t, sqlite(t), testSettings)
+	r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
+		if strings.Contains(req.URL.Path, "poison") {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})
+	r.journal(put("w1", "poison", `{"v":1}`), store.Outcome{Status: 200})
+	r.journal(put("w2", "poison", `{"v":2}`), store.Outcome{Status: 200})
+	r.journal(put("w3", "other", `{"v":1}`), store.Outcome{Status: 200})
+	r.deliverDue(r.w)
+	r.clock.Advance(time.Hour)
+	r.deliverDue(r.w)
+	for id, want := range map[string]store.State{"w1": store.StateDead, "w2": store.StatePending, "w3": store.StateDone} {
+		if got := r.repair(id).State; got != want {
+			t.Errorf("%s: got %s, want %s", id, got, want)
+		}
+	}
+	for _, req := range r.modern.Requests() {
+		if req.Header.Get("Idempotency-Key") == "w2" {
+			t.Error("the write after a dead one to the same resource was delivered")
+		}
+	}
+	// An operator discards the dead write: the next one goes.
+	if err := r.store.DiscardRepair(context.Background(), "w1"); err != nil {
+		t.Fatal(err)
+	}
+	r.modern.SetHandler(testkit.Answer(200, `{}`))
+	r.deliverDue(r.w)
+	if got := r.repair("w2").State; got != store.StateDone {
+		t.Errorf("w2 after the dead write was discarded: %s, want done", got)
+	}
+}
+
+func TestTheDepthGaugeCountsEachOpenState(t *testing.T) {
+	r := newRig(t, sqlite(t), testSettings)
+	r.modern.SetHandler(testkit.Answer(http.StatusBadRequest, `{}`))
+	r.journal(put("dead", "a", `{}`), store.Outcome{Status: 200})
+	r.deliverDue(r.w)
+	r.journal(put("p1", "a", `{}`), store.Outcome{Status: 200})
+	r.journal(put("p2", "b", `{}`), store.Outcome{Status: 200})
+	ctx := context.Background()
+	if err := r.store.BeginWrite(ctx, put("sent", "c", `{}`), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	r.w.updateDepth(ctx)
+	m := testkit.Gather(t, r.reg)
+	for state, want := range map[string]float64{"pending": 2, "dead": 1, "sent": 1, "unknown": 0} {
+		if got := m.Value("strangler_repair_queue_depth", "state", state); got != want {
+			t.Errorf("strangler_repair_queue_depth{state=%q} = %v, want %v", state, got, want)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package dualwrite
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/internal/testdb"
+	"strangler/internal/testkit"
+	"strangler/store"
+	"strangler/upstream"
+)
+
+// These tests run the worker's steps one at a time (a claim, a recovery
+// pass, a purge) against a real state store and real HTTP backends on
+// loopback, on a clock the test moves.
+
+// routes is the configuration as the worker sees it.
+type routes struct {
+	mu        sync.Mutex
+	backends  map[string]*upstream.Upstream
+	dualWrite map[string]routeSettings
+}
+
+// routeSettings are a dual-write route's id_field and primary_idempotent.
+type routeSettings struct {
+	idField    string
+	idempotent bool
+}
+
+func (r *routes) Backend(name string) *upstream.Upstream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backends[name]
+}
+
+func (r *routes) DualWrite(route string) (config.FieldPath, bool, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.dualWrite[route]
+	if !ok {
+		return nil, false, false
+	}
+	var p config.FieldPath
+	if s.idField != "" {
+		p, _ = config.ParseFieldPath(s.idField)
+	}
+	return p, s.idempotent, true
+}
+
+// setBackend points name at rawURL with timeout.
+func (r *routes) setBackend(t *testing.T, name, rawURL string, timeout time.Duration) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.backends[name] = upstream.New(name, upstream.Config{URL: u, Timeout: timeout})
+}
+
+// rig is a worker with its store, backends, metrics, logs and clock.
+type rig struct {
+	t              *testing.T
+	store          *store.Store
+	w              *Worker
+	routes         *routes
+	legacy, modern *testkit.Backend
+	reg            *prometheus.Registry
+	logs           *testkit.Logs
+	clock          *testkit.Clock
+}
+
+// testSettings are the repairs section the tests use unless they say
+// otherwise.
+var testSettings = config.Repairs{MaxAttempts: 5, Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(time.Minute), Workers: 4, Keep: config.Duration(time.Hour)}
+
+// sqlite is the DSN of a new SQLite store in the test's folder.
+func sqlite(t *testing.T) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "strangler.db")
+}
+
+// postgres is the DSN of a new schema on the test PostgreSQL server.
+func postgres(t *testing.T) string { return testdb.Postgres(t) }
+
+// openStore opens dsn for the rest of the test.
+func openStore(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// newRig returns a worker on a new store at dsn, with legacy and modern
+// answering 200 until the test says otherwise. The clock starts a minute
+// after the real time: writes journaled now are due at once.
+func newRig(t *testing.T, dsn string, s config.Repairs) *rig {
+	t.Helper()
+	r := &rig{
+		t:      t,
+		store:  openStore(t, dsn),
+		routes: &routes{backends: map[string]*upstream.Upstream{}, dualWrite: map[string]routeSettings{}},
+		legacy: testkit.NewBackend(t, nil),
+		modern: testkit.NewBackend(t, nil),
+		logs:   &testkit.Logs{},
+		clock:  testkit.NewClock(time.Now().Add(time.Minute).UTC().Truncate(time.Second)),
+	}
+	r.routes.setBackend(t, "legacy", r.legacy.URL, 2*time.Second)
+	r.routes.setBackend(t, "modern", r.modern.URL, 2*time.Second)
+	r.w = r.newWorker(r.store, s)
+	return r
+}
+
+// newWorker returns another worker (another replica) on st, sharing the
+// rig's routes, clock and logs, counting into a registry of its own.
+func (r *rig) newWorker(st *store.Store, s config.Repairs) *Worker {
+	reg := prometheus.NewRegistry()
+	if r.reg == nil {
+		r.reg = reg
+	}
+	counts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strangler_dualwrite_total", Help: "steps"}, []string{"route", "result"})
+	reg.MustRegister(counts)
+	w := New(st, r.routes, s, reg, func(route, result string) { counts.WithLabelValues(route, result).Inc() },
+		r.logs.Logger(slog.LevelDebug))
+	w.now = r.clock.Now
+	return w
+}
+
+// count is how many times route's writes reached result on the rig's
+// first worker.
+func (r *rig) count(route, result string) float64 {
+	return testkit.Gather(r.t, r.reg).Value("strangler_dualwrite_total", "route", route, "result", result)
+}
+
+// put is a journaled PUT of an item, as the facade writes it down.
+func put(id, item, body string) store.Intent {
+	return store.Intent{
+		ID: id, Route: "put-item", Resource: "/items/" + item, Method: http.MethodPut,
+		Target: "/items/" + item + "?notify=1",
+		Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"req-" + id}},
+		Body:   []byte(body), Primary: "legacy",
+	}
+}
+
+// journal writes in down and records the primary's answer o, as the
+// facade does around the primary's call.
+func (r *rig) journal(in store.Intent, o store.Outcome) {
+	r.t.Helper()
+	ctx := context.Background()
+	if err := r.store.BeginWrite(ctx, in, time.Now().Add(time.Hour)); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.store.RecordOutcome(ctx, in.ID, o); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// deliverDue has w claim what is due on the rig's clock and waits until
+// those deliveries are settled.
+func (r *rig) deliverDue(w *Worker) {
+	w.claimDue(context.Background())
+	w.inflight.Wait()
+}
+
+// repair reads a journaled write back.
+func (r *rig) repair(id string) store.Repair {
+	r.t.Helper()
+	rep, err := r.store.GetRepair(context.Background(), id, true)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rep
+}
