@@ -185,3 +185,27 @@ func (r *rig) repair(id string) store.Repair {
 	}
 	return rep
 }
+
+// gate returns a channel a backend handler can wait on and the function
+// that opens it, which also runs when the test ends: a test that fails
+// early must not leave a handler blocked, or closing its server would
+// wait forever.
+func gate(t *testing.T) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(open)
+	return ch, open
+}
+
+// receive returns the next value from ch, failing the test after 30 s.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: nothing after 30 s", what)
+		panic("unreachable")
+	}
+}

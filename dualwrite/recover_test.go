@@ -85,7 +85,12 @@ func TestRecoveryResendsToAnIdempotentPrimaryWithTheKeyItSaw(t *testing.T) {
 			}
 			// The recovered write is kicked: the secondary gets it now,
 			// with the primary's answer.
-			r.w.claimOne(context.Background(), <-r.w.kicks)
+			select {
+			case id := <-r.w.kicks:
+				r.w.claimOne(context.Background(), id)
+			default:
+				t.Fatal("the recovered write was not kicked")
+			}
 			r.w.inflight.Wait()
 			if h := r.modern.Last(t).Header; h.Get("X-Strangler-Primary-Id") != "p-9" || h.Get("X-Strangler-Primary-Status") != "201" {
 				t.Errorf("the secondary got %v, want the primary's id and status", h)

@@ -27,18 +27,19 @@ func TestALeaseKeepsOtherReplicasOffUntilItPasses(t *testing.T) {
 			// hangs until the test lets it end, however loaded the machine.
 			r.routes.setBackend(t, "modern", r.modern.URL, time.Minute)
 			other := r.newWorker(openStore(t, d), testSettings)
-			arrived, release := make(chan string, 2), make(chan struct{})
+			arrived := make(chan string, 2)
+			held, release := gate(t)
 			var calls atomic.Int64
 			r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
 				arrived <- req.Header.Get("Idempotency-Key")
 				if calls.Add(1) == 1 {
-					<-release // the first delivery hangs: its replica is gone
+					<-held // the first delivery hangs: its replica is gone
 				}
 			})
 			r.journal(put("w1", "7", `{"v":1}`), store.Outcome{Status: 200})
 			ctx := context.Background()
 			r.w.claimDue(ctx)
-			if key := <-arrived; key != "w1" {
+			if key := receive(t, arrived, "the first delivery"); key != "w1" {
 				t.Fatalf("the first delivery carried key %q, want w1", key)
 			}
 
@@ -52,14 +53,14 @@ func TestALeaseKeepsOtherReplicasOffUntilItPasses(t *testing.T) {
 			// Once it passed, the other replica takes the write over.
 			r.clock.Advance(2 * time.Second)
 			r.deliverDue(other)
-			if key := <-arrived; key != "w1" {
+			if key := receive(t, arrived, "the takeover"); key != "w1" {
 				t.Errorf("the takeover carried key %q, want the same w1: the secondary applies it once", key)
 			}
 			if st := r.repair("w1").State; st != store.StateDone {
 				t.Fatalf("after the takeover the write is %s, want done", st)
 			}
 			// The first replica's delivery ends late: it settles nothing.
-			close(release)
+			release()
 			r.w.inflight.Wait()
 			if st := r.repair("w1"); st.State != store.StateDone || st.Attempts != 0 {
 				t.Errorf("after the late delivery: %s with %d attempts, want done with 0", st.State, st.Attempts)
@@ -182,12 +183,13 @@ func TestPurgeDeletesFinishedWritesOnceKeepHasPassed(t *testing.T) {
 func TestRunDeliversAndFinishesWhatIsInFlightBeforeReturning(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings)
 	r.w.now = time.Now // the poll finds what is due by the real clock
-	arrived, release := make(chan string, 10), make(chan struct{})
+	arrived := make(chan string, 10)
+	held, release := gate(t)
 	r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
 		key := req.Header.Get("Idempotency-Key")
 		arrived <- key
 		if key == "held" {
-			<-release
+			<-held
 		}
 	})
 	r.journal(put("due", "a", `{}`), store.Outcome{Status: 200}) // found by the poll
@@ -206,8 +208,8 @@ func TestRunDeliversAndFinishesWhatIsInFlightBeforeReturning(t *testing.T) {
 		}
 	}
 	cancel()
-	close(release)
-	if err := <-done; err != nil {
+	release()
+	if err := receive(t, done, "Run's return"); err != nil {
 		t.Errorf("Run returned %v", err)
 	}
 	for _, id := range []string{"due", "held"} {
@@ -239,7 +241,7 @@ func TestDeliveriesNeverExceedTheWorkersBound(t *testing.T) {
 	s := testSettings
 	s.Workers = 2
 	r := newRig(t, sqlite(t), s)
-	release := make(chan struct{})
+	held, release := gate(t)
 	var mu sync.Mutex
 	inFlight, peak := 0, 0
 	r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
@@ -247,7 +249,7 @@ func TestDeliveriesNeverExceedTheWorkersBound(t *testing.T) {
 		inFlight++
 		peak = max(peak, inFlight)
 		mu.Unlock()
-		<-release
+		<-held
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
@@ -260,7 +262,7 @@ func TestDeliveriesNeverExceedTheWorkersBound(t *testing.T) {
 	r.w.claimDue(ctx)
 	r.w.claimOne(ctx, "w4")
 	testkit.Eventually(t, 30*time.Second, "two deliveries at the secondary", func() bool { return r.modern.Hits() == 2 })
-	close(release)
+	release()
 	r.w.inflight.Wait()
 	if peak != 2 || r.modern.Hits() != 2 {
 		t.Errorf("%d deliveries, %d at once, want 2 and 2", r.modern.Hits(), peak)
