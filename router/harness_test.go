@@ -101,11 +101,16 @@ func newFacade(t *testing.T, legacyURL, modernURL, extra, routes string) *facade
 	return serveConfig(t, testConfig(t, legacyURL, modernURL, extra, routes))
 }
 
-// serveConfig serves cfg with a new router on loopback.
-func serveConfig(t *testing.T, cfg *config.Config) *facade {
+// serveConfig serves cfg with a new router on loopback; deps, if given,
+// adds to the router's dependencies.
+func serveConfig(t *testing.T, cfg *config.Config, deps ...func(*Deps)) *facade {
 	t.Helper()
 	f := &facade{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, nil))})
+	d := Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, nil))}
+	for _, add := range deps {
+		add(&d)
+	}
+	f.router = New(d)
 	table, err := f.router.Build(cfg)
 	if err != nil {
 		t.Fatal(err)

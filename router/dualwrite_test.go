@@ -1,0 +1,357 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/internal/testkit"
+	"strangler/store"
+)
+
+// These tests run dual-write routes through a real router on loopback
+// with a real state store (SQLite) as the journal and real backends.
+
+// dualWriteFacade is a facade whose dual writes are journaled in a store.
+type dualWriteFacade struct {
+	*facade
+	store *store.Store
+	// kicked receives the ids the router hands to the worker.
+	kicked chan string
+}
+
+// newDualWriteFacade serves routes (YAML list items) with backends that
+// time out after timeout.
+func newDualWriteFacade(t *testing.T, legacyURL, modernURL string, timeout time.Duration, routes string) *dualWriteFacade {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	d := &dualWriteFacade{store: st, kicked: make(chan string, 100)}
+	cfg := parseConfig(t, fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: %s}\n  modern: {url: %q, timeout: %s}\nroutes:\n%s",
+		legacyURL, timeout, modernURL, timeout, routes))
+	d.facade = serveConfig(t, cfg, func(deps *Deps) {
+		deps.Journal = st
+		deps.Deliver = func(id string) { d.kicked <- id }
+	})
+	return d
+}
+
+// writes returns the journaled writes, with headers and bodies, oldest
+// first.
+func (d *dualWriteFacade) writes(t *testing.T) []store.Repair {
+	t.Helper()
+	ctx := context.Background()
+	list, err := d.store.ListRepairs(ctx, store.RepairFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]store.Repair, len(list))
+	for i, s := range list {
+		if out[len(list)-1-i], err = d.store.GetRepair(ctx, s.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// only returns the one journaled write, failing the test if there is not
+// exactly one.
+func (d *dualWriteFacade) only(t *testing.T) store.Repair {
+	t.Helper()
+	w := d.writes(t)
+	if len(w) != 1 {
+		t.Fatalf("%d writes journaled, want 1: %+v", len(w), w)
+	}
+	return w[0]
+}
+
+func (d *dualWriteFacade) send(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, d.URL+path, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return d.do(t, req)
+}
+
+func (d *dualWriteFacade) counted(t *testing.T, route, result string) float64 {
+	return testkit.Gather(t, d.reg).Value("strangler_dualwrite_total", "route", route, "result", result)
+}
+
+const dualWriteRoutes = `
+  - {name: create-item, match: "POST /items", mode: dual-write, id_field: data.id}
+  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write, primary: modern}
+  - {name: put-keyed, match: "PUT /keyed/{id}", mode: dual-write, primary_idempotent: true}
+  - {name: get-item, match: "GET /items/{id}", mode: dual-write}
+`
+
+func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T) {
+	journaled := make(chan []store.RepairSummary, 1)
+	legacy := testkit.NewBackend(t, nil)
+	modern := testkit.NewBackend(t, nil)
+	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes)
+	legacy.SetHandler(func(w http.ResponseWriter, r *http.Request) {
+		// What the journal holds while the primary handles the request.
+		list, _ := d.store.ListRepairs(r.Context(), store.RepairFilter{})
+		journaled <- list
+		w.WriteHeader(http.StatusOK)
+	})
+	resp, _ := d.send(t, http.MethodPut, "/items/7?notify=1", `{"v":1}`, http.Header{
+		"Authorization":       {"Bearer secret-token"},
+		"Cookie":              {"session=secret-cookie"},
+		"Proxy-Authorization": {"Basic c2VjcmV0"},
+		"Content-Type":        {"application/json"},
+		"X-Request-Id":        {"req-1"},
+	})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %d, want the primary's 200", resp.StatusCode)
+	}
+	seen := <-journaled
+	if len(seen) != 1 || seen[0].State != store.StateSent || seen[0].Method != http.MethodPut || seen[0].Target != "/items/7?notify=1" {
+		t.Fatalf("while the primary handled the write the journal held %+v, want it sent", seen)
+	}
+	w := d.only(t)
+	if w.Route != "put-item" || w.Resource != "/items/7" || w.Primary != "legacy" || string(w.Body) != `{"v":1}` {
+		t.Errorf("journaled %s %s primary %s body %q, want put-item /items/7 legacy {\"v\":1}", w.Route, w.Resource, w.Primary, w.Body)
+	}
+	for _, name := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+		if v := w.Header.Values(name); v != nil {
+			t.Errorf("the journal keeps %s: %q", name, v)
+		}
+	}
+	if w.Header.Get("Content-Type") != "application/json" || w.Header.Get("X-Request-Id") != "req-1" || w.Header.Get("X-Forwarded-For") == "" {
+		t.Errorf("journaled header %v, want Content-Type, X-Request-Id and X-Forwarded-For as the primary got them", w.Header)
+	}
+	if got := legacy.Last(t).Header.Get("Authorization"); got != "Bearer secret-token" {
+		t.Errorf("the primary got Authorization %q, want the client's", got)
+	}
+}
+
+// TestTheOutcomeIsRecordedBeforeTheClientSeesTheAnswer: the primary sends
+// its headers and holds back the end of its body; the client, which has
+// the headers, finds the write already queued for the secondary. (On a
+// route with id_field the facade reads the start of the body first, to
+// find the id in.)
+func TestTheOutcomeIsRecordedBeforeTheClientSeesTheAnswer(t *testing.T) {
+	end := make(chan struct{})
+	defer func() {
+		select {
+		case <-end:
+		default:
+			close(end)
+		}
+	}()
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		w.Write([]byte(`{"padding":"`))
+		w.(http.Flusher).Flush()
+		<-end
+		w.Write([]byte(`"}`))
+	})
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, dualWriteRoutes)
+	req, _ := http.NewRequest(http.MethodPut, d.URL+"/items/9", strings.NewReader(`{"v":1}`))
+	resp, err := d.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	w := d.only(t)
+	if resp.StatusCode != http.StatusCreated || w.State != store.StatePending || w.Outcome.Status != http.StatusCreated {
+		t.Errorf("with the answer's headers at the client: the write is %s with status %d, want pending with 201", w.State, w.Outcome.Status)
+	}
+	select {
+	case id := <-d.kicked:
+		if id != w.ID {
+			t.Errorf("the worker was told of %s, want %s", id, w.ID)
+		}
+	default:
+		t.Error("the worker was not told of the write before the client got the answer")
+	}
+	close(end)
+}
+
+func TestIDFieldAndLocationNameWhatACreateMade(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		location     string
+		body         string
+		wantID       string
+		wantResource string
+	}{
+		{"a Location", "/items/L-1", `{"data":{"id":"x"}}`, "x", "/items/L-1"},
+		{"an id at id_field", "", `{"data":{"id":"42"},"name":"é"}`, "42", "/items/42"},
+		{"a number at id_field", "", `{"data":{"id":42}}`, "42", "/items/42"},
+		{"neither", "", `{"data":{}}`, "", "/items#"},
+		{"an answer that is not JSON", "", `<html>created</html>`, "", "/items#"},
+		{"an id beyond the first MiB", "", `{"pad":"` + strings.Repeat("x", 1<<20) + `","data":{"id":"7"}}`, "", "/items#"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				if tc.location != "" {
+					w.Header().Set("Location", tc.location)
+				}
+				w.WriteHeader(http.StatusCreated)
+				w.Write([]byte(tc.body))
+			})
+			d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, dualWriteRoutes)
+			resp, body := d.send(t, http.MethodPost, "/items", `{"v":1}`, nil)
+			if resp.StatusCode != http.StatusCreated || body != tc.body {
+				t.Errorf("the client got %d and %d bytes, want 201 and the primary's %d bytes unchanged", resp.StatusCode, len(body), len(tc.body))
+			}
+			w := d.only(t)
+			wantResource := tc.wantResource
+			if strings.HasSuffix(wantResource, "#") {
+				wantResource += w.ID
+			}
+			if w.Outcome.PrimaryID != tc.wantID || w.Resource != wantResource {
+				t.Errorf("recorded id %q and resource %q, want %q and %q", w.Outcome.PrimaryID, w.Resource, tc.wantID, wantResource)
+			}
+		})
+	}
+}
+
+func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		route      string
+		primary    func(t *testing.T) string
+		wantStatus int
+		wantState  store.State
+		wantCount  string
+	}{
+		{"refused the connection: skipped", "put-item",
+			func(t *testing.T) string { return testkit.DeadURL(t) }, http.StatusBadGateway, store.StateSkipped, "skipped"},
+		{"answered 503: skipped", "put-item",
+			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(503, `{}`)).URL }, 503, store.StateSkipped, "skipped"},
+		{"answered 409: skipped", "put-item",
+			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(409, `{}`)).URL }, 409, store.StateSkipped, "skipped"},
+		{"timed out after receiving it: unknown, for an operator", "put-item",
+			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, store.StateUnknown, "unknown"},
+		{"honouring keys timed out after receiving it: left to recovery", "put-keyed",
+			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, store.StateSent, "unknown"},
+	} {
+		t.Run("a primary that "+tc.name, func(t *testing.T) {
+			modern := testkit.NewBackend(t, nil)
+			// A short timeout where the primary hangs, a generous one where
+			// it answers: a loaded machine must not turn an answer into a 504.
+			timeout := 30 * time.Second
+			if tc.wantStatus == http.StatusGatewayTimeout {
+				timeout = 300 * time.Millisecond
+			}
+			d := newDualWriteFacade(t, tc.primary(t), modern.URL, timeout, dualWriteRoutes)
+			path := map[string]string{"put-item": "/items/7", "put-keyed": "/keyed/7"}[tc.route]
+			resp, body := d.send(t, http.MethodPut, path, `{"v":1}`, nil)
+			if resp.StatusCode != tc.wantStatus {
+				t.Errorf("the client got %d %s, want %d", resp.StatusCode, body, tc.wantStatus)
+			}
+			w := d.only(t)
+			if w.State != tc.wantState {
+				t.Errorf("the write is %s, want %s", w.State, tc.wantState)
+			}
+			if tc.wantState == store.StateSkipped && w.Outcome.Status != tc.wantStatus {
+				t.Errorf("recorded status %d, want %d", w.Outcome.Status, tc.wantStatus)
+			}
+			if n := d.counted(t, tc.route, tc.wantCount); n != 1 {
+				t.Errorf("strangler_dualwrite_total{result=%q} = %v, want 1", tc.wantCount, n)
+			}
+			if len(d.kicked) != 0 || modern.Hits() != 0 {
+				t.Error("a write the primary did not apply was handed on to the secondary")
+			}
+		})
+	}
+}
+
+// hang is a backend that takes every request and never answers it.
+func hang(t *testing.T) *testkit.Backend {
+	return testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+}
+
+// TestAClientHangingUpDoesNotCutThePrimarysCallShort: the client leaves
+// while the primary is applying the write; the primary's answer still
+// reaches the facade and is recorded.
+func TestAClientHangingUpDoesNotCutThePrimarysCallShort(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 30*time.Second, dualWriteRoutes)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, d.URL+"/items/7", strings.NewReader(`{"v":1}`))
+	done := make(chan error, 1)
+	go func() {
+		resp, err := d.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-arrived
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the client's request succeeded; it was meant to be cut off")
+	}
+	once.Do(func() { close(release) })
+	testkit.Eventually(t, 30*time.Second, "the primary's answer recorded", func() bool {
+		return d.only(t).State == store.StatePending
+	})
+}
+
+func TestTheRoutesPrimaryAnswersAndReadsAreNotJournaled(t *testing.T) {
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `"legacy"`))
+	modern := testkit.NewBackend(t, testkit.Answer(200, `"modern"`))
+	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes)
+	if _, body := d.send(t, http.MethodPut, "/records/3", `{}`, nil); body != `"modern"` || legacy.Hits() != 0 {
+		t.Errorf("a write on a route whose primary is modern: got %s, legacy got %d requests; want modern's answer alone", body, legacy.Hits())
+	}
+	if w := d.only(t); w.Primary != "modern" || w.State != store.StatePending {
+		t.Errorf("journaled with primary %s in state %s, want modern, pending", w.Primary, w.State)
+	}
+	if _, body := d.send(t, http.MethodGet, "/items/3", "", nil); body != `"legacy"` || len(d.writes(t)) != 1 {
+		t.Errorf("a read on a dual-write route: got %s and %d journaled writes; want legacy's answer and nothing journaled", body, len(d.writes(t)))
+	}
+}
+
+func TestAWriteThatCannotBeJournaledReachesNoBackend(t *testing.T) {
+	legacy := testkit.NewBackend(t, nil)
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, dualWriteRoutes)
+	d.store.Close()
+	resp, body := d.send(t, http.MethodPut, "/items/7", `{"name":"Jane Roe"}`, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
+		t.Errorf("got %d %s, want 503 with a JSON error", resp.StatusCode, body)
+	}
+	if legacy.Hits() != 0 {
+		t.Error("the primary got a write that could not be journaled")
+	}
+	if n := d.counted(t, "put-item", "refused"); n != 1 {
+		t.Errorf("refused counted %v times, want 1", n)
+	}
+	if strings.Contains(d.logs.String(), "Jane Roe") || strings.Contains(d.logs.String(), "/items/7") {
+		t.Errorf("the refusal's log line holds the body or the path: %s", d.logs)
+	}
+}
+
+func TestABodyOverMaxReplayBodyIsRefusedBeforeItIsJournaled(t *testing.T) {
+	legacy := testkit.NewBackend(t, nil)
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, `
+  - {name: put-item, match: "PUT /items/{id}", mode: dual-write, max_replay_body: 1KiB}`)
+	resp, _ := d.send(t, http.MethodPut, "/items/7", string(bytes.Repeat([]byte("x"), 1025)), nil)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || legacy.Hits() != 0 || len(d.writes(t)) != 0 {
+		t.Errorf("got %d, the primary got %d requests, %d writes journaled; want 413, none, none", resp.StatusCode, legacy.Hits(), len(d.writes(t)))
+	}
+}
