@@ -282,13 +282,17 @@ func hang(t *testing.T) *testkit.Backend {
 // while the primary is applying the write; the primary's answer still
 // reaches the facade and is recorded.
 func TestAClientHangingUpDoesNotCutThePrimarysCallShort(t *testing.T) {
-	arrived, release := make(chan struct{}), make(chan struct{})
+	arrived, release, cutShort := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
-		<-release
-		w.WriteHeader(http.StatusOK)
+		select {
+		case <-release:
+			w.WriteHeader(http.StatusOK)
+		case <-r.Context().Done():
+			close(cutShort)
+		}
 	})
 	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 30*time.Second, dualWriteRoutes)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,6 +309,14 @@ func TestAClientHangingUpDoesNotCutThePrimarysCallShort(t *testing.T) {
 	cancel()
 	if err := <-done; err == nil {
 		t.Fatal("the client's request succeeded; it was meant to be cut off")
+	}
+	// A facade that passed the client's leaving on would cut the primary's
+	// call short about now: give it the time to show, then let the
+	// primary answer.
+	select {
+	case <-cutShort:
+		t.Fatal("the primary's call was cut short when the client left")
+	case <-time.After(2 * time.Second):
 	}
 	once.Do(func() { close(release) })
 	testkit.Eventually(t, 30*time.Second, "the primary's answer recorded", func() bool {
