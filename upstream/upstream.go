@@ -89,9 +89,9 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 	out.Scheme, out.Host = u.URL.Scheme, u.URL.Host
 	if u.URL.Path != "" && u.URL.Path != "/" {
 		out.Path = strings.TrimSuffix(u.URL.Path, "/") + "/" + strings.TrimPrefix(in.Path, "/")
-		if in.RawPath != "" {
-			out.RawPath = strings.TrimSuffix(u.URL.EscapedPath(), "/") + "/" + strings.TrimPrefix(in.RawPath, "/")
-		}
+		// The escaped form too, from both sides: an encoded slash in the
+		// base path (/tenant%2F7) or the request's stays encoded.
+		out.RawPath = strings.TrimSuffix(u.URL.EscapedPath(), "/") + "/" + strings.TrimPrefix(in.EscapedPath(), "/")
 	}
 	return &out
 }

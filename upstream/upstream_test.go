@@ -1,0 +1,226 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/internal/testcert"
+	"strangler/internal/testkit"
+)
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestTargetPutsTheRequestBelowTheBasePath(t *testing.T) {
+	for _, tc := range []struct {
+		base, request string
+		want          string
+	}{
+		{"http://b:1", "/patients/7?x=1", "http://b:1/patients/7?x=1"},
+		{"http://b:1/", "/patients/7", "http://b:1/patients/7"},
+		{"http://b:1/api", "/patients/7?x=1&y=%20", "http://b:1/api/patients/7?x=1&y=%20"},
+		{"http://b:1/api/", "/patients/7", "http://b:1/api/patients/7"},
+		{"http://b:1/api/v2", "/", "http://b:1/api/v2/"},
+		{"http://b:1/api", "/files/a%2Fb", "http://b:1/api/files/a%2Fb"},
+		{"http://b:1/api", "/a%20b/c", "http://b:1/api/a%20b/c"},
+		{"http://b:1/my%20api", "/x", "http://b:1/my%20api/x"},
+		{"http://b:1/tenant%2F7", "/x", "http://b:1/tenant%2F7/x"},
+		{"http://b:1/tenant%2F7/", "/a%2Fb", "http://b:1/tenant%2F7/a%2Fb"},
+		{"https://b/api", "/x/", "https://b/api/x/"},
+	} {
+		u := New("legacy", Config{URL: mustURL(t, tc.base)})
+		in := mustURL(t, tc.request)
+		if got := u.Target(in).String(); got != tc.want {
+			t.Errorf("%s below %s: got %s, want %s", tc.request, tc.base, got, tc.want)
+		}
+	}
+}
+
+func TestRoundTripReachesTheBackendWithTheBodyReplayable(t *testing.T) {
+	b := testkit.NewBackend(t, testkit.Answer(201, `{"ok":true}`))
+	u := New("modern", Config{URL: mustURL(t, b.URL+"/base"), Timeout: 5 * time.Second})
+	req := NewRequest(context.Background(), http.MethodPost, u.Target(mustURL(t, "/items?q=1")), http.Header{"X-A": {"1"}}, []byte(`{"v":1}`))
+	if req.GetBody == nil {
+		t.Fatal("a request with a body cannot be sent again: no GetBody")
+	}
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	got := b.Last(t)
+	if resp.StatusCode != 201 || got.Method != http.MethodPost || got.Path != "/base/items" || got.RawQuery != "q=1" || string(got.Body) != `{"v":1}` || got.Header.Get("X-A") != "1" {
+		t.Errorf("answered %d; the backend got %+v", resp.StatusCode, got)
+	}
+	again, _ := req.GetBody()
+	if body, _ := io.ReadAll(again); string(body) != `{"v":1}` {
+		t.Errorf("GetBody gives %q, want the body again", body)
+	}
+}
+
+func TestClassifyTellsWhatWentWrong(t *testing.T) {
+	hang := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	send := func(ctx context.Context, rawURL string, timeout time.Duration) error {
+		u := New("legacy", Config{URL: mustURL(t, rawURL), Timeout: timeout})
+		resp, err := u.RoundTrip(NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/x")), http.Header{}, nil))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	t.Run("a refused connection was not sent", func(t *testing.T) {
+		ctx := context.Background()
+		if f := Classify(ctx, send(ctx, testkit.DeadURL(t), time.Second)); !f.NotSent || f.Timeout || f.Canceled {
+			t.Errorf("got %+v, want NotSent only", f)
+		}
+	})
+	t.Run("no answer within the timeout is a timeout, after the request was sent", func(t *testing.T) {
+		ctx := context.Background()
+		if f := Classify(ctx, send(ctx, hang.URL, 100*time.Millisecond)); !f.Timeout || f.NotSent || f.Canceled {
+			t.Errorf("got %+v, want Timeout only", f)
+		}
+	})
+	t.Run("a client that left is canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-hang.Arrived()
+			cancel()
+		}()
+		if f := Classify(ctx, send(ctx, hang.URL, time.Minute)); !f.Canceled {
+			t.Errorf("got %+v, want Canceled", f)
+		}
+	})
+	t.Run("a deadline of the caller's is a timeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if f := Classify(ctx, send(ctx, hang.URL, time.Minute)); !f.Timeout || f.Canceled {
+			t.Errorf("got %+v, want Timeout", f)
+		}
+	})
+	t.Run("another error is none of them", func(t *testing.T) {
+		if f := Classify(context.Background(), errors.New("malformed HTTP response")); f != (Failure{}) {
+			t.Errorf("got %+v, want the zero Failure", f)
+		}
+	})
+}
+
+// TestInformationalResponsesLoseHopByHopHeaders: a 103 Early Hints the
+// backend sends reaches the caller's trace without the headers that
+// belong to one connection.
+func TestInformationalResponsesLoseHopByHopHeaders(t *testing.T) {
+	b := testkit.NewBackend(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Connection")
+		w.Header().Del("X-Hop")
+		w.Header().Del("Keep-Alive")
+		w.WriteHeader(http.StatusOK)
+	})
+	u := New("legacy", Config{URL: mustURL(t, b.URL), Timeout: 5 * time.Second})
+	var got []textproto.MIMEHeader
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, h)
+		return nil
+	}})
+	resp, err := u.RoundTrip(NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 1 || got[0].Get("Link") == "" || got[0].Get("X-Hop") != "" || got[0].Get("Connection") != "" || got[0].Get("Keep-Alive") != "" {
+		t.Errorf("1xx headers reaching the caller: %v, want Link alone", got)
+	}
+}
+
+func TestConnectionsAreReusedAndClosedOnRequest(t *testing.T) {
+	b := testkit.NewBackend(t, nil)
+	u := New("legacy", Config{URL: mustURL(t, b.URL), Timeout: 5 * time.Second})
+	get := func() {
+		resp, err := u.RoundTrip(NewRequest(context.Background(), http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get()
+	get()
+	u.CloseIdleConnections()
+	get()
+	r := b.Requests()
+	if r[0].RemoteAddr != r[1].RemoteAddr || r[1].RemoteAddr == r[2].RemoteAddr {
+		t.Errorf("connections %s, %s, %s: want the first reused, then a new one after CloseIdleConnections", r[0].RemoteAddr, r[1].RemoteAddr, r[2].RemoteAddr)
+	}
+}
+
+// TestTLSBackends: an https backend is reached with the configured
+// authority and server name, over HTTP/2; an unknown authority or a name
+// the certificate does not carry is refused.
+func TestTLSBackends(t *testing.T) {
+	ca := testcert.NewAuthority(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.Issue(t, 2, certFile, keyFile, "modern.internal")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pem, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+
+	get := func(c *tls.Config) (string, error) {
+		u := New("modern", Config{URL: mustURL(t, srv.URL), Timeout: 5 * time.Second, TLS: c})
+		resp, err := u.RoundTrip(NewRequest(context.Background(), http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	if proto, err := get(&tls.Config{RootCAs: pool, ServerName: "modern.internal", MinVersion: tls.VersionTLS12}); err != nil || proto != "HTTP/2.0" {
+		t.Errorf("with the authority and the server name: %q %v, want HTTP/2.0", proto, err)
+	}
+	if _, err := get(&tls.Config{ServerName: "modern.internal"}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the authority: %v, want a certificate error", err)
+	}
+	if _, err := get(&tls.Config{RootCAs: pool, ServerName: "legacy.internal"}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("with a name the certificate does not carry: %v, want a certificate error", err)
+	}
+}
