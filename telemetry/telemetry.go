@@ -52,7 +52,13 @@ func Setup(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 	if !enabled(getenv) {
 		return t, nil
 	}
-	protocol := first(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
+	variable, protocol := "", "http/protobuf"
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
+		if p := getenv(v); p != "" {
+			variable, protocol = v, p
+			break
+		}
+	}
 	var exp sdktrace.SpanExporter
 	var err error
 	switch protocol {
@@ -61,7 +67,7 @@ func Setup(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 	case "grpc":
 		exp, err = otlptracegrpc.New(ctx)
 	default:
-		return nil, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL=%q: want http/protobuf or grpc", protocol)
+		return nil, fmt.Errorf("telemetry: %s=%q: want http/protobuf or grpc", variable, protocol)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: %w", err)
@@ -88,13 +94,4 @@ func enabled(getenv func(string) string) bool {
 	default:
 		return strings.Contains(exporter, "otlp")
 	}
-}
-
-func first(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
