@@ -74,6 +74,7 @@ func (w *Worker) resend(ctx context.Context, in store.Repair, idField config.Fie
 	if idField != nil && !capture.Truncated() {
 		o.PrimaryID, _ = idField.Find(capture.Bytes())
 	}
+	w.routes.Created(in.Route, in, &o)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if err := w.queue.RecordOutcome(sctx, in.ID, o); err != nil {

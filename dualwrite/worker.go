@@ -55,6 +55,10 @@ type Routes interface {
 	// Template is the path template the route matches, for spans; "" if
 	// the route is gone.
 	Template(route string) string
+	// Created sets in o, the primary's answer to a write of route resent
+	// by recovery, what a create made, as when the facade recorded the
+	// answer itself: later writes to it wait behind it.
+	Created(route string, w store.Repair, o *store.Outcome)
 }
 
 // Worker delivers the repair queue on one replica.

@@ -157,11 +157,7 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 			o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
 		}
 	}
-	if success && w.intent.Method == http.MethodPost {
-		o.Resource = t.createdResource(w.intent, o)
-		// A create that named nothing is shown as its collection.
-		o.ResourceView = t.hasher.Path(rt.pattern, strings.TrimSuffix(o.Resource, "#"+w.intent.ID))
-	}
+	t.created(rt.pattern, w.intent, &o)
 	ctx := context.WithoutCancel(res.Request.Context())
 	if err := t.journal.RecordOutcome(ctx, w.intent.ID, o); err != nil {
 		t.log.Error("recording a dual write's outcome failed; it becomes unknown when its lease passes",
@@ -177,6 +173,19 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 	if t.deliver != nil {
 		t.deliver(w.intent.ID)
 	}
+}
+
+// created sets in o what a create the primary answered with o made: the
+// resource later writes to it wait behind, and how listings show it. A
+// write other than a POST answered 2xx creates nothing. It is the one
+// rule for an answer the facade records and one recovery does.
+func (t *Table) created(pattern string, in store.Intent, o *store.Outcome) {
+	if in.Method != http.MethodPost || o.Status < 200 || o.Status > 299 {
+		return
+	}
+	o.Resource = t.createdResource(in, *o)
+	// A create that named nothing is shown as its collection.
+	o.ResourceView = t.hasher.Path(pattern, strings.TrimSuffix(o.Resource, "#"+in.ID))
 }
 
 // createdResource names what a create made, so that later writes to it
@@ -252,5 +261,10 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 // secondary, the secondary would answer it 404 (a dead letter) and then
 // create the patient.
 func resourceOf(req *http.Request) string {
-	return canonical.RouteKey(req.URL.EscapedPath())
+	return resourceAt(req.URL.EscapedPath())
+}
+
+// resourceAt is the resource of a write to the canonical escaped path.
+func resourceAt(path string) string {
+	return canonical.RouteKey(path)
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
+	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -277,6 +279,24 @@ func (r *Router) Template(route string) string {
 		return rt.pattern
 	}
 	return ""
+}
+
+// Created sets in o, the answer of a primary to a journaled write of
+// route resent by recovery, what a create made, by the rule the facade
+// follows when it records an answer itself (Table.created).
+func (r *Router) Created(route string, w store.Repair, o *store.Outcome) {
+	t := r.table.Load()
+	target, err := url.ParseRequestURI(w.Target)
+	if err != nil {
+		return
+	}
+	in := store.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Primary: w.Primary,
+		Resource: resourceAt(target.EscapedPath())}
+	pattern := ""
+	if rt, ok := t.byName[route]; ok {
+		pattern = rt.pattern
+	}
+	t.created(pattern, in, o)
 }
 
 // DualWrite is the route's id_field and primary_idempotent in the current
