@@ -2,6 +2,7 @@ package dualwrite
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"strangler/config"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
+	"strangler/router"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -23,11 +25,15 @@ import (
 // pass, a purge) against a real state store and real HTTP backends on
 // loopback, on a clock the test moves.
 
-// routes is the configuration as the worker sees it.
+// routes is the configuration as the worker sees it: backends and route
+// settings the tests change at will, and the facade's own router for what
+// a create made, so that recovery is held to the rule the request path
+// follows.
 type routes struct {
 	mu        sync.Mutex
 	backends  map[string]*upstream.Upstream
 	dualWrite map[string]routeSettings
+	router    *router.Router
 }
 
 // routeSettings are a dual-write route's id_field and primary_idempotent.
@@ -54,6 +60,41 @@ func (r *routes) DualWrite(route string) (config.FieldPath, bool, bool) {
 		p, _ = config.ParseFieldPath(s.idField)
 	}
 	return p, s.idempotent, true
+}
+
+func (r *routes) Template(route string) string {
+	if _, _, ok := r.DualWrite(route); ok {
+		return "/items/{id}"
+	}
+	return ""
+}
+
+func (r *routes) Created(route string, w store.Repair, o *store.Outcome) {
+	r.router.Created(route, w, o)
+}
+
+// newRouter is the facade's router with the tests' routes.
+func newRouter(t *testing.T, legacyURL, modernURL string, journal router.Journal) *router.Router {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
+backends:
+  legacy: {url: %q}
+  modern: {url: %q}
+routes:
+  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
+  - {name: delete-item, match: "DELETE /items/{id}", mode: dual-write}
+  - {name: create-item, match: "POST /items", mode: dual-write, id_field: id}
+`, legacyURL, modernURL), config.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtr := router.New(router.Deps{Metrics: router.NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.DiscardHandler), Journal: journal})
+	table, err := rtr.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtr.Swap(table)
+	return rtr
 }
 
 // setBackend points name at rawURL with timeout.
@@ -119,6 +160,7 @@ func newRig(t *testing.T, dsn string, s config.Repairs) *rig {
 		logs:   &testkit.Logs{},
 		clock:  testkit.NewClock(time.Now().Add(time.Minute).UTC().Truncate(time.Second)),
 	}
+	r.routes.router = newRouter(t, r.legacy.URL, r.modern.URL, r.store)
 	r.routes.setBackend(t, "legacy", r.legacy.URL, 2*time.Second)
 	r.routes.setBackend(t, "modern", r.modern.URL, 2*time.Second)
 	r.w = r.newWorker(r.store, s)

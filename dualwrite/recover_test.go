@@ -115,8 +115,8 @@ func TestARecoveredCreateOrdersTheWritesToWhatItMade(t *testing.T) {
 	r.w.recover(context.Background())
 	// The DELETE's answer is recorded after the create's resend.
 	r.journal(del, store.Outcome{Status: 204})
-	if got := r.repair("c1").Resource; got != "/items/9" {
-		t.Errorf("the recovered create's resource: %q, want /items/9, what it made", got)
+	if c, d := r.repair("c1"), r.repair("d1"); c.ResourceKey != d.ResourceKey {
+		t.Errorf("the recovered create's resource %s is not the DELETE's %s: it should be /items/9, what it made", c.Resource, d.Resource)
 	}
 	r.deliverDue(r.w)
 	var order []string

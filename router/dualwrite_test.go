@@ -108,7 +108,7 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 		journaled <- list
 		w.WriteHeader(http.StatusOK)
 	})
-	resp, _ := d.send(t, http.MethodPut, "/items/7?notify=1", `{"v":1}`, http.Header{
+	resp, _ := d.send(t, http.MethodPut, "/items/pt-4711?notify=1", `{"v":1}`, http.Header{
 		"Authorization":       {"Bearer secret-token"},
 		"Cookie":              {"session=secret-cookie"},
 		"Proxy-Authorization": {"Basic c2VjcmV0"},
@@ -119,12 +119,15 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 		t.Fatalf("got %d, want the primary's 200", resp.StatusCode)
 	}
 	seen := <-journaled
-	if len(seen) != 1 || seen[0].State != store.StateSent || seen[0].Method != http.MethodPut || seen[0].Target != "/items/7?notify=1" {
+	if len(seen) != 1 || seen[0].State != store.StateSent || seen[0].Method != http.MethodPut || seen[0].Route != "put-item" {
 		t.Fatalf("while the primary handled the write the journal held %+v, want it sent", seen)
 	}
 	w := d.only(t)
-	if w.Route != "put-item" || w.Resource != "/items/7" || w.Primary != "legacy" || string(w.Body) != `{"v":1}` {
-		t.Errorf("journaled %s %s primary %s body %q, want put-item /items/7 legacy {\"v\":1}", w.Route, w.Resource, w.Primary, w.Body)
+	if w.Target != "/items/pt-4711?notify=1" || w.Primary != "legacy" || string(w.Body) != `{"v":1}` {
+		t.Errorf("journaled %s primary %s body %q, want /items/pt-4711?notify=1 legacy {\"v\":1}", w.Target, w.Primary, w.Body)
+	}
+	if strings.Contains(w.Resource, "pt-4711") {
+		t.Errorf("the listing shows the resource as %q, with the patient's id", w.Resource)
 	}
 	for _, name := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
 		if v := w.Header.Values(name); v != nil {
@@ -183,6 +186,8 @@ func TestTheOutcomeIsRecordedBeforeTheClientSeesTheAnswer(t *testing.T) {
 }
 
 func TestIDFieldAndLocationNameWhatACreateMade(t *testing.T) {
+	// wantResource is the item a later write to which waits behind the
+	// create; "" when the create is a resource of its own.
 	for _, tc := range []struct {
 		name         string
 		location     string
@@ -191,11 +196,12 @@ func TestIDFieldAndLocationNameWhatACreateMade(t *testing.T) {
 		wantResource string
 	}{
 		{"a Location", "/items/L-1", `{"data":{"id":"x"}}`, "x", "/items/L-1"},
+		{"a Location spelled otherwise", "/items/L-%31/", `{"data":{"id":"x"}}`, "x", "/items/L-1"},
 		{"an id at id_field", "", `{"data":{"id":"42"},"name":"é"}`, "42", "/items/42"},
 		{"a number at id_field", "", `{"data":{"id":42}}`, "42", "/items/42"},
-		{"neither", "", `{"data":{}}`, "", "/items#"},
-		{"an answer that is not JSON", "", `<html>created</html>`, "", "/items#"},
-		{"an id beyond the first MiB", "", `{"pad":"` + strings.Repeat("x", 1<<20) + `","data":{"id":"7"}}`, "", "/items#"},
+		{"neither", "", `{"data":{}}`, "", ""},
+		{"an answer that is not JSON", "", `<html>created</html>`, "", ""},
+		{"an id beyond the first MiB", "", `{"pad":"` + strings.Repeat("x", 1<<20) + `","data":{"id":"7"}}`, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -210,13 +216,20 @@ func TestIDFieldAndLocationNameWhatACreateMade(t *testing.T) {
 			if resp.StatusCode != http.StatusCreated || body != tc.body {
 				t.Errorf("the client got %d and %d bytes, want 201 and the primary's %d bytes unchanged", resp.StatusCode, len(body), len(tc.body))
 			}
-			w := d.only(t)
-			wantResource := tc.wantResource
-			if strings.HasSuffix(wantResource, "#") {
-				wantResource += w.ID
+			create := d.only(t)
+			if create.Outcome.PrimaryID != tc.wantID {
+				t.Errorf("recorded id %q, want %q", create.Outcome.PrimaryID, tc.wantID)
 			}
-			if w.Outcome.PrimaryID != tc.wantID || w.Resource != wantResource {
-				t.Errorf("recorded id %q and resource %q, want %q and %q", w.Outcome.PrimaryID, w.Resource, tc.wantID, wantResource)
+			later := "/items/" + map[bool]string{true: "other", false: strings.TrimPrefix(tc.wantResource, "/items/")}[tc.wantResource == ""]
+			d.send(t, http.MethodPut, later, `{"v":2}`, nil)
+			var put store.Repair
+			for _, w := range d.writes(t) {
+				if w.Method == http.MethodPut {
+					put = w
+				}
+			}
+			if same := put.ResourceKey == create.ResourceKey; same != (tc.wantResource != "") {
+				t.Errorf("a later PUT %s waits behind the create: %v, want %v", later, same, tc.wantResource != "")
 			}
 		})
 	}
