@@ -130,7 +130,7 @@ func TestARecoveredCreateOrdersTheWritesToWhatItMade(t *testing.T) {
 
 func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testing.T) {
 	for name, set := range map[string]func(r *rig){
-		"is down": func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
+		"is down":                            func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
 		"was removed from the configuration": func(r *rig) { delete(r.routes.dualWrite, "create-item") },
 	} {
 		t.Run("a route whose primary "+name, func(t *testing.T) {
