@@ -13,7 +13,7 @@ const reservedRoute = "default"
 func (d *decoder) validate(c *Config) {
 	d.checkAddr("listen", c.Listen)
 	d.checkAddr("admin.listen", c.Admin.Listen)
-	if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == c.Admin.Listen && port != "0" {
+	if sharePort(c.Listen, c.Admin.Listen) {
 		d.errorAt("admin.listen", "must differ from listen (%s): keep the admin API off the public listener", c.Listen)
 	}
 	if c.Backends.Legacy.URL.URL == nil {
@@ -66,6 +66,37 @@ func (d *decoder) validateAdmin(c *Config) {
 	if len(c.Admin.AdminTokens()) == 0 && !isLoopback(c.Admin.Listen) {
 		d.errorAt("admin.listen", "%s is reachable from other machines, so the admin API needs admin.token or admin.tokens", c.Admin.Listen)
 	}
+}
+
+// sharePort reports whether two listen addresses take the same port on
+// an address both would listen on: the same port (not 0, which the
+// system picks) and the same host, or either on every interface (":8080"
+// takes 127.0.0.1:8080 too), or localhost and a loopback address.
+func sharePort(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB || portA == "0" {
+		return false
+	}
+	if hostA == hostB || isWildcard(hostA) || isWildcard(hostB) {
+		return true
+	}
+	ipA, ipB := net.ParseIP(hostA), net.ParseIP(hostB)
+	switch {
+	case ipA != nil && ipB != nil:
+		return ipA.Equal(ipB)
+	case hostA == "localhost":
+		return ipB != nil && ipB.IsLoopback()
+	case hostB == "localhost":
+		return ipA != nil && ipA.IsLoopback()
+	}
+	return false
+}
+
+// isWildcard reports whether a listen host means every interface.
+func isWildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
 }
 
 // isLoopback reports whether a listen address only accepts connections
