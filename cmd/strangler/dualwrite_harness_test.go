@@ -44,6 +44,9 @@ const (
 	// faultApplyThenDrop applies the write, then closes the connection
 	// without answering: the sender cannot tell it was applied.
 	faultApplyThenDrop
+	// faultApplyThenHang applies the write, then never answers: the sender
+	// times out not knowing it was applied.
+	faultApplyThenHang
 )
 
 // recordingBackend is a backend that keeps what it receives, as the
@@ -85,6 +88,9 @@ type recordingBackend struct {
 	// Idempotency-Key ("" without one); applied counts those applied.
 	received map[string]int
 	applied  map[string]int
+	// writeHeaders are the headers of the writes that reached the handler,
+	// in order.
+	writeHeaders []http.Header
 }
 
 type keptAnswer struct {
@@ -201,6 +207,7 @@ func (b *recordingBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.received[key]++
+	b.writeHeaders = append(b.writeHeaders, r.Header.Clone())
 	a, ok := b.kept[key]
 	if !ok || !b.keys || key == "" {
 		a = b.apply(r, body)
@@ -212,8 +219,12 @@ func (b *recordingBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.mu.Unlock()
-	if f == faultApplyThenDrop {
+	switch f {
+	case faultApplyThenDrop:
 		dropConnection(w)
+		return
+	case faultApplyThenHang:
+		<-r.Context().Done()
 		return
 	}
 	if a.location != "" {
@@ -298,6 +309,13 @@ func (b *recordingBackend) snapshot() (map[string]string, map[string][]string) {
 	return items, entries
 }
 
+// headersOfWrites returns the headers of the writes received, in order.
+func (b *recordingBackend) headersOfWrites() []http.Header {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.writeHeaders)
+}
+
 // counts returns copies of the received and applied counts per key.
 func (b *recordingBackend) counts() (received, applied map[string]int) {
 	b.mu.Lock()
@@ -320,6 +338,9 @@ type facadeConfig struct {
 	// timeout is both backends' timeout; zero means 5s, which a loaded
 	// machine running race-detector builds stays within.
 	timeout time.Duration
+	// maxAttempts is repairs.max_attempts; zero means 100000: repairs
+	// never give up on their own.
+	maxAttempts int
 	// workers is repairs.workers; zero means 8.
 	workers int
 	// routes is the routes list; empty means dualWriteRoutes.
@@ -350,6 +371,9 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 	if c.workers == 0 {
 		c.workers = 8
 	}
+	if c.maxAttempts == 0 {
+		c.maxAttempts = 100000
+	}
 	if c.routes == "" {
 		c.routes = dualWriteRoutes
 	}
@@ -363,9 +387,9 @@ backends:
 debug_headers: true
 shutdown: { delay: 0s, grace: 5s }
 store: %q
-repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: 100000, workers: %d }
+repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: %d, workers: %d }
 routes:
-%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, c.workers, c.routes)
+%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, c.maxAttempts, c.workers, c.routes)
 	path := filepath.Join(dir, fmt.Sprintf("strangler-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
