@@ -26,6 +26,7 @@ func (r secondaryRoutes) DualWrite(string) (config.FieldPath, bool, bool) {
 	return nil, false, true
 }
 func (r secondaryRoutes) Template(string) string { return "/items/{id}" }
+func (r secondaryRoutes) Created(string, store.Repair, *store.Outcome) {}
 
 // TestAClaimWhoseAnswerWasLostIsReleased: the connection breaks after a
 // claim's commit reached the server and before its answer came back, as
