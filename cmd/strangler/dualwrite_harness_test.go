@@ -387,9 +387,10 @@ backends:
 debug_headers: true
 shutdown: { delay: 0s, grace: 5s }
 store: %q
+state_snapshot: %q
 repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: %d, workers: %d }
 routes:
-%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, c.maxAttempts, c.workers, c.routes)
+%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, filepath.Join(dir, "state-snapshot.json"), c.maxAttempts, c.workers, c.routes)
 	path := filepath.Join(dir, fmt.Sprintf("strangler-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

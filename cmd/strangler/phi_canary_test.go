@@ -314,9 +314,10 @@ backends:
   modern: { url: %q, timeout: 2s }
 shutdown: { delay: 0s, grace: 2s }
 store: %q
+state_snapshot: %q
 store_encryption: { keys: ["${file:store-key}"] }
 repairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 4 }
-routes:%s`, aliceToken, legacy.URL, modern.URL, store, canaryRoutes)), 0o644)
+routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state-snapshot.json"), canaryRoutes)), 0o644)
 		f := startCanaryFacade(t, path)
 		base := "http://" + f.public
 
