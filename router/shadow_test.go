@@ -45,6 +45,11 @@ func (f *facade) comparisons(t *testing.T, route string, n int) map[string]float
 
 func (f *facade) samples(t *testing.T, route string) []shadow.Sample {
 	t.Helper()
+	// A comparison is counted before its sample is stored: wait for the
+	// route's copies in flight, which store theirs before they end.
+	if rt, ok := f.router.Current().byName[route]; ok && rt.shadow != nil {
+		rt.shadow.pool.Wait()
+	}
 	s, err := f.router.deps.Samples.List(context.Background(), route, 0)
 	if err != nil {
 		t.Fatal(err)
