@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +224,49 @@ func TestTLSBackends(t *testing.T) {
 	}
 	if _, err := get(&tls.Config{RootCAs: pool, ServerName: "legacy.internal"}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("with a name the certificate does not carry: %v, want a certificate error", err)
+	}
+}
+
+// TestInformationalResponsesWaitUntilReleased: 1xx responses of an attempt
+// whose outcome is open reach the caller only when released, in order,
+// and not at all if the attempt is abandoned.
+func TestInformationalResponsesWaitUntilReleased(t *testing.T) {
+	b := testkit.NewBackend(t, func(w http.ResponseWriter, _ *http.Request) {
+		for _, link := range []string{"</a.css>", "</b.js>"} {
+			w.Header().Set("Link", link+"; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	u := New("modern", Config{URL: mustURL(t, b.URL), Timeout: 5 * time.Second})
+	var got []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+		return nil
+	}})
+	outer := NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil)
+	var held Informational
+	resp, err := u.RoundTrip(held.Hold(outer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 0 {
+		t.Fatalf("held 1xx responses reached the caller before the release: %q", got)
+	}
+	held.Release(outer)
+	if want := []string{"103 </a.css>; rel=preload", "103 </b.js>; rel=preload"}; !slices.Equal(got, want) {
+		t.Errorf("released: %q, want %q", got, want)
+	}
+}
+
+func TestFailureKindsNameWhatWentWrong(t *testing.T) {
+	for f, want := range map[Failure]string{
+		{Canceled: true}: "canceled", {Timeout: true}: "timeout", {NotSent: true}: "connect_failed",
+		{Canceled: true, Timeout: true}: "canceled", {}: "",
+	} {
+		if got := f.Kind(); got != want {
+			t.Errorf("%+v.Kind() = %q, want %q", f, got, want)
+		}
 	}
 }
