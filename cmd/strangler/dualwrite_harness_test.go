@@ -341,6 +341,9 @@ type facadeConfig struct {
 	// maxAttempts is repairs.max_attempts; zero means 100000: repairs
 	// never give up on their own.
 	maxAttempts int
+	// snapshot is state_snapshot; empty means a file in dir (not the
+	// system's temporary folder, where a PostgreSQL store's would go).
+	snapshot string
 	// workers is repairs.workers; zero means 8.
 	workers int
 	// routes is the routes list; empty means dualWriteRoutes.
@@ -374,6 +377,9 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 	if c.maxAttempts == 0 {
 		c.maxAttempts = 100000
 	}
+	if c.snapshot == "" {
+		c.snapshot = filepath.Join(dir, "state-snapshot.json")
+	}
 	if c.routes == "" {
 		c.routes = dualWriteRoutes
 	}
@@ -390,7 +396,7 @@ store: %q
 state_snapshot: %q
 repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: %d, workers: %d }
 routes:
-%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, filepath.Join(dir, "state-snapshot.json"), c.maxAttempts, c.workers, c.routes)
+%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, c.snapshot, c.maxAttempts, c.workers, c.routes)
 	path := filepath.Join(dir, fmt.Sprintf("strangler-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

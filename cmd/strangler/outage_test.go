@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -175,10 +174,9 @@ func TestStartWithTheStoreDown(t *testing.T) {
 	routes := dualWriteRoutes + `
   - {name: flag, match: "GET /flag", mode: legacy}
 `
-	withSnapshot := addLine(t, writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn, routes: routes}),
-		"state_snapshot: "+snapshot)
-	without := addLine(t, writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn, routes: routes}),
-		"state_snapshot: "+filepath.Join(dir, "never-written.json"))
+	withSnapshot := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn, routes: routes, snapshot: snapshot})
+	without := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn, routes: routes,
+		snapshot: filepath.Join(dir, "never-written.json")})
 
 	first := startRun(t, "serve", "--config", withSnapshot)
 	flipRoute(t, first.admin, "flag", "modern", "all in")
@@ -232,18 +230,4 @@ func TestStartWithTheStoreDown(t *testing.T) {
 		_, body := readyz(a)
 		return body == "ready\n"
 	})
-}
-
-// addLine appends a top-level line to a configuration file.
-func addLine(t *testing.T, path, line string) string {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(line + "\n"); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
