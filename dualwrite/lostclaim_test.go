@@ -26,6 +26,8 @@ func (r secondaryRoutes) DualWrite(string) (config.FieldPath, bool, bool) {
 	return nil, false, true
 }
 func (r secondaryRoutes) Template(string) string { return "/items/{id}" }
+
+// Created: these tests' writes create nothing.
 func (r secondaryRoutes) Created(string, store.Repair, *store.Outcome) {}
 
 // TestAClaimWhoseAnswerWasLostIsReleased: the connection breaks after a
