@@ -9,7 +9,8 @@ SHELL := /bin/bash
 # test: formatting, no binaries in the repository, vet, then every test
 # with the race detector on (fuzz targets run their seed corpora), and how
 # many tests were skipped and why. Temporary files of the run (the test
-# binaries, browser profiles) go to a folder removed afterwards.
+# binaries, browser profiles) go to a folder removed afterwards, open to
+# every user as /tmp is (the test PostgreSQL servers run as postgres).
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
@@ -17,6 +18,7 @@ test:
 	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output?): $$big"; exit 1; fi
 	$(GO) vet ./...
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -o pipefail && \
+	chmod 1777 "$$tmp" && \
 	TMPDIR=$$tmp $(GO) test -race -timeout 15m -json ./... | $(GO) run ./internal/testsummary
 
 # alerts: check the alert rules and run their unit tests with promtool
