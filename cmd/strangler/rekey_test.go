@@ -33,10 +33,11 @@ backends:
   modern: { url: %q, timeout: 2s }
 shutdown: { delay: 0s, grace: 2s }
 store: %q
+state_snapshot: %q
 %srepairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 2 }
 routes:
   - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
-`, aliceToken, legacy, modern, dsn, encryption)
+`, aliceToken, legacy, modern, dsn, path+".snapshot.json", encryption)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
