@@ -527,17 +527,43 @@ func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.Audi
 		f.log.Error("reading the rates for the gates failed", "route", cur.Route.Name, "error", err)
 		return ErrUnavailable
 	}
-	var gerr *GateError
-	switch {
-	case g.MaxMismatchRate != nil && mismatch*100 > float64(*g.MaxMismatchRate):
-		gerr = &GateError{Gate: "max_mismatch_rate", Rate: "shadow mismatch rate", Value: mismatch * 100, Limit: float64(*g.MaxMismatchRate)}
-	case g.MaxFallbackRate != nil && fallback*100 > float64(*g.MaxFallbackRate):
-		gerr = &GateError{Gate: "max_fallback_rate", Rate: "fallback rate", Value: fallback * 100, Limit: float64(*g.MaxFallbackRate)}
-	default:
-		return nil
+	for _, gc := range gateChecks(g, mismatch, fallback) {
+		if gc.Passes {
+			continue
+		}
+		gerr := &GateError{Gate: gc.Gate, Rate: gc.Rate, Value: gc.ValuePercent, Limit: gc.LimitPercent}
+		f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, gerr.Error()))
+		return gerr
 	}
-	f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, gerr.Error()))
-	return gerr
+	return nil
+}
+
+// GateCheck is one configured gate judged at a route's recent rates.
+type GateCheck struct {
+	// Gate is the setting (max_mismatch_rate), Rate what it bounds.
+	Gate string `json:"gate"`
+	Rate string `json:"rate"`
+	// ValuePercent is the rate now, LimitPercent the gate's bound.
+	ValuePercent float64 `json:"value_percent"`
+	LimitPercent float64 `json:"limit_percent"`
+	// Passes is false when the gate refuses a flip to a later stage.
+	Passes bool `json:"passes"`
+}
+
+// gateChecks judges each configured gate at the recent mismatch and
+// fallback rates (shares of 1), the mismatch gate first: the one rule
+// behind both a refused flip and the report's blockers.
+func gateChecks(g config.Gates, mismatch, fallback float64) []GateCheck {
+	var out []GateCheck
+	if g.MaxMismatchRate != nil {
+		out = append(out, GateCheck{Gate: "max_mismatch_rate", Rate: "shadow mismatch rate",
+			ValuePercent: mismatch * 100, LimitPercent: float64(*g.MaxMismatchRate), Passes: mismatch*100 <= float64(*g.MaxMismatchRate)})
+	}
+	if g.MaxFallbackRate != nil {
+		out = append(out, GateCheck{Gate: "max_fallback_rate", Rate: "fallback rate",
+			ValuePercent: fallback * 100, LimitPercent: float64(*g.MaxFallbackRate), Passes: fallback*100 <= float64(*g.MaxFallbackRate)})
+	}
+	return out
 }
 
 // GateError is a flip a gate refused: which rate failed, its value and the

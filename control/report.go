@@ -53,17 +53,25 @@ type RouteReport struct {
 	// Verdict says why or why not.
 	Retirable bool   `json:"retirable"`
 	Verdict   string `json:"verdict"`
+	// Next is the flip that would move the route on and what blocks it;
+	// Outlook when the verdict would turn retirable at the current trend.
+	Next    NextStep `json:"next"`
+	Outlook Outlook  `json:"outlook"`
 	// Hourly are the last 24 hours, oldest first, for the status page's
 	// chart.
 	Hourly []HourJSON `json:"hourly"`
 }
 
-// PeriodCount is a route's traffic over one period.
+// PeriodCount is a route's traffic over one period. ConfirmedMissing
+// counts the not_found fallbacks legacy answered 404 or 410 too, which
+// are not among Fallbacks: they hold back neither the gates nor the
+// verdict.
 type PeriodCount struct {
-	Period    string `json:"period"`
-	Requests  int64  `json:"requests"`
-	Modern    int64  `json:"modern"`
-	Fallbacks int64  `json:"fallbacks"`
+	Period           string `json:"period"`
+	Requests         int64  `json:"requests"`
+	Modern           int64  `json:"modern"`
+	Fallbacks        int64  `json:"fallbacks"`
+	ConfirmedMissing int64  `json:"confirmed_missing"`
 }
 
 // ClientJSON is an app version and how many requests it sent to legacy.
@@ -74,10 +82,11 @@ type ClientJSON struct {
 
 // HourJSON is one hour of a route's traffic.
 type HourJSON struct {
-	Hour      time.Time `json:"hour"`
-	Requests  int64     `json:"requests"`
-	Modern    int64     `json:"modern"`
-	Fallbacks int64     `json:"fallbacks"`
+	Hour             time.Time `json:"hour"`
+	Requests         int64     `json:"requests"`
+	Modern           int64     `json:"modern"`
+	Fallbacks        int64     `json:"fallbacks"`
+	ConfirmedMissing int64     `json:"confirmed_missing"`
 }
 
 // topClients is the handful of app versions a report names.
@@ -103,7 +112,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 			at := t.LastFallbackAt
 			rep.LastFallback = &at
 		}
-		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks})
+		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks, ConfirmedMissing: t.ConfirmedMissing})
 	}
 	rep.ModernShare = rate(day.Modern, day.Requests)
 	rep.ShadowComparisons = day.ShadowMatches + day.ShadowMismatches
@@ -121,18 +130,28 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 			return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
-	hours, err := r.Counts.HourlyCounts(ctx, rt.Name, now.Add(-23*time.Hour))
+	hours, err := r.Counts.HourlyCounts(ctx, rt.Name, now.Add(-(trendDays*24-1)*time.Hour))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	chartFrom := now.Add(-23 * time.Hour).UTC().Truncate(time.Hour)
 	for _, h := range hours {
-		rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Modern: h.Modern, Fallbacks: h.Fallbacks})
+		if !h.Hour.Before(chartFrom) {
+			rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Modern: h.Modern, Fallbacks: h.Fallbacks, ConfirmedMissing: h.ConfirmedMissing})
+		}
 	}
 	window, err := r.Counts.Counts(ctx, rt.Name, now.Add(-time.Duration(rt.RetireAfter)))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	rep.Retirable, rep.Verdict = verdict(rt, window)
+	recent, err := r.Counts.Counts(ctx, rt.Name, now.Add(-recentRatesSpan))
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	mismatch, fallback := gateRates(recent)
+	rep.Outlook = outlook(rt, window, dailyFallbacks(hours, now, trendDays), day.Modern, now)
+	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook)
 	return rep, nil
 }
 
@@ -143,11 +162,20 @@ func verdict(rt *config.Route, window store.CountTotals) (bool, string) {
 	after := fmtDuration(time.Duration(rt.RetireAfter))
 	switch {
 	case window.Fallbacks > 0:
-		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s", window.Fallbacks, after)
+		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s%s", window.Fallbacks, after, confirmedNote(window))
 	case window.Modern < int64(rt.RetireMinRequests):
 		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed", window.Modern, after, rt.RetireMinRequests)
 	}
-	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern", after, window.Modern)
+	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s", after, window.Modern, confirmedNote(window))
+}
+
+// confirmedNote mentions the confirmed_missing fallbacks a verdict did
+// not count.
+func confirmedNote(window store.CountTotals) string {
+	if window.ConfirmedMissing == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d confirmed missing, which do not count)", window.ConfirmedMissing)
 }
 
 // fmtDuration writes whole days as "7d".
@@ -167,9 +195,21 @@ func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) 
 			return 0, 0, err
 		}
 	}
-	t, err := r.Counts.Counts(ctx, route, now.Add(-time.Hour))
+	t, err := r.Counts.Counts(ctx, route, now.Add(-recentRatesSpan))
 	if err != nil {
 		return 0, 0, err
 	}
-	return rate(t.ShadowMismatches, t.ShadowMatches+t.ShadowMismatches), rate(t.Fallbacks, t.Modern+t.Fallbacks), nil
+	mismatch, fallback = gateRates(t)
+	return mismatch, fallback, nil
+}
+
+// recentRatesSpan is how far back the gates look: the previous hour and
+// the current one.
+const recentRatesSpan = time.Hour
+
+// gateRates are the shadow mismatch and fallback rates the gates judge.
+// A confirmed_missing fallback is neither a fallback nor a request modern
+// served: it counts on neither side.
+func gateRates(t store.CountTotals) (mismatch, fallback float64) {
+	return rate(t.ShadowMismatches, t.ShadowMatches+t.ShadowMismatches), rate(t.Fallbacks, t.Modern+t.Fallbacks)
 }

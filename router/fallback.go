@@ -44,16 +44,11 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		held.Release(req)
 		return resp, err
 	}
-	rt.stats.Fallback(x.start)
-	if reason == "not_found" && rt.repairEntity != "" {
-		f.t.queueRepair(rt, x.params)
-	}
 	if resp != nil {
 		io.CopyN(io.Discard, resp.Body, fallbackDrainLimit)
 		resp.Body.Close()
 	}
 	f.t.metrics.exchange(rt.name, modern.Name, modernStatus, time.Since(x.start))
-	f.t.metrics.fallback(rt.name, reason)
 
 	x.served = legacy
 	lreq := *req
@@ -69,8 +64,38 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	} else {
 		legacyStatus, _ = statusFor(req, err)
 	}
+	reason = classifyFallback(reason, legacyStatus)
+	switch reason {
+	case reasonConfirmedMissing:
+		rt.stats.ConfirmedMissing(x.start)
+	case "not_found":
+		rt.stats.Fallback(x.start)
+		if rt.repairEntity != "" {
+			f.t.queueRepair(rt, x.params)
+		}
+	default:
+		rt.stats.Fallback(x.start)
+	}
+	f.t.metrics.fallback(rt.name, reason)
 	f.logFallback(req, x, reason, modernStatus, legacyStatus)
 	return resp, err
+}
+
+// reasonConfirmedMissing is the fallback reason of a not_found fallback
+// that legacy answered 404 or 410 too.
+const reasonConfirmedMissing = "confirmed_missing"
+
+// classifyFallback is the one place that tells "not migrated yet" from
+// "does not exist": a not_found fallback whose legacy answer is 404 or
+// 410 asked for something neither side has. It is counted as
+// confirmed_missing, and holds back neither the gates nor the retirement
+// verdict, nor is its key queued for read repair (there is nothing to
+// copy). Any other legacy answer leaves the reason as it was.
+func classifyFallback(reason string, legacyStatus int) string {
+	if reason == "not_found" && (legacyStatus == http.StatusNotFound || legacyStatus == http.StatusGone) {
+		return reasonConfirmedMissing
+	}
+	return reason
 }
 
 // reason decides whether modern's answer triggers a fallback and returns

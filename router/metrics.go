@@ -35,7 +35,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"route", "backend"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_fallback_total",
-			Help: "Requests a fallback route served from legacy, by reason: not_found, server_error, timeout, error.",
+			Help: "Requests a fallback route served from legacy, by reason: not_found, server_error, timeout, error; confirmed_missing is a not_found that legacy answered 404 or 410 too (the resource exists nowhere), which holds back neither gates nor retirement.",
 		}, []string{"route", "reason"}),
 		routeMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strangler_route_mode",
@@ -114,7 +114,7 @@ func (m *Metrics) setModes(t *Table) {
 // them, so that rates and alerts see a series from the start rather than
 // from the first event.
 var (
-	fallbackReasons = []string{"not_found", "server_error", "timeout", "error"}
+	fallbackReasons = []string{"not_found", "server_error", "timeout", "error", reasonConfirmedMissing}
 	shadowResults   = []string{"match", "mismatch", "error", "dropped", "too_large"}
 	dualWriteSteps  = []string{"queued", "skipped", "unknown", "refused", "applied", "failed", "dead"}
 )

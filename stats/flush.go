@@ -29,6 +29,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 			Requests:         r.pending.requests.Swap(0),
 			Modern:           r.pending.modern.Swap(0),
 			Fallbacks:        r.pending.fallbacks.Swap(0),
+			ConfirmedMissing: r.pending.confirmedMissing.Swap(0),
 			ShadowMatches:    r.pending.shadowMatch.Swap(0),
 			ShadowMismatches: r.pending.shadowMismatch.Swap(0),
 		}
@@ -38,7 +39,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 		if ns := r.lastFallback.Load(); ns != 0 && hc.Fallbacks > 0 {
 			hc.LastFallbackAt = time.Unix(0, ns).UTC()
 		}
-		if hc.Requests+hc.Fallbacks+hc.ShadowMatches+hc.ShadowMismatches > 0 {
+		if hc.Requests+hc.Fallbacks+hc.ConfirmedMissing+hc.ShadowMatches+hc.ShadowMismatches > 0 {
 			counts = append(counts, hc)
 			taken[r] = hc
 		}
@@ -59,6 +60,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 				r.pending.requests.Add(hc.Requests)
 				r.pending.modern.Add(hc.Modern)
 				r.pending.fallbacks.Add(hc.Fallbacks)
+				r.pending.confirmedMissing.Add(hc.ConfirmedMissing)
 				r.pending.shadowMatch.Add(hc.ShadowMatches)
 				r.pending.shadowMismatch.Add(hc.ShadowMismatches)
 			}

@@ -80,8 +80,11 @@ type totals struct {
 	modernAttempts atomic.Int64 // exchanges with modern, served or fallen back
 	modernErrors   atomic.Int64 // of those, 5xx, timeouts and errors
 	fallbacks      atomic.Int64
-	shadowMatch    atomic.Int64
-	shadowMismatch atomic.Int64
+	// confirmedMissing are not_found fallbacks legacy answered 404 or 410
+	// too: not among fallbacks.
+	confirmedMissing atomic.Int64
+	shadowMatch      atomic.Int64
+	shadowMismatch   atomic.Int64
 }
 
 func (r *Route) bucket(now time.Time) *bucket {
@@ -100,6 +103,7 @@ func (r *Route) bucket(now time.Time) *bucket {
 		b.modernAttempts.Store(0)
 		b.modernErrors.Store(0)
 		b.fallbacks.Store(0)
+		b.confirmedMissing.Store(0)
 		b.shadowMatch.Store(0)
 		b.shadowMismatch.Store(0)
 	}
@@ -141,6 +145,14 @@ func (r *Route) Fallback(now time.Time) {
 	r.lastFallback.Store(now.UnixNano())
 }
 
+// ConfirmedMissing counts a not_found fallback that legacy answered 404
+// or 410 too: the resource exists nowhere, which is no migration gap, so
+// it is not a fallback for the gates, the guard or the verdict.
+func (r *Route) ConfirmedMissing(now time.Time) {
+	r.bucket(now).confirmedMissing.Add(1)
+	r.pending.confirmedMissing.Add(1)
+}
+
 // Shadow counts a shadow comparison's verdict.
 func (r *Route) Shadow(now time.Time, mismatch bool) {
 	b := r.bucket(now)
@@ -156,6 +168,7 @@ func (r *Route) Shadow(now time.Time, mismatch bool) {
 // Window is a route's counts over a recent span.
 type Window struct {
 	Requests, Modern, ModernAttempts, ModernErrors, Fallbacks, ShadowMatch, ShadowMismatch int64
+	ConfirmedMissing                                                                       int64
 }
 
 // ModernErrorRate is modern's share of failed exchanges, 0 when none.
@@ -188,6 +201,7 @@ func (r *Route) Window(now time.Time, d time.Duration) Window {
 		w.ModernAttempts += b.modernAttempts.Load()
 		w.ModernErrors += b.modernErrors.Load()
 		w.Fallbacks += b.fallbacks.Load()
+		w.ConfirmedMissing += b.confirmedMissing.Load()
 		w.ShadowMatch += b.shadowMatch.Load()
 		w.ShadowMismatch += b.shadowMismatch.Load()
 	}

@@ -19,6 +19,9 @@ type HourCount struct {
 	// Requests counts every request; Modern those modern served;
 	// Fallbacks those modern failed and legacy served.
 	Requests, Modern, Fallbacks int64
+	// ConfirmedMissing counts the not_found fallbacks that legacy answered
+	// 404 or 410 too: not among Fallbacks, which are migration gaps.
+	ConfirmedMissing int64
 	// ShadowMatches and ShadowMismatches count shadow comparisons.
 	ShadowMatches, ShadowMismatches int64
 	// LastFallbackAt is the latest fallback in the hour; zero if none.
@@ -40,6 +43,7 @@ type ClientCount struct {
 // CountTotals adds up a route's hours.
 type CountTotals struct {
 	Requests, Modern, Fallbacks     int64
+	ConfirmedMissing                int64
 	ShadowMatches, ShadowMismatches int64
 	// LastFallbackAt is the latest fallback in the period; zero if none.
 	LastFallbackAt time.Time
@@ -59,6 +63,7 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 		m.Requests += c.Requests
 		m.Modern += c.Modern
 		m.Fallbacks += c.Fallbacks
+		m.ConfirmedMissing += c.ConfirmedMissing
 		m.ShadowMatches += c.ShadowMatches
 		m.ShadowMismatches += c.ShadowMismatches
 		if c.LastFallbackAt.After(m.LastFallbackAt) {
@@ -78,12 +83,13 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO strangler_route_hours AS h
-				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (route, hour) DO UPDATE SET
 				requests = h.requests + excluded.requests,
 				modern = h.modern + excluded.modern,
 				fallbacks = h.fallbacks + excluded.fallbacks,
+				confirmed_missing = h.confirmed_missing + excluded.confirmed_missing,
 				shadow_matches = h.shadow_matches + excluded.shadow_matches,
 				shadow_mismatches = h.shadow_mismatches + excluded.shadow_mismatches,
 				last_fallback_at = CASE
@@ -96,7 +102,7 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 		defer stmt.Close()
 		for _, c := range rows {
 			if _, err := stmt.ExecContext(ctx, c.Route, s.ts(c.Hour), c.Requests, c.Modern, c.Fallbacks,
-				c.ShadowMatches, c.ShadowMismatches, s.tsOrNull(c.LastFallbackAt)); err != nil {
+				c.ShadowMatches, c.ShadowMismatches, s.tsOrNull(c.LastFallbackAt), c.ConfirmedMissing); err != nil {
 				return err
 			}
 		}
@@ -156,10 +162,11 @@ func (s *Store) Counts(ctx context.Context, route string, since time.Time) (Coun
 			CAST(COALESCE(SUM(fallbacks), 0) AS BIGINT),
 			CAST(COALESCE(SUM(shadow_matches), 0) AS BIGINT),
 			CAST(COALESCE(SUM(shadow_mismatches), 0) AS BIGINT),
-			MAX(last_fallback_at)
+			MAX(last_fallback_at),
+			CAST(COALESCE(SUM(confirmed_missing), 0) AS BIGINT)
 		FROM strangler_route_hours
 		WHERE route = $1 AND hour >= $2`, route, s.ts(since.UTC().Truncate(time.Hour))).
-		Scan(&t.Requests, &t.Modern, &t.Fallbacks, &t.ShadowMatches, &t.ShadowMismatches, scanTime(&t.LastFallbackAt))
+		Scan(&t.Requests, &t.Modern, &t.Fallbacks, &t.ShadowMatches, &t.ShadowMismatches, scanTime(&t.LastFallbackAt), &t.ConfirmedMissing)
 	if err != nil {
 		return CountTotals{}, fmt.Errorf("store: counts of %s: %w", route, err)
 	}
@@ -223,7 +230,7 @@ func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, erro
 // onwards, oldest first; hours without traffic are absent.
 func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time) ([]HourCount, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at
+		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing
 		FROM strangler_route_hours
 		WHERE route = $1 AND hour >= $2
 		ORDER BY hour`, route, s.ts(since.UTC().Truncate(time.Hour)))
@@ -234,7 +241,7 @@ func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time)
 	var out []HourCount
 	for rows.Next() {
 		h := HourCount{Route: route}
-		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt)); err != nil {
+		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt), &h.ConfirmedMissing); err != nil {
 			return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
 		}
 		out = append(out, h)

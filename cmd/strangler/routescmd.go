@@ -284,10 +284,14 @@ func routesReport(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("routes report", flag.ContinueOnError)
 	setUsage(fs, `routes report [--json] [NAME]
 
-Per route: requests and fallbacks over the last day, week and month, the
-last fallback, modern's share, the shadow mismatch rate, the client
-versions still reaching legacy, pending read repairs, and the verdict:
-whether the legacy path can be retired.`)
+Per route: requests and fallbacks over the last day, week and month (and
+apart from them the confirmed missing: modern and legacy both answered
+404 or 410, which holds nothing back), the last fallback, modern's share,
+the shadow mismatch rate, the client versions still reaching legacy,
+pending read repairs, and the verdict: whether the legacy path can be
+retired; then when it would be at the current trend of fallbacks, the
+next stage the route could move to, and each gate or condition that
+blocks it, with its number.`)
 	client := adminFlags(fs, getenv)
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
 	rest, err := parseArgs(fs, args, stderr)
@@ -338,9 +342,9 @@ whether the legacy path can be retired.`)
 func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	fmt.Fprintf(w, "%s (%s)\n", rep.Route, fmtMode(rep.Mode, rep.Percent))
 	tw := newTable(w)
-	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS")
+	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS\tCONFIRMED MISSING")
 	for _, p := range rep.Periods {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Period, fmtCount(p.Requests), fmtCount(p.Modern), fmtCount(p.Fallbacks))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Period, fmtCount(p.Requests), fmtCount(p.Modern), fmtCount(p.Fallbacks), fmtCount(p.ConfirmedMissing))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -367,5 +371,25 @@ func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 		fmt.Fprintf(tw, "  held by the guard:\tsince %s: %s\n", fmtTime(rep.Held.Since, now), rep.Held.Reason)
 	}
 	fmt.Fprintf(tw, "  verdict:\t%s\n", rep.Verdict)
+	fmt.Fprintf(tw, "  outlook:\t%s\n", rep.Outlook.Summary)
+	fmt.Fprintf(tw, "  next:\t%s\n", nextText(rep.Next))
+	for _, b := range rep.Next.Blockers {
+		fmt.Fprintf(tw, "  \tblocked by %s\n", b)
+	}
 	return tw.Flush()
+}
+
+// nextText names the report's next step: a flip, or retiring legacy.
+func nextText(n control.NextStep) string {
+	if n.Retire {
+		return "retire the legacy path (the verdict decides)"
+	}
+	target := fmtMode(n.Mode, n.Percent)
+	if n.Percent != nil && *n.Percent == 100 {
+		target += " for all of the traffic"
+	}
+	if len(n.Blockers) == 0 {
+		return target + ": nothing blocks it"
+	}
+	return target
 }

@@ -1,0 +1,231 @@
+package control
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// NextStep is the flip that would move a route on along the lifecycle,
+// and what stands in its way now.
+type NextStep struct {
+	// Mode and Percent are where the route would go. Retire says the route
+	// already serves all of its traffic from modern: what is left is
+	// retiring its legacy path, which the verdict decides.
+	Mode    string   `json:"mode,omitempty"`
+	Percent *float64 `json:"percent,omitempty"`
+	Retire  bool     `json:"retire,omitempty"`
+	// Gates are the route's gates at the rates they judge a flip by (the
+	// previous hour and the current one); a flip to Mode is refused while
+	// one does not pass. Retiring is judged by the verdict, not the gates.
+	Gates []GateCheck `json:"gates"`
+	// Blockers say, one line each, what stands in the way: each failing
+	// gate with its number, or when retiring, the verdict's missing days
+	// and requests. Empty when nothing does.
+	Blockers []string `json:"blockers"`
+}
+
+// Outlook says how far the route is from a retirable verdict, and when
+// it would get there at the current trend.
+type Outlook struct {
+	// MissingDays is how much longer the route must go without a fallback
+	// (retire_after since the last one); MissingRequests how many more
+	// requests modern must serve within retire_after.
+	MissingDays     float64 `json:"missing_days"`
+	MissingRequests int64   `json:"missing_requests"`
+	// FallbacksPerDay are the fallbacks of each of the last 7 days
+	// (24-hour spans ending now), oldest first; confirmed_missing ones are
+	// not among them. FallbackTrend is their least-squares slope, in
+	// fallbacks per day per day: below 0 they are falling.
+	FallbacksPerDay []int64 `json:"fallbacks_per_day"`
+	FallbackTrend   float64 `json:"fallback_trend_per_day"`
+	// ModernPerDay is how many requests modern served in the last 24 hours.
+	ModernPerDay int64 `json:"modern_per_day"`
+	// RetirableAt is when the verdict would turn retirable if fallbacks
+	// keep falling as they did and modern keeps serving as many requests;
+	// nil when it is retirable now, or never at this trend.
+	RetirableAt *time.Time `json:"retirable_at,omitempty"`
+	// Summary says the same in a sentence.
+	Summary string `json:"summary"`
+}
+
+// trendDays is how many days of fallbacks the trend is fitted to.
+const trendDays = 7
+
+// nextStep is the flip after mode and percent on route rt, judged by the
+// gate checks. The lifecycle decides the order; within fallback and
+// modern, the next step is all of the traffic.
+func nextStep(rt *config.Route, mode config.Mode, percent *float64, gates []GateCheck, out Outlook) NextStep {
+	n := NextStep{Gates: gates, Blockers: []string{}}
+	if n.Gates == nil {
+		n.Gates = []GateCheck{}
+	}
+	switch {
+	case usesPercent(mode) && fullPercent(percent) < 100:
+		all := 100.0
+		n.Mode, n.Percent = string(mode), &all
+	case stage(mode)+1 < len(lifecycle):
+		n.Mode = string(nextMode(rt, mode))
+	default:
+		n.Retire, n.Gates = true, []GateCheck{}
+		if out.MissingDays > 0 {
+			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more without a fallback", fmtDuration(time.Duration(rt.RetireAfter)), fmtDays(out.MissingDays)))
+		}
+		if out.MissingRequests > 0 {
+			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_min_requests %d: %d more served by modern within %s", rt.RetireMinRequests, out.MissingRequests, fmtDuration(time.Duration(rt.RetireAfter))))
+		}
+		return n
+	}
+	for _, g := range gates {
+		if !g.Passes {
+			n.Blockers = append(n.Blockers, fmt.Sprintf("%s %v%%: the %s is %.3g%%", g.Gate, g.LimitPercent, g.Rate, g.ValuePercent))
+		}
+	}
+	return n
+}
+
+// nextMode is the mode of the lifecycle stage after mode's: a write
+// endpoint goes on to dual-write and from there to modern, a read
+// endpoint to shadow, then fallback.
+func nextMode(rt *config.Route, mode config.Mode) config.Mode {
+	if mode == config.ModeDualWrite {
+		return config.ModeModern
+	}
+	modes := lifecycle[stage(mode)+1]
+	if writes(rt) {
+		for _, m := range modes {
+			if m == config.ModeDualWrite {
+				return m
+			}
+		}
+	}
+	return modes[0]
+}
+
+// writes reports whether a route matches only a method that changes
+// something: its endpoint migrates through dual-write.
+func writes(rt *config.Route) bool {
+	switch rt.Match.Method {
+	case "POST", "PUT", "PATCH", "DELETE":
+		return true
+	}
+	return false
+}
+
+func usesPercent(m config.Mode) bool { return m == config.ModeFallback || m == config.ModeModern }
+
+// outlook judges how far route rt is from a retirable verdict as of now,
+// from its counts over retire_after (window), its fallbacks of the last
+// trendDays days (oldest first) and modern's requests of the last day.
+func outlook(rt *config.Route, window store.CountTotals, days []int64, modernPerDay int64, now time.Time) Outlook {
+	after := time.Duration(rt.RetireAfter)
+	o := Outlook{FallbacksPerDay: days, FallbackTrend: slope(days), ModernPerDay: modernPerDay}
+	// When fallbacks stop for good: now if there were none; after the
+	// last one if none came today; else where the trend reaches zero.
+	var quiet time.Time
+	var why string
+	switch {
+	case window.Fallbacks == 0:
+		quiet = now.Add(-after)
+	case days[len(days)-1] == 0:
+		quiet = cmp.Or(window.LastFallbackAt, now)
+	case o.FallbackTrend < 0:
+		today := fitted(days, len(days)-1)
+		quiet = now.Add(time.Duration(math.Max(today/-o.FallbackTrend, 0) * float64(24*time.Hour)))
+		why = fmt.Sprintf("fallbacks falling by %.3g a day", -o.FallbackTrend)
+	}
+	if window.Fallbacks > 0 && !window.LastFallbackAt.IsZero() {
+		o.MissingDays = math.Max(after.Hours()-now.Sub(window.LastFallbackAt).Hours(), 0) / 24
+	}
+	o.MissingRequests = max(int64(rt.RetireMinRequests)-window.Modern, 0)
+
+	switch {
+	case o.MissingDays == 0 && o.MissingRequests == 0 && window.Fallbacks == 0:
+		o.Summary = "retirable now"
+		return o
+	case quiet.IsZero():
+		o.Summary = fmt.Sprintf("not at the current trend: fallbacks are not falling (%d in the last 24h)", days[len(days)-1])
+		return o
+	}
+	at := quiet.Add(after)
+	if o.MissingRequests > 0 {
+		// Modern must serve retire_min_requests within retire_after at its
+		// current daily rate: never if the rate is too low for that.
+		need := float64(rt.RetireMinRequests) / math.Max(after.Hours()/24, 1)
+		if float64(modernPerDay) < need {
+			o.Summary = fmt.Sprintf("not at the current rate: modern served %d requests in the last 24h, and %d within %s need %.0f a day",
+				modernPerDay, rt.RetireMinRequests, fmtDuration(after), math.Ceil(need))
+			return o
+		}
+		if served := now.Add(time.Duration(float64(o.MissingRequests) / float64(modernPerDay) * float64(24*time.Hour))); served.After(at) {
+			at = served
+		}
+	}
+	at = at.UTC().Truncate(time.Minute)
+	o.RetirableAt = &at
+	o.Summary = "at the current trend, retirable around " + at.Format("2006-01-02 15:04 UTC")
+	if why != "" {
+		o.Summary += " (" + why + ")"
+	}
+	return o
+}
+
+// slope is the least-squares slope of ys over x = 0, 1, …: how much they
+// change per step.
+func slope(ys []int64) float64 {
+	n := float64(len(ys))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxy, sxx float64
+	for i, y := range ys {
+		x := float64(i)
+		sx, sy, sxy, sxx = sx+x, sy+float64(y), sxy+x*float64(y), sxx+x*x
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+}
+
+// fitted is the least-squares line through ys at x.
+func fitted(ys []int64, x int) float64 {
+	n := float64(len(ys))
+	var sx, sy float64
+	for i, y := range ys {
+		sx, sy = sx+float64(i), sy+float64(y)
+	}
+	b := slope(ys)
+	return (sy-b*sx)/n + b*float64(x)
+}
+
+// dailyFallbacks sums hourly counts into the fallbacks of each of the
+// last n 24-hour spans ending now, oldest first.
+func dailyFallbacks(hours []store.HourCount, now time.Time, n int) []int64 {
+	days := make([]int64, n)
+	for _, h := range hours {
+		// An hour belongs to the span its end falls in: the current hour
+		// (still running) to the last span.
+		ago := int(now.Sub(h.Hour.Add(time.Hour)) / (24 * time.Hour))
+		if ago < 0 {
+			ago = 0
+		}
+		if ago < n {
+			days[n-1-ago] += h.Fallbacks
+		}
+	}
+	return days
+}
+
+// fmtDays writes a number of days to the hour: "2d 5h", "7h".
+func fmtDays(d float64) string {
+	h := int(math.Ceil(d * 24))
+	switch {
+	case h < 24:
+		return fmt.Sprintf("%dh", h)
+	case h%24 == 0:
+		return fmt.Sprintf("%dd", h/24)
+	}
+	return fmt.Sprintf("%dd %dh", h/24, h%24)
+}

@@ -1,0 +1,203 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+func TestNextStepFollowsTheLifecycle(t *testing.T) {
+	read := &config.Route{Name: "get", Match: config.Match{Method: "GET", Path: "/p/{id}"}, RetireAfter: config.Duration(7 * 24 * time.Hour), RetireMinRequests: 100}
+	write := &config.Route{Name: "post", Match: config.Match{Method: "POST", Path: "/p"}, RetireAfter: config.Duration(7 * 24 * time.Hour), RetireMinRequests: 100}
+	quarter := 25.0
+	for _, tc := range []struct {
+		name    string
+		route   *config.Route
+		mode    config.Mode
+		percent *float64
+		want    string
+	}{
+		{"a read endpoint in legacy goes to shadow", read, config.ModeLegacy, nil, "shadow"},
+		{"a write endpoint in legacy goes to dual-write", write, config.ModeLegacy, nil, "dual-write"},
+		{"shadow goes to fallback", read, config.ModeShadow, nil, "fallback"},
+		{"fallback for a quarter goes to all of the traffic", read, config.ModeFallback, &quarter, "fallback 100%"},
+		{"fallback goes to modern", read, config.ModeFallback, nil, "modern"},
+		{"dual-write goes to modern", write, config.ModeDualWrite, nil, "modern"},
+		{"modern for a quarter goes to all of the traffic", read, config.ModeModern, &quarter, "modern 100%"},
+		{"modern for all of the traffic is left to retire", read, config.ModeModern, nil, "retire"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := nextStep(tc.route, tc.mode, tc.percent, nil, Outlook{})
+			got := n.Mode
+			switch {
+			case n.Retire:
+				got = "retire"
+			case n.Percent != nil:
+				got += " 100%"
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("each failing gate blocks the flip with its number", func(t *testing.T) {
+		gates := gateChecks(config.Gates{MaxMismatchRate: ptr(config.Percent(0.1)), MaxFallbackRate: ptr(config.Percent(1))}, 0.0005, 0.032)
+		n := nextStep(read, config.ModeShadow, nil, gates, Outlook{})
+		if len(n.Gates) != 2 || !n.Gates[0].Passes || n.Gates[1].Passes {
+			t.Fatalf("gates %+v, want the mismatch gate passing and the fallback gate failing", n.Gates)
+		}
+		if want := []string{"max_fallback_rate 1%: the fallback rate is 3.2%"}; !slices.Equal(n.Blockers, want) {
+			t.Errorf("blockers %q, want %q", n.Blockers, want)
+		}
+	})
+
+	t.Run("retiring is blocked by the verdict's missing days and requests", func(t *testing.T) {
+		n := nextStep(read, config.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, 0, 0.5), Outlook{MissingDays: 2.5, MissingRequests: 40})
+		want := []string{"retire_after 7d: 2d 12h more without a fallback", "retire_min_requests 100: 40 more served by modern within 7d"}
+		if !slices.Equal(n.Blockers, want) || len(n.Gates) != 0 {
+			t.Errorf("blockers %q and gates %+v, want %q and no gates: the gates judge flips, not retiring", n.Blockers, n.Gates, want)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestOutlookSaysWhenTheVerdictWouldTurnRetirable(t *testing.T) {
+	now := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	rt := &config.Route{Name: "get", RetireAfter: config.Duration(7 * 24 * time.Hour), RetireMinRequests: 1000}
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name         string
+		window       store.CountTotals
+		days         []int64
+		modernPerDay int64
+		missingDays  float64
+		missingReqs  int64
+		at           time.Time // zero: none
+		summary      string
+	}{
+		{
+			name:   "retirable now",
+			window: store.CountTotals{Modern: 5000}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 700,
+			summary: "retirable now",
+		},
+		{
+			name:   "fallbacks falling by ten a day reach zero in two days, then need seven without",
+			window: store.CountTotals{Modern: 5000, Fallbacks: 280, LastFallbackAt: now.Add(-time.Hour)}, days: []int64{80, 70, 60, 50, 40, 30, 20}, modernPerDay: 700,
+			missingDays: 7 - 1.0/24, at: now.Add(2*day + 7*day), summary: "falling by 10 a day",
+		},
+		{
+			name:   "fallbacks that stopped three days ago need four more days",
+			window: store.CountTotals{Modern: 5000, Fallbacks: 9, LastFallbackAt: now.Add(-3 * day)}, days: []int64{4, 5, 0, 0, 0, 0, 0}, modernPerDay: 700,
+			missingDays: 4, at: now.Add(4 * day), summary: "retirable around 2026-11-14 12:00 UTC",
+		},
+		{
+			name:   "fallbacks that are not falling never retire",
+			window: store.CountTotals{Modern: 5000, Fallbacks: 70, LastFallbackAt: now.Add(-time.Minute)}, days: []int64{5, 6, 9, 10, 10, 12, 18}, modernPerDay: 700,
+			missingDays: 7 - 1.0/(24*60), summary: "fallbacks are not falling (18 in the last 24h)",
+		},
+		{
+			name:   "modern serving too few requests a day never retires",
+			window: store.CountTotals{Modern: 300}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 50,
+			missingReqs: 700, summary: "1000 within 7d need 143 a day",
+		},
+		{
+			name:   "modern's requests come in later than the quiet week",
+			window: store.CountTotals{Modern: 400}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 200,
+			missingReqs: 600, at: now.Add(3 * day), summary: "retirable around 2026-11-13 12:00 UTC",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := outlook(rt, tc.window, tc.days, tc.modernPerDay, now)
+			if diff := o.MissingDays - tc.missingDays; diff > 1e-9 || diff < -1e-9 {
+				t.Errorf("missing days: got %v, want %v", o.MissingDays, tc.missingDays)
+			}
+			if o.MissingRequests != tc.missingReqs {
+				t.Errorf("missing requests: got %d, want %d", o.MissingRequests, tc.missingReqs)
+			}
+			switch {
+			case tc.at.IsZero() && o.RetirableAt != nil:
+				t.Errorf("retirable at %v, want never at this trend (or now)", o.RetirableAt)
+			case !tc.at.IsZero() && (o.RetirableAt == nil || !o.RetirableAt.Equal(tc.at.Truncate(time.Minute))):
+				t.Errorf("retirable at %v, want %v", o.RetirableAt, tc.at)
+			}
+			if !strings.Contains(o.Summary, tc.summary) {
+				t.Errorf("summary %q, want it to say %q", o.Summary, tc.summary)
+			}
+		})
+	}
+}
+
+func TestConfirmedMissingFallbacksDoNotHoldBackRetirement(t *testing.T) {
+	p := newPlane(t)
+	ctx := context.Background()
+	r := p.counters.Route("get-patient")
+	req := &http.Request{Header: http.Header{}}
+	for range 150 {
+		r.Request(p.clock.Now(), "modern", req)
+	}
+	// Patients nobody has: modern 404, and legacy 404 too.
+	for range 30 {
+		r.Request(p.clock.Now(), "legacy", req)
+		r.ConfirmedMissing(p.clock.Now())
+	}
+	if err := p.counters.Flush(ctx, p.store, p.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	p.clock.Advance(8 * 24 * time.Hour)
+	for range 120 {
+		r.Request(p.clock.Now(), "modern", req)
+	}
+	for range 5 {
+		r.Request(p.clock.Now(), "legacy", req)
+		r.ConfirmedMissing(p.clock.Now())
+	}
+	resp, body := p.call(t, "GET", "/admin/routes/get-patient/report", aliceToken, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("report: %d %v", resp.StatusCode, body)
+	}
+	if body["retirable"] != true {
+		t.Errorf("retirable = %v (%v), want true: a patient that exists nowhere is no migration gap", body["retirable"], body["verdict"])
+	}
+	if v, _ := body["verdict"].(string); !strings.Contains(v, "5 confirmed missing") {
+		t.Errorf("verdict %q, want it to mention the 5 confirmed missing of the last 7d", v)
+	}
+	periods, _ := body["periods"].([]any)
+	if len(periods) != 3 {
+		t.Fatalf("periods %v", body["periods"])
+	}
+	for i, want := range []struct{ fallbacks, missing float64 }{{0, 5}, {0, 5}, {0, 35}} {
+		pc := periods[i].(map[string]any)
+		if pc["fallbacks"] != want.fallbacks || pc["confirmed_missing"] != want.missing {
+			t.Errorf("period %v: fallbacks %v, confirmed missing %v; want %v and %v", pc["period"], pc["fallbacks"], pc["confirmed_missing"], want.fallbacks, want.missing)
+		}
+	}
+	next, _ := body["next"].(map[string]any)
+	if next["mode"] != "modern" || len(next["blockers"].([]any)) != 0 {
+		t.Errorf("next %v, want modern with no blocker: confirmed missing is not in the gates' fallback rate", next)
+	}
+	if out, _ := body["outlook"].(map[string]any); out["summary"] != "retirable now" {
+		t.Errorf("outlook %v, want retirable now", out)
+	}
+
+	t.Run("a real fallback still holds it back", func(t *testing.T) {
+		for range 5 {
+			r.Fallback(p.clock.Now())
+		}
+		_, body := p.call(t, "GET", "/admin/routes/get-patient/report", aliceToken, "")
+		if body["retirable"] != false {
+			t.Errorf("retirable = %v after not_found fallbacks that legacy answered", body["retirable"])
+		}
+		next, _ := body["next"].(map[string]any)
+		if b, _ := next["blockers"].([]any); len(b) != 1 || !strings.Contains(b[0].(string), "max_fallback_rate 1%: the fallback rate is 4%") {
+			t.Errorf("blockers %v, want the fallback gate with its number", next["blockers"])
+		}
+	})
+}
