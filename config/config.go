@@ -49,6 +49,10 @@ type Config struct {
 	// StoreEncryption encrypts what the store keeps of requests; nil
 	// stores it in clear.
 	StoreEncryption *StoreEncryption `yaml:"store_encryption,omitempty"`
+	// ForceTokenKey signs the values of the X-Strangler-Force header that
+	// `strangler routes force-token` issues for testers; nil turns force
+	// tokens off. Every replica needs the same key.
+	ForceTokenKey *EncryptionKey `yaml:"force_token_key,omitempty"`
 	// StateSnapshot is where this replica keeps its last-known-good copy
 	// of the route overrides, served when it starts while the store is
 	// unreachable. The default is next to a SQLite store, and in the

@@ -35,6 +35,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateRoutes(c)
 	d.validateBackfill(c.Backfill)
 	d.validateEncryption(c)
+	d.validateForceKey(c)
 }
 
 // minTokenLength keeps admin tokens out of guessing range.

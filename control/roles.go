@@ -51,7 +51,9 @@ func permissions() map[string]config.Role {
 
 		// Changes of routing.
 		"PATCH /admin/routes/{name}": config.RoleOperator,
-		actionFlipForm:               config.RoleOperator,
+		// A tester's override of one route's routing, for a while.
+		"POST /admin/routes/{name}/force-token": config.RoleOperator,
+		actionFlipForm:                          config.RoleOperator,
 
 		// Patient data, and the repair queue's fate.
 		actionRepairBody:                 config.RoleAdmin,

@@ -69,6 +69,7 @@ func newAdmin(d AdminDeps) *admin {
 	a.handle("POST /admin/repairs/{id}/retry", a.mutation(a.retryRepair))
 	a.handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
 	a.handle("GET /admin/diffs", a.api(a.diffs))
+	a.handle("POST /admin/routes/{name}/force-token", a.mutation(a.forceToken))
 
 	// The status page: a session cookie and a form token.
 	a.pageRoutes()

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"strangler/config"
 	"strangler/shadow"
 	"strangler/upstream"
 )
@@ -50,6 +51,9 @@ type exchange struct {
 	span trace.Span
 	// dualWrite is the journaled write of a dual-write request.
 	dualWrite *pendingWrite
+	// forced is the backend a valid X-Strangler-Force header sent the
+	// request to, "" for a request routed as usual.
+	forced config.Backend
 }
 
 type exchangeKey struct{}

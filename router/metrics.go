@@ -19,6 +19,8 @@ type Metrics struct {
 	shadowResults   *prometheus.CounterVec
 	shadowDurations *prometheus.HistogramVec
 	dualWrites      *prometheus.CounterVec
+	forced          *prometheus.CounterVec
+	forceIgnored    *prometheus.CounterVec
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -54,8 +56,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strangler_dualwrite_total",
 			Help: "Dual writes by route and result: queued, skipped (primary refused), unknown (primary outcome lost), refused (journal down: 503), applied, failed (an attempt; retried), dead.",
 		}, []string{"route", "result"}),
+		forced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_forced_requests_total",
+			Help: "Requests a valid X-Strangler-Force header sent to one backend, past the route's mode and split, by route and backend.",
+		}, []string{"route", "backend"}),
+		forceIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_force_ignored_total",
+			Help: "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
+		}, []string{"route", "reason"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored)
 	return m
 }
 

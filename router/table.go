@@ -17,6 +17,7 @@ import (
 
 	"strangler/config"
 	"strangler/edge/canonical"
+	"strangler/force"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/store"
@@ -57,6 +58,9 @@ type Table struct {
 	noise    NoiseStore
 	now      func() time.Time
 	tracing  *tracing
+	// force verifies X-Strangler-Force values; nil when force_token_key
+	// is not set, which turns them off.
+	force *force.Key
 }
 
 // NoiseStore keeps the fields shadow comparisons learned as noise, so a
@@ -97,6 +101,9 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 	}
 	if r.deps.Tracer != nil {
 		t.tracing = &tracing{tracer: r.deps.Tracer, propagator: r.deps.Propagator}
+	}
+	if key, ok := cfg.ForceKey(); ok {
+		t.force = force.NewKey(key)
 	}
 	t.rctxPool.New = func() any { return chi.NewRouteContext() }
 	extra := make([]string, len(cfg.AllowMethods))

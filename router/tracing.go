@@ -19,6 +19,7 @@ const (
 	attrBackend        = telemetry.AttrBackend
 	attrFallbackReason = telemetry.AttrFallbackReason
 	attrPurpose        = telemetry.AttrPurpose
+	attrForced         = telemetry.AttrForced
 )
 
 // tracing is the router's part of OpenTelemetry: nil when tracing is off,

@@ -14,4 +14,7 @@ const (
 	// dual-write (a delivery to the secondary), repair (a later attempt),
 	// recovery (a resend to an idempotent primary).
 	AttrPurpose = attribute.Key("strangler.purpose")
+	// AttrForced names the backend a tester's X-Strangler-Force header
+	// sent the request to.
+	AttrForced = attribute.Key("strangler.forced")
 )

@@ -24,7 +24,9 @@ commands:
                             flip a route (an audited override of the file's mode)
   set NAME --clear --reason "…"
                             drop the override: the file's mode applies again
-  report [--json] [NAME]    the retirement report: traffic, fallbacks, verdict
+  report [--json] [NAME]    the retirement report: traffic, fallbacks, verdict, next stage
+  force-token NAME --backend B [--ttl 1h] [--reason "…"]
+                            a signed X-Strangler-Force header value for testers
 
 ` + tokenHelp
 
@@ -33,7 +35,7 @@ commands:
 func runRoutes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, routesUsage)
-		return usageError{"routes: want list, set or report"}
+		return usageError{"routes: want list, set, report or force-token"}
 	}
 	switch args[0] {
 	case "list":
@@ -42,12 +44,14 @@ func runRoutes(ctx context.Context, args []string, getenv func(string) string, s
 		return routesSet(ctx, args[1:], getenv, stdout, stderr)
 	case "report":
 		return routesReport(ctx, args[1:], getenv, stdout, stderr)
+	case "force-token":
+		return routesForceToken(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, routesUsage)
 		return nil
 	}
 	fmt.Fprint(stderr, routesUsage)
-	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set or report", args[0])}
+	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report or force-token", args[0])}
 }
 
 // routeView is a route as GET /admin/routes shows it.
