@@ -40,6 +40,12 @@ type Compare struct {
 	// A path that is a single key also names a header, whose value a curl
 	// command then shows hashed.
 	Redact []string `yaml:"redact,omitempty"`
+	// Maps are JSON field paths of objects whose keys are data, such as a
+	// map keyed by patient name: a learned response schema keeps none of
+	// their keys and learns their values as one. Objects whose keys look
+	// like record numbers, ids, dates or e-mail addresses, or that have
+	// many distinct keys, are found without being listed.
+	Maps []string `yaml:"maps,omitempty"`
 	// Noise learns the fields in which two answers of the primary to the
 	// same request differ (timestamps, request ids) and ignores them.
 	Noise bool `yaml:"noise,omitempty"`
@@ -93,7 +99,7 @@ func (c *Compare) Validate() Errors {
 	for _, list := range []struct {
 		name  string
 		paths []string
-	}{{"ignore", c.Ignore}, {"unordered", c.Unordered}, {"redact", c.Redact}} {
+	}{{"ignore", c.Ignore}, {"unordered", c.Unordered}, {"redact", c.Redact}, {"maps", c.Maps}} {
 		for i, p := range list.paths {
 			if _, err := ParseFieldPath(p); err != nil {
 				add(fmt.Sprintf("%s[%d]", list.name, i), "%v", err)

@@ -35,6 +35,8 @@ const (
 	flagRedact
 	// flagKeep shows a value in clear in a sample (compare.keep_values).
 	flagKeep
+	// flagMap learns an object as a map in a schema (compare.maps).
+	flagMap
 )
 
 // deepFlags are the flags that apply to everything below the path that

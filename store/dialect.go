@@ -66,6 +66,7 @@ type dialect struct {
 const (
 	lockResource int32 = 1
 	lockSamples  int32 = 2
+	lockSchemas  int32 = 3
 )
 
 // notifyChannel is the PostgreSQL channel route flag changes are announced

@@ -1,0 +1,154 @@
+package shadow
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// SchemaStore keeps learned schemas for every replica. The state store
+// implements it.
+type SchemaStore interface {
+	// MergeSchema stores merge(stored) as the schema of route, method and
+	// status, stored being nil when there is none yet, atomically: other
+	// replicas' merges of the same schema wait for it.
+	MergeSchema(ctx context.Context, route, method string, status int, merge func(stored []byte) ([]byte, error)) error
+	// LoadSchemas returns the stored schemas of route ("" for every route).
+	LoadSchemas(ctx context.Context, route string) ([][]byte, error)
+}
+
+// Flush adds what every route learned and found since the last flush to
+// the store, and takes back what the other replicas added meanwhile. What
+// a failed flush could not add is kept for the next one.
+func (s *Schemas) Flush(ctx context.Context, st SchemaStore) error {
+	var errs []error
+	for _, l := range s.all() {
+		if err := l.flush(ctx, st); err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", l.route, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
+	l.mu.Lock()
+	pending := l.delta
+	l.delta = map[SchemaKey]*Schema{}
+	l.mu.Unlock()
+	keys := make([]SchemaKey, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	// One order for every replica, so two flushes never wait on each other
+	// in opposite orders.
+	slices.SortFunc(keys, func(a, b SchemaKey) int { return cmp.Or(cmp.Compare(a.Method, b.Method), cmp.Compare(a.Status, b.Status)) })
+	for i, key := range keys {
+		d := pending[key]
+		var merged *Schema
+		err := st.MergeSchema(ctx, l.route, key.Method, key.Status, func(stored []byte) ([]byte, error) {
+			merged = newSchema(l.route, key)
+			if stored != nil {
+				// A stored schema this release cannot read is learned
+				// again rather than left to block every flush.
+				if s, err := UnmarshalSchema(stored); err == nil {
+					merged = s
+				}
+			}
+			merged.merge(d)
+			return MarshalSchema(merged)
+		})
+		if err != nil {
+			l.restore(keys[i:], pending)
+			return err
+		}
+		l.mu.Lock()
+		k := merged.clone()
+		if cur := l.delta[key]; cur != nil {
+			k.merge(cur)
+		}
+		l.known[key] = k
+		l.mu.Unlock()
+	}
+	return nil
+}
+
+// restore gives back the deltas of keys that were not flushed.
+func (l *SchemaLearner) restore(keys []SchemaKey, pending map[SchemaKey]*Schema) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, key := range keys {
+		d := pending[key]
+		if cur := l.delta[key]; cur != nil {
+			d.merge(cur)
+		}
+		l.delta[key] = d
+	}
+}
+
+// Load makes the store's schemas of the route what this replica checks
+// against, once: after a restart, or on another replica, modern's
+// answers are checked from the first one. Later, each flush brings the
+// other replicas' learning in.
+func (l *SchemaLearner) Load(ctx context.Context, st SchemaStore) error {
+	l.mu.Lock()
+	loaded := l.loaded
+	l.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	docs, err := st.LoadSchemas(ctx, l.route)
+	if err != nil {
+		return err
+	}
+	stored, err := decodeSchemas(docs)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range stored {
+		key := s.Key()
+		if l.known[key] == nil && len(l.known) >= maxSchemaKeys {
+			continue
+		}
+		if d := l.delta[key]; d != nil {
+			s.merge(d)
+		}
+		l.known[key] = s
+	}
+	l.loaded = true
+	return err
+}
+
+// Stored flushes this replica's learning and returns route's schemas as
+// every replica learned them ("" for every route), by route, method and
+// status.
+func (s *Schemas) Stored(ctx context.Context, st SchemaStore, route string) ([]*Schema, error) {
+	if err := s.Flush(ctx, st); err != nil {
+		return nil, err
+	}
+	docs, err := st.LoadSchemas(ctx, route)
+	if err != nil {
+		return nil, err
+	}
+	out, err := decodeSchemas(docs)
+	slices.SortFunc(out, func(a, b *Schema) int {
+		return cmp.Or(cmp.Compare(a.Route, b.Route), cmp.Compare(a.Method, b.Method), cmp.Compare(a.Status, b.Status))
+	})
+	return out, err
+}
+
+// decodeSchemas decodes stored documents, skipping (and reporting) those
+// this release cannot read.
+func decodeSchemas(docs [][]byte) ([]*Schema, error) {
+	var out []*Schema
+	var errs []error
+	for _, doc := range docs {
+		s, err := UnmarshalSchema(doc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, errors.Join(errs...)
+}
