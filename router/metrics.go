@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/shadow"
 )
 
 // Metrics are the router's Prometheus collectors. Labels carry route names,
@@ -21,6 +22,7 @@ type Metrics struct {
 	dualWrites      *prometheus.CounterVec
 	forced          *prometheus.CounterVec
 	forceIgnored    *prometheus.CounterVec
+	schemaDrift     *prometheus.CounterVec
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -64,8 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strangler_force_ignored_total",
 			Help: "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
 		}, []string{"route", "reason"}),
+		schemaDrift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strangler_schema_drift_total",
+			Help: "Departures of modern's JSON answers from the schema learned from legacy's, by route and kind: missing (a field legacy always sends), type (a type legacy never sent there); each field once per answer.",
+		}, []string{"route", "kind"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift)
 	return m
 }
 
@@ -135,13 +141,21 @@ func (m *Metrics) initMode(rt *route) {
 		for _, r := range fallbackReasons {
 			m.fallbacks.WithLabelValues(rt.name, r)
 		}
+		m.initSchemaDrift(rt.name)
 	case config.ModeShadow:
 		for _, r := range shadowResults {
 			m.shadowResults.WithLabelValues(rt.name, r)
 		}
+		m.initSchemaDrift(rt.name)
 	case config.ModeDualWrite:
 		for _, r := range dualWriteSteps {
 			m.dualWrites.WithLabelValues(rt.name, r)
 		}
+	}
+}
+
+func (m *Metrics) initSchemaDrift(route string) {
+	for _, k := range []string{shadow.DriftMissing, shadow.DriftType} {
+		m.schemaDrift.WithLabelValues(route, k)
 	}
 }

@@ -37,7 +37,10 @@ type route struct {
 	// request: read repair keys an entity by one of them.
 	needsParams bool
 	shadow      *shadowRoute
-	dualWrite   dualWriteRoute
+	// schema learns legacy's answers and checks modern's, in shadow and
+	// fallback modes; nil in the others.
+	schema    *schemaRoute
+	dualWrite dualWriteRoute
 	// stats counts the route's traffic for the guard, gates and report.
 	stats *stats.Route
 	// repairEntity, when set, queues the key of a not_found fallback for

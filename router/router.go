@@ -72,6 +72,11 @@ type Deps struct {
 	Hasher *phi.Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Schemas keeps the response schemas shadow and fallback routes learn
+	// from legacy's answers; nil makes a fresh registry. SchemaStore, when
+	// set, is where every replica's learning is loaded from.
+	Schemas     *shadow.Schemas
+	SchemaStore shadow.SchemaStore
 }
 
 // New returns a router that serves nothing until the first Swap.
@@ -87,6 +92,9 @@ func New(d Deps) *Router {
 	}
 	if d.Stats == nil {
 		d.Stats = stats.NewCounters()
+	}
+	if d.Schemas == nil {
+		d.Schemas = shadow.NewSchemas()
 	}
 	return &Router{deps: d, buffers: newBufferPool(), repairs: make(chan repairKey, repairQueue)}
 }
@@ -206,7 +214,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			if rt.replayable(req.Method) && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 				return
 			}
-			t.toModernOrLegacy.ServeHTTP(&x.w, req)
+			t.serveFallback(x, req)
 			return
 		}
 	case config.ModeShadow:

@@ -61,6 +61,10 @@ type Table struct {
 	// force verifies X-Strangler-Force values; nil when force_token_key
 	// is not set, which turns them off.
 	force *force.Key
+	// schemas are the routes' learned response schemas; schemaStore,
+	// when set, holds what every replica learned.
+	schemas     *shadow.Schemas
+	schemaStore shadow.SchemaStore
 }
 
 // NoiseStore keeps the fields shadow comparisons learned as noise, so a
@@ -98,6 +102,9 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		noise:   r.deps.Noise,
 		now:     r.deps.Now,
 		hasher:  r.deps.Hasher,
+		schemas: r.deps.Schemas,
+
+		schemaStore: r.deps.SchemaStore,
 	}
 	if r.deps.Tracer != nil {
 		t.tracing = &tracing{tracer: r.deps.Tracer, propagator: r.deps.Propagator}
@@ -167,7 +174,18 @@ func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
 		if t.journal == nil {
 			return errors.New("dual-write needs a state store to journal writes in")
 		}
+	case config.ModeFallback:
+		sc, err := newSchemaRoute(cr, t.schemas.Route(rt.name))
+		if err != nil {
+			return err
+		}
+		rt.schema = sc
 	case config.ModeShadow:
+		sc, err := newSchemaRoute(cr, t.schemas.Route(rt.name))
+		if err != nil {
+			return err
+		}
+		rt.schema = sc
 		var old *shadowRoute
 		if prev != nil {
 			if p, ok := prev.byName[rt.name]; ok {

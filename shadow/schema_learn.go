@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"strangler/config"
 )
@@ -61,6 +62,8 @@ type SchemaLearner struct {
 	known  map[SchemaKey]*Schema
 	delta  map[SchemaKey]*Schema
 	loaded bool
+	// tried is when Load last asked the store.
+	tried time.Time
 }
 
 // Found is a departure of one modern answer from the schema.

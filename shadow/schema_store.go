@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // SchemaStore keeps learned schemas for every replica. The state store
@@ -87,15 +88,24 @@ func (l *SchemaLearner) restore(keys []SchemaKey, pending map[SchemaKey]*Schema)
 	}
 }
 
+// loadRetry is how long a learner waits before trying to load its
+// schemas again after the store failed.
+const loadRetry = time.Minute
+
 // Load makes the store's schemas of the route what this replica checks
 // against, once: after a restart, or on another replica, modern's
 // answers are checked from the first one. Later, each flush brings the
-// other replicas' learning in.
-func (l *SchemaLearner) Load(ctx context.Context, st SchemaStore) error {
+// other replicas' learning in. Calls after a failure return at once
+// until loadRetry has passed, so a store that is down is not asked on
+// every answer.
+func (l *SchemaLearner) Load(ctx context.Context, st SchemaStore, now time.Time) error {
 	l.mu.Lock()
-	loaded := l.loaded
+	skip := l.loaded || now.Sub(l.tried) < loadRetry
+	if !skip {
+		l.tried = now
+	}
 	l.mu.Unlock()
-	if loaded {
+	if skip {
 		return nil
 	}
 	docs, err := st.LoadSchemas(ctx, l.route)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"strangler/config"
 )
@@ -260,9 +261,28 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 		t.Error("b does not check against what a learned")
 	}
 
+	t.Run("keys that add up to many across replicas make a map", func(t *testing.T) {
+		for r, s := range []*Schemas{a, b} {
+			var fields []string
+			for i := range maxProperties/2 + 1 {
+				fields = append(fields, fmt.Sprintf(`"k%c_f%d":1`, 'a'+r, i))
+			}
+			s.Route("wide").Learn(key, jsonAnswer(200, `{"wide":{`+strings.Join(fields, ",")+`}}`), rules)
+			if err := s.Flush(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stored, err := a.Stored(ctx, st, "wide")
+		if err != nil || len(stored) != 1 {
+			t.Fatalf("stored %v, %v", stored, err)
+		}
+		if w := stored[0].Root.Properties["wide"]; w.Map == nil || len(w.Properties) != 0 {
+			t.Errorf("%d keys learned by two replicas stay %d properties, want a map", maxProperties+2, len(w.Properties))
+		}
+	})
 	t.Run("a new replica loads the stored schemas before checking", func(t *testing.T) {
 		c := NewSchemas().Route("get-patient")
-		if err := c.Load(ctx, st); err != nil {
+		if err := c.Load(ctx, st, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if got := c.Check(key, modern, rules); len(got) == 0 {

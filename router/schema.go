@@ -1,0 +1,103 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"strangler/config"
+	"strangler/shadow"
+	"strangler/upstream"
+)
+
+// schemaRoute is a shadow or fallback route's schema learning: legacy's
+// JSON answers are learned, modern's checked against them. In shadow mode
+// it runs in the shadow job, on the answers the comparison captured; in
+// fallback mode the answer the client gets is captured (sampled by
+// compare.sample, up to compare.max_body) and learned or checked in a
+// bounded pool (compare.max_inflight), never on the request path.
+type schemaRoute struct {
+	learner  *shadow.SchemaLearner
+	rules    *shadow.SchemaRules
+	pool     *shadow.Pool
+	sampler  shadow.Sampler
+	maxBody  int
+	captures sync.Pool
+}
+
+func newSchemaRoute(cr *config.Route, learner *shadow.SchemaLearner) (*schemaRoute, error) {
+	var c config.Compare
+	if cr.Compare != nil {
+		c = *cr.Compare
+	}
+	c = c.Effective()
+	rules, err := shadow.NewSchemaRules(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &schemaRoute{learner: learner, rules: rules, pool: shadow.NewPool(c.MaxInflight), sampler: shadow.NewSampler(*c.Sample), maxBody: int(c.MaxBody)}
+	s.captures.New = func() any { return shadow.NewCapture(s.maxBody) }
+	return s, nil
+}
+
+// schemaTimeout bounds loading a route's stored schemas.
+const schemaTimeout = 5 * time.Second
+
+// learnAndCheck learns legacy's answer and checks modern's against what
+// legacy's answers to the same method with modern's status looked like;
+// a nil answer is skipped. Drift is counted by route and kind.
+func (t *Table) learnAndCheck(rt *route, method string, legacy, modern *shadow.Response) {
+	sc := rt.schema
+	if t.schemaStore != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
+		if err := sc.learner.Load(ctx, t.schemaStore, t.now()); err != nil {
+			t.log.Warn("loading the learned schemas failed; they are learned again", "route", rt.name, "error", err)
+		}
+		cancel()
+	}
+	if legacy != nil {
+		sc.learner.Learn(shadow.SchemaKey{Method: method, Status: legacy.Status}, *legacy, sc.rules)
+	}
+	if modern != nil {
+		for _, f := range sc.learner.Check(shadow.SchemaKey{Method: method, Status: modern.Status}, *modern, sc.rules) {
+			t.metrics.schemaDrift.WithLabelValues(rt.name, f.Kind).Inc()
+		}
+	}
+}
+
+// serveFallback serves a fallback route's request from modern or, on a
+// trigger, legacy, capturing a sample of the answers for the schema.
+func (t *Table) serveFallback(x *exchange, req *http.Request) {
+	sc := x.route.schema
+	if sc == nil || req.Method == http.MethodHead || !sc.sampler.Sample() {
+		t.toModernOrLegacy.ServeHTTP(&x.w, req)
+		return
+	}
+	capture := sc.captures.Get().(*shadow.Capture)
+	capture.Reset(sc.maxBody)
+	x.w.tee = capture
+	completed := false
+	defer func() {
+		// Runs on a panic too (the client hung up mid-body).
+		x.w.tee = nil
+		rt, method, served, resp := x.route, req.Method, x.served, capture.Response(x.answer.status, x.answer.header)
+		if !completed || resp.Status == 0 || served == nil || !sc.pool.TryGo(func() {
+			t.learnFallback(rt, method, served, resp)
+			sc.captures.Put(capture)
+		}) {
+			sc.captures.Put(capture)
+		}
+	}()
+	t.toModernOrLegacy.ServeHTTP(&x.w, req)
+	completed = true
+}
+
+// learnFallback learns or checks the answer a fallback route served.
+func (t *Table) learnFallback(rt *route, method string, served *upstream.Upstream, resp shadow.Response) {
+	if served == t.legacy {
+		t.learnAndCheck(rt, method, &resp, nil)
+	} else {
+		t.learnAndCheck(rt, method, nil, &resp)
+	}
+}
