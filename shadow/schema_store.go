@@ -44,7 +44,9 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 	}
 	// One order for every replica, so two flushes never wait on each other
 	// in opposite orders.
-	slices.SortFunc(keys, func(a, b SchemaKey) int { return cmp.Or(cmp.Compare(a.Method, b.Method), cmp.Compare(a.Status, b.Status)) })
+	slices.SortFunc(keys, func(a, b SchemaKey) int {
+		return cmp.Or(cmp.Compare(a.Method, b.Method), cmp.Compare(a.Status, b.Status))
+	})
 	for i, key := range keys {
 		d := pending[key]
 		var merged *Schema
