@@ -80,6 +80,32 @@ func (m Match) Params() []string {
 	return names
 }
 
+// Template is the pattern as an OpenAPI path template, /patients/{id},
+// and its parameters, each with the regexp it must match ("" for any
+// segment). A trailing * becomes the parameter {path}, matching the rest.
+func (m Match) Template() (string, []Param) {
+	var b strings.Builder
+	var params []Param
+	for _, seg := range splitParams(m.Path) {
+		switch {
+		case seg.param:
+			b.WriteString("{" + seg.text + "}")
+			params = append(params, Param{Name: seg.text, Regexp: seg.regexp})
+		case strings.HasSuffix(seg.text, "*"):
+			b.WriteString(strings.TrimSuffix(seg.text, "*") + "{path}")
+			params = append(params, Param{Name: "path", Regexp: ".*"})
+		default:
+			b.WriteString(seg.text)
+		}
+	}
+	return b.String(), params
+}
+
+// Param is a path parameter of a pattern.
+type Param struct {
+	Name, Regexp string
+}
+
 // Overlaps reports whether some request matches both patterns with the same
 // method: same shape and a method in common.
 func (m Match) Overlaps(o Match) bool {

@@ -162,6 +162,9 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 
 func (a *admin) diffs(w http.ResponseWriter, r *http.Request, _ string) error {
 	route := r.URL.Query().Get("route")
+	if r.URL.Query().Get("schema") == "1" {
+		return a.schemaDiffs(w, r, route)
+	}
 	if r.URL.Query().Get("noise") == "1" {
 		noise := map[string][]string{}
 		for _, rf := range a.Flags.All() {

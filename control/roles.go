@@ -43,6 +43,7 @@ func permissions() map[string]config.Role {
 		"GET /admin/routes":               config.RoleViewer,
 		"GET /admin/routes/{name}":        config.RoleViewer,
 		"GET /admin/routes/{name}/report": config.RoleViewer,
+		"GET /admin/routes/{name}/schema": config.RoleViewer,
 		"GET /admin/report":               config.RoleViewer,
 		"GET /admin/audit":                config.RoleViewer,
 		"GET /admin/diffs":                config.RoleViewer,

@@ -28,6 +28,8 @@ type AdminDeps struct {
 	Samples  shadow.SampleStore
 	// Noise lists a route's learned noise fields.
 	Noise func(route string) []string
+	// Schemas are the routes' learned response schemas; nil keeps none.
+	Schemas SchemaSource
 	// Live is this replica's recent traffic per route.
 	Live LiveStats
 	Log  *slog.Logger
@@ -70,6 +72,7 @@ func newAdmin(d AdminDeps) *admin {
 	a.handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
 	a.handle("GET /admin/diffs", a.api(a.diffs))
 	a.handle("POST /admin/routes/{name}/force-token", a.mutation(a.forceToken))
+	a.handle("GET /admin/routes/{name}/schema", a.api(a.routeSchema))
 
 	// The status page: a session cookie and a form token.
 	a.pageRoutes()

@@ -316,7 +316,7 @@ func (s *Schema) pruneDrift() {
 		return
 	}
 	places := map[string]bool{}
-	s.Root.walk("", func(path string, _, _ *Shape) { places[path] = true })
+	s.Root.walk("", func(path string, _, _ *Shape) { places[displayPath(path)] = true })
 	for p := range s.Drift {
 		if !places[p] {
 			delete(s.Drift, p)

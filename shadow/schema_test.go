@@ -290,3 +290,44 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 		}
 	})
 }
+
+func TestDriftIsReportedWithWhatLegacySends(t *testing.T) {
+	ctx := context.Background()
+	st := &memorySchemas{docs: map[string][]byte{}}
+	rules := schemaRules(t, config.Compare{Maps: []string{"contacts"}})
+	s := NewSchemas()
+	l := s.Route("get-patient")
+	key := SchemaKey{"GET", 200}
+	for i := range 12 {
+		l.Learn(key, patientAnswer(i), rules)
+	}
+	for _, body := range []string{`{"id":1,"visits":"3"}`, `{"id":1}`, `[1]`} {
+		l.Check(key, jsonAnswer(200, body), rules)
+	}
+	stored, err := s.Stored(ctx, st, "get-patient")
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("stored %v, %v", stored, err)
+	}
+	got := stored[0].Drifts()
+	if len(got) < 3 {
+		t.Fatalf("drifts %+v", got)
+	}
+	if got[0].Count != 2 || got[len(got)-1].Count != 1 {
+		t.Errorf("drifts %+v, want the most frequent first", got)
+	}
+	if !slices.ContainsFunc(got, func(d DriftReport) bool {
+		return d.Path == "address" && d.Kind == DriftMissing && d.Count == 2 && d.Presence == 1 && slices.Equal(d.LegacyTypes, []string{"object"})
+	}) {
+		t.Errorf("drifts %+v lack address missing twice, an object legacy always sends", got)
+	}
+	if !slices.ContainsFunc(got, func(d DriftReport) bool {
+		return d.Path == "body" && d.Kind == DriftType && d.Count == 1 && slices.Equal(d.ModernTypes, []string{"array"})
+	}) {
+		t.Errorf("drifts %+v lack the array modern sent for the whole body", got)
+	}
+	if !slices.ContainsFunc(got, func(d DriftReport) bool {
+		return d.Path == "visits" && d.Kind == DriftType && slices.Equal(d.LegacyTypes, []string{"integer"}) && slices.Equal(d.ModernTypes, []string{"string"})
+	}) {
+		t.Errorf("drifts %+v lack visits sent as a string", got)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // or the noise fields they learned to ignore.
 func runDiffs(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("diffs", flag.ContinueOnError)
-	setUsage(fs, `diffs [--route R] [--limit N] [--noise] [--json]
+	setUsage(fs, `diffs [--route R] [--limit N] [--noise | --schema] [--json]
 
 The shadow routes' latest mismatches, grouped by route and the fields
 that differ, the group with the newest sample first: how many samples
@@ -29,11 +29,15 @@ the same value hashes alike, so the same mismatch on the same patient
 groups, and a curl runs once its placeholders are filled in. Only
 compare.keep_values fields show in clear. With --noise: the fields each
 route learned to ignore because the primary itself answers them
-differently every time.`)
+differently every time. With --schema: per route, method and status,
+where modern's answers departed from the JSON shape learned from
+legacy's (a field legacy always sends that modern lacks, or sends with
+another type), how often, and what each side sends there.`)
 	client := adminFlags(fs, getenv)
 	route := fs.String("route", "", "only this `route`")
 	limit := fs.Int("limit", 100, "group the newest `N` samples (1-1000)")
 	noise := fs.Bool("noise", false, "show the learned noise fields instead")
+	schema := fs.Bool("schema", false, "show modern's drift from legacy's learned response schema instead")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {
@@ -44,6 +48,8 @@ differently every time.`)
 		return usageError{fmt.Sprintf("diffs: unexpected argument %q", rest[0])}
 	case *limit < 1 || *limit > 1000:
 		return usageError{"diffs: --limit must be from 1 to 1000"}
+	case *noise && *schema:
+		return usageError{"diffs: --noise and --schema show different things; ask for one"}
 	}
 	c, err := client()
 	if err != nil {
@@ -52,6 +58,23 @@ differently every time.`)
 	q := url.Values{}
 	if *route != "" {
 		q.Set("route", *route)
+	}
+	if *schema {
+		q.Set("schema", "1")
+		var out struct {
+			Schemas []schemaDrift `json:"schemas"`
+		}
+		resp, err := c.get(ctx, "/admin/diffs", q, &out)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := stdout.Write(resp.body)
+			return err
+		}
+		sortSchemaDrift(out.Schemas)
+		writeSchemaDrift(stdout, out.Schemas)
+		return nil
 	}
 	if *noise {
 		q.Set("noise", "1")

@@ -27,6 +27,8 @@ commands:
   report [--json] [NAME]    the retirement report: traffic, fallbacks, verdict, next stage
   force-token NAME --backend B [--ttl 1h] [--reason "…"]
                             a signed X-Strangler-Force header value for testers
+  schema NAME [--format openapi|json-schema] [--status N]
+                            the JSON shape of legacy's answers, learned, for modern's CI
 
 ` + tokenHelp
 
@@ -35,7 +37,7 @@ commands:
 func runRoutes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, routesUsage)
-		return usageError{"routes: want list, set, report or force-token"}
+		return usageError{"routes: want list, set, report, force-token or schema"}
 	}
 	switch args[0] {
 	case "list":
@@ -46,12 +48,14 @@ func runRoutes(ctx context.Context, args []string, getenv func(string) string, s
 		return routesReport(ctx, args[1:], getenv, stdout, stderr)
 	case "force-token":
 		return routesForceToken(ctx, args[1:], getenv, stdout, stderr)
+	case "schema":
+		return routesSchema(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, routesUsage)
 		return nil
 	}
 	fmt.Fprint(stderr, routesUsage)
-	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report or force-token", args[0])}
+	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report, force-token or schema", args[0])}
 }
 
 // routeView is a route as GET /admin/routes shows it.

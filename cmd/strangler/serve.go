@@ -23,6 +23,7 @@ import (
 	"strangler/dualwrite"
 	"strangler/edge"
 	"strangler/router"
+	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
 	"strangler/telemetry"
@@ -130,6 +131,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		log.Warn(w.Msg, "file", w.File, "line", w.Line, "field", w.Field)
 	}
 	counters := stats.NewCounters()
+	schemas := shadow.NewSchemas()
 	metrics := router.NewMetrics(reg)
 	var worker *dualwrite.Worker
 	// Outcomes the store cannot take are kept in memory and retried.
@@ -142,6 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Hasher:     st.Hasher(),
 		Stats:      counters,
 		RepairKeys: st,
+		Schemas:    schemas, SchemaStore: st,
 	}
 	if tr := opts.tracing; tr != nil && tr.Enabled() {
 		deps.Tracer, deps.Propagator = tr.Provider.Tracer("strangler"), tr.Propagator
@@ -225,7 +228,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Registerer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
-			Now: opts.adminNow, Writes: journal,
+			Now: opts.adminNow, Writes: journal, Schemas: storeSchemas{schemas, st},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -264,7 +267,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	// succeed has been recorded and handed to it.
 	add(background(journal.Run))
 	add(background(worker.Run))
-	add(background(func(ctx context.Context) error { return flushCounts(ctx, counters, st, log) }))
+	add(background(func(ctx context.Context) error { return flushCounts(ctx, counters, schemas, st, log) }))
 	if rl := opts.reloader; rl != nil {
 		rl.current = &current
 		rl.apply = func(c *config.Config) error {
@@ -316,9 +319,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	return err
 }
 
-// flushCounts adds the counted traffic to the state store every
-// flushInterval, and once more when ctx ends.
-func flushCounts(ctx context.Context, counters *stats.Counters, st *store.Store, log *slog.Logger) error {
+// flushCounts adds the counted traffic and the learned response schemas
+// to the state store every flushInterval, and once more when ctx ends.
+func flushCounts(ctx context.Context, counters *stats.Counters, schemas *shadow.Schemas, st *store.Store, log *slog.Logger) error {
 	tick := time.NewTicker(flushInterval)
 	defer tick.Stop()
 	flush := func() {
@@ -326,6 +329,9 @@ func flushCounts(ctx context.Context, counters *stats.Counters, st *store.Store,
 		defer cancel()
 		if err := counters.Flush(fctx, st, time.Now()); err != nil {
 			log.Warn("flushing counts to the state store failed; they are kept for the next flush", "error", err)
+		}
+		if err := schemas.Flush(fctx, st); err != nil {
+			log.Warn("flushing learned schemas to the state store failed; they are kept for the next flush", "error", err)
 		}
 	}
 	for {

@@ -50,6 +50,17 @@ func (a storeSamples) List(ctx context.Context, route string, limit int) ([]shad
 	return out, nil
 }
 
+// storeSchemas are the learned response schemas as every replica
+// flushed them to the state store, this one's latest included.
+type storeSchemas struct {
+	s  *shadow.Schemas
+	st *store.Store
+}
+
+func (a storeSchemas) Stored(ctx context.Context, route string) ([]*shadow.Schema, error) {
+	return a.s.Stored(ctx, a.st, route)
+}
+
 // storeRepairKeys hands the keys the facade's read repair queued to the
 // backfill: the route's entity names the backfill table.
 type storeRepairKeys struct{ s *store.Store }
