@@ -88,8 +88,9 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	if rf.Mode == config.ModeDualWrite {
 		return apiError(http.StatusConflict, "%s is in dual-write: a forced write would reach one backend only, so dual-write routes take no force tokens", name)
 	}
-	now := a.now()
-	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl).Truncate(time.Second), ID: force.NewID()}
+	// Whole seconds, which is what a value carries.
+	now := a.now().Truncate(time.Second)
+	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl), ID: force.NewID()}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	if err := a.Flags.store.AppendAudit(ctx, store.AuditEntry{

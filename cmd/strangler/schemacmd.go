@@ -44,6 +44,11 @@ status, by default the 2xx legacy answered most.`)
 	if err != nil {
 		return err
 	}
+	// The schema endpoint's 404 also says that nothing was learned yet;
+	// reading the route first tells an unknown route apart.
+	if _, _, err := readRoute(ctx, c, rest[0]); err != nil {
+		return err
+	}
 	q := url.Values{"format": {*format}}
 	if *status != 0 {
 		q.Set("status", strconv.Itoa(*status))
@@ -53,7 +58,7 @@ status, by default the 2xx legacy answered most.`)
 	}
 	resp, err := c.get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/schema", q, nil)
 	if err != nil {
-		return routeError(rest[0], err)
+		return err
 	}
 	_, err = stdout.Write(resp.body)
 	return err
