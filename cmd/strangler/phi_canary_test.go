@@ -29,11 +29,13 @@ import (
 // The PHI canary test sends patient data (a name, a record number, a
 // social security number, a date of birth and a bearer token) in the
 // path, the query, the headers and the bodies of requests through every
-// mode and outcome, then searches everything the facade keeps or shows
-// for it: its log output, /metrics, the traces a real OTLP receiver got,
-// every admin API listing and the status page, every CLI listing and the
-// report, and every table of its state store. The only place it may be is
-// the audited body view of a write the secondary has not applied.
+// mode and outcome, and in answers as values and as the keys of a map,
+// then searches everything the facade keeps or shows for it: its log
+// output, /metrics, the traces a real OTLP receiver got, every admin API
+// listing and the status page, every CLI listing, the report and the
+// learned response schemas, and every table of its state store. The only
+// place it may be is the audited body view of a write the secondary has
+// not applied.
 
 // canaries are the patient data, in every spelling the test sends.
 var canaries = []string{
@@ -93,6 +95,11 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 		w.WriteHeader(status)
 		io.WriteString(w, body)
 	}
+	// The same on both sides (no mismatch sample), for the schema alone:
+	// visits keyed by record number, contacts by surname.
+	byMRN := func(id string) string {
+		return `{"id":"` + id + `","visits_by_mrn":{"MRN7730019":{"count":3,"dob":"1961-07-14"}},"contacts":{"Quimbyfrost":{"ssn":"987-65-4329"}}}`
+	}
 	legacy = httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
@@ -106,6 +113,8 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 			// applied it, and the facade cannot know.
 			conn, _, _ := http.NewResponseController(w).Hijack()
 			conn.Close()
+		case strings.HasPrefix(r.URL.Path, "/shm/"):
+			reply(w, 200, byMRN(id))
 		case r.URL.Path == "/dwc":
 			w.Header().Set("Location", "/dwc/"+canaryMRN)
 			reply(w, 201, `{"id":"MRN7730019","name":"Zelda Quimbyfrost"}`)
@@ -123,6 +132,8 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 			reply(w, 404, `{"error":"no MRN7730019 here"}`)
 		case strings.HasPrefix(r.URL.Path, "/dwdead/"):
 			reply(w, 400, `{"error":"Zelda Quimbyfrost is invalid"}`)
+		case strings.HasPrefix(r.URL.Path, "/shm/"):
+			reply(w, 200, byMRN(id))
 		case r.Method == http.MethodPost && r.URL.Path == "/dwc":
 			reply(w, 201, `{"id":"MRN7730019"}`)
 		case r.Method != http.MethodGet:
@@ -144,6 +155,7 @@ const canaryRoutes = `
   - {name: shadow-read, match: "GET /sh/{id}", mode: shadow, compare: {headers: [Content-Type, X-Patient-Name], noise: true}}
   - {name: shadow-redacted, match: "GET /shr/{id}", mode: shadow, compare: {redact: [name, ssn, dob], keep_values: [status]}}
   - {name: shadow-write, match: "POST /shw/{id}", mode: shadow, shadow_writes: true}
+  - {name: shadow-map, match: "GET /shm/{id}", mode: shadow, compare: {maps: [contacts]}}
   - {name: dw-applied, match: "PUT /dw/{id}", mode: dual-write}
   - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
   - {name: dw-unknown, match: "PUT /dwunknown/{id}", mode: dual-write}
@@ -338,6 +350,7 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
 			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
 			{"GET", "/shr/" + canaryMRN + canaryQuery, false, 200},
+			{"GET", "/shm/" + canaryMRN + canaryQuery, false, 200},
 			{"POST", "/shw/" + canaryMRN + canaryQuery, true, 200},
 			{"PUT", "/dw/" + canaryMRN + canaryQuery, true, 200},
 			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, true, 200},
@@ -360,6 +373,15 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
 			return len(out.Samples) == 4
 		})
+		pollUntil(t, "the schemas learned from legacy's answers", 10*time.Second, func() bool {
+			var out struct{ Schemas []struct{ Route string } }
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?schema=1")), &out)
+			learned := map[string]bool{}
+			for _, s := range out.Schemas {
+				learned[s.Route] = true
+			}
+			return learned["shadow-read"] && learned["shadow-redacted"] && learned["shadow-map"] && learned["fallback-read"]
+		})
 		pollUntil(t, "the read repair and the client versions in the report", 10*time.Second, func() bool {
 			var rep struct {
 				PendingReadRepairs int               `json:"pending_read_repairs"`
@@ -372,14 +394,23 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 		// Everything an operator can list or read, by API and CLI.
 		seen := map[string]string{}
 		for _, p := range []string{
-			"/metrics", "/admin/routes", "/admin/report", "/admin/audit", "/admin/repairs", "/admin/diffs", "/admin/diffs?noise=1",
+			"/metrics", "/admin/routes", "/admin/report", "/admin/audit", "/admin/repairs", "/admin/diffs", "/admin/diffs?noise=1", "/admin/diffs?schema=1",
 			"/admin/repairs?state=done", "/admin/repairs?state=dead", "/admin/repairs?state=unknown",
 		} {
 			seen["GET "+p] = adminText(t, f.admin, p)
 		}
-		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "dw-applied", "dw-dead", "dw-unknown", "dw-create"} {
+		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create"} {
 			seen["GET /admin/routes/"+route] = adminText(t, f.admin, "/admin/routes/"+route)
 			seen["GET /admin/routes/"+route+"/report"] = adminText(t, f.admin, "/admin/routes/"+route+"/report")
+		}
+		for _, route := range []string{"fallback-read", "shadow-read", "shadow-redacted", "shadow-map"} {
+			for _, format := range []string{"openapi", "json-schema"} {
+				p := "/admin/routes/" + route + "/schema?format=" + format
+				seen["GET "+p] = adminText(t, f.admin, p)
+			}
+		}
+		if m := seen["GET /admin/routes/shadow-map/schema?format=openapi"]; strings.Count(m, "additionalProperties") != 2 {
+			t.Errorf("shadow-map's maps keyed by record number and surname are not learned as maps:\n%s", m)
 		}
 		for _, id := range []string{applied, created, dead, unknown} {
 			seen["GET /admin/repairs/"+id] = adminText(t, f.admin, "/admin/repairs/"+id)
@@ -406,6 +437,8 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 			{"routes", "report", "fallback-read"}, {"repairs", "list"}, {"repairs", "list", "--json"},
 			{"repairs", "list", "--state", "dead"}, {"repairs", "show", dead}, {"repairs", "show", unknown},
 			{"repairs", "show", applied, "--body"}, {"diffs"}, {"diffs", "--json"}, {"diffs", "--noise"},
+			{"diffs", "--schema"}, {"diffs", "--schema", "--json"}, {"routes", "schema", "shadow-map"},
+			{"routes", "schema", "fallback-read", "--format", "json-schema"},
 		} {
 			r := strangler(t, args...)
 			seen["strangler "+strings.Join(args, " ")] = r.must(t) + r.stderr
@@ -438,7 +471,7 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 		for where, cells := range storeTables(t, store) {
 			seen[where] = cells
 		}
-		for _, table := range []string{"strangler_repairs", "strangler_samples", "strangler_repair_keys", "strangler_secrets", "strangler_legacy_clients"} {
+		for _, table := range []string{"strangler_repairs", "strangler_samples", "strangler_repair_keys", "strangler_secrets", "strangler_legacy_clients", "strangler_schemas"} {
 			if seen["table "+table] == "" {
 				t.Errorf("table %s is empty: the traffic did not reach it", table)
 			}
