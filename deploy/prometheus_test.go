@@ -5,6 +5,7 @@ package deploy
 // them, run as a user would.
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"strangler/backfill"
+	"strangler/force"
 )
 
 // metricName finds metric names in PromQL.
@@ -173,17 +175,22 @@ func TestMetricsTheDashboardAndAlertsQueryAreExported(t *testing.T) {
 			io.WriteString(w, `{"id":1}`)
 		}
 	})
+	var forceKey [32]byte
 	f := startFacade(t, writeConfig(t, legacy.URL, modern.URL, `  - {name: fb, match: "GET /fb/{id}", mode: fallback}
   - {name: sh, match: "GET /sh", mode: shadow}
   - {name: dw, match: "POST /dw", mode: dual-write, primary: legacy, id_field: id}
   - {name: gd, match: "GET /gd", mode: modern, guard: {max_error_rate: 5%, min_requests: 5}}
+force_token_key: "`+hex.EncodeToString(forceKey[:])+`"
 `))
 	base := "http://" + f.public
+	forced := force.NewKey(forceKey).Sign(force.Claim{Route: "fb", Backend: "legacy", Expires: time.Now().Add(time.Hour)})
 	for range 3 {
 		send(t, "GET", base+"/fb/1", "")
 		send(t, "GET", base+"/sh", "")
 		send(t, "POST", base+"/dw", `{"name":"x"}`)
 		send(t, "GET", base+"/unrouted", "")
+		send(t, "GET", base+"/fb/1", "", force.Header, forced)
+		send(t, "GET", base+"/fb/1", "", force.Header, "forged")
 	}
 	for range 10 {
 		send(t, "GET", base+"/gd", "")
@@ -214,7 +221,7 @@ func TestMetricsTheDashboardAndAlertsQueryAreExported(t *testing.T) {
 	}
 }
 
-func send(t *testing.T, method, url, body string) {
+func send(t *testing.T, method, url, body string, header ...string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -222,6 +229,9 @@ func send(t *testing.T, method, url, body string) {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
