@@ -39,8 +39,9 @@ type Outlook struct {
 	MissingRequests int64   `json:"missing_requests"`
 	// FallbacksPerDay are the fallbacks of each of the last 7 days
 	// (24-hour spans ending now), oldest first; confirmed_missing ones are
-	// not among them. FallbackTrend is their least-squares slope, in
-	// fallbacks per day per day: below 0 they are falling.
+	// not among them. FallbackTrend is how the daily count changes per
+	// day, from a least-squares line through the fallbacks of each hour of
+	// those days that had traffic: below 0 they are falling.
 	FallbacksPerDay []int64 `json:"fallbacks_per_day"`
 	FallbackTrend   float64 `json:"fallback_trend_per_day"`
 	// ModernPerDay is how many requests modern served in the last 24 hours.
@@ -119,13 +120,21 @@ func writes(rt *config.Route) bool {
 func usesPercent(m config.Mode) bool { return m == config.ModeFallback || m == config.ModeModern }
 
 // outlook judges how far route rt is from a retirable verdict as of now,
-// from its counts over retire_after (window), its fallbacks of the last
-// trendDays days (oldest first) and modern's requests of the last day.
-func outlook(rt *config.Route, window store.CountTotals, days []int64, modernPerDay int64, now time.Time) Outlook {
+// from its counts over retire_after (window), its hours of the last
+// trendDays days and modern's requests of the last day.
+func outlook(rt *config.Route, window store.CountTotals, hours []store.HourCount, modernPerDay int64, now time.Time) Outlook {
 	after := time.Duration(rt.RetireAfter)
-	o := Outlook{FallbacksPerDay: days, FallbackTrend: slope(days), ModernPerDay: modernPerDay}
+	days := dailyFallbacks(hours, now, trendDays)
+	fit, fitted := fitFallbacks(hours, now)
+	o := Outlook{FallbacksPerDay: days, ModernPerDay: modernPerDay}
+	if fitted {
+		// Fallbacks per hour change by fit.slope an hour: the daily count
+		// by 24 times that, every day.
+		o.FallbackTrend = fit.slope * 24 * 24
+	}
 	// When fallbacks stop for good: now if there were none; after the
-	// last one if none came today; else where the trend reaches zero.
+	// last one if none came in the last 24 hours; else where the trend
+	// reaches zero.
 	var quiet time.Time
 	var why string
 	switch {
@@ -133,10 +142,9 @@ func outlook(rt *config.Route, window store.CountTotals, days []int64, modernPer
 		quiet = now.Add(-after)
 	case days[len(days)-1] == 0:
 		quiet = cmp.Or(window.LastFallbackAt, now)
-	case o.FallbackTrend < 0:
-		today := fitted(days, len(days)-1)
-		quiet = now.Add(time.Duration(math.Max(today/-o.FallbackTrend, 0) * float64(24*time.Hour)))
-		why = fmt.Sprintf("fallbacks falling by %.3g a day", -o.FallbackTrend)
+	case fitted && fit.slope < 0:
+		quiet = now.Add(time.Duration(math.Max(fit.now/-fit.slope, 0) * float64(time.Hour)))
+		why = fmt.Sprintf("fallbacks falling by %.3g a day, every day", -o.FallbackTrend)
 	}
 	if window.Fallbacks > 0 && !window.LastFallbackAt.IsZero() {
 		o.MissingDays = math.Max(after.Hours()-now.Sub(window.LastFallbackAt).Hours(), 0) / 24
@@ -146,6 +154,9 @@ func outlook(rt *config.Route, window store.CountTotals, days []int64, modernPer
 	switch {
 	case o.MissingDays == 0 && o.MissingRequests == 0 && window.Fallbacks == 0:
 		o.Summary = "retirable now"
+		return o
+	case quiet.IsZero() && !fitted:
+		o.Summary = fmt.Sprintf("no trend yet: %d fallbacks in the last 24h, and too few hours with traffic to see where they go", days[len(days)-1])
 		return o
 	case quiet.IsZero():
 		o.Summary = fmt.Sprintf("not at the current trend: fallbacks are not falling (%d in the last 24h)", days[len(days)-1])
@@ -174,30 +185,33 @@ func outlook(rt *config.Route, window store.CountTotals, days []int64, modernPer
 	return o
 }
 
-// slope is the least-squares slope of ys over x = 0, 1, …: how much they
-// change per step.
-func slope(ys []int64) float64 {
-	n := float64(len(ys))
-	if n < 2 {
-		return 0
-	}
-	var sx, sy, sxy, sxx float64
-	for i, y := range ys {
-		x := float64(i)
-		sx, sy, sxy, sxx = sx+x, sy+float64(y), sxy+x*float64(y), sxx+x*x
-	}
-	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
-}
+// line is a least-squares line through a route's fallbacks per hour:
+// its value now and its slope, per hour.
+type line struct{ now, slope float64 }
 
-// fitted is the least-squares line through ys at x.
-func fitted(ys []int64, x int) float64 {
-	n := float64(len(ys))
-	var sx, sy float64
-	for i, y := range ys {
-		sx, sy = sx+float64(i), sy+float64(y)
+// minTrendHours is how many hours with traffic a trend needs.
+const minTrendHours = 3
+
+// fitFallbacks fits a line through the fallbacks of each hour that had
+// traffic, each at the middle of its hour; an hour without requests says
+// nothing about fallbacks (the route may not have been in fallback mode).
+// It reports false with fewer than minTrendHours such hours.
+func fitFallbacks(hours []store.HourCount, now time.Time) (line, bool) {
+	var n, sx, sy, sxy, sxx float64
+	for _, h := range hours {
+		if h.Requests == 0 {
+			continue
+		}
+		x := h.Hour.Add(30 * time.Minute).Sub(now).Hours()
+		y := float64(h.Fallbacks)
+		n, sx, sy, sxy, sxx = n+1, sx+x, sy+y, sxy+x*y, sxx+x*x
 	}
-	b := slope(ys)
-	return (sy-b*sx)/n + b*float64(x)
+	d := n*sxx - sx*sx
+	if n < minTrendHours || d == 0 {
+		return line{}, false
+	}
+	b := (n*sxy - sx*sy) / d
+	return line{now: (sy - b*sx) / n, slope: b}, true
 }
 
 // dailyFallbacks sums hourly counts into the fallbacks of each of the

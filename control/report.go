@@ -150,7 +150,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	mismatch, fallback := gateRates(recent)
-	rep.Outlook = outlook(rt, window, dailyFallbacks(hours, now, trendDays), day.Modern, now)
+	rep.Outlook = outlook(rt, window, hours, day.Modern, now)
 	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook)
 	return rep, nil
 }

@@ -235,7 +235,7 @@ func TestStatusPageInABrowser(t *testing.T) {
 	)
 	flash, audit := text(".flash"), text("#audit")
 
-	for _, want := range []string{"get-patient", "GET /patients/{id}", "list-patients", "create-patient", "fallback", "shadow", "not yet"} {
+	for _, want := range []string{"get-patient", "GET /patients/{id}", "list-patients", "create-patient", "fallback", "shadow", "not yet", "next: modern"} {
 		if !strings.Contains(routes, want) {
 			t.Errorf("the route table lacks %q:\n%s", want, routes)
 		}
