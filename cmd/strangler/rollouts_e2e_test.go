@@ -91,7 +91,7 @@ func startRolloutFacade(t *testing.T, key []byte, legacy, modern, routes string)
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: alice, token: %q}]
+  tokens: [{name: alice, token: %q, role: operator}]
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }
