@@ -48,18 +48,20 @@ type apiCall struct {
 func apiCalls() map[string]apiCall {
 	flip := `{"mode":"modern","percent":10,"reason":"role test","force":true}`
 	return map[string]apiCall{
-		"GET /admin/routes":               {"GET", "/admin/routes", "", nil},
-		"GET /admin/routes/{name}":        {"GET", "/admin/routes/get-patient", "", nil},
-		"GET /admin/routes/{name}/report": {"GET", "/admin/routes/get-patient/report", "", nil},
-		"GET /admin/report":               {"GET", "/admin/report", "", nil},
-		"GET /admin/audit":                {"GET", "/admin/audit", "", nil},
-		"GET /admin/diffs":                {"GET", "/admin/diffs", "", nil},
-		"GET /admin/repairs":              {"GET", "/admin/repairs", "", nil},
-		"GET /admin/repairs/{id}":         {"GET", "/admin/repairs/w-1", "", nil},
-		actionRepairBody:                  {"GET", "/admin/repairs/w-1?body=1", "", nil},
-		"PATCH /admin/routes/{name}":      {"PATCH", "/admin/routes/get-patient", flip, []string{"If-Match", `"0"`}},
-		"POST /admin/repairs/{id}/retry":  {"POST", "/admin/repairs/w-1/retry", `{"reason":"role test"}`, nil},
-		"DELETE /admin/repairs/{id}":      {"DELETE", "/admin/repairs/w-1", `{"reason":"role test"}`, nil},
+		"GET /admin/routes":                     {"GET", "/admin/routes", "", nil},
+		"GET /admin/routes/{name}":              {"GET", "/admin/routes/get-patient", "", nil},
+		"GET /admin/routes/{name}/report":       {"GET", "/admin/routes/get-patient/report", "", nil},
+		"GET /admin/routes/{name}/schema":       {"GET", "/admin/routes/get-patient/schema", "", nil},
+		"GET /admin/report":                     {"GET", "/admin/report", "", nil},
+		"GET /admin/audit":                      {"GET", "/admin/audit", "", nil},
+		"GET /admin/diffs":                      {"GET", "/admin/diffs", "", nil},
+		"GET /admin/repairs":                    {"GET", "/admin/repairs", "", nil},
+		"GET /admin/repairs/{id}":               {"GET", "/admin/repairs/w-1", "", nil},
+		actionRepairBody:                        {"GET", "/admin/repairs/w-1?body=1", "", nil},
+		"PATCH /admin/routes/{name}":            {"PATCH", "/admin/routes/get-patient", flip, []string{"If-Match", `"0"`}},
+		"POST /admin/routes/{name}/force-token": {"POST", "/admin/routes/get-patient/force-token", `{"backend":"modern"}`, nil},
+		"POST /admin/repairs/{id}/retry":        {"POST", "/admin/repairs/w-1/retry", `{"reason":"role test"}`, nil},
+		"DELETE /admin/repairs/{id}":            {"DELETE", "/admin/repairs/w-1", `{"reason":"role test"}`, nil},
 	}
 }
 
