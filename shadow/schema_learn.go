@@ -258,19 +258,23 @@ func fieldName(key []byte) bool {
 }
 
 // countValue counts scalar i as a value of a keep_values path, keyed by
-// its compact JSON, while the path looks like an enumeration.
+// its compact JSON, while the path looks like an enumeration: short
+// values without control characters (which no enumeration has, and
+// PostgreSQL's jsonb refuses as \u0000).
 func countValue(sh *Shape, t *tree, i int32) {
 	var v []byte
+	control := false
 	if t.nodes[i].kind == kindString {
 		s := t.str(i)
 		if t.nodes[i].esc {
 			s = appendUnescaped(nil, s)
 		}
+		control = bytes.ContainsFunc(s, func(r rune) bool { return r < 0x20 })
 		v = appendJSONString(nil, string(s))
 	} else {
 		v = bytes.Clone(t.value(i))
 	}
-	if _, ok := sh.Values[string(v)]; !ok && (len(v) > maxEnumValueLen || len(sh.Values) >= maxEnumValues) {
+	if _, ok := sh.Values[string(v)]; !ok && (control || len(v) > maxEnumValueLen || len(sh.Values) >= maxEnumValues) {
 		sh.Values, sh.Many = nil, true
 		return
 	}

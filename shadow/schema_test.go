@@ -184,6 +184,10 @@ func TestASchemaStaysBoundedWhateverTheAnswers(t *testing.T) {
 	if c := s.Root.Properties["code"]; !c.Many || c.Values != nil {
 		t.Errorf("code kept %d values, want none once more than %d came", len(c.Values), maxEnumValues)
 	}
+	l.Learn(SchemaKey{"GET", 299}, jsonAnswer(299, `{"code":"a\u0000b"}`), rules)
+	if c := l.known[SchemaKey{"GET", 299}].Root.Properties["code"]; !c.Many || c.Values != nil {
+		t.Errorf("code kept %v, want no value with a control character (PostgreSQL's jsonb refuses \\u0000)", c.Values)
+	}
 	if !s.Truncated {
 		t.Error("the schema does not say it left the 100-deep nesting unlearned")
 	}
@@ -330,4 +334,43 @@ func TestDriftIsReportedWithWhatLegacySends(t *testing.T) {
 	}) {
 		t.Errorf("drifts %+v lack visits sent as a string", got)
 	}
+}
+
+func FuzzSchemaLearnsAndChecksAnyAnswer(f *testing.F) {
+	f.Add([]byte(`{"id":1,"a":{"MRN1":{"x":[1,2.5,null]}}}`), []byte(`{"id":"1"}`))
+	f.Add([]byte(`[[[[{}]]]]`), []byte(`null`))
+	f.Add([]byte(`{"k\u0000":"\ud800","status":"x"}`), []byte(`{"status":1e400}`))
+	rules, err := NewSchemaRules(config.Compare{KeepValues: []string{"status"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, legacy, modern []byte) {
+		l := NewSchemas().Route("r")
+		key := SchemaKey{"GET", 200}
+		for range MinEvidence {
+			l.Learn(key, jsonAnswer(200, string(legacy)), rules)
+		}
+		l.Check(key, jsonAnswer(200, string(modern)), rules)
+		s := l.known[key]
+		if s == nil {
+			return
+		}
+		if n := s.Root.size(); n > maxShapes {
+			t.Fatalf("%d places, more than %d", n, maxShapes)
+		}
+		b, err := MarshalSchema(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := UnmarshalSchema(b)
+		if err != nil {
+			t.Fatalf("a schema does not read back: %v\n%s", err, b)
+		}
+		if _, err := json.Marshal(back.JSONSchema()); err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(legacy) && s.Answers > 0 {
+			t.Fatalf("learned from invalid JSON %q", legacy)
+		}
+	})
 }
