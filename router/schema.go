@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"strangler/config"
@@ -12,11 +13,12 @@ import (
 )
 
 // schemaRoute is a shadow or fallback route's schema learning: legacy's
-// JSON answers are learned, modern's checked against them. In shadow mode
-// it runs in the shadow job, on the answers the comparison captured; in
-// fallback mode the answer the client gets is captured (sampled by
-// compare.sample, up to compare.max_body) and learned or checked in a
-// bounded pool (compare.max_inflight), never on the request path.
+// JSON answers are learned, modern's checked against them, at most
+// schemaAnswersPerSecond a second. In shadow mode it runs in the shadow
+// job, on the answers the comparison captured; in fallback mode the
+// answer the client gets is captured (sampled by compare.sample, up to
+// compare.max_body) and learned or checked in a bounded pool
+// (compare.max_inflight), never on the request path.
 type schemaRoute struct {
 	learner  *shadow.SchemaLearner
 	rules    *shadow.SchemaRules
@@ -24,6 +26,29 @@ type schemaRoute struct {
 	sampler  shadow.Sampler
 	maxBody  int
 	captures sync.Pool
+	// budget bounds the answers learned or checked each second.
+	budget perSecond
+}
+
+// schemaAnswersPerSecond is how many answers a route learns from or
+// checks each second at most: plenty to learn a shape, and a bound on the
+// CPU parsing costs however busy the route is.
+const schemaAnswersPerSecond = 20
+
+// perSecond admits at most schemaAnswersPerSecond events in each second,
+// with two atomics and no lock; a few events racing with the turn of the
+// second may be admitted or refused in excess, which a bound tolerates.
+type perSecond struct {
+	second atomic.Int64
+	used   atomic.Int64
+}
+
+func (p *perSecond) allow(now time.Time) bool {
+	sec := now.Unix()
+	if old := p.second.Load(); old != sec && p.second.CompareAndSwap(old, sec) {
+		p.used.Store(0)
+	}
+	return p.used.Add(1) <= schemaAnswersPerSecond
 }
 
 func newSchemaRoute(cr *config.Route, learner *shadow.SchemaLearner) (*schemaRoute, error) {
@@ -70,7 +95,7 @@ func (t *Table) learnAndCheck(rt *route, method string, legacy, modern *shadow.R
 // trigger, legacy, capturing a sample of the answers for the schema.
 func (t *Table) serveFallback(x *exchange, req *http.Request) {
 	sc := x.route.schema
-	if sc == nil || req.Method == http.MethodHead || !sc.sampler.Sample() {
+	if sc == nil || req.Method == http.MethodHead || !sc.sampler.Sample() || !sc.budget.allow(x.start) {
 		t.toModernOrLegacy.ServeHTTP(&x.w, req)
 		return
 	}

@@ -151,3 +151,20 @@ func TestFallbackRoutesLearnFromLegacysAnswersAndCheckModerns(t *testing.T) {
 		g.drift(t, "get-patient", shadow.DriftMissing, 1)
 	})
 }
+
+func TestSchemaLearningTakesAtMostItsBudgetEachSecond(t *testing.T) {
+	var p perSecond
+	second := time.Unix(1_800_000_000, 0)
+	allowed := 0
+	for i := range 3 * schemaAnswersPerSecond {
+		if p.allow(second.Add(time.Duration(i) * time.Millisecond)) {
+			allowed++
+		}
+	}
+	if allowed != schemaAnswersPerSecond {
+		t.Errorf("%d answers allowed in one second, want %d", allowed, schemaAnswersPerSecond)
+	}
+	if !p.allow(second.Add(time.Second)) {
+		t.Error("the next second allows none")
+	}
+}

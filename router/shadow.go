@@ -186,11 +186,13 @@ func (j *shadowJob) run() {
 			j.t.learnedNoise(rt.name, learned)
 		}
 	}
-	legacy, modern := &p.resp, &other
-	if j.primaryUp != j.t.legacy {
-		legacy, modern = modern, legacy
+	if rt.schema.budget.allow(j.t.now()) {
+		legacy, modern := &p.resp, &other
+		if j.primaryUp != j.t.legacy {
+			legacy, modern = modern, legacy
+		}
+		j.t.learnAndCheck(rt, j.copy.Method, legacy, modern)
 	}
-	j.t.learnAndCheck(rt, j.copy.Method, legacy, modern)
 	res := sh.comparer.Compare(p.resp, other)
 	m.shadowResult(rt.name, res.Outcome.String())
 	if res.Outcome != shadow.TooLarge {
