@@ -36,8 +36,6 @@ const (
 
 var typeNames = [numTypes]string{"null", "boolean", "integer", "number", "string", "object", "array"}
 
-func (t jsonType) String() string { return typeNames[t] }
-
 // typeCounts counts values by type; it is written as an object of the
 // types seen: {"string": 12, "null": 1}.
 type typeCounts [numTypes]int64
@@ -147,7 +145,7 @@ const (
 	// maxEnumValueLen is the longest value counted; a longer one makes
 	// the path not an enumeration.
 	maxEnumValueLen = 64
-	// maxDepth is how deep a document is learned.
+	// maxSchemaDepth is how deep a document is learned.
 	maxSchemaDepth = 32
 	// maxSchemaKeys is how many method and status pairs a route learns.
 	maxSchemaKeys = 8
