@@ -309,7 +309,10 @@ routes:
 	}
 	plain, shadowed := p99("/plain"), p99("/shadowed")
 	t.Logf("client p99: plain proxy %v, shadow with its copies held %v", plain, shadowed)
-	if shadowed > 2*plain+20*time.Millisecond {
+	// A client that waited for its copy would wait for the held backend:
+	// seconds. The margin keeps scheduling noise on a loaded machine (a few
+	// tens of milliseconds at the tail) from failing the test.
+	if shadowed > 3*plain+250*time.Millisecond {
 		t.Errorf("the shadow route's p99 %v is far above the plain route's %v", shadowed, plain)
 	}
 

@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -11,7 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver: pure Go, so the binary stays cgo-free
+	"modernc.org/sqlite" // registers the "sqlite" driver: pure Go, so the binary stays cgo-free
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"strangler/internal/dsn"
 )
@@ -179,7 +181,7 @@ func openSQLite(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("store: sqlite: file name %q must not contain #", path)
 	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -193,6 +195,16 @@ func openSQLite(path string) (*sql.DB, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	return db, nil
+}
+
+// busyTimeout is how long a SQLite connection waits for another process's
+// lock on the file before it gives up with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // openPostgres opens a pool on the server addr names, through pgx.

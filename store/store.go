@@ -132,7 +132,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 	if err != nil {
 		return nil, err
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := connect(ctx, db); err != nil {
 		s.Close()
 		return nil, &connectError{fmt.Errorf("store: connect to %s: %w", d.name, err)}
 	}
@@ -156,6 +156,27 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 		}()
 	}
 	return s, nil
+}
+
+// connect makes the first connection to the store. Opening a SQLite file
+// runs its pragmas, and switching a new file to WAL takes a lock that
+// SQLite does not wait for with busy_timeout: when another process (a
+// second replica, an operator's shell) opens the file at that instant, the
+// connection fails with SQLITE_BUSY. That is retried for as long as
+// busy_timeout would have waited.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // retryInterval is how often Start tries to reach an unreachable server.
