@@ -221,7 +221,11 @@ func TestStatusPageInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("routes")),
 	)
 	routes := text("#routes")
-	headerColour, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header.top")).backgroundColor`))
+	// The stylesheet may still be on its way when the table is visible (a
+	// loaded machine): the page's load event waits for it.
+	headerColour, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`document.readyState === "complete" && getComputedStyle(document.querySelector("header.top")).backgroundColor`,
+		chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}
