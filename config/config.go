@@ -60,6 +60,11 @@ type Config struct {
 	StateSnapshot string `yaml:"state_snapshot"`
 	// Repairs tunes the delivery of dual writes to the secondary.
 	Repairs Repairs `yaml:"repairs"`
+	// Approvals is how many token names must agree to a flip that moves
+	// a route forward, its requester included: 2 makes such a flip a
+	// change request another token approves. Routes may say otherwise; 0
+	// (unset) and 1 need no approval.
+	Approvals int `yaml:"approvals,omitempty"`
 	// Routes are matched against every request; unmatched requests go to
 	// Default.
 	Routes []Route `yaml:"routes"`
@@ -106,6 +111,10 @@ type Token struct {
 // rollbacks set, which is how a held route is known: no admin token may
 // take the name.
 const GuardActor = "guard"
+
+// RampActor names a scheduled ramp in the audit log and on the overrides
+// its steps set: no admin token may take the name either.
+const RampActor = "ramp"
 
 // AdminTokens lists every admin token, admin.token named "admin" with the
 // operator role.
@@ -196,6 +205,9 @@ type Route struct {
 	Gates Gates `yaml:"gates,omitempty"`
 	// Guard rolls a route in modern or fallback back when modern fails.
 	Guard *Guard `yaml:"guard,omitempty"`
+	// Approvals overrides the top-level approvals for this route; nil
+	// keeps it.
+	Approvals *int `yaml:"approvals,omitempty"`
 	// RetireAfter is how long a route must see no fallback before its
 	// legacy path counts as retirable; 0 means DefaultRetireAfter.
 	RetireAfter Duration `yaml:"retire_after,omitempty"`
@@ -318,6 +330,16 @@ func (c *Config) BodyLimit(r *Route) int64 {
 		return int64(*r.MaxBody)
 	}
 	return int64(c.MaxBody)
+}
+
+// ApprovalsFor is how many token names must agree to move the route
+// forward, its requester included: 1 when it needs no approval.
+func (c *Config) ApprovalsFor(r *Route) int {
+	n := c.Approvals
+	if r.Approvals != nil {
+		n = *r.Approvals
+	}
+	return max(n, 1)
 }
 
 // DebugHeadersFor reports whether the route adds X-Strangler-Backend.

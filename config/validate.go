@@ -33,6 +33,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.validateRoutes(c)
+	d.validateApprovals(c)
 	d.validateBackfill(c.Backfill)
 	d.validateEncryption(c)
 	d.validateForceKey(c)
@@ -50,6 +51,8 @@ func (d *decoder) validateAdmin(c *Config) {
 			d.errorAt(at+".name", "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
 		case t.Name == GuardActor:
 			d.errorAt(at+".name", "%q is reserved: the guard's rollbacks carry that name", t.Name)
+		case t.Name == RampActor:
+			d.errorAt(at+".name", "%q is reserved: the steps of scheduled ramps carry that name", t.Name)
 		case names[t.Name] || t.Name == "admin" && c.Admin.Token != "":
 			d.errorAt(at+".name", "duplicate token name %q", t.Name)
 		}
@@ -98,6 +101,41 @@ func sharePort(a, b string) bool {
 func isWildcard(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "" || ip != nil && ip.IsUnspecified()
+}
+
+// maxApprovals bounds approvals: more token names than that agreeing on
+// one flip is a committee, not four eyes.
+const maxApprovals = 5
+
+// validateApprovals checks approvals, top-level and per route, and that
+// enough tokens may change routing to ever give them: a route nobody
+// could approve a flip of would be stuck where it is.
+func (d *decoder) validateApprovals(c *Config) {
+	field, most := "approvals", c.Approvals
+	if c.Approvals < 0 || c.Approvals > maxApprovals {
+		d.errorAt("approvals", "must be from 1 (no approval) to %d token names agreeing, the requester included", maxApprovals)
+		most = 0
+	}
+	deciders := 0
+	for _, t := range c.Admin.AdminTokens() {
+		if t.Role.Allows(RoleOperator) {
+			deciders++
+		}
+	}
+	for i, r := range c.Routes {
+		if r.Approvals == nil {
+			continue
+		}
+		at := fmt.Sprintf("routes[%d].approvals", i)
+		if *r.Approvals < 1 || *r.Approvals > maxApprovals {
+			d.errorAt(at, "must be from 1 (no approval) to %d token names agreeing, the requester included", maxApprovals)
+		} else if *r.Approvals > most {
+			field, most = at, *r.Approvals
+		}
+	}
+	if most > 1 && deciders < most {
+		d.errorAt(field, "%d needs %d admin tokens with the operator or admin role (one requests, the others approve); the configuration has %d", most, most, deciders)
+	}
 }
 
 // isLoopback reports whether a listen address only accepts connections
