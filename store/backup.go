@@ -58,9 +58,11 @@ func Backup(ctx context.Context, dsn, out string) error {
 	return syncFile(filepath.Dir(out))
 }
 
-// releaseCopiedLeases frees the deliveries leased in a fresh copy: the
-// workers holding them deliver from the original, never from the copy, so
-// a facade restored from it would otherwise wait for the leases to pass.
+// releaseCopiedLeases frees the deliveries leased in a fresh copy, and
+// the named leases: the workers holding them deliver (and the replica
+// holding a named lease drives) from the original, never from the copy,
+// so a facade restored from it would otherwise wait for the leases to
+// pass.
 // Writes still sent keep theirs: whether the primary applied them is not
 // in the copy, and once the lease passes they are unknown, for an operator.
 func releaseCopiedLeases(ctx context.Context, path string) error {
@@ -73,6 +75,17 @@ func releaseCopiedLeases(ctx context.Context, path string) error {
 		UPDATE strangler_repairs SET lease_owner = NULL, lease_until = NULL
 		WHERE state = 'pending' AND lease_owner IS NOT NULL`); err != nil {
 		return fmt.Errorf("store: backup: releasing the copy's leases: %w", err)
+	}
+	// The named leases (one replica drives the ramps) too, where the
+	// store has them: their holders run on the original.
+	var named int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'strangler_leases'`).Scan(&named); err != nil {
+		return fmt.Errorf("store: backup: releasing the copy's leases: %w", err)
+	}
+	if named > 0 {
+		if _, err := db.ExecContext(ctx, `DELETE FROM strangler_leases`); err != nil {
+			return fmt.Errorf("store: backup: releasing the copy's leases: %w", err)
+		}
 	}
 	return nil
 }

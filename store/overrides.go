@@ -51,12 +51,13 @@ func (s *Store) Overrides(ctx context.Context) (map[string]Override, error) {
 }
 
 // SetOverride sets o's route flag and records a in the audit log, in one
-// transaction: either both happen or neither. The stored version (0 when
-// the route has no override) must equal expectVersion, else nothing is
-// written and the error is ErrConflict. The result carries the new version,
-// expectVersion+1. Every replica's Watch hears of the change once it is
-// committed.
-func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64, a AuditEntry) (Override, error) {
+// transaction with the linked writes (written first): either all happen
+// or none. The stored version (0 when the route has no override) must
+// equal expectVersion, else nothing is written and the error is
+// ErrConflict, as it is when a linked write finds its row changed. The
+// result carries the new version, expectVersion+1. Every replica's Watch
+// hears of the change once it is committed.
+func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64, a AuditEntry, linked ...Linked) (Override, error) {
 	if o.Route == "" || o.Mode == "" {
 		return Override{}, fmt.Errorf("store: set override: route and mode are required")
 	}
@@ -67,6 +68,9 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 	}
 	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := s.writeLinked(ctx, tx, linked); err != nil {
+			return err
+		}
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
@@ -99,11 +103,15 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 }
 
 // ClearOverride removes route's override, so the config file decides
-// again, and records a in the audit log, in one transaction. The stored
-// version must equal expectVersion, else nothing is written and the error
-// is ErrConflict; a route without an override is ErrNotFound.
-func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a AuditEntry) error {
+// again, and records a in the audit log, in one transaction with the
+// linked writes. The stored version must equal expectVersion, else
+// nothing is written and the error is ErrConflict; a route without an
+// override is ErrNotFound.
+func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a AuditEntry, linked ...Linked) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := s.writeLinked(ctx, tx, linked); err != nil {
+			return err
+		}
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
