@@ -49,6 +49,10 @@ func statusFor(err error) (int, string) {
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, ErrStale):
 		return http.StatusPreconditionFailed, ErrStale.Error()
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, err.Error()
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrGate):

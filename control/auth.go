@@ -190,11 +190,20 @@ func (a *admin) refused(r *http.Request, actor string, err error) {
 }
 
 // routeOf is the route a change is about: the route it names, or the
-// route of the repair it names; false if there is no such route or repair.
+// route of the repair or change request it names; false if there is no
+// such route, repair or request.
 func (a *admin) routeOf(ctx context.Context, r *http.Request) (string, bool) {
 	if name := r.PathValue("name"); name != "" {
 		_, ok := a.Flags.Get(name)
 		return name, ok
+	}
+	if r.PathValue("change") != "" && a.Rollouts != nil {
+		id, err := changeID(r)
+		if err != nil {
+			return "", false
+		}
+		c, err := a.Rollouts.Change(ctx, id)
+		return c.Route, err == nil
 	}
 	if id := r.PathValue("id"); id != "" {
 		rep, err := a.Repairs.GetRepair(ctx, id, false)

@@ -18,8 +18,8 @@ import (
 // FlagStore is where overrides and their audit log live.
 type FlagStore interface {
 	Overrides(ctx context.Context) (map[string]store.Override, error)
-	SetOverride(ctx context.Context, o store.Override, expectVersion int64, a store.AuditEntry) (store.Override, error)
-	ClearOverride(ctx context.Context, route string, expectVersion int64, a store.AuditEntry) error
+	SetOverride(ctx context.Context, o store.Override, expectVersion int64, a store.AuditEntry, linked ...store.Linked) (store.Override, error)
+	ClearOverride(ctx context.Context, route string, expectVersion int64, a store.AuditEntry, linked ...store.Linked) error
 	AppendAudit(ctx context.Context, a store.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
 }
@@ -332,12 +332,21 @@ type Flip struct {
 	Percent *float64
 	// Clear removes the override: the file's flags apply again.
 	Clear bool
-	// Force skips the gates; the audit entry says so.
+	// Force skips the gates (not the approvals); the audit entry says
+	// so.
 	Force bool
 	// IfMatch is the version the caller read; nil skips the check.
 	IfMatch *int64
 	// action overrides the audit action (the guard's "rollback").
 	action string
+	// detail goes into the audit entry: which ramp step, which approval.
+	detail string
+	// approved says the flip needs no (more) approval: it is a ramp's
+	// step, approved with the ramp, or an approved change request.
+	approved bool
+	// linked commit with the flip or not at all: the ramp taking its
+	// step, the change request being applied.
+	linked []store.Linked
 }
 
 // RouteFlags are a route's flags as the file sets them and as they are.
@@ -433,7 +442,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	entry := store.AuditEntry{
 		At: f.now(), Actor: fl.Actor, Route: fl.Route, Reason: fl.Reason, Forced: fl.Force,
-		FromMode: string(cur.Mode), FromPercent: cur.Percent,
+		FromMode: string(cur.Mode), FromPercent: cur.Percent, Detail: fl.detail,
 	}
 	var next store.Override
 	if fl.Clear {
@@ -468,9 +477,15 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
 	}
-	if !fl.Force && later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent) {
+	forward := later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent)
+	if !fl.Force && forward {
 		if err := f.checkGates(ctx, cur, entry); err != nil {
 			return cur, err
+		}
+	}
+	if forward && !fl.approved {
+		if n := f.approvals(cur); n > 1 {
+			return cur, &ApprovalRequired{Needed: n, Route: cur, Flip: fl, ToMode: config.Mode(entry.ToMode), ToPercent: entry.ToPercent}
 		}
 	}
 	f.mu.Lock()
@@ -479,9 +494,9 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	defer cancel()
 	var err error
 	if fl.Clear {
-		err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry)
+		err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, fl.linked...)
 	} else {
-		next, err = f.store.SetOverride(sctx, next, cur.Version, entry)
+		next, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
 	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -518,24 +533,32 @@ func (f *Flags) Deny(ctx context.Context, route, actor, detail string) {
 }
 
 func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.AuditEntry) error {
+	gerr, err := f.gateRefusal(ctx, cur)
+	if err != nil || gerr == nil {
+		return err
+	}
+	f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, gerr.Error()))
+	return gerr
+}
+
+// gateRefusal is the gate that refuses moving the route forward now, nil
+// if none does; unaudited, so that a ramp can ask every second.
+func (f *Flags) gateRefusal(ctx context.Context, cur RouteFlags) (*GateError, error) {
 	g := cur.Route.Gates
 	if g.IsZero() {
-		return nil
+		return nil, nil
 	}
 	mismatch, fallback, err := f.rates.RecentRates(ctx, cur.Route.Name, f.now())
 	if err != nil {
 		f.log.Error("reading the rates for the gates failed", "route", cur.Route.Name, "error", err)
-		return ErrUnavailable
+		return nil, ErrUnavailable
 	}
 	for _, gc := range gateChecks(g, mismatch, fallback) {
-		if gc.Passes {
-			continue
+		if !gc.Passes {
+			return &GateError{Gate: gc.Gate, Rate: gc.Rate, Value: gc.ValuePercent, Limit: gc.LimitPercent}, nil
 		}
-		gerr := &GateError{Gate: gc.Gate, Rate: gc.Rate, Value: gc.ValuePercent, Limit: gc.LimitPercent}
-		f.Deny(ctx, cur.Route.Name, entry.Actor, fmt.Sprintf("flip to %s refused: %s", entry.ToMode, gerr.Error()))
-		return gerr
 	}
-	return nil
+	return nil, nil
 }
 
 // GateCheck is one configured gate judged at a route's recent rates.

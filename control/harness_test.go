@@ -62,8 +62,9 @@ type plane struct {
 	clock    *clock
 	log      *slog.Logger
 	// logs holds what log wrote, as JSON lines.
-	logs  *logLines
-	admin *admin
+	logs     *logLines
+	admin    *admin
+	rollouts *Rollouts
 
 	mu      sync.Mutex
 	applied []*config.Config
@@ -85,7 +86,23 @@ routes:
 
 func newPlane(t *testing.T) *plane {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	return newPlaneWith(t, planeOptions{})
+}
+
+// planeOptions vary a plane: its store, more configuration, its clock.
+type planeOptions struct {
+	// dsn is the store, a fresh SQLite file when empty; several planes
+	// on one PostgreSQL schema are replicas.
+	dsn string
+	// yaml is added at the top level of the configuration (approvals).
+	yaml string
+	// clock is the plane's clock; nil starts a new one.
+	clock *clock
+}
+
+func newPlaneWith(t *testing.T, o planeOptions) *plane {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(o.yaml+`
 admin:
   tokens:
     - { name: alice, token: "`+aliceToken+`", role: admin }
@@ -99,7 +116,13 @@ backends:
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	dsn := o.dsn
+	if dsn == "" {
+		dsn = "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	}
+	if o.clock == nil {
+		o.clock = &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	}
 	st, err := store.Open(context.Background(), dsn, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +133,7 @@ backends:
 		store:    st,
 		counters: stats.NewCounters(),
 		reg:      prometheus.NewRegistry(),
-		clock:    &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)},
+		clock:    o.clock,
 		logs:     &logLines{},
 	}
 	p.log = slog.New(slog.NewJSONHandler(p.logs, nil))
@@ -128,7 +151,9 @@ backends:
 	tokens.Set(cfg.Admin.AdminTokens())
 	readiness := &Readiness{}
 	readiness.Ready()
+	p.rollouts = NewRollouts(p.flags, st, st, p.log, p.clock.Now)
 	p.admin = newAdmin(AdminDeps{
+		Rollouts: p.rollouts,
 		Gatherer: p.reg, Registerer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
 		Live: p.counters, Log: p.log, Now: p.clock.Now,

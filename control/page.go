@@ -68,6 +68,8 @@ func (a *admin) pageRoutes() {
 	a.handle("POST /login", http.HandlerFunc(p.loginPost))
 	a.handle("POST /logout", http.HandlerFunc(p.logout))
 	a.handle(actionFlipForm, http.HandlerFunc(p.flip))
+	a.handle(actionRampForm, http.HandlerFunc(p.rampForm))
+	a.handle(actionChangeForm, http.HandlerFunc(p.changeForm))
 }
 
 func parsePage(name string) *template.Template {
@@ -258,40 +260,8 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 // admin API checks a PATCH, plus the session and its form token. Refusals
 // are audited as the API's are (refused).
 func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
-	addr, now := clientAddr(r), p.now()
-	if p.failures.blocked(addr, now) {
-		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
-		p.refuse(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
-		return
-	}
-	if p.crossOrigin.Check(r) != nil {
-		p.security(r, "", reasonCrossOrigin, r.Pattern)
-		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))
-		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
-		return
-	}
-	s, ok, err := p.sessionOf(r)
-	switch {
-	case err != nil:
-		p.refuse(w, http.StatusServiceUnavailable, storeDown+" Nothing was changed.")
-		return
-	case !ok:
-		p.security(r, "", reasonNoSession, r.Pattern)
-		p.refused(r, "", apiError(http.StatusForbidden, "no valid status page session"))
-		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	if !formTokenOK(r, s.id) {
-		p.security(r, s.actor, reasonFormToken, r.Pattern)
-		p.refused(r, s.actor, apiError(http.StatusForbidden, "missing or wrong form token"))
-		p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again. Nothing was changed.")
-		return
-	}
-	if err := p.allow(r, s.actor, r.Pattern); err != nil {
-		p.refused(r, s.actor, err)
-		_, msg := statusFor(err)
-		p.refuse(w, http.StatusForbidden, msg+"; nothing was changed.")
+	s, ok := p.formSession(w, r)
+	if !ok {
 		return
 	}
 	msg, err := p.applyForm(r, r.PathValue("name"), s.actor)
@@ -300,6 +270,49 @@ func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
 	}
 	setFlash(w, r, err == nil, msg)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// formSession checks a form post of the status page: no lockout, not
+// cross-site, a session, its form token, and a role that may post the
+// form. A refusal is answered (and audited) here, and ok is false.
+func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (session, bool) {
+	addr, now := clientAddr(r), p.now()
+	if p.failures.blocked(addr, now) {
+		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
+		p.refuse(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
+		return session{}, false
+	}
+	if p.crossOrigin.Check(r) != nil {
+		p.security(r, "", reasonCrossOrigin, r.Pattern)
+		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))
+		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
+		return session{}, false
+	}
+	s, ok, err := p.sessionOf(r)
+	switch {
+	case err != nil:
+		p.refuse(w, http.StatusServiceUnavailable, storeDown+" Nothing was changed.")
+		return session{}, false
+	case !ok:
+		p.security(r, "", reasonNoSession, r.Pattern)
+		p.refused(r, "", apiError(http.StatusForbidden, "no valid status page session"))
+		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
+		return session{}, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if !formTokenOK(r, s.id) {
+		p.security(r, s.actor, reasonFormToken, r.Pattern)
+		p.refused(r, s.actor, apiError(http.StatusForbidden, "missing or wrong form token"))
+		p.refuse(w, http.StatusForbidden, "The form's token is missing or wrong; reload the status page and try again. Nothing was changed.")
+		return session{}, false
+	}
+	if err := p.allow(r, s.actor, r.Pattern); err != nil {
+		p.refused(r, s.actor, err)
+		_, msg := statusFor(err)
+		p.refuse(w, http.StatusForbidden, msg+"; nothing was changed.")
+		return session{}, false
+	}
+	return s, true
 }
 
 // applyForm turns a flip form into a Flip and applies it; it returns the
@@ -348,6 +361,9 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 		}
 	}
 	rf, err := p.Flags.Apply(r.Context(), fl)
+	if need := (*ApprovalRequired)(nil); errors.As(err, &need) {
+		return p.requestForm(r, need)
+	}
 	switch {
 	case err == nil && fl.Clear:
 		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, modeText(rf.Mode, rf.Percent), actor), nil

@@ -39,7 +39,9 @@ type pageAdmin struct {
 	flags  *Flags
 	tokens *Tokens
 	reg    *prometheus.Registry
-	logs   *logLines
+	// rollouts drives the ramps and change requests when a test asks.
+	rollouts *Rollouts
+	logs     *logLines
 
 	clock *clock
 
@@ -103,8 +105,9 @@ routes:
 	}
 	h.tokens = &Tokens{}
 	h.tokens.Set(cfg.Admin.AdminTokens())
+	h.rollouts = NewRollouts(h.flags, st, st, log, now)
 	h.Server = httptest.NewServer(NewAdmin(AdminDeps{
-		Gatherer: h.reg, Registerer: h.reg, Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
+		Rollouts: h.rollouts, Gatherer: h.reg, Registerer: h.reg, Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
 		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now,
 	}))
 	t.Cleanup(h.Close)

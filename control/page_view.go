@@ -33,6 +33,13 @@ type statusView struct {
 	// ChainHead is the audit chain's newest entry and hash, for auditors
 	// to note down.
 	ChainHead *chainJSON
+	// CanRamp and CanDecide say whether the session may use the ramp
+	// forms and approve or reject change requests.
+	CanRamp, CanDecide bool
+	// Changes are the pending change requests; RolloutsError says why
+	// they and the ramps are missing.
+	Changes       []changeView
+	RolloutsError string
 }
 
 // routeView is one row of the route table and its flip form.
@@ -55,6 +62,14 @@ type routeView struct {
 	FallbackRate string
 	MismatchRate string
 	Chart        sparkline
+	// Ramp is the route's latest ramp, Pending its pending change
+	// request; Approvals how many token names must agree to move it
+	// forward (1: no approval).
+	Ramp      *rampView
+	Pending   *changeView
+	Approvals int
+	// RampMode is the ramp form's default mode.
+	RampMode string
 }
 
 type overrideView struct {
@@ -72,6 +87,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 	v := statusView{
 		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: takeFlash(w, r),
 		Role: string(p.Tokens.role(s.actor)), CanFlip: p.may(s.actor, actionFlipForm),
+		CanRamp: p.may(s.actor, actionRampForm), CanDecide: p.may(s.actor, actionChangeForm),
 		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
 		AuditLimit: auditLimit,
 	}
@@ -102,6 +118,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 		}
 		v.Routes = append(v.Routes, rv)
 	}
+	p.addRollouts(ctx, &v, s.actor, now)
 	head, err := p.Audit.AuditHead(ctx)
 	if err == nil {
 		v.ChainHead = &chainJSON{HeadID: head.ID, HeadHash: head.Hash}
@@ -123,6 +140,10 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
 		Gated: !rf.Route.Gates.IsZero(), RPS: fmtRPS(requestsPerSecond(p.Live, rf.Route.Name, now)),
 		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
+		Approvals: p.Flags.approvals(rf), RampMode: string(config.ModeFallback),
+	}
+	if rf.Mode == config.ModeFallback || rf.Mode == config.ModeModern {
+		rv.RampMode = string(rf.Mode)
 	}
 	switch {
 	case rf.Percent != nil:

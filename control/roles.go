@@ -20,6 +20,14 @@ const actionRepairBody = "GET /admin/repairs/{id}?body=1"
 // that may post it.
 const actionFlipForm = "POST /ui/routes/{name}"
 
+// actionRampForm and actionChangeForm are the status page's forms that
+// start, pause, resume or cancel a ramp, and approve or reject a change
+// request.
+const (
+	actionRampForm   = "POST /ui/routes/{name}/ramp"
+	actionChangeForm = "POST /ui/changes/{change}"
+)
+
 // permissions is the one table of who may do what on the admin listener:
 // every endpoint's pattern, and every action decided inside an endpoint,
 // with the least role it needs (anyone: no token). Every admin API call
@@ -49,12 +57,19 @@ func permissions() map[string]config.Role {
 		"GET /admin/diffs":                config.RoleViewer,
 		"GET /admin/repairs":              config.RoleViewer,
 		"GET /admin/repairs/{id}":         config.RoleViewer, // without its body
+		"GET /admin/changes":              config.RoleViewer,
+		"GET /admin/changes/{change}":     config.RoleViewer,
 
-		// Changes of routing.
-		"PATCH /admin/routes/{name}": config.RoleOperator,
+		// Changes of routing: flips, ramps, and approving or rejecting
+		// another's change request.
+		"PATCH /admin/routes/{name}":           config.RoleOperator,
+		"POST /admin/changes/{change}/approve": config.RoleOperator,
+		"POST /admin/changes/{change}/reject":  config.RoleOperator,
+		actionFlipForm:                         config.RoleOperator,
+		actionRampForm:                         config.RoleOperator,
+		actionChangeForm:                       config.RoleOperator,
 		// A tester's override of one route's routing, for a while.
 		"POST /admin/routes/{name}/force-token": config.RoleOperator,
-		actionFlipForm:                          config.RoleOperator,
 
 		// Patient data, and the repair queue's fate.
 		actionRepairBody:                 config.RoleAdmin,

@@ -62,6 +62,10 @@ func apiCalls() map[string]apiCall {
 		"POST /admin/routes/{name}/force-token": {"POST", "/admin/routes/get-patient/force-token", `{"backend":"modern"}`, nil},
 		"POST /admin/repairs/{id}/retry":        {"POST", "/admin/repairs/w-1/retry", `{"reason":"role test"}`, nil},
 		"DELETE /admin/repairs/{id}":            {"DELETE", "/admin/repairs/w-1", `{"reason":"role test"}`, nil},
+		"GET /admin/changes":                    {"GET", "/admin/changes?state=all", "", nil},
+		"GET /admin/changes/{change}":           {"GET", "/admin/changes/1", "", nil},
+		"POST /admin/changes/{change}/approve":  {"POST", "/admin/changes/1/approve", `{"reason":"role test"}`, nil},
+		"POST /admin/changes/{change}/reject":   {"POST", "/admin/changes/1/reject", `{"reason":"role test"}`, nil},
 	}
 }
 
@@ -86,6 +90,7 @@ func (p *plane) journalWrite(t *testing.T, id string) {
 func TestEachRoleAgainstEveryAdminCall(t *testing.T) {
 	p := newPlane(t)
 	p.journalWrite(t, "w-1")
+	p.pendingChange(t, "temp") // change request 1, for the approve and reject calls
 	calls := apiCalls()
 	perms := permissions()
 	for _, pattern := range append(slices.Clone(p.admin.patterns), innerActions...) {

@@ -25,6 +25,9 @@ type AdminDeps struct {
 	Repairs    RepairStore
 	// Sessions keeps the status page's logins.
 	Sessions SessionStore
+	// Rollouts are the scheduled ramps and change requests; nil leaves
+	// them out (their endpoints answer 503).
+	Rollouts *Rollouts
 	Samples  shadow.SampleStore
 	// Noise lists a route's learned noise fields.
 	Noise func(route string) []string
@@ -73,6 +76,10 @@ func newAdmin(d AdminDeps) *admin {
 	a.handle("GET /admin/diffs", a.api(a.diffs))
 	a.handle("POST /admin/routes/{name}/force-token", a.mutation(a.forceToken))
 	a.handle("GET /admin/routes/{name}/schema", a.api(a.routeSchema))
+	a.handle("GET /admin/changes", a.api(a.listChanges))
+	a.handle("GET /admin/changes/{change}", a.api(a.getChange))
+	a.handle("POST /admin/changes/{change}/approve", a.mutation(a.approveChange))
+	a.handle("POST /admin/changes/{change}/reject", a.mutation(a.rejectChange))
 
 	// The status page: a session cookie and a form token.
 	a.pageRoutes()

@@ -38,6 +38,12 @@ type routeJSON struct {
 	// Live is this replica's traffic: requests/s over the last minute,
 	// rates over the last hour.
 	Live liveJSON `json:"live"`
+	// Ramp is the route's latest scheduled ramp, under way or over.
+	Ramp *rampJSON `json:"ramp,omitempty"`
+	// PendingChange is a change request waiting for approval.
+	PendingChange *changeJSON `json:"pending_change,omitempty"`
+	// RolloutsUnknown says why Ramp and PendingChange are not known.
+	RolloutsUnknown string `json:"rollouts_unknown,omitempty"`
 }
 
 type overrideJSON struct {
@@ -99,12 +105,13 @@ func rate(n, of int64) float64 {
 	return float64(n) / float64(of)
 }
 
-func (a *admin) listRoutes(w http.ResponseWriter, _ *http.Request, _ string) error {
+func (a *admin) listRoutes(w http.ResponseWriter, r *http.Request, _ string) error {
 	all := a.Flags.All()
 	out := make([]routeJSON, len(all))
 	for i, rf := range all {
 		out[i] = a.routeJSON(rf)
 	}
+	a.addRollouts(r.Context(), out)
 	writeJSON(w, http.StatusOK, map[string]any{"routes": out})
 	return nil
 }
@@ -114,8 +121,10 @@ func (a *admin) getRoute(w http.ResponseWriter, r *http.Request, _ string) error
 	if !ok {
 		return ErrNoRoute
 	}
+	out := []routeJSON{a.routeJSON(rf)}
+	a.addRollouts(r.Context(), out)
 	w.Header().Set("ETag", etag(rf.Version))
-	writeJSON(w, http.StatusOK, a.routeJSON(rf))
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }
 
@@ -127,6 +136,8 @@ type patchRequest struct {
 	Force   bool         `json:"force"`
 	// Clear removes the override, so the file's mode applies again.
 	Clear bool `json:"clear"`
+	// Ramp starts a scheduled ramp, or pauses, resumes or cancels one.
+	Ramp *rampRequest `json:"ramp"`
 }
 
 func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string) error {
@@ -138,26 +149,30 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	if err != nil {
 		return err
 	}
-	if !req.Clear && req.Mode == nil && req.Percent == nil {
-		return apiError(http.StatusBadRequest, "say what to change: mode, percent or clear")
+	if !req.Clear && req.Mode == nil && req.Percent == nil && req.Ramp == nil {
+		return apiError(http.StatusBadRequest, "say what to change: mode, percent, clear or ramp")
 	}
 	if err := checkReason(req.Reason); err != nil {
 		return err
+	}
+	if req.Ramp != nil {
+		return a.patchRamp(w, r, actor, version, req)
 	}
 	name := r.PathValue("name")
 	rf, err := a.Flags.Apply(r.Context(), Flip{
 		Route: name, Actor: actor, Reason: req.Reason,
 		Mode: req.Mode, Percent: req.Percent, Clear: req.Clear, Force: req.Force, IfMatch: &version,
 	})
-	if errors.Is(err, ErrStale) {
-		cur, _ := a.Flags.Get(name)
-		return &staleError{current: a.routeJSON(cur)}
+	if need := (*ApprovalRequired)(nil); errors.As(err, &need) {
+		return a.requestFlip(w, r, need)
 	}
 	if err != nil {
-		return err
+		return a.staleAs(name, err)
 	}
+	out := []routeJSON{a.routeJSON(rf)}
+	a.addRollouts(r.Context(), out)
 	w.Header().Set("ETag", etag(rf.Version))
-	writeJSON(w, http.StatusOK, a.routeJSON(rf))
+	writeJSON(w, http.StatusOK, out[0])
 	return nil
 }
 

@@ -1,0 +1,344 @@
+package control
+
+// Four eyes: on a route with approvals: N, a flip, clear or ramp that
+// moves it forward is a change request, applied once N-1 other token
+// names approved it within 24 hours. Moving a route back (an operator's
+// rollback, the guard) needs no approval; a ramp needs it once, when it
+// is started, and its steps none.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// changeTTL is how long a change request waits for its approvals.
+const changeTTL = 24 * time.Hour
+
+// approvals is how many token names must agree to move the route
+// forward, its requester included: 1 when it needs no approval.
+func (f *Flags) approvals(rf RouteFlags) int { return f.file.Load().ApprovalsFor(rf.Route) }
+
+// ApprovalRequired is a flip that would move a route needing approvals
+// forward: it becomes a change request (Rollouts.RequestFlip) instead of
+// taking effect.
+type ApprovalRequired struct {
+	// Needed is how many token names must agree, the requester included.
+	Needed int
+	// Route is the route as the flip found it.
+	Route RouteFlags
+	Flip  Flip
+	// ToMode and ToPercent are where the flip would take the route.
+	ToMode    config.Mode
+	ToPercent *float64
+}
+
+func (e *ApprovalRequired) Error() string {
+	return fmt.Sprintf("moving %s forward needs %d token names to agree: it is a change request for another to approve",
+		e.Route.Route.Name, e.Needed)
+}
+
+// RequestFlip makes the flip an approval stopped into a pending change
+// request, audited.
+func (r *Rollouts) RequestFlip(ctx context.Context, need *ApprovalRequired) (store.Change, error) {
+	fl, cur := need.Flip, need.Route
+	kind := store.ChangeFlip
+	if fl.Clear {
+		kind = store.ChangeClear
+	}
+	return r.request(ctx, store.Change{
+		Route: cur.Route.Name, Kind: kind, Mode: string(need.ToMode), Percent: need.ToPercent, Forced: fl.Force,
+		FromMode: string(cur.Mode), FromPercent: cur.Percent, BaseVersion: cur.Version,
+		Requester: fl.Actor, Reason: fl.Reason, Needed: need.Needed - 1,
+	})
+}
+
+// request stores c as a pending change request, audited; a route with a
+// pending request keeps it, and the error names it.
+func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, error) {
+	now := r.now()
+	c.CreatedAt, c.ExpiresAt = now, now.Add(changeTTL)
+	ctx, cancel := storeCall(ctx)
+	defer cancel()
+	route := c.Route
+	c, err := r.changes.CreateChange(ctx, c, store.AuditEntry{
+		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
+		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
+		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within 24 h", changeText(c), approvalsText(c.Needed)),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		if pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: route, State: store.ChangePending, Limit: 1}); perr == nil && len(pending) == 1 {
+			p := pending[0]
+			return c, conflictf("%s has a pending change request already: %d, %s's %s; approve or reject it first",
+				route, p.ID, p.Requester, changeText(p))
+		}
+		return c, conflictf("%s has a pending change request already; approve or reject it first", route)
+	}
+	if err != nil {
+		r.log.Error("making a change request failed", "route", route, "error", err)
+		return c, ErrUnavailable
+	}
+	r.log.Info("change requested", "route", c.Route, "actor", c.Requester, "change_request", c.ID, "kind", string(c.Kind))
+	return c, nil
+}
+
+// Changes lists change requests, newest first: the pending ones, or all
+// of them. A pending request past its expiry shows as expired, which the
+// driver records within seconds.
+func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error) {
+	ctx, cancel := storeCall(ctx)
+	defer cancel()
+	list, err := r.changes.Changes(ctx, f)
+	if err != nil {
+		r.log.Error("reading the change requests failed", "error", err)
+		return nil, ErrUnavailable
+	}
+	now := r.now()
+	for i := range list {
+		if list[i].State == store.ChangePending && !now.Before(list[i].ExpiresAt) {
+			list[i].State = store.ChangeExpired
+		}
+	}
+	return list, nil
+}
+
+// Change returns one change request, as Changes shows it.
+func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
+	sctx, cancel := storeCall(ctx)
+	defer cancel()
+	c, err := r.changes.Change(sctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return c, apiError(http.StatusNotFound, "no change request %d", id)
+	case err != nil:
+		r.log.Error("reading a change request failed", "change_request", id, "error", err)
+		return c, ErrUnavailable
+	}
+	if c.State == store.ChangePending && !r.now().Before(c.ExpiresAt) {
+		c.State = store.ChangeExpired
+	}
+	return c, nil
+}
+
+// decidable reads a pending change request for actor to decide on; an
+// expired one is recorded as such, audited, and refused.
+func (r *Rollouts) decidable(ctx context.Context, id int64) (store.Change, error) {
+	c, err := r.Change(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case c.State == store.ChangeExpired:
+		r.expireChanges(ctx, r.now())
+		return c, conflictf("change request %d expired at %s without enough approvals; ask for a new one",
+			id, c.ExpiresAt.UTC().Format(time.RFC3339))
+	case c.State != store.ChangePending:
+		return c, conflictf("change request %d is %s%s: there is nothing left to decide", id, c.State, decidedText(c))
+	}
+	return c, nil
+}
+
+// Approve adds approver's approval to change request id. Its requester
+// may not approve it, nor may anyone twice. The last approval it needs
+// applies it, as the requester's flip (or ramp) naming the approvers, in
+// one transaction with the request; if the route changed since the
+// request was made, nothing is applied and the request is void (stale).
+func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string) (store.Change, error) {
+	c, err := r.decidable(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case approver == c.Requester:
+		return c, forbiddenError(fmt.Sprintf("%s requested change request %d: another token name must approve it (four eyes)", approver, id))
+	case slices.Contains(c.Approvers, approver):
+		return c, conflictf("%s approved change request %d already; it waits for %s", approver, id, approvalsText(c.Needed-len(c.Approvers)))
+	}
+	now := r.now()
+	next := c
+	next.Approvers = append(slices.Clone(c.Approvers), approver)
+	audit := store.AuditEntry{
+		At: now, Actor: approver, Action: "change_approve", Route: c.Route, Reason: reason, Forced: c.Forced,
+		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
+		Detail: fmt.Sprintf("change request %d (%s's %s): approval %d of %d", id, c.Requester, changeText(c), len(next.Approvers), c.Needed),
+	}
+	if len(next.Approvers) < c.Needed {
+		sctx, cancel := storeCall(ctx)
+		defer cancel()
+		next, err = r.changes.UpdateChange(sctx, next, c.Version, audit)
+		return next, r.changeFailed(id, err)
+	}
+	next.State, next.DecidedBy, next.DecidedAt = store.ChangeApplied, approver, now
+	link := store.LinkChange(next, c.Version, audit)
+	if err := r.apply(ctx, next, link); err != nil {
+		return c, err
+	}
+	next.Version = c.Version + 1
+	r.log.Info("change request applied", "route", c.Route, "change_request", id, "actor", approver, "requester", c.Requester)
+	return next, nil
+}
+
+// apply makes the change c asks for, linked with the request's update:
+// the requester's flip, clear or ramp, now approved by c.Approvers.
+func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked) error {
+	rf, ok := r.flags.Get(c.Route)
+	if !ok {
+		return ErrNoRoute
+	}
+	approvers := strings.Join(c.Approvers, ", ")
+	var err error
+	if rf.Version != c.BaseVersion {
+		err = ErrStale
+	} else if c.Kind == store.ChangeRamp {
+		var p RampPlan
+		if p, err = plan(rf, RampPlan{Mode: modeOf(c.Mode), Steps: c.RampSteps, Every: c.RampEvery}); err == nil {
+			_, err = r.start(ctx, rf, p, c.Requester, c.Reason, approvers, link)
+		}
+	} else {
+		fl := Flip{
+			Route: c.Route, Actor: c.Requester, Reason: c.Reason, Force: c.Forced, IfMatch: &c.BaseVersion,
+			Clear: c.Kind == store.ChangeClear, approved: true, linked: []store.Linked{link},
+			detail: fmt.Sprintf("change request %d, approved by %s", c.ID, approvers),
+		}
+		if !fl.Clear {
+			mode := modeOf(c.Mode)
+			fl.Mode, fl.Percent = &mode, c.Percent
+		}
+		_, err = r.flags.Apply(ctx, fl)
+	}
+	if !errors.Is(err, ErrStale) {
+		return err
+	}
+	// The route, or the request, changed since it was read. This replica
+	// may not have heard of a change made on another yet: read again.
+	r.flags.resync(ctx)
+	if rf, _ = r.flags.Get(c.Route); rf.Version == c.BaseVersion {
+		return r.changeFailed(c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
+	}
+	return r.void(ctx, c, rf)
+}
+
+// void records that change request c cannot be applied any more: its
+// route changed since it was made.
+func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) error {
+	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, modeText(now.Mode, now.Percent))
+	if o := now.Override; o != nil {
+		why += ", set by " + o.Actor
+	}
+	next := c
+	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
+	sctx, cancel := storeCall(ctx)
+	defer cancel()
+	_, err := r.changes.UpdateChange(sctx, next, c.Version, store.AuditEntry{
+		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
+		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
+	})
+	if err := r.changeFailed(c.ID, err); err != nil {
+		return err
+	}
+	return conflictf("nothing was applied: %s; change request %d is void, ask for a new one", why, c.ID)
+}
+
+// Reject turns change request id down, audited with actor's reason. Its
+// requester may reject it too: that withdraws it.
+func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (store.Change, error) {
+	c, err := r.decidable(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	now := r.now()
+	next := c
+	next.State, next.DecidedBy, next.Decision, next.DecidedAt = store.ChangeRejected, actor, reason, now
+	what := "rejected"
+	if actor == c.Requester {
+		what = "withdrawn by its requester"
+	}
+	sctx, cancel := storeCall(ctx)
+	defer cancel()
+	next, err = r.changes.UpdateChange(sctx, next, c.Version, store.AuditEntry{
+		At: now, Actor: actor, Action: "change_reject", Route: c.Route, Reason: reason,
+		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
+		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
+	})
+	if err := r.changeFailed(id, err); err != nil {
+		return c, err
+	}
+	r.log.Info("change request rejected", "route", c.Route, "change_request", id, "actor", actor)
+	return next, nil
+}
+
+// changeFailed says why a change request could not be updated.
+func (r *Rollouts) changeFailed(id int64, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrConflict):
+		return conflictf("change request %d was decided by someone else as you did; read it again", id)
+	}
+	r.log.Error("updating a change request failed", "change_request", id, "error", err)
+	return ErrUnavailable
+}
+
+// expireChanges records the change requests that expired by now, each
+// audited once whichever replica gets there first.
+func (r *Rollouts) expireChanges(ctx context.Context, now time.Time) {
+	ctx, cancel := storeCall(ctx)
+	defer cancel()
+	expired, err := r.changes.ExpireChanges(ctx, now, func(c store.Change) store.AuditEntry {
+		return store.AuditEntry{
+			At: now, Actor: c.Requester, Action: "change_expired", Route: c.Route, Reason: c.Reason,
+			Detail: fmt.Sprintf("change request %d (%s) expired after 24 h with %d of %d approvals; nothing was applied",
+				c.ID, changeText(c), len(c.Approvers), c.Needed),
+		}
+	})
+	if err != nil {
+		r.log.Warn("expiring old change requests failed; tried again shortly", "error", err)
+	}
+	for _, c := range expired {
+		r.log.Info("change request expired", "route", c.Route, "change_request", c.ID)
+	}
+}
+
+// changeText says what a change request asks for: "fallback 25% →
+// modern", "clear: shadow → legacy", "ramp to fallback at 1%, 5% every
+// 30m".
+func changeText(c store.Change) string {
+	switch c.Kind {
+	case store.ChangeRamp:
+		return "ramp " + planText(store.Ramp{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery})
+	case store.ChangeClear:
+		return "clear: " + modeText(modeOf(c.FromMode), c.FromPercent) + " → " + modeText(modeOf(c.Mode), c.Percent)
+	}
+	s := modeText(modeOf(c.FromMode), c.FromPercent) + " → " + modeText(modeOf(c.Mode), c.Percent)
+	if c.Forced {
+		s += ", forced past the gates"
+	}
+	return s
+}
+
+// approvalsText says how many approvals: "1 approval", "2 approvals".
+func approvalsText(n int) string {
+	if n == 1 {
+		return "1 approval"
+	}
+	return fmt.Sprintf("%d approvals", n)
+}
+
+// decidedText says who decided a request and why: " by bob: too early".
+func decidedText(c store.Change) string {
+	s := ""
+	if c.DecidedBy != "" {
+		s = " by " + c.DecidedBy
+	}
+	if c.Decision != "" {
+		s += ": " + c.Decision
+	}
+	return s
+}

@@ -1,0 +1,112 @@
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"strangler/config"
+	"strangler/store"
+)
+
+// RampStore keeps scheduled ramps, and the lease that lets one replica
+// at a time drive them.
+type RampStore interface {
+	Ramps(ctx context.Context) (map[string]store.Ramp, error)
+	StartRamp(ctx context.Context, r store.Ramp, a store.AuditEntry, linked ...store.Linked) (store.Ramp, error)
+	UpdateRamp(ctx context.Context, r store.Ramp, expectVersion int64, a store.AuditEntry) (store.Ramp, error)
+	TakeLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error)
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// ChangeStore keeps change requests.
+type ChangeStore interface {
+	CreateChange(ctx context.Context, c store.Change, a store.AuditEntry) (store.Change, error)
+	Change(ctx context.Context, id int64) (store.Change, error)
+	Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error)
+	UpdateChange(ctx context.Context, c store.Change, expectVersion int64, a store.AuditEntry) (store.Change, error)
+	ExpireChanges(ctx context.Context, now time.Time, audit func(store.Change) store.AuditEntry) ([]store.Change, error)
+}
+
+// Rollouts are the changes of routing that take more than one flip or
+// more than one person: scheduled ramps (ramps.go, driven by rampdriver.go)
+// and change requests on routes that need approvals (approvals.go). Their
+// state lives in the store, so every replica shows it and any one of
+// them can drive the ramps; one at a time does, under a lease.
+type Rollouts struct {
+	flags   *Flags
+	ramps   RampStore
+	changes ChangeStore
+	log     *slog.Logger
+	now     func() time.Time
+	// owner names this replica on the ramps' lease.
+	owner string
+
+	// mu serialises the driver's checks; the fields after it are theirs.
+	mu sync.Mutex
+	// leading says this replica held the lease at its last try, and
+	// tryAt is when to renew (or try to take) it next.
+	leading bool
+	tryAt   time.Time
+	// gatesAsked is when the driver last asked a waiting ramp's gates,
+	// by route: each asking flushes this replica's counts to the store.
+	gatesAsked map[string]time.Time
+}
+
+// NewRollouts returns the ramps and change requests of the routes flags
+// serves, kept in ramps and changes (one store, in practice).
+func NewRollouts(flags *Flags, ramps RampStore, changes ChangeStore, log *slog.Logger, now func() time.Time) *Rollouts {
+	return &Rollouts{flags: flags, ramps: ramps, changes: changes, log: log, now: now, owner: replicaName(),
+		gatesAsked: map[string]time.Time{}}
+}
+
+// replicaName names this process among the replicas: host, process id
+// and a random suffix, since containers often share both.
+func replicaName() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Errors of ramps and change requests that the admin API answers with
+// their own status; each is returned with a message saying what to do.
+var (
+	// ErrConflict: the action does not fit the ramp or request as it is
+	// (409), such as a second ramp of a route.
+	ErrConflict = errors.New("conflict")
+	// ErrForbidden: the action is not this token's to take (403), such
+	// as approving one's own request.
+	ErrForbidden = errors.New("forbidden")
+)
+
+// conflictError is an ErrConflict whose message says what is wrong.
+type conflictError string
+
+func (e conflictError) Error() string        { return string(e) }
+func (e conflictError) Is(target error) bool { return target == ErrConflict }
+
+func conflictf(format string, args ...any) error { return conflictError(fmt.Sprintf(format, args...)) }
+
+// forbiddenError is an ErrForbidden whose message says why.
+type forbiddenError string
+
+func (e forbiddenError) Error() string        { return string(e) }
+func (e forbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// modeOf is the mode a stored mode names.
+func modeOf(s string) config.Mode { return config.Mode(s) }
+
+// storeCall gives a store call of the control plane its deadline.
+func storeCall(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, storeTimeout)
+}
