@@ -75,7 +75,7 @@ func TestTheStatusPageStartsPausesAndResumesARamp(t *testing.T) {
 	}
 	h.rollouts.Check(context.Background())
 	page, csrf = h.page(t)
-	ramp := regexp.MustCompile(`(?s)<div class="ramp" id="ramp-list-photos">(.*?)</div>`).FindStringSubmatch(page)
+	ramp := regexp.MustCompile(`(?s)<div class="ramp-status" id="ramp-list-photos">(.*?)</div>`).FindStringSubmatch(page)
 	if ramp == nil || !strings.Contains(ramp[1], "1 of 3 steps taken, running, at fallback at 1%") ||
 		!strings.Contains(ramp[1], "next: fallback at 5%, in 30m (13:00 UTC)") || !strings.Contains(ramp[1], "Started by dev-bob") {
 		t.Errorf("the ramp after its first step shows %q", ramp)

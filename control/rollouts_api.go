@@ -38,6 +38,9 @@ type rampJSON struct {
 	Taken       int        `json:"taken"`
 	NextPercent *float64   `json:"next_percent,omitempty"`
 	NextAt      *time.Time `json:"next_at,omitempty"`
+	// NextInSeconds is how long until NextAt by the facade's clock (0:
+	// due), so that a client's own clock does not matter.
+	NextInSeconds *float64 `json:"next_in_seconds,omitempty"`
 	// Waiting says why the due step is not taken (a gate), since
 	// WaitingSince.
 	Waiting      string     `json:"waiting,omitempty"`
@@ -51,15 +54,15 @@ type rampJSON struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-func toRampJSON(rp store.Ramp) *rampJSON {
+func toRampJSON(rp store.Ramp, now time.Time) *rampJSON {
 	j := &rampJSON{
 		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: fmtEvery(rp.Every), Taken: rp.Taken,
 		Waiting: rp.Waiting, Note: rp.Note, StartedBy: rp.Actor, Reason: rp.Reason, ApprovedBy: rp.ApprovedBy,
 		StartedAt: rp.CreatedAt.UTC(), UpdatedAt: rp.UpdatedAt.UTC(),
 	}
 	if rp.State == store.RampRunning && rp.Taken < len(rp.Steps) {
-		next, at := rp.Steps[rp.Taken], rp.NextAt.UTC()
-		j.NextPercent, j.NextAt = &next, &at
+		next, at, in := rp.Steps[rp.Taken], rp.NextAt.UTC(), max(rp.NextAt.Sub(now).Seconds(), 0)
+		j.NextPercent, j.NextAt, j.NextInSeconds = &next, &at, &in
 	}
 	if !rp.WaitingSince.IsZero() {
 		since := rp.WaitingSince.UTC()
@@ -137,7 +140,7 @@ func (a *admin) addRollouts(ctx context.Context, routes []routeJSON) {
 			continue
 		}
 		if rp, ok := ramps[routes[i].Name]; ok {
-			routes[i].Ramp = toRampJSON(rp)
+			routes[i].Ramp = toRampJSON(rp, a.now())
 		}
 		if c, ok := pending[routes[i].Name]; ok {
 			j := toChangeJSON(c)

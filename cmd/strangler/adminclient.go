@@ -107,10 +107,12 @@ func statusOf(err error) int {
 	return 0
 }
 
-// adminResponse is a successful answer: its ETag and raw JSON body.
+// adminResponse is a successful answer: its status, ETag and raw JSON
+// body.
 type adminResponse struct {
-	etag string
-	body []byte
+	status int
+	etag   string
+	body   []byte
 }
 
 // call sends a request to the admin API: body, if not nil, as JSON;
@@ -153,7 +155,7 @@ func (c *adminClient) call(ctx context.Context, method, path string, query url.V
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return adminResponse{}, apiFailure(resp.StatusCode, b)
 	}
-	return adminResponse{etag: resp.Header.Get("ETag"), body: b}, nil
+	return adminResponse{status: resp.StatusCode, etag: resp.Header.Get("ETag"), body: b}, nil
 }
 
 // get calls GET path and decodes the answer into v; it returns the raw

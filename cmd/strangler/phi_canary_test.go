@@ -151,7 +151,7 @@ const canaryRoutes = `
   - {name: legacy-read, match: "GET /legacy/{id}", mode: legacy}
   - {name: modern-read, match: "GET /modern/{id}", mode: modern}
   - {name: fallback-read, match: "GET /fb/{id}", mode: fallback, entity: patients, read_repair: true}
-  - {name: errors, match: "GET /err/{code}/{id}", mode: legacy}
+  - {name: errors, match: "GET /err/{code}/{id}", mode: legacy, approvals: 2}
   - {name: shadow-read, match: "GET /sh/{id}", mode: shadow, compare: {headers: [Content-Type, X-Patient-Name], noise: true}}
   - {name: shadow-redacted, match: "GET /shr/{id}", mode: shadow, compare: {redact: [name, ssn, dob], keep_values: [status]}}
   - {name: shadow-write, match: "POST /shw/{id}", mode: shadow, shadow_writes: true}
@@ -320,7 +320,7 @@ func TestPatientDataStaysOutOfEverythingTheFacadeKeepsOrShows(t *testing.T) {
 		os.WriteFile(path, []byte(fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
-  tokens: [{name: alice, token: %q, role: admin}]
+  tokens: [{name: alice, token: %q, role: admin}, {name: bob, token: %q, role: operator}]
 backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }
@@ -329,7 +329,7 @@ store: %q
 state_snapshot: %q
 store_encryption: { keys: ["${file:store-key}"] }
 repairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 4 }
-routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state-snapshot.json"), canaryRoutes)), 0o644)
+routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state-snapshot.json"), canaryRoutes)), 0o644)
 		f := startCanaryFacade(t, path)
 		base := "http://" + f.public
 
@@ -391,11 +391,21 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 			return rep.PendingReadRepairs == 1 && len(rep.LegacyClients) > 0
 		})
 
+		// A ramp and a change request in the store: their reasons are an
+		// operator's words, never a request's.
+		strangler := cli(f.admin)
+		strangler(t, "routes", "ramp", "legacy-read", "--mode", "fallback", "--steps", "10,100", "--every", "1h", "--reason", "ticket 44").must(t)
+		pollUntil(t, "the ramp's first step", 10*time.Second, func() bool {
+			return strings.Contains(strangler(t, "routes", "ramp", "legacy-read").must(t), "1 of 2 steps taken")
+		})
+		cliEnv(bobEnv(f.admin))(t, "routes", "set", "errors", "--mode", "shadow", "--reason", "ticket 45").must(t)
+
 		// Everything an operator can list or read, by API and CLI.
 		seen := map[string]string{}
 		for _, p := range []string{
 			"/metrics", "/admin/routes", "/admin/report", "/admin/audit", "/admin/repairs", "/admin/diffs", "/admin/diffs?noise=1", "/admin/diffs?schema=1",
 			"/admin/repairs?state=done", "/admin/repairs?state=dead", "/admin/repairs?state=unknown",
+			"/admin/changes?state=all", "/admin/changes/1",
 		} {
 			seen["GET "+p] = adminText(t, f.admin, p)
 		}
@@ -431,8 +441,8 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 			t.Errorf("the status page does not show the routes: %s", page)
 		}
 		seen["the status page"] = string(page)
-		strangler := cli(f.admin)
 		for _, args := range [][]string{
+			{"routes", "ramp", "legacy-read"}, {"routes", "changes", "--all"}, {"routes", "changes", "--json"},
 			{"routes", "list"}, {"routes", "list", "--json"}, {"routes", "report"}, {"routes", "report", "--json"},
 			{"routes", "report", "fallback-read"}, {"repairs", "list"}, {"repairs", "list", "--json"},
 			{"repairs", "list", "--state", "dead"}, {"repairs", "show", dead}, {"repairs", "show", unknown},
@@ -471,7 +481,7 @@ routes:%s`, aliceToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state
 		for where, cells := range storeTables(t, store) {
 			seen[where] = cells
 		}
-		for _, table := range []string{"strangler_repairs", "strangler_samples", "strangler_repair_keys", "strangler_secrets", "strangler_legacy_clients", "strangler_schemas"} {
+		for _, table := range []string{"strangler_repairs", "strangler_samples", "strangler_repair_keys", "strangler_secrets", "strangler_legacy_clients", "strangler_schemas", "strangler_ramps", "strangler_changes"} {
 			if seen["table "+table] == "" {
 				t.Errorf("table %s is empty: the traffic did not reach it", table)
 			}

@@ -29,6 +29,14 @@ commands:
                             a signed X-Strangler-Force header value for testers
   schema NAME [--format openapi|json-schema] [--status N]
                             the JSON shape of legacy's answers, learned, for modern's CI
+  ramp NAME --steps 1,5,25,50,100 --every 30m [--mode M] --reason "…"
+                            raise the share to modern step by step, while the gates pass
+  ramp NAME --pause|--resume|--cancel --reason "…"
+                            stop or go on with the ramp under way
+  ramp NAME                 show the route's ramp
+  changes [--all] [--json]  change requests waiting for approval (--all: decided ones too)
+  approve ID [--reason "…"] approve another token's change request; the last approval applies it
+  reject ID --reason "…"    reject a change request (or withdraw your own)
 
 ` + tokenHelp
 
@@ -37,7 +45,7 @@ commands:
 func runRoutes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, routesUsage)
-		return usageError{"routes: want list, set, report, force-token or schema"}
+		return usageError{"routes: want list, set, report, force-token, schema, ramp, changes, approve or reject"}
 	}
 	switch args[0] {
 	case "list":
@@ -50,12 +58,18 @@ func runRoutes(ctx context.Context, args []string, getenv func(string) string, s
 		return routesForceToken(ctx, args[1:], getenv, stdout, stderr)
 	case "schema":
 		return routesSchema(ctx, args[1:], getenv, stdout, stderr)
+	case "ramp":
+		return routesRamp(ctx, args[1:], getenv, stdout, stderr)
+	case "changes":
+		return routesChanges(ctx, args[1:], getenv, stdout, stderr)
+	case "approve", "reject":
+		return routesDecide(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, routesUsage)
 		return nil
 	}
 	fmt.Fprint(stderr, routesUsage)
-	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report, force-token or schema", args[0])}
+	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report, force-token, schema, ramp, changes, approve or reject", args[0])}
 }
 
 // routeView is a route as GET /admin/routes shows it.
@@ -74,7 +88,12 @@ type routeView struct {
 	} `json:"override"`
 	Held    *control.Hold `json:"held"`
 	Version int64         `json:"version"`
-	Live    struct {
+	// Ramp and PendingChange are the route's latest ramp and its change
+	// request waiting for approval.
+	Ramp            *rampView   `json:"ramp"`
+	PendingChange   *changeView `json:"pending_change"`
+	RolloutsUnknown string      `json:"rollouts_unknown"`
+	Live            struct {
 		RequestsPerSecond float64 `json:"requests_per_second"`
 		FallbackRate      float64 `json:"fallback_rate"`
 		MismatchRate      float64 `json:"mismatch_rate"`
@@ -146,10 +165,21 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	now := time.Now()
 	for _, r := range out.Routes {
 		if r.Held != nil {
 			fmt.Fprintf(stdout, "\n%s is held by the guard since %s: %s\nThe guard leaves it alone until it is flipped or cleared (strangler routes set %s …).\n",
-				r.Name, fmtTime(r.Held.Since, time.Now()), r.Held.Reason, r.Name)
+				r.Name, fmtTime(r.Held.Since, now), r.Held.Reason, r.Name)
+		}
+		if r.Ramp != nil && r.Ramp.active() {
+			fmt.Fprintf(stdout, "\n%s ramps %s: %s (strangler routes ramp %s)\n", r.Name, r.Ramp.plan(), r.Ramp.progress(), r.Name)
+		}
+		if c := r.PendingChange; c != nil {
+			fmt.Fprintf(stdout, "\n%s has change request %d pending: %s's %s, until %s (strangler routes approve %d)\n",
+				r.Name, c.ID, c.RequestedBy, c.Summary, fmtTime(c.ExpiresAt, now), c.ID)
+		}
+		if r.RolloutsUnknown != "" {
+			fmt.Fprintf(stdout, "\n%s: %s\n", r.Name, r.RolloutsUnknown)
 		}
 	}
 	return nil
@@ -228,9 +258,13 @@ func setRoute(ctx context.Context, c *adminClient, name string, body patchBody, 
 		// The API would store it, and the router ignore it.
 		return usageError{fmt.Sprintf("routes set: --percent applies to fallback and modern; %s would be %s", name, mode)}
 	}
-	after, err := patchRoute(ctx, c, name, etag, body)
+	after, req, err := patchRoute(ctx, c, name, etag, body)
 	if err != nil {
 		return err
+	}
+	if req != nil {
+		fmt.Fprintln(stdout, req.Message)
+		return nil
 	}
 	fmt.Fprintf(stdout, "%s: %s -> %s", name, fmtMode(before.Mode, before.Percent), fmtMode(after.Mode, after.Percent))
 	switch {
@@ -258,26 +292,38 @@ func readRoute(ctx context.Context, c *adminClient, name string) (routeView, str
 }
 
 // patchRoute sends the change if the route's version is still etag, and
-// explains a refusal.
-func patchRoute(ctx context.Context, c *adminClient, name, etag string, body patchBody) (routeView, error) {
+// explains a refusal. On a route that needs approvals the change may be
+// a change request instead (202), which it returns.
+func patchRoute(ctx context.Context, c *adminClient, name, etag string, body any) (routeView, *requested, error) {
 	var r routeView
-	_, err := c.send(ctx, http.MethodPatch, "/admin/routes/"+url.PathEscape(name), body, etag, &r)
-	switch statusOf(err) {
+	resp, err := c.call(ctx, http.MethodPatch, "/admin/routes/"+url.PathEscape(name), nil, body, etag)
+	if err == nil && resp.status == http.StatusAccepted {
+		var req requested
+		return r, &req, decodeAnswer(resp.body, &req)
+	}
+	if err == nil {
+		err = decodeAnswer(resp.body, &r)
+	}
+	status := statusOf(err)
+	if status == http.StatusConflict && strings.Contains(err.Error(), "changed since you read it") {
+		status = http.StatusPreconditionFailed // facades before 412 answered 409
+	}
+	switch status {
 	case 0:
-		return r, err
-	case http.StatusPreconditionFailed, http.StatusConflict: // 409 from facades before 412
+		return r, nil, err
+	case http.StatusPreconditionFailed:
 		now, _, rerr := readRoute(ctx, c, name)
 		if rerr != nil {
-			return r, fmt.Errorf("the route changed since it was read; run the command again")
+			return r, nil, fmt.Errorf("the route changed since it was read; run the command again")
 		}
-		return r, fmt.Errorf("the route changed since it was read (now %s); run the command again", now.state())
+		return r, nil, fmt.Errorf("the route changed since it was read (now %s); run the command again", now.state())
 	case http.StatusUnprocessableEntity:
 		// The API's message names the number that failed; the hint is
 		// the CLI's spelling of its "pass force".
 		msg, _ := strings.CutSuffix(err.Error(), "; pass force to flip anyway")
-		return r, fmt.Errorf("%s\nrun the command again with --force to flip anyway; the audit log records it as forced", msg)
+		return r, nil, fmt.Errorf("%s\nrun the command again with --force to flip anyway; the audit log records it as forced", msg)
 	}
-	return r, routeError(name, err)
+	return r, nil, routeError(name, err)
 }
 
 // routeError names the route in the API's 404.

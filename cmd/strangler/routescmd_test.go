@@ -138,7 +138,7 @@ func TestRoutesSetRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		strangler(t, "routes", "set", "get-patient", "--mode", "fallback", "--percent", "50", "--reason", "first").must(t)
-		_, err = patchRoute(context.Background(), c, "get-patient", etag, patchBody{Mode: "modern", Reason: "second"})
+		_, _, err = patchRoute(context.Background(), c, "get-patient", etag, patchBody{Mode: "modern", Reason: "second"})
 		want := "the route changed since it was read (now fallback 50% by alice); run the command again"
 		if err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %q", err, want)

@@ -105,7 +105,8 @@ type facadeOptions struct {
 	// tracing is OpenTelemetry as the environment configures it; nil is off.
 	tracing *telemetry.Tracing
 	// adminNow is the admin listener's clock (status page sessions,
-	// lockouts, token expiry); nil is time.Now. Tests move it.
+	// lockouts, token expiry) and the clock of scheduled ramps and change
+	// requests; nil is time.Now. Tests move it.
 	adminNow func() time.Time
 }
 
@@ -190,6 +191,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	tokens := &control.Tokens{}
 	tokens.Set(cfg.Admin.AdminTokens())
 	guard := control.NewGuard(flags, counters, st, reg, log, time.Now)
+	adminNow := opts.adminNow
+	if adminNow == nil {
+		adminNow = time.Now
+	}
+	rollouts := control.NewRollouts(flags, st, st, log, adminNow)
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
 
@@ -228,7 +234,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: reg, Registerer: reg, Readiness: readiness, Flags: flags, Tokens: tokens, Reports: reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: counters, Log: log,
-			Now: opts.adminNow, Writes: journal, Schemas: storeSchemas{schemas, st},
+			Now: opts.adminNow, Writes: journal, Schemas: storeSchemas{schemas, st}, Rollouts: rollouts,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -255,12 +261,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		shutdown(public, time.Duration(current.Load().Shutdown.Grace), log)
 	})
 	add(background(flags.Run))
-	adminNow := opts.adminNow
-	if adminNow == nil {
-		adminNow = time.Now
-	}
 	add(background(func(ctx context.Context) error { return tokens.WarnExpiring(ctx, log, adminNow) }))
 	add(background(guard.Run))
+	add(background(rollouts.Run))
 	add(background(rtr.RunRepairs))
 	// Held outcomes get their last attempt, and then the worker stops,
 	// after the public listener drained, so that every write a client saw

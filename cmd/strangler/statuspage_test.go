@@ -143,12 +143,7 @@ func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 // unused for 8 hours, log in again, and log out; then log in as a viewer,
 // whose page has no flip form.
 func TestStatusPageInABrowser(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("STRANGLER_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("%s is missing and STRANGLER_REQUIRE_BROWSER=1: install Debian's chromium package", chromium)
-		}
-		t.Skipf("%s is missing: install Debian's chromium package (apt-get install chromium) to test the status page in a browser", chromium)
-	}
+	needChromium(t)
 	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
 	modern := backendAnswering(t, `{"served_by":"modern"}`)
 	path := writeStatusPageConfig(t, legacy.URL, modern.URL)
@@ -160,53 +155,8 @@ func TestStatusPageInABrowser(t *testing.T) {
 		getBody(t, "http://"+r.public+"/patients")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 768),
-	)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(ctx)
-	defer cancelTab()
-
-	// The browser's console: a stylesheet the CSP blocked, or any other
-	// error of the page, shows up here.
-	var consoleErrors []string
-	consoleDone := make(chan struct{})
-	messages := chromedp.Console(ctx)
-	go func() {
-		defer close(consoleDone)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
-				consoleErrors = append(consoleErrors, m.String()+" "+m.URL)
-			}
-		}
-	}()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel chromedp.CSS) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return s
-	}
-
+	b := openBrowser(t)
+	ctx, do, text := b.ctx, b.do, b.text
 	do("opening the status page",
 		chromedp.Navigate("http://"+r.admin+"/"),
 		chromedp.WaitVisible(chromedp.ID("token")),
@@ -353,9 +303,87 @@ func TestStatusPageInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cancelTab()
-	<-consoleDone
-	if len(consoleErrors) > 0 {
-		t.Errorf("the browser's console has errors:\n%s", strings.Join(consoleErrors, "\n"))
+	if errs := b.close(); len(errs) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// needChromium skips the test without Chromium, or fails it when CI
+// requires the browser.
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("STRANGLER_REQUIRE_BROWSER") == "1" {
+			t.Fatalf("%s is missing and STRANGLER_REQUIRE_BROWSER=1: install Debian's chromium package", chromium)
+		}
+		t.Skipf("%s is missing: install Debian's chromium package (apt-get install chromium) to test the status page in a browser", chromium)
+	}
+}
+
+// browser is a tab of headless Chromium, with the errors of its console.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	// close ends the tab and returns the console's errors.
+	close func() []string
+}
+
+// openBrowser starts Chromium for the rest of the test.
+func openBrowser(t *testing.T) *browser {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 768),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(ctx)
+	t.Cleanup(cancelTab)
+
+	// The browser's console: a stylesheet the CSP blocked, or any other
+	// error of the page, shows up here.
+	var consoleErrors []string
+	consoleDone := make(chan struct{})
+	messages := chromedp.Console(ctx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				consoleErrors = append(consoleErrors, m.String()+" "+m.URL)
+			}
+		}
+	}()
+	return &browser{t: t, ctx: ctx, close: func() []string {
+		cancelTab()
+		<-consoleDone
+		return consoleErrors
+	}}
+}
+
+// do runs steps in the tab, failing the test with what it was doing.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// text is the text of what sel selects.
+func (b *browser) text(sel chromedp.CSS) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(sel))
+	if err != nil {
+		b.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return s
 }

@@ -1,0 +1,360 @@
+package main
+
+// strangler routes ramp, changes, approve and reject: scheduled ramps and
+// change requests through the admin API.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"strangler/config"
+	"strangler/control"
+)
+
+// rampView is a route's ramp as the admin API shows it.
+type rampView struct {
+	State       string     `json:"state"`
+	Mode        string     `json:"mode"`
+	Steps       []float64  `json:"steps"`
+	Every       string     `json:"every"`
+	Taken       int        `json:"taken"`
+	NextPercent *float64   `json:"next_percent"`
+	NextAt      *time.Time `json:"next_at"`
+	// NextIn is how long until then by the facade's clock.
+	NextIn       *float64   `json:"next_in_seconds"`
+	Waiting      string     `json:"waiting"`
+	WaitingSince *time.Time `json:"waiting_since"`
+	Note         string     `json:"note"`
+	StartedBy    string     `json:"started_by"`
+	Reason       string     `json:"reason"`
+	ApprovedBy   string     `json:"approved_by"`
+	StartedAt    time.Time  `json:"started_at"`
+}
+
+func (r *rampView) active() bool {
+	return r.State == "running" || r.State == "paused" || r.State == "held"
+}
+
+// plan is "to fallback at 1%, 5%, 25% every 30m".
+func (r *rampView) plan() string {
+	pcts := make([]string, len(r.Steps))
+	for i, s := range r.Steps {
+		pcts[i] = strconv.FormatFloat(s, 'f', -1, 64) + "%"
+	}
+	return fmt.Sprintf("to %s at %s every %s", r.Mode, strings.Join(pcts, ", "), r.Every)
+}
+
+// progress is "running, 2 of 5 steps taken, next 25% in 12m".
+func (r *rampView) progress() string {
+	s := fmt.Sprintf("%s, %d of %d steps taken", r.State, r.Taken, len(r.Steps))
+	if r.NextPercent != nil && r.NextIn != nil {
+		when := "now"
+		if d := time.Duration(*r.NextIn * float64(time.Second)); d > 0 {
+			when = "in " + fmtAge(d)
+		}
+		s += fmt.Sprintf(", next %s %s", fmtMode(r.Mode, r.NextPercent), when)
+	}
+	if r.Waiting != "" {
+		s += ", waiting: " + r.Waiting
+	}
+	return s
+}
+
+// changeView is a change request as the admin API shows it.
+type changeView struct {
+	ID              int64      `json:"id"`
+	Route           string     `json:"route"`
+	Kind            string     `json:"kind"`
+	Summary         string     `json:"summary"`
+	RequestedBy     string     `json:"requested_by"`
+	Reason          string     `json:"reason"`
+	RequestedAt     time.Time  `json:"requested_at"`
+	ExpiresAt       time.Time  `json:"expires_at"`
+	ApprovalsNeeded int        `json:"approvals_needed"`
+	ApprovedBy      []string   `json:"approved_by"`
+	State           string     `json:"state"`
+	DecidedBy       string     `json:"decided_by"`
+	Decision        string     `json:"decision"`
+	DecidedAt       *time.Time `json:"decided_at"`
+}
+
+// requested is the admin API's answer to a change that became a change
+// request (202).
+type requested struct {
+	Request changeView `json:"change_request"`
+	Message string     `json:"message"`
+}
+
+// rampBody is the body of PATCH /admin/routes/{name} with a ramp.
+type rampBody struct {
+	Ramp   rampPlan `json:"ramp"`
+	Reason string   `json:"reason"`
+}
+
+type rampPlan struct {
+	Action string    `json:"action,omitempty"`
+	Mode   string    `json:"mode,omitempty"`
+	Steps  []float64 `json:"steps,omitempty"`
+	Every  string    `json:"every,omitempty"`
+}
+
+func routesRamp(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes ramp", flag.ContinueOnError)
+	setUsage(fs, `routes ramp NAME --steps 1,5,25,50,100 --every 30m [--mode fallback|modern] --reason "…"
+       strangler routes ramp NAME --pause|--resume|--cancel --reason "…"
+       strangler routes ramp NAME
+
+Ramps a route's share to modern up step by step: the first step now, the
+next ones every --every, each a flip audited as actor "ramp" and taken
+only while the route's gates pass (until then the ramp waits and says
+why). The guard's rollback steps it back one step and holds it; a flip by
+hand pauses it. --resume goes on from where the route is then, the next
+step --every later; --cancel leaves the route where it is. On a route with
+approvals a new ramp is a change request, approved once for all its
+steps. Without flags it shows the route's ramp.`)
+	client := adminFlags(fs, getenv)
+	var plan rampPlan
+	var reason string
+	fs.Func("steps", "the `percents` sent to modern, rising, such as 1,5,25,50,100", func(s string) error {
+		steps, err := control.ParseSteps(s)
+		plan.Steps = steps
+		return err
+	})
+	fs.Func("every", "how long each step lasts, such as 30m, 2h or 1d (`duration`)", func(s string) error {
+		var d config.Duration
+		if err := d.UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		plan.Every = s
+		return nil
+	})
+	fs.Func("mode", "the `mode` of the steps: fallback or modern (default: the route's, if it is one of them)", func(s string) error {
+		var m config.Mode
+		if err := m.UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		plan.Mode = s
+		return nil
+	})
+	pause := fs.Bool("pause", false, "pause the ramp under way")
+	resume := fs.Bool("resume", false, "resume a paused or held ramp from where the route is")
+	cancel := fs.Bool("cancel", false, "cancel the ramp under way; the route stays where it is")
+	fs.StringVar(&reason, "reason", "", "`text` saying why, for the audit log")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{"routes ramp: name one route: strangler routes ramp NAME --steps 1,5,25,50,100 --every 30m --reason \"…\""}
+	}
+	name := rest[0]
+	actions := 0
+	for action, on := range map[string]bool{"pause": *pause, "resume": *resume, "cancel": *cancel} {
+		if on {
+			plan.Action = action
+			actions++
+		}
+	}
+	starting := plan.Steps != nil || plan.Every != "" || plan.Mode != ""
+	switch {
+	case actions > 1:
+		return usageError{"routes ramp: give one of --pause, --resume and --cancel"}
+	case actions == 1 && starting:
+		return usageError{"routes ramp: --" + plan.Action + " takes no --steps, --every or --mode"}
+	case actions == 0 && !starting:
+		if reason != "" {
+			return usageError{"routes ramp: say what to do: --steps and --every, or --pause, --resume or --cancel"}
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		return showRamp(ctx, c, name, stdout)
+	case actions == 0 && (plan.Steps == nil || plan.Every == ""):
+		return usageError{"routes ramp: a ramp needs --steps and --every, such as --steps 1,5,25,50,100 --every 30m"}
+	case strings.TrimSpace(reason) == "":
+		return usageError{"routes ramp: --reason is required: it goes into the audit log, with your token's name"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	_, etag, err := readRoute(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	after, req, err := patchRoute(ctx, c, name, etag, rampBody{Ramp: plan, Reason: reason})
+	switch {
+	case err != nil:
+		return err
+	case req != nil:
+		fmt.Fprintln(stdout, req.Message)
+		return nil
+	case after.Ramp == nil:
+		return fmt.Errorf("the admin API's answer shows no ramp of %s (is --admin a strangler admin listener of the same version?)", name)
+	}
+	switch plan.Action {
+	case "":
+		fmt.Fprintf(stdout, "%s: ramp started %s; the first step is due now\n", name, after.Ramp.plan())
+	default:
+		fmt.Fprintf(stdout, "%s: ramp %s\n", name, after.Ramp.progress())
+	}
+	return nil
+}
+
+// showRamp prints a route's ramp.
+func showRamp(ctx context.Context, c *adminClient, name string, stdout io.Writer) error {
+	r, _, err := readRoute(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	if r.Ramp == nil {
+		fmt.Fprintf(stdout, "%s has no ramp (%s)\n", name, r.state())
+		return nil
+	}
+	now, rp := time.Now(), r.Ramp
+	fmt.Fprintf(stdout, "%s: ramp %s\n", name, rp.plan())
+	tw := newTable(stdout)
+	fmt.Fprintf(tw, "  state:\t%s\n", rp.progress())
+	fmt.Fprintf(tw, "  route now:\t%s\n", r.state())
+	if rp.Note != "" {
+		fmt.Fprintf(tw, "  note:\t%s\n", cell(rp.Note, 0))
+	}
+	if rp.WaitingSince != nil {
+		fmt.Fprintf(tw, "  waiting since:\t%s\n", fmtTime(*rp.WaitingSince, now))
+	}
+	started := rp.StartedBy
+	if rp.ApprovedBy != "" {
+		started += ", approved by " + rp.ApprovedBy
+	}
+	fmt.Fprintf(tw, "  started:\t%s by %s: %s\n", fmtTime(rp.StartedAt, now), started, cell(rp.Reason, 0))
+	return tw.Flush()
+}
+
+func routesChanges(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes changes", flag.ContinueOnError)
+	setUsage(fs, `routes changes [--all] [--route NAME] [--json]
+
+Change requests: flips, clears and ramps that move a route with approvals
+forward, waiting up to 24 hours for other token names to approve them
+(strangler routes approve ID). --all lists decided ones too.`)
+	client := adminFlags(fs, getenv)
+	all := fs.Bool("all", false, "list applied, rejected, expired and stale requests too")
+	route := fs.String("route", "", "only the requests of route `NAME`")
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("routes changes: unexpected argument %q", rest[0])}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *all {
+		q.Set("state", "all")
+	}
+	if *route != "" {
+		q.Set("route", *route)
+	}
+	var out struct {
+		Changes []changeView `json:"changes"`
+	}
+	resp, err := c.get(ctx, "/admin/changes", q, &out)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	if len(out.Changes) == 0 {
+		fmt.Fprintln(stdout, "no change requests")
+		return nil
+	}
+	now := time.Now()
+	tw := newTable(stdout)
+	fmt.Fprintln(tw, "ID\tROUTE\tCHANGE\tREQUESTED BY\tAPPROVALS\tEXPIRES\tSTATE\tREASON")
+	for _, ch := range out.Changes {
+		state := ch.State
+		if ch.DecidedBy != "" {
+			state += " by " + ch.DecidedBy
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s, %s ago\t%d of %d\t%s\t%s\t%s\n",
+			ch.ID, ch.Route, cell(ch.Summary, 60), ch.RequestedBy, fmtAge(now.Sub(ch.RequestedAt)),
+			len(ch.ApprovedBy), ch.ApprovalsNeeded, ch.ExpiresAt.UTC().Format("2006-01-02 15:04Z"), state, cell(ch.Reason, 40))
+	}
+	return tw.Flush()
+}
+
+// decided is the admin API's answer to an approval or rejection.
+type decided struct {
+	Request changeView `json:"change_request"`
+	Route   *routeView `json:"route"`
+}
+
+func routesDecide(ctx context.Context, how string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("routes "+how, flag.ContinueOnError)
+	if how == "approve" {
+		setUsage(fs, `routes approve ID [--reason "…"]
+
+Approves change request ID (strangler routes changes lists them), which
+another token name made: your own needs someone else's. The last approval
+it needs applies it, audited as the requester's change, approved by you.`)
+	} else {
+		setUsage(fs, `routes reject ID --reason "…"
+
+Rejects change request ID; rejecting your own withdraws it.`)
+	}
+	client := adminFlags(fs, getenv)
+	reason := fs.String("reason", "", "`text` saying why, for the audit log (required to reject)")
+	rest, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{fmt.Sprintf("routes %s: name one change request: strangler routes %s ID", how, how)}
+	}
+	id, err := strconv.ParseInt(rest[0], 10, 64)
+	if err != nil || id < 1 {
+		return usageError{fmt.Sprintf("routes %s: %q is not a change request's id (strangler routes changes lists them)", how, rest[0])}
+	}
+	if how == "reject" && strings.TrimSpace(*reason) == "" {
+		return usageError{"routes reject: --reason is required: it goes into the audit log, with your token's name"}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var out decided
+	if _, err := c.send(ctx, http.MethodPost, fmt.Sprintf("/admin/changes/%d/%s", id, how), map[string]string{"reason": *reason}, "", &out); err != nil {
+		return err
+	}
+	ch := out.Request
+	switch ch.State {
+	case "applied":
+		now := ch.Route
+		if r := out.Route; r != nil {
+			now = r.state()
+			if r.Ramp != nil && ch.Kind == "ramp" {
+				now = "ramps " + r.Ramp.plan() + ", the first step now"
+			}
+		}
+		fmt.Fprintf(stdout, "change request %d approved and applied: %s: %s\n", id, ch.Route, now)
+	case "rejected":
+		fmt.Fprintf(stdout, "change request %d (%s's %s) rejected\n", id, ch.RequestedBy, ch.Summary)
+	default:
+		fmt.Fprintf(stdout, "change request %d approved by %s; it waits for %d more\n", id, strings.Join(ch.ApprovedBy, ", "), ch.ApprovalsNeeded-len(ch.ApprovedBy))
+	}
+	return nil
+}
