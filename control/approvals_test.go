@@ -225,6 +225,23 @@ func TestApprovingARequestWhoseRouteChangedAppliesNothing(t *testing.T) {
 	if c, _ := p.rollouts.Change(context.Background(), id); c.State != store.ChangeStale {
 		t.Errorf("the request is %s, want stale", c.State)
 	}
+	t.Run("nor a ramp's", func(t *testing.T) {
+		resp, out := p.patch(t, "get-patient", bobToken, `{"ramp": {"steps": [10, 100], "every": "1h", "mode": "fallback"}, "reason": "ramp it"}`)
+		cr, _ := out["change_request"].(map[string]any)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("a ramp's request: got %d %v", resp.StatusCode, out)
+		}
+		mode := config.ModeFallback // alice, meanwhile, approved
+		if _, err := p.flags.Apply(context.Background(), Flip{Route: "get-patient", Actor: "alice", Reason: "half", Mode: &mode, Percent: pct(50), approved: true}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, body := p.decide(t, int64(cr["id"].(float64)), "approve", aliceToken, ""); resp.StatusCode != http.StatusConflict {
+			t.Errorf("got %d %v, want 409", resp.StatusCode, body)
+		}
+		if r := p.ramp(t, "get-patient"); r != nil {
+			t.Errorf("a stale ramp request started the ramp %v", r)
+		}
+	})
 }
 
 func TestAnApprovalTheGatesRefuseLeavesTheRequestPending(t *testing.T) {
@@ -282,6 +299,9 @@ func TestARampOnARouteWithApprovalsIsApprovedOnce(t *testing.T) {
 	}
 	if r := p.ramp(t, "get-patient"); r["state"] != "running" || r["approved_by"] != "alice" || r["started_by"] != "bob" {
 		t.Errorf("after the approval the ramp is %v, want bob's, approved by alice, running", r)
+	}
+	if resp, body := p.patch(t, "get-patient", aliceToken, `{"ramp": {"steps": [20, 100], "every": "1h"}, "reason": "faster"}`); resp.StatusCode != http.StatusConflict {
+		t.Errorf("a second ramp while it runs: got %d %v, want 409, not a change request", resp.StatusCode, body)
 	}
 	for range 3 {
 		p.rollouts.Check(ctx)

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,23 +88,30 @@ func TestARampTakesEveryStepOnItsClock(t *testing.T) {
 	if got := p.auditActions(t)[0]; got != "bob ramp_start get-patient" {
 		t.Errorf("latest audit entry %q, want bob's ramp_start", got)
 	}
-	other := NewRollouts(p.flags, p.store, p.store, p.log, p.clock.Now) // another replica
+	// Another replica, on the same store and flags, with its own log.
+	otherLogs := &logLines{}
+	other := NewRollouts(p.flags, p.store, p.store, slog.New(slog.NewJSONHandler(otherLogs, nil)), p.clock.Now)
 
-	p.rollouts.Check(ctx)
+	p.rollouts.Check(ctx) // takes the lease, and the first step
 	other.Check(ctx)
 	if got, want := p.served("get-patient"), "fallback 1%"; got != want {
 		t.Fatalf("after the first round: got %s, want %s (the first step is due at once)", got, want)
 	}
+	// elapse moves the clock on by d, both replicas doing their rounds
+	// every few seconds, as they do.
+	elapse := func(d time.Duration) {
+		for end := p.clock.Now().Add(d); p.clock.Now().Before(end); {
+			p.clock.Advance(min(leaseRenew, end.Sub(p.clock.Now())))
+			other.Check(ctx)
+			p.rollouts.Check(ctx)
+		}
+	}
 	for i, want := range []string{"fallback 5%", "fallback 25%", "fallback 50%", "fallback 100%"} {
-		p.clock.Advance(30*time.Minute - time.Second)
-		p.rollouts.Check(ctx)
-		other.Check(ctx)
+		elapse(30*time.Minute - time.Second)
 		if got, before := p.served("get-patient"), []string{"fallback 1%", "fallback 5%", "fallback 25%", "fallback 50%"}[i]; got != before {
 			t.Fatalf("a second before step %d was due: got %s, want %s", i+2, got, before)
 		}
-		p.clock.Advance(time.Second)
-		p.rollouts.Check(ctx)
-		other.Check(ctx)
+		elapse(time.Second)
 		if got := p.served("get-patient"); got != want {
 			t.Fatalf("step %d: got %s, want %s", i+2, got, want)
 		}
@@ -114,6 +122,9 @@ func TestARampTakesEveryStepOnItsClock(t *testing.T) {
 	}
 	if got := p.rampEntries(t, "get-patient"); !slices.Equal(got, want) {
 		t.Errorf("the ramp's audit entries: got %q, want %q (each step once, though two replicas drove)", got, want)
+	}
+	if got, want := [2]int{len(p.logs.matching(t, "ramp stepped")), len(otherLogs.matching(t, "ramp stepped"))}, [2]int{5, 0}; got != want {
+		t.Errorf("steps taken by the replica holding the lease and by the other: got %v, want %v", got, want)
 	}
 	if r := p.ramp(t, "get-patient"); r["state"] != "done" || r["taken"] != 5.0 || r["next_at"] != nil {
 		t.Errorf("after the last step the ramp is %v, want done with 5 steps taken", r)
@@ -153,9 +164,19 @@ func TestARampWaitsWhileAGateRefuses(t *testing.T) {
 	if w, _ := ramp["waiting"].(string); ramp["state"] != "running" || !strings.Contains(w, "fallback rate 3% is above the gate's 1%") || ramp["waiting_since"] == nil {
 		t.Errorf("the waiting ramp shows %v, want it running and waiting on the fallback rate, with its number", ramp)
 	}
+	// Each look at the gates flushes this replica's counts to the store:
+	// a waiting ramp looks every 10 seconds, not at every round.
+	looks, flush := 0, p.reports.Flush
+	p.reports.Flush = func(ctx context.Context) error {
+		looks++
+		return flush(ctx)
+	}
 	for range 20 {
 		p.clock.Advance(5 * time.Second)
 		p.rollouts.Check(ctx)
+	}
+	if looks != 10 {
+		t.Errorf("in 100 seconds of waiting the ramp looked at its gates %d times, want 10", looks)
 	}
 	denied := 0
 	for _, a := range p.auditActions(t) {
