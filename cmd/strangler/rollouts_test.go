@@ -26,7 +26,8 @@ func bobEnv(admin string) map[string]string {
 }
 
 // writeRolloutsConfig writes a config with alice's and bob's tokens, a
-// store (a SQLite file in its directory when empty) and routes: get-visit
+// store (a SQLite file in its directory when empty), the state snapshot
+// in its directory, and routes: get-visit
 // to ramp, and two that need both of them to move forward.
 func writeRolloutsConfig(t *testing.T, legacy, modern, dsn string) string {
 	t.Helper()
@@ -47,11 +48,12 @@ backends:
 debug_headers: true
 shutdown: { delay: 0s, grace: 2s }
 store: %q
+state_snapshot: %q
 routes:
   - {name: get-visit, match: "GET /visits/{id}", mode: fallback, percent: 0}
   - {name: get-patient, match: "GET /patients/{id}", mode: fallback, approvals: 2}
   - {name: list-photos, match: "GET /photos", mode: legacy, approvals: 2}
-`, aliceToken, bobToken, legacy, modern, dsn)
+`, aliceToken, bobToken, legacy, modern, dsn, filepath.Join(dir, "state-snapshot.json"))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -231,10 +233,10 @@ func TestTwoReplicasShareOneRampDriver(t *testing.T) {
 	legacy := backendAnswering(t, "legacy")
 	modern := backendAnswering(t, "modern")
 	clock := &adminClock{}
-	path := writeRolloutsConfig(t, legacy.URL, modern.URL, dsn)
 	replicas := make([]*stoppable, 2)
 	var wg sync.WaitGroup
 	for i := range replicas {
+		path := writeRolloutsConfig(t, legacy.URL, modern.URL, dsn) // each its own snapshot
 		wg.Go(func() { replicas[i] = startStoppable(t, path, clock.Now) })
 	}
 	wg.Wait()

@@ -40,10 +40,11 @@ backends:
   modern: { url: %q, timeout: 2s }
 shutdown: { delay: 0s, grace: 5s }
 store: "sqlite:%s"
+state_snapshot: %q
 routes:
   - { name: get-visit, match: "GET /visits/{id}", mode: fallback, percent: 0 }
   - { name: list-patients, match: "GET /patients", mode: shadow, approvals: 2 }
-`, rolloutsAliceToken, rolloutsBobToken, legacy.URL, modern.URL, filepath.Join(dir, "strangler.db"))
+`, rolloutsAliceToken, rolloutsBobToken, legacy.URL, modern.URL, filepath.Join(dir, "strangler.db"), filepath.Join(dir, "state-snapshot.json"))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
