@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // approvalsConfig is a configuration with tokens and two routes, the
@@ -82,5 +83,21 @@ func TestNoTokenMayBeNamedRamp(t *testing.T) {
 	_, err := Parse("a.yaml", []byte(approvalsConfig("", tokens, "")), Env{Getenv: func(string) string { return "" }})
 	if want := `a.yaml:3:15: admin.tokens[0].name: "ramp" is reserved: the steps of scheduled ramps carry that name`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+func TestADurationOfTooManyDaysIsRefusedNotWrapped(t *testing.T) {
+	for _, s := range []string{"106751d", "106752d", "213503982334601d", "9223372036854775807d"} {
+		var d Duration
+		err := d.UnmarshalText([]byte(s))
+		if s == "106751d" {
+			if err != nil || d <= 0 {
+				t.Errorf("%s: got %v, %v; want about 292 years", s, time.Duration(d), err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("%s: got %v, want it refused: it would wrap around", s, time.Duration(d))
+		}
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -104,7 +105,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err == nil && n >= 0 {
+		// Past about 292 years the nanoseconds would wrap around.
+		if err == nil && n >= 0 && n <= math.MaxInt64/int(24*time.Hour) {
 			*d = Duration(time.Duration(n) * 24 * time.Hour)
 			return nil
 		}

@@ -93,9 +93,11 @@ func (r *Rollouts) lead(ctx context.Context, now time.Time) bool {
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
 	ok, err := r.ramps.TakeLease(ctx, rampLease, r.owner, now, now.Add(leaseTTL))
-	if err != nil {
+	if err != nil && !r.leaseFailing {
+		// Once per outage: the store's own errors say the rest.
 		r.log.Warn("taking the ramps' lease failed; another replica drives them once it lapses", "owner", r.owner, "error", err)
 	}
+	r.leaseFailing = err != nil
 	switch {
 	case ok && !r.leading:
 		r.log.Info("this replica drives the scheduled ramps", "owner", r.owner)

@@ -54,6 +54,8 @@ type Rollouts struct {
 	// tryAt is when to renew (or try to take) it next.
 	leading bool
 	tryAt   time.Time
+	// leaseFailing says the last try could not reach the store.
+	leaseFailing bool
 	// gatesAsked is when the driver last asked a waiting ramp's gates,
 	// by route: each asking flushes this replica's counts to the store.
 	gatesAsked map[string]time.Time
