@@ -53,8 +53,11 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 	}
 	if v.Running && rp.Taken < len(rp.Steps) {
 		when := "now"
-		if d := rp.NextAt.Sub(now); d > 0 {
-			when = "in " + fmtEvery(d.Round(time.Minute)) + " (" + rp.NextAt.UTC().Format("15:04 UTC") + ")"
+		switch d := rp.NextAt.Sub(now).Round(time.Minute); {
+		case d > 0:
+			when = "in " + fmtEvery(d) + " (" + rp.NextAt.UTC().Format("15:04 UTC") + ")"
+		case rp.NextAt.After(now):
+			when = "within a minute"
 		}
 		v.Next = fmt.Sprintf("next: %s, %s", modeText(modeOf(rp.Mode), &rp.Steps[rp.Taken]), when)
 	}
