@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"io"
 	"time"
+
+	"strangler/internal/human"
 )
 
 //go:embed report.html
@@ -15,9 +17,9 @@ var reportPage = template.Must(template.New("report").Funcs(template.FuncMap{
 	"n": func(v any) string {
 		switch v := v.(type) {
 		case int64:
-			return thousands(v)
+			return human.Count(v)
 		case float64:
-			return thousands(int64(v))
+			return human.Count(int64(v))
 		}
 		return fmt.Sprint(v)
 	},
@@ -64,7 +66,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	case r.Error != "":
 		page.Verdict, page.VerdictClass = "The run, or some of its tables, stopped before they finished; run it again to resume where they stopped.", "bad"
 	case failed > 0:
-		page.Verdict, page.VerdictClass = fmt.Sprintf("%s rows could not be copied; everything else was.", thousands(failed)), "warn"
+		page.Verdict, page.VerdictClass = fmt.Sprintf("%s rows could not be copied; everything else was.", human.Count(failed)), "warn"
 	default:
 		page.Verdict, page.VerdictClass = "Every row read was copied.", "ok"
 	}

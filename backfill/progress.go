@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"strangler/internal/human"
 )
 
 // progress shows a run's progress: bars redrawn in place on a terminal,
@@ -101,12 +103,12 @@ func (p *progress) render(final bool) {
 func counts(t *tableStats) string {
 	s := ""
 	if c := t.compared.Load(); c > 0 {
-		s = thousands(c) + " compared, "
+		s = human.Count(c) + " compared, "
 	}
-	s += fmt.Sprintf("%s read, %s written, %s already present", thousands(t.read.Load()),
-		thousands(t.inserted.Load()+t.updated.Load()), thousands(t.present.Load()))
+	s += fmt.Sprintf("%s read, %s written, %s already present", human.Count(t.read.Load()),
+		human.Count(t.inserted.Load()+t.updated.Load()), human.Count(t.present.Load()))
 	if f := t.failed.Load(); f > 0 {
-		s += fmt.Sprintf(", %s failed", thousands(f))
+		s += fmt.Sprintf(", %s failed", human.Count(f))
 	}
 	return s
 }
@@ -121,16 +123,16 @@ func bar(t *tableStats, elapsed time.Duration) string {
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(read) / s
 	}
-	status := fmt.Sprintf("%s rows/s", thousands(int64(rate)))
+	status := fmt.Sprintf("%s rows/s", human.Count(int64(rate)))
 	if f := t.failed.Load(); f > 0 {
-		status += fmt.Sprintf("  %s failed", thousands(f))
+		status += fmt.Sprintf("  %s failed", human.Count(f))
 	}
 	if t.done.Load() {
-		return fmt.Sprintf("[%s] done  %s rows  %s", strings.Repeat("#", barWidth), thousands(read), status)
+		return fmt.Sprintf("[%s] done  %s rows  %s", strings.Repeat("#", barWidth), human.Count(read), status)
 	}
 	estimate := t.estimate.Load()
 	if estimate <= 0 {
-		return fmt.Sprintf("%s rows  %s", thousands(read), status)
+		return fmt.Sprintf("%s rows  %s", human.Count(read), status)
 	}
 	frac := min(float64(read)/float64(estimate), 1)
 	fill := int(frac * barWidth)
@@ -139,5 +141,5 @@ func bar(t *tableStats, elapsed time.Duration) string {
 		eta = "  ETA " + time.Duration(float64(estimate-read)/rate*float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("[%s%s] %3.0f%%  %s / ~%s  %s%s", strings.Repeat("#", fill), strings.Repeat("·", barWidth-fill),
-		frac*100, thousands(read), thousands(estimate), status, eta)
+		frac*100, human.Count(read), human.Count(estimate), status, eta)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
+
+	"strangler/internal/human"
 )
 
 // Report is what one backfill run did.
@@ -88,9 +90,9 @@ func (r *Report) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\tcompared\tread\twritten\talready present\tfailed\tdeleted\tduration\trows/s\t")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Table, thousands(t.Compared), thousands(t.Read), thousands(t.Written()),
-			thousands(t.Present), thousands(t.Failed), thousands(t.Deleted), (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond),
-			thousands(int64(t.RowsPerSecond)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Table, human.Count(t.Compared), human.Count(t.Read), human.Count(t.Written()),
+			human.Count(t.Present), human.Count(t.Failed), human.Count(t.Deleted), (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond),
+			human.Count(int64(t.RowsPerSecond)))
 	}
 	tw.Flush()
 	for _, t := range r.Tables {
@@ -98,21 +100,21 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%s: stopped: %s\n", t.Table, t.Error)
 		}
 		if t.NotInSource > 0 {
-			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Table, thousands(t.NotInSource))
+			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Table, human.Count(t.NotInSource))
 		}
 		for _, g := range t.Failures {
-			fmt.Fprintf(w, "%s: %s failed: %s", t.Table, thousands(g.Count), g.Reason)
+			fmt.Fprintf(w, "%s: %s failed: %s", t.Table, human.Count(g.Count), g.Reason)
 			if len(g.SampleKeys) > 0 {
 				fmt.Fprintf(w, " (e.g. key %s)", joinKeys(g.SampleKeys))
 			}
 			fmt.Fprintln(w)
 		}
 		if t.Extra > 0 {
-			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Table, thousands(t.Extra))
+			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Table, human.Count(t.Extra))
 		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
-				t.Table, thousands(t.Deleted), joinKeys(t.DeletedKeys))
+				t.Table, human.Count(t.Deleted), joinKeys(t.DeletedKeys))
 		}
 	}
 	if r.Error != "" {
@@ -129,26 +131,6 @@ func joinKeys(keys []string) string {
 		s += k
 	}
 	return s
-}
-
-// thousands writes n with thousands separators.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
 }
 
 // sampleKeys is how many keys a failure group keeps.

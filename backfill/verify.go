@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
+	"strangler/internal/human"
 )
 
 // VerifyOptions tune a verify; the zero value compares every table.
@@ -98,12 +99,12 @@ func (r *VerifyReport) Deviations() int64 {
 
 // WriteText writes the report as a table for a terminal.
 func (r *VerifyReport) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "verify: %s deviations in %d tables, %s\n", thousands(r.Deviations()), len(r.Tables), r.Finished.Sub(r.Started).Round(time.Millisecond))
+	fmt.Fprintf(w, "verify: %s deviations in %d tables, %s\n", human.Count(r.Deviations()), len(r.Tables), r.Finished.Sub(r.Started).Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\tlegacy rows\tmodern rows\tmissing\textra\tchanged\tqueries\tduration\t")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", t.Table, thousands(t.LegacyRows), thousands(t.ModernRows),
-			thousands(t.Missing), thousands(t.Extra), thousands(t.Changed), t.Queries,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", t.Table, human.Count(t.LegacyRows), human.Count(t.ModernRows),
+			human.Count(t.Missing), human.Count(t.Extra), human.Count(t.Changed), t.Queries,
 			time.Duration(t.Seconds*float64(time.Second)).Round(time.Millisecond))
 	}
 	tw.Flush()
@@ -111,12 +112,12 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 		if t.Missing > 0 {
 			note := ""
 			if t.MissingFailed > 0 {
-				note = fmt.Sprintf(" (%s of them failed to copy: see the ledger)", thousands(t.MissingFailed))
+				note = fmt.Sprintf(" (%s of them failed to copy: see the ledger)", human.Count(t.MissingFailed))
 			}
 			fmt.Fprintf(w, "%s: missing in modern%s: %s\n", t.Table, note, moreKeys(t.MissingKeys, t.Missing))
 		}
 		if t.NullKeys > 0 {
-			fmt.Fprintf(w, "%s: %s rows in legacy have a NULL key, which no backfill copies\n", t.Table, thousands(t.NullKeys))
+			fmt.Fprintf(w, "%s: %s rows in legacy have a NULL key, which no backfill copies\n", t.Table, human.Count(t.NullKeys))
 		}
 		if t.Extra > 0 {
 			fmt.Fprintf(w, "%s: extra in modern: %s\n", t.Table, moreKeys(t.ExtraKeys, t.Extra))
@@ -136,7 +137,7 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%s: changed %s: %s\n", t.Table, c.Key, strings.Join(cols, ", "))
 		}
 		if extra := t.Changed - int64(len(t.ChangedRows)); extra > 0 {
-			fmt.Fprintf(w, "%s: and %s more changed rows\n", t.Table, thousands(extra))
+			fmt.Fprintf(w, "%s: and %s more changed rows\n", t.Table, human.Count(extra))
 		}
 	}
 }
@@ -144,7 +145,7 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 func moreKeys(keys []string, n int64) string {
 	s := strings.Join(keys, ", ")
 	if extra := n - int64(len(keys)); extra > 0 {
-		s += fmt.Sprintf(" and %s more", thousands(extra))
+		s += fmt.Sprintf(" and %s more", human.Count(extra))
 	}
 	return s
 }

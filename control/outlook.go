@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -74,10 +75,10 @@ func nextStep(rt *config.Route, mode config.Mode, percent *float64, gates []Gate
 	default:
 		n.Retire, n.Gates = true, []GateCheck{}
 		if out.MissingDays > 0 {
-			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more without a fallback", fmtDuration(time.Duration(rt.RetireAfter)), fmtDays(out.MissingDays)))
+			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more without a fallback", human.Duration(time.Duration(rt.RetireAfter)), human.Days(out.MissingDays)))
 		}
 		if out.MissingRequests > 0 {
-			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_min_requests %d: %d more served by modern within %s", rt.RetireMinRequests, out.MissingRequests, fmtDuration(time.Duration(rt.RetireAfter))))
+			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_min_requests %d: %d more served by modern within %s", rt.RetireMinRequests, out.MissingRequests, human.Duration(time.Duration(rt.RetireAfter))))
 		}
 		return n
 	}
@@ -169,7 +170,7 @@ func outlook(rt *config.Route, window store.CountTotals, hours []store.HourCount
 		need := float64(rt.RetireMinRequests) / math.Max(after.Hours()/24, 1)
 		if float64(modernPerDay) < need {
 			o.Summary = fmt.Sprintf("not at the current rate: modern served %d requests in the last 24h, and %d within %s need %.0f a day",
-				modernPerDay, rt.RetireMinRequests, fmtDuration(after), math.Ceil(need))
+				modernPerDay, rt.RetireMinRequests, human.Duration(after), math.Ceil(need))
 			return o
 		}
 		if served := now.Add(time.Duration(float64(o.MissingRequests) / float64(modernPerDay) * float64(24*time.Hour))); served.After(at) {
@@ -230,16 +231,4 @@ func dailyFallbacks(hours []store.HourCount, now time.Time, n int) []int64 {
 		}
 	}
 	return days
-}
-
-// fmtDays writes a number of days to the hour: "2d 5h", "7h".
-func fmtDays(d float64) string {
-	h := int(math.Ceil(d * 24))
-	switch {
-	case h < 24:
-		return fmt.Sprintf("%dh", h)
-	case h%24 == 0:
-		return fmt.Sprintf("%dd", h/24)
-	}
-	return fmt.Sprintf("%dd %dh", h/24, h%24)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -55,14 +56,14 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 		when := "now"
 		switch d := rp.NextAt.Sub(now).Round(time.Minute); {
 		case d > 0:
-			when = "in " + fmtEvery(d) + " (" + rp.NextAt.UTC().Format("15:04 UTC") + ")"
+			when = "in " + human.Duration(d) + " (" + rp.NextAt.UTC().Format("15:04 UTC") + ")"
 		case rp.NextAt.After(now):
 			when = "within a minute"
 		}
 		v.Next = fmt.Sprintf("next: %s, %s", modeText(modeOf(rp.Mode), &rp.Steps[rp.Taken]), when)
 	}
 	if !rp.WaitingSince.IsZero() {
-		v.WaitingSince = fmtAgo(now.Sub(rp.WaitingSince))
+		v.WaitingSince = human.Age(now.Sub(rp.WaitingSince)) + " ago"
 	}
 	return v
 }
@@ -70,7 +71,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 func toChangeView(c store.Change, actor string, now time.Time) changeView {
 	return changeView{
 		ID: c.ID, Route: c.Route, Summary: changeText(c), RequestedBy: c.Requester, Reason: c.Reason,
-		Ago: fmtAgo(now.Sub(c.CreatedAt)), Expires: c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+		Ago: human.Age(now.Sub(c.CreatedAt)) + " ago", Expires: c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
 		Approvals: fmt.Sprintf("%d of %d", len(c.Approvers), c.Needed),
 		Mine:      c.Requester == actor, Approved: slices.Contains(c.Approvers, actor),
 	}

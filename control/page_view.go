@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -138,7 +139,7 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	rv := routeView{
 		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
 		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
-		Gated: !rf.Route.Gates.IsZero(), RPS: fmtRPS(requestsPerSecond(p.Live, rf.Route.Name, now)),
+		Gated: !rf.Route.Gates.IsZero(), RPS: human.PerSecond(requestsPerSecond(p.Live, rf.Route.Name, now)),
 		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
 		Approvals: p.Flags.approvals(rf), RampMode: string(config.ModeFallback),
 	}
@@ -153,7 +154,7 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	}
 	if o := rf.Override; o != nil {
 		rv.Override = &overrideView{
-			Actor: o.Actor, Reason: o.Reason, Ago: fmtAgo(now.Sub(o.UpdatedAt)),
+			Actor: o.Actor, Reason: o.Reason, Ago: human.Age(now.Sub(o.UpdatedAt)) + " ago",
 			When: o.UpdatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), ISO: o.UpdatedAt.UTC().Format(time.RFC3339),
 		}
 	}
@@ -168,13 +169,13 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 		if pc.Period != "24h" {
 			continue
 		}
-		rv.Requests24h = fmtCount(pc.Requests)
+		rv.Requests24h = human.Count(pc.Requests)
 		if pc.Modern+pc.Fallbacks > 0 {
-			rv.FallbackRate = fmtRate(rate(pc.Fallbacks, pc.Modern+pc.Fallbacks))
+			rv.FallbackRate = human.Share(rate(pc.Fallbacks, pc.Modern+pc.Fallbacks))
 		}
 	}
 	if rep.MismatchRate > 0 || rv.Mode == string(config.ModeShadow) {
-		rv.MismatchRate = fmtRate(rep.MismatchRate)
+		rv.MismatchRate = human.Share(rep.MismatchRate)
 	}
 	rv.Chart = fallbackChart(rv.Name, rep.Hourly, now)
 	// The badge says "retirable" or "not yet"; the text says why.
@@ -249,7 +250,7 @@ func fallbackChart(route string, hourly []HourJSON, now time.Time) sparkline {
 			Title: at.Format("15:04") + " UTC: no requests"}
 		if seen[i] {
 			b.Class, b.H = "zero", 2
-			b.Title = fmt.Sprintf("%s UTC: %s of requests fell back", at.Format("15:04"), fmtRate(rates[i]))
+			b.Title = fmt.Sprintf("%s UTC: %s of requests fell back", at.Format("15:04"), human.Share(rates[i]))
 			if rates[i] > 0 {
 				b.Class, b.H = "bar", max(2, height*rates[i]/scale)
 			}
@@ -264,47 +265,7 @@ func fallbackChart(route string, hourly []HourJSON, now time.Time) sparkline {
 		s.Label = "Fallback rate of " + route + " per hour over the last 24 hours: no fallbacks."
 	default:
 		s.Label = fmt.Sprintf("Fallback rate of %s per hour over the last 24 hours: %d fallbacks in %d requests; highest %s at %s UTC.",
-			route, fallbacks, total, fmtRate(rates[peakAt]), first.Add(time.Duration(peakAt)*time.Hour).Format("15:04"))
+			route, fallbacks, total, human.Share(rates[peakAt]), first.Add(time.Duration(peakAt)*time.Hour).Format("15:04"))
 	}
 	return s
-}
-
-// fmtRate writes a share as a percentage with up to three significant
-// digits: 0.0123 is "1.23%".
-func fmtRate(r float64) string {
-	return strconv.FormatFloat(r*100, 'g', 3, 64) + "%"
-}
-
-// fmtCount groups digits by thousands: 12345 is "12,345".
-func fmtCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-func fmtRPS(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case v < 10:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	case v < 100:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	}
-	return strconv.FormatFloat(v, 'f', 0, 64)
-}
-
-// fmtAgo writes a duration the way people say how long ago: "5m ago".
-func fmtAgo(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", d/time.Minute)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", d/time.Hour)
-	}
-	return fmt.Sprintf("%dd ago", d/(24*time.Hour))
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -64,7 +65,7 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 		}
 	}
 	if p.Every < minRampEvery || p.Every > maxRampEvery {
-		return p, invalidf("every must be from %s to %s, so that the gates see each step's traffic; not %s", fmtEvery(minRampEvery), fmtEvery(maxRampEvery), fmtEvery(p.Every))
+		return p, invalidf("every must be from %s to %s, so that the gates see each step's traffic; not %s", human.Duration(minRampEvery), human.Duration(maxRampEvery), human.Duration(p.Every))
 	}
 	first := p.Steps[0]
 	if !later(rf.Mode, rf.Percent, p.Mode, &first) {
@@ -248,7 +249,7 @@ func planText(rp store.Ramp) string {
 	for i, s := range rp.Steps {
 		pcts[i] = strconv.FormatFloat(s, 'f', -1, 64) + "%"
 	}
-	return fmt.Sprintf("to %s at %s every %s", rp.Mode, strings.Join(pcts, ", "), fmtEvery(rp.Every))
+	return fmt.Sprintf("to %s at %s every %s", rp.Mode, strings.Join(pcts, ", "), human.Duration(rp.Every))
 }
 
 // progressText says how far a ramp got: "step 2 of 5 taken, running".
@@ -258,22 +259,6 @@ func progressText(rp store.Ramp) string {
 
 // rampText says a ramp's plan and progress.
 func rampText(rp store.Ramp) string { return planText(rp) + ", " + progressText(rp) }
-
-// fmtEvery writes a duration the way it is parsed, without zero
-// units: "30m", "1h30m", "2d".
-func fmtEvery(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
 
 // ParseSteps reads a ramp's steps as people write them: percents
 // separated by commas, "1,5,25,50,100" (spaces and % signs allowed). It

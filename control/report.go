@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -159,7 +160,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 // for retire_after, and at least retire_min_requests served by modern in
 // that time.
 func verdict(rt *config.Route, window store.CountTotals) (bool, string) {
-	after := fmtDuration(time.Duration(rt.RetireAfter))
+	after := human.Duration(time.Duration(rt.RetireAfter))
 	switch {
 	case window.Fallbacks > 0:
 		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s%s", window.Fallbacks, after, confirmedNote(window))
@@ -176,14 +177,6 @@ func confirmedNote(window store.CountTotals) string {
 		return ""
 	}
 	return fmt.Sprintf(" (and %d confirmed missing, which do not count)", window.ConfirmedMissing)
-}
-
-// fmtDuration writes whole days as "7d".
-func fmtDuration(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
 }
 
 // RecentRates are a route's shadow mismatch and fallback rates over the

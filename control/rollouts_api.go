@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -56,7 +57,7 @@ type rampJSON struct {
 
 func toRampJSON(rp store.Ramp, now time.Time) *rampJSON {
 	j := &rampJSON{
-		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: fmtEvery(rp.Every), Taken: rp.Taken,
+		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: human.Duration(rp.Every), Taken: rp.Taken,
 		Waiting: rp.Waiting, Note: rp.Note, StartedBy: rp.Actor, Reason: rp.Reason, ApprovedBy: rp.ApprovedBy,
 		StartedAt: rp.CreatedAt.UTC(), UpdatedAt: rp.UpdatedAt.UTC(),
 	}
@@ -118,7 +119,7 @@ func toChangeJSON(c store.Change) changeJSON {
 		DecidedBy: c.DecidedBy, Decision: c.Decision,
 	}
 	if c.Kind == store.ChangeRamp {
-		j.Ramp = &planJSON{Steps: c.RampSteps, Every: fmtEvery(c.RampEvery)}
+		j.Ramp = &planJSON{Steps: c.RampSteps, Every: human.Duration(c.RampEvery)}
 	}
 	if !c.DecidedAt.IsZero() {
 		at := c.DecidedAt.UTC()

@@ -20,6 +20,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/config"
+	"strangler/internal/tty"
 )
 
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -104,7 +105,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	}
 	switch *progress {
 	case "auto":
-		opts.Progress, opts.Terminal = stdout, isTerminal(stdout)
+		opts.Progress, opts.Terminal = stdout, tty.Is(stdout)
 	case "bar", "lines":
 		opts.Progress, opts.Terminal = stdout, *progress == "bar"
 	}
@@ -189,17 +190,6 @@ func (k keysFlag) Set(v string) error {
 		}
 	}
 	return nil
-}
-
-// isTerminal reports whether w is a terminal, where progress bars can be
-// redrawn in place.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // serveMetrics serves reg's metrics at addr until stop is called.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"strangler/internal/human"
 )
 
 // parseArgs parses a subcommand's flags wherever they stand among its
@@ -62,50 +64,6 @@ func cell(s string, limit int) string {
 	return s
 }
 
-// fmtAge writes how long ago something was, coarsely: 42s, 12m, 3h12m,
-// 2d3h.
-func fmtAge(d time.Duration) string {
-	if d < 0 {
-		d = 0 // the facade's clock is ahead of this one
-	}
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 24*time.Hour:
-		return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
-	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
-}
-
-// fmtRate writes a share from 0 to 1 as a percentage with three
-// significant digits, so a gate's 0.1% stays readable: 0%, 0.05%, 12.3%.
-func fmtRate(r float64) string {
-	if r == 0 {
-		return "0%"
-	}
-	return strconv.FormatFloat(r*100, 'g', 3, 64) + "%"
-}
-
-// fmtCount writes a count with thousands separators: 1,204.
-func fmtCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 // usesPercent reports whether a mode splits traffic by percent.
 func usesPercent(mode string) bool { return mode == "fallback" || mode == "modern" }
 
@@ -132,5 +90,5 @@ func fmtPercent(mode string, percent *float64) string {
 
 // fmtTime writes an instant in UTC to the second, with how long ago.
 func fmtTime(t, now time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05Z") + " (" + fmtAge(now.Sub(t)) + " ago)"
+	return t.UTC().Format("2006-01-02 15:04:05Z") + " (" + human.Age(now.Sub(t)) + " ago)"
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"strangler/internal/human"
 	"strangler/shadow"
 )
 
@@ -155,11 +156,11 @@ func writeGroup(w io.Writer, g *sampleGroup, now time.Time) {
 	newest, oldest := g.samples[0], g.samples[len(g.samples)-1]
 	n := plural(len(g.samples), "sample", "samples")
 	if g.unreadable != "" {
-		fmt.Fprintf(w, "%s: %s that cannot be read (newest %s): %s\n", g.route, n, fmtAge(now.Sub(newest.At))+" ago", g.unreadable)
+		fmt.Fprintf(w, "%s: %s that cannot be read (newest %s): %s\n", g.route, n, human.Age(now.Sub(newest.At))+" ago", g.unreadable)
 		return
 	}
 	fmt.Fprintf(w, "%s: %s differing in %s (newest %s ago, oldest %s ago)\n",
-		g.route, n, cell(strings.Join(g.paths, ", "), 120), fmtAge(now.Sub(newest.At)), fmtAge(now.Sub(oldest.At)))
+		g.route, n, cell(strings.Join(g.paths, ", "), 120), human.Age(now.Sub(newest.At)), human.Age(now.Sub(oldest.At)))
 	var requests []string
 	seen := map[string]int{}
 	for _, s := range g.samples {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"strangler/control"
+	"strangler/internal/human"
+	"strangler/internal/tty"
 	"strangler/store"
 )
 
@@ -45,19 +47,9 @@ type console struct {
 }
 
 // stdinConsole is the process's standard input, interactive when it is a
-// terminal: a character device, not a pipe or a file, and not the null
-// device, which is a character device too (cron jobs and go test get it).
+// terminal.
 func stdinConsole() console {
-	return console{in: os.Stdin, interactive: onTerminal(os.Stdin)}
-}
-
-func onTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
+	return console{in: os.Stdin, interactive: tty.Is(os.Stdin)}
 }
 
 // runRepairs runs `strangler repairs …`: the dual-write repair queue.
@@ -141,7 +133,7 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintln(tw, "ID\tROUTE\tMETHOD\tRESOURCE\tSTATE\tATTEMPTS\tLAST ERROR\tAGE")
 	for _, r := range out.Repairs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			r.ID, r.Route, r.Method, cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), fmtAge(now.Sub(r.CreatedAt)))
+			r.ID, r.Route, r.Method, cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), human.Age(now.Sub(r.CreatedAt)))
 	}
 	return tw.Flush()
 }

@@ -16,6 +16,7 @@ import (
 
 	"strangler/config"
 	"strangler/control"
+	"strangler/internal/human"
 )
 
 // rampView is a route's ramp as the admin API shows it.
@@ -57,7 +58,7 @@ func (r *rampView) progress() string {
 	if r.NextPercent != nil && r.NextIn != nil {
 		when := "now"
 		if d := time.Duration(*r.NextIn * float64(time.Second)); d > 0 {
-			when = "in " + fmtAge(d)
+			when = "in " + human.Age(d)
 		}
 		s += fmt.Sprintf(", next %s %s", fmtMode(r.Mode, r.NextPercent), when)
 	}
@@ -291,7 +292,7 @@ forward, waiting up to 24 hours for other token names to approve them
 			state += " by " + ch.DecidedBy
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s, %s ago\t%d of %d\t%s\t%s\t%s\n",
-			ch.ID, ch.Route, cell(ch.Summary, 60), ch.RequestedBy, fmtAge(now.Sub(ch.RequestedAt)),
+			ch.ID, ch.Route, cell(ch.Summary, 60), ch.RequestedBy, human.Age(now.Sub(ch.RequestedAt)),
 			len(ch.ApprovedBy), ch.ApprovalsNeeded, ch.ExpiresAt.UTC().Format("2006-01-02 15:04Z"), state, cell(ch.Reason, 40))
 	}
 	return tw.Flush()

@@ -14,6 +14,7 @@ import (
 
 	"strangler/config"
 	"strangler/control"
+	"strangler/internal/human"
 )
 
 const routesUsage = `usage: strangler routes <command> [flags]
@@ -107,7 +108,7 @@ func (r routeView) overrideAge() string {
 	if r.Override == nil {
 		return "-"
 	}
-	return fmtAge(time.Duration(r.Override.AgeSeconds * float64(time.Second)))
+	return human.Age(time.Duration(r.Override.AgeSeconds * float64(time.Second)))
 }
 
 // state is how the route is now, for messages: "fallback 50% by alice".
@@ -160,7 +161,7 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Name, r.Match, fmtMode(r.FileMode, r.FilePercent), mode, fmtPercent(r.Mode, r.Percent),
 			strconv.FormatFloat(r.Live.RequestsPerSecond, 'f', 2, 64),
-			fmtRate(r.Live.FallbackRate), fmtRate(r.Live.MismatchRate), override)
+			human.Share(r.Live.FallbackRate), human.Share(r.Live.MismatchRate), override)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -398,7 +399,7 @@ func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS\tCONFIRMED MISSING")
 	for _, p := range rep.Periods {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Period, fmtCount(p.Requests), fmtCount(p.Modern), fmtCount(p.Fallbacks), fmtCount(p.ConfirmedMissing))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Period, human.Count(p.Requests), human.Count(p.Modern), human.Count(p.Fallbacks), human.Count(p.ConfirmedMissing))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -411,14 +412,14 @@ func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	if len(rep.LegacyClients) > 0 {
 		var parts []string
 		for _, c := range rep.LegacyClients {
-			parts = append(parts, fmt.Sprintf("%s (%s)", cell(c.Client, 60), fmtCount(c.Requests)))
+			parts = append(parts, fmt.Sprintf("%s (%s)", cell(c.Client, 60), human.Count(c.Requests)))
 		}
 		clients = strings.Join(parts, ", ")
 	}
 	tw = newTable(w)
 	fmt.Fprintf(tw, "  last fallback:\t%s\n", last)
-	fmt.Fprintf(tw, "  modern share (24h):\t%s\n", fmtRate(rep.ModernShare))
-	fmt.Fprintf(tw, "  mismatch rate (24h):\t%s\n", fmtRate(rep.MismatchRate))
+	fmt.Fprintf(tw, "  modern share (24h):\t%s\n", human.Share(rep.ModernShare))
+	fmt.Fprintf(tw, "  mismatch rate (24h):\t%s\n", human.Share(rep.MismatchRate))
 	fmt.Fprintf(tw, "  legacy clients (7d):\t%s\n", clients)
 	fmt.Fprintf(tw, "  pending read repairs:\t%d\n", rep.PendingReadRepairs)
 	if rep.Held != nil {

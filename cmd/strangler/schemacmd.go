@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"strangler/internal/human"
 	"strangler/shadow"
 )
 
@@ -87,7 +88,7 @@ func writeSchemaDrift(w io.Writer, schemas []schemaDrift) {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "%s %s %d: learned from %s legacy answers, %s modern answers checked", s.Route, s.Method, s.Status, fmtCount(s.Answers), fmtCount(s.Checked))
+		fmt.Fprintf(w, "%s %s %d: learned from %s legacy answers, %s modern answers checked", s.Route, s.Method, s.Status, human.Count(s.Answers), human.Count(s.Checked))
 		if s.Truncated {
 			fmt.Fprint(w, " (truncated: legacy's answers have more places than a schema keeps)")
 		}
@@ -107,9 +108,9 @@ func writeSchemaDrift(w io.Writer, schemas []schemaDrift) {
 			if d.Presence >= 1 {
 				legacy += ", always"
 			} else {
-				legacy += fmt.Sprintf(", in %s", fmtRate(d.Presence))
+				legacy += fmt.Sprintf(", in %s", human.Share(d.Presence))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", cell(d.Path, 0), d.Kind, fmtCount(d.Count), legacy, modern)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", cell(d.Path, 0), d.Kind, human.Count(d.Count), legacy, modern)
 		}
 		tw.Flush()
 	}

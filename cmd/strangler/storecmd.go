@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -66,7 +67,7 @@ the copy as 'strangler store verify' does.
 	}
 	size := ""
 	if fi, err := os.Stat(out); err == nil {
-		size = fmt.Sprintf(" (%.1f MiB)", float64(fi.Size())/(1<<20))
+		size = " (" + human.Bytes(fi.Size()) + ")"
 	}
 	fmt.Fprintf(stdout, "backed up %s to %s%s in %s\n", cfg.Store.Redacted(), out, size, time.Since(start).Round(time.Millisecond))
 	return verifyBackup(ctx, out, stdout)
