@@ -5,10 +5,11 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"strangler/internal/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -20,46 +21,30 @@ var migrations embed.FS
 // transactional), under an advisory lock so that processes starting
 // together migrate once.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	tx, err := pool.Begin(ctx)
+	dir, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("modern migrate: %w", err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('strangler_modern_migrate'), hashtext(current_schema()))"); err != nil {
-		return fmt.Errorf("modern migrate: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version integer PRIMARY KEY,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("modern migrate: %w", err)
-	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	list, err := migrate.Load(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("modern migrate: %w", err)
 	}
-	for _, file := range files {
-		version, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(file, "migrations/"), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("modern migrate: %s: name must start with a version number", file)
-		}
-		var done bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", version).Scan(&done); err != nil {
-			return fmt.Errorf("modern migrate: %w", err)
-		}
-		if done {
-			continue
-		}
-		text, _ := migrations.ReadFile(file)
-		// Without arguments pgx uses the simple protocol, which runs a
-		// whole file of statements.
-		if _, err := tx.Exec(ctx, string(text)); err != nil {
-			return fmt.Errorf("modern migrate: %s: %w", file, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", version); err != nil {
-			return fmt.Errorf("modern migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
+	// The runner speaks database/sql; closing this view leaves the pool open.
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	_, err = migrate.Schema{
+		Migrations: list,
+		Bootstrap: `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version integer PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+		Applied: "SELECT version FROM schema_migrations",
+		Record: func(ctx context.Context, ex migrate.Execer, m migrate.Migration) error {
+			_, err := ex.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version)
+			return err
+		},
+		TxLock: "SELECT pg_advisory_xact_lock(hashtext('strangler_modern_migrate'), hashtext(current_schema()))",
+	}.Run(ctx, db)
+	if err != nil {
 		return fmt.Errorf("modern migrate: %w", err)
 	}
 	return nil

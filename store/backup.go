@@ -159,7 +159,7 @@ func Verify(ctx context.Context, path string) (BackupReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("store: verify: %w", err)
 	}
-	rep.KnownVersion = list[len(list)-1].version
+	rep.KnownVersion = list[len(list)-1].Version
 	var version sql.NullInt64
 	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM strangler_schema_migrations`).Scan(&version); err != nil {
 		return rep, fmt.Errorf("store: verify %s: not a strangler store: %w", path, err)

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestMigrations(t *testing.T) {
@@ -49,6 +52,59 @@ func TestMigrations(t *testing.T) {
 				t.Errorf("got %d migrations recorded, want %d, each once", n, len(list))
 			}
 		})
+	})
+}
+
+// A store migrated by the store's own runner, before the shared one
+// (internal/migrate) took over, recorded each version in
+// strangler_schema_migrations as (version, name, applied_at); opening it
+// now must find every version applied and run nothing again.
+func TestStoreAtCurrentVersionMigratesNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		d, db, err := openDB(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := d.migrationList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the earlier runner did, by hand: every file's SQL, then its
+		// row, with a time it cannot have been written at again.
+		then := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range list {
+			if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+				t.Fatalf("%s: %v", m.Name, err)
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, d.encodeTime(then)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+
+		var logs bytes.Buffer
+		s, err := Open(ctx, dsn, slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		var n, rewritten int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE applied_at <> $1) FROM strangler_schema_migrations`,
+			d.encodeTime(then)).Scan(&n, &rewritten); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if n != len(list) || rewritten != 0 {
+			t.Errorf("got %d migrations recorded, %d of them again; want %d, none again", n, rewritten, len(list))
+		}
+		if strings.Contains(logs.String(), "migration applied") {
+			t.Errorf("opening ran migrations:\n%s", logs.String())
+		}
 	})
 }
 
