@@ -2,73 +2,29 @@ package backfill
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"strangler/internal/migrate"
 )
 
 // The ledger lives in the target database, next to the rows it accounts
 // for, so a batch, its checkpoint and its failed rows commit together:
 // after a crash the ledger says exactly what was written.
-const ledgerSchema = `
-CREATE TABLE IF NOT EXISTS strangler_backfill_runs (
-  id bigserial PRIMARY KEY,
-  started_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz,
-  -- running, succeeded, failed or interrupted
-  status text NOT NULL,
-  -- full, restart, only-failed or keys
-  mode text NOT NULL,
-  tables text[] NOT NULL,
-  report jsonb,
-  error text
-);
-CREATE TABLE IF NOT EXISTS strangler_backfill_checkpoints (
-  table_name text NOT NULL,
-  -- A table is copied in key ranges; range n covers the keys after range
-  -- n-1's end up to its own end (NULL: no end, the last range). Keys are
-  -- the bytes MySQL sends, whatever their type.
-  range_no integer NOT NULL,
-  range_end bytea,
-  -- Every key up to last_key is copied; NULL: nothing yet.
-  last_key bytea,
-  done boolean NOT NULL DEFAULT false,
-  rows_done bigint NOT NULL DEFAULT 0,
-  run_id bigint,
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (table_name, range_no)
-);
-CREATE TABLE IF NOT EXISTS strangler_backfill_failures (
-  table_name text NOT NULL,
-  source_key bytea NOT NULL,
-  reason text NOT NULL,
-  -- The row as it would have been written, redacted columns elided and
-  -- values jsonb cannot hold described.
-  payload jsonb NOT NULL,
-  attempts integer NOT NULL DEFAULT 1,
-  first_failed_at timestamptz NOT NULL DEFAULT now(),
-  last_failed_at timestamptz NOT NULL DEFAULT now(),
-  run_id bigint,
-  PRIMARY KEY (table_name, source_key)
-);
--- Modern rows removed by --propagate-deletes because their legacy row was
--- gone: the audit trail of every delete.
-CREATE TABLE IF NOT EXISTS strangler_backfill_deletes (
-  run_id bigint NOT NULL,
-  table_name text NOT NULL,
-  target_key text NOT NULL,
-  deleted_at timestamptz NOT NULL DEFAULT now()
-);`
-
-// ledgerUpgrade turns the text keys of a ledger written before keys were
-// kept as bytes into those bytes: MySQL sent them as UTF-8 text.
-const ledgerUpgrade = `
-ALTER TABLE strangler_backfill_failures ALTER COLUMN source_key TYPE bytea USING convert_to(source_key, 'UTF8');
-ALTER TABLE strangler_backfill_checkpoints ALTER COLUMN range_end TYPE bytea USING convert_to(range_end, 'UTF8'),
-  ALTER COLUMN last_key TYPE bytea USING convert_to(last_key, 'UTF8');`
+//
+// Its tables are versioned migrations/NNNN_name.sql files, applied by the
+// project's one migration runner and recorded in
+// strangler_backfill_migrations.
+//
+//go:embed migrations/*.sql
+var ledgerMigrations embed.FS
 
 // ledger reads and writes the backfill's bookkeeping in the target
 // database. A dry run's ledger writes nothing.
@@ -99,23 +55,42 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 	case dry:
 		return l, nil
 	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	schema := ledgerSchema
-	if old {
-		schema += ledgerUpgrade
-	}
-	if _, err := tx.Exec(ctx, schema); err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := migrateLedger(ctx, db); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	l.exists = true
 	return l, nil
+}
+
+// migrateLedger creates the ledger's tables or brings them up to date,
+// in one transaction.
+func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
+	dir, err := fs.Sub(ledgerMigrations, "migrations")
+	if err != nil {
+		return err
+	}
+	list, err := migrate.Load(dir)
+	if err != nil {
+		return err
+	}
+	// The runner speaks database/sql; closing this view leaves the pool open.
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	_, err = migrate.Schema{
+		Migrations: list,
+		Bootstrap: `CREATE TABLE IF NOT EXISTS strangler_backfill_migrations (
+			version integer PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now())`,
+		Applied: "SELECT version FROM strangler_backfill_migrations",
+		Record: func(ctx context.Context, ex migrate.Execer, m migrate.Migration) error {
+			_, err := ex.ExecContext(ctx, "INSERT INTO strangler_backfill_migrations (version) VALUES ($1)", m.Version)
+			return err
+		},
+		// The caller holds the backfill's lock already; this one keeps
+		// the migration itself safe without relying on that.
+		TxLock: "SELECT pg_advisory_xact_lock(hashtext('strangler_backfill_migrate'), hashtext(current_schema()))",
+	}.Run(ctx, db)
+	return err
 }
 
 // lock takes the advisory lock that keeps two backfills off one ledger

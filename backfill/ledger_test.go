@@ -43,6 +43,9 @@ func TestAnOlderLedgerIsUpgradedInPlace(t *testing.T) {
 	if n := w.count(t, "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'bytea' AND column_name IN ('source_key', 'range_end', 'last_key')"); n != 3 {
 		t.Errorf("%d of the 3 key columns are bytea, want all", n)
 	}
+	if n := w.count(t, "SELECT count(*) FROM strangler_backfill_migrations WHERE version IN (1, 2)"); n != 2 {
+		t.Errorf("%d of the ledger's 2 migrations are recorded, want both", n)
+	}
 	if n := w.count(t, "SELECT count(*) FROM strangler_backfill_failures"); n != 0 {
 		t.Errorf("the ledger holds %d failures, want patient 7's cleared", n)
 	}
