@@ -176,7 +176,7 @@ func (r *rig) newWorker(st *store.Store, s config.Repairs) *Worker {
 	}
 	counts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strangler_dualwrite_total", Help: "steps"}, []string{"route", "result"})
 	reg.MustRegister(counts)
-	w := New(st, r.routes, s, reg, func(route, result string) { counts.WithLabelValues(route, result).Inc() },
+	w := New(st, r.routes, nil, s, reg, func(route, result string) { counts.WithLabelValues(route, result).Inc() },
 		r.logs.Logger(slog.LevelDebug))
 	w.now = r.clock.Now
 	return w

@@ -58,7 +58,7 @@ func TestAClaimWhoseAnswerWasLostIsReleased(t *testing.T) {
 	defer secondary.Close()
 	defer close(release)
 	u, _ := url.Parse(secondary.URL)
-	w := New(c.st, secondaryRoutes{upstream.New("modern", upstream.Config{URL: u, Timeout: time.Second})},
+	w := New(c.st, secondaryRoutes{upstream.New("modern", upstream.Config{URL: u, Timeout: time.Second})}, nil,
 		config.Repairs{MaxAttempts: 10, Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(time.Second), Workers: 2},
 		prometheus.NewRegistry(), func(string, string) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// A delivery under way when the claim is lost keeps its lease.
@@ -153,7 +153,7 @@ func TestADeliveryIsRecordedOnceTheStoreIsBack(t *testing.T) {
 	}))
 	defer secondary.Close()
 	u, _ := url.Parse(secondary.URL)
-	w := New(c.st, secondaryRoutes{upstream.New("modern", upstream.Config{URL: u, Timeout: time.Second})},
+	w := New(c.st, secondaryRoutes{upstream.New("modern", upstream.Config{URL: u, Timeout: time.Second})}, nil,
 		config.Repairs{MaxAttempts: 10, Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(time.Second), Workers: 2},
 		prometheus.NewRegistry(), func(string, string) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c.begin(t, "applied", "/items/1")

@@ -77,7 +77,7 @@ type Worker struct {
 	propagator propagation.TextMapPropagator
 
 	settings atomic.Pointer[config.Repairs]
-	kicks    chan string
+	kicks    Kicks
 	slots    chan struct{}
 	// freed is signalled whenever the secondary applied a delivery;
 	// backlog, which only Run's goroutine touches, says the last claim
@@ -104,9 +104,10 @@ const (
 	storeTimeout = 10 * time.Second
 )
 
-// New returns a worker for the queue. count is called for each step of a
-// dual write; the queue depth is registered with reg.
-func New(q Queue, routes Routes, settings config.Repairs, reg prometheus.Registerer, count func(route, result string), log *slog.Logger) *Worker {
+// New returns a worker for the queue that delivers the writes kicked on
+// kicks at once (nil: kicks of its own, fed by Kick). count is called for
+// each step of a dual write; the queue depth is registered with reg.
+func New(q Queue, routes Routes, kicks Kicks, settings config.Repairs, reg prometheus.Registerer, count func(route, result string), log *slog.Logger) *Worker {
 	w := &Worker{
 		queue:  q,
 		routes: routes,
@@ -118,12 +119,14 @@ func New(q Queue, routes Routes, settings config.Repairs, reg prometheus.Registe
 			Name: "strangler_repair_queue_depth",
 			Help: "Journaled dual writes by state: pending (waiting for the secondary), dead (refused; an operator must act), unknown (primary outcome lost), sent (primary call in flight).",
 		}, []string{"state"}),
-		// Kicks beyond the buffer are dropped: the poll finds those writes.
-		kicks: make(chan string, 1024),
+		kicks: kicks,
 		slots: make(chan struct{}, settings.Workers),
 		freed: make(chan struct{}, 1),
 
 		delivering: map[string]bool{},
+	}
+	if w.kicks == nil {
+		w.kicks = NewKicks()
 	}
 	w.settings.Store(&settings)
 	reg.MustRegister(w.depth)
@@ -144,12 +147,7 @@ func (w *Worker) SetSettings(s config.Repairs) { w.settings.Store(&s) }
 
 // Kick asks for the write with id to be delivered now, if it is its
 // resource's next one. It never blocks.
-func (w *Worker) Kick(id string) {
-	select {
-	case w.kicks <- id:
-	default:
-	}
-}
+func (w *Worker) Kick(id string) { w.kicks.Kick(id) }
 
 // Run delivers until ctx ends, then waits for deliveries in flight.
 func (w *Worker) Run(ctx context.Context) error {

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"strangler/config"
+	"strangler/control"
+	"strangler/dualwrite"
+	"strangler/edge"
+	"strangler/router"
+	"strangler/shadow"
+	"strangler/stats"
+	"strangler/store"
+	"strangler/telemetry"
+)
+
+// facade is a serving process's components, built whole and in
+// dependency order by newFacade, before anything runs.
+type facade struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	st       *store.Store
+	counters *stats.Counters
+	schemas  *shadow.Schemas
+	journal  *dualwrite.Outcomes
+	rtr      *router.Router
+	worker   *dualwrite.Worker
+	reports  *control.Reports
+	flags    *control.Flags
+	tokens   *control.Tokens
+	guard    *control.Guard
+	rollouts *control.Rollouts
+	ready    *control.Readiness
+	// current is the configuration in force, swapped on reload.
+	current  atomic.Pointer[config.Config]
+	reloader *reloader
+	tracing  *telemetry.Tracing
+	adminNow func() time.Time
+}
+
+// newFacade builds the facade's components for cfg over st. Kicks come
+// first: the router and the outcome journal kick the writes the worker,
+// built after the router it delivers through, then picks up.
+func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, opts facadeOptions) (*facade, error) {
+	f := &facade{cfg: cfg, log: log, st: st, reg: prometheus.NewRegistry(), reloader: opts.reloader, tracing: opts.tracing,
+		counters: stats.NewCounters(), schemas: shadow.NewSchemas(), ready: &control.Readiness{}, adminNow: opts.adminNow}
+	f.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if f.adminNow == nil {
+		f.adminNow = time.Now
+	}
+	f.current.Store(cfg)
+	metrics := router.NewMetrics(f.reg)
+	kicks := dualwrite.NewKicks()
+	// Outcomes the store cannot take are kept in memory and retried.
+	f.journal = dualwrite.NewOutcomes(st, kicks.Kick, f.reg, log)
+	deps := router.Deps{
+		Metrics: metrics, Log: log, Journal: f.journal,
+		Deliver:    kicks.Kick,
+		Samples:    storeSamples{st},
+		Noise:      st,
+		Hasher:     st.Hasher(),
+		Stats:      f.counters,
+		RepairKeys: st,
+		Schemas:    f.schemas, SchemaStore: st,
+	}
+	if tr := f.tracing; tr != nil && tr.Enabled() {
+		deps.Tracer, deps.Propagator = tr.Provider.Tracer("strangler"), tr.Propagator
+		log.Info("tracing on: spans go to the OTLP exporter the OTEL_* variables configure")
+	}
+	f.rtr = router.New(deps)
+	f.worker = dualwrite.New(st, f.rtr, kicks, cfg.Repairs, f.reg, metrics.DualWrite, log)
+	if deps.Tracer != nil {
+		f.worker.SetTracing(deps.Tracer, deps.Propagator)
+	}
+	f.reports = &control.Reports{Counts: st, Flush: func(ctx context.Context) error {
+		return f.counters.Flush(ctx, st, time.Now())
+	}}
+	snapshot := control.NewSnapshot(cfg.StateSnapshot, cfg.Store.Redacted())
+	flags, err := control.NewFlags(ctx, cfg, st, snapshot, f.reports, f.applyRoutes, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	f.flags = flags
+	f.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strangler_store_up",
+		Help: "1 while the state store answers and takes writes; 0 while the facade serves its last known flags without it, or keeps dual-write outcomes in memory because it refuses them.",
+	}, f.storeUp))
+	f.tokens = &control.Tokens{}
+	f.tokens.Set(cfg.Admin.AdminTokens())
+	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
+	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
+	if rl := f.reloader; rl != nil {
+		rl.current = &f.current
+		rl.apply = f.applyFile
+		rl.prepare(f.reg)
+	}
+	return f, nil
+}
+
+// applyRoutes builds the route table for c and swaps it in.
+func (f *facade) applyRoutes(c *config.Config) error {
+	t, err := f.rtr.Build(c)
+	if err != nil {
+		return err
+	}
+	f.rtr.Swap(t)
+	return nil
+}
+
+// applyFile applies a reloaded configuration file.
+func (f *facade) applyFile(c *config.Config) error {
+	if err := f.flags.SetFile(c); err != nil {
+		return err
+	}
+	f.tokens.Set(c.Admin.AdminTokens())
+	f.worker.SetSettings(c.Repairs)
+	return nil
+}
+
+// storeUp is strangler_store_up.
+func (f *facade) storeUp() float64 {
+	ok, _ := f.flags.StoreOK()
+	if failing, _ := f.journal.WritesFailing(); ok && failing.IsZero() {
+		return 1
+	}
+	return 0
+}
+
+// flushTraces sends the last spans, if tracing is on.
+func flushTraces(tr *telemetry.Tracing, log *slog.Logger) {
+	if tr != nil && tr.Enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			log.Warn("flushing the last traces failed", "error", err)
+		}
+	}
+}
+
+// facadeListeners are the public and the admin listener.
+type facadeListeners struct{ public, admin net.Listener }
+
+func listen(cfg *config.Config) (facadeListeners, error) {
+	public, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return facadeListeners{}, fmt.Errorf("listen: %w", err)
+	}
+	admin, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		public.Close()
+		return facadeListeners{}, fmt.Errorf("admin listen: %w", err)
+	}
+	return facadeListeners{public, admin}, nil
+}
+
+func (l facadeListeners) close() {
+	l.public.Close()
+	l.admin.Close()
+}
+
+// servers are the public and the admin server, each with the function
+// that serves it until it is shut down.
+type servers struct {
+	public, admin           *http.Server
+	servePublic, serveAdmin func() error
+}
+
+func (f *facade) servers(ln facadeListeners) (servers, error) {
+	cfg, log := f.cfg, f.log
+	public, err := edge.NewServer(f.rtr, log)
+	if err != nil {
+		return servers{}, err
+	}
+	s := servers{public: public, servePublic: func() error { return serveUntilClosed(public, edge.TrackFraming(ln.public)) }}
+	if cfg.TLS != nil {
+		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)
+		if err != nil {
+			return servers{}, err
+		}
+		public.TLSConfig = edge.TLSConfig(cert)
+		// The framing check reads plaintext HTTP/1 off the connection, which
+		// TLS hides; over TLS net/http's own framing rules apply (it drops
+		// a Content-Length sent with Transfer-Encoding and re-frames).
+		s.servePublic = func() error { return serveTLSUntilClosed(public, ln.public) }
+	}
+	adminTLS, err := adminTLSConfig(cfg, log)
+	if err != nil {
+		return servers{}, err
+	}
+	st := f.st
+	s.admin = &http.Server{
+		TLSConfig: adminTLS,
+		Handler: control.NewAdmin(control.AdminDeps{
+			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Reports: f.reports,
+			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
+			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
+	if adminTLS != nil {
+		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, ln.admin) }
+	}
+	return s, nil
+}
+
+// actors are the process's long-lived parts in the order they stop:
+// first the drain delay, then the public listener, then the background
+// work, then the admin listener, which answers until the very end, then
+// extra.
+func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
+	grace := func() time.Duration { return time.Duration(f.current.Load().Shutdown.Grace) }
+	list := []actor{
+		f.drain(ctx),
+		{execute: s.servePublic, interrupt: func(error) { shutdown(s.public, grace(), f.log) }},
+		background(f.flags.Run),
+		background(func(ctx context.Context) error { return f.tokens.WarnExpiring(ctx, f.log, f.adminNow) }),
+		background(f.guard.Run),
+		background(f.rollouts.Run),
+		background(f.rtr.RunRepairs),
+		// Held outcomes get their last attempt, and then the worker stops,
+		// after the public listener drained, so that every write a client saw
+		// succeed has been recorded and handed to it.
+		background(f.journal.Run),
+		background(f.worker.Run),
+		background(func(ctx context.Context) error {
+			return stats.RunFlushes(ctx, stats.FlushInterval, f.log, f.counters.Flusher(f.st),
+				stats.Flusher{What: "learned schemas", Flush: func(ctx context.Context) error { return f.schemas.Flush(ctx, f.st) }})
+		}),
+	}
+	if f.reloader != nil {
+		list = append(list, background(f.reloader.run))
+	}
+	list = append(list, actor{execute: s.serveAdmin, interrupt: func(error) { shutdown(s.admin, time.Second, f.log) }})
+	return append(list, extra...)
+}
+
+// drain waits for ctx to end (SIGTERM), then fails readiness and waits
+// shutdown.delay for load balancers to stop sending traffic before the
+// public listener stops.
+func (f *facade) drain(ctx context.Context) actor {
+	stop := make(chan struct{})
+	return actor{
+		execute: func() error {
+			select {
+			case <-ctx.Done():
+				f.ready.Drain()
+				cur := f.current.Load()
+				delay := time.Duration(cur.Shutdown.Delay)
+				f.log.Info("draining", "delay_s", delay.Seconds(), "grace_s", time.Duration(cur.Shutdown.Grace).Seconds())
+				select {
+				case <-time.After(delay):
+				case <-stop:
+				}
+			case <-stop:
+			}
+			return nil
+		},
+		interrupt: func(error) { close(stop) },
+	}
+}
+
+// readyWhenFollowing marks the replica ready once it knows its route
+// flags (from the store, or the snapshot when it starts without the
+// store; with neither it waits for the store) and follows flips made on
+// the others, so a load balancer never sends it traffic it would route by
+// stale flags.
+func (f *facade) readyWhenFollowing(ctx context.Context) {
+	select {
+	case <-f.flags.Known():
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-f.flags.Watching():
+	case <-time.After(10 * time.Second):
+		f.log.Warn("not following other replicas' flips yet; ready anyway, re-reading them every few seconds")
+	case <-ctx.Done():
+		return
+	}
+	f.ready.Ready()
+}
