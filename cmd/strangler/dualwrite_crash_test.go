@@ -292,7 +292,6 @@ func TestDualWriteThreeReplicasDrainOneQueue(t *testing.T) {
 	modern.start()
 	args := []string{"serve", "--config", config}
 	replicas := startProcesses(t, args, args, args)
-	start = time.Now()
 	openGate.Do(func() { close(gate) })
 	took := waitDrained(t, st, 5*time.Minute)
 	t.Logf("three replicas drained %d writes in %v", writes, took.Round(time.Millisecond))
