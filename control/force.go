@@ -11,8 +11,8 @@ import (
 	"strangler/store"
 )
 
-// forceTokenRequest is the body of POST /admin/routes/{name}/force-token.
-type forceTokenRequest struct {
+// ForceTokenRequest is the body of POST /admin/routes/{name}/force-token.
+type ForceTokenRequest struct {
 	// Backend is where the value sends requests: legacy or modern.
 	Backend config.Backend `json:"backend"`
 	// TTL is how long the value is good for, like "1h"; empty means an
@@ -21,8 +21,8 @@ type forceTokenRequest struct {
 	Reason string `json:"reason"`
 }
 
-// forceTokenJSON is an issued value and what it does.
-type forceTokenJSON struct {
+// ForceTokenJSON is an issued value and what it does.
+type ForceTokenJSON struct {
 	Header     string    `json:"header"`
 	Value      string    `json:"value"`
 	Route      string    `json:"route"`
@@ -49,7 +49,7 @@ const (
 // it is refused without a key, and on a dual-write route, where a forced
 // write would reach one backend only.
 func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string) error {
-	var req forceTokenRequest
+	var req ForceTokenRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	}
 	a.log.Info("force token issued", "route", name, "actor", actor, "backend", claim.Backend, "force_token", claim.ID,
 		"expires_at", claim.Expires.UTC().Format(time.RFC3339))
-	writeJSON(w, http.StatusCreated, forceTokenJSON{
+	writeJSON(w, http.StatusCreated, ForceTokenJSON{
 		Header: force.Header, Value: force.NewKey(secret).Sign(claim), Route: name, Backend: claim.Backend,
 		ExpiresAt: claim.Expires.UTC(), TTLSeconds: int64(claim.Expires.Sub(now).Seconds()), ID: claim.ID,
 	})

@@ -391,7 +391,7 @@ func TestTheRampIsShownWithEveryRoute(t *testing.T) {
 	p.startRamp(t, "get-patient", `{"steps": [1, 5], "every": "90m", "mode": "fallback"}`)
 	_, body := p.call(t, "GET", "/admin/routes", veraToken, "")
 	raw, _ := json.Marshal(body["routes"])
-	var routes []routeJSON
+	var routes []RouteJSON
 	if err := json.Unmarshal(raw, &routes); err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ type rampRequest struct {
 	Every  *config.Duration `json:"every"`
 }
 
-// rampJSON is a route's latest ramp as the admin API shows it.
-type rampJSON struct {
+// RampJSON is a route's latest ramp as the admin API shows it.
+type RampJSON struct {
 	State string    `json:"state"`
 	Mode  string    `json:"mode"`
 	Steps []float64 `json:"steps"`
@@ -55,8 +55,8 @@ type rampJSON struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-func toRampJSON(rp store.Ramp, now time.Time) *rampJSON {
-	j := &rampJSON{
+func toRampJSON(rp store.Ramp, now time.Time) *RampJSON {
+	j := &RampJSON{
 		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: human.Duration(rp.Every), Taken: rp.Taken,
 		Waiting: rp.Waiting, Note: rp.Note, StartedBy: rp.Actor, Reason: rp.Reason, ApprovedBy: rp.ApprovedBy,
 		StartedAt: rp.CreatedAt.UTC(), UpdatedAt: rp.UpdatedAt.UTC(),
@@ -72,8 +72,8 @@ func toRampJSON(rp store.Ramp, now time.Time) *rampJSON {
 	return j
 }
 
-// changeJSON is a change request as the admin API shows it.
-type changeJSON struct {
+// ChangeJSON is a change request as the admin API shows it.
+type ChangeJSON struct {
 	ID    int64  `json:"id"`
 	Route string `json:"route"`
 	// Kind is flip, clear or ramp; Summary says what it asks for.
@@ -86,7 +86,7 @@ type changeJSON struct {
 	ToMode    string    `json:"to_mode"`
 	ToPercent *float64  `json:"to_percent,omitempty"`
 	Forced    bool      `json:"forced,omitempty"`
-	Ramp      *planJSON `json:"ramp,omitempty"`
+	Ramp      *PlanJSON `json:"ramp,omitempty"`
 	// BaseVersion is the route's version the request was made on:
 	// approving it after the route changed applies nothing.
 	BaseVersion int64     `json:"base_version"`
@@ -104,13 +104,14 @@ type changeJSON struct {
 	DecidedAt       *time.Time `json:"decided_at,omitempty"`
 }
 
-type planJSON struct {
+// PlanJSON is the plan of a ramp a change request asks for.
+type PlanJSON struct {
 	Steps []float64 `json:"steps"`
 	Every string    `json:"every"`
 }
 
-func toChangeJSON(c store.Change) changeJSON {
-	j := changeJSON{
+func toChangeJSON(c store.Change) ChangeJSON {
+	j := ChangeJSON{
 		ID: c.ID, Route: c.Route, Kind: string(c.Kind), Summary: changeText(c),
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent, Forced: c.Forced,
 		BaseVersion: c.BaseVersion, RequestedBy: c.Requester, Reason: c.Reason,
@@ -119,7 +120,7 @@ func toChangeJSON(c store.Change) changeJSON {
 		DecidedBy: c.DecidedBy, Decision: c.Decision,
 	}
 	if c.Kind == store.ChangeRamp {
-		j.Ramp = &planJSON{Steps: c.RampSteps, Every: human.Duration(c.RampEvery)}
+		j.Ramp = &PlanJSON{Steps: c.RampSteps, Every: human.Duration(c.RampEvery)}
 	}
 	if !c.DecidedAt.IsZero() {
 		at := c.DecidedAt.UTC()
@@ -130,7 +131,7 @@ func toChangeJSON(c store.Change) changeJSON {
 
 // addRollouts fills in the routes' ramps and pending change requests.
 // Without them (the store is unreachable) each route says so.
-func (a *admin) addRollouts(ctx context.Context, routes []routeJSON) {
+func (a *admin) addRollouts(ctx context.Context, routes []RouteJSON) {
 	if a.Rollouts == nil {
 		return
 	}
@@ -210,7 +211,7 @@ func (a *admin) patchRamp(w http.ResponseWriter, r *http.Request, actor string, 
 		return apiError(http.StatusBadRequest, "unknown ramp action %q; want start, pause, resume or cancel", rr.Action)
 	}
 	rf, _ := a.Flags.Get(name)
-	out := []routeJSON{a.routeJSON(rf)}
+	out := []RouteJSON{a.routeJSON(rf)}
 	a.addRollouts(r.Context(), out)
 	w.Header().Set("ETag", etag(rf.Version))
 	writeJSON(w, http.StatusOK, out[0])
@@ -241,13 +242,27 @@ func (a *admin) requestFlip(w http.ResponseWriter, r *http.Request, need *Approv
 
 // writeRequested answers 202 with a new change request and what to do.
 func (a *admin) writeRequested(w http.ResponseWriter, _ *http.Request, c store.Change) error {
-	writeJSON(w, http.StatusAccepted, map[string]any{
-		"change_request": toChangeJSON(c),
-		"message": c.Route + " needs " + approvalsText(c.Needed) + " by another token name: change request " +
+	writeJSON(w, http.StatusAccepted, RequestedJSON{
+		ChangeRequest: toChangeJSON(c),
+		Message: c.Route + " needs " + approvalsText(c.Needed) + " by another token name: change request " +
 			strconv.FormatInt(c.ID, 10) + " waits until " + c.ExpiresAt.UTC().Format(time.RFC3339) +
 			" (strangler routes approve " + strconv.FormatInt(c.ID, 10) + ")",
 	})
 	return nil
+}
+
+// RequestedJSON is the answer (202) to a change that became a change
+// request: the request, and what to do about it.
+type RequestedJSON struct {
+	ChangeRequest ChangeJSON `json:"change_request"`
+	Message       string     `json:"message"`
+}
+
+// DecidedJSON is the answer to an approval or rejection: the request,
+// and the route as it now is (nil if it is gone).
+type DecidedJSON struct {
+	ChangeRequest ChangeJSON `json:"change_request"`
+	Route         *RouteJSON `json:"route,omitempty"`
 }
 
 func (a *admin) listChanges(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -270,7 +285,7 @@ func (a *admin) listChanges(w http.ResponseWriter, r *http.Request, _ string) er
 	if err != nil {
 		return err
 	}
-	out := []changeJSON{}
+	out := []ChangeJSON{}
 	for _, c := range list {
 		if f.State == "" || c.State == f.State { // a pending one may have expired
 			out = append(out, toChangeJSON(c))
@@ -296,8 +311,8 @@ func (a *admin) getChange(w http.ResponseWriter, r *http.Request, _ string) erro
 	return nil
 }
 
-// decisionRequest is the body of an approval or rejection.
-type decisionRequest struct {
+// DecisionRequest is the body of an approval or rejection.
+type DecisionRequest struct {
 	Reason string `json:"reason"`
 }
 
@@ -315,7 +330,7 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request, actor string, app
 	if a.Rollouts == nil {
 		return apiError(http.StatusServiceUnavailable, "change requests are not available on this admin listener")
 	}
-	var req decisionRequest
+	var req DecisionRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
@@ -338,11 +353,11 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request, actor string, app
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"change_request": toChangeJSON(c)}
+	out := DecidedJSON{ChangeRequest: toChangeJSON(c)}
 	if rf, ok := a.Flags.Get(c.Route); ok {
-		routes := []routeJSON{a.routeJSON(rf)}
+		routes := []RouteJSON{a.routeJSON(rf)}
 		a.addRollouts(r.Context(), routes)
-		out["route"] = routes[0]
+		out.Route = &routes[0]
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -22,55 +22,58 @@ type AuditReader interface {
 	AuditHead(ctx context.Context) (store.AuditHead, error)
 }
 
-// routeJSON is a route as the admin API shows it.
-type routeJSON struct {
+// RouteJSON is a route as the admin API shows it.
+type RouteJSON struct {
 	Name        string        `json:"name"`
 	Match       string        `json:"match"`
 	FileMode    string        `json:"file_mode"`
 	FilePercent *float64      `json:"file_percent,omitempty"`
 	Mode        string        `json:"mode"`
 	Percent     *float64      `json:"percent,omitempty"`
-	Override    *overrideJSON `json:"override,omitempty"`
+	Override    *OverrideJSON `json:"override,omitempty"`
 	// Held says the guard rolled the route back and holds it, and why.
 	Held *Hold `json:"held,omitempty"`
 	// Version is the ETag for If-Match.
 	Version int64 `json:"version"`
 	// Live is this replica's traffic: requests/s over the last minute,
 	// rates over the last hour.
-	Live liveJSON `json:"live"`
+	Live LiveJSON `json:"live"`
 	// Ramp is the route's latest scheduled ramp, under way or over.
-	Ramp *rampJSON `json:"ramp,omitempty"`
+	Ramp *RampJSON `json:"ramp,omitempty"`
 	// PendingChange is a change request waiting for approval.
-	PendingChange *changeJSON `json:"pending_change,omitempty"`
+	PendingChange *ChangeJSON `json:"pending_change,omitempty"`
 	// RolloutsUnknown says why Ramp and PendingChange are not known.
 	RolloutsUnknown string `json:"rollouts_unknown,omitempty"`
 }
 
-type overrideJSON struct {
+// OverrideJSON is a route's override: who flipped it, why, when, and
+// how long ago by the facade's clock (so that a client's does not matter).
+type OverrideJSON struct {
 	Actor      string    `json:"actor"`
 	Reason     string    `json:"reason"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	AgeSeconds float64   `json:"age_seconds"`
 }
 
-type liveJSON struct {
+// LiveJSON is a route's traffic on the replica that answers.
+type LiveJSON struct {
 	RequestsPerSecond float64 `json:"requests_per_second"`
 	FallbackRate      float64 `json:"fallback_rate"`
 	MismatchRate      float64 `json:"mismatch_rate"`
 }
 
-func (a *admin) routeJSON(rf RouteFlags) routeJSON {
+func (a *admin) routeJSON(rf RouteFlags) RouteJSON {
 	now := a.now()
-	out := routeJSON{
+	out := RouteJSON{
 		Name: rf.Route.Name, Match: rf.Route.Match.String(),
 		FileMode: string(rf.FileMode), FilePercent: rf.FilePercent,
 		Mode: string(rf.Mode), Percent: rf.Percent, Version: rf.Version, Held: rf.Hold(),
 	}
 	if o := rf.Override; o != nil {
-		out.Override = &overrideJSON{Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt, AgeSeconds: now.Sub(o.UpdatedAt).Seconds()}
+		out.Override = &OverrideJSON{Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt, AgeSeconds: now.Sub(o.UpdatedAt).Seconds()}
 	}
 	hour := a.Live.Window(rf.Route.Name, now, time.Hour)
-	out.Live = liveJSON{
+	out.Live = LiveJSON{
 		RequestsPerSecond: requestsPerSecond(a.Live, rf.Route.Name, now),
 		FallbackRate:      rate(hour.Fallbacks, hour.Modern+hour.Fallbacks),
 		MismatchRate:      rate(hour.ShadowMismatch, hour.ShadowMatch+hour.ShadowMismatch),
@@ -107,7 +110,7 @@ func rate(n, of int64) float64 {
 
 func (a *admin) listRoutes(w http.ResponseWriter, r *http.Request, _ string) error {
 	all := a.Flags.All()
-	out := make([]routeJSON, len(all))
+	out := make([]RouteJSON, len(all))
 	for i, rf := range all {
 		out[i] = a.routeJSON(rf)
 	}
@@ -121,7 +124,7 @@ func (a *admin) getRoute(w http.ResponseWriter, r *http.Request, _ string) error
 	if !ok {
 		return ErrNoRoute
 	}
-	out := []routeJSON{a.routeJSON(rf)}
+	out := []RouteJSON{a.routeJSON(rf)}
 	a.addRollouts(r.Context(), out)
 	w.Header().Set("ETag", etag(rf.Version))
 	writeJSON(w, http.StatusOK, out[0])
@@ -169,7 +172,7 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	if err != nil {
 		return a.staleAs(name, err)
 	}
-	out := []routeJSON{a.routeJSON(rf)}
+	out := []RouteJSON{a.routeJSON(rf)}
 	a.addRollouts(r.Context(), out)
 	w.Header().Set("ETag", etag(rf.Version))
 	writeJSON(w, http.StatusOK, out[0])
@@ -178,7 +181,7 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 
 // staleError is a change refused because the route changed since the
 // caller read it (412), with the route as it is now.
-type staleError struct{ current routeJSON }
+type staleError struct{ current RouteJSON }
 
 func (e *staleError) Error() string        { return ErrStale.Error() }
 func (e *staleError) Is(target error) bool { return target == ErrStale }

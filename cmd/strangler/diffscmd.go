@@ -65,12 +65,12 @@ another type), how often, and what each side sends there.`)
 		var out struct {
 			Schemas []schemaDrift `json:"schemas"`
 		}
-		resp, err := c.get(ctx, "/admin/diffs", q, &out)
+		resp, err := c.Get(ctx, "/admin/diffs", q, &out)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			_, err := stdout.Write(resp.body)
+			_, err := stdout.Write(resp.Body)
 			return err
 		}
 		sortSchemaDrift(out.Schemas)
@@ -82,12 +82,12 @@ another type), how often, and what each side sends there.`)
 		var out struct {
 			Noise map[string][]string `json:"noise"`
 		}
-		resp, err := c.get(ctx, "/admin/diffs", q, &out)
+		resp, err := c.Get(ctx, "/admin/diffs", q, &out)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			_, err := stdout.Write(resp.body)
+			_, err := stdout.Write(resp.Body)
 			return err
 		}
 		writeNoise(stdout, out.Noise)
@@ -97,12 +97,12 @@ another type), how often, and what each side sends there.`)
 	var out struct {
 		Samples []shadow.Sample `json:"samples"`
 	}
-	resp, err := c.get(ctx, "/admin/diffs", q, &out)
+	resp, err := c.Get(ctx, "/admin/diffs", q, &out)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	if len(out.Samples) == 0 {

@@ -8,28 +8,9 @@ import (
 	"net/url"
 	"time"
 
+	"strangler/control"
 	"strangler/internal/human"
 )
-
-// forceTokenBody is the body of POST /admin/routes/{name}/force-token.
-type forceTokenBody struct {
-	Backend string `json:"backend"`
-	TTL     string `json:"ttl,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
-
-// forceTokenAnswer is the admin API's issued value.
-type forceTokenAnswer struct {
-	Header    string    `json:"header"`
-	Value     string    `json:"value"`
-	Route     string    `json:"route"`
-	Backend   string    `json:"backend"`
-	ExpiresAt time.Time `json:"expires_at"`
-	// TTLSeconds is the value's life by the facade's clock, so that this
-	// machine's clock does not matter.
-	TTLSeconds int64  `json:"ttl_seconds"`
-	ID         string `json:"id"`
-}
 
 func routesForceToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("routes force-token", flag.ContinueOnError)
@@ -44,8 +25,8 @@ once, and audited by its id (never the value). Forced requests count
 nowhere in the gates, the guard or the report. Dual-write routes take no
 force tokens.`)
 	client := adminFlags(fs, getenv)
-	var body forceTokenBody
-	fs.StringVar(&body.Backend, "backend", "", "`backend` the requests go to: legacy or modern (required)")
+	var body control.ForceTokenRequest
+	fs.StringVar((*string)(&body.Backend), "backend", "", "`backend` the requests go to: legacy or modern (required)")
 	fs.StringVar(&body.TTL, "ttl", "1h", "how long the value is good for, like `30m` (1m to 24h)")
 	fs.StringVar(&body.Reason, "reason", "", "`text` saying why, for the audit log")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
@@ -63,13 +44,13 @@ force tokens.`)
 	if err != nil {
 		return err
 	}
-	var out forceTokenAnswer
-	resp, err := c.send(ctx, "POST", "/admin/routes/"+url.PathEscape(rest[0])+"/force-token", body, "", &out)
+	var out control.ForceTokenJSON
+	resp, err := c.Send(ctx, "POST", "/admin/routes/"+url.PathEscape(rest[0])+"/force-token", body, "", &out)
 	if err != nil {
 		return routeError(rest[0], err)
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", out.Header, out.Value)

@@ -116,12 +116,12 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	var out struct {
 		Repairs []control.RepairView `json:"repairs"`
 	}
-	resp, err := c.get(ctx, "/admin/repairs", q, &out)
+	resp, err := c.Get(ctx, "/admin/repairs", q, &out)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	if len(out.Repairs) == 0 {
@@ -164,12 +164,12 @@ data; reading them is recorded in the audit log with your token's name.`)
 		q = url.Values{"body": {"1"}}
 	}
 	var r control.RepairView
-	resp, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(rest[0]), q, &r)
+	resp, err := c.Get(ctx, "/admin/repairs/"+url.PathEscape(rest[0]), q, &r)
 	if err != nil {
 		return repairError(rest[0], err)
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	writeRepair(stdout, r, time.Now())
@@ -266,7 +266,7 @@ one, --yes is required. The reason goes into the audit log.`
 		}
 	}
 	var r control.RepairView
-	if _, err := c.send(ctx, method, path, map[string]string{"reason": *reason}, "", &r); err != nil {
+	if _, err := c.Send(ctx, method, path, map[string]string{"reason": *reason}, "", &r); err != nil {
 		return repairError(id, err)
 	}
 	fmt.Fprintf(stdout, "repair %s (%s %s %s) is %s now\n", r.ID, r.Route, r.Method, r.Resource, r.State)
@@ -275,12 +275,12 @@ one, --yes is required. The reason goes into the audit log.`
 
 // confirmDiscard shows the write about to be discarded and asks the person
 // at the terminal; off a terminal nobody can answer, so --yes is needed.
-func confirmDiscard(ctx context.Context, c *adminClient, id string, con console, stderr io.Writer) error {
+func confirmDiscard(ctx context.Context, c *control.Client, id string, con console, stderr io.Writer) error {
 	if !con.interactive {
 		return usageError{"repairs discard: not on a terminal, so nobody can confirm: add --yes"}
 	}
 	var r control.RepairView
-	if _, err := c.get(ctx, "/admin/repairs/"+url.PathEscape(id), nil, &r); err != nil {
+	if _, err := c.Get(ctx, "/admin/repairs/"+url.PathEscape(id), nil, &r); err != nil {
 		return repairError(id, err)
 	}
 	fmt.Fprintf(stderr, "Discard %s %s on %s (%s, %d attempts)? The secondary will never get this write. [y/N] ",
@@ -298,7 +298,7 @@ func confirmDiscard(ctx context.Context, c *adminClient, id string, con console,
 
 // repairError names the repair in the API's 404.
 func repairError(id string, err error) error {
-	if statusOf(err) == http.StatusNotFound {
+	if control.StatusOf(err) == http.StatusNotFound {
 		return fmt.Errorf("no repair with id %q (strangler repairs list shows them)", id)
 	}
 	return err

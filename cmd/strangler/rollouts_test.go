@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/control"
 	"strangler/internal/testdb"
 	"strangler/store"
 )
@@ -64,7 +65,7 @@ routes:
 // for none set.
 func percentOf(t *testing.T, admin, route string) float64 {
 	t.Helper()
-	var r routeView
+	var r control.RouteJSON
 	adminGet(t, admin, "/admin/routes/"+route, &r)
 	if r.Percent == nil {
 		return -1
@@ -172,7 +173,7 @@ func TestFourEyesFromTheCLI(t *testing.T) {
 	if !strings.HasPrefix(out, "get-patient needs 1 approval by another token name: change request 1 waits until ") || !strings.Contains(out, "(strangler routes approve 1)") {
 		t.Errorf("a flip forward on a route with approvals: got %q, want it to say change request 1 waits", out)
 	}
-	var r routeView
+	var r control.RouteJSON
 	adminGet(t, f.admin, "/admin/routes/get-patient", &r)
 	if r.Mode != "fallback" || r.PendingChange == nil || r.PendingChange.ID != 1 {
 		t.Fatalf("with the request pending get-patient is %s, pending %+v; want fallback with request 1", r.Mode, r.PendingChange)
@@ -205,7 +206,7 @@ func TestFourEyesFromTheCLI(t *testing.T) {
 		if r := alice(t, "routes", "approve", "2"); r.err == nil || !strings.Contains(r.err.Error(), "change request 2 expired at") {
 			t.Errorf("approving it: got %v, want it refused as expired", r.err)
 		}
-		var r routeView
+		var r control.RouteJSON
 		adminGet(t, f.admin, "/admin/routes/list-photos", &r)
 		if r.Mode != "legacy" {
 			t.Errorf("after the expiry list-photos is %s, want legacy", r.Mode)

@@ -19,32 +19,13 @@ import (
 	"strangler/internal/human"
 )
 
-// rampView is a route's ramp as the admin API shows it.
-type rampView struct {
-	State       string     `json:"state"`
-	Mode        string     `json:"mode"`
-	Steps       []float64  `json:"steps"`
-	Every       string     `json:"every"`
-	Taken       int        `json:"taken"`
-	NextPercent *float64   `json:"next_percent"`
-	NextAt      *time.Time `json:"next_at"`
-	// NextIn is how long until then by the facade's clock.
-	NextIn       *float64   `json:"next_in_seconds"`
-	Waiting      string     `json:"waiting"`
-	WaitingSince *time.Time `json:"waiting_since"`
-	Note         string     `json:"note"`
-	StartedBy    string     `json:"started_by"`
-	Reason       string     `json:"reason"`
-	ApprovedBy   string     `json:"approved_by"`
-	StartedAt    time.Time  `json:"started_at"`
-}
-
-func (r *rampView) active() bool {
+// rampActive says whether a ramp is under way (running, paused or held).
+func rampActive(r *control.RampJSON) bool {
 	return r.State == "running" || r.State == "paused" || r.State == "held"
 }
 
-// plan is "to fallback at 1%, 5%, 25% every 30m".
-func (r *rampView) plan() string {
+// rampPlanText is "to fallback at 1%, 5%, 25% every 30m".
+func rampPlanText(r *control.RampJSON) string {
 	pcts := make([]string, len(r.Steps))
 	for i, s := range r.Steps {
 		pcts[i] = strconv.FormatFloat(s, 'f', -1, 64) + "%"
@@ -52,12 +33,12 @@ func (r *rampView) plan() string {
 	return fmt.Sprintf("to %s at %s every %s", r.Mode, strings.Join(pcts, ", "), r.Every)
 }
 
-// progress is "running, 2 of 5 steps taken, next 25% in 12m".
-func (r *rampView) progress() string {
+// rampProgress is "running, 2 of 5 steps taken, next 25% in 12m".
+func rampProgress(r *control.RampJSON) string {
 	s := fmt.Sprintf("%s, %d of %d steps taken", r.State, r.Taken, len(r.Steps))
-	if r.NextPercent != nil && r.NextIn != nil {
+	if r.NextPercent != nil && r.NextInSeconds != nil {
 		when := "now"
-		if d := time.Duration(*r.NextIn * float64(time.Second)); d > 0 {
+		if d := time.Duration(*r.NextInSeconds * float64(time.Second)); d > 0 {
 			when = "in " + human.Age(d)
 		}
 		s += fmt.Sprintf(", next %s %s", fmtMode(r.Mode, r.NextPercent), when)
@@ -66,31 +47,6 @@ func (r *rampView) progress() string {
 		s += ", waiting: " + r.Waiting
 	}
 	return s
-}
-
-// changeView is a change request as the admin API shows it.
-type changeView struct {
-	ID              int64      `json:"id"`
-	Route           string     `json:"route"`
-	Kind            string     `json:"kind"`
-	Summary         string     `json:"summary"`
-	RequestedBy     string     `json:"requested_by"`
-	Reason          string     `json:"reason"`
-	RequestedAt     time.Time  `json:"requested_at"`
-	ExpiresAt       time.Time  `json:"expires_at"`
-	ApprovalsNeeded int        `json:"approvals_needed"`
-	ApprovedBy      []string   `json:"approved_by"`
-	State           string     `json:"state"`
-	DecidedBy       string     `json:"decided_by"`
-	Decision        string     `json:"decision"`
-	DecidedAt       *time.Time `json:"decided_at"`
-}
-
-// requested is the admin API's answer to a change that became a change
-// request (202).
-type requested struct {
-	Request changeView `json:"change_request"`
-	Message string     `json:"message"`
 }
 
 // rampBody is the body of PATCH /admin/routes/{name} with a ramp.
@@ -203,28 +159,28 @@ steps. Without flags it shows the route's ramp.`)
 	}
 	switch plan.Action {
 	case "":
-		fmt.Fprintf(stdout, "%s: ramp started %s; the first step is due now\n", name, after.Ramp.plan())
+		fmt.Fprintf(stdout, "%s: ramp started %s; the first step is due now\n", name, rampPlanText(after.Ramp))
 	default:
-		fmt.Fprintf(stdout, "%s: ramp %s\n", name, after.Ramp.progress())
+		fmt.Fprintf(stdout, "%s: ramp %s\n", name, rampProgress(after.Ramp))
 	}
 	return nil
 }
 
 // showRamp prints a route's ramp.
-func showRamp(ctx context.Context, c *adminClient, name string, stdout io.Writer) error {
+func showRamp(ctx context.Context, c *control.Client, name string, stdout io.Writer) error {
 	r, _, err := readRoute(ctx, c, name)
 	if err != nil {
 		return err
 	}
 	if r.Ramp == nil {
-		fmt.Fprintf(stdout, "%s has no ramp (%s)\n", name, r.state())
+		fmt.Fprintf(stdout, "%s has no ramp (%s)\n", name, routeState(r))
 		return nil
 	}
 	now, rp := time.Now(), r.Ramp
-	fmt.Fprintf(stdout, "%s: ramp %s\n", name, rp.plan())
+	fmt.Fprintf(stdout, "%s: ramp %s\n", name, rampPlanText(rp))
 	tw := newTable(stdout)
-	fmt.Fprintf(tw, "  state:\t%s\n", rp.progress())
-	fmt.Fprintf(tw, "  route now:\t%s\n", r.state())
+	fmt.Fprintf(tw, "  state:\t%s\n", rampProgress(rp))
+	fmt.Fprintf(tw, "  route now:\t%s\n", routeState(r))
 	if rp.Note != "" {
 		fmt.Fprintf(tw, "  note:\t%s\n", cell(rp.Note, 0))
 	}
@@ -269,14 +225,14 @@ forward, waiting up to 24 hours for other token names to approve them
 		q.Set("route", *route)
 	}
 	var out struct {
-		Changes []changeView `json:"changes"`
+		Changes []control.ChangeJSON `json:"changes"`
 	}
-	resp, err := c.get(ctx, "/admin/changes", q, &out)
+	resp, err := c.Get(ctx, "/admin/changes", q, &out)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	if len(out.Changes) == 0 {
@@ -296,12 +252,6 @@ forward, waiting up to 24 hours for other token names to approve them
 			len(ch.ApprovedBy), ch.ApprovalsNeeded, ch.ExpiresAt.UTC().Format("2006-01-02 15:04Z"), state, cell(ch.Reason, 40))
 	}
 	return tw.Flush()
-}
-
-// decided is the admin API's answer to an approval or rejection.
-type decided struct {
-	Request changeView `json:"change_request"`
-	Route   *routeView `json:"route"`
 }
 
 func routesDecide(ctx context.Context, how string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -337,18 +287,18 @@ Rejects change request ID; rejecting your own withdraws it.`)
 	if err != nil {
 		return err
 	}
-	var out decided
-	if _, err := c.send(ctx, http.MethodPost, fmt.Sprintf("/admin/changes/%d/%s", id, how), map[string]string{"reason": *reason}, "", &out); err != nil {
+	var out control.DecidedJSON
+	if _, err := c.Send(ctx, http.MethodPost, fmt.Sprintf("/admin/changes/%d/%s", id, how), map[string]string{"reason": *reason}, "", &out); err != nil {
 		return err
 	}
-	ch := out.Request
+	ch := out.ChangeRequest
 	switch ch.State {
 	case "applied":
 		now := ch.Route
 		if r := out.Route; r != nil {
-			now = r.state()
+			now = routeState(*r)
 			if r.Ramp != nil && ch.Kind == "ramp" {
-				now = "ramps " + r.Ramp.plan() + ", the first step now"
+				now = "ramps " + rampPlanText(r.Ramp) + ", the first step now"
 			}
 		}
 		fmt.Fprintf(stdout, "change request %d approved and applied: %s: %s\n", id, ch.Route, now)

@@ -73,38 +73,10 @@ func runRoutes(ctx context.Context, args []string, getenv func(string) string, s
 	return usageError{fmt.Sprintf("routes: unknown command %q; want list, set, report, force-token, schema, ramp, changes, approve or reject", args[0])}
 }
 
-// routeView is a route as GET /admin/routes shows it.
-type routeView struct {
-	Name        string   `json:"name"`
-	Match       string   `json:"match"`
-	FileMode    string   `json:"file_mode"`
-	FilePercent *float64 `json:"file_percent"`
-	Mode        string   `json:"mode"`
-	Percent     *float64 `json:"percent"`
-	Override    *struct {
-		Actor      string    `json:"actor"`
-		Reason     string    `json:"reason"`
-		UpdatedAt  time.Time `json:"updated_at"`
-		AgeSeconds float64   `json:"age_seconds"`
-	} `json:"override"`
-	Held    *control.Hold `json:"held"`
-	Version int64         `json:"version"`
-	// Ramp and PendingChange are the route's latest ramp and its change
-	// request waiting for approval.
-	Ramp            *rampView   `json:"ramp"`
-	PendingChange   *changeView `json:"pending_change"`
-	RolloutsUnknown string      `json:"rollouts_unknown"`
-	Live            struct {
-		RequestsPerSecond float64 `json:"requests_per_second"`
-		FallbackRate      float64 `json:"fallback_rate"`
-		MismatchRate      float64 `json:"mismatch_rate"`
-	} `json:"live"`
-}
-
 // overrideAge is how long ago the route was flipped, "-" without an
 // override. It uses the facade's age_seconds, so this machine's clock
 // does not matter.
-func (r routeView) overrideAge() string {
+func overrideAge(r control.RouteJSON) string {
 	if r.Override == nil {
 		return "-"
 	}
@@ -112,7 +84,7 @@ func (r routeView) overrideAge() string {
 }
 
 // state is how the route is now, for messages: "fallback 50% by alice".
-func (r routeView) state() string {
+func routeState(r control.RouteJSON) string {
 	s := fmtMode(r.Mode, r.Percent)
 	if r.Override != nil {
 		return s + " by " + r.Override.Actor
@@ -137,20 +109,20 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	var out struct {
-		Routes []routeView `json:"routes"`
+		Routes []control.RouteJSON `json:"routes"`
 	}
-	resp, err := c.get(ctx, "/admin/routes", nil, &out)
+	resp, err := c.Get(ctx, "/admin/routes", nil, &out)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	tw := newTable(stdout)
 	fmt.Fprintln(tw, "ROUTE\tMATCH\tFILE MODE\tMODE\tPERCENT\tREQ/S\tFALLBACK\tMISMATCH\tOVERRIDE")
 	for _, r := range out.Routes {
-		override := r.overrideAge()
+		override := overrideAge(r)
 		if r.Override != nil {
 			override += " by " + r.Override.Actor
 		}
@@ -172,8 +144,8 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stdout, "\n%s is held by the guard since %s: %s\nThe guard leaves it alone until it is flipped or cleared (strangler routes set %s …).\n",
 				r.Name, fmtTime(r.Held.Since, now), r.Held.Reason, r.Name)
 		}
-		if r.Ramp != nil && r.Ramp.active() {
-			fmt.Fprintf(stdout, "\n%s ramps %s: %s (strangler routes ramp %s)\n", r.Name, r.Ramp.plan(), r.Ramp.progress(), r.Name)
+		if r.Ramp != nil && rampActive(r.Ramp) {
+			fmt.Fprintf(stdout, "\n%s ramps %s: %s (strangler routes ramp %s)\n", r.Name, rampPlanText(r.Ramp), rampProgress(r.Ramp), r.Name)
 		}
 		if c := r.PendingChange; c != nil {
 			fmt.Fprintf(stdout, "\n%s has change request %d pending: %s's %s, until %s (strangler routes approve %d)\n",
@@ -250,7 +222,7 @@ fallbacks; --force flips anyway and the audit log says so.`)
 
 // setRoute reads the route, then changes it only if nobody changed it in
 // between: the PATCH carries the version read as If-Match.
-func setRoute(ctx context.Context, c *adminClient, name string, body patchBody, stdout io.Writer) error {
+func setRoute(ctx context.Context, c *control.Client, name string, body patchBody, stdout io.Writer) error {
 	before, etag, err := readRoute(ctx, c, name)
 	if err != nil {
 		return err
@@ -280,32 +252,32 @@ func setRoute(ctx context.Context, c *adminClient, name string, body patchBody, 
 
 // readRoute returns a route and its ETag, which a change must send back
 // as If-Match.
-func readRoute(ctx context.Context, c *adminClient, name string) (routeView, string, error) {
-	var r routeView
-	resp, err := c.get(ctx, "/admin/routes/"+url.PathEscape(name), nil, &r)
+func readRoute(ctx context.Context, c *control.Client, name string) (control.RouteJSON, string, error) {
+	var r control.RouteJSON
+	resp, err := c.Get(ctx, "/admin/routes/"+url.PathEscape(name), nil, &r)
 	if err != nil {
 		return r, "", routeError(name, err)
 	}
-	if resp.etag == "" {
+	if resp.ETag == "" {
 		return r, "", fmt.Errorf("the admin API gave no version (ETag) for %s (is --admin a strangler admin listener of the same version?)", name)
 	}
-	return r, resp.etag, nil
+	return r, resp.ETag, nil
 }
 
 // patchRoute sends the change if the route's version is still etag, and
 // explains a refusal. On a route that needs approvals the change may be
 // a change request instead (202), which it returns.
-func patchRoute(ctx context.Context, c *adminClient, name, etag string, body any) (routeView, *requested, error) {
-	var r routeView
-	resp, err := c.call(ctx, http.MethodPatch, "/admin/routes/"+url.PathEscape(name), nil, body, etag)
-	if err == nil && resp.status == http.StatusAccepted {
-		var req requested
-		return r, &req, decodeAnswer(resp.body, &req)
+func patchRoute(ctx context.Context, c *control.Client, name, etag string, body any) (control.RouteJSON, *control.RequestedJSON, error) {
+	var r control.RouteJSON
+	resp, err := c.Call(ctx, http.MethodPatch, "/admin/routes/"+url.PathEscape(name), nil, body, etag)
+	if err == nil && resp.Status == http.StatusAccepted {
+		var req control.RequestedJSON
+		return r, &req, control.Decode(resp.Body, &req)
 	}
 	if err == nil {
-		err = decodeAnswer(resp.body, &r)
+		err = control.Decode(resp.Body, &r)
 	}
-	status := statusOf(err)
+	status := control.StatusOf(err)
 	if status == http.StatusConflict && strings.Contains(err.Error(), "changed since you read it") {
 		status = http.StatusPreconditionFailed // facades before 412 answered 409
 	}
@@ -317,7 +289,7 @@ func patchRoute(ctx context.Context, c *adminClient, name, etag string, body any
 		if rerr != nil {
 			return r, nil, fmt.Errorf("the route changed since it was read; run the command again")
 		}
-		return r, nil, fmt.Errorf("the route changed since it was read (now %s); run the command again", now.state())
+		return r, nil, fmt.Errorf("the route changed since it was read (now %s); run the command again", routeState(now))
 	case http.StatusUnprocessableEntity:
 		// The API's message names the number that failed; the hint is
 		// the CLI's spelling of its "pass force".
@@ -329,7 +301,7 @@ func patchRoute(ctx context.Context, c *adminClient, name, etag string, body any
 
 // routeError names the route in the API's 404.
 func routeError(name string, err error) error {
-	if statusOf(err) == http.StatusNotFound {
+	if control.StatusOf(err) == http.StatusNotFound {
 		return fmt.Errorf("no route named %q (strangler routes list shows them)", name)
 	}
 	return err
@@ -361,24 +333,24 @@ blocks it, with its number.`)
 		return err
 	}
 	var reports []control.RouteReport
-	var resp adminResponse
+	var resp control.Answer
 	if len(rest) == 1 {
 		var one control.RouteReport
-		resp, err = c.get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/report", nil, &one)
+		resp, err = c.Get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/report", nil, &one)
 		err = routeError(rest[0], err)
 		reports = append(reports, one)
 	} else {
 		var all struct {
 			Routes []control.RouteReport `json:"routes"`
 		}
-		resp, err = c.get(ctx, "/admin/report", nil, &all)
+		resp, err = c.Get(ctx, "/admin/report", nil, &all)
 		reports = all.Routes
 	}
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(resp.body)
+		_, err := stdout.Write(resp.Body)
 		return err
 	}
 	now := time.Now()

@@ -57,11 +57,11 @@ status, by default the 2xx legacy answered most.`)
 	if *method != "" {
 		q.Set("method", strings.ToUpper(*method))
 	}
-	resp, err := c.get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/schema", q, nil)
+	resp, err := c.Get(ctx, "/admin/routes/"+url.PathEscape(rest[0])+"/schema", q, nil)
 	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(resp.body)
+	_, err = stdout.Write(resp.Body)
 	return err
 }
 

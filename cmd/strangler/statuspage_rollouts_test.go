@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"strangler/control"
+
 	"github.com/chromedp/chromedp"
 )
 
@@ -76,7 +78,7 @@ routes:
 		t.Errorf("flash %q, want %q", got, want)
 	}
 	pollUntil(t, "the ramp's first step", 10*time.Second, func() bool {
-		var route routeView
+		var route control.RouteJSON
 		adminGetAs(t, r.admin, rolloutsAliceToken, "/admin/routes/get-visit", &route)
 		return route.Percent != nil && *route.Percent == 1
 	})
