@@ -46,12 +46,15 @@ const (
 	maxResponseHead = 10 << 20
 )
 
+// writers are the buffers requests are written through: shared, as a
+// connection needs one only while it writes a request head.
+var writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
+
 // directConn is one pooled backend connection.
 type directConn struct {
 	conn   net.Conn
 	limit  limitedConn
 	br     *bufio.Reader
-	bw     *bufio.Writer
 	idleAt time.Time
 }
 
@@ -129,10 +132,15 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		}
 		return nil, sent, err
 	}
-	if err := req.Write(c.bw); err != nil {
-		return fail(err)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := c.bw.Flush(); err != nil {
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
 		return fail(err)
 	}
 	if d.headerTimeout > 0 {
@@ -238,7 +246,6 @@ func (d *direct) get(ctx context.Context) (c *directConn, reused bool, err error
 	}
 	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
 	c.br = bufio.NewReader(&c.limit)
-	c.bw = bufio.NewWriter(conn)
 	return c, false, nil
 }
 
