@@ -12,7 +12,7 @@
 // Then it flips a route back and forth under a paced load, and measures
 // how fast a flip reaches three replicas sharing a PostgreSQL store.
 //
-//	go run ./cmd/bench [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH] [-targets KEYS]
+//	go run ./proxy [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH] [-targets KEYS]
 //
 // Every target is a separate process, so its resident memory is its own.
 // The numbers are only comparable within one run on one machine: the load
@@ -392,17 +392,18 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 	return targets, notes, nil
 }
 
-// buildStrangler builds ./cmd/strangler of the module the bench runs in.
+// buildStrangler builds ./cmd/strangler of the strangler module, where the
+// bench module's replace directive points.
 func buildStrangler(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	mod := strings.TrimSpace(string(out))
-	if err != nil || mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("cannot find the strangler module (go env GOMOD: %v); run from inside it or pass -strangler", err)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "strangler").Output()
+	root := strings.TrimSpace(string(out))
+	if err != nil || root == "" {
+		return "", fmt.Errorf("cannot find the strangler module (go list -m strangler: %v); run from bench/ or pass -strangler", err)
 	}
 	bin := filepath.Join(dir, "strangler")
 	progress("building strangler\n")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/strangler")
-	cmd.Dir = filepath.Dir(mod)
+	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building strangler: %w", err)
