@@ -98,8 +98,8 @@ func (d *direct) eligible(req *http.Request) bool {
 // informational response.
 func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
 	ctx := req.Context()
-	for retried := false; ; retried = true {
-		c, reused, err := d.get(ctx)
+	for fresh := false; ; fresh = true {
+		c, reused, err := d.get(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -109,8 +109,10 @@ func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHea
 		}
 		// A pooled connection the backend had already closed fails before
 		// any byte of an answer: the transport sends such a request again
-		// (it has no body and is idempotent), and so does this.
-		if reused && !retried && !sent && ctx.Err() == nil {
+		// (it has no body and is idempotent), and so does this, on a new
+		// connection, since the other pooled ones may be closed too (the
+		// backend restarted, or closes idle connections).
+		if reused && !sent && ctx.Err() == nil {
 			continue
 		}
 		return nil, err
@@ -226,10 +228,11 @@ func (b *directBody) Close() error {
 	return nil
 }
 
-// get returns an idle connection, or dials a new one; reused says which.
-func (d *direct) get(ctx context.Context) (c *directConn, reused bool, err error) {
+// get returns an idle connection, or dials a new one (always when fresh);
+// reused says which.
+func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused bool, err error) {
 	d.mu.Lock()
-	for len(d.idle) > 0 {
+	for !fresh && len(d.idle) > 0 {
 		c = d.idle[len(d.idle)-1]
 		d.idle[len(d.idle)-1] = nil
 		d.idle = d.idle[:len(d.idle)-1]
