@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -199,29 +200,25 @@ type directBody struct {
 	stop      func() bool
 	closeConn bool
 
-	mu   sync.Mutex
-	done bool
+	// done is set by whichever ends the body first: its end, which gives
+	// the connection back, or Close, which closes it. Close may come from
+	// another goroutine while a Read waits, and must not wait for it.
+	done atomic.Bool
 }
 
 func (b *directBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.done {
+	if b.done.Load() {
 		return 0, io.EOF
 	}
 	n, err := b.body.Read(p)
-	if err == io.EOF {
-		b.done = true
+	if err == io.EOF && b.done.CompareAndSwap(false, true) {
 		b.d.release(b.c, b.stop, !b.closeConn)
 	}
 	return n, err
 }
 
 func (b *directBody) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.done {
-		b.done = true
+	if b.done.CompareAndSwap(false, true) {
 		b.stop()
 		b.c.conn.Close()
 	}

@@ -150,3 +150,50 @@ func TestAnEndlessResponseHeadIsRefused(t *testing.T) {
 		t.Fatal("a response head of 11 MiB was accepted")
 	}
 }
+
+// TestClosingABodyWhileItIsReadEndsTheRead: a caller that gives up on a
+// response whose backend has stopped sending (closing the body from
+// another goroutine) is not held until the backend sends more, and the
+// read waiting for it ends.
+func TestClosingABodyWhileItIsReadEndsTheRead(t *testing.T) {
+	stall := make(chan struct{})
+	defer close(stall)
+	b := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "12345")
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	})
+	u := New("legacy", Config{URL: mustURL(t, b.URL), Timeout: 5 * time.Second})
+	resp, err := get(t, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the read reach the stalled part
+	closed := make(chan struct{})
+	go func() {
+		resp.Body.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the stalled backend")
+	}
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Error("the read of a body closed half-way ended without an error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read went on waiting after the body was closed")
+	}
+}
