@@ -17,6 +17,7 @@ test:
 	@big=$$(git ls-files -z 2>/dev/null | xargs -0 -r find 2>/dev/null -maxdepth 0 -type f -size +1M); \
 	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output?): $$big"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./... && $(GO) test ./...
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -o pipefail && \
 	chmod 1777 "$$tmp" && \
 	TMPDIR=$$tmp $(GO) test -race -timeout 15m -json ./... | $(GO) run ./internal/testsummary
@@ -45,10 +46,12 @@ build:
 # bench: the performance comparisons, each measured in one run: the facade
 # vs a bare Go proxy and peers, each mode vs plain proxying, the backfill vs
 # pgloader, and the request path's micro-benchmarks.
+# The benchmark tools are a module of their own (bench/), so that the
+# repository's build and tests never need it.
 bench:
 	$(GO) test ./router ./stats ./shadow -run '^$$' -bench . -benchmem
-	$(GO) run ./cmd/bench
-	$(GO) run ./cmd/benchbackfill
+	cd bench && $(GO) run ./proxy
+	cd bench && $(GO) run ./backfill
 
 # fuzz: a short run (FUZZTIME each) of every fuzz target in the
 # repository, found by name so that a new one is never left out; their

@@ -186,10 +186,13 @@ func openSQLite(path string) (*sql.DB, error) {
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	registered, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
+	drv := registered.Driver()
+	registered.Close() // it never opened a connection: only its driver is wanted
+	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), drv: drv})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)

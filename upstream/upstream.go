@@ -28,6 +28,9 @@ type Upstream struct {
 	key       string
 	timeout   time.Duration
 	transport *http.Transport
+	// direct, for a plain-http backend, sends the requests that need
+	// nothing of the transport's machinery; nil for https.
+	direct *direct
 }
 
 // Config says how to reach one backend.
@@ -48,7 +51,7 @@ type Config struct {
 func New(name string, c Config) *Upstream {
 	timeout := c.Timeout
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	return &Upstream{
+	u := &Upstream{
 		Name:    name,
 		URL:     c.URL,
 		key:     c.Key,
@@ -74,6 +77,15 @@ func New(name string, c Config) *Upstream {
 			DisableCompression: true,
 		},
 	}
+	if c.URL.Scheme == "http" {
+		port := c.URL.Port()
+		if port == "" {
+			port = "80"
+		}
+		u.direct = &direct{host: c.URL.Host, addr: net.JoinHostPort(c.URL.Hostname(), port),
+			dial: dialer.DialContext, headerTimeout: timeout}
+	}
+	return u
 }
 
 // Key is the configuration key the upstream was made with.
@@ -100,6 +112,14 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 // reach any client trace on req with hop-by-hop headers removed.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	outer := httptrace.ContextClientTrace(req.Context())
+	if u.direct != nil && u.direct.eligible(req) {
+		if outer == nil || outer.Got1xxResponse == nil {
+			return u.direct.roundTrip(req, nil)
+		}
+		return u.direct.roundTrip(req, func(code int, h textproto.MIMEHeader) error {
+			return outer.Got1xxResponse(code, withoutHopByHop(h))
+		})
+	}
 	if outer == nil || outer.Got1xxResponse == nil {
 		return u.transport.RoundTrip(req)
 	}
@@ -164,7 +184,12 @@ func (i *Informational) Release(req *http.Request) {
 
 // CloseIdleConnections closes pooled connections, for an upstream a reload
 // replaced.
-func (u *Upstream) CloseIdleConnections() { u.transport.CloseIdleConnections() }
+func (u *Upstream) CloseIdleConnections() {
+	u.transport.CloseIdleConnections()
+	if u.direct != nil {
+		u.direct.closeIdle()
+	}
+}
 
 // withoutTrace hides client traces installed further up the context, so the
 // trace installed on top of it is the only one the transport calls.

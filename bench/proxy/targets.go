@@ -343,6 +343,52 @@ http {
 	return t, nil
 }
 
+// startHAProxy runs HAProxy as a plain keep-alive reverse proxy, the other
+// tuned C proxy the facade is measured against, with as many threads as
+// the machine has CPUs (its default) and backend connections shared
+// between client connections.
+func (s *supervisor) startHAProxy(self, bin string, b backendAddrs) (*target, error) {
+	dir := filepath.Join(s.dir, "haproxy")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`global
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend bench
+    bind %s
+    default_backend backend
+backend backend
+    http-reuse always
+    server legacy %s
+`, addr, b.legacy)
+	confPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	// -db: stay in the foreground, logging to stderr.
+	c, err := s.start("haproxy", "HAProxy", guarded(self, exec.Command(bin, "-db", "-f", confPath)))
+	if err != nil {
+		return nil, err
+	}
+	t := &target{key: "haproxy", name: "HAProxy", addr: addr, request: buildRequest("/bench"), proc: c}
+	if err := waitReady(t, 10*time.Second); err != nil {
+		return nil, err
+	}
+	t.startup = time.Since(t0)
+	return t, nil
+}
+
 // startCaddy runs Caddy with a one-line reverse_proxy site.
 func (s *supervisor) startCaddy(_, bin string, b backendAddrs) (*target, error) {
 	dir := filepath.Join(s.dir, "caddy")

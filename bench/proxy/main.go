@@ -3,8 +3,8 @@
 // every Go proxy starts from), strangler in legacy mode, in shadow mode, in
 // fallback mode (hit and miss), with a small and a large route table, and
 // for writes in legacy and dual-write mode (with the embedded store, and
-// PostgreSQL when it is reachable), and nginx and Caddy when they are
-// installed; then it drives each with the same closed-loop load generator
+// PostgreSQL when it is reachable), and nginx, HAProxy and Caddy when
+// they are installed; then it drives each with the same closed-loop load generator
 // in interleaved rounds, so that drift in the machine affects all of them
 // alike, and the pairs whose latencies the targets compare again at the
 // same paced load; and it prints requests/s, p50, p99, CPU and resident
@@ -12,7 +12,7 @@
 // Then it flips a route back and forth under a paced load, and measures
 // how fast a flip reaches three replicas sharing a PostgreSQL store.
 //
-//	go run ./cmd/bench [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH] [-targets KEYS]
+//	go run ./proxy [-duration 4s] [-rounds 4] [-conns 64] [-strangler PATH] [-targets KEYS]
 //
 // Every target is a separate process, so its resident memory is its own.
 // The numbers are only comparable within one run on one machine: the load
@@ -58,12 +58,13 @@ type options struct {
 
 // targetKeys name the targets and groups for -targets, in the order they
 // run.
-var targetKeys = []string{"direct", "bare", "legacy", "shadow", "miss", "hit", "routes10", "routesN", "nginx", "caddy",
-	"post", "dualwrite", "dualwrite-enc", "dualwrite-pg", "flips", "propagation"}
+var targetKeys = []string{"direct", "bare", "legacy", "shadow", "miss", "hit", "routes10", "routesN", "nginx", "haproxy", "caddy",
+	"barepost", "post", "dualwrite", "dualwrite-enc", "dualwrite-pg", "flips", "propagation"}
 
 // baselines are the targets a target is compared with: selecting it
 // selects them too.
-var baselines = map[string][]string{"shadow": {"legacy"}, "dualwrite": {"post"}, "dualwrite-enc": {"post"}, "dualwrite-pg": {"post"}}
+var baselines = map[string][]string{"shadow": {"legacy"}, "miss": {"legacy"}, "hit": {"legacy"},
+	"dualwrite": {"post", "barepost"}, "dualwrite-enc": {"post"}, "dualwrite-pg": {"post"}}
 
 // began is when the bench started, for the progress lines.
 var began = time.Now()
@@ -98,9 +99,9 @@ func main() {
 	// production, is what limits throughput.
 	flag.IntVar(&o.procs, "procs", 1, "GOMAXPROCS of the load generator")
 	flag.StringVar(&o.logLevel, "log-level", "", "STRANGLER_LOG_LEVEL for strangler (default: its own, info)")
-	flag.BoolVar(&o.peers, "peers", true, "also measure nginx and Caddy when they are on PATH")
+	flag.BoolVar(&o.peers, "peers", true, "also measure nginx, HAProxy and Caddy when they are on PATH")
 	only := flag.String("targets", "", "comma-separated `keys` of the targets and groups to measure (default all; "+
-		"shadow brings legacy, dualwrite, dualwrite-enc and dualwrite-pg bring post): "+strings.Join(targetKeys, ","))
+		"shadow, miss and hit bring legacy, dualwrite brings post and barepost, dualwrite-enc and dualwrite-pg bring post): "+strings.Join(targetKeys, ","))
 	flag.StringVar(&o.postgres, "postgres", envOr("STRANGLER_TEST_POSTGRES", defaultPostgres),
 		"PostgreSQL `URL` for dualwrite-pg and propagation (each gets a schema of its own, dropped afterwards; "+
 			"default $STRANGLER_TEST_POSTGRES or the local test server)")
@@ -194,7 +195,7 @@ func bench(o options) error {
 	drained := watchDrain(targets)
 	if o.open > 0 {
 		for _, t := range targets {
-			if t.key == "bare" || t.key == "legacy" || t.key == "nginx" || t.key == "caddy" {
+			if t.key == "bare" || t.key == "legacy" || t.key == "nginx" || t.key == "haproxy" || t.key == "caddy" {
 				progress("holding %d connections open to %s\n", o.open, t.name)
 				// Resident memory seldom shrinks, so the gentler measurement
 				// goes first.
@@ -309,11 +310,13 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 	if o.wants("direct") {
 		targets = append(targets, backendTarget(b, bc))
 	}
-	if o.wants("bare") {
-		bare, err := s.startBareProxy(self, b)
-		if err != nil {
+	var bare *target
+	if o.wants("bare") || o.wants("barepost") {
+		if bare, err = s.startBareProxy(self, b); err != nil {
 			return nil, nil, err
 		}
+	}
+	if o.wants("bare") {
 		targets = append(targets, bare)
 	}
 	start := func(specs []stranglerSpec) error {
@@ -357,7 +360,7 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 		for _, p := range []struct {
 			name  string
 			start func(self, bin string, b backendAddrs) (*target, error)
-		}{{"nginx", s.startNginx}, {"caddy", s.startCaddy}} {
+		}{{"nginx", s.startNginx}, {"haproxy", s.startHAProxy}, {"caddy", s.startCaddy}} {
 			if !o.wants(p.name) {
 				continue
 			}
@@ -377,24 +380,30 @@ func startAll(s *supervisor, o options, self, bin string, b backendAddrs, bc *ch
 	}
 
 	// The writes come last: the dual-write targets' stores grow during the
-	// run, and nothing else runs between them and their baseline.
+	// run, and nothing else runs between them and their baselines.
+	if o.wants("barepost") {
+		// The same bare proxy process, sent the POST the write targets get.
+		targets = append(targets, &target{key: "barepost", name: "bare ReverseProxy POST", addr: bare.addr,
+			request: buildPost("/bench", postBody), proc: bare.proc})
+	}
 	if err := start(writeSpecs()); err != nil {
 		return nil, nil, err
 	}
 	return targets, notes, nil
 }
 
-// buildStrangler builds ./cmd/strangler of the module the bench runs in.
+// buildStrangler builds ./cmd/strangler of the strangler module, where the
+// bench module's replace directive points.
 func buildStrangler(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	mod := strings.TrimSpace(string(out))
-	if err != nil || mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("cannot find the strangler module (go env GOMOD: %v); run from inside it or pass -strangler", err)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "strangler").Output()
+	root := strings.TrimSpace(string(out))
+	if err != nil || root == "" {
+		return "", fmt.Errorf("cannot find the strangler module (go list -m strangler: %v); run from bench/ or pass -strangler", err)
 	}
 	bin := filepath.Join(dir, "strangler")
 	progress("building strangler\n")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/strangler")
-	cmd.Dir = filepath.Dir(mod)
+	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building strangler: %w", err)

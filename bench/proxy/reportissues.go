@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// The targets of issues 3, 4 and 5, as they are stated.
+// The latency targets at a paced load, as issue 14 states them, and the
+// throughput targets of issues 3 and 5.
 const (
-	maxShadowLatency  = 1.05 // shadow p50 and p99 over legacy's
-	maxDualWriteP50   = 1.3  // dual-write p50 over legacy POST's
+	maxShadowP99      = 1.1  // shadow p99 over legacy's
+	maxDualWriteP50   = 1.5  // dual-write p50 over legacy POST's
 	minJournalRate    = 2000 // dual writes/s on the embedded store
 	maxPropagationP99 = time.Second
 )
@@ -31,23 +32,21 @@ func latencyRatio(a, b *histogram, q float64) float64 {
 	return float64(a.quantile(q)) / float64(b.quantile(q))
 }
 
-// shadowOK judges issue 4's latency target at the paced load; known is
+// shadowOK judges shadow's latency target at the paced load; known is
 // false when that was not measured.
 func shadowOK(t, base *target) (ok, known bool) {
-	if t.paced.requests == 0 || base.paced.requests == 0 {
+	if base == nil || t.paced.requests == 0 || base.paced.requests == 0 {
 		return false, false
 	}
-	return latencyRatio(&t.paced.hist, &base.paced.hist, 0.5) <= maxShadowLatency &&
-		latencyRatio(&t.paced.hist, &base.paced.hist, 0.99) <= maxShadowLatency, true
+	return latencyRatio(&t.paced.hist, &base.paced.hist, 0.99) <= maxShadowP99, true
 }
 
-// dualWriteOK judges issue 3's targets: p50 at the paced load and the
-// closed-loop dual writes/s on the embedded store.
+// dualWriteOK judges dual-write's latency target: p50 at the paced load.
 func dualWriteOK(t, base *target) (ok, known bool) {
-	if t.paced.requests == 0 || base.paced.requests == 0 {
+	if base == nil || t.paced.requests == 0 || base.paced.requests == 0 {
 		return false, false
 	}
-	return latencyRatio(&t.paced.hist, &base.paced.hist, 0.5) <= maxDualWriteP50 && t.rate() >= minJournalRate, true
+	return latencyRatio(&t.paced.hist, &base.paced.hist, 0.5) <= maxDualWriteP50, true
 }
 
 func passMissOf(ok, known bool) string {
@@ -108,8 +107,8 @@ func reportShadow(w io.Writer, byKey map[string]*target, is issueResults) (notes
 	if sh == nil || legacy == nil {
 		return nil
 	}
-	fmt.Fprintf(w, "\nissue 4, shadow (every request compared; 1 KiB JSON, modern's keys in another order):\n")
-	pairLine(w, "shadow / legacy", sh, legacy, fmt.Sprintf("(target <= %.2fx both)", maxShadowLatency), passMissOf(shadowOK(sh, legacy)))
+	fmt.Fprintf(w, "\nshadow (every request compared; 1 KiB JSON, modern's keys in another order):\n")
+	pairLine(w, "shadow / legacy", sh, legacy, fmt.Sprintf("(target p99 <= %.2fx)", maxShadowP99), passMissOf(shadowOK(sh, legacy)))
 	if sh.cpuErr == nil && legacy.cpuErr == nil && sh.requests > 0 && legacy.requests > 0 {
 		fmt.Fprintf(w, "  %-44s %+.0f µs/req (the copy to modern and the comparison; strangler's process: shadow %.0f, legacy %.0f)\n", "comparison CPU per request",
 			sh.cpuPerRequest()-legacy.cpuPerRequest(), sh.cpuPerRequest(), legacy.cpuPerRequest())

@@ -7,7 +7,7 @@
 // round of each, rows per second, the ratio to pgloader, the backfill's
 // peak resident memory and the verify time.
 //
-//	go run ./cmd/benchbackfill [-rows 1000000] [-rounds 2] [-mysql URL] [-postgres URL]
+//	go run ./backfill [-rows 1000000] [-rounds 2] [-mysql URL] [-postgres URL]
 //
 // strangler runs as a child process, so its memory is its own. The ledger
 // is kept as in any run. pgloader runs with its defaults for a MySQL
@@ -101,7 +101,15 @@ func run(ctx context.Context, o options) error {
 	if o.strangler == "" {
 		o.strangler = filepath.Join(dir, "strangler")
 		fmt.Println("building strangler…")
-		if out, err := exec.Command("go", "build", "-o", o.strangler, "./cmd/strangler").CombinedOutput(); err != nil {
+		// The bench is a module of its own; strangler's is where its
+		// replace directive points.
+		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "strangler").Output()
+		if err != nil {
+			return fmt.Errorf("cannot find the strangler module (go list -m strangler: %v); run from bench/ or pass -strangler", err)
+		}
+		build := exec.Command("go", "build", "-o", o.strangler, "./cmd/strangler")
+		build.Dir = strings.TrimSpace(string(root))
+		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	}

@@ -1,0 +1,308 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// direct sends the requests that need nothing else (a GET, HEAD or
+// OPTIONS without a body or a protocol upgrade, to a plain-http backend)
+// over pooled HTTP/1.1 connections, writing the request and reading the
+// response head on the calling goroutine. http.Transport hands every
+// request to two goroutines per connection (one writes, one reads) and
+// waits on channels for them: on loopback those wake-ups cost as much CPU
+// as the proxying itself, and the goroutines' stacks are most of what an
+// idle backend connection holds. Anything else goes through the
+// transport, which has the machinery bodies, upgrades and TLS need.
+type direct struct {
+	host          string // the backend's host as request URLs spell it
+	addr          string // host:port to dial
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	headerTimeout time.Duration
+
+	mu    sync.Mutex
+	idle  []*directConn // most recently used last
+	reap  *time.Timer   // closes connections idle for longer than idleTimeout
+	alive bool          // reap is armed
+}
+
+// The pool's limits, as the transport's: more idle connections mostly hold
+// memory after a burst.
+const (
+	directMaxIdle     = 256
+	directIdleTimeout = 90 * time.Second
+	// maxResponseHead bounds the head of each response read (the
+	// transport's default): a backend cannot make the facade buffer
+	// without end.
+	maxResponseHead = 10 << 20
+)
+
+// writers are the buffers requests are written through: shared, as a
+// connection needs one only while it writes a request head.
+var writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
+
+// directConn is one pooled backend connection.
+type directConn struct {
+	conn   net.Conn
+	limit  limitedConn
+	br     *bufio.Reader
+	idleAt time.Time
+}
+
+// limitedConn reads from a connection, at most budget bytes while budget
+// is positive, so that a response head has a size limit.
+type limitedConn struct {
+	net.Conn
+	budget int64 // < 0: no limit
+}
+
+var errHeadTooLarge = errors.New("net/http: server response headers exceeded the limit")
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.budget < 0 {
+		return c.Conn.Read(p)
+	}
+	if c.budget == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > c.budget {
+		p = p[:c.budget]
+	}
+	n, err := c.Conn.Read(p)
+	c.budget -= int64(n)
+	return n, err
+}
+
+// eligible reports whether req can take the direct path.
+func (d *direct) eligible(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		return false
+	}
+	return (req.Body == nil || req.Body == http.NoBody) && req.URL.Scheme == "http" && req.URL.Host == d.host &&
+		!req.Close && req.Header["Upgrade"] == nil && len(req.TransferEncoding) == 0
+}
+
+// roundTrip sends req and returns the response, whose body releases the
+// connection once read to its end. got1xx, when not nil, is given each
+// informational response.
+func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
+	ctx := req.Context()
+	for fresh := false; ; fresh = true {
+		c, reused, err := d.get(ctx, fresh)
+		if err != nil {
+			return nil, err
+		}
+		resp, sent, err := d.exchange(ctx, c, req, got1xx)
+		if err == nil {
+			return resp, nil
+		}
+		// A pooled connection the backend had already closed fails before
+		// any byte of an answer: the transport sends such a request again
+		// (it has no body and is idempotent), and so does this, on a new
+		// connection, since the other pooled ones may be closed too (the
+		// backend restarted, or closes idle connections).
+		if reused && !sent && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// exchange writes req on c and reads the response head. sent reports
+// whether the backend may have acted on the request: it answered
+// something, or the connection failed otherwise than being found closed.
+func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (_ *http.Response, sent bool, _ error) {
+	// Cancelling the request closes the connection: a blocked write or
+	// read returns at once.
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	fail := func(err error) (*http.Response, bool, error) {
+		stop()
+		c.conn.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, true, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		return nil, sent, err
+	}
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
+		return fail(err)
+	}
+	if d.headerTimeout > 0 {
+		c.conn.SetReadDeadline(time.Now().Add(d.headerTimeout))
+	}
+	for {
+		c.limit.budget = maxResponseHead
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			sent = !(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) ||
+				c.br.Buffered() > 0
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				sent = true
+				err = fmt.Errorf("net/http: timeout awaiting response headers: %w", err)
+			}
+			return fail(err)
+		}
+		sent = true
+		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+			if got1xx != nil {
+				if err := got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
+					return fail(err)
+				}
+			}
+			continue
+		}
+		c.limit.budget = -1
+		if d.headerTimeout > 0 {
+			c.conn.SetReadDeadline(time.Time{})
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// Not asked for (no Upgrade was sent): the reverse proxy
+			// refuses it, and the connection is in an unknown state.
+			resp.Body = &directBody{body: http.NoBody, d: d, c: c, stop: stop, closeConn: true}
+			return resp, true, nil
+		}
+		if resp.Body == http.NoBody {
+			d.release(c, stop, !resp.Close)
+			return resp, true, nil
+		}
+		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: resp.Close}
+		return resp, true, nil
+	}
+}
+
+// directBody is a response body on a pooled connection: read to its end,
+// it gives the connection back; closed before, it closes it (the rest of
+// the body would otherwise be read by the next request).
+type directBody struct {
+	body      io.ReadCloser
+	d         *direct
+	c         *directConn
+	stop      func() bool
+	closeConn bool
+
+	// done is set by whichever ends the body first: its end, which gives
+	// the connection back, or Close, which closes it. Close may come from
+	// another goroutine while a Read waits, and must not wait for it.
+	done atomic.Bool
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	if b.done.Load() {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err == io.EOF && b.done.CompareAndSwap(false, true) {
+		b.d.release(b.c, b.stop, !b.closeConn)
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	if b.done.CompareAndSwap(false, true) {
+		b.stop()
+		b.c.conn.Close()
+	}
+	return nil
+}
+
+// get returns an idle connection, or dials a new one (always when fresh);
+// reused says which.
+func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused bool, err error) {
+	d.mu.Lock()
+	for !fresh && len(d.idle) > 0 {
+		c = d.idle[len(d.idle)-1]
+		d.idle[len(d.idle)-1] = nil
+		d.idle = d.idle[:len(d.idle)-1]
+		if time.Since(c.idleAt) < directIdleTimeout {
+			d.mu.Unlock()
+			return c, true, nil
+		}
+		c.conn.Close()
+	}
+	d.mu.Unlock()
+	conn, err := d.dial(ctx, "tcp", d.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
+	c.br = bufio.NewReader(&c.limit)
+	return c, false, nil
+}
+
+// release ends an exchange on c: the connection goes back to the pool if
+// keep says it may and the request was not cancelled meanwhile (which
+// closed it), else it is closed.
+func (d *direct) release(c *directConn, stop func() bool, keep bool) {
+	if !stop() || !keep || c.br.Buffered() > 0 {
+		c.conn.Close()
+		return
+	}
+	c.idleAt = time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.idle) >= directMaxIdle {
+		c.conn.Close()
+		return
+	}
+	d.idle = append(d.idle, c)
+	if !d.alive {
+		d.alive = true
+		if d.reap == nil {
+			d.reap = time.AfterFunc(directIdleTimeout, d.reapIdle)
+		} else {
+			d.reap.Reset(directIdleTimeout)
+		}
+	}
+}
+
+// reapIdle closes the connections idle for longer than directIdleTimeout,
+// and looks again later while any are left.
+func (d *direct) reapIdle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kept := d.idle[:0]
+	for _, c := range d.idle {
+		if time.Since(c.idleAt) >= directIdleTimeout {
+			c.conn.Close()
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	clear(d.idle[len(kept):])
+	d.idle = kept
+	d.alive = len(d.idle) > 0
+	if d.alive {
+		d.reap.Reset(directIdleTimeout / 3)
+	}
+}
+
+// closeIdle closes every idle connection.
+func (d *direct) closeIdle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.idle {
+		c.conn.Close()
+	}
+	clear(d.idle)
+	d.idle = d.idle[:0]
+}
