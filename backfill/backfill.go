@@ -45,6 +45,7 @@ import (
 
 	"strangler/config"
 	"strangler/internal/dsn"
+	"strangler/phi"
 )
 
 // RepairKeys is where the facade's read repair leaves the keys modern
@@ -99,6 +100,16 @@ type Options struct {
 	Metrics *Metrics
 	// Log receives a line per table and errors; nil discards them.
 	Log *slog.Logger
+	// APILedger keeps the ledger of tables sent to the modern service's
+	// API (target_api); a dry run may go without.
+	APILedger APILedger
+	// Hasher hashes the redacted fields of the payloads the API ledger
+	// keeps; nil hashes with a random key, which hides them but matches
+	// nothing.
+	Hasher *phi.Hasher
+	// Requests, in a dry run of API tables, receives each request the run
+	// would send, redacted.
+	Requests io.Writer
 }
 
 // mode names what a run does, in the ledger and the report.
@@ -135,6 +146,12 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
+	}
+	switch api, err := usesAPI(cfg, opts.Tables); {
+	case err != nil:
+		return nil, err
+	case api:
+		return runAPI(ctx, cfg, opts)
 	}
 	started := time.Now()
 	src, dst, err := connect(ctx, cfg, cfg.Concurrency)
@@ -216,33 +233,12 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 
 // connect opens both databases with room for conns workers.
 func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pgxpool.Pool, error) {
-	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	if cfg.Target.URL == nil {
+		return nil, nil, errors.New("target: the backfill section names no target database")
+	}
+	src, err := connectSource(ctx, cfg, conns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-	mcfg, err := mysql.ParseDSN(driverDSN)
-	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
-	}
-	// Values are read as MySQL's text, not parsed into Go times, and
-	// TIMESTAMP columns in UTC, as the target session reads them. Queries
-	// with arguments are prepared, never interpolated: only MySQL's binary
-	// protocol sends a FLOAT exactly (see sourceRow).
-	mcfg.ParseTime = false
-	mcfg.InterpolateParams = false
-	if mcfg.Params == nil {
-		mcfg.Params = map[string]string{}
-	}
-	mcfg.Params["time_zone"] = "'+00:00'"
-	src, err := sql.Open("mysql", mcfg.FormatDSN())
-	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-	src.SetMaxOpenConns(conns + 2)
-	src.SetMaxIdleConns(conns + 2)
-	if err := src.PingContext(ctx); err != nil {
-		src.Close()
-		return nil, nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
+		return nil, nil, err
 	}
 	pcfg, err := pgxpool.ParseConfig(cfg.Target.String())
 	if err != nil {
@@ -269,4 +265,37 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 		return nil, nil, fmt.Errorf("target %s: %w", cfg.Target.Redacted(), err)
 	}
 	return src, dst, nil
+}
+
+// connectSource opens the source database with room for conns workers.
+func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, error) {
+	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	mcfg, err := mysql.ParseDSN(driverDSN)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
+	}
+	// Values are read as MySQL's text, not parsed into Go times, and
+	// TIMESTAMP columns in UTC, as the target session reads them. Queries
+	// with arguments are prepared, never interpolated: only MySQL's binary
+	// protocol sends a FLOAT exactly (see sourceRow).
+	mcfg.ParseTime = false
+	mcfg.InterpolateParams = false
+	if mcfg.Params == nil {
+		mcfg.Params = map[string]string{}
+	}
+	mcfg.Params["time_zone"] = "'+00:00'"
+	src, err := sql.Open("mysql", mcfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	src.SetMaxOpenConns(conns + 2)
+	src.SetMaxIdleConns(conns + 2)
+	if err := src.PingContext(ctx); err != nil {
+		src.Close()
+		return nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
+	}
+	return src, nil
 }

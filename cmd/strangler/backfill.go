@@ -20,6 +20,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/config"
+	"strangler/store"
 )
 
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -91,16 +92,25 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		SinceCheckpoint: *sinceCheckpoint, PropagateDeletes: *propagateDeletes,
 		Metrics: metrics, Log: log,
 	}
-	if len(keys) == 0 && !*onlyFailed {
+	if *tables != "" {
+		opts.Tables = strings.Split(*tables, ",")
+	}
+	if api, _ := cfg.APITables(); api {
+		// Tables sent to the API keep their ledger in the state store; it
+		// may be created here, where the facade does not run yet.
+		st, err := store.Open(ctx, string(file.Store), log, store.WithEncryption(file.EncryptionKeys()))
+		if err != nil {
+			return fmt.Errorf("state store (the ledger of tables sent to the API): %w", err)
+		}
+		defer st.Close()
+		opts.APILedger, opts.Hasher, opts.Requests = st, st.Hasher(), stdout
+	} else if len(keys) == 0 && !*onlyFailed {
 		repairs, closeStore, err := readRepairKeys(ctx, file, log)
 		if err != nil {
 			return err
 		}
 		defer closeStore()
 		opts.Repairs = repairs
-	}
-	if *tables != "" {
-		opts.Tables = strings.Split(*tables, ",")
 	}
 	switch *progress {
 	case "auto":
@@ -120,7 +130,11 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("backfill: %w", runErr)
 	}
 	if n := report.Failed(); n > 0 && !*dryRun {
-		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (strangler_backfill_failures); fix them, then run again with --only-failed", n)
+		where := "strangler_backfill_failures"
+		if opts.APILedger != nil {
+			where = "strangler_api_backfill_rows in the state store"
+		}
+		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (%s); fix them, then run again with --only-failed", n, where)
 	}
 	return nil
 }
