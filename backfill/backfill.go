@@ -110,6 +110,15 @@ type Options struct {
 	// Requests, in a dry run of API tables, receives each request the run
 	// would send, redacted.
 	Requests io.Writer
+	// Worker joins the shared run named Run as one of its workers, under
+	// the name WorkerID, leasing key ranges for Lease at a time (see
+	// workers.go). A worker copies what is not done yet; it neither
+	// compares, nor retries failed rows, nor drains read repair: a plain
+	// run afterwards does.
+	Worker   bool
+	Run      string
+	WorkerID string
+	Lease    time.Duration
 }
 
 // mode names what a run does, in the ledger and the report.
@@ -134,6 +143,10 @@ func (o *Options) check() error {
 		return errors.New("choose restart or since-checkpoint")
 	case o.PropagateDeletes && m != "full" && m != "restart":
 		return fmt.Errorf("propagating deletes compares whole tables; it cannot be combined with %s", m)
+	case o.Worker && (o.Run == "" || o.WorkerID == ""):
+		return errors.New("a worker needs the run's name and its own")
+	case o.Worker && (m != "full" || o.DryRun || o.PropagateDeletes):
+		return errors.New("a worker copies what is not done yet; it cannot be combined with --restart, --since-checkpoint, --only-failed, --keys, --propagate-deletes or --dry-run")
 	}
 	return nil
 }
@@ -173,7 +186,11 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		return nil, err
 	}
 	if !opts.DryRun {
-		release, err := lock(ctx, dst)
+		take := lock
+		if opts.Worker {
+			take = lockShared
+		}
+		release, err := take(ctx, dst)
 		if err != nil {
 			return nil, err
 		}
@@ -183,11 +200,17 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
+	if opts.Worker {
+		l.owner = &opts.WorkerID
+		if opts.Lease <= 0 {
+			opts.Lease = DefaultLease
+		}
+	}
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.name
 	}
-	if err := l.startRun(ctx, opts.mode(), names); err != nil {
+	if err := l.startRun(ctx, opts.mode(), names, opts.Run); err != nil {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, tables: tables,

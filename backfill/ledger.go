@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS strangler_backfill_failures (
   run_id bigint,
   PRIMARY KEY (table_name, source_key)
 );
+-- Workers of a shared run (--run NAME --worker) lease a range at a time:
+-- lease_owner copies it until lease_until, renewing as it goes, and a
+-- batch commits only while its worker still holds the lease.
+ALTER TABLE strangler_backfill_checkpoints ADD COLUMN IF NOT EXISTS lease_owner text,
+  ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+ALTER TABLE strangler_backfill_runs ADD COLUMN IF NOT EXISTS name text;
 -- Modern rows removed by --propagate-deletes because their legacy row was
 -- gone: the audit trail of every delete.
 CREATE TABLE IF NOT EXISTS strangler_backfill_deletes (
@@ -76,6 +82,9 @@ type ledger struct {
 	db    *pgxpool.Pool
 	runID int64
 	dry   bool
+	// owner, for a worker of a shared run, is the worker's name: it writes
+	// only ranges it holds the lease of.
+	owner *string
 	// exists is false when a dry run finds no ledger: nothing was copied.
 	exists bool
 }
@@ -104,6 +113,10 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	// Workers of a shared run start together; one creates the tables.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('strangler_backfill_setup'), hashtext(current_schema()))"); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
 	schema := ledgerSchema
 	if old {
 		schema += ledgerUpgrade
@@ -143,15 +156,19 @@ func lock(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
 
 // startRun records a run. Runs still marked running died without saying
 // so: the caller holds the lock, so none of them is alive.
-func (l *ledger) startRun(ctx context.Context, mode string, tables []string) error {
+// A worker of a shared run (name set) records its own run under the
+// shared name, and leaves the others' alone.
+func (l *ledger) startRun(ctx context.Context, mode string, tables []string, name string) error {
 	if l.dry {
 		return nil
 	}
-	if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
-		return fmt.Errorf("ledger: %w", err)
+	if l.owner == nil {
+		if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
 	}
-	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables) VALUES ('running', $1, $2) RETURNING id",
-		mode, tables).Scan(&l.runID)
+	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables, name) VALUES ('running', $1, $2, NULLIF($3, '')) RETURNING id",
+		mode, tables, name).Scan(&l.runID)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -248,9 +265,13 @@ func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRan
 	if l.dry {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
-		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2`,
-		table, r.no, last, rows, done, l.runID)
+	tag, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
+		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2
+		AND ($7::text IS NULL OR lease_owner = $7)`,
+		table, r.no, last, rows, done, l.runID, l.owner)
+	if err == nil && tag.RowsAffected() == 0 && l.owner != nil {
+		return errLeaseLost
+	}
 	return err
 }
 
@@ -259,8 +280,8 @@ func (l *ledger) markDone(ctx context.Context, table string, r *keyRange) error 
 	if l.dry {
 		return nil
 	}
-	_, err := l.db.Exec(ctx, "UPDATE strangler_backfill_checkpoints SET done = true, updated_at = now() WHERE table_name = $1 AND range_no = $2",
-		table, r.no)
+	_, err := l.db.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET done = true, lease_owner = NULL, lease_until = NULL, updated_at = now()
+		WHERE table_name = $1 AND range_no = $2 AND ($3::text IS NULL OR lease_owner = $3)`, table, r.no, l.owner)
 	return err
 }
 

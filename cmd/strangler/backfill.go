@@ -40,6 +40,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
 	reportHTML := fs.String("report-html", "", "also write the report as a web page to `file`")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
+	runName := fs.String("run", "", "the `name` of a run shared by several workers (with --worker)")
+	worker := fs.Bool("worker", false, "join the run named by --run as one of its workers: lease key ranges from the ledger, copy them, take over those of workers whose lease ran out")
+	workerID := fs.String("worker-id", "", "this worker's `name` in the ledger (default: host name and process id)")
+	lease := fs.Duration("lease", backfill.DefaultLease, "how long a worker's lease on a key range lasts unrenewed: a dead worker's range is taken over after it")
 	progress := fs.String("progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bar, lines or none")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -57,6 +61,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"backfill: --since-checkpoint cannot be combined with --restart, --only-failed or --keys"}
 	case *propagateDeletes && (*sinceCheckpoint || *onlyFailed || len(keys) > 0):
 		return usageError{"backfill: --propagate-deletes compares whole tables; it goes with a plain run or --restart, not --since-checkpoint, --only-failed or --keys"}
+	case *worker != (*runName != ""):
+		return usageError{"backfill: --worker and --run NAME go together"}
+	case *lease <= 0:
+		return usageError{"backfill: --lease wants a positive duration"}
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
@@ -91,6 +99,11 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		Keys: keys, OnlyFailed: *onlyFailed, Restart: *restart, DryRun: *dryRun,
 		SinceCheckpoint: *sinceCheckpoint, PropagateDeletes: *propagateDeletes,
 		Metrics: metrics, Log: log,
+		Worker: *worker, Run: *runName, WorkerID: *workerID, Lease: *lease,
+	}
+	if *worker && opts.WorkerID == "" {
+		host, _ := os.Hostname()
+		opts.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	if *tables != "" {
 		opts.Tables = strings.Split(*tables, ",")
