@@ -29,8 +29,12 @@ func newAPIClient(cfg *config.BackfillAPI) *apiClient {
 	for k, v := range cfg.Headers {
 		h[k] = string(v)
 	}
+	// Every group in flight keeps its connection: the default two idle
+	// connections per host would have the others dial anew per request.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
 	return &apiClient{base: strings.TrimRight(cfg.URL, "/"), headers: h,
-		http: &http.Client{Timeout: time.Duration(cfg.Timeout)}}
+		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr}}
 }
 
 // answer is what one request came back with: status 0 when none came.

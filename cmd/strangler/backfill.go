@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
 
 	"strangler/backfill"
 	"strangler/config"
@@ -40,6 +41,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
 	reportHTML := fs.String("report-html", "", "also write the report as a web page to `file`")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
+	metricsPush := fs.String("metrics-push", "", "push the run's metrics to the Prometheus Pushgateway at `URL` when it ends (job strangler_backfill)")
 	runName := fs.String("run", "", "the `name` of a run shared by several workers (with --worker)")
 	worker := fs.Bool("worker", false, "join the run named by --run as one of its workers: lease key ranges from the ledger, copy them, take over those of workers whose lease ran out")
 	workerID := fs.String("worker-id", "", "this worker's `name` in the ledger (default: host name and process id)")
@@ -132,6 +134,17 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		opts.Progress, opts.Terminal = stdout, *progress == "bar"
 	}
 	report, runErr := backfill.Run(ctx, cfg, opts)
+	if *metricsPush != "" {
+		// A batch job's metrics outlive it only where it pushes them; a
+		// failed push is logged, never mistaken for a failed run.
+		p := push.New(*metricsPush, "strangler_backfill").Gatherer(reg)
+		if *runName != "" {
+			p = p.Grouping("run", *runName).Grouping("worker", opts.WorkerID)
+		}
+		if err := p.PushContext(context.WithoutCancel(ctx)); err != nil {
+			log.Error("metrics push", "url", *metricsPush, "error", err)
+		}
+	}
 	if report == nil {
 		return fmt.Errorf("backfill: %w", runErr)
 	}
