@@ -40,6 +40,7 @@ bench:
 	$(GO) test ./router ./stats ./shadow -run '^$$' -bench . -benchmem
 	$(GO) run ./cmd/bench
 	$(GO) run ./cmd/benchbackfill
+	$(GO) run ./cmd/benchbackfill -scale -rows 50000 -rounds 3
 
 # fuzz: a short run (FUZZTIME each) of every fuzz target in the
 # repository, found by name so that a new one is never left out; their

@@ -120,8 +120,9 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 }
 
 // leaseLoop leases and copies ranges of the tables named until every one
-// is done; while other workers hold the last ones it waits, to take them
-// over should their leases run out.
+// is done; while other workers hold the last ones it looks again every
+// 200ms (one cheap query), to move on to the next wave as soon as they
+// are done, or take them over should their leases run out.
 func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
 	for {
 		t, rg, ok, err := r.claim(ctx, tables)
@@ -138,7 +139,7 @@ func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
 				return nil
 			}
 			select {
-			case <-time.After(min(time.Second, r.opts.Lease/4)):
+			case <-time.After(min(200*time.Millisecond, r.opts.Lease/4)):
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
