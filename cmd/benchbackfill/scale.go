@@ -199,4 +199,3 @@ func median(xs []float64) float64 {
 func spread(xs []float64) string {
 	return fmt.Sprintf("%.0f (%.0f–%.0f)", median(xs), slices.Min(xs), slices.Max(xs))
 }
-
