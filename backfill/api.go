@@ -108,7 +108,7 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		names = append(names, t.name)
 	}
 	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
-	prog := startProgress(opts.Progress, opts.Terminal, all)
+	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
 	runErr := r.all(ctx, tables)
 	prog.finish()
 

@@ -93,9 +93,11 @@ type Options struct {
 	// Repairs, if set, is drained before a full or restarted run.
 	Repairs RepairKeys
 	// Progress, if set, receives progress: bars when Terminal, plain lines
-	// otherwise.
+	// otherwise. Screen, if set with Terminal, draws the bars on Progress
+	// and keeps the log lines written through it above them.
 	Progress io.Writer
 	Terminal bool
+	Screen   *Screen
 	// Metrics, if set, counts rows.
 	Metrics *Metrics
 	// Log receives a line per table and errors; nil discards them.
@@ -230,7 +232,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		all = append(all, s)
 	}
 	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", l.runID)
-	prog := startProgress(opts.Progress, opts.Terminal, all)
+	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
 	runErr := r.run(ctx)
 	prog.finish()
 

@@ -84,7 +84,15 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	if *batch > 0 {
 		cfg.Batch = *batch
 	}
-	log, err := newLogger(stderr, getenv)
+	// On a terminal the log shares the screen with the bars: its lines go
+	// above them, never between.
+	logOut := stderr
+	var screen *backfill.Screen
+	if *progress == "bar" || *progress == "auto" && isTerminal(stdout) {
+		screen = backfill.NewScreen(stdout)
+		logOut = screen.Logs(stderr)
+	}
+	log, err := newLogger(logOut, getenv)
 	if err != nil {
 		return err
 	}
@@ -133,6 +141,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	case "bar", "lines":
 		opts.Progress, opts.Terminal = stdout, *progress == "bar"
 	}
+	opts.Screen = screen
 	report, runErr := backfill.Run(ctx, cfg, opts)
 	if *metricsPush != "" {
 		// A batch job's metrics outlive it only where it pushes them; a
