@@ -115,12 +115,15 @@ backfill:
 	}
 	reportPath := filepath.Join(dir, "api-report.json")
 	r, err := measure("strangler backfill (API)", o.strangler, "backfill", "--config", cfgPath, "--progress", "none", "--report-json", reportPath)
-	if err != nil && !strings.Contains(err.Error(), "rows failed") {
+	if err != nil {
 		return 0, 0, err
 	}
 	rep, err := readReport(reportPath)
 	if err != nil {
 		return 0, 0, err
+	}
+	if rep.Inserted != rep.Read {
+		return 0, 0, fmt.Errorf("the API accepted %d of %d rows; the measure is of rows it applies", rep.Inserted, rep.Read)
 	}
 	return float64(rep.Read) / r.elapsed.Seconds(), float64(r.cpu.Microseconds()) / float64(rep.Read), nil
 }
