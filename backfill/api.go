@@ -20,7 +20,8 @@ import (
 
 // APILedger is where a backfill through the modern service's API keeps
 // what it migrated, what failed and why, its checkpoints and its runs:
-// the facade's state store.
+// the facade's state store. Keys are as reports show them (binary keys
+// in hex), so that any key is valid text in either store.
 type APILedger interface {
 	StartAPIBackfill(ctx context.Context, mode string) (int64, error)
 	APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error)
@@ -76,6 +77,8 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 	switch {
 	case len(opts.Keys) > 0 || opts.PropagateDeletes || opts.SinceCheckpoint:
 		return nil, errors.New("tables sent to the API take a plain run, --restart, --only-failed or --dry-run")
+	case opts.Worker:
+		return nil, errors.New("workers share runs of tables copied into the database; tables sent to the API run in one process")
 	case opts.APILedger == nil && !opts.DryRun:
 		return nil, errors.New("tables sent to the API keep their ledger in the state store; configure store")
 	}
@@ -194,7 +197,9 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 			return err
 		}
 		if ok {
-			rg.start = []byte(key)
+			if rg.start, err = parseKey(t.key, key); err != nil {
+				return fmt.Errorf("ledger: checkpoint %q: %w", key, err)
+			}
 		}
 	}
 	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))
@@ -205,7 +210,7 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 		if len(b.rows) == 0 {
 			return nil
 		}
-		last := string(b.rows[len(b.rows)-1].key)
+		last := showKey(t.key, b.rows[len(b.rows)-1].key)
 		return r.send(ctx, t, b, reqPace, &last)
 	})
 }
@@ -291,7 +296,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 		case res.skipped:
 			return ctx.Err()
 		case res.ok:
-			migrated = append(migrated, string(b.rows[i].key))
+			migrated = append(migrated, showKey(t.key, b.rows[i].key))
 		default:
 			failed = append(failed, res.fail)
 			fs = append(fs, failure{key: b.rows[i].key, reason: t.describe(res.fail)})
@@ -437,7 +442,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 			return result{skipped: true}
 		}
 	}
-	f := store.APIBackfillRow{Key: string(row.key), Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected}
+	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected}
 	if retryable(a, err) {
 		f.Reason = reasonRetriesExhausted
 		if err != nil {
