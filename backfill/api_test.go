@@ -224,7 +224,7 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 		t.Fatal(err)
 	}
 	cfg := w.config(t)
-	const rate = 100
+	const rate = 50
 	cfg.Tables[0].TargetAPI.Rate = rate
 	w.mu.Lock()
 	w.arrivals = nil
