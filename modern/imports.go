@@ -39,14 +39,14 @@ type Faults struct {
 // Imports is the reference API as a migration target: the patients API
 // plus an import endpoint for the backfill and the admin calls a migration
 // makes around it. PUT /imports/patients/{id} creates or replaces the
-// legacy patient id (its legacy_id) and must carry an Idempotency-Key: it
+// legacy patient id (its legacy_id; the patient's own fields, not its
+// MRNs) and must carry an Idempotency-Key: it
 // applies once per key, recorded in import_log in the same transaction.
 // POST /admin/workflows/disable and /enable switch the service's
 // workflows; GET /admin/jobs says how many jobs are pending; GET
 // /admin/events lists the admin calls in the order they came.
 type Imports struct {
 	pool   *pgxpool.Pool
-	store  *Store
 	idem   *Idempotency
 	faults Faults
 	log    *slog.Logger
@@ -61,7 +61,7 @@ type Imports struct {
 // NewImports returns the migration target over pool, a database Open
 // returned.
 func NewImports(pool *pgxpool.Pool, faults Faults, log *slog.Logger) *Imports {
-	return &Imports{pool: pool, store: NewStore(pool), idem: NewIdempotency(pool), faults: faults, log: log,
+	return &Imports{pool: pool, idem: NewIdempotency(pool), faults: faults, log: log,
 		failed: map[string]bool{}}
 }
 
@@ -166,22 +166,21 @@ func (im *Imports) put(w http.ResponseWriter, r *http.Request) {
 	w.Write(resp.Body)
 }
 
-// upsert creates or replaces the patient inside the idempotent write's
-// transaction, logs the import with it and starts its job.
+// upsert creates or replaces the patient's own fields (not its MRNs) and
+// logs the import, in one statement inside the idempotent write's
+// transaction, and starts the import's job.
 func (im *Imports) upsert(ctx context.Context, key string, p patients.Patient) (patients.Response, error) {
-	_, err := im.store.Get(ctx, p.ID)
-	switch {
-	case errors.Is(err, patients.ErrNotFound):
-		p, err = im.store.Create(ctx, p)
-	case err == nil:
-		p, err = im.store.Update(ctx, p)
-	}
-	if err != nil {
-		return patients.Response{}, err
-	}
 	tx := ctx.Value(txKey{}).(pgx.Tx)
-	if _, err := tx.Exec(ctx, "INSERT INTO import_log (idempotency_key, patient_id) VALUES ($1, $2)", key, p.ID); err != nil {
-		return patients.Response{}, err
+	_, err := tx.Exec(ctx, `WITH p AS (
+			INSERT INTO patients (legacy_id, first_name, last_name, birth_date, email)
+			VALUES ($1, $2, $3, NULLIF($4, '')::date, NULLIF($5, ''))
+			ON CONFLICT (legacy_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,
+				birth_date = excluded.birth_date, email = excluded.email, updated_at = now()
+			RETURNING legacy_id)
+		INSERT INTO import_log (idempotency_key, patient_id) SELECT $6, legacy_id FROM p`,
+		p.ID, p.FirstName, p.LastName, p.BirthDate, p.Email, key)
+	if err != nil {
+		return patients.Response{}, storeError(err)
 	}
 	if d := im.faults.JobTime; d > 0 {
 		im.mu.Lock()
@@ -193,6 +192,7 @@ func (im *Imports) upsert(ctx context.Context, key string, p patients.Patient) (
 			im.mu.Unlock()
 		})
 	}
+	p.MRNs = nil
 	body, _ := json.Marshal(p)
 	return patients.Response{Status: http.StatusOK, Body: append(body, '\n')}, nil
 }
