@@ -76,6 +76,7 @@ func TestBackfillWorkersShareARunAndFinishAKilledWorkersRanges(t *testing.T) {
 			}
 		case <-time.After(60 * time.Second):
 			w.cmd.Process.Kill()
+			<-done // the log is complete, and no longer written, once Wait returns
 			t.Fatalf("worker %s did not finish; its log:\n%s", w.name, w.logs)
 		}
 		failOnDataRace(t, "strangler backfill --worker "+w.name, w.logs.String())
