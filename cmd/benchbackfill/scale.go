@@ -105,10 +105,9 @@ backfill:
         body:
           first_name: { from: FirstName, transform: [trim] }
           last_name: { from: LastName, transform: [trim] }
-          birth_date: DateOfBirth
           email: { from: Email, transform: [trim, lower, null_if_empty] }
         concurrency: 8
-      redact: [first_name, last_name, birth_date, email]
+      redact: [first_name, last_name, email]
 `, state, src, srv.URL, o.batch)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return 0, 0, err
