@@ -52,6 +52,7 @@ bench:
 	$(GO) test ./router ./stats ./shadow -run '^$$' -bench . -benchmem
 	cd bench && $(GO) run ./proxy
 	cd bench && $(GO) run ./backfill
+	cd bench && $(GO) run ./backfill -scale -rows 50000 -rounds 3
 
 # fuzz: a short run (FUZZTIME each) of every fuzz target in the
 # repository, found by name so that a new one is never left out; their

@@ -45,6 +45,7 @@ import (
 
 	"strangler/config"
 	"strangler/internal/dsn"
+	"strangler/phi"
 )
 
 // RepairKeys is where the facade's read repair leaves the keys modern
@@ -92,13 +93,34 @@ type Options struct {
 	// Repairs, if set, is drained before a full or restarted run.
 	Repairs RepairKeys
 	// Progress, if set, receives progress: bars when Terminal, plain lines
-	// otherwise.
+	// otherwise. Screen, if set with Terminal, draws the bars on Progress
+	// and keeps the log lines written through it above them.
 	Progress io.Writer
 	Terminal bool
+	Screen   *Screen
 	// Metrics, if set, counts rows.
 	Metrics *Metrics
 	// Log receives a line per table and errors; nil discards them.
 	Log *slog.Logger
+	// APILedger keeps the ledger of tables sent to the modern service's
+	// API (target_api); a dry run may go without.
+	APILedger APILedger
+	// Hasher hashes the redacted fields of the payloads the API ledger
+	// keeps; nil hashes with a random key, which hides them but matches
+	// nothing.
+	Hasher *phi.Hasher
+	// Requests, in a dry run of API tables, receives each request the run
+	// would send, redacted.
+	Requests io.Writer
+	// Worker joins the shared run named Run as one of its workers, under
+	// the name WorkerID, leasing key ranges for Lease at a time (see
+	// workers.go). A worker copies what is not done yet; it neither
+	// compares, nor retries failed rows, nor drains read repair: a plain
+	// run afterwards does.
+	Worker   bool
+	Run      string
+	WorkerID string
+	Lease    time.Duration
 }
 
 // mode names what a run does, in the ledger and the report.
@@ -123,6 +145,10 @@ func (o *Options) check() error {
 		return errors.New("choose restart or since-checkpoint")
 	case o.PropagateDeletes && m != "full" && m != "restart":
 		return fmt.Errorf("propagating deletes compares whole tables; it cannot be combined with %s", m)
+	case o.Worker && (o.Run == "" || o.WorkerID == ""):
+		return errors.New("a worker needs the run's name and its own")
+	case o.Worker && (m != "full" || o.DryRun || o.PropagateDeletes):
+		return errors.New("a worker copies what is not done yet; it cannot be combined with --restart, --since-checkpoint, --only-failed, --keys, --propagate-deletes or --dry-run")
 	}
 	return nil
 }
@@ -135,6 +161,12 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
+	}
+	switch api, err := usesAPI(cfg, opts.Tables); {
+	case err != nil:
+		return nil, err
+	case api:
+		return runAPI(ctx, cfg, opts)
 	}
 	started := time.Now()
 	src, dst, err := connect(ctx, cfg, cfg.Concurrency)
@@ -156,7 +188,11 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		return nil, err
 	}
 	if !opts.DryRun {
-		release, err := lock(ctx, dst)
+		take := lock
+		if opts.Worker {
+			take = lockShared
+		}
+		release, err := take(ctx, dst)
 		if err != nil {
 			return nil, err
 		}
@@ -166,11 +202,17 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
+	if opts.Worker {
+		l.owner = &opts.WorkerID
+		if opts.Lease <= 0 {
+			opts.Lease = DefaultLease
+		}
+	}
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.name
 	}
-	if err := l.startRun(ctx, opts.mode(), names); err != nil {
+	if err := l.startRun(ctx, opts.mode(), names, opts.Run); err != nil {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, tables: tables,
@@ -190,7 +232,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		all = append(all, s)
 	}
 	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", l.runID)
-	prog := startProgress(opts.Progress, opts.Terminal, all)
+	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
 	runErr := r.run(ctx)
 	prog.finish()
 
@@ -216,33 +258,12 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 
 // connect opens both databases with room for conns workers.
 func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pgxpool.Pool, error) {
-	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	if cfg.Target.URL == nil {
+		return nil, nil, errors.New("target: the backfill section names no target database")
+	}
+	src, err := connectSource(ctx, cfg, conns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-	mcfg, err := mysql.ParseDSN(driverDSN)
-	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
-	}
-	// Values are read as MySQL's text, not parsed into Go times, and
-	// TIMESTAMP columns in UTC, as the target session reads them. Queries
-	// with arguments are prepared, never interpolated: only MySQL's binary
-	// protocol sends a FLOAT exactly (see sourceRow).
-	mcfg.ParseTime = false
-	mcfg.InterpolateParams = false
-	if mcfg.Params == nil {
-		mcfg.Params = map[string]string{}
-	}
-	mcfg.Params["time_zone"] = "'+00:00'"
-	src, err := sql.Open("mysql", mcfg.FormatDSN())
-	if err != nil {
-		return nil, nil, fmt.Errorf("source: %w", err)
-	}
-	src.SetMaxOpenConns(conns + 2)
-	src.SetMaxIdleConns(conns + 2)
-	if err := src.PingContext(ctx); err != nil {
-		src.Close()
-		return nil, nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
+		return nil, nil, err
 	}
 	pcfg, err := pgxpool.ParseConfig(cfg.Target.String())
 	if err != nil {
@@ -269,4 +290,37 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 		return nil, nil, fmt.Errorf("target %s: %w", cfg.Target.Redacted(), err)
 	}
 	return src, dst, nil
+}
+
+// connectSource opens the source database with room for conns workers.
+func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, error) {
+	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	mcfg, err := mysql.ParseDSN(driverDSN)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", dsn.RedactError(err, driverDSN))
+	}
+	// Values are read as MySQL's text, not parsed into Go times, and
+	// TIMESTAMP columns in UTC, as the target session reads them. Queries
+	// with arguments are prepared, never interpolated: only MySQL's binary
+	// protocol sends a FLOAT exactly (see sourceRow).
+	mcfg.ParseTime = false
+	mcfg.InterpolateParams = false
+	if mcfg.Params == nil {
+		mcfg.Params = map[string]string{}
+	}
+	mcfg.Params["time_zone"] = "'+00:00'"
+	src, err := sql.Open("mysql", mcfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	src.SetMaxOpenConns(conns + 2)
+	src.SetMaxIdleConns(conns + 2)
+	if err := src.PingContext(ctx); err != nil {
+		src.Close()
+		return nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
+	}
+	return src, nil
 }

@@ -32,6 +32,9 @@ type ledger struct {
 	db    *pgxpool.Pool
 	runID int64
 	dry   bool
+	// owner, for a worker of a shared run, is the worker's name: it writes
+	// only ranges it holds the lease of.
+	owner *string
 	// exists is false when a dry run finds no ledger: nothing was copied.
 	exists bool
 }
@@ -118,15 +121,19 @@ func lock(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
 
 // startRun records a run. Runs still marked running died without saying
 // so: the caller holds the lock, so none of them is alive.
-func (l *ledger) startRun(ctx context.Context, mode string, tables []string) error {
+// A worker of a shared run (name set) records its own run under the
+// shared name, and leaves the others' alone.
+func (l *ledger) startRun(ctx context.Context, mode string, tables []string, name string) error {
 	if l.dry {
 		return nil
 	}
-	if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
-		return fmt.Errorf("ledger: %w", err)
+	if l.owner == nil {
+		if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
 	}
-	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables) VALUES ('running', $1, $2) RETURNING id",
-		mode, tables).Scan(&l.runID)
+	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables, name) VALUES ('running', $1, $2, NULLIF($3, '')) RETURNING id",
+		mode, tables, name).Scan(&l.runID)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -223,9 +230,13 @@ func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRan
 	if l.dry {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
-		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2`,
-		table, r.no, last, rows, done, l.runID)
+	tag, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
+		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2
+		AND ($7::text IS NULL OR lease_owner = $7)`,
+		table, r.no, last, rows, done, l.runID, l.owner)
+	if err == nil && tag.RowsAffected() == 0 && l.owner != nil {
+		return errLeaseLost
+	}
 	return err
 }
 
@@ -234,8 +245,8 @@ func (l *ledger) markDone(ctx context.Context, table string, r *keyRange) error 
 	if l.dry {
 		return nil
 	}
-	_, err := l.db.Exec(ctx, "UPDATE strangler_backfill_checkpoints SET done = true, updated_at = now() WHERE table_name = $1 AND range_no = $2",
-		table, r.no)
+	_, err := l.db.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET done = true, lease_owner = NULL, lease_until = NULL, updated_at = now()
+		WHERE table_name = $1 AND range_no = $2 AND ($3::text IS NULL OR lease_owner = $3)`, table, r.no, l.owner)
 	return err
 }
 

@@ -224,6 +224,12 @@ func sourceExpr(c config.Column, rawType string, typ pgType) string {
 			e = "(" + e + " + 0)"
 		}
 	}
+	return transformed(e, c)
+}
+
+// transformed applies a column's transforms and default to the MySQL
+// expression e.
+func transformed(e string, c config.Column) string {
 	for _, tr := range c.Transform {
 		switch tr {
 		case config.TransformTrim:

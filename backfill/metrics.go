@@ -6,7 +6,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // configured table names and closed sets, never keys.
 type Metrics struct {
 	// Rows counts rows by table and result: inserted, updated,
-	// already_present, failed or deleted (--propagate-deletes).
+	// already_present, failed or deleted (--propagate-deletes); for tables
+	// sent to the API, migrated or failed.
 	Rows *prometheus.CounterVec
 	// Deviations is the last verify's count per table and kind: missing,
 	// extra or changed.
@@ -20,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_backfill_rows_total",
-			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted).",
+			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
 		}, []string{"table", "result"}),
 		Deviations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strangler_verify_deviations",

@@ -62,6 +62,13 @@ func plan(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB,
 	var tables []*table
 	var errs []error
 	for i := range cfg.Tables {
+		if cfg.Tables[i].TargetAPI != nil {
+			// Sent to the API by runAPI; nothing to copy or compare here.
+			if slices.Contains(only, cfg.Tables[i].Name) {
+				errs = append(errs, fmt.Errorf("table %q is sent to the API, not copied into the target database", cfg.Tables[i].Name))
+			}
+			continue
+		}
 		t, err := prepare(ctx, cfg, i, src, dst)
 		if err != nil {
 			errs = append(errs, err)

@@ -17,8 +17,8 @@ type progress struct {
 	tables   []*tableStats
 	stop     chan struct{}
 	done     chan struct{}
-	// drawn is how many lines the last redraw wrote, to move back over.
-	drawn int
+	// screen draws the bars on a terminal, shared with the log.
+	screen *Screen
 	// said remembers which finished tables have had their last line.
 	said map[string]bool
 }
@@ -29,8 +29,11 @@ const (
 	lineInterval = 10 * time.Second
 )
 
-func startProgress(w io.Writer, terminal bool, tables []*tableStats) *progress {
-	p := &progress{w: w, terminal: terminal, tables: tables,
+func startProgress(w io.Writer, terminal bool, screen *Screen, tables []*tableStats) *progress {
+	if terminal && screen == nil {
+		screen = NewScreen(w)
+	}
+	p := &progress{w: w, terminal: terminal, screen: screen, tables: tables,
 		stop: make(chan struct{}), done: make(chan struct{}), said: map[string]bool{}}
 	if w == nil {
 		close(p.done)
@@ -86,9 +89,6 @@ func (p *progress) render(final bool) {
 		return
 	}
 	var b strings.Builder
-	if p.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", p.drawn) // back to the first bar
-	}
 	width := 0
 	for _, t := range p.tables {
 		width = max(width, len(t.name))
@@ -96,8 +96,7 @@ func (p *progress) render(final bool) {
 	for _, t := range p.tables {
 		fmt.Fprintf(&b, "\x1b[2K%-*s %s\n", width, t.name, bar(t, t.elapsed(time.Now())))
 	}
-	p.drawn = len(p.tables)
-	io.WriteString(p.w, b.String())
+	p.screen.draw(b.String(), len(p.tables))
 }
 
 func counts(t *tableStats) string {

@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 
 	t.Run("bars are redrawn in place", func(t *testing.T) {
 		var out bytes.Buffer
-		p := startProgress(&out, true, stats())
+		p := startProgress(&out, true, nil, stats())
 		p.render(false)
 		p.finish()
 		s := out.String()
@@ -37,7 +38,7 @@ func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 
 	t.Run("plain lines say each table's state once it is done", func(t *testing.T) {
 		var out bytes.Buffer
-		p := startProgress(&out, false, stats())
+		p := startProgress(&out, false, nil, stats())
 		p.render(false)
 		p.finish()
 		want := "backfill: patients copying: 250 read, 240 written, 0 already present, 1 failed\n" +
@@ -47,6 +48,29 @@ func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 			t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
 		}
 	})
+}
+
+func TestALogLineGoesAboveTheBarsNotBetweenThem(t *testing.T) {
+	var term bytes.Buffer // the terminal: stdout and stderr alike
+	screen := NewScreen(&term)
+	a := newTableStats("patients", intKey, false)
+	a.estimate.Store(100)
+	p := startProgress(&term, true, screen, []*tableStats{a})
+	p.render(false)
+	bars := term.String()
+	term.Reset()
+	io.WriteString(screen.Logs(&term), "level=WARN msg=\"backfill range taken over\"\n")
+	// Up over the one bar, erase to the end, the line, then the bar again.
+	want := "\x1b[1A\x1b[J" + "level=WARN msg=\"backfill range taken over\"\n" + bars
+	if got := term.String(); got != want {
+		t.Errorf("a log line while the bars show wrote\n%q\nwant\n%q", got, want)
+	}
+	term.Reset()
+	p.render(false)
+	if got := term.String(); !strings.HasPrefix(got, "\x1b[1A\x1b[2Kpatients") {
+		t.Errorf("the next redraw starts %q; want it back up over the bar below the log line", got)
+	}
+	p.finish()
 }
 
 func TestPacerHoldsTheRate(t *testing.T) {

@@ -32,7 +32,8 @@ type TableReport struct {
 	// Read counts source rows read.
 	Read int64 `json:"read"`
 	// Inserted and Updated count rows written; Present rows that were
-	// already there as they are.
+	// already there as they are. For a table sent to the API, Inserted
+	// counts the rows the API accepted (2xx).
 	Inserted int64 `json:"inserted"`
 	Updated  int64 `json:"updated"`
 	Present  int64 `json:"already_present"`

@@ -68,6 +68,9 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		return r.stoppedTables()
 	}
+	if r.opts.Worker {
+		return r.work(ctx)
+	}
 	if r.opts.Repairs != nil {
 		if err := r.drainRepairs(ctx); err != nil {
 			return err

@@ -18,7 +18,18 @@ type Backfill struct {
 	Source DatabaseURL `yaml:"source"`
 	// Target is the modern database: postgres://user:pass@host:5432/db.
 	// The ledger of runs, checkpoints and failed rows lives there too.
-	Target DatabaseURL `yaml:"target"`
+	// Only tables copied into a database need it.
+	Target DatabaseURL `yaml:"target,omitempty"`
+	// API is the modern service that tables with target_api are sent to;
+	// their ledger is in the facade's state store.
+	API *BackfillAPI `yaml:"api,omitempty"`
+	// Before and After are requests to the modern service before the first
+	// row is sent and after the last (and after WaitUntil).
+	Before []APIStep `yaml:"before,omitempty"`
+	After  []APIStep `yaml:"after,omitempty"`
+	// WaitUntil, if set, waits for the modern service's asynchronous work
+	// once the rows are sent.
+	WaitUntil *WaitUntil `yaml:"wait_until,omitempty"`
 	// Batch is how many rows are read, written and checkpointed together.
 	Batch int `yaml:"batch"`
 	// Rate caps rows per second across all tables; 0 means no cap.
@@ -67,14 +78,18 @@ type BackfillTable struct {
 	// so it drives keyset pagination and checkpoints.
 	Key string `yaml:"key"`
 	// To is the target table.
-	To string `yaml:"to"`
+	To string `yaml:"to,omitempty"`
 	// TargetKey is the target column holding Key, unique in the target: rows
 	// are upserted on it.
-	TargetKey string `yaml:"target_key"`
+	TargetKey string `yaml:"target_key,omitempty"`
 	// Columns maps each target column to where its value comes from.
-	Columns map[string]Column `yaml:"columns"`
-	// Redact names target columns whose values never appear in the ledger,
-	// reports or logs.
+	Columns map[string]Column `yaml:"columns,omitempty"`
+	// TargetAPI, instead of To, TargetKey and Columns, sends each row to
+	// the modern service's API.
+	TargetAPI *TargetAPI `yaml:"target_api,omitempty"`
+	// Redact names target columns (or, with target_api, body fields) whose
+	// values never appear in the ledger, reports or logs; the API ledger
+	// keeps their keyed hash.
 	Redact []string `yaml:"redact,omitempty"`
 	// NullKeys says what a key that can be NULL in the source means: refused
 	// before copying (the default), or skip: rows with a NULL key are
@@ -245,6 +260,7 @@ func (b *Backfill) applyDefaults() {
 	if b.Concurrency == 0 {
 		b.Concurrency = DefaultBackfillConcurrency
 	}
+	b.applyAPIDefaults()
 }
 
 // Table returns the table named name, or nil.
@@ -311,7 +327,9 @@ func (d *decoder) validateBackfill(b *Backfill) {
 			d.errorAt("backfill.source", "%v", err)
 		}
 	}
+	_, usesDB := b.APITables()
 	switch {
+	case b.Target.URL == nil && !usesDB:
 	case b.Target.URL == nil:
 		d.errorAt("backfill.target", "is required: the modern database, like postgres://user:pass@host:5432/db")
 	case !b.Target.IsPostgres():
@@ -332,6 +350,7 @@ func (d *decoder) validateBackfill(b *Backfill) {
 	if len(b.Tables) == 0 {
 		d.errorAt("backfill.tables", "lists no table")
 	}
+	d.validateAPI(b)
 	names := map[string]int{}
 	for i := range b.Tables {
 		at := func(field string) string { return fmt.Sprintf("backfill.tables[%d].%s", i, field) }
@@ -354,6 +373,10 @@ func (d *decoder) validateBackfill(b *Backfill) {
 			d.errorAt(at("query"), "give from or query, not both")
 		case t.From != "":
 			d.checkIdent(at("from"), t.From, true)
+		}
+		if t.TargetAPI != nil {
+			d.validateTargetAPI(t, at)
+			continue
 		}
 		d.checkIdent(at("key"), t.Key, false)
 		d.checkIdent(at("to"), t.To, true)

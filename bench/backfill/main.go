@@ -8,6 +8,7 @@
 // peak resident memory and the verify time.
 //
 //	go run ./backfill [-rows 1000000] [-rounds 2] [-mysql URL] [-postgres URL]
+//	go run ./backfill -scale -rows 50000 -rounds 3
 //
 // strangler runs as a child process, so its memory is its own. The ledger
 // is kept as in any run. pgloader runs with its defaults for a MySQL
@@ -53,6 +54,7 @@ type options struct {
 	rounds      int
 	keep        bool
 	skipLoad    bool
+	scale       bool
 }
 
 func main() {
@@ -66,6 +68,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of each tool, alternating; the best counts")
 	flag.BoolVar(&o.keep, "keep", false, "keep the databases afterwards (for -reuse)")
 	flag.BoolVar(&o.skipLoad, "reuse", false, "reuse the generated legacy rows of an earlier -keep run")
+	flag.BoolVar(&o.scale, "scale", false, "instead: the backfill through the reference modern API, and 1, 2 and 4 workers on one run (see scale.go)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchbackfill:", err)
@@ -112,6 +115,9 @@ func run(ctx context.Context, o options) error {
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build: %v\n%s", err, out)
 		}
+	}
+	if o.scale {
+		return scale(ctx, o, dir)
 	}
 	src, dropLegacy, err := prepareLegacy(ctx, o)
 	if err != nil {

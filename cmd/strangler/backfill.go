@@ -17,10 +17,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/push"
 
 	"strangler/backfill"
 	"strangler/config"
 	"strangler/internal/tty"
+	"strangler/store"
 )
 
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,6 +42,11 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
 	reportHTML := fs.String("report-html", "", "also write the report as a web page to `file`")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
+	metricsPush := fs.String("metrics-push", "", "push the run's metrics to the Prometheus Pushgateway at `URL` when it ends (job strangler_backfill)")
+	runName := fs.String("run", "", "the `name` of a run shared by several workers (with --worker)")
+	worker := fs.Bool("worker", false, "join the run named by --run as one of its workers: lease key ranges from the ledger, copy them, take over those of workers whose lease ran out")
+	workerID := fs.String("worker-id", "", "this worker's `name` in the ledger (default: host name and process id)")
+	lease := fs.Duration("lease", backfill.DefaultLease, "how long a worker's lease on a key range lasts unrenewed: a dead worker's range is taken over after it")
 	progress := fs.String("progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bar, lines or none")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -57,6 +64,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"backfill: --since-checkpoint cannot be combined with --restart, --only-failed or --keys"}
 	case *propagateDeletes && (*sinceCheckpoint || *onlyFailed || len(keys) > 0):
 		return usageError{"backfill: --propagate-deletes compares whole tables; it goes with a plain run or --restart, not --since-checkpoint, --only-failed or --keys"}
+	case *worker != (*runName != ""):
+		return usageError{"backfill: --worker and --run NAME go together"}
+	case *lease <= 0:
+		return usageError{"backfill: --lease wants a positive duration"}
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
@@ -74,7 +85,15 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	if *batch > 0 {
 		cfg.Batch = *batch
 	}
-	log, err := newLogger(stderr, getenv)
+	// On a terminal the log shares the screen with the bars: its lines go
+	// above them, never between.
+	logOut := stderr
+	var screen *backfill.Screen
+	if *progress == "bar" || *progress == "auto" && tty.Is(stdout) {
+		screen = backfill.NewScreen(stdout)
+		logOut = screen.Logs(stderr)
+	}
+	log, err := newLogger(logOut, getenv)
 	if err != nil {
 		return err
 	}
@@ -91,8 +110,25 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		Keys: keys, OnlyFailed: *onlyFailed, Restart: *restart, DryRun: *dryRun,
 		SinceCheckpoint: *sinceCheckpoint, PropagateDeletes: *propagateDeletes,
 		Metrics: metrics, Log: log,
+		Worker: *worker, Run: *runName, WorkerID: *workerID, Lease: *lease,
 	}
-	if len(keys) == 0 && !*onlyFailed {
+	if *worker && opts.WorkerID == "" {
+		host, _ := os.Hostname()
+		opts.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if *tables != "" {
+		opts.Tables = strings.Split(*tables, ",")
+	}
+	if api, _ := cfg.APITables(); api {
+		// Tables sent to the API keep their ledger in the state store; it
+		// may be created here, where the facade does not run yet.
+		st, err := store.Open(ctx, string(file.Store), log, store.WithEncryption(file.EncryptionKeys()))
+		if err != nil {
+			return fmt.Errorf("state store (the ledger of tables sent to the API): %w", err)
+		}
+		defer st.Close()
+		opts.APILedger, opts.Hasher, opts.Requests = st, st.Hasher(), stdout
+	} else if len(keys) == 0 && !*onlyFailed {
 		repairs, closeStore, err := readRepairKeys(ctx, file, log)
 		if err != nil {
 			return err
@@ -100,16 +136,25 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		defer closeStore()
 		opts.Repairs = repairs
 	}
-	if *tables != "" {
-		opts.Tables = strings.Split(*tables, ",")
-	}
 	switch *progress {
 	case "auto":
 		opts.Progress, opts.Terminal = stdout, tty.Is(stdout)
 	case "bar", "lines":
 		opts.Progress, opts.Terminal = stdout, *progress == "bar"
 	}
+	opts.Screen = screen
 	report, runErr := backfill.Run(ctx, cfg, opts)
+	if *metricsPush != "" {
+		// A batch job's metrics outlive it only where it pushes them; a
+		// failed push is logged, never mistaken for a failed run.
+		p := push.New(*metricsPush, "strangler_backfill").Gatherer(reg)
+		if *runName != "" {
+			p = p.Grouping("run", *runName).Grouping("worker", opts.WorkerID)
+		}
+		if err := p.PushContext(context.WithoutCancel(ctx)); err != nil {
+			log.Error("metrics push", "url", *metricsPush, "error", err)
+		}
+	}
 	if report == nil {
 		return fmt.Errorf("backfill: %w", runErr)
 	}
@@ -121,7 +166,11 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("backfill: %w", runErr)
 	}
 	if n := report.Failed(); n > 0 && !*dryRun {
-		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (strangler_backfill_failures); fix them, then run again with --only-failed", n)
+		where := "strangler_backfill_failures"
+		if opts.APILedger != nil {
+			where = "strangler_api_backfill_rows in the state store"
+		}
+		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (%s); fix them, then run again with --only-failed", n, where)
 	}
 	return nil
 }

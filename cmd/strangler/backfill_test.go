@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -224,6 +228,33 @@ func TestBackfillCommandReports(t *testing.T) {
 		}
 	})
 
+	t.Run("a run pushes its metrics to a Pushgateway when it ends", func(t *testing.T) {
+		var mu sync.Mutex
+		var method, path string
+		var body []byte
+		gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			method, path, body = r.Method, r.URL.Path, b
+			mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+		}))
+		defer gw.Close()
+		if out, err := m.run(t, "backfill", "--config", m.config, "--restart", "--metrics-push", gw.URL); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if method != http.MethodPut || path != "/metrics/job/strangler_backfill" {
+			t.Errorf("the push was %s %s, want PUT /metrics/job/strangler_backfill", method, path)
+		}
+		for _, want := range []string{"strangler_backfill_rows_total", "already_present", "hospital-patients"} {
+			if !bytes.Contains(body, []byte(want)) {
+				t.Errorf("the pushed metrics lack %q", want)
+			}
+		}
+	})
+
 	t.Run("mistakes on the command line are usage errors", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"backfill"},
@@ -234,6 +265,8 @@ func TestBackfillCommandReports(t *testing.T) {
 			{"backfill", "--config", m.config, "--propagate-deletes", "--only-failed"},
 			{"backfill", "--config", m.config, "--propagate-deletes", "--since-checkpoint"},
 			{"verify", "--config", m.config, "--every", "1ms"},
+			{"backfill", "--config", m.config, "--worker"},
+			{"backfill", "--config", m.config, "--run", "nightly"},
 		} {
 			var u usageError
 			if _, err := m.run(t, args...); !errors.As(err, &u) {

@@ -43,12 +43,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// On real databases the demo's patients are added only if they are
 	// empty, so the demo can be run again over the data it left.
-	legacyAPI, closeLegacy, err := referenceAPI(ctx, "legacy", *legacyDSN, legacy.DemoPatients, log)
+	legacyAPI, closeLegacy, err := referenceAPI(ctx, "legacy", *legacyDSN, legacy.DemoPatients, modern.Faults{}, log)
 	if err != nil {
 		return err
 	}
 	defer closeLegacy()
-	modernAPI, closeModern, err := referenceAPI(ctx, "modern", *modernDSN, modern.DemoPatients, log)
+	modernAPI, closeModern, err := referenceAPI(ctx, "modern", *modernDSN, modern.DemoPatients, modern.Faults{}, log)
 	if err != nil {
 		return err
 	}

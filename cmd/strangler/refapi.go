@@ -28,6 +28,12 @@ func runRefAPI(ctx context.Context, side string, args []string, getenv func(stri
 	scheme := map[string]string{"legacy": "mysql://user:pass@host:3306/db", "modern": "postgres://user:pass@host:5432/db"}[side]
 	dsn := fs.String("dsn", "", "database `URL` ("+scheme+"); none: the demo's in-memory store")
 	seed := fs.Int64("seed", 0, "give an empty database the demo's synthetic patients 1…`N`")
+	var faults modern.Faults
+	if side == "modern" {
+		fs.IntVar(&faults.Unavailable, "fail-503", 0, "answer `PCT` percent of imports' Idempotency-Keys 503 once (with --dsn)")
+		fs.IntVar(&faults.TooMany, "fail-429", 0, "answer `PCT` percent of imports' Idempotency-Keys 429 once, with Retry-After (with --dsn)")
+		fs.DurationVar(&faults.JobTime, "job-time", 0, "each import starts a job pending this `long` (GET /admin/jobs) (with --dsn)")
+	}
 	if err := parseFlags(fs, args[1:], stderr); err != nil {
 		return err
 	}
@@ -42,7 +48,7 @@ func runRefAPI(ctx context.Context, side string, args []string, getenv func(stri
 		return err
 	}
 	log = log.With("backend", side)
-	h, closeDB, err := referenceAPI(ctx, side, *dsn, *seed, log)
+	h, closeDB, err := referenceAPI(ctx, side, *dsn, *seed, faults, log)
 	if err != nil {
 		return err
 	}
@@ -76,9 +82,10 @@ func runRefAPI(ctx context.Context, side string, args []string, getenv func(stri
 }
 
 // referenceAPI returns a side's reference API: over its database when dsn
+// (modern: with the import endpoint and admin calls, misbehaving per faults)
 // is set (migrated, seeded with patients 1…seed if empty), over the demo's
 // in-memory store otherwise.
-func referenceAPI(ctx context.Context, side, dsn string, seed int64, log *slog.Logger) (http.Handler, func(), error) {
+func referenceAPI(ctx context.Context, side, dsn string, seed int64, faults modern.Faults, log *slog.Logger) (http.Handler, func(), error) {
 	switch {
 	case side == "legacy" && dsn == "":
 		return legacy.NewDemo(log), func() {}, nil
@@ -103,6 +110,6 @@ func referenceAPI(ctx context.Context, side, dsn string, seed int64, log *slog.L
 			pool.Close()
 			return nil, nil, err
 		}
-		return modern.New(pool, log), pool.Close, nil
+		return modern.NewImports(pool, faults, log).Handler(), pool.Close, nil
 	}
 }

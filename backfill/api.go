@@ -1,0 +1,464 @@
+package backfill
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"strangler/config"
+	"strangler/phi"
+	"strangler/store"
+)
+
+// APILedger is where a backfill through the modern service's API keeps
+// what it migrated, what failed and why, its checkpoints and its runs:
+// the facade's state store. Keys are as reports show them (binary keys
+// in hex), so that any key is valid text in either store.
+type APILedger interface {
+	StartAPIBackfill(ctx context.Context, mode string) (int64, error)
+	APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error)
+	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []store.APIBackfillRow, checkpoint *string) error
+	APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]store.APIBackfillRow, error)
+	FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error
+}
+
+// Reasons a row sent to the API failed, a closed set (the ledger's
+// reason column and the metrics' label).
+const (
+	reasonRejected         = "rejected"
+	reasonRetriesExhausted = "retries_exhausted"
+)
+
+// apiRunner is one backfill run through the API.
+type apiRunner struct {
+	cfg    *config.Backfill
+	opts   Options
+	src    *sql.DB
+	client *apiClient
+	run    int64
+	stats  map[string]*tableStats
+	pace   *pacer
+	hasher *phi.Hasher
+	// printMu keeps a dry run's printed requests whole.
+	printMu sync.Mutex
+}
+
+// usesAPI reports whether the run's tables are sent to the API; a mix of
+// API and database tables in one run is refused.
+func usesAPI(cfg *config.Backfill, only []string) (bool, error) {
+	var api, db []string
+	for _, t := range cfg.Tables {
+		if len(only) > 0 && !slices.Contains(only, t.Name) {
+			continue
+		}
+		if t.TargetAPI != nil {
+			api = append(api, t.Name)
+		} else {
+			db = append(db, t.Name)
+		}
+	}
+	if len(api) > 0 && len(db) > 0 {
+		return false, fmt.Errorf("tables %s go to the API and %s to the database; run them separately with --tables",
+			strings.Join(api, ", "), strings.Join(db, ", "))
+	}
+	return len(api) > 0, nil
+}
+
+// runAPI is Run for tables sent to the API.
+func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
+	switch {
+	case len(opts.Keys) > 0 || opts.PropagateDeletes || opts.SinceCheckpoint:
+		return nil, errors.New("tables sent to the API take a plain run, --restart, --only-failed or --dry-run")
+	case opts.Worker:
+		return nil, errors.New("workers share runs of tables copied into the database; tables sent to the API run in one process")
+	case opts.APILedger == nil && !opts.DryRun:
+		return nil, errors.New("tables sent to the API keep their ledger in the state store; configure store")
+	}
+	started := time.Now()
+	src, err := connectSource(ctx, cfg, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	tables, err := planAPI(ctx, cfg, opts.Tables, src)
+	if err != nil {
+		return nil, err
+	}
+	r := &apiRunner{cfg: cfg, opts: opts, src: src, client: newAPIClient(cfg.API), stats: map[string]*tableStats{},
+		pace: newPacer(cfg.Rate), hasher: opts.Hasher}
+	if r.hasher == nil {
+		r.hasher = phi.RandomHasher()
+	}
+	if !opts.DryRun {
+		if r.run, err = opts.APILedger.StartAPIBackfill(ctx, opts.mode()); err != nil {
+			return nil, err
+		}
+	}
+	var all []*tableStats
+	var names []string
+	for _, t := range tables {
+		s := newTableStats(t.name, t.key, opts.DryRun)
+		r.stats[t.name] = s
+		all = append(all, s)
+		names = append(names, t.name)
+	}
+	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
+	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
+	runErr := r.all(ctx, tables)
+	prog.finish()
+
+	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
+	for _, t := range tables {
+		report.Tables = append(report.Tables, r.stats[t.name].report())
+	}
+	status := "succeeded"
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		status = "interrupted"
+	case runErr != nil:
+		status = "failed"
+	}
+	if runErr != nil {
+		report.Error = runErr.Error()
+	}
+	if !opts.DryRun {
+		b, _ := json.Marshal(report)
+		if err := opts.APILedger.FinishAPIBackfill(context.WithoutCancel(ctx), r.run, status, b); err != nil && runErr == nil {
+			runErr = fmt.Errorf("ledger: %w", err)
+		}
+	}
+	return report, runErr
+}
+
+// all runs the before steps, sends every table, waits for the service's
+// jobs, then runs the after steps. A table that stops stops the run: the
+// after steps (enabling workflows) belong to a migration that finished.
+func (r *apiRunner) all(ctx context.Context, tables []*apiTable) error {
+	steps := func(what string, ss []config.APIStep) error {
+		for _, s := range ss {
+			if r.opts.DryRun {
+				r.print("%s (%s step)\n", s.Method+" "+s.Path, what)
+				continue
+			}
+			if err := r.client.step(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			r.opts.Log.Info("backfill step done", "step", what, "method", s.Method, "path", s.Path)
+		}
+		return nil
+	}
+	if err := steps("before", r.cfg.Before); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		var err error
+		if r.opts.OnlyFailed {
+			err = r.retryFailed(ctx, t)
+		} else {
+			err = r.copy(ctx, t)
+		}
+		r.stats[t.name].done.Store(true)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", t.name, err)
+			r.stats[t.name].stop(err)
+			return err
+		}
+		r.logDone(t)
+	}
+	if w := r.cfg.WaitUntil; w != nil && !r.opts.DryRun {
+		if err := r.client.waitUntil(ctx, w); err != nil {
+			return err
+		}
+		r.opts.Log.Info("backfill wait done", "path", w.Path, "field", w.Field, "equals", w.Equals)
+	}
+	return steps("after", r.cfg.After)
+}
+
+func (r *apiRunner) logDone(t *apiTable) {
+	rep := r.stats[t.name].report()
+	r.opts.Log.Info("backfill table done", "table", t.name, "read", rep.Read, "migrated", rep.Written(),
+		"failed", rep.Failed, "duration_s", rep.Seconds)
+}
+
+// copy sends a table's rows past its checkpoint, a page at a time.
+func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
+	var rg keyRange
+	if !r.opts.Restart && r.opts.APILedger != nil {
+		key, ok, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, t.name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if rg.start, err = parseKey(t.key, key); err != nil {
+				return fmt.Errorf("ledger: checkpoint %q: %w", key, err)
+			}
+		}
+	}
+	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))
+	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
+	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
+	reqPace := newPacer(t.api.Rate)
+	return pipeline(ctx, read, func(b batch) error {
+		if len(b.rows) == 0 {
+			return nil
+		}
+		last := showKey(t.key, b.rows[len(b.rows)-1].key)
+		return r.send(ctx, t, b, reqPace, &last)
+	})
+}
+
+// retryFailed sends again the rows the ledger records as failed.
+func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
+	if r.opts.APILedger == nil {
+		return nil
+	}
+	reqPace := newPacer(t.api.Rate)
+	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
+	after := ""
+	for {
+		failed, err := r.opts.APILedger.APIBackfillFailures(ctx, t.name, after, r.cfg.Batch)
+		if err != nil || len(failed) == 0 {
+			return err
+		}
+		after = failed[len(failed)-1].Key
+		keys := make([][]byte, len(failed))
+		for i, f := range failed {
+			if keys[i], err = parseKey(t.key, f.Key); err != nil {
+				return err
+			}
+		}
+		found := 0
+		read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
+		err = pipeline(ctx, read, func(b batch) error {
+			found += len(b.rows)
+			return r.send(ctx, t, b, reqPace, nil)
+		})
+		if err != nil {
+			return err
+		}
+		r.stats[t.name].notInSource.Add(int64(len(keys) - found))
+	}
+}
+
+// result is what became of one row sent.
+type result struct {
+	ok      bool
+	fail    store.APIBackfillRow
+	skipped bool // the run stopped before the row was sent
+}
+
+// send sends a batch's rows, one group at a time per worker and a group's
+// rows in key order, then records them with the checkpoint (nil: rows
+// asked for by key). A batch is recorded only whole: a run stopped in
+// the middle sends the batch again, which the Idempotency-Keys make
+// harmless.
+func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, checkpoint *string) error {
+	s := r.stats[t.name]
+	s.active(time.Now())
+	groups := t.groups(b.rows)
+	results := make([]result, len(b.rows))
+	queue := make(chan []int)
+	var wg sync.WaitGroup
+	for range min(t.api.Concurrency, len(groups)) {
+		wg.Go(func() {
+			for g := range queue {
+				for _, i := range g {
+					if ctx.Err() != nil {
+						results[i].skipped = true
+						continue
+					}
+					results[i] = r.sendRow(ctx, t, b.rows[i], reqPace)
+				}
+			}
+		})
+	}
+	for _, g := range groups {
+		queue <- g
+	}
+	close(queue)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var migrated []string
+	var failed []store.APIBackfillRow
+	var fs []failure
+	for i, res := range results {
+		switch {
+		case res.skipped:
+			return ctx.Err()
+		case res.ok:
+			migrated = append(migrated, showKey(t.key, b.rows[i].key))
+		default:
+			failed = append(failed, res.fail)
+			fs = append(fs, failure{key: b.rows[i].key, reason: t.describe(res.fail)})
+		}
+	}
+	if !r.opts.DryRun {
+		if err := r.opts.APILedger.RecordAPIBackfill(ctx, r.run, t.name, migrated, failed, checkpoint); err != nil {
+			return err
+		}
+	}
+	s.active(time.Now())
+	s.read.Add(int64(len(b.rows)))
+	s.inserted.Add(int64(len(migrated)))
+	s.addFailures(fs)
+	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
+		m.Rows.WithLabelValues(t.name, "migrated").Add(float64(len(migrated)))
+		m.Rows.WithLabelValues(t.name, "failed").Add(float64(len(failed)))
+	}
+	return nil
+}
+
+// groups cuts a batch's rows (in key order) into groups by the group_by
+// value, each in key order, groups in the order they first appear.
+func (t *apiTable) groups(rows []sourceRow) [][]int {
+	if t.group < 0 {
+		out := make([][]int, len(rows))
+		for i := range rows {
+			out[i] = []int{i}
+		}
+		return out
+	}
+	at := map[string]int{}
+	var out [][]int
+	for i, row := range rows {
+		v := row.vals[t.group]
+		k := "\x00"
+		if v != nil {
+			k = "v" + string(v)
+		}
+		g, ok := at[k]
+		if !ok {
+			g = len(out)
+			at[k] = g
+			out = append(out, nil)
+		}
+		out[g] = append(out[g], i)
+	}
+	return out
+}
+
+// describe is a failure as the report counts it: the reason and status,
+// and the API's message unless the table has redacted fields, whose
+// values an error message may echo.
+func (t *apiTable) describe(f store.APIBackfillRow) string {
+	var s string
+	switch f.Reason {
+	case reasonRejected:
+		s = fmt.Sprintf("rejected by the API (%d)", f.Status)
+	case reasonRetriesExhausted:
+		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
+	}
+	if !t.redacted && f.Message != "" {
+		s += ": " + f.Message
+	}
+	return s
+}
+
+func statusText(status int) string {
+	if status == 0 {
+		return "no answer"
+	}
+	return fmt.Sprint(status)
+}
+
+// request builds a row's path and JSON body.
+func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
+	var p strings.Builder
+	for i, part := range t.parts {
+		p.WriteString(part)
+		if i < len(t.pathCols) {
+			p.WriteString(url.PathEscape(string(row.vals[t.pathCols[i]])))
+		}
+	}
+	body = make(map[string]any, len(t.fields))
+	for _, f := range t.fields {
+		v := row.vals[f.col]
+		switch {
+		case v == nil:
+			body[f.name] = nil
+		case f.number:
+			body[f.name] = json.Number(v)
+		default:
+			body[f.name] = string(v)
+		}
+	}
+	return p.String(), body
+}
+
+// redactedBody is body with its redacted fields replaced by their keyed
+// hash: what the ledger and a dry run show.
+func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
+	shown := make(map[string]any, len(body))
+	for _, f := range t.fields {
+		v := body[f.name]
+		if f.redacted && v != nil {
+			v = r.hasher.Placeholder(f.name, fmt.Sprint(v))
+		}
+		shown[f.name] = v
+	}
+	b, _ := json.Marshal(shown)
+	return b
+}
+
+// sendRow sends one row, retrying what may be retried.
+func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, reqPace *pacer) result {
+	key := showKey(t.key, row.key)
+	idem := t.name + ":" + key
+	path, body := t.request(row)
+	raw, _ := json.Marshal(body)
+	if r.opts.DryRun {
+		r.print("%s %s Idempotency-Key: %s %s\n", t.api.Method, path, idem, r.redactedBody(t, body))
+		return result{ok: true}
+	}
+	var a answer
+	var err error
+	for n := 1; ; n++ {
+		if err := reqPace.take(ctx, 1); err != nil {
+			return result{skipped: true}
+		}
+		a, err = r.client.do(ctx, t.api.Method, path, raw, idem)
+		if ctx.Err() != nil {
+			return result{skipped: true}
+		}
+		if err == nil && a.status/100 == 2 {
+			return result{ok: true}
+		}
+		if !retryable(a, err) || n >= t.api.Retry.MaxAttempts {
+			break
+		}
+		select {
+		case <-time.After(backoff(t.api.Retry, n, a.retryAfter)):
+		case <-ctx.Done():
+			return result{skipped: true}
+		}
+	}
+	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected}
+	if retryable(a, err) {
+		f.Reason = reasonRetriesExhausted
+		if err != nil {
+			f.Message = err.Error()
+		}
+	}
+	return result{fail: f}
+}
+
+// print writes a dry run's line.
+func (r *apiRunner) print(format string, args ...any) {
+	w := r.opts.Requests
+	if w == nil {
+		w = io.Discard
+	}
+	r.printMu.Lock()
+	defer r.printMu.Unlock()
+	fmt.Fprintf(w, format, args...)
+}

@@ -1,0 +1,283 @@
+package backfill_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/config"
+	"strangler/internal/testdb"
+	"strangler/modern"
+	"strangler/store"
+)
+
+// apiWorld is a legacy MariaDB table of patients in hospitals, the
+// reference modern API serving imports over HTTP, and a SQLite state
+// store for the ledger.
+type apiWorld struct {
+	legacy  *sql.DB
+	modern  *modern.Imports
+	pool    *pgxpool.Pool
+	srv     *httptest.Server
+	store   *store.Store
+	cfgPath string
+	// arrivals are when each import request reached the API.
+	mu       sync.Mutex
+	arrivals []time.Time
+}
+
+const apiConfig = `
+backends:
+  legacy: { url: "http://legacy.internal:8080" }
+  modern: { url: "%[2]s" }
+backfill:
+  source: %[1]s
+  api: { url: "%[2]s", timeout: 5s, headers: { Authorization: "Bearer t0ken" } }
+  batch: 2000
+  tables:
+    - name: patients
+      from: Patient
+      key: PatientSerNum
+      target_api:
+        method: PUT
+        path: "/imports/patients/{PatientSerNum}"
+        body:
+          first_name: { from: FirstName, transform: [trim] }
+          last_name: LastName
+          email: Email
+          birth_date: DateOfBirth
+        group_by: HospitalSerNum
+        concurrency: 8
+        retry: { max_attempts: 5, backoff: 10ms, max_backoff: 100ms }
+      redact: [first_name, email]
+  before: [ { method: POST, path: /admin/workflows/disable } ]
+  after:  [ { method: POST, path: /admin/workflows/enable } ]
+  wait_until: { path: /admin/jobs, field: pending, equals: "0", every: 50ms, timeout: 30s }
+`
+
+func newAPIWorld(t *testing.T, rows, groups int, faults modern.Faults) *apiWorld {
+	t.Helper()
+	ctx := context.Background()
+	myDSN := testdb.MySQL(t)
+	db, err := sql.Open("mysql", myDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE Patient (PatientSerNum INT PRIMARY KEY, HospitalSerNum INT NOT NULL,
+		FirstName VARCHAR(50) NOT NULL, LastName VARCHAR(50) NOT NULL, Email VARCHAR(100), DateOfBirth DATE)`); err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	for k := 1; k <= rows; k++ {
+		if sb.Len() > 0 {
+			sb.WriteString(",")
+		}
+		email := fmt.Sprintf("'p%d@example.org'", k)
+		if rejected(k) {
+			email = fmt.Sprintf("'p%d at example.org'", k) // the API refuses it: 422
+		}
+		fmt.Fprintf(&sb, "(%d, %d, '  Ada%d ', 'Lovelace', %s, '1970-01-31')", k, k%groups, k, email)
+		if k%2000 == 0 || k == rows {
+			if _, err := db.Exec("INSERT INTO Patient VALUES " + sb.String()); err != nil {
+				t.Fatal(err)
+			}
+			sb.Reset()
+		}
+	}
+	// The modern service's commits need not wait for the disk here: the
+	// test is about what the backfill sends, not the service's durability.
+	pool, err := modern.Open(ctx, withParam(testdb.Postgres(t), "synchronous_commit=off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	w := &apiWorld{legacy: db, pool: pool}
+	w.modern = modern.NewImports(pool, faults, discard())
+	h := w.modern.Handler()
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/imports/") {
+			w.mu.Lock()
+			w.arrivals = append(w.arrivals, time.Now())
+			w.mu.Unlock()
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(w.srv.Close)
+	dir := t.TempDir()
+	if w.store, err = store.Open(ctx, "sqlite:"+filepath.Join(dir, "state.db"), discard()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.store.Close() })
+	w.cfgPath = filepath.Join(dir, "strangler.yaml")
+	if err := os.WriteFile(w.cfgPath, fmt.Appendf(nil, apiConfig, fixture.MySQLURL(myDSN), w.srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func withParam(url, param string) string {
+	if strings.Contains(url, "?") {
+		return url + "&" + param
+	}
+	return url + "?" + param
+}
+
+// rejected picks 2% of the keys, spread over the groups, for an e-mail
+// address the API refuses.
+func rejected(k int) bool { return k%97 < 2 }
+
+func (w *apiWorld) config(t *testing.T) *config.Backfill {
+	t.Helper()
+	cfg, err := config.Load(w.cfgPath, config.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Backfill
+}
+
+func (w *apiWorld) run(t *testing.T, cfg *config.Backfill, opts backfill.Options) *backfill.Report {
+	t.Helper()
+	opts.APILedger, opts.Hasher, opts.Log = w.store, w.store.Hasher(), discard()
+	report, err := backfill.Run(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	return report
+}
+
+func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *testing.T) {
+	const rows, groups = 20_000, 50
+	w := newAPIWorld(t, rows, groups, modern.Faults{Unavailable: 5, JobTime: 200 * time.Millisecond})
+	ctx := context.Background()
+	start := time.Now()
+	report := w.run(t, w.config(t), backfill.Options{})
+	t.Logf("%d rows in %s", rows, time.Since(start))
+
+	var wantRejected int64
+	for k := 1; k <= rows; k++ {
+		if rejected(k) {
+			wantRejected++
+		}
+	}
+	tr := report.Tables[0]
+	if tr.Read != rows || tr.Written() != rows-wantRejected || tr.Failed != wantRejected {
+		t.Fatalf("report: read %d, migrated %d, failed %d; want %d, %d, %d", tr.Read, tr.Written(), tr.Failed, rows, rows-wantRejected, wantRejected)
+	}
+	if len(tr.Failures) != 1 || tr.Failures[0].Reason != "rejected by the API (422)" || tr.Failures[0].Count != wantRejected {
+		t.Errorf("failures by reason: got %+v, want %d rejected by the API (422), its message held back (redacted fields)", tr.Failures, wantRejected)
+	}
+	// The API applied every accepted row once, whatever the 503s.
+	var imports, distinct int64
+	if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if imports != rows-wantRejected || distinct != imports {
+		t.Errorf("the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows-wantRejected)
+	}
+	// Within each group, the API saw the rows in key order.
+	var outOfOrder int64
+	if err := w.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT patient_id,
+		lag(patient_id) OVER (PARTITION BY patient_id %% %d ORDER BY seq) AS prev FROM import_log) x WHERE prev > patient_id`, groups)).Scan(&outOfOrder); err != nil {
+		t.Fatal(err)
+	}
+	if outOfOrder != 0 {
+		t.Errorf("%d imports reached the API before a row of their group with a lower key", outOfOrder)
+	}
+	// The ledger holds each failure with its status, message and a payload
+	// whose redacted fields are hashed.
+	failed, err := w.store.APIBackfillFailures(ctx, "patients", "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(failed)) != wantRejected {
+		t.Fatalf("the ledger holds %d failures, want %d", len(failed), wantRejected)
+	}
+	f := failed[0]
+	if f.Status != 422 || f.Reason != "rejected" || !strings.Contains(f.Message, "email") {
+		t.Errorf("failure of %s: status %d, reason %q, message %q; want 422, rejected and the API's message about the email", f.Key, f.Status, f.Reason, f.Message)
+	}
+	if strings.Contains(f.Payload, "Ada") || strings.Contains(f.Payload, " at example.org") || !strings.Contains(f.Payload, `"last_name":"Lovelace"`) {
+		t.Errorf("payload %s: want first_name and email hashed, last_name as it is", f.Payload)
+	}
+	// The steps ran in order: before, the rows, waiting for the jobs, after.
+	ev := w.modern.Events()
+	if len(ev) < 3 || ev[0] != "workflows disable" || ev[len(ev)-2] != "jobs pending=0" || ev[len(ev)-1] != "workflows enable" {
+		t.Errorf("admin calls: %v; want workflows disable, jobs polled until pending=0, then workflows enable", ev)
+	}
+
+	// Fix the data, then re-run only the failures, at a capped request rate.
+	if _, err := w.legacy.Exec("UPDATE Patient SET Email = CONCAT('p', PatientSerNum, '@example.org') WHERE Email LIKE '% at %'"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.config(t)
+	const rate = 50
+	cfg.Tables[0].TargetAPI.Rate = rate
+	w.mu.Lock()
+	w.arrivals = nil
+	w.mu.Unlock()
+	report = w.run(t, cfg, backfill.Options{OnlyFailed: true})
+	if tr := report.Tables[0]; tr.Written() != wantRejected || tr.Failed != 0 {
+		t.Errorf("--only-failed: migrated %d, failed %d; want %d and 0", tr.Written(), tr.Failed, wantRejected)
+	}
+	if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if imports != rows || distinct != rows {
+		t.Errorf("after --only-failed the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows)
+	}
+	if failed, _ := w.store.APIBackfillFailures(ctx, "patients", "", 10); len(failed) != 0 {
+		t.Errorf("the ledger still holds failures: %+v", failed)
+	}
+	w.mu.Lock()
+	arr := w.arrivals
+	w.mu.Unlock()
+	got := float64(len(arr)-1) / arr[len(arr)-1].Sub(arr[0]).Seconds()
+	if got < rate*0.9 || got > rate*1.1 {
+		t.Errorf("%d requests came at %.1f/s, want %d/s within 10%%", len(arr), got, rate)
+	}
+}
+
+func TestAPIBackfillDryRunPrintsRedactedRequestsAndSendsNone(t *testing.T) {
+	w := newAPIWorld(t, 20, 3, modern.Faults{})
+	var out bytes.Buffer
+	opts := backfill.Options{DryRun: true, Log: discard(), Requests: &out, Hasher: w.store.Hasher(), APILedger: w.store}
+	report, err := backfill.Run(context.Background(), w.config(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	n := len(w.arrivals)
+	w.mu.Unlock()
+	if n != 0 {
+		t.Errorf("a dry run sent %d requests", n)
+	}
+	if report.Tables[0].Read != 20 {
+		t.Errorf("a dry run read %d rows, want 20", report.Tables[0].Read)
+	}
+	text := out.String()
+	for _, want := range []string{"POST /admin/workflows/disable (before step)", "PUT /imports/patients/7 Idempotency-Key: patients:7 {", `"last_name":"Lovelace"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the dry run's requests lack %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Ada7") || strings.Contains(text, "p7@example.org") {
+		t.Errorf("the dry run shows a redacted value:\n%s", text)
+	}
+	if ev := w.modern.Events(); len(ev) != 0 {
+		t.Errorf("a dry run made admin calls: %v", ev)
+	}
+}

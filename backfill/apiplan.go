@@ -1,0 +1,171 @@
+package backfill
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"strangler/config"
+)
+
+// apiTable is a table sent to the modern service's API: its source read
+// as a table's is, each row turned into one request.
+type apiTable struct {
+	*table
+	api *config.TargetAPI
+	// fields are the body's fields in name order; each reads cols[col].
+	fields []apiField
+	// path is the path template cut at its columns: literal parts, with
+	// pathCols[i] (an index into cols) between parts[i] and parts[i+1].
+	parts    []string
+	pathCols []int
+	// group is the index into cols of the group_by column, -1 for none.
+	group int
+}
+
+type apiField struct {
+	name     string
+	col      int
+	number   bool // the value is written as a JSON number
+	redacted bool
+}
+
+// planAPI checks the API tables against the source and prepares them.
+func planAPI(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB) ([]*apiTable, error) {
+	var out []*apiTable
+	for i := range cfg.Tables {
+		tc := &cfg.Tables[i]
+		if tc.TargetAPI == nil || len(only) > 0 && !slices.Contains(only, tc.Name) {
+			continue
+		}
+		t, err := prepareAPI(ctx, cfg, i, src)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (*apiTable, error) {
+	tc := &cfg.Tables[i]
+	a := tc.TargetAPI
+	at := func(field string) string { return cfg.Locate(fmt.Sprintf("backfill.tables[%d].%s", i, field)) }
+	t := &apiTable{table: &table{cfg: tc, index: i, name: tc.Name, sourceKey: "src." + myIdent(tc.Key)}, api: a, group: -1}
+	sourceField, sourceName := "from", tc.From
+	if tc.Query != "" {
+		t.source = "(" + strings.TrimRight(strings.TrimSpace(tc.Query), ";") + ") AS src"
+		sourceField, sourceName = "query", "the query"
+	} else {
+		t.source = myIdent(tc.From) + " AS src"
+	}
+	have, err := sourceColumnNames(ctx, src, t.source)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
+	// need checks that a column the file names is in the source.
+	need := func(field, col string) error {
+		if !have[strings.ToLower(col)] {
+			return fmt.Errorf("%s: no column %q in the source (%s)", at(field), col, sourceName)
+		}
+		return nil
+	}
+	if err := need("key", tc.Key); err != nil {
+		return nil, err
+	}
+	add := func(name string, c config.Column, expr string) int {
+		t.cols = append(t.cols, column{name: name, cfg: c, sourceExpr: expr})
+		return len(t.cols) - 1
+	}
+	for _, name := range a.BodyFields() {
+		c := a.Body[name]
+		field := "target_api.body." + name
+		base := "NULL"
+		if c.From != "" {
+			if err := need(field+".from", c.From); err != nil {
+				return nil, err
+			}
+			base = "src." + myIdent(c.From)
+		}
+		if l := c.Lookup; l != nil {
+			if c.From == "" {
+				base = t.sourceKey
+			}
+			lookup := "(SELECT l." + myIdent(l.Column) + " FROM " + myIdent(l.Table) + " AS l WHERE l." + myIdent(l.Key) + " = " + base + " LIMIT 1)"
+			if _, err := src.ExecContext(ctx, "SELECT "+lookup+" FROM "+t.source+" LIMIT 0"); err != nil {
+				return nil, fmt.Errorf("%s: reading the source: %w", at(field+".lookup"), err)
+			}
+			base = lookup
+		}
+		col := add(name, c, transformed(base, c))
+		t.fields = append(t.fields, apiField{name: name, col: col, redacted: tc.Redacted(name)})
+		t.redacted = t.redacted || tc.Redacted(name)
+	}
+	rest := a.Path
+	for _, name := range a.PathColumns() {
+		if err := need("target_api.path", name); err != nil {
+			return nil, err
+		}
+		before, after, _ := strings.Cut(rest, "{"+name+"}")
+		t.parts = append(t.parts, before)
+		t.pathCols = append(t.pathCols, add("{"+name+"}", config.Column{From: name}, "src."+myIdent(name)))
+		rest = after
+	}
+	t.parts = append(t.parts, rest)
+	if a.GroupBy != "" {
+		if err := need("target_api.group_by", a.GroupBy); err != nil {
+			return nil, err
+		}
+		t.group = add("group_by", config.Column{From: a.GroupBy}, "src."+myIdent(a.GroupBy))
+	}
+	nullable, err := checkSource(ctx, src, t.table)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
+	if nullable {
+		if tc.NullKeys != config.NullKeysSkip {
+			return nil, fmt.Errorf("%s: %s can be NULL in the source, and a row without a key has no Idempotency-Key or checkpoint; "+
+				"key on a NOT NULL column, COALESCE it in a query, or set null_keys: skip to count such rows as failed", at("key"), tc.Key)
+		}
+		t.nullKeys = true
+	}
+	if err := checkUnique(ctx, src, t.table); err != nil {
+		return nil, fmt.Errorf("%s: %w", at("key"), err)
+	}
+	for i := range t.fields {
+		t.fields[i].number = isNumeric(t.cols[t.fields[i].col].srcType)
+	}
+	return t, nil
+}
+
+// sourceColumnNames are the source's column names, lower-cased, as MySQL
+// matches them.
+func sourceColumnNames(ctx context.Context, db *sql.DB, source string) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT * FROM "+source+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, n := range names {
+		out[strings.ToLower(n)] = true
+	}
+	return out, rows.Err()
+}
+
+// isNumeric reports whether MySQL's type of a value (as the driver names
+// it) is a number, written in JSON as one.
+func isNumeric(typ string) bool {
+	for _, n := range []string{"INT", "DECIMAL", "FLOAT", "DOUBLE"} {
+		if strings.Contains(typ, n) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,191 @@
+package backfill
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"strangler/config"
+)
+
+// apiClient sends requests to the modern service.
+type apiClient struct {
+	base    string
+	headers map[string]string
+	http    *http.Client
+}
+
+func newAPIClient(cfg *config.BackfillAPI) *apiClient {
+	h := map[string]string{}
+	for k, v := range cfg.Headers {
+		h[k] = string(v)
+	}
+	// Every group in flight keeps its connection: the default two idle
+	// connections per host would have the others dial anew per request.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &apiClient{base: strings.TrimRight(cfg.URL, "/"), headers: h,
+		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr}}
+}
+
+// answer is what one request came back with: status 0 when none came.
+type answer struct {
+	status     int
+	message    string
+	retryAfter time.Duration
+}
+
+// do sends one request and reads its answer; err is set only when no
+// answer came (a refused connection, a timeout).
+func (c *apiClient) do(ctx context.Context, method, path string, body []byte, key string) (answer, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	a := answer{status: resp.StatusCode}
+	if resp.StatusCode/100 != 2 {
+		a.message = errorMessage(b)
+	}
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+			a.retryAfter = time.Duration(n) * time.Second
+		} else if t, err := http.ParseTime(s); err == nil {
+			a.retryAfter = time.Until(t)
+		}
+	}
+	return a, nil
+}
+
+// errorMessage is the API's error message: the error or message field of
+// a JSON answer, else the start of its text.
+func errorMessage(body []byte) string {
+	var v struct{ Error, Message string }
+	if json.Unmarshal(body, &v) == nil && (v.Error != "" || v.Message != "") {
+		return cmp.Or(v.Error, v.Message)
+	}
+	s := strings.TrimSpace(string(body))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// retryable reports whether a request may be tried again: it got no
+// answer, or one that says try later (408, 429, 5xx). The Idempotency-Key
+// makes a retry of a write that did apply harmless.
+func retryable(a answer, err error) bool {
+	return err != nil || a.status == http.StatusRequestTimeout || a.status == http.StatusTooManyRequests || a.status >= 500
+}
+
+// backoff is the wait before attempt n+1 (n from 1): exponential from
+// r.Backoff up to r.MaxBackoff, with jitter over its upper half so that
+// groups answered 503 together do not come back together; at least what
+// Retry-After asked for.
+func backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
+	d := time.Duration(r.Backoff)
+	for i := 1; i < n && d < time.Duration(r.MaxBackoff); i++ {
+		d *= 2
+	}
+	d = min(d, time.Duration(r.MaxBackoff))
+	d = d/2 + rand.N(d/2+1)
+	return max(d, retryAfter)
+}
+
+// step runs a before or after step; anything but 2xx is an error.
+func (c *apiClient) step(ctx context.Context, s config.APIStep) error {
+	var body []byte
+	if s.Body != "" {
+		body = []byte(s.Body)
+	}
+	a, err := c.do(ctx, s.Method, s.Path, body, "")
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %s: %w", s.Method, s.Path, err)
+	case a.status/100 != 2:
+		return fmt.Errorf("%s %s: the API answered %d: %s", s.Method, s.Path, a.status, a.message)
+	}
+	return nil
+}
+
+// waitUntil polls until the field of the answer equals the awaited value.
+func (c *apiClient) waitUntil(ctx context.Context, w *config.WaitUntil) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(w.Timeout))
+	defer cancel()
+	last := "no answer yet"
+	for {
+		got, err := c.field(ctx, w.Path, w.Field)
+		switch {
+		case err == nil && (got == w.Equals || strings.Trim(got, `"`) == w.Equals):
+			return nil
+		case err == nil:
+			last = fmt.Sprintf("%s is %s", w.Field, got)
+		case ctx.Err() == nil:
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("wait_until: %s %s=%s not reached in %s (%s)", w.Path, w.Field, w.Equals, time.Duration(w.Timeout), last)
+			}
+			return ctx.Err()
+		case <-time.After(time.Duration(w.Every)):
+		}
+	}
+}
+
+// field GETs path and returns a top-level field of its JSON answer as
+// JSON text.
+func (c *apiClient) field(ctx context.Context, path, field string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return "", err
+	}
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("GET %s: the API answered %d", path, resp.StatusCode)
+	}
+	var v map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
+		return "", fmt.Errorf("GET %s: not a JSON object: %w", path, err)
+	}
+	raw, ok := v[field]
+	if !ok {
+		return "", fmt.Errorf("GET %s: no field %q in the answer", path, field)
+	}
+	return string(raw), nil
+}

@@ -1,0 +1,215 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Workers. Several processes (a Kubernetes Job with parallelism: N) share
+// one run through the ledger in the target database: the first to come
+// cuts each table into key ranges, and each worker then leases a range at
+// a time with FOR UPDATE SKIP LOCKED, copies it, and takes the next. A
+// worker renews its lease while it copies; one that dies stops renewing,
+// and once the lease has run out another worker takes the range over from
+// its checkpoint. A batch commits only while its worker still holds the
+// lease (ledger.advance), so a worker that lost its lease without knowing
+// it (paused, cut off) cannot write rows its successor writes again:
+// every row is copied once.
+
+// errLeaseLost means another worker took over the range being copied.
+var errLeaseLost = errors.New("another worker took over this key range (its lease ran out)")
+
+// DefaultLease is how long a worker's lease on a key range lasts without
+// renewal.
+const DefaultLease = 30 * time.Second
+
+// rangesPerWorker is how many key ranges a shared run cuts a table into
+// per concurrent copy of one worker: enough that the ranges spread over
+// several workers and a taken-over range is a small share.
+const rangesPerWorker = 4
+
+// lockShared takes the advisory lock of a backfill in shared mode:
+// workers of a shared run hold it together, and a plain run, which takes
+// it alone (lock), cannot start beside them.
+func lockShared(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	if !got {
+		conn.Release()
+		return nil, errors.New("a backfill that is not a worker of a shared run is running against this target database and schema; wait for it or stop it")
+	}
+	return func() {
+		conn.Exec(context.Background(), "SELECT pg_advisory_unlock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))")
+		conn.Release()
+	}, nil
+}
+
+// work is a worker's run: wave by wave, it copies the ranges it can
+// lease until none of the wave is left, its own or another's.
+func (r *runner) work(ctx context.Context) error {
+	for _, wave := range waves(r.tables) {
+		if err := r.shareRanges(ctx, wave); err != nil {
+			return err
+		}
+		names := make([]string, len(wave))
+		for i, t := range wave {
+			names[i] = t.name
+			r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t))
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, r.cfg.Concurrency)
+		for i := range r.cfg.Concurrency {
+			wg.Go(func() { errs[i] = r.leaseLoop(ctx, names) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		for _, t := range wave {
+			r.stats[t.name].done.Store(true)
+			r.logDone(t)
+		}
+	}
+	return r.stoppedTables()
+}
+
+// shareRanges cuts the wave's tables that have no ranges yet into ranges,
+// once for all workers.
+func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
+	tx, err := r.dst.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('strangler_backfill_setup'), hashtext(current_schema()))"); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	for _, t := range wave {
+		var have bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = $1)", t.name).Scan(&have); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		if have {
+			continue
+		}
+		ends, err := splitRanges(ctx, r.src, t, rangesPerWorker*r.cfg.Concurrency)
+		if err != nil {
+			return err
+		}
+		for i, end := range ends {
+			if _, err := tx.Exec(ctx, "INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id) VALUES ($1, $2, $3, $4)",
+				t.name, i, end, r.ledger.runID); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// leaseLoop leases and copies ranges of the tables named until every one
+// is done; while other workers hold the last ones it looks again every
+// 200ms (one cheap query), to move on to the next wave as soon as they
+// are done, or take them over should their leases run out.
+func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
+	for {
+		t, rg, ok, err := r.claim(ctx, tables)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			var left bool
+			if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
+				tables).Scan(&left); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+			if !left {
+				return nil
+			}
+			select {
+			case <-time.After(min(200*time.Millisecond, r.opts.Lease/4)):
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if r.stats[t.name].stopped() != nil {
+			continue
+		}
+		if err := r.copyLeased(ctx, t, rg); err != nil {
+			return err
+		}
+	}
+}
+
+// claim leases the next free range, or one whose lease ran out.
+func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, bool, error) {
+	var name string
+	var rg keyRange
+	err := r.dst.QueryRow(ctx, `WITH c AS (
+			SELECT table_name, range_no FROM strangler_backfill_checkpoints
+			WHERE table_name = ANY($1) AND NOT done AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY lease_until NULLS FIRST, table_name, range_no LIMIT 1 FOR UPDATE SKIP LOCKED)
+		UPDATE strangler_backfill_checkpoints k SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond'
+		FROM c WHERE k.table_name = c.table_name AND k.range_no = c.range_no
+		RETURNING k.table_name, k.range_no, k.range_end, k.last_key,
+			(SELECT p.range_end FROM strangler_backfill_checkpoints p WHERE p.table_name = k.table_name AND p.range_no = k.range_no - 1)`,
+		tables, *r.ledger.owner, r.opts.Lease.Milliseconds()).Scan(&name, &rg.no, &rg.end, &rg.last, &rg.start)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, rg, false, nil
+	case err != nil:
+		return nil, rg, false, fmt.Errorf("ledger: lease a key range: %w", err)
+	}
+	for _, t := range r.tables {
+		if t.name == name {
+			return t, rg, true, nil
+		}
+	}
+	return nil, rg, false, fmt.Errorf("ledger: leased a range of unknown table %q", name)
+}
+
+// copyLeased copies a leased range, renewing the lease as it goes. A lost
+// lease ends the copy, not the worker: the range is another's now.
+func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		tick := time.NewTicker(r.opts.Lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			tag, err := r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
+				WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
+			if err == nil && tag.RowsAffected() == 0 {
+				cancel(errLeaseLost)
+				return
+			}
+		}
+	}()
+	err := r.copyRange(ctx, t, rg)
+	if errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost) {
+		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
+		return nil
+	}
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	return r.fail(ctx, t, err)
+}

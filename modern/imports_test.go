@@ -1,0 +1,49 @@
+package modern_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"strangler/internal/testdb"
+	"strangler/modern"
+)
+
+func TestAnImportAppliesOncePerKeyAndAFaultyKeyFailsOnlyOnce(t *testing.T) {
+	pool := open(t, testdb.Postgres(t))
+	// Every key is chosen for a 503 on its first attempt.
+	im := modern.NewImports(pool, modern.Faults{Unavailable: 100}, discard())
+	srv := httptest.NewServer(im.Handler())
+	defer srv.Close()
+	put := func(id, key, body string) int {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/imports/patients/"+id, strings.NewReader(body))
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	body := `{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.org"}`
+	for i, want := range []int{503, 200, 200} {
+		if got := put("42", "patients:42", body); got != want {
+			t.Errorf("attempt %d: got %d, want %d", i+1, got, want)
+		}
+	}
+	if got := put("43", "patients:43", `{"first_name":"Bob","last_name":"X","email":"not an address"}`); got != 503 {
+		t.Errorf("first attempt of a new key: got %d, want 503", got)
+	}
+	if got := put("43", "patients:43", `{"first_name":"Bob","last_name":"X","email":"not an address"}`); got != 422 {
+		t.Errorf("an invalid patient: got %d, want 422", got)
+	}
+	var applied, legacyID int64
+	if err := pool.QueryRow(context.Background(), "SELECT count(*), max(patient_id) FROM import_log").Scan(&applied, &legacyID); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 1 || legacyID != 42 {
+		t.Errorf("import_log has %d imports (last of %d), want one of patient 42", applied, legacyID)
+	}
+}

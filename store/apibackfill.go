@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// APIBackfillRow is what the ledger of a backfill through the modern
+// service's API says about one source row that failed.
+type APIBackfillRow struct {
+	Key string
+	// Status is the API's last HTTP status, 0 when it never answered.
+	Status int
+	// Reason is a closed set the backfill names (rejected,
+	// retries_exhausted); Message the API's own error message.
+	Reason, Message string
+	// Payload is the request body, its redacted fields hashed.
+	Payload string
+}
+
+// StartAPIBackfill records a run of the given mode under way and returns
+// its id.
+func (s *Store) StartAPIBackfill(ctx context.Context, mode string) (int64, error) {
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO strangler_api_backfill_runs (mode, status, started_at, report)
+			VALUES ($1, 'running', $2, '{}') RETURNING id`, clean(mode), s.ts(s.clock())).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: start api backfill: %w", err)
+	}
+	return id, nil
+}
+
+// FinishAPIBackfill records how run ended and its report (JSON).
+func (s *Store) FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE strangler_api_backfill_runs SET status = $2, finished_at = $3, report = $4 WHERE id = $1`,
+			run, status, s.ts(s.clock()), string(report))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish api backfill: %w", err)
+	}
+	return nil
+}
+
+// APIBackfillCheckpoint returns the key up to which table's rows were
+// all sent, ok false when none were.
+func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT last_key FROM strangler_api_backfill_checkpoints WHERE table_name = $1", table).Scan(&key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("store: api backfill checkpoint: %w", err)
+	}
+	return key, true, nil
+}
+
+// RecordAPIBackfill records, in one transaction, the rows of table that
+// run migrated and those that failed, and moves its checkpoint to
+// checkpoint unless that is nil (rows retried by key). A migrated row
+// forgets its earlier failure.
+func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []APIBackfillRow, checkpoint *string) error {
+	now := s.ts(s.clock())
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		const upsert = `INSERT INTO strangler_api_backfill_rows
+			(table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (table_name, row_key) DO UPDATE SET state = excluded.state, status = excluded.status,
+				reason = excluded.reason, message = excluded.message, payload = excluded.payload,
+				run_id = excluded.run_id, updated_at = excluded.updated_at`
+		stmt, err := tx.PrepareContext(ctx, upsert)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, k := range migrated {
+			if _, err := stmt.ExecContext(ctx, table, k, "migrated", 200, "", "", "", run, now); err != nil {
+				return err
+			}
+		}
+		for _, f := range failed {
+			if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(f.Message), clean(f.Payload), run, now); err != nil {
+				return err
+			}
+		}
+		if checkpoint == nil {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
+			VALUES ($1, $2, $3) ON CONFLICT (table_name) DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at`,
+			table, *checkpoint, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: record api backfill of %s: %w", table, err)
+	}
+	return nil
+}
+
+// APIBackfillFailures returns up to limit failed rows of table whose keys
+// sort after after ("" for the first page), in key order as the store
+// sorts text.
+func (s *Store) APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]APIBackfillRow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT row_key, status, reason, message, payload FROM strangler_api_backfill_rows
+		WHERE table_name = $1 AND state = 'failed' AND row_key > $2 ORDER BY row_key LIMIT $3`, table, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: api backfill failures: %w", err)
+	}
+	defer rows.Close()
+	var out []APIBackfillRow
+	for rows.Next() {
+		var r APIBackfillRow
+		if err := rows.Scan(&r.Key, &r.Status, &r.Reason, &r.Message, &r.Payload); err != nil {
+			return nil, fmt.Errorf("store: api backfill failures: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
