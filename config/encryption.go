@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strangler/domain"
 	"strings"
 )
 
@@ -79,7 +80,7 @@ func (d *decoder) validateEncryption(c *Config) {
 		return
 	}
 	for i, r := range c.Routes {
-		if r.Mode == ModeDualWrite {
+		if r.Mode == domain.ModeDualWrite {
 			d.warnAt(fmt.Sprintf("routes[%d].mode", i),
 				"dual-write journals each write's path, headers and body until the secondary applied it, and without store_encryption they are stored in clear; add store_encryption: {keys: [...]}")
 		}

@@ -3,11 +3,10 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
+	"strangler/domain"
 	"strconv"
 	"testing"
 	"unicode/utf8"
-
-	"strangler/config"
 )
 
 // FuzzFieldPathFind checks id_field extraction against documents
@@ -31,7 +30,7 @@ func FuzzFieldPathFind(f *testing.F) {
 		f.Add(seed[0], seed[1], []byte(seed[2]))
 	}
 	f.Fuzz(func(t *testing.T, path, literal string, doc []byte) {
-		p, err := config.ParseFieldPath(path)
+		p, err := domain.ParseFieldPath(path)
 		if err != nil {
 			return
 		}
@@ -63,7 +62,7 @@ func FuzzFieldPathFind(f *testing.F) {
 			return
 		}
 		for _, step := range p {
-			if step.Kind == config.StepAny {
+			if step.Kind == domain.StepAny {
 				want, found = "", false
 			}
 		}
@@ -80,7 +79,7 @@ func FuzzFieldPathFind(f *testing.F) {
 
 // place returns a document holding value at p, with other members and
 // elements around it; false when p's indices are too large to build.
-func place(p config.FieldPath, value any) (any, bool) {
+func place(p domain.FieldPath, value any) (any, bool) {
 	if len(p) == 0 {
 		return value, true
 	}
@@ -89,13 +88,13 @@ func place(p config.FieldPath, value any) (any, bool) {
 		return nil, false
 	}
 	switch s := p[0]; s.Kind {
-	case config.StepKey:
+	case domain.StepKey:
 		obj := map[string]any{s.Key: child}
 		if s.Key != "other" {
 			obj["other"] = "x"
 		}
 		return obj, true
-	case config.StepIndex:
+	case domain.StepIndex:
 		if s.Index > 1000 {
 			return nil, false
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strangler/domain"
 	"strconv"
 )
 
@@ -203,9 +204,9 @@ func (d *decoder) validateRoutes(c *Config) {
 		// Options of other modes are allowed on any route: a flip at run
 		// time may move the route into the mode they serve.
 		if r.IDField != "" {
-			if p, err := ParseFieldPath(r.IDField); err != nil {
+			if p, err := domain.ParseFieldPath(r.IDField); err != nil {
 				d.errorAt(at("id_field"), "%v", err)
-			} else if slices.ContainsFunc(p, func(s PathStep) bool { return s.Kind == StepAny }) {
+			} else if slices.ContainsFunc(p, func(s domain.PathStep) bool { return s.Kind == domain.StepAny }) {
 				d.errorAt(at("id_field"), "%q has [*]: it must name one value", r.IDField)
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -36,7 +36,7 @@ type ApprovalRequired struct {
 	Route RouteFlags
 	Flip  Flip
 	// ToMode and ToPercent are where the flip would take the route.
-	ToMode    config.Mode
+	ToMode    domain.Mode
 	ToPercent *float64
 }
 

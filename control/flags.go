@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -287,7 +288,7 @@ func Effective(cfg *config.Config, overrides map[string]store.Override) *config.
 		if !ok {
 			continue
 		}
-		out.Routes[i].Mode = config.Mode(o.Mode)
+		out.Routes[i].Mode = domain.Mode(o.Mode)
 		out.Routes[i].Percent = nil
 		if o.Percent != nil {
 			p := config.Percent(*o.Percent)
@@ -328,7 +329,7 @@ type Flip struct {
 	Reason string
 	// Mode and Percent are the new values; nil keeps the current one.
 	// Percent 100 (or nil with a new mode) means all of the traffic.
-	Mode    *config.Mode
+	Mode    *domain.Mode
 	Percent *float64
 	// Clear removes the override: the file's flags apply again.
 	Clear bool
@@ -352,9 +353,9 @@ type Flip struct {
 // RouteFlags are a route's flags as the file sets them and as they are.
 type RouteFlags struct {
 	Route       *config.Route
-	FileMode    config.Mode
+	FileMode    domain.Mode
 	FilePercent *float64
-	Mode        config.Mode
+	Mode        domain.Mode
 	Percent     *float64
 	Override    *store.Override
 	// Version is the override's version, 0 without one: the ETag.
@@ -417,7 +418,7 @@ func flagsOf(r *config.Route, overrides map[string]store.Override) RouteFlags {
 	rf.Percent = rf.FilePercent
 	if o, ok := overrides[r.Name]; ok {
 		rf.Override, rf.Version = &o, o.Version
-		rf.Mode, rf.Percent = config.Mode(o.Mode), o.Percent
+		rf.Mode, rf.Percent = domain.Mode(o.Mode), o.Percent
 	}
 	return rf
 }
@@ -460,12 +461,12 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
 				return cur, invalidf("percent %v is not from 0 to 100", *fl.Percent)
 			}
-			if m := config.Mode(next.Mode); m != config.ModeFallback && m != config.ModeModern {
+			if m := domain.Mode(next.Mode); !m.TakesPercent() {
 				return cur, invalidf("percent applies to fallback and modern, not %s", m)
 			}
 			next.Percent = fl.Percent
 		}
-		if fl.Mode != nil && !slices.Contains(config.Modes, *fl.Mode) {
+		if fl.Mode != nil && !slices.Contains(domain.Modes, *fl.Mode) {
 			return cur, invalidf("unknown mode %q", *fl.Mode)
 		}
 		entry.Action = "flip"
@@ -477,7 +478,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
 	}
-	forward := later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent)
+	forward := domain.Later(cur.Mode, cur.Percent, domain.Mode(entry.ToMode), entry.ToPercent)
 	if !fl.Force && forward {
 		if err := f.checkGates(ctx, cur, entry); err != nil {
 			return cur, err
@@ -485,7 +486,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	if forward && !fl.approved {
 		if n := f.approvals(cur); n > 1 {
-			return cur, &ApprovalRequired{Needed: n, Route: cur, Flip: fl, ToMode: config.Mode(entry.ToMode), ToPercent: entry.ToPercent}
+			return cur, &ApprovalRequired{Needed: n, Route: cur, Flip: fl, ToMode: domain.Mode(entry.ToMode), ToPercent: entry.ToPercent}
 		}
 	}
 	f.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
@@ -164,7 +165,7 @@ backends:
 }
 
 // mode is the mode the router was last given for route.
-func (p *plane) mode(route string) config.Mode {
+func (p *plane) mode(route string) domain.Mode {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last := p.applied[len(p.applied)-1]

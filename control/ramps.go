@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -31,7 +31,7 @@ const (
 type RampPlan struct {
 	// Mode is the mode of every step, fallback or modern; empty means the
 	// route's own when it splits traffic by percent.
-	Mode config.Mode
+	Mode domain.Mode
 	// Steps are the percents sent to modern, rising, each above 0 and at
 	// most 100.
 	Steps []float64
@@ -44,12 +44,12 @@ type RampPlan struct {
 func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 	name := rf.Route.Name
 	if p.Mode == "" {
-		if !hasPercent(rf.Mode) {
+		if !rf.Mode.TakesPercent() {
 			return p, invalidf("name the mode to ramp %s in, fallback or modern: it is %s now", name, rf.Mode)
 		}
 		p.Mode = rf.Mode
 	}
-	if !hasPercent(p.Mode) {
+	if !p.Mode.TakesPercent() {
 		return p, invalidf("a ramp raises the share of fallback or modern, not %s", p.Mode)
 	}
 	if len(p.Steps) == 0 || len(p.Steps) > maxRampSteps {
@@ -67,7 +67,7 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 		return p, invalidf("every must be from %s to %s, so that the gates see each step's traffic; not %s", fmtEvery(minRampEvery), fmtEvery(maxRampEvery), fmtEvery(p.Every))
 	}
 	first := p.Steps[0]
-	if !later(rf.Mode, rf.Percent, p.Mode, &first) {
+	if !domain.Later(rf.Mode, rf.Percent, p.Mode, &first) {
 		return p, invalidf("the first step, %s, does not move %s forward from %s: a ramp only moves a route forward",
 			modeText(p.Mode, &first), name, modeText(rf.Mode, rf.Percent))
 	}
@@ -215,7 +215,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		}
 		next.State, next.Note, next.NextAt = store.RampRunning, "", now.Add(rp.Every)
 		next.AtMode, next.AtPercent, next.AtVersion = string(rf.Mode), rf.Percent, rf.Version
-		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return later(rf.Mode, rf.Percent, modeOf(rp.Mode), &s) })
+		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Mode, rf.Percent, modeOf(rp.Mode), &s) })
 		if next.Taken < 0 {
 			next.Taken, next.State = len(rp.Steps), store.RampDone
 			next.Note = fmt.Sprintf("resumed by %s with no step left: %s is at %s, past every step", actor, route, modeText(rf.Mode, rf.Percent))

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -43,7 +43,7 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 			}
 		})
 	}
-	if p.mode("get-patient") != config.ModeFallback {
+	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
 	t.Run("a reason of 500 characters is enough", func(t *testing.T) {

@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
 // CountStore is where the hourly counts behind the report live.
 type CountStore interface {
 	Counts(ctx context.Context, route string, since time.Time) (store.CountTotals, error)
-	HourlyCounts(ctx context.Context, route string, since time.Time) ([]store.HourCount, error)
-	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]store.ClientCount, error)
+	HourlyCounts(ctx context.Context, route string, since time.Time) ([]domain.HourCount, error)
+	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]domain.ClientCount, error)
 	CountRepairKeys(ctx context.Context, entity string) (int, error)
 }
 

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -106,7 +106,7 @@ func (e forbiddenError) Error() string        { return string(e) }
 func (e forbiddenError) Is(target error) bool { return target == ErrForbidden }
 
 // modeOf is the mode a stored mode names.
-func modeOf(s string) config.Mode { return config.Mode(s) }
+func modeOf(s string) domain.Mode { return domain.Mode(s) }
 
 // storeCall gives a store call of the control plane its deadline.
 func storeCall(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -22,7 +23,7 @@ import (
 type rampRequest struct {
 	// Action is start (the default with steps), pause, resume or cancel.
 	Action string           `json:"action"`
-	Mode   *config.Mode     `json:"mode"`
+	Mode   *domain.Mode     `json:"mode"`
 	Steps  []float64        `json:"steps"`
 	Every  *config.Duration `json:"every"`
 }

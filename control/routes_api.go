@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/stats"
 	"strangler/store"
 )
@@ -130,7 +130,7 @@ func (a *admin) getRoute(w http.ResponseWriter, r *http.Request, _ string) error
 
 // patchRequest is the body of PATCH /admin/routes/{name}.
 type patchRequest struct {
-	Mode    *config.Mode `json:"mode"`
+	Mode    *domain.Mode `json:"mode"`
 	Percent *float64     `json:"percent"`
 	Reason  string       `json:"reason"`
 	Force   bool         `json:"force"`

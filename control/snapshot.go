@@ -10,7 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -134,7 +134,7 @@ func (s *Snapshot) Load() (map[string]store.Override, time.Time, error) {
 	}
 	out := make(map[string]store.Override, len(f.Overrides))
 	for name, o := range f.Overrides {
-		if !slices.Contains(config.Modes, config.Mode(o.Mode)) || o.Version < 1 {
+		if !slices.Contains(domain.Modes, domain.Mode(o.Mode)) || o.Version < 1 {
 			return nil, time.Time{}, fmt.Errorf("snapshot %s: damaged: route %q has mode %q, version %d", s.path, name, o.Mode, o.Version)
 		}
 		out[name] = store.Override{

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
@@ -159,7 +160,7 @@ backends:
 	return c
 }
 
-func (c *coldStart) served(route string) config.Mode {
+func (c *coldStart) served(route string) domain.Mode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.applied.Routes {
@@ -189,7 +190,7 @@ func TestStartWithoutTheStore(t *testing.T) {
 		c := startColdWithSnapshot(t, snap, map[string]store.Override{
 			"get-patient": {Route: "get-patient", Mode: "modern", Version: 2, Actor: "alice", Reason: "all in", UpdatedAt: savedAt},
 		}, savedAt)
-		if got, want := c.served("get-patient"), config.ModeModern; got != want {
+		if got, want := c.served("get-patient"), domain.ModeModern; got != want {
 			t.Errorf("get-patient: got %s, want %s, the snapshot's", got, want)
 		}
 		code, body := c.readyz(t)
@@ -217,7 +218,7 @@ func TestStartWithoutTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := startCold(t, NewSnapshot(snap.Path(), "postgres://strangler@mine/state"))
-		if got, want := c.served("get-patient"), config.ModeFallback; got != want {
+		if got, want := c.served("get-patient"), domain.ModeFallback; got != want {
 			t.Errorf("get-patient: got %s, want %s, the file's: another store's flags are never served", got, want)
 		}
 		if code, _ := c.readyz(t); code != http.StatusServiceUnavailable {
@@ -271,7 +272,7 @@ backends:
 		t.Errorf("after the first read: got %q in the snapshot, want no override", got)
 	}
 
-	mode := config.ModeDualWrite
+	mode := domain.ModeDualWrite
 	if _, err := flags.Apply(ctx, Flip{Route: "create-patient", Actor: "alice", Reason: "copy writes", Mode: &mode}); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ backends:
 	if got := modeIn("create-patient"); got != "modern" {
 		t.Errorf("after another replica's clear and flip: got %q in the snapshot, want modern", got)
 	}
-	if rf, _ := flags.Get("create-patient"); rf.Mode != config.ModeModern {
+	if rf, _ := flags.Get("create-patient"); rf.Mode != domain.ModeModern {
 		t.Errorf("served: got %s, want modern", rf.Mode)
 	}
 }

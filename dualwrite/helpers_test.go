@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 	"strangler/router"
@@ -48,16 +49,16 @@ func (r *routes) Backend(name string) *upstream.Upstream {
 	return r.backends[name]
 }
 
-func (r *routes) DualWrite(route string) (config.FieldPath, bool, bool) {
+func (r *routes) DualWrite(route string) (domain.FieldPath, bool, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.dualWrite[route]
 	if !ok {
 		return nil, false, false
 	}
-	var p config.FieldPath
+	var p domain.FieldPath
 	if s.idField != "" {
-		p, _ = config.ParseFieldPath(s.idField)
+		p, _ = domain.ParseFieldPath(s.idField)
 	}
 	return p, s.idempotent, true
 }

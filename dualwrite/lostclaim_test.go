@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -22,7 +23,7 @@ import (
 type secondaryRoutes struct{ up *upstream.Upstream }
 
 func (r secondaryRoutes) Backend(string) *upstream.Upstream { return r.up }
-func (r secondaryRoutes) DualWrite(string) (config.FieldPath, bool, bool) {
+func (r secondaryRoutes) DualWrite(string) (domain.FieldPath, bool, bool) {
 	return nil, false, true
 }
 func (r secondaryRoutes) Template(string) string { return "/items/{id}" }

@@ -5,7 +5,7 @@ import (
 	"io"
 	"net/url"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
@@ -45,7 +45,7 @@ func (w *Worker) recover(ctx context.Context) {
 
 // resend sends an abandoned write to its idempotent primary again and
 // records the answer, reporting whether it could.
-func (w *Worker) resend(ctx context.Context, in store.Repair, idField config.FieldPath) bool {
+func (w *Worker) resend(ctx context.Context, in store.Repair, idField domain.FieldPath) bool {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -51,7 +52,7 @@ type Routes interface {
 	Backend(name string) *upstream.Upstream
 	// DualWrite is the route's id_field and primary_idempotent, and
 	// whether the route exists.
-	DualWrite(route string) (idField config.FieldPath, primaryIdempotent bool, ok bool)
+	DualWrite(route string) (idField domain.FieldPath, primaryIdempotent bool, ok bool)
 	// Template is the path template the route matches, for spans; "" if
 	// the route is gone.
 	Template(route string) string

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // BenchmarkEffectiveMode measures what the request path pays to learn a
@@ -41,7 +42,7 @@ func BenchmarkEffectiveMode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				_, rt, _, err := r.table.Load().admit(req)
-				if err != nil || rt.mode != config.ModeFallback {
+				if err != nil || rt.mode != domain.ModeFallback {
 					b.Fatal("wrong route")
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/edge/canonical"
 	"strangler/store"
 	"strangler/upstream"
@@ -32,14 +33,14 @@ type Journal interface {
 type dualWriteRoute struct {
 	// idField is where the primary's JSON answer carries a new id; nil
 	// when the route names none.
-	idField           config.FieldPath
+	idField           domain.FieldPath
 	primaryIdempotent bool
 }
 
 func newDualWriteRoute(r *config.Route) dualWriteRoute {
 	d := dualWriteRoute{primaryIdempotent: r.PrimaryIdempotent}
 	if r.IDField != "" {
-		d.idField, _ = config.ParseFieldPath(r.IDField) // validated at load
+		d.idField, _ = domain.ParseFieldPath(r.IDField) // validated at load
 	}
 	return d
 }
@@ -198,7 +199,7 @@ func (t *Table) createdResource(in store.Intent, o store.Outcome) string {
 	if o.Location != "" {
 		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
 			path := u.EscapedPath()
-			if base := strings.TrimSuffix(t.upstreamOf(config.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
+			if base := strings.TrimSuffix(t.upstreamOf(domain.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
 				path = strings.TrimPrefix(path, base)
 			}
 			if key, ok := resourceKey(path); ok {

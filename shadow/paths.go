@@ -1,10 +1,9 @@
 package shadow
 
 import (
+	"strangler/domain"
 	"strconv"
 	"unicode/utf8"
-
-	"strangler/config"
 )
 
 // pathNode is a node of the trie the configured field paths are compiled
@@ -97,7 +96,7 @@ func (n *pathNode) anyElem() *pathNode {
 
 // pathRule gives the values at a path some flags.
 type pathRule struct {
-	path  config.FieldPath
+	path  domain.FieldPath
 	flags pathFlags
 }
 
@@ -126,11 +125,11 @@ func buildNode(rules []pathRule, inherited pathFlags) *pathNode {
 		}
 		rest := pathRule{path: r.path[1:], flags: r.flags}
 		switch step := r.path[0]; step.Kind {
-		case config.StepKey:
+		case domain.StepKey:
 			byKey[step.Key] = append(byKey[step.Key], rest)
-		case config.StepIndex:
+		case domain.StepIndex:
 			byIndex[step.Index] = append(byIndex[step.Index], rest)
-		case config.StepAny:
+		case domain.StepAny:
 			anyRules = append(anyRules, rest)
 		}
 	}

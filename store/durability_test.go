@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"strangler/domain"
 	"strings"
 	"syscall"
 	"testing"
@@ -33,10 +34,10 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddCounts(ctx, []HourCount{{Route: "get", Hour: t0, Requests: 3, Fallbacks: 1, LastFallbackAt: t0}}); err != nil {
+		if err := s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 3, Fallbacks: 1, LastFallbackAt: t0}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddLegacyClients(ctx, []ClientCount{{Route: "get", Hour: t0, Client: "ios/1", Requests: 3}}); err != nil {
+		if err := s.AddLegacyClients(ctx, []domain.ClientCount{{Route: "get", Hour: t0, Client: "ios/1", Requests: 3}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AddSample(ctx, "get", t0, []byte(`{"a":1}`), 5); err != nil {

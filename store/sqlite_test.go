@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strangler/domain"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,7 @@ func TestSQLiteNeverBusy(t *testing.T) {
 				for _, r := range rs {
 					try(s.CompleteRepair(ctx, r.ID, id))
 				}
-				try(s.AddCounts(ctx, []HourCount{{Route: "get", Hour: t0, Requests: 1}}))
+				try(s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 1}}))
 				try(s.AppendAudit(ctx, AuditEntry{Action: "denied", Route: "get"}))
 				_, err = s.ListRepairs(ctx, RepairFilter{Limit: 5})
 				try(err)
