@@ -45,6 +45,7 @@ import (
 
 	"strangler/config"
 	"strangler/internal/dsn"
+	"strangler/internal/mysqldsn"
 )
 
 // RepairKeys is where the facade's read repair leaves the keys modern
@@ -216,7 +217,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 
 // connect opens both databases with room for conns workers.
 func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pgxpool.Pool, error) {
-	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	driverDSN, err := mysqldsn.DriverDSN(cfg.Source.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("source: %w", err)
 	}

@@ -65,7 +65,7 @@ func (c *Config) EncryptionKeys() [][32]byte {
 
 // validateEncryption checks store_encryption and warns about what the
 // store would keep in clear without it.
-func (d *decoder) validateEncryption(c *Config) {
+func (d *checker) validateEncryption(c *Config) {
 	if e := c.StoreEncryption; e != nil {
 		if len(e.Keys) == 0 {
 			d.errorAt("store_encryption.keys", "lists no key; leave store_encryption out to store in clear")

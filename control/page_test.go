@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/stats"
 	"strangler/store"
@@ -70,7 +71,7 @@ func newPageAdmin(t *testing.T) *pageAdmin {
 // share a store as replicas do.
 func newPageAdminOn(t *testing.T, st *store.Store, c *clock) *pageAdmin {
 	t.Helper()
-	cfg, err := config.Parse("page.yaml", []byte(`
+	cfg, err := configfile.Parse("page.yaml", []byte(`
 admin:
   tokens:
     - { name: ops-alice, token: "`+pageToken+`", role: admin }
@@ -87,7 +88,7 @@ routes:
   - name: list-photos
     match: "GET /patients/{id}/photos"
     mode: legacy
-`), config.Env{Getenv: func(string) string { return "" }})
+`), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/shadow"
 	"strangler/stats"
@@ -122,12 +123,12 @@ type coldStart struct {
 
 func startCold(t *testing.T, snap *Snapshot) *coldStart {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg, err := configfile.Parse("test.yaml", []byte(`
 admin: { token: "`+aliceToken+`" }
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,11 +239,11 @@ func startColdWithSnapshot(t *testing.T, snap *Snapshot, overrides map[string]st
 }
 
 func TestSnapshotFollowsEveryChangeLearned(t *testing.T) {
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg, err := configfile.Parse("test.yaml", []byte(`
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strangler/config/configfile"
 	"strings"
 	"testing"
-
-	"strangler/config"
 )
 
 // dockerfileBuild returns the Dockerfile's go build command, continuation
@@ -156,7 +155,7 @@ func TestDockerfile(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^ENV (\w+)=(\S+)$`).FindAllStringSubmatch(dockerfile, -1) {
 		env[m[1]] = m[2]
 	}
-	cfg, err := config.Load("strangler.yaml", config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load("strangler.yaml", configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("deploy/strangler.yaml with the image's environment: %v", err)
 	}
@@ -365,7 +364,7 @@ func TestCompose(t *testing.T) {
 	if !ok {
 		t.Fatalf("the strangler service's %s is not mounted from deploy/", facade.Command[i+1])
 	}
-	cfg, err := config.Load(path, config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("compose's strangler.yaml with the service's environment: %v", err)
 	}

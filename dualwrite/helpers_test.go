@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
@@ -77,7 +78,7 @@ func (r *routes) Created(route string, w store.Repair, o *store.Outcome) {
 // newRouter is the facade's router with the tests' routes.
 func newRouter(t *testing.T, legacyURL, modernURL string, journal router.Journal) *router.Router {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
+	cfg, err := configfile.Parse("test.yaml", fmt.Appendf(nil, `
 backends:
   legacy: {url: %q}
   modern: {url: %q}
@@ -85,7 +86,7 @@ routes:
   - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
   - {name: delete-item, match: "DELETE /items/{id}", mode: dual-write}
   - {name: create-item, match: "POST /items", mode: dual-write, id_field: id}
-`, legacyURL, modernURL), config.Env{Getenv: func(string) string { return "" }})
+`, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

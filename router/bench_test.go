@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/domain"
 )
 
@@ -28,7 +28,7 @@ func BenchmarkEffectiveMode(b *testing.B) {
 			for i := range n {
 				fmt.Fprintf(&yaml, "  - {name: r%d, match: 'GET /r%d/items/{id}', mode: fallback}\n", i, i)
 			}
-			cfg, err := config.Parse("bench.yaml", []byte(yaml.String()), config.Env{Getenv: func(string) string { return "" }})
+			cfg, err := configfile.Parse("bench.yaml", []byte(yaml.String()), configfile.Env{Getenv: func(string) string { return "" }})
 			if err != nil {
 				b.Fatal(err)
 			}

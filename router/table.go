@@ -77,7 +77,7 @@ type NoiseStore interface {
 
 type routeKey struct{ method, pattern string }
 
-// build compiles cfg into a table. cfg must come from config.Load, which
+// build compiles cfg into a table. cfg must come from configfile.Load, which
 // has validated it; an error here means a bug, reported rather than served.
 func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.Upstream) (t *Table, err error) {
 	defer func() {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/store"
 )
 
@@ -134,7 +134,7 @@ func parseSince(v string) (time.Time, error) {
 // refusing an embedded store that does not exist rather than creating an
 // empty one whose chain would verify.
 func openAuditStore(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) (*store.Store, error) {
-	cfg, err := config.Load(path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -137,7 +138,7 @@ func loadBackfill(path string, getenv func(string) string) (*config.Backfill, er
 
 // loadConfig loads a configuration file that must have a backfill section.
 func loadConfig(path string, getenv func(string) string) (*config.Config, error) {
-	cfg, err := config.Load(path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return nil, err
 	}

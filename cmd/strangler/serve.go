@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/control"
 	"strangler/dualwrite"
 	"strangler/edge"
@@ -38,8 +39,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *path == "" {
 		return usageError{"serve: --config FILE is required"}
 	}
-	env := config.Env{Getenv: getenv, ReadFile: os.ReadFile}
-	cfg, err := config.Load(*path, env)
+	env := configfile.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	cfg, err := configfile.Load(*path, env)
 	if err != nil {
 		return err
 	}

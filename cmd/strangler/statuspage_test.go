@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/store"
 )
@@ -119,7 +119,7 @@ func (c *adminClock) Advance(d time.Duration) {
 // process, as startRun does, with the admin listener on clock now.
 func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 	t.Helper()
-	cfg, err := config.Load(path, config.Env{Getenv: noEnv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/store"
 )
 
@@ -55,7 +55,7 @@ the copy as 'strangler store verify' does.
 	case len(rest) != 1:
 		return usageError{"store backup: name one file to write the backup to"}
 	}
-	cfg, err := config.Load(*path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return err
 	}
