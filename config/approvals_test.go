@@ -1,11 +1,12 @@
 package config_test
 
 import (
-	"strangler/config"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // approvalsConfig is a configuration with tokens and two routes, the

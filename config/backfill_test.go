@@ -1,8 +1,9 @@
 package config_test
 
 import (
-	"strangler/config/configfile"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 func TestBackfillColumnsListTheTargetKeyFirst(t *testing.T) {

@@ -4,8 +4,9 @@
 package config
 
 import (
-	"strangler/domain"
 	"time"
+
+	"strangler/domain"
 )
 
 // Config is one validated configuration file with defaults applied.

@@ -4,9 +4,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

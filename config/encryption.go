@@ -5,8 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"strangler/domain"
 	"strings"
+
+	"strangler/domain"
 )
 
 // StoreEncryption encrypts what the state store keeps of requests: the

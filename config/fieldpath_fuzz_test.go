@@ -3,10 +3,11 @@ package config_test
 import (
 	"bytes"
 	"encoding/json"
-	"strangler/domain"
 	"strconv"
 	"testing"
 	"unicode/utf8"
+
+	"strangler/domain"
 )
 
 // FuzzFieldPathFind checks id_field extraction against documents

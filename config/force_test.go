@@ -4,9 +4,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 func TestTheForceTokenKeyComesFromAFileAndIsNeverShown(t *testing.T) {

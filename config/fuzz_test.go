@@ -3,9 +3,10 @@ package config_test
 import (
 	"os"
 	"path/filepath"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 // FuzzParse feeds arbitrary files to the parser. Whatever the input, it

@@ -3,9 +3,10 @@ package config_test
 import (
 	"os"
 	"path/filepath"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 // password is what the cases below hide; it has characters that need

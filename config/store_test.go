@@ -1,10 +1,11 @@
 package config_test
 
 import (
-	"strangler/config"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config"
+	"strangler/config/configfile"
 )
 
 func TestStateSnapshotDefaults(t *testing.T) {

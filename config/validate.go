@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strangler/domain"
 	"strconv"
+
+	"strangler/domain"
 )
 
 // reservedRoute labels requests that match no route in metrics and logs.

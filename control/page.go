@@ -10,9 +10,10 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"strangler/domain"
 	"strconv"
 	"strings"
+
+	"strangler/domain"
 )
 
 // pageFiles are the status page's templates and static assets, built into

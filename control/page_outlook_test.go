@@ -2,10 +2,11 @@ package control
 
 import (
 	"context"
-	"strangler/domain"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestStatusPageSaysWhatBlocksTheNextStageAndWhenRetirementComes(t *testing.T) {

@@ -61,11 +61,11 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 func TestRefusedChangesAreAudited(t *testing.T) {
 	p := newPlane(t)
 	ctx := context.Background()
-	in := store.Intent{ID: "w-1", Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients", Primary: "legacy"}
+	in := domain.Intent{ID: "w-1", Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients", Primary: "legacy"}
 	if err := p.store.BeginWrite(ctx, in, p.clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.store.RecordOutcome(ctx, in.ID, store.Outcome{Status: 201}); err != nil {
+	if err := p.store.RecordOutcome(ctx, in.ID, domain.Outcome{Status: 201}); err != nil {
 		t.Fatal(err)
 	}
 	const wrongToken = "not-the-token-0123456789"

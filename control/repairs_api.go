@@ -7,13 +7,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"strangler/domain"
 	"strangler/store"
 )
 
 // RepairStore is the repair queue as operators act on it.
 type RepairStore interface {
-	ListRepairs(ctx context.Context, f store.RepairFilter) ([]store.RepairSummary, error)
-	GetRepair(ctx context.Context, id string, withBody bool) (store.Repair, error)
+	ListRepairs(ctx context.Context, f store.RepairFilter) ([]domain.RepairSummary, error)
+	GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error)
 	RetryRepair(ctx context.Context, id string) error
 	DiscardRepair(ctx context.Context, id string) error
 	AppendAudit(ctx context.Context, a store.AuditEntry) error
@@ -44,13 +45,13 @@ type RepairView struct {
 	BodyBase64 *string             `json:"body_base64,omitempty"`
 }
 
-func toRepairView(r store.RepairSummary, now time.Time) RepairView {
+func toRepairView(r domain.RepairSummary, now time.Time) RepairView {
 	out := RepairView{
 		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}
-	if r.State == store.StatePending && !r.NextAttemptAt.IsZero() {
+	if r.State == domain.StatePending && !r.NextAttemptAt.IsZero() {
 		t := r.NextAttemptAt.UTC()
 		out.NextAttemptAt = &t
 	}
@@ -65,7 +66,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	q := r.URL.Query()
 	f := store.RepairFilter{Route: q.Get("route"), Limit: limit}
 	if name := q.Get("state"); name != "" {
-		if f.State, err = store.ParseState(name); err != nil {
+		if f.State, err = domain.ParseState(name); err != nil {
 			return apiError(http.StatusBadRequest, "state: %v", err)
 		}
 	}

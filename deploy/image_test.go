@@ -17,9 +17,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strangler/config/configfile"
 	"strings"
 	"testing"
+
+	"strangler/config/configfile"
 )
 
 // dockerfileBuild returns the Dockerfile's go build command, continuation

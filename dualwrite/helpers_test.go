@@ -71,7 +71,7 @@ func (r *routes) Template(route string) string {
 	return ""
 }
 
-func (r *routes) Created(route string, w store.Repair, o *store.Outcome) {
+func (r *routes) Created(route string, w domain.Repair, o *domain.Outcome) {
 	r.router.Created(route, w, o)
 }
 
@@ -191,8 +191,8 @@ func (r *rig) count(route, result string) float64 {
 }
 
 // put is a journaled PUT of an item, as the facade writes it down.
-func put(id, item, body string) store.Intent {
-	return store.Intent{
+func put(id, item, body string) domain.Intent {
+	return domain.Intent{
 		ID: id, Route: "put-item", Resource: "/items/" + item, Method: http.MethodPut,
 		Target: "/items/" + item + "?notify=1",
 		Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"req-" + id}},
@@ -202,7 +202,7 @@ func put(id, item, body string) store.Intent {
 
 // journal writes in down and records the primary's answer o, as the
 // facade does around the primary's call.
-func (r *rig) journal(in store.Intent, o store.Outcome) {
+func (r *rig) journal(in domain.Intent, o domain.Outcome) {
 	r.t.Helper()
 	ctx := context.Background()
 	if err := r.store.BeginWrite(ctx, in, time.Now().Add(time.Hour)); err != nil {
@@ -221,7 +221,7 @@ func (r *rig) deliverDue(w *Worker) {
 }
 
 // repair reads a journaled write back.
-func (r *rig) repair(id string) store.Repair {
+func (r *rig) repair(id string) domain.Repair {
 	r.t.Helper()
 	rep, err := r.store.GetRepair(context.Background(), id, true)
 	if err != nil {

@@ -24,7 +24,6 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -32,13 +31,13 @@ import (
 // consumer, claiming, settling and recovering writes, and watching its
 // depth, which is why it needs more than a handful of methods.
 type Queue interface {
-	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (store.Repair, bool, error)
-	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]store.Repair, error)
+	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (domain.Repair, bool, error)
+	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
 	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
-	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]store.Repair, error)
+	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]domain.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
-	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)
@@ -59,7 +58,7 @@ type Routes interface {
 	// Created sets in o, the primary's answer to a write of route resent
 	// by recovery, what a create made, as when the facade recorded the
 	// answer itself: later writes to it wait behind it.
-	Created(route string, w store.Repair, o *store.Outcome)
+	Created(route string, w domain.Repair, o *domain.Outcome)
 }
 
 // Worker delivers the repair queue on one replica.
@@ -246,7 +245,7 @@ func (w *Worker) maxLease() time.Duration {
 
 // start delivers r in its own goroutine; ctx is the worker's, which ends
 // only the retries of recording the delivery, never the delivery.
-func (w *Worker) start(ctx context.Context, r store.Repair) {
+func (w *Worker) start(ctx context.Context, r domain.Repair) {
 	w.inflight.Add(1)
 	w.mu.Lock()
 	w.delivering[r.ID] = true

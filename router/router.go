@@ -27,7 +27,6 @@ import (
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -302,13 +301,13 @@ func (r *Router) Template(route string) string {
 // Created sets in o, the answer of a primary to a journaled write of
 // route resent by recovery, what a create made, by the rule the facade
 // follows when it records an answer itself (Table.created).
-func (r *Router) Created(route string, w store.Repair, o *store.Outcome) {
+func (r *Router) Created(route string, w domain.Repair, o *domain.Outcome) {
 	t := r.table.Load()
 	target, err := url.ParseRequestURI(w.Target)
 	if err != nil {
 		return
 	}
-	in := store.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Primary: w.Primary,
+	in := domain.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Primary: w.Primary,
 		Resource: resourceAt(target.EscapedPath())}
 	pattern := ""
 	if rt, ok := t.byName[route]; ok {

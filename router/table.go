@@ -21,7 +21,6 @@ import (
 	"strangler/force"
 	"strangler/phi"
 	"strangler/shadow"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -72,7 +71,7 @@ type Table struct {
 // restart or a reload does not forget them.
 type NoiseStore interface {
 	AddNoise(ctx context.Context, route, path string) error
-	Noise(ctx context.Context, route string) ([]store.NoiseField, error)
+	Noise(ctx context.Context, route string) ([]domain.NoiseField, error)
 }
 
 type routeKey struct{ method, pattern string }

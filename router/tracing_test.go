@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strangler/config/configfile"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/config/configfile"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/codes"

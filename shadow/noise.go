@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"net/textproto"
 	"slices"
-	"strangler/domain"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"strangler/domain"
 )
 
 // NoiseThreshold is in how many double-primary samples a field must differ

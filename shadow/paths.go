@@ -1,9 +1,10 @@
 package shadow
 
 import (
-	"strangler/domain"
 	"strconv"
 	"unicode/utf8"
+
+	"strangler/domain"
 )
 
 // pathNode is a node of the trie the configured field paths are compiled

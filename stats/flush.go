@@ -2,8 +2,9 @@ package stats
 
 import (
 	"context"
-	"strangler/domain"
 	"time"
+
+	"strangler/domain"
 )
 
 // Sink is where flushed counts go: the state store's hourly counts.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strangler/domain"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 30, 0, time.UTC)

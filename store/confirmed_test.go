@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"strangler/domain"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestConfirmedMissingAddsUpApartFromFallbacks(t *testing.T) {

@@ -6,8 +6,9 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strangler/domain"
 	"time"
+
+	"strangler/domain"
 )
 
 // CountTotals adds up a route's hours.

@@ -3,9 +3,10 @@ package store
 import (
 	"context"
 	"reflect"
-	"strangler/domain"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestCounts(t *testing.T) {

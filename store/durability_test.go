@@ -7,11 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
-	"strangler/domain"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestReopenKeepsEverything(t *testing.T) {
@@ -54,7 +55,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		}
 
 		s = openStore(t, dsn, clk)
-		for id, want := range map[string]State{"pending": StatePending, "dead": StateDead, "sent": StateSent} {
+		for id, want := range map[string]domain.State{"pending": domain.StatePending, "dead": domain.StateDead, "sent": domain.StateSent} {
 			if got := state(t, s, id); got != want {
 				t.Errorf("%s: got %s, want %s", id, got, want)
 			}
@@ -139,7 +140,7 @@ func TestJournalSurvivesSIGKILL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s, committed before the kill: %v", id, err)
 			}
-			if r.State != StatePending || r.Seq <= last {
+			if r.State != domain.StatePending || r.Seq <= last {
 				t.Errorf("%s: got %s seq %d, want pending after seq %d", id, r.State, r.Seq, last)
 			}
 			last = r.Seq
@@ -174,7 +175,7 @@ func TestCrashHelper(t *testing.T) {
 		if err := s.BeginWrite(ctx, intent(id, "update-patient/1"), time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordOutcome(ctx, id, Outcome{Status: 200}); err != nil {
+		if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("journaled %s\n", id)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"strangler/domain"
 )
 
 func TestMigrations(t *testing.T) {
@@ -34,7 +36,7 @@ func TestMigrations(t *testing.T) {
 			journal(t, s, "w", "r")
 			s.Close()
 			s = openStore(t, dsn, nil)
-			if got := state(t, s, "w"); got != StatePending {
+			if got := state(t, s, "w"); got != domain.StatePending {
 				t.Errorf("got %s, want pending", got)
 			}
 			list, err := s.dialect.migrationList()

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"strangler/domain"
 )
 
 // RepairFilter selects journaled writes for ListRepairs. Zero fields do not
 // filter.
 type RepairFilter struct {
-	State State
+	State domain.State
 	Route string
 	// ResourceKey is a RepairSummary's ResourceKey: every write to one
 	// resource.
@@ -25,7 +27,7 @@ type RepairFilter struct {
 
 // ListRepairs returns journaled writes, newest first, without header and
 // body.
-func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummary, error) {
+func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.RepairSummary, error) {
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -33,7 +35,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	if f.State != "" {
-		if _, err := ParseState(string(f.State)); err != nil {
+		if _, err := domain.ParseState(string(f.State)); err != nil {
 			return nil, fmt.Errorf("store: list repairs: %w", err)
 		}
 		add("state = $%d", f.State)
@@ -58,7 +60,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
 	defer rows.Close()
-	var out []RepairSummary
+	var out []domain.RepairSummary
 	for rows.Next() {
 		r, err := scanSummary(rows)
 		if err != nil {
@@ -76,24 +78,24 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 // headers and body, which may hold patient data. Unknown ids are
 // ErrNotFound; a body encrypted with a key that is no longer configured is
 // ErrKeyLost, with a message that says only the body is lost.
-func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair, error) {
+func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error) {
 	if !withBody {
 		r, err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM strangler_repairs WHERE id = $1`, id))
 		if errors.Is(err, sql.ErrNoRows) {
-			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+			return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
 		} else if err != nil {
-			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+			return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
 		}
-		return Repair{RepairSummary: r}, nil
+		return domain.Repair{RepairSummary: r}, nil
 	}
 	r, err := s.scanRepair(s.db.QueryRowContext(ctx, `SELECT `+repairColumns+` FROM strangler_repairs WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+		return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
 	} else if err != nil {
-		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+		return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
 	}
 	if r.PayloadErr != nil {
-		return Repair{}, fmt.Errorf("store: %w", r.PayloadErr)
+		return domain.Repair{}, fmt.Errorf("store: %w", r.PayloadErr)
 	}
 	return r, nil
 }
@@ -106,7 +108,7 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var resource string
-		var st State
+		var st domain.State
 		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -114,8 +116,8 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 			return err
 		}
 		now := s.ts(s.clock())
-		from := []State{StateDead, StateUnknown}
-		if st != StateUnknown {
+		from := []domain.State{domain.StateDead, domain.StateUnknown}
+		if st != domain.StateUnknown {
 			return s.transition(ctx, tx, id, from, `
 				UPDATE strangler_repairs
 				SET state = 'pending', attempts = 0, next_attempt_at = $2,
@@ -142,7 +144,7 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 // it kept of the request; later writes to its resource proceed. A worker
 // delivering it finds its lease lost. Other states are ErrInvalidState.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
-	err := s.transition(ctx, s.db, id, []State{StatePending, StateDead, StateUnknown}, `
+	err := s.transition(ctx, s.db, id, []domain.State{domain.StatePending, domain.StateDead, domain.StateUnknown}, `
 		UPDATE strangler_repairs
 		SET state = 'discarded', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
 		WHERE id = $1 AND state IN ('pending', 'dead', 'unknown')`, id, s.ts(s.clock()))
@@ -157,7 +159,7 @@ func (s *Store) DiscardRepair(ctx context.Context, id string) error {
 // the map, zero included.
 func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
 	depth := map[string]int{
-		string(StatePending): 0, string(StateDead): 0, string(StateUnknown): 0, string(StateSent): 0,
+		string(domain.StatePending): 0, string(domain.StateDead): 0, string(domain.StateUnknown): 0, string(domain.StateSent): 0,
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT state, COUNT(*) FROM strangler_repairs

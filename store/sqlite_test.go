@@ -3,11 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"strangler/domain"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestSQLiteSettings(t *testing.T) {
@@ -65,7 +66,7 @@ func TestSQLiteNeverBusy(t *testing.T) {
 			for i := range 4 {
 				id := fmt.Sprintf("g%d-%d", g, i)
 				try(s.BeginWrite(ctx, intent(id, fmt.Sprintf("update-patient/%d", i)), clk.Now().Add(time.Minute)))
-				try(s.RecordOutcome(ctx, id, Outcome{Status: 200}))
+				try(s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}))
 				rs, err := s.ClaimRepairs(ctx, id, 2, time.Minute, clk.Now())
 				try(err)
 				for _, r := range rs {

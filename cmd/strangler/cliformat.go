@@ -4,11 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strangler/domain"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"strangler/domain"
 )
 
 // parseArgs parses a subcommand's flags wherever they stand among its

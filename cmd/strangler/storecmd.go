@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -105,6 +106,6 @@ func verifyBackup(ctx context.Context, path string, stdout io.Writer) error {
 	fmt.Fprintf(tw, "  overrides:\t%d\n", rep.Overrides)
 	fmt.Fprintf(tw, "  audit entries:\t%d\n", rep.AuditEntries)
 	fmt.Fprintf(tw, "  open dual writes:\t%d pending, %d dead, %d unknown, %d sent\n",
-		rep.Repairs[store.StatePending], rep.Repairs[store.StateDead], rep.Repairs[store.StateUnknown], rep.Repairs[store.StateSent])
+		rep.Repairs[domain.StatePending], rep.Repairs[domain.StateDead], rep.Repairs[domain.StateUnknown], rep.Repairs[domain.StateSent])
 	return tw.Flush()
 }
