@@ -29,7 +29,7 @@ func (p *plane) pendingChange(t *testing.T, requester string) store.Change {
 	c, err := p.store.CreateChange(context.Background(), store.Change{
 		Route: "create-patient", Kind: store.ChangeFlip, Mode: "shadow", FromMode: "legacy",
 		Requester: requester, Reason: "start shadowing", Needed: 1, CreatedAt: now, ExpiresAt: now.Add(changeTTL),
-	}, store.AuditEntry{At: now, Actor: requester, Action: "change_request", Route: "create-patient"})
+	}, domain.AuditEntry{At: now, Actor: requester, Action: "change_request", Route: "create-patient"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/force"
-	"strangler/store"
 )
 
 // forceTokenRequest is the body of POST /admin/routes/{name}/force-token.
@@ -94,7 +93,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl), ID: force.NewID()}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	if err := a.Flags.store.AppendAudit(ctx, store.AuditEntry{
+	if err := a.Flags.store.AppendAudit(ctx, domain.AuditEntry{
 		At: now, Actor: actor, Action: "force_token", Route: name, Reason: req.Reason,
 		Detail: fmt.Sprintf("requests with this value go to %s until %s (token id %s)", claim.Backend, claim.Expires.UTC().Format(time.RFC3339), claim.ID),
 	}); err != nil {

@@ -143,7 +143,7 @@ func (g *Guard) rampedFrom(ctx context.Context, rf RouteFlags) (*float64, bool) 
 		default:
 			continue // denied flips, repairs: the flags did not change
 		}
-		raised := e.FromMode == e.ToMode && e.ToMode == string(rf.Mode) &&
+		raised := e.FromMode == e.ToMode && e.ToMode == rf.Mode &&
 			domain.FullPercent(e.ToPercent) == domain.FullPercent(rf.Percent) && domain.FullPercent(e.FromPercent) < domain.FullPercent(rf.Percent)
 		if !raised {
 			return nil, false

@@ -51,13 +51,13 @@ func (p *plane) served(route string) string {
 func pct(f float64) *float64 { return &f }
 
 // rollbacks lists the guard's audit entries for route, newest first.
-func (p *plane) rollbacks(t *testing.T, route string) []store.AuditEntry {
+func (p *plane) rollbacks(t *testing.T, route string) []domain.AuditEntry {
 	t.Helper()
 	entries, err := p.store.AuditLog(context.Background(), store.AuditFilter{Route: route, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []store.AuditEntry
+	var out []domain.AuditEntry
 	for _, e := range entries {
 		if e.Action == "rollback" {
 			out = append(out, e)

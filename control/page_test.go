@@ -180,7 +180,7 @@ func (h *pageAdmin) page(t *testing.T) (string, string) {
 	return body, m[1]
 }
 
-func (h *pageAdmin) auditEntries(t *testing.T) []store.AuditEntry {
+func (h *pageAdmin) auditEntries(t *testing.T) []domain.AuditEntry {
 	t.Helper()
 	entries, err := h.store.AuditLog(context.Background(), store.AuditFilter{})
 	if err != nil {

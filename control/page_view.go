@@ -184,7 +184,7 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 	}
 }
 
-func toAuditView(e store.AuditEntry) auditView {
+func toAuditView(e domain.AuditEntry) auditView {
 	j := toAuditJSON(e)
 	v := auditView{
 		When: j.At.Format("2006-01-02 15:04:05"), ISO: j.At.Format(time.RFC3339),

@@ -17,7 +17,7 @@ type RepairStore interface {
 	GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error)
 	RetryRepair(ctx context.Context, id string) error
 	DiscardRepair(ctx context.Context, id string) error
-	AppendAudit(ctx context.Context, a store.AuditEntry) error
+	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 }
 
 // RepairView is a journaled write as the admin API shows it: no header or
@@ -101,7 +101,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	out := toRepairView(rep.RepairSummary, a.now())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
-		if err := a.Repairs.AppendAudit(ctx, store.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
+		if err := a.Repairs.AppendAudit(ctx, domain.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
 			return ErrUnavailable
 		}
 		out.Target, out.Header = rep.Target, rep.Header
@@ -146,7 +146,7 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err != nil {
 		return err
 	}
-	entry := store.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
+	entry := domain.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
 	if err := a.Repairs.AppendAudit(ctx, entry); err != nil {
 		return ErrUnavailable
 	}

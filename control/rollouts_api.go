@@ -57,7 +57,7 @@ type rampJSON struct {
 
 func toRampJSON(rp store.Ramp, now time.Time) *rampJSON {
 	j := &rampJSON{
-		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: fmtEvery(rp.Every), Taken: rp.Taken,
+		State: string(rp.State), Mode: string(rp.Mode), Steps: rp.Steps, Every: fmtEvery(rp.Every), Taken: rp.Taken,
 		Waiting: rp.Waiting, Note: rp.Note, StartedBy: rp.Actor, Reason: rp.Reason, ApprovedBy: rp.ApprovedBy,
 		StartedAt: rp.CreatedAt.UTC(), UpdatedAt: rp.UpdatedAt.UTC(),
 	}
@@ -112,7 +112,7 @@ type planJSON struct {
 func toChangeJSON(c store.Change) changeJSON {
 	j := changeJSON{
 		ID: c.ID, Route: c.Route, Kind: string(c.Kind), Summary: changeText(c),
-		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent, Forced: c.Forced,
+		FromMode: string(c.FromMode), FromPercent: c.FromPercent, ToMode: string(c.Mode), ToPercent: c.Percent, Forced: c.Forced,
 		BaseVersion: c.BaseVersion, RequestedBy: c.Requester, Reason: c.Reason,
 		RequestedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
 		ApprovalsNeeded: c.Needed, ApprovedBy: append([]string{}, c.Approvers...), State: string(c.State),

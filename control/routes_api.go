@@ -18,7 +18,7 @@ type LiveStats interface {
 
 // AuditReader reads the audit log and the end of its hash chain.
 type AuditReader interface {
-	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]domain.AuditEntry, error)
 	AuditHead(ctx context.Context) (store.AuditHead, error)
 }
 
@@ -234,10 +234,10 @@ type auditJSON struct {
 	Hash     string `json:"hash"`
 }
 
-func toAuditJSON(e store.AuditEntry) auditJSON {
+func toAuditJSON(e domain.AuditEntry) auditJSON {
 	return auditJSON{
 		ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Route: e.Route,
-		FromMode: e.FromMode, ToMode: e.ToMode, FromPercent: e.FromPercent, ToPercent: e.ToPercent,
+		FromMode: string(e.FromMode), ToMode: string(e.ToMode), FromPercent: e.FromPercent, ToPercent: e.ToPercent,
 		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
 }

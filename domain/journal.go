@@ -47,6 +47,24 @@ const (
 // moves through them.
 var States = []State{StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded}
 
+// transitions is the journal's state machine, the one place that says
+// which state a journaled write may go to from which (State tells why).
+// The store writes the SQL of every change of state from a move it
+// checks against this table.
+var transitions = map[State][]State{
+	StateSent:    {StatePending, StateSkipped, StateUnknown},
+	StateUnknown: {StateSent, StatePending, StateSkipped, StateDiscarded},
+	StatePending: {StateDone, StateDead, StateDiscarded},
+	StateDead:    {StatePending, StateDiscarded},
+}
+
+// CanMove reports whether a journaled write in state from may go to state
+// to. Done, skipped and discarded are final: nothing leaves them.
+func CanMove(from, to State) bool { return slices.Contains(transitions[from], to) }
+
+// Final reports whether st is a state no write leaves.
+func (st State) Final() bool { return len(transitions[st]) == 0 }
+
 // ParseState returns the state called name, or an error that lists the
 // states there are.
 func ParseState(name string) (State, error) {

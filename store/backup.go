@@ -185,7 +185,7 @@ func Verify(ctx context.Context, path string) (BackupReport, error) {
 	}
 	rows, err := db.QueryContext(ctx, `
 		SELECT state, count(*) FROM strangler_repairs
-		WHERE state IN ('pending', 'dead', 'unknown', 'sent') GROUP BY state`)
+		WHERE `+statesIn(openStates)+` GROUP BY state`)
 	if err != nil {
 		return rep, fmt.Errorf("store: verify %s: %w", path, err)
 	}

@@ -28,7 +28,7 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 	if err := s.BeginWrite(ctx, intent("sent-1", "/patients/2"), clk.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
+	if _, err := s.SetOverride(ctx, domain.Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
 		t.Fatal(err)
 	}
 

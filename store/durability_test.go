@@ -32,7 +32,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if err := s.BeginWrite(ctx, intent("sent", "update-patient/3"), clk.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
+		if _, err := s.SetOverride(ctx, domain.Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 3, Fallbacks: 1, LastFallbackAt: t0}}); err != nil {

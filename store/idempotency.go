@@ -87,8 +87,8 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, leaseUntil)
 	case domain.KeyResumed:
 		res, err := tx.ExecContext(ctx, `
-			UPDATE strangler_repairs SET state = 'sent', lease_until = $2, updated_at = $3
-			WHERE id = $1 AND state = 'unknown'`, prior, s.ts(leaseUntil), now)
+			UPDATE strangler_repairs SET `+moveResume.set()+`, lease_until = $2, updated_at = $3
+			WHERE id = $1 AND `+moveResume.where(), prior, s.ts(leaseUntil), now)
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err
 		}

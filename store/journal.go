@@ -88,11 +88,11 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) 
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
 			// The secondary never gets it: nothing of the request is kept.
-			return s.transition(ctx, tx, id, []domain.State{domain.StateSent, domain.StateUnknown}, `
+			return s.transition(ctx, tx, id, moveSkip.from, `
 				UPDATE strangler_repairs
-				SET state = 'skipped', status = $2, `+s.erase()+`,
+				SET `+moveSkip.set()+`, status = $2, `+s.erase()+`,
 					lease_owner = NULL, lease_until = NULL, updated_at = $3
-				WHERE id = $1 AND state IN ('sent', 'unknown')`,
+				WHERE id = $1 AND `+moveSkip.where(),
 				id, o.Status, s.ts(now))
 		}
 		resource, shown := key, view
@@ -109,12 +109,12 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) 
 			return err
 		}
 		outcome, args := s.sealedOutcome(id, 7, o.Location, o.PrimaryID)
-		return s.transition(ctx, tx, id, []domain.State{domain.StateSent, domain.StateUnknown}, `
+		return s.transition(ctx, tx, id, moveQueue.from, `
 			UPDATE strangler_repairs
-			SET state = 'pending', seq = $2, status = $3, `+outcome+`,
+			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
 				next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4,
 				resource = $5, resource_view = $6
-			WHERE id = $1 AND state IN ('sent', 'unknown')`,
+			WHERE id = $1 AND `+moveQueue.where(),
 			append([]any{id, seq, o.Status, s.ts(now), resource, shown}, args...)...)
 	})
 	if err != nil {
@@ -225,10 +225,10 @@ func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]
 func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 	now := s.clock()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return s.transition(ctx, tx, id, []domain.State{domain.StateSent}, `
+		return s.transition(ctx, tx, id, moveLose.from, `
 			UPDATE strangler_repairs
-			SET state = 'unknown', lease_owner = NULL, lease_until = NULL, updated_at = $2
-			WHERE id = $1 AND state = 'sent'`, id, s.ts(now))
+			SET `+moveLose.set()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND `+moveLose.where(), id, s.ts(now))
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark %s unknown: %w", id, err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,13 +117,13 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 			return err
 		}
 		now := s.ts(s.clock())
-		from := []domain.State{domain.StateDead, domain.StateUnknown}
+		from := slices.Concat(moveRetryDead.from, moveRetryUnknown.from)
 		if st != domain.StateUnknown {
 			return s.transition(ctx, tx, id, from, `
 				UPDATE strangler_repairs
-				SET state = 'pending', attempts = 0, next_attempt_at = $2,
+				SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = $2,
 					lease_owner = NULL, lease_until = NULL, updated_at = $2
-				WHERE id = $1 AND state = 'dead'`, id, now)
+				WHERE id = $1 AND `+moveRetryDead.where(), id, now)
 		}
 		seq, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
@@ -130,9 +131,9 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
-			SET state = 'pending', seq = $2, attempts = 0, next_attempt_at = $3,
+			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = $3,
 				lease_owner = NULL, lease_until = NULL, updated_at = $3
-			WHERE id = $1 AND state = 'unknown'`, id, seq, now)
+			WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: retry repair %s: %w", id, err)
@@ -144,10 +145,10 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 // it kept of the request; later writes to its resource proceed. A worker
 // delivering it finds its lease lost. Other states are ErrInvalidState.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
-	err := s.transition(ctx, s.db, id, []domain.State{domain.StatePending, domain.StateDead, domain.StateUnknown}, `
+	err := s.transition(ctx, s.db, id, moveDiscard.from, `
 		UPDATE strangler_repairs
-		SET state = 'discarded', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND state IN ('pending', 'dead', 'unknown')`, id, s.ts(s.clock()))
+		SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+		WHERE id = $1 AND `+moveDiscard.where(), id, s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)
 	}
@@ -158,12 +159,13 @@ func (s *Store) DiscardRepair(ctx context.Context, id string) error {
 // sent), for strangler_repair_queue_depth{state}. Every open state is in
 // the map, zero included.
 func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
-	depth := map[string]int{
-		string(domain.StatePending): 0, string(domain.StateDead): 0, string(domain.StateUnknown): 0, string(domain.StateSent): 0,
+	depth := map[string]int{}
+	for _, st := range openStates {
+		depth[string(st)] = 0
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT state, COUNT(*) FROM strangler_repairs
-		WHERE state IN ('pending', 'dead', 'unknown', 'sent')
+		WHERE `+statesIn(openStates)+`
 		GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("store: repair depth: %w", err)
@@ -198,7 +200,7 @@ func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, err
 		}
 		res, err := tx.ExecContext(ctx, `
 			DELETE FROM strangler_repairs
-			WHERE state IN ('done', 'skipped', 'discarded') AND updated_at < $1
+			WHERE `+statesIn(finalStates)+` AND updated_at < $1
 				AND NOT EXISTS (SELECT 1 FROM strangler_idempotency_keys k
 					WHERE k.intent_id = strangler_repairs.id)`, s.ts(olderThan))
 		n, err = rowsChanged(res, err)

@@ -159,8 +159,8 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 func (s *Store) CompleteRepair(ctx context.Context, id, owner string) error {
 	err := s.settle(ctx, id, owner, `
 		UPDATE strangler_repairs
-		SET state = 'done', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
-		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		SET `+moveDeliver.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE id = $1 AND `+moveDeliver.where()+` AND lease_owner = $2`,
 		id, clean(owner), s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: complete repair %s: %w", id, err)
@@ -178,9 +178,9 @@ const maxReason = 2000
 // back later writes to its resource until an operator acts. It is
 // ErrLeaseLost unless owner still holds it.
 func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error {
-	state := domain.StatePending
+	state := domain.StatePending // due again at retryAt
 	if dead {
-		state = domain.StateDead
+		state = moveGiveUp.to
 	}
 	reason = clean(reason)
 	if len(reason) > maxReason {
@@ -190,7 +190,7 @@ func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryA
 		UPDATE strangler_repairs
 		SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = $5,
 			lease_owner = NULL, lease_until = NULL, updated_at = $6
-		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		WHERE id = $1 AND `+moveGiveUp.where()+` AND lease_owner = $2`,
 		id, clean(owner), state, reason, s.ts(retryAt), s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: fail repair %s: %w", id, err)

@@ -73,7 +73,7 @@ func TestSQLiteNeverBusy(t *testing.T) {
 					try(s.CompleteRepair(ctx, r.ID, id))
 				}
 				try(s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 1}}))
-				try(s.AppendAudit(ctx, AuditEntry{Action: "denied", Route: "get"}))
+				try(s.AppendAudit(ctx, domain.AuditEntry{Action: "denied", Route: "get"}))
 				_, err = s.ListRepairs(ctx, RepairFilter{Limit: 5})
 				try(err)
 			}
