@@ -19,7 +19,9 @@ func KeptHeader(entry string) (string, bool) { return strings.CutPrefix(entry, "
 type FieldPath []PathStep
 
 // Find returns the scalar at p in a JSON document as text: a string as it
-// is, a number as written, a boolean as true or false. It reports false
+// is, a number in its canonical spelling (AppendCanonical: 1, 1.0 and 1e0
+// are all "1", as NumbersEqual finds them equal), a boolean as true or
+// false. It reports false
 // when the document is not JSON, p is not there, p has a [*] step, or the
 // value there is an object, an array or null.
 func (p FieldPath) Find(doc []byte) (string, bool) {
@@ -51,7 +53,7 @@ func (p FieldPath) Find(doc []byte) (string, bool) {
 	case string:
 		return v, true
 	case json.Number:
-		return v.String(), true
+		return string(ParseNumber([]byte(v)).AppendCanonical(nil, []byte(v))), true
 	case bool:
 		return strconv.FormatBool(v), true
 	}

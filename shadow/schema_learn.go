@@ -300,7 +300,7 @@ func typeOf(t *tree, i int32) jsonType {
 	case kindArray:
 		return typeArray
 	}
-	if d := parseDecimal(t.value(i)); d.lo == d.hi || d.exact && d.exp >= 0 {
+	if domain.ParseNumber(t.value(i)).Integer() {
 		return typeInteger
 	}
 	return typeNumber
