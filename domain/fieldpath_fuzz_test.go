@@ -1,4 +1,4 @@
-package config_test
+package domain_test
 
 import (
 	"bytes"
@@ -12,8 +12,8 @@ import (
 
 // FuzzFieldPathFind checks id_field extraction against documents
 // encoding/json writes: a scalar put at a path in a document is what
-// Find returns for that path, as text (a string as it is, a number as
-// written, a boolean as true or false); an object, an array, null or a
+// Find returns for that path, as text (a string as it is, a number in its
+// canonical spelling, a boolean as true or false); an object, an array, null or a
 // [*] step is not found. Find on any input never panics and finds nothing
 // in what is not JSON.
 func FuzzFieldPathFind(f *testing.F) {
@@ -52,7 +52,7 @@ func FuzzFieldPathFind(f *testing.F) {
 			}
 			want = v
 		case json.Number:
-			want = v.String()
+			want = string(domain.ParseNumber([]byte(v)).AppendCanonical(nil, []byte(v)))
 		case bool:
 			want = strconv.FormatBool(v)
 		default:
