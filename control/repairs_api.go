@@ -47,7 +47,7 @@ type RepairView struct {
 
 func toRepairView(r domain.RepairSummary, now time.Time) RepairView {
 	out := RepairView{
-		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
+		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: string(r.Primary),
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}

@@ -103,8 +103,8 @@ type Intent struct {
 	Header http.Header
 	// Body is the buffered request body.
 	Body []byte
-	// Primary is the backend that answers the client: "legacy" or "modern".
-	Primary string
+	// Primary is the backend that answers the client.
+	Primary Backend
 	// CreatedAt is when the request arrived; zero means now.
 	CreatedAt time.Time
 }
@@ -136,7 +136,7 @@ type RepairSummary struct {
 	// equal for every write to the same resource.
 	ResourceKey string
 	// Primary is the backend that answered the client.
-	Primary string
+	Primary Backend
 	State   State
 	// Seq orders the writes to one resource; 0 until the primary's 2xx
 	// answer is recorded.

@@ -24,11 +24,11 @@ func deliveryTimeout(up *upstream.Upstream) time.Duration {
 }
 
 // other is the backend that is not primary.
-func other(primary string) string {
-	if primary == "modern" {
-		return "legacy"
+func other(primary domain.Backend) domain.Backend {
+	if primary == domain.Modern {
+		return domain.Legacy
 	}
-	return "modern"
+	return domain.Modern
 }
 
 // deliver sends a claimed write to the secondary and settles it. It

@@ -14,11 +14,11 @@ import (
 )
 
 func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
-	for _, primary := range []string{"legacy", "modern"} {
-		t.Run("primary "+primary, func(t *testing.T) {
+	for _, primary := range []domain.Backend{domain.Legacy, domain.Modern} {
+		t.Run("primary "+string(primary), func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)
 			secondary, other := r.modern, r.legacy
-			if primary == "modern" {
+			if primary == domain.Modern {
 				secondary, other = r.legacy, r.modern
 			}
 			in := put("w1", "7", `{"v":1}`)

@@ -44,10 +44,10 @@ type routeSettings struct {
 	idempotent bool
 }
 
-func (r *routes) Backend(name string) *upstream.Upstream {
+func (r *routes) Backend(name domain.Backend) *upstream.Upstream {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.backends[name]
+	return r.backends[string(name)]
 }
 
 func (r *routes) DualWrite(route string) (domain.FieldPath, bool, bool) {

@@ -22,7 +22,7 @@ import (
 // secondaryRoutes sends every write to one secondary.
 type secondaryRoutes struct{ up *upstream.Upstream }
 
-func (r secondaryRoutes) Backend(string) *upstream.Upstream { return r.up }
+func (r secondaryRoutes) Backend(domain.Backend) *upstream.Upstream { return r.up }
 func (r secondaryRoutes) DualWrite(string) (domain.FieldPath, bool, bool) {
 	return nil, false, true
 }

@@ -47,8 +47,8 @@ type Queue interface {
 // Routes tells the worker what the current configuration says: how to
 // reach a backend and how a route's primary behaves.
 type Routes interface {
-	// Backend is the upstream of "legacy" or "modern".
-	Backend(name string) *upstream.Upstream
+	// Backend is the upstream of backend b.
+	Backend(b domain.Backend) *upstream.Upstream
 	// DualWrite is the route's id_field and primary_idempotent, and
 	// whether the route exists.
 	DualWrite(route string) (idField domain.FieldPath, primaryIdempotent bool, ok bool)
@@ -239,7 +239,7 @@ func (w *Worker) claimDue(ctx context.Context) {
 // maxLease is how long a claimed write is this worker's: longer than a
 // delivery to either backend can take, so it never runs out mid-delivery.
 func (w *Worker) maxLease() time.Duration {
-	d := max(deliveryTimeout(w.routes.Backend("legacy")), deliveryTimeout(w.routes.Backend("modern")))
+	d := max(deliveryTimeout(w.routes.Backend(domain.Legacy)), deliveryTimeout(w.routes.Backend(domain.Modern)))
 	return d + 30*time.Second
 }
 

@@ -109,7 +109,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		Target:       req.URL.RequestURI(),
 		Header:       h,
 		Body:         x.replay,
-		Primary:      string(rt.primary),
+		Primary:      rt.primary,
 		CreatedAt:    t.now(),
 	}
 	// The client leaving must not cut the primary's call short: the write
@@ -198,7 +198,7 @@ func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
 	if o.Location != "" {
 		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
 			path := u.EscapedPath()
-			if base := strings.TrimSuffix(t.upstreamOf(domain.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
+			if base := strings.TrimSuffix(t.upstreamOf(in.Primary).URL.EscapedPath(), "/"); base != "" {
 				path = strings.TrimPrefix(path, base)
 			}
 			if key, ok := resourceKey(path); ok {

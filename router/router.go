@@ -284,9 +284,9 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	}
 }
 
-// Backend is the current upstream of backend name, "legacy" or "modern".
-func (r *Router) Backend(name string) *upstream.Upstream {
-	return r.table.Load().upstreamOf(domain.Backend(name))
+// Backend is the current upstream of backend b.
+func (r *Router) Backend(b domain.Backend) *upstream.Upstream {
+	return r.table.Load().upstreamOf(b)
 }
 
 // Template is the path template route matches in the current table, ""

@@ -114,7 +114,7 @@ type priorWrite struct {
 // if it did not, the retry is a new write, which the secondary must get
 // if the primary applies it now; if nobody knows, the retry's answer
 // tells. Either of the last two needs the same primary as before.
-func retryUse(w priorWrite, primary string) domain.KeyUse {
+func retryUse(w priorWrite, primary domain.Backend) domain.KeyUse {
 	st := domain.State(w.state.String)
 	applied := w.status.Valid && w.status.Int64 >= 200 && w.status.Int64 <= 299
 	switch {
@@ -124,7 +124,7 @@ func retryUse(w priorWrite, primary string) domain.KeyUse {
 		return domain.KeyJournaled
 	case st == domain.StateSent:
 		return domain.KeyInFlight
-	case w.primary.String != primary:
+	case w.primary.String != string(primary):
 		return domain.KeyMoved
 	case st == domain.StateUnknown:
 		return domain.KeyResumed

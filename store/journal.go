@@ -19,7 +19,7 @@ func validateIntent(in domain.Intent) error {
 		return fmt.Errorf("intent %s has no route or resource", in.ID)
 	case in.Method == "" || in.Target == "":
 		return fmt.Errorf("intent %s has no method or target", in.ID)
-	case in.Primary != "legacy" && in.Primary != "modern":
+	case in.Primary != domain.Legacy && in.Primary != domain.Modern:
 		return fmt.Errorf("intent %s: primary %q is not legacy or modern", in.ID, in.Primary)
 	}
 	return nil
