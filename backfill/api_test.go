@@ -19,6 +19,7 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/internal/testdb"
 	"strangler/modern"
 	"strangler/store"
@@ -142,7 +143,7 @@ func rejected(k int) bool { return k%97 < 2 }
 
 func (w *apiWorld) config(t *testing.T) *config.Backfill {
 	t.Helper()
-	cfg, err := config.Load(w.cfgPath, config.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(w.cfgPath, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatal(err)
 	}

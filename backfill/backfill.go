@@ -45,6 +45,7 @@ import (
 
 	"strangler/config"
 	"strangler/internal/dsn"
+	"strangler/internal/mysqldsn"
 	"strangler/phi"
 )
 
@@ -294,7 +295,7 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 
 // connectSource opens the source database with room for conns workers.
 func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, error) {
-	driverDSN, err := config.MySQLDriverDSN(cfg.Source.String())
+	driverDSN, err := mysqldsn.DriverDSN(cfg.Source.String())
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}

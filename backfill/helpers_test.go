@@ -17,6 +17,7 @@ import (
 
 	"strangler/backfill/fixture"
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/internal/testdb"
 	"strangler/legacy"
 	"strangler/modern"
@@ -66,7 +67,7 @@ func (w *world) config(t *testing.T, vars map[string]string) *config.Backfill {
 	t.Helper()
 	all := map[string]string{"LEGACY_DSN": w.legacyURL, "MODERN_DSN": w.modernDSN, "BACKFILL_BATCH": "500"}
 	maps.Copy(all, vars)
-	cfg, err := config.Load("testdata/reference.yaml", config.Env{Getenv: func(k string) string { return all[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load("testdata/reference.yaml", configfile.Env{Getenv: func(k string) string { return all[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatal(err)
 	}

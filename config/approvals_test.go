@@ -1,9 +1,12 @@
-package config
+package config_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // approvalsConfig is a configuration with tokens and two routes, the
@@ -38,7 +41,7 @@ func TestApprovalsAreTopLevelOrPerRoute(t *testing.T) {
 		{"a route may need approval alone", "", "    approvals: 2\n", [2]int{1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse("a.yaml", []byte(approvalsConfig(tc.top, twoOperators, tc.route)), Env{Getenv: func(string) string { return "" }})
+			c, err := configfile.Parse("a.yaml", []byte(approvalsConfig(tc.top, twoOperators, tc.route)), configfile.Env{Getenv: func(string) string { return "" }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +72,7 @@ func TestApprovalsThatCannotBeGivenAreRefused(t *testing.T) {
 		{"not a number", "approvals: two", twoOperators, "", "a.yaml:9:12: approvals: want a whole number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("a.yaml", []byte(approvalsConfig(tc.top, tc.tokens, tc.route)), Env{Getenv: func(string) string { return "" }})
+			_, err := configfile.Parse("a.yaml", []byte(approvalsConfig(tc.top, tc.tokens, tc.route)), configfile.Env{Getenv: func(string) string { return "" }})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error saying %q", err, tc.want)
 			}
@@ -80,7 +83,7 @@ func TestApprovalsThatCannotBeGivenAreRefused(t *testing.T) {
 func TestNoTokenMayBeNamedRamp(t *testing.T) {
 	tokens := `    - { name: ramp, token: "ramp-token-0123456789a", role: operator }
 `
-	_, err := Parse("a.yaml", []byte(approvalsConfig("", tokens, "")), Env{Getenv: func(string) string { return "" }})
+	_, err := configfile.Parse("a.yaml", []byte(approvalsConfig("", tokens, "")), configfile.Env{Getenv: func(string) string { return "" }})
 	if want := `a.yaml:3:15: admin.tokens[0].name: "ramp" is reserved: the steps of scheduled ramps carry that name`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want %q", err, want)
 	}
@@ -88,7 +91,7 @@ func TestNoTokenMayBeNamedRamp(t *testing.T) {
 
 func TestADurationOfTooManyDaysIsRefusedNotWrapped(t *testing.T) {
 	for _, s := range []string{"106751d", "106752d", "213503982334601d", "9223372036854775807d"} {
-		var d Duration
+		var d config.Duration
 		err := d.UnmarshalText([]byte(s))
 		if s == "106751d" {
 			if err != nil || d <= 0 {

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
-
 	"strangler/internal/dsn"
 )
 
@@ -48,7 +46,7 @@ type Backfill struct {
 	// file and pos place the section's fields, for errors found later
 	// against the databases.
 	file string
-	pos  map[string]position
+	pos  map[string]Position
 }
 
 // Locate names a field of the section the way configuration errors do,
@@ -64,7 +62,7 @@ func (b *Backfill) Locate(field string) string {
 	if !ok {
 		return field
 	}
-	return fmt.Sprintf("%s:%d:%d: %s", b.file, p.line, p.column, field)
+	return fmt.Sprintf("%s:%d:%d: %s", b.file, p.Line, p.Column, field)
 }
 
 // BackfillTable maps one legacy table or query to one modern table.
@@ -137,7 +135,9 @@ type Column struct {
 	Lossy bool `yaml:"lossy,omitempty"`
 }
 
-func (Column) shortField() string { return "from" }
+// ShortField is the field that a column written as a single name fills:
+// `first_name: FirstName` stands for `first_name: {from: FirstName}`.
+func (Column) ShortField() string { return "from" }
 
 // MarshalYAML writes a column that only names its source in the short form.
 func (c Column) MarshalYAML() (any, error) {
@@ -213,40 +213,6 @@ func (d DatabaseURL) IsPostgres() bool {
 	return d.URL != nil && (d.Scheme == "postgres" || d.Scheme == "postgresql")
 }
 
-// MySQLDriverDSN converts a mysql:// URL to the form
-// github.com/go-sql-driver/mysql expects; query parameters pass on as
-// driver parameters, and ?socket=/path connects through a Unix socket.
-func MySQLDriverDSN(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "mysql" && u.Scheme != "mariadb" {
-		return "", fmt.Errorf("invalid MySQL URL; write it like mysql://user:pass@host:3306/db")
-	}
-	cfg := mysql.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net, cfg.Addr = "tcp", u.Host
-	if u.Port() == "" {
-		cfg.Addr = u.Host + ":3306"
-	}
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	q := u.Query()
-	if sock := q.Get("socket"); sock != "" {
-		cfg.Net, cfg.Addr = "unix", sock
-		q.Del("socket")
-	}
-	// Options such as tls or timeout are parsed by the driver itself, so
-	// that every one it knows works here too.
-	if len(q) > 0 {
-		opts, err := mysql.ParseDSN("/?" + q.Encode())
-		if err != nil {
-			return "", fmt.Errorf("invalid MySQL URL parameters: %w", dsn.RedactError(err, raw))
-		}
-		opts.User, opts.Passwd, opts.Net, opts.Addr, opts.DBName = cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName
-		cfg = opts
-	}
-	return cfg.FormatDSN(), nil
-}
-
 // Defaults of the backfill section.
 const (
 	DefaultBackfillBatch       = 5000
@@ -312,18 +278,18 @@ func (t *BackfillTable) ColumnNames() []string {
 // Redacted reports whether the target column's values must be hidden.
 func (t *BackfillTable) Redacted(column string) bool { return slices.Contains(t.Redact, column) }
 
-func (d *decoder) validateBackfill(b *Backfill) {
+func (d *checker) validateBackfill(b *Backfill) {
 	if b == nil {
 		return
 	}
-	b.file, b.pos = d.file, d.pos
+	b.file, b.pos = d.File, d.Pos
 	switch {
 	case b.Source.URL == nil:
 		d.errorAt("backfill.source", "is required: the legacy database, like mysql://user:pass@host:3306/db")
 	case !b.Source.IsMySQL():
 		d.errorAt("backfill.source", "want a mysql:// URL, got %s://", b.Source.Scheme)
 	default:
-		if _, err := MySQLDriverDSN(b.Source.String()); err != nil {
+		if _, err := d.MySQLDriverDSN(b.Source.String()); err != nil {
 			d.errorAt("backfill.source", "%v", err)
 		}
 	}
@@ -404,7 +370,7 @@ func (d *decoder) validateBackfill(b *Backfill) {
 	}
 }
 
-func (d *decoder) validateColumn(path, name string, c Column) {
+func (d *checker) validateColumn(path, name string, c Column) {
 	if !isIdent(name) {
 		d.errorAt(path, "invalid column name %q; use letters, digits and _", name)
 	}
@@ -426,7 +392,7 @@ func (d *decoder) validateColumn(path, name string, c Column) {
 
 // checkIdent insists on plain SQL identifiers (optionally schema-qualified),
 // since they are quoted into statements on both databases.
-func (d *decoder) checkIdent(path, s string, qualified bool) {
+func (d *checker) checkIdent(path, s string, qualified bool) {
 	if s == "" {
 		d.errorAt(path, "is required")
 		return

@@ -177,7 +177,7 @@ func parsePathTemplate(p string) ([]string, error) {
 	return cols, nil
 }
 
-func (d *decoder) validateAPI(b *Backfill) {
+func (d *checker) validateAPI(b *Backfill) {
 	usesAPI, _ := b.APITables()
 	if b.API == nil {
 		if usesAPI {
@@ -225,7 +225,7 @@ func (d *decoder) validateAPI(b *Backfill) {
 	}
 }
 
-func (d *decoder) checkMethod(path, m string, allowed ...string) {
+func (d *checker) checkMethod(path, m string, allowed ...string) {
 	if !slices.Contains(allowed, m) {
 		d.errorAt(path, "want %s; got %q", strings.Join(allowed, " or "), m)
 	}
@@ -233,7 +233,7 @@ func (d *decoder) checkMethod(path, m string, allowed ...string) {
 
 // validateTargetAPI checks a table sent through the API; at names its
 // fields.
-func (d *decoder) validateTargetAPI(t *BackfillTable, at func(string) string) {
+func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 	a := t.TargetAPI
 	for _, f := range []struct {
 		name string

@@ -3,7 +3,11 @@
 // reporting every problem with the file, line and field it concerns.
 package config
 
-import "time"
+import (
+	"time"
+
+	"strangler/domain"
+)
 
 // Config is one validated configuration file with defaults applied.
 type Config struct {
@@ -17,7 +21,7 @@ type Config struct {
 	// Backends are the two sides of the migration.
 	Backends Backends `yaml:"backends"`
 	// Default is where requests go that match no route.
-	Default Backend `yaml:"default"`
+	Default domain.Backend `yaml:"default"`
 	// DebugHeaders adds X-Strangler-Backend to responses of every route that
 	// does not say otherwise.
 	DebugHeaders bool `yaml:"debug_headers"`
@@ -162,7 +166,7 @@ type Route struct {
 	// Match is "METHOD /path/{param}" or "/path/*"; no method matches all.
 	Match Match `yaml:"match"`
 	// Mode is where the route's traffic goes.
-	Mode Mode `yaml:"mode"`
+	Mode domain.Mode `yaml:"mode"`
 	// Percent sends only this share of requests to modern (fallback and
 	// modern modes); the rest go to legacy. Nil means 100.
 	Percent *Percent `yaml:"percent,omitempty"`
@@ -188,7 +192,7 @@ type Route struct {
 
 	// Primary is the backend that answers the client in shadow and
 	// dual-write modes; the other one gets the copy. Empty means legacy.
-	Primary Backend `yaml:"primary,omitempty"`
+	Primary domain.Backend `yaml:"primary,omitempty"`
 	// IDField is where a dual-write primary's JSON response carries the id
 	// of what it created (a field path such as id or data.id); it reaches
 	// the secondary as X-Strangler-Primary-Id.
@@ -280,9 +284,9 @@ func (r *Repairs) applyDefaults() {
 }
 
 // PrimaryBackend is the route's primary: legacy unless it says modern.
-func (r *Route) PrimaryBackend() Backend {
+func (r *Route) PrimaryBackend() domain.Backend {
 	if r.Primary == "" {
-		return Legacy
+		return domain.Legacy
 	}
 	return r.Primary
 }
@@ -363,7 +367,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	if c.Default == "" {
-		c.Default = Legacy
+		c.Default = domain.Legacy
 	}
 	if c.MaxReplayBody == 0 {
 		c.MaxReplayBody = DefaultMaxReplayBody

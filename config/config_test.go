@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"strangler/config"
+	"strangler/config/configfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func testEnv(vars map[string]string) config.Env {
-	return config.Env{
+func testEnv(vars map[string]string) configfile.Env {
+	return configfile.Env{
 		Getenv:   func(k string) string { return vars[k] },
 		ReadFile: os.ReadFile,
 	}
@@ -31,11 +31,11 @@ func TestGolden(t *testing.T) {
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			var got string
-			cfg, err := config.Load(file, env)
+			cfg, err := configfile.Load(file, env)
 			if err != nil {
 				got = "error:\n" + err.Error() + "\n"
 			} else {
-				out, err := cfg.Print()
+				out, err := configfile.Print(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -67,7 +67,7 @@ func TestShippedConfigsLoad(t *testing.T) {
 		t.Fatal("no configurations in deploy/")
 	}
 	for _, file := range files {
-		if _, err := config.Load(file, testEnv(nil)); err != nil {
+		if _, err := configfile.Load(file, testEnv(nil)); err != nil {
 			t.Errorf("%v", err)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"strangler/domain"
 )
 
 // StoreEncryption encrypts what the state store keeps of requests: the
@@ -64,7 +66,7 @@ func (c *Config) EncryptionKeys() [][32]byte {
 
 // validateEncryption checks store_encryption and warns about what the
 // store would keep in clear without it.
-func (d *decoder) validateEncryption(c *Config) {
+func (d *checker) validateEncryption(c *Config) {
 	if e := c.StoreEncryption; e != nil {
 		if len(e.Keys) == 0 {
 			d.errorAt("store_encryption.keys", "lists no key; leave store_encryption out to store in clear")
@@ -79,7 +81,7 @@ func (d *decoder) validateEncryption(c *Config) {
 		return
 	}
 	for i, r := range c.Routes {
-		if r.Mode == ModeDualWrite {
+		if r.Mode == domain.ModeDualWrite {
 			d.warnAt(fmt.Sprintf("routes[%d].mode", i),
 				"dual-write journals each write's path, headers and body until the secondary applied it, and without store_encryption they are stored in clear; add store_encryption: {keys: [...]}")
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 const routesYAML = `backends:
@@ -20,7 +21,7 @@ routes:
 `
 
 func TestADualWriteRouteWithoutStoreEncryptionIsWarnedAbout(t *testing.T) {
-	cfg, err := config.Parse("s.yaml", []byte(routesYAML), testEnv(nil))
+	cfg, err := configfile.Parse("s.yaml", []byte(routesYAML), testEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestADualWriteRouteWithoutStoreEncryptionIsWarnedAbout(t *testing.T) {
 	key := make([]byte, 32)
 	key[0] = 7
 	with := routesYAML + "store_encryption: { keys: [" + hex.EncodeToString(key) + "] }\n"
-	cfg, err = config.Parse("s.yaml", []byte(with), testEnv(nil))
+	cfg, err = configfile.Parse("s.yaml", []byte(with), testEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +69,11 @@ func TestEncryptionKeysAreReadInHexOrBase64AndNeverShown(t *testing.T) {
 			t.Errorf("the error repeats the key: %v", err)
 		}
 	}
-	cfg, err := config.Parse("s.yaml", []byte(routesYAML+"store_encryption: { keys: ["+hex.EncodeToString(raw)+"] }\n"), testEnv(nil))
+	cfg, err := configfile.Parse("s.yaml", []byte(routesYAML+"store_encryption: { keys: ["+hex.EncodeToString(raw)+"] }\n"), testEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := cfg.Print()
+	out, err := configfile.Print(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import "crypto/subtle"
 // encryption keys: one secret, one purpose, so that whoever may issue
 // force tokens learns nothing that opens the store, and rotating one
 // never breaks the other.
-func (d *decoder) validateForceKey(c *Config) {
+func (d *checker) validateForceKey(c *Config) {
 	if c.ForceTokenKey == nil || c.StoreEncryption == nil {
 		return
 	}

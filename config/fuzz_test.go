@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // FuzzParse feeds arbitrary files to the parser. Whatever the input, it
@@ -25,22 +25,22 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("- &a [*a]"))
 	env := testEnv(map[string]string{"LEGACY_URL": "http://legacy.internal:8080"})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := config.Parse("fuzz.yaml", data, env)
+		cfg, err := configfile.Parse("fuzz.yaml", data, env)
 		if err != nil {
 			return
 		}
-		printed, err := cfg.Print()
+		printed, err := configfile.Print(cfg)
 		if err != nil {
 			t.Fatalf("print: %v", err)
 		}
 		if strings.Contains(string(printed), "$") {
 			return // printed values are expanded; a $ in one would expand again
 		}
-		again, err := config.Parse("printed.yaml", printed, env)
+		again, err := configfile.Parse("printed.yaml", printed, env)
 		if err != nil {
 			t.Fatalf("printed config does not load: %v\n%s", err, printed)
 		}
-		reprinted, _ := again.Print()
+		reprinted, _ := configfile.Print(again)
 		if string(reprinted) != string(printed) {
 			t.Fatalf("print is not stable:\n%s\nthen:\n%s", printed, reprinted)
 		}

@@ -183,7 +183,7 @@ func checkPattern(p string) error {
 				return fmt.Errorf("unclosed { in path")
 			}
 			name, re, hasRe := strings.Cut(p[i+1:end], ":")
-			if !isParamName(name) {
+			if !IsParamName(name) {
 				return fmt.Errorf("invalid parameter name %q; use letters, digits and _", name)
 			}
 			if seen[name] {
@@ -207,7 +207,10 @@ func checkPattern(p string) error {
 	return checkCanonical(p)
 }
 
-func isParamName(s string) bool {
+// IsParamName reports whether s can name a route parameter or, in a
+// ${VAR} placeholder, an environment variable: a letter or _, then
+// letters, digits and _.
+func IsParamName(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // password is what the cases below hide; it has characters that need
@@ -61,11 +61,11 @@ backfill:
 				t.Fatal(err)
 			}
 			var shown string
-			cfg, err := config.Load(path, testEnv(env))
+			cfg, err := configfile.Load(path, testEnv(env))
 			if err != nil {
 				shown = err.Error()
 			} else {
-				out, err := cfg.Print()
+				out, err := configfile.Print(cfg)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -1,18 +1,21 @@
-package config
+package config_test
 
 import (
 	"strings"
 	"testing"
+
+	"strangler/config"
+	"strangler/config/configfile"
 )
 
 func TestStateSnapshotDefaults(t *testing.T) {
-	parse := func(t *testing.T, extra string, env map[string]string) *Config {
+	parse := func(t *testing.T, extra string, env map[string]string) *config.Config {
 		t.Helper()
-		cfg, err := Parse("s.yaml", []byte(`
+		cfg, err := configfile.Parse("s.yaml", []byte(`
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+extra), Env{Getenv: func(k string) string { return env[k] }})
+`+extra), configfile.Env{Getenv: func(k string) string { return env[k] }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +52,7 @@ func TestStoreWithSeveralHosts(t *testing.T) {
 		{"postgres://s@db-a:5432,db-b:5432/state", "needs target_session_attrs=read-write"},
 		{"postgres://s@db-a:5432,db-b:5432/state?target_session_attrs=any", "needs target_session_attrs=read-write"},
 	} {
-		var d StoreDSN
+		var d config.StoreDSN
 		err := d.UnmarshalText([]byte(tc.dsn))
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%s: got %v, want %q", tc.dsn, err, tc.err)

@@ -10,11 +10,11 @@ import (
 
 // resolve makes a relative path relative to the config file's folder, as
 // ${file:…} placeholders are.
-func (d *decoder) resolve(path string) string {
+func (d *checker) resolve(path string) string {
 	if path == "" || filepath.IsAbs(path) {
 		return path
 	}
-	return filepath.Join(d.expand.dir, path)
+	return filepath.Join(d.dir, path)
 }
 
 // TLS is a listener's certificate and key, PEM files. The facade re-reads
@@ -39,7 +39,7 @@ func (t *TLS) files() []string { return []string{t.Cert, t.Key} }
 
 // checkTLS resolves a listener TLS section's files against the config
 // file's folder and reports them if they do not load.
-func (d *decoder) checkTLS(field string, t *TLS) {
+func (d *checker) checkTLS(field string, t *TLS) {
 	if t == nil {
 		return
 	}
@@ -55,7 +55,7 @@ func (d *decoder) checkTLS(field string, t *TLS) {
 }
 
 // checkUpstreamTLS reports a CA bundle that does not load.
-func (d *decoder) checkUpstreamTLS(field string, u *Upstream) {
+func (d *checker) checkUpstreamTLS(field string, u *Upstream) {
 	if u.TLS == nil {
 		return
 	}

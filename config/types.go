@@ -12,34 +12,6 @@ import (
 	"strangler/internal/dsn"
 )
 
-// Mode is where a route's traffic goes. It is a closed set: an unknown mode
-// is a load error, never a request-time surprise.
-type Mode string
-
-// The route modes. A read endpoint goes legacy → shadow → fallback →
-// modern, a write endpoint legacy → dual-write → modern.
-const (
-	ModeLegacy    Mode = "legacy"
-	ModeShadow    Mode = "shadow"
-	ModeFallback  Mode = "fallback"
-	ModeDualWrite Mode = "dual-write"
-	ModeModern    Mode = "modern"
-)
-
-// Modes lists every mode.
-var Modes = []Mode{ModeLegacy, ModeShadow, ModeFallback, ModeDualWrite, ModeModern}
-
-// UnmarshalText parses a mode name.
-func (m *Mode) UnmarshalText(b []byte) error {
-	for _, mode := range Modes {
-		if string(b) == string(mode) {
-			*m = mode
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown mode %q; want legacy, shadow, fallback, dual-write or modern", b)
-}
-
 // StoreDSN is the state store's address: "sqlite:PATH" or a postgres://
 // URL. Its password never shows in config print or in an error.
 type StoreDSN string
@@ -76,25 +48,6 @@ func (s Secret) MarshalText() ([]byte, error) {
 		return nil, nil
 	}
 	return []byte("<redacted>"), nil
-}
-
-// Backend names one side of the migration.
-type Backend string
-
-// The two backends.
-const (
-	Legacy Backend = "legacy"
-	Modern Backend = "modern"
-)
-
-// UnmarshalText parses a backend name.
-func (b *Backend) UnmarshalText(t []byte) error {
-	switch Backend(t) {
-	case Legacy, Modern:
-		*b = Backend(t)
-		return nil
-	}
-	return fmt.Errorf("unknown backend %q; want legacy or modern", t)
 }
 
 // Duration is a time.Duration written like "2s", "150ms" or "7d".

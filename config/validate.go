@@ -5,12 +5,14 @@ import (
 	"net"
 	"slices"
 	"strconv"
+
+	"strangler/domain"
 )
 
 // reservedRoute labels requests that match no route in metrics and logs.
 const reservedRoute = "default"
 
-func (d *decoder) validate(c *Config) {
+func (d *checker) validate(c *Config) {
 	d.checkAddr("listen", c.Listen)
 	d.checkAddr("admin.listen", c.Admin.Listen)
 	if sharePort(c.Listen, c.Admin.Listen) {
@@ -42,7 +44,7 @@ func (d *decoder) validate(c *Config) {
 // minTokenLength keeps admin tokens out of guessing range.
 const minTokenLength = 16
 
-func (d *decoder) validateAdmin(c *Config) {
+func (d *checker) validateAdmin(c *Config) {
 	names := map[string]bool{}
 	for i, t := range c.Admin.Tokens {
 		at := fmt.Sprintf("admin.tokens[%d]", i)
@@ -110,7 +112,7 @@ const maxApprovals = 5
 // validateApprovals checks approvals, top-level and per route, and that
 // enough tokens may change routing to ever give them: a route nobody
 // could approve a flip of would be stuck where it is.
-func (d *decoder) validateApprovals(c *Config) {
+func (d *checker) validateApprovals(c *Config) {
 	field, most := "approvals", c.Approvals
 	if c.Approvals < 0 || c.Approvals > maxApprovals {
 		d.errorAt("approvals", "must be from 1 (no approval) to %d token names agreeing, the requester included", maxApprovals)
@@ -152,7 +154,7 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (d *decoder) checkAddr(field, addr string) {
+func (d *checker) checkAddr(field, addr string) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		d.errorAt(field, "invalid address %q; write host:port or :port", addr)
@@ -163,7 +165,7 @@ func (d *decoder) checkAddr(field, addr string) {
 	}
 }
 
-func (d *decoder) validateRoutes(c *Config) {
+func (d *checker) validateRoutes(c *Config) {
 	names := map[string]int{}
 	// byShape groups routes whose paths match exactly the same requests, so
 	// finding conflicts stays linear in the number of routes.
@@ -203,9 +205,9 @@ func (d *decoder) validateRoutes(c *Config) {
 		// Options of other modes are allowed on any route: a flip at run
 		// time may move the route into the mode they serve.
 		if r.IDField != "" {
-			if p, err := ParseFieldPath(r.IDField); err != nil {
+			if p, err := domain.ParseFieldPath(r.IDField); err != nil {
 				d.errorAt(at("id_field"), "%v", err)
-			} else if slices.ContainsFunc(p, func(s PathStep) bool { return s.Kind == StepAny }) {
+			} else if slices.ContainsFunc(p, func(s domain.PathStep) bool { return s.Kind == domain.StepAny }) {
 				d.errorAt(at("id_field"), "%q has [*]: it must name one value", r.IDField)
 			}
 		}
@@ -232,7 +234,7 @@ func (d *decoder) validateRoutes(c *Config) {
 
 // validateEntity checks that a route's entity is keyed by one of its path
 // parameters.
-func (d *decoder) validateEntity(r *Route, at func(string) string) {
+func (d *checker) validateEntity(r *Route, at func(string) string) {
 	if r.ReadRepair && r.Entity == "" {
 		d.errorAt(at("read_repair"), "needs entity: the kind of thing the path names, such as patients")
 	}

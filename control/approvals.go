@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -36,7 +36,7 @@ type ApprovalRequired struct {
 	Route RouteFlags
 	Flip  Flip
 	// ToMode and ToPercent are where the flip would take the route.
-	ToMode    config.Mode
+	ToMode    domain.Mode
 	ToPercent *float64
 }
 
@@ -54,8 +54,8 @@ func (r *Rollouts) RequestFlip(ctx context.Context, need *ApprovalRequired) (sto
 		kind = store.ChangeClear
 	}
 	return r.request(ctx, store.Change{
-		Route: cur.Route.Name, Kind: kind, Mode: string(need.ToMode), Percent: need.ToPercent, Forced: fl.Force,
-		FromMode: string(cur.Mode), FromPercent: cur.Percent, BaseVersion: cur.Version,
+		Route: cur.Route.Name, Kind: kind, Mode: need.ToMode, Percent: need.ToPercent, Forced: fl.Force,
+		FromMode: cur.Mode, FromPercent: cur.Percent, BaseVersion: cur.Version,
 		Requester: fl.Actor, Reason: fl.Reason, Needed: need.Needed - 1,
 	})
 }
@@ -68,7 +68,7 @@ func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, e
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
 	route := c.Route
-	c, err := r.changes.CreateChange(ctx, c, store.AuditEntry{
+	c, err := r.changes.CreateChange(ctx, c, domain.AuditEntry{
 		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within 24 h", changeText(c), approvalsText(c.Needed)),
@@ -164,7 +164,7 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 	now := r.now()
 	next := c
 	next.Approvers = append(slices.Clone(c.Approvers), approver)
-	audit := store.AuditEntry{
+	audit := domain.AuditEntry{
 		At: now, Actor: approver, Action: "change_approve", Route: c.Route, Reason: reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s): approval %d of %d", id, c.Requester, changeText(c), len(next.Approvers), c.Needed),
@@ -198,7 +198,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 		err = ErrStale
 	} else if c.Kind == store.ChangeRamp {
 		var p RampPlan
-		if p, err = plan(rf, RampPlan{Mode: modeOf(c.Mode), Steps: c.RampSteps, Every: c.RampEvery}); err == nil {
+		if p, err = plan(rf, RampPlan{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery}); err == nil {
 			_, err = r.start(ctx, rf, p, c.Requester, c.Reason, approvers, link)
 		}
 	} else {
@@ -208,7 +208,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 			detail: fmt.Sprintf("change request %d, approved by %s", c.ID, approvers),
 		}
 		if !fl.Clear {
-			mode := modeOf(c.Mode)
+			mode := c.Mode
 			fl.Mode, fl.Percent = &mode, c.Percent
 		}
 		_, err = r.flags.Apply(ctx, fl)
@@ -236,7 +236,7 @@ func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) err
 	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	_, err := r.changes.UpdateChange(sctx, next, c.Version, store.AuditEntry{
+	_, err := r.changes.UpdateChange(sctx, next, c.Version, domain.AuditEntry{
 		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
 		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
 	})
@@ -262,7 +262,7 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	next, err = r.changes.UpdateChange(sctx, next, c.Version, store.AuditEntry{
+	next, err = r.changes.UpdateChange(sctx, next, c.Version, domain.AuditEntry{
 		At: now, Actor: actor, Action: "change_reject", Route: c.Route, Reason: reason,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
@@ -291,8 +291,8 @@ func (r *Rollouts) changeFailed(id int64, err error) error {
 func (r *Rollouts) expireChanges(ctx context.Context, now time.Time) {
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	expired, err := r.changes.ExpireChanges(ctx, now, func(c store.Change) store.AuditEntry {
-		return store.AuditEntry{
+	expired, err := r.changes.ExpireChanges(ctx, now, func(c store.Change) domain.AuditEntry {
+		return domain.AuditEntry{
 			At: now, Actor: c.Requester, Action: "change_expired", Route: c.Route, Reason: c.Reason,
 			Detail: fmt.Sprintf("change request %d (%s) expired after 24 h with %d of %d approvals; nothing was applied",
 				c.ID, changeText(c), len(c.Approvers), c.Needed),
@@ -314,9 +314,9 @@ func changeText(c store.Change) string {
 	case store.ChangeRamp:
 		return "ramp " + planText(store.Ramp{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery})
 	case store.ChangeClear:
-		return "clear: " + modeText(modeOf(c.FromMode), c.FromPercent) + " → " + modeText(modeOf(c.Mode), c.Percent)
+		return "clear: " + modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
 	}
-	s := modeText(modeOf(c.FromMode), c.FromPercent) + " → " + modeText(modeOf(c.Mode), c.Percent)
+	s := modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
 	if c.Forced {
 		s += ", forced past the gates"
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -28,7 +29,7 @@ func (p *plane) pendingChange(t *testing.T, requester string) store.Change {
 	c, err := p.store.CreateChange(context.Background(), store.Change{
 		Route: "create-patient", Kind: store.ChangeFlip, Mode: "shadow", FromMode: "legacy",
 		Requester: requester, Reason: "start shadowing", Needed: 1, CreatedAt: now, ExpiresAt: now.Add(changeTTL),
-	}, store.AuditEntry{At: now, Actor: requester, Action: "change_request", Route: "create-patient"})
+	}, domain.AuditEntry{At: now, Actor: requester, Action: "change_request", Route: "create-patient"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,7 @@ func TestARejectedRequestIsNeverApplied(t *testing.T) {
 func TestApprovingARequestWhoseRouteChangedAppliesNothing(t *testing.T) {
 	p := newApprovalsPlane(t)
 	id := p.requestFlip(t, "get-patient", bobToken, `{"mode": "modern", "reason": "backfill done"}`)
-	p.flip(t, "get-patient", config.ModeLegacy, nil) // alice rolls it back meanwhile
+	p.flip(t, "get-patient", domain.ModeLegacy, nil) // alice rolls it back meanwhile
 	resp, body := p.decide(t, id, "approve", aliceToken, "")
 	if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict ||
 		!strings.Contains(msg, "nothing was applied: get-patient changed since the request was made: it is legacy, set by alice") {
@@ -231,7 +232,7 @@ func TestApprovingARequestWhoseRouteChangedAppliesNothing(t *testing.T) {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("a ramp's request: got %d %v", resp.StatusCode, out)
 		}
-		mode := config.ModeFallback // alice, meanwhile, approved
+		mode := domain.ModeFallback // alice, meanwhile, approved
 		if _, err := p.flags.Apply(context.Background(), Flip{Route: "get-patient", Actor: "alice", Reason: "half", Mode: &mode, Percent: pct(50), approved: true}); err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -38,7 +38,7 @@ func TestAdminAPIRefusesWhatItShould(t *testing.T) {
 			}
 		})
 	}
-	if p.mode("get-patient") != config.ModeFallback {
+	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused request changed the route to %s", p.mode("get-patient"))
 	}
 	t.Run("a change with a bad token is audited as denied", func(t *testing.T) {
@@ -70,7 +70,7 @@ func TestFlipsAreAuditedAndVersioned(t *testing.T) {
 	if got := resp.Header.Get("ETag"); got != `"1"` {
 		t.Errorf("ETag = %s, want \"1\"", got)
 	}
-	if p.mode("create-patient") != config.ModeDualWrite {
+	if p.mode("create-patient") != domain.ModeDualWrite {
 		t.Errorf("the router still serves %s", p.mode("create-patient"))
 	}
 	entries, _ := p.store.AuditLog(context.Background(), store.AuditFilter{Route: "create-patient"})
@@ -87,7 +87,7 @@ func TestFlipsAreAuditedAndVersioned(t *testing.T) {
 		if cur, _ := body["current"].(map[string]any); cur["mode"] != "dual-write" || resp.Header.Get("ETag") != `"1"` {
 			t.Errorf("got current %v with ETag %s, want the route in dual-write at version 1", body["current"], resp.Header.Get("ETag"))
 		}
-		if p.mode("create-patient") != config.ModeDualWrite {
+		if p.mode("create-patient") != domain.ModeDualWrite {
 			t.Errorf("a stale flip changed the route")
 		}
 	})
@@ -122,7 +122,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(msg, "fallback rate 30% is above the gate's 1%") {
 		t.Fatalf("got %d %q, want 422 naming the fallback rate", resp.StatusCode, msg)
 	}
-	if p.mode("get-patient") != config.ModeFallback {
+	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused flip changed the route")
 	}
 	if got := p.auditActions(t)[0]; got != "alice denied get-patient" {
@@ -130,7 +130,7 @@ func TestGatesRefuseNamingTheNumber(t *testing.T) {
 	}
 	t.Run("force flips anyway and is audited as forced", func(t *testing.T) {
 		resp, _ := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"mode":"modern","reason":"accept the risk","force":true}`, "If-Match", `"0"`)
-		if resp.StatusCode != 200 || p.mode("get-patient") != config.ModeModern {
+		if resp.StatusCode != 200 || p.mode("get-patient") != domain.ModeModern {
 			t.Fatalf("forced flip got %d, route %s", resp.StatusCode, p.mode("get-patient"))
 		}
 		entries, _ := p.store.AuditLog(context.Background(), store.AuditFilter{Route: "get-patient", Limit: 1})
@@ -152,7 +152,7 @@ func TestAFlipThatCannotBeAuditedIsRefused(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("got %d %v, want 503", resp.StatusCode, body)
 	}
-	if p.mode("create-patient") != config.ModeLegacy {
+	if p.mode("create-patient") != domain.ModeLegacy {
 		t.Errorf("the route changed without an audit entry")
 	}
 }
@@ -161,7 +161,7 @@ func TestGuardRollsBackWhenModernFails(t *testing.T) {
 	p := newPlane(t)
 	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
 	ctx := context.Background()
-	mode := config.ModeModern
+	mode := domain.ModeModern
 	if _, err := p.flags.Apply(ctx, Flip{Route: "get-patient", Actor: "alice", Reason: "go", Mode: &mode, Force: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -170,14 +170,14 @@ func TestGuardRollsBackWhenModernFails(t *testing.T) {
 		r.Modern(p.clock.Now(), i < 10)
 	}
 	guard.Check(ctx)
-	if p.mode("get-patient") != config.ModeModern {
+	if p.mode("get-patient") != domain.ModeModern {
 		t.Fatalf("the guard acted on %d requests, below min_requests", 19)
 	}
 	for range 20 {
 		r.Modern(p.clock.Now(), false)
 	}
 	guard.Check(ctx)
-	if p.mode("get-patient") != config.ModeFallback {
+	if p.mode("get-patient") != domain.ModeFallback {
 		t.Fatalf("after 10 errors in 39 (25.6%%) the route is %s, want rolled back to fallback", p.mode("get-patient"))
 	}
 	entries, _ := p.store.AuditLog(ctx, store.AuditFilter{Route: "get-patient", Limit: 1})

@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
 // FlagStore is where overrides and their audit log live.
 type FlagStore interface {
-	Overrides(ctx context.Context) (map[string]store.Override, error)
-	SetOverride(ctx context.Context, o store.Override, expectVersion int64, a store.AuditEntry, linked ...store.Linked) (store.Override, error)
-	ClearOverride(ctx context.Context, route string, expectVersion int64, a store.AuditEntry, linked ...store.Linked) error
-	AppendAudit(ctx context.Context, a store.AuditEntry) error
+	Overrides(ctx context.Context) (map[string]domain.Override, error)
+	SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (domain.Override, error)
+	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) error
+	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
 }
 
@@ -44,7 +45,7 @@ type Flags struct {
 	// inputs changed) and saving the snapshot.
 	mu        sync.Mutex
 	file      atomic.Pointer[config.Config]
-	overrides atomic.Pointer[map[string]store.Override]
+	overrides atomic.Pointer[map[string]domain.Override]
 	// storeOK says whether the last read of the overrides worked; when it
 	// did not, the facade serves the last known flags and says degraded.
 	storeOK    atomic.Bool
@@ -85,7 +86,7 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 		known: make(chan struct{}), watching: make(chan struct{}),
 	}
 	f.file.Store(cfg)
-	empty := map[string]store.Override{}
+	empty := map[string]domain.Override{}
 	f.overrides.Store(&empty)
 	if _, err := f.refresh(ctx); err != nil {
 		f.serveSnapshot(err)
@@ -167,7 +168,7 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 // saveSnapshot keeps o as the snapshot; a failure is logged, not fatal:
 // the replica serves on, only a start without the store would serve
 // older flags. Called with mu held, or before Flags is shared.
-func (f *Flags) saveSnapshot(o map[string]store.Override) {
+func (f *Flags) saveSnapshot(o map[string]domain.Override) {
 	if f.snapshot == nil {
 		return
 	}
@@ -180,8 +181,8 @@ func (f *Flags) saveSnapshot(o map[string]store.Override) {
 // sameOverrides compares whole overrides, not only versions: a version
 // starts again at 1 after a clear, so a clear and a new flip between two
 // reads leave the version as it was.
-func sameOverrides(a, b map[string]store.Override) bool {
-	return maps.EqualFunc(a, b, func(x, y store.Override) bool {
+func sameOverrides(a, b map[string]domain.Override) bool {
+	return maps.EqualFunc(a, b, func(x, y domain.Override) bool {
 		return x.Version == y.Version && x.Mode == y.Mode && samePercent(x.Percent, y.Percent) &&
 			x.Actor == y.Actor && x.Reason == y.Reason && x.UpdatedAt.Equal(y.UpdatedAt)
 	})
@@ -275,7 +276,7 @@ func (f *Flags) resync(ctx context.Context) {
 // Effective is the configuration with overrides applied: each overridden
 // route's mode and percent replaced. Overrides of routes the file no
 // longer has are ignored.
-func Effective(cfg *config.Config, overrides map[string]store.Override) *config.Config {
+func Effective(cfg *config.Config, overrides map[string]domain.Override) *config.Config {
 	if len(overrides) == 0 {
 		return cfg
 	}
@@ -287,7 +288,7 @@ func Effective(cfg *config.Config, overrides map[string]store.Override) *config.
 		if !ok {
 			continue
 		}
-		out.Routes[i].Mode = config.Mode(o.Mode)
+		out.Routes[i].Mode = o.Mode
 		out.Routes[i].Percent = nil
 		if o.Percent != nil {
 			p := config.Percent(*o.Percent)
@@ -328,7 +329,7 @@ type Flip struct {
 	Reason string
 	// Mode and Percent are the new values; nil keeps the current one.
 	// Percent 100 (or nil with a new mode) means all of the traffic.
-	Mode    *config.Mode
+	Mode    *domain.Mode
 	Percent *float64
 	// Clear removes the override: the file's flags apply again.
 	Clear bool
@@ -352,11 +353,11 @@ type Flip struct {
 // RouteFlags are a route's flags as the file sets them and as they are.
 type RouteFlags struct {
 	Route       *config.Route
-	FileMode    config.Mode
+	FileMode    domain.Mode
 	FilePercent *float64
-	Mode        config.Mode
+	Mode        domain.Mode
 	Percent     *float64
-	Override    *store.Override
+	Override    *domain.Override
 	// Version is the override's version, 0 without one: the ETag.
 	Version int64
 }
@@ -412,12 +413,12 @@ func (rf RouteFlags) Hold() *Hold {
 	return &Hold{Reason: rf.Override.Reason, Since: rf.Override.UpdatedAt}
 }
 
-func flagsOf(r *config.Route, overrides map[string]store.Override) RouteFlags {
+func flagsOf(r *config.Route, overrides map[string]domain.Override) RouteFlags {
 	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
 	rf.Percent = rf.FilePercent
 	if o, ok := overrides[r.Name]; ok {
 		rf.Override, rf.Version = &o, o.Version
-		rf.Mode, rf.Percent = config.Mode(o.Mode), o.Percent
+		rf.Mode, rf.Percent = o.Mode, o.Percent
 	}
 	return rf
 }
@@ -440,32 +441,32 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if fl.IfMatch != nil && *fl.IfMatch != cur.Version {
 		return cur, ErrStale
 	}
-	entry := store.AuditEntry{
+	entry := domain.AuditEntry{
 		At: f.now(), Actor: fl.Actor, Route: fl.Route, Reason: fl.Reason, Forced: fl.Force,
-		FromMode: string(cur.Mode), FromPercent: cur.Percent, Detail: fl.detail,
+		FromMode: cur.Mode, FromPercent: cur.Percent, Detail: fl.detail,
 	}
-	var next store.Override
+	var next domain.Override
 	if fl.Clear {
 		if cur.Override == nil {
 			return cur, invalidf("%s has no override to clear", fl.Route)
 		}
 		entry.Action = "clear"
-		entry.ToMode, entry.ToPercent = string(cur.FileMode), cur.FilePercent
+		entry.ToMode, entry.ToPercent = cur.FileMode, cur.FilePercent
 	} else {
-		next = store.Override{Route: fl.Route, Mode: string(cur.Mode), Percent: cur.Percent, Actor: fl.Actor, Reason: fl.Reason, UpdatedAt: f.now()}
+		next = domain.Override{Route: fl.Route, Mode: cur.Mode, Percent: cur.Percent, Actor: fl.Actor, Reason: fl.Reason, UpdatedAt: f.now()}
 		if fl.Mode != nil {
-			next.Mode, next.Percent = string(*fl.Mode), nil
+			next.Mode, next.Percent = *fl.Mode, nil
 		}
 		if fl.Percent != nil {
 			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
 				return cur, invalidf("percent %v is not from 0 to 100", *fl.Percent)
 			}
-			if m := config.Mode(next.Mode); m != config.ModeFallback && m != config.ModeModern {
+			if m := next.Mode; !m.TakesPercent() {
 				return cur, invalidf("percent applies to fallback and modern, not %s", m)
 			}
 			next.Percent = fl.Percent
 		}
-		if fl.Mode != nil && !slices.Contains(config.Modes, *fl.Mode) {
+		if fl.Mode != nil && !slices.Contains(domain.Modes, *fl.Mode) {
 			return cur, invalidf("unknown mode %q", *fl.Mode)
 		}
 		entry.Action = "flip"
@@ -477,7 +478,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
 	}
-	forward := later(cur.Mode, cur.Percent, config.Mode(entry.ToMode), entry.ToPercent)
+	forward := domain.Later(cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {
 		if err := f.checkGates(ctx, cur, entry); err != nil {
 			return cur, err
@@ -485,7 +486,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	if forward && !fl.approved {
 		if n := f.approvals(cur); n > 1 {
-			return cur, &ApprovalRequired{Needed: n, Route: cur, Flip: fl, ToMode: config.Mode(entry.ToMode), ToPercent: entry.ToPercent}
+			return cur, &ApprovalRequired{Needed: n, Route: cur, Flip: fl, ToMode: entry.ToMode, ToPercent: entry.ToPercent}
 		}
 	}
 	f.mu.Lock()
@@ -526,13 +527,13 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 func (f *Flags) Deny(ctx context.Context, route, actor, detail string) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	err := f.store.AppendAudit(ctx, store.AuditEntry{At: f.now(), Actor: actor, Action: "denied", Route: route, Detail: detail})
+	err := f.store.AppendAudit(ctx, domain.AuditEntry{At: f.now(), Actor: actor, Action: "denied", Route: route, Detail: detail})
 	if err != nil {
 		f.log.Error("auditing a denied flip failed", "route", route, "error", err)
 	}
 }
 
-func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry store.AuditEntry) error {
+func (f *Flags) checkGates(ctx context.Context, cur RouteFlags, entry domain.AuditEntry) error {
 	gerr, err := f.gateRefusal(ctx, cur)
 	if err != nil || gerr == nil {
 		return err

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/force"
-	"strangler/store"
 )
 
 // ForceTokenRequest is the body of POST /admin/routes/{name}/force-token.
 type ForceTokenRequest struct {
 	// Backend is where the value sends requests: legacy or modern.
-	Backend config.Backend `json:"backend"`
+	Backend domain.Backend `json:"backend"`
 	// TTL is how long the value is good for, like "1h"; empty means an
 	// hour.
 	TTL    string `json:"ttl"`
@@ -63,7 +63,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 		return apiError(http.StatusConflict, "force tokens are off: set force_token_key in the configuration (32 random bytes, such as ${file:/run/secrets/strangler-force-key}) on every replica")
 	}
 	switch req.Backend {
-	case config.Legacy, config.Modern:
+	case domain.Legacy, domain.Modern:
 	case "":
 		return apiError(http.StatusBadRequest, "say which backend the requests go to: backend legacy or modern")
 	default:
@@ -85,7 +85,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 			return err
 		}
 	}
-	if rf.Mode == config.ModeDualWrite {
+	if rf.Mode == domain.ModeDualWrite {
 		return apiError(http.StatusConflict, "%s is in dual-write: a forced write would reach one backend only, so dual-write routes take no force tokens", name)
 	}
 	// Whole seconds, which is what a value carries.
@@ -93,7 +93,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl), ID: force.NewID()}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	if err := a.Flags.store.AppendAudit(ctx, store.AuditEntry{
+	if err := a.Flags.store.AppendAudit(ctx, domain.AuditEntry{
 		At: now, Actor: actor, Action: "force_token", Route: name, Reason: req.Reason,
 		Detail: fmt.Sprintf("requests with this value go to %s until %s (token id %s)", claim.Backend, claim.Expires.UTC().Format(time.RFC3339), claim.ID),
 	}); err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/force"
 	"strangler/store"
 )
@@ -16,7 +16,7 @@ import (
 // test plane's admin tokens with extra top-level YAML and routes.
 func reconfigure(t *testing.T, p *plane, extra, routes string) {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg, err := configfile.Parse("test.yaml", []byte(`
 admin:
   tokens:
     - { name: alice, token: "`+aliceToken+`", role: admin }
@@ -25,7 +25,7 @@ admin:
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+extra+"\nroutes:\n"+routes), config.Env{Getenv: func(string) string { return "" }})
+`+extra+"\nroutes:\n"+routes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

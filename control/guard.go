@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -70,7 +71,9 @@ func (g *Guard) Check(ctx context.Context) {
 	for _, rf := range g.flags.Guarded() {
 		g.rollbacks.WithLabelValues(rf.Route.Name) // a series from the start, at 0
 		gd := rf.Route.Guard
-		if rf.Mode != config.ModeModern && rf.Mode != config.ModeFallback || rf.Hold() != nil {
+		// The guard watches the modes in which modern answers clients: those
+		// that take a percent.
+		if !rf.Mode.TakesPercent() || rf.Hold() != nil {
 			continue
 		}
 		window := time.Duration(gd.Window)
@@ -103,12 +106,12 @@ func (g *Guard) Check(ctx context.Context) {
 // ramp; otherwise one step back along the lifecycle. Stepping back from
 // modern to fallback keeps the share of a percent rollout on modern, now
 // with legacy answering whatever modern fails.
-func (g *Guard) target(ctx context.Context, rf RouteFlags) (config.Mode, *float64) {
+func (g *Guard) target(ctx context.Context, rf RouteFlags) (domain.Mode, *float64) {
 	if from, ok := g.rampedFrom(ctx, rf); ok {
 		return rf.Mode, from
 	}
-	back := stepBack(rf.Mode)
-	if back == config.ModeFallback {
+	back := rf.Mode.StepBack()
+	if back == domain.ModeFallback {
 		return back, rf.Percent
 	}
 	return back, nil
@@ -122,7 +125,7 @@ func (g *Guard) target(ctx context.Context, rf RouteFlags) (config.Mode, *float6
 // the guard acts only on routes it does not hold, whose latest change is
 // an operator's anyway.
 func (g *Guard) rampedFrom(ctx context.Context, rf RouteFlags) (*float64, bool) {
-	if rf.Override == nil || fullPercent(rf.Percent) >= 100 {
+	if rf.Override == nil || domain.FullPercent(rf.Percent) >= 100 {
 		return nil, false
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -140,8 +143,8 @@ func (g *Guard) rampedFrom(ctx context.Context, rf RouteFlags) (*float64, bool) 
 		default:
 			continue // denied flips, repairs: the flags did not change
 		}
-		raised := e.FromMode == e.ToMode && e.ToMode == string(rf.Mode) &&
-			fullPercent(e.ToPercent) == fullPercent(rf.Percent) && fullPercent(e.FromPercent) < fullPercent(rf.Percent)
+		raised := e.FromMode == e.ToMode && e.ToMode == rf.Mode &&
+			domain.FullPercent(e.ToPercent) == domain.FullPercent(rf.Percent) && domain.FullPercent(e.FromPercent) < domain.FullPercent(rf.Percent)
 		if !raised {
 			return nil, false
 		}

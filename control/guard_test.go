@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
 // flip applies an operator's flip, failing the test if it is refused.
-func (p *plane) flip(t *testing.T, route string, mode config.Mode, percent *float64) {
+func (p *plane) flip(t *testing.T, route string, mode domain.Mode, percent *float64) {
 	t.Helper()
 	if _, err := p.flags.Apply(context.Background(), Flip{
 		Route: route, Actor: "alice", Reason: "test", Mode: &mode, Percent: percent, Force: true,
@@ -51,13 +51,13 @@ func (p *plane) served(route string) string {
 func pct(f float64) *float64 { return &f }
 
 // rollbacks lists the guard's audit entries for route, newest first.
-func (p *plane) rollbacks(t *testing.T, route string) []store.AuditEntry {
+func (p *plane) rollbacks(t *testing.T, route string) []domain.AuditEntry {
 	t.Helper()
 	entries, err := p.store.AuditLog(context.Background(), store.AuditFilter{Route: route, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []store.AuditEntry
+	var out []domain.AuditEntry
 	for _, e := range entries {
 		if e.Action == "rollback" {
 			out = append(out, e)
@@ -70,7 +70,7 @@ func TestGuardStepsBackOnceAndHoldsTheRoute(t *testing.T) {
 	p := newPlane(t)
 	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
 	ctx := context.Background()
-	p.flip(t, "get-patient", config.ModeModern, nil)
+	p.flip(t, "get-patient", domain.ModeModern, nil)
 
 	// Modern is dead for five windows; the guard looks every second.
 	for window := range 5 {
@@ -107,7 +107,7 @@ func TestGuardStepsBackOnceAndHoldsTheRoute(t *testing.T) {
 	})
 
 	t.Run("an operator's flip releases the hold", func(t *testing.T) {
-		p.flip(t, "get-patient", config.ModeModern, nil)
+		p.flip(t, "get-patient", domain.ModeModern, nil)
 		if rf, _ := p.flags.Get("get-patient"); rf.Hold() != nil {
 			t.Fatalf("after an operator's flip the route is still held: %+v", rf.Hold())
 		}
@@ -129,8 +129,8 @@ func TestGuardStepsBackOnceAndHoldsTheRoute(t *testing.T) {
 func TestGuardNeverMovesARouteForward(t *testing.T) {
 	p := newPlane(t)
 	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
-	p.flip(t, "get-patient", config.ModeModern, nil)
-	p.flip(t, "get-patient", config.ModeFallback, nil)
+	p.flip(t, "get-patient", domain.ModeModern, nil)
+	p.flip(t, "get-patient", domain.ModeFallback, nil)
 	p.modernFails("get-patient", 25)
 	guard.Check(context.Background())
 	if got, want := p.served("get-patient"), "legacy"; got != want {
@@ -149,14 +149,14 @@ func TestGuardStepBacks(t *testing.T) {
 		flips []flipTo
 		want  string
 	}{
-		{"modern steps back to fallback", flips(config.ModeModern, nil), "fallback"},
-		{"fallback steps back to legacy", flips(config.ModeFallback, nil), "legacy"},
-		{"a percent rollout of modern keeps its share on modern, behind fallback", flips(config.ModeModern, pct(25)), "fallback 25%"},
-		{"a ramped fallback steps back to its previous percent", flips(config.ModeFallback, pct(5), config.ModeFallback, pct(25)), "fallback 5%"},
-		{"a ramped modern steps back to its previous percent", flips(config.ModeModern, pct(10), config.ModeModern, pct(50)), "modern 10%"},
-		{"a ramp that reached 100% is no longer a rollout: a whole step back", flips(config.ModeModern, pct(50), config.ModeModern, nil), "fallback"},
-		{"a percent lowered, not raised, is no ramp", flips(config.ModeFallback, pct(50), config.ModeFallback, pct(20)), "legacy"},
-		{"a percent reached by changing mode is no ramp", flips(config.ModeFallback, pct(10), config.ModeModern, pct(30)), "fallback 30%"},
+		{"modern steps back to fallback", flips(domain.ModeModern, nil), "fallback"},
+		{"fallback steps back to legacy", flips(domain.ModeFallback, nil), "legacy"},
+		{"a percent rollout of modern keeps its share on modern, behind fallback", flips(domain.ModeModern, pct(25)), "fallback 25%"},
+		{"a ramped fallback steps back to its previous percent", flips(domain.ModeFallback, pct(5), domain.ModeFallback, pct(25)), "fallback 5%"},
+		{"a ramped modern steps back to its previous percent", flips(domain.ModeModern, pct(10), domain.ModeModern, pct(50)), "modern 10%"},
+		{"a ramp that reached 100% is no longer a rollout: a whole step back", flips(domain.ModeModern, pct(50), domain.ModeModern, nil), "fallback"},
+		{"a percent lowered, not raised, is no ramp", flips(domain.ModeFallback, pct(50), domain.ModeFallback, pct(20)), "legacy"},
+		{"a percent reached by changing mode is no ramp", flips(domain.ModeFallback, pct(10), domain.ModeModern, pct(30)), "fallback 30%"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPlane(t)
@@ -176,7 +176,7 @@ func TestGuardStepBacks(t *testing.T) {
 // flipTo is an operator's flip to a mode and a percent (nil: all of the
 // traffic).
 type flipTo struct {
-	mode    config.Mode
+	mode    domain.Mode
 	percent *float64
 }
 
@@ -185,18 +185,18 @@ func flips(args ...any) []flipTo {
 	var out []flipTo
 	for i := 0; i+1 < len(args); i += 2 {
 		pc, _ := args[i+1].(*float64)
-		out = append(out, flipTo{args[i].(config.Mode), pc})
+		out = append(out, flipTo{args[i].(domain.Mode), pc})
 	}
 	return out
 }
 
 func TestStepBackFollowsTheLifecycle(t *testing.T) {
-	for _, m := range config.Modes {
-		back := stepBack(m)
-		if stage(back) >= stage(m) && m != config.ModeLegacy {
+	for _, m := range domain.Modes {
+		back := m.StepBack()
+		if back.Stage() >= m.Stage() && m != domain.ModeLegacy {
 			t.Errorf("stepBack(%s) = %s: not earlier in the lifecycle", m, back)
 		}
-		if back != config.ModeLegacy && back != config.ModeFallback {
+		if back != domain.ModeLegacy && back != domain.ModeFallback {
 			t.Errorf("stepBack(%s) = %s: clients of it may need modern to answer", m, back)
 		}
 	}
@@ -204,7 +204,7 @@ func TestStepBackFollowsTheLifecycle(t *testing.T) {
 
 func TestStatusPageSaysWhichRoutesTheGuardHolds(t *testing.T) {
 	h := newPageAdmin(t)
-	mode := config.ModeLegacy
+	mode := domain.ModeLegacy
 	version := int64(0)
 	if _, err := h.flags.Apply(context.Background(), Flip{
 		Route: "get-patient", Actor: guardActor, Reason: "modern error rate 40% (8 of 20) over 1m0s passed the guard's 5%",

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
@@ -102,7 +104,7 @@ type planeOptions struct {
 
 func newPlaneWith(t *testing.T, o planeOptions) *plane {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(o.yaml+`
+	cfg, err := configfile.Parse("test.yaml", []byte(o.yaml+`
 admin:
   tokens:
     - { name: alice, token: "`+aliceToken+`", role: admin }
@@ -112,7 +114,7 @@ admin:
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ backends:
 }
 
 // mode is the mode the router was last given for route.
-func (p *plane) mode(route string) config.Mode {
+func (p *plane) mode(route string) domain.Mode {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	last := p.applied[len(p.applied)-1]

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -61,17 +62,17 @@ const trendDays = 7
 // nextStep is the flip after mode and percent on route rt, judged by the
 // gate checks. The lifecycle decides the order; within fallback and
 // modern, the next step is all of the traffic.
-func nextStep(rt *config.Route, mode config.Mode, percent *float64, gates []GateCheck, out Outlook) NextStep {
+func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []GateCheck, out Outlook) NextStep {
 	n := NextStep{Gates: gates, Blockers: []string{}}
 	if n.Gates == nil {
 		n.Gates = []GateCheck{}
 	}
 	switch {
-	case usesPercent(mode) && fullPercent(percent) < 100:
+	case mode.TakesPercent() && domain.FullPercent(percent) < 100:
 		all := 100.0
 		n.Mode, n.Percent = string(mode), &all
-	case stage(mode)+1 < len(lifecycle):
-		n.Mode = string(nextMode(rt, mode))
+	case !mode.Last():
+		n.Mode = string(mode.Next(writes(rt)))
 	default:
 		n.Retire, n.Gates = true, []GateCheck{}
 		if out.MissingDays > 0 {
@@ -90,24 +91,6 @@ func nextStep(rt *config.Route, mode config.Mode, percent *float64, gates []Gate
 	return n
 }
 
-// nextMode is the mode of the lifecycle stage after mode's: a write
-// endpoint goes on to dual-write and from there to modern, a read
-// endpoint to shadow, then fallback.
-func nextMode(rt *config.Route, mode config.Mode) config.Mode {
-	if mode == config.ModeDualWrite {
-		return config.ModeModern
-	}
-	modes := lifecycle[stage(mode)+1]
-	if writes(rt) {
-		for _, m := range modes {
-			if m == config.ModeDualWrite {
-				return m
-			}
-		}
-	}
-	return modes[0]
-}
-
 // writes reports whether a route matches only a method that changes
 // something: its endpoint migrates through dual-write.
 func writes(rt *config.Route) bool {
@@ -118,12 +101,10 @@ func writes(rt *config.Route) bool {
 	return false
 }
 
-func usesPercent(m config.Mode) bool { return m == config.ModeFallback || m == config.ModeModern }
-
 // outlook judges how far route rt is from a retirable verdict as of now,
 // from its counts over retire_after (window), its hours of the last
 // trendDays days and modern's requests of the last day.
-func outlook(rt *config.Route, window store.CountTotals, hours []store.HourCount, modernPerDay int64, now time.Time) Outlook {
+func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCount, modernPerDay int64, now time.Time) Outlook {
 	after := time.Duration(rt.RetireAfter)
 	days := dailyFallbacks(hours, now, trendDays)
 	fit, fitted := fitFallbacks(hours, now)
@@ -197,7 +178,7 @@ const minTrendHours = 3
 // traffic, each at the middle of its hour; an hour without requests says
 // nothing about fallbacks (the route may not have been in fallback mode).
 // It reports false with fewer than minTrendHours such hours.
-func fitFallbacks(hours []store.HourCount, now time.Time) (line, bool) {
+func fitFallbacks(hours []domain.HourCount, now time.Time) (line, bool) {
 	var n, sx, sy, sxy, sxx float64
 	for _, h := range hours {
 		if h.Requests == 0 {
@@ -217,7 +198,7 @@ func fitFallbacks(hours []store.HourCount, now time.Time) (line, bool) {
 
 // dailyFallbacks sums hourly counts into the fallbacks of each of the
 // last n 24-hour spans ending now, oldest first.
-func dailyFallbacks(hours []store.HourCount, now time.Time, n int) []int64 {
+func dailyFallbacks(hours []domain.HourCount, now time.Time, n int) []int64 {
 	days := make([]int64, n)
 	for _, h := range hours {
 		// An hour belongs to the span its end falls in: the current hour

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -19,18 +20,18 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		route   *config.Route
-		mode    config.Mode
+		mode    domain.Mode
 		percent *float64
 		want    string
 	}{
-		{"a read endpoint in legacy goes to shadow", read, config.ModeLegacy, nil, "shadow"},
-		{"a write endpoint in legacy goes to dual-write", write, config.ModeLegacy, nil, "dual-write"},
-		{"shadow goes to fallback", read, config.ModeShadow, nil, "fallback"},
-		{"fallback for a quarter goes to all of the traffic", read, config.ModeFallback, &quarter, "fallback 100%"},
-		{"fallback goes to modern", read, config.ModeFallback, nil, "modern"},
-		{"dual-write goes to modern", write, config.ModeDualWrite, nil, "modern"},
-		{"modern for a quarter goes to all of the traffic", read, config.ModeModern, &quarter, "modern 100%"},
-		{"modern for all of the traffic is left to retire", read, config.ModeModern, nil, "retire"},
+		{"a read endpoint in legacy goes to shadow", read, domain.ModeLegacy, nil, "shadow"},
+		{"a write endpoint in legacy goes to dual-write", write, domain.ModeLegacy, nil, "dual-write"},
+		{"shadow goes to fallback", read, domain.ModeShadow, nil, "fallback"},
+		{"fallback for a quarter goes to all of the traffic", read, domain.ModeFallback, &quarter, "fallback 100%"},
+		{"fallback goes to modern", read, domain.ModeFallback, nil, "modern"},
+		{"dual-write goes to modern", write, domain.ModeDualWrite, nil, "modern"},
+		{"modern for a quarter goes to all of the traffic", read, domain.ModeModern, &quarter, "modern 100%"},
+		{"modern for all of the traffic is left to retire", read, domain.ModeModern, nil, "retire"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := nextStep(tc.route, tc.mode, tc.percent, nil, Outlook{})
@@ -49,7 +50,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 
 	t.Run("each failing gate blocks the flip with its number", func(t *testing.T) {
 		gates := gateChecks(config.Gates{MaxMismatchRate: ptr(config.Percent(0.1)), MaxFallbackRate: ptr(config.Percent(1))}, 0.0005, 0.032)
-		n := nextStep(read, config.ModeShadow, nil, gates, Outlook{})
+		n := nextStep(read, domain.ModeShadow, nil, gates, Outlook{})
 		if len(n.Gates) != 2 || !n.Gates[0].Passes || n.Gates[1].Passes {
 			t.Fatalf("gates %+v, want the mismatch gate passing and the fallback gate failing", n.Gates)
 		}
@@ -59,7 +60,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 	})
 
 	t.Run("retiring is blocked by the verdict's missing days and requests", func(t *testing.T) {
-		n := nextStep(read, config.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, 0, 0.5), Outlook{MissingDays: 2.5, MissingRequests: 40})
+		n := nextStep(read, domain.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, 0, 0.5), Outlook{MissingDays: 2.5, MissingRequests: 40})
 		want := []string{"retire_after 7d: 2d 12h more without a fallback", "retire_min_requests 100: 40 more served by modern within 7d"}
 		if !slices.Equal(n.Blockers, want) || len(n.Gates) != 0 {
 			t.Errorf("blockers %q and gates %+v, want %q and no gates: the gates judge flips, not retiring", n.Blockers, n.Gates, want)
@@ -72,8 +73,8 @@ func ptr[T any](v T) *T { return &v }
 // hoursOf spreads daily fallbacks (the last 7 days, oldest first) evenly
 // over the 24 hours of each day, each hour with traffic; a negative day
 // had no traffic at all.
-func hoursOf(now time.Time, days []int64) []store.HourCount {
-	var out []store.HourCount
+func hoursOf(now time.Time, days []int64) []domain.HourCount {
+	var out []domain.HourCount
 	// The last day is the 24 hours that ended by now.
 	last := now.Truncate(time.Hour).Add(-time.Hour)
 	for d, n := range days {
@@ -82,7 +83,7 @@ func hoursOf(now time.Time, days []int64) []store.HourCount {
 		}
 		for h := range 24 {
 			at := last.Add(-time.Duration((len(days)-1-d)*24+23-h) * time.Hour)
-			out = append(out, store.HourCount{Hour: at, Requests: 100, Fallbacks: n / 24})
+			out = append(out, domain.HourCount{Hour: at, Requests: 100, Fallbacks: n / 24})
 		}
 	}
 	return out
@@ -91,13 +92,13 @@ func hoursOf(now time.Time, days []int64) []store.HourCount {
 // lastDay is the 24 hours that ended by now, with traffic and the
 // fallbacks f gives each, oldest first, after hours of the days before
 // that counted shadow comparisons but no request.
-func lastDay(now time.Time, f func(h int) int64) []store.HourCount {
-	var out []store.HourCount
+func lastDay(now time.Time, f func(h int) int64) []domain.HourCount {
+	var out []domain.HourCount
 	for h := range 48 {
-		out = append(out, store.HourCount{Hour: now.Truncate(time.Hour).Add(-time.Duration(96-h) * time.Hour), ShadowMatches: 10})
+		out = append(out, domain.HourCount{Hour: now.Truncate(time.Hour).Add(-time.Duration(96-h) * time.Hour), ShadowMatches: 10})
 	}
 	for h := range 24 {
-		out = append(out, store.HourCount{Hour: now.Truncate(time.Hour).Add(-time.Duration(24-h) * time.Hour), Requests: 100, Fallbacks: f(h)})
+		out = append(out, domain.HourCount{Hour: now.Truncate(time.Hour).Add(-time.Duration(24-h) * time.Hour), Requests: 100, Fallbacks: f(h)})
 	}
 	return out
 }
@@ -110,7 +111,7 @@ func TestOutlookSaysWhenTheVerdictWouldTurnRetirable(t *testing.T) {
 		name         string
 		window       store.CountTotals
 		days         []int64
-		hours        []store.HourCount // instead of days
+		hours        []domain.HourCount // instead of days
 		modernPerDay int64
 		missingDays  float64
 		missingReqs  int64
@@ -151,7 +152,7 @@ func TestOutlookSaysWhenTheVerdictWouldTurnRetirable(t *testing.T) {
 		},
 		{
 			name:   "too few hours with traffic say nothing",
-			window: store.CountTotals{Modern: 50, Fallbacks: 3, LastFallbackAt: now.Add(-time.Minute)}, hours: []store.HourCount{{Hour: now.Truncate(time.Hour), Requests: 10, Fallbacks: 3}}, modernPerDay: 50,
+			window: store.CountTotals{Modern: 50, Fallbacks: 3, LastFallbackAt: now.Add(-time.Minute)}, hours: []domain.HourCount{{Hour: now.Truncate(time.Hour), Requests: 10, Fallbacks: 3}}, modernPerDay: 50,
 			missingDays: 7 - 1.0/(24*60), missingReqs: 950, summary: "no trend yet",
 		},
 		{

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"strangler/config"
+	"strangler/domain"
 )
 
 // pageFiles are the status page's templates and static assets, built into
@@ -342,12 +342,12 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 	if r.PostFormValue("action") == "clear" {
 		fl.Clear = true
 	} else {
-		var mode config.Mode
+		var mode domain.Mode
 		if err := mode.UnmarshalText([]byte(r.PostFormValue("mode"))); err != nil {
 			return name + " was not changed: " + err.Error() + ".", ErrInvalid
 		}
 		fl.Mode = &mode
-		if hasPercent(mode) {
+		if mode.TakesPercent() {
 			if v := strings.TrimSpace(r.PostFormValue("percent")); v != "" {
 				pct, err := strconv.ParseFloat(v, 64)
 				if err != nil || !(pct >= 0 && pct <= 100) {
@@ -386,13 +386,10 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 	return name + " was not changed: " + msg, err
 }
 
-// hasPercent reports whether a mode splits traffic by percent.
-func hasPercent(m config.Mode) bool { return m == config.ModeFallback || m == config.ModeModern }
-
 // modeText says a mode and, where it splits traffic, its percent:
 // "fallback at 25%".
-func modeText(m config.Mode, pct *float64) string {
-	if !hasPercent(m) || pct == nil || *pct == 100 {
+func modeText(m domain.Mode, pct *float64) string {
+	if !m.TakesPercent() || pct == nil || *pct == 100 {
 		return string(m)
 	}
 	return string(m) + " at " + strconv.FormatFloat(*pct, 'f', -1, 64) + "%"

@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"strangler/store"
+	"strangler/domain"
 )
 
 func TestStatusPageSaysWhatBlocksTheNextStageAndWhenRetirementComes(t *testing.T) {
 	h := newPageAdmin(t)
 	// Fallbacks falling by ten a day over the week, four this hour.
 	now := h.clock.Now()
-	var counts []store.HourCount
+	var counts []domain.HourCount
 	for d, n := range []int64{60, 50, 40, 30, 20, 10} {
 		at := now.Add(-time.Duration(6-d) * 24 * time.Hour).Truncate(time.Hour)
-		counts = append(counts, store.HourCount{Route: "get-patient", Hour: at, Requests: 2000, Modern: 2000 - n, Fallbacks: n, LastFallbackAt: at})
+		counts = append(counts, domain.HourCount{Route: "get-patient", Hour: at, Requests: 2000, Modern: 2000 - n, Fallbacks: n, LastFallbackAt: at})
 	}
-	counts = append(counts, store.HourCount{Route: "get-patient", Hour: now.Truncate(time.Hour), Requests: 100, Modern: 96, Fallbacks: 4, ConfirmedMissing: 7, LastFallbackAt: now})
+	counts = append(counts, domain.HourCount{Route: "get-patient", Hour: now.Truncate(time.Hour), Requests: 100, Modern: 96, Fallbacks: 4, ConfirmedMissing: 7, LastFallbackAt: now})
 	if err := h.store.AddCounts(context.Background(), counts); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -99,9 +100,9 @@ func TestTheStatusPageApprovesAndRejectsChangeRequests(t *testing.T) {
 		t.Helper()
 		now := h.clock.Now()
 		c, err := h.store.CreateChange(ctx, store.Change{
-			Route: "list-photos", Kind: store.ChangeFlip, Mode: mode, FromMode: "legacy",
+			Route: "list-photos", Kind: store.ChangeFlip, Mode: domain.Mode(mode), FromMode: "legacy",
 			Requester: by, Reason: "shadow photos", Needed: 1, CreatedAt: now, ExpiresAt: now.Add(changeTTL),
-		}, store.AuditEntry{At: now, Actor: by, Action: "change_request", Route: "list-photos"})
+		}, domain.AuditEntry{At: now, Actor: by, Action: "change_request", Route: "list-photos"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/stats"
 	"strangler/store"
 )
@@ -69,7 +71,7 @@ func newPageAdmin(t *testing.T) *pageAdmin {
 // share a store as replicas do.
 func newPageAdminOn(t *testing.T, st *store.Store, c *clock) *pageAdmin {
 	t.Helper()
-	cfg, err := config.Parse("page.yaml", []byte(`
+	cfg, err := configfile.Parse("page.yaml", []byte(`
 admin:
   tokens:
     - { name: ops-alice, token: "`+pageToken+`", role: admin }
@@ -86,7 +88,7 @@ routes:
   - name: list-photos
     match: "GET /patients/{id}/photos"
     mode: legacy
-`), config.Env{Getenv: func(string) string { return "" }})
+`), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ routes:
 }
 
 // appliedMode is the mode the router was last given for route.
-func (h *pageAdmin) appliedMode(t *testing.T, route string) config.Mode {
+func (h *pageAdmin) appliedMode(t *testing.T, route string) domain.Mode {
 	t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -178,7 +180,7 @@ func (h *pageAdmin) page(t *testing.T) (string, string) {
 	return body, m[1]
 }
 
-func (h *pageAdmin) auditEntries(t *testing.T) []store.AuditEntry {
+func (h *pageAdmin) auditEntries(t *testing.T) []domain.AuditEntry {
 	t.Helper()
 	entries, err := h.store.AuditLog(context.Background(), store.AuditFilter{})
 	if err != nil {
@@ -347,7 +349,7 @@ func TestStatusPageRefusesForgedFlips(t *testing.T) {
 			t.Errorf("got %d, want 403", resp.StatusCode)
 		}
 	})
-	if rf, _ := h.flags.Get("get-patient"); rf.Mode != config.ModeFallback || rf.Override != nil {
+	if rf, _ := h.flags.Get("get-patient"); rf.Mode != domain.ModeFallback || rf.Override != nil {
 		t.Errorf("get-patient is %s with override %v, want fallback as in the file", rf.Mode, rf.Override)
 	}
 	if n := h.appliedCount(); n != applied {
@@ -370,7 +372,7 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("got %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if got := h.appliedMode(t, "get-patient"); got != config.ModeModern {
+	if got := h.appliedMode(t, "get-patient"); got != domain.ModeModern {
 		t.Errorf("the router serves get-patient in %s, want modern", got)
 	}
 	entries := h.auditEntries(t)
@@ -408,7 +410,7 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 		if !strings.Contains(body, "someone else changed it") || !strings.Contains(body, "ops-alice: “modern has every patient") {
 			t.Errorf("no stale-version message:\n%s", flashOf(body))
 		}
-		if rf, _ := h.flags.Get("get-patient"); rf.Mode != config.ModeModern {
+		if rf, _ := h.flags.Get("get-patient"); rf.Mode != domain.ModeModern {
 			t.Errorf("get-patient is %s, want modern still", rf.Mode)
 		}
 	})
@@ -420,7 +422,7 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 		if !strings.Contains(flashOf(body), "tick “I understand this changes live traffic”") {
 			t.Errorf("no confirmation message: %s", flashOf(body))
 		}
-		if rf, _ := h.flags.Get("get-patient"); rf.Mode != config.ModeModern {
+		if rf, _ := h.flags.Get("get-patient"); rf.Mode != domain.ModeModern {
 			t.Errorf("get-patient is %s, want modern still", rf.Mode)
 		}
 	})
@@ -432,7 +434,7 @@ func TestStatusPageFlipsARouteAndShowsTheAuditEntry(t *testing.T) {
 		if !strings.Contains(flashOf(body), "override is cleared: it is back to the file's fallback") {
 			t.Errorf("no clear message: %s", flashOf(body))
 		}
-		if got := h.appliedMode(t, "get-patient"); got != config.ModeFallback {
+		if got := h.appliedMode(t, "get-patient"); got != domain.ModeFallback {
 			t.Errorf("the router serves get-patient in %s, want fallback", got)
 		}
 		if e := h.auditEntries(t)[0]; e.Action != "clear" || e.Actor != "ops-alice" {
@@ -445,7 +447,7 @@ func TestStatusPageShowsGateRefusalsAndCharts(t *testing.T) {
 	h := newPageAdmin(t)
 	// Five hours ago 30 of 100 requests fell back; this hour 2 of 50.
 	hour := h.clock.Now().Truncate(time.Hour)
-	err := h.store.AddCounts(context.Background(), []store.HourCount{
+	err := h.store.AddCounts(context.Background(), []domain.HourCount{
 		{Route: "get-patient", Hour: hour.Add(-5 * time.Hour), Requests: 100, Modern: 70, Fallbacks: 30, LastFallbackAt: hour.Add(-5 * time.Hour)},
 		{Route: "get-patient", Hour: hour, Requests: 50, Modern: 48, Fallbacks: 2, LastFallbackAt: hour},
 	})
@@ -476,7 +478,7 @@ func TestStatusPageShowsGateRefusalsAndCharts(t *testing.T) {
 	if f := flashOf(body); !strings.Contains(f, "get-patient was not changed: refused by the route's gates: fallback rate 4% is above the gate's 1%. Tick “Force past the gates” to flip anyway.") {
 		t.Errorf("gate refusal: got %q, want it to name the failing number", f)
 	}
-	if rf, _ := h.flags.Get("get-patient"); rf.Mode != config.ModeFallback {
+	if rf, _ := h.flags.Get("get-patient"); rf.Mode != domain.ModeFallback {
 		t.Errorf("get-patient is %s after a refused flip, want fallback", rf.Mode)
 	}
 

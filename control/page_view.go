@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -92,7 +92,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
 		AuditLimit: auditLimit,
 	}
-	for _, m := range config.Modes {
+	for _, m := range domain.Modes {
 		v.Modes = append(v.Modes, string(m))
 	}
 	if ok, since := p.Flags.StoreOK(); !ok {
@@ -141,15 +141,15 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
 		Gated: !rf.Route.Gates.IsZero(), RPS: human.PerSecond(requestsPerSecond(p.Live, rf.Route.Name, now)),
 		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
-		Approvals: p.Flags.approvals(rf), RampMode: string(config.ModeFallback),
+		Approvals: p.Flags.approvals(rf), RampMode: string(domain.ModeFallback),
 	}
-	if rf.Mode == config.ModeFallback || rf.Mode == config.ModeModern {
+	if rf.Mode.TakesPercent() {
 		rv.RampMode = string(rf.Mode)
 	}
 	switch {
 	case rf.Percent != nil:
 		rv.PercentValue = strconv.FormatFloat(*rf.Percent, 'f', -1, 64)
-	case hasPercent(rf.Mode):
+	case rf.Mode.TakesPercent():
 		rv.PercentValue = "100"
 	}
 	if o := rf.Override; o != nil {
@@ -174,7 +174,7 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 			rv.FallbackRate = human.Share(rate(pc.Fallbacks, pc.Modern+pc.Fallbacks))
 		}
 	}
-	if rep.MismatchRate > 0 || rv.Mode == string(config.ModeShadow) {
+	if rep.MismatchRate > 0 || rv.Mode == string(domain.ModeShadow) {
 		rv.MismatchRate = human.Share(rep.MismatchRate)
 	}
 	rv.Chart = fallbackChart(rv.Name, rep.Hourly, now)
@@ -185,14 +185,14 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 	}
 }
 
-func toAuditView(e store.AuditEntry) auditView {
+func toAuditView(e domain.AuditEntry) auditView {
 	j := toAuditJSON(e)
 	v := auditView{
 		When: j.At.Format("2006-01-02 15:04:05"), ISO: j.At.Format(time.RFC3339),
 		Actor: j.Actor, Action: j.Action, Route: j.Route, Reason: j.Reason, Detail: j.Detail, Forced: j.Forced,
 	}
 	if j.FromMode != "" || j.ToMode != "" {
-		v.Change = modeText(config.Mode(j.FromMode), j.FromPercent) + " → " + modeText(config.Mode(j.ToMode), j.ToPercent)
+		v.Change = modeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + modeText(domain.Mode(j.ToMode), j.ToPercent)
 	}
 	return v
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -155,7 +156,7 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 		r.wait(ctx, rp, gate, now)
 		return
 	}
-	mode, target := modeOf(rp.Mode), rp.Steps[rp.Taken]
+	mode, target := rp.Mode, rp.Steps[rp.Taken]
 	next := rp
 	next.Taken++
 	next.Waiting, next.WaitingSince, next.UpdatedAt, next.NextAt = "", time.Time{}, now, now.Add(rp.Every)
@@ -170,7 +171,7 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 	version := rf.Version
 	_, err = r.flags.Apply(ctx, Flip{
 		Route: rp.Route, Actor: config.RampActor, Reason: rp.Reason, Mode: &mode, Percent: &target, IfMatch: &version,
-		approved: true, detail: detail, linked: []store.Linked{store.LinkRamp(next, rp.Version, store.AuditEntry{})},
+		approved: true, detail: detail, linked: []store.Linked{store.LinkRamp(next, rp.Version, domain.AuditEntry{})},
 	})
 	switch {
 	case errors.Is(err, ErrStale):
@@ -189,7 +190,7 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 // rampAt reports whether the route is where the ramp left it (or found
 // it, before its first step).
 func rampAt(rp store.Ramp, rf RouteFlags) bool {
-	return rf.Version == rp.AtVersion && string(rf.Mode) == rp.AtMode && samePercent(rf.Percent, rp.AtPercent)
+	return rf.Version == rp.AtVersion && rf.Mode == rp.AtMode && samePercent(rf.Percent, rp.AtPercent)
 }
 
 // interrupted stops a running ramp whose route someone else moved: the
@@ -212,7 +213,7 @@ func (r *Rollouts) interrupted(ctx context.Context, rp store.Ramp, rf RouteFlags
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	_, err := r.ramps.UpdateRamp(sctx, next, rp.Version, store.AuditEntry{
+	_, err := r.ramps.UpdateRamp(sctx, next, rp.Version, domain.AuditEntry{
 		At: now, Actor: config.RampActor, Action: action, Route: rp.Route, Reason: rp.Reason,
 		Detail: "ramp " + rampText(next) + ": " + next.Note,
 	})
@@ -237,12 +238,12 @@ func (r *Rollouts) wait(ctx context.Context, rp store.Ramp, gate *GateError, now
 	if rp.Waiting == "" {
 		next.WaitingSince = now
 		r.flags.Deny(ctx, rp.Route, config.RampActor,
-			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), modeText(modeOf(rp.Mode), &target), gate.Error()))
+			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), modeText(rp.Mode, &target), gate.Error()))
 		r.log.Info("ramp waiting for its gates", "route", rp.Route, "gate", gate.Gate, "value_percent", gate.Value, "limit_percent", gate.Limit)
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	if _, err := r.ramps.UpdateRamp(sctx, next, rp.Version, store.AuditEntry{}); err != nil && !errors.Is(err, store.ErrConflict) {
+	if _, err := r.ramps.UpdateRamp(sctx, next, rp.Version, domain.AuditEntry{}); err != nil && !errors.Is(err, store.ErrConflict) {
 		r.log.Warn("recording why a ramp waits failed", "route", rp.Route, "error", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -32,7 +32,7 @@ const (
 type RampPlan struct {
 	// Mode is the mode of every step, fallback or modern; empty means the
 	// route's own when it splits traffic by percent.
-	Mode config.Mode
+	Mode domain.Mode
 	// Steps are the percents sent to modern, rising, each above 0 and at
 	// most 100.
 	Steps []float64
@@ -45,12 +45,12 @@ type RampPlan struct {
 func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 	name := rf.Route.Name
 	if p.Mode == "" {
-		if !hasPercent(rf.Mode) {
+		if !rf.Mode.TakesPercent() {
 			return p, invalidf("name the mode to ramp %s in, fallback or modern: it is %s now", name, rf.Mode)
 		}
 		p.Mode = rf.Mode
 	}
-	if !hasPercent(p.Mode) {
+	if !p.Mode.TakesPercent() {
 		return p, invalidf("a ramp raises the share of fallback or modern, not %s", p.Mode)
 	}
 	if len(p.Steps) == 0 || len(p.Steps) > maxRampSteps {
@@ -68,7 +68,7 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 		return p, invalidf("every must be from %s to %s, so that the gates see each step's traffic; not %s", human.Duration(minRampEvery), human.Duration(maxRampEvery), human.Duration(p.Every))
 	}
 	first := p.Steps[0]
-	if !later(rf.Mode, rf.Percent, p.Mode, &first) {
+	if !domain.Later(rf.Mode, rf.Percent, p.Mode, &first) {
 		return p, invalidf("the first step, %s, does not move %s forward from %s: a ramp only moves a route forward",
 			modeText(p.Mode, &first), name, modeText(rf.Mode, rf.Percent))
 	}
@@ -106,8 +106,8 @@ func (r *Rollouts) StartRamp(ctx context.Context, route, actor, reason string, p
 	if n := r.flags.approvals(rf); n > 1 {
 		last := p.Steps[len(p.Steps)-1]
 		c, err := r.request(ctx, store.Change{
-			Route: route, Kind: store.ChangeRamp, Mode: string(p.Mode), Percent: &last, RampSteps: p.Steps, RampEvery: p.Every,
-			FromMode: string(rf.Mode), FromPercent: rf.Percent, BaseVersion: rf.Version,
+			Route: route, Kind: store.ChangeRamp, Mode: p.Mode, Percent: &last, RampSteps: p.Steps, RampEvery: p.Every,
+			FromMode: rf.Mode, FromPercent: rf.Percent, BaseVersion: rf.Version,
 			Requester: actor, Reason: reason, Needed: n - 1,
 		})
 		return RampResult{Request: &c}, err
@@ -122,8 +122,8 @@ func (r *Rollouts) start(ctx context.Context, rf RouteFlags, p RampPlan, actor, 
 	now := r.now()
 	name := rf.Route.Name
 	rp := store.Ramp{
-		Route: name, Mode: string(p.Mode), Steps: p.Steps, Every: p.Every, State: store.RampRunning, NextAt: now,
-		AtMode: string(rf.Mode), AtPercent: rf.Percent, AtVersion: rf.Version,
+		Route: name, Mode: p.Mode, Steps: p.Steps, Every: p.Every, State: store.RampRunning, NextAt: now,
+		AtMode: rf.Mode, AtPercent: rf.Percent, AtVersion: rf.Version,
 		Actor: actor, Reason: reason, ApprovedBy: approvedBy, CreatedAt: now, UpdatedAt: now,
 	}
 	last := p.Steps[len(p.Steps)-1]
@@ -133,9 +133,9 @@ func (r *Rollouts) start(ctx context.Context, rf RouteFlags, p RampPlan, actor, 
 	}
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	rp, err := r.ramps.StartRamp(ctx, rp, store.AuditEntry{
+	rp, err := r.ramps.StartRamp(ctx, rp, domain.AuditEntry{
 		At: now, Actor: actor, Action: "ramp_start", Route: name, Reason: reason, Detail: detail,
-		FromMode: string(rf.Mode), FromPercent: rf.Percent, ToMode: string(p.Mode), ToPercent: &last,
+		FromMode: rf.Mode, FromPercent: rf.Percent, ToMode: p.Mode, ToPercent: &last,
 	}, linked...)
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -215,8 +215,8 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 			return rp, conflictf("%s's ramp is running already", route)
 		}
 		next.State, next.Note, next.NextAt = store.RampRunning, "", now.Add(rp.Every)
-		next.AtMode, next.AtPercent, next.AtVersion = string(rf.Mode), rf.Percent, rf.Version
-		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return later(rf.Mode, rf.Percent, modeOf(rp.Mode), &s) })
+		next.AtMode, next.AtPercent, next.AtVersion = rf.Mode, rf.Percent, rf.Version
+		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Mode, rf.Percent, rp.Mode, &s) })
 		if next.Taken < 0 {
 			next.Taken, next.State = len(rp.Steps), store.RampDone
 			next.Note = fmt.Sprintf("resumed by %s with no step left: %s is at %s, past every step", actor, route, modeText(rf.Mode, rf.Percent))
@@ -228,7 +228,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 	}
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	next, err = r.ramps.UpdateRamp(ctx, next, rp.Version, store.AuditEntry{
+	next, err = r.ramps.UpdateRamp(ctx, next, rp.Version, domain.AuditEntry{
 		At: now, Actor: actor, Action: "ramp_" + string(action), Route: route, Reason: reason,
 		Detail: "ramp " + planText(rp) + ", " + progressText(next),
 	})

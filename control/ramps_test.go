@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -63,7 +64,7 @@ func (p *plane) rampEntries(t *testing.T, route string) []string {
 	var out []string
 	for _, e := range slices.Backward(entries) {
 		if e.Actor == config.RampActor {
-			out = append(out, e.Action+" "+modeText(config.Mode(e.FromMode), e.FromPercent)+" → "+modeText(config.Mode(e.ToMode), e.ToPercent))
+			out = append(out, e.Action+" "+modeText(domain.Mode(e.FromMode), e.FromPercent)+" → "+modeText(domain.Mode(e.ToMode), e.ToPercent))
 		}
 	}
 	return out
@@ -73,7 +74,7 @@ func (p *plane) rampEntries(t *testing.T, route string) []string {
 // ready to ramp.
 func (p *plane) atZero(t *testing.T) {
 	t.Helper()
-	p.flip(t, "get-patient", config.ModeFallback, pct(0))
+	p.flip(t, "get-patient", domain.ModeFallback, pct(0))
 }
 
 func TestARampTakesEveryStepOnItsClock(t *testing.T) {
@@ -265,7 +266,7 @@ func TestAChangeByHandPausesARampAndCancelLeavesTheRoute(t *testing.T) {
 	p.atZero(t)
 	p.startRamp(t, "get-patient", `{"steps": [1, 5, 25], "every": "30m"}`)
 	p.rollouts.Check(ctx)
-	p.flip(t, "get-patient", config.ModeFallback, pct(2)) // alice, by hand
+	p.flip(t, "get-patient", domain.ModeFallback, pct(2)) // alice, by hand
 	p.rollouts.Check(ctx)
 	ramp := p.ramp(t, "get-patient")
 	if note, _ := ramp["note"].(string); ramp["state"] != "paused" || !strings.Contains(note, "alice moved get-patient by hand to fallback at 2%") {
@@ -354,7 +355,7 @@ func TestRampsThatCannotWorkAreRefused(t *testing.T) {
 		})
 	}
 	t.Run("a first step that does not move the route forward is refused", func(t *testing.T) {
-		p.flip(t, "get-patient", config.ModeFallback, pct(30))
+		p.flip(t, "get-patient", domain.ModeFallback, pct(30))
 		resp, body := p.patch(t, "get-patient", bobToken, `{"ramp": {"steps": [10, 50], "every": "30m"}, "reason": "x"}`)
 		if msg, _ := body["error"].(string); resp.StatusCode != 400 || !strings.Contains(msg, "the first step, fallback at 10%, does not move get-patient forward from fallback at 30%") {
 			t.Errorf("got %d %q, want 400 saying the first step moves it back", resp.StatusCode, msg)

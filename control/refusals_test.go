@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -43,7 +43,7 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 			}
 		})
 	}
-	if p.mode("get-patient") != config.ModeFallback {
+	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
 	t.Run("a reason of 500 characters is enough", func(t *testing.T) {
@@ -61,11 +61,11 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 func TestRefusedChangesAreAudited(t *testing.T) {
 	p := newPlane(t)
 	ctx := context.Background()
-	in := store.Intent{ID: "w-1", Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients", Primary: "legacy"}
+	in := domain.Intent{ID: "w-1", Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients", Primary: "legacy"}
 	if err := p.store.BeginWrite(ctx, in, p.clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.store.RecordOutcome(ctx, in.ID, store.Outcome{Status: 201}); err != nil {
+	if err := p.store.RecordOutcome(ctx, in.ID, domain.Outcome{Status: 201}); err != nil {
 		t.Fatal(err)
 	}
 	const wrongToken = "not-the-token-0123456789"

@@ -7,16 +7,17 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"strangler/domain"
 	"strangler/store"
 )
 
 // RepairStore is the repair queue as operators act on it.
 type RepairStore interface {
-	ListRepairs(ctx context.Context, f store.RepairFilter) ([]store.RepairSummary, error)
-	GetRepair(ctx context.Context, id string, withBody bool) (store.Repair, error)
+	ListRepairs(ctx context.Context, f store.RepairFilter) ([]domain.RepairSummary, error)
+	GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error)
 	RetryRepair(ctx context.Context, id string) error
 	DiscardRepair(ctx context.Context, id string) error
-	AppendAudit(ctx context.Context, a store.AuditEntry) error
+	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 }
 
 // RepairView is a journaled write as the admin API shows it: no header or
@@ -44,13 +45,13 @@ type RepairView struct {
 	BodyBase64 *string             `json:"body_base64,omitempty"`
 }
 
-func toRepairView(r store.RepairSummary, now time.Time) RepairView {
+func toRepairView(r domain.RepairSummary, now time.Time) RepairView {
 	out := RepairView{
-		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: r.Primary,
+		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: string(r.Primary),
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}
-	if r.State == store.StatePending && !r.NextAttemptAt.IsZero() {
+	if r.State == domain.StatePending && !r.NextAttemptAt.IsZero() {
 		t := r.NextAttemptAt.UTC()
 		out.NextAttemptAt = &t
 	}
@@ -65,7 +66,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	q := r.URL.Query()
 	f := store.RepairFilter{Route: q.Get("route"), Limit: limit}
 	if name := q.Get("state"); name != "" {
-		if f.State, err = store.ParseState(name); err != nil {
+		if f.State, err = domain.ParseState(name); err != nil {
 			return apiError(http.StatusBadRequest, "state: %v", err)
 		}
 	}
@@ -100,7 +101,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	out := toRepairView(rep.RepairSummary, a.now())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
-		if err := a.Repairs.AppendAudit(ctx, store.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
+		if err := a.Repairs.AppendAudit(ctx, domain.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
 			return ErrUnavailable
 		}
 		out.Target, out.Header = rep.Target, rep.Header
@@ -145,7 +146,7 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err != nil {
 		return err
 	}
-	entry := store.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
+	entry := domain.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
 	if err := a.Repairs.AppendAudit(ctx, entry); err != nil {
 		return ErrUnavailable
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -13,8 +14,8 @@ import (
 // CountStore is where the hourly counts behind the report live.
 type CountStore interface {
 	Counts(ctx context.Context, route string, since time.Time) (store.CountTotals, error)
-	HourlyCounts(ctx context.Context, route string, since time.Time) ([]store.HourCount, error)
-	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]store.ClientCount, error)
+	HourlyCounts(ctx context.Context, route string, since time.Time) ([]domain.HourCount, error)
+	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]domain.ClientCount, error)
 	CountRepairKeys(ctx context.Context, entity string) (int, error)
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -73,12 +74,12 @@ func apiCalls() map[string]apiCall {
 func (p *plane) journalWrite(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()
-	in := store.Intent{ID: id, Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients",
+	in := domain.Intent{ID: id, Route: "create-patient", Resource: "/patients", Method: "POST", Target: "/patients",
 		Primary: "legacy", Body: []byte(`{"name":"Ada"}`)}
 	if err := p.store.BeginWrite(ctx, in, p.clock.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.store.RecordOutcome(ctx, id, store.Outcome{Status: 201}); err != nil {
+	if err := p.store.RecordOutcome(ctx, id, domain.Outcome{Status: 201}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -19,19 +19,19 @@ import (
 // at a time drive them.
 type RampStore interface {
 	Ramps(ctx context.Context) (map[string]store.Ramp, error)
-	StartRamp(ctx context.Context, r store.Ramp, a store.AuditEntry, linked ...store.Linked) (store.Ramp, error)
-	UpdateRamp(ctx context.Context, r store.Ramp, expectVersion int64, a store.AuditEntry) (store.Ramp, error)
+	StartRamp(ctx context.Context, r store.Ramp, a domain.AuditEntry, linked ...store.Linked) (store.Ramp, error)
+	UpdateRamp(ctx context.Context, r store.Ramp, expectVersion int64, a domain.AuditEntry) (store.Ramp, error)
 	TakeLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error)
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 
 // ChangeStore keeps change requests.
 type ChangeStore interface {
-	CreateChange(ctx context.Context, c store.Change, a store.AuditEntry) (store.Change, error)
+	CreateChange(ctx context.Context, c store.Change, a domain.AuditEntry) (store.Change, error)
 	Change(ctx context.Context, id int64) (store.Change, error)
 	Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error)
-	UpdateChange(ctx context.Context, c store.Change, expectVersion int64, a store.AuditEntry) (store.Change, error)
-	ExpireChanges(ctx context.Context, now time.Time, audit func(store.Change) store.AuditEntry) ([]store.Change, error)
+	UpdateChange(ctx context.Context, c store.Change, expectVersion int64, a domain.AuditEntry) (store.Change, error)
+	ExpireChanges(ctx context.Context, now time.Time, audit func(store.Change) domain.AuditEntry) ([]store.Change, error)
 }
 
 // Rollouts are the changes of routing that take more than one flip or
@@ -104,9 +104,6 @@ type forbiddenError string
 
 func (e forbiddenError) Error() string        { return string(e) }
 func (e forbiddenError) Is(target error) bool { return target == ErrForbidden }
-
-// modeOf is the mode a stored mode names.
-func modeOf(s string) config.Mode { return config.Mode(s) }
 
 // storeCall gives a store call of the control plane its deadline.
 func storeCall(ctx context.Context) (context.Context, context.CancelFunc) {

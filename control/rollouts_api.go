@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -23,7 +24,7 @@ import (
 type rampRequest struct {
 	// Action is start (the default with steps), pause, resume or cancel.
 	Action string           `json:"action"`
-	Mode   *config.Mode     `json:"mode"`
+	Mode   *domain.Mode     `json:"mode"`
 	Steps  []float64        `json:"steps"`
 	Every  *config.Duration `json:"every"`
 }
@@ -57,7 +58,7 @@ type RampJSON struct {
 
 func toRampJSON(rp store.Ramp, now time.Time) *RampJSON {
 	j := &RampJSON{
-		State: string(rp.State), Mode: rp.Mode, Steps: rp.Steps, Every: human.Duration(rp.Every), Taken: rp.Taken,
+		State: string(rp.State), Mode: string(rp.Mode), Steps: rp.Steps, Every: human.Duration(rp.Every), Taken: rp.Taken,
 		Waiting: rp.Waiting, Note: rp.Note, StartedBy: rp.Actor, Reason: rp.Reason, ApprovedBy: rp.ApprovedBy,
 		StartedAt: rp.CreatedAt.UTC(), UpdatedAt: rp.UpdatedAt.UTC(),
 	}
@@ -113,7 +114,7 @@ type PlanJSON struct {
 func toChangeJSON(c store.Change) ChangeJSON {
 	j := ChangeJSON{
 		ID: c.ID, Route: c.Route, Kind: string(c.Kind), Summary: changeText(c),
-		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent, Forced: c.Forced,
+		FromMode: string(c.FromMode), FromPercent: c.FromPercent, ToMode: string(c.Mode), ToPercent: c.Percent, Forced: c.Forced,
 		BaseVersion: c.BaseVersion, RequestedBy: c.Requester, Reason: c.Reason,
 		RequestedAt: c.CreatedAt.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
 		ApprovalsNeeded: c.Needed, ApprovedBy: append([]string{}, c.Approvers...), State: string(c.State),

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/stats"
 	"strangler/store"
 )
@@ -18,7 +18,7 @@ type LiveStats interface {
 
 // AuditReader reads the audit log and the end of its hash chain.
 type AuditReader interface {
-	AuditLog(ctx context.Context, f store.AuditFilter) ([]store.AuditEntry, error)
+	AuditLog(ctx context.Context, f store.AuditFilter) ([]domain.AuditEntry, error)
 	AuditHead(ctx context.Context) (store.AuditHead, error)
 }
 
@@ -133,7 +133,7 @@ func (a *admin) getRoute(w http.ResponseWriter, r *http.Request, _ string) error
 
 // patchRequest is the body of PATCH /admin/routes/{name}.
 type patchRequest struct {
-	Mode    *config.Mode `json:"mode"`
+	Mode    *domain.Mode `json:"mode"`
 	Percent *float64     `json:"percent"`
 	Reason  string       `json:"reason"`
 	Force   bool         `json:"force"`
@@ -237,10 +237,10 @@ type auditJSON struct {
 	Hash     string `json:"hash"`
 }
 
-func toAuditJSON(e store.AuditEntry) auditJSON {
+func toAuditJSON(e domain.AuditEntry) auditJSON {
 	return auditJSON{
 		ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Route: e.Route,
-		FromMode: e.FromMode, ToMode: e.ToMode, FromPercent: e.FromPercent, ToPercent: e.ToPercent,
+		FromMode: string(e.FromMode), ToMode: string(e.ToMode), FromPercent: e.FromPercent, ToPercent: e.ToPercent,
 		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
 }

@@ -10,8 +10,7 @@ import (
 	"slices"
 	"time"
 
-	"strangler/config"
-	"strangler/store"
+	"strangler/domain"
 )
 
 // Snapshot is this replica's last-known-good copy of the route overrides
@@ -58,11 +57,11 @@ var errNoSnapshot = errors.New("no snapshot")
 // Save writes overrides as the snapshot, learned at at: a temporary file
 // next to it, synced, renamed over it, and the directory synced, so the
 // new snapshot survives a crash or power loss once Save returns.
-func (s *Snapshot) Save(overrides map[string]store.Override, at time.Time) error {
+func (s *Snapshot) Save(overrides map[string]domain.Override, at time.Time) error {
 	f := snapshotFile{Version: 1, Store: s.store, SavedAt: at.UTC(), Overrides: map[string]snapshotOverride{}}
 	for name, o := range overrides {
 		f.Overrides[name] = snapshotOverride{
-			Mode: o.Mode, Percent: o.Percent, Version: o.Version,
+			Mode: string(o.Mode), Percent: o.Percent, Version: o.Version,
 			Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt.UTC(),
 		}
 	}
@@ -112,7 +111,7 @@ func syncDir(dir string) error {
 // Load reads the snapshot: the overrides and when they were learned. It
 // is errNoSnapshot when the file does not exist, and an error saying why
 // when it cannot be served: unreadable, damaged, or another store's.
-func (s *Snapshot) Load() (map[string]store.Override, time.Time, error) {
+func (s *Snapshot) Load() (map[string]domain.Override, time.Time, error) {
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, time.Time{}, errNoSnapshot
@@ -132,13 +131,13 @@ func (s *Snapshot) Load() (map[string]store.Override, time.Time, error) {
 	case f.SavedAt.IsZero():
 		return nil, time.Time{}, fmt.Errorf("snapshot %s: damaged: no saved_at", s.path)
 	}
-	out := make(map[string]store.Override, len(f.Overrides))
+	out := make(map[string]domain.Override, len(f.Overrides))
 	for name, o := range f.Overrides {
-		if !slices.Contains(config.Modes, config.Mode(o.Mode)) || o.Version < 1 {
+		if !slices.Contains(domain.Modes, domain.Mode(o.Mode)) || o.Version < 1 {
 			return nil, time.Time{}, fmt.Errorf("snapshot %s: damaged: route %q has mode %q, version %d", s.path, name, o.Mode, o.Version)
 		}
-		out[name] = store.Override{
-			Route: name, Mode: o.Mode, Percent: o.Percent, Version: o.Version,
+		out[name] = domain.Override{
+			Route: name, Mode: domain.Mode(o.Mode), Percent: o.Percent, Version: o.Version,
 			Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt,
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
@@ -26,7 +28,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	snap := NewSnapshot(filepath.Join(dir, "flags.json"), "postgres://u:xxxxx@db/state")
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	want := map[string]store.Override{
+	want := map[string]domain.Override{
 		"get-patient": {Route: "get-patient", Mode: "fallback", Percent: pct(25), Version: 3, Actor: "alice", Reason: "25% of clients", UpdatedAt: at.Add(-time.Hour)},
 		"list":        {Route: "list", Mode: "legacy", Version: 1, Actor: "guard", Reason: "modern failed", UpdatedAt: at.Add(-time.Minute)},
 	}
@@ -49,7 +51,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 
 	t.Run("a later save replaces it whole", func(t *testing.T) {
-		if err := snap.Save(map[string]store.Override{}, at.Add(time.Minute)); err != nil {
+		if err := snap.Save(map[string]domain.Override{}, at.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		got, _, err := snap.Load()
@@ -66,7 +68,7 @@ func TestSnapshotsThatCannotBeServed(t *testing.T) {
 	if _, _, err := snap.Load(); err != errNoSnapshot {
 		t.Errorf("no file: got %v, want errNoSnapshot", err)
 	}
-	if err := NewSnapshot(path, "sqlite:/elsewhere.db").Save(map[string]store.Override{}, time.Now()); err != nil {
+	if err := NewSnapshot(path, "sqlite:/elsewhere.db").Save(map[string]domain.Override{}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ name, content, want string }{
@@ -121,12 +123,12 @@ type coldStart struct {
 
 func startCold(t *testing.T, snap *Snapshot) *coldStart {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg, err := configfile.Parse("test.yaml", []byte(`
 admin: { token: "`+aliceToken+`" }
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ backends:
 	return c
 }
 
-func (c *coldStart) served(route string) config.Mode {
+func (c *coldStart) served(route string) domain.Mode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.applied.Routes {
@@ -186,10 +188,10 @@ func TestStartWithoutTheStore(t *testing.T) {
 		snap := NewSnapshot(filepath.Join(t.TempDir(), "flags.json"), "postgres://strangler@127.0.0.1/state")
 		// The file says fallback; the operators had flipped it to modern.
 		savedAt := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-		c := startColdWithSnapshot(t, snap, map[string]store.Override{
+		c := startColdWithSnapshot(t, snap, map[string]domain.Override{
 			"get-patient": {Route: "get-patient", Mode: "modern", Version: 2, Actor: "alice", Reason: "all in", UpdatedAt: savedAt},
 		}, savedAt)
-		if got, want := c.served("get-patient"), config.ModeModern; got != want {
+		if got, want := c.served("get-patient"), domain.ModeModern; got != want {
 			t.Errorf("get-patient: got %s, want %s, the snapshot's", got, want)
 		}
 		code, body := c.readyz(t)
@@ -211,13 +213,13 @@ func TestStartWithoutTheStore(t *testing.T) {
 	})
 	t.Run("with another store's snapshot: not ready", func(t *testing.T) {
 		snap := NewSnapshot(filepath.Join(t.TempDir(), "flags.json"), "postgres://strangler@other/state")
-		if err := snap.Save(map[string]store.Override{
+		if err := snap.Save(map[string]domain.Override{
 			"get-patient": {Route: "get-patient", Mode: "modern", Version: 1, Actor: "alice", Reason: "x", UpdatedAt: time.Now()},
 		}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		c := startCold(t, NewSnapshot(snap.Path(), "postgres://strangler@mine/state"))
-		if got, want := c.served("get-patient"), config.ModeFallback; got != want {
+		if got, want := c.served("get-patient"), domain.ModeFallback; got != want {
 			t.Errorf("get-patient: got %s, want %s, the file's: another store's flags are never served", got, want)
 		}
 		if code, _ := c.readyz(t); code != http.StatusServiceUnavailable {
@@ -228,7 +230,7 @@ func TestStartWithoutTheStore(t *testing.T) {
 
 // startColdWithSnapshot saves overrides in snap, taken at savedAt, and
 // starts a control plane on it without its store.
-func startColdWithSnapshot(t *testing.T, snap *Snapshot, overrides map[string]store.Override, savedAt time.Time) *coldStart {
+func startColdWithSnapshot(t *testing.T, snap *Snapshot, overrides map[string]domain.Override, savedAt time.Time) *coldStart {
 	t.Helper()
 	if err := snap.Save(overrides, savedAt); err != nil {
 		t.Fatal(err)
@@ -237,11 +239,11 @@ func startColdWithSnapshot(t *testing.T, snap *Snapshot, overrides map[string]st
 }
 
 func TestSnapshotFollowsEveryChangeLearned(t *testing.T) {
-	cfg, err := config.Parse("test.yaml", []byte(`
+	cfg, err := configfile.Parse("test.yaml", []byte(`
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), config.Env{Getenv: func(string) string { return "" }})
+`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,13 +267,13 @@ backends:
 		if err != nil {
 			t.Fatalf("the snapshot: %v", err)
 		}
-		return o[route].Mode
+		return string(o[route].Mode)
 	}
 	if got := modeIn("create-patient"); got != "" {
 		t.Errorf("after the first read: got %q in the snapshot, want no override", got)
 	}
 
-	mode := config.ModeDualWrite
+	mode := domain.ModeDualWrite
 	if _, err := flags.Apply(ctx, Flip{Route: "create-patient", Actor: "alice", Reason: "copy writes", Mode: &mode}); err != nil {
 		t.Fatal(err)
 	}
@@ -286,18 +288,18 @@ backends:
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if err := other.ClearOverride(ctx, "create-patient", 1, store.AuditEntry{Actor: "bob", Action: "clear", Route: "create-patient"}); err != nil {
+	if err := other.ClearOverride(ctx, "create-patient", 1, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "create-patient"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.SetOverride(ctx, store.Override{Route: "create-patient", Mode: "modern", Actor: "bob", Reason: "done"}, 0,
-		store.AuditEntry{Actor: "bob", Action: "flip", Route: "create-patient"}); err != nil {
+	if _, err := other.SetOverride(ctx, domain.Override{Route: "create-patient", Mode: "modern", Actor: "bob", Reason: "done"}, 0,
+		domain.AuditEntry{Actor: "bob", Action: "flip", Route: "create-patient"}); err != nil {
 		t.Fatal(err)
 	}
 	flags.resync(ctx)
 	if got := modeIn("create-patient"); got != "modern" {
 		t.Errorf("after another replica's clear and flip: got %q in the snapshot, want modern", got)
 	}
-	if rf, _ := flags.Get("create-patient"); rf.Mode != config.ModeModern {
+	if rf, _ := flags.Get("create-patient"); rf.Mode != domain.ModeModern {
 		t.Errorf("served: got %s, want modern", rf.Mode)
 	}
 }

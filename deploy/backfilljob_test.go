@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"strangler/config"
+	"strangler/config/configfile"
 )
 
 const backfillComponent = "k8s/components/backfill-workers"
@@ -62,7 +62,7 @@ func TestBackfillJobRunsWorkersOfOneRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "strangler.yaml")
 	writeFile(t, path, []byte(text))
 	env := map[string]string{"LEGACY_DSN": "mysql://u:p@legacy-db:3306/hospital", "MODERN_DSN": "postgres://u:p@modern-db:5432/app"}
-	cfg, err := config.Load(path, config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("the workers' configuration: %v", err)
 	}

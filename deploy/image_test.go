@@ -20,7 +20,7 @@ import (
 	"strings"
 	"testing"
 
-	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // dockerfileBuild returns the Dockerfile's go build command, continuation
@@ -156,7 +156,7 @@ func TestDockerfile(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^ENV (\w+)=(\S+)$`).FindAllStringSubmatch(dockerfile, -1) {
 		env[m[1]] = m[2]
 	}
-	cfg, err := config.Load("strangler.yaml", config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load("strangler.yaml", configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("deploy/strangler.yaml with the image's environment: %v", err)
 	}
@@ -365,7 +365,7 @@ func TestCompose(t *testing.T) {
 	if !ok {
 		t.Fatalf("the strangler service's %s is not mounted from deploy/", facade.Command[i+1])
 	}
-	cfg, err := config.Load(path, config.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("compose's strangler.yaml with the service's environment: %v", err)
 	}

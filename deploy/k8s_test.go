@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // k8sObject is the part of a Kubernetes object these tests read.
@@ -232,7 +233,7 @@ func (b k8sBase) getenv(k string) string { return b.env[k] }
 // environment.
 func (b k8sBase) loadConfig(t *testing.T) *config.Config {
 	t.Helper()
-	cfg, err := config.Load(b.config, config.Env{Getenv: b.getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(b.config, configfile.Env{Getenv: b.getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("the ConfigMap's strangler.yaml with the Secret's environment: %v", err)
 	}
@@ -400,7 +401,7 @@ func TestKubernetesConfigMap(t *testing.T) {
 			t.Errorf("strangler.yaml does not read %s from the Secret", secret)
 		}
 	}
-	if _, err := config.Parse(b.config, raw, config.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile}); err == nil {
+	if _, err := configfile.Parse(b.config, raw, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile}); err == nil {
 		t.Error("strangler.yaml loads without the Secret's environment; it should need it")
 	}
 	c := b.deployment.Template.Spec.Containers[0]

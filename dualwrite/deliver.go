@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"strangler/domain"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -23,17 +24,17 @@ func deliveryTimeout(up *upstream.Upstream) time.Duration {
 }
 
 // other is the backend that is not primary.
-func other(primary string) string {
-	if primary == "modern" {
-		return "legacy"
+func other(primary domain.Backend) domain.Backend {
+	if primary == domain.Modern {
+		return domain.Legacy
 	}
-	return "modern"
+	return domain.Modern
 }
 
 // deliver sends a claimed write to the secondary and settles it. It
 // reports whether the secondary applied it. ctx is the worker's: the
 // delivery itself runs to its own deadline whatever ctx does.
-func (w *Worker) deliver(ctx context.Context, r store.Repair) (applied bool) {
+func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 	up := w.routes.Backend(other(r.Primary))
 	if r.PayloadErr != nil {
 		// Without its request there is nothing to send; an operator can
@@ -80,7 +81,7 @@ func permanent(status int) bool {
 // send replays the write to up with the headers that let the secondary
 // apply it once (the same Idempotency-Key on every attempt) and keep the
 // primary's identity of what it created.
-func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair) (int, error) {
+func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repair) (int, error) {
 	target, err := url.ParseRequestURI(r.Target)
 	if err != nil {
 		return 0, fmt.Errorf("journaled target %q: %w", r.Target, err)
@@ -118,7 +119,7 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r store.Repair
 // one, it is the client's: the facade journals a client's retries once
 // while it remembers the key (a day), but a retry after that is journaled
 // again although the primary applied it once, and so must the secondary.
-func (w *Worker) key(r store.Repair) string {
+func (w *Worker) key(r domain.Repair) string {
 	if _, idempotent, _ := w.routes.DualWrite(r.Route); idempotent && r.Header.Get("Idempotency-Key") != "" {
 		return r.Header.Get("Idempotency-Key")
 	}
@@ -127,7 +128,7 @@ func (w *Worker) key(r store.Repair) string {
 
 // fail records a failed delivery: dead when the secondary refused it for
 // good or the attempts are used up, otherwise due again after a backoff.
-func (w *Worker) fail(ctx context.Context, r store.Repair, reason string, permanent bool) {
+func (w *Worker) fail(ctx context.Context, r domain.Repair, reason string, permanent bool) {
 	s := w.settings.Load()
 	dead := permanent || r.Attempts+1 >= s.MaxAttempts
 	retryAt := w.now().Add(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)))
@@ -147,7 +148,7 @@ func (w *Worker) fail(ctx context.Context, r store.Repair, reason string, perman
 // is about to pass or the worker stops: afterwards the write goes out
 // again, which its Idempotency-Key makes harmless, but only once the
 // lease has passed.
-func (w *Worker) settle(ctx context.Context, r store.Repair, result string, record func(context.Context) error) {
+func (w *Worker) settle(ctx context.Context, r domain.Repair, result string, record func(context.Context) error) {
 	for backoff := retryMin; ; backoff = min(2*backoff, retryMax) {
 		// Also at shutdown: the worker's end does not cut the attempt.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)

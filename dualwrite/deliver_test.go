@@ -9,21 +9,21 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/internal/testkit"
-	"strangler/store"
 )
 
 func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
-	for _, primary := range []string{"legacy", "modern"} {
-		t.Run("primary "+primary, func(t *testing.T) {
+	for _, primary := range []domain.Backend{domain.Legacy, domain.Modern} {
+		t.Run("primary "+string(primary), func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)
 			secondary, other := r.modern, r.legacy
-			if primary == "modern" {
+			if primary == domain.Modern {
 				secondary, other = r.legacy, r.modern
 			}
 			in := put("w1", "7", `{"v":1}`)
 			in.Primary = primary
-			r.journal(in, store.Outcome{Status: 201, Location: "/items/7", PrimaryID: "p-7"})
+			r.journal(in, domain.Outcome{Status: 201, Location: "/items/7", PrimaryID: "p-7"})
 			r.deliverDue(r.w)
 
 			if other.Hits() != 0 || secondary.Hits() != 1 {
@@ -45,7 +45,7 @@ func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
 					t.Errorf("%s: got %q, want %q", name, v, want)
 				}
 			}
-			if st := r.repair("w1").State; st != store.StateDone {
+			if st := r.repair("w1").State; st != domain.StateDone {
 				t.Errorf("the write is %s after the secondary applied it, want done", st)
 			}
 			if n := r.count("put-item", "applied"); n != 1 {
@@ -55,7 +55,7 @@ func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
 	}
 	t.Run("a primary that named no location or id sends neither header", func(t *testing.T) {
 		r := newRig(t, sqlite(t), testSettings)
-		r.journal(put("w1", "7", `{}`), store.Outcome{Status: 204})
+		r.journal(put("w1", "7", `{}`), domain.Outcome{Status: 204})
 		r.deliverDue(r.w)
 		h := r.modern.Last(t).Header
 		if h.Get("X-Strangler-Primary-Status") != "204" || h.Values("X-Strangler-Primary-Location") != nil || h.Values("X-Strangler-Primary-Id") != nil {
@@ -65,7 +65,7 @@ func TestADeliveryCarriesTheWriteTheKeyAndThePrimarysAnswer(t *testing.T) {
 	t.Run("a secondary's base path prefixes the write's path", func(t *testing.T) {
 		r := newRig(t, sqlite(t), testSettings)
 		r.routes.setBackend(t, "modern", r.modern.URL+"/api/v2/", 2*time.Second)
-		r.journal(put("w1", "7", `{}`), store.Outcome{Status: 200})
+		r.journal(put("w1", "7", `{}`), domain.Outcome{Status: 200})
 		r.deliverDue(r.w)
 		if got := r.modern.Last(t); got.Path != "/api/v2/items/7" || got.RawQuery != "notify=1" {
 			t.Errorf("the secondary got %s?%s, want /api/v2/items/7?notify=1", got.Path, got.RawQuery)
@@ -83,7 +83,7 @@ func TestTheKeyIsTheClientsOnlyWhereThePrimaryHonoursKeys(t *testing.T) {
 			r.routes.dualWrite["put-item"] = routeSettings{idempotent: tc.idempotent}
 			in := put("w1", "7", `{}`)
 			in.Header.Set("Idempotency-Key", "client-key")
-			r.journal(in, store.Outcome{Status: 200})
+			r.journal(in, domain.Outcome{Status: 200})
 			r.deliverDue(r.w)
 			if got := r.modern.Last(t).Header.Values("Idempotency-Key"); len(got) != 1 || got[0] != tc.want {
 				t.Errorf("Idempotency-Key: got %q, want %q", got, tc.want)
@@ -97,7 +97,7 @@ func TestFailedDeliveriesBackOffUntilMaxAttemptsThenAreDead(t *testing.T) {
 	s.MaxAttempts, s.Backoff, s.MaxBackoff = 3, config.Duration(10*time.Second), config.Duration(time.Minute)
 	r := newRig(t, sqlite(t), s)
 	r.modern.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{"error":"busy"}`))
-	r.journal(put("w1", "secret-patient-42", `{"name":"Jane Roe"}`), store.Outcome{Status: 200})
+	r.journal(put("w1", "secret-patient-42", `{"name":"Jane Roe"}`), domain.Outcome{Status: 200})
 
 	// Each failure is retried after a backoff that doubles (±50%), and
 	// not before it.
@@ -105,7 +105,7 @@ func TestFailedDeliveriesBackOffUntilMaxAttemptsThenAreDead(t *testing.T) {
 		start := r.clock.Now()
 		r.deliverDue(r.w)
 		rep := r.repair("w1")
-		if rep.State != store.StatePending || rep.Attempts != attempt+1 {
+		if rep.State != domain.StatePending || rep.Attempts != attempt+1 {
 			t.Fatalf("after failure %d: %s with %d attempts, want pending with %d", attempt+1, rep.State, rep.Attempts, attempt+1)
 		}
 		if due := rep.NextAttemptAt.Sub(start); due < wait/2 || due >= wait*3/2 {
@@ -121,7 +121,7 @@ func TestFailedDeliveriesBackOffUntilMaxAttemptsThenAreDead(t *testing.T) {
 	}
 	r.deliverDue(r.w)
 	rep := r.repair("w1")
-	if rep.State != store.StateDead || rep.Attempts != 3 || !strings.Contains(rep.LastError, "503") {
+	if rep.State != domain.StateDead || rep.Attempts != 3 || !strings.Contains(rep.LastError, "503") {
 		t.Errorf("after max_attempts (3) failures: %s, %d attempts, last error %q; want dead, 3, naming the 503", rep.State, rep.Attempts, rep.LastError)
 	}
 	if failed, dead := r.count("put-item", "failed"), r.count("put-item", "dead"); failed != 2 || dead != 1 {
@@ -149,31 +149,31 @@ func TestWhatTheSecondarySaysDecidesTheWritesFate(t *testing.T) {
 	for _, tc := range []struct {
 		method string
 		status int
-		want   store.State
+		want   domain.State
 	}{
-		{http.MethodPut, 400, store.StateDead},
-		{http.MethodPut, 404, store.StateDead},
-		{http.MethodPut, 409, store.StateDead},
-		{http.MethodPut, 422, store.StateDead},
-		{http.MethodPut, 408, store.StatePending},
-		{http.MethodPut, 429, store.StatePending},
-		{http.MethodPut, 500, store.StatePending},
-		{http.MethodPut, 502, store.StatePending},
-		{http.MethodPut, 200, store.StateDone},
-		{http.MethodPut, 201, store.StateDone},
-		{http.MethodDelete, 204, store.StateDone},
-		{http.MethodDelete, 404, store.StateDone},
-		{http.MethodDelete, 410, store.StateDone},
-		{http.MethodDelete, 400, store.StateDead},
+		{http.MethodPut, 400, domain.StateDead},
+		{http.MethodPut, 404, domain.StateDead},
+		{http.MethodPut, 409, domain.StateDead},
+		{http.MethodPut, 422, domain.StateDead},
+		{http.MethodPut, 408, domain.StatePending},
+		{http.MethodPut, 429, domain.StatePending},
+		{http.MethodPut, 500, domain.StatePending},
+		{http.MethodPut, 502, domain.StatePending},
+		{http.MethodPut, 200, domain.StateDone},
+		{http.MethodPut, 201, domain.StateDone},
+		{http.MethodDelete, 204, domain.StateDone},
+		{http.MethodDelete, 404, domain.StateDone},
+		{http.MethodDelete, 410, domain.StateDone},
+		{http.MethodDelete, 400, domain.StateDead},
 	} {
 		t.Run(fmt.Sprintf("%s answered %d is %s", tc.method, tc.status, tc.want), func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)
 			r.modern.SetHandler(testkit.Answer(tc.status, `{}`))
 			in := put("w1", "7", `{}`)
 			in.Method = tc.method
-			r.journal(in, store.Outcome{Status: 200})
+			r.journal(in, domain.Outcome{Status: 200})
 			r.deliverDue(r.w)
-			if rep := r.repair("w1"); rep.State != tc.want || rep.Attempts != map[bool]int{true: 0, false: 1}[tc.want == store.StateDone] {
+			if rep := r.repair("w1"); rep.State != tc.want || rep.Attempts != map[bool]int{true: 0, false: 1}[tc.want == domain.StateDone] {
 				t.Errorf("got %s after %d failed attempts (%q)", rep.State, rep.Attempts, rep.LastError)
 			}
 		})
@@ -191,10 +191,10 @@ func TestASecondaryThatDoesNotAnswerIsRetried(t *testing.T) {
 		t.Run("a secondary that "+name, func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)
 			set(r)
-			r.journal(put("w1", "secret-patient-42", `{}`), store.Outcome{Status: 200})
+			r.journal(put("w1", "secret-patient-42", `{}`), domain.Outcome{Status: 200})
 			r.deliverDue(r.w)
 			rep := r.repair("w1")
-			if rep.State != store.StatePending || rep.Attempts != 1 || !strings.Contains(rep.LastError, "did not answer") {
+			if rep.State != domain.StatePending || rep.Attempts != 1 || !strings.Contains(rep.LastError, "did not answer") {
 				t.Errorf("got %s, %d attempts, last error %q; want pending, 1, saying it did not answer", rep.State, rep.Attempts, rep.LastError)
 			}
 			if strings.Contains(rep.LastError, "secret-patient-42") {
@@ -211,13 +211,13 @@ func TestADeadWriteHoldsBackItsResourceAndNothingElse(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 		}
 	})
-	r.journal(put("w1", "poison", `{"v":1}`), store.Outcome{Status: 200})
-	r.journal(put("w2", "poison", `{"v":2}`), store.Outcome{Status: 200})
-	r.journal(put("w3", "other", `{"v":1}`), store.Outcome{Status: 200})
+	r.journal(put("w1", "poison", `{"v":1}`), domain.Outcome{Status: 200})
+	r.journal(put("w2", "poison", `{"v":2}`), domain.Outcome{Status: 200})
+	r.journal(put("w3", "other", `{"v":1}`), domain.Outcome{Status: 200})
 	r.deliverDue(r.w)
 	r.clock.Advance(time.Hour)
 	r.deliverDue(r.w)
-	for id, want := range map[string]store.State{"w1": store.StateDead, "w2": store.StatePending, "w3": store.StateDone} {
+	for id, want := range map[string]domain.State{"w1": domain.StateDead, "w2": domain.StatePending, "w3": domain.StateDone} {
 		if got := r.repair(id).State; got != want {
 			t.Errorf("%s: got %s, want %s", id, got, want)
 		}
@@ -233,7 +233,7 @@ func TestADeadWriteHoldsBackItsResourceAndNothingElse(t *testing.T) {
 	}
 	r.modern.SetHandler(testkit.Answer(200, `{}`))
 	r.deliverDue(r.w)
-	if got := r.repair("w2").State; got != store.StateDone {
+	if got := r.repair("w2").State; got != domain.StateDone {
 		t.Errorf("w2 after the dead write was discarded: %s, want done", got)
 	}
 }
@@ -241,10 +241,10 @@ func TestADeadWriteHoldsBackItsResourceAndNothingElse(t *testing.T) {
 func TestTheDepthGaugeCountsEachOpenState(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings)
 	r.modern.SetHandler(testkit.Answer(http.StatusBadRequest, `{}`))
-	r.journal(put("dead", "a", `{}`), store.Outcome{Status: 200})
+	r.journal(put("dead", "a", `{}`), domain.Outcome{Status: 200})
 	r.deliverDue(r.w)
-	r.journal(put("p1", "a", `{}`), store.Outcome{Status: 200})
-	r.journal(put("p2", "b", `{}`), store.Outcome{Status: 200})
+	r.journal(put("p1", "a", `{}`), domain.Outcome{Status: 200})
+	r.journal(put("p2", "b", `{}`), domain.Outcome{Status: 200})
 	ctx := context.Background()
 	if err := r.store.BeginWrite(ctx, put("sent", "c", `{}`), time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 	"strangler/router"
@@ -42,22 +44,22 @@ type routeSettings struct {
 	idempotent bool
 }
 
-func (r *routes) Backend(name string) *upstream.Upstream {
+func (r *routes) Backend(name domain.Backend) *upstream.Upstream {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.backends[name]
+	return r.backends[string(name)]
 }
 
-func (r *routes) DualWrite(route string) (config.FieldPath, bool, bool) {
+func (r *routes) DualWrite(route string) (domain.FieldPath, bool, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.dualWrite[route]
 	if !ok {
 		return nil, false, false
 	}
-	var p config.FieldPath
+	var p domain.FieldPath
 	if s.idField != "" {
-		p, _ = config.ParseFieldPath(s.idField)
+		p, _ = domain.ParseFieldPath(s.idField)
 	}
 	return p, s.idempotent, true
 }
@@ -69,14 +71,14 @@ func (r *routes) Template(route string) string {
 	return ""
 }
 
-func (r *routes) Created(route string, w store.Repair, o *store.Outcome) {
+func (r *routes) Created(route string, w domain.Repair, o *domain.Outcome) {
 	r.router.Created(route, w, o)
 }
 
 // newRouter is the facade's router with the tests' routes.
 func newRouter(t *testing.T, legacyURL, modernURL string, journal router.Journal) *router.Router {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `
+	cfg, err := configfile.Parse("test.yaml", fmt.Appendf(nil, `
 backends:
   legacy: {url: %q}
   modern: {url: %q}
@@ -84,7 +86,7 @@ routes:
   - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
   - {name: delete-item, match: "DELETE /items/{id}", mode: dual-write}
   - {name: create-item, match: "POST /items", mode: dual-write, id_field: id}
-`, legacyURL, modernURL), config.Env{Getenv: func(string) string { return "" }})
+`, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +191,8 @@ func (r *rig) count(route, result string) float64 {
 }
 
 // put is a journaled PUT of an item, as the facade writes it down.
-func put(id, item, body string) store.Intent {
-	return store.Intent{
+func put(id, item, body string) domain.Intent {
+	return domain.Intent{
 		ID: id, Route: "put-item", Resource: "/items/" + item, Method: http.MethodPut,
 		Target: "/items/" + item + "?notify=1",
 		Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {"req-" + id}},
@@ -200,7 +202,7 @@ func put(id, item, body string) store.Intent {
 
 // journal writes in down and records the primary's answer o, as the
 // facade does around the primary's call.
-func (r *rig) journal(in store.Intent, o store.Outcome) {
+func (r *rig) journal(in domain.Intent, o domain.Outcome) {
 	r.t.Helper()
 	ctx := context.Background()
 	if err := r.store.BeginWrite(ctx, in, time.Now().Add(time.Hour)); err != nil {
@@ -219,7 +221,7 @@ func (r *rig) deliverDue(w *Worker) {
 }
 
 // repair reads a journaled write back.
-func (r *rig) repair(id string) store.Repair {
+func (r *rig) repair(id string) domain.Repair {
 	r.t.Helper()
 	rep, err := r.store.GetRepair(context.Background(), id, true)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/store"
 	"strangler/upstream"
 )
@@ -21,14 +22,14 @@ import (
 // secondaryRoutes sends every write to one secondary.
 type secondaryRoutes struct{ up *upstream.Upstream }
 
-func (r secondaryRoutes) Backend(string) *upstream.Upstream { return r.up }
-func (r secondaryRoutes) DualWrite(string) (config.FieldPath, bool, bool) {
+func (r secondaryRoutes) Backend(domain.Backend) *upstream.Upstream { return r.up }
+func (r secondaryRoutes) DualWrite(string) (domain.FieldPath, bool, bool) {
 	return nil, false, true
 }
 func (r secondaryRoutes) Template(string) string { return "/items/{id}" }
 
 // Created: these tests' writes create nothing.
-func (r secondaryRoutes) Created(string, store.Repair, *store.Outcome) {}
+func (r secondaryRoutes) Created(string, domain.Repair, *domain.Outcome) {}
 
 // TestAClaimWhoseAnswerWasLostIsReleased: the connection breaks after a
 // claim's commit reached the server and before its answer came back, as
@@ -63,7 +64,7 @@ func TestAClaimWhoseAnswerWasLostIsReleased(t *testing.T) {
 		prometheus.NewRegistry(), func(string, string) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// A delivery under way when the claim is lost keeps its lease.
 	c.begin(t, "slow", "/items/slow")
-	if err := c.st.RecordOutcome(ctx, "slow", store.Outcome{Status: 200}); err != nil {
+	if err := c.st.RecordOutcome(ctx, "slow", domain.Outcome{Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 	w.claimDue(ctx)
@@ -71,7 +72,7 @@ func TestAClaimWhoseAnswerWasLostIsReleased(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.begin(t, "leased", "/items/1")
-	if err := c.st.RecordOutcome(ctx, "leased", store.Outcome{Status: 200}); err != nil {
+	if err := c.st.RecordOutcome(ctx, "leased", domain.Outcome{Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,7 +112,7 @@ func TestAClaimWhoseAnswerWasLostIsReleased(t *testing.T) {
 	}
 	release <- struct{}{}
 	w.inflight.Wait()
-	if r, err := observer.GetRepair(ctx, "leased", false); err != nil || r.State != store.StateDone {
+	if r, err := observer.GetRepair(ctx, "leased", false); err != nil || r.State != domain.StateDone {
 		t.Errorf("the write: got %+v %v, want done", r.State, err)
 	}
 }
@@ -121,7 +122,7 @@ func TestARefusedWriteIsForgottenAfterAWhile(t *testing.T) {
 	now := time.Now()
 	c.outcomes.now = func() time.Time { return now }
 	c.proxy.Cut()
-	err := c.outcomes.BeginWrite(context.Background(), store.Intent{
+	err := c.outcomes.BeginWrite(context.Background(), domain.Intent{
 		ID: "refused", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy",
 	}, now.Add(time.Minute))
 	if err == nil {
@@ -157,7 +158,7 @@ func TestADeliveryIsRecordedOnceTheStoreIsBack(t *testing.T) {
 		config.Repairs{MaxAttempts: 10, Backoff: config.Duration(time.Second), MaxBackoff: config.Duration(time.Second), Workers: 2},
 		prometheus.NewRegistry(), func(string, string) {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c.begin(t, "applied", "/items/1")
-	if err := c.st.RecordOutcome(ctx, "applied", store.Outcome{Status: 200}); err != nil {
+	if err := c.st.RecordOutcome(ctx, "applied", domain.Outcome{Status: 200}); err != nil {
 		t.Fatal(err)
 	}
 	w.claimDue(ctx)
@@ -167,7 +168,7 @@ func TestADeliveryIsRecordedOnceTheStoreIsBack(t *testing.T) {
 	time.AfterFunc(time.Second, c.proxy.Restore)
 	w.inflight.Wait()
 	r := c.repair(t, "applied")
-	if r.State != store.StateDone || deliveries.Load() != 1 {
+	if r.State != domain.StateDone || deliveries.Load() != 1 {
 		t.Errorf("got %s after %d deliveries, want done after one", r.State, deliveries.Load())
 	}
 }

@@ -10,15 +10,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"strangler/domain"
 	"strangler/store"
 )
 
 // Journal is the state store's part in a dual write on the request path:
 // the intent before the primary is called, the primary's answer after.
 type Journal interface {
-	BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error
-	BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error)
-	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
+	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
+	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
@@ -59,7 +60,7 @@ type Outcomes struct {
 
 type heldOutcome struct {
 	id string
-	o  store.Outcome
+	o  domain.Outcome
 	// neverSent is the outcome of an intent whose journaling failed: the
 	// primary never got it, and the intent itself may not exist.
 	neverSent bool
@@ -94,7 +95,7 @@ func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registe
 // failover), the intent would sit there as sent and later be taken for a
 // write whose outcome a crash lost: an outcome saying the primary never
 // got it is held for it, which settles it once the store takes writes.
-func (j *Outcomes) BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error {
+func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error {
 	err := j.journal.BeginWrite(ctx, in, leaseUntil)
 	j.began(in.ID, err)
 	return err
@@ -104,7 +105,7 @@ func (j *Outcomes) BeginWrite(ctx context.Context, in store.Intent, leaseUntil t
 // Idempotency-Key; a refusal that may have been committed is settled the
 // same way, so that a retry with the key is not told that the write is
 // in flight until its lease passes.
-func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error) {
+func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error) {
 	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, leaseUntil)
 	j.began(in.ID, err)
 	return kw, err
@@ -115,7 +116,7 @@ func (j *Outcomes) began(id string, err error) {
 	j.note(err)
 	if err != nil && j.journal.Uncertain(err) {
 		j.mu.Lock()
-		j.holdLocked(heldOutcome{id: id, o: store.Outcome{Status: http.StatusServiceUnavailable}, neverSent: true})
+		j.holdLocked(heldOutcome{id: id, o: domain.Outcome{Status: http.StatusServiceUnavailable}, neverSent: true})
 		j.mu.Unlock()
 	}
 }
@@ -133,7 +134,7 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 // unless the process dies first. An error means the store answered that
 // this outcome can never be recorded (the write is not there, or no
 // longer sent or unknown).
-func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o store.Outcome) error {
+func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
 	j.mu.Lock()
 	if len(j.held) > 0 {
 		j.holdLocked(heldOutcome{id: id, o: o})

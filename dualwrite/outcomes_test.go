@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/store"
 )
@@ -52,7 +53,7 @@ func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
 
 func (c *outcomesOnACuttableStore) begin(t *testing.T, id, resource string) {
 	t.Helper()
-	err := c.outcomes.BeginWrite(context.Background(), store.Intent{
+	err := c.outcomes.BeginWrite(context.Background(), domain.Intent{
 		ID: id, Route: "put-item", Resource: resource, Method: http.MethodPut, Target: resource, Primary: "legacy",
 	}, time.Now().Add(time.Minute))
 	if err != nil {
@@ -60,7 +61,7 @@ func (c *outcomesOnACuttableStore) begin(t *testing.T, id, resource string) {
 	}
 }
 
-func (c *outcomesOnACuttableStore) repair(t *testing.T, id string) store.Repair {
+func (c *outcomesOnACuttableStore) repair(t *testing.T, id string) domain.Repair {
 	t.Helper()
 	r, err := c.st.GetRepair(context.Background(), id, false)
 	if err != nil {
@@ -93,7 +94,7 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 	c.begin(t, "refused", "/items/2")
 
 	c.proxy.Cut()
-	if err := c.outcomes.RecordOutcome(ctx, "first", store.Outcome{Status: 200}); err != nil {
+	if err := c.outcomes.RecordOutcome(ctx, "first", domain.Outcome{Status: 200}); err != nil {
 		t.Fatalf("recording with the store cut off: got %v, want nil (held in memory)", err)
 	}
 	if since, held := c.outcomes.WritesFailing(); since.IsZero() || held != 1 {
@@ -106,10 +107,10 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 	// The store is back, but the first outcome is still held: the second,
 	// for the same resource, must not take a sequence number before it.
 	c.proxy.Restore()
-	if err := c.outcomes.RecordOutcome(ctx, "second", store.Outcome{Status: 200}); err != nil {
+	if err := c.outcomes.RecordOutcome(ctx, "second", domain.Outcome{Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.outcomes.RecordOutcome(ctx, "refused", store.Outcome{Status: 409}); err != nil {
+	if err := c.outcomes.RecordOutcome(ctx, "refused", domain.Outcome{Status: 409}); err != nil {
 		t.Fatal(err)
 	}
 	if _, held := c.outcomes.WritesFailing(); held != 3 {
@@ -126,13 +127,13 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 	c.waitRecorded(t, 10*time.Second)
 
 	first, second := c.repair(t, "first"), c.repair(t, "second")
-	if first.State != store.StatePending || second.State != store.StatePending {
+	if first.State != domain.StatePending || second.State != domain.StatePending {
 		t.Errorf("states: got %s and %s, want both pending", first.State, second.State)
 	}
 	if first.Seq >= second.Seq {
 		t.Errorf("sequence numbers: first %d, second %d; want the order the primary answered in", first.Seq, second.Seq)
 	}
-	if got := c.repair(t, "refused").State; got != store.StateSkipped {
+	if got := c.repair(t, "refused").State; got != domain.StateSkipped {
 		t.Errorf("the write the primary refused: got %s, want skipped", got)
 	}
 	c.mu.Lock()
@@ -146,7 +147,7 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 	c := newOutcomesOnACuttableStore(t)
 	c.begin(t, "late", "/items/9")
 	c.proxy.Cut()
-	if err := c.outcomes.RecordOutcome(context.Background(), "late", store.Outcome{Status: 201}); err != nil {
+	if err := c.outcomes.RecordOutcome(context.Background(), "late", domain.Outcome{Status: 201}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -161,7 +162,7 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 		t.Fatal("Run did not return after its last attempt")
 	}
 	t.Logf("Run returned %v after the shutdown began", time.Since(start))
-	if got := c.repair(t, "late").State; got != store.StatePending {
+	if got := c.repair(t, "late").State; got != domain.StatePending {
 		t.Errorf("after shutdown: got %s, want pending", got)
 	}
 }
@@ -173,23 +174,23 @@ func TestOutcomesHeldAtShutdownGetALastAttempt(t *testing.T) {
 // for a write whose outcome a crash lost, or resent to an idempotent
 // primary).
 func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
-	key := store.IdempotencyKey{Key: "client-key", Fingerprint: "PUT /items/1 {}"}
+	key := domain.IdempotencyKey{Key: "client-key", Fingerprint: "PUT /items/1 {}"}
 	for _, tc := range []struct {
 		name  string
-		begin func(o *Outcomes, in store.Intent) error
+		begin func(o *Outcomes, in domain.Intent) error
 		// retry, if set, is the client's retry after the store is back.
 		retry func(t *testing.T, o *Outcomes)
 	}{
-		{"a write", func(o *Outcomes, in store.Intent) error {
+		{"a write", func(o *Outcomes, in domain.Intent) error {
 			return o.BeginWrite(context.Background(), in, time.Now().Add(time.Minute))
 		}, nil},
-		{"a write with the client's Idempotency-Key", func(o *Outcomes, in store.Intent) error {
+		{"a write with the client's Idempotency-Key", func(o *Outcomes, in domain.Intent) error {
 			_, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
 			return err
 		}, func(t *testing.T, o *Outcomes) {
-			in := store.Intent{ID: "retry", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy"}
+			in := domain.Intent{ID: "retry", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy"}
 			kw, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
-			if err != nil || kw.Use != store.KeyJournaled {
+			if err != nil || kw.Use != domain.KeyJournaled {
 				t.Errorf("the client's retry with its key: got %v %v, want a new write (the first never reached the primary), not in flight", kw.Use, err)
 			}
 		}},
@@ -206,7 +207,7 @@ func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
 			c.proxy.MuteOn("commit")
 			refused := make(chan error, 1)
 			go func() {
-				refused <- tc.begin(c.outcomes, store.Intent{
+				refused <- tc.begin(c.outcomes, domain.Intent{
 					ID: "ambiguous", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy",
 				})
 			}()
@@ -234,7 +235,7 @@ func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
 			}()
 			c.waitRecorded(t, 10*time.Second)
 			r := c.repair(t, "ambiguous")
-			if r.State != store.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
+			if r.State != domain.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
 				t.Errorf("the intent: got %s with status %d, want skipped with 503, as the client was answered", r.State, r.Outcome.Status)
 			}
 			if tc.retry != nil {
@@ -246,7 +247,7 @@ func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
 
 func TestOutcomesTheStoreCannotEverTakeAreReported(t *testing.T) {
 	c := newOutcomesOnACuttableStore(t)
-	err := c.outcomes.RecordOutcome(context.Background(), "never-journaled", store.Outcome{Status: 200})
+	err := c.outcomes.RecordOutcome(context.Background(), "never-journaled", domain.Outcome{Status: 200})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("got %v, want ErrNotFound: holding it would retry forever", err)
 	}

@@ -5,9 +5,8 @@ import (
 	"io"
 	"net/url"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -45,7 +44,7 @@ func (w *Worker) recover(ctx context.Context) {
 
 // resend sends an abandoned write to its idempotent primary again and
 // records the answer, reporting whether it could.
-func (w *Worker) resend(ctx context.Context, in store.Repair, idField config.FieldPath) bool {
+func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) bool {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
 	if err != nil {
@@ -70,7 +69,7 @@ func (w *Worker) resend(ctx context.Context, in store.Repair, idField config.Fie
 	capture := shadow.NewCapture(1 << 20)
 	io.Copy(capture, resp.Body)
 	resp.Body.Close()
-	o := store.Outcome{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
+	o := domain.Outcome{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
 	if idField != nil && !capture.Truncated() {
 		o.PrimaryID, _ = idField.Find(capture.Bytes())
 	}

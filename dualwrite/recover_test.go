@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testkit"
-	"strangler/store"
 )
 
 // abandon journals in as the facade does before calling the primary, with
 // a lease that passed: the facade died before recording the answer.
-func (r *rig) abandon(in store.Intent) {
+func (r *rig) abandon(in domain.Intent) {
 	r.t.Helper()
 	if err := r.store.BeginWrite(context.Background(), in, r.clock.Now().Add(-time.Second)); err != nil {
 		r.t.Fatal(err)
@@ -20,7 +20,7 @@ func (r *rig) abandon(in store.Intent) {
 }
 
 // create is a journaled POST of an item.
-func create(id string) store.Intent {
+func create(id string) domain.Intent {
 	in := put(id, "", `{"name":"x"}`)
 	in.Route, in.Method, in.Resource, in.Target = "create-item", http.MethodPost, "/items", "/items"
 	return in
@@ -34,10 +34,10 @@ func TestRecoveryMarksAnAbandonedWriteUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.w.recover(context.Background())
-	if got := r.repair("abandoned").State; got != store.StateUnknown {
+	if got := r.repair("abandoned").State; got != domain.StateUnknown {
 		t.Errorf("a write whose lease passed before its answer was recorded: %s, want unknown", got)
 	}
-	if got := r.repair("in-flight").State; got != store.StateSent {
+	if got := r.repair("in-flight").State; got != domain.StateSent {
 		t.Errorf("a write whose lease runs: %s, want still sent", got)
 	}
 	if r.legacy.Hits()+r.modern.Hits() != 0 {
@@ -78,7 +78,7 @@ func TestRecoveryResendsToAnIdempotentPrimaryWithTheKeyItSaw(t *testing.T) {
 				t.Errorf("the primary got %s %s %q with key %q, want the write again with key %q", got.Method, got.Path, got.Body, got.Header.Get("Idempotency-Key"), tc.wantKey)
 			}
 			rep := r.repair("w1")
-			if rep.State != store.StatePending || rep.Outcome.Status != 201 || rep.Outcome.PrimaryID != "p-9" || rep.Outcome.Location != "/items/p-9" {
+			if rep.State != domain.StatePending || rep.Outcome.Status != 201 || rep.Outcome.PrimaryID != "p-9" || rep.Outcome.Location != "/items/p-9" {
 				t.Errorf("after the resend: %s %+v, want pending with the primary's 201, location and id p-9", rep.State, rep.Outcome)
 			}
 			if n := r.count("create-item", "queued"); n != 1 {
@@ -114,7 +114,7 @@ func TestARecoveredCreateOrdersTheWritesToWhatItMade(t *testing.T) {
 	del.Route, del.Method, del.Target = "delete-item", http.MethodDelete, "/items/9"
 	r.w.recover(context.Background())
 	// The DELETE's answer is recorded after the create's resend.
-	r.journal(del, store.Outcome{Status: 204})
+	r.journal(del, domain.Outcome{Status: 204})
 	if c, d := r.repair("c1"), r.repair("d1"); c.ResourceKey != d.ResourceKey {
 		t.Errorf("the recovered create's resource %s is not the DELETE's %s: it should be /items/9, what it made", c.Resource, d.Resource)
 	}
@@ -139,7 +139,7 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testi
 			set(r)
 			r.abandon(create("w1"))
 			r.w.recover(context.Background())
-			if got := r.repair("w1").State; got != store.StateUnknown {
+			if got := r.repair("w1").State; got != domain.StateUnknown {
 				t.Errorf("got %s, want unknown, for an operator", got)
 			}
 		})
@@ -150,7 +150,7 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testi
 		r.legacy.SetHandler(testkit.Answer(http.StatusUnprocessableEntity, `{}`))
 		r.abandon(create("w1"))
 		r.w.recover(context.Background())
-		if rep := r.repair("w1"); rep.State != store.StateSkipped || rep.Outcome.Status != 422 {
+		if rep := r.repair("w1"); rep.State != domain.StateSkipped || rep.Outcome.Status != 422 {
 			t.Errorf("got %s %d, want skipped with the primary's 422", rep.State, rep.Outcome.Status)
 		}
 		if r.modern.Hits() != 0 || r.count("create-item", "skipped") != 1 {

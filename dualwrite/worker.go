@@ -23,7 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config"
-	"strangler/store"
+	"strangler/domain"
 	"strangler/upstream"
 )
 
@@ -31,13 +31,13 @@ import (
 // consumer, claiming, settling and recovering writes, and watching its
 // depth, which is why it needs more than a handful of methods.
 type Queue interface {
-	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (store.Repair, bool, error)
-	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]store.Repair, error)
+	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (domain.Repair, bool, error)
+	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
 	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
-	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]store.Repair, error)
+	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]domain.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
-	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)
@@ -47,18 +47,18 @@ type Queue interface {
 // Routes tells the worker what the current configuration says: how to
 // reach a backend and how a route's primary behaves.
 type Routes interface {
-	// Backend is the upstream of "legacy" or "modern".
-	Backend(name string) *upstream.Upstream
+	// Backend is the upstream of backend b.
+	Backend(b domain.Backend) *upstream.Upstream
 	// DualWrite is the route's id_field and primary_idempotent, and
 	// whether the route exists.
-	DualWrite(route string) (idField config.FieldPath, primaryIdempotent bool, ok bool)
+	DualWrite(route string) (idField domain.FieldPath, primaryIdempotent bool, ok bool)
 	// Template is the path template the route matches, for spans; "" if
 	// the route is gone.
 	Template(route string) string
 	// Created sets in o, the primary's answer to a write of route resent
 	// by recovery, what a create made, as when the facade recorded the
 	// answer itself: later writes to it wait behind it.
-	Created(route string, w store.Repair, o *store.Outcome)
+	Created(route string, w domain.Repair, o *domain.Outcome)
 }
 
 // Worker delivers the repair queue on one replica.
@@ -237,13 +237,13 @@ func (w *Worker) claimDue(ctx context.Context) {
 // maxLease is how long a claimed write is this worker's: longer than a
 // delivery to either backend can take, so it never runs out mid-delivery.
 func (w *Worker) maxLease() time.Duration {
-	d := max(deliveryTimeout(w.routes.Backend("legacy")), deliveryTimeout(w.routes.Backend("modern")))
+	d := max(deliveryTimeout(w.routes.Backend(domain.Legacy)), deliveryTimeout(w.routes.Backend(domain.Modern)))
 	return d + 30*time.Second
 }
 
 // start delivers r in its own goroutine; ctx is the worker's, which ends
 // only the retries of recording the delivery, never the delivery.
-func (w *Worker) start(ctx context.Context, r store.Repair) {
+func (w *Worker) start(ctx context.Context, r domain.Repair) {
 	w.inflight.Add(1)
 	w.mu.Lock()
 	w.delivering[r.ID] = true

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testkit"
-	"strangler/store"
 )
 
 // TestALeaseKeepsOtherReplicasOffUntilItPasses: a write one replica is
@@ -36,7 +36,7 @@ func TestALeaseKeepsOtherReplicasOffUntilItPasses(t *testing.T) {
 					<-held // the first delivery hangs: its replica is gone
 				}
 			})
-			r.journal(put("w1", "7", `{"v":1}`), store.Outcome{Status: 200})
+			r.journal(put("w1", "7", `{"v":1}`), domain.Outcome{Status: 200})
 			ctx := context.Background()
 			r.w.claimDue(ctx)
 			if key := receive(t, arrived, "the first delivery"); key != "w1" {
@@ -58,13 +58,13 @@ func TestALeaseKeepsOtherReplicasOffUntilItPasses(t *testing.T) {
 			if key := receive(t, arrived, "the takeover"); key != "w1" {
 				t.Errorf("the takeover carried key %q, want the same w1: the secondary applies it once", key)
 			}
-			if st := r.repair("w1").State; st != store.StateDone {
+			if st := r.repair("w1").State; st != domain.StateDone {
 				t.Fatalf("after the takeover the write is %s, want done", st)
 			}
 			// The first replica's delivery ends late: it settles nothing.
 			release()
 			r.w.inflight.Wait()
-			if st := r.repair("w1"); st.State != store.StateDone || st.Attempts != 0 {
+			if st := r.repair("w1"); st.State != domain.StateDone || st.Attempts != 0 {
 				t.Errorf("after the late delivery: %s with %d attempts, want done with 0", st.State, st.Attempts)
 			}
 			if n := r.count("put-item", "applied"); n != 0 {
@@ -86,7 +86,7 @@ func TestTwoReplicasDrainOneQueueWithoutDoubleDeliveries(t *testing.T) {
 	r := newRig(t, d, testSettings)
 	other := r.newWorker(openStore(t, d), testSettings)
 	for i := range writes {
-		r.journal(put(fmt.Sprintf("w%03d", i), fmt.Sprint(i%50), `{}`), store.Outcome{Status: 200})
+		r.journal(put(fmt.Sprintf("w%03d", i), fmt.Sprint(i%50), `{}`), domain.Outcome{Status: 200})
 	}
 	var wg sync.WaitGroup
 	for _, w := range []*Worker{r.w, other} {
@@ -117,20 +117,20 @@ func TestTwoReplicasDrainOneQueueWithoutDoubleDeliveries(t *testing.T) {
 func TestAKickDeliversAWriteIfItIsItsResourcesNext(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings)
 	r.modern.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{}`))
-	r.journal(put("w1", "7", `{"v":1}`), store.Outcome{Status: 200})
+	r.journal(put("w1", "7", `{"v":1}`), domain.Outcome{Status: 200})
 	r.deliverDue(r.w) // fails: w1 waits for its backoff
 	r.modern.SetHandler(testkit.Answer(200, `{}`))
-	r.journal(put("w2", "7", `{"v":2}`), store.Outcome{Status: 200})
-	r.journal(put("w3", "8", `{"v":1}`), store.Outcome{Status: 200})
+	r.journal(put("w2", "7", `{"v":2}`), domain.Outcome{Status: 200})
+	r.journal(put("w3", "8", `{"v":1}`), domain.Outcome{Status: 200})
 	ctx := context.Background()
 	for _, id := range []string{"w2", "w3"} {
 		r.w.claimOne(ctx, id)
 	}
 	r.w.inflight.Wait()
-	if got := r.repair("w2").State; got != store.StatePending {
+	if got := r.repair("w2").State; got != domain.StatePending {
 		t.Errorf("w2, kicked behind w1 waiting for its backoff: %s, want pending: it may not overtake w1", got)
 	}
-	if got := r.repair("w3").State; got != store.StateDone {
+	if got := r.repair("w3").State; got != domain.StateDone {
 		t.Errorf("w3, kicked, the next of its resource: %s, want done", got)
 	}
 }
@@ -145,10 +145,10 @@ func TestPurgeDeletesFinishedWritesOnceKeepHasPassed(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
-	r.journal(put("done", "a", `{}`), store.Outcome{Status: 200})
-	r.journal(put("skipped", "b", `{}`), store.Outcome{Status: 500})
-	r.journal(put("dead", "c", `{}`), store.Outcome{Status: 200})
-	r.journal(put("pending", "d", `{}`), store.Outcome{Status: 200})
+	r.journal(put("done", "a", `{}`), domain.Outcome{Status: 200})
+	r.journal(put("skipped", "b", `{}`), domain.Outcome{Status: 500})
+	r.journal(put("dead", "c", `{}`), domain.Outcome{Status: 200})
+	r.journal(put("pending", "d", `{}`), domain.Outcome{Status: 200})
 	r.deliverDue(r.w)
 	ctx := context.Background()
 	if err := r.store.BeginWrite(ctx, put("sent", "e", `{}`), time.Now().Add(time.Hour)); err != nil {
@@ -194,11 +194,11 @@ func TestRunDeliversAndFinishesWhatIsInFlightBeforeReturning(t *testing.T) {
 			<-held
 		}
 	})
-	r.journal(put("due", "a", `{}`), store.Outcome{Status: 200}) // found by the poll
+	r.journal(put("due", "a", `{}`), domain.Outcome{Status: 200}) // found by the poll
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.w.Run(ctx) }()
-	r.journal(put("held", "b", `{}`), store.Outcome{Status: 200})
+	r.journal(put("held", "b", `{}`), domain.Outcome{Status: 200})
 	r.w.Kick("held")
 	seen := map[string]bool{}
 	for !seen["due"] || !seen["held"] {
@@ -215,7 +215,7 @@ func TestRunDeliversAndFinishesWhatIsInFlightBeforeReturning(t *testing.T) {
 		t.Errorf("Run returned %v", err)
 	}
 	for _, id := range []string{"due", "held"} {
-		if st := r.repair(id).State; st != store.StateDone {
+		if st := r.repair(id).State; st != domain.StateDone {
 			t.Errorf("%s after Run returned: %s, want done", id, st)
 		}
 	}
@@ -224,14 +224,14 @@ func TestRunDeliversAndFinishesWhatIsInFlightBeforeReturning(t *testing.T) {
 func TestSettingsTakeEffectOnTheNextFailure(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings) // max_attempts 5
 	r.modern.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{}`))
-	r.journal(put("w1", "a", `{}`), store.Outcome{Status: 200})
+	r.journal(put("w1", "a", `{}`), domain.Outcome{Status: 200})
 	r.deliverDue(r.w)
 	s := testSettings
 	s.MaxAttempts = 2
 	r.w.SetSettings(s)
 	r.clock.Advance(time.Hour)
 	r.deliverDue(r.w)
-	if rep := r.repair("w1"); rep.State != store.StateDead || rep.Attempts != 2 {
+	if rep := r.repair("w1"); rep.State != domain.StateDead || rep.Attempts != 2 {
 		t.Errorf("after a reload to max_attempts 2 and a second failure: %s, %d attempts; want dead, 2", rep.State, rep.Attempts)
 	}
 }
@@ -257,7 +257,7 @@ func TestDeliveriesNeverExceedTheWorkersBound(t *testing.T) {
 		mu.Unlock()
 	})
 	for i := range 5 {
-		r.journal(put(fmt.Sprint("w", i), fmt.Sprint(i), `{}`), store.Outcome{Status: 200})
+		r.journal(put(fmt.Sprint("w", i), fmt.Sprint(i), `{}`), domain.Outcome{Status: 200})
 	}
 	ctx := context.Background()
 	r.w.claimDue(ctx)
@@ -286,9 +286,9 @@ func TestAnUnknownRouteIsStillDelivered(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings)
 	in := put("w1", "7", `{}`)
 	in.Route = "removed-route"
-	r.journal(in, store.Outcome{Status: 200})
+	r.journal(in, domain.Outcome{Status: 200})
 	r.deliverDue(r.w)
-	if got := r.modern.Last(t).Header.Get("Idempotency-Key"); got != "w1" || r.repair("w1").State != store.StateDone {
+	if got := r.modern.Last(t).Header.Get("Idempotency-Key"); got != "w1" || r.repair("w1").State != domain.StateDone {
 		t.Errorf("key %q, state %s; want w1, done", got, r.repair("w1").State)
 	}
 }

@@ -19,8 +19,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"strangler/config"
 	"strangler/internal/dsn"
+	"strangler/internal/mysqldsn"
 	"strangler/patients"
 )
 
@@ -45,7 +45,7 @@ func New(db *sql.DB, log *slog.Logger) http.Handler {
 func Open(ctx context.Context, addr string) (*sql.DB, error) {
 	if strings.HasPrefix(addr, "mysql://") || strings.HasPrefix(addr, "mariadb://") {
 		var err error
-		if addr, err = config.MySQLDriverDSN(addr); err != nil {
+		if addr, err = mysqldsn.DriverDSN(addr); err != nil {
 			return nil, err
 		}
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 )
 
 // BenchmarkEffectiveMode measures what the request path pays to learn a
@@ -27,7 +28,7 @@ func BenchmarkEffectiveMode(b *testing.B) {
 			for i := range n {
 				fmt.Fprintf(&yaml, "  - {name: r%d, match: 'GET /r%d/items/{id}', mode: fallback}\n", i, i)
 			}
-			cfg, err := config.Parse("bench.yaml", []byte(yaml.String()), config.Env{Getenv: func(string) string { return "" }})
+			cfg, err := configfile.Parse("bench.yaml", []byte(yaml.String()), configfile.Env{Getenv: func(string) string { return "" }})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -41,7 +42,7 @@ func BenchmarkEffectiveMode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				_, rt, _, err := r.table.Load().admit(req)
-				if err != nil || rt.mode != config.ModeFallback {
+				if err != nil || rt.mode != domain.ModeFallback {
 					b.Fatal("wrong route")
 				}
 			}

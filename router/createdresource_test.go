@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/store"
 )
 
@@ -39,13 +39,13 @@ func TestACreateQueuesLaterWritesToWhatItMadeHoweverItsLocationIsSpelled(t *test
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, `{"id":"4"}`)
 	})
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
+	cfg, err := configfile.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
   legacy: {url: %q}
   modern: {url: %q}
 routes:
   - {name: create, match: "POST /records", mode: dual-write, id_field: id}
   - {name: update, match: "PUT /records/{id}", mode: dual-write}
-`, primary.URL+"/base", primary.URL)), config.Env{Getenv: func(string) string { return "" }})
+`, primary.URL+"/base", primary.URL)), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

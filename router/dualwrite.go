@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/edge/canonical"
-	"strangler/store"
 	"strangler/upstream"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -22,9 +22,9 @@ import (
 // path: writing an intent down before the primary sees it, and what the
 // primary answered afterwards.
 type Journal interface {
-	BeginWrite(ctx context.Context, in store.Intent, leaseUntil time.Time) error
-	BeginKeyedWrite(ctx context.Context, in store.Intent, k store.IdempotencyKey, leaseUntil time.Time) (store.KeyedWrite, error)
-	RecordOutcome(ctx context.Context, id string, o store.Outcome) error
+	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
+	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
+	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
 }
 
@@ -32,14 +32,14 @@ type Journal interface {
 type dualWriteRoute struct {
 	// idField is where the primary's JSON answer carries a new id; nil
 	// when the route names none.
-	idField           config.FieldPath
+	idField           domain.FieldPath
 	primaryIdempotent bool
 }
 
 func newDualWriteRoute(r *config.Route) dualWriteRoute {
 	d := dualWriteRoute{primaryIdempotent: r.PrimaryIdempotent}
 	if r.IDField != "" {
-		d.idField, _ = config.ParseFieldPath(r.IDField) // validated at load
+		d.idField, _ = domain.ParseFieldPath(r.IDField) // validated at load
 	}
 	return d
 }
@@ -100,7 +100,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		t.tracing.propagator.Inject(req.Context(), propagation.HeaderCarrier(h))
 	}
 	resource := resourceOf(req)
-	intent := store.Intent{
+	intent := domain.Intent{
 		ID:           id,
 		Route:        rt.name,
 		Resource:     resource,
@@ -109,7 +109,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		Target:       req.URL.RequestURI(),
 		Header:       h,
 		Body:         x.replay,
-		Primary:      string(rt.primary),
+		Primary:      rt.primary,
 		CreatedAt:    t.now(),
 	}
 	// The client leaving must not cut the primary's call short: the write
@@ -133,7 +133,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 // pendingWrite is a journaled write whose primary outcome is not yet
 // recorded.
 type pendingWrite struct {
-	intent   store.Intent
+	intent   domain.Intent
 	recorded bool
 }
 
@@ -145,7 +145,7 @@ type pendingWrite struct {
 func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 	rt, w := x.route, x.dualWrite
 	w.recorded = true
-	o := store.Outcome{Status: res.StatusCode, Location: res.Header.Get("Location")}
+	o := domain.Outcome{Status: res.StatusCode, Location: res.Header.Get("Location")}
 	success := res.StatusCode >= 200 && res.StatusCode <= 299
 	if success && rt.dualWrite.idField != nil {
 		head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
@@ -179,7 +179,7 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 // resource later writes to it wait behind, and how listings show it. A
 // write other than a POST answered 2xx creates nothing. It is the one
 // rule for an answer the facade records and one recovery does.
-func (t *Table) created(pattern string, in store.Intent, o *store.Outcome) {
+func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
 	if in.Method != http.MethodPost || o.Status < 200 || o.Status > 299 {
 		return
 	}
@@ -194,11 +194,11 @@ func (t *Table) created(pattern string, in store.Intent, o *store.Outcome) {
 // (a Location of /records/4/ or /records/%34 names /records/4). A create
 // that names neither is a resource of its own: no later write can be known
 // to concern it, and creates need not queue behind one another.
-func (t *Table) createdResource(in store.Intent, o store.Outcome) string {
+func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
 	if o.Location != "" {
 		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
 			path := u.EscapedPath()
-			if base := strings.TrimSuffix(t.upstreamOf(config.Backend(in.Primary)).URL.EscapedPath(), "/"); base != "" {
+			if base := strings.TrimSuffix(t.upstreamOf(in.Primary).URL.EscapedPath(), "/"); base != "" {
 				path = strings.TrimPrefix(path, base)
 			}
 			if key, ok := resourceKey(path); ok {
@@ -235,7 +235,7 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	}
 	if upstream.Classify(ctx, x.answer.err).NotSent {
 		// The primary never got the request: nothing to copy.
-		if err := t.journal.RecordOutcome(ctx, w.intent.ID, store.Outcome{Status: http.StatusBadGateway}); err != nil {
+		if err := t.journal.RecordOutcome(ctx, w.intent.ID, domain.Outcome{Status: http.StatusBadGateway}); err != nil {
 			t.log.Error("recording a dual write the primary never got failed", "route", rt.name, "id", w.intent.ID, "error", err)
 		}
 		t.metrics.DualWrite(rt.name, "skipped")

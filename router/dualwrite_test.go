@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testkit"
 	"strangler/store"
 )
@@ -49,14 +50,14 @@ func newDualWriteFacade(t *testing.T, legacyURL, modernURL string, timeout time.
 
 // writes returns the journaled writes, with headers and bodies, oldest
 // first.
-func (d *dualWriteFacade) writes(t *testing.T) []store.Repair {
+func (d *dualWriteFacade) writes(t *testing.T) []domain.Repair {
 	t.Helper()
 	ctx := context.Background()
 	list, err := d.store.ListRepairs(ctx, store.RepairFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]store.Repair, len(list))
+	out := make([]domain.Repair, len(list))
 	for i, s := range list {
 		if out[len(list)-1-i], err = d.store.GetRepair(ctx, s.ID, true); err != nil {
 			t.Fatal(err)
@@ -67,7 +68,7 @@ func (d *dualWriteFacade) writes(t *testing.T) []store.Repair {
 
 // only returns the one journaled write, failing the test if there is not
 // exactly one.
-func (d *dualWriteFacade) only(t *testing.T) store.Repair {
+func (d *dualWriteFacade) only(t *testing.T) domain.Repair {
 	t.Helper()
 	w := d.writes(t)
 	if len(w) != 1 {
@@ -98,7 +99,7 @@ const dualWriteRoutes = `
 `
 
 func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T) {
-	journaled := make(chan []store.RepairSummary, 1)
+	journaled := make(chan []domain.RepairSummary, 1)
 	legacy := testkit.NewBackend(t, nil)
 	modern := testkit.NewBackend(t, nil)
 	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes)
@@ -119,7 +120,7 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 		t.Fatalf("got %d, want the primary's 200", resp.StatusCode)
 	}
 	seen := <-journaled
-	if len(seen) != 1 || seen[0].State != store.StateSent || seen[0].Method != http.MethodPut || seen[0].Route != "put-item" {
+	if len(seen) != 1 || seen[0].State != domain.StateSent || seen[0].Method != http.MethodPut || seen[0].Route != "put-item" {
 		t.Fatalf("while the primary handled the write the journal held %+v, want it sent", seen)
 	}
 	w := d.only(t)
@@ -171,7 +172,7 @@ func TestTheOutcomeIsRecordedBeforeTheClientSeesTheAnswer(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	w := d.only(t)
-	if resp.StatusCode != http.StatusCreated || w.State != store.StatePending || w.Outcome.Status != http.StatusCreated {
+	if resp.StatusCode != http.StatusCreated || w.State != domain.StatePending || w.Outcome.Status != http.StatusCreated {
 		t.Errorf("with the answer's headers at the client: the write is %s with status %d, want pending with 201", w.State, w.Outcome.Status)
 	}
 	select {
@@ -222,7 +223,7 @@ func TestIDFieldAndLocationNameWhatACreateMade(t *testing.T) {
 			}
 			later := "/items/" + map[bool]string{true: "other", false: strings.TrimPrefix(tc.wantResource, "/items/")}[tc.wantResource == ""]
 			d.send(t, http.MethodPut, later, `{"v":2}`, nil)
-			var put store.Repair
+			var put domain.Repair
 			for _, w := range d.writes(t) {
 				if w.Method == http.MethodPut {
 					put = w
@@ -241,19 +242,19 @@ func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
 		route      string
 		primary    func(t *testing.T) string
 		wantStatus int
-		wantState  store.State
+		wantState  domain.State
 		wantCount  string
 	}{
 		{"refused the connection: skipped", "put-item",
-			func(t *testing.T) string { return testkit.DeadURL(t) }, http.StatusBadGateway, store.StateSkipped, "skipped"},
+			func(t *testing.T) string { return testkit.DeadURL(t) }, http.StatusBadGateway, domain.StateSkipped, "skipped"},
 		{"answered 503: skipped", "put-item",
-			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(503, `{}`)).URL }, 503, store.StateSkipped, "skipped"},
+			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(503, `{}`)).URL }, 503, domain.StateSkipped, "skipped"},
 		{"answered 409: skipped", "put-item",
-			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(409, `{}`)).URL }, 409, store.StateSkipped, "skipped"},
+			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(409, `{}`)).URL }, 409, domain.StateSkipped, "skipped"},
 		{"timed out after receiving it: unknown, for an operator", "put-item",
-			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, store.StateUnknown, "unknown"},
+			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, domain.StateUnknown, "unknown"},
 		{"honouring keys timed out after receiving it: left to recovery", "put-keyed",
-			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, store.StateSent, "unknown"},
+			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, domain.StateSent, "unknown"},
 	} {
 		t.Run("a primary that "+tc.name, func(t *testing.T) {
 			modern := testkit.NewBackend(t, nil)
@@ -273,7 +274,7 @@ func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
 			if w.State != tc.wantState {
 				t.Errorf("the write is %s, want %s", w.State, tc.wantState)
 			}
-			if tc.wantState == store.StateSkipped && w.Outcome.Status != tc.wantStatus {
+			if tc.wantState == domain.StateSkipped && w.Outcome.Status != tc.wantStatus {
 				t.Errorf("recorded status %d, want %d", w.Outcome.Status, tc.wantStatus)
 			}
 			if n := d.counted(t, tc.route, tc.wantCount); n != 1 {
@@ -333,7 +334,7 @@ func TestAClientHangingUpDoesNotCutThePrimarysCallShort(t *testing.T) {
 	}
 	once.Do(func() { close(release) })
 	testkit.Eventually(t, 30*time.Second, "the primary's answer recorded", func() bool {
-		return d.only(t).State == store.StatePending
+		return d.only(t).State == domain.StatePending
 	})
 }
 
@@ -344,7 +345,7 @@ func TestTheRoutesPrimaryAnswersAndReadsAreNotJournaled(t *testing.T) {
 	if _, body := d.send(t, http.MethodPut, "/records/3", `{}`, nil); body != `"modern"` || legacy.Hits() != 0 {
 		t.Errorf("a write on a route whose primary is modern: got %s, legacy got %d requests; want modern's answer alone", body, legacy.Hits())
 	}
-	if w := d.only(t); w.Primary != "modern" || w.State != store.StatePending {
+	if w := d.only(t); w.Primary != "modern" || w.State != domain.StatePending {
 		t.Errorf("journaled with primary %s in state %s, want modern, pending", w.Primary, w.State)
 	}
 	if _, body := d.send(t, http.MethodGet, "/items/3", "", nil); body != `"legacy"` || len(d.writes(t)) != 1 {

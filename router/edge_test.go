@@ -17,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/store"
 )
 
@@ -454,12 +454,12 @@ func TestReadRepairKeysAreTheCanonicalParameter(t *testing.T) {
 	defer st.Close()
 	legacy := newBackend(t, answer(200, "legacy"))
 	modern := newBackend(t, answer(404, "missing"))
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
+	cfg, err := configfile.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
   legacy: {url: %q}
   modern: {url: %q}
 routes:
   - {name: p, match: "GET /patients/{id}", mode: fallback, entity: patients, read_repair: true, allow_encoded_slash: true}
-`, legacy.URL, modern.URL)), config.Env{Getenv: func(string) string { return "" }})
+`, legacy.URL, modern.URL)), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,12 +509,12 @@ func TestARequestTheClientLeftIsNotForwarded(t *testing.T) {
 	}
 	defer st.Close()
 	legacy := newBackend(t, answer(201, "created"))
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
+	cfg, err := configfile.Parse("test.yaml", []byte(fmt.Sprintf(`backends:
   legacy: {url: %q}
   modern: {url: %q}
 routes:
   - {name: w, match: "POST /w", mode: dual-write}
-`, legacy.URL, legacy.URL)), config.Env{Getenv: func(string) string { return "" }})
+`, legacy.URL, legacy.URL)), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
 	"strangler/upstream"
 )
@@ -53,7 +53,7 @@ type exchange struct {
 	dualWrite *pendingWrite
 	// forced is the backend a valid X-Strangler-Force header sent the
 	// request to, "" for a request routed as usual.
-	forced config.Backend
+	forced domain.Backend
 }
 
 type exchangeKey struct{}

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/force"
 )
 
@@ -17,7 +17,7 @@ import (
 // route's value, a dual-write route, where a write on one side only would
 // split the data) is ignored and counted, and the request routed as if
 // the header were absent. The header itself never reaches a backend.
-func (t *Table) forced(x *exchange, req *http.Request) config.Backend {
+func (t *Table) forced(x *exchange, req *http.Request) domain.Backend {
 	values := req.Header.Values(force.Header)
 	if len(values) == 0 {
 		return ""
@@ -41,9 +41,9 @@ func (t *Table) forced(x *exchange, req *http.Request) config.Backend {
 			reason = "malformed"
 		case claim.Route != rt.name:
 			reason = "other_route"
-		case rt.mode == config.ModeDualWrite:
+		case rt.mode == domain.ModeDualWrite:
 			reason = "dual_write"
-		case claim.Backend != string(config.Legacy) && claim.Backend != string(config.Modern):
+		case claim.Backend != string(domain.Legacy) && claim.Backend != string(domain.Modern):
 			reason = "malformed"
 		}
 	}
@@ -53,7 +53,7 @@ func (t *Table) forced(x *exchange, req *http.Request) config.Backend {
 			slog.String("route", rt.name), slog.String("reason", reason), slog.String("request_id", x.id))
 		return ""
 	}
-	x.forced = config.Backend(claim.Backend)
+	x.forced = domain.Backend(claim.Backend)
 	t.metrics.forced.WithLabelValues(rt.name, claim.Backend).Inc()
 	if x.span != nil {
 		x.span.SetAttributes(attrForced.String(claim.Backend))

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/force"
 	"strangler/store"
 )
@@ -33,7 +33,7 @@ func newForceFacade(t *testing.T, legacyURL, modernURL, routes string) *facade {
 	t.Cleanup(func() { st.Close() })
 	yaml := fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 1s}\n  modern: {url: %q, timeout: 1s}\nforce_token_key: %s\nroutes:\n%s",
 		legacyURL, modernURL, hex.EncodeToString(forceSecret[:]), routes)
-	cfg, err := config.Parse("test.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
+	cfg, err := configfile.Parse("test.yaml", []byte(yaml), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}

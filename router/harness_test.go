@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // backend is a real HTTP server on loopback that records what it received.
@@ -135,7 +136,7 @@ func testConfig(t *testing.T, legacyURL, modernURL, extra, routes string) *confi
 // parseConfig parses a configuration file's text.
 func parseConfig(t *testing.T, yaml string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
+	cfg, err := configfile.Parse("test.yaml", []byte(yaml), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"strangler/store"
+	"strangler/domain"
 )
 
 // A client's Idempotency-Key on a dual-write route names the write, with
@@ -16,7 +16,7 @@ import (
 // time, so the secondary gets the write once; the same key with another
 // method, path or body answers 422 and reaches no backend. The store
 // keeps the keys (every replica shares them) and decides, in the
-// journal's own transaction, what a retry is (store.KeyUse).
+// journal's own transaction, what a retry is (domain.KeyUse).
 
 // maxKeyLength bounds a client's Idempotency-Key, as Stripe does.
 const maxKeyLength = 255
@@ -83,14 +83,14 @@ const (
 // beginWrite writes the intent down before the primary sees it, under the
 // client's key if it sent one, and says what to do next. A resumed write
 // keeps the id it was journaled with, which the returned intent carries.
-func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in store.Intent, key string, lease time.Time) (store.Intent, journalStep) {
+func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in domain.Intent, key string, lease time.Time) (domain.Intent, journalStep) {
 	var err error
-	use := store.KeyJournaled
+	use := domain.KeyJournaled
 	if key == "" {
 		err = t.journal.BeginWrite(ctx, in, lease)
 	} else {
-		var kw store.KeyedWrite
-		kw, err = t.journal.BeginKeyedWrite(ctx, in, store.NewIdempotencyKey(key, req.Method, in.Target, in.Body), lease)
+		var kw domain.KeyedWrite
+		kw, err = t.journal.BeginKeyedWrite(ctx, in, domain.NewIdempotencyKey(key, req.Method, in.Target, in.Body), lease)
 		use, in.ID = kw.Use, kw.ID
 	}
 	switch {
@@ -99,16 +99,16 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		t.metrics.DualWrite(x.route.name, "refused")
 		t.writeError(&x.w, req, x, errJournal)
 		return in, answered
-	case use == store.KeyInFlight:
+	case use == domain.KeyInFlight:
 		t.writeError(&x.w, req, x, errKeyInFlight)
 		return in, answered
-	case use == store.KeyReused:
+	case use == domain.KeyReused:
 		t.writeError(&x.w, req, x, errKeyReused)
 		return in, answered
-	case use == store.KeyMoved:
+	case use == domain.KeyMoved:
 		t.writeError(&x.w, req, x, errKeyMoved)
 		return in, answered
-	case use == store.KeyApplied:
+	case use == domain.KeyApplied:
 		return in, sendUnjournaled
 	}
 	return in, sendJournaled

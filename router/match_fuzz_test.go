@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // FuzzMatch routes a fuzzed path through a facade whose only route, built
@@ -77,8 +78,8 @@ func FuzzMatch(f *testing.F) {
 				Legacy: config.Upstream{URL: config.URL{URL: mustParse(t, legacy.URL)}, Timeout: config.Duration(5 * time.Second)},
 				Modern: config.Upstream{URL: config.URL{URL: mustParse(t, modern.URL+"/base")}, Timeout: config.Duration(5 * time.Second)},
 			},
-			Default: config.Legacy,
-			Routes:  []config.Route{{Name: "r", Match: m, Mode: config.ModeModern}},
+			Default: domain.Legacy,
+			Routes:  []config.Route{{Name: "r", Match: m, Mode: domain.ModeModern}},
 		}
 		table, err := r.Build(cfg)
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/domain"
 	"strangler/shadow"
 )
 
@@ -137,17 +137,17 @@ var (
 
 func (m *Metrics) initMode(rt *route) {
 	switch rt.mode {
-	case config.ModeFallback:
+	case domain.ModeFallback:
 		for _, r := range fallbackReasons {
 			m.fallbacks.WithLabelValues(rt.name, r)
 		}
 		m.initSchemaDrift(rt.name)
-	case config.ModeShadow:
+	case domain.ModeShadow:
 		for _, r := range shadowResults {
 			m.shadowResults.WithLabelValues(rt.name, r)
 		}
 		m.initSchemaDrift(rt.name)
-	case config.ModeDualWrite:
+	case domain.ModeDualWrite:
 		for _, r := range dualWriteSteps {
 			m.dualWrites.WithLabelValues(rt.name, r)
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/stats"
 )
 
@@ -17,7 +18,7 @@ type route struct {
 	// http.route in spans and what samples and the repair queue's listings
 	// show, parameters hashed; "" for requests no route matched.
 	pattern string
-	mode    config.Mode
+	mode    domain.Mode
 	// percent is the share of requests sent to modern, in basis points.
 	percent int
 	sticky  config.Sticky
@@ -32,7 +33,7 @@ type route struct {
 	allowEncodedSlash bool
 	logPath           bool
 	// primary answers the client in shadow and dual-write modes.
-	primary config.Backend
+	primary domain.Backend
 	// needsParams is set when the path parameters' values are kept for the
 	// request: read repair keys an entity by one of them.
 	needsParams bool

@@ -23,10 +23,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -106,11 +106,11 @@ const defaultSamplesPerRoute = 100
 func (r *Router) Build(cfg *config.Config) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	legacy, err := r.upstream(config.Legacy, cfg.Backends.Legacy)
+	legacy, err := r.upstream(domain.Legacy, cfg.Backends.Legacy)
 	if err != nil {
 		return nil, err
 	}
-	modern, err := r.upstream(config.Modern, cfg.Backends.Modern)
+	modern, err := r.upstream(domain.Modern, cfg.Backends.Modern)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (r *Router) Build(cfg *config.Config) (*Table, error) {
 // upstream returns the upstream for backend name as c configures it,
 // reusing the current one when nothing changed, a CA bundle's contents
 // included.
-func (r *Router) upstream(name config.Backend, c config.Upstream) (*upstream.Upstream, error) {
+func (r *Router) upstream(name domain.Backend, c config.Upstream) (*upstream.Upstream, error) {
 	uc := upstream.Config{URL: c.URL.URL, Timeout: time.Duration(c.Timeout)}
 	key := fmt.Sprintf("%s %s %s", name, c.URL.String(), uc.Timeout)
 	if t := c.TLS; t != nil {
@@ -204,12 +204,12 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	switch rt.mode {
-	case config.ModeModern:
+	case domain.ModeModern:
 		if rt.toModern(req) {
 			t.toModern.ServeHTTP(&x.w, req)
 			return
 		}
-	case config.ModeFallback:
+	case domain.ModeFallback:
 		if rt.toModern(req) {
 			if rt.replayable(req.Method) && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 				return
@@ -217,10 +217,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			t.serveFallback(x, req)
 			return
 		}
-	case config.ModeShadow:
+	case domain.ModeShadow:
 		t.serveShadow(x, req)
 		return
-	case config.ModeDualWrite:
+	case domain.ModeDualWrite:
 		t.serveDualWrite(x, req)
 		return
 	}
@@ -228,8 +228,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // proxyTo is the pass-through proxy of backend b.
-func (t *Table) proxyTo(b config.Backend) http.Handler {
-	if b == config.Modern {
+func (t *Table) proxyTo(b domain.Backend) http.Handler {
+	if b == domain.Modern {
 		return t.toModern
 	}
 	return t.toLegacy
@@ -279,14 +279,14 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	rt.stats.Request(x.start, served, req)
 	// A fallback route counts its modern attempts in the fallback
 	// transport, which also sees the ones that fell back.
-	if served == "modern" && rt.mode != config.ModeFallback {
+	if served == "modern" && rt.mode != domain.ModeFallback {
 		rt.stats.Modern(x.start, code >= 500 && code != statusClientClosed)
 	}
 }
 
-// Backend is the current upstream of backend name, "legacy" or "modern".
-func (r *Router) Backend(name string) *upstream.Upstream {
-	return r.table.Load().upstreamOf(config.Backend(name))
+// Backend is the current upstream of backend b.
+func (r *Router) Backend(b domain.Backend) *upstream.Upstream {
+	return r.table.Load().upstreamOf(b)
 }
 
 // Template is the path template route matches in the current table, ""
@@ -301,13 +301,13 @@ func (r *Router) Template(route string) string {
 // Created sets in o, the answer of a primary to a journaled write of
 // route resent by recovery, what a create made, by the rule the facade
 // follows when it records an answer itself (Table.created).
-func (r *Router) Created(route string, w store.Repair, o *store.Outcome) {
+func (r *Router) Created(route string, w domain.Repair, o *domain.Outcome) {
 	t := r.table.Load()
 	target, err := url.ParseRequestURI(w.Target)
 	if err != nil {
 		return
 	}
-	in := store.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Primary: w.Primary,
+	in := domain.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Primary: w.Primary,
 		Resource: resourceAt(target.EscapedPath())}
 	pattern := ""
 	if rt, ok := t.byName[route]; ok {
@@ -318,7 +318,7 @@ func (r *Router) Created(route string, w store.Repair, o *store.Outcome) {
 
 // DualWrite is the route's id_field and primary_idempotent in the current
 // table, and whether the route exists.
-func (r *Router) DualWrite(route string) (config.FieldPath, bool, bool) {
+func (r *Router) DualWrite(route string) (domain.FieldPath, bool, bool) {
 	rt, ok := r.table.Load().byName[route]
 	if !ok {
 		return nil, false, false

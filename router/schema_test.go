@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/shadow"
 	"strangler/store"
 )
@@ -31,7 +31,7 @@ func newSchemaFacade(t *testing.T, legacyURL, modernURL, routes string, st *stor
 		t.Cleanup(func() { st.Close() })
 	}
 	yaml := fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 1s}\n  modern: {url: %q, timeout: 1s}\nroutes:\n%s", legacyURL, modernURL, routes)
-	cfg, err := config.Parse("test.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
+	cfg, err := configfile.Parse("test.yaml", []byte(yaml), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

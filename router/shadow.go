@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/upstream"
@@ -151,7 +152,7 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 		primary: make(chan primaryAnswer, 1),
 	}
 	j.primaryUp, j.otherUp = t.legacy, t.modern
-	if rt.primary == config.Modern {
+	if rt.primary == domain.Modern {
 		j.primaryUp, j.otherUp = t.modern, t.legacy
 	}
 	return j

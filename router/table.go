@@ -16,11 +16,11 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/edge/canonical"
 	"strangler/force"
 	"strangler/phi"
 	"strangler/shadow"
-	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -71,12 +71,12 @@ type Table struct {
 // restart or a reload does not forget them.
 type NoiseStore interface {
 	AddNoise(ctx context.Context, route, path string) error
-	Noise(ctx context.Context, route string) ([]store.NoiseField, error)
+	Noise(ctx context.Context, route string) ([]domain.NoiseField, error)
 }
 
 type routeKey struct{ method, pattern string }
 
-// build compiles cfg into a table. cfg must come from config.Load, which
+// build compiles cfg into a table. cfg must come from configfile.Load, which
 // has validated it; an error here means a bug, reported rather than served.
 func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.Upstream) (t *Table, err error) {
 	defer func() {
@@ -125,14 +125,14 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 	}
 	t.unmatched = &route{
 		name:          "default",
-		mode:          config.ModeLegacy,
+		mode:          domain.ModeLegacy,
 		percent:       fullPercent,
 		debugHeaders:  cfg.DebugHeaders,
 		maxReplayBody: int64(cfg.MaxReplayBody),
 		maxBody:       int64(cfg.MaxBody),
 	}
-	if cfg.Default == config.Modern {
-		t.unmatched.mode = config.ModeModern
+	if cfg.Default == domain.Modern {
+		t.unmatched.mode = domain.ModeModern
 	}
 	t.unmatched.stats = r.deps.Stats.Route(t.unmatched.name)
 	explicitHead, shapes := map[string]bool{}, map[string]bool{}
@@ -170,17 +170,17 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 // prepareMode builds what the route's mode needs besides its settings.
 func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
 	switch rt.mode {
-	case config.ModeDualWrite:
+	case domain.ModeDualWrite:
 		if t.journal == nil {
 			return errors.New("dual-write needs a state store to journal writes in")
 		}
-	case config.ModeFallback:
+	case domain.ModeFallback:
 		sc, err := newSchemaRoute(cr, t.schemas.Route(rt.name))
 		if err != nil {
 			return err
 		}
 		rt.schema = sc
-	case config.ModeShadow:
+	case domain.ModeShadow:
 		sc, err := newSchemaRoute(cr, t.schemas.Route(rt.name))
 		if err != nil {
 			return err
@@ -205,8 +205,8 @@ func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
 }
 
 // upstreamOf is backend b's upstream.
-func (t *Table) upstreamOf(b config.Backend) *upstream.Upstream {
-	if b == config.Modern {
+func (t *Table) upstreamOf(b domain.Backend) *upstream.Upstream {
+	if b == domain.Modern {
 		return t.modern
 	}
 	return t.legacy

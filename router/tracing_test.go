@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"strangler/config/configfile"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-
-	"strangler/config"
 )
 
 // tracedFacade is a facade whose spans a recorder keeps.
@@ -31,7 +31,7 @@ type tracedFacade struct {
 func newTracedFacade(t *testing.T, legacyURL, modernURL, extra, routes string) *tracedFacade {
 	t.Helper()
 	yaml := fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 300ms}\n  modern: {url: %q, timeout: 300ms}\n%s\nroutes:\n%s", legacyURL, modernURL, extra, routes)
-	cfg, err := config.Parse("t.yaml", []byte(yaml), config.Env{Getenv: func(string) string { return "" }})
+	cfg, err := configfile.Parse("t.yaml", []byte(yaml), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/phi"
 )
 
@@ -68,10 +69,10 @@ func NewComparer(c config.Compare, h *phi.Hasher) (*Comparer, error) {
 		flags pathFlags
 	}{{c.Ignore, flagIgnore}, {c.Unordered, flagUnordered}, {c.Redact, flagRedact}, {c.KeepValues, flagKeep}} {
 		for _, s := range list.paths {
-			if _, header := config.KeptHeader(s); header && list.flags == flagKeep {
+			if _, header := domain.KeptHeader(s); header && list.flags == flagKeep {
 				continue // a response header, not a JSON field
 			}
-			p, _ := config.ParseFieldPath(s) // validated above
+			p, _ := domain.ParseFieldPath(s) // validated above
 			cmp.rules = append(cmp.rules, pathRule{path: p, flags: list.flags})
 		}
 	}

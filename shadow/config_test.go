@@ -6,33 +6,34 @@ import (
 	"testing"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // The compare section and its path syntax live in package config; they are
 // tested here, where they are used.
 
 func TestFieldPathSyntax(t *testing.T) {
-	key := func(k string) config.PathStep { return config.PathStep{Kind: config.StepKey, Key: k} }
-	index := func(i int) config.PathStep { return config.PathStep{Kind: config.StepIndex, Index: i} }
-	anyIndex := config.PathStep{Kind: config.StepAny}
+	key := func(k string) domain.PathStep { return domain.PathStep{Kind: domain.StepKey, Key: k} }
+	index := func(i int) domain.PathStep { return domain.PathStep{Kind: domain.StepIndex, Index: i} }
+	anyIndex := domain.PathStep{Kind: domain.StepAny}
 	for _, tc := range []struct {
 		in    string
-		want  config.FieldPath
+		want  domain.FieldPath
 		canon string // how String writes it; "" means as in
 	}{
-		{in: "updated_at", want: config.FieldPath{key("updated_at")}},
-		{in: "meta.trace.id", want: config.FieldPath{key("meta"), key("trace"), key("id")}},
-		{in: "items[*].etag", want: config.FieldPath{key("items"), anyIndex, key("etag")}},
-		{in: "items[3]", want: config.FieldPath{key("items"), index(3)}},
-		{in: "[*].id", want: config.FieldPath{anyIndex, key("id")}},
-		{in: "matrix[*][0]", want: config.FieldPath{key("matrix"), anyIndex, index(0)}},
-		{in: `meta["trace.id"]`, want: config.FieldPath{key("meta"), key("trace.id")}},
-		{in: `["a]\"b"].c`, want: config.FieldPath{key(`a]"b`), key("c")}},
-		{in: `[""]`, want: config.FieldPath{key("")}},
-		{in: `a["b"]`, want: config.FieldPath{key("a"), key("b")}, canon: "a.b"},
-		{in: "naïve-ключ", want: config.FieldPath{key("naïve-ключ")}},
+		{in: "updated_at", want: domain.FieldPath{key("updated_at")}},
+		{in: "meta.trace.id", want: domain.FieldPath{key("meta"), key("trace"), key("id")}},
+		{in: "items[*].etag", want: domain.FieldPath{key("items"), anyIndex, key("etag")}},
+		{in: "items[3]", want: domain.FieldPath{key("items"), index(3)}},
+		{in: "[*].id", want: domain.FieldPath{anyIndex, key("id")}},
+		{in: "matrix[*][0]", want: domain.FieldPath{key("matrix"), anyIndex, index(0)}},
+		{in: `meta["trace.id"]`, want: domain.FieldPath{key("meta"), key("trace.id")}},
+		{in: `["a]\"b"].c`, want: domain.FieldPath{key(`a]"b`), key("c")}},
+		{in: `[""]`, want: domain.FieldPath{key("")}},
+		{in: `a["b"]`, want: domain.FieldPath{key("a"), key("b")}, canon: "a.b"},
+		{in: "naïve-ключ", want: domain.FieldPath{key("naïve-ключ")}},
 	} {
-		got, err := config.ParseFieldPath(tc.in)
+		got, err := domain.ParseFieldPath(tc.in)
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("ParseFieldPath(%q) = %v, %v, want %v", tc.in, got, err, tc.want)
 			continue
@@ -49,7 +50,7 @@ func TestFieldPathSyntax(t *testing.T) {
 
 func TestFieldPathErrors(t *testing.T) {
 	for _, in := range []string{"", ".a", "a.", "a..b", "a[", "a[x]", "a[-1]", "a[*]b", `a["b]`, `a["b"`, "a b", `a"b`, "a]", "[+1]"} {
-		if p, err := config.ParseFieldPath(in); err == nil {
+		if p, err := domain.ParseFieldPath(in); err == nil {
 			t.Errorf("ParseFieldPath(%q) = %v, want an error", in, p)
 		}
 	}
@@ -60,11 +61,11 @@ func FuzzFieldPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := config.ParseFieldPath(s)
+		p, err := domain.ParseFieldPath(s)
 		if err != nil {
 			return
 		}
-		again, err := config.ParseFieldPath(p.String())
+		again, err := domain.ParseFieldPath(p.String())
 		if err != nil || !slices.Equal(again, p) {
 			t.Fatalf("%q parses as %v, written %q, which parses as %v, %v", s, p, p.String(), again, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/phi"
 )
 
@@ -102,8 +103,8 @@ func TestNumbersEqual(t *testing.T) {
 		{"1e1000000000000000000000", "1e1000000000000000000000", true},
 		{"1e1000000000000000000000", "1e1000000000000000000001", false},
 	} {
-		if got := numbersEqual([]byte(tc.a), []byte(tc.b)); got != tc.want {
-			t.Errorf("numbersEqual(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		if got := domain.NumbersEqual([]byte(tc.a), []byte(tc.b)); got != tc.want {
+			t.Errorf("NumbersEqual(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
 		}
 		if tc.want && hashNumber([]byte(tc.a)) != hashNumber([]byte(tc.b)) {
 			t.Errorf("%s and %s are equal but hash differently", tc.a, tc.b)

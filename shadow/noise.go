@@ -9,7 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"strangler/config"
+	"strangler/domain"
 )
 
 // NoiseThreshold is in how many double-primary samples a field must differ
@@ -157,7 +157,7 @@ type noiseField struct {
 	// otherwise path a JSON field path.
 	header string
 	body   bool
-	path   config.FieldPath
+	path   domain.FieldPath
 }
 
 // parseNoiseField reads a noise field: "header.Name", "body" or a JSON
@@ -177,7 +177,7 @@ func parseNoiseField(f string) (noiseField, error) {
 		name = textproto.CanonicalMIMEHeaderKey(name)
 		return noiseField{canon: "header." + name, header: name}, nil
 	}
-	path, err := config.ParseFieldPath(f)
+	path, err := domain.ParseFieldPath(f)
 	if err != nil {
 		return noiseField{}, fmt.Errorf("noise: %w", err)
 	}
@@ -185,8 +185,8 @@ func parseNoiseField(f string) (noiseField, error) {
 }
 
 // fieldString writes a JSON field path the way diff paths are written.
-func fieldString(p config.FieldPath) string {
-	if p[0].Kind != config.StepKey || !isReservedRoot([]byte(p[0].Key)) {
+func fieldString(p domain.FieldPath) string {
+	if p[0].Kind != domain.StepKey || !isReservedRoot([]byte(p[0].Key)) {
 		return p.String()
 	}
 	s := `["` + p[0].Key + `"]`

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"strangler/config"
+	"strangler/domain"
 )
 
 // pathNode is a node of the trie the configured field paths are compiled
@@ -97,7 +97,7 @@ func (n *pathNode) anyElem() *pathNode {
 
 // pathRule gives the values at a path some flags.
 type pathRule struct {
-	path  config.FieldPath
+	path  domain.FieldPath
 	flags pathFlags
 }
 
@@ -126,11 +126,11 @@ func buildNode(rules []pathRule, inherited pathFlags) *pathNode {
 		}
 		rest := pathRule{path: r.path[1:], flags: r.flags}
 		switch step := r.path[0]; step.Kind {
-		case config.StepKey:
+		case domain.StepKey:
 			byKey[step.Key] = append(byKey[step.Key], rest)
-		case config.StepIndex:
+		case domain.StepIndex:
 			byIndex[step.Index] = append(byIndex[step.Index], rest)
-		case config.StepAny:
+		case domain.StepAny:
 			anyRules = append(anyRules, rest)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"strangler/config"
+	"strangler/domain"
 	"strangler/phi"
 )
 
@@ -43,13 +44,13 @@ func newRedactor(h *phi.Hasher, c config.Compare, rules []pathRule) *Redactor {
 			continue
 		}
 		own = append(own, rule)
-		if p := rule.path; rule.flags == flagRedact && len(p) == 1 && p[0].Kind == config.StepKey {
+		if p := rule.path; rule.flags == flagRedact && len(p) == 1 && p[0].Kind == domain.StepKey {
 			r.redacted[textproto.CanonicalMIMEHeaderKey(p[0].Key)] = true
 		}
 	}
 	r.paths = buildPaths(own)
 	for _, v := range c.KeepValues {
-		if name, ok := config.KeptHeader(v); ok {
+		if name, ok := domain.KeptHeader(v); ok {
 			r.kept[textproto.CanonicalMIMEHeaderKey(name)] = true
 		}
 	}

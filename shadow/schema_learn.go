@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // SchemaKey names one of a route's schemas: a request method and the
@@ -39,10 +40,10 @@ func NewSchemaRules(c config.Compare) (*SchemaRules, error) {
 		flags pathFlags
 	}{{c.Ignore, flagIgnore}, {c.Redact, flagRedact}, {c.KeepValues, flagKeep}, {c.Maps, flagMap}} {
 		for _, s := range list.paths {
-			if _, header := config.KeptHeader(s); header && list.flags == flagKeep {
+			if _, header := domain.KeptHeader(s); header && list.flags == flagKeep {
 				continue
 			}
-			p, _ := config.ParseFieldPath(s) // validated above
+			p, _ := domain.ParseFieldPath(s) // validated above
 			rules = append(rules, pathRule{path: p, flags: list.flags})
 		}
 	}
@@ -299,7 +300,7 @@ func typeOf(t *tree, i int32) jsonType {
 	case kindArray:
 		return typeArray
 	}
-	if d := parseDecimal(t.value(i)); d.lo == d.hi || d.exact && d.exp >= 0 {
+	if domain.ParseNumber(t.value(i)).Integer() {
 		return typeInteger
 	}
 	return typeNumber

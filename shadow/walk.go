@@ -3,6 +3,8 @@ package shadow
 import (
 	"bytes"
 	"slices"
+
+	"strangler/domain"
 )
 
 // walker compares two parsed documents. One walker serves one comparison
@@ -58,7 +60,7 @@ func (w *walker) diff(ai, bi int32, tn *pathNode) bool {
 	}
 	switch na.kind {
 	case kindNumber:
-		if numbersEqual(w.a.value(ai), w.b.value(bi)) {
+		if domain.NumbersEqual(w.a.value(ai), w.b.value(bi)) {
 			return true
 		}
 	case kindString:

@@ -4,13 +4,13 @@ import (
 	"context"
 	"time"
 
-	"strangler/store"
+	"strangler/domain"
 )
 
 // Sink is where flushed counts go: the state store's hourly counts.
 type Sink interface {
-	AddCounts(ctx context.Context, counts []store.HourCount) error
-	AddLegacyClients(ctx context.Context, counts []store.ClientCount) error
+	AddCounts(ctx context.Context, counts []domain.HourCount) error
+	AddLegacyClients(ctx context.Context, counts []domain.ClientCount) error
 }
 
 // Flush adds the counts gathered since the last flush to sink, attributed
@@ -18,12 +18,12 @@ type Sink interface {
 // next one, so a store outage delays the report rather than losing counts.
 func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 	hour := now.UTC().Truncate(time.Hour)
-	var counts []store.HourCount
-	var clients []store.ClientCount
-	taken := map[*Route]store.HourCount{}
+	var counts []domain.HourCount
+	var clients []domain.ClientCount
+	taken := map[*Route]domain.HourCount{}
 	takenClients := map[*Route]map[string]int64{}
 	for _, r := range c.all() {
-		hc := store.HourCount{
+		hc := domain.HourCount{
 			Route:            r.name,
 			Hour:             hour,
 			Requests:         r.pending.requests.Swap(0),
@@ -50,7 +50,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 		if len(cs) > 0 {
 			takenClients[r] = cs
 			for client, n := range cs {
-				clients = append(clients, store.ClientCount{Route: r.name, Hour: hour, Client: client, Requests: n})
+				clients = append(clients, domain.ClientCount{Route: r.name, Hour: hour, Client: client, Requests: n})
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"strangler/store"
+	"strangler/domain"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 30, 0, time.UTC)
@@ -35,12 +35,12 @@ func TestWindowCountsRecentMinutesOnly(t *testing.T) {
 }
 
 type sink struct {
-	counts  []store.HourCount
-	clients []store.ClientCount
+	counts  []domain.HourCount
+	clients []domain.ClientCount
 	fail    bool
 }
 
-func (s *sink) AddCounts(_ context.Context, c []store.HourCount) error {
+func (s *sink) AddCounts(_ context.Context, c []domain.HourCount) error {
 	if s.fail {
 		return errors.New("store down")
 	}
@@ -48,7 +48,7 @@ func (s *sink) AddCounts(_ context.Context, c []store.HourCount) error {
 	return nil
 }
 
-func (s *sink) AddLegacyClients(_ context.Context, c []store.ClientCount) error {
+func (s *sink) AddLegacyClients(_ context.Context, c []domain.ClientCount) error {
 	s.clients = append(s.clients, c...)
 	return nil
 }

@@ -7,35 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// AuditEntry is one line of the audit log: who did what to which route,
-// when and why.
-type AuditEntry struct {
-	// ID is assigned by the store; later entries have higher ids, and the
-	// hash chain runs in id order.
-	ID int64
-	// At is when it happened; zero means now.
-	At    time.Time
-	Actor string
-	// Action is what happened: "flip", "clear", "denied", "rollback",
-	// "repair_retry", "repair_discard", …
-	Action string
-	Route  string
-	// FromMode and ToMode, FromPercent and ToPercent describe a flip; nil
-	// percents were not set.
-	FromMode, ToMode       string
-	FromPercent, ToPercent *float64
-	Reason                 string
-	// Forced says a gate was overridden.
-	Forced bool
-	// Detail is free text, such as which gate refused a flip.
-	Detail string
-	// PrevHash and Hash link the entry into the audit log's hash chain
-	// (auditchain.go); set by the store, "" for an entry that was written
-	// around the chain.
-	PrevHash, Hash string
-}
+	"strangler/domain"
+)
 
 // AuditFilter selects audit entries for AuditLog. Zero fields do not
 // filter.
@@ -49,7 +23,7 @@ type AuditFilter struct {
 
 // AppendAudit records an event that changes no flag, such as a refused
 // flip or an operator's action on a repair.
-func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) error {
+func (s *Store) AppendAudit(ctx context.Context, a domain.AuditEntry) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, a) })
 	if err != nil {
 		return fmt.Errorf("store: append audit: %w", err)
@@ -60,7 +34,7 @@ func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) error {
 // appendAudit adds a to the end of the hash chain in tx. The chain's head
 // stays locked until tx ends, so appends from every replica take turns
 // and each links to the one before it.
-func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, a AuditEntry) error {
+func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, a domain.AuditEntry) error {
 	if a.Action == "" {
 		return errors.New("audit entry has no action")
 	}
@@ -95,13 +69,13 @@ const auditColumns = `id, at, actor, action, route, from_mode, to_mode, from_per
 	reason, forced, detail, prev_hash, hash`
 
 // scanAudit reads one row of auditColumns.
-func scanAudit(rows *sql.Rows) (AuditEntry, error) {
-	var a AuditEntry
+func scanAudit(rows *sql.Rows) (domain.AuditEntry, error) {
+	var a domain.AuditEntry
 	var from, to sql.NullFloat64
 	var prev, hash sql.NullString
 	if err := rows.Scan(&a.ID, scanTime(&a.At), &a.Actor, &a.Action, &a.Route, &a.FromMode, &a.ToMode,
 		&from, &to, &a.Reason, &a.Forced, &a.Detail, &prev, &hash); err != nil {
-		return AuditEntry{}, err
+		return domain.AuditEntry{}, err
 	}
 	a.FromPercent, a.ToPercent = floatPtr(from), floatPtr(to)
 	a.PrevHash, a.Hash = prev.String, hash.String
@@ -109,7 +83,7 @@ func scanAudit(rows *sql.Rows) (AuditEntry, error) {
 }
 
 // AuditLog returns audit entries, newest first.
-func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntry, error) {
 	var where []string
 	var args []any
 	if f.Route != "" {
@@ -131,7 +105,7 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 		return nil, fmt.Errorf("store: audit log: %w", err)
 	}
 	defer rows.Close()
-	var out []AuditEntry
+	var out []domain.AuditEntry
 	for rows.Next() {
 		a, err := scanAudit(rows)
 		if err != nil {

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"strangler/domain"
 )
 
 // GenesisHash is the previous hash of the chain's first entry.
@@ -36,11 +38,11 @@ const auditFormat = "strangler-audit-v1"
 // false) and Detail: its length in bytes in decimal, a colon, its UTF-8
 // bytes and a newline. Lengths make the form unambiguous whatever the
 // text holds, and simple to recompute from an export in any language.
-func auditHash(e AuditEntry) string {
+func auditHash(e domain.AuditEntry) string {
 	h := sha256.New()
 	for _, f := range []string{
 		auditFormat, e.PrevHash, AuditTime(e.At), e.Actor, e.Action, e.Route,
-		e.FromMode, e.ToMode, AuditPercent(e.FromPercent), AuditPercent(e.ToPercent),
+		string(e.FromMode), string(e.ToMode), AuditPercent(e.FromPercent), AuditPercent(e.ToPercent),
 		e.Reason, strconv.FormatBool(e.Forced), e.Detail,
 	} {
 		fmt.Fprintf(h, "%d:%s\n", len(f), f)
@@ -106,7 +108,7 @@ func (s *Store) readAuditHead(ctx context.Context, q querier, suffix string) (Au
 }
 
 // moveAuditHead makes e the end of the chain.
-func (s *Store) moveAuditHead(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
+func (s *Store) moveAuditHead(ctx context.Context, tx *sql.Tx, e domain.AuditEntry) error {
 	_, err := tx.ExecContext(ctx, `UPDATE strangler_audit_head SET last_id = $1, hash = $2 WHERE one = 1`, e.ID, e.Hash)
 	if err != nil {
 		return fmt.Errorf("audit head: %w", err)
@@ -130,7 +132,7 @@ func (s *Store) chainPreExisting(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	// Read whole before updating: a connection runs one statement at a time.
-	var pending []AuditEntry
+	var pending []domain.AuditEntry
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
@@ -162,7 +164,7 @@ func (s *Store) chainPreExisting(ctx context.Context, tx *sql.Tx) error {
 // WalkAudit calls fn with every audit entry at or after since (zero: all
 // of them), in chain order, reading them as it goes. An error from fn
 // stops the walk and is returned as it is.
-func (s *Store) WalkAudit(ctx context.Context, since time.Time, fn func(AuditEntry) error) error {
+func (s *Store) WalkAudit(ctx context.Context, since time.Time, fn func(domain.AuditEntry) error) error {
 	q, args := `SELECT `+auditColumns+` FROM strangler_audit ORDER BY id`, []any(nil)
 	if !since.IsZero() {
 		q, args = `SELECT `+auditColumns+` FROM strangler_audit WHERE at >= $1 ORDER BY id`, []any{s.ts(since)}
@@ -229,7 +231,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 		v.Break = &AuditBreak{ID: id, After: prevID, Problem: fmt.Sprintf(format, args...)}
 		return errChainBroken
 	}
-	err = s.WalkAudit(ctx, time.Time{}, func(e AuditEntry) error {
+	err = s.WalkAudit(ctx, time.Time{}, func(e domain.AuditEntry) error {
 		switch {
 		case e.Hash == "" || e.PrevHash == "":
 			return brk(e.ID, "entry %d is not chained: it has no hash, so it was written around the chain (by a release without it, or directly in the database)", e.ID)

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"strangler/domain"
 )
 
 // TestAuditHashIsTheDocumentedCanonicalForm: the canonical form is a
 // promise to auditors who recompute hashes from an export, and every
 // stored chain depends on it: it never changes unnoticed.
 func TestAuditHashIsTheDocumentedCanonicalForm(t *testing.T) {
-	e := AuditEntry{
+	e := domain.AuditEntry{
 		PrevHash: GenesisHash, At: time.Date(2030, 3, 4, 10, 15, 0, 123456000, time.UTC),
 		Actor: "alice", Action: "flip", Route: "get-patient", FromMode: "legacy", ToMode: "fallback",
 		ToPercent: pct(12.5), Reason: "ticket 42: ünïcode", Detail: "a\nb",
@@ -118,7 +120,7 @@ func TestAuditChainNoticesTheEnd(t *testing.T) {
 			if v := verify(t, s); v.Break != nil {
 				t.Fatalf("the head restored: got %+v, want no break", v.Break)
 			}
-			insertUnchained(t, s, AuditEntry{At: clk.Now(), Actor: "mallory", Action: "flip", Route: "x"})
+			insertUnchained(t, s, domain.AuditEntry{At: clk.Now(), Actor: "mallory", Action: "flip", Route: "x"})
 			v := verify(t, s)
 			if v.Break == nil || v.Break.After != ids[7] || !strings.Contains(v.Break.Problem, "is not chained") {
 				t.Errorf("got %+v, want a break after entry %d saying it is not chained", v.Break, ids[7])
@@ -145,7 +147,7 @@ func TestAuditChainStaysLinearAcrossReplicas(t *testing.T) {
 				for i := range each {
 					var err error
 					if i%2 == 0 {
-						err = s.AppendAudit(ctx, AuditEntry{Actor: fmt.Sprintf("replica-%d", r), Action: "denied", Route: route})
+						err = s.AppendAudit(ctx, domain.AuditEntry{Actor: fmt.Sprintf("replica-%d", r), Action: "denied", Route: route})
 					} else {
 						err = flipOnce(ctx, s, route, fmt.Sprintf("replica-%d/%d", r, w))
 					}
@@ -182,8 +184,8 @@ func flipOnce(ctx context.Context, s *Store, route, actor string) error {
 			return err
 		}
 		o := all[route]
-		_, err = s.SetOverride(ctx, Override{Route: route, Mode: "fallback", Actor: actor, Reason: "ramp"}, o.Version,
-			AuditEntry{Actor: actor, Action: "flip", Route: route, FromMode: "legacy", ToMode: "fallback"})
+		_, err = s.SetOverride(ctx, domain.Override{Route: route, Mode: "fallback", Actor: actor, Reason: "ramp"}, o.Version,
+			domain.AuditEntry{Actor: actor, Action: "flip", Route: route, FromMode: "legacy", ToMode: "fallback"})
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -209,7 +211,7 @@ func TestAuditChainCoversEntriesFromBeforeTheUpgrade(t *testing.T) {
 		old.db.Close()
 
 		s := openStore(t, dsn, nil)
-		if err := s.AppendAudit(ctx, AuditEntry{Actor: "bob", Action: "flip", Route: "get-patient"}); err != nil {
+		if err := s.AppendAudit(ctx, domain.AuditEntry{Actor: "bob", Action: "flip", Route: "get-patient"}); err != nil {
 			t.Fatal(err)
 		}
 		v := verify(t, s)
@@ -269,23 +271,23 @@ func writeAuditHistory(t *testing.T, s *Store, clk *testClock, n int) []int64 {
 		var err error
 		switch i % 4 {
 		case 0:
-			_, err = s.SetOverride(ctx, Override{Route: "get-patient", Mode: "fallback", Percent: pct(float64(i % 100)), Actor: "alice", Reason: "ramp"},
-				version, AuditEntry{Actor: "alice", Action: "flip", Route: "get-patient", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(float64(i % 100)), Reason: "ramp"})
+			_, err = s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "fallback", Percent: pct(float64(i % 100)), Actor: "alice", Reason: "ramp"},
+				version, domain.AuditEntry{Actor: "alice", Action: "flip", Route: "get-patient", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(float64(i % 100)), Reason: "ramp"})
 			version++
 		case 1:
-			err = s.ClearOverride(ctx, "get-patient", version, AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
+			err = s.ClearOverride(ctx, "get-patient", version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
 			version = 0
 		case 2:
-			err = s.AppendAudit(ctx, AuditEntry{Actor: "unauthenticated", Action: "denied", Route: "get-patient", Detail: "PATCH refused (401)"})
+			err = s.AppendAudit(ctx, domain.AuditEntry{Actor: "unauthenticated", Action: "denied", Route: "get-patient", Detail: "PATCH refused (401)"})
 		case 3:
-			err = s.AppendAudit(ctx, AuditEntry{Actor: "carol", Action: "repair_retry", Route: "create-patient", Reason: "modern is back", Detail: fmt.Sprint("w-", i), Forced: true})
+			err = s.AppendAudit(ctx, domain.AuditEntry{Actor: "carol", Action: "repair_retry", Route: "create-patient", Reason: "modern is back", Detail: fmt.Sprint("w-", i), Forced: true})
 		}
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
 	}
 	var ids []int64
-	err := s.WalkAudit(ctx, time.Time{}, func(e AuditEntry) error {
+	err := s.WalkAudit(ctx, time.Time{}, func(e domain.AuditEntry) error {
 		ids = append(ids, e.ID)
 		return nil
 	})
@@ -319,10 +321,10 @@ func wantBreak(t *testing.T, v AuditVerification, id, after int64, says string) 
 }
 
 // entry reads one audit entry as stored.
-func entry(t *testing.T, s *Store, id int64) AuditEntry {
+func entry(t *testing.T, s *Store, id int64) domain.AuditEntry {
 	t.Helper()
-	var found AuditEntry
-	err := s.WalkAudit(context.Background(), time.Time{}, func(e AuditEntry) error {
+	var found domain.AuditEntry
+	err := s.WalkAudit(context.Background(), time.Time{}, func(e domain.AuditEntry) error {
 		if e.ID == id {
 			found = e
 		}
@@ -336,7 +338,7 @@ func entry(t *testing.T, s *Store, id int64) AuditEntry {
 
 // overwrite writes e, hashes included, over the row id, as someone with
 // access to the database could.
-func overwrite(t *testing.T, s *Store, id int64, e AuditEntry) {
+func overwrite(t *testing.T, s *Store, id int64, e domain.AuditEntry) {
 	t.Helper()
 	_, err := s.db.ExecContext(context.Background(), `
 		UPDATE strangler_audit SET at = $2, actor = $3, action = $4, route = $5, from_mode = $6, to_mode = $7,
@@ -351,7 +353,7 @@ func overwrite(t *testing.T, s *Store, id int64, e AuditEntry) {
 
 // insertUnchained adds an entry without a hash, as an older release or
 // someone with access to the database would.
-func insertUnchained(t *testing.T, s *Store, e AuditEntry) {
+func insertUnchained(t *testing.T, s *Store, e domain.AuditEntry) {
 	t.Helper()
 	_, err := s.db.ExecContext(context.Background(), `
 		INSERT INTO strangler_audit (at, actor, action, route, from_mode, to_mode, reason, forced, detail)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"strangler/domain"
 )
 
 // Backup writes a consistent copy of the embedded store at dsn
@@ -135,7 +137,7 @@ type BackupReport struct {
 	Overrides, AuditEntries     int
 	// Repairs counts the journaled writes still open, by state: pending,
 	// dead, unknown and sent.
-	Repairs map[State]int
+	Repairs map[domain.State]int
 }
 
 // Verify checks the SQLite file at path as a backup of the store: that
@@ -143,7 +145,7 @@ type BackupReport struct {
 // schema this build knows, and what it holds. Any problem is an error; the
 // file is only read.
 func Verify(ctx context.Context, path string) (BackupReport, error) {
-	rep := BackupReport{Repairs: map[State]int{}}
+	rep := BackupReport{Repairs: map[domain.State]int{}}
 	if _, err := os.Stat(path); err != nil {
 		return rep, fmt.Errorf("store: verify: %w", err)
 	}
@@ -183,13 +185,13 @@ func Verify(ctx context.Context, path string) (BackupReport, error) {
 	}
 	rows, err := db.QueryContext(ctx, `
 		SELECT state, count(*) FROM strangler_repairs
-		WHERE state IN ('pending', 'dead', 'unknown', 'sent') GROUP BY state`)
+		WHERE `+statesIn(openStates)+` GROUP BY state`)
 	if err != nil {
 		return rep, fmt.Errorf("store: verify %s: %w", path, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var st State
+		var st domain.State
 		var n int
 		if err := rows.Scan(&st, &n); err != nil {
 			return rep, fmt.Errorf("store: verify %s: %w", path, err)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestBackupWhileTheStoreIsWritten(t *testing.T) {
@@ -26,7 +28,7 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 	if err := s.BeginWrite(ctx, intent("sent-1", "/patients/2"), clk.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
+	if _, err := s.SetOverride(ctx, domain.Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -43,7 +45,7 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 			}
 			id := fmt.Sprintf("busy-%d", i)
 			if s.BeginWrite(ctx, intent(id, "/patients/busy"), clk.Now().Add(time.Minute)) == nil &&
-				s.RecordOutcome(ctx, id, Outcome{Status: 200}) == nil {
+				s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}) == nil {
 				written.Add(1)
 			}
 		}
@@ -64,10 +66,10 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 	// The copy may catch one busy write between its two commits, sent.
-	if sent := rep.Repairs[StateSent]; rep.Overrides != 1 || rep.AuditEntries != 1 || sent < 1 || sent > 2 {
+	if sent := rep.Repairs[domain.StateSent]; rep.Overrides != 1 || rep.AuditEntries != 1 || sent < 1 || sent > 2 {
 		t.Errorf("got %+v, want 1 override, 1 audit entry, 1 sent write (2 with a busy one)", rep)
 	}
-	if n := rep.Repairs[StatePending] - 1; n < 20 || int64(n) > written.Load() {
+	if n := rep.Repairs[domain.StatePending] - 1; n < 20 || int64(n) > written.Load() {
 		t.Errorf("pending busy writes in the backup: got %d, want from 20 to %d", n, written.Load())
 	}
 	if rep.SchemaVersion != rep.KnownVersion || rep.SchemaVersion == 0 {
@@ -82,7 +84,7 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 
 	t.Run("a backup is a store a facade opens, and delivers from at once", func(t *testing.T) {
 		b := openStore(t, "sqlite:"+out, clk)
-		if got := state(t, b, "pending-1"); got != StatePending {
+		if got := state(t, b, "pending-1"); got != domain.StatePending {
 			t.Errorf("pending-1 in the backup: got %s, want pending", got)
 		}
 		if r, err := b.GetRepair(ctx, "pending-1", false); err != nil || r.LeaseOwner != "" {
@@ -168,7 +170,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 			}
 		})
 	}
-	if rep, err := Verify(ctx, good); err != nil || rep.Repairs[StatePending] != 300 {
+	if rep, err := Verify(ctx, good); err != nil || rep.Repairs[domain.StatePending] != 300 {
 		t.Errorf("the undamaged backup: got %+v %v, want 300 pending writes", rep, err)
 	}
 }

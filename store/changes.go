@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"strangler/domain"
 )
 
 // ChangeState is where a change request is in its life: a closed set,
@@ -45,7 +47,7 @@ type Change struct {
 	Kind  ChangeKind
 	// Mode and Percent are where a flip or clear takes the route; for a
 	// ramp, its mode. Forced flips skip the gates.
-	Mode    string
+	Mode    domain.Mode
 	Percent *float64
 	Forced  bool
 	// RampSteps and RampEvery are a ramp's plan.
@@ -53,7 +55,7 @@ type Change struct {
 	RampEvery time.Duration
 	// FromMode, FromPercent and BaseVersion are the route as the
 	// requester saw it.
-	FromMode    string
+	FromMode    domain.Mode
 	FromPercent *float64
 	BaseVersion int64
 	Requester   string
@@ -103,7 +105,7 @@ func scanChange(row interface{ Scan(...any) error }) (Change, error) {
 // records a, whose Detail may name the request as "{id}", in the audit
 // log, in one transaction. A route with a pending request keeps it: the
 // error is ErrConflict and nothing is written.
-func (s *Store) CreateChange(ctx context.Context, c Change, a AuditEntry) (Change, error) {
+func (s *Store) CreateChange(ctx context.Context, c Change, a domain.AuditEntry) (Change, error) {
 	c = cleanChange(c)
 	c.State, c.Version, c.Approvers = ChangePending, 1, nil
 	steps := ""
@@ -200,7 +202,7 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) ([]Change, error) {
 // still expectVersion, and records a in the audit log (unless a has no
 // action), in one transaction; the result carries the new version. A
 // request that changed since is ErrConflict, none at all ErrNotFound.
-func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64, a AuditEntry) (Change, error) {
+func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64, a domain.AuditEntry) (Change, error) {
 	l := LinkChange(c, expectVersion, a)
 	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
 		return Change{}, fmt.Errorf("store: update change %d: %w", c.ID, err)
@@ -212,14 +214,14 @@ func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64,
 // LinkChange is UpdateChange as a write linked to the change the request
 // asked for: the route moves and the request is applied together, or
 // neither.
-func LinkChange(c Change, expectVersion int64, a AuditEntry) Linked {
+func LinkChange(c Change, expectVersion int64, a domain.AuditEntry) Linked {
 	return changeUpdate{cleanChange(c), expectVersion, a}
 }
 
 type changeUpdate struct {
 	c      Change
 	expect int64
-	a      AuditEntry
+	a      domain.AuditEntry
 }
 
 func (u changeUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {
@@ -256,7 +258,7 @@ func (u changeUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {
 // ExpireChanges marks the pending change requests that expired by now as
 // expired, each audited with the entry audit makes of it, and returns
 // them. Replicas sweeping at once expire each request once.
-func (s *Store) ExpireChanges(ctx context.Context, now time.Time, audit func(Change) AuditEntry) ([]Change, error) {
+func (s *Store) ExpireChanges(ctx context.Context, now time.Time, audit func(Change) domain.AuditEntry) ([]Change, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+changeColumns+` FROM strangler_changes WHERE state = 'pending' AND expires_at <= $1 ORDER BY id`, s.ts(now))
 	if err != nil {

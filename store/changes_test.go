@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 // aChange is alice's request to flip route from fallback 25% to modern.
@@ -21,7 +23,7 @@ func TestChangeRequests(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock()
 		s := newStore(t, b, clk)
-		requested := AuditEntry{Actor: "alice", Action: "change_request", Route: "get-patient", Detail: "change request {id}"}
+		requested := domain.AuditEntry{Actor: "alice", Action: "change_request", Route: "get-patient", Detail: "change request {id}"}
 
 		c, err := s.CreateChange(ctx, aChange("get-patient", clk.Now()), requested)
 		if err != nil {
@@ -72,10 +74,10 @@ func TestChangeRequests(t *testing.T) {
 		t.Run("an approval from a stale version is a conflict; a current one is kept", func(t *testing.T) {
 			next := c
 			next.Approvers = []string{"bob"}
-			if _, err := s.UpdateChange(ctx, next, c.Version+1, AuditEntry{Actor: "bob", Action: "change_approve"}); !errors.Is(err, ErrConflict) {
+			if _, err := s.UpdateChange(ctx, next, c.Version+1, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); !errors.Is(err, ErrConflict) {
 				t.Errorf("got %v, want ErrConflict", err)
 			}
-			if c, err = s.UpdateChange(ctx, next, c.Version, AuditEntry{Actor: "bob", Action: "change_approve"}); err != nil {
+			if c, err = s.UpdateChange(ctx, next, c.Version, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := s.Change(ctx, c.ID); !reflect.DeepEqual(got.Approvers, []string{"bob"}) || got.Version != 2 {
@@ -86,14 +88,14 @@ func TestChangeRequests(t *testing.T) {
 		t.Run("a request is applied together with the flip it asks for, or not at all", func(t *testing.T) {
 			applied := c
 			applied.State, applied.DecidedBy, applied.DecidedAt = ChangeApplied, "bob", clk.Now()
-			o := Override{Route: "get-patient", Mode: "modern", Actor: "alice", Reason: "ticket 42"}
-			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, AuditEntry{})); !errors.Is(err, ErrConflict) {
+			o := domain.Override{Route: "get-patient", Mode: "modern", Actor: "alice", Reason: "ticket 42"}
+			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, domain.AuditEntry{})); !errors.Is(err, ErrConflict) {
 				t.Fatalf("a flip from a stale route version: got %v, want ErrConflict", err)
 			}
 			if got, _ := s.Change(ctx, c.ID); got.State != ChangePending {
 				t.Errorf("the request of a flip that failed is %s, want pending", got.State)
 			}
-			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, AuditEntry{})); err != nil {
+			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, domain.AuditEntry{})); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := s.Change(ctx, c.ID)
@@ -112,8 +114,8 @@ func TestChangeRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.Advance(time.Second)
-			expiry := func(c Change) AuditEntry {
-				return AuditEntry{Actor: c.Requester, Action: "change_expired", Route: c.Route}
+			expiry := func(c Change) domain.AuditEntry {
+				return domain.AuditEntry{Actor: c.Requester, Action: "change_expired", Route: c.Route}
 			}
 			before := auditCount(t, s)
 			got, err := s.ExpireChanges(ctx, clk.Now(), expiry)

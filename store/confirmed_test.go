@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestConfirmedMissingAddsUpApartFromFallbacks(t *testing.T) {
@@ -12,10 +14,10 @@ func TestConfirmedMissingAddsUpApartFromFallbacks(t *testing.T) {
 		dsn := b.fresh(t)
 		a, c := openStore(t, dsn, nil), openStore(t, dsn, nil)
 		hour := t0.Truncate(time.Hour)
-		if err := a.AddCounts(ctx, []HourCount{{Route: "get", Hour: hour, Requests: 10, Modern: 6, Fallbacks: 1, ConfirmedMissing: 3}}); err != nil {
+		if err := a.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: hour, Requests: 10, Modern: 6, Fallbacks: 1, ConfirmedMissing: 3}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.AddCounts(ctx, []HourCount{
+		if err := c.AddCounts(ctx, []domain.HourCount{
 			{Route: "get", Hour: hour.Add(time.Minute), Requests: 4, ConfirmedMissing: 4},
 			{Route: "get", Hour: hour.Add(-time.Hour), Requests: 2, ConfirmedMissing: 2},
 		}); err != nil {

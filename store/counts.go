@@ -7,38 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"strangler/domain"
 )
-
-// HourCount is what one route saw in one UTC hour. AddCounts adds it to
-// what is stored, so each replica flushes only what it counted since its
-// last flush.
-type HourCount struct {
-	Route string
-	// Hour is truncated to the hour in UTC by the store.
-	Hour time.Time
-	// Requests counts every request; Modern those modern served;
-	// Fallbacks those modern failed and legacy served.
-	Requests, Modern, Fallbacks int64
-	// ConfirmedMissing counts the not_found fallbacks that legacy answered
-	// 404 or 410 too: not among Fallbacks, which are migration gaps.
-	ConfirmedMissing int64
-	// ShadowMatches and ShadowMismatches count shadow comparisons.
-	ShadowMatches, ShadowMismatches int64
-	// LastFallbackAt is the latest fallback in the hour; zero if none.
-	LastFallbackAt time.Time
-}
-
-// ClientCount is how many requests from one client app version reached
-// legacy on one route.
-type ClientCount struct {
-	Route string
-	// Hour is truncated to the hour in UTC; zero in TopLegacyClients'
-	// results, which add up hours.
-	Hour time.Time
-	// Client is the app version, from User-Agent or X-App-Version.
-	Client   string
-	Requests int64
-}
 
 // CountTotals adds up a route's hours.
 type CountTotals struct {
@@ -50,8 +21,8 @@ type CountTotals struct {
 }
 
 // AddCounts adds counts to the stored hours, creating hours not seen yet.
-func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
-	merged := map[[2]string]HourCount{}
+func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error {
+	merged := map[[2]string]domain.HourCount{}
 	for _, c := range counts {
 		c.Route, c.Hour = clean(c.Route), c.Hour.UTC().Truncate(time.Hour)
 		k := [2]string{c.Route, c.Hour.Format(time.RFC3339)}
@@ -71,13 +42,13 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 		}
 		merged[k] = m
 	}
-	rows := make([]HourCount, 0, len(merged))
+	rows := make([]domain.HourCount, 0, len(merged))
 	for _, c := range merged {
 		rows = append(rows, c)
 	}
 	// One order for every replica, so two flushes touching the same hours
 	// lock them in the same order and cannot deadlock.
-	slices.SortFunc(rows, func(a, b HourCount) int {
+	slices.SortFunc(rows, func(a, b domain.HourCount) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour))
 	})
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -115,8 +86,8 @@ func (s *Store) AddCounts(ctx context.Context, counts []HourCount) error {
 }
 
 // AddLegacyClients adds per-client counts of requests that reached legacy.
-func (s *Store) AddLegacyClients(ctx context.Context, counts []ClientCount) error {
-	merged := map[[3]string]ClientCount{}
+func (s *Store) AddLegacyClients(ctx context.Context, counts []domain.ClientCount) error {
+	merged := map[[3]string]domain.ClientCount{}
 	for _, c := range counts {
 		c.Route, c.Client, c.Hour = clean(c.Route), clean(c.Client), c.Hour.UTC().Truncate(time.Hour)
 		k := [3]string{c.Route, c.Hour.Format(time.RFC3339), c.Client}
@@ -124,11 +95,11 @@ func (s *Store) AddLegacyClients(ctx context.Context, counts []ClientCount) erro
 		c.Requests += m.Requests
 		merged[k] = c
 	}
-	rows := make([]ClientCount, 0, len(merged))
+	rows := make([]domain.ClientCount, 0, len(merged))
 	for _, c := range merged {
 		rows = append(rows, c)
 	}
-	slices.SortFunc(rows, func(a, b ClientCount) int {
+	slices.SortFunc(rows, func(a, b domain.ClientCount) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour), cmp.Compare(a.Client, b.Client))
 	})
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -176,7 +147,7 @@ func (s *Store) Counts(ctx context.Context, route string, since time.Time) (Coun
 // TopLegacyClients returns the n client app versions that sent route the
 // most requests reaching legacy, from the hour containing since onwards,
 // most first.
-func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]ClientCount, error) {
+func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]domain.ClientCount, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT client, CAST(SUM(requests) AS BIGINT) AS total
 		FROM strangler_legacy_clients
@@ -188,9 +159,9 @@ func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.T
 		return nil, fmt.Errorf("store: top legacy clients of %s: %w", route, err)
 	}
 	defer rows.Close()
-	var out []ClientCount
+	var out []domain.ClientCount
 	for rows.Next() {
-		c := ClientCount{Route: route}
+		c := domain.ClientCount{Route: route}
 		if err := rows.Scan(&c.Client, &c.Requests); err != nil {
 			return nil, fmt.Errorf("store: top legacy clients of %s: %w", route, err)
 		}
@@ -228,7 +199,7 @@ func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, erro
 
 // HourlyCounts returns route's hours from the one containing since
 // onwards, oldest first; hours without traffic are absent.
-func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time) ([]HourCount, error) {
+func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time) ([]domain.HourCount, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing
 		FROM strangler_route_hours
@@ -238,9 +209,9 @@ func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time)
 		return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
 	}
 	defer rows.Close()
-	var out []HourCount
+	var out []domain.HourCount
 	for rows.Next() {
-		h := HourCount{Route: route}
+		h := domain.HourCount{Route: route}
 		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt), &h.ConfirmedMissing); err != nil {
 			return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
 		}

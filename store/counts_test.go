@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestCounts(t *testing.T) {
@@ -17,14 +19,14 @@ func TestCounts(t *testing.T) {
 		fb1, fb2 := hour.Add(10*time.Minute), hour.Add(40*time.Minute)
 
 		t.Run("counts add up across flushes and replicas", func(t *testing.T) {
-			if err := a.AddCounts(ctx, []HourCount{
+			if err := a.AddCounts(ctx, []domain.HourCount{
 				{Route: "get", Hour: hour.Add(15 * time.Minute), Requests: 10, Modern: 8, Fallbacks: 2, LastFallbackAt: fb2},
 				{Route: "get", Hour: lastHour, Requests: 5, Modern: 5},
 				{Route: "other", Hour: hour, Requests: 100},
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.AddCounts(ctx, []HourCount{
+			if err := c.AddCounts(ctx, []domain.HourCount{
 				{Route: "get", Hour: hour.Add(45 * time.Minute), Requests: 4, Modern: 3, Fallbacks: 1, ShadowMatches: 7, ShadowMismatches: 1, LastFallbackAt: fb1},
 				{Route: "get", Hour: hour, Requests: 1},
 			}); err != nil {
@@ -71,7 +73,7 @@ func TestCounts(t *testing.T) {
 		})
 
 		t.Run("the clients still reaching legacy are ranked by requests", func(t *testing.T) {
-			if err := a.AddLegacyClients(ctx, []ClientCount{
+			if err := a.AddLegacyClients(ctx, []domain.ClientCount{
 				{Route: "get", Hour: hour, Client: "ios/3.1", Requests: 5},
 				{Route: "get", Hour: hour, Client: "android/2.0", Requests: 7},
 				{Route: "get", Hour: lastHour, Client: "ios/3.1", Requests: 4},
@@ -80,14 +82,14 @@ func TestCounts(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.AddLegacyClients(ctx, []ClientCount{{Route: "get", Hour: hour.Add(time.Minute), Client: "ios/3.1", Requests: 3}}); err != nil {
+			if err := c.AddLegacyClients(ctx, []domain.ClientCount{{Route: "get", Hour: hour.Add(time.Minute), Client: "ios/3.1", Requests: 3}}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := a.TopLegacyClients(ctx, "get", lastHour, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := []ClientCount{{Route: "get", Client: "ios/3.1", Requests: 12}, {Route: "get", Client: "android/2.0", Requests: 7}}
+			want := []domain.ClientCount{{Route: "get", Client: "ios/3.1", Requests: 12}, {Route: "get", Client: "android/2.0", Requests: 7}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 // TestACreateMovesToTheResourceItMade journals a POST to a collection
@@ -16,12 +18,12 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 		clk := newClock()
 		s := newStore(t, b, clk)
 		lease := clk.Now().Add(time.Minute)
-		create := func(id string) Intent {
+		create := func(id string) domain.Intent {
 			in := intent(id, "/patients")
 			in.Method, in.Target = http.MethodPost, "/patients"
 			return in
 		}
-		for _, in := range []Intent{create("c1"), create("c2"), intent("u1", "/patients/42")} {
+		for _, in := range []domain.Intent{create("c1"), create("c2"), intent("u1", "/patients/42")} {
 			if err := s.BeginWrite(ctx, in, lease); err != nil {
 				t.Fatal(err)
 			}
@@ -32,9 +34,9 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		must(s.RecordOutcome(ctx, "c1", Outcome{Status: 201, Location: "/patients/42", Resource: "/patients/42"}))
-		must(s.RecordOutcome(ctx, "c2", Outcome{Status: 201, Resource: "/patients#c2"}))
-		must(s.RecordOutcome(ctx, "u1", Outcome{Status: 200}))
+		must(s.RecordOutcome(ctx, "c1", domain.Outcome{Status: 201, Location: "/patients/42", Resource: "/patients/42"}))
+		must(s.RecordOutcome(ctx, "c2", domain.Outcome{Status: 201, Resource: "/patients#c2"}))
+		must(s.RecordOutcome(ctx, "u1", domain.Outcome{Status: 200}))
 
 		claimed, err := s.ClaimRepairs(ctx, "w", 10, time.Minute, clk.Now())
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestReopenKeepsEverything(t *testing.T) {
@@ -30,13 +32,13 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if err := s.BeginWrite(ctx, intent("sent", "update-patient/3"), clk.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.SetOverride(ctx, Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
+		if _, err := s.SetOverride(ctx, domain.Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddCounts(ctx, []HourCount{{Route: "get", Hour: t0, Requests: 3, Fallbacks: 1, LastFallbackAt: t0}}); err != nil {
+		if err := s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 3, Fallbacks: 1, LastFallbackAt: t0}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddLegacyClients(ctx, []ClientCount{{Route: "get", Hour: t0, Client: "ios/1", Requests: 3}}); err != nil {
+		if err := s.AddLegacyClients(ctx, []domain.ClientCount{{Route: "get", Hour: t0, Client: "ios/1", Requests: 3}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AddSample(ctx, "get", t0, []byte(`{"a":1}`), 5); err != nil {
@@ -53,7 +55,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		}
 
 		s = openStore(t, dsn, clk)
-		for id, want := range map[string]State{"pending": StatePending, "dead": StateDead, "sent": StateSent} {
+		for id, want := range map[string]domain.State{"pending": domain.StatePending, "dead": domain.StateDead, "sent": domain.StateSent} {
 			if got := state(t, s, id); got != want {
 				t.Errorf("%s: got %s, want %s", id, got, want)
 			}
@@ -138,7 +140,7 @@ func TestJournalSurvivesSIGKILL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s, committed before the kill: %v", id, err)
 			}
-			if r.State != StatePending || r.Seq <= last {
+			if r.State != domain.StatePending || r.Seq <= last {
 				t.Errorf("%s: got %s seq %d, want pending after seq %d", id, r.State, r.Seq, last)
 			}
 			last = r.Seq
@@ -173,7 +175,7 @@ func TestCrashHelper(t *testing.T) {
 		if err := s.BeginWrite(ctx, intent(id, "update-patient/1"), time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordOutcome(ctx, id, Outcome{Status: 200}); err != nil {
+		if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Printf("journaled %s\n", id)

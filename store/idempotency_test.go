@@ -6,15 +6,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 // keyed is the client's request the keyed tests send: PUT of a body.
-func keyed(key, body string) IdempotencyKey {
-	return NewIdempotencyKey(key, "PUT", "/patients/42?notify=1", []byte(body))
+func keyed(key, body string) domain.IdempotencyKey {
+	return domain.NewIdempotencyKey(key, "PUT", "/patients/42?notify=1", []byte(body))
 }
 
 // begin sends intent id under k and returns what the store made of it.
-func begin(t *testing.T, s *Store, id string, k IdempotencyKey) KeyedWrite {
+func begin(t *testing.T, s *Store, id string, k domain.IdempotencyKey) domain.KeyedWrite {
 	t.Helper()
 	kw, err := s.BeginKeyedWrite(context.Background(), intent(id, "/patients/42"), k, s.now().Add(time.Minute))
 	if err != nil {
@@ -40,25 +42,25 @@ func TestIdempotencyKeys(t *testing.T) {
 
 		t.Run("a key's first use journals the write", func(t *testing.T) {
 			k := keyed("first", `{"a":1}`)
-			if got := begin(t, s, "f1", k); got != (KeyedWrite{KeyJournaled, "f1"}) {
+			if got := begin(t, s, "f1", k); got != (domain.KeyedWrite{Use: domain.KeyJournaled, ID: "f1"}) {
 				t.Fatalf("got %+v, want journaled as f1", got)
 			}
-			if got := state(t, s, "f1"); got != StateSent {
+			if got := state(t, s, "f1"); got != domain.StateSent {
 				t.Errorf("got %s, want sent", got)
 			}
 			t.Run("the same request while it is with the primary is in flight", func(t *testing.T) {
-				if got := begin(t, s, "f2", k); got.Use != KeyInFlight {
+				if got := begin(t, s, "f2", k); got.Use != domain.KeyInFlight {
 					t.Errorf("got %+v, want in flight", got)
 				}
 			})
 			t.Run("the same key with another method, target or body is another request", func(t *testing.T) {
-				for _, other := range []IdempotencyKey{
-					NewIdempotencyKey("first", "POST", "/patients/42?notify=1", []byte(`{"a":1}`)),
-					NewIdempotencyKey("first", "PUT", "/patients/43?notify=1", []byte(`{"a":1}`)),
-					NewIdempotencyKey("first", "PUT", "/patients/42?notify=0", []byte(`{"a":1}`)),
-					NewIdempotencyKey("first", "PUT", "/patients/42?notify=1", []byte(`{"a": 1}`)),
+				for _, other := range []domain.IdempotencyKey{
+					domain.NewIdempotencyKey("first", "POST", "/patients/42?notify=1", []byte(`{"a":1}`)),
+					domain.NewIdempotencyKey("first", "PUT", "/patients/43?notify=1", []byte(`{"a":1}`)),
+					domain.NewIdempotencyKey("first", "PUT", "/patients/42?notify=0", []byte(`{"a":1}`)),
+					domain.NewIdempotencyKey("first", "PUT", "/patients/42?notify=1", []byte(`{"a": 1}`)),
 				} {
-					if got := begin(t, s, "f3", other); got.Use != KeyReused {
+					if got := begin(t, s, "f3", other); got.Use != domain.KeyReused {
 						t.Errorf("got %+v, want reused", got)
 					}
 				}
@@ -71,11 +73,11 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Run("retries after the primary applied the write are journaled no second time", func(t *testing.T) {
 			k := keyed("applied", `{"a":2}`)
 			begin(t, s, "a1", k)
-			if err := s.RecordOutcome(ctx, "a1", Outcome{Status: 201}); err != nil {
+			if err := s.RecordOutcome(ctx, "a1", domain.Outcome{Status: 201}); err != nil {
 				t.Fatal(err)
 			}
 			before := journaled(t, s)
-			if got := begin(t, s, "a2", k); got != (KeyedWrite{Use: KeyApplied}) {
+			if got := begin(t, s, "a2", k); got != (domain.KeyedWrite{Use: domain.KeyApplied}) {
 				t.Errorf("pending: got %+v, want applied", got)
 			}
 			_, ok, err := s.ClaimRepair(ctx, "a1", "w", time.Minute, clk.Now())
@@ -85,7 +87,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.CompleteRepair(ctx, "a1", "w"); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "a3", k); got.Use != KeyApplied {
+			if got := begin(t, s, "a3", k); got.Use != domain.KeyApplied {
 				t.Errorf("done: got %+v, want applied", got)
 			}
 			if got := journaled(t, s); got != before {
@@ -96,13 +98,13 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Run("a write an operator discarded after the primary applied it counts as applied", func(t *testing.T) {
 			k := keyed("discarded-applied", `{}`)
 			begin(t, s, "da1", k)
-			if err := s.RecordOutcome(ctx, "da1", Outcome{Status: 200}); err != nil {
+			if err := s.RecordOutcome(ctx, "da1", domain.Outcome{Status: 200}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.DiscardRepair(ctx, "da1"); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "da2", k); got.Use != KeyApplied {
+			if got := begin(t, s, "da2", k); got.Use != domain.KeyApplied {
 				t.Errorf("got %+v, want applied", got)
 			}
 		})
@@ -110,19 +112,19 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Run("a retry of a write the primary refused is a new write under the key", func(t *testing.T) {
 			k := keyed("refused", `{"a":3}`)
 			begin(t, s, "r1", k)
-			if err := s.RecordOutcome(ctx, "r1", Outcome{Status: 503}); err != nil {
+			if err := s.RecordOutcome(ctx, "r1", domain.Outcome{Status: 503}); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "r2", k); got != (KeyedWrite{KeyJournaled, "r2"}) {
+			if got := begin(t, s, "r2", k); got != (domain.KeyedWrite{Use: domain.KeyJournaled, ID: "r2"}) {
 				t.Fatalf("got %+v, want journaled as r2", got)
 			}
-			if got := begin(t, s, "r3", k); got.Use != KeyInFlight {
+			if got := begin(t, s, "r3", k); got.Use != domain.KeyInFlight {
 				t.Errorf("while r2 is with the primary: got %+v, want in flight", got)
 			}
-			if err := s.RecordOutcome(ctx, "r2", Outcome{Status: 201}); err != nil {
+			if err := s.RecordOutcome(ctx, "r2", domain.Outcome{Status: 201}); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "r4", k); got.Use != KeyApplied {
+			if got := begin(t, s, "r4", k); got.Use != domain.KeyApplied {
 				t.Errorf("once r2 was applied: got %+v, want applied", got)
 			}
 		})
@@ -133,19 +135,19 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.MarkUnknown(ctx, "u1"); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "u2", k); got != (KeyedWrite{KeyResumed, "u1"}) {
+			if got := begin(t, s, "u2", k); got != (domain.KeyedWrite{Use: domain.KeyResumed, ID: "u1"}) {
 				t.Fatalf("got %+v, want u1 resumed", got)
 			}
-			if got := state(t, s, "u1"); got != StateSent {
+			if got := state(t, s, "u1"); got != domain.StateSent {
 				t.Errorf("got %s, want sent again", got)
 			}
-			if got := begin(t, s, "u3", k); got.Use != KeyInFlight {
+			if got := begin(t, s, "u3", k); got.Use != domain.KeyInFlight {
 				t.Errorf("while u1 is with the primary again: got %+v, want in flight", got)
 			}
-			if err := s.RecordOutcome(ctx, "u1", Outcome{Status: 200}); err != nil {
+			if err := s.RecordOutcome(ctx, "u1", domain.Outcome{Status: 200}); err != nil {
 				t.Fatal(err)
 			}
-			if got := state(t, s, "u1"); got != StatePending {
+			if got := state(t, s, "u1"); got != domain.StatePending {
 				t.Errorf("got %s, want pending", got)
 			}
 		})
@@ -159,13 +161,13 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.DiscardRepair(ctx, "ud1"); err != nil {
 				t.Fatal(err)
 			}
-			if got := begin(t, s, "ud2", k); got != (KeyedWrite{KeyJournaled, "ud2"}) {
+			if got := begin(t, s, "ud2", k); got != (domain.KeyedWrite{Use: domain.KeyJournaled, ID: "ud2"}) {
 				t.Errorf("got %+v, want journaled as ud2", got)
 			}
 		})
 
 		t.Run("after the route's primary changed, only a write the old one refused can be retried", func(t *testing.T) {
-			onModern := func(id string, k IdempotencyKey) KeyedWrite {
+			onModern := func(id string, k domain.IdempotencyKey) domain.KeyedWrite {
 				t.Helper()
 				in := intent(id, "/patients/42")
 				in.Primary = "modern"
@@ -179,23 +181,23 @@ func TestIdempotencyKeys(t *testing.T) {
 			begin(t, s, "m1", applied)
 			begin(t, s, "m2", unknown)
 			begin(t, s, "m3", refused)
-			if err := s.RecordOutcome(ctx, "m1", Outcome{Status: 201}); err != nil {
+			if err := s.RecordOutcome(ctx, "m1", domain.Outcome{Status: 201}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.MarkUnknown(ctx, "m2"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RecordOutcome(ctx, "m3", Outcome{Status: 400}); err != nil {
+			if err := s.RecordOutcome(ctx, "m3", domain.Outcome{Status: 400}); err != nil {
 				t.Fatal(err)
 			}
-			for k, want := range map[IdempotencyKey]KeyedWrite{
-				applied: {Use: KeyMoved}, unknown: {Use: KeyMoved}, refused: {KeyJournaled, "m6"},
+			for k, want := range map[domain.IdempotencyKey]domain.KeyedWrite{
+				applied: {Use: domain.KeyMoved}, unknown: {Use: domain.KeyMoved}, refused: {Use: domain.KeyJournaled, ID: "m6"},
 			} {
 				if got := onModern("m6", k); got != want {
 					t.Errorf("got %+v, want %+v", got, want)
 				}
 			}
-			if got := state(t, s, "m2"); got != StateUnknown {
+			if got := state(t, s, "m2"); got != domain.StateUnknown {
 				t.Errorf("the unknown write is %s, want unknown still, for an operator", got)
 			}
 		})
@@ -203,7 +205,7 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Run("keys are remembered a day, and the writes they name as long", func(t *testing.T) {
 			k := keyed("swept", `{"a":5}`)
 			begin(t, s, "s1", k)
-			if err := s.RecordOutcome(ctx, "s1", Outcome{Status: 503}); err != nil {
+			if err := s.RecordOutcome(ctx, "s1", domain.Outcome{Status: 503}); err != nil {
 				t.Fatal(err)
 			}
 			clk.Advance(KeyTTL - time.Second)
@@ -213,7 +215,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if _, err := s.GetRepair(ctx, "s1", false); err != nil {
 				t.Errorf("a skipped write its key still names was purged: %v", err)
 			}
-			if got := begin(t, s, "s2", keyed("swept", `{"other":true}`)); got.Use != KeyReused {
+			if got := begin(t, s, "s2", keyed("swept", `{"other":true}`)); got.Use != domain.KeyReused {
 				t.Errorf("a second before a day passed: got %+v, want the key still known", got)
 			}
 			clk.Advance(2 * time.Second)
@@ -223,7 +225,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if _, err := s.GetRepair(ctx, "s1", false); err == nil {
 				t.Error("the skipped write is kept after its key was forgotten")
 			}
-			if got := begin(t, s, "s3", keyed("swept", `{"other":true}`)); got != (KeyedWrite{KeyJournaled, "s3"}) {
+			if got := begin(t, s, "s3", keyed("swept", `{"other":true}`)); got != (domain.KeyedWrite{Use: domain.KeyJournaled, ID: "s3"}) {
 				t.Errorf("after a day: got %+v, want the key free for a new write", got)
 			}
 		})
@@ -237,10 +239,10 @@ func TestIdempotencyKeysUnderConcurrency(t *testing.T) {
 		const tries = 8
 		// send makes tries requests with key k at once and counts what
 		// each became.
-		send := func(t *testing.T, prefix string, k IdempotencyKey) map[KeyUse]int {
+		send := func(t *testing.T, prefix string, k domain.IdempotencyKey) map[domain.KeyUse]int {
 			t.Helper()
 			var mu sync.Mutex
-			uses := map[KeyUse]int{}
+			uses := map[domain.KeyUse]int{}
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			for i := range tries {
@@ -260,7 +262,7 @@ func TestIdempotencyKeysUnderConcurrency(t *testing.T) {
 			wg.Wait()
 			return uses
 		}
-		want := map[KeyUse]int{KeyJournaled: 1, KeyInFlight: tries - 1}
+		want := map[domain.KeyUse]int{domain.KeyJournaled: 1, domain.KeyInFlight: tries - 1}
 		k := keyed("race", `{"a":1}`)
 
 		t.Run("of concurrent first uses of a key one journals the write", func(t *testing.T) {
@@ -276,7 +278,7 @@ func TestIdempotencyKeysUnderConcurrency(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.RecordOutcome(ctx, all[0].ID, Outcome{Status: 500}); err != nil {
+			if err := s.RecordOutcome(ctx, all[0].ID, domain.Outcome{Status: 500}); err != nil {
 				t.Fatal(err)
 			}
 			if got := send(t, "d", k); fmt.Sprint(got) != fmt.Sprint(want) {

@@ -5,96 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/http"
-	"slices"
-	"strings"
 	"time"
+
+	"strangler/domain"
 )
 
-// State is where a journaled write is in its life:
-//
-//   - sent → pending when the primary answered 2xx, skipped otherwise;
-//   - sent → unknown when its lease passed before the answer was recorded;
-//   - unknown → pending or skipped on a late answer, pending on an
-//     operator's retry, sent again when its client retries it with its
-//     Idempotency-Key (BeginKeyedWrite);
-//   - pending → done when the secondary applied it, dead when delivery
-//     gave up;
-//   - dead → pending on an operator's retry;
-//   - pending, dead, unknown → discarded when an operator gives up on it.
-type State string
-
-// The states of a journaled write.
-const (
-	// StateSent means the primary call is in flight.
-	StateSent State = "sent"
-	// StatePending means the primary applied it; the secondary has not yet.
-	StatePending State = "pending"
-	// StateSkipped means the primary refused it, so the secondary never gets it.
-	StateSkipped State = "skipped"
-	// StateUnknown means the facade died before the primary's answer was
-	// recorded. An operator decides: retry if the primary applied it,
-	// discard if not. It is never resent on its own.
-	StateUnknown State = "unknown"
-	// StateDone means the secondary applied it.
-	StateDone State = "done"
-	// StateDead means the secondary refused it for good, or too many attempts
-	// failed. It blocks later writes to its resource until retried or
-	// discarded.
-	StateDead State = "dead"
-	// StateDiscarded means an operator gave up on it.
-	StateDiscarded State = "discarded"
-)
-
-// States lists every state of a journaled write, in the order a write
-// moves through them.
-var States = []State{StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded}
-
-// ParseState returns the state called name, or an error that lists the
-// states there are.
-func ParseState(name string) (State, error) {
-	if st := State(name); slices.Contains(States, st) {
-		return st, nil
-	}
-	names := make([]string, len(States))
-	for i, st := range States {
-		names[i] = string(st)
-	}
-	return "", fmt.Errorf("unknown state %q; want one of %s", name, strings.Join(names, ", "))
-}
-
-// Intent is a write the facade is about to send to the primary, journaled
-// so that it can be replayed to the secondary.
-type Intent struct {
-	// ID is a UUID, also sent as the Idempotency-Key on every attempt so the
-	// secondary applies the write once however often it is sent.
-	ID string
-	// Route is the route's name.
-	Route string
-	// Resource names what the write changes, such as "/patients/42":
-	// writes to one resource reach the secondary in the order the primary
-	// answered them. It is stored only as its keyed digest.
-	Resource string
-	// ResourceView is how listings show the resource: its path with the
-	// route's parameters hashed (/patients/{id:h:3f9a…}). Empty means every
-	// segment hashed.
-	ResourceView string
-	// Method is the request method.
-	Method string
-	// Target is the request's path and query.
-	Target string
-	// Header is the request header to replay, already filtered by the
-	// caller. It is stored byte for byte.
-	Header http.Header
-	// Body is the buffered request body.
-	Body []byte
-	// Primary is the backend that answers the client: "legacy" or "modern".
-	Primary string
-	// CreatedAt is when the request arrived; zero means now.
-	CreatedAt time.Time
-}
-
-func (in Intent) validate() error {
+// validateIntent refuses an intent the journal could not replay.
+func validateIntent(in domain.Intent) error {
 	switch {
 	case in.ID == "":
 		return errors.New("intent has no id")
@@ -102,34 +19,18 @@ func (in Intent) validate() error {
 		return fmt.Errorf("intent %s has no route or resource", in.ID)
 	case in.Method == "" || in.Target == "":
 		return fmt.Errorf("intent %s has no method or target", in.ID)
-	case in.Primary != "legacy" && in.Primary != "modern":
+	case in.Primary != domain.Legacy && in.Primary != domain.Modern:
 		return fmt.Errorf("intent %s: primary %q is not legacy or modern", in.ID, in.Primary)
 	}
 	return nil
-}
-
-// Outcome is the primary's answer to a journaled write.
-type Outcome struct {
-	// Status is the primary's status code; 2xx queues the write for the
-	// secondary, anything else skips it.
-	Status int
-	// Location is the primary's Location header, if any.
-	Location string
-	// PrimaryID is the id the primary gave a created resource (id_field).
-	PrimaryID string
-	// Resource, if set, is the resource the write belongs to from now on:
-	// what a create made (its Location, or its collection and new id), so
-	// that later writes to it wait behind the create. ResourceView is how
-	// listings show it, as Intent.ResourceView.
-	Resource, ResourceView string
 }
 
 // BeginWrite journals in as sent, before the primary is called.
 // leaseUntil is how long the caller may still record the primary's answer;
 // after that ExpiredWrites reports it. An id already journaled is
 // ErrConflict.
-func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time) error {
-	if err := in.validate(); err != nil {
+func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error {
+	if err := validateIntent(in); err != nil {
 		return fmt.Errorf("store: begin write: %w", err)
 	}
 	if !s.hasher.Ready() {
@@ -143,7 +44,7 @@ func (s *Store) BeginWrite(ctx context.Context, in Intent, leaseUntil time.Time)
 }
 
 // insertIntent journals a validated intent as sent.
-func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in Intent, leaseUntil time.Time) error {
+func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, leaseUntil time.Time) error {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
@@ -178,7 +79,7 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in Intent, leaseUn
 // the write will reach the secondary. If it fails, the write stays sent
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
-func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
+func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
 	var key, view string
 	if o.Resource != "" {
 		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
@@ -187,11 +88,11 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
 			// The secondary never gets it: nothing of the request is kept.
-			return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
+			return s.transition(ctx, tx, id, moveSkip.from, `
 				UPDATE strangler_repairs
-				SET state = 'skipped', status = $2, `+s.erase()+`,
+				SET `+moveSkip.set()+`, status = $2, `+s.erase()+`,
 					lease_owner = NULL, lease_until = NULL, updated_at = $3
-				WHERE id = $1 AND state IN ('sent', 'unknown')`,
+				WHERE id = $1 AND `+moveSkip.where(),
 				id, o.Status, s.ts(now))
 		}
 		resource, shown := key, view
@@ -208,12 +109,12 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o Outcome) error {
 			return err
 		}
 		outcome, args := s.sealedOutcome(id, 7, o.Location, o.PrimaryID)
-		return s.transition(ctx, tx, id, []State{StateSent, StateUnknown}, `
+		return s.transition(ctx, tx, id, moveQueue.from, `
 			UPDATE strangler_repairs
-			SET state = 'pending', seq = $2, status = $3, `+outcome+`,
+			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
 				next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4,
 				resource = $5, resource_view = $6
-			WHERE id = $1 AND state IN ('sent', 'unknown')`,
+			WHERE id = $1 AND `+moveQueue.where(),
 			append([]any{id, seq, o.Status, s.ts(now), resource, shown}, args...)...)
 	})
 	if err != nil {
@@ -245,7 +146,7 @@ func (s *Store) nextSeq(ctx context.Context, tx *sql.Tx, resource string) (int64
 // transition runs an UPDATE of one repair whose WHERE clause requires one
 // of the states in from. If it changed nothing, it says why: ErrNotFound,
 // or ErrInvalidState naming the state the repair is in.
-func (s *Store) transition(ctx context.Context, q querier, id string, from []State, query string, args ...any) error {
+func (s *Store) transition(ctx context.Context, q querier, id string, from []domain.State, query string, args ...any) error {
 	res, err := q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -257,7 +158,7 @@ func (s *Store) transition(ctx context.Context, q querier, id string, from []Sta
 	if n > 0 {
 		return nil
 	}
-	var st State
+	var st domain.State
 	err = q.QueryRowContext(ctx, `SELECT state FROM strangler_repairs WHERE id = $1`, id).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
@@ -267,7 +168,7 @@ func (s *Store) transition(ctx context.Context, q querier, id string, from []Sta
 	return fmt.Errorf("it is %s, not %s: %w", st, statesList(from), ErrInvalidState)
 }
 
-func statesList(states []State) string {
+func statesList(states []domain.State) string {
 	s := ""
 	for i, st := range states {
 		switch {
@@ -293,7 +194,7 @@ type querier interface {
 // passed, with their payload: the facade that sent them died before
 // recording the primary's answer. Mark each with MarkUnknown, or resend
 // it; one whose PayloadErr is set cannot be resent.
-func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]Repair, error) {
+func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]domain.Repair, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+repairColumns+`
 		FROM strangler_repairs
@@ -304,7 +205,7 @@ func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]
 		return nil, fmt.Errorf("store: expired writes: %w", err)
 	}
 	defer rows.Close()
-	var out []Repair
+	var out []domain.Repair
 	for rows.Next() {
 		r, err := s.scanRepair(rows)
 		if err != nil {
@@ -324,10 +225,10 @@ func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]
 func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 	now := s.clock()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return s.transition(ctx, tx, id, []State{StateSent}, `
+		return s.transition(ctx, tx, id, moveLose.from, `
 			UPDATE strangler_repairs
-			SET state = 'unknown', lease_owner = NULL, lease_until = NULL, updated_at = $2
-			WHERE id = $1 AND state = 'sent'`, id, s.ts(now))
+			SET `+moveLose.set()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND `+moveLose.where(), id, s.ts(now))
 	})
 	if err != nil {
 		return fmt.Errorf("store: mark %s unknown: %w", id, err)

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestJournal(t *testing.T) {
@@ -27,10 +29,10 @@ func TestJournal(t *testing.T) {
 			if err := s.BeginWrite(ctx, in, clk.Now().Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			if got := state(t, s, in.ID); got != StateSent {
+			if got := state(t, s, in.ID); got != domain.StateSent {
 				t.Errorf("after BeginWrite: got %s, want sent", got)
 			}
-			o := Outcome{Status: 201, Location: "/patients/1", PrimaryID: "1"}
+			o := domain.Outcome{Status: 201, Location: "/patients/1", PrimaryID: "1"}
 			if err := s.RecordOutcome(ctx, in.ID, o); err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +40,7 @@ func TestJournal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.State != StatePending || r.Seq <= 0 {
+			if r.State != domain.StatePending || r.Seq <= 0 {
 				t.Errorf("got state %s seq %d, want pending with a sequence number", r.State, r.Seq)
 			}
 			if r.Outcome != o {
@@ -68,7 +70,7 @@ func TestJournal(t *testing.T) {
 
 		t.Run("a write the primary refused is skipped and never delivered", func(t *testing.T) {
 			journalStatus(t, s, clk, "w-refused", "update-patient/2", 409)
-			if got := state(t, s, "w-refused"); got != StateSkipped {
+			if got := state(t, s, "w-refused"); got != domain.StateSkipped {
 				t.Errorf("got %s, want skipped", got)
 			}
 			for _, id := range claimIDs(t, s, "worker", clk.Now()) {
@@ -101,14 +103,14 @@ func TestJournal(t *testing.T) {
 		})
 
 		t.Run("an outcome for an unknown id is not found", func(t *testing.T) {
-			err := s.RecordOutcome(ctx, "w-nope", Outcome{Status: 200})
+			err := s.RecordOutcome(ctx, "w-nope", domain.Outcome{Status: 200})
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("got %v, want ErrNotFound", err)
 			}
 		})
 
 		t.Run("a second outcome for the same write is refused", func(t *testing.T) {
-			err := s.RecordOutcome(ctx, "w-accepted", Outcome{Status: 200})
+			err := s.RecordOutcome(ctx, "w-accepted", domain.Outcome{Status: 200})
 			if !errors.Is(err, ErrInvalidState) {
 				t.Errorf("got %v, want ErrInvalidState", err)
 			}
@@ -154,7 +156,7 @@ func TestExpiredWrites(t *testing.T) {
 			if err := s.MarkUnknown(ctx, short.ID); err != nil {
 				t.Fatal(err)
 			}
-			if got := state(t, s, short.ID); got != StateUnknown {
+			if got := state(t, s, short.ID); got != domain.StateUnknown {
 				t.Errorf("got %s, want unknown", got)
 			}
 			if got := claimIDs(t, s, "worker", clk.Advance(time.Hour)); len(got) != 0 {
@@ -179,7 +181,7 @@ func TestExpiredWrites(t *testing.T) {
 		})
 
 		t.Run("a late outcome still settles an unknown write", func(t *testing.T) {
-			if err := s.RecordOutcome(ctx, short.ID, Outcome{Status: 204}); err != nil {
+			if err := s.RecordOutcome(ctx, short.ID, domain.Outcome{Status: 204}); err != nil {
 				t.Fatal(err)
 			}
 			if got := claimIDs(t, s, "worker", clk.Now()); !reflect.DeepEqual(got, []string{short.ID}) {
@@ -195,7 +197,7 @@ func journalStatus(t *testing.T, s *Store, clk *testClock, id, resource string, 
 	if err := s.BeginWrite(ctx, intent(id, resource), clk.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordOutcome(ctx, id, Outcome{Status: status}); err != nil {
+	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: status}); err != nil {
 		t.Fatal(err)
 	}
 }

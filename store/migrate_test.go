@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strangler/domain"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func TestMigrations(t *testing.T) {
 			journal(t, s, "w", "r")
 			s.Close()
 			s = openStore(t, dsn, nil)
-			if got := state(t, s, "w"); got != StatePending {
+			if got := state(t, s, "w"); got != domain.StatePending {
 				t.Errorf("got %s, want pending", got)
 			}
 			list, err := s.dialect.migrationList()

@@ -5,14 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"strangler/domain"
 )
 
 // RepairFilter selects journaled writes for ListRepairs. Zero fields do not
 // filter.
 type RepairFilter struct {
-	State State
+	State domain.State
 	Route string
 	// ResourceKey is a RepairSummary's ResourceKey: every write to one
 	// resource.
@@ -25,7 +28,7 @@ type RepairFilter struct {
 
 // ListRepairs returns journaled writes, newest first, without header and
 // body.
-func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummary, error) {
+func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.RepairSummary, error) {
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -33,7 +36,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 		where = append(where, fmt.Sprintf(cond, len(args)))
 	}
 	if f.State != "" {
-		if _, err := ParseState(string(f.State)); err != nil {
+		if _, err := domain.ParseState(string(f.State)); err != nil {
 			return nil, fmt.Errorf("store: list repairs: %w", err)
 		}
 		add("state = $%d", f.State)
@@ -58,7 +61,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
 	defer rows.Close()
-	var out []RepairSummary
+	var out []domain.RepairSummary
 	for rows.Next() {
 		r, err := scanSummary(rows)
 		if err != nil {
@@ -76,24 +79,24 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]RepairSummar
 // headers and body, which may hold patient data. Unknown ids are
 // ErrNotFound; a body encrypted with a key that is no longer configured is
 // ErrKeyLost, with a message that says only the body is lost.
-func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair, error) {
+func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error) {
 	if !withBody {
 		r, err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM strangler_repairs WHERE id = $1`, id))
 		if errors.Is(err, sql.ErrNoRows) {
-			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+			return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
 		} else if err != nil {
-			return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+			return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
 		}
-		return Repair{RepairSummary: r}, nil
+		return domain.Repair{RepairSummary: r}, nil
 	}
 	r, err := s.scanRepair(s.db.QueryRowContext(ctx, `SELECT `+repairColumns+` FROM strangler_repairs WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
+		return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, ErrNotFound)
 	} else if err != nil {
-		return Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
+		return domain.Repair{}, fmt.Errorf("store: get repair %s: %w", id, err)
 	}
 	if r.PayloadErr != nil {
-		return Repair{}, fmt.Errorf("store: %w", r.PayloadErr)
+		return domain.Repair{}, fmt.Errorf("store: %w", r.PayloadErr)
 	}
 	return r, nil
 }
@@ -106,7 +109,7 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (Repair
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var resource string
-		var st State
+		var st domain.State
 		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -114,13 +117,13 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 			return err
 		}
 		now := s.ts(s.clock())
-		from := []State{StateDead, StateUnknown}
-		if st != StateUnknown {
+		from := slices.Concat(moveRetryDead.from, moveRetryUnknown.from)
+		if st != domain.StateUnknown {
 			return s.transition(ctx, tx, id, from, `
 				UPDATE strangler_repairs
-				SET state = 'pending', attempts = 0, next_attempt_at = $2,
+				SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = $2,
 					lease_owner = NULL, lease_until = NULL, updated_at = $2
-				WHERE id = $1 AND state = 'dead'`, id, now)
+				WHERE id = $1 AND `+moveRetryDead.where(), id, now)
 		}
 		seq, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
@@ -128,9 +131,9 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
-			SET state = 'pending', seq = $2, attempts = 0, next_attempt_at = $3,
+			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = $3,
 				lease_owner = NULL, lease_until = NULL, updated_at = $3
-			WHERE id = $1 AND state = 'unknown'`, id, seq, now)
+			WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: retry repair %s: %w", id, err)
@@ -142,10 +145,10 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 // it kept of the request; later writes to its resource proceed. A worker
 // delivering it finds its lease lost. Other states are ErrInvalidState.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
-	err := s.transition(ctx, s.db, id, []State{StatePending, StateDead, StateUnknown}, `
+	err := s.transition(ctx, s.db, id, moveDiscard.from, `
 		UPDATE strangler_repairs
-		SET state = 'discarded', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND state IN ('pending', 'dead', 'unknown')`, id, s.ts(s.clock()))
+		SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+		WHERE id = $1 AND `+moveDiscard.where(), id, s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)
 	}
@@ -156,12 +159,13 @@ func (s *Store) DiscardRepair(ctx context.Context, id string) error {
 // sent), for strangler_repair_queue_depth{state}. Every open state is in
 // the map, zero included.
 func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
-	depth := map[string]int{
-		string(StatePending): 0, string(StateDead): 0, string(StateUnknown): 0, string(StateSent): 0,
+	depth := map[string]int{}
+	for _, st := range openStates {
+		depth[string(st)] = 0
 	}
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT state, COUNT(*) FROM strangler_repairs
-		WHERE state IN ('pending', 'dead', 'unknown', 'sent')
+		WHERE `+statesIn(openStates)+`
 		GROUP BY state`)
 	if err != nil {
 		return nil, fmt.Errorf("store: repair depth: %w", err)
@@ -196,7 +200,7 @@ func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, err
 		}
 		res, err := tx.ExecContext(ctx, `
 			DELETE FROM strangler_repairs
-			WHERE state IN ('done', 'skipped', 'discarded') AND updated_at < $1
+			WHERE `+statesIn(finalStates)+` AND updated_at < $1
 				AND NOT EXISTS (SELECT 1 FROM strangler_idempotency_keys k
 					WHERE k.intent_id = strangler_repairs.id)`, s.ts(olderThan))
 		n, err = rowsChanged(res, err)

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestOperatorActions(t *testing.T) {
@@ -52,7 +54,7 @@ func TestOperatorActions(t *testing.T) {
 			if len(all) != 5 || all[0].ID != "u1" && all[0].ID != "s1" {
 				t.Errorf("got %d repairs starting with %v, want 5, newest first", len(all), all)
 			}
-			dead, err := s.ListRepairs(ctx, RepairFilter{State: StateDead, Route: "update-patient"})
+			dead, err := s.ListRepairs(ctx, RepairFilter{State: domain.StateDead, Route: "update-patient"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,7 +107,7 @@ func TestOperatorActions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u1.State != StatePending || u1.Seq <= p2.Seq {
+			if u1.State != domain.StatePending || u1.Seq <= p2.Seq {
 				t.Errorf("got %s seq %d, want pending after p2's seq %d", u1.State, u1.Seq, p2.Seq)
 			}
 			if err := s.CompleteRepair(ctx, "p1", "w"); err != nil {
@@ -141,7 +143,7 @@ func TestOperatorActions(t *testing.T) {
 			if n != 2 { // p1 done, p2 discarded
 				t.Errorf("purged %d, want 2", n)
 			}
-			for id, want := range map[string]State{"late": StateDone, "d1": StateDead, "u1": StatePending, "s1": StateSent} {
+			for id, want := range map[string]domain.State{"late": domain.StateDone, "d1": domain.StateDead, "u1": domain.StatePending, "s1": domain.StateSent} {
 				if got := state(t, s, id); got != want {
 					t.Errorf("%s: got %s, want %s", id, got, want)
 				}

@@ -6,37 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"strangler/domain"
 )
 
-// Override is a route flag set at run time; it wins over the config file
-// until cleared.
-type Override struct {
-	Route string
-	// Mode is the route mode, as the config file spells it.
-	Mode string
-	// Percent is the share sent to modern; nil keeps the file's.
-	Percent *float64
-	// Version counts the changes since the route last had no override; 0
-	// means none. SetOverride and ClearOverride take the version the caller
-	// saw, so two operators flipping at once cannot overwrite each other
-	// unseen.
-	Version   int64
-	Actor     string
-	Reason    string
-	UpdatedAt time.Time
-}
-
 // Overrides returns the current overrides by route.
-func (s *Store) Overrides(ctx context.Context) (map[string]Override, error) {
+func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides`)
 	if err != nil {
 		return nil, fmt.Errorf("store: overrides: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]Override{}
+	out := map[string]domain.Override{}
 	for rows.Next() {
-		var o Override
+		var o domain.Override
 		var pct sql.NullFloat64
 		if err := rows.Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt)); err != nil {
 			return nil, fmt.Errorf("store: overrides: %w", err)
@@ -57,9 +41,9 @@ func (s *Store) Overrides(ctx context.Context) (map[string]Override, error) {
 // ErrConflict, as it is when a linked write finds its row changed. The
 // result carries the new version, expectVersion+1. Every replica's Watch
 // hears of the change once it is committed.
-func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64, a AuditEntry, linked ...Linked) (Override, error) {
+func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...Linked) (domain.Override, error) {
 	if o.Route == "" || o.Mode == "" {
-		return Override{}, fmt.Errorf("store: set override: route and mode are required")
+		return domain.Override{}, fmt.Errorf("store: set override: route and mode are required")
 	}
 	o.Route, o.Mode, o.Actor, o.Reason = clean(o.Route), clean(o.Mode), clean(o.Actor), clean(o.Reason)
 	o.Version = expectVersion + 1
@@ -97,7 +81,7 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 		return s.notify(ctx, tx)
 	})
 	if err != nil {
-		return Override{}, fmt.Errorf("store: set override of %s: %w", o.Route, err)
+		return domain.Override{}, fmt.Errorf("store: set override of %s: %w", o.Route, err)
 	}
 	return o, nil
 }
@@ -107,7 +91,7 @@ func (s *Store) SetOverride(ctx context.Context, o Override, expectVersion int64
 // linked writes. The stored version must equal expectVersion, else
 // nothing is written and the error is ErrConflict; a route without an
 // override is ErrNotFound.
-func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a AuditEntry, linked ...Linked) error {
+func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
 			return err

@@ -6,12 +6,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func pct(f float64) *float64 { return &f }
 
-func flip(route, from, to string) AuditEntry {
-	return AuditEntry{Actor: "alice", Action: "flip", Route: route, FromMode: from, ToMode: to, Reason: "ticket 42"}
+func flip(route, from, to string) domain.AuditEntry {
+	return domain.AuditEntry{Actor: "alice", Action: "flip", Route: route, FromMode: domain.Mode(from), ToMode: domain.Mode(to), Reason: "ticket 42"}
 }
 
 func auditCount(t *testing.T, s *Store) int {
@@ -30,7 +32,7 @@ func TestOverrides(t *testing.T) {
 		s := newStore(t, b, clk)
 
 		t.Run("a first override gets version 1 and an audit entry", func(t *testing.T) {
-			o, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "fallback", Percent: pct(25), Actor: "alice", Reason: "ticket 42"},
+			o, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "fallback", Percent: pct(25), Actor: "alice", Reason: "ticket 42"},
 				0, flip("get-patient", "legacy", "fallback"))
 			if err != nil {
 				t.Fatal(err)
@@ -54,12 +56,12 @@ func TestOverrides(t *testing.T) {
 
 		t.Run("a change from a stale version is a conflict and writes nothing", func(t *testing.T) {
 			for _, stale := range []int64{0, 2} {
-				_, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "modern"}, stale, flip("get-patient", "fallback", "modern"))
+				_, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "modern"}, stale, flip("get-patient", "fallback", "modern"))
 				if !errors.Is(err, ErrConflict) {
 					t.Errorf("expecting version %d: got %v, want ErrConflict", stale, err)
 				}
 			}
-			if err := s.ClearOverride(ctx, "get-patient", 2, AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
+			if err := s.ClearOverride(ctx, "get-patient", 2, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
 				t.Errorf("clearing version 2: got %v, want ErrConflict", err)
 			}
 			if n := auditCount(t, s); n != 1 {
@@ -72,7 +74,7 @@ func TestOverrides(t *testing.T) {
 
 		t.Run("a change from the current version wins", func(t *testing.T) {
 			clk.Advance(time.Minute)
-			o, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "modern", Actor: "bob"}, 1, flip("get-patient", "fallback", "modern"))
+			o, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "modern", Actor: "bob"}, 1, flip("get-patient", "fallback", "modern"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +88,7 @@ func TestOverrides(t *testing.T) {
 			results := make(chan error, 2)
 			for _, mode := range []string{"legacy", "fallback"} {
 				wg.Go(func() {
-					_, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: mode}, 2, flip("get-patient", "modern", mode))
+					_, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: domain.Mode(mode)}, 2, flip("get-patient", "modern", mode))
 					results <- err
 				})
 			}
@@ -112,26 +114,26 @@ func TestOverrides(t *testing.T) {
 		})
 
 		t.Run("clearing removes the override", func(t *testing.T) {
-			if err := s.ClearOverride(ctx, "get-patient", 3, AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
+			if err := s.ClearOverride(ctx, "get-patient", 3, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := mustOverrides(t, s)["get-patient"]; ok {
 				t.Error("the override is still there")
 			}
-			if err := s.ClearOverride(ctx, "get-patient", 0, AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
+			if err := s.ClearOverride(ctx, "get-patient", 0, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("clearing again: got %v, want ErrNotFound", err)
 			}
 			if n := auditCount(t, s); n != 4 {
 				t.Errorf("got %d audit entries, want 4", n)
 			}
-			if _, err := s.SetOverride(ctx, Override{Route: "get-patient", Mode: "shadow"}, 0, flip("get-patient", "legacy", "shadow")); err != nil {
+			if _, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "shadow"}, 0, flip("get-patient", "legacy", "shadow")); err != nil {
 				t.Errorf("setting again after a clear: %v", err)
 			}
 		})
 	})
 }
 
-func mustOverrides(t *testing.T, s *Store) map[string]Override {
+func mustOverrides(t *testing.T, s *Store) map[string]domain.Override {
 	t.Helper()
 	all, err := s.Overrides(context.Background())
 	if err != nil {
@@ -145,7 +147,7 @@ func TestAuditLog(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock()
 		s := newStore(t, b, clk)
-		entries := []AuditEntry{
+		entries := []domain.AuditEntry{
 			{Actor: "alice", Action: "flip", Route: "a", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(10), Reason: "start"},
 			{Actor: "gate", Action: "denied", Route: "a", FromMode: "fallback", ToMode: "modern", Detail: "fallback rate 3% > 1%"},
 			{Actor: "carol", Action: "flip", Route: "b", FromMode: "shadow", ToMode: "fallback", FromPercent: pct(0), Forced: true},
@@ -189,14 +191,14 @@ func TestAuditLog(t *testing.T) {
 		})
 
 		t.Run("an entry needs an action", func(t *testing.T) {
-			if err := s.AppendAudit(ctx, AuditEntry{Actor: "x"}); err == nil {
+			if err := s.AppendAudit(ctx, domain.AuditEntry{Actor: "x"}); err == nil {
 				t.Error("got no error")
 			}
 		})
 	})
 }
 
-func auditEqual(a, b AuditEntry) bool {
+func auditEqual(a, b domain.AuditEntry) bool {
 	eqf := func(x, y *float64) bool { return x == nil && y == nil || x != nil && y != nil && *x == *y }
 	return a.ID == b.ID && a.At.Equal(b.At) && a.Actor == b.Actor && a.Action == b.Action && a.Route == b.Route &&
 		a.FromMode == b.FromMode && a.ToMode == b.ToMode && eqf(a.FromPercent, b.FromPercent) &&

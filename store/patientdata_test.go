@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -20,8 +21,8 @@ const canary = "MRN9988776"
 
 // canaryIntent is a write that carries the canary in its path, query,
 // headers and body.
-func canaryIntent(id string) Intent {
-	return Intent{
+func canaryIntent(id string) domain.Intent {
+	return domain.Intent{
 		ID: id, Route: "update-patient", Resource: "/patients/" + canary,
 		ResourceView: "/patients/{id:h:0123456789abcdef}",
 		Method:       http.MethodPut, Target: "/patients/" + canary + "?mrn=" + canary,
@@ -81,7 +82,7 @@ func plantEverywhere(t *testing.T, s *Store, id string) {
 	if err := s.BeginWrite(ctx, canaryIntent(id), s.now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordOutcome(ctx, id, Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
+	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddSample(ctx, "get-patient", s.now(), []byte(`{"kept":"`+canary+`"}`), 10); err != nil {
@@ -160,7 +161,7 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 		}
 		accept := func(id string) {
 			t.Helper()
-			if err := s.RecordOutcome(ctx, id, Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
+			if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -174,7 +175,7 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		begin("refused")
-		if err := s.RecordOutcome(ctx, "refused", Outcome{Status: 409, Location: "/patients/" + canary}); err != nil {
+		if err := s.RecordOutcome(ctx, "refused", domain.Outcome{Status: 409, Location: "/patients/" + canary}); err != nil {
 			t.Fatal(err)
 		}
 		begin("given-up")
@@ -263,7 +264,7 @@ func TestTheSweepErasesWhatEarlierReleasesKeptAndHashesTheirResources(t *testing
 		if err := s.BeginWrite(ctx, canaryIntent("new"), clk.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordOutcome(ctx, "new", Outcome{Status: 200}); err != nil {
+		if err := s.RecordOutcome(ctx, "new", domain.Outcome{Status: 200}); err != nil {
 			t.Fatal(err)
 		}
 		if got := claimIDs(t, s, "worker", clk.Now()); !slices.Equal(got, []string{"old-pending"}) {
@@ -337,7 +338,7 @@ func TestALostKeyLosesOnlyTheBodies(t *testing.T) {
 
 		other := openWith(t, dsn, clk, key(2))
 		r, err := other.GetRepair(ctx, "w1", false)
-		if err != nil || r.State != StatePending || r.Route != "update-patient" {
+		if err != nil || r.State != domain.StatePending || r.Route != "update-patient" {
 			t.Errorf("without its body: got %+v, %v, want the write's metadata", r.RepairSummary, err)
 		}
 		_, err = other.GetRepair(ctx, "w1", true)

@@ -114,7 +114,7 @@ func (s *Store) resourceView(view, resource string) string {
 func (s *Store) SweepRepairs(ctx context.Context) (int, error) {
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE strangler_repairs SET `+s.erase()+`
-		WHERE state IN ('done', 'skipped', 'discarded') AND target <> ''`)
+		WHERE `+statesIn(finalStates)+` AND target <> ''`)
 	if err != nil {
 		return 0, fmt.Errorf("store: sweep repairs: %w", err)
 	}

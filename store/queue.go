@@ -5,56 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
+
+	"strangler/domain"
 )
-
-// RepairSummary describes a journaled write without what it carries of
-// the request.
-type RepairSummary struct {
-	ID, Route, Method string
-	// Resource is how listings show what the write changes: its path with
-	// the route's parameters hashed (/patients/{id:h:3f9a…}).
-	Resource string
-	// ResourceKey is the resource's keyed digest, which orders the queue:
-	// equal for every write to the same resource.
-	ResourceKey string
-	// Primary is the backend that answered the client.
-	Primary string
-	State   State
-	// Seq orders the writes to one resource; 0 until the primary's 2xx
-	// answer is recorded.
-	Seq int64
-	// Outcome is the primary's answer; zero while sent or unknown. Its
-	// Location and PrimaryID are part of the payload: set only in a Repair.
-	Outcome Outcome
-	// Attempts counts failed deliveries to the secondary.
-	Attempts  int
-	LastError string
-	// NextAttemptAt is when a pending write is due.
-	NextAttemptAt time.Time
-	// LeaseOwner and LeaseUntil say who is delivering it, and until when.
-	LeaseOwner string
-	LeaseUntil time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-}
-
-// Repair is a journaled write with what is needed to replay it. Once the
-// write is settled (done, skipped, discarded) its target, headers and body
-// are erased.
-type Repair struct {
-	RepairSummary
-	// Target is the request's path and query.
-	Target string
-	Header http.Header
-	Body   []byte
-	// PayloadErr is set when the target, headers and body cannot be read:
-	// they were encrypted with a key that is no longer configured
-	// (ErrKeyLost). The write cannot be replayed until it is again.
-	PayloadErr error
-}
 
 const summaryColumns = `id, route, resource_view, resource, method, primary_side, state, seq,
 	status, attempts, last_error, next_attempt_at,
@@ -65,8 +20,8 @@ const repairColumns = summaryColumns + `, ` + payloadColumns
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface{ Scan(dest ...any) error }
 
-func scanSummary(sc scanner, extra ...any) (RepairSummary, error) {
-	var r RepairSummary
+func scanSummary(sc scanner, extra ...any) (domain.RepairSummary, error) {
+	var r domain.RepairSummary
 	var seq, status sql.NullInt64
 	var owner sql.NullString
 	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.ResourceKey, &r.Method, &r.Primary,
@@ -82,10 +37,10 @@ func scanSummary(sc scanner, extra ...any) (RepairSummary, error) {
 
 // scanRepair scans repairColumns. A payload that cannot be decrypted is
 // PayloadErr, not an error: it must not hold up the other rows.
-func (s *Store) scanRepair(sc scanner) (Repair, error) {
+func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 	var p payload
 	var sealed bool
-	var r Repair
+	var r domain.Repair
 	var err error
 	if r.RepairSummary, err = scanSummary(sc, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed); err != nil {
 		return r, err
@@ -130,7 +85,7 @@ func claimable(from string) string {
 // returns them, lowest sequence number first, with header and body. Use an
 // owner that is unique per worker (host, process and worker number): a
 // worker's own live leases are not handed to it again.
-func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]Repair, error) {
+func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error) {
 	out, err := s.claim(ctx, owner, lease, now, `
 		WITH picked AS MATERIALIZED (`+claimable(s.dialect.pendingInOrder)+`
 			ORDER BY r.seq LIMIT $4 `+s.dialect.skipLocked+`)`,
@@ -145,23 +100,23 @@ func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease
 // lets the facade deliver a write inline, right after the primary answered,
 // without overtaking an earlier write to the same resource. ok is false if
 // the repair is not claimable now; the queue will deliver it.
-func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r Repair, ok bool, err error) {
+func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r domain.Repair, ok bool, err error) {
 	out, err := s.claim(ctx, owner, lease, now, `
 		WITH picked AS MATERIALIZED (`+claimable("strangler_repairs r")+`
 			AND r.id = $4 `+s.dialect.skipLocked+`)`,
 		id)
 	if err != nil {
-		return Repair{}, false, fmt.Errorf("store: claim repair %s: %w", id, err)
+		return domain.Repair{}, false, fmt.Errorf("store: claim repair %s: %w", id, err)
 	}
 	if len(out) == 0 {
-		return Repair{}, false, nil
+		return domain.Repair{}, false, nil
 	}
 	return out[0], true, nil
 }
 
 // claim leases the rows the picked CTE (given $1 now and $4 arg) selects.
 // The CTE is materialised so that it runs, and locks, exactly once.
-func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked string, arg any) ([]Repair, error) {
+func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked string, arg any) ([]domain.Repair, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("no owner")
 	}
@@ -169,7 +124,7 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 		return nil, fmt.Errorf("lease %v is not positive", lease)
 	}
 	updated := s.clock()
-	var out []Repair
+	var out []domain.Repair
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		rows, err := tx.QueryContext(ctx, picked+`
@@ -204,8 +159,8 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 func (s *Store) CompleteRepair(ctx context.Context, id, owner string) error {
 	err := s.settle(ctx, id, owner, `
 		UPDATE strangler_repairs
-		SET state = 'done', `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
-		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		SET `+moveDeliver.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE id = $1 AND `+moveDeliver.where()+` AND lease_owner = $2`,
 		id, clean(owner), s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: complete repair %s: %w", id, err)
@@ -223,9 +178,9 @@ const maxReason = 2000
 // back later writes to its resource until an operator acts. It is
 // ErrLeaseLost unless owner still holds it.
 func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error {
-	state := StatePending
+	state := domain.StatePending // due again at retryAt
 	if dead {
-		state = StateDead
+		state = moveGiveUp.to
 	}
 	reason = clean(reason)
 	if len(reason) > maxReason {
@@ -235,7 +190,7 @@ func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryA
 		UPDATE strangler_repairs
 		SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = $5,
 			lease_owner = NULL, lease_until = NULL, updated_at = $6
-		WHERE id = $1 AND state = 'pending' AND lease_owner = $2`,
+		WHERE id = $1 AND `+moveGiveUp.where()+` AND lease_owner = $2`,
 		id, clean(owner), state, reason, s.ts(retryAt), s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: fail repair %s: %w", id, err)
@@ -259,7 +214,7 @@ func (s *Store) settleIn(ctx context.Context, tx *sql.Tx, id, owner, query strin
 	} else if n > 0 {
 		return nil
 	}
-	var st State
+	var st domain.State
 	var holder sql.NullString
 	err = tx.QueryRowContext(ctx, `SELECT state, lease_owner FROM strangler_repairs WHERE id = $1`, id).Scan(&st, &holder)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -267,7 +222,7 @@ func (s *Store) settleIn(ctx context.Context, tx *sql.Tx, id, owner, query strin
 	} else if err != nil {
 		return err
 	}
-	if st != StatePending {
+	if st != domain.StatePending {
 		return fmt.Errorf("it is %s now: %w", st, ErrLeaseLost)
 	}
 	if holder.Valid {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestRepairQueueOrder(t *testing.T) {
@@ -54,7 +56,7 @@ func TestRepairQueueOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.State != StateDead || r.LastError != "422 from modern" || r.Attempts != 1 || len(r.Body) == 0 {
+			if r.State != domain.StateDead || r.LastError != "422 from modern" || r.Attempts != 1 || len(r.Body) == 0 {
 				t.Errorf("got %s, %q, %d attempts, %d body bytes; want dead with its reason and payload",
 					r.State, r.LastError, r.Attempts, len(r.Body))
 			}
@@ -68,7 +70,7 @@ func TestRepairQueueOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.State != StatePending || r.Attempts != 0 {
+			if r.State != domain.StatePending || r.Attempts != 0 {
 				t.Errorf("got %s with %d attempts, want pending with 0", r.State, r.Attempts)
 			}
 			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a2"}; !reflect.DeepEqual(got, want) {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"strangler/domain"
 )
 
 // RampState is where a scheduled ramp is in its life. It is a closed set,
@@ -32,7 +34,7 @@ func (s RampState) Active() bool { return s == RampRunning || s == RampPaused ||
 type Ramp struct {
 	Route string
 	// Mode is the mode of every step: fallback or modern.
-	Mode string
+	Mode domain.Mode
 	// Steps are the percents sent to modern, rising.
 	Steps []float64
 	// Every is how long the route stays at a step before the next.
@@ -50,7 +52,7 @@ type Ramp struct {
 	Note string
 	// AtMode, AtPercent and AtVersion are the route's flags (mode,
 	// percent, override version) as the ramp last set or saw them.
-	AtMode    string
+	AtMode    domain.Mode
 	AtPercent *float64
 	AtVersion int64
 	// Actor started the ramp, for Reason; ApprovedBy approved it, when
@@ -109,7 +111,7 @@ func (s *Store) Ramps(ctx context.Context) (map[string]Ramp, error) {
 // the ramp it replaces, records a in the audit log, and makes the linked
 // writes, in one transaction. A route whose ramp is still active keeps
 // it: the error is ErrConflict and nothing is written.
-func (s *Store) StartRamp(ctx context.Context, r Ramp, a AuditEntry, linked ...Linked) (Ramp, error) {
+func (s *Store) StartRamp(ctx context.Context, r Ramp, a domain.AuditEntry, linked ...Linked) (Ramp, error) {
 	steps, err := json.Marshal(r.Steps)
 	if err != nil {
 		return Ramp{}, fmt.Errorf("store: start ramp of %s: %w", r.Route, err)
@@ -153,7 +155,7 @@ func (s *Store) StartRamp(ctx context.Context, r Ramp, a AuditEntry, linked ...L
 // expectVersion, and records a in the audit log (unless a has no action),
 // in one transaction; the result carries the new version. A ramp that
 // changed since is ErrConflict, none at all ErrNotFound.
-func (s *Store) UpdateRamp(ctx context.Context, r Ramp, expectVersion int64, a AuditEntry) (Ramp, error) {
+func (s *Store) UpdateRamp(ctx context.Context, r Ramp, expectVersion int64, a domain.AuditEntry) (Ramp, error) {
 	l := LinkRamp(r, expectVersion, a)
 	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
 		return Ramp{}, fmt.Errorf("store: update ramp of %s: %w", r.Route, err)
@@ -164,14 +166,14 @@ func (s *Store) UpdateRamp(ctx context.Context, r Ramp, expectVersion int64, a A
 
 // LinkRamp is UpdateRamp as a write linked to an override change: a ramp
 // taking its step moves the route and itself together, or neither.
-func LinkRamp(r Ramp, expectVersion int64, a AuditEntry) Linked {
+func LinkRamp(r Ramp, expectVersion int64, a domain.AuditEntry) Linked {
 	return rampUpdate{cleanRamp(r), expectVersion, a}
 }
 
 type rampUpdate struct {
 	r      Ramp
 	expect int64
-	a      AuditEntry
+	a      domain.AuditEntry
 }
 
 func (u rampUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {

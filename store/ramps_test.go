@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 // aRamp is a ramp of get-patient through fallback at 1, 5, 25 and 100%,
@@ -24,7 +26,7 @@ func TestRamps(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock()
 		s := newStore(t, b, clk)
-		start := AuditEntry{Actor: "alice", Action: "ramp_start", Route: "get-patient", Reason: "ticket 42"}
+		start := domain.AuditEntry{Actor: "alice", Action: "ramp_start", Route: "get-patient", Reason: "ticket 42"}
 
 		r, err := s.StartRamp(ctx, aRamp(clk.Now()), start)
 		if err != nil {
@@ -48,7 +50,7 @@ func TestRamps(t *testing.T) {
 		t.Run("a second ramp of a route whose ramp is under way is a conflict and writes nothing", func(t *testing.T) {
 			for _, state := range []RampState{RampRunning, RampPaused, RampHeld} {
 				r.State = state
-				if r, err = s.UpdateRamp(ctx, r, r.Version, AuditEntry{}); err != nil {
+				if r, err = s.UpdateRamp(ctx, r, r.Version, domain.AuditEntry{}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := s.StartRamp(ctx, aRamp(clk.Now()), start); !errors.Is(err, ErrConflict) {
@@ -64,14 +66,14 @@ func TestRamps(t *testing.T) {
 			before := auditCount(t, s)
 			next := r
 			next.State, next.Note = RampCancelled, "bob cancelled it"
-			_, err := s.UpdateRamp(ctx, next, r.Version-1, AuditEntry{Actor: "bob", Action: "ramp_cancel", Route: "get-patient"})
+			_, err := s.UpdateRamp(ctx, next, r.Version-1, domain.AuditEntry{Actor: "bob", Action: "ramp_cancel", Route: "get-patient"})
 			if !errors.Is(err, ErrConflict) {
 				t.Errorf("got %v, want ErrConflict", err)
 			}
 			if all, _ := s.Ramps(ctx); all["get-patient"].State != RampHeld || auditCount(t, s) != before {
 				t.Errorf("the stale update changed the ramp to %s or wrote an audit entry", all["get-patient"].State)
 			}
-			if _, err := s.UpdateRamp(ctx, Ramp{Route: "nope"}, 1, AuditEntry{}); !errors.Is(err, ErrNotFound) {
+			if _, err := s.UpdateRamp(ctx, Ramp{Route: "nope"}, 1, domain.AuditEntry{}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("a route without a ramp: got %v, want ErrNotFound", err)
 			}
 		})
@@ -79,9 +81,9 @@ func TestRamps(t *testing.T) {
 		t.Run("a ramp's step and the flip it makes commit together or not at all", func(t *testing.T) {
 			step := r
 			step.Taken, step.AtMode, step.AtPercent, step.AtVersion = 1, "fallback", pct(1), 1
-			o := Override{Route: "get-patient", Mode: "fallback", Percent: pct(1), Actor: "ramp", Reason: "ticket 42"}
+			o := domain.Override{Route: "get-patient", Mode: "fallback", Percent: pct(1), Actor: "ramp", Reason: "ticket 42"}
 			// The ramp changed since it was read: the flip is not made.
-			_, err := s.SetOverride(ctx, o, 0, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version+1, AuditEntry{}))
+			_, err := s.SetOverride(ctx, o, 0, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version+1, domain.AuditEntry{}))
 			if !errors.Is(err, ErrConflict) {
 				t.Fatalf("got %v, want ErrConflict", err)
 			}
@@ -89,13 +91,13 @@ func TestRamps(t *testing.T) {
 				t.Errorf("a step whose ramp changed flipped the route: %+v", all)
 			}
 			// The route changed since it was read: the ramp does not move.
-			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version, AuditEntry{})); !errors.Is(err, ErrConflict) {
+			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version, domain.AuditEntry{})); !errors.Is(err, ErrConflict) {
 				t.Fatalf("got %v, want ErrConflict", err)
 			}
 			if all, _ := s.Ramps(ctx); all["get-patient"].Taken != 0 {
 				t.Errorf("a step whose route changed moved the ramp: %+v", all["get-patient"])
 			}
-			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version, AuditEntry{})); err != nil {
+			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "shadow", "fallback"), LinkRamp(step, r.Version, domain.AuditEntry{})); err != nil {
 				t.Fatal(err)
 			}
 			all, _ := s.Ramps(ctx)
@@ -107,7 +109,7 @@ func TestRamps(t *testing.T) {
 
 		t.Run("a new ramp replaces one that is over, one version on", func(t *testing.T) {
 			r.State = RampDone
-			if r, err = s.UpdateRamp(ctx, r, r.Version, AuditEntry{}); err != nil {
+			if r, err = s.UpdateRamp(ctx, r, r.Version, domain.AuditEntry{}); err != nil {
 				t.Fatal(err)
 			}
 			again, err := s.StartRamp(ctx, aRamp(clk.Advance(time.Hour)), start)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"strangler/domain"
 )
 
 // Sample is one stored shadow mismatch.
@@ -20,14 +22,6 @@ type Sample struct {
 	// Err says why the sample cannot be read: it was encrypted with a key
 	// that is no longer configured (ErrKeyLost).
 	Err error
-}
-
-// NoiseField is a response field learned to differ between legacy and
-// modern on every call, such as a timestamp, and ignored by comparisons.
-type NoiseField struct {
-	Route   string
-	Path    string
-	AddedAt time.Time
 }
 
 // AddSample stores a mismatch sample (JSON) for route, encrypted when the
@@ -117,7 +111,7 @@ func (s *Store) AddNoise(ctx context.Context, route, path string) error {
 
 // Noise returns the fields learned to be noise on route ("" for every
 // route), by route and path.
-func (s *Store) Noise(ctx context.Context, route string) ([]NoiseField, error) {
+func (s *Store) Noise(ctx context.Context, route string) ([]domain.NoiseField, error) {
 	q := `SELECT route, path, added_at FROM strangler_noise`
 	var args []any
 	if route != "" {
@@ -129,9 +123,9 @@ func (s *Store) Noise(ctx context.Context, route string) ([]NoiseField, error) {
 		return nil, fmt.Errorf("store: noise: %w", err)
 	}
 	defer rows.Close()
-	var out []NoiseField
+	var out []domain.NoiseField
 	for rows.Next() {
-		var n NoiseField
+		var n domain.NoiseField
 		if err := rows.Scan(&n.Route, &n.Path, scanTime(&n.AddedAt)); err != nil {
 			return nil, fmt.Errorf("store: noise: %w", err)
 		}

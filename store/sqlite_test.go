@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestSQLiteSettings(t *testing.T) {
@@ -64,14 +66,14 @@ func TestSQLiteNeverBusy(t *testing.T) {
 			for i := range 4 {
 				id := fmt.Sprintf("g%d-%d", g, i)
 				try(s.BeginWrite(ctx, intent(id, fmt.Sprintf("update-patient/%d", i)), clk.Now().Add(time.Minute)))
-				try(s.RecordOutcome(ctx, id, Outcome{Status: 200}))
+				try(s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}))
 				rs, err := s.ClaimRepairs(ctx, id, 2, time.Minute, clk.Now())
 				try(err)
 				for _, r := range rs {
 					try(s.CompleteRepair(ctx, r.ID, id))
 				}
-				try(s.AddCounts(ctx, []HourCount{{Route: "get", Hour: t0, Requests: 1}}))
-				try(s.AppendAudit(ctx, AuditEntry{Action: "denied", Route: "get"}))
+				try(s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: t0, Requests: 1}}))
+				try(s.AppendAudit(ctx, domain.AuditEntry{Action: "denied", Route: "get"}))
 				_, err = s.ListRepairs(ctx, RepairFilter{Limit: 5})
 				try(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -104,8 +105,8 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 }
 
 // intent returns a write to resource with a plausible payload.
-func intent(id, resource string) Intent {
-	return Intent{
+func intent(id, resource string) domain.Intent {
+	return domain.Intent{
 		ID:       id,
 		Route:    "update-patient",
 		Resource: resource,
@@ -128,13 +129,13 @@ func journal(t *testing.T, s *Store, id, resource string) {
 	if err := s.BeginWrite(ctx, intent(id, resource), s.now().Add(time.Minute)); err != nil {
 		t.Fatalf("BeginWrite(%s): %v", id, err)
 	}
-	if err := s.RecordOutcome(ctx, id, Outcome{Status: 200}); err != nil {
+	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {
 		t.Fatalf("RecordOutcome(%s): %v", id, err)
 	}
 }
 
 // ids returns the ids of repairs, in order.
-func ids(rs []Repair) []string {
+func ids(rs []domain.Repair) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = r.ID
@@ -152,7 +153,7 @@ func claimIDs(t *testing.T, s *Store, owner string, now time.Time) []string {
 	return ids(rs)
 }
 
-func state(t *testing.T, s *Store, id string) State {
+func state(t *testing.T, s *Store, id string) domain.State {
 	t.Helper()
 	r, err := s.GetRepair(context.Background(), id, false)
 	if err != nil {

@@ -84,9 +84,9 @@ func floatPtr(f sql.NullFloat64) *float64 {
 // parameters or a backend's error message. Refusing them would lose the
 // write they describe; replacing them at worst merges two odd resource
 // names into one, which only serialises their writes more.
-func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+func clean[S ~string](s S) S {
+	t := strings.ToValidUTF8(string(s), "\uFFFD")
+	return S(strings.ReplaceAll(t, "\x00", "\uFFFD"))
 }
 
 // limitOr returns limit if it is in (0, max], def if it is not positive,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -59,18 +60,18 @@ func TestWatchAcrossReplicas(t *testing.T) {
 	}
 
 	t.Run("a flip committed on one replica reaches another within a second", func(t *testing.T) {
-		if _, err := writer.SetOverride(ctx, Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
+		if _, err := writer.SetOverride(ctx, domain.Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, time.Second, "after SetOverride")
-		if err := writer.ClearOverride(ctx, "r", 1, AuditEntry{Action: "clear", Route: "r"}); err != nil {
+		if err := writer.ClearOverride(ctx, "r", 1, domain.AuditEntry{Action: "clear", Route: "r"}); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, time.Second, "after ClearOverride")
 	})
 
 	t.Run("a refused flip announces nothing", func(t *testing.T) {
-		if _, err := writer.SetOverride(ctx, Override{Route: "r", Mode: "modern"}, 7, flip("r", "legacy", "modern")); err == nil {
+		if _, err := writer.SetOverride(ctx, domain.Override{Route: "r", Mode: "modern"}, 7, flip("r", "legacy", "modern")); err == nil {
 			t.Fatal("got no conflict")
 		}
 		noSignal(t, ch, 200*time.Millisecond, "after a conflict")
@@ -78,7 +79,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 
 	t.Run("a flip in another schema is not this store's business", func(t *testing.T) {
 		other := openStore(t, testdb.Postgres(t), nil)
-		if _, err := other.SetOverride(ctx, Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
+		if _, err := other.SetOverride(ctx, domain.Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
 			t.Fatal(err)
 		}
 		noSignal(t, ch, 200*time.Millisecond, "after a flip in another schema")
@@ -101,7 +102,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 			t.Fatalf("terminated %d LISTEN connections, want 1", killed)
 		}
 		waitSignal(t, ch, 5*time.Second, "after reconnecting")
-		if _, err := writer.SetOverride(ctx, Override{Route: "r", Mode: "shadow"}, 0, flip("r", "legacy", "shadow")); err != nil {
+		if _, err := writer.SetOverride(ctx, domain.Override{Route: "r", Mode: "shadow"}, 0, flip("r", "legacy", "shadow")); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, time.Second, "a flip after reconnecting")
@@ -136,7 +137,7 @@ func TestWatchOnSQLiteNeverFires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetOverride(ctx, Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
+	if _, err := s.SetOverride(ctx, domain.Override{Route: "r", Mode: "modern"}, 0, flip("r", "legacy", "modern")); err != nil {
 		t.Fatal(err)
 	}
 	noSignal(t, ch, 100*time.Millisecond, "after SetOverride on SQLite")

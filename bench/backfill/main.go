@@ -39,7 +39,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"strangler/backfill/fixture"
-	"strangler/config"
+	"strangler/internal/mysqldsn"
 	"strangler/legacy"
 	"strangler/modern"
 )
@@ -197,7 +197,7 @@ func run(ctx context.Context, o options) error {
 // prepareLegacy creates the legacy database and fills it, unless reusing
 // it; drop removes it.
 func prepareLegacy(ctx context.Context, o options) (url string, drop func(), err error) {
-	dsn, err := config.MySQLDriverDSN(o.mysqlURL)
+	dsn, err := mysqldsn.DriverDSN(o.mysqlURL)
 	if err != nil {
 		return "", nil, err
 	}

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -134,7 +135,7 @@ func parseSince(v string) (time.Time, error) {
 // refusing an embedded store that does not exist rather than creating an
 // empty one whose chain would verify.
 func openAuditStore(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) (*store.Store, error) {
-	cfg, err := config.Load(path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func openAuditStore(ctx context.Context, path string, getenv func(string) string
 
 // auditWriter writes exported entries in one format.
 type auditWriter interface {
-	write(store.AuditEntry) error
+	write(domain.AuditEntry) error
 	flush() error
 }
 
@@ -179,7 +180,7 @@ type auditRecord struct {
 	Hash        string       `json:"hash"`
 }
 
-func toAuditRecord(e store.AuditEntry) auditRecord {
+func toAuditRecord(e domain.AuditEntry) auditRecord {
 	number := func(p *float64) *json.Number {
 		if p == nil {
 			return nil
@@ -189,7 +190,7 @@ func toAuditRecord(e store.AuditEntry) auditRecord {
 	}
 	return auditRecord{
 		ID: e.ID, At: store.AuditTime(e.At), Actor: e.Actor, Action: e.Action, Route: e.Route,
-		FromMode: e.FromMode, ToMode: e.ToMode, FromPercent: number(e.FromPercent), ToPercent: number(e.ToPercent),
+		FromMode: string(e.FromMode), ToMode: string(e.ToMode), FromPercent: number(e.FromPercent), ToPercent: number(e.ToPercent),
 		Reason: e.Reason, Forced: e.Forced, Detail: e.Detail, PrevHash: e.PrevHash, Hash: e.Hash,
 	}
 }
@@ -203,8 +204,8 @@ func newJSONLWriter(w io.Writer) *jsonlWriter {
 	return &jsonlWriter{enc}
 }
 
-func (w *jsonlWriter) write(e store.AuditEntry) error { return w.enc.Encode(toAuditRecord(e)) }
-func (w *jsonlWriter) flush() error                   { return nil }
+func (w *jsonlWriter) write(e domain.AuditEntry) error { return w.enc.Encode(toAuditRecord(e)) }
+func (w *jsonlWriter) flush() error                    { return nil }
 
 // csvHeader names the CSV export's columns.
 const csvHeader = "id,at,actor,action,route,from_mode,to_mode,from_percent,to_percent,reason,forced,detail,prev_hash,hash"
@@ -224,7 +225,7 @@ func (w *csvWriter) writeHeader() error {
 	return w.w.Write(strings.Split(csvHeader, ","))
 }
 
-func (w *csvWriter) write(e store.AuditEntry) error {
+func (w *csvWriter) write(e domain.AuditEntry) error {
 	if !w.header {
 		if err := w.writeHeader(); err != nil {
 			return err
@@ -232,7 +233,7 @@ func (w *csvWriter) write(e store.AuditEntry) error {
 	}
 	return w.w.Write([]string{
 		strconv.FormatInt(e.ID, 10), store.AuditTime(e.At), e.Actor, e.Action, e.Route,
-		e.FromMode, e.ToMode, store.AuditPercent(e.FromPercent), store.AuditPercent(e.ToPercent),
+		string(e.FromMode), string(e.ToMode), store.AuditPercent(e.FromPercent), store.AuditPercent(e.ToPercent),
 		e.Reason, strconv.FormatBool(e.Forced), e.Detail, e.PrevHash, e.Hash,
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/human"
 )
 
@@ -64,13 +65,10 @@ func cell(s string, limit int) string {
 	return s
 }
 
-// usesPercent reports whether a mode splits traffic by percent.
-func usesPercent(mode string) bool { return mode == "fallback" || mode == "modern" }
-
 // fmtMode writes a mode with its percent when it has one below 100:
 // "fallback 25%", "modern".
 func fmtMode(mode string, percent *float64) string {
-	if usesPercent(mode) && percent != nil && *percent != 100 {
+	if domain.Mode(mode).TakesPercent() && percent != nil && *percent != 100 {
 		return mode + " " + strconv.FormatFloat(*percent, 'f', -1, 64) + "%"
 	}
 	return mode
@@ -78,7 +76,7 @@ func fmtMode(mode string, percent *float64) string {
 
 // fmtPercent writes a route's share to modern, "-" for modes without one.
 func fmtPercent(mode string, percent *float64) string {
-	if !usesPercent(mode) {
+	if !domain.Mode(mode).TakesPercent() {
 		return "-"
 	}
 	p := 100.0

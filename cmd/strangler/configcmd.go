@@ -7,13 +7,14 @@ import (
 	"os"
 
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"config: want check FILE... or print FILE"}
 	}
-	env := config.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	env := configfile.Env{Getenv: getenv, ReadFile: os.ReadFile}
 	switch args[0] {
 	case "check":
 		if len(args) < 2 {
@@ -21,7 +22,7 @@ func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writ
 		}
 		failed := 0
 		for _, path := range args[1:] {
-			cfg, err := config.Load(path, env)
+			cfg, err := configfile.Load(path, env)
 			if err != nil {
 				fmt.Fprintln(stderr, err)
 				failed++
@@ -41,7 +42,7 @@ func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writ
 		if len(args) != 2 {
 			return usageError{"config print: name one file"}
 		}
-		cfg, err := config.Load(args[1], env)
+		cfg, err := configfile.Load(args[1], env)
 		if err != nil {
 			var errs config.Errors
 			if errors.As(err, &errs) {
@@ -50,7 +51,7 @@ func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writ
 			}
 			return err
 		}
-		out, err := cfg.Print()
+		out, err := configfile.Print(cfg)
 		if err != nil {
 			return err
 		}

@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/legacy"
 	"strangler/modern"
 	"strangler/phi"
@@ -75,7 +75,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		"DEMO_LISTEN":    *listen, "DEMO_ADMIN": *adminAddr,
 		"DEMO_LEGACY_URL": legacyURL, "DEMO_MODERN_URL": modernURL,
 	}
-	cfg, err := config.Parse("demo.yaml", demoConfig, config.Env{
+	cfg, err := configfile.Parse("demo.yaml", demoConfig, configfile.Env{
 		Getenv:   func(k string) string { return vars[k] },
 		ReadFile: os.ReadFile,
 	})

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/store"
 )
@@ -517,19 +518,19 @@ func waitDrained(t *testing.T, st *store.Store, timeout time.Duration) time.Dura
 func logOpenWrites(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	line := func(r store.RepairSummary) string {
+	line := func(r domain.RepairSummary) string {
 		return fmt.Sprintf("%s %s %s seq=%d attempts=%d last_error=%q next=%v lease=%s until %v",
 			r.State, r.ID, r.Resource, r.Seq, r.Attempts, r.LastError, r.NextAttemptAt, r.LeaseOwner, r.LeaseUntil)
 	}
-	for _, state := range []store.State{store.StateSent, store.StatePending} {
+	for _, state := range []domain.State{domain.StateSent, domain.StatePending} {
 		l, _ := st.ListRepairs(ctx, store.RepairFilter{State: state, Limit: 10})
 		for _, r := range l {
 			t.Log(line(r))
 		}
-		if state == store.StatePending && len(l) > 0 {
+		if state == domain.StatePending && len(l) > 0 {
 			all, _ := st.ListRepairs(ctx, store.RepairFilter{ResourceKey: l[0].ResourceKey, Limit: 1000})
 			for _, r := range all {
-				if r.State != store.StateDone {
+				if r.State != domain.StateDone {
 					t.Log("  " + line(r))
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testkit"
 	"strangler/store"
 )
@@ -53,7 +54,7 @@ func startPrimaryFacade(t *testing.T, primary string, keys bool, c facadeConfig)
 }
 
 // only returns the one journaled write.
-func (f *primaryFacade) only(t *testing.T) store.RepairSummary {
+func (f *primaryFacade) only(t *testing.T) domain.RepairSummary {
 	t.Helper()
 	list, err := f.store.ListRepairs(context.Background(), store.RepairFilter{})
 	if err != nil || len(list) != 1 {
@@ -78,7 +79,7 @@ func TestDualWriteWhenThePrimaryFails(t *testing.T) {
 				if err != nil || code != http.StatusBadGateway {
 					t.Errorf("the client got %d %v, want 502", code, err)
 				}
-				if w := f.only(t); w.State != store.StateSkipped || w.Outcome.Status != http.StatusBadGateway {
+				if w := f.only(t); w.State != domain.StateSkipped || w.Outcome.Status != http.StatusBadGateway {
 					t.Errorf("the write is %s with status %d, want skipped with 502", w.State, w.Outcome.Status)
 				}
 				if got := f.counted(t, "skipped"); got != "1" {
@@ -95,7 +96,7 @@ func TestDualWriteWhenThePrimaryFails(t *testing.T) {
 				if err != nil || code != http.StatusServiceUnavailable {
 					t.Errorf("the client got %d %v, want the primary's 503", code, err)
 				}
-				if w := f.only(t); w.State != store.StateSkipped || w.Outcome.Status != http.StatusServiceUnavailable {
+				if w := f.only(t); w.State != domain.StateSkipped || w.Outcome.Status != http.StatusServiceUnavailable {
 					t.Errorf("the write is %s with status %d, want skipped with 503", w.State, w.Outcome.Status)
 				}
 				if got := f.counted(t, "skipped"); got != "1" {
@@ -112,7 +113,7 @@ func TestDualWriteWhenThePrimaryFails(t *testing.T) {
 				if err != nil || code != http.StatusGatewayTimeout {
 					t.Errorf("the client got %d %v, want 504", code, err)
 				}
-				if w := f.only(t); w.State != store.StateUnknown {
+				if w := f.only(t); w.State != domain.StateUnknown {
 					t.Errorf("the write is %s, want unknown: the primary may have applied it", w.State)
 				}
 				if got := f.counted(t, "unknown"); got != "1" {
@@ -134,7 +135,7 @@ func TestDualWriteWhenThePrimaryFails(t *testing.T) {
 				}
 				f.primary.fault.Store(int32(faultNone))
 				testkit.Eventually(t, 2*time.Minute, "the write resent and delivered", func() bool {
-					return f.only(t).State == store.StateDone
+					return f.only(t).State == domain.StateDone
 				})
 				received, applied := f.primary.counts()
 				var key string

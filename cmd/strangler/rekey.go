@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/store"
 )
 
@@ -35,7 +35,7 @@ older keys can be dropped. It may run while facades use the store.`)
 	case *path == "":
 		return usageError{"store rekey: --config FILE is required"}
 	}
-	cfg, err := config.Load(*path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // reloader re-reads the configuration on SIGHUP and whenever one of its
@@ -22,7 +23,7 @@ import (
 // the previous configuration keeps serving.
 type reloader struct {
 	path string
-	env  config.Env
+	env  configfile.Env
 	log  *slog.Logger
 
 	// apply serves a loaded configuration, or says why it cannot.
@@ -90,7 +91,7 @@ func (r *reloader) run(ctx context.Context) error {
 // reload applies the configuration file if it is valid, and reports
 // whether it did.
 func (r *reloader) reload(cause string) bool {
-	cfg, err := config.Load(r.path, r.env)
+	cfg, err := configfile.Load(r.path, r.env)
 	if err == nil {
 		err = r.apply(cfg)
 	}

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"strangler/control"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/internal/tty"
-	"strangler/store"
 )
 
 const repairsUsage = `usage: strangler repairs <command> [flags]
@@ -83,7 +83,7 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	fs := flag.NewFlagSet("repairs list", flag.ContinueOnError)
 	setUsage(fs, "repairs list [--state S] [--route R] [--limit N] [--json]")
 	client := adminFlags(fs, getenv)
-	state := fs.String("state", "", "only writes in this `state`, one of "+fmt.Sprint(store.States))
+	state := fs.String("state", "", "only writes in this `state`, one of "+fmt.Sprint(domain.States))
 	route := fs.String("route", "", "only this `route`")
 	limit := fs.Int("limit", 100, "at most `N` writes, newest first (1-1000)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
@@ -98,7 +98,7 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"repairs list: --limit must be from 1 to 1000"}
 	}
 	if *state != "" {
-		if _, err := store.ParseState(*state); err != nil {
+		if _, err := domain.ParseState(*state); err != nil {
 			return usageError{"repairs list: --state: " + err.Error()}
 		}
 	}

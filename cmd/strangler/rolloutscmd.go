@@ -16,6 +16,7 @@ import (
 
 	"strangler/config"
 	"strangler/control"
+	"strangler/domain"
 	"strangler/internal/human"
 )
 
@@ -93,7 +94,7 @@ steps. Without flags it shows the route's ramp.`)
 		return nil
 	})
 	fs.Func("mode", "the `mode` of the steps: fallback or modern (default: the route's, if it is one of them)", func(s string) error {
-		var m config.Mode
+		var m domain.Mode
 		if err := m.UnmarshalText([]byte(s)); err != nil {
 			return err
 		}

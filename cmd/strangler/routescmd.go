@@ -14,6 +14,7 @@ import (
 
 	"strangler/config"
 	"strangler/control"
+	"strangler/domain"
 	"strangler/internal/human"
 )
 
@@ -180,7 +181,7 @@ fallbacks; --force flips anyway and the audit log says so.`)
 	client := adminFlags(fs, getenv)
 	var body patchBody
 	fs.Func("mode", "new `mode`: legacy, shadow, fallback, dual-write or modern", func(s string) error {
-		var m config.Mode
+		var m domain.Mode
 		if err := m.UnmarshalText([]byte(s)); err != nil {
 			return err
 		}
@@ -227,7 +228,7 @@ func setRoute(ctx context.Context, c *control.Client, name string, body patchBod
 	if err != nil {
 		return err
 	}
-	if mode := cmp.Or(body.Mode, before.Mode); body.Percent != nil && !usesPercent(mode) {
+	if mode := cmp.Or(body.Mode, before.Mode); body.Percent != nil && !domain.Mode(mode).TakesPercent() {
 		// The API would store it, and the router ignore it.
 		return usageError{fmt.Sprintf("routes set: --percent applies to fallback and modern; %s would be %s", name, mode)}
 	}

@@ -16,6 +16,7 @@ import (
 	oklog "github.com/oklog/run"
 
 	"strangler/config"
+	"strangler/config/configfile"
 	"strangler/edge"
 	"strangler/store"
 	"strangler/telemetry"
@@ -30,8 +31,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *path == "" {
 		return usageError{"serve: --config FILE is required"}
 	}
-	env := config.Env{Getenv: getenv, ReadFile: os.ReadFile}
-	cfg, err := config.Load(*path, env)
+	env := configfile.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	cfg, err := configfile.Load(*path, env)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testkit"
 	"strangler/store"
 )
@@ -299,7 +300,7 @@ routes:
 	st := openStateStore(t, dsn)
 	ctx := context.Background()
 	writes, err := st.ListRepairs(ctx, store.RepairFilter{})
-	if err != nil || len(writes) != 1 || writes[0].State != store.StateDone {
+	if err != nil || len(writes) != 1 || writes[0].State != domain.StateDone {
 		t.Errorf("the dual write after the drain: %+v %v, want one, done: the worker finishes its deliveries before exit", writes, err)
 	}
 	counts, err := st.Counts(ctx, "fast", sigterm.Add(-time.Hour))

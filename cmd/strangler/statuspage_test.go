@@ -17,7 +17,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -79,7 +80,7 @@ func seedHours(t *testing.T, dsn string) {
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Hour)
-	var counts []store.HourCount
+	var counts []domain.HourCount
 	for i := 23; i >= 0; i-- {
 		hour := now.Add(-time.Duration(i) * time.Hour)
 		fallbacks := int64(0)
@@ -87,8 +88,8 @@ func seedHours(t *testing.T, dsn string) {
 			fallbacks = int64(i) / 2
 		}
 		counts = append(counts,
-			store.HourCount{Route: "get-patient", Hour: hour, Requests: 400, Modern: 400 - fallbacks, Fallbacks: fallbacks},
-			store.HourCount{Route: "create-patient", Hour: hour, Requests: 40})
+			domain.HourCount{Route: "get-patient", Hour: hour, Requests: 400, Modern: 400 - fallbacks, Fallbacks: fallbacks},
+			domain.HourCount{Route: "create-patient", Hour: hour, Requests: 40})
 	}
 	if err := st.AddCounts(ctx, counts); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func (c *adminClock) Advance(d time.Duration) {
 // process, as startRun does, with the admin listener on clock now.
 func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 	t.Helper()
-	cfg, err := config.Load(path, config.Env{Getenv: noEnv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,8 @@ import (
 	"os"
 	"time"
 
-	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -56,7 +57,7 @@ the copy as 'strangler store verify' does.
 	case len(rest) != 1:
 		return usageError{"store backup: name one file to write the backup to"}
 	}
-	cfg, err := config.Load(*path, config.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		return err
 	}
@@ -106,6 +107,6 @@ func verifyBackup(ctx context.Context, path string, stdout io.Writer) error {
 	fmt.Fprintf(tw, "  overrides:\t%d\n", rep.Overrides)
 	fmt.Fprintf(tw, "  audit entries:\t%d\n", rep.AuditEntries)
 	fmt.Fprintf(tw, "  open dual writes:\t%d pending, %d dead, %d unknown, %d sent\n",
-		rep.Repairs[store.StatePending], rep.Repairs[store.StateDead], rep.Repairs[store.StateUnknown], rep.Repairs[store.StateSent])
+		rep.Repairs[domain.StatePending], rep.Repairs[domain.StateDead], rep.Repairs[domain.StateUnknown], rep.Repairs[domain.StateSent])
 	return tw.Flush()
 }

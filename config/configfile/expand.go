@@ -1,8 +1,9 @@
-package config
+package configfile
 
 import (
 	"fmt"
 	"path/filepath"
+	"strangler/config"
 	"strings"
 )
 
@@ -60,7 +61,7 @@ func (x *expander) resolve(expr string) (string, error) {
 		return x.file(path)
 	}
 	name, def, hasDefault := strings.Cut(expr, ":-")
-	if !isParamName(name) {
+	if !config.IsParamName(name) {
 		return "", fmt.Errorf("invalid placeholder ${%s}; write ${VAR}, ${VAR:-default} or ${file:/path}", expr)
 	}
 	if v := x.getenv(name); v != "" {

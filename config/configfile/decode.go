@@ -1,9 +1,10 @@
-package config
+package configfile
 
 import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"strangler/config"
 	"strconv"
 	"strings"
 
@@ -17,17 +18,13 @@ import (
 type decoder struct {
 	file   string
 	expand *expander
-	errs   Errors
-	// warnings are what is valid but unwise, placed like errors.
-	warnings Errors
+	errs   config.Errors
 	// pos maps a field path (routes[2].mode) to where its value is.
-	pos map[string]position
+	pos map[string]config.Position
 	// failed holds the paths that could not be decoded, so validation does
 	// not pile a second, misleading error on them.
 	failed map[string]bool
 }
-
-type position struct{ line, column int }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
@@ -36,11 +33,11 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 // `first_name: FirstName` for `first_name: {from: FirstName}`.
 type shortForm interface {
 	// shortField is the yaml name of the field a scalar fills.
-	shortField() string
+	ShortField() string
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	e := Error{File: d.file, Field: path, Msg: fmt.Sprintf(format, args...)}
+	e := config.Error{File: d.file, Field: path, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}
@@ -48,35 +45,12 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.failed[path] = true
 }
 
-// errorAt reports a problem found after decoding, at the recorded position
-// of the field, unless decoding the field or one of its parents failed.
-func (d *decoder) errorAt(path, format string, args ...any) {
-	for p := path; p != ""; p = parentPath(p) {
-		if d.failed[p] {
-			return
-		}
-	}
-	// A missing field has no position of its own: point at its parent.
-	p, ok := d.pos[path]
-	for parent := path; !ok && parent != ""; {
-		parent = parentPath(parent)
-		p, ok = d.pos[parent]
-	}
-	d.errs = append(d.errs, Error{File: d.file, Line: p.line, Column: p.column, Field: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-// warnAt reports something valid but unwise at the position of the field.
-func (d *decoder) warnAt(path, format string, args ...any) {
-	p := d.pos[path]
-	d.warnings = append(d.warnings, Error{File: d.file, Line: p.line, Column: p.column, Field: path, Msg: fmt.Sprintf(format, args...)})
-}
-
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
 	if path != "" {
-		d.pos[path] = position{n.Line, n.Column}
+		d.pos[path] = config.Position{Line: n.Line, Column: n.Column}
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value leaves the default
@@ -92,7 +66,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(elem)
 	case reflect.Struct:
 		if sf, ok := v.Addr().Interface().(shortForm); ok && n.Kind == yaml.ScalarNode {
-			d.decode(n, v.Field(structFields(v.Type())[sf.shortField()]), path)
+			d.decode(n, v.Field(structFields(v.Type())[sf.ShortField()]), path)
 			return
 		}
 		d.decodeStruct(n, v, path)
@@ -293,16 +267,6 @@ func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	d.decodeStruct(n, v, path)
-}
-
-// parentPath is the path of the field containing path: routes[2] for
-// routes[2].mode, routes for routes[2].
-func parentPath(path string) string {
-	i := strings.LastIndexAny(path, ".[")
-	if i < 0 {
-		return ""
-	}
-	return path[:i]
 }
 
 func structFields(t reflect.Type) map[string]int {

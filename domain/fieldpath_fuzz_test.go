@@ -1,4 +1,4 @@
-package config_test
+package domain_test
 
 import (
 	"bytes"
@@ -7,13 +7,13 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"strangler/config"
+	"strangler/domain"
 )
 
 // FuzzFieldPathFind checks id_field extraction against documents
 // encoding/json writes: a scalar put at a path in a document is what
-// Find returns for that path, as text (a string as it is, a number as
-// written, a boolean as true or false); an object, an array, null or a
+// Find returns for that path, as text (a string as it is, a number in its
+// canonical spelling, a boolean as true or false); an object, an array, null or a
 // [*] step is not found. Find on any input never panics and finds nothing
 // in what is not JSON.
 func FuzzFieldPathFind(f *testing.F) {
@@ -31,7 +31,7 @@ func FuzzFieldPathFind(f *testing.F) {
 		f.Add(seed[0], seed[1], []byte(seed[2]))
 	}
 	f.Fuzz(func(t *testing.T, path, literal string, doc []byte) {
-		p, err := config.ParseFieldPath(path)
+		p, err := domain.ParseFieldPath(path)
 		if err != nil {
 			return
 		}
@@ -52,7 +52,7 @@ func FuzzFieldPathFind(f *testing.F) {
 			}
 			want = v
 		case json.Number:
-			want = v.String()
+			want = string(domain.ParseNumber([]byte(v)).AppendCanonical(nil, []byte(v)))
 		case bool:
 			want = strconv.FormatBool(v)
 		default:
@@ -63,7 +63,7 @@ func FuzzFieldPathFind(f *testing.F) {
 			return
 		}
 		for _, step := range p {
-			if step.Kind == config.StepAny {
+			if step.Kind == domain.StepAny {
 				want, found = "", false
 			}
 		}
@@ -80,7 +80,7 @@ func FuzzFieldPathFind(f *testing.F) {
 
 // place returns a document holding value at p, with other members and
 // elements around it; false when p's indices are too large to build.
-func place(p config.FieldPath, value any) (any, bool) {
+func place(p domain.FieldPath, value any) (any, bool) {
 	if len(p) == 0 {
 		return value, true
 	}
@@ -89,13 +89,13 @@ func place(p config.FieldPath, value any) (any, bool) {
 		return nil, false
 	}
 	switch s := p[0]; s.Kind {
-	case config.StepKey:
+	case domain.StepKey:
 		obj := map[string]any{s.Key: child}
 		if s.Key != "other" {
 			obj["other"] = "x"
 		}
 		return obj, true
-	case config.StepIndex:
+	case domain.StepIndex:
 		if s.Index > 1000 {
 			return nil, false
 		}

@@ -1,0 +1,105 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// Position is where a field's value is in a configuration file.
+type Position struct{ Line, Column int }
+
+// Decoded is what decoding a file found besides the values: the problems,
+// where each field sits, and what else it read. The YAML decoding lives in
+// package configfile, so that this package, which the request path
+// imports for the parsed types, links no YAML parser.
+type Decoded struct {
+	// File is the file's name, as errors show it.
+	File string
+	// Errs are the problems decoding found.
+	Errs Errors
+	// Pos maps a field path (routes[2].mode) to where its value is.
+	Pos map[string]Position
+	// Failed holds the paths that could not be decoded, so validation does
+	// not pile a second, misleading error on them.
+	Failed map[string]bool
+	// Files are the files read through ${file:…} placeholders.
+	Files []string
+	// Getenv reads the environment (for the state snapshot's default).
+	Getenv func(string) string
+	// MySQLDriverDSN converts a mysql:// URL for the MySQL driver, whose
+	// own parsing checks the URL's parameters; the loader passes it in so
+	// that this package links no database driver.
+	MySQLDriverDSN func(string) (string, error)
+}
+
+// Complete finishes a decoded configuration: it fills in the defaults,
+// validates cfg and lists the files to watch. A non-nil error is Errors
+// naming every problem found, decoding's and validation's, in file order.
+func Complete(cfg *Config, d Decoded) (*Config, error) {
+	cfg.applyDefaults()
+	cfg.StateSnapshot = snapshotPath(cfg.StateSnapshot, cfg.Store, d.Getenv)
+	c := &checker{Decoded: d, dir: filepath.Dir(d.File)}
+	c.validate(cfg)
+	if len(c.Errs) > 0 {
+		return nil, c.Errs.sorted()
+	}
+	cfg.Warnings = c.warnings
+	cfg.Sources = append([]string{d.File}, d.Files...)
+	// Certificates and CA bundles are watched too: a renewed one is
+	// picked up like any other change.
+	for _, t := range []*TLS{cfg.TLS, cfg.Admin.TLS} {
+		if t != nil {
+			cfg.Sources = append(cfg.Sources, t.files()...)
+		}
+	}
+	for _, u := range []Upstream{cfg.Backends.Legacy, cfg.Backends.Modern} {
+		if u.TLS != nil && u.TLS.CA != "" {
+			cfg.Sources = append(cfg.Sources, u.TLS.CA)
+		}
+	}
+	return cfg, nil
+}
+
+// checker validates a decoded configuration, placing each problem at the
+// line of the field it concerns.
+type checker struct {
+	Decoded
+	// dir is the file's folder, which relative paths are relative to.
+	dir string
+	// warnings are what is valid but unwise, placed like errors.
+	warnings Errors
+}
+
+// errorAt reports a problem found after decoding, at the recorded position
+// of the field, unless decoding the field or one of its parents failed.
+func (d *checker) errorAt(path, format string, args ...any) {
+	for p := path; p != ""; p = parentPath(p) {
+		if d.Failed[p] {
+			return
+		}
+	}
+	// A missing field has no position of its own: point at its parent.
+	p, ok := d.Pos[path]
+	for parent := path; !ok && parent != ""; {
+		parent = parentPath(parent)
+		p, ok = d.Pos[parent]
+	}
+	d.Errs = append(d.Errs, Error{File: d.File, Line: p.Line, Column: p.Column, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnAt reports something valid but unwise at the position of the field.
+func (d *checker) warnAt(path, format string, args ...any) {
+	p := d.Pos[path]
+	d.warnings = append(d.warnings, Error{File: d.File, Line: p.Line, Column: p.Column, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// parentPath is the path of the field containing path: routes[2] for
+// routes[2].mode, routes for routes[2].
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}

@@ -1,0 +1,34 @@
+package domain
+
+import "time"
+
+// HourCount is what one route saw in one UTC hour. The store's AddCounts adds it
+// to what is stored, so each replica flushes only what it counted since its
+// last flush.
+type HourCount struct {
+	Route string
+	// Hour is truncated to the hour in UTC by the store.
+	Hour time.Time
+	// Requests counts every request; Modern those modern served;
+	// Fallbacks those modern failed and legacy served.
+	Requests, Modern, Fallbacks int64
+	// ConfirmedMissing counts the not_found fallbacks that legacy answered
+	// 404 or 410 too: not among Fallbacks, which are migration gaps.
+	ConfirmedMissing int64
+	// ShadowMatches and ShadowMismatches count shadow comparisons.
+	ShadowMatches, ShadowMismatches int64
+	// LastFallbackAt is the latest fallback in the hour; zero if none.
+	LastFallbackAt time.Time
+}
+
+// ClientCount is how many requests from one client app version reached
+// legacy on one route.
+type ClientCount struct {
+	Route string
+	// Hour is truncated to the hour in UTC; zero in the store's TopLegacyClients'
+	// results, which add up hours.
+	Hour time.Time
+	// Client is the app version, from User-Agent or X-App-Version.
+	Client   string
+	Requests int64
+}

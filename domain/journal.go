@@ -1,0 +1,172 @@
+package domain
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// State is where a journaled write is in its life:
+//
+//   - sent → pending when the primary answered 2xx, skipped otherwise;
+//   - sent → unknown when its lease passed before the answer was recorded;
+//   - unknown → pending or skipped on a late answer, pending on an
+//     operator's retry, sent again when its client retries it with its
+//     Idempotency-Key (the store's BeginKeyedWrite);
+//   - pending → done when the secondary applied it, dead when delivery
+//     gave up;
+//   - dead → pending on an operator's retry;
+//   - pending, dead, unknown → discarded when an operator gives up on it.
+type State string
+
+// The states of a journaled write.
+const (
+	// StateSent means the primary call is in flight.
+	StateSent State = "sent"
+	// StatePending means the primary applied it; the secondary has not yet.
+	StatePending State = "pending"
+	// StateSkipped means the primary refused it, so the secondary never gets it.
+	StateSkipped State = "skipped"
+	// StateUnknown means the facade died before the primary's answer was
+	// recorded. An operator decides: retry if the primary applied it,
+	// discard if not. It is never resent on its own.
+	StateUnknown State = "unknown"
+	// StateDone means the secondary applied it.
+	StateDone State = "done"
+	// StateDead means the secondary refused it for good, or too many attempts
+	// failed. It blocks later writes to its resource until retried or
+	// discarded.
+	StateDead State = "dead"
+	// StateDiscarded means an operator gave up on it.
+	StateDiscarded State = "discarded"
+)
+
+// States lists every state of a journaled write, in the order a write
+// moves through them.
+var States = []State{StateSent, StatePending, StateSkipped, StateUnknown, StateDone, StateDead, StateDiscarded}
+
+// transitions is the journal's state machine, the one place that says
+// which state a journaled write may go to from which (State tells why).
+// The store writes the SQL of every change of state from a move it
+// checks against this table.
+var transitions = map[State][]State{
+	StateSent:    {StatePending, StateSkipped, StateUnknown},
+	StateUnknown: {StateSent, StatePending, StateSkipped, StateDiscarded},
+	StatePending: {StateDone, StateDead, StateDiscarded},
+	StateDead:    {StatePending, StateDiscarded},
+}
+
+// CanMove reports whether a journaled write in state from may go to state
+// to. Done, skipped and discarded are final: nothing leaves them.
+func CanMove(from, to State) bool { return slices.Contains(transitions[from], to) }
+
+// Final reports whether st is a state no write leaves.
+func (st State) Final() bool { return len(transitions[st]) == 0 }
+
+// ParseState returns the state called name, or an error that lists the
+// states there are.
+func ParseState(name string) (State, error) {
+	if st := State(name); slices.Contains(States, st) {
+		return st, nil
+	}
+	names := make([]string, len(States))
+	for i, st := range States {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("unknown state %q; want one of %s", name, strings.Join(names, ", "))
+}
+
+// Intent is a write the facade is about to send to the primary, journaled
+// so that it can be replayed to the secondary.
+type Intent struct {
+	// ID is a UUID, also sent as the Idempotency-Key on every attempt so the
+	// secondary applies the write once however often it is sent.
+	ID string
+	// Route is the route's name.
+	Route string
+	// Resource names what the write changes, such as "/patients/42":
+	// writes to one resource reach the secondary in the order the primary
+	// answered them. It is stored only as its keyed digest.
+	Resource string
+	// ResourceView is how listings show the resource: its path with the
+	// route's parameters hashed (/patients/{id:h:3f9a…}). Empty means every
+	// segment hashed.
+	ResourceView string
+	// Method is the request method.
+	Method string
+	// Target is the request's path and query.
+	Target string
+	// Header is the request header to replay, already filtered by the
+	// caller. It is stored byte for byte.
+	Header http.Header
+	// Body is the buffered request body.
+	Body []byte
+	// Primary is the backend that answers the client.
+	Primary Backend
+	// CreatedAt is when the request arrived; zero means now.
+	CreatedAt time.Time
+}
+
+// Outcome is the primary's answer to a journaled write.
+type Outcome struct {
+	// Status is the primary's status code; 2xx queues the write for the
+	// secondary, anything else skips it.
+	Status int
+	// Location is the primary's Location header, if any.
+	Location string
+	// PrimaryID is the id the primary gave a created resource (id_field).
+	PrimaryID string
+	// Resource, if set, is the resource the write belongs to from now on:
+	// what a create made (its Location, or its collection and new id), so
+	// that later writes to it wait behind the create. ResourceView is how
+	// listings show it, as Intent.ResourceView.
+	Resource, ResourceView string
+}
+
+// RepairSummary describes a journaled write without what it carries of
+// the request.
+type RepairSummary struct {
+	ID, Route, Method string
+	// Resource is how listings show what the write changes: its path with
+	// the route's parameters hashed (/patients/{id:h:3f9a…}).
+	Resource string
+	// ResourceKey is the resource's keyed digest, which orders the queue:
+	// equal for every write to the same resource.
+	ResourceKey string
+	// Primary is the backend that answered the client.
+	Primary Backend
+	State   State
+	// Seq orders the writes to one resource; 0 until the primary's 2xx
+	// answer is recorded.
+	Seq int64
+	// Outcome is the primary's answer; zero while sent or unknown. Its
+	// Location and PrimaryID are part of the payload: set only in a Repair.
+	Outcome Outcome
+	// Attempts counts failed deliveries to the secondary.
+	Attempts  int
+	LastError string
+	// NextAttemptAt is when a pending write is due.
+	NextAttemptAt time.Time
+	// LeaseOwner and LeaseUntil say who is delivering it, and until when.
+	LeaseOwner string
+	LeaseUntil time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Repair is a journaled write with what is needed to replay it. Once the
+// write is settled (done, skipped, discarded) its target, headers and body
+// are erased.
+type Repair struct {
+	RepairSummary
+	// Target is the request's path and query.
+	Target string
+	Header http.Header
+	Body   []byte
+	// PayloadErr is set when the target, headers and body cannot be read:
+	// they were encrypted with a key that is no longer configured
+	// (the store's ErrKeyLost). The write cannot be replayed until it is again.
+	PayloadErr error
+}

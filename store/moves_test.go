@@ -1,0 +1,25 @@
+package store
+
+import (
+	"testing"
+
+	"strangler/domain"
+)
+
+// TestMovesFollowTheTable checks every change of state the store's SQL
+// makes against domain's transition table.
+func TestMovesFollowTheTable(t *testing.T) {
+	for _, m := range moves {
+		for _, from := range m.from {
+			if !domain.CanMove(from, m.to) {
+				t.Errorf("the store moves a write from %s to %s, which domain's table does not allow", from, m.to)
+			}
+		}
+	}
+	if got, want := statesIn(finalStates), "state IN ('skipped', 'done', 'discarded')"; got != want {
+		t.Errorf("final states: %s, want %s", got, want)
+	}
+	if got, want := statesIn(openStates), "state IN ('sent', 'pending', 'unknown', 'dead')"; got != want {
+		t.Errorf("open states: %s, want %s", got, want)
+	}
+}
