@@ -6,7 +6,8 @@ SHELL := /bin/bash
 
 .PHONY: test alerts demo bench build fuzz staticcheck
 
-# test: formatting, no binaries in the repository, vet, then every test
+# test: formatting, no binaries in the repository, vet and staticcheck
+# (both modules), then every test
 # with the race detector on (fuzz targets run their seed corpora), and how
 # many tests were skipped and why. Temporary files of the run (the test
 # binaries, browser profiles) go to a folder removed afterwards, open to
@@ -18,6 +19,7 @@ test:
 	if [ -n "$$big" ]; then echo "tracked files over 1 MiB (build output?): $$big"; exit 1; fi
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./... && $(GO) test ./...
+	$(MAKE) --no-print-directory staticcheck
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -o pipefail && \
 	chmod 1777 "$$tmp" && \
 	TMPDIR=$$tmp $(GO) test -race -timeout 15m -json ./... | $(GO) run ./internal/testsummary
@@ -32,13 +34,11 @@ demo:
 	$(GO) run ./cmd/strangler demo
 
 # staticcheck: the linter, at a pinned version the go command fetches
-# from the module proxy (and caches) on first use. Not yet part of test:
-# it still reports deprecated x/net/http2 calls in edge/http2.go, a
-# deprecated attribute call in router's tests and unused fields in
-# cmd/bench.
+# from the module proxy (and caches) on first use, over both modules.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
+	cd bench && $(GO) run $(STATICCHECK) ./...
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/strangler ./cmd/strangler

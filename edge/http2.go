@@ -11,6 +11,8 @@ import (
 	"golang.org/x/net/http2"
 )
 
+//lint:file-ignore SA1019 x/net's HTTP/2 server is used on purpose: only its frame reader answers the reset guard's read error with GOAWAY (see configureHTTP2).
+
 // HTTP/2 limits of the TLS listeners.
 const (
 	maxConcurrentStreams = 100

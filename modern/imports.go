@@ -85,12 +85,6 @@ func (im *Imports) Events() []string {
 	return append([]string(nil), im.events...)
 }
 
-func (im *Imports) event(e string) {
-	im.mu.Lock()
-	im.events = append(im.events, e)
-	im.mu.Unlock()
-}
-
 // fault is the status a key's first attempt is answered with, 0 for none.
 func (im *Imports) fault(key string) int {
 	h := fnv.New32a()

@@ -73,7 +73,7 @@ func (f *tracedFacade) span(t *testing.T, kind trace.SpanKind, backend string) s
 func attrs(s sdktrace.ReadOnlySpan) map[string]string {
 	m := map[string]string{}
 	for _, a := range s.Attributes() {
-		m[string(a.Key)] = a.Value.Emit()
+		m[string(a.Key)] = a.Value.String()
 	}
 	return m
 }

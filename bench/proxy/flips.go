@@ -14,18 +14,17 @@ import (
 
 // flipsResult is what the flips under load did.
 type flipsResult struct {
-	err                  error // it could not run
-	rate                 float64
-	dur, every           time.Duration
-	requests, errors     uint64
-	status               int   // a non-2xx status seen
-	firstErr             error // a failed request
-	hist                 histogram
-	flips, flipsFailed   int
-	flipErr              error
-	flipTime             histogram // PATCH round trips
-	byBackend            map[string]float64
-	legacyNow, modernNow bool
+	err                error // it could not run
+	rate               float64
+	dur, every         time.Duration
+	requests, errors   uint64
+	status             int   // a non-2xx status seen
+	firstErr           error // a failed request
+	hist               histogram
+	flips, flipsFailed int
+	flipErr            error
+	flipTime           histogram // PATCH round trips
+	byBackend          map[string]float64
 }
 
 // adminClient makes the flips; flips are quick, but the store behind them

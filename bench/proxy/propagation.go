@@ -22,14 +22,13 @@ const flipWait = 10 * time.Second
 
 // propagationResult is how fast flips reached every replica.
 type propagationResult struct {
-	err      error // it could not run, or was skipped
-	flips    int
-	lost     int       // flips that did not reach every replica in flipWait
-	all      histogram // from sending the PATCH until all replicas served the new mode
-	others   histogram // the same for replicas 2 and 3 alone
-	patch    histogram // the PATCH round trip on replica 1
-	worst    time.Duration
-	firstErr error
+	err    error // it could not run, or was skipped
+	flips  int
+	lost   int       // flips that did not reach every replica in flipWait
+	all    histogram // from sending the PATCH until all replicas served the new mode
+	others histogram // the same for replicas 2 and 3 alone
+	patch  histogram // the PATCH round trip on replica 1
+	worst  time.Duration
 }
 
 func runPropagation(s *supervisor, o options, bin string, b backendAddrs) *propagationResult {
