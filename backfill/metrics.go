@@ -1,6 +1,10 @@
 package backfill
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strangler/metrics"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the backfill's and verify's Prometheus metrics. Labels are
 // configured table names and closed sets, never keys.
@@ -19,18 +23,9 @@ type Metrics struct {
 // NewMetrics registers the metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_backfill_rows_total",
-			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
-		}, []string{"table", "result"}),
-		Deviations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "strangler_verify_deviations",
-			Help: "Rows that differ between legacy and modern at the last verify, by table and kind (missing, extra, changed).",
-		}, []string{"table", "kind"}),
-		LastVerify: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strangler_verify_last_run_timestamp_seconds",
-			Help: "When the last verify finished.",
-		}),
+		Rows:       metrics.BackfillRows.CounterVec(),
+		Deviations: metrics.VerifyDeviations.GaugeVec(),
+		LastVerify: metrics.VerifyLastRun.Gauge(),
 	}
 	reg.MustRegister(m.Rows, m.Deviations, m.LastVerify)
 	return m

@@ -11,6 +11,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/metrics"
 	"strangler/store"
 )
 
@@ -41,10 +42,7 @@ const guardActor = config.GuardActor
 func NewGuard(flags *Flags, live LiveStats, audit AuditReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
 	g := &Guard{
 		flags: flags, live: live, audit: audit, log: log, now: now,
-		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_guard_rollbacks_total",
-			Help: "Routes the guard rolled back because modern's error rate passed the bound.",
-		}, []string{"route"}),
+		rollbacks: metrics.GuardRollbacks.CounterVec(),
 	}
 	reg.MustRegister(g.rollbacks)
 	return g

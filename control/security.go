@@ -2,6 +2,7 @@ package control
 
 import (
 	"net/http"
+	"strangler/metrics"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -44,10 +45,7 @@ func denyReasons() []denyReason {
 // newDeniedCounter returns strangler_admin_denied_total with every
 // reason at 0, registered on reg unless reg is nil.
 func newDeniedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "strangler_admin_denied_total",
-		Help: "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query.",
-	}, []string{"reason"})
+	c := metrics.AdminDenied.CounterVec()
 	for _, r := range denyReasons() {
 		c.WithLabelValues(string(r))
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/domain"
+	"strangler/metrics"
 	"strangler/store"
 )
 
@@ -79,11 +80,8 @@ const (
 func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registerer, log *slog.Logger) *Outcomes {
 	j := &Outcomes{
 		journal: journal, queued: queued, log: log, now: time.Now,
-		errors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "strangler_store_write_errors_total",
-			Help: "Dual-write journal writes (intents and outcomes) the state store refused. Outcomes are retried from memory until it takes them.",
-		}),
-		wake: make(chan struct{}, 1),
+		errors: metrics.StoreWriteErrors.Counter(),
+		wake:   make(chan struct{}, 1),
 	}
 	reg.MustRegister(j.errors)
 	return j

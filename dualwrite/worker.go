@@ -24,6 +24,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/metrics"
 	"strangler/upstream"
 )
 
@@ -115,13 +116,10 @@ func New(q Queue, routes Routes, kicks Kicks, settings config.Repairs, reg prome
 		count:  count,
 		now:    time.Now,
 		owner:  ownerName(),
-		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "strangler_repair_queue_depth",
-			Help: "Journaled dual writes by state: pending (waiting for the secondary), dead (refused; an operator must act), unknown (primary outcome lost), sent (primary call in flight).",
-		}, []string{"state"}),
-		kicks: kicks,
-		slots: make(chan struct{}, settings.Workers),
-		freed: make(chan struct{}, 1),
+		depth:  metrics.RepairQueueDepth.GaugeVec(),
+		kicks:  kicks,
+		slots:  make(chan struct{}, settings.Workers),
+		freed:  make(chan struct{}, 1),
 
 		delivering: map[string]bool{},
 	}

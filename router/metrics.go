@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/domain"
+	"strangler/metrics"
 	"strangler/shadow"
 )
 
@@ -28,48 +29,16 @@ type Metrics struct {
 // NewMetrics registers the router's collectors with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_requests_total",
-			Help: "Backend exchanges by route, backend and status code; a fallback counts the modern attempt and the legacy answer. 499: the client left first.",
-		}, []string{"route", "backend", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "strangler_request_duration_seconds",
-			Help:    "Time from receiving a request to the end of a backend exchange, by route and backend.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route", "backend"}),
-		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_fallback_total",
-			Help: "Requests a fallback route served from legacy, by reason: not_found, server_error, timeout, error; confirmed_missing is a not_found that legacy answered 404 or 410 too (the resource exists nowhere), which holds back neither gates nor retirement.",
-		}, []string{"route", "reason"}),
-		routeMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "strangler_route_mode",
-			Help: "1 for each route's current mode; a route has one series, for the mode it is in.",
-		}, []string{"route", "mode"}),
-		shadowResults: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_shadow_comparisons_total",
-			Help: "Shadow comparisons by route and result: match, mismatch, error, dropped (pool full), too_large.",
-		}, []string{"route", "result"}),
-		shadowDurations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "strangler_shadow_duration_seconds",
-			Help:    "Time the shadow copy took to be answered, by route.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
-		dualWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_dualwrite_total",
-			Help: "Dual writes by route and result: queued, skipped (primary refused), unknown (primary outcome lost), refused (journal down: 503), applied, failed (an attempt; retried), dead.",
-		}, []string{"route", "result"}),
-		forced: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_forced_requests_total",
-			Help: "Requests a valid X-Strangler-Force header sent to one backend, past the route's mode and split, by route and backend.",
-		}, []string{"route", "backend"}),
-		forceIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_force_ignored_total",
-			Help: "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
-		}, []string{"route", "reason"}),
-		schemaDrift: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strangler_schema_drift_total",
-			Help: "Departures of modern's JSON answers from the schema learned from legacy's, by route and kind: missing (a field legacy always sends), type (a type legacy never sent there); each field once per answer.",
-		}, []string{"route", "kind"}),
+		requests:        metrics.Requests.CounterVec(),
+		duration:        metrics.RequestDuration.HistogramVec(),
+		fallbacks:       metrics.Fallbacks.CounterVec(),
+		routeMode:       metrics.RouteMode.GaugeVec(),
+		shadowResults:   metrics.ShadowComparisons.CounterVec(),
+		shadowDurations: metrics.ShadowDuration.HistogramVec(),
+		dualWrites:      metrics.DualWrites.CounterVec(),
+		forced:          metrics.ForcedRequests.CounterVec(),
+		forceIgnored:    metrics.ForceIgnored.CounterVec(),
+		schemaDrift:     metrics.SchemaDrift.CounterVec(),
 	}
 	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift)
 	return m

@@ -16,6 +16,7 @@ import (
 	"strangler/control"
 	"strangler/dualwrite"
 	"strangler/edge"
+	"strangler/metrics"
 	"strangler/router"
 	"strangler/shadow"
 	"strangler/stats"
@@ -59,12 +60,12 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		f.adminNow = time.Now
 	}
 	f.current.Store(cfg)
-	metrics := router.NewMetrics(f.reg)
+	routerMetrics := router.NewMetrics(f.reg)
 	kicks := dualwrite.NewKicks()
 	// Outcomes the store cannot take are kept in memory and retried.
 	f.journal = dualwrite.NewOutcomes(st, kicks.Kick, f.reg, log)
 	deps := router.Deps{
-		Metrics: metrics, Log: log, Journal: f.journal,
+		Metrics: routerMetrics, Log: log, Journal: f.journal,
 		Deliver:    kicks.Kick,
 		Samples:    storeSamples{st},
 		Noise:      st,
@@ -78,7 +79,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		log.Info("tracing on: spans go to the OTLP exporter the OTEL_* variables configure")
 	}
 	f.rtr = router.New(deps)
-	f.worker = dualwrite.New(st, f.rtr, kicks, cfg.Repairs, f.reg, metrics.DualWrite, log)
+	f.worker = dualwrite.New(st, f.rtr, kicks, cfg.Repairs, f.reg, routerMetrics.DualWrite, log)
 	if deps.Tracer != nil {
 		f.worker.SetTracing(deps.Tracer, deps.Propagator)
 	}
@@ -91,10 +92,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		return nil, err
 	}
 	f.flags = flags
-	f.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "strangler_store_up",
-		Help: "1 while the state store answers and takes writes; 0 while the facade serves its last known flags without it, or keeps dual-write outcomes in memory because it refuses them.",
-	}, f.storeUp))
+	f.reg.MustRegister(metrics.StoreUp.GaugeFunc(f.storeUp))
 	f.tokens = &control.Tokens{}
 	f.tokens.Set(cfg.Admin.AdminTokens())
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)

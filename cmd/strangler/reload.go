@@ -16,6 +16,7 @@ import (
 
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/metrics"
 )
 
 // reloader re-reads the configuration on SIGHUP and whenever one of its
@@ -45,14 +46,8 @@ const pollInterval = time.Second
 func (r *reloader) prepare(reg prometheus.Registerer) {
 	r.hup = make(chan os.Signal, 1)
 	signal.Notify(r.hup, syscall.SIGHUP)
-	r.success = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "strangler_config_last_reload_successful",
-		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
-	})
-	r.lastOK = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "strangler_config_last_reload_success_timestamp_seconds",
-		Help: "Unix time of the last successful configuration load.",
-	})
+	r.success = metrics.ConfigReloadSuccessful.Gauge()
+	r.lastOK = metrics.ConfigReloadTimestamp.Gauge()
 	reg.MustRegister(r.success, r.lastOK)
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()

@@ -1,0 +1,171 @@
+// Package metrics names every Prometheus metric strangler exports: its
+// name, help text, labels and buckets, in this one file. The packages
+// that count build their collectors from these definitions, so a metric's
+// name is written once, here. Labels carry route and table names and
+// closed sets of values, never paths, ids or keys.
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Def is one metric's definition.
+type Def struct {
+	Name   string
+	Help   string
+	Labels []string
+	// Buckets are a histogram's upper bounds, in seconds.
+	Buckets []float64
+}
+
+// latency is the bucket layout of every duration histogram: 1 ms to 10 s.
+var latency = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// The request path (package router).
+var (
+	Requests = Def{
+		Name:   "strangler_requests_total",
+		Help:   "Backend exchanges by route, backend and status code; a fallback counts the modern attempt and the legacy answer. 499: the client left first.",
+		Labels: []string{"route", "backend", "code"},
+	}
+	RequestDuration = Def{
+		Name:    "strangler_request_duration_seconds",
+		Help:    "Time from receiving a request to the end of a backend exchange, by route and backend.",
+		Labels:  []string{"route", "backend"},
+		Buckets: latency,
+	}
+	Fallbacks = Def{
+		Name:   "strangler_fallback_total",
+		Help:   "Requests a fallback route served from legacy, by reason: not_found, server_error, timeout, error; confirmed_missing is a not_found that legacy answered 404 or 410 too (the resource exists nowhere), which holds back neither gates nor retirement.",
+		Labels: []string{"route", "reason"},
+	}
+	RouteMode = Def{
+		Name:   "strangler_route_mode",
+		Help:   "1 for each route's current mode; a route has one series, for the mode it is in.",
+		Labels: []string{"route", "mode"},
+	}
+	ShadowComparisons = Def{
+		Name:   "strangler_shadow_comparisons_total",
+		Help:   "Shadow comparisons by route and result: match, mismatch, error, dropped (pool full), too_large.",
+		Labels: []string{"route", "result"},
+	}
+	ShadowDuration = Def{
+		Name:    "strangler_shadow_duration_seconds",
+		Help:    "Time the shadow copy took to be answered, by route.",
+		Labels:  []string{"route"},
+		Buckets: latency,
+	}
+	DualWrites = Def{
+		Name:   "strangler_dualwrite_total",
+		Help:   "Dual writes by route and result: queued, skipped (primary refused), unknown (primary outcome lost), refused (journal down: 503), applied, failed (an attempt; retried), dead.",
+		Labels: []string{"route", "result"},
+	}
+	ForcedRequests = Def{
+		Name:   "strangler_forced_requests_total",
+		Help:   "Requests a valid X-Strangler-Force header sent to one backend, past the route's mode and split, by route and backend.",
+		Labels: []string{"route", "backend"},
+	}
+	ForceIgnored = Def{
+		Name:   "strangler_force_ignored_total",
+		Help:   "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
+		Labels: []string{"route", "reason"},
+	}
+	SchemaDrift = Def{
+		Name:   "strangler_schema_drift_total",
+		Help:   "Departures of modern's JSON answers from the schema learned from legacy's, by route and kind: missing (a field legacy always sends), type (a type legacy never sent there); each field once per answer.",
+		Labels: []string{"route", "kind"},
+	}
+)
+
+// Dual-write delivery and the state store (packages dualwrite, cmd).
+var (
+	RepairQueueDepth = Def{
+		Name:   "strangler_repair_queue_depth",
+		Help:   "Journaled dual writes by state: pending (waiting for the secondary), dead (refused; an operator must act), unknown (primary outcome lost), sent (primary call in flight).",
+		Labels: []string{"state"},
+	}
+	StoreWriteErrors = Def{
+		Name: "strangler_store_write_errors_total",
+		Help: "Dual-write journal writes (intents and outcomes) the state store refused. Outcomes are retried from memory until it takes them.",
+	}
+	StoreUp = Def{
+		Name: "strangler_store_up",
+		Help: "1 while the state store answers and takes writes; 0 while the facade serves its last known flags without it, or keeps dual-write outcomes in memory because it refuses them.",
+	}
+)
+
+// The control plane and the configuration (packages control, cmd).
+var (
+	GuardRollbacks = Def{
+		Name:   "strangler_guard_rollbacks_total",
+		Help:   "Routes the guard rolled back because modern's error rate passed the bound.",
+		Labels: []string{"route"},
+	}
+	AdminDenied = Def{
+		Name:   "strangler_admin_denied_total",
+		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query.",
+		Labels: []string{"reason"},
+	}
+	ConfigReloadSuccessful = Def{
+		Name: "strangler_config_last_reload_successful",
+		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
+	}
+	ConfigReloadTimestamp = Def{
+		Name: "strangler_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	}
+)
+
+// The backfill and verify (package backfill).
+var (
+	BackfillRows = Def{
+		Name:   "strangler_backfill_rows_total",
+		Help:   "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
+		Labels: []string{"table", "result"},
+	}
+	VerifyDeviations = Def{
+		Name:   "strangler_verify_deviations",
+		Help:   "Rows that differ between legacy and modern at the last verify, by table and kind (missing, extra, changed).",
+		Labels: []string{"table", "kind"},
+	}
+	VerifyLastRun = Def{
+		Name: "strangler_verify_last_run_timestamp_seconds",
+		Help: "When the last verify finished.",
+	}
+)
+
+// All lists every definition above, for the tests that check them.
+var All = []Def{
+	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift,
+	RepairQueueDepth, StoreWriteErrors, StoreUp,
+	GuardRollbacks, AdminDenied, ConfigReloadSuccessful, ConfigReloadTimestamp,
+	BackfillRows, VerifyDeviations, VerifyLastRun,
+}
+
+// CounterVec returns a new counter with d's labels.
+func (d Def) CounterVec() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: d.Name, Help: d.Help}, d.Labels)
+}
+
+// Counter returns a new counter without labels.
+func (d Def) Counter() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: d.Name, Help: d.Help})
+}
+
+// GaugeVec returns a new gauge with d's labels.
+func (d Def) GaugeVec() *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, d.Labels)
+}
+
+// Gauge returns a new gauge without labels.
+func (d Def) Gauge() prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: d.Name, Help: d.Help})
+}
+
+// GaugeFunc returns a gauge whose value f gives at each scrape.
+func (d Def) GaugeFunc(f func() float64) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: d.Name, Help: d.Help}, f)
+}
+
+// HistogramVec returns a new histogram with d's labels and buckets.
+func (d Def) HistogramVec() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: d.Name, Help: d.Help, Buckets: d.Buckets}, d.Labels)
+}
