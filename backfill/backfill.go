@@ -121,6 +121,9 @@ type Options struct {
 	Run      string
 	WorkerID string
 	Lease    time.Duration
+	// Source names the source database this run reads when the plan runs
+	// over several (RunSources); empty for the single source.
+	Source string
 }
 
 // mode names what a run does, in the ledger and the report.

@@ -5,7 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the backfill's and verify's Prometheus metrics. Labels are
 // configured table names and closed sets, never keys.
 type Metrics struct {
-	// Rows counts rows by table and result: inserted, updated,
+	// Rows counts rows by source (a named source's, empty for the single
+	// source), table and result: inserted, updated,
 	// already_present, failed or deleted (--propagate-deletes); for tables
 	// sent to the API, migrated or failed.
 	Rows *prometheus.CounterVec
@@ -21,8 +22,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strangler_backfill_rows_total",
-			Help: "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
-		}, []string{"table", "result"}),
+			Help: "Rows the backfill handled, by source (of several; empty for one), table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
+		}, []string{"source", "table", "result"}),
 		Deviations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "strangler_verify_deviations",
 			Help: "Rows that differ between legacy and modern at the last verify, by table and kind (missing, extra, changed).",
