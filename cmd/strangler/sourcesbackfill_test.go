@@ -6,11 +6,14 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"strangler/backfill"
@@ -133,7 +136,16 @@ backfill:
 		return n
 	}
 
-	out, rep, err := run(listed)
+	var mu sync.Mutex
+	var pushed []byte
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		pushed = b
+		mu.Unlock()
+	}))
+	defer gw.Close()
+	out, rep, err := run(listed, "--metrics-push", gw.URL)
 	if err == nil || !strings.Contains(err.Error(), "2 rows failed") {
 		t.Errorf("a run with a rejected row in each clinic: got %v, want 2 rows failed\n%s", err, out)
 	}
@@ -144,6 +156,11 @@ backfill:
 		if !strings.Contains(out, want) {
 			t.Errorf("the text report lacks %q:\n%s", want, out)
 		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !bytes.Contains(pushed, []byte("source")) || !bytes.Contains(pushed, []byte("clinic-b")) {
+		t.Errorf("the pushed metrics lack the source label:\n%q", pushed)
 	}
 	if page, _ := os.ReadFile(htmlPath); !bytes.Contains(page, []byte("<td>clinic-b/patients</td>")) || !bytes.Contains(page, []byte("<th>Total</th>")) {
 		t.Errorf("the HTML report lacks the clinics' rows or the total:\n%s", page)
