@@ -27,12 +27,16 @@ type SourceReport struct {
 	Error string `json:"error,omitempty"`
 }
 
-// RunSources runs the plan once per source of cfg.Sources or
-// cfg.SourcesQuery, one source after another, each as Run would with its
-// own run in the ledger, and returns one report: every source's tables
-// (TableReport.Source names it), a line per source and the total. A
-// source that fails does not stop the others; the error joins theirs.
-func RunSources(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
+// runSources is Run for a plan over several sources (cfg.Sources or
+// cfg.SourcesQuery): it runs the plan once per source, one after another,
+// each with its own run in the ledger, and returns one report: every
+// source's tables (TableReport.Source names it), a line per source and
+// the total. A source that fails does not stop the others; the error
+// joins theirs.
+func runSources(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
+	if opts.Worker {
+		return nil, errors.New("workers share runs of tables copied into the database; a run over several sources sends to the API in one process")
+	}
 	started := time.Now()
 	sources, err := listSources(ctx, cfg)
 	if err != nil {
@@ -44,10 +48,7 @@ func RunSources(ctx context.Context, cfg *config.Backfill, opts Options) (*Repor
 		one := *cfg
 		one.Source, one.Sources, one.SourcesQuery = s.DSN, nil, nil
 		o := opts
-		o.Source = s.Name
-		if o.Log != nil {
-			o.Log = o.Log.With("source", s.Name)
-		}
+		o.Source, o.Log = s.Name, opts.Log.With("source", s.Name)
 		rep, err := Run(ctx, &one, o)
 		sr := SourceReport{Source: s.Name}
 		if rep != nil {

@@ -143,11 +143,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		opts.Progress, opts.Terminal = stdout, *progress == "bar"
 	}
 	opts.Screen = screen
-	run := backfill.Run
-	if cfg.Sources != nil || cfg.SourcesQuery != nil {
-		run = backfill.RunSources
-	}
-	report, runErr := run(ctx, cfg, opts)
+	report, runErr := backfill.Run(ctx, cfg, opts)
 	if *metricsPush != "" {
 		// A batch job's metrics outlive it only where it pushes them; a
 		// failed push is logged, never mistaken for a failed run.
