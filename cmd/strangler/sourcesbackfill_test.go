@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,6 +195,19 @@ backfill:
 	}
 	if n := imports(""); n != 35 {
 		t.Errorf("the API has %d imports, want 35: none twice", n)
+	}
+
+	// A source that cannot be reached is reported, and the next one runs.
+	gone, err := url.Parse(urls["clinic-b"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Path += "_gone"
+	broken := write("broken.yaml", fmt.Sprintf("  sources:\n    - { name: clinic-x, dsn: %q }\n    - { name: clinic-b, dsn: %q }", gone.String(), urls["clinic-b"]))
+	out, rep, err = run(broken)
+	if err == nil || !strings.Contains(err.Error(), "source clinic-x") || counts(rep) != "clinic-x 0/0, clinic-b 0/0, total 0/0" ||
+		rep.Sources[0].Error == "" || rep.Sources[1].Error != "" {
+		t.Errorf("a run whose first source is gone: %v, counts %s, want clinic-x's error and clinic-b run\n%s", err, counts(rep), out)
 	}
 
 	// A catalogue row the plan cannot use is named with the file's line,
