@@ -182,6 +182,18 @@ func (r *apiRunner) all(ctx context.Context, tables []*apiTable) error {
 	return steps("after", r.cfg.After)
 }
 
+// ledgerName is the name a table's rows, checkpoint and Idempotency-Keys
+// go under: the table's, prefixed with its source's when the plan runs
+// over several sources, so that two clinics' patient 7 are two rows of
+// the ledger and two entities to the API. A single source keeps the bare
+// name, so that runs begun before sources existed stay valid.
+func (r *apiRunner) ledgerName(t *apiTable) string {
+	if r.opts.Source == "" {
+		return t.name
+	}
+	return r.opts.Source + ":" + t.name
+}
+
 func (r *apiRunner) logDone(t *apiTable) {
 	rep := r.stats[t.name].report()
 	r.opts.Log.Info("backfill table done", "table", t.name, "read", rep.Read, "migrated", rep.Written(),
@@ -192,7 +204,7 @@ func (r *apiRunner) logDone(t *apiTable) {
 func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 	var rg keyRange
 	if !r.opts.Restart && r.opts.APILedger != nil {
-		key, ok, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, t.name)
+		key, ok, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, r.ledgerName(t))
 		if err != nil {
 			return err
 		}
@@ -224,7 +236,7 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
 	after := ""
 	for {
-		failed, err := r.opts.APILedger.APIBackfillFailures(ctx, t.name, after, r.cfg.Batch)
+		failed, err := r.opts.APILedger.APIBackfillFailures(ctx, r.ledgerName(t), after, r.cfg.Batch)
 		if err != nil || len(failed) == 0 {
 			return err
 		}
@@ -303,7 +315,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 		}
 	}
 	if !r.opts.DryRun {
-		if err := r.opts.APILedger.RecordAPIBackfill(ctx, r.run, t.name, migrated, failed, checkpoint); err != nil {
+		if err := r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, checkpoint); err != nil {
 			return err
 		}
 	}
@@ -312,8 +324,8 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	s.inserted.Add(int64(len(migrated)))
 	s.addFailures(fs)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		m.Rows.WithLabelValues(t.name, "migrated").Add(float64(len(migrated)))
-		m.Rows.WithLabelValues(t.name, "failed").Add(float64(len(failed)))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(len(migrated)))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
 	}
 	return nil
 }
@@ -413,7 +425,7 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 // sendRow sends one row, retrying what may be retried.
 func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, reqPace *pacer) result {
 	key := showKey(t.key, row.key)
-	idem := t.name + ":" + key
+	idem := r.ledgerName(t) + ":" + key
 	path, body := t.request(row)
 	raw, _ := json.Marshal(body)
 	if r.opts.DryRun {

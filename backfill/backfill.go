@@ -122,6 +122,10 @@ type Options struct {
 	Run      string
 	WorkerID string
 	Lease    time.Duration
+	// Source names the source database this run reads when the plan runs
+	// over several (Backfill.Sources); Run sets it for each. Empty for the
+	// single source.
+	Source string
 }
 
 // mode names what a run does, in the ledger and the report.
@@ -154,14 +158,18 @@ func (o *Options) check() error {
 	return nil
 }
 
-// Run backfills per cfg and returns what it did. The report is returned
-// even with an error, covering the work done until it stopped.
+// Run backfills per cfg and returns what it did, once per source when cfg
+// names several. The report is returned even with an error, covering the
+// work done until it stopped.
 func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := opts.check(); err != nil {
 		return nil, err
+	}
+	if cfg.Sources != nil || cfg.SourcesQuery != nil {
+		return runSources(ctx, cfg, opts)
 	}
 	switch api, err := usesAPI(cfg, opts.Tables); {
 	case err != nil:

@@ -59,7 +59,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			Took:       (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond).String(),
 			WrittenPct: pct(t.Written()), PresentPct: pct(t.Present), FailedPct: pct(t.Failed)})
 		for _, f := range t.Failures {
-			page.Failures = append(page.Failures, failureRow{t.Table, f.Reason, joinKeys(f.SampleKeys), f.Count})
+			page.Failures = append(page.Failures, failureRow{t.Name(), f.Reason, joinKeys(f.SampleKeys), f.Count})
 		}
 	}
 	switch failed := r.Failed(); {

@@ -9,7 +9,8 @@ import (
 // Metrics are the backfill's and verify's Prometheus metrics. Labels are
 // configured table names and closed sets, never keys.
 type Metrics struct {
-	// Rows counts rows by table and result: inserted, updated,
+	// Rows counts rows by source (a named source's, empty for the single
+	// source), table and result: inserted, updated,
 	// already_present, failed or deleted (--propagate-deletes); for tables
 	// sent to the API, migrated or failed.
 	Rows *prometheus.CounterVec

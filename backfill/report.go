@@ -21,6 +21,10 @@ type Report struct {
 	Started  time.Time     `json:"started"`
 	Finished time.Time     `json:"finished"`
 	Tables   []TableReport `json:"tables"`
+	// Sources and Total, in a run over several sources (RunSources), are
+	// each source's counts and theirs together.
+	Sources []SourceReport `json:"sources,omitempty"`
+	Total   *SourceReport  `json:"total,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -28,7 +32,9 @@ type Report struct {
 // TableReport is what a run did to one table. In a dry run, the counts are
 // what a real run would have done.
 type TableReport struct {
-	Table string `json:"table"`
+	// Source names the source database read, in a run over several.
+	Source string `json:"source,omitempty"`
+	Table  string `json:"table"`
 	// Read counts source rows read.
 	Read int64 `json:"read"`
 	// Inserted and Updated count rows written; Present rows that were
@@ -69,6 +75,15 @@ type FailureGroup struct {
 	SampleKeys []string `json:"sample_keys"`
 }
 
+// Name is the table's name in reports: source/table in a run over
+// several sources.
+func (t TableReport) Name() string {
+	if t.Source == "" {
+		return t.Table
+	}
+	return t.Source + "/" + t.Table
+}
+
 // Written is the rows inserted or updated.
 func (t TableReport) Written() int64 { return t.Inserted + t.Updated }
 
@@ -91,31 +106,32 @@ func (r *Report) WriteText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\tcompared\tread\twritten\talready present\tfailed\tdeleted\tduration\trows/s\t")
 	for _, t := range r.Tables {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Table, human.Count(t.Compared), human.Count(t.Read), human.Count(t.Written()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name(), human.Count(t.Compared), human.Count(t.Read), human.Count(t.Written()),
 			human.Count(t.Present), human.Count(t.Failed), human.Count(t.Deleted), (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond),
 			human.Count(int64(t.RowsPerSecond)))
 	}
 	tw.Flush()
+	r.writeSources(w)
 	for _, t := range r.Tables {
 		if t.Error != "" {
-			fmt.Fprintf(w, "%s: stopped: %s\n", t.Table, t.Error)
+			fmt.Fprintf(w, "%s: stopped: %s\n", t.Name(), t.Error)
 		}
 		if t.NotInSource > 0 {
-			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Table, human.Count(t.NotInSource))
+			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Name(), human.Count(t.NotInSource))
 		}
 		for _, g := range t.Failures {
-			fmt.Fprintf(w, "%s: %s failed: %s", t.Table, human.Count(g.Count), g.Reason)
+			fmt.Fprintf(w, "%s: %s failed: %s", t.Name(), human.Count(g.Count), g.Reason)
 			if len(g.SampleKeys) > 0 {
 				fmt.Fprintf(w, " (e.g. key %s)", joinKeys(g.SampleKeys))
 			}
 			fmt.Fprintln(w)
 		}
 		if t.Extra > 0 {
-			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Table, human.Count(t.Extra))
+			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Name(), human.Count(t.Extra))
 		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
-				t.Table, human.Count(t.Deleted), joinKeys(t.DeletedKeys))
+				t.Name(), human.Count(t.Deleted), joinKeys(t.DeletedKeys))
 		}
 	}
 	if r.Error != "" {

@@ -333,10 +333,10 @@ func (r *runner) account(t *table, b batch, out outcome) {
 	s.present.Add(out.present)
 	s.addFailures(out.failures)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		m.Rows.WithLabelValues(t.name, "inserted").Add(float64(out.inserted))
-		m.Rows.WithLabelValues(t.name, "updated").Add(float64(out.updated))
-		m.Rows.WithLabelValues(t.name, "already_present").Add(float64(out.present))
-		m.Rows.WithLabelValues(t.name, "failed").Add(float64(len(out.failures)))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "inserted").Add(float64(out.inserted))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "updated").Add(float64(out.updated))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "already_present").Add(float64(out.present))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(out.failures)))
 	}
 }
 

@@ -51,7 +51,7 @@ func (r *runner) sync(ctx context.Context, t *table) error {
 	}
 	s.addDeleted(d)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		m.Rows.WithLabelValues(t.name, "deleted").Add(float64(d.n))
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "deleted").Add(float64(d.n))
 	}
 	r.opts.Log.Info("backfill deleted rows whose source row is gone", "table", t.name, "deleted", d.n, "refused", len(d.refused))
 	return nil

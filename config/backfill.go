@@ -13,7 +13,12 @@ import (
 // legacy rows are copied to which modern tables, and how their columns map.
 type Backfill struct {
 	// Source is the legacy database: mysql://user:pass@host:3306/db.
-	Source DatabaseURL `yaml:"source"`
+	Source DatabaseURL `yaml:"source,omitempty"`
+	// Sources, instead of Source, are several legacy databases the same
+	// plan runs against one after another; SourcesQuery finds them in a
+	// catalogue database instead. Both are for tables sent to the API.
+	Sources      []NamedSource `yaml:"sources,omitempty"`
+	SourcesQuery *SourcesQuery `yaml:"sources_query,omitempty"`
 	// Target is the modern database: postgres://user:pass@host:5432/db.
 	// The ledger of runs, checkpoints and failed rows lives there too.
 	// Only tables copied into a database need it.
@@ -283,16 +288,7 @@ func (d *checker) validateBackfill(b *Backfill) {
 		return
 	}
 	b.file, b.pos = d.File, d.Pos
-	switch {
-	case b.Source.URL == nil:
-		d.errorAt("backfill.source", "is required: the legacy database, like mysql://user:pass@host:3306/db")
-	case !b.Source.IsMySQL():
-		d.errorAt("backfill.source", "want a mysql:// URL, got %s://", b.Source.Scheme)
-	default:
-		if _, err := d.MySQLDriverDSN(b.Source.String()); err != nil {
-			d.errorAt("backfill.source", "%v", err)
-		}
-	}
+	d.validateSources(b)
 	_, usesDB := b.APITables()
 	switch {
 	case b.Target.URL == nil && !usesDB:

@@ -118,8 +118,8 @@ var (
 var (
 	BackfillRows = Def{
 		Name:   "strangler_backfill_rows_total",
-		Help:   "Rows the backfill handled, by table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
-		Labels: []string{"table", "result"},
+		Help:   "Rows the backfill handled, by source (of several; empty for one), table and result (inserted, updated, already_present, failed, deleted; migrated for the API).",
+		Labels: []string{"source", "table", "result"},
 	}
 	VerifyDeviations = Def{
 		Name:   "strangler_verify_deviations",
