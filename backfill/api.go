@@ -31,7 +31,7 @@ type APILedger interface {
 
 	// The groups of a run shared by workers (apiworkers.go).
 	CanShareRuns() error
-	ShareAPIBackfillGroups(ctx context.Context, run, table string, groups []store.APIBackfillGroup) error
+	ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]store.APIBackfillGroup, error)) error
 	ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
 	RenewAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string, lease time.Duration) (bool, error)
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,

@@ -24,12 +24,9 @@ import (
 // work sends table t's groups as a worker of the shared run, until every
 // group is done, by this worker or another.
 func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
-	groups, err := r.cutGroups(ctx, t)
-	if err != nil {
-		return err
-	}
 	l := r.opts.APILedger
-	if err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, t.name, groups); err != nil {
+	cut := func(ctx context.Context) ([]store.APIBackfillGroup, error) { return r.cutGroups(ctx, t) }
+	if err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, t.name, cut); err != nil {
 		return err
 	}
 	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))

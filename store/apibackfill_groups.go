@@ -42,9 +42,10 @@ func (s *Store) CanShareRuns() error {
 	return nil
 }
 
-// ShareAPIBackfillGroups records the groups of table in run, unless they
-// are recorded already: the first worker cuts the table, once for all.
-func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, groups []APIBackfillGroup) error {
+// ShareAPIBackfillGroups records the groups cut returns for table in
+// run, unless they are recorded already: the first worker cuts the
+// table, once for all, and the others do not read it again.
+func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]APIBackfillGroup, error)) error {
 	if err := s.CanShareRuns(); err != nil {
 		return err
 	}
@@ -55,6 +56,10 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, g
 		var have bool
 		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2)",
 			run, table).Scan(&have); err != nil || have {
+			return err
+		}
+		groups, err := cut(ctx)
+		if err != nil {
 			return err
 		}
 		for i, g := range groups {
