@@ -28,6 +28,15 @@ type APILedger interface {
 	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []store.APIBackfillRow, checkpoint *string) error
 	APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]store.APIBackfillRow, error)
 	FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error
+
+	// The groups of a run shared by workers (apiworkers.go).
+	CanShareRuns() error
+	ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]store.APIBackfillGroup, error)) error
+	ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
+	RenewAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string, lease time.Duration) (bool, error)
+	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
+		migrated []string, failed []store.APIBackfillRow, last *string, done bool) error
+	APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error)
 }
 
 // Reasons a row sent to the API failed, a closed set (the ledger's
@@ -77,10 +86,16 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 	switch {
 	case len(opts.Keys) > 0 || opts.PropagateDeletes || opts.SinceCheckpoint:
 		return nil, errors.New("tables sent to the API take a plain run, --restart, --only-failed or --dry-run")
-	case opts.Worker:
-		return nil, errors.New("workers share runs of tables copied into the database; tables sent to the API run in one process")
 	case opts.APILedger == nil && !opts.DryRun:
 		return nil, errors.New("tables sent to the API keep their ledger in the state store; configure store")
+	}
+	if opts.Worker {
+		if err := opts.APILedger.CanShareRuns(); err != nil {
+			return nil, err
+		}
+		if opts.Lease <= 0 {
+			opts.Lease = DefaultLease
+		}
 	}
 	started := time.Now()
 	src, err := connectSource(ctx, cfg, cfg.Concurrency)
@@ -141,6 +156,9 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 // all runs the before steps, sends every table, waits for the service's
 // jobs, then runs the after steps. A table that stops stops the run: the
 // after steps (enabling workflows) belong to a migration that finished.
+// Each worker of a shared run runs the steps, so they must be idempotent;
+// a worker is done with a table only once every group of it is, so its
+// after steps come after all the rows.
 func (r *apiRunner) all(ctx context.Context, tables []*apiTable) error {
 	steps := func(what string, ss []config.APIStep) error {
 		for _, s := range ss {
@@ -160,9 +178,12 @@ func (r *apiRunner) all(ctx context.Context, tables []*apiTable) error {
 	}
 	for _, t := range tables {
 		var err error
-		if r.opts.OnlyFailed {
+		switch {
+		case r.opts.OnlyFailed:
 			err = r.retryFailed(ctx, t)
-		} else {
+		case r.opts.Worker:
+			err = r.work(ctx, t)
+		default:
 			err = r.copy(ctx, t)
 		}
 		r.stats[t.name].done.Store(true)
@@ -223,7 +244,9 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 			return nil
 		}
 		last := showKey(t.key, b.rows[len(b.rows)-1].key)
-		return r.send(ctx, t, b, reqPace, &last)
+		return r.send(ctx, t, b, reqPace, func(migrated []string, failed []store.APIBackfillRow) error {
+			return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, &last)
+		})
 	})
 }
 
@@ -251,7 +274,9 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
 		err = pipeline(ctx, read, func(b batch) error {
 			found += len(b.rows)
-			return r.send(ctx, t, b, reqPace, nil)
+			return r.send(ctx, t, b, reqPace, func(migrated []string, failed []store.APIBackfillRow) error {
+				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
+			})
 		})
 		if err != nil {
 			return err
@@ -268,11 +293,11 @@ type result struct {
 }
 
 // send sends a batch's rows, one group at a time per worker and a group's
-// rows in key order, then records them with the checkpoint (nil: rows
-// asked for by key). A batch is recorded only whole: a run stopped in
-// the middle sends the batch again, which the Idempotency-Keys make
-// harmless.
-func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, checkpoint *string) error {
+// rows in key order, then records them in the ledger (record, with the
+// checkpoint or the lease that goes with them). A batch is recorded only
+// whole: a run stopped in the middle sends the batch again, which the
+// Idempotency-Keys make harmless.
+func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, record func(migrated []string, failed []store.APIBackfillRow) error) error {
 	s := r.stats[t.name]
 	s.active(time.Now())
 	groups := t.groups(b.rows)
@@ -315,7 +340,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 		}
 	}
 	if !r.opts.DryRun {
-		if err := r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, checkpoint); err != nil {
+		if err := record(migrated, failed); err != nil {
 			return err
 		}
 	}

@@ -246,9 +246,14 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 	w.mu.Lock()
 	arr := w.arrivals
 	w.mu.Unlock()
+	// The rate is a limit that protects the modern service: never more
+	// than 10% over it. Below it, a loaded 2-core machine (the API, both
+	// databases and the backfill share it) rather than the pacer can set
+	// the pace, so the lower bound only catches a pacer that waits far too
+	// long.
 	got := float64(len(arr)-1) / arr[len(arr)-1].Sub(arr[0]).Seconds()
-	if got < rate*0.9 || got > rate*1.1 {
-		t.Errorf("%d requests came at %.1f/s, want %d/s within 10%%", len(arr), got, rate)
+	if got > rate*1.1 || got < rate*0.6 {
+		t.Errorf("%d requests came at %.1f/s, want at most %d/s + 10%% (and not under 60%% of it)", len(arr), got, rate)
 	}
 }
 

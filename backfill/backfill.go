@@ -114,8 +114,8 @@ type Options struct {
 	// would send, redacted.
 	Requests io.Writer
 	// Worker joins the shared run named Run as one of its workers, under
-	// the name WorkerID, leasing key ranges for Lease at a time (see
-	// workers.go). A worker copies what is not done yet; it neither
+	// the name WorkerID, leasing key ranges (workers.go), or groups of
+	// tables sent to the API (apiworkers.go), for Lease at a time. A worker copies what is not done yet; it neither
 	// compares, nor retries failed rows, nor drains read repair: a plain
 	// run afterwards does.
 	Worker   bool

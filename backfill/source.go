@@ -43,6 +43,10 @@ type reader struct {
 	list string
 	// keysOnly reads the keys alone.
 	keysOnly bool
+	// where, if set, is a condition every row read meets (the group of a
+	// table sent to the API), with its arguments.
+	where     string
+	whereArgs []any
 }
 
 // columns is what the reader selects after the key, and how many values.
@@ -67,6 +71,9 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 	if r.t.nullKeys {
 		notNull = []string{r.t.sourceKey + " IS NOT NULL"}
 	}
+	if r.where != "" {
+		notNull = append(notNull, r.where)
+	}
 	stmts := map[string]*sql.Stmt{}
 	defer func() {
 		for _, s := range stmts {
@@ -74,7 +81,7 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 		}
 	}()
 	for {
-		where, args := append([]string(nil), notNull...), []any{}
+		where, args := append([]string(nil), notNull...), append([]any(nil), r.whereArgs...)
 		if after != nil {
 			where, args = append(where, r.t.sourceKey+" > ?"), append(args, after)
 		}

@@ -120,38 +120,29 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 }
 
 // leaseLoop leases and copies ranges of the tables named until every one
-// is done; while other workers hold the last ones it looks again every
-// 200ms (one cheap query), to move on to the next wave as soon as they
-// are done, or take them over should their leases run out.
+// is done (takeTurns).
 func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
-	for {
+	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
 		t, rg, ok, err := r.claim(ctx, tables)
-		if err != nil {
-			return err
+		if !ok || err != nil {
+			return nil, ok, err
 		}
-		if !ok {
-			var left bool
-			if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
-				tables).Scan(&left); err != nil {
-				return fmt.Errorf("ledger: %w", err)
-			}
-			if !left {
+		return func(ctx context.Context) error {
+			if r.stats[t.name].stopped() != nil {
 				return nil
 			}
-			select {
-			case <-time.After(min(200*time.Millisecond, r.opts.Lease/4)):
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if r.stats[t.name].stopped() != nil {
-			continue
-		}
-		if err := r.copyLeased(ctx, t, rg); err != nil {
-			return err
-		}
+			return r.copyLeased(ctx, t, rg)
+		}, true, nil
 	}
+	left := func(ctx context.Context) (bool, error) {
+		var left bool
+		if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
+			tables).Scan(&left); err != nil {
+			return false, fmt.Errorf("ledger: %w", err)
+		}
+		return left, nil
+	}
+	return takeTurns(ctx, r.opts.Lease, claim, left)
 }
 
 // claim leases the next free range, or one whose lease ran out.
@@ -184,32 +175,15 @@ func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, 
 // copyLeased copies a leased range, renewing the lease as it goes. A lost
 // lease ends the copy, not the worker: the range is another's now.
 func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		tick := time.NewTicker(r.opts.Lease / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			tag, err := r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
-				WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
-			if err == nil && tag.RowsAffected() == 0 {
-				cancel(errLeaseLost)
-				return
-			}
-		}
-	}()
-	err := r.copyRange(ctx, t, rg)
-	if errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost) {
+	renew := func(ctx context.Context) (bool, error) {
+		tag, err := r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
+			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
+		return tag.RowsAffected() > 0, err
+	}
+	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRange(ctx, t, rg) })
+	if errors.Is(err, errLeaseLost) {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
-	}
-	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-		err = cause
 	}
 	return r.fail(ctx, t, err)
 }

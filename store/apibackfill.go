@@ -67,37 +67,46 @@ func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key st
 func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		const upsert = `INSERT INTO strangler_api_backfill_rows
-			(table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (table_name, row_key) DO UPDATE SET state = excluded.state, status = excluded.status,
-				reason = excluded.reason, message = excluded.message, payload = excluded.payload,
-				run_id = excluded.run_id, updated_at = excluded.updated_at`
-		stmt, err := tx.PrepareContext(ctx, upsert)
-		if err != nil {
+		if err := s.recordAPIRows(ctx, tx, run, table, migrated, failed, now); err != nil {
 			return err
-		}
-		defer stmt.Close()
-		for _, k := range migrated {
-			if _, err := stmt.ExecContext(ctx, table, k, "migrated", 200, "", "", "", run, now); err != nil {
-				return err
-			}
-		}
-		for _, f := range failed {
-			if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(f.Message), clean(f.Payload), run, now); err != nil {
-				return err
-			}
 		}
 		if checkpoint == nil {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
+		_, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
 			VALUES ($1, $2, $3) ON CONFLICT (table_name) DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at`,
 			table, *checkpoint, now)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: record api backfill of %s: %w", table, err)
+	}
+	return nil
+}
+
+// recordAPIRows records the rows of table that run migrated and those
+// that failed; a migrated row forgets its earlier failure.
+func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table string, migrated []string, failed []APIBackfillRow, now any) error {
+	const upsert = `INSERT INTO strangler_api_backfill_rows
+		(table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (table_name, row_key) DO UPDATE SET state = excluded.state, status = excluded.status,
+			reason = excluded.reason, message = excluded.message, payload = excluded.payload,
+			run_id = excluded.run_id, updated_at = excluded.updated_at`
+	stmt, err := tx.PrepareContext(ctx, upsert)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, k := range migrated {
+		if _, err := stmt.ExecContext(ctx, table, k, "migrated", 200, "", "", "", run, now); err != nil {
+			return err
+		}
+	}
+	for _, f := range failed {
+		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(f.Message), clean(f.Payload), run, now); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
@@ -43,6 +46,74 @@ func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
 		}
 		if err := s.FinishAPIBackfill(ctx, run, "succeeded", []byte(`{"mode":"full"}`)); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut: two
+// workers lease different groups, a group whose lease ran out goes to
+// the next worker that asks, and its former holder can no longer record
+// rows of it. A SQLite store refuses shared runs.
+func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		if b.name == "sqlite" {
+			if err := s.CanShareRuns(); err == nil || !strings.Contains(err.Error(), "SQLite") {
+				t.Fatalf("a SQLite store shares runs (%v)", err)
+			}
+			if err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", func(context.Context) ([]APIBackfillGroup, error) { return nil, nil }); err == nil {
+				t.Fatal("a SQLite store took a shared run's groups")
+			}
+			return
+		}
+		h1, h2 := "h1", "h2"
+		cuts := 0
+		cut := func(context.Context) ([]APIBackfillGroup, error) {
+			cuts++
+			return []APIBackfillGroup{{Value: &h1}, {Value: &h2}}, nil
+		}
+		// A second worker does not cut the table again.
+		for range 2 {
+			if err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", cut); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cuts != 1 {
+			t.Errorf("two workers cut the table %d times, want once", cuts)
+		}
+		run, _ := s.StartAPIBackfill(ctx, "full")
+		g1, ok1, err1 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w1", time.Minute)
+		g2, ok2, err2 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w2", 50*time.Millisecond)
+		if !ok1 || !ok2 || err1 != nil || err2 != nil || g1.No == g2.No || *g1.Value != "h1" || *g2.Value != "h2" {
+			t.Fatalf("leases %+v %v %v, %+v %v %v; want h1 and h2, one each", g1, ok1, err1, g2, ok2, err2)
+		}
+		if _, ok, _ := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w3", time.Minute); ok {
+			t.Fatal("a third worker leased a group both others hold")
+		}
+		k := "7"
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []string{"7"}, nil, &k, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		g3, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w3", time.Minute)
+		if !ok || err != nil || g3.No != g2.No || g3.Last == nil || *g3.Last != "7" {
+			t.Fatalf("after w2's lease ran out, w3 leased %+v, %v, %v; want w2's group from key 7", g3, ok, err)
+		}
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []string{"8"}, nil, nil, true); !errors.Is(err, ErrAPIGroupLeaseLost) {
+			t.Errorf("w2 recorded rows of a group it lost: %v", err)
+		}
+		if held, err := s.RenewAPIBackfillGroup(ctx, "nightly", g2, "w2", time.Minute); held || err != nil {
+			t.Errorf("w2 renewed a lease it lost (%v)", err)
+		}
+		for _, g := range []APIBackfillGroup{g1, g3} {
+			owner := map[int64]string{g1.No: "w1", g3.No: "w3"}[g.No]
+			if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g, owner, nil, nil, nil, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if left, err := s.APIBackfillGroupsLeft(ctx, "nightly", "patients"); left || err != nil {
+			t.Errorf("groups left after both were done (%v)", err)
 		}
 	})
 }

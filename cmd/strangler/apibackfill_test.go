@@ -82,6 +82,11 @@ backfill:
 		return n
 	}
 
+	// Workers share a run through the state store, which a SQLite file
+	// on one machine cannot be.
+	if out, err := backfill("--run", "nightly", "--worker"); err == nil || !strings.Contains(err.Error(), "must be PostgreSQL") || imports() != 0 {
+		t.Errorf("a worker on a SQLite store: %v, %d imports; want a refusal naming PostgreSQL\n%s", err, imports(), out)
+	}
 	out, err := backfill("--dry-run")
 	if err != nil {
 		t.Fatalf("dry run: %v\n%s", err, out)

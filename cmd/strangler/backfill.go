@@ -45,7 +45,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
 	metricsPush := fs.String("metrics-push", "", "push the run's metrics to the Prometheus Pushgateway at `URL` when it ends (job strangler_backfill)")
 	runName := fs.String("run", "", "the `name` of a run shared by several workers (with --worker)")
-	worker := fs.Bool("worker", false, "join the run named by --run as one of its workers: lease key ranges from the ledger, copy them, take over those of workers whose lease ran out")
+	worker := fs.Bool("worker", false, "join the run named by --run as one of its workers: lease key ranges (or, for tables sent to the API, groups) from the ledger, copy them, take over those of workers whose lease ran out")
 	workerID := fs.String("worker-id", "", "this worker's `name` in the ledger (default: host name and process id)")
 	lease := fs.Duration("lease", backfill.DefaultLease, "how long a worker's lease on a key range lasts unrenewed: a dead worker's range is taken over after it")
 	progress := fs.String("progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bar, lines or none")

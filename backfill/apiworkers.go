@@ -1,0 +1,154 @@
+package backfill
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"strangler/store"
+)
+
+// Workers of a shared run of tables sent to the API. The ledger is the
+// state store, which must then be PostgreSQL: the first worker cuts each
+// table into groups (its group_by values, or key ranges when it has
+// none), and each worker leases a group at a time (takeTurns, holdLease:
+// the same turns as the database workers'), sends its rows in key order,
+// one at a time, and records them only while it holds the lease. A
+// worker that dies stops renewing; once its lease has run out another
+// takes the group over from its last recorded key, and rows the dead
+// worker sent after that key are sent again under the same
+// Idempotency-Key, which the API applies once.
+
+// work sends table t's groups as a worker of the shared run, until every
+// group is done, by this worker or another.
+func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
+	l := r.opts.APILedger
+	cut := func(ctx context.Context) ([]store.APIBackfillGroup, error) { return r.cutGroups(ctx, t) }
+	if err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, r.ledgerName(t), cut); err != nil {
+		return err
+	}
+	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))
+	reqPace := newPacer(t.api.Rate)
+	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
+		g, ok, err := l.ClaimAPIBackfillGroup(ctx, r.opts.Run, r.ledgerName(t), r.opts.WorkerID, r.opts.Lease)
+		if !ok || err != nil {
+			return nil, ok, err
+		}
+		return func(ctx context.Context) error { return r.sendGroup(ctx, t, g, reqPace) }, true, nil
+	}
+	left := func(ctx context.Context) (bool, error) { return l.APIBackfillGroupsLeft(ctx, r.opts.Run, r.ledgerName(t)) }
+	// Groups of group_by values are sent concurrency at a time, each
+	// group's rows one at a time; key ranges one at a time, each range's
+	// rows concurrency at a time (send).
+	turns := 1
+	if t.group >= 0 {
+		turns = t.api.Concurrency
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, turns)
+	for i := range turns {
+		wg.Go(func() { errs[i] = takeTurns(ctx, r.opts.Lease, claim, left) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// cutGroups cuts t into the groups workers lease: its group_by values in
+// order, or key ranges when it has no group_by.
+func (r *apiRunner) cutGroups(ctx context.Context, t *apiTable) ([]store.APIBackfillGroup, error) {
+	var out []store.APIBackfillGroup
+	if t.group < 0 {
+		ends, err := splitRanges(ctx, r.src, t.table, rangesPerWorker*t.api.Concurrency)
+		if err != nil {
+			return nil, err
+		}
+		for _, end := range ends {
+			g := store.APIBackfillGroup{Table: r.ledgerName(t)}
+			if end != nil {
+				k := showKey(t.key, end)
+				g.End = &k
+			}
+			out = append(out, g)
+		}
+		return out, nil
+	}
+	expr := t.cols[t.group].sourceExpr
+	rows, err := r.src.QueryContext(ctx, "SELECT DISTINCT "+expr+" FROM "+t.source+" ORDER BY 1")
+	if err != nil {
+		return nil, fmt.Errorf("read %s: its groups: %w", t.name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read %s: its groups: %w", t.name, err)
+		}
+		g := store.APIBackfillGroup{Table: r.ledgerName(t)}
+		if v.Valid {
+			g.Value = &v.String
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: its groups: %w", t.name, err)
+	}
+	return out, nil
+}
+
+// sendGroup sends a leased group's rows past its last recorded key,
+// renewing the lease as it goes. A lost lease ends the group, not the
+// worker: the group is another's now.
+func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, reqPace *pacer) error {
+	var rg keyRange
+	for _, k := range []struct {
+		s   *string
+		out *[]byte
+	}{{g.Start, &rg.start}, {g.End, &rg.end}, {g.Last, &rg.last}} {
+		if k.s == nil {
+			continue
+		}
+		var err error
+		if *k.out, err = parseKey(t.key, *k.s); err != nil {
+			return fmt.Errorf("ledger: group %d of %s: %w", g.No, t.name, err)
+		}
+	}
+	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
+	if t.group >= 0 {
+		expr := t.cols[t.group].sourceExpr
+		if g.Value == nil {
+			rd.where = expr + " IS NULL"
+		} else {
+			rd.where, rd.whereArgs = expr+" = ?", []any{*g.Value}
+		}
+	}
+	l, run, owner, lease := r.opts.APILedger, r.opts.Run, r.opts.WorkerID, r.opts.Lease
+	renew := func(ctx context.Context) (bool, error) { return l.RenewAPIBackfillGroup(ctx, run, g, owner, lease) }
+	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
+		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
+		return pipeline(ctx, read, func(b batch) error {
+			var last *string
+			if len(b.rows) > 0 {
+				k := showKey(t.key, b.rows[len(b.rows)-1].key)
+				last = &k
+			}
+			record := func(migrated []string, failed []store.APIBackfillRow) error {
+				err := l.RecordAPIBackfillGroup(ctx, run, r.run, g, owner, migrated, failed, last, b.final)
+				if errors.Is(err, store.ErrAPIGroupLeaseLost) {
+					return errLeaseLost
+				}
+				return err
+			}
+			if len(b.rows) == 0 {
+				return record(nil, nil)
+			}
+			return r.send(ctx, t, b, reqPace, record)
+		})
+	})
+	if errors.Is(err, errLeaseLost) {
+		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No)
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Groups of a shared run. Workers of a run of tables sent to the API
+// (strangler backfill --run NAME --worker) lease a group of a table at a
+// time with FOR UPDATE SKIP LOCKED: one group_by value, or a key range
+// when the table has no group_by. Lease times are the database's, so the
+// workers' clocks need not agree.
+
+// ErrAPIGroupLeaseLost means another worker took the group over: its
+// lease had run out.
+var ErrAPIGroupLeaseLost = errors.New("another worker took over this group (its lease ran out)")
+
+// APIBackfillGroup is one group of a shared run's table.
+type APIBackfillGroup struct {
+	Table string
+	No    int64
+	// Value is the group_by value its rows share, nil for NULL (and for
+	// key ranges).
+	Value *string
+	// Start is the key the range begins after, End its last key; nil: no
+	// bound. Both nil for a group_by value.
+	Start, End *string
+	// Last is the key up to which the group's rows were sent; nil: none.
+	Last *string
+}
+
+// CanShareRuns says why this store cannot hold a run shared by workers
+// on several machines, nil when it can (PostgreSQL).
+func (s *Store) CanShareRuns() error {
+	if s.dialect.name != "postgres" {
+		return errors.New("workers of a shared run lease groups from the state store, which must be PostgreSQL: several machines cannot share a SQLite file")
+	}
+	return nil
+}
+
+// ShareAPIBackfillGroups records the groups cut returns for table in
+// run, unless they are recorded already: the first worker cuts the
+// table, once for all, and the others do not read it again.
+func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]APIBackfillGroup, error)) error {
+	if err := s.CanShareRuns(); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('strangler_api_backfill_groups'), hashtext($1))", run); err != nil {
+			return err
+		}
+		var have bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2)",
+			run, table).Scan(&have); err != nil || have {
+			return err
+		}
+		groups, err := cut(ctx)
+		if err != nil {
+			return err
+		}
+		for i, g := range groups {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_groups (run_name, table_name, group_no, group_value, range_end)
+				VALUES ($1, $2, $3, $4, $5)`, run, table, i, g.Value, g.End); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: share the groups of %s: %w", table, err)
+	}
+	return nil
+}
+
+// ClaimAPIBackfillGroup leases to owner, for lease, the next group of
+// table in run that nobody holds (or whose lease ran out); ok false when
+// there is none.
+func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (g APIBackfillGroup, ok bool, err error) {
+	g.Table = table
+	err = s.db.QueryRowContext(ctx, `WITH c AS (
+			SELECT group_no FROM strangler_api_backfill_groups
+			WHERE run_name = $1 AND table_name = $2 AND NOT done AND (lease_until IS NULL OR lease_until < now())
+			ORDER BY lease_until NULLS FIRST, group_no LIMIT 1 FOR UPDATE SKIP LOCKED)
+		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+		FROM c WHERE g.run_name = $1 AND g.table_name = $2 AND g.group_no = c.group_no
+		RETURNING g.group_no, g.group_value, g.range_end, g.last_key,
+			(SELECT p.range_end FROM strangler_api_backfill_groups p WHERE p.run_name = $1 AND p.table_name = $2 AND p.group_no = g.group_no - 1)`,
+		run, table, owner, lease.Milliseconds()).Scan(&g.No, &g.Value, &g.End, &g.Last, &g.Start)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return g, false, nil
+	case err != nil:
+		return g, false, fmt.Errorf("store: lease a group of %s: %w", table, err)
+	}
+	return g, true, nil
+}
+
+// RenewAPIBackfillGroup extends owner's lease on g; held false when the
+// group is another worker's now.
+func (s *Store) RenewAPIBackfillGroup(ctx context.Context, run string, g APIBackfillGroup, owner string, lease time.Duration) (held bool, err error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET lease_until = now() + $5 * interval '1 millisecond'
+		WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_owner = $4`, run, g.Table, g.No, owner, lease.Milliseconds())
+	if err != nil {
+		return false, fmt.Errorf("store: renew the lease of a group of %s: %w", g.Table, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// RecordAPIBackfillGroup records, in one transaction and only while owner
+// still holds g (ErrAPIGroupLeaseLost otherwise), the rows of g that the
+// run numbered runID migrated and those that failed, that every row up
+// to last was sent, and, when done, that the group is finished.
+func (s *Store) RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g APIBackfillGroup, owner string,
+	migrated []string, failed []APIBackfillRow, last *string, done bool) error {
+	now := s.ts(s.clock())
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET last_key = COALESCE($5, last_key), done = $6,
+				lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END, lease_until = CASE WHEN $6 THEN NULL ELSE lease_until END
+			WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_owner = $4`, run, g.Table, g.No, owner, last, done)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, ErrAPIGroupLeaseLost)
+		}
+		return s.recordAPIRows(ctx, tx, runID, g.Table, migrated, failed, now)
+	})
+	if err != nil {
+		return fmt.Errorf("store: record api backfill of %s: %w", g.Table, err)
+	}
+	return nil
+}
+
+// APIBackfillGroupsLeft reports whether table has groups in run that are
+// not done.
+func (s *Store) APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error) {
+	var left bool
+	err := s.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2 AND NOT done)",
+		run, table).Scan(&left)
+	if err != nil {
+		return false, fmt.Errorf("store: api backfill groups of %s: %w", table, err)
+	}
+	return left, nil
+}
