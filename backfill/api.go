@@ -134,16 +134,7 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 	for _, t := range tables {
 		report.Tables = append(report.Tables, r.stats[t.name].report())
 	}
-	status := "succeeded"
-	switch {
-	case runErr != nil && ctx.Err() != nil:
-		status = "interrupted"
-	case runErr != nil:
-		status = "failed"
-	}
-	if runErr != nil {
-		report.Error = runErr.Error()
-	}
+	status := report.end(ctx, runErr)
 	if !opts.DryRun {
 		b, _ := json.Marshal(report)
 		if err := opts.APILedger.FinishAPIBackfill(context.WithoutCancel(ctx), r.run, status, b); err != nil && runErr == nil {

@@ -38,7 +38,9 @@ func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
 		}
 		return func(ctx context.Context) error { return r.sendGroup(ctx, t, g, reqPace) }, true, nil
 	}
-	left := func(ctx context.Context) (bool, error) { return l.APIBackfillGroupsLeft(ctx, r.opts.Run, r.ledgerName(t)) }
+	left := func(ctx context.Context) (bool, error) {
+		return l.APIBackfillGroupsLeft(ctx, r.opts.Run, r.ledgerName(t))
+	}
 	// Groups of group_by values are sent concurrency at a time, each
 	// group's rows one at a time; key ranges one at a time, each range's
 	// rows concurrency at a time (send).

@@ -249,16 +249,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	for _, t := range tables {
 		report.Tables = append(report.Tables, r.stats[t.name].report())
 	}
-	status := "succeeded"
-	switch {
-	case runErr != nil && ctx.Err() != nil:
-		status = "interrupted"
-	case runErr != nil:
-		status = "failed"
-	}
-	if runErr != nil {
-		report.Error = runErr.Error()
-	}
+	status := report.end(ctx, runErr)
 	if err := l.finishRun(context.WithoutCancel(ctx), status, report, runErr); err != nil && runErr == nil {
 		runErr = fmt.Errorf("ledger: %w", err)
 	}

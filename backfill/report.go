@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -27,6 +28,21 @@ type Report struct {
 	Total   *SourceReport  `json:"total,omitempty"`
 	// Error is why the run stopped early, if it did.
 	Error string `json:"error,omitempty"`
+}
+
+// end records how a run ended in its report and returns the run's status
+// for the ledger: succeeded, interrupted (ctx ended it) or failed.
+func (r *Report) end(ctx context.Context, runErr error) string {
+	switch {
+	case runErr == nil:
+		return "succeeded"
+	case ctx.Err() != nil:
+		r.Error = runErr.Error()
+		return "interrupted"
+	default:
+		r.Error = runErr.Error()
+		return "failed"
+	}
 }
 
 // TableReport is what a run did to one table. In a dry run, the counts are
