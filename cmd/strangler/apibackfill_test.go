@@ -5,8 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,13 +41,7 @@ func TestBackfillThroughTheAPIFromTheCommandLine(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pool, err := modern.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	api := httptest.NewServer(modern.NewImports(pool, modern.Faults{TooMany: 10}, slog.New(slog.DiscardHandler)).Handler())
-	defer api.Close()
+	pool, api := importsAPI(t, modern.Faults{TooMany: 10})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "strangler.yaml")
 	if err := os.WriteFile(path, fmt.Appendf(nil, `backends:

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,13 +52,7 @@ func TestBackfillWorkersShareARunThroughTheAPIAndFinishAKilledWorkersGroups(t *t
 			sb.Reset()
 		}
 	}
-	pool, err := modern.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	api := httptest.NewServer(modern.NewImports(pool, modern.Faults{}, slog.New(slog.DiscardHandler)).Handler())
-	defer api.Close()
+	pool, api := importsAPI(t, modern.Faults{})
 	storeURL := testdb.Postgres(t)
 	ledger, err := pgxpool.New(ctx, storeURL)
 	if err != nil {

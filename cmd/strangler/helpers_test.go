@@ -6,16 +6,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strangler/internal/testdb"
+	"strangler/modern"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // logBuffer collects a process's log output and lets a test wait for a
@@ -261,4 +266,18 @@ func httptestServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s
+}
+
+// importsAPI starts the reference modern API's import endpoint on a fresh
+// PostgreSQL database, with faults; both end with the test.
+func importsAPI(t *testing.T, faults modern.Faults) (*pgxpool.Pool, *httptest.Server) {
+	t.Helper()
+	pool, err := modern.Open(context.Background(), testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	api := httptest.NewServer(modern.NewImports(pool, faults, slog.New(slog.DiscardHandler)).Handler())
+	t.Cleanup(api.Close)
+	return pool, api
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,13 +69,7 @@ func TestBackfillOverSeveralSources(t *testing.T) {
 	if _, err := catalogue.Exec("INSERT INTO tenants VALUES ('clinic-a', ?), ('clinic-b', ?)", urls["clinic-a"], urls["clinic-b"]); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := modern.Open(ctx, testdb.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	api := httptest.NewServer(modern.NewImports(pool, modern.Faults{}, slog.New(slog.DiscardHandler)).Handler())
-	defer api.Close()
+	pool, api := importsAPI(t, modern.Faults{})
 
 	dir := t.TempDir()
 	write := func(file, sources string) string {
