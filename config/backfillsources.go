@@ -86,7 +86,7 @@ func CheckSourceName(name string) error {
 	case name == "":
 		return fmt.Errorf("is required")
 	case !isRouteName(name) || len(name) > 63:
-		return fmt.Errorf("invalid source name %q; use up to 63 lower-case letters, digits, -, _ and .", name)
+		return fmt.Errorf("invalid source name %q; use up to 63 of: lower-case letters, digits, \"-\", \"_\" and \".\"", name)
 	}
 	return nil
 }
