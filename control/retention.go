@@ -1,0 +1,72 @@
+package control
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// countsFloor is the least time hourly counts and client versions are
+// kept, whatever the routes ask: well past the report's longest period
+// (30 days), and wide enough that a replica still on an older
+// configuration, during a rolling reload, never deletes hours another
+// replica's retirement window still counts.
+const countsFloor = 90 * 24 * time.Hour
+
+// purgeEvery is how often old counts are deleted: they age by the hour.
+const purgeEvery = time.Hour
+
+// CountsPurger deletes the hourly counts (per-client versions included)
+// that no report, gate or retirement verdict can ask for any more, so the
+// store keeps traffic history only as long as the migration needs it.
+type CountsPurger struct {
+	Flags *Flags
+	Store interface {
+		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
+	}
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// CountsRetention is how long hourly counts are kept for routes: the
+// longest retirement window among them plus a day, and never less than
+// countsFloor.
+func CountsRetention(routes []RouteFlags) time.Duration {
+	keep := countsFloor
+	for _, rf := range routes {
+		if d := time.Duration(rf.Route.RetireAfter) + 24*time.Hour; d > keep {
+			keep = d
+		}
+	}
+	return keep
+}
+
+// Run purges when it starts and every purgeEvery until ctx ends. A
+// failed purge is logged; the next one deletes what it left.
+func (p *CountsPurger) Run(ctx context.Context) error {
+	tick := time.NewTicker(purgeEvery)
+	defer tick.Stop()
+	for {
+		if err := p.Purge(ctx); err != nil && ctx.Err() == nil {
+			p.Log.Warn("purging hourly counts past their retention failed; the next purge will", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Purge deletes the counts older than the retention of the routes served
+// now.
+func (p *CountsPurger) Purge(ctx context.Context) error {
+	n, err := p.Store.PurgeCounts(ctx, p.Now().Add(-CountsRetention(p.Flags.All())))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		p.Log.Info("purged hourly counts past their retention", "rows", n)
+	}
+	return nil
+}
