@@ -6,119 +6,56 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"strangler/internal/testkit"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 )
 
-// collector is a real OTLP receiver, over HTTP or gRPC, that keeps the
-// spans it was sent and the services that sent them.
-type collector struct {
-	coltrace.UnimplementedTraceServiceServer
-	mu       sync.Mutex
-	spans    []receivedSpan
-	services map[string]bool
-}
-
-// receivedSpan is a span as the collector got it.
+// receivedSpan is a span a collector got, with its attributes as text.
 type receivedSpan struct {
-	kind  tracepb.Span_SpanKind
-	name  string
-	attrs map[string]string
+	kind    tracepb.Span_SpanKind
+	name    string
+	service string
+	attrs   map[string]string
 }
 
 func (s receivedSpan) String() string {
 	return fmt.Sprintf("%s %q %s/%s", s.kind, s.name, s.attrs["strangler.backend"], s.attrs["strangler.purpose"])
 }
 
-func (c *collector) take(req *coltrace.ExportTraceServiceRequest) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, rs := range req.GetResourceSpans() {
-		for _, a := range rs.GetResource().GetAttributes() {
-			if a.GetKey() == "service.name" {
-				c.services[a.GetValue().GetStringValue()] = true
+// received returns the spans c got so far.
+func received(c *testkit.Collector) []receivedSpan {
+	var out []receivedSpan
+	for _, s := range c.Spans() {
+		attrs := map[string]string{}
+		for _, a := range s.Span.GetAttributes() {
+			v := a.GetValue()
+			attrs[a.GetKey()] = v.GetStringValue()
+			if _, ok := v.GetValue().(*commonpb.AnyValue_IntValue); ok {
+				attrs[a.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
 			}
 		}
-		for _, ss := range rs.GetScopeSpans() {
-			for _, s := range ss.GetSpans() {
-				attrs := map[string]string{}
-				for _, a := range s.GetAttributes() {
-					v := a.GetValue()
-					attrs[a.GetKey()] = v.GetStringValue()
-					if _, ok := v.GetValue().(*commonpb.AnyValue_IntValue); ok {
-						attrs[a.GetKey()] = strconv.FormatInt(v.GetIntValue(), 10)
-					}
-				}
-				c.spans = append(c.spans, receivedSpan{s.GetKind(), s.GetName(), attrs})
-			}
-		}
+		out = append(out, receivedSpan{s.Span.GetKind(), s.Name, s.Resource["service.name"], attrs})
 	}
+	return out
 }
 
-func (c *collector) Export(_ context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
-	c.take(req)
-	return &coltrace.ExportTraceServiceResponse{}, nil
-}
-
-// find returns the span of kind and name whose backend and purpose are
-// these ("" for any), once strangler has sent it.
-func (c *collector) find(kind tracepb.Span_SpanKind, name, backend, purpose string) (receivedSpan, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.spans {
-		if s.kind == kind && s.name == name && (backend == "" || s.attrs["strangler.backend"] == backend) &&
-			(purpose == "" || s.attrs["strangler.purpose"] == purpose) && c.services["strangler"] {
+// findSpan returns strangler's span of kind and name whose backend and
+// purpose are these ("" for any), once c has received it.
+func findSpan(c *testkit.Collector, kind tracepb.Span_SpanKind, name, backend, purpose string) (receivedSpan, bool) {
+	for _, s := range received(c) {
+		if s.service == "strangler" && s.kind == kind && s.name == name && (backend == "" || s.attrs["strangler.backend"] == backend) &&
+			(purpose == "" || s.attrs["strangler.purpose"] == purpose) {
 			return s, true
 		}
 	}
 	return receivedSpan{}, false
-}
-
-func (c *collector) all() []receivedSpan {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]receivedSpan(nil), c.spans...)
-}
-
-// startCollector serves OTLP over protocol and returns its endpoint URL.
-func startCollector(t *testing.T, protocol string, c *collector) string {
-	t.Helper()
-	if protocol == "grpc" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := grpc.NewServer()
-		coltrace.RegisterTraceServiceServer(srv, c)
-		go srv.Serve(ln)
-		t.Cleanup(srv.Stop)
-		return "http://" + ln.Addr().String()
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var req coltrace.ExportTraceServiceRequest
-		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		c.take(&req)
-		b, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(b)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // TestTracesReachAnOTLPCollector configures tracing only through the
@@ -136,8 +73,8 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 	})
 	for _, protocol := range []string{"http/protobuf", "grpc"} {
 		t.Run("over "+protocol, func(t *testing.T) {
-			c := &collector{services: map[string]bool{}}
-			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", startCollector(t, protocol, c))
+			c := testkit.NewCollector(t, protocol)
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", c.Endpoint)
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
 			t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
 			t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
@@ -187,11 +124,11 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 				var got receivedSpan
 				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 					var ok bool
-					if got, ok = c.find(w.kind, w.name, w.backend, w.purpose); ok {
+					if got, ok = findSpan(c, w.kind, w.name, w.backend, w.purpose); ok {
 						break
 					}
 					if time.Now().After(deadline) {
-						t.Fatalf("no %s %q %s/%s span from strangler among %v", w.kind, w.name, w.backend, w.purpose, c.all())
+						t.Fatalf("no %s %q %s/%s span from strangler among %v", w.kind, w.name, w.backend, w.purpose, received(c))
 					}
 				}
 				host, port, _ := net.SplitHostPort(strings.TrimPrefix(legacy.URL, "http://"))
@@ -207,7 +144,7 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 					}
 				}
 			}
-			for _, s := range c.all() {
+			for _, s := range received(c) {
 				for k, v := range s.attrs {
 					for _, secret := range []string{"8675309", "123-45-6789", "ssn"} {
 						if strings.Contains(v, secret) || strings.Contains(s.name, secret) {
