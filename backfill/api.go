@@ -322,7 +322,9 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	for i, res := range results {
 		switch {
 		case res.skipped:
-			return ctx.Err()
+			// Only a cancelled run skips a row; never record the batch
+			// without it, or the checkpoint would pass it.
+			return fmt.Errorf("row %s of %s not sent: %w", showKey(t.key, b.rows[i].key), t.name, context.Canceled)
 		case res.ok:
 			migrated = append(migrated, showKey(t.key, b.rows[i].key))
 		default:
@@ -376,8 +378,8 @@ func (t *apiTable) groups(rows []sourceRow) [][]int {
 }
 
 // describe is a failure as the report counts it: the reason and status,
-// and the API's message unless the table has redacted fields, whose
-// values an error message may echo.
+// and the API's message where one was kept (sendRow keeps none for a
+// table with redacted fields).
 func (t *apiTable) describe(f store.APIBackfillRow) string {
 	var s string
 	switch f.Reason {
@@ -386,7 +388,7 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 	case reasonRetriesExhausted:
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
 	}
-	if !t.redacted && f.Message != "" {
+	if f.Message != "" {
 		s += ": " + f.Message
 	}
 	return s
@@ -471,6 +473,11 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 		}
 	}
 	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected}
+	if t.redacted {
+		// An API's error message may quote the value it refused, and a
+		// table with redacted fields sends values that must not be kept.
+		f.Message = ""
+	}
 	if retryable(a, err) {
 		f.Reason = reasonRetriesExhausted
 		if err != nil {

@@ -198,8 +198,9 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 	if outOfOrder != 0 {
 		t.Errorf("%d imports reached the API before a row of their group with a lower key", outOfOrder)
 	}
-	// The ledger holds each failure with its status, message and a payload
-	// whose redacted fields are hashed.
+	// The ledger holds each failure with its status and a payload whose
+	// redacted fields are hashed; no API message, which may quote a value
+	// of a table with redacted fields.
 	failed, err := w.store.APIBackfillFailures(ctx, "patients", "", 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -208,8 +209,8 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 		t.Fatalf("the ledger holds %d failures, want %d", len(failed), wantRejected)
 	}
 	f := failed[0]
-	if f.Status != 422 || f.Reason != "rejected" || !strings.Contains(f.Message, "email") {
-		t.Errorf("failure of %s: status %d, reason %q, message %q; want 422, rejected and the API's message about the email", f.Key, f.Status, f.Reason, f.Message)
+	if f.Status != 422 || f.Reason != "rejected" || f.Message != "" {
+		t.Errorf("failure of %s: status %d, reason %q, message %q; want 422, rejected and no message", f.Key, f.Status, f.Reason, f.Message)
 	}
 	if strings.Contains(f.Payload, "Ada") || strings.Contains(f.Payload, " at example.org") || !strings.Contains(f.Payload, `"last_name":"Lovelace"`) {
 		t.Errorf("payload %s: want first_name and email hashed, last_name as it is", f.Payload)

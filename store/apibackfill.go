@@ -104,7 +104,11 @@ func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table 
 		}
 	}
 	for _, f := range failed {
-		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(f.Message), clean(f.Payload), run, now); err != nil {
+		msg := f.Message
+		if len(msg) > maxReason {
+			msg = msg[:maxReason] // clean mends a rune cut in half
+		}
+		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(msg), clean(f.Payload), run, now); err != nil {
 			return err
 		}
 	}

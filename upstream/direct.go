@@ -11,7 +11,6 @@ import (
 	"net/textproto"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -66,7 +65,7 @@ type limitedConn struct {
 	budget int64 // < 0: no limit
 }
 
-var errHeadTooLarge = errors.New("net/http: server response headers exceeded the limit")
+var errHeadTooLarge = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxResponseHead)
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	if c.budget < 0 {
@@ -149,25 +148,38 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	if d.headerTimeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(d.headerTimeout))
 	}
+	// The budget covers every informational answer too, unless the caller
+	// takes each one (as the transport counts them): a backend streaming
+	// 103s cannot keep the facade reading.
+	c.limit.budget = maxResponseHead
+	// Only a connection that fails before a single byte of an answer was
+	// found closed by the backend, and only then may the request go again
+	// (as the transport decides): once anything came back, the backend
+	// had the request.
+	if _, err := c.br.Peek(1); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			sent = true
+			err = fmt.Errorf("net/http: timeout awaiting response headers: %w", err)
+		}
+		return fail(err)
+	}
+	sent = true
 	for {
-		c.limit.budget = maxResponseHead
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
-			sent = !(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) ||
-				c.br.Buffered() > 0
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				sent = true
 				err = fmt.Errorf("net/http: timeout awaiting response headers: %w", err)
 			}
 			return fail(err)
 		}
-		sent = true
 		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 			if got1xx != nil {
 				if err := got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 					return fail(err)
 				}
+				c.limit.budget = maxResponseHead
 			}
 			continue
 		}
@@ -233,7 +245,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 		c = d.idle[len(d.idle)-1]
 		d.idle[len(d.idle)-1] = nil
 		d.idle = d.idle[:len(d.idle)-1]
-		if time.Since(c.idleAt) < directIdleTimeout {
+		if time.Since(c.idleAt) < directIdleTimeout && !c.stale() {
 			d.mu.Unlock()
 			return c, true, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,5 +196,120 @@ func TestClosingABodyWhileItIsReadEndsTheRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the read went on waiting after the body was closed")
+	}
+}
+
+// scriptedBackend runs script on each connection a client opens and
+// returns the backend's URL and how many requests it read in all.
+func scriptedBackend(t *testing.T, script func(c net.Conn, next func() bool)) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var requests atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				script(c, func() bool {
+					if _, err := http.ReadRequest(br); err != nil {
+						return false
+					}
+					requests.Add(1)
+					return true
+				})
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &requests
+}
+
+// TestBytesArrivingOnAnIdleConnectionAreNeverTheNextAnswer: a backend
+// that sends more than its answer, after the facade took the answer (a
+// body past its Content-Length here), has spoilt its connection: the next
+// request goes on a new one and gets its own answer, not those bytes.
+func TestBytesArrivingOnAnIdleConnectionAreNeverTheNextAnswer(t *testing.T) {
+	url, _ := scriptedBackend(t, func(c net.Conn, next func() bool) {
+		if !next() {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+		time.Sleep(100 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+		if next() {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+		}
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	for i := range 2 {
+		resp, err := get(t, u)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if body := readAll(t, resp); body != "first" {
+			t.Fatalf("request %d answered %q, want first (each on a connection of its own)", i+1, body)
+		}
+		time.Sleep(300 * time.Millisecond) // the stray answer arrives
+	}
+}
+
+// TestAnAnswerCutShortIsNotSentAgain: a backend that began to answer (a
+// 103, then it closed) had the request; it is not sent a second time,
+// although the connection was a pooled one.
+func TestAnAnswerCutShortIsNotSentAgain(t *testing.T) {
+	url, requests := scriptedBackend(t, func(c net.Conn, next func() bool) {
+		if !next() {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if next() {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+		}
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	resp, err := get(t, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if _, err := get(t, u); err == nil {
+		t.Error("an answer cut after its 103 was taken as an answer")
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("the backend read %d requests, want 2: the cut one was sent again", n)
+	}
+}
+
+// TestEndlessInformationalAnswersAreRefused: 103 after 103 with no final
+// answer ends at the response head limit, even without a header timeout.
+func TestEndlessInformationalAnswersAreRefused(t *testing.T) {
+	url, _ := scriptedBackend(t, func(c net.Conn, next func() bool) {
+		if !next() {
+			return
+		}
+		hint := []byte("HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("a", 1000) + ">\r\n\r\n")
+		for {
+			if _, err := c.Write(hint); err != nil {
+				return
+			}
+		}
+	})
+	u := New("legacy", Config{URL: mustURL(t, url)})
+	done := make(chan error, 1)
+	go func() { _, err := get(t, u); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("endless 103s gave an answer")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("endless 103s kept the request reading for 20 s")
 	}
 }
