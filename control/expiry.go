@@ -17,7 +17,8 @@ const expiryNotice = 7 * 24 * time.Hour
 type expiryWarning struct {
 	token   config.Token
 	expired bool
-	// text says so in a sentence.
+	// text says so in a sentence for /readyz, which answers anyone who
+	// reaches the admin listener: it leaves the token's name to the log.
 	text string
 }
 
@@ -34,10 +35,10 @@ func (t *Tokens) expiryWarnings(now time.Time) []expiryWarning {
 		switch {
 		case end.IsZero() || end.Sub(now) > expiryNotice:
 		case tok.Expired(now):
-			out = append(out, expiryWarning{tok, true, fmt.Sprintf("admin token %q expired on %s and is refused", tok.Name, tok.Expires)})
+			out = append(out, expiryWarning{tok, true, fmt.Sprintf("an admin token expired on %s and is refused (the log names it)", tok.Expires)})
 		default:
-			out = append(out, expiryWarning{tok, false, fmt.Sprintf("admin token %q expires at the end of %s (UTC), in %s; renew it",
-				tok.Name, tok.Expires, until(end.Sub(now)))})
+			out = append(out, expiryWarning{tok, false, fmt.Sprintf("an admin token expires at the end of %s (UTC), in %s; renew it (the log names it)",
+				tok.Expires, until(end.Sub(now)))})
 		}
 	}
 	return out

@@ -199,8 +199,11 @@ func TestAnExpiredTokenIsRefused(t *testing.T) {
 		t.Fatalf("before it expires: got %d %v, want 200", resp.StatusCode, body)
 	}
 	code, ready := p.get(t, "/readyz")
-	if want := `warning: admin token "temp" expires at the end of 2026-11-03 (UTC), in 2 days; renew it`; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
+	if want := `warning: an admin token expires at the end of 2026-11-03 (UTC), in 2 days; renew it (the log names it)`; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
 		t.Errorf("/readyz: got %d %q, want 200 ready with %q", code, ready, want)
+	}
+	if strings.Contains(ready, "temp") {
+		t.Errorf("/readyz, which needs no token, names the account: %q", ready)
 	}
 	waitFor(t, func() bool { return len(p.logs.matching(t, "admin token expires soon; renew it")) == 1 }, "the log to warn that temp expires")
 	if line := p.logs.matching(t, "admin token expires soon; renew it")[0]; line["token_name"] != "temp" || line["expires"] != "2026-11-03" {
@@ -220,7 +223,7 @@ func TestAnExpiredTokenIsRefused(t *testing.T) {
 	if got := p.auditActions(t); resp.StatusCode != http.StatusUnauthorized || len(got) != 1 || got[0] != "temp denied get-patient" {
 		t.Errorf("a change with it: got %d, audit %q; want 401 audited as temp denied", resp.StatusCode, got)
 	}
-	if _, ready := p.get(t, "/readyz"); !strings.Contains(ready, `warning: admin token "temp" expired on 2026-11-03 and is refused`) {
+	if _, ready := p.get(t, "/readyz"); !strings.Contains(ready, `warning: an admin token expired on 2026-11-03 and is refused (the log names it)`) {
 		t.Errorf("/readyz: got %q, want it to say temp expired", ready)
 	}
 	events := p.logs.matching(t, "security")

@@ -40,7 +40,7 @@ routes:
 
 	r.logs.waitFor(t, "admin token expires soon; renew it", map[string]any{"token_name": "ops", "expires": expires}, 10*time.Second)
 	code, ready := getBody(t, "http://"+r.admin+"/readyz")
-	if want := `warning: admin token "ops" expires at the end of ` + expires + " (UTC), in"; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
+	if want := `warning: an admin token expires at the end of ` + expires + " (UTC), in"; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
 		t.Errorf("/readyz: got %d %q, want 200, ready, with %q", code, ready, want)
 	}
 
