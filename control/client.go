@@ -71,12 +71,18 @@ type Answer struct {
 	Body   []byte
 }
 
-// Call sends a request to the admin API: body, if not nil, as JSON;
-// ifMatch, if set, as If-Match. Any answer but 2xx is an *APIError or a
-// plain error that says what to do about it.
+// Call sends a request to the admin API: path, already escaped (route
+// names through url.PathEscape), below the base URL; body, if not nil, as
+// JSON; ifMatch, if set, as If-Match. Any answer but 2xx is an *APIError
+// or a plain error that says what to do about it.
 func (c *Client) Call(ctx context.Context, method, path string, query url.Values, body any, ifMatch string) (Answer, error) {
 	u := *c.base
-	u.Path += path
+	plain, err := url.PathUnescape(path)
+	if err != nil {
+		return Answer{}, fmt.Errorf("admin API path %q: %w", path, err)
+	}
+	u.RawPath = c.base.EscapedPath() + path
+	u.Path += plain
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {
