@@ -160,6 +160,9 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy/strangler.yaml with the image's environment: %v", err)
 	}
+	if len(cfg.Warnings) > 0 {
+		t.Errorf("deploy/strangler.yaml loads with warnings (config check prints them): %v", cfg.Warnings)
+	}
 	if host, _, _ := net.SplitHostPort(cfg.Admin.Listen); host == "127.0.0.1" || host == "localhost" {
 		t.Errorf("in the image the admin listener would listen on %s, out of reach of probes and Prometheus", cfg.Admin.Listen)
 	}
@@ -371,6 +374,10 @@ func TestCompose(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(cfg.Store), "postgres://") || cfg.Backfill == nil {
 		t.Errorf("compose's facade should keep its state in PostgreSQL and have a backfill section")
+	}
+	if len(cfg.Warnings) > 0 || len(cfg.EncryptionKeys()) == 0 {
+		t.Errorf("compose's strangler.yaml: warnings %v, %d store keys; its dual writes journal patients' bodies, which must be encrypted",
+			cfg.Warnings, len(cfg.EncryptionKeys()))
 	}
 
 	// The healthcheck runs the image's binary (no shell in distroless) on

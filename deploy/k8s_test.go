@@ -229,11 +229,21 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 
 func (b k8sBase) getenv(k string) string { return b.env[k] }
 
+// testStoreKey stands in for the store key an operator generates in place
+// of the example Secret's placeholder.
+const testStoreKey = "b425b6db78b7d54b3bf66b05cf365d37405abca01550435b97ef7ab3d7779895"
+
 // loadConfig loads the ConfigMap's strangler.yaml with the container's
-// environment.
+// environment, the store key set as the operator would.
 func (b k8sBase) loadConfig(t *testing.T) *config.Config {
 	t.Helper()
-	cfg, err := configfile.Load(b.config, configfile.Env{Getenv: b.getenv, ReadFile: os.ReadFile})
+	getenv := func(k string) string {
+		if k == "STRANGLER_STORE_KEY" {
+			return testStoreKey
+		}
+		return b.env[k]
+	}
+	cfg, err := configfile.Load(b.config, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
 	if err != nil {
 		t.Fatalf("the ConfigMap's strangler.yaml with the Secret's environment: %v", err)
 	}
@@ -396,7 +406,19 @@ func TestKubernetesConfigMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"${STRANGLER_STORE}", "${STRANGLER_ADMIN_TOKEN}"} {
+	if len(cfg.Warnings) > 0 {
+		t.Errorf("strangler.yaml loads with warnings (config check prints them): %v", cfg.Warnings)
+	}
+	if len(cfg.EncryptionKeys()) == 0 {
+		t.Error("no store_encryption: the dual-write journal would keep patients' bodies in clear")
+	}
+	// The example Secret's key is a placeholder strangler refuses: a key
+	// printed in the repository must never encrypt patient data.
+	_, err = configfile.Load(b.config, configfile.Env{Getenv: b.getenv, ReadFile: os.ReadFile})
+	if err == nil || !strings.Contains(err.Error(), "store_encryption.keys[0]") {
+		t.Errorf("strangler.yaml with the example Secret's placeholder key: %v; want store_encryption.keys[0] refused", err)
+	}
+	for _, secret := range []string{"${STRANGLER_STORE}", "${STRANGLER_ADMIN_TOKEN}", "${STRANGLER_STORE_KEY}"} {
 		if !bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("strangler.yaml does not read %s from the Secret", secret)
 		}
