@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,118 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		}
 		if left, err := s.APIBackfillGroupsLeft(ctx, "nightly", "patients"); left || err != nil {
 			t.Errorf("groups left after both were done (%v)", err)
+		}
+	})
+}
+
+// plantAPIBackfill records a failed row of the API backfill whose message
+// and payload hold the canary and, on PostgreSQL, a shared run's group
+// whose group_by value is the canary.
+func plantAPIBackfill(t *testing.T, s *Store, key string) APIBackfillRow {
+	t.Helper()
+	ctx := context.Background()
+	run, err := s.StartAPIBackfill(ctx, "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := APIBackfillRow{Key: key, Status: 422, Reason: "rejected", Message: "mrn " + canary + " is taken", Payload: `{"mrn":"` + canary + `"}`}
+	if err := s.RecordAPIBackfill(ctx, run, "patients", nil, []APIBackfillRow{fail}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.CanShareRuns() == nil {
+		v := canary
+		cut := func(context.Context) ([]APIBackfillGroup, error) { return []APIBackfillGroup{{Value: &v}}, nil }
+		if err := s.ShareAPIBackfillGroups(ctx, "run-"+key, "patients", cut); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fail
+}
+
+// apiBackfillReadsBack checks that the failed rows and groups
+// plantAPIBackfill recorded read back in clear.
+func apiBackfillReadsBack(t *testing.T, s *Store, want ...APIBackfillRow) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.APIBackfillFailures(ctx, "patients", "", 10)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("failed rows %+v, %v; want %+v", got, err, want)
+	}
+	if s.CanShareRuns() != nil {
+		return
+	}
+	for _, f := range want {
+		g, ok, err := s.ClaimAPIBackfillGroup(ctx, "run-"+f.Key, "patients", "w1", time.Millisecond)
+		if !ok || err != nil || g.Value == nil || *g.Value != canary {
+			t.Errorf("group of run-%s: %+v, %v, %v; want its value %s", f.Key, g, ok, err, canary)
+		}
+	}
+}
+
+func TestAnEncryptedStoreKeepsTheAPIBackfillLedgerEncryptedAndRekeysIt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		plain := openWith(t, dsn, newClock())
+		clear := plantAPIBackfill(t, plain, "17")
+		want := []string{"strangler_api_backfill_rows.message", "strangler_api_backfill_rows.payload"}
+		if b.name == "postgres" {
+			want = append([]string{"strangler_api_backfill_groups.group_value"}, want...)
+		}
+		if got := holding(t, plain); !slices.Equal(got, want) {
+			t.Fatalf("without store_encryption the canary is in clear in %v, want %v", got, want)
+		}
+		plain.Close()
+
+		one := openWith(t, dsn, newClock(), key(1))
+		sealed := plantAPIBackfill(t, one, "18")
+		if got := holding(t, one); !slices.Equal(got, want) {
+			t.Errorf("with store_encryption, before rekey, the canary is in clear in %v, want only the older rows' %v", got, want)
+		}
+		apiBackfillReadsBack(t, one, clear, sealed)
+		rep, err := one.Rekey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups := 0
+		if b.name == "postgres" {
+			groups = 1
+		}
+		if rep.APIBackfill != 1+groups || rep.Unreadable != 0 {
+			t.Errorf("rekey encrypted %+v, want the clear failed row and group value", rep)
+		}
+		if where := holding(t, one); len(where) > 0 {
+			t.Errorf("after rekey the canary is in clear in %v", where)
+		}
+		one.Close()
+
+		// Under a second key: rekey re-encrypts what the first sealed,
+		// and the ledger reads back without the first.
+		both := openWith(t, dsn, newClock(), key(2), key(1))
+		if rep, err := both.Rekey(ctx); err != nil || rep.APIBackfill != 2+2*groups {
+			t.Errorf("rekey under key 2 re-encrypted %+v, %v; want both failed rows and group values", rep, err)
+		}
+		both.Close()
+		two := openWith(t, dsn, newClock(), key(2))
+		apiBackfillReadsBack(t, two, clear, sealed)
+		two.Close()
+
+		// A lost key loses the messages and payloads, not the rows.
+		lost := openWith(t, dsn, newClock(), key(3))
+		got, err := lost.APIBackfillFailures(ctx, "patients", "", 10)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("with a lost key: failed rows %+v, %v; want both", got, err)
+		}
+		for i, r := range got {
+			if r.Key != []string{"17", "18"}[i] || r.Status != 422 || r.Reason != "rejected" || r.Payload != "" ||
+				!errors.Is(r.Unreadable, ErrKeyLost) || !strings.Contains(r.Unreadable.Error(), "intact") {
+				t.Errorf("with a lost key: row %+v; want its key, status and reason, and Unreadable wrapping ErrKeyLost", r)
+			}
+		}
+		if b.name == "postgres" {
+			if _, _, err := lost.ClaimAPIBackfillGroup(ctx, "run-17", "patients", "w2", time.Minute); !errors.Is(err, ErrKeyLost) {
+				t.Errorf("leasing a group whose value's key is lost: %v, want ErrKeyLost", err)
+			}
 		}
 	})
 }
