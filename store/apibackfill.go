@@ -68,7 +68,7 @@ func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key st
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
 // checkpoint unless that is nil (rows retried by key). A migrated row
-// forgets its earlier failure.
+// leaves nothing in the ledger: its earlier failure is deleted.
 func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -89,9 +89,25 @@ func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, 
 	return nil
 }
 
-// recordAPIRows records the rows of table that run migrated and those
-// that failed; a migrated row forgets its earlier failure.
+// recordAPIRows records the rows of table that failed in run and drops
+// the earlier failures of those it migrated: the ledger keeps nothing of
+// a migrated row (the checkpoint says how far a run got).
 func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table string, migrated []string, failed []APIBackfillRow, now any) error {
+	if len(migrated) > 0 {
+		del, err := tx.PrepareContext(ctx, `DELETE FROM strangler_api_backfill_rows WHERE table_name = $1 AND row_key = $2`)
+		if err != nil {
+			return err
+		}
+		defer del.Close()
+		for _, k := range migrated {
+			if _, err := del.ExecContext(ctx, table, k); err != nil {
+				return err
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
 	const upsert = `INSERT INTO strangler_api_backfill_rows
 		(table_name, row_key, state, status, reason, message, payload, sealed, run_id, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -103,11 +119,6 @@ func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table 
 		return err
 	}
 	defer stmt.Close()
-	for _, k := range migrated {
-		if _, err := stmt.ExecContext(ctx, table, k, "migrated", 200, "", "", "", false, run, now); err != nil {
-			return err
-		}
-	}
 	for _, f := range failed {
 		msg := f.Message
 		if len(msg) > maxReason {

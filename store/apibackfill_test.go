@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
+func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		s := openStore(t, b.fresh(t), nil)
@@ -41,6 +41,21 @@ func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
 		}
 		if left, _ := s.APIBackfillFailures(ctx, "patients", "", 10); len(left) != 1 || left[0].Key != "30" {
 			t.Errorf("failures after 17 migrated: %+v, want only 30", left)
+		}
+		// Nothing is kept of a migrated row, its earlier failure included.
+		var kept []string
+		rows, err := s.db.QueryContext(ctx, "SELECT row_key FROM strangler_api_backfill_rows ORDER BY row_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			kept = append(kept, k)
+		}
+		rows.Close()
+		if !slices.Equal(kept, []string{"30"}) {
+			t.Errorf("the ledger holds rows %v, want only the failed 30", kept)
 		}
 		if got, _, _ := s.APIBackfillCheckpoint(ctx, "patients"); got != "40" {
 			t.Errorf("a re-run by key moved the checkpoint to %q", got)

@@ -5,3 +5,6 @@
 -- are read in key order.
 ALTER TABLE strangler_api_backfill_rows ADD COLUMN sealed boolean NOT NULL DEFAULT false;
 ALTER TABLE strangler_api_backfill_groups ADD COLUMN sealed boolean NOT NULL DEFAULT false;
+-- The ledger keeps failed rows only: nothing read the rows it kept of
+-- every row migrated, and a migrated row now deletes its failure.
+DELETE FROM strangler_api_backfill_rows WHERE state = 'migrated';

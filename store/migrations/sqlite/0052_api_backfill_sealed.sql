@@ -5,3 +5,6 @@
 -- are read in key order.
 ALTER TABLE strangler_api_backfill_rows ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE strangler_api_backfill_groups ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+-- The ledger keeps failed rows only: nothing read the rows it kept of
+-- every row migrated, and a migrated row now deletes its failure.
+DELETE FROM strangler_api_backfill_rows WHERE state = 'migrated';
