@@ -245,3 +245,37 @@ func TestAnEncryptedStoreKeepsTheAPIBackfillLedgerEncryptedAndRekeysIt(t *testin
 		}
 	})
 }
+
+// TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger: a ledger of an
+// earlier release kept a row for every row migrated; migration 0052
+// deletes those and keeps the failures, readable.
+func TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, nil)
+		// Back to the schema before 0052, as an earlier release left it.
+		for _, q := range []string{
+			"ALTER TABLE strangler_api_backfill_rows DROP COLUMN sealed",
+			"ALTER TABLE strangler_api_backfill_groups DROP COLUMN sealed",
+			"DELETE FROM strangler_schema_migrations WHERE version = 52",
+			`INSERT INTO strangler_api_backfill_rows (table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
+				VALUES ('patients', '1', 'migrated', 200, '', '', '', 1, '2026-01-01T00:00:00Z'),
+				       ('patients', '2', 'failed', 422, 'rejected', 'no email', '{}', 1, '2026-01-01T00:00:00Z')`,
+		} {
+			if _, err := s.db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s.Close()
+		s = openStore(t, dsn, nil)
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM strangler_api_backfill_rows").Scan(&n); err != nil || n != 1 {
+			t.Errorf("after the upgrade the ledger holds %d rows (%v), want only the failed one", n, err)
+		}
+		got, err := s.APIBackfillFailures(ctx, "patients", "", 10)
+		if err != nil || len(got) != 1 || got[0].Key != "2" || got[0].Message != "no email" {
+			t.Errorf("failures after the upgrade: %+v, %v; want row 2 as it was", got, err)
+		}
+	})
+}
