@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // apiClient sends requests to the modern service.
@@ -143,7 +144,7 @@ func (c *apiClient) waitUntil(ctx context.Context, w *config.WaitUntil) error {
 	for {
 		got, err := c.field(ctx, w.Path, w.Field)
 		switch {
-		case err == nil && (got == w.Equals || strings.Trim(got, `"`) == w.Equals):
+		case err == nil && fieldEquals(got, w.Equals):
 			return nil
 		case err == nil:
 			last = fmt.Sprintf("%s is %s", w.Field, got)
@@ -159,6 +160,21 @@ func (c *apiClient) waitUntil(ctx context.Context, w *config.WaitUntil) error {
 		case <-time.After(time.Duration(w.Every)):
 		}
 	}
+}
+
+// fieldEquals reports whether a field's JSON text is the awaited value:
+// a number by its value, as shadow comparisons read numbers (0.0 and 0e3
+// are 0), a string without its quotes, anything else as written.
+func fieldEquals(got, want string) bool {
+	if jsonNumber(got) && jsonNumber(want) {
+		return domain.NumbersEqual([]byte(got), []byte(want))
+	}
+	return got == want || strings.Trim(got, `"`) == want
+}
+
+// jsonNumber reports whether s is a JSON number literal.
+func jsonNumber(s string) bool {
+	return s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') && json.Valid([]byte(s))
 }
 
 // field GETs path and returns a top-level field of its JSON answer as

@@ -69,7 +69,7 @@ type APIStep struct {
 type WaitUntil struct {
 	Path string `yaml:"path"`
 	// Field is a top-level field of the answer; Equals its awaited value,
-	// compared as JSON text (0, "done", true).
+	// compared as JSON text (0, "done", true), a number by its value.
 	Field   string   `yaml:"field"`
 	Equals  string   `yaml:"equals"`
 	Every   Duration `yaml:"every,omitempty"`

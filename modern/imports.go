@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -110,49 +109,49 @@ func (im *Imports) fault(key string) int {
 }
 
 func (im *Imports) put(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
-	if err != nil || id <= 0 || id >= NativeIDBase {
-		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no legacy patient id %q; want 1 to %d", chi.URLParam(r, "id"), NativeIDBase-1))
+	notLegacy := fmt.Errorf("no such legacy patient id; want 1 to %d", NativeIDBase-1)
+	id, ok := patients.PathID(w, r, notLegacy)
+	if !ok {
+		return
+	}
+	if id >= NativeIDBase {
+		patients.WriteError(w, http.StatusNotFound, notLegacy.Error())
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" || len(key) > 255 {
-		writeJSONError(w, http.StatusBadRequest, "an import needs an Idempotency-Key header (at most 255 bytes)")
+		patients.WriteError(w, http.StatusBadRequest, "an import needs an Idempotency-Key header (at most 255 bytes)")
 		return
 	}
 	if status := im.fault(key); status != 0 {
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "1")
 		}
-		writeJSONError(w, status, "busy; try again later")
+		patients.WriteError(w, status, "busy; try again later")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, "body over 64 KiB")
+		patients.WriteError(w, http.StatusRequestEntityTooLarge, "body over 64 KiB")
 		return
 	}
-	var p patients.Patient
-	if err := json.Unmarshal(body, &p); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "body is not a patient as JSON: "+err.Error())
+	p, msg, status := patients.DecodePatient(body)
+	if status != 0 {
+		patients.WriteError(w, status, msg)
 		return
 	}
 	p.ID = id
-	if err := p.Validate(); err != nil {
-		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
-		return
-	}
 	fp := sha256.Sum256(append([]byte(r.URL.Path+"\n"), body...))
 	resp, err := im.idem.Once(r.Context(), key, fp[:], func(ctx context.Context) (patients.Response, error) {
 		return im.upsert(ctx, key, p)
 	})
 	switch {
 	case errors.Is(err, patients.ErrKeyReused):
-		writeJSONError(w, http.StatusUnprocessableEntity, err.Error())
+		patients.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	case err != nil:
 		im.log.Error("import", "error", err)
-		writeJSONError(w, http.StatusInternalServerError, "internal error")
+		patients.WriteError(w, http.StatusInternalServerError, "internal error")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -205,19 +204,9 @@ func (im *Imports) jobs(w http.ResponseWriter, _ *http.Request) {
 	n, enabled := im.pending, !im.disabled
 	im.events = append(im.events, fmt.Sprintf("jobs pending=%d", n))
 	im.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"pending": n, "workflows_enabled": enabled})
+	patients.WriteJSON(w, http.StatusOK, map[string]any{"pending": n, "workflows_enabled": enabled})
 }
 
 func (im *Imports) listEvents(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"events": im.Events()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	patients.WriteJSON(w, http.StatusOK, map[string]any{"events": im.Events()})
 }

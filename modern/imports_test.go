@@ -2,6 +2,7 @@ package modern_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,5 +46,36 @@ func TestAnImportAppliesOncePerKeyAndAFaultyKeyFailsOnlyOnce(t *testing.T) {
 	}
 	if applied != 1 || legacyID != 42 {
 		t.Errorf("import_log has %d imports (last of %d), want one of patient 42", applied, legacyID)
+	}
+}
+
+// TestAnImportRefusesAFieldItDoesNotKnow: a misspelled field would
+// otherwise blank its column; the import answers 400 naming it, as the
+// patients API does, and applies nothing.
+func TestAnImportRefusesAFieldItDoesNotKnow(t *testing.T) {
+	pool := open(t, testdb.Postgres(t))
+	srv := httptest.NewServer(modern.NewImports(pool, modern.Faults{}, discard()).Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/imports/patients/42",
+		strings.NewReader(`{"first_name":"Ada","last_name":"Lovelace","emial":"ada@example.org"}`))
+	req.Header.Set("Idempotency-Key", "patients:42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Error string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("the answer is not JSON: %v", err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.Error, `"emial"`) {
+		t.Errorf("got %d %q, want 400 naming the field emial", resp.StatusCode, body.Error)
+	}
+	var applied int64
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM import_log").Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 0 {
+		t.Errorf("import_log has %d imports, want none", applied)
 	}
 }

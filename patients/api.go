@@ -36,10 +36,10 @@ func NewAPI(b Backend, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "no such resource")
+		WriteError(w, http.StatusNotFound, "no such resource")
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusMethodNotAllowed, "method not allowed here")
+		WriteError(w, http.StatusMethodNotAllowed, "method not allowed here")
 	})
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	r.Get("/patients", a.list)
@@ -68,12 +68,12 @@ const (
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	after, err := queryInt(r, "after", 0)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	limit, err := queryInt(r, "limit", defaultPage)
 	if err != nil || limit < 1 || limit > maxPage {
-		writeError(w, http.StatusBadRequest, "limit must be a number from 1 to 500")
+		WriteError(w, http.StatusBadRequest, "limit must be a number from 1 to 500")
 		return
 	}
 	ps, err := a.Patients.List(r.Context(), after, int(limit))
@@ -84,11 +84,11 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	if ps == nil {
 		ps = []Patient{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"patients": ps})
+	WriteJSON(w, http.StatusOK, map[string]any{"patients": ps})
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, ErrNotFound)
+	id, ok := PathID(w, r, ErrNotFound)
 	if !ok {
 		return
 	}
@@ -97,7 +97,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	WriteJSON(w, http.StatusOK, p)
 }
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +106,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.write(w, r, maxPatientBody, func(ctx context.Context, body []byte) (Response, error) {
-		p, msg, status := decodePatient(body)
+		p, msg, status := DecodePatient(body)
 		if status != 0 {
 			return errorResponse(status, msg), nil
 		}
@@ -120,12 +120,12 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) update(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, ErrNotFound)
+	id, ok := PathID(w, r, ErrNotFound)
 	if !ok {
 		return
 	}
 	a.write(w, r, maxPatientBody, func(ctx context.Context, body []byte) (Response, error) {
-		p, msg, status := decodePatient(body)
+		p, msg, status := DecodePatient(body)
 		if status != 0 {
 			return errorResponse(status, msg), nil
 		}
@@ -139,7 +139,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) delete(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, ErrNotFound)
+	id, ok := PathID(w, r, ErrNotFound)
 	if !ok {
 		return
 	}
@@ -152,7 +152,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) listPhotos(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, ErrNotFound)
+	id, ok := PathID(w, r, ErrNotFound)
 	if !ok {
 		return
 	}
@@ -164,11 +164,11 @@ func (a *api) listPhotos(w http.ResponseWriter, r *http.Request) {
 	if phs == nil {
 		phs = []Photo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"photos": phs})
+	WriteJSON(w, http.StatusOK, map[string]any{"photos": phs})
 }
 
 func (a *api) addPhoto(w http.ResponseWriter, r *http.Request) {
-	patientID, ok := pathID(w, r, ErrNotFound)
+	patientID, ok := PathID(w, r, ErrNotFound)
 	if !ok {
 		return
 	}
@@ -181,7 +181,7 @@ func (a *api) addPhoto(w http.ResponseWriter, r *http.Request) {
 		ctype = "application/octet-stream"
 	}
 	if _, _, err := mime.ParseMediaType(ctype); err != nil || len(ctype) > 100 {
-		writeError(w, http.StatusBadRequest, "invalid Content-Type")
+		WriteError(w, http.StatusBadRequest, "invalid Content-Type")
 		return
 	}
 	a.write(w, r, MaxPhotoSize, func(ctx context.Context, body []byte) (Response, error) {
@@ -197,7 +197,7 @@ func (a *api) addPhoto(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getPhoto(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r, ErrPhotoNotFound)
+	id, ok := PathID(w, r, ErrPhotoNotFound)
 	if !ok {
 		return
 	}
@@ -229,7 +229,7 @@ func (a *api) primaryID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	}
 	id, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || id < 1 {
-		writeError(w, http.StatusBadRequest, "X-Strangler-Primary-Id must be a positive whole number")
+		WriteError(w, http.StatusBadRequest, "X-Strangler-Primary-Id must be a positive whole number")
 		return 0, false
 	}
 	return id, true
@@ -254,10 +254,10 @@ func (a *api) write(w http.ResponseWriter, r *http.Request, limit int64, op writ
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit))
+			WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		WriteError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -267,7 +267,7 @@ func (a *api) write(w http.ResponseWriter, r *http.Request, limit int64, op writ
 		return
 	}
 	if !validKey(key) {
-		writeError(w, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+		WriteError(w, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 		return
 	}
 	replayed := true
@@ -349,7 +349,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	a.log.ErrorContext(r.Context(), "store failed", "method", r.Method, "error", err)
-	writeError(w, http.StatusInternalServerError, "internal error")
+	WriteError(w, http.StatusInternalServerError, "internal error")
 }
 
 func notFoundMessage(err error) string {
@@ -359,9 +359,12 @@ func notFoundMessage(err error) string {
 	return ErrNotFound.Error()
 }
 
-// decodePatient parses and validates a patient's JSON; a non-zero status
-// means it is unfit, with msg saying why.
-func decodePatient(body []byte) (p Patient, msg string, status int) {
+// DecodePatient parses and validates a patient's JSON; a non-zero status
+// means it is unfit, with msg saying why: 400 for JSON that is not a
+// patient (a field it does not know included, named in msg, so that a
+// misspelled field is refused rather than blanking a column), 422 for a
+// patient that is not valid.
+func DecodePatient(body []byte) (p Patient, msg string, status int) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
@@ -373,12 +376,12 @@ func decodePatient(body []byte) (p Patient, msg string, status int) {
 	return p, "", 0
 }
 
-// pathID reads the {id} of the path; one that cannot be an id is simply
-// not found.
-func pathID(w http.ResponseWriter, r *http.Request, notFound error) (int64, bool) {
+// PathID reads the {id} of the path; one that cannot be an id is simply
+// not found: it answers 404 with notFound's text and returns false.
+func PathID(w http.ResponseWriter, r *http.Request, notFound error) (int64, bool) {
 	id, err := strconv.ParseInt(chi.URLParam(r, "id"), 10, 64)
 	if err != nil || id < 1 {
-		writeError(w, http.StatusNotFound, notFound.Error())
+		WriteError(w, http.StatusNotFound, notFound.Error())
 		return 0, false
 	}
 	return id, true
@@ -405,12 +408,14 @@ func errorResponse(status int, msg string) Response {
 	return jsonResponse(status, "", map[string]string{"error": msg})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers status with v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+// WriteError answers status with the API's error body, {"error": msg}.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, map[string]string{"error": msg})
 }

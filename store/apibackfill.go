@@ -18,6 +18,11 @@ type APIBackfillRow struct {
 	Reason, Message string
 	// Payload is the request body, its redacted fields hashed.
 	Payload string
+	// Unreadable, when set, says why Message and Payload are empty: they
+	// are encrypted with a key that is no longer configured (it wraps
+	// ErrKeyLost). The key, status and reason are intact, so the row can
+	// still be sent again.
+	Unreadable error
 }
 
 // StartAPIBackfill records a run of the given mode under way and returns
@@ -63,7 +68,7 @@ func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key st
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
 // checkpoint unless that is nil (rows retried by key). A migrated row
-// forgets its earlier failure.
+// leaves nothing in the ledger: its earlier failure is deleted.
 func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -84,31 +89,43 @@ func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, 
 	return nil
 }
 
-// recordAPIRows records the rows of table that run migrated and those
-// that failed; a migrated row forgets its earlier failure.
+// recordAPIRows records the rows of table that failed in run and drops
+// the earlier failures of those it migrated: the ledger keeps nothing of
+// a migrated row (the checkpoint says how far a run got).
 func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table string, migrated []string, failed []APIBackfillRow, now any) error {
+	if len(migrated) > 0 {
+		del, err := tx.PrepareContext(ctx, `DELETE FROM strangler_api_backfill_rows WHERE table_name = $1 AND row_key = $2`)
+		if err != nil {
+			return err
+		}
+		defer del.Close()
+		for _, k := range migrated {
+			if _, err := del.ExecContext(ctx, table, k); err != nil {
+				return err
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
 	const upsert = `INSERT INTO strangler_api_backfill_rows
-		(table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		(table_name, row_key, state, status, reason, message, payload, sealed, run_id, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (table_name, row_key) DO UPDATE SET state = excluded.state, status = excluded.status,
-			reason = excluded.reason, message = excluded.message, payload = excluded.payload,
+			reason = excluded.reason, message = excluded.message, payload = excluded.payload, sealed = excluded.sealed,
 			run_id = excluded.run_id, updated_at = excluded.updated_at`
 	stmt, err := tx.PrepareContext(ctx, upsert)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
-	for _, k := range migrated {
-		if _, err := stmt.ExecContext(ctx, table, k, "migrated", 200, "", "", "", run, now); err != nil {
-			return err
-		}
-	}
 	for _, f := range failed {
 		msg := f.Message
 		if len(msg) > maxReason {
 			msg = msg[:maxReason] // clean mends a rune cut in half
 		}
-		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, clean(msg), clean(f.Payload), run, now); err != nil {
+		msg, payload, sealed := s.sealAPIRow(table, f.Key, clean(msg), clean(f.Payload))
+		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, msg, payload, sealed, run, now); err != nil {
 			return err
 		}
 	}
@@ -117,9 +134,10 @@ func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table 
 
 // APIBackfillFailures returns up to limit failed rows of table whose keys
 // sort after after ("" for the first page), in key order as the store
-// sorts text.
+// sorts text. A row whose message and payload cannot be decrypted comes
+// with Unreadable set, not as an error: it must not hold up the others.
 func (s *Store) APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]APIBackfillRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT row_key, status, reason, message, payload FROM strangler_api_backfill_rows
+	rows, err := s.db.QueryContext(ctx, `SELECT row_key, status, reason, message, payload, sealed FROM strangler_api_backfill_rows
 		WHERE table_name = $1 AND state = 'failed' AND row_key > $2 ORDER BY row_key LIMIT $3`, table, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: api backfill failures: %w", err)
@@ -128,9 +146,11 @@ func (s *Store) APIBackfillFailures(ctx context.Context, table, after string, li
 	var out []APIBackfillRow
 	for rows.Next() {
 		var r APIBackfillRow
-		if err := rows.Scan(&r.Key, &r.Status, &r.Reason, &r.Message, &r.Payload); err != nil {
+		var sealed bool
+		if err := rows.Scan(&r.Key, &r.Status, &r.Reason, &r.Message, &r.Payload, &sealed); err != nil {
 			return nil, fmt.Errorf("store: api backfill failures: %w", err)
 		}
+		r.Message, r.Payload, r.Unreadable = s.openAPIRow(table, r.Key, r.Message, r.Payload, sealed)
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -63,8 +63,9 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, c
 			return err
 		}
 		for i, g := range groups {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_groups (run_name, table_name, group_no, group_value, range_end)
-				VALUES ($1, $2, $3, $4, $5)`, run, table, i, g.Value, g.End); err != nil {
+			value, sealed := s.sealGroupValue(run, table, int64(i), g.Value)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_groups (run_name, table_name, group_no, group_value, sealed, range_end)
+				VALUES ($1, $2, $3, $4, $5, $6)`, run, table, i, value, sealed, g.End); err != nil {
 				return err
 			}
 		}
@@ -78,23 +79,29 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, c
 
 // ClaimAPIBackfillGroup leases to owner, for lease, the next group of
 // table in run that nobody holds (or whose lease ran out); ok false when
-// there is none.
+// there is none. A group whose value is encrypted with a key that is no
+// longer configured is an error wrapping ErrKeyLost: its rows cannot be
+// selected without it.
 func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (g APIBackfillGroup, ok bool, err error) {
 	g.Table = table
+	var sealed bool
 	err = s.db.QueryRowContext(ctx, `WITH c AS (
 			SELECT group_no FROM strangler_api_backfill_groups
 			WHERE run_name = $1 AND table_name = $2 AND NOT done AND (lease_until IS NULL OR lease_until < now())
 			ORDER BY lease_until NULLS FIRST, group_no LIMIT 1 FOR UPDATE SKIP LOCKED)
 		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = now() + $4 * interval '1 millisecond'
 		FROM c WHERE g.run_name = $1 AND g.table_name = $2 AND g.group_no = c.group_no
-		RETURNING g.group_no, g.group_value, g.range_end, g.last_key,
+		RETURNING g.group_no, g.group_value, g.sealed, g.range_end, g.last_key,
 			(SELECT p.range_end FROM strangler_api_backfill_groups p WHERE p.run_name = $1 AND p.table_name = $2 AND p.group_no = g.group_no - 1)`,
-		run, table, owner, lease.Milliseconds()).Scan(&g.No, &g.Value, &g.End, &g.Last, &g.Start)
+		run, table, owner, lease.Milliseconds()).Scan(&g.No, &g.Value, &sealed, &g.End, &g.Last, &g.Start)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return g, false, nil
 	case err != nil:
 		return g, false, fmt.Errorf("store: lease a group of %s: %w", table, err)
+	}
+	if g.Value, err = s.openGroupValue(run, table, g.No, g.Value, sealed); err != nil {
+		return g, false, fmt.Errorf("store: lease group %d of %s: %w", g.No, table, err)
 	}
 	return g, true, nil
 }

@@ -3,12 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
+func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		s := openStore(t, b.fresh(t), nil)
@@ -40,6 +41,21 @@ func TestAPIBackfillLedgerKeepsFailuresUntilTheRowMigrates(t *testing.T) {
 		}
 		if left, _ := s.APIBackfillFailures(ctx, "patients", "", 10); len(left) != 1 || left[0].Key != "30" {
 			t.Errorf("failures after 17 migrated: %+v, want only 30", left)
+		}
+		// Nothing is kept of a migrated row, its earlier failure included.
+		var kept []string
+		rows, err := s.db.QueryContext(ctx, "SELECT row_key FROM strangler_api_backfill_rows ORDER BY row_key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			kept = append(kept, k)
+		}
+		rows.Close()
+		if !slices.Equal(kept, []string{"30"}) {
+			t.Errorf("the ledger holds rows %v, want only the failed 30", kept)
 		}
 		if got, _, _ := s.APIBackfillCheckpoint(ctx, "patients"); got != "40" {
 			t.Errorf("a re-run by key moved the checkpoint to %q", got)
@@ -114,6 +130,152 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		}
 		if left, err := s.APIBackfillGroupsLeft(ctx, "nightly", "patients"); left || err != nil {
 			t.Errorf("groups left after both were done (%v)", err)
+		}
+	})
+}
+
+// plantAPIBackfill records a failed row of the API backfill whose message
+// and payload hold the canary and, on PostgreSQL, a shared run's group
+// whose group_by value is the canary.
+func plantAPIBackfill(t *testing.T, s *Store, key string) APIBackfillRow {
+	t.Helper()
+	ctx := context.Background()
+	run, err := s.StartAPIBackfill(ctx, "full")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := APIBackfillRow{Key: key, Status: 422, Reason: "rejected", Message: "mrn " + canary + " is taken", Payload: `{"mrn":"` + canary + `"}`}
+	if err := s.RecordAPIBackfill(ctx, run, "patients", nil, []APIBackfillRow{fail}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.CanShareRuns() == nil {
+		v := canary
+		cut := func(context.Context) ([]APIBackfillGroup, error) { return []APIBackfillGroup{{Value: &v}}, nil }
+		if err := s.ShareAPIBackfillGroups(ctx, "run-"+key, "patients", cut); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fail
+}
+
+// apiBackfillReadsBack checks that the failed rows and groups
+// plantAPIBackfill recorded read back in clear.
+func apiBackfillReadsBack(t *testing.T, s *Store, want ...APIBackfillRow) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.APIBackfillFailures(ctx, "patients", "", 10)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("failed rows %+v, %v; want %+v", got, err, want)
+	}
+	if s.CanShareRuns() != nil {
+		return
+	}
+	for _, f := range want {
+		g, ok, err := s.ClaimAPIBackfillGroup(ctx, "run-"+f.Key, "patients", "w1", time.Millisecond)
+		if !ok || err != nil || g.Value == nil || *g.Value != canary {
+			t.Errorf("group of run-%s: %+v, %v, %v; want its value %s", f.Key, g, ok, err, canary)
+		}
+	}
+}
+
+func TestAnEncryptedStoreKeepsTheAPIBackfillLedgerEncryptedAndRekeysIt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		plain := openWith(t, dsn, newClock())
+		clear := plantAPIBackfill(t, plain, "17")
+		want := []string{"strangler_api_backfill_rows.message", "strangler_api_backfill_rows.payload"}
+		if b.name == "postgres" {
+			want = append([]string{"strangler_api_backfill_groups.group_value"}, want...)
+		}
+		if got := holding(t, plain); !slices.Equal(got, want) {
+			t.Fatalf("without store_encryption the canary is in clear in %v, want %v", got, want)
+		}
+		plain.Close()
+
+		one := openWith(t, dsn, newClock(), key(1))
+		sealed := plantAPIBackfill(t, one, "18")
+		if got := holding(t, one); !slices.Equal(got, want) {
+			t.Errorf("with store_encryption, before rekey, the canary is in clear in %v, want only the older rows' %v", got, want)
+		}
+		apiBackfillReadsBack(t, one, clear, sealed)
+		rep, err := one.Rekey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups := 0
+		if b.name == "postgres" {
+			groups = 1
+		}
+		if rep.APIBackfill != 1+groups || rep.Unreadable != 0 {
+			t.Errorf("rekey encrypted %+v, want the clear failed row and group value", rep)
+		}
+		if where := holding(t, one); len(where) > 0 {
+			t.Errorf("after rekey the canary is in clear in %v", where)
+		}
+		one.Close()
+
+		// Under a second key: rekey re-encrypts what the first sealed,
+		// and the ledger reads back without the first.
+		both := openWith(t, dsn, newClock(), key(2), key(1))
+		if rep, err := both.Rekey(ctx); err != nil || rep.APIBackfill != 2+2*groups {
+			t.Errorf("rekey under key 2 re-encrypted %+v, %v; want both failed rows and group values", rep, err)
+		}
+		both.Close()
+		two := openWith(t, dsn, newClock(), key(2))
+		apiBackfillReadsBack(t, two, clear, sealed)
+		two.Close()
+
+		// A lost key loses the messages and payloads, not the rows.
+		lost := openWith(t, dsn, newClock(), key(3))
+		got, err := lost.APIBackfillFailures(ctx, "patients", "", 10)
+		if err != nil || len(got) != 2 {
+			t.Fatalf("with a lost key: failed rows %+v, %v; want both", got, err)
+		}
+		for i, r := range got {
+			if r.Key != []string{"17", "18"}[i] || r.Status != 422 || r.Reason != "rejected" || r.Payload != "" ||
+				!errors.Is(r.Unreadable, ErrKeyLost) || !strings.Contains(r.Unreadable.Error(), "intact") {
+				t.Errorf("with a lost key: row %+v; want its key, status and reason, and Unreadable wrapping ErrKeyLost", r)
+			}
+		}
+		if b.name == "postgres" {
+			if _, _, err := lost.ClaimAPIBackfillGroup(ctx, "run-17", "patients", "w2", time.Minute); !errors.Is(err, ErrKeyLost) {
+				t.Errorf("leasing a group whose value's key is lost: %v, want ErrKeyLost", err)
+			}
+		}
+	})
+}
+
+// TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger: a ledger of an
+// earlier release kept a row for every row migrated; migration 0052
+// deletes those and keeps the failures, readable.
+func TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, nil)
+		// Back to the schema before 0052, as an earlier release left it.
+		for _, q := range []string{
+			"ALTER TABLE strangler_api_backfill_rows DROP COLUMN sealed",
+			"ALTER TABLE strangler_api_backfill_groups DROP COLUMN sealed",
+			"DELETE FROM strangler_schema_migrations WHERE version = 52",
+			`INSERT INTO strangler_api_backfill_rows (table_name, row_key, state, status, reason, message, payload, run_id, updated_at)
+				VALUES ('patients', '1', 'migrated', 200, '', '', '', 1, '2026-01-01T00:00:00Z'),
+				       ('patients', '2', 'failed', 422, 'rejected', 'no email', '{}', 1, '2026-01-01T00:00:00Z')`,
+		} {
+			if _, err := s.db.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s.Close()
+		s = openStore(t, dsn, nil)
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM strangler_api_backfill_rows").Scan(&n); err != nil || n != 1 {
+			t.Errorf("after the upgrade the ledger holds %d rows (%v), want only the failed one", n, err)
+		}
+		got, err := s.APIBackfillFailures(ctx, "patients", "", 10)
+		if err != nil || len(got) != 1 || got[0].Key != "2" || got[0].Message != "no email" {
+			t.Errorf("failures after the upgrade: %+v, %v; want row 2 as it was", got, err)
 		}
 	})
 }

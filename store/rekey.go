@@ -13,6 +13,9 @@ type RekeyReport struct {
 	// Repairs, Samples, RepairKeys and Secrets count the rows re-encrypted
 	// under the first key (or encrypted for the first time).
 	Repairs, Samples, RepairKeys, Secrets int
+	// APIBackfill counts the API backfill ledger's failed rows and
+	// shared runs' group values re-encrypted.
+	APIBackfill int
 	// Unreadable counts the rows encrypted with a key that is no longer
 	// configured: they stay as they are, unreadable until it is again.
 	Unreadable int
@@ -35,7 +38,8 @@ func (s *Store) Rekey(ctx context.Context) (RekeyReport, error) {
 	if s.keys == nil {
 		return rep, errors.New("store: rekey: store_encryption lists no key to encrypt with")
 	}
-	for _, step := range []func(context.Context, *RekeyReport) error{s.rekeyRepairs, s.rekeySamples, s.rekeyRepairKeys, s.rekeySecrets} {
+	for _, step := range []func(context.Context, *RekeyReport) error{s.rekeyRepairs, s.rekeySamples, s.rekeyRepairKeys, s.rekeySecrets,
+		s.rekeyAPIRows, s.rekeyGroupValues} {
 		if err := step(ctx, &rep); err != nil {
 			return rep, fmt.Errorf("store: rekey: %w", err)
 		}

@@ -53,8 +53,8 @@ older keys can be dropped. It may run while facades use the store.`)
 	}
 	defer st.Close()
 	rep, err := st.Rekey(ctx)
-	fmt.Fprintf(stdout, "encrypted under the first key: %d journaled writes, %d shadow samples, %d read-repair keys, %d store secrets\n",
-		rep.Repairs, rep.Samples, rep.RepairKeys, rep.Secrets)
+	fmt.Fprintf(stdout, "encrypted under the first key: %d journaled writes, %d shadow samples, %d read-repair keys, %d store secrets, %d API backfill rows and groups\n",
+		rep.Repairs, rep.Samples, rep.RepairKeys, rep.Secrets, rep.APIBackfill)
 	if err != nil {
 		return err
 	}
