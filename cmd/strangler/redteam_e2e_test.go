@@ -163,6 +163,8 @@ func TestMisbehavingBackendsBreakOnlyTheirOwnAnswer(t *testing.T) {
 		{"GET", "/bad-status", 502, ""},
 		{"GET", "/no-answer", 502, ""},
 		{"GET", "/hint-then-close", 502, ""},
+		// 504 too when the head takes longer than the backend's timeout
+		// to read (a slow machine, the race detector).
 		{"GET", "/head-too-large", 502, ""},
 		{"GET", "/bytes-after-body", 200, "ok"},
 		{"GET", "/length-and-chunked", 200, "ok"},
@@ -180,7 +182,7 @@ func TestMisbehavingBackendsBreakOnlyTheirOwnAnswer(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				switch {
-				case resp.StatusCode != c.status:
+				case resp.StatusCode != c.status && !(c.target == "/head-too-large" && resp.StatusCode == http.StatusGatewayTimeout):
 					t.Errorf("status %d %q, want %d", resp.StatusCode, body, c.status)
 				case c.body == "" && !strings.Contains(string(body), `"error":`):
 					t.Errorf("body %q, want a JSON error", body)
@@ -270,5 +272,38 @@ func TestSmugglingShapesReachNoBackendAsARequest(t *testing.T) {
 				t.Errorf("a backend received a request the client hid in a body: %q", got[0].URI)
 			}
 		})
+	}
+}
+
+// TestADualWriteRouteOpensNoTunnel: a dual-write route copies each write
+// the primary applied to the secondary; bytes in a protocol tunnel are no
+// write it can journal. A WebSocket handshake on a dual-write route
+// reaches the primary as a plain request, so that no 101 can open a
+// tunnel to legacy past the routes and the journal (found by the red
+// team: the primary got the Upgrade headers, and a 101 tunnelled the
+// client's next bytes to legacy alone).
+func TestADualWriteRouteOpensNoTunnel(t *testing.T) {
+	r, legacy, _ := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+	for i, c := range []struct{ method, target string }{{"POST", "/records"}, {"PUT", "/records/4"}} {
+		// As a browser's WebSocket handshake, with a body.
+		id := fmt.Sprint("ws", i)
+		conn, err := net.Dial("tcp", r.public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: facade\r\nX-Case: %s-b\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 2\r\n\r\n{}", c.method, c.target, id)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range legacy.received(t, id+"-b") {
+			if up := got.Header.Get("Upgrade"); up != "" {
+				t.Errorf("%s %s: the primary received Upgrade: %s (answer %d): a 101 would open a tunnel past the journal", c.method, c.target, up, resp.StatusCode)
+			}
+		}
 	}
 }
