@@ -127,6 +127,8 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		x := exchangeFrom(pr.In.Context())
 		x.served = up
+		// The backend's 1xx answers reach the client through x.w.
+		x.w.http10 = !pr.In.ProtoAtLeast(1, 1)
 		// The query goes on as the client sent it: the reverse proxy
 		// re-encodes one with a ";" or a bad escape, and the facade decides
 		// nothing on it.

@@ -307,3 +307,32 @@ func TestADualWriteRouteOpensNoTunnel(t *testing.T) {
 		}
 	}
 }
+
+// TestAnHTTP10ClientGetsNoInformationalAnswer: RFC 9110 section 15.2: "A
+// server MUST NOT send a 1xx response to an HTTP/1.0 client"; such a
+// client reads the 103 as the answer. (Found by the red team: the reverse
+// proxy passed a backend's 103 Early Hints on to every client.)
+func TestAnHTTP10ClientGetsNoInformationalAnswer(t *testing.T) {
+	backend := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "ok")
+	})
+	path := writeConfig(t, "", backend.URL, backend.URL, `
+  - {name: leg, match: "GET /leg/*", mode: legacy}
+  - {name: fb, match: "GET /fb/*", mode: fallback}
+  - {name: mod, match: "GET /mod/*", mode: modern}`)
+	r := startRun(t, "serve", "--config", path)
+	for _, target := range []string{"/leg/a", "/fb/a", "/mod/a"} {
+		out := rawExchange(t, r.public, "GET "+target+" HTTP/1.0\r\nHost: facade\r\n\r\n")
+		if first, _, _ := strings.Cut(out, "\r\n"); !strings.HasSuffix(first, " 200 OK") || strings.Contains(out, " 103 ") {
+			t.Errorf("GET %s over HTTP/1.0: the first answer is %q, want the 200 and no 1xx before it:\n%.300s", target, first, out)
+		}
+		// An HTTP/1.1 client still gets the hints.
+		out = rawExchange(t, r.public, "GET "+target+" HTTP/1.1\r\nHost: facade\r\nConnection: close\r\n\r\n")
+		if first, _, _ := strings.Cut(out, "\r\n"); first != "HTTP/1.1 103 Early Hints" {
+			t.Errorf("GET %s over HTTP/1.1: the first answer is %q, want the backend's 103", target, first)
+		}
+	}
+}
