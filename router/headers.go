@@ -139,10 +139,11 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		pr.Out.URL = up.Target(pr.Out.URL)
 		pr.Out.Host = ""
 		t.forwardHeaders(pr.In, pr.Out.Header)
-		if x.route.mode == domain.ModeDualWrite {
+		if x.route.mode == domain.ModeDualWrite && !isSafe(pr.In.Method) {
 			// A dual write is journaled as one request and its answer:
 			// what a client sent through a tunnel after a 101 would reach
-			// the primary alone, past the routes and the journal.
+			// the primary alone, past the routes and the journal. Reads
+			// (a WebSocket handshake is a GET) pass as on any route.
 			dropUpgrade(pr.Out.Header)
 		}
 		pr.Out.Header.Set("X-Request-Id", x.id)

@@ -277,17 +277,21 @@ func TestSmugglingShapesReachNoBackendAsARequest(t *testing.T) {
 
 // TestADualWriteRouteOpensNoTunnel: a dual-write route copies each write
 // the primary applied to the secondary; bytes in a protocol tunnel are no
-// write it can journal. A WebSocket handshake on a dual-write route
+// write it can journal. A write asking to upgrade on a dual-write route
 // reaches the primary as a plain request, so that no 101 can open a
 // tunnel to legacy past the routes and the journal (found by the red
 // team: the primary got the Upgrade headers, and a 101 tunnelled the
-// client's next bytes to legacy alone).
+// client's next bytes to legacy alone). A WebSocket handshake, a GET,
+// still passes, as on any route.
 func TestADualWriteRouteOpensNoTunnel(t *testing.T) {
 	r, legacy, _ := startEdgeFacade(t, "", `
   - {name: create-record, match: "POST /records", mode: dual-write}
   - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+  - {name: sockets, match: "/sockets/*", mode: dual-write}
 `)
-	for i, c := range []struct{ method, target string }{{"POST", "/records"}, {"PUT", "/records/4"}} {
+	for i, c := range []struct{ method, target string }{
+		{"POST", "/records"}, {"PUT", "/records/4"}, {"POST", "/sockets/1"}, {"GET", "/sockets/1"},
+	} {
 		// As a browser's WebSocket handshake, with a body.
 		id := fmt.Sprint("ws", i)
 		conn, err := net.Dial("tcp", r.public)
@@ -300,10 +304,15 @@ func TestADualWriteRouteOpensNoTunnel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, got := range legacy.received(t, id+"-b") {
-			if up := got.Header.Get("Upgrade"); up != "" {
-				t.Errorf("%s %s: the primary received Upgrade: %s (answer %d): a 101 would open a tunnel past the journal", c.method, c.target, up, resp.StatusCode)
-			}
+		got := legacy.received(t, id+"-b")
+		if len(got) != 1 {
+			t.Fatalf("%s %s: the primary received %d requests, want 1", c.method, c.target, len(got))
+		}
+		switch up := got[0].Header.Get("Upgrade"); {
+		case c.method == "GET" && up != "websocket":
+			t.Errorf("GET %s: the primary received Upgrade %q, want the handshake's websocket", c.target, up)
+		case c.method != "GET" && up != "":
+			t.Errorf("%s %s: the primary received Upgrade: %s (answer %d): a 101 would open a tunnel past the journal", c.method, c.target, up, resp.StatusCode)
 		}
 	}
 }
