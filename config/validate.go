@@ -46,8 +46,20 @@ const minTokenLength = 16
 
 func (d *checker) validateAdmin(c *Config) {
 	names := map[string]bool{}
+	// A token value names one actor: two names sharing it would make the
+	// audit log and four eyes credit whichever name comes last, and give
+	// the other's holder that one's role.
+	owner := map[Secret]string{}
+	if c.Admin.Token != "" {
+		owner[c.Admin.Token] = "admin.token's"
+	}
 	for i, t := range c.Admin.Tokens {
 		at := fmt.Sprintf("admin.tokens[%d]", i)
+		if other, ok := owner[t.Token]; ok && t.Token != "" {
+			d.errorAt(at+".token", "is the same as %s: give each name its own token", other)
+		} else {
+			owner[t.Token] = fmt.Sprintf("%s's (%s)", t.Name, at)
+		}
 		switch {
 		case !isRouteName(t.Name):
 			d.errorAt(at+".name", "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)

@@ -71,9 +71,15 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	tee    *shadow.Capture
+	// http10 is set for a client speaking HTTP/1.0, which gets no 1xx
+	// answer (RFC 9110 section 15.2): it would read one as the answer.
+	http10 bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if w.http10 && code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		return
+	}
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"strangler/domain"
 	"strangler/edge/canonical"
 	"strangler/upstream"
 )
@@ -81,10 +82,17 @@ func (t *Table) dropHeaders(h http.Header, trusted bool) {
 		delete(h, k)
 	}
 	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
-		h.Del("Upgrade")
-		h.Del("Connection")
-		h.Del("Http2-Settings")
+		dropUpgrade(h)
 	}
+}
+
+// dropUpgrade makes a request that asked to switch protocols a plain
+// HTTP/1.1 one: a backend answering it cannot switch, as RFC 9110 section
+// 7.8 lets a server ignore Upgrade.
+func dropUpgrade(h http.Header) {
+	h.Del("Upgrade")
+	h.Del("Connection")
+	h.Del("Http2-Settings")
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may
@@ -119,6 +127,8 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		x := exchangeFrom(pr.In.Context())
 		x.served = up
+		// The backend's 1xx answers reach the client through x.w.
+		x.w.http10 = !pr.In.ProtoAtLeast(1, 1)
 		// The query goes on as the client sent it: the reverse proxy
 		// re-encodes one with a ";" or a bad escape, and the facade decides
 		// nothing on it.
@@ -129,6 +139,13 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		pr.Out.URL = up.Target(pr.Out.URL)
 		pr.Out.Host = ""
 		t.forwardHeaders(pr.In, pr.Out.Header)
+		if x.route.mode == domain.ModeDualWrite && !isSafe(pr.In.Method) {
+			// A dual write is journaled as one request and its answer:
+			// what a client sent through a tunnel after a 101 would reach
+			// the primary alone, past the routes and the journal. Reads
+			// (a WebSocket handshake is a GET) pass as on any route.
+			dropUpgrade(pr.Out.Header)
+		}
 		pr.Out.Header.Set("X-Request-Id", x.id)
 	}
 }

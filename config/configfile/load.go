@@ -6,10 +6,15 @@
 package configfile
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -38,9 +43,9 @@ func Load(path string, env Env) (*config.Config, error) {
 // Parse is Load for a file already read; name is used in error messages and
 // to resolve relative ${file:…} paths.
 func Parse(name string, data []byte, env Env) (*config.Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, config.Errors{syntaxError(name, err)}
+	root, err := oneDocument(name, data)
+	if err != nil {
+		return nil, config.Errors{*err}
 	}
 	d := &decoder{
 		file:   name,
@@ -64,15 +69,73 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 // with secrets and URL passwords redacted.
 func Print(c *config.Config) ([]byte, error) { return yaml.Marshal(c) }
 
+// oneDocument parses data as the one YAML document a configuration file
+// is. A second document after "---" is an error: the parser would read
+// the first and drop the rest, settings and all, without a word.
+func oneDocument(name string, data []byte) (yaml.Node, *config.Error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root, next yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		e := syntaxError(name, data, err)
+		return root, &e
+	}
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		e := syntaxError(name, data, err)
+		return root, &e
+	case len(next.Content) == 1 && next.Content[0].Tag == "!!null" && next.Content[0].Value == "":
+		// A lone "---" at the end holds nothing to lose.
+	default:
+		return root, &config.Error{File: name, Line: next.Line, Column: next.Column,
+			Msg: "a second YAML document (after ---): a configuration file is one document; remove the --- or move the rest into another file"}
+	}
+	return root, nil
+}
+
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // syntaxError places a YAML syntax error; yaml.v3 reports them as
-// "yaml: line N: …".
-func syntaxError(name string, err error) config.Error {
+// "yaml: line N: …", except those of its reader (a control character,
+// invalid UTF-8), which say no line: they are placed by finding the
+// character.
+func syntaxError(name string, data []byte, err error) config.Error {
 	e := config.Error{File: name, Msg: err.Error()}
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Column, e.Msg = 1, m[2]
+	} else if line, column, ok := unreadable(data); ok {
+		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// unreadable finds the first character YAML's reader refuses in UTF-8
+// data: invalid UTF-8, or a character outside YAML 1.2's c-printable
+// (a control character other than tab, line feed and carriage return).
+// A UTF-16 file is not searched.
+func unreadable(data []byte) (line, column int, ok bool) {
+	if bytes.HasPrefix(data, []byte{0xFF, 0xFE}) || bytes.HasPrefix(data, []byte{0xFE, 0xFF}) {
+		return 0, 0, false
+	}
+	line, column = 1, 1
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size <= 1 || !printable(r) {
+			return line, column, true
+		}
+		if r == '\n' {
+			line, column = line+1, 1
+		} else {
+			column++
+		}
+		data = data[size:]
+	}
+	return 0, 0, false
+}
+
+// printable is YAML 1.2's c-printable, as yaml.v3's reader checks it.
+func printable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7E || r == 0x85 ||
+		r >= 0xA0 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
