@@ -345,3 +345,30 @@ func TestAnHTTP10ClientGetsNoInformationalAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestAPathParameterIsRefusedBeforeAnyBackend: Tomcat, Jetty and Spring
+// strip path parameters (;x), so /records;jsessionid=1 is /records to a
+// Java backend; routed as written it missed the dual-write route and
+// reached legacy alone (found by the red team). Every spelling with a raw
+// ";" is refused with 400 before a backend sees a byte.
+func TestAPathParameterIsRefusedBeforeAnyBackend(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+	for i, c := range []struct{ method, target string }{
+		{"POST", "/records;jsessionid=1"},
+		{"POST", "/records;"},
+		{"PUT", "/records;x/4"},
+		{"PUT", "/records/4;v=2"},
+	} {
+		id := fmt.Sprint("pp", i)
+		resp, out := rawHTTP(t, r.public, id, c.method, c.target, "Content-Length: 2\r\n", "{}")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, "path parameter") {
+			t.Errorf("%s %s: %d %s; want 400 naming the path parameter", c.method, c.target, resp.StatusCode, out)
+		}
+		if n := len(legacy.received(t, id)) + len(modern.received(t, id)); n > 0 {
+			t.Errorf("%s %s: the backends received %d requests; want none", c.method, c.target, n)
+		}
+	}
+}

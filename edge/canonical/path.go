@@ -33,7 +33,7 @@ var (
 	errBackslash    = badRequest(`the path contains a backslash (\ or %5C)`)
 	errControl      = badRequest("the path contains a control character (such as %00)")
 	errBadEscape    = badRequest("the path contains an invalid percent-encoding")
-	errDotParams    = badRequest("the path contains a dot segment with parameters (such as ..;)")
+	errParams       = badRequest("the path contains a path parameter (;), which backends read differently; send a literal ; as %3B")
 	errDotInSlash   = badRequest("the path contains an encoded slash (%2F) beside a dot segment")
 	ErrEncodedSlash = badRequest("the path contains an encoded slash (%2F), which this route does not accept")
 )
@@ -78,8 +78,10 @@ func RouteKey(p string) string {
 //     merged;
 //   - refused (a *Refusal, 400): ".." above the root, a backslash raw or as
 //     %5C, control characters raw or encoded (%00), an invalid
-//     percent-encoding, a dot segment with parameters (..;, which Tomcat
-//     and Jetty read as ..), and %2F beside a dot segment (..%2F, which a
+//     percent-encoding, a raw ";" (path parameters, which Tomcat, Jetty
+//     and Spring strip: /records;x is /records to them, and ..;/ is ..,
+//     while routes would see another path; Spring's StrictHttpFirewall
+//     refuses them too), and %2F beside a dot segment (..%2F, which a
 //     backend decoding %2F reads as ..). Any other %2F is kept encoded and
 //     reported in EncodedSlash.
 //
@@ -114,7 +116,7 @@ func isCanonical(p string) (encodedSlash, ok bool) {
 		}
 		c := p[i]
 		if c != '%' {
-			if !rawOK(c) {
+			if !rawOK(c) || c == ';' {
 				return false, false
 			}
 			continue
@@ -210,6 +212,8 @@ func appendSegment(out []byte, seg string) ([]byte, bool, error) {
 			return nil, false, errControl
 		case c == '\\':
 			return nil, false, errBackslash
+		case c == ';':
+			return nil, false, errParams
 		case rawOK(c):
 			out = append(out, c)
 		default:
@@ -220,21 +224,15 @@ func appendSegment(out []byte, seg string) ([]byte, bool, error) {
 }
 
 // checkSegment refuses a canonical segment that backends may read as a
-// dot segment although it is none: "..;x" (path parameters, which Tomcat
-// and Jetty strip) and ".." between %2F (which a backend decoding %2F
-// splits on).
+// dot segment although it is none: ".." between %2F (which a backend
+// decoding %2F splits on).
 func checkSegment(seg string) error {
 	whole := true
 	for {
 		piece, rest, more := strings.Cut(seg, "%2F")
 		whole = whole && !more
-		if name, _, params := strings.Cut(piece, ";"); name == "." || name == ".." {
-			switch {
-			case params:
-				return errDotParams
-			case !whole:
-				return errDotInSlash
-			}
+		if (piece == "." || piece == "..") && !whole {
+			return errDotInSlash
 		}
 		if !more {
 			return nil
