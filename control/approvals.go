@@ -228,7 +228,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 // void records that change request c cannot be applied any more: its
 // route changed since it was made.
 func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) error {
-	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, modeText(now.Mode, now.Percent))
+	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(now.Mode, now.Percent))
 	if o := now.Override; o != nil {
 		why += ", set by " + o.Actor
 	}
@@ -314,9 +314,9 @@ func changeText(c store.Change) string {
 	case store.ChangeRamp:
 		return "ramp " + planText(store.Ramp{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery})
 	case store.ChangeClear:
-		return "clear: " + modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
+		return "clear: " + ModeText(c.FromMode, c.FromPercent) + " → " + ModeText(c.Mode, c.Percent)
 	}
-	s := modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
+	s := ModeText(c.FromMode, c.FromPercent) + " → " + ModeText(c.Mode, c.Percent)
 	if c.Forced {
 		s += ", forced past the gates"
 	}

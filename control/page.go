@@ -356,8 +356,8 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 				fl.Percent = &pct
 			}
 		}
-		if version == cur.Version && mode == cur.Mode && modeText(mode, fl.Percent) == modeText(cur.Mode, cur.Percent) {
-			return name + " is already " + modeText(mode, fl.Percent) + "; nothing was changed.", ErrInvalid
+		if version == cur.Version && mode == cur.Mode && ModeText(mode, fl.Percent) == ModeText(cur.Mode, cur.Percent) {
+			return name + " is already " + ModeText(mode, fl.Percent) + "; nothing was changed.", ErrInvalid
 		}
 	}
 	rf, err := p.Flags.Apply(r.Context(), fl)
@@ -366,11 +366,11 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 	}
 	switch {
 	case err == nil && fl.Clear:
-		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, modeText(rf.Mode, rf.Percent), actor), nil
+		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, ModeText(rf.Mode, rf.Percent), actor), nil
 	case err == nil:
-		return fmt.Sprintf("%s is now %s (was %s). Audited as %s.", name, modeText(rf.Mode, rf.Percent), modeText(cur.Mode, cur.Percent), actor), nil
+		return fmt.Sprintf("%s is now %s (was %s). Audited as %s.", name, ModeText(rf.Mode, rf.Percent), ModeText(cur.Mode, cur.Percent), actor), nil
 	case errors.Is(err, ErrStale):
-		now := modeText(rf.Mode, rf.Percent)
+		now := ModeText(rf.Mode, rf.Percent)
 		if o := rf.Override; o != nil {
 			now += fmt.Sprintf(", set by %s: “%s”", o.Actor, o.Reason)
 		}
@@ -384,15 +384,6 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 		p.log.Error("status page flip failed", "route", name, "actor", actor, "error", err)
 	}
 	return name + " was not changed: " + msg, err
-}
-
-// modeText says a mode and, where it splits traffic, its percent:
-// "fallback at 25%".
-func modeText(m domain.Mode, pct *float64) string {
-	if !m.TakesPercent() || pct == nil || *pct == 100 {
-		return string(m)
-	}
-	return string(m) + " at " + strconv.FormatFloat(*pct, 'f', -1, 64) + "%"
 }
 
 // flash is the outcome of the last form post, shown once.

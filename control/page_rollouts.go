@@ -50,7 +50,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 		Active: rp.State.Active(), Running: rp.State == store.RampRunning,
 	}
 	if rp.Taken > 0 {
-		v.Progress += ", at " + modeText(rp.Mode, &rp.Steps[rp.Taken-1])
+		v.Progress += ", at " + ModeText(rp.Mode, &rp.Steps[rp.Taken-1])
 	}
 	if v.Running && rp.Taken < len(rp.Steps) {
 		when := "now"
@@ -60,7 +60,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 		case rp.NextAt.After(now):
 			when = "within a minute"
 		}
-		v.Next = fmt.Sprintf("next: %s, %s", modeText(rp.Mode, &rp.Steps[rp.Taken]), when)
+		v.Next = fmt.Sprintf("next: %s, %s", ModeText(rp.Mode, &rp.Steps[rp.Taken]), when)
 	}
 	if !rp.WaitingSince.IsZero() {
 		v.WaitingSince = human.Age(now.Sub(rp.WaitingSince)) + " ago"
@@ -252,7 +252,7 @@ func (p *statusPage) applyChangeForm(r *http.Request, actor string) (string, err
 	switch c.State {
 	case store.ChangeApplied:
 		rf, _ := p.Flags.Get(c.Route)
-		what := c.Route + " is now " + modeText(rf.Mode, rf.Percent)
+		what := c.Route + " is now " + ModeText(rf.Mode, rf.Percent)
 		if c.Kind == store.ChangeRamp {
 			what = c.Route + " ramps " + strings.TrimPrefix(changeText(c), "ramp ")
 		}

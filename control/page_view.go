@@ -138,7 +138,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	rv := routeView{
 		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
-		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
+		ModeText: ModeText(rf.Mode, rf.Percent), FileText: ModeText(rf.FileMode, rf.FilePercent),
 		Gated: !rf.Route.Gates.IsZero(), RPS: human.PerSecond(requestsPerSecond(p.Live, rf.Route.Name, now)),
 		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
 		Approvals: p.Flags.approvals(rf), RampMode: string(domain.ModeFallback),
@@ -192,7 +192,7 @@ func toAuditView(e domain.AuditEntry) auditView {
 		Actor: j.Actor, Action: j.Action, Route: j.Route, Reason: j.Reason, Detail: j.Detail, Forced: j.Forced,
 	}
 	if j.FromMode != "" || j.ToMode != "" {
-		v.Change = modeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + modeText(domain.Mode(j.ToMode), j.ToPercent)
+		v.Change = ModeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + ModeText(domain.Mode(j.ToMode), j.ToPercent)
 	}
 	return v
 }
