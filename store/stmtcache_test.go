@@ -11,7 +11,7 @@ import (
 // run again while its own rows are still being read (which a shared
 // prepared statement would reset under them) reads every row both times.
 func TestCachedStatementsGiveTheSameAnswers(t *testing.T) {
-	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"))
+	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
