@@ -102,11 +102,19 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 	}
 	now := r.now()
 	for i := range list {
-		if list[i].State == store.ChangePending && !now.Before(list[i].ExpiresAt) {
-			list[i].State = store.ChangeExpired
-		}
+		list[i] = asOf(list[i], now)
 	}
 	return list, nil
+}
+
+// asOf returns c as it stands at now: a request still pending at its
+// expiry or after is expired, before the driver records it so (with the
+// same rule in SQL: store.ExpireChanges takes expires_at <= now).
+func asOf(c store.Change, now time.Time) store.Change {
+	if c.State == store.ChangePending && !now.Before(c.ExpiresAt) {
+		c.State = store.ChangeExpired
+	}
+	return c
 }
 
 // Change returns one change request, as Changes shows it.
@@ -121,10 +129,7 @@ func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
 		r.log.Error("reading a change request failed", "change_request", id, "error", err)
 		return c, ErrUnavailable
 	}
-	if c.State == store.ChangePending && !r.now().Before(c.ExpiresAt) {
-		c.State = store.ChangeExpired
-	}
-	return c, nil
+	return asOf(c, r.now()), nil
 }
 
 // decidable reads a pending change request for actor to decide on; an
