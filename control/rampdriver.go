@@ -109,6 +109,16 @@ func (r *Rollouts) lead(ctx context.Context, now time.Time) bool {
 	return ok
 }
 
+// Leading reports whether this replica held the ramps' lease at its last
+// try. The lease is the cluster's one for work done once for all
+// replicas: besides the ramps and the change requests' expiry, the
+// counts purge (CountsPurger.Lead) runs only where it is held.
+func (r *Rollouts) Leading() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leading
+}
+
 // release gives the lease up, if this replica holds it.
 func (r *Rollouts) release() {
 	r.mu.Lock()
