@@ -101,22 +101,10 @@ func (p *statusPage) addRollouts(ctx context.Context, v *statusView, actor strin
 	}
 }
 
-// rampForm is POST /ui/routes/{name}/ramp: start a ramp, or pause,
+// applyRampForm is POST /ui/routes/{name}/ramp: start a ramp, or pause,
 // resume or cancel the one under way; checked as the admin API's PATCH.
-func (p *statusPage) rampForm(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.formSession(w, r)
-	if !ok {
-		return
-	}
-	msg, err := p.applyRampForm(r, r.PathValue("name"), s.actor)
-	if err != nil {
-		p.refused(r, s.actor, err)
-	}
-	setFlash(w, r, err == nil, msg)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
-}
-
-func (p *statusPage) applyRampForm(r *http.Request, name, actor string) (string, error) {
+func (p *statusPage) applyRampForm(r *http.Request, actor string) (string, error) {
+	name := r.PathValue("name")
 	if _, ok := p.Flags.Get(name); !ok {
 		return fmt.Sprintf("There is no route %q; nothing was changed.", name), ErrNoRoute
 	}
@@ -201,21 +189,8 @@ func (p *statusPage) requestForm(r *http.Request, need *ApprovalRequired) (strin
 	return requestedText(c), nil
 }
 
-// changeForm is POST /ui/changes/{change}: approve or reject a change
-// request (its requester may reject it: that withdraws it).
-func (p *statusPage) changeForm(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.formSession(w, r)
-	if !ok {
-		return
-	}
-	msg, err := p.applyChangeForm(r, s.actor)
-	if err != nil {
-		p.refused(r, s.actor, err)
-	}
-	setFlash(w, r, err == nil, msg)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
-}
-
+// applyChangeForm is POST /ui/changes/{change}: approve or reject a
+// change request (its requester may reject it: that withdraws it).
 func (p *statusPage) applyChangeForm(r *http.Request, actor string) (string, error) {
 	if p.Rollouts == nil {
 		return "Change requests are not available on this admin listener.", ErrUnavailable
