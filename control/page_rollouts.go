@@ -71,7 +71,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 func toChangeView(c store.Change, actor string, now time.Time) changeView {
 	return changeView{
 		ID: c.ID, Route: c.Route, Summary: changeText(c), RequestedBy: c.Requester, Reason: c.Reason,
-		Ago: human.Age(now.Sub(c.CreatedAt)) + " ago", Expires: c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+		Ago: human.Age(now.Sub(c.CreatedAt)) + " ago", Expires: human.Minute(c.ExpiresAt),
 		Approvals: fmt.Sprintf("%d of %d", len(c.Approvers), c.Needed),
 		Mine:      c.Requester == actor, Approved: slices.Contains(c.Approvers, actor),
 	}
@@ -173,7 +173,7 @@ func (p *statusPage) notChanged(name string, err error) string {
 // requestedText says that a change became a change request.
 func requestedText(c store.Change) string {
 	return fmt.Sprintf("%s needs %s by another token name: change request %d (%s) waits for it until %s.",
-		c.Route, approvalsText(c.Needed), c.ID, changeText(c), c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"))
+		c.Route, approvalsText(c.Needed), c.ID, changeText(c), human.Minute(c.ExpiresAt))
 }
 
 // requestForm makes a flip the approvals stopped into a change request.

@@ -75,5 +75,5 @@ func fmtPercent(mode string, percent *float64) string {
 
 // fmtTime writes an instant in UTC to the second, with how long ago.
 func fmtTime(t, now time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05Z") + " (" + human.Age(now.Sub(t)) + " ago)"
+	return human.Time(t) + " (" + human.Age(now.Sub(t)) + " ago)"
 }

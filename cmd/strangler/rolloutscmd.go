@@ -220,7 +220,7 @@ forward, waiting up to 24 hours for other token names to approve them
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s, %s ago\t%d of %d\t%s\t%s\t%s\n",
 			ch.ID, ch.Route, cell(ch.Summary, 60), ch.RequestedBy, human.Age(now.Sub(ch.RequestedAt)),
-			len(ch.ApprovedBy), ch.ApprovalsNeeded, ch.ExpiresAt.UTC().Format("2006-01-02 15:04Z"), state, cell(ch.Reason, 40))
+			len(ch.ApprovedBy), ch.ApprovalsNeeded, human.Minute(ch.ExpiresAt), state, cell(ch.Reason, 40))
 	}
 	return tw.Flush()
 }
