@@ -71,7 +71,7 @@ func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, e
 	c, err := r.changes.CreateChange(ctx, c, domain.AuditEntry{
 		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
-		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within 24 h", changeText(c), approvalsText(c.Needed)),
+		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within %g h", changeText(c), approvalsText(c.Needed), changeTTL.Hours()),
 	})
 	if errors.Is(err, store.ErrConflict) {
 		if pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: route, State: store.ChangePending, Limit: 1}); perr == nil && len(pending) == 1 {
@@ -299,8 +299,8 @@ func (r *Rollouts) expireChanges(ctx context.Context, now time.Time) {
 	expired, err := r.changes.ExpireChanges(ctx, now, func(c store.Change) domain.AuditEntry {
 		return domain.AuditEntry{
 			At: now, Actor: c.Requester, Action: "change_expired", Route: c.Route, Reason: c.Reason,
-			Detail: fmt.Sprintf("change request %d (%s) expired after 24 h with %d of %d approvals; nothing was applied",
-				c.ID, changeText(c), len(c.Approvers), c.Needed),
+			Detail: fmt.Sprintf("change request %d (%s) expired after %g h with %d of %d approvals; nothing was applied",
+				c.ID, changeText(c), changeTTL.Hours(), len(c.Approvers), c.Needed),
 		}
 	})
 	if err != nil {
