@@ -36,8 +36,7 @@ func snapshotPath(set string, store StoreDSN, getenv func(string) string) string
 	if set != "" {
 		return set
 	}
-	if path, ok := strings.CutPrefix(string(store), "sqlite:"); ok {
-		path, _, _ = strings.Cut(path, "?")
+	if path, _, ok := dsn.SQLite(string(store)); ok {
 		return path + ".snapshot.json"
 	}
 	dir := "/tmp"

@@ -59,3 +59,18 @@ func TestStoreWithSeveralHosts(t *testing.T) {
 		}
 	}
 }
+
+// An embedded store without a file name is refused when the file is read
+// (config check), not when the facade opens the store.
+func TestStoreNeedsAFileName(t *testing.T) {
+	for _, s := range []string{"sqlite:", "sqlite:?sync=full"} {
+		var d config.StoreDSN
+		if err := d.UnmarshalText([]byte(s)); err == nil || !strings.Contains(err.Error(), "want sqlite:PATH") {
+			t.Errorf("%s: got %v, want it refused", s, err)
+		}
+	}
+	var d config.StoreDSN
+	if err := d.UnmarshalText([]byte("sqlite:./s.db?sync=full")); err != nil {
+		t.Errorf("sqlite:./s.db?sync=full: %v", err)
+	}
+}

@@ -19,8 +19,9 @@ type StoreDSN string
 // UnmarshalText checks the scheme.
 func (d *StoreDSN) UnmarshalText(b []byte) error {
 	s := string(b)
+	path, _, sqlite := dsn.SQLite(s)
 	switch {
-	case strings.HasPrefix(s, "sqlite:") && len(s) > len("sqlite:"):
+	case sqlite && path != "":
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		u, err := url.Parse(s)
 		if err != nil {

@@ -71,7 +71,7 @@ func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, e
 	c, err := r.changes.CreateChange(ctx, c, domain.AuditEntry{
 		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
-		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within 24 h", changeText(c), approvalsText(c.Needed)),
+		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within %g h", changeText(c), approvalsText(c.Needed), changeTTL.Hours()),
 	})
 	if errors.Is(err, store.ErrConflict) {
 		if pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: route, State: store.ChangePending, Limit: 1}); perr == nil && len(pending) == 1 {
@@ -102,11 +102,19 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 	}
 	now := r.now()
 	for i := range list {
-		if list[i].State == store.ChangePending && !now.Before(list[i].ExpiresAt) {
-			list[i].State = store.ChangeExpired
-		}
+		list[i] = asOf(list[i], now)
 	}
 	return list, nil
+}
+
+// asOf returns c as it stands at now: a request still pending at its
+// expiry or after is expired, before the driver records it so (with the
+// same rule in SQL: store.ExpireChanges takes expires_at <= now).
+func asOf(c store.Change, now time.Time) store.Change {
+	if c.State == store.ChangePending && !now.Before(c.ExpiresAt) {
+		c.State = store.ChangeExpired
+	}
+	return c
 }
 
 // Change returns one change request, as Changes shows it.
@@ -121,10 +129,7 @@ func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
 		r.log.Error("reading a change request failed", "change_request", id, "error", err)
 		return c, ErrUnavailable
 	}
-	if c.State == store.ChangePending && !r.now().Before(c.ExpiresAt) {
-		c.State = store.ChangeExpired
-	}
-	return c, nil
+	return asOf(c, r.now()), nil
 }
 
 // decidable reads a pending change request for actor to decide on; an
@@ -228,7 +233,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 // void records that change request c cannot be applied any more: its
 // route changed since it was made.
 func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) error {
-	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, modeText(now.Mode, now.Percent))
+	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(now.Mode, now.Percent))
 	if o := now.Override; o != nil {
 		why += ", set by " + o.Actor
 	}
@@ -294,8 +299,8 @@ func (r *Rollouts) expireChanges(ctx context.Context, now time.Time) {
 	expired, err := r.changes.ExpireChanges(ctx, now, func(c store.Change) domain.AuditEntry {
 		return domain.AuditEntry{
 			At: now, Actor: c.Requester, Action: "change_expired", Route: c.Route, Reason: c.Reason,
-			Detail: fmt.Sprintf("change request %d (%s) expired after 24 h with %d of %d approvals; nothing was applied",
-				c.ID, changeText(c), len(c.Approvers), c.Needed),
+			Detail: fmt.Sprintf("change request %d (%s) expired after %g h with %d of %d approvals; nothing was applied",
+				c.ID, changeText(c), changeTTL.Hours(), len(c.Approvers), c.Needed),
 		}
 	})
 	if err != nil {
@@ -314,9 +319,9 @@ func changeText(c store.Change) string {
 	case store.ChangeRamp:
 		return "ramp " + planText(store.Ramp{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery})
 	case store.ChangeClear:
-		return "clear: " + modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
+		return "clear: " + ModeText(c.FromMode, c.FromPercent) + " → " + ModeText(c.Mode, c.Percent)
 	}
-	s := modeText(c.FromMode, c.FromPercent) + " → " + modeText(c.Mode, c.Percent)
+	s := ModeText(c.FromMode, c.FromPercent) + " → " + ModeText(c.Mode, c.Percent)
 	if c.Forced {
 		s += ", forced past the gates"
 	}

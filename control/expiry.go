@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 )
 
 // expiryNotice is how long before a token expires the log and /readyz
@@ -38,21 +39,10 @@ func (t *Tokens) expiryWarnings(now time.Time) []expiryWarning {
 			out = append(out, expiryWarning{tok, true, fmt.Sprintf("an admin token expired on %s and is refused (the log names it)", tok.Expires)})
 		default:
 			out = append(out, expiryWarning{tok, false, fmt.Sprintf("an admin token expires at the end of %s (UTC), in %s; renew it (the log names it)",
-				tok.Expires, until(end.Sub(now)))})
+				tok.Expires, human.Age(end.Sub(now)))})
 		}
 	}
 	return out
-}
-
-// until writes a time left the way people say it: "3 days", "5 hours".
-func until(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", d/(24*time.Hour))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", d/time.Hour)
-	}
-	return "less than 2 hours"
 }
 
 // expiryCheck is how often WarnExpiring looks again, so that a token

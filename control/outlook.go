@@ -160,7 +160,7 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 	}
 	at = at.UTC().Truncate(time.Minute)
 	o.RetirableAt = &at
-	o.Summary = "at the current trend, retirable around " + at.Format("2006-01-02 15:04 UTC")
+	o.Summary = "at the current trend, retirable around " + human.Minute(at)
 	if why != "" {
 		o.Summary += " (" + why + ")"
 	}

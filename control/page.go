@@ -67,9 +67,9 @@ func (a *admin) pageRoutes() {
 	}))
 	a.handle("POST /login", http.HandlerFunc(p.loginPost))
 	a.handle("POST /logout", http.HandlerFunc(p.logout))
-	a.handle(actionFlipForm, http.HandlerFunc(p.flip))
-	a.handle(actionRampForm, http.HandlerFunc(p.rampForm))
-	a.handle(actionChangeForm, http.HandlerFunc(p.changeForm))
+	a.handle(actionFlipForm, p.form(p.applyFlipForm))
+	a.handle(actionRampForm, p.form(p.applyRampForm))
+	a.handle(actionChangeForm, p.form(p.applyChangeForm))
 }
 
 func parsePage(name string) *template.Template {
@@ -256,20 +256,24 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// flip is POST /ui/routes/{name}: a flip form's change, checked as the
-// admin API checks a PATCH, plus the session and its form token. Refusals
-// are audited as the API's are (refused).
-func (p *statusPage) flip(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.formSession(w, r)
-	if !ok {
-		return
-	}
-	msg, err := p.applyForm(r, r.PathValue("name"), s.actor)
-	if err != nil {
-		p.refused(r, s.actor, err)
-	}
-	setFlash(w, r, err == nil, msg)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+// form handles a form post of the status page: formSession checks it,
+// apply makes its change as the session's actor, checked as the admin API
+// checks the same change, and says what happened; a refusal is audited as
+// the API's are (refused). The message shows once on the page it
+// redirects to.
+func (p *statusPage) form(apply func(r *http.Request, actor string) (string, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, ok := p.formSession(w, r)
+		if !ok {
+			return
+		}
+		msg, err := apply(r, s.actor)
+		if err != nil {
+			p.refused(r, s.actor, err)
+		}
+		setFlash(w, r, err == nil, msg)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	})
 }
 
 // formSession checks a form post of the status page: no lockout, not
@@ -315,9 +319,10 @@ func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (sessio
 	return s, true
 }
 
-// applyForm turns a flip form into a Flip and applies it; it returns the
-// message to show either way.
-func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, error) {
+// applyFlipForm is POST /ui/routes/{name}: it turns a flip form into a Flip
+// and applies it; it returns the message to show either way.
+func (p *statusPage) applyFlipForm(r *http.Request, actor string) (string, error) {
+	name := r.PathValue("name")
 	cur, ok := p.Flags.Get(name)
 	if !ok {
 		return fmt.Sprintf("There is no route %q; nothing was changed.", name), ErrNoRoute
@@ -356,8 +361,8 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 				fl.Percent = &pct
 			}
 		}
-		if version == cur.Version && mode == cur.Mode && modeText(mode, fl.Percent) == modeText(cur.Mode, cur.Percent) {
-			return name + " is already " + modeText(mode, fl.Percent) + "; nothing was changed.", ErrInvalid
+		if version == cur.Version && mode == cur.Mode && ModeText(mode, fl.Percent) == ModeText(cur.Mode, cur.Percent) {
+			return name + " is already " + ModeText(mode, fl.Percent) + "; nothing was changed.", ErrInvalid
 		}
 	}
 	rf, err := p.Flags.Apply(r.Context(), fl)
@@ -366,11 +371,11 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 	}
 	switch {
 	case err == nil && fl.Clear:
-		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, modeText(rf.Mode, rf.Percent), actor), nil
+		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, ModeText(rf.Mode, rf.Percent), actor), nil
 	case err == nil:
-		return fmt.Sprintf("%s is now %s (was %s). Audited as %s.", name, modeText(rf.Mode, rf.Percent), modeText(cur.Mode, cur.Percent), actor), nil
+		return fmt.Sprintf("%s is now %s (was %s). Audited as %s.", name, ModeText(rf.Mode, rf.Percent), ModeText(cur.Mode, cur.Percent), actor), nil
 	case errors.Is(err, ErrStale):
-		now := modeText(rf.Mode, rf.Percent)
+		now := ModeText(rf.Mode, rf.Percent)
 		if o := rf.Override; o != nil {
 			now += fmt.Sprintf(", set by %s: “%s”", o.Actor, o.Reason)
 		}
@@ -384,15 +389,6 @@ func (p *statusPage) applyForm(r *http.Request, name, actor string) (string, err
 		p.log.Error("status page flip failed", "route", name, "actor", actor, "error", err)
 	}
 	return name + " was not changed: " + msg, err
-}
-
-// modeText says a mode and, where it splits traffic, its percent:
-// "fallback at 25%".
-func modeText(m domain.Mode, pct *float64) string {
-	if !m.TakesPercent() || pct == nil || *pct == 100 {
-		return string(m)
-	}
-	return string(m) + " at " + strconv.FormatFloat(*pct, 'f', -1, 64) + "%"
 }
 
 // flash is the outcome of the last form post, shown once.

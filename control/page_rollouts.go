@@ -50,7 +50,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 		Active: rp.State.Active(), Running: rp.State == store.RampRunning,
 	}
 	if rp.Taken > 0 {
-		v.Progress += ", at " + modeText(rp.Mode, &rp.Steps[rp.Taken-1])
+		v.Progress += ", at " + ModeText(rp.Mode, &rp.Steps[rp.Taken-1])
 	}
 	if v.Running && rp.Taken < len(rp.Steps) {
 		when := "now"
@@ -60,7 +60,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 		case rp.NextAt.After(now):
 			when = "within a minute"
 		}
-		v.Next = fmt.Sprintf("next: %s, %s", modeText(rp.Mode, &rp.Steps[rp.Taken]), when)
+		v.Next = fmt.Sprintf("next: %s, %s", ModeText(rp.Mode, &rp.Steps[rp.Taken]), when)
 	}
 	if !rp.WaitingSince.IsZero() {
 		v.WaitingSince = human.Age(now.Sub(rp.WaitingSince)) + " ago"
@@ -71,7 +71,7 @@ func toRampView(rp store.Ramp, now time.Time) *rampView {
 func toChangeView(c store.Change, actor string, now time.Time) changeView {
 	return changeView{
 		ID: c.ID, Route: c.Route, Summary: changeText(c), RequestedBy: c.Requester, Reason: c.Reason,
-		Ago: human.Age(now.Sub(c.CreatedAt)) + " ago", Expires: c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+		Ago: human.Age(now.Sub(c.CreatedAt)) + " ago", Expires: human.Minute(c.ExpiresAt),
 		Approvals: fmt.Sprintf("%d of %d", len(c.Approvers), c.Needed),
 		Mine:      c.Requester == actor, Approved: slices.Contains(c.Approvers, actor),
 	}
@@ -101,22 +101,10 @@ func (p *statusPage) addRollouts(ctx context.Context, v *statusView, actor strin
 	}
 }
 
-// rampForm is POST /ui/routes/{name}/ramp: start a ramp, or pause,
+// applyRampForm is POST /ui/routes/{name}/ramp: start a ramp, or pause,
 // resume or cancel the one under way; checked as the admin API's PATCH.
-func (p *statusPage) rampForm(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.formSession(w, r)
-	if !ok {
-		return
-	}
-	msg, err := p.applyRampForm(r, r.PathValue("name"), s.actor)
-	if err != nil {
-		p.refused(r, s.actor, err)
-	}
-	setFlash(w, r, err == nil, msg)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
-}
-
-func (p *statusPage) applyRampForm(r *http.Request, name, actor string) (string, error) {
+func (p *statusPage) applyRampForm(r *http.Request, actor string) (string, error) {
+	name := r.PathValue("name")
 	if _, ok := p.Flags.Get(name); !ok {
 		return fmt.Sprintf("There is no route %q; nothing was changed.", name), ErrNoRoute
 	}
@@ -185,7 +173,7 @@ func (p *statusPage) notChanged(name string, err error) string {
 // requestedText says that a change became a change request.
 func requestedText(c store.Change) string {
 	return fmt.Sprintf("%s needs %s by another token name: change request %d (%s) waits for it until %s.",
-		c.Route, approvalsText(c.Needed), c.ID, changeText(c), c.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"))
+		c.Route, approvalsText(c.Needed), c.ID, changeText(c), human.Minute(c.ExpiresAt))
 }
 
 // requestForm makes a flip the approvals stopped into a change request.
@@ -201,21 +189,8 @@ func (p *statusPage) requestForm(r *http.Request, need *ApprovalRequired) (strin
 	return requestedText(c), nil
 }
 
-// changeForm is POST /ui/changes/{change}: approve or reject a change
-// request (its requester may reject it: that withdraws it).
-func (p *statusPage) changeForm(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.formSession(w, r)
-	if !ok {
-		return
-	}
-	msg, err := p.applyChangeForm(r, s.actor)
-	if err != nil {
-		p.refused(r, s.actor, err)
-	}
-	setFlash(w, r, err == nil, msg)
-	http.Redirect(w, r, "/", http.StatusSeeOther)
-}
-
+// applyChangeForm is POST /ui/changes/{change}: approve or reject a
+// change request (its requester may reject it: that withdraws it).
 func (p *statusPage) applyChangeForm(r *http.Request, actor string) (string, error) {
 	if p.Rollouts == nil {
 		return "Change requests are not available on this admin listener.", ErrUnavailable
@@ -252,7 +227,7 @@ func (p *statusPage) applyChangeForm(r *http.Request, actor string) (string, err
 	switch c.State {
 	case store.ChangeApplied:
 		rf, _ := p.Flags.Get(c.Route)
-		what := c.Route + " is now " + modeText(rf.Mode, rf.Percent)
+		what := c.Route + " is now " + ModeText(rf.Mode, rf.Percent)
 		if c.Kind == store.ChangeRamp {
 			what = c.Route + " ramps " + strings.TrimPrefix(changeText(c), "ramp ")
 		}

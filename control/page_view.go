@@ -89,14 +89,14 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: takeFlash(w, r),
 		Role: string(p.Tokens.role(s.actor)), CanFlip: p.may(s.actor, actionFlipForm),
 		CanRamp: p.may(s.actor, actionRampForm), CanDecide: p.may(s.actor, actionChangeForm),
-		Now: now.UTC().Format("2006-01-02 15:04:05 UTC"), NowISO: now.UTC().Format(time.RFC3339),
+		Now: human.Time(now), NowISO: now.UTC().Format(time.RFC3339),
 		AuditLimit: auditLimit,
 	}
 	for _, m := range domain.Modes {
 		v.Modes = append(v.Modes, string(m))
 	}
 	if ok, since := p.Flags.StoreOK(); !ok {
-		v.StoreDown = since.UTC().Format("2006-01-02 15:04:05 UTC")
+		v.StoreDown = human.Time(since)
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()
@@ -138,7 +138,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	rv := routeView{
 		Name: rf.Route.Name, Match: rf.Route.Match.String(), Mode: string(rf.Mode), Version: rf.Version,
-		ModeText: modeText(rf.Mode, rf.Percent), FileText: modeText(rf.FileMode, rf.FilePercent),
+		ModeText: ModeText(rf.Mode, rf.Percent), FileText: ModeText(rf.FileMode, rf.FilePercent),
 		Gated: !rf.Route.Gates.IsZero(), RPS: human.PerSecond(requestsPerSecond(p.Live, rf.Route.Name, now)),
 		Requests24h: "—", FallbackRate: "—", MismatchRate: "—", Held: rf.Hold(),
 		Approvals: p.Flags.approvals(rf), RampMode: string(domain.ModeFallback),
@@ -155,7 +155,7 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	if o := rf.Override; o != nil {
 		rv.Override = &overrideView{
 			Actor: o.Actor, Reason: o.Reason, Ago: human.Age(now.Sub(o.UpdatedAt)) + " ago",
-			When: o.UpdatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), ISO: o.UpdatedAt.UTC().Format(time.RFC3339),
+			When: human.Time(o.UpdatedAt), ISO: o.UpdatedAt.UTC().Format(time.RFC3339),
 		}
 	}
 	return rv
@@ -192,7 +192,7 @@ func toAuditView(e domain.AuditEntry) auditView {
 		Actor: j.Actor, Action: j.Action, Route: j.Route, Reason: j.Reason, Detail: j.Detail, Forced: j.Forced,
 	}
 	if j.FromMode != "" || j.ToMode != "" {
-		v.Change = modeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + modeText(domain.Mode(j.ToMode), j.ToPercent)
+		v.Change = ModeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + ModeText(domain.Mode(j.ToMode), j.ToPercent)
 	}
 	return v
 }

@@ -109,6 +109,16 @@ func (r *Rollouts) lead(ctx context.Context, now time.Time) bool {
 	return ok
 }
 
+// Leading reports whether this replica held the ramps' lease at its last
+// try. The lease is the cluster's one for work done once for all
+// replicas: besides the ramps and the change requests' expiry, the
+// counts purge (CountsPurger.Lead) runs only where it is held.
+func (r *Rollouts) Leading() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leading
+}
+
 // release gives the lease up, if this replica holds it.
 func (r *Rollouts) release() {
 	r.mu.Lock()
@@ -162,7 +172,7 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 	next.Waiting, next.WaitingSince, next.UpdatedAt, next.NextAt = "", time.Time{}, now, now.Add(rp.Every)
 	next.AtMode, next.AtPercent, next.AtVersion = rp.Mode, &target, rf.Version+1
 	if next.Taken == len(rp.Steps) {
-		next.State, next.Note = store.RampDone, fmt.Sprintf("reached %s, its last step", modeText(mode, &target))
+		next.State, next.Note = store.RampDone, fmt.Sprintf("reached %s, its last step", ModeText(mode, &target))
 	}
 	detail := fmt.Sprintf("ramp step %d of %d (%s), started by %s", next.Taken, len(rp.Steps), planText(rp), rp.Actor)
 	if rp.ApprovedBy != "" {
@@ -199,7 +209,7 @@ func rampAt(rp store.Ramp, rf RouteFlags) bool {
 func (r *Rollouts) interrupted(ctx context.Context, rp store.Ramp, rf RouteFlags, now time.Time) {
 	next := rp
 	next.UpdatedAt, next.Waiting, next.WaitingSince = now, "", time.Time{}
-	action, at := "ramp_pause", modeText(rf.Mode, rf.Percent)
+	action, at := "ramp_pause", ModeText(rf.Mode, rf.Percent)
 	switch {
 	case rf.Hold() != nil:
 		action, next.State = "ramp_hold", store.RampHeld
@@ -238,7 +248,7 @@ func (r *Rollouts) wait(ctx context.Context, rp store.Ramp, gate *GateError, now
 	if rp.Waiting == "" {
 		next.WaitingSince = now
 		r.flags.Deny(ctx, rp.Route, config.RampActor,
-			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), modeText(rp.Mode, &target), gate.Error()))
+			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), ModeText(rp.Mode, &target), gate.Error()))
 		r.log.Info("ramp waiting for its gates", "route", rp.Route, "gate", gate.Gate, "value_percent", gate.Value, "limit_percent", gate.Limit)
 	}
 	sctx, cancel := storeCall(ctx)

@@ -70,7 +70,7 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 	first := p.Steps[0]
 	if !domain.Later(rf.Mode, rf.Percent, p.Mode, &first) {
 		return p, invalidf("the first step, %s, does not move %s forward from %s: a ramp only moves a route forward",
-			modeText(p.Mode, &first), name, modeText(rf.Mode, rf.Percent))
+			ModeText(p.Mode, &first), name, ModeText(rf.Mode, rf.Percent))
 	}
 	return p, nil
 }
@@ -219,7 +219,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Mode, rf.Percent, rp.Mode, &s) })
 		if next.Taken < 0 {
 			next.Taken, next.State = len(rp.Steps), store.RampDone
-			next.Note = fmt.Sprintf("resumed by %s with no step left: %s is at %s, past every step", actor, route, modeText(rf.Mode, rf.Percent))
+			next.Note = fmt.Sprintf("resumed by %s with no step left: %s is at %s, past every step", actor, route, ModeText(rf.Mode, rf.Percent))
 		}
 	case RampCancel:
 		next.State, next.Note = store.RampCancelled, fmt.Sprintf("cancelled by %s: %s", actor, reason)
@@ -245,16 +245,27 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 
 // planText says a ramp's plan: "to fallback at 1%, 5%, 25% every 30m".
 func planText(rp store.Ramp) string {
-	pcts := make([]string, len(rp.Steps))
-	for i, s := range rp.Steps {
-		pcts[i] = strconv.FormatFloat(s, 'f', -1, 64) + "%"
-	}
-	return fmt.Sprintf("to %s at %s every %s", rp.Mode, strings.Join(pcts, ", "), human.Duration(rp.Every))
+	return stepsPlanText(rp.Mode, rp.Steps, human.Duration(rp.Every))
 }
 
-// progressText says how far a ramp got: "step 2 of 5 taken, running".
+// stepsPlanText says a ramp's plan from its parts, every as
+// human.Duration writes it; planText and RampJSON.PlanText both say it so.
+func stepsPlanText(mode domain.Mode, steps []float64, every string) string {
+	pcts := make([]string, len(steps))
+	for i, s := range steps {
+		pcts[i] = PercentText(s)
+	}
+	return fmt.Sprintf("to %s at %s every %s", mode, strings.Join(pcts, ", "), every)
+}
+
+// progressText says how far a ramp got: "2 of 5 steps taken, running".
 func progressText(rp store.Ramp) string {
-	return fmt.Sprintf("%d of %d steps taken, %s", rp.Taken, len(rp.Steps), rp.State)
+	return stepsTakenText(rp.Taken, len(rp.Steps)) + ", " + string(rp.State)
+}
+
+// stepsTakenText is "2 of 5 steps taken".
+func stepsTakenText(taken, steps int) string {
+	return fmt.Sprintf("%d of %d steps taken", taken, steps)
 }
 
 // rampText says a ramp's plan and progress.

@@ -64,7 +64,7 @@ func (p *plane) rampEntries(t *testing.T, route string) []string {
 	var out []string
 	for _, e := range slices.Backward(entries) {
 		if e.Actor == config.RampActor {
-			out = append(out, e.Action+" "+modeText(domain.Mode(e.FromMode), e.FromPercent)+" → "+modeText(domain.Mode(e.ToMode), e.ToPercent))
+			out = append(out, e.Action+" "+ModeText(domain.Mode(e.FromMode), e.FromPercent)+" → "+ModeText(domain.Mode(e.ToMode), e.ToPercent))
 		}
 	}
 	return out

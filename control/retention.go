@@ -14,7 +14,12 @@ import (
 const countsFloor = 90 * 24 * time.Hour
 
 // purgeEvery is how often old counts are deleted: they age by the hour.
-const purgeEvery = time.Hour
+// purgeCheck is how often a replica looks whether it leads, so that a
+// replica taking the lease over purges within a minute.
+const (
+	purgeEvery = time.Hour
+	purgeCheck = time.Minute
+)
 
 // CountsPurger deletes the hourly counts (per-client versions included)
 // that no report, gate or retirement verdict can ask for any more, so the
@@ -24,8 +29,12 @@ type CountsPurger struct {
 	Store interface {
 		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
 	}
-	Log *slog.Logger
-	Now func() time.Time
+	// Lead says whether this replica holds the lease of the work done
+	// once for all replicas (Rollouts, the ramp driver's): only it
+	// purges. Nil purges on this replica whatever the others do.
+	Lead interface{ Leading() bool }
+	Log  *slog.Logger
+	Now  func() time.Time
 }
 
 // CountsRetention is how long hourly counts are kept for routes: the
@@ -41,21 +50,33 @@ func CountsRetention(routes []RouteFlags) time.Duration {
 	return keep
 }
 
-// Run purges when it starts and every purgeEvery until ctx ends. A
-// failed purge is logged; the next one deletes what it left.
+// Run purges every purgeEvery, while this replica leads, until ctx ends.
+// A failed purge is logged; the next one deletes what it left.
 func (p *CountsPurger) Run(ctx context.Context) error {
-	tick := time.NewTicker(purgeEvery)
+	tick := time.NewTicker(purgeCheck)
 	defer tick.Stop()
+	var last time.Time
 	for {
-		if err := p.Purge(ctx); err != nil && ctx.Err() == nil {
-			p.Log.Warn("purging hourly counts past their retention failed; the next purge will", "error", err)
-		}
+		last = p.purgeIfDue(ctx, last)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
 	}
+}
+
+// purgeIfDue purges if this replica leads and its last purge, at last,
+// is purgeEvery old; it returns when it last purged.
+func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time {
+	now := p.Now()
+	if (p.Lead != nil && !p.Lead.Leading()) || now.Sub(last) < purgeEvery {
+		return last
+	}
+	if err := p.Purge(ctx); err != nil && ctx.Err() == nil {
+		p.Log.Warn("purging hourly counts past their retention failed; the next purge will", "error", err)
+	}
+	return now
 }
 
 // Purge deletes the counts older than the retention of the routes served

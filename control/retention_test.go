@@ -7,6 +7,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/internal/testdb"
 )
 
 // TestOldCountsArePurgedAndTheRetirementWindowKept checks that counts
@@ -75,5 +76,80 @@ func TestCountsRetentionCoversTheLongestRetirementWindow(t *testing.T) {
 	routes[0].Route = &long
 	if got, want := CountsRetention(routes), 201*24*time.Hour; got != want {
 		t.Errorf("retention with a 200-day retire_after %s, want %s", got, want)
+	}
+}
+
+// TestOnlyTheLeadingReplicaPurgesCounts runs two replicas on one
+// PostgreSQL schema and one clock: only the one holding the lease of the
+// once-per-cluster work (the ramp driver's) purges old counts, once an
+// hour; when it stops, the other takes the lease and the purge over.
+func TestOnlyTheLeadingReplicaPurgesCounts(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	ctx := context.Background()
+	add := func(at time.Time) {
+		t.Helper()
+		if err := a.store.AddCounts(ctx, []domain.HourCount{{Route: "get-patient", Hour: at, Requests: 10}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func(since time.Time) int {
+		t.Helper()
+		hours, err := a.store.HourlyCounts(ctx, "get-patient", since.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hours)
+	}
+	pa := &CountsPurger{Flags: a.flags, Store: a.store, Lead: a.rollouts, Log: a.log, Now: c.Now}
+	pb := &CountsPurger{Flags: b.flags, Store: b.store, Lead: b.rollouts, Log: b.log, Now: c.Now}
+	a.rollouts.Check(ctx)
+	b.rollouts.Check(ctx)
+	if !a.rollouts.Leading() || b.rollouts.Leading() {
+		t.Fatalf("leading: a %v, b %v; want a alone", a.rollouts.Leading(), b.rollouts.Leading())
+	}
+
+	first := c.Now().Truncate(time.Hour).Add(-CountsRetention(a.flags.All()) - 2*time.Hour)
+	add(first)
+	var lastA, lastB time.Time
+	if lastB = pb.purgeIfDue(ctx, lastB); left(first) != 1 {
+		t.Fatal("b, which does not lead, purged the old counts")
+	}
+	if lastA = pa.purgeIfDue(ctx, lastA); left(first) != 0 {
+		t.Fatal("a, which leads, left the old counts")
+	}
+	second := first.Add(-time.Hour)
+	add(second)
+	c.Advance(purgeEvery - time.Minute)
+	a.rollouts.Check(ctx)
+	if lastA = pa.purgeIfDue(ctx, lastA); left(second) != 1 {
+		t.Fatal("a purged again within the hour")
+	}
+	c.Advance(time.Minute)
+	a.rollouts.Check(ctx)
+	if lastA = pa.purgeIfDue(ctx, lastA); left(second) != 0 {
+		t.Fatal("a did not purge an hour after its last purge")
+	}
+
+	// a stops, giving the lease up; b takes it at its next try, and the
+	// purge with it.
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- a.rollouts.Run(runCtx) }()
+	stop()
+	<-done
+	third := second.Add(-time.Hour)
+	add(third)
+	c.Advance(leaseRenew)
+	b.rollouts.Check(ctx)
+	pa.purgeIfDue(ctx, lastA)
+	if left(third) != 1 {
+		t.Fatal("a purged after it gave the lease up")
+	}
+	pb.purgeIfDue(ctx, lastB)
+	if left(third) != 0 {
+		t.Fatal("b did not purge once it took the lease over")
 	}
 }

@@ -199,7 +199,7 @@ func TestAnExpiredTokenIsRefused(t *testing.T) {
 		t.Fatalf("before it expires: got %d %v, want 200", resp.StatusCode, body)
 	}
 	code, ready := p.get(t, "/readyz")
-	if want := `warning: an admin token expires at the end of 2026-11-03 (UTC), in 2 days; renew it (the log names it)`; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
+	if want := `warning: an admin token expires at the end of 2026-11-03 (UTC), in 2d12h; renew it (the log names it)`; code != http.StatusOK || !strings.HasPrefix(ready, "ready\n") || !strings.Contains(ready, want) {
 		t.Errorf("/readyz: got %d %q, want 200 ready with %q", code, ready, want)
 	}
 	if strings.Contains(ready, "temp") {

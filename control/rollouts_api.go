@@ -56,6 +56,30 @@ type RampJSON struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
+// Active reports whether the ramp is under way: running, paused or held.
+func (j *RampJSON) Active() bool { return store.RampState(j.State).Active() }
+
+// PlanText says the ramp's plan: "to fallback at 1%, 5%, 25% every 30m",
+// as the status page and the audit log say it.
+func (j *RampJSON) PlanText() string { return stepsPlanText(domain.Mode(j.Mode), j.Steps, j.Every) }
+
+// ProgressText says where the ramp is: "running, 2 of 5 steps taken,
+// next fallback at 25% in 12m", and what the due step waits for.
+func (j *RampJSON) ProgressText() string {
+	s := j.State + ", " + stepsTakenText(j.Taken, len(j.Steps))
+	if j.NextPercent != nil && j.NextInSeconds != nil {
+		when := "now"
+		if d := time.Duration(*j.NextInSeconds * float64(time.Second)); d > 0 {
+			when = "in " + human.Age(d)
+		}
+		s += ", next " + ModeText(domain.Mode(j.Mode), j.NextPercent) + " " + when
+	}
+	if j.Waiting != "" {
+		s += ", waiting: " + j.Waiting
+	}
+	return s
+}
+
 func toRampJSON(rp store.Ramp, now time.Time) *RampJSON {
 	j := &RampJSON{
 		State: string(rp.State), Mode: string(rp.Mode), Steps: rp.Steps, Every: human.Duration(rp.Every), Taken: rp.Taken,

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"strangler/domain"
+	"strangler/internal/dsn"
 )
 
 // Backup writes a consistent copy of the embedded store at dsn
@@ -93,12 +94,11 @@ func releaseCopiedLeases(ctx context.Context, path string) error {
 }
 
 // sqlitePath is the file a "sqlite:PATH[?options]" store names.
-func sqlitePath(dsn string) (string, error) {
-	path, ok := strings.CutPrefix(dsn, "sqlite:")
+func sqlitePath(addr string) (string, error) {
+	path, _, ok := dsn.SQLite(addr)
 	if !ok {
 		return "", errors.New("store: backups are of the embedded store (sqlite:PATH); back up PostgreSQL with its own tools (pg_dump, pg_basebackup, your provider's snapshots)")
 	}
-	path, _, _ = strings.Cut(path, "?")
 	return path, nil
 }
 

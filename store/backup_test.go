@@ -152,7 +152,7 @@ func TestVerifyFindsDamage(t *testing.T) {
 		{"not a database", damage("text.db", func([]byte) []byte { return []byte(strings.Repeat("hello ", 1000)) }), "damaged"},
 		{"not a store", func() string {
 			path := filepath.Join(dir, "other.db")
-			db, err := openSQLite(path)
+			db, err := openSQLite(path, "")
 			if err != nil {
 				t.Fatal(err)
 			}

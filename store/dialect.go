@@ -127,21 +127,22 @@ func postgresDialect() *dialect {
 	}
 }
 
-// openDB opens the database dsn names, without connecting yet.
-func openDB(dsn string) (*dialect, *sql.DB, error) {
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
-		db, err := openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+// openDB opens the database addr names, without connecting yet.
+func openDB(addr string) (*dialect, *sql.DB, error) {
+	if path, options, ok := dsn.SQLite(addr); ok {
+		db, err := openSQLite(path, options)
 		return sqliteDialect(), db, err
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		db, err := openPostgres(dsn)
+	}
+	if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
+		db, err := openPostgres(addr)
 		return postgresDialect(), db, err
 	}
-	scheme, _, _ := strings.Cut(dsn, ":")
+	scheme, _, _ := strings.Cut(addr, ":")
 	return nil, nil, fmt.Errorf("store: unsupported store %q; want sqlite:PATH or postgres://…", scheme+":")
 }
 
-// openSQLite opens the embedded file at path.
+// openSQLite opens the embedded file at path with the options of its
+// address (sync=full or none).
 //
 // Connection strategy: one connection for the whole process. SQLite lets
 // one writer in at a time, so a pool would only move the queueing from Go
@@ -164,15 +165,14 @@ func openDB(dsn string) (*dialect, *sql.DB, error) {
 // that too, at the price of a disk flush (milliseconds) on every dual
 // write. Several replicas, or power-loss durability without that price,
 // call for PostgreSQL.
-func openSQLite(path string) (*sql.DB, error) {
-	path, query, _ := strings.Cut(path, "?")
+func openSQLite(path, options string) (*sql.DB, error) {
 	sync := "NORMAL"
-	switch query {
+	switch options {
 	case "", "sync=normal":
 	case "sync=full":
 		sync = "FULL"
 	default:
-		return nil, fmt.Errorf("store: sqlite: unknown option %q; the only one is sync=full", query)
+		return nil, fmt.Errorf("store: sqlite: unknown option %q; the only one is sync=full", options)
 	}
 	if path == "" {
 		return nil, fmt.Errorf("store: sqlite: no file named; write sqlite:./strangler.db")

@@ -2,6 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 )
@@ -11,7 +15,7 @@ import (
 // run again while its own rows are still being read (which a shared
 // prepared statement would reset under them) reads every row both times.
 func TestCachedStatementsGiveTheSameAnswers(t *testing.T) {
-	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"))
+	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,4 +74,88 @@ func TestCachedStatementsGiveTheSameAnswers(t *testing.T) {
 	if total, count := sum(again); total != 7 || count != 2 {
 		t.Errorf("the query run again read %d rows summing to %d, want 2 summing to 7", count, total)
 	}
+}
+
+// TestStatementsArePreparedOnce: the SQLite connection prepares each
+// statement the store runs once and reuses it: after the first round of
+// an insert and a query, a hundred more with other arguments leave the
+// connection's prepared statements as they were, the same ones. A
+// nested run of a query whose statement is busy is prepared apart and
+// leaves the cache as it was too.
+func TestStatementsArePreparedOnce(t *testing.T) {
+	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const insert, query = `INSERT INTO t (n) VALUES ($1)`, `SELECT count(*) FROM t WHERE n >= $1`
+	round := func(n int) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, insert, n); err != nil {
+			t.Fatal(err)
+		}
+		var count int
+		if err := db.QueryRowContext(ctx, query, n).Scan(&count); err != nil {
+			t.Fatal(err)
+		}
+		if count != 1 {
+			t.Fatalf("round %d: counted %d rows at or past it, want 1", n, count)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	round(0)
+	first := preparedStatements(t, db)
+	if first[insert] == nil || first[query] == nil {
+		t.Fatalf("after one round the connection keeps %v prepared, want the insert and the query", first)
+	}
+	for n := 1; n <= 100; n++ {
+		round(n)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer, err := tx.QueryContext(ctx, query, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count int
+	if err := tx.QueryRowContext(ctx, query, 50).Scan(&count); err != nil || count != 51 {
+		t.Fatalf("the nested query: %d, %v; want 51 rows", count, err)
+	}
+	outer.Close()
+	tx.Rollback()
+	if after := preparedStatements(t, db); !maps.Equal(after, first) {
+		t.Errorf("after 101 rounds the connection keeps %v prepared, want the same statements as after the first: %v", after, first)
+	}
+}
+
+// preparedStatements returns the statements db's one connection keeps
+// prepared, by query: the exec and the query caches together.
+func preparedStatements(t *testing.T, db *sql.DB) map[string]driver.Stmt {
+	t.Helper()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	out := map[string]driver.Stmt{}
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*cachingConn)
+		if !ok {
+			return fmt.Errorf("the connection is a %T, not one that keeps statements prepared", dc)
+		}
+		maps.Copy(out, c.stmts)
+		for q, cq := range c.queries {
+			out[q] = cq.st
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"strangler/config/configfile"
 	"strangler/domain"
+	"strangler/internal/dsn"
 	"strangler/store"
 )
 
@@ -139,9 +140,7 @@ func openAuditStore(ctx context.Context, path string, getenv func(string) string
 	if err != nil {
 		return nil, err
 	}
-	dsn := string(cfg.Store)
-	if file, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		file, _, _ = strings.Cut(file, "?")
+	if file, _, ok := dsn.SQLite(string(cfg.Store)); ok {
 		if _, err := os.Stat(file); err != nil {
 			return nil, fmt.Errorf("%s: store: %w; has the facade run with this configuration, from this directory?", path, err)
 		}
@@ -150,7 +149,7 @@ func openAuditStore(ctx context.Context, path string, getenv func(string) string
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, dsn, log)
+	return store.Open(ctx, string(cfg.Store), log)
 }
 
 // auditWriter writes exported entries in one format.

@@ -4,11 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"strangler/control"
 	"strangler/domain"
 	"strangler/internal/human"
 )
@@ -65,28 +65,15 @@ func cell(s string, limit int) string {
 	return s
 }
 
-// fmtMode writes a mode with its percent when it has one below 100:
-// "fallback 25%", "modern".
-func fmtMode(mode string, percent *float64) string {
-	if domain.Mode(mode).TakesPercent() && percent != nil && *percent != 100 {
-		return mode + " " + strconv.FormatFloat(*percent, 'f', -1, 64) + "%"
-	}
-	return mode
-}
-
 // fmtPercent writes a route's share to modern, "-" for modes without one.
 func fmtPercent(mode string, percent *float64) string {
 	if !domain.Mode(mode).TakesPercent() {
 		return "-"
 	}
-	p := 100.0
-	if percent != nil {
-		p = *percent
-	}
-	return strconv.FormatFloat(p, 'f', -1, 64) + "%"
+	return control.PercentText(domain.FullPercent(percent))
 }
 
 // fmtTime writes an instant in UTC to the second, with how long ago.
 func fmtTime(t, now time.Time) string {
-	return t.UTC().Format("2006-01-02 15:04:05Z") + " (" + human.Age(now.Sub(t)) + " ago)"
+	return human.Time(t) + " (" + human.Age(now.Sub(t)) + " ago)"
 }

@@ -55,7 +55,7 @@ force tokens.`)
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", out.Header, out.Value)
 	fmt.Fprintf(stdout, "\nRequests on %s that carry this header go to %s until %s (%s), id %s.\n",
-		out.Route, out.Backend, out.ExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"), human.Age(time.Duration(out.TTLSeconds)*time.Second), out.ID)
+		out.Route, out.Backend, human.Time(out.ExpiresAt), human.Age(time.Duration(out.TTLSeconds)*time.Second), out.ID)
 	fmt.Fprintln(stdout, "Keep it to yourself: anyone who has it can do the same until then.")
 	return nil
 }

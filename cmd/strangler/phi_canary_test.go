@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"strangler/internal/dsn"
 	"strangler/internal/testdb"
 )
 
@@ -498,10 +499,10 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 // storeTables returns each table of the state store as text, keyed
 // "table T"; for SQLite, the database files' raw bytes too (free pages
 // and the write-ahead log included).
-func storeTables(t *testing.T, dsn string) map[string]string {
+func storeTables(t *testing.T, addr string) map[string]string {
 	t.Helper()
-	driver, source, dialect := "pgx", dsn, "postgres"
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+	driver, source, dialect := "pgx", addr, "postgres"
+	if path, _, ok := dsn.SQLite(addr); ok {
 		driver, source, dialect = "sqlite", path, "sqlite"
 	}
 	db, err := sql.Open(driver, source)

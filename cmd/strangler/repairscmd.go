@@ -192,7 +192,7 @@ func writeRepair(w io.Writer, r control.RepairView, now time.Time) {
 		fmt.Fprintf(tw, "last error:\t%s\n", cell(r.LastError, 0))
 	}
 	if r.NextAttemptAt != nil {
-		fmt.Fprintf(tw, "next attempt:\t%s\n", r.NextAttemptAt.UTC().Format("2006-01-02 15:04:05Z"))
+		fmt.Fprintf(tw, "next attempt:\t%s\n", human.Time(*r.NextAttemptAt))
 	}
 	fmt.Fprintf(tw, "created:\t%s\n", fmtTime(r.CreatedAt, now))
 	fmt.Fprintf(tw, "updated:\t%s\n", fmtTime(r.UpdatedAt, now))

@@ -109,7 +109,7 @@ func TestARampFromTheCLI(t *testing.T) {
 	}
 	pollUntil(t, "the first step", 10*time.Second, func() bool { return percentOf(t, f.admin, "get-visit") == 1 })
 	show := alice(t, "routes", "ramp", "get-visit").must(t)
-	for _, want := range []string{"get-visit: ramp to fallback at 1%, 50%, 100% every 30m", "running, 1 of 3 steps taken, next fallback 50% in 29m", "route now:  fallback 1% by ramp", "by alice: ticket 3"} {
+	for _, want := range []string{"get-visit: ramp to fallback at 1%, 50%, 100% every 30m", "running, 1 of 3 steps taken, next fallback at 50% in 29m", "route now:  fallback at 1% by ramp", "by alice: ticket 3"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("routes ramp get-visit lacks %q:\n%s", want, show)
 		}
@@ -121,7 +121,7 @@ func TestARampFromTheCLI(t *testing.T) {
 		t.Errorf("pause: got %q", out)
 	}
 	clock.Advance(time.Hour)
-	if out := alice(t, "routes", "ramp", "get-visit", "--resume", "--reason", "incident over").must(t); !strings.HasPrefix(out, "get-visit: ramp running, 1 of 3 steps taken, next fallback 50% in 29m") {
+	if out := alice(t, "routes", "ramp", "get-visit", "--resume", "--reason", "incident over").must(t); !strings.HasPrefix(out, "get-visit: ramp running, 1 of 3 steps taken, next fallback at 50% in 29m") {
 		t.Errorf("resume: got %q", out)
 	}
 	if got := percentOf(t, f.admin, "get-visit"); got != 1 {

@@ -20,36 +20,6 @@ import (
 	"strangler/internal/human"
 )
 
-// rampActive says whether a ramp is under way (running, paused or held).
-func rampActive(r *control.RampJSON) bool {
-	return r.State == "running" || r.State == "paused" || r.State == "held"
-}
-
-// rampPlanText is "to fallback at 1%, 5%, 25% every 30m".
-func rampPlanText(r *control.RampJSON) string {
-	pcts := make([]string, len(r.Steps))
-	for i, s := range r.Steps {
-		pcts[i] = strconv.FormatFloat(s, 'f', -1, 64) + "%"
-	}
-	return fmt.Sprintf("to %s at %s every %s", r.Mode, strings.Join(pcts, ", "), r.Every)
-}
-
-// rampProgress is "running, 2 of 5 steps taken, next 25% in 12m".
-func rampProgress(r *control.RampJSON) string {
-	s := fmt.Sprintf("%s, %d of %d steps taken", r.State, r.Taken, len(r.Steps))
-	if r.NextPercent != nil && r.NextInSeconds != nil {
-		when := "now"
-		if d := time.Duration(*r.NextInSeconds * float64(time.Second)); d > 0 {
-			when = "in " + human.Age(d)
-		}
-		s += fmt.Sprintf(", next %s %s", fmtMode(r.Mode, r.NextPercent), when)
-	}
-	if r.Waiting != "" {
-		s += ", waiting: " + r.Waiting
-	}
-	return s
-}
-
 // rampBody is the body of PATCH /admin/routes/{name} with a ramp.
 type rampBody struct {
 	Ramp   rampPlan `json:"ramp"`
@@ -160,9 +130,9 @@ steps. Without flags it shows the route's ramp.`)
 	}
 	switch plan.Action {
 	case "":
-		fmt.Fprintf(stdout, "%s: ramp started %s; the first step is due now\n", name, rampPlanText(after.Ramp))
+		fmt.Fprintf(stdout, "%s: ramp started %s; the first step is due now\n", name, after.Ramp.PlanText())
 	default:
-		fmt.Fprintf(stdout, "%s: ramp %s\n", name, rampProgress(after.Ramp))
+		fmt.Fprintf(stdout, "%s: ramp %s\n", name, after.Ramp.ProgressText())
 	}
 	return nil
 }
@@ -178,9 +148,9 @@ func showRamp(ctx context.Context, c *control.Client, name string, stdout io.Wri
 		return nil
 	}
 	now, rp := time.Now(), r.Ramp
-	fmt.Fprintf(stdout, "%s: ramp %s\n", name, rampPlanText(rp))
+	fmt.Fprintf(stdout, "%s: ramp %s\n", name, rp.PlanText())
 	tw := newTable(stdout)
-	fmt.Fprintf(tw, "  state:\t%s\n", rampProgress(rp))
+	fmt.Fprintf(tw, "  state:\t%s\n", rp.ProgressText())
 	fmt.Fprintf(tw, "  route now:\t%s\n", routeState(r))
 	if rp.Note != "" {
 		fmt.Fprintf(tw, "  note:\t%s\n", cell(rp.Note, 0))
@@ -250,7 +220,7 @@ forward, waiting up to 24 hours for other token names to approve them
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s, %s ago\t%d of %d\t%s\t%s\t%s\n",
 			ch.ID, ch.Route, cell(ch.Summary, 60), ch.RequestedBy, human.Age(now.Sub(ch.RequestedAt)),
-			len(ch.ApprovedBy), ch.ApprovalsNeeded, ch.ExpiresAt.UTC().Format("2006-01-02 15:04Z"), state, cell(ch.Reason, 40))
+			len(ch.ApprovedBy), ch.ApprovalsNeeded, human.Minute(ch.ExpiresAt), state, cell(ch.Reason, 40))
 	}
 	return tw.Flush()
 }
@@ -299,7 +269,7 @@ Rejects change request ID; rejecting your own withdraws it.`)
 		if r := out.Route; r != nil {
 			now = routeState(*r)
 			if r.Ramp != nil && ch.Kind == "ramp" {
-				now = "ramps " + rampPlanText(r.Ramp) + ", the first step now"
+				now = "ramps " + r.Ramp.PlanText() + ", the first step now"
 			}
 		}
 		fmt.Fprintf(stdout, "change request %d approved and applied: %s: %s\n", id, ch.Route, now)

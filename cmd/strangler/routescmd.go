@@ -84,9 +84,10 @@ func overrideAge(r control.RouteJSON) string {
 	return human.Age(time.Duration(r.Override.AgeSeconds * float64(time.Second)))
 }
 
-// state is how the route is now, for messages: "fallback 50% by alice".
+// routeState is how the route is now, for messages: "fallback at 50% by
+// alice".
 func routeState(r control.RouteJSON) string {
-	s := fmtMode(r.Mode, r.Percent)
+	s := control.ModeText(domain.Mode(r.Mode), r.Percent)
 	if r.Override != nil {
 		return s + " by " + r.Override.Actor
 	}
@@ -132,7 +133,7 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 			mode += " (held)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.Name, r.Match, fmtMode(r.FileMode, r.FilePercent), mode, fmtPercent(r.Mode, r.Percent),
+			r.Name, r.Match, control.ModeText(domain.Mode(r.FileMode), r.FilePercent), mode, fmtPercent(r.Mode, r.Percent),
 			strconv.FormatFloat(r.Live.RequestsPerSecond, 'f', 2, 64),
 			human.Share(r.Live.FallbackRate), human.Share(r.Live.MismatchRate), override)
 	}
@@ -145,8 +146,8 @@ func routesList(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stdout, "\n%s is held by the guard since %s: %s\nThe guard leaves it alone until it is flipped or cleared (strangler routes set %s …).\n",
 				r.Name, fmtTime(r.Held.Since, now), r.Held.Reason, r.Name)
 		}
-		if r.Ramp != nil && rampActive(r.Ramp) {
-			fmt.Fprintf(stdout, "\n%s ramps %s: %s (strangler routes ramp %s)\n", r.Name, rampPlanText(r.Ramp), rampProgress(r.Ramp), r.Name)
+		if r.Ramp != nil && r.Ramp.Active() {
+			fmt.Fprintf(stdout, "\n%s ramps %s: %s (strangler routes ramp %s)\n", r.Name, r.Ramp.PlanText(), r.Ramp.ProgressText(), r.Name)
 		}
 		if c := r.PendingChange; c != nil {
 			fmt.Fprintf(stdout, "\n%s has change request %d pending: %s's %s, until %s (strangler routes approve %d)\n",
@@ -240,7 +241,7 @@ func setRoute(ctx context.Context, c *control.Client, name string, body patchBod
 		fmt.Fprintln(stdout, req.Message)
 		return nil
 	}
-	fmt.Fprintf(stdout, "%s: %s -> %s", name, fmtMode(before.Mode, before.Percent), fmtMode(after.Mode, after.Percent))
+	fmt.Fprintf(stdout, "%s: %s -> %s", name, control.ModeText(domain.Mode(before.Mode), before.Percent), control.ModeText(domain.Mode(after.Mode), after.Percent))
 	switch {
 	case body.Clear:
 		fmt.Fprint(stdout, " (the file's mode again)")
@@ -368,7 +369,7 @@ blocks it, with its number.`)
 
 // writeReport lays one route's report out for a terminal.
 func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
-	fmt.Fprintf(w, "%s (%s)\n", rep.Route, fmtMode(rep.Mode, rep.Percent))
+	fmt.Fprintf(w, "%s (%s)\n", rep.Route, control.ModeText(domain.Mode(rep.Mode), rep.Percent))
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS\tCONFIRMED MISSING")
 	for _, p := range rep.Periods {
@@ -412,7 +413,7 @@ func nextText(n control.NextStep) string {
 	if n.Retire {
 		return "retire the legacy path (the verdict decides)"
 	}
-	target := fmtMode(n.Mode, n.Percent)
+	target := control.ModeText(domain.Mode(n.Mode), n.Percent)
 	if n.Percent != nil && *n.Percent == 100 {
 		target += " for all of the traffic"
 	}

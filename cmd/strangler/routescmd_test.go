@@ -59,7 +59,7 @@ func TestRoutesListSetClear(t *testing.T) {
 		for route, want := range map[string]string{
 			"get-patient": "get-patient GET /patients/{id} legacy legacy - 0.00 0% 0% -",
 			"list-photos": "list-photos GET /photos shadow shadow - 0.00 0% 0% -",
-			"get-visit":   "get-visit GET /visits/{id} fallback 50% fallback 50% 0.00 0% 0% -",
+			"get-visit":   "get-visit GET /visits/{id} fallback at 50% fallback 50% 0.00 0% 0% -",
 		} {
 			if got := strings.Join(row(t, out, route), " "); got != want {
 				t.Errorf("row of %s = %q, want %q", route, got, want)
@@ -139,7 +139,7 @@ func TestRoutesSetRefusals(t *testing.T) {
 		}
 		strangler(t, "routes", "set", "get-patient", "--mode", "fallback", "--percent", "50", "--reason", "first").must(t)
 		_, _, err = patchRoute(context.Background(), c, "get-patient", etag, patchBody{Mode: "modern", Reason: "second"})
-		want := "the route changed since it was read (now fallback 50% by alice); run the command again"
+		want := "the route changed since it was read (now fallback at 50% by alice); run the command again"
 		if err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -182,7 +182,7 @@ func TestRoutesSetRefusals(t *testing.T) {
 
 	t.Run("--force flips past the gate", func(t *testing.T) {
 		out := strangler(t, "routes", "set", "get-visit", "--mode", "modern", "--reason", "r", "--force").must(t)
-		if want := "get-visit: fallback 50% -> modern (forced past the gates)\n"; out != want {
+		if want := "get-visit: fallback at 50% -> modern (forced past the gates)\n"; out != want {
 			t.Errorf("set --force printed %q, want %q", out, want)
 		}
 	})
@@ -196,7 +196,7 @@ func TestRoutesReport(t *testing.T) {
 		out := strangler(t, "routes", "report").must(t)
 		for _, want := range []string{
 			"get-patient (legacy)\n",
-			"get-visit (fallback 50%)\n",
+			"get-visit (fallback at 50%)\n",
 			"  24h  0         0       0          0\n",
 			"  last fallback:         none in 30d\n",
 			"  verdict:               not yet: modern served 0 requests in the last 7d",

@@ -8,10 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 
 	"strangler/backfill"
 	"strangler/config"
+	"strangler/internal/dsn"
 	"strangler/shadow"
 	"strangler/store"
 )
@@ -81,15 +81,13 @@ func (k storeRepairKeys) Done(ctx context.Context, table string, keys []string) 
 // keys: it is not created (the backfill may run where the facade does
 // not), and the backfill runs without a queue.
 func readRepairKeys(ctx context.Context, cfg *config.Config, log *slog.Logger) (backfill.RepairKeys, func(), error) {
-	dsn := cfg.Store
-	if path, ok := strings.CutPrefix(string(dsn), "sqlite:"); ok {
-		path, _, _ = strings.Cut(path, "?")
+	if path, _, ok := dsn.SQLite(string(cfg.Store)); ok {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			log.Info("no state store file; no read-repair keys to copy", "store", path)
 			return nil, func() {}, nil
 		}
 	}
-	st, err := store.Open(ctx, string(dsn), log, store.WithEncryption(cfg.EncryptionKeys()))
+	st, err := store.Open(ctx, string(cfg.Store), log, store.WithEncryption(cfg.EncryptionKeys()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("state store (for read-repair keys): %w", err)
 	}

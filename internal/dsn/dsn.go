@@ -1,9 +1,10 @@
-// Package dsn hides the passwords in database addresses, in every form
-// strangler accepts or passes on: URLs (postgres://user:pass@host/db, a
-// password=… in the query string, hosts written in ways net/url refuses),
-// PostgreSQL key=value strings (host=db password='a b'), and the MySQL
-// driver's user:pass@tcp(host:3306)/db. It imports only the standard
-// library, so every package that opens a database can use it.
+// Package dsn reads database addresses: it splits an embedded store's
+// (sqlite:PATH?OPTIONS), and hides the passwords in every form strangler
+// accepts or passes on: URLs (postgres://user:pass@host/db, a password=…
+// in the query string, hosts written in ways net/url refuses), PostgreSQL
+// key=value strings (host=db password='a b'), and the MySQL driver's
+// user:pass@tcp(host:3306)/db. It imports only the standard library, so
+// every package that opens a database can use it.
 package dsn
 
 import (
@@ -119,10 +120,12 @@ type span struct{ start, end int }
 
 // secretSpans finds the passwords in s, in order.
 func secretSpans(s string) []span {
+	if _, _, ok := SQLite(s); ok {
+		// A file path, which holds no password; an @ in it is not userinfo.
+		return nil
+	}
 	var spans []span
 	switch {
-	case strings.HasPrefix(s, "sqlite:"):
-		// A file path, which holds no password; an @ in it is not userinfo.
 	case isURL(s):
 		spans = urlSpans(s)
 	case isKeyValue(s):

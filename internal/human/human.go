@@ -112,3 +112,10 @@ func Days(d float64) string {
 	}
 	return fmt.Sprintf("%dd %dh", h/24, h%24)
 }
+
+// Time writes an instant in UTC to the second: 2026-03-31 08:00:05 UTC.
+func Time(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+// Minute writes an instant in UTC to the minute, where seconds would be
+// noise (an expiry an hour or a day away): 2026-03-31 08:00 UTC.
+func Minute(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }

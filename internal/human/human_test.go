@@ -40,6 +40,8 @@ func TestFormats(t *testing.T) {
 		{"part of a day is hours, rounded up", Days(0.25), "6h"},
 		{"whole days", Days(2), "2d"},
 		{"days and hours", Days(2.2), "2d 5h"},
+		{"an instant is in UTC to the second", Time(time.Date(2026, 3, 31, 10, 0, 5, 0, time.FixedZone("CEST", 2*3600))), "2026-03-31 08:00:05 UTC"},
+		{"an instant to the minute drops the seconds", Minute(time.Date(2026, 3, 31, 8, 0, 59, 0, time.UTC)), "2026-03-31 08:00 UTC"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
