@@ -26,16 +26,18 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	rt := x.route
 	modern, legacy := f.t.modern, f.t.legacy
 
-	out := *req
+	out := req
 	var sent *countingBody
 	if req.Body != nil && x.replay == nil {
 		// A body not buffered for replay streams to modern; if modern was
 		// never reached it is still unread and can go to legacy.
 		sent = &countingBody{ReadCloser: req.Body}
-		out.Body = sent
+		withBody := *req
+		withBody.Body = sent
+		out = &withBody
 	}
 	var held upstream.Informational
-	resp, err := f.t.roundTrip(modern, held.Hold(&out), "serve")
+	resp, err := f.t.roundTrip(modern, held.Hold(out), "serve")
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
 	if modernStatus != statusClientClosed {
 		rt.stats.Modern(x.start, modernStatus >= 500)

@@ -57,24 +57,24 @@ func (c *Capture) Write(p []byte) (int, error) {
 // otherwise allocate a 32 KiB buffer for every response captured.
 func (c *Capture) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
-	var scratch [512]byte
 	for {
 		room := c.limit - len(c.buf)
-		if room > 0 && cap(c.buf)-len(c.buf) < min(room, 4096) {
-			c.buf = slices.Grow(c.buf, min(room, max(4096, len(c.buf))))
-		}
-		var n int
-		var err error
-		if room > 0 {
-			free := c.buf[len(c.buf):min(cap(c.buf), c.limit)]
-			n, err = r.Read(free)
-			c.buf = c.buf[:len(c.buf)+n]
-		} else {
-			n, err = r.Read(scratch[:])
+		if room == 0 {
+			// Past the cap: io.Discard reads the rest through a buffer
+			// of its own pool (one on this stack would escape to the
+			// heap with every call, through r's Read).
+			n, err := io.Copy(io.Discard, r)
 			if n > 0 {
 				c.truncated = true
 			}
+			return total + n, err
 		}
+		if cap(c.buf)-len(c.buf) < min(room, 4096) {
+			c.buf = slices.Grow(c.buf, min(room, max(4096, len(c.buf))))
+		}
+		free := c.buf[len(c.buf):min(cap(c.buf), c.limit)]
+		n, err := r.Read(free)
+		c.buf = c.buf[:len(c.buf)+n]
 		total += int64(n)
 		if err == io.EOF {
 			return total, nil

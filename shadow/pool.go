@@ -3,33 +3,49 @@ package shadow
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool runs shadow work off the request path with a hard bound: a task
 // that finds every slot taken is refused at once, never queued, so a slow
 // or dead backend costs dropped comparisons, not memory or latency. It is
 // safe for concurrent use.
+//
+// A task runs on a worker goroutine that, once done, waits a while for the
+// next task rather than ending: a new goroutine starts with a small stack
+// and grows it (copying it) on every shadow call, which cost as much CPU as
+// the comparison itself. Workers idle for workerIdle end, so a pool left
+// behind by a reload holds nothing for long.
 type Pool struct {
 	max     int64
 	running atomic.Int64
 	closed  atomic.Bool
+
+	// work hands a task to a waiting worker; unbuffered, so a task is
+	// only ever taken by a worker that is free.
+	work chan func()
+	// quit ends the waiting workers when the pool closes.
+	quit chan struct{}
 
 	// mu and idle let Wait sleep until the last task ends.
 	mu   sync.Mutex
 	idle *sync.Cond
 }
 
+// workerIdle is how long a worker waits for its next task before it ends.
+const workerIdle = 2 * time.Second
+
 // NewPool returns a pool running at most maxInflight tasks at once (at
 // least one).
 func NewPool(maxInflight int) *Pool {
-	p := &Pool{max: int64(max(maxInflight, 1))}
+	p := &Pool{max: int64(max(maxInflight, 1)), work: make(chan func()), quit: make(chan struct{})}
 	p.idle = sync.NewCond(&p.mu)
 	return p
 }
 
-// TryGo runs f on a new goroutine if fewer than the bound are running and
-// the pool is not closed, and reports whether it did; on false the caller
-// counts a dropped comparison.
+// TryGo runs f on a worker goroutine if fewer than the bound are running
+// and the pool is not closed, and reports whether it did; on false the
+// caller counts a dropped comparison.
 func (p *Pool) TryGo(f func()) bool {
 	for {
 		n := p.running.Load()
@@ -46,11 +62,31 @@ func (p *Pool) TryGo(f func()) bool {
 		p.done()
 		return false
 	}
-	go func() {
-		defer p.done()
-		f()
-	}()
+	select {
+	case p.work <- f:
+	default:
+		go p.worker(f)
+	}
 	return true
+}
+
+// worker runs f, then the tasks handed to it, until none came for
+// workerIdle or the pool closed.
+func (p *Pool) worker(f func()) {
+	timer := time.NewTimer(workerIdle)
+	defer timer.Stop()
+	for {
+		f()
+		p.done()
+		timer.Reset(workerIdle)
+		select {
+		case f = <-p.work:
+		case <-timer.C:
+			return
+		case <-p.quit:
+			return
+		}
+	}
 }
 
 func (p *Pool) done() {
@@ -73,8 +109,13 @@ func (p *Pool) Wait() {
 	p.mu.Unlock()
 }
 
-// Close refuses new tasks and waits for the running ones to finish.
+// Close refuses new tasks, waits for the running ones to finish and ends
+// the waiting workers.
 func (p *Pool) Close() {
-	p.closed.Store(true)
+	if p.closed.Swap(true) {
+		p.Wait()
+		return
+	}
+	close(p.quit)
 	p.Wait()
 }

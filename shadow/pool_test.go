@@ -1,12 +1,16 @@
 package shadow_test
 
 import (
+	"bytes"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"strangler/internal/testkit"
 	"strangler/shadow"
 )
 
@@ -101,6 +105,53 @@ func TestPoolCloseWaitsAndRefuses(t *testing.T) {
 	if p.TryGo(func() { ran = true }) || ran {
 		t.Error("a closed pool ran a task")
 	}
+}
+
+// goroutineID is the calling goroutine's id, from the first line of its
+// stack trace ("goroutine 42 [running]:").
+func goroutineID() int {
+	var buf [64]byte
+	line := buf[:runtime.Stack(buf[:], false)]
+	line, _, _ = bytes.Cut(bytes.TrimPrefix(line, []byte("goroutine ")), []byte(" "))
+	id, _ := strconv.Atoi(string(line))
+	return id
+}
+
+func TestPoolRunsTasksOnAWarmWorker(t *testing.T) {
+	p := shadow.NewPool(4)
+	defer p.Close()
+	ids := map[int]int{}
+	for range 20 {
+		var id int
+		if !p.TryGo(func() { id = goroutineID() }) {
+			t.Fatal("a free pool refused a task")
+		}
+		p.Wait()
+		ids[id]++
+		// Time for the worker to finish and wait for the next task.
+		time.Sleep(2 * time.Millisecond)
+	}
+	most := 0
+	for _, n := range ids {
+		most = max(most, n)
+	}
+	// A new goroutine per task starts with a small stack and grows it on
+	// every shadow call; a warm worker has the stack already.
+	if most < 10 {
+		t.Errorf("20 tasks one after another ran on %d goroutines, at most %d on one; want most on one warm worker", len(ids), most)
+	}
+}
+
+func TestPoolWorkersEndWhenClosed(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := shadow.NewPool(8)
+	release := make(chan struct{})
+	for range 8 {
+		p.TryGo(func() { <-release })
+	}
+	close(release)
+	p.Close()
+	testkit.Eventually(t, time.Second, "the workers end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestCaptureKeepsTheStartAndNotesTruncation(t *testing.T) {
