@@ -241,6 +241,13 @@ func (t *Table) proxyTo(b domain.Backend) http.Handler {
 // 413: max_body), is refused before any backend sees a byte of it. It
 // reports whether to go on.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
+	if req.ContentLength > x.route.maxReplayBody {
+		// Refused before a byte of the body is read: a client that sent
+		// Expect: 100-continue is spared sending it (RFC 9110 section
+		// 10.1.1), as net/http sends 100 only once the body is read.
+		t.refuse(x, req, errBodyTooLarge)
+		return false
+	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, x.route.maxReplayBody+1))
 	switch {
 	case err != nil:

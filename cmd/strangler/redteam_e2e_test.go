@@ -372,3 +372,34 @@ func TestAPathParameterIsRefusedBeforeAnyBackend(t *testing.T) {
 		}
 	}
 }
+
+
+// TestAnUploadTooLargeToReplayIsRefusedBeforeItIsSent: a client that
+// sends "Expect: 100-continue" waits for the go-ahead so as not to send a
+// body that will be refused (RFC 9110 section 10.1.1). The facade knows
+// from Content-Length that a body over max_replay_body will get 413, as
+// it does for max_body ("at once when its Content-Length says so").
+//
+// Found by the red team: on a route that buffers the body (dual-write), it
+// answers "100 Continue", reads max_replay_body (10 MiB) of the upload,
+// and only then answers 413.
+func TestAnUploadTooLargeToReplayIsRefusedBeforeItIsSent(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "max_replay_body: 1MiB", `  - {name: create-record, match: "POST /records", mode: dual-write}`)
+	conn, err := net.Dial("tcp", r.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /records HTTP/1.1\r\nHost: facade\r\nX-Case: big\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", 20<<20)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("the first answer is %s, want 413 before the body is sent", resp.Status)
+	}
+	if len(legacy.received(t, "big"))+len(modern.received(t, "big")) > 0 {
+		t.Errorf("a backend received the upload")
+	}
+}
