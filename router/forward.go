@@ -114,8 +114,7 @@ func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status, _ := statusFor(r, err)
 	if status == statusClientClosed {
-		x.clientGone = true
-		return
+		clientLeft(x)
 	}
 	t.log.LogAttrs(r.Context(), slog.LevelWarn, "backend failed",
 		slog.String("route", x.route.name),

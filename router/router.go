@@ -195,8 +195,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// The client left, or reset its HTTP/2 stream, before any backend
 		// was reached: nothing is forwarded (a dual write would otherwise
 		// go on without it).
-		x.clientGone = true
-		return
+		clientLeft(x)
 	}
 
 	if b := t.forced(x, req); b != "" {
@@ -233,6 +232,16 @@ func (t *Table) proxyTo(b domain.Backend) http.Handler {
 		return t.toModern
 	}
 	return t.toLegacy
+}
+
+// clientLeft ends an exchange whose client left before any answer began:
+// it is counted as 499 and the connection (or HTTP/2 stream) is cut.
+// Returning instead would let net/http complete the exchange with an
+// empty 200 that no backend gave, which a client that had only
+// half-closed its side would read as the answer (found by the red team).
+func clientLeft(x *exchange) {
+	x.clientGone = true
+	panic(http.ErrAbortHandler)
 }
 
 // bufferForReplay reads a body that may have to be sent twice, up to the

@@ -403,3 +403,57 @@ func TestAnUploadTooLargeToReplayIsRefusedBeforeItIsSent(t *testing.T) {
 		t.Errorf("a backend received the upload")
 	}
 }
+
+// TestAClientThatHalfClosesGetsNoAnswerItsBackendDidNotGive: a client may
+// shut down its sending side once it sent a request (HTTP/1.0 tools,
+// `nc -N`, scripts) and still read the answer. Whatever the facade makes
+// of that, it must not answer for the backend: a 200 with a body the
+// backend never sent tells the client that, say, a patient record is
+// empty.
+//
+// Found: on every GET route, and a POST on a fallback route, the facade
+// counts 499 (client closed request), writes nothing itself, and
+// net/http completes the exchange with "200 OK" and an empty body, while
+// the backend did receive and answer the request. Go's ReverseProxy
+// answers 502 there; HAProxy (no abortonclose) forwards the answer.
+func TestAClientThatHalfClosesGetsNoAnswerItsBackendDidNotGive(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: leg, match: "/leg/*", mode: legacy}
+  - {name: sh, match: "/sh/*", mode: shadow}
+  - {name: fb, match: "/fb/*", mode: fallback}
+  - {name: mod, match: "/mod/*", mode: modern}
+`)
+	for i, c := range []struct{ method, path string }{
+		{"GET", "/leg/a"}, {"GET", "/sh/a"}, {"GET", "/fb/a"}, {"GET", "/mod/a"}, {"GET", "/elsewhere"},
+		{"HEAD", "/leg/a"}, {"POST", "/fb/a"},
+	} {
+		id := fmt.Sprint("hc", i)
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			conn, err := net.Dial("tcp", r.public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: facade\r\nX-Case: %s\r\nContent-Length: 2\r\n\r\n{}", c.method, c.path, id)
+			conn.(*net.TCPConn).CloseWrite()
+			resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: c.method})
+			if err != nil {
+				return // no answer at all: the client knows it has none
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			reached := len(legacy.received(t, id)) + len(modern.received(t, id))
+			switch {
+			case resp.StatusCode >= 400 && strings.Contains(string(body), `"error":`):
+				// The facade's own error, in its own words.
+			case reached == 0:
+				t.Errorf("%s %q, yet no backend received the request", resp.Status, body)
+			case resp.Header.Get("Content-Length") == "0" && c.method != "HEAD":
+				t.Errorf("%s with an empty body; the backend answered %q", resp.Status, "ok")
+			case c.method != "HEAD" && string(body) != "ok":
+				t.Errorf("%s %q, not the backend's answer", resp.Status, body)
+			}
+		})
+	}
+}
