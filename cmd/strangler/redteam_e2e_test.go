@@ -373,7 +373,6 @@ func TestAPathParameterIsRefusedBeforeAnyBackend(t *testing.T) {
 	}
 }
 
-
 // TestAnUploadTooLargeToReplayIsRefusedBeforeItIsSent: a client that
 // sends "Expect: 100-continue" waits for the go-ahead so as not to send a
 // body that will be refused (RFC 9110 section 10.1.1). The facade knows
