@@ -5,12 +5,13 @@ package edge
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+
+	"strangler/edge/canonical"
 )
 
 const (
@@ -438,11 +439,24 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// SmugglingCheck answers 400 with "Connection: close", without calling
-// next, to a request whose header block had both Content-Length and
-// Transfer-Encoding or differing Content-Length fields. Other requests, and
-// requests not on a tracked connection (HTTP/2, plain listeners), go to
-// next untouched.
+// ErrAmbiguousFraming is the refusal of a request whose header block had
+// both Content-Length and Transfer-Encoding, or differing Content-Length
+// fields: servers may disagree on where its body ends, and what one reads
+// as the body another reads as the next request. It is answered with
+// "Connection: close", as nothing after it on the connection can be
+// trusted.
+var ErrAmbiguousFraming = &canonical.Refusal{Status: http.StatusBadRequest,
+	Msg: "ambiguous request framing: Content-Length with Transfer-Encoding, or differing Content-Length headers"}
+
+type ambiguousKey struct{}
+
+// SmugglingCheck marks a request whose framing is ambiguous, for
+// [Framing] to report, and passes every request to next, which must refuse
+// a marked one before reading its body or reaching a backend: the router
+// does, at the one place it refuses requests, so that the refusal is
+// counted, logged and answered with the request's id like any other.
+// Requests not on a tracked connection (HTTP/2, plain listeners) are never
+// marked.
 //
 // net/http serves one HTTP/1 connection's requests strictly in order, so
 // taking the oldest verdict matches it to its request. When the server
@@ -456,26 +470,19 @@ func SmugglingCheck(next http.Handler) http.Handler {
 		// verdicts; the PRI preface request does.
 		tracked := ok && (r.ProtoMajor == 1 || r.Method == "PRI")
 		if tracked && c.next(r.Method == "OPTIONS" && r.RequestURI == "*") == verdictSmuggling {
-			rejectAmbiguous(w, r)
-			return
+			r = r.WithContext(context.WithValue(r.Context(), ambiguousKey{}, true))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func rejectAmbiguous(w http.ResponseWriter, r *http.Request) {
-	body, _ := json.Marshal(struct {
-		Error     string `json:"error"`
-		RequestID string `json:"request_id"`
-	}{
-		"ambiguous request framing: Content-Length with Transfer-Encoding, or differing Content-Length headers",
-		r.Header.Get("X-Request-Id"),
-	})
-	h := w.Header()
-	h.Set("Connection", "close")
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
-	w.Write(body)
+// Framing returns ErrAmbiguousFraming for a request [SmugglingCheck]
+// marked, and nil for any other.
+func Framing(r *http.Request) error {
+	if r.Context().Value(ambiguousKey{}) != nil {
+		return ErrAmbiguousFraming
+	}
+	return nil
 }
 
 func trimCR(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\r")) }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"strangler/edge"
 	"strangler/edge/canonical"
 )
 
@@ -13,6 +14,10 @@ import (
 // Everything after, the route, the path forwarded, the dual-write resource,
 // read-repair keys and counts, works on this one form.
 func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, error) {
+	if err := edge.Framing(req); err != nil {
+		// First: whatever else is wrong with it, the connection must close.
+		return canonical.Request{}, t.unmatched, nil, err
+	}
 	in, err := t.policy.Admit(req)
 	if err != nil || in.OptionsStar {
 		return in, t.unmatched, nil, err
@@ -66,7 +71,7 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", t.policy.Allow())
 	}
-	if isBodyFailure(err) {
+	if isBodyFailure(err) || err == edge.ErrAmbiguousFraming {
 		// The rest of the body cannot be told from the next request.
 		h.Set("Connection", "close")
 	}

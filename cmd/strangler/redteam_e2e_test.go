@@ -456,3 +456,32 @@ func TestAClientThatHalfClosesGetsNoAnswerItsBackendDidNotGive(t *testing.T) {
 		})
 	}
 }
+
+// TestARefusedSmugglingShapeIsCountedAndLogged: README: "Requests the
+// facade refuses reach no backend, are counted with backend="none" and
+// logged once (msg: "request refused", with the reason, never the path)",
+// and the facade's JSON errors carry the request's id. A request
+// smuggling attempt is the refusal an operator most needs to see.
+//
+// Found: edge.SmugglingCheck answers Content-Length with
+// Transfer-Encoding, and differing Content-Lengths, before the router:
+// nothing is counted in strangler_requests_total, no "request refused"
+// line is logged, and the body's request_id is "" (or the client's
+// X-Request-Id as sent, however long or odd, where the router would have
+// generated one).
+func TestARefusedSmugglingShapeIsCountedAndLogged(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `  - {name: upload, match: "POST /uploads", mode: legacy}`)
+	before := requestsCounted(t, r.admin, "default", "none", 400) + "|" + requestsCounted(t, r.admin, "upload", "none", 400)
+	resp, out := rawHTTP(t, r.public, "smuggle", "POST", "/uploads", "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")
+	if resp.StatusCode != http.StatusBadRequest || len(legacy.received(t, "smuggle"))+len(modern.received(t, "smuggle")) > 0 {
+		t.Fatalf("status %d, and a backend received it: the refusal itself broke", resp.StatusCode)
+	}
+	if strings.Contains(out, `"request_id":""`) {
+		t.Errorf("body %s: no request id", out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := requestsCounted(t, r.admin, "default", "none", 400) + "|" + requestsCounted(t, r.admin, "upload", "none", 400); after == before {
+		t.Errorf("strangler_requests_total{backend=\"none\",code=\"400\"} did not move (%s)", after)
+	}
+	r.logs.waitFor(t, "request refused", map[string]any{"status": float64(400)}, 3*time.Second)
+}
