@@ -86,4 +86,13 @@ func (d *checker) validateEncryption(c *Config) {
 				"dual-write journals each write's path, headers and body until the secondary applied it, and without store_encryption they are stored in clear; add store_encryption: {keys: [...]}")
 		}
 	}
+	if c.Backfill == nil {
+		return
+	}
+	for i, t := range c.Backfill.Tables {
+		if t.TargetAPI != nil {
+			d.warnAt(fmt.Sprintf("backfill.tables[%d].target_api", i),
+				"the state store keeps each row the API refused (its body and the API's message) until it migrates, and without store_encryption in clear; add store_encryption: {keys: [...]}")
+		}
+	}
 }

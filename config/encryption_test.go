@@ -3,6 +3,7 @@ package config_test
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
 
@@ -79,5 +80,22 @@ func TestEncryptionKeysAreReadInHexOrBase64AndNeverShown(t *testing.T) {
 	}
 	if strings.Contains(string(out), hex.EncodeToString(raw)) || !strings.Contains(string(out), "<redacted>") {
 		t.Errorf("config print shows the key or does not say it is hidden:\n%s", out)
+	}
+}
+
+func TestAnAPIBackfillWithoutStoreEncryptionIsWarnedAbout(t *testing.T) {
+	raw, err := os.ReadFile("testdata/backfill_api.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configfile.Parse("backfill_api.yaml", raw, testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 {
+		t.Fatalf("got warnings %v, want one", cfg.Warnings)
+	}
+	if w := cfg.Warnings[0]; w.Line != 14 || w.Field != "backfill.tables[0].target_api" || !strings.Contains(w.Msg, "store_encryption") {
+		t.Errorf("got warning %q, want one at line 14 (the value of target_api) on backfill.tables[0].target_api naming store_encryption", w)
 	}
 }
