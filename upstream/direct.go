@@ -56,6 +56,7 @@ type directConn struct {
 	limit  limitedConn
 	br     *bufio.Reader
 	idleAt time.Time
+	peek   peeker // looks at the socket before the connection is reused
 }
 
 // limitedConn reads from a connection, at most budget bytes while budget
@@ -258,6 +259,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 	}
 	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
 	c.br = bufio.NewReader(&c.limit)
+	c.peek.init(conn)
 	return c, false, nil
 }
 

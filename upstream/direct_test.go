@@ -313,3 +313,29 @@ func TestEndlessInformationalAnswersAreRefused(t *testing.T) {
 		t.Fatal("endless 103s kept the request reading for 20 s")
 	}
 }
+
+// TestLookingAtAnIdleConnectionAllocatesNothing: the look at the socket
+// before each reuse of a pooled connection is on every proxied read's
+// path, so it allocates nothing, and finds a healthy connection healthy.
+func TestLookingAtAnIdleConnectionAllocatesNothing(t *testing.T) {
+	ok := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	// Two answers: the backend keeps the connection open for the second.
+	u := New("legacy", Config{URL: mustURL(t, rawBackend(t, ok, ok)), Timeout: 5 * time.Second})
+	resp, err := get(t, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	u.direct.mu.Lock()
+	defer u.direct.mu.Unlock()
+	if len(u.direct.idle) != 1 {
+		t.Fatalf("%d idle connections, want the one just used", len(u.direct.idle))
+	}
+	c := u.direct.idle[0]
+	if c.stale() {
+		t.Fatal("a healthy idle connection was found stale")
+	}
+	if n := testing.AllocsPerRun(100, func() { c.stale() }); n != 0 {
+		t.Fatalf("looking at an idle connection allocated %v times, want none", n)
+	}
+}

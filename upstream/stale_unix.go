@@ -2,7 +2,36 @@
 
 package upstream
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
+
+// peeker looks at an idle connection's socket without reading from it.
+// It is set up once per connection, so that the look before each reuse
+// allocates nothing (a RawConn and a closure each time otherwise).
+type peeker struct {
+	rc    syscall.RawConn // nil: nothing to look at
+	err   error           // the socket could not be reached
+	stale bool
+	look  func(fd uintptr) bool
+}
+
+func (p *peeker) init(conn net.Conn) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	p.rc, p.err = sc.SyscallConn()
+	p.look = func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read (EAGAIN) is the one healthy answer; a byte,
+		// the end of the stream (0, nil) or an error spoil it.
+		p.stale = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+		return true
+	}
+}
 
 // stale reports whether an idle connection can no longer carry a request:
 // the backend closed it, or sent bytes nobody asked for (a body past its
@@ -13,22 +42,14 @@ func (c *directConn) stale() bool {
 	if c.br.Buffered() > 0 {
 		return true
 	}
-	sc, ok := c.conn.(syscall.Conn)
-	if !ok {
+	p := &c.peek
+	switch {
+	case p.err != nil:
+		return true
+	case p.rc == nil:
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	stale := true
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		// Nothing to read (EAGAIN) is the one healthy answer; a byte,
-		// the end of the stream (0, nil) or an error spoil it.
-		stale = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
-		return true
-	})
-	return stale || err != nil
+	p.stale = true
+	err := p.rc.Read(p.look)
+	return p.stale || err != nil
 }
