@@ -7,14 +7,18 @@ import (
 	"syscall"
 )
 
-// peeker looks at an idle connection's socket without reading from it.
-// It is set up once per connection, so that the look before each reuse
-// allocates nothing (a RawConn and a closure each time otherwise).
+// peeker looks at a connection's socket without reading from it: before
+// an idle connection is reused, and while it waits for an answer. It is
+// set up once per connection, so that neither allocates (a RawConn and a
+// closure each time otherwise).
 type peeker struct {
 	rc    syscall.RawConn // nil: nothing to look at
 	err   error           // the socket could not be reached
 	stale bool
 	look  func(fd uintptr) bool
+
+	waited bool
+	ready  func(fd uintptr) bool
 }
 
 func (p *peeker) init(conn net.Conn) {
@@ -31,6 +35,32 @@ func (p *peeker) init(conn net.Conn) {
 		p.stale = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 		return true
 	}
+	p.ready = func(fd uintptr) bool {
+		if p.waited {
+			// Woken by the poller: something arrived. (A wake with
+			// nothing to read is possible; the read that follows then
+			// waits as any read does.)
+			return true
+		}
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// An answer, its end or an error are all something to read; only
+		// nothing yet (EAGAIN) is waited for.
+		p.waited = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return !p.waited
+	}
+}
+
+// awaitReadable waits, with no buffer, until the connection has something
+// to read: an answer, its end, or an error. The read deadline and a
+// closed connection end the wait as they end a read.
+func (c *directConn) awaitReadable() error {
+	p := &c.peek
+	if p.rc == nil || p.err != nil {
+		return nil // the read that follows waits
+	}
+	p.waited = false
+	return p.rc.Read(p.ready)
 }
 
 // stale reports whether an idle connection can no longer carry a request:
@@ -39,9 +69,6 @@ func (p *peeker) init(conn net.Conn) {
 // request would otherwise read as its answer. It peeks at the socket
 // without waiting: a read deadline in the past would fail before looking.
 func (c *directConn) stale() bool {
-	if c.br.Buffered() > 0 {
-		return true
-	}
 	p := &c.peek
 	switch {
 	case p.err != nil:
