@@ -29,6 +29,9 @@ type direct struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration
 
+	// waiting counts the exchanges waiting for their answer.
+	waiting atomic.Int64
+
 	mu    sync.Mutex
 	idle  []*directConn // most recently used last
 	reap  *time.Timer   // closes connections idle for longer than idleTimeout
@@ -40,6 +43,10 @@ type direct struct {
 const (
 	directMaxIdle     = 256
 	directIdleTimeout = 90 * time.Second
+	// bufferedWaits exchanges waiting for their answer at once may take
+	// their read buffer before it comes (64 KiB in all): under a steady
+	// load few wait at once, and they read at once without a look first.
+	bufferedWaits = 16
 	// maxResponseHead bounds the head of each response read (the
 	// transport's default): a backend cannot make the facade buffer
 	// without end.
@@ -52,10 +59,10 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
 
 // readers are the buffers answers are read through: shared too, as a
 // connection needs one only from the moment its answer arrives to the end
-// of it. A connection waiting for its backend, or idle in the pool, holds
-// none: in a burst of a thousand requests to a slow backend, that is 4 MiB
-// less to hold, and twice that less for the garbage collector to let the
-// heap grow to.
+// of it. A connection idle in the pool holds none, nor does one waiting
+// for its backend beyond the first bufferedWaits: in a burst of a
+// thousand requests to a slow backend, that is 4 MiB less to hold, and
+// twice that less for the garbage collector to let the heap grow to.
 var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // directConn is one pooled backend connection.
@@ -167,12 +174,20 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	// found closed by the backend, and only then may the request go again
 	// (as the transport decides): once anything came back, the backend
 	// had the request.
-	err = c.awaitReadable()
+	//
+	// Waiting without a buffer costs a look at the socket, a system call,
+	// and mostly the answer is there already: only the exchanges beyond
+	// the first bufferedWaits waiting at once (a burst, a slow backend)
+	// wait so.
+	if d.waiting.Add(1) > bufferedWaits {
+		err = c.awaitReadable()
+	}
 	if err == nil {
 		c.br = readers.Get().(*bufio.Reader)
 		c.br.Reset(&c.limit)
 		_, err = c.br.Peek(1)
 	}
+	d.waiting.Add(-1)
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
