@@ -44,9 +44,9 @@ const (
 	directMaxIdle     = 256
 	directIdleTimeout = 90 * time.Second
 	// bufferedWaits exchanges waiting for their answer at once may take
-	// their read buffer before it comes (64 KiB in all): under a steady
-	// load few wait at once, and they read at once without a look first.
-	bufferedWaits = 16
+	// their read buffer before it comes (256 KiB in all): under a steady
+	// load of up to that many requests in flight, none pays the look.
+	bufferedWaits = 64
 	// maxResponseHead bounds the head of each response read (the
 	// transport's default): a backend cannot make the facade buffer
 	// without end.
