@@ -29,6 +29,9 @@ type direct struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration
 
+	// waiting counts the exchanges waiting for their answer.
+	waiting atomic.Int64
+
 	mu    sync.Mutex
 	idle  []*directConn // most recently used last
 	reap  *time.Timer   // closes connections idle for longer than idleTimeout
@@ -40,6 +43,10 @@ type direct struct {
 const (
 	directMaxIdle     = 256
 	directIdleTimeout = 90 * time.Second
+	// bufferedWaits exchanges waiting for their answer at once may take
+	// their read buffer before it comes (256 KiB in all): under a steady
+	// load of up to that many requests in flight, none pays the look.
+	bufferedWaits = 64
 	// maxResponseHead bounds the head of each response read (the
 	// transport's default): a backend cannot make the facade buffer
 	// without end.
@@ -50,12 +57,23 @@ const (
 // connection needs one only while it writes a request head.
 var writers = sync.Pool{New: func() any { return bufio.NewWriter(nil) }}
 
+// readers are the buffers answers are read through: shared too, as a
+// connection needs one only from the moment its answer arrives to the end
+// of it. A connection idle in the pool holds none, nor does one waiting
+// for its backend beyond the first bufferedWaits: in a burst of a
+// thousand requests to a slow backend, that is 4 MiB less to hold, and
+// twice that less for the garbage collector to let the heap grow to.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // directConn is one pooled backend connection.
 type directConn struct {
-	conn   net.Conn
-	limit  limitedConn
+	conn  net.Conn
+	limit limitedConn
+	// br reads the answer, from when it arrives until the connection
+	// goes back to the pool; nil before and after (see readers).
 	br     *bufio.Reader
 	idleAt time.Time
+	peek   peeker // looks at the socket before the connection is reused
 }
 
 // limitedConn reads from a connection, at most budget bytes while budget
@@ -156,7 +174,21 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	// found closed by the backend, and only then may the request go again
 	// (as the transport decides): once anything came back, the backend
 	// had the request.
-	if _, err := c.br.Peek(1); err != nil {
+	//
+	// Waiting without a buffer costs a look at the socket, a system call,
+	// and mostly the answer is there already: only the exchanges beyond
+	// the first bufferedWaits waiting at once (a burst, a slow backend)
+	// wait so.
+	if d.waiting.Add(1) > bufferedWaits {
+		err = c.awaitReadable()
+	}
+	if err == nil {
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(&c.limit)
+		_, err = c.br.Peek(1)
+	}
+	d.waiting.Add(-1)
+	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			sent = true
@@ -257,7 +289,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 		return nil, false, err
 	}
 	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
-	c.br = bufio.NewReader(&c.limit)
+	c.peek.init(conn)
 	return c, false, nil
 }
 
@@ -269,6 +301,10 @@ func (d *direct) release(c *directConn, stop func() bool, keep bool) {
 		c.conn.Close()
 		return
 	}
+	// The exchange is over: nothing reads through the buffer any more.
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
 	c.idleAt = time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
