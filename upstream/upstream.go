@@ -156,12 +156,33 @@ func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, b
 type Informational struct {
 	codes   []int
 	headers []textproto.MIMEHeader
+	size    int // of the held headers' names and values
 }
 
+// Bounds on what an attempt may hold back: a backend sending 1xx
+// responses without end would otherwise fill the facade's memory before
+// its timeout. Past them the attempt fails with ErrInformationalFlood.
+const (
+	maxHeldInformational     = 16
+	maxHeldInformationalSize = 64 << 10
+)
+
+// ErrInformationalFlood fails an attempt whose backend sent more 1xx
+// responses than an answer can be held back with.
+var ErrInformationalFlood = errors.New("the backend sent more informational (1xx) responses than the facade holds back")
+
 // Hold returns req with its client trace replaced by one that collects 1xx
-// responses in i.
+// responses in i, up to the bounds above.
 func (i *Informational) Hold(req *http.Request) *http.Request {
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		for k, vs := range h {
+			for _, v := range vs {
+				i.size += len(k) + len(v)
+			}
+		}
+		if len(i.codes) == maxHeldInformational || i.size > maxHeldInformationalSize {
+			return ErrInformationalFlood
+		}
 		i.codes = append(i.codes, code)
 		i.headers = append(i.headers, h)
 		return nil

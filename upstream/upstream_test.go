@@ -270,3 +270,38 @@ func TestFailureKindsNameWhatWentWrong(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldInformationalResponsesAreBounded: a backend sending 103s without
+// end, over the direct client (GET) and the transport (POST), fails the
+// attempt once the bound is passed instead of filling the facade's
+// memory until its timeout (found by the red team: 256 MiB of 103s grew
+// a fallback route's facade by up to 600 MiB).
+func TestHeldInformationalResponsesAreBounded(t *testing.T) {
+	hint := "HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("a", 1000) + ">; rel=preload\r\n\r\n"
+	flood := rawBackend(t, strings.Repeat(hint, 10000)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	few := rawBackend(t, strings.Repeat(hint, maxHeldInformational)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		t.Run(method, func(t *testing.T) {
+			u := New("modern", Config{URL: mustURL(t, flood), Timeout: 5 * time.Second})
+			var held Informational
+			_, err := u.RoundTrip(held.Hold(NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, []byte("{}"))))
+			if !errors.Is(err, ErrInformationalFlood) {
+				t.Errorf("got %v, want ErrInformationalFlood", err)
+			}
+			if len(held.codes) > maxHeldInformational {
+				t.Errorf("held %d responses, want at most %d", len(held.codes), maxHeldInformational)
+			}
+			// Up to the bound, every 103 is held and the answer comes.
+			u = New("modern", Config{URL: mustURL(t, few), Timeout: 5 * time.Second})
+			held = Informational{}
+			resp, err := u.RoundTrip(held.Hold(NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, []byte("{}"))))
+			if err != nil {
+				t.Fatalf("%d 103s: %v, want the answer", maxHeldInformational, err)
+			}
+			resp.Body.Close()
+			if len(held.codes) != maxHeldInformational {
+				t.Errorf("held %d responses, want %d", len(held.codes), maxHeldInformational)
+			}
+		})
+	}
+}
