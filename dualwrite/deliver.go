@@ -31,12 +31,14 @@ func other(primary domain.Backend) domain.Backend {
 	return domain.Modern
 }
 
-// deliver sends a claimed write to the secondary and settles it. It
-// reports whether the secondary applied it. ctx is the worker's: the
-// delivery itself runs to its own deadline whatever ctx does.
+// deliver sends a claimed write to the secondary, gives back its slot
+// and settles it. It reports whether the secondary applied it. ctx is the
+// worker's: the delivery itself runs to its own deadline whatever ctx
+// does.
 func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 	up := w.routes.Backend(other(r.Primary))
 	if r.PayloadErr != nil {
+		<-w.slots
 		// Without its request there is nothing to send; an operator can
 		// configure the key again and retry it, or discard it.
 		w.fail(ctx, r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
@@ -45,6 +47,9 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 	sendCtx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
 	status, err := w.send(sendCtx, up, r)
+	// The slots bound the deliveries running at once (repairs.workers),
+	// not the recording of their results, which waits for the store.
+	<-w.slots
 	switch {
 	case err == nil && (status >= 200 && status <= 299 || alreadyGone(r.Method, status)):
 		w.settle(ctx, r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })

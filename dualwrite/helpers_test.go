@@ -162,7 +162,7 @@ func newRig(t *testing.T, dsn string, s config.Repairs) *rig {
 		logs:   &testkit.Logs{},
 		clock:  testkit.NewClock(time.Now().Add(time.Minute).UTC().Truncate(time.Second)),
 	}
-	r.routes.router = newRouter(t, r.legacy.URL, r.modern.URL, r.store)
+	r.routes.router = newRouter(t, r.legacy.URL, r.modern.URL, NewOutcomes(r.store, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
 	r.routes.setBackend(t, "legacy", r.legacy.URL, 2*time.Second)
 	r.routes.setBackend(t, "modern", r.modern.URL, 2*time.Second)
 	r.w = r.newWorker(r.store, s)

@@ -21,13 +21,18 @@ type Journal interface {
 	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
 	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
+	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (bool, error)
 	MarkUnknown(ctx context.Context, id string) error
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
 	Uncertain(err error) bool
 }
 
-// Outcomes is the request path's journal with a memory. An outcome the
+// Outcomes is the request path's journal with a memory. Each write whose
+// 2xx outcome it recorded goes to the worker at once: leased to it in the
+// outcome's own transaction, with the request in hand, when the write is
+// its resource's head and the worker has room for it; otherwise kicked,
+// for the worker to claim from the queue. An outcome the
 // state store cannot take (a full disk, a PostgreSQL failover) is kept in
 // memory and retried until the store takes it, and once more at shutdown,
 // so the client's answer need not wait and the write ends pending, not
@@ -44,9 +49,9 @@ type Outcomes struct {
 	journal Journal
 	log     *slog.Logger
 	now     func() time.Time
-	// queued hands a write whose 2xx outcome was recorded late to the
-	// delivery worker; nil leaves it to the worker's poll.
-	queued func(id string)
+	// kicks hands the writes whose 2xx outcome was recorded to the
+	// worker; nil leaves them to the worker's poll.
+	kicks  *Kicks
 	errors prometheus.Counter
 
 	mu   sync.Mutex
@@ -76,10 +81,10 @@ const (
 )
 
 // NewOutcomes returns journal with a memory for outcomes, registering
-// strangler_store_write_errors_total with reg. queued may be nil.
-func NewOutcomes(journal Journal, queued func(id string), reg prometheus.Registerer, log *slog.Logger) *Outcomes {
+// strangler_store_write_errors_total with reg. kicks may be nil.
+func NewOutcomes(journal Journal, kicks *Kicks, reg prometheus.Registerer, log *slog.Logger) *Outcomes {
 	j := &Outcomes{
-		journal: journal, queued: queued, log: log, now: time.Now,
+		journal: journal, kicks: kicks, log: log, now: time.Now,
 		errors: metrics.StoreWriteErrors.Counter(),
 		wake:   make(chan struct{}, 1),
 	}
@@ -127,12 +132,60 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 	return err
 }
 
-// RecordOutcome records the primary's answer, or holds it in memory when
-// the store cannot take it now: nil means the write will be recorded
-// unless the process dies first. An error means the store answered that
-// this outcome can never be recorded (the write is not there, or no
-// longer sent or unknown).
+// RecordOutcome records the primary's answer to the write id, or holds it
+// in memory when the store cannot take it now: nil means the write will
+// be recorded unless the process dies first. An error means the store
+// answered that this outcome can never be recorded (the write is not
+// there, or no longer sent or unknown).
 func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
+	return j.record(ctx, id, o, func() error {
+		err := j.journal.RecordOutcome(ctx, id, o)
+		if err == nil {
+			j.queued(id, o)
+		}
+		return err
+	})
+}
+
+// RecordOutcomeOf is RecordOutcome for the write journaled as in, which
+// the caller still holds: a write the secondary is to get goes to the
+// worker with it, so that the worker need not claim it from the queue
+// and read it back.
+func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {
+	return j.record(ctx, in.ID, o, func() error {
+		var w *Worker
+		var owner string
+		var until time.Time
+		ok := false
+		if j.kicks != nil && queues(o) {
+			w, owner, until, ok = j.kicks.reserve()
+		}
+		if !ok {
+			err := j.journal.RecordOutcome(ctx, in.ID, o)
+			if err == nil {
+				j.queued(in.ID, o)
+			}
+			return err
+		}
+		leased, err := j.journal.RecordOutcomeLeased(ctx, in.ID, o, owner, until)
+		if leased {
+			w.handOff(leasedRepair(in, o, owner, until, j.now()))
+			return nil
+		}
+		w.unreserve()
+		switch {
+		case err == nil:
+			j.queued(in.ID, o) // an earlier write to its resource goes first
+		case j.journal.Uncertain(err):
+			w.lostClaim.Store(true) // it may be leased all the same
+		}
+		return err
+	})
+}
+
+// record runs the recording of id's outcome o, unless earlier outcomes
+// are held, and holds o if the store cannot take it now.
+func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, recordNow func() error) error {
 	j.mu.Lock()
 	if len(j.held) > 0 {
 		j.holdLocked(heldOutcome{id: id, o: o})
@@ -140,7 +193,7 @@ func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcom
 		return nil
 	}
 	j.mu.Unlock()
-	err := j.journal.RecordOutcome(ctx, id, o)
+	err := recordNow()
 	j.note(err)
 	if err == nil || final(err) {
 		return err
@@ -151,6 +204,32 @@ func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcom
 	j.holdLocked(heldOutcome{id: id, o: o})
 	j.mu.Unlock()
 	return nil
+}
+
+// queued hands the write id, recorded with outcome o, to the worker if o
+// queued it for the secondary.
+func (j *Outcomes) queued(id string, o domain.Outcome) {
+	if j.kicks != nil && queues(o) {
+		j.kicks.Kick(id)
+	}
+}
+
+// queues reports whether the primary's answer o queues its write for the
+// secondary: a 2xx one.
+func queues(o domain.Outcome) bool { return o.Status >= 200 && o.Status <= 299 }
+
+// leasedRepair is the write journaled as in, whose outcome o the store
+// recorded leased to owner until leaseUntil at now, as a claim would
+// have returned it.
+func leasedRepair(in domain.Intent, o domain.Outcome, owner string, leaseUntil, now time.Time) domain.Repair {
+	return domain.Repair{
+		RepairSummary: domain.RepairSummary{
+			ID: in.ID, Route: in.Route, Method: in.Method, Primary: in.Primary,
+			State: domain.StatePending, Outcome: domain.Outcome{Status: o.Status, Location: o.Location, PrimaryID: o.PrimaryID},
+			NextAttemptAt: now, LeaseOwner: owner, LeaseUntil: leaseUntil, CreatedAt: in.CreatedAt, UpdatedAt: now,
+		},
+		Target: in.Target, Header: in.Header, Body: in.Body,
+	}
 }
 
 func (j *Outcomes) holdLocked(h heldOutcome) {
@@ -262,9 +341,7 @@ func (j *Outcomes) flush(ctx context.Context) bool {
 			continue
 		}
 		recorded++
-		if h.o.Status >= 200 && h.o.Status <= 299 && j.queued != nil {
-			j.queued(h.id)
-		}
+		j.queued(h.id, h.o)
 	}
 }
 

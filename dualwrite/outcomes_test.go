@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,9 +25,7 @@ type outcomesOnACuttableStore struct {
 	st       *store.Store
 	reg      *prometheus.Registry
 	outcomes *Outcomes
-
-	mu     sync.Mutex
-	queued []string
+	kicks    *Kicks
 }
 
 func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
@@ -42,13 +39,22 @@ func newOutcomesOnACuttableStore(t *testing.T) *outcomesOnACuttableStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c := &outcomesOnACuttableStore{proxy: proxy, direct: direct, st: st, reg: prometheus.NewRegistry()}
-	c.outcomes = NewOutcomes(st, func(id string) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.queued = append(c.queued, id)
-	}, c.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := &outcomesOnACuttableStore{proxy: proxy, direct: direct, st: st, reg: prometheus.NewRegistry(), kicks: NewKicks()}
+	c.outcomes = NewOutcomes(st, c.kicks, c.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return c
+}
+
+// queued returns the ids handed to delivery so far.
+func (c *outcomesOnACuttableStore) queued() []string {
+	var ids []string
+	for {
+		select {
+		case id := <-c.kicks.ids:
+			ids = append(ids, id)
+		default:
+			return ids
+		}
+	}
 }
 
 func (c *outcomesOnACuttableStore) begin(t *testing.T, id, resource string) {
@@ -136,10 +142,8 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 	if got := c.repair(t, "refused").State; got != domain.StateSkipped {
 		t.Errorf("the write the primary refused: got %s, want skipped", got)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.queued) != 2 || c.queued[0] != "first" || c.queued[1] != "second" {
-		t.Errorf("handed to delivery: got %v, want [first second], the 2xx writes in order", c.queued)
+	if queued := c.queued(); len(queued) != 2 || queued[0] != "first" || queued[1] != "second" {
+		t.Errorf("handed to delivery: got %v, want [first second], the 2xx writes in order", queued)
 	}
 }
 

@@ -87,7 +87,7 @@ func TestRecoveryResendsToAnIdempotentPrimaryWithTheKeyItSaw(t *testing.T) {
 			// The recovered write is kicked: the secondary gets it now,
 			// with the primary's answer.
 			select {
-			case id := <-r.w.kicks:
+			case id := <-r.w.kicks.ids:
 				r.w.claimOne(context.Background(), id)
 			default:
 				t.Fatal("the recovered write was not kicked")

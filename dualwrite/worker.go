@@ -78,8 +78,13 @@ type Worker struct {
 	propagator propagation.TextMapPropagator
 
 	settings atomic.Pointer[config.Repairs]
-	kicks    Kicks
+	kicks    *Kicks
+	// slots bound the deliveries under way. leased carries the writes
+	// the request path recorded leased to this worker, at most
+	// cap(handOffs) of them at a time until each has a slot.
 	slots    chan struct{}
+	leased   chan domain.Repair
+	handOffs chan struct{}
 	// freed is signalled whenever the secondary applied a delivery;
 	// backlog, which only Run's goroutine touches, says the last claim
 	// found writes due, so more may be due at once: beyond what it could
@@ -87,12 +92,12 @@ type Worker struct {
 	freed    chan struct{}
 	backlog  bool
 	inflight sync.WaitGroup
-	// delivering holds the ids under way; lostClaim, which only Run's
-	// goroutine touches, says a claim failed and may have leased writes
-	// this worker never learned of, to release before the next claim.
+	// delivering holds the ids under way; lostClaim says a claim (or a
+	// leased record of an outcome) failed and may have leased writes this
+	// worker never learned of, to release before the next claim.
 	mu         sync.Mutex
 	delivering map[string]bool
-	lostClaim  bool
+	lostClaim  atomic.Bool
 }
 
 // Intervals of the worker's housekeeping.
@@ -103,23 +108,29 @@ const (
 	purgeInterval    = time.Hour
 	// storeTimeout bounds each call to the state store.
 	storeTimeout = 10 * time.Second
+	// handOffsPerWorker bounds the writes handed over by the request path
+	// that wait for a slot, each holding its request in memory: the
+	// rest the worker claims from the queue.
+	handOffsPerWorker = 16
 )
 
-// New returns a worker for the queue that delivers the writes kicked on
-// kicks at once (nil: kicks of its own, fed by Kick). count is called for
-// each step of a dual write; the queue depth is registered with reg.
-func New(q Queue, routes Routes, kicks Kicks, settings config.Repairs, reg prometheus.Registerer, count func(route, result string), log *slog.Logger) *Worker {
+// New returns a worker for the queue that delivers the writes kicks
+// hands it at once (nil: kicks of its own, fed by Kick). count is called
+// for each step of a dual write; the queue depth is registered with reg.
+func New(q Queue, routes Routes, kicks *Kicks, settings config.Repairs, reg prometheus.Registerer, count func(route, result string), log *slog.Logger) *Worker {
 	w := &Worker{
-		queue:  q,
-		routes: routes,
-		log:    log,
-		count:  count,
-		now:    time.Now,
-		owner:  ownerName(),
-		depth:  metrics.RepairQueueDepth.GaugeVec(),
-		kicks:  kicks,
-		slots:  make(chan struct{}, settings.Workers),
-		freed:  make(chan struct{}, 1),
+		queue:    q,
+		routes:   routes,
+		log:      log,
+		count:    count,
+		now:      time.Now,
+		owner:    ownerName(),
+		depth:    metrics.RepairQueueDepth.GaugeVec(),
+		kicks:    kicks,
+		slots:    make(chan struct{}, settings.Workers),
+		leased:   make(chan domain.Repair, handOffsPerWorker*settings.Workers),
+		handOffs: make(chan struct{}, handOffsPerWorker*settings.Workers),
+		freed:    make(chan struct{}, 1),
 
 		delivering: map[string]bool{},
 	}
@@ -128,6 +139,7 @@ func New(q Queue, routes Routes, kicks Kicks, settings config.Repairs, reg prome
 	}
 	w.settings.Store(&settings)
 	reg.MustRegister(w.depth)
+	w.kicks.worker.Store(w)
 	return w
 }
 
@@ -167,7 +179,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			w.inflight.Wait()
 			return nil
-		case id := <-w.kicks:
+		case r := <-w.leased:
+			w.startHandedOff(ctx, r)
+		case id := <-w.kicks.ids:
 			w.claimOne(ctx, id)
 		case <-poll.C:
 			w.claimDue(ctx)
@@ -201,7 +215,7 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 	if err != nil || !ok {
 		<-w.slots
 		if err != nil {
-			w.lostClaim = true
+			w.lostClaim.Store(true)
 			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
 		}
 		return
@@ -210,7 +224,18 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 }
 
 func (w *Worker) claimDue(ctx context.Context) {
-	free := cap(w.slots) - len(w.slots)
+	// The slots are taken before the claim: the request path takes them
+	// too, for the writes it hands over (Kicks.reserve).
+	free := 0
+take:
+	for free < cap(w.slots) {
+		select {
+		case w.slots <- struct{}{}:
+			free++
+		default:
+			break take
+		}
+	}
 	if free == 0 {
 		w.backlog = true
 		return
@@ -220,14 +245,15 @@ func (w *Worker) claimDue(ctx context.Context) {
 	w.releaseLost(sctx)
 	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, w.maxLease(), w.now())
 	if err != nil {
-		w.backlog = false
-		w.lostClaim = true
+		repairs = nil
+		w.lostClaim.Store(true)
 		w.log.Warn("claiming due dual writes failed", "error", err)
-		return
 	}
 	w.backlog = len(repairs) > 0
+	for range free - len(repairs) {
+		<-w.slots
+	}
 	for _, r := range repairs {
-		w.slots <- struct{}{}
 		w.start(ctx, r)
 	}
 }
@@ -239,9 +265,36 @@ func (w *Worker) maxLease() time.Duration {
 	return d + 30*time.Second
 }
 
-// start delivers r in its own goroutine; ctx is the worker's, which ends
-// only the retries of recording the delivery, never the delivery.
+// start delivers r in its own goroutine, with the slot taken for it;
+// ctx is the worker's, which ends only the retries of recording the
+// delivery, never the delivery.
 func (w *Worker) start(ctx context.Context, r domain.Repair) {
+	w.run(r, func() {
+		if w.deliver(ctx, r) {
+			signal(w.freed)
+		}
+	})
+}
+
+// startHandedOff delivers r, handed over leased to this worker, once a
+// slot is free, unless its lease would then end before the delivery
+// could: the queue has it once the lease passed.
+func (w *Worker) startHandedOff(ctx context.Context, r domain.Repair) {
+	w.run(r, func() {
+		w.slots <- struct{}{}
+		<-w.handOffs
+		if !w.now().Add(deliveryTimeout(w.routes.Backend(other(r.Primary)))).Before(r.LeaseUntil) {
+			<-w.slots
+			return
+		}
+		if w.deliver(ctx, r) {
+			signal(w.freed)
+		}
+	})
+}
+
+// run runs the delivery of r in its own goroutine.
+func (w *Worker) run(r domain.Repair, deliver func()) {
 	w.inflight.Add(1)
 	w.mu.Lock()
 	w.delivering[r.ID] = true
@@ -253,18 +306,7 @@ func (w *Worker) start(ctx context.Context, r domain.Repair) {
 			delete(w.delivering, r.ID)
 			w.mu.Unlock()
 		}()
-		var applied bool
-		defer func() {
-			<-w.slots
-			if !applied {
-				return
-			}
-			select {
-			case w.freed <- struct{}{}:
-			default:
-			}
-		}()
-		applied = w.deliver(ctx, r)
+		deliver()
 	}()
 }
 
@@ -272,7 +314,7 @@ func (w *Worker) start(ctx context.Context, r domain.Repair) {
 // commit may have gone through, its answer not), so those writes need not
 // wait for their leases to pass.
 func (w *Worker) releaseLost(ctx context.Context) {
-	if !w.lostClaim {
+	if !w.lostClaim.Load() {
 		return
 	}
 	w.mu.Lock()
@@ -282,7 +324,7 @@ func (w *Worker) releaseLost(ctx context.Context) {
 	if err != nil {
 		return // the claim that follows fails too, and says why
 	}
-	w.lostClaim = false
+	w.lostClaim.Store(false)
 	if n > 0 {
 		w.log.Info("released dual writes a failed claim had leased", "count", n)
 	}

@@ -49,7 +49,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: log, Journal: st})
+	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: log, Journal: storeJournal{Store: st}})
 	table, err := r.Build(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -20,11 +20,16 @@ import (
 
 // Journal is what dual-write needs from the state store on the request
 // path: writing an intent down before the primary sees it, and what the
-// primary answered afterwards.
+// primary answered afterwards. Recording a 2xx answer also hands the
+// write on to the secondary's delivery.
 type Journal interface {
 	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
 	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
+	// RecordOutcome records the answer to the write id.
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
+	// RecordOutcomeOf records the answer to the write journaled as in,
+	// which delivery may then send from in rather than from the journal.
+	RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
 }
 
@@ -125,7 +130,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	x.dualWrite = &pendingWrite{intent: intent}
+	x.dualWrite = &pendingWrite{intent: intent, resumed: step == sendResumed}
 	defer t.settleWrite(ctx, x)
 	primary.ServeHTTP(&x.w, req)
 }
@@ -133,7 +138,10 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 // pendingWrite is a journaled write whose primary outcome is not yet
 // recorded.
 type pendingWrite struct {
-	intent   domain.Intent
+	intent domain.Intent
+	// resumed says the journal holds an earlier try of the write, whose
+	// headers may differ from intent's.
+	resumed  bool
 	recorded bool
 }
 
@@ -159,7 +167,13 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 	}
 	t.created(rt.pattern, w.intent, &o)
 	ctx := context.WithoutCancel(res.Request.Context())
-	if err := t.journal.RecordOutcome(ctx, w.intent.ID, o); err != nil {
+	var err error
+	if w.resumed {
+		err = t.journal.RecordOutcome(ctx, w.intent.ID, o)
+	} else {
+		err = t.journal.RecordOutcomeOf(ctx, w.intent, o)
+	}
+	if err != nil {
 		t.log.Error("recording a dual write's outcome failed; it becomes unknown when its lease passes",
 			"route", rt.name, "id", w.intent.ID, "status", o.Status, "error", err)
 		t.metrics.DualWrite(rt.name, "unknown")
@@ -170,9 +184,6 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 		return
 	}
 	t.metrics.DualWrite(rt.name, "queued")
-	if t.deliver != nil {
-		t.deliver(w.intent.ID)
-	}
 }
 
 // created sets in o what a create the primary answered with o made: the

@@ -42,10 +42,30 @@ func newDualWriteFacade(t *testing.T, legacyURL, modernURL string, timeout time.
 	cfg := parseConfig(t, fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: %s}\n  modern: {url: %q, timeout: %s}\nroutes:\n%s",
 		legacyURL, timeout, modernURL, timeout, routes))
 	d.facade = serveConfig(t, cfg, func(deps *Deps) {
-		deps.Journal = st
-		deps.Deliver = func(id string) { d.kicked <- id }
+		deps.Journal = storeJournal{Store: st, kicked: d.kicked}
 	})
 	return d
+}
+
+// storeJournal is the state store as the router's journal, recording as
+// the facade's journal does; kicked, unless nil, gets the id of each
+// write whose recorded outcome queued it for the secondary, which the
+// facade's journal hands to delivery.
+type storeJournal struct {
+	*store.Store
+	kicked chan string
+}
+
+func (j storeJournal) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
+	err := j.Store.RecordOutcome(ctx, id, o)
+	if err == nil && j.kicked != nil && o.Status >= 200 && o.Status <= 299 {
+		j.kicked <- id
+	}
+	return err
+}
+
+func (j storeJournal) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {
+	return j.RecordOutcome(ctx, in.ID, o)
 }
 
 // writes returns the journaled writes, with headers and bodies, oldest

@@ -38,7 +38,7 @@ func newForceFacade(t *testing.T, legacyURL, modernURL, routes string) *facade {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	f := &facade{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Journal: st})
+	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Journal: storeJournal{Store: st}})
 	table, err := f.router.Build(cfg)
 	if err != nil {
 		t.Fatal(err)

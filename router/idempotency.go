@@ -73,6 +73,9 @@ type journalStep int
 const (
 	// sendJournaled sends the write to the primary as a journaled write.
 	sendJournaled journalStep = iota
+	// sendResumed sends a retry of a write whose outcome was lost to the
+	// primary as that journaled write.
+	sendResumed
 	// sendUnjournaled sends a retry of a write the primary applied to the
 	// primary alone.
 	sendUnjournaled
@@ -110,6 +113,8 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		return in, answered
 	case use == domain.KeyApplied:
 		return in, sendUnjournaled
+	case use == domain.KeyResumed:
+		return in, sendResumed
 	}
 	return in, sendJournaled
 }

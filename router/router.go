@@ -52,9 +52,6 @@ type Deps struct {
 	Log     *slog.Logger
 	// Journal records dual writes; without it dual-write routes are refused.
 	Journal Journal
-	// Deliver is told the id of each write the primary applied, so the
-	// secondary gets it at once rather than at the next poll. May be nil.
-	Deliver func(id string)
 	// Samples keeps shadow mismatch samples; nil keeps them in memory.
 	Samples shadow.SampleStore
 	// Noise keeps learned noise fields; nil keeps them in memory only.

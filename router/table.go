@@ -51,7 +51,6 @@ type Table struct {
 	buffers  *bufferPool
 	rctxPool sync.Pool
 	journal  Journal
-	deliver  func(id string)
 	repairs  chan repairKey
 	hasher   *phi.Hasher
 	samples  shadow.SampleStore
@@ -96,7 +95,6 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		log:     r.deps.Log,
 		buffers: r.buffers,
 		journal: r.deps.Journal,
-		deliver: r.deps.Deliver,
 		repairs: r.repairs,
 		samples: r.deps.Samples,
 		noise:   r.deps.Noise,

@@ -80,11 +80,32 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, 
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
+	_, err := s.recordOutcome(ctx, id, o, "", time.Time{})
+	return err
+}
+
+// RecordOutcomeLeased is RecordOutcome that, in the same transaction,
+// also leases a write it queues to owner until leaseUntil when the write
+// is its resource's head, as ClaimRepair would have: owner then delivers
+// it from the request it still holds, without claiming it and reading it
+// back. leased is false when the write was not queued or an earlier write
+// to its resource is still to be delivered; the queue delivers it then.
+func (s *Store) RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (leased bool, err error) {
+	if owner == "" {
+		return false, fmt.Errorf("store: record outcome of %s: no owner", id)
+	}
+	return s.recordOutcome(ctx, id, o, clean(owner), leaseUntil)
+}
+
+// recordOutcome is RecordOutcome, leasing a queued head to owner unless
+// owner is "".
+func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (leased bool, err error) {
 	var key, view string
 	if o.Resource != "" {
 		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		leased = false // a batch that failed runs this again alone
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
 			// The secondary never gets it: nothing of the request is kept.
@@ -108,19 +129,33 @@ func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) 
 		if err != nil {
 			return err
 		}
-		outcome, args := s.sealedOutcome(id, 7, o.Location, o.PrimaryID)
-		return s.transition(ctx, tx, id, moveQueue.from, `
+		var leaseOwner, leaseEnd any // NULL: no lease
+		if owner != "" {
+			// The resource's lock is held: no write to it can take a
+			// lower number and commit after this check.
+			var waits bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (`+earlierWrite("$1", "$2")+`)`, resource, seq).Scan(&waits); err != nil {
+				return err
+			}
+			if !waits {
+				leaseOwner, leaseEnd = owner, s.ts(leaseUntil)
+			}
+		}
+		outcome, args := s.sealedOutcome(id, 9, o.Location, o.PrimaryID)
+		err = s.transition(ctx, tx, id, moveQueue.from, `
 			UPDATE strangler_repairs
 			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
-				next_attempt_at = $4, lease_owner = NULL, lease_until = NULL, updated_at = $4,
+				next_attempt_at = $4, lease_owner = $7, lease_until = $8, updated_at = $4,
 				resource = $5, resource_view = $6
 			WHERE id = $1 AND `+moveQueue.where(),
-			append([]any{id, seq, o.Status, s.ts(now), resource, shown}, args...)...)
+			append([]any{id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd}, args...)...)
+		leased = err == nil && leaseOwner != nil
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: record outcome of %s: %w", id, err)
+		return false, fmt.Errorf("store: record outcome of %s: %w", id, err)
 	}
-	return nil
+	return leased, nil
 }
 
 // nextSeq returns the next sequence number for a write to resource.

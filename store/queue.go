@@ -76,9 +76,15 @@ func claimable(from string) string {
 	SELECT r.id FROM ` + from + `
 	WHERE r.state = 'pending' AND r.next_attempt_at <= $1
 		AND (r.lease_until IS NULL OR r.lease_until <= $1)
-		AND NOT EXISTS (
-			SELECT 1 FROM strangler_repairs e
-			WHERE e.resource = r.resource AND e.state IN ('pending', 'dead') AND e.seq < r.seq)`
+		AND NOT EXISTS (` + earlierWrite("r.resource", "r.seq") + `)`
+}
+
+// earlierWrite selects a pending or dead write to resource with a
+// sequence number below seq (SQL expressions): while there is one, the
+// write numbered seq is not its resource's head.
+func earlierWrite(resource, seq string) string {
+	return `SELECT 1 FROM strangler_repairs e
+		WHERE e.resource = ` + resource + ` AND e.state IN ('pending', 'dead') AND e.seq < ` + seq
 }
 
 // ClaimRepairs leases up to limit due repairs to owner until now+lease and

@@ -271,3 +271,48 @@ func TestNoDoubleClaim(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordingAnOutcomeLeasesTheWriteToItsDeliverer: the facade records
+// a write's outcome leased to its own worker, which then delivers it from
+// the request in hand; a write that must wait for an earlier one to its
+// resource is not leased, and is claimed once that one is done.
+func TestRecordingAnOutcomeLeasesTheWriteToItsDeliverer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		lease := clk.Now().Add(time.Minute)
+		record := func(id, resource string, status int) bool {
+			t.Helper()
+			if err := s.BeginWrite(ctx, intent(id, resource), lease); err != nil {
+				t.Fatal(err)
+			}
+			leased, err := s.RecordOutcomeLeased(ctx, id, domain.Outcome{Status: status}, "facade-1", lease)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return leased
+		}
+		if !record("a1", "update-patient/a", 200) {
+			t.Fatal("the first write to its resource was not leased")
+		}
+		if r, err := s.GetRepair(ctx, "a1", false); err != nil || r.State != domain.StatePending || r.LeaseOwner != "facade-1" || !r.LeaseUntil.Equal(lease) {
+			t.Fatalf("a1: %+v, %v; want pending, leased to facade-1 until %v", r, err, lease)
+		}
+		if record("a2", "update-patient/a", 200) {
+			t.Error("a2 was leased while a1, to the same resource, is still to be delivered")
+		}
+		if record("b1", "update-patient/b", 500) {
+			t.Error("a write the primary refused was leased")
+		}
+		if got := claimIDs(t, s, "replica-2", clk.Now()); len(got) != 0 {
+			t.Errorf("another replica claimed %v while a1's lease runs and a2 waits behind it, want nothing", got)
+		}
+		if err := s.CompleteRepair(ctx, "a1", "facade-1"); err != nil {
+			t.Fatalf("the lessee completing a1: %v", err)
+		}
+		if got := claimIDs(t, s, "replica-2", clk.Now()); !reflect.DeepEqual(got, []string{"a2"}) {
+			t.Errorf("after a1 is done: claimed %v, want [a2]", got)
+		}
+	})
+}

@@ -63,10 +63,9 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	routerMetrics := router.NewMetrics(f.reg)
 	kicks := dualwrite.NewKicks()
 	// Outcomes the store cannot take are kept in memory and retried.
-	f.journal = dualwrite.NewOutcomes(st, kicks.Kick, f.reg, log)
+	f.journal = dualwrite.NewOutcomes(st, kicks, f.reg, log)
 	deps := router.Deps{
 		Metrics: routerMetrics, Log: log, Journal: f.journal,
-		Deliver:    kicks.Kick,
 		Samples:    storeSamples{st},
 		Noise:      st,
 		Hasher:     st.Hasher(),
