@@ -14,6 +14,8 @@ import (
 	"strangler/domain"
 	"strangler/store"
 	"strangler/upstream"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // deliveryTimeout bounds one delivery: twice the backend's timeout (which
@@ -44,6 +46,14 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		w.fail(ctx, r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
 		return false
 	}
+	if field := unsendable(r.Outcome); field != "" {
+		<-w.slots
+		// No attempt could ever carry it: the write waits for an operator
+		// instead of being retried for hours with its resource held back.
+		w.fail(ctx, r, "the primary's answer gave "+field+" a character no HTTP header may carry (such as a control character); "+
+			"apply the write to the secondary by hand and discard it", true)
+		return false
+	}
 	sendCtx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
 	status, err := w.send(sendCtx, up, r)
@@ -63,6 +73,19 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
 	}
 	return false
+}
+
+// unsendable names the X-Strangler-Primary header that the primary's
+// answer o gave a value net/http refuses to send (the id_field value comes
+// from JSON, where "\n" is easily written), or "" when all can be sent.
+func unsendable(o domain.Outcome) string {
+	switch {
+	case !httpguts.ValidHeaderFieldValue(o.PrimaryID):
+		return "X-Strangler-Primary-Id"
+	case !httpguts.ValidHeaderFieldValue(o.Location):
+		return "X-Strangler-Primary-Location"
+	}
+	return ""
 }
 
 // alreadyGone reports whether the secondary answered a DELETE saying there

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +256,53 @@ func TestTheDepthGaugeCountsEachOpenState(t *testing.T) {
 		if got := m.Value("strangler_repair_queue_depth", "state", state); got != want {
 			t.Errorf("strangler_repair_queue_depth{state=%q} = %v, want %v", state, got, want)
 		}
+	}
+}
+
+// TestAnIDNoHeaderCanCarryMakesTheWriteDeadAtOnce: the id_field value
+// comes from the primary's JSON, where "\n" is easily written; no request
+// can carry it in X-Strangler-Primary-Id. Such a write is dead at once
+// with a reason that names the header (not the id, which may be a record
+// number), instead of being retried for hours as "did not answer" while
+// later writes to its resource wait (found by the red team).
+func TestAnIDNoHeaderCanCarryMakesTheWriteDeadAtOnce(t *testing.T) {
+	for _, o := range []domain.Outcome{
+		{Status: 201, PrimaryID: "7\nX-Injected: 1"},
+		{Status: 201, PrimaryID: "7\x01"},
+		{Status: 201, Location: "/items/7\x7f"},
+	} {
+		r := newRig(t, sqlite(t), testSettings)
+		var reached atomic.Int64
+		r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
+			reached.Add(1)
+			w.WriteHeader(http.StatusCreated)
+		})
+		r.journal(put("w1", "7", `{}`), o)
+		r.deliverDue(r.w)
+		rep := r.repair("w1")
+		if rep.State != domain.StateDead || !strings.Contains(rep.LastError, "X-Strangler-Primary-") {
+			t.Errorf("%q: got %s (%q), want dead naming the header", o.PrimaryID+o.Location, rep.State, rep.LastError)
+		}
+		if strings.Contains(rep.LastError, "7\n") || strings.Contains(rep.LastError, "7\x01") {
+			t.Errorf("the reason %q quotes the id", rep.LastError)
+		}
+		if reached.Load() != 0 {
+			t.Errorf("%q: the secondary received %d requests", o.PrimaryID+o.Location, reached.Load())
+		}
+	}
+	// An id any header can carry, non-ASCII included, is sent.
+	r := newRig(t, sqlite(t), testSettings)
+	got := make(chan string, 1)
+	r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) {
+		got <- req.Header.Get("X-Strangler-Primary-Id")
+		w.WriteHeader(http.StatusCreated)
+	})
+	r.journal(put("w1", "7", `{}`), domain.Outcome{Status: 201, PrimaryID: "Åse-7"})
+	r.deliverDue(r.w)
+	if rep := r.repair("w1"); rep.State != domain.StateDone {
+		t.Errorf("got %s (%q), want done", rep.State, rep.LastError)
+	}
+	if id := <-got; id != "Åse-7" {
+		t.Errorf("the secondary got id %q", id)
 	}
 }
