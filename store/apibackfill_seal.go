@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 )
 
@@ -72,29 +73,19 @@ func (s *Store) openGroupValue(run, table string, no int64, value *string, seale
 // recorded again meanwhile is left as the backfill wrote it.
 func (s *Store) rekeyAPIRows(ctx context.Context, rep *RekeyReport) error {
 	afterTable, afterKey := "", ""
+	type row struct {
+		table, key, message, payload string
+		sealed                       bool
+	}
 	for {
-		rows, err := s.db.QueryContext(ctx, `
+		batch, err := readPage(ctx, s.db, func(rows *sql.Rows) (r row, err error) {
+			err = rows.Scan(&r.table, &r.key, &r.message, &r.payload, &r.sealed)
+			return
+		}, `
 			SELECT table_name, row_key, message, payload, sealed FROM strangler_api_backfill_rows
 			WHERE table_name > $1 OR (table_name = $1 AND row_key > $2)
 			ORDER BY table_name, row_key LIMIT $3`, afterTable, afterKey, rekeyBatch)
 		if err != nil {
-			return err
-		}
-		type row struct {
-			table, key, message, payload string
-			sealed                       bool
-		}
-		var batch []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.table, &r.key, &r.message, &r.payload, &r.sealed); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
@@ -130,30 +121,20 @@ func (s *Store) rekeyAPIRows(ctx context.Context, rep *RekeyReport) error {
 // groups, which never change once cut.
 func (s *Store) rekeyGroupValues(ctx context.Context, rep *RekeyReport) error {
 	afterRun, afterTable, afterNo := "", "", int64(-1)
+	type row struct {
+		run, table, value string
+		no                int64
+		sealed            bool
+	}
 	for {
-		rows, err := s.db.QueryContext(ctx, `
+		batch, err := readPage(ctx, s.db, func(rows *sql.Rows) (r row, err error) {
+			err = rows.Scan(&r.run, &r.table, &r.no, &r.value, &r.sealed)
+			return
+		}, `
 			SELECT run_name, table_name, group_no, group_value, sealed FROM strangler_api_backfill_groups
 			WHERE group_value IS NOT NULL AND (run_name > $1 OR (run_name = $1 AND (table_name > $2 OR (table_name = $2 AND group_no > $3))))
 			ORDER BY run_name, table_name, group_no LIMIT $4`, afterRun, afterTable, afterNo, rekeyBatch)
 		if err != nil {
-			return err
-		}
-		type row struct {
-			run, table, value string
-			no                int64
-			sealed            bool
-		}
-		var batch []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.run, &r.table, &r.no, &r.value, &r.sealed); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(batch) == 0 {

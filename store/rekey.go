@@ -47,34 +47,43 @@ func (s *Store) Rekey(ctx context.Context) (RekeyReport, error) {
 	return rep, nil
 }
 
+// readPage reads the rows query returns, each with scan: one page of a
+// rekey's walk through a table.
+func readPage[T any](ctx context.Context, db *sql.DB, scan func(*sql.Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var page []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, v)
+	}
+	return page, rows.Err()
+}
+
 // rekeyRepairs re-encrypts journaled writes' payloads. Each row is
 // rewritten only if its payload is still what was read (a facade may
 // record an outcome, or erase a delivered write, meanwhile); else it is
 // read again.
 func (s *Store) rekeyRepairs(ctx context.Context, rep *RekeyReport) error {
 	after := ""
+	type row struct {
+		id     string
+		p      payload
+		sealed bool
+	}
 	for {
-		rows, err := s.db.QueryContext(ctx, `
+		batch, err := readPage(ctx, s.db, func(rows *sql.Rows) (r row, err error) {
+			err = rows.Scan(&r.id, &r.p.target, &r.p.header, &r.p.body, &r.p.location, &r.p.primaryID, &r.sealed)
+			return
+		}, `
 			SELECT id, `+payloadColumns+` FROM strangler_repairs WHERE id > $1 ORDER BY id LIMIT $2`, after, rekeyBatch)
 		if err != nil {
-			return err
-		}
-		type row struct {
-			id     string
-			p      payload
-			sealed bool
-		}
-		var batch []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.p.target, &r.p.header, &r.p.body, &r.p.location, &r.p.primaryID, &r.sealed); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
@@ -146,29 +155,19 @@ func (s *Store) rekeyRepair(ctx context.Context, id string, stored payload, seal
 // never changed, so only the encryption flag is checked before rewriting.
 func (s *Store) rekeySamples(ctx context.Context, rep *RekeyReport) error {
 	var after int64
+	type row struct {
+		id     int64
+		route  string
+		data   []byte
+		sealed bool
+	}
 	for {
-		rows, err := s.db.QueryContext(ctx, `
+		batch, err := readPage(ctx, s.db, func(rows *sql.Rows) (r row, err error) {
+			err = rows.Scan(&r.id, &r.route, &r.data, &r.sealed)
+			return
+		}, `
 			SELECT id, route, sample, sealed FROM strangler_samples WHERE id > $1 ORDER BY id LIMIT $2`, after, rekeyBatch)
 		if err != nil {
-			return err
-		}
-		type row struct {
-			id     int64
-			route  string
-			data   []byte
-			sealed bool
-		}
-		var batch []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.id, &r.route, &r.data, &r.sealed); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
@@ -205,29 +204,19 @@ func (s *Store) rekeySamples(ctx context.Context, rep *RekeyReport) error {
 // moves to a row keyed by its digest, as one queued now would be.
 func (s *Store) rekeyRepairKeys(ctx context.Context, rep *RekeyReport) error {
 	afterEntity, afterKey := "", ""
+	type row struct {
+		entity, key, sealed string
+		added               any
+	}
 	for {
-		rows, err := s.db.QueryContext(ctx, `
+		batch, err := readPage(ctx, s.db, func(rows *sql.Rows) (r row, err error) {
+			err = rows.Scan(&r.entity, &r.key, &r.sealed, &r.added)
+			return
+		}, `
 			SELECT entity, key, sealed_key, added_at FROM strangler_repair_keys
 			WHERE entity > $1 OR (entity = $1 AND key > $2)
 			ORDER BY entity, key LIMIT $3`, afterEntity, afterKey, rekeyBatch)
 		if err != nil {
-			return err
-		}
-		type row struct {
-			entity, key, sealed string
-			added               any
-		}
-		var batch []row
-		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.entity, &r.key, &r.sealed, &r.added); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(batch) == 0 {
