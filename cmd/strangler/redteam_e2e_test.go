@@ -349,8 +349,9 @@ func TestAnHTTP10ClientGetsNoInformationalAnswer(t *testing.T) {
 // TestAPathParameterIsRefusedBeforeAnyBackend: Tomcat, Jetty and Spring
 // strip path parameters (;x), so /records;jsessionid=1 is /records to a
 // Java backend; routed as written it missed the dual-write route and
-// reached legacy alone (found by the red team). Every spelling with a raw
-// ";" is refused with 400 before a backend sees a byte.
+// reached legacy alone (found by the red team); Spring strips them after
+// decoding too, so /records%3Bx is /records to it. Every spelling with ";"
+// or %3B is refused with 400 before a backend sees a byte.
 func TestAPathParameterIsRefusedBeforeAnyBackend(t *testing.T) {
 	r, legacy, modern := startEdgeFacade(t, "", `
   - {name: create-record, match: "POST /records", mode: dual-write}
@@ -361,6 +362,8 @@ func TestAPathParameterIsRefusedBeforeAnyBackend(t *testing.T) {
 		{"POST", "/records;"},
 		{"PUT", "/records;x/4"},
 		{"PUT", "/records/4;v=2"},
+		{"POST", "/records%3Bjsessionid=1"},
+		{"PUT", "/records%3bx/4"},
 	} {
 		id := fmt.Sprint("pp", i)
 		resp, out := rawHTTP(t, r.public, id, c.method, c.target, "Content-Length: 2\r\n", "{}")

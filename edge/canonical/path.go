@@ -33,7 +33,7 @@ var (
 	errBackslash    = badRequest(`the path contains a backslash (\ or %5C)`)
 	errControl      = badRequest("the path contains a control character (such as %00)")
 	errBadEscape    = badRequest("the path contains an invalid percent-encoding")
-	errParams       = badRequest("the path contains a path parameter (;), which backends read differently; send a literal ; as %3B")
+	errParams       = badRequest("the path contains a path parameter (; or %3B), which backends read differently")
 	errDotInSlash   = badRequest("the path contains an encoded slash (%2F) beside a dot segment")
 	ErrEncodedSlash = badRequest("the path contains an encoded slash (%2F), which this route does not accept")
 )
@@ -78,10 +78,11 @@ func RouteKey(p string) string {
 //     merged;
 //   - refused (a *Refusal, 400): ".." above the root, a backslash raw or as
 //     %5C, control characters raw or encoded (%00), an invalid
-//     percent-encoding, a raw ";" (path parameters, which Tomcat, Jetty
-//     and Spring strip: /records;x is /records to them, and ..;/ is ..,
-//     while routes would see another path; Spring's StrictHttpFirewall
-//     refuses them too), and %2F beside a dot segment (..%2F, which a
+//     percent-encoding, ";" raw or as %3B (path parameters, which Tomcat,
+//     Jetty and Spring strip, Spring even after decoding: /records;x and
+//     /records%3Bx are /records to them, and ..;/ is .., while routes
+//     would see another path; Spring's StrictHttpFirewall refuses both),
+//     and %2F beside a dot segment (..%2F, which a
 //     backend decoding %2F reads as ..). Any other %2F is kept encoded and
 //     reported in EncodedSlash.
 //
@@ -128,7 +129,7 @@ func isCanonical(p string) (encodedSlash, ok bool) {
 		switch {
 		case v == '/':
 			encodedSlash, slashInSeg = true, true
-		case unreserved(v), isControl(v), v == '\\':
+		case unreserved(v), isControl(v), v == '\\', v == ';':
 			return false, false
 		}
 		i += 2
@@ -201,6 +202,8 @@ func appendSegment(out []byte, seg string) ([]byte, bool, error) {
 				return nil, false, errControl
 			case v == '\\':
 				return nil, false, errBackslash
+			case v == ';':
+				return nil, false, errParams
 			case unreserved(v):
 				out = append(out, v)
 				continue
