@@ -1,0 +1,127 @@
+package router
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config/configfile"
+)
+
+// BenchmarkServe measures one request through the router's whole path, on
+// loopback to a canned backend, in the modes whose cost is compared with
+// pass-through: a fallback hit, a fallback miss (modern answers 404) and a
+// shadow copy compared with legacy's answer. allocs/op is the figure that
+// travels; the shadow comparison runs on the pool's goroutine, so its time
+// shows in a CPU profile rather than in ns/op.
+func BenchmarkServe(b *testing.B) {
+	// About 1 KiB of JSON; modern has the keys in another order, so that
+	// the shadow comparison parses both answers, as the bench's does.
+	item := `{"id":%d,"first_name":"Patient","last_name":"Number%d","address":{"street":"Karl Johans gate 1","city":"Oslo"},"active":true}`
+	reordered := `{"active":true,"address":{"city":"Oslo","street":"Karl Johans gate 1"},"last_name":"Number%d","first_name":"Patient","id":%d}`
+	var items, itemsReordered []string
+	for i := range 6 {
+		items = append(items, fmt.Sprintf(item, 1000+i, i))
+		itemsReordered = append(itemsReordered, fmt.Sprintf(reordered, i, 1000+i))
+	}
+	page := `{"page":1,"per_page":6,"total":600,"items":[` + strings.Join(items, ",") + `]}`
+	pageReordered := `{"items":[` + strings.Join(itemsReordered, ",") + `],"total":600,"per_page":6,"page":1}`
+	legacy := cannedBackend(b, "200 OK", page)
+	modern := cannedBackend(b, "404 Not Found", `{"error":"not found"}`)
+	hit := cannedBackend(b, "200 OK", pageReordered)
+	for _, bc := range []struct{ name, modern, route string }{
+		{"legacy", modern, "mode: legacy"},
+		{"fallback-hit", hit, "mode: fallback"},
+		{"fallback-miss", modern, "mode: fallback"},
+		{"shadow", hit, "mode: shadow, primary: legacy, compare: {sample: 1, max_inflight: 1024}"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
+				"backends:\n  legacy: {url: %q}\n  modern: {url: %q}\nroutes:\n  - {name: bench, match: 'GET /bench', %s}\n",
+				legacy, bc.modern, bc.route)), configfile.Env{Getenv: func(string) string { return "" }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			t, err := r.Build(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.Swap(t)
+			w := &discardWriter{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.header)
+				w.status = 0
+				req := &http.Request{Method: http.MethodGet, RequestURI: "/bench", URL: &url.URL{Path: "/bench"},
+					Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "facade", RemoteAddr: "127.0.0.1:1234"}
+				r.ServeHTTP(w, req)
+				if w.status != http.StatusOK {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps the status and drops the body.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.header }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// cannedBackend serves every request on loopback with the same response,
+// written with one system call and allocating nothing per request, so that
+// the benchmark counts the router's allocations alone.
+func cannedBackend(b *testing.B, status, body string) string {
+	resp := []byte(fmt.Sprintf("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					// Requests have no body: each ends with an empty line.
+					for {
+						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(resp); err != nil {
+							return
+						}
+						n = copy(buf, buf[i+4:n])
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
