@@ -37,7 +37,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		out = &withBody
 	}
 	var held upstream.Informational
-	resp, err := f.t.roundTrip(modern, held.Hold(out), "serve")
+	resp, err := f.t.roundTrip(modern, held.Hold(out), "serve", "")
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
 	if modernStatus != statusClientClosed {
 		rt.stats.Modern(x.start, modernStatus >= 500)
@@ -59,7 +59,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if x.replay != nil {
 		lreq.Body = io.NopCloser(bytes.NewReader(x.replay))
 	}
-	resp, err = f.t.roundTrip(legacy, &lreq, "fallback", attrFallbackReason.String(reason))
+	resp, err = f.t.roundTrip(legacy, &lreq, "fallback", reason)
 	legacyStatus := 0
 	if err == nil {
 		legacyStatus = resp.StatusCode

@@ -215,8 +215,14 @@ func (j *shadowJob) run() {
 func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 	ctx, cancel := context.WithTimeout(j.ctx, max(2*up.Timeout(), 5*time.Second))
 	defer cancel()
-	req := upstream.NewRequest(ctx, j.copy.Method, up.Target(&j.target), j.copy.Header.Clone(), j.copy.Body)
-	resp, err := j.t.roundTrip(up, req, "shadow")
+	h := j.copy.Header
+	if j.t.tracing != nil {
+		// roundTrip writes the call's trace context into the header: the
+		// copy's own, which a mismatch sample shows, stays as it was.
+		h = h.Clone()
+	}
+	req := upstream.NewRequest(ctx, j.copy.Method, up.Target(&j.target), h, j.copy.Body)
+	resp, err := j.t.roundTrip(up, req, "shadow", "")
 	if err != nil {
 		return shadow.Response{}, err
 	}

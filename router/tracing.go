@@ -42,10 +42,16 @@ func (t *Table) startServer(req *http.Request, rt *route) (context.Context, trac
 
 // roundTrip sends req to up in a client span, and hands the span's trace
 // context to the backend (W3C traceparent). purpose says why the call is
-// made: serve, fallback, shadow.
-func (t *Table) roundTrip(up *upstream.Upstream, req *http.Request, purpose string, attrs ...attribute.KeyValue) (*http.Response, error) {
+// made: serve, fallback, shadow; reason is the fallback reason of a
+// fallback, else "". Neither is a variadic list of attributes: that would
+// cost every request an allocation with tracing off.
+func (t *Table) roundTrip(up *upstream.Upstream, req *http.Request, purpose, reason string) (*http.Response, error) {
 	if t.tracing == nil {
 		return up.RoundTrip(req)
+	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	if reason != "" {
+		attrs = append(attrs, attrFallbackReason.String(reason))
 	}
 	attrs = append(attrs, attrBackend.String(up.Name), attrPurpose.String(purpose))
 	template := ""
@@ -72,7 +78,7 @@ type passThrough struct {
 }
 
 func (p passThrough) RoundTrip(req *http.Request) (*http.Response, error) {
-	return p.t.roundTrip(p.up, req, "serve")
+	return p.t.roundTrip(p.up, req, "serve", "")
 }
 
 // endServer ends the request's server span with what the client got:
