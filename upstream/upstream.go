@@ -154,6 +154,9 @@ func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, b
 // is not decided yet, so that nothing reaches the client before the
 // facade knows which backend will answer.
 type Informational struct {
+	// trace is the client trace Hold installs, kept here rather than
+	// allocated on its own: a fallback route pays for it on every request.
+	trace   httptrace.ClientTrace
 	codes   []int
 	headers []textproto.MIMEHeader
 	size    int // of the held headers' names and values
@@ -174,20 +177,22 @@ var ErrInformationalFlood = errors.New("the backend sent more informational (1xx
 // Hold returns req with its client trace replaced by one that collects 1xx
 // responses in i, up to the bounds above.
 func (i *Informational) Hold(req *http.Request) *http.Request {
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-		for k, vs := range h {
-			for _, v := range vs {
-				i.size += len(k) + len(v)
-			}
+	i.trace.Got1xxResponse = i.hold
+	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, &i.trace))
+}
+
+func (i *Informational) hold(code int, h textproto.MIMEHeader) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			i.size += len(k) + len(v)
 		}
-		if len(i.codes) == maxHeldInformational || i.size > maxHeldInformationalSize {
-			return ErrInformationalFlood
-		}
-		i.codes = append(i.codes, code)
-		i.headers = append(i.headers, h)
-		return nil
-	}}
-	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace))
+	}
+	if len(i.codes) == maxHeldInformational || i.size > maxHeldInformationalSize {
+		return ErrInformationalFlood
+	}
+	i.codes = append(i.codes, code)
+	i.headers = append(i.headers, h)
+	return nil
 }
 
 // Release forwards the held 1xx responses to the client trace on req.
