@@ -175,7 +175,8 @@ const (
 var ErrInformationalFlood = errors.New("the backend sent more informational (1xx) responses than the facade holds back")
 
 // Hold returns req with its client trace replaced by one that collects 1xx
-// responses in i, up to the bounds above.
+// responses in i, up to the bounds above. The trace points into i, which
+// must not be copied while req is in use.
 func (i *Informational) Hold(req *http.Request) *http.Request {
 	i.trace.Got1xxResponse = i.hold
 	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, &i.trace))
