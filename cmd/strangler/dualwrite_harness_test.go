@@ -107,14 +107,56 @@ func newRecordingBackend(t *testing.T, name string, keys, keepPrimaryID bool) *r
 		items: map[string]string{}, entries: map[string][]string{}, nextID: 1,
 		kept: map[string]keptAnswer{}, received: map[string]int{}, applied: map[string]int{},
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenRestartable(t)
 	b.addr = ln.Addr().String()
 	b.serve(ln)
 	t.Cleanup(b.stop)
 	return b
+}
+
+// listenRestartable listens on a loopback port below the kernel's
+// ephemeral range. A backend that a test stops and starts again needs its
+// port back, and a port from that range may meanwhile become the local end
+// of any outgoing connection (the facade's to its store, a client's) or
+// another test's listener: the restart then fails, or the facade reaches
+// the wrong server. Ports below the range are handed out by nobody.
+func listenRestartable(t *testing.T) net.Listener {
+	t.Helper()
+	first := ephemeralFirst()
+	var err error
+	for range 200 {
+		var ln net.Listener
+		port := restartablePortsFrom + rand.IntN(first-restartablePortsFrom)
+		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			return ln
+		}
+	}
+	t.Fatalf("no free loopback port between %d and %d: %v", restartablePortsFrom, first, err)
+	return nil
+}
+
+// restartablePortsFrom is the lowest port listenRestartable picks: below
+// it are the well-known ports of the machine's own services.
+const restartablePortsFrom = 10000
+
+// ephemeralFirst is the first port of the kernel's ephemeral range, or
+// Linux's default where the range cannot be read (other systems start
+// theirs higher still).
+func ephemeralFirst() int {
+	const linuxDefault = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return linuxDefault
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return linuxDefault
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= restartablePortsFrom+1000 {
+		return linuxDefault
+	}
+	return n
 }
 
 func (b *recordingBackend) URL() string { return "http://" + b.addr }
