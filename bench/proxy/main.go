@@ -199,8 +199,8 @@ func bench(o options) error {
 				progress("holding %d connections open to %s\n", o.open, t.name)
 				// Resident memory seldom shrinks, so the gentler measurement
 				// goes first.
-				t.openPaced = holdOpen(t, o.open, o.conns)
-				t.openBurst = holdOpen(t, o.open, o.open)
+				t.openPaced = holdOpen(t, o.open, o.conns, false)
+				t.openBurst = holdOpen(t, o.open, o.open, true)
 			}
 		}
 	}
@@ -443,9 +443,10 @@ func (t *target) add(r runResult) {
 
 // holdOpen measures t's resident memory while it holds n client
 // connections, each of which has carried one request, at most concurrent
-// of them at a time; for strangler, also what its Go runtime says the
-// memory is.
-func holdOpen(t *target, n, concurrent int) openResult {
+// of them at a time; with account, for strangler, also what its Go
+// runtime says the memory is (only where it is reported: serving
+// /metrics allocates, and resident memory seldom shrinks).
+func holdOpen(t *target, n, concurrent int, account bool) openResult {
 	conns, err := openConns(t.addr, t.request, n, concurrent)
 	if err != nil {
 		return openResult{err: err}
@@ -459,8 +460,7 @@ func holdOpen(t *target, n, concurrent int) openResult {
 	time.Sleep(300 * time.Millisecond) // let the target settle on idle connections
 	var r openResult
 	r.mem, r.err = t.proc.memory()
-	if r.err == nil && t.admin != "" {
-		// After the resident memory: serving /metrics allocates.
+	if r.err == nil && account && t.admin != "" {
 		if g, err := readGoMemory(t.admin); err == nil {
 			r.goMem = &g
 		}

@@ -60,8 +60,8 @@ type target struct {
 type openResult struct {
 	mem memory
 	// goMem is the Go runtime's account of a strangler target's memory,
-	// read right after mem; nil for the other targets or if /metrics
-	// could not be read.
+	// read right after mem; nil if not asked for, for the other targets,
+	// or if /metrics could not be read.
 	goMem *goMemory
 	err   error
 }
