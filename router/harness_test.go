@@ -127,14 +127,14 @@ func serveConfig(t *testing.T, cfg *config.Config, deps ...func(*Deps)) *facade 
 
 // testConfig is the configuration newFacade serves: backends that time
 // out after a second.
-func testConfig(t *testing.T, legacyURL, modernURL, extra, routes string) *config.Config {
+func testConfig(t testing.TB, legacyURL, modernURL, extra, routes string) *config.Config {
 	t.Helper()
 	return parseConfig(t, fmt.Sprintf("backends:\n  legacy: {url: %q, timeout: 1s}\n  modern: {url: %q, timeout: 1s}\n%s\nroutes:\n%s",
 		legacyURL, modernURL, extra, routes))
 }
 
 // parseConfig parses a configuration file's text.
-func parseConfig(t *testing.T, yaml string) *config.Config {
+func parseConfig(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := configfile.Parse("test.yaml", []byte(yaml), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {

@@ -70,3 +70,25 @@ strangler_up 1
 		t.Errorf("got %v, %v for a metric without labels; want 1 under \"\"", up, err)
 	}
 }
+
+func TestReadGoMemory(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`# TYPE go_goroutines gauge
+go_goroutines 1045
+go_memstats_heap_idle_bytes 9e+06
+go_memstats_heap_inuse_bytes 2.4e+07
+go_memstats_heap_released_bytes 7e+06
+go_memstats_stack_inuse_bytes 1.05e+07
+go_memstats_stack_sys_bytes 1.1e+07
+`))
+	}))
+	defer srv.Close()
+	got, err := readGoMemory(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goMemory{heapInUse: 24e6, heapFree: 2e6, stacks: 10.5e6, goroutines: 1045}
+	if got != want {
+		t.Errorf("got %+v, want %+v (free: idle spans not yet released)", got, want)
+	}
+}

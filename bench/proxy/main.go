@@ -199,8 +199,8 @@ func bench(o options) error {
 				progress("holding %d connections open to %s\n", o.open, t.name)
 				// Resident memory seldom shrinks, so the gentler measurement
 				// goes first.
-				t.openPaced.mem, t.openPaced.err = holdOpen(t, o.open, o.conns)
-				t.openBurst.mem, t.openBurst.err = holdOpen(t, o.open, o.open)
+				t.openPaced = holdOpen(t, o.open, o.conns, false)
+				t.openBurst = holdOpen(t, o.open, o.open, true)
 			}
 		}
 	}
@@ -443,11 +443,13 @@ func (t *target) add(r runResult) {
 
 // holdOpen measures t's resident memory while it holds n client
 // connections, each of which has carried one request, at most concurrent
-// of them at a time.
-func holdOpen(t *target, n, concurrent int) (memory, error) {
+// of them at a time; with account, for strangler, also what its Go
+// runtime says the memory is (only where it is reported: serving
+// /metrics allocates, and resident memory seldom shrinks).
+func holdOpen(t *target, n, concurrent int, account bool) openResult {
 	conns, err := openConns(t.addr, t.request, n, concurrent)
 	if err != nil {
-		return memory{}, err
+		return openResult{err: err}
 	}
 	defer func() {
 		for _, c := range conns {
@@ -456,7 +458,14 @@ func holdOpen(t *target, n, concurrent int) (memory, error) {
 		time.Sleep(200 * time.Millisecond) // let the target close its side
 	}()
 	time.Sleep(300 * time.Millisecond) // let the target settle on idle connections
-	return t.proc.memory()
+	var r openResult
+	r.mem, r.err = t.proc.memory()
+	if r.err == nil && account && t.admin != "" {
+		if g, err := readGoMemory(t.admin); err == nil {
+			r.goMem = &g
+		}
+	}
+	return r
 }
 
 // fallbackNotes checks strangler's own count of fallbacks: a fallback hit

@@ -15,20 +15,35 @@ var metricClient = &http.Client{Timeout: 5 * time.Second}
 // metricBy fetches strangler's /metrics and sums the samples of one metric
 // by the value of one of their labels (samples without it sum under "").
 func metricBy(admin, name, label string) (map[string]float64, error) {
-	resp, err := metricClient.Get("http://" + admin + "/metrics")
+	text, err := scrape(admin)
 	if err != nil {
 		return nil, err
+	}
+	return sumBy(text, name, label), nil
+}
+
+// scrape fetches strangler's /metrics.
+func scrape(admin string) (string, error) {
+	resp, err := metricClient.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("/metrics answered %s", resp.Status)
+		return "", fmt.Errorf("/metrics answered %s", resp.Status)
 	}
+	return string(body), nil
+}
+
+// sumBy sums the samples of metric name in text, a /metrics scrape, by the
+// value of one of their labels (samples without it sum under "").
+func sumBy(text, name, label string) map[string]float64 {
 	out := map[string]float64{}
-	for line := range strings.Lines(string(body)) {
+	for line := range strings.Lines(text) {
 		rest, ok := strings.CutPrefix(line, name)
 		if !ok || rest == "" || rest[0] != '{' && rest[0] != ' ' {
 			continue
@@ -47,7 +62,30 @@ func metricBy(admin, name, label string) (map[string]float64, error) {
 		}
 		out[labelValue(labels, label)] += v
 	}
-	return out, nil
+	return out
+}
+
+// goMemory is how the Go runtime of a strangler target accounts for its
+// memory, in bytes, from the Go collector on its /metrics.
+type goMemory struct {
+	heapInUse  float64 // spans holding objects, live or garbage not yet swept
+	heapFree   float64 // free spans the runtime keeps rather than return to the OS
+	stacks     float64 // goroutine stacks
+	goroutines float64
+}
+
+func readGoMemory(admin string) (goMemory, error) {
+	text, err := scrape(admin)
+	if err != nil {
+		return goMemory{}, err
+	}
+	v := func(name string) float64 { return sumBy(text, name, "")[""] }
+	return goMemory{
+		heapInUse:  v("go_memstats_heap_inuse_bytes"),
+		heapFree:   v("go_memstats_heap_idle_bytes") - v("go_memstats_heap_released_bytes"),
+		stacks:     v("go_memstats_stack_inuse_bytes"),
+		goroutines: v("go_goroutines"),
+	}, nil
 }
 
 // labelValue returns the value of label in a Prometheus label list

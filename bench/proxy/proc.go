@@ -167,11 +167,16 @@ func (c *child) tail() string {
 }
 
 // memory is resident memory in KiB: now (VmRSS) and the peak (VmHWM),
-// summed over the child's process group (nginx's master and workers).
-type memory struct{ rss, hwm uint64 }
+// summed over the child's process group (nginx's master and workers), and
+// how much of the resident memory now is pages of files (RssFile): the
+// executable and libraries, which the kernel maps in as code runs and can
+// drop and read again under memory pressure; the rest is anonymous memory
+// (heap, stacks).
+type memory struct{ rss, hwm, file uint64 }
 
-func (m memory) rssMiB() float64 { return float64(m.rss) / 1024 }
-func (m memory) hwmMiB() float64 { return float64(m.hwm) / 1024 }
+func (m memory) rssMiB() float64  { return float64(m.rss) / 1024 }
+func (m memory) hwmMiB() float64  { return float64(m.hwm) / 1024 }
+func (m memory) fileMiB() float64 { return float64(m.file) / 1024 }
 
 func (c *child) memory() (memory, error) { return groupMemory(c.cmd.Process.Pid) }
 

@@ -65,14 +65,15 @@ func killGroup(p *os.Process) {
 	syscall.Kill(-p.Pid, syscall.SIGKILL)
 }
 
-// groupMemory sums VmRSS and VmHWM over the processes in process group
-// pgid, read from /proc.
+// groupMemory sums VmRSS, VmHWM and RssFile over the processes in process
+// group pgid, read from /proc.
 func groupMemory(pgid int) (memory, error) {
 	var m memory
 	err := eachInGroup(pgid, func(pid int, _ [][]byte) {
-		if rss, hwm, err := procStatus(pid); err == nil {
-			m.rss += rss
-			m.hwm += hwm
+		if s, err := procStatus(pid); err == nil {
+			m.rss += s.rss
+			m.hwm += s.hwm
+			m.file += s.file
 		}
 	})
 	return m, err
@@ -132,22 +133,25 @@ func eachInGroup(pgid int, fn func(pid int, fields [][]byte)) error {
 	return nil
 }
 
-// procStatus returns VmRSS and VmHWM of a process in KiB.
-func procStatus(pid int) (rss, hwm uint64, err error) {
+// procStatus returns VmRSS, VmHWM and RssFile of a process in KiB.
+func procStatus(pid int) (memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return memory{}, err
 	}
 	defer f.Close()
+	var m memory
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, value, _ := bytes.Cut(sc.Bytes(), []byte(":"))
 		var dst *uint64
 		switch string(name) {
 		case "VmRSS":
-			dst = &rss
+			dst = &m.rss
 		case "VmHWM":
-			dst = &hwm
+			dst = &m.hwm
+		case "RssFile":
+			dst = &m.file
 		default:
 			continue
 		}
@@ -156,7 +160,7 @@ func procStatus(pid int) (rss, hwm uint64, err error) {
 			*dst, _ = strconv.ParseUint(string(f[0]), 10, 64)
 		}
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 // selfCPU returns the CPU time the bench process (the load generator) has

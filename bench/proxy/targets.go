@@ -59,7 +59,11 @@ type target struct {
 
 type openResult struct {
 	mem memory
-	err error
+	// goMem is the Go runtime's account of a strangler target's memory,
+	// read right after mem; nil if not asked for, for the other targets,
+	// or if /metrics could not be read.
+	goMem *goMemory
+	err   error
 }
 
 func (r openResult) done() bool { return r.mem != (memory{}) || r.err != nil }

@@ -52,6 +52,23 @@ func Run(t *testing.T, h http.Handler, f Features) {
 		}
 	})
 
+	t.Run("HEAD answers as GET does, without the body", func(t *testing.T) {
+		c := c.with(t)
+		_, created := c.createPatient(patients.Patient{FirstName: "Grace", LastName: "Hopper", BirthDate: "1906-12-09"}, nil)
+		for _, path := range []string{fmt.Sprintf("/patients/%d", created.ID), "/patients"} {
+			get := c.do(http.MethodGet, path, nil, nil)
+			head := c.do(http.MethodHead, path, nil, nil)
+			body, err := io.ReadAll(head.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head.StatusCode != http.StatusOK || len(body) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+				t.Errorf("HEAD %s: got %d, %q, %d body bytes; want 200, %q, none (as GET, bodiless)",
+					path, head.StatusCode, head.Header.Get("Content-Type"), len(body), get.Header.Get("Content-Type"))
+			}
+		}
+	})
+
 	t.Run("patients are listed a page at a time by id", func(t *testing.T) {
 		c := c.with(t)
 		var ids []int64
