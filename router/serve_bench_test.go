@@ -1,11 +1,9 @@
 package router
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,7 +15,7 @@ import (
 )
 
 // BenchmarkServe measures one request through the router's whole path, on
-// loopback to a canned backend, in the modes whose cost is compared with
+// loopback to a raw backend, in the modes whose cost is compared with
 // pass-through: a fallback hit, a fallback miss (modern answers 404) and a
 // shadow copy compared with legacy's answer. allocs/op is the figure that
 // travels; the shadow comparison runs on the pool's goroutine, so its time
@@ -34,9 +32,9 @@ func BenchmarkServe(b *testing.B) {
 	}
 	page := `{"page":1,"per_page":6,"total":600,"items":[` + strings.Join(items, ",") + `]}`
 	pageReordered := `{"items":[` + strings.Join(itemsReordered, ",") + `],"total":600,"per_page":6,"page":1}`
-	legacy := cannedBackend(b, "200 OK", page)
-	modern := cannedBackend(b, "404 Not Found", `{"error":"not found"}`)
-	hit := cannedBackend(b, "200 OK", pageReordered)
+	legacy := rawBackend(b, rawJSONAnswer("200 OK", page))
+	modern := rawBackend(b, rawJSONAnswer("404 Not Found", `{"error":"not found"}`))
+	hit := rawBackend(b, rawJSONAnswer("200 OK", pageReordered))
 	for _, bc := range []struct{ name, modern, route string }{
 		{"legacy", modern, "mode: legacy"},
 		{"fallback-hit", hit, "mode: fallback"},
@@ -45,7 +43,7 @@ func BenchmarkServe(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
-				"backends:\n  legacy: {url: %q}\n  modern: {url: %q}\nroutes:\n  - {name: bench, match: 'GET /bench', %s}\n",
+				"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - {name: bench, match: 'GET /bench', %s}\n",
 				legacy, bc.modern, bc.route)), configfile.Env{Getenv: func(string) string { return "" }})
 			if err != nil {
 				b.Fatal(err)
@@ -82,46 +80,7 @@ func (w *discardWriter) Header() http.Header         { return w.header }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-// cannedBackend serves every request on loopback with the same response,
-// written with one system call and allocating nothing per request, so that
-// the benchmark counts the router's allocations alone.
-func cannedBackend(b *testing.B, status, body string) string {
-	resp := []byte(fmt.Sprintf("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					// Requests have no body: each ends with an empty line.
-					for {
-						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-						n = copy(buf, buf[i+4:n])
-					}
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
+// rawJSONAnswer is a complete response with a JSON body, for rawBackend.
+func rawJSONAnswer(status, body string) string {
+	return fmt.Sprintf("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
 }
