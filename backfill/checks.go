@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -66,13 +67,42 @@ func (c *column) change(v []byte) string {
 			return "keep only the last of a JSON object's keys given twice"
 		}
 	case "real":
-		if c.srcType == "DOUBLE" {
-			if d, err := strconv.ParseFloat(string(v), 64); err == nil && float64(float32(d)) != d && !math.IsInf(d, 0) {
-				return "round it to single precision"
-			}
+		if roundsFloat(c.srcType, v, 32) {
+			return "round it to single precision"
+		}
+	case "double precision":
+		if roundsFloat(c.srcType, v, 64) {
+			return "round it to double precision"
 		}
 	}
 	return ""
+}
+
+// roundsFloat reports whether a float of bits bits cannot hold source
+// value v of MySQL type srcType. A FLOAT or DOUBLE is its binary value,
+// which a DOUBLE keeps and a real keeps only if it is a float's; any
+// other value (DECIMAL, an integer, text) is a decimal number, kept only
+// if the float's shortest text, which is what PostgreSQL shows, is that
+// same number: 0.1 is, 9007199254740993 is not (it reads back …992).
+// Text that is not a finite number is left to the target.
+func roundsFloat(srcType string, v []byte, bits int) bool {
+	switch srcType {
+	case "FLOAT":
+		return false
+	case "DOUBLE":
+		d, err := strconv.ParseFloat(string(v), 64)
+		return bits == 32 && err == nil && float64(float32(d)) != d && !math.IsInf(d, 0)
+	}
+	exact, ok := new(big.Rat).SetString(strings.TrimSpace(string(v)))
+	if !ok {
+		return false
+	}
+	f, _ := strconv.ParseFloat(strings.TrimSpace(string(v)), bits)
+	if math.IsInf(f, 0) {
+		return false // out of range: the target refuses it
+	}
+	shown, _ := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, bits))
+	return shown.Cmp(exact) != 0
 }
 
 // dateTime reports whether v is shaped like MySQL's DATETIME text,

@@ -342,3 +342,60 @@ func TestFailureReasonsNeverHoldRedactedValues(t *testing.T) {
 		t.Errorf("reasons %q, want %q", got, want)
 	}
 }
+
+// TestNumbersAFloatCannotHoldAreRefused: a DECIMAL or an integer going
+// into real or double precision is a decimal number; when the float's
+// text would be another number (9007199254740993 reads back …992), the
+// row goes to the ledger, and verify does not call such a copy equal.
+func TestNumbersAFloatCannotHoldAreRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Lab (LabSerNum INT PRIMARY KEY, Result DECIMAL(65,30), Count BIGINT, Small BIGINT UNSIGNED)",
+		"CREATE TABLE labs (legacy_id bigint UNIQUE, result double precision, count double precision, small real)",
+		config.BackfillTable{Name: "labs", From: "Lab", Key: "LabSerNum", To: "labs", TargetKey: "legacy_id",
+			Columns: cols("LabSerNum=legacy_id", "Result=result", "Count=count", "Small=small")})
+	w.exec(t, `INSERT INTO Lab VALUES
+		(1, 0.1, 9007199254740992, 16777216),
+		(2, 12345678901234567890.0123456789, NULL, NULL),
+		(3, NULL, 9007199254740993, NULL),
+		(4, NULL, NULL, 16777217),
+		(5, -2.5e-10, -1, 0)`)
+
+	v := w.run(t, backfill.Options{}).Tables[0]
+	if v.Inserted != 2 || v.Failed != 3 {
+		t.Errorf("inserted %d, failed %d (%q); want 2 and 3", v.Inserted, v.Failed, failureReasons(v))
+	}
+	for _, want := range []string{
+		"column result: double precision would round it to double precision (lossy: true allows it)",
+		"column count: double precision would round it to double precision (lossy: true allows it)",
+		"column small: real would round it to single precision (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(v), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(v), want)
+		}
+	}
+	// Rows an older backfill rounded.
+	w.pg(t, "INSERT INTO labs (legacy_id, result, count, small) VALUES (2, 12345678901234567890.0123456789, NULL, NULL), (3, NULL, 9007199254740993, NULL)")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	var changed []string
+	for _, c := range d.ChangedRows {
+		changed = append(changed, c.Key)
+	}
+	if !slices.Equal(changed, []string{"2", "3"}) || d.Missing != 1 {
+		t.Errorf("verify: changed %v, %d missing; want 2 and 3 changed, 4 missing", changed, d.Missing)
+	}
+
+	t.Run("lossy: true copies the nearest float, and verify agrees", func(t *testing.T) {
+		for name, c := range w.cfg.Tables[0].Columns {
+			if name != "legacy_id" {
+				c.Lossy = true
+				w.cfg.Tables[0].Columns[name] = c
+			}
+		}
+		if v := w.run(t, backfill.Options{}).Tables[0]; v.Failed != 0 {
+			t.Errorf("failed %d (%q), want none", v.Failed, failureReasons(v))
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none", d.Tables)
+		}
+	})
+}
