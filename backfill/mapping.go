@@ -96,15 +96,18 @@ func (c *column) stageType() string {
 }
 
 // valueExpr is staged value v of the column as the target stores it. Text
-// goes to string columns by assignment, which refuses a value too long
-// for varchar(n) where an explicit cast would cut it short (unless the
-// column is lossy); other types are cast with their input function, as
-// COPY would parse them.
+// goes to text and varchar columns by assignment, which refuses a value
+// too long for varchar(n) where an explicit cast would cut it short
+// (unless the column is lossy); other types are cast with their input
+// function, as COPY would parse them. char(n) is cast too: its value is
+// padded, so 'abc  ' and 'abc' are one char(5) value, and only the cast
+// makes staged text compare as that (refuse has already turned away
+// values too long for it).
 func (c *column) valueExpr(v string) string {
 	switch {
 	case c.isBytes():
 		return v
-	case c.typ.base == "text" || strings.HasPrefix(c.typ.base, "character"):
+	case c.typ.base == "text" || c.typ.base == "character varying":
 		if c.cfg.Lossy && c.typ.mod(0) >= 0 {
 			return v + "::" + c.typ.full
 		}

@@ -399,3 +399,29 @@ func TestNumbersAFloatCannotHoldAreRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestCharColumnsCompareAsTheirPaddedValue: 'abc  ' and 'abc' are one
+// char(5) value; verify must agree with the backfill, which leaves such a
+// copy alone, instead of reporting it changed on every run.
+func TestCharColumnsCompareAsTheirPaddedValue(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Ward (WardSerNum INT PRIMARY KEY, Code VARCHAR(10))",
+		"CREATE TABLE wards (legacy_id bigint UNIQUE, code char(5))",
+		config.BackfillTable{Name: "wards", From: "Ward", Key: "WardSerNum", To: "wards", TargetKey: "legacy_id",
+			Columns: cols("WardSerNum=legacy_id", "Code=code")})
+	w.exec(t, "INSERT INTO Ward VALUES (1, 'abc  '), (2, 'abc'), (3, ' x'), (4, ''), (5, 'abcdef')")
+
+	if v := w.run(t, backfill.Options{}).Tables[0]; v.Inserted != 4 || v.Failed != 1 {
+		t.Errorf("inserted %d, failed %d (%q); want 4 and 1", v.Inserted, v.Failed, failureReasons(v))
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 0 || d.Missing != 1 {
+		t.Errorf("verify of the copy: %d changed %+v, %d missing; want none changed, ward 5 missing", d.Changed, d.ChangedRows, d.Missing)
+	}
+	if v := w.run(t, backfill.Options{Restart: true}).Tables[0]; v.Written() != 0 || v.Present != 4 {
+		t.Errorf("restart wrote %d, found %d present; want 0 and 4", v.Written(), v.Present)
+	}
+	w.pg(t, "UPDATE wards SET code = ' abc' WHERE legacy_id = 1")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || d.ChangedRows[0].Key != "1" {
+		t.Errorf("verify after a leading space: %+v, want ward 1 changed", d.ChangedRows)
+	}
+}
