@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -53,6 +54,9 @@ func (c *column) change(v []byte) string {
 	case "timestamp", "time":
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
+		}
+		if c.zone != nil && skipped(v, c.zone) {
+			return fmt.Sprintf("move it: %s skips that wall time (clocks go forward)", c.zone)
 		}
 	case "numeric":
 		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
@@ -123,6 +127,21 @@ func timeOfDay(v []byte) bool {
 		}
 	}
 	return false
+}
+
+// skipped reports whether DATETIME text v is a wall time that zone's
+// clocks skip when they go forward (02:30 on a spring night in New
+// York): no instant has it, so PostgreSQL takes it at the offset before
+// the change and it reads back an hour later. A wall time that occurs
+// twice is not refused: it becomes the later instant, and reads back as
+// itself.
+func skipped(v []byte, zone *time.Location) bool {
+	wall, err := time.Parse(time.DateTime, string(v[:min(len(v), len(time.DateTime))]))
+	if err != nil {
+		return false // not a time PostgreSQL takes: it refuses it
+	}
+	at := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, zone)
+	return at.Hour() != wall.Hour() || at.Minute() != wall.Minute() || at.Day() != wall.Day()
 }
 
 // fractionBeyond reports whether a time's fractional seconds have a

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"strangler/config"
 )
@@ -34,8 +35,8 @@ type column struct {
 	// that are not byte-equal (a case-insensitive ICU collation).
 	deterministic bool
 	// zone is the time zone appended to a DATETIME going into a timestamptz
-	// column (source_time_zone); "" when none is.
-	zone string
+	// column (source_time_zone); nil when none is.
+	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
 }
@@ -153,8 +154,8 @@ func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
 		return nil
-	case c.zone != "":
-		return append(append(v[:len(v):len(v)], ' '), c.zone...)
+	case c.zone != nil:
+		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -173,9 +174,15 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		if err := zoneKnown(ctx, dst, z); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
+		// Go's copy of the zone finds the wall times its clock changes
+		// skip (see change).
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
+		}
 		for i := range t.cols {
 			if c := &t.cols[i]; c.srcType == "DATETIME" && c.typ.base == "timestamp" && c.typ.tz {
-				c.zone = z
+				c.zone = loc
 			}
 		}
 	}

@@ -425,3 +425,46 @@ func TestCharColumnsCompareAsTheirPaddedValue(t *testing.T) {
 		t.Errorf("verify after a leading space: %+v, want ward 1 changed", d.ChangedRows)
 	}
 }
+
+// TestADatetimeTheZoneSkipsIsRefused: 02:30 on the night New York's
+// clocks go forward never happened there; PostgreSQL would take it as
+// 03:30 and the copy would read back an hour later. The row goes to the
+// ledger, and verify calls such a copy changed. A wall time that occurs
+// twice is copied as the later instant.
+func TestADatetimeTheZoneSkipsIsRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Dose (DoseSerNum INT PRIMARY KEY, GivenAt DATETIME(6))",
+		"CREATE TABLE doses (legacy_id bigint UNIQUE, given_at timestamptz)",
+		config.BackfillTable{Name: "doses", From: "Dose", Key: "DoseSerNum", To: "doses", TargetKey: "legacy_id",
+			Columns: cols("DoseSerNum=legacy_id", "GivenAt=given_at")})
+	w.exec(t, "INSERT INTO Dose VALUES (1, '2024-03-10 01:59:59.999999'), (2, '2024-03-10 02:30:00'), (3, '2024-03-10 03:00:00'), (4, '2024-11-03 01:30:00')")
+	w.cfg.SourceTimeZone = "America/New_York"
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column given_at: timestamp with time zone would move it: America/New_York skips that wall time (clocks go forward) (lossy: true allows it)"
+	if d.Inserted != 3 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT string_agg((given_at AT TIME ZONE 'UTC')::text, ' | ' ORDER BY legacy_id) FROM doses").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2024-03-10 06:59:59.999999 | 2024-03-10 07:00:00 | 2024-11-03 06:30:00"; got != want {
+		t.Errorf("modern holds %s (UTC), want %s", got, want)
+	}
+	// The row as a copy without the check makes it: 02:30 taken as 03:30.
+	w.pg(t, "INSERT INTO doses VALUES (2, '2024-03-10 07:30:00+00')")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 || v.ChangedRows[0].Key != "2" {
+		t.Errorf("verify: %+v, want dose 2 changed", v)
+	}
+
+	t.Run("lossy: true takes PostgreSQL's reading, and verify agrees", func(t *testing.T) {
+		w.cfg.Tables[0].Columns["given_at"] = config.Column{From: "GivenAt", Lossy: true}
+		if d := w.run(t, backfill.Options{}).Tables[0]; d.Failed != 0 {
+			t.Errorf("failed %d (%q), want none", d.Failed, failureReasons(d))
+		}
+		if v := w.verify(t, backfill.VerifyOptions{}); v.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none", v.Tables)
+		}
+	})
+}
