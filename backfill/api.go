@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"strangler/config"
 	"strangler/phi"
@@ -44,6 +45,9 @@ type APILedger interface {
 const (
 	reasonRejected         = "rejected"
 	reasonRetriesExhausted = "retries_exhausted"
+	// reasonInvalidText: a string field is not UTF-8, and JSON would
+	// carry U+FFFD in place of its bytes. The row is never sent.
+	reasonInvalidText = "invalid_text"
 )
 
 // apiRunner is one backfill run through the API.
@@ -387,6 +391,8 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = fmt.Sprintf("rejected by the API (%d)", f.Status)
 	case reasonRetriesExhausted:
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
+	case reasonInvalidText:
+		s = "not sent"
 	}
 	if f.Message != "" {
 		s += ": " + f.Message
@@ -425,6 +431,17 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 	return p.String(), body
 }
 
+// invalidText names the first field whose value would go as a JSON
+// string but is not UTF-8, or "".
+func (t *apiTable) invalidText(row sourceRow) string {
+	for _, f := range t.fields {
+		if v := row.vals[f.col]; v != nil && !f.number && !utf8.Valid(v) {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // redactedBody is body with its redacted fields replaced by their keyed
 // hash: what the ledger and a dry run show.
 func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
@@ -445,6 +462,11 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 	key := showKey(t.key, row.key)
 	idem := r.ledgerName(t) + ":" + key
 	path, body := t.request(row)
+	if field := t.invalidText(row); field != "" {
+		// The message names the field, never its value.
+		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidText, Payload: string(r.redactedBody(t, body)),
+			Message: "field " + field + " is not valid UTF-8 text, which JSON cannot carry"}}
+	}
 	raw, _ := json.Marshal(body)
 	if r.opts.DryRun {
 		r.print("%s %s Idempotency-Key: %s %s\n", t.api.Method, path, idem, r.redactedBody(t, body))

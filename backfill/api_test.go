@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,5 +287,41 @@ func TestAPIBackfillDryRunPrintsRedactedRequestsAndSendsNone(t *testing.T) {
 	}
 	if ev := w.modern.Events(); len(ev) != 0 {
 		t.Errorf("a dry run made admin calls: %v", ev)
+	}
+}
+
+// TestAPIBackfillRefusesTextJSONCannotCarry: JSON strings are UTF-8, and
+// Go's encoder replaces bytes that are not with U+FFFD; a row holding
+// such bytes (a VARBINARY or latin1-as-binary column) must fail, naming
+// the field, not reach the API with its value silently changed.
+func TestAPIBackfillRefusesTextJSONCannotCarry(t *testing.T) {
+	w := newAPIWorld(t, 10, 2, modern.Faults{})
+	ctx := context.Background()
+	if _, err := w.legacy.Exec("ALTER TABLE Patient MODIFY LastName VARBINARY(50) NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("UPDATE Patient SET LastName = X'4C6F7665FF' WHERE PatientSerNum = 4"); err != nil {
+		t.Fatal(err)
+	}
+	tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]
+	want := "not sent: field last_name is not valid UTF-8 text, which JSON cannot carry"
+	// Patient 1's e-mail address is one the API refuses (see rejected).
+	if tr.Written() != 8 || tr.Failed != 2 || !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return f.Reason == want }) {
+		t.Errorf("migrated %d, failed %d (%+v); want 8 and 2, one of them %q", tr.Written(), tr.Failed, tr.Failures, want)
+	}
+	var n int64
+	if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM import_log WHERE patient_id = 4").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the API imported patient 4 %d times, want never", n)
+	}
+	failed, err := w.store.APIBackfillFailures(ctx, "patients", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed = slices.DeleteFunc(failed, func(f store.APIBackfillRow) bool { return f.Key == "1" })
+	if len(failed) != 1 || failed[0].Key != "4" || failed[0].Reason != "invalid_text" || failed[0].Status != 0 {
+		t.Errorf("ledger %+v, want patient 4 failed as invalid_text, never answered", failed)
 	}
 }
