@@ -63,12 +63,18 @@ func hashed(t *table, i int) bool { return i > 0 && t.cols[i].isBytes() }
 
 // compareList is the select list the comparer reads from the source:
 // the backfill's, with binary values other than the key by their MD5.
+// MySQL's MD5 hashes a string's bytes in its column's character set, but
+// the backfill reads text in utf8mb4 (the connection's): text going into
+// bytea is hashed as utf8mb4 too, or a latin1 'é' would differ forever.
 func compareList(t *table) string {
 	exprs := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		exprs[i] = c.sourceExpr
-		if hashed(t, i) {
+		switch {
+		case hashed(t, i) && isBinaryType(c.srcType):
 			exprs[i] = "MD5(" + c.sourceExpr + ")"
+		case hashed(t, i):
+			exprs[i] = "MD5(CONVERT(" + c.sourceExpr + " USING utf8mb4))"
 		}
 	}
 	return strings.Join(exprs, ", ")
