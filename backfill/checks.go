@@ -129,14 +129,18 @@ func timeOfDay(v []byte) bool {
 	return false
 }
 
-// skipped reports whether DATETIME text v is a wall time that zone's
-// clocks skip when they go forward (02:30 on a spring night in New
-// York): no instant has it, so PostgreSQL takes it at the offset before
-// the change and it reads back an hour later. A wall time that occurs
-// twice is not refused: it becomes the later instant, and reads back as
-// itself.
+// skipped reports whether DATETIME or DATE text v is a wall time that
+// zone's clocks skip when they go forward (02:30 on a spring night in
+// New York, midnight in Santiago): no instant has it, so PostgreSQL
+// takes it at the offset before the change and it reads back an hour
+// later. A wall time that occurs twice is not refused: it becomes the
+// later instant, and reads back as itself.
 func skipped(v []byte, zone *time.Location) bool {
-	wall, err := time.Parse(time.DateTime, string(v[:min(len(v), len(time.DateTime))]))
+	layout := time.DateTime
+	if len(v) == len(time.DateOnly) {
+		layout = time.DateOnly
+	}
+	wall, err := time.Parse(layout, string(v[:min(len(v), len(layout))]))
 	if err != nil {
 		return false // not a time PostgreSQL takes: it refuses it
 	}

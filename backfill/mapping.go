@@ -34,8 +34,8 @@ type column struct {
 	// deterministic is false when the column's collation has equal values
 	// that are not byte-equal (a case-insensitive ICU collation).
 	deterministic bool
-	// zone is the time zone appended to a DATETIME going into a timestamptz
-	// column (source_time_zone); nil when none is.
+	// zone is the time zone appended to a DATETIME or DATE going into a
+	// timestamptz column (source_time_zone); nil when none is.
 	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
@@ -149,7 +149,8 @@ func (c *column) same(a, b string) string {
 func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
 
 // encode is a checked source value as it is staged: a binary UUID in its
-// text form, a DATETIME going into a timestamptz with its time zone.
+// text form, a DATETIME or DATE going into a timestamptz with its time
+// zone.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:

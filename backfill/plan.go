@@ -181,7 +181,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
 		for i := range t.cols {
-			if c := &t.cols[i]; c.srcType == "DATETIME" && c.typ.base == "timestamp" && c.typ.tz {
+			if c := &t.cols[i]; (c.srcType == "DATETIME" || c.srcType == "DATE") && c.typ.base == "timestamp" && c.typ.tz {
 				c.zone = loc
 			}
 		}

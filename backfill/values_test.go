@@ -495,3 +495,37 @@ func TestLatin1TextIntoByteaVerifiesAsCopied(t *testing.T) {
 		t.Errorf("verify after changing a byte of the scan: %+v, want letter 1's scan changed", d.ChangedRows)
 	}
 }
+
+// TestADateIsMidnightInTheSourceTimeZone: a DATE going into timestamptz is
+// midnight where legacy's dates are, as a DATETIME is wall time there;
+// taken as UTC, 10 March reads as 9 March in New York. A midnight the
+// zone skips (Santiago, 8 September 2024) goes to the ledger.
+func TestADateIsMidnightInTheSourceTimeZone(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Day DATE)",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, day timestamptz)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: cols("VisitSerNum=legacy_id", "Day=day")})
+	w.exec(t, "INSERT INTO Visit VALUES (1, '2024-03-10'), (2, '2024-09-08')")
+	w.cfg.SourceTimeZone = "America/Santiago"
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column day: timestamp with time zone would move it: America/Santiago skips that wall time (clocks go forward) (lossy: true allows it)"
+	if d.Inserted != 1 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT (day AT TIME ZONE 'America/Santiago')::text FROM visits WHERE legacy_id = 1").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "2024-03-10 00:00:00" {
+		t.Errorf("visit 1 is %s in Santiago, want 2024-03-10 00:00:00", got)
+	}
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 0 || v.Missing != 1 {
+		t.Errorf("verify: %+v, want visit 2 missing and nothing changed", v)
+	}
+	w.pg(t, "UPDATE visits SET day = '2024-03-10 00:00:00+00' WHERE legacy_id = 1")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 {
+		t.Errorf("verify of midnight UTC: %+v, want visit 1 changed", v)
+	}
+}
