@@ -50,7 +50,10 @@ type lookup struct {
 
 // pgType is a target column's type as format_type writes it, taken apart:
 // "timestamp(0) without time zone" is base "timestamp", mods [0], and
-// "public.citext" is base "citext".
+// "public.citext" is base "citext". For a domain, full is the domain,
+// which values are cast to so that its constraints apply, and the rest
+// is the type under it: a domain over varchar(3) cuts what it is cast
+// from as varchar(3) does, so it is checked as one.
 type pgType struct {
 	full string
 	base string
@@ -60,9 +63,11 @@ type pgType struct {
 
 var typeSyntax = regexp.MustCompile(`^(?:[^.(]+\.)?([a-z][a-z0-9_ ]*?)(?:\((\d+)(?:,(\d+))?\))?( with time zone| without time zone)?$`)
 
-func parseType(full string) pgType {
-	t := pgType{full: full, base: full}
-	m := typeSyntax.FindStringSubmatch(full)
+// parseType takes apart type full, whose values are of type under (full
+// itself unless it is a domain).
+func parseType(full, under string) pgType {
+	t := pgType{full: full, base: under}
+	m := typeSyntax.FindStringSubmatch(under)
 	if m == nil {
 		return t // arrays and the like: compared as text, never checked
 	}

@@ -529,3 +529,42 @@ func TestADateIsMidnightInTheSourceTimeZone(t *testing.T) {
 		t.Errorf("verify of midnight UTC: %+v, want visit 1 changed", v)
 	}
 }
+
+// TestADomainIsCheckedAsTheTypeUnderIt: a value cast to a domain over
+// varchar(3) or numeric(5,2) is cut or rounded as by that type, silently;
+// the checks must see the type under the domain, and the domain's own
+// constraint still applies.
+func TestADomainIsCheckedAsTheTypeUnderIt(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.pg(t, "CREATE DOMAIN ward_code AS varchar(3) CHECK (VALUE <> 'bad')")
+	w.pg(t, "CREATE DOMAIN dose AS numeric(5,2)")
+	w.pg(t, "CREATE DOMAIN strict_dose AS dose CHECK (VALUE >= 0)")
+	w.mapTable(t, "CREATE TABLE Order_ (OrderSerNum INT PRIMARY KEY, Ward VARCHAR(10), Dose DECIMAL(10,4))",
+		"CREATE TABLE orders (legacy_id bigint UNIQUE, ward ward_code, dose strict_dose)",
+		config.BackfillTable{Name: "orders", From: "Order_", Key: "OrderSerNum", To: "orders", TargetKey: "legacy_id",
+			Columns: cols("OrderSerNum=legacy_id", "Ward=ward", "Dose=dose")})
+	w.exec(t, "INSERT INTO Order_ VALUES (1, 'abc', 1.2500), (2, 'abcd', NULL), (3, NULL, 1.2345), (4, 'bad', NULL), (5, NULL, -1)")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 1 || d.Failed != 4 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 4", d.Inserted, d.Failed, failureReasons(d))
+	}
+	for _, want := range []string{
+		"column ward: ward_code would cut it to 3 characters (lossy: true allows it)",
+		"column dose: strict_dose would round it to 2 decimal places (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(d), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(d), want)
+		}
+	}
+	// Rows a copy without the checks makes: cut and rounded.
+	w.pg(t, "INSERT INTO orders VALUES (2, 'abc', NULL), (3, NULL, 1.23)")
+	v := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	var changed []string
+	for _, c := range v.ChangedRows {
+		changed = append(changed, c.Key)
+	}
+	if !slices.Equal(changed, []string{"2", "3"}) {
+		t.Errorf("verify: changed %v, want orders 2 and 3", changed)
+	}
+}
