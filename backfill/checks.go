@@ -66,6 +66,14 @@ func (c *column) change(v []byte) string {
 		if n := t.mod(0); n >= 0 && utf8.RuneCount(v) > n {
 			return fmt.Sprintf("cut it to %d characters", n)
 		}
+	case "bit", "bit varying":
+		// A cast from text cuts bits on the right, or pads bit(n) there.
+		switch n := t.mod(0); {
+		case n >= 0 && len(v) > n:
+			return fmt.Sprintf("cut it to %d bits", n)
+		case n >= 0 && len(v) < n && t.base == "bit":
+			return fmt.Sprintf("pad it to %d bits on the right", n)
+		}
 	case "jsonb":
 		if duplicateKey(v) {
 			return "keep only the last of a JSON object's keys given twice"

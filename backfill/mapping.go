@@ -227,7 +227,9 @@ func sourceExpr(c config.Column, rawType string, typ pgType) string {
 		switch {
 		case typ.base == "bytea":
 		case typ.base == "bit" && typ.mod(0) > 0:
-			e = fmt.Sprintf("LPAD(BIN(%s + 0), %d, '0')", e, typ.mod(0))
+			// Padded on the left to n digits, never cut (LPAD cuts what is
+			// longer): a value too wide for bit(n) must reach change.
+			e = fmt.Sprintf("LPAD(BIN(%[1]s + 0), GREATEST(%[2]d, LENGTH(BIN(%[1]s + 0))), '0')", e, typ.mod(0))
 		case typ.base == "bit" || typ.base == "bit varying":
 			e = "BIN(" + e + " + 0)"
 		default:

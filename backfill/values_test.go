@@ -568,3 +568,35 @@ func TestADomainIsCheckedAsTheTypeUnderIt(t *testing.T) {
 		t.Errorf("verify: changed %v, want orders 2 and 3", changed)
 	}
 }
+
+// TestBitsTooWideForTheTargetAreRefused: MySQL's LPAD and PostgreSQL's
+// cast from text both cut a bit string to fit, and the cast pads bit(n)
+// on the right ('101' becomes 10100); each would change the number.
+func TestBitsTooWideForTheTargetAreRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Flag (FlagSerNum INT PRIMARY KEY, Mask BIT(10), Wide BIT(10), Typed VARCHAR(10))",
+		"CREATE TABLE flags (legacy_id bigint UNIQUE, mask bit(5), wide bit varying(5), typed bit(5))",
+		config.BackfillTable{Name: "flags", From: "Flag", Key: "FlagSerNum", To: "flags", TargetKey: "legacy_id",
+			Columns: cols("FlagSerNum=legacy_id", "Mask=mask", "Wide=wide", "Typed=typed")})
+	w.exec(t, "INSERT INTO Flag VALUES (1, b'11', b'11', '00011'), (2, b'1111100000', NULL, NULL), (3, NULL, b'1111100000', NULL), (4, NULL, NULL, '101')")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 1 || d.Failed != 3 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 3", d.Inserted, d.Failed, failureReasons(d))
+	}
+	for _, want := range []string{
+		"column mask: bit(5) would cut it to 5 bits (lossy: true allows it)",
+		"column wide: bit varying(5) would cut it to 5 bits (lossy: true allows it)",
+		"column typed: bit(5) would pad it to 5 bits on the right (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(d), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(d), want)
+		}
+	}
+	if n := w.count(t, "SELECT count(*) FROM flags WHERE mask = B'00011' AND wide = B'11' AND typed = B'00011'"); n != 1 {
+		t.Error("flag 1 is not 00011, 11, 00011 in modern")
+	}
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 0 || v.Missing != 3 || v.MissingFailed != 3 {
+		t.Errorf("verify: %+v, want the 3 refused flags missing", v)
+	}
+}
