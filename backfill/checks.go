@@ -58,6 +58,9 @@ func (c *column) change(v []byte) string {
 		if c.zone != nil && skipped(v, c.zone) {
 			return fmt.Sprintf("move it: %s skips that wall time (clocks go forward)", c.zone)
 		}
+		if t.base == "time" && dateTime(v) {
+			return "drop the date"
+		}
 	case "numeric":
 		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
 			return fmt.Sprintf("round it to %d decimal places", max(s, 0))

@@ -600,3 +600,24 @@ func TestBitsTooWideForTheTargetAreRefused(t *testing.T) {
 		t.Errorf("verify: %+v, want the 3 refused flags missing", v)
 	}
 }
+
+// TestADatetimeIntoTimeIsRefused: PostgreSQL's time takes a whole
+// DATETIME and keeps the time of day alone, as date keeps the day.
+func TestADatetimeIntoTimeIsRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Slot (SlotSerNum INT PRIMARY KEY, StartsAt DATETIME, Opens TIME)",
+		"CREATE TABLE slots (legacy_id bigint UNIQUE, starts_at time, opens time)",
+		config.BackfillTable{Name: "slots", From: "Slot", Key: "SlotSerNum", To: "slots", TargetKey: "legacy_id",
+			Columns: cols("SlotSerNum=legacy_id", "StartsAt=starts_at", "Opens=opens")})
+	w.exec(t, "INSERT INTO Slot VALUES (1, NULL, '08:30:00'), (2, '2024-01-01 10:00:00', NULL)")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column starts_at: time without time zone would drop the date (lossy: true allows it)"
+	if d.Inserted != 1 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	w.pg(t, "INSERT INTO slots VALUES (2, '10:00:00', NULL)")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 || v.ChangedRows[0].Key != "2" {
+		t.Errorf("verify: %+v, want slot 2 changed", v)
+	}
+}
