@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -323,5 +324,73 @@ func TestAPIBackfillRefusesTextJSONCannotCarry(t *testing.T) {
 	failed = slices.DeleteFunc(failed, func(f store.APIBackfillRow) bool { return f.Key == "1" })
 	if len(failed) != 1 || failed[0].Key != "4" || failed[0].Reason != "invalid_text" || failed[0].Status != 0 {
 		t.Errorf("ledger %+v, want patient 4 failed as invalid_text, never answered", failed)
+	}
+}
+
+// TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
+// bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
+// string "\u0001", and a wider BIT as its number.
+func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
+	ctx := context.Background()
+	myDSN := testdb.MySQL(t)
+	db, err := sql.Open("mysql", myDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, q := range []string{
+		"CREATE TABLE Consent (ConsentSerNum INT PRIMARY KEY, Given BIT(1), Flags BIT(16))",
+		"INSERT INTO Consent VALUES (1, b'1', b'1111111111111111'), (2, b'0', b'0'), (3, NULL, NULL)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	w := &apiWorld{store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
+	yaml := fmt.Sprintf(`
+backends:
+  legacy: { url: "http://legacy.internal:8080" }
+  modern: { url: "%[2]s" }
+backfill:
+  source: %[1]s
+  api: { url: "%[2]s" }
+  tables:
+    - name: consents
+      from: Consent
+      key: ConsentSerNum
+      target_api:
+        method: PUT
+        path: "/consents/{ConsentSerNum}"
+        body: { given: Given, flags: Flags }
+`, fixture.MySQLURL(myDSN), srv.URL)
+	if err := os.WriteFile(w.cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]; tr.Written() != 3 || tr.Failed != 0 {
+		t.Errorf("migrated %d, failed %d (%+v); want 3 and 0", tr.Written(), tr.Failed, tr.Failures)
+	}
+	want := map[string]string{
+		"/consents/1": `{"flags":65535,"given":1}`,
+		"/consents/2": `{"flags":0,"given":0}`,
+		"/consents/3": `{"flags":null,"given":null}`,
+	}
+	for path, body := range want {
+		if bodies[path] != body {
+			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
+		}
 	}
 }
