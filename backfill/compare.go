@@ -111,7 +111,9 @@ func compareSQL(t *table, stage string) (query, present string) {
 		case c.lookup != nil:
 			alias := fmt.Sprintf("l%d", i)
 			joins += fmt.Sprintf(" LEFT JOIN %s %s ON %s.%s = %s::%s", c.lookup.table, alias, alias, c.lookup.key, v, c.lookup.keyType)
-			same = c.same(alias+"."+c.lookup.column, col)
+			// A value the lookup finds no row for is one the backfill
+			// refuses: it differs even from a NULL in modern.
+			same = fmt.Sprintf("(%s IS NULL OR %s.%s IS NOT NULL) AND %s", v, alias, c.lookup.key, c.same(alias+"."+c.lookup.column, col))
 			// Modern's value as legacy would say it: the key it points at.
 			shown = fmt.Sprintf("(SELECT r.%s::text FROM %s r WHERE r.%s = %s LIMIT 1)", c.lookup.key, c.lookup.table, c.lookup.column, col)
 		default:
