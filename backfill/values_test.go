@@ -621,3 +621,30 @@ func TestADatetimeIntoTimeIsRefused(t *testing.T) {
 		t.Errorf("verify: %+v, want slot 2 changed", v)
 	}
 }
+
+// TestAValueBeyondATargetLimitFailsItsRowNotTheTable: a JSON document
+// nested deeper than PostgreSQL's stack allows (54001), or a value too
+// big for a btree index (54000), is one row's fault; it must go to the
+// ledger like any refused value, not stop the table.
+func TestAValueBeyondATargetLimitFailsItsRowNotTheTable(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Form (FormSerNum INT PRIMARY KEY, Answers LONGTEXT, Code TEXT)",
+		"CREATE TABLE forms (legacy_id bigint UNIQUE, answers jsonb, code text UNIQUE)",
+		config.BackfillTable{Name: "forms", From: "Form", Key: "FormSerNum", To: "forms", TargetKey: "legacy_id",
+			Columns: cols("FormSerNum=legacy_id", "Answers=answers", "Code=code")})
+	w.exec(t, "INSERT INTO Form VALUES (1, '[1]', 'a'), (2, CONCAT(REPEAT('[', 100000), REPEAT(']', 100000)), 'b'), (3, NULL, 'c')")
+	w.exec(t, "INSERT INTO Form SELECT 4, NULL, (SELECT GROUP_CONCAT(SHA2(seq, 256) SEPARATOR '') FROM seq_1_to_100)")
+	w.exec(t, "INSERT INTO Form VALUES (5, '{}', 'e')")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 3 || d.Failed != 2 {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 2", d.Inserted, d.Failed, failureReasons(d))
+	}
+	if want := "column answers: stack depth limit exceeded"; !slices.Contains(failureReasons(d), want) {
+		t.Errorf("reasons %q lack %q", failureReasons(d), want)
+	}
+	v := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	if !slices.Equal(v.MissingKeys, []string{"2", "4"}) || v.MissingFailed != 2 || v.Changed != 0 {
+		t.Errorf("verify: %+v, want forms 2 and 4 missing, failed in the ledger", v)
+	}
+}
