@@ -251,7 +251,9 @@ func transformed(e string, c config.Column) string {
 		case config.TransformUpper:
 			e = "UPPER(" + e + ")"
 		case config.TransformNullIfEmpty:
-			e = "NULLIF(" + e + ", '')"
+			// Not NULLIF(e, ''): under a PAD SPACE collation, MySQL's
+			// default, '   ' equals '' and would become NULL too.
+			e = "IF(LENGTH(" + e + ") = 0, NULL, " + e + ")"
 		}
 	}
 	if c.Default != nil {

@@ -648,3 +648,26 @@ func TestAValueBeyondATargetLimitFailsItsRowNotTheTable(t *testing.T) {
 		t.Errorf("verify: %+v, want forms 2 and 4 missing, failed in the ledger", v)
 	}
 }
+
+// TestNullIfEmptyKeepsSpaces: null_if_empty makes '' NULL; a value of
+// spaces is not empty, though MySQL's PAD SPACE collations call it equal
+// to ''.
+func TestNullIfEmptyKeepsSpaces(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body VARCHAR(10))",
+		"CREATE TABLE notes (legacy_id bigint UNIQUE, body text)",
+		config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id",
+			Columns: map[string]config.Column{"legacy_id": {From: "NoteSerNum"}, "body": {From: "Body", Transform: []config.Transform{config.TransformNullIfEmpty}}}})
+	w.exec(t, "INSERT INTO Note VALUES (1, ''), (2, '   '), (3, NULL), (4, 'x')")
+	w.run(t, backfill.Options{})
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT string_agg(coalesce(quote_literal(body), 'NULL'), ', ' ORDER BY legacy_id) FROM notes").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "NULL, '   ', NULL, 'x'"; got != want {
+		t.Errorf("modern holds %s, want %s", got, want)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want none", d.Tables)
+	}
+}
