@@ -327,11 +327,10 @@ func TestAPIBackfillRefusesTextJSONCannotCarry(t *testing.T) {
 	}
 }
 
-// TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
-// bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
-// string "\u0001", and a wider BIT as its number.
-func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
-	ctx := context.Background()
+// newConsentAPI is a legacy table of three consents, sent by PUT to
+// /consents/{key} of an API that h serves.
+func newConsentAPI(t *testing.T, h http.Handler) *apiWorld {
+	t.Helper()
 	myDSN := testdb.MySQL(t)
 	db, err := sql.Open("mysql", myDSN)
 	if err != nil {
@@ -346,21 +345,14 @@ func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &apiWorld{store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
+	w := &apiWorld{legacy: db, store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
 	yaml := fmt.Sprintf(`
 backends:
   legacy: { url: "http://legacy.internal:8080" }
@@ -380,6 +372,21 @@ backfill:
 	if err := os.WriteFile(w.cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
+// bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
+// string "\u0001", and a wider BIT as its number.
+func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
 	if tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]; tr.Written() != 3 || tr.Failed != 0 {
 		t.Errorf("migrated %d, failed %d (%+v); want 3 and 0", tr.Written(), tr.Failed, tr.Failures)
 	}
@@ -392,5 +399,38 @@ backfill:
 		if bodies[path] != body {
 			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
 		}
+	}
+}
+
+// TestAPIBackfillDoesNotFollowRedirects: Go's client follows a 301, 302
+// or 303 to a PUT with a GET and no body; the GET's 200 would mark a row
+// migrated that no one imported. A redirect is the answer: the row fails.
+func TestAPIBackfillDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/consents/2":
+			http.Redirect(rw, r, "/elsewhere", http.StatusMovedPermanently)
+		case "/consents/3":
+			http.Redirect(rw, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}
+	}))
+	tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]
+	if tr.Written() != 1 || tr.Failed != 2 {
+		t.Errorf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
+	}
+	for _, want := range []string{"rejected by the API (301)", "rejected by the API (307)"} {
+		if !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return strings.HasPrefix(f.Reason, want) }) {
+			t.Errorf("failures %+v lack %q", tr.Failures, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(seen, "GET /elsewhere") || slices.Contains(seen, "PUT /elsewhere") {
+		t.Errorf("requests %q: a redirect was followed", seen)
 	}
 }

@@ -649,9 +649,9 @@ func TestAValueBeyondATargetLimitFailsItsRowNotTheTable(t *testing.T) {
 	}
 }
 
-// TestNullIfEmptyKeepsSpaces: null_if_empty makes '' NULL; a value of
-// spaces is not empty, though MySQL's PAD SPACE collations call it equal
-// to ''.
+// TestNullIfEmptyKeepsSpaces: null_if_empty makes an empty string NULL;
+// a value of spaces is not empty, though MySQL's PAD SPACE collations
+// call the two equal.
 func TestNullIfEmptyKeepsSpaces(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{}, nil)
 	w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body VARCHAR(10))",
