@@ -434,3 +434,42 @@ func TestAPIBackfillDoesNotFollowRedirects(t *testing.T) {
 		t.Errorf("requests %q: a redirect was followed", seen)
 	}
 }
+
+// TestAPIBackfillRefusesAPathThatAddressesAnotherResource: a path column
+// that is NULL or empty makes /wards//consents/1, one that is . or ..
+// makes a path servers resolve to another resource (/wards/consents/2);
+// the row fails, naming the column, and is never sent.
+func TestAPIBackfillRefusesAPathThatAddressesAnotherResource(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.EscapedPath())
+		mu.Unlock()
+	}))
+	if _, err := w.legacy.Exec("ALTER TABLE Consent ADD Ward VARCHAR(10)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("INSERT INTO Consent (ConsentSerNum, Ward) VALUES (4, ''), (5, '.'), (6, 'a/b'), (7, '...')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("UPDATE Consent SET Ward = IF(ConsentSerNum = 2, '..', 'east') WHERE ConsentSerNum IN (2, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.Path = "/wards/{Ward}/consents/{ConsentSerNum}"
+	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if tr.Written() != 3 || tr.Failed != 4 {
+		t.Errorf("migrated %d, failed %d (%+v); want 3 and 4", tr.Written(), tr.Failed, tr.Failures)
+	}
+	want := "not sent: path column Ward is empty, NULL, . or .., which would address another resource"
+	if len(tr.Failures) != 1 || tr.Failures[0].Reason != want {
+		t.Errorf("failures %+v, want 4 as %q", tr.Failures, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(seen)
+	if want := []string{"/wards/.../consents/7", "/wards/a%2Fb/consents/6", "/wards/east/consents/3"}; !slices.Equal(seen, want) {
+		t.Errorf("the API got %q, want %q", seen, want)
+	}
+}
