@@ -312,6 +312,14 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 		mcfg.Params = map[string]string{}
 	}
 	mcfg.Params["time_zone"] = "'+00:00'"
+	// Text comes as utf8mb4, whatever the URL asks (?charset=latin1 is
+	// common in older applications' settings): in another character set
+	// MySQL sends '?' for each character it lacks, and so does
+	// character_set_results, which the URL may set as a session variable.
+	if err := mcfg.Apply(mysql.Charset("utf8mb4", "")); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	mcfg.Params["character_set_results"] = "utf8mb4"
 	src, err := sql.Open("mysql", mcfg.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -671,3 +671,36 @@ func TestNullIfEmptyKeepsSpaces(t *testing.T) {
 		t.Errorf("verify: %+v, want none", d.Tables)
 	}
 }
+
+// TestTextIsReadAsUTF8WhateverTheSourceURLAsks: a legacy URL with
+// ?charset=latin1, common in older applications' settings, would have
+// MySQL send '?' for every character latin1 lacks; the backfill reads
+// utf8mb4 whatever the URL says.
+func TestTextIsReadAsUTF8WhateverTheSourceURLAsks(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	for _, params := range []string{"?charset=latin1", "?character_set_results=latin1"} {
+		w.cfg = w.config(t, map[string]string{"LEGACY_DSN": w.legacyURL + params})
+		w.cfg.Tables = nil
+		if params == "?charset=latin1" {
+			w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body VARCHAR(20))",
+				"CREATE TABLE notes (legacy_id bigint UNIQUE, body text)",
+				config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id", Columns: cols("NoteSerNum=legacy_id", "Body=body")})
+			w.exec(t, "INSERT INTO Note VALUES (1, 'ok 😀'), (2, 'Zoë')")
+		} else {
+			w.cfg.Tables = []config.BackfillTable{{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id", Columns: cols("NoteSerNum=legacy_id", "Body=body")}}
+		}
+		if d := w.run(t, backfill.Options{Restart: true}).Tables[0]; d.Failed != 0 {
+			t.Errorf("%s: failed %d (%q), want none", params, d.Failed, failureReasons(d))
+		}
+		var got string
+		if err := w.modern.QueryRow(context.Background(), "SELECT string_agg(body, ' | ' ORDER BY legacy_id) FROM notes").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := "ok 😀 | Zoë"; got != want {
+			t.Errorf("%s: modern holds %q, want %q", params, got, want)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("%s: verify: %+v, want none", params, d.Tables)
+		}
+	}
+}
