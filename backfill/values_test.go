@@ -704,3 +704,30 @@ func TestTextIsReadAsUTF8WhateverTheSourceURLAsks(t *testing.T) {
 		}
 	}
 }
+
+// TestFloatsCompareExactlyWhateverTheTargetDatabaseSays: with
+// extra_float_digits = 0 (the default before PostgreSQL 12, still set on
+// some databases and roles) a float's text has 15 digits, and two doubles
+// one step apart read alike; verify must still see them differ. The
+// setting comes in the target's URL here: the test server's database is
+// shared.
+func TestFloatsCompareExactlyWhateverTheTargetDatabaseSays(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.cfg = w.config(t, map[string]string{"MODERN_DSN": w.modernDSN + "&extra_float_digits=0"})
+	w.mapTable(t, "CREATE TABLE Measure (MeasureSerNum INT PRIMARY KEY, D DOUBLE)",
+		"CREATE TABLE measures (legacy_id bigint UNIQUE, d double precision)",
+		config.BackfillTable{Name: "measures", From: "Measure", Key: "MeasureSerNum", To: "measures", TargetKey: "legacy_id",
+			Columns: cols("MeasureSerNum=legacy_id", "D=d")})
+	w.exec(t, "INSERT INTO Measure VALUES (1, 0.1), (2, 0.30000000000000004)")
+	w.run(t, backfill.Options{})
+	if n := w.count(t, "SELECT count(*) FROM measures WHERE d = 0.30000000000000004::float8"); n != 1 {
+		t.Errorf("measure 2 is not 0.30000000000000004 in modern")
+	}
+	w.pg(t, "UPDATE measures SET d = 0.10000000000000002::float8 WHERE legacy_id = 1")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || d.ChangedRows[0].Key != "1" {
+		t.Errorf("verify: %+v, want measure 1 changed by one step", d)
+	}
+	if d := w.run(t, backfill.Options{}).Tables[0]; d.Updated != 1 {
+		t.Errorf("a re-run updated %d rows, want measure 1", d.Updated)
+	}
+}
