@@ -71,10 +71,10 @@ func compareList(t *table) string {
 	for i, c := range t.cols {
 		exprs[i] = c.sourceExpr
 		switch {
-		case hashed(t, i) && isBinaryType(c.srcType):
-			exprs[i] = "MD5(" + c.sourceExpr + ")"
-		case hashed(t, i):
+		case hashed(t, i) && isTextType(c.srcType):
 			exprs[i] = "MD5(CONVERT(" + c.sourceExpr + " USING utf8mb4))"
+		case hashed(t, i):
+			exprs[i] = "MD5(" + c.sourceExpr + ")"
 		}
 	}
 	return strings.Join(exprs, ", ")

@@ -189,6 +189,16 @@ func kindOf(mysqlType string) keyKind {
 	return textKey
 }
 
+// isTextType reports whether MySQL sends values of the type as text in
+// the connection's character set.
+func isTextType(mysqlType string) bool {
+	switch mysqlType {
+	case "CHAR", "VARCHAR", "TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "ENUM", "SET", "JSON":
+		return true
+	}
+	return false
+}
+
 func isBinaryType(mysqlType string) bool {
 	switch mysqlType {
 	case "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "BIT":
