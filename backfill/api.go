@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"strangler/config"
 	"strangler/phi"
@@ -44,6 +45,12 @@ type APILedger interface {
 const (
 	reasonRejected         = "rejected"
 	reasonRetriesExhausted = "retries_exhausted"
+	// reasonInvalidText: a string field is not UTF-8, and JSON would
+	// carry U+FFFD in place of its bytes. The row is never sent.
+	reasonInvalidText = "invalid_text"
+	// reasonInvalidPath: a path column would make the path address
+	// another resource. The row is never sent.
+	reasonInvalidPath = "invalid_path"
 )
 
 // apiRunner is one backfill run through the API.
@@ -387,6 +394,8 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = fmt.Sprintf("rejected by the API (%d)", f.Status)
 	case reasonRetriesExhausted:
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
+	case reasonInvalidText, reasonInvalidPath:
+		s = "not sent"
 	}
 	if f.Message != "" {
 		s += ": " + f.Message
@@ -425,6 +434,30 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 	return p.String(), body
 }
 
+// invalidPath names the first path column whose value cannot be a path
+// segment of its own: empty (NULL too) makes /wards//consents/1, and
+// servers resolve . and .. (RFC 3986 dot segments) to another path.
+func (t *apiTable) invalidPath(row sourceRow) string {
+	for _, i := range t.pathCols {
+		switch string(row.vals[i]) {
+		case "", ".", "..":
+			return t.cols[i].cfg.From
+		}
+	}
+	return ""
+}
+
+// invalidText names the first field whose value would go as a JSON
+// string but is not UTF-8, or "".
+func (t *apiTable) invalidText(row sourceRow) string {
+	for _, f := range t.fields {
+		if v := row.vals[f.col]; v != nil && !f.number && !utf8.Valid(v) {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // redactedBody is body with its redacted fields replaced by their keyed
 // hash: what the ledger and a dry run show.
 func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
@@ -445,6 +478,15 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 	key := showKey(t.key, row.key)
 	idem := r.ledgerName(t) + ":" + key
 	path, body := t.request(row)
+	// The messages name a column or field, never its value.
+	if col := t.invalidPath(row); col != "" {
+		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidPath, Payload: string(r.redactedBody(t, body)),
+			Message: "path column " + col + " is empty, NULL, . or .., which would address another resource"}}
+	}
+	if field := t.invalidText(row); field != "" {
+		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidText, Payload: string(r.redactedBody(t, body)),
+			Message: "field " + field + " is not valid UTF-8 text, which JSON cannot carry"}}
+	}
 	raw, _ := json.Marshal(body)
 	if r.opts.DryRun {
 		r.print("%s %s Idempotency-Key: %s %s\n", t.api.Method, path, idem, r.redactedBody(t, body))

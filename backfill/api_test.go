@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -286,5 +288,188 @@ func TestAPIBackfillDryRunPrintsRedactedRequestsAndSendsNone(t *testing.T) {
 	}
 	if ev := w.modern.Events(); len(ev) != 0 {
 		t.Errorf("a dry run made admin calls: %v", ev)
+	}
+}
+
+// TestAPIBackfillRefusesTextJSONCannotCarry: JSON strings are UTF-8, and
+// Go's encoder replaces bytes that are not with U+FFFD; a row holding
+// such bytes (a VARBINARY or latin1-as-binary column) must fail, naming
+// the field, not reach the API with its value silently changed.
+func TestAPIBackfillRefusesTextJSONCannotCarry(t *testing.T) {
+	w := newAPIWorld(t, 10, 2, modern.Faults{})
+	ctx := context.Background()
+	if _, err := w.legacy.Exec("ALTER TABLE Patient MODIFY LastName VARBINARY(50) NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("UPDATE Patient SET LastName = X'4C6F7665FF' WHERE PatientSerNum = 4"); err != nil {
+		t.Fatal(err)
+	}
+	tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]
+	want := "not sent: field last_name is not valid UTF-8 text, which JSON cannot carry"
+	// Patient 1's e-mail address is one the API refuses (see rejected).
+	if tr.Written() != 8 || tr.Failed != 2 || !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return f.Reason == want }) {
+		t.Errorf("migrated %d, failed %d (%+v); want 8 and 2, one of them %q", tr.Written(), tr.Failed, tr.Failures, want)
+	}
+	var n int64
+	if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM import_log WHERE patient_id = 4").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the API imported patient 4 %d times, want never", n)
+	}
+	failed, err := w.store.APIBackfillFailures(ctx, "patients", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed = slices.DeleteFunc(failed, func(f store.APIBackfillRow) bool { return f.Key == "1" })
+	if len(failed) != 1 || failed[0].Key != "4" || failed[0].Reason != "invalid_text" || failed[0].Status != 0 {
+		t.Errorf("ledger %+v, want patient 4 failed as invalid_text, never answered", failed)
+	}
+}
+
+// newConsentAPI is a legacy table of three consents, sent by PUT to
+// /consents/{key} of an API that h serves.
+func newConsentAPI(t *testing.T, h http.Handler) *apiWorld {
+	t.Helper()
+	myDSN := testdb.MySQL(t)
+	db, err := sql.Open("mysql", myDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, q := range []string{
+		"CREATE TABLE Consent (ConsentSerNum INT PRIMARY KEY, Given BIT(1), Flags BIT(16))",
+		"INSERT INTO Consent VALUES (1, b'1', b'1111111111111111'), (2, b'0', b'0'), (3, NULL, NULL)",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	w := &apiWorld{legacy: db, store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
+	yaml := fmt.Sprintf(`
+backends:
+  legacy: { url: "http://legacy.internal:8080" }
+  modern: { url: "%[2]s" }
+backfill:
+  source: %[1]s
+  api: { url: "%[2]s" }
+  tables:
+    - name: consents
+      from: Consent
+      key: ConsentSerNum
+      target_api:
+        method: PUT
+        path: "/consents/{ConsentSerNum}"
+        body: { given: Given, flags: Flags }
+`, fixture.MySQLURL(myDSN), srv.URL)
+	if err := os.WriteFile(w.cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
+// bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
+// string "\u0001", and a wider BIT as its number.
+func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
+	if tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]; tr.Written() != 3 || tr.Failed != 0 {
+		t.Errorf("migrated %d, failed %d (%+v); want 3 and 0", tr.Written(), tr.Failed, tr.Failures)
+	}
+	want := map[string]string{
+		"/consents/1": `{"flags":65535,"given":1}`,
+		"/consents/2": `{"flags":0,"given":0}`,
+		"/consents/3": `{"flags":null,"given":null}`,
+	}
+	for path, body := range want {
+		if bodies[path] != body {
+			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
+		}
+	}
+}
+
+// TestAPIBackfillDoesNotFollowRedirects: Go's client follows a 301, 302
+// or 303 to a PUT with a GET and no body; the GET's 200 would mark a row
+// migrated that no one imported. A redirect is the answer: the row fails.
+func TestAPIBackfillDoesNotFollowRedirects(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/consents/2":
+			http.Redirect(rw, r, "/elsewhere", http.StatusMovedPermanently)
+		case "/consents/3":
+			http.Redirect(rw, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}
+	}))
+	tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]
+	if tr.Written() != 1 || tr.Failed != 2 {
+		t.Errorf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
+	}
+	for _, want := range []string{"rejected by the API (301)", "rejected by the API (307)"} {
+		if !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return strings.HasPrefix(f.Reason, want) }) {
+			t.Errorf("failures %+v lack %q", tr.Failures, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(seen, "GET /elsewhere") || slices.Contains(seen, "PUT /elsewhere") {
+		t.Errorf("requests %q: a redirect was followed", seen)
+	}
+}
+
+// TestAPIBackfillRefusesAPathThatAddressesAnotherResource: a path column
+// that is NULL or empty makes /wards//consents/1, one that is . or ..
+// makes a path servers resolve to another resource (/wards/consents/2);
+// the row fails, naming the column, and is never sent.
+func TestAPIBackfillRefusesAPathThatAddressesAnotherResource(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.EscapedPath())
+		mu.Unlock()
+	}))
+	if _, err := w.legacy.Exec("ALTER TABLE Consent ADD Ward VARCHAR(10)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("INSERT INTO Consent (ConsentSerNum, Ward) VALUES (4, ''), (5, '.'), (6, 'a/b'), (7, '...')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("UPDATE Consent SET Ward = IF(ConsentSerNum = 2, '..', 'east') WHERE ConsentSerNum IN (2, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.Path = "/wards/{Ward}/consents/{ConsentSerNum}"
+	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if tr.Written() != 3 || tr.Failed != 4 {
+		t.Errorf("migrated %d, failed %d (%+v); want 3 and 4", tr.Written(), tr.Failed, tr.Failures)
+	}
+	want := "not sent: path column Ward is empty, NULL, . or .., which would address another resource"
+	if len(tr.Failures) != 1 || tr.Failures[0].Reason != want {
+		t.Errorf("failures %+v, want 4 as %q", tr.Failures, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(seen)
+	if want := []string{"/wards/.../consents/7", "/wards/a%2Fb/consents/6", "/wards/east/consents/3"}; !slices.Equal(seen, want) {
+		t.Errorf("the API got %q, want %q", seen, want)
 	}
 }

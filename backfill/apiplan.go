@@ -135,7 +135,13 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		return nil, fmt.Errorf("%s: %w", at("key"), err)
 	}
 	for i := range t.fields {
-		t.fields[i].number = isNumeric(t.cols[t.fields[i].col].srcType)
+		c := &t.cols[t.fields[i].col]
+		if c.srcType == "BIT" {
+			// MySQL sends a BIT as its bytes; the API gets its number
+			// (BIT(1), JPA's boolean, as 1 or 0), not "\u0001".
+			c.sourceExpr = "(" + c.sourceExpr + " + 0)"
+		}
+		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
 	}
 	return t, nil
 }

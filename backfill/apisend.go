@@ -35,7 +35,12 @@ func newAPIClient(cfg *config.BackfillAPI) *apiClient {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	return &apiClient{base: strings.TrimRight(cfg.URL, "/"), headers: h,
-		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr}}
+		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr,
+			// A redirect is the answer, never followed: Go would follow a
+			// 301 to a PUT with a bodiless GET, whose 200 would mark a row
+			// migrated that was never imported, and a 307 elsewhere than
+			// the row's resource.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
 // answer is what one request came back with: status 0 when none came.

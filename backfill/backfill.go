@@ -274,6 +274,11 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 	rp := pcfg.ConnConfig.RuntimeParams
 	rp["application_name"] = "strangler backfill"
 	rp["timezone"] = "UTC"
+	// Floats are compared by their text (0 and -0 are equal as values):
+	// with extra_float_digits 0, which a database may still set, two
+	// doubles one step apart would read alike. Any positive value gives
+	// the shortest exact text (3: exact on servers before 12 too).
+	rp["extra_float_digits"] = "3"
 	// A batch and its checkpoint commit together, so losing the last few
 	// commits to a server crash only means redoing those batches: waiting
 	// for each commit's WAL flush buys nothing here.
@@ -312,6 +317,14 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 		mcfg.Params = map[string]string{}
 	}
 	mcfg.Params["time_zone"] = "'+00:00'"
+	// Text comes as utf8mb4, whatever the URL asks (?charset=latin1 is
+	// common in older applications' settings): in another character set
+	// MySQL sends '?' for each character it lacks, and so does
+	// character_set_results, which the URL may set as a session variable.
+	if err := mcfg.Apply(mysql.Charset("utf8mb4", "")); err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	mcfg.Params["character_set_results"] = "utf8mb4"
 	src, err := sql.Open("mysql", mcfg.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -53,6 +55,12 @@ func (c *column) change(v []byte) string {
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
 		}
+		if c.zone != nil && skipped(v, c.zone) {
+			return fmt.Sprintf("move it: %s skips that wall time (clocks go forward)", c.zone)
+		}
+		if t.base == "time" && dateTime(v) {
+			return "drop the date"
+		}
 	case "numeric":
 		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
 			return fmt.Sprintf("round it to %d decimal places", max(s, 0))
@@ -61,18 +69,55 @@ func (c *column) change(v []byte) string {
 		if n := t.mod(0); n >= 0 && utf8.RuneCount(v) > n {
 			return fmt.Sprintf("cut it to %d characters", n)
 		}
+	case "bit", "bit varying":
+		// A cast from text cuts bits on the right, or pads bit(n) there.
+		switch n := t.mod(0); {
+		case n >= 0 && len(v) > n:
+			return fmt.Sprintf("cut it to %d bits", n)
+		case n >= 0 && len(v) < n && t.base == "bit":
+			return fmt.Sprintf("pad it to %d bits on the right", n)
+		}
 	case "jsonb":
 		if duplicateKey(v) {
 			return "keep only the last of a JSON object's keys given twice"
 		}
 	case "real":
-		if c.srcType == "DOUBLE" {
-			if d, err := strconv.ParseFloat(string(v), 64); err == nil && float64(float32(d)) != d && !math.IsInf(d, 0) {
-				return "round it to single precision"
-			}
+		if roundsFloat(c.srcType, v, 32) {
+			return "round it to single precision"
+		}
+	case "double precision":
+		if roundsFloat(c.srcType, v, 64) {
+			return "round it to double precision"
 		}
 	}
 	return ""
+}
+
+// roundsFloat reports whether a float of bits bits cannot hold source
+// value v of MySQL type srcType. A FLOAT or DOUBLE is its binary value,
+// which a DOUBLE keeps and a real keeps only if it is a float's; any
+// other value (DECIMAL, an integer, text) is a decimal number, kept only
+// if the float's shortest text, which is what PostgreSQL shows, is that
+// same number: 0.1 is, 9007199254740993 is not (it reads back …992).
+// Text that is not a finite number is left to the target.
+func roundsFloat(srcType string, v []byte, bits int) bool {
+	switch srcType {
+	case "FLOAT":
+		return false
+	case "DOUBLE":
+		d, err := strconv.ParseFloat(string(v), 64)
+		return bits == 32 && err == nil && float64(float32(d)) != d && !math.IsInf(d, 0)
+	}
+	exact, ok := new(big.Rat).SetString(strings.TrimSpace(string(v)))
+	if !ok {
+		return false
+	}
+	f, _ := strconv.ParseFloat(strings.TrimSpace(string(v)), bits)
+	if math.IsInf(f, 0) {
+		return false // out of range: the target refuses it
+	}
+	shown, _ := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, bits))
+	return shown.Cmp(exact) != 0
 }
 
 // dateTime reports whether v is shaped like MySQL's DATETIME text,
@@ -93,6 +138,25 @@ func timeOfDay(v []byte) bool {
 		}
 	}
 	return false
+}
+
+// skipped reports whether DATETIME or DATE text v is a wall time that
+// zone's clocks skip when they go forward (02:30 on a spring night in
+// New York, midnight in Santiago): no instant has it, so PostgreSQL
+// takes it at the offset before the change and it reads back an hour
+// later. A wall time that occurs twice is not refused: it becomes the
+// later instant, and reads back as itself.
+func skipped(v []byte, zone *time.Location) bool {
+	layout := time.DateTime
+	if len(v) == len(time.DateOnly) {
+		layout = time.DateOnly
+	}
+	wall, err := time.Parse(layout, string(v[:min(len(v), len(layout))]))
+	if err != nil {
+		return false // not a time PostgreSQL takes: it refuses it
+	}
+	at := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, zone)
+	return at.Hour() != wall.Hour() || at.Minute() != wall.Minute() || at.Day() != wall.Day()
 }
 
 // fractionBeyond reports whether a time's fractional seconds have a

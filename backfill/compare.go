@@ -63,11 +63,17 @@ func hashed(t *table, i int) bool { return i > 0 && t.cols[i].isBytes() }
 
 // compareList is the select list the comparer reads from the source:
 // the backfill's, with binary values other than the key by their MD5.
+// MySQL's MD5 hashes a string's bytes in its column's character set, but
+// the backfill reads text in utf8mb4 (the connection's): text going into
+// bytea is hashed as utf8mb4 too, or a latin1 'é' would differ forever.
 func compareList(t *table) string {
 	exprs := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		exprs[i] = c.sourceExpr
-		if hashed(t, i) {
+		switch {
+		case hashed(t, i) && isTextType(c.srcType):
+			exprs[i] = "MD5(CONVERT(" + c.sourceExpr + " USING utf8mb4))"
+		case hashed(t, i):
 			exprs[i] = "MD5(" + c.sourceExpr + ")"
 		}
 	}
@@ -105,7 +111,9 @@ func compareSQL(t *table, stage string) (query, present string) {
 		case c.lookup != nil:
 			alias := fmt.Sprintf("l%d", i)
 			joins += fmt.Sprintf(" LEFT JOIN %s %s ON %s.%s = %s::%s", c.lookup.table, alias, alias, c.lookup.key, v, c.lookup.keyType)
-			same = c.same(alias+"."+c.lookup.column, col)
+			// A value the lookup finds no row for is one the backfill
+			// refuses: it differs even from a NULL in modern.
+			same = fmt.Sprintf("(%s IS NULL OR %s.%s IS NOT NULL) AND %s", v, alias, c.lookup.key, c.same(alias+"."+c.lookup.column, col))
 			// Modern's value as legacy would say it: the key it points at.
 			shown = fmt.Sprintf("(SELECT r.%s::text FROM %s r WHERE r.%s = %s LIMIT 1)", c.lookup.key, c.lookup.table, c.lookup.column, col)
 		default:

@@ -204,3 +204,27 @@ func randomUUID() string {
 	s := hex.EncodeToString(b)
 	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
+
+// TestACharKeyNeverOverwritesAnother: 'ab' and 'ab ' are two keys under
+// a NO PAD collation, and one char(5) value; the second must go to the
+// ledger, not over the first.
+func TestACharKeyNeverOverwritesAnother(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Bed (Code VARCHAR(10) COLLATE utf8mb4_nopad_bin PRIMARY KEY, Ward INT NOT NULL)",
+		"CREATE TABLE beds (code char(5) UNIQUE, ward int NOT NULL)",
+		config.BackfillTable{Name: "beds", From: "Bed", Key: "Code", To: "beds", TargetKey: "code", Columns: cols("Code=code", "Ward=ward")})
+	w.exec(t, "INSERT INTO Bed VALUES ('ab', 1), ('ab ', 2), ('cd', 3)")
+	// A batch a row: the second key meets the first in the target.
+	w.cfg.Batch = 1
+
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 2 || tr.Failed != 1 {
+		t.Errorf("inserted %d, updated %d, failed %d (%q); want 2 inserted and 1 failed", tr.Inserted, tr.Updated, tr.Failed, failureReasons(tr))
+	}
+	if n := w.count(t, "SELECT count(*) FROM beds WHERE code = 'ab' AND ward = 1"); n != 1 {
+		t.Error("bed ab no longer holds ward 1")
+	}
+	if want := "target key type character(5) would store the key differently"; !slices.Contains(failureReasons(tr), want) {
+		t.Errorf("reasons %q lack %q", failureReasons(tr), want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"strangler/config"
 )
@@ -33,9 +34,9 @@ type column struct {
 	// deterministic is false when the column's collation has equal values
 	// that are not byte-equal (a case-insensitive ICU collation).
 	deterministic bool
-	// zone is the time zone appended to a DATETIME going into a timestamptz
-	// column (source_time_zone); "" when none is.
-	zone string
+	// zone is the time zone appended to a DATETIME or DATE going into a
+	// timestamptz column (source_time_zone); nil when none is.
+	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
 }
@@ -49,7 +50,10 @@ type lookup struct {
 
 // pgType is a target column's type as format_type writes it, taken apart:
 // "timestamp(0) without time zone" is base "timestamp", mods [0], and
-// "public.citext" is base "citext".
+// "public.citext" is base "citext". For a domain, full is the domain,
+// which values are cast to so that its constraints apply, and the rest
+// is the type under it: a domain over varchar(3) cuts what it is cast
+// from as varchar(3) does, so it is checked as one.
 type pgType struct {
 	full string
 	base string
@@ -59,9 +63,11 @@ type pgType struct {
 
 var typeSyntax = regexp.MustCompile(`^(?:[^.(]+\.)?([a-z][a-z0-9_ ]*?)(?:\((\d+)(?:,(\d+))?\))?( with time zone| without time zone)?$`)
 
-func parseType(full string) pgType {
-	t := pgType{full: full, base: full}
-	m := typeSyntax.FindStringSubmatch(full)
+// parseType takes apart type full, whose values are of type under (full
+// itself unless it is a domain).
+func parseType(full, under string) pgType {
+	t := pgType{full: full, base: under}
+	m := typeSyntax.FindStringSubmatch(under)
 	if m == nil {
 		return t // arrays and the like: compared as text, never checked
 	}
@@ -96,15 +102,18 @@ func (c *column) stageType() string {
 }
 
 // valueExpr is staged value v of the column as the target stores it. Text
-// goes to string columns by assignment, which refuses a value too long
-// for varchar(n) where an explicit cast would cut it short (unless the
-// column is lossy); other types are cast with their input function, as
-// COPY would parse them.
+// goes to text and varchar columns by assignment, which refuses a value
+// too long for varchar(n) where an explicit cast would cut it short
+// (unless the column is lossy); other types are cast with their input
+// function, as COPY would parse them. char(n) is cast too: its value is
+// padded, so 'abc  ' and 'abc' are one char(5) value, and only the cast
+// makes staged text compare as that (refuse has already turned away
+// values too long for it).
 func (c *column) valueExpr(v string) string {
 	switch {
 	case c.isBytes():
 		return v
-	case c.typ.base == "text" || strings.HasPrefix(c.typ.base, "character"):
+	case c.typ.base == "text" || c.typ.base == "character varying":
 		if c.cfg.Lossy && c.typ.mod(0) >= 0 {
 			return v + "::" + c.typ.full
 		}
@@ -145,13 +154,14 @@ func (c *column) same(a, b string) string {
 func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
 
 // encode is a checked source value as it is staged: a binary UUID in its
-// text form, a DATETIME going into a timestamptz with its time zone.
+// text form, a DATETIME or DATE going into a timestamptz with its time
+// zone.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
 		return nil
-	case c.zone != "":
-		return append(append(v[:len(v):len(v)], ' '), c.zone...)
+	case c.zone != nil:
+		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
@@ -177,6 +187,16 @@ func kindOf(mysqlType string) keyKind {
 		return intKey
 	}
 	return textKey
+}
+
+// isTextType reports whether MySQL sends values of the type as text in
+// the connection's character set.
+func isTextType(mysqlType string) bool {
+	switch mysqlType {
+	case "CHAR", "VARCHAR", "TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "ENUM", "SET", "JSON":
+		return true
+	}
+	return false
 }
 
 func isBinaryType(mysqlType string) bool {
@@ -217,7 +237,9 @@ func sourceExpr(c config.Column, rawType string, typ pgType) string {
 		switch {
 		case typ.base == "bytea":
 		case typ.base == "bit" && typ.mod(0) > 0:
-			e = fmt.Sprintf("LPAD(BIN(%s + 0), %d, '0')", e, typ.mod(0))
+			// Padded on the left to n digits, never cut (LPAD cuts what is
+			// longer): a value too wide for bit(n) must reach change.
+			e = fmt.Sprintf("LPAD(BIN(%[1]s + 0), GREATEST(%[2]d, LENGTH(BIN(%[1]s + 0))), '0')", e, typ.mod(0))
 		case typ.base == "bit" || typ.base == "bit varying":
 			e = "BIN(" + e + " + 0)"
 		default:
@@ -239,7 +261,9 @@ func transformed(e string, c config.Column) string {
 		case config.TransformUpper:
 			e = "UPPER(" + e + ")"
 		case config.TransformNullIfEmpty:
-			e = "NULLIF(" + e + ", '')"
+			// Not NULLIF(e, ''): under a PAD SPACE collation, MySQL's
+			// default, '   ' equals '' and would become NULL too.
+			e = "IF(LENGTH(" + e + ") = 0, NULL, " + e + ")"
 		}
 	}
 	if c.Default != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -119,7 +120,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		case tcol.generated:
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
-		c.typ, c.deterministic = parseType(tcol.typ), tcol.deterministic
+		c.typ, c.deterministic = parseType(tcol.typ, tcol.under), tcol.deterministic
 		c.sourceExpr = sourceExpr(c.cfg, raw[c.cfg.From], c.typ)
 		if l := c.cfg.Lookup; l != nil {
 			lcols, err := targetColumns(ctx, dst, l.Table)
@@ -173,9 +174,15 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		if err := zoneKnown(ctx, dst, z); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
+		// Go's copy of the zone finds the wall times its clock changes
+		// skip (see change).
+		loc, err := time.LoadLocation(z)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
+		}
 		for i := range t.cols {
-			if c := &t.cols[i]; c.srcType == "DATETIME" && c.typ.base == "timestamp" && c.typ.tz {
-				c.zone = z
+			if c := &t.cols[i]; (c.srcType == "DATETIME" || c.srcType == "DATE") && c.typ.base == "timestamp" && c.typ.tz {
+				c.zone = loc
 			}
 		}
 	}
@@ -311,7 +318,9 @@ func myIdent(name string) string {
 func pgIdent(name string) string { return pgx.Identifier(strings.Split(name, ".")).Sanitize() }
 
 type targetColumn struct {
-	typ                                           string
+	// typ is the column's type; under is the type beneath its domains, or
+	// typ itself.
+	typ, under                                    string
 	notNull, hasDefault, generated, deterministic bool
 }
 
@@ -324,7 +333,11 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	if !exists {
 		return nil, fmt.Errorf("no table %s in the target database", name)
 	}
-	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+			(WITH RECURSIVE d(typ, mod, depth) AS (SELECT a.atttypid, a.atttypmod, 0
+				UNION ALL SELECT t.typbasetype, t.typtypmod, d.depth + 1 FROM d JOIN pg_type t ON t.oid = d.typ WHERE t.typtype = 'd')
+			SELECT format_type(d.typ, d.mod) FROM d ORDER BY d.depth DESC LIMIT 1),
+			a.attnotnull,
 			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '',
 			coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = a.attcollation), true)
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, pgIdent(name))
@@ -335,7 +348,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	for rows.Next() {
 		var n string
 		var c targetColumn
-		if err := rows.Scan(&n, &c.typ, &c.notNull, &c.hasDefault, &c.generated, &c.deterministic); err != nil {
+		if err := rows.Scan(&n, &c.typ, &c.under, &c.notNull, &c.hasDefault, &c.generated, &c.deterministic); err != nil {
 			return nil, err
 		}
 		cols[n] = c

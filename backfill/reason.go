@@ -28,7 +28,7 @@ func (w *writer) reason(ctx context.Context, tx pgx.Tx, row int, cause error) st
 		return "refused by the target"
 	}
 	var culprit *column
-	if strings.HasPrefix(pg.Code, "22") && pg.Where == "" {
+	if valueError(pg.Code) && pg.Where == "" {
 		culprit, pg = probe(ctx, tx, w.t, w.stage, row, pg)
 	}
 	return describe(w.t, culprit, pg)
@@ -45,8 +45,9 @@ func describeErr(t *table, err error) string {
 
 // probe finds the column whose staged value of row the target's type
 // refuses, and that refusal; nil and cause when none does alone. Only a
-// data exception blames a column: a value staged as something else (a
-// comparer's MD5 of a binary value) fails with another error.
+// value's own error (valueError) blames a column: a value staged as
+// something else (a comparer's MD5 of a binary value) fails with another
+// error.
 func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, cause *pgconn.PgError) (*column, *pgconn.PgError) {
 	name := "strangler_probe_" + strings.TrimPrefix(stage, "strangler_")
 	var defs []string
@@ -73,7 +74,7 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 		_, err = sp.Exec(ctx, fmt.Sprintf("INSERT INTO %s (c%d) SELECT %s FROM %s s WHERE s._row = $1", name, i, expr, stage), row)
 		sp.Rollback(ctx)
 		var pg *pgconn.PgError
-		if errors.As(err, &pg) && strings.HasPrefix(pg.Code, "22") {
+		if errors.As(err, &pg) && valueError(pg.Code) {
 			return c, pg
 		}
 	}

@@ -400,13 +400,20 @@ func (bw *batchWrite) applyRange(ctx context.Context, tx pgx.Tx, lo, hi int, sta
 	return o, nil
 }
 
-// rowError reports whether err is about the data of some row (data
-// exceptions, integrity violations, errors raised by triggers), so that
-// retrying without the row can succeed; anything else stops the table.
+// rowError reports whether err is about the data of some row (a value's
+// own fault, integrity violations, errors raised by triggers, a value too
+// big for an index: 54000), so that retrying without the row can
+// succeed; anything else stops the table.
 func rowError(err error) bool {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) {
 		return false
 	}
-	return strings.HasPrefix(pg.Code, "22") || strings.HasPrefix(pg.Code, "23") || pg.Code == "P0001"
+	return valueError(pg.Code) || strings.HasPrefix(pg.Code, "23") || pg.Code == "P0001" || pg.Code == "54000"
 }
+
+// valueError reports whether an error code says a value alone is refused
+// by its type: a data exception, or a document nested deeper than the
+// parser's stack allows (54001: JSON of 100,000 brackets). Our statements
+// are fixed, so neither can come from them.
+func valueError(code string) bool { return strings.HasPrefix(code, "22") || code == "54001" }

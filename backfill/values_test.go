@@ -342,3 +342,392 @@ func TestFailureReasonsNeverHoldRedactedValues(t *testing.T) {
 		t.Errorf("reasons %q, want %q", got, want)
 	}
 }
+
+// TestNumbersAFloatCannotHoldAreRefused: a DECIMAL or an integer going
+// into real or double precision is a decimal number; when the float's
+// text would be another number (9007199254740993 reads back …992), the
+// row goes to the ledger, and verify does not call such a copy equal.
+func TestNumbersAFloatCannotHoldAreRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Lab (LabSerNum INT PRIMARY KEY, Result DECIMAL(65,30), Count BIGINT, Small BIGINT UNSIGNED)",
+		"CREATE TABLE labs (legacy_id bigint UNIQUE, result double precision, count double precision, small real)",
+		config.BackfillTable{Name: "labs", From: "Lab", Key: "LabSerNum", To: "labs", TargetKey: "legacy_id",
+			Columns: cols("LabSerNum=legacy_id", "Result=result", "Count=count", "Small=small")})
+	w.exec(t, `INSERT INTO Lab VALUES
+		(1, 0.1, 9007199254740992, 16777216),
+		(2, 12345678901234567890.0123456789, NULL, NULL),
+		(3, NULL, 9007199254740993, NULL),
+		(4, NULL, NULL, 16777217),
+		(5, -2.5e-10, -1, 0)`)
+
+	v := w.run(t, backfill.Options{}).Tables[0]
+	if v.Inserted != 2 || v.Failed != 3 {
+		t.Errorf("inserted %d, failed %d (%q); want 2 and 3", v.Inserted, v.Failed, failureReasons(v))
+	}
+	for _, want := range []string{
+		"column result: double precision would round it to double precision (lossy: true allows it)",
+		"column count: double precision would round it to double precision (lossy: true allows it)",
+		"column small: real would round it to single precision (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(v), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(v), want)
+		}
+	}
+	// Rows an older backfill rounded.
+	w.pg(t, "INSERT INTO labs (legacy_id, result, count, small) VALUES (2, 12345678901234567890.0123456789, NULL, NULL), (3, NULL, 9007199254740993, NULL)")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	var changed []string
+	for _, c := range d.ChangedRows {
+		changed = append(changed, c.Key)
+	}
+	if !slices.Equal(changed, []string{"2", "3"}) || d.Missing != 1 {
+		t.Errorf("verify: changed %v, %d missing; want 2 and 3 changed, 4 missing", changed, d.Missing)
+	}
+
+	t.Run("lossy: true copies the nearest float, and verify agrees", func(t *testing.T) {
+		for name, c := range w.cfg.Tables[0].Columns {
+			if name != "legacy_id" {
+				c.Lossy = true
+				w.cfg.Tables[0].Columns[name] = c
+			}
+		}
+		if v := w.run(t, backfill.Options{}).Tables[0]; v.Failed != 0 {
+			t.Errorf("failed %d (%q), want none", v.Failed, failureReasons(v))
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none", d.Tables)
+		}
+	})
+}
+
+// TestCharColumnsCompareAsTheirPaddedValue: 'abc  ' and 'abc' are one
+// char(5) value; verify must agree with the backfill, which leaves such a
+// copy alone, instead of reporting it changed on every run.
+func TestCharColumnsCompareAsTheirPaddedValue(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Ward (WardSerNum INT PRIMARY KEY, Code VARCHAR(10))",
+		"CREATE TABLE wards (legacy_id bigint UNIQUE, code char(5))",
+		config.BackfillTable{Name: "wards", From: "Ward", Key: "WardSerNum", To: "wards", TargetKey: "legacy_id",
+			Columns: cols("WardSerNum=legacy_id", "Code=code")})
+	w.exec(t, "INSERT INTO Ward VALUES (1, 'abc  '), (2, 'abc'), (3, ' x'), (4, ''), (5, 'abcdef')")
+
+	if v := w.run(t, backfill.Options{}).Tables[0]; v.Inserted != 4 || v.Failed != 1 {
+		t.Errorf("inserted %d, failed %d (%q); want 4 and 1", v.Inserted, v.Failed, failureReasons(v))
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 0 || d.Missing != 1 {
+		t.Errorf("verify of the copy: %d changed %+v, %d missing; want none changed, ward 5 missing", d.Changed, d.ChangedRows, d.Missing)
+	}
+	if v := w.run(t, backfill.Options{Restart: true}).Tables[0]; v.Written() != 0 || v.Present != 4 {
+		t.Errorf("restart wrote %d, found %d present; want 0 and 4", v.Written(), v.Present)
+	}
+	w.pg(t, "UPDATE wards SET code = ' abc' WHERE legacy_id = 1")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || d.ChangedRows[0].Key != "1" {
+		t.Errorf("verify after a leading space: %+v, want ward 1 changed", d.ChangedRows)
+	}
+}
+
+// TestADatetimeTheZoneSkipsIsRefused: 02:30 on the night New York's
+// clocks go forward never happened there; PostgreSQL would take it as
+// 03:30 and the copy would read back an hour later. The row goes to the
+// ledger, and verify calls such a copy changed. A wall time that occurs
+// twice is copied as the later instant.
+func TestADatetimeTheZoneSkipsIsRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Dose (DoseSerNum INT PRIMARY KEY, GivenAt DATETIME(6))",
+		"CREATE TABLE doses (legacy_id bigint UNIQUE, given_at timestamptz)",
+		config.BackfillTable{Name: "doses", From: "Dose", Key: "DoseSerNum", To: "doses", TargetKey: "legacy_id",
+			Columns: cols("DoseSerNum=legacy_id", "GivenAt=given_at")})
+	w.exec(t, "INSERT INTO Dose VALUES (1, '2024-03-10 01:59:59.999999'), (2, '2024-03-10 02:30:00'), (3, '2024-03-10 03:00:00'), (4, '2024-11-03 01:30:00')")
+	w.cfg.SourceTimeZone = "America/New_York"
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column given_at: timestamp with time zone would move it: America/New_York skips that wall time (clocks go forward) (lossy: true allows it)"
+	if d.Inserted != 3 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT string_agg((given_at AT TIME ZONE 'UTC')::text, ' | ' ORDER BY legacy_id) FROM doses").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2024-03-10 06:59:59.999999 | 2024-03-10 07:00:00 | 2024-11-03 06:30:00"; got != want {
+		t.Errorf("modern holds %s (UTC), want %s", got, want)
+	}
+	// The row as a copy without the check makes it: 02:30 taken as 03:30.
+	w.pg(t, "INSERT INTO doses VALUES (2, '2024-03-10 07:30:00+00')")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 || v.ChangedRows[0].Key != "2" {
+		t.Errorf("verify: %+v, want dose 2 changed", v)
+	}
+
+	t.Run("lossy: true takes PostgreSQL's reading, and verify agrees", func(t *testing.T) {
+		w.cfg.Tables[0].Columns["given_at"] = config.Column{From: "GivenAt", Lossy: true}
+		if d := w.run(t, backfill.Options{}).Tables[0]; d.Failed != 0 {
+			t.Errorf("failed %d (%q), want none", d.Failed, failureReasons(d))
+		}
+		if v := w.verify(t, backfill.VerifyOptions{}); v.Deviations() != 0 {
+			t.Errorf("verify: %+v, want none", v.Tables)
+		}
+	})
+}
+
+// TestLatin1TextIntoByteaVerifiesAsCopied: the backfill reads text in
+// utf8mb4, so a latin1 'é' arrives in bytea as its two UTF-8 bytes; verify
+// must hash it as those, not as latin1's one byte, or the copy differs on
+// every run while the backfill finds it present.
+func TestLatin1TextIntoByteaVerifiesAsCopied(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Letter (LetterSerNum INT PRIMARY KEY, Body TEXT CHARACTER SET latin1, Scan VARBINARY(10))",
+		"CREATE TABLE letters (legacy_id bigint UNIQUE, body bytea, scan bytea)",
+		config.BackfillTable{Name: "letters", From: "Letter", Key: "LetterSerNum", To: "letters", TargetKey: "legacy_id",
+			Columns: cols("LetterSerNum=legacy_id", "Body=body", "Scan=scan")})
+	w.exec(t, "INSERT INTO Letter VALUES (1, _latin1 X'636166E92080', X'E980FF'), (2, 'plain', NULL)")
+
+	if d := w.run(t, backfill.Options{}).Tables[0]; d.Inserted != 2 {
+		t.Fatalf("inserted %d (%q), want 2", d.Inserted, failureReasons(d))
+	}
+	if n := w.count(t, `SELECT count(*) FROM letters WHERE legacy_id = 1 AND body = convert_to('café €', 'UTF8') AND scan = '\xe980ff'`); n != 1 {
+		t.Error("letter 1 is not 'café €' in UTF-8 with its scan's bytes in modern")
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify of the copy: %+v, want none", d.Tables)
+	}
+	w.pg(t, `UPDATE letters SET scan = '\xe980fe' WHERE legacy_id = 1`)
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || len(d.ChangedRows[0].Columns) != 1 || d.ChangedRows[0].Columns[0].Column != "scan" {
+		t.Errorf("verify after changing a byte of the scan: %+v, want letter 1's scan changed", d.ChangedRows)
+	}
+}
+
+// TestADateIsMidnightInTheSourceTimeZone: a DATE going into timestamptz is
+// midnight where legacy's dates are, as a DATETIME is wall time there;
+// taken as UTC, 10 March reads as 9 March in New York. A midnight the
+// zone skips (Santiago, 8 September 2024) goes to the ledger.
+func TestADateIsMidnightInTheSourceTimeZone(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Day DATE)",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, day timestamptz)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: cols("VisitSerNum=legacy_id", "Day=day")})
+	w.exec(t, "INSERT INTO Visit VALUES (1, '2024-03-10'), (2, '2024-09-08')")
+	w.cfg.SourceTimeZone = "America/Santiago"
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column day: timestamp with time zone would move it: America/Santiago skips that wall time (clocks go forward) (lossy: true allows it)"
+	if d.Inserted != 1 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT (day AT TIME ZONE 'America/Santiago')::text FROM visits WHERE legacy_id = 1").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != "2024-03-10 00:00:00" {
+		t.Errorf("visit 1 is %s in Santiago, want 2024-03-10 00:00:00", got)
+	}
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 0 || v.Missing != 1 {
+		t.Errorf("verify: %+v, want visit 2 missing and nothing changed", v)
+	}
+	w.pg(t, "UPDATE visits SET day = '2024-03-10 00:00:00+00' WHERE legacy_id = 1")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 {
+		t.Errorf("verify of midnight UTC: %+v, want visit 1 changed", v)
+	}
+}
+
+// TestADomainIsCheckedAsTheTypeUnderIt: a value cast to a domain over
+// varchar(3) or numeric(5,2) is cut or rounded as by that type, silently;
+// the checks must see the type under the domain, and the domain's own
+// constraint still applies.
+func TestADomainIsCheckedAsTheTypeUnderIt(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.pg(t, "CREATE DOMAIN ward_code AS varchar(3) CHECK (VALUE <> 'bad')")
+	w.pg(t, "CREATE DOMAIN dose AS numeric(5,2)")
+	w.pg(t, "CREATE DOMAIN strict_dose AS dose CHECK (VALUE >= 0)")
+	w.mapTable(t, "CREATE TABLE Order_ (OrderSerNum INT PRIMARY KEY, Ward VARCHAR(10), Dose DECIMAL(10,4))",
+		"CREATE TABLE orders (legacy_id bigint UNIQUE, ward ward_code, dose strict_dose)",
+		config.BackfillTable{Name: "orders", From: "Order_", Key: "OrderSerNum", To: "orders", TargetKey: "legacy_id",
+			Columns: cols("OrderSerNum=legacy_id", "Ward=ward", "Dose=dose")})
+	w.exec(t, "INSERT INTO Order_ VALUES (1, 'abc', 1.2500), (2, 'abcd', NULL), (3, NULL, 1.2345), (4, 'bad', NULL), (5, NULL, -1)")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 1 || d.Failed != 4 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 4", d.Inserted, d.Failed, failureReasons(d))
+	}
+	for _, want := range []string{
+		"column ward: ward_code would cut it to 3 characters (lossy: true allows it)",
+		"column dose: strict_dose would round it to 2 decimal places (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(d), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(d), want)
+		}
+	}
+	// Rows a copy without the checks makes: cut and rounded.
+	w.pg(t, "INSERT INTO orders VALUES (2, 'abc', NULL), (3, NULL, 1.23)")
+	v := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	var changed []string
+	for _, c := range v.ChangedRows {
+		changed = append(changed, c.Key)
+	}
+	if !slices.Equal(changed, []string{"2", "3"}) {
+		t.Errorf("verify: changed %v, want orders 2 and 3", changed)
+	}
+}
+
+// TestBitsTooWideForTheTargetAreRefused: MySQL's LPAD and PostgreSQL's
+// cast from text both cut a bit string to fit, and the cast pads bit(n)
+// on the right ('101' becomes 10100); each would change the number.
+func TestBitsTooWideForTheTargetAreRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Flag (FlagSerNum INT PRIMARY KEY, Mask BIT(10), Wide BIT(10), Typed VARCHAR(10))",
+		"CREATE TABLE flags (legacy_id bigint UNIQUE, mask bit(5), wide bit varying(5), typed bit(5))",
+		config.BackfillTable{Name: "flags", From: "Flag", Key: "FlagSerNum", To: "flags", TargetKey: "legacy_id",
+			Columns: cols("FlagSerNum=legacy_id", "Mask=mask", "Wide=wide", "Typed=typed")})
+	w.exec(t, "INSERT INTO Flag VALUES (1, b'11', b'11', '00011'), (2, b'1111100000', NULL, NULL), (3, NULL, b'1111100000', NULL), (4, NULL, NULL, '101')")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 1 || d.Failed != 3 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 3", d.Inserted, d.Failed, failureReasons(d))
+	}
+	for _, want := range []string{
+		"column mask: bit(5) would cut it to 5 bits (lossy: true allows it)",
+		"column wide: bit varying(5) would cut it to 5 bits (lossy: true allows it)",
+		"column typed: bit(5) would pad it to 5 bits on the right (lossy: true allows it)",
+	} {
+		if !slices.Contains(failureReasons(d), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(d), want)
+		}
+	}
+	if n := w.count(t, "SELECT count(*) FROM flags WHERE mask = B'00011' AND wide = B'11' AND typed = B'00011'"); n != 1 {
+		t.Error("flag 1 is not 00011, 11, 00011 in modern")
+	}
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 0 || v.Missing != 3 || v.MissingFailed != 3 {
+		t.Errorf("verify: %+v, want the 3 refused flags missing", v)
+	}
+}
+
+// TestADatetimeIntoTimeIsRefused: PostgreSQL's time takes a whole
+// DATETIME and keeps the time of day alone, as date keeps the day.
+func TestADatetimeIntoTimeIsRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Slot (SlotSerNum INT PRIMARY KEY, StartsAt DATETIME, Opens TIME)",
+		"CREATE TABLE slots (legacy_id bigint UNIQUE, starts_at time, opens time)",
+		config.BackfillTable{Name: "slots", From: "Slot", Key: "SlotSerNum", To: "slots", TargetKey: "legacy_id",
+			Columns: cols("SlotSerNum=legacy_id", "StartsAt=starts_at", "Opens=opens")})
+	w.exec(t, "INSERT INTO Slot VALUES (1, NULL, '08:30:00'), (2, '2024-01-01 10:00:00', NULL)")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	want := "column starts_at: time without time zone would drop the date (lossy: true allows it)"
+	if d.Inserted != 1 || d.Failed != 1 || d.Failures[0].Reason != want {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 1: %q", d.Inserted, d.Failed, failureReasons(d), want)
+	}
+	w.pg(t, "INSERT INTO slots VALUES (2, '10:00:00', NULL)")
+	if v := w.verify(t, backfill.VerifyOptions{}).Tables[0]; v.Changed != 1 || v.ChangedRows[0].Key != "2" {
+		t.Errorf("verify: %+v, want slot 2 changed", v)
+	}
+}
+
+// TestAValueBeyondATargetLimitFailsItsRowNotTheTable: a JSON document
+// nested deeper than PostgreSQL's stack allows (54001), or a value too
+// big for a btree index (54000), is one row's fault; it must go to the
+// ledger like any refused value, not stop the table.
+func TestAValueBeyondATargetLimitFailsItsRowNotTheTable(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Form (FormSerNum INT PRIMARY KEY, Answers LONGTEXT, Code TEXT)",
+		"CREATE TABLE forms (legacy_id bigint UNIQUE, answers jsonb, code text UNIQUE)",
+		config.BackfillTable{Name: "forms", From: "Form", Key: "FormSerNum", To: "forms", TargetKey: "legacy_id",
+			Columns: cols("FormSerNum=legacy_id", "Answers=answers", "Code=code")})
+	w.exec(t, "INSERT INTO Form VALUES (1, '[1]', 'a'), (2, CONCAT(REPEAT('[', 100000), REPEAT(']', 100000)), 'b'), (3, NULL, 'c')")
+	w.exec(t, "INSERT INTO Form SELECT 4, NULL, (SELECT GROUP_CONCAT(SHA2(seq, 256) SEPARATOR '') FROM seq_1_to_100)")
+	w.exec(t, "INSERT INTO Form VALUES (5, '{}', 'e')")
+
+	d := w.run(t, backfill.Options{}).Tables[0]
+	if d.Inserted != 3 || d.Failed != 2 {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 2", d.Inserted, d.Failed, failureReasons(d))
+	}
+	if want := "column answers: stack depth limit exceeded"; !slices.Contains(failureReasons(d), want) {
+		t.Errorf("reasons %q lack %q", failureReasons(d), want)
+	}
+	v := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	if !slices.Equal(v.MissingKeys, []string{"2", "4"}) || v.MissingFailed != 2 || v.Changed != 0 {
+		t.Errorf("verify: %+v, want forms 2 and 4 missing, failed in the ledger", v)
+	}
+}
+
+// TestNullIfEmptyKeepsSpaces: null_if_empty makes an empty string NULL;
+// a value of spaces is not empty, though MySQL's PAD SPACE collations
+// call the two equal.
+func TestNullIfEmptyKeepsSpaces(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body VARCHAR(10))",
+		"CREATE TABLE notes (legacy_id bigint UNIQUE, body text)",
+		config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id",
+			Columns: map[string]config.Column{"legacy_id": {From: "NoteSerNum"}, "body": {From: "Body", Transform: []config.Transform{config.TransformNullIfEmpty}}}})
+	w.exec(t, "INSERT INTO Note VALUES (1, ''), (2, '   '), (3, NULL), (4, 'x')")
+	w.run(t, backfill.Options{})
+	var got string
+	if err := w.modern.QueryRow(context.Background(), "SELECT string_agg(coalesce(quote_literal(body), 'NULL'), ', ' ORDER BY legacy_id) FROM notes").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "NULL, '   ', NULL, 'x'"; got != want {
+		t.Errorf("modern holds %s, want %s", got, want)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want none", d.Tables)
+	}
+}
+
+// TestTextIsReadAsUTF8WhateverTheSourceURLAsks: a legacy URL with
+// ?charset=latin1, common in older applications' settings, would have
+// MySQL send '?' for every character latin1 lacks; the backfill reads
+// utf8mb4 whatever the URL says.
+func TestTextIsReadAsUTF8WhateverTheSourceURLAsks(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	for _, params := range []string{"?charset=latin1", "?character_set_results=latin1"} {
+		w.cfg = w.config(t, map[string]string{"LEGACY_DSN": w.legacyURL + params})
+		w.cfg.Tables = nil
+		if params == "?charset=latin1" {
+			w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Body VARCHAR(20))",
+				"CREATE TABLE notes (legacy_id bigint UNIQUE, body text)",
+				config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id", Columns: cols("NoteSerNum=legacy_id", "Body=body")})
+			w.exec(t, "INSERT INTO Note VALUES (1, 'ok 😀'), (2, 'Zoë')")
+		} else {
+			w.cfg.Tables = []config.BackfillTable{{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id", Columns: cols("NoteSerNum=legacy_id", "Body=body")}}
+		}
+		if d := w.run(t, backfill.Options{Restart: true}).Tables[0]; d.Failed != 0 {
+			t.Errorf("%s: failed %d (%q), want none", params, d.Failed, failureReasons(d))
+		}
+		var got string
+		if err := w.modern.QueryRow(context.Background(), "SELECT string_agg(body, ' | ' ORDER BY legacy_id) FROM notes").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := "ok 😀 | Zoë"; got != want {
+			t.Errorf("%s: modern holds %q, want %q", params, got, want)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("%s: verify: %+v, want none", params, d.Tables)
+		}
+	}
+}
+
+// TestFloatsCompareExactlyWhateverTheTargetDatabaseSays: with
+// extra_float_digits = 0 (the default before PostgreSQL 12, still set on
+// some databases and roles) a float's text has 15 digits, and two doubles
+// one step apart read alike; verify must still see them differ. The
+// setting comes in the target's URL here: the test server's database is
+// shared.
+func TestFloatsCompareExactlyWhateverTheTargetDatabaseSays(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.cfg = w.config(t, map[string]string{"MODERN_DSN": w.modernDSN + "&extra_float_digits=0"})
+	w.mapTable(t, "CREATE TABLE Measure (MeasureSerNum INT PRIMARY KEY, D DOUBLE)",
+		"CREATE TABLE measures (legacy_id bigint UNIQUE, d double precision)",
+		config.BackfillTable{Name: "measures", From: "Measure", Key: "MeasureSerNum", To: "measures", TargetKey: "legacy_id",
+			Columns: cols("MeasureSerNum=legacy_id", "D=d")})
+	w.exec(t, "INSERT INTO Measure VALUES (1, 0.1), (2, 0.30000000000000004)")
+	w.run(t, backfill.Options{})
+	if n := w.count(t, "SELECT count(*) FROM measures WHERE d = 0.30000000000000004::float8"); n != 1 {
+		t.Errorf("measure 2 is not 0.30000000000000004 in modern")
+	}
+	w.pg(t, "UPDATE measures SET d = 0.10000000000000002::float8 WHERE legacy_id = 1")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 || d.ChangedRows[0].Key != "1" {
+		t.Errorf("verify: %+v, want measure 1 changed by one step", d)
+	}
+	if d := w.run(t, backfill.Options{}).Tables[0]; d.Updated != 1 {
+		t.Errorf("a re-run updated %d rows, want measure 1", d.Updated)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
+	"strangler/config"
 )
 
 func TestVerifyFindsWhatDiffers(t *testing.T) {
@@ -138,5 +139,36 @@ func TestAValueTheTargetCannotTakeIsAChange(t *testing.T) {
 	p := w.run(t, backfill.Options{}).Tables[0]
 	if p.Updated != 1 || p.Failed != 2 {
 		t.Errorf("the re-run updated %d and failed %d, want 1 and 2", p.Updated, p.Failed)
+	}
+}
+
+// TestALookupThatFindsNoRowIsAChange: a legacy foreign key whose row
+// modern lacks is refused by the backfill; verify must not call it equal
+// to a NULL in modern.
+func TestALookupThatFindsNoRowIsAChange(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.exec(t, "CREATE TABLE Parent (Id INT PRIMARY KEY)")
+	w.exec(t, "CREATE TABLE Child (Id INT PRIMARY KEY, ParentId INT)")
+	w.exec(t, "INSERT INTO Parent VALUES (1)")
+	w.exec(t, "INSERT INTO Child VALUES (1, 1), (2, 5), (3, NULL)")
+	w.pg(t, "CREATE TABLE parents (id bigserial PRIMARY KEY, legacy_id bigint UNIQUE)")
+	w.pg(t, "CREATE TABLE children (legacy_id bigint UNIQUE, parent_id bigint)")
+	w.cfg.Tables = []config.BackfillTable{
+		{Name: "parents", From: "Parent", Key: "Id", To: "parents", TargetKey: "legacy_id", Columns: cols("Id=legacy_id")},
+		{Name: "children", From: "Child", Key: "Id", To: "children", TargetKey: "legacy_id", Columns: map[string]config.Column{
+			"legacy_id": {From: "Id"},
+			"parent_id": {From: "ParentId", Lookup: &config.Lookup{Table: "parents", Key: "legacy_id", Column: "id"}},
+		}},
+	}
+	if c := w.run(t, backfill.Options{}).Tables[1]; c.Inserted != 2 || c.Failed != 1 {
+		t.Fatalf("children inserted %d, failed %d; want 2 and 1 (child 2's parent is not there)", c.Inserted, c.Failed)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[1]; d.Changed != 0 || d.Missing != 1 {
+		t.Errorf("verify of the copy: %+v, want child 2 missing", d)
+	}
+	// Child 2 reached modern some other way, without a parent.
+	w.pg(t, "INSERT INTO children VALUES (2, NULL)")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[1]; d.Changed != 1 || d.ChangedRows[0].Key != "2" {
+		t.Errorf("verify: %+v, want child 2 changed, as a backfill would refuse it", d)
 	}
 }
