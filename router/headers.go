@@ -138,6 +138,10 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		x.inURL = pr.Out.URL
 		pr.Out.URL = up.Target(pr.Out.URL)
 		pr.Out.Host = ""
+		// The client's trailer fields arrive after the body, into the map
+		// shareTrailer made, which the transport sends after the last
+		// chunk; Out's own is a copy taken before any arrived.
+		pr.Out.Trailer = pr.In.Trailer
 		t.forwardHeaders(pr.In, pr.Out.Header)
 		if x.route.mode == domain.ModeDualWrite && !isSafe(pr.In.Method) {
 			// A dual write is journaled as one request and its answer:
