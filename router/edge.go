@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -22,9 +23,18 @@ func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, e
 	if err != nil || in.OptionsStar {
 		return in, t.unmatched, nil, err
 	}
-	rt, params := t.match(req.Method, canonical.RouteKey(in.Path.Escaped))
+	key := canonical.RouteKey(in.Path.Escaped)
+	rt, params := t.match(req.Method, key)
 	if in.Path.EncodedSlash && !rt.allowEncodedSlash {
 		return in, rt, params, canonical.ErrEncodedSlash
+	}
+	other, err := t.matchFolded(req.Method, key, rt)
+	switch {
+	case err != nil:
+		return in, rt, params, err
+	case other != nil:
+		return in, rt, params, &canonical.Refusal{Status: http.StatusBadRequest,
+			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
 	return in, rt, params, nil
 }

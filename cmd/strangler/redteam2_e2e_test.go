@@ -67,3 +67,62 @@ func TestTrailerFieldsReachTheBackendOrAreRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestALooseSpellingOfARouteIsRefused: many backends read a path more
+// loosely than the facade's routes: without case (IIS, ASP.NET, a MySQL
+// collation behind a PHP router), with fullwidth characters as ASCII
+// (Unicode NFKC, Windows' best-fit mapping), without dots and spaces
+// ending a segment (IIS, from Windows file names), decoding twice, or
+// decoding overlong UTF-8 (%C0%AF as /). A spelling that reaches a
+// declared route's resource that way but not through the routes went past
+// it (a dual write reached legacy alone): it is refused with 400 naming
+// the route, before any backend sees a byte. Spellings no route cares
+// about, and parameters in any case, pass.
+//
+// Found by the red team: every one of these reached legacy alone, through
+// the default route, 201.
+func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+  - {name: create-patient, match: "POST /api/CreatePatient", mode: dual-write}
+  - {name: rest, match: "/*", mode: legacy}
+`)
+	for i, c := range []struct {
+		method, target string
+		names          string // in the refusal, "" when the request passes
+	}{
+		{"POST", "/Records", "create-record"},
+		{"POST", "/RECORDS/", "create-record"},
+		{"POST", "/records.", "create-record"},
+		{"POST", "/records%2E%2e", "create-record"},
+		{"POST", "/records%20", "create-record"},
+		{"PUT", "/Records/4", "put-record"},
+		{"PUT", "/records./4", "put-record"},
+		{"POST", "/%EF%BD%92ecords", "create-record"},             // ｒecords
+		{"POST", "/x%EF%BC%8F..%EF%BC%8Frecords", "create-record"}, // x／..／records
+		{"POST", "/api/createpatient", "create-patient"},
+		{"POST", "/records%EF%BC%BC", "fullwidth"}, // records＼
+		{"POST", "/x%252F..%252Frecords", "double percent-encoding"},
+		{"POST", "/x%C0%AF..%C0%AFrecords", "overlong"},
+		{"POST", "/records", ""},
+		{"POST", "/records/", ""},
+		{"PUT", "/records/ABC", ""},
+		{"GET", "/Records", ""},
+		{"POST", "/api/CreatePatient", ""},
+		{"POST", "/Other", ""},
+		{"POST", "/v1.0/x", ""},
+	} {
+		id := fmt.Sprint("fold", i)
+		resp, out := rawHTTP(t, r.public, id, c.method, c.target, "Content-Length: 2\r\n", "{}")
+		n := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch {
+		case c.names == "" && resp.StatusCode >= 300:
+			t.Errorf("%s %s: %d %s; want it served", c.method, c.target, resp.StatusCode, out)
+		case c.names != "" && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, c.names)):
+			t.Errorf("%s %s: %d %s; want 400 naming %s", c.method, c.target, resp.StatusCode, out, c.names)
+		case c.names != "" && n > 0:
+			t.Errorf("%s %s: refused, yet the backends received %d requests", c.method, c.target, n)
+		}
+	}
+}
