@@ -99,7 +99,7 @@ func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
 		{"POST", "/records%20", "create-record"},
 		{"PUT", "/Records/4", "put-record"},
 		{"PUT", "/records./4", "put-record"},
-		{"POST", "/%EF%BD%92ecords", "create-record"},             // ｒecords
+		{"POST", "/%EF%BD%92ecords", "create-record"},              // ｒecords
 		{"POST", "/x%EF%BC%8F..%EF%BC%8Frecords", "create-record"}, // x／..／records
 		{"POST", "/api/createpatient", "create-patient"},
 		{"POST", "/records%EF%BC%BC", "fullwidth"}, // records＼
