@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // These tests continue the red team's attacks (redteam_e2e_test.go) from
@@ -124,5 +130,145 @@ func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
 		case c.names != "" && n > 0:
 			t.Errorf("%s %s: refused, yet the backends received %d requests", c.method, c.target, n)
 		}
+	}
+}
+
+// lenientBackend is a backend that reads a request's body only on the
+// methods that define one (POST, PUT, PATCH), as many do: on any other
+// the body stays on the connection and is read as the next request. It
+// answers each request with its path, and HEAD /late with a head and,
+// a moment later, a body, as a backend that writes a HEAD's body anyway
+// does.
+func lenientBackend(t *testing.T, late string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	serve := func(conn net.Conn) {
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			switch req.Method {
+			case "POST", "PUT", "PATCH":
+				io.Copy(io.Discard, req.Body)
+			}
+			answer := strings.TrimPrefix(req.URL.Path, "/")
+			switch {
+			case req.Method == "HEAD" && answer == "late":
+				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(late))
+				time.Sleep(20 * time.Millisecond)
+				io.WriteString(conn, late)
+			default:
+				if answer == "SMUGGLED" {
+					// As long as a backend takes for a request: the
+					// facade may have sent another on the connection.
+					time.Sleep(5 * time.Millisecond)
+				}
+				fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer)
+			}
+		}
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(conn)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestBytesABackendLeavesOnAConnectionReachNoOtherClient: a backend that
+// ignores the body of a GET (or HEAD, OPTIONS, DELETE) reads it as its
+// next request, and a backend that sends a body after a HEAD's head sends
+// bytes nobody asked for. Either way a pooled connection then holds an
+// answer the next client would read as its own: a client can fill that
+// body with any request it likes (a CL.0 desync). Other clients, reading
+// their own answers all along, must each get theirs, whatever route
+// (pass-through, shadow, dual-write) carried the attack.
+//
+// Found by the red team: within 200 rounds, over a hundred other
+// clients' POSTs read "SMUGGLED" or another client's answer.
+func TestBytesABackendLeavesOnAConnectionReachNoOtherClient(t *testing.T) {
+	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+	backend := lenientBackend(t, smuggled)
+	path := writeConfig(t, "", backend, backend, `
+  - {name: sh, match: "GET /sh/*", mode: shadow}
+  - {name: dw, match: "DELETE /dw/{id}", mode: dual-write}
+  - {name: rest, match: "/*", mode: legacy}`)
+	r := startRun(t, "serve", "--config", path)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}
+	var wrong, right atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				want := fmt.Sprintf("client%d-%d", i, k)
+				req, _ := http.NewRequest("POST", "http://"+r.public+"/"+want, strings.NewReader("{}"))
+				if k%2 == 0 {
+					req, _ = http.NewRequest("GET", "http://"+r.public+"/"+want, nil)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case string(got) == want:
+					right.Add(1)
+				case resp.StatusCode == http.StatusOK && wrong.Add(1) <= 3:
+					t.Errorf("%s /%s: read %q, another request's answer", req.Method, want, got)
+				}
+			}
+		}()
+	}
+	// A request the backend will read as its next one, from a body.
+	const hidden = "GET /SMUGGLED HTTP/1.1\r\nHost: backend\r\n\r\n"
+	attack := func(head string) {
+		conn, err := net.Dial("tcp", r.public)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, head)
+		method, _, _ := strings.Cut(head, " ")
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method}); err == nil {
+			io.Copy(io.Discard, resp.Body)
+		}
+	}
+	withBody := func(method, target string) string {
+		return fmt.Sprintf("%s %s HTTP/1.1\r\nHost: facade\r\nContent-Length: %d\r\n\r\n%s", method, target, len(hidden), hidden)
+	}
+	for k := range 60 {
+		attack(withBody("GET", fmt.Sprintf("/a%d", k)))
+		attack(withBody("OPTIONS", "/a"))
+		attack(withBody("DELETE", "/a"))
+		attack(withBody("DELETE", fmt.Sprintf("/dw/%d", k)))
+		attack(withBody("GET", "/sh/a"))
+		attack("HEAD /late HTTP/1.1\r\nHost: facade\r\n\r\n")
+	}
+	close(stop)
+	wg.Wait()
+	if wrong.Load() > 0 || right.Load() == 0 {
+		t.Errorf("%d answers went to the wrong client, %d to the right one", wrong.Load(), right.Load())
 	}
 }
