@@ -171,6 +171,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	in, rt, params, refusal := t.admit(req)
 	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
 	x.w.ResponseWriter = w
+	x.w.sendTimeout = t.bodyTimeout
 	ctx := req.Context()
 	if t.tracing != nil {
 		ctx, x.span = t.startServer(req, rt)

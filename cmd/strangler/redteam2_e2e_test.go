@@ -272,3 +272,85 @@ func TestBytesABackendLeavesOnAConnectionReachNoOtherClient(t *testing.T) {
 		t.Errorf("%d answers went to the wrong client, %d to the right one", wrong.Load(), right.Load())
 	}
 }
+
+// TestAClientThatStopsReadingReleasesTheBackend: a client that asks for a
+// large answer and then reads nothing held the answer, the backend's
+// connection and the backend's worker behind it for ever: a few hundred
+// such clients take a legacy backend with a few hundred workers down
+// (found by the red team). As nginx's send_timeout, a client that takes
+// no byte for body_timeout has its connection cut, and the backend's
+// answer is abandoned. A client reading slowly but steadily gets it all,
+// and a connection idle for longer than body_timeout between two
+// requests serves the next one, a 100 Continue and a header-only answer
+// included.
+func TestAClientThatStopsReadingReleasesTheBackend(t *testing.T) {
+	const size = 16 << 20
+	var active atomic.Int64
+	backend := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		active.Add(1)
+		defer active.Add(-1)
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/empty" {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		for range size / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	path := writeConfig(t, "", backend.URL, backend.URL, "  - {name: all, match: \"/*\", mode: legacy}\nbody_timeout: 1s\n")
+	r := startRun(t, "serve", "--config", path)
+
+	stalled, err := net.Dial("tcp", r.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	io.WriteString(stalled, "GET /big HTTP/1.1\r\nHost: facade\r\n\r\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Sleep(100 * time.Millisecond); active.Load() > 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend still sends the answer 10s after the client stopped reading (body_timeout 1s)")
+		}
+	}
+
+	conn, err := net.Dial("tcp", r.public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: facade\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for buf := make([]byte, 512<<10); ; time.Sleep(20 * time.Millisecond) {
+		k, err := io.ReadFull(resp.Body, buf)
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	if n != size {
+		t.Fatalf("a client reading steadily got %d bytes of %d", n, size)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than body_timeout, idle
+	io.WriteString(conn, "POST /empty HTTP/1.1\r\nHost: facade\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusContinue {
+		t.Fatalf("after an idle spell the next request got %v, %v; want 100 Continue", resp, err)
+	}
+	io.WriteString(conn, "{}")
+	for resp.StatusCode == http.StatusContinue && err == nil { // the backend's own 100 is passed on too
+		resp, err = http.ReadResponse(br, nil)
+	}
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("after an idle spell the next request got %v, %v; want 204", resp, err)
+	}
+}
