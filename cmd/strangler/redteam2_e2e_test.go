@@ -354,3 +354,48 @@ func TestAClientThatStopsReadingReleasesTheBackend(t *testing.T) {
 		t.Fatalf("after an idle spell the next request got %v, %v; want 204", resp, err)
 	}
 }
+
+// TestAMethodOverrideToAnotherRouteIsRefused: Symfony, Laravel, Express's
+// method-override and ASP.NET let a request stand for another method
+// (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override, _method in
+// the query). Routed on the method it was sent with, such a request
+// reached the other method's resource past its route: POST /records/4
+// standing for PUT reached legacy alone past the dual-write route for PUT
+// /records/{id}, and a POST to a dual-write route standing for DELETE was
+// journaled as a create the primary read as a delete (found by the red
+// team). A request whose override another route serves is refused with
+// 400 naming it, before any backend sees a byte; one whose route serves
+// both methods passes.
+func TestAMethodOverrideToAnotherRouteIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+  - {name: files, match: "/files/*", mode: legacy}
+`)
+	for i, c := range []struct {
+		method, target, header string
+		names                  string // in the refusal, "" when the request passes
+	}{
+		{"POST", "/records/4", "X-HTTP-Method-Override: PUT\r\n", "put-record"},
+		{"POST", "/records/4", "X-HTTP-Method: put\r\n", "put-record"},
+		{"POST", "/records/4", "X-Method-Override: PUT\r\n", "put-record"},
+		{"POST", "/records/4?_method=PUT", "", "put-record"},
+		{"POST", "/records", "X-HTTP-Method-Override: DELETE\r\n", "create-record"},
+		{"GET", "/records", "X-HTTP-Method-Override: POST\r\n", "create-record"},
+		{"POST", "/records", "X-HTTP-Method-Override: POST\r\n", ""},
+		{"POST", "/files/a", "X-HTTP-Method-Override: DELETE\r\n", ""},
+		{"POST", "/records?method=PUT", "", ""},
+	} {
+		id := fmt.Sprint("override", i)
+		resp, out := rawHTTP(t, r.public, id, c.method, c.target, c.header+"Content-Length: 2\r\n", "{}")
+		n := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch {
+		case c.names == "" && resp.StatusCode >= 300:
+			t.Errorf("%s %s %q: %d %s; want it served", c.method, c.target, c.header, resp.StatusCode, out)
+		case c.names != "" && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, c.names)):
+			t.Errorf("%s %s %q: %d %s; want 400 naming %s", c.method, c.target, c.header, resp.StatusCode, out, c.names)
+		case c.names != "" && n > 0:
+			t.Errorf("%s %s %q: refused, yet the backends received %d requests", c.method, c.target, c.header, n)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package canonical
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -156,4 +157,29 @@ func targetPath(target string) string {
 		target = target[:i]
 	}
 	return target
+}
+
+// methodOverrideHeaders are the headers through which frameworks let a
+// POST stand for another method (Symfony, Laravel, Express's
+// method-override, ASP.NET, Google's APIs).
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// MethodOverrides returns the methods r asks a backend to read it as,
+// upper-cased as Symfony does: the values of the method-override headers,
+// and of a _method query parameter (Symfony and Laravel read it from the
+// query too). A _method field in a form body is not looked at.
+func MethodOverrides(r *http.Request) []string {
+	var ms []string
+	for _, h := range methodOverrideHeaders {
+		for _, v := range r.Header[h] {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	if q := r.URL.RawQuery; strings.Contains(q, "_method") {
+		v, _ := url.ParseQuery(q)
+		for _, m := range v["_method"] {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(m)))
+		}
+	}
+	return ms
 }
