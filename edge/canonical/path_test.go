@@ -201,6 +201,20 @@ func FuzzCanonical(f *testing.F) {
 		if got.EncodedSlash != strings.Contains(out, "%2F") {
 			t.Fatalf("Canonicalize(%q) = %q with encoded slash %v", in, out, got.EncodedSlash)
 		}
+		key := RouteKey(out)
+		if folded, err := Fold(key); err == nil {
+			if again, err := Fold(folded); err != nil || again != folded {
+				t.Fatalf("Fold(%q) = %q, which folds to %q, %v", key, folded, again, err)
+			}
+		} else if !strings.Contains(key, "%EF%B") {
+			t.Fatalf("Fold(%q) refused a path without fullwidth forms: %v", key, err)
+		}
+		// A backend decoding twice reads what the facade decided on.
+		if once := got.Decoded(); strings.Contains(once, "%") {
+			if twice, err := url.PathUnescape(once); err == nil && twice != once {
+				t.Fatalf("Canonicalize(%q) = %q, which decodes to %q once and %q twice", in, out, once, twice)
+			}
+		}
 		if got.EncodedSlash {
 			return // a backend decoding %2F sees other segments: the route must allow it
 		}
