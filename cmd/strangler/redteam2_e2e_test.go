@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // These tests continue the red team's attacks (redteam_e2e_test.go) from
@@ -396,6 +398,47 @@ func TestAMethodOverrideToAnotherRouteIsRefused(t *testing.T) {
 			t.Errorf("%s %s %q: %d %s; want 400 naming %s", c.method, c.target, c.header, resp.StatusCode, out, c.names)
 		case c.names != "" && n > 0:
 			t.Errorf("%s %s %q: refused, yet the backends received %d requests", c.method, c.target, c.header, n)
+		}
+	}
+}
+
+// TestTheCLIWritesNoControlCharactersFromTheData: field names in shadow
+// samples come from the backends' answers, and so from the data behind
+// them, which end users may choose (a key in a stored document); reasons
+// come from other operators. Printed as they are, an escape sequence in
+// one (ESC ] 0 ; … BEL retitles a terminal, ESC [ 2 J clears it, and
+// others have run commands in some terminals) reaches the terminal of the
+// operator reading `strangler diffs`. Field paths escape C0 controls
+// already; a C1 control (U+009B is ESC [ to a terminal) and a
+// bidirectional override (U+202E shows what follows reversed) went out as
+// they were (found by the red team). The CLI writes every such character
+// as a visible escape.
+func TestTheCLIWritesNoControlCharactersFromTheData(t *testing.T) {
+	const key = "name\x1b]0;pwned\x07\x1b[2J\u202eeman\u009b"
+	answer := func(v int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]int{key: v})
+		}
+	}
+	legacy, modern := httptestServer(t, answer(1)), httptestServer(t, answer(2))
+	f := startAdminFacade(t, legacy.URL, modern.URL, `  - {name: get-patient, match: "GET /patients/{id}", mode: shadow}
+`)
+	strangler := cli(f.admin)
+	getBody(t, "http://"+f.public+"/patients/1")
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out = strangler(t, "diffs", "--route", "get-patient").must(t)
+		if strings.HasPrefix(out, "get-patient: 1 sample") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(out, `[2J\u202eeman\u009b`) {
+		t.Errorf("diffs does not show the field name with its control characters escaped:\n%q", out)
+	}
+	for _, r := range out {
+		if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) {
+			t.Fatalf("diffs writes the control character %U:\n%q", r, out)
 		}
 	}
 }
