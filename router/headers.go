@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"strings"
 
 	"strangler/domain"
@@ -96,8 +97,13 @@ func dropUpgrade(h http.Header) {
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may
-// send.
+// send, in any spelling with _ for -: under headers_with_underscores:
+// allow, CGI, PHP and many frameworks read X_Forwarded_For as
+// X-Forwarded-For (found by the red team).
 func spoofable(k string) bool {
+	if strings.IndexByte(k, '_') >= 0 {
+		k = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+	}
 	switch k {
 	case "Forwarded", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url":
 		return true

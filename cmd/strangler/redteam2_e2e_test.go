@@ -442,3 +442,30 @@ func TestTheCLIWritesNoControlCharactersFromTheData(t *testing.T) {
 		}
 	}
 }
+
+// TestUnderscoreSpellingsOfProxyHeadersAreDropped: under
+// headers_with_underscores: allow, a header named X_Forwarded_For passes,
+// and CGI, PHP and many frameworks read it as X-Forwarded-For: a client
+// then chose the address, original URL or scheme a backend believes,
+// which the facade promises only a trusted proxy may (found by the red
+// team). Those names are dropped in any spelling; other underscore
+// headers still pass.
+func TestUnderscoreSpellingsOfProxyHeadersAreDropped(t *testing.T) {
+	r, legacy, _ := startEdgeFacade(t, "headers_with_underscores: allow", `  - {name: rest, match: "/*", mode: legacy}`)
+	_, out := rawHTTP(t, r.public, "underscore", "GET", "/a",
+		"X_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX_Original_URL: /admin\r\nX-Forwarded_Host: evil.example\r\nforwarded: for=6.6.6.6\r\nX_User: ann\r\n", "")
+	got := legacy.received(t, "underscore")
+	if len(got) != 1 {
+		t.Fatalf("the backend received %d requests (%s); want 1", len(got), out)
+	}
+	for name, vs := range got[0].Header {
+		for _, v := range vs {
+			if strings.Contains(v, "6.6.6.6") || v == "/admin" || v == "evil.example" {
+				t.Errorf("the backend received %s: %s, which only a trusted proxy may send", name, v)
+			}
+		}
+	}
+	if got[0].Header.Get("X_User") != "ann" {
+		t.Errorf("X_User did not pass under headers_with_underscores: allow: %v", got[0].Header)
+	}
+}
