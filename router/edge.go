@@ -49,7 +49,7 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 		return &canonical.Refusal{Status: http.StatusBadRequest,
 			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
-	for _, m := range canonical.MethodOverrides(req) {
+	for _, m := range canonical.MethodOverrides(req, !t.dropOddHeaders) {
 		if other, _ := t.match(m, key); m != req.Method && other != rt {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}

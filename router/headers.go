@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/textproto"
 	"strings"
 
 	"strangler/domain"
@@ -101,10 +100,7 @@ func dropUpgrade(h http.Header) {
 // allow, CGI, PHP and many frameworks read X_Forwarded_For as
 // X-Forwarded-For (found by the red team).
 func spoofable(k string) bool {
-	if strings.IndexByte(k, '_') >= 0 {
-		k = textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
-	}
-	switch k {
+	switch k = canonical.CGIName(k); k {
 	case "Forwarded", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url":
 		return true
 	}

@@ -469,3 +469,18 @@ func TestUnderscoreSpellingsOfProxyHeadersAreDropped(t *testing.T) {
 		t.Errorf("X_User did not pass under headers_with_underscores: allow: %v", got[0].Header)
 	}
 }
+
+// TestAMethodOverrideSpelledWithUnderscoresIsRefused: under
+// headers_with_underscores: allow, X_HTTP_Method_Override reaches the
+// backend, which CGI and PHP read as X-HTTP-Method-Override (found by the
+// red team): it counts as a method override.
+func TestAMethodOverrideSpelledWithUnderscoresIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "headers_with_underscores: allow", `  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}`)
+	resp, out := rawHTTP(t, r.public, "underscore", "POST", "/records/4", "X_HTTP_Method_Override: PUT\r\nContent-Length: 2\r\n", "{}")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, "put-record") {
+		t.Errorf("%d %s; want 400 naming put-record", resp.StatusCode, out)
+	}
+	if n := len(legacy.received(t, "underscore")) + len(modern.received(t, "underscore")); n > 0 {
+		t.Errorf("refused, yet the backends received %d requests", n)
+	}
+}
