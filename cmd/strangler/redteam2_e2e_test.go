@@ -79,7 +79,8 @@ func TestTrailerFieldsReachTheBackendOrAreRefused(t *testing.T) {
 // TestALooseSpellingOfARouteIsRefused: many backends read a path more
 // loosely than the facade's routes: without case (IIS, ASP.NET, a MySQL
 // collation behind a PHP router), with fullwidth characters as ASCII
-// (Unicode NFKC, Windows' best-fit mapping), without dots and spaces
+// (Unicode NFKC, Windows' best-fit mapping) or ſ as s (Java's
+// equalsIgnoreCase), without dots and spaces
 // ending a segment (IIS, from Windows file names), decoding twice, or
 // decoding overlong UTF-8 (%C0%AF as /). A spelling that reaches a
 // declared route's resource that way but not through the routes went past
@@ -110,6 +111,9 @@ func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
 		{"POST", "/%EF%BD%92ecords", "create-record"},              // ｒecords
 		{"POST", "/x%EF%BC%8F..%EF%BC%8Frecords", "create-record"}, // x／..／records
 		{"POST", "/api/createpatient", "create-patient"},
+		{"POST", "/record%C5%BF", "create-record"}, // recordſ: records to Java's equalsIgnoreCase
+		{"PUT", "/r%C4%B1cords/4", ""},             // rıcords is ricords, no route's
+		{"POST", "/%E6%97%A5%E6%9C%AC", ""},        // 日本
 		{"POST", "/records%EF%BC%BC", "fullwidth"}, // records＼
 		{"POST", "/x%252F..%252Frecords", "double percent-encoding"},
 		{"POST", "/x%C0%AF..%C0%AFrecords", "overlong"},

@@ -1,6 +1,10 @@
 package canonical
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // errFoldRefused refuses a path that, once its fullwidth forms are read as
 // ASCII, holds what the facade refuses: ＼ as \, ；as ;, ．．above the root.
@@ -9,9 +13,12 @@ var errFoldRefused = badRequest("the path, with its fullwidth characters read as
 // Fold returns route key p (a canonical path without its trailing slash)
 // as a backend that reads paths loosely may route it: ASCII letters in
 // lower case (IIS, ASP.NET, Spring with case-insensitive matching, MySQL
-// collations behind a PHP router), fullwidth forms of ASCII (U+FF01 to
-// U+FF5E, which Unicode NFKC and Windows' best-fit mapping turn into
-// ASCII: ／ is /, ．is .) as ASCII, and dots and spaces ending a segment
+// collations behind a PHP router), and so the letters whose upper or
+// lower case is an ASCII letter (ſ is S and K, the Kelvin sign, is k to
+// Java's equalsIgnoreCase and .NET's ToUpperInvariant; ı is I), fullwidth
+// forms of ASCII (U+FF01 to U+FF5E, which Unicode NFKC and Windows'
+// best-fit mapping turn into ASCII: ／ is /, ．is .) as ASCII, and dots
+// and spaces ending a segment
 // dropped (Windows drops them from file names, so IIS serves /records. as
 // /records). The router refuses a path whose folded form matches another
 // route than the path itself.
@@ -21,9 +28,9 @@ func Fold(p string) (string, error) {
 	if !needsFold(p) {
 		return p, nil
 	}
-	if strings.Contains(p, "%EF%B") {
+	if hasNonASCII(p) {
 		var err error
-		if p, err = foldWidth(p); err != nil {
+		if p, err = foldUnicode(p); err != nil {
 			return "", err
 		}
 	}
@@ -56,8 +63,8 @@ func needsFold(p string) bool {
 		switch c := p[i]; {
 		case 'A' <= c && c <= 'Z' && !inEscape(p, i):
 			return true
-		case c == '%' && strings.HasPrefix(p[i:], "%EF%B"):
-			return true
+		case c == '%' && i+1 < len(p) && p[i+1] >= 'C':
+			return true // a UTF-8 lead byte
 		case (i+1 == len(p) || p[i+1] == '/') && (c == '.' || strings.HasSuffix(p[:i+1], "%20")):
 			return true
 		}
@@ -89,23 +96,50 @@ func FoldLiteral(s string) string {
 	return s
 }
 
-// foldWidth reads the fullwidth forms in p as the ASCII characters they
-// stand for, and canonicalizes the result: a fullwidth / splits a segment,
-// a fullwidth . makes a dot segment, a fullwidth \ is refused.
-func foldWidth(p string) (string, error) {
+// hasNonASCII reports a percent-encoded UTF-8 lead byte (C0 to FF) in
+// canonical path p.
+func hasNonASCII(p string) bool {
+	for i := strings.IndexByte(p, '%'); i >= 0 && i+1 < len(p); {
+		if p[i+1] >= 'C' {
+			return true
+		}
+		j := strings.IndexByte(p[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// foldUnicode reads the non-ASCII characters in p that stand for ASCII
+// ones (fullwidth forms, letters whose case is an ASCII letter) as those,
+// and canonicalizes the result: a fullwidth / splits a segment, a
+// fullwidth . makes a dot segment, a fullwidth \ is refused.
+func foldUnicode(p string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
-		if r, ok := fullwidthAt(p, i); ok {
-			switch c := byte(r - 0xFEE0); {
-			case c == '/' || c == '.':
+		r, n := encodedRuneAt(p, i)
+		if n == 0 {
+			b.WriteByte(p[i])
+			continue
+		}
+		i += n - 1
+		switch {
+		case r >= 0xFF01 && r <= 0xFF5E: // fullwidth forms
+			switch c := byte(r - 0xFEE0); c {
+			case '/', '.':
 				b.WriteByte(c)
 			default:
 				b.WriteString("%" + string(upperHex[c>>4]) + string(upperHex[c&15]))
 			}
-			i += len("%EF%BC%81") - 1
-			continue
+		case unicode.ToLower(r) < utf8.RuneSelf:
+			b.WriteRune(unicode.ToLower(r))
+		case unicode.ToUpper(r) < utf8.RuneSelf:
+			b.WriteRune(unicode.ToLower(unicode.ToUpper(r)))
+		default:
+			b.WriteString(p[i-n+1 : i+1])
 		}
-		b.WriteByte(p[i])
 	}
 	c, err := Canonicalize(b.String())
 	if err != nil {
@@ -114,25 +148,22 @@ func foldWidth(p string) (string, error) {
 	return c.Escaped, nil
 }
 
-// fullwidthAt decodes the fullwidth form of an ASCII character (U+FF01
-// to U+FF5E, UTF-8 EF BC 81 to EF BD 9E) percent-encoded at p[i:].
-func fullwidthAt(p string, i int) (rune, bool) {
-	const n = len("%EF%BC%81")
-	if i+n > len(p) || p[i:i+5] != "%EF%B" || p[i+6] != '%' || !isUpperHex(p[i+7]) || !isUpperHex(p[i+8]) {
-		return 0, false
+// encodedRuneAt decodes the non-ASCII character percent-encoded in UTF-8
+// at p[i:] (canonical: upper-case hex), and the length of its encoding; 0
+// if there is none.
+func encodedRuneAt(p string, i int) (rune, int) {
+	var buf [utf8.UTFMax]byte
+	n := 0
+	for j := i; n < len(buf) && j+2 < len(p) && p[j] == '%' && isUpperHex(p[j+1]) && isUpperHex(p[j+2]); j += 3 {
+		buf[n] = unhex(p[j+1])<<4 | unhex(p[j+2])
+		n++
 	}
-	b2, b3 := p[i+5], unhex(p[i+7])<<4|unhex(p[i+8])
-	var r rune
-	switch b2 {
-	case 'C':
-		r = 0xFF00 | rune(b3&0x3F)
-	case 'D':
-		r = 0xFF40 | rune(b3&0x3F)
-	default:
-		return 0, false
+	if n == 0 || buf[0] < utf8.RuneSelf {
+		return 0, 0
 	}
-	if b3&0xC0 != 0x80 || r < 0xFF01 || r > 0xFF5E {
-		return 0, false
+	r, size := utf8.DecodeRune(buf[:n])
+	if r == utf8.RuneError {
+		return 0, 0
 	}
-	return r, true
+	return r, 3 * size
 }

@@ -19,7 +19,13 @@ func TestFold(t *testing.T) {
 		{in: "/%EF%BD%92ECORDS", want: "/records"},
 		{in: "/x%EF%BC%8F..%EF%BC%8Frecords", want: "/records"},
 		{in: "/%EF%BC%85", want: "/%25"},
-		{in: "/%EF%BD%9F", want: "/%EF%BD%9F"}, // U+FF5F is no ASCII form
+		{in: "/%EF%BD%9F", want: "/%EF%BD%9F"},         // U+FF5F is no ASCII form
+		{in: "/record%C5%BF", want: "/records"},        // ſ
+		{in: "/%E2%84%AAeys", want: "/keys"},           // K, the Kelvin sign
+		{in: "/%C4%B1tems/%C4%B0d", want: "/items/id"}, // ı, İ
+		{in: "/caf%C3%A9", want: "/caf%C3%A9"},
+		{in: "/%E6%97%A5%E6%9C%AC", want: "/%E6%97%A5%E6%9C%AC"},
+		{in: "/a%C3%89b", want: "/a%C3%89b"}, // É is no ASCII letter in any case
 		{in: "/records%EF%BC%BC", err: errFoldRefused},
 		{in: "/%EF%BC%8E%EF%BC%8E", err: errFoldRefused},
 	} {
