@@ -69,6 +69,20 @@ func (m Match) Shape() string {
 	return b.String()
 }
 
+// Folded is the pattern with its literal text folded as
+// canonical.FoldLiteral folds a path, its parameters as written.
+func (m Match) Folded() Match {
+	var b strings.Builder
+	for _, seg := range splitParams(m.Path) {
+		if seg.param {
+			b.WriteString(seg.raw)
+		} else {
+			b.WriteString(canonical.FoldLiteral(seg.text))
+		}
+	}
+	return Match{Method: m.Method, Path: b.String()}
+}
+
 // Params are the names of the pattern's parameters, in order.
 func (m Match) Params() []string {
 	var names []string

@@ -129,3 +129,16 @@ func (b *clientBody) failure() error {
 	defer b.mu.Unlock()
 	return b.err
 }
+
+// shareTrailer gives a chunked HTTP/1 request a trailer map before anything
+// copies the request. net/http fills the trailer fields that follow the
+// body into the map req.Trailer held when the body began (only those a
+// Trailer header declared), or, if it held none, into a new map set on
+// req itself, which no copy of req sees: the fields were lost on the way
+// to the backend (found by the red team). HTTP/2 keeps declared fields
+// alone, in the map it set.
+func shareTrailer(req *http.Request) {
+	if req.Trailer == nil && len(req.TransferEncoding) > 0 {
+		req.Trailer = http.Header{}
+	}
+}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -22,11 +23,39 @@ func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, e
 	if err != nil || in.OptionsStar {
 		return in, t.unmatched, nil, err
 	}
-	rt, params := t.match(req.Method, canonical.RouteKey(in.Path.Escaped))
+	key := canonical.RouteKey(in.Path.Escaped)
+	rt, params := t.match(req.Method, key)
 	if in.Path.EncodedSlash && !rt.allowEncodedSlash {
 		return in, rt, params, canonical.ErrEncodedSlash
 	}
+	if err := t.checkLoose(req, key, rt); err != nil {
+		return in, rt, params, err
+	}
 	return in, rt, params, nil
+}
+
+// checkLoose refuses a request that a backend reading it loosely would
+// serve from another route than rt, the one the facade chose: a path that
+// matches another route only folded (canonical.Fold), or a method override
+// naming a method another route serves (a POST standing for a PUT would
+// reach the PUT route's resource past it; a write routed as a POST would
+// be journaled as one while the primary read it as another method).
+func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
+	other, err := t.matchFolded(req.Method, key, rt)
+	switch {
+	case err != nil:
+		return err
+	case other != nil:
+		return &canonical.Refusal{Status: http.StatusBadRequest,
+			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
+	}
+	for _, m := range canonical.MethodOverrides(req, !t.dropOddHeaders) {
+		if other, _ := t.match(m, key); m != req.Method && other != rt {
+			return &canonical.Refusal{Status: http.StatusBadRequest,
+				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
+		}
+	}
+	return nil
 }
 
 // useCanonical makes req's URL the canonical one, which every later step

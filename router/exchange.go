@@ -74,6 +74,13 @@ type statusWriter struct {
 	// http10 is set for a client speaking HTTP/1.0, which gets no 1xx
 	// answer (RFC 9110 section 15.2): it would read one as the answer.
 	http10 bool
+	// sendTimeout (body_timeout) bounds each write of the body, as
+	// nginx's send_timeout: a client that takes no byte of it for this
+	// long has its connection cut. Without it, a client that stops
+	// reading held its answer, and the backend's connection and worker
+	// behind it, for ever (found by the red team). net/http clears the
+	// deadline once the exchange ends, before the connection's next one.
+	sendTimeout time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -92,6 +99,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	if w.tee != nil {
 		w.tee.Write(b)
+	}
+	if w.sendTimeout > 0 {
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.sendTimeout))
 	}
 	return w.ResponseWriter.Write(b)
 }

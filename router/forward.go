@@ -62,6 +62,10 @@ func (t *Table) modifyResponse(res *http.Response) error {
 // route's max_replay_body.
 var errBodyTooLarge = errors.New("request body exceeds max_replay_body")
 
+// errTrailerNotReplayed refuses a request with trailer fields on a route
+// that buffers its body for replay.
+var errTrailerNotReplayed = errors.New("request trailer fields on a route that replays the body")
+
 // statusClientClosed is nginx's convention for "the client went away".
 const statusClientClosed = 499
 
@@ -80,6 +84,8 @@ func statusFor(r *http.Request, err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body"
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
+	case errors.Is(err, errTrailerNotReplayed):
+		return http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields"
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
 		return http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later"

@@ -96,9 +96,11 @@ func dropUpgrade(h http.Header) {
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may
-// send.
+// send, in any spelling with _ for -: under headers_with_underscores:
+// allow, CGI, PHP and many frameworks read X_Forwarded_For as
+// X-Forwarded-For (found by the red team).
 func spoofable(k string) bool {
-	switch k {
+	switch k = canonical.CGIName(k); k {
 	case "Forwarded", "X-Real-Ip", "X-Original-Url", "X-Rewrite-Url":
 		return true
 	}
@@ -138,6 +140,10 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		x.inURL = pr.Out.URL
 		pr.Out.URL = up.Target(pr.Out.URL)
 		pr.Out.Host = ""
+		// The client's trailer fields arrive after the body, into the map
+		// shareTrailer made, which the transport sends after the last
+		// chunk; Out's own is a copy taken before any arrived.
+		pr.Out.Trailer = pr.In.Trailer
 		t.forwardHeaders(pr.In, pr.Out.Header)
 		if x.route.mode == domain.ModeDualWrite && !isSafe(pr.In.Method) {
 			// A dual write is journaled as one request and its answer:

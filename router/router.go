@@ -167,9 +167,11 @@ func (r *Router) Current() *Table { return r.table.Load() }
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := r.table.Load()
+	shareTrailer(req)
 	in, rt, params, refusal := t.admit(req)
 	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
 	x.w.ResponseWriter = w
+	x.w.sendTimeout = t.bodyTimeout
 	ctx := req.Context()
 	if t.tracing != nil {
 		ctx, x.span = t.startServer(req, rt)
@@ -246,12 +248,23 @@ func clientLeft(x *exchange) {
 // whole (400: broken chunked encoding, an early end; 408: body_timeout;
 // 413: max_body), is refused before any backend sees a byte of it. It
 // reports whether to go on.
+//
+// Trailer fields (a checksum or a signature after the body) must not be
+// lost silently. The journal and a fallback's replay carry the body alone,
+// so a dual-write or fallback route refuses them (400), before any backend
+// sees a byte; a shadow route sends the request, trailer fields and all,
+// to its primary alone, and serveShadow skips the copy.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
-	if req.ContentLength > x.route.maxReplayBody {
-		// Refused before a byte of the body is read: a client that sent
-		// Expect: 100-continue is spared sending it (RFC 9110 section
-		// 10.1.1), as net/http sends 100 only once the body is read.
+	keepTrailer := x.route.mode == domain.ModeShadow
+	// Refused before a byte of the body is read: a client that sent
+	// Expect: 100-continue is spared sending it (RFC 9110 section
+	// 10.1.1), as net/http sends 100 only once the body is read.
+	switch {
+	case req.ContentLength > x.route.maxReplayBody:
 		t.refuse(x, req, errBodyTooLarge)
+		return false
+	case len(req.Trailer) > 0 && !keepTrailer: // declared in a Trailer header
+		t.refuse(x, req, errTrailerNotReplayed)
 		return false
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, x.route.maxReplayBody+1))
@@ -262,9 +275,17 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 	case int64(len(body)) > x.route.maxReplayBody:
 		t.refuse(x, req, errBodyTooLarge)
 		return false
+	case len(req.Trailer) > 0 && !keepTrailer: // sent without a declaration
+		t.refuse(x, req, errTrailerNotReplayed)
+		return false
 	}
 	x.replay = body
 	req.Body = io.NopCloser(bytes.NewReader(body))
+	if len(req.Trailer) > 0 {
+		// Only chunked encoding carries trailer fields.
+		req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}
+		return true
+	}
 	req.ContentLength = int64(len(body))
 	req.TransferEncoding = nil
 	return true

@@ -86,6 +86,12 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return
 	}
+	if len(req.Trailer) > 0 {
+		// The copy would go without them and differ for that alone.
+		t.metrics.shadowResult(rt.name, "dropped")
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
 	job := t.newShadowJob(x, req)
 	if !sh.pool.TryGo(job.run) {
 		t.metrics.shadowResult(rt.name, "dropped")

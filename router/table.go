@@ -28,9 +28,14 @@ import (
 // A reload builds a new table and swaps it in; a request uses the table it
 // started with for its whole life.
 type Table struct {
-	mux    *chi.Mux
-	routes map[routeKey]*route
-	byName map[string]*route
+	// exact matches canonical paths; folded matches them folded
+	// (canonical.Fold), to find the paths a loose backend would give
+	// another route than the facade does.
+	exact, folded routeSet
+	// foldAll: some pattern changes when folded, so every path is looked
+	// up folded too, not only those that change.
+	foldAll bool
+	byName  map[string]*route
 	// unmatched serves requests that match no route.
 	unmatched *route
 
@@ -75,6 +80,16 @@ type NoiseStore interface {
 
 type routeKey struct{ method, pattern string }
 
+// routeSet is a set of route patterns and the route each pattern serves.
+type routeSet struct {
+	mux    *chi.Mux
+	routes map[routeKey]*route
+}
+
+func newRouteSet(n int) routeSet {
+	return routeSet{mux: chi.NewMux(), routes: make(map[routeKey]*route, n)}
+}
+
 // build compiles cfg into a table. cfg must come from configfile.Load, which
 // has validated it; an error here means a bug, reported rather than served.
 func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.Upstream) (t *Table, err error) {
@@ -86,8 +101,8 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		}
 	}()
 	t = &Table{
-		mux:     chi.NewMux(),
-		routes:  make(map[routeKey]*route, len(cfg.Routes)),
+		exact:   newRouteSet(len(cfg.Routes)),
+		folded:  newRouteSet(len(cfg.Routes)),
 		byName:  make(map[string]*route, len(cfg.Routes)),
 		legacy:  legacy,
 		modern:  modern,
@@ -148,17 +163,9 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 			return nil, fmt.Errorf("route %s: %w", cr.Name, err)
 		}
 		t.byName[rt.name] = rt
-		m := cr.Match
-		t.add(m.Method, m.Path, rt, explicitHead[m.Shape()])
-		// Routes are matched without the trailing slash, so /files/* takes
-		// /files itself, as it takes /files/ (like Envoy's
-		// path_separated_prefix), unless a route claims /files.
-		if prefix, ok := strings.CutSuffix(m.Path, "/*"); ok && prefix != "" {
-			if p := (config.Match{Path: prefix}); !shapes[p.Shape()] {
-				t.add(m.Method, prefix, rt, explicitHead[p.Shape()])
-			}
-		}
+		t.exact.addRoute(cr.Match, rt, explicitHead, shapes)
 	}
+	t.addFolded(cfg)
 	t.toLegacy = t.reverseProxy(legacy, passThrough{t, legacy})
 	t.toModern = t.reverseProxy(modern, passThrough{t, modern})
 	t.toModernOrLegacy = t.reverseProxy(modern, &fallbackTransport{t: t})
@@ -210,21 +217,56 @@ func (t *Table) upstreamOf(b domain.Backend) *upstream.Upstream {
 	return t.legacy
 }
 
+// addFolded adds the routes' folded patterns to t.folded: one route per
+// folded method and shape, the first, so that two routes only case tells
+// apart (/Records, /records) cannot clash.
+func (t *Table) addFolded(cfg *config.Config) {
+	explicitHead, shapes, added := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, r := range cfg.Routes {
+		m := r.Match.Folded()
+		if m.Method == http.MethodHead {
+			explicitHead[m.Shape()] = true
+		}
+		shapes[m.Shape()] = true
+	}
+	for _, r := range cfg.Routes {
+		m := r.Match.Folded()
+		t.foldAll = t.foldAll || m.Path != r.Match.Path
+		if key := m.Method + " " + m.Shape(); !added[key] {
+			added[key] = true
+			t.folded.addRoute(m, t.byName[r.Name], explicitHead, shapes)
+		}
+	}
+}
+
+// addRoute adds the patterns of m to rs, for rt.
+func (rs routeSet) addRoute(m config.Match, rt *route, explicitHead, shapes map[string]bool) {
+	rs.add(m.Method, m.Path, rt, explicitHead[m.Shape()])
+	// Routes are matched without the trailing slash, so /files/* takes
+	// /files itself, as it takes /files/ (like Envoy's
+	// path_separated_prefix), unless a route claims /files.
+	if prefix, ok := strings.CutSuffix(m.Path, "/*"); ok && prefix != "" {
+		if p := (config.Match{Path: prefix}); !shapes[p.Shape()] {
+			rs.add(m.Method, prefix, rt, explicitHead[p.Shape()])
+		}
+	}
+}
+
 // add routes method (every method if "") and pattern to rt.
-func (t *Table) add(method, pattern string, rt *route, explicitHead bool) {
+func (rs routeSet) add(method, pattern string, rt *route, explicitHead bool) {
 	noop := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	if method == "" {
-		t.mux.Handle(pattern, noop)
-		t.routes[routeKey{"", pattern}] = rt
+		rs.mux.Handle(pattern, noop)
+		rs.routes[routeKey{"", pattern}] = rt
 		return
 	}
-	t.mux.Method(method, pattern, noop)
-	t.routes[routeKey{method, pattern}] = rt
+	rs.mux.Method(method, pattern, noop)
+	rs.routes[routeKey{method, pattern}] = rt
 	// Like Go's ServeMux, a GET route answers HEAD too, unless a route of
 	// its own claims HEAD for the same paths.
 	if method == http.MethodGet && !explicitHead {
-		t.mux.Method(http.MethodHead, pattern, noop)
-		t.routes[routeKey{http.MethodHead, pattern}] = rt
+		rs.mux.Method(http.MethodHead, pattern, noop)
+		rs.routes[routeKey{http.MethodHead, pattern}] = rt
 	}
 }
 
@@ -239,24 +281,48 @@ const anyMethod = http.MethodConnect
 func (t *Table) match(method, key string) (*route, []string) {
 	rctx := t.rctxPool.Get().(*chi.Context)
 	defer t.rctxPool.Put(rctx)
+	rt := t.exact.find(rctx, method, key)
+	if rt == nil {
+		return t.unmatched, nil
+	}
+	if !rt.needsParams {
+		return rt, nil
+	}
+	return rt, slices.Clone(rctx.URLParams.Values)
+}
+
+// matchFolded finds the route a backend reading paths loosely
+// (canonical.Fold) would give the request, and reports whether it is
+// another than rt, the route the facade gave it: the route the path
+// would bypass. A path whose folded form no route takes bypasses none.
+func (t *Table) matchFolded(method, key string, rt *route) (*route, error) {
+	folded, err := canonical.Fold(key)
+	if err != nil || folded == key && !t.foldAll {
+		return nil, err
+	}
+	rctx := t.rctxPool.Get().(*chi.Context)
+	defer t.rctxPool.Put(rctx)
+	if other := t.folded.find(rctx, method, folded); other != nil && other != rt {
+		return other, nil
+	}
+	return nil, nil
+}
+
+// find returns the route rs gives a method and route key, nil if none,
+// with its parameters in rctx.
+func (rs routeSet) find(rctx *chi.Context, method, key string) *route {
 	rctx.Reset()
 	find := anyMethod
 	switch method {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
 		find = method
 	}
-	pattern := t.mux.Find(rctx, find, key)
+	pattern := rs.mux.Find(rctx, find, key)
 	if pattern == "" {
-		return t.unmatched, nil
+		return nil
 	}
-	rt, ok := t.routes[routeKey{method, pattern}]
-	if !ok {
-		if rt, ok = t.routes[routeKey{"", pattern}]; !ok {
-			return t.unmatched, nil
-		}
+	if rt, ok := rs.routes[routeKey{method, pattern}]; ok {
+		return rt
 	}
-	if !rt.needsParams {
-		return rt, nil
-	}
-	return rt, slices.Clone(rctx.URLParams.Values)
+	return rs.routes[routeKey{"", pattern}]
 }

@@ -111,6 +111,10 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 // RoundTrip sends req, already addressed to this backend. 1xx responses
 // reach any client trace on req with hop-by-hop headers removed.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if singleUse(req) && !req.Close {
+		req = req.WithContext(req.Context()) // a RoundTripper leaves req as it is
+		req.Close = true
+	}
 	outer := httptrace.ContextClientTrace(req.Context())
 	if u.direct != nil && u.direct.eligible(req) {
 		if outer == nil || outer.Got1xxResponse == nil {
@@ -127,6 +131,31 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		return outer.Got1xxResponse(code, withoutHopByHop(h))
 	}}
 	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
+}
+
+// singleUse reports whether req's connection must carry no other request
+// after it, because bytes the backend may leave on it would be read as
+// the next one (found by the red team):
+//   - a body on a method that defines no meaning for one (GET, HEAD,
+//     OPTIONS, DELETE; RFC 9110 section 9.3): a backend that ignores it
+//     reads it as its next request, and the next client on the connection
+//     reads that request's answer (a CL.0 desync, which a client can fill
+//     with any request it likes);
+//   - HEAD: a backend that sends a body anyway, a moment after the head,
+//     has it read as the next client's answer; the look at an idle
+//     connection before reuse only sees bytes that are already there.
+//
+// Such a request is sent with Connection: close, and its connection is
+// closed after it, so that nothing left on it is read as an answer. Both are rare enough for the new connection to cost
+// nothing noticeable.
+func singleUse(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodHead:
+		return true
+	case http.MethodGet, http.MethodOptions, http.MethodDelete:
+		return req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
+	}
+	return false
 }
 
 // NewRequest builds a request the facade sends on its own (a shadow copy,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"strangler/control"
 	"strangler/domain"
@@ -53,9 +54,23 @@ func newTable(w io.Writer) *tabwriter.Writer {
 
 // cell makes s safe for one table cell: no tabs or line breaks, which
 // would break the columns (the API's texts come from backends' errors),
-// and at most limit runes (none for 0).
+// no other control character or bidirectional formatting character,
+// which the terminal would act on (written as \u escapes: field names in
+// shadow samples come from the data, operators' reasons from other
+// operators; found by the red team), and at most limit runes (none for 0).
 func cell(s string, limit int) string {
 	s = strings.Join(strings.Fields(s), " ")
+	if strings.IndexFunc(s, actsOnTerminal) >= 0 {
+		var b strings.Builder
+		for _, r := range s {
+			if actsOnTerminal(r) {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+		s = b.String()
+	}
 	if s == "" {
 		return "-"
 	}
@@ -63,6 +78,14 @@ func cell(s string, limit int) string {
 		return string(r[:limit-1]) + "…"
 	}
 	return s
+}
+
+// actsOnTerminal reports a control character (C0, DEL, C1: ESC starts
+// the sequences that retitle, clear or reprogram a terminal, U+009B is
+// ESC [) or a bidirectional formatting character (U+202E shows the text
+// after it reversed).
+func actsOnTerminal(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // fmtPercent writes a route's share to modern, "-" for modes without one.

@@ -35,6 +35,7 @@ type edgeReceived struct {
 	Header   http.Header
 	Body     string
 	Complete bool
+	Trailer  http.Header // the trailer fields that came after the body
 }
 
 func newEdgeBackend(t *testing.T) *edgeBackend {
@@ -59,7 +60,7 @@ func (b *edgeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.busy--
 	c := r.Header.Get("X-Case")
-	b.got[c] = append(b.got[c], edgeReceived{r.RequestURI, r.Header.Clone(), string(body), err == nil})
+	b.got[c] = append(b.got[c], edgeReceived{r.RequestURI, r.Header.Clone(), string(body), err == nil, r.Trailer.Clone()})
 	b.mu.Unlock()
 	if r.Method == http.MethodPost {
 		w.WriteHeader(http.StatusCreated)

@@ -35,6 +35,8 @@ var (
 	errBadEscape    = badRequest("the path contains an invalid percent-encoding")
 	errParams       = badRequest("the path contains a path parameter (; or %3B), which backends read differently")
 	errDotInSlash   = badRequest("the path contains an encoded slash (%2F) beside a dot segment")
+	errDoubleEscape = badRequest("the path contains a double percent-encoding (%25 and two hex digits, such as %252F), which a backend decoding twice reads as another path")
+	errOverlong     = badRequest("the path contains an overlong UTF-8 encoding (such as %C0%AF), which lenient decoders read as an ASCII character")
 	ErrEncodedSlash = badRequest("the path contains an encoded slash (%2F), which this route does not accept")
 )
 
@@ -129,7 +131,8 @@ func isCanonical(p string) (encodedSlash, ok bool) {
 		switch {
 		case v == '/':
 			encodedSlash, slashInSeg = true, true
-		case unreserved(v), isControl(v), v == '\\', v == ';':
+		case unreserved(v), isControl(v), v == '\\', v == ';', v == '%', v == 0xC0, v == 0xC1, v == 0xE0, v == 0xF0:
+			// Some of them are refusals, which rebuild decides.
 			return false, false
 		}
 		i += 2
@@ -226,10 +229,21 @@ func appendSegment(out []byte, seg string) ([]byte, bool, error) {
 	return out, slash, nil
 }
 
-// checkSegment refuses a canonical segment that backends may read as a
-// dot segment although it is none: ".." between %2F (which a backend
-// decoding %2F splits on).
+// checkSegment refuses a canonical segment that backends may read as
+// another path than routes do: ".." between %2F (which a backend decoding
+// %2F splits on), a double percent-encoding (%252F is %2F once decoded,
+// / twice), and an overlong UTF-8 encoding (%C0%AF is / to decoders that
+// do not check for them, as IIS and old Java ones did).
 func checkSegment(seg string) error {
+	for i := 0; i < len(seg); i++ {
+		switch {
+		case seg[i] != '%':
+		case strings.HasPrefix(seg[i:], "%25") && i+4 < len(seg) && isHex(seg[i+3]) && isHex(seg[i+4]):
+			return errDoubleEscape
+		case overlongAt(seg, i):
+			return errOverlong
+		}
+	}
 	whole := true
 	for {
 		piece, rest, more := strings.Cut(seg, "%2F")
@@ -242,6 +256,26 @@ func checkSegment(seg string) error {
 		}
 		seg = rest
 	}
+}
+
+// overlongAt reports an overlong UTF-8 sequence percent-encoded at
+// seg[i:] (canonical: upper-case hex): a lead byte C0 or C1 before a
+// continuation byte, E0 before 80 to 9F, F0 before 80 to 8F (RFC 3629
+// section 3). A lone C0 or C1 stays data, as Latin-1's À or Á.
+func overlongAt(seg string, i int) bool {
+	if i+5 >= len(seg) || seg[i+3] != '%' {
+		return false
+	}
+	lead, next := seg[i+1:i+3], seg[i+4]
+	switch lead {
+	case "C0", "C1":
+		return '8' <= next && next <= 'B'
+	case "E0":
+		return next == '8' || next == '9'
+	case "F0":
+		return next == '8'
+	}
+	return false
 }
 
 const upperHex = "0123456789ABCDEF"

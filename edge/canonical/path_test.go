@@ -37,7 +37,6 @@ var spellings = []struct {
 	{in: "/caf%c3%a9", want: "/caf%C3%A9"},
 	{in: "/records%2f", want: "/records%2F", slash: true},
 	{in: "/a%2fb%2F", want: "/a%2Fb%2F", slash: true},
-	{in: "/a%252e%252e/b", want: "/a%252e%252e/b"},
 	// Bytes that may not appear raw are encoded.
 	{in: "/café", want: "/caf%C3%A9"},
 	{in: "/a b", want: "/a%20b"},
@@ -98,6 +97,21 @@ var spellings = []struct {
 	{in: "/records/4;v=2", err: errParams},
 	{in: "/records%3Bjsessionid=1", err: errParams},
 	{in: "/records%3bx/4", err: errParams},
+	// Spellings a backend decoding twice, or leniently, reads as another
+	// path; as IIS's request filtering (allowDoubleEscaping: false).
+	{in: "/a%252e%252e/b", err: errDoubleEscape},
+	{in: "/records%252F4", err: errDoubleEscape},
+	{in: "/records%25%32%46", err: errDoubleEscape},
+	{in: "/x%25%35c", err: errDoubleEscape},
+	{in: "/%C0%AE%C0%AE/admin", err: errOverlong},
+	{in: "/records%c0%af4", err: errOverlong},
+	{in: "/a%C1%9C", err: errOverlong},
+	{in: "/a%E0%80%AF", err: errOverlong},
+	{in: "/a%F0%80%80%AF", err: errOverlong},
+	{in: "/caf%C0", want: "/caf%C0"},
+	{in: "/%C0x", want: "/%C0x"},
+	{in: "/%E0%A4%85", want: "/%E0%A4%85"},
+	{in: "/%F0%9F%98%80", want: "/%F0%9F%98%80"},
 	// Not a path.
 	{in: "", err: errNotAPath},
 	{in: "records", err: errNotAPath},
@@ -186,6 +200,20 @@ func FuzzCanonical(f *testing.F) {
 		}
 		if got.EncodedSlash != strings.Contains(out, "%2F") {
 			t.Fatalf("Canonicalize(%q) = %q with encoded slash %v", in, out, got.EncodedSlash)
+		}
+		key := RouteKey(out)
+		if folded, err := Fold(key); err == nil {
+			if again, err := Fold(folded); err != nil || again != folded {
+				t.Fatalf("Fold(%q) = %q, which folds to %q, %v", key, folded, again, err)
+			}
+		} else if !strings.Contains(key, "%EF%B") {
+			t.Fatalf("Fold(%q) refused a path without fullwidth forms: %v", key, err)
+		}
+		// A backend decoding twice reads what the facade decided on.
+		if once := got.Decoded(); strings.Contains(once, "%") {
+			if twice, err := url.PathUnescape(once); err == nil && twice != once {
+				t.Fatalf("Canonicalize(%q) = %q, which decodes to %q once and %q twice", in, out, once, twice)
+			}
 		}
 		if got.EncodedSlash {
 			return // a backend decoding %2F sees other segments: the route must allow it

@@ -2,6 +2,8 @@ package canonical
 
 import (
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -139,6 +141,16 @@ func OddHeaderName(name string) bool {
 	return false
 }
 
+// CGIName is header name k as CGI, PHP and many frameworks read it: with
+// _ for -, in canonical form (X_Forwarded_For is X-Forwarded-For to them).
+// It matters for names that pass under headers_with_underscores: allow.
+func CGIName(k string) string {
+	if strings.IndexByte(k, '_') < 0 {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+}
+
 // targetPath is the path of a request-target as sent, without the query:
 // the target itself in origin form (/a/b?q), the part after the authority
 // in absolute form (http://host/a/b?q), "/" when that part is empty.
@@ -156,4 +168,42 @@ func targetPath(target string) string {
 		target = target[:i]
 	}
 	return target
+}
+
+// methodOverrideHeaders are the headers through which frameworks let a
+// POST stand for another method (Symfony, Laravel, Express's
+// method-override, ASP.NET, Google's APIs).
+var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// MethodOverrides returns the methods r asks a backend to read it as,
+// upper-cased as Symfony does: the values of the method-override headers,
+// also spelled with _ for - when underscores says such names reach the
+// backend (CGI and PHP read X_HTTP_Method_Override as
+// X-HTTP-Method-Override), and of a _method query parameter (Symfony and
+// Laravel read it from the query too). A _method field in a form body is
+// not looked at.
+func MethodOverrides(r *http.Request, underscores bool) []string {
+	var ms []string
+	add := func(vs []string) {
+		for _, v := range vs {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	for _, h := range methodOverrideHeaders {
+		add(r.Header[h])
+	}
+	if underscores {
+		for name, vs := range r.Header {
+			if strings.IndexByte(name, '_') >= 0 && slices.Contains(methodOverrideHeaders, CGIName(name)) {
+				add(vs)
+			}
+		}
+	}
+	if q := r.URL.RawQuery; strings.Contains(q, "_method") {
+		v, _ := url.ParseQuery(q)
+		for _, m := range v["_method"] {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(m)))
+		}
+	}
+	return ms
 }

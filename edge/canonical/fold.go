@@ -1,0 +1,169 @@
+package canonical
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// errFoldRefused refuses a path that, once its fullwidth forms are read as
+// ASCII, holds what the facade refuses: ＼ as \, ；as ;, ．．above the root.
+var errFoldRefused = badRequest("the path, with its fullwidth characters read as ASCII, is one the facade refuses")
+
+// Fold returns route key p (a canonical path without its trailing slash)
+// as a backend that reads paths loosely may route it: ASCII letters in
+// lower case (IIS, ASP.NET, Spring with case-insensitive matching, MySQL
+// collations behind a PHP router), and so the letters whose upper or
+// lower case is an ASCII letter (ſ is S and K, the Kelvin sign, is k to
+// Java's equalsIgnoreCase and .NET's ToUpperInvariant; ı is I), fullwidth
+// forms of ASCII (U+FF01 to U+FF5E, which Unicode NFKC and Windows'
+// best-fit mapping turn into ASCII: ／ is /, ．is .) as ASCII, and dots
+// and spaces ending a segment
+// dropped (Windows drops them from file names, so IIS serves /records. as
+// /records). The router refuses a path whose folded form matches another
+// route than the path itself.
+//
+// Fold returns p itself, without allocating, when folding changes nothing.
+func Fold(p string) (string, error) {
+	if !needsFold(p) {
+		return p, nil
+	}
+	if hasNonASCII(p) {
+		var err error
+		if p, err = foldUnicode(p); err != nil {
+			return "", err
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	rest := p[1:]
+	for more := true; more; {
+		var seg string
+		seg, rest, more = strings.Cut(rest, "/")
+		for {
+			trimmed := strings.TrimSuffix(strings.TrimSuffix(seg, "."), "%20")
+			if trimmed == seg {
+				break
+			}
+			seg = trimmed
+		}
+		if seg == "" && more {
+			continue // merged, as Canonicalize merges runs of /
+		}
+		b.WriteByte('/')
+		b.WriteString(FoldLiteral(seg))
+	}
+	return RouteKey(b.String()), nil
+}
+
+// needsFold reports whether Fold may change p: an upper-case letter, a
+// possible fullwidth form, or a segment ending in a dot or a space.
+func needsFold(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'A' <= c && c <= 'Z' && !inEscape(p, i):
+			return true
+		case c == '%' && i+1 < len(p) && p[i+1] >= 'C':
+			return true // a UTF-8 lead byte
+		case (i+1 == len(p) || p[i+1] == '/') && (c == '.' || strings.HasSuffix(p[:i+1], "%20")):
+			return true
+		}
+	}
+	return false
+}
+
+// inEscape reports whether p[i] is one of the hex digits of a
+// percent-encoding.
+func inEscape(p string, i int) bool {
+	return i >= 1 && p[i-1] == '%' || i >= 2 && p[i-2] == '%'
+}
+
+// FoldLiteral puts the ASCII letters of s in lower case, except the hex
+// digits of its percent-encodings: the folding of a route pattern's
+// literal text, and of a path.
+func FoldLiteral(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' && !inEscape(s, i) {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' && !inEscape(s, j) {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// hasNonASCII reports a percent-encoded UTF-8 lead byte (C0 to FF) in
+// canonical path p.
+func hasNonASCII(p string) bool {
+	for i := strings.IndexByte(p, '%'); i >= 0 && i+1 < len(p); {
+		if p[i+1] >= 'C' {
+			return true
+		}
+		j := strings.IndexByte(p[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// foldUnicode reads the non-ASCII characters in p that stand for ASCII
+// ones (fullwidth forms, letters whose case is an ASCII letter) as those,
+// and canonicalizes the result: a fullwidth / splits a segment, a
+// fullwidth . makes a dot segment, a fullwidth \ is refused.
+func foldUnicode(p string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		r, n := encodedRuneAt(p, i)
+		if n == 0 {
+			b.WriteByte(p[i])
+			continue
+		}
+		i += n - 1
+		switch {
+		case r >= 0xFF01 && r <= 0xFF5E: // fullwidth forms
+			switch c := byte(r - 0xFEE0); c {
+			case '/', '.':
+				b.WriteByte(c)
+			default:
+				b.WriteString("%" + string(upperHex[c>>4]) + string(upperHex[c&15]))
+			}
+		case unicode.ToLower(r) < utf8.RuneSelf:
+			b.WriteRune(unicode.ToLower(r))
+		case unicode.ToUpper(r) < utf8.RuneSelf:
+			b.WriteRune(unicode.ToLower(unicode.ToUpper(r)))
+		default:
+			b.WriteString(p[i-n+1 : i+1])
+		}
+	}
+	c, err := Canonicalize(b.String())
+	if err != nil {
+		return "", errFoldRefused
+	}
+	return c.Escaped, nil
+}
+
+// encodedRuneAt decodes the non-ASCII character percent-encoded in UTF-8
+// at p[i:] (canonical: upper-case hex), and the length of its encoding; 0
+// if there is none.
+func encodedRuneAt(p string, i int) (rune, int) {
+	var buf [utf8.UTFMax]byte
+	n := 0
+	for j := i; n < len(buf) && j+2 < len(p) && p[j] == '%' && isUpperHex(p[j+1]) && isUpperHex(p[j+2]); j += 3 {
+		buf[n] = unhex(p[j+1])<<4 | unhex(p[j+2])
+		n++
+	}
+	if n == 0 || buf[0] < utf8.RuneSelf {
+		return 0, 0
+	}
+	r, size := utf8.DecodeRune(buf[:n])
+	if r == utf8.RuneError {
+		return 0, 0
+	}
+	return r, 3 * size
+}

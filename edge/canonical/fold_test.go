@@ -1,0 +1,43 @@
+package canonical
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestFold(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+		err      error
+	}{
+		{in: "/records", want: "/records"},
+		{in: "/Records/AB%C3%A9", want: "/records/ab%C3%A9"},
+		{in: "/records.", want: "/records"},
+		{in: "/records.%20./4", want: "/records/4"},
+		{in: "/a/...", want: "/a"},
+		{in: "/v1.0/x", want: "/v1.0/x"},
+		{in: "/%EF%BD%92ECORDS", want: "/records"},
+		{in: "/x%EF%BC%8F..%EF%BC%8Frecords", want: "/records"},
+		{in: "/%EF%BC%85", want: "/%25"},
+		{in: "/%EF%BD%9F", want: "/%EF%BD%9F"},         // U+FF5F is no ASCII form
+		{in: "/record%C5%BF", want: "/records"},        // ſ
+		{in: "/%E2%84%AAeys", want: "/keys"},           // K, the Kelvin sign
+		{in: "/%C4%B1tems/%C4%B0d", want: "/items/id"}, // ı, İ
+		{in: "/caf%C3%A9", want: "/caf%C3%A9"},
+		{in: "/%E6%97%A5%E6%9C%AC", want: "/%E6%97%A5%E6%9C%AC"},
+		{in: "/a%C3%89b", want: "/a%C3%89b"}, // É is no ASCII letter in any case
+		{in: "/records%EF%BC%BC", err: errFoldRefused},
+		{in: "/%EF%BC%8E%EF%BC%8E", err: errFoldRefused},
+	} {
+		got, err := Fold(c.in)
+		if c.err != nil {
+			if !errors.Is(err, c.err) {
+				t.Errorf("Fold(%q) = %q, %v; want the refusal %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Fold(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
