@@ -35,7 +35,11 @@ type Table struct {
 	// foldAll: some pattern changes when folded, so every path is looked
 	// up folded too, not only those that change.
 	foldAll bool
-	byName  map[string]*route
+	// foldsOnto maps a route whose folded pattern another route took
+	// first to that route: a path spelled as the route's own pattern
+	// bypasses nothing, as the operator declared that spelling.
+	foldsOnto map[*route]*route
+	byName    map[string]*route
 	// unmatched serves requests that match no route.
 	unmatched *route
 
@@ -219,9 +223,10 @@ func (t *Table) upstreamOf(b domain.Backend) *upstream.Upstream {
 
 // addFolded adds the routes' folded patterns to t.folded: one route per
 // folded method and shape, the first, so that two routes only case tells
-// apart (/Records, /records) cannot clash.
+// apart (/Records, /records) cannot clash; the others fold onto it.
 func (t *Table) addFolded(cfg *config.Config) {
-	explicitHead, shapes, added := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	explicitHead, shapes, added := map[string]bool{}, map[string]bool{}, map[string]*route{}
+	t.foldsOnto = map[*route]*route{}
 	for _, r := range cfg.Routes {
 		m := r.Match.Folded()
 		if m.Method == http.MethodHead {
@@ -232,10 +237,14 @@ func (t *Table) addFolded(cfg *config.Config) {
 	for _, r := range cfg.Routes {
 		m := r.Match.Folded()
 		t.foldAll = t.foldAll || m.Path != r.Match.Path
-		if key := m.Method + " " + m.Shape(); !added[key] {
-			added[key] = true
-			t.folded.addRoute(m, t.byName[r.Name], explicitHead, shapes)
+		rt := t.byName[r.Name]
+		key := m.Method + " " + m.Shape()
+		if first, ok := added[key]; ok {
+			t.foldsOnto[rt] = first
+			continue
 		}
+		added[key] = rt
+		t.folded.addRoute(m, rt, explicitHead, shapes)
 	}
 }
 
@@ -302,7 +311,7 @@ func (t *Table) matchFolded(method, key string, rt *route) (*route, error) {
 	}
 	rctx := t.rctxPool.Get().(*chi.Context)
 	defer t.rctxPool.Put(rctx)
-	if other := t.folded.find(rctx, method, folded); other != nil && other != rt {
+	if other := t.folded.find(rctx, method, folded); other != nil && other != rt && t.foldsOnto[rt] != other {
 		return other, nil
 	}
 	return nil, nil

@@ -95,6 +95,8 @@ func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
   - {name: create-record, match: "POST /records", mode: dual-write}
   - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
   - {name: create-patient, match: "POST /api/CreatePatient", mode: dual-write}
+  - {name: create-note, match: "POST /notes", mode: dual-write}
+  - {name: create-note-old-spelling, match: "POST /Notes", mode: dual-write}
   - {name: rest, match: "/*", mode: legacy}
 `)
 	for i, c := range []struct {
@@ -124,6 +126,11 @@ func TestALooseSpellingOfARouteIsRefused(t *testing.T) {
 		{"POST", "/api/CreatePatient", ""},
 		{"POST", "/Other", ""},
 		{"POST", "/v1.0/x", ""},
+		// Two routes only case tells apart: each serves its own
+		// spelling, and a third spelling is refused.
+		{"POST", "/notes", ""},
+		{"POST", "/Notes", ""},
+		{"POST", "/NOTES", "create-note"},
 	} {
 		id := fmt.Sprint("fold", i)
 		resp, out := rawHTTP(t, r.public, id, c.method, c.target, "Content-Length: 2\r\n", "{}")
