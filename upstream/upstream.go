@@ -146,8 +146,8 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 //     connection before reuse only sees bytes that are already there.
 //
 // Such a request is sent with Connection: close, and its connection is
-// closed after it, so that nothing left on it is read as an answer. Both are rare enough for the new connection to cost
-// nothing noticeable.
+// closed after it, so that nothing left on it is read as an answer. Both
+// are rare enough for the new connection to cost nothing noticeable.
 func singleUse(req *http.Request) bool {
 	switch req.Method {
 	case http.MethodHead:
