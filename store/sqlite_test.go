@@ -92,3 +92,38 @@ func TestSQLiteNeverBusy(t *testing.T) {
 		t.Errorf("got %d requests counted, want 32", c.Requests)
 	}
 }
+
+// TestTheQueueDepthReadsNoSettledWrite: the queue depth, read every few
+// seconds, counts each open state from an index of that state alone, so
+// its cost follows the open writes, not the settled ones the journal
+// keeps for days.
+func TestTheQueueDepthReadsNoSettledWrite(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, backends()[0].fresh(t), newClock())
+	rows, err := s.db.Query(`EXPLAIN QUERY PLAN ` + countOpen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	counted := 0
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(detail, "strangler_repairs") {
+			continue
+		}
+		counted++
+		if !strings.Contains(detail, "USING INDEX") && !strings.Contains(detail, "USING COVERING INDEX") {
+			t.Errorf("the depth query reads the whole journal: %s", detail)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if counted != len(openStates) {
+		t.Errorf("the plan reads the journal %d times, want once per open state (%d)", counted, len(openStates))
+	}
+}
