@@ -88,7 +88,8 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	if !t.bufferForReplay(x, req) {
 		return
 	}
-	id := newUUID()
+	created := t.now()
+	id := newTimeUUID(created)
 	if rt.dualWrite.primaryIdempotent && key == "" {
 		// The primary honours keys: give the write one, the same that
 		// recovery sends it again with if the outcome is lost in a crash,
@@ -115,7 +116,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		Header:       h,
 		Body:         x.replay,
 		Primary:      rt.primary,
-		CreatedAt:    t.now(),
+		CreatedAt:    created,
 	}
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -399,5 +401,39 @@ func TestABodyOverMaxReplayBodyIsRefusedBeforeItIsJournaled(t *testing.T) {
 	resp, _ := d.send(t, http.MethodPut, "/items/7", string(bytes.Repeat([]byte("x"), 1025)), nil)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || legacy.Hits() != 0 || len(d.writes(t)) != 0 {
 		t.Errorf("got %d, the primary got %d requests, %d writes journaled; want 413, none, none", resp.StatusCode, legacy.Hits(), len(d.writes(t)))
+	}
+}
+
+// TestAWritesIDIsAUUIDThatGrowsWithTime: a journaled write's id, which the
+// secondary gets as its Idempotency-Key, is a version 7 UUID that starts
+// with the write's time, so the ids of later writes sort after those of
+// earlier ones (and the journal's index of them grows at its end).
+func TestAWritesIDIsAUUIDThatGrowsWithTime(t *testing.T) {
+	legacy := testkit.NewBackend(t, nil)
+	modern := testkit.NewBackend(t, nil)
+	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes)
+	for i := range 3 {
+		if resp, _ := d.send(t, http.MethodPut, fmt.Sprintf("/items/%d", i), `{}`, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %d, want the primary's 200", resp.StatusCode)
+		}
+		time.Sleep(2 * time.Millisecond) // the next write starts a later millisecond
+	}
+	w := d.writes(t)
+	if len(w) != 3 {
+		t.Fatalf("%d writes journaled, want 3", len(w))
+	}
+	v7 := regexp.MustCompile(`^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	for i, r := range w {
+		m := v7.FindStringSubmatch(r.ID)
+		if m == nil {
+			t.Fatalf("write %d has id %q, want a version 7 UUID", i, r.ID)
+		}
+		// The first 48 bits are the Unix time in milliseconds.
+		if ms, _ := strconv.ParseInt(m[1]+m[2], 16, 64); ms != r.CreatedAt.UnixMilli() {
+			t.Errorf("write %d: id %s holds %v, want the time it was journaled, %v", i, r.ID, time.UnixMilli(ms), r.CreatedAt)
+		}
+		if i > 0 && r.ID <= w[i-1].ID {
+			t.Errorf("write %d's id %s sorts before the earlier write's %s", i, r.ID, w[i-1].ID)
+		}
 	}
 }

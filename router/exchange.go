@@ -121,7 +121,22 @@ func requestID(h http.Header) string {
 // newUUID returns a random (version 4) UUID. The runtime's per-thread
 // ChaCha8 generator is plenty for ids and, unlike crypto/rand, costs no
 // system call.
-func newUUID() string {
+func newUUID() string { return formatUUID(randomUUID(), 4) }
+
+// newTimeUUID returns a version 7 UUID: the Unix milliseconds of at, then
+// random bits. A journaled write's id is the journal's primary key: ids
+// that grow with time add to the end of its index, where the writes
+// committed together share a page, instead of to a random page each.
+func newTimeUUID(at time.Time) string {
+	b := randomUUID()
+	ms := uint64(at.UnixMilli())
+	for k := range 6 {
+		b[k] = byte(ms >> (8 * (5 - k)))
+	}
+	return formatUUID(b, 7)
+}
+
+func randomUUID() [16]byte {
 	var b [16]byte
 	for i := 0; i < 16; i += 8 {
 		u := rand.Uint64()
@@ -129,7 +144,12 @@ func newUUID() string {
 			b[i+k] = byte(u >> (8 * k))
 		}
 	}
-	b[6] = b[6]&0x0f | 0x40
+	return b
+}
+
+// formatUUID sets b's version and RFC 9562 variant and spells it.
+func formatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
 	b[8] = b[8]&0x3f | 0x80
 	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])

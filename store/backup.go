@@ -183,9 +183,7 @@ func Verify(ctx context.Context, path string) (BackupReport, error) {
 			return rep, fmt.Errorf("store: verify %s: %w", path, err)
 		}
 	}
-	rows, err := db.QueryContext(ctx, `
-		SELECT state, count(*) FROM strangler_repairs
-		WHERE `+statesIn(openStates)+` GROUP BY state`)
+	rows, err := db.QueryContext(ctx, countOpen)
 	if err != nil {
 		return rep, fmt.Errorf("store: verify %s: %w", path, err)
 	}

@@ -29,33 +29,10 @@ type RepairFilter struct {
 // ListRepairs returns journaled writes, newest first, without header and
 // body.
 func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.RepairSummary, error) {
-	var where []string
-	var args []any
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where = append(where, fmt.Sprintf(cond, len(args)))
+	q, args, err := s.listQuery(f)
+	if err != nil {
+		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
-	if f.State != "" {
-		if _, err := domain.ParseState(string(f.State)); err != nil {
-			return nil, fmt.Errorf("store: list repairs: %w", err)
-		}
-		add("state = $%d", f.State)
-	}
-	if f.Route != "" {
-		add("route = $%d", f.Route)
-	}
-	if f.ResourceKey != "" {
-		add("resource = $%d", f.ResourceKey)
-	}
-	if !f.Before.IsZero() {
-		add("created_at < $%d", s.ts(f.Before))
-	}
-	q := `SELECT ` + summaryColumns + ` FROM strangler_repairs`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, limitOr(f.Limit, 100, 1000))
-	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list repairs: %w", err)
@@ -73,6 +50,43 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.Repai
 		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
 	return out, nil
+}
+
+// listQuery is ListRepairs' query and its arguments.
+func (s *Store) listQuery(f RepairFilter) (string, []any, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.State != "" {
+		st, err := domain.ParseState(string(f.State))
+		if err != nil {
+			return "", nil, err
+		}
+		// Spelled out, not a parameter: only then may a plan made for
+		// any value (PostgreSQL's generic plans) use the partial index of
+		// that state (unknown, dead) instead of walking every write,
+		// newest first, to find the few there are.
+		where = append(where, "state = '"+string(st)+"'")
+	}
+	if f.Route != "" {
+		add("route = $%d", f.Route)
+	}
+	if f.ResourceKey != "" {
+		add("resource = $%d", f.ResourceKey)
+	}
+	if !f.Before.IsZero() {
+		add("created_at < $%d", s.ts(f.Before))
+	}
+	q := `SELECT ` + summaryColumns + ` FROM strangler_repairs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	args = append(args, limitOr(f.Limit, 100, 1000))
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
+	return q, args, nil
 }
 
 // GetRepair returns one journaled write; with withBody, also its target,
@@ -163,10 +177,7 @@ func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
 	for _, st := range openStates {
 		depth[string(st)] = 0
 	}
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT state, COUNT(*) FROM strangler_repairs
-		WHERE `+statesIn(openStates)+`
-		GROUP BY state`)
+	rows, err := s.db.QueryContext(ctx, countOpen)
 	if err != nil {
 		return nil, fmt.Errorf("store: repair depth: %w", err)
 	}
@@ -184,6 +195,18 @@ func (s *Store) RepairDepth(ctx context.Context) (map[string]int, error) {
 	}
 	return depth, nil
 }
+
+// countOpen counts the journal's open writes per state, one state at a
+// time: each open state has a partial index of its own (sent, pending_seq,
+// unknown, dead), which a query naming several states at once cannot use,
+// and the table holds many more settled writes than open ones.
+var countOpen = func() string {
+	counts := make([]string, len(openStates))
+	for i, st := range openStates {
+		counts[i] = `SELECT '` + string(st) + `', COUNT(*) FROM strangler_repairs WHERE state = '` + string(st) + `'`
+	}
+	return strings.Join(counts, " UNION ALL ")
+}()
 
 // PurgeRepairs deletes finished writes (done, skipped, discarded) last
 // changed before olderThan, and returns how many it deleted. Open writes

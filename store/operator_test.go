@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +155,63 @@ func TestOperatorActions(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestListingAStateReadsItsIndexOnPostgres: an operator listing the dead
+// (or unknown) writes of a journal of many settled ones reads the index
+// of that state, also from a plan PostgreSQL made for any arguments (a
+// generic plan, which it switches to for a statement run often).
+func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, backends()[1], nil)
+	if _, err := s.db.ExecContext(ctx, `
+		INSERT INTO strangler_repairs (id, route, resource, method, target, header, body, primary_side, state, created_at, updated_at)
+		SELECT 'w' || i, 'put-item', 'r' || i, 'PUT', '', '', '', 'legacy', 'done', now(), now()
+		FROM generate_series(1, 5000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `ANALYZE strangler_repairs`); err != nil {
+		t.Fatal(err)
+	}
+	q, args, err := s.listQuery(RepairFilter{State: domain.StateDead, Route: "put-item"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	literals := make([]string, len(args))
+	for i, a := range args {
+		literals[i] = fmt.Sprintf("%v", a)
+		if _, ok := a.(string); ok {
+			literals[i] = "'" + literals[i] + "'"
+		}
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, stmt := range []string{`SET plan_cache_mode = force_generic_plan`, `PREPARE listing AS ` + q} {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE listing(`+strings.Join(literals, ", ")+`)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "strangler_repairs_dead") {
+		t.Errorf("listing the dead writes does not read their index:\n%s", strings.Join(plan, "\n"))
+	}
 }

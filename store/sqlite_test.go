@@ -92,3 +92,59 @@ func TestSQLiteNeverBusy(t *testing.T) {
 		t.Errorf("got %d requests counted, want 32", c.Requests)
 	}
 }
+
+// TestTheJournalsHousekeepingReadsItsIndexes: what the facade reads of
+// the journal every few seconds (the queue depth) or every hour (the
+// purge and the sweep of settled writes) it finds through a partial index
+// of just those writes, so its cost does not grow with the days of
+// settled writes the journal keeps. SQLite uses a partial index only for a
+// condition spelled as the index's is.
+func TestTheJournalsHousekeepingReadsItsIndexes(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, backends()[0].fresh(t), newClock())
+	plan := func(t *testing.T, query string) []string {
+		t.Helper()
+		rows, err := s.db.Query(`EXPLAIN QUERY PLAN ` + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var reads []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(detail, "strangler_repairs") {
+				reads = append(reads, detail)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return reads
+	}
+	t.Run("the queue depth reads each open state's index", func(t *testing.T) {
+		reads := plan(t, countOpen)
+		for _, r := range reads {
+			if !strings.Contains(r, "INDEX") {
+				t.Errorf("the depth reads the whole journal: %s", r)
+			}
+		}
+		if len(reads) != len(openStates) {
+			t.Errorf("the depth reads the journal %d times (%q), want once per open state (%d)", len(reads), reads, len(openStates))
+		}
+	})
+	for _, tc := range []struct{ name, where, index string }{
+		{"the purge reads the settled writes' index", statesIn(finalStates) + ` AND updated_at < '2026'`, "strangler_repairs_settled"},
+		{"the sweep reads the unerased writes' index", statesIn(finalStates) + ` AND target <> ''`, "strangler_repairs_unerased"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reads := plan(t, `SELECT id FROM strangler_repairs WHERE `+tc.where)
+			if len(reads) != 1 || !strings.Contains(reads[0], tc.index) {
+				t.Errorf("it reads %q, want %s", reads, tc.index)
+			}
+		})
+	}
+}
