@@ -393,6 +393,16 @@ func TestAMethodOverrideToAnotherRouteIsRefused(t *testing.T) {
 		{"POST", "/records/4", "X-HTTP-Method: put\r\n", "put-record"},
 		{"POST", "/records/4", "X-Method-Override: PUT\r\n", "put-record"},
 		{"POST", "/records/4?_method=PUT", "", "put-record"},
+		// The same parameter as PHP reads it: with its name
+		// percent-encoded, or with '.', ' ' or an unclosed '[' for '_'
+		// (leading spaces PHP drops: " method" is "method").
+		{"POST", "/records/4?%5Fmethod=PUT", "", "put-record"},
+		{"POST", "/records/4?_%6Dethod=PUT", "", "put-record"},
+		{"POST", "/records/4?.method=PUT", "", "put-record"},
+		{"POST", "/records/4?x+method=PUT", "", ""},
+		{"POST", "/records/4?+method=PUT", "", ""},
+		{"POST", "/records/4?%5Bmethod=PUT", "", "put-record"},
+		{"POST", "/records/4?a=%20&_method=PUT", "", "put-record"},
 		{"POST", "/records", "X-HTTP-Method-Override: DELETE\r\n", "create-record"},
 		{"GET", "/records", "X-HTTP-Method-Override: POST\r\n", "create-record"},
 		{"POST", "/records", "X-HTTP-Method-Override: POST\r\n", ""},

@@ -199,11 +199,33 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 			}
 		}
 	}
-	if q := r.URL.RawQuery; strings.Contains(q, "_method") {
+	// A name spelled with an escape (%5Fmethod, _%6Dethod) is the same
+	// parameter once decoded: only a query with neither "method" nor an
+	// escape in it is passed over unparsed.
+	if q := r.URL.RawQuery; strings.Contains(q, "method") || strings.Contains(q, "%") {
 		v, _ := url.ParseQuery(q)
-		for _, m := range v["_method"] {
-			ms = append(ms, strings.ToUpper(strings.TrimSpace(m)))
+		for name, vs := range v {
+			if phpName(name) == "_method" {
+				add(vs)
+			}
 		}
 	}
 	return ms
+}
+
+// phpName is query parameter name k as PHP registers it, and so as
+// Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and
+// an unclosed '[' turned into '_' (.method and [method are _method).
+func phpName(k string) string {
+	k = strings.TrimLeft(k, " ")
+	if !strings.ContainsAny(k, ". [") {
+		return k
+	}
+	b := []byte(k)
+	for i, c := range b {
+		if c == '.' || c == ' ' || c == '[' && !strings.Contains(k[i:], "]") {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
