@@ -42,6 +42,10 @@ type Journal interface {
 // others are held queues behind them, so that writes to one resource
 // still take their sequence numbers in that order.
 //
+// Each call is bounded by storeTimeout: a store that does not answer in
+// time refuses the intent (503) or has the outcome held, as one that
+// refuses it.
+//
 // Memory stays bounded by the outage: a held outcome belongs to a write
 // whose intent the store took, and while the store refuses writes it
 // refuses new intents too (the client gets 503).
@@ -99,6 +103,8 @@ func NewOutcomes(journal Journal, kicks *Kicks, reg prometheus.Registerer, log *
 // write whose outcome a crash lost: an outcome saying the primary never
 // got it is held for it, which settles it once the store takes writes.
 func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	err := j.journal.BeginWrite(ctx, in, leaseUntil)
 	j.began(in.ID, err)
 	return err
@@ -109,6 +115,8 @@ func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil 
 // same way, so that a retry with the key is not told that the write is
 // in flight until its lease passes.
 func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, leaseUntil)
 	j.began(in.ID, err)
 	return kw, err
@@ -127,6 +135,8 @@ func (j *Outcomes) began(id string, err error) {
 // MarkUnknown marks a write whose primary outcome is not known; when the
 // store refuses, recovery marks it once its lease passes.
 func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	err := j.journal.MarkUnknown(ctx, id)
 	j.note(err)
 	return err
@@ -138,7 +148,7 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 // answered that this outcome can never be recorded (the write is not
 // there, or no longer sent or unknown).
 func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
-	return j.record(ctx, id, o, func() error {
+	return j.record(ctx, id, o, func(ctx context.Context) error {
 		err := j.journal.RecordOutcome(ctx, id, o)
 		if err == nil {
 			j.queued(id, o)
@@ -152,7 +162,7 @@ func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcom
 // worker with it, so that the worker need not claim it from the queue
 // and read it back.
 func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {
-	return j.record(ctx, in.ID, o, func() error {
+	return j.record(ctx, in.ID, o, func(ctx context.Context) error {
 		var w *Worker
 		var owner string
 		var until time.Time
@@ -185,7 +195,7 @@ func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o doma
 
 // record runs the recording of id's outcome o, unless earlier outcomes
 // are held, and holds o if the store cannot take it now.
-func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, recordNow func() error) error {
+func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, recordNow func(context.Context) error) error {
 	j.mu.Lock()
 	if len(j.held) > 0 {
 		j.holdLocked(heldOutcome{id: id, o: o})
@@ -193,7 +203,9 @@ func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, reco
 		return nil
 	}
 	j.mu.Unlock()
-	err := recordNow()
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := recordNow(ctx)
+	cancel()
 	j.note(err)
 	if err == nil || final(err) {
 		return err

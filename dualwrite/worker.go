@@ -106,7 +106,11 @@ const (
 	recoveryInterval = 5 * time.Second
 	depthInterval    = 5 * time.Second
 	purgeInterval    = time.Hour
-	// storeTimeout bounds each call to the state store.
+	// storeTimeout bounds each call to the state store, the request
+	// path's too (Outcomes): a store that takes a statement and never
+	// answers (a lock another session holds, a server gone silent, a
+	// pool whose connections all wait) fails the call instead of
+	// holding it, and the client's request with it, for ever.
 	storeTimeout = 10 * time.Second
 	// handOffsPerWorker bounds the writes handed over by the request path
 	// that wait for a slot, each holding its request in memory: the
