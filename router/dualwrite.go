@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -120,7 +121,9 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	}
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
-	ctx := context.WithoutCancel(req.Context())
+	// It is cancelled only to end an answer that stalls (readHead).
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req.Context()))
+	defer cancel(nil)
 	req = req.WithContext(ctx)
 	lease := t.now().Add(t.upstreamOf(rt.primary).Timeout() + leaseMargin)
 	intent, step := t.beginWrite(ctx, x, req, intent, key, lease)
@@ -131,7 +134,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	x.dualWrite = &pendingWrite{intent: intent, resumed: step == sendResumed}
+	x.dualWrite = &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
 	defer t.settleWrite(ctx, x)
 	primary.ServeHTTP(&x.w, req)
 }
@@ -144,26 +147,35 @@ type pendingWrite struct {
 	// headers may differ from intent's.
 	resumed  bool
 	recorded bool
+	// cancel ends the exchange with the primary.
+	cancel context.CancelCauseFunc
 }
 
 // recordAnswer records the primary's answer to a dual write before the
 // client sees any of it (it runs in the reverse proxy's ModifyResponse):
 // once the client learns the write succeeded, it is queued for the
 // secondary, and in the order the primary answered. The start of the
-// answer is read to find the new id; the rest streams on.
-func (t *Table) recordAnswer(x *exchange, res *http.Response) {
+// answer is read to find the new id; the rest streams on. When that start
+// cannot be read (see readHead), the client gets the facade's error
+// (the error returned) rather than a part of a success, and the write,
+// which the primary answered 2xx, is queued without the id.
+func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 	rt, w := x.route, x.dualWrite
 	w.recorded = true
 	o := domain.Outcome{Status: res.StatusCode, Location: res.Header.Get("Location")}
 	success := res.StatusCode >= 200 && res.StatusCode <= 299
+	var headErr error
 	if success && rt.dualWrite.idField != nil {
-		head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
-		res.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
-		if err == nil && len(head) <= idCaptureLimit {
-			o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
+		var head []byte
+		head, headErr = t.readHead(w, res)
+		if headErr == nil {
+			res.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
+			if len(head) <= idCaptureLimit {
+				o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
+			}
 		}
 	}
 	t.created(rt.pattern, w.intent, &o)
@@ -178,13 +190,37 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 		t.log.Error("recording a dual write's outcome failed; it becomes unknown when its lease passes",
 			"route", rt.name, "id", w.intent.ID, "status", o.Status, "error", err)
 		t.metrics.DualWrite(rt.name, "unknown")
-		return
+		return headErr
 	}
 	if !success {
 		t.metrics.DualWrite(rt.name, "skipped")
-		return
+		return nil
 	}
 	t.metrics.DualWrite(rt.name, "queued")
+	return headErr
+}
+
+// errHeadStalled ends a primary's answer whose start, read for the new id,
+// did not come within the backend's timeout.
+var errHeadStalled = errors.New("the primary's answer stalled before its id could be read")
+
+// readHead reads the start of a primary's answer, up to idCaptureLimit
+// and one byte, for the new id. The client has nothing of the answer yet,
+// so the backend's timeout, which ends at the response headers elsewhere,
+// bounds this read too: a primary that sends its head and then stalls
+// would otherwise hold the client, and the write's outcome, for ever. An
+// answer that stalls (a wrapped context.DeadlineExceeded: 504) or breaks
+// (502) fails.
+func (t *Table) readHead(w *pendingWrite, res *http.Response) ([]byte, error) {
+	stall := time.AfterFunc(t.upstreamOf(w.intent.Primary).Timeout(), func() { w.cancel(errHeadStalled) })
+	head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
+	if !stall.Stop() {
+		return nil, fmt.Errorf("%w: %w", errHeadStalled, context.DeadlineExceeded)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the primary's answer for its id: %w", err)
+	}
+	return head, nil
 }
 
 // created sets in o what a create the primary answered with o made: the

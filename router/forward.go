@@ -49,11 +49,11 @@ func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httpu
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header
-	if x.dualWrite != nil {
-		t.recordAnswer(x, res)
-	}
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
+	}
+	if x.dualWrite != nil {
+		return t.recordAnswer(x, res)
 	}
 	return nil
 }

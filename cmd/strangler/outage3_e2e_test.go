@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
-		"net/http"
+	"io"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -104,5 +106,68 @@ func TestAJournalThatHangsHoldsNoRequest(t *testing.T) {
 	_, onSecondary := onModern["locked"]
 	if onPrimary || onSecondary {
 		t.Errorf("the write refused with 503 reached a backend (primary %t, secondary %t)", onPrimary, onSecondary)
+	}
+}
+
+// TestACreateWhoseAnswerStallsIsAnsweredInTime: on a route with id_field
+// the facade reads the start of the primary's answer for the new id before
+// the client gets any of it. A primary that sends its 201 head and then
+// stalls mid-body (or sends a body shorter than its Content-Length and
+// closes) leaves the client with a clear JSON error within the backend's
+// timeout, never a hang or a cut-off "201"; the write, which the primary
+// answered 2xx, is queued for the secondary all the same.
+func TestACreateWhoseAnswerStallsIsAnsweredInTime(t *testing.T) {
+	stop := make(chan struct{})
+	primary := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch r.Header.Get("X-Test") {
+		case "stall":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, `{"id":"7`)
+			http.NewResponseController(w).Flush()
+			select {
+			case <-stop:
+			case <-r.Context().Done():
+			}
+		case "short":
+			conn, bw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			bw.WriteString("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":\"8")
+			bw.Flush()
+			conn.Close()
+		}
+	})
+	t.Cleanup(func() { close(stop) }) // before the server closes: it waits for its handlers
+	modern := newRecordingBackend(t, "modern", true, true)
+	dir := t.TempDir()
+	const timeout = 2 * time.Second
+	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: primary.URL, modern: modern.URL(), timeout: timeout})
+	f := startRun(t, "serve", "--config", cfg)
+	for _, c := range []struct {
+		fault string
+		code  int
+	}{
+		{"stall", http.StatusGatewayTimeout},
+		{"short", http.StatusBadGateway},
+	} {
+		t.Run(c.fault, func(t *testing.T) {
+			start := time.Now()
+			code, body, err := sendRequest("POST", "http://"+f.public+"/items", `{"v":1}`, map[string]string{"X-Test": c.fault})
+			took := time.Since(start)
+			if code != c.code || !strings.Contains(body, `"error":`) || err != nil {
+				t.Errorf("got %d %q (%v) after %s, want %d with a JSON error", code, body, err, took.Round(time.Millisecond), c.code)
+			}
+			if took > timeout+3*time.Second {
+				t.Errorf("the answer took %s, want it within the backend's timeout (%s)", took.Round(time.Millisecond), timeout)
+			}
+		})
+	}
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+	waitDrained(t, st, 20*time.Second)
+	if received, _ := modern.counts(); len(received) != 2 {
+		t.Errorf("the secondary received %v, want the two writes the primary answered 201", received)
 	}
 }
