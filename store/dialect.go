@@ -192,7 +192,7 @@ func openSQLite(path, options string) (*sql.DB, error) {
 	}
 	drv := registered.Driver()
 	registered.Close() // it never opened a connection: only its driver is wanted
-	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), drv: drv})
+	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), path: path, drv: drv})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)

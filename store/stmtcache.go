@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"os"
 )
 
 // maxCachedStatements bounds the statements one SQLite connection keeps
@@ -19,7 +20,9 @@ const maxCachedStatements = 256
 // (the same query nested in its own rows) is prepared afresh.
 type cachingConnector struct {
 	dsn string
-	drv driver.Driver
+	// path is the file dsn opens.
+	path string
+	drv  driver.Driver
 }
 
 func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
@@ -27,7 +30,9 @@ func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{}}, nil
+	opened, _ := os.Stat(c.path)
+	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{},
+		file: storeFile{path: c.path, opened: opened}}, nil
 }
 
 func (c cachingConnector) Driver() driver.Driver { return c.drv }
@@ -38,6 +43,8 @@ type cachingConn struct {
 	driver.Conn
 	stmts   map[string]driver.Stmt
 	queries map[string]*cachedQuery
+	// file is what each write transaction checks is still there.
+	file storeFile
 }
 
 // cachedQuery is a prepared query; busy while its rows are open.
@@ -120,6 +127,9 @@ func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	b, ok := c.Conn.(driver.ConnBeginTx)
 	if !ok {
 		return nil, errNoContext
+	}
+	if err := c.file.check(ctx, c.Conn); err != nil {
+		return nil, err
 	}
 	return b.BeginTx(ctx, opts)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -169,5 +170,85 @@ func TestACreateWhoseAnswerStallsIsAnsweredInTime(t *testing.T) {
 	waitDrained(t, st, 20*time.Second)
 	if received, _ := modern.counts(); len(received) != 2 {
 		t.Errorf("the secondary received %v, want the two writes the primary answered 201", received)
+	}
+}
+
+// TestAStoreFileRemovedWhileServing: the embedded store's directory is
+// removed while the facade runs (a clean-up script, an operator's
+// mistake). SQLite would go on writing to the removed file, so dual
+// writes would "succeed" into a journal gone at the next restart. They
+// answer 503 instead and reach no backend; reads go on, and /readyz and
+// strangler_store_up say the store refuses writes. Once the directory is
+// back, the facade writes what its store held back to the path, and a
+// restart finds it: the write journaled before the removal reaches the
+// secondary.
+func TestAStoreFileRemovedWhileServing(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	modern.stop() // the first write waits in the journal
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(stateDir, "strangler.db")
+	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: "sqlite:" + dbPath})
+	f := startRun(t, "serve", "--config", cfg)
+	if code, body, err := sendRequest("PUT", "http://"+f.public+"/items/before", `{"v":1}`, nil); code != http.StatusOK {
+		t.Fatalf("a dual write before the removal: %d %q %v", code, body, err)
+	}
+
+	if err := os.RemoveAll(stateDir); err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := sendRequest("PUT", "http://"+f.public+"/items/removed", `{"v":2}`, nil)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"error":`) {
+		t.Errorf("a dual write with the store's file removed: got %d %q (%v), want 503 with a JSON error", code, body, err)
+	}
+	if onLegacy, _ := legacy.snapshot(); onLegacy["removed"] != "" {
+		t.Error("the write refused with 503 reached the primary")
+	}
+	if code, _ := getBody(t, "http://"+f.public+"/items/before"); code != http.StatusOK {
+		t.Errorf("a read with the store's file removed: got %d, want 200", code)
+	}
+	if _, ready := getBody(t, "http://"+f.admin+"/readyz"); !strings.Contains(ready, "state store refusing writes") {
+		t.Errorf("/readyz with the store's file removed: got %q, want degraded, refusing writes", ready)
+	}
+	if v := metricValue(t, f.admin, "strangler_store_up"); v != "0" {
+		t.Errorf("strangler_store_up with the store's file removed: got %q, want 0", v)
+	}
+
+	if err := os.Mkdir(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "the store's contents are written back to its path", 20*time.Second, func() bool {
+		sendRequest("PUT", "http://"+f.public+"/items/nudge", `{"v":3}`, nil)
+		_, err := os.Stat(dbPath)
+		return err == nil
+	})
+	if code, _, _ := sendRequest("PUT", "http://"+f.public+"/items/copied", `{"v":4}`, nil); code != http.StatusServiceUnavailable {
+		t.Errorf("a dual write after the copy, before a restart: got %d, want 503", code)
+	}
+
+	f.stop()
+	<-f.done
+	f.done <- nil // for the cleanup's wait
+	modern.start()
+	f = startRun(t, "serve", "--config", cfg)
+	if code, body, err := sendRequest("PUT", "http://"+f.public+"/items/after", `{"v":5}`, nil); code != http.StatusOK {
+		t.Errorf("a dual write after the restart: %d %q %v", code, body, err)
+	}
+	waitDrained(t, openStateStore(t, "sqlite:"+dbPath), 20*time.Second)
+	onModern, _ := modern.snapshot()
+	for key, want := range map[string]string{"before": `{"v":1}`, "after": `{"v":5}`} {
+		if got := onModern[key]; got != want {
+			t.Errorf("write %s on the secondary: got %q, want %q", key, got, want)
+		}
+	}
+	onLegacy, _ := legacy.snapshot()
+	for _, key := range []string{"removed", "nudge", "copied"} {
+		if onLegacy[key] != "" || onModern[key] != "" {
+			t.Errorf("the write %s, refused with 503, reached a backend", key)
+		}
 	}
 }

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ErrFileGone refuses a write to an embedded store whose file was removed
+// or replaced while the facade had it open.
+var ErrFileGone = errors.New("the store's file was removed or replaced while open")
+
+// storeFile is the file a SQLite connection opened. SQLite keeps writing
+// to a file that was removed (an operator's clean-up, the directory
+// deleted) as if nothing happened: every write "succeeds" into a file
+// that is gone once the process exits, with the journal, the flags and
+// the audit log in it. So each write transaction first checks that the
+// path still names the file the connection has open, and is refused
+// otherwise (a dual write answers 503 and reaches no backend); reads go
+// on from the open file.
+//
+// Refused, it puts back what the store holds: a copy of the open file
+// (VACUUM INTO, as a backup) is written to the path once its directory
+// exists, so that a restart, which opens the path, finds every journaled
+// write, flag and audit entry. Writes stay refused until that restart:
+// the open file is not the one at the path any more.
+type storeFile struct {
+	path   string
+	opened os.FileInfo // nil: not known (the file did not exist yet)
+	copied bool
+}
+
+// check reports whether path still names the opened file; if not, it
+// tries to write what conn holds back to the path, once.
+func (f *storeFile) check(ctx context.Context, conn driver.Conn) error {
+	if f.opened == nil {
+		return nil
+	}
+	now, err := os.Stat(f.path)
+	if err == nil && os.SameFile(now, f.opened) {
+		return nil
+	}
+	gone := fmt.Errorf("store: %s: %w; writes are refused until the facade restarts", f.path, ErrFileGone)
+	if f.copied {
+		return fmt.Errorf("%w (a copy of what it held was written back to that path)", gone)
+	}
+	if err == nil {
+		// Another file took its place: an operator's restore. It is
+		// theirs; the copy is not written over it.
+		return gone
+	}
+	if err := f.copyBack(ctx, conn); err != nil {
+		return fmt.Errorf("%w (writing a copy of what it held back to that path failed: %v)", gone, err)
+	}
+	f.copied = true
+	return fmt.Errorf("%w (a copy of what it held was written back to that path)", gone)
+}
+
+// copyBack writes a copy of the database conn has open to f.path: to a
+// temporary name, with its leases released (as a backup's), synced and
+// then linked to the path.
+func (f *storeFile) copyBack(ctx context.Context, conn driver.Conn) error {
+	exec, ok := conn.(driver.ExecerContext)
+	if !ok {
+		return errNoContext
+	}
+	tmp := filepath.Join(filepath.Dir(f.path), "."+filepath.Base(f.path)+".partial")
+	os.Remove(tmp)
+	if _, err := exec.ExecContext(ctx, `VACUUM INTO $1`, []driver.NamedValue{{Ordinal: 1, Value: tmp}}); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := releaseCopiedLeases(ctx, tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	// A link, not a rename: a file an operator put there meanwhile stays.
+	err := os.Link(tmp, f.path)
+	os.Remove(tmp)
+	if err != nil {
+		return err
+	}
+	return syncFile(filepath.Dir(f.path))
+}
