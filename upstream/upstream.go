@@ -116,20 +116,27 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Close = true
 	}
 	outer := httptrace.ContextClientTrace(req.Context())
-	if u.direct != nil && u.direct.eligible(req) {
-		if outer == nil || outer.Got1xxResponse == nil {
-			return u.direct.roundTrip(req, nil)
-		}
-		return u.direct.roundTrip(req, func(code int, h textproto.MIMEHeader) error {
+	var relay func(int, textproto.MIMEHeader) error
+	if outer != nil && outer.Got1xxResponse != nil {
+		// Passed on as they come, within the bounds an attempt may hold
+		// back: the transport stops counting 1xx responses once a trace
+		// takes them, and a backend sending them without end would have
+		// the client read them until the backend's timeout.
+		var b budget
+		relay = func(code int, h textproto.MIMEHeader) error {
+			if err := b.take(h); err != nil {
+				return err
+			}
 			return outer.Got1xxResponse(code, withoutHopByHop(h))
-		})
+		}
 	}
-	if outer == nil || outer.Got1xxResponse == nil {
+	if u.direct != nil && u.direct.eligible(req) {
+		return u.direct.roundTrip(req, relay)
+	}
+	if relay == nil {
 		return u.transport.RoundTrip(req)
 	}
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-		return outer.Got1xxResponse(code, withoutHopByHop(h))
-	}}
+	trace := &httptrace.ClientTrace{Got1xxResponse: relay}
 	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
 }
 
@@ -188,16 +195,39 @@ type Informational struct {
 	trace   httptrace.ClientTrace
 	codes   []int
 	headers []textproto.MIMEHeader
-	size    int // of the held headers' names and values
+	budget  budget
 }
 
-// Bounds on what an attempt may hold back: a backend sending 1xx
-// responses without end would otherwise fill the facade's memory before
-// its timeout. Past them the attempt fails with ErrInformationalFlood.
+// Bounds on the 1xx responses of one attempt, held back or passed on: a
+// backend sending them without end would otherwise fill the facade's
+// memory, or have its client read them until that timeout (a client on
+// Go's net/http gives up once they add up to 10 MiB, with an error of its
+// own). Past them the attempt fails with ErrInformationalFlood (502).
 const (
 	maxHeldInformational     = 16
 	maxHeldInformationalSize = 64 << 10
 )
+
+// budget counts an attempt's 1xx responses against the bounds.
+type budget struct {
+	n    int
+	size int // of the headers' names and values
+}
+
+// take counts one more 1xx response with header h, or fails when it is
+// one too many.
+func (b *budget) take(h textproto.MIMEHeader) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			b.size += len(k) + len(v)
+		}
+	}
+	if b.n == maxHeldInformational || b.size > maxHeldInformationalSize {
+		return ErrInformationalFlood
+	}
+	b.n++
+	return nil
+}
 
 // ErrInformationalFlood fails an attempt whose backend sent more 1xx
 // responses than an answer can be held back with.
@@ -212,13 +242,8 @@ func (i *Informational) Hold(req *http.Request) *http.Request {
 }
 
 func (i *Informational) hold(code int, h textproto.MIMEHeader) error {
-	for k, vs := range h {
-		for _, v := range vs {
-			i.size += len(k) + len(v)
-		}
-	}
-	if len(i.codes) == maxHeldInformational || i.size > maxHeldInformationalSize {
-		return ErrInformationalFlood
+	if err := i.budget.take(h); err != nil {
+		return err
 	}
 	i.codes = append(i.codes, code)
 	i.headers = append(i.headers, h)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -250,5 +253,82 @@ func TestAStoreFileRemovedWhileServing(t *testing.T) {
 		if onLegacy[key] != "" || onModern[key] != "" {
 			t.Errorf("the write %s, refused with 503, reached a backend", key)
 		}
+	}
+}
+
+// floodingBackend answers each request with 1xx responses (msg) without
+// end, until the connection breaks.
+func floodingBackend(t *testing.T, msg string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				length := 0
+				for {
+					h, err := br.ReadString('\n')
+					if err != nil || h == "\r\n" {
+						break
+					}
+					fmt.Sscanf(strings.ToLower(h), "content-length: %d", &length)
+				}
+				io.CopyN(io.Discard, br, int64(length))
+				for {
+					if _, err := io.WriteString(c, msg); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestABackendFloodingInformationalAnswersGets502: a backend that answers
+// 1xx responses without end (103 Early Hints, or 100 Continue) had every
+// one passed on to the client until the backend's timeout: hundreds of
+// thousands in two seconds, which a client built on Go's net/http refuses
+// once they add up to 10 MiB, with an error of its own. The facade passes
+// on a few and
+// answers 502 with a JSON error at once; a dual write to such a primary
+// is left unknown: it had the request.
+func TestABackendFloodingInformationalAnswersGets502(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	for _, c := range []struct{ name, msg string }{
+		{"103 Early Hints", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"},
+		{"100 Continue", "HTTP/1.1 100 Continue\r\n\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			flood := floodingBackend(t, c.msg)
+			dir := t.TempDir()
+			const timeout = 10 * time.Second
+			cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: flood, modern: legacy.URL(), timeout: timeout, routes: `
+  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
+  - {name: get-item, match: "GET /items/{id}", mode: legacy}
+`})
+			f := startRun(t, "serve", "--config", cfg)
+			for _, r := range []struct{ method, path string }{{"GET", "/items/1"}, {"PUT", "/items/2"}} {
+				start := time.Now()
+				code, body, err := sendRequest(r.method, "http://"+f.public+r.path, `{"v":1}`, nil)
+				if took := time.Since(start); code != http.StatusBadGateway || !strings.Contains(body, `"error":`) || took > timeout/2 {
+					t.Errorf("%s %s: got %d %q (%v) after %s, want 502 with a JSON error before the backend's timeout",
+						r.method, r.path, code, body, err, took.Round(time.Millisecond))
+				}
+			}
+			st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+			if depth := queueDepth(t, st); depth["unknown"] != 1 {
+				t.Errorf("the journal after a dual write to a flooding primary: %v, want it unknown", depth)
+			}
+		})
 	}
 }
