@@ -332,3 +332,48 @@ func TestABackendFloodingInformationalAnswersGets502(t *testing.T) {
 		})
 	}
 }
+
+// TestTheGuardIgnoresLegacyBeingDown: legacy refuses connections while
+// modern answers. A fallback route whose modern answers 404 (legacy's 502
+// reaches the client), a route sending half its traffic to modern and a
+// write route falling back on nothing: the guard judges modern by
+// modern's answers alone, so none is rolled back.
+func TestTheGuardIgnoresLegacyBeingDown(t *testing.T) {
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/lookups/") {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	dir := t.TempDir()
+	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: "http://" + refusedAddr(t), modern: modern.URL, timeout: time.Second, routes: `
+  - {name: lookups, match: "GET /lookups/{id}", mode: fallback, guard: {max_error_rate: 5%, window: 1m, min_requests: 3}}
+  - {name: reads, match: "GET /reads/{id}", mode: modern, percent: 50, guard: {max_error_rate: 5%, window: 1m, min_requests: 3}}
+  - {name: writes, match: "POST /writes", mode: fallback, guard: {max_error_rate: 5%, window: 1m, min_requests: 3}}
+`})
+	f := startRun(t, "serve", "--config", cfg)
+	legacyFailed := 0
+	// The guard looks every second: 2.5 s of traffic, with legacy's
+	// failures well past max_error_rate.
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); {
+		for _, r := range []struct{ method, path string }{{"GET", "/lookups/1"}, {"GET", "/reads/1"}, {"POST", "/writes"}} {
+			if code, _, _ := sendRequest(r.method, "http://"+f.public+r.path, "", nil); code == http.StatusBadGateway {
+				legacyFailed++
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if legacyFailed < 10 {
+		t.Fatalf("only %d requests failed at legacy: the test needs legacy's failures", legacyFailed)
+	}
+	for _, route := range []string{"lookups", "reads", "writes"} {
+		var rt struct {
+			Held map[string]any `json:"held"`
+		}
+		adminGetJSON(t, f.admin, "/admin/routes/"+route, &rt)
+		if rt.Held != nil {
+			t.Errorf("route %s was rolled back and held (%v) because legacy was down", route, rt.Held)
+		}
+	}
+}
