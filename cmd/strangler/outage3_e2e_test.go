@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -256,9 +257,10 @@ func TestAStoreFileRemovedWhileServing(t *testing.T) {
 	}
 }
 
-// floodingBackend answers each request with 1xx responses (msg) without
-// end, until the connection breaks.
-func floodingBackend(t *testing.T, msg string) string {
+// brokenBackend reads each request, body and all, and then does to its
+// connection what answer does, until answer returns or the connection
+// breaks.
+func brokenBackend(t *testing.T, answer func(c *net.TCPConn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -283,15 +285,23 @@ func floodingBackend(t *testing.T, msg string) string {
 					fmt.Sscanf(strings.ToLower(h), "content-length: %d", &length)
 				}
 				io.CopyN(io.Discard, br, int64(length))
-				for {
-					if _, err := io.WriteString(c, msg); err != nil {
-						return
-					}
-				}
+				answer(c.(*net.TCPConn))
 			}()
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// floodingBackend answers each request with 1xx responses (msg) without
+// end, until the connection breaks.
+func floodingBackend(t *testing.T, msg string) string {
+	return brokenBackend(t, func(c *net.TCPConn) {
+		for {
+			if _, err := io.WriteString(c, msg); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // TestABackendFloodingInformationalAnswersGets502: a backend that answers
@@ -375,5 +385,90 @@ func TestTheGuardIgnoresLegacyBeingDown(t *testing.T) {
 		if rt.Held != nil {
 			t.Errorf("route %s was rolled back and held (%v) because legacy was down", route, rt.Held)
 		}
+	}
+}
+
+// blackholeAddr is an address that takes no connection and refuses none:
+// a listener whose queue is full and that never accepts, so that a
+// connection attempt waits, as to a host that went away.
+func blackholeAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 8 { // fill the queue
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
+}
+
+// TestADualWriteToABrokenPrimaryIsJournaledAsWhatItIs: a dual write's
+// primary fails in each way a backend does. The client gets a JSON 502 or
+// 504 within the backend's timeout, the secondary gets nothing, and the
+// journal says what is known: a primary that may have the request leaves
+// the write unknown, for an operator; one that provably never got it (no
+// connection) leaves it skipped.
+func TestADualWriteToABrokenPrimaryIsJournaledAsWhatItIs(t *testing.T) {
+	const timeout = time.Second
+	modern := newRecordingBackend(t, "modern", true, true)
+	for _, c := range []struct {
+		name    string
+		primary func(t *testing.T) string
+		code    int
+		unknown bool
+	}{
+		{"accepts and never answers", func(t *testing.T) string {
+			return brokenBackend(t, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
+		}, http.StatusGatewayTimeout, true},
+		{"resets the connection after the request", func(t *testing.T) string {
+			return brokenBackend(t, func(c *net.TCPConn) { c.SetLinger(0) })
+		}, http.StatusBadGateway, true},
+		{"sends an invalid status line", func(t *testing.T) string {
+			return brokenBackend(t, func(c *net.TCPConn) { io.WriteString(c, "HTTP/1.1 OK\r\n\r\n") })
+		}, http.StatusBadGateway, true},
+		{"refuses connections", func(t *testing.T) string { return "http://" + refusedAddr(t) }, http.StatusBadGateway, false},
+		{"is a blackhole", func(t *testing.T) string { return "http://" + blackholeAddr(t) }, http.StatusGatewayTimeout, false},
+		{"has a name that does not resolve", func(t *testing.T) string { return "http://strangler-gone.invalid:8080" }, http.StatusBadGateway, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: c.primary(t), modern: modern.URL(), timeout: timeout})
+			f := startRun(t, "serve", "--config", cfg)
+			start := time.Now()
+			code, body, err := sendRequest("PUT", "http://"+f.public+"/items/"+strings.ReplaceAll(c.name, " ", "-"), `{"v":1}`, nil)
+			if took := time.Since(start); code != c.code || !strings.Contains(body, `"error":`) || took > timeout+3*time.Second {
+				t.Errorf("got %d %q (%v) after %s, want %d with a JSON error within the backend's timeout (%s)",
+					code, body, err, took.Round(time.Millisecond), c.code, timeout)
+			}
+			st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+			depth := queueDepth(t, st)
+			skipped := metricValue(t, f.admin, `strangler_dualwrite_total{result="skipped",route="put-item"}`)
+			switch {
+			case c.unknown && (depth["unknown"] != 1 || depth["pending"]+depth["sent"] != 0):
+				t.Errorf("the journal: %v, want the write unknown: the primary may have it", depth)
+			case !c.unknown && (depth["unknown"]+depth["pending"]+depth["sent"] != 0 || skipped != "1"):
+				t.Errorf("the journal: %v and %s skipped, want the write skipped: the primary never got it", depth, skipped)
+			}
+		})
+	}
+	if onModern, _ := modern.snapshot(); len(onModern) != 0 {
+		t.Errorf("the secondary got %v, want no write the primary did not answer 2xx", onModern)
 	}
 }
