@@ -24,7 +24,8 @@ import (
 // ones do at their worst: a state store that takes a statement and never
 // answers it, a backend that answers half and then stalls. The facade must
 // not make such an outage worse: every client gets an answer within the
-// documented bounds, and no write is lost or left undecided.
+// documented bounds, no write is lost, and the journal says what is
+// known of each.
 
 // lockJournal takes, in a session of its own, the lock a long migration
 // or an operator's forgotten transaction holds on the PostgreSQL store's
