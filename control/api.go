@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,7 +41,10 @@ func apiError(status int, format string, args ...any) error {
 func statusFor(err error) (int, string) {
 	var e errAPI
 	var role *roleError
+	var locked *errLockedOut
 	switch {
+	case errors.As(err, &locked):
+		return locked.status, locked.msg
 	case errors.As(err, &e):
 		return e.status, e.msg
 	case errors.As(err, &role):
@@ -87,6 +91,9 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strangler"`)
+	}
+	if lo := (*errLockedOut)(nil); errors.As(err, &lo) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(lo.retryAfter/time.Second)))
 	}
 	body := map[string]any{"error": msg}
 	if role := (*roleError)(nil); errors.As(err, &role) {
@@ -166,7 +173,9 @@ const maxBody = 64 << 10
 // it cannot add a token: Authorization is not a header a page may send
 // to another origin without a preflight, which the admin API never
 // grants. A cross-site change is refused before counting for the same
-// reason.
+// reason. A valid token is never refused for others' failures: the
+// lockout rations how often tokens are compared (lockout), it does not
+// turn the right one away once compared.
 func (a *admin) authenticate(r *http.Request) (string, error) {
 	addr, now := clientAddr(r), a.now()
 	if err := a.crossOrigin.Check(r); err != nil {
@@ -178,21 +187,20 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.security(r, "", reasonTokenInQuery, r.Pattern)
 		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
 	}
-	if a.failures.blocked(addr, now) {
-		// Counted, not logged: the lockout was logged when it began.
-		a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
-		return "", apiError(http.StatusTooManyRequests, "too many failed attempts from %s; wait a minute", addr)
-	}
 	presented := bearer(r)
 	if presented == "" {
 		a.security(r, "", reasonMissingToken, r.Pattern)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+	}
+	if err := a.admitToken(addr, now); err != nil {
+		return "", err
 	}
 	tok, ok := a.Tokens.lookup(presented)
 	if !ok {
 		a.failedAttempt(r, addr, now)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
 	}
+	a.lockout.succeeded(addr, now)
 	if tok.Expired(now) {
 		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
 		return tok.Name, apiError(http.StatusUnauthorized, "the admin token %q expired on %s; ask for a new one", tok.Name, tok.Expires)
@@ -200,12 +208,45 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 	return tok.Name, nil
 }
 
+// errLockedOut is a token refused unchecked by the lockout (429): it
+// tells the client when to come back.
+type errLockedOut struct {
+	errAPI
+	retryAfter time.Duration
+}
+
+// admitToken asks the lockout whether a token presented from addr is
+// compared now; a refusal is counted, not logged (the lockout was logged
+// when it began).
+func (a *admin) admitToken(addr string, now time.Time) error {
+	adm := a.lockout.admit(addr, now)
+	if adm.check {
+		return nil
+	}
+	a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
+	secs := int(math.Ceil(adm.retryAfter.Seconds()))
+	from := "this address"
+	if adm.listener {
+		from = "many addresses"
+	}
+	return &errLockedOut{
+		errAPI:     errAPI{http.StatusTooManyRequests, fmt.Sprintf("too many wrong admin tokens from %s; this token was not checked; try again in %d s", from, secs)},
+		retryAfter: time.Duration(secs) * time.Second,
+	}
+}
+
 // failedAttempt records a wrong token from addr: a security event, and a
-// second one when it locks addr out.
+// second one when it locks addr, or the whole listener, out.
 func (a *admin) failedAttempt(r *http.Request, addr string, now time.Time) {
 	a.security(r, "", reasonInvalidToken, r.Pattern)
-	if a.failures.fail(addr, now) {
-		a.security(r, "", reasonLockedOut, r.Pattern)
+	addrLocked, listenerLocked := a.lockout.failed(addr, now)
+	if addrLocked {
+		a.lockouts.WithLabelValues("address").Inc()
+		a.security(r, "", reasonLockedOut, r.Pattern, "scope", "address")
+	}
+	if listenerLocked {
+		a.lockouts.WithLabelValues("listener").Inc()
+		a.security(r, "", reasonLockedOut, r.Pattern, "scope", "listener")
 	}
 }
 
@@ -304,9 +345,10 @@ type admin struct {
 	// perms is permissions(): who may do what.
 	perms       map[string]config.Role
 	crossOrigin *http.CrossOriginProtection
-	failures    failedLogins
-	// denied is strangler_admin_denied_total.
-	denied *prometheus.CounterVec
+	lockout     lockout
+	// denied is strangler_admin_denied_total, lockouts
+	// strangler_admin_lockouts_total.
+	denied, lockouts *prometheus.CounterVec
 	log    *slog.Logger
 	now    func() time.Time
 }

@@ -9,9 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"strangler/config"
 )
@@ -69,62 +67,6 @@ func (t *Tokens) byName(name string) (config.Token, bool) {
 func (t *Tokens) role(name string) config.Role {
 	tok, _ := t.byName(name)
 	return tok.Role
-}
-
-// failedLogins limits guessing: after maxFailures failures from one
-// address within failureWindow, further attempts are refused outright
-// until the window has passed.
-type failedLogins struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-const (
-	maxFailures   = 10
-	failureWindow = time.Minute
-)
-
-func (f *failedLogins) blocked(addr string, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	recent := f.recent(addr, now)
-	return len(recent) >= maxFailures
-}
-
-// fail counts a failure from addr and reports whether it locked addr out.
-func (f *failedLogins) fail(addr string, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures[addr] = append(f.recent(addr, now), now)
-	lockedOut := len(f.failures[addr]) == maxFailures
-	// Forget addresses that stopped trying, so the map stays small.
-	if len(f.failures) > 10000 {
-		for a := range f.failures {
-			if len(f.recent(a, now)) == 0 {
-				delete(f.failures, a)
-			}
-		}
-	}
-	return lockedOut
-}
-
-// recent drops addr's failures older than the window and returns the rest.
-func (f *failedLogins) recent(addr string, now time.Time) []time.Time {
-	if f.failures == nil {
-		f.failures = map[string][]time.Time{}
-	}
-	list := f.failures[addr]
-	i := 0
-	for i < len(list) && now.Sub(list[i]) > failureWindow {
-		i++
-	}
-	list = list[i:]
-	if len(list) == 0 {
-		delete(f.failures, addr)
-	} else {
-		f.failures[addr] = list
-	}
-	return list
 }
 
 func clientAddr(r *http.Request) string {

@@ -54,6 +54,7 @@ func newAdmin(d AdminDeps) *admin {
 	a := &admin{
 		AdminDeps: d, mux: http.NewServeMux(), perms: permissions(),
 		crossOrigin: http.NewCrossOriginProtection(), denied: newDeniedCounter(d.Registerer),
+		lockouts: newLockoutCounter(d.Registerer),
 		log: d.Log, now: d.Now,
 	}
 

@@ -104,6 +104,11 @@ var (
 		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query.",
 		Labels: []string{"reason"},
 	}
+	AdminLockouts = Def{
+		Name:   "strangler_admin_lockouts_total",
+		Help:   "Admin token lockouts begun, by scope: address (too many wrong tokens from one address), listener (too many from all addresses together). While one lasts, tokens are compared at a rationed rate; a valid token is still admitted.",
+		Labels: []string{"scope"},
+	}
 	ConfigReloadSuccessful = Def{
 		Name: "strangler_config_last_reload_successful",
 		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
@@ -138,7 +143,7 @@ var (
 var All = []Def{
 	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
-	GuardRollbacks, AdminDenied, ConfigReloadSuccessful, ConfigReloadTimestamp,
+	GuardRollbacks, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,
 }
 
