@@ -349,6 +349,6 @@ type admin struct {
 	// denied is strangler_admin_denied_total, lockouts
 	// strangler_admin_lockouts_total.
 	denied, lockouts *prometheus.CounterVec
-	log    *slog.Logger
-	now    func() time.Time
+	log              *slog.Logger
+	now              func() time.Time
 }

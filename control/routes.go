@@ -55,7 +55,7 @@ func newAdmin(d AdminDeps) *admin {
 		AdminDeps: d, mux: http.NewServeMux(), perms: permissions(),
 		crossOrigin: http.NewCrossOriginProtection(), denied: newDeniedCounter(d.Registerer),
 		lockouts: newLockoutCounter(d.Registerer),
-		log: d.Log, now: d.Now,
+		log:      d.Log, now: d.Now,
 	}
 
 	// Open to orchestrators and Prometheus.

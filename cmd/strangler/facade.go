@@ -96,6 +96,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.tokens.Set(cfg.Admin.AdminTokens())
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
 	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
+	f.reg.MustRegister(f.rollouts.Collector())
 	if rl := f.reloader; rl != nil {
 		rl.current = &f.current
 		rl.apply = f.applyFile
