@@ -120,6 +120,11 @@ const GuardActor = "guard"
 // its steps set: no admin token may take the name either.
 const RampActor = "ramp"
 
+// ConfigActor names the configuration file in the audit log, on the
+// entries that delete what routes removed from it left in the store:
+// no admin token may take the name either.
+const ConfigActor = "config"
+
 // AdminTokens lists every admin token, admin.token named "admin" with the
 // operator role.
 func (a Admin) AdminTokens() []Token {

@@ -2,8 +2,13 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"strangler/config"
+	"strangler/domain"
+	"strangler/store"
 )
 
 // countsFloor is the least time hourly counts and client versions are
@@ -21,13 +26,25 @@ const (
 	purgeCheck = time.Minute
 )
 
+// schemaGrace is how long the learned schemas of a route no longer in
+// the configuration must have gone without any replica adding to them
+// before they are deleted: a replica still serving the older
+// configuration, during a rolling change, keeps them alive.
+const schemaGrace = time.Hour
+
 // CountsPurger deletes the hourly counts (per-client versions included)
 // that no report, gate or retirement verdict can ask for any more, so the
-// store keeps traffic history only as long as the migration needs it.
+// store keeps traffic history only as long as the migration needs it;
+// and the learned response schemas of routes no longer in the
+// configuration.
 type CountsPurger struct {
 	Flags *Flags
 	Store interface {
 		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
+	}
+	// Schemas deletes learned schemas; nil keeps them.
+	Schemas interface {
+		PurgeSchemas(ctx context.Context, keep []string, notSince time.Time, audit func(store.PurgedSchemas) domain.AuditEntry) ([]store.PurgedSchemas, error)
 	}
 	// Lead says whether this replica holds the lease of the work done
 	// once for all replicas (Rollouts, the ramp driver's): only it
@@ -80,14 +97,31 @@ func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time
 }
 
 // Purge deletes the counts older than the retention of the routes served
-// now.
+// now, and the learned schemas of routes not served (schemaGrace after
+// the last replica added to them), each route's audited.
 func (p *CountsPurger) Purge(ctx context.Context) error {
-	n, err := p.Store.PurgeCounts(ctx, p.Now().Add(-CountsRetention(p.Flags.All())))
+	now := p.Now()
+	routes := p.Flags.All()
+	n, err := p.Store.PurgeCounts(ctx, now.Add(-CountsRetention(routes)))
 	if err != nil {
 		return err
 	}
 	if n > 0 {
 		p.Log.Info("purged hourly counts past their retention", "rows", n)
 	}
-	return nil
+	if p.Schemas == nil {
+		return nil
+	}
+	keep := make([]string, len(routes))
+	for i, rf := range routes {
+		keep[i] = rf.Route.Name
+	}
+	purged, err := p.Schemas.PurgeSchemas(ctx, keep, now.Add(-schemaGrace), func(s store.PurgedSchemas) domain.AuditEntry {
+		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "schemas_purged", Route: s.Route,
+			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas (by method and status) were deleted", s.Schemas)}
+	})
+	for _, s := range purged {
+		p.Log.Info("deleted the learned schemas of a route no longer in the configuration", "route", s.Route, "schemas", s.Schemas)
+	}
+	return err
 }

@@ -2,12 +2,14 @@ package control
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"strangler/config"
 	"strangler/domain"
 	"strangler/internal/testdb"
+	"strangler/store"
 )
 
 // TestOldCountsArePurgedAndTheRetirementWindowKept checks that counts
@@ -151,5 +153,55 @@ func TestOnlyTheLeadingReplicaPurgesCounts(t *testing.T) {
 	pb.purgeIfDue(ctx, lastB)
 	if left(third) != 0 {
 		t.Fatal("b did not purge once it took the lease over")
+	}
+}
+
+// TestSchemasOfRemovedRoutesArePurged: the learned schemas of a route no
+// longer in the configuration are deleted, audited, once no replica has
+// added to them for schemaGrace; those of the routes served stay.
+func TestSchemasOfRemovedRoutesArePurged(t *testing.T) {
+	h := newPlaneWith(t, planeOptions{})
+	ctx := context.Background()
+	for _, route := range []string{"get-patient", "old-route"} {
+		for _, status := range []int{200, 404} {
+			if err := h.store.MergeSchema(ctx, route, "GET", status, func([]byte) ([]byte, error) { return []byte(`{}`), nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The store stamps schemas with the wall clock.
+	var now time.Time
+	p := &CountsPurger{Flags: h.flags, Store: h.store, Schemas: h.store, Log: h.log, Now: func() time.Time { return now }}
+	left := func(route string) int {
+		t.Helper()
+		docs, err := h.store.LoadSchemas(ctx, route)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(docs)
+	}
+	now = time.Now().Add(schemaGrace - time.Minute)
+	if err := p.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left("old-route") != 2 {
+		t.Fatalf("the removed route's schemas were deleted within %s of the last learning", schemaGrace)
+	}
+	now = time.Now().Add(schemaGrace + time.Minute)
+	if err := p.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := left("old-route"); got != 0 {
+		t.Errorf("%d schemas of the removed route left, want none", got)
+	}
+	if got := left("get-patient"); got != 2 {
+		t.Errorf("%d schemas of a route served left, want 2", got)
+	}
+	entries, err := h.store.AuditLog(ctx, store.AuditFilter{Route: "old-route"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Actor != config.ConfigActor || entries[0].Action != "schemas_purged" || !strings.Contains(entries[0].Detail, "2 learned response schemas") {
+		t.Errorf("audit of the purge: %+v, want one schemas_purged entry by config naming 2 schemas", entries)
 	}
 }
