@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -283,14 +284,27 @@ func decode(r *http.Request, v any) error {
 // the audit log.
 const maxReason = 500
 
-// checkReason refuses a change without a reason, or with one too long for
-// the audit log.
+// checkReason refuses a change without a reason, or with one the audit
+// log cannot take (checkReasonText).
 func checkReason(reason string) error {
 	if strings.TrimSpace(reason) == "" {
 		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
 	}
+	return checkReasonText(reason)
+}
+
+// checkReasonText refuses a reason, required or not, too long for the
+// audit log or not one line of plain text.
+func checkReasonText(reason string) error {
 	if n := utf8.RuneCountInString(reason); n > maxReason {
 		return apiError(http.StatusBadRequest, "the reason is %d characters long; at most %d go into the audit log", n, maxReason)
+	}
+	if strings.IndexFunc(reason, human.ActsOnTerminal) >= 0 {
+		// A newline would start a line of its own in every text listing
+		// of the audit log, one that reads like another entry; an escape
+		// reprograms the terminal that lists it; U+202E reverses the text
+		// after it.
+		return apiError(http.StatusBadRequest, "the reason holds a control character (a newline, tab or escape) or a bidirectional formatting character; write it as one line of text")
 	}
 	return nil
 }
