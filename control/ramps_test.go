@@ -170,7 +170,7 @@ func TestARampWaitsWhileAGateRefuses(t *testing.T) {
 	}
 	p.clock.Advance(time.Minute)
 	if got := p.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="waiting"}`] != 1 ||
-		got[`strangler_ramp_waiting_seconds{route="get-patient"}`] != 60 || len(got) != 4 {
+		got[`strangler_ramp_waiting_seconds{route="get-patient"}`] != 60 || len(got) != 5 {
 		t.Errorf("the ramp's gauges while it waits: %v, want state waiting, 60 s waited", got)
 	}
 	// Each look at the gates flushes this replica's counts to the store:
@@ -240,8 +240,9 @@ func (p *plane) rolloutGauges(t *testing.T) map[string]float64 {
 func TestRampAndChangeRequestGauges(t *testing.T) {
 	p := newApprovalsPlane(t)
 	ctx := context.Background()
-	if got := p.rolloutGauges(t); len(got) != 2 || got["strangler_change_requests_pending"] != 0 || got["strangler_change_request_oldest_pending_seconds"] != 0 {
-		t.Errorf("without ramps or requests: %v, want no ramp and 0 pending", got)
+	if got := p.rolloutGauges(t); len(got) != 4 || got["strangler_change_requests_pending"] != 0 || got["strangler_change_request_oldest_pending_seconds"] != 0 ||
+		got[`strangler_ramp_waiting_seconds{route="create-patient"}`] != 0 {
+		t.Errorf("without ramps or requests: %v, want no ramp state, each route's wait at 0 and 0 pending", got)
 	}
 	p.pendingChange(t, "alice")
 	p.clock.Advance(90 * time.Minute)
@@ -259,7 +260,7 @@ func TestRampAndChangeRequestGauges(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("pausing: %d %v", resp.StatusCode, body)
 	}
-	if got := p2.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="paused"}`] != 1 || len(got) != 4 {
+	if got := p2.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="paused"}`] != 1 || len(got) != 5 {
 		t.Errorf("a paused ramp: %v, want its one state paused", got)
 	}
 }

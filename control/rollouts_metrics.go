@@ -52,17 +52,21 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	now := c.r.now()
 	if ramps, err := c.r.ramps.Ramps(ctx); err == nil {
+		waited := map[string]float64{}
 		for route, rp := range ramps {
 			state := rampMetricState(rp)
 			if state == "" {
 				continue
 			}
 			ch <- prometheus.MustNewConstMetric(rampStateDesc, prometheus.GaugeValue, 1, route, state)
-			waited := 0.0
 			if state == "waiting" && !rp.WaitingSince.IsZero() {
-				waited = now.Sub(rp.WaitingSince).Seconds()
+				waited[route] = now.Sub(rp.WaitingSince).Seconds()
 			}
-			ch <- prometheus.MustNewConstMetric(rampWaitingDesc, prometheus.GaugeValue, waited, route)
+		}
+		// Every route has its series, 0 without a waiting ramp, so that
+		// an alert sees the first wait.
+		for _, rf := range c.r.flags.All() {
+			ch <- prometheus.MustNewConstMetric(rampWaitingDesc, prometheus.GaugeValue, waited[rf.Route.Name], rf.Route.Name)
 		}
 	}
 	if pending, err := c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {

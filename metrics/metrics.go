@@ -116,7 +116,7 @@ var (
 	}
 	RampWaiting = Def{
 		Name:   "strangler_ramp_waiting_seconds",
-		Help:   "How long each ramp under way has waited for its gates to let its due step through; 0 when it is not waiting.",
+		Help:   "How long each route's ramp has waited for its gates to let its due step through; 0 without a waiting ramp.",
 		Labels: []string{"route"},
 	}
 	ChangesPending = Def{
