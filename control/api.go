@@ -201,11 +201,11 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.failedAttempt(r, addr, now)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
 	}
-	a.lockout.succeeded(addr, now)
 	if tok.Expired(now) {
 		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
 		return tok.Name, apiError(http.StatusUnauthorized, "the admin token %q expired on %s; ask for a new one", tok.Name, tok.Expires)
 	}
+	a.lockout.succeeded(addr, now)
 	return tok.Name, nil
 }
 

@@ -194,9 +194,6 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, ok := p.Tokens.lookup(token)
-	if ok {
-		p.lockout.succeeded(addr, now)
-	}
 	switch {
 	case !ok:
 		p.failedAttempt(r, addr, now)
@@ -207,6 +204,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusUnauthorized, "That admin token expired on "+tok.Expires.String()+"; ask for a new one.")
 		return
 	}
+	p.lockout.succeeded(addr, now)
 	actor := tok.Name
 	ctx, cancel := timeout(r)
 	defer cancel()
