@@ -26,25 +26,27 @@ const (
 	purgeCheck = time.Minute
 )
 
-// schemaGrace is how long the learned schemas of a route no longer in
-// the configuration must have gone without any replica adding to them
-// before they are deleted: a replica still serving the older
-// configuration, during a rolling change, keeps them alive.
-const schemaGrace = time.Hour
+// leftoverGrace is how long the learned schemas and mismatch samples of
+// a route no longer in the configuration must have gone without any
+// replica adding to them before they are deleted: a replica still
+// serving the older configuration, during a rolling change, keeps them
+// alive.
+const leftoverGrace = time.Hour
 
 // CountsPurger deletes the hourly counts (per-client versions included)
 // that no report, gate or retirement verdict can ask for any more, so the
 // store keeps traffic history only as long as the migration needs it;
-// and the learned response schemas of routes no longer in the
-// configuration.
+// and what routes no longer in the configuration left behind: learned
+// response schemas and mismatch samples.
 type CountsPurger struct {
 	Flags *Flags
 	Store interface {
 		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
 	}
-	// Schemas deletes learned schemas; nil keeps them.
-	Schemas interface {
-		PurgeSchemas(ctx context.Context, keep []string, notSince time.Time, audit func(store.PurgedSchemas) domain.AuditEntry) ([]store.PurgedSchemas, error)
+	// Leftovers deletes the schemas and samples of removed routes; nil
+	// keeps them.
+	Leftovers interface {
+		PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(store.Leftovers) domain.AuditEntry) ([]store.Leftovers, error)
 	}
 	// Lead says whether this replica holds the lease of the work done
 	// once for all replicas (Rollouts, the ramp driver's): only it
@@ -97,8 +99,8 @@ func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time
 }
 
 // Purge deletes the counts older than the retention of the routes served
-// now, and the learned schemas of routes not served (schemaGrace after
-// the last replica added to them), each route's audited.
+// now, and what routes not served left behind (leftoverGrace after the
+// last replica added to it), each route's audited.
 func (p *CountsPurger) Purge(ctx context.Context) error {
 	now := p.Now()
 	routes := p.Flags.All()
@@ -109,19 +111,19 @@ func (p *CountsPurger) Purge(ctx context.Context) error {
 	if n > 0 {
 		p.Log.Info("purged hourly counts past their retention", "rows", n)
 	}
-	if p.Schemas == nil {
+	if p.Leftovers == nil {
 		return nil
 	}
 	keep := make([]string, len(routes))
 	for i, rf := range routes {
 		keep[i] = rf.Route.Name
 	}
-	purged, err := p.Schemas.PurgeSchemas(ctx, keep, now.Add(-schemaGrace), func(s store.PurgedSchemas) domain.AuditEntry {
-		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "schemas_purged", Route: s.Route,
-			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas (by method and status) were deleted", s.Schemas)}
+	purged, err := p.Leftovers.PurgeRemovedRoutes(ctx, keep, now.Add(-leftoverGrace), func(l store.Leftovers) domain.AuditEntry {
+		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "route_data_purged", Route: l.Route,
+			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas and %d shadow mismatch samples were deleted", l.Schemas, l.Samples)}
 	})
-	for _, s := range purged {
-		p.Log.Info("deleted the learned schemas of a route no longer in the configuration", "route", s.Route, "schemas", s.Schemas)
+	for _, l := range purged {
+		p.Log.Info("deleted what a route no longer in the configuration left behind", "route", l.Route, "schemas", l.Schemas, "samples", l.Samples)
 	}
 	return err
 }

@@ -6,10 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"time"
-
-	"strangler/domain"
 )
 
 // MergeSchema replaces the learned response schema of route, method and
@@ -76,56 +72,4 @@ func (s *Store) LoadSchemas(ctx context.Context, route string) ([][]byte, error)
 		return nil, fmt.Errorf("store: schemas: %w", err)
 	}
 	return out, nil
-}
-
-// PurgedSchemas is what PurgeSchemas deleted of one route: how many
-// method and status pairs.
-type PurgedSchemas struct {
-	Route   string
-	Schemas int
-}
-
-// PurgeSchemas deletes the learned response schemas of every route not in
-// keep that no replica has added to since before notSince (a replica
-// still serving an older configuration keeps its routes' alive), each
-// route's deletion audited in the same transaction with the entry audit
-// makes of it. It returns what it deleted, by route.
-func (s *Store) PurgeSchemas(ctx context.Context, keep []string, notSince time.Time, audit func(PurgedSchemas) domain.AuditEntry) ([]PurgedSchemas, error) {
-	var purged []PurgedSchemas
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		purged = nil
-		rows, err := tx.QueryContext(ctx, `
-			SELECT route, COUNT(*) FROM strangler_schemas
-			GROUP BY route HAVING MAX(updated_at) < $1 ORDER BY route`, s.ts(notSince))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var p PurgedSchemas
-			if err := rows.Scan(&p.Route, &p.Schemas); err != nil {
-				return err
-			}
-			if !slices.Contains(keep, p.Route) {
-				purged = append(purged, p)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		for _, p := range purged {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_schemas WHERE route = $1`, p.Route); err != nil {
-				return err
-			}
-			if err := s.appendAudit(ctx, tx, audit(p)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: purge schemas: %w", err)
-	}
-	return purged, nil
 }

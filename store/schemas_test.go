@@ -7,9 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
-
-	"strangler/domain"
 )
 
 func TestSchemaMergesFromManyReplicasAddUp(t *testing.T) {
@@ -85,54 +82,5 @@ func TestSchemaMergesFromManyReplicasAddUp(t *testing.T) {
 				t.Errorf("after failed merges: %q", docs)
 			}
 		})
-	})
-}
-
-// TestPurgeSchemasDeletesOnlyRoutesNotKeptAndLongUnchanged: a route not
-// kept goes once its newest schema is older than notSince, with an audit
-// entry in the same transaction; a kept route, or one a replica still
-// adds to, stays.
-func TestPurgeSchemasDeletesOnlyRoutesNotKeptAndLongUnchanged(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		c := newClock()
-		st := newStore(t, b, c)
-		put := func(route string, status int) {
-			t.Helper()
-			if err := st.MergeSchema(ctx, route, "GET", status, func([]byte) ([]byte, error) { return []byte(`{}`), nil }); err != nil {
-				t.Fatal(err)
-			}
-		}
-		put("kept", 200)
-		put("gone", 200)
-		put("gone", 404)
-		put("still-learning", 200)
-		c.Advance(2 * time.Hour)
-		put("still-learning", 404) // a replica on the old configuration
-		audit := func(p PurgedSchemas) domain.AuditEntry {
-			return domain.AuditEntry{Actor: "config", Action: "schemas_purged", Route: p.Route, Detail: fmt.Sprint(p.Schemas)}
-		}
-		purged, err := st.PurgeSchemas(ctx, []string{"kept"}, c.Now().Add(-time.Hour), audit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(purged) != 1 || purged[0] != (PurgedSchemas{Route: "gone", Schemas: 2}) {
-			t.Errorf("purged %+v, want gone's 2", purged)
-		}
-		for route, want := range map[string]int{"kept": 1, "gone": 0, "still-learning": 2} {
-			if docs, err := st.LoadSchemas(ctx, route); err != nil || len(docs) != want {
-				t.Errorf("%s: %d schemas left (%v), want %d", route, len(docs), err, want)
-			}
-		}
-		entries, err := st.AuditLog(ctx, AuditFilter{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(entries) != 1 || entries[0].Route != "gone" || entries[0].Detail != "2" {
-			t.Errorf("audit %+v, want the one purge of gone", entries)
-		}
-		if v, err := st.VerifyAudit(ctx); err != nil || v.Break != nil {
-			t.Errorf("the audit chain after the purge: %+v %v", v, err)
-		}
 	})
 }

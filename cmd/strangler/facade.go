@@ -232,7 +232,7 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 		// succeed has been recorded and handed to it.
 		background(f.journal.Run),
 		background(f.worker.Run),
-		background((&control.CountsPurger{Flags: f.flags, Store: f.st, Schemas: f.st, Lead: f.rollouts, Log: f.log, Now: time.Now}).Run),
+		background((&control.CountsPurger{Flags: f.flags, Store: f.st, Leftovers: f.st, Lead: f.rollouts, Log: f.log, Now: time.Now}).Run),
 		background(func(ctx context.Context) error {
 			return stats.RunFlushes(ctx, stats.FlushInterval, f.log, f.counters.Flusher(f.st),
 				stats.Flusher{What: "learned schemas", Flush: func(ctx context.Context) error { return f.schemas.Flush(ctx, f.st) }})
