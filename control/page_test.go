@@ -246,11 +246,10 @@ func TestStatusPageLoginRefusesWrongTokensAndLimitsThem(t *testing.T) {
 			t.Fatalf("wrong token %d set a cookie", i+1)
 		}
 	}
-	resp, body := h.send(t, "POST", "/login", url.Values{"token": {"guess-z"}})
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := h.send(t, "POST", "/login", url.Values{"token": {"guess-z"}}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("the first guess after the lockout: got %d, want 401 (compared)", resp.StatusCode)
 	}
-	resp, body = h.send(t, "POST", "/login", url.Values{"token": {pageToken}})
+	resp, body := h.send(t, "POST", "/login", url.Values{"token": {pageToken}})
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed attempts") || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("a login right after a rationed check: got %d, want 429 with Retry-After", resp.StatusCode)
 	}
