@@ -99,6 +99,11 @@ type Admin struct {
 	Token Secret `yaml:"token,omitempty"`
 	// Tokens are named bearer tokens; the name is the actor in the audit log.
 	Tokens []Token `yaml:"tokens,omitempty"`
+	// TrustedProxies are the networks of the load balancers or proxies in
+	// front of the admin listener: from them, the client's address is
+	// read from X-Forwarded-For, for the lockout, the security log and
+	// the audit log.
+	TrustedProxies []Prefix `yaml:"trusted_proxies,omitempty"`
 }
 
 // Token is one named admin token.

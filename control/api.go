@@ -178,7 +178,7 @@ const maxBody = 64 << 10
 // lockout rations how often tokens are compared (lockout), it does not
 // turn the right one away once compared.
 func (a *admin) authenticate(r *http.Request) (string, error) {
-	addr, now := clientAddr(r), a.now()
+	addr, now := a.clientAddr(r), a.now()
 	if err := a.crossOrigin.Check(r); err != nil {
 		tok, _ := a.Tokens.lookup(bearer(r))
 		a.security(r, tok.Name, reasonCrossOrigin, r.Pattern)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"strangler/config"
 )
 
 // fromAddress is a client whose connections come from the loopback
@@ -109,5 +111,70 @@ func TestLockoutRationsChecksOverTime(t *testing.T) {
 	}
 	if !l.admit("10.0.0.2", now.Add(time.Minute)).check {
 		t.Error("another address, with no failure, was rationed")
+	}
+}
+
+func TestTheClientBehindATrustedProxyIsTheAddressItSaw(t *testing.T) {
+	p := &Proxies{}
+	var lb, lan config.Prefix
+	if err := lb.UnmarshalText([]byte("192.0.2.10")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lan.UnmarshalText([]byte("10.0.0.0/8")); err != nil {
+		t.Fatal(err)
+	}
+	p.Set([]config.Prefix{lb, lan})
+	for _, tc := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"a peer that is no proxy, whatever it says", "198.51.100.7:5000", []string{"203.0.113.1"}, "198.51.100.7"},
+		{"the client the load balancer saw", "192.0.2.10:5000", []string{"203.0.113.1"}, "203.0.113.1"},
+		{"past a chain of trusted proxies", "192.0.2.10:5000", []string{"203.0.113.1, 10.1.2.3"}, "203.0.113.1"},
+		{"never what the client wrote before it", "192.0.2.10:5000", []string{"10.9.9.9, 203.0.113.1"}, "203.0.113.1"},
+		{"in several header lines", "192.0.2.10:5000", []string{"6.6.6.6", "203.0.113.1, 10.1.2.3"}, "203.0.113.1"},
+		{"the proxy itself when what it passed on is no address", "192.0.2.10:5000", []string{"203.0.113.1, unknown"}, "192.0.2.10"},
+		{"the proxy itself without the header", "192.0.2.10:5000", nil, "192.0.2.10"},
+		{"every hop trusted: the left-most", "192.0.2.10:5000", []string{"10.0.0.1, 10.0.0.2"}, "10.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{"X-Forwarded-For": tc.xff}}
+			if got := p.client(r); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if got := (*Proxies)(nil).client(&http.Request{RemoteAddr: "192.0.2.10:5000", Header: http.Header{"X-Forwarded-For": {"203.0.113.1"}}}); got != "192.0.2.10" {
+		t.Errorf("without proxies: got %s, want the peer", got)
+	}
+}
+
+// TestBehindALoadBalancerAGuesserLocksOutOnlyItself: with the load
+// balancer in admin.trusted_proxies, a guesser's wrong tokens lock out
+// its own address, as the balancer saw it, and an operator behind the
+// same balancer is not rationed at all.
+func TestBehindALoadBalancerAGuesserLocksOutOnlyItself(t *testing.T) {
+	p := newPlane(t)
+	var lb config.Prefix
+	if err := lb.UnmarshalText([]byte("127.0.0.0/8")); err != nil {
+		t.Fatal(err)
+	}
+	p.proxies.Set([]config.Prefix{lb})
+	guesser, operator := []string{"X-Forwarded-For", "203.0.113.66"}, []string{"X-Forwarded-For", "198.51.100.20"}
+	for range maxFailures + 2 {
+		p.call(t, "GET", "/admin/routes", "guess-0123456789abcdef", "", guesser...)
+	}
+	for i := range 5 {
+		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, "", operator...); resp.StatusCode != http.StatusOK {
+			t.Errorf("alice's call %d behind the same balancer: got %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := p.call(t, "GET", "/admin/routes", "guess-0123456789abcdef", "", "X-Forwarded-For", "198.51.100.20, 203.0.113.66"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the guesser claiming alice's address: got %d, want 429", resp.StatusCode)
+	}
+	events := p.logs.matching(t, "security")
+	if e := events[len(events)-1]; e["remote_addr"] != "203.0.113.66" {
+		t.Errorf("the security line names %v, want the guesser's address as the balancer saw it", e["remote_addr"])
 	}
 }

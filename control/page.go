@@ -172,7 +172,7 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 // bearer token, opens a session in the state store; the browser gets its
 // random id, never the token.
 func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
-	addr, now := clientAddr(r), p.now()
+	addr, now := p.clientAddr(r), p.now()
 	if p.crossOrigin.Check(r) != nil {
 		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refuse(w, http.StatusForbidden, "Logging in from another site is refused.")
@@ -252,7 +252,7 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		p.log.Info("status page logout", "actor", s.actor, "addr", clientAddr(r))
+		p.log.Info("status page logout", "actor", s.actor, "addr", p.clientAddr(r))
 	}
 	clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/", http.StatusSeeOther)

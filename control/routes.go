@@ -20,9 +20,12 @@ type AdminDeps struct {
 	Readiness  *Readiness
 	Flags      *Flags
 	Tokens     *Tokens
-	Reports    *Reports
-	Audit      AuditReader
-	Repairs    RepairStore
+	// Proxies are the trusted proxies in front of the admin listener;
+	// nil trusts none.
+	Proxies *Proxies
+	Reports *Reports
+	Audit   AuditReader
+	Repairs RepairStore
 	// Sessions keeps the status page's logins.
 	Sessions SessionStore
 	// Rollouts are the scheduled ramps and change requests; nil leaves

@@ -65,7 +65,7 @@ func (a *admin) security(r *http.Request, actor string, reason denyReason, actio
 		actor = "unknown"
 	}
 	a.denied.WithLabelValues(string(reason)).Inc()
-	a.log.Warn("security", append([]any{"actor", actor, "remote_addr", clientAddr(r), "action", action, "reason", string(reason)}, more...)...)
+	a.log.Warn("security", append([]any{"actor", actor, "remote_addr", a.clientAddr(r), "action", action, "reason", string(reason)}, more...)...)
 }
 
 // lockoutScopes are the labels of strangler_admin_lockouts_total: one

@@ -39,6 +39,7 @@ type facade struct {
 	reports  *control.Reports
 	flags    *control.Flags
 	tokens   *control.Tokens
+	proxies  *control.Proxies
 	guard    *control.Guard
 	rollouts *control.Rollouts
 	ready    *control.Readiness
@@ -94,6 +95,8 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.reg.MustRegister(metrics.StoreUp.GaugeFunc(f.storeUp))
 	f.tokens = &control.Tokens{}
 	f.tokens.Set(cfg.Admin.AdminTokens())
+	f.proxies = &control.Proxies{}
+	f.proxies.Set(cfg.Admin.TrustedProxies)
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
 	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
 	f.reg.MustRegister(f.rollouts.Collector())
@@ -121,6 +124,7 @@ func (f *facade) applyFile(c *config.Config) error {
 		return err
 	}
 	f.tokens.Set(c.Admin.AdminTokens())
+	f.proxies.Set(c.Admin.TrustedProxies)
 	f.worker.SetSettings(c.Repairs)
 	return nil
 }
@@ -199,7 +203,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	s.admin = &http.Server{
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
-			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Reports: f.reports,
+			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Reports: f.reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
 			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
