@@ -89,6 +89,15 @@ func TestNoTokenMayBeNamedRamp(t *testing.T) {
 	}
 }
 
+func TestNoTokenMayBeNamedConfig(t *testing.T) {
+	tokens := `    - { name: config, token: "config-token-0123456789", role: operator }
+`
+	_, err := configfile.Parse("a.yaml", []byte(approvalsConfig("", tokens, "")), configfile.Env{Getenv: func(string) string { return "" }})
+	if want := `a.yaml:3:15: admin.tokens[0].name: "config" is reserved`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
 func TestADurationOfTooManyDaysIsRefusedNotWrapped(t *testing.T) {
 	for _, s := range []string{"106751d", "106752d", "213503982334601d", "9223372036854775807d"} {
 		var d config.Duration

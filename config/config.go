@@ -99,6 +99,11 @@ type Admin struct {
 	Token Secret `yaml:"token,omitempty"`
 	// Tokens are named bearer tokens; the name is the actor in the audit log.
 	Tokens []Token `yaml:"tokens,omitempty"`
+	// TrustedProxies are the networks of the load balancers or proxies in
+	// front of the admin listener: from them, the client's address is
+	// read from X-Forwarded-For, for the lockout, the security log and
+	// the audit log.
+	TrustedProxies []Prefix `yaml:"trusted_proxies,omitempty"`
 }
 
 // Token is one named admin token.
@@ -119,6 +124,11 @@ const GuardActor = "guard"
 // RampActor names a scheduled ramp in the audit log and on the overrides
 // its steps set: no admin token may take the name either.
 const RampActor = "ramp"
+
+// ConfigActor names the configuration file in the audit log, on the
+// entries that delete what routes removed from it left in the store:
+// no admin token may take the name either.
+const ConfigActor = "config"
 
 // AdminTokens lists every admin token, admin.token named "admin" with the
 // operator role.

@@ -82,3 +82,40 @@ backfill:
 		})
 	}
 }
+
+// TestPlaceholderValuesNeverShowInErrors: a placeholder whose variable
+// or file holds a value the field cannot take (a secret in the wrong
+// place, the wrong variable) is refused naming the placeholder, never
+// the value: the message goes to the reload log and to CI logs.
+func TestPlaceholderValuesNeverShowInErrors(t *testing.T) {
+	const secret = "S3cr3t-hunter2\"x"
+	backends := "backends:\n  legacy: {url: \"http://l\"}\n  modern: {url: \"http://m\"}\n"
+	for _, tc := range []struct{ name, doc, want string }{
+		{"a duration", "backends:\n  legacy: {url: \"http://l\", timeout: \"${SECRET}\"}\n  modern: {url: \"http://m\"}\n", `backends.legacy.timeout: invalid duration "${SECRET}"`},
+		{"a boolean", "debug_headers: ${SECRET}\n" + backends, `debug_headers: want true or false, got "${SECRET}"`},
+		{"a store", "store: ${SECRET}\n" + backends, `store: invalid store "${SECRET}"`},
+		{"an address", "listen: \"${SECRET}\"\n" + backends, `listen: invalid address "${SECRET}"`},
+		{"a role", "admin: {tokens: [{name: a, token: \"0123456789abcdef0\", role: \"${SECRET}\"}]}\n" + backends, `unknown role "${SECRET}"`},
+		{"a token's name", "admin: {tokens: [{name: \"${SECRET}\", token: \"0123456789abcdef0\", role: admin}]}\n" + backends, `invalid name "${SECRET}"`},
+		{"a size", "max_body: ${SECRET}\n" + backends, `max_body: invalid size "${SECRET}"`},
+		{"part of a value", "listen: \"x${SECRET}\"\n" + backends, `listen: invalid address "x${SECRET}"`},
+		{"a file's contents", "listen: \"${file:secret.txt}\"\n" + backends, `listen: invalid address "${file:secret.txt}"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := configfile.Env{
+				Getenv:   func(string) string { return secret },
+				ReadFile: func(string) ([]byte, error) { return []byte(secret), nil },
+			}
+			_, err := configfile.Parse("a.yaml", []byte(tc.doc), env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error shows the value: %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want it to say %s", err, tc.want)
+			}
+		})
+	}
+}

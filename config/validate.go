@@ -67,6 +67,8 @@ func (d *checker) validateAdmin(c *Config) {
 			d.errorAt(at+".name", "%q is reserved: the guard's rollbacks carry that name", t.Name)
 		case t.Name == RampActor:
 			d.errorAt(at+".name", "%q is reserved: the steps of scheduled ramps carry that name", t.Name)
+		case t.Name == ConfigActor:
+			d.errorAt(at+".name", "%q is reserved: the deletions of what removed routes left behind carry that name", t.Name)
 		case names[t.Name] || t.Name == "admin" && c.Admin.Token != "":
 			d.errorAt(at+".name", "duplicate token name %q", t.Name)
 		}

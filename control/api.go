@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/store"
 )
 
@@ -40,7 +42,10 @@ func apiError(status int, format string, args ...any) error {
 func statusFor(err error) (int, string) {
 	var e errAPI
 	var role *roleError
+	var locked *errLockedOut
 	switch {
+	case errors.As(err, &locked):
+		return locked.status, locked.msg
 	case errors.As(err, &e):
 		return e.status, e.msg
 	case errors.As(err, &role):
@@ -87,6 +92,9 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strangler"`)
+	}
+	if lo := (*errLockedOut)(nil); errors.As(err, &lo) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(lo.retryAfter/time.Second)))
 	}
 	body := map[string]any{"error": msg}
 	if role := (*roleError)(nil); errors.As(err, &role) {
@@ -166,9 +174,11 @@ const maxBody = 64 << 10
 // it cannot add a token: Authorization is not a header a page may send
 // to another origin without a preflight, which the admin API never
 // grants. A cross-site change is refused before counting for the same
-// reason.
+// reason. A valid token is never refused for others' failures: the
+// lockout rations how often tokens are compared (lockout), it does not
+// turn the right one away once compared.
 func (a *admin) authenticate(r *http.Request) (string, error) {
-	addr, now := clientAddr(r), a.now()
+	addr, now := a.clientAddr(r), a.now()
 	if err := a.crossOrigin.Check(r); err != nil {
 		tok, _ := a.Tokens.lookup(bearer(r))
 		a.security(r, tok.Name, reasonCrossOrigin, r.Pattern)
@@ -178,15 +188,13 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.security(r, "", reasonTokenInQuery, r.Pattern)
 		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
 	}
-	if a.failures.blocked(addr, now) {
-		// Counted, not logged: the lockout was logged when it began.
-		a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
-		return "", apiError(http.StatusTooManyRequests, "too many failed attempts from %s; wait a minute", addr)
-	}
 	presented := bearer(r)
 	if presented == "" {
 		a.security(r, "", reasonMissingToken, r.Pattern)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+	}
+	if err := a.admitToken(addr, now); err != nil {
+		return "", err
 	}
 	tok, ok := a.Tokens.lookup(presented)
 	if !ok {
@@ -197,15 +205,49 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
 		return tok.Name, apiError(http.StatusUnauthorized, "the admin token %q expired on %s; ask for a new one", tok.Name, tok.Expires)
 	}
+	a.lockout.succeeded(addr, now)
 	return tok.Name, nil
 }
 
+// errLockedOut is a token refused unchecked by the lockout (429): it
+// tells the client when to come back.
+type errLockedOut struct {
+	errAPI
+	retryAfter time.Duration
+}
+
+// admitToken asks the lockout whether a token presented from addr is
+// compared now; a refusal is counted, not logged (the lockout was logged
+// when it began).
+func (a *admin) admitToken(addr string, now time.Time) error {
+	adm := a.lockout.admit(addr, now)
+	if adm.check {
+		return nil
+	}
+	a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
+	secs := int(math.Ceil(adm.retryAfter.Seconds()))
+	from := "this address"
+	if adm.listener {
+		from = "many addresses"
+	}
+	return &errLockedOut{
+		errAPI:     errAPI{http.StatusTooManyRequests, fmt.Sprintf("too many wrong admin tokens from %s; this token was not checked; try again in %d s", from, secs)},
+		retryAfter: time.Duration(secs) * time.Second,
+	}
+}
+
 // failedAttempt records a wrong token from addr: a security event, and a
-// second one when it locks addr out.
+// second one when it locks addr, or the whole listener, out.
 func (a *admin) failedAttempt(r *http.Request, addr string, now time.Time) {
 	a.security(r, "", reasonInvalidToken, r.Pattern)
-	if a.failures.fail(addr, now) {
-		a.security(r, "", reasonLockedOut, r.Pattern)
+	addrLocked, listenerLocked := a.lockout.failed(addr, now)
+	if addrLocked {
+		a.lockouts.WithLabelValues("address").Inc()
+		a.security(r, "", reasonLockedOut, r.Pattern, "scope", "address")
+	}
+	if listenerLocked {
+		a.lockouts.WithLabelValues("listener").Inc()
+		a.security(r, "", reasonLockedOut, r.Pattern, "scope", "listener")
 	}
 }
 
@@ -242,14 +284,27 @@ func decode(r *http.Request, v any) error {
 // the audit log.
 const maxReason = 500
 
-// checkReason refuses a change without a reason, or with one too long for
-// the audit log.
+// checkReason refuses a change without a reason, or with one the audit
+// log cannot take (checkReasonText).
 func checkReason(reason string) error {
 	if strings.TrimSpace(reason) == "" {
 		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
 	}
+	return checkReasonText(reason)
+}
+
+// checkReasonText refuses a reason, required or not, too long for the
+// audit log or not one line of plain text.
+func checkReasonText(reason string) error {
 	if n := utf8.RuneCountInString(reason); n > maxReason {
 		return apiError(http.StatusBadRequest, "the reason is %d characters long; at most %d go into the audit log", n, maxReason)
+	}
+	if strings.IndexFunc(reason, human.ActsOnTerminal) >= 0 {
+		// A newline would start a line of its own in every text listing
+		// of the audit log, one that reads like another entry; an escape
+		// reprograms the terminal that lists it; U+202E reverses the text
+		// after it.
+		return apiError(http.StatusBadRequest, "the reason holds a control character (a newline, tab or escape) or a bidirectional formatting character; write it as one line of text")
 	}
 	return nil
 }
@@ -304,9 +359,10 @@ type admin struct {
 	// perms is permissions(): who may do what.
 	perms       map[string]config.Role
 	crossOrigin *http.CrossOriginProtection
-	failures    failedLogins
-	// denied is strangler_admin_denied_total.
-	denied *prometheus.CounterVec
-	log    *slog.Logger
-	now    func() time.Time
+	lockout     lockout
+	// denied is strangler_admin_denied_total, lockouts
+	// strangler_admin_lockouts_total.
+	denied, lockouts *prometheus.CounterVec
+	log              *slog.Logger
+	now              func() time.Time
 }

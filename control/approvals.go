@@ -156,6 +156,10 @@ func (r *Rollouts) decidable(ctx context.Context, id int64) (store.Change, error
 // one transaction with the request; if the route changed since the
 // request was made, nothing is applied and the request is void (stale).
 func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string) (store.Change, error) {
+	// A reason is optional here, and bounded as everywhere.
+	if err := checkReasonText(reason); err != nil {
+		return store.Change{}, err
+	}
 	c, err := r.decidable(ctx, id)
 	if err != nil {
 		return c, err

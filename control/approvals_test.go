@@ -316,3 +316,27 @@ func TestARampOnARouteWithApprovalsIsApprovedOnce(t *testing.T) {
 		t.Errorf("the last step's entry %+v, want the ramp's, naming the approval", entries[0])
 	}
 }
+
+// TestAnApprovalsReasonIsBoundedToo: an approval's reason is optional,
+// but, from the API or the status page, no longer and no less plain than
+// any other reason in the audit log.
+func TestAnApprovalsReasonIsBoundedToo(t *testing.T) {
+	p := newApprovalsPlane(t)
+	id := p.requestFlip(t, "get-patient", bobToken, `{"mode": "modern", "reason": "backfill done"}`)
+	for _, reason := range []string{strings.Repeat("x", maxReason+1), `fine\nforged line`} {
+		resp, body := p.decide(t, id, "approve", aliceToken, reason)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("approving with the reason %.20q: got %d %v, want 400", reason, resp.StatusCode, body)
+		}
+	}
+	if p.mode("get-patient") != domain.ModeFallback {
+		t.Fatalf("a refused approval applied the change: %s", p.mode("get-patient"))
+	}
+	c, err := p.rollouts.Approve(context.Background(), id, "alice", strings.Repeat("y", maxReason+1))
+	if err == nil || c.State == store.ChangeApplied {
+		t.Errorf("Approve, as the status page calls it, with a reason of %d characters: %v, %s", maxReason+1, err, c.State)
+	}
+	if resp, body := p.decide(t, id, "approve", aliceToken, "looks right"); resp.StatusCode != http.StatusOK {
+		t.Errorf("then a plain approval: got %d %v, want 200", resp.StatusCode, body)
+	}
+}

@@ -8,10 +8,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"strangler/config"
 )
@@ -71,69 +70,66 @@ func (t *Tokens) role(name string) config.Role {
 	return tok.Role
 }
 
-// failedLogins limits guessing: after maxFailures failures from one
-// address within failureWindow, further attempts are refused outright
-// until the window has passed.
-type failedLogins struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
+// Proxies are the admin listener's trusted proxies
+// (admin.trusted_proxies). Reloads swap them; requests read them without
+// a lock.
+type Proxies struct {
+	list atomic.Pointer[[]config.Prefix]
 }
 
-const (
-	maxFailures   = 10
-	failureWindow = time.Minute
-)
+// Set replaces the proxies.
+func (p *Proxies) Set(list []config.Prefix) { p.list.Store(&list) }
 
-func (f *failedLogins) blocked(addr string, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	recent := f.recent(addr, now)
-	return len(recent) >= maxFailures
-}
-
-// fail counts a failure from addr and reports whether it locked addr out.
-func (f *failedLogins) fail(addr string, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failures[addr] = append(f.recent(addr, now), now)
-	lockedOut := len(f.failures[addr]) == maxFailures
-	// Forget addresses that stopped trying, so the map stays small.
-	if len(f.failures) > 10000 {
-		for a := range f.failures {
-			if len(f.recent(a, now)) == 0 {
-				delete(f.failures, a)
-			}
+func (p *Proxies) trusted(a netip.Addr) bool {
+	if p == nil {
+		return false
+	}
+	list := p.list.Load()
+	if list == nil {
+		return false
+	}
+	for _, pr := range *list {
+		if pr.Contains(a) {
+			return true
 		}
 	}
-	return lockedOut
+	return false
 }
 
-// recent drops addr's failures older than the window and returns the rest.
-func (f *failedLogins) recent(addr string, now time.Time) []time.Time {
-	if f.failures == nil {
-		f.failures = map[string][]time.Time{}
-	}
-	list := f.failures[addr]
-	i := 0
-	for i < len(list) && now.Sub(list[i]) > failureWindow {
-		i++
-	}
-	list = list[i:]
-	if len(list) == 0 {
-		delete(f.failures, addr)
-	} else {
-		f.failures[addr] = list
-	}
-	return list
-}
-
-func clientAddr(r *http.Request) string {
+// client is the address of r's client: its peer's, unless the peer is a
+// trusted proxy; then the right-most X-Forwarded-For address that is not
+// one, which the first trusted proxy saw connect. What a client writes
+// into X-Forwarded-For itself sits to the left of that and is never
+// read, so a client cannot pick its address; a value that is not an
+// address stops the walk at the proxy that passed it on.
+func (p *Proxies) client(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !p.trusted(addr.Unmap()) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = a.Unmap()
+		if !p.trusted(addr) {
+			break
+		}
+	}
+	return addr.String()
 }
+
+// clientAddr is the address of r's client (Proxies.client).
+func (a *admin) clientAddr(r *http.Request) string { return a.Proxies.client(r) }
 
 // bearer returns the token of an "Authorization: Bearer …" header. A
 // token in the query string is never accepted: it would end up in access
@@ -186,7 +182,7 @@ func (a *admin) refused(r *http.Request, actor string, err error) {
 	if actor == "" {
 		actor = "unauthenticated"
 	}
-	a.Flags.Deny(ctx, route, actor, fmt.Sprintf("%s refused (%d): %s; from %s", what, status, msg, clientAddr(r)))
+	a.Flags.Deny(ctx, route, actor, fmt.Sprintf("%s refused (%d): %s; from %s", what, status, msg, a.clientAddr(r)))
 }
 
 // routeOf is the route a change is about: the route it names, or the

@@ -47,16 +47,32 @@ func TestAdminAPIRefusesWhatItShould(t *testing.T) {
 			t.Errorf("audit log %q lacks the denied change", got)
 		}
 	})
-	t.Run("failed logins are rate-limited per address", func(t *testing.T) {
+	t.Run("wrong tokens ration one address's checks but never refuse a checked valid token", func(t *testing.T) {
+		const guess = "guess-0123456789abcdef"
+		p.clock.Advance(failureWindow + time.Second) // forget the wrong tokens above
 		for range maxFailures {
-			p.call(t, "GET", "/admin/routes", "guess-0123456789abcdef", "")
+			p.call(t, "GET", "/admin/routes", guess, "")
+		}
+		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, ""); resp.StatusCode != 200 {
+			t.Errorf("after %d failures from alice's address her token got %d, want 200", maxFailures, resp.StatusCode)
+		}
+		resp, body := p.call(t, "GET", "/admin/routes", guess, "")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" || body["error"] == nil {
+			t.Errorf("a guess within %v of the last check: got %d Retry-After %q %v, want 429 unchecked, Retry-After 2",
+				lockedCheckEvery, resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, ""); resp.StatusCode != http.StatusTooManyRequests {
-			t.Errorf("after %d failures a good token got %d, want 429", maxFailures, resp.StatusCode)
+			t.Errorf("alice within the ration: got %d, want 429 (her token not compared)", resp.StatusCode)
+		}
+		p.clock.Advance(lockedCheckEvery)
+		if resp, _ := p.call(t, "GET", "/admin/routes", guess, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a guess once the ration allows: got %d, want 401 (compared, wrong)", resp.StatusCode)
 		}
 		p.clock.Advance(failureWindow + time.Second)
-		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, ""); resp.StatusCode != 200 {
-			t.Errorf("after the window a good token got %d, want 200", resp.StatusCode)
+		for range 3 {
+			if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, ""); resp.StatusCode != 200 {
+				t.Errorf("after the window a good token got %d, want 200", resp.StatusCode)
+			}
 		}
 	})
 }

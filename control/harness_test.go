@@ -67,6 +67,9 @@ type plane struct {
 	logs     *logLines
 	admin    *admin
 	rollouts *Rollouts
+	// proxies are the admin listener's trusted proxies: none unless a
+	// test sets them.
+	proxies *Proxies
 
 	mu      sync.Mutex
 	applied []*config.Config
@@ -154,8 +157,10 @@ backends:
 	readiness := &Readiness{}
 	readiness.Ready()
 	p.rollouts = NewRollouts(p.flags, st, st, p.log, p.clock.Now)
+	p.proxies = &Proxies{}
+	p.proxies.Set(cfg.Admin.TrustedProxies)
 	p.admin = newAdmin(AdminDeps{
-		Rollouts: p.rollouts,
+		Rollouts: p.rollouts, Proxies: p.proxies,
 		Gatherer: p.reg, Registerer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
 		Live: p.counters, Log: p.log, Now: p.clock.Now,

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"strangler/domain"
 )
@@ -145,14 +146,10 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusOK, "")
 		return
 	}
-	addr, now := clientAddr(r), p.now()
-	if p.failures.blocked(addr, now) {
-		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
-		return
-	}
-	// An ended session is not counted as a failed attempt: session ids
-	// are random 128-bit values nobody guesses, and a session that
-	// expired overnight is no attack.
+	// An ended session is not counted as a failed attempt, nor is a
+	// session refused for the lockout: session ids are random 128-bit
+	// values nobody guesses, and a session that expired overnight is no
+	// attack.
 	s, ok, err := p.sessionOf(r)
 	switch {
 	case err != nil:
@@ -175,25 +172,29 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 // bearer token, opens a session in the state store; the browser gets its
 // random id, never the token.
 func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
-	addr, now := clientAddr(r), p.now()
-	switch {
-	case p.crossOrigin.Check(r) != nil:
+	addr, now := p.clientAddr(r), p.now()
+	if p.crossOrigin.Check(r) != nil {
 		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refuse(w, http.StatusForbidden, "Logging in from another site is refused.")
-		return
-	case p.failures.blocked(addr, now):
-		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
-		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	tok, ok := p.Tokens.lookup(token)
-	switch {
-	case token == "":
+	if token == "" {
 		p.security(r, "", reasonMissingToken, r.Pattern)
 		p.renderLogin(w, http.StatusUnauthorized, "Enter an admin token.")
 		return
+	}
+	if err := p.admitToken(addr, now); err != nil {
+		if lo := (*errLockedOut)(nil); errors.As(err, &lo) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(lo.retryAfter/time.Second)))
+		}
+		_, msg := statusFor(err)
+		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts: "+msg+".")
+		return
+	}
+	tok, ok := p.Tokens.lookup(token)
+	switch {
 	case !ok:
 		p.failedAttempt(r, addr, now)
 		p.renderLogin(w, http.StatusUnauthorized, "That is not a valid admin token.")
@@ -203,6 +204,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusUnauthorized, "That admin token expired on "+tok.Expires.String()+"; ask for a new one.")
 		return
 	}
+	p.lockout.succeeded(addr, now)
 	actor := tok.Name
 	ctx, cancel := timeout(r)
 	defer cancel()
@@ -250,7 +252,7 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		p.log.Info("status page logout", "actor", s.actor, "addr", clientAddr(r))
+		p.log.Info("status page logout", "actor", s.actor, "addr", p.clientAddr(r))
 	}
 	clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -276,16 +278,9 @@ func (p *statusPage) form(apply func(r *http.Request, actor string) (string, err
 	})
 }
 
-// formSession checks a form post of the status page: no lockout, not
-// cross-site, a session, its form token, and a role that may post the
+// formSession checks a form post of the status page: not cross-site, a session, its form token, and a role that may post the
 // form. A refusal is answered (and audited) here, and ok is false.
 func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (session, bool) {
-	addr, now := clientAddr(r), p.now()
-	if p.failures.blocked(addr, now) {
-		p.denied.WithLabelValues(string(reasonLockedOut)).Inc()
-		p.refuse(w, http.StatusTooManyRequests, "Too many failed attempts from "+addr+"; wait a minute and try again.")
-		return session{}, false
-	}
 	if p.crossOrigin.Check(r) != nil {
 		p.security(r, "", reasonCrossOrigin, r.Pattern)
 		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))

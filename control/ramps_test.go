@@ -3,12 +3,15 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config"
 	"strangler/domain"
@@ -165,6 +168,11 @@ func TestARampWaitsWhileAGateRefuses(t *testing.T) {
 	if w, _ := ramp["waiting"].(string); ramp["state"] != "running" || !strings.Contains(w, "fallback rate 3% is above the gate's 1%") || ramp["waiting_since"] == nil {
 		t.Errorf("the waiting ramp shows %v, want it running and waiting on the fallback rate, with its number", ramp)
 	}
+	p.clock.Advance(time.Minute)
+	if got := p.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="waiting"}`] != 1 ||
+		got[`strangler_ramp_waiting_seconds{route="get-patient"}`] != 60 || len(got) != 5 {
+		t.Errorf("the ramp's gauges while it waits: %v, want state waiting, 60 s waited", got)
+	}
 	// Each look at the gates flushes this replica's counts to the store:
 	// a waiting ramp looks every 10 seconds, not at every round.
 	looks, flush := 0, p.reports.Flush
@@ -199,6 +207,61 @@ func TestARampWaitsWhileAGateRefuses(t *testing.T) {
 	}
 	if ramp := p.ramp(t, "get-patient"); ramp["waiting"] != nil || ramp["taken"] != 2.0 {
 		t.Errorf("after the wait the ramp shows %v, want step 2 taken and no wait", ramp)
+	}
+}
+
+// rolloutGauges scrapes the rollouts' collector: each sample's name and
+// labels, as the exposition format writes them, to its value.
+func (p *plane) rolloutGauges(t *testing.T) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.rollouts.Collector())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			name := f.GetName()
+			if len(labels) > 0 {
+				name += "{" + strings.Join(labels, ",") + "}"
+			}
+			out[name] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+func TestRampAndChangeRequestGauges(t *testing.T) {
+	p := newApprovalsPlane(t)
+	ctx := context.Background()
+	if got := p.rolloutGauges(t); len(got) != 4 || got["strangler_change_requests_pending"] != 0 || got["strangler_change_request_oldest_pending_seconds"] != 0 ||
+		got[`strangler_ramp_waiting_seconds{route="create-patient"}`] != 0 {
+		t.Errorf("without ramps or requests: %v, want no ramp state, each route's wait at 0 and 0 pending", got)
+	}
+	p.pendingChange(t, "alice")
+	p.clock.Advance(90 * time.Minute)
+	if got := p.rolloutGauges(t); got["strangler_change_requests_pending"] != 1 || got["strangler_change_request_oldest_pending_seconds"] != 5400 {
+		t.Errorf("one request 90 minutes old: %v", got)
+	}
+	p2 := newPlane(t)
+	p2.atZero(t)
+	p2.startRamp(t, "get-patient", `{"steps": [1, 5, 25], "every": "30m"}`)
+	p2.rollouts.Check(ctx)
+	if got := p2.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="running"}`] != 1 || got[`strangler_ramp_waiting_seconds{route="get-patient"}`] != 0 {
+		t.Errorf("a running ramp: %v", got)
+	}
+	resp, body := p2.patch(t, "get-patient", bobToken, `{"ramp": {"action": "pause"}, "reason": "hold on"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("pausing: %d %v", resp.StatusCode, body)
+	}
+	if got := p2.rolloutGauges(t); got[`strangler_ramp_state{route="get-patient",state="paused"}`] != 1 || len(got) != 5 {
+		t.Errorf("a paused ramp: %v, want its one state paused", got)
 	}
 }
 

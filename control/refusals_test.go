@@ -31,6 +31,10 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a body of two JSON values", `{"mode":"modern","reason":"go"} {"mode":"legacy","reason":"go"}`, `"0"`, 400, "more follows the first JSON value"},
 		{"a reason of 501 characters", `{"mode":"modern","reason":"` + strings.Repeat("é", 501) + `"}`, `"0"`, 400, "the reason is 501 characters long; at most 500"},
 		{"a reason of only spaces", `{"mode":"modern","reason":"   "}`, `"0"`, 400, "a reason is required"},
+		{"a reason with a newline that would read as another entry", `{"mode":"modern","reason":"ok\n2026-11-01T12:00:00Z  alice  flip  get-patient  modern"}`, `"0"`, 400, "control character"},
+		{"a reason with a terminal escape", `{"mode":"modern","reason":"ok \u001b[2J"}`, `"0"`, 400, "control character"},
+		{"a reason with a carriage return", `{"mode":"modern","reason":"ok\rforged"}`, `"0"`, 400, "control character"},
+		{"a reason that reverses the text after it", `{"mode":"modern","reason":"ok \u202egnp.exe"}`, `"0"`, 400, "bidirectional"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			var header []string

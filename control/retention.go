@@ -2,8 +2,13 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"strangler/config"
+	"strangler/domain"
+	"strangler/store"
 )
 
 // countsFloor is the least time hourly counts and client versions are
@@ -21,13 +26,27 @@ const (
 	purgeCheck = time.Minute
 )
 
+// leftoverGrace is how long the learned schemas and mismatch samples of
+// a route no longer in the configuration must have gone without any
+// replica adding to them before they are deleted: a replica still
+// serving the older configuration, during a rolling change, keeps them
+// alive.
+const leftoverGrace = time.Hour
+
 // CountsPurger deletes the hourly counts (per-client versions included)
 // that no report, gate or retirement verdict can ask for any more, so the
-// store keeps traffic history only as long as the migration needs it.
+// store keeps traffic history only as long as the migration needs it;
+// and what routes no longer in the configuration left behind: learned
+// response schemas and mismatch samples.
 type CountsPurger struct {
 	Flags *Flags
 	Store interface {
 		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
+	}
+	// Leftovers deletes the schemas and samples of removed routes; nil
+	// keeps them.
+	Leftovers interface {
+		PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(store.Leftovers) domain.AuditEntry) ([]store.Leftovers, error)
 	}
 	// Lead says whether this replica holds the lease of the work done
 	// once for all replicas (Rollouts, the ramp driver's): only it
@@ -80,14 +99,31 @@ func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time
 }
 
 // Purge deletes the counts older than the retention of the routes served
-// now.
+// now, and what routes not served left behind (leftoverGrace after the
+// last replica added to it), each route's audited.
 func (p *CountsPurger) Purge(ctx context.Context) error {
-	n, err := p.Store.PurgeCounts(ctx, p.Now().Add(-CountsRetention(p.Flags.All())))
+	now := p.Now()
+	routes := p.Flags.All()
+	n, err := p.Store.PurgeCounts(ctx, now.Add(-CountsRetention(routes)))
 	if err != nil {
 		return err
 	}
 	if n > 0 {
 		p.Log.Info("purged hourly counts past their retention", "rows", n)
 	}
-	return nil
+	if p.Leftovers == nil {
+		return nil
+	}
+	keep := make([]string, len(routes))
+	for i, rf := range routes {
+		keep[i] = rf.Route.Name
+	}
+	purged, err := p.Leftovers.PurgeRemovedRoutes(ctx, keep, now.Add(-leftoverGrace), func(l store.Leftovers) domain.AuditEntry {
+		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "route_data_purged", Route: l.Route,
+			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas and %d shadow mismatch samples were deleted", l.Schemas, l.Samples)}
+	})
+	for _, l := range purged {
+		p.Log.Info("deleted what a route no longer in the configuration left behind", "route", l.Route, "schemas", l.Schemas, "samples", l.Samples)
+	}
+	return err
 }

@@ -2,12 +2,14 @@ package control
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"strangler/config"
 	"strangler/domain"
 	"strangler/internal/testdb"
+	"strangler/store"
 )
 
 // TestOldCountsArePurgedAndTheRetirementWindowKept checks that counts
@@ -151,5 +153,64 @@ func TestOnlyTheLeadingReplicaPurgesCounts(t *testing.T) {
 	pb.purgeIfDue(ctx, lastB)
 	if left(third) != 0 {
 		t.Fatal("b did not purge once it took the lease over")
+	}
+}
+
+// TestWhatRemovedRoutesLeftIsPurged: the learned schemas and mismatch
+// samples of a route no longer in the configuration are deleted,
+// audited, once no replica has added to them for leftoverGrace; those of
+// the routes served stay.
+func TestWhatRemovedRoutesLeftIsPurged(t *testing.T) {
+	h := newPlaneWith(t, planeOptions{})
+	ctx := context.Background()
+	for _, route := range []string{"get-patient", "old-route"} {
+		for _, status := range []int{200, 404} {
+			if err := h.store.MergeSchema(ctx, route, "GET", status, func([]byte) ([]byte, error) { return []byte(`{}`), nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := h.store.AddSample(ctx, route, time.Now(), []byte(`{"diffs":[]}`), 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store stamps schemas with the wall clock.
+	var now time.Time
+	p := &CountsPurger{Flags: h.flags, Store: h.store, Leftovers: h.store, Log: h.log, Now: func() time.Time { return now }}
+	left := func(route string) (int, int) {
+		t.Helper()
+		docs, err := h.store.LoadSchemas(ctx, route)
+		if err != nil {
+			t.Fatal(err)
+		}
+		samples, err := h.store.Samples(ctx, route, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(docs), len(samples)
+	}
+	now = time.Now().Add(leftoverGrace - time.Minute)
+	if err := p.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if schemas, samples := left("old-route"); schemas != 2 || samples != 1 {
+		t.Fatalf("the removed route's schemas or samples were deleted within %s of the last write", leftoverGrace)
+	}
+	now = time.Now().Add(leftoverGrace + time.Minute)
+	if err := p.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if schemas, samples := left("old-route"); schemas != 0 || samples != 0 {
+		t.Errorf("%d schemas and %d samples of the removed route left, want none", schemas, samples)
+	}
+	if schemas, samples := left("get-patient"); schemas != 2 || samples != 1 {
+		t.Errorf("%d schemas and %d samples of a route served left, want 2 and 1", schemas, samples)
+	}
+	entries, err := h.store.AuditLog(ctx, store.AuditFilter{Route: "old-route"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Actor != config.ConfigActor || entries[0].Action != "route_data_purged" ||
+		!strings.Contains(entries[0].Detail, "2 learned response schemas and 1 shadow mismatch samples") {
+		t.Errorf("audit of the purge: %+v, want one route_data_purged entry by config naming 2 schemas and 1 sample", entries)
 	}
 }

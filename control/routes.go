@@ -20,9 +20,12 @@ type AdminDeps struct {
 	Readiness  *Readiness
 	Flags      *Flags
 	Tokens     *Tokens
-	Reports    *Reports
-	Audit      AuditReader
-	Repairs    RepairStore
+	// Proxies are the trusted proxies in front of the admin listener;
+	// nil trusts none.
+	Proxies *Proxies
+	Reports *Reports
+	Audit   AuditReader
+	Repairs RepairStore
 	// Sessions keeps the status page's logins.
 	Sessions SessionStore
 	// Rollouts are the scheduled ramps and change requests; nil leaves
@@ -54,7 +57,8 @@ func newAdmin(d AdminDeps) *admin {
 	a := &admin{
 		AdminDeps: d, mux: http.NewServeMux(), perms: permissions(),
 		crossOrigin: http.NewCrossOriginProtection(), denied: newDeniedCounter(d.Registerer),
-		log: d.Log, now: d.Now,
+		lockouts: newLockoutCounter(d.Registerer),
+		log:      d.Log, now: d.Now,
 	}
 
 	// Open to orchestrators and Prometheus.

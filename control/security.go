@@ -59,10 +59,28 @@ func newDeniedCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 // (the token's name, or unknown; never the token), from where, what they
 // tried (an endpoint's pattern or an action, never a path with its
 // parameters) and why; and strangler_admin_denied_total{reason}.
-func (a *admin) security(r *http.Request, actor string, reason denyReason, action string) {
+// A lockout's line adds its scope (address or listener).
+func (a *admin) security(r *http.Request, actor string, reason denyReason, action string, more ...any) {
 	if actor == "" {
 		actor = "unknown"
 	}
 	a.denied.WithLabelValues(string(reason)).Inc()
-	a.log.Warn("security", "actor", actor, "remote_addr", clientAddr(r), "action", action, "reason", string(reason))
+	a.log.Warn("security", append([]any{"actor", actor, "remote_addr", a.clientAddr(r), "action", action, "reason", string(reason)}, more...)...)
+}
+
+// lockoutScopes are the labels of strangler_admin_lockouts_total: one
+// address locked out, or the whole listener.
+var lockoutScopes = []string{"address", "listener"}
+
+// newLockoutCounter returns strangler_admin_lockouts_total with each
+// scope at 0, registered on reg unless reg is nil.
+func newLockoutCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := metrics.AdminLockouts.CounterVec()
+	for _, s := range lockoutScopes {
+		c.WithLabelValues(s)
+	}
+	if reg != nil {
+		reg.MustRegister(c)
+	}
+	return c
 }

@@ -13,6 +13,12 @@ import (
 // counterValue is the value of the counter name with the label reason.
 func counterValue(t *testing.T, g prometheus.Gatherer, name, reason string) float64 {
 	t.Helper()
+	return labelled(t, g, name, "reason", reason)
+}
+
+// labelled is the value of the counter name with label set to value.
+func labelled(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
 	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -23,13 +29,13 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name, reason string) floa
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	t.Fatalf("no %s{reason=%q}", name, reason)
+	t.Fatalf("no %s{%s=%q}", name, label, value)
 	return 0
 }
 
@@ -94,7 +100,18 @@ func TestRefusedAdminCallsAreSecurityEvents(t *testing.T) {
 			p.call(t, "GET", "/admin/routes", guess, "")
 		}
 		wantSecurityEvent(t, p.logs, p.reg, before, "unknown", "GET /admin/routes", "locked_out")
-		p.call(t, "GET", "/admin/routes", aliceToken, "")
+		if e := p.logs.matching(t, "security"); e[len(e)-1]["scope"] != "address" {
+			t.Errorf("the lockout's line %v lacks scope address", e[len(e)-1])
+		}
+		if got := labelled(t, p.reg, "strangler_admin_lockouts_total", "scope", "address"); got != 1 {
+			t.Errorf("strangler_admin_lockouts_total{scope=address} = %v, want 1", got)
+		}
+		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("alice's token from the locked address: got %d, want 200", resp.StatusCode)
+		}
+		if resp, _ := p.call(t, "GET", "/admin/routes", guess, ""); resp.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("a guess right after: got %d, want 429", resp.StatusCode)
+		}
 		if got := counterValue(t, p.reg, "strangler_admin_denied_total", "locked_out"); got != before["locked_out"]+2 {
 			t.Errorf("locked_out counted %v times, want %v", got-before["locked_out"], 2)
 		}

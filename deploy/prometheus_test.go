@@ -191,6 +191,7 @@ force_token_key: "`+hex.EncodeToString(forceKey[:])+`"
 		send(t, "GET", base+"/unrouted", "")
 		send(t, "GET", base+"/fb/1", "", force.Header, forced)
 		send(t, "GET", base+"/fb/1", "", force.Header, "forged")
+		send(t, "PROPFIND", base+"/fb/1", "") // refused: 405
 	}
 	for range 10 {
 		send(t, "GET", base+"/gd", "")

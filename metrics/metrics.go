@@ -58,6 +58,11 @@ var (
 		Help:   "Dual writes by route and result: queued, skipped (primary refused), unknown (primary outcome lost), refused (journal down: 503), applied, failed (an attempt; retried), dead.",
 		Labels: []string{"route", "result"},
 	}
+	Refused = Def{
+		Name:   "strangler_refused_total",
+		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key).",
+		Labels: []string{"route", "reason"},
+	}
 	ForcedRequests = Def{
 		Name:   "strangler_forced_requests_total",
 		Help:   "Requests a valid X-Strangler-Force header sent to one backend, past the route's mode and split, by route and backend.",
@@ -104,6 +109,29 @@ var (
 		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query.",
 		Labels: []string{"reason"},
 	}
+	RampState = Def{
+		Name:   "strangler_ramp_state",
+		Help:   "1 for each route with a ramp under way, in the label its state: running, waiting (its due step refused by the gates), paused, held (by the guard). Read from the store: every replica reports the same.",
+		Labels: []string{"route", "state"},
+	}
+	RampWaiting = Def{
+		Name:   "strangler_ramp_waiting_seconds",
+		Help:   "How long each route's ramp has waited for its gates to let its due step through; 0 without a waiting ramp.",
+		Labels: []string{"route"},
+	}
+	ChangesPending = Def{
+		Name: "strangler_change_requests_pending",
+		Help: "Change requests waiting for approval (they expire after 24 hours).",
+	}
+	ChangeOldest = Def{
+		Name: "strangler_change_request_oldest_pending_seconds",
+		Help: "Age of the oldest change request waiting for approval; 0 without one.",
+	}
+	AdminLockouts = Def{
+		Name:   "strangler_admin_lockouts_total",
+		Help:   "Admin token lockouts begun, by scope: address (too many wrong tokens from one address), listener (too many from all addresses together). While one lasts, tokens are compared at a rationed rate; a valid token is still admitted.",
+		Labels: []string{"scope"},
+	}
 	ConfigReloadSuccessful = Def{
 		Name: "strangler_config_last_reload_successful",
 		Help: "1 if the last configuration reload succeeded, 0 if it was refused.",
@@ -136,10 +164,15 @@ var (
 // test in cmd/strangler fails when the facade or the backfill registers a
 // metric missing here, or none registers one listed.
 var All = []Def{
-	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift,
+	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
-	GuardRollbacks, AdminDenied, ConfigReloadSuccessful, ConfigReloadTimestamp,
+	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,
+}
+
+// Desc describes d for a collector that reads its values at each scrape.
+func (d Def) Desc() *prometheus.Desc {
+	return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
 }
 
 // CounterVec returns a new counter with d's labels.

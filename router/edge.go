@@ -85,7 +85,7 @@ func (t *Table) admitBody(x *exchange, w http.ResponseWriter, req *http.Request)
 // with the status statusFor gives err, and logs it once: never its path,
 // which may name a patient.
 func (t *Table) refuse(x *exchange, req *http.Request, err error) {
-	status, _ := statusFor(req, err)
+	status := statusFor(req, err).status
 	method := req.Method
 	if len(method) > maxLoggedMethod {
 		method = method[:maxLoggedMethod] + "…"

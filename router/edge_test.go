@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config/configfile"
+	"strangler/metrics"
 	"strangler/store"
 )
 
@@ -414,6 +416,28 @@ func TestMethods(t *testing.T) {
 				t.Errorf("not counted under route %s, backend %s", c.route, backend)
 			}
 		})
+	}
+	// The refusals above count by why: four methods, one request-target.
+	for reason, want := range map[refusal]float64{refusedMethod: 4, refusedRequest: 1} {
+		if got := f.metric(t, "strangler_refused_total", map[string]string{"route": "default", "reason": string(reason)}); got != want {
+			t.Errorf("strangler_refused_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// TestRefusalReasonsAreAClosedSet: each refusal is a fixed word of a
+// known set, never anything a client sent, and the metric's help names
+// every one.
+func TestRefusalReasonsAreAClosedSet(t *testing.T) {
+	seen := map[refusal]bool{}
+	for _, r := range refusals() {
+		if seen[r] || !regexp.MustCompile(`^[a-z_]+$`).MatchString(string(r)) {
+			t.Errorf("refusal %q twice or not a plain word", r)
+		}
+		seen[r] = true
+		if !strings.Contains(metrics.Refused.Help, string(r)) {
+			t.Errorf("the help of %s does not name %q", metrics.Refused.Name, r)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil {
 		legacyStatus = resp.StatusCode
 	} else {
-		legacyStatus, _ = statusFor(req, err)
+		legacyStatus = statusFor(req, err).status
 	}
 	reason = classifyFallback(reason, legacyStatus)
 	switch reason {
@@ -111,7 +111,7 @@ func classifyFallback(reason string, legacyStatus int) string {
 // have applied would run it twice.
 func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Response, err error, sent *countingBody) (string, int) {
 	if err != nil {
-		status, _ := statusFor(req, err)
+		status := statusFor(req, err).status
 		failure := upstream.Classify(req.Context(), err)
 		if failure.Canceled {
 			return "", status

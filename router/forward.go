@@ -69,42 +69,83 @@ var errTrailerNotReplayed = errors.New("request trailer fields on a route that r
 // statusClientClosed is nginx's convention for "the client went away".
 const statusClientClosed = 499
 
+// refusal is why the facade answered a request alone, as
+// strangler_refused_total says it: a closed set, never anything the
+// client sent.
+type refusal string
+
+// The refusals.
+const (
+	refusedMethod         refusal = "method"           // 405: a method the facade does not pass
+	refusedRequest        refusal = "bad_request"      // 400: a path, header or framing the edge refuses
+	refusedBodyIncomplete refusal = "body_incomplete"  // 400: a body that ended early or broke
+	refusedBodyTimeout    refusal = "body_timeout"     // 408
+	refusedBodyTooLarge   refusal = "body_too_large"   // 413: over max_body
+	refusedReplayTooLarge refusal = "replay_too_large" // 413: over max_replay_body
+	refusedTrailer        refusal = "trailer"          // 400: trailer fields on a route that replays the body
+	refusedJournal        refusal = "journal_down"     // 503: the dual-write journal is unavailable
+	refusedKeyInFlight    refusal = "key_in_flight"    // 409: an Idempotency-Key whose first request is in progress
+	refusedKeyMoved       refusal = "key_moved"        // 409: an Idempotency-Key whose write went to the previous primary
+	refusedKeyReused      refusal = "key_reused"       // 422: an Idempotency-Key sent with another request
+	refusedKeyInvalid     refusal = "key_invalid"      // 400: an Idempotency-Key that cannot name a write
+)
+
+// refusals lists every refusal, for the metric's tests and README.
+func refusals() []refusal {
+	return []refusal{refusedMethod, refusedRequest, refusedBodyIncomplete, refusedBodyTimeout, refusedBodyTooLarge,
+		refusedReplayTooLarge, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid}
+}
+
+// errorAnswer is what the client gets for a failed exchange: the status,
+// the short message, and the refusal when the facade refused the request
+// itself ("" when a backend failed).
+type errorAnswer struct {
+	status  int
+	msg     string
+	refusal refusal
+}
+
 // statusFor is the one place that maps a failed exchange to the status the
-// client gets and the short message it reads.
-func statusFor(r *http.Request, err error) (int, string) {
-	var refusal *canonical.Refusal
+// client gets, the short message it reads and the refusal it counts as.
+func statusFor(r *http.Request, err error) errorAnswer {
+	var ref *canonical.Refusal
 	switch {
-	case errors.As(err, &refusal):
-		return refusal.Status, refusal.Msg
+	case errors.As(err, &ref):
+		if ref.Status == http.StatusMethodNotAllowed {
+			return errorAnswer{ref.Status, ref.Msg, refusedMethod}
+		}
+		return errorAnswer{ref.Status, ref.Msg, refusedRequest}
 	case errors.Is(err, errBodyIncomplete):
-		return http.StatusBadRequest, "the request body could not be read whole (broken chunked encoding, or the connection ended early)"
+		return errorAnswer{http.StatusBadRequest, "the request body could not be read whole (broken chunked encoding, or the connection ended early)", refusedBodyIncomplete}
 	case errors.Is(err, errBodyTimeout):
-		return http.StatusRequestTimeout, "no byte of the request body arrived for body_timeout"
+		return errorAnswer{http.StatusRequestTimeout, "no byte of the request body arrived for body_timeout", refusedBodyTimeout}
 	case errors.Is(err, errBodyOverMax):
-		return http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body"
+		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body", refusedBodyTooLarge}
 	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
+		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body", refusedReplayTooLarge}
 	case errors.Is(err, errTrailerNotReplayed):
-		return http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields"
+		return errorAnswer{http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields", refusedTrailer}
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
-		return http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later"
-	case errors.Is(err, errKeyInFlight), errors.Is(err, errKeyMoved):
-		return http.StatusConflict, err.Error()
+		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal}
+	case errors.Is(err, errKeyInFlight):
+		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight}
+	case errors.Is(err, errKeyMoved):
+		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyMoved}
 	case errors.Is(err, errKeyReused):
-		return http.StatusUnprocessableEntity, err.Error()
+		return errorAnswer{http.StatusUnprocessableEntity, err.Error(), refusedKeyReused}
 	}
 	if ke := keyError(""); errors.As(err, &ke) {
-		return http.StatusBadRequest, ke.Error()
+		return errorAnswer{http.StatusBadRequest, ke.Error(), refusedKeyInvalid}
 	}
 	f := upstream.Classify(r.Context(), err)
 	switch {
 	case f.Canceled:
-		return statusClientClosed, "client closed request"
+		return errorAnswer{status: statusClientClosed, msg: "client closed request"}
 	case f.Timeout:
-		return http.StatusGatewayTimeout, "backend did not answer in time"
+		return errorAnswer{status: http.StatusGatewayTimeout, msg: "backend did not answer in time"}
 	}
-	return http.StatusBadGateway, "backend unavailable"
+	return errorAnswer{status: http.StatusBadGateway, msg: "backend unavailable"}
 }
 
 // proxyError answers a request whose backend exchange failed: as the
@@ -118,7 +159,7 @@ func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		t.refuse(x, r, bodyErr)
 		return
 	}
-	status, _ := statusFor(r, err)
+	status := statusFor(r, err).status
 	if status == statusClientClosed {
 		clientLeft(x)
 	}
@@ -134,15 +175,18 @@ func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeError answers with the status and message statusFor gives err.
 func (t *Table) writeError(w http.ResponseWriter, r *http.Request, x *exchange, err error) {
-	status, msg := statusFor(r, err)
+	a := statusFor(r, err)
+	if a.refusal != "" {
+		t.metrics.refused(x.route.name, a.refusal)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	if x.route.debugHeaders && x.served != nil {
 		h.Set("X-Strangler-Backend", x.served.Name)
 	}
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(errorBody{Error: msg, RequestID: x.id})
+	w.WriteHeader(a.status)
+	json.NewEncoder(w).Encode(errorBody{Error: a.msg, RequestID: x.id})
 }
 
 // errorBody is the JSON body of every error the facade itself answers.

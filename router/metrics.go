@@ -24,6 +24,7 @@ type Metrics struct {
 	forced          *prometheus.CounterVec
 	forceIgnored    *prometheus.CounterVec
 	schemaDrift     *prometheus.CounterVec
+	refusals        *prometheus.CounterVec
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -39,9 +40,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		forced:          metrics.ForcedRequests.CounterVec(),
 		forceIgnored:    metrics.ForceIgnored.CounterVec(),
 		schemaDrift:     metrics.SchemaDrift.CounterVec(),
+		refusals:        metrics.Refused.CounterVec(),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift, m.refusals)
 	return m
+}
+
+// refused counts a request the facade answered alone, by why.
+func (m *Metrics) refused(route string, why refusal) {
+	m.refusals.WithLabelValues(route, string(why)).Inc()
 }
 
 func (m *Metrics) shadowResult(route, result string) {

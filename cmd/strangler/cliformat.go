@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"strangler/control"
 	"strangler/domain"
@@ -60,10 +59,10 @@ func newTable(w io.Writer) *tabwriter.Writer {
 // operators; found by the red team), and at most limit runes (none for 0).
 func cell(s string, limit int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if strings.IndexFunc(s, actsOnTerminal) >= 0 {
+	if strings.IndexFunc(s, human.ActsOnTerminal) >= 0 {
 		var b strings.Builder
 		for _, r := range s {
-			if actsOnTerminal(r) {
+			if human.ActsOnTerminal(r) {
 				fmt.Fprintf(&b, "\\u%04x", r)
 			} else {
 				b.WriteRune(r)
@@ -78,14 +77,6 @@ func cell(s string, limit int) string {
 		return string(r[:limit-1]) + "…"
 	}
 	return s
-}
-
-// actsOnTerminal reports a control character (C0, DEL, C1: ESC starts
-// the sequences that retitle, clear or reprogram a terminal, U+009B is
-// ESC [) or a bidirectional formatting character (U+202E shows the text
-// after it reversed).
-func actsOnTerminal(r rune) bool {
-	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
 }
 
 // fmtPercent writes a route's share to modern, "-" for modes without one.

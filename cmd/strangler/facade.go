@@ -39,6 +39,7 @@ type facade struct {
 	reports  *control.Reports
 	flags    *control.Flags
 	tokens   *control.Tokens
+	proxies  *control.Proxies
 	guard    *control.Guard
 	rollouts *control.Rollouts
 	ready    *control.Readiness
@@ -94,8 +95,11 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.reg.MustRegister(metrics.StoreUp.GaugeFunc(f.storeUp))
 	f.tokens = &control.Tokens{}
 	f.tokens.Set(cfg.Admin.AdminTokens())
+	f.proxies = &control.Proxies{}
+	f.proxies.Set(cfg.Admin.TrustedProxies)
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
 	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
+	f.reg.MustRegister(f.rollouts.Collector())
 	if rl := f.reloader; rl != nil {
 		rl.current = &f.current
 		rl.apply = f.applyFile
@@ -120,6 +124,7 @@ func (f *facade) applyFile(c *config.Config) error {
 		return err
 	}
 	f.tokens.Set(c.Admin.AdminTokens())
+	f.proxies.Set(c.Admin.TrustedProxies)
 	f.worker.SetSettings(c.Repairs)
 	return nil
 }
@@ -198,7 +203,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	s.admin = &http.Server{
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
-			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Reports: f.reports,
+			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Reports: f.reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
 			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
@@ -231,7 +236,7 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 		// succeed has been recorded and handed to it.
 		background(f.journal.Run),
 		background(f.worker.Run),
-		background((&control.CountsPurger{Flags: f.flags, Store: f.st, Lead: f.rollouts, Log: f.log, Now: time.Now}).Run),
+		background((&control.CountsPurger{Flags: f.flags, Store: f.st, Leftovers: f.st, Lead: f.rollouts, Log: f.log, Now: time.Now}).Run),
 		background(func(ctx context.Context) error {
 			return stats.RunFlushes(ctx, stats.FlushInterval, f.log, f.counters.Flusher(f.st),
 				stats.Flusher{What: "learned schemas", Flush: func(ctx context.Context) error { return f.schemas.Flush(ctx, f.st) }})

@@ -81,6 +81,13 @@ func TestIdempotencyKeyMakesRetriesOneWrite(t *testing.T) {
 		if code != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, body), "sent with another request") {
 			t.Errorf("the key with another body: got %d %s, want 422", code, body)
 		}
+		// The refusals count by reason, not only as backend="none".
+		for reason, want := range map[string]string{"key_in_flight": "2", "key_reused": "1"} {
+			sample := `strangler_refused_total{reason="` + reason + `",route="create-item"}`
+			if got := metricValue(t, r.admin, sample); got != want {
+				t.Errorf("%s = %q, want %s", sample, got, want)
+			}
+		}
 		close(release)
 		wg.Wait()
 		first := <-results
@@ -125,6 +132,9 @@ func TestIdempotencyKeyMakesRetriesOneWrite(t *testing.T) {
 			code, body := post(`{"name":"Lin"}`, strings.Repeat("k", 256))
 			if code != http.StatusBadRequest || errorOf(t, body) != "the Idempotency-Key is longer than 255 characters" {
 				t.Errorf("got %d %s, want 400 saying the key is too long", code, body)
+			}
+			if got := metricValue(t, r.admin, `strangler_refused_total{reason="key_invalid",route="create-item"}`); got != "1" {
+				t.Errorf(`strangler_refused_total{reason="key_invalid"} = %q, want 1`, got)
 			}
 			if after, _ := legacy.counts(); sumCounts(after) != sumCounts(before) {
 				t.Errorf("the primary received %d writes, want none", sumCounts(after)-sumCounts(before))

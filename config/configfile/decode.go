@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"slices"
 	"strangler/config"
 	"strconv"
 	"strings"
@@ -24,7 +25,15 @@ type decoder struct {
 	// failed holds the paths that could not be decoded, so validation does
 	// not pile a second, misleading error on them.
 	failed map[string]bool
+	// expanded are the values placeholders gave, each with the text it
+	// was written as, so that messages show ${VAR}, never what it held
+	// (hide).
+	expanded []expansion
 }
+
+// expansion is a scalar whose placeholders were expanded: what it held
+// after, and how the file wrote it.
+type expansion struct{ value, written string }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
@@ -88,6 +97,9 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 	if err != nil {
 		d.errorf(n, path, "%v", err)
 		return "", false
+	}
+	if s != n.Value && s != "" {
+		d.expanded = append(d.expanded, expansion{value: s, written: n.Value})
 	}
 	return s, true
 }
@@ -324,4 +336,36 @@ func kindName(n *yaml.Node) string {
 		return fmt.Sprintf("%q", n.Value)
 	}
 	return "nothing"
+}
+
+// minHidden is the shortest expanded value hide replaces where a message
+// has it unquoted: shorter ones (true, 2s, 8080) would garble the words
+// around them, and a secret that short guards nothing anyway. Quoted, as
+// messages quote values, every value is replaced.
+const minHidden = 6
+
+// hide replaces in each message what a placeholder expanded to with the
+// placeholder as the file wrote it: a message saying an environment
+// variable or a mounted file holds no valid duration, address or name
+// must not print the value, which may be a secret put in the wrong
+// place (and ends up in the reload log, or a CI log).
+func (d *decoder) hide(errs config.Errors) config.Errors {
+	if len(d.expanded) == 0 || len(errs) == 0 {
+		return errs
+	}
+	// Longest first, so a value inside another is not replaced in it.
+	exp := slices.Clone(d.expanded)
+	slices.SortFunc(exp, func(a, b expansion) int { return len(b.value) - len(a.value) })
+	out := make(config.Errors, len(errs))
+	for i, e := range errs {
+		for _, x := range exp {
+			e.Msg = strings.ReplaceAll(e.Msg, strconv.Quote(x.value), strconv.Quote(x.written))
+			if q := strconv.Quote(x.value); len(x.value) >= minHidden {
+				e.Msg = strings.ReplaceAll(e.Msg, q[1:len(q)-1], x.written)
+				e.Msg = strings.ReplaceAll(e.Msg, x.value, x.written)
+			}
+		}
+		out[i] = e
+	}
+	return out
 }

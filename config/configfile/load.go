@@ -59,10 +59,18 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 		return nil, d.errs
 	}
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
-	return config.Complete(cfg, config.Decoded{
+	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
 		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN,
 	})
+	if errs := (config.Errors)(nil); errors.As(cerr, &errs) {
+		return nil, d.hide(errs)
+	}
+	if cerr != nil {
+		return nil, cerr
+	}
+	cfg.Warnings = d.hide(cfg.Warnings)
+	return cfg, nil
 }
 
 // Print renders the effective configuration, defaults included, as YAML

@@ -10,7 +10,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
+
+// ActsOnTerminal reports a control character (C0 with newline and tab,
+// DEL, C1: ESC starts the sequences that retitle, clear or reprogram a
+// terminal, U+009B is ESC [) or a bidirectional formatting character
+// (U+202E shows the text after it reversed): what free text shown to
+// people, on a terminal or a page, may not carry.
+func ActsOnTerminal(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
 
 const day = 24 * time.Hour
 

@@ -1,0 +1,220 @@
+package control
+
+import (
+	"sync"
+	"time"
+)
+
+// lockout limits how fast admin tokens can be guessed, without ever
+// refusing the right token because somebody else guessed wrong from the
+// same address (a NAT, a load balancer in front of the admin listener).
+//
+// The choice it makes: a token is always compared, and a valid one always
+// admitted, so the answer to a request that was checked says whether its
+// token is right, locked out or not. A lockout therefore does not refuse
+// the checked requests of a locked address; it rations the checks. While
+// an address is locked out (maxFailures wrong tokens within
+// failureWindow), its tokens are compared at most once per
+// lockedCheckEvery; while the whole listener is (maxListenerFailures
+// wrong tokens from all addresses together within failureWindow), so are
+// those of every address that has not authenticated within goodFor
+// without failing since. The rationed checks of all addresses together
+// are at most lockedChecksPerSecond. A request over the ration is refused
+// without its token being compared (429), so it tells nothing about the
+// token and counts as no failure. An operator whose address is not locked
+// out is never held up: while the listener is locked out, one whose
+// address authenticated within the last hour is not either.
+//
+// So many addresses guess no faster than maxListenerFailures a minute
+// plus lockedChecksPerSecond, however many they are; one address, after
+// its first maxFailures, one guess per lockedCheckEvery. The price: an
+// operator sharing a locked address with a guesser competes with the
+// guesser for its ration.
+type lockout struct {
+	mu sync.Mutex
+	// failures are each address's wrong tokens within failureWindow.
+	failures map[string][]time.Time
+	// all are the wrong tokens of every address within failureWindow,
+	// the newest maxListenerFailures of them.
+	all []time.Time
+	// lastCheck is when a rationed check of an address was last made.
+	lastCheck map[string]time.Time
+	// good is when an address last authenticated.
+	good map[string]time.Time
+	// ration is the bucket of rationed checks for all addresses
+	// together, refilled at lockedChecksPerSecond, as of rationAt.
+	ration   float64
+	rationAt time.Time
+	// listenerLocked remembers that the listener's lockout began, so it
+	// is reported once.
+	listenerLocked bool
+}
+
+const (
+	// maxFailures wrong tokens from one address within failureWindow
+	// lock the address out.
+	maxFailures   = 10
+	failureWindow = time.Minute
+	// maxListenerFailures wrong tokens from all addresses together within
+	// failureWindow lock the whole listener out.
+	maxListenerFailures = 100
+	// lockedCheckEvery is how often a locked address has a token
+	// compared.
+	lockedCheckEvery = 2 * time.Second
+	// lockedChecksPerSecond bounds the compared tokens of all locked
+	// addresses together.
+	lockedChecksPerSecond = 5
+	// goodFor is how long an address that authenticated stays clear of
+	// the listener's lockout (not of its own).
+	goodFor = time.Hour
+	// maxAddresses bounds each map: past it, addresses with nothing
+	// recent are forgotten.
+	maxAddresses = 10000
+)
+
+// admission is what the lockout decides about a token presented from an
+// address: compare it, or refuse it unchecked.
+type admission struct {
+	// check: compare the token.
+	check bool
+	// retryAfter is when a refused request may come back.
+	retryAfter time.Duration
+	// listener: the refusal is the listener's lockout, not the address's.
+	listener bool
+}
+
+// admit decides whether a token presented from addr is compared now.
+func (l *lockout) admit(addr string, now time.Time) admission {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	addrLocked := len(l.recent(addr, now)) >= maxFailures
+	listenerLocked := l.listenerCount(now) >= maxListenerFailures
+	if !addrLocked && !(listenerLocked && !l.trusted(addr, now)) {
+		return admission{check: true}
+	}
+	if last, ok := l.lastCheck[addr]; ok && now.Sub(last) < lockedCheckEvery {
+		return admission{retryAfter: lockedCheckEvery - now.Sub(last), listener: !addrLocked}
+	}
+	l.refill(now)
+	if l.ration < 1 {
+		return admission{retryAfter: time.Second, listener: !addrLocked}
+	}
+	l.ration--
+	if l.lastCheck == nil {
+		l.lastCheck = map[string]time.Time{}
+	}
+	l.lastCheck[addr] = now
+	l.forget(now)
+	return admission{check: true}
+}
+
+// failed records a wrong token from addr; it reports whether this one
+// locked addr out, and whether it locked the listener out.
+func (l *lockout) failed(addr string, now time.Time) (addrLocked, listenerLocked bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failures == nil {
+		l.failures = map[string][]time.Time{}
+	}
+	l.failures[addr] = append(l.recent(addr, now), now)
+	addrLocked = len(l.failures[addr]) == maxFailures
+	l.listenerCount(now)
+	l.all = append(l.all, now)
+	if len(l.all) > maxListenerFailures {
+		l.all = l.all[len(l.all)-maxListenerFailures:]
+	}
+	if len(l.all) >= maxListenerFailures && !l.listenerLocked {
+		l.listenerLocked, listenerLocked = true, true
+	}
+	l.forget(now)
+	return addrLocked, listenerLocked
+}
+
+// succeeded records that addr presented a valid token.
+func (l *lockout) succeeded(addr string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.good == nil {
+		l.good = map[string]time.Time{}
+	}
+	l.good[addr] = now
+	l.forget(now)
+}
+
+// trusted: addr authenticated within goodFor and has not failed since.
+func (l *lockout) trusted(addr string, now time.Time) bool {
+	at, ok := l.good[addr]
+	if !ok || now.Sub(at) > goodFor {
+		return false
+	}
+	for _, f := range l.failures[addr] {
+		if !f.Before(at) {
+			return false
+		}
+	}
+	return true
+}
+
+// listenerCount drops the listener's failures older than the window and
+// counts the rest; below maxListenerFailures the lockout has ended.
+func (l *lockout) listenerCount(now time.Time) int {
+	i := 0
+	for i < len(l.all) && now.Sub(l.all[i]) > failureWindow {
+		i++
+	}
+	l.all = l.all[i:]
+	if len(l.all) < maxListenerFailures {
+		l.listenerLocked = false
+	}
+	return len(l.all)
+}
+
+// refill tops up the ration of checks for the time since the last one.
+func (l *lockout) refill(now time.Time) {
+	if l.rationAt.IsZero() {
+		l.ration = lockedChecksPerSecond
+	} else if d := now.Sub(l.rationAt); d > 0 {
+		l.ration = min(lockedChecksPerSecond, l.ration+d.Seconds()*lockedChecksPerSecond)
+	}
+	l.rationAt = now
+}
+
+// recent drops addr's failures older than the window and returns the rest.
+func (l *lockout) recent(addr string, now time.Time) []time.Time {
+	list := l.failures[addr]
+	i := 0
+	for i < len(list) && now.Sub(list[i]) > failureWindow {
+		i++
+	}
+	list = list[i:]
+	if len(list) == 0 {
+		delete(l.failures, addr)
+	} else {
+		l.failures[addr] = list
+	}
+	return list
+}
+
+// forget drops addresses with nothing recent once a map grows past
+// maxAddresses, so that many addresses cannot grow it without bound.
+func (l *lockout) forget(now time.Time) {
+	if len(l.failures) > maxAddresses {
+		for a := range l.failures {
+			l.recent(a, now)
+		}
+	}
+	if len(l.lastCheck) > maxAddresses {
+		for a, at := range l.lastCheck {
+			if now.Sub(at) >= lockedCheckEvery {
+				delete(l.lastCheck, a)
+			}
+		}
+	}
+	if len(l.good) > maxAddresses {
+		for a, at := range l.good {
+			if now.Sub(at) > goodFor {
+				delete(l.good, a)
+			}
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package control
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"strangler/config"
+)
+
+// fromAddress is a client whose connections come from the loopback
+// address ip (any of 127.0.0.0/8), as if from another machine.
+func fromAddress(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+func (p *plane) callFrom(t *testing.T, c *http.Client, token string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", p.URL+"/admin/routes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestManyAddressesCannotGuessFreely: wrong tokens from many addresses,
+// none of them over its own limit, lock the whole listener out: from
+// then on tokens from addresses that have not authenticated are compared
+// at a rationed rate, however many addresses there are, while an
+// operator whose address authenticated before keeps working.
+func TestManyAddressesCannotGuessFreely(t *testing.T) {
+	p := newPlane(t)
+	operator := fromAddress("127.0.0.2")
+	if got := p.callFrom(t, operator, bobToken); got != http.StatusOK {
+		t.Fatalf("bob before any guess: got %d, want 200", got)
+	}
+	const addresses = 40
+	clients := make([]*http.Client, addresses)
+	for i := range clients {
+		clients[i] = fromAddress(fmt.Sprintf("127.0.1.%d", i+1))
+	}
+	compared := 0
+	for round := range 2 * maxFailures {
+		for i, c := range clients {
+			switch got := p.callFrom(t, c, fmt.Sprintf("guess-%04d-%04d-xxxxxxxx", round, i)); got {
+			case http.StatusUnauthorized:
+				compared++
+			case http.StatusTooManyRequests:
+			default:
+				t.Fatalf("a guess got %d", got)
+			}
+		}
+	}
+	// 800 guesses in no time: the listener's limit, then the ration's
+	// burst.
+	if compared > maxListenerFailures+lockedChecksPerSecond {
+		t.Errorf("%d of %d guesses were compared, want at most %d", compared, 2*maxFailures*addresses, maxListenerFailures+lockedChecksPerSecond)
+	}
+	if got := labelled(t, p.reg, "strangler_admin_lockouts_total", "scope", "listener"); got != 1 {
+		t.Errorf("strangler_admin_lockouts_total{scope=listener} = %v, want 1", got)
+	}
+	if got := p.callFrom(t, operator, bobToken); got != http.StatusOK {
+		t.Errorf("bob, whose address authenticated before, during the lockout: got %d, want 200", got)
+	}
+	if got := p.callFrom(t, fromAddress("127.0.0.3"), aliceToken); got != http.StatusTooManyRequests {
+		t.Errorf("alice from a new address while the ration is spent: got %d, want 429", got)
+	}
+	p.clock.Advance(time.Second)
+	if got := p.callFrom(t, fromAddress("127.0.0.3"), aliceToken); got != http.StatusOK {
+		t.Errorf("alice from a new address once the ration refilled: got %d, want 200", got)
+	}
+	p.clock.Advance(failureWindow + time.Second)
+	if got := p.callFrom(t, clients[0], "guess-after-the-window-xx"); got != http.StatusUnauthorized {
+		t.Errorf("a guess after the window: got %d, want 401 (the lockout ended)", got)
+	}
+}
+
+// TestLockoutRationsChecksOverTime: once locked, an address gets one
+// compared token per lockedCheckEvery, all locked addresses together
+// lockedChecksPerSecond; the rest are refused unchecked.
+func TestLockoutRationsChecksOverTime(t *testing.T) {
+	var l lockout
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for range maxFailures {
+		if !l.admit("10.0.0.1", now).check {
+			t.Fatal("a guess below the limit was not compared")
+		}
+		l.failed("10.0.0.1", now)
+	}
+	checks := 0
+	for i := range 600 { // ten requests a second for a minute
+		at := now.Add(time.Duration(i) * 100 * time.Millisecond)
+		if a := l.admit("10.0.0.1", at); a.check {
+			checks++
+			l.failed("10.0.0.1", at)
+		} else if a.retryAfter <= 0 || a.listener {
+			t.Fatalf("a refusal %+v without a retry time, or blamed on the listener", a)
+		}
+	}
+	if want := int(time.Minute / lockedCheckEvery); checks != want {
+		t.Errorf("a locked address had %d tokens compared in a minute, want %d", checks, want)
+	}
+	if !l.admit("10.0.0.2", now.Add(time.Minute)).check {
+		t.Error("another address, with no failure, was rationed")
+	}
+}
+
+func TestTheClientBehindATrustedProxyIsTheAddressItSaw(t *testing.T) {
+	p := &Proxies{}
+	var lb, lan config.Prefix
+	if err := lb.UnmarshalText([]byte("192.0.2.10")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lan.UnmarshalText([]byte("10.0.0.0/8")); err != nil {
+		t.Fatal(err)
+	}
+	p.Set([]config.Prefix{lb, lan})
+	for _, tc := range []struct {
+		name, peer string
+		xff        []string
+		want       string
+	}{
+		{"a peer that is no proxy, whatever it says", "198.51.100.7:5000", []string{"203.0.113.1"}, "198.51.100.7"},
+		{"the client the load balancer saw", "192.0.2.10:5000", []string{"203.0.113.1"}, "203.0.113.1"},
+		{"past a chain of trusted proxies", "192.0.2.10:5000", []string{"203.0.113.1, 10.1.2.3"}, "203.0.113.1"},
+		{"never what the client wrote before it", "192.0.2.10:5000", []string{"10.9.9.9, 203.0.113.1"}, "203.0.113.1"},
+		{"in several header lines", "192.0.2.10:5000", []string{"6.6.6.6", "203.0.113.1, 10.1.2.3"}, "203.0.113.1"},
+		{"the proxy itself when what it passed on is no address", "192.0.2.10:5000", []string{"203.0.113.1, unknown"}, "192.0.2.10"},
+		{"the proxy itself without the header", "192.0.2.10:5000", nil, "192.0.2.10"},
+		{"every hop trusted: the left-most", "192.0.2.10:5000", []string{"10.0.0.1, 10.0.0.2"}, "10.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{"X-Forwarded-For": tc.xff}}
+			if got := p.client(r); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if got := (*Proxies)(nil).client(&http.Request{RemoteAddr: "192.0.2.10:5000", Header: http.Header{"X-Forwarded-For": {"203.0.113.1"}}}); got != "192.0.2.10" {
+		t.Errorf("without proxies: got %s, want the peer", got)
+	}
+}
+
+// TestBehindALoadBalancerAGuesserLocksOutOnlyItself: with the load
+// balancer in admin.trusted_proxies, a guesser's wrong tokens lock out
+// its own address, as the balancer saw it, and an operator behind the
+// same balancer is not rationed at all.
+func TestBehindALoadBalancerAGuesserLocksOutOnlyItself(t *testing.T) {
+	p := newPlane(t)
+	var lb config.Prefix
+	if err := lb.UnmarshalText([]byte("127.0.0.0/8")); err != nil {
+		t.Fatal(err)
+	}
+	p.proxies.Set([]config.Prefix{lb})
+	guesser, operator := []string{"X-Forwarded-For", "203.0.113.66"}, []string{"X-Forwarded-For", "198.51.100.20"}
+	for range maxFailures + 2 {
+		p.call(t, "GET", "/admin/routes", "guess-0123456789abcdef", "", guesser...)
+	}
+	for i := range 5 {
+		if resp, _ := p.call(t, "GET", "/admin/routes", aliceToken, "", operator...); resp.StatusCode != http.StatusOK {
+			t.Errorf("alice's call %d behind the same balancer: got %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := p.call(t, "GET", "/admin/routes", "guess-0123456789abcdef", "", "X-Forwarded-For", "198.51.100.20, 203.0.113.66"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the guesser claiming alice's address: got %d, want 429", resp.StatusCode)
+	}
+	events := p.logs.matching(t, "security")
+	if e := events[len(events)-1]; e["remote_addr"] != "203.0.113.66" {
+		t.Errorf("the security line names %v, want the guesser's address as the balancer saw it", e["remote_addr"])
+	}
+}

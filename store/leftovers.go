@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"strangler/domain"
+)
+
+// Leftovers is what PurgeRemovedRoutes deleted of one route: how many
+// learned response schemas (method and status pairs) and shadow mismatch
+// samples.
+type Leftovers struct {
+	Route            string
+	Schemas, Samples int
+}
+
+// leftoverTables are the tables that keep data by route name, without
+// an end of their own, with the column saying when a row was last
+// written.
+var leftoverTables = []struct{ table, at string }{
+	{"strangler_schemas", "updated_at"},
+	{"strangler_samples", "at"},
+}
+
+// PurgeRemovedRoutes deletes the learned response schemas and the shadow
+// mismatch samples of every route not in keep that none of them was
+// written for since notSince (a replica still serving an older
+// configuration keeps its routes' alive), each route's deletion audited
+// in the same transaction with the entry audit makes of it. It returns
+// what it deleted, by route.
+func (s *Store) PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(Leftovers) domain.AuditEntry) ([]Leftovers, error) {
+	var purged []Leftovers
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		purged = nil
+		found := map[string]*Leftovers{}
+		recent := map[string]bool{}
+		for i, t := range leftoverTables {
+			rows, err := tx.QueryContext(ctx, `SELECT route, COUNT(*), MAX(`+t.at+`) FROM `+t.table+` GROUP BY route`)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var route string
+				var n int
+				var last time.Time
+				if err := rows.Scan(&route, &n, timeCol{&last}); err != nil {
+					rows.Close()
+					return err
+				}
+				if slices.Contains(keep, route) {
+					continue
+				}
+				if !last.Before(notSince) {
+					recent[route] = true
+				}
+				l := found[route]
+				if l == nil {
+					l = &Leftovers{Route: route}
+					found[route] = l
+				}
+				if i == 0 {
+					l.Schemas = n
+				} else {
+					l.Samples = n
+				}
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+		}
+		for route, l := range found {
+			if !recent[route] {
+				purged = append(purged, *l)
+			}
+		}
+		slices.SortFunc(purged, func(a, b Leftovers) int { return strings.Compare(a.Route, b.Route) })
+		for _, l := range purged {
+			for _, t := range leftoverTables {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE route = $1`, l.Route); err != nil {
+					return err
+				}
+			}
+			if err := s.appendAudit(ctx, tx, audit(l)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: purge removed routes: %w", err)
+	}
+	return purged, nil
+}
