@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ func (c *column) change(v []byte) string {
 			return "drop the time of day"
 		}
 	case "timestamp", "time":
+		if !t.tz && isTextType(c.srcType) && givesZone(v) {
+			// A type without time zone ignores the one its input gives.
+			return "drop the time zone or offset the text gives"
+		}
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
 		}
@@ -92,6 +97,10 @@ func (c *column) change(v []byte) string {
 	case "interval":
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
+		}
+	case "name":
+		if len(v) > 63 {
+			return "cut it to 63 bytes"
 		}
 	case "jsonb":
 		if duplicateKey(v) {
@@ -152,6 +161,16 @@ func dropsTime(v []byte, fields string) bool {
 	// day, month, year: an interval's time of day is gone.
 	return nonZero(h) || nonZero(m) || nonZero(sec)
 }
+
+// zoneGiven matches a time's text that ends in a zone or an offset
+// (10:00:00Z, 10:00+05:30, 10:00:00 America/New_York, 10:00 EST), not
+// in AM or PM.
+var zoneGiven = regexp.MustCompile(`\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d){0,2}|\s[A-Za-z][A-Za-z_/+-]*)\s*$`)
+
+var ampm = regexp.MustCompile(`(?i)\s[ap]\.?m\.?\s*$`)
+
+// givesZone reports whether a time's text ends in a zone or an offset.
+func givesZone(v []byte) bool { return zoneGiven.Match(v) && !ampm.Match(v) }
 
 // roundsFloat reports whether a float of bits bits cannot hold source
 // value v of MySQL type srcType. A FLOAT or DOUBLE is its binary value,
