@@ -420,7 +420,8 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 	for i, part := range t.parts {
 		p.WriteString(part)
 		if i < len(t.pathCols) {
-			p.WriteString(url.PathEscape(string(row.vals[t.pathCols[i]])))
+			c := t.pathCols[i]
+			p.WriteString(url.PathEscape(apiText(t.cols[c].srcType, row.vals[c])))
 		}
 	}
 	body = make(map[string]any, len(t.fields))
@@ -431,15 +432,22 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 			body[f.name] = nil
 		case f.number:
 			body[f.name] = json.Number(v)
-		case f.srcType == "TIMESTAMP" && dateTime(v):
-			// An instant, read in UTC (connectSource): RFC 3339 says
-			// so, where MySQL's text would be a wall time in no zone.
-			body[f.name] = string(v[:10]) + "T" + string(v[11:]) + "Z"
 		default:
-			body[f.name] = string(v)
+			body[f.name] = apiText(f.srcType, v)
 		}
 	}
 	return p.String(), body
+}
+
+// apiText is a value of MySQL type srcType as a string of the request:
+// as MySQL writes it, but a TIMESTAMP, an instant read in UTC
+// (connectSource), in RFC 3339, where MySQL's text would be a wall time
+// in no zone.
+func apiText(srcType string, v []byte) string {
+	if srcType == "TIMESTAMP" && dateTime(v) {
+		return string(v[:10]) + "T" + string(v[11:]) + "Z"
+	}
+	return string(v)
 }
 
 // invalidPath names the first path column whose value cannot be a path
