@@ -49,7 +49,7 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 		for _, r := range b.rows {
 			// A time the target cannot take is in no target row, and
 			// casting it would fail extraWhere.
-			if !c.t.exactKey || !isTemporalType(k.srcType) || validTime(k.srcType, r.key) {
+			if !c.t.exactKey || !k.timeKey() || validTime(k.srcType, r.key) {
 				keys = append(keys, r.key)
 			}
 		}
@@ -69,7 +69,7 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 func (c *comparer) extraWhere() string {
 	k := &c.t.cols[0]
 	match := k.keyText("k.k") + " = " + targetKeyStaged(c.t)
-	if c.t.exactKey && isTemporalType(k.srcType) {
+	if c.t.exactKey && k.timeKey() {
 		// By value: a time's text is not the target's (see exactKey);
 		// loadKeys leaves out the keys the target cannot take.
 		match = "t." + pgIdent(k.name) + " " + c.t.keyEq + " " + k.valueExpr("k.k")

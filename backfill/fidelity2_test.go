@@ -121,6 +121,19 @@ func TestTimeKeysAreCopiedMatchedAndVerifiedByValue(t *testing.T) {
 		})
 	}
 
+	t.Run("a lossy time key is refused before copying", func(t *testing.T) {
+		w := newWorld(t, fixture.Sizes{}, nil)
+		w.mapTable(t, "CREATE TABLE Reading (TakenAt DATETIME(3) NOT NULL PRIMARY KEY, V INT NOT NULL)",
+			"CREATE TABLE readings (taken_at timestamp(0) UNIQUE, v int NOT NULL)",
+			config.BackfillTable{Name: "readings", From: "Reading", Key: "TakenAt", To: "readings", TargetKey: "taken_at",
+				Columns: map[string]config.Column{"taken_at": {From: "TakenAt", Lossy: true}, "v": {From: "V"}}})
+		w.exec(t, "INSERT INTO Reading VALUES ('2024-03-01 10:00:00.300', 1), ('2024-03-01 10:00:00.400', 2)")
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+		if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].columns.taken_at: a key cannot be lossy") {
+			t.Errorf("got %v; want a refusal before copying", err)
+		}
+	})
+
 	t.Run("a zero date key fails its row, and verify goes on", func(t *testing.T) {
 		w := newWorld(t, fixture.Sizes{}, nil)
 		w.mapTable(t, "CREATE TABLE Reading (TakenAt DATETIME NOT NULL PRIMARY KEY, V INT NOT NULL)",

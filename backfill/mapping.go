@@ -215,6 +215,12 @@ func isTextType(mysqlType string) bool {
 	return false
 }
 
+// timeKey reports whether the column, as a key, holds MySQL dates or
+// times going into a date or time type.
+func (c *column) timeKey() bool {
+	return isTemporalType(c.srcType) && (c.typ.base == "timestamp" || c.typ.base == "date" || c.typ.base == "time")
+}
+
 // isTemporalType reports whether MySQL's type is a date or time.
 func isTemporalType(mysqlType string) bool {
 	switch mysqlType {
@@ -240,14 +246,14 @@ func exactKey(kind keyKind, c *column) bool {
 	if !c.identityEq() {
 		return false
 	}
-	if isTemporalType(c.srcType) {
+	if c.timeKey() {
 		// A time's value is its identity in MySQL: two keys are never
 		// one value, and its text is not the target's (10:00:00.500000
 		// is 10:00:00.5, a timestamptz adds its offset). Into a date or
 		// time type that keeps it whole (change refuses rounding and
-		// wall times the zone skips) no two keys meet, so keys are
-		// matched by value. Lossy, two could: then keys are checked.
-		return !c.cfg.Lossy && c.lookup == nil && (c.typ.base == "timestamp" || c.typ.base == "date" || c.typ.base == "time")
+		// wall times the zone skips; plan refuses a lossy one) no two
+		// keys meet, so keys are matched by value.
+		return c.lookup == nil
 	}
 	switch kind {
 	case intKey:

@@ -183,6 +183,10 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			}
 		}
 	}
+	if k := &t.cols[0]; k.timeKey() && k.cfg.Lossy {
+		return nil, fmt.Errorf("%s: a key cannot be lossy: two times rounded or cut to one would be one target key, "+
+			"and the target's text cannot say which a row came from", at("columns."+k.name))
+	}
 	if t.cols[0].foldedUUID() {
 		if err := checkFoldedUnique(ctx, src, t); err != nil {
 			return nil, fmt.Errorf("%s: %w", at("key"), err)
