@@ -47,6 +47,9 @@ func (c *column) refuse(v []byte) string {
 // Values the type cannot parse at all are left to it: it refuses them
 // with its own reason.
 func (c *column) change(v []byte) string {
+	if b := c.typ.base; (b == "date" || b == "timestamp" || b == "time") && isTextType(c.srcType) && relativeTime.Match(v) {
+		return "read it as of the moment it runs (now, today, tomorrow, yesterday)"
+	}
 	switch t := c.typ; t.base {
 	case "date":
 		if timeOfDay(v) {
@@ -166,6 +169,11 @@ func dropsTime(v []byte, fields string) bool {
 // (10:00:00Z, 10:00+05:30, 10:00:00 America/New_York, 10:00 EST), not
 // in AM or PM.
 var zoneGiven = regexp.MustCompile(`\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d){0,2}|\s[A-Za-z][A-Za-z_/+-]*)\s*$`)
+
+// relativeTime matches the words PostgreSQL's date and time input reads
+// as the moment it runs: text 'now' would become the time of the copy,
+// and of each verify.
+var relativeTime = regexp.MustCompile(`(?i)\b(?:now|today|tomorrow|yesterday)\b`)
 
 var ampm = regexp.MustCompile(`(?i)\s[ap]\.?m\.?\s*$`)
 

@@ -43,8 +43,8 @@ func TestMoneyCharAndIntervalFieldsAreRefusedUnlessLossy(t *testing.T) {
 			t.Errorf("reasons %q lack %q", failureReasons(tr), want)
 		}
 	}
-	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 4 || d.Changed != 0 {
-		t.Errorf("verify: %d missing, %d changed; want the 4 refused rows missing", d.Missing, d.Changed)
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 6 || d.Changed != 0 {
+		t.Errorf("verify: %d missing, %d changed; want the 6 refused rows missing", d.Missing, d.Changed)
 	}
 
 	t.Run("text into an interval with fields is refused before copying", func(t *testing.T) {
@@ -232,7 +232,9 @@ func TestFloatKeysAreRefusedAndDoubleKeysPageExactly(t *testing.T) {
 // TestTextWithAZoneIntoATypeWithoutOneIsRefused: timestamp and time
 // without time zone ignore the zone or offset their input gives, so
 // '10:00:00+05:30' became 10:00, another instant, silently; into
-// timestamptz it is that instant. name cuts text to 63 bytes as silently.
+// timestamptz it is that instant. Text 'today' or 'now' became the time
+// of the copy ('infinity' is infinity). name cuts text to 63 bytes as
+// silently.
 func TestTextWithAZoneIntoATypeWithoutOneIsRefused(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{}, nil)
 	w.mapTable(t, "CREATE TABLE Event (EventSerNum INT PRIMARY KEY, At VARCHAR(40), Clock VARCHAR(20), Label VARCHAR(80))",
@@ -241,21 +243,23 @@ func TestTextWithAZoneIntoATypeWithoutOneIsRefused(t *testing.T) {
 			Columns: cols("EventSerNum=legacy_id", "At=at", "At=at_tz", "Clock=at_time", "Label=label")})
 	w.exec(t, `INSERT INTO Event VALUES (1, '2024-03-10 10:00:00', '10:00 PM', 'short'), (2, '2024-03-10 10:00:00+05:30', NULL, NULL),
 		(3, '2024-03-10 10:00 PM', NULL, NULL), (4, '2024-03-10T10:00:00Z', NULL, NULL), (5, NULL, NULL, REPEAT('x', 64)),
-		(6, NULL, '10:00:00+05', NULL)`)
+		(6, NULL, '10:00:00+05', NULL), (7, 'today', NULL, NULL), (8, NULL, 'NOW', NULL), (9, 'infinity', NULL, NULL)`)
 	tr := w.run(t, backfill.Options{}).Tables[0]
-	if tr.Inserted != 2 || tr.Failed != 4 {
-		t.Errorf("inserted %d, failed %d (%q); want 2 and 4", tr.Inserted, tr.Failed, failureReasons(tr))
+	if tr.Inserted != 3 || tr.Failed != 6 {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 6", tr.Inserted, tr.Failed, failureReasons(tr))
 	}
 	for _, want := range []string{
 		"column at: timestamp without time zone would drop the time zone or offset the text gives (lossy: true allows it)",
 		"column label: name would cut it to 63 bytes (lossy: true allows it)",
 		"column at_time: time without time zone would drop the time zone or offset the text gives (lossy: true allows it)",
+		"column at: timestamp without time zone would read it as of the moment it runs (now, today, tomorrow, yesterday) (lossy: true allows it)",
+		"column at_time: time without time zone would read it as of the moment it runs (now, today, tomorrow, yesterday) (lossy: true allows it)",
 	} {
 		if !slices.Contains(failureReasons(tr), want) {
 			t.Errorf("reasons %q lack %q", failureReasons(tr), want)
 		}
 	}
-	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 4 || d.Changed != 0 {
-		t.Errorf("verify: %d missing, %d changed; want the 4 refused rows missing", d.Missing, d.Changed)
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 6 || d.Changed != 0 {
+		t.Errorf("verify: %d missing, %d changed; want the 6 refused rows missing", d.Missing, d.Changed)
 	}
 }
