@@ -263,3 +263,27 @@ func TestTextWithAZoneIntoATypeWithoutOneIsRefused(t *testing.T) {
 		t.Errorf("verify: %d missing, %d changed; want the 6 refused rows missing", d.Missing, d.Changed)
 	}
 }
+
+// TestTextDatesAndIntervalsReadAlikeWhateverTheTargetDatabaseSays: the
+// target's DateStyle and IntervalStyle decided what text meant, silently:
+// 03/10/2024 was 3 October under DMY, and -1 2:03:04 was all negative
+// under sql_standard. The settings come in the target's URL here, in
+// another case than the backfill's own: the test database is shared.
+func TestTextDatesAndIntervalsReadAlikeWhateverTheTargetDatabaseSays(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.cfg = w.config(t, map[string]string{"MODERN_DSN": w.modernDSN + "&DateStyle=ISO%2C%20DMY&IntervalStyle=sql_standard"})
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Day VARCHAR(20), Took VARCHAR(20))",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, day date, took interval)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: cols("VisitSerNum=legacy_id", "Day=day", "Took=took")})
+	w.exec(t, "INSERT INTO Visit VALUES (1, '03/10/2024', '-1 2:03:04')")
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 1 {
+		t.Fatalf("inserted %d (%q), want 1", tr.Inserted, failureReasons(tr))
+	}
+	if n := w.count(t, "SELECT count(*) FROM visits WHERE day = '2024-03-10' AND took = '-1 days +02:03:04'::interval"); n != 1 {
+		t.Error("visit 1 is not 10 March, -1 day +2:03:04 in modern")
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want none", d.Tables)
+	}
+}
