@@ -287,3 +287,34 @@ func TestTextDatesAndIntervalsReadAlikeWhateverTheTargetDatabaseSays(t *testing.
 		t.Errorf("verify: %+v, want none", d.Tables)
 	}
 }
+
+// TestKeysMySQLCannotPageByAreRefused: an ENUM sorts by its place in the
+// list but compares with text as text, so the page after 'b' of
+// ENUM('b','a','c') skipped 'a' silently; a BIT compared with the last
+// key's bytes began every page again, forever. Both are refused before
+// copying, and the query each message suggests copies every row.
+func TestKeysMySQLCannotPageByAreRefused(t *testing.T) {
+	for _, c := range []struct{ typ, values, target, want, query string }{
+		{"ENUM('b','a','c')", "('a', 1), ('b', 2), ('c', 3)", "text", "K is an ENUM, which MySQL sorts by its place in the list but compares with text as text", "SELECT COALESCE(CAST(K AS CHAR), '') AS K, V FROM S"},
+		{"SET('b','a')", "('a', 1), ('b', 2), ('b,a', 3)", "text", "K is a SET, which MySQL sorts by its place", "SELECT COALESCE(CAST(K AS CHAR), '') AS K, V FROM S"},
+		{"BIT(16)", "(b'0', 1), (b'10', 2), (b'11111111', 3), (b'100000000', 4)", "bigint", "K is a BIT, which keyset pagination cannot page by", "SELECT K + 0 AS K, V FROM S"},
+	} {
+		t.Run(c.typ, func(t *testing.T) {
+			w := newWorld(t, fixture.Sizes{}, nil)
+			w.mapTable(t, "CREATE TABLE S (K "+c.typ+" NOT NULL PRIMARY KEY, V INT)", "CREATE TABLE s (k "+c.target+" UNIQUE, v int)",
+				config.BackfillTable{Name: "s", From: "S", Key: "K", To: "s", TargetKey: "k", Columns: cols("K=k", "V=v")})
+			w.exec(t, "INSERT INTO S VALUES "+c.values)
+			w.cfg.Batch = 1
+			ctx, cancel := context.WithTimeout(context.Background(), 20e9)
+			defer cancel()
+			_, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()})
+			if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].key: "+c.want) {
+				t.Errorf("got %v; want a refusal before copying", err)
+			}
+			w.cfg.Tables[0].From, w.cfg.Tables[0].Query = "", c.query
+			if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != int64(strings.Count(c.values, "(")) || tr.Failed != 0 {
+				t.Errorf("with the query: inserted %d, failed %d (%q); want every row", tr.Inserted, tr.Failed, failureReasons(tr))
+			}
+		})
+	}
+}

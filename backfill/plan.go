@@ -267,12 +267,26 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 // checkKey refuses a source key that keyset pagination cannot page by
 // (a FLOAT) or that is not unique (checkUnique).
 func checkKey(ctx context.Context, db *sql.DB, t *table) error {
-	if t.keyType == "FLOAT" {
+	switch k := t.cfg.Key; t.keyType {
+	case "FLOAT":
 		// MySQL compares a FLOAT with the text of the last key read as a
 		// double, and the float's shortest text (0.1) is a double below
 		// the float's own value: the page after 0.1 begins with 0.1.
 		return fmt.Errorf("%s is a FLOAT, which keyset pagination cannot page by exactly (a row would be read twice, or forever); "+
-			"key on another unique column, or give a query whose key is CAST(%s AS DOUBLE)", t.cfg.Key, t.cfg.Key)
+			"key on another unique column, or give a query whose key is CAST(%s AS DOUBLE)", k, k)
+	case "ENUM", "SET":
+		// ORDER BY sorts an ENUM by its place in the list, a SET by its
+		// bits, but > compares them with the last key read as text:
+		// ('b','a') sorted b first, and the page after b skipped a.
+		article := map[string]string{"ENUM": "an", "SET": "a"}[t.keyType]
+		return fmt.Errorf("%s is %s %s, which MySQL sorts by its place in the list but compares with text as text: keyset pagination would skip rows; "+
+			"give a query whose key is its text, COALESCE(CAST(%s AS CHAR), '')", k, article, t.keyType, k)
+	case "BIT":
+		// The last key read goes back as bytes, which MySQL compares
+		// with a BIT neither as its bytes nor as its number: a page
+		// began again at the start, forever.
+		return fmt.Errorf("%s is a BIT, which keyset pagination cannot page by (a page would begin again, forever); "+
+			"give a query whose key is %s + 0", k, k)
 	}
 	return checkUnique(ctx, db, t)
 }
