@@ -51,6 +51,10 @@ const (
 	// reasonInvalidPath: a path column would make the path address
 	// another resource. The row is never sent.
 	reasonInvalidPath = "invalid_path"
+	// reasonInvalidValue: a field's value has no JSON form that says
+	// it: a date that is no date (0000-00-00), a number JSON cannot
+	// write. The row is never sent.
+	reasonInvalidValue = "invalid_value"
 )
 
 // apiRunner is one backfill run through the API.
@@ -394,7 +398,7 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = fmt.Sprintf("rejected by the API (%d)", f.Status)
 	case reasonRetriesExhausted:
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
-	case reasonInvalidText, reasonInvalidPath:
+	case reasonInvalidText, reasonInvalidPath, reasonInvalidValue:
 		s = "not sent"
 	}
 	if f.Message != "" {
@@ -416,7 +420,8 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 	for i, part := range t.parts {
 		p.WriteString(part)
 		if i < len(t.pathCols) {
-			p.WriteString(url.PathEscape(string(row.vals[t.pathCols[i]])))
+			c := t.pathCols[i]
+			p.WriteString(url.PathEscape(apiText(t.cols[c].srcType, row.vals[c])))
 		}
 	}
 	body = make(map[string]any, len(t.fields))
@@ -428,10 +433,21 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 		case f.number:
 			body[f.name] = json.Number(v)
 		default:
-			body[f.name] = string(v)
+			body[f.name] = apiText(f.srcType, v)
 		}
 	}
 	return p.String(), body
+}
+
+// apiText is a value of MySQL type srcType as a string of the request:
+// as MySQL writes it, but a TIMESTAMP, an instant read in UTC
+// (connectSource), in RFC 3339, where MySQL's text would be a wall time
+// in no zone.
+func apiText(srcType string, v []byte) string {
+	if srcType == "TIMESTAMP" && dateTime(v) {
+		return string(v[:10]) + "T" + string(v[11:]) + "Z"
+	}
+	return string(v)
 }
 
 // invalidPath names the first path column whose value cannot be a path
@@ -458,14 +474,38 @@ func (t *apiTable) invalidText(row sourceRow) string {
 	return ""
 }
 
+// invalidValue names the first field whose value JSON cannot say, and
+// why, or "": a DATE, DATETIME or TIMESTAMP that is no date (a service
+// would refuse it, or read 0000-00-00 as 30 November of year -1), or a
+// number JSON cannot write.
+func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
+	for _, f := range t.fields {
+		v := row.vals[f.col]
+		switch {
+		case v == nil:
+		case f.number && !jsonNumber(string(v)):
+			return f.name, "is not a number JSON can write"
+		case f.srcType == "DATE" || f.srcType == "DATETIME" || f.srcType == "TIMESTAMP":
+			if _, ok := realDate(v); !ok {
+				return f.name, "is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
+			}
+		}
+	}
+	return "", ""
+}
+
 // redactedBody is body with its redacted fields replaced by their keyed
-// hash: what the ledger and a dry run show.
+// hash: what the ledger and a dry run show. A number JSON cannot write
+// (see invalidValue) is shown in words.
 func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 	shown := make(map[string]any, len(body))
 	for _, f := range t.fields {
 		v := body[f.name]
-		if f.redacted && v != nil {
+		switch n, ok := v.(json.Number); {
+		case f.redacted && v != nil:
 			v = r.hasher.Placeholder(f.name, fmt.Sprint(v))
+		case ok && !jsonNumber(string(n)):
+			v = "<not a JSON number>"
 		}
 		shown[f.name] = v
 	}
@@ -487,7 +527,16 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidText, Payload: string(r.redactedBody(t, body)),
 			Message: "field " + field + " is not valid UTF-8 text, which JSON cannot carry"}}
 	}
-	raw, _ := json.Marshal(body)
+	if field, why := t.invalidValue(row); field != "" {
+		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidValue, Payload: string(r.redactedBody(t, body)),
+			Message: "field " + field + " " + why}}
+	}
+	raw, merr := json.Marshal(body)
+	if merr != nil {
+		// Not its text: json's errors quote the value.
+		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidValue, Payload: string(r.redactedBody(t, body)),
+			Message: "the body cannot be written as JSON"}}
+	}
 	if r.opts.DryRun {
 		r.print("%s %s Idempotency-Key: %s %s\n", t.api.Method, path, idem, r.redactedBody(t, body))
 		return result{ok: true}

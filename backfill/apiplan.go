@@ -30,6 +30,8 @@ type apiField struct {
 	col      int
 	number   bool // the value is written as a JSON number
 	redacted bool
+	// srcType is MySQL's type of the value (see column.srcType).
+	srcType string
 }
 
 // planAPI checks the API tables against the source and prepares them.
@@ -131,7 +133,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		}
 		t.nullKeys = true
 	}
-	if err := checkUnique(ctx, src, t.table); err != nil {
+	if err := checkKey(ctx, src, t.table); err != nil {
 		return nil, fmt.Errorf("%s: %w", at("key"), err)
 	}
 	for i := range t.fields {
@@ -142,6 +144,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			c.sourceExpr = "(" + c.sourceExpr + " + 0)"
 		}
 		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
+		t.fields[i].srcType = c.srcType
 	}
 	return t, nil
 }

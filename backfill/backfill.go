@@ -272,17 +272,34 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 	}
 	pcfg.MaxConns = int32(conns + 2)
 	rp := pcfg.ConnConfig.RuntimeParams
-	rp["application_name"] = "strangler backfill"
-	rp["timezone"] = "UTC"
+	// set sets a session setting, whatever case the URL spelt it in
+	// (PostgreSQL's names are not case sensitive, and two spellings would
+	// both be sent, in no set order).
+	set := func(name, value string) {
+		for k := range rp {
+			if strings.EqualFold(k, name) {
+				delete(rp, k)
+			}
+		}
+		rp[name] = value
+	}
+	set("application_name", "strangler backfill")
+	set("timezone", "UTC")
 	// Floats are compared by their text (0 and -0 are equal as values):
 	// with extra_float_digits 0, which a database may still set, two
 	// doubles one step apart would read alike. Any positive value gives
 	// the shortest exact text (3: exact on servers before 12 too).
-	rp["extra_float_digits"] = "3"
+	set("extra_float_digits", "3")
+	// Text is read as dates and intervals the same way whatever the
+	// database sets: 03/10/2024 as PostgreSQL's default reads it (10
+	// March, where DMY reads 3 October), and -1 2:03:04 as -1 day plus
+	// 2:03:04 (sql_standard negates it all).
+	set("datestyle", "ISO, MDY")
+	set("intervalstyle", "postgres")
 	// A batch and its checkpoint commit together, so losing the last few
 	// commits to a server crash only means redoing those batches: waiting
 	// for each commit's WAL flush buys nothing here.
-	rp["synchronous_commit"] = "off"
+	set("synchronous_commit", "off")
 	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err == nil {
 		err = dst.Ping(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,12 +47,19 @@ func (c *column) refuse(v []byte) string {
 // Values the type cannot parse at all are left to it: it refuses them
 // with its own reason.
 func (c *column) change(v []byte) string {
+	if b := c.typ.base; (b == "date" || b == "timestamp" || b == "time") && isTextType(c.srcType) && relativeTime.Match(v) {
+		return "read it as of the moment it runs (now, today, tomorrow, yesterday)"
+	}
 	switch t := c.typ; t.base {
 	case "date":
 		if timeOfDay(v) {
 			return "drop the time of day"
 		}
 	case "timestamp", "time":
+		if !t.tz && isTextType(c.srcType) && givesZone(v) {
+			// A type without time zone ignores the one its input gives.
+			return "drop the time zone or offset the text gives"
+		}
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
 		}
@@ -77,6 +85,26 @@ func (c *column) change(v []byte) string {
 		case n >= 0 && len(v) < n && t.base == "bit":
 			return fmt.Sprintf("pad it to %d bits on the right", n)
 		}
+	case "money":
+		// money keeps the fractional digits of the database's
+		// lc_monetary (moneyDigits) and rounds the rest away.
+		if !hasScale(v, c.moneyDigits) {
+			return fmt.Sprintf("round it to %d decimal places", c.moneyDigits)
+		}
+	case `"char"`:
+		// The one-byte internal type keeps a string's first byte (and
+		// reads \101 as A).
+		if len(v) > 1 {
+			return "keep only its first byte"
+		}
+	case "interval":
+		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
+			return fmt.Sprintf("round it to %d fractional digits", p)
+		}
+	case "name":
+		if len(v) > 63 {
+			return "cut it to 63 bytes"
+		}
 	case "jsonb":
 		if duplicateKey(v) {
 			return "keep only the last of a JSON object's keys given twice"
@@ -90,8 +118,67 @@ func (c *column) change(v []byte) string {
 			return "round it to double precision"
 		}
 	}
+	if fields, ok := strings.CutPrefix(c.typ.base, "interval "); ok && c.srcType == "TIME" {
+		if p := c.typ.mod(0); p >= 0 && fractionBeyond(v, p) {
+			return fmt.Sprintf("round it to %d fractional digits", p)
+		}
+		if dropsTime(v, fields) {
+			return "drop the parts of the time finer than its " + fields[strings.LastIndexByte(fields, ' ')+1:]
+		}
+	}
 	return ""
 }
+
+// unfit says why every value of the column could be changed in a way
+// no check of a value sees, or "": an interval restricted to fields
+// (interval hour to minute) drops the finer parts of what it is given,
+// which only a TIME's text is read for (see change).
+func (c *column) unfit() string {
+	if c.cfg.Lossy || c.lookup != nil || c.srcType == "" {
+		return ""
+	}
+	if strings.HasPrefix(c.typ.base, "interval ") && c.srcType != "TIME" {
+		return fmt.Sprintf("%s drops the parts of an interval finer than its fields, which are not checked for a %s; "+
+			"map it to interval, or set lossy: true", c.typ.full, c.srcType)
+	}
+	return ""
+}
+
+// dropsTime reports whether an interval of the given fields (hour to
+// minute, day…) drops a non-zero part of TIME text v ([-]H:MM:SS[.f]).
+func dropsTime(v []byte, fields string) bool {
+	parts := strings.Split(strings.TrimPrefix(string(v), "-"), ":")
+	if len(parts) != 3 {
+		return false // not a TIME's text: the target judges it
+	}
+	h, m, sec := parts[0], parts[1], parts[2]
+	nonZero := func(s string) bool { return strings.Trim(s, "0.") != "" }
+	switch {
+	case strings.HasSuffix(fields, "second"):
+		return false
+	case strings.HasSuffix(fields, "minute"):
+		return nonZero(sec)
+	case strings.HasSuffix(fields, "hour"):
+		return nonZero(m) || nonZero(sec)
+	}
+	// day, month, year: an interval's time of day is gone.
+	return nonZero(h) || nonZero(m) || nonZero(sec)
+}
+
+// zoneGiven matches a time's text that ends in a zone or an offset
+// (10:00:00Z, 10:00+05:30, 10:00:00 America/New_York, 10:00 EST), not
+// in AM or PM.
+var zoneGiven = regexp.MustCompile(`\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[zZ]|[+-]\d\d(?::?\d\d){0,2}|\s[A-Za-z][A-Za-z_/+-]*)\s*$`)
+
+// relativeTime matches the words PostgreSQL's date and time input reads
+// as the moment it runs: text 'now' would become the time of the copy,
+// and of each verify.
+var relativeTime = regexp.MustCompile(`(?i)\b(?:now|today|tomorrow|yesterday)\b`)
+
+var ampm = regexp.MustCompile(`(?i)\s[ap]\.?m\.?\s*$`)
+
+// givesZone reports whether a time's text ends in a zone or an offset.
+func givesZone(v []byte) bool { return zoneGiven.Match(v) && !ampm.Match(v) }
 
 // roundsFloat reports whether a float of bits bits cannot hold source
 // value v of MySQL type srcType. A FLOAT or DOUBLE is its binary value,
@@ -247,4 +334,30 @@ func duplicateKey(v []byte) bool {
 		}
 		valueDone()
 	}
+}
+
+// validTime reports whether MySQL's text v of a DATE, DATETIME,
+// TIMESTAMP or TIME is a value PostgreSQL's date and time types take:
+// not a zero or invalid date (0000-00-00, 2024-02-30, which MySQL keeps
+// under a lenient sql_mode), not year 0, not a TIME beyond a day.
+func validTime(srcType string, v []byte) bool {
+	if srcType == "TIME" {
+		s := string(v)
+		h, rest, ok := strings.Cut(s, ":")
+		n, err := strconv.Atoi(h)
+		return ok && err == nil && len(h) == 2 && (n < 24 || n == 24 && strings.Trim(rest, "0:.") == "")
+	}
+	d, ok := realDate(v)
+	return ok && d.Year() >= 1
+}
+
+// realDate reads the date of MySQL's text v of a DATE, DATETIME or
+// TIMESTAMP, and reports whether it is one: MySQL keeps 0000-00-00,
+// 2024-00-10 and 2024-02-30 under a lenient sql_mode.
+func realDate(v []byte) (time.Time, bool) {
+	if len(v) < len(time.DateOnly) {
+		return time.Time{}, false
+	}
+	d, err := time.Parse(time.DateOnly, string(v[:len(time.DateOnly)]))
+	return d, err == nil
 }

@@ -44,8 +44,17 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, keyRange{}, out) }
 	err := pipeline(ctx, read, func(b batch) error {
 		c.queries.Add(2)
-		_, err := c.conn.CopyFrom(ctx, pgx.Identifier{seen}, []string{"k"}, pgx.CopyFromSlice(len(b.rows), func(i int) ([]any, error) {
-			return []any{c.t.cols[0].encode(b.rows[i].key)}, nil
+		k := &c.t.cols[0]
+		var keys [][]byte
+		for _, r := range b.rows {
+			// A time the target cannot take is in no target row, and
+			// casting it would fail extraWhere.
+			if !c.t.exactKey || !k.timeKey() || validTime(k.srcType, r.key) {
+				keys = append(keys, r.key)
+			}
+		}
+		_, err := c.conn.CopyFrom(ctx, pgx.Identifier{seen}, []string{"k"}, pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
+			return []any{k.encode(keys[i])}, nil
 		}))
 		return err
 	})
@@ -58,8 +67,14 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 
 // extraWhere selects target rows t whose key legacy lacks.
 func (c *comparer) extraWhere() string {
-	return fmt.Sprintf("t.%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s k WHERE k.k = %s)",
-		pgIdent(c.t.cols[0].name), c.seenTable(), targetKeyStaged(c.t))
+	k := &c.t.cols[0]
+	match := k.keyText("k.k") + " = " + targetKeyStaged(c.t)
+	if c.t.exactKey && k.timeKey() {
+		// By value: a time's text is not the target's (see exactKey);
+		// loadKeys leaves out the keys the target cannot take.
+		match = "t." + pgIdent(k.name) + " " + c.t.keyEq + " " + k.valueExpr("k.k")
+	}
+	return fmt.Sprintf("t.%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s k WHERE %s)", pgIdent(k.name), c.seenTable(), match)
 }
 
 // extras counts the rows modern has and legacy lacks, naming the first

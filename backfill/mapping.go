@@ -39,6 +39,9 @@ type column struct {
 	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
+	// moneyDigits are the fractional digits a money column keeps (the
+	// target database's lc_monetary).
+	moneyDigits int
 }
 
 type lookup struct {
@@ -149,6 +152,19 @@ func (c *column) same(a, b string) string {
 	return a + "::text IS NOT DISTINCT FROM " + b + "::text"
 }
 
+// foldedUUID reports whether text source values go into a uuid column,
+// whose text is lower-case: A0EEBC99-… is stored as a0eebc99-…
+func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c.srcType) }
+
+// keyText is staged key text (SQL) as the target key's text shows it
+// when the key was stored as itself: lower-cased into a uuid.
+func (c *column) keyText(staged string) string {
+	if c.foldedUUID() {
+		return "lower(" + staged + ")"
+	}
+	return staged
+}
+
 // binaryUUID reports whether binary source values go into a uuid column,
 // staged in the uuid's text form.
 func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
@@ -199,6 +215,21 @@ func isTextType(mysqlType string) bool {
 	return false
 }
 
+// timeKey reports whether the column, as a key, holds MySQL dates or
+// times going into a date or time type.
+func (c *column) timeKey() bool {
+	return isTemporalType(c.srcType) && (c.typ.base == "timestamp" || c.typ.base == "date" || c.typ.base == "time")
+}
+
+// isTemporalType reports whether MySQL's type is a date or time.
+func isTemporalType(mysqlType string) bool {
+	switch mysqlType {
+	case "DATE", "DATETIME", "TIMESTAMP", "TIME":
+		return true
+	}
+	return false
+}
+
 func isBinaryType(mysqlType string) bool {
 	switch mysqlType {
 	case "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB", "BIT":
@@ -214,6 +245,15 @@ func isBinaryType(mysqlType string) bool {
 func exactKey(kind keyKind, c *column) bool {
 	if !c.identityEq() {
 		return false
+	}
+	if c.timeKey() {
+		// A time's value is its identity in MySQL: two keys are never
+		// one value, and its text is not the target's (10:00:00.500000
+		// is 10:00:00.5, a timestamptz adds its offset). Into a date or
+		// time type that keeps it whole (change refuses rounding and
+		// wall times the zone skips; plan refuses a lossy one) no two
+		// keys meet, so keys are matched by value.
+		return c.lookup == nil
 	}
 	switch kind {
 	case intKey:

@@ -30,6 +30,8 @@ type table struct {
 	// key is what the source key holds: integers can be split into ranges,
 	// binary keys are shown in hex.
 	key keyKind
+	// keyType is MySQL's type of the source key, as the driver names it.
+	keyType string
 	// nullKeys is set when the key can be NULL and null_keys is skip: those
 	// rows are counted as failed, never read.
 	nullKeys bool
@@ -166,8 +168,29 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		}
 		t.nullKeys = true
 	}
-	if err := checkUnique(ctx, src, t); err != nil {
+	if err := checkKey(ctx, src, t); err != nil {
 		return nil, fmt.Errorf("%s: %w", at("key"), err)
+	}
+	for i := range t.cols {
+		c := &t.cols[i]
+		if reason := c.unfit(); reason != "" {
+			return nil, fmt.Errorf("%s: %s", at("columns."+c.name), reason)
+		}
+		if c.typ.base == "money" {
+			// money's text takes the digits of lc_monetary, as its cast does.
+			if err := dst.QueryRow(ctx, "SELECT scale('0.123456789'::money::numeric)").Scan(&c.moneyDigits); err != nil {
+				return nil, fmt.Errorf("%s: %w", at("columns."+c.name), err)
+			}
+		}
+	}
+	if k := &t.cols[0]; k.timeKey() && k.cfg.Lossy {
+		return nil, fmt.Errorf("%s: a key cannot be lossy: two times rounded or cut to one would be one target key, "+
+			"and the target's text cannot say which a row came from", at("columns."+k.name))
+	}
+	if t.cols[0].foldedUUID() {
+		if err := checkFoldedUnique(ctx, src, t); err != nil {
+			return nil, fmt.Errorf("%s: %w", at("key"), err)
+		}
 	}
 	t.exactKey = exactKey(t.key, &t.cols[0])
 	if z := cfg.SourceTimeZone; z != "" {
@@ -230,7 +253,8 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 	if err != nil {
 		return false, err
 	}
-	t.key = kindOf(types[0].DatabaseTypeName())
+	t.keyType = types[0].DatabaseTypeName()
+	t.key = kindOf(t.keyType)
 	for i := range t.cols {
 		if t.cols[i].cfg.From != "" {
 			t.cols[i].srcType = types[i+1].DatabaseTypeName()
@@ -238,6 +262,59 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 	}
 	nullable, ok := types[0].Nullable()
 	return nullable || !ok, rows.Err()
+}
+
+// checkKey refuses a source key that keyset pagination cannot page by
+// (a FLOAT) or that is not unique (checkUnique).
+func checkKey(ctx context.Context, db *sql.DB, t *table) error {
+	switch k := t.cfg.Key; t.keyType {
+	case "FLOAT":
+		// MySQL compares a FLOAT with the text of the last key read as a
+		// double, and the float's shortest text (0.1) is a double below
+		// the float's own value: the page after 0.1 begins with 0.1.
+		return fmt.Errorf("%s is a FLOAT, which keyset pagination cannot page by exactly (a row would be read twice, or forever); "+
+			"key on another unique column, or give a query whose key is CAST(%s AS DOUBLE)", k, k)
+	case "ENUM", "SET":
+		// ORDER BY sorts an ENUM by its place in the list, a SET by its
+		// bits, but > compares them with the last key read as text:
+		// ('b','a') sorted b first, and the page after b skipped a.
+		article := map[string]string{"ENUM": "an", "SET": "a"}[t.keyType]
+		return fmt.Errorf("%s is %s %s, which MySQL sorts by its place in the list but compares with text as text: keyset pagination would skip rows; "+
+			"give a query whose key is its text, COALESCE(CAST(%s AS CHAR), '')", k, article, t.keyType, k)
+	case "BIT":
+		// The last key read goes back as bytes, which MySQL compares
+		// with a BIT neither as its bytes nor as its number: a page
+		// began again at the start, forever.
+		return fmt.Errorf("%s is a BIT, which keyset pagination cannot page by (a page would begin again, forever); "+
+			"give a query whose key is %s + 0", k, k)
+	}
+	return checkUnique(ctx, db, t)
+}
+
+// checkFoldedUnique refuses text keys into a uuid key that differ only
+// in case: the uuid is one, and its text (lower-case) cannot say which
+// key a target row came from. Under a case-insensitive collation the
+// source key is unique that way already.
+func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
+	var coll sql.NullString
+	err := db.QueryRowContext(ctx, "SELECT COLLATION("+t.sourceKey+") FROM "+t.source+" LIMIT 1").Scan(&coll)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && strings.HasSuffix(coll.String, "_ci") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking the key's collation: %w", err)
+	}
+	var dup []byte
+	err = db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+") FROM "+t.source+" GROUP BY LOWER("+t.sourceKey+
+		") HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking that the key is unique as a uuid: %w", err)
+	}
+	return fmt.Errorf("%s holds keys that differ only in case (%s is one), which are one uuid in the target key: "+
+		"one would overwrite the other; key on a query that lower-cases the key, after fixing the duplicates", t.cfg.Key, showKey(t.key, dup))
 }
 
 // checkUnique refuses a source key that is not unique: keyset pagination

@@ -137,13 +137,14 @@ func upsertSQL(t *table, stage string) (string, []stageCheck) {
 func keyCheck(t *table, stage string) stageCheck {
 	k := &t.cols[0]
 	key := "t." + pgIdent(k.name)
-	q := fmt.Sprintf(`WITH k AS (SELECT s._row, s.c0, %s AS v FROM %s s WHERE s._row BETWEEN $1 AND $2),
+	c0 := k.keyText("w.c0")
+	q := fmt.Sprintf(`WITH k AS (SELECT s._row, s.c0, %[1]s AS v FROM %[2]s s WHERE s._row BETWEEN $1 AND $2),
 		w AS (SELECT k.*, first_value(k.c0) OVER (PARTITION BY k.v ORDER BY k._row) AS first FROM k)
-	SELECT w._row, CASE WHEN w.v::text IS DISTINCT FROM w.c0 THEN NULL WHEN w.first <> w.c0 THEN w.first
-		ELSE (SELECT %s::text FROM %s t WHERE %s %s w.v AND %s::text <> w.c0 LIMIT 1) END
-	FROM w WHERE w.v::text IS DISTINCT FROM w.c0 OR w.first <> w.c0
-		OR EXISTS (SELECT 1 FROM %s t WHERE %s %s w.v AND %s::text <> w.c0)`,
-		k.valueExpr("s.c0"), stage, key, t.target, key, t.keyEq, key, t.target, key, t.keyEq, key)
+	SELECT w._row, CASE WHEN w.v::text IS DISTINCT FROM %[6]s THEN NULL WHEN w.first <> w.c0 THEN w.first
+		ELSE (SELECT %[3]s::text FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[3]s::text <> %[6]s LIMIT 1) END
+	FROM w WHERE w.v::text IS DISTINCT FROM %[6]s OR w.first <> w.c0
+		OR EXISTS (SELECT 1 FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[3]s::text <> %[6]s)`,
+		k.valueExpr("s.c0"), stage, key, t.target, t.keyEq, c0)
 	return stageCheck{sql: q, reason: func(other *string) string {
 		if other == nil {
 			return "target key type " + k.typ.full + " would store the key differently"

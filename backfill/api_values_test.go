@@ -1,0 +1,84 @@
+package backfill_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/config"
+)
+
+// TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone:
+// a TIMESTAMP is an instant, read in UTC; sent as MySQL writes it, it
+// was a wall time in no zone, which the service would read in its own.
+// It goes as RFC 3339 in UTC; DATETIME, a wall time, DATE, TIME (a
+// duration up to 838 hours) and YEAR go as MySQL writes them. A date
+// that is none (0000-00-00, 2024-02-30, kept under a lenient sql_mode)
+// is refused, naming the field, and never sent.
+func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *testing.T) {
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
+	conn, err := w.legacy.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		"ALTER TABLE Consent ADD (SignedAt TIMESTAMP(3) NULL, Wall DATETIME NULL, Day DATE NULL, Took TIME NULL, Yr YEAR NULL)",
+		// The monolith's sessions ran at +05:30: the instant is 04:30 UTC.
+		"SET SESSION time_zone = '+05:30', sql_mode = 'ALLOW_INVALID_DATES'",
+		"UPDATE Consent SET SignedAt = '2024-03-10 10:00:00.250'",
+		"UPDATE Consent SET Wall = '2024-03-10 10:00:00', Day = '2024-03-10', Took = '-838:59:59', Yr = 2024 WHERE ConsentSerNum = 1",
+		"UPDATE Consent SET Day = '2024-02-30' WHERE ConsentSerNum = 2",
+		"SET SESSION sql_mode = ''",
+		"UPDATE Consent SET Wall = '0000-00-00 00:00:00' WHERE ConsentSerNum = 3",
+	} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.Path = "/consents/{ConsentSerNum}/{SignedAt}"
+	cfg.Tables[0].TargetAPI.Body = map[string]config.Column{"signed_at": {From: "SignedAt"}, "wall": {From: "Wall"},
+		"day": {From: "Day"}, "took": {From: "Took"}, "year": {From: "Yr"}}
+	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if tr.Written() != 1 || tr.Failed != 2 {
+		t.Errorf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
+	}
+	for _, want := range []string{
+		"not sent: field day is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
+		"not sent: field wall is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
+	} {
+		if !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return f.Reason == want }) {
+			t.Errorf("failures %+v lack %q", tr.Failures, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// A path column is written as a body field is.
+	const path = "/consents/1/2024-03-10T04:30:00.250Z"
+	want := `{"day":"2024-03-10","signed_at":"2024-03-10T04:30:00.250Z","took":"-838:59:59","wall":"2024-03-10 10:00:00","year":"2024"}`
+	if len(bodies) != 1 || bodies[path] != want {
+		t.Errorf("the API got %v, want only %s with %s", bodies, path, want)
+	}
+	failed, err := w.store.APIBackfillFailures(context.Background(), "consents", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range failed {
+		if f.Reason != "invalid_value" || f.Status != 0 || strings.Contains(f.Message, "2024-02-30") {
+			t.Errorf("ledger row %+v, want invalid_value, never answered, no value in its message", f)
+		}
+	}
+}
