@@ -31,6 +31,12 @@ type Config struct {
 	// MaxReplayBody caps a request body that must be buffered to be sent
 	// twice; routes may lower or raise it.
 	MaxReplayBody ByteSize `yaml:"max_replay_body"`
+	// ReplayBudget caps the bytes of request bodies buffered for replay
+	// at once, over every route: a request that would go past it is
+	// refused (503) before any backend sees a byte. The default is
+	// DefaultReplayBudgetShare times max_replay_body, and never less
+	// than the largest route's max_replay_body.
+	ReplayBudget ByteSize `yaml:"replay_budget"`
 	// MaxBody caps every request body (413); routes may lower or raise it.
 	// 0 is unlimited.
 	MaxBody ByteSize `yaml:"max_body,omitempty"`
@@ -297,6 +303,10 @@ const (
 	DefaultAdminListen   = "127.0.0.1:9901"
 	DefaultTimeout       = 15 * time.Second
 	DefaultMaxReplayBody = 10 << 20
+	// DefaultReplayBudgetShare is how many bodies of max_replay_body the
+	// default replay_budget holds at once: 160 MiB with the default 10
+	// MiB, whatever the number of clients.
+	DefaultReplayBudgetShare = 16
 	// DefaultBodyTimeout is nginx's client_body_timeout.
 	DefaultBodyTimeout   = 60 * time.Second
 	DefaultShutdownGrace = 30 * time.Second
@@ -371,6 +381,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxReplayBody == 0 {
 		c.MaxReplayBody = DefaultMaxReplayBody
+	}
+	if c.ReplayBudget == 0 {
+		c.ReplayBudget = DefaultReplayBudgetShare * c.MaxReplayBody
+		for i := range c.Routes {
+			c.ReplayBudget = max(c.ReplayBudget, ByteSize(c.ReplayLimit(&c.Routes[i])))
+		}
 	}
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = Duration(DefaultBodyTimeout)

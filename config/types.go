@@ -121,6 +121,12 @@ func (s ByteSize) MarshalText() ([]byte, error) {
 	return []byte(strconv.FormatInt(int64(s), 10)), nil
 }
 
+// String writes the size as MarshalText does.
+func (s ByteSize) String() string {
+	b, _ := s.MarshalText()
+	return string(b)
+}
+
 // Percent is a share from 0 to 100.
 type Percent float64
 

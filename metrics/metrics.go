@@ -68,6 +68,15 @@ var (
 		Help:   "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
 		Labels: []string{"route", "reason"},
 	}
+	ReplayRefused = Def{
+		Name:   "strangler_replay_budget_refused_total",
+		Help:   "Requests refused with 503 before any backend saw a byte because buffering their body for replay would have passed replay_budget, by route.",
+		Labels: []string{"route"},
+	}
+	ReplayBuffered = Def{
+		Name: "strangler_replay_buffered_bytes",
+		Help: "Bytes of request bodies buffered for replay (dual-write, fallback, shadow) now, over every route; replay_budget bounds it.",
+	}
 	SchemaDrift = Def{
 		Name:   "strangler_schema_drift_total",
 		Help:   "Departures of modern's JSON answers from the schema learned from legacy's, by route and kind: missing (a field legacy always sends), type (a type legacy never sent there); each field once per answer.",
@@ -137,6 +146,7 @@ var (
 // metric missing here, or none registers one listed.
 var All = []Def{
 	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift,
+	ReplayRefused, ReplayBuffered,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, AdminDenied, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,

@@ -100,9 +100,14 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", t.policy.Allow())
 	}
-	if isBodyFailure(err) || err == edge.ErrAmbiguousFraming {
-		// The rest of the body cannot be told from the next request.
+	if isBodyFailure(err) || err == edge.ErrAmbiguousFraming || err == errReplayBudget {
+		// The rest of the body cannot be told from the next request (or,
+		// with the budget full, is not worth reading on).
 		h.Set("Connection", "close")
+	}
+	if err == errReplayBudget {
+		h.Set("Retry-After", replayBudgetRetry)
+		t.metrics.replayRefused.WithLabelValues(x.route.name).Inc()
 	}
 	t.writeError(&x.w, req, x, err)
 }

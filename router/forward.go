@@ -84,6 +84,9 @@ func statusFor(r *http.Request, err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body"
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body"
+	case errors.Is(err, errReplayBudget):
+		// Nothing reached a backend: the client may send it again.
+		return http.StatusServiceUnavailable, "the facade holds as many request bodies for replay as its replay_budget allows; nothing was sent to any backend; retry later"
 	case errors.Is(err, errTrailerNotReplayed):
 		return http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields"
 	case errors.Is(err, errJournal):

@@ -24,6 +24,8 @@ type Metrics struct {
 	forced          *prometheus.CounterVec
 	forceIgnored    *prometheus.CounterVec
 	schemaDrift     *prometheus.CounterVec
+	replayRefused   *prometheus.CounterVec
+	replayBuffered  prometheus.Gauge
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -39,8 +41,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		forced:          metrics.ForcedRequests.CounterVec(),
 		forceIgnored:    metrics.ForceIgnored.CounterVec(),
 		schemaDrift:     metrics.SchemaDrift.CounterVec(),
+		replayRefused:   metrics.ReplayRefused.CounterVec(),
+		replayBuffered:  metrics.ReplayBuffered.Gauge(),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift,
+		m.replayRefused, m.replayBuffered)
 	return m
 }
 
@@ -105,6 +110,9 @@ var (
 )
 
 func (m *Metrics) initMode(rt *route) {
+	if rt.mode != domain.ModeLegacy && rt.mode != domain.ModeModern {
+		m.replayRefused.WithLabelValues(rt.name)
+	}
 	switch rt.mode {
 	case domain.ModeFallback:
 		for _, r := range fallbackReasons {

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// These tests continue the red team's attacks (redteam_e2e_test.go,
+// redteam2_e2e_test.go) from its third round.
+
+// startFacadeYAML runs a facade in front of legacy and modern (URLs) with
+// extra top-level YAML and routes, and an admin token for the admin API.
+func startFacadeYAML(t *testing.T, legacy, modern, extra, routes string) *running {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "strangler.yaml")
+	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
+admin:
+  listen: "127.0.0.1:0"
+  tokens: [{name: test, token: %q, role: viewer}]
+backends:
+  legacy: { url: %q, timeout: 5s }
+  modern: { url: %q, timeout: 5s }
+store: "sqlite:%s"
+shutdown: { delay: 0s, grace: 5s }
+%s
+routes:
+%s`, e2eAdminToken, legacy, modern, filepath.Join(dir, "strangler.db"), extra, routes)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startRun(t, "serve", "--config", path)
+}
+
+// TestConcurrentUploadsStayWithinTheReplayBudget: every body a
+// dual-write route journals is buffered whole first, up to
+// max_replay_body each; many clients uploading at once made the facade
+// buffer them all (found by the red team: a thousand clients sending 10
+// MiB each would have held 10 GiB). replay_budget bounds them together: a
+// request the budget has no room for gets 503 with Retry-After and a JSON
+// error before any backend sees a byte, and a client that retries then
+// gets its write through. Every write admitted is applied once by the
+// primary, journaled, and reaches the secondary.
+func TestConcurrentUploadsStayWithinTheReplayBudget(t *testing.T) {
+	const clients, size = 48, 60_000
+	var mu sync.Mutex
+	got := map[string]int{} // body bytes the primary received, by X-Case
+	var busy, peak atomic.Int64
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := busy.Add(1)
+		defer busy.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		body, _ := io.ReadAll(r.Body)
+		// Slow enough that the uploads overlap.
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		got[r.Header.Get("X-Case")] += len(body)
+		mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(primary.Close)
+	var delivered atomic.Int64
+	secondary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		delivered.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(secondary.Close)
+	// Room for four bodies of 60,000 bytes at once.
+	r := startFacadeYAML(t, primary.URL, secondary.URL, "max_replay_body: 64KiB\nreplay_budget: 256KiB", `
+  - {name: upload, match: "POST /uploads", mode: dual-write}`)
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := fmt.Sprint("upload", i)
+			for try := 0; ; try++ {
+				var body io.Reader = strings.NewReader(strings.Repeat("x", size))
+				if i%2 == 1 {
+					body = io.MultiReader(body) // no length: chunked
+				}
+				req, _ := http.NewRequest("POST", "http://"+r.public+"/uploads", body)
+				req.Header.Set("X-Case", c)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Errorf("%s: %v", c, err)
+					return
+				}
+				out, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case resp.StatusCode == http.StatusCreated:
+					return
+				case resp.StatusCode != http.StatusServiceUnavailable:
+					t.Errorf("%s: %d %s; want 201, or 503 while the budget is full", c, resp.StatusCode, out)
+					return
+				case !json.Valid(out) || !strings.Contains(string(out), "replay_budget") || resp.Header.Get("Retry-After") == "":
+					t.Errorf("%s: 503 with Retry-After %q and body %s; want Retry-After and a JSON error naming replay_budget", c, resp.Header.Get("Retry-After"), out)
+					return
+				case try == 200:
+					t.Errorf("%s: still refused after %d tries", c, try)
+					return
+				}
+				refused.Add(1)
+				time.Sleep(time.Duration(10+i%20) * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+
+	if p := peak.Load(); p > 4 {
+		t.Errorf("the primary was sent %d uploads at once; the budget holds 4", p)
+	}
+	if refused.Load() == 0 {
+		t.Errorf("no upload was refused: %d clients uploading at once all fit a budget of four", clients)
+	}
+	mu.Lock()
+	for i := range clients {
+		if n := got[fmt.Sprint("upload", i)]; n != size {
+			t.Errorf("upload%d: the primary received %d body bytes, want %d once: a refused try must reach no backend", i, n, size)
+		}
+	}
+	mu.Unlock()
+	if got, want := metricValue(t, r.admin, `strangler_replay_budget_refused_total{route="upload"}`), strconv.FormatInt(refused.Load(), 10); got != want {
+		t.Errorf("strangler_replay_budget_refused_total = %q, want %s, the 503s the clients got", got, want)
+	}
+	if got := metricValue(t, r.admin, "strangler_replay_buffered_bytes"); got != "0" {
+		t.Errorf("strangler_replay_buffered_bytes = %q once every upload ended, want 0", got)
+	}
+	// Nothing admitted is lost: every write reaches the secondary.
+	deadline := time.Now().Add(20 * time.Second)
+	for delivered.Load() < clients && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := delivered.Load(); n != clients {
+		t.Errorf("the secondary received %d writes, want %d", n, clients)
+	}
+}

@@ -1,0 +1,109 @@
+package router
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// replayBudget bounds the bytes of request bodies buffered for replay at
+// once (replay_budget), over every route and every table a reload swaps
+// in: max_replay_body bounds one body, and without this nothing bounded
+// how many (found by the red team: a thousand clients each sending a body
+// of max_replay_body at once to a dual-write route made the facade hold
+// 10 GiB). A body is charged as its buffer grows, before the memory is
+// taken; a request whose buffer would pass the budget is refused (503,
+// Retry-After) before any backend sees a byte of it, as Envoy's overload
+// manager sheds load, and what was admitted before it is served as ever.
+type replayBudget struct {
+	limit atomic.Int64
+	used  atomic.Int64
+	// gauge shows used; nil without metrics.
+	gauge prometheus.Gauge
+}
+
+// errReplayBudget refuses a request whose body cannot be buffered now:
+// the bodies buffered for other requests fill replay_budget.
+var errReplayBudget = errors.New("request bodies buffered for replay fill replay_budget")
+
+// replayBudgetRetry is the Retry-After of a refusal: bodies in flight are
+// sent on within a backend's answer, mostly well within a second.
+const replayBudgetRetry = "1"
+
+// take reserves n bytes, reporting false (and reserving nothing) when
+// that would pass the limit.
+func (b *replayBudget) take(n int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > b.limit.Load() {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			if b.gauge != nil {
+				b.gauge.Add(float64(n))
+			}
+			return true
+		}
+	}
+}
+
+// give returns n reserved bytes.
+func (b *replayBudget) give(n int64) {
+	if n == 0 {
+		return
+	}
+	b.used.Add(-n)
+	if b.gauge != nil {
+		b.gauge.Sub(float64(n))
+	}
+}
+
+// replayFirstBuffer is the first buffer of a body of unknown length
+// (chunked, or HTTP/2 without content-length); it doubles from there.
+const replayFirstBuffer = 4 << 10
+
+// readReplay reads req's body whole, up to the route's max_replay_body,
+// into a buffer charged to the replay budget as it grows; x holds the
+// charge until the exchange ends (finish) or a shadow copy takes it on.
+// A body of known length takes its buffer in one piece. When the budget
+// has no room, it returns errReplayBudget and what it had read.
+func (t *Table) readReplay(x *exchange, req *http.Request) ([]byte, error) {
+	limit := x.route.maxReplayBody
+	size := min(int64(replayFirstBuffer), limit+1)
+	if req.ContentLength > 0 {
+		// One byte more, to read the end of the body without growing.
+		size = min(req.ContentLength+1, limit+1)
+	}
+	if !t.budget.take(size) {
+		return nil, errReplayBudget
+	}
+	x.replayHeld += size
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return nil, errBodyTooLarge
+			}
+			grow := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			if !t.budget.take(grow) {
+				return buf, errReplayBudget
+			}
+			x.replayHeld += grow
+			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
+		}
+		n, err := req.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			if int64(len(buf)) > limit {
+				return nil, errBodyTooLarge
+			}
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+}
