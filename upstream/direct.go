@@ -226,10 +226,10 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			return resp, true, nil
 		}
 		if resp.Body == http.NoBody {
-			d.release(c, stop, !resp.Close)
+			d.release(c, stop, reusable(resp))
 			return resp, true, nil
 		}
-		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: resp.Close}
+		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: !reusable(resp)}
 		return resp, true, nil
 	}
 }

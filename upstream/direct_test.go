@@ -262,6 +262,33 @@ func TestBytesArrivingOnAnIdleConnectionAreNeverTheNextAnswer(t *testing.T) {
 	}
 }
 
+// TestAConnectionIsNotReusedAfterAnAnswerWithoutABody: a backend that
+// writes a body after a 204 or 304 anyway writes it after the head; the
+// next request, sent at once on the pooled connection, read it as its
+// answer before it arrived anywhere a look could see it. After such an
+// answer the connection is closed, and the next request gets its own.
+func TestAConnectionIsNotReusedAfterAnAnswerWithoutABody(t *testing.T) {
+	for _, head := range []string{"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"} {
+		url, _ := scriptedBackend(t, func(c net.Conn, next func() bool) {
+			for next() {
+				io.WriteString(c, head)
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+			}
+		})
+		u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+		for i := range 2 {
+			resp, err := get(t, u)
+			if err != nil {
+				t.Fatalf("%s request %d: %v", head[9:12], i+1, err)
+			}
+			if body := readAll(t, resp); resp.StatusCode == http.StatusOK {
+				t.Fatalf("%s request %d answered 200 %q, the bytes sent late after the first answer", head[9:12], i+1, body)
+			}
+		}
+	}
+}
+
 // TestAnAnswerCutShortIsNotSentAgain: a backend that began to answer (a
 // 103, then it closed) had the request; it is not sent a second time,
 // although the connection was a pooled one.

@@ -152,3 +152,77 @@ func TestConcurrentUploadsStayWithinTheReplayBudget(t *testing.T) {
 		t.Errorf("the secondary received %d writes, want %d", n, clients)
 	}
 }
+
+// lateBackend is a raw HTTP/1.1 backend that answers GET /late-204 and
+// /late-304 with a head, then, a moment later, bytes nobody asked for: an
+// answer of its own, as a backend that writes a body after a 204 or 304
+// anyway does. Any other GET /x is
+// answered x. It reads each request only once it has written the answer
+// before, as a backend serving one connection at a time does.
+func lateBackend(t *testing.T) string {
+	t.Helper()
+	const smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+	return newRawBackend(t, func(line string) (string, bool) {
+		target := strings.Fields(line)[1]
+		head := map[string]string{
+			"/late-204": "HTTP/1.1 204 No Content\r\n\r\n",
+			"/late-304": "HTTP/1.1 304 Not Modified\r\nETag: \"1\"\r\n\r\n",
+		}[target]
+		if head == "" {
+			answer := strings.TrimPrefix(target, "/")
+			return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer), false
+		}
+		return head + lateMarker + smuggled, false
+	}).addr
+}
+
+// TestBytesABackendSendsLateReachNoOtherClient: a backend that writes a
+// body after a 204 or 304 anyway (which have none) writes it a moment
+// after the head: the facade has
+// passed the answer on and pooled the connection by then, and the next
+// request sent on it read those bytes as its answer. Each client must
+// get its own answer, however many ask at once.
+//
+// Found by the red team: the peek at an idle connection before reuse
+// only sees bytes that have arrived, and the next request, sent at once,
+// read "SMUGGLED" within a few rounds.
+func TestBytesABackendSendsLateReachNoOtherClient(t *testing.T) {
+	backend := "http://" + lateBackend(t)
+	r := startFacadeYAML(t, backend, backend, "", `
+  - {name: rest, match: "/*", mode: legacy}`)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	for _, target := range []string{"/late-204", "/late-304"} {
+		t.Run(target, func(t *testing.T) {
+			var wrong atomic.Int64
+			for round := range 10 {
+				// The late answer first; then, while the backend has yet
+				// to send its late bytes, others' requests.
+				resp, err := client.Get("http://" + r.public + target)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				var wg sync.WaitGroup
+				for i := range 4 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						want := fmt.Sprintf("r%d-%d", round, i)
+						resp, err := client.Get("http://" + r.public + "/" + want)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						got, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if string(got) != want && wrong.Add(1) <= 3 {
+							t.Errorf("GET /%s: %d %q, not its own answer", want, resp.StatusCode, got)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
