@@ -4,6 +4,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"strangler/domain"
@@ -40,6 +41,12 @@ type Config struct {
 	// MaxBody caps every request body (413); routes may lower or raise it.
 	// 0 is unlimited.
 	MaxBody ByteSize `yaml:"max_body,omitempty"`
+	// IdempotencyScope names the request parts that identify a client
+	// (header:NAME, cookie:NAME): a client's Idempotency-Key on a
+	// dual-write route names a write only among requests carrying the
+	// same values. Nil means DefaultIdempotencyScope; an empty list makes
+	// keys one space for all clients.
+	IdempotencyScope []Credential `yaml:"idempotency_scope"`
 	// BodyTimeout ends a request whose body sends no byte for this long
 	// (408), and aborts the request to the backend.
 	BodyTimeout Duration `yaml:"body_timeout"`
@@ -313,6 +320,10 @@ const (
 	DefaultStore         = "sqlite:./strangler.db"
 )
 
+// DefaultIdempotencyScope scopes Idempotency-Keys by the Authorization
+// header: a bearer token or basic credentials name the client.
+var DefaultIdempotencyScope = []Credential{{Sticky{Header: "Authorization"}}}
+
 // Defaults of the retirement verdict and the guard.
 const (
 	DefaultRetireAfter       = 7 * 24 * time.Hour
@@ -387,6 +398,9 @@ func (c *Config) applyDefaults() {
 		for i := range c.Routes {
 			c.ReplayBudget = max(c.ReplayBudget, ByteSize(c.ReplayLimit(&c.Routes[i])))
 		}
+	}
+	if c.IdempotencyScope == nil {
+		c.IdempotencyScope = slices.Clone(DefaultIdempotencyScope)
 	}
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = Duration(DefaultBodyTimeout)

@@ -57,6 +57,9 @@ type Table struct {
 	// limit this table sets on it when swapped in.
 	budget       *replayBudget
 	replayBudget int64
+	// idempotencyScope names the request parts that scope a client's
+	// Idempotency-Key.
+	idempotencyScope []config.Credential
 
 	trusted  []netip.Prefix
 	metrics  *Metrics
@@ -143,6 +146,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 	t.dropOddHeaders = cfg.HeadersWithUnderscores == config.HeadersDrop
 	t.bodyTimeout = time.Duration(cfg.BodyTimeout)
 	t.replayBudget = int64(cfg.ReplayBudget)
+	t.idempotencyScope = cfg.IdempotencyScope
 	for _, p := range cfg.TrustedProxies {
 		t.trusted = append(t.trusted, p.Prefix)
 	}

@@ -226,3 +226,67 @@ func TestBytesABackendSendsLateReachNoOtherClient(t *testing.T) {
 		})
 	}
 }
+
+// TestIdempotencyKeysAreScopedToTheClient: a client's Idempotency-Key
+// names a write among the requests carrying the same Authorization
+// (idempotency_scope): another client that learns or guesses the key and
+// sends the same request makes a write of its own, journaled and copied
+// to the secondary, rather than a retry of the first client's (which went
+// to the primary unjournaled, to be answered with the first client's
+// write), and with another body it is not refused 422. A client's own
+// retries are still one write, and clients sending no credential still
+// share one space.
+//
+// Found by the red team: keys were one space for every client.
+func TestIdempotencyKeysAreScopedToTheClient(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}`)
+	post := func(c, auth, key, body string) (*http.Response, string) {
+		header := "Idempotency-Key: " + key + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n"
+		if auth != "" {
+			header += "Authorization: Bearer " + auth + "\r\n"
+		}
+		return rawHTTP(t, r.public, c, "POST", "/records", header, body)
+	}
+	delivered := func(c string) int {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(modern.received(t, c)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return len(modern.received(t, c))
+	}
+	for _, s := range []struct {
+		c, auth, key, body string
+		status             int
+		write              bool // a write of its own: journaled and copied to the secondary
+	}{
+		{"alice1", "alice", "k1", `{"a":1}`, 201, true},
+		// Another client, the same key and request.
+		{"mallory1", "mallory", "k1", `{"a":1}`, 201, true},
+		// Another client, the same key, another request.
+		{"mallory2", "mallory", "k1-other", `{"m":2}`, 201, true},
+		{"alice2", "alice", "k1-other", `{"a":2}`, 201, true},
+		// The first client's retry is still its first write.
+		{"alice1-retry", "alice", "k1", `{"a":1}`, 201, false},
+		{"alice1-changed", "alice", "k1", `{"a":9}`, 422, false},
+		// Clients without a credential share one space.
+		{"anon1", "", "k3", `{"n":1}`, 201, true},
+		{"anon2", "", "k3", `{"n":2}`, 422, false},
+	} {
+		resp, out := post(s.c, s.auth, s.key, s.body)
+		if resp.StatusCode != s.status {
+			t.Errorf("%s: %d %s, want %d", s.c, resp.StatusCode, out, s.status)
+		}
+		if s.write {
+			if n := delivered(s.c); n != 1 {
+				t.Errorf("%s: the secondary received the write %d times, want once", s.c, n)
+			}
+		}
+		if s.status == 422 && len(legacy.received(t, s.c)) != 0 {
+			t.Errorf("%s: refused, yet the primary received it", s.c)
+		}
+	}
+	if n := len(modern.received(t, "alice1-retry")); n != 0 {
+		t.Errorf("the secondary received alice's retry %d times, want it only as her first write", n)
+	}
+}
