@@ -24,6 +24,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
@@ -194,7 +195,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	x.useCanonical(req, in.Path)
-	if !t.admitBody(x, w, req) {
+	if !t.admitBody(x, w, req) || !t.checkFormOverride(x, req, canonical.RouteKey(in.Path.Escaped)) {
 		return
 	}
 	if req.Context().Err() != nil {
@@ -263,6 +264,9 @@ func clientLeft(x *exchange) {
 // sees a byte; a shadow route sends the request, trailer fields and all,
 // to its primary alone, and serveShadow skips the copy.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
+	if x.replay != nil {
+		return true // read already, for a form's _method (checkFormOverride)
+	}
 	keepTrailer := x.route.mode == domain.ModeShadow
 	// Refused before a byte of the body is read: a client that sent
 	// Expect: 100-continue is spared sending it (RFC 9110 section

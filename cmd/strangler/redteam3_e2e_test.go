@@ -295,3 +295,60 @@ func TestIdempotencyKeysAreScopedToTheClient(t *testing.T) {
 		t.Errorf("the secondary received alice's retry %d times, want it only as her first write", n)
 	}
 }
+
+// TestAMethodOverrideInAFormBodyIsRefused: Rails (Rack::MethodOverride),
+// Laravel and Symfony read a POST's method from a _method field of its
+// form body, urlencoded or multipart, as they do from the query: a POST
+// standing for a PUT or DELETE that another route serves on its path is
+// refused with 400 before any backend sees a byte. A form POST to a path
+// where no other write route waits, or one whose _method is POST or
+// absent, passes with its body whole.
+//
+// Found by the red team: a form POSTing _method=PUT to /records/4
+// reached legacy alone, 201, past the dual-write PUT route, and modern
+// never got the write.
+func TestAMethodOverrideInAFormBodyIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+  - {name: delete-record, match: "DELETE /records/{id}", mode: dual-write}
+  - {name: read-record, match: "GET /records/{id}", mode: fallback}
+`)
+	const form = "Content-Type: application/x-www-form-urlencoded\r\n"
+	multipart := func(name, value string) (string, string) {
+		body := "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nAda\r\n" +
+			"--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--b--\r\n"
+		return "Content-Type: multipart/form-data; boundary=b\r\n", body
+	}
+	mpPut, mpPutBody := multipart("_method", "put")
+	mpName, mpNameBody := multipart("title", "PUT")
+	for i, c := range []struct {
+		target, header, body string
+		refused              bool
+	}{
+		{"/records/4", form, "name=Ada&_method=PUT", true},
+		{"/records/4", form, "_method=delete&name=Ada", true},
+		{"/records/4", form, "name=Ada&%5Fmethod=PUT", true},
+		{"/records/4", form, "name=Ada&.method=PUT", true},
+		{"/records/4", mpPut, mpPutBody, true},
+		{"/records/4", form, "name=Ada&_method=POST", false},
+		{"/records/4", form, "name=Ada&_method=GET", true}, // as the header and query say
+		{"/records/4", form, "name=Ada", false},
+		{"/records/4", mpName, mpNameBody, false},
+		{"/records/4", "Content-Type: application/json\r\n", `{"_method":"PUT"}`, false},
+		{"/notes/4", form, "name=Ada&_method=PUT", false},
+	} {
+		id := fmt.Sprint("form", i)
+		resp, out := rawHTTP(t, r.public, id, "POST", c.target, c.header+"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n", c.body)
+		reached := append(legacy.received(t, id), modern.received(t, id)...)
+		switch {
+		case c.refused && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, "overrides its method")):
+			t.Errorf("%s %q: %d %s; want 400 naming the method override", c.target, c.body, resp.StatusCode, out)
+		case c.refused && len(reached) > 0:
+			t.Errorf("%s %q: refused, yet a backend received it", c.target, c.body)
+		case !c.refused && resp.StatusCode != http.StatusCreated:
+			t.Errorf("%s %q: %d %s; want it served", c.target, c.body, resp.StatusCode, out)
+		case !c.refused && (len(reached) != 1 || reached[0].Body != c.body):
+			t.Errorf("%s %q: the backends received %v; want the body whole, once", c.target, c.body, reached)
+		}
+	}
+}

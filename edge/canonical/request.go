@@ -1,6 +1,10 @@
 package canonical
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -40,6 +44,9 @@ func NewPolicy(extra []string, rejectOddHeaders bool) *Policy {
 
 // Allow is the value of the Allow header: every method that passes.
 func (p *Policy) Allow() string { return p.allow }
+
+// Methods are the methods that pass.
+func (p *Policy) Methods() []string { return append(slices.Clone(standardMethods), p.extra...) }
 
 // Request is what the edge learnt of a request it lets through.
 type Request struct {
@@ -181,7 +188,7 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 // backend (CGI and PHP read X_HTTP_Method_Override as
 // X-HTTP-Method-Override), and of a _method query parameter (Symfony and
 // Laravel read it from the query too). A _method field in a form body is
-// not looked at.
+// FormMethodOverrides'.
 func MethodOverrides(r *http.Request, underscores bool) []string {
 	var ms []string
 	add := func(vs []string) {
@@ -207,6 +214,54 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 		for name, vs := range v {
 			if phpName(name) == "_method" {
 				add(vs)
+			}
+		}
+	}
+	return ms
+}
+
+// maxOverride bounds the _method value read from a multipart part.
+const maxOverride = 64
+
+// IsForm reports whether a request with Content-Type contentType has a
+// form body, whose _method field Rails (Rack::MethodOverride), Laravel and
+// Symfony read as the method of a POST.
+func IsForm(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data"
+}
+
+// FormMethodOverrides returns the methods a POST's form body (the whole
+// of it) asks a backend to read the request as: the values of its
+// _method fields, urlencoded or multipart, in any spelling PHP registers
+// as _method, upper-cased. A body that does not parse gives what was read
+// before the error.
+func FormMethodOverrides(contentType string, body []byte) []string {
+	mt, params, _ := mime.ParseMediaType(contentType)
+	var ms []string
+	add := func(name, v string) {
+		if phpName(name) == "_method" {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		v, _ := url.ParseQuery(string(body))
+		for name, vs := range v {
+			for _, s := range vs {
+				add(name, s)
+			}
+		}
+	case "multipart/form-data":
+		r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			part, err := r.NextRawPart()
+			if err != nil {
+				break
+			}
+			if name := part.FormName(); name != "" {
+				v, _ := io.ReadAll(io.LimitReader(part, maxOverride))
+				add(name, string(v))
 			}
 		}
 	}

@@ -79,3 +79,31 @@ func TestOddHeaderName(t *testing.T) {
 		}
 	}
 }
+
+func TestFormMethodOverrides(t *testing.T) {
+	mp := func(name, value string) string {
+		return "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--b--\r\n"
+	}
+	const form, multipart = "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"
+	for _, c := range []struct {
+		contentType, body, want string
+	}{
+		{form, "a=1&_method=put", "PUT"},
+		{form + "; charset=utf-8", "_method=+delete+&a=1", "DELETE"},
+		{form, "a=1&%5Fmethod=PATCH", "PATCH"},
+		{form, "a=1&[method=PATCH", "PATCH"},
+		{form, "a=1&method=PUT", ""},
+		{multipart, mp("_method", "put"), "PUT"},
+		{multipart, mp("title", "put"), ""},
+		{"application/json", `{"_method":"PUT"}`, ""},
+		{form, "", ""},
+	} {
+		got := ""
+		if ms := FormMethodOverrides(c.contentType, []byte(c.body)); len(ms) > 0 {
+			got = ms[0]
+		}
+		if got != c.want {
+			t.Errorf("%s %q: override %q, want %q", c.contentType, c.body, got, c.want)
+		}
+	}
+}
