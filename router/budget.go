@@ -61,22 +61,27 @@ func (b *replayBudget) give(n int64) {
 	}
 }
 
-// replayFirstBuffer is the first buffer of a body of unknown length
-// (chunked, or HTTP/2 without content-length); it doubles from there.
-const replayFirstBuffer = 4 << 10
+// replayFirstBuffer is a body's first buffer; it doubles from there as
+// bytes arrive, up to the body's Content-Length when it has one.
+const replayFirstBuffer = 64 << 10
 
 // readReplay reads req's body whole, up to the route's max_replay_body,
 // into a buffer charged to the replay budget as it grows; x holds the
 // charge until the exchange ends (finish) or a shadow copy takes it on.
-// A body of known length takes its buffer in one piece. When the budget
-// has no room, it returns errReplayBudget and what it had read.
+// The buffer grows as bytes arrive, even for a body whose Content-Length
+// is known: a client announcing max_replay_body and then sending a byte
+// a minute would otherwise hold that much of the budget for the price of
+// a request head. When the budget has no room, it returns errReplayBudget
+// and what it had read.
 func (t *Table) readReplay(x *exchange, req *http.Request) ([]byte, error) {
 	limit := x.route.maxReplayBody
-	size := min(int64(replayFirstBuffer), limit+1)
-	if req.ContentLength > 0 {
-		// One byte more, to read the end of the body without growing.
-		size = min(req.ContentLength+1, limit+1)
+	// One byte more than the body may hold, to read its end (or find it
+	// too long) without growing.
+	most := limit + 1
+	if req.ContentLength >= 0 {
+		most = min(most, req.ContentLength+1)
 	}
+	size := min(int64(replayFirstBuffer), most)
 	if !t.budget.take(size) {
 		return nil, errReplayBudget
 	}
@@ -87,7 +92,12 @@ func (t *Table) readReplay(x *exchange, req *http.Request) ([]byte, error) {
 			if int64(len(buf)) > limit {
 				return nil, errBodyTooLarge
 			}
-			grow := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			grow := min(int64(cap(buf)), most-int64(cap(buf)))
+			if grow == 0 {
+				// More than its Content-Length, which net/http does
+				// not let a body hold.
+				return nil, errBodyIncomplete
+			}
 			if !t.budget.take(grow) {
 				return buf, errReplayBudget
 			}

@@ -3,6 +3,7 @@ package router
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -101,4 +102,36 @@ func TestReplayBudgetBoundsTheBodiesBufferedAtOnce(t *testing.T) {
 	if resp, _ := post("/things", strings.NewReader(strings.Repeat("e", 1000))); resp.StatusCode != http.StatusCreated {
 		t.Errorf("after the others ended: %d, want 201", resp.StatusCode)
 	}
+}
+
+// TestAnAnnouncedBodyTakesTheBudgetOnlyAsItArrives: a client that
+// announces a large Content-Length and then sends almost nothing holds
+// little of replay_budget, so a few of them cannot refuse everyone else's
+// writes for the price of their request heads.
+func TestAnAnnouncedBodyTakesTheBudgetOnlyAsItArrives(t *testing.T) {
+	modern := newBackend(t, answer(http.StatusCreated, "modern"))
+	legacy := newBackend(t, answer(200, "legacy"))
+	f := newFacade(t, legacy.URL, modern.URL, "max_replay_body: 512KiB\nreplay_budget: 600KiB", `
+  - {name: create, match: "POST /things", mode: fallback, fallback_methods: [POST]}
+`)
+	pr, pw := io.Pipe()
+	slow, _ := http.NewRequest(http.MethodPost, f.URL+"/things", pr)
+	slow.ContentLength = 512 << 10
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := f.Client().Do(slow); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw.Write([]byte("0123456789"))
+	for f.metric(t, "strangler_replay_buffered_bytes", map[string]string{}) == 0 {
+		runtime.Gosched()
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/things", strings.NewReader(strings.Repeat("x", 400<<10)))
+	if resp, body := f.do(t, req); resp.StatusCode != http.StatusCreated {
+		t.Errorf("a 400 KiB body beside a client that announced 512 KiB and sent 10 bytes: %d %q, want 201", resp.StatusCode, body)
+	}
+	pw.CloseWithError(io.ErrUnexpectedEOF)
+	<-done
 }
