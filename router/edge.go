@@ -88,8 +88,11 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bo
 	if !t.bufferForReplay(x, req) {
 		return false
 	}
-	ms := canonical.FormMethodOverrides(req.Header.Get("Content-Type"), x.replay)
-	if err := t.checkOverrides(ms, req.Method, key, x.route); err != nil {
+	ms, err := canonical.FormMethodOverrides(req.Header.Get("Content-Type"), x.replay)
+	if err == nil {
+		err = t.checkOverrides(ms, req.Method, key, x.route)
+	}
+	if err != nil {
 		t.refuse(x, req, err)
 		return false
 	}

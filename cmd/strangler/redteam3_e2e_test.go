@@ -300,7 +300,9 @@ func TestIdempotencyKeysAreScopedToTheClient(t *testing.T) {
 // Laravel and Symfony read a POST's method from a _method field of its
 // form body, urlencoded or multipart, as they do from the query: a POST
 // standing for a PUT or DELETE that another route serves on its path is
-// refused with 400 before any backend sees a byte. A form POST to a path
+// refused with 400 before any backend sees a byte, as is a form there that
+// does not parse whole (another parser may find a _method in it). A form
+// POST to a path
 // where no other write route waits, or one whose _method is POST or
 // absent, passes with its body whole.
 //
@@ -330,6 +332,8 @@ func TestAMethodOverrideInAFormBodyIsRefused(t *testing.T) {
 		{"/records/4", form, "name=Ada&%5Fmethod=PUT", true},
 		{"/records/4", form, "name=Ada&.method=PUT", true},
 		{"/records/4", mpPut, mpPutBody, true},
+		// Rack 2 splits fields on ";" too; Go's parser does not.
+		{"/records/4", form, "name=Ada;_method=PUT", true},
 		{"/records/4", form, "name=Ada&_method=POST", false},
 		{"/records/4", form, "name=Ada&_method=GET", true}, // as the header and query say
 		{"/records/4", form, "name=Ada", false},
@@ -341,7 +345,7 @@ func TestAMethodOverrideInAFormBodyIsRefused(t *testing.T) {
 		resp, out := rawHTTP(t, r.public, id, "POST", c.target, c.header+"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n", c.body)
 		reached := append(legacy.received(t, id), modern.received(t, id)...)
 		switch {
-		case c.refused && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, "overrides its method")):
+		case c.refused && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, "method")):
 			t.Errorf("%s %q: %d %s; want 400 naming the method override", c.target, c.body, resp.StatusCode, out)
 		case c.refused && len(reached) > 0:
 			t.Errorf("%s %q: refused, yet a backend received it", c.target, c.body)

@@ -234,10 +234,14 @@ func IsForm(contentType string) bool {
 // FormMethodOverrides returns the methods a POST's form body (the whole
 // of it) asks a backend to read the request as: the values of its
 // _method fields, urlencoded or multipart, in any spelling PHP registers
-// as _method, upper-cased. A body that does not parse gives what was read
-// before the error.
-func FormMethodOverrides(contentType string, body []byte) []string {
-	mt, params, _ := mime.ParseMediaType(contentType)
+// as _method, upper-cased. A body that does not parse whole is an error:
+// a backend parsing it more leniently (Rack 2 splits fields on ";" too)
+// might find a _method field where this found none.
+func FormMethodOverrides(contentType string, body []byte) ([]string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, errFormBody
+	}
 	var ms []string
 	add := func(name, v string) {
 		if phpName(name) == "_method" {
@@ -246,18 +250,27 @@ func FormMethodOverrides(contentType string, body []byte) []string {
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		v, _ := url.ParseQuery(string(body))
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errFormBody
+		}
 		for name, vs := range v {
 			for _, s := range vs {
 				add(name, s)
 			}
 		}
 	case "multipart/form-data":
+		if params["boundary"] == "" {
+			return nil, errFormBody
+		}
 		r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
 		for {
 			part, err := r.NextRawPart()
-			if err != nil {
+			if err == io.EOF {
 				break
+			}
+			if err != nil {
+				return nil, errFormBody
 			}
 			if name := part.FormName(); name != "" {
 				v, _ := io.ReadAll(io.LimitReader(part, maxOverride))
@@ -265,8 +278,12 @@ func FormMethodOverrides(contentType string, body []byte) []string {
 			}
 		}
 	}
-	return ms
+	return ms, nil
 }
+
+// errFormBody refuses a form body that does not parse, on a path where a
+// _method field in it would matter.
+var errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
 
 // phpName is query parameter name k as PHP registers it, and so as
 // Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and

@@ -97,9 +97,18 @@ func TestFormMethodOverrides(t *testing.T) {
 		{multipart, mp("title", "put"), ""},
 		{"application/json", `{"_method":"PUT"}`, ""},
 		{form, "", ""},
+		// What does not parse whole may hold a _method another parser finds.
+		{form, "a=1;_method=PUT", "error"},
+		{form, "a=%zz&_method=PUT", "error"},
+		{multipart, "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nbroken header\r\n\r\n--b--\r\n", "error"},
+		{"multipart/form-data", mp("_method", "put"), "error"},
 	} {
 		got := ""
-		if ms := FormMethodOverrides(c.contentType, []byte(c.body)); len(ms) > 0 {
+		ms, err := FormMethodOverrides(c.contentType, []byte(c.body))
+		switch {
+		case err != nil:
+			got = "error"
+		case len(ms) > 0:
 			got = ms[0]
 		}
 		if got != c.want {
