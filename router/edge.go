@@ -74,7 +74,8 @@ func (t *Table) checkOverrides(methods []string, method, key string, rt *route) 
 // (max_replay_body, replay_budget), before any backend sees a byte. It
 // reports whether to go on.
 func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bool {
-	if req.Method != http.MethodPost || req.ContentLength == 0 || !canonical.IsForm(req.Header.Get("Content-Type")) {
+	types := req.Header.Values("Content-Type")
+	if req.Method != http.MethodPost || req.ContentLength == 0 || !slices.ContainsFunc(types, canonical.IsForm) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
@@ -85,10 +86,15 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bo
 	}) {
 		return true
 	}
+	if len(types) > 1 {
+		// A backend may read another of them than the first.
+		t.refuse(x, req, errContentTypes)
+		return false
+	}
 	if !t.bufferForReplay(x, req) {
 		return false
 	}
-	ms, err := canonical.FormMethodOverrides(req.Header.Get("Content-Type"), x.replay)
+	ms, err := canonical.FormMethodOverrides(types[0], x.replay)
 	if err == nil {
 		err = t.checkOverrides(ms, req.Method, key, x.route)
 	}
@@ -152,6 +158,10 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 	}
 	t.writeError(&x.w, req, x, err)
 }
+
+// errContentTypes refuses a form POST with several Content-Type headers
+// on a path where its _method field would matter.
+var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header, and a backend reading another than the first may find a _method field in a form; send one"}
 
 // maxLoggedMethod bounds a refused method in the log: a client may send a
 // method token of many kilobytes.

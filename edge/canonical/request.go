@@ -225,10 +225,15 @@ const maxOverride = 64
 
 // IsForm reports whether a request with Content-Type contentType has a
 // form body, whose _method field Rails (Rack::MethodOverride), Laravel and
-// Symfony read as the method of a POST.
+// Symfony read as the method of a POST. It reads the type as PHP and Rack
+// do, up to the first ";", "," or space, in any case: a value
+// mime.ParseMediaType refuses may still be a form to them.
 func IsForm(contentType string) bool {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data"
+	mt, _, _ := strings.Cut(strings.TrimSpace(contentType), ";")
+	if i := strings.IndexAny(mt, ", \t"); i >= 0 {
+		mt = mt[:i]
+	}
+	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
 }
 
 // FormMethodOverrides returns the methods a POST's form body (the whole

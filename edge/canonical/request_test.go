@@ -80,6 +80,22 @@ func TestOddHeaderName(t *testing.T) {
 	}
 }
 
+func TestIsForm(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/x-www-form-urlencoded":                   true,
+		"Application/X-WWW-Form-Urlencoded; charset=utf-8":    true,
+		"application/x-www-form-urlencoded, application/json": true,
+		" multipart/form-data;boundary=b":                     true,
+		"application/json":                                    false,
+		"application/json, application/x-www-form-urlencoded": false,
+		"": false,
+	} {
+		if got := IsForm(ct); got != want {
+			t.Errorf("IsForm(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
 func TestFormMethodOverrides(t *testing.T) {
 	mp := func(name, value string) string {
 		return "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--b--\r\n"
@@ -102,6 +118,8 @@ func TestFormMethodOverrides(t *testing.T) {
 		{form, "a=%zz&_method=PUT", "error"},
 		{multipart, "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nbroken header\r\n\r\n--b--\r\n", "error"},
 		{"multipart/form-data", mp("_method", "put"), "error"},
+		// PHP reads the type up to a ",": a form to it.
+		{"application/x-www-form-urlencoded, application/json", "_method=PUT", "error"},
 	} {
 		got := ""
 		ms, err := FormMethodOverrides(c.contentType, []byte(c.body))
