@@ -74,46 +74,53 @@ const replayFirstBuffer = 64 << 10
 // a request head. When the budget has no room, it returns errReplayBudget
 // and what it had read.
 func (t *Table) readReplay(x *exchange, req *http.Request) ([]byte, error) {
-	limit := x.route.maxReplayBody
+	return t.budget.read(req.Body, req.ContentLength, x.route.maxReplayBody, &x.replayHeld)
+}
+
+// read reads r (of length n, -1 if unknown) whole, up to limit bytes
+// (errBodyTooLarge past it), into a buffer charged to b as it grows and
+// added to *held, which the caller gives back. It returns what it read
+// with any error: errReplayBudget when b has no room.
+func (b *replayBudget) read(r io.Reader, n, limit int64, held *int64) ([]byte, error) {
 	// One byte more than the body may hold, to read its end (or find it
 	// too long) without growing.
 	most := limit + 1
-	if req.ContentLength >= 0 {
-		most = min(most, req.ContentLength+1)
+	if n >= 0 {
+		most = min(most, n+1)
 	}
 	size := min(int64(replayFirstBuffer), most)
-	if !t.budget.take(size) {
+	if !b.take(size) {
 		return nil, errReplayBudget
 	}
-	x.replayHeld += size
+	*held += size
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > limit {
-				return nil, errBodyTooLarge
+				return buf, errBodyTooLarge
 			}
 			grow := min(int64(cap(buf)), most-int64(cap(buf)))
 			if grow == 0 {
 				// More than its Content-Length, which net/http does
 				// not let a body hold.
-				return nil, errBodyIncomplete
+				return buf, errBodyIncomplete
 			}
-			if !t.budget.take(grow) {
+			if !b.take(grow) {
 				return buf, errReplayBudget
 			}
-			x.replayHeld += grow
+			*held += grow
 			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
 		}
-		n, err := req.Body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
 		switch {
 		case err == io.EOF:
 			if int64(len(buf)) > limit {
-				return nil, errBodyTooLarge
+				return buf, errBodyTooLarge
 			}
 			return buf, nil
 		case err != nil:
-			return nil, err
+			return buf, err
 		}
 	}
 }

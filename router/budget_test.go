@@ -1,12 +1,14 @@
 package router
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestReplayBudgetBoundsTheBodiesBufferedAtOnce: the bodies buffered for
@@ -134,4 +136,62 @@ func TestAnAnnouncedBodyTakesTheBudgetOnlyAsItArrives(t *testing.T) {
 	}
 	pw.CloseWithError(io.ErrUnexpectedEOF)
 	<-done
+}
+
+// TestTheHeadsOfAnswersHeldForTheirIdsCountInTheBudget: a dual write
+// whose route names an id_field holds the start of the primary's answer
+// until the exchange ends, to find the new id in; those heads count in
+// replay_budget with the request bodies, and each answer still reaches
+// its client whole.
+func TestTheHeadsOfAnswersHeldForTheirIdsCountInTheBudget(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	arrived := make(chan struct{}, 8)
+	pad := strings.Repeat("a", 1000)
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"id":"7","pad":"`+pad)
+		w.(http.Flusher).Flush()
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, `"}`)
+	})
+	modern := newBackend(t, answer(http.StatusCreated, "{}"))
+	t.Cleanup(free)
+	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, `
+  - {name: create, match: "POST /things", mode: dual-write, id_field: id}
+max_replay_body: 64KiB
+replay_budget: 196617`) // three bodies of 2 bytes (3 each) and three heads of 64 KiB
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, d.URL+"/things", strings.NewReader("{}"))
+			resp, err := d.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := `{"id":"7","pad":"` + pad + `"}`; string(body) != want {
+				t.Errorf("an answer held for its id reached its client as %d bytes, want %d", len(body), len(want))
+			}
+		}()
+	}
+	for range 3 {
+		<-arrived
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.URL+"/things", strings.NewReader("{}"))
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+	defer cancel()
+	if resp, err := d.Client().Do(req.WithContext(ctx)); err != nil {
+		t.Errorf("with three answers' heads held: %v, want 503 at once: the heads fill the budget", err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("with three answers' heads held: %d, want 503: the heads fill the budget", resp.StatusCode)
+	}
+	free()
+	wg.Wait()
 }

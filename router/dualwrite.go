@@ -157,12 +157,17 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) {
 	o := domain.Outcome{Status: res.StatusCode, Location: res.Header.Get("Location")}
 	success := res.StatusCode >= 200 && res.StatusCode <= 299
 	if success && rt.dualWrite.idField != nil {
-		head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
+		// The head is held until the exchange ends, within replay_budget
+		// as the request's body is: a thousand creates answered with
+		// their bodies echoed held a MiB each past any bound (found by
+		// the red team). Past the budget, or idCaptureLimit, no id is
+		// looked for; the answer streams on whole either way.
+		head, err := t.budget.read(res.Body, res.ContentLength, idCaptureLimit, &x.replayHeld)
 		res.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
-		if err == nil && len(head) <= idCaptureLimit {
+		if err == nil {
 			o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
 		}
 	}
