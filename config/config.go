@@ -4,6 +4,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"strangler/domain"
@@ -31,9 +32,21 @@ type Config struct {
 	// MaxReplayBody caps a request body that must be buffered to be sent
 	// twice; routes may lower or raise it.
 	MaxReplayBody ByteSize `yaml:"max_replay_body"`
+	// ReplayBudget caps the bytes of request bodies buffered for replay
+	// at once, over every route: a request that would go past it is
+	// refused (503) before any backend sees a byte. The default is
+	// DefaultReplayBudgetShare times max_replay_body, and never less
+	// than the largest route's max_replay_body.
+	ReplayBudget ByteSize `yaml:"replay_budget"`
 	// MaxBody caps every request body (413); routes may lower or raise it.
 	// 0 is unlimited.
 	MaxBody ByteSize `yaml:"max_body,omitempty"`
+	// IdempotencyScope names the request parts that identify a client
+	// (header:NAME, cookie:NAME): a client's Idempotency-Key on a
+	// dual-write route names a write only among requests carrying the
+	// same values. Nil means DefaultIdempotencyScope; an empty list makes
+	// keys one space for all clients.
+	IdempotencyScope []Credential `yaml:"idempotency_scope"`
 	// BodyTimeout ends a request whose body sends no byte for this long
 	// (408), and aborts the request to the backend.
 	BodyTimeout Duration `yaml:"body_timeout"`
@@ -307,11 +320,19 @@ const (
 	DefaultAdminListen   = "127.0.0.1:9901"
 	DefaultTimeout       = 15 * time.Second
 	DefaultMaxReplayBody = 10 << 20
+	// DefaultReplayBudgetShare is how many bodies of max_replay_body the
+	// default replay_budget holds at once: 160 MiB with the default 10
+	// MiB, whatever the number of clients.
+	DefaultReplayBudgetShare = 16
 	// DefaultBodyTimeout is nginx's client_body_timeout.
 	DefaultBodyTimeout   = 60 * time.Second
 	DefaultShutdownGrace = 30 * time.Second
 	DefaultStore         = "sqlite:./strangler.db"
 )
+
+// DefaultIdempotencyScope scopes Idempotency-Keys by the Authorization
+// header: a bearer token or basic credentials name the client.
+var DefaultIdempotencyScope = []Credential{{Sticky{Header: "Authorization"}}}
 
 // Defaults of the retirement verdict and the guard.
 const (
@@ -381,6 +402,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxReplayBody == 0 {
 		c.MaxReplayBody = DefaultMaxReplayBody
+	}
+	if c.ReplayBudget == 0 {
+		c.ReplayBudget = DefaultReplayBudgetShare * c.MaxReplayBody
+		for i := range c.Routes {
+			c.ReplayBudget = max(c.ReplayBudget, ByteSize(c.ReplayLimit(&c.Routes[i])))
+		}
+	}
+	if c.IdempotencyScope == nil {
+		c.IdempotencyScope = slices.Clone(DefaultIdempotencyScope)
 	}
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = Duration(DefaultBodyTimeout)

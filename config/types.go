@@ -121,6 +121,12 @@ func (s ByteSize) MarshalText() ([]byte, error) {
 	return []byte(strconv.FormatInt(int64(s), 10)), nil
 }
 
+// String writes the size as MarshalText does.
+func (s ByteSize) String() string {
+	b, _ := s.MarshalText()
+	return string(b)
+}
+
 // Percent is a share from 0 to 100.
 type Percent float64
 
@@ -175,6 +181,18 @@ func (s Sticky) MarshalText() ([]byte, error) {
 
 // IsZero reports whether no stickiness is configured.
 func (s Sticky) IsZero() bool { return s == Sticky{} }
+
+// Credential names a request header or cookie that identifies the
+// client, written as a sticky key is: header:NAME or cookie:NAME.
+type Credential struct{ Sticky }
+
+// UnmarshalText parses "header:NAME" or "cookie:NAME".
+func (c *Credential) UnmarshalText(b []byte) error {
+	if err := c.Sticky.UnmarshalText(b); err != nil {
+		return fmt.Errorf("invalid credential %q; write header:NAME or cookie:NAME", b)
+	}
+	return nil
+}
 
 // Trigger is one reason for a fallback route to serve legacy.
 type Trigger string

@@ -34,6 +34,10 @@ func (d *checker) validate(c *Config) {
 			d.errorAt(fmt.Sprintf("allow_methods[%d]", i), "%s is never let through: CONNECT would tunnel past the facade, TRACE reflects credentials", m)
 		}
 	}
+	if c.MaxReplayBody > c.ReplayBudget {
+		d.errorAt("replay_budget", "%s is less than max_replay_body (%s): no such body could ever be buffered; raise it or lower max_replay_body",
+			c.ReplayBudget, c.MaxReplayBody)
+	}
 	d.validateRoutes(c)
 	d.validateApprovals(c)
 	d.validateBackfill(c.Backfill)
@@ -239,6 +243,10 @@ func (d *checker) validateRoutes(c *Config) {
 		}
 		if r.MaxReplayBody != nil && *r.MaxReplayBody == 0 {
 			d.errorAt(at("max_replay_body"), "must be more than 0")
+		}
+		if r.MaxReplayBody != nil && *r.MaxReplayBody > c.ReplayBudget {
+			d.errorAt(at("max_replay_body"), "%s exceeds replay_budget (%s): no such body could ever be buffered; lower it or raise replay_budget",
+				*r.MaxReplayBody, c.ReplayBudget)
 		}
 		if r.MaxBody != nil && *r.MaxBody == 0 {
 			d.errorAt(at("max_body"), "must be more than 0; leave it out for the top-level max_body")

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 )
 
 // IdempotencyKey is a client's Idempotency-Key on a dual write and the
@@ -34,6 +35,34 @@ func NewIdempotencyKey(key, method, target string, body []byte) IdempotencyKey {
 	h.Write([]byte{0})
 	h.Write(body)
 	return IdempotencyKey{Key: hex.EncodeToString(k[:]), Fingerprint: hex.EncodeToString(h.Sum(nil))}
+}
+
+// Scoped returns k in the key space of the principal the credentials
+// stand for (the values of the request parts idempotency_scope names, in
+// order): two principals never share a key, so one that learns or
+// guesses another's cannot read its write's answer back (a retry of the
+// same request goes to the primary, which replays its answer) nor block
+// its retries (409, 422), as Stripe scopes keys to an account. Without a
+// credential (none named, or all absent) k stays in the one space of
+// clients that send none, spelled as keys were before scopes. Only the
+// hash is kept, and the store keeps a keyed digest of that: never a
+// credential.
+func (k IdempotencyKey) Scoped(credentials []string) IdempotencyKey {
+	if !slices.ContainsFunc(credentials, func(c string) bool { return c != "" }) {
+		return k
+	}
+	h := sha256.New()
+	// No header or cookie value holds a NUL byte, nor does a key's hash:
+	// the fields cannot run into each other, nor into an unscoped key.
+	h.Write([]byte("scoped"))
+	for _, c := range credentials {
+		h.Write([]byte{0})
+		h.Write([]byte(c))
+	}
+	h.Write([]byte{0})
+	h.Write([]byte(k.Key))
+	k.Key = hex.EncodeToString(h.Sum(nil))
+	return k
 }
 
 // KeyUse is what the store's BeginKeyedWrite made of a write sent with a key.

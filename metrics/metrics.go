@@ -60,7 +60,7 @@ var (
 	}
 	Refused = Def{
 		Name:   "strangler_refused_total",
-		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key).",
+		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key).",
 		Labels: []string{"route", "reason"},
 	}
 	ForcedRequests = Def{
@@ -72,6 +72,10 @@ var (
 		Name:   "strangler_force_ignored_total",
 		Help:   "X-Strangler-Force headers ignored (the request routed as usual), by route and reason: malformed, forged (bad signature), expired, other_route, dual_write, off (no force_token_key).",
 		Labels: []string{"route", "reason"},
+	}
+	ReplayBuffered = Def{
+		Name: "strangler_replay_buffered_bytes",
+		Help: "Bytes of request bodies buffered for replay (dual-write, fallback, shadow) now, over every route; replay_budget bounds it.",
 	}
 	SchemaDrift = Def{
 		Name:   "strangler_schema_drift_total",
@@ -165,6 +169,7 @@ var (
 // metric missing here, or none registers one listed.
 var All = []Def{
 	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
+	ReplayBuffered,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,

@@ -167,13 +167,14 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 	var headErr error
 	if success && rt.dualWrite.idField != nil {
 		var head []byte
-		head, headErr = t.readHead(w, res)
+		var whole bool
+		head, whole, headErr = t.readHead(x, res)
 		if headErr == nil {
 			res.Body = struct {
 				io.Reader
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
-			if len(head) <= idCaptureLimit {
+			if whole {
 				o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
 			}
 		}
@@ -205,22 +206,32 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 var errHeadStalled = errors.New("the primary's answer stalled before its id could be read")
 
 // readHead reads the start of a primary's answer, up to idCaptureLimit
-// and one byte, for the new id. The client has nothing of the answer yet,
-// so the backend's timeout, which ends at the response headers elsewhere,
-// bounds this read too: a primary that sends its head and then stalls
-// would otherwise hold the client, and the write's outcome, for ever. An
-// answer that stalls (a wrapped context.DeadlineExceeded: 504) or breaks
-// (502) fails.
-func (t *Table) readHead(w *pendingWrite, res *http.Response) ([]byte, error) {
+// and one byte, for the new id; whole says it is the whole answer, in
+// which the id is looked for. The head is held until the exchange ends,
+// within replay_budget as a request's body is (a thousand creates
+// answered with their bodies echoed would hold a MiB each past any
+// bound); past the budget or idCaptureLimit no id is looked for, and the
+// answer streams on whole either way.
+//
+// The client has nothing of the answer yet, so the backend's timeout,
+// which ends at the response headers elsewhere, bounds this read too: a
+// primary that sends its head and then stalls would otherwise hold the
+// client, and the write's outcome, for ever. An answer that stalls (a
+// wrapped context.DeadlineExceeded: 504) or breaks (502) fails.
+func (t *Table) readHead(x *exchange, res *http.Response) (head []byte, whole bool, err error) {
+	w := x.dualWrite
 	stall := time.AfterFunc(t.upstreamOf(w.intent.Primary).Timeout(), func() { w.cancel(errHeadStalled) })
-	head, err := io.ReadAll(io.LimitReader(res.Body, idCaptureLimit+1))
+	head, err = t.budget.read(res.Body, res.ContentLength, idCaptureLimit, &x.replayHeld)
 	if !stall.Stop() {
-		return nil, fmt.Errorf("%w: %w", errHeadStalled, context.DeadlineExceeded)
+		return nil, false, fmt.Errorf("%w: %w", errHeadStalled, context.DeadlineExceeded)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the primary's answer for its id: %w", err)
+	switch {
+	case err == nil:
+		return head, true, nil
+	case errors.Is(err, errReplayBudget), errors.Is(err, errBodyTooLarge), errors.Is(err, errBodyIncomplete):
+		return head, false, nil
 	}
-	return head, nil
+	return nil, false, fmt.Errorf("reading the primary's answer for its id: %w", err)
 }
 
 // created sets in o what a create the primary answered with o made: the

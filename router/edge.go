@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"strangler/edge"
 	"strangler/edge/canonical"
@@ -49,13 +50,59 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 		return &canonical.Refusal{Status: http.StatusBadRequest,
 			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
-	for _, m := range canonical.MethodOverrides(req, !t.dropOddHeaders) {
-		if other, _ := t.match(m, key); m != req.Method && other != rt {
+	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, key, rt)
+}
+
+// checkOverrides refuses a request of method, routed to rt, that asks to
+// be read as one of methods another route serves.
+func (t *Table) checkOverrides(methods []string, method, key string, rt *route) error {
+	for _, m := range methods {
+		if other, _ := t.match(m, key); m != method && other != rt {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
 		}
 	}
 	return nil
+}
+
+// checkFormOverride refuses a POST whose form body has a _method field
+// naming a method another route serves on its path (Rails, Laravel and
+// Symfony read it as the request's method): a form POSTing _method=PUT
+// reached legacy alone, past a dual-write PUT route (found by the red
+// team). The body is read only when it is a form and another route serves
+// a write method on the path, buffered as a replayed body is
+// (max_replay_body, replay_budget), before any backend sees a byte. It
+// reports whether to go on.
+func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bool {
+	types := req.Header.Values("Content-Type")
+	if req.Method != http.MethodPost || req.ContentLength == 0 || !slices.ContainsFunc(types, canonical.IsForm) {
+		return true
+	}
+	// Only another route for a write matters: a POST read as a GET, HEAD
+	// or OPTIONS writes nothing past a route.
+	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
+		other, _ := t.match(m, key)
+		return m != req.Method && !isSafe(m) && other != x.route
+	}) {
+		return true
+	}
+	if len(types) > 1 {
+		// A backend may read another of them than the first.
+		t.refuse(x, req, errContentTypes)
+		return false
+	}
+	if !t.bufferForReplay(x, req) {
+		return false
+	}
+	ms, err := canonical.FormMethodOverrides(types[0], x.replay)
+	if err == nil {
+		err = t.checkOverrides(ms, req.Method, key, x.route)
+	}
+	if err != nil {
+		t.refuse(x, req, err)
+		return false
+	}
+	return true
 }
 
 // useCanonical makes req's URL the canonical one, which every later step
@@ -100,12 +147,20 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 	if status == http.StatusMethodNotAllowed {
 		h.Set("Allow", t.policy.Allow())
 	}
-	if isBodyFailure(err) || err == edge.ErrAmbiguousFraming {
-		// The rest of the body cannot be told from the next request.
+	if isBodyFailure(err) || err == edge.ErrAmbiguousFraming || err == errReplayBudget {
+		// The rest of the body cannot be told from the next request (or,
+		// with the budget full, is not worth reading on).
 		h.Set("Connection", "close")
+	}
+	if err == errReplayBudget {
+		h.Set("Retry-After", replayBudgetRetry)
 	}
 	t.writeError(&x.w, req, x, err)
 }
+
+// errContentTypes refuses a form POST with several Content-Type headers
+// on a path where its _method field would matter.
+var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header, and a backend reading another than the first may find a _method field in a form; send one"}
 
 // maxLoggedMethod bounds a refused method in the log: a client may send a
 // method token of many kilobytes.

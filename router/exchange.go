@@ -33,6 +33,12 @@ type exchange struct {
 	body clientBody
 	// replay is the buffered request body when it may be sent twice.
 	replay []byte
+	// replayHeld is what replay holds of the replay budget, given back
+	// when the exchange ends unless a shadow copy took it on.
+	replayHeld int64
+	// noCopy is set on a shadow route when replay_budget had no room for
+	// the copy's body: the request goes to the primary alone.
+	noCopy bool
 	// clientGone is set when the client left before the response started.
 	clientGone bool
 	// params are the path parameters' values, when the route needs them.

@@ -82,6 +82,7 @@ const (
 	refusedBodyTimeout    refusal = "body_timeout"     // 408
 	refusedBodyTooLarge   refusal = "body_too_large"   // 413: over max_body
 	refusedReplayTooLarge refusal = "replay_too_large" // 413: over max_replay_body
+	refusedReplayBudget   refusal = "replay_budget"    // 503: replay_budget has no room for the body
 	refusedTrailer        refusal = "trailer"          // 400: trailer fields on a route that replays the body
 	refusedJournal        refusal = "journal_down"     // 503: the dual-write journal is unavailable
 	refusedKeyInFlight    refusal = "key_in_flight"    // 409: an Idempotency-Key whose first request is in progress
@@ -93,7 +94,7 @@ const (
 // refusals lists every refusal, for the metric's tests and README.
 func refusals() []refusal {
 	return []refusal{refusedMethod, refusedRequest, refusedBodyIncomplete, refusedBodyTimeout, refusedBodyTooLarge,
-		refusedReplayTooLarge, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid}
+		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid}
 }
 
 // errorAnswer is what the client gets for a failed exchange: the status,
@@ -123,6 +124,9 @@ func statusFor(r *http.Request, err error) errorAnswer {
 		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body", refusedBodyTooLarge}
 	case errors.Is(err, errBodyTooLarge):
 		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body", refusedReplayTooLarge}
+	case errors.Is(err, errReplayBudget):
+		// Nothing reached a backend: the client may send it again.
+		return errorAnswer{http.StatusServiceUnavailable, "the facade holds as many request bodies for replay as its replay_budget allows; nothing was sent to any backend; retry later", refusedReplayBudget}
 	case errors.Is(err, errTrailerNotReplayed):
 		return errorAnswer{http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields", refusedTrailer}
 	case errors.Is(err, errJournal):

@@ -67,6 +67,16 @@ func isPrintableASCII(s string) bool {
 	return true
 }
 
+// credentials are the values of the request parts idempotency_scope
+// names, which scope the client's Idempotency-Key (domain.Scoped).
+func (t *Table) credentials(req *http.Request) []string {
+	out := make([]string, len(t.idempotencyScope))
+	for i, p := range t.idempotencyScope {
+		out[i] = partOf(req, p.Sticky)
+	}
+	return out
+}
+
 // journalStep is what serveDualWrite does after journaling.
 type journalStep int
 
@@ -93,7 +103,8 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		err = t.journal.BeginWrite(ctx, in, lease)
 	} else {
 		var kw domain.KeyedWrite
-		kw, err = t.journal.BeginKeyedWrite(ctx, in, domain.NewIdempotencyKey(key, req.Method, in.Target, in.Body), lease)
+		k := domain.NewIdempotencyKey(key, req.Method, in.Target, in.Body).Scoped(t.credentials(req))
+		kw, err = t.journal.BeginKeyedWrite(ctx, in, k, lease)
 		use, in.ID = kw.Use, kw.ID
 	}
 	switch {

@@ -25,6 +25,7 @@ type Metrics struct {
 	forceIgnored    *prometheus.CounterVec
 	schemaDrift     *prometheus.CounterVec
 	refusals        *prometheus.CounterVec
+	replayBuffered  prometheus.Gauge
 }
 
 // NewMetrics registers the router's collectors with reg.
@@ -41,8 +42,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		forceIgnored:    metrics.ForceIgnored.CounterVec(),
 		schemaDrift:     metrics.SchemaDrift.CounterVec(),
 		refusals:        metrics.Refused.CounterVec(),
+		replayBuffered:  metrics.ReplayBuffered.Gauge(),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift, m.refusals)
+	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift,
+		m.refusals, m.replayBuffered)
 	return m
 }
 

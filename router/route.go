@@ -99,12 +99,16 @@ func (rt *route) toModern(r *http.Request) bool {
 	return rand.IntN(fullPercent) < rt.percent
 }
 
-func (rt *route) stickyKey(r *http.Request) string {
+func (rt *route) stickyKey(r *http.Request) string { return partOf(r, rt.sticky) }
+
+// partOf is the value of the header or cookie p names in r, "" if r has
+// none.
+func partOf(r *http.Request, p config.Sticky) string {
 	switch {
-	case rt.sticky.Header != "":
-		return r.Header.Get(rt.sticky.Header)
-	case rt.sticky.Cookie != "":
-		if c, err := r.Cookie(rt.sticky.Cookie); err == nil {
+	case p.Header != "":
+		return r.Header.Get(p.Header)
+	case p.Cookie != "":
+		if c, err := r.Cookie(p.Cookie); err == nil {
 			return c.Value
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
@@ -36,6 +37,8 @@ type Router struct {
 	table   atomic.Pointer[Table]
 	deps    Deps
 	buffers *bufferPool
+	// budget bounds the replay buffers of every table's requests.
+	budget *replayBudget
 
 	// mu serialises Build and Swap, which share the upstream cache.
 	mu sync.Mutex
@@ -93,7 +96,11 @@ func New(d Deps) *Router {
 	if d.Schemas == nil {
 		d.Schemas = shadow.NewSchemas()
 	}
-	return &Router{deps: d, buffers: newBufferPool(), repairs: make(chan repairKey, repairQueue)}
+	budget := &replayBudget{}
+	if d.Metrics != nil {
+		budget.gauge = d.Metrics.replayBuffered
+	}
+	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: make(chan repairKey, repairQueue)}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.
@@ -149,6 +156,7 @@ func (r *Router) Swap(t *Table) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table.Store(t)
+	r.budget.limit.Store(t.replayBudget)
 	r.deps.Metrics.setModes(t)
 	kept := r.upstreams[:0]
 	for _, u := range r.upstreams {
@@ -187,7 +195,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	x.useCanonical(req, in.Path)
-	if !t.admitBody(x, w, req) {
+	if !t.admitBody(x, w, req) || !t.checkFormOverride(x, req, canonical.RouteKey(in.Path.Escaped)) {
 		return
 	}
 	if req.Context().Err() != nil {
@@ -244,10 +252,11 @@ func clientLeft(x *exchange) {
 }
 
 // bufferForReplay reads a body that may have to be sent twice, up to the
-// route's max_replay_body. A larger one (413), or one that cannot be read
-// whole (400: broken chunked encoding, an early end; 408: body_timeout;
-// 413: max_body), is refused before any backend sees a byte of it. It
-// reports whether to go on.
+// route's max_replay_body and within replay_budget (readReplay). A larger
+// one (413), one the budget has no room for (503), or one that cannot be
+// read whole (400: broken chunked encoding, an early end; 408:
+// body_timeout; 413: max_body), is refused before any backend sees a
+// byte of it. It reports whether to go on.
 //
 // Trailer fields (a checksum or a signature after the body) must not be
 // lost silently. The journal and a fallback's replay carry the body alone,
@@ -255,6 +264,9 @@ func clientLeft(x *exchange) {
 // sees a byte; a shadow route sends the request, trailer fields and all,
 // to its primary alone, and serveShadow skips the copy.
 func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
+	if x.replay != nil {
+		return true // read already, for a form's _method (checkFormOverride)
+	}
 	keepTrailer := x.route.mode == domain.ModeShadow
 	// Refused before a byte of the body is read: a client that sent
 	// Expect: 100-continue is spared sending it (RFC 9110 section
@@ -267,13 +279,21 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 		t.refuse(x, req, errTrailerNotReplayed)
 		return false
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, x.route.maxReplayBody+1))
+	body, err := t.readReplay(x, req)
 	switch {
+	case err == errReplayBudget && keepTrailer:
+		// A shadow route's client never pays for the copy: its request
+		// goes on to the primary, the bytes read first and the rest
+		// still unread, and no copy is sent.
+		t.budget.give(x.replayHeld)
+		x.replayHeld, x.noCopy = 0, true
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(body), req.Body), req.Body}
+		return true
 	case err != nil:
 		t.refuse(x, req, err)
-		return false
-	case int64(len(body)) > x.route.maxReplayBody:
-		t.refuse(x, req, errBodyTooLarge)
 		return false
 	case len(req.Trailer) > 0 && !keepTrailer: // sent without a declaration
 		t.refuse(x, req, errTrailerNotReplayed)
@@ -294,6 +314,7 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 // finish counts the exchange the client saw.
 func (t *Table) finish(x *exchange, req *http.Request) {
 	x.body.end()
+	t.budget.give(x.replayHeld)
 	backend, served := "none", ""
 	if x.served != nil {
 		backend, served = x.served.Name, x.served.Name

@@ -86,18 +86,23 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return
 	}
-	if len(req.Trailer) > 0 {
-		// The copy would go without them and differ for that alone.
+	if len(req.Trailer) > 0 || x.noCopy {
+		// The copy would go without them and differ for that alone, or
+		// replay_budget has no room for its body.
 		t.metrics.shadowResult(rt.name, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
 	job := t.newShadowJob(x, req)
-	if !sh.pool.TryGo(job.run) {
+	// The copy's body stays in memory until the job ends: the job gives
+	// its replay budget back then, not the exchange.
+	held := x.replayHeld
+	if !sh.pool.TryGo(func() { defer t.budget.give(held); job.run() }) {
 		t.metrics.shadowResult(rt.name, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
+	x.replayHeld = 0
 	capture := sh.capture()
 	x.w.tee = capture
 	completed := false

@@ -53,6 +53,13 @@ type Table struct {
 	policy         *canonical.Policy
 	dropOddHeaders bool
 	bodyTimeout    time.Duration
+	// budget is the router's, shared by every table; replayBudget is the
+	// limit this table sets on it when swapped in.
+	budget       *replayBudget
+	replayBudget int64
+	// idempotencyScope names the request parts that scope a client's
+	// Idempotency-Key.
+	idempotencyScope []config.Credential
 
 	trusted  []netip.Prefix
 	metrics  *Metrics
@@ -113,6 +120,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		metrics: r.deps.Metrics,
 		log:     r.deps.Log,
 		buffers: r.buffers,
+		budget:  r.budget,
 		journal: r.deps.Journal,
 		repairs: r.repairs,
 		samples: r.deps.Samples,
@@ -137,6 +145,8 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 	t.policy = canonical.NewPolicy(extra, cfg.HeadersWithUnderscores == config.HeadersReject)
 	t.dropOddHeaders = cfg.HeadersWithUnderscores == config.HeadersDrop
 	t.bodyTimeout = time.Duration(cfg.BodyTimeout)
+	t.replayBudget = int64(cfg.ReplayBudget)
+	t.idempotencyScope = cfg.IdempotencyScope
 	for _, p := range cfg.TrustedProxies {
 		t.trusted = append(t.trusted, p.Prefix)
 	}

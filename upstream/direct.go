@@ -83,6 +83,10 @@ type limitedConn struct {
 	budget int64 // < 0: no limit
 }
 
+// errGarbled marks an exchange whose first response was not an HTTP
+// response at all.
+var errGarbled = errors.New("the backend's answer was not an HTTP response")
+
 var errHeadTooLarge = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxResponseHead)
 
 func (c *limitedConn) Read(p []byte) (int, error) {
@@ -129,8 +133,12 @@ func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHea
 		// any byte of an answer: the transport sends such a request again
 		// (it has no body and is idempotent), and so does this, on a new
 		// connection, since the other pooled ones may be closed too (the
-		// backend restarted, or closes idle connections).
-		if reused && !sent && ctx.Err() == nil {
+		// backend restarted, or closes idle connections). So does a pooled
+		// connection whose answer was no answer from its first byte: bytes
+		// the backend wrote late for an earlier request (past a
+		// Content-Length), which no look could see before they came; the
+		// client gets its own answer, not a 502 for another's bytes.
+		if reused && (!sent || errors.Is(err, errGarbled)) && ctx.Err() == nil {
 			continue
 		}
 		return nil, err
@@ -197,12 +205,15 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		return fail(err)
 	}
 	sent = true
-	for {
+	for first := true; ; first = false {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
 				err = fmt.Errorf("net/http: timeout awaiting response headers: %w", err)
+			case first && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errHeadTooLarge):
+				err = fmt.Errorf("%w: %w", errGarbled, err)
 			}
 			return fail(err)
 		}
@@ -226,10 +237,10 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			return resp, true, nil
 		}
 		if resp.Body == http.NoBody {
-			d.release(c, stop, !resp.Close)
+			d.release(c, stop, reusable(resp))
 			return resp, true, nil
 		}
-		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: resp.Close}
+		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: !reusable(resp)}
 		return resp, true, nil
 	}
 }

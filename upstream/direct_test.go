@@ -262,6 +262,79 @@ func TestBytesArrivingOnAnIdleConnectionAreNeverTheNextAnswer(t *testing.T) {
 	}
 }
 
+// TestAConnectionIsNotReusedAfterAnAnswerWithoutABody: a backend that
+// writes a body after a 204 or 304 anyway writes it after the head; the
+// next request, sent at once on the pooled connection, read it as its
+// answer before it arrived anywhere a look could see it. After such an
+// answer the connection is closed, and the next request gets its own.
+func TestAConnectionIsNotReusedAfterAnAnswerWithoutABody(t *testing.T) {
+	for _, head := range []string{"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"} {
+		url, _ := scriptedBackend(t, func(c net.Conn, next func() bool) {
+			for next() {
+				io.WriteString(c, head)
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+			}
+		})
+		u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+		for i := range 2 {
+			resp, err := get(t, u)
+			if err != nil {
+				t.Fatalf("%s request %d: %v", head[9:12], i+1, err)
+			}
+			if body := readAll(t, resp); resp.StatusCode == http.StatusOK {
+				t.Fatalf("%s request %d answered 200 %q, the bytes sent late after the first answer", head[9:12], i+1, body)
+			}
+		}
+	}
+}
+
+// TestBytesSentLateAfterAnAnswerAreNotTheNextAnswer: a backend that
+// writes more than its Content-Length, a moment later, spoils the
+// connection after the next request was sent on it: that request read
+// the stray bytes as its answer and its client got a 502 for them. It is
+// sent again on a new connection, and gets its own answer.
+func TestBytesSentLateAfterAnAnswerAreNotTheNextAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+					if req.URL.Path == "/late" {
+						time.Sleep(50 * time.Millisecond)
+						io.WriteString(c, ", and more than was said\r\n\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	u := New("legacy", Config{URL: mustURL(t, "http://"+ln.Addr().String()), Timeout: 5 * time.Second})
+	for _, path := range []string{"/late", "/next"} {
+		resp, err := u.RoundTrip(NewRequest(context.Background(), http.MethodGet, u.Target(mustURL(t, path)), http.Header{}, nil))
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		if body := readAll(t, resp); body != path {
+			t.Fatalf("GET %s answered %q", path, body)
+		}
+	}
+}
+
 // TestAnAnswerCutShortIsNotSentAgain: a backend that began to answer (a
 // 103, then it closed) had the request; it is not sent a second time,
 // although the connection was a pooled one.

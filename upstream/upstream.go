@@ -165,6 +165,29 @@ func singleUse(req *http.Request) bool {
 	return false
 }
 
+// reusable reports whether the connection that carried resp, read to its
+// end, may carry another request. It may not when the backend said so
+// (Connection: close), nor after an answer that by its status or method
+// has no body (204, 304, a HEAD's): a backend that writes a body anyway
+// (a framework that does not know the rule) writes it after the head, in
+// a write of its own, which may come after the next request was sent on
+// the connection; that request then read it as its answer (found by the
+// red team: another client's GET read "SMUGGLED", and the connection
+// stayed one answer behind from then on). The look at an idle connection
+// before reuse only sees bytes that have arrived. Such answers are rare
+// enough on a GET for a new connection to cost nothing noticeable.
+func reusable(resp *http.Response) bool {
+	switch {
+	case resp.Close:
+		return false
+	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusNotModified:
+		return false
+	case resp.Request != nil && resp.Request.Method == http.MethodHead:
+		return false
+	}
+	return true
+}
+
 // NewRequest builds a request the facade sends on its own (a shadow copy,
 // a dual write's delivery) rather than one it proxies; the body may be
 // sent again, by the transport or by the caller.

@@ -47,6 +47,14 @@ func newRawBackend(t *testing.T, answer func(requestLine string) (reply string, 
 	return b
 }
 
+// lateMarker in a rawBackend's reply splits it: the bytes after it are
+// written lateDelay after those before, as a backend writing a body in a
+// second write does.
+const (
+	lateMarker = "\x00late\x00"
+	lateDelay  = 50 * time.Millisecond
+)
+
 // serve reads bodiless requests (the direct path sends only those) and
 // writes each its answer.
 func (b *rawBackend) serve(conn net.Conn, answer func(string) (string, bool)) {
@@ -71,7 +79,17 @@ func (b *rawBackend) serve(conn net.Conn, answer func(string) (string, bool)) {
 		b.got = append(b.got, line)
 		b.mu.Unlock()
 		reply, closeAfter := answer(line)
-		if _, err := io.WriteString(conn, reply); err != nil || closeAfter {
+		now, late, isLate := strings.Cut(reply, lateMarker)
+		if _, err := io.WriteString(conn, now); err != nil {
+			return
+		}
+		if isLate {
+			time.Sleep(lateDelay)
+			if _, err := io.WriteString(conn, late); err != nil {
+				return
+			}
+		}
+		if closeAfter {
 			return
 		}
 	}

@@ -1,6 +1,10 @@
 package canonical
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -40,6 +44,9 @@ func NewPolicy(extra []string, rejectOddHeaders bool) *Policy {
 
 // Allow is the value of the Allow header: every method that passes.
 func (p *Policy) Allow() string { return p.allow }
+
+// Methods are the methods that pass.
+func (p *Policy) Methods() []string { return append(slices.Clone(standardMethods), p.extra...) }
 
 // Request is what the edge learnt of a request it lets through.
 type Request struct {
@@ -181,7 +188,7 @@ var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", 
 // backend (CGI and PHP read X_HTTP_Method_Override as
 // X-HTTP-Method-Override), and of a _method query parameter (Symfony and
 // Laravel read it from the query too). A _method field in a form body is
-// not looked at.
+// FormMethodOverrides'.
 func MethodOverrides(r *http.Request, underscores bool) []string {
 	var ms []string
 	add := func(vs []string) {
@@ -212,6 +219,76 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 	}
 	return ms
 }
+
+// maxOverride bounds the _method value read from a multipart part.
+const maxOverride = 64
+
+// IsForm reports whether a request with Content-Type contentType has a
+// form body, whose _method field Rails (Rack::MethodOverride), Laravel and
+// Symfony read as the method of a POST. It reads the type as PHP and Rack
+// do, up to the first ";", "," or space, in any case: a value
+// mime.ParseMediaType refuses may still be a form to them.
+func IsForm(contentType string) bool {
+	mt, _, _ := strings.Cut(strings.TrimSpace(contentType), ";")
+	if i := strings.IndexAny(mt, ", \t"); i >= 0 {
+		mt = mt[:i]
+	}
+	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
+}
+
+// FormMethodOverrides returns the methods a POST's form body (the whole
+// of it) asks a backend to read the request as: the values of its
+// _method fields, urlencoded or multipart, in any spelling PHP registers
+// as _method, upper-cased. A body that does not parse whole is an error:
+// a backend parsing it more leniently (Rack 2 splits fields on ";" too)
+// might find a _method field where this found none.
+func FormMethodOverrides(contentType string, body []byte) ([]string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, errFormBody
+	}
+	var ms []string
+	add := func(name, v string) {
+		if phpName(name) == "_method" {
+			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+		}
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, errFormBody
+		}
+		for name, vs := range v {
+			for _, s := range vs {
+				add(name, s)
+			}
+		}
+	case "multipart/form-data":
+		if params["boundary"] == "" {
+			return nil, errFormBody
+		}
+		r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			part, err := r.NextRawPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, errFormBody
+			}
+			if name := part.FormName(); name != "" {
+				v, _ := io.ReadAll(io.LimitReader(part, maxOverride))
+				add(name, string(v))
+			}
+		}
+	}
+	return ms, nil
+}
+
+// errFormBody refuses a form body that does not parse, on a path where a
+// _method field in it would matter.
+var errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
 
 // phpName is query parameter name k as PHP registers it, and so as
 // Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and

@@ -79,3 +79,58 @@ func TestOddHeaderName(t *testing.T) {
 		}
 	}
 }
+
+func TestIsForm(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/x-www-form-urlencoded":                   true,
+		"Application/X-WWW-Form-Urlencoded; charset=utf-8":    true,
+		"application/x-www-form-urlencoded, application/json": true,
+		" multipart/form-data;boundary=b":                     true,
+		"application/json":                                    false,
+		"application/json, application/x-www-form-urlencoded": false,
+		"": false,
+	} {
+		if got := IsForm(ct); got != want {
+			t.Errorf("IsForm(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestFormMethodOverrides(t *testing.T) {
+	mp := func(name, value string) string {
+		return "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--b--\r\n"
+	}
+	const form, multipart = "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"
+	for _, c := range []struct {
+		contentType, body, want string
+	}{
+		{form, "a=1&_method=put", "PUT"},
+		{form + "; charset=utf-8", "_method=+delete+&a=1", "DELETE"},
+		{form, "a=1&%5Fmethod=PATCH", "PATCH"},
+		{form, "a=1&[method=PATCH", "PATCH"},
+		{form, "a=1&method=PUT", ""},
+		{multipart, mp("_method", "put"), "PUT"},
+		{multipart, mp("title", "put"), ""},
+		{"application/json", `{"_method":"PUT"}`, ""},
+		{form, "", ""},
+		// What does not parse whole may hold a _method another parser finds.
+		{form, "a=1;_method=PUT", "error"},
+		{form, "a=%zz&_method=PUT", "error"},
+		{multipart, "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nbroken header\r\n\r\n--b--\r\n", "error"},
+		{"multipart/form-data", mp("_method", "put"), "error"},
+		// PHP reads the type up to a ",": a form to it.
+		{"application/x-www-form-urlencoded, application/json", "_method=PUT", "error"},
+	} {
+		got := ""
+		ms, err := FormMethodOverrides(c.contentType, []byte(c.body))
+		switch {
+		case err != nil:
+			got = "error"
+		case len(ms) > 0:
+			got = ms[0]
+		}
+		if got != c.want {
+			t.Errorf("%s %q: override %q, want %q", c.contentType, c.body, got, c.want)
+		}
+	}
+}
