@@ -68,7 +68,7 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		reason := fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status))
 		w.fail(ctx, r, reason, true)
 	case err != nil:
-		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, withoutURL(err)), false)
+		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, upstream.Describe(err)), false)
 	default:
 		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
 	}
@@ -221,12 +221,3 @@ func backoff(attempts int, initial, maxDelay time.Duration) time.Duration {
 	return d/2 + rand.N(d)
 }
 
-// withoutURL drops the URL net/http puts in its errors: the path may carry
-// patient identifiers, and this error is stored and listed.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}

@@ -1,8 +1,11 @@
 package dualwrite
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -188,6 +191,12 @@ func TestASecondaryThatDoesNotAnswerIsRetried(t *testing.T) {
 			r.modern.SetHandler(func(w http.ResponseWriter, req *http.Request) { <-req.Context().Done() })
 			r.routes.setBackend(r.t, "modern", r.modern.URL, 100*time.Millisecond)
 		},
+		// net/http quotes what it cannot parse; those bytes are the
+		// backend's, perhaps a patient's record, and stay out of the
+		// stored error.
+		"answers what is not HTTP": func(r *rig) {
+			r.routes.setBackend(r.t, "modern", garbleBackend(r.t, "HTTP/1.1 200 OK\r\nsecret-patient-42 Ada\r\n\r\n"), time.Second)
+		},
 	} {
 		t.Run("a secondary that "+name, func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)
@@ -305,4 +314,30 @@ func TestAnIDNoHeaderCanCarryMakesTheWriteDeadAtOnce(t *testing.T) {
 	if id := <-got; id != "Åse-7" {
 		t.Errorf("the secondary got id %q", id)
 	}
+}
+
+// garbleBackend answers every request with answer, raw, and closes the
+// connection; it returns its URL.
+func garbleBackend(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, answer)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }

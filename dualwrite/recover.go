@@ -62,7 +62,7 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
 	if err != nil {
 		end(0, err)
-		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", withoutURL(err))
+		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", upstream.Describe(err))
 		return false
 	}
 	end(resp.StatusCode, nil)

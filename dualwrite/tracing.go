@@ -32,7 +32,7 @@ func (w *Worker) span(ctx context.Context, route, method, purpose string, up *up
 	return ctx, func(status int, err error) {
 		kind := ""
 		if err != nil {
-			err, kind = withoutURL(err), upstream.Classify(ctx, err).Kind()
+			err, kind = upstream.Describe(err), upstream.Classify(ctx, err).Kind()
 		}
 		telemetry.EndClient(span, status, err, kind)
 	}

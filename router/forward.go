@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"sync"
 
 	"strangler/edge/canonical"
@@ -172,7 +171,7 @@ func (t *Table) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		slog.String("backend", x.served.Name),
 		slog.String("method", r.Method),
 		slog.Int("status", status),
-		slog.String("error", withoutURL(err).Error()),
+		slog.String("error", upstream.Describe(err).Error()),
 		slog.String("request_id", x.id))
 	t.writeError(w, r, x, err)
 }
@@ -199,12 +198,3 @@ type errorBody struct {
 	RequestID string `json:"request_id"`
 }
 
-// withoutURL drops the request URL that net/http puts in its errors: the
-// path may carry patient identifiers, which logs must not.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}

@@ -63,7 +63,7 @@ func (t *Table) roundTrip(up *upstream.Upstream, req *http.Request, purpose, rea
 	t.tracing.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := up.RoundTrip(req.WithContext(ctx))
 	if err != nil {
-		telemetry.EndClient(span, 0, withoutURL(err), upstream.Classify(ctx, err).Kind())
+		telemetry.EndClient(span, 0, upstream.Describe(err), upstream.Classify(ctx, err).Kind())
 		return nil, err
 	}
 	telemetry.EndClient(span, resp.StatusCode, nil, "")

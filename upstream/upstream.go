@@ -374,3 +374,36 @@ func Classify(ctx context.Context, err error) Failure {
 		NotSent: errors.As(err, &op) && op.Op == "dial",
 	}
 }
+
+// errNotHTTP stands for net/http's error about an answer it could not
+// parse, which quotes the bytes it read.
+var errNotHTTP = errors.New("the backend's answer is not valid HTTP")
+
+// Describe is what logs, spans and the repair queue may show of err, an
+// error of RoundTrip: without the request's URL, which net/http's client
+// puts in its errors (the path may carry patient identifiers), and
+// without the backend's bytes that net/http quotes when they are not HTTP
+// (a status or header line, a Content-Length; stray bytes of an earlier
+// answer may be a patient's record). errors.Is and errors.As still see
+// the error it stands for.
+func Describe(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) {
+		return err
+	}
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) || strings.ContainsAny(err.Error(), `"`) {
+		return notHTTPError{err}
+	}
+	return err
+}
+
+// notHTTPError is an error whose text quoted a backend's bytes.
+type notHTTPError struct{ err error }
+
+func (e notHTTPError) Error() string { return errNotHTTP.Error() }
+func (e notHTTPError) Unwrap() error { return e.err }
