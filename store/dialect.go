@@ -100,7 +100,7 @@ func sqliteDialect() *dialect {
 			WHERE name = 'strangler_repair_seq'
 			RETURNING value, EXISTS (` + earlierWrite("$1", "value") + `)`,
 		pendingInOrder: "strangler_repairs r INDEXED BY strangler_repairs_pending_seq",
-		encodeTime:     func(t time.Time) any { return t.Format(timeLayout) },
+		encodeTime:     func(t time.Time) any { return formatTime(t) },
 		emptyBlob:      "X''",
 	}
 }
