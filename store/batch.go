@@ -4,40 +4,75 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
 // maxBatch bounds the writes committed together.
 const maxBatch = 128
 
+// lazyWait bounds how long a lazy write waits for another write to commit
+// with.
+const lazyWait = 5 * time.Millisecond
+
 // batcher commits the SQLite store's hot writes (journal entries and queue
 // changes) together: SQLite lets one transaction commit at a time, and a
 // commit costs much more than the statements in it, so writes that arrive
-// while a commit runs share the next one ("group commit"). Nothing waits
-// for company: a write that finds the batcher idle commits alone.
+// while a commit runs share the next one ("group commit"). A write that
+// finds the batcher idle commits alone, unless it is lazy: a lazy write
+// (the result of a delivery to the secondary, which no client waits for)
+// waits up to lazyWait for another write and commits with it. A dual
+// write takes three commits (its intent, the primary's answer, the
+// delivery's result) when each goes alone; with the delivery's result
+// riding on the next write's commit, two.
 type batcher struct {
 	db  *sql.DB
 	ops chan *batchOp
+	// wait is lazyWait but in tests.
+	wait time.Duration
 }
 
 type batchOp struct {
 	ctx  context.Context
 	fn   func(*sql.Tx) error
 	done chan error
+	lazy bool
 }
 
 func newBatcher(db *sql.DB) *batcher {
-	return &batcher{db: db, ops: make(chan *batchOp, maxBatch)}
+	return &batcher{db: db, ops: make(chan *batchOp, maxBatch), wait: lazyWait}
 }
 
 // run commits batches until ctx ends.
 func (b *batcher) run(ctx context.Context) {
 	batch := make([]*batchOp, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case op := <-b.ops:
 			batch = append(batch[:0], op)
+		}
+		if batch[0].lazy {
+			// Wait for a write that must not wait, or for the time
+			// lazy writes may wait, whichever comes first.
+			wait.Reset(b.wait)
+		company:
+			for len(batch) < maxBatch {
+				select {
+				case op := <-b.ops:
+					batch = append(batch, op)
+					if !op.lazy {
+						break company
+					}
+				case <-wait.C:
+					break company
+				case <-ctx.Done():
+					break company
+				}
+			}
+			wait.Stop()
 		}
 	more:
 		for len(batch) < maxBatch {
@@ -102,6 +137,17 @@ var errClosed = errors.New("store: closed")
 // second time alone, after its batch failed), so it must not keep state
 // from a first run.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.submit(ctx, fn, false)
+}
+
+// writeLazy is write for a write whose caller can wait a few milliseconds
+// more: on SQLite it waits up to lazyWait for another write to share a
+// commit with.
+func (s *Store) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.submit(ctx, fn, true)
+}
+
+func (s *Store) submit(ctx context.Context, fn func(*sql.Tx) error, lazy bool) error {
 	if s.batcher == nil {
 		return inTx(ctx, s.db, fn)
 	}
@@ -114,7 +160,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.writes.Add(1)
 	s.mu.Unlock()
 	defer s.writes.Done()
-	op := &batchOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	op := &batchOp{ctx: ctx, fn: fn, done: make(chan error, 1), lazy: lazy}
 	select {
 	case s.batcher.ops <- op:
 	case <-ctx.Done():

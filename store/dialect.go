@@ -51,7 +51,10 @@ type dialect struct {
 	// forUpdate ends a SELECT whose rows stay locked until the transaction
 	// ends; "" when every write transaction is serialised anyway.
 	forUpdate string
-	// nextSeq returns the next value of the repair queue's sequence.
+	// nextSeq returns the next value of the repair queue's sequence and
+	// whether a write to resource $1 is still to be delivered before the
+	// one numbered so (earlierWrite): one statement, where two cost a
+	// journal write a statement more.
 	nextSeq string
 	// notify announces a route flag change to every replica's Watch when
 	// the transaction commits; "" when there is only one instance.
@@ -94,9 +97,10 @@ func sqliteDialect() *dialect {
 			applied_at TEXT NOT NULL
 		) STRICT`,
 		nextSeq: `UPDATE strangler_sequences SET value = value + 1
-			WHERE name = 'strangler_repair_seq' RETURNING value`,
+			WHERE name = 'strangler_repair_seq'
+			RETURNING value, EXISTS (` + earlierWrite("$1", "value") + `)`,
 		pendingInOrder: "strangler_repairs r INDEXED BY strangler_repairs_pending_seq",
-		encodeTime:     func(t time.Time) any { return t.Format(timeLayout) },
+		encodeTime:     func(t time.Time) any { return formatTime(t) },
 		emptyBlob:      "X''",
 	}
 }
@@ -120,10 +124,11 @@ func postgresDialect() *dialect {
 		pendingInOrder: "strangler_repairs r",
 		lockKey:        `SELECT pg_advisory_xact_lock($1, hashtext($2))`,
 		forUpdate:      "FOR UPDATE",
-		nextSeq:        `SELECT nextval('strangler_repair_seq')`,
-		notify:         `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
-		encodeTime:     func(t time.Time) any { return t },
-		emptyBlob:      "''::bytea",
+		nextSeq: `SELECT value, EXISTS (` + earlierWrite("$1", "value") + `)
+			FROM nextval('strangler_repair_seq') AS value`,
+		notify:     `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
+		encodeTime: func(t time.Time) any { return t },
+		emptyBlob:  "''::bytea",
 	}
 }
 

@@ -125,21 +125,13 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 				return err
 			}
 		}
-		seq, err := s.nextSeq(ctx, tx, resource)
+		seq, waits, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
 			return err
 		}
 		var leaseOwner, leaseEnd any // NULL: no lease
-		if owner != "" {
-			// The resource's lock is held: no write to it can take a
-			// lower number and commit after this check.
-			var waits bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (`+earlierWrite("$1", "$2")+`)`, resource, seq).Scan(&waits); err != nil {
-				return err
-			}
-			if !waits {
-				leaseOwner, leaseEnd = owner, s.ts(leaseUntil)
-			}
+		if owner != "" && !waits {
+			leaseOwner, leaseEnd = owner, s.ts(leaseUntil)
 		}
 		outcome, args := s.sealedOutcome(id, 9, o.Location, o.PrimaryID)
 		err = s.transition(ctx, tx, id, moveQueue.from, `
@@ -158,24 +150,27 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 	return leased, nil
 }
 
-// nextSeq returns the next sequence number for a write to resource.
+// nextSeq returns the next sequence number for a write to resource, and
+// whether an earlier write to resource is still to be delivered (pending
+// or dead), so that the write numbered seq is not its resource's head.
 //
 // Why the lock: sequence numbers are handed out in one order and become
 // visible in commit order, and the two can differ. Were a later write to
 // the same resource to commit first, a repair worker could see it as the
 // resource's head and send it before the earlier one. Holding a lock on
 // the resource from before taking the number until the commit makes
-// numbers and commits of one resource happen in the same order. Writes to
-// other resources do not wait.
-func (s *Store) nextSeq(ctx context.Context, tx *sql.Tx, resource string) (int64, error) {
+// numbers and commits of one resource happen in the same order, and
+// keeps waits true until the commit: no write to the resource can take a
+// lower number and commit after the check. Writes to other resources do
+// not wait.
+func (s *Store) nextSeq(ctx context.Context, tx *sql.Tx, resource string) (seq int64, waits bool, err error) {
 	if err := s.lock(ctx, tx, lockResource, resource); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var seq int64
-	if err := tx.QueryRowContext(ctx, s.dialect.nextSeq).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("next sequence number: %w", err)
+	if err := tx.QueryRowContext(ctx, s.dialect.nextSeq, resource).Scan(&seq, &waits); err != nil {
+		return 0, false, fmt.Errorf("next sequence number: %w", err)
 	}
-	return seq, nil
+	return seq, waits, nil
 }
 
 // transition runs an UPDATE of one repair whose WHERE clause requires one

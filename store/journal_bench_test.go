@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -15,9 +16,11 @@ import (
 
 // BenchmarkDualWriteJournal measures the SQLite store's part in a dual
 // write: the intent, the primary's answer leased to the local worker, the
-// delivery's completion. cpu-µs/write, the process's CPU time per write,
-// is the figure to compare: alone, each of the three commits on its own
-// (a quiet facade); concurrent, writes share commits (a busy one).
+// delivery's completion, which the worker records from a goroutine of its
+// own while the request path goes on. cpu-µs/write, the process's CPU
+// time per write, is the figure to compare: alone, one write at a time
+// on the request path (a quiet facade); concurrent, writes share commits
+// (a busy one).
 func BenchmarkDualWriteJournal(b *testing.B) {
 	for _, tc := range []struct {
 		name        string
@@ -31,6 +34,8 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 			}
 			defer s.Close()
 			var n atomic.Int64
+			var delivered sync.WaitGroup
+			var failed atomic.Pointer[error]
 			write := func() error {
 				i := n.Add(1)
 				// Ids that grow with time, as the router's do.
@@ -48,7 +53,12 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 				if leased, err := s.RecordOutcomeLeased(ctx, id, o, "worker", now.Add(time.Minute)); err != nil || !leased {
 					return fmt.Errorf("record outcome: leased %v, %v", leased, err)
 				}
-				return s.CompleteRepair(ctx, id, "worker")
+				delivered.Go(func() {
+					if err := s.CompleteRepair(ctx, id, "worker"); err != nil {
+						failed.Store(&err)
+					}
+				})
+				return nil
 			}
 			start := cpuTime()
 			b.ResetTimer()
@@ -68,6 +78,10 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 						}
 					}
 				})
+			}
+			delivered.Wait()
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
 			}
 			b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/write")
 		})

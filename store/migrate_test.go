@@ -3,12 +3,17 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
-	"strangler/domain"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/domain"
 )
 
 func TestMigrations(t *testing.T) {
@@ -121,4 +126,120 @@ func TestOpenRefusesUnknownStores(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWritesJournaledBeforeMigration0085KeepTheirPlace: the migration that
+// took the UNIQUE constraint off sequence numbers (building the SQLite
+// table again) keeps every journaled write as it was, the queue's order
+// among them, and every index the journal's queries use.
+func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		d, db, err := openDB(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := d.migrationList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range list {
+			if m.Version >= 85 {
+				break
+			}
+			if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+				t.Fatalf("%s: %v", m.Name, err)
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, d.encodeTime(t0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		indexes := func(db *sql.DB) map[string]string {
+			t.Helper()
+			if d.name != "sqlite" {
+				return nil
+			}
+			rows, err := db.QueryContext(ctx, `SELECT name, sql FROM sqlite_master
+				WHERE type = 'index' AND tbl_name = 'strangler_repairs' AND sql IS NOT NULL`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			out := map[string]string{}
+			for rows.Next() {
+				var name, sql string
+				if err := rows.Scan(&name, &sql); err != nil {
+					t.Fatal(err)
+				}
+				out[name] = strings.Join(strings.Fields(sql), " ")
+			}
+			return out
+		}
+		before := indexes(db)
+		// Writes as the release before wrote them: one in flight, two
+		// queued to one resource (the later-numbered first in the table),
+		// a dead one holding back another resource, one delivered.
+		at := d.encodeTime(t0)
+		for _, w := range []struct {
+			id, resource, state string
+			seq                 any
+		}{
+			{"w-sent", "r1", "sent", nil},
+			{"w-later", "r2", "pending", 7},
+			{"w-head", "r2", "pending", 5},
+			{"w-dead", "r3", "dead", 3},
+			{"w-behind-dead", "r3", "pending", 8},
+			{"w-done", "r4", "done", 2},
+		} {
+			if _, err := db.ExecContext(ctx, `
+				INSERT INTO strangler_repairs (id, route, resource, resource_view, method, target, header, body, primary_side,
+					state, seq, status, location, primary_id, next_attempt_at, lease_until, created_at, updated_at)
+				VALUES ($1, 'update-patient', $2, '/patients/{id:h:1}', 'PUT', '/patients/1', $3, $4, 'legacy',
+					$5, $6, 200, '/patients/1', 'p-1', $7, $7, $7, $7)`,
+				w.id, w.resource, encodeHeader(http.Header{"Content-Type": {"application/json"}}), []byte(`{"v":1}`),
+				w.state, w.seq, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, d.nextSeq, "r0"); err != nil { // the counter stands at 1
+			t.Fatal(err)
+		}
+		db.Close()
+
+		s := openStore(t, dsn, newClock())
+		if after := indexes(s.db); !maps.Equal(after, before) {
+			t.Errorf("the journal's indexes changed:\nbefore %v\nafter  %v", before, after)
+		}
+		for id, want := range map[string]domain.State{"w-sent": "sent", "w-later": "pending", "w-head": "pending", "w-dead": "dead", "w-done": "done"} {
+			r, err := s.GetRepair(ctx, id, true)
+			if err != nil {
+				t.Fatalf("GetRepair(%s): %v", id, err)
+			}
+			if r.State != want || r.Target != "/patients/1" || string(r.Body) != `{"v":1}` || r.Header.Get("Content-Type") != "application/json" ||
+				r.Outcome.Location != "/patients/1" || r.Outcome.PrimaryID != "p-1" || r.Resource != "/patients/{id:h:1}" || !r.CreatedAt.Equal(t0) {
+				t.Errorf("%s after the migration: %+v, want it %s as journaled", id, r, want)
+			}
+		}
+		if got := claimIDs(t, s, "worker", t0); !slices.Equal(got, []string{"w-head"}) {
+			t.Fatalf("claimed %v, want [w-head]: the head of r2, with r3 held back by its dead write", got)
+		}
+		if err := s.CompleteRepair(ctx, "w-head", "worker"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claimIDs(t, s, "worker", t0); !slices.Equal(got, []string{"w-later"}) {
+			t.Errorf("after the head was delivered: claimed %v, want [w-later]", got)
+		}
+		// The sequence goes on from where it stood.
+		if err := s.RecordOutcome(ctx, "w-sent", domain.Outcome{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.GetRepair(ctx, "w-sent", false); err != nil || r.Seq <= 1 {
+			t.Errorf("the write in flight was numbered %d (%v), want more than 1", r.Seq, err)
+		}
+	})
 }

@@ -139,7 +139,7 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 					lease_owner = NULL, lease_until = NULL, updated_at = $2
 				WHERE id = $1 AND `+moveRetryDead.where(), id, now)
 		}
-		seq, err := s.nextSeq(ctx, tx, resource)
+		seq, _, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
 			return err
 		}

@@ -205,9 +205,11 @@ func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryA
 }
 
 // settle runs an UPDATE that finishes owner's claim on id, and tells a lost
-// lease from an unknown id.
+// lease from an unknown id. No client waits for it, and the write stays
+// leased to owner until it commits, so it may wait a little to share a
+// commit (writeLazy).
 func (s *Store) settle(ctx context.Context, id, owner, query string, args ...any) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return s.settleIn(ctx, tx, id, owner, query, args...) })
+	return s.writeLazy(ctx, func(tx *sql.Tx) error { return s.settleIn(ctx, tx, id, owner, query, args...) })
 }
 
 func (s *Store) settleIn(ctx context.Context, tx *sql.Tx, id, owner, query string, args ...any) error {

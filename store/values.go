@@ -12,6 +12,40 @@ import (
 // so that text order is time order and range conditions work on text.
 const timeLayout = "2006-01-02T15:04:05.000000Z"
 
+// formatTime is t.Format(timeLayout) without the work of reading the
+// layout on every call: that was 3% of the SQLite store's CPU per dual
+// write, each of which passes six times. Years outside 0–9999, which the
+// layout does not write in four digits, go through Format.
+func formatTime(t time.Time) string {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(timeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var b [len(timeLayout)]byte
+	put := func(at, v, digits int) {
+		for i := at + digits - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, t.Nanosecond()/1000, 6)
+	b[26] = 'Z'
+	return string(b[:])
+}
+
 // ts converts t into a query argument: UTC at microsecond precision, the
 // precision PostgreSQL keeps, so both back-ends give back the same time.
 func (s *Store) ts(t time.Time) any {

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// startBatcher runs a batcher on a new SQLite file whose lazy writes wait
+// up to wait, until the test ends.
+func startBatcher(t *testing.T, wait time.Duration) *batcher {
+	t.Helper()
+	db, err := openSQLite(filepath.Join(t.TempDir(), "batch.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBatcher(db)
+	b.wait = wait
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		db.Close()
+	})
+	return b
+}
+
+// submit hands b a write that notes the transaction it ran in.
+func submit(b *batcher, lazy bool, ran chan<- *sql.Tx) *batchOp {
+	op := &batchOp{ctx: context.Background(), done: make(chan error, 1), lazy: lazy,
+		fn: func(tx *sql.Tx) error {
+			ran <- tx
+			return nil
+		}}
+	b.ops <- op
+	return op
+}
+
+// finished waits up to a few seconds for op to be carried out.
+func finished(t *testing.T, op *batchOp, what string) {
+	t.Helper()
+	select {
+	case err := <-op.done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s is still waiting after 5s", what)
+	}
+}
+
+// TestALazyWriteCommitsWithTheNextWrite: the result of a delivery, which
+// no client waits for, waits for the next write and shares its commit,
+// and that write does not wait for anything.
+func TestALazyWriteCommitsWithTheNextWrite(t *testing.T) {
+	b := startBatcher(t, time.Minute)
+	ran := make(chan *sql.Tx, 3)
+	lazy := submit(b, true, ran)
+	select {
+	case <-lazy.done:
+		t.Fatal("the lazy write committed alone at once, with no other write to share its commit")
+	case <-time.After(50 * time.Millisecond):
+	}
+	eager := submit(b, false, ran)
+	finished(t, eager, "the write after the lazy one")
+	finished(t, lazy, "the lazy write")
+	if first, second := <-ran, <-ran; first != second {
+		t.Error("the lazy write and the next one committed in two transactions, want one")
+	}
+}
+
+// TestAWriteThatMustNotWaitCommitsAtOnce: a write on the request path
+// (an intent, the primary's answer) that finds the batcher idle commits
+// alone, without waiting for company.
+func TestAWriteThatMustNotWaitCommitsAtOnce(t *testing.T) {
+	b := startBatcher(t, time.Minute)
+	ran := make(chan *sql.Tx, 1)
+	finished(t, submit(b, false, ran), "a write alone")
+}
+
+// TestALazyWriteAloneCommitsAfterItsWait: with no other write coming, a
+// lazy write commits once it has waited its time.
+func TestALazyWriteAloneCommitsAfterItsWait(t *testing.T) {
+	b := startBatcher(t, 10*time.Millisecond)
+	ran := make(chan *sql.Tx, 1)
+	finished(t, submit(b, true, ran), "a lazy write alone")
+}
+
+// TestADeliveryResultWaitsForCompany: the store records a delivery's
+// result (CompleteRepair, FailRepair) as a lazy write, so that it shares
+// the commit of the next write on the request path.
+func TestADeliveryResultWaitsForCompany(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, backends()[0], nil)
+	s.batcher.wait = time.Minute // before the first lazy write: the send orders it
+	journal(t, s, "w1", "/patients/1")
+	if got := claimIDs(t, s, "worker", time.Now()); len(got) != 1 {
+		t.Fatalf("claimed %v, want [w1]", got)
+	}
+	completed := make(chan error, 1)
+	go func() { completed <- s.CompleteRepair(ctx, "w1", "worker") }()
+	select {
+	case err := <-completed:
+		t.Fatalf("the delivery's result committed alone at once (%v), with no write to share its commit", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	journal(t, s, "w2", "/patients/2")
+	select {
+	case err := <-completed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery's result still waits after the next write committed")
+	}
+	if st := state(t, s, "w1"); st != "done" {
+		t.Errorf("w1 is %s, want done", st)
+	}
+}
