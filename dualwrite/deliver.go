@@ -220,4 +220,3 @@ func backoff(attempts int, initial, maxDelay time.Duration) time.Duration {
 	d = min(d, maxDelay)
 	return d/2 + rand.N(d)
 }
-

@@ -197,4 +197,3 @@ type errorBody struct {
 	Error     string `json:"error"`
 	RequestID string `json:"request_id"`
 }
-
