@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// direct sends the requests that need nothing else (a GET, HEAD or
-// OPTIONS without a body or a protocol upgrade, to a plain-http backend)
+// direct sends the requests that need nothing else (no protocol upgrade,
+// no body or one of at most maxDirectBody bytes, to a plain-http backend)
 // over pooled HTTP/1.1 connections, writing the request and reading the
 // response head on the calling goroutine. http.Transport hands every
 // request to two goroutines per connection (one writes, one reads) and
@@ -28,6 +28,7 @@ type direct struct {
 	addr          string // host:port to dial
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration
+	idleTimeout   time.Duration // the longest a connection waits idle (see keepFor)
 
 	// waiting counts the exchanges waiting for their answer.
 	waiting atomic.Int64
@@ -41,8 +42,13 @@ type direct struct {
 // The pool's limits, as the transport's: more idle connections mostly hold
 // memory after a burst.
 const (
-	directMaxIdle     = 256
-	directIdleTimeout = 90 * time.Second
+	directMaxIdle = 256
+	// maxDirectBody is the largest request body the direct path sends: it
+	// writes the body before it reads the answer, so a backend that answers
+	// early (a 401 or 413) without reading the body must be able to leave
+	// it in the sockets' buffers. A larger or streamed body goes through
+	// the transport, which writes and reads at once.
+	maxDirectBody = 64 << 10
 	// bufferedWaits exchanges waiting for their answer at once may take
 	// their read buffer before it comes (256 KiB in all): under a steady
 	// load of up to that many requests in flight, none pays the look.
@@ -73,6 +79,8 @@ type directConn struct {
 	// goes back to the pool; nil before and after (see readers).
 	br     *bufio.Reader
 	idleAt time.Time
+	// keep is how long the connection may wait idle (see keepFor).
+	keep time.Duration
 	peek   peeker // looks at the socket before the connection is reused
 }
 
@@ -108,11 +116,29 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 func (d *direct) eligible(req *http.Request) bool {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		if req.Body != nil && req.Body != http.NoBody {
+			return false
+		}
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		if req.Body != nil && req.Body != http.NoBody && (req.ContentLength <= 0 || req.ContentLength > maxDirectBody) {
+			return false
+		}
 	default:
 		return false
 	}
-	return (req.Body == nil || req.Body == http.NoBody) && req.URL.Scheme == "http" && req.URL.Host == d.host &&
-		!req.Close && req.Header["Upgrade"] == nil && len(req.TransferEncoding) == 0
+	return req.URL.Scheme == "http" && req.URL.Host == d.host && !req.Close && req.Header["Upgrade"] == nil &&
+		len(req.TransferEncoding) == 0 && req.Trailer == nil
+}
+
+// retriable reports whether req may be sent again when its pooled
+// connection fails: a GET, HEAD or OPTIONS (they carry no body here). A
+// write never is: the backend may have acted on it.
+func retriable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
 }
 
 // roundTrip sends req and returns the response, whose body releases the
@@ -138,7 +164,7 @@ func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHea
 		// the backend wrote late for an earlier request (past a
 		// Content-Length), which no look could see before they came; the
 		// client gets its own answer, not a 502 for another's bytes.
-		if reused && (!sent || errors.Is(err, errGarbled)) && ctx.Err() == nil {
+		if reused && retriable(req) && (!sent || errors.Is(err, errGarbled)) && ctx.Err() == nil {
 			continue
 		}
 		return nil, err
@@ -160,6 +186,15 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		}
 		return nil, sent, err
 	}
+	var body *bodyReader
+	if req.Body != nil && req.Body != http.NoBody {
+		// The error of the body's read is the caller's (its client's
+		// upload failed), not the backend's: it is returned as it was,
+		// not in the wrapping req.Write gives it.
+		body = &bodyReader{r: req.Body}
+		req = req.WithContext(ctx)
+		req.Body = body
+	}
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(c.conn)
 	err := req.Write(bw)
@@ -169,6 +204,9 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	bw.Reset(nil)
 	writers.Put(bw)
 	if err != nil {
+		if body != nil && body.err != nil {
+			err = body.err
+		}
 		return fail(err)
 	}
 	if d.headerTimeout > 0 {
@@ -233,14 +271,15 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// Not asked for (no Upgrade was sent): the reverse proxy
 			// refuses it, and the connection is in an unknown state.
-			resp.Body = &directBody{body: http.NoBody, d: d, c: c, stop: stop, closeConn: true}
+			resp.Body = &directBody{body: http.NoBody, d: d, c: c, stop: stop}
 			return resp, true, nil
 		}
+		keep := keepFor(resp, d.idleTimeout)
 		if resp.Body == http.NoBody {
-			d.release(c, stop, reusable(resp))
+			d.release(c, stop, keep)
 			return resp, true, nil
 		}
-		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, closeConn: !reusable(resp)}
+		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, keep: keep}
 		return resp, true, nil
 	}
 }
@@ -249,11 +288,11 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 // it gives the connection back; closed before, it closes it (the rest of
 // the body would otherwise be read by the next request).
 type directBody struct {
-	body      io.ReadCloser
-	d         *direct
-	c         *directConn
-	stop      func() bool
-	closeConn bool
+	body io.ReadCloser
+	d    *direct
+	c    *directConn
+	stop func() bool
+	keep time.Duration // how long the connection may wait idle after it; 0: closed
 
 	// done is set by whichever ends the body first: its end, which gives
 	// the connection back, or Close, which closes it. Close may come from
@@ -267,7 +306,7 @@ func (b *directBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	if err == io.EOF && b.done.CompareAndSwap(false, true) {
-		b.d.release(b.c, b.stop, !b.closeConn)
+		b.d.release(b.c, b.stop, b.keep)
 	}
 	return n, err
 }
@@ -288,7 +327,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 		c = d.idle[len(d.idle)-1]
 		d.idle[len(d.idle)-1] = nil
 		d.idle = d.idle[:len(d.idle)-1]
-		if time.Since(c.idleAt) < directIdleTimeout && !c.stale() {
+		if time.Since(c.idleAt) < c.keep && !c.stale() {
 			d.mu.Unlock()
 			return c, true, nil
 		}
@@ -304,11 +343,11 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 	return c, false, nil
 }
 
-// release ends an exchange on c: the connection goes back to the pool if
-// keep says it may and the request was not cancelled meanwhile (which
-// closed it), else it is closed.
-func (d *direct) release(c *directConn, stop func() bool, keep bool) {
-	if !stop() || !keep || c.br.Buffered() > 0 {
+// release ends an exchange on c: the connection goes back to the pool, to
+// wait there for at most keep, if keep says it may and the request was not
+// cancelled meanwhile (which closed it), else it is closed.
+func (d *direct) release(c *directConn, stop func() bool, keep time.Duration) {
+	if !stop() || keep <= 0 || c.br.Buffered() > 0 {
 		c.conn.Close()
 		return
 	}
@@ -317,6 +356,7 @@ func (d *direct) release(c *directConn, stop func() bool, keep bool) {
 	readers.Put(c.br)
 	c.br = nil
 	c.idleAt = time.Now()
+	c.keep = keep
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.idle) >= directMaxIdle {
@@ -327,21 +367,21 @@ func (d *direct) release(c *directConn, stop func() bool, keep bool) {
 	if !d.alive {
 		d.alive = true
 		if d.reap == nil {
-			d.reap = time.AfterFunc(directIdleTimeout, d.reapIdle)
+			d.reap = time.AfterFunc(d.idleTimeout, d.reapIdle)
 		} else {
-			d.reap.Reset(directIdleTimeout)
+			d.reap.Reset(d.idleTimeout)
 		}
 	}
 }
 
-// reapIdle closes the connections idle for longer than directIdleTimeout,
+// reapIdle closes the connections idle for longer than they may be,
 // and looks again later while any are left.
 func (d *direct) reapIdle() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	kept := d.idle[:0]
 	for _, c := range d.idle {
-		if time.Since(c.idleAt) >= directIdleTimeout {
+		if time.Since(c.idleAt) >= c.keep {
 			c.conn.Close()
 		} else {
 			kept = append(kept, c)
@@ -351,7 +391,7 @@ func (d *direct) reapIdle() {
 	d.idle = kept
 	d.alive = len(d.idle) > 0
 	if d.alive {
-		d.reap.Reset(directIdleTimeout / 3)
+		d.reap.Reset(d.idleTimeout / 3)
 	}
 }
 
@@ -365,3 +405,20 @@ func (d *direct) closeIdle() {
 	clear(d.idle)
 	d.idle = d.idle[:0]
 }
+
+// bodyReader is a request body as the direct path writes it, keeping the
+// error of its read.
+type bodyReader struct {
+	r   io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.r.Close() }

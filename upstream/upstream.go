@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,11 +46,23 @@ type Config struct {
 	// Key identifies the configuration, so a reload that leaves it as it
 	// was can keep this upstream and its warm connections.
 	Key string
+	// IdleTimeout bounds how long a pooled connection waits idle before it
+	// is closed; 0 means DefaultIdleTimeout. A backend's own Keep-Alive:
+	// timeout=N shortens it (see keepFor).
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is how long a pooled backend connection may wait idle
+// when the configuration and the backend say nothing (Go's transport's).
+const DefaultIdleTimeout = 90 * time.Second
 
 // New returns an upstream for one backend.
 func New(name string, c Config) *Upstream {
 	timeout := c.Timeout
+	idle := c.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	u := &Upstream{
 		Name:    name,
@@ -69,7 +82,7 @@ func New(name string, c Config) *Upstream {
 			// memory (two goroutines and two buffers each) after a burst.
 			MaxIdleConns:          256,
 			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
+			IdleConnTimeout:       idle,
 			TLSHandshakeTimeout:   timeout,
 			ResponseHeaderTimeout: timeout,
 			// Accept-Encoding must reach the backend as the client sent it,
@@ -83,7 +96,7 @@ func New(name string, c Config) *Upstream {
 			port = "80"
 		}
 		u.direct = &direct{host: c.URL.Host, addr: net.JoinHostPort(c.URL.Hostname(), port),
-			dial: dialer.DialContext, headerTimeout: timeout}
+			dial: dialer.DialContext, headerTimeout: timeout, idleTimeout: idle}
 	}
 	return u
 }
@@ -130,8 +143,21 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			return outer.Got1xxResponse(code, withoutHopByHop(h))
 		}
 	}
-	if u.direct != nil && u.direct.eligible(req) {
-		return u.direct.roundTrip(req, relay)
+	if u.direct != nil {
+		if u.direct.eligible(req) {
+			return u.direct.roundTrip(req, relay)
+		}
+		if !req.Close && req.Header["Upgrade"] == nil {
+			// The transport pools a connection before its caller sees the
+			// answer, so keepFor cannot be applied to it: a request the
+			// direct path does not take (a large or streamed body) goes on
+			// a connection of its own, never pooled, so that nothing a
+			// backend writes late after its answer (a body after a 204)
+			// is read as another request's answer, and no such request
+			// is sent on a connection the backend is closing.
+			req = req.WithContext(req.Context())
+			req.Close = true
+		}
 	}
 	if relay == nil {
 		return u.transport.RoundTrip(req)
@@ -165,27 +191,59 @@ func singleUse(req *http.Request) bool {
 	return false
 }
 
-// reusable reports whether the connection that carried resp, read to its
-// end, may carry another request. It may not when the backend said so
-// (Connection: close), nor after an answer that by its status or method
-// has no body (204, 304, a HEAD's): a backend that writes a body anyway
-// (a framework that does not know the rule) writes it after the head, in
-// a write of its own, which may come after the next request was sent on
-// the connection; that request then read it as its answer (found by the
-// red team: another client's GET read "SMUGGLED", and the connection
-// stayed one answer behind from then on). The look at an idle connection
-// before reuse only sees bytes that have arrived. Such answers are rare
-// enough on a GET for a new connection to cost nothing noticeable.
-func reusable(resp *http.Response) bool {
+// keepFor is the one place that says whether the connection that carried
+// resp, read to its end, may carry another request, and for how long it
+// may wait idle in the pool first; 0: it may not, it is closed.
+//
+// It may not when the backend said so (Connection: close, or Keep-Alive
+// max=0), nor after an answer that by its status or method has no body
+// (204, 304, a HEAD's): a backend that writes a body anyway (a framework
+// that does not know the rule) writes it after the head, in a write of
+// its own, which may come after the next request was sent on the
+// connection; that request then read it as its answer (found by the red
+// team: another client's GET read "SMUGGLED", and the connection stayed
+// one answer behind from then on; a 204 to a PUT did the same to the next
+// write). The look at an idle connection before reuse only sees bytes
+// that have arrived. Such answers are rare enough for a new connection to
+// cost nothing noticeable.
+//
+// Otherwise it may wait idle for idle (the backend's idle_timeout), or
+// less when the backend states its own keep-alive timeout (Keep-Alive:
+// timeout=N, as Apache and Node.js send): a request sent on a connection
+// the backend is closing at that moment is lost, and a write cannot be
+// sent again, so the connection is given up a margin before the backend
+// would (half of N, at most a second), as undici does.
+func keepFor(resp *http.Response, idle time.Duration) time.Duration {
 	switch {
 	case resp.Close:
-		return false
+		return 0
 	case resp.StatusCode == http.StatusNoContent, resp.StatusCode == http.StatusNotModified:
-		return false
+		return 0
 	case resp.Request != nil && resp.Request.Method == http.MethodHead:
-		return false
+		return 0
 	}
-	return true
+	for _, v := range resp.Header["Keep-Alive"] {
+		for _, param := range strings.Split(v, ",") {
+			name, value, _ := strings.Cut(param, "=")
+			n, err := strconv.Atoi(textproto.TrimString(value))
+			if err != nil || n < 0 {
+				continue
+			}
+			switch strings.ToLower(textproto.TrimString(name)) {
+			case "max":
+				// The requests the backend still takes on the connection.
+				if n == 0 {
+					return 0
+				}
+			case "timeout":
+				stated := time.Duration(n) * time.Second
+				if limit := stated - min(stated/2, time.Second); limit < idle {
+					idle = limit
+				}
+			}
+		}
+	}
+	return idle
 }
 
 // NewRequest builds a request the facade sends on its own (a shadow copy,

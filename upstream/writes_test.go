@@ -1,0 +1,221 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// writeBackend runs answer for each request on each connection, after the
+// request and its body were read whole; answer returns false to close the
+// connection without a word. It returns the backend's URL and how many
+// connections it accepted.
+func writeBackend(t *testing.T, answer func(c net.Conn, req *http.Request, idle time.Duration) bool) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				last := time.Now()
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					idle := time.Since(last)
+					if _, err := io.Copy(io.Discard, req.Body); err != nil {
+						return
+					}
+					if !answer(c, req, idle) {
+						return
+					}
+					last = time.Now()
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), &conns
+}
+
+func write(u *Upstream, method string, body io.Reader, size int64) (*http.Response, error) {
+	req, err := http.NewRequest(method, u.Target(&urlX).String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	if size < 0 {
+		req.GetBody = nil
+	}
+	return u.RoundTrip(req)
+}
+
+var urlX = *must(http.NewRequest(http.MethodGet, "http://x/x", nil)).URL
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestAWriteAnsweredWithoutABodyLeavesNothingForTheNextWrite: writes went
+// through Go's transport, which pooled the connection after a 204 or 304
+// to a PUT, POST or DELETE; a backend writing a body after such a head
+// anyway had it read as the next write's answer (another client's,
+// perhaps). Now every write's connection follows keepFor: closed after
+// such an answer, whatever the body's size or framing.
+func TestAWriteAnsweredWithoutABodyLeavesNothingForTheNextWrite(t *testing.T) {
+	bodies := []struct {
+		name string
+		body func() (io.Reader, int64)
+	}{
+		{"small", func() (io.Reader, int64) { return strings.NewReader(`{"a":1}`), 7 }},
+		{"large", func() (io.Reader, int64) { return strings.NewReader(strings.Repeat("x", 200<<10)), 200 << 10 }},
+		{"streamed", func() (io.Reader, int64) { return io.MultiReader(strings.NewReader(`{"a":1}`)), -1 }},
+		{"none", func() (io.Reader, int64) { return nil, 0 }},
+	}
+	for _, head := range []string{"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"} {
+		url, _ := writeBackend(t, func(c net.Conn, _ *http.Request, _ time.Duration) bool {
+			io.WriteString(c, head)
+			time.Sleep(50 * time.Millisecond)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+			return true
+		})
+		u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+		for _, method := range []string{http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch} {
+			for _, b := range bodies {
+				for i := range 2 {
+					body, size := b.body()
+					resp, err := write(u, method, body, size)
+					if err != nil {
+						t.Fatalf("%s %s %s body, request %d: %v", head[9:12], method, b.name, i+1, err)
+					}
+					if got := readAll(t, resp); resp.StatusCode == http.StatusOK {
+						t.Fatalf("%s %s %s body, request %d answered 200 %q: the bytes sent late after the first answer", head[9:12], method, b.name, i+1, got)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestABackendsKeepAliveTimeoutIsHonoured: a backend that says how long it
+// keeps an idle connection (Keep-Alive: timeout=1) closes it then, and a
+// write sent on it at that moment is lost: it cannot be sent again, and
+// its client got a 502. The backend here answers no request that reaches
+// a connection idle for more than 600 ms (as if its close had crossed the
+// request); the facade gives the connection up before (a second less half
+// of it), so the write goes on a new one and is answered.
+func TestABackendsKeepAliveTimeoutIsHonoured(t *testing.T) {
+	var lost atomic.Int64
+	url, conns := writeBackend(t, func(c net.Conn, _ *http.Request, idle time.Duration) bool {
+		if idle > 600*time.Millisecond {
+			lost.Add(1)
+			return false
+		}
+		io.WriteString(c, "HTTP/1.1 201 Created\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	for i, pause := range []time.Duration{0, 100 * time.Millisecond, 700 * time.Millisecond, 50 * time.Millisecond} {
+		time.Sleep(pause)
+		resp, err := write(u, http.MethodPost, strings.NewReader(`{"a":1}`), 7)
+		if err != nil {
+			t.Fatalf("POST %d after %v idle: %v", i+1, pause, err)
+		}
+		readAll(t, resp)
+	}
+	if n := lost.Load(); n != 0 {
+		t.Fatalf("%d writes reached a connection the backend was closing", n)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: reused while idle briefly, new after 700 ms", n)
+	}
+}
+
+// TestKeepForReadsTheBackendsHints: the backend's Keep-Alive hints shorten
+// how long a connection waits idle, never lengthen it; max=0 ends it.
+func TestKeepForReadsTheBackendsHints(t *testing.T) {
+	const idle = 90 * time.Second
+	for _, c := range []struct {
+		keepAlive string
+		want      time.Duration
+	}{
+		{"", idle},
+		{"timeout=5", 4 * time.Second},
+		{"timeout=5, max=100", 4 * time.Second},
+		{"Timeout = 1", 500 * time.Millisecond},
+		{"timeout=0", 0},
+		{"max=0", 0},
+		{"timeout=300", idle},
+		{"timeout=soon, max=-1", idle},
+	} {
+		resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{}}
+		if c.keepAlive != "" {
+			resp.Header.Set("Keep-Alive", c.keepAlive)
+		}
+		if got := keepFor(resp, idle); got != c.want {
+			t.Errorf("Keep-Alive: %q: kept %v, want %v", c.keepAlive, got, c.want)
+		}
+	}
+}
+
+// TestAConnectionIdleLongerThanTheIdleTimeoutIsNotReused: the configured
+// idle timeout bounds how long a connection waits in the pool.
+func TestAConnectionIdleLongerThanTheIdleTimeoutIsNotReused(t *testing.T) {
+	url, conns := writeBackend(t, func(c net.Conn, _ *http.Request, _ time.Duration) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second, IdleTimeout: 200 * time.Millisecond})
+	for _, pause := range []time.Duration{0, 50 * time.Millisecond, 300 * time.Millisecond} {
+		time.Sleep(pause)
+		resp, err := write(u, http.MethodPut, strings.NewReader("x"), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// failingBody fails its read as a client's upload that broke off does.
+type failingBody struct{}
+
+var errUploadBroke = errors.New("upload broke off")
+
+func (failingBody) Read([]byte) (int, error) { return 0, errUploadBroke }
+
+// TestAWritesBodyErrorIsTheCallers: the error of reading a write's body
+// is returned as it was, for the router to answer its client (408, 413).
+func TestAWritesBodyErrorIsTheCallers(t *testing.T) {
+	url, _ := writeBackend(t, func(c net.Conn, _ *http.Request, _ time.Duration) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	_, err := write(u, http.MethodPost, failingBody{}, 10)
+	if !errors.Is(err, errUploadBroke) {
+		t.Fatalf("got %v, want the body's own error", err)
+	}
+}
