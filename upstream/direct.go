@@ -81,7 +81,7 @@ type directConn struct {
 	idleAt time.Time
 	// keep is how long the connection may wait idle (see keepFor).
 	keep time.Duration
-	peek   peeker // looks at the socket before the connection is reused
+	peek peeker // looks at the socket before the connection is reused
 }
 
 // limitedConn reads from a connection, at most budget bytes while budget
