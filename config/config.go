@@ -167,6 +167,11 @@ type Upstream struct {
 	// connecting, and after the request is sent, the response headers. A
 	// response body that has started streaming is not cut off.
 	Timeout Duration `yaml:"timeout"`
+	// IdleTimeout is how long a pooled connection to the backend may wait
+	// idle before the facade closes it; keep it below the backend's own
+	// keep-alive timeout (a Keep-Alive: timeout=N the backend sends
+	// shortens it on its own).
+	IdleTimeout Duration `yaml:"idle_timeout"`
 	// TLS says how to trust an https backend; nil trusts the system's
 	// authorities and checks the URL's host.
 	TLS *UpstreamTLS `yaml:"tls,omitempty"`
@@ -316,9 +321,11 @@ func (r *Route) PrimaryBackend() domain.Backend {
 
 // Defaults that apply where the file is silent.
 const (
-	DefaultListen        = ":8080"
-	DefaultAdminListen   = "127.0.0.1:9901"
-	DefaultTimeout       = 15 * time.Second
+	DefaultListen      = ":8080"
+	DefaultAdminListen = "127.0.0.1:9901"
+	DefaultTimeout     = 15 * time.Second
+	// DefaultIdleTimeout is Go's transport's IdleConnTimeout.
+	DefaultIdleTimeout   = 90 * time.Second
 	DefaultMaxReplayBody = 10 << 20
 	// DefaultReplayBudgetShare is how many bodies of max_replay_body the
 	// default replay_budget holds at once: 160 MiB with the default 10
@@ -395,6 +402,9 @@ func (c *Config) applyDefaults() {
 	for _, u := range []*Upstream{&c.Backends.Legacy, &c.Backends.Modern} {
 		if u.Timeout == 0 {
 			u.Timeout = Duration(DefaultTimeout)
+		}
+		if u.IdleTimeout == 0 {
+			u.IdleTimeout = Duration(DefaultIdleTimeout)
 		}
 	}
 	if c.Default == "" {
