@@ -203,11 +203,18 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	}
 	bw.Reset(nil)
 	writers.Put(bw)
-	if err != nil {
-		if body != nil && body.err != nil {
-			err = body.err
-		}
+	// writeErr is the error of a write the backend may have answered
+	// anyway, before it read the whole body (a 401, a 413), and closed the
+	// connection: its answer, if it is there to read, is the caller's.
+	var writeErr error
+	switch {
+	case err == nil:
+	case body != nil && body.err != nil:
+		return fail(body.err)
+	case body == nil || ctx.Err() != nil:
 		return fail(err)
+	default:
+		writeErr, sent, err = err, true, nil
 	}
 	if d.headerTimeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(d.headerTimeout))
@@ -234,6 +241,9 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		_, err = c.br.Peek(1)
 	}
 	d.waiting.Add(-1)
+	if err != nil && writeErr != nil {
+		return fail(writeErr)
+	}
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -245,6 +255,9 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	sent = true
 	for first := true; ; first = false {
 		resp, err := http.ReadResponse(c.br, req)
+		if err != nil && writeErr != nil {
+			return fail(writeErr)
+		}
 		if err != nil {
 			var ne net.Error
 			switch {
@@ -275,6 +288,9 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			return resp, true, nil
 		}
 		keep := keepFor(resp, d.idleTimeout)
+		if writeErr != nil {
+			keep = 0
+		}
 		if resp.Body == http.NoBody {
 			d.release(c, stop, keep)
 			return resp, true, nil

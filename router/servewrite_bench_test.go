@@ -1,0 +1,91 @@
+package router
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config/configfile"
+)
+
+// BenchmarkServeWrite measures a pass-through POST through the router's
+// whole path, on loopback to a backend that reads the body and answers
+// 201: a small JSON body, which the direct path sends on a pooled
+// connection, and one past its bound, which goes on a connection of its
+// own.
+func BenchmarkServeWrite(b *testing.B) {
+	backend := writeBenchBackend(b, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":1234}")
+	cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
+		"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - {name: bench, match: 'POST /bench', mode: legacy}\n",
+		backend, backend)), configfile.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	t, err := r.Build(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Swap(t)
+	for _, size := range []int{1 << 10, 128 << 10} {
+		body := strings.Repeat("x", size)
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			w := &discardWriter{header: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.header)
+				w.status = 0
+				req := &http.Request{Method: http.MethodPost, RequestURI: "/bench", URL: &url.URL{Path: "/bench"},
+					Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{"Content-Type": {"application/json"}},
+					Host: "facade", RemoteAddr: "127.0.0.1:1234", Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(size)}
+				r.ServeHTTP(w, req)
+				if w.status != http.StatusCreated {
+					b.Fatalf("status %d", w.status)
+				}
+			}
+		})
+	}
+}
+
+// writeBenchBackend answers every request, once its body was read, with answer.
+func writeBenchBackend(tb testing.TB, answer string) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if _, err := io.Copy(io.Discard, req.Body); err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, answer); err != nil || req.Close {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
