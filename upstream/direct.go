@@ -49,6 +49,10 @@ const (
 	// it in the sockets' buffers. A larger or streamed body goes through
 	// the transport, which writes and reads at once.
 	maxDirectBody = 64 << 10
+	// minReapEvery is the shortest time between two looks for connections
+	// idle too long, whatever idle_timeout says: one taken from the pool
+	// is looked at then anyway, so the reaper only frees their sockets.
+	minReapEvery = time.Second
 	// bufferedWaits exchanges waiting for their answer at once may take
 	// their read buffer before it comes (256 KiB in all): under a steady
 	// load of up to that many requests in flight, none pays the look.
@@ -383,9 +387,9 @@ func (d *direct) release(c *directConn, stop func() bool, keep time.Duration) {
 	if !d.alive {
 		d.alive = true
 		if d.reap == nil {
-			d.reap = time.AfterFunc(d.idleTimeout, d.reapIdle)
+			d.reap = time.AfterFunc(max(d.idleTimeout, minReapEvery), d.reapIdle)
 		} else {
-			d.reap.Reset(d.idleTimeout)
+			d.reap.Reset(max(d.idleTimeout, minReapEvery))
 		}
 	}
 }
@@ -407,7 +411,7 @@ func (d *direct) reapIdle() {
 	d.idle = kept
 	d.alive = len(d.idle) > 0
 	if d.alive {
-		d.reap.Reset(d.idleTimeout / 3)
+		d.reap.Reset(max(d.idleTimeout/3, minReapEvery))
 	}
 }
 
