@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	oklog "github.com/oklog/run"
@@ -58,7 +60,26 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 			return nil, usageError{fmt.Sprintf("STRANGLER_LOG_LEVEL=%q: want debug, info, warn or error", v)}
 		}
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(stdLog{log})
+	return log, nil
+}
+
+// stdLog takes what the standard library prints with the log package
+// into the JSON log, for newLogger. net/http's transport reports there an
+// answer a backend sent on an idle connection, quoting its first bytes,
+// which may be a patient's record: the line keeps its words up to the
+// first quote, never what it quoted.
+type stdLog struct{ log *slog.Logger }
+
+func (s stdLog) Write(p []byte) (int, error) {
+	msg, quoted := strings.TrimSpace(string(p)), false
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		msg, quoted = strings.TrimSpace(msg[:i]), true
+	}
+	s.log.Warn("net/http", "message", msg, "quoted_bytes_dropped", quoted)
+	return len(p), nil
 }
 
 // actor is a long-lived part of the process, run in one oklog/run group:
