@@ -135,7 +135,9 @@ func (c *column) identityEq() bool {
 		"timestamp", "bit", "bit varying":
 		return true
 	case "time":
-		return !c.typ.tz
+		// time with time zone too: its equality is the time and the
+		// zone both ('10:00+00' is not '11:00+01').
+		return true
 	case "text", "character varying":
 		return c.deterministic
 	}
@@ -153,16 +155,26 @@ func (c *column) same(a, b string) string {
 }
 
 // foldedUUID reports whether text source values go into a uuid column,
-// whose text is lower-case: A0EEBC99-… is stored as a0eebc99-…
+// whose text is one spelling of many: A0EEBC99-…, {a0eebc99-…} and
+// a0eebc999c0b… are all stored as a0eebc99-9c0b-…
 func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c.srcType) }
 
 // keyText is staged key text (SQL) as the target key's text shows it
-// when the key was stored as itself: lower-cased into a uuid.
+// when the key was stored as itself: a uuid's text in its one spelling,
+// lower-case, without braces, hyphens at 8-4-4-4-12. Text that is no
+// uuid stays as it is: the target refuses it.
 func (c *column) keyText(staged string) string {
 	if c.foldedUUID() {
-		return "lower(" + staged + ")"
+		return `regexp_replace(translate(lower(` + staged + `), '{}-', ''), '^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$', '\1-\2-\3-\4-\5')`
 	}
 	return staged
+}
+
+// uuidSpelling is MySQL's expression for the uuid a text key spells,
+// as keyText writes it but without the hyphens: keys equal by it are one
+// uuid.
+func uuidSpelling(key string) string {
+	return "LOWER(REPLACE(REPLACE(REPLACE(" + key + ", '-', ''), '{', ''), '}', ''))"
 }
 
 // binaryUUID reports whether binary source values go into a uuid column,

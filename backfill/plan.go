@@ -291,30 +291,23 @@ func checkKey(ctx context.Context, db *sql.DB, t *table) error {
 	return checkUnique(ctx, db, t)
 }
 
-// checkFoldedUnique refuses text keys into a uuid key that differ only
-// in case: the uuid is one, and its text (lower-case) cannot say which
-// key a target row came from. Under a case-insensitive collation the
-// source key is unique that way already.
+// checkFoldedUnique refuses text keys into a uuid key that spell one
+// uuid two ways (in another case, with braces, without hyphens): the
+// uuid is one, and its text cannot say which key a target row came
+// from. A case-insensitive collation does not make the source key
+// unique that way: {a0ee…} and a0ee… differ under it too.
 func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
-	var coll sql.NullString
-	err := db.QueryRowContext(ctx, "SELECT COLLATION("+t.sourceKey+") FROM "+t.source+" LIMIT 1").Scan(&coll)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && strings.HasSuffix(coll.String, "_ci") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("checking the key's collation: %w", err)
-	}
 	var dup []byte
-	err = db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+") FROM "+t.source+" GROUP BY LOWER("+t.sourceKey+
-		") HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
+	err := db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+") FROM "+t.source+" GROUP BY "+uuidSpelling(t.sourceKey)+
+		" HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("checking that the key is unique as a uuid: %w", err)
 	}
-	return fmt.Errorf("%s holds keys that differ only in case (%s is one), which are one uuid in the target key: "+
-		"one would overwrite the other; key on a query that lower-cases the key, after fixing the duplicates", t.cfg.Key, showKey(t.key, dup))
+	return fmt.Errorf("%s holds keys that spell one uuid two ways (in another case, with braces or without hyphens; %s is one), "+
+		"which are one uuid in the target key: one would overwrite the other; fix the duplicates, then key on the key as it is", t.cfg.Key, showKey(t.key, dup))
 }
 
 // checkUnique refuses a source key that is not unique: keyset pagination
