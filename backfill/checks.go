@@ -69,6 +69,10 @@ func (c *column) change(v []byte) string {
 		if t.base == "time" && dateTime(v) {
 			return "drop the date"
 		}
+	case "smallint", "integer", "bigint":
+		if c.numberToInteger() && !hasScale(v, 0) {
+			return "round it to a whole number"
+		}
 	case "numeric":
 		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
 			return fmt.Sprintf("round it to %d decimal places", max(s, 0))

@@ -3,6 +3,7 @@ package backfill
 import (
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -190,11 +191,41 @@ func (c *column) encode(v []byte) []byte {
 		return nil
 	case c.zone != nil:
 		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
+	case c.numberToInteger():
+		return integerText(v)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
 	}
 	return v
+}
+
+// numberToInteger reports whether the column's values are numbers that
+// may have a fraction (DECIMAL, FLOAT, DOUBLE) going into an integer
+// type, whose input takes neither 16777216.000 nor 1.6777216e+07, as
+// MySQL sends a FLOAT.
+func (c *column) numberToInteger() bool {
+	switch c.typ.base {
+	case "smallint", "integer", "bigint":
+		return c.srcType == "DECIMAL" || c.srcType == "FLOAT" || c.srcType == "DOUBLE"
+	}
+	return false
+}
+
+// integerText is decimal text v (exponent form too) as an integer's text,
+// rounded half away from zero, as PostgreSQL rounds a numeric into an
+// integer; change has refused a fraction unless the column is lossy.
+// Text that is no number is left as it is, for the target to refuse.
+func integerText(v []byte) []byte {
+	r, ok := new(big.Rat).SetString(string(v))
+	if !ok {
+		return v
+	}
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() != 0 && new(big.Int).Mul(new(big.Int).Abs(m), big.NewInt(2)).Cmp(r.Denom()) >= 0 {
+		q.Add(q, big.NewInt(int64(m.Sign())))
+	}
+	return []byte(q.String())
 }
 
 // keyKind is what a source key holds, which decides how keys are ordered,
