@@ -421,7 +421,7 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 		p.WriteString(part)
 		if i < len(t.pathCols) {
 			c := t.pathCols[i]
-			p.WriteString(url.PathEscape(apiText(t.cols[c].srcType, row.vals[c])))
+			p.WriteString(url.PathEscape(t.cols[c].apiText(row.vals[c])))
 		}
 	}
 	body = make(map[string]any, len(t.fields))
@@ -433,18 +433,19 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 		case f.number:
 			body[f.name] = json.Number(v)
 		default:
-			body[f.name] = apiText(f.srcType, v)
+			body[f.name] = t.cols[f.col].apiText(v)
 		}
 	}
 	return p.String(), body
 }
 
-// apiText is a value of MySQL type srcType as a string of the request:
-// as MySQL writes it, but a TIMESTAMP, an instant read in UTC
-// (connectSource), in RFC 3339, where MySQL's text would be a wall time
-// in no zone.
-func apiText(srcType string, v []byte) string {
-	if srcType == "TIMESTAMP" && dateTime(v) {
+// apiText is a value of the column as a string of the request: as MySQL
+// writes it, but a TIMESTAMP, an instant read in UTC (connectSource), in
+// RFC 3339, where MySQL's text would be a wall time in no zone; so is
+// the text a transform made of a TIMESTAMP (TRIM makes it a VARCHAR)
+// while it still has a TIMESTAMP's shape.
+func (c *column) apiText(v []byte) string {
+	if (c.srcType == "TIMESTAMP" || c.rawType == "TIMESTAMP" && isTextType(c.srcType)) && dateTime(v) {
 		return string(v[:10]) + "T" + string(v[11:]) + "Z"
 	}
 	return string(v)

@@ -1,6 +1,7 @@
 package backfill_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -8,6 +9,64 @@ import (
 	"strangler/backfill/fixture"
 	"strangler/config"
 )
+
+// TestTextTimesIntoTimestamptzAreInSourceTimeZone: a date and time an
+// application wrote as text is a wall time in its zone, as a DATETIME
+// is; it was read in UTC whatever source_time_zone said (10:00 in New
+// York arrived as 10:00 UTC, silently, and verify called it equal).
+// Text giving its own offset keeps it, a wall time the zone skips is
+// refused, and a TIMESTAMP made text by a transform is still the
+// instant in UTC it was read as.
+func TestTextTimesIntoTimestamptzAreInSourceTimeZone(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Said VARCHAR(40), Stamp TIMESTAMP(3) NULL, Wall DATETIME NULL)",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, said timestamptz, stamp timestamptz, wall timestamptz)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: map[string]config.Column{"legacy_id": {From: "VisitSerNum"}, "said": {From: "Said"}, "wall": {From: "Wall"},
+				"stamp": {From: "Stamp", Transform: []config.Transform{config.TransformTrim}}}})
+	w.cfg.SourceTimeZone = "America/New_York"
+	conn := w.legacyConn(t)
+	for _, q := range []string{"SET SESSION time_zone = '+00:00'", `INSERT INTO Visit VALUES
+		(1, '2024-03-10 10:00:00', '2024-03-10 10:00:00.250', '2024-03-10 10:00:00'),
+		(2, '2024-01-15T10:00', NULL, NULL),
+		(3, '2024-03-10 10:00:00+05:30', NULL, NULL),
+		(4, 'infinity', NULL, NULL),
+		(5, '2024-03-10', NULL, NULL),
+		(6, '2024-03-10 02:30:00', NULL, NULL)`} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 5 || tr.Failed != 1 {
+		t.Errorf("inserted %d, failed %d (%q); want 5 and 1", tr.Inserted, tr.Failed, failureReasons(tr))
+	}
+	want := "column said: timestamp with time zone would move it: America/New_York skips that wall time (clocks go forward) (lossy: true allows it)"
+	if !slices.Contains(failureReasons(tr), want) {
+		t.Errorf("reasons %q lack %q", failureReasons(tr), want)
+	}
+	for q, n := range map[string]int64{
+		"legacy_id = 1 AND said = '2024-03-10 14:00:00+00' AND wall = said AND stamp = '2024-03-10 10:00:00.25+00'": 1,
+		"legacy_id = 2 AND said = '2024-01-15 15:00:00+00'":                                                         1,
+		"legacy_id = 3 AND said = '2024-03-10 04:30:00+00'":                                                         1,
+		"legacy_id = 4 AND said = 'infinity'":                                                                       1,
+		"legacy_id = 5 AND said = '2024-03-10 05:00:00+00'":                                                         1,
+	} {
+		if got := w.count(t, "SELECT count(*) FROM visits WHERE "+q); got != n {
+			t.Errorf("%s: %d rows, want %d", q, got, n)
+		}
+	}
+	if tr := w.run(t, backfill.Options{Restart: true}).Tables[0]; tr.Written() != 0 || tr.Present != 5 {
+		t.Errorf("restart: written %d, present %d; want all 5 present", tr.Written(), tr.Present)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 1 || d.Changed != 0 || d.Extra != 0 {
+		t.Errorf("verify: %+v; want the refused row missing, nothing changed", d)
+	}
+	w.pg(t, "UPDATE visits SET said = '2024-03-10 10:00:00+00' WHERE legacy_id = 1")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed != 1 {
+		t.Errorf("verify: %d changed; want the row read in UTC changed", d.Changed)
+	}
+}
 
 // TestDecimalsAndFloatsIntoIntegersAreCopiedByValue: MySQL sends a FLOAT
 // of 16777216 as 1.6777216e+07 and a DECIMAL(10,3) as 12.000, neither of

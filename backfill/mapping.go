@@ -30,13 +30,19 @@ type column struct {
 	// srcType is MySQL's type of the value read (sourceExpr), as the
 	// driver names it: DATETIME, DOUBLE, BINARY…; "" for a default alone.
 	srcType string
+	// rawType is MySQL's type of the source column itself, before any
+	// transform: TRIM of a TIMESTAMP is a VARCHAR, but its text is still
+	// the instant's wall time in UTC (connectSource), not one in
+	// source_time_zone.
+	rawType string
 	// typ is the target column's type.
 	typ pgType
 	// deterministic is false when the column's collation has equal values
 	// that are not byte-equal (a case-insensitive ICU collation).
 	deterministic bool
-	// zone is the time zone appended to a DATETIME or DATE going into a
-	// timestamptz column (source_time_zone); nil when none is.
+	// zone is the time zone appended to a DATETIME, a DATE or text giving
+	// no zone of its own going into a timestamptz column
+	// (source_time_zone); nil when none is (see inZone).
 	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
@@ -178,18 +184,34 @@ func uuidSpelling(key string) string {
 	return "LOWER(REPLACE(REPLACE(REPLACE(" + key + ", '-', ''), '{', ''), '}', ''))"
 }
 
+// inZone reports whether source value v goes into the target in the
+// column's zone (source_time_zone): a DATETIME or DATE always, text only
+// when it gives no zone or offset of its own and is no word PostgreSQL
+// reads as the moment it runs.
+func (c *column) inZone(v []byte) bool {
+	if c.zone == nil {
+		return false
+	}
+	return !isTextType(c.srcType) || !givesZone(v) && !relativeTime.Match(v) && !timeWord.Match(v)
+}
+
+// timeWord matches the special values PostgreSQL's timestamptz reads
+// whole: infinity, -infinity and epoch (an instant in UTC), which take
+// no zone after them.
+var timeWord = regexp.MustCompile(`(?i)^\s*[-+]?(?:infinity|epoch)\s*$`)
+
 // binaryUUID reports whether binary source values go into a uuid column,
 // staged in the uuid's text form.
 func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
 
 // encode is a checked source value as it is staged: a binary UUID in its
-// text form, a DATETIME or DATE going into a timestamptz with its time
-// zone.
+// text form, a DATETIME, DATE or zone-less text going into a timestamptz
+// with its time zone.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
 		return nil
-	case c.zone != nil:
+	case c.inZone(v):
 		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
 	case c.numberToInteger():
 		return integerText(v)
@@ -262,6 +284,20 @@ func isTextType(mysqlType string) bool {
 // times going into a date or time type.
 func (c *column) timeKey() bool {
 	return isTemporalType(c.srcType) && (c.typ.base == "timestamp" || c.typ.base == "date" || c.typ.base == "time")
+}
+
+// wallTime reports whether the column's values are wall times in no
+// zone, which source_time_zone places: a DATETIME, a DATE, or text
+// (a date and time written as text by an application, in its own zone)
+// unless it is a TIMESTAMP's, whose text is in UTC.
+func (c *column) wallTime() bool {
+	switch {
+	case c.srcType == "DATETIME" || c.srcType == "DATE":
+		return true
+	case isTextType(c.srcType) && c.srcType != "JSON":
+		return c.rawType != "TIMESTAMP"
+	}
+	return false
 }
 
 // isTemporalType reports whether MySQL's type is a date or time.

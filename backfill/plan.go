@@ -123,7 +123,8 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
 		c.typ, c.deterministic = parseType(tcol.typ, tcol.under), tcol.deterministic
-		c.sourceExpr = sourceExpr(c.cfg, raw[c.cfg.From], c.typ)
+		c.rawType = raw[c.cfg.From]
+		c.sourceExpr = sourceExpr(c.cfg, c.rawType, c.typ)
 		if l := c.cfg.Lookup; l != nil {
 			lcols, err := targetColumns(ctx, dst, l.Table)
 			if err != nil {
@@ -204,7 +205,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
 		for i := range t.cols {
-			if c := &t.cols[i]; (c.srcType == "DATETIME" || c.srcType == "DATE") && c.typ.base == "timestamp" && c.typ.tz {
+			if c := &t.cols[i]; c.wallTime() && c.typ.base == "timestamp" && c.typ.tz {
 				c.zone = loc
 			}
 		}
