@@ -3,6 +3,7 @@ package backfill_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"strangler/backfill"
@@ -103,6 +104,24 @@ func TestDecimalsAndFloatsIntoIntegersAreCopiedByValue(t *testing.T) {
 	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 3 || d.Changed != 0 {
 		t.Errorf("verify: %+v; want the 3 refused rows missing", d)
 	}
+
+	t.Run("a lossy number key into an integer key is refused before copying", func(t *testing.T) {
+		w := newWorld(t, fixture.Sizes{}, nil)
+		// 1.4 and 1.3 would both be target key 1: the second row would
+		// overwrite the first, each key's text being 1 once rounded.
+		w.mapTable(t, "CREATE TABLE Lot (LotNum DECIMAL(5,1) PRIMARY KEY, V INT NOT NULL)",
+			"CREATE TABLE lots (legacy_id bigint UNIQUE, v int NOT NULL)",
+			config.BackfillTable{Name: "lots", From: "Lot", Key: "LotNum", To: "lots", TargetKey: "legacy_id",
+				Columns: map[string]config.Column{"legacy_id": {From: "LotNum", Lossy: true}, "v": {From: "V"}}})
+		w.exec(t, "INSERT INTO Lot VALUES (1.4, 1), (1.3, 2)")
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+		if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].columns.legacy_id: a key cannot be lossy") {
+			t.Errorf("got %v; want a refusal before copying", err)
+		}
+		if n := w.count(t, "SELECT count(*) FROM lots"); n != 0 {
+			t.Errorf("%d rows copied before the refusal", n)
+		}
+	})
 
 	t.Run("lossy: true rounds half away from zero", func(t *testing.T) {
 		for _, name := range []string{"f", "d", "n"} {
