@@ -140,3 +140,41 @@ func TestDecimalsAndFloatsIntoIntegersAreCopiedByValue(t *testing.T) {
 		}
 	})
 }
+
+// TestTimeIntoTimetzIsRefusedOutsideUTC: a TIME is a time of day in
+// source_time_zone; timetz stored it at +00, another time of day in New
+// York (10:00 there is 14:00 or 15:00 UTC, by the date the TIME lacks),
+// silently. Under a zone other than UTC it is refused before copying
+// unless lossy.
+func TestTimeIntoTimetzIsRefusedOutsideUTC(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Slot (SlotSerNum INT PRIMARY KEY, Opens TIME)",
+		"CREATE TABLE slots (legacy_id bigint UNIQUE, opens timetz)",
+		config.BackfillTable{Name: "slots", From: "Slot", Key: "SlotSerNum", To: "slots", TargetKey: "legacy_id",
+			Columns: cols("SlotSerNum=legacy_id", "Opens=opens")})
+	w.exec(t, "INSERT INTO Slot VALUES (1, '10:00:00')")
+	w.cfg.SourceTimeZone = "America/New_York"
+	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].columns.opens: a TIME is a time of day in source_time_zone America/New_York") {
+		t.Errorf("got %v; want a refusal naming the column", err)
+	}
+	if _, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil {
+		t.Error("verify compared a mapping the backfill refuses")
+	}
+	for _, zone := range []string{"UTC", "Etc/UTC", ""} {
+		w.cfg.SourceTimeZone = zone
+		if tr := w.run(t, backfill.Options{Restart: true}).Tables[0]; tr.Failed != 0 || tr.Written()+tr.Present != 1 {
+			t.Errorf("zone %q: written %d, present %d, failed %d; want the row copied", zone, tr.Written(), tr.Present, tr.Failed)
+		}
+	}
+	if n := w.count(t, "SELECT count(*) FROM slots WHERE opens = '10:00:00+00'"); n != 1 {
+		t.Error("10:00 in UTC is not 10:00+00")
+	}
+	w.cfg.SourceTimeZone = "America/New_York"
+	c := w.cfg.Tables[0].Columns["opens"]
+	c.Lossy = true
+	w.cfg.Tables[0].Columns["opens"] = c
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Failed != 0 {
+		t.Errorf("lossy: failed %d (%q); want none", tr.Failed, failureReasons(tr))
+	}
+}

@@ -205,8 +205,16 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
 		for i := range t.cols {
-			if c := &t.cols[i]; c.wallTime() && c.typ.base == "timestamp" && c.typ.tz {
+			c := &t.cols[i]
+			if c.wallTime() && c.typ.base == "timestamp" && c.typ.tz {
 				c.zone = loc
+			}
+			if c.srcType == "TIME" && c.typ.base == "time" && c.typ.tz && !c.cfg.Lossy && c.lookup == nil && !fixedUTC(loc) {
+				// A time of day in the zone has an offset only on a date,
+				// which a TIME lacks; timetz would give it UTC's.
+				return nil, fmt.Errorf("%s: a TIME is a time of day in source_time_zone %s, whose offset depends on a date it lacks, "+
+					"and %s would store it at UTC's offset (+00), another time; map it to time, or set lossy: true to store it at +00",
+					at("columns."+c.name), z, c.typ.full)
 			}
 		}
 	}
@@ -343,6 +351,17 @@ func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 	}
 	return fmt.Errorf("%s is not unique in the source (%s appears more than once): rows would be skipped or written twice; "+
 		"key on a unique column, or give a query whose key is unique", t.cfg.Key, showKey(t.key, dup))
+}
+
+// fixedUTC reports whether zone is UTC all year (UTC, Etc/UTC, GMT…):
+// then a time of day with UTC's offset is the zone's.
+func fixedUTC(zone *time.Location) bool {
+	for _, m := range []time.Month{time.January, time.July} {
+		if _, off := time.Date(2024, m, 1, 0, 0, 0, 0, zone).Zone(); off != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // zoneKnown checks that the target database, which applies the zone, knows it.
