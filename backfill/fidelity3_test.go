@@ -178,3 +178,28 @@ func TestTimeIntoTimetzIsRefusedOutsideUTC(t *testing.T) {
 		t.Errorf("lossy: failed %d (%q); want none", tr.Failed, failureReasons(tr))
 	}
 }
+
+// TestJSONValueRefusalsNameTheColumn: jsonb refuses \u0000 with a
+// context (where in the document it stopped), which was taken for a
+// trigger's: the reason named no column, and on a table with redacted
+// columns said a trigger or function refused the row.
+func TestJSONValueRefusalsNameTheColumn(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Form (FormSerNum INT PRIMARY KEY, Answers JSON, Secret JSON)",
+		"CREATE TABLE forms (legacy_id bigint UNIQUE, answers jsonb, secret jsonb)",
+		config.BackfillTable{Name: "forms", From: "Form", Key: "FormSerNum", To: "forms", TargetKey: "legacy_id",
+			Columns: cols("FormSerNum=legacy_id", "Answers=answers", "Secret=secret"), Redact: []string{"secret"}})
+	w.exec(t, `INSERT INTO Form VALUES (1, '{"a": "x\\u0000y"}', NULL), (2, NULL, '{"pin": "\\u0000"}'), (3, '{}', '{}')`)
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 1 || tr.Failed != 2 {
+		t.Errorf("inserted %d, failed %d (%q); want 1 and 2", tr.Inserted, tr.Failed, failureReasons(tr))
+	}
+	for _, want := range []string{
+		"column answers: unsupported Unicode escape sequence",
+		"column secret: not text the target's encoding can hold (SQLSTATE 22P05)",
+	} {
+		if !slices.Contains(failureReasons(tr), want) {
+			t.Errorf("reasons %q lack %q", failureReasons(tr), want)
+		}
+	}
+}
