@@ -477,8 +477,9 @@ func (t *apiTable) invalidText(row sourceRow) string {
 
 // invalidValue names the first field whose value JSON cannot say, and
 // why, or "": a DATE, DATETIME or TIMESTAMP that is no date (a service
-// would refuse it, or read 0000-00-00 as 30 November of year -1), or a
-// number JSON cannot write.
+// would refuse it, or read 0000-00-00 as 30 November of year -1), the
+// same made text by a transform (TRIM makes a VARCHAR) while it still
+// has a date's shape, or a number JSON cannot write.
 func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 	for _, f := range t.fields {
 		v := row.vals[f.col]
@@ -486,7 +487,7 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 		case v == nil:
 		case f.number && !jsonNumber(string(v)):
 			return f.name, "is not a number JSON can write"
-		case f.srcType == "DATE" || f.srcType == "DATETIME" || f.srcType == "TIMESTAMP":
+		case isDateType(f.srcType) || isDateType(t.cols[f.col].rawType) && isTextType(f.srcType) && dateShaped(v):
 			if _, ok := realDate(v); !ok {
 				return f.name, "is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
 			}
@@ -494,6 +495,15 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 	}
 	return "", ""
 }
+
+// isDateType reports whether MySQL's type holds a date.
+func isDateType(mysqlType string) bool {
+	return mysqlType == "DATE" || mysqlType == "DATETIME" || mysqlType == "TIMESTAMP"
+}
+
+// dateShaped reports whether text v begins as a date's text does,
+// YYYY-MM-DD, real or not.
+func dateShaped(v []byte) bool { return len(v) >= 10 && v[4] == '-' && v[7] == '-' }
 
 // redactedBody is body with its redacted fields replaced by their keyed
 // hash: what the ledger and a dry run show. A number JSON cannot write

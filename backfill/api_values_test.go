@@ -53,14 +53,16 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 	cfg.Tables[0].TargetAPI.Body = map[string]config.Column{"signed_at": {From: "SignedAt"}, "wall": {From: "Wall"},
 		"day": {From: "Day"}, "took": {From: "Took"}, "year": {From: "Yr"},
 		// TRIM makes a TIMESTAMP a VARCHAR; its text is the instant in UTC all the same.
-		"trimmed": {From: "SignedAt", Transform: []config.Transform{config.TransformTrim}}}
+		"trimmed": {From: "SignedAt", Transform: []config.Transform{config.TransformTrim}},
+		// and a DATETIME a VARCHAR, whose zero date is no date all the same.
+		"trimmed_wall": {From: "Wall", Transform: []config.Transform{config.TransformTrim}}}
 	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
 	if tr.Written() != 1 || tr.Failed != 2 {
 		t.Errorf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
 	}
 	for _, want := range []string{
 		"not sent: field day is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
-		"not sent: field wall is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
+		"not sent: field trimmed_wall is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
 	} {
 		if !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return f.Reason == want }) {
 			t.Errorf("failures %+v lack %q", tr.Failures, want)
@@ -70,7 +72,7 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 	defer mu.Unlock()
 	// A path column is written as a body field is.
 	const path = "/consents/1/2024-03-10T04:30:00.250Z"
-	want := `{"day":"2024-03-10","signed_at":"2024-03-10T04:30:00.250Z","took":"-838:59:59","trimmed":"2024-03-10T04:30:00.250Z","wall":"2024-03-10 10:00:00","year":"2024"}`
+	want := `{"day":"2024-03-10","signed_at":"2024-03-10T04:30:00.250Z","took":"-838:59:59","trimmed":"2024-03-10T04:30:00.250Z","trimmed_wall":"2024-03-10 10:00:00","wall":"2024-03-10 10:00:00","year":"2024"}`
 	if len(bodies) != 1 || bodies[path] != want {
 		t.Errorf("the API got %v, want only %s with %s", bodies, path, want)
 	}
