@@ -38,7 +38,7 @@ func (c *column) refuse(v []byte) string {
 		// A lookup's value is a key to find, not a value to store.
 		return ""
 	}
-	if change := c.change(v); change != "" {
+	if change := c.change(c.asText(v)); change != "" {
 		return c.typ.full + " would " + change + " (lossy: true allows it)"
 	}
 	return ""

@@ -203,3 +203,34 @@ func TestJSONValueRefusalsNameTheColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestFloatsIntoTextAreWrittenWithoutAnExponent: the driver writes a
+// FLOAT of 1234567 as 1.234567e+06, which a text column kept: neither
+// MySQL's text nor what an application reading it shows. Text columns,
+// and their length checks, now get 1234567.
+func TestFloatsIntoTextAreWrittenWithoutAnExponent(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Scale (ScaleSerNum INT PRIMARY KEY, F FLOAT, D DOUBLE)",
+		"CREATE TABLE scales (legacy_id bigint UNIQUE, f varchar(7), d text)",
+		config.BackfillTable{Name: "scales", From: "Scale", Key: "ScaleSerNum", To: "scales", TargetKey: "legacy_id",
+			Columns: cols("ScaleSerNum=legacy_id", "F=f", "D=d")})
+	w.exec(t, "INSERT INTO Scale VALUES (1, 1234567, 1e15), (2, 0.5, 1e300), (3, 12345678, 1e-7)")
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 2 || tr.Failed != 1 {
+		t.Errorf("inserted %d, failed %d (%q); want 2 and 1", tr.Inserted, tr.Failed, failureReasons(tr))
+	}
+	if want := "column f: character varying(7) would cut it to 7 characters (lossy: true allows it)"; !slices.Contains(failureReasons(tr), want) {
+		t.Errorf("reasons %q lack %q", failureReasons(tr), want)
+	}
+	for q, n := range map[string]int64{
+		"legacy_id = 1 AND f = '1234567' AND d = '1000000000000000'": 1,
+		"legacy_id = 2 AND f = '0.5' AND d = '1e+300'":               1,
+	} {
+		if got := w.count(t, "SELECT count(*) FROM scales WHERE "+q); got != n {
+			t.Errorf("%s: %d rows, want %d", q, got, n)
+		}
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 1 || d.Changed != 0 {
+		t.Errorf("verify: %+v; want the refused row missing, nothing changed", d)
+	}
+}

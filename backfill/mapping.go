@@ -215,9 +215,31 @@ func (c *column) encode(v []byte) []byte {
 		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
 	case c.numberToInteger():
 		return integerText(v)
+	case c.isText():
+		return c.asText(v)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
+	}
+	return v
+}
+
+// isText reports whether the column's type is a string type.
+func (c *column) isText() bool {
+	switch c.typ.base {
+	case "text", "character varying", "character", "citext":
+		return true
+	}
+	return false
+}
+
+// asText is source value v as a string column gets it: a FLOAT or
+// DOUBLE without the exponent the driver writes from 1e+06 on, as the
+// API gets it (plainNumber); any other value as it is. The checks see
+// this text, so that a length is that of what is stored.
+func (c *column) asText(v []byte) []byte {
+	if c.isText() {
+		return plainNumber(c.srcType, v)
 	}
 	return v
 }
