@@ -1,17 +1,14 @@
 package backfill
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -498,33 +495,6 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 	}
 	return "", ""
 }
-
-// plainNumber is a FLOAT's or DOUBLE's text (Go's shortest, which the
-// driver writes in exponent form from 1e+06 on: 1.6777216e+07) without
-// the exponent while |v| is within [1e-6, 1e21), as JavaScript writes a
-// number: a service reading it into an integer (Go's encoding/json, a
-// Java long) refuses 1.6777216e+07 but takes 16777216. The digits, and
-// so the value, are the same.
-func plainNumber(srcType string, v []byte) []byte {
-	bits := map[string]int{"FLOAT": 32, "DOUBLE": 64}[srcType]
-	if bits == 0 || !bytes.ContainsAny(v, "eE") {
-		return v
-	}
-	f, err := strconv.ParseFloat(string(v), bits)
-	if a := math.Abs(f); err != nil || a >= 1e21 || a < 1e-6 {
-		return v
-	}
-	return strconv.AppendFloat(nil, f, 'f', -1, bits)
-}
-
-// isDateType reports whether MySQL's type holds a date.
-func isDateType(mysqlType string) bool {
-	return mysqlType == "DATE" || mysqlType == "DATETIME" || mysqlType == "TIMESTAMP"
-}
-
-// dateShaped reports whether text v begins as a date's text does,
-// YYYY-MM-DD, real or not.
-func dateShaped(v []byte) bool { return len(v) >= 10 && v[4] == '-' && v[7] == '-' }
 
 // redactedBody is body with its redacted fields replaced by their keyed
 // hash: what the ledger and a dry run show. A number JSON cannot write

@@ -363,6 +363,15 @@ func validTime(srcType string, v []byte) bool {
 	return ok && d.Year() >= 1
 }
 
+// isDateType reports whether MySQL's type holds a date.
+func isDateType(mysqlType string) bool {
+	return mysqlType == "DATE" || mysqlType == "DATETIME" || mysqlType == "TIMESTAMP"
+}
+
+// dateShaped reports whether text v begins as a date's text does,
+// YYYY-MM-DD, real or not.
+func dateShaped(v []byte) bool { return len(v) >= 10 && v[4] == '-' && v[7] == '-' }
+
 // realDate reads the date of MySQL's text v of a DATE, DATETIME or
 // TIMESTAMP, and reports whether it is one: MySQL keeps 0000-00-00,
 // 2024-00-10 and 2024-02-30 under a lenient sql_mode.

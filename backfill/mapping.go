@@ -1,8 +1,10 @@
 package backfill
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"strconv"
@@ -242,6 +244,24 @@ func (c *column) asText(v []byte) []byte {
 		return plainNumber(c.srcType, v)
 	}
 	return v
+}
+
+// plainNumber is a FLOAT's or DOUBLE's text (Go's shortest, which the
+// driver writes in exponent form from 1e+06 on: 1.6777216e+07) without
+// the exponent while |v| is within [1e-6, 1e21), as JavaScript writes a
+// number: a service reading it into an integer (Go's encoding/json, a
+// Java long) refuses 1.6777216e+07 but takes 16777216. The digits, and
+// so the value, are the same.
+func plainNumber(srcType string, v []byte) []byte {
+	bits := map[string]int{"FLOAT": 32, "DOUBLE": 64}[srcType]
+	if bits == 0 || !bytes.ContainsAny(v, "eE") {
+		return v
+	}
+	f, err := strconv.ParseFloat(string(v), bits)
+	if a := math.Abs(f); err != nil || a >= 1e21 || a < 1e-6 {
+		return v
+	}
+	return strconv.AppendFloat(nil, f, 'f', -1, bits)
 }
 
 // numberToInteger reports whether the column's values are numbers that
