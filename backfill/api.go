@@ -421,7 +421,7 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 		p.WriteString(part)
 		if i < len(t.pathCols) {
 			c := t.pathCols[i]
-			p.WriteString(url.PathEscape(apiText(t.cols[c].srcType, row.vals[c])))
+			p.WriteString(url.PathEscape(t.cols[c].apiText(row.vals[c])))
 		}
 	}
 	body = make(map[string]any, len(t.fields))
@@ -431,20 +431,21 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 		case v == nil:
 			body[f.name] = nil
 		case f.number:
-			body[f.name] = json.Number(v)
+			body[f.name] = json.Number(plainNumber(f.srcType, v))
 		default:
-			body[f.name] = apiText(f.srcType, v)
+			body[f.name] = t.cols[f.col].apiText(v)
 		}
 	}
 	return p.String(), body
 }
 
-// apiText is a value of MySQL type srcType as a string of the request:
-// as MySQL writes it, but a TIMESTAMP, an instant read in UTC
-// (connectSource), in RFC 3339, where MySQL's text would be a wall time
-// in no zone.
-func apiText(srcType string, v []byte) string {
-	if srcType == "TIMESTAMP" && dateTime(v) {
+// apiText is a value of the column as a string of the request: as MySQL
+// writes it, but a TIMESTAMP, an instant read in UTC (connectSource), in
+// RFC 3339, where MySQL's text would be a wall time in no zone; so is
+// the text a transform made of a TIMESTAMP (TRIM makes it a VARCHAR)
+// while it still has a TIMESTAMP's shape.
+func (c *column) apiText(v []byte) string {
+	if (c.srcType == "TIMESTAMP" || c.rawType == "TIMESTAMP" && isTextType(c.srcType)) && dateTime(v) {
 		return string(v[:10]) + "T" + string(v[11:]) + "Z"
 	}
 	return string(v)
@@ -476,8 +477,9 @@ func (t *apiTable) invalidText(row sourceRow) string {
 
 // invalidValue names the first field whose value JSON cannot say, and
 // why, or "": a DATE, DATETIME or TIMESTAMP that is no date (a service
-// would refuse it, or read 0000-00-00 as 30 November of year -1), or a
-// number JSON cannot write.
+// would refuse it, or read 0000-00-00 as 30 November of year -1), the
+// same made text by a transform (TRIM makes a VARCHAR) while it still
+// has a date's shape, or a number JSON cannot write.
 func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 	for _, f := range t.fields {
 		v := row.vals[f.col]
@@ -485,7 +487,7 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 		case v == nil:
 		case f.number && !jsonNumber(string(v)):
 			return f.name, "is not a number JSON can write"
-		case f.srcType == "DATE" || f.srcType == "DATETIME" || f.srcType == "TIMESTAMP":
+		case isDateType(f.srcType) || isDateType(t.cols[f.col].rawType) && isTextType(f.srcType) && dateShaped(v):
 			if _, ok := realDate(v); !ok {
 				return f.name, "is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
 			}

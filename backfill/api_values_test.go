@@ -35,11 +35,13 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 	}
 	defer conn.Close()
 	for _, q := range []string{
-		"ALTER TABLE Consent ADD (SignedAt TIMESTAMP(3) NULL, Wall DATETIME NULL, Day DATE NULL, Took TIME NULL, Yr YEAR NULL)",
+		"ALTER TABLE Consent ADD (SignedAt TIMESTAMP(3) NULL, Wall DATETIME NULL, Day DATE NULL, Took TIME NULL, Yr YEAR NULL, F FLOAT NULL, D DOUBLE NULL, Tiny DOUBLE NULL)",
 		// The monolith's sessions ran at +05:30: the instant is 04:30 UTC.
 		"SET SESSION time_zone = '+05:30', sql_mode = 'ALLOW_INVALID_DATES'",
 		"UPDATE Consent SET SignedAt = '2024-03-10 10:00:00.250'",
 		"UPDATE Consent SET Wall = '2024-03-10 10:00:00', Day = '2024-03-10', Took = '-838:59:59', Yr = 2024 WHERE ConsentSerNum = 1",
+		// The driver writes these 1.6777216e+07, 1e+15 and 1e-07.
+		"UPDATE Consent SET F = 16777216, D = 1e15, Tiny = 1e-7 WHERE ConsentSerNum = 1",
 		"UPDATE Consent SET Day = '2024-02-30' WHERE ConsentSerNum = 2",
 		"SET SESSION sql_mode = ''",
 		"UPDATE Consent SET Wall = '0000-00-00 00:00:00' WHERE ConsentSerNum = 3",
@@ -51,14 +53,19 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 	cfg := w.config(t)
 	cfg.Tables[0].TargetAPI.Path = "/consents/{ConsentSerNum}/{SignedAt}"
 	cfg.Tables[0].TargetAPI.Body = map[string]config.Column{"signed_at": {From: "SignedAt"}, "wall": {From: "Wall"},
-		"day": {From: "Day"}, "took": {From: "Took"}, "year": {From: "Yr"}}
+		"day": {From: "Day"}, "took": {From: "Took"}, "year": {From: "Yr"},
+		"float": {From: "F"}, "double": {From: "D"}, "tiny": {From: "Tiny"},
+		// TRIM makes a TIMESTAMP a VARCHAR; its text is the instant in UTC all the same.
+		"trimmed": {From: "SignedAt", Transform: []config.Transform{config.TransformTrim}},
+		// and a DATETIME a VARCHAR, whose zero date is no date all the same.
+		"trimmed_wall": {From: "Wall", Transform: []config.Transform{config.TransformTrim}}}
 	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
 	if tr.Written() != 1 || tr.Failed != 2 {
 		t.Errorf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
 	}
 	for _, want := range []string{
 		"not sent: field day is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
-		"not sent: field wall is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
+		"not sent: field trimmed_wall is not a real date (0000-00-00, month or day 0, or a day its month lacks)",
 	} {
 		if !slices.ContainsFunc(tr.Failures, func(f backfill.FailureGroup) bool { return f.Reason == want }) {
 			t.Errorf("failures %+v lack %q", tr.Failures, want)
@@ -68,7 +75,7 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 	defer mu.Unlock()
 	// A path column is written as a body field is.
 	const path = "/consents/1/2024-03-10T04:30:00.250Z"
-	want := `{"day":"2024-03-10","signed_at":"2024-03-10T04:30:00.250Z","took":"-838:59:59","wall":"2024-03-10 10:00:00","year":"2024"}`
+	want := `{"day":"2024-03-10","double":1000000000000000,"float":16777216,"signed_at":"2024-03-10T04:30:00.250Z","tiny":1e-07,"took":"-838:59:59","trimmed":"2024-03-10T04:30:00.250Z","trimmed_wall":"2024-03-10 10:00:00","wall":"2024-03-10 10:00:00","year":"2024"}`
 	if len(bodies) != 1 || bodies[path] != want {
 		t.Errorf("the API got %v, want only %s with %s", bodies, path, want)
 	}

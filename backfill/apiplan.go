@@ -136,8 +136,15 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	if err := checkKey(ctx, src, t.table); err != nil {
 		return nil, fmt.Errorf("%s: %w", at("key"), err)
 	}
+	raw, err := sourceTypes(ctx, src, t.table, a.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
 	for i := range t.fields {
 		c := &t.cols[t.fields[i].col]
+		if c.cfg.Lookup == nil {
+			c.rawType = raw[c.cfg.From]
+		}
 		if c.srcType == "BIT" {
 			// MySQL sends a BIT as its bytes; the API gets its number
 			// (BIT(1), JPA's boolean, as 1 or 0), not "\u0001".

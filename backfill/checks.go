@@ -3,6 +3,7 @@ package backfill
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -37,7 +38,7 @@ func (c *column) refuse(v []byte) string {
 		// A lookup's value is a key to find, not a value to store.
 		return ""
 	}
-	if change := c.change(v); change != "" {
+	if change := c.change(c.asText(v)); change != "" {
 		return c.typ.full + " would " + change + " (lossy: true allows it)"
 	}
 	return ""
@@ -63,11 +64,15 @@ func (c *column) change(v []byte) string {
 		if p := t.mod(0); p >= 0 && fractionBeyond(v, p) {
 			return fmt.Sprintf("round it to %d fractional digits", p)
 		}
-		if c.zone != nil && skipped(v, c.zone) {
+		if c.inZone(v) && skipped(v, c.zone) {
 			return fmt.Sprintf("move it: %s skips that wall time (clocks go forward)", c.zone)
 		}
 		if t.base == "time" && dateTime(v) {
 			return "drop the date"
+		}
+	case "smallint", "integer", "bigint":
+		if c.numberToInteger() && !hasScale(v, 0) {
+			return "round it to a whole number"
 		}
 	case "numeric":
 		if s := t.mod(1); t.mod(0) >= 0 && !hasScale(v, max(s, 0)) {
@@ -234,13 +239,20 @@ func timeOfDay(v []byte) bool {
 // later. A wall time that occurs twice is not refused: it becomes the
 // later instant, and reads back as itself.
 func skipped(v []byte, zone *time.Location) bool {
-	layout := time.DateTime
-	if len(v) == len(time.DateOnly) {
-		layout = time.DateOnly
+	var wall time.Time
+	err := errors.New("no layout")
+	// A DATETIME's or DATE's text, and the same written as text with a T
+	// or without seconds; other spellings PostgreSQL reads are not
+	// checked.
+	for _, layout := range []string{time.DateTime, "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02T15:04", time.DateOnly} {
+		if len(v) == len(layout) || len(v) > len(layout) && v[len(layout)] == '.' && layout[len(layout)-3] == ':' {
+			if wall, err = time.Parse(layout, string(v[:len(layout)])); err == nil {
+				break
+			}
+		}
 	}
-	wall, err := time.Parse(layout, string(v[:min(len(v), len(layout))]))
 	if err != nil {
-		return false // not a time PostgreSQL takes: it refuses it
+		return false // not a time PostgreSQL takes, or a spelling not checked
 	}
 	at := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, zone)
 	return at.Hour() != wall.Hour() || at.Minute() != wall.Minute() || at.Day() != wall.Day()
@@ -350,6 +362,15 @@ func validTime(srcType string, v []byte) bool {
 	d, ok := realDate(v)
 	return ok && d.Year() >= 1
 }
+
+// isDateType reports whether MySQL's type holds a date.
+func isDateType(mysqlType string) bool {
+	return mysqlType == "DATE" || mysqlType == "DATETIME" || mysqlType == "TIMESTAMP"
+}
+
+// dateShaped reports whether text v begins as a date's text does,
+// YYYY-MM-DD, real or not.
+func dateShaped(v []byte) bool { return len(v) >= 10 && v[4] == '-' && v[7] == '-' }
 
 // realDate reads the date of MySQL's text v of a DATE, DATETIME or
 // TIMESTAMP, and reports whether it is one: MySQL keeps 0000-00-00,

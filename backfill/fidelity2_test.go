@@ -84,6 +84,7 @@ func TestTimeKeysAreCopiedMatchedAndVerifiedByValue(t *testing.T) {
 		{"TIMESTAMP(6)", "timestamptz", ""},
 		{"DATE", "date", ""},
 		{"TIME(6)", "time", ""},
+		{"TIME(6)", "timetz", ""},
 	} {
 		t.Run(c.source+" into "+c.target, func(t *testing.T) {
 			w := newWorld(t, fixture.Sizes{}, nil)
@@ -158,19 +159,26 @@ func TestTimeKeysAreCopiedMatchedAndVerifiedByValue(t *testing.T) {
 	})
 }
 
-// TestUpperCaseUUIDTextKeysAreCopied: a uuid's text is lower-case, so an
-// upper-case text key was refused for every row as stored differently.
-// Two keys that differ only in case are one uuid: refused before copying.
+// TestUpperCaseUUIDTextKeysAreCopied: a uuid's text is lower-case,
+// hyphenated, without braces, so an upper-case text key, one in braces
+// or one without hyphens was refused for every row as stored
+// differently. Two keys that spell one uuid two ways are one uuid:
+// refused before copying.
 func TestUpperCaseUUIDTextKeysAreCopied(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{}, nil)
-	w.mapTable(t, "CREATE TABLE Device (Guid CHAR(36) PRIMARY KEY, Label VARCHAR(20) NOT NULL)",
+	w.mapTable(t, "CREATE TABLE Device (Guid VARCHAR(38) PRIMARY KEY, Label VARCHAR(20) NOT NULL)",
 		"CREATE TABLE devices (guid uuid UNIQUE, label text NOT NULL)",
 		config.BackfillTable{Name: "devices", From: "Device", Key: "Guid", To: "devices", TargetKey: "guid", Columns: cols("Guid=guid", "Label=label")})
 	var values []string
 	for i := range 30 {
 		u := randomUUID()
-		if i%2 == 0 {
+		switch i % 4 {
+		case 0:
 			u = strings.ToUpper(u)
+		case 1:
+			u = "{" + u + "}"
+		case 2:
+			u = strings.ReplaceAll(u, "-", "")
 		}
 		values = append(values, fmt.Sprintf("('%s', 'device %d')", u, i))
 	}
@@ -191,11 +199,22 @@ func TestUpperCaseUUIDTextKeysAreCopied(t *testing.T) {
 	}
 
 	t.Run("keys that differ only in case are refused before copying", func(t *testing.T) {
-		w.exec(t, "ALTER TABLE Device MODIFY Guid CHAR(36) COLLATE utf8mb4_bin")
+		w.exec(t, "ALTER TABLE Device MODIFY Guid VARCHAR(38) COLLATE utf8mb4_bin")
 		u := randomUUID()
 		w.exec(t, fmt.Sprintf("INSERT INTO Device VALUES ('%s', 'x'), ('%s', 'y')", u, strings.ToUpper(u)))
 		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
-		if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].key: Guid holds keys that differ only in case") {
+		if err == nil || !strings.Contains(err.Error(), "backfill.tables[0].key: Guid holds keys that spell one uuid two ways") {
+			t.Errorf("got %v; want a refusal before copying", err)
+		}
+	})
+
+	t.Run("keys that differ only in braces are refused under a case-insensitive collation too", func(t *testing.T) {
+		w.exec(t, "DELETE FROM Device WHERE Label IN ('x', 'y')")
+		w.exec(t, "ALTER TABLE Device MODIFY Guid VARCHAR(38) COLLATE utf8mb4_general_ci")
+		u := randomUUID()
+		w.exec(t, fmt.Sprintf("INSERT INTO Device VALUES ('%s', 'x'), ('{%s}', 'y')", u, u))
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+		if err == nil || !strings.Contains(err.Error(), "Guid holds keys that spell one uuid two ways") {
 			t.Errorf("got %v; want a refusal before copying", err)
 		}
 	})

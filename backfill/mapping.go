@@ -1,8 +1,11 @@
 package backfill
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
+	"math"
+	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,13 +32,19 @@ type column struct {
 	// srcType is MySQL's type of the value read (sourceExpr), as the
 	// driver names it: DATETIME, DOUBLE, BINARY…; "" for a default alone.
 	srcType string
+	// rawType is MySQL's type of the source column itself, before any
+	// transform: TRIM of a TIMESTAMP is a VARCHAR, but its text is still
+	// the instant's wall time in UTC (connectSource), not one in
+	// source_time_zone.
+	rawType string
 	// typ is the target column's type.
 	typ pgType
 	// deterministic is false when the column's collation has equal values
 	// that are not byte-equal (a case-insensitive ICU collation).
 	deterministic bool
-	// zone is the time zone appended to a DATETIME or DATE going into a
-	// timestamptz column (source_time_zone); nil when none is.
+	// zone is the time zone appended to a DATETIME, a DATE or text giving
+	// no zone of its own going into a timestamptz column
+	// (source_time_zone); nil when none is (see inZone).
 	zone *time.Location
 	// lookup translates the value through another target table.
 	lookup *lookup
@@ -135,7 +144,9 @@ func (c *column) identityEq() bool {
 		"timestamp", "bit", "bit varying":
 		return true
 	case "time":
-		return !c.typ.tz
+		// time with time zone too: its equality is the time and the
+		// zone both ('10:00+00' is not '11:00+01').
+		return true
 	case "text", "character varying":
 		return c.deterministic
 	}
@@ -153,36 +164,132 @@ func (c *column) same(a, b string) string {
 }
 
 // foldedUUID reports whether text source values go into a uuid column,
-// whose text is lower-case: A0EEBC99-… is stored as a0eebc99-…
+// whose text is one spelling of many: A0EEBC99-…, {a0eebc99-…} and
+// a0eebc999c0b… are all stored as a0eebc99-9c0b-…
 func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c.srcType) }
 
 // keyText is staged key text (SQL) as the target key's text shows it
-// when the key was stored as itself: lower-cased into a uuid.
+// when the key was stored as itself: a uuid's text in its one spelling,
+// lower-case, without braces, hyphens at 8-4-4-4-12. Text that is no
+// uuid stays as it is: the target refuses it.
 func (c *column) keyText(staged string) string {
 	if c.foldedUUID() {
-		return "lower(" + staged + ")"
+		return `regexp_replace(translate(lower(` + staged + `), '{}-', ''), '^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$', '\1-\2-\3-\4-\5')`
 	}
 	return staged
 }
+
+// uuidSpelling is MySQL's expression for the uuid a text key spells,
+// as keyText writes it but without the hyphens: keys equal by it are one
+// uuid.
+func uuidSpelling(key string) string {
+	return "LOWER(REPLACE(REPLACE(REPLACE(" + key + ", '-', ''), '{', ''), '}', ''))"
+}
+
+// inZone reports whether source value v goes into the target in the
+// column's zone (source_time_zone): a DATETIME or DATE always, text only
+// when it gives no zone or offset of its own and is no word PostgreSQL
+// reads as the moment it runs.
+func (c *column) inZone(v []byte) bool {
+	if c.zone == nil {
+		return false
+	}
+	return !isTextType(c.srcType) || !givesZone(v) && !relativeTime.Match(v) && !timeWord.Match(v)
+}
+
+// timeWord matches the special values PostgreSQL's timestamptz reads
+// whole: infinity, -infinity and epoch (an instant in UTC), which take
+// no zone after them.
+var timeWord = regexp.MustCompile(`(?i)^\s*[-+]?(?:infinity|epoch)\s*$`)
 
 // binaryUUID reports whether binary source values go into a uuid column,
 // staged in the uuid's text form.
 func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType(c.srcType) }
 
 // encode is a checked source value as it is staged: a binary UUID in its
-// text form, a DATETIME or DATE going into a timestamptz with its time
-// zone.
+// text form, a DATETIME, DATE or zone-less text going into a timestamptz
+// with its time zone.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
 		return nil
-	case c.zone != nil:
+	case c.inZone(v):
 		return append(append(v[:len(v):len(v)], ' '), c.zone.String()...)
+	case c.numberToInteger():
+		return integerText(v)
+	case c.isText():
+		return c.asText(v)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
 	}
 	return v
+}
+
+// isText reports whether the column's type is a string type.
+func (c *column) isText() bool {
+	switch c.typ.base {
+	case "text", "character varying", "character", "citext":
+		return true
+	}
+	return false
+}
+
+// asText is source value v as a string column gets it: a FLOAT or
+// DOUBLE without the exponent the driver writes from 1e+06 on, as the
+// API gets it (plainNumber); any other value as it is. The checks see
+// this text, so that a length is that of what is stored.
+func (c *column) asText(v []byte) []byte {
+	if c.isText() {
+		return plainNumber(c.srcType, v)
+	}
+	return v
+}
+
+// plainNumber is a FLOAT's or DOUBLE's text (Go's shortest, which the
+// driver writes in exponent form from 1e+06 on: 1.6777216e+07) without
+// the exponent while |v| is within [1e-6, 1e21), as JavaScript writes a
+// number: a service reading it into an integer (Go's encoding/json, a
+// Java long) refuses 1.6777216e+07 but takes 16777216. The digits, and
+// so the value, are the same.
+func plainNumber(srcType string, v []byte) []byte {
+	bits := map[string]int{"FLOAT": 32, "DOUBLE": 64}[srcType]
+	if bits == 0 || !bytes.ContainsAny(v, "eE") {
+		return v
+	}
+	f, err := strconv.ParseFloat(string(v), bits)
+	if a := math.Abs(f); err != nil || a >= 1e21 || a < 1e-6 {
+		return v
+	}
+	return strconv.AppendFloat(nil, f, 'f', -1, bits)
+}
+
+// numberToInteger reports whether the column's values are numbers that
+// may have a fraction (DECIMAL, FLOAT, DOUBLE) going into an integer
+// type, whose input takes neither 16777216.000 nor 1.6777216e+07, as
+// MySQL sends a FLOAT.
+func (c *column) numberToInteger() bool {
+	switch c.typ.base {
+	case "smallint", "integer", "bigint":
+		return c.srcType == "DECIMAL" || c.srcType == "FLOAT" || c.srcType == "DOUBLE"
+	}
+	return false
+}
+
+// integerText is decimal text v (exponent form too) as an integer's text,
+// rounded half away from zero, as PostgreSQL rounds a numeric into an
+// integer; change has refused a fraction unless the column is lossy.
+// Text that is no number is left as it is, for the target to refuse.
+func integerText(v []byte) []byte {
+	r, ok := new(big.Rat).SetString(string(v))
+	if !ok {
+		return v
+	}
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() != 0 && new(big.Int).Mul(new(big.Int).Abs(m), big.NewInt(2)).Cmp(r.Denom()) >= 0 {
+		q.Add(q, big.NewInt(int64(m.Sign())))
+	}
+	return []byte(q.String())
 }
 
 // keyKind is what a source key holds, which decides how keys are ordered,
@@ -219,6 +326,20 @@ func isTextType(mysqlType string) bool {
 // times going into a date or time type.
 func (c *column) timeKey() bool {
 	return isTemporalType(c.srcType) && (c.typ.base == "timestamp" || c.typ.base == "date" || c.typ.base == "time")
+}
+
+// wallTime reports whether the column's values are wall times in no
+// zone, which source_time_zone places: a DATETIME, a DATE, or text
+// (a date and time written as text by an application, in its own zone)
+// unless it is a TIMESTAMP's, whose text is in UTC.
+func (c *column) wallTime() bool {
+	switch {
+	case c.srcType == "DATETIME" || c.srcType == "DATE":
+		return true
+	case isTextType(c.srcType) && c.srcType != "JSON":
+		return c.rawType != "TIMESTAMP"
+	}
+	return false
 }
 
 // isTemporalType reports whether MySQL's type is a date or time.

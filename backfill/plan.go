@@ -123,7 +123,8 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
 		c.typ, c.deterministic = parseType(tcol.typ, tcol.under), tcol.deterministic
-		c.sourceExpr = sourceExpr(c.cfg, raw[c.cfg.From], c.typ)
+		c.rawType = raw[c.cfg.From]
+		c.sourceExpr = sourceExpr(c.cfg, c.rawType, c.typ)
 		if l := c.cfg.Lookup; l != nil {
 			lcols, err := targetColumns(ctx, dst, l.Table)
 			if err != nil {
@@ -183,8 +184,8 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			}
 		}
 	}
-	if k := &t.cols[0]; k.timeKey() && k.cfg.Lossy {
-		return nil, fmt.Errorf("%s: a key cannot be lossy: two times rounded or cut to one would be one target key, "+
+	if k := &t.cols[0]; (k.timeKey() || k.numberToInteger()) && k.cfg.Lossy {
+		return nil, fmt.Errorf("%s: a key cannot be lossy: two times or numbers rounded or cut to one would be one target key, "+
 			"and the target's text cannot say which a row came from", at("columns."+k.name))
 	}
 	if t.cols[0].foldedUUID() {
@@ -204,8 +205,16 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.source_time_zone"), err)
 		}
 		for i := range t.cols {
-			if c := &t.cols[i]; (c.srcType == "DATETIME" || c.srcType == "DATE") && c.typ.base == "timestamp" && c.typ.tz {
+			c := &t.cols[i]
+			if c.wallTime() && c.typ.base == "timestamp" && c.typ.tz {
 				c.zone = loc
+			}
+			if c.srcType == "TIME" && c.typ.base == "time" && c.typ.tz && !c.cfg.Lossy && c.lookup == nil && !fixedUTC(loc) {
+				// A time of day in the zone has an offset only on a date,
+				// which a TIME lacks; timetz would give it UTC's.
+				return nil, fmt.Errorf("%s: a TIME is a time of day in source_time_zone %s, whose offset depends on a date it lacks, "+
+					"and %s would store it at UTC's offset (+00), another time; map it to time, or set lossy: true to store it at +00",
+					at("columns."+c.name), z, c.typ.full)
 			}
 		}
 	}
@@ -291,30 +300,23 @@ func checkKey(ctx context.Context, db *sql.DB, t *table) error {
 	return checkUnique(ctx, db, t)
 }
 
-// checkFoldedUnique refuses text keys into a uuid key that differ only
-// in case: the uuid is one, and its text (lower-case) cannot say which
-// key a target row came from. Under a case-insensitive collation the
-// source key is unique that way already.
+// checkFoldedUnique refuses text keys into a uuid key that spell one
+// uuid two ways (in another case, with braces, without hyphens): the
+// uuid is one, and its text cannot say which key a target row came
+// from. A case-insensitive collation does not make the source key
+// unique that way: {a0ee…} and a0ee… differ under it too.
 func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
-	var coll sql.NullString
-	err := db.QueryRowContext(ctx, "SELECT COLLATION("+t.sourceKey+") FROM "+t.source+" LIMIT 1").Scan(&coll)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && strings.HasSuffix(coll.String, "_ci") {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("checking the key's collation: %w", err)
-	}
 	var dup []byte
-	err = db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+") FROM "+t.source+" GROUP BY LOWER("+t.sourceKey+
-		") HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
+	err := db.QueryRowContext(ctx, "SELECT MIN("+t.sourceKey+") FROM "+t.source+" GROUP BY "+uuidSpelling(t.sourceKey)+
+		" HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("checking that the key is unique as a uuid: %w", err)
 	}
-	return fmt.Errorf("%s holds keys that differ only in case (%s is one), which are one uuid in the target key: "+
-		"one would overwrite the other; key on a query that lower-cases the key, after fixing the duplicates", t.cfg.Key, showKey(t.key, dup))
+	return fmt.Errorf("%s holds keys that spell one uuid two ways (in another case, with braces or without hyphens; %s is one), "+
+		"which are one uuid in the target key: one would overwrite the other; fix the duplicates, then key on the key as it is", t.cfg.Key, showKey(t.key, dup))
 }
 
 // checkUnique refuses a source key that is not unique: keyset pagination
@@ -349,6 +351,17 @@ func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 	}
 	return fmt.Errorf("%s is not unique in the source (%s appears more than once): rows would be skipped or written twice; "+
 		"key on a unique column, or give a query whose key is unique", t.cfg.Key, showKey(t.key, dup))
+}
+
+// fixedUTC reports whether zone is UTC all year (UTC, Etc/UTC, GMT…):
+// then a time of day with UTC's offset is the zone's.
+func fixedUTC(zone *time.Location) bool {
+	for _, m := range []time.Month{time.January, time.July} {
+		if _, off := time.Date(2024, m, 1, 0, 0, 0, 0, zone).Zone(); off != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // zoneKnown checks that the target database, which applies the zone, knows it.

@@ -28,7 +28,10 @@ func (w *writer) reason(ctx context.Context, tx pgx.Tx, row int, cause error) st
 		return "refused by the target"
 	}
 	var culprit *column
-	if valueError(pg.Code) && pg.Where == "" {
+	// Where is set for a value too, not only for a trigger: jsonb's
+	// input says where in the document it stopped. The probe tells them
+	// apart: it has no triggers.
+	if valueError(pg.Code) {
 		culprit, pg = probe(ctx, tx, w.t, w.stage, row, pg)
 	}
 	return describe(w.t, culprit, pg)
@@ -81,18 +84,19 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 	return nil, cause
 }
 
-// describe words a refusal without a redacted value: a trigger's message
-// is dropped when the table has redacted columns, a type's refusal of a
-// redacted column's value is told by its code. Other messages are kept,
-// a data exception's quoted values cut out so that reasons group.
+// describe words a refusal without a redacted value: a type's refusal
+// of a redacted column's value (c, found by probe) is told by its code,
+// a trigger's message is dropped when the table has redacted columns.
+// Other messages are kept, a data exception's quoted values cut out so
+// that reasons group.
 func describe(t *table, c *column, pg *pgconn.PgError) string {
 	switch {
-	case pg.Where != "" && t.redacted:
-		return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
 	case c != nil && c.redacted:
 		return fmt.Sprintf("column %s: %s (SQLSTATE %s)", c.name, condition(pg.Code, c.typ.full), pg.Code)
 	case c != nil:
 		return "column " + c.name + ": " + withoutValues(pg.Message)
+	case pg.Where != "" && t.redacted:
+		return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
 	case t.redacted && !strings.HasPrefix(pg.Code, "23"):
 		// Integrity violations name constraints and columns, never values,
 		// in their message; other errors may quote any value.
