@@ -187,6 +187,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// At once too, not only after an hour: what passed its time while the
 	// facade was down (or restarting more often than hourly) goes now.
 	w.purge(ctx)
+	// What is due (the writes a stopping facade released among them) goes
+	// at once, not after the first poll.
+	w.claimDue(ctx)
 	for {
 		select {
 		case <-ctx.Done():
