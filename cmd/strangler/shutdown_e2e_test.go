@@ -127,3 +127,54 @@ func TestAStoreFileRemovedIsReportedWithoutWrites(t *testing.T) {
 	time.Sleep(31 * time.Second)
 	check("31 s after the last refused write")
 }
+
+// TestADualWriteStillAtThePrimaryWhenGraceEndsIsRecorded: a dual write
+// whose primary has not answered when shutdown.grace ends has its client
+// cut off, but the primary may apply it: the process waits for the
+// primary's answer and records it before it exits, so the write ends
+// pending (or delivered), not sent, which a restart would turn into
+// unknown for an operator.
+func TestADualWriteStillAtThePrimaryWhenGraceEndsIsRecorded(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	atPrimary, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	legacy.mu.Lock()
+	legacy.hold = func(r *http.Request) {
+		atPrimary <- struct{}{}
+		<-release
+	}
+	legacy.mu.Unlock()
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "strangler.db")
+	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL(), modern: modern.URL(), timeout: 10 * time.Second, grace: time.Second})
+	p := startProcess(t, "serve", "--config", cfg)
+	go sendRequest("PUT", "http://"+p.public+"/items/slow", `{"v":1}`, nil)
+	select {
+	case <-atPrimary:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the write did not reach the primary")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { p.cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Second): // grace (1 s) has passed
+	}
+	once.Do(func() { close(release) })
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the facade did not exit 30 s after the primary answered")
+	}
+	st := openStateStore(t, dsn)
+	d := queueDepth(t, st)
+	onModern, _ := modern.snapshot()
+	if d["sent"] != 0 || d["unknown"] != 0 || d["pending"] == 0 && onModern["slow"] == "" {
+		t.Errorf("after the exit the queue holds %v (the secondary %d items); want the write pending or delivered, not sent or unknown", d, len(onModern))
+	}
+}
