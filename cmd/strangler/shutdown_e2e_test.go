@@ -73,8 +73,8 @@ func TestASIGTERMReleasesTheLeasesOfWritesNotSent(t *testing.T) {
 	}
 	once.Do(func() { close(held) }) // the secondary answers again
 
-	p = startProcess(t, "serve", "--config", cfg)
-	var aBefore int32 // a's arrivals when b arrived
+	startProcess(t, "serve", "--config", cfg) // the restart
+	var aBefore int32                         // a's arrivals when b arrived
 	took := pollUntil(t, "b on the secondary after the restart", 60*time.Second, func() bool {
 		aBefore = arrivedA.Load()
 		items, _ := modern.snapshot()
