@@ -74,7 +74,8 @@ func TestASIGTERMReleasesTheLeasesOfWritesNotSent(t *testing.T) {
 	once.Do(func() { close(held) }) // the secondary answers again
 
 	startProcess(t, "serve", "--config", cfg) // the restart
-	var aBefore int32                         // a's arrivals when b arrived
+	// aBefore is how many times a had reached the secondary when b did.
+	var aBefore int32
 	took := pollUntil(t, "b on the secondary after the restart", 60*time.Second, func() bool {
 		aBefore = arrivedA.Load()
 		items, _ := modern.snapshot()
