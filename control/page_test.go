@@ -71,6 +71,13 @@ func newPageAdmin(t *testing.T) *pageAdmin {
 // share a store as replicas do.
 func newPageAdminOn(t *testing.T, st *store.Store, c *clock) *pageAdmin {
 	t.Helper()
+	return newPageAdminWith(t, st, c, nil)
+}
+
+// newPageAdminWith is newPageAdminOn with writes telling whether the
+// store takes the dual-write journal's writes (nil: not known).
+func newPageAdminWith(t *testing.T, st *store.Store, c *clock, writes WriteHealth) *pageAdmin {
+	t.Helper()
 	cfg, err := configfile.Parse("page.yaml", []byte(`
 admin:
   tokens:
@@ -110,7 +117,7 @@ routes:
 	h.rollouts = NewRollouts(h.flags, st, st, log, now)
 	h.Server = httptest.NewServer(NewAdmin(AdminDeps{
 		Rollouts: h.rollouts, Gatherer: h.reg, Registerer: h.reg, Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
-		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now,
+		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now, Writes: writes,
 	}))
 	t.Cleanup(h.Close)
 	jar, _ := cookiejar.New(nil)

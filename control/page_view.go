@@ -25,12 +25,16 @@ type statusView struct {
 	Flash       *flash
 	Now, NowISO string
 	StoreDown   string
-	ReportError string
-	Modes       []string
-	Routes      []routeView
-	AuditLimit  int
-	Audit       []auditView
-	AuditError  string
+	// WritesRefused says since when the store refuses the dual-write
+	// journal's writes, and how many outcomes wait in memory for it.
+	WritesRefused string
+	HeldOutcomes  int
+	ReportError   string
+	Modes         []string
+	Routes        []routeView
+	AuditLimit    int
+	Audit         []auditView
+	AuditError    string
 	// ChainHead is the audit chain's newest entry and hash, for auditors
 	// to note down.
 	ChainHead *chainJSON
@@ -97,6 +101,11 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 	}
 	if ok, since := p.Flags.StoreOK(); !ok {
 		v.StoreDown = human.Time(since)
+	}
+	if p.Writes != nil {
+		if since, held := p.Writes.WritesFailing(); !since.IsZero() {
+			v.WritesRefused, v.HeldOutcomes = human.Time(since), held
+		}
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()

@@ -37,11 +37,18 @@ func (k *Kicks) Kick(id string) {
 
 // reserve makes room with the worker for a write about to be recorded,
 // and says whom to lease it to and until when; ok is false when there is
-// no worker yet or it holds as many handed-over writes as it may. The
-// room is the write's until handOff or unreserve.
+// no worker yet, it is stopping, or it holds as many handed-over writes
+// as it may. The room is the write's until handOff or unreserve.
 func (k *Kicks) reserve() (w *Worker, owner string, leaseUntil time.Time, ok bool) {
 	w = k.worker.Load()
 	if w == nil {
+		return nil, "", time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopping {
+		// A write leased to a worker that has stopped would wait for its
+		// lease to pass: unleased, anyone delivers it at once.
 		return nil, "", time.Time{}, false
 	}
 	select {
@@ -49,12 +56,16 @@ func (k *Kicks) reserve() (w *Worker, owner string, leaseUntil time.Time, ok boo
 	default:
 		return nil, "", time.Time{}, false
 	}
+	w.reservations.Add(1)
 	return w, w.owner, w.now().Add(w.maxLease()), true
 }
 
 // unreserve gives back the room reserve made for a write that was not
 // leased.
-func (w *Worker) unreserve() { <-w.handOffs }
+func (w *Worker) unreserve() {
+	<-w.handOffs
+	w.reservations.Done()
+}
 
 // handOff gives the worker a write the store leased to it, in the room
 // reserve made for it. It never blocks.
@@ -63,4 +74,5 @@ func (w *Worker) handOff(r domain.Repair) {
 	w.delivering[r.ID] = true // a lost claim's release must spare it
 	w.mu.Unlock()
 	w.leased <- r
+	w.reservations.Done()
 }

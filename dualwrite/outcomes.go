@@ -26,6 +26,9 @@ type Journal interface {
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
 	Uncertain(err error) bool
+	// WritesRefused says since when the store refuses every write until
+	// a restart, found without writing (zero and nil if it does not).
+	WritesRefused() (time.Time, error)
 }
 
 // Outcomes is the request path's journal with a memory. Each write whose
@@ -279,14 +282,20 @@ const failingWindow = 30 * time.Second
 
 // WritesFailing says since when the store refuses journal writes (zero
 // while it takes them, or has refused none for failingWindow with
-// nothing held) and how many outcomes wait in memory for it.
+// nothing held, unless it refuses every write until a restart) and how
+// many outcomes wait in memory for it.
 func (j *Outcomes) WritesFailing() (since time.Time, held int) {
+	refusedSince, refused := j.journal.WritesRefused()
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.held) == 0 && j.now().Sub(j.lastFailure) >= failingWindow {
-		return time.Time{}, 0
+	since, held = j.failingSince, len(j.held)
+	if held == 0 && j.now().Sub(j.lastFailure) >= failingWindow {
+		since = time.Time{}
 	}
-	return j.failingSince, len(j.held)
+	if refused != nil && (since.IsZero() || refusedSince.Before(since)) {
+		since = refusedSince
+	}
+	return since, held
 }
 
 // Run retries held outcomes until ctx ends, then tries once more for a

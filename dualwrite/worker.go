@@ -98,6 +98,14 @@ type Worker struct {
 	mu         sync.Mutex
 	delivering map[string]bool
 	lostClaim  atomic.Bool
+	// sending holds the ids whose delivery to the secondary has begun:
+	// the leases a shutdown keeps until they settle. stopping is set once
+	// Run's context ended: the request path leases it no more writes,
+	// and handed-over writes not yet sent stay unsent. reservations
+	// counts the writes the request path is recording leased to it.
+	sending      map[string]bool
+	stopping     bool
+	reservations sync.WaitGroup
 }
 
 // Intervals of the worker's housekeeping.
@@ -137,6 +145,7 @@ func New(q Queue, routes Routes, kicks *Kicks, settings config.Repairs, reg prom
 		freed:    make(chan struct{}, 1),
 
 		delivering: map[string]bool{},
+		sending:    map[string]bool{},
 	}
 	if w.kicks == nil {
 		w.kicks = NewKicks()
@@ -163,7 +172,7 @@ func (w *Worker) SetSettings(s config.Repairs) { w.settings.Store(&s) }
 // resource's next one. It never blocks.
 func (w *Worker) Kick(id string) { w.kicks.Kick(id) }
 
-// Run delivers until ctx ends, then waits for deliveries in flight.
+// Run delivers until ctx ends, then stops as stop says.
 func (w *Worker) Run(ctx context.Context) error {
 	poll := time.NewTicker(pollInterval)
 	defer poll.Stop()
@@ -178,10 +187,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	// At once too, not only after an hour: what passed its time while the
 	// facade was down (or restarting more often than hourly) goes now.
 	w.purge(ctx)
+	// What is due (the writes a stopping facade released among them) goes
+	// at once, not after the first poll.
+	w.claimDue(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			w.inflight.Wait()
+			w.stop(ctx)
 			return nil
 		case r := <-w.leased:
 			w.startHandedOff(ctx, r)
@@ -273,6 +285,9 @@ func (w *Worker) maxLease() time.Duration {
 // ctx is the worker's, which ends only the retries of recording the
 // delivery, never the delivery.
 func (w *Worker) start(ctx context.Context, r domain.Repair) {
+	w.mu.Lock()
+	w.sending[r.ID] = true
+	w.mu.Unlock()
 	w.run(r, func() {
 		if w.deliver(ctx, r) {
 			signal(w.freed)
@@ -282,12 +297,24 @@ func (w *Worker) start(ctx context.Context, r domain.Repair) {
 
 // startHandedOff delivers r, handed over leased to this worker, once a
 // slot is free, unless its lease would then end before the delivery
-// could: the queue has it once the lease passed.
+// could (the queue has it once the lease passed) or the worker stops
+// first (stop releases it).
 func (w *Worker) startHandedOff(ctx context.Context, r domain.Repair) {
 	w.run(r, func() {
-		w.slots <- struct{}{}
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			<-w.handOffs
+			return
+		}
 		<-w.handOffs
-		if !w.now().Add(deliveryTimeout(w.routes.Backend(other(r.Primary)))).Before(r.LeaseUntil) {
+		w.mu.Lock()
+		late := w.stopping || !w.now().Add(deliveryTimeout(w.routes.Backend(other(r.Primary)))).Before(r.LeaseUntil)
+		if !late {
+			w.sending[r.ID] = true
+		}
+		w.mu.Unlock()
+		if late {
 			<-w.slots
 			return
 		}
@@ -295,6 +322,53 @@ func (w *Worker) startHandedOff(ctx context.Context, r domain.Repair) {
 			signal(w.freed)
 		}
 	})
+}
+
+// stop ends the worker's part at shutdown. The request path leases it no
+// more writes (they stay pending, for whoever claims them next), and what
+// it holds leased without having begun to send it is released at once:
+// a restarted facade, or another replica, delivers those writes now
+// instead of after their leases pass. The deliveries under way keep
+// their leases and are waited for; whatever is still leased to it after
+// them (a result the store would not take) is released too. A process
+// that dies instead (SIGKILL) releases nothing: its leases pass.
+func (w *Worker) stop(ctx context.Context) {
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
+	// Outcomes being recorded leased to this worker: each is bounded by
+	// storeTimeout.
+	w.reservations.Wait()
+	for drained := false; !drained; {
+		select {
+		case r := <-w.leased:
+			<-w.handOffs
+			w.mu.Lock()
+			delete(w.delivering, r.ID)
+			w.mu.Unlock()
+		default:
+			drained = true
+		}
+	}
+	w.mu.Lock()
+	keep := maps.Clone(w.sending)
+	w.mu.Unlock()
+	w.releaseAtStop(ctx, keep)
+	w.inflight.Wait()
+	w.releaseAtStop(ctx, nil)
+}
+
+// releaseAtStop releases this worker's leases but those in keep.
+func (w *Worker) releaseAtStop(ctx context.Context, keep map[string]bool) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	n, err := w.queue.ReleaseLeases(sctx, w.owner, keep)
+	switch {
+	case err != nil:
+		w.log.Warn("releasing the leases of dual writes not delivered before shutdown failed; they are delivered when their leases pass", "error", err)
+	case n > 0:
+		w.log.Info("released the leases of dual writes not delivered before shutdown", "count", n)
+	}
 }
 
 // run runs the delivery of r in its own goroutine.
@@ -308,6 +382,7 @@ func (w *Worker) run(r domain.Repair, deliver func()) {
 		defer func() {
 			w.mu.Lock()
 			delete(w.delivering, r.ID)
+			delete(w.sending, r.ID)
 			w.mu.Unlock()
 		}()
 		deliver()

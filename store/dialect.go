@@ -56,6 +56,9 @@ type dialect struct {
 	// one numbered so (earlierWrite): one statement, where two cost a
 	// journal write a statement more.
 	nextSeq string
+	// file is the embedded store's file, which writes are refused once
+	// it is removed or replaced; nil on PostgreSQL.
+	file *storeFile
 	// notify announces a route flag change to every replica's Watch when
 	// the transaction commits; "" when there is only one instance.
 	notify string
@@ -135,8 +138,10 @@ func postgresDialect() *dialect {
 // openDB opens the database addr names, without connecting yet.
 func openDB(addr string) (*dialect, *sql.DB, error) {
 	if path, options, ok := dsn.SQLite(addr); ok {
-		db, err := openSQLite(path, options)
-		return sqliteDialect(), db, err
+		db, file, err := openSQLiteFile(path, options)
+		d := sqliteDialect()
+		d.file = file
+		return d, db, err
 	}
 	if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
 		db, err := openPostgres(addr)
@@ -171,19 +176,25 @@ func openDB(addr string) (*dialect, *sql.DB, error) {
 // write. Several replicas, or power-loss durability without that price,
 // call for PostgreSQL.
 func openSQLite(path, options string) (*sql.DB, error) {
+	db, _, err := openSQLiteFile(path, options)
+	return db, err
+}
+
+// openSQLiteFile is openSQLite, with the file its connections check.
+func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	sync := "NORMAL"
 	switch options {
 	case "", "sync=normal":
 	case "sync=full":
 		sync = "FULL"
 	default:
-		return nil, fmt.Errorf("store: sqlite: unknown option %q; the only one is sync=full", options)
+		return nil, nil, fmt.Errorf("store: sqlite: unknown option %q; the only one is sync=full", options)
 	}
 	if path == "" {
-		return nil, fmt.Errorf("store: sqlite: no file named; write sqlite:./strangler.db")
+		return nil, nil, fmt.Errorf("store: sqlite: no file named; write sqlite:./strangler.db")
 	}
 	if strings.ContainsRune(path, '#') {
-		return nil, fmt.Errorf("store: sqlite: file name %q must not contain #", path)
+		return nil, nil, fmt.Errorf("store: sqlite: file name %q must not contain #", path)
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
@@ -193,16 +204,17 @@ func openSQLite(path, options string) (*sql.DB, error) {
 	q.Set("_txlock", "immediate")
 	registered, err := sql.Open("sqlite", "")
 	if err != nil {
-		return nil, fmt.Errorf("store: sqlite: %w", err)
+		return nil, nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	drv := registered.Driver()
 	registered.Close() // it never opened a connection: only its driver is wanted
-	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), path: path, drv: drv})
+	file := &storeFile{path: path}
+	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), file: file, drv: drv})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	return db, nil
+	return db, file, nil
 }
 
 // busyTimeout is how long a SQLite connection waits for another process's

@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 )
 
 // ErrFileGone refuses a write to an embedded store whose file was removed
 // or replaced while the facade had it open.
 var ErrFileGone = errors.New("the store's file was removed or replaced while open")
 
-// storeFile is the file a SQLite connection opened. SQLite keeps writing
+// storeFile is the file a SQLite store opened. SQLite keeps writing
 // to a file that was removed (an operator's clean-up, the directory
 // deleted) as if nothing happened: every write "succeeds" into a file
 // that is gone once the process exits, with the journal, the flags and
@@ -27,27 +29,71 @@ var ErrFileGone = errors.New("the store's file was removed or replaced while ope
 // exists, so that a restart, which opens the path, finds every journaled
 // write, flag and audit entry. Writes stay refused until that restart:
 // the open file is not the one at the path any more.
+//
+// There is one storeFile per store, shared by its connections: a
+// connection opened again after the removal (SQLite would create a new,
+// empty file at the path) is checked against the file the store opened
+// first.
 type storeFile struct {
-	path   string
+	path string
+
+	mu     sync.Mutex
 	opened os.FileInfo // nil: not known (the file did not exist yet)
 	copied bool
+	// goneSince is when the removal was first seen; zero until then.
+	goneSince time.Time
+}
+
+// connected notes the file a new connection opened, if the store had
+// none yet.
+func (f *storeFile) connected() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.opened == nil {
+		f.opened, _ = os.Stat(f.path)
+	}
+}
+
+// refused says since when writes are refused because path no longer
+// names the opened file, with why; zero and nil while it does. It
+// writes nothing: health checks call it.
+func (f *storeFile) refused() (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.goneLocked()
+	return f.goneSince, err
+}
+
+// goneLocked reports whether path still names the opened file (nil), or
+// why not; exists says whether another file is at the path.
+func (f *storeFile) goneLocked() (exists bool, err error) {
+	if f.opened == nil {
+		return false, nil
+	}
+	now, statErr := os.Stat(f.path)
+	if statErr == nil && os.SameFile(now, f.opened) {
+		return true, nil
+	}
+	if f.goneSince.IsZero() {
+		f.goneSince = time.Now()
+	}
+	gone := fmt.Errorf("store: %s: %w; writes are refused until the facade restarts", f.path, ErrFileGone)
+	if f.copied {
+		return statErr == nil, fmt.Errorf("%w (a copy of what it held was written back to that path)", gone)
+	}
+	return statErr == nil, gone
 }
 
 // check reports whether path still names the opened file; if not, it
 // tries to write what conn holds back to the path, once.
 func (f *storeFile) check(ctx context.Context, conn driver.Conn) error {
-	if f.opened == nil {
-		return nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	exists, gone := f.goneLocked()
+	if gone == nil || f.copied {
+		return gone
 	}
-	now, err := os.Stat(f.path)
-	if err == nil && os.SameFile(now, f.opened) {
-		return nil
-	}
-	gone := fmt.Errorf("store: %s: %w; writes are refused until the facade restarts", f.path, ErrFileGone)
-	if f.copied {
-		return fmt.Errorf("%w (a copy of what it held was written back to that path)", gone)
-	}
-	if err == nil {
+	if exists {
 		// Another file took its place: an operator's restore. It is
 		// theirs; the copy is not written over it.
 		return gone
@@ -88,4 +134,16 @@ func (f *storeFile) copyBack(ctx context.Context, conn driver.Conn) error {
 		return err
 	}
 	return syncFile(filepath.Dir(f.path))
+}
+
+// WritesRefused says since when the store refuses every write for a
+// reason that lasts until the facade restarts, and why; zero and nil
+// otherwise. It writes nothing, so that health checks and metrics see
+// the condition without write traffic: an embedded store whose file was
+// removed or replaced.
+func (s *Store) WritesRefused() (time.Time, error) {
+	if s.dialect.file == nil {
+		return time.Time{}, nil
+	}
+	return s.dialect.file.refused()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"os"
 )
 
 // maxCachedStatements bounds the statements one SQLite connection keeps
@@ -20,8 +19,8 @@ const maxCachedStatements = 256
 // (the same query nested in its own rows) is prepared afresh.
 type cachingConnector struct {
 	dsn string
-	// path is the file dsn opens.
-	path string
+	// file is the file dsn opens, shared by every connection.
+	file *storeFile
 	drv  driver.Driver
 }
 
@@ -30,9 +29,8 @@ func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	opened, _ := os.Stat(c.path)
-	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{},
-		file: storeFile{path: c.path, opened: opened}}, nil
+	c.file.connected()
+	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{}, file: c.file}, nil
 }
 
 func (c cachingConnector) Driver() driver.Driver { return c.drv }
@@ -44,7 +42,7 @@ type cachingConn struct {
 	stmts   map[string]driver.Stmt
 	queries map[string]*cachedQuery
 	// file is what each write transaction checks is still there.
-	file storeFile
+	file *storeFile
 }
 
 // cachedQuery is a prepared query; busy while its rows are open.

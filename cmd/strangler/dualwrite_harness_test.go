@@ -393,6 +393,8 @@ type facadeConfig struct {
 	workers int
 	// routes is the routes list; empty means dualWriteRoutes.
 	routes string
+	// grace is shutdown.grace; zero means 5s.
+	grace time.Duration
 }
 
 // dualWriteRoutes are the routes most tests use: each kind of write its
@@ -428,6 +430,9 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 	if c.routes == "" {
 		c.routes = dualWriteRoutes
 	}
+	if c.grace == 0 {
+		c.grace = 5 * time.Second
+	}
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
@@ -436,12 +441,12 @@ backends:
   legacy: { url: %q, timeout: %s }
   modern: { url: %q, timeout: %s }
 debug_headers: true
-shutdown: { delay: 0s, grace: 5s }
+shutdown: { delay: 0s, grace: %s }
 store: %q
 state_snapshot: %q
 repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: %d, workers: %d }
 routes:
-%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.store, c.snapshot, c.maxAttempts, c.workers, c.routes)
+%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.grace, c.store, c.snapshot, c.maxAttempts, c.workers, c.routes)
 	path := filepath.Join(dir, fmt.Sprintf("strangler-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

@@ -48,6 +48,8 @@ type facade struct {
 	reloader *reloader
 	tracing  *telemetry.Tracing
 	adminNow func() time.Time
+	// handling counts the public listener's requests in progress.
+	handling atomic.Int64
 }
 
 // newFacade builds the facade's components for cfg over st. Kicks come
@@ -179,7 +181,7 @@ type servers struct {
 
 func (f *facade) servers(ln facadeListeners) (servers, error) {
 	cfg, log := f.cfg, f.log
-	public, err := edge.NewServer(f.rtr, log)
+	public, err := edge.NewServer(f.counted(f.rtr), log)
 	if err != nil {
 		return servers{}, err
 	}
@@ -225,7 +227,10 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 	grace := func() time.Duration { return time.Duration(f.current.Load().Shutdown.Grace) }
 	list := []actor{
 		f.drain(ctx),
-		{execute: s.servePublic, interrupt: func(error) { shutdown(s.public, grace(), f.log) }},
+		{execute: s.servePublic, interrupt: func(error) {
+			shutdown(s.public, grace(), f.log)
+			f.awaitHandlers()
+		}},
 		background(f.flags.Run),
 		background(func(ctx context.Context) error { return f.tokens.WarnExpiring(ctx, f.log, f.adminNow) }),
 		background(f.guard.Run),
@@ -248,6 +253,42 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 	list = append(list, actor{execute: s.serveAdmin, interrupt: func(error) { shutdown(s.admin, time.Second, f.log) }})
 	return append(list, extra...)
 }
+
+// counted is h counting its requests in progress in f.handling.
+func (f *facade) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.handling.Add(1)
+		defer f.handling.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// awaitHandlers waits, after the public listener shut down, for requests
+// whose clients it cut off but which go on: a dual write whose primary
+// has not answered still gets its answer, and records it (so the write
+// ends pending, not unknown for an operator), before the journal and the
+// worker stop. It waits as long as a primary may take to answer and the
+// store to take the outcome, no longer.
+func (f *facade) awaitHandlers() {
+	if f.handling.Load() == 0 {
+		return
+	}
+	b := f.current.Load().Backends
+	bound := time.Duration(max(b.Legacy.Timeout, b.Modern.Timeout)) + handlerMargin
+	f.log.Info("waiting for requests still at a backend after the shutdown grace", "requests", f.handling.Load(), "max_wait_s", bound.Seconds())
+	deadline := time.Now().Add(bound)
+	for f.handling.Load() > 0 {
+		if time.Now().After(deadline) {
+			f.log.Warn("requests still at a backend when the facade stops; their dual writes become unknown for an operator", "requests", f.handling.Load())
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// handlerMargin is what awaitHandlers allows beyond a backend's timeout:
+// the store's bound on recording an outcome (10 s) and some slack.
+const handlerMargin = 12 * time.Second
 
 // drain waits for ctx to end (SIGTERM), then fails readiness and waits
 // shutdown.delay for load balancers to stop sending traffic before the
