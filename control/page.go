@@ -77,14 +77,10 @@ func parsePage(name string) *template.Template {
 	return template.Must(template.New(name).ParseFS(pageFiles, "pages/layout.html", "pages/"+name))
 }
 
-// pageHeaders are set on every response of the status page.
+// pageHeaders replace, on the status page's HTML and its stylesheet and
+// icon, the admin listener's policy (withHeaders) with the page's.
 func pageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", pageCSP)
 }
 
 // render executes a page into a buffer first, so that a template error
