@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ActsOnTerminal reports a control character (C0 with newline and tab,
@@ -20,6 +21,30 @@ import (
 // people, on a terminal or a page, may not carry.
 func ActsOnTerminal(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// Printable returns s with each character that ActsOnTerminal written
+// as a \u escape (\u001b), keeping newlines and tabs when lines is set
+// (a multi-line text: a request body, a JSON answer): text from backends,
+// clients and other operators shown on a terminal shows what it says and
+// does nothing. Invalid UTF-8 is written as \ufffd. The escapes are
+// JSON's, so valid JSON stays valid and means the same.
+func Printable(s string, lines bool) string {
+	acts := func(r rune) bool {
+		return ActsOnTerminal(r) && !(lines && (r == '\n' || r == '\t'))
+	}
+	if strings.IndexFunc(s, acts) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if acts(r) || r == utf8.RuneError {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 const day = 24 * time.Hour
