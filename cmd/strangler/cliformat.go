@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"strangler/control"
 	"strangler/domain"
@@ -82,50 +81,13 @@ func fmtTime(t, now time.Time) string {
 	return human.Time(t) + " (" + human.Age(now.Sub(t)) + " ago)"
 }
 
-// printable is what the commands that show the admin API's answers
-// write to: every character a terminal would act on (human.ActsOnTerminal:
-// ESC, C1, DEL, U+202E; newlines and tabs aside) is written as a \u
-// escape. What they show comes from less trusted hands than the
-// operator's: field paths from backends' data, backends' errors, other
-// operators' reasons and token names, a client's journaled request. One
-// writer for all their output, tables, --json (the escapes are JSON's:
-// the same JSON) and texts alike. Close writes what is held back.
-type printable struct {
-	w io.Writer
-	// held is the start of a character the last Write cut off.
-	held []byte
-}
-
-func (p *printable) Write(b []byte) (int, error) {
-	buf := append(p.held, b...)
-	cut := len(buf)
-	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax+1; i-- {
-		if utf8.RuneStart(buf[i]) {
-			if !utf8.FullRune(buf[i:]) {
-				cut = i
-			}
-			break
-		}
-	}
-	p.held = append([]byte(nil), buf[cut:]...)
-	if _, err := io.WriteString(p.w, human.Printable(string(buf[:cut]), true)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// Close writes a character cut off at the end, escaped.
-func (p *printable) Close() error {
-	held := p.held
-	p.held = nil
-	_, err := io.WriteString(p.w, human.Printable(string(held), true))
-	return err
-}
-
 // toTerminal runs a command that shows the admin API's answers with its
-// output going through printable.
+// output going through human.PrintableWriter: what they show comes
+// from less trusted hands than the operator's (field paths from
+// backends' data, backends' errors, other operators' reasons and token
+// names, a client's journaled request), tables, texts and --json alike.
 func toTerminal(stdout io.Writer, command func(io.Writer) error) error {
-	out := &printable{w: stdout}
+	out := human.NewPrintableWriter(stdout)
 	err := command(out)
 	if cerr := out.Close(); err == nil {
 		err = cerr

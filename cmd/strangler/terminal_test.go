@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"strangler/internal/human"
 )
 
 // actsOnTerminal is the first character in out a terminal would act on
@@ -79,7 +81,7 @@ func checkJSONActsOnNoTerminal(t *testing.T, out, key string) {
 // is escaped whole; bytes that never make a character are escaped too.
 func TestPrintableKeepsCharactersCutBetweenWrites(t *testing.T) {
 	var b strings.Builder
-	p := &printable{w: &b}
+	p := human.NewPrintableWriter(&b)
 	in := []byte("Zoë \u202e\x1b[2J\n\t\xc3")
 	for i := range in {
 		if _, err := p.Write(in[i : i+1]); err != nil {

@@ -6,6 +6,7 @@ package human
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -45,6 +46,45 @@ func Printable(s string, lines bool) string {
 		}
 	}
 	return b.String()
+}
+
+// PrintableWriter writes what it is given through Printable (newlines
+// and tabs kept), holding back a character cut between two writes until
+// its end arrives: for output that shows text from less trusted hands
+// on a terminal. Close writes what is held back.
+type PrintableWriter struct {
+	w io.Writer
+	// held is the start of a character the last Write cut off.
+	held []byte
+}
+
+// NewPrintableWriter returns a PrintableWriter writing to w.
+func NewPrintableWriter(w io.Writer) *PrintableWriter { return &PrintableWriter{w: w} }
+
+func (p *PrintableWriter) Write(b []byte) (int, error) {
+	buf := append(p.held, b...)
+	cut := len(buf)
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	p.held = append([]byte(nil), buf[cut:]...)
+	if _, err := io.WriteString(p.w, Printable(string(buf[:cut]), true)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close writes a character cut off at the end, escaped.
+func (p *PrintableWriter) Close() error {
+	held := p.held
+	p.held = nil
+	_, err := io.WriteString(p.w, Printable(string(held), true))
+	return err
 }
 
 const day = 24 * time.Hour
