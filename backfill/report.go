@@ -114,6 +114,11 @@ func (r *Report) Failed() int64 {
 
 // WriteText writes the report as a table for a terminal.
 func (r *Report) WriteText(w io.Writer) {
+	// Keys, reasons and errors come from the legacy data and the
+	// databases' messages: nothing in them may act on the terminal.
+	p := human.NewPrintableWriter(w)
+	defer p.Close()
+	w = p
 	title := "backfill"
 	if r.DryRun {
 		title = "backfill (dry run: nothing was written; counts are what a run would do)"

@@ -99,6 +99,11 @@ func (r *VerifyReport) Deviations() int64 {
 
 // WriteText writes the report as a table for a terminal.
 func (r *VerifyReport) WriteText(w io.Writer) {
+	// Keys and, with --show-values, values come from the data: nothing
+	// in them may act on the terminal.
+	p := human.NewPrintableWriter(w)
+	defer p.Close()
+	w = p
 	fmt.Fprintf(w, "verify: %s deviations in %d tables, %s\n", human.Count(r.Deviations()), len(r.Tables), r.Finished.Sub(r.Started).Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "table\tlegacy rows\tmodern rows\tmissing\textra\tchanged\tqueries\tduration\t")

@@ -128,6 +128,33 @@ func (p *Proxies) client(r *http.Request) string {
 	return addr.String()
 }
 
+// https says whether r's browser reached the admin listener over TLS:
+// r came over TLS, or from a trusted proxy whose X-Forwarded-Proto (the
+// right-most value, the one it wrote) says https. A load balancer that
+// ends TLS in front of the listener then still gets Secure cookies.
+func (p *Proxies) https(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !p.trusted(addr.Unmap()) {
+		return false
+	}
+	values := r.Header.Values("X-Forwarded-Proto")
+	if len(values) == 0 {
+		return false
+	}
+	last := values[len(values)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
+}
+
 // clientAddr is the address of r's client (Proxies.client).
 func (a *admin) clientAddr(r *http.Request) string { return a.Proxies.client(r) }
 

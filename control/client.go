@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"strangler/internal/human"
 )
 
 // ClientTimeout bounds one call of the admin API. The API's own store
@@ -159,7 +161,10 @@ func apiFailure(status int, body []byte) error {
 	}
 	msg := ""
 	if json.Unmarshal(body, &e) == nil {
-		msg = e.Error
+		// Printed to a terminal: whatever answers at --admin, and the
+		// backends' and operators' texts an error may quote, must not
+		// act on it.
+		msg = human.Printable(e.Error, false)
 	}
 	switch {
 	case status == http.StatusUnauthorized:

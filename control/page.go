@@ -77,14 +77,10 @@ func parsePage(name string) *template.Template {
 	return template.Must(template.New(name).ParseFS(pageFiles, "pages/layout.html", "pages/"+name))
 }
 
-// pageHeaders are set on every response of the status page.
+// pageHeaders replace, on the status page's HTML and its stylesheet and
+// icon, the admin listener's policy (withHeaders) with the page's.
 func pageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", pageCSP)
 }
 
 // render executes a page into a buffer first, so that a template error
@@ -122,11 +118,20 @@ func (p *statusPage) renderLogin(w http.ResponseWriter, status int, msg string) 
 	p.render(w, status, p.login, loginView{Title: "Log in", Error: msg, NoTokens: !p.Tokens.Configured()})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+// setCookie sets the status page's cookie name to value for maxAge
+// seconds (0: the browser's session; -1: remove it). Every cookie of the
+// page is HttpOnly, SameSite=Strict, for the whole listener, and Secure
+// when the browser reached the listener over TLS, its own or a trusted
+// load balancer's (Proxies.https).
+func (a *admin) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: a.Proxies.https(r), SameSite: http.SameSiteStrictMode,
 	})
+}
+
+func (a *admin) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	a.setCookie(w, r, name, "", -1)
 }
 
 // formTokenOK checks the form's CSRF token against the session's, in
@@ -156,7 +161,7 @@ func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusServiceUnavailable, storeDown)
 		return
 	case !ok:
-		clearCookie(w, r, sessionCookie)
+		p.clearCookie(w, r, sessionCookie)
 		p.renderLogin(w, http.StatusOK, "Your session has ended: you logged out, left it unused for 8 hours, or its token was changed or expired. Log in again.")
 		return
 	}
@@ -220,7 +225,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusServiceUnavailable, "Logging in needs the state store, which is unreachable right now; try again shortly.")
 		return
 	}
-	setSessionCookie(w, r, id)
+	p.setSessionCookie(w, r, id)
 	p.log.Info("status page login", "actor", actor, "addr", addr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -254,7 +259,7 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		p.log.Info("status page logout", "actor", s.actor, "addr", p.clientAddr(r))
 	}
-	clearCookie(w, r, sessionCookie)
+	p.clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -273,7 +278,7 @@ func (p *statusPage) form(apply func(r *http.Request, actor string) (string, err
 		if err != nil {
 			p.refused(r, s.actor, err)
 		}
-		setFlash(w, r, err == nil, msg)
+		p.setFlash(w, r, err == nil, msg)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 }
@@ -392,7 +397,7 @@ type flash struct {
 	Text string
 }
 
-func setFlash(w http.ResponseWriter, r *http.Request, ok bool, text string) {
+func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, ok bool, text string) {
 	if len(text) > 1500 {
 		text = text[:1500] + "…"
 	}
@@ -400,19 +405,16 @@ func setFlash(w http.ResponseWriter, r *http.Request, ok bool, text string) {
 	if ok {
 		v = "1"
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(v + text)),
-		Path: "/", MaxAge: 60, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
-	})
+	a.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(v+text)), 60)
 }
 
 // takeFlash reads the flash message and clears it.
-func takeFlash(w http.ResponseWriter, r *http.Request) *flash {
+func (a *admin) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return nil
 	}
-	clearCookie(w, r, flashCookie)
+	a.clearCookie(w, r, flashCookie)
 	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
 	if err != nil || len(raw) < 2 {
 		return nil

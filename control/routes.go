@@ -90,8 +90,9 @@ func newAdmin(d AdminDeps) *admin {
 	return a
 }
 
-// handle registers an endpoint of the admin listener.
+// handle registers an endpoint of the admin listener, with its security
+// headers.
 func (a *admin) handle(pattern string, h http.Handler) {
-	a.mux.Handle(pattern, h)
+	a.mux.Handle(pattern, withHeaders(h))
 	a.patterns = append(a.patterns, pattern)
 }

@@ -124,11 +124,8 @@ func (a *admin) closeSession(ctx context.Context, id string) error {
 }
 
 // setSessionCookie hands the browser its session id.
-func setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: id,
-		Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
-	})
+func (a *admin) setSessionCookie(w http.ResponseWriter, r *http.Request, id string) {
+	a.setCookie(w, r, sessionCookie, id, 0)
 }
 
 // csrfToken is the status page's form token for a session: derived from

@@ -209,9 +209,13 @@ func (w *jsonlWriter) flush() error                    { return nil }
 // csvHeader names the CSV export's columns.
 const csvHeader = "id,at,actor,action,route,from_mode,to_mode,from_percent,to_percent,reason,forced,detail,prev_hash,hash"
 
-// csvWriter writes RFC 4180 CSV. Values are exact, as the hashes cover
-// them: a reason starting with = is written as such, so import the file
-// into a spreadsheet as text.
+// csvWriter writes RFC 4180 CSV. A value a spreadsheet would take for a
+// formula (starting with =, +, -, @, a tab or a carriage return: OWASP's
+// "CSV injection") gets a leading ', and so does a value that starts with
+// ' itself, so that removing one leading ' gives back the exact value the
+// hash covers (README, "Roles and the audit trail"). Reasons come from
+// every operator and token names from the configuration; opening the
+// export must not run what one of them wrote.
 type csvWriter struct {
 	w      *csv.Writer
 	header bool
@@ -230,11 +234,24 @@ func (w *csvWriter) write(e domain.AuditEntry) error {
 			return err
 		}
 	}
-	return w.w.Write([]string{
+	row := []string{
 		strconv.FormatInt(e.ID, 10), store.AuditTime(e.At), e.Actor, e.Action, e.Route,
 		string(e.FromMode), string(e.ToMode), store.AuditPercent(e.FromPercent), store.AuditPercent(e.ToPercent),
 		e.Reason, strconv.FormatBool(e.Forced), e.Detail, e.PrevHash, e.Hash,
-	})
+	}
+	for i, v := range row {
+		row[i] = csvText(v)
+	}
+	return w.w.Write(row)
+}
+
+// csvText is v as a CSV cell no spreadsheet evaluates: with a leading '
+// when v starts with a character that makes a formula, or with '.
+func csvText(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r'", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func (w *csvWriter) flush() error {

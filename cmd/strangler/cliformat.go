@@ -58,18 +58,7 @@ func newTable(w io.Writer) *tabwriter.Writer {
 // shadow samples come from the data, operators' reasons from other
 // operators; found by the red team), and at most limit runes (none for 0).
 func cell(s string, limit int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if strings.IndexFunc(s, human.ActsOnTerminal) >= 0 {
-		var b strings.Builder
-		for _, r := range s {
-			if human.ActsOnTerminal(r) {
-				fmt.Fprintf(&b, "\\u%04x", r)
-			} else {
-				b.WriteRune(r)
-			}
-		}
-		s = b.String()
-	}
+	s = human.Printable(strings.Join(strings.Fields(s), " "), false)
 	if s == "" {
 		return "-"
 	}
@@ -90,4 +79,18 @@ func fmtPercent(mode string, percent *float64) string {
 // fmtTime writes an instant in UTC to the second, with how long ago.
 func fmtTime(t, now time.Time) string {
 	return human.Time(t) + " (" + human.Age(now.Sub(t)) + " ago)"
+}
+
+// toTerminal runs a command that shows the admin API's answers with its
+// output going through human.PrintableWriter: what they show comes
+// from less trusted hands than the operator's (field paths from
+// backends' data, backends' errors, other operators' reasons and token
+// names, a client's journaled request), tables, texts and --json alike.
+func toTerminal(stdout io.Writer, command func(io.Writer) error) error {
+	out := human.NewPrintableWriter(stdout)
+	err := command(out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

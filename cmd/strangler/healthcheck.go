@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"strangler/internal/human"
 )
 
 // runHealthcheck asks a facade's admin listener for /readyz and succeeds
@@ -52,7 +54,9 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	answer := strings.TrimSpace(string(body))
+	// The answer is printed: whatever answers at --admin must not
+	// reprogram the terminal (or a log viewer) through it.
+	answer := human.Printable(strings.TrimSpace(string(body)), true)
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: not ready: %s answered %d %s", target, resp.StatusCode, answer)
 	}

@@ -126,3 +126,22 @@ func TestHealthcheckRefusesABadAdminURL(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthcheckPrintsNoControlCharacters: whatever answers at --admin,
+// its answer, printed or quoted in the error, reaches the terminal or a
+// container's log with what they would act on escaped.
+func TestHealthcheckPrintsNoControlCharacters(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusServiceUnavailable} {
+		srv := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(status)
+			w.Write([]byte("ready\x1b]0;pwned\x07\u202e\u009b"))
+		})
+		out, err := healthcheck(t, nil, "--admin", srv.URL)
+		if err != nil {
+			out = err.Error()
+		}
+		if want := `ready\u001b]0;pwned\u0007\u202e\u009b`; !strings.Contains(out, want) {
+			t.Errorf("%d: healthcheck says %q, want it to show %s", status, out, want)
+		}
+	}
+}

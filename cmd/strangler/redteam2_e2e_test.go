@@ -462,6 +462,8 @@ func TestTheCLIWritesNoControlCharactersFromTheData(t *testing.T) {
 			t.Fatalf("diffs writes the control character %U:\n%q", r, out)
 		}
 	}
+	// --json too: encoding/json escapes C0 controls, not C1 or U+202E.
+	checkJSONActsOnNoTerminal(t, strangler(t, "diffs", "--route", "get-patient", "--json").must(t), "[2J\u202eeman\u009b")
 }
 
 // TestUnderscoreSpellingsOfProxyHeadersAreDropped: under

@@ -66,11 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "legacy", "modern":
 		return runRefAPI(ctx, cmd, rest, getenv, stderr)
 	case "routes":
-		return runRoutes(ctx, rest, getenv, stdout, stderr)
+		return toTerminal(stdout, func(out io.Writer) error { return runRoutes(ctx, rest, getenv, out, stderr) })
 	case "repairs":
-		return runRepairs(ctx, rest, getenv, stdout, stderr)
+		return toTerminal(stdout, func(out io.Writer) error { return runRepairs(ctx, rest, getenv, out, stderr) })
 	case "diffs":
-		return runDiffs(ctx, rest, getenv, stdout, stderr)
+		return toTerminal(stdout, func(out io.Writer) error { return runDiffs(ctx, rest, getenv, out, stderr) })
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "healthcheck":

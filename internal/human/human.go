@@ -6,11 +6,13 @@ package human
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ActsOnTerminal reports a control character (C0 with newline and tab,
@@ -20,6 +22,69 @@ import (
 // people, on a terminal or a page, may not carry.
 func ActsOnTerminal(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
+}
+
+// Printable returns s with each character that ActsOnTerminal written
+// as a \u escape (\u001b), keeping newlines and tabs when lines is set
+// (a multi-line text: a request body, a JSON answer): text from backends,
+// clients and other operators shown on a terminal shows what it says and
+// does nothing. Invalid UTF-8 is written as \ufffd. The escapes are
+// JSON's, so valid JSON stays valid and means the same.
+func Printable(s string, lines bool) string {
+	acts := func(r rune) bool {
+		return ActsOnTerminal(r) && !(lines && (r == '\n' || r == '\t'))
+	}
+	if strings.IndexFunc(s, acts) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if acts(r) || r == utf8.RuneError {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// PrintableWriter writes what it is given through Printable (newlines
+// and tabs kept), holding back a character cut between two writes until
+// its end arrives: for output that shows text from less trusted hands
+// on a terminal. Close writes what is held back.
+type PrintableWriter struct {
+	w io.Writer
+	// held is the start of a character the last Write cut off.
+	held []byte
+}
+
+// NewPrintableWriter returns a PrintableWriter writing to w.
+func NewPrintableWriter(w io.Writer) *PrintableWriter { return &PrintableWriter{w: w} }
+
+func (p *PrintableWriter) Write(b []byte) (int, error) {
+	buf := append(p.held, b...)
+	cut := len(buf)
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	p.held = append([]byte(nil), buf[cut:]...)
+	if _, err := io.WriteString(p.w, Printable(string(buf[:cut]), true)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close writes a character cut off at the end, escaped.
+func (p *PrintableWriter) Close() error {
+	held := p.held
+	p.held = nil
+	_, err := io.WriteString(p.w, Printable(string(held), true))
+	return err
 }
 
 const day = 24 * time.Hour

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"strangler/backfill"
+)
+
+// xssPayload is markup an operator, a backend or a legacy row might put
+// where the page shows text: it breaks out of an attribute, adds an
+// image whose error handler runs script, and a script element.
+const xssPayload = `"'><img id=xss src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
+
+// TestStatusPageAndReportShowMarkupAsText: in a real browser, a reason
+// holding markup shows on the status page (the route's override and the
+// audit log) and in the backfill's HTML report (a failure's reason and a
+// row's key) as the text it is: no element is added, no script runs.
+func TestStatusPageAndReportShowMarkupAsText(t *testing.T) {
+	needChromium(t)
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	modern := backendAnswering(t, `{"served_by":"modern"}`)
+	path := writeStatusPageConfig(t, legacy.URL, modern.URL)
+	r := startServeAt(t, path, time.Now)
+
+	b := openBrowser(t)
+	do, text := b.do, b.text
+	const form = `form[action="/ui/routes/list-patients"] `
+	do("logging in and flipping list-patients with markup for a reason",
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+		chromedp.SetValue(chromedp.CSS(form+`select[name=mode]`), "fallback"),
+		chromedp.SetValue(chromedp.CSS(form+`input[name=reason]`), xssPayload),
+		chromedp.Click(chromedp.CSS(form+`input[name=confirm]`)),
+		chromedp.Click(chromedp.CSS(form+`button[value=flip]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.flash`)),
+	)
+	for _, sel := range []chromedp.CSS{"#routes", "#audit"} {
+		if got := text(sel); !strings.Contains(got, xssPayload) {
+			t.Errorf("%s does not show the reason as text:\n%s", sel, got)
+		}
+	}
+	checkNoScriptRan(t, b, "the status page")
+
+	// The backfill's report is a file opened from disk: no policy header
+	// protects it, only its escaping.
+	report := &backfill.Report{Mode: "copy", Started: time.Now(), Finished: time.Now(), Tables: []backfill.TableReport{{
+		Table: "patients", Read: 2, Failed: 2,
+		Failures: []backfill.FailureGroup{{Reason: "value too long: " + xssPayload, Count: 2, SampleKeys: []string{xssPayload, "7"}}},
+	}}, Error: "stopped: " + xssPayload}
+	file := filepath.Join(t.TempDir(), "report.html")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := report.WriteHTML(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	do("opening the backfill report",
+		chromedp.Navigate("file://"+file),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+	)
+	if got := text("body"); strings.Count(got, xssPayload) != 3 {
+		t.Errorf("the report does not show the reason, the key and the error as text:\n%s", got)
+	}
+	checkNoScriptRan(t, b, "the backfill report")
+
+	// The blocked image and script of a page that let markup through
+	// would show here; an escaped page has nothing to block.
+	if errs := b.close(); len(errs) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// checkNoScriptRan checks that the page in b has no element the payload
+// would add and that no script of it ran.
+func checkNoScriptRan(t *testing.T, b *browser, page string) {
+	t.Helper()
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.title + "|" + document.querySelectorAll("#xss, img, script").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if title, n, _ := strings.Cut(got, "|"); strings.Contains(title, "pwned") || n != "0" {
+		t.Errorf("%s: title %q and %s image or script elements; want the payload shown as text, nothing added", page, title, n)
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode"
+
+	"strangler/internal/human"
+)
+
+// actsOnTerminal is the first character in out a terminal would act on
+// (a control character but newline, or a bidirectional formatting
+// character), or 0.
+func actsOnTerminal(out string) rune {
+	for _, r := range out {
+		if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) {
+			return r
+		}
+	}
+	return 0
+}
+
+// TestRepairsShowWritesNoControlCharactersFromTheClient: a dual write's
+// journaled request is what a client on the internet sent. `repairs show
+// --body` printed its body and header values as they were, so an escape
+// sequence (ESC ] 0 ; … BEL retitles a terminal, ESC [ 2 J clears it), a
+// C1 control or a bidirectional override in them reached the terminal of
+// the admin reading it; now each is a visible \u escape.
+func TestRepairsShowWritesNoControlCharactersFromTheClient(t *testing.T) {
+	legacy := backendAnswering(t, `{"ok":true}`)
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such patient", http.StatusBadRequest)
+	})
+	f := startAdminFacade(t, legacy.URL, modern.URL, `  - {name: update-patient, match: "PUT /patients/{id}", mode: dual-write, primary: legacy}
+`)
+	req, _ := http.NewRequest("PUT", "http://"+f.public+"/patients/1", strings.NewReader("{\"name\":\"Ann\x1b]0;pwned\x07\x1b[2J\u202eeman\u009b\x7f\"}"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Note", "a\u009b2Jb\u202ec")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /patients/1: %s", resp.Status)
+	}
+	id := repairIDs(t, f, 1)[0]
+	out := cli(f.admin)(t, "repairs", "show", "--body", id).must(t)
+	for _, want := range []string{`{"name":"Ann\u001b]0;pwned\u0007\u001b[2J\u202eeman\u009b\u007f"}`, `X-Note: a\u009b2Jb\u202ec`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("repairs show --body lacks %s:\n%q", want, out)
+		}
+	}
+	if r := actsOnTerminal(out); r != 0 {
+		t.Errorf("repairs show --body writes the control character %U:\n%q", r, out)
+	}
+}
+
+// checkJSONActsOnNoTerminal checks that a --json output holds no
+// character a terminal would act on, and is still JSON with key in it.
+func checkJSONActsOnNoTerminal(t *testing.T, out, key string) {
+	t.Helper()
+	if r := actsOnTerminal(out); r != 0 {
+		t.Errorf("--json writes the control character %U:\n%q", r, out)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("--json wrote no JSON: %v\n%q", err, out)
+	}
+	again, _ := json.Marshal(v)
+	quoted, _ := json.Marshal(key)
+	if !strings.Contains(string(again), strings.Trim(string(quoted), `"`)) {
+		t.Errorf("--json lost %q:\n%q", key, out)
+	}
+}
+
+// TestPrintableKeepsCharactersCutBetweenWrites: a character whose bytes
+// arrive in two writes is written whole, and one a terminal would act on
+// is escaped whole; bytes that never make a character are escaped too.
+func TestPrintableKeepsCharactersCutBetweenWrites(t *testing.T) {
+	var b strings.Builder
+	p := human.NewPrintableWriter(&b)
+	in := []byte("Zoë \u202e\x1b[2J\n\t\xc3")
+	for i := range in {
+		if _, err := p.Write(in[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), "Zoë \\u202e\\u001b[2J\n\t\\ufffd"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

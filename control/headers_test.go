@@ -1,0 +1,87 @@
+package control
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"strangler/config"
+)
+
+// TestEveryAdminAnswerCarriesSecurityHeaders: JSON answers (a route, a
+// refusal quoting a reason, a 401), the probes and /metrics are never
+// sniffed into HTML, framed, cached or referred, whoever opens them in a
+// browser; the status page keeps its own policy.
+func TestEveryAdminAnswerCarriesSecurityHeaders(t *testing.T) {
+	p := newPlane(t)
+	reason := `{"mode": "modern", "reason": "<img src=x onerror=alert(1)>"}`
+	for _, c := range []struct {
+		method, path, token, body string
+		csp                       string
+	}{
+		{"GET", "/admin/routes", aliceToken, "", apiCSP},
+		{"GET", "/admin/routes/get-patient", "", "", apiCSP},               // 401
+		{"PATCH", "/admin/routes/get-patient", aliceToken, reason, apiCSP}, // 428: no If-Match
+		{"GET", "/admin/audit?limit=x", aliceToken, "", apiCSP},            // 400
+		{"GET", "/metrics", "", "", apiCSP},
+		{"GET", "/readyz", "", "", apiCSP},
+		{"GET", "/healthz", "", "", apiCSP},
+		{"GET", "/", "", "", pageCSP},
+		{"GET", "/static/style.css", "", "", pageCSP},
+	} {
+		resp, _ := p.call(t, c.method, c.path, c.token, c.body)
+		for k, want := range map[string]string{
+			"Content-Security-Policy":      c.csp,
+			"X-Frame-Options":              "DENY",
+			"X-Content-Type-Options":       "nosniff",
+			"Referrer-Policy":              "no-referrer",
+			"Cache-Control":                "no-store",
+			"Cross-Origin-Resource-Policy": "same-origin",
+		} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("%s %s (%d): %s is %q, want %q", c.method, c.path, resp.StatusCode, k, got, want)
+			}
+		}
+	}
+}
+
+// TestCookiesAreSecureBehindATrustedTLSBalancer: behind a load balancer
+// that ends TLS (admin.trusted_proxies), the status page's session
+// cookie is Secure when the balancer says the browser used https; a
+// client saying so itself, directly or to the left of the balancer's
+// word, gets no such say.
+func TestCookiesAreSecureBehindATrustedTLSBalancer(t *testing.T) {
+	p := newPlane(t)
+	var lb config.Prefix
+	if err := lb.UnmarshalText([]byte("192.0.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	p.proxies.Set([]config.Prefix{lb})
+	for _, c := range []struct {
+		name, peer, proto string
+		secure            bool
+	}{
+		{"the balancer says https", "192.0.2.1:4000", "https", true},
+		{"the balancer says https after a client's http", "192.0.2.1:4000", "http, https", true},
+		{"the balancer says http after a client's https", "192.0.2.1:4000", "https, http", false},
+		{"a client that is no proxy says https", "198.51.100.7:4000", "https", false},
+		{"the balancer says nothing", "192.0.2.1:4000", "", false},
+	} {
+		req := httptest.NewRequest("POST", "http://admin.internal/login", strings.NewReader("token="+aliceToken))
+		req.RemoteAddr = c.peer
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		rec := httptest.NewRecorder()
+		p.admin.mux.ServeHTTP(rec, req)
+		got := rec.Header().Get("Set-Cookie")
+		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(got, sessionCookie+"=") {
+			t.Fatalf("%s: got %d with %q, want 303 and a session cookie", c.name, rec.Code, got)
+		}
+		if secure := strings.Contains(got, "; Secure"); secure != c.secure {
+			t.Errorf("%s: cookie %q, want Secure %v", c.name, got, c.secure)
+		}
+	}
+}
