@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // writeBackend runs answer for each request on each connection, after the
@@ -226,27 +228,13 @@ func TestAWritesBodyErrorIsTheCallers(t *testing.T) {
 // the direct path sends. (Go's transport, which sends larger ones, may
 // return the write's error then: it did before too.)
 func TestAnEarlyAnswerToAWriteReachesItsCaller(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-			}()
+	addr := testkit.ServeConns(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
-	}()
-	u := New("legacy", Config{URL: mustURL(t, "http://"+ln.Addr().String()), Timeout: 5 * time.Second})
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	})
+	u := New("legacy", Config{URL: mustURL(t, "http://"+addr), Timeout: 5 * time.Second})
 	for _, size := range []int64{1 << 10, maxDirectBody} {
 		resp, err := write(u, http.MethodPost, strings.NewReader(strings.Repeat("x", int(size))), size)
 		if err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"strangler/internal/testdb"
+
+	"strangler/internal/testkit"
 )
 
 // These tests put the facade in front of things that fail the way real
@@ -263,34 +265,20 @@ func TestAStoreFileRemovedWhileServing(t *testing.T) {
 // breaks.
 func brokenBackend(t *testing.T, answer func(c *net.TCPConn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := testkit.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		length := 0
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			h, err := br.ReadString('\n')
+			if err != nil || h == "\r\n" {
+				break
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				length := 0
-				for {
-					h, err := br.ReadString('\n')
-					if err != nil || h == "\r\n" {
-						break
-					}
-					fmt.Sscanf(strings.ToLower(h), "content-length: %d", &length)
-				}
-				io.CopyN(io.Discard, br, int64(length))
-				answer(c.(*net.TCPConn))
-			}()
+			fmt.Sscanf(strings.ToLower(h), "content-length: %d", &length)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+		io.CopyN(io.Discard, br, int64(length))
+		answer(c.(*net.TCPConn))
+	})
+	return "http://" + addr
 }
 
 // floodingBackend answers each request with 1xx responses (msg) without

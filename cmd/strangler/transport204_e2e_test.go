@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // writeRawBackend serves each connection with answer, called for each
@@ -19,36 +21,22 @@ import (
 // and returns false to close the connection without one.
 func writeRawBackend(t *testing.T, answer func(c net.Conn, req *http.Request, idle time.Duration) bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := testkit.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		last := time.Now()
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				last := time.Now()
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					idle := time.Since(last)
-					if _, err := io.Copy(io.Discard, req.Body); err != nil || !answer(c, req, idle) {
-						return
-					}
-					last = time.Now()
-				}
-			}()
+			idle := time.Since(last)
+			if _, err := io.Copy(io.Discard, req.Body); err != nil || !answer(c, req, idle) {
+				return
+			}
+			last = time.Now()
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
+	return "http://" + addr
 }
 
 // TestAWriteAnsweredWithoutABodyLeavesNothingForAnotherClient: writes went
