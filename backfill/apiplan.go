@@ -145,6 +145,9 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		if c.cfg.Lookup == nil {
 			c.rawType = raw[c.cfg.From]
 		}
+		if reason := c.spatial(); reason != "" {
+			return nil, fmt.Errorf("%s: %s", at("target_api.body."+t.fields[i].name), reason)
+		}
 		if c.srcType == "BIT" {
 			// MySQL sends a BIT as its bytes; the API gets its number
 			// (BIT(1), JPA's boolean, as 1 or 0), not "\u0001".
@@ -152,6 +155,11 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		}
 		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
 		t.fields[i].srcType = c.srcType
+	}
+	for _, i := range t.pathCols {
+		if reason := t.cols[i].spatial(); reason != "" {
+			return nil, fmt.Errorf("%s: %s", at("target_api.path"), reason)
+		}
 	}
 	return t, nil
 }

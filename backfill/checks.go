@@ -149,6 +149,20 @@ func (c *column) unfit() string {
 	return ""
 }
 
+// spatial says why column c cannot be read as it is when its source is
+// a spatial type (POINT, GEOMETRY…), or "": MySQL sends those in its own
+// storage form, a 4-byte SRID before the WKB, which no PostgreSQL type
+// and no service reads as such. Copied into bytea it was those bytes,
+// silently; into anything else every row failed. Lossy or not: the
+// form is no value at all outside MySQL.
+func (c *column) spatial() string {
+	if c.srcType != "GEOMETRY" {
+		return ""
+	}
+	return fmt.Sprintf("%s is a spatial type, which MySQL sends in its own storage form (a 4-byte SRID, then WKB) that nothing else reads; "+
+		"give a query that reads ST_AsBinary(%s) (WKB), ST_AsText(%s) (WKT) and, if it matters, ST_SRID(%s)", c.cfg.From, c.cfg.From, c.cfg.From, c.cfg.From)
+}
+
 // dropsTime reports whether an interval of the given fields (hour to
 // minute, day…) drops a non-zero part of TIME text v ([-]H:MM:SS[.f]).
 func dropsTime(v []byte, fields string) bool {

@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -174,7 +175,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	}
 	for i := range t.cols {
 		c := &t.cols[i]
-		if reason := c.unfit(); reason != "" {
+		if reason := cmp.Or(c.spatial(), c.unfit()); reason != "" {
 			return nil, fmt.Errorf("%s: %s", at("columns."+c.name), reason)
 		}
 		if c.typ.base == "money" {

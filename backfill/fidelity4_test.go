@@ -1,0 +1,89 @@
+package backfill_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/config"
+)
+
+// TestSpatialColumnsAreRefusedBeforeCopying: MySQL sends a POINT or a
+// GEOMETRY in its storage form, a 4-byte SRID before the WKB. Into bytea
+// those bytes were copied as they were (e6100000 0101000000…, which no
+// PostGIS or WKB reader takes) and verify called them equal; into any
+// other type every row failed. The plan now refuses the column, naming
+// it, before any row is read, and a query reading ST_AsBinary copies the
+// standard WKB exactly.
+func TestSpatialColumnsAreRefusedBeforeCopying(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE fidelity4_place (Id INT PRIMARY KEY, Spot POINT)",
+		"CREATE TABLE fidelity4_places (id int UNIQUE, spot bytea, srid int)",
+		config.BackfillTable{Name: "places", From: "fidelity4_place", Key: "Id", To: "fidelity4_places", TargetKey: "id", Columns: cols("Id=id", "Spot=spot")})
+	w.exec(t, "INSERT INTO fidelity4_place VALUES (1, ST_GeomFromText('POINT(1 2)', 4326)), (2, ST_GeomFromText('POINT(-71.06 42.36)')), (3, NULL)")
+
+	want := "backfill.tables[0].columns.spot: Spot is a spatial type, which MySQL sends in its own storage form"
+	if _, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("backfill: %v; want an error containing %q", err, want)
+	}
+	if n := w.count(t, "SELECT count(*) FROM fidelity4_places"); n != 0 {
+		t.Errorf("%d rows copied, want none", n)
+	}
+	if _, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %v; want an error containing %q", err, want)
+	}
+
+	w.cfg.Tables[0].From = ""
+	w.cfg.Tables[0].Query = "SELECT Id, ST_AsBinary(Spot) AS Spot, ST_SRID(Spot) AS Srid FROM fidelity4_place"
+	w.cfg.Tables[0].Columns = cols("Id=id", "Spot=spot", "Srid=srid")
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 3 || tr.Failed != 0 {
+		t.Errorf("inserted %d, failed %d (%q); want 3 and 0", tr.Inserted, tr.Failed, failureReasons(tr))
+	}
+	// WKB of POINT(1 2): little-endian, type 1, x, y; the SRID in its own column.
+	if n := w.count(t, `SELECT count(*) FROM fidelity4_places WHERE id = 1 AND srid = 4326
+		AND spot = '\x0101000000000000000000f03f0000000000000040'`); n != 1 {
+		t.Error("point 1 is not the WKB of POINT(1 2) with SRID 4326")
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want no deviations", d.Tables)
+	}
+}
+
+// TestAPIBackfillRefusesSpatialColumns: a POINT went to the API as its
+// storage bytes, percent-escaped in a path and refused row by row in a
+// body; the plan now refuses it, naming the field, and nothing is sent.
+func TestAPIBackfillRefusesSpatialColumns(t *testing.T) {
+	var sent atomic.Int64
+	w := newConsentAPI(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { sent.Add(1) }))
+	if _, err := w.legacy.Exec("ALTER TABLE Consent ADD Spot POINT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.legacy.Exec("UPDATE Consent SET Spot = ST_GeomFromText('POINT(1 2)', 4326)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		set   func(*config.TargetAPI)
+		field string
+	}{
+		{"in the body", func(a *config.TargetAPI) { a.Body["spot"] = config.Column{From: "Spot"} }, "target_api.body.spot"},
+		{"in the path", func(a *config.TargetAPI) { a.Path = "/consents/{ConsentSerNum}/{Spot}" }, "target_api.path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := w.config(t)
+			tc.set(cfg.Tables[0].TargetAPI)
+			want := tc.field + ": Spot is a spatial type"
+			opts := backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()}
+			if _, err := backfill.Run(context.Background(), cfg, opts); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("backfill: %v; want an error containing %q", err, want)
+			}
+			if n := sent.Load(); n != 0 {
+				t.Errorf("%d requests sent, want none", n)
+			}
+		})
+	}
+}
