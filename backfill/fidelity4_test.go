@@ -87,3 +87,26 @@ func TestAPIBackfillRefusesSpatialColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestATargetTableMayHaveAnyName: the query that checks keys whose target
+// type stores them otherwise (text into numeric, citext…) named its
+// steps k and w, which a target table of that name then was: every batch
+// of the table stopped it ("column t.code does not exist").
+func TestATargetTableMayHaveAnyName(t *testing.T) {
+	for _, name := range []string{"k", "w"} {
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, fixture.Sizes{}, nil)
+			w.mapTable(t, "CREATE TABLE fidelity4_dose (Code VARCHAR(10) PRIMARY KEY, Mg INT)",
+				"CREATE TABLE "+name+" (code numeric UNIQUE, mg int)",
+				config.BackfillTable{Name: "doses", From: "fidelity4_dose", Key: "Code", To: name, TargetKey: "code", Columns: cols("Code=code", "Mg=mg")})
+			w.exec(t, "INSERT INTO fidelity4_dose VALUES ('1.5', 10), ('2', 20), ('2.0', 30)")
+			tr := w.run(t, backfill.Options{}).Tables[0]
+			if tr.Inserted != 2 || tr.Failed != 1 {
+				t.Errorf("inserted %d, failed %d (%q); want 2 and 1 (2.0 is 2 in numeric)", tr.Inserted, tr.Failed, failureReasons(tr))
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing != 1 || d.Changed != 0 || d.Extra != 0 {
+				t.Errorf("verify: %+v; want only the refused row missing", d)
+			}
+		})
+	}
+}
