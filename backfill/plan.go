@@ -189,6 +189,15 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		return nil, fmt.Errorf("%s: a key cannot be lossy: two times or numbers rounded or cut to one would be one target key, "+
 			"and the target's text cannot say which a row came from", at("columns."+k.name))
 	}
+	if k := &t.cols[0]; isTextType(k.srcType) && k.typ.base == "timestamp" && k.typ.tz && k.lookup == nil {
+		// The target stores an instant and shows it at the session's
+		// offset: a key's text is never what it stores (10:00 is
+		// 15:00:00+00), so no row could be found by its key again, and
+		// every row failed, one by one.
+		return nil, fmt.Errorf("%s: %s is text, and %s stores an instant whose text is another (2024-03-10 10:00 is 2024-03-10 15:00:00+00): "+
+			"no row could be found by its key again; give a query whose key is CAST(%s AS DATETIME(6)), a wall time in source_time_zone "+
+			"(with null_keys: skip, as text that is no date casts to NULL), or key on another column", at("columns."+k.name), tc.Key, k.typ.full, tc.Key)
+	}
 	if t.cols[0].foldedUUID() {
 		if err := checkFoldedUnique(ctx, src, t); err != nil {
 			return nil, fmt.Errorf("%s: %w", at("key"), err)
