@@ -136,6 +136,14 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	if err := checkKey(ctx, src, t.table); err != nil {
 		return nil, fmt.Errorf("%s: %w", at("key"), err)
 	}
+	if g := t.group; g >= 0 && t.cols[g].srcType == "FLOAT" {
+		// Workers lease a group by its value's text and read it back with
+		// group = text, which MySQL compares with a FLOAT as a double: no
+		// float but a few (1.5) equals the double of its text (0.1, or
+		// the six digits MySQL writes), so a group matched no row and its
+		// rows were never sent. A DOUBLE's text is its exact value.
+		t.cols[g].sourceExpr = "CAST(" + t.cols[g].sourceExpr + " AS DOUBLE)"
+	}
 	raw, err := sourceTypes(ctx, src, t.table, a.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)

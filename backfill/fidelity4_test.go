@@ -2,14 +2,18 @@ package backfill_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
+	"strangler/internal/testdb"
+	"strangler/store"
 )
 
 // TestSpatialColumnsAreRefusedBeforeCopying: MySQL sends a POINT or a
@@ -146,5 +150,52 @@ func TestATextKeyIntoATimestamptzKeyIsRefusedBeforeCopying(t *testing.T) {
 	}
 	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Missing+d.Changed+d.Extra != 0 || d.NullKeys != 1 {
 		t.Errorf("verify: %+v, want only the text that is no date, as a NULL key", d)
+	}
+}
+
+// TestAPIWorkersSendEveryGroupOfAFloatGroupBy: workers lease a group by
+// its value's text and read its rows with group_by = text, which MySQL
+// compares with a FLOAT as a double; the double of 0.1 or of 590.768
+// (the six digits MySQL writes of 590.7676) is no float's: those groups
+// matched no row, and the run ended with their rows never sent, reported
+// as nothing to do.
+func TestAPIWorkersSendEveryGroupOfAFloatGroupBy(t *testing.T) {
+	var mu sync.Mutex
+	sent := map[string]int{}
+	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent[r.URL.Path]++
+		mu.Unlock()
+	}))
+	for _, q := range []string{
+		"ALTER TABLE Consent ADD Dose FLOAT NULL",
+		"INSERT INTO Consent (ConsentSerNum, Dose) VALUES (4, 0.1), (5, 1.5), (6, 590.7676)",
+		"UPDATE Consent SET Dose = 590.7676 WHERE ConsentSerNum IN (1, 2)",
+	} {
+		if _, err := w.legacy.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.GroupBy = "Dose"
+	st, err := store.Open(context.Background(), testdb.Postgres(t), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
+		Worker: true, Run: "fidelity4", WorkerID: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := rep.Tables[0]; tr.Read != 6 || tr.Written() != 6 {
+		t.Errorf("read %d, migrated %d; want all 6", tr.Read, tr.Written())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k := 1; k <= 6; k++ {
+		if p := fmt.Sprintf("/consents/%d", k); sent[p] != 1 {
+			t.Errorf("%s sent %d times, want once", p, sent[p])
+		}
 	}
 }
