@@ -154,9 +154,9 @@ func (c *column) unfit() string {
 // storage form, a 4-byte SRID before the WKB, which no PostgreSQL type
 // and no service reads as such. Copied into bytea it was those bytes,
 // silently; into anything else every row failed. Lossy or not: the
-// form is no value at all outside MySQL.
+// form is no value at all outside MySQL, nor made text by a transform.
 func (c *column) spatial() string {
-	if c.srcType != "GEOMETRY" {
+	if c.srcType != "GEOMETRY" && c.rawType != "GEOMETRY" {
 		return ""
 	}
 	return fmt.Sprintf("%s is a spatial type, which MySQL sends in its own storage form (a 4-byte SRID, then WKB) that nothing else reads; "+

@@ -40,6 +40,11 @@ func TestSpatialColumnsAreRefusedBeforeCopying(t *testing.T) {
 	if _, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("verify: %v; want an error containing %q", err, want)
 	}
+	// Trimmed, it is text of the same bytes.
+	w.cfg.Tables[0].Columns["spot"] = config.Column{From: "Spot", Transform: []config.Transform{config.TransformTrim}}
+	if _, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("backfill of the trimmed point: %v; want an error containing %q", err, want)
+	}
 
 	w.cfg.Tables[0].From = ""
 	w.cfg.Tables[0].Query = "SELECT Id, ST_AsBinary(Spot) AS Spot, ST_SRID(Spot) AS Srid FROM fidelity4_place"
