@@ -83,6 +83,7 @@ func (s *summary) take(e event) {
 		}
 		if e.Action == "fail" {
 			s.failed = true
+			s.printUnended(e.Package)
 		}
 	case e.Action == "output":
 		s.output[key] = append(s.output[key], e.Output)
@@ -99,6 +100,28 @@ func (s *summary) take(e event) {
 		s.skipped[reason] = append(s.skipped[reason], shortPackage(e.Package)+"."+e.Test)
 		delete(s.output, key)
 	case e.Action == "pass":
+		delete(s.output, key)
+	}
+}
+
+// printUnended prints the output of pkg's tests that never ended. When a
+// package times out or panics, go test -json puts the panic and the
+// goroutines under the test that was running, and that test gets no fail
+// event of its own: without this, a timed-out package would fail with
+// nothing said about where it was.
+func (s *summary) printUnended(pkg string) {
+	var keys []string
+	for key := range s.output {
+		if strings.HasPrefix(key, pkg+" ") {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		fmt.Fprintf(s.out, "--- %s.%s did not end:\n", shortPackage(pkg), strings.TrimPrefix(key, pkg+" "))
+		for _, line := range s.output[key] {
+			fmt.Fprint(s.out, line)
+		}
 		delete(s.output, key)
 	}
 }

@@ -62,3 +62,30 @@ func TestSummaryFailsOnABuildFailure(t *testing.T) {
 		t.Errorf("a build failure: failed %v, output %q; want failed with the compiler's message", failed, out.String())
 	}
 }
+
+// A package that times out: go test -json files the panic under the test
+// that was running, which never gets a fail event of its own.
+func TestSummaryShowsATimedOutPackagesRunningTest(t *testing.T) {
+	events := `{"Action":"run","Package":"strangler/x","Test":"TestSlow"}
+{"Action":"output","Package":"strangler/x","Test":"TestSlow","Output":"=== RUN   TestSlow\n"}
+{"Action":"output","Package":"strangler/x","Test":"TestSlow","Output":"    x_test.go:3: started\n"}
+{"Action":"output","Package":"strangler/x","Test":"TestSlow","Output":"panic: test timed out after 2s\n"}
+{"Action":"output","Package":"strangler/x","Test":"TestSlow","Output":"x.TestSlow(0x1d7caf91a6c8?)\n"}
+{"Action":"run","Package":"strangler/y","Test":"TestOther"}
+{"Action":"output","Package":"strangler/y","Test":"TestOther","Output":"    y_test.go:9: still going in another package\n"}
+{"Action":"output","Package":"strangler/x","Output":"FAIL\tstrangler/x\t2.007s\n"}
+{"Action":"fail","Package":"strangler/x"}`
+	var out strings.Builder
+	if failed, err := summarize(strings.NewReader(events), &out); !failed || err != nil {
+		t.Errorf("summarize: failed %v, %v; want a failed run", failed, err)
+	}
+	got := out.String()
+	for _, want := range []string{"x.TestSlow did not end", "started", "panic: test timed out after 2s", "x.TestSlow(0x1d7caf91a6c8?)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the summary of a timed-out package lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "another package") {
+		t.Errorf("the summary shows a test of a package that has not failed:\n%s", got)
+	}
+}
