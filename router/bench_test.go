@@ -46,8 +46,9 @@ func BenchmarkEffectiveMode(b *testing.B) {
 			req := &http.Request{Method: http.MethodGet, RequestURI: target, URL: &url.URL{Path: target}, Header: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
-				_, rt, _, err := r.table.Load().admit(req)
-				if err != nil || rt.mode != domain.ModeFallback {
+				var x exchange
+				_, err := r.table.Load().admit(req, &x)
+				if err != nil || x.route.mode != domain.ModeFallback {
 					b.Fatal("wrong route")
 				}
 			}

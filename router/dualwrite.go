@@ -106,7 +106,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// request's trace.
 		t.tracing.propagator.Inject(req.Context(), propagation.HeaderCarrier(h))
 	}
-	resource := resourceOf(req)
+	resource := x.key
 	intent := domain.Intent{
 		ID:           id,
 		Route:        rt.name,
@@ -249,7 +249,7 @@ func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
 
 // createdResource names what a create made, so that later writes to it
 // wait behind the create: the path of its Location, or its collection and
-// the new id, in the canonical form resourceOf gives a later write to it
+// the new id, in the canonical form a later write to it has as its key
 // (a Location of /records/4/ or /records/%34 names /records/4). A create
 // that names neither is a resource of its own: no later write can be known
 // to concern it, and creates need not queue behind one another.
@@ -275,8 +275,8 @@ func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
 	return in.Resource + "#" + in.ID
 }
 
-// resourceKey is the dual-write resource a path names, as resourceOf
-// names a request's; false when the path has no canonical form.
+// resourceKey is the dual-write resource a path names, as a request's
+// key names its own; false when the path has no canonical form.
 func resourceKey(path string) (string, bool) {
 	p, err := canonical.Canonicalize(path)
 	if err != nil {
@@ -311,18 +311,15 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	}
 }
 
-// resourceOf names what a write changes: the canonical path it was routed
-// on, without the query or a trailing slash, so that /records/4,
-// /records/%34 and /records/4/ are one resource. Writes to one resource
-// reach the secondary in the order the primary answered them, whichever
-// routes they came through: a PUT and a DELETE of /patients/42 are usually
-// two routes, and were the DELETE to overtake a PUT still waiting for the
-// secondary, the secondary would answer it 404 (a dead letter) and then
-// create the patient.
-func resourceOf(req *http.Request) string {
-	return resourceAt(req.URL.EscapedPath())
-}
-
+// A write's resource (exchange.key) is what it changes: the canonical
+// path it was routed on, without the query or a trailing slash, so that
+// /records/4, /records/%34 and /records/4/ are one resource. Writes to one
+// resource reach the secondary in the order the primary answered them,
+// whichever routes they came through: a PUT and a DELETE of /patients/42
+// are usually two routes, and were the DELETE to overtake a PUT still
+// waiting for the secondary, the secondary would answer it 404 (a dead
+// letter) and then create the patient.
+//
 // resourceAt is the resource of a write to the canonical escaped path.
 func resourceAt(path string) string {
 	return canonical.RouteKey(path)

@@ -11,28 +11,27 @@ import (
 	"strangler/edge/canonical"
 )
 
-// admit canonicalizes req once, at the edge, and matches it: the route,
-// its parameters, and why the request is refused (nil if it is not).
-// Everything after, the route, the path forwarded, the dual-write resource,
-// read-repair keys and counts, works on this one form.
-func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, error) {
+// admit canonicalizes req once, at the edge, and matches it: it sets x's
+// route, parameters and route key, and returns the canonical request and
+// why the request is refused (nil if it is not). Everything after, the
+// route, the path forwarded, the dual-write resource, read-repair keys and
+// counts, works on this one form.
+func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error) {
+	x.route = t.unmatched
 	if err := edge.Framing(req); err != nil {
 		// First: whatever else is wrong with it, the connection must close.
-		return canonical.Request{}, t.unmatched, nil, err
+		return canonical.Request{}, err
 	}
 	in, err := t.policy.Admit(req)
 	if err != nil || in.OptionsStar {
-		return in, t.unmatched, nil, err
+		return in, err
 	}
-	key := canonical.RouteKey(in.Path.Escaped)
-	rt, params := t.match(req.Method, key)
-	if in.Path.EncodedSlash && !rt.allowEncodedSlash {
-		return in, rt, params, canonical.ErrEncodedSlash
+	x.key = canonical.RouteKey(in.Path.Escaped)
+	x.route, x.params = t.match(req.Method, x.key)
+	if in.Path.EncodedSlash && !x.route.allowEncodedSlash {
+		return in, canonical.ErrEncodedSlash
 	}
-	if err := t.checkLoose(req, key, rt); err != nil {
-		return in, rt, params, err
-	}
-	return in, rt, params, nil
+	return in, t.checkLoose(req, x.key, x.route)
 }
 
 // checkLoose refuses a request that a backend reading it loosely would
@@ -73,7 +72,8 @@ func (t *Table) checkOverrides(methods []string, method, key string, rt *route) 
 // a write method on the path, buffered as a replayed body is
 // (max_replay_body, replay_budget), before any backend sees a byte. It
 // reports whether to go on.
-func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bool {
+func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
+	key := x.key
 	types := req.Header.Values("Content-Type")
 	if req.Method != http.MethodPost || req.ContentLength == 0 || !slices.ContainsFunc(types, canonical.IsForm) {
 		return true

@@ -20,6 +20,10 @@ import (
 // the only per-request value the router puts in the context.
 type exchange struct {
 	route *route
+	// key is the request's route key (canonical.RouteKey of its canonical
+	// path): what it was matched on and, for a write, the resource it
+	// changes; "" for a request refused before it had one.
+	key string
 	// id is the request id: the client's X-Request-Id or a generated one.
 	id    string
 	start time.Time

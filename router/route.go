@@ -48,6 +48,8 @@ type route struct {
 	// the backfill; repairParam is the key's index among the parameters.
 	repairEntity string
 	repairParam  int
+	// series are the route's handles on its metric series.
+	series routeSeries
 }
 
 const fullPercent = 10000

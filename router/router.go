@@ -24,7 +24,6 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
-	"strangler/edge/canonical"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
@@ -176,8 +175,9 @@ func (r *Router) Current() *Table { return r.table.Load() }
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := r.table.Load()
 	shareTrailer(req)
-	in, rt, params, refusal := t.admit(req)
-	x := &exchange{route: rt, id: requestID(req.Header), start: time.Now(), params: params}
+	x := &exchange{id: requestID(req.Header), start: time.Now()}
+	in, refusal := t.admit(req, x)
+	rt := x.route
 	x.w.ResponseWriter = w
 	x.w.sendTimeout = t.bodyTimeout
 	ctx := req.Context()
@@ -195,7 +195,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	x.useCanonical(req, in.Path)
-	if !t.admitBody(x, w, req) || !t.checkFormOverride(x, req, canonical.RouteKey(in.Path.Escaped)) {
+	if !t.admitBody(x, w, req) || !t.checkFormOverride(x, req) {
 		return
 	}
 	if req.Context().Err() != nil {
@@ -323,7 +323,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	if x.clientGone || code == 0 {
 		code = statusClientClosed
 	}
-	t.metrics.exchange(x.route.name, backend, code, time.Since(x.start))
+	t.metrics.exchange(x.route, backend, code, time.Since(x.start))
 	x.endServer()
 	rt := x.route
 	if x.forced != "" {

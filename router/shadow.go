@@ -89,7 +89,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	if len(req.Trailer) > 0 || x.noCopy {
 		// The copy would go without them and differ for that alone, or
 		// replay_budget has no room for its body.
-		t.metrics.shadowResult(rt.name, "dropped")
+		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
@@ -98,7 +98,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	// its replay budget back then, not the exchange.
 	held := x.replayHeld
 	if !sh.pool.TryGo(func() { defer t.budget.give(held); job.run() }) {
-		t.metrics.shadowResult(rt.name, "dropped")
+		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
@@ -173,7 +173,7 @@ func (j *shadowJob) run() {
 	rt, sh, m := j.route, j.route.shadow, j.t.metrics
 	start := time.Now()
 	other, err := j.send(j.otherUp)
-	m.shadowDuration(rt.name, time.Since(start))
+	m.shadowDuration(rt, time.Since(start))
 	var again *shadow.Response
 	// Learning noise sends the request to the primary a second time: only
 	// ever a request that cannot change anything.
@@ -190,7 +190,7 @@ func (j *shadowJob) run() {
 		}
 	}()
 	if err != nil || !p.answered {
-		m.shadowResult(rt.name, "error")
+		m.shadowResult(rt, "error")
 		return
 	}
 	if again != nil {
@@ -206,7 +206,7 @@ func (j *shadowJob) run() {
 		j.t.learnAndCheck(rt, j.copy.Method, legacy, modern)
 	}
 	res := sh.comparer.Compare(p.resp, other)
-	m.shadowResult(rt.name, res.Outcome.String())
+	m.shadowResult(rt, res.Outcome.String())
 	if res.Outcome != shadow.TooLarge {
 		rt.stats.Shadow(j.t.now(), res.Outcome == shadow.Mismatch)
 	}

@@ -148,7 +148,7 @@ func retriable(req *http.Request) bool {
 // roundTrip sends req and returns the response, whose body releases the
 // connection once read to its end. got1xx, when not nil, is given each
 // informational response.
-func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (*http.Response, error) {
+func (d *direct) roundTrip(req *http.Request, got1xx *relay) (*http.Response, error) {
 	ctx := req.Context()
 	for fresh := false; ; fresh = true {
 		c, reused, err := d.get(ctx, fresh)
@@ -178,7 +178,7 @@ func (d *direct) roundTrip(req *http.Request, got1xx func(int, textproto.MIMEHea
 // exchange writes req on c and reads the response head. sent reports
 // whether the backend may have acted on the request: it answered
 // something, or the connection failed otherwise than being found closed.
-func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request, got1xx func(int, textproto.MIMEHeader) error) (_ *http.Response, sent bool, _ error) {
+func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request, got1xx *relay) (_ *http.Response, sent bool, _ error) {
 	// Cancelling the request closes the connection: a blocked write or
 	// read returns at once.
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
@@ -274,7 +274,7 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		}
 		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 			if got1xx != nil {
-				if err := got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				if err := got1xx.got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 					return fail(err)
 				}
 				c.limit.budget = maxResponseHead

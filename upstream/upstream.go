@@ -128,24 +128,22 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.WithContext(req.Context()) // a RoundTripper leaves req as it is
 		req.Close = true
 	}
+	// The reverse proxy installs a trace taking 1xx responses on every
+	// request; they are passed on as they come, within the bounds an
+	// attempt may hold back: the transport stops counting 1xx responses
+	// once a trace takes them, and a backend sending them without end
+	// would have the client read them until the backend's timeout.
 	outer := httptrace.ContextClientTrace(req.Context())
-	var relay func(int, textproto.MIMEHeader) error
-	if outer != nil && outer.Got1xxResponse != nil {
-		// Passed on as they come, within the bounds an attempt may hold
-		// back: the transport stops counting 1xx responses once a trace
-		// takes them, and a backend sending them without end would have
-		// the client read them until the backend's timeout.
-		var b budget
-		relay = func(code int, h textproto.MIMEHeader) error {
-			if err := b.take(h); err != nil {
-				return err
-			}
-			return outer.Got1xxResponse(code, withoutHopByHop(h))
-		}
-	}
+	relaying := outer != nil && outer.Got1xxResponse != nil
 	if u.direct != nil {
 		if u.direct.eligible(req) {
-			return u.direct.roundTrip(req, relay)
+			// The relay stays on this goroutine's stack: the direct path
+			// calls it and keeps nothing of it.
+			r := relay{outer: outer}
+			if !relaying {
+				return u.direct.roundTrip(req, nil)
+			}
+			return u.direct.roundTrip(req, &r)
 		}
 		if !req.Close && req.Header["Upgrade"] == nil {
 			// The transport pools a connection before its caller sees the
@@ -159,11 +157,25 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Close = true
 		}
 	}
-	if relay == nil {
+	if !relaying {
 		return u.transport.RoundTrip(req)
 	}
-	trace := &httptrace.ClientTrace{Got1xxResponse: relay}
+	trace := &httptrace.ClientTrace{Got1xxResponse: (&relay{outer: outer}).got1xx}
 	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
+}
+
+// relay passes an attempt's 1xx responses on to the client trace outer,
+// hop-by-hop fields removed, as long as budget has room for them.
+type relay struct {
+	outer  *httptrace.ClientTrace
+	budget budget
+}
+
+func (r *relay) got1xx(code int, h textproto.MIMEHeader) error {
+	if err := r.budget.take(h); err != nil {
+		return err
+	}
+	return r.outer.Got1xxResponse(code, withoutHopByHop(h))
 }
 
 // singleUse reports whether req's connection must carry no other request

@@ -1,0 +1,35 @@
+package router
+
+import (
+	"testing"
+)
+
+// The request path's allocations per request, a figure that, unlike its
+// time, does not move with the machine's load: each is garbage the
+// collector must find, and heap the facade's memory grows by in a burst.
+// The limits are today's counts (Go 1.26), with the reverse proxy's and
+// net/http's own; a change that adds one shows here first.
+func TestRequestPathAllocationsStayWithinTheirCount(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts differ under -race")
+	}
+	page := rawJSONAnswer("200 OK", `{"items":[{"id":1},{"id":2}]}`)
+	legacy := rawBackend(t, page)
+	missing := rawBackend(t, rawJSONAnswer("404 Not Found", `{"error":"not found"}`))
+	for _, tc := range []struct {
+		name, modern, route string
+		max                 float64
+	}{
+		{"pass-through", missing, "mode: legacy", 45},
+		{"fallback hit", legacy, "mode: fallback", 50},
+		{"fallback miss", missing, "mode: fallback", 71},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			serve := benchRouter(t, legacy, tc.modern, tc.route)
+			serve() // the backend connections are pooled from here on
+			if n := testing.AllocsPerRun(200, serve); n > tc.max {
+				t.Errorf("%v allocations a request, want at most %v", n, tc.max)
+			}
+		})
+	}
+}
