@@ -201,7 +201,6 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
 	registered, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: sqlite: %w", err)

@@ -159,3 +159,122 @@ func preparedStatements(t *testing.T, db *sql.DB) map[string]driver.Stmt {
 	}
 	return out
 }
+
+// TestTransactionsKeepTheirStatements: BEGIN, COMMIT and ROLLBACK are
+// prepared once per connection, like the statements in between: after a
+// committed and a rolled back transaction, a hundred more of each leave
+// the same three prepared statements.
+func TestTransactionsKeepTheirStatements(t *testing.T) {
+	db, err := openSQLite(filepath.Join(t.TempDir(), "cache.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	round := func() {
+		t.Helper()
+		for _, commit := range []bool{true, false} {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := tx.Rollback
+			if commit {
+				end = tx.Commit
+			}
+			if err := end(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	round()
+	first := transactionStatements(t, db)
+	for i, st := range first {
+		if st == nil {
+			t.Fatalf("after a commit and a rollback, statement %d of BEGIN, COMMIT, ROLLBACK is not kept", i)
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if after := transactionStatements(t, db); after != first {
+		t.Errorf("after 101 rounds the connection keeps %v, want the statements of the first round: %v", after, first)
+	}
+}
+
+// transactionStatements returns the BEGIN, COMMIT and ROLLBACK db's one
+// connection keeps prepared.
+func transactionStatements(t *testing.T, db *sql.DB) (out [3]driver.Stmt) {
+	t.Helper()
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*cachingConn)
+		if !ok {
+			return fmt.Errorf("the connection is a %T, not one that keeps statements prepared", dc)
+		}
+		out = [3]driver.Stmt{c.begin, c.commit, c.rollbackStmt}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestFailedCommitLeavesNoTransactionOpen: a COMMIT SQLite refuses (a
+// deferred foreign key still broken) rolls the transaction back, as
+// database/sql expects: its row is gone and the connection's next
+// transaction begins. So does a BEGIN whose context ended.
+func TestFailedCommitLeavesNoTransactionOpen(t *testing.T) {
+	db, err := openSQLite(filepath.Join(t.TempDir(), "commit.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE TABLE parent (id INTEGER PRIMARY KEY)`,
+		`CREATE TABLE child (id INTEGER PRIMARY KEY,
+			parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO child (id, parent) VALUES (1, 7)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("a commit with a broken foreign key succeeded")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := db.BeginTx(cancelled, nil); err == nil {
+		t.Fatal("a transaction began under an ended context")
+	}
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatalf("the next transaction: %v", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM child`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d rows of the failed commit are there, want 0", n)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO parent (id) VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("the next transaction's commit: %v", err)
+	}
+}
