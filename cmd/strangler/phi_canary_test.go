@@ -139,6 +139,11 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 		io.Copy(io.Discard, r.Body)
 		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 		switch {
+		case strings.HasPrefix(r.URL.Path, "/bad/"):
+			// An answer that is not HTTP, which net/http quotes.
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: Zelda Quimbyfrost MRN7730019\r\n\r\n")
+			conn.Close()
 		case strings.HasPrefix(r.URL.Path, "/fb/") && r.URL.Query().Has("boom"):
 			reply(w, 500, `{"error":"MRN7730019 broke us"}`)
 		case strings.HasPrefix(r.URL.Path, "/fb/"):
@@ -174,6 +179,10 @@ const canaryRoutes = `
   - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
   - {name: dw-unknown, match: "PUT /dwunknown/{id}", mode: dual-write}
   - {name: dw-create, match: "POST /dwc", mode: dual-write, id_field: id}
+  - {name: bad-fallback, match: "GET /bad/fb/{id}", mode: fallback}
+  - {name: bad-shadow, match: "GET /bad/sh/{id}", mode: shadow}
+  - {name: bad-modern, match: "GET /bad/modern/{id}", mode: modern}
+  - {name: dw-bad, match: "PUT /bad/dw/{id}", mode: dual-write}
 `
 
 // canaryFacade is a facade run in this process whose logs are kept.
@@ -390,6 +399,10 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, formBody, 200},
 			{"PUT", "/dwunknown/" + canaryMRN + canaryQuery, jsonBody, 502},
 			{"POST", "/dwc" + canaryQuery, keyedBody, 201},
+			{"GET", "/bad/fb/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/bad/sh/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/bad/modern/" + canaryMRN + canaryQuery, noBody, 502},
+			{"PUT", "/bad/dw/" + canaryMRN + canaryQuery, jsonBody, 200},
 		} {
 			if got := sendCanary(t, r.method, base+r.path, r.body); got != r.want {
 				t.Errorf("%s %s: got %d, want %d", r.method, r.path, got, r.want)
@@ -402,6 +415,22 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		created := repairOf(t, f.admin, "dw-create", "done")
 		dead := repairOf(t, f.admin, "dw-dead", "dead")
 		unknown := repairOf(t, f.admin, "dw-unknown", "unknown")
+		var bad string
+		pollUntil(t, "dw-bad's delivery failing", 20*time.Second, func() bool {
+			var list struct {
+				Repairs []struct {
+					ID        string
+					Attempts  int
+					LastError string `json:"last_error"`
+				} `json:"repairs"`
+			}
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/repairs?route=dw-bad")), &list)
+			if len(list.Repairs) != 1 || list.Repairs[0].Attempts < 2 || list.Repairs[0].LastError == "" {
+				return false
+			}
+			bad = list.Repairs[0].ID
+			return true
+		})
 		pollUntil(t, "five mismatch samples", 10*time.Second, func() bool {
 			var out struct{ Samples []json.RawMessage }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
@@ -443,7 +472,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		} {
 			seen["GET "+p] = adminText(t, f.admin, p)
 		}
-		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-form", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create"} {
+		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-form", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create", "bad-fallback", "bad-shadow", "bad-modern", "dw-bad"} {
 			seen["GET /admin/routes/"+route] = adminText(t, f.admin, "/admin/routes/"+route)
 			seen["GET /admin/routes/"+route+"/report"] = adminText(t, f.admin, "/admin/routes/"+route+"/report")
 		}
@@ -456,7 +485,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		if m := seen["GET /admin/routes/shadow-map/schema?format=openapi"]; strings.Count(m, "additionalProperties") != 2 {
 			t.Errorf("shadow-map's maps keyed by record number and surname are not learned as maps:\n%s", m)
 		}
-		for _, id := range []string{applied, created, dead, unknown} {
+		for _, id := range []string{applied, created, dead, unknown, bad} {
 			seen["GET /admin/repairs/"+id] = adminText(t, f.admin, "/admin/repairs/"+id)
 		}
 		for _, id := range []string{applied, created} {
@@ -516,7 +545,8 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			}
 		}
 		if !strings.Contains(seen["the log"], `"msg":"fallback"`) || !strings.Contains(seen["strangler diffs"], "shadow-redacted: ") ||
-			!strings.Contains(seen["strangler repairs list"], "dw-unknown") {
+			!strings.Contains(seen["strangler repairs list"], "dw-unknown") ||
+			!strings.Contains(seen["the log"], "not valid HTTP") || !strings.Contains(seen["GET /admin/repairs/"+bad], "not valid HTTP") {
 			t.Error("the log, diffs or repairs list lack what the traffic must have made: the test searches nothing")
 		}
 		// The audit trail as an auditor gets it, read from the store.
