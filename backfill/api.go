@@ -147,7 +147,7 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 	}
 	status := report.end(ctx, runErr)
 	if !opts.DryRun {
-		b, _ := json.Marshal(report)
+		b, _ := json.Marshal(report.ledgerCopy())
 		if err := opts.APILedger.FinishAPIBackfill(context.WithoutCancel(ctx), r.run, status, b); err != nil && runErr == nil {
 			runErr = fmt.Errorf("ledger: %w", err)
 		}

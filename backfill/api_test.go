@@ -473,3 +473,94 @@ func TestAPIBackfillRefusesAPathThatAddressesAnotherResource(t *testing.T) {
 		t.Errorf("the API got %q, want %q", seen, want)
 	}
 }
+
+// TestAPIBackfillKeepsNoByteOfAMalformedAnswer: net/http quotes the bytes
+// of an answer it cannot parse (a status line, a Content-Length) in its
+// error, and a modern service's stray bytes may be a patient's record;
+// the ledger and the report say the answer was not valid HTTP, without
+// them.
+func TestAPIBackfillKeepsNoByteOfAMalformedAnswer(t *testing.T) {
+	const secret = "Quimbyfrost"
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		answer := map[string]string{
+			"/consents/2": "HTTP/1.1 2" + secret + " OK\r\n\r\n",
+			"/consents/3": "HTTP/1.1 200 OK\r\nContent-Length: " + secret + "\r\n\r\n",
+		}[r.URL.Path]
+		if answer == "" {
+			return
+		}
+		conn, _, err := http.NewResponseController(rw).Hijack()
+		if err != nil {
+			return
+		}
+		io.WriteString(conn, answer)
+		conn.Close()
+	}))
+	yaml, _ := os.ReadFile(w.cfgPath)
+	os.WriteFile(w.cfgPath, bytes.Replace(yaml, []byte("target_api:\n"), []byte("target_api:\n        retry: {max_attempts: 2, backoff: 10ms}\n"), 1), 0o600)
+	report := w.run(t, w.config(t), backfill.Options{})
+	if tr := report.Tables[0]; tr.Written() != 1 || tr.Failed != 2 {
+		t.Fatalf("migrated %d, failed %d (%+v); want 1 and 2", tr.Written(), tr.Failed, tr.Failures)
+	}
+	failed, err := w.store.APIBackfillFailures(context.Background(), "consents", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 2 {
+		t.Fatalf("ledger %+v, want two failed rows", failed)
+	}
+	for _, f := range failed {
+		if strings.Contains(f.Message, secret) || !strings.Contains(f.Message, "not valid HTTP") {
+			t.Errorf("ledger row %s: message %q, want that the answer was not valid HTTP, without its bytes", f.Key, f.Message)
+		}
+	}
+	var text bytes.Buffer
+	report.WriteText(&text)
+	if strings.Contains(text.String(), secret) {
+		t.Errorf("the report quotes the answer:\n%s", text.String())
+	}
+}
+
+// TestAPIBackfillKeepsTheAPIsMessagesOnlyEncrypted: with store_encryption
+// an API's error message, which may quote the patient data it refused,
+// is kept only encrypted, with the failed row; the run's report in the
+// ledger holds no copy of it in clear.
+func TestAPIBackfillKeepsTheAPIsMessagesOnlyEncrypted(t *testing.T) {
+	const secret = "Quimbyfrost"
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/consents/2" {
+			rw.Header().Set("Content-Type", "application/json")
+			rw.WriteHeader(http.StatusUnprocessableEntity)
+			io.WriteString(rw, `{"error":"no consent on file for Zelda `+secret+`"}`)
+		}
+	}))
+	path := filepath.Join(t.TempDir(), "sealed.db")
+	st, err := store.Open(context.Background(), "sqlite:"+path, discard(), store.WithEncryption([][32]byte{{42}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	w.store = st
+	report := w.run(t, w.config(t), backfill.Options{})
+	if tr := report.Tables[0]; tr.Written() != 2 || tr.Failed != 1 {
+		t.Fatalf("migrated %d, failed %d (%+v); want 2 and 1", tr.Written(), tr.Failed, tr.Failures)
+	}
+	failed, err := st.APIBackfillFailures(context.Background(), "consents", "", 10)
+	if err != nil || len(failed) != 1 || !strings.Contains(failed[0].Message, secret) {
+		t.Fatalf("ledger %+v (%v), want row 2 with the API's message", failed, err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cells, err := testdb.Contents(context.Background(), db, "sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cells {
+		if strings.Contains(string(c.Value), secret) {
+			t.Errorf("%s.%s holds the API's message in clear: %s", c.Table, c.Column, c.Value)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/upstream"
 )
 
 // apiClient sends requests to the modern service.
@@ -72,7 +73,10 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return answer{}, err
+		// Without the URL (its path carries the row's columns) and
+		// without the bytes of an answer that was not HTTP: the ledger
+		// keeps this message.
+		return answer{}, upstream.Describe(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -194,7 +198,7 @@ func (c *apiClient) field(ctx context.Context, path, field string) (string, erro
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return "", err
+		return "", upstream.Describe(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

@@ -45,6 +45,19 @@ func (r *Report) end(ctx context.Context, runErr error) string {
 	}
 }
 
+// ledgerCopy is the report as the API backfill's ledger keeps it: without
+// the failure groups, whose reasons carry the API's messages (an API may
+// quote the values it refused), kept in the ledger's failed rows alone,
+// where store_encryption seals them.
+func (r *Report) ledgerCopy() *Report {
+	c := *r
+	c.Tables = slices.Clone(r.Tables)
+	for i := range c.Tables {
+		c.Tables[i].Failures = nil
+	}
+	return &c
+}
+
 // TableReport is what a run did to one table. In a dry run, the counts are
 // what a real run would have done.
 type TableReport struct {

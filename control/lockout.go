@@ -68,7 +68,7 @@ const (
 	// the listener's lockout (not of its own).
 	goodFor = time.Hour
 	// maxAddresses bounds each map: past it, addresses with nothing
-	// recent are forgotten.
+	// recent are forgotten, and if that is not enough, any (forget).
 	maxAddresses = 10000
 )
 
@@ -196,12 +196,19 @@ func (l *lockout) recent(addr string, now time.Time) []time.Time {
 }
 
 // forget drops addresses with nothing recent once a map grows past
-// maxAddresses, so that many addresses cannot grow it without bound.
+// maxAddresses, so that many addresses cannot grow it without bound; and
+// since all may be recent (many checks admitted at once, before any
+// failed, or many addresses behind a trusted proxy), then any more down
+// to three quarters of maxAddresses, so that the next scan (under the
+// lock) is a quarter of maxAddresses new addresses away. An address
+// forgotten so loses its own lockout, not the listener's: that many
+// failures lock the listener.
 func (l *lockout) forget(now time.Time) {
 	if len(l.failures) > maxAddresses {
 		for a := range l.failures {
 			l.recent(a, now)
 		}
+		shrink(l.failures)
 	}
 	if len(l.lastCheck) > maxAddresses {
 		for a, at := range l.lastCheck {
@@ -209,6 +216,7 @@ func (l *lockout) forget(now time.Time) {
 				delete(l.lastCheck, a)
 			}
 		}
+		shrink(l.lastCheck)
 	}
 	if len(l.good) > maxAddresses {
 		for a, at := range l.good {
@@ -216,5 +224,17 @@ func (l *lockout) forget(now time.Time) {
 				delete(l.good, a)
 			}
 		}
+		shrink(l.good)
+	}
+}
+
+// shrink deletes arbitrary addresses from m until it holds three quarters
+// of maxAddresses.
+func shrink[V any](m map[string]V) {
+	for a := range m {
+		if len(m) <= maxAddresses*3/4 {
+			return
+		}
+		delete(m, a)
 	}
 }

@@ -178,3 +178,30 @@ func TestBehindALoadBalancerAGuesserLocksOutOnlyItself(t *testing.T) {
 		t.Errorf("the security line names %v, want the guesser's address as the balancer saw it", e["remote_addr"])
 	}
 }
+
+// TestTheLockoutsMapsStayBoundedWithinAMinute: addresses that are all
+// recent cannot grow the lockout's maps past maxAddresses: twice as many
+// checks admitted at once that then all fail (concurrent guesses, before
+// the listener's lockout could count them), and as many addresses
+// authenticating within the hour (clients behind a trusted proxy).
+func TestTheLockoutsMapsStayBoundedWithinAMinute(t *testing.T) {
+	var l lockout
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	addr := func(i int) string { return fmt.Sprintf("2001:db8::%x", i) }
+	const n = 2 * maxAddresses
+	for i := range n {
+		if !l.admit(addr(i), now).check {
+			t.Fatalf("the %dth address's first guess was not compared", i)
+		}
+	}
+	for i := range n {
+		l.failed(addr(i), now.Add(time.Duration(i)*time.Millisecond))
+		l.succeeded(addr(n+i), now.Add(time.Duration(i)*time.Millisecond))
+		if len(l.failures) > maxAddresses || len(l.good) > maxAddresses {
+			t.Fatalf("after %d addresses, %d with failures and %d good are kept, want at most %d each", i+1, len(l.failures), len(l.good), maxAddresses)
+		}
+	}
+	if !l.listenerLocked {
+		t.Error("twice maxAddresses failures within a minute did not lock the listener out")
+	}
+}

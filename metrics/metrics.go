@@ -23,7 +23,7 @@ var latency = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 
 var (
 	Requests = Def{
 		Name:   "strangler_requests_total",
-		Help:   "Backend exchanges by route, backend and status code; a fallback counts the modern attempt and the legacy answer. 499: the client left first.",
+		Help:   "Backend exchanges by route, backend and status code; a fallback counts the modern attempt and the legacy answer. 499: the client left first. An unregistered status counts as its class (2xx…5xx), one outside 100-599 as other.",
 		Labels: []string{"route", "backend", "code"},
 	}
 	RequestDuration = Def{

@@ -65,8 +65,24 @@ const leaseMargin = 30 * time.Second
 var errJournal = errors.New("write journal unavailable")
 
 // secretHeaders never go into the journal: they are credentials, and a
-// replay hours later would carry an expired one anyway.
+// replay hours later would carry an expired one anyway. Nor do the headers
+// idempotency_scope names (journalHeader): they name a client.
 var secretHeaders = []string{"Authorization", "Cookie", "Proxy-Authorization"}
+
+// journalHeader removes from h, the headers of a write about to be
+// journaled, every credential: secretHeaders and the headers
+// idempotency_scope names (an API key in X-Api-Key is as secret as a
+// bearer token; a scope cookie goes with Cookie).
+func (t *Table) journalHeader(h http.Header) {
+	for _, k := range secretHeaders {
+		h.Del(k)
+	}
+	for _, p := range t.idempotencyScope {
+		if p.Header != "" {
+			h.Del(p.Header)
+		}
+	}
+}
 
 // serveDualWrite serves a write from the route's primary and journals it
 // for the secondary. The intent is written down before the primary sees
@@ -98,9 +114,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		req.Header.Set("Idempotency-Key", id)
 	}
 	h := t.outboundHeader(req, x)
-	for _, k := range secretHeaders {
-		h.Del(k)
-	}
+	t.journalHeader(h)
 	if t.tracing != nil {
 		// The delivery to the secondary, maybe hours later, joins this
 		// request's trace.

@@ -124,7 +124,8 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 	journaled := make(chan []domain.RepairSummary, 1)
 	legacy := testkit.NewBackend(t, nil)
 	modern := testkit.NewBackend(t, nil)
-	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes)
+	// X-Api-Key is a credential too, as idempotency_scope names it.
+	d := newDualWriteFacade(t, legacy.URL, modern.URL, 5*time.Second, dualWriteRoutes+"idempotency_scope: [header:Authorization, header:X-Api-Key]\n")
 	legacy.SetHandler(func(w http.ResponseWriter, r *http.Request) {
 		// What the journal holds while the primary handles the request.
 		list, _ := d.store.ListRepairs(r.Context(), store.RepairFilter{})
@@ -135,6 +136,7 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 		"Authorization":       {"Bearer secret-token"},
 		"Cookie":              {"session=secret-cookie"},
 		"Proxy-Authorization": {"Basic c2VjcmV0"},
+		"X-Api-Key":           {"key-secret-4711"},
 		"Content-Type":        {"application/json"},
 		"X-Request-Id":        {"req-1"},
 	})
@@ -152,7 +154,7 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 	if strings.Contains(w.Resource, "pt-4711") {
 		t.Errorf("the listing shows the resource as %q, with the patient's id", w.Resource)
 	}
-	for _, name := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+	for _, name := range []string{"Authorization", "Cookie", "Proxy-Authorization", "X-Api-Key"} {
 		if v := w.Header.Values(name); v != nil {
 			t.Errorf("the journal keeps %s: %q", name, v)
 		}
@@ -162,6 +164,9 @@ func TestAWriteIsJournaledBeforeThePrimarySeesItWithoutCredentials(t *testing.T)
 	}
 	if got := legacy.Last(t).Header.Get("Authorization"); got != "Bearer secret-token" {
 		t.Errorf("the primary got Authorization %q, want the client's", got)
+	}
+	if got := legacy.Last(t).Header.Get("X-Api-Key"); got != "key-secret-4711" {
+		t.Errorf("the primary got X-Api-Key %q, want the client's", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"net/http"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -83,18 +84,32 @@ func (m *Metrics) DualWrite(route, result string) {
 }
 
 // statusLabels are the code label values, precomputed so that counting a
-// request allocates nothing.
+// request allocates nothing. The set is closed, whatever a backend
+// answers: a status net/http registers (and 499, the client left) is its
+// number; any other is its class (a backend answering 299, 418 or 599
+// counts as "2xx", "418", "5xx"), or "other" outside 100–599, so that a
+// hostile or broken backend cannot mint label values.
 var statusLabels = func() [600]string {
 	var s [600]string
 	for i := range s {
-		s[i] = strconv.Itoa(i)
+		switch {
+		case i < 100:
+			s[i] = codeOther
+		case http.StatusText(i) != "" || i == statusClientClosed:
+			s[i] = strconv.Itoa(i)
+		default:
+			s[i] = strconv.Itoa(i/100) + "xx"
+		}
 	}
 	return s
 }()
 
+// codeOther is the code label of a status outside 100–599.
+const codeOther = "other"
+
 func codeLabel(code int) string {
 	if code < 0 || code >= len(statusLabels) {
-		return strconv.Itoa(code)
+		return codeOther
 	}
 	return statusLabels[code]
 }

@@ -180,6 +180,10 @@ func openSQLite(path, options string) (*sql.DB, error) {
 	return db, err
 }
 
+// walSizeLimit is what the write-ahead log is truncated to when a
+// checkpoint resets it: nothing, as what it held is in the database.
+const walSizeLimit = 0
+
 // openSQLiteFile is openSQLite, with the file its connections check.
 func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	sync := "NORMAL"
@@ -201,6 +205,13 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(1)")
+	// An erased request (a delivered write's body, an expired sample)
+	// must leave the disk, not linger in free space: secure_delete zeroes
+	// what a write frees, and journal_size_limit truncates the
+	// write-ahead log when a checkpoint resets it, so that the frames
+	// holding the request before its erasure go with it.
+	q.Add("_pragma", "secure_delete(1)")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	registered, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: sqlite: %w", err)

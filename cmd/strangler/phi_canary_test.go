@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,12 +47,22 @@ var canaries = []string{
 	"1961-07-14",           // a date of birth
 	"14/07/1961",           // the same, as modern spells it
 	"tok-Xq7Rc9Vw3PzL2mN8", // a bearer token
+	canaryAPIKey,           // an API key in a header idempotency_scope names
 }
+
+// canaryAPIKey is a credential the client sends in X-Api-Key alone (never
+// in a body), which idempotency_scope names: no place may keep it, not
+// even the body view of a write the secondary has not applied.
+const canaryAPIKey = "key-Hn4Jt8Bq2Wy6Ks0"
 
 const (
 	canaryMRN   = "MRN7730019"
 	canaryQuery = "?ssn=987-65-4329&dob=1961-07-14&name=Zelda+Quimbyfrost"
 	canaryBody  = `{"name":"Zelda Quimbyfrost","mrn":"MRN7730019","ssn":"987-65-4329","dob":"1961-07-14","note":"token tok-Xq7Rc9Vw3PzL2mN8"}`
+	// canaryForm is the same as a form.
+	canaryForm = "name=Zelda+Quimbyfrost&mrn=MRN7730019&ssn=987-65-4329&dob=1961-07-14&note=token+tok-Xq7Rc9Vw3PzL2mN8"
+	// canaryKey is an Idempotency-Key a client made of a record number.
+	canaryKey = "create-MRN7730019"
 )
 
 // canaryHeader is what a client sends along: credentials, free text, an
@@ -63,6 +74,7 @@ func canaryHeader() http.Header {
 		"X-Patient-Name": {"Zelda Quimbyfrost"},
 		"User-Agent":     {"PatientPortal/2.1 (Zelda Quimbyfrost; MRN7730019)"},
 		"X-App-Version":  {canaryMRN},
+		"X-Api-Key":      {canaryAPIKey},
 		"Content-Type":   {"application/json"},
 		"Accept":         {"application/json"},
 	}
@@ -127,6 +139,11 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 		io.Copy(io.Discard, r.Body)
 		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 		switch {
+		case strings.HasPrefix(r.URL.Path, "/bad/"):
+			// An answer that is not HTTP, which net/http quotes.
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: Zelda Quimbyfrost MRN7730019\r\n\r\n")
+			conn.Close()
 		case strings.HasPrefix(r.URL.Path, "/fb/") && r.URL.Query().Has("boom"):
 			reply(w, 500, `{"error":"MRN7730019 broke us"}`)
 		case strings.HasPrefix(r.URL.Path, "/fb/"):
@@ -156,11 +173,16 @@ const canaryRoutes = `
   - {name: shadow-read, match: "GET /sh/{id}", mode: shadow, compare: {headers: [Content-Type, X-Patient-Name], noise: true}}
   - {name: shadow-redacted, match: "GET /shr/{id}", mode: shadow, compare: {redact: [name, ssn, dob], keep_values: [status]}}
   - {name: shadow-write, match: "POST /shw/{id}", mode: shadow, shadow_writes: true}
+  - {name: shadow-form, match: "POST /shwf/{id}", mode: shadow, shadow_writes: true}
   - {name: shadow-map, match: "GET /shm/{id}", mode: shadow, compare: {maps: [contacts]}}
   - {name: dw-applied, match: "PUT /dw/{id}", mode: dual-write}
   - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
   - {name: dw-unknown, match: "PUT /dwunknown/{id}", mode: dual-write}
   - {name: dw-create, match: "POST /dwc", mode: dual-write, id_field: id}
+  - {name: bad-fallback, match: "GET /bad/fb/{id}", mode: fallback}
+  - {name: bad-shadow, match: "GET /bad/sh/{id}", mode: shadow}
+  - {name: bad-modern, match: "GET /bad/modern/{id}", mode: modern}
+  - {name: dw-bad, match: "PUT /bad/dw/{id}", mode: dual-write}
 `
 
 // canaryFacade is a facade run in this process whose logs are kept.
@@ -245,19 +267,37 @@ func (d *otlpDump) String() string {
 	return d.text.String()
 }
 
+// The bodies sendCanary sends.
+const (
+	noBody = iota
+	jsonBody
+	formBody
+	// keyedBody is the JSON body under the Idempotency-Key canaryKey.
+	keyedBody
+)
+
 // sendCanary sends one request carrying the canaries in its headers, and
 // in its body when it has one, and returns the status.
-func sendCanary(t *testing.T, method, url string, withBody bool) int {
+func sendCanary(t *testing.T, method, url string, kind int) int {
 	t.Helper()
 	var body io.Reader
-	if withBody {
+	switch kind {
+	case jsonBody, keyedBody:
 		body = strings.NewReader(canaryBody)
+	case formBody:
+		body = strings.NewReader(canaryForm)
 	}
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header = canaryHeader()
+	switch kind {
+	case formBody:
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case keyedBody:
+		req.Header.Set("Idempotency-Key", canaryKey)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -329,6 +369,7 @@ shutdown: { delay: 0s, grace: 2s }
 store: %q
 state_snapshot: %q
 store_encryption: { keys: ["${file:store-key}"] }
+idempotency_scope: [header:Authorization, header:X-Api-Key]
 repairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 4 }
 routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(dir, "state-snapshot.json"), canaryRoutes)), 0o644)
 		f := startCanaryFacade(t, path)
@@ -337,26 +378,31 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		// Every mode and outcome, each request carrying the canaries.
 		for _, r := range []struct {
 			method, path string
-			body         bool
+			body         int
 			want         int
 		}{
-			{"GET", "/legacy/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/modern/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/fb/" + canaryMRN + canaryQuery + "&miss=1", false, 200},
-			{"GET", "/fb/" + canaryMRN + canaryQuery + "&boom=1", false, 200},
-			{"GET", "/err/400/" + canaryMRN + canaryQuery, false, 400},
-			{"GET", "/err/500/" + canaryMRN + canaryQuery, false, 500},
-			{"GET", "/legacy/" + canaryMRN + "%2Fx" + canaryQuery, false, 400}, // refused at the edge
-			{"GET", "/unrouted/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/sh/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/shr/" + canaryMRN + canaryQuery, false, 200},
-			{"GET", "/shm/" + canaryMRN + canaryQuery, false, 200},
-			{"POST", "/shw/" + canaryMRN + canaryQuery, true, 200},
-			{"PUT", "/dw/" + canaryMRN + canaryQuery, true, 200},
-			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, true, 200},
-			{"PUT", "/dwunknown/" + canaryMRN + canaryQuery, true, 502},
-			{"POST", "/dwc" + canaryQuery, true, 201},
+			{"GET", "/legacy/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/modern/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/fb/" + canaryMRN + canaryQuery + "&miss=1", noBody, 200},
+			{"GET", "/fb/" + canaryMRN + canaryQuery + "&boom=1", noBody, 200},
+			{"GET", "/err/400/" + canaryMRN + canaryQuery, noBody, 400},
+			{"GET", "/err/500/" + canaryMRN + canaryQuery, noBody, 500},
+			{"GET", "/legacy/" + canaryMRN + "%2Fx" + canaryQuery, noBody, 400}, // refused at the edge
+			{"GET", "/unrouted/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/sh/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/sh/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/shr/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/shm/" + canaryMRN + canaryQuery, noBody, 200},
+			{"POST", "/shw/" + canaryMRN + canaryQuery, jsonBody, 200},
+			{"POST", "/shwf/" + canaryMRN + canaryQuery, formBody, 200},
+			{"PUT", "/dw/" + canaryMRN + canaryQuery, jsonBody, 200},
+			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, formBody, 200},
+			{"PUT", "/dwunknown/" + canaryMRN + canaryQuery, jsonBody, 502},
+			{"POST", "/dwc" + canaryQuery, keyedBody, 201},
+			{"GET", "/bad/fb/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/bad/sh/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/bad/modern/" + canaryMRN + canaryQuery, noBody, 502},
+			{"PUT", "/bad/dw/" + canaryMRN + canaryQuery, jsonBody, 200},
 		} {
 			if got := sendCanary(t, r.method, base+r.path, r.body); got != r.want {
 				t.Errorf("%s %s: got %d, want %d", r.method, r.path, got, r.want)
@@ -369,10 +415,26 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		created := repairOf(t, f.admin, "dw-create", "done")
 		dead := repairOf(t, f.admin, "dw-dead", "dead")
 		unknown := repairOf(t, f.admin, "dw-unknown", "unknown")
-		pollUntil(t, "four mismatch samples", 10*time.Second, func() bool {
+		var bad string
+		pollUntil(t, "dw-bad's delivery failing", 20*time.Second, func() bool {
+			var list struct {
+				Repairs []struct {
+					ID        string
+					Attempts  int
+					LastError string `json:"last_error"`
+				} `json:"repairs"`
+			}
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/repairs?route=dw-bad")), &list)
+			if len(list.Repairs) != 1 || list.Repairs[0].Attempts < 2 || list.Repairs[0].LastError == "" {
+				return false
+			}
+			bad = list.Repairs[0].ID
+			return true
+		})
+		pollUntil(t, "five mismatch samples", 10*time.Second, func() bool {
 			var out struct{ Samples []json.RawMessage }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
-			return len(out.Samples) == 4
+			return len(out.Samples) == 5
 		})
 		pollUntil(t, "the schemas learned from legacy's answers", 10*time.Second, func() bool {
 			var out struct{ Schemas []struct{ Route string } }
@@ -410,7 +472,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		} {
 			seen["GET "+p] = adminText(t, f.admin, p)
 		}
-		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create"} {
+		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-form", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create", "bad-fallback", "bad-shadow", "bad-modern", "dw-bad"} {
 			seen["GET /admin/routes/"+route] = adminText(t, f.admin, "/admin/routes/"+route)
 			seen["GET /admin/routes/"+route+"/report"] = adminText(t, f.admin, "/admin/routes/"+route+"/report")
 		}
@@ -423,7 +485,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		if m := seen["GET /admin/routes/shadow-map/schema?format=openapi"]; strings.Count(m, "additionalProperties") != 2 {
 			t.Errorf("shadow-map's maps keyed by record number and surname are not learned as maps:\n%s", m)
 		}
-		for _, id := range []string{applied, created, dead, unknown} {
+		for _, id := range []string{applied, created, dead, unknown, bad} {
 			seen["GET /admin/repairs/"+id] = adminText(t, f.admin, "/admin/repairs/"+id)
 		}
 		for _, id := range []string{applied, created} {
@@ -456,13 +518,20 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		}
 
 		// The exception: the audited body view of a write the secondary
-		// has not applied shows it whole, to an operator who asks.
+		// has not applied shows it whole, to an operator who asks, but
+		// without the client's credentials.
 		for _, id := range []string{dead, unknown} {
-			if got := findCanaries(adminText(t, f.admin, "/admin/repairs/"+id+"?body=1")); len(got) < 5 {
-				t.Errorf("GET /admin/repairs/%s?body=1 shows %v, want the write as the client sent it", id, got)
-			}
-			if got := findCanaries(strangler(t, "repairs", "show", id, "--body").must(t)); len(got) < 5 {
-				t.Errorf("repairs show %s --body shows %v, want the write as the client sent it", id, got)
+			for where, text := range map[string]string{
+				"GET /admin/repairs/" + id + "?body=1": adminText(t, f.admin, "/admin/repairs/"+id+"?body=1"),
+				"repairs show " + id + " --body":       strangler(t, "repairs", "show", id, "--body").must(t),
+			} {
+				got := findCanaries(text)
+				if len(got) < 5 {
+					t.Errorf("%s shows %v, want the write as the client sent it", where, got)
+				}
+				if slices.Contains(got, canaryAPIKey) {
+					t.Errorf("%s shows the client's X-Api-Key, a credential idempotency_scope names", where)
+				}
 			}
 		}
 
@@ -476,8 +545,17 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			}
 		}
 		if !strings.Contains(seen["the log"], `"msg":"fallback"`) || !strings.Contains(seen["strangler diffs"], "shadow-redacted: ") ||
-			!strings.Contains(seen["strangler repairs list"], "dw-unknown") {
+			!strings.Contains(seen["strangler repairs list"], "dw-unknown") ||
+			!strings.Contains(seen["the log"], "not valid HTTP") || !strings.Contains(seen["GET /admin/repairs/"+bad], "not valid HTTP") {
 			t.Error("the log, diffs or repairs list lack what the traffic must have made: the test searches nothing")
+		}
+		// The audit trail as an auditor gets it, read from the store.
+		for _, format := range []string{"jsonl", "csv"} {
+			out, err := runCLI(t, "audit", "export", "--config", path, "--format", format)
+			if err != nil || !strings.Contains(out, "ticket 44") {
+				t.Errorf("audit export --format %s: %v\n%s", format, err, out)
+			}
+			seen["strangler audit export --format "+format] = out
 		}
 		for where, cells := range storeTables(t, store) {
 			seen[where] = cells

@@ -94,7 +94,7 @@ func TestStoreRekeyEncryptsAStoreKeptInClearAndRotatesItsKey(t *testing.T) {
 
 		// A write the secondary refused, journaled in clear.
 		f := startCanaryFacade(t, clear)
-		if got := sendCanary(t, "PUT", "http://"+f.public+"/dwdead/"+canaryMRN+canaryQuery, true); got != 200 {
+		if got := sendCanary(t, "PUT", "http://"+f.public+"/dwdead/"+canaryMRN+canaryQuery, jsonBody); got != 200 {
 			t.Fatalf("PUT: got %d", got)
 		}
 		id := repairOf(t, f.admin, "dw-dead", "dead")
