@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/testkit"
 	"strangler/shadow"
 )
 
@@ -145,9 +146,7 @@ func fillIn(t *testing.T, cmd string, r *shadow.Redactor, values ...string) stri
 }
 
 func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	testkit.Tool(t, "curl", "Debian: apt-get install curl")
 	note := "it's 100% \"fine\"\n\\o/ $HOME `id` é"
 	for _, tc := range []struct {
 		name   string
