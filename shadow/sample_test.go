@@ -24,7 +24,9 @@ import (
 var secrets = []string{"MRN9988776", "Jane Doe", "Jane Smith", "123-45-6789", "1970-01-31", "secret-token", "s3cr3t-cookie", "chart-99", "10.1.2.3", "PatientApp"}
 
 func TestASampleHoldsNoValueOfTheRequestOrTheAnswersInClear(t *testing.T) {
-	cfg := config.Compare{Headers: []string{"Set-Cookie", "X-Patient", "User-Agent"}}
+	// compare.headers names, besides X-Patient, headers no sample keeps
+	// whatever it says: the client's software and address, credentials.
+	cfg := config.Compare{Headers: []string{"Set-Cookie", "X-Patient", "User-Agent", "X-Client-Ip", "X-Auth-User", "X-Request-Signature", "X-Api-Credential"}}
 	for _, redact := range []bool{false, true} {
 		c := cfg
 		if redact {
@@ -38,14 +40,18 @@ func TestASampleHoldsNoValueOfTheRequestOrTheAnswersInClear(t *testing.T) {
 		req := shadow.RequestCopy{
 			Method: "POST", Target: "/patients/MRN9988776/search?ssn=123-45-6789&page=2", Pattern: "/patients/{id}/search",
 			Header: http.Header{
-				"Authorization":   {"Bearer secret-token"},
-				"Cookie":          {"session=s3cr3t-cookie"},
-				"X-Patient":       {"chart-99"},
-				"User-Agent":      {"PatientApp/5.2 (Jane Doe's phone)"},
-				"X-Forwarded-For": {"10.1.2.3"},
-				"X-App-Version":   {"MRN9988776"},
-				"Content-Type":    {"application/json"},
-				"Accept":          {"application/json"},
+				"Authorization":       {"Bearer secret-token"},
+				"Cookie":              {"session=s3cr3t-cookie"},
+				"X-Patient":           {"chart-99"},
+				"User-Agent":          {"PatientApp/5.2 (Jane Doe's phone)"},
+				"X-Forwarded-For":     {"10.1.2.3"},
+				"X-App-Version":       {"MRN9988776"},
+				"X-Client-Ip":         {"10.1.2.3"},
+				"X-Auth-User":         {"Jane Doe"},
+				"X-Request-Signature": {"secret-token"},
+				"X-Api-Credential":    {"secret-token"},
+				"Content-Type":        {"application/json"},
+				"Accept":              {"application/json"},
 			},
 			Body: []byte(`{"patient": {"name": "Jane Doe"}, "limit": 10}`),
 		}
