@@ -348,7 +348,6 @@ func promtool(t *testing.T) string {
 	return testkit.Tool(t, "promtool", "Debian: apt-get install prometheus")
 }
 
-
 // runTool runs a command in dir and returns its output; a failure fails
 // the test.
 func runTool(t *testing.T, dir, name string, args ...string) string {
