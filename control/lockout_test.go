@@ -191,7 +191,9 @@ func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
 	// locked reports whether addr is rationed at now: of two tokens at
 	// the same instant, an address that is not locked has both compared.
 	locked := func(l *lockout, addr string, now time.Time) bool {
-		return !l.admit(addr, now).check || !l.admit(addr, now).check
+		first := l.admit(addr, now).check
+		second := l.admit(addr, now).check
+		return !first || !second
 	}
 	fail := func(l *lockout, addr string, n int, at time.Time) {
 		for range n {
