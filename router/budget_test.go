@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // TestReplayBudgetBoundsTheBodiesBufferedAtOnce: the bodies buffered for
@@ -184,6 +186,11 @@ replay_budget: 196617`) // three bodies of 2 bytes (3 each) and three heads of 6
 	for range 3 {
 		<-arrived
 	}
+	// The primary has sent each head; the facade charges it once it
+	// reads it, a moment later on a loaded machine.
+	testkit.Eventually(t, 10*time.Second, "the three bodies and heads charged to the budget", func() bool {
+		return testkit.Gather(t, d.reg).Value("strangler_replay_buffered_bytes") == 196617
+	})
 	req, _ := http.NewRequest(http.MethodPost, d.URL+"/things", strings.NewReader("{}"))
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
