@@ -286,3 +286,18 @@ func TestMemorySamplesKeepsTheNewestPerRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactWinsOverKeepValuesInACurlCommand: a header that compare.redact
+// names stays a placeholder in the curl commands even when keep_values
+// names it too.
+func TestRedactWinsOverKeepValuesInACurlCommand(t *testing.T) {
+	cmp := newComparer(t, config.Compare{Headers: []string{"X-Patient"}, KeepValues: []string{"header.X-Patient"}, Redact: []string{"X-Patient"}})
+	req := shadow.RequestCopy{Method: "GET", Target: "/p", Pattern: "/p", Header: http.Header{"X-Patient": {"chart-99"}}}
+	s := shadow.NewSample("r", time.Time{}, req, "http://a", "http://b", cmp.Compare(jsonResponse(200, `{}`), jsonResponse(500, `{}`)), cmp.Redactor())
+	want := "-H 'X-Patient: {" + cmp.Redactor().Hasher().Hash("chart-99") + "}'"
+	for _, curl := range []string{s.CurlPrimary, s.CurlOther} {
+		if !strings.Contains(curl, want) || strings.Contains(curl, "chart-99") {
+			t.Errorf("got %s, want the header as %s", curl, want)
+		}
+	}
+}
