@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/config"
 	"strangler/domain"
 	"strangler/store"
 )
@@ -227,5 +228,56 @@ func TestStatusPageSaysWhichRoutesTheGuardHolds(t *testing.T) {
 	}
 	if r := row("list-photos"); strings.Contains(r, "held") {
 		t.Errorf("a route the guard does not hold says held:\n%s", r)
+	}
+}
+
+// TestTheGuardTripsOnlyPastItsBound: with max_error_rate 5% and
+// min_requests 20, modern failing exactly 5% of the time is within the
+// bound, and 20 requests in the window are enough to judge.
+func TestTheGuardTripsOnlyPastItsBound(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		failed, answered int
+		rollback         bool
+	}{
+		{"19 requests, all failing: too few to judge", 19, 0, false},
+		{"20 requests, all failing: enough", 20, 0, true},
+		{"2 of 40 failing: 5%, at the bound", 2, 38, false},
+		{"3 of 40 failing: past the bound", 3, 37, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPlane(t)
+			guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+			p.flip(t, "get-patient", domain.ModeModern, nil)
+			p.modernFails("get-patient", c.failed)
+			for range c.answered {
+				p.counters.Route("get-patient").Modern(p.clock.Now(), false)
+			}
+			guard.Check(context.Background())
+			if got := len(p.rollbacks(t, "get-patient")) == 1; got != c.rollback {
+				t.Errorf("rolled back: %v, want %v", got, c.rollback)
+			}
+		})
+	}
+}
+
+// TestAGateRefusesOnlyARateAboveIt: a flip to a later stage is refused
+// while a rate is above its gate; a rate at the gate passes.
+func TestAGateRefusesOnlyARateAboveIt(t *testing.T) {
+	mismatchGate, fallbackGate := config.Percent(0.1), config.Percent(1)
+	g := config.Gates{MaxMismatchRate: &mismatchGate, MaxFallbackRate: &fallbackGate}
+	for _, c := range []struct {
+		mismatch, fallback float64
+		want               [2]bool
+	}{
+		{0.001, 0.01, [2]bool{true, true}},
+		{0.002, 0.01, [2]bool{false, true}},
+		{0.001, 0.02, [2]bool{true, false}},
+	} {
+		checks := gateChecks(g, c.mismatch, c.fallback)
+		if len(checks) != 2 || checks[0].Passes != c.want[0] || checks[1].Passes != c.want[1] {
+			t.Errorf("mismatch %v%%, fallback %v%% under gates of 0.1%% and 1%%: got %+v, want passes %v",
+				c.mismatch*100, c.fallback*100, checks, c.want)
+		}
 	}
 }

@@ -205,3 +205,103 @@ func TestTheLockoutsMapsStayBoundedWithinAMinute(t *testing.T) {
 		t.Error("twice maxAddresses failures within a minute did not lock the listener out")
 	}
 }
+
+// TestTheLockoutKeepsTheREADMEsFigures pins the figures the README
+// promises, written out rather than read from the constants that
+// implement them: ten wrong tokens from one address within a minute lock
+// it out, a hundred from all addresses lock the listener, a locked
+// address has a token compared at most once every 2 seconds, at most 5 a
+// second over all addresses, and an address that logged in within the
+// hour is not held back by the listener's lockout.
+func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	// locked reports whether addr is rationed at now: of two tokens at
+	// the same instant, an address that is not locked has both compared.
+	locked := func(l *lockout, addr string, now time.Time) bool {
+		first := l.admit(addr, now).check
+		second := l.admit(addr, now).check
+		return !first || !second
+	}
+	fail := func(l *lockout, addr string, n int, at time.Time) {
+		for range n {
+			l.failed(addr, at)
+		}
+	}
+	t.Run("nine wrong tokens from one address do not lock it out, ten do", func(t *testing.T) {
+		var l lockout
+		fail(&l, "10.0.0.1", 9, t0)
+		if locked(&l, "10.0.0.1", t0) {
+			t.Error("locked out after 9 wrong tokens, want after 10")
+		}
+		fail(&l, "10.0.0.1", 1, t0)
+		if !locked(&l, "10.0.0.1", t0) {
+			t.Error("not locked out after 10 wrong tokens")
+		}
+	})
+	t.Run("the wrong tokens count within a minute", func(t *testing.T) {
+		var l lockout
+		fail(&l, "10.0.0.1", 10, t0)
+		if !locked(&l, "10.0.0.1", t0.Add(59*time.Second)) {
+			t.Error("not locked out 59s after 10 wrong tokens")
+		}
+		if locked(&l, "10.0.0.1", t0.Add(61*time.Second)) {
+			t.Error("still locked out 61s after 10 wrong tokens, want the lockout over after a minute")
+		}
+	})
+	t.Run("a locked address has a token compared once every 2 seconds", func(t *testing.T) {
+		var l lockout
+		fail(&l, "10.0.0.1", 10, t0)
+		if !l.admit("10.0.0.1", t0).check {
+			t.Fatal("the first token after the lockout began was not compared")
+		}
+		if a := l.admit("10.0.0.1", t0.Add(1900*time.Millisecond)); a.check || a.retryAfter != 100*time.Millisecond {
+			t.Errorf("1.9s later: %+v, want refused with 100ms to wait", a)
+		}
+		if !l.admit("10.0.0.1", t0.Add(2*time.Second)).check {
+			t.Error("2s later the token was not compared")
+		}
+	})
+	t.Run("ninety-nine wrong tokens over all addresses do not lock the listener, a hundred do", func(t *testing.T) {
+		var l lockout
+		for i := range 99 {
+			l.failed(fmt.Sprintf("10.1.0.%d", i), t0)
+		}
+		if locked(&l, "10.2.0.1", t0) {
+			t.Error("the listener locked after 99 wrong tokens, want after 100")
+		}
+		l.failed("10.1.1.1", t0)
+		if !locked(&l, "10.2.0.2", t0) {
+			t.Error("the listener is not locked after 100 wrong tokens")
+		}
+	})
+	t.Run("a locked listener compares at most 5 tokens a second", func(t *testing.T) {
+		var l lockout
+		for i := range 100 {
+			l.failed(fmt.Sprintf("10.1.0.%d", i), t0)
+		}
+		compared := 0
+		for i := range 20 {
+			if l.admit(fmt.Sprintf("10.2.0.%d", i), t0).check {
+				compared++
+			}
+		}
+		if compared != 5 {
+			t.Errorf("%d of 20 new addresses had a token compared in the same second, want 5", compared)
+		}
+	})
+	t.Run("an address that logged in within the hour passes a locked listener", func(t *testing.T) {
+		for _, c := range []struct {
+			ago    time.Duration
+			passes bool
+		}{{59 * time.Minute, true}, {61 * time.Minute, false}} {
+			var l lockout
+			l.succeeded("10.0.0.9", t0.Add(-c.ago))
+			for i := range 100 {
+				l.failed(fmt.Sprintf("10.1.0.%d", i), t0)
+			}
+			if got := !locked(&l, "10.0.0.9", t0); got != c.passes {
+				t.Errorf("logged in %v before the listener locked: passes %v, want %v", c.ago, got, c.passes)
+			}
+		}
+	})
+}

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"strangler/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the PrometheusRule from prometheus/alerts.yaml")
@@ -127,7 +129,7 @@ func kustomize(t *testing.T) func(dir string) []byte {
 	} else if path, err := exec.LookPath("kubectl"); err == nil {
 		args = []string{path, "kustomize"}
 	} else {
-		args = []string{tool(t, "kustomize", "go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1, or kubectl"), "build"}
+		args = []string{testkit.Tool(t, "kustomize", "go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1, or kubectl"), "build"}
 	}
 	return func(dir string) []byte {
 		t.Helper()

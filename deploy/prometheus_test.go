@@ -26,6 +26,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/force"
+	"strangler/internal/testkit"
 )
 
 // metricName finds metric names in PromQL.
@@ -344,21 +345,7 @@ func TestNoQueryShowsARawCounter(t *testing.T) {
 // installed and STRANGLER_REQUIRE_TOOLS is not 1.
 func promtool(t *testing.T) string {
 	t.Helper()
-	return tool(t, "promtool", "Debian: apt-get install prometheus")
-}
-
-// tool returns the path of a command the test needs, or skips the test
-// when it is not installed and STRANGLER_REQUIRE_TOOLS is not 1.
-func tool(t *testing.T, name, install string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("STRANGLER_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is required (STRANGLER_REQUIRE_TOOLS=1) but not installed; %s", name, install)
-		}
-		t.Skipf("%s not installed (%s); set STRANGLER_REQUIRE_TOOLS=1 to make this a failure", name, install)
-	}
-	return path
+	return testkit.Tool(t, "promtool", "Debian: apt-get install prometheus")
 }
 
 // runTool runs a command in dir and returns its output; a failure fails

@@ -163,6 +163,9 @@ func TestWhatTheSecondarySaysDecidesTheWritesFate(t *testing.T) {
 		{http.MethodPut, 429, domain.StatePending},
 		{http.MethodPut, 500, domain.StatePending},
 		{http.MethodPut, 502, domain.StatePending},
+		// A redirect (to a login page, say) did not apply the write.
+		{http.MethodPut, 302, domain.StatePending},
+		{http.MethodPut, 303, domain.StatePending},
 		{http.MethodPut, 200, domain.StateDone},
 		{http.MethodPut, 201, domain.StateDone},
 		{http.MethodDelete, 204, domain.StateDone},

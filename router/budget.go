@@ -88,11 +88,26 @@ func (b *replayBudget) read(r io.Reader, n, limit int64, held *int64) ([]byte, e
 	if n >= 0 {
 		most = min(most, n+1)
 	}
+	// The charge stops at limit: the byte past it only reads the end, and
+	// a budget equal to max_replay_body (which the configuration allows)
+	// must hold one body of max_replay_body.
+	var charged int64
+	charge := func(capacity int64) bool {
+		c := min(capacity, limit) - charged
+		if c <= 0 {
+			return true
+		}
+		if !b.take(c) {
+			return false
+		}
+		charged += c
+		*held += c
+		return true
+	}
 	size := min(int64(replayFirstBuffer), most)
-	if !b.take(size) {
+	if !charge(size) {
 		return nil, errReplayBudget
 	}
-	*held += size
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
@@ -105,10 +120,9 @@ func (b *replayBudget) read(r io.Reader, n, limit int64, held *int64) ([]byte, e
 				// not let a body hold.
 				return buf, errBodyIncomplete
 			}
-			if !b.take(grow) {
+			if !charge(int64(cap(buf)) + grow) {
 				return buf, errReplayBudget
 			}
-			*held += grow
 			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
 		}
 		k, err := r.Read(buf[len(buf):cap(buf)])

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // TestReplayBudgetBoundsTheBodiesBufferedAtOnce: the bodies buffered for
@@ -184,6 +186,11 @@ replay_budget: 196617`) // three bodies of 2 bytes (3 each) and three heads of 6
 	for range 3 {
 		<-arrived
 	}
+	// The primary has sent each head; the facade charges it once it
+	// reads it, a moment later on a loaded machine.
+	testkit.Eventually(t, 10*time.Second, "the three bodies and heads charged to the budget", func() bool {
+		return testkit.Gather(t, d.reg).Value("strangler_replay_buffered_bytes") == 196617
+	})
 	req, _ := http.NewRequest(http.MethodPost, d.URL+"/things", strings.NewReader("{}"))
 	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
@@ -194,4 +201,36 @@ replay_budget: 196617`) // three bodies of 2 bytes (3 each) and three heads of 6
 	}
 	free()
 	wg.Wait()
+}
+
+// TestABodyOfExactlyMaxReplayBodyFitsABudgetOfTheSameSize: replay_budget
+// may equal max_replay_body (the configuration accepts it, and it is the
+// default when a route's max_replay_body is the largest), so a body of
+// exactly max_replay_body, alone in flight, must be buffered and served,
+// whatever its framing, not refused with a 503 to retry forever.
+func TestABodyOfExactlyMaxReplayBodyFitsABudgetOfTheSameSize(t *testing.T) {
+	modern := newBackend(t, answer(http.StatusCreated, "modern"))
+	legacy := newBackend(t, answer(200, "legacy"))
+	f := newFacade(t, legacy.URL, modern.URL, "max_replay_body: 1KiB\nreplay_budget: 1KiB", `
+  - {name: create, match: "POST /things", mode: fallback, fallback_methods: [POST]}
+`)
+	for _, c := range []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"of known length", func() io.Reader { return strings.NewReader(strings.Repeat("a", 1024)) }},
+		{"chunked", func() io.Reader { return io.MultiReader(strings.NewReader(strings.Repeat("b", 1024))) }},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, f.URL+"/things", c.body())
+		if resp, body := f.do(t, req); resp.StatusCode != http.StatusCreated {
+			t.Errorf("a body %s of 1,024 bytes: got %d %s, want modern's 201", c.name, resp.StatusCode, body)
+		}
+		if got := len(modern.last(t).Body); got != 1024 {
+			t.Errorf("a body %s: modern received %d bytes, want 1024", c.name, got)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/things", io.MultiReader(strings.NewReader(strings.Repeat("c", 1025))))
+	if resp, body := f.do(t, req); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a chunked body of 1,025 bytes: got %d %s, want 413", resp.StatusCode, body)
+	}
 }

@@ -278,6 +278,8 @@ func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
 			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(503, `{}`)).URL }, 503, domain.StateSkipped, "skipped"},
 		{"answered 409: skipped", "put-item",
 			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(409, `{}`)).URL }, 409, domain.StateSkipped, "skipped"},
+		{"answered 303: skipped, as only a 2xx is applied", "put-item",
+			func(t *testing.T) string { return testkit.NewBackend(t, testkit.Answer(303, `{}`)).URL }, 303, domain.StateSkipped, "skipped"},
 		{"timed out after receiving it: unknown, for an operator", "put-item",
 			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, domain.StateUnknown, "unknown"},
 		{"honouring keys timed out after receiving it: left to recovery", "put-keyed",

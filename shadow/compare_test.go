@@ -277,6 +277,15 @@ func TestCompareStatusAndHeaders(t *testing.T) {
 	if !slices.Equal(res.Diffs, want) {
 		t.Errorf("with keep_values: got %+v, want %+v (a credential is never kept)", res.Diffs, want)
 	}
+	for _, name := range []string{"Authorization", "Cookie", "Set-Cookie", "Proxy-Authorization"} {
+		kept := newComparer(t, config.Compare{Headers: []string{name}, KeepValues: []string{"header." + name}})
+		p, o := jsonResponse(200, `{}`), jsonResponse(200, `{}`)
+		p.Header.Set(name, "s3cret")
+		want := []shadow.Diff{{Path: "header." + name, Primary: `"` + h("s3cret") + `"`}}
+		if res := kept.Compare(p, o); !slices.Equal(res.Diffs, want) {
+			t.Errorf("%s in keep_values: got %+v, want %+v (a credential is never kept)", name, res.Diffs, want)
+		}
+	}
 }
 
 func TestCompareNonJSONBodiesByBytes(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // sh runs script in a real POSIX shell and returns what it printed.
@@ -26,9 +28,7 @@ func sh(t *testing.T, script string) []byte {
 // gives back as s, and printfFormat(b) is a printf format that prints
 // exactly b, whatever bytes they hold.
 func FuzzShellQuoting(f *testing.F) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		f.Skip("no sh to check the quoting with")
-	}
+	testkit.Tool(f, "sh", "a POSIX shell")
 	for _, seed := range []string{
 		"", "plain", "a b", "it's", "'", "''", `"$HOME"`, "`id`", "$(id)", `\`, `\\n`, "%s%%", "-n", "-e",
 		"a\nb", "tab\there", "\x1b[2J", "é ü 😀", "\xff\xfe", "*", "~", "#comment", "a;b|c&d", "!", "{a,b}", "[x]",

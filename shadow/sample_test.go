@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/testkit"
 	"strangler/shadow"
 )
 
@@ -23,7 +24,9 @@ import (
 var secrets = []string{"MRN9988776", "Jane Doe", "Jane Smith", "123-45-6789", "1970-01-31", "secret-token", "s3cr3t-cookie", "chart-99", "10.1.2.3", "PatientApp"}
 
 func TestASampleHoldsNoValueOfTheRequestOrTheAnswersInClear(t *testing.T) {
-	cfg := config.Compare{Headers: []string{"Set-Cookie", "X-Patient", "User-Agent"}}
+	// compare.headers names, besides X-Patient, headers no sample keeps
+	// whatever it says: the client's software and address, credentials.
+	cfg := config.Compare{Headers: []string{"Set-Cookie", "X-Patient", "User-Agent", "X-Client-Ip", "X-Auth-User", "X-Request-Signature", "X-Api-Credential"}}
 	for _, redact := range []bool{false, true} {
 		c := cfg
 		if redact {
@@ -37,14 +40,18 @@ func TestASampleHoldsNoValueOfTheRequestOrTheAnswersInClear(t *testing.T) {
 		req := shadow.RequestCopy{
 			Method: "POST", Target: "/patients/MRN9988776/search?ssn=123-45-6789&page=2", Pattern: "/patients/{id}/search",
 			Header: http.Header{
-				"Authorization":   {"Bearer secret-token"},
-				"Cookie":          {"session=s3cr3t-cookie"},
-				"X-Patient":       {"chart-99"},
-				"User-Agent":      {"PatientApp/5.2 (Jane Doe's phone)"},
-				"X-Forwarded-For": {"10.1.2.3"},
-				"X-App-Version":   {"MRN9988776"},
-				"Content-Type":    {"application/json"},
-				"Accept":          {"application/json"},
+				"Authorization":       {"Bearer secret-token"},
+				"Cookie":              {"session=s3cr3t-cookie"},
+				"X-Patient":           {"chart-99"},
+				"User-Agent":          {"PatientApp/5.2 (Jane Doe's phone)"},
+				"X-Forwarded-For":     {"10.1.2.3"},
+				"X-App-Version":       {"MRN9988776"},
+				"X-Client-Ip":         {"10.1.2.3"},
+				"X-Auth-User":         {"Jane Doe"},
+				"X-Request-Signature": {"secret-token"},
+				"X-Api-Credential":    {"secret-token"},
+				"Content-Type":        {"application/json"},
+				"Accept":              {"application/json"},
 			},
 			Body: []byte(`{"patient": {"name": "Jane Doe"}, "limit": 10}`),
 		}
@@ -145,9 +152,7 @@ func fillIn(t *testing.T, cmd string, r *shadow.Redactor, values ...string) stri
 }
 
 func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed")
-	}
+	testkit.Tool(t, "curl", "Debian: apt-get install curl")
 	note := "it's 100% \"fine\"\n\\o/ $HOME `id` é"
 	for _, tc := range []struct {
 		name   string
@@ -278,6 +283,21 @@ func TestMemorySamplesKeepsTheNewestPerRoute(t *testing.T) {
 		got, err := store.List(ctx, tc.route, tc.limit)
 		if err != nil || !slices.Equal(statuses(got), tc.want) {
 			t.Errorf("List(%q, %d) = %v, %v, want %v", tc.route, tc.limit, statuses(got), err, tc.want)
+		}
+	}
+}
+
+// TestRedactWinsOverKeepValuesInACurlCommand: a header that compare.redact
+// names stays a placeholder in the curl commands even when keep_values
+// names it too.
+func TestRedactWinsOverKeepValuesInACurlCommand(t *testing.T) {
+	cmp := newComparer(t, config.Compare{Headers: []string{"X-Patient"}, KeepValues: []string{"header.X-Patient"}, Redact: []string{"X-Patient"}})
+	req := shadow.RequestCopy{Method: "GET", Target: "/p", Pattern: "/p", Header: http.Header{"X-Patient": {"chart-99"}}}
+	s := shadow.NewSample("r", time.Time{}, req, "http://a", "http://b", cmp.Compare(jsonResponse(200, `{}`), jsonResponse(500, `{}`)), cmp.Redactor())
+	want := "-H 'X-Patient: {" + cmp.Redactor().Hasher().Hash("chart-99") + "}'"
+	for _, curl := range []string{s.CurlPrimary, s.CurlOther} {
+		if !strings.Contains(curl, want) || strings.Contains(curl, "chart-99") {
+			t.Errorf("got %s, want the header as %s", curl, want)
 		}
 	}
 }

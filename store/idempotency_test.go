@@ -208,7 +208,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.RecordOutcome(ctx, "s1", domain.Outcome{Status: 503}); err != nil {
 				t.Fatal(err)
 			}
-			clk.Advance(KeyTTL - time.Second)
+			clk.Advance(24*time.Hour - time.Second) // the README's day, written out
 			if _, err := s.PurgeRepairs(ctx, clk.Now()); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -68,14 +69,17 @@ func TestJournal(t *testing.T) {
 			}
 		})
 
-		t.Run("a write the primary refused is skipped and never delivered", func(t *testing.T) {
-			journalStatus(t, s, clk, "w-refused", "update-patient/2", 409)
-			if got := state(t, s, "w-refused"); got != domain.StateSkipped {
-				t.Errorf("got %s, want skipped", got)
-			}
-			for _, id := range claimIDs(t, s, "worker", clk.Now()) {
-				if id == "w-refused" {
-					t.Error("a skipped write was claimed for delivery")
+		t.Run("a write the primary answered other than 2xx is skipped and never delivered", func(t *testing.T) {
+			for _, status := range []int{303, 409, 503} {
+				id := fmt.Sprintf("w-refused-%d", status)
+				journalStatus(t, s, clk, id, "update-patient/2", status)
+				if got := state(t, s, id); got != domain.StateSkipped {
+					t.Errorf("answered %d: got %s, want skipped", status, got)
+				}
+				for _, claimed := range claimIDs(t, s, "worker", clk.Now()) {
+					if claimed == id {
+						t.Errorf("a write answered %d was claimed for delivery", status)
+					}
 				}
 			}
 		})

@@ -12,6 +12,9 @@ func TestFold(t *testing.T) {
 	}{
 		{in: "/records", want: "/records"},
 		{in: "/Records/AB%C3%A9", want: "/records/ab%C3%A9"},
+		{in: "/Z", want: "/z"},             // the last letter, alone
+		{in: "/XYZ/aZ", want: "/xyz/az"},   // and after another capital
+		{in: "/a%2Fb/A", want: "/a%2Fb/a"}, // hex digits stay upper case
 		{in: "/records.", want: "/records"},
 		{in: "/records.%20./4", want: "/records/4"},
 		{in: "/a/...", want: "/a"},

@@ -106,6 +106,9 @@ var spellings = []struct {
 	{in: "/%C0%AE%C0%AE/admin", err: errOverlong},
 	{in: "/records%c0%af4", err: errOverlong},
 	{in: "/a%C1%9C", err: errOverlong},
+	{in: "/a%C0%80", err: errOverlong},      // NUL, as Java's modified UTF-8 writes it
+	{in: "/a%C1%BF", err: errOverlong},      // DEL: the last continuation byte
+	{in: "/a%E0%9F%BF/b", err: errOverlong}, // U+07FF in three bytes
 	{in: "/a%E0%80%AF", err: errOverlong},
 	{in: "/a%F0%80%80%AF", err: errOverlong},
 	{in: "/caf%C0", want: "/caf%C0"},
