@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 
 	"strangler/edge"
 	"strangler/edge/canonical"
@@ -54,10 +55,23 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 }
 
 // checkOverrides refuses a request of method, routed to rt, that asks to
-// be read as one of methods another route serves.
+// be read as one of methods another route serves, on its path as sent or
+// as a backend reading paths loosely reads it (POST /Records/4 standing
+// for a PUT reached a dual-write PUT /records/{id} past it; found by the
+// red team).
 func (t *Table) checkOverrides(methods []string, method, key string, rt *route) error {
 	for _, m := range methods {
-		if other, _ := t.match(m, key); m != method && other != rt {
+		if m == method {
+			continue
+		}
+		other, _ := t.match(m, key)
+		if other == rt {
+			var err error
+			if other, err = t.matchFolded(m, key, rt); err != nil {
+				return err
+			}
+		}
+		if other != nil && other != rt {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
 		}
@@ -65,36 +79,46 @@ func (t *Table) checkOverrides(methods []string, method, key string, rt *route) 
 	return nil
 }
 
-// checkFormOverride refuses a POST whose form body has a _method field
-// naming a method another route serves on its path (Rails, Laravel and
-// Symfony read it as the request's method): a form POSTing _method=PUT
-// reached legacy alone, past a dual-write PUT route (found by the red
-// team). The body is read only when it is a form and another route serves
-// a write method on the path, buffered as a replayed body is
-// (max_replay_body, replay_budget), before any backend sees a byte. It
-// reports whether to go on.
+// checkFormOverride refuses a POST whose form or JSON body has a _method
+// field naming a method another route serves on its path (Rails, Laravel
+// and Symfony read a form's, Laravel a JSON object's, as the request's
+// method): a form POSTing _method=PUT reached legacy alone, past a
+// dual-write PUT route, and so did JSON (found by the red team). The body
+// is read only when it is a form or JSON and another route serves a
+// write method on the path, buffered as a replayed body is
+// (max_replay_body, replay_budget), before any backend sees a byte; a
+// body in a Content-Encoding, which the facade does not undo and Express
+// does, is refused (415) unread. It reports whether to go on.
 func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bool {
 	types := req.Header.Values("Content-Type")
-	if req.Method != http.MethodPost || req.ContentLength == 0 || !slices.ContainsFunc(types, canonical.IsForm) {
+	if req.Method != http.MethodPost || req.ContentLength == 0 ||
+		!slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
 	// or OPTIONS writes nothing past a route.
 	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
 		other, _ := t.match(m, key)
-		return m != req.Method && !isSafe(m) && other != x.route
+		if other == x.route {
+			other, _ = t.matchFolded(m, key, x.route)
+		}
+		return m != req.Method && !isSafe(m) && other != nil && other != x.route
 	}) {
 		return true
 	}
-	if len(types) > 1 {
+	switch {
+	case len(types) > 1:
 		// A backend may read another of them than the first.
 		t.refuse(x, req, errContentTypes)
+		return false
+	case encoded(req.Header):
+		t.refuse(x, req, errEncodedForm)
 		return false
 	}
 	if !t.bufferForReplay(x, req) {
 		return false
 	}
-	ms, err := canonical.FormMethodOverrides(types[0], x.replay)
+	ms, err := canonical.BodyMethodOverrides(types[0], x.replay)
 	if err == nil {
 		err = t.checkOverrides(ms, req.Method, key, x.route)
 	}
@@ -104,6 +128,25 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bo
 	}
 	return true
 }
+
+// encoded reports a Content-Encoding other than identity.
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errEncodedForm refuses a form or JSON body in a Content-Encoding on a
+// path where a _method field in it would matter: Express's body parsers
+// undo gzip, deflate and br before method-override reads the field, and
+// the facade does not look inside.
+var errEncodedForm = &canonical.Refusal{Status: http.StatusUnsupportedMediaType,
+	Msg: "the form or JSON body has a Content-Encoding, and a _method field in it could give the request another route's method; send it without one"}
 
 // useCanonical makes req's URL the canonical one, which every later step
 // reads and the backend receives. The query stays as the client sent it.
