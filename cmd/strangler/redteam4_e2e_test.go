@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,6 +81,38 @@ func TestAMethodOverrideIsReadAsBackendsReadIt(t *testing.T) {
 			t.Errorf("POST %s %q %q: refused, yet a backend received it", c.target, c.header, c.body)
 		case c.status < 400 && (len(reached) != 1 || reached[0].Body != c.body):
 			t.Errorf("POST %s %q %q: the backends received %v; want the body whole, once", c.target, c.header, c.body, reached)
+		}
+	}
+}
+
+// TestAFragmentIsRefused: a fragment is no part of a request-target
+// (RFC 9112 section 3.2), and its readings differ. PUT /records/4#/../5
+// was forwarded as a write to /records/5 (the facade read "#" as data and
+// removed the dot segments after it), while a URI parser reads it as
+// /records/4 (found by the red team). It is refused with 400, as Envoy
+// does, before any backend sees a byte; %23 is data and passes.
+func TestAFragmentIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+	for i, c := range []struct {
+		target string
+		status int
+	}{
+		{"/records/4#/../5", 400},
+		{"/records/4#", 400},
+		{"/records/4?a=1#b", 400},
+		{"http://facade/records/4#x", 400},
+		{"/records/4%23x", 200},
+	} {
+		id := fmt.Sprint("fragment", i)
+		resp, out := rawHTTP(t, r.public, id, "PUT", c.target, "Content-Length: 2\r\n", "{}")
+		reached := append(legacy.received(t, id), modern.received(t, id)...)
+		switch {
+		case resp.StatusCode != c.status:
+			t.Errorf("PUT %s: %d %s; want %d", c.target, resp.StatusCode, out, c.status)
+		case c.status == http.StatusBadRequest && (!strings.Contains(out, "fragment") || len(reached) > 0):
+			t.Errorf("PUT %s: %s, and %d backends received it; want a JSON error naming the fragment, and none", c.target, out, len(reached))
 		}
 	}
 }

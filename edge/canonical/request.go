@@ -65,6 +65,11 @@ var (
 	errTwoAuth       = badRequest("the request has more than one Authorization header")
 	errHost          = badRequest("the request has more than one Host, or a Host differing from its authority")
 	errOddHeaderName = badRequest("a header name holds a character other than letters, digits and - (such as _ or .)")
+	// A fragment is no part of a request-target (RFC 9112 section 3.2),
+	// and its readings differ: a URI parser ends the path at "#" (PUT
+	// /records/4#/../5 is /records/4), a path normaliser reads it as data
+	// (/records/5). Envoy refuses it too.
+	errFragment = badRequest("the request-target contains a fragment (#), which is not sent in requests; encode it as %23 if it is data")
 )
 
 // Admit decides whether r may go on and, if so, returns its canonical form.
@@ -89,6 +94,9 @@ func (p *Policy) Admit(r *http.Request) (Request, error) {
 			return Request{}, errStar
 		}
 		return Request{OptionsStar: true}, nil
+	}
+	if strings.IndexByte(target, '#') >= 0 {
+		return Request{}, errFragment
 	}
 	if err := p.checkHeaders(r); err != nil {
 		return Request{}, err
