@@ -167,7 +167,8 @@ func (t *Table) admitBody(x *exchange, w http.ResponseWriter, req *http.Request)
 		t.refuse(x, req, errBodyOverMax)
 		return false
 	}
-	x.body.wrap(req, w, t.bodyTimeout, x.route.maxBody)
+	trusted := t.isTrusted(req.RemoteAddr)
+	x.body.wrap(req, w, t.bodyTimeout, x.route.maxBody, func(h http.Header) { t.dropTrailer(h, trusted) })
 	return true
 }
 

@@ -116,3 +116,41 @@ func TestAFragmentIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailerFieldsABackendMustNotReadThereAreDropped: trailer fields
+// after a chunked body reach the backend on a route that streams it (or
+// shadows it), but they went on as the client sent them, past what the
+// facade drops from the header: X-Forwarded-For, X-Real-IP,
+// X-Strangler-Primary-Status and X_User reached the backend as trailer
+// fields, and so did Host, Authorization and a method override, which a
+// backend merging trailer fields into the header reads as the request's
+// (found by the red team). A Content-Length or Transfer-Encoding trailer
+// field made Go's transport fail the request on a shadow route, a 502
+// counted against the backend. The backend gets only the fields that may
+// be trailer fields, and the client the backend's answer.
+func TestTrailerFieldsABackendMustNotReadThereAreDropped(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: sh, match: "/sh/*", mode: shadow, shadow_writes: true}
+  - {name: mod, match: "/mod/*", mode: modern}
+`)
+	const trailer = "X-Sum: abc\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Strangler-Primary-Status: 200\r\n" +
+		"X_User: admin\r\nHost: evil.example\r\nAuthorization: Bearer stolen\r\nX-HTTP-Method-Override: PUT\r\n" +
+		"Content-Length: 0\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\nTrailer: X-Sum\r\nIf-Match: *\r\n"
+	for i, target := range []string{"/uploads", "/sh/a", "/mod/a"} {
+		id := fmt.Sprint("trailer4-", i)
+		resp, out := rawHTTP(t, r.public, id, "POST", target, "Transfer-Encoding: chunked\r\n", "2\r\n{}\r\n0\r\n"+trailer+"\r\n")
+		if resp.StatusCode != http.StatusCreated {
+			t.Errorf("POST %s: %d %s; want the backend's 201", target, resp.StatusCode, out)
+			continue
+		}
+		reached := append(legacy.received(t, id), modern.received(t, id)...)
+		if len(reached) == 0 {
+			t.Errorf("POST %s: no backend received it", target)
+		}
+		for _, got := range reached {
+			if len(got.Trailer) != 1 || got.Trailer.Get("X-Sum") != "abc" || got.Body != "{}" {
+				t.Errorf("POST %s: %s received body %q, trailer %v; want {} and X-Sum alone", target, got.URI, got.Body, got.Trailer)
+			}
+		}
+	}
+}
