@@ -154,3 +154,43 @@ func TestTrailerFieldsABackendMustNotReadThereAreDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCharacterNFKCMakesASCIIIsReadAsThat: the facade refused a path
+// that matches another route with its fullwidth characters read as ASCII,
+// the way Unicode's compatibility normalisation (NFKC) reads them; but
+// NFKC makes ASCII of many more (found by the red team, each 201 from
+// legacy alone past a dual-write route): ʳ and 𝐫 are r, ﬁ is fi, and ‥
+// (two dot leader) is .., so /x/‥/records is /records. They are refused
+// like the fullwidth forms, and characters NFKC keeps pass.
+func TestEveryCharacterNFKCMakesASCIIIsReadAsThat(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: create-record, match: "POST /records", mode: dual-write}
+  - {name: create-file, match: "POST /files", mode: dual-write}
+`)
+	for i, c := range []struct {
+		target, says string // says: in the refusal, "" when the request passes
+	}{
+		{"/%CA%B3ecords", "create-record"},        // ʳecords
+		{"/%F0%9D%90%ABecords", "create-record"},  // 𝐫ecords
+		{"/%E2%93%A1ecords", "create-record"},     // ⓡecords
+		{"/%EF%AC%81les", "create-file"},          // ﬁles
+		{"/x/%E2%80%A5/records", "create-record"}, // x/‥/records
+		{"/records%EF%B9%94x", "NFKC"},            // records﹔x: ; is a path parameter
+		{"/%E2%80%A5/records", "NFKC"},            // ‥ above the root
+		{"/caf%C3%A9", ""},                        // café
+		{"/%E6%97%A5%E6%9C%AC", ""},               // 日本
+		{"/records", ""},
+	} {
+		id := fmt.Sprint("nfkc", i)
+		resp, out := rawHTTP(t, r.public, id, "POST", c.target, "Content-Length: 2\r\n", "{}")
+		n := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch {
+		case c.says == "" && resp.StatusCode >= 300:
+			t.Errorf("POST %s: %d %s; want it served", c.target, resp.StatusCode, out)
+		case c.says != "" && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, c.says)):
+			t.Errorf("POST %s: %d %s; want 400 naming %s", c.target, resp.StatusCode, out, c.says)
+		case c.says != "" && n > 0:
+			t.Errorf("POST %s: refused, yet the backends received %d requests", c.target, n)
+		}
+	}
+}

@@ -26,6 +26,14 @@ func TestFold(t *testing.T) {
 		{in: "/caf%C3%A9", want: "/caf%C3%A9"},
 		{in: "/%E6%97%A5%E6%9C%AC", want: "/%E6%97%A5%E6%9C%AC"},
 		{in: "/a%C3%89b", want: "/a%C3%89b"}, // É is no ASCII letter in any case
+		// Whatever else NFKC makes ASCII: ʳ, ⓡ, 𝐫 are r, ﬁ is fi, ‥ is ..,
+		// ﹨ is \ and ﹔ is ;.
+		{in: "/%CA%B3ecords/%E2%93%A1/%F0%9D%90%AB", want: "/records/r/r"},
+		{in: "/%EF%AC%81les", want: "/files"},
+		{in: "/x/%E2%80%A5/records", want: "/records"},
+		{in: "/%E2%80%A5", err: errFoldRefused},
+		{in: "/records%EF%B9%A8", err: errFoldRefused},
+		{in: "/records%EF%B9%94x", err: errFoldRefused},
 		{in: "/records%EF%BC%BC", err: errFoldRefused},
 		{in: "/%EF%BC%8E%EF%BC%8E", err: errFoldRefused},
 	} {
