@@ -219,7 +219,9 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 	// parameter once decoded: only a query with neither "method" nor an
 	// escape in it is passed over unparsed.
 	if q := r.URL.RawQuery; strings.Contains(q, "method") || strings.Contains(q, "%") {
-		v, _ := url.ParseQuery(q)
+		// Go's parser drops a pair holding ";" whole, where Rack 2 and
+		// Python before 3.9.2 split on it: a=1;_method=PUT is two pairs.
+		v, _ := url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
 		for name, vs := range v {
 			if phpName(name) == "_method" {
 				add(vs)
