@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // These tests continue the red team's attacks (redteam_e2e_test.go to
@@ -194,6 +195,41 @@ func TestEveryCharacterNFKCMakesASCIIIsReadAsThat(t *testing.T) {
 			t.Errorf("POST %s: %d %s; want 400 naming %s", c.target, resp.StatusCode, out, c.says)
 		case c.says != "" && n > 0:
 			t.Errorf("POST %s: refused, yet the backends received %d requests", c.target, n)
+		}
+	}
+}
+
+// TestManyMethodOverridesAreRefusedCheaply: each method a request asks to
+// be read as is matched against the routes, on its path as sent and read
+// loosely; a client sending 15,000 in one header beside a long non-ASCII
+// path held a core for over 20 seconds a request (found by the red
+// team). More than 8 distinct ones are refused with 400 at once; the
+// same one repeated counts once.
+func TestManyMethodOverridesAreRefusedCheaply(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+	path := "/R" + strings.Repeat("%EF%BD%92", 3000)
+	for i, c := range []struct {
+		values string
+		status int
+	}{
+		{strings.Repeat("A,", 15000), 201},
+		{"A,B,C,D,E,F,G,H,I", 400},
+		{strings.Repeat("POST,", 1000), 201},
+	} {
+		id := fmt.Sprint("many", i)
+		start := time.Now()
+		resp, out := rawHTTP(t, r.public, id, "POST", path, "X-HTTP-Method-Override: "+c.values+"\r\nContent-Length: 0\r\n", "")
+		took := time.Since(start)
+		reached := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch want := c.status; {
+		case resp.StatusCode != want:
+			t.Errorf("%.20s…: %d %s; want %d", c.values, resp.StatusCode, out, want)
+		case want == 400 && (!strings.Contains(out, "more than 8") || reached > 0):
+			t.Errorf("%.20s…: %s, %d backends reached; want a refusal naming the bound, and none", c.values, out, reached)
+		case took > 5*time.Second:
+			t.Errorf("%.20s…: answered after %v", c.values, took)
 		}
 	}
 }

@@ -253,7 +253,9 @@ func IsForm(contentType string) bool {
 // PUT to it; Node joins repeated headers so).
 func appendOverride(ms []string, v string) []string {
 	for e := range strings.SplitSeq(v, ",") {
-		ms = append(ms, strings.ToUpper(strings.TrimSpace(e)))
+		if e = strings.TrimSpace(e); e != "" {
+			ms = append(ms, strings.ToUpper(e))
+		}
 	}
 	return ms
 }
