@@ -138,7 +138,7 @@ func foldUnicode(p string) (string, error) {
 				case '/', '.':
 					b.WriteByte(c)
 				default:
-					b.WriteString("%" + string(upperHex[c>>4]) + string(upperHex[c&15]))
+					b.Write([]byte{'%', upperHex[c>>4], upperHex[c&15]})
 				}
 			}
 		case unicode.ToLower(r) < utf8.RuneSelf:
@@ -161,17 +161,16 @@ func foldUnicode(p string) (string, error) {
 // are r, ﬁ is fi, ‥ is .., ﹨ is \.
 func asciiForm(r rune) string {
 	var buf [utf8.UTFMax]byte
-	in := buf[:utf8.EncodeRune(buf[:], r)]
-	if norm.NFKC.IsNormal(in) {
-		return ""
-	}
-	out := norm.NFKC.Bytes(in)
-	for _, c := range out {
+	// The compatibility decomposition is NFKC's result when it is ASCII,
+	// which composes no further; it is read from the tables, without
+	// allocating.
+	d := norm.NFKC.Properties(buf[:utf8.EncodeRune(buf[:], r)]).Decomposition()
+	for _, c := range d {
 		if c >= utf8.RuneSelf {
 			return ""
 		}
 	}
-	return string(out)
+	return string(d)
 }
 
 // encodedRuneAt decodes the non-ASCII character percent-encoded in UTF-8
