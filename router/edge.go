@@ -43,7 +43,8 @@ func (t *Table) admit(req *http.Request) (canonical.Request, *route, []string, e
 // reach the PUT route's resource past it; a write routed as a POST would
 // be journaled as one while the primary read it as another method).
 func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
-	other, err := t.matchFolded(req.Method, key, rt)
+	p := &loosePath{key: key}
+	other, err := t.matchFolded(req.Method, p, rt)
 	switch {
 	case err != nil:
 		return err
@@ -51,7 +52,7 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 		return &canonical.Refusal{Status: http.StatusBadRequest,
 			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
-	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, key, rt)
+	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, p, rt)
 }
 
 // checkOverrides refuses a request of method, routed to rt, that asks to
@@ -59,7 +60,7 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 // as a backend reading paths loosely reads it (POST /Records/4 standing
 // for a PUT reached a dual-write PUT /records/{id} past it; found by the
 // red team).
-func (t *Table) checkOverrides(methods []string, method, key string, rt *route) error {
+func (t *Table) checkOverrides(methods []string, method string, p *loosePath, rt *route) error {
 	// Each costs a match and a folded match; a client sending thousands
 	// ("A,A1,A2,…" in one header) held a core for seconds.
 	if methods = slices.Compact(slices.Sorted(slices.Values(methods))); len(methods) > maxOverrides {
@@ -69,14 +70,11 @@ func (t *Table) checkOverrides(methods []string, method, key string, rt *route) 
 		if m == method {
 			continue
 		}
-		other, _ := t.match(m, key)
-		if other == rt {
-			var err error
-			if other, err = t.matchFolded(m, key, rt); err != nil {
-				return err
-			}
+		other, err := t.otherRoute(m, p, rt)
+		if err != nil {
+			return err
 		}
-		if other != nil && other != rt {
+		if other != nil {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
 		}
@@ -109,12 +107,13 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bo
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
 	// or OPTIONS writes nothing past a route.
+	p := &loosePath{key: key}
 	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
-		other, _ := t.match(m, key)
-		if other == x.route {
-			other, _ = t.matchFolded(m, key, x.route)
+		if m == req.Method || isSafe(m) {
+			return false
 		}
-		return m != req.Method && !isSafe(m) && other != nil && other != x.route
+		other, _ := t.otherRoute(m, p, x.route)
+		return other != nil
 	}) {
 		return true
 	}
@@ -132,7 +131,7 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request, key string) bo
 	}
 	ms, err := canonical.BodyMethodOverrides(types[0], x.replay)
 	if err == nil {
-		err = t.checkOverrides(ms, req.Method, key, x.route)
+		err = t.checkOverrides(ms, req.Method, p, x.route)
 	}
 	if err != nil {
 		t.refuse(x, req, err)
