@@ -32,6 +32,11 @@ type clientBody struct {
 	w       http.ResponseWriter
 	timeout time.Duration
 	limit   int64 // 0: unlimited
+	// trailer is the request's trailer map, which the server fills as the
+	// body ends; cleanTrailer drops from it what no backend may read there,
+	// before the end of the body is read and a backend is sent the map.
+	trailer      http.Header
+	cleanTrailer func(http.Header)
 
 	// mu guards the rest: the transport reads the body on its own
 	// goroutine, the stall timer fires on another, and the handler settles
@@ -47,9 +52,10 @@ type clientBody struct {
 
 // wrap puts req's body behind b. The stall timer only runs while a
 // read waits for the client: a backend slow to take the body is not the
-// client's fault.
-func (b *clientBody) wrap(req *http.Request, w http.ResponseWriter, timeout time.Duration, limit int64) {
+// client's fault. clean is called on req's trailer fields once they came.
+func (b *clientBody) wrap(req *http.Request, w http.ResponseWriter, timeout time.Duration, limit int64, clean func(http.Header)) {
 	b.body, b.w, b.timeout, b.limit = req.Body, w, timeout, limit
+	b.trailer, b.cleanTrailer = req.Trailer, clean
 	req.Body = b
 }
 
@@ -87,6 +93,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	case err != nil && err != io.EOF:
 		b.err = fmt.Errorf("%w: %w", errBodyIncomplete, err)
 	default:
+		if err == io.EOF && len(b.trailer) > 0 {
+			b.cleanTrailer(b.trailer)
+		}
 		return n, err
 	}
 	return n, b.err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 
 	"strangler/edge"
 	"strangler/edge/canonical"
@@ -41,7 +42,8 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 // reach the PUT route's resource past it; a write routed as a POST would
 // be journaled as one while the primary read it as another method).
 func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
-	other, err := t.matchFolded(req.Method, key, rt)
+	p := &loosePath{key: key}
+	other, err := t.matchFolded(req.Method, p, rt)
 	switch {
 	case err != nil:
 		return err
@@ -49,14 +51,29 @@ func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
 		return &canonical.Refusal{Status: http.StatusBadRequest,
 			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
-	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, key, rt)
+	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, p, rt)
 }
 
 // checkOverrides refuses a request of method, routed to rt, that asks to
-// be read as one of methods another route serves.
-func (t *Table) checkOverrides(methods []string, method, key string, rt *route) error {
+// be read as one of methods another route serves, on its path as sent or
+// as a backend reading paths loosely reads it (POST /Records/4 standing
+// for a PUT reached a dual-write PUT /records/{id} past it; found by the
+// red team).
+func (t *Table) checkOverrides(methods []string, method string, p *loosePath, rt *route) error {
+	// Each costs a match and a folded match; a client sending thousands
+	// ("A,A1,A2,…" in one header) held a core for seconds.
+	if methods = slices.Compact(slices.Sorted(slices.Values(methods))); len(methods) > maxOverrides {
+		return errManyOverrides
+	}
 	for _, m := range methods {
-		if other, _ := t.match(m, key); m != method && other != rt {
+		if m == method {
+			continue
+		}
+		other, err := t.otherRoute(m, p, rt)
+		if err != nil {
+			return err
+		}
+		if other != nil {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
 		}
@@ -64,39 +81,56 @@ func (t *Table) checkOverrides(methods []string, method, key string, rt *route) 
 	return nil
 }
 
-// checkFormOverride refuses a POST whose form body has a _method field
-// naming a method another route serves on its path (Rails, Laravel and
-// Symfony read it as the request's method): a form POSTing _method=PUT
-// reached legacy alone, past a dual-write PUT route (found by the red
-// team). The body is read only when it is a form and another route serves
-// a write method on the path, buffered as a replayed body is
-// (max_replay_body, replay_budget), before any backend sees a byte. It
-// reports whether to go on.
+// maxOverrides bounds the distinct methods a request may ask to be read
+// as: one is what a client means.
+const maxOverrides = 8
+
+var errManyOverrides = &canonical.Refusal{Status: http.StatusBadRequest,
+	Msg: "the request overrides its method (X-HTTP-Method-Override or _method) with more than 8 methods; send one"}
+
+// checkFormOverride refuses a POST whose form or JSON body has a _method
+// field naming a method another route serves on its path (Rails, Laravel
+// and Symfony read a form's, Laravel a JSON object's, as the request's
+// method): a form POSTing _method=PUT reached legacy alone, past a
+// dual-write PUT route, and so did JSON (found by the red team). The body
+// is read only when it is a form or JSON and another route serves a
+// write method on the path, buffered as a replayed body is
+// (max_replay_body, replay_budget), before any backend sees a byte; a
+// body in a Content-Encoding, which the facade does not undo and Express
+// does, is refused (415) unread. It reports whether to go on.
 func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
-	key := x.key
 	types := req.Header.Values("Content-Type")
-	if req.Method != http.MethodPost || req.ContentLength == 0 || !slices.ContainsFunc(types, canonical.IsForm) {
+	if req.Method != http.MethodPost || req.ContentLength == 0 ||
+		!slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
 	// or OPTIONS writes nothing past a route.
+	p := &loosePath{key: x.key}
 	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
-		other, _ := t.match(m, key)
-		return m != req.Method && !isSafe(m) && other != x.route
+		if m == req.Method || isSafe(m) {
+			return false
+		}
+		other, _ := t.otherRoute(m, p, x.route)
+		return other != nil
 	}) {
 		return true
 	}
-	if len(types) > 1 {
+	switch {
+	case len(types) > 1:
 		// A backend may read another of them than the first.
 		t.refuse(x, req, errContentTypes)
+		return false
+	case encoded(req.Header):
+		t.refuse(x, req, errEncodedForm)
 		return false
 	}
 	if !t.bufferForReplay(x, req) {
 		return false
 	}
-	ms, err := canonical.FormMethodOverrides(types[0], x.replay)
+	ms, err := canonical.BodyMethodOverrides(types[0], x.replay)
 	if err == nil {
-		err = t.checkOverrides(ms, req.Method, key, x.route)
+		err = t.checkOverrides(ms, req.Method, p, x.route)
 	}
 	if err != nil {
 		t.refuse(x, req, err)
@@ -104,6 +138,25 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	}
 	return true
 }
+
+// encoded reports a Content-Encoding other than identity.
+func encoded(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errEncodedForm refuses a form or JSON body in a Content-Encoding on a
+// path where a _method field in it would matter: Express's body parsers
+// undo gzip, deflate and br before method-override reads the field, and
+// the facade does not look inside.
+var errEncodedForm = &canonical.Refusal{Status: http.StatusUnsupportedMediaType,
+	Msg: "the form or JSON body has a Content-Encoding, and a _method field in it could give the request another route's method; send it without one"}
 
 // useCanonical makes req's URL the canonical one, which every later step
 // reads and the backend receives. The query stays as the client sent it.
@@ -124,7 +177,8 @@ func (t *Table) admitBody(x *exchange, w http.ResponseWriter, req *http.Request)
 		t.refuse(x, req, errBodyOverMax)
 		return false
 	}
-	x.body.wrap(req, w, t.bodyTimeout, x.route.maxBody)
+	trusted := t.isTrusted(req.RemoteAddr)
+	x.body.wrap(req, w, t.bodyTimeout, x.route.maxBody, func(h http.Header) { t.dropTrailer(h, trusted) })
 	return true
 }
 

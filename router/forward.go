@@ -76,7 +76,7 @@ type refusal string
 // The refusals.
 const (
 	refusedMethod         refusal = "method"           // 405: a method the facade does not pass
-	refusedRequest        refusal = "bad_request"      // 400: a path, header or framing the edge refuses
+	refusedRequest        refusal = "bad_request"      // 400 (415: an encoded body a _method may hide in): a path, header or framing the edge refuses
 	refusedBodyIncomplete refusal = "body_incomplete"  // 400: a body that ended early or broke
 	refusedBodyTimeout    refusal = "body_timeout"     // 408
 	refusedBodyTooLarge   refusal = "body_too_large"   // 413: over max_body

@@ -310,13 +310,31 @@ func (t *Table) match(method, key string) (*route, []string) {
 	return rt, slices.Clone(rctx.URLParams.Values)
 }
 
+// loosePath is a route key and, once asked for, its folded form
+// (canonical.Fold), which costs a pass over the path: a request's checks
+// fold it once.
+type loosePath struct {
+	key    string
+	folded string
+	err    error
+	done   bool
+}
+
+func (p *loosePath) fold() (string, error) {
+	if !p.done {
+		p.folded, p.err = canonical.Fold(p.key)
+		p.done = true
+	}
+	return p.folded, p.err
+}
+
 // matchFolded finds the route a backend reading paths loosely
 // (canonical.Fold) would give the request, and reports whether it is
 // another than rt, the route the facade gave it: the route the path
 // would bypass. A path whose folded form no route takes bypasses none.
-func (t *Table) matchFolded(method, key string, rt *route) (*route, error) {
-	folded, err := canonical.Fold(key)
-	if err != nil || folded == key && !t.foldAll {
+func (t *Table) matchFolded(method string, p *loosePath, rt *route) (*route, error) {
+	folded, err := p.fold()
+	if err != nil || folded == p.key && !t.foldAll {
 		return nil, err
 	}
 	rctx := t.rctxPool.Get().(*chi.Context)
@@ -325,6 +343,16 @@ func (t *Table) matchFolded(method, key string, rt *route) (*route, error) {
 		return other, nil
 	}
 	return nil, nil
+}
+
+// otherRoute is the route other than rt that a request of method on path
+// p reaches, as sent or as a backend reading paths loosely reads it; nil
+// if there is none.
+func (t *Table) otherRoute(method string, p *loosePath, rt *route) (*route, error) {
+	if other, _ := t.match(method, p.key); other != rt {
+		return other, nil
+	}
+	return t.matchFolded(method, p, rt)
 }
 
 // find returns the route rs gives a method and route key, nil if none,

@@ -4,20 +4,24 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
-// errFoldRefused refuses a path that, once its fullwidth forms are read as
-// ASCII, holds what the facade refuses: ＼ as \, ；as ;, ．．above the root.
-var errFoldRefused = badRequest("the path, with its fullwidth characters read as ASCII, is one the facade refuses")
+// errFoldRefused refuses a path that, once the characters NFKC makes ASCII
+// are read as that, holds what the facade refuses: ＼ as \, ；as ;, ．．or
+// ‥ above the root.
+var errFoldRefused = badRequest("the path, with its fullwidth and other characters Unicode NFKC makes ASCII read as ASCII, is one the facade refuses")
 
 // Fold returns route key p (a canonical path without its trailing slash)
 // as a backend that reads paths loosely may route it: ASCII letters in
 // lower case (IIS, ASP.NET, Spring with case-insensitive matching, MySQL
 // collations behind a PHP router), and so the letters whose upper or
 // lower case is an ASCII letter (ſ is S and K, the Kelvin sign, is k to
-// Java's equalsIgnoreCase and .NET's ToUpperInvariant; ı is I), fullwidth
-// forms of ASCII (U+FF01 to U+FF5E, which Unicode NFKC and Windows'
-// best-fit mapping turn into ASCII: ／ is /, ．is .) as ASCII, and dots
+// Java's equalsIgnoreCase and .NET's ToUpperInvariant; ı is I), the
+// characters Unicode's compatibility normalisation (NFKC) turns into ASCII
+// as that ASCII (fullwidth forms, which Windows' best-fit mapping turns
+// into ASCII too: ／ is /, ．is .; and ʳ is r, ﬁ is fi, ‥ is ..), and dots
 // and spaces ending a segment
 // dropped (Windows drops them from file names, so IIS serves /records. as
 // /records). The router refuses a path whose folded form matches another
@@ -113,7 +117,8 @@ func hasNonASCII(p string) bool {
 }
 
 // foldUnicode reads the non-ASCII characters in p that stand for ASCII
-// ones (fullwidth forms, letters whose case is an ASCII letter) as those,
+// ones (those NFKC makes ASCII, as fullwidth forms, and letters whose case
+// is an ASCII letter) as those,
 // and canonicalizes the result: a fullwidth / splits a segment, a
 // fullwidth . makes a dot segment, a fullwidth \ is refused.
 func foldUnicode(p string) (string, error) {
@@ -125,13 +130,16 @@ func foldUnicode(p string) (string, error) {
 			continue
 		}
 		i += n - 1
+		ascii := asciiForm(r)
 		switch {
-		case r >= 0xFF01 && r <= 0xFF5E: // fullwidth forms
-			switch c := byte(r - 0xFEE0); c {
-			case '/', '.':
-				b.WriteByte(c)
-			default:
-				b.WriteString("%" + string(upperHex[c>>4]) + string(upperHex[c&15]))
+		case ascii != "":
+			for _, c := range []byte(ascii) {
+				switch c {
+				case '/', '.':
+					b.WriteByte(c)
+				default:
+					b.Write([]byte{'%', upperHex[c>>4], upperHex[c&15]})
+				}
 			}
 		case unicode.ToLower(r) < utf8.RuneSelf:
 			b.WriteRune(unicode.ToLower(r))
@@ -146,6 +154,23 @@ func foldUnicode(p string) (string, error) {
 		return "", errFoldRefused
 	}
 	return c.Escaped, nil
+}
+
+// asciiForm is the ASCII text Unicode's compatibility normalisation
+// (NFKC) makes of r, "" if it makes anything else: ｒ (fullwidth) and ʳ
+// are r, ﬁ is fi, ‥ is .., ﹨ is \.
+func asciiForm(r rune) string {
+	var buf [utf8.UTFMax]byte
+	// The compatibility decomposition is NFKC's result when it is ASCII,
+	// which composes no further; it is read from the tables, without
+	// allocating.
+	d := norm.NFKC.Properties(buf[:utf8.EncodeRune(buf[:], r)]).Decomposition()
+	for _, c := range d {
+		if c >= utf8.RuneSelf {
+			return ""
+		}
+	}
+	return string(d)
 }
 
 // encodedRuneAt decodes the non-ASCII character percent-encoded in UTF-8

@@ -2,6 +2,7 @@ package canonical
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -64,6 +65,11 @@ var (
 	errTwoAuth       = badRequest("the request has more than one Authorization header")
 	errHost          = badRequest("the request has more than one Host, or a Host differing from its authority")
 	errOddHeaderName = badRequest("a header name holds a character other than letters, digits and - (such as _ or .)")
+	// A fragment is no part of a request-target (RFC 9112 section 3.2),
+	// and its readings differ: a URI parser ends the path at "#" (PUT
+	// /records/4#/../5 is /records/4), a path normaliser reads it as data
+	// (/records/5). Envoy refuses it too.
+	errFragment = badRequest("the request-target contains a fragment (#), which is not sent in requests; encode it as %23 if it is data")
 )
 
 // Admit decides whether r may go on and, if so, returns its canonical form.
@@ -88,6 +94,9 @@ func (p *Policy) Admit(r *http.Request) (Request, error) {
 			return Request{}, errStar
 		}
 		return Request{OptionsStar: true}, nil
+	}
+	if strings.IndexByte(target, '#') >= 0 {
+		return Request{}, errFragment
 	}
 	if err := p.checkHeaders(r); err != nil {
 		return Request{}, err
@@ -183,7 +192,7 @@ func targetPath(target string) string {
 var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
 // MethodOverrides returns the methods r asks a backend to read it as,
-// upper-cased as Symfony does: the values of the method-override headers,
+// upper-cased as Symfony does (appendOverride): the values of the method-override headers,
 // also spelled with _ for - when underscores says such names reach the
 // backend (CGI and PHP read X_HTTP_Method_Override as
 // X-HTTP-Method-Override), and of a _method query parameter (Symfony and
@@ -193,7 +202,7 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 	var ms []string
 	add := func(vs []string) {
 		for _, v := range vs {
-			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+			ms = appendOverride(ms, v)
 		}
 	}
 	for _, h := range methodOverrideHeaders {
@@ -210,7 +219,9 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 	// parameter once decoded: only a query with neither "method" nor an
 	// escape in it is passed over unparsed.
 	if q := r.URL.RawQuery; strings.Contains(q, "method") || strings.Contains(q, "%") {
-		v, _ := url.ParseQuery(q)
+		// Go's parser drops a pair holding ";" whole, where Rack 2 and
+		// Python before 3.9.2 split on it: a=1;_method=PUT is two pairs.
+		v, _ := url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
 		for name, vs := range v {
 			if phpName(name) == "_method" {
 				add(vs)
@@ -236,21 +247,54 @@ func IsForm(contentType string) bool {
 	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
 }
 
-// FormMethodOverrides returns the methods a POST's form body (the whole
-// of it) asks a backend to read the request as: the values of its
-// _method fields, urlencoded or multipart, in any spelling PHP registers
-// as _method, upper-cased. A body that does not parse whole is an error:
-// a backend parsing it more leniently (Rack 2 splits fields on ";" too)
-// might find a _method field where this found none.
-func FormMethodOverrides(contentType string, body []byte) ([]string, error) {
+// appendOverride appends to ms the methods override value v may stand
+// for: v upper-cased as Symfony reads it, and each of its comma-separated
+// elements, as Express's method-override takes the first ("PUT, POST" is
+// PUT to it; Node joins repeated headers so).
+func appendOverride(ms []string, v string) []string {
+	for e := range strings.SplitSeq(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			ms = append(ms, strings.ToUpper(e))
+		}
+	}
+	return ms
+}
+
+// IsJSON reports whether a request with Content-Type contentType has a
+// JSON body, as Laravel reads it (the type holds "/json" or "+json", in any
+// case here): Laravel then reads the POST's method from a top-level
+// _method field of that JSON, as it does from a form's.
+func IsJSON(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	return strings.Contains(ct, "/json") || strings.Contains(ct, "+json")
+}
+
+// BodyMethodOverrides returns the methods a POST's body (the whole of it)
+// asks a backend to read the request as: the values of its _method
+// fields, upper-cased, in a form (urlencoded or multipart, in any spelling
+// PHP registers as _method) and at the top of a JSON object (every one of
+// them, should the key repeat), as the type says (IsForm, IsJSON; both if
+// both). A body that does not parse whole is an error: a backend parsing
+// it more leniently (Rack 2 splits form fields on ";" too) might find a
+// _method field where this found none.
+func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
+	var ms []string
+	if IsJSON(contentType) {
+		var err error
+		if ms, err = jsonMethodOverrides(body); err != nil {
+			return nil, err
+		}
+	}
+	if !IsForm(contentType) {
+		return ms, nil
+	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return nil, errFormBody
 	}
-	var ms []string
 	add := func(name, v string) {
 		if phpName(name) == "_method" {
-			ms = append(ms, strings.ToUpper(strings.TrimSpace(v)))
+			ms = appendOverride(ms, v)
 		}
 	}
 	switch mt {
@@ -286,9 +330,40 @@ func FormMethodOverrides(contentType string, body []byte) ([]string, error) {
 	return ms, nil
 }
 
-// errFormBody refuses a form body that does not parse, on a path where a
-// _method field in it would matter.
-var errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
+// jsonMethodOverrides returns the string values of the "_method" keys at
+// the top of JSON object body (none if body is another JSON value). A
+// body that is not one JSON value is errJSONBody.
+func jsonMethodOverrides(body []byte) ([]string, error) {
+	if !json.Valid(body) {
+		return nil, errJSONBody
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, _ := dec.Token(); tok != json.Delim('{') {
+		return nil, nil
+	}
+	var ms []string
+	for dec.More() {
+		key, _ := dec.Token() // a string: body is valid JSON
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errJSONBody
+		}
+		// Laravel reads a string; it refuses an array or object, and a
+		// number, boolean or null names no method.
+		var s string
+		if key == "_method" && json.Unmarshal(v, &s) == nil {
+			ms = appendOverride(ms, s)
+		}
+	}
+	return ms, nil
+}
+
+// errFormBody and errJSONBody refuse a body that does not parse, on a
+// path where a _method field in it would matter.
+var (
+	errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
+	errJSONBody = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+)
 
 // phpName is query parameter name k as PHP registers it, and so as
 // Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and

@@ -38,6 +38,10 @@ func TestAdmit(t *testing.T) {
 		{name: "an absolute-form target is routed on its path", r: req("GET", "http://evil.example/a/../b?q"), want: "/b"},
 		{name: "an absolute-form target without a path is the root", r: req("GET", "http://evil.example?q"), want: "/"},
 		{name: "a bad path is refused", r: req("GET", "/a/../../etc/passwd"), err: errAboveRoot},
+		{name: "a fragment is refused", r: req("PUT", "/records/4#/../5"), err: errFragment},
+		{name: "a fragment in the query is refused", r: req("GET", "/a?x#y"), err: errFragment},
+		{name: "a fragment in an absolute-form target is refused", r: req("GET", "http://evil.example#/a"), err: errFragment},
+		{name: "an encoded # is data", r: req("GET", "/a%23b"), want: "/a%23b"},
 		{name: "two Authorization headers are refused", r: req("GET", "/a", "Authorization", "Bearer a", "Authorization", "Bearer b"), err: errTwoAuth},
 		{name: "a Host beside a differing authority is refused", r: req("GET", "/a", "Host", "other.example"), err: errHost},
 		{name: "a Host equal to the authority passes", r: req("GET", "/a", "Host", "EXAMPLE.com"), want: "/a"},
@@ -98,7 +102,7 @@ func TestIsForm(t *testing.T) {
 	}
 }
 
-func TestFormMethodOverrides(t *testing.T) {
+func TestBodyMethodOverrides(t *testing.T) {
 	mp := func(name, value string) string {
 		return "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n--b--\r\n"
 	}
@@ -113,7 +117,19 @@ func TestFormMethodOverrides(t *testing.T) {
 		{form, "a=1&method=PUT", ""},
 		{multipart, mp("_method", "put"), "PUT"},
 		{multipart, mp("title", "put"), ""},
-		{"application/json", `{"_method":"PUT"}`, ""},
+		// Laravel reads a JSON object's _method as a form's.
+		{"application/json", `{"_method":"PUT"}`, "PUT"},
+		{"application/vnd.api+json; charset=utf-8", `{"a":[1,{"_method":"x"}],"_method":" delete "}`, "DELETE"},
+		{"Application/JSON", `{"\u005fmethod":"patch"}`, "PATCH"},
+		{"application/json", `{"_method":"PUT","_method":"POST"}`, "PUT"},
+		{"application/json", `{"a":{"_method":"PUT"}}`, ""},
+		{"application/json", `[{"_method":"PUT"}]`, ""},
+		{"application/json", `{"_method":["PUT"]}`, ""},
+		{"application/json", `{"_method":"PUT"} x`, "error"},
+		{"application/json", `{"_method":"PUT"`, "error"},
+		{"text/plain", `{"_method":"PUT"}`, ""},
+		// Express's method-override takes the first of a list.
+		{form, "_method=PUT,POST", "PUT"},
 		{form, "", ""},
 		// What does not parse whole may hold a _method another parser finds.
 		{form, "a=1;_method=PUT", "error"},
@@ -124,7 +140,7 @@ func TestFormMethodOverrides(t *testing.T) {
 		{"application/x-www-form-urlencoded, application/json", "_method=PUT", "error"},
 	} {
 		got := ""
-		ms, err := FormMethodOverrides(c.contentType, []byte(c.body))
+		ms, err := BodyMethodOverrides(c.contentType, []byte(c.body))
 		switch {
 		case err != nil:
 			got = "error"
