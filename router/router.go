@@ -46,7 +46,7 @@ type Router struct {
 	// a reload keeps warm connection pools.
 	upstreams []*upstream.Upstream
 	// repairs carries read-repair keys from the request path to RunRepairs.
-	repairs chan repairKey
+	repairs *repairKeys
 }
 
 // Deps are what the router needs besides configuration.
@@ -100,7 +100,7 @@ func New(d Deps) *Router {
 	if d.Metrics != nil {
 		budget.gauge = d.Metrics.replayBuffered
 	}
-	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: make(chan repairKey, repairQueue)}
+	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)}}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

@@ -67,7 +67,7 @@ type Table struct {
 	buffers  *bufferPool
 	rctxPool sync.Pool
 	journal  Journal
-	repairs  chan repairKey
+	repairs  *repairKeys
 	hasher   *phi.Hasher
 	samples  shadow.SampleStore
 	noise    NoiseStore
