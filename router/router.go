@@ -47,6 +47,9 @@ type Router struct {
 	upstreams []*upstream.Upstream
 	// repairs carries read-repair keys from the request path to RunRepairs.
 	repairs *repairKeys
+	// sampling is held while a shadow mismatch sample is being stored
+	// (keepSample).
+	sampling chan struct{}
 }
 
 // Deps are what the router needs besides configuration.
@@ -100,7 +103,8 @@ func New(d Deps) *Router {
 	if d.Metrics != nil {
 		budget.gauge = d.Metrics.replayBuffered
 	}
-	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)}}
+	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)},
+		sampling: make(chan struct{}, 1)}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

@@ -213,10 +213,33 @@ func (j *shadowJob) run() {
 	// Without the store's hash key (the store not reached yet) a sample
 	// could not be told apart from others, nor stored: none is kept.
 	if res.Outcome == shadow.Mismatch && j.t.hasher.Ready() {
-		sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
-		if err := j.t.samples.Add(j.ctx, sample); err != nil {
-			j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
-		}
+		j.keepSample(res)
+	}
+}
+
+// sampleTimeout bounds the storing of one mismatch sample.
+const sampleTimeout = 5 * time.Second
+
+// keepSample stores a sample of the mismatch res, unless another sample
+// is being stored: samples are written one at a time per replica, each
+// within sampleTimeout. A store that is slow, or whose samples table is
+// locked, then holds one of its connections for samples, never all of
+// them (the dual-write journal needs them), and no shadow copy waits
+// on it; a mismatch while one is being written is counted, and keeps no
+// sample (the store keeps only the newest of a route anyway).
+func (j *shadowJob) keepSample(res shadow.Result) {
+	select {
+	case j.t.sampling <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-j.t.sampling }()
+	rt, sh := j.route, j.route.shadow
+	sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
+	ctx, cancel := context.WithTimeout(j.ctx, sampleTimeout)
+	defer cancel()
+	if err := j.t.samples.Add(ctx, sample); err != nil {
+		j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
 	}
 }
 

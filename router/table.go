@@ -68,6 +68,7 @@ type Table struct {
 	rctxPool sync.Pool
 	journal  Journal
 	repairs  *repairKeys
+	sampling chan struct{}
 	hasher   *phi.Hasher
 	samples  shadow.SampleStore
 	noise    NoiseStore
@@ -112,22 +113,23 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		}
 	}()
 	t = &Table{
-		exact:   newRouteSet(len(cfg.Routes)),
-		folded:  newRouteSet(len(cfg.Routes)),
-		byName:  make(map[string]*route, len(cfg.Routes)),
-		legacy:  legacy,
-		modern:  modern,
-		metrics: r.deps.Metrics,
-		log:     r.deps.Log,
-		buffers: r.buffers,
-		budget:  r.budget,
-		journal: r.deps.Journal,
-		repairs: r.repairs,
-		samples: r.deps.Samples,
-		noise:   r.deps.Noise,
-		now:     r.deps.Now,
-		hasher:  r.deps.Hasher,
-		schemas: r.deps.Schemas,
+		exact:    newRouteSet(len(cfg.Routes)),
+		folded:   newRouteSet(len(cfg.Routes)),
+		byName:   make(map[string]*route, len(cfg.Routes)),
+		legacy:   legacy,
+		modern:   modern,
+		metrics:  r.deps.Metrics,
+		log:      r.deps.Log,
+		buffers:  r.buffers,
+		budget:   r.budget,
+		journal:  r.deps.Journal,
+		repairs:  r.repairs,
+		samples:  r.deps.Samples,
+		sampling: r.sampling,
+		noise:    r.deps.Noise,
+		now:      r.deps.Now,
+		hasher:   r.deps.Hasher,
+		schemas:  r.deps.Schemas,
 
 		schemaStore: r.deps.SchemaStore,
 	}
