@@ -117,27 +117,10 @@ func permanent(status int) bool {
 	return status >= 400 && status <= 499
 }
 
-// retryAfter is the wait a secondary's 429 or 503 asks for in its
-// Retry-After header (RFC 9110 section 10.2.3: seconds or an HTTP date),
-// 0 when it asks for none or the value means nothing. Other statuses do
-// not make the header a request to wait (RFC 6585 section 4 for 429).
-func retryAfter(status int, value string, now time.Time) time.Duration {
-	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable || value == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseUint(value, 10, 32); err == nil {
-		return time.Duration(secs) * time.Second
-	}
-	if at, err := http.ParseTime(value); err == nil {
-		return max(at.Sub(now), 0)
-	}
-	return 0
-}
-
 // send replays the write to up with the headers that let the secondary
 // apply it once (the same Idempotency-Key on every attempt) and keep the
 // primary's identity of what it created. It returns the status and the
-// wait the answer asks for (retryAfter).
+// wait the answer asks for (upstream.RetryAfter).
 func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repair) (int, time.Duration, error) {
 	target, err := url.ParseRequestURI(r.Target)
 	if err != nil {
@@ -167,7 +150,7 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repai
 	// says is not kept: it may describe patient data.
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
-	return resp.StatusCode, retryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now()), nil
+	return resp.StatusCode, upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now()), nil
 }
 
 // key is the Idempotency-Key the secondary gets for r: its intent id,

@@ -50,6 +50,9 @@ type Router struct {
 	// sampling is held while a shadow mismatch sample is being stored
 	// (keepSample).
 	sampling chan struct{}
+	// shadowHold says which backends asked for no shadow copies, and
+	// until when.
+	shadowHold *holdOff
 }
 
 // Deps are what the router needs besides configuration.
@@ -104,7 +107,7 @@ func New(d Deps) *Router {
 		budget.gauge = d.Metrics.replayBuffered
 	}
 	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)},
-		sampling: make(chan struct{}, 1)}
+		sampling: make(chan struct{}, 1), shadowHold: &holdOff{until: map[string]time.Time{}}}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

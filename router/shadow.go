@@ -83,6 +83,17 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
+	other := t.modern
+	if rt.primary == domain.Modern {
+		other = t.legacy
+	}
+	if t.shadowHold.held(other.Name, t.now()) {
+		// The other side asked for no requests for now (Retry-After):
+		// a copy is load it can do without.
+		t.metrics.shadowResult(rt.name, "dropped")
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
 	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return
 	}
@@ -261,6 +272,12 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 		return shadow.Response{}, err
 	}
 	defer resp.Body.Close()
+	if up == j.otherUp {
+		now := j.t.now()
+		if wait := upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), now); wait > 0 {
+			j.t.shadowHold.hold(j.t.log, up.Name, resp.StatusCode, now, wait)
+		}
+	}
 	// Read one byte past the cap, so that a body exactly at the cap is not
 	// taken for a longer one, and no further.
 	c := j.route.shadow.capture()
