@@ -228,27 +228,28 @@ func (j *shadowJob) run() {
 	}
 }
 
-// sampleTimeout bounds the storing of one mismatch sample.
+// sampleTimeout bounds the storing of one mismatch sample, its wait for
+// its turn included.
 const sampleTimeout = 5 * time.Second
 
-// keepSample stores a sample of the mismatch res, unless another sample
-// is being stored: samples are written one at a time per replica, each
-// within sampleTimeout. A store that is slow, or whose samples table is
-// locked, then holds one of its connections for samples, never all of
-// them (the dual-write journal needs them), and no shadow copy waits
-// on it; a mismatch while one is being written is counted, and keeps no
-// sample (the store keeps only the newest of a route anyway).
+// keepSample stores a sample of the mismatch res. Samples are written one
+// at a time per replica, and each gets sampleTimeout to wait for its turn
+// and be written: a store that is slow, or whose samples table is locked,
+// then holds one of its connections for samples, never all of them (the
+// dual-write journal needs them), and every shadow copy ends within that
+// bound. A sample that could not be written in time is not kept; the
+// mismatch is counted all the same, and the one being written logs why.
 func (j *shadowJob) keepSample(res shadow.Result) {
+	ctx, cancel := context.WithTimeout(j.ctx, sampleTimeout)
+	defer cancel()
 	select {
 	case j.t.sampling <- struct{}{}:
-	default:
+	case <-ctx.Done():
 		return
 	}
 	defer func() { <-j.t.sampling }()
 	rt, sh := j.route, j.route.shadow
 	sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
-	ctx, cancel := context.WithTimeout(j.ctx, sampleTimeout)
-	defer cancel()
 	if err := j.t.samples.Add(ctx, sample); err != nil {
 		j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
 	}
