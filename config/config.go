@@ -187,6 +187,18 @@ type Shutdown struct {
 	Grace Duration `yaml:"grace"`
 }
 
+// AfterGrace is the longest a stopping facade waits, after
+// shutdown.grace, for requests whose clients it cut off but which are
+// still at a backend: a dual write's primary may yet answer, and its
+// answer must be recorded, or a restart finds the write unknown for an
+// operator. It is the longer backend timeout plus the store's bound on
+// recording an outcome (10 s) and some slack. An orchestrator's kill
+// must come no sooner than shutdown.delay + shutdown.grace + AfterGrace
+// after SIGTERM.
+func (c *Config) AfterGrace() time.Duration {
+	return time.Duration(max(c.Backends.Legacy.Timeout, c.Backends.Modern.Timeout)) + 12*time.Second
+}
+
 // Route says where requests matching one pattern go.
 type Route struct {
 	// Name identifies the route in metrics, logs and the admin API.

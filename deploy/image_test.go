@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"strangler/config/configfile"
 )
@@ -314,12 +315,13 @@ func (d dockerignore) excludes(path string) bool {
 // composeFile is the part of deploy/compose.yaml these tests read.
 type composeFile struct {
 	Services map[string]struct {
-		Build       *struct{ Context, Dockerfile string } `yaml:"build"`
-		Command     []string                              `yaml:"command"`
-		Environment map[string]string                     `yaml:"environment"`
-		Volumes     []string                              `yaml:"volumes"`
-		Ports       []string                              `yaml:"ports"`
-		Healthcheck *struct{ Test []string }              `yaml:"healthcheck"`
+		Build           *struct{ Context, Dockerfile string } `yaml:"build"`
+		Command         []string                              `yaml:"command"`
+		Environment     map[string]string                     `yaml:"environment"`
+		Volumes         []string                              `yaml:"volumes"`
+		Ports           []string                              `yaml:"ports"`
+		Healthcheck     *struct{ Test []string }              `yaml:"healthcheck"`
+		StopGracePeriod string                                `yaml:"stop_grace_period"`
 	} `yaml:"services"`
 }
 
@@ -378,6 +380,12 @@ func TestCompose(t *testing.T) {
 	if len(cfg.Warnings) > 0 || len(cfg.EncryptionKeys()) == 0 {
 		t.Errorf("compose's strangler.yaml: warnings %v, %d store keys; its dual writes journal patients' bodies, which must be encrypted",
 			cfg.Warnings, len(cfg.EncryptionKeys()))
+	}
+
+	// docker compose stop kills the facade stop_grace_period after
+	// SIGTERM: after its whole drain.
+	if got, err := time.ParseDuration(facade.StopGracePeriod); err != nil || got < drainNeeds(cfg) {
+		t.Errorf("the strangler service's stop_grace_period is %q; %s need %v", facade.StopGracePeriod, drainSteps(cfg), drainNeeds(cfg))
 	}
 
 	// The healthcheck runs the image's binary (no shell in distroless) on

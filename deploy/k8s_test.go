@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -374,7 +375,10 @@ func TestKubernetesProbes(t *testing.T) {
 
 // TestKubernetesGivesTheDrainItsTime: the kubelet kills the pod
 // terminationGracePeriodSeconds after it starts the preStop sleep, which
-// must leave room for shutdown.delay and shutdown.grace after it.
+// must leave room after it for shutdown.delay, shutdown.grace and the
+// wait for dual writes still at their primary (AfterGrace): killed
+// during that wait, a write the primary applied is left unknown for an
+// operator.
 func TestKubernetesGivesTheDrainItsTime(t *testing.T) {
 	b := readK8sBase(t)
 	spec := b.deployment.Template.Spec
@@ -383,11 +387,22 @@ func TestKubernetesGivesTheDrainItsTime(t *testing.T) {
 	if sleep == 0 {
 		t.Error("no preStop sleep: endpoints may still send requests when the drain starts")
 	}
-	need := sleep + time.Duration(cfg.Shutdown.Delay) + time.Duration(cfg.Shutdown.Grace)
-	if got := time.Duration(spec.TerminationGracePeriodSeconds) * time.Second; got < need {
-		t.Errorf("terminationGracePeriodSeconds is %v; preStop %v + shutdown.delay %v + shutdown.grace %v need %v",
-			got, sleep, time.Duration(cfg.Shutdown.Delay), time.Duration(cfg.Shutdown.Grace), need)
+	if got, need := time.Duration(spec.TerminationGracePeriodSeconds)*time.Second, sleep+drainNeeds(cfg); got < need {
+		t.Errorf("terminationGracePeriodSeconds is %v; preStop %v + %s need %v", got, sleep, drainSteps(cfg), need)
 	}
+}
+
+// drainNeeds is how long after SIGTERM the facade of cfg may take to
+// stop without leaving a write unknown: shutdown.delay, shutdown.grace,
+// and the wait for the primary's answers to writes still at it.
+func drainNeeds(cfg *config.Config) time.Duration {
+	return time.Duration(cfg.Shutdown.Delay) + time.Duration(cfg.Shutdown.Grace) + cfg.AfterGrace()
+}
+
+// drainSteps names drainNeeds' parts, for a test's message.
+func drainSteps(cfg *config.Config) string {
+	return fmt.Sprintf("shutdown.delay %v + shutdown.grace %v + the wait for writes at their primary %v (the longer backend timeout + 12 s)",
+		time.Duration(cfg.Shutdown.Delay), time.Duration(cfg.Shutdown.Grace), cfg.AfterGrace())
 }
 
 // TestKubernetesConfigMap loads the ConfigMap's strangler.yaml with

@@ -43,7 +43,7 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		<-w.slots
 		// Without its request there is nothing to send; an operator can
 		// configure the key again and retry it, or discard it.
-		w.fail(ctx, r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true)
+		w.fail(ctx, r, r.PayloadErr.Error()+"; configure that key again and retry the write, or discard it", true, 0)
 		return false
 	}
 	if field := unsendable(r.Outcome); field != "" {
@@ -51,12 +51,20 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		// No attempt could ever carry it: the write waits for an operator
 		// instead of being retried for hours with its resource held back.
 		w.fail(ctx, r, "the primary's answer gave "+field+" a character no HTTP header may carry (such as a control character); "+
-			"apply the write to the secondary by hand and discard it", true)
+			"apply the write to the secondary by hand and discard it", true, 0)
+		return false
+	}
+	if until, ok := w.paused(up.Name); ok {
+		<-w.slots
+		// Sending it would only add to the load the secondary asked to
+		// be spared; it goes once the wait is over.
+		w.fail(ctx, r, fmt.Sprintf("not sent: the secondary (%s) asked for no requests before %s (Retry-After)", up.Name, until.UTC().Format(time.RFC3339)),
+			false, until.Sub(w.now()))
 		return false
 	}
 	sendCtx, cancel := context.WithTimeout(context.Background(), deliveryTimeout(up))
 	defer cancel()
-	status, err := w.send(sendCtx, up, r)
+	status, wait, err := w.send(sendCtx, up, r)
 	// The slots bound the deliveries running at once (repairs.workers),
 	// not the recording of their results, which waits for the store.
 	<-w.slots
@@ -66,11 +74,14 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 		return true
 	case err == nil && permanent(status):
 		reason := fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status))
-		w.fail(ctx, r, reason, true)
+		w.fail(ctx, r, reason, true, 0)
 	case err != nil:
-		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, upstream.Describe(err)), false)
+		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) did not answer: %v", up.Name, upstream.Describe(err)), false, 0)
 	default:
-		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false)
+		if wait > 0 {
+			w.pause(up.Name, status, wait)
+		}
+		w.fail(ctx, r, fmt.Sprintf("the secondary (%s) answered %d %s", up.Name, status, http.StatusText(status)), false, wait)
 	}
 	return false
 }
@@ -108,11 +119,12 @@ func permanent(status int) bool {
 
 // send replays the write to up with the headers that let the secondary
 // apply it once (the same Idempotency-Key on every attempt) and keep the
-// primary's identity of what it created.
-func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repair) (int, error) {
+// primary's identity of what it created. It returns the status and the
+// wait the answer asks for (upstream.RetryAfter).
+func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repair) (int, time.Duration, error) {
 	target, err := url.ParseRequestURI(r.Target)
 	if err != nil {
-		return 0, fmt.Errorf("journaled target %q: %w", r.Target, err)
+		return 0, 0, fmt.Errorf("journaled target %q: %w", r.Target, err)
 	}
 	h := r.Header.Clone()
 	h.Set("Idempotency-Key", w.key(r))
@@ -131,14 +143,14 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repai
 	resp, err := up.RoundTrip(upstream.NewRequest(ctx, r.Method, up.Target(target), h, r.Body))
 	if err != nil {
 		end(0, err)
-		return 0, err
+		return 0, 0, err
 	}
 	end(resp.StatusCode, nil)
 	// Read a little of the body so the connection can be reused; what it
 	// says is not kept: it may describe patient data.
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now()), nil
 }
 
 // key is the Idempotency-Key the secondary gets for r: its intent id,
@@ -155,11 +167,12 @@ func (w *Worker) key(r domain.Repair) string {
 }
 
 // fail records a failed delivery: dead when the secondary refused it for
-// good or the attempts are used up, otherwise due again after a backoff.
-func (w *Worker) fail(ctx context.Context, r domain.Repair, reason string, permanent bool) {
+// good or the attempts are used up, otherwise due again after a backoff,
+// and not before wait (what the secondary asked for) has passed.
+func (w *Worker) fail(ctx context.Context, r domain.Repair, reason string, permanent bool, wait time.Duration) {
 	s := w.settings.Load()
 	dead := permanent || r.Attempts+1 >= s.MaxAttempts
-	retryAt := w.now().Add(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)))
+	retryAt := w.now().Add(max(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff))))
 	result := "failed"
 	if dead {
 		result = "dead"
@@ -191,6 +204,17 @@ func (w *Worker) settle(ctx context.Context, r domain.Repair, result string, rec
 			return
 		}
 	}
+}
+
+// afterWait is when, after a wait the secondary asked for (up to
+// maxDelay), a write goes again: up to a quarter later, so that the writes
+// held back together do not all arrive the moment the wait ends.
+func afterWait(wait, maxDelay time.Duration) time.Duration {
+	if wait <= 0 {
+		return 0
+	}
+	wait = min(wait, maxDelay)
+	return wait + rand.N(wait/4+1)
 }
 
 // sleep waits for d, or reports false at once when ctx ends first.

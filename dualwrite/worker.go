@@ -106,6 +106,9 @@ type Worker struct {
 	sending      map[string]bool
 	stopping     bool
 	reservations sync.WaitGroup
+	// pausedUntil holds, per backend, the end of the wait its last
+	// answer asked for (Retry-After): no delivery goes to it before.
+	pausedUntil map[string]time.Time
 }
 
 // Intervals of the worker's housekeeping.
@@ -144,8 +147,9 @@ func New(q Queue, routes Routes, kicks *Kicks, settings config.Repairs, reg prom
 		handOffs: make(chan struct{}, handOffsPerWorker*settings.Workers),
 		freed:    make(chan struct{}, 1),
 
-		delivering: map[string]bool{},
-		sending:    map[string]bool{},
+		delivering:  map[string]bool{},
+		sending:     map[string]bool{},
+		pausedUntil: map[string]time.Time{},
 	}
 	if w.kicks == nil {
 		w.kicks = NewKicks()
@@ -438,4 +442,32 @@ func (w *Worker) purge(ctx context.Context) {
 	} else if n > 0 {
 		w.log.Info("purged delivered dual writes", "count", n)
 	}
+}
+
+// pause holds back the deliveries to backend for wait (up to
+// repairs.max_backoff), as its answer with status asked: a secondary that
+// is overloaded or in maintenance says when to come back, and every write
+// sent to it meanwhile would only add to its load.
+func (w *Worker) pause(backend string, status int, wait time.Duration) {
+	until := w.now().Add(min(wait, time.Duration(w.settings.Load().MaxBackoff)))
+	w.mu.Lock()
+	was := w.pausedUntil[backend]
+	if until.After(was) {
+		w.pausedUntil[backend] = until
+	}
+	w.mu.Unlock()
+	// Once per pause, not per answer of the deliveries that were under way.
+	if !w.now().Before(was) {
+		w.log.Warn("the secondary asked for no requests for a while (Retry-After); dual writes to it wait until then",
+			"backend", backend, "status", status, "until", until.UTC())
+	}
+}
+
+// paused reports whether deliveries to backend are held back, and until
+// when.
+func (w *Worker) paused(backend string) (time.Time, bool) {
+	w.mu.Lock()
+	until := w.pausedUntil[backend]
+	w.mu.Unlock()
+	return until, w.now().Before(until)
 }

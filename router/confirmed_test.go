@@ -49,7 +49,7 @@ func TestNotFoundFallbacksThatLegacyAlsoLacksAreConfirmedMissing(t *testing.T) {
 				t.Errorf("the route counts %d fallbacks and %d confirmed missing, want %d and %d",
 					w.Fallbacks, w.ConfirmedMissing, wantFallbacks, wantMissing)
 			}
-			queued := len(f.router.repairs)
+			queued := len(f.router.repairs.ch)
 			if tc.gap && queued != 1 || !tc.gap && queued != 0 {
 				t.Errorf("%d keys queued for read repair, want %d: only a patient legacy has can be copied", queued, wantFallbacks)
 			}

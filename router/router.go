@@ -45,7 +45,13 @@ type Router struct {
 	// a reload keeps warm connection pools.
 	upstreams []*upstream.Upstream
 	// repairs carries read-repair keys from the request path to RunRepairs.
-	repairs chan repairKey
+	repairs *repairKeys
+	// sampling is held while a shadow mismatch sample is being stored
+	// (keepSample).
+	sampling chan struct{}
+	// shadowHold says which backends asked for no shadow copies, and
+	// until when.
+	shadowHold *holdOff
 }
 
 // Deps are what the router needs besides configuration.
@@ -99,7 +105,8 @@ func New(d Deps) *Router {
 	if d.Metrics != nil {
 		budget.gauge = d.Metrics.replayBuffered
 	}
-	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: make(chan repairKey, repairQueue)}
+	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)},
+		sampling: make(chan struct{}, 1), shadowHold: &holdOff{until: map[string]time.Time{}}}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

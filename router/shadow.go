@@ -83,6 +83,17 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
+	other := t.modern
+	if rt.primary == domain.Modern {
+		other = t.legacy
+	}
+	if t.shadowHold.held(other.Name, t.now()) {
+		// The other side asked for no requests for now (Retry-After):
+		// a copy is load it can do without.
+		t.metrics.shadowResult(rt.name, "dropped")
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
 	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return
 	}
@@ -213,10 +224,34 @@ func (j *shadowJob) run() {
 	// Without the store's hash key (the store not reached yet) a sample
 	// could not be told apart from others, nor stored: none is kept.
 	if res.Outcome == shadow.Mismatch && j.t.hasher.Ready() {
-		sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
-		if err := j.t.samples.Add(j.ctx, sample); err != nil {
-			j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
-		}
+		j.keepSample(res)
+	}
+}
+
+// sampleTimeout bounds the storing of one mismatch sample, its wait for
+// its turn included.
+const sampleTimeout = 5 * time.Second
+
+// keepSample stores a sample of the mismatch res. Samples are written one
+// at a time per replica, and each gets sampleTimeout to wait for its turn
+// and be written: a store that is slow, or whose samples table is locked,
+// then holds one of its connections for samples, never all of them (the
+// dual-write journal needs them), and every shadow copy ends within that
+// bound. A sample that could not be written in time is not kept; the
+// mismatch is counted all the same, and the one being written logs why.
+func (j *shadowJob) keepSample(res shadow.Result) {
+	ctx, cancel := context.WithTimeout(j.ctx, sampleTimeout)
+	defer cancel()
+	select {
+	case j.t.sampling <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-j.t.sampling }()
+	rt, sh := j.route, j.route.shadow
+	sample := shadow.NewSample(rt.name, j.t.now(), j.copy, j.primaryUp.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Redactor())
+	if err := j.t.samples.Add(ctx, sample); err != nil {
+		j.t.log.Warn("storing a shadow mismatch sample failed", "route", rt.name, "error", err)
 	}
 }
 
@@ -238,6 +273,12 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 		return shadow.Response{}, err
 	}
 	defer resp.Body.Close()
+	if up == j.otherUp {
+		now := j.t.now()
+		if wait := upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), now); wait > 0 {
+			j.t.shadowHold.hold(j.t.log, up.Name, resp.StatusCode, now, wait)
+		}
+	}
 	// Read one byte past the cap, so that a body exactly at the cap is not
 	// taken for a longer one, and no further.
 	c := j.route.shadow.capture()

@@ -61,18 +61,20 @@ type Table struct {
 	// Idempotency-Key.
 	idempotencyScope []config.Credential
 
-	trusted  []netip.Prefix
-	metrics  *Metrics
-	log      *slog.Logger
-	buffers  *bufferPool
-	rctxPool sync.Pool
-	journal  Journal
-	repairs  chan repairKey
-	hasher   *phi.Hasher
-	samples  shadow.SampleStore
-	noise    NoiseStore
-	now      func() time.Time
-	tracing  *tracing
+	trusted    []netip.Prefix
+	metrics    *Metrics
+	log        *slog.Logger
+	buffers    *bufferPool
+	rctxPool   sync.Pool
+	journal    Journal
+	repairs    *repairKeys
+	sampling   chan struct{}
+	shadowHold *holdOff
+	hasher     *phi.Hasher
+	samples    shadow.SampleStore
+	noise      NoiseStore
+	now        func() time.Time
+	tracing    *tracing
 	// force verifies X-Strangler-Force values; nil when force_token_key
 	// is not set, which turns them off.
 	force *force.Key
@@ -112,22 +114,24 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		}
 	}()
 	t = &Table{
-		exact:   newRouteSet(len(cfg.Routes)),
-		folded:  newRouteSet(len(cfg.Routes)),
-		byName:  make(map[string]*route, len(cfg.Routes)),
-		legacy:  legacy,
-		modern:  modern,
-		metrics: r.deps.Metrics,
-		log:     r.deps.Log,
-		buffers: r.buffers,
-		budget:  r.budget,
-		journal: r.deps.Journal,
-		repairs: r.repairs,
-		samples: r.deps.Samples,
-		noise:   r.deps.Noise,
-		now:     r.deps.Now,
-		hasher:  r.deps.Hasher,
-		schemas: r.deps.Schemas,
+		exact:      newRouteSet(len(cfg.Routes)),
+		folded:     newRouteSet(len(cfg.Routes)),
+		byName:     make(map[string]*route, len(cfg.Routes)),
+		legacy:     legacy,
+		modern:     modern,
+		metrics:    r.deps.Metrics,
+		log:        r.deps.Log,
+		buffers:    r.buffers,
+		budget:     r.budget,
+		journal:    r.deps.Journal,
+		repairs:    r.repairs,
+		samples:    r.deps.Samples,
+		sampling:   r.sampling,
+		shadowHold: r.shadowHold,
+		noise:      r.deps.Noise,
+		now:        r.deps.Now,
+		hasher:     r.deps.Hasher,
+		schemas:    r.deps.Schemas,
 
 		schemaStore: r.deps.SchemaStore,
 	}

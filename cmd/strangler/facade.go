@@ -268,13 +268,12 @@ func (f *facade) counted(h http.Handler) http.Handler {
 // has not answered still gets its answer, and records it (so the write
 // ends pending, not unknown for an operator), before the journal and the
 // worker stop. It waits as long as a primary may take to answer and the
-// store to take the outcome, no longer.
+// store to take the outcome (config's AfterGrace), no longer.
 func (f *facade) awaitHandlers() {
 	if f.handling.Load() == 0 {
 		return
 	}
-	b := f.current.Load().Backends
-	bound := time.Duration(max(b.Legacy.Timeout, b.Modern.Timeout)) + handlerMargin
+	bound := f.current.Load().AfterGrace()
 	f.log.Info("waiting for requests still at a backend after the shutdown grace", "requests", f.handling.Load(), "max_wait_s", bound.Seconds())
 	deadline := time.Now().Add(bound)
 	for f.handling.Load() > 0 {
@@ -285,10 +284,6 @@ func (f *facade) awaitHandlers() {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-// handlerMargin is what awaitHandlers allows beyond a backend's timeout:
-// the store's bound on recording an outcome (10 s) and some slack.
-const handlerMargin = 12 * time.Second
 
 // drain waits for ctx to end (SIGTERM), then fails readiness and waits
 // shutdown.delay for load balancers to stop sending traffic before the

@@ -1,0 +1,81 @@
+package dualwrite
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/domain"
+)
+
+// TestASecondaryAskingToWaitGetsNoDeliveriesUntilThen: a secondary that
+// answers 503 or 429 with Retry-After (overloaded, in maintenance) gets
+// neither that write again nor any other write before the wait it asked
+// for is over, instead of one retry per backoff (a second) and every new
+// write at once; afterwards all of them arrive. Both forms of the header
+// (seconds and an HTTP date), on a real store and a real secondary.
+func TestASecondaryAskingToWaitGetsNoDeliveriesUntilThen(t *testing.T) {
+	for name, c := range map[string]struct {
+		status int
+		header func(now time.Time) string
+	}{
+		"503 with seconds":      {http.StatusServiceUnavailable, func(time.Time) string { return "120" }},
+		"429 with an HTTP date": {http.StatusTooManyRequests, func(now time.Time) string { return now.Add(120 * time.Second).UTC().Format(http.TimeFormat) }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := testSettings
+			s.Backoff = config.Duration(time.Second)
+			s.MaxBackoff = config.Duration(time.Hour)
+			r := newRig(t, sqlite(t), s)
+			var busy atomic.Bool
+			busy.Store(true)
+			r.modern.SetHandler(func(w http.ResponseWriter, _ *http.Request) {
+				if busy.Load() {
+					w.Header().Set("Retry-After", c.header(r.clock.Now()))
+					w.WriteHeader(c.status)
+				}
+			})
+			r.journal(put("w1", "1", `{"v":1}`), domain.Outcome{Status: 200})
+			r.deliverDue(r.w)
+			if n := r.modern.Hits(); n != 1 {
+				t.Fatalf("the secondary got %d deliveries, want 1", n)
+			}
+			start := r.clock.Now()
+			if got := r.repair("w1").NextAttemptAt.Sub(start); got < 120*time.Second || got > 151*time.Second {
+				t.Errorf("the write is due again after %v, want 120 s (what the secondary asked) to 150 s (jitter)", got)
+			}
+
+			// Another write, and the first one's backoff passed: neither
+			// goes while the wait runs.
+			r.journal(put("w2", "2", `{"v":2}`), domain.Outcome{Status: 200})
+			for range 3 {
+				r.clock.Advance(30 * time.Second)
+				r.deliverDue(r.w)
+			}
+			if n := r.modern.Hits(); n != 1 {
+				t.Errorf("90 s into the 120 s the secondary asked for, it got %d deliveries, want still 1", n)
+			}
+			if rep := r.repair("w2"); rep.State != domain.StatePending || !strings.Contains(rep.LastError, "Retry-After") ||
+				rep.NextAttemptAt.Before(start.Add(120*time.Second)) {
+				t.Errorf("the write journaled during the wait: %s, due %v after the answer, %q; want pending, not before 120 s, saying why",
+					rep.State, rep.NextAttemptAt.Sub(start), rep.LastError)
+			}
+			if lines := r.logs.Lines(t, "the secondary asked for no requests for a while (Retry-After); dual writes to it wait until then"); len(lines) != 1 {
+				t.Errorf("got %d log lines about the wait, want 1", len(lines))
+			}
+
+			// Once the wait is over, both go.
+			busy.Store(false)
+			r.clock.Set(start.Add(151 * time.Second))
+			r.deliverDue(r.w)
+			for _, id := range []string{"w1", "w2"} {
+				if st := r.repair(id).State; st != domain.StateDone {
+					t.Errorf("after the wait %s is %s, want done", id, st)
+				}
+			}
+		})
+	}
+}
