@@ -90,7 +90,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	if t.shadowHold.held(other.Name, t.now()) {
 		// The other side asked for no requests for now (Retry-After):
 		// a copy is load it can do without.
-		t.metrics.shadowResult(rt.name, "dropped")
+		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
