@@ -54,7 +54,7 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 			"apply the write to the secondary by hand and discard it", true, 0)
 		return false
 	}
-	if until, ok := w.paused(up.Name); ok {
+	if until, ok := w.holds.Held(up.Name, w.now()); ok {
 		<-w.slots
 		// Sending it would only add to the load the secondary asked to
 		// be spared; it goes once the wait is over.

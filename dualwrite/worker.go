@@ -106,9 +106,9 @@ type Worker struct {
 	sending      map[string]bool
 	stopping     bool
 	reservations sync.WaitGroup
-	// pausedUntil holds, per backend, the end of the wait its last
-	// answer asked for (Retry-After): no delivery goes to it before.
-	pausedUntil map[string]time.Time
+	// holds says until when each backend asked for no requests
+	// (Retry-After): no delivery goes to it before.
+	holds upstream.Holds
 }
 
 // Intervals of the worker's housekeeping.
@@ -147,9 +147,8 @@ func New(q Queue, routes Routes, kicks *Kicks, settings config.Repairs, reg prom
 		handOffs: make(chan struct{}, handOffsPerWorker*settings.Workers),
 		freed:    make(chan struct{}, 1),
 
-		delivering:  map[string]bool{},
-		sending:     map[string]bool{},
-		pausedUntil: map[string]time.Time{},
+		delivering: map[string]bool{},
+		sending:    map[string]bool{},
 	}
 	if w.kicks == nil {
 		w.kicks = NewKicks()
@@ -449,25 +448,9 @@ func (w *Worker) purge(ctx context.Context) {
 // is overloaded or in maintenance says when to come back, and every write
 // sent to it meanwhile would only add to its load.
 func (w *Worker) pause(backend string, status int, wait time.Duration) {
-	until := w.now().Add(min(wait, time.Duration(w.settings.Load().MaxBackoff)))
-	w.mu.Lock()
-	was := w.pausedUntil[backend]
-	if until.After(was) {
-		w.pausedUntil[backend] = until
-	}
-	w.mu.Unlock()
-	// Once per pause, not per answer of the deliveries that were under way.
-	if !w.now().Before(was) {
+	until, began := w.holds.Hold(backend, w.now(), min(wait, time.Duration(w.settings.Load().MaxBackoff)))
+	if began {
 		w.log.Warn("the secondary asked for no requests for a while (Retry-After); dual writes to it wait until then",
 			"backend", backend, "status", status, "until", until.UTC())
 	}
-}
-
-// paused reports whether deliveries to backend are held back, and until
-// when.
-func (w *Worker) paused(backend string) (time.Time, bool) {
-	w.mu.Lock()
-	until := w.pausedUntil[backend]
-	w.mu.Unlock()
-	return until, w.now().Before(until)
 }

@@ -50,8 +50,8 @@ type Router struct {
 	// (keepSample).
 	sampling chan struct{}
 	// shadowHold says which backends asked for no shadow copies, and
-	// until when.
-	shadowHold *holdOff
+	// until when; it outlives reloads: every table reads it.
+	shadowHold *upstream.Holds
 }
 
 // Deps are what the router needs besides configuration.
@@ -106,7 +106,7 @@ func New(d Deps) *Router {
 		budget.gauge = d.Metrics.replayBuffered
 	}
 	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)},
-		sampling: make(chan struct{}, 1), shadowHold: &holdOff{until: map[string]time.Time{}}}
+		sampling: make(chan struct{}, 1), shadowHold: &upstream.Holds{}}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

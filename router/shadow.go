@@ -87,7 +87,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	if rt.primary == domain.Modern {
 		other = t.legacy
 	}
-	if t.shadowHold.held(other.Name, t.now()) {
+	if _, held := t.shadowHold.Held(other.Name, t.now()); held {
 		// The other side asked for no requests for now (Retry-After):
 		// a copy is load it can do without.
 		t.metrics.shadowResult(rt, "dropped")
@@ -276,7 +276,10 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 	if up == j.otherUp {
 		now := j.t.now()
 		if wait := upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), now); wait > 0 {
-			j.t.shadowHold.hold(j.t.log, up.Name, resp.StatusCode, now, wait)
+			if until, began := j.t.shadowHold.Hold(up.Name, now, min(wait, maxShadowHold)); began {
+				j.t.log.Warn("a shadow backend asked for no requests for a while (Retry-After); shadow copies to it are dropped until then",
+					"backend", up.Name, "status", resp.StatusCode, "until", until.UTC())
+			}
 		}
 	}
 	// Read one byte past the cap, so that a body exactly at the cap is not
@@ -328,3 +331,8 @@ func (t *Table) learnedNoise(route string, fields []string) {
 		}
 	}
 }
+
+// maxShadowHold bounds how long a backend's Retry-After stops shadow
+// copies to it: a copy is optional load, but a day of no comparisons
+// because of one odd header would go unnoticed.
+const maxShadowHold = 5 * time.Minute

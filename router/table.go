@@ -69,7 +69,7 @@ type Table struct {
 	journal    Journal
 	repairs    *repairKeys
 	sampling   chan struct{}
-	shadowHold *holdOff
+	shadowHold *upstream.Holds
 	hasher     *phi.Hasher
 	samples    shadow.SampleStore
 	noise      NoiseStore

@@ -3,6 +3,7 @@ package upstream
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -21,4 +22,41 @@ func RetryAfter(status int, value string, now time.Time) time.Duration {
 		return max(at.Sub(now), 0)
 	}
 	return 0
+}
+
+// Holds keeps, per backend, until when it asked for no requests
+// (RetryAfter), for the senders that honour it: dual-write deliveries and
+// shadow copies. The zero value holds nothing back.
+type Holds struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// Hold holds requests to backend back until now+wait, unless they already
+// are for longer. It returns the end of the hold, and whether a hold began
+// (none ran at now), for the caller to log once per hold rather than once
+// per answer of the requests that were under way.
+func (h *Holds) Hold(backend string, now time.Time, wait time.Duration) (until time.Time, began bool) {
+	until = now.Add(wait)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	was := h.until[backend]
+	began = !now.Before(was)
+	if !until.After(was) {
+		return was, began
+	}
+	if h.until == nil {
+		h.until = map[string]time.Time{}
+	}
+	h.until[backend] = until
+	return until, began
+}
+
+// Held returns until when requests to backend are held back, and whether
+// they are at now.
+func (h *Holds) Held(backend string, now time.Time) (time.Time, bool) {
+	h.mu.Lock()
+	until := h.until[backend]
+	h.mu.Unlock()
+	return until, now.Before(until)
 }
