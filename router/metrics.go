@@ -58,23 +58,11 @@ func (m *Metrics) refused(route string, why refusal) {
 }
 
 func (m *Metrics) shadowResult(rt *route, result string) {
-	i := slices.Index(shadowResults[:], result)
-	if i < 0 {
-		m.shadowResults.WithLabelValues(rt.name, result).Inc()
-		return
-	}
-	rt.series.shadowResults[i].get(m.shadowResults, rt.name, result).Inc()
+	count(m.shadowResults, rt.series.shadowResults[:], shadowResults[:], rt.name, result)
 }
 
 func (m *Metrics) shadowDuration(rt *route, d time.Duration) {
-	s := &rt.series.shadowDuration
-	o := s.Load()
-	if o == nil {
-		h := m.shadowDurations.WithLabelValues(rt.name)
-		o = &h
-		s.Store(o)
-	}
-	(*o).Observe(d.Seconds())
+	rt.series.shadowDuration.get(m.shadowDurations, rt.name).Observe(d.Seconds())
 }
 
 // DualWrite counts one step of a dual write; the repair worker counts the
@@ -129,22 +117,21 @@ func (m *Metrics) exchange(rt *route, backend string, code int, d time.Duration)
 		return
 	}
 	b.requests(m, rt.name, backend, code).Inc()
-	o := b.duration.Load()
-	if o == nil {
-		h := m.duration.WithLabelValues(rt.name, backend)
-		o = &h
-		b.duration.Store(o)
-	}
-	(*o).Observe(d.Seconds())
+	b.duration.get(m.duration, rt.name, backend).Observe(d.Seconds())
 }
 
 func (m *Metrics) fallback(rt *route, reason string) {
-	i := slices.Index(fallbackReasons[:], reason)
-	if i < 0 {
-		m.fallbacks.WithLabelValues(rt.name, reason).Inc()
+	count(m.fallbacks, rt.series.fallbacks[:], fallbackReasons[:], rt.name, reason)
+}
+
+// count counts one in vec's series of route and value, through the
+// route's kept handle (kept[i] for values[i]) when value is one of values.
+func count(vec *prometheus.CounterVec, kept []counterSeries, values []string, route, value string) {
+	if i := slices.Index(values, value); i >= 0 {
+		kept[i].get(vec, route, value).Inc()
 		return
 	}
-	rt.series.fallbacks[i].get(m.fallbacks, rt.name, reason).Inc()
+	vec.WithLabelValues(route, value).Inc()
 }
 
 // routeSeries are a route's handles on the series the request path
@@ -158,12 +145,12 @@ type routeSeries struct {
 	legacy, modern backendSeries
 	fallbacks      [len(fallbackReasons)]counterSeries
 	shadowResults  [len(shadowResults)]counterSeries
-	shadowDuration atomic.Pointer[prometheus.Observer]
+	shadowDuration observerSeries
 }
 
 // backendSeries are a route's series of exchanges with one backend.
 type backendSeries struct {
-	duration atomic.Pointer[prometheus.Observer]
+	duration observerSeries
 	// codes are the request counters of the last status codes counted, a
 	// few, as a route answers with few codes at a time.
 	codes [4]atomic.Pointer[codeCounter]
@@ -199,6 +186,20 @@ func (s *counterSeries) get(vec *prometheus.CounterVec, route, value string) pro
 	c := vec.WithLabelValues(route, value)
 	s.p.Store(&c)
 	return c
+}
+
+// observerSeries is a route's handle on one histogram series.
+type observerSeries struct {
+	p atomic.Pointer[prometheus.Observer]
+}
+
+func (s *observerSeries) get(vec *prometheus.HistogramVec, labels ...string) prometheus.Observer {
+	if o := s.p.Load(); o != nil {
+		return *o
+	}
+	o := vec.WithLabelValues(labels...)
+	s.p.Store(&o)
+	return o
 }
 
 // setModes publishes the table's route modes, forgetting removed routes
