@@ -28,11 +28,12 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 		return in, err
 	}
 	x.key = canonical.RouteKey(in.Path.Escaped)
+	x.loose = loosePath{key: x.key}
 	x.route, x.params = t.match(req.Method, x.key)
 	if in.Path.EncodedSlash && !x.route.allowEncodedSlash {
 		return in, canonical.ErrEncodedSlash
 	}
-	return in, t.checkLoose(req, x.key, x.route)
+	return in, t.checkLoose(req, &x.loose, x.route)
 }
 
 // checkLoose refuses a request that a backend reading it loosely would
@@ -41,8 +42,7 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 // naming a method another route serves (a POST standing for a PUT would
 // reach the PUT route's resource past it; a write routed as a POST would
 // be journaled as one while the primary read it as another method).
-func (t *Table) checkLoose(req *http.Request, key string, rt *route) error {
-	p := &loosePath{key: key}
+func (t *Table) checkLoose(req *http.Request, p *loosePath, rt *route) error {
 	other, err := t.matchFolded(req.Method, p, rt)
 	switch {
 	case err != nil:
@@ -109,7 +109,7 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
 	// or OPTIONS writes nothing past a route.
-	p := &loosePath{key: x.key}
+	p := &x.loose
 	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
 		if m == req.Method || isSafe(m) {
 			return false

@@ -24,6 +24,9 @@ type exchange struct {
 	// path): what it was matched on and, for a write, the resource it
 	// changes; "" for a request refused before it had one.
 	key string
+	// loose is key as backends reading paths loosely read it, folded once
+	// when first asked for (the admit checks, then a form's _method).
+	loose loosePath
 	// id is the request id: the client's X-Request-Id or a generated one.
 	id    string
 	start time.Time
