@@ -23,6 +23,9 @@ type apiTable struct {
 	pathCols []int
 	// group is the index into cols of the group_by column, -1 for none.
 	group int
+	// creates is true when a request makes a new resource (POST, the key
+	// not in the path): sending a changed row again would make a second.
+	creates bool
 }
 
 type apiField struct {
@@ -116,6 +119,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		rest = after
 	}
 	t.parts = append(t.parts, rest)
+	t.creates = a.Method == "POST" && !slices.ContainsFunc(a.PathColumns(), func(c string) bool { return strings.EqualFold(c, tc.Key) })
 	if a.GroupBy != "" {
 		if err := need("target_api.group_by", a.GroupBy); err != nil {
 			return nil, err
