@@ -156,7 +156,9 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 
 	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
 	for _, t := range tables {
-		report.Tables = append(report.Tables, r.stats[t.name].report())
+		tr := r.stats[t.name].report()
+		tr.API = true
+		report.Tables = append(report.Tables, tr)
 	}
 	status := report.end(ctx, runErr)
 	if !opts.DryRun {

@@ -70,7 +70,14 @@ func TestApisyncPlainReRunSendsChangedAndLateRowsUnderTheirOwnKeys(t *testing.T)
 		t.Errorf("dry run: %d rows unchanged, want 46", dry.Present)
 	}
 
-	again := w.run(t, cfg, backfill.Options{}).Tables[0]
+	againReport := w.run(t, cfg, backfill.Options{})
+	again := againReport.Tables[0]
+	var text bytes.Buffer
+	againReport.WriteText(&text)
+	if !strings.Contains(text.String(), "patients: 1 rows sent to the API have a key the source no longer has") ||
+		strings.Contains(text.String(), "--propagate-deletes") {
+		t.Errorf("the report says of the row gone:\n%s\nwant that it was sent to the API, without --propagate-deletes (refused for API tables)", text.String())
+	}
 	if again.Read != 49 || again.Inserted != 1 || again.Updated != 1 || again.Present != 46 || again.Failed != 1 || again.Extra != 1 {
 		t.Errorf("plain re-run: read %d, inserted %d, updated %d, unchanged %d, failed %d, extra %d; want 49, 1, 1, 46, 1, 1",
 			again.Read, again.Inserted, again.Updated, again.Present, again.Failed, again.Extra)
