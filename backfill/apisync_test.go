@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"strangler/backfill"
+	"strangler/internal/testdb"
 	"strangler/modern"
+	"strangler/store"
 )
 
 // TestApisyncPlainReRunSendsChangedAndLateRowsUnderTheirOwnKeys: after a
@@ -20,9 +22,23 @@ import (
 // and the one gone; the next plain re-run sends nothing. A dry run and
 // --since-checkpoint send nothing of them.
 func TestApisyncPlainReRunSendsChangedAndLateRowsUnderTheirOwnKeys(t *testing.T) {
+	for _, ledger := range []string{"sqlite", "postgres"} {
+		t.Run(ledger, func(t *testing.T) { apisyncReRun(t, ledger == "postgres") })
+	}
+}
+
+func apisyncReRun(t *testing.T, pgLedger bool) {
 	// 30% of keys are answered 503 once: a retry keeps its key.
 	w := newAPIWorld(t, 50, 5, modern.Faults{Unavailable: 30})
 	ctx := context.Background()
+	if pgLedger {
+		st, err := store.Open(ctx, testdb.Postgres(t), discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		w.store = st
+	}
 	if _, err := w.legacy.Exec("DELETE FROM Patient WHERE PatientSerNum = 3"); err != nil {
 		t.Fatal(err)
 	}
