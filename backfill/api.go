@@ -616,7 +616,10 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 	switch {
 	case res.unchanged:
 		return res
-	case prev.BodyHash != "" && prev.BodyHash != hash && t.creates && (prev.Migrated || prev.Reason == reasonRetriesExhausted || prev.Reason == reasonChanged):
+	case prev.BodyHash != "" && prev.BodyHash != hash && t.creates && prev.Reason != reasonRejected:
+		// The request last sent may have created the resource: it was
+		// accepted, went unanswered, or is carried by a row refused
+		// since (changed, invalid_*). Only one the API refused did not.
 		return notSent(reasonChanged, "")
 	}
 	res.sent = store.APIBackfillRow{Key: key, BodyHash: hash, IdempotencyKey: idem}

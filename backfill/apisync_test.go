@@ -131,7 +131,8 @@ func apisyncReRun(t *testing.T, pgLedger bool) {
 // TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain: a
 // table whose request creates (POST, the key not in the path) would make
 // a second patient of a changed row; the re-run reports it as changed,
-// by key, and sends the rows that are new.
+// by key, and sends the rows that are new, and a row the API refused
+// before (which created nothing) once it is fixed.
 func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.T) {
 	w := newAPIWorld(t, 10, 2, modern.Faults{})
 	ctx := context.Background()
@@ -158,9 +159,27 @@ func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.
 	if first.Inserted != 9 || patients() != 9 { // row 1's e-mail is refused
 		t.Fatalf("first run: inserted %d, %d patients; want 9, 9", first.Inserted, patients())
 	}
+	// Row 5 is first refused before sending (a date that is no date),
+	// then changed: the patient the API created for it must stay one.
+	conn, err := w.legacy.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode = ''"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "UPDATE Patient SET DateOfBirth = '0000-00-00' WHERE PatientSerNum = 5"); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.run(t, cfg, backfill.Options{}).Tables[0]; r.Failed != 2 || patients() != 9 {
+		t.Fatalf("a run with row 5 invalid: %d failed, %d patients; want 2 (rows 1 and 5), 9", r.Failed, patients())
+	}
 	for _, q := range []string{
-		"UPDATE Patient SET LastName = 'Byron' WHERE PatientSerNum = 5",
+		"UPDATE Patient SET LastName = 'Byron', DateOfBirth = '1971-01-01' WHERE PatientSerNum = 5",
 		"INSERT INTO Patient VALUES (11, 1, 'New', 'Lovelace', 'p11@example.org', '1980-02-02')",
+		// Row 1, which the API refused, is fixed: nothing was created.
+		"UPDATE Patient SET Email = 'p1@example.org' WHERE PatientSerNum = 1",
 	} {
 		if _, err := w.legacy.Exec(q); err != nil {
 			t.Fatal(err)
@@ -174,11 +193,11 @@ func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.
 				changed = &r.Failures[i]
 			}
 		}
-		if changed == nil || changed.Count != 1 || !slices.Equal(changed.SampleKeys, []string{"5"}) {
+		if len(r.Failures) != 1 || changed == nil || changed.Count != 1 || !slices.Equal(changed.SampleKeys, []string{"5"}) {
 			t.Errorf("re-run %d: failures %+v; want row 5 reported changed, not sent", run+1, r.Failures)
 		}
-		if patients() != 10 {
-			t.Errorf("re-run %d: %d patients, want 10: the new row 11 once, no second patient 5", run+1, patients())
+		if patients() != 11 {
+			t.Errorf("re-run %d: %d patients, want 11: the new row 11 and the fixed row 1 once, no second patient 5", run+1, patients())
 		}
 	}
 }
