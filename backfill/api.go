@@ -501,6 +501,8 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 			body[f.name] = nil
 		case f.number:
 			body[f.name] = json.Number(plainNumber(f.srcType, v))
+		case f.json:
+			body[f.name] = json.RawMessage(v)
 		default:
 			body[f.name] = t.cols[f.col].apiText(v)
 		}
@@ -556,6 +558,8 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 		case v == nil:
 		case f.number && !jsonNumber(string(v)):
 			return f.name, "is not a number JSON can write"
+		case f.json && !json.Valid(v):
+			return f.name, "is not a JSON document (its column is JSON)"
 		case isDateType(f.srcType) || isDateType(t.cols[f.col].rawType) && isTextType(f.srcType) && dateShaped(v):
 			if _, ok := realDate(v); !ok {
 				return f.name, "is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
@@ -574,7 +578,12 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 		v := body[f.name]
 		switch n, ok := v.(json.Number); {
 		case f.redacted && v != nil:
+			if doc, isDoc := v.(json.RawMessage); isDoc {
+				v = string(doc)
+			}
 			v = r.hasher.Placeholder(f.name, fmt.Sprint(v))
+		case f.json && v != nil && !json.Valid(v.(json.RawMessage)):
+			v = "<not a JSON document>"
 		case ok && !jsonNumber(string(n)):
 			v = "<not a JSON number>"
 		}

@@ -3,12 +3,16 @@ package backfill_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"strangler/backfill"
+	"strangler/config"
 	"strangler/internal/testdb"
 	"strangler/modern"
 	"strangler/store"
@@ -198,6 +202,46 @@ func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.
 		}
 		if patients() != 11 {
 			t.Errorf("re-run %d: %d patients, want 11: the new row 11 and the fixed row 1 once, no second patient 5", run+1, patients())
+		}
+	}
+}
+
+// TestApisyncJSONColumnsGoAsDocuments: a MariaDB JSON column (LONGTEXT
+// with CHECK json_valid, as MariaDB keeps it) reaches the API as the
+// document it holds, not as a string of its text; a LONGTEXT that only
+// looks like JSON stays a string.
+func TestApisyncJSONColumnsGoAsDocuments(t *testing.T) {
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
+	for _, q := range []string{
+		"ALTER TABLE Consent ADD Doc JSON NULL, ADD Note LONGTEXT NULL",
+		`UPDATE Consent SET Doc = '{"scope": ["research"], "until": null}', Note = '{"a": 1}' WHERE ConsentSerNum = 1`,
+		`UPDATE Consent SET Doc = '[1, 2.50]' WHERE ConsentSerNum = 2`,
+	} {
+		if _, err := w.legacy.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.Body = map[string]config.Column{"doc": {From: "Doc"}, "note": {From: "Note"}}
+	rep := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if rep.Inserted != 3 {
+		t.Fatalf("migrated %d rows, want 3 (failures %+v)", rep.Inserted, rep.Failures)
+	}
+	want := map[string]string{
+		"/consents/1": `{"doc":{"scope":["research"],"until":null},"note":"{\"a\": 1}"}`,
+		"/consents/2": `{"doc":[1,2.50],"note":null}`,
+		"/consents/3": `{"doc":null,"note":null}`,
+	}
+	for path, body := range want {
+		if bodies[path] != body {
+			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
 		}
 	}
 }
