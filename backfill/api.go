@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -26,7 +27,11 @@ import (
 type APILedger interface {
 	StartAPIBackfill(ctx context.Context, mode string) (int64, error)
 	APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error)
-	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []store.APIBackfillRow, checkpoint *string) error
+	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated, failed []store.APIBackfillRow, checkpoint *string) error
+	// What was last sent for rows, and how many rows were ever sent: a
+	// re-run sends only what changed, and counts what is gone.
+	APIBackfillSentRows(ctx context.Context, table string, keys []string) (map[string]store.APIBackfillSent, error)
+	APIBackfillSentCount(ctx context.Context, table string) (int64, error)
 	APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]store.APIBackfillRow, error)
 	FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error
 
@@ -36,7 +41,7 @@ type APILedger interface {
 	ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
 	RenewAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string, lease time.Duration) (bool, error)
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
-		migrated []string, failed []store.APIBackfillRow, last *string, done bool) error
+		migrated, failed []store.APIBackfillRow, last *string, done bool) error
 	APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error)
 }
 
@@ -55,6 +60,10 @@ const (
 	// it: a date that is no date (0000-00-00), a number JSON cannot
 	// write. The row is never sent.
 	reasonInvalidValue = "invalid_value"
+	// reasonChanged: the row changed since the API accepted it, and the
+	// table's request creates a resource (POST, the key not in the
+	// path): sending it again would make a second. The row is not sent.
+	reasonChanged = "changed"
 )
 
 // apiRunner is one backfill run through the API.
@@ -95,10 +104,14 @@ func usesAPI(cfg *config.Backfill, only []string) (bool, error) {
 // runAPI is Run for tables sent to the API.
 func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
 	switch {
-	case len(opts.Keys) > 0 || opts.PropagateDeletes || opts.SinceCheckpoint:
-		return nil, errors.New("tables sent to the API take a plain run, --restart, --only-failed or --dry-run")
+	case len(opts.Keys) > 0 || opts.PropagateDeletes:
+		return nil, errors.New("tables sent to the API take a plain run, --since-checkpoint, --restart, --only-failed or --dry-run")
 	case opts.APILedger == nil && !opts.DryRun:
 		return nil, errors.New("tables sent to the API keep their ledger in the state store; configure store")
+	case opts.APILedger != nil && (opts.Hasher == nil || !opts.Hasher.Ready()):
+		// The ledger keeps each request's keyed hash: one drawn at random
+		// would make every row look changed to the next run.
+		return nil, errors.New("tables sent to the API need the state store's hash key")
 	}
 	if opts.Worker {
 		if err := opts.APILedger.CanShareRuns(); err != nil {
@@ -143,7 +156,9 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 
 	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
 	for _, t := range tables {
-		report.Tables = append(report.Tables, r.stats[t.name].report())
+		tr := r.stats[t.name].report()
+		tr.API = true
+		report.Tables = append(report.Tables, tr)
 	}
 	status := report.end(ctx, runErr)
 	if !opts.DryRun {
@@ -223,10 +238,21 @@ func (r *apiRunner) logDone(t *apiTable) {
 		"failed", rep.Failed, "duration_s", rep.Seconds)
 }
 
-// copy sends a table's rows past its checkpoint, a page at a time.
+// copy sends a table's rows, a page at a time: with --since-checkpoint
+// those past its checkpoint, else all of them, each compared with what
+// the ledger says was sent for it (send). A run that read every row
+// counts the rows sent once that the source no longer has (extra).
 func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 	var rg keyRange
-	if !r.opts.Restart && r.opts.APILedger != nil {
+	var sentBefore int64
+	whole := !r.opts.SinceCheckpoint && r.opts.APILedger != nil
+	if whole {
+		var err error
+		if sentBefore, err = r.opts.APILedger.APIBackfillSentCount(ctx, r.ledgerName(t)); err != nil {
+			return err
+		}
+	}
+	if r.opts.SinceCheckpoint && r.opts.APILedger != nil {
 		key, ok, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, r.ledgerName(t))
 		if err != nil {
 			return err
@@ -241,15 +267,23 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
 	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
 	reqPace := newPacer(t.api.Rate)
-	return pipeline(ctx, read, func(b batch) error {
+	err := pipeline(ctx, read, func(b batch) error {
 		if len(b.rows) == 0 {
 			return nil
 		}
 		last := showKey(t.key, b.rows[len(b.rows)-1].key)
-		return r.send(ctx, t, b, reqPace, func(migrated []string, failed []store.APIBackfillRow) error {
+		return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
 			return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, &last)
 		})
 	})
+	if err == nil && whole && !t.nullKeys {
+		// Every row the ledger had sent and the source still has was
+		// compared once (the source's keys are unique), so the rest are
+		// rows deleted in legacy since.
+		s := r.stats[t.name]
+		s.extra.Store(max(0, sentBefore-s.compared.Load()))
+	}
+	return err
 }
 
 // retryFailed sends again the rows the ledger records as failed.
@@ -276,7 +310,7 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
 		err = pipeline(ctx, read, func(b batch) error {
 			found += len(b.rows)
-			return r.send(ctx, t, b, reqPace, func(migrated []string, failed []store.APIBackfillRow) error {
+			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
 				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
 			})
 		})
@@ -289,9 +323,18 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 
 // result is what became of one row sent.
 type result struct {
-	ok      bool
+	ok bool
+	// sent is the row's request as the ledger keeps it (key, status,
+	// hash, Idempotency-Key) when ok.
+	sent    store.APIBackfillRow
 	fail    store.APIBackfillRow
 	skipped bool // the run stopped before the row was sent
+	// unchanged: the API accepted this very request before; not sent.
+	unchanged bool
+	// update: the API had accepted an earlier version of the row.
+	update bool
+	// compared: the ledger had a request sent for the row.
+	compared bool
 }
 
 // send sends a batch's rows, one group at a time per worker and a group's
@@ -299,9 +342,20 @@ type result struct {
 // checkpoint or the lease that goes with them). A batch is recorded only
 // whole: a run stopped in the middle sends the batch again, which the
 // Idempotency-Keys make harmless.
-func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, record func(migrated []string, failed []store.APIBackfillRow) error) error {
+func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, record func(migrated, failed []store.APIBackfillRow) error) error {
 	s := r.stats[t.name]
 	s.active(time.Now())
+	var prev map[string]store.APIBackfillSent
+	if r.opts.APILedger != nil {
+		keys := make([]string, len(b.rows))
+		for i, row := range b.rows {
+			keys[i] = showKey(t.key, row.key)
+		}
+		var err error
+		if prev, err = r.opts.APILedger.APIBackfillSentRows(ctx, r.ledgerName(t), keys); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	}
 	groups := t.groups(b.rows)
 	results := make([]result, len(b.rows))
 	queue := make(chan []int)
@@ -314,7 +368,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 						results[i].skipped = true
 						continue
 					}
-					results[i] = r.sendRow(ctx, t, b.rows[i], reqPace)
+					results[i] = r.sendRow(ctx, t, b.rows[i], prev[showKey(t.key, b.rows[i].key)], reqPace)
 				}
 			}
 		})
@@ -327,17 +381,27 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var migrated []string
-	var failed []store.APIBackfillRow
+	var migrated, failed []store.APIBackfillRow
 	var fs []failure
+	var inserted, updated, unchanged, compared int64
 	for i, res := range results {
+		if res.compared {
+			compared++
+		}
 		switch {
 		case res.skipped:
 			// Only a cancelled run skips a row; never record the batch
 			// without it, or the checkpoint would pass it.
 			return fmt.Errorf("row %s of %s not sent: %w", showKey(t.key, b.rows[i].key), t.name, context.Canceled)
+		case res.unchanged:
+			unchanged++
 		case res.ok:
-			migrated = append(migrated, showKey(t.key, b.rows[i].key))
+			migrated = append(migrated, res.sent)
+			if res.update {
+				updated++
+			} else {
+				inserted++
+			}
 		default:
 			failed = append(failed, res.fail)
 			fs = append(fs, failure{key: b.rows[i].key, reason: t.describe(res.fail)})
@@ -350,7 +414,10 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	}
 	s.active(time.Now())
 	s.read.Add(int64(len(b.rows)))
-	s.inserted.Add(int64(len(migrated)))
+	s.inserted.Add(inserted)
+	s.updated.Add(updated)
+	s.present.Add(unchanged)
+	s.compared.Add(compared)
 	s.addFailures(fs)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
 		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(len(migrated)))
@@ -400,6 +467,8 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
 	case reasonInvalidText, reasonInvalidPath, reasonInvalidValue:
 		s = "not sent"
+	case reasonChanged:
+		s = "changed since the API accepted it; not sent, as the table's request (POST, its key not in the path) would create it again"
 	}
 	if f.Message != "" {
 		s += ": " + f.Message
@@ -432,6 +501,8 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 			body[f.name] = nil
 		case f.number:
 			body[f.name] = json.Number(plainNumber(f.srcType, v))
+		case f.json:
+			body[f.name] = json.RawMessage(v)
 		default:
 			body[f.name] = t.cols[f.col].apiText(v)
 		}
@@ -487,6 +558,8 @@ func (t *apiTable) invalidValue(row sourceRow) (field, why string) {
 		case v == nil:
 		case f.number && !jsonNumber(string(v)):
 			return f.name, "is not a number JSON can write"
+		case f.json && !json.Valid(v):
+			return f.name, "is not a JSON document (its column is JSON)"
 		case isDateType(f.srcType) || isDateType(t.cols[f.col].rawType) && isTextType(f.srcType) && dateShaped(v):
 			if _, ok := realDate(v); !ok {
 				return f.name, "is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
@@ -505,7 +578,12 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 		v := body[f.name]
 		switch n, ok := v.(json.Number); {
 		case f.redacted && v != nil:
+			if doc, isDoc := v.(json.RawMessage); isDoc {
+				v = string(doc)
+			}
 			v = r.hasher.Placeholder(f.name, fmt.Sprint(v))
+		case f.json && v != nil && !json.Valid(v.(json.RawMessage)):
+			v = "<not a JSON document>"
 		case ok && !jsonNumber(string(n)):
 			v = "<not a JSON number>"
 		}
@@ -515,33 +593,49 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 	return b
 }
 
-// sendRow sends one row, retrying what may be retried.
-func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, reqPace *pacer) result {
+// sendRow sends one row, retrying what may be retried. prev is what the
+// ledger says was last sent for it: a request the API accepted before is
+// not sent again (unless --restart), and a changed one goes under an
+// Idempotency-Key of its own (idempotencyKey).
+func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, prev store.APIBackfillSent, reqPace *pacer) result {
 	key := showKey(t.key, row.key)
-	idem := r.ledgerName(t) + ":" + key
 	path, body := t.request(row)
+	// A row refused before sending keeps what was last sent for it.
+	notSent := func(reason, message string) result {
+		return result{compared: prev.BodyHash != "", fail: store.APIBackfillRow{Key: key, Reason: reason, Payload: string(r.redactedBody(t, body)),
+			Message: message, BodyHash: prev.BodyHash, IdempotencyKey: prev.IdempotencyKey}}
+	}
 	// The messages name a column or field, never its value.
 	if col := t.invalidPath(row); col != "" {
-		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidPath, Payload: string(r.redactedBody(t, body)),
-			Message: "path column " + col + " is empty, NULL, . or .., which would address another resource"}}
+		return notSent(reasonInvalidPath, "path column "+col+" is empty, NULL, . or .., which would address another resource")
 	}
 	if field := t.invalidText(row); field != "" {
-		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidText, Payload: string(r.redactedBody(t, body)),
-			Message: "field " + field + " is not valid UTF-8 text, which JSON cannot carry"}}
+		return notSent(reasonInvalidText, "field "+field+" is not valid UTF-8 text, which JSON cannot carry")
 	}
 	if field, why := t.invalidValue(row); field != "" {
-		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidValue, Payload: string(r.redactedBody(t, body)),
-			Message: "field " + field + " " + why}}
+		return notSent(reasonInvalidValue, "field "+field+" "+why)
 	}
 	raw, merr := json.Marshal(body)
 	if merr != nil {
 		// Not its text: json's errors quote the value.
-		return result{fail: store.APIBackfillRow{Key: key, Reason: reasonInvalidValue, Payload: string(r.redactedBody(t, body)),
-			Message: "the body cannot be written as JSON"}}
+		return notSent(reasonInvalidValue, "the body cannot be written as JSON")
 	}
+	hash := r.hasher.Digest("api_backfill_request", t.api.Method+" "+path+"\n"+string(raw))
+	idem, res := r.idempotencyKey(t, key, hash, prev)
+	switch {
+	case res.unchanged:
+		return res
+	case prev.BodyHash != "" && prev.BodyHash != hash && t.creates && prev.Reason != reasonRejected:
+		// The request last sent may have created the resource: it was
+		// accepted, went unanswered, or is carried by a row refused
+		// since (changed, invalid_*). Only one the API refused did not.
+		return notSent(reasonChanged, "")
+	}
+	res.sent = store.APIBackfillRow{Key: key, BodyHash: hash, IdempotencyKey: idem}
 	if r.opts.DryRun {
 		r.print("%s %s Idempotency-Key: %s %s\n", t.api.Method, path, idem, r.redactedBody(t, body))
-		return result{ok: true}
+		res.ok = true
+		return res
 	}
 	var a answer
 	var err error
@@ -554,7 +648,9 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 			return result{skipped: true}
 		}
 		if err == nil && a.status/100 == 2 {
-			return result{ok: true}
+			res.ok = true
+			res.sent.Status = a.status
+			return res
 		}
 		if !retryable(a, err) || n >= t.api.Retry.MaxAttempts {
 			break
@@ -565,7 +661,8 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 			return result{skipped: true}
 		}
 	}
-	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected}
+	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected,
+		BodyHash: hash, IdempotencyKey: idem}
 	if t.redacted {
 		// An API's error message may quote the value it refused, and a
 		// table with redacted fields sends values that must not be kept.
@@ -577,7 +674,28 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, req
 			f.Message = err.Error()
 		}
 	}
-	return result{fail: f}
+	res.fail = f
+	return res
+}
+
+// idempotencyKey is the Idempotency-Key of a row's request whose keyed
+// hash is hash: <table>:<key> for a row never sent, the same key as
+// before for the request sent before (a retry, which the API applies
+// once), and <table>:<key>:<12 hex digits of hash> for a changed one, so
+// that an API honouring keys applies the change rather than replaying
+// (or refusing) the first request's answer. res says what the ledger
+// knew: a request the API accepted before is unchanged, not sent again
+// unless --restart.
+func (r *apiRunner) idempotencyKey(t *apiTable, key, hash string, prev store.APIBackfillSent) (string, result) {
+	base := r.ledgerName(t) + ":" + key
+	switch {
+	case prev.BodyHash == "":
+		return base, result{}
+	case prev.BodyHash == hash:
+		return cmp.Or(prev.IdempotencyKey, base), result{compared: true, unchanged: prev.Migrated && !r.opts.Restart}
+	default:
+		return base + ":" + strings.TrimPrefix(hash, "h:")[:12], result{compared: true, update: prev.Migrated}
+	}
 }
 
 // print writes a dry run's line.

@@ -23,12 +23,16 @@ type apiTable struct {
 	pathCols []int
 	// group is the index into cols of the group_by column, -1 for none.
 	group int
+	// creates is true when a request makes a new resource (POST, the key
+	// not in the path): sending a changed row again would make a second.
+	creates bool
 }
 
 type apiField struct {
 	name     string
 	col      int
 	number   bool // the value is written as a JSON number
+	json     bool // the value is a JSON document, written as one
 	redacted bool
 	// srcType is MySQL's type of the value (see column.srcType).
 	srcType string
@@ -116,6 +120,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		rest = after
 	}
 	t.parts = append(t.parts, rest)
+	t.creates = a.Method == "POST" && !slices.ContainsFunc(a.PathColumns(), func(c string) bool { return strings.EqualFold(c, tc.Key) })
 	if a.GroupBy != "" {
 		if err := need("target_api.group_by", a.GroupBy); err != nil {
 			return nil, err
@@ -148,6 +153,12 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
 	}
+	var jsonCols map[string]bool
+	if tc.Query == "" {
+		if jsonCols, err = mariaDBJSONColumns(ctx, src, tc.From); err != nil {
+			return nil, fmt.Errorf("%s: reading the source's JSON columns: %w", at(sourceField), err)
+		}
+	}
 	for i := range t.fields {
 		c := &t.cols[t.fields[i].col]
 		if c.cfg.Lookup == nil {
@@ -162,6 +173,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			c.sourceExpr = "(" + c.sourceExpr + " + 0)"
 		}
 		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
+		t.fields[i].json = len(c.cfg.Transform) == 0 && c.cfg.Lookup == nil && (c.srcType == "JSON" || jsonCols[strings.ToLower(c.cfg.From)])
 		t.fields[i].srcType = c.srcType
 	}
 	for _, i := range t.pathCols {
@@ -170,6 +182,39 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		}
 	}
 	return t, nil
+}
+
+// mariaDBJSONColumns names (lower-cased) the columns of a MariaDB table
+// declared JSON: MariaDB reports them as LONGTEXT, and keeps the JSON of
+// their declaration as the CHECK json_valid(`col`) it adds. MySQL's JSON
+// columns say JSON themselves; there it finds none.
+func mariaDBJSONColumns(ctx context.Context, db *sql.DB, table string) (map[string]bool, error) {
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return nil, err
+	}
+	if !strings.Contains(version, "MariaDB") {
+		return nil, nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+		WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var clause string
+		if err := rows.Scan(&clause); err != nil {
+			return nil, err
+		}
+		if col, ok := strings.CutPrefix(clause, "json_valid(`"); ok {
+			if col, ok := strings.CutSuffix(col, "`)"); ok && !strings.Contains(col, "`") {
+				out[strings.ToLower(col)] = true
+			}
+		}
+	}
+	return out, rows.Err()
 }
 
 // sourceColumnNames are the source's column names, lower-cased, as MySQL

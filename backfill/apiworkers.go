@@ -135,7 +135,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 				k := showKey(t.key, b.rows[len(b.rows)-1].key)
 				last = &k
 			}
-			record := func(migrated []string, failed []store.APIBackfillRow) error {
+			record := func(migrated, failed []store.APIBackfillRow) error {
 				err := l.RecordAPIBackfillGroup(ctx, run, r.run, g, owner, migrated, failed, last, b.final)
 				if errors.Is(err, store.ErrAPIGroupLeaseLost) {
 					return errLeaseLost

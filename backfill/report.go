@@ -86,7 +86,10 @@ type TableReport struct {
 	// has, left in place; Deleted those deleted (--propagate-deletes),
 	// DeletedKeys the first few of them. Every delete is also in the
 	// ledger's strangler_backfill_deletes.
+	// For a table sent to the API (API set), Extra counts rows sent once
+	// whose key the source no longer has; the API is not asked to delete.
 	Extra         int64    `json:"extra"`
+	API           bool     `json:"api,omitempty"`
 	Deleted       int64    `json:"deleted"`
 	DeletedKeys   []string `json:"deleted_keys"`
 	Seconds       float64  `json:"duration_seconds"`
@@ -160,7 +163,10 @@ func (r *Report) WriteText(w io.Writer) {
 			}
 			fmt.Fprintln(w)
 		}
-		if t.Extra > 0 {
+		switch {
+		case t.Extra > 0 && t.API:
+			fmt.Fprintf(w, "%s: %s rows sent to the API have a key the source no longer has; delete them through the service if they must go\n", t.Name(), human.Count(t.Extra))
+		case t.Extra > 0:
 			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Name(), human.Count(t.Extra))
 		}
 		if t.Deleted > 0 {

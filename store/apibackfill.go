@@ -5,12 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // APIBackfillRow is what the ledger of a backfill through the modern
-// service's API says about one source row that failed.
+// service's API says about one source row sent, or that failed.
 type APIBackfillRow struct {
 	Key string
+	// BodyHash is the keyed hash (phi.Hasher) of the request last sent
+	// for the row, IdempotencyKey that request's key; both "" when the
+	// row was never sent (refused before sending).
+	BodyHash, IdempotencyKey string
 	// Status is the API's last HTTP status, 0 when it never answered.
 	Status int
 	// Reason is a closed set the backfill names (rejected,
@@ -68,8 +73,9 @@ func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key st
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
 // checkpoint unless that is nil (rows retried by key). A migrated row
-// leaves nothing in the ledger: its earlier failure is deleted.
-func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []string, failed []APIBackfillRow, checkpoint *string) error {
+// replaces its earlier failure; of it the ledger keeps its key, the hash
+// of the request it went with and that request's Idempotency-Key.
+func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []APIBackfillRow, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := s.recordAPIRows(ctx, tx, run, table, migrated, failed, now); err != nil {
@@ -89,47 +95,104 @@ func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, 
 	return nil
 }
 
-// recordAPIRows records the rows of table that failed in run and drops
-// the earlier failures of those it migrated: the ledger keeps nothing of
-// a migrated row (the checkpoint says how far a run got).
-func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table string, migrated []string, failed []APIBackfillRow, now any) error {
-	if len(migrated) > 0 {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM strangler_api_backfill_rows WHERE table_name = $1 AND row_key = $2`)
-		if err != nil {
-			return err
-		}
-		defer del.Close()
-		for _, k := range migrated {
-			if _, err := del.ExecContext(ctx, table, k); err != nil {
-				return err
-			}
-		}
-	}
-	if len(failed) == 0 {
+// recordAPIRows records the rows of table that run migrated, in place of
+// their earlier failures, and those that failed.
+func (s *Store) recordAPIRows(ctx context.Context, tx *sql.Tx, run int64, table string, migrated, failed []APIBackfillRow, now any) error {
+	if len(migrated) == 0 && len(failed) == 0 {
 		return nil
 	}
 	const upsert = `INSERT INTO strangler_api_backfill_rows
-		(table_name, row_key, state, status, reason, message, payload, sealed, run_id, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		(table_name, row_key, state, status, reason, message, payload, sealed, run_id, updated_at, body_hash, idempotency_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (table_name, row_key) DO UPDATE SET state = excluded.state, status = excluded.status,
 			reason = excluded.reason, message = excluded.message, payload = excluded.payload, sealed = excluded.sealed,
-			run_id = excluded.run_id, updated_at = excluded.updated_at`
+			run_id = excluded.run_id, updated_at = excluded.updated_at,
+			body_hash = excluded.body_hash, idempotency_key = excluded.idempotency_key`
 	stmt, err := tx.PrepareContext(ctx, upsert)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
+	for _, m := range migrated {
+		if _, err := stmt.ExecContext(ctx, table, m.Key, "migrated", m.Status, "", "", "", false, run, now,
+			m.BodyHash, m.IdempotencyKey); err != nil {
+			return err
+		}
+	}
 	for _, f := range failed {
 		msg := f.Message
 		if len(msg) > maxReason {
 			msg = msg[:maxReason] // clean mends a rune cut in half
 		}
 		msg, payload, sealed := s.sealAPIRow(table, f.Key, clean(msg), clean(f.Payload))
-		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, msg, payload, sealed, run, now); err != nil {
+		if _, err := stmt.ExecContext(ctx, table, f.Key, "failed", f.Status, f.Reason, msg, payload, sealed, run, now,
+			f.BodyHash, f.IdempotencyKey); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// APIBackfillSent is what the ledger says was last sent for one row.
+type APIBackfillSent struct {
+	// BodyHash and IdempotencyKey are those of the request last sent;
+	// "" when the row was never sent.
+	BodyHash, IdempotencyKey string
+	// Migrated is true when the API accepted it; else Reason says why
+	// the row failed.
+	Migrated bool
+	Reason   string
+}
+
+// APIBackfillSentRows returns what the ledger has of table's rows with
+// the given keys, by key; keys it has nothing of are absent.
+func (s *Store) APIBackfillSentRows(ctx context.Context, table string, keys []string) (map[string]APIBackfillSent, error) {
+	out := make(map[string]APIBackfillSent, len(keys))
+	const page = 500
+	for len(keys) > 0 {
+		n := min(page, len(keys))
+		args := []any{table}
+		var in strings.Builder
+		for i, k := range keys[:n] {
+			if i > 0 {
+				in.WriteString(", ")
+			}
+			args = append(args, k)
+			fmt.Fprintf(&in, "$%d", len(args))
+		}
+		keys = keys[n:]
+		rows, err := s.db.QueryContext(ctx, `SELECT row_key, state, reason, body_hash, idempotency_key FROM strangler_api_backfill_rows
+			WHERE table_name = $1 AND row_key IN (`+in.String()+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: api backfill rows sent: %w", err)
+		}
+		for rows.Next() {
+			var k, state string
+			var r APIBackfillSent
+			if err := rows.Scan(&k, &state, &r.Reason, &r.BodyHash, &r.IdempotencyKey); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: api backfill rows sent: %w", err)
+			}
+			r.Migrated = state == "migrated"
+			out[k] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: api backfill rows sent: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// APIBackfillSentCount counts table's rows the ledger records as sent
+// (a hash kept), migrated or not.
+func (s *Store) APIBackfillSentCount(ctx context.Context, table string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM strangler_api_backfill_rows WHERE table_name = $1 AND body_hash <> ''`, table).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: api backfill rows sent: %w", err)
+	}
+	return n, nil
 }
 
 // APIBackfillFailures returns up to limit failed rows of table whose keys

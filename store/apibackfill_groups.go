@@ -123,7 +123,7 @@ func (s *Store) RenewAPIBackfillGroup(ctx context.Context, run string, g APIBack
 // run numbered runID migrated and those that failed, that every row up
 // to last was sent, and, when done, that the group is finished.
 func (s *Store) RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g APIBackfillGroup, owner string,
-	migrated []string, failed []APIBackfillRow, last *string, done bool) error {
+	migrated, failed []APIBackfillRow, last *string, done bool) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET last_key = COALESCE($5, last_key), done = $6,

@@ -22,7 +22,7 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 		}
 		cp := "40"
 		fail := APIBackfillRow{Key: "17", Status: 422, Reason: "rejected", Message: "email is not an address", Payload: `{"email":"#a1b2"}`}
-		if err := s.RecordAPIBackfill(ctx, run, "patients", []string{"1", "2"}, []APIBackfillRow{fail, {Key: "30", Status: 503, Reason: "retries_exhausted"}}, &cp); err != nil {
+		if err := s.RecordAPIBackfill(ctx, run, "patients", []APIBackfillRow{{Key: "1"}, {Key: "2"}}, []APIBackfillRow{fail, {Key: "30", Status: 503, Reason: "retries_exhausted"}}, &cp); err != nil {
 			t.Fatal(err)
 		}
 		if got, ok, _ := s.APIBackfillCheckpoint(ctx, "patients"); !ok || got != "40" {
@@ -36,15 +36,24 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 			t.Errorf("second page: %+v, want key 30", next)
 		}
 		// Key 17 migrates on a re-run of the failures; the checkpoint stays.
-		if err := s.RecordAPIBackfill(ctx, run, "patients", []string{"17"}, nil, nil); err != nil {
+		if err := s.RecordAPIBackfill(ctx, run, "patients", []APIBackfillRow{{Key: "17", Status: 200, BodyHash: "h:17", IdempotencyKey: "patients:17"}}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if left, _ := s.APIBackfillFailures(ctx, "patients", "", 10); len(left) != 1 || left[0].Key != "30" {
 			t.Errorf("failures after 17 migrated: %+v, want only 30", left)
 		}
-		// Nothing is kept of a migrated row, its earlier failure included.
+		// Of a migrated row the ledger keeps what was sent (its hash and
+		// key), not its earlier failure's message or payload.
+		sent, err := s.APIBackfillSentRows(ctx, "patients", []string{"17", "30", "99"})
+		if err != nil || len(sent) != 2 || sent["17"] != (APIBackfillSent{BodyHash: "h:17", IdempotencyKey: "patients:17", Migrated: true}) ||
+			sent["30"] != (APIBackfillSent{Reason: "retries_exhausted"}) {
+			t.Errorf("rows sent: %+v, %v", sent, err)
+		}
+		if n, err := s.APIBackfillSentCount(ctx, "patients"); n != 1 || err != nil {
+			t.Errorf("%d rows sent, %v; want 1", n, err)
+		}
 		var kept []string
-		rows, err := s.db.QueryContext(ctx, "SELECT row_key FROM strangler_api_backfill_rows ORDER BY row_key")
+		rows, err := s.db.QueryContext(ctx, "SELECT row_key FROM strangler_api_backfill_rows WHERE state = 'failed' OR message <> '' OR payload <> '' ORDER BY row_key")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +117,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 			t.Fatal("a third worker leased a group both others hold")
 		}
 		k := "7"
-		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []string{"7"}, nil, &k, false); err != nil {
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []APIBackfillRow{{Key: "7"}}, nil, &k, false); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -116,7 +125,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		if !ok || err != nil || g3.No != g2.No || g3.Last == nil || *g3.Last != "7" {
 			t.Fatalf("after w2's lease ran out, w3 leased %+v, %v, %v; want w2's group from key 7", g3, ok, err)
 		}
-		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []string{"8"}, nil, nil, true); !errors.Is(err, ErrAPIGroupLeaseLost) {
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []APIBackfillRow{{Key: "8"}}, nil, nil, true); !errors.Is(err, ErrAPIGroupLeaseLost) {
 			t.Errorf("w2 recorded rows of a group it lost: %v", err)
 		}
 		if held, err := s.RenewAPIBackfillGroup(ctx, "nightly", g2, "w2", time.Minute); held || err != nil {
