@@ -184,7 +184,7 @@ func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
 			}
 			lw.observe(child, c, tn.child(key), depth+1)
 		}
-		if len(sh.Properties) > maxProperties {
+		if sh.manyKeys() {
 			sh.toMap()
 		}
 	case typeArray:
