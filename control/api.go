@@ -192,9 +192,11 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.security(r, "", reasonMissingToken, r.Pattern)
 		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
 	}
-	if err := a.admitToken(addr, now); err != nil {
+	release, err := a.admitToken(addr, now)
+	if err != nil {
 		return "", err
 	}
+	defer release()
 	tok, ok := a.Tokens.lookup(presented)
 	if !ok {
 		a.failedAttempt(r, addr, now)
@@ -217,11 +219,13 @@ type errLockedOut struct {
 
 // admitToken asks the lockout whether a token presented from addr is
 // compared now; a refusal is counted, not logged (the lockout was logged
-// when it began).
-func (a *admin) admitToken(addr string, now time.Time) error {
+// when it began). An admitted check is counted as a failure until release
+// is called, which the caller does once the token was compared and a
+// wrong one counted (failedAttempt).
+func (a *admin) admitToken(addr string, now time.Time) (release func(), err error) {
 	adm := a.lockout.admit(addr, now)
 	if adm.check {
-		return nil
+		return func() { a.lockout.release(addr, adm) }, nil
 	}
 	a.denied.WithLabelValues(string(reasonLockedOut)).Inc()
 	secs := int(math.Ceil(adm.retryAfter.Seconds()))
@@ -229,7 +233,7 @@ func (a *admin) admitToken(addr string, now time.Time) error {
 	if adm.listener {
 		from = "many addresses"
 	}
-	return &errLockedOut{
+	return nil, &errLockedOut{
 		errAPI:     errAPI{http.StatusTooManyRequests, fmt.Sprintf("too many wrong admin tokens from %s; this token was not checked; try again in %d s", from, secs)},
 		retryAfter: time.Duration(secs) * time.Second,
 	}

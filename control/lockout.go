@@ -25,11 +25,21 @@ import (
 // out is never held up: while the listener is locked out, one whose
 // address authenticated within the last hour is not either.
 //
+// A check counts from when it is admitted, not from when its token
+// turns out wrong: until it is released, it is counted as a failure
+// (in flight), so that guesses sent all at once are bounded as sequential
+// ones are. Only the checks of an address that is trusted (authenticated
+// within goodFor without failing since) are not counted in flight: an
+// operator's parallel requests do not lock it out; its first wrong token
+// ends that.
+//
 // So many addresses guess no faster than maxListenerFailures a minute
-// plus lockedChecksPerSecond, however many they are; one address, after
-// its first maxFailures, one guess per lockedCheckEvery. The price: an
-// operator sharing a locked address with a guesser competes with the
-// guesser for its ration.
+// plus lockedChecksPerSecond, however many they are and however many
+// guesses they send at once; one address, after its first maxFailures,
+// one guess per lockedCheckEvery. The price: an operator sharing a locked
+// address with a guesser competes with the guesser for its ration, and
+// one whose address has not authenticated yet has at most maxFailures
+// requests checked at once.
 type lockout struct {
 	mu sync.Mutex
 	// failures are each address's wrong tokens within failureWindow.
@@ -48,6 +58,10 @@ type lockout struct {
 	// listenerLocked remembers that the listener's lockout began, so it
 	// is reported once.
 	listenerLocked bool
+	// inFlight counts each address's admitted checks not yet released,
+	// inFlightAll those of every address.
+	inFlight    map[string]int
+	inFlightAll int
 }
 
 const (
@@ -81,16 +95,21 @@ type admission struct {
 	retryAfter time.Duration
 	// listener: the refusal is the listener's lockout, not the address's.
 	listener bool
+	// inFlight: the check is counted in flight until release.
+	inFlight bool
 }
 
-// admit decides whether a token presented from addr is compared now.
+// admit decides whether a token presented from addr is compared now. A
+// check it admits must be released once its token was compared (after
+// failed, if it was wrong).
 func (l *lockout) admit(addr string, now time.Time) admission {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	addrLocked := len(l.recent(addr, now)) >= maxFailures
-	listenerLocked := l.listenerCount(now) >= maxListenerFailures
-	if !addrLocked && !(listenerLocked && !l.trusted(addr, now)) {
-		return admission{check: true}
+	trusted := l.trusted(addr, now)
+	addrLocked := len(l.recent(addr, now))+l.inFlight[addr] >= maxFailures
+	listenerLocked := l.listenerCount(now)+l.inFlightAll >= maxListenerFailures
+	if !addrLocked && !(listenerLocked && !trusted) {
+		return l.reserve(addr, trusted)
 	}
 	if last, ok := l.lastCheck[addr]; ok && now.Sub(last) < lockedCheckEvery {
 		return admission{retryAfter: lockedCheckEvery - now.Sub(last), listener: !addrLocked}
@@ -105,7 +124,35 @@ func (l *lockout) admit(addr string, now time.Time) admission {
 	}
 	l.lastCheck[addr] = now
 	l.forget(now)
-	return admission{check: true}
+	return l.reserve(addr, trusted)
+}
+
+// reserve admits a check from addr, counting it in flight unless addr is
+// trusted.
+func (l *lockout) reserve(addr string, trusted bool) admission {
+	if trusted {
+		return admission{check: true}
+	}
+	if l.inFlight == nil {
+		l.inFlight = map[string]int{}
+	}
+	l.inFlight[addr]++
+	l.inFlightAll++
+	return admission{check: true, inFlight: true}
+}
+
+// release ends the check a admitted from addr: it is no longer counted in
+// flight (a wrong token was counted by failed before).
+func (l *lockout) release(addr string, a admission) {
+	if !a.inFlight {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlightAll--
+	if l.inFlight[addr]--; l.inFlight[addr] <= 0 {
+		delete(l.inFlight, addr)
+	}
 }
 
 // failed records a wrong token from addr; it reports whether this one
@@ -197,8 +244,8 @@ func (l *lockout) recent(addr string, now time.Time) []time.Time {
 
 // forget drops addresses with nothing recent once a map grows past
 // maxAddresses, so that many addresses cannot grow it without bound; and
-// since all may be recent (many checks admitted at once, before any
-// failed, or many addresses behind a trusted proxy), then any more down
+// since all may be recent (many trusted addresses failing once each, or
+// many addresses behind a trusted proxy), then any more down
 // to three quarters of maxAddresses, so that the next scan (under the
 // lock) is a quarter of maxAddresses new addresses away. An address
 // forgotten so loses its own lockout, not the listener's: that many

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,7 +93,7 @@ func TestLockoutRationsChecksOverTime(t *testing.T) {
 	var l lockout
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for range maxFailures {
-		if !l.admit("10.0.0.1", now).check {
+		if !checkNow(&l, "10.0.0.1", now).check {
 			t.Fatal("a guess below the limit was not compared")
 		}
 		l.failed("10.0.0.1", now)
@@ -99,7 +101,7 @@ func TestLockoutRationsChecksOverTime(t *testing.T) {
 	checks := 0
 	for i := range 600 { // ten requests a second for a minute
 		at := now.Add(time.Duration(i) * 100 * time.Millisecond)
-		if a := l.admit("10.0.0.1", at); a.check {
+		if a := checkNow(&l, "10.0.0.1", at); a.check {
 			checks++
 			l.failed("10.0.0.1", at)
 		} else if a.retryAfter <= 0 || a.listener {
@@ -109,7 +111,7 @@ func TestLockoutRationsChecksOverTime(t *testing.T) {
 	if want := int(time.Minute / lockedCheckEvery); checks != want {
 		t.Errorf("a locked address had %d tokens compared in a minute, want %d", checks, want)
 	}
-	if !l.admit("10.0.0.2", now.Add(time.Minute)).check {
+	if !checkNow(&l, "10.0.0.2", now.Add(time.Minute)).check {
 		t.Error("another address, with no failure, was rationed")
 	}
 }
@@ -181,19 +183,15 @@ func TestBehindALoadBalancerAGuesserLocksOutOnlyItself(t *testing.T) {
 
 // TestTheLockoutsMapsStayBoundedWithinAMinute: addresses that are all
 // recent cannot grow the lockout's maps past maxAddresses: twice as many
-// checks admitted at once that then all fail (concurrent guesses, before
-// the listener's lockout could count them), and as many addresses
-// authenticating within the hour (clients behind a trusted proxy).
+// failing within a minute (trusted addresses' checks are not counted in
+// flight, so each can fail once however many there are), and as many
+// addresses authenticating within the hour (clients behind a trusted
+// proxy).
 func TestTheLockoutsMapsStayBoundedWithinAMinute(t *testing.T) {
 	var l lockout
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	addr := func(i int) string { return fmt.Sprintf("2001:db8::%x", i) }
 	const n = 2 * maxAddresses
-	for i := range n {
-		if !l.admit(addr(i), now).check {
-			t.Fatalf("the %dth address's first guess was not compared", i)
-		}
-	}
 	for i := range n {
 		l.failed(addr(i), now.Add(time.Duration(i)*time.Millisecond))
 		l.succeeded(addr(n+i), now.Add(time.Duration(i)*time.Millisecond))
@@ -218,8 +216,8 @@ func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
 	// locked reports whether addr is rationed at now: of two tokens at
 	// the same instant, an address that is not locked has both compared.
 	locked := func(l *lockout, addr string, now time.Time) bool {
-		first := l.admit(addr, now).check
-		second := l.admit(addr, now).check
+		first := checkNow(l, addr, now).check
+		second := checkNow(l, addr, now).check
 		return !first || !second
 	}
 	fail := func(l *lockout, addr string, n int, at time.Time) {
@@ -251,13 +249,13 @@ func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
 	t.Run("a locked address has a token compared once every 2 seconds", func(t *testing.T) {
 		var l lockout
 		fail(&l, "10.0.0.1", 10, t0)
-		if !l.admit("10.0.0.1", t0).check {
+		if !checkNow(&l, "10.0.0.1", t0).check {
 			t.Fatal("the first token after the lockout began was not compared")
 		}
-		if a := l.admit("10.0.0.1", t0.Add(1900*time.Millisecond)); a.check || a.retryAfter != 100*time.Millisecond {
+		if a := checkNow(&l, "10.0.0.1", t0.Add(1900*time.Millisecond)); a.check || a.retryAfter != 100*time.Millisecond {
 			t.Errorf("1.9s later: %+v, want refused with 100ms to wait", a)
 		}
-		if !l.admit("10.0.0.1", t0.Add(2*time.Second)).check {
+		if !checkNow(&l, "10.0.0.1", t0.Add(2*time.Second)).check {
 			t.Error("2s later the token was not compared")
 		}
 	})
@@ -281,7 +279,7 @@ func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
 		}
 		compared := 0
 		for i := range 20 {
-			if l.admit(fmt.Sprintf("10.2.0.%d", i), t0).check {
+			if checkNow(&l, fmt.Sprintf("10.2.0.%d", i), t0).check {
 				compared++
 			}
 		}
@@ -304,4 +302,109 @@ func TestTheLockoutKeepsTheREADMEsFigures(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestConcurrentGuessesAreBoundedAsSequentialOnesAre: guesses sent all at
+// once, from many addresses or from one, have no more tokens compared
+// than the same guesses sent one after another: a check counts from when
+// it is admitted, not from when its token turned out wrong. Each
+// comparison is held 50 ms, so that the guesses are all in flight
+// together, as they are when the listener is slow.
+func TestConcurrentGuessesAreBoundedAsSequentialOnesAre(t *testing.T) {
+	var comparisons atomic.Int64
+	slow := func(p *plane) {
+		p.admin.Tokens.compared = func() {
+			comparisons.Add(1)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// burst sends one guess from each client at once and counts the
+	// guesses compared (401) and those refused unchecked (429).
+	burst := func(t *testing.T, p *plane, clients []*http.Client) (compared int) {
+		t.Helper()
+		slow(p)
+		comparisons.Store(0)
+		defer func() {
+			if n := comparisons.Load(); n != int64(compared) {
+				t.Errorf("%d tokens compared, %d guesses answered 401", n, compared)
+			}
+		}()
+		start := make(chan struct{})
+		codes := make(chan int, len(clients))
+		var wg sync.WaitGroup
+		for i, c := range clients {
+			wg.Go(func() {
+				<-start
+				codes <- p.callFrom(t, c, fmt.Sprintf("guess-%04d-xxxxxxxxxxxxxxxx", i))
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			switch code {
+			case http.StatusUnauthorized:
+				compared++
+			case http.StatusTooManyRequests:
+			default:
+				t.Fatalf("a guess got %d", code)
+			}
+		}
+		return compared
+	}
+	t.Run("500 at once from 250 addresses", func(t *testing.T) {
+		p := newPlane(t)
+		var clients []*http.Client
+		for i := range 500 {
+			clients = append(clients, fromAddress(fmt.Sprintf("127.0.3.%d", i%250+1)))
+		}
+		got, limit := burst(t, p, clients), maxListenerFailures+lockedChecksPerSecond
+		if got > limit {
+			t.Errorf("%d of 500 concurrent guesses were compared, want at most %d", got, limit)
+		}
+		t.Logf("%d of 500 concurrent guesses were compared", got)
+		if got := p.callFrom(t, fromAddress("127.0.0.2"), bobToken); got != http.StatusTooManyRequests {
+			t.Errorf("bob from a new address during the listener's lockout: got %d, want 429 (nothing left in flight)", got)
+		}
+	})
+	t.Run("100 at once from one address", func(t *testing.T) {
+		p := newPlane(t)
+		var clients []*http.Client
+		for range 100 {
+			clients = append(clients, fromAddress("127.0.4.1"))
+		}
+		if got, limit := burst(t, p, clients), maxFailures+1; got > limit {
+			t.Errorf("%d of 100 concurrent guesses from one address were compared, want at most %d", got, limit)
+		}
+	})
+	t.Run("an operator's parallel requests are not counted once it authenticated", func(t *testing.T) {
+		p := newPlane(t)
+		op := fromAddress("127.0.4.2")
+		if got := p.callFrom(t, op, bobToken); got != http.StatusOK {
+			t.Fatalf("bob: got %d", got)
+		}
+		slow(p)
+		codes := make(chan int, 50)
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() { codes <- p.callFrom(t, op, bobToken) })
+		}
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			if code != http.StatusOK {
+				t.Fatalf("one of bob's 50 parallel requests got %d, want 200", code)
+			}
+		}
+	})
+}
+
+// checkNow admits a check from addr and releases it at once, as a
+// sequential request does before the next one.
+func checkNow(l *lockout, addr string, now time.Time) admission {
+	a := l.admit(addr, now)
+	if a.check {
+		l.release(addr, a)
+	}
+	return a
 }

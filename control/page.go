@@ -190,7 +190,8 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusUnauthorized, "Enter an admin token.")
 		return
 	}
-	if err := p.admitToken(addr, now); err != nil {
+	release, err := p.admitToken(addr, now)
+	if err != nil {
 		if lo := (*errLockedOut)(nil); errors.As(err, &lo) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(lo.retryAfter/time.Second)))
 		}
@@ -198,6 +199,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.renderLogin(w, http.StatusTooManyRequests, "Too many failed attempts: "+msg+".")
 		return
 	}
+	defer release()
 	tok, ok := p.Tokens.lookup(token)
 	switch {
 	case !ok:

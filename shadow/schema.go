@@ -18,6 +18,9 @@ import (
 // names of an API: an object whose keys are data (record numbers, ids,
 // dates, names, e-mail addresses) or that has many distinct keys is
 // learned as a map, its keys forgotten and its values learned as one.
+// Which it is takes evidence: the keys of a place are stored (and so
+// shown) only once MinEvidence objects were seen there (settled), so that
+// a map keyed by surnames is a map before any of its keys is stored.
 
 // jsonType is a JSON type, with whole numbers apart from other numbers as
 // JSON Schema has them.
@@ -95,6 +98,10 @@ type Shape struct {
 	// are kept any more.
 	Values map[string]int64 `json:"values,omitempty"`
 	Many   bool             `json:"many,omitempty"`
+	// held counts, in a replica's delta, the objects at this place whose
+	// keys Properties holds back (withhold) while their count is stored
+	// already. It is never stored.
+	held int64
 }
 
 // Schema is the shape learned from legacy's answers to one route, method
@@ -140,6 +147,11 @@ const (
 	// maxProperties is the most distinct keys an object learns before it
 	// is taken for a map.
 	maxProperties = 64
+	// minMapKeys is the fewest distinct keys a place is taken for a map
+	// by for having more than mapKeysPerObject times as many keys as its
+	// objects have on average.
+	minMapKeys       = 8
+	mapKeysPerObject = 4
 	// maxEnumValues is the most distinct keep_values values counted.
 	maxEnumValues = 16
 	// maxEnumValueLen is the longest value counted; a longer one makes
@@ -175,7 +187,7 @@ func (s *Shape) clone() *Shape {
 	if s == nil {
 		return nil
 	}
-	c := &Shape{Types: s.Types, Map: s.Map.clone(), Items: s.Items.clone(), Values: maps.Clone(s.Values), Many: s.Many}
+	c := &Shape{Types: s.Types, Map: s.Map.clone(), Items: s.Items.clone(), Values: maps.Clone(s.Values), Many: s.Many, held: s.held}
 	if s.Properties != nil {
 		c.Properties = make(map[string]*Shape, len(s.Properties))
 		for k, v := range s.Properties {
@@ -196,6 +208,7 @@ func (s *Shape) merge(o *Shape, budget *int) bool {
 	for t, n := range o.Types {
 		s.Types[t] += n
 	}
+	s.held += o.held
 	s.Many = s.Many || o.Many
 	if s.Many {
 		s.Values = nil
@@ -228,10 +241,126 @@ func (s *Shape) merge(o *Shape, budget *int) bool {
 		}
 		s.Properties[k], complete = mergeChild(s.Properties[k], oc, budget, complete)
 	}
-	if len(s.Properties) > maxProperties {
+	if s.manyKeys() {
 		s.toMap()
 	}
 	return complete
+}
+
+// manyKeys reports whether the objects at s have keys too many to be an
+// API's field names: more than maxProperties, or at least minMapKeys and
+// more than mapKeysPerObject times as many as an object has on average
+// (an object keyed by patients: each has a few, every answer others). An
+// API's optional fields rarely go so far; if they do, the place is
+// learned as a map, which checks less but keeps no key.
+func (s *Shape) manyKeys() bool {
+	k := int64(len(s.Properties))
+	if k > maxProperties {
+		return true
+	}
+	if k < minMapKeys || s.objects() == 0 {
+		return false
+	}
+	var members int64
+	for _, p := range s.Properties {
+		members += p.Types.total()
+	}
+	return k*s.objects() > mapKeysPerObject*members
+}
+
+// settled reports whether MinEvidence objects were seen at s, enough to
+// tell field names from keys that are data, or it is a map, or has no
+// keys.
+func (s *Shape) settled() bool {
+	return s.Map != nil || len(s.Properties) == 0 || s.objects() >= MinEvidence
+}
+
+// withhold takes out of s (a schema about to be stored: st, what was
+// stored, with d, a replica's delta, merged in) the keys d brought to
+// places where they are not evidence enough yet, and returns them as a
+// shape for the replica's next delta. Keys are evidence enough at a place
+// that st already has keys at (it settled), or where the replica itself
+// saw MinEvidence objects (a replica does not publish its one answer's
+// keys on the strength of others' objects, whose keys it does not know).
+// A withheld place keeps its counts in s; its keys come back with theirs
+// once they are evidence enough, so that no count is lost or counted
+// twice.
+func (s *Shape) withhold(st, d *Shape) *Shape {
+	if s == nil || d == nil {
+		return nil
+	}
+	if s.Map == nil && len(d.Properties) > 0 && !(st != nil && len(st.Properties) > 0) && d.objects()+d.held < MinEvidence {
+		held := &Shape{Properties: s.Properties, held: d.objects() + d.held}
+		s.Properties = nil
+		return held
+	}
+	var held *Shape
+	hold := func() *Shape {
+		if held == nil {
+			held = &Shape{}
+		}
+		return held
+	}
+	for k, c := range s.Properties {
+		if h := c.withhold(st.property(k), d.Properties[k]); h != nil {
+			if hold().Properties == nil {
+				held.Properties = map[string]*Shape{}
+			}
+			held.Properties[k] = h
+		}
+	}
+	if h := s.Map.withhold(st.mapShape(), d.Map); h != nil {
+		hold().Map = h
+	}
+	if h := s.Items.withhold(st.items(), d.Items); h != nil {
+		hold().Items = h
+	}
+	return held
+}
+
+// property, mapShape and items are s's member k, map and elements; nil
+// for a nil s.
+func (s *Shape) property(k string) *Shape {
+	if s == nil {
+		return nil
+	}
+	return s.Properties[k]
+}
+
+func (s *Shape) mapShape() *Shape {
+	if s == nil {
+		return nil
+	}
+	return s.Map
+}
+
+func (s *Shape) items() *Shape {
+	if s == nil {
+		return nil
+	}
+	return s.Items
+}
+
+// sanitize applies this release's rules to a stored shape that an
+// earlier one wrote: keys that are data, too many keys, and keys of a
+// place that has not settled are not kept.
+func (s *Shape) sanitize() {
+	if s == nil {
+		return
+	}
+	if s.Map == nil && len(s.Properties) > 0 {
+		switch {
+		case !s.settled():
+			s.Properties = nil
+		case s.manyKeys() || slices.ContainsFunc(slices.Collect(maps.Keys(s.Properties)), func(k string) bool { return !fieldName([]byte(k)) }):
+			s.toMap()
+		}
+	}
+	for _, c := range s.Properties {
+		c.sanitize()
+	}
+	s.Map.sanitize()
+	s.Items.sanitize()
 }
 
 // mergeChild merges o into the child s, making s if there is budget.
@@ -386,5 +515,7 @@ func UnmarshalSchema(b []byte) (*Schema, error) {
 	if n := s.Root.size(); n > maxShapes {
 		return nil, fmt.Errorf("schema: %d places, more than %d", n, maxShapes)
 	}
+	s.Root.sanitize()
+	s.pruneDrift()
 	return &s, nil
 }

@@ -163,6 +163,7 @@ func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
 		if sh.Map == nil && (tn.has(flagMap) || n.count > maxProperties || !lw.fieldNames(i)) {
 			sh.toMap()
 		}
+		added := false
 		for c, k := i+1, int32(0); k < n.count; c, k = t.nodes[c].next, k+1 {
 			if sh.Map != nil {
 				lw.observe(sh.Map, c, tn.child(nil), depth+1)
@@ -176,6 +177,7 @@ func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
 					continue
 				}
 				lw.budget--
+				added = true
 				child = &Shape{}
 				if sh.Properties == nil {
 					sh.Properties = map[string]*Shape{}
@@ -184,7 +186,9 @@ func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
 			}
 			lw.observe(child, c, tn.child(key), depth+1)
 		}
-		if len(sh.Properties) > maxProperties {
+		// Only a new key makes a map of a place (manyKeys walks every
+		// key; once per object of an array of thousands is too many).
+		if added && sh.manyKeys() {
 			sh.toMap()
 		}
 	case typeArray:

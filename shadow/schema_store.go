@@ -50,6 +50,7 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 	for i, key := range keys {
 		d := pending[key]
 		var merged *Schema
+		var held *Shape
 		err := st.MergeSchema(ctx, l.route, key.Method, key.Status, func(stored []byte) ([]byte, error) {
 			merged = newSchema(l.route, key)
 			if stored != nil {
@@ -59,7 +60,10 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 					merged = s
 				}
 			}
+			before := merged.Root.clone()
 			merged.merge(d)
+			held = merged.Root.withhold(before, d.Root)
+			merged.pruneDrift()
 			return MarshalSchema(merged)
 		})
 		if err != nil {
@@ -67,6 +71,15 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 			return err
 		}
 		l.mu.Lock()
+		if held != nil {
+			// The keys of places that have not settled wait in the delta.
+			h := newSchema(l.route, key)
+			h.Root = held
+			if cur := l.delta[key]; cur != nil {
+				h.merge(cur)
+			}
+			l.delta[key] = h
+		}
 		k := merged.clone()
 		if cur := l.delta[key]; cur != nil {
 			k.merge(cur)

@@ -204,6 +204,8 @@ type memorySchemas struct {
 	mu   sync.Mutex
 	docs map[string][]byte
 	fail bool
+	// written is every document ever stored, in order.
+	written []string
 }
 
 func (m *memorySchemas) MergeSchema(_ context.Context, route, method string, status int, merge func([]byte) ([]byte, error)) error {
@@ -216,6 +218,7 @@ func (m *memorySchemas) MergeSchema(_ context.Context, route, method string, sta
 	b, err := merge(m.docs[k])
 	if err == nil {
 		m.docs[k] = b
+		m.written = append(m.written, string(b))
 	}
 	return err
 }
@@ -238,7 +241,7 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 	rules := schemaRules(t, config.Compare{})
 	key := SchemaKey{"GET", 200}
 	a, b := NewSchemas(), NewSchemas()
-	for i := range 6 {
+	for i := range MinEvidence {
 		a.Route("get-patient").Learn(key, patientAnswer(i), rules)
 		b.Route("get-patient").Learn(key, patientAnswer(i), rules)
 	}
@@ -256,10 +259,10 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stored) != 1 || stored[0].Answers != 12 {
-		t.Fatalf("stored %+v, want one schema of 12 answers: the failed flush's answers kept, none twice", stored)
+	if len(stored) != 1 || stored[0].Answers != 2*MinEvidence {
+		t.Fatalf("stored %+v, want one schema of %d answers: the failed flush's answers kept, none twice", stored, 2*MinEvidence)
 	}
-	// Each replica now checks against all twelve: enough evidence.
+	// Each replica now checks against all of them.
 	modern := jsonAnswer(200, `{"id":1}`)
 	if got := b.Route("get-patient").Check(key, modern, rules); len(got) == 0 {
 		t.Error("b does not check against what a learned")
@@ -271,7 +274,9 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 			for i := range maxProperties/2 + 1 {
 				fields = append(fields, fmt.Sprintf(`"k%c_f%d":1`, 'a'+r, i))
 			}
-			s.Route("wide").Learn(key, jsonAnswer(200, `{"wide":{`+strings.Join(fields, ",")+`}}`), rules)
+			for range MinEvidence {
+				s.Route("wide").Learn(key, jsonAnswer(200, `{"wide":{`+strings.Join(fields, ",")+`}}`), rules)
+			}
 			if err := s.Flush(ctx, st); err != nil {
 				t.Fatal(err)
 			}
