@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -143,5 +144,33 @@ func TestJournalWriteOutlivesAPostgreSQLRestart(t *testing.T) {
 	}
 	if got := journaled(t, s); got != 14 {
 		t.Errorf("journaled %d writes, want 14", got)
+	}
+}
+
+// TestPurgeCountsRetriedAfterABrokenConnectionCountsOnce cuts the
+// connection between PurgeCounts' two deletions: the first one is rolled
+// back with the rest and runs again, and must be counted once.
+func TestPurgeCountsRetriedAfterABrokenConnectionCountsOnce(t *testing.T) {
+	proxy, dsn := testdb.NewProxy(t, testdb.Postgres(t))
+	s := openStore(t, dsn, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.AddCounts(ctx, []domain.HourCount{{Route: "get", Hour: old, Requests: 3}, {Route: "put", Hour: old, Requests: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLegacyClients(ctx, []domain.ClientCount{{Route: "get", Hour: old, Client: "web/1", Requests: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.CutOn("delete from strangler_legacy_clients")
+	n, err := s.PurgeCounts(ctx, old.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if proxy.CutsOn() != 1 {
+		t.Fatal("the connection was not cut: the test proves nothing")
+	}
+	if n != 3 {
+		t.Errorf("purged %d rows, want 3 (two hours, one client)", n)
 	}
 }
