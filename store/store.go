@@ -294,22 +294,27 @@ func (s *Store) Backend() string { return s.dialect.name }
 // network cut, the pool's idle connections are all dead, and the first
 // write after would fail on one of them.
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	broken, err := tryTx(ctx, db, fn)
+	broken, err := tryTx(ctx, db, false, fn)
 	if broken && ctx.Err() == nil {
-		_, err = tryTx(ctx, db, fn)
+		_, err = tryTx(ctx, db, true, fn)
 	}
 	return err
 }
 
-// tryTx runs fn in a transaction on one connection and commits it.
-// broken reports that the transaction failed before COMMIT was sent because its connection broke
+// tryTx runs fn in a transaction on one connection, on a live one (it
+// answers a ping) if live, and commits it. broken reports that the transaction failed before COMMIT was sent because its connection broke
 // (the server restarted, the network cut it): the server has rolled it
 // back, nothing was written, and it is safe to run again. A COMMIT that
 // went out and failed is never broken: the commit may have happened and
 // its answer been lost, and a second run could write twice; the caller
 // gets a commitError, which Uncertain reports.
-func tryTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (broken bool, err error) {
-	conn, err := db.Conn(ctx)
+func tryTx(ctx context.Context, db *sql.DB, live bool, fn func(*sql.Tx) error) (broken bool, err error) {
+	var conn *sql.Conn
+	if live {
+		conn, err = liveConn(ctx, db)
+	} else {
+		conn, err = db.Conn(ctx)
+	}
 	if err != nil {
 		// A connection cut as it was being made (the server restarting
 		// as the pool grows) is worth one more try too.
@@ -332,6 +337,28 @@ func tryTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) (broken bool
 		return false, &commitError{err}
 	}
 	return false, nil
+}
+
+// liveConn returns a connection that answers a ping. The pool's idle
+// connections broke with the one that failed, and pgx checks one before
+// reuse only when it has been idle for over a second: a retry on one of
+// them would fail the same way. Each one found dead is discarded, so at
+// worst every idle one is tried and then a new one made.
+func liveConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	for tries := db.Stats().Idle + 1; ; tries-- {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = conn.PingContext(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		conn.Close()
+		if tries <= 1 {
+			return nil, err
+		}
+	}
 }
 
 // closed reports whether conn's connection to PostgreSQL has broken. An
