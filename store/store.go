@@ -302,7 +302,8 @@ func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
 }
 
 // tryTx runs fn in a transaction on one connection, on a live one (it
-// answers a ping) if live, and commits it. broken reports that the transaction failed before COMMIT was sent because its connection broke
+// answers a ping) if live, and commits it. broken reports that the
+// transaction failed before COMMIT was sent because its connection broke
 // (the server restarted, the network cut it): the server has rolled it
 // back, nothing was written, and it is safe to run again. A COMMIT that
 // went out and failed is never broken: the commit may have happened and
