@@ -155,7 +155,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 				if r.stats[tk.t.name].stopped() != nil {
 					continue
 				}
-				if err := r.fail(ctx, tk.t, r.copyRange(ctx, tk.t, tk.rg)); err != nil {
+				if err := r.fail(ctx, tk.t, r.copyRangeResuming(ctx, tk.t, tk.rg)); err != nil {
 					cancel(err)
 				}
 			}

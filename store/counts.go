@@ -178,6 +178,7 @@ func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.T
 func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, error) {
 	total := 0
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		total = 0 // a run after a broken connection counts afresh
 		for _, table := range []string{"strangler_route_hours", "strangler_legacy_clients"} {
 			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE hour < $1`, s.ts(olderThan))
 			if err != nil {

@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"strangler/phi"
 )
 
@@ -285,20 +288,91 @@ func (s *Store) Backend() string { return s.dialect.name }
 
 // inTx runs fn in a transaction on db and commits it, or rolls it back if
 // fn or the commit fails. A failed commit is a *commitError: whether it
-// happened may not be known (see Uncertain).
+// happened may not be known (see Uncertain). A transaction whose
+// connection broke before COMMIT runs once more, on another connection, so
+// fn must not keep state from a first run: after PostgreSQL restarts or a
+// network cut, the pool's idle connections are all dead, and the first
+// write after would fail on one of them.
 func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	broken, err := tryTx(ctx, db, false, fn)
+	if broken && ctx.Err() == nil {
+		_, err = tryTx(ctx, db, true, fn)
+	}
+	return err
+}
+
+// tryTx runs fn in a transaction on one connection, on a live one (it
+// answers a ping) if live, and commits it. broken reports that the
+// transaction failed before COMMIT was sent because its connection broke
+// (the server restarted, the network cut it): the server has rolled it
+// back, nothing was written, and it is safe to run again. A COMMIT that
+// went out and failed is never broken: the commit may have happened and
+// its answer been lost, and a second run could write twice; the caller
+// gets a commitError, which Uncertain reports.
+func tryTx(ctx context.Context, db *sql.DB, live bool, fn func(*sql.Tx) error) (broken bool, err error) {
+	var conn *sql.Conn
+	if live {
+		conn, err = liveConn(ctx, db)
+	} else {
+		conn, err = db.Conn(ctx)
+	}
 	if err != nil {
-		return err
+		// A connection cut as it was being made (the server restarting
+		// as the pool grows) is worth one more try too.
+		var connect *pgconn.ConnectError
+		return errors.As(err, &connect), err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return closed(conn), err
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return closed(conn), err
 	}
 	if err := tx.Commit(); err != nil {
-		return &commitError{err}
+		// Not even pgx's "conn closed" (said to come before the
+		// connection is used): it is the answer too when COMMIT went out
+		// and the connection broke while its answer was awaited.
+		return false, &commitError{err}
 	}
-	return nil
+	return false, nil
+}
+
+// liveConn returns a connection that answers a ping. The pool's idle
+// connections broke with the one that failed, and pgx checks one before
+// reuse only when it has been idle for over a second: a retry on one of
+// them would fail the same way. Each one found dead is discarded, so at
+// worst every idle one is tried and then a new one made.
+func liveConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	for tries := db.Stats().Idle + 1; ; tries-- {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = conn.PingContext(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		conn.Close()
+		if tries <= 1 {
+			return nil, err
+		}
+	}
+}
+
+// closed reports whether conn's connection to PostgreSQL has broken. An
+// embedded SQLite connection never does.
+func closed(conn *sql.Conn) bool {
+	var broken bool
+	conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			broken = c.Conn().IsClosed()
+		}
+		return nil
+	})
+	return broken
 }
 
 // commitError is a commit that failed.

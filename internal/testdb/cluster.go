@@ -120,6 +120,15 @@ func (c *Cluster) StopPrimary() {
 	c.run("pg_ctl", "-D", c.Primary.dir, "-m", "immediate", "-w", "stop")
 }
 
+// RestartPrimary restarts the primary as an operator would (pg_ctl
+// restart, fast mode: sessions are ended, transactions rolled back) and
+// returns once it streams to the standby again and so takes writes.
+func (c *Cluster) RestartPrimary() {
+	c.t.Helper()
+	c.run("pg_ctl", "-D", c.Primary.dir, "-l", filepath.Join(c.dir, c.Primary.Name+".log"), "-m", "fast", "-w", "-t", "60", "restart")
+	c.waitSyncStandby()
+}
+
 // Promote makes the standby the primary and returns once it takes writes.
 func (c *Cluster) Promote() {
 	c.t.Helper()

@@ -25,6 +25,10 @@ type Proxy struct {
 	// it, sets muted.
 	muted  atomic.Bool
 	muteOn atomic.Pointer[[]byte]
+	// cutOn, once a client sends it, cuts every connection before the
+	// bytes carrying it are passed on; it is cleared as it fires.
+	cutOn atomic.Pointer[[]byte]
+	cuts  atomic.Int32
 }
 
 // NewProxy starts a proxy to the host:port of the URL dsn and returns it
@@ -108,7 +112,21 @@ func (r requests) Write(b []byte) (int, error) {
 	if m := r.p.muteOn.Load(); m != nil && bytes.Contains(bytes.ToLower(b), *m) {
 		r.p.muted.Store(true)
 	}
+	if m := r.p.cutOn.Load(); m != nil && bytes.Contains(bytes.ToLower(b), *m) && r.p.cutOn.CompareAndSwap(m, nil) {
+		r.p.cuts.Add(1)
+		r.p.closeAll()
+		return 0, net.ErrClosed
+	}
 	return r.Conn.Write(b)
+}
+
+// CutOn closes every connection through the proxy once a client sends
+// marker (lower case: "begin", "commit", a statement's text), before the
+// bytes carrying it reach the server, as when the server restarts at that
+// instant. It fires once; new connections go through as before.
+func (p *Proxy) CutOn(marker string) {
+	m := []byte(marker)
+	p.cutOn.Store(&m)
 }
 
 // MuteOn drops everything the server sends once a client has sent marker
@@ -120,6 +138,10 @@ func (p *Proxy) MuteOn(marker string) {
 	p.muteOn.Store(&m)
 }
 
+// CutsOn is how many times CutOn has fired: a test whose marker was
+// never sent proves nothing.
+func (p *Proxy) CutsOn() int { return int(p.cuts.Load()) }
+
 // Cut closes every connection through the proxy and refuses new ones.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
@@ -127,6 +149,17 @@ func (p *Proxy) Cut() {
 	p.up = false
 	p.muted.Store(false)
 	p.muteOn.Store(nil)
+	p.closeAllLocked()
+}
+
+// closeAll closes every connection through the proxy.
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeAllLocked()
+}
+
+func (p *Proxy) closeAllLocked() {
 	for c := range p.conns {
 		c.Close()
 	}

@@ -1,0 +1,110 @@
+package backfill_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/internal/testdb"
+)
+
+// TestARunResumesAfterItsConnectionsBreak breaks the connections to the
+// source MariaDB, and to the target PostgreSQL, while a run copies: at
+// arbitrary moments (after so many rows), as a batch's COMMIT goes out
+// (rolled back), and after the target ran it (committed, its answer
+// lost). The run must resume by itself and copy every row exactly once,
+// its ledger counting each once; a re-run then finds nothing to do.
+func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
+	const patients = 1200
+	for _, c := range []struct {
+		name, side string
+		breakIt    func(t *testing.T, w *world, p *testdb.Proxy)
+		// uncounted is how many rows the run's report may miss: a batch
+		// whose COMMIT answer was lost is copied and in the ledger, but
+		// the run cannot know how its rows were written.
+		uncounted int64
+	}{
+		{"source cut after 150 rows", "source", cutAfter(150), 0},
+		{"source cut after 700 rows", "source", cutAfter(700), 0},
+		{"target cut after 150 rows", "target", cutAfter(150), 0},
+		{"target cut after 700 rows", "target", cutAfter(700), 0},
+		{"target cut as a batch commits", "target", func(t *testing.T, w *world, p *testdb.Proxy) {
+			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
+			p.CutOn("commit")
+		}, 0},
+		{"target commits a batch and its answer is lost", "target", func(t *testing.T, w *world, p *testdb.Proxy) {
+			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
+			p.MuteOn("commit")
+			time.Sleep(300 * time.Millisecond)
+			p.Cut()
+			p.Restore()
+		}, 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, fixture.Sizes{Patients: patients}, nil)
+			w.cfg.Tables = w.cfg.Tables[:1]
+			w.cfg.Batch, w.cfg.Rate = 100, 1000
+			u := w.cfg.Source.URL
+			if c.side == "target" {
+				u = w.cfg.Target.URL
+			}
+			proxy, via := testdb.NewProxy(t, u.String())
+			pu, err := url.Parse(via)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*u = *pu
+			type result struct {
+				rep *backfill.Report
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+				done <- result{rep, err}
+			}()
+			c.breakIt(t, w, proxy)
+			res := <-done
+			if p := proxy.CutsOn(); strings.Contains(c.name, " as ") && p != 1 {
+				t.Fatalf("the proxy cut %d times, want 1: the test proves nothing", p)
+			}
+			if res.err != nil {
+				t.Fatalf("the run stopped: %v, want it to resume by itself", res.err)
+			}
+			if got := res.rep.Tables[0]; got.Inserted+got.Present < patients-c.uncounted || got.Inserted+got.Present > patients || got.Failed != 0 {
+				t.Errorf("the run reports %d inserted, %d present, %d failed, want %d copied once", got.Inserted, got.Present, got.Failed, patients)
+			}
+			if n := w.count(t, "SELECT count(*) FROM patients"); n != patients {
+				t.Errorf("modern has %d patients, want %d", n, patients)
+			}
+			if n := w.count(t, "SELECT count(DISTINCT legacy_id) FROM patients"); n != patients {
+				t.Errorf("modern has %d distinct legacy ids, want %d", n, patients)
+			}
+			if n := w.count(t, "SELECT coalesce(sum(rows_done), 0) FROM strangler_backfill_checkpoints WHERE table_name = 'patients'"); n != patients {
+				t.Errorf("the ledger counts %d rows done, want %d", n, patients)
+			}
+			w.cfg.Rate = 0
+			if got := w.run(t, backfill.Options{}).Tables[0]; got.Inserted != 0 || got.Failed != 0 {
+				t.Errorf("a re-run inserted %d and failed %d, want nothing to do", got.Inserted, got.Failed)
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+				t.Errorf("verify: %+v", d.Tables)
+			}
+		})
+	}
+}
+
+// cutAfter cuts the proxy's connections once modern has n patients, and
+// lets new ones through 200 ms later.
+func cutAfter(n int64) func(*testing.T, *world, *testdb.Proxy) {
+	return func(t *testing.T, w *world, p *testdb.Proxy) {
+		waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= n })
+		p.Cut()
+		time.Sleep(200 * time.Millisecond)
+		p.Restore()
+	}
+}
