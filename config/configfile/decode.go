@@ -29,6 +29,29 @@ type decoder struct {
 	// was written as, so that messages show ${VAR}, never what it held
 	// (hide).
 	expanded []expansion
+	// values counts the values decoded, aliases and merge keys expanded,
+	// up to maxValues.
+	values int
+}
+
+// maxValues bounds how many values one file decodes to once its aliases
+// and merge keys are expanded: each alias costs a few bytes and may stand
+// for a mapping of aliases, so a file of a few hundred bytes can expand to
+// billions of values ("billion laughs") and hold a config check or a
+// reload for hours. A real configuration has a few thousand.
+const maxValues = 100_000
+
+// budget counts one value decoded at n and reports whether decoding goes
+// on. Past maxValues it stops for good, with the one error that says why in
+// place of any others: those are the same few errors repeated by the
+// expansion.
+func (d *decoder) budget(n *yaml.Node, path string) bool {
+	d.values++
+	if d.values == maxValues+1 {
+		d.errs = nil
+		d.errorf(n, path, "aliases and merge keys (<<) expand the file to more than %d values; write the values out or use fewer aliases", maxValues)
+	}
+	return d.values <= maxValues
 }
 
 // expansion is a scalar whose placeholders were expanded: what it held
@@ -57,6 +80,9 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if !d.budget(n, path) {
+		return
 	}
 	if path != "" {
 		d.pos[path] = config.Position{Line: n.Line, Column: n.Column}
@@ -180,10 +206,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	fields := structFields(v.Type())
 	// Merged mappings go first wherever the << key stands: the mapping's
 	// own keys override them (YAML merge key semantics).
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Tag == "!!merge" {
-			d.merge(n.Content[i+1], v, path)
-		}
+	if m := d.mergeKey(n, path); m != nil {
+		d.merge(m, v, path)
 	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -220,12 +244,15 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if v.IsNil() {
 		v.Set(reflect.MakeMap(v.Type()))
 	}
-	// As for structs, merged mappings go first and the own keys override.
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Tag == "!!merge" {
-			for _, m := range mergedMappings(n.Content[i+1]) {
-				d.decodeMap(m, v, path)
+	// As for structs, merged mappings go first and the own keys override;
+	// of the merged mappings, the first wins (merge), so the last goes
+	// first.
+	if m := d.mergeKey(n, path); m != nil {
+		for _, m := range slices.Backward(mergedMappings(m)) {
+			if !d.budget(m, path) {
+				return
 			}
+			d.decodeMap(m, v, path)
 		}
 	}
 	seen := map[string]*yaml.Node{}
@@ -250,6 +277,24 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// mergeKey returns the value of the mapping n's merge key (<<), or nil if
+// it has none. A second << is an error like any other key written twice:
+// which of the two would count is a guess.
+func (d *decoder) mergeKey(n *yaml.Node, path string) *yaml.Node {
+	var val, first *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i]
+		switch {
+		case key.Tag != "!!merge":
+		case first != nil:
+			d.errorf(key, path, "the merge key << appears twice (first on line %d); merge a list instead: <<: [*a, *b]", first.Line)
+		default:
+			first, val = key, n.Content[i+1]
+		}
+	}
+	return val
+}
+
 // mergedMappings are the mappings a merge key's value brings: one, or a
 // list of them.
 func mergedMappings(n *yaml.Node) []*yaml.Node {
@@ -267,13 +312,18 @@ func mergedMappings(n *yaml.Node) []*yaml.Node {
 }
 
 // merge applies a YAML merge key (<<: *defaults) before the mapping's own
-// keys, which then override what it brought.
+// keys, which then override what it brought. Of a list of mappings
+// (<<: [*a, *b]) the first wins, as the merge key's specification says
+// and other YAML tools read it, so they are applied last to first.
 func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	if !d.budget(n, path) {
+		return
+	}
 	if n.Kind == yaml.SequenceNode {
-		for _, m := range n.Content {
+		for _, m := range slices.Backward(n.Content) {
 			d.merge(m, v, path)
 		}
 		return

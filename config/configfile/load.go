@@ -59,6 +59,11 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 		return nil, d.errs
 	}
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if d.values > maxValues {
+		// Decoding stopped part way: what validation would say of the
+		// rest is noise.
+		return nil, d.errs
+	}
 	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
 		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN,
