@@ -268,10 +268,8 @@ func decode(r *http.Request, v any) error {
 		// audit log would keep a reason other than the one sent.
 		return apiError(http.StatusBadRequest, "invalid JSON body: not valid UTF-8")
 	}
-	if key, err := duplicateKey(body); err != nil {
+	if err := checkKeys(body, v); err != nil {
 		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
-	} else if key != "" {
-		return apiError(http.StatusBadRequest, "invalid JSON body: the key %q appears twice in one object", key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -36,6 +36,9 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a reason with a carriage return", `{"mode":"modern","reason":"ok\rforged"}`, `"0"`, 400, "control character"},
 		{"a reason that is not UTF-8", "{\"mode\":\"modern\",\"reason\":\"ok \xff\xfe\"}", `"0"`, 400, "not valid UTF-8"},
 		{"a key that is not UTF-8", "{\"mode\":\"modern\",\"reason\":\"ok\",\"\xc0\":1}", `"0"`, 400, "not valid UTF-8"},
+		{"a key in other cases", `{"Mode":"modern","reason":"go"}`, `"0"`, 400, `the key "Mode" is spelled "mode"`},
+		{"a key with the long s for s", "{\"mode\":\"modern\",\"rea\u017fon\":\"go\"}", `"0"`, 400, `is spelled "reason"`},
+		{"a key in other cases in a nested object", `{"ramp":{"Action":"pause"},"reason":"go"}`, `"0"`, 400, `the key "Action" is spelled "action"`},
 		{"a reason that reverses the text after it", `{"mode":"modern","reason":"ok \u202egnp.exe"}`, `"0"`, 400, "bidirectional"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
@@ -190,6 +193,7 @@ func TestEveryBodyIsReadStrictly(t *testing.T) {
 			{"a key twice", `{"reason":"a","reason":"b"}`, "appears twice"},
 			{"an unknown key", `{"reason":"a","bogus":1}`, "unknown field"},
 			{"two values", `{"reason":"a"} {}`, "more follows"},
+			{"a key in other cases", `{"REASON":"a"}`, `is spelled "reason"`},
 		} {
 			t.Run(ep.method+" "+ep.path+" "+tc.name, func(t *testing.T) {
 				resp, body := p.call(t, ep.method, ep.path, aliceToken, tc.body, "If-Match", `"0"`)
