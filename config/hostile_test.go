@@ -91,3 +91,17 @@ func TestAliasBombIsRefused(t *testing.T) {
 		t.Errorf("got %d errors, first %v; want one placed error about the expansion", len(errs), errs[0])
 	}
 }
+
+// An alias as a key stands for the anchored value (here p), not for the
+// anchor's name: read as the name, the route would be set to modern by a
+// file in which every other YAML reader finds no mode.
+func TestAliasAsKeyIsAnError(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+"routes:\n  - { name: &mode p, match: \"GET /p\", *mode : modern }\n")
+	found := false
+	for _, e := range errs {
+		found = found || e.Line == 5 && e.Field == "routes[0]" && strings.Contains(e.Msg, "want field names as keys, got an alias (*mode)")
+	}
+	if !found {
+		t.Errorf("got %v, want an error at line 5 on routes[0] about the alias key", errs)
+	}
+}

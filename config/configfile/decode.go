@@ -215,6 +215,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if key.Tag == "!!merge" {
 			continue
 		}
+		if key.Kind != yaml.ScalarNode {
+			// An alias's Value is its anchor's name, not the key YAML
+			// reads: {name: &mode p, *mode : modern} has a key p.
+			d.errorf(key, path, "want field names as keys, got %s", kindName(key))
+			continue
+		}
 		sub := key.Value
 		if path != "" {
 			sub = path + "." + key.Value
@@ -378,6 +384,8 @@ func editDistance(a, b string) int {
 
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
+	case yaml.AliasNode:
+		return "an alias (*" + n.Value + ")"
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:
