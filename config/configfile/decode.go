@@ -29,6 +29,8 @@ type decoder struct {
 	// was written as, so that messages show ${VAR}, never what it held
 	// (hide).
 	expanded []expansion
+	// fields caches structFields.
+	fields map[reflect.Type]map[string]int
 	// values counts the values decoded, aliases and merge keys expanded,
 	// up to maxValues.
 	values int
@@ -38,8 +40,9 @@ type decoder struct {
 // and merge keys are expanded: each alias costs a few bytes and may stand
 // for a mapping of aliases, so a file of a few hundred bytes can expand to
 // billions of values ("billion laughs") and hold a config check or a
-// reload for hours. A real configuration has a few thousand.
-const maxValues = 100_000
+// reload for hours. A real configuration has a few thousand (about 20 a
+// route).
+const maxValues = 50_000
 
 // budget counts one value decoded at n and reports whether decoding goes
 // on. Past maxValues it stops for good, with the one error that says why in
@@ -101,7 +104,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(elem)
 	case reflect.Struct:
 		if sf, ok := v.Addr().Interface().(shortForm); ok && n.Kind == yaml.ScalarNode {
-			d.decode(n, v.Field(structFields(v.Type())[sf.ShortField()]), path)
+			d.decode(n, v.Field(d.structFields(v.Type())[sf.ShortField()]), path)
 			return
 		}
 		d.decodeStruct(n, v, path)
@@ -203,7 +206,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "want a mapping of keys to values, got %s", kindName(n))
 		return
 	}
-	fields := structFields(v.Type())
+	fields := d.structFields(v.Type())
 	// Merged mappings go first wherever the << key stands: the mapping's
 	// own keys override them (YAML merge key semantics).
 	if m := d.mergeKey(n, path); m != nil {
@@ -337,8 +340,17 @@ func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 	d.decodeStruct(n, v, path)
 }
 
-func structFields(t reflect.Type) map[string]int {
+// structFields maps the yaml names of t's fields to their indexes, once
+// per type: aliases decode one mapping many times.
+func (d *decoder) structFields(t reflect.Type) map[string]int {
+	if fields, ok := d.fields[t]; ok {
+		return fields
+	}
 	fields := map[string]int{}
+	if d.fields == nil {
+		d.fields = map[reflect.Type]map[string]int{}
+	}
+	d.fields[t] = fields
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 		if name != "" && name != "-" {
@@ -363,12 +375,11 @@ func suggest(key string, fields map[string]int) string {
 }
 
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -377,7 +388,7 @@ func editDistance(a, b string) int {
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
-		prev = cur
+		prev, cur = cur, prev
 	}
 	return prev[len(b)]
 }
