@@ -107,3 +107,17 @@ func TestAliasAsKeyIsAnError(t *testing.T) {
 		t.Errorf("got %v, want an error at line 5 on routes[0] about the alias key", errs)
 	}
 }
+
+// yaml.v3 says no line for an error on the first line: the error still
+// names it, as every other one does.
+func TestAnErrorOnTheFirstLineIsPlaced(t *testing.T) {
+	for _, y := range []string{
+		"routes: " + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "\n" + hostileBackends,
+		"listen: [\"a\" b]\n" + hostileBackends,
+	} {
+		errs := parseErrors(t, y)
+		if len(errs) != 1 || errs[0].Line != 1 || strings.HasPrefix(errs[0].Msg, "yaml:") {
+			t.Errorf("%.20s: got %v, want one error at line 1", y, errs)
+		}
+	}
+}
