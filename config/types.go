@@ -134,7 +134,8 @@ type Percent float64
 func (p *Percent) UnmarshalText(b []byte) error {
 	s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v > 100 {
+	// Written so that NaN, which every comparison calls false, fails too.
+	if err != nil || !(v >= 0 && v <= 100) {
 		return fmt.Errorf("invalid percent %q; want a number from 0 to 100", b)
 	}
 	*p = Percent(v)

@@ -254,9 +254,9 @@ func (a *admin) failedAttempt(r *http.Request, addr string, now time.Time) {
 	}
 }
 
-// decode reads a JSON body strictly: one JSON value, no unknown fields,
-// no key twice in an object (which value would count?). An empty body
-// decodes to nothing.
+// decode reads a JSON body strictly: valid UTF-8, one JSON value, no
+// unknown fields, no key twice in an object (which value would count?).
+// An empty body decodes to nothing.
 func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
@@ -267,10 +267,13 @@ func decode(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if key, err := duplicateKey(body); err != nil {
+	if !utf8.Valid(body) {
+		// encoding/json would put U+FFFD in place of each bad byte: the
+		// audit log would keep a reason other than the one sent.
+		return apiError(http.StatusBadRequest, "invalid JSON body: not valid UTF-8")
+	}
+	if err := checkKeys(body, v); err != nil {
 		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
-	} else if key != "" {
-		return apiError(http.StatusBadRequest, "invalid JSON body: the key %q appears twice in one object", key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -4,16 +4,23 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// duplicateKey returns the first key that appears twice in one object of
-// the JSON document b, or "" if none does; an error if b is not JSON.
-// Keys are compared as encoding/json matches them to fields, ignoring
-// case: {"mode":…,"Mode":…} sets one field twice just as surely.
-func duplicateKey(b []byte) (string, error) {
+// checkKeys refuses a key of the JSON document b that appears twice in one
+// object, or that names a field of v (or of a struct inside it) in other
+// cases than the field's: encoding/json matches keys to fields ignoring
+// case, so {"mode":…,"Mode":…} sets one field twice just as surely, and
+// {"Mode":…} sets a field other tools reading the same body do not see.
+// An error without a key is b not being JSON.
+func checkKeys(b []byte, v any) error {
+	names := map[string]string{}
+	jsonNames(reflect.TypeOf(v), names)
 	type object struct {
 		keys      map[string]bool
 		expectKey bool
@@ -31,9 +38,9 @@ func duplicateKey(b []byte) (string, error) {
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
-			return "", nil
+			return nil
 		} else if err != nil {
-			return "", err
+			return err
 		}
 		var top *object
 		if n := len(stack); n > 0 {
@@ -54,12 +61,36 @@ func duplicateKey(b []byte) (string, error) {
 		if key, ok := tok.(string); ok && top != nil && top.expectKey {
 			folded := foldKey(key)
 			if top.keys[folded] {
-				return key, nil
+				return fmt.Errorf("the key %q appears twice in one object", key)
+			}
+			if name, ok := names[folded]; ok && name != key {
+				return fmt.Errorf("the key %q is spelled %q", key, name)
 			}
 			top.keys[folded], top.expectKey = true, false
 			continue
 		}
 		valueDone()
+	}
+}
+
+// jsonNames adds to names the JSON key of each field of t and of the
+// structs inside it, by its folded form (foldKey).
+func jsonNames(t reflect.Type, names map[string]string) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if name != "-" && f.IsExported() {
+			names[foldKey(name)] = name
+			jsonNames(f.Type, names)
+		}
 	}
 }
 

@@ -34,6 +34,11 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a reason with a newline that would read as another entry", `{"mode":"modern","reason":"ok\n2026-11-01T12:00:00Z  alice  flip  get-patient  modern"}`, `"0"`, 400, "control character"},
 		{"a reason with a terminal escape", `{"mode":"modern","reason":"ok \u001b[2J"}`, `"0"`, 400, "control character"},
 		{"a reason with a carriage return", `{"mode":"modern","reason":"ok\rforged"}`, `"0"`, 400, "control character"},
+		{"a reason that is not UTF-8", "{\"mode\":\"modern\",\"reason\":\"ok \xff\xfe\"}", `"0"`, 400, "not valid UTF-8"},
+		{"a key that is not UTF-8", "{\"mode\":\"modern\",\"reason\":\"ok\",\"\xc0\":1}", `"0"`, 400, "not valid UTF-8"},
+		{"a key in other cases", `{"Mode":"modern","reason":"go"}`, `"0"`, 400, `the key "Mode" is spelled "mode"`},
+		{"a key with the long s for s", "{\"mode\":\"modern\",\"rea\u017fon\":\"go\"}", `"0"`, 400, `is spelled "reason"`},
+		{"a key in other cases in a nested object", `{"ramp":{"Action":"pause"},"reason":"go"}`, `"0"`, 400, `the key "Action" is spelled "action"`},
 		{"a reason that reverses the text after it", `{"mode":"modern","reason":"ok \u202egnp.exe"}`, `"0"`, 400, "bidirectional"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
@@ -167,5 +172,41 @@ func TestStatusPageRefusalsAreAuditedLikeTheAPIs(t *testing.T) {
 	}
 	if rf, _ := h.flags.Get("get-patient"); rf.Override != nil {
 		t.Errorf("a refused form flipped get-patient to %s", rf.Mode)
+	}
+}
+
+// TestEveryBodyIsReadStrictly sends each endpoint that takes a body the
+// same malformed ones: each is refused with 400 before it takes effect,
+// through the one decode every endpoint shares.
+func TestEveryBodyIsReadStrictly(t *testing.T) {
+	p := newPlane(t)
+	for _, ep := range []struct{ method, path string }{
+		{"PATCH", "/admin/routes/get-patient"},
+		{"POST", "/admin/routes/get-patient/force-token"},
+		{"POST", "/admin/repairs/w-1/retry"},
+		{"DELETE", "/admin/repairs/w-1"},
+		{"POST", "/admin/changes/1/approve"},
+		{"POST", "/admin/changes/1/reject"},
+	} {
+		for _, tc := range []struct{ name, body, says string }{
+			{"not UTF-8", "{\"reason\":\"ok \xff\"}", "not valid UTF-8"},
+			{"a key twice", `{"reason":"a","reason":"b"}`, "appears twice"},
+			{"an unknown key", `{"reason":"a","bogus":1}`, "unknown field"},
+			{"two values", `{"reason":"a"} {}`, "more follows"},
+			{"a key in other cases", `{"REASON":"a"}`, `is spelled "reason"`},
+		} {
+			t.Run(ep.method+" "+ep.path+" "+tc.name, func(t *testing.T) {
+				resp, body := p.call(t, ep.method, ep.path, aliceToken, tc.body, "If-Match", `"0"`)
+				if resp.StatusCode == http.StatusServiceUnavailable {
+					t.Skip("not available on this admin listener")
+				}
+				if msg, _ := body["error"].(string); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, tc.says) {
+					t.Errorf("got %d %q, want 400 saying %q", resp.StatusCode, msg, tc.says)
+				}
+			})
+		}
+	}
+	if p.mode("get-patient") != domain.ModeFallback {
+		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
 }

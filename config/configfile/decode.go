@@ -29,6 +29,32 @@ type decoder struct {
 	// was written as, so that messages show ${VAR}, never what it held
 	// (hide).
 	expanded []expansion
+	// fields caches structFields.
+	fields map[reflect.Type]map[string]int
+	// values counts the values decoded, aliases and merge keys expanded,
+	// up to maxValues.
+	values int
+}
+
+// maxValues bounds how many values one file decodes to once its aliases
+// and merge keys are expanded: each alias costs a few bytes and may stand
+// for a mapping of aliases, so a file of a few hundred bytes can expand to
+// billions of values ("billion laughs") and hold a config check or a
+// reload for hours. A real configuration has a few thousand (about 20 a
+// route).
+const maxValues = 50_000
+
+// budget counts one value decoded at n and reports whether decoding goes
+// on. Past maxValues it stops for good, with the one error that says why in
+// place of any others: those are the same few errors repeated by the
+// expansion.
+func (d *decoder) budget(n *yaml.Node, path string) bool {
+	d.values++
+	if d.values == maxValues+1 {
+		d.errs = nil
+		d.errorf(n, path, "aliases and merge keys (<<) expand the file to more than %d values; write the values out or use fewer aliases", maxValues)
+	}
+	return d.values <= maxValues
 }
 
 // expansion is a scalar whose placeholders were expanded: what it held
@@ -58,6 +84,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	if !d.budget(n, path) {
+		return
+	}
 	if path != "" {
 		d.pos[path] = config.Position{Line: n.Line, Column: n.Column}
 	}
@@ -75,7 +104,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(elem)
 	case reflect.Struct:
 		if sf, ok := v.Addr().Interface().(shortForm); ok && n.Kind == yaml.ScalarNode {
-			d.decode(n, v.Field(structFields(v.Type())[sf.ShortField()]), path)
+			d.decode(n, v.Field(d.structFields(v.Type())[sf.ShortField()]), path)
 			return
 		}
 		d.decodeStruct(n, v, path)
@@ -177,18 +206,22 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "want a mapping of keys to values, got %s", kindName(n))
 		return
 	}
-	fields := structFields(v.Type())
+	fields := d.structFields(v.Type())
 	// Merged mappings go first wherever the << key stands: the mapping's
 	// own keys override them (YAML merge key semantics).
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Tag == "!!merge" {
-			d.merge(n.Content[i+1], v, path)
-		}
+	if m := d.mergeKey(n, path); m != nil {
+		d.merge(m, v, path)
 	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		if key.Tag == "!!merge" {
+			continue
+		}
+		if key.Kind != yaml.ScalarNode {
+			// An alias's Value is its anchor's name, not the key YAML
+			// reads: {name: &mode p, *mode : modern} has a key p.
+			d.errorf(key, path, "want field names as keys, got %s", kindName(key))
 			continue
 		}
 		sub := key.Value
@@ -220,12 +253,15 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if v.IsNil() {
 		v.Set(reflect.MakeMap(v.Type()))
 	}
-	// As for structs, merged mappings go first and the own keys override.
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Tag == "!!merge" {
-			for _, m := range mergedMappings(n.Content[i+1]) {
-				d.decodeMap(m, v, path)
+	// As for structs, merged mappings go first and the own keys override;
+	// of the merged mappings, the first wins (merge), so the last goes
+	// first.
+	if m := d.mergeKey(n, path); m != nil {
+		for _, m := range slices.Backward(mergedMappings(m)) {
+			if !d.budget(m, path) {
+				return
 			}
+			d.decodeMap(m, v, path)
 		}
 	}
 	seen := map[string]*yaml.Node{}
@@ -250,6 +286,24 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
+// mergeKey returns the value of the mapping n's merge key (<<), or nil if
+// it has none. A second << is an error like any other key written twice:
+// which of the two would count is a guess.
+func (d *decoder) mergeKey(n *yaml.Node, path string) *yaml.Node {
+	var val, first *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i]
+		switch {
+		case key.Tag != "!!merge":
+		case first != nil:
+			d.errorf(key, path, "the merge key << appears twice (first on line %d); merge a list instead: <<: [*a, *b]", first.Line)
+		default:
+			first, val = key, n.Content[i+1]
+		}
+	}
+	return val
+}
+
 // mergedMappings are the mappings a merge key's value brings: one, or a
 // list of them.
 func mergedMappings(n *yaml.Node) []*yaml.Node {
@@ -267,13 +321,18 @@ func mergedMappings(n *yaml.Node) []*yaml.Node {
 }
 
 // merge applies a YAML merge key (<<: *defaults) before the mapping's own
-// keys, which then override what it brought.
+// keys, which then override what it brought. Of a list of mappings
+// (<<: [*a, *b]) the first wins, as the merge key's specification says
+// and other YAML tools read it, so they are applied last to first.
 func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
+	if !d.budget(n, path) {
+		return
+	}
 	if n.Kind == yaml.SequenceNode {
-		for _, m := range n.Content {
+		for _, m := range slices.Backward(n.Content) {
 			d.merge(m, v, path)
 		}
 		return
@@ -281,8 +340,17 @@ func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 	d.decodeStruct(n, v, path)
 }
 
-func structFields(t reflect.Type) map[string]int {
+// structFields maps the yaml names of t's fields to their indexes, once
+// per type: aliases decode one mapping many times.
+func (d *decoder) structFields(t reflect.Type) map[string]int {
+	if fields, ok := d.fields[t]; ok {
+		return fields
+	}
 	fields := map[string]int{}
+	if d.fields == nil {
+		d.fields = map[reflect.Type]map[string]int{}
+	}
+	d.fields[t] = fields
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 		if name != "" && name != "-" {
@@ -307,12 +375,11 @@ func suggest(key string, fields map[string]int) string {
 }
 
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -321,13 +388,15 @@ func editDistance(a, b string) int {
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
-		prev = cur
+		prev, cur = cur, prev
 	}
 	return prev[len(b)]
 }
 
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
+	case yaml.AliasNode:
+		return "an alias (*" + n.Value + ")"
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.SequenceNode:

@@ -59,6 +59,11 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 		return nil, d.errs
 	}
 	d.decode(root.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if d.values > maxValues {
+		// Decoding stopped part way: what validation would say of the
+		// rest is noise.
+		return nil, d.errs
+	}
 	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
 		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN,
@@ -106,7 +111,7 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // syntaxError places a YAML syntax error; yaml.v3 reports them as
 // "yaml: line N: …", except those of its reader (a control character,
 // invalid UTF-8), which say no line: they are placed by finding the
-// character.
+// character, and those on the first line.
 func syntaxError(name string, data []byte, err error) config.Error {
 	e := config.Error{File: name, Msg: err.Error()}
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
@@ -114,6 +119,10 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Column, e.Msg = 1, m[2]
 	} else if line, column, ok := unreadable(data); ok {
 		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
+	} else {
+		// yaml.v3 leaves the line out when it is the first (its count
+		// starts at 0 and 0 means none).
+		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
 }
