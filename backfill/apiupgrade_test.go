@@ -1,0 +1,151 @@
+package backfill_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"strangler/backfill"
+	"strangler/internal/testdb"
+	"strangler/modern"
+	"strangler/store"
+)
+
+// TestApiupgradeFirstRunAfterUpgradingCreatesNoPatientTwice: the release
+// before per-row hashes deleted a migrated row's ledger row and kept only
+// the checkpoint. The first plain run after upgrading, on a table whose
+// request creates (POST /patients) against a service that ignores
+// Idempotency-Key, takes the rows at or below that checkpoint with no
+// ledger row as sent: it records their request, creates no second
+// patient, and does not send the row changed before the upgrade (not
+// detected, as documented). Rows past the checkpoint are sent; a change
+// made after the upgrade is detected; the mark is cleared.
+func TestApiupgradeFirstRunAfterUpgradingCreatesNoPatientTwice(t *testing.T) {
+	for _, ledger := range []string{"sqlite", "postgres"} {
+		t.Run(ledger, func(t *testing.T) { apiupgradeFirstRun(t, ledger == "postgres") })
+	}
+}
+
+func apiupgradeFirstRun(t *testing.T, pgLedger bool) {
+	ctx := context.Background()
+	w := newAPIWorld(t, 10, 2, modern.Faults{})
+	// A service that does not honour Idempotency-Key: a request sent
+	// again creates again.
+	target, err := url.Parse(w.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	direct := proxy.Director
+	proxy.Director = func(r *http.Request) { direct(r); r.Header.Del("Idempotency-Key") }
+	forgetful := httptest.NewServer(proxy)
+	t.Cleanup(forgetful.Close)
+	yaml, err := os.ReadFile(w.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = bytes.Replace(yaml, []byte(`method: PUT
+        path: "/imports/patients/{PatientSerNum}"`), []byte(`method: POST
+        path: "/patients"`), 1)
+	yaml = bytes.ReplaceAll(yaml, []byte(w.srv.URL), []byte(forgetful.URL))
+	if err := os.WriteFile(w.cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The ledger, and a plain connection to it to make it look old.
+	var exec func(q string) error
+	if pgLedger {
+		dsn := testdb.Postgres(t)
+		if w.store, err = store.Open(ctx, dsn, discard()); err != nil {
+			t.Fatal(err)
+		}
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		exec = func(q string) error { _, err := pool.Exec(ctx, q); return err }
+	} else {
+		path := filepath.Join(t.TempDir(), "apiupgrade_state.db")
+		if w.store, err = store.Open(ctx, "sqlite:"+path, discard()); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		exec = func(q string) error { _, err := db.Exec(q); return err }
+	}
+	t.Cleanup(func() { w.store.Close() })
+
+	cfg := w.config(t)
+	cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+	patients := func() int64 {
+		var n int64
+		if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM patients WHERE last_name IN ('Lovelace', 'Byron')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if first := w.run(t, cfg, backfill.Options{}).Tables[0]; first.Inserted != 9 || patients() != 9 { // row 1's e-mail is refused
+		t.Fatalf("first run: inserted %d, %d patients; want 9, 9", first.Inserted, patients())
+	}
+	// The ledger as the release before wrote it, as migration 0090 finds
+	// it: no migrated rows, no hashes, the checkpoint marked.
+	for _, q := range []string{
+		"DELETE FROM strangler_api_backfill_rows WHERE state = 'migrated'",
+		"UPDATE strangler_api_backfill_rows SET body_hash = '', idempotency_key = ''",
+		"UPDATE strangler_api_backfill_checkpoints SET baseline_key = last_key",
+	} {
+		if err := exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		"UPDATE Patient SET LastName = 'Byron' WHERE PatientSerNum = 5", // before the upgrade: not detected
+		"INSERT INTO Patient VALUES (11, 1, 'New', 'Lovelace', 'p11@example.org', '1980-02-02')",
+	} {
+		if _, err := w.legacy.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if n := patients(); n != 10 {
+		t.Errorf("first run after upgrading: %d patients, want 10 (%d created twice)", n, n-10)
+	}
+	if r.Inserted != 1 || r.TakenAsSent != 9 || r.Present != 9 || r.Failed != 1 || len(r.Failures) != 1 {
+		t.Errorf("first run after upgrading: inserted %d, taken as sent %d, already present %d, failed %d %+v; want 1 (row 11), 9, 9, 1 (row 1 refused again)",
+			r.Inserted, r.TakenAsSent, r.Present, r.Failed, r.Failures)
+	}
+	var byron int64
+	if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM patients WHERE last_name = 'Byron'").Scan(&byron); err != nil || byron != 0 {
+		t.Errorf("row 5, changed before the upgrade, was sent (%d, %v); want not sent", byron, err)
+	}
+	if _, ok, err := w.store.APIBackfillBaseline(ctx, "patients"); ok || err != nil {
+		t.Errorf("the baseline mark is still set (%v) after the run recorded it", err)
+	}
+	if n, err := w.store.APIBackfillSentCount(ctx, "patients"); n != 11 || err != nil {
+		t.Errorf("the ledger has %d rows sent (%v), want 11: 9 taken as sent, row 11 and row 1", n, err)
+	}
+
+	// Now the ledger is whole: a change made after the upgrade is seen.
+	if _, err := w.legacy.Exec("UPDATE Patient SET LastName = 'Byron' WHERE PatientSerNum = 6"); err != nil {
+		t.Fatal(err)
+	}
+	again := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if again.Inserted != 0 || again.TakenAsSent != 0 || again.Present != 9 || again.Failed != 2 || patients() != 10 {
+		t.Errorf("second run: inserted %d, taken as sent %d, already present %d, failed %d (%+v), %d patients; want 0, 0, 9, 2 (row 1, row 6 changed), 10",
+			again.Inserted, again.TakenAsSent, again.Present, again.Failed, again.Failures, patients())
+	}
+}
