@@ -295,9 +295,16 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 				return nil
 			}
 			b.baseline = baseline && !r.opts.Restart
-			last := showKey(t.key, b.rows[len(b.rows)-1].key)
+			// Below the baseline the checkpoint stays where it is: moved
+			// back, a run with --since-checkpoint would send the rows
+			// between, which the ledger has nothing of, again.
+			var last *string
+			if !baseline {
+				k := showKey(t.key, b.rows[len(b.rows)-1].key)
+				last = &k
+			}
 			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
-				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, &last)
+				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
 			})
 		})
 	}

@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/backfill"
+	"strangler/config"
 	"strangler/internal/testdb"
 	"strangler/modern"
 	"strangler/store"
@@ -37,76 +39,13 @@ func TestApiupgradeFirstRunAfterUpgradingCreatesNoPatientTwice(t *testing.T) {
 
 func apiupgradeFirstRun(t *testing.T, pgLedger bool) {
 	ctx := context.Background()
-	w := newAPIWorld(t, 10, 2, modern.Faults{})
-	// A service that does not honour Idempotency-Key: a request sent
-	// again creates again.
-	target, err := url.Parse(w.srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) { direct(r); r.Header.Del("Idempotency-Key") }
-	forgetful := httptest.NewServer(proxy)
-	t.Cleanup(forgetful.Close)
-	yaml, err := os.ReadFile(w.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml = bytes.Replace(yaml, []byte(`method: PUT
-        path: "/imports/patients/{PatientSerNum}"`), []byte(`method: POST
-        path: "/patients"`), 1)
-	yaml = bytes.ReplaceAll(yaml, []byte(w.srv.URL), []byte(forgetful.URL))
-	if err := os.WriteFile(w.cfgPath, yaml, 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	// The ledger, and a plain connection to it to make it look old.
-	var exec func(q string) error
-	if pgLedger {
-		dsn := testdb.Postgres(t)
-		if w.store, err = store.Open(ctx, dsn, discard()); err != nil {
-			t.Fatal(err)
-		}
-		pool, err := pgxpool.New(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		exec = func(q string) error { _, err := pool.Exec(ctx, q); return err }
-	} else {
-		path := filepath.Join(t.TempDir(), "apiupgrade_state.db")
-		if w.store, err = store.Open(ctx, "sqlite:"+path, discard()); err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		exec = func(q string) error { _, err := db.Exec(q); return err }
-	}
-	t.Cleanup(func() { w.store.Close() })
-
-	cfg := w.config(t)
-	cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
-	patients := func() int64 {
-		var n int64
-		if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM patients WHERE last_name IN ('Lovelace', 'Byron')").Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	w, cfg, exec, patients := apiupgradeWorld(t, pgLedger, nil)
 	if first := w.run(t, cfg, backfill.Options{}).Tables[0]; first.Inserted != 9 || patients() != 9 { // row 1's e-mail is refused
 		t.Fatalf("first run: inserted %d, %d patients; want 9, 9", first.Inserted, patients())
 	}
 	// The ledger as the release before wrote it, as migration 0090 finds
 	// it: no migrated rows, no hashes, the checkpoint marked.
-	for _, q := range []string{
-		"DELETE FROM strangler_api_backfill_rows WHERE state = 'migrated'",
-		"UPDATE strangler_api_backfill_rows SET body_hash = '', idempotency_key = ''",
-		"UPDATE strangler_api_backfill_checkpoints SET baseline_key = last_key",
-	} {
+	for _, q := range apiupgradeOldLedger {
 		if err := exec(q); err != nil {
 			t.Fatal(err)
 		}
@@ -147,5 +86,148 @@ func apiupgradeFirstRun(t *testing.T, pgLedger bool) {
 	if again.Inserted != 0 || again.TakenAsSent != 0 || again.Present != 9 || again.Failed != 2 || patients() != 10 {
 		t.Errorf("second run: inserted %d, taken as sent %d, already present %d, failed %d (%+v), %d patients; want 0, 0, 9, 2 (row 1, row 6 changed), 10",
 			again.Inserted, again.TakenAsSent, again.Present, again.Failed, again.Failures, patients())
+	}
+}
+
+// apiupgradeOldLedger makes the ledger of a completed run look as the
+// release before per-row hashes left it, once migration 0090 ran.
+var apiupgradeOldLedger = []string{
+	"DELETE FROM strangler_api_backfill_rows WHERE state = 'migrated'",
+	"UPDATE strangler_api_backfill_rows SET body_hash = '', idempotency_key = ''",
+	"UPDATE strangler_api_backfill_checkpoints SET baseline_key = last_key",
+}
+
+// apiupgradeWorld is an API world whose table creates (POST /patients)
+// behind a service that ignores Idempotency-Key, with a ledger on
+// PostgreSQL or SQLite, exec running SQL on it and patients counting the
+// service's patients. seen, if set, is called with each request.
+func apiupgradeWorld(t *testing.T, pgLedger bool, seen func(*http.Request)) (w *apiWorld, cfg *config.Backfill, exec func(string) error, patients func() int64) {
+	ctx := context.Background()
+	w = newAPIWorld(t, 10, 2, modern.Faults{})
+	// A service that does not honour Idempotency-Key: a request sent
+	// again creates again.
+	target, err := url.Parse(w.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	direct := proxy.Director
+	proxy.Director = func(r *http.Request) {
+		direct(r)
+		r.Header.Del("Idempotency-Key")
+		if seen != nil {
+			seen(r)
+		}
+	}
+	forgetful := httptest.NewServer(proxy)
+	t.Cleanup(forgetful.Close)
+	yaml, err := os.ReadFile(w.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml = bytes.Replace(yaml, []byte(`method: PUT
+        path: "/imports/patients/{PatientSerNum}"`), []byte(`method: POST
+        path: "/patients"`), 1)
+	yaml = bytes.ReplaceAll(yaml, []byte(w.srv.URL), []byte(forgetful.URL))
+	if err := os.WriteFile(w.cfgPath, yaml, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The ledger, and a plain connection to it to make it look old.
+	if pgLedger {
+		dsn := testdb.Postgres(t)
+		if w.store, err = store.Open(ctx, dsn, discard()); err != nil {
+			t.Fatal(err)
+		}
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		exec = func(q string) error { _, err := pool.Exec(ctx, q); return err }
+	} else {
+		path := filepath.Join(t.TempDir(), "apiupgrade_state.db")
+		if w.store, err = store.Open(ctx, "sqlite:"+path, discard()); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		exec = func(q string) error { _, err := db.Exec(q); return err }
+	}
+	t.Cleanup(func() { w.store.Close() })
+
+	cfg = w.config(t)
+	cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+	patients = func() int64 {
+		var n int64
+		if err := w.pool.QueryRow(ctx, "SELECT count(*) FROM patients WHERE last_name IN ('Lovelace', 'Byron')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	return w, cfg, exec, patients
+}
+
+// TestApiupgradeARunStoppedBeforeTheBaselineIsWholeLeavesTheCheckpoint:
+// the first run after upgrading stops while it records the baseline; the
+// checkpoint must not move back to where it stopped, or the next run
+// with --since-checkpoint would create the rows between it and the old
+// checkpoint, which the ledger has nothing of, a second time. The mark
+// stays until a plain run records the rest.
+func TestApiupgradeARunStoppedBeforeTheBaselineIsWholeLeavesTheCheckpoint(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	stopAt := 0 // the request that stops the run, 0: none
+	posts := 0
+	w, cfg, exec, patients := apiupgradeWorld(t, false, func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodPost && r.URL.Path == "/patients" {
+			if posts++; posts == stopAt {
+				cancel()
+			}
+		}
+	})
+	cfg.Batch = 3
+	if first := w.run(t, cfg, backfill.Options{}).Tables[0]; first.Inserted != 9 || patients() != 9 {
+		t.Fatalf("first run: inserted %d, %d patients; want 9, 9", first.Inserted, patients())
+	}
+	// Row 5 failed under the release before (it went unanswered): the
+	// run sends it again, and stops there, after rows 1 to 3 (row 1,
+	// refused, is sent again too) were recorded.
+	for _, q := range append(apiupgradeOldLedger[1:],
+		"UPDATE strangler_api_backfill_rows SET state = 'failed', reason = 'retries_exhausted' WHERE row_key = '5'",
+		apiupgradeOldLedger[0]) {
+		if err := exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	posts, stopAt = 0, 2
+	mu.Unlock()
+	opts := backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()}
+	if _, err := backfill.Run(ctx, cfg, opts); err == nil {
+		t.Fatal("the run went on after it was cancelled")
+	}
+	if key, ok, err := w.store.APIBackfillCheckpoint(context.Background(), "patients"); key != "10" || !ok || err != nil {
+		t.Errorf("checkpoint %q (%v, %v) after a run stopped in the baseline, want 10, as the release before left it", key, ok, err)
+	}
+	if _, ok, err := w.store.APIBackfillBaseline(context.Background(), "patients"); !ok || err != nil {
+		t.Errorf("the baseline mark was cleared (%v) by a run that stopped before recording it whole", err)
+	}
+	before := patients()
+	w.run(t, cfg, backfill.Options{SinceCheckpoint: true})
+	w.run(t, cfg, backfill.Options{})
+	// Row 5 may be created twice: the release before left it failed after
+	// sending it, which no ledger can tell from not created.
+	if n := patients(); n > before+1 || n > 10 {
+		t.Errorf("%d patients after --since-checkpoint and a plain run (%d before them); want at most 10: none of rows 2 to 10 again", n, before)
+	}
+	if _, ok, err := w.store.APIBackfillBaseline(context.Background(), "patients"); ok || err != nil {
+		t.Errorf("the baseline mark is still set (%v) after a plain run recorded it", err)
 	}
 }
