@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -229,5 +230,27 @@ func TestApiupgradeARunStoppedBeforeTheBaselineIsWholeLeavesTheCheckpoint(t *tes
 	}
 	if _, ok, err := w.store.APIBackfillBaseline(context.Background(), "patients"); ok || err != nil {
 		t.Errorf("the baseline mark is still set (%v) after a plain run recorded it", err)
+	}
+}
+
+// TestApiupgradeWorkersWaitForThePlainRunThatRecordsTheBaseline: workers
+// read every row, but take no baseline; while the mark is set they send
+// nothing and say to run one plain run first.
+func TestApiupgradeWorkersWaitForThePlainRunThatRecordsTheBaseline(t *testing.T) {
+	w, cfg, exec, patients := apiupgradeWorld(t, true, nil)
+	w.run(t, cfg, backfill.Options{})
+	for _, q := range apiupgradeOldLedger {
+		if err := exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard(), Worker: true, Run: "apiupgrade", WorkerID: "w1"}
+	_, err := backfill.Run(context.Background(), cfg, opts)
+	if err == nil || !strings.Contains(err.Error(), "run one plain run without --worker first") || patients() != 9 {
+		t.Fatalf("a worker on a ledger from before the upgrade: %v, %d patients; want refused, 9 patients", err, patients())
+	}
+	w.run(t, cfg, backfill.Options{})
+	if _, err := backfill.Run(context.Background(), cfg, opts); err != nil || patients() != 9 {
+		t.Errorf("a worker after the plain run: %v, %d patients; want 9, none sent again", err, patients())
 	}
 }
