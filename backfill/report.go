@@ -175,6 +175,10 @@ func (r *Report) WriteText(w io.Writer) {
 		case t.Extra > 0:
 			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Name(), human.Count(t.Extra))
 		}
+		if t.TakenAsSent > 0 {
+			fmt.Fprintf(w, "%s: %s rows at or below the checkpoint of the release before per-row hashes were taken as sent by it, not sent; "+
+				"a change made to them before the upgrade is not detected\n", t.Name(), human.Count(t.TakenAsSent))
+		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
 				t.Name(), human.Count(t.Deleted), joinKeys(t.DeletedKeys))
