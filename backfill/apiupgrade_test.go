@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/backfill"
 	"strangler/config"
@@ -62,8 +63,12 @@ func apiupgradeFirstRun(t *testing.T, pgLedger bool) {
 		}
 	}
 
-	report := w.run(t, cfg, backfill.Options{})
+	reg := prometheus.NewRegistry()
+	report := w.run(t, cfg, backfill.Options{Metrics: backfill.NewMetrics(reg)})
 	r := report.Tables[0]
+	if got := counter(t, reg, "strangler_backfill_rows_total", "table", "patients", "result", "migrated"); got != 1 {
+		t.Errorf(`strangler_backfill_rows_total{table="patients",result="migrated"} = %v, want 1 (row 11): rows taken as sent were migrated by the release before`, got)
+	}
 	var text bytes.Buffer
 	report.WriteText(&text)
 	if !strings.Contains(text.String(), "patients: 9 rows at or below the checkpoint of the release before per-row hashes were taken as sent by it, not sent; "+
