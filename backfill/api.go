@@ -27,6 +27,10 @@ import (
 type APILedger interface {
 	StartAPIBackfill(ctx context.Context, mode string) (int64, error)
 	APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error)
+	// The checkpoint a release that kept no ledger rows of migrated rows
+	// left (copy), cleared once those rows are in the ledger.
+	APIBackfillBaseline(ctx context.Context, table string) (key string, ok bool, err error)
+	ClearAPIBackfillBaseline(ctx context.Context, table string) error
 	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated, failed []store.APIBackfillRow, checkpoint *string) error
 	// What was last sent for rows, and how many rows were ever sent: a
 	// re-run sends only what changed, and counts what is gone.
@@ -235,7 +239,7 @@ func (r *apiRunner) ledgerName(t *apiTable) string {
 func (r *apiRunner) logDone(t *apiTable) {
 	rep := r.stats[t.name].report()
 	r.opts.Log.Info("backfill table done", "table", t.name, "read", rep.Read, "migrated", rep.Written(),
-		"failed", rep.Failed, "duration_s", rep.Seconds)
+		"failed", rep.Failed, "taken_as_sent", rep.TakenAsSent, "duration_s", rep.Seconds)
 }
 
 // copy sends a table's rows, a page at a time: with --since-checkpoint
@@ -263,19 +267,57 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 			}
 		}
 	}
+	// A checkpoint left by a release that deleted migrated rows from the
+	// ledger: the rows at or below it (MySQL compares, in the source's
+	// collation) that the ledger has nothing of were sent by that release,
+	// and are recorded as such rather than sent again (send's baseline).
+	var baseline []byte
+	hasBaseline := false
+	if whole {
+		key, ok, err := r.opts.APILedger.APIBackfillBaseline(ctx, r.ledgerName(t))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if baseline, err = parseKey(t.key, key); err != nil {
+				return fmt.Errorf("ledger: baseline checkpoint %q: %w", key, err)
+			}
+			hasBaseline = true
+		}
+	}
 	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
-	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
 	reqPace := newPacer(t.api.Rate)
-	err := pipeline(ctx, read, func(b batch) error {
-		if len(b.rows) == 0 {
-			return nil
-		}
-		last := showKey(t.key, b.rows[len(b.rows)-1].key)
-		return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
-			return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, &last)
+	pass := func(rg keyRange, baseline bool) error {
+		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
+		return pipeline(ctx, read, func(b batch) error {
+			if len(b.rows) == 0 {
+				return nil
+			}
+			b.baseline = baseline && !r.opts.Restart
+			// Below the baseline the checkpoint stays where it is: moved
+			// back, a run with --since-checkpoint would send the rows
+			// between, which the ledger has nothing of, again.
+			var last *string
+			if !baseline {
+				k := showKey(t.key, b.rows[len(b.rows)-1].key)
+				last = &k
+			}
+			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
+				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+			})
 		})
-	})
+	}
+	var err error
+	if hasBaseline {
+		if err = pass(keyRange{end: baseline}, true); err == nil && !r.opts.DryRun {
+			err = r.opts.APILedger.ClearAPIBackfillBaseline(ctx, r.ledgerName(t))
+		}
+		rg.start = baseline
+	}
+	if err == nil {
+		err = pass(rg, false)
+	}
 	if err == nil && whole && !t.nullKeys {
 		// Every row the ledger had sent and the source still has was
 		// compared once (the source's keys are unique), so the rest are
@@ -335,6 +377,9 @@ type result struct {
 	update bool
 	// compared: the ledger had a request sent for the row.
 	compared bool
+	// baseline: taken as sent by a release that kept no ledger rows of
+	// migrated rows; recorded with its current request, not sent.
+	baseline bool
 }
 
 // send sends a batch's rows, one group at a time per worker and a group's
@@ -368,7 +413,8 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 						results[i].skipped = true
 						continue
 					}
-					results[i] = r.sendRow(ctx, t, b.rows[i], prev[showKey(t.key, b.rows[i].key)], reqPace)
+					p, known := prev[showKey(t.key, b.rows[i].key)]
+					results[i] = r.sendRow(ctx, t, b.rows[i], p, b.baseline && !known, reqPace)
 				}
 			}
 		})
@@ -383,7 +429,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	}
 	var migrated, failed []store.APIBackfillRow
 	var fs []failure
-	var inserted, updated, unchanged, compared int64
+	var inserted, updated, unchanged, compared, baselined int64
 	for i, res := range results {
 		if res.compared {
 			compared++
@@ -395,6 +441,10 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 			return fmt.Errorf("row %s of %s not sent: %w", showKey(t.key, b.rows[i].key), t.name, context.Canceled)
 		case res.unchanged:
 			unchanged++
+		case res.baseline:
+			migrated = append(migrated, res.sent)
+			unchanged++
+			baselined++
 		case res.ok:
 			migrated = append(migrated, res.sent)
 			if res.update {
@@ -418,9 +468,11 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	s.updated.Add(updated)
 	s.present.Add(unchanged)
 	s.compared.Add(compared)
+	s.baselined.Add(baselined)
 	s.addFailures(fs)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(len(migrated)))
+		// A row taken as sent was migrated by the release before.
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined))
 		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
 	}
 	return nil
@@ -596,10 +648,18 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 // sendRow sends one row, retrying what may be retried. prev is what the
 // ledger says was last sent for it: a request the API accepted before is
 // not sent again (unless --restart), and a changed one goes under an
-// Idempotency-Key of its own (idempotencyKey).
-func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, prev store.APIBackfillSent, reqPace *pacer) result {
+// Idempotency-Key of its own (idempotencyKey). A baseline row (copy) is
+// not sent: the ledger records its current request as accepted under
+// <table>:<key>, the key the earlier release sent it with.
+func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, prev store.APIBackfillSent, baseline bool, reqPace *pacer) result {
 	key := showKey(t.key, row.key)
 	path, body := t.request(row)
+	if baseline {
+		if raw, err := json.Marshal(body); err == nil {
+			hash := r.hasher.Digest("api_backfill_request", t.api.Method+" "+path+"\n"+string(raw))
+			return result{baseline: true, sent: store.APIBackfillRow{Key: key, BodyHash: hash, IdempotencyKey: r.ledgerName(t) + ":" + key}}
+		}
+	}
 	// A row refused before sending keeps what was last sent for it.
 	notSent := func(reason, message string) result {
 		return result{compared: prev.BodyHash != "", fail: store.APIBackfillRow{Key: key, Reason: reason, Payload: string(r.redactedBody(t, body)),

@@ -25,6 +25,13 @@ import (
 // group is done, by this worker or another.
 func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
 	l := r.opts.APILedger
+	// Workers do not take a baseline (copy): one plain run does first.
+	if _, ok, err := l.APIBackfillBaseline(ctx, r.ledgerName(t)); err != nil || ok {
+		if err == nil {
+			err = errors.New("its ledger was written by a release that kept no rows it migrated; run one plain run without --worker first, which records them")
+		}
+		return err
+	}
 	cut := func(ctx context.Context) ([]store.APIBackfillGroup, error) { return r.cutGroups(ctx, t) }
 	if err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, r.ledgerName(t), cut); err != nil {
 		return err

@@ -88,7 +88,13 @@ type TableReport struct {
 	// ledger's strangler_backfill_deletes.
 	// For a table sent to the API (API set), Extra counts rows sent once
 	// whose key the source no longer has; the API is not asked to delete.
-	Extra         int64    `json:"extra"`
+	Extra int64 `json:"extra"`
+	// TakenAsSent counts rows of a table sent to the API, counted in
+	// Present too, that the release before per-row hashes sent (at or
+	// below its checkpoint) and kept nothing of: recorded as sent with
+	// their request as it is now, not sent. A change made to them before
+	// the upgrade is not detected.
+	TakenAsSent   int64    `json:"taken_as_sent,omitempty"`
 	API           bool     `json:"api,omitempty"`
 	Deleted       int64    `json:"deleted"`
 	DeletedKeys   []string `json:"deleted_keys"`
@@ -169,6 +175,10 @@ func (r *Report) WriteText(w io.Writer) {
 		case t.Extra > 0:
 			fmt.Fprintf(w, "%s: %s rows in the target have a key the source no longer has; --propagate-deletes deletes them\n", t.Name(), human.Count(t.Extra))
 		}
+		if t.TakenAsSent > 0 {
+			fmt.Fprintf(w, "%s: %s rows at or below the checkpoint of the release before per-row hashes were taken as sent by it, not sent; "+
+				"a change made to them before the upgrade is not detected\n", t.Name(), human.Count(t.TakenAsSent))
+		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
 				t.Name(), human.Count(t.Deleted), joinKeys(t.DeletedKeys))
@@ -201,7 +211,7 @@ type tableStats struct {
 	// estimate is the rows expected this run, 0 if unknown.
 	estimate                                              atomic.Int64
 	read, inserted, updated, present, failed, notInSource atomic.Int64
-	compared, extra                                       atomic.Int64
+	compared, extra, baselined                            atomic.Int64
 	done                                                  atomic.Bool
 
 	mu      sync.Mutex
@@ -328,7 +338,7 @@ func (s *tableStats) report() TableReport {
 	t := TableReport{
 		Table: s.name, Read: s.read.Load(), Inserted: s.inserted.Load(), Updated: s.updated.Load(),
 		Present: s.present.Load(), Failed: s.failed.Load(), NotInSource: s.notInSource.Load(),
-		Compared: s.compared.Load(), Extra: s.extra.Load(), Deleted: s.deleted.n,
+		Compared: s.compared.Load(), Extra: s.extra.Load(), TakenAsSent: s.baselined.Load(), Deleted: s.deleted.n,
 		DeletedKeys: append([]string{}, s.deleted.keys...), Failures: []FailureGroup{},
 	}
 	if s.err != nil {

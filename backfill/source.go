@@ -21,6 +21,9 @@ type batch struct {
 	bytes int
 	// final is set on a range's last batch: no rows follow it.
 	final bool
+	// baseline: the rows are at or below a checkpoint of a release that
+	// kept no ledger rows of migrated rows (apiRunner.copy).
+	baseline bool
 }
 
 // sourceRow is one source row: its key and the value of each target

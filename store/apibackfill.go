@@ -70,6 +70,35 @@ func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key st
 	return key, true, nil
 }
 
+// APIBackfillBaseline returns the checkpoint of table written by a
+// release that kept no ledger rows of the rows it migrated, ok false when
+// there is none (or it was cleared): the rows at or below it that the
+// ledger has nothing of were sent by that release.
+func (s *Store) APIBackfillBaseline(ctx context.Context, table string) (key string, ok bool, err error) {
+	var k sql.NullString
+	err = s.db.QueryRowContext(ctx, "SELECT baseline_key FROM strangler_api_backfill_checkpoints WHERE table_name = $1", table).Scan(&k)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("store: api backfill baseline: %w", err)
+	}
+	return k.String, k.Valid, nil
+}
+
+// ClearAPIBackfillBaseline forgets table's baseline checkpoint once every
+// row at or below it is in the ledger.
+func (s *Store) ClearAPIBackfillBaseline(ctx context.Context, table string) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "UPDATE strangler_api_backfill_checkpoints SET baseline_key = NULL WHERE table_name = $1", table)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: clear api backfill baseline: %w", err)
+	}
+	return nil
+}
+
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
 // checkpoint unless that is nil (rows retried by key). A migrated row

@@ -288,3 +288,67 @@ func TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger(t *testing.T) {
 		}
 	})
 }
+
+// TestApiupgradeCheckpointsWrittenBeforeMigration0090AreBaselines: the
+// checkpoints the release before per-row hashes wrote, whose migrated
+// rows it deleted from the ledger, come out of migration 0090 marked as
+// baselines at their key; checkpoints written since are not, and a
+// cleared mark stays cleared.
+func TestApiupgradeCheckpointsWrittenBeforeMigration0090AreBaselines(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		d, db, err := openDB(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := d.migrationList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range list {
+			if m.Version >= 90 {
+				break
+			}
+			if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+				t.Fatalf("%s: %v", m.Name, err)
+			}
+			if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+				m.Version, m.Name, d.encodeTime(t0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
+			VALUES ('apiupgrade_patients', '42', $1)`, d.encodeTime(t0)); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+
+		s := openStore(t, dsn, newClock())
+		if key, ok, err := s.APIBackfillBaseline(ctx, "apiupgrade_patients"); key != "42" || !ok || err != nil {
+			t.Errorf("baseline of a checkpoint from before 0090: %q, %v, %v; want 42", key, ok, err)
+		}
+		last := "7"
+		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_consents", nil, nil, &last); err != nil {
+			t.Fatal(err)
+		}
+		if key, ok, err := s.APIBackfillBaseline(ctx, "apiupgrade_consents"); ok || err != nil {
+			t.Errorf("baseline of a checkpoint written since: %q, %v, %v; want none", key, ok, err)
+		}
+		if err := s.ClearAPIBackfillBaseline(ctx, "apiupgrade_patients"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_patients", nil, nil, &last); err != nil {
+			t.Fatal(err)
+		}
+		if key, ok, err := s.APIBackfillBaseline(ctx, "apiupgrade_patients"); ok || err != nil {
+			t.Errorf("baseline once cleared: %q, %v, %v; want none", key, ok, err)
+		}
+		if key, ok, err := s.APIBackfillCheckpoint(ctx, "apiupgrade_patients"); key != "7" || !ok || err != nil {
+			t.Errorf("checkpoint %q, %v, %v; want 7", key, ok, err)
+		}
+	})
+}

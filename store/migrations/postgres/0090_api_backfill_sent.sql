@@ -7,3 +7,11 @@
 -- (a row written before this version, or one refused before sending).
 ALTER TABLE strangler_api_backfill_rows ADD COLUMN body_hash text NOT NULL DEFAULT '';
 ALTER TABLE strangler_api_backfill_rows ADD COLUMN idempotency_key text NOT NULL DEFAULT '';
+-- A checkpoint written before this version stands for rows sent whose
+-- ledger rows were deleted on success: baseline_key keeps it, so that the
+-- next plain run takes the rows at or below it with no ledger row as sent
+-- (records their request's hash, sends nothing) rather than creating them
+-- a second time. NULL for checkpoints written since; the run that records
+-- the baseline clears it.
+ALTER TABLE strangler_api_backfill_checkpoints ADD COLUMN baseline_key text;
+UPDATE strangler_api_backfill_checkpoints SET baseline_key = last_key;
