@@ -297,30 +297,7 @@ func TestUpgradingDropsTheMigratedRowsOfAnEarlierLedger(t *testing.T) {
 func TestApiupgradeCheckpointsWrittenBeforeMigration0090AreBaselines(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dsn := b.fresh(t)
-		d, db, err := openDB(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		list, err := d.migrationList()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range list {
-			if m.Version >= 90 {
-				break
-			}
-			if _, err := db.ExecContext(ctx, m.SQL); err != nil {
-				t.Fatalf("%s: %v", m.Name, err)
-			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.Version, m.Name, d.encodeTime(t0)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dsn, d, db := migratedBefore(t, b, 90)
 		if _, err := db.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
 			VALUES ('apiupgrade_patients', '42', $1)`, d.encodeTime(t0)); err != nil {
 			t.Fatal(err)

@@ -135,30 +135,7 @@ func TestOpenRefusesUnknownStores(t *testing.T) {
 func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dsn := b.fresh(t)
-		d, db, err := openDB(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		list, err := d.migrationList()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range list {
-			if m.Version >= 85 {
-				break
-			}
-			if _, err := db.ExecContext(ctx, m.SQL); err != nil {
-				t.Fatalf("%s: %v", m.Name, err)
-			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-				m.Version, m.Name, d.encodeTime(t0)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		dsn, d, db := migratedBefore(t, b, 85)
 		indexes := func(db *sql.DB) map[string]string {
 			t.Helper()
 			if d.name != "sqlite" {
@@ -242,4 +219,37 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 			t.Errorf("the write in flight was numbered %d (%v), want more than 1", r.Seq, err)
 		}
 	})
+}
+
+// migratedBefore opens a fresh store of backend b with the migrations
+// before version applied and recorded, as a release before that version
+// left it, and returns its DSN, dialect and database.
+func migratedBefore(t *testing.T, b backend, version int) (string, *dialect, *sql.DB) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := b.fresh(t)
+	d, db, err := openDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := d.migrationList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, d.bootstrap); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list {
+		if m.Version >= version {
+			break
+		}
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO strangler_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
+			m.Version, m.Name, d.encodeTime(t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dsn, d, db
 }
