@@ -18,6 +18,7 @@ import (
 	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/edge"
+	"strangler/internal/testkit"
 )
 
 // BenchmarkEffectiveMode measures what the request path pays to learn a
@@ -105,39 +106,24 @@ func BenchmarkPassThrough(b *testing.B) {
 func rawBackend(tb testing.TB, answer string) string {
 	tb.Helper()
 	out := []byte(answer)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
+	return testkit.ServeConns(tb, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			// A request without a body ends at its empty line.
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+			}
+			if _, err := c.Write(out); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// A request without a body ends at its empty line.
-					for {
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // readAnswer reads one response with a Content-Length from br and returns

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"strangler/config/configfile"
+	"strangler/internal/testkit"
 )
 
 // BenchmarkServeWrite measures a pass-through POST through the router's
@@ -58,34 +59,19 @@ func BenchmarkServeWrite(b *testing.B) {
 // writeBenchBackend answers every request, once its body was read, with answer.
 func writeBenchBackend(tb testing.TB, answer string) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
+	return testkit.ServeConns(tb, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if _, err := io.Copy(io.Discard, req.Body); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, answer); err != nil || req.Close {
-						return
-					}
-				}
-			}()
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, answer); err != nil || req.Close {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }

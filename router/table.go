@@ -353,10 +353,34 @@ func (t *Table) matchFolded(method string, p *loosePath, rt *route) (*route, err
 // p reaches, as sent or as a backend reading paths loosely reads it; nil
 // if there is none.
 func (t *Table) otherRoute(method string, p *loosePath, rt *route) (*route, error) {
-	if other, _ := t.match(method, p.key); other != rt {
+	if other, _ := t.match(method, p.key); other != rt && !rt.sameAs(other) {
 		return other, nil
 	}
-	return t.matchFolded(method, p, rt)
+	other, err := t.matchFolded(method, p, rt)
+	if other != nil && rt.sameAs(other) {
+		return nil, err
+	}
+	return other, err
+}
+
+// sameAs reports whether routes rt and other pass every request through
+// untouched to one and the same backend (legacy mode, modern mode at 0% or
+// 100%, the default route): a request one takes for the other's method
+// reaches what it would have reached, and bypasses nothing. Without it a
+// POST with a JSON body on a legacy route was read whole, to look for a
+// _method naming a method of the default route, which sends to legacy too.
+func (rt *route) sameAs(other *route) bool {
+	only := func(r *route) domain.Backend {
+		switch {
+		case r.mode == domain.ModeLegacy, r.mode == domain.ModeModern && r.percent == 0:
+			return domain.Legacy
+		case r.mode == domain.ModeModern && r.percent == fullPercent:
+			return domain.Modern
+		}
+		return ""
+	}
+	b := only(rt)
+	return b != "" && b == only(other)
 }
 
 // find returns the route rs gives a method and route key, nil if none,

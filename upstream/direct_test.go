@@ -22,30 +22,16 @@ import (
 // It returns its URL.
 func rawBackend(t *testing.T, perConn ...string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	addr := testkit.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for _, answer := range perConn {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for _, answer := range perConn {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					io.WriteString(c, answer)
-				}
-			}()
+			io.WriteString(c, answer)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
+	return "http://" + addr
 }
 
 func get(t *testing.T, u *Upstream) (*http.Response, error) {
@@ -295,35 +281,21 @@ func TestAConnectionIsNotReusedAfterAnAnswerWithoutABody(t *testing.T) {
 // the stray bytes as its answer and its client got a 502 for them. It is
 // sent again on a new connection, and gets its own answer.
 func TestBytesSentLateAfterAnAnswerAreNotTheNextAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := testkit.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
-					if req.URL.Path == "/late" {
-						time.Sleep(50 * time.Millisecond)
-						io.WriteString(c, ", and more than was said\r\n\r\n")
-					}
-				}
-			}()
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+			if req.URL.Path == "/late" {
+				time.Sleep(50 * time.Millisecond)
+				io.WriteString(c, ", and more than was said\r\n\r\n")
+			}
 		}
-	}()
-	u := New("legacy", Config{URL: mustURL(t, "http://"+ln.Addr().String()), Timeout: 5 * time.Second})
+	})
+	u := New("legacy", Config{URL: mustURL(t, "http://"+addr), Timeout: 5 * time.Second})
 	for _, path := range []string{"/late", "/next"} {
 		resp, err := u.RoundTrip(NewRequest(context.Background(), http.MethodGet, u.Target(mustURL(t, path)), http.Header{}, nil))
 		if err != nil {
