@@ -65,11 +65,6 @@ func (t *Table) origin(in *http.Request) (scheme, host string) {
 //   - under headers_with_underscores: drop (the default), header names
 //     with anything but letters, digits and "-", which many backends
 //     read as another header (X_User as X-User).
-//
-// It also refuses h2c upgrades: a backend switching a proxied connection to
-// HTTP/2 would let the client talk to it past the facade's routing (h2c
-// smuggling). The request then proceeds as plain HTTP/1.1, as RFC 9113
-// section 3.1 allows.
 func (t *Table) dropHeaders(h http.Header, trusted bool) {
 	for k := range h {
 		switch {
@@ -80,9 +75,6 @@ func (t *Table) dropHeaders(h http.Header, trusted bool) {
 			continue
 		}
 		delete(h, k)
-	}
-	if strings.EqualFold(h.Get("Upgrade"), "h2c") {
-		dropUpgrade(h)
 	}
 }
 
@@ -119,13 +111,33 @@ func notTrailer(k string) bool {
 	return strings.HasPrefix(k, "If-")
 }
 
-// dropUpgrade makes a request that asked to switch protocols a plain
-// HTTP/1.1 one: a backend answering it cannot switch, as RFC 9110 section
-// 7.8 lets a server ignore Upgrade.
-func dropUpgrade(h http.Header) {
+// onlyWebSocket leaves on h, the header of a request the reverse proxy
+// sends on, an upgrade to WebSocket alone, or none unless allowed. Any
+// other protocol, h2c above all, would let the client talk to the backend
+// past the facade's routing once it switched (h2c smuggling), and the
+// reverse proxy forwards the Upgrade field's first line whole:
+// "websocket, h2c" reached a backend, which may pick h2c (found by the red
+// team). The protocols are read token by token, in any case and with any
+// version ("H2C/1"); the request asks for "websocket" alone if it named
+// it (as RFC 6455 spells it), and is otherwise a plain HTTP/1.1 one, as
+// RFC 9110 section 7.8 lets a server ignore Upgrade. HTTP2-Settings,
+// which belongs to an h2c upgrade (RFC 9113 section 3.2.1), goes either
+// way.
+func onlyWebSocket(h http.Header, allowed bool) {
+	h.Del("Http2-Settings")
+	up := h.Get("Upgrade")
+	if up == "" {
+		return
+	}
+	for p := range strings.SplitSeq(up, ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(p), "/")
+		if allowed && strings.EqualFold(name, "websocket") {
+			h.Set("Upgrade", "websocket") // RFC 6455's spelling, which backends compare
+			return
+		}
+	}
 	h.Del("Upgrade")
 	h.Del("Connection")
-	h.Del("Http2-Settings")
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may
@@ -178,13 +190,11 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		// chunk; Out's own is a copy taken before any arrived.
 		pr.Out.Trailer = pr.In.Trailer
 		t.forwardHeaders(pr.In, pr.Out.Header)
-		if x.route.mode == domain.ModeDualWrite && !isSafe(pr.In.Method) {
-			// A dual write is journaled as one request and its answer:
-			// what a client sent through a tunnel after a 101 would reach
-			// the primary alone, past the routes and the journal. Reads
-			// (a WebSocket handshake is a GET) pass as on any route.
-			dropUpgrade(pr.Out.Header)
-		}
+		// A dual write is journaled as one request and its answer: what a
+		// client sent through a tunnel after a 101 would reach the primary
+		// alone, past the routes and the journal. Reads (a WebSocket
+		// handshake is a GET) upgrade as on any route.
+		onlyWebSocket(pr.Out.Header, x.route.mode != domain.ModeDualWrite || isSafe(pr.In.Method))
 		pr.Out.Header.Set("X-Request-Id", x.id)
 	}
 }
