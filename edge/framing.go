@@ -268,7 +268,11 @@ func (f *framer) endField() {
 func (f *framer) endBlock() {
 	b := &f.blk
 	var e uint8
-	if b.clCount > 0 && b.teCount > 0 || b.clDiffer {
+	// Transfer-Encoding in an HTTP/1.0 request is faulty framing even
+	// without Content-Length (RFC 9112 section 6.1): net/http ignores it
+	// and reads no body, so a chunked dual write was served and journaled
+	// empty, its chunks read as the next request (found by the red team).
+	if b.clCount > 0 && b.teCount > 0 || b.clDiffer || b.http10 && b.teCount > 0 {
 		e |= entrySmuggling
 	}
 	if b.optionsStar {
@@ -440,13 +444,13 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // ErrAmbiguousFraming is the refusal of a request whose header block had
-// both Content-Length and Transfer-Encoding, or differing Content-Length
-// fields: servers may disagree on where its body ends, and what one reads
-// as the body another reads as the next request. It is answered with
-// "Connection: close", as nothing after it on the connection can be
-// trusted.
+// both Content-Length and Transfer-Encoding, differing Content-Length
+// fields, or Transfer-Encoding in an HTTP/1.0 request: servers may
+// disagree on where its body ends, and what one reads as the body another
+// reads as the next request. It is answered with "Connection: close", as
+// nothing after it on the connection can be trusted.
 var ErrAmbiguousFraming = &canonical.Refusal{Status: http.StatusBadRequest,
-	Msg: "ambiguous request framing: Content-Length with Transfer-Encoding, or differing Content-Length headers"}
+	Msg: "ambiguous request framing: Content-Length with Transfer-Encoding, differing Content-Length headers, or Transfer-Encoding on HTTP/1.0"}
 
 type ambiguousKey struct{}
 

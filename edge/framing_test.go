@@ -223,6 +223,26 @@ func TestAmbiguousFramingIsRejectedAndNotForwarded(t *testing.T) {
 	}
 }
 
+// TestTransferEncodingOnHTTP10IsRejected: net/http ignores
+// Transfer-Encoding in an HTTP/1.0 request and reads no body, where a
+// server honouring it reads the chunks as the body; RFC 9112 section 6.1
+// calls that faulty framing. A chunked HTTP/1.0 write was served with an
+// empty body (found by the red team).
+func TestTransferEncodingOnHTTP10IsRejected(t *testing.T) {
+	addr, be := serve(t)
+	c := dial(t, addr)
+	c.send("POST /smuggle HTTP/1.0\r\nHost: t\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + rawGet)
+	res, body := c.response()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Transfer-Encoding on HTTP/1.0") {
+		t.Errorf("got %d %s, want 400 naming Transfer-Encoding on HTTP/1.0", res.StatusCode, body)
+	}
+	if !res.Close {
+		t.Errorf("got Connection %q, want close", res.Header.Get("Connection"))
+	}
+	expectReceived(t, be)
+	c.expectClosed()
+}
+
 func TestSmugglingAfterAGoodRequestOnOneConnection(t *testing.T) {
 	addr, be := serve(t)
 	c := dial(t, addr)
@@ -319,9 +339,9 @@ func TestFramerFollowsNetHTTPFraming(t *testing.T) {
 		{name: "a header name inside a folded value is not a header",
 			stream: "GET / HTTP/1.1\r\nX-A: 1\r\n Content-Length: 4\r\n\r\n" + rawGet,
 			want:   []uint8{ok, ok}},
-		{name: "Transfer-Encoding is ignored on HTTP/1.0",
+		{name: "Transfer-Encoding on HTTP/1.0 is smuggling, and framed without a body as net/http does",
 			stream: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + rawGet,
-			want:   []uint8{ok, ok}},
+			want:   []uint8{smug, ok}},
 		{name: "bare LF line endings are accepted in headers",
 			stream: "POST / HTTP/1.1\nContent-Length: 2\n\nhiGET / HTTP/1.1\n\n",
 			want:   []uint8{ok, ok}},
