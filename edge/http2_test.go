@@ -281,3 +281,59 @@ func TestTheResetBudgetRefills(t *testing.T) {
 		t.Fatalf("reset %d of the second after allowed, want %d a second", resetRate+1, resetRate)
 	}
 }
+
+// TestHTTP2MalformedRequestsReachNoHandler pins what Go's HTTP/2 server
+// refuses before the facade sees a request, as the README lists it: a
+// host field differing from :authority, a :path without its leading
+// slash, an upper-case field name and a pseudo-header after a regular
+// field reset the stream; a connection-specific field is answered 400.
+func TestHTTP2MalformedRequestsReachNoHandler(t *testing.T) {
+	var reached atomic.Int64
+	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+	}))
+	get := func(path string, more ...[2]string) [][2]string {
+		return append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "facade"}, {":path", path}}, more...)
+	}
+	for _, c := range []struct {
+		name   string
+		fields [][2]string
+		want   http2.FrameType
+	}{
+		{"a host differing from :authority", get("/a", [2]string{"host", "other.example"}), http2.FrameRSTStream},
+		{"two host fields", get("/a", [2]string{"host", "facade"}, [2]string{"host", "facade"}), http2.FrameRSTStream},
+		{"a :path without a leading slash", get("a"), http2.FrameRSTStream},
+		{"an upper-case field name", get("/a", [2]string{"X-Upper", "1"}), http2.FrameRSTStream},
+		{"a pseudo-header after a regular field", [][2]string{{":method", "GET"}, {":scheme", "https"}, {"x-a", "1"}, {":authority", "facade"}, {":path", "/a"}}, http2.FrameRSTStream},
+		{"a Connection field", get("/a", [2]string{"connection", "keep-alive"}), http2.FrameHeaders},
+		{"an Upgrade field", get("/a", [2]string{"upgrade", "h2c"}), http2.FrameHeaders},
+		{"a TE other than trailers", get("/a", [2]string{"te", "gzip"}), http2.FrameHeaders},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := dialH2(t, addr)
+			cl.wmu.Lock()
+			cl.hbuf.Reset()
+			for _, f := range c.fields {
+				cl.hpack.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			err := cl.w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: cl.hbuf.Bytes(), EndStream: true, EndHeaders: true})
+			cl.wmu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got http2.FrameType
+			for f := range cl.frames {
+				if f.Header().StreamID == 1 {
+					got = f.Header().Type
+					break
+				}
+			}
+			if got != c.want {
+				t.Errorf("stream 1 got %v (connection ended: %v), want %v", got, cl.end, c.want)
+			}
+		})
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d requests reached the handler, want none", n)
+	}
+}
