@@ -32,10 +32,14 @@ type batcher struct {
 }
 
 type batchOp struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	done chan error
-	lazy bool
+	ctx context.Context
+	fn  func(*sql.Tx) error
+	// intent, when not nil, is the row of an intent fn journals
+	// (intentRow): a batch journals all its intents in one statement
+	// rather than running each one's fn.
+	intent []any
+	done   chan error
+	lazy   bool
 }
 
 func newBatcher(db *sql.DB) *batcher {
@@ -87,10 +91,11 @@ func (b *batcher) run(ctx context.Context) {
 	}
 }
 
-// commit runs a batch in one transaction. If any write in it fails, the
-// transaction is rolled back and each write runs again alone, so one
-// write's error (a duplicate id, a lost lease) is its own and the others
-// still commit.
+// commit runs a batch in one transaction, its intents in as few
+// statements as insertIntents takes. If any write in it fails, or the
+// statement of several intents does, the transaction is rolled back and
+// each write runs again alone, so one write's error (a duplicate id, a
+// lost lease) is its own and the others still commit.
 func (b *batcher) commit(batch []*batchOp) {
 	live := batch[:0]
 	for _, op := range batch {
@@ -105,7 +110,20 @@ func (b *batcher) commit(batch []*batchOp) {
 	}
 	if len(live) > 1 {
 		if err := b.inTx(live[0].ctx, func(tx *sql.Tx) error {
+			// The writes of one batch were all submitted before any
+			// returned, so running the intents first is an order they
+			// could have run in.
+			var intents []any
 			for _, op := range live {
+				intents = append(intents, op.intent...)
+			}
+			if err := insertIntents(context.WithoutCancel(live[0].ctx), tx, intents); err != nil {
+				return err
+			}
+			for _, op := range live {
+				if op.intent != nil {
+					continue
+				}
 				if err := op.fn(tx); err != nil {
 					return err
 				}
@@ -137,19 +155,21 @@ var errClosed = errors.New("store: closed")
 // second time alone, after its batch failed), so it must not keep state
 // from a first run.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.submit(ctx, fn, false)
+	return s.submit(ctx, &batchOp{fn: fn})
 }
 
 // writeLazy is write for a write whose caller can wait a few milliseconds
 // more: on SQLite it waits up to lazyWait for another write to share a
 // commit with.
 func (s *Store) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.submit(ctx, fn, true)
+	return s.submit(ctx, &batchOp{fn: fn, lazy: true})
 }
 
-func (s *Store) submit(ctx context.Context, fn func(*sql.Tx) error, lazy bool) error {
+// submit carries out op, a write: op.fn, or on SQLite op as part of a
+// batch.
+func (s *Store) submit(ctx context.Context, op *batchOp) error {
 	if s.batcher == nil {
-		return inTx(ctx, s.db, fn)
+		return inTx(ctx, s.db, op.fn)
 	}
 	// Close waits for the writes under way, so the batcher outlives them.
 	s.mu.Lock()
@@ -160,7 +180,7 @@ func (s *Store) submit(ctx context.Context, fn func(*sql.Tx) error, lazy bool) e
 	s.writes.Add(1)
 	s.mu.Unlock()
 	defer s.writes.Done()
-	op := &batchOp{ctx: ctx, fn: fn, done: make(chan error, 1), lazy: lazy}
+	op.ctx, op.done = ctx, make(chan error, 1)
 	select {
 	case s.batcher.ops <- op:
 	case <-ctx.Done():

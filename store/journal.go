@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -36,7 +38,7 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil tim
 	if !s.hasher.Ready() {
 		return fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertIntent(ctx, tx, in, leaseUntil) })
+	err := s.submit(ctx, s.intentOp(ctx, in, leaseUntil))
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
@@ -45,6 +47,19 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil tim
 
 // insertIntent journals a validated intent as sent.
 func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, leaseUntil time.Time) error {
+	return insertIntents(ctx, tx, s.intentRow(in, leaseUntil))
+}
+
+// intentOp is the write that journals a validated intent as sent: alone
+// its own statement, in a batch a row of the batch's one (batcher.commit).
+func (s *Store) intentOp(ctx context.Context, in domain.Intent, leaseUntil time.Time) *batchOp {
+	row := s.intentRow(in, leaseUntil)
+	return &batchOp{intent: row, fn: func(tx *sql.Tx) error { return insertIntents(ctx, tx, row) }}
+}
+
+// intentRow is what journals a validated intent as sent: its values in
+// the order of intentColumns.
+func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
@@ -52,22 +67,65 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, 
 	}
 	id := clean(in.ID)
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO strangler_repairs
-			(id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
-			 state, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, $12, $13)
-		ON CONFLICT (id) DO NOTHING`,
-		id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
+	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.ts(leaseUntil), s.ts(created), s.ts(now))
-	if err != nil {
-		return err
+		s.ts(leaseUntil), s.ts(created), s.ts(now)}
+}
+
+// intentColumns are the columns of an intent's row that intentRow gives
+// values for; each row is also in state sent.
+const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
+	lease_until, created_at, updated_at`
+
+// intentRowLen is how many values intentRow gives.
+const intentRowLen = 13
+
+// intentInserts[k] journals 1<<k intents in one statement. A batch's
+// intents go in statements of power-of-two sizes, so that a handful of
+// texts covers every batch and each stays prepared on its connection
+// (stmtcache.go): one statement per row costs SQLite and database/sql
+// their per-statement work (plan, bind, step, reset) once per intent.
+var intentInserts = func() []string {
+	var out []string
+	for n := 1; n <= maxBatch; n *= 2 {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for c := range intentRowLen {
+				fmt.Fprintf(&b, "$%d, ", r*intentRowLen+c+1)
+			}
+			b.WriteString("'sent')")
+		}
+		b.WriteString(" ON CONFLICT (id) DO NOTHING")
+		out = append(out, b.String())
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return fmt.Errorf("id already journaled: %w", ErrConflict)
+	return out
+}()
+
+// insertIntents journals rows, intentRow's values one after another, as
+// sent. An id already journaled (or given twice) is ErrConflict, and
+// then none, some or all of the others may be journaled: the caller rolls
+// back, and a batch runs each of its writes again alone (batcher.commit)
+// so that the conflict is the one write's own.
+func insertIntents(ctx context.Context, tx *sql.Tx, rows []any) error {
+	for len(rows) > 0 {
+		k := bits.Len(uint(len(rows)/intentRowLen)) - 1
+		k = min(k, len(intentInserts)-1)
+		n := 1 << k
+		res, err := tx.ExecContext(ctx, intentInserts[k], rows[:n*intentRowLen]...)
+		if err != nil {
+			return err
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return err
+		} else if got != int64(n) {
+			return fmt.Errorf("id already journaled: %w", ErrConflict)
+		}
+		rows = rows[n*intentRowLen:]
 	}
 	return nil
 }
