@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -34,12 +36,61 @@ type batcher struct {
 type batchOp struct {
 	ctx context.Context
 	fn  func(*sql.Tx) error
-	// intent, when not nil, is the row of an intent fn journals
-	// (intentRow): a batch journals all its intents in one statement
-	// rather than running each one's fn.
-	intent []any
-	done   chan error
-	lazy   bool
+	// rows, when not nil, is the kind of write fn is, and row its values:
+	// a batch carries out all its writes of one kind together (see
+	// rowWrite) rather than running each one's fn.
+	rows *rowWrite
+	row  []any
+	done chan error
+	lazy bool
+}
+
+// rowWrite is a kind of write that a batch carries out for all its
+// writes of the kind at once: statements[k] writes 1<<k of them, given
+// width values for each, one after another. A batch's writes of a kind
+// go in statements of power-of-two sizes, so that a handful of texts
+// covers every batch and each stays prepared on its connection
+// (stmtcache.go): one statement a write costs SQLite and database/sql
+// their per-statement work (bind, step, reset) once a write.
+type rowWrite struct {
+	width      int
+	statements []string
+}
+
+// newRowWrite returns the kind of write whose statement for n writes is
+// statement(n).
+func newRowWrite(width int, statement func(n int) string) *rowWrite {
+	w := &rowWrite{width: width}
+	for n := 1; n <= maxBatch; n *= 2 {
+		w.statements = append(w.statements, statement(n))
+	}
+	return w
+}
+
+// errRowsUnchanged is a rowWrite's statement that changed fewer rows
+// than it was given writes.
+var errRowsUnchanged = errors.New("a write changed no row")
+
+// exec carries out the writes whose values are rows. It is
+// errRowsUnchanged when a statement changed fewer rows than it was given
+// writes; then none, some or all of the others may be done, for the
+// caller to roll back.
+func (w *rowWrite) exec(ctx context.Context, tx *sql.Tx, rows []any) error {
+	for len(rows) > 0 {
+		k := min(bits.Len(uint(len(rows)/w.width))-1, len(w.statements)-1)
+		n := 1 << k
+		res, err := tx.ExecContext(ctx, w.statements[k], rows[:n*w.width]...)
+		if err != nil {
+			return err
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return err
+		} else if got != int64(n) {
+			return errRowsUnchanged
+		}
+		rows = rows[n*w.width:]
+	}
+	return nil
 }
 
 func newBatcher(db *sql.DB) *batcher {
@@ -91,9 +142,9 @@ func (b *batcher) run(ctx context.Context) {
 	}
 }
 
-// commit runs a batch in one transaction, its intents in as few
-// statements as insertIntents takes. If any write in it fails, or the
-// statement of several intents does, the transaction is rolled back and
+// commit runs a batch in one transaction, its writes of each rowWrite
+// kind together. If any write in it fails, or the statement of several
+// writes changes fewer rows than it was given, the transaction is rolled back and
 // each write runs again alone, so one write's error (a duplicate id, a
 // lost lease) is its own and the others still commit.
 func (b *batcher) commit(batch []*batchOp) {
@@ -111,17 +162,28 @@ func (b *batcher) commit(batch []*batchOp) {
 	if len(live) > 1 {
 		if err := b.inTx(live[0].ctx, func(tx *sql.Tx) error {
 			// The writes of one batch were all submitted before any
-			// returned, so running the intents first is an order they
-			// could have run in.
-			var intents []any
+			// returned, so running those of a kind first is an order
+			// they could have run in.
+			var kinds []*rowWrite
+			var rows [][]any
 			for _, op := range live {
-				intents = append(intents, op.intent...)
+				if op.rows == nil {
+					continue
+				}
+				i := slices.Index(kinds, op.rows)
+				if i < 0 {
+					i = len(kinds)
+					kinds, rows = append(kinds, op.rows), append(rows, nil)
+				}
+				rows[i] = append(rows[i], op.row...)
 			}
-			if err := insertIntents(context.WithoutCancel(live[0].ctx), tx, intents); err != nil {
-				return err
+			for i, k := range kinds {
+				if err := k.exec(context.WithoutCancel(live[0].ctx), tx, rows[i]); err != nil {
+					return err
+				}
 			}
 			for _, op := range live {
-				if op.intent != nil {
+				if op.rows != nil {
 					continue
 				}
 				if err := op.fn(tx); err != nil {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strings"
 	"time"
 
@@ -47,14 +46,24 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil tim
 
 // insertIntent journals a validated intent as sent.
 func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, leaseUntil time.Time) error {
-	return insertIntents(ctx, tx, s.intentRow(in, leaseUntil))
+	return insertIntentRow(ctx, tx, s.intentRow(in, leaseUntil))
 }
 
 // intentOp is the write that journals a validated intent as sent: alone
-// its own statement, in a batch a row of the batch's one (batcher.commit).
+// its own statement, in a batch a row of the batch's (intentRows).
 func (s *Store) intentOp(ctx context.Context, in domain.Intent, leaseUntil time.Time) *batchOp {
 	row := s.intentRow(in, leaseUntil)
-	return &batchOp{intent: row, fn: func(tx *sql.Tx) error { return insertIntents(ctx, tx, row) }}
+	return &batchOp{rows: intentRows, row: row, fn: func(tx *sql.Tx) error { return insertIntentRow(ctx, tx, row) }}
+}
+
+// insertIntentRow journals one intent, intentRow's values, as sent; an id
+// already journaled is ErrConflict.
+func insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
+	err := intentRows.exec(ctx, tx, row)
+	if errors.Is(err, errRowsUnchanged) {
+		return fmt.Errorf("id already journaled: %w", ErrConflict)
+	}
+	return err
 }
 
 // intentRow is what journals a validated intent as sent: its values in
@@ -77,58 +86,28 @@ func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
 const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
 	lease_until, created_at, updated_at`
 
-// intentRowLen is how many values intentRow gives.
-const intentRowLen = 13
+// intentWidth is how many values intentRow gives.
+const intentWidth = 13
 
-// intentInserts[k] journals 1<<k intents in one statement. A batch's
-// intents go in statements of power-of-two sizes, so that a handful of
-// texts covers every batch and each stays prepared on its connection
-// (stmtcache.go): one statement per row costs SQLite and database/sql
-// their per-statement work (plan, bind, step, reset) once per intent.
-var intentInserts = func() []string {
-	var out []string
-	for n := 1; n <= maxBatch; n *= 2 {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
-		for r := range n {
-			if r > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(")
-			for c := range intentRowLen {
-				fmt.Fprintf(&b, "$%d, ", r*intentRowLen+c+1)
-			}
-			b.WriteString("'sent')")
+// intentRows journals intents as sent, intentRow's values for each. An
+// id already journaled (or given twice) is left as it is, and
+// errRowsUnchanged.
+var intentRows = newRowWrite(intentWidth, func(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString(" ON CONFLICT (id) DO NOTHING")
-		out = append(out, b.String())
+		b.WriteString("(")
+		for c := range intentWidth {
+			fmt.Fprintf(&b, "$%d, ", r*intentWidth+c+1)
+		}
+		b.WriteString("'sent')")
 	}
-	return out
-}()
-
-// insertIntents journals rows, intentRow's values one after another, as
-// sent. An id already journaled (or given twice) is ErrConflict, and
-// then none, some or all of the others may be journaled: the caller rolls
-// back, and a batch runs each of its writes again alone (batcher.commit)
-// so that the conflict is the one write's own.
-func insertIntents(ctx context.Context, tx *sql.Tx, rows []any) error {
-	for len(rows) > 0 {
-		k := bits.Len(uint(len(rows)/intentRowLen)) - 1
-		k = min(k, len(intentInserts)-1)
-		n := 1 << k
-		res, err := tx.ExecContext(ctx, intentInserts[k], rows[:n*intentRowLen]...)
-		if err != nil {
-			return err
-		}
-		if got, err := res.RowsAffected(); err != nil {
-			return err
-		} else if got != int64(n) {
-			return fmt.Errorf("id already journaled: %w", ErrConflict)
-		}
-		rows = rows[n*intentRowLen:]
-	}
-	return nil
-}
+	b.WriteString(" ON CONFLICT (id) DO NOTHING")
+	return b.String()
+})
 
 // RecordOutcome records the primary's answer to a sent (or unknown) write.
 // A 2xx answer makes it pending, due now, with the next sequence number:

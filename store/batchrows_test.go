@@ -18,24 +18,19 @@ import (
 func commitIntents(t *testing.T, s *Store, intents []domain.Intent) []error {
 	t.Helper()
 	ctx := context.Background()
-	var batch []*batchOp
+	var ops []*batchOp
 	for i, in := range intents {
-		op := s.intentOp(ctx, in, s.now().Add(time.Minute))
-		op.ctx, op.done = ctx, make(chan error, 1)
-		batch = append(batch, op)
+		ops = append(ops, s.intentOp(ctx, in, s.now().Add(time.Minute)))
 		if i == len(intents)/2 {
-			claim := &batchOp{ctx: ctx, done: make(chan error, 1), fn: func(tx *sql.Tx) error {
+			ops = append(ops, &batchOp{fn: func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE strangler_repairs SET updated_at = updated_at WHERE id = 'none'`)
 				return err
-			}}
-			batch = append(batch, claim)
+			}})
 		}
 	}
-	s.batcher.commit(batch)
 	var errs []error
-	for _, op := range batch {
-		err := <-op.done
-		if op.intent != nil {
+	for i, err := range commitOps(s, ops) {
+		if ops[i].rows == intentRows {
 			errs = append(errs, err)
 		} else if err != nil {
 			t.Errorf("the other write in the batch failed: %v", err)
@@ -138,5 +133,66 @@ func TestAnIntentAlreadyJournaledIsAConflictAloneInItsBatch(t *testing.T) {
 	}
 	if r.ResourceKey != s.resourceKey("/patients/1") || string(r.Body) != `{"name":"w1"}` {
 		t.Errorf("w1 has body %s (resource key %s), want the first intent's, for /patients/1 with {\"name\":\"w1\"}", r.Body, r.ResourceKey)
+	}
+}
+
+// commitOps carries out ops as one batch of the SQLite store and returns
+// each one's result.
+func commitOps(s *Store, ops []*batchOp) []error {
+	for _, op := range ops {
+		op.ctx, op.done = context.Background(), make(chan error, 1)
+	}
+	s.batcher.commit(ops)
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = <-op.done
+	}
+	return errs
+}
+
+// TestADeliveryWhoseLeaseWasLostIsRefusedAloneInItsBatch: deliveries
+// completed together are each marked done, but one whose lease another
+// worker holds now is ErrLeaseLost, naming the holder, and stays pending;
+// so is a delivery completed twice in one batch.
+func TestADeliveryWhoseLeaseWasLostIsRefusedAloneInItsBatch(t *testing.T) {
+	s := newStore(t, backends()[0], newClock())
+	ctx := context.Background()
+	for i := range 6 {
+		journal(t, s, fmt.Sprintf("w%d", i), fmt.Sprintf("/patients/%d", i))
+	}
+	if got := claimIDs(t, s, "worker", s.now()); len(got) != 6 {
+		t.Fatalf("claimed %v, want 6 writes", got)
+	}
+	if _, err := s.db.Exec(`UPDATE strangler_repairs SET lease_owner = 'other-worker' WHERE id = 'w2'`); err != nil {
+		t.Fatal(err)
+	}
+	var ops []*batchOp
+	for i := range 4 {
+		ops = append(ops, s.completeOp(ctx, fmt.Sprintf("w%d", i), "worker"))
+	}
+	for i, err := range commitOps(s, ops) {
+		if i == 2 {
+			if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "other-worker holds it") {
+				t.Errorf("completing w2, leased to another worker: got %v, want ErrLeaseLost naming other-worker", err)
+			}
+		} else if err != nil {
+			t.Errorf("completing w%d, batched with one whose lease was lost: %v, want done", i, err)
+		}
+	}
+	twice := commitOps(s, []*batchOp{s.completeOp(ctx, "w4", "worker"), s.completeOp(ctx, "w4", "worker"), s.completeOp(ctx, "w5", "worker")})
+	if twice[0] != nil || twice[2] != nil {
+		t.Errorf("completing w4 and w5, with w4 twice: %v and %v, want both done", twice[0], twice[2])
+	}
+	if !errors.Is(twice[1], ErrLeaseLost) {
+		t.Errorf("completing w4 a second time in its batch: got %v, want ErrLeaseLost", twice[1])
+	}
+	for i := range 6 {
+		id, want := fmt.Sprintf("w%d", i), domain.StateDone
+		if i == 2 {
+			want = domain.StatePending
+		}
+		if st := state(t, s, id); st != want {
+			t.Errorf("%s is %s, want %s", id, st, want)
+		}
 	}
 }
