@@ -143,10 +143,10 @@ func (b *batcher) run(ctx context.Context) {
 }
 
 // commit runs a batch in one transaction, its writes of each rowWrite
-// kind together. If any write in it fails, or the statement of several
-// writes changes fewer rows than it was given, the transaction is rolled back and
-// each write runs again alone, so one write's error (a duplicate id, a
-// lost lease) is its own and the others still commit.
+// kind together. If any write in it fails, or a statement of several
+// writes changes fewer rows than it was given writes, the transaction is
+// rolled back and each write runs again alone, so one write's error (a
+// duplicate id, a lost lease) is its own and the others still commit.
 func (b *batcher) commit(batch []*batchOp) {
 	live := batch[:0]
 	for _, op := range batch {
