@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -32,10 +34,63 @@ type batcher struct {
 }
 
 type batchOp struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
+	ctx context.Context
+	fn  func(*sql.Tx) error
+	// rows, when not nil, is the kind of write fn is, and row its values:
+	// a batch carries out all its writes of one kind together (see
+	// rowWrite) rather than running each one's fn.
+	rows *rowWrite
+	row  []any
 	done chan error
 	lazy bool
+}
+
+// rowWrite is a kind of write that a batch carries out for all its
+// writes of the kind at once: statements[k] writes 1<<k of them, given
+// width values for each, one after another. A batch's writes of a kind
+// go in statements of power-of-two sizes, so that a handful of texts
+// covers every batch and each stays prepared on its connection
+// (stmtcache.go): one statement a write costs SQLite and database/sql
+// their per-statement work (bind, step, reset) once a write.
+type rowWrite struct {
+	width      int
+	statements []string
+}
+
+// newRowWrite returns the kind of write whose statement for n writes is
+// statement(n).
+func newRowWrite(width int, statement func(n int) string) *rowWrite {
+	w := &rowWrite{width: width}
+	for n := 1; n <= maxBatch; n *= 2 {
+		w.statements = append(w.statements, statement(n))
+	}
+	return w
+}
+
+// errRowsUnchanged is a rowWrite's statement that changed fewer rows
+// than it was given writes.
+var errRowsUnchanged = errors.New("a write changed no row")
+
+// exec carries out the writes whose values are rows. It is
+// errRowsUnchanged when a statement changed fewer rows than it was given
+// writes; then none, some or all of the others may be done, for the
+// caller to roll back.
+func (w *rowWrite) exec(ctx context.Context, tx *sql.Tx, rows []any) error {
+	for len(rows) > 0 {
+		k := min(bits.Len(uint(len(rows)/w.width))-1, len(w.statements)-1)
+		n := 1 << k
+		res, err := tx.ExecContext(ctx, w.statements[k], rows[:n*w.width]...)
+		if err != nil {
+			return err
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return err
+		} else if got != int64(n) {
+			return errRowsUnchanged
+		}
+		rows = rows[n*w.width:]
+	}
+	return nil
 }
 
 func newBatcher(db *sql.DB) *batcher {
@@ -87,10 +142,11 @@ func (b *batcher) run(ctx context.Context) {
 	}
 }
 
-// commit runs a batch in one transaction. If any write in it fails, the
-// transaction is rolled back and each write runs again alone, so one
-// write's error (a duplicate id, a lost lease) is its own and the others
-// still commit.
+// commit runs a batch in one transaction, its writes of each rowWrite
+// kind together. If any write in it fails, or a statement of several
+// writes changes fewer rows than it was given writes, the transaction is
+// rolled back and each write runs again alone, so one write's error (a
+// duplicate id, a lost lease) is its own and the others still commit.
 func (b *batcher) commit(batch []*batchOp) {
 	live := batch[:0]
 	for _, op := range batch {
@@ -105,7 +161,31 @@ func (b *batcher) commit(batch []*batchOp) {
 	}
 	if len(live) > 1 {
 		if err := b.inTx(live[0].ctx, func(tx *sql.Tx) error {
+			// The writes of one batch were all submitted before any
+			// returned, so running those of a kind first is an order
+			// they could have run in.
+			var kinds []*rowWrite
+			var rows [][]any
 			for _, op := range live {
+				if op.rows == nil {
+					continue
+				}
+				i := slices.Index(kinds, op.rows)
+				if i < 0 {
+					i = len(kinds)
+					kinds, rows = append(kinds, op.rows), append(rows, nil)
+				}
+				rows[i] = append(rows[i], op.row...)
+			}
+			for i, k := range kinds {
+				if err := k.exec(context.WithoutCancel(live[0].ctx), tx, rows[i]); err != nil {
+					return err
+				}
+			}
+			for _, op := range live {
+				if op.rows != nil {
+					continue
+				}
 				if err := op.fn(tx); err != nil {
 					return err
 				}
@@ -137,19 +217,21 @@ var errClosed = errors.New("store: closed")
 // second time alone, after its batch failed), so it must not keep state
 // from a first run.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.submit(ctx, fn, false)
+	return s.submit(ctx, &batchOp{fn: fn})
 }
 
 // writeLazy is write for a write whose caller can wait a few milliseconds
 // more: on SQLite it waits up to lazyWait for another write to share a
 // commit with.
 func (s *Store) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
-	return s.submit(ctx, fn, true)
+	return s.submit(ctx, &batchOp{fn: fn, lazy: true})
 }
 
-func (s *Store) submit(ctx context.Context, fn func(*sql.Tx) error, lazy bool) error {
+// submit carries out op, a write: op.fn, or on SQLite op as part of a
+// batch.
+func (s *Store) submit(ctx context.Context, op *batchOp) error {
 	if s.batcher == nil {
-		return inTx(ctx, s.db, fn)
+		return inTx(ctx, s.db, op.fn)
 	}
 	// Close waits for the writes under way, so the batcher outlives them.
 	s.mu.Lock()
@@ -160,7 +242,7 @@ func (s *Store) submit(ctx context.Context, fn func(*sql.Tx) error, lazy bool) e
 	s.writes.Add(1)
 	s.mu.Unlock()
 	defer s.writes.Done()
-	op := &batchOp{ctx: ctx, fn: fn, done: make(chan error, 1), lazy: lazy}
+	op.ctx, op.done = ctx, make(chan error, 1)
 	select {
 	case s.batcher.ops <- op:
 	case <-ctx.Done():

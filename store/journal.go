@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -36,7 +37,7 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil tim
 	if !s.hasher.Ready() {
 		return fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertIntent(ctx, tx, in, leaseUntil) })
+	err := s.submit(ctx, s.intentOp(ctx, in, leaseUntil))
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
@@ -45,6 +46,29 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil tim
 
 // insertIntent journals a validated intent as sent.
 func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, leaseUntil time.Time) error {
+	return insertIntentRow(ctx, tx, s.intentRow(in, leaseUntil))
+}
+
+// intentOp is the write that journals a validated intent as sent: alone
+// its own statement, in a batch a row of the batch's (intentRows).
+func (s *Store) intentOp(ctx context.Context, in domain.Intent, leaseUntil time.Time) *batchOp {
+	row := s.intentRow(in, leaseUntil)
+	return &batchOp{rows: intentRows, row: row, fn: func(tx *sql.Tx) error { return insertIntentRow(ctx, tx, row) }}
+}
+
+// insertIntentRow journals one intent, intentRow's values, as sent; an id
+// already journaled is ErrConflict.
+func insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
+	err := intentRows.exec(ctx, tx, row)
+	if errors.Is(err, errRowsUnchanged) {
+		return fmt.Errorf("id already journaled: %w", ErrConflict)
+	}
+	return err
+}
+
+// intentRow is what journals a validated intent as sent: its values in
+// the order of intentColumns.
+func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
@@ -52,25 +76,38 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, 
 	}
 	id := clean(in.ID)
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
-	res, err := tx.ExecContext(ctx, `
-		INSERT INTO strangler_repairs
-			(id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
-			 state, lease_until, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'sent', $11, $12, $13)
-		ON CONFLICT (id) DO NOTHING`,
-		id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
+	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.ts(leaseUntil), s.ts(created), s.ts(now))
-	if err != nil {
-		return err
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n == 0 {
-		return fmt.Errorf("id already journaled: %w", ErrConflict)
-	}
-	return nil
+		s.ts(leaseUntil), s.ts(created), s.ts(now)}
 }
+
+// intentColumns are the columns of an intent's row that intentRow gives
+// values for; each row is also in state sent.
+const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
+	lease_until, created_at, updated_at`
+
+// intentWidth is how many values intentRow gives.
+const intentWidth = 13
+
+// intentRows journals intents as sent, intentRow's values for each. An
+// id already journaled (or given twice) is left as it is, and
+// errRowsUnchanged.
+var intentRows = newRowWrite(intentWidth, func(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(")
+		for c := range intentWidth {
+			fmt.Fprintf(&b, "$%d, ", r*intentWidth+c+1)
+		}
+		b.WriteString("'sent')")
+	}
+	b.WriteString(" ON CONFLICT (id) DO NOTHING")
+	return b.String()
+})
 
 // RecordOutcome records the primary's answer to a sent (or unknown) write.
 // A 2xx answer makes it pending, due now, with the next sequence number:

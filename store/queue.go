@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -163,15 +164,47 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 // so what it kept of the request is erased. It is ErrLeaseLost unless
 // owner still holds it.
 func (s *Store) CompleteRepair(ctx context.Context, id, owner string) error {
-	err := s.settle(ctx, id, owner, `
-		UPDATE strangler_repairs
-		SET `+moveDeliver.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $3
-		WHERE id = $1 AND `+moveDeliver.where()+` AND lease_owner = $2`,
-		id, clean(owner), s.ts(s.clock()))
-	if err != nil {
+	if err := s.submit(ctx, s.completeOp(ctx, id, owner)); err != nil {
 		return fmt.Errorf("store: complete repair %s: %w", id, err)
 	}
 	return nil
+}
+
+// completeOp is the write that marks id done for owner: alone its own
+// statement, in a batch a row of the batch's (completions). No client
+// waits for it, and the write stays leased to owner until it commits, so
+// it may wait a little to share a commit (lazy).
+func (s *Store) completeOp(ctx context.Context, id, owner string) *batchOp {
+	row := []any{id, clean(owner), s.ts(s.clock())}
+	return &batchOp{lazy: true, rows: s.completions, row: row, fn: func(tx *sql.Tx) error {
+		return s.settleIn(ctx, tx, id, owner, s.completions.statements[0], row...)
+	}}
+}
+
+// completeStatement marks n delivered writes done, given for each its id,
+// its owner and the time: one that owner no longer holds is left as it
+// is. Only SQLite's batches complete more than one at a time.
+func (s *Store) completeStatement(n int) string {
+	set := moveDeliver.set() + `, ` + s.erase() + `, lease_owner = NULL, lease_until = NULL`
+	if n == 1 {
+		return `UPDATE strangler_repairs SET ` + set + `, updated_at = $3
+			WHERE id = $1 AND ` + moveDeliver.where() + ` AND lease_owner = $2`
+	}
+	// Each row's owner and time picked by its id: a list of ids finds the
+	// rows by their key, where a join with a VALUES list may not.
+	var ids, owners, times strings.Builder
+	for r := range n {
+		id, owner, at := 3*r+1, 3*r+2, 3*r+3
+		if r > 0 {
+			ids.WriteString(", ")
+		}
+		fmt.Fprintf(&ids, "$%d", id)
+		fmt.Fprintf(&owners, " WHEN $%d THEN $%d", id, owner)
+		fmt.Fprintf(&times, " WHEN $%d THEN $%d", id, at)
+	}
+	return `UPDATE strangler_repairs SET ` + set + `, updated_at = CASE id` + times.String() + ` END
+		WHERE id IN (` + ids.String() + `) AND ` + moveDeliver.where() + `
+			AND lease_owner = CASE id` + owners.String() + ` END`
 }
 
 // maxReason bounds a stored failure reason; a backend's error page can be

@@ -74,6 +74,8 @@ type Store struct {
 	// hasher holds the store's hash key once it is loaded (see
 	// loadHashKey): resources are ordered by their digest under it.
 	hasher *phi.Hasher
+	// completions marks delivered writes done (CompleteRepair).
+	completions *rowWrite
 }
 
 // Option configures a Store at Open or Start.
@@ -104,8 +106,10 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 		log = slog.New(slog.DiscardHandler)
 	}
 	closing, cancel := context.WithCancel(context.Background())
-	return &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel,
-		keys: keys, hasher: phi.NewHasher(nil)}, nil
+	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel,
+		keys: keys, hasher: phi.NewHasher(nil)}
+	s.completions = newRowWrite(3, s.completeStatement)
+	return s, nil
 }
 
 // Hasher is the keyed hash every replica of this store shares, for what
