@@ -214,7 +214,7 @@ func (j *shadowJob) run() {
 		if j.primaryUp != j.t.legacy {
 			legacy, modern = modern, legacy
 		}
-		j.t.learnAndCheck(rt, j.copy.Method, legacy, modern)
+		j.t.learnAndCheck(rt, j.copy.Method, j.copy.Target, legacy, modern)
 	}
 	res := sh.comparer.Compare(p.resp, other)
 	m.shadowResult(rt, res.Outcome.String())
