@@ -205,7 +205,7 @@ func (j *shadowJob) run() {
 		return
 	}
 	if again != nil {
-		if learned := sh.comparer.Noise().Learn(p.resp, *again); len(learned) > 0 {
+		if learned := sh.comparer.Noise().Learn(shadow.Asked{Pattern: j.copy.Pattern, Target: j.copy.Target}, p.resp, *again); len(learned) > 0 {
 			j.t.learnedNoise(rt.name, learned)
 		}
 	}
