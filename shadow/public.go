@@ -41,6 +41,23 @@ func PublicPath(path string, asked Asked) string {
 	return fieldString(p)
 }
 
+// publicDiff is a sample's diff as it may leave the process: its path
+// through PublicPath, and in its two values each key that is one of the
+// request's values (params) and reads like a field name (other keys are
+// placeholders already: appendKey) replaced by its placeholder.
+func (r *Redactor) publicDiff(d Diff, asked Asked, params []phi.Param) Diff {
+	d.Path = PublicPath(d.Path, asked)
+	for _, p := range params {
+		if !fieldName([]byte(p.Value)) {
+			continue
+		}
+		key, placeholder := `"`+p.Value+`":`, `"{`+r.h.Hash(p.Value)+`}":`
+		d.Primary = strings.ReplaceAll(d.Primary, key, placeholder)
+		d.Other = strings.ReplaceAll(d.Other, key, placeholder)
+	}
+	return d
+}
+
 // dataKey reports whether an object key is data: it does not read like a
 // field name, or it is one of the request's values.
 func dataKey(key string, params []phi.Param) bool {

@@ -16,7 +16,8 @@ import (
 // number the request named (which reads like a field name), by a surname
 // the query searched for, or by a number no field name has, puts none of
 // them into a sample's diff paths or a learned noise field: each is {*},
-// and a noise field so written ignores every member of the map.
+// and a noise field so written ignores every member of the map; in a
+// diff's value (a map one side lacks whole) each is a placeholder.
 func TestKeysThatAreDataLeaveOnlyAsAnyKey(t *testing.T) {
 	const mrn, surname, number = "MRN-7Q4Z-TEST", "Zyxwvut", "MRN7730019"
 	asked := shadow.Asked{Pattern: "/patients/{id}", Target: "/patients/" + mrn + "?surname=" + surname}
@@ -38,6 +39,13 @@ func TestKeysThatAreDataLeaveOnlyAsAnyKey(t *testing.T) {
 	}
 	if want := []string{"visits{*}.at", "family{*}.seen", "charts{*}.v"}; !slices.Equal(got, want) {
 		t.Errorf("sample diff paths %q, want %q", got, want)
+	}
+
+	// A map one side lacks whole: its keys are in the diff's value.
+	res = cmp.Compare(jsonResponse(200, fmt.Sprintf(`{"visits":{%q:{"at":1},%q:{"at":2},"total":{"n":2}}}`, mrn, number)), jsonResponse(200, `{}`))
+	s = shadow.NewSample("get-patient", time.Now(), shadow.RequestCopy{Method: "GET", Target: asked.Target, Pattern: asked.Pattern}, "http://legacy", "http://modern", res, cmp.Redactor())
+	if len(s.Diffs) != 1 || s.Diffs[0].Path != "visits" || strings.Contains(s.Diffs[0].Primary, mrn) || strings.Contains(s.Diffs[0].Primary, number) || !strings.Contains(s.Diffs[0].Primary, `"total":{"n":`) {
+		t.Errorf("a map legacy alone sent: %+v, want its keys that are data as placeholders, its field names kept", s.Diffs)
 	}
 
 	noise := cmp.Noise()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"strangler/phi"
 )
 
 // RequestCopy is the request a comparison was made for, as sent to both
@@ -56,10 +58,11 @@ func NewSample(route string, at time.Time, req RequestCopy, primaryURL, otherURL
 	if target != "*" {
 		target = r.h.Target(req.Pattern, target)
 	}
+	asked := Asked{Pattern: req.Pattern, Target: req.Target}
+	params := phi.Params(req.Pattern, req.Target)
 	diffs := make([]Diff, len(res.Diffs))
 	for i, d := range res.Diffs {
-		d.Path = PublicPath(d.Path, Asked{Pattern: req.Pattern, Target: req.Target})
-		diffs[i] = d
+		diffs[i] = r.publicDiff(d, asked, params)
 	}
 	return Sample{
 		Route:         route,
