@@ -486,7 +486,9 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			}
 		}
 		pollUntil(t, "shadow-keyed's mismatch samples", 10*time.Second, func() bool {
-			var out struct{ Samples []struct{ Diffs []struct{ Path string } } }
+			var out struct {
+				Samples []struct{ Diffs []struct{ Path string } }
+			}
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?route=shadow-keyed")), &out)
 			return len(out.Samples) > 0 && slices.ContainsFunc(out.Samples[0].Diffs, func(d struct{ Path string }) bool { return d.Path == "family{*}.side" })
 		})
