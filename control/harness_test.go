@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,9 +219,17 @@ func (p *plane) call(t *testing.T, method, path, token, body string, header ...s
 type logLines struct {
 	mu  sync.Mutex
 	buf strings.Builder
+	// slow, when set, is how long writing a security line takes: a
+	// slow log output, which holds a wrong token's check in flight
+	// between its comparison and its release (slog writes one line at a
+	// time, so the checks queue behind it).
+	slow atomic.Int64
 }
 
 func (l *logLines) Write(b []byte) (int, error) {
+	if d := time.Duration(l.slow.Load()); d > 0 && bytes.Contains(b, []byte(`"msg":"security"`)) {
+		time.Sleep(d)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(b)

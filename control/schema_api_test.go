@@ -74,8 +74,8 @@ func TestLearnedSchemasAreExportedAndTheirDriftListed(t *testing.T) {
 		t.Errorf("before any answer: %d, want 404", code)
 	}
 	for i := range 12 {
-		l.Learn(shadow.SchemaKey{Method: "GET", Status: 200}, answer(200, fmt.Sprintf(`{"id":%d,"name":"Zelda Quimbyfrost","status":"active","visits":%d}`, i, i)), rules)
-		l.Learn(shadow.SchemaKey{Method: "GET", Status: 404}, answer(404, `{"error":"no such patient"}`), rules)
+		l.Learn(shadow.SchemaKey{Method: "GET", Status: 200}, shadow.Asked{}, answer(200, fmt.Sprintf(`{"id":%d,"name":"Zelda Quimbyfrost","status":"active","visits":%d}`, i, i)), rules)
+		l.Learn(shadow.SchemaKey{Method: "GET", Status: 404}, shadow.Asked{}, answer(404, `{"error":"no such patient"}`), rules)
 	}
 	l.Check(shadow.SchemaKey{Method: "GET", Status: 200}, answer(200, `{"id":1,"status":"active","visits":"2"}`), rules)
 

@@ -80,14 +80,21 @@ const (
 	StepIndex
 	// StepAny selects every array element: [*].
 	StepAny
+	// StepAnyKey selects every member of an object: {*}. It is how a
+	// path that leaves the process writes a key that is data (a record
+	// number keying a map), and how compare paths name such maps.
+	StepAnyKey
 )
+
+// anyKey is how a StepAnyKey step is written.
+const anyKey = "{*}"
 
 // maxPathIndex keeps [n] within any real array and within int on every
 // platform.
 const maxPathIndex = 1 << 30
 
-// ParseFieldPath parses a field path like items[*].etag, [0].id or
-// meta["trace.id"].
+// ParseFieldPath parses a field path like items[*].etag, [0].id,
+// meta["trace.id"] or visits{*}.date.
 func ParseFieldPath(s string) (FieldPath, error) {
 	if s == "" {
 		return nil, errors.New("empty field path")
@@ -105,6 +112,9 @@ func ParseFieldPath(s string) (FieldPath, error) {
 			}
 			path = append(path, step)
 			i += n
+		case strings.HasPrefix(s[i:], anyKey):
+			path = append(path, PathStep{Kind: StepAnyKey})
+			i += len(anyKey)
 		case i > 0 && s[i] != '.':
 			return bad("want . or [ after %q", s[:i])
 		default:
@@ -112,7 +122,7 @@ func ParseFieldPath(s string) (FieldPath, error) {
 				i++ // the dot
 			}
 			j := i
-			for j < len(s) && s[j] != '.' && s[j] != '[' {
+			for j < len(s) && s[j] != '.' && s[j] != '[' && !strings.HasPrefix(s[j:], anyKey) {
 				j++
 			}
 			key := s[i:j]
@@ -175,7 +185,7 @@ func isPlainKey(key string) bool {
 			return false
 		}
 	}
-	return true
+	return !strings.Contains(key, anyKey)
 }
 
 // String writes the path the way ParseFieldPath reads it.
@@ -185,6 +195,8 @@ func (p FieldPath) String() string {
 		switch step.Kind {
 		case StepAny:
 			b.WriteString("[*]")
+		case StepAnyKey:
+			b.WriteString(anyKey)
 		case StepIndex:
 			b.WriteString("[" + strconv.Itoa(step.Index) + "]")
 		default:

@@ -142,33 +142,59 @@ func (h *Hasher) Placeholder(name, value string) string {
 // Segments are hashed decoded, so a value hashes alike in a path, a
 // query and a body. pattern "" hashes every segment.
 func (h *Hasher) Path(pattern, path string) string {
+	var b strings.Builder
+	for i, s := range pathSegments(pattern, path) {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		if s.param {
+			b.WriteString(h.Placeholder(s.name, s.value))
+		} else {
+			b.WriteString(s.raw)
+		}
+	}
+	return b.String()
+}
+
+// segment is one segment of a request path as Path and Params read it
+// against a route pattern.
+type segment struct {
+	// raw is the segment as sent; param says the pattern does not spell
+	// it out, name is its parameter's name ("*" for a trailing wildcard,
+	// whose segment is the rest of the path; "" for one unlike the
+	// pattern) and value its decoded text.
+	raw, name, value string
+	param            bool
+}
+
+// pathSegments splits path into its segments as pattern reads them: the
+// one place that decides which segments are the request's data.
+func pathSegments(pattern, path string) []segment {
 	var pat []string
 	if pattern != "" {
 		pat = strings.Split(pattern, "/")
 	}
 	segs := strings.Split(path, "/")
-	var b strings.Builder
+	out := make([]segment, 0, len(segs))
 	for i, s := range segs {
-		if i > 0 {
-			b.WriteByte('/')
-		}
 		p := ""
 		if i < len(pat) {
 			p = pat[i]
 		}
 		switch {
 		case p == "*" && i == len(pat)-1:
-			b.WriteString(h.Placeholder("*", unescapePath(strings.Join(segs[i:], "/"))))
-			return b.String()
+			rest := strings.Join(segs[i:], "/")
+			return append(out, segment{raw: rest, name: "*", value: unescapePath(rest), param: true})
 		case s == "":
 			// The root, a trailing slash, or an empty segment: nothing to hide.
+			out = append(out, segment{})
 		case s == p && !strings.ContainsAny(p, "{}"):
-			b.WriteString(s)
+			out = append(out, segment{raw: s})
 		default:
-			b.WriteString(h.Placeholder(paramName(p), unescapePath(s)))
+			out = append(out, segment{raw: s, name: paramName(p), value: unescapePath(s), param: true})
 		}
 	}
-	return b.String()
+	return out
 }
 
 // paramName is the parameter a pattern segment consists of ("id" for {id}
@@ -210,6 +236,38 @@ func (h *Hasher) Target(pattern, target string) string {
 	out := h.Path(pattern, path)
 	if ok {
 		out += "?" + h.Query(query)
+	}
+	return out
+}
+
+// A Param is a value a request carries that its route's pattern does not
+// spell out, one Target hides: a path segment (Segment its index) or a
+// query value (Segment -1; Name the query name, "" for a part without
+// "=", which is a value whole).
+type Param struct {
+	Segment     int
+	Name, Value string
+}
+
+// Params returns the values target carries that pattern does not spell
+// out, decoded, in order: what Target replaces by placeholders.
+func Params(pattern, target string) []Param {
+	path, query, _ := strings.Cut(target, "?")
+	var out []Param
+	for i, s := range pathSegments(pattern, path) {
+		if s.param {
+			out = append(out, Param{Segment: i, Name: s.name, Value: s.value})
+		}
+	}
+	for p := range strings.SplitSeq(query, "&") {
+		if p == "" {
+			continue
+		}
+		if k, v, ok := strings.Cut(p, "="); ok {
+			out = append(out, Param{Segment: -1, Name: k, Value: unescapeQuery(v)})
+		} else {
+			out = append(out, Param{Segment: -1, Value: unescapeQuery(p)})
+		}
 	}
 	return out
 }

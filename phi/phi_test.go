@@ -77,3 +77,16 @@ func TestAHasherWithoutAKeyShowsNothing(t *testing.T) {
 		t.Error("a hasher given a key does not hash")
 	}
 }
+
+func TestParamsAreWhatTargetHides(t *testing.T) {
+	got := phi.Params("/clinics/{cid}/patients", "/clinics/7/patients/Jane%20Doe?q=a+b&flag")
+	want := []phi.Param{{Segment: 2, Name: "cid", Value: "7"}, {Segment: 4, Value: "Jane Doe"}, {Segment: -1, Name: "q", Value: "a b"}, {Segment: -1, Value: "flag"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("param %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

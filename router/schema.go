@@ -69,10 +69,11 @@ func newSchemaRoute(cr *config.Route, learner *shadow.SchemaLearner) (*schemaRou
 // schemaTimeout bounds loading a route's stored schemas.
 const schemaTimeout = 5 * time.Second
 
-// learnAndCheck learns legacy's answer and checks modern's against what
-// legacy's answers to the same method with modern's status looked like;
-// a nil answer is skipped. Drift is counted by route and kind.
-func (t *Table) learnAndCheck(rt *route, method string, legacy, modern *shadow.Response) {
+// learnAndCheck learns legacy's answer to the request target (its path
+// and query) and checks modern's against what legacy's answers to the
+// same method with modern's status looked like; a nil answer is skipped.
+// Drift is counted by route and kind.
+func (t *Table) learnAndCheck(rt *route, method, target string, legacy, modern *shadow.Response) {
 	sc := rt.schema
 	if t.schemaStore != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
@@ -82,7 +83,7 @@ func (t *Table) learnAndCheck(rt *route, method string, legacy, modern *shadow.R
 		cancel()
 	}
 	if legacy != nil {
-		sc.learner.Learn(shadow.SchemaKey{Method: method, Status: legacy.Status}, *legacy, sc.rules)
+		sc.learner.Learn(shadow.SchemaKey{Method: method, Status: legacy.Status}, shadow.Asked{Pattern: rt.pattern, Target: target}, *legacy, sc.rules)
 	}
 	if modern != nil {
 		for _, f := range sc.learner.Check(shadow.SchemaKey{Method: method, Status: modern.Status}, *modern, sc.rules) {
@@ -106,9 +107,9 @@ func (t *Table) serveFallback(x *exchange, req *http.Request) {
 	defer func() {
 		// Runs on a panic too (the client hung up mid-body).
 		x.w.tee = nil
-		rt, method, served, resp := x.route, req.Method, x.served, capture.Response(x.answer.status, x.answer.header)
+		rt, method, target, served, resp := x.route, req.Method, req.URL.RequestURI(), x.served, capture.Response(x.answer.status, x.answer.header)
 		if !completed || resp.Status == 0 || served == nil || !sc.pool.TryGo(func() {
-			t.learnFallback(rt, method, served, resp)
+			t.learnFallback(rt, method, target, served, resp)
 			sc.captures.Put(capture)
 		}) {
 			sc.captures.Put(capture)
@@ -119,10 +120,10 @@ func (t *Table) serveFallback(x *exchange, req *http.Request) {
 }
 
 // learnFallback learns or checks the answer a fallback route served.
-func (t *Table) learnFallback(rt *route, method string, served *upstream.Upstream, resp shadow.Response) {
+func (t *Table) learnFallback(rt *route, method, target string, served *upstream.Upstream, resp shadow.Response) {
 	if served == t.legacy {
-		t.learnAndCheck(rt, method, &resp, nil)
+		t.learnAndCheck(rt, method, target, &resp, nil)
 	} else {
-		t.learnAndCheck(rt, method, nil, &resp)
+		t.learnAndCheck(rt, method, target, nil, &resp)
 	}
 }

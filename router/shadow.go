@@ -205,7 +205,7 @@ func (j *shadowJob) run() {
 		return
 	}
 	if again != nil {
-		if learned := sh.comparer.Noise().Learn(p.resp, *again); len(learned) > 0 {
+		if learned := sh.comparer.Noise().Learn(shadow.Asked{Pattern: j.copy.Pattern, Target: j.copy.Target}, p.resp, *again); len(learned) > 0 {
 			j.t.learnedNoise(rt.name, learned)
 		}
 	}
@@ -214,7 +214,7 @@ func (j *shadowJob) run() {
 		if j.primaryUp != j.t.legacy {
 			legacy, modern = modern, legacy
 		}
-		j.t.learnAndCheck(rt, j.copy.Method, legacy, modern)
+		j.t.learnAndCheck(rt, j.copy.Method, j.copy.Target, legacy, modern)
 	}
 	res := sh.comparer.Compare(p.resp, other)
 	m.shadowResult(rt, res.Outcome.String())

@@ -50,10 +50,12 @@ func newNoise(c *Comparer, threshold int) *Noise {
 	return n
 }
 
-// Learn compares two answers of the primary to the same request and
-// counts the fields that differ; it returns the fields learned by this
-// call, for the caller to persist.
-func (n *Noise) Learn(a, b Response) []string {
+// Learn compares two answers of the primary to the same request, asked,
+// and counts the fields that differ, each object key that is data
+// written {*} (PublicPath), so that one field stands for every member of
+// a map; it returns the fields learned by this call, for the caller to
+// persist.
+func (n *Noise) Learn(asked Asked, a, b Response) []string {
 	if a.Truncated || b.Truncated {
 		return nil
 	}
@@ -63,7 +65,7 @@ func (n *Noise) Learn(a, b Response) []string {
 	var fields []string
 	for _, d := range w.diffs {
 		// Parsing gives one spelling per field, whatever escapes its keys had.
-		if f, err := parseNoiseField(d.Path); err == nil && !slices.Contains(fields, f.canon) {
+		if f, err := parseNoiseField(PublicPath(d.Path, asked)); err == nil && !slices.Contains(fields, f.canon) {
 			fields = append(fields, f.canon)
 		}
 	}
@@ -102,13 +104,14 @@ func (n *Noise) Learn(a, b Response) []string {
 func (n *Noise) Fields() []string { return slices.Clone(n.set.Load().fields) }
 
 // Preload adds fields learned earlier, as Fields listed them (from the
-// state store, at start or after a reload). A field that does not parse
-// is skipped and reported; the others are loaded.
+// state store, at start or after a reload), a key that reads as data
+// written {*} (an earlier release kept such keys). A field that does not
+// parse is skipped and reported; the others are loaded.
 func (n *Noise) Preload(fields []string) error {
 	var errs []error
 	var ok []string
 	for _, f := range fields {
-		nf, err := parseNoiseField(f)
+		nf, err := parseNoiseField(PublicPath(f, Asked{}))
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -23,13 +23,13 @@ func TestNoiseLearnsAFieldThatDiffersBetweenPrimaries(t *testing.T) {
 	}
 
 	// One double-primary sample is not enough: a fluke must not silence a field.
-	if got := noise.Learn(page(1, "Ann"), page(2, "Ann")); got != nil {
+	if got := noise.Learn(shadow.Asked{}, page(1, "Ann"), page(2, "Ann")); got != nil {
 		t.Fatalf("learned %q after one sample, want nothing yet", got)
 	}
 	if res := cmp.Compare(page(1, "Ann"), page(2, "Ann")); res.Outcome != shadow.Mismatch {
 		t.Fatalf("got %v, want the timestamp still compared after one sample", res.Outcome)
 	}
-	got := noise.Learn(page(3, "Ann"), page(4, "Ann"))
+	got := noise.Learn(shadow.Asked{}, page(3, "Ann"), page(4, "Ann"))
 	want := []string{"generated_at", "items[*].seen"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("learned %q, want %q", got, want)
@@ -45,7 +45,7 @@ func TestNoiseLearnsAFieldThatDiffersBetweenPrimaries(t *testing.T) {
 	if res := cmp.Compare(page(5, "Ann"), page(6, "Bob")); !slices.Equal(paths(res), []string{"items[0].name"}) {
 		t.Errorf("got %q, want the real difference at items[0].name", paths(res))
 	}
-	if got := noise.Learn(page(7, "Ann"), page(8, "Ann")); got != nil {
+	if got := noise.Learn(shadow.Asked{}, page(7, "Ann"), page(8, "Ann")); got != nil {
 		t.Errorf("learned %q again, want nothing new", got)
 	}
 }
@@ -55,8 +55,8 @@ func TestNoiseLearnsHeadersAndNeverTheStatus(t *testing.T) {
 	a, b := jsonResponse(200, `{}`), jsonResponse(500, `{}`)
 	a.Header.Set("X-Trace", "1")
 	b.Header.Set("X-Trace", "2")
-	cmp.Noise().Learn(a, b)
-	if got := cmp.Noise().Learn(a, b); !slices.Equal(got, []string{"header.X-Trace"}) {
+	cmp.Noise().Learn(shadow.Asked{}, a, b)
+	if got := cmp.Noise().Learn(shadow.Asked{}, a, b); !slices.Equal(got, []string{"header.X-Trace"}) {
 		t.Fatalf("learned %q, want header.X-Trace only", got)
 	}
 	if res := cmp.Compare(a, b); !slices.Equal(paths(res), []string{"status"}) {
@@ -68,7 +68,7 @@ func TestNoiseRespectsUnorderedArrays(t *testing.T) {
 	cmp := newComparer(t, config.Compare{Noise: true, Unordered: []string{"tags"}})
 	a, b := jsonResponse(200, `{"tags":["a","b"]}`), jsonResponse(200, `{"tags":["b","a"]}`)
 	for range 3 {
-		if got := cmp.Noise().Learn(a, b); got != nil {
+		if got := cmp.Noise().Learn(shadow.Asked{}, a, b); got != nil {
 			t.Fatalf("learned %q from a permuted unordered array, want nothing", got)
 		}
 	}
@@ -106,7 +106,7 @@ func TestNoiseConcurrentUse(t *testing.T) {
 			for j := range 50 {
 				a := jsonResponse(200, fmt.Sprintf(`{"n%d":%d,"t":%d}`, j%5, i, j))
 				b := jsonResponse(200, fmt.Sprintf(`{"n%d":%d,"t":%d}`, j%5, i+1, j+1))
-				cmp.Noise().Learn(a, b)
+				cmp.Noise().Learn(shadow.Asked{}, a, b)
 				cmp.Compare(a, b)
 			}
 		})

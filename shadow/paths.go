@@ -19,8 +19,11 @@ type pathNode struct {
 	keyMap  map[string]*pathNode
 	indexes map[int]*pathNode
 	// any applies to every array element without an entry in indexes.
-	any   *pathNode
-	flags pathFlags
+	any *pathNode
+	// anyKey applies to every object member ({*}): alone to those
+	// without an entry in keys, with their own rules to the others.
+	anyKey *pathNode
+	flags  pathFlags
 	// below stands for every value under this one that no configured path
 	// names, carrying the flags that cover a whole value (deepFlags); nil
 	// when there are none.
@@ -53,7 +56,8 @@ type pathKey struct {
 	node *pathNode
 }
 
-// child is the node for an object member; key is the decoded key.
+// child is the node for an object member; key is the decoded key, nil
+// for a member no configured key names.
 func (n *pathNode) child(key []byte) *pathNode {
 	if n == nil {
 		return nil
@@ -62,12 +66,20 @@ func (n *pathNode) child(key []byte) *pathNode {
 		if c, ok := n.keyMap[string(key)]; ok {
 			return c
 		}
-		return n.below
+		return n.otherKey()
 	}
 	for i := range n.keys {
 		if n.keys[i].key == string(key) {
 			return n.keys[i].node
 		}
+	}
+	return n.otherKey()
+}
+
+// otherKey is the node for a member whose key no configured path names.
+func (n *pathNode) otherKey() *pathNode {
+	if n.anyKey != nil {
+		return n.anyKey
 	}
 	return n.below
 }
@@ -118,7 +130,7 @@ func buildNode(rules []pathRule, inherited pathFlags) *pathNode {
 	n := &pathNode{flags: inherited}
 	byKey := map[string][]pathRule{}
 	byIndex := map[int][]pathRule{}
-	var anyRules []pathRule
+	var anyRules, anyKeyRules []pathRule
 	for _, r := range rules {
 		if len(r.path) == 0 {
 			n.flags |= r.flags
@@ -132,12 +144,15 @@ func buildNode(rules []pathRule, inherited pathFlags) *pathNode {
 			byIndex[step.Index] = append(byIndex[step.Index], rest)
 		case domain.StepAny:
 			anyRules = append(anyRules, rest)
+		case domain.StepAnyKey:
+			anyKeyRules = append(anyKeyRules, rest)
 		}
 	}
 	deep := n.flags & deepFlags
 	for k, rs := range byKey {
-		n.keys = append(n.keys, pathKey{key: k, node: buildNode(rs, deep)})
+		n.keys = append(n.keys, pathKey{key: k, node: buildNode(append(rs, anyKeyRules...), deep)})
 	}
+	n.anyKey = buildNode(anyKeyRules, deep)
 	if len(n.keys) > maxScannedKeys {
 		n.keyMap = make(map[string]*pathNode, len(n.keys))
 		for _, k := range n.keys {

@@ -100,6 +100,21 @@ func (r *Redactor) appendPlaceholder(dst []byte, t *tree, i int32) []byte {
 	return append(dst, '}')
 }
 
+// appendKey appends the key of member c of t as a rendered value shows
+// it: as sent when it reads like a field name (fieldName), is under a
+// kept path, or there is no Redactor (rendering for a hash); else, in
+// the quotes, the placeholder of its text, as a value's: a record number
+// or a date keying a map is data.
+func (r *Redactor) appendKey(dst []byte, t *tree, c int32, kept bool) []byte {
+	key := t.key(c)
+	if r == nil || kept || !t.nodes[c].keyEsc && fieldName(key) {
+		return append(dst, key...)
+	}
+	dst = append(dst, '{')
+	dst = r.h.AppendHash(dst, appendUnescaped(nil, key))
+	return append(dst, '}')
+}
+
 // clearHeader reports whether a curl command shows a kept request
 // header's value in clear: Content-Type and Accept, which describe the
 // API's formats, and headers keep_values names; never one that carries a

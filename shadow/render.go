@@ -33,7 +33,8 @@ func cut(b []byte, limit int) string {
 // appendJSON appends node i of t to dst as compact JSON. With a Redactor,
 // a redacted value is replaced whole by its placeholder, and so is every
 // other scalar not under a kept path: objects and arrays keep their shape
-// (field names are the API's, not a patient's), their values do not.
+// and the keys that read like an API's field names (appendKey), their
+// values do not.
 // Without one, everything is copied. It stops early once dst is longer
 // than limit, if limit > 0. Strings and numbers are copied as written.
 func appendJSON(dst []byte, t *tree, i int32, tn *pathNode, r *Redactor, limit int) []byte {
@@ -52,7 +53,7 @@ func appendJSON(dst []byte, t *tree, i int32, tn *pathNode, r *Redactor, limit i
 				dst = append(dst, ',')
 			}
 			dst = append(dst, '"')
-			dst = append(dst, t.key(c)...)
+			dst = r.appendKey(dst, t, c, tn.has(flagKeep))
 			dst = append(dst, '"', ':')
 			ct := tn.child(nil)
 			if tn != nil && tn.keys != nil {

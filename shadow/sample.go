@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"strangler/phi"
 )
 
 // RequestCopy is the request a comparison was made for, as sent to both
@@ -26,7 +28,8 @@ type RequestCopy struct {
 // holds no value of the request or the answers in clear, except the two
 // statuses and the values at compare.keep_values paths: each other value,
 // path parameter and query value is a placeholder holding its keyed hash
-// ({h:3f9a…}, {id:h:3f9a…}).
+// ({h:3f9a…}, {id:h:3f9a…}), and each object key that is data is {*} in
+// the diff paths (PublicPath).
 type Sample struct {
 	Route  string    `json:"route"`
 	At     time.Time `json:"at"`
@@ -55,6 +58,12 @@ func NewSample(route string, at time.Time, req RequestCopy, primaryURL, otherURL
 	if target != "*" {
 		target = r.h.Target(req.Pattern, target)
 	}
+	asked := Asked{Pattern: req.Pattern, Target: req.Target}
+	params := phi.Params(req.Pattern, req.Target)
+	diffs := make([]Diff, len(res.Diffs))
+	for i, d := range res.Diffs {
+		diffs[i] = r.publicDiff(d, asked, params)
+	}
 	return Sample{
 		Route:         route,
 		At:            at,
@@ -62,7 +71,7 @@ func NewSample(route string, at time.Time, req RequestCopy, primaryURL, otherURL
 		Target:        target,
 		PrimaryStatus: res.PrimaryStatus,
 		OtherStatus:   res.OtherStatus,
-		Diffs:         res.Diffs,
+		Diffs:         diffs,
 		MoreDiffs:     res.More,
 		CurlPrimary:   curlCommand(primaryURL, req, target, r),
 		CurlOther:     curlCommand(otherURL, req, target, r),

@@ -102,6 +102,9 @@ type Shape struct {
 	// keys Properties holds back (withhold) while their count is stored
 	// already. It is never stored.
 	held int64
+	// vary is what a replica's delta saw of the requests whose answers
+	// had this member (see Asked). It is never stored.
+	vary *variation
 }
 
 // Schema is the shape learned from legacy's answers to one route, method
@@ -115,8 +118,11 @@ type Schema struct {
 	Answers int64 `json:"answers"`
 	Checked int64 `json:"checked"`
 	// Truncated says a bound on the schema's size left places unlearned.
-	Truncated bool   `json:"truncated,omitempty"`
-	Root      *Shape `json:"root"`
+	Truncated bool `json:"truncated,omitempty"`
+	// KeyRule is the rule its keys were stored by (keyRule); a schema
+	// stored by an earlier rule loses its keys on load.
+	KeyRule int    `json:"key_rule,omitempty"`
+	Root    *Shape `json:"root"`
 	// Drift counts modern's departures from the schema, by field path.
 	Drift map[string]*Drift `json:"drift,omitempty"`
 }
@@ -166,6 +172,11 @@ const (
 	MinEvidence = 10
 )
 
+// keyRule is the rule keys are stored by: 1, only once they came with
+// requests that tell them from data (variation.tells). Keys stored
+// before it may be data that came with one request every time.
+const keyRule = 1
+
 // objects is how many objects the shape saw: what its properties'
 // presence is counted against.
 func (s *Shape) objects() int64 { return s.Types[typeObject] }
@@ -187,7 +198,7 @@ func (s *Shape) clone() *Shape {
 	if s == nil {
 		return nil
 	}
-	c := &Shape{Types: s.Types, Map: s.Map.clone(), Items: s.Items.clone(), Values: maps.Clone(s.Values), Many: s.Many, held: s.held}
+	c := &Shape{Types: s.Types, Map: s.Map.clone(), Items: s.Items.clone(), Values: maps.Clone(s.Values), Many: s.Many, held: s.held, vary: s.vary.clone()}
 	if s.Properties != nil {
 		c.Properties = make(map[string]*Shape, len(s.Properties))
 		for k, v := range s.Properties {
@@ -209,6 +220,12 @@ func (s *Shape) merge(o *Shape, budget *int) bool {
 		s.Types[t] += n
 	}
 	s.held += o.held
+	if o.vary != nil {
+		if s.vary == nil {
+			s.vary = &variation{}
+		}
+		s.vary.merge(o.vary)
+	}
 	s.Many = s.Many || o.Many
 	if s.Many {
 		s.Values = nil
@@ -281,11 +298,14 @@ func (s *Shape) settled() bool {
 // shape for the replica's next delta. Keys are evidence enough at a place
 // that st already has keys at (it settled), or where the replica itself
 // saw MinEvidence objects (a replica does not publish its one answer's
-// keys on the strength of others' objects, whose keys it does not know).
+// keys on the strength of others' objects, whose keys it does not know);
+// and a key st does not have yet is evidence enough once it came with
+// requests that tell it from data (variation.tells; the route's
+// requests carried slots parameters).
 // A withheld place keeps its counts in s; its keys come back with theirs
 // once they are evidence enough, so that no count is lost or counted
 // twice.
-func (s *Shape) withhold(st, d *Shape) *Shape {
+func (s *Shape) withhold(st, d *Shape, slots int) *Shape {
 	if s == nil || d == nil {
 		return nil
 	}
@@ -301,18 +321,29 @@ func (s *Shape) withhold(st, d *Shape) *Shape {
 		}
 		return held
 	}
+	holdKey := func(k string, h *Shape) {
+		if hold().Properties == nil {
+			held.Properties = map[string]*Shape{}
+		}
+		held.Properties[k] = h
+	}
 	for k, c := range s.Properties {
-		if h := c.withhold(st.property(k), d.Properties[k]); h != nil {
-			if hold().Properties == nil {
-				held.Properties = map[string]*Shape{}
-			}
-			held.Properties[k] = h
+		dk := d.Properties[k]
+		if dk != nil && st.property(k) == nil && !dk.vary.tells(slots) {
+			// The whole member waits, counts and all: the place's
+			// objects are stored, the member's presence comes with it.
+			holdKey(k, c)
+			delete(s.Properties, k)
+			continue
+		}
+		if h := c.withhold(st.property(k), dk, slots); h != nil {
+			holdKey(k, h)
 		}
 	}
-	if h := s.Map.withhold(st.mapShape(), d.Map); h != nil {
+	if h := s.Map.withhold(st.mapShape(), d.Map, slots); h != nil {
 		hold().Map = h
 	}
-	if h := s.Items.withhold(st.items(), d.Items); h != nil {
+	if h := s.Items.withhold(st.items(), d.Items, slots); h != nil {
 		hold().Items = h
 	}
 	return held
@@ -363,6 +394,17 @@ func (s *Shape) sanitize() {
 	s.Items.sanitize()
 }
 
+// forgetKeys drops every key under s, keeping the counts of the places
+// that had them: they are learned again.
+func (s *Shape) forgetKeys() {
+	if s == nil {
+		return
+	}
+	s.Properties = nil
+	s.Map.forgetKeys()
+	s.Items.forgetKeys()
+}
+
 // mergeChild merges o into the child s, making s if there is budget.
 func mergeChild(s, o *Shape, budget *int, complete bool) (*Shape, bool) {
 	if o == nil {
@@ -394,7 +436,7 @@ func (s *Shape) toMap() {
 
 // newSchema returns an empty schema.
 func newSchema(route string, key SchemaKey) *Schema {
-	return &Schema{Route: route, Method: key.Method, Status: key.Status, Root: &Shape{}, Drift: map[string]*Drift{}}
+	return &Schema{Route: route, Method: key.Method, Status: key.Status, KeyRule: keyRule, Root: &Shape{}, Drift: map[string]*Drift{}}
 }
 
 // Key is the schema's method and status.
@@ -514,6 +556,10 @@ func UnmarshalSchema(b []byte) (*Schema, error) {
 	}
 	if n := s.Root.size(); n > maxShapes {
 		return nil, fmt.Errorf("schema: %d places, more than %d", n, maxShapes)
+	}
+	if s.KeyRule < keyRule {
+		s.Root.forgetKeys()
+		s.KeyRule = keyRule
 	}
 	s.Root.sanitize()
 	s.pruneDrift()

@@ -90,7 +90,7 @@ func TestTheJSONSchemaExportAcceptsLegacyAndNamesModernsMissingField(t *testing.
 	l := NewSchemas().Route("get-patient")
 	key := SchemaKey{"GET", 200}
 	for i := range 12 {
-		l.Learn(key, patientAnswer(i), rules)
+		l.Learn(key, Asked{}, patientAnswer(i), rules)
 	}
 	// Through JSON and back, as a CI job would read it.
 	b, err := json.Marshal(l.known[key].JSONSchema())
@@ -140,8 +140,8 @@ func TestTheOpenAPIExportHasTheRoutesPathAndEachStatus(t *testing.T) {
 	rules := schemaRules(t, config.Compare{})
 	l := NewSchemas().Route("get-patient")
 	for i := range 3 {
-		l.Learn(SchemaKey{"GET", 200}, patientAnswer(i), rules)
-		l.Learn(SchemaKey{"GET", 404}, jsonAnswer(404, `{"error":"no such patient"}`), rules)
+		l.Learn(SchemaKey{"GET", 200}, Asked{}, patientAnswer(i), rules)
+		l.Learn(SchemaKey{"GET", 404}, Asked{}, jsonAnswer(404, `{"error":"no such patient"}`), rules)
 	}
 	op := Operation{Route: "get-patient", Path: "/patients/{id}", Params: []PathParam{{Name: "id", Pattern: "[0-9]+"}}}
 	b, err := json.Marshal(OpenAPI(op, []*Schema{l.known[SchemaKey{"GET", 200}], l.known[SchemaKey{"GET", 404}]}))

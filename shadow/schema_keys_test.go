@@ -29,7 +29,7 @@ func TestKeysThatAreDataAreNeverStored(t *testing.T) {
 	st := &memorySchemas{docs: map[string][]byte{}}
 	s := NewSchemas()
 	for i := range len(surnames) {
-		s.Route("contacts").Learn(key, contactsAnswer(i), rules)
+		s.Route("contacts").Learn(key, Asked{}, contactsAnswer(i), rules)
 		if err := s.Flush(ctx, st); err != nil {
 			t.Fatal(err)
 		}
@@ -60,13 +60,13 @@ func TestKeysThatAreDataAreNeverStored(t *testing.T) {
 		// another replica's one answer brings guardians keyed by a
 		// surname.
 		for range MinEvidence {
-			s.Route("contacts").Learn(key, jsonAnswer(200, `{"id":1,"status":"active","contacts":{},"guardians":{}}`), rules)
+			s.Route("contacts").Learn(key, Asked{}, jsonAnswer(200, `{"id":1,"status":"active","contacts":{},"guardians":{}}`), rules)
 		}
 		if err := s.Flush(ctx, st); err != nil {
 			t.Fatal(err)
 		}
 		other := NewSchemas()
-		other.Route("contacts").Learn(key, jsonAnswer(200, `{"id":1,"status":"active","contacts":{},"guardians":{"Quimbyfrost":{"phone":"555-0100"}}}`), rules)
+		other.Route("contacts").Learn(key, Asked{}, jsonAnswer(200, `{"id":1,"status":"active","contacts":{},"guardians":{"Quimbyfrost":{"phone":"555-0100"}}}`), rules)
 		if err := other.Flush(ctx, st); err != nil {
 			t.Fatal(err)
 		}
@@ -77,15 +77,16 @@ func TestKeysThatAreDataAreNeverStored(t *testing.T) {
 	})
 }
 
-// TestStoredKeysThatAreDataAreDroppedOnLoad: a schema an earlier release
-// stored with keys that are data, too many keys, or keys of a place seen
-// too few times, is read without them.
+// TestStoredKeysThatAreDataAreDroppedOnLoad: a stored schema with keys
+// that are data, too many keys, or keys of a place seen too few times, is
+// read without them; one stored before keys had to come with varied
+// requests is read without any key.
 func TestStoredKeysThatAreDataAreDroppedOnLoad(t *testing.T) {
 	var names []string
 	for _, s := range surnames {
 		names = append(names, fmt.Sprintf(`%q:{"types":{"object":1},"properties":{"phone":{"types":{"string":1}}}}`, s))
 	}
-	doc := `{"route":"r","method":"GET","status":200,"answers":12,"root":{"types":{"object":12},"properties":{
+	doc := `{"route":"r","method":"GET","status":200,"answers":12,"key_rule":1,"root":{"types":{"object":12},"properties":{
 		"id":{"types":{"integer":12}},
 		"visits_by_mrn":{"types":{"object":12},"properties":{"MRN7730019":{"types":{"object":12}}}},
 		"contacts":{"types":{"object":12},"properties":{` + strings.Join(names, ",") + `}},
@@ -107,5 +108,79 @@ func TestStoredKeysThatAreDataAreDroppedOnLoad(t *testing.T) {
 	}
 	if g := root.Properties["guardians"]; g == nil || len(g.Properties) != 0 {
 		t.Errorf("guardians, seen twice, keeps its keys: %s", b)
+	}
+
+	t.Run("an earlier rule's keys are all dropped", func(t *testing.T) {
+		old := `{"route":"r","method":"GET","status":200,"answers":12,"root":{"types":{"object":12},"properties":{
+			"id":{"types":{"integer":12}},
+			"Zyxwvut":{"types":{"object":12},"properties":{"name":{"types":{"string":12}}}}}}}`
+		s, err := UnmarshalSchema([]byte(old))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := MarshalSchema(s)
+		if strings.Contains(string(b), "Zyxwvut") || s.Root.Properties != nil || s.Root.Types[typeObject] != 12 {
+			t.Errorf("loaded %s, want the root's 12 objects and no key", b)
+		}
+	})
+}
+
+// TestKeysThatComeWithOneRequestAreNeverStored: a key that is data comes
+// only with the request that names it, however often that request comes:
+// a record fetched again and again keyed by its record number, or a
+// search by surname keyed by the surname on every page. Such a key reads
+// like a field name and is the only key of its object, so neither its
+// shape nor the cardinality rule gives it away; it is never stored,
+// while the answers' field names are once other records were asked for.
+func TestKeysThatComeWithOneRequestAreNeverStored(t *testing.T) {
+	ctx := context.Background()
+	rules := schemaRules(t, config.Compare{})
+	key := SchemaKey{"GET", 200}
+	const mrn, surname = "MRN-7Q4Z-TEST", "Zyxwvut"
+	for _, tc := range []struct {
+		name, pattern string
+		fields        int
+		// ask is the i-th request and its answer, i < 20 being the
+		// same record or surname every time, then others.
+		ask func(i int) (target, body string)
+	}{
+		{"a record keyed by its number", "/patients/{id}", 3, func(i int) (string, string) {
+			id := mrn
+			if i >= 20 {
+				id = fmt.Sprintf("MRN-%04d", i)
+			}
+			return "/patients/" + id, fmt.Sprintf(`{"id":%q,"status":"active","visits":{%q:{"count":%d}}}`, id, id, i)
+		}},
+		{"a search keyed by the surname on every page", "/patients", 2, func(i int) (string, string) {
+			name := surname
+			if i >= 20 {
+				name = surnames[i%len(surnames)]
+			}
+			return fmt.Sprintf("/patients?surname=%s&page=%d", name, i%3), fmt.Sprintf(`{"page":%d,"found":{%q:[{"given":"x"}]}}`, i%3, name)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &memorySchemas{docs: map[string][]byte{}}
+			s := NewSchemas()
+			for i := range 40 {
+				target, body := tc.ask(i)
+				s.Route("r").Learn(key, Asked{Pattern: tc.pattern, Target: target}, jsonAnswer(200, body), rules)
+				if err := s.Flush(ctx, st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for n, doc := range st.written {
+				if strings.Contains(doc, mrn) || strings.Contains(doc, surname) {
+					t.Fatalf("stored document %d holds the request's data as a key: %s", n+1, doc)
+				}
+			}
+			stored, err := s.Stored(ctx, st, "r")
+			if err != nil || len(stored) != 1 {
+				t.Fatalf("stored %v, %v", stored, err)
+			}
+			if got := sortedKeys(stored[0].Root.Properties); len(got) != tc.fields {
+				t.Errorf("stored fields %v, want the answers' %d field names", got, tc.fields)
+			}
+		})
 	}
 }

@@ -65,6 +65,9 @@ type SchemaLearner struct {
 	loaded bool
 	// tried is when Load last asked the store.
 	tried time.Time
+	// params are the route's request parameters, which tell the keys
+	// of its answers from data.
+	params *routeParams
 }
 
 // Found is a departure of one modern answer from the schema.
@@ -118,9 +121,9 @@ func (l *SchemaLearner) schemas(key SchemaKey) (known, delta *Schema) {
 	return known, delta
 }
 
-// Learn learns from one of legacy's answers; it reports false when the
-// answer has no JSON body to learn from.
-func (l *SchemaLearner) Learn(key SchemaKey, r Response, rules *SchemaRules) bool {
+// Learn learns from one of legacy's answers, to the request asked; it
+// reports false when the answer has no JSON body to learn from.
+func (l *SchemaLearner) Learn(key SchemaKey, asked Asked, r Response, rules *SchemaRules) bool {
 	t := l.parse(r, rules)
 	if t == nil {
 		return false
@@ -132,8 +135,13 @@ func (l *SchemaLearner) Learn(key SchemaKey, r Response, rules *SchemaRules) boo
 	if known == nil {
 		return false
 	}
+	vals := l.params.values(asked)
 	for _, s := range [2]*Schema{known, delta} {
 		lw := learnWalk{t: t, budget: maxShapes - s.Root.size()}
+		if s == delta {
+			// Only the delta's keys wait for evidence (withhold).
+			lw.vals = vals
+		}
 		lw.observe(s.Root, 0, rules.paths, 0)
 		s.Answers++
 		s.Truncated = s.Truncated || lw.truncated
@@ -147,6 +155,9 @@ type learnWalk struct {
 	budget    int
 	truncated bool
 	key       []byte
+	// vals are the request's parameter values, by slot, that the
+	// members seen are counted with; nil counts none.
+	vals []uint64
 }
 
 func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
@@ -183,6 +194,12 @@ func (lw *learnWalk) observe(sh *Shape, i int32, tn *pathNode, depth int) {
 					sh.Properties = map[string]*Shape{}
 				}
 				sh.Properties[string(key)] = child
+			}
+			if lw.vals != nil {
+				if child.vary == nil {
+					child.vary = &variation{}
+				}
+				child.vary.see(lw.vals)
 			}
 			lw.observe(child, c, tn.child(key), depth+1)
 		}
@@ -483,7 +500,7 @@ func (s *Schemas) Route(name string) *SchemaLearner {
 	defer s.mu.Unlock()
 	l := s.routes[name]
 	if l == nil {
-		l = &SchemaLearner{route: name, trees: &s.trees, known: map[SchemaKey]*Schema{}, delta: map[SchemaKey]*Schema{}}
+		l = &SchemaLearner{route: name, trees: &s.trees, known: map[SchemaKey]*Schema{}, delta: map[SchemaKey]*Schema{}, params: newRouteParams()}
 		s.routes[name] = l
 	}
 	return l

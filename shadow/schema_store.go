@@ -37,6 +37,7 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 	l.mu.Lock()
 	pending := l.delta
 	l.delta = map[SchemaKey]*Schema{}
+	slots := len(l.params.slots)
 	l.mu.Unlock()
 	keys := make([]SchemaKey, 0, len(pending))
 	for k := range pending {
@@ -62,7 +63,7 @@ func (l *SchemaLearner) flush(ctx context.Context, st SchemaStore) error {
 			}
 			before := merged.Root.clone()
 			merged.merge(d)
-			held = merged.Root.withhold(before, d.Root)
+			held = merged.Root.withhold(before, d.Root, slots)
 			merged.pruneDrift()
 			return MarshalSchema(merged)
 		})

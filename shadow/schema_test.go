@@ -45,7 +45,7 @@ func TestALearnedSchemaHoldsShapesAndNoValues(t *testing.T) {
 	l := NewSchemas().Route("get-patient")
 	key := SchemaKey{"GET", 200}
 	for i := range 12 {
-		if !l.Learn(key, patientAnswer(i), rules) {
+		if !l.Learn(key, Asked{}, patientAnswer(i), rules) {
 			t.Fatalf("answer %d was not learned", i)
 		}
 	}
@@ -106,12 +106,12 @@ func TestModernIsCheckedAgainstWhatLegacyAlwaysSends(t *testing.T) {
 		t.Errorf("checked against nothing learned: %v", got)
 	}
 	for i := range MinEvidence - 1 {
-		l.Learn(key, patientAnswer(i), rules)
+		l.Learn(key, Asked{}, patientAnswer(i), rules)
 	}
 	if got := l.Check(key, modern, rules); got != nil {
 		t.Errorf("checked against %d answers, fewer than MinEvidence: %v", MinEvidence-1, got)
 	}
-	l.Learn(key, patientAnswer(MinEvidence), rules)
+	l.Learn(key, Asked{}, patientAnswer(MinEvidence), rules)
 
 	got := l.Check(key, modern, rules)
 	want := []Found{
@@ -133,7 +133,7 @@ func TestModernIsCheckedAgainstWhatLegacyAlwaysSends(t *testing.T) {
 
 	t.Run("a whole number where legacy sends fractions is no drift", func(t *testing.T) {
 		for range MinEvidence {
-			l.Learn(SchemaKey{"GET", 201}, jsonAnswer(201, `{"weight":70.5}`), rules)
+			l.Learn(SchemaKey{"GET", 201}, Asked{}, jsonAnswer(201, `{"weight":70.5}`), rules)
 		}
 		if got := l.Check(SchemaKey{"GET", 201}, jsonAnswer(201, `{"weight":70}`), schemaRules(t, config.Compare{})); got != nil {
 			t.Errorf("found %v", got)
@@ -149,12 +149,12 @@ func TestModernIsCheckedAgainstWhatLegacyAlwaysSends(t *testing.T) {
 	})
 	t.Run("a body that is not JSON is neither learned nor checked", func(t *testing.T) {
 		html := Response{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: []byte("<p>hi</p>")}
-		if l.Learn(key, html, rules) || l.Check(key, html, rules) != nil {
+		if l.Learn(key, Asked{}, html, rules) || l.Check(key, html, rules) != nil {
 			t.Error("an HTML answer was used")
 		}
 		cut := patientAnswer(1)
 		cut.Truncated = true
-		if l.Learn(key, cut, rules) {
+		if l.Learn(key, Asked{}, cut, rules) {
 			t.Error("an answer cut at the capture cap was learned")
 		}
 	})
@@ -172,7 +172,7 @@ func TestASchemaStaysBoundedWhateverTheAnswers(t *testing.T) {
 			fields = append(fields, fmt.Sprintf(`"field_%c%c":{"sub_%c":1}`, 'a'+i%26, 'a'+(i/26)%26, 'a'+j))
 		}
 		body := fmt.Sprintf(`{"code":"c%d","wide":{%s},"deep":%s1%s}`, i, strings.Join(fields, ","), strings.Repeat(`{"x":`, 100), strings.Repeat("}", 100))
-		l.Learn(key, jsonAnswer(200, body), rules)
+		l.Learn(key, Asked{}, jsonAnswer(200, body), rules)
 	}
 	s := l.known[key]
 	if n := s.Root.size(); n > maxShapes {
@@ -184,7 +184,7 @@ func TestASchemaStaysBoundedWhateverTheAnswers(t *testing.T) {
 	if c := s.Root.Properties["code"]; !c.Many || c.Values != nil {
 		t.Errorf("code kept %d values, want none once more than %d came", len(c.Values), maxEnumValues)
 	}
-	l.Learn(SchemaKey{"GET", 299}, jsonAnswer(299, `{"code":"a\u0000b"}`), rules)
+	l.Learn(SchemaKey{"GET", 299}, Asked{}, jsonAnswer(299, `{"code":"a\u0000b"}`), rules)
 	if c := l.known[SchemaKey{"GET", 299}].Root.Properties["code"]; !c.Many || c.Values != nil {
 		t.Errorf("code kept %v, want no value with a control character (PostgreSQL's jsonb refuses \\u0000)", c.Values)
 	}
@@ -192,7 +192,7 @@ func TestASchemaStaysBoundedWhateverTheAnswers(t *testing.T) {
 		t.Error("the schema does not say it left the 100-deep nesting unlearned")
 	}
 	for i := range maxSchemaKeys + 4 {
-		l.Learn(SchemaKey{"GET", 200 + i}, jsonAnswer(200+i, `{}`), rules)
+		l.Learn(SchemaKey{"GET", 200 + i}, Asked{}, jsonAnswer(200+i, `{}`), rules)
 	}
 	if len(l.known) != maxSchemaKeys {
 		t.Errorf("the route learned %d statuses, want at most %d", len(l.known), maxSchemaKeys)
@@ -242,8 +242,8 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 	key := SchemaKey{"GET", 200}
 	a, b := NewSchemas(), NewSchemas()
 	for i := range MinEvidence {
-		a.Route("get-patient").Learn(key, patientAnswer(i), rules)
-		b.Route("get-patient").Learn(key, patientAnswer(i), rules)
+		a.Route("get-patient").Learn(key, Asked{}, patientAnswer(i), rules)
+		b.Route("get-patient").Learn(key, Asked{}, patientAnswer(i), rules)
 	}
 	st.fail = true
 	if err := a.Flush(ctx, st); err == nil {
@@ -275,7 +275,7 @@ func TestReplicasAddUpWhatTheyLearnedThroughTheStore(t *testing.T) {
 				fields = append(fields, fmt.Sprintf(`"k%c_f%d":1`, 'a'+r, i))
 			}
 			for range MinEvidence {
-				s.Route("wide").Learn(key, jsonAnswer(200, `{"wide":{`+strings.Join(fields, ",")+`}}`), rules)
+				s.Route("wide").Learn(key, Asked{}, jsonAnswer(200, `{"wide":{`+strings.Join(fields, ",")+`}}`), rules)
 			}
 			if err := s.Flush(ctx, st); err != nil {
 				t.Fatal(err)
@@ -308,7 +308,7 @@ func TestDriftIsReportedWithWhatLegacySends(t *testing.T) {
 	l := s.Route("get-patient")
 	key := SchemaKey{"GET", 200}
 	for i := range 12 {
-		l.Learn(key, patientAnswer(i), rules)
+		l.Learn(key, Asked{}, patientAnswer(i), rules)
 	}
 	for _, body := range []string{`{"id":1,"visits":"3"}`, `{"id":1}`, `[1]`} {
 		l.Check(key, jsonAnswer(200, body), rules)
@@ -353,7 +353,7 @@ func FuzzSchemaLearnsAndChecksAnyAnswer(f *testing.F) {
 		l := NewSchemas().Route("r")
 		key := SchemaKey{"GET", 200}
 		for range MinEvidence {
-			l.Learn(key, jsonAnswer(200, string(legacy)), rules)
+			l.Learn(key, Asked{}, jsonAnswer(200, string(legacy)), rules)
 		}
 		l.Check(key, jsonAnswer(200, string(modern)), rules)
 		s := l.known[key]

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,7 +49,16 @@ var canaries = []string{
 	"14/07/1961",           // the same, as modern spells it
 	"tok-Xq7Rc9Vw3PzL2mN8", // a bearer token
 	canaryAPIKey,           // an API key in a header idempotency_scope names
+	keyedMRN,               // a record number that reads like a field name
+	keyedSurname,           // a surname that reads like a field name
 }
+
+// keyedMRN and keyedSurname are what the shadow-keyed route's requests
+// ask for and its answers key their maps by, on every request alike.
+const (
+	keyedMRN     = "MRN-7Q4Z-TEST"
+	keyedSurname = "Zyxwvut"
+)
 
 // canaryAPIKey is a credential the client sends in X-Api-Key alone (never
 // in a body), which idempotency_scope names: no place may keep it, not
@@ -118,6 +128,14 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 		}
 		return `{"id":"` + id + `","visits_by_mrn":{"MRN7730019":{"count":3,"dob":"1961-07-14"}},"contacts":{"` + surname + `":{"ssn":"987-65-4329"}}}`
 	}
+	// Keyed by what the request asked for: the visits by the record
+	// number in the path, the family by the surname in the query; a
+	// counter that differs on every answer (noise), and a side that
+	// differs between legacy and modern (a mismatch under both keys).
+	var answers atomic.Int64
+	keyed := func(id, surname, side string) string {
+		return fmt.Sprintf(`{"visits":{%q:{"at":%d,"side":%q}},"family":{%q:{"side":%q}}}`, id, answers.Add(1), side, surname, side)
+	}
 	legacy = httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
@@ -133,6 +151,8 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 			conn.Close()
 		case strings.HasPrefix(r.URL.Path, "/shm/"):
 			reply(w, 200, byMRN(id))
+		case strings.HasPrefix(r.URL.Path, "/shk/"):
+			reply(w, 200, keyed(id, r.URL.Query().Get("surname"), "legacy"))
 		case r.URL.Path == "/dwc":
 			w.Header().Set("Location", "/dwc/"+canaryMRN)
 			reply(w, 201, `{"id":"MRN7730019","name":"Zelda Quimbyfrost"}`)
@@ -157,6 +177,8 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 			reply(w, 400, `{"error":"Zelda Quimbyfrost is invalid"}`)
 		case strings.HasPrefix(r.URL.Path, "/shm/"):
 			reply(w, 200, byMRN(id))
+		case strings.HasPrefix(r.URL.Path, "/shk/"):
+			reply(w, 200, keyed(id, r.URL.Query().Get("surname"), "modern"))
 		case r.Method == http.MethodPost && r.URL.Path == "/dwc":
 			reply(w, 201, `{"id":"MRN7730019"}`)
 		case r.Method != http.MethodGet:
@@ -184,6 +206,7 @@ const canaryRoutes = `
   - {name: shadow-write, match: "POST /shw/{id}", mode: shadow, shadow_writes: true}
   - {name: shadow-form, match: "POST /shwf/{id}", mode: shadow, shadow_writes: true}
   - {name: shadow-map, match: "GET /shm/{id}", mode: shadow}
+  - {name: shadow-keyed, match: "GET /shk/{id}", mode: shadow, compare: {noise: true}}
   - {name: dw-applied, match: "PUT /dw/{id}", mode: dual-write}
   - {name: dw-dead, match: "PUT /dwdead/{id}", mode: dual-write}
   - {name: dw-unknown, match: "PUT /dwunknown/{id}", mode: dual-write}
@@ -453,6 +476,22 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
 			return len(out.Samples) == 5
 		})
+		// One patient's record fetched again and again, keyed by its
+		// number and the surname searched for, which read like field
+		// names: every answer a mismatch, some learned from as noise,
+		// all learned from for the schema.
+		for range 60 {
+			if got := sendCanary(t, "GET", base+"/shk/"+keyedMRN+"?surname="+keyedSurname, noBody); got != 200 {
+				t.Fatalf("GET /shk/: got %d, want 200", got)
+			}
+		}
+		pollUntil(t, "shadow-keyed's mismatch samples", 10*time.Second, func() bool {
+			var out struct {
+				Samples []struct{ Diffs []struct{ Path string } }
+			}
+			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?route=shadow-keyed")), &out)
+			return len(out.Samples) > 0 && slices.ContainsFunc(out.Samples[0].Diffs, func(d struct{ Path string }) bool { return d.Path == "family{*}.side" })
+		})
 		pollUntil(t, "the schemas learned from legacy's answers", 10*time.Second, func() bool {
 			var out struct{ Schemas []struct{ Route string } }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?schema=1")), &out)
@@ -460,7 +499,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			for _, s := range out.Schemas {
 				learned[s.Route] = true
 			}
-			return learned["shadow-read"] && learned["shadow-redacted"] && learned["shadow-map"] && learned["fallback-read"]
+			return learned["shadow-read"] && learned["shadow-redacted"] && learned["shadow-map"] && learned["fallback-read"] && learned["shadow-keyed"]
 		})
 		pollUntil(t, "the read repair and the client versions in the report", 10*time.Second, func() bool {
 			var rep struct {
@@ -489,11 +528,11 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		} {
 			seen["GET "+p] = adminText(t, f.admin, p)
 		}
-		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-form", "shadow-map", "dw-applied", "dw-dead", "dw-unknown", "dw-create", "bad-fallback", "bad-shadow", "bad-modern", "dw-bad"} {
+		for _, route := range []string{"legacy-read", "modern-read", "fallback-read", "errors", "shadow-read", "shadow-redacted", "shadow-write", "shadow-form", "shadow-map", "shadow-keyed", "dw-applied", "dw-dead", "dw-unknown", "dw-create", "bad-fallback", "bad-shadow", "bad-modern", "dw-bad"} {
 			seen["GET /admin/routes/"+route] = adminText(t, f.admin, "/admin/routes/"+route)
 			seen["GET /admin/routes/"+route+"/report"] = adminText(t, f.admin, "/admin/routes/"+route+"/report")
 		}
-		for _, route := range []string{"fallback-read", "shadow-read", "shadow-redacted", "shadow-map"} {
+		for _, route := range []string{"fallback-read", "shadow-read", "shadow-redacted", "shadow-map", "shadow-keyed"} {
 			for _, format := range []string{"openapi", "json-schema"} {
 				p := "/admin/routes/" + route + "/schema?format=" + format
 				seen["GET "+p] = adminText(t, f.admin, p)
@@ -527,7 +566,8 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			{"routes", "report", "fallback-read"}, {"repairs", "list"}, {"repairs", "list", "--json"},
 			{"repairs", "list", "--state", "dead"}, {"repairs", "show", dead}, {"repairs", "show", unknown},
 			{"repairs", "show", applied, "--body"}, {"diffs"}, {"diffs", "--json"}, {"diffs", "--noise"},
-			{"diffs", "--schema"}, {"diffs", "--schema", "--json"}, {"routes", "schema", "shadow-map"},
+			{"diffs", "--schema"}, {"diffs", "--schema", "--json"}, {"routes", "schema", "shadow-map"}, {"routes", "schema", "shadow-keyed"},
+			{"diffs", "--route", "shadow-keyed", "--json"},
 			{"routes", "schema", "fallback-read", "--format", "json-schema"},
 		} {
 			r := strangler(t, args...)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/edge"
+	"strangler/shadow"
 	"strangler/store"
 	"strangler/telemetry"
 )
@@ -173,9 +175,12 @@ func noiseOf(st *store.Store) func(string) []string {
 		if err != nil {
 			return nil
 		}
-		out := make([]string, len(fields))
-		for i, f := range fields {
-			out[i] = f.Path
+		// An earlier release stored keys that are data: listed as {*}.
+		var out []string
+		for _, f := range fields {
+			if p := shadow.PublicPath(f.Path, shadow.Asked{}); !slices.Contains(out, p) {
+				out = append(out, p)
+			}
 		}
 		return out
 	}
