@@ -211,9 +211,11 @@ func TestRolloutEvidenceFromTheCLI(t *testing.T) {
 		var drift struct {
 			Schemas []schemaDrift `json:"schemas"`
 		}
-		pollUntil(t, "name counted missing", 10*time.Second, func() bool {
+		// Drift shows as soon as one answer is flushed; wait for all 12,
+		// which are flushed in batches.
+		pollUntil(t, "name counted missing in all 12 answers", 10*time.Second, func() bool {
 			json.Unmarshal([]byte(strangler(t, "diffs", "--schema", "--route", "shadow-read", "--json").must(t)), &drift)
-			return len(drift.Schemas) == 1 && len(drift.Schemas[0].Drift) > 0
+			return len(drift.Schemas) == 1 && drift.Schemas[0].Answers == 12 && len(drift.Schemas[0].Drift) > 0
 		})
 		out := strangler(t, "diffs", "--schema").must(t)
 		if !strings.Contains(out, "shadow-read GET 200: learned from 12 legacy answers") || !regexp.MustCompile(`name\s+missing\s+\d+\s+string, always\s+\(absent\)`).MatchString(out) {
