@@ -16,6 +16,7 @@ import (
 
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/metrics"
 )
 
@@ -110,7 +111,7 @@ func (r *reloader) reload(cause string) bool {
 func fingerprint(paths []string) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := filecap.Read(p, filecap.Limit)
 		if err != nil {
 			h.Write([]byte("missing:" + p))
 			continue

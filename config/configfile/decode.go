@@ -2,6 +2,7 @@ package configfile
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -123,6 +124,10 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 		return "", false
 	}
 	s, err := d.expand.expand(n.Value)
+	if errors.Is(err, errPastBound) {
+		d.failed[path] = true
+		return "", false
+	}
 	if err != nil {
 		d.errorf(n, path, "%v", err)
 		return "", false
