@@ -98,7 +98,9 @@ func TestConfigCheckRefusesWhatIsNoConfigurationFile(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		done := make(chan error, 1)
-		go func() { done <- run(context.Background(), []string{"config", "check", tc.path}, noEnv, &stdout, &stderr) }()
+		go func() {
+			done <- run(context.Background(), []string{"config", "check", tc.path}, noEnv, &stdout, &stderr)
+		}()
 		select {
 		case err := <-done:
 			if err == nil || !strings.Contains(stderr.String(), tc.want) {
