@@ -252,3 +252,18 @@ func TestPlaceholdersAddABoundedAmount(t *testing.T) {
 		}
 	}
 }
+
+// Header names are one name in any case: of Authorization and
+// authorization, which value a backfill request carried was left to map
+// order. (Names of columns, fields and routes are ASCII only, so no two
+// differ only in Unicode form.)
+func TestHeaderNamesDifferingInCaseAreRefused(t *testing.T) {
+	api := hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n" +
+		"  api:\n    url: \"http://modern:9090\"\n    headers:\n      Authorization: \"Bearer a\"\n      authorization: \"Bearer b\"\n" +
+		"  tables:\n    - name: p\n      from: P\n      key: ID\n      target_api:\n        method: PUT\n        path: \"/p/{ID}\"\n" +
+		"        body:\n          legacy_id: ID\n"
+	errs := parseErrors(t, api)
+	if len(errs) != 1 || errs[0].Line != 10 || errs[0].Field != "backfill.api.headers.authorization" || !strings.Contains(errs[0].Msg, "repeats the header Authorization (line 9)") {
+		t.Errorf("got %v, want one error at line 10 on backfill.api.headers.authorization", errs)
+	}
+}
