@@ -267,3 +267,17 @@ func TestHeaderNamesDifferingInCaseAreRefused(t *testing.T) {
 		t.Errorf("got %v, want one error at line 10 on backfill.api.headers.authorization", errs)
 	}
 }
+
+// A file of a few MiB can hold hundreds of thousands of errors (the same
+// key on every line): the message lists the first hundred and says how
+// many more, so that a terminal, or the reload log line, is not flooded.
+func TestAFloodOfErrorsIsCut(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+strings.Repeat("listen: \":1\"\n", 1000))
+	if len(errs) != 999 {
+		t.Fatalf("got %d errors, want 999", len(errs))
+	}
+	lines := strings.Split(errs.Error(), "\n")
+	if len(lines) != 101 || lines[99] != errs[99].Error() || lines[100] != "c.yaml: and 899 more errors" {
+		t.Errorf("got %d lines, ending %q, want the first 100 errors and a line counting 899 more", len(lines), lines[len(lines)-1])
+	}
+}
