@@ -293,3 +293,18 @@ func TestAByteOrderMarkInTheMiddleIsRefused(t *testing.T) {
 		t.Errorf("a byte order mark at the start: %v", err)
 	}
 }
+
+// Values are read as text, so an explicit tag would be read differently
+// here and by other YAML tools: !!binary decoded, !!int 0x10 as 16, a
+// custom !vault handed to a plugin. Only !!str, which says text, is read.
+func TestTagsAreRefused(t *testing.T) {
+	for _, v := range []string{"!!binary c2VjcmV0LXRva2VuLTAwMDAwMA==", "!vault xyz-abcdefghijklmnop", "!!int 0x10"} {
+		errs := parseErrors(t, hostileBackends+"admin:\n  token: "+v+"\n")
+		if len(errs) != 1 || errs[0].Line != 5 || errs[0].Field != "admin.token" || !strings.Contains(errs[0].Msg, "is not read here") {
+			t.Errorf("%s: got %v, want one error at line 5 on admin.token", v, errs)
+		}
+	}
+	if _, err := configfile.Parse("c.yaml", []byte(hostileBackends+"admin:\n  token: !!str abcdefghijklmnopqr\n"), testEnv(nil)); err != nil {
+		t.Errorf("!!str: %v", err)
+	}
+}

@@ -94,6 +94,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if path != "" {
 		d.pos[path] = config.Position{Line: n.Line, Column: n.Column}
 	}
+	if n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str" {
+		// Values are read as text: another YAML tool would decode
+		// !!binary, take !!int 0x10 as 16 or hand !vault to a plugin.
+		d.errorf(n, path, "the tag %s is not read here; write the value itself (a secret through ${VAR} or ${file:…})", n.Tag)
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value leaves the default
 	}
