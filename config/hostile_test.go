@@ -308,3 +308,13 @@ func TestTagsAreRefused(t *testing.T) {
 		t.Errorf("!!str: %v", err)
 	}
 }
+
+// Certificates and keys are read with the same bound as the file: a
+// device is refused by name, at the field naming it, not read until
+// memory runs out.
+func TestCertificateFilesAreBounded(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+"tls: { cert: /dev/zero, key: /dev/zero }\n")
+	if len(errs) != 1 || errs[0].Line != 4 || errs[0].Field != "tls" || !strings.Contains(errs[0].Msg, "/dev/zero is a device: want a regular file") {
+		t.Errorf("got %v, want one error at line 4 on tls naming /dev/zero", errs)
+	}
+}
