@@ -22,6 +22,7 @@ import (
 	"strangler/backfill/fixture"
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/internal/testdb"
 	"strangler/modern"
 	"strangler/store"
@@ -145,7 +146,7 @@ func rejected(k int) bool { return k%97 < 2 }
 
 func (w *apiWorld) config(t *testing.T) *config.Backfill {
 	t.Helper()
-	cfg, err := configfile.Load(w.cfgPath, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(w.cfgPath, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"strangler/backfill/fixture"
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/internal/testdb"
 	"strangler/legacy"
 	"strangler/modern"
@@ -67,7 +67,7 @@ func (w *world) config(t *testing.T, vars map[string]string) *config.Backfill {
 	t.Helper()
 	all := map[string]string{"LEGACY_DSN": w.legacyURL, "MODERN_DSN": w.modernDSN, "BACKFILL_BATCH": "500"}
 	maps.Copy(all, vars)
-	cfg, err := configfile.Load("testdata/reference.yaml", configfile.Env{Getenv: func(k string) string { return all[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load("testdata/reference.yaml", configfile.Env{Getenv: func(k string) string { return all[k] }, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatal(err)
 	}

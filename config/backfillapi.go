@@ -1,7 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -191,9 +194,23 @@ func (d *checker) validateAPI(b *Backfill) {
 	if b.API.Timeout < 0 {
 		d.errorAt("backfill.api.timeout", "want a positive duration")
 	}
-	for name := range b.API.Headers {
-		if name == "" || strings.ContainsAny(name, " :\r\n") {
-			d.errorAt("backfill.api.headers", "invalid header name %q", name)
+	// In file order, by line: map order would report a different one of
+	// two names each run.
+	names := slices.SortedFunc(maps.Keys(b.API.Headers), func(a, b string) int {
+		return cmp.Compare(d.Pos["backfill.api.headers."+a].Line, d.Pos["backfill.api.headers."+b].Line)
+	})
+	first := map[string]string{}
+	for _, name := range names {
+		at := "backfill.api.headers." + name
+		canonical := textproto.CanonicalMIMEHeaderKey(name)
+		switch other, dup := first[canonical]; {
+		case !isToken(name):
+			d.errorAt(at, "invalid header name %q", name)
+		case dup:
+			d.errorAt(at, "repeats the header %s (line %d): header names are the same in any case, so which value a request carries would be left to chance",
+				other, d.Pos["backfill.api.headers."+other].Line)
+		default:
+			first[canonical] = name
 		}
 	}
 	for _, field := range []string{"before", "after"} {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -15,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func testEnv(vars map[string]string) configfile.Env {
 	return configfile.Env{
 		Getenv:   func(k string) string { return vars[k] },
-		ReadFile: os.ReadFile,
+		ReadFile: filecap.Read,
 	}
 }
 

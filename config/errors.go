@@ -32,10 +32,21 @@ func (e Error) Error() string {
 // Errors is every problem found in one file, in file order.
 type Errors []Error
 
+// maxShown bounds the errors Error lists: a file of a few MiB can hold
+// hundreds of thousands (the same key on every line), which would fill a
+// terminal, and the reload log line, with the same words.
+const maxShown = 100
+
+// Error lists the errors one a line, the first maxShown of them, then how
+// many more there are.
 func (es Errors) Error() string {
-	lines := make([]string, len(es))
+	lines := make([]string, 0, min(len(es), maxShown+1))
 	for i, e := range es {
-		lines[i] = e.Error()
+		if i == maxShown {
+			lines = append(lines, fmt.Sprintf("%s: and %d more errors", e.File, len(es)-maxShown))
+			break
+		}
+		lines = append(lines, e.Error())
 	}
 	return strings.Join(lines, "\n")
 }

@@ -1,8 +1,11 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +122,199 @@ func TestAnErrorOnTheFirstLineIsPlaced(t *testing.T) {
 		if len(errs) != 1 || errs[0].Line != 1 || strings.HasPrefix(errs[0].Msg, "yaml:") {
 			t.Errorf("%.20s: got %v, want one error at line 1", y, errs)
 		}
+	}
+}
+
+// Every number is written one way, decimal digits as people write them:
+// a hex float, an exponent, a YAML 1.1 octal or a _ separator reads as
+// another number to another tool, or to the reader of the file.
+func TestNumbersAreWrittenOneWay(t *testing.T) {
+	route := func(opt string) string {
+		return hostileBackends + "routes:\n  - { name: r, match: \"GET /p\", mode: modern, " + opt + " }\n"
+	}
+	for _, tc := range []struct{ y, field, want string }{
+		{route("percent: 0x1p4"), "routes[0].percent", "invalid percent"},
+		{route("percent: 1e1"), "routes[0].percent", "invalid percent"},
+		{route("percent: .5"), "routes[0].percent", "invalid percent"},
+		{route("percent: 5."), "routes[0].percent", "invalid percent"},
+		{route("percent: +5"), "routes[0].percent", "invalid percent"},
+		{route("percent: 1_0"), "routes[0].percent", "invalid percent"},
+		{route("percent: .inf"), "routes[0].percent", "invalid percent"},
+		{route("percent: .nan"), "routes[0].percent", "invalid percent"},
+		{route("percent: 010"), "routes[0].percent", "invalid percent"},
+		{route("retire_min_requests: 010"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: 0o10"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: 0b10"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: 1_000"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: +10"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: 1e3"), "routes[0].retire_min_requests", "not a whole number"},
+		{route("retire_min_requests: 99999999999999999999"), "routes[0].retire_min_requests", "too large"},
+		{route("compare: { sample: 0x1p-1 }"), "routes[0].compare.sample", "not a number"},
+		{route("compare: { sample: 5e-1 }"), "routes[0].compare.sample", "not a number"},
+		{route("max_body: 0x10"), "routes[0].max_body", "invalid size"},
+		{route("max_body: 010KiB"), "routes[0].max_body", "invalid size"},
+		{route("max_body: +1MiB"), "routes[0].max_body", "invalid size"},
+		{route("retire_after: 1e3s"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: +5s"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: .5s"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: 5.s"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: 1_0s"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: +7d"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: 007d"), "routes[0].retire_after", "invalid duration"},
+		{route("retire_after: -5s"), "routes[0].retire_after", "is negative"},
+		{route("retire_after: 9999999999h"), "routes[0].retire_after", "is too long"},
+		{route("retire_after: 999999999999d"), "routes[0].retire_after", "is too long"},
+	} {
+		errs := parseErrors(t, tc.y)
+		line := strings.Count(tc.y, "\n")
+		if len(errs) != 1 || errs[0].Line != line || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.want) {
+			t.Errorf("%s: got %v, want one error at line %d on %s saying %q", tc.y[strings.LastIndex(tc.y[:len(tc.y)-1], "\n")+1:], errs, line, tc.field, tc.want)
+		}
+	}
+	if errs := parseErrors(t, "listen: \":+80\"\n"+hostileBackends); len(errs) != 1 || errs[0].Line != 1 || errs[0].Field != "listen" || !strings.Contains(errs[0].Msg, "invalid port") {
+		t.Errorf("listen :+80: got %v, want one error at line 1 on listen", errs)
+	}
+	c, err := configfile.Parse("c.yaml", []byte(route("percent: 0.5%, retire_min_requests: 0, retire_after: 1h30m, compare: { sample: 0.25 }, max_body: 10MiB")), testEnv(nil))
+	if err != nil {
+		t.Fatalf("numbers as people write them: %v", err)
+	}
+	if r := c.Routes[0]; *r.Percent != 0.5 || time.Duration(r.RetireAfter) != 90*time.Minute || *r.Compare.Sample != 0.25 || *r.MaxBody != 10<<20 {
+		t.Errorf("got %+v", r)
+	}
+}
+
+// A double-quoted string writes any character as an escape, and a
+// placeholder brings what the environment or a file holds: a NUL, an
+// ESC that reprograms the terminal showing the message, a character that
+// shows the text around it reversed, or a byte order mark in the middle
+// is refused at its line and field, and the message never shows the
+// value (it may be a secret).
+func TestValuesAndKeysHoldNoControlCharacters(t *testing.T) {
+	const secret = "s3cr3t-t0ken-0f-many-chars"
+	env := map[string]string{"ESC": secret + "\x1b[2J", "BAD_UTF8": secret + "\xff"}
+	for _, tc := range []struct{ y, field, want string }{
+		{"admin:\n  token: \"" + secret + "\\0x\"\n", "admin.token", "the control character U+0000 (at character 27)"},
+		{"admin:\n  token: \"" + secret + "\\e[31m\"\n", "admin.token", "the control character U+001B"},
+		{"admin:\n  token: \"" + secret + "\\u202Ex\"\n", "admin.token", "the control character U+202E"},
+		{"admin:\n  token: \"" + secret + "\\uFEFF\"\n", "admin.token", "a byte order mark, U+FEFF"},
+		{"admin:\n  token: \"" + secret + "\\N\"\n", "admin.token", "the control character U+0085"},
+		{"admin:\n  token: \"" + secret + "\\r\"\n", "admin.token", "the control character U+000D"},
+		{"admin:\n  token: ${ESC}\n", "admin.token", "the control character U+001B"},
+		{"admin:\n  token: ${BAD_UTF8}\n", "admin.token", "bytes that are not UTF-8"},
+		{"admin:\n  \"tok\\e[2Jen\": x\n", "admin", "a key holds the control character U+001B"},
+	} {
+		_, err := configfile.Parse("c.yaml", []byte(hostileBackends+tc.y), testEnv(env))
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("%q: got %v, want config.Errors", tc.y, err)
+		}
+		if len(errs) != 1 || errs[0].Line != 5 || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.want) {
+			t.Errorf("%q: got %v, want one error at line 5 on %s saying %q", tc.y, errs, tc.field, tc.want)
+		}
+		if shown := errs.Error(); strings.Contains(shown, "s3cr3t") || strings.ContainsAny(shown, "\x00\x1b\u202e\ufeff") {
+			t.Errorf("%q: the message shows the value or the character: %q", tc.y, shown)
+		}
+	}
+	// Newlines and tabs are what a multi-line value (a backfill query)
+	// holds.
+	y := hostileBackends + "admin:\n  token: \"" + secret + "\\t\\n\"\n"
+	if _, err := configfile.Parse("c.yaml", []byte(y), testEnv(nil)); err != nil {
+		t.Errorf("a tab and a newline in a value: %v", err)
+	}
+}
+
+// Placeholders may add at most 4 MiB to the values in all: a value
+// naming a 3 MiB file through ${file:…}, aliased, would otherwise build
+// gigabytes. The refusal is one error, where the bound was passed.
+func TestPlaceholdersAddABoundedAmount(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.txt")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("x"), 3<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, y string }{
+		{"one value", "admin:\n  token: \"${file:" + big + "}${file:" + big + "}\"\n"},
+		{"an alias", "admin:\n  token: &big \"${file:" + big + "}\"\n  tokens: [{ name: a, role: viewer, token: *big }, { name: b, role: viewer, token: *big }]\n"},
+	} {
+		start := time.Now()
+		errs := parseErrors(t, hostileBackends+tc.y)
+		found := 0
+		for _, e := range errs {
+			if strings.Contains(e.Msg, "more than 4.0 MiB in all") {
+				found++
+			}
+		}
+		if found != 1 || errs[0].Line != 5 || !strings.HasPrefix(errs[0].Field, "admin.token") {
+			t.Errorf("%s: got %d errors, %.300v; want one about the bound at line 5", tc.name, len(errs), errs)
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("%s: took %v", tc.name, took)
+		}
+	}
+}
+
+// Header names are one name in any case: of Authorization and
+// authorization, which value a backfill request carried was left to map
+// order. (Names of columns, fields and routes are ASCII only, so no two
+// differ only in Unicode form.)
+func TestHeaderNamesDifferingInCaseAreRefused(t *testing.T) {
+	api := hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n" +
+		"  api:\n    url: \"http://modern:9090\"\n    headers:\n      Authorization: \"Bearer a\"\n      authorization: \"Bearer b\"\n" +
+		"  tables:\n    - name: p\n      from: P\n      key: ID\n      target_api:\n        method: PUT\n        path: \"/p/{ID}\"\n" +
+		"        body:\n          legacy_id: ID\n"
+	errs := parseErrors(t, api)
+	if len(errs) != 1 || errs[0].Line != 10 || errs[0].Field != "backfill.api.headers.authorization" || !strings.Contains(errs[0].Msg, "repeats the header Authorization (line 9)") {
+		t.Errorf("got %v, want one error at line 10 on backfill.api.headers.authorization", errs)
+	}
+}
+
+// A file of a few MiB can hold hundreds of thousands of errors (the same
+// key on every line): the message lists the first hundred and says how
+// many more, so that a terminal, or the reload log line, is not flooded.
+func TestAFloodOfErrorsIsCut(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+strings.Repeat("listen: \":1\"\n", 1000))
+	if len(errs) != 999 {
+		t.Fatalf("got %d errors, want 999", len(errs))
+	}
+	lines := strings.Split(errs.Error(), "\n")
+	if len(lines) != 101 || lines[99] != errs[99].Error() || lines[100] != "c.yaml: and 899 more errors" {
+		t.Errorf("got %d lines, ending %q, want the first 100 errors and a line counting 899 more", len(lines), lines[len(lines)-1])
+	}
+}
+
+// A byte order mark is allowed at the start of the file only: in the
+// middle (a file pasted together from two), it would be part of the key
+// after it, unseen in an editor.
+func TestAByteOrderMarkInTheMiddleIsRefused(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+"routes:\n  - { name: a, match: \"GET /a\", mode: legacy }\n\ufeffdefault: modern\n")
+	if len(errs) != 1 || errs[0].Line != 6 || errs[0].Column != 1 || !strings.Contains(errs[0].Msg, "byte order mark") {
+		t.Errorf("got %v, want one error at line 6, column 1", errs)
+	}
+	if _, err := configfile.Parse("c.yaml", []byte("\ufeff"+hostileBackends), testEnv(nil)); err != nil {
+		t.Errorf("a byte order mark at the start: %v", err)
+	}
+}
+
+// Values are read as text, so an explicit tag would be read differently
+// here and by other YAML tools: !!binary decoded, !!int 0x10 as 16, a
+// custom !vault handed to a plugin. Only !!str, which says text, is read.
+func TestTagsAreRefused(t *testing.T) {
+	for _, v := range []string{"!!binary c2VjcmV0LXRva2VuLTAwMDAwMA==", "!vault xyz-abcdefghijklmnop", "!!int 0x10"} {
+		errs := parseErrors(t, hostileBackends+"admin:\n  token: "+v+"\n")
+		if len(errs) != 1 || errs[0].Line != 5 || errs[0].Field != "admin.token" || !strings.Contains(errs[0].Msg, "is not read here") {
+			t.Errorf("%s: got %v, want one error at line 5 on admin.token", v, errs)
+		}
+	}
+	if _, err := configfile.Parse("c.yaml", []byte(hostileBackends+"admin:\n  token: !!str abcdefghijklmnopqr\n"), testEnv(nil)); err != nil {
+		t.Errorf("!!str: %v", err)
+	}
+}
+
+// Certificates and keys are read with the same bound as the file: a
+// device is refused by name, at the field naming it, not read until
+// memory runs out.
+func TestCertificateFilesAreBounded(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+"tls: { cert: /dev/zero, key: /dev/zero }\n")
+	if len(errs) != 1 || errs[0].Line != 4 || errs[0].Field != "tls" || !strings.Contains(errs[0].Msg, "/dev/zero is a device: want a regular file") {
+		t.Errorf("got %v, want one error at line 4 on tls naming /dev/zero", errs)
 	}
 }

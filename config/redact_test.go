@@ -104,7 +104,7 @@ func TestPlaceholderValuesNeverShowInErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := configfile.Env{
 				Getenv:   func(string) string { return secret },
-				ReadFile: func(string) ([]byte, error) { return []byte(secret), nil },
+				ReadFile: func(string, int64) ([]byte, error) { return []byte(secret), nil },
 			}
 			_, err := configfile.Parse("a.yaml", []byte(tc.doc), env)
 			if err == nil {

@@ -1,11 +1,11 @@
 package config
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"strangler/internal/filecap"
 )
 
 // resolve makes a relative path relative to the config file's folder, as
@@ -48,7 +48,7 @@ func (d *checker) checkTLS(field string, t *TLS) {
 	case t.Cert == "" || t.Key == "":
 		d.errorAt(field, "needs both cert and key")
 	default:
-		if _, err := tls.LoadX509KeyPair(t.Cert, t.Key); err != nil {
+		if _, err := filecap.KeyPair(t.Cert, t.Key); err != nil {
 			d.errorAt(field, "certificate and key do not load: %v", err)
 		}
 	}
@@ -73,7 +73,7 @@ func (d *checker) checkUpstreamTLS(field string, u *Upstream) {
 // LoadCA reads a PEM bundle of certificate authorities, returning it as a
 // pool and as the bytes read.
 func LoadCA(path string) (*x509.CertPool, []byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := filecap.Read(path, filecap.Limit)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -54,23 +54,29 @@ func (s Secret) MarshalText() ([]byte, error) {
 // Duration is a time.Duration written like "2s", "150ms" or "7d".
 type Duration time.Duration
 
-// UnmarshalText parses a duration; a bare "d" suffix counts days.
+// UnmarshalText parses a duration; a bare "d" suffix counts days. Its
+// numbers are written as every number of the configuration is (number).
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		// Past about 292 years the nanoseconds would wrap around.
-		if err == nil && n >= 0 && n <= math.MaxInt64/int(24*time.Hour) {
-			*d = Duration(time.Duration(n) * 24 * time.Hour)
-			return nil
+	if strings.HasPrefix(s, "-") {
+		return fmt.Errorf("duration %q is negative", s)
+	}
+	// Past about 292 years the nanoseconds would wrap around.
+	tooLong := fmt.Errorf("duration %q is too long; at most %dd", s, math.MaxInt64/int64(24*time.Hour))
+	if days, ok := strings.CutSuffix(s, "d"); ok && wholeNumber.MatchString(days) {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(24*time.Hour) {
+			return tooLong
 		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	if !durationText.MatchString(s) {
+		return fmt.Errorf("invalid duration %q; write it like 500ms, 2s, 1m30s or 7d, in decimal digits", s)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q; write it like 500ms, 2s, 1m or 7d", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", s)
+		return tooLong // the text is well formed: only overflow is left
 	}
 	*d = Duration(v)
 	return nil
@@ -100,7 +106,7 @@ func (s *ByteSize) UnmarshalText(b []byte) error {
 			break
 		}
 	}
-	n, err := strconv.ParseInt(num, 10, 64)
+	n, err := ParseWhole(num)
 	if err != nil || n < 0 || n > (1<<62)/mult {
 		return fmt.Errorf("invalid size %q; write it like 10MiB, 512KiB or 1048576", text)
 	}
@@ -133,10 +139,11 @@ type Percent float64
 // UnmarshalText parses a number from 0 to 100; a trailing % is allowed.
 func (p *Percent) UnmarshalText(b []byte) error {
 	s := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
-	v, err := strconv.ParseFloat(s, 64)
-	// Written so that NaN, which every comparison calls false, fails too.
+	v, err := ParseDecimal(s)
+	// Written so that NaN, which every comparison calls false, would
+	// fail too.
 	if err != nil || !(v >= 0 && v <= 100) {
-		return fmt.Errorf("invalid percent %q; want a number from 0 to 100", b)
+		return fmt.Errorf("invalid percent %q; want a number from 0 to 100 in decimal digits, like 25 or 0.1%%", b)
 	}
 	*p = Percent(v)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strconv"
 
 	"strangler/domain"
 )
@@ -178,7 +177,7 @@ func (d *checker) checkAddr(field, addr string) {
 		d.errorAt(field, "invalid address %q; write host:port or :port", addr)
 		return
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+	if n, err := ParseWhole(port); err != nil || n < 0 || n > 65535 {
 		d.errorAt(field, "invalid port %q", port)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/filecap"
 )
 
 // Snapshot is this replica's last-known-good copy of the route overrides
@@ -50,6 +51,12 @@ type snapshotOverride struct {
 	Reason    string    `json:"reason"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// maxSnapshot bounds the snapshot read: an override takes at most a few
+// KiB (its reason is 500 characters at most), so this holds thousands of
+// routes, and a state_snapshot naming a device or a file something else
+// fills is refused rather than read until memory runs out.
+const maxSnapshot = 64 << 20
 
 // errNoSnapshot is Load's answer when there is no snapshot to serve.
 var errNoSnapshot = errors.New("no snapshot")
@@ -112,7 +119,7 @@ func syncDir(dir string) error {
 // is errNoSnapshot when the file does not exist, and an error saying why
 // when it cannot be served: unreadable, damaged, or another store's.
 func (s *Snapshot) Load() (map[string]domain.Override, time.Time, error) {
-	b, err := os.ReadFile(s.path)
+	b, err := filecap.Read(s.path, maxSnapshot)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, time.Time{}, errNoSnapshot
 	}

@@ -90,6 +90,13 @@ func TestSnapshotsThatCannotBeServed(t *testing.T) {
 			}
 		})
 	}
+	// A state_snapshot naming a device was read until memory ran out.
+	t.Run("a device", func(t *testing.T) {
+		_, _, err := NewSnapshot("/dev/zero", "sqlite:/var/lib/strangler.db").Load()
+		if want := "/dev/zero is a device: want a regular file"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error saying %q", err, want)
+		}
+	})
 }
 
 // unreachableStore is a real PostgreSQL store whose server refuses

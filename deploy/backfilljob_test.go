@@ -1,12 +1,12 @@
 package deploy
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 )
 
 const backfillComponent = "k8s/components/backfill-workers"
@@ -62,7 +62,7 @@ func TestBackfillJobRunsWorkersOfOneRun(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "strangler.yaml")
 	writeFile(t, path, []byte(text))
 	env := map[string]string{"LEGACY_DSN": "mysql://u:p@legacy-db:3306/hospital", "MODERN_DSN": "postgres://u:p@modern-db:5432/app"}
-	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatalf("the workers' configuration: %v", err)
 	}

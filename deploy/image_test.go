@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 )
 
 // dockerfileBuild returns the Dockerfile's go build command, continuation
@@ -157,7 +158,7 @@ func TestDockerfile(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^ENV (\w+)=(\S+)$`).FindAllStringSubmatch(dockerfile, -1) {
 		env[m[1]] = m[2]
 	}
-	cfg, err := configfile.Load("strangler.yaml", configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load("strangler.yaml", configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatalf("deploy/strangler.yaml with the image's environment: %v", err)
 	}
@@ -370,7 +371,7 @@ func TestCompose(t *testing.T) {
 	if !ok {
 		t.Fatalf("the strangler service's %s is not mounted from deploy/", facade.Command[i+1])
 	}
-	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: func(k string) string { return env[k] }, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatalf("compose's strangler.yaml with the service's environment: %v", err)
 	}

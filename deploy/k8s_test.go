@@ -22,6 +22,7 @@ import (
 
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 )
 
 // k8sObject is the part of a Kubernetes object these tests read.
@@ -244,7 +245,7 @@ func (b k8sBase) loadConfig(t *testing.T) *config.Config {
 		}
 		return b.env[k]
 	}
-	cfg, err := configfile.Load(b.config, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(b.config, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatalf("the ConfigMap's strangler.yaml with the Secret's environment: %v", err)
 	}
@@ -429,7 +430,7 @@ func TestKubernetesConfigMap(t *testing.T) {
 	}
 	// The example Secret's key is a placeholder strangler refuses: a key
 	// printed in the repository must never encrypt patient data.
-	_, err = configfile.Load(b.config, configfile.Env{Getenv: b.getenv, ReadFile: os.ReadFile})
+	_, err = configfile.Load(b.config, configfile.Env{Getenv: b.getenv, ReadFile: filecap.Read})
 	if err == nil || !strings.Contains(err.Error(), "store_encryption.keys[0]") {
 		t.Errorf("strangler.yaml with the example Secret's placeholder key: %v; want store_encryption.keys[0] refused", err)
 	}
@@ -438,7 +439,7 @@ func TestKubernetesConfigMap(t *testing.T) {
 			t.Errorf("strangler.yaml does not read %s from the Secret", secret)
 		}
 	}
-	if _, err := configfile.Parse(b.config, raw, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: os.ReadFile}); err == nil {
+	if _, err := configfile.Parse(b.config, raw, configfile.Env{Getenv: func(string) string { return "" }, ReadFile: filecap.Read}); err == nil {
 		t.Error("strangler.yaml loads without the Secret's environment; it should need it")
 	}
 	c := b.deployment.Template.Spec.Containers[0]

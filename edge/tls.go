@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"strangler/internal/filecap"
 )
 
 // Certificate serves a listener's certificate from its PEM files and reads
@@ -35,7 +37,7 @@ func LoadCertificate(certFile, keyFile string, log *slog.Logger) (*Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := filecap.KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -62,7 +64,7 @@ func (c *Certificate) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	if now := c.now(); now.Sub(c.checked) >= recheckInterval {
 		c.checked = now
 		if stamp, err := c.stampOf(); err == nil && stamp != c.stamp {
-			cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+			cert, err := filecap.KeyPair(c.certFile, c.keyFile)
 			if err != nil {
 				// Often a renewal caught between writing the two files:
 				// the next look will see both.

@@ -15,6 +15,7 @@ import (
 	"strangler/config/configfile"
 	"strangler/domain"
 	"strangler/internal/dsn"
+	"strangler/internal/filecap"
 	"strangler/store"
 )
 
@@ -136,7 +137,7 @@ func parseSince(v string) (time.Time, error) {
 // refusing an embedded store that does not exist rather than creating an
 // empty one whose chain would verify.
 func openAuditStore(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) (*store.Store, error) {
-	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"strangler/backfill"
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/internal/tty"
 	"strangler/store"
 )
@@ -188,7 +189,7 @@ func loadBackfill(path string, getenv func(string) string) (*config.Backfill, er
 
 // loadConfig loads a configuration file that must have a backfill section.
 func loadConfig(path string, getenv func(string) string) (*config.Config, error) {
-	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})
 	if err != nil {
 		return nil, err
 	}

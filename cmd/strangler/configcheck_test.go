@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestConfigCheckKeepsTheAdminAPIOffThePublicNetwork: an admin listener
@@ -62,5 +64,50 @@ func TestConfigCheckKeepsTheAdminAPIOffThePublicNetwork(t *testing.T) {
 				t.Errorf("got %v and %q, want a refusal starting %q and saying %q", err, stderr.String(), prefix, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigCheckRefusesWhatIsNoConfigurationFile: a path naming a
+// device, a named pipe, a directory or a file past the size bound is
+// refused at once, by name, and the check fails; before, /dev/zero was
+// read until memory ran out and a named pipe held it for good. Files the
+// configuration names are bounded the same way, at their line and field.
+func TestConfigCheckRefusesWhatIsNoConfigurationFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), 420_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := filepath.Join(dir, "names.yaml")
+	y := "admin:\n  token: ${file:" + fifo + "}\nbackends:\n  legacy: {url: \"http://legacy\"}\n" +
+		"  modern: {url: \"https://modern\", tls: {ca: /dev/zero}}\n"
+	if err := os.WriteFile(names, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/dev/zero", "/dev/zero is a device: want a regular file"},
+		{fifo, fifo + " is a named pipe (FIFO): want a regular file"},
+		{dir, dir + " is a directory: want a regular file"},
+		{big, big + " is larger than 4.0 MiB"},
+		{names, names + ":2:10: admin.token: placeholder ${file:" + fifo + "}: " + fifo + " is a named pipe (FIFO)"},
+		{names, names + ":5:45: backends.modern.tls.ca: /dev/zero is a device"},
+	} {
+		var stdout, stderr bytes.Buffer
+		done := make(chan error, 1)
+		go func() {
+			done <- run(context.Background(), []string{"config", "check", tc.path}, noEnv, &stdout, &stderr)
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("config check %s: got %v and %q, want a failure saying %q", tc.path, err, stderr.String(), tc.want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("config check %s has not returned after 20s", tc.path)
+		}
 	}
 }

@@ -4,17 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 )
 
 func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"config: want check FILE... or print FILE"}
 	}
-	env := configfile.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	env := configfile.Env{Getenv: getenv, ReadFile: filecap.Read}
 	switch args[0] {
 	case "check":
 		if len(args) < 2 {

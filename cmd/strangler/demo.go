@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/legacy"
 	"strangler/modern"
 	"strangler/phi"
@@ -77,7 +78,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	cfg, err := configfile.Parse("demo.yaml", demoConfig, configfile.Env{
 		Getenv:   func(k string) string { return vars[k] },
-		ReadFile: os.ReadFile,
+		ReadFile: filecap.Read,
 	})
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)

@@ -298,7 +298,7 @@ func TestIdempotencyKeyRetryAfterThePrimaryChanged(t *testing.T) {
 	if err := os.WriteFile(path, next, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.logs.waitFor(t, "config reloaded", nil, 10*time.Second)
+	r.logs.waitFor(t, "config reloaded", nil, 15*time.Second)
 	code, body := send()
 	if want := "the request with this Idempotency-Key went to the route's previous primary"; code != http.StatusConflict || !strings.Contains(errorOf(t, body), want) {
 		t.Errorf("the retry after the primary changed: got %d %s, want 409 saying %q", code, body, want)

@@ -15,6 +15,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/metrics"
 	"strangler/store"
 )
@@ -31,7 +32,7 @@ func TestEveryRegisteredMetricIsListed(t *testing.T) {
 	defer cancel()
 	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - { name: get-patient, match: "GET /patients/{id}", mode: legacy }
 `)
-	env := configfile.Env{Getenv: noEnv, ReadFile: os.ReadFile}
+	env := configfile.Env{Getenv: noEnv, ReadFile: filecap.Read}
 	cfg, err := configfile.Load(path, env)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.logs.waitFor(t, "config reloaded", map[string]any{"cause": "SIGHUP"}, 5*time.Second)
+	p.logs.waitFor(t, "config reloaded", map[string]any{"cause": "SIGHUP"}, 15*time.Second)
 	if _, body := getBody(t, "http://"+p.public+"/p"); body != "modern" {
 		t.Errorf("after SIGHUP got %q, want the new config's backend", body)
 	}

@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/store"
 )
 
@@ -35,7 +35,7 @@ older keys can be dropped. It may run while facades use the store.`)
 	case *path == "":
 		return usageError{"store rekey: --config FILE is required"}
 	}
-	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})
 	if err != nil {
 		return err
 	}

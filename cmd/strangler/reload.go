@@ -16,12 +16,14 @@ import (
 
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/internal/filecap"
 	"strangler/metrics"
 )
 
 // reloader re-reads the configuration on SIGHUP and whenever one of its
-// files changes, and applies it only if it is valid as a whole; otherwise
-// the previous configuration keeps serving.
+// files changes, and applies it only once its files have stayed the same
+// for settleLooks looks and only if it is valid as a whole; otherwise the
+// previous configuration keeps serving.
 type reloader struct {
 	path string
 	env  configfile.Env
@@ -35,12 +37,29 @@ type reloader struct {
 	// hup receives SIGHUP from the moment the reloader is prepared, before
 	// the facade reports ready: a SIGHUP arriving earlier would kill it.
 	hup chan os.Signal
+	// looks says when to look at the files again; nil looks every
+	// pollInterval. Tests send their own.
+	looks <-chan time.Time
 }
 
 // pollInterval is how often configuration files are checked for changes.
 // Polling, unlike inotify, sees Kubernetes ConfigMap updates (a symlink
 // swap in the parent folder) and edits through any editor.
 const pollInterval = time.Second
+
+// settleLooks is how many looks after the one that found a change must
+// find the files as it did before the change is applied: 2 s at
+// pollInterval. A file rewritten in place (a shell's >, a copy, an
+// upload) is read half written by a look between two of its writes, and
+// a first half is often valid YAML on its own (the first routes of the
+// list): applied, it would route by a file nobody wrote. A writer that
+// pauses for longer than this between two writes is still read half
+// way: the README says to replace the file whole.
+const settleLooks = 2
+
+// keepsChangingLooks is how long, in looks, a change may keep the files
+// changing before the wait is logged (once).
+const keepsChangingLooks = 30
 
 // prepare registers the reloader's metrics and starts catching SIGHUP.
 func (r *reloader) prepare(reg prometheus.Registerer) {
@@ -53,40 +72,88 @@ func (r *reloader) prepare(reg prometheus.Registerer) {
 	r.lastOK.SetToCurrentTime()
 }
 
+// pending is a change waiting for the files to settle.
+type pending struct {
+	cause string
+	// fp is what the files held at the last look; same counts the looks
+	// in a row that found it, waited all the looks since the change.
+	fp           [sha256.Size]byte
+	same, waited int
+}
+
 func (r *reloader) run(ctx context.Context) error {
 	defer signal.Stop(r.hup)
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+	looks := r.looks
+	if looks == nil {
+		tick := time.NewTicker(pollInterval)
+		defer tick.Stop()
+		looks = tick.C
+	}
+	// seen is what the files held when the configuration in force was
+	// read, or when a change was last refused: a refused change is not
+	// tried again until the files change again.
 	seen := fingerprint(r.current.Load().Sources)
+	var p *pending
 	for {
-		var cause string
+		hup := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.hup:
-			cause = "SIGHUP"
-		case <-tick.C:
-			cause = "file change"
+			hup = true
+		case <-looks:
 		}
-		// Taken before loading, so an edit landing during the load is seen
-		// on the next tick. A refused change is not retried until the
-		// files change again.
 		sources := r.current.Load().Sources
 		fp := fingerprint(sources)
-		if fp == seen && cause != "SIGHUP" {
+		switch {
+		case hup:
+			// Read now, applied once the files are seen the same on the
+			// next looks: a SIGHUP sent during a write waits for it.
+			p = &pending{cause: "SIGHUP", fp: fp}
+			continue
+		case p == nil && fp == seen:
+			continue
+		case p == nil:
+			p = &pending{cause: "file change", fp: fp}
+			continue
+		case p.cause != "SIGHUP" && fp == seen:
+			p = nil // changed back to what serves
 			continue
 		}
-		seen = fp
-		if r.reload(cause) && !slices.Equal(sources, r.current.Load().Sources) {
-			seen = fingerprint(r.current.Load().Sources)
+		if p.waited++; p.waited == keepsChangingLooks {
+			r.log.Warn("the configuration files keep changing; the change is applied once they stay the same for a while",
+				"cause", p.cause, "settle_seconds", settleLooks*pollInterval.Seconds())
 		}
+		if fp != p.fp {
+			p.fp, p.same = fp, 0
+			continue
+		}
+		if p.same++; p.same < settleLooks {
+			continue
+		}
+		applied, changed := r.reload(p.cause, sources, fp)
+		switch {
+		case changed:
+			// Written to while it was loaded: wait for it again.
+			p.same = 0
+			continue
+		case applied && !slices.Equal(sources, r.current.Load().Sources):
+			seen = fingerprint(r.current.Load().Sources)
+		default:
+			seen = fp
+		}
+		p = nil
 	}
 }
 
-// reload applies the configuration file if it is valid, and reports
-// whether it did.
-func (r *reloader) reload(cause string) bool {
+// reload applies the configuration file if it is valid and its files,
+// sources, still hold what they held at the looks before (fp), and
+// reports whether it did, or whether they had changed.
+func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) (applied, changed bool) {
 	cfg, err := configfile.Load(r.path, r.env)
+	if fingerprint(sources) != fp {
+		return false, true
+	}
 	if err == nil {
 		err = r.apply(cfg)
 	}
@@ -94,7 +161,7 @@ func (r *reloader) reload(cause string) bool {
 		r.success.Set(0)
 		r.log.Error("config reload refused; the previous configuration keeps serving",
 			"cause", cause, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return false
+		return false, false
 	}
 	old := r.current.Swap(cfg)
 	r.success.Set(1)
@@ -103,14 +170,14 @@ func (r *reloader) reload(cause string) bool {
 	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen || old.Store != cfg.Store || old.Repairs.Workers != cfg.Repairs.Workers {
 		r.log.Warn("listen addresses, the store and repairs.workers take effect on restart")
 	}
-	return true
+	return true, false
 }
 
 // fingerprint summarises the contents of files, so any edit is noticed.
 func fingerprint(paths []string) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
+		b, err := filecap.Read(p, filecap.Limit)
 		if err != nil {
 			h.Write([]byte("missing:" + p))
 			continue

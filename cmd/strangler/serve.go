@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/edge"
+	"strangler/internal/filecap"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/telemetry"
@@ -35,7 +35,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *path == "" {
 		return usageError{"serve: --config FILE is required"}
 	}
-	env := configfile.Env{Getenv: getenv, ReadFile: os.ReadFile}
+	env := configfile.Env{Getenv: getenv, ReadFile: filecap.Read}
 	cfg, err := configfile.Load(*path, env)
 	if err != nil {
 		return err

@@ -105,7 +105,7 @@ func TestReload(t *testing.T) {
 	for i := range 4 {
 		mode = map[string]string{"legacy": "modern", "modern": "legacy"}[mode]
 		writeConfig(t, path, legacy.URL, modern.URL, `  - {name: p, match: "GET /p", mode: `+mode+`}`)
-		r.logs.waitFor(t, "config reloaded", nil, 5*time.Second)
+		r.logs.waitFor(t, "config reloaded", nil, 15*time.Second)
 		deadline := time.Now().Add(3 * time.Second)
 		for {
 			if _, body := getBody(t, url); body == mode {
@@ -125,7 +125,7 @@ func TestReload(t *testing.T) {
 
 	t.Run("an invalid file is refused and the old config keeps serving", func(t *testing.T) {
 		os.WriteFile(path, []byte("routes:\n  - {name: p, match: \"GET /p\", mode: shadw}\n"), 0o644)
-		line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 5*time.Second)
+		line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 15*time.Second)
 		if msg, _ := line["error"].(string); !strings.Contains(msg, `:2:`) || !strings.Contains(msg, "routes[0].mode") {
 			t.Errorf("the refusal does not name line and field: %q", msg)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"strangler/config/configfile"
 	"strangler/domain"
+	"strangler/internal/filecap"
 	"strangler/store"
 )
 
@@ -119,7 +120,7 @@ func (c *adminClock) Advance(d time.Duration) {
 // process, as startRun does, with the admin listener on clock now.
 func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 	t.Helper()
-	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"strangler/config/configfile"
 	"strangler/domain"
+	"strangler/internal/filecap"
 	"strangler/internal/human"
 	"strangler/store"
 )
@@ -57,7 +58,7 @@ the copy as 'strangler store verify' does.
 	case len(rest) != 1:
 		return usageError{"store backup: name one file to write the backup to"}
 	}
-	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: os.ReadFile})
+	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,7 @@ routes:
 	})
 	t.Run("a backend certificate from another authority is refused", func(t *testing.T) {
 		write(stranger.CAFile)
-		logs.waitFor(t, "config reloaded", nil, 5*time.Second)
+		logs.waitFor(t, "config reloaded", nil, 15*time.Second)
 		if resp, _ := get("https://" + line["listen"].(string) + "/x"); resp.StatusCode != http.StatusBadGateway {
 			t.Errorf("got %d, want 502: the backend's certificate must not be trusted", resp.StatusCode)
 		}

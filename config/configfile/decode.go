@@ -2,14 +2,18 @@ package configfile
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
-	"strangler/config"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"strangler/config"
+	"strangler/internal/human"
 )
 
 // decoder turns a YAML node tree into Go values field by field, so that
@@ -90,6 +94,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if path != "" {
 		d.pos[path] = config.Position{Line: n.Line, Column: n.Column}
 	}
+	if n.Style&yaml.TaggedStyle != 0 && n.Tag != "!!str" {
+		// Values are read as text: another YAML tool would decode
+		// !!binary, take !!int 0x10 as 16 or hand !vault to a plugin.
+		d.errorf(n, path, "the tag %s is not read here; write the value itself (a secret through ${VAR} or ${file:…})", n.Tag)
+		return
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value leaves the default
 	}
@@ -123,6 +133,10 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 		return "", false
 	}
 	s, err := d.expand.expand(n.Value)
+	if errors.Is(err, errPastBound) {
+		d.failed[path] = true
+		return "", false
+	}
 	if err != nil {
 		d.errorf(n, path, "%v", err)
 		return "", false
@@ -130,7 +144,39 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 	if s != n.Value && s != "" {
 		d.expanded = append(d.expanded, expansion{value: s, written: n.Value})
 	}
+	if bad := badCharacter(s); bad != "" {
+		d.errorf(n, path, "holds %s; a value holds no control character but newline and tab", bad)
+		return "", false
+	}
 	return s, true
+}
+
+// badCharacter describes the first character of s that no key or value
+// may hold, or is "". The file's own bytes are checked by the YAML
+// reader, but a double-quoted string writes any character as an escape
+// ("\0", "\e[31m", "\uFEFF"), and a placeholder brings what the
+// environment or a file holds: invalid UTF-8; a control character (NUL
+// ends a string in C libraries and database drivers; ESC reprograms the
+// terminal that shows a message) or one that turns the text around it
+// (human.ActsOnTerminal), except newline and tab, which multi-line
+// values such as a backfill query hold; U+FEFF, a byte order mark out
+// of place, unseen where it stands. The description says where, never
+// what the text is: it may be a secret.
+func badCharacter(s string) string {
+	for i, at := 0, 1; i < len(s); at++ {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return fmt.Sprintf("bytes that are not UTF-8 (at character %d)", at)
+		case r == '\n' || r == '\t':
+		case r == '\uFEFF':
+			return fmt.Sprintf("a byte order mark, U+FEFF (at character %d)", at)
+		case human.ActsOnTerminal(r):
+			return fmt.Sprintf("the control character %U (at character %d)", r, at)
+		}
+		i += size
+	}
+	return ""
 }
 
 func (d *decoder) decodeText(n *yaml.Node, v reflect.Value, path string) {
@@ -167,9 +213,9 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		if !ok {
 			return
 		}
-		i, err := strconv.ParseInt(s, 10, 64)
+		i, err := config.ParseWhole(s)
 		if err != nil {
-			d.errorf(n, path, "want a whole number, got %q", s)
+			d.errorf(n, path, "want a whole number: %v", err)
 			return
 		}
 		v.SetInt(i)
@@ -178,9 +224,9 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, path string) {
 		if !ok {
 			return
 		}
-		f, err := strconv.ParseFloat(s, 64)
+		f, err := config.ParseDecimal(s)
 		if err != nil {
-			d.errorf(n, path, "want a number, got %q", s)
+			d.errorf(n, path, "want a number: %v", err)
 			return
 		}
 		v.SetFloat(f)
@@ -222,6 +268,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			// An alias's Value is its anchor's name, not the key YAML
 			// reads: {name: &mode p, *mode : modern} has a key p.
 			d.errorf(key, path, "want field names as keys, got %s", kindName(key))
+			continue
+		}
+		if bad := badCharacter(key.Value); bad != "" {
+			d.errorf(key, path, "a key holds %s", bad)
 			continue
 		}
 		sub := key.Value
@@ -273,6 +323,10 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		sub := path + "." + key.Value
 		if key.Kind != yaml.ScalarNode || key.Value == "" {
 			d.errorf(key, path, "want names as keys, got %s", kindName(key))
+			continue
+		}
+		if bad := badCharacter(key.Value); bad != "" {
+			d.errorf(key, path, "a key holds %s", bad)
 			continue
 		}
 		if first, dup := seen[key.Value]; dup {
@@ -422,15 +476,25 @@ func (d *decoder) hide(errs config.Errors) config.Errors {
 	if len(d.expanded) == 0 || len(errs) == 0 {
 		return errs
 	}
+	// Each value once (an alias expands its value again each time it is
+	// used), quoted once: values may be MiB long, errors many.
+	type hidden struct{ value, quoted, written string }
+	var exp []hidden
+	seen := map[expansion]bool{}
+	for _, x := range d.expanded {
+		if !seen[x] {
+			seen[x] = true
+			exp = append(exp, hidden{x.value, strconv.Quote(x.value), x.written})
+		}
+	}
 	// Longest first, so a value inside another is not replaced in it.
-	exp := slices.Clone(d.expanded)
-	slices.SortFunc(exp, func(a, b expansion) int { return len(b.value) - len(a.value) })
+	slices.SortFunc(exp, func(a, b hidden) int { return len(b.value) - len(a.value) })
 	out := make(config.Errors, len(errs))
 	for i, e := range errs {
 		for _, x := range exp {
-			e.Msg = strings.ReplaceAll(e.Msg, strconv.Quote(x.value), strconv.Quote(x.written))
-			if q := strconv.Quote(x.value); len(x.value) >= minHidden {
-				e.Msg = strings.ReplaceAll(e.Msg, q[1:len(q)-1], x.written)
+			e.Msg = strings.ReplaceAll(e.Msg, x.quoted, strconv.Quote(x.written))
+			if len(x.value) >= minHidden {
+				e.Msg = strings.ReplaceAll(e.Msg, x.quoted[1:len(x.quoted)-1], x.written)
 				e.Msg = strings.ReplaceAll(e.Msg, x.value, x.written)
 			}
 		}

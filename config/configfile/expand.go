@@ -1,10 +1,14 @@
 package configfile
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
-	"strangler/config"
 	"strings"
+
+	"strangler/config"
+	"strangler/internal/filecap"
+	"strangler/internal/human"
 )
 
 // expander replaces ${VAR}, ${VAR:-default} and ${file:/path} in values;
@@ -13,16 +17,37 @@ type expander struct {
 	// getenv reads the environment; an empty value counts as unset, so
 	// ${VAR:-} is how a file says empty is fine.
 	getenv   func(string) string
-	readFile func(string) ([]byte, error)
+	readFile func(string, int64) ([]byte, error)
 	// dir resolves relative ${file:…} paths against the config file's folder.
 	dir string
 	// files records every file read, so a reload can watch them.
 	files []string
+	// read holds what each file read gave: a file named twice is read
+	// once, so one load sees one version of it.
+	read map[string]string
+	// produced counts the bytes placeholders gave, up to maxExpanded.
+	produced int
 }
+
+// maxExpanded bounds the bytes placeholders add to a file's values, over
+// all of them: a value with a ${file:…} of a few MiB, aliased thousands
+// of times or written thousands of times in one value, would otherwise
+// build gigabytes of text. It is the bound on the file itself.
+const maxExpanded = filecap.Limit
+
+// errExpandedTooMuch is reported once, where the bound is passed; the
+// values after it fail without another message.
+var errExpandedTooMuch = fmt.Errorf("placeholders give the values more than %s in all, the most a configuration holds; read large files directly, not through ${file:…}", human.Bytes(maxExpanded))
+
+// errPastBound fails a value after errExpandedTooMuch was reported.
+var errPastBound = errors.New("past the bound on placeholders")
 
 func (x *expander) expand(s string) (string, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil
+	}
+	if x.produced > maxExpanded {
+		return "", errPastBound
 	}
 	var b strings.Builder
 	for {
@@ -50,6 +75,9 @@ func (x *expander) expand(s string) (string, error) {
 		v, err := x.resolve(s[i+2 : i+end])
 		if err != nil {
 			return "", err
+		}
+		if x.produced += len(v); x.produced > maxExpanded {
+			return "", errExpandedTooMuch
 		}
 		b.WriteString(v)
 		s = s[i+end+1:]
@@ -80,12 +108,20 @@ func (x *expander) file(path string) (string, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(x.dir, path)
 	}
-	data, err := x.readFile(path)
+	if s, ok := x.read[path]; ok {
+		return s, nil
+	}
+	data, err := x.readFile(path, filecap.Limit)
 	if err != nil {
 		return "", fmt.Errorf("placeholder ${file:%s}: %w", path, err)
 	}
 	x.files = append(x.files, path)
 	// Secret files usually end in a newline that is not part of the secret.
 	s := strings.TrimSuffix(string(data), "\n")
-	return strings.TrimSuffix(s, "\r"), nil
+	s = strings.TrimSuffix(s, "\r")
+	if x.read == nil {
+		x.read = map[string]string{}
+	}
+	x.read[path] = s
+	return s, nil
 }

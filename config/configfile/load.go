@@ -19,21 +19,25 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"strangler/config"
+	"strangler/internal/filecap"
 	"strangler/internal/mysqldsn"
 )
 
 // Env is how configuration reads the outside world: the environment for
-// ${VAR} and the file system for ${file:…}. Tests pass their own.
+// ${VAR} and the file system for the file and its ${file:…}. Tests pass
+// their own.
 type Env struct {
-	Getenv   func(string) string
-	ReadFile func(string) ([]byte, error)
+	Getenv func(string) string
+	// ReadFile reads a file of at most limit bytes, and refuses one that
+	// is larger or is no regular file (filecap.Read).
+	ReadFile func(path string, limit int64) ([]byte, error)
 }
 
 // Load reads, expands, decodes and validates the file at path. A non-nil
 // error is either an I/O error or config.Errors naming every problem
 // found.
 func Load(path string, env Env) (*config.Config, error) {
-	data, err := env.ReadFile(path)
+	data, err := env.ReadFile(path, filecap.Limit)
 	if err != nil {
 		return nil, err
 	}

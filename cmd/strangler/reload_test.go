@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/internal/filecap"
+)
+
+// reloadHarness runs a reloader on a configuration file, looking at it
+// when the test says, and records the routes of each configuration it
+// applies.
+type reloadHarness struct {
+	t       *testing.T
+	path    string
+	rl      *reloader
+	looks   chan time.Time
+	applied [][]string // route names; written by the reloader before a look is taken
+}
+
+// head is a configuration without its routes.
+func reloadHead(dir string) string {
+	return fmt.Sprintf("listen: \"127.0.0.1:0\"\nadmin: { listen: \"127.0.0.1:0\" }\nbackends:\n"+
+		"  legacy: { url: \"http://127.0.0.1:1\" }\n  modern: { url: \"http://127.0.0.1:2\" }\n"+
+		"store: \"sqlite:%s\"\nroutes:\n", filepath.Join(dir, "strangler.db"))
+}
+
+func routeLines(names ...string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  - { name: %s, match: \"GET /%s\", mode: legacy }\n", n, n)
+	}
+	return b.String()
+}
+
+func startReloadHarness(t *testing.T, routes ...string) *reloadHarness {
+	dir := t.TempDir()
+	h := &reloadHarness{t: t, path: filepath.Join(dir, "strangler.yaml"), looks: make(chan time.Time)}
+	if err := os.WriteFile(h.path, []byte(reloadHead(dir)+routeLines(routes...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := configfile.Env{Getenv: noEnv, ReadFile: filecap.Read}
+	cfg, err := configfile.Load(h.path, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current atomic.Pointer[config.Config]
+	current.Store(cfg)
+	h.rl = &reloader{path: h.path, env: env, log: slog.New(slog.NewJSONHandler(io.Discard, nil)), current: &current, looks: h.looks,
+		apply: func(c *config.Config) error {
+			var names []string
+			for _, r := range c.Routes {
+				names = append(names, r.Name)
+			}
+			h.applied = append(h.applied, names)
+			return nil
+		}}
+	h.rl.prepare(prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.rl.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return h
+}
+
+// look has the reloader look at the files n times. A look is taken once
+// the one before it is done: the reloader takes them one at a time.
+func (h *reloadHarness) look(n int) {
+	for range n {
+		h.looks <- time.Now()
+	}
+}
+
+// settled has the reloader look until it is done with every look before
+// and returns the routes of each configuration applied so far.
+func (h *reloadHarness) settled() [][]string {
+	h.look(1)
+	return h.applied
+}
+
+// write rewrites the file in place (no rename), or appends to it.
+func (h *reloadHarness) write(text string, flag int) {
+	h.t.Helper()
+	f, err := os.OpenFile(h.path, os.O_WRONLY|flag, 0)
+	if err == nil {
+		_, err = f.WriteString(text)
+		f.Close()
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestAReloadNeverAppliesAHalfWrittenFile: a file rewritten in place, in
+// two writes with a pause between them, is read between the two; its
+// first half is valid YAML that drops routes. Before, the first look
+// applied it and the facade routed by a file nobody wrote until the next
+// look; now a change is applied once the file has stayed the same for
+// settleLooks looks.
+func TestAReloadNeverAppliesAHalfWrittenFile(t *testing.T) {
+	want := [][]string{{"a", "b", "c"}}
+	t.Run("a file written in two pieces", func(t *testing.T) {
+		h := startReloadHarness(t, "a", "b")
+		dir := filepath.Dir(h.path)
+		h.write(reloadHead(dir)+routeLines("a"), os.O_TRUNC)
+		h.look(settleLooks) // the pause: as many looks as find the file the same
+		h.write(routeLines("b", "c"), os.O_APPEND)
+		h.look(settleLooks + 1)
+		if got := h.settled(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("applied %v, want only %v: never the first piece", got, want)
+		}
+	})
+	t.Run("a SIGHUP sent while the file is written", func(t *testing.T) {
+		h := startReloadHarness(t, "a", "b")
+		dir := filepath.Dir(h.path)
+		h.write(reloadHead(dir)+routeLines("a"), os.O_TRUNC)
+		h.rl.hup <- syscall.SIGHUP
+		h.look(settleLooks - 1)
+		h.write(routeLines("b", "c"), os.O_APPEND)
+		h.look(settleLooks + 1)
+		if got := h.settled(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("applied %v, want only %v: never the first piece", got, want)
+		}
+	})
+	t.Run("a file that keeps changing", func(t *testing.T) {
+		h := startReloadHarness(t, "a", "b")
+		dir := filepath.Dir(h.path)
+		for i := range 3 * settleLooks {
+			h.write(reloadHead(dir)+routeLines("a", fmt.Sprintf("x%d", i)), os.O_TRUNC)
+			h.look(1)
+		}
+		if got := h.settled(); len(got) != 0 {
+			t.Fatalf("applied %v while the file kept changing", got)
+		}
+		h.write(reloadHead(dir)+routeLines("a", "b", "c"), os.O_TRUNC)
+		h.look(settleLooks + 1)
+		if got := h.settled(); !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("applied %v, want only %v once it stopped changing", got, want)
+		}
+	})
+}
