@@ -37,7 +37,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		out = &withBody
 	}
 	var held upstream.Informational
-	resp, err := f.t.roundTrip(modern, held.Hold(out), "serve", "")
+	resp, err := f.t.roundTripHeld(modern, out, &held)
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
 	if modernStatus != statusClientClosed {
 		rt.stats.Modern(x.start, modernStatus >= 500)
@@ -47,8 +47,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return resp, err
 	}
 	if resp != nil {
-		io.CopyN(io.Discard, resp.Body, fallbackDrainLimit)
-		resp.Body.Close()
+		f.t.discard(resp.Body)
 	}
 	f.t.metrics.exchange(rt, modern.Name, modernStatus, time.Since(x.start))
 
@@ -86,6 +85,23 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // reasonConfirmedMissing is the fallback reason of a not_found fallback
 // that legacy answered 404 or 410 too.
 const reasonConfirmedMissing = "confirmed_missing"
+
+// discard reads a response body the client will not get to its end, up to
+// fallbackDrainLimit, so that its connection can carry another request,
+// and closes it. It reads through a pooled copy buffer: io.CopyN would
+// allocate a reader and take io.Discard's buffer on every miss.
+func (t *Table) discard(body io.ReadCloser) {
+	buf := t.buffers.Get()
+	defer t.buffers.Put(buf)
+	for n := 0; n < fallbackDrainLimit; {
+		k, err := body.Read(buf[:min(len(buf), fallbackDrainLimit-n)])
+		n += k
+		if err != nil {
+			break
+		}
+	}
+	body.Close()
+}
 
 // classifyFallback is the one place that tells "not migrated yet" from
 // "does not exist": a not_found fallback whose legacy answer is 404 or
