@@ -160,7 +160,19 @@ func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Resp
 // route, never the raw path or query, unless the route opts in with
 // log_path: paths carry patient identifiers.
 func (f *fallbackTransport) logFallback(req *http.Request, x *exchange, reason string, modernStatus, legacyStatus int) {
-	attrs := []slog.Attr{
+	if x.span != nil {
+		x.span.SetAttributes(attrFallbackReason.String(reason))
+	}
+	ctx, h := req.Context(), f.t.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	// The record goes to the handler without the caller's program counter,
+	// which Logger.LogAttrs takes with runtime.Callers for handlers that
+	// add the source (the facade's does not): the walk up the stack cost
+	// a miss about 2,000 instructions (callgrind, 116.8k -> 114.9k).
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "fallback", 0)
+	r.AddAttrs(
 		slog.String("route", x.route.name),
 		slog.String("method", req.Method),
 		slog.String("reason", reason),
@@ -172,14 +184,11 @@ func (f *fallbackTransport) logFallback(req *http.Request, x *exchange, reason s
 		slog.Float64("duration_ms", float64(time.Since(x.start).Microseconds())/1000),
 		slog.String("request_id", x.id),
 		slog.String("trace_id", x.traceID(req.Header)),
-	}
-	if x.span != nil {
-		x.span.SetAttributes(attrFallbackReason.String(reason))
-	}
+	)
 	if x.route.logPath {
-		attrs = append(attrs, slog.String("path", x.inURL.Path))
+		r.AddAttrs(slog.String("path", x.inURL.Path))
 	}
-	f.t.log.LogAttrs(req.Context(), slog.LevelInfo, "fallback", attrs...)
+	h.Handle(ctx, r)
 }
 
 // countingBody counts the bytes a transport read from a request body. Its
