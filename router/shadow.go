@@ -164,7 +164,7 @@ type shadowJob struct {
 func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	rt := x.route
 	h := t.outboundHeader(req, x)
-	h.Set("X-Strangler-Shadow", "1")
+	h["X-Strangler-Shadow"] = []string{"1"} // spelled canonically, as forwardHeaders sets its own
 	j := &shadowJob{
 		t:       t,
 		route:   rt,
