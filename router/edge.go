@@ -102,9 +102,11 @@ var errManyOverrides = &canonical.Refusal{Status: http.StatusBadRequest,
 // body in a Content-Encoding, which the facade does not undo and Express
 // does, is refused (415) unread. It reports whether to go on.
 func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
-	types := req.Header.Values("Content-Type")
-	if req.Method != http.MethodPost || req.ContentLength == 0 ||
-		!slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
+	if req.Method != http.MethodPost || req.ContentLength == 0 {
+		return true
+	}
+	types := req.Header["Content-Type"]
+	if !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD

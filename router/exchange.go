@@ -125,7 +125,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // new random (version 4 UUID) one. A hostile id could otherwise forge log
 // lines or bloat every header downstream.
 func requestID(h http.Header) string {
-	if v := h.Get("X-Request-Id"); v != "" && len(v) <= 128 && isVisibleASCII(v) {
+	if v := headerValue(h, "X-Request-Id"); v != "" && len(v) <= 128 && isVisibleASCII(v) {
 		return v
 	}
 	return newUUID()
@@ -188,7 +188,7 @@ func isVisibleASCII(s string) bool {
 
 // traceID returns the W3C trace id of the request's traceparent, or "".
 func traceID(h http.Header) string {
-	tp := h.Get("Traceparent")
+	tp := headerValue(h, "Traceparent")
 	// version "-" trace-id(32 hex) "-" parent-id(16 hex) "-" flags(2 hex)
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
 		return ""

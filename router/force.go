@@ -18,7 +18,7 @@ import (
 // split the data) is ignored and counted, and the request routed as if
 // the header were absent. The header itself never reaches a backend.
 func (t *Table) forced(x *exchange, req *http.Request) domain.Backend {
-	values := req.Header.Values(force.Header)
+	values := req.Header[force.Header] // spelled canonically
 	if len(values) == 0 {
 		return ""
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,24 @@ func rawRequest(t *testing.T, f *facade, raw string) (net.Conn, *bufio.Reader) {
 		t.Fatal(err)
 	}
 	return conn, bufio.NewReader(conn)
+}
+
+// forwardHeaders sets its four values from one slice: a value added to
+// one of them later must not overwrite the next.
+func TestForwardedHeaderValuesStayApart(t *testing.T) {
+	in := &http.Request{Host: "facade.example", RemoteAddr: "192.0.2.7:4711", Header: http.Header{}}
+	out := http.Header{}
+	(&Table{}).forwardHeaders(in, out, "req-1")
+	for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id", "X-Forwarded-For"} {
+		out.Add(k, "added")
+	}
+	want := http.Header{
+		"X-Forwarded-Proto": {"http", "added"},
+		"X-Forwarded-Host":  {"facade.example", "added"},
+		"X-Request-Id":      {"req-1", "added"},
+		"X-Forwarded-For":   {"192.0.2.7", "added"},
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("got %v, want %v", out, want)
+	}
 }

@@ -13,9 +13,14 @@ import (
 )
 
 // forwardHeaders prepares out, the header a backend gets for the request
-// in: it drops what no client may pass on, then sets X-Forwarded-For,
-// -Proto and -Host.
-func (t *Table) forwardHeaders(in *http.Request, out http.Header) {
+// in, whose request id is id: it drops what no client may pass on, then
+// sets X-Forwarded-For, -Proto and -Host and X-Request-Id.
+//
+// The header names are spelled canonically and set directly in the map,
+// their values in one allocation: Set would canonicalise each name again
+// (a loop over its bytes) and allocate each value apart, on every
+// exchange.
+func (t *Table) forwardHeaders(in *http.Request, out http.Header, id string) {
 	trusted := t.isTrusted(in.RemoteAddr)
 	t.dropHeaders(out, trusted)
 	if trusted {
@@ -23,17 +28,22 @@ func (t *Table) forwardHeaders(in *http.Request, out http.Header) {
 			out["Forwarded"] = v // the reverse proxy drops it; a trusted one is kept
 		}
 	}
+	proto, host := t.origin(in)
+	// Each value is a slice of its own capacity: appending to one (Add)
+	// cannot overwrite the next.
+	vs := []string{proto, host, id, ""}
+	out["X-Forwarded-Proto"] = vs[0:1:1]
+	out["X-Forwarded-Host"] = vs[1:2:2]
+	out["X-Request-Id"] = vs[2:3:3]
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		out.Set("X-Forwarded-For", ip)
+		vs[3] = ip
+		out["X-Forwarded-For"] = vs[3:4:4]
 	} else {
-		out.Del("X-Forwarded-For")
+		delete(out, "X-Forwarded-For")
 	}
-	proto, host := t.origin(in)
-	out.Set("X-Forwarded-Proto", proto)
-	out.Set("X-Forwarded-Host", host)
 }
 
 // origin is the scheme and host the client asked for: the facade's own
@@ -44,10 +54,10 @@ func (t *Table) origin(in *http.Request) (scheme, host string) {
 		scheme = "https"
 	}
 	if t.isTrusted(in.RemoteAddr) {
-		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+		if v := headerValue(in.Header, "X-Forwarded-Proto"); v != "" {
 			scheme = v
 		}
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+		if v := headerValue(in.Header, "X-Forwarded-Host"); v != "" {
 			host = v
 		}
 	}
@@ -124,20 +134,22 @@ func notTrailer(k string) bool {
 // which belongs to an h2c upgrade (RFC 9113 section 3.2.1), goes either
 // way.
 func onlyWebSocket(h http.Header, allowed bool) {
-	h.Del("Http2-Settings")
-	up := h.Get("Upgrade")
-	if up == "" {
+	// Names spelled canonically, read from the map: Get and Del would
+	// canonicalise them again on every exchange.
+	delete(h, "Http2-Settings")
+	up := h["Upgrade"]
+	if len(up) == 0 {
 		return
 	}
-	for p := range strings.SplitSeq(up, ",") {
+	for p := range strings.SplitSeq(up[0], ",") {
 		name, _, _ := strings.Cut(strings.TrimSpace(p), "/")
 		if allowed && strings.EqualFold(name, "websocket") {
 			h.Set("Upgrade", "websocket") // RFC 6455's spelling, which backends compare
 			return
 		}
 	}
-	h.Del("Upgrade")
-	h.Del("Connection")
+	delete(h, "Upgrade")
+	delete(h, "Connection")
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may
@@ -189,13 +201,12 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 		// shareTrailer made, which the transport sends after the last
 		// chunk; Out's own is a copy taken before any arrived.
 		pr.Out.Trailer = pr.In.Trailer
-		t.forwardHeaders(pr.In, pr.Out.Header)
+		t.forwardHeaders(pr.In, pr.Out.Header, x.id)
 		// A dual write is journaled as one request and its answer: what a
 		// client sent through a tunnel after a 101 would reach the primary
 		// alone, past the routes and the journal. Reads (a WebSocket
 		// handshake is a GET) upgrade as on any route.
 		onlyWebSocket(pr.Out.Header, x.route.mode != domain.ModeDualWrite || isSafe(pr.In.Method))
-		pr.Out.Header.Set("X-Request-Id", x.id)
 	}
 }
 
@@ -205,7 +216,15 @@ func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
 func (t *Table) outboundHeader(req *http.Request, x *exchange) http.Header {
 	h := req.Header.Clone()
 	upstream.RemoveHopByHop(h)
-	t.forwardHeaders(req, h)
-	h.Set("X-Request-Id", x.id)
+	t.forwardHeaders(req, h, x.id)
 	return h
+}
+
+// headerValue is h.Get(key) for a key spelled canonically, without
+// canonicalising it again.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

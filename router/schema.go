@@ -96,7 +96,7 @@ func (t *Table) learnAndCheck(rt *route, method, target string, legacy, modern *
 // trigger, legacy, capturing a sample of the answers for the schema.
 func (t *Table) serveFallback(x *exchange, req *http.Request) {
 	sc := x.route.schema
-	if sc == nil || req.Method == http.MethodHead || !sc.sampler.Sample() || !sc.budget.allow(x.start) {
+	if sc == nil || req.Method == http.MethodHead || !sc.sampler.Sample() || !sc.budget.allow(t.now()) {
 		t.toModernOrLegacy.ServeHTTP(&x.w, req)
 		return
 	}

@@ -164,7 +164,7 @@ type shadowJob struct {
 func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	rt := x.route
 	h := t.outboundHeader(req, x)
-	h.Set("X-Strangler-Shadow", "1")
+	h["X-Strangler-Shadow"] = []string{"1"} // spelled canonically, as forwardHeaders sets its own
 	j := &shadowJob{
 		t:       t,
 		route:   rt,
@@ -182,6 +182,17 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 
 func (j *shadowJob) run() {
 	rt, sh, m := j.route, j.route.shadow, j.t.metrics
+	// The copy leaves once the primary's answer has gone to the client:
+	// sent alongside, its exchange and the comparison took the CPU the
+	// client's answer was waiting for, and lengthened the tail of the
+	// clients' latency (shadow p99 1.22x legacy's at a paced load).
+	p := <-j.primary
+	defer func() {
+		sh.captures.Put(p.capture)
+		for _, c := range j.captures {
+			sh.captures.Put(c)
+		}
+	}()
 	start := time.Now()
 	other, err := j.send(j.otherUp)
 	m.shadowDuration(rt, time.Since(start))
@@ -193,13 +204,6 @@ func (j *shadowJob) run() {
 			again = &r
 		}
 	}
-	p := <-j.primary
-	defer func() {
-		sh.captures.Put(p.capture)
-		for _, c := range j.captures {
-			sh.captures.Put(c)
-		}
-	}()
 	if err != nil || !p.answered {
 		m.shadowResult(rt, "error")
 		return

@@ -346,3 +346,34 @@ routes:
 		return runtime.NumGoroutine() <= goroutines+10
 	})
 }
+
+// A copy sent alongside the request to the primary took CPU the client's
+// answer was waiting for: it leaves once that answer is complete.
+func TestShadowCopyLeavesOnceTheClientHasItsAnswer(t *testing.T) {
+	copied := make(chan struct{}, 1)
+	modern := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		copied <- struct{}{}
+		jsonAnswer(`{"id":7}`)(w, r)
+	})
+	var early atomic.Bool
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		// A copy sent alongside has this long to arrive first.
+		select {
+		case <-copied:
+			early.Store(true)
+		case <-time.After(300 * time.Millisecond):
+		}
+		jsonAnswer(`{"id":7}`)(w, r)
+	})
+	f := newFacade(t, legacy.URL, modern.URL, "", `
+  - {name: patient, match: "GET /patients/{id}", mode: shadow}`)
+	if resp, body := f.get(t, "/patients/7"); resp.StatusCode != 200 || body != `{"id":7}` {
+		t.Fatalf("client got %d %s, want legacy's answer", resp.StatusCode, body)
+	}
+	if early.Load() {
+		t.Error("modern got the copy while legacy was still answering the client")
+	}
+	if got := f.comparisons(t, "patient", 1); got["match"] != 1 {
+		t.Errorf("comparisons %v, want one match", got)
+	}
+}

@@ -52,6 +52,16 @@ func (t *Table) roundTrip(up *upstream.Upstream, req *http.Request, purpose, rea
 	return t.tracedRoundTrip(up, req, purpose, reason)
 }
 
+// roundTripHeld is roundTrip for a request to modern whose 1xx responses
+// are held in held until the fallback transport knows which backend's
+// answer is served.
+func (t *Table) roundTripHeld(up *upstream.Upstream, req *http.Request, held *upstream.Informational) (*http.Response, error) {
+	if t.tracing == nil {
+		return up.RoundTripHeld(req, held)
+	}
+	return t.tracedRoundTrip(up, held.Hold(req), "serve", "")
+}
+
 // tracedRoundTrip is roundTrip in a client span. It is a function of its
 // own so that its span's attributes (712 bytes of stack frame) take room
 // on the stack of a traced request alone, not on every request's.

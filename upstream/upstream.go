@@ -164,14 +164,30 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
 }
 
+// RoundTripHeld is RoundTrip with the attempt's 1xx responses held in i
+// (see Informational) rather than passed on. On the direct path i takes
+// them as they come; otherwise Hold puts it in req's context.
+func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Response, error) {
+	if u.direct != nil && !singleUse(req) && u.direct.eligible(req) {
+		r := relay{held: i}
+		return u.direct.roundTrip(req, &r)
+	}
+	return u.RoundTrip(i.Hold(req))
+}
+
 // relay passes an attempt's 1xx responses on to the client trace outer,
-// hop-by-hop fields removed, as long as budget has room for them.
+// hop-by-hop fields removed, as long as budget has room for them; or,
+// when held is set, holds them there.
 type relay struct {
 	outer  *httptrace.ClientTrace
+	held   *Informational
 	budget budget
 }
 
 func (r *relay) got1xx(code int, h textproto.MIMEHeader) error {
+	if r.held != nil {
+		return r.held.hold(code, h)
+	}
 	if err := r.budget.take(h); err != nil {
 		return err
 	}
@@ -283,9 +299,6 @@ func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, b
 // is not decided yet, so that nothing reaches the client before the
 // facade knows which backend will answer.
 type Informational struct {
-	// trace is the client trace Hold installs, kept here rather than
-	// allocated on its own: a fallback route pays for it on every request.
-	trace   httptrace.ClientTrace
 	codes   []int
 	headers []textproto.MIMEHeader
 	budget  budget
@@ -327,11 +340,10 @@ func (b *budget) take(h textproto.MIMEHeader) error {
 var ErrInformationalFlood = errors.New("the backend sent more informational (1xx) responses than the facade holds back")
 
 // Hold returns req with its client trace replaced by one that collects 1xx
-// responses in i, up to the bounds above. The trace points into i, which
-// must not be copied while req is in use.
+// responses in i, up to the bounds above. The trace points to i.
 func (i *Informational) Hold(req *http.Request) *http.Request {
-	i.trace.Got1xxResponse = i.hold
-	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, &i.trace))
+	trace := &httptrace.ClientTrace{Got1xxResponse: i.hold}
+	return req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace))
 }
 
 func (i *Informational) hold(code int, h textproto.MIMEHeader) error {

@@ -239,24 +239,38 @@ func TestInformationalResponsesWaitUntilReleased(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	u := New("modern", Config{URL: mustURL(t, b.URL), Timeout: 5 * time.Second})
-	var got []string
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
-		return nil
-	}})
-	outer := NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil)
-	var held Informational
-	resp, err := u.RoundTrip(held.Hold(outer))
-	if err != nil {
-		t.Fatal(err)
+	for name, send := range holdingWays(u) {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+				return nil
+			}})
+			outer := NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil)
+			var held Informational
+			resp, err := send(outer, &held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if len(got) != 0 {
+				t.Fatalf("held 1xx responses reached the caller before the release: %q", got)
+			}
+			held.Release(outer)
+			if want := []string{"103 </a.css>; rel=preload", "103 </b.js>; rel=preload"}; !slices.Equal(got, want) {
+				t.Errorf("released: %q, want %q", got, want)
+			}
+		})
 	}
-	resp.Body.Close()
-	if len(got) != 0 {
-		t.Fatalf("held 1xx responses reached the caller before the release: %q", got)
-	}
-	held.Release(outer)
-	if want := []string{"103 </a.css>; rel=preload", "103 </b.js>; rel=preload"}; !slices.Equal(got, want) {
-		t.Errorf("released: %q, want %q", got, want)
+}
+
+// holdingWays are the two ways to send a request whose 1xx responses are
+// held: through its context (Hold), and handed to the direct path
+// (RoundTripHeld).
+func holdingWays(u *Upstream) map[string]func(*http.Request, *Informational) (*http.Response, error) {
+	return map[string]func(*http.Request, *Informational) (*http.Response, error){
+		"Hold":          func(req *http.Request, i *Informational) (*http.Response, error) { return u.RoundTrip(i.Hold(req)) },
+		"RoundTripHeld": u.RoundTripHeld,
 	}
 }
 
@@ -281,27 +295,35 @@ func TestHeldInformationalResponsesAreBounded(t *testing.T) {
 	flood := rawBackend(t, strings.Repeat(hint, 10000)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	few := rawBackend(t, strings.Repeat(hint, maxHeldInformational)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		t.Run(method, func(t *testing.T) {
-			u := New("modern", Config{URL: mustURL(t, flood), Timeout: 5 * time.Second})
-			var held Informational
-			_, err := u.RoundTrip(held.Hold(NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, []byte("{}"))))
-			if !errors.Is(err, ErrInformationalFlood) {
-				t.Errorf("got %v, want ErrInformationalFlood", err)
-			}
-			if len(held.codes) > maxHeldInformational {
-				t.Errorf("held %d responses, want at most %d", len(held.codes), maxHeldInformational)
-			}
-			// Up to the bound, every 103 is held and the answer comes.
-			u = New("modern", Config{URL: mustURL(t, few), Timeout: 5 * time.Second})
-			held = Informational{}
-			resp, err := u.RoundTrip(held.Hold(NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, []byte("{}"))))
-			if err != nil {
-				t.Fatalf("%d 103s: %v, want the answer", maxHeldInformational, err)
-			}
-			resp.Body.Close()
-			if len(held.codes) != maxHeldInformational {
-				t.Errorf("held %d responses, want %d", len(held.codes), maxHeldInformational)
-			}
-		})
+		// A GET without a body takes the direct path, a POST with one the
+		// transport.
+		var body []byte
+		if method == http.MethodPost {
+			body = []byte("{}")
+		}
+		for name := range holdingWays(nil) {
+			t.Run(method+" "+name, func(t *testing.T) {
+				u := New("modern", Config{URL: mustURL(t, flood), Timeout: 5 * time.Second})
+				var held Informational
+				_, err := holdingWays(u)[name](NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, body), &held)
+				if !errors.Is(err, ErrInformationalFlood) {
+					t.Errorf("got %v, want ErrInformationalFlood", err)
+				}
+				if len(held.codes) > maxHeldInformational {
+					t.Errorf("held %d responses, want at most %d", len(held.codes), maxHeldInformational)
+				}
+				// Up to the bound, every 103 is held and the answer comes.
+				u = New("modern", Config{URL: mustURL(t, few), Timeout: 5 * time.Second})
+				held = Informational{}
+				resp, err := holdingWays(u)[name](NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, body), &held)
+				if err != nil {
+					t.Fatalf("%d 103s: %v, want the answer", maxHeldInformational, err)
+				}
+				resp.Body.Close()
+				if len(held.codes) != maxHeldInformational {
+					t.Errorf("held %d responses, want %d", len(held.codes), maxHeldInformational)
+				}
+			})
+		}
 	}
 }
