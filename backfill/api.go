@@ -290,21 +290,30 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 	reqPace := newPacer(t.api.Rate)
 	pass := func(rg keyRange, baseline bool) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return pipeline(ctx, read, func(b batch) error {
-			if len(b.rows) == 0 {
-				return nil
-			}
-			b.baseline = baseline && !r.opts.Restart
-			// Below the baseline the checkpoint stays where it is: moved
-			// back, a run with --since-checkpoint would send the rows
-			// between, which the ledger has nothing of, again.
-			var last *string
-			if !baseline {
-				k := showKey(t.key, b.rows[len(b.rows)-1].key)
-				last = &k
-			}
-			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
-				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+		// A lost connection resumes the pass after the last batch
+		// recorded (rg.last): a batch is recorded whole, and its rows the
+		// API may have seen go again under the same Idempotency-Keys.
+		return resuming(ctx, r.opts.Log, []any{"table", t.name}, func(int) error {
+			return pipeline(ctx, read, func(b batch) error {
+				if len(b.rows) == 0 {
+					return nil
+				}
+				b.baseline = baseline && !r.opts.Restart
+				// Below the baseline the checkpoint stays where it is: moved
+				// back, a run with --since-checkpoint would send the rows
+				// between, which the ledger has nothing of, again.
+				var last *string
+				if !baseline {
+					k := showKey(t.key, b.rows[len(b.rows)-1].key)
+					last = &k
+				}
+				err := r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
+					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+				})
+				if err == nil {
+					rg.last = b.rows[len(b.rows)-1].key
+				}
+				return err
 			})
 		})
 	}

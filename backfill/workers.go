@@ -61,7 +61,8 @@ func lockShared(ctx context.Context, db *pgxpool.Pool) (release func(), err erro
 // lease until none of the wave is left, its own or another's.
 func (r *runner) work(ctx context.Context) error {
 	for _, wave := range waves(r.tables) {
-		if err := r.shareRanges(ctx, wave); err != nil {
+		share := func(int) error { return r.shareRanges(ctx, wave) }
+		if err := resuming(ctx, r.opts.Log, []any{"step", "cut tables into key ranges"}, share); err != nil {
 			return err
 		}
 		names := make([]string, len(wave))
@@ -72,7 +73,11 @@ func (r *runner) work(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, r.cfg.Concurrency)
 		for i := range r.cfg.Concurrency {
-			wg.Go(func() { errs[i] = r.leaseLoop(ctx, names) })
+			// A range being copied resumes by itself (copyLeased); this
+			// resumes the leasing, whose queries break too.
+			wg.Go(func() {
+				errs[i] = resuming(ctx, r.opts.Log, []any{"step", "lease key ranges"}, func(int) error { return r.leaseLoop(ctx, names) })
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -180,7 +185,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
 		return tag.RowsAffected() > 0, err
 	}
-	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRange(ctx, t, rg) })
+	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
 	if errors.Is(err, errLeaseLost) {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
