@@ -384,6 +384,9 @@ type result struct {
 	unchanged bool
 	// update: the API had accepted an earlier version of the row.
 	update bool
+	// resent: --restart sent again the very request the API had
+	// accepted; the row is in the service as it was.
+	resent bool
 	// compared: the ledger had a request sent for the row.
 	compared bool
 	// baseline: taken as sent by a release that kept no ledger rows of
@@ -438,7 +441,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	}
 	var migrated, failed []store.APIBackfillRow
 	var fs []failure
-	var inserted, updated, unchanged, compared, baselined int64
+	var inserted, updated, unchanged, compared, baselined, resent int64
 	for i, res := range results {
 		if res.compared {
 			compared++
@@ -454,6 +457,10 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 			migrated = append(migrated, res.sent)
 			unchanged++
 			baselined++
+		case res.ok && res.resent:
+			migrated = append(migrated, res.sent)
+			unchanged++
+			resent++
 		case res.ok:
 			migrated = append(migrated, res.sent)
 			if res.update {
@@ -480,8 +487,9 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	s.baselined.Add(baselined)
 	s.addFailures(fs)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		// A row taken as sent was migrated by the release before.
-		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined))
+		// A row taken as sent was migrated by the release before, one
+		// sent again by an earlier run.
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined - resent))
 		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
 	}
 	return nil
@@ -761,7 +769,8 @@ func (r *apiRunner) idempotencyKey(t *apiTable, key, hash string, prev store.API
 	case prev.BodyHash == "":
 		return base, result{}
 	case prev.BodyHash == hash:
-		return cmp.Or(prev.IdempotencyKey, base), result{compared: true, unchanged: prev.Migrated && !r.opts.Restart}
+		return cmp.Or(prev.IdempotencyKey, base), result{compared: true, unchanged: prev.Migrated && !r.opts.Restart,
+			resent: prev.Migrated && r.opts.Restart}
 	default:
 		return base + ":" + strings.TrimPrefix(hash, "h:")[:12], result{compared: true, update: prev.Migrated}
 	}

@@ -146,3 +146,30 @@ func muteAfterImports(n int64) func(*testing.T, *apiWorld, *testdb.Proxy) {
 	}
 }
 
+// TestAnAPIRestartCountsRowsTheServiceHadAsPresent: --restart sends every
+// row again, an unchanged one under the key the API accepted it with; the
+// service replays its answer and holds the row as it was, so the report
+// counts it already present, not inserted, and the API applies nothing.
+func TestAnAPIRestartCountsRowsTheServiceHadAsPresent(t *testing.T) {
+	const rows = 300
+	var wantRejected int64
+	for k := 1; k <= rows; k++ {
+		if rejected(k) {
+			wantRejected++
+		}
+	}
+	w := newAPIWorld(t, rows, 5, modern.Faults{})
+	cfg := w.config(t)
+	cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+	w.run(t, cfg, backfill.Options{})
+	applied := w.imported(t)
+	tr := w.run(t, cfg, backfill.Options{Restart: true}).Tables[0]
+	if tr.Inserted != 0 || tr.Updated != 0 || tr.Present != rows-wantRejected || tr.Failed != wantRejected {
+		t.Errorf("--restart reports %d inserted, %d updated, %d already present, %d failed; want 0, 0, %d, %d",
+			tr.Inserted, tr.Updated, tr.Present, tr.Failed, rows-wantRejected, wantRejected)
+	}
+	if n := w.imported(t); n != applied {
+		t.Errorf("the API applied %d imports after --restart, want the %d it had", n, applied)
+	}
+}
+
