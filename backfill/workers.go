@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -125,10 +126,14 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 }
 
 // leaseLoop leases and copies ranges of the tables named until every one
-// is done (takeTurns).
-func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
+// is done (takeTurns), or stopped: a stopped table's ranges stay undone,
+// and waiting for them would never end.
+func (r *runner) leaseLoop(ctx context.Context, names []string) error {
+	live := func() []string {
+		return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return r.stats[n].stopped() != nil })
+	}
 	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
-		t, rg, ok, err := r.claim(ctx, tables)
+		t, rg, ok, err := r.claim(ctx, live())
 		if !ok || err != nil {
 			return nil, ok, err
 		}
@@ -142,7 +147,7 @@ func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
 	left := func(ctx context.Context) (bool, error) {
 		var left bool
 		if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
-			tables).Scan(&left); err != nil {
+			live()).Scan(&left); err != nil {
 			return false, fmt.Errorf("ledger: %w", err)
 		}
 		return left, nil
