@@ -38,6 +38,11 @@ type APILedger interface {
 	APIBackfillSentCount(ctx context.Context, table string) (int64, error)
 	APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]store.APIBackfillRow, error)
 	FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error
+	// A plain run holds its tables, renewing the hold, so that a second
+	// plain run of them is refused (naming the run and its holder) rather
+	// than racing it (apihold.go).
+	HoldAPIBackfill(ctx context.Context, run int64, holder string, tables []string, lease time.Duration) error
+	ReleaseAPIBackfill(ctx context.Context, run int64) error
 
 	// The groups of a run shared by workers (apiworkers.go).
 	CanShareRuns() error
@@ -153,10 +158,23 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		all = append(all, s)
 		names = append(names, t.name)
 	}
-	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
-	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
-	runErr := r.all(ctx, tables)
-	prog.finish()
+	var runErr error
+	if !opts.DryRun && !opts.Worker {
+		var held []string
+		for _, t := range tables {
+			held = append(held, r.ledgerName(t))
+		}
+		var release func()
+		if ctx, release, runErr = r.hold(ctx, held); runErr == nil {
+			defer release()
+		}
+	}
+	if runErr == nil {
+		opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
+		prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
+		runErr = r.all(ctx, tables)
+		prog.finish()
+	}
 
 	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
 	for _, t := range tables {

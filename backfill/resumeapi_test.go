@@ -3,6 +3,8 @@ package backfill_test
 import (
 	"context"
 	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,3 +175,33 @@ func TestAnAPIRestartCountsRowsTheServiceHadAsPresent(t *testing.T) {
 	}
 }
 
+// TestASecondPlainAPIRunOfATableIsRefused: while a plain run sends a
+// table, a second plain run of it (another process on the same plan) is
+// refused with a message naming the run and the process holding it, and
+// sends nothing; once the first is done, a run goes ahead.
+func TestASecondPlainAPIRunOfATableIsRefused(t *testing.T) {
+	const rows = 1000
+	w := newAPIWorld(t, rows, 5, modern.Faults{})
+	cfg := w.config(t)
+	cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+	cfg.Batch, cfg.Rate = 50, 500
+	opts := backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()}
+	first := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(context.Background(), cfg, opts)
+		first <- err
+	}()
+	waitFor(t, func() bool { return w.imported(t) >= 100 })
+	_, err := backfill.Run(context.Background(), cfg, opts)
+	host, _ := os.Hostname()
+	if err == nil || !strings.Contains(err.Error(), "patients is being sent by run 1 of "+host+" (pid ") {
+		t.Errorf("a second plain run: %v; want it refused, naming run 1 and its holder", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the first run: %v", err)
+	}
+	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
+	if tr.Read != rows || tr.Written() != 0 {
+		t.Errorf("a run after the first: read %d, migrated %d; want %d read, nothing to send", tr.Read, tr.Written(), rows)
+	}
+}
