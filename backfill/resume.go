@@ -58,8 +58,11 @@ func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) e
 	var lost error
 	return resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
 		if try > 0 {
-			var err error
 			// A ledger still unreachable counts as a try too.
+			if err := r.lock.hold(ctx); err != nil {
+				return err
+			}
+			var err error
 			if rg, err = r.checkpoint(ctx, t, rg); err != nil {
 				return err
 			}

@@ -121,3 +121,45 @@ func cutAfter(n int64) func(*testing.T, *world, *testdb.Proxy) {
 		p.Restore()
 	}
 }
+
+// TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke: the advisory
+// lock that keeps a second backfill off the ledger lives in a session of
+// the target; a cut connection ends that session and the lock with it.
+// The run, resumed, must hold the lock again: another session cannot
+// take it while the run copies on.
+func TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate = 100, 300
+	u := w.cfg.Target.URL
+	proxy, via := testdb.NewProxy(t, u.String())
+	pu, err := url.Parse(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*u = *pu
+	done := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+		done <- err
+	}()
+	cutAfter(300)(t, w, proxy)
+	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 600 })
+	ctx := context.Background()
+	conn, err := w.modern.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got {
+		conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))")
+		t.Error("another session took the backfill's lock while the resumed run copied: a second backfill could have started beside it")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the run: %v", err)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Workers. Several processes (a Kubernetes Job with parallelism: N) share
@@ -34,29 +33,6 @@ const DefaultLease = 30 * time.Second
 // per concurrent copy of one worker: enough that the ranges spread over
 // several workers and a taken-over range is a small share.
 const rangesPerWorker = 4
-
-// lockShared takes the advisory lock of a backfill in shared mode:
-// workers of a shared run hold it together, and a plain run, which takes
-// it alone (lock), cannot start beside them.
-func lockShared(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
-		conn.Release()
-		return nil, err
-	}
-	if !got {
-		conn.Release()
-		return nil, errors.New("a backfill that is not a worker of a shared run is running against this target database and schema; wait for it or stop it")
-	}
-	return func() {
-		conn.Exec(context.Background(), "SELECT pg_advisory_unlock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))")
-		conn.Release()
-	}, nil
-}
 
 // work is a worker's run: wave by wave, it copies the ranges it can
 // lease until none of the wave is left, its own or another's.
