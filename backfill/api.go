@@ -38,6 +38,11 @@ type APILedger interface {
 	APIBackfillSentCount(ctx context.Context, table string) (int64, error)
 	APIBackfillFailures(ctx context.Context, table, after string, limit int) ([]store.APIBackfillRow, error)
 	FinishAPIBackfill(ctx context.Context, run int64, status string, report []byte) error
+	// A plain run holds its tables, renewing the hold, so that a second
+	// plain run of them is refused (naming the run and its holder) rather
+	// than racing it (apihold.go).
+	HoldAPIBackfill(ctx context.Context, run int64, holder string, tables []string, lease time.Duration) error
+	ReleaseAPIBackfill(ctx context.Context, run int64) error
 
 	// The groups of a run shared by workers (apiworkers.go).
 	CanShareRuns() error
@@ -153,10 +158,23 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		all = append(all, s)
 		names = append(names, t.name)
 	}
-	opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
-	prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
-	runErr := r.all(ctx, tables)
-	prog.finish()
+	var runErr error
+	if !opts.DryRun && !opts.Worker {
+		var held []string
+		for _, t := range tables {
+			held = append(held, r.ledgerName(t))
+		}
+		var release func()
+		if ctx, release, runErr = r.hold(ctx, held); runErr == nil {
+			defer release()
+		}
+	}
+	if runErr == nil {
+		opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
+		prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
+		runErr = r.all(ctx, tables)
+		prog.finish()
+	}
 
 	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}
 	for _, t := range tables {
@@ -290,21 +308,30 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 	reqPace := newPacer(t.api.Rate)
 	pass := func(rg keyRange, baseline bool) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return pipeline(ctx, read, func(b batch) error {
-			if len(b.rows) == 0 {
-				return nil
-			}
-			b.baseline = baseline && !r.opts.Restart
-			// Below the baseline the checkpoint stays where it is: moved
-			// back, a run with --since-checkpoint would send the rows
-			// between, which the ledger has nothing of, again.
-			var last *string
-			if !baseline {
-				k := showKey(t.key, b.rows[len(b.rows)-1].key)
-				last = &k
-			}
-			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
-				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+		// A lost connection resumes the pass after the last batch
+		// recorded (rg.last): a batch is recorded whole, and its rows the
+		// API may have seen go again under the same Idempotency-Keys.
+		return resuming(ctx, r.opts.Log, []any{"table", t.name}, func(int) error {
+			return pipeline(ctx, read, func(b batch) error {
+				if len(b.rows) == 0 {
+					return nil
+				}
+				b.baseline = baseline && !r.opts.Restart
+				// Below the baseline the checkpoint stays where it is: moved
+				// back, a run with --since-checkpoint would send the rows
+				// between, which the ledger has nothing of, again.
+				var last *string
+				if !baseline {
+					k := showKey(t.key, b.rows[len(b.rows)-1].key)
+					last = &k
+				}
+				err := r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
+					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+				})
+				if err == nil {
+					rg.last = b.rows[len(b.rows)-1].key
+				}
+				return err
 			})
 		})
 	}
@@ -375,6 +402,9 @@ type result struct {
 	unchanged bool
 	// update: the API had accepted an earlier version of the row.
 	update bool
+	// resent: --restart sent again the very request the API had
+	// accepted; the row is in the service as it was.
+	resent bool
 	// compared: the ledger had a request sent for the row.
 	compared bool
 	// baseline: taken as sent by a release that kept no ledger rows of
@@ -429,7 +459,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	}
 	var migrated, failed []store.APIBackfillRow
 	var fs []failure
-	var inserted, updated, unchanged, compared, baselined int64
+	var inserted, updated, unchanged, compared, baselined, resent int64
 	for i, res := range results {
 		if res.compared {
 			compared++
@@ -445,6 +475,10 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 			migrated = append(migrated, res.sent)
 			unchanged++
 			baselined++
+		case res.ok && res.resent:
+			migrated = append(migrated, res.sent)
+			unchanged++
+			resent++
 		case res.ok:
 			migrated = append(migrated, res.sent)
 			if res.update {
@@ -471,8 +505,9 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	s.baselined.Add(baselined)
 	s.addFailures(fs)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		// A row taken as sent was migrated by the release before.
-		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined))
+		// A row taken as sent was migrated by the release before, one
+		// sent again by an earlier run.
+		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined - resent))
 		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
 	}
 	return nil
@@ -752,7 +787,8 @@ func (r *apiRunner) idempotencyKey(t *apiTable, key, hash string, prev store.API
 	case prev.BodyHash == "":
 		return base, result{}
 	case prev.BodyHash == hash:
-		return cmp.Or(prev.IdempotencyKey, base), result{compared: true, unchanged: prev.Migrated && !r.opts.Restart}
+		return cmp.Or(prev.IdempotencyKey, base), result{compared: true, unchanged: prev.Migrated && !r.opts.Restart,
+			resent: prev.Migrated && r.opts.Restart}
 	default:
 		return base + ":" + strings.TrimPrefix(hash, "h:")[:12], result{compared: true, update: prev.Migrated}
 	}

@@ -58,7 +58,13 @@ func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
 	var wg sync.WaitGroup
 	errs := make([]error, turns)
 	for i := range turns {
-		wg.Go(func() { errs[i] = takeTurns(ctx, r.opts.Lease, claim, left) })
+		// A group being sent resumes by itself (sendGroup); this resumes
+		// the leasing, whose queries break too.
+		wg.Go(func() {
+			errs[i] = resuming(ctx, r.opts.Log, []any{"table", t.name, "step", "lease groups"}, func(int) error {
+				return takeTurns(ctx, r.opts.Lease, claim, left)
+			})
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -134,25 +140,12 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 	}
 	l, run, owner, lease := r.opts.APILedger, r.opts.Run, r.opts.WorkerID, r.opts.Lease
 	renew := func(ctx context.Context) (bool, error) { return l.RenewAPIBackfillGroup(ctx, run, g, owner, lease) }
+	// A lost connection resumes the group after the last batch recorded
+	// (rg.last), as a plain run's pass does.
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return pipeline(ctx, read, func(b batch) error {
-			var last *string
-			if len(b.rows) > 0 {
-				k := showKey(t.key, b.rows[len(b.rows)-1].key)
-				last = &k
-			}
-			record := func(migrated, failed []store.APIBackfillRow) error {
-				err := l.RecordAPIBackfillGroup(ctx, run, r.run, g, owner, migrated, failed, last, b.final)
-				if errors.Is(err, store.ErrAPIGroupLeaseLost) {
-					return errLeaseLost
-				}
-				return err
-			}
-			if len(b.rows) == 0 {
-				return record(nil, nil)
-			}
-			return r.send(ctx, t, b, reqPace, record)
+		return resuming(ctx, r.opts.Log, []any{"table", t.name, "group", g.No}, func(int) error {
+			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace))
 		})
 	})
 	if errors.Is(err, errLeaseLost) {
@@ -160,4 +153,32 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		return nil
 	}
 	return err
+}
+
+// recordGroup sends a batch of a leased group and records it with the
+// group's progress, which it moves rg past.
+func (r *apiRunner) recordGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, rg *keyRange, reqPace *pacer) func(batch) error {
+	l, run, owner := r.opts.APILedger, r.opts.Run, r.opts.WorkerID
+	return func(b batch) error {
+		var last *string
+		if len(b.rows) > 0 {
+			k := showKey(t.key, b.rows[len(b.rows)-1].key)
+			last = &k
+		}
+		record := func(migrated, failed []store.APIBackfillRow) error {
+			err := l.RecordAPIBackfillGroup(ctx, run, r.run, g, owner, migrated, failed, last, b.final)
+			if errors.Is(err, store.ErrAPIGroupLeaseLost) {
+				return errLeaseLost
+			}
+			return err
+		}
+		if len(b.rows) == 0 {
+			return record(nil, nil)
+		}
+		err := r.send(ctx, t, b, reqPace, record)
+		if err == nil {
+			rg.last = b.rows[len(b.rows)-1].key
+		}
+		return err
+	}
 }

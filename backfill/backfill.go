@@ -196,16 +196,16 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
+	var held *runLock
 	if !opts.DryRun {
 		take := lock
 		if opts.Worker {
 			take = lockShared
 		}
-		release, err := take(ctx, dst)
-		if err != nil {
+		if held, err = take(ctx, dst); err != nil {
 			return nil, err
 		}
-		defer release()
+		defer held.release()
 	}
 	l, err := openLedger(ctx, dst, opts.DryRun)
 	if err != nil {
@@ -224,7 +224,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	if err := l.startRun(ctx, opts.mode(), names, opts.Run); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, tables: tables,
+	r := &runner{cfg: cfg, opts: opts, src: src, dst: dst, ledger: l, lock: held, tables: tables,
 		stats: map[string]*tableStats{}, pace: newPacer(cfg.Rate), batch: cfg.Batch, started: map[string]bool{}}
 	r.newWriter = func(ctx context.Context, t *table, tryDirect bool) (batchWriter, error) {
 		return newWriter(ctx, dst, t, l, tryDirect)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -96,27 +97,89 @@ func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
 	return err
 }
 
-// lock takes the advisory lock that keeps two backfills off one ledger
-// (one schema of the target database); it is held by a session, so a
-// killed process releases it.
-func lock(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
-	conn, err := db.Acquire(ctx)
+// runLock is the advisory lock that keeps two backfills off one ledger
+// (one schema of the target database), held by a session, so a killed
+// process releases it: exclusive for a plain run, shared by the workers
+// of a shared run (lockShared), which a plain run then cannot start
+// beside.
+type runLock struct {
+	db     *pgxpool.Pool
+	shared bool
+	mu     sync.Mutex
+	conn   *pgxpool.Conn
+}
+
+// lock takes the lock of a plain run.
+func lock(ctx context.Context, db *pgxpool.Pool) (*runLock, error) {
+	l := &runLock{db: db}
+	return l, l.take(ctx)
+}
+
+// lockShared takes the lock of a worker of a shared run.
+func lockShared(ctx context.Context, db *pgxpool.Pool) (*runLock, error) {
+	l := &runLock{db: db, shared: true}
+	return l, l.take(ctx)
+}
+
+func (l *runLock) take(ctx context.Context) error {
+	conn, err := l.db.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	try := "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))"
+	if l.shared {
+		try = "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))"
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, try).Scan(&got); err != nil {
 		conn.Release()
-		return nil, err
+		return err
 	}
-	if !got {
+	switch {
+	case !got && l.shared:
 		conn.Release()
-		return nil, errors.New("another backfill is running against this target database and schema (its advisory lock is held); wait for it or stop it")
+		return errors.New("a backfill that is not a worker of a shared run is running against this target database and schema; wait for it or stop it")
+	case !got:
+		conn.Release()
+		return errors.New("another backfill is running against this target database and schema (its advisory lock is held); wait for it or stop it")
 	}
-	return func() {
-		conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))")
-		conn.Release()
-	}, nil
+	l.conn = conn
+	return nil
+}
+
+// hold makes sure the lock is still held after a lost connection to the
+// target: the lock's session may have gone with it, and then the lock is
+// taken again on a new one, refused (an error that is no lost connection)
+// if another backfill took it meanwhile.
+func (l *runLock) hold(ctx context.Context) error {
+	if l == nil {
+		return nil // a dry run takes no lock
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		if l.conn.Ping(ctx) == nil {
+			return nil
+		}
+		l.conn.Release()
+		l.conn = nil
+	}
+	return l.take(ctx)
+}
+
+// release lets the lock go.
+func (l *runLock) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return // lost with its session, and not taken again
+	}
+	unlock := "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))"
+	if l.shared {
+		unlock = "SELECT pg_advisory_unlock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))"
+	}
+	l.conn.Exec(context.Background(), unlock)
+	l.conn.Release()
 }
 
 // startRun records a run. Runs still marked running died without saying

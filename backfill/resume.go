@@ -1,12 +1,15 @@
 package backfill
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -21,30 +24,75 @@ const (
 	resumePause = time.Second
 )
 
-// copyRangeResuming is copyRange, resumed from the range's checkpoint in
-// the ledger when a connection to the source or the target broke: a
-// batch's rows and its checkpoint commit together, so whatever became of
-// the batch under way (rolled back, or committed with its answer lost),
-// the ledger says where to go on from, and no row is skipped or copied
-// twice. Each resumption is logged; after resumeTries the error stops the
-// table, and a re-run resumes from the same checkpoint.
-func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) error {
-	err := r.copyRange(ctx, t, rg)
+// resuming runs attempt, and runs it again while it fails for a lost
+// connection (connectionLost) to the source, the target, the state store
+// or the modern service, after 1, 2, 4, 8 and 16 s: every backfill mode
+// resumes on this one policy. Each attempt goes on from where the work
+// stands on record (attempt reads its checkpoint, try 0 is the first), so
+// no row is skipped or copied twice. Each resumption is logged with
+// attrs, which say what resumes; after resumeTries the error is returned,
+// and a re-run resumes from the same checkpoint.
+func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(try int) error) error {
+	err := attempt(0)
 	for try := 1; try <= resumeTries && err != nil && connectionLost(err) && ctx.Err() == nil; try++ {
 		pause := resumePause << (try - 1)
-		r.opts.Log.Warn("backfill connection lost; resuming the range from its checkpoint",
-			"table", t.name, "range", rg.no, "try", try, "of", resumeTries, "pause", pause, "error", err)
+		log.Warn("backfill connection lost; resuming from the checkpoint",
+			append(slices.Clip(attrs), "try", try, "of", resumeTries, "pause", pause, "error", err)...)
 		select {
 		case <-ctx.Done():
 			return err
 		case <-time.After(pause):
 		}
-		// A ledger still unreachable counts as a try too.
-		if rg, err = r.checkpoint(ctx, t, rg); err == nil {
-			err = r.copyRange(ctx, t, rg)
-		}
+		err = attempt(try)
 	}
 	return err
+}
+
+// copyRangeResuming is copyRange, resumed from the range's checkpoint in
+// the ledger when a connection to the source or the target broke: a
+// batch's rows and its checkpoint commit together, so whatever became of
+// the batch under way (rolled back, or committed with its answer lost),
+// the ledger says where to go on from. A batch the checkpoint shows
+// committed although its COMMIT's answer was lost is counted then.
+func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) error {
+	var lost error
+	return resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
+		if try > 0 {
+			// A ledger still unreachable counts as a try too.
+			if err := r.lock.hold(ctx); err != nil {
+				return err
+			}
+			var err error
+			if rg, err = r.checkpoint(ctx, t, rg); err != nil {
+				return err
+			}
+			var u *unconfirmed
+			if errors.As(lost, &u) && u.committed(rg) {
+				r.account(t, u.b, u.out)
+			}
+		}
+		lost = r.copyRange(ctx, t, rg)
+		return lost
+	})
+}
+
+// unconfirmed is the error of a batch whose COMMIT went out and whose
+// answer never came: the batch, its checkpoint with it, is in the target
+// or not, and out is what it did if it is.
+type unconfirmed struct {
+	b   batch
+	out outcome
+	err error
+}
+
+func (u *unconfirmed) Error() string { return u.err.Error() }
+func (u *unconfirmed) Unwrap() error { return u.err }
+
+// committed reports whether rg, the batch's range as the ledger has it
+// now, shows the batch committed: its checkpoint is the batch's last key,
+// which only this batch's transaction writes.
+func (u *unconfirmed) committed(rg keyRange) bool {
+	return len(u.b.rows) > 0 && bytes.Equal(rg.last, u.b.rows[len(u.b.rows)-1].key)
 }
 
 // checkpoint is range rg of t as the ledger has it now.

@@ -21,6 +21,8 @@ type runner struct {
 	src    *sql.DB
 	dst    *pgxpool.Pool
 	ledger *ledger
+	// lock keeps other backfills off the ledger; nil in a dry run.
+	lock   *runLock
 	tables []*table
 	stats  map[string]*tableStats
 	pace   *pacer

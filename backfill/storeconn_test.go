@@ -16,33 +16,42 @@ import (
 // source MariaDB, and to the target PostgreSQL, while a run copies: at
 // arbitrary moments (after so many rows), as a batch's COMMIT goes out
 // (rolled back), and after the target ran it (committed, its answer
-// lost). The run must resume by itself and copy every row exactly once,
-// its ledger counting each once; a re-run then finds nothing to do.
+// lost), plain and as a worker of a shared run. The run must resume by
+// itself and copy every row exactly once,
+// its ledger and its report counting each once (the batch whose answer
+// was lost too: the ledger shows it committed); a re-run then finds
+// nothing to do.
 func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 	const patients = 1200
 	for _, c := range []struct {
 		name, side string
 		breakIt    func(t *testing.T, w *world, p *testdb.Proxy)
-		// uncounted is how many rows the run's report may miss: a batch
-		// whose COMMIT answer was lost is copied and in the ledger, but
-		// the run cannot know how its rows were written.
-		uncounted int64
+		worker     bool
 	}{
-		{"source cut after 150 rows", "source", cutAfter(150), 0},
-		{"source cut after 700 rows", "source", cutAfter(700), 0},
-		{"target cut after 150 rows", "target", cutAfter(150), 0},
-		{"target cut after 700 rows", "target", cutAfter(700), 0},
+		{"source cut after 150 rows", "source", cutAfter(150), false},
+		{"source cut after 700 rows", "source", cutAfter(700), false},
+		{"target cut after 150 rows", "target", cutAfter(150), false},
+		{"target cut after 700 rows", "target", cutAfter(700), false},
 		{"target cut as a batch commits", "target", func(t *testing.T, w *world, p *testdb.Proxy) {
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			p.CutOn("commit")
-		}, 0},
+		}, false},
 		{"target commits a batch and its answer is lost", "target", func(t *testing.T, w *world, p *testdb.Proxy) {
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			p.MuteOn("commit")
 			time.Sleep(300 * time.Millisecond)
 			p.Cut()
 			p.Restore()
-		}, 100},
+		}, false},
+		{"a worker's source cut after 700 rows", "source", cutAfter(700), true},
+		{"a worker's target cut after 700 rows", "target", cutAfter(700), true},
+		{"a worker's target commits a batch and its answer is lost", "target", func(t *testing.T, w *world, p *testdb.Proxy) {
+			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
+			p.MuteOn("commit")
+			time.Sleep(300 * time.Millisecond)
+			p.Cut()
+			p.Restore()
+		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t, fixture.Sizes{Patients: patients}, nil)
@@ -64,7 +73,11 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+				opts := backfill.Options{Log: discard()}
+				if c.worker {
+					opts.Worker, opts.Run, opts.WorkerID = true, "resume", "w1"
+				}
+				rep, err := backfill.Run(context.Background(), w.cfg, opts)
 				done <- result{rep, err}
 			}()
 			c.breakIt(t, w, proxy)
@@ -75,7 +88,7 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("the run stopped: %v, want it to resume by itself", res.err)
 			}
-			if got := res.rep.Tables[0]; got.Inserted+got.Present < patients-c.uncounted || got.Inserted+got.Present > patients || got.Failed != 0 {
+			if got := res.rep.Tables[0]; got.Inserted+got.Present != patients || got.Failed != 0 {
 				t.Errorf("the run reports %d inserted, %d present, %d failed, want %d copied once", got.Inserted, got.Present, got.Failed, patients)
 			}
 			if n := w.count(t, "SELECT count(*) FROM patients"); n != patients {
@@ -106,5 +119,47 @@ func cutAfter(n int64) func(*testing.T, *world, *testdb.Proxy) {
 		p.Cut()
 		time.Sleep(200 * time.Millisecond)
 		p.Restore()
+	}
+}
+
+// TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke: the advisory
+// lock that keeps a second backfill off the ledger lives in a session of
+// the target; a cut connection ends that session and the lock with it.
+// The run, resumed, must hold the lock again: another session cannot
+// take it while the run copies on.
+func TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate = 100, 300
+	u := w.cfg.Target.URL
+	proxy, via := testdb.NewProxy(t, u.String())
+	pu, err := url.Parse(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*u = *pu
+	done := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+		done <- err
+	}()
+	cutAfter(300)(t, w, proxy)
+	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 600 })
+	ctx := context.Background()
+	conn, err := w.modern.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got {
+		conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))")
+		t.Error("another session took the backfill's lock while the resumed run copied: a second backfill could have started beside it")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the run: %v", err)
 	}
 }

@@ -226,7 +226,7 @@ func (w *writer) write(ctx context.Context, b batch, cp *checkpoint, clear, dry 
 		return bw.out, nil // the deferred rollback undoes it all
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return outcome{}, fmt.Errorf("write %s: commit: %w", w.t.name, err)
+		return outcome{}, &unconfirmed{b: b, out: bw.out, err: fmt.Errorf("write %s: commit: %w", w.t.name, err)}
 	}
 	return bw.out, nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Workers. Several processes (a Kubernetes Job with parallelism: N) share
@@ -34,34 +34,12 @@ const DefaultLease = 30 * time.Second
 // several workers and a taken-over range is a small share.
 const rangesPerWorker = 4
 
-// lockShared takes the advisory lock of a backfill in shared mode:
-// workers of a shared run hold it together, and a plain run, which takes
-// it alone (lock), cannot start beside them.
-func lockShared(ctx context.Context, db *pgxpool.Pool) (release func(), err error) {
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))").Scan(&got); err != nil {
-		conn.Release()
-		return nil, err
-	}
-	if !got {
-		conn.Release()
-		return nil, errors.New("a backfill that is not a worker of a shared run is running against this target database and schema; wait for it or stop it")
-	}
-	return func() {
-		conn.Exec(context.Background(), "SELECT pg_advisory_unlock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))")
-		conn.Release()
-	}, nil
-}
-
 // work is a worker's run: wave by wave, it copies the ranges it can
 // lease until none of the wave is left, its own or another's.
 func (r *runner) work(ctx context.Context) error {
 	for _, wave := range waves(r.tables) {
-		if err := r.shareRanges(ctx, wave); err != nil {
+		share := func(int) error { return r.shareRanges(ctx, wave) }
+		if err := resuming(ctx, r.opts.Log, []any{"step", "cut tables into key ranges"}, share); err != nil {
 			return err
 		}
 		names := make([]string, len(wave))
@@ -72,7 +50,11 @@ func (r *runner) work(ctx context.Context) error {
 		var wg sync.WaitGroup
 		errs := make([]error, r.cfg.Concurrency)
 		for i := range r.cfg.Concurrency {
-			wg.Go(func() { errs[i] = r.leaseLoop(ctx, names) })
+			// A range being copied resumes by itself (copyLeased); this
+			// resumes the leasing, whose queries break too.
+			wg.Go(func() {
+				errs[i] = resuming(ctx, r.opts.Log, []any{"step", "lease key ranges"}, func(int) error { return r.leaseLoop(ctx, names) })
+			})
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
@@ -120,10 +102,14 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 }
 
 // leaseLoop leases and copies ranges of the tables named until every one
-// is done (takeTurns).
-func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
+// is done (takeTurns), or stopped: a stopped table's ranges stay undone,
+// and waiting for them would never end.
+func (r *runner) leaseLoop(ctx context.Context, names []string) error {
+	live := func() []string {
+		return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return r.stats[n].stopped() != nil })
+	}
 	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
-		t, rg, ok, err := r.claim(ctx, tables)
+		t, rg, ok, err := r.claim(ctx, live())
 		if !ok || err != nil {
 			return nil, ok, err
 		}
@@ -137,7 +123,7 @@ func (r *runner) leaseLoop(ctx context.Context, tables []string) error {
 	left := func(ctx context.Context) (bool, error) {
 		var left bool
 		if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
-			tables).Scan(&left); err != nil {
+			live()).Scan(&left); err != nil {
 			return false, fmt.Errorf("ledger: %w", err)
 		}
 		return left, nil
@@ -180,7 +166,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
 		return tag.RowsAffected() > 0, err
 	}
-	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRange(ctx, t, rg) })
+	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
 	if errors.Is(err, errLeaseLost) {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
