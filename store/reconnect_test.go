@@ -53,7 +53,7 @@ func TestJournalWriteOutlivesABrokenConnection(t *testing.T) {
 			}
 			errs := make([]error, 10)
 			write := func(i int) {
-				errs[i] = s.BeginWrite(ctx, intent(fmt.Sprintf("w%d", i), fmt.Sprintf("patients/%d", i)), time.Now().Add(time.Minute))
+				errs[i] = s.BeginWrite(ctx, intent(fmt.Sprintf("w%d", i), fmt.Sprintf("patients/%d", i)), time.Minute)
 			}
 			// After an outage, one dual write and then nine at once, as in
 			// production. A cut at a statement is given one write at a time: it cuts
@@ -106,7 +106,7 @@ func TestJournalWriteIsNotRetriedOnceCommitWasSent(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			phase.breakIt(proxy)
-			err := s.BeginWrite(ctx, intent("w1", "patients/1"), time.Now().Add(time.Minute))
+			err := s.BeginWrite(ctx, intent("w1", "patients/1"), time.Minute)
 			if err == nil || !s.Uncertain(err) || errors.Is(err, ErrConflict) {
 				t.Fatalf("BeginWrite with its COMMIT cut: %v (uncertain: %v), want an uncertain failure", err, s.Uncertain(err))
 			}
@@ -129,7 +129,7 @@ func TestJournalWriteOutlivesAPostgreSQLRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	write := func(i int) error {
-		return s.BeginWrite(ctx, intent(fmt.Sprintf("w%d", i), fmt.Sprintf("patients/%d", i)), time.Now().Add(time.Minute))
+		return s.BeginWrite(ctx, intent(fmt.Sprintf("w%d", i), fmt.Sprintf("patients/%d", i)), time.Minute)
 	}
 	var wg sync.WaitGroup
 	for i := range 4 {
