@@ -93,7 +93,7 @@ func (r *Rollouts) lead(ctx context.Context, now time.Time) bool {
 	r.tryAt = now.Add(leaseRenew)
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	ok, err := r.ramps.TakeLease(ctx, rampLease, r.owner, now, now.Add(leaseTTL))
+	ok, err := r.ramps.TakeLease(ctx, rampLease, r.owner, leaseTTL)
 	if err != nil && !r.leaseFailing {
 		// Once per outage: the store's own errors say the rest.
 		r.log.Warn("taking the ramps' lease failed; another replica drives them once it lapses", "owner", r.owner, "error", err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"strangler/internal/testdb"
 )
 
@@ -40,6 +42,8 @@ func TestOneReplicaDrivesTheRampsAndAnotherTakesOver(t *testing.T) {
 	if b.rollouts.leading {
 		t.Fatal("b took the lease before it lapsed")
 	}
+	// The lease runs on the server's clock: it lapses there.
+	lapseLeases(t, dsn)
 	c.Advance(leaseRenew) // b tries again every leaseRenew
 	b.rollouts.Check(ctx)
 	if !b.rollouts.leading {
@@ -75,5 +79,20 @@ func TestOneReplicaDrivesTheRampsAndAnotherTakesOver(t *testing.T) {
 	want := []string{"flip fallback at 0% → fallback at 1%", "flip fallback at 1% → fallback at 5%", "flip fallback at 5% → fallback at 25%"}
 	if got := a.rampEntries(t, "get-patient"); !slices.Equal(got, want) {
 		t.Errorf("the ramp's entries: got %q, want %q", got, want)
+	}
+}
+
+// lapseLeases ends every named lease in the store at dsn, as the passing
+// of their time on the server's clock would.
+func lapseLeases(t *testing.T, dsn string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE strangler_leases SET until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -21,7 +21,7 @@ type RampStore interface {
 	Ramps(ctx context.Context) (map[string]store.Ramp, error)
 	StartRamp(ctx context.Context, r store.Ramp, a domain.AuditEntry, linked ...store.Linked) (store.Ramp, error)
 	UpdateRamp(ctx context.Context, r store.Ramp, expectVersion int64, a domain.AuditEntry) (store.Ramp, error)
-	TakeLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error)
+	TakeLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 

@@ -205,7 +205,7 @@ func put(id, item, body string) domain.Intent {
 func (r *rig) journal(in domain.Intent, o domain.Outcome) {
 	r.t.Helper()
 	ctx := context.Background()
-	if err := r.store.BeginWrite(ctx, in, time.Now().Add(time.Hour)); err != nil {
+	if err := r.store.BeginWrite(ctx, in, time.Hour); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := r.store.RecordOutcome(ctx, in.ID, o); err != nil {

@@ -36,28 +36,31 @@ func (k *Kicks) Kick(id string) {
 }
 
 // reserve makes room with the worker for a write about to be recorded,
-// and says whom to lease it to and until when; ok is false when there is
+// and says whom to lease it to, for how long, and until when that is on
+// the worker's clock, read before the store takes the lease (which then
+// runs at least as long); ok is false when there is
 // no worker yet, it is stopping, or it holds as many handed-over writes
 // as it may. The room is the write's until handOff or unreserve.
-func (k *Kicks) reserve() (w *Worker, owner string, leaseUntil time.Time, ok bool) {
+func (k *Kicks) reserve() (w *Worker, owner string, lease time.Duration, until time.Time, ok bool) {
 	w = k.worker.Load()
 	if w == nil {
-		return nil, "", time.Time{}, false
+		return nil, "", 0, time.Time{}, false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopping {
 		// A write leased to a worker that has stopped would wait for its
 		// lease to pass: unleased, anyone delivers it at once.
-		return nil, "", time.Time{}, false
+		return nil, "", 0, time.Time{}, false
 	}
 	select {
 	case w.handOffs <- struct{}{}:
 	default:
-		return nil, "", time.Time{}, false
+		return nil, "", 0, time.Time{}, false
 	}
 	w.reservations.Add(1)
-	return w, w.owner, w.now().Add(w.maxLease()), true
+	lease, until = w.leaseFromNow()
+	return w, w.owner, lease, until, true
 }
 
 // unreserve gives back the room reserve made for a write that was not

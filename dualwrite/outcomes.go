@@ -18,10 +18,10 @@ import (
 // Journal is the state store's part in a dual write on the request path:
 // the intent before the primary is called, the primary's answer after.
 type Journal interface {
-	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
-	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
+	BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error
+	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error)
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
-	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (bool, error)
+	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (bool, error)
 	MarkUnknown(ctx context.Context, id string) error
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
@@ -105,10 +105,10 @@ func NewOutcomes(journal Journal, kicks *Kicks, reg prometheus.Registerer, log *
 // failover), the intent would sit there as sent and later be taken for a
 // write whose outcome a crash lost: an outcome saying the primary never
 // got it is held for it, which settles it once the store takes writes.
-func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error {
+func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	err := j.journal.BeginWrite(ctx, in, leaseUntil)
+	err := j.journal.BeginWrite(ctx, in, lease)
 	j.began(in.ID, err)
 	return err
 }
@@ -117,10 +117,10 @@ func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil 
 // Idempotency-Key; a refusal that may have been committed is settled the
 // same way, so that a retry with the key is not told that the write is
 // in flight until its lease passes.
-func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error) {
+func (j *Outcomes) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, leaseUntil)
+	kw, err := j.journal.BeginKeyedWrite(ctx, in, k, lease)
 	j.began(in.ID, err)
 	return kw, err
 }
@@ -168,10 +168,11 @@ func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o doma
 	return j.record(ctx, in.ID, o, func(ctx context.Context) error {
 		var w *Worker
 		var owner string
+		var lease time.Duration
 		var until time.Time
 		ok := false
 		if j.kicks != nil && queues(o) {
-			w, owner, until, ok = j.kicks.reserve()
+			w, owner, lease, until, ok = j.kicks.reserve()
 		}
 		if !ok {
 			err := j.journal.RecordOutcome(ctx, in.ID, o)
@@ -180,7 +181,7 @@ func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o doma
 			}
 			return err
 		}
-		leased, err := j.journal.RecordOutcomeLeased(ctx, in.ID, o, owner, until)
+		leased, err := j.journal.RecordOutcomeLeased(ctx, in.ID, o, owner, lease)
 		if leased {
 			w.handOff(leasedRepair(in, o, owner, until, j.now()))
 			return nil

@@ -61,7 +61,7 @@ func (c *outcomesOnACuttableStore) begin(t *testing.T, id, resource string) {
 	t.Helper()
 	err := c.outcomes.BeginWrite(context.Background(), domain.Intent{
 		ID: id, Route: "put-item", Resource: resource, Method: http.MethodPut, Target: resource, Primary: "legacy",
-	}, time.Now().Add(time.Minute))
+	}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +186,14 @@ func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
 		retry func(t *testing.T, o *Outcomes)
 	}{
 		{"a write", func(o *Outcomes, in domain.Intent) error {
-			return o.BeginWrite(context.Background(), in, time.Now().Add(time.Minute))
+			return o.BeginWrite(context.Background(), in, time.Minute)
 		}, nil},
 		{"a write with the client's Idempotency-Key", func(o *Outcomes, in domain.Intent) error {
-			_, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
+			_, err := o.BeginKeyedWrite(context.Background(), in, key, time.Minute)
 			return err
 		}, func(t *testing.T, o *Outcomes) {
 			in := domain.Intent{ID: "retry", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy"}
-			kw, err := o.BeginKeyedWrite(context.Background(), in, key, time.Now().Add(time.Minute))
+			kw, err := o.BeginKeyedWrite(context.Background(), in, key, time.Minute)
 			if err != nil || kw.Use != domain.KeyJournaled {
 				t.Errorf("the client's retry with its key: got %v %v, want a new write (the first never reached the primary), not in flight", kw.Use, err)
 			}

@@ -22,7 +22,7 @@ const recoveryBatch = 100
 func (w *Worker) recover(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	expired, err := w.queue.ExpiredWrites(sctx, w.now(), recoveryBatch)
+	expired, err := w.queue.ExpiredWrites(sctx, recoveryBatch)
 	if err != nil {
 		w.log.Warn("looking for abandoned dual writes failed", "error", err)
 		return

@@ -14,7 +14,7 @@ import (
 // a lease that passed: the facade died before recording the answer.
 func (r *rig) abandon(in domain.Intent) {
 	r.t.Helper()
-	if err := r.store.BeginWrite(context.Background(), in, r.clock.Now().Add(-time.Second)); err != nil {
+	if err := r.store.BeginWrite(context.Background(), in, -time.Second); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -30,7 +30,7 @@ func TestRecoveryMarksAnAbandonedWriteUnknown(t *testing.T) {
 	r := newRig(t, sqlite(t), testSettings)
 	r.routes.dualWrite["put-item"] = routeSettings{} // its primary does not honour keys
 	r.abandon(put("abandoned", "7", `{}`))
-	if err := r.store.BeginWrite(context.Background(), put("in-flight", "8", `{}`), r.clock.Now().Add(time.Minute)); err != nil {
+	if err := r.store.BeginWrite(context.Background(), put("in-flight", "8", `{}`), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	r.w.recover(context.Background())

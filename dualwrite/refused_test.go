@@ -34,7 +34,7 @@ func TestAStoreThatRefusesWritesUntilARestartStaysFailing(t *testing.T) {
 	if since, _ := j.WritesFailing(); since.IsZero() {
 		t.Error("WritesFailing with the file removed, before any write: zero, want failing")
 	}
-	if err := j.BeginWrite(context.Background(), put("w1", "a", `{}`), now.Add(time.Minute)); err == nil {
+	if err := j.BeginWrite(context.Background(), put("w1", "a", `{}`), time.Minute); err == nil {
 		t.Fatal("a write with the file removed was taken")
 	}
 	now = now.Add(failingWindow + time.Second)

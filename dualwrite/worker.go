@@ -36,7 +36,7 @@ type Queue interface {
 	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
 	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
-	ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]domain.Repair, error)
+	ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
@@ -230,7 +230,8 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	w.releaseLost(sctx)
-	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, w.maxLease(), w.now())
+	lease, until := w.leaseFromNow()
+	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, lease, w.now())
 	if err != nil || !ok {
 		<-w.slots
 		if err != nil {
@@ -239,6 +240,7 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 		}
 		return
 	}
+	r.LeaseUntil = until
 	w.start(ctx, r)
 }
 
@@ -262,7 +264,8 @@ take:
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	w.releaseLost(sctx)
-	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, w.maxLease(), w.now())
+	lease, until := w.leaseFromNow()
+	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, lease, w.now())
 	if err != nil {
 		repairs = nil
 		w.lostClaim.Store(true)
@@ -273,8 +276,19 @@ take:
 		<-w.slots
 	}
 	for _, r := range repairs {
+		r.LeaseUntil = until
 		w.start(ctx, r)
 	}
+}
+
+// leaseFromNow is the lease a claim asks for, and until when it runs at
+// least on this worker's clock: the store runs leases on its own clock
+// (the server's, with PostgreSQL) and takes this one after now, so the
+// worker times its own steps against this end, never against the one
+// the store wrote down in another clock.
+func (w *Worker) leaseFromNow() (time.Duration, time.Time) {
+	lease := w.maxLease()
+	return lease, w.now().Add(lease)
 }
 
 // maxLease is how long a claimed write is this worker's: longer than a

@@ -24,8 +24,8 @@ import (
 // primary answered afterwards. Recording a 2xx answer also hands the
 // write on to the secondary's delivery.
 type Journal interface {
-	BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error
-	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error)
+	BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error
+	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error)
 	// RecordOutcome records the answer to the write id.
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	// RecordOutcomeOf records the answer to the write journaled as in,
@@ -139,7 +139,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req.Context()))
 	defer cancel(nil)
 	req = req.WithContext(ctx)
-	lease := t.now().Add(t.upstreamOf(rt.primary).Timeout() + leaseMargin)
+	lease := t.upstreamOf(rt.primary).Timeout() + leaseMargin
 	intent, step := t.beginWrite(ctx, x, req, intent, key, lease)
 	switch step {
 	case answered:

@@ -96,7 +96,7 @@ const (
 // beginWrite writes the intent down before the primary sees it, under the
 // client's key if it sent one, and says what to do next. A resumed write
 // keeps the id it was journaled with, which the returned intent carries.
-func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in domain.Intent, key string, lease time.Time) (domain.Intent, journalStep) {
+func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in domain.Intent, key string, lease time.Duration) (domain.Intent, journalStep) {
 	var err error
 	use := domain.KeyJournaled
 	if key == "" {

@@ -85,15 +85,16 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, c
 func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (g APIBackfillGroup, ok bool, err error) {
 	g.Table = table
 	var sealed bool
+	until, untilArg := s.leaseAt(4, lease)
 	err = s.db.QueryRowContext(ctx, `WITH c AS (
 			SELECT group_no FROM strangler_api_backfill_groups
 			WHERE run_name = $1 AND table_name = $2 AND NOT done AND (lease_until IS NULL OR lease_until < now())
 			ORDER BY lease_until NULLS FIRST, group_no LIMIT 1 FOR UPDATE SKIP LOCKED)
-		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = now() + $4 * interval '1 millisecond'
+		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = `+until+`
 		FROM c WHERE g.run_name = $1 AND g.table_name = $2 AND g.group_no = c.group_no
 		RETURNING g.group_no, g.group_value, g.sealed, g.range_end, g.last_key,
 			(SELECT p.range_end FROM strangler_api_backfill_groups p WHERE p.run_name = $1 AND p.table_name = $2 AND p.group_no = g.group_no - 1)`,
-		run, table, owner, lease.Milliseconds()).Scan(&g.No, &g.Value, &sealed, &g.End, &g.Last, &g.Start)
+		run, table, owner, untilArg).Scan(&g.No, &g.Value, &sealed, &g.End, &g.Last, &g.Start)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return g, false, nil
@@ -109,8 +110,9 @@ func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner str
 // RenewAPIBackfillGroup extends owner's lease on g; held false when the
 // group is another worker's now.
 func (s *Store) RenewAPIBackfillGroup(ctx context.Context, run string, g APIBackfillGroup, owner string, lease time.Duration) (held bool, err error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET lease_until = now() + $5 * interval '1 millisecond'
-		WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_owner = $4`, run, g.Table, g.No, owner, lease.Milliseconds())
+	until, untilArg := s.leaseAt(5, lease)
+	res, err := s.db.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET lease_until = `+until+`
+		WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_owner = $4`, run, g.Table, g.No, owner, untilArg)
 	if err != nil {
 		return false, fmt.Errorf("store: renew the lease of a group of %s: %w", g.Table, err)
 	}

@@ -20,7 +20,7 @@ func commitIntents(t *testing.T, s *Store, intents []domain.Intent) []error {
 	ctx := context.Background()
 	var ops []*batchOp
 	for i, in := range intents {
-		ops = append(ops, s.intentOp(ctx, in, s.now().Add(time.Minute)))
+		ops = append(ops, s.intentOp(ctx, in, time.Minute))
 		if i == len(intents)/2 {
 			ops = append(ops, &batchOp{fn: func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE strangler_repairs SET updated_at = updated_at WHERE id = 'none'`)
@@ -30,7 +30,7 @@ func commitIntents(t *testing.T, s *Store, intents []domain.Intent) []error {
 	}
 	var errs []error
 	for i, err := range commitOps(s, ops) {
-		if ops[i].rows == intentRows {
+		if ops[i].rows == s.intents {
 			errs = append(errs, err)
 		} else if err != nil {
 			t.Errorf("the other write in the batch failed: %v", err)
@@ -105,7 +105,7 @@ func TestAnIntentTheDatabaseRefusesIsRefusedAloneInItsBatch(t *testing.T) {
 // alone; the first keeps its request and the others are journaled.
 func TestAnIntentAlreadyJournaledIsAConflictAloneInItsBatch(t *testing.T) {
 	s := newStore(t, backends()[0], newClock())
-	if err := s.BeginWrite(context.Background(), intent("old", "/patients/9"), s.now().Add(time.Minute)); err != nil {
+	if err := s.BeginWrite(context.Background(), intent("old", "/patients/9"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	again := intent("w1", "/patients/other")

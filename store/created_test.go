@@ -17,7 +17,7 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 		ctx := context.Background()
 		clk := newClock()
 		s := newStore(t, b, clk)
-		lease := clk.Now().Add(time.Minute)
+		lease := time.Minute
 		create := func(id string) domain.Intent {
 			in := intent(id, "/patients")
 			in.Method, in.Target = http.MethodPost, "/patients"

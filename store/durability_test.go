@@ -29,7 +29,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		if err := s.FailRepair(ctx, "dead", "w", "410", clk.Now(), true); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.BeginWrite(ctx, intent("sent", "update-patient/3"), clk.Now().Add(time.Minute)); err != nil {
+		if err := s.BeginWrite(ctx, intent("sent", "update-patient/3"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.SetOverride(ctx, domain.Override{Route: "get", Mode: "modern"}, 0, flip("get", "legacy", "modern")); err != nil {
@@ -172,7 +172,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	for i := 0; ctx.Err() == nil; i++ {
 		id := fmt.Sprintf("crash-%06d", i)
-		if err := s.BeginWrite(ctx, intent(id, "update-patient/1"), time.Now().Add(time.Minute)); err != nil {
+		if err := s.BeginWrite(ctx, intent(id, "update-patient/1"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {

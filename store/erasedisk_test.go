@@ -22,7 +22,7 @@ func TestAnErasedWriteLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	s := openWith(t, "sqlite:"+path, clk)
 	for _, id := range []string{"a", "b", "c"} {
-		if err := s.BeginWrite(ctx, canaryIntent(id), clk.Now().Add(time.Minute)); err != nil {
+		if err := s.BeginWrite(ctx, canaryIntent(id), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
@@ -46,7 +46,7 @@ func TestAnErasedWriteLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 	}
 	later := canaryIntent("later")
 	later.Target, later.Resource, later.ResourceView, later.Body, later.Header = "/other", "/other", "/other", []byte("{}"), nil
-	if err := s.BeginWrite(ctx, later, clk.Now().Add(time.Minute)); err != nil {
+	if err := s.BeginWrite(ctx, later, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	for _, suffix := range []string{"", "-wal"} {

@@ -20,7 +20,7 @@ const KeyTTL = 24 * time.Hour
 // The key and the journal entry are written together or not at all: a
 // crash leaves neither a key naming no write nor a write its key's
 // retries cannot find.
-func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error) {
+func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error) {
 	if err := validateIntent(in); err != nil {
 		return domain.KeyedWrite{}, fmt.Errorf("store: begin keyed write: %w", err)
 	}
@@ -34,7 +34,7 @@ func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.
 	var out domain.KeyedWrite
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = s.beginKeyed(ctx, tx, in, k, leaseUntil)
+		out, err = s.beginKeyed(ctx, tx, in, k, lease)
 		return err
 	})
 	if err != nil {
@@ -43,7 +43,7 @@ func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.
 	return out, nil
 }
 
-func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k domain.IdempotencyKey, leaseUntil time.Time) (domain.KeyedWrite, error) {
+func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error) {
 	now := s.ts(s.clock())
 	// Insert first: on PostgreSQL a concurrent first use of the key waits
 	// here until the other commits, then finds its row.
@@ -57,7 +57,7 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 	if n, err := res.RowsAffected(); err != nil {
 		return domain.KeyedWrite{}, err
 	} else if n == 1 {
-		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, leaseUntil)
+		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, lease)
 	}
 
 	var fingerprint, prior string
@@ -84,11 +84,12 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err
 		}
-		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, leaseUntil)
+		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, lease)
 	case domain.KeyResumed:
+		until, untilArg := s.leaseAt(2, lease)
 		res, err := tx.ExecContext(ctx, `
-			UPDATE strangler_repairs SET `+moveResume.set()+`, lease_until = $2, updated_at = $3
-			WHERE id = $1 AND `+moveResume.where(), prior, s.ts(leaseUntil), now)
+			UPDATE strangler_repairs SET `+moveResume.set()+`, lease_until = `+until+`, updated_at = $3
+			WHERE id = $1 AND `+moveResume.where(), prior, untilArg, now)
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err
 		}

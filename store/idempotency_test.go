@@ -18,7 +18,7 @@ func keyed(key, body string) domain.IdempotencyKey {
 // begin sends intent id under k and returns what the store made of it.
 func begin(t *testing.T, s *Store, id string, k domain.IdempotencyKey) domain.KeyedWrite {
 	t.Helper()
-	kw, err := s.BeginKeyedWrite(context.Background(), intent(id, "/patients/42"), k, s.now().Add(time.Minute))
+	kw, err := s.BeginKeyedWrite(context.Background(), intent(id, "/patients/42"), k, time.Minute)
 	if err != nil {
 		t.Fatalf("BeginKeyedWrite(%s): %v", id, err)
 	}
@@ -171,7 +171,7 @@ func TestIdempotencyKeys(t *testing.T) {
 				t.Helper()
 				in := intent(id, "/patients/42")
 				in.Primary = "modern"
-				kw, err := s.BeginKeyedWrite(ctx, in, k, clk.Now().Add(time.Minute))
+				kw, err := s.BeginKeyedWrite(ctx, in, k, time.Minute)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -248,7 +248,7 @@ func TestIdempotencyKeysUnderConcurrency(t *testing.T) {
 			for i := range tries {
 				wg.Go(func() {
 					<-start
-					kw, err := s.BeginKeyedWrite(ctx, intent(fmt.Sprintf("%s-%d", prefix, i), "/patients/42"), k, time.Now().Add(time.Minute))
+					kw, err := s.BeginKeyedWrite(ctx, intent(fmt.Sprintf("%s-%d", prefix, i), "/patients/42"), k, time.Minute)
 					mu.Lock()
 					defer mu.Unlock()
 					if err != nil {

@@ -26,40 +26,41 @@ func validateIntent(in domain.Intent) error {
 	return nil
 }
 
-// BeginWrite journals in as sent, before the primary is called.
-// leaseUntil is how long the caller may still record the primary's answer;
-// after that ExpiredWrites reports it. An id already journaled is
-// ErrConflict.
-func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, leaseUntil time.Time) error {
+// BeginWrite journals in as sent, before the primary is called. For
+// lease (on the store's lease clock, see leaseAt) the caller may still
+// record the primary's answer; after that ExpiredWrites reports it. An
+// id already journaled is ErrConflict.
+func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error {
 	if err := validateIntent(in); err != nil {
 		return fmt.Errorf("store: begin write: %w", err)
 	}
 	if !s.hasher.Ready() {
 		return fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
-	err := s.submit(ctx, s.intentOp(ctx, in, leaseUntil))
+	err := s.submit(ctx, s.intentOp(ctx, in, lease))
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
 	return nil
 }
 
-// insertIntent journals a validated intent as sent.
-func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, leaseUntil time.Time) error {
-	return insertIntentRow(ctx, tx, s.intentRow(in, leaseUntil))
+// intentOp is the write that journals a validated intent as sent, leased
+// for lease: alone its own statement, in a batch a row of the batch's
+// (intents).
+func (s *Store) intentOp(ctx context.Context, in domain.Intent, lease time.Duration) *batchOp {
+	row := s.intentRow(in, lease)
+	return &batchOp{rows: s.intents, row: row, fn: func(tx *sql.Tx) error { return s.insertIntentRow(ctx, tx, row) }}
 }
 
-// intentOp is the write that journals a validated intent as sent: alone
-// its own statement, in a batch a row of the batch's (intentRows).
-func (s *Store) intentOp(ctx context.Context, in domain.Intent, leaseUntil time.Time) *batchOp {
-	row := s.intentRow(in, leaseUntil)
-	return &batchOp{rows: intentRows, row: row, fn: func(tx *sql.Tx) error { return insertIntentRow(ctx, tx, row) }}
+// insertIntent journals a validated intent as sent, leased for lease.
+func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, lease time.Duration) error {
+	return s.insertIntentRow(ctx, tx, s.intentRow(in, lease))
 }
 
 // insertIntentRow journals one intent, intentRow's values, as sent; an id
 // already journaled is ErrConflict.
-func insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
-	err := intentRows.exec(ctx, tx, row)
+func (s *Store) insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
+	err := s.intents.exec(ctx, tx, row)
 	if errors.Is(err, errRowsUnchanged) {
 		return fmt.Errorf("id already journaled: %w", ErrConflict)
 	}
@@ -68,7 +69,7 @@ func insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
 
 // intentRow is what journals a validated intent as sent: its values in
 // the order of intentColumns.
-func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
+func (s *Store) intentRow(in domain.Intent, lease time.Duration) []any {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
@@ -78,7 +79,7 @@ func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
 	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.ts(leaseUntil), s.ts(created), s.ts(now)}
+		s.leaseArg(lease), s.ts(created), s.ts(now)}
 }
 
 // intentColumns are the columns of an intent's row that intentRow gives
@@ -86,13 +87,14 @@ func (s *Store) intentRow(in domain.Intent, leaseUntil time.Time) []any {
 const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
 	lease_until, created_at, updated_at`
 
-// intentWidth is how many values intentRow gives.
-const intentWidth = 13
+// intentWidth is how many values intentRow gives, and intentLeaseColumn
+// which of them is the lease (leaseArg's).
+const intentWidth, intentLeaseColumn = 13, 10
 
-// intentRows journals intents as sent, intentRow's values for each. An
-// id already journaled (or given twice) is left as it is, and
-// errRowsUnchanged.
-var intentRows = newRowWrite(intentWidth, func(n int) string {
+// intentStatement journals n intents as sent, intentRow's values for
+// each. An id already journaled (or given twice) is left as it is, so
+// the statement changes fewer rows than it was given.
+func (s *Store) intentStatement(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
 	for r := range n {
@@ -101,13 +103,18 @@ var intentRows = newRowWrite(intentWidth, func(n int) string {
 		}
 		b.WriteString("(")
 		for c := range intentWidth {
-			fmt.Fprintf(&b, "$%d, ", r*intentWidth+c+1)
+			if c == intentLeaseColumn {
+				b.WriteString(s.leaseParam(r*intentWidth + c + 1))
+			} else {
+				fmt.Fprintf(&b, "$%d", r*intentWidth+c+1)
+			}
+			b.WriteString(", ")
 		}
 		b.WriteString("'sent')")
 	}
 	b.WriteString(" ON CONFLICT (id) DO NOTHING")
 	return b.String()
-})
+}
 
 // RecordOutcome records the primary's answer to a sent (or unknown) write.
 // A 2xx answer makes it pending, due now, with the next sequence number:
@@ -117,26 +124,26 @@ var intentRows = newRowWrite(intentWidth, func(n int) string {
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
-	_, err := s.recordOutcome(ctx, id, o, "", time.Time{})
+	_, err := s.recordOutcome(ctx, id, o, "", 0)
 	return err
 }
 
 // RecordOutcomeLeased is RecordOutcome that, in the same transaction,
-// also leases a write it queues to owner until leaseUntil when the write
+// also leases a write it queues to owner for lease when the write
 // is its resource's head, as ClaimRepair would have: owner then delivers
 // it from the request it still holds, without claiming it and reading it
 // back. leased is false when the write was not queued or an earlier write
 // to its resource is still to be delivered; the queue delivers it then.
-func (s *Store) RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (leased bool, err error) {
+func (s *Store) RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
 	if owner == "" {
 		return false, fmt.Errorf("store: record outcome of %s: no owner", id)
 	}
-	return s.recordOutcome(ctx, id, o, clean(owner), leaseUntil)
+	return s.recordOutcome(ctx, id, o, clean(owner), lease)
 }
 
 // recordOutcome is RecordOutcome, leasing a queued head to owner unless
 // owner is "".
-func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, owner string, leaseUntil time.Time) (leased bool, err error) {
+func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
 	var key, view string
 	if o.Resource != "" {
 		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
@@ -166,15 +173,18 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		if err != nil {
 			return err
 		}
-		var leaseOwner, leaseEnd any // NULL: no lease
+		until, leaseEnd := s.leaseAt(8, lease)
+		var leaseOwner any // NULL: no lease
 		if owner != "" && !waits {
-			leaseOwner, leaseEnd = owner, s.ts(leaseUntil)
+			leaseOwner = owner
+		} else {
+			leaseEnd = nil // NULL too, in the lease clock's arithmetic
 		}
 		outcome, args := s.sealedOutcome(id, 9, o.Location, o.PrimaryID)
 		err = s.transition(ctx, tx, id, moveQueue.from, `
 			UPDATE strangler_repairs
 			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
-				next_attempt_at = $4, lease_owner = $7, lease_until = $8, updated_at = $4,
+				next_attempt_at = $4, lease_owner = $7, lease_until = `+until+`, updated_at = $4,
 				resource = $5, resource_view = $6
 			WHERE id = $1 AND `+moveQueue.where(),
 			append([]any{id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd}, args...)...)
@@ -258,16 +268,18 @@ type querier interface {
 }
 
 // ExpiredWrites returns up to limit writes still sent after their lease
-// passed, with their payload: the facade that sent them died before
-// recording the primary's answer. Mark each with MarkUnknown, or resend
-// it; one whose PayloadErr is set cannot be resent.
-func (s *Store) ExpiredWrites(ctx context.Context, now time.Time, limit int) ([]domain.Repair, error) {
+// passed on the store's lease clock (see leaseAt), with their payload:
+// the facade that sent them died before recording the primary's answer.
+// Mark each with MarkUnknown, or resend it; one whose PayloadErr is set
+// cannot be resent.
+func (s *Store) ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, error) {
+	leaseNow, nowArg := s.leaseAt(1, 0)
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT `+repairColumns+`
 		FROM strangler_repairs
-		WHERE state = 'sent' AND lease_until < $1
+		WHERE state = 'sent' AND lease_until < `+leaseNow+`
 		ORDER BY lease_until, id
-		LIMIT $2`, s.ts(now), limitOr(limit, 100, 1000))
+		LIMIT $2`, nowArg, limitOr(limit, 100, 1000))
 	if err != nil {
 		return nil, fmt.Errorf("store: expired writes: %w", err)
 	}

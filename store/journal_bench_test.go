@@ -40,17 +40,16 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 				i := n.Add(1)
 				// Ids that grow with time, as the router's do.
 				id := fmt.Sprintf("%08x-0000-7000-8000-%012x", time.Now().Unix(), i)
-				now := time.Now()
 				in := domain.Intent{ID: id, Route: "create-record", Resource: "/records", ResourceView: "/records",
 					Method: http.MethodPost, Target: "/records", Primary: domain.Legacy,
 					Header: http.Header{"Content-Type": {"application/json"}, "X-Request-Id": {id}},
 					Body:   []byte(`{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`)}
-				if err := s.BeginWrite(ctx, in, now.Add(time.Minute)); err != nil {
+				if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
 					return err
 				}
 				created := fmt.Sprintf("/records/%d", i)
 				o := domain.Outcome{Status: http.StatusCreated, Resource: created, ResourceView: "/records/{id}", Location: created}
-				if leased, err := s.RecordOutcomeLeased(ctx, id, o, "worker", now.Add(time.Minute)); err != nil || !leased {
+				if leased, err := s.RecordOutcomeLeased(ctx, id, o, "worker", time.Minute); err != nil || !leased {
 					return fmt.Errorf("record outcome: leased %v, %v", leased, err)
 				}
 				delivered.Go(func() {

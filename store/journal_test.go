@@ -27,7 +27,7 @@ func TestJournal(t *testing.T) {
 			in.Header.Add("X-Multi", "one")
 			in.Header.Add("X-Multi", "two")
 			in.Body = []byte{0, 1, 2, 0xff}
-			if err := s.BeginWrite(ctx, in, clk.Now().Add(time.Minute)); err != nil {
+			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
 				t.Fatal(err)
 			}
 			if got := state(t, s, in.ID); got != domain.StateSent {
@@ -100,7 +100,7 @@ func TestJournal(t *testing.T) {
 		})
 
 		t.Run("an id is journaled only once", func(t *testing.T) {
-			err := s.BeginWrite(ctx, intent("w-accepted", "update-patient/1"), clk.Now().Add(time.Minute))
+			err := s.BeginWrite(ctx, intent("w-accepted", "update-patient/1"), time.Minute)
 			if !errors.Is(err, ErrConflict) {
 				t.Errorf("got %v, want ErrConflict", err)
 			}
@@ -123,7 +123,7 @@ func TestJournal(t *testing.T) {
 		t.Run("an incomplete intent is refused", func(t *testing.T) {
 			in := intent("w-bad", "update-patient/3")
 			in.Primary = "both"
-			if err := s.BeginWrite(ctx, in, clk.Now()); err == nil {
+			if err := s.BeginWrite(ctx, in, 0); err == nil {
 				t.Error("got no error for primary \"both\"")
 			}
 		})
@@ -136,15 +136,16 @@ func TestExpiredWrites(t *testing.T) {
 		clk := newClock()
 		s := newStore(t, b, clk)
 		short, long := intent("w-short", "update-patient/1"), intent("w-long", "update-patient/2")
-		if err := s.BeginWrite(ctx, short, clk.Now().Add(time.Second)); err != nil {
+		if err := s.BeginWrite(ctx, short, time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.BeginWrite(ctx, long, clk.Now().Add(time.Hour)); err != nil {
+		if err := s.BeginWrite(ctx, long, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 
 		t.Run("a sent write is reported once its lease passed", func(t *testing.T) {
-			got, err := s.ExpiredWrites(ctx, clk.Now().Add(2*time.Second), 10)
+			clk.Advance(2 * time.Second)
+			got, err := s.ExpiredWrites(ctx, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +167,7 @@ func TestExpiredWrites(t *testing.T) {
 			if got := claimIDs(t, s, "worker", clk.Advance(time.Hour)); len(got) != 0 {
 				t.Errorf("claimed %v, want nothing", got)
 			}
-			got, err := s.ExpiredWrites(ctx, clk.Now().Add(2*time.Second), 10)
+			got, err := s.ExpiredWrites(ctx, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +199,7 @@ func TestExpiredWrites(t *testing.T) {
 func journalStatus(t *testing.T, s *Store, clk *testClock, id, resource string, status int) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.BeginWrite(ctx, intent(id, resource), clk.Now().Add(time.Minute)); err != nil {
+	if err := s.BeginWrite(ctx, intent(id, resource), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: status}); err != nil {

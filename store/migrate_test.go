@@ -177,7 +177,7 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 				INSERT INTO strangler_repairs (id, route, resource, resource_view, method, target, header, body, primary_side,
 					state, seq, status, location, primary_id, next_attempt_at, lease_until, created_at, updated_at)
 				VALUES ($1, 'update-patient', $2, '/patients/{id:h:1}', 'PUT', '/patients/1', $3, $4, 'legacy',
-					$5, $6, 200, '/patients/1', 'p-1', $7, $7, $7, $7)`,
+					$5, $6, 200, '/patients/1', 'p-1', $7, NULL, $7, $7)`,
 				w.id, w.resource, encodeHeader(http.Header{"Content-Type": {"application/json"}}), []byte(`{"v":1}`),
 				w.state, w.seq, at); err != nil {
 				t.Fatal(err)

@@ -27,13 +27,13 @@ func TestOperatorActions(t *testing.T) {
 		if err := s.FailRepair(ctx, "d1", "w", "400 from modern", clk.Now(), true); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.BeginWrite(ctx, intent("u1", "update-patient/1"), clk.Now()); err != nil {
+		if err := s.BeginWrite(ctx, intent("u1", "update-patient/1"), 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkUnknown(ctx, "u1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.BeginWrite(ctx, intent("s1", "update-patient/3"), clk.Now().Add(time.Minute)); err != nil {
+		if err := s.BeginWrite(ctx, intent("s1", "update-patient/3"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 

@@ -79,7 +79,7 @@ func holding(t *testing.T, s *Store) []string {
 func plantEverywhere(t *testing.T, s *Store, id string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.BeginWrite(ctx, canaryIntent(id), s.now().Add(time.Minute)); err != nil {
+	if err := s.BeginWrite(ctx, canaryIntent(id), time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 201, Location: "/patients/" + canary, PrimaryID: canary}); err != nil {
@@ -155,7 +155,7 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 		s := openWith(t, b.fresh(t), clk)
 		begin := func(id string) {
 			t.Helper()
-			if err := s.BeginWrite(ctx, canaryIntent(id), clk.Now().Add(time.Minute)); err != nil {
+			if err := s.BeginWrite(ctx, canaryIntent(id), time.Minute); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -261,7 +261,7 @@ func TestTheSweepErasesWhatEarlierReleasesKeptAndHashesTheirResources(t *testing
 		}
 		// A write journaled now to the same resource waits behind the old
 		// pending one, as before the upgrade.
-		if err := s.BeginWrite(ctx, canaryIntent("new"), clk.Now().Add(time.Minute)); err != nil {
+		if err := s.BeginWrite(ctx, canaryIntent("new"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.RecordOutcome(ctx, "new", domain.Outcome{Status: 200}); err != nil {

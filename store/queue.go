@@ -61,10 +61,11 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 }
 
 // claimable selects, from the repairs table named as from, the repairs a
-// worker may take now ($1): pending, due,
-// not under a live lease, and the head of their resource, that is no
-// pending or dead write to the same resource has a lower sequence number.
-// A dead head therefore holds back its own resource and nothing else.
+// worker may take now: pending, due at $1 (the caller's clock), not
+// under a live lease at leaseNow (SQL on the lease clock, see leaseAt),
+// and the head of their resource, that is no pending or dead write to
+// the same resource has a lower sequence number. A dead head therefore
+// holds back its own resource and nothing else.
 //
 // On PostgreSQL the dialect adds FOR UPDATE SKIP LOCKED: a row another
 // replica's claim has locked is skipped, and one whose claim committed
@@ -72,11 +73,11 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 // claimed twice while its lease runs. Heads can only move forward (a new
 // write gets a higher number than every committed one, see nextSeq), so a
 // slightly old view of the other rows only ever holds a repair back.
-func claimable(from string) string {
+func claimable(from, leaseNow string) string {
 	return `
 	SELECT r.id FROM ` + from + `
 	WHERE r.state = 'pending' AND r.next_attempt_at <= $1
-		AND (r.lease_until IS NULL OR r.lease_until <= $1)
+		AND (r.lease_until IS NULL OR r.lease_until <= ` + leaseNow + `)
 		AND NOT EXISTS (` + earlierWrite("r.resource", "r.seq") + `)`
 }
 
@@ -88,15 +89,16 @@ func earlierWrite(resource, seq string) string {
 		WHERE e.resource = ` + resource + ` AND e.state IN ('pending', 'dead') AND e.seq < ` + seq
 }
 
-// ClaimRepairs leases up to limit due repairs to owner until now+lease and
-// returns them, lowest sequence number first, with header and body. Use an
-// owner that is unique per worker (host, process and worker number): a
-// worker's own live leases are not handed to it again.
+// ClaimRepairs leases up to limit repairs due at now to owner for lease
+// (on the store's lease clock, see leaseAt) and returns them, lowest
+// sequence number first, with header and body. Use an owner that is
+// unique per worker (host, process and worker number): a worker's own
+// live leases are not handed to it again.
 func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error) {
-	out, err := s.claim(ctx, owner, lease, now, `
-		WITH picked AS MATERIALIZED (`+claimable(s.dialect.pendingInOrder)+`
-			ORDER BY r.seq LIMIT $4 `+s.dialect.skipLocked+`)`,
-		limitOr(limit, 10, 1000))
+	out, err := s.claim(ctx, owner, lease, now, func(leaseNow string) string {
+		return `WITH picked AS MATERIALIZED (` + claimable(s.dialect.pendingInOrder, leaseNow) + `
+			ORDER BY r.seq LIMIT $4 ` + s.dialect.skipLocked + `)`
+	}, limitOr(limit, 10, 1000))
 	if err != nil {
 		return nil, fmt.Errorf("store: claim repairs: %w", err)
 	}
@@ -108,10 +110,10 @@ func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease
 // without overtaking an earlier write to the same resource. ok is false if
 // the repair is not claimable now; the queue will deliver it.
 func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r domain.Repair, ok bool, err error) {
-	out, err := s.claim(ctx, owner, lease, now, `
-		WITH picked AS MATERIALIZED (`+claimable("strangler_repairs r")+`
-			AND r.id = $4 `+s.dialect.skipLocked+`)`,
-		id)
+	out, err := s.claim(ctx, owner, lease, now, func(leaseNow string) string {
+		return `WITH picked AS MATERIALIZED (` + claimable("strangler_repairs r", leaseNow) + `
+			AND r.id = $4 ` + s.dialect.skipLocked + `)`
+	}, id)
 	if err != nil {
 		return domain.Repair{}, false, fmt.Errorf("store: claim repair %s: %w", id, err)
 	}
@@ -121,9 +123,10 @@ func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Du
 	return out[0], true, nil
 }
 
-// claim leases the rows the picked CTE (given $1 now and $4 arg) selects.
-// The CTE is materialised so that it runs, and locks, exactly once.
-func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked string, arg any) ([]domain.Repair, error) {
+// claim leases the rows the picked CTE (given $1 now, $4 arg and the
+// lease clock's now) selects. The CTE is materialised so that it runs,
+// and locks, exactly once.
+func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked func(leaseNow string) string, arg any) ([]domain.Repair, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("no owner")
 	}
@@ -131,15 +134,17 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 		return nil, fmt.Errorf("lease %v is not positive", lease)
 	}
 	updated := s.clock()
+	leaseNow, nowArg := s.leaseAt(6, 0)
+	until, untilArg := s.leaseAt(3, lease)
 	var out []domain.Repair
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, picked+`
+		rows, err := tx.QueryContext(ctx, picked(leaseNow)+`
 			UPDATE strangler_repairs
-			SET lease_owner = $2, lease_until = $3, updated_at = $5
+			SET lease_owner = $2, lease_until = `+until+`, updated_at = $5
 			WHERE id IN (SELECT id FROM picked)
 			RETURNING `+repairColumns,
-			s.ts(now), clean(owner), s.ts(now.Add(lease)), arg, s.ts(updated))
+			s.ts(now), clean(owner), untilArg, arg, s.ts(updated), nowArg)
 		if err != nil {
 			return err
 		}

@@ -230,16 +230,19 @@ func (s *Store) writeLinked(ctx context.Context, tx *sql.Tx, linked []Linked) er
 	return nil
 }
 
-// TakeLease gives owner the lease called name until until, if nobody else
-// holds it at now: it is free, owner holds it already (a renewal), or its
-// holder let it lapse. It reports whether owner holds it now.
-func (s *Store) TakeLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
+// TakeLease gives owner the lease called name for ttl, on the store's
+// lease clock (see leaseAt), if nobody else holds it: it is free, owner
+// holds it already (a renewal), or its holder let it lapse. It reports
+// whether owner holds it now.
+func (s *Store) TakeLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	until, untilArg := s.leaseAt(3, ttl)
+	leaseNow, nowArg := s.leaseAt(4, 0)
 	var got string
 	err := s.db.QueryRowContext(ctx, `
-		INSERT INTO strangler_leases (name, owner, until) VALUES ($1, $2, $3)
+		INSERT INTO strangler_leases (name, owner, until) VALUES ($1, $2, `+until+`)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
-		WHERE strangler_leases.owner = excluded.owner OR strangler_leases.until <= $4
-		RETURNING owner`, name, clean(owner), s.ts(until), s.ts(now)).Scan(&got)
+		WHERE strangler_leases.owner = excluded.owner OR strangler_leases.until <= `+leaseNow+`
+		RETURNING owner`, name, clean(owner), untilArg, nowArg).Scan(&got)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil

@@ -65,7 +65,7 @@ func TestSQLiteNeverBusy(t *testing.T) {
 		wg.Go(func() {
 			for i := range 4 {
 				id := fmt.Sprintf("g%d-%d", g, i)
-				try(s.BeginWrite(ctx, intent(id, fmt.Sprintf("update-patient/%d", i)), clk.Now().Add(time.Minute)))
+				try(s.BeginWrite(ctx, intent(id, fmt.Sprintf("update-patient/%d", i)), time.Minute))
 				try(s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}))
 				rs, err := s.ClaimRepairs(ctx, id, 2, time.Minute, clk.Now())
 				try(err)

@@ -41,7 +41,7 @@ func TestARemovedFileIsReportedWithoutAWrite(t *testing.T) {
 	if again, err := s.WritesRefused(); !errors.Is(err, ErrFileGone) || !again.Equal(since) {
 		t.Errorf("WritesRefused with another file at the path: %v, %v; want %v and ErrFileGone", again, err, since)
 	}
-	if err := s.BeginWrite(context.Background(), intent("w1", "update-patient/1"), time.Now().Add(time.Minute)); !errors.Is(err, ErrFileGone) {
+	if err := s.BeginWrite(context.Background(), intent("w1", "update-patient/1"), time.Minute); !errors.Is(err, ErrFileGone) {
 		t.Errorf("a write with another file at the path: %v, want ErrFileGone", err)
 	}
 }

@@ -50,6 +50,9 @@ type Store struct {
 	// now is the clock for times the caller does not pass in (created_at,
 	// updated_at, audit times); tests in this package may replace it.
 	now func() time.Time
+	// leaseNow is the embedded store's lease clock (see leaseAt); tests in
+	// this package may replace it.
+	leaseNow func() time.Time
 
 	// closing stops the watchers when the Store closes; watchers counts
 	// them so Close can wait until they are gone. mu orders starting a
@@ -74,8 +77,9 @@ type Store struct {
 	// hasher holds the store's hash key once it is loaded (see
 	// loadHashKey): resources are ordered by their digest under it.
 	hasher *phi.Hasher
-	// completions marks delivered writes done (CompleteRepair).
-	completions *rowWrite
+	// intents journals writes as sent (BeginWrite), completions marks
+	// delivered writes done (CompleteRepair).
+	intents, completions *rowWrite
 }
 
 // Option configures a Store at Open or Start.
@@ -106,8 +110,9 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 		log = slog.New(slog.DiscardHandler)
 	}
 	closing, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, closing: closing, close: cancel,
-		keys: keys, hasher: phi.NewHasher(nil)}
+	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, leaseNow: monotonicClock(time.Now()),
+		closing: closing, close: cancel, keys: keys, hasher: phi.NewHasher(nil)}
+	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
 	return s, nil
 }
@@ -389,4 +394,44 @@ func (e *commitError) Unwrap() error { return e.err }
 // precision both back-ends keep.
 func (s *Store) clock() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// leaseAt is the one place that decides what time a lease runs on (a
+// dual write's delivery lease, the lease of a write at the primary, the
+// lease of the replica driving the ramps): it returns the SQL for the
+// lease clock's now plus d, using parameter $n, and that parameter's
+// argument. On PostgreSQL the clock is the server's (now()), as the
+// backfill's leases are: every replica takes and tests a lease on the
+// same clock, so one whose own clock is wrong or steps forward never
+// takes another's live lease for lapsed. On the embedded store, which one
+// process uses, it is that process's monotonic clock (monotonicClock), so
+// that a step of the wall clock does not lapse a live lease either.
+func (s *Store) leaseAt(n int, d time.Duration) (string, any) {
+	return s.leaseParam(n), s.leaseArg(d)
+}
+
+// leaseParam is leaseAt's SQL, and leaseArg its argument, for a statement
+// that places them apart (a batch's rows).
+func (s *Store) leaseParam(n int) string {
+	if s.dialect.name == "postgres" {
+		// now() is the transaction's start: a lease taken runs from
+		// before its commit, never longer than asked.
+		return fmt.Sprintf("(now() + $%d * interval '1 microsecond')", n)
+	}
+	return fmt.Sprintf("$%d", n)
+}
+
+func (s *Store) leaseArg(d time.Duration) any {
+	if s.dialect.name == "postgres" {
+		return d.Microseconds()
+	}
+	return s.ts(s.leaseNow().Add(d))
+}
+
+// monotonicClock is a clock that reads start's wall time advanced by the
+// monotonic time passed since: NTP stepping the wall clock does not move
+// it. Leases left in the file by an earlier process are read against it
+// as wall times, so they lapse within a lease of when they would have.
+func monotonicClock(start time.Time) func() time.Time {
+	return func() time.Time { return start.Add(time.Since(start)) }
 }

@@ -56,7 +56,10 @@ func openStore(t *testing.T, dsn string, c *testClock) *Store {
 		}
 	})
 	if c != nil {
-		s.now = c.Now
+		s.now, s.leaseNow = c.Now, c.Now
+		if s.dialect.name == "postgres" {
+			c.follow(t, dsn, s)
+		}
 	}
 	return s
 }
@@ -80,10 +83,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// testClock is a clock tests move by hand.
+// testClock is a clock tests move by hand. The PostgreSQL stores on it
+// run their leases on the server's clock, which no test can move: for
+// them, moving the clock moves every lease of their schema as much the
+// other way, which is the same to every lease condition.
 type testClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	leases map[string]func(time.Duration) // by DSN: stores sharing a schema share its leases
 }
 
 // t0 is where test clocks start: a time with no sub-microsecond part.
@@ -101,7 +108,32 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+	for _, pass := range c.leases {
+		pass(d)
+	}
 	return c.t
+}
+
+// follow makes the leases of s's schema pass as c advances.
+func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leases == nil {
+		c.leases = map[string]func(time.Duration){}
+	}
+	if _, ok := c.leases[dsn]; ok {
+		return
+	}
+	c.leases[dsn] = func(d time.Duration) {
+		for _, q := range []string{
+			`UPDATE strangler_repairs SET lease_until = lease_until - $1 * interval '1 microsecond' WHERE lease_until IS NOT NULL`,
+			`UPDATE strangler_leases SET until = until - $1 * interval '1 microsecond'`,
+		} {
+			if _, err := s.db.Exec(q, d.Microseconds()); err != nil {
+				t.Errorf("passing %v of lease time: %v", d, err)
+			}
+		}
+	}
 }
 
 // intent returns a write to resource with a plausible payload.
@@ -126,7 +158,7 @@ func intent(id, resource string) domain.Intent {
 func journal(t *testing.T, s *Store, id, resource string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := s.BeginWrite(ctx, intent(id, resource), s.now().Add(time.Minute)); err != nil {
+	if err := s.BeginWrite(ctx, intent(id, resource), time.Minute); err != nil {
 		t.Fatalf("BeginWrite(%s): %v", id, err)
 	}
 	if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {
@@ -160,4 +192,15 @@ func state(t *testing.T, s *Store, id string) domain.State {
 		t.Fatalf("GetRepair(%s): %v", id, err)
 	}
 	return r.State
+}
+
+// leasedFor reports whether a lease taken just now on a store of kind b
+// runs until until for lease: on the test clock c with SQLite, on the
+// server's clock (the machine's, for the test server) with PostgreSQL.
+func leasedFor(b backend, c *testClock, until time.Time, lease time.Duration) bool {
+	if b.name == "sqlite" {
+		return until.Equal(c.Now().Add(lease))
+	}
+	left := time.Until(until)
+	return left > lease-10*time.Second && left <= lease+time.Second
 }
