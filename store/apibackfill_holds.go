@@ -18,13 +18,17 @@ var ErrAPIBackfillHeld = errors.New("another plain backfill run holds the table"
 // is refused with an error wrapping ErrAPIBackfillHeld that names that
 // run and its holder; nothing is held then.
 func (s *Store) HoldAPIBackfill(ctx context.Context, run int64, holder string, tables []string, lease time.Duration) error {
-	now := s.clock()
+	// On the store's lease clock: runs on two machines share one
+	// PostgreSQL store, and one whose clock is ahead must not take a live
+	// hold for lapsed.
+	until, untilArg := s.leaseAt(4, lease)
+	leaseNow, nowArg := s.leaseAt(5, 0)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for _, table := range tables {
-			res, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_holds (table_name, run_id, holder, until) VALUES ($1, $2, $3, $4)
+			res, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_holds (table_name, run_id, holder, until) VALUES ($1, $2, $3, `+until+`)
 				ON CONFLICT (table_name) DO UPDATE SET run_id = excluded.run_id, holder = excluded.holder, until = excluded.until
-				WHERE strangler_api_backfill_holds.run_id = excluded.run_id OR strangler_api_backfill_holds.until < $5`,
-				table, run, clean(holder), s.ts(now.Add(lease)), s.ts(now))
+				WHERE strangler_api_backfill_holds.run_id = excluded.run_id OR strangler_api_backfill_holds.until < `+leaseNow,
+				table, run, clean(holder), untilArg, nowArg)
 			if err != nil {
 				return err
 			}
