@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 	"strangler/modern"
 	"strangler/store"
 )
@@ -128,7 +130,8 @@ func (w *apiWorld) imported(t *testing.T) int64 {
 // imports, and lets new ones through 200 ms later.
 func cutAfterImports(n int64) func(*testing.T, *apiWorld, *testdb.Proxy) {
 	return func(t *testing.T, w *apiWorld, p *testdb.Proxy) {
-		waitFor(t, func() bool { return w.imported(t) >= n })
+		// Generous: a loaded CI machine took over 10 s to reach 600.
+		testkit.Eventually(t, time.Minute, fmt.Sprintf("%d imports", n), func() bool { return w.imported(t) >= n })
 		p.Cut()
 		time.Sleep(200 * time.Millisecond)
 		p.Restore()
@@ -140,7 +143,8 @@ func cutAfterImports(n int64) func(*testing.T, *apiWorld, *testdb.Proxy) {
 // ones through.
 func muteAfterImports(n int64) func(*testing.T, *apiWorld, *testdb.Proxy) {
 	return func(t *testing.T, w *apiWorld, p *testdb.Proxy) {
-		waitFor(t, func() bool { return w.imported(t) >= n })
+		// Generous: a loaded CI machine took over 10 s to reach 600.
+		testkit.Eventually(t, time.Minute, fmt.Sprintf("%d imports", n), func() bool { return w.imported(t) >= n })
 		p.MuteOn("commit")
 		time.Sleep(300 * time.Millisecond)
 		p.Cut()
