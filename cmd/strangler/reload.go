@@ -37,9 +37,6 @@ type reloader struct {
 	// hup receives SIGHUP from the moment the reloader is prepared, before
 	// the facade reports ready: a SIGHUP arriving earlier would kill it.
 	hup chan os.Signal
-	// looks says when to look at the files again; nil looks every
-	// pollInterval. Tests send their own.
-	looks <-chan time.Time
 }
 
 // pollInterval is how often configuration files are checked for changes.
@@ -81,69 +78,81 @@ type pending struct {
 	same, waited int
 }
 
-func (r *reloader) run(ctx context.Context) error {
-	defer signal.Stop(r.hup)
-	looks := r.looks
-	if looks == nil {
-		tick := time.NewTicker(pollInterval)
-		defer tick.Stop()
-		looks = tick.C
-	}
+// watch is what the reloader knows of the files between two looks.
+type watch struct {
 	// seen is what the files held when the configuration in force was
 	// read, or when a change was last refused: a refused change is not
 	// tried again until the files change again.
-	seen := fingerprint(r.current.Load().Sources)
-	var p *pending
+	seen [sha256.Size]byte
+	p    *pending
+}
+
+func (r *reloader) run(ctx context.Context) error {
+	defer signal.Stop(r.hup)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	w := r.watch()
 	for {
-		hup := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.hup:
-			hup = true
-		case <-looks:
+			r.look(&w, true)
+		case <-tick.C:
+			r.look(&w, false)
 		}
-		sources := r.current.Load().Sources
-		fp := fingerprint(sources)
-		switch {
-		case hup:
-			// Read now, applied once the files are seen the same on the
-			// next looks: a SIGHUP sent during a write waits for it.
-			p = &pending{cause: "SIGHUP", fp: fp}
-			continue
-		case p == nil && fp == seen:
-			continue
-		case p == nil:
-			p = &pending{cause: "file change", fp: fp}
-			continue
-		case p.cause != "SIGHUP" && fp == seen:
-			p = nil // changed back to what serves
-			continue
-		}
-		if p.waited++; p.waited == keepsChangingLooks {
-			r.log.Warn("the configuration files keep changing; the change is applied once they stay the same for a while",
-				"cause", p.cause, "settle_seconds", settleLooks*pollInterval.Seconds())
-		}
-		if fp != p.fp {
-			p.fp, p.same = fp, 0
-			continue
-		}
-		if p.same++; p.same < settleLooks {
-			continue
-		}
-		applied, changed := r.reload(p.cause, sources, fp)
-		switch {
-		case changed:
-			// Written to while it was loaded: wait for it again.
-			p.same = 0
-			continue
-		case applied && !slices.Equal(sources, r.current.Load().Sources):
-			seen = fingerprint(r.current.Load().Sources)
-		default:
-			seen = fp
-		}
-		p = nil
 	}
+}
+
+// watch starts watching the files of the configuration in force.
+func (r *reloader) watch() watch {
+	return watch{seen: fingerprint(r.current.Load().Sources)}
+}
+
+// look looks at the files once, on a SIGHUP when hup, and applies a
+// change once they have settled.
+func (r *reloader) look(w *watch, hup bool) {
+	sources := r.current.Load().Sources
+	fp := fingerprint(sources)
+	switch {
+	case hup:
+		// Read now, applied once the files are seen the same on the
+		// next looks: a SIGHUP sent during a write waits for it.
+		w.p = &pending{cause: "SIGHUP", fp: fp}
+		return
+	case w.p == nil && fp == w.seen:
+		return
+	case w.p == nil:
+		w.p = &pending{cause: "file change", fp: fp}
+		return
+	case w.p.cause != "SIGHUP" && fp == w.seen:
+		w.p = nil // changed back to what serves
+		return
+	}
+	p := w.p
+	if p.waited++; p.waited == keepsChangingLooks {
+		r.log.Warn("the configuration files keep changing; the change is applied once they stay the same for a while",
+			"cause", p.cause, "settle_seconds", settleLooks*pollInterval.Seconds())
+	}
+	if fp != p.fp {
+		p.fp, p.same = fp, 0
+		return
+	}
+	if p.same++; p.same < settleLooks {
+		return
+	}
+	applied, changed := r.reload(p.cause, sources, fp)
+	switch {
+	case changed:
+		// Written to while it was loaded: wait for it again.
+		p.same = 0
+		return
+	case applied && !slices.Equal(sources, r.current.Load().Sources):
+		w.seen = fingerprint(r.current.Load().Sources)
+	default:
+		w.seen = fp
+	}
+	w.p = nil
 }
 
 // reload applies the configuration file if it is valid and its files,

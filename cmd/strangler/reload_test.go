@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,8 +26,8 @@ type reloadHarness struct {
 	t       *testing.T
 	path    string
 	rl      *reloader
-	looks   chan time.Time
-	applied [][]string // route names; written by the reloader before a look is taken
+	w       watch
+	applied [][]string // route names
 }
 
 // head is a configuration without its routes.
@@ -49,7 +47,7 @@ func routeLines(names ...string) string {
 
 func startReloadHarness(t *testing.T, routes ...string) *reloadHarness {
 	dir := t.TempDir()
-	h := &reloadHarness{t: t, path: filepath.Join(dir, "strangler.yaml"), looks: make(chan time.Time)}
+	h := &reloadHarness{t: t, path: filepath.Join(dir, "strangler.yaml")}
 	if err := os.WriteFile(h.path, []byte(reloadHead(dir)+routeLines(routes...)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +58,7 @@ func startReloadHarness(t *testing.T, routes ...string) *reloadHarness {
 	}
 	var current atomic.Pointer[config.Config]
 	current.Store(cfg)
-	h.rl = &reloader{path: h.path, env: env, log: slog.New(slog.NewJSONHandler(io.Discard, nil)), current: &current, looks: h.looks,
+	h.rl = &reloader{path: h.path, env: env, log: slog.New(slog.NewJSONHandler(io.Discard, nil)), current: &current,
 		apply: func(c *config.Config) error {
 			var names []string
 			for _, r := range c.Routes {
@@ -70,26 +68,20 @@ func startReloadHarness(t *testing.T, routes ...string) *reloadHarness {
 			return nil
 		}}
 	h.rl.prepare(prometheus.NewRegistry())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- h.rl.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	t.Cleanup(func() { signal.Stop(h.rl.hup) })
+	h.w = h.rl.watch()
 	return h
 }
 
-// look has the reloader look at the files n times. A look is taken once
-// the one before it is done: the reloader takes them one at a time.
+// look has the reloader look at the files n times, as its ticker would.
 func (h *reloadHarness) look(n int) {
 	for range n {
-		h.looks <- time.Now()
+		h.rl.look(&h.w, false)
 	}
 }
 
-// settled has the reloader look until it is done with every look before
-// and returns the routes of each configuration applied so far.
+// settled has the reloader look once more and returns the routes of each
+// configuration applied so far.
 func (h *reloadHarness) settled() [][]string {
 	h.look(1)
 	return h.applied
@@ -131,7 +123,7 @@ func TestAReloadNeverAppliesAHalfWrittenFile(t *testing.T) {
 		h := startReloadHarness(t, "a", "b")
 		dir := filepath.Dir(h.path)
 		h.write(reloadHead(dir)+routeLines("a"), os.O_TRUNC)
-		h.rl.hup <- syscall.SIGHUP
+		h.rl.look(&h.w, true) // a SIGHUP
 		h.look(settleLooks - 1)
 		h.write(routeLines("b", "c"), os.O_APPEND)
 		h.look(settleLooks + 1)
