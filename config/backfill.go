@@ -359,8 +359,15 @@ func (d *checker) validateBackfill(b *Backfill) {
 			}
 		}
 		for j, r := range t.Redact {
-			if _, ok := t.Columns[r]; !ok {
+			switch _, ok := t.Columns[r]; {
+			case !ok:
 				d.errorAt(fmt.Sprintf("backfill.tables[%d].redact[%d]", i, j), "%q is not a mapped column", r)
+			case r == t.TargetKey:
+				// Rows are named by their key wherever one is named: the
+				// ledger, the reports, verify, --keys. Hiding it there would
+				// leave a failed row nobody can find.
+				d.warnAt(fmt.Sprintf("backfill.tables[%d].redact[%d]", i, j),
+					"%q is the target key: its values are hidden from the rows' other columns, but the ledger, reports, logs and verify name rows by it in clear; key the table on a column that is not patient data", r)
 			}
 		}
 	}

@@ -105,8 +105,9 @@ func (n *Noise) Fields() []string { return slices.Clone(n.set.Load().fields) }
 
 // Preload adds fields learned earlier, as Fields listed them (from the
 // state store, at start or after a reload), a key that reads as data
-// written {*} (an earlier release kept such keys). A field that does not
-// parse is skipped and reported; the others are loaded.
+// written {*} (a replica still on an earlier release, during a rolling
+// upgrade, stores such keys). A field that does not parse is skipped and
+// reported; the others are loaded.
 func (n *Noise) Preload(fields []string) error {
 	var errs []error
 	var ok []string

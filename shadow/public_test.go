@@ -64,3 +64,22 @@ func TestKeysThatAreDataLeaveOnlyAsAnyKey(t *testing.T) {
 		t.Errorf("preloading an earlier release's field: %v, fields %q", err, noise.Fields())
 	}
 }
+
+// TestAKeyIsTheRequestsValueWhateverItsCase: a map one side sent whole,
+// keyed by the record number the request named in another case, shows
+// that key as a placeholder in the sample's value, as the diff path
+// writes it {*}: one rule, whatever the case.
+func TestAKeyIsTheRequestsValueWhateverItsCase(t *testing.T) {
+	const asked, sent = "mrn-7q4z-test", "MRN-7Q4Z-TEST"
+	cmp := newComparer(t, config.Compare{})
+	req := shadow.RequestCopy{Method: "GET", Target: "/patients/" + asked, Pattern: "/patients/{id}"}
+	res := cmp.Compare(jsonResponse(200, fmt.Sprintf(`{"visits":{%q:{"at":1},"total":{"n":1}}}`, sent)), jsonResponse(200, `{}`))
+	s := shadow.NewSample("get-patient", time.Now(), req, "http://legacy", "http://modern", res, cmp.Redactor())
+	b, _ := json.Marshal(s)
+	if strings.Contains(strings.ToUpper(string(b)), sent) {
+		t.Errorf("the sample holds the record number: %s", b)
+	}
+	if len(s.Diffs) != 1 || !strings.Contains(s.Diffs[0].Primary, `"total":{"n":`) || !strings.Contains(s.Diffs[0].Primary, `"{h:`) {
+		t.Errorf("diffs %+v, want the record number a placeholder and the field names kept", s.Diffs)
+	}
+}

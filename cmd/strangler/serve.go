@@ -175,7 +175,9 @@ func noiseOf(st *store.Store) func(string) []string {
 		if err != nil {
 			return nil
 		}
-		// An earlier release stored keys that are data: listed as {*}.
+		// A replica still on an earlier release (a rolling upgrade; store
+		// migration 0100 deleted what they stored before) writes keys that
+		// are data: listed as {*}.
 		var out []string
 		for _, f := range fields {
 			if p := shadow.PublicPath(f.Path, shadow.Asked{}); !slices.Contains(out, p) {
