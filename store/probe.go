@@ -16,11 +16,11 @@ import (
 const writeHeadroom = 1 << 20
 
 // ProbeWrites checks, with no client's write at stake, whether the store
-// would take one: on PostgreSQL a transaction that must commit as a write
-// (refused by a standby, a read-only server, or one that cannot write its
-// log); on the embedded store its file still at its path, writeHeadroom
-// free on its file system, and the write lock (held by another session,
-// it waits as a write would). It leaves nothing behind.
+// would take one: on PostgreSQL an UPDATE (refused by a standby or a
+// read-only server) in a transaction whose commit the server must write
+// to its log; on the embedded store its file still at its path,
+// writeHeadroom free on its file system, and the write lock (held by
+// another session, it waits as a write would). It changes no row.
 func (s *Store) ProbeWrites(ctx context.Context) error {
 	if f := s.dialect.file; f != nil {
 		if _, err := f.refused(); err != nil {
@@ -33,14 +33,18 @@ func (s *Store) ProbeWrites(ctx context.Context) error {
 		}
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		// An UPDATE of no row: refused by a read-only server or session,
+		// and on SQLite it takes the write lock.
+		if _, err := tx.ExecContext(ctx, `UPDATE strangler_repairs SET state = state WHERE false`); err != nil {
+			return err
+		}
 		if s.dialect.name == "postgres" {
-			// A transaction id is only given to a transaction that may
-			// write, and its commit is written to the server's log.
+			// A transaction id makes the commit one the server must
+			// write to its log (and wait for a synchronous standby on).
 			_, err := tx.ExecContext(ctx, `SELECT txid_current()`)
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE strangler_repairs SET state = state WHERE 0`)
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: write probe: %w", err)
