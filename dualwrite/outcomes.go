@@ -29,6 +29,9 @@ type Journal interface {
 	// WritesRefused says since when the store refuses every write until
 	// a restart, found without writing (zero and nil if it does not).
 	WritesRefused() (time.Time, error)
+	// ProbeWrites checks whether the store would take a write, writing
+	// nothing a reader sees.
+	ProbeWrites(ctx context.Context) error
 }
 
 // Outcomes is the request path's journal with a memory. Each write whose
@@ -297,6 +300,42 @@ func (j *Outcomes) WritesFailing() (since time.Time, held int) {
 		since = refusedSince
 	}
 	return since, held
+}
+
+// probeInterval is how often Probe checks that the store takes writes.
+const probeInterval = 5 * time.Second
+
+// Probe checks every probeInterval, until ctx ends, whether the store
+// takes writes, and counts a refusal as a refused journal write: a full
+// disk or a read-only store shows on WritesFailing (so on /readyz and
+// strangler_store_up) before a client's write is refused, and clears once
+// the store takes writes again. probeInterval is well inside
+// failingWindow, so a lasting refusal is reported without a gap.
+func (j *Outcomes) Probe(ctx context.Context) error {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	refusing := false // logged once when it starts and once when it ends
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := j.journal.ProbeWrites(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case err != nil && !refusing:
+			j.log.Warn("the state store refuses writes", "error", err)
+		case err == nil && refusing:
+			j.log.Info("the state store takes writes again")
+		}
+		refusing = err != nil
+		j.note(err)
+	}
 }
 
 // Run retries held outcomes until ctx ends, then tries once more for a

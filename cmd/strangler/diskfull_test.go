@@ -138,3 +138,54 @@ func TestDualWritesWhenTheDiskIsFull(t *testing.T) {
 		t.Error("the write refused with 503 reached the secondary")
 	}
 }
+
+// TestAFullDiskShowsOnReadyzBeforeAnyWrite: the embedded store's disk
+// fills while no client writes. Within a few write probes /readyz says
+// the store refuses writes and strangler_store_up is 0, so a balancer can
+// stop sending writes before a client's write is refused; freeing the
+// disk clears it, again with no client write.
+func TestAFullDiskShowsOnReadyzBeforeAnyWrite(t *testing.T) {
+	disk := smallDisk(t, 4<<20)
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", true, true)
+	dir := t.TempDir()
+	cfg := writeFacadeConfig(t, dir, facadeConfig{
+		legacy: legacy.URL(), modern: modern.URL(), store: "sqlite:" + filepath.Join(disk, "strangler.db"), timeout: 10 * time.Second,
+	})
+	f := startRun(t, "serve", "--config", cfg)
+	if _, ready := getBody(t, "http://"+f.admin+"/readyz"); ready != "ready\n" {
+		t.Fatalf("/readyz before the disk fills: got %q, want ready", ready)
+	}
+
+	filler := fill(t, disk)
+	var ready string
+	pollUntil(t, "/readyz says the store refuses writes", 20*time.Second, func() bool {
+		_, ready = getBody(t, "http://"+f.admin+"/readyz")
+		return strings.Contains(ready, "degraded: state store refusing writes since")
+	})
+	if !strings.Contains(ready, "0 outcomes kept in memory") {
+		t.Errorf("/readyz with the disk full and no write sent: got %q, want 0 outcomes kept", ready)
+	}
+	if v := metricValue(t, f.admin, "strangler_store_up"); v != "0" {
+		t.Errorf("strangler_store_up with the disk full: got %q, want 0", v)
+	}
+	if v := metricValue(t, f.admin, "strangler_store_write_errors_total"); v == "0" || v == "" {
+		t.Errorf("strangler_store_write_errors_total with the disk full: got %q, want the refused probes counted", v)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "/readyz is ready again", 20*time.Second, func() bool {
+		_, ready = getBody(t, "http://"+f.admin+"/readyz")
+		return ready == "ready\n"
+	})
+	if v := metricValue(t, f.admin, "strangler_store_up"); v != "1" {
+		t.Errorf("strangler_store_up with the disk freed: got %q, want 1", v)
+	}
+	onLegacy, _ := legacy.snapshot()
+	onModern, _ := modern.snapshot()
+	if len(onLegacy)+len(onModern) != 0 {
+		t.Errorf("the backends got %d writes, want none: no client wrote", len(onLegacy)+len(onModern))
+	}
+}

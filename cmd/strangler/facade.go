@@ -240,6 +240,7 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 		// after the public listener drained, so that every write a client saw
 		// succeed has been recorded and handed to it.
 		background(f.journal.Run),
+		background(f.journal.Probe),
 		background(f.worker.Run),
 		background((&control.CountsPurger{Flags: f.flags, Store: f.st, Leftovers: f.st, Lead: f.rollouts, Log: f.log, Now: time.Now}).Run),
 		background(func(ctx context.Context) error {

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/internal/testdb"
+)
+
+// TestTheWriteProbePassesOnAStoreThatTakesWrites: a healthy store of
+// either kind passes the probe, and the probe leaves the journal as it was.
+func TestTheWriteProbePassesOnAStoreThatTakesWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := openStore(t, b.fresh(t), newClock())
+		if err := s.ProbeWrites(context.Background()); err != nil {
+			t.Errorf("ProbeWrites: %v, want nil", err)
+		}
+	})
+}
+
+// TestTheWriteProbeFailsOnAReadOnlyPostgreSQL: a server that takes no
+// writes (here a database set read-only, as a standby is) fails the
+// probe, naming why, though nothing the probe does changes a row.
+func TestTheWriteProbeFailsOnAReadOnlyPostgreSQL(t *testing.T) {
+	base := os.Getenv("STRANGLER_TEST_POSTGRES")
+	if base == "" {
+		base = testdb.DefaultPostgres
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := context.Background()
+	name := fmt.Sprintf("outage5_probe_%d", time.Now().UnixNano())
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Skipf("creating a database of its own: %v", err)
+	}
+	t.Cleanup(func() { admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	s := openStore(t, u.String(), newClock())
+	if err := s.ProbeWrites(ctx); err != nil {
+		t.Fatalf("ProbeWrites before the database is read-only: %v", err)
+	}
+	// New sessions are read-only; the store's are ended, so it reconnects.
+	if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+		t.Fatal(err)
+	}
+	err = s.ProbeWrites(ctx)
+	if err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+		t.Errorf("ProbeWrites on a read-only database: %v, want it refused as read-only", err)
+	}
+}
+
+// TestTheWriteProbeWaitsForTheWriteLockOnSQLite: another session holding
+// the embedded store's write lock fails the probe when its time is up, as
+// it would a client's write.
+func TestTheWriteProbeWaitsForTheWriteLockOnSQLite(t *testing.T) {
+	dsn := backends()[0].fresh(t)
+	s := openStore(t, dsn, newClock())
+	other, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(context.Background(), `ROLLBACK`)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.ProbeWrites(ctx); err == nil {
+		t.Error("ProbeWrites with another session holding the write lock: nil, want refused")
+	}
+}
