@@ -3,7 +3,8 @@
 // keys, CA bundles, and the local state snapshot) with a bound on their
 // size. A path naming /dev/zero, a named pipe or a file growing while it is
 // read would otherwise hold `config check`, a start or a reload for good,
-// and take all the memory on the way.
+// and take all the memory on the way. RegularOrAbsent is the same look
+// for the files strangler writes or opens as a database.
 package filecap
 
 import (
