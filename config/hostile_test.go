@@ -318,3 +318,22 @@ func TestCertificateFilesAreBounded(t *testing.T) {
 		t.Errorf("got %v, want one error at line 4 on tls naming /dev/zero", errs)
 	}
 }
+
+// A UTF-16 surrogate written as an escape (JSON writes a character beyond
+// U+FFFF as a pair of them) is a YAML syntax error, which named the line
+// alone: the field whose value holds it is named too, at its column.
+func TestASurrogateEscapeNamesItsField(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{hostileBackends + "routes:\n  - name: \"r\\ud83d\\ude00\"\n    match: \"GET /p\"\n",
+			"c.yaml:5:13: routes[0].name: found invalid Unicode character escape code"},
+		{"backends:\n  legacy: { url: \"http://legacy\", timeout: 2s }\n  modern: { url: \"http://m\\uDC00\" }\n",
+			"c.yaml:3:27: backends.modern.url: found invalid Unicode character escape code"},
+		{hostileBackends + "routes:\n  - { name: a, match: \"GET /a\" }\n  - { name: b, match: \"GET /b\\U0000D800\" }\n",
+			"c.yaml:6:30: routes[1].match: found invalid Unicode character escape code"},
+	} {
+		errs := parseErrors(t, tc.yaml)
+		if len(errs) != 1 || errs[0].Error() != tc.want {
+			t.Errorf("got %v, want %s", errs, tc.want)
+		}
+	}
+}

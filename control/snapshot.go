@@ -65,6 +65,9 @@ var errNoSnapshot = errors.New("no snapshot")
 // next to it, synced, renamed over it, and the directory synced, so the
 // new snapshot survives a crash or power loss once Save returns.
 func (s *Snapshot) Save(overrides map[string]domain.Override, at time.Time) error {
+	if err := filecap.RegularOrAbsent(s.path); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
 	f := snapshotFile{Version: 1, Store: s.store, SavedAt: at.UTC(), Overrides: map[string]snapshotOverride{}}
 	for name, o := range overrides {
 		f.Overrides[name] = snapshotOverride{

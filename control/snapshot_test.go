@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,6 +98,29 @@ func TestSnapshotsThatCannotBeServed(t *testing.T) {
 			t.Errorf("got %v, want an error saying %q", err, want)
 		}
 	})
+}
+
+// A state_snapshot naming a named pipe or a directory is refused by name
+// when saved, and left as it was: the rename over it replaced an
+// operator's pipe with a regular file without a word.
+func TestSnapshotSavedOverASpecialFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "flags.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	for path, want := range map[string]string{
+		fifo: fifo + " is a named pipe (FIFO): want a regular file",
+		dir:  dir + " is a directory: want a regular file",
+	} {
+		err := NewSnapshot(path, "sqlite:/var/lib/strangler.db").Save(map[string]domain.Override{}, time.Now())
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error saying %q", err, want)
+		}
+	}
+	if fi, err := os.Stat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the named pipe is no longer one: %v, %v", fi.Mode(), err)
+	}
 }
 
 // unreachableStore is a real PostgreSQL store whose server refuses

@@ -12,6 +12,7 @@ import (
 
 	"strangler/domain"
 	"strangler/internal/dsn"
+	"strangler/internal/filecap"
 )
 
 // Backup writes a consistent copy of the embedded store at dsn
@@ -28,6 +29,9 @@ func Backup(ctx context.Context, dsn, out string) error {
 		return err
 	}
 	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if err := filecap.RegularOrAbsent(out); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	if _, err := os.Stat(out); err == nil {
@@ -107,6 +111,9 @@ func sqlitePath(addr string) (string, error) {
 func openReadOnly(path string) (*sql.DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("store: sqlite: file name %q must not contain ? or #", path)
+	}
+	if err := filecap.RegularOrAbsent(path); err != nil {
+		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {

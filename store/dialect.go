@@ -16,6 +16,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"strangler/internal/dsn"
+	"strangler/internal/filecap"
 )
 
 //go:embed migrations
@@ -199,6 +200,9 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	}
 	if strings.ContainsRune(path, '#') {
 		return nil, nil, fmt.Errorf("store: sqlite: file name %q must not contain #", path)
+	}
+	if err := filecap.RegularOrAbsent(path); err != nil {
+		return nil, nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))

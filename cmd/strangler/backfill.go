@@ -73,6 +73,12 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
+	if err := outputFile("backfill", "report-json", *reportJSON); err != nil {
+		return err
+	}
+	if err := outputFile("backfill", "report-html", *reportHTML); err != nil {
+		return err
+	}
 	file, err := loadConfig(*path, getenv)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"strangler/internal/filecap"
 )
 
 const usage = `usage: strangler <command> [flags]
@@ -97,6 +99,19 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 			return err // the usage is printed; main exits 0
 		}
 		return usageError{strings.TrimSpace(err.Error())}
+	}
+	return nil
+}
+
+// outputFile refuses, before the command reads or writes anything, a file
+// flag naming what is no regular file to write: a named pipe would hold
+// the command at its end, after all its work, waiting for a reader.
+func outputFile(cmd, flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := filecap.RegularOrAbsent(path); err != nil {
+		return fmt.Errorf("%s: --%s: %w", cmd, flag, err)
 	}
 	return nil
 }

@@ -37,6 +37,9 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	case *samples < 1:
 		return usageError{"verify: --samples wants at least 1"}
 	}
+	if err := outputFile("verify", "report-json", *reportJSON); err != nil {
+		return err
+	}
 	cfg, err := loadBackfill(*path, getenv)
 	if err != nil {
 		return err

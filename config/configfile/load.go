@@ -8,10 +8,12 @@ package configfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -121,6 +123,7 @@ func syntaxError(name string, data []byte, err error) config.Error {
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Column, e.Msg = 1, m[2]
+		e.Column, e.Field = surrogateField(data, e.Line)
 	} else if line, column, ok := unreadable(data); ok {
 		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
 	} else {
@@ -129,6 +132,75 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// surrogate is an escape of a UTF-16 surrogate, which YAML refuses in a
+// double-quoted string ("found invalid Unicode character escape code"):
+// JSON writes a character beyond U+FFFF as a pair of them.
+var surrogate = regexp.MustCompile(`\\(u|U0000)[dD][89a-fA-F][0-9a-fA-F]{2}`)
+
+// surrogateField places a syntax error at line that is a surrogate
+// escape: its column there, and the field whose value holds it, found by
+// parsing data again with every such escape made U+FFFD (of the same
+// length, so every position stays). Column 1 and no field otherwise.
+func surrogateField(data []byte, line int) (column int, field string) {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 1, ""
+	}
+	at := surrogate.FindIndex(lines[line-1])
+	if at == nil {
+		return 1, ""
+	}
+	column = utf8.RuneCount(lines[line-1][:at[0]]) + 1
+	repaired := surrogate.ReplaceAllFunc(data, func(esc []byte) []byte {
+		return append(esc[:len(esc)-4:len(esc)-4], "FFFD"...)
+	})
+	var root yaml.Node
+	if yaml.Unmarshal(repaired, &root) != nil {
+		return column, ""
+	}
+	return column, fieldAt(&root, "", line, column)
+}
+
+// fieldAt is the path (routes[2].name, as decoding names fields) of the
+// value in n that starts last on line before column, or "".
+func fieldAt(n *yaml.Node, path string, line, column int) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if f := fieldAt(c, path, line, column); f != "" {
+				return f
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range slices.Backward(n.Content) {
+			if f := fieldAt(c, fmt.Sprintf("%s[%d]", path, i), line, column); f != "" {
+				return f
+			}
+		}
+	case yaml.MappingNode:
+		for i := len(n.Content) - 2; i >= 0; i -= 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			sub := key.Value
+			if path != "" {
+				sub = path + "." + key.Value
+			}
+			if f := fieldAt(val, sub, line, column); f != "" {
+				return f
+			}
+			if key.Line == line && key.Column <= column {
+				// The escape is in the key itself, or between it and a
+				// value on another line.
+				return sub
+			}
+		}
+	case yaml.ScalarNode:
+		if n.Line == line && n.Column <= column {
+			return path
+		}
+	}
+	return ""
 }
 
 // unreadable finds the first character YAML's reader refuses in UTF-8

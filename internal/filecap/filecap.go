@@ -3,14 +3,17 @@
 // keys, CA bundles, and the local state snapshot) with a bound on their
 // size. A path naming /dev/zero, a named pipe or a file growing while it is
 // read would otherwise hold `config check`, a start or a reload for good,
-// and take all the memory on the way.
+// and take all the memory on the way. RegularOrAbsent is the same look
+// for the files strangler writes or opens as a database.
 package filecap
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"syscall"
 
@@ -55,6 +58,23 @@ func Read(path string, limit int64) ([]byte, error) {
 		return nil, tooLarge(path, limit)
 	}
 	return b, nil
+}
+
+// RegularOrAbsent returns nil when path names a regular file or nothing yet,
+// and otherwise an error naming path and what it is: the check for a file
+// strangler is to create or write (a store, a backup, a report, the
+// state snapshot), made before anything opens it. Writing to a named
+// pipe waits for a reader for good, SQLite handed /dev/zero reads zeros,
+// and a rename over a device would replace it.
+func RegularOrAbsent(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return regular(path, fi, math.MaxInt64)
 }
 
 // regular refuses what is not a regular file, or is larger than limit.

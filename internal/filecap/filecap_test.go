@@ -91,3 +91,30 @@ func TestAFileLargerThanItsSizeSaidIsRefused(t *testing.T) {
 		t.Errorf("got %v, want an error naming the file and the limit", err)
 	}
 }
+
+// A file to be written may be absent or regular; anything else is named.
+func TestRegularOrAbsent(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "out.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	file := filepath.Join(dir, "f.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{file, filepath.Join(dir, "new.json")} {
+		if err := filecap.RegularOrAbsent(path); err != nil {
+			t.Errorf("%s: %v, want nil", path, err)
+		}
+	}
+	for path, want := range map[string]string{
+		fifo:        fifo + " is a named pipe (FIFO): want a regular file",
+		dir:         dir + " is a directory: want a regular file",
+		"/dev/zero": "/dev/zero is a device: want a regular file",
+	} {
+		if err := filecap.RegularOrAbsent(path); err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %q", path, err, want)
+		}
+	}
+}
