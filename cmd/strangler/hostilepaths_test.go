@@ -38,10 +38,9 @@ func strangle(t *testing.T, args ...string) (int, string) {
 	return cmd.ProcessState.ExitCode(), stderr.String()
 }
 
-// A named pipe or a device where the store, a backup, or a report is to
-// be is refused by name before anything opens it: SQLite handed one would
-// wait for a writer, or read zeros, and a report written to a pipe would
-// hold the command at its end.
+// A named pipe or a device where the store or a backup is to be is
+// refused by name before anything opens it: SQLite handed one would wait
+// for a writer, or read zeros.
 func TestSpecialFilesAreRefusedByName(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "pipe")
@@ -86,16 +85,26 @@ routes: []
 			{"store", "verify", special.path},
 			{"audit", "verify", "--config", onStore},
 			{"audit", "export", "--config", onStore},
-			// The reports are refused before the configuration is read.
-			{"backfill", "--config", good, "--report-json", special.path},
-			{"backfill", "--config", good, "--report-html", special.path},
-			{"verify", "--config", good, "--report-json", special.path},
 		} {
 			code, stderr := strangle(t, args...)
 			if code != 1 || !strings.Contains(stderr, special.path+" "+special.kind) {
 				t.Errorf("strangler %s: exit %d, stderr %q; want 1 and an error saying %s %s",
 					strings.Join(args, " "), code, stderr, special.path, special.kind)
 			}
+		}
+	}
+	// A report is written to a pipe or a device as to a file
+	// (--report-json /dev/stdout); one named a directory is refused before
+	// the configuration is read.
+	for _, args := range [][]string{
+		{"backfill", "--config", good, "--report-json", dir},
+		{"backfill", "--config", good, "--report-html", dir},
+		{"verify", "--config", good, "--report-json", dir},
+	} {
+		code, stderr := strangle(t, args...)
+		if code != 1 || !strings.Contains(stderr, dir+" is a directory: want a file to write the report to") {
+			t.Errorf("strangler %s: exit %d, stderr %q; want 1 and an error saying %s is a directory",
+				strings.Join(args, " "), code, stderr, dir)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "backup.db")); !errors.Is(err, os.ErrNotExist) {

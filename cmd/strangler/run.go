@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
-
-	"strangler/internal/filecap"
 )
 
 const usage = `usage: strangler <command> [flags]
@@ -103,15 +103,24 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// outputFile refuses, before the command reads or writes anything, a file
-// flag naming what is no regular file to write: a named pipe would hold
-// the command at its end, after all its work, waiting for a reader.
+// outputFile refuses, before the command does any work, a report flag
+// naming a directory or a socket, which no report can be written to (the
+// write would fail at the end, after all the work). A named pipe or a
+// character device is written to as a file is: --report-json /dev/stdout
+// is how a report goes down a pipeline.
 func outputFile(cmd, flag, path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := filecap.RegularOrAbsent(path); err != nil {
-		return fmt.Errorf("%s: --%s: %w", cmd, flag, err)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil // absent: created when the report is written
+	}
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return fmt.Errorf("%s: --%s: %s is a directory: want a file to write the report to", cmd, flag, path)
+	case m&fs.ModeSocket != 0:
+		return fmt.Errorf("%s: --%s: %s is a socket: want a file to write the report to", cmd, flag, path)
 	}
 	return nil
 }
