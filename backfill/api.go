@@ -158,22 +158,21 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		all = append(all, s)
 		names = append(names, t.name)
 	}
+	send := func(ctx context.Context) error {
+		opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
+		prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
+		defer prog.finish()
+		return r.all(ctx, tables)
+	}
 	var runErr error
 	if !opts.DryRun && !opts.Worker {
 		var held []string
 		for _, t := range tables {
 			held = append(held, r.ledgerName(t))
 		}
-		var release func()
-		if ctx, release, runErr = r.hold(ctx, held); runErr == nil {
-			defer release()
-		}
-	}
-	if runErr == nil {
-		opts.Log.Info("backfill started", "mode", opts.mode(), "dry_run", opts.DryRun, "tables", names, "run_id", r.run, "target", "api")
-		prog := startProgress(opts.Progress, opts.Terminal, opts.Screen, all)
-		runErr = r.all(ctx, tables)
-		prog.finish()
+		runErr = r.holding(ctx, held, send)
+	} else {
+		runErr = send(ctx)
 	}
 
 	report := &Report{RunID: r.run, Mode: opts.mode(), DryRun: opts.DryRun, Started: started, Finished: time.Now()}

@@ -139,7 +139,10 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		}
 	}
 	l, run, owner, lease := r.opts.APILedger, r.opts.Run, r.opts.WorkerID, r.opts.Lease
-	renew := func(ctx context.Context) (bool, error) { return l.RenewAPIBackfillGroup(ctx, run, g, owner, lease) }
+	renew := func(ctx context.Context) (error, error) {
+		held, err := l.RenewAPIBackfillGroup(ctx, run, g, owner, lease)
+		return lostUnless(held, err)
+	}
 	// A lost connection resumes the group after the last batch recorded
 	// (rg.last), as a plain run's pass does.
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {

@@ -42,16 +42,23 @@ func takeTurns(ctx context.Context, lease time.Duration,
 	}
 }
 
+// lostUnless is a worker's renewal for holdLease: the lease is lost
+// (errLeaseLost) when the renewal went through and held nothing.
+func lostUnless(held bool, err error) (lost, _ error) {
+	if err == nil && !held {
+		return errLeaseLost, nil
+	}
+	return nil, err
+}
+
 // holdLease runs work on a leased part, renewing the lease every third
-// of its length. A renewal that finds the part another's (held false,
-// no error) ends work's context, and holdLease returns errLeaseLost; a
-// renewal that fails is tried again at the next tick, while the lease
-// may still hold.
-func holdLease(ctx context.Context, lease time.Duration, renew func(context.Context) (held bool, err error), work func(context.Context) error) error {
+// of its length. A renewal that finds the part another's (lost not nil)
+// ends work's context, and holdLease returns lost; a renewal that fails
+// (err) is tried again at the next tick, while the lease may still hold.
+func holdLease(ctx context.Context, lease time.Duration, renew func(context.Context) (lost, err error), work func(context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel(nil)
+	var lost error // written by the renewer, read once it is done
 	wg.Go(func() {
 		tick := time.NewTicker(lease / 3)
 		defer tick.Stop()
@@ -61,17 +68,20 @@ func holdLease(ctx context.Context, lease time.Duration, renew func(context.Cont
 				return
 			case <-tick.C:
 			}
-			if held, err := renew(ctx); err == nil && !held {
-				cancel(errLeaseLost)
+			if l, err := renew(ctx); err == nil && l != nil {
+				lost = l
+				cancel(l)
 				return
 			}
 		}
 	})
 	err := work(ctx)
 	cause := context.Cause(ctx)
+	cancel(nil)
+	wg.Wait()
 	switch {
-	case errors.Is(err, errLeaseLost) || errors.Is(cause, errLeaseLost):
-		return errLeaseLost
+	case lost != nil:
+		return lost
 	case err != nil && cause != nil && !errors.Is(cause, context.Canceled):
 		return cause
 	}

@@ -161,10 +161,10 @@ func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, 
 // copyLeased copies a leased range, renewing the lease as it goes. A lost
 // lease ends the copy, not the worker: the range is another's now.
 func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
-	renew := func(ctx context.Context) (bool, error) {
+	renew := func(ctx context.Context) (error, error) {
 		tag, err := r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
 			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
-		return tag.RowsAffected() > 0, err
+		return lostUnless(tag.RowsAffected() > 0, err)
 	}
 	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
 	if errors.Is(err, errLeaseLost) {
