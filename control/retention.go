@@ -26,8 +26,8 @@ const (
 	purgeCheck = time.Minute
 )
 
-// leftoverGrace is how long the learned schemas and mismatch samples of
-// a route no longer in the configuration must have gone without any
+// leftoverGrace is how long the learned schemas, mismatch samples and
+// noise of a route no longer in the configuration must have gone without any
 // replica adding to them before they are deleted: a replica still
 // serving the older configuration, during a rolling change, keeps them
 // alive.
@@ -37,13 +37,13 @@ const leftoverGrace = time.Hour
 // that no report, gate or retirement verdict can ask for any more, so the
 // store keeps traffic history only as long as the migration needs it;
 // and what routes no longer in the configuration left behind: learned
-// response schemas and mismatch samples.
+// response schemas, mismatch samples and learned noise.
 type CountsPurger struct {
 	Flags *Flags
 	Store interface {
 		PurgeCounts(ctx context.Context, olderThan time.Time) (int, error)
 	}
-	// Leftovers deletes the schemas and samples of removed routes; nil
+	// Leftovers deletes the schemas, samples and noise of removed routes; nil
 	// keeps them.
 	Leftovers interface {
 		PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(store.Leftovers) domain.AuditEntry) ([]store.Leftovers, error)
@@ -120,10 +120,10 @@ func (p *CountsPurger) Purge(ctx context.Context) error {
 	}
 	purged, err := p.Leftovers.PurgeRemovedRoutes(ctx, keep, now.Add(-leftoverGrace), func(l store.Leftovers) domain.AuditEntry {
 		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "route_data_purged", Route: l.Route,
-			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas and %d shadow mismatch samples were deleted", l.Schemas, l.Samples)}
+			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas, %d shadow mismatch samples and %d learned noise fields were deleted", l.Schemas, l.Samples, l.Noise)}
 	})
 	for _, l := range purged {
-		p.Log.Info("deleted what a route no longer in the configuration left behind", "route", l.Route, "schemas", l.Schemas, "samples", l.Samples)
+		p.Log.Info("deleted what a route no longer in the configuration left behind", "route", l.Route, "schemas", l.Schemas, "samples", l.Samples, "noise", l.Noise)
 	}
 	return err
 }

@@ -211,7 +211,7 @@ func TestWhatRemovedRoutesLeftIsPurged(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != 1 || entries[0].Actor != config.ConfigActor || entries[0].Action != "route_data_purged" ||
-		!strings.Contains(entries[0].Detail, "2 learned response schemas and 1 shadow mismatch samples") {
+		!strings.Contains(entries[0].Detail, "2 learned response schemas, 1 shadow mismatch samples and 0 learned noise fields") {
 		t.Errorf("audit of the purge: %+v, want one route_data_purged entry by config naming 2 schemas and 1 sample", entries)
 	}
 }

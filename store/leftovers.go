@@ -12,23 +12,29 @@ import (
 )
 
 // Leftovers is what PurgeRemovedRoutes deleted of one route: how many
-// learned response schemas (method and status pairs) and shadow mismatch
-// samples.
+// learned response schemas (method and status pairs), shadow mismatch
+// samples and learned noise fields.
 type Leftovers struct {
-	Route            string
-	Schemas, Samples int
+	Route                   string
+	Schemas, Samples, Noise int
 }
 
 // leftoverTables are the tables that keep data by route name, without
 // an end of their own, with the column saying when a row was last
-// written.
-var leftoverTables = []struct{ table, at string }{
-	{"strangler_schemas", "updated_at"},
-	{"strangler_samples", "at"},
+// written (a noise field's when it was learned: learning it again
+// changes nothing), and where each table's count goes.
+var leftoverTables = []struct {
+	table, at string
+	count     func(*Leftovers) *int
+}{
+	{"strangler_schemas", "updated_at", func(l *Leftovers) *int { return &l.Schemas }},
+	{"strangler_samples", "at", func(l *Leftovers) *int { return &l.Samples }},
+	{"strangler_noise", "added_at", func(l *Leftovers) *int { return &l.Noise }},
 }
 
-// PurgeRemovedRoutes deletes the learned response schemas and the shadow
-// mismatch samples of every route not in keep that none of them was
+// PurgeRemovedRoutes deletes the learned response schemas, the shadow
+// mismatch samples and the learned noise of every route not in keep that
+// none of them was
 // written for since notSince (a replica still serving an older
 // configuration keeps its routes' alive), each route's deletion audited
 // in the same transaction with the entry audit makes of it. It returns
@@ -39,7 +45,7 @@ func (s *Store) PurgeRemovedRoutes(ctx context.Context, keep []string, notSince 
 		purged = nil
 		found := map[string]*Leftovers{}
 		recent := map[string]bool{}
-		for i, t := range leftoverTables {
+		for _, t := range leftoverTables {
 			rows, err := tx.QueryContext(ctx, `SELECT route, COUNT(*), MAX(`+t.at+`) FROM `+t.table+` GROUP BY route`)
 			if err != nil {
 				return err
@@ -63,11 +69,7 @@ func (s *Store) PurgeRemovedRoutes(ctx context.Context, keep []string, notSince 
 					l = &Leftovers{Route: route}
 					found[route] = l
 				}
-				if i == 0 {
-					l.Schemas = n
-				} else {
-					l.Samples = n
-				}
+				*t.count(l) = n
 			}
 			err = rows.Err()
 			rows.Close()
