@@ -10,6 +10,7 @@ import (
 
 	"strangler/edge"
 	"strangler/edge/canonical"
+	"strangler/telemetry"
 )
 
 // admit canonicalizes req once, at the edge, and matches it: it sets x's
@@ -192,13 +193,9 @@ func (t *Table) admitBody(x *exchange, w http.ResponseWriter, req *http.Request)
 // which may name a patient.
 func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 	status := statusFor(req, err).status
-	method := req.Method
-	if len(method) > maxLoggedMethod {
-		method = method[:maxLoggedMethod] + "…"
-	}
 	t.log.LogAttrs(req.Context(), slog.LevelInfo, "request refused",
 		slog.String("route", x.route.name),
-		slog.String("method", method),
+		slog.String("method", t.methodName(req.Method)),
 		slog.Int("status", status),
 		slog.String("reason", err.Error()),
 		slog.String("request_id", x.id))
@@ -221,9 +218,16 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 // on a path where its _method field would matter.
 var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header, and a backend reading another than the first may find a _method field in a form; send one"}
 
-// maxLoggedMethod bounds a refused method in the log: a client may send a
-// method token of many kilobytes.
-const maxLoggedMethod = 32
+// methodName is how logs and spans name method: as sent when the facade
+// knows it, else telemetry.MethodOther. A client may send any token of
+// any length as its method (a record number, kilobytes of it), and a 405
+// keeps none of it.
+func (t *Table) methodName(method string) string {
+	if t.policy.Known(method) {
+		return method
+	}
+	return telemetry.MethodOther
+}
 
 func isBodyFailure(err error) bool {
 	return errors.Is(err, errBodyIncomplete) || errors.Is(err, errBodyTimeout) || errors.Is(err, errBodyOverMax)

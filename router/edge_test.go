@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config/configfile"
 	"strangler/metrics"
@@ -569,18 +571,32 @@ routes:
 	}
 }
 
-func TestALongRefusedMethodIsLoggedShort(t *testing.T) {
+// TestARefusedMethodIsNamedInLogsAndSpansOnlyWhenKnown: a method is a
+// token the client chooses; one the facade does not know (a record
+// number, kilobytes of M) is _OTHER in the refusal's log line and its
+// span (named HTTP, as the conventions say), and TRACE, which RFC 9110
+// defines, is named.
+func TestARefusedMethodIsNamedInLogsAndSpansOnlyWhenKnown(t *testing.T) {
 	legacy := newBackend(t, answer(200, "ok"))
-	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
-	_, r := rawRequest(t, f, strings.Repeat("M", 10000)+" /x HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 405 {
-		t.Fatalf("got %v, %v; want 405", resp, err)
-	}
-	lines := f.logLines(t, "request refused")
-	if len(lines) != 1 {
-		t.Fatalf("%d request refused lines, want 1", len(lines))
-	}
-	if m, _ := lines[0]["method"].(string); len(m) > 40 {
-		t.Errorf("logged a method of %d bytes", len(m))
+	for _, c := range []struct{ method, logged, span string }{
+		{"MRN7730019", "_OTHER", "HTTP"},
+		{strings.Repeat("M", 10000), "_OTHER", "HTTP"},
+		{"TRACE", "TRACE", "TRACE"},
+	} {
+		f := newTracedFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+		_, r := rawRequest(t, f.facade, c.method+" /x HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 405 {
+			t.Fatalf("%.20s: got %v, %v; want 405", c.method, resp, err)
+		}
+		lines := f.logLines(t, "request refused")
+		if len(lines) != 1 || lines[0]["method"] != c.logged {
+			t.Errorf("%.20s: request refused lines %v, want one with method %q", c.method, lines, c.logged)
+		}
+		want(t, f.span(t, trace.SpanKindServer, ""), c.span, codes.Unset, map[string]string{
+			"http.request.method": c.logged, "http.response.status_code": "405",
+		})
+		if c.logged == "_OTHER" {
+			noPatientData(t, f.spans.Ended(), c.method)
+		}
 	}
 }

@@ -36,7 +36,7 @@ func (t *Table) startServer(req *http.Request, rt *route) (context.Context, trac
 	ctx := t.tracing.propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 	scheme, host := t.origin(req)
 	return telemetry.StartServer(ctx, t.tracing.tracer,
-		telemetry.Request{Method: req.Method, Route: rt.pattern, Scheme: scheme, Host: host, Query: req.URL.RawQuery != ""},
+		telemetry.Request{Method: t.methodName(req.Method), Route: rt.pattern, Scheme: scheme, Host: host, Query: req.URL.RawQuery != ""},
 		attrRoute.String(rt.name), attrMode.String(string(rt.mode)))
 }
 

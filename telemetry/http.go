@@ -30,9 +30,8 @@ const RedactedPath = "/" + Redacted
 // Request is what a server span says about a request, read before it is
 // served.
 type Request struct {
-	// Method is the request method. The edge lets through only the
-	// standard methods and those allow_methods names, so every method that
-	// reaches a span is one the facade knows, never "_OTHER".
+	// Method is the request method, or MethodOther for one the facade
+	// does not know (a refused request's may be any token).
 	Method string
 	// Route is the matched route's path template, "" when none matched.
 	Route string
@@ -44,10 +43,17 @@ type Request struct {
 	Query bool
 }
 
+// MethodOther stands for a request method the facade does not know, as
+// the conventions spell it; the method as sent is not recorded.
+const MethodOther = "_OTHER"
+
 // StartServer starts the server span of a request in ctx, which carries
 // the client's trace context; attrs are the facade's own attributes.
 func StartServer(ctx context.Context, tracer trace.Tracer, r Request, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	name, path := r.Method, Redacted
+	if r.Method == MethodOther {
+		name = "HTTP" // the conventions' name for a method they do not know
+	}
 	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLScheme(r.Scheme))
 	if r.Route != "" {
 		name, path = r.Method+" "+r.Route, r.Route

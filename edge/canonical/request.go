@@ -108,6 +108,14 @@ func (p *Policy) Admit(r *http.Request) (Request, error) {
 	return Request{Path: path}, nil
 }
 
+// Known reports whether m is a method logs and spans may name as sent:
+// one that passes, or CONNECT or TRACE, which RFC 9110 defines and the
+// facade refuses. Any other method is a token the client chose, which may
+// be anything (a record number).
+func (p *Policy) Known(m string) bool {
+	return p.methodAllowed(m) || m == http.MethodConnect || m == http.MethodTrace
+}
+
 // methodAllowed matches method tokens case-sensitively, as RFC 9110
 // section 9.1 says: "get" is not GET.
 func (p *Policy) methodAllowed(m string) bool {
