@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"strangler/internal/golog"
 )
 
 // Limits of the public listener. Read and write timeouts stay off: uploads
@@ -29,7 +31,7 @@ func NewServer(h http.Handler, log *slog.Logger) (*http.Server, error) {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnContext:       ConnContext,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 		// "OPTIONS *" goes to h, which answers it with the methods the
 		// facade lets through, rather than net/http's empty 200.
 		DisableGeneralOptionsHandler: true,

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"strangler/edge/canonical"
+	"strangler/internal/golog"
 	"strangler/upstream"
 )
 
@@ -39,9 +40,10 @@ func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httpu
 		BufferPool:     t.buffers,
 		ModifyResponse: t.modifyResponse,
 		ErrorHandler:   t.proxyError,
-		// Log through slog; ReverseProxy only logs copy errors, which are
-		// clients or backends hanging up mid-body.
-		ErrorLog: slog.NewLogLogger(t.log.Handler(), slog.LevelDebug),
+		// Log through slog; ReverseProxy only logs copy errors: clients or
+		// backends hanging up mid-body, or a backend's malformed trailer,
+		// which it quotes (golog drops what is quoted).
+		ErrorLog: golog.Logger(t.log, slog.LevelDebug),
 	}
 }
 

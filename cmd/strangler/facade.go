@@ -16,6 +16,7 @@ import (
 	"strangler/control"
 	"strangler/dualwrite"
 	"strangler/edge"
+	"strangler/internal/golog"
 	"strangler/metrics"
 	"strangler/router"
 	"strangler/shadow"
@@ -210,7 +211,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
 	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
 	if adminTLS != nil {

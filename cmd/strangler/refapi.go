@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"strangler/internal/golog"
 	"strangler/legacy"
 	"strangler/modern"
 )
@@ -57,7 +58,7 @@ func runRefAPI(ctx context.Context, side string, args []string, getenv func(stri
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: golog.Logger(log, slog.LevelDebug)}
 	store := "memory"
 	if *dsn != "" {
 		store = "database"

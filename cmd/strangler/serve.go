@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	oklog "github.com/oklog/run"
@@ -21,6 +20,7 @@ import (
 	"strangler/config/configfile"
 	"strangler/edge"
 	"strangler/internal/filecap"
+	"strangler/internal/golog"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/telemetry"
@@ -64,24 +64,10 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 	}
 	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	stdlog.SetFlags(0)
-	stdlog.SetOutput(stdLog{log})
+	// net/http's transport reports with the log package an answer a
+	// backend sent on an idle connection, quoting its first bytes.
+	stdlog.SetOutput(golog.Writer(log, slog.LevelWarn))
 	return log, nil
-}
-
-// stdLog takes what the standard library prints with the log package
-// into the JSON log, for newLogger. net/http's transport reports there an
-// answer a backend sent on an idle connection, quoting its first bytes,
-// which may be a patient's record: the line keeps its words up to the
-// first quote, never what it quoted.
-type stdLog struct{ log *slog.Logger }
-
-func (s stdLog) Write(p []byte) (int, error) {
-	msg, quoted := strings.TrimSpace(string(p)), false
-	if i := strings.IndexByte(msg, '"'); i >= 0 {
-		msg, quoted = strings.TrimSpace(msg[:i]), true
-	}
-	s.log.Warn("net/http", "message", msg, "quoted_bytes_dropped", quoted)
-	return len(p), nil
 }
 
 // actor is a long-lived part of the process, run in one oklog/run group:
