@@ -31,8 +31,9 @@ import (
 
 // The PHI canary test sends patient data (a name, a record number, a
 // social security number, a date of birth and a bearer token) in the
-// path, the query, the headers and the bodies of requests through every
-// mode and outcome, and in answers as values and as the keys of a map,
+// path, the query, the method, the headers and the bodies of requests
+// through every mode and outcome, and in answers as values, as the keys
+// of a map and as a malformed trailer line,
 // then searches everything the facade keeps or shows for it: its log
 // output, /metrics, the traces a real OTLP receiver got, every admin API
 // listing and the status page, every CLI listing, the report and the
@@ -144,6 +145,13 @@ func canaryBackends(t *testing.T) (legacy, modern *httptest.Server) {
 			reply(w, 400, `{"error":"no patient Zelda Quimbyfrost (MRN7730019)"}`)
 		case strings.HasPrefix(r.URL.Path, "/err/500/"):
 			reply(w, 500, `{"error":"crashed on Zelda Quimbyfrost, 987-65-4329"}`)
+		case strings.HasPrefix(r.URL.Path, "/trailer/"):
+			// A chunked answer whose trailer line is not a header, which
+			// the proxy's copy error quotes.
+			conn, rw, _ := http.NewResponseController(w).Hijack()
+			rw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nZelda Quimbyfrost MRN7730019\r\n\r\n")
+			rw.Flush()
+			conn.Close()
 		case strings.HasPrefix(r.URL.Path, "/dwunknown/"):
 			// Cut off after taking the write: the primary may have
 			// applied it, and the facade cannot know.
@@ -421,6 +429,8 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			{"GET", "/err/500/" + canaryMRN + canaryQuery, noBody, 500},
 			{"GET", "/legacy/" + canaryMRN + "%2Fx" + canaryQuery, noBody, 400}, // refused at the edge
 			{"GET", "/unrouted/" + canaryMRN + canaryQuery, noBody, 200},
+			{"GET", "/trailer/" + canaryMRN + canaryQuery, noBody, 200},
+			{canaryMRN, "/legacy/" + canaryMRN + canaryQuery, noBody, 405}, // a method is any token
 			{"GET", "/sh/" + canaryMRN + canaryQuery, noBody, 200},
 			{"GET", "/sh/" + canaryMRN + canaryQuery, noBody, 200},
 			{"GET", "/shr/" + canaryMRN + canaryQuery, noBody, 200},
@@ -603,7 +613,8 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		}
 		if !strings.Contains(seen["the log"], `"msg":"fallback"`) || !strings.Contains(seen["strangler diffs"], "shadow-redacted: ") ||
 			!strings.Contains(seen["strangler repairs list"], "dw-unknown") ||
-			!strings.Contains(seen["the log"], "not valid HTTP") || !strings.Contains(seen["GET /admin/repairs/"+bad], "not valid HTTP") {
+			!strings.Contains(seen["the log"], "not valid HTTP") || !strings.Contains(seen["GET /admin/repairs/"+bad], "not valid HTTP") ||
+			!strings.Contains(seen["the log"], "ReverseProxy read error during body copy") || !strings.Contains(seen["the log"], `"method":"_OTHER"`) {
 			t.Error("the log, diffs or repairs list lack what the traffic must have made: the test searches nothing")
 		}
 		// The audit trail as an auditor gets it, read from the store.
