@@ -20,17 +20,18 @@ func encodeHeader(h http.Header) []byte {
 }
 
 // decodeHeader is the inverse of encodeHeader. Names are kept as stored,
-// not canonicalised again.
+// not canonicalised again. An error names a line by its number, never
+// its bytes: a header of a journaled write may be patient data.
 func decodeHeader(b []byte) (http.Header, error) {
 	h := http.Header{}
-	for len(b) > 0 {
+	for n := 1; len(b) > 0; n++ {
 		line, rest, ok := bytes.Cut(b, []byte("\r\n"))
 		if !ok {
-			return nil, fmt.Errorf("header line %q is not terminated", line)
+			return nil, fmt.Errorf("header line %d is not terminated", n)
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return nil, fmt.Errorf("header line %q has no colon", line)
+			return nil, fmt.Errorf("header line %d has no colon", n)
 		}
 		h[string(name)] = append(h[string(name)], string(bytes.TrimPrefix(value, []byte(" "))))
 		b = rest

@@ -207,6 +207,21 @@ func journalStatus(t *testing.T, s *Store, clk *testClock, id, resource string, 
 	}
 }
 
+// TestStoredHeadersThatDoNotDecodeAreNamedByLine: a journaled write's
+// headers that cannot be read back (a store edited by hand) make an
+// error naming the line, never quoting it: it may be patient data.
+func TestStoredHeadersThatDoNotDecodeAreNamedByLine(t *testing.T) {
+	for stored, want := range map[string]string{
+		"Accept: */*\r\nX-Patient-Name: Zelda Quimbyfrost": "header line 2 is not terminated",
+		"Zelda Quimbyfrost\r\n":                            "header line 1 has no colon",
+	} {
+		_, err := decodeHeader([]byte(stored))
+		if err == nil || err.Error() != want {
+			t.Errorf("decoding %q: got %v, want %q", stored, err, want)
+		}
+	}
+}
+
 func TestHeaderEncodingKeepsEveryByte(t *testing.T) {
 	h := http.Header{
 		"Accept":       {"*/*"},
