@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,6 +18,22 @@ var (
 	errBodyTimeout    = errors.New("request body stalled for body_timeout")
 	errBodyOverMax    = errors.New("request body exceeds max_body")
 )
+
+// errMalformedChunks stands for net/http's error about a chunked body or
+// trailer it could not parse, which quotes what the client sent there.
+var errMalformedChunks = errors.New("malformed chunked encoding or trailer")
+
+// unquoted is what the refusal's log line may say of err, an error
+// reading a client's body: net/http quotes with %q a trailer line that is
+// no header field (perhaps a patient's name), and keeps its own words
+// before; such an error is errMalformedChunks.
+func unquoted(err error) error {
+	var pe textproto.ProtocolError
+	if errors.As(err, &pe) || strings.Contains(err.Error(), `"`) {
+		return errMalformedChunks
+	}
+	return err
+}
 
 // clientBody is a client's request body as the facade reads it: each read
 // waits at most body_timeout for a byte, the body holds at most max_body
@@ -91,7 +109,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	case b.limit > 0 && b.n > b.limit:
 		b.err = errBodyOverMax
 	case err != nil && err != io.EOF:
-		b.err = fmt.Errorf("%w: %w", errBodyIncomplete, err)
+		b.err = fmt.Errorf("%w: %w", errBodyIncomplete, unquoted(err))
 	default:
 		if err == io.EOF && len(b.trailer) > 0 {
 			b.cleanTrailer(b.trailer)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -31,10 +33,10 @@ import (
 
 // The PHI canary test sends patient data (a name, a record number, a
 // social security number, a date of birth and a bearer token) in the
-// path, the query, the method, the headers and the bodies of requests
-// through every mode and outcome, and in answers as values, as the keys
-// of a map and as a malformed trailer line,
-// then searches everything the facade keeps or shows for it: its log
+// path, the query, the method, the headers, the bodies and a malformed
+// trailer line of requests through every mode and outcome, and in
+// answers as values, as the keys of a map and as a malformed trailer
+// line, then searches everything the facade keeps or shows for it: its log
 // output, /metrics, the traces a real OTLP receiver got, every admin API
 // listing and the status page, every CLI listing, the report and the
 // learned response schemas, and every table of its state store. The only
@@ -449,6 +451,21 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			if got := sendCanary(t, r.method, base+r.path, r.body); got != r.want {
 				t.Errorf("%s %s: got %d, want %d", r.method, r.path, got, r.want)
 			}
+		}
+		// A chunked body whose trailer line is no header field, which
+		// net/http's error quotes: refused, on a write and a read.
+		for _, target := range []string{"PUT /dw/" + canaryMRN, "GET /legacy/" + canaryMRN} {
+			conn, err := net.Dial("tcp", f.public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(conn, target+" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nZelda Quimbyfrost MRN7730019\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil || resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s with a malformed trailer: %v, %v; want 400", target, resp, err)
+			}
+			conn.Close()
 		}
 		// Other patients' records on the route whose contacts are keyed by
 		// surname, which compare.maps does not name: enough answers to
