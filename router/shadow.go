@@ -121,11 +121,12 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		// Runs on a panic too (the client hung up mid-body), so the job
 		// never waits forever.
 		x.w.tee = nil
-		job.primary <- primaryAnswer{
+		job.primary = primaryAnswer{
 			resp:     capture.Response(x.answer.status, x.answer.header),
 			answered: completed && x.answer.status != 0,
 			capture:  capture,
 		}
+		job.answered.Done()
 	}()
 	primary.ServeHTTP(&x.w, req)
 	completed = true
@@ -153,26 +154,38 @@ type shadowJob struct {
 	ctx   context.Context
 	copy  shadow.RequestCopy
 	// target is the request URL the copy is addressed from.
-	target  url.URL
-	primary chan primaryAnswer
-	// captures are the job's own captures, returned to the pool at its end.
+	target url.URL
+	// primary is the primary's answer, to be read once answered is done.
+	primary  primaryAnswer
+	answered sync.WaitGroup
+	// captures are the job's own captures, returned to the pool at its
+	// end: the other backend's answer and, when learning noise, the
+	// primary's second one.
 	captures []*shadow.Capture
 	// primaryUp and otherUp are the backends compared.
 	primaryUp, otherUp *upstream.Upstream
+	// The storage of the captures' list, of the copy's
+	// X-Strangler-Shadow value and of the reader capping the answers it
+	// reads, kept here so that they cost no allocation of their own.
+	captureBuf [2]*shadow.Capture
+	shadowFlag [1]string
+	body       io.LimitedReader
 }
 
 func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	rt := x.route
-	h := t.outboundHeader(req, x)
-	h["X-Strangler-Shadow"] = []string{"1"} // spelled canonically, as forwardHeaders sets its own
 	j := &shadowJob{
-		t:       t,
-		route:   rt,
-		ctx:     context.WithoutCancel(req.Context()),
-		copy:    shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Pattern: rt.pattern, Header: h, Body: x.replay},
-		target:  *req.URL,
-		primary: make(chan primaryAnswer, 1),
+		t:          t,
+		route:      rt,
+		ctx:        context.WithoutCancel(req.Context()),
+		target:     *req.URL,
+		shadowFlag: [1]string{"1"},
 	}
+	h := t.outboundHeader(req, x)
+	h["X-Strangler-Shadow"] = j.shadowFlag[:] // spelled canonically, as forwardHeaders sets its own
+	j.copy = shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Pattern: rt.pattern, Header: h, Body: x.replay}
+	j.captures = j.captureBuf[:0]
+	j.answered.Add(1)
 	j.primaryUp, j.otherUp = t.legacy, t.modern
 	if rt.primary == domain.Modern {
 		j.primaryUp, j.otherUp = t.modern, t.legacy
@@ -186,7 +199,8 @@ func (j *shadowJob) run() {
 	// sent alongside, its exchange and the comparison took the CPU the
 	// client's answer was waiting for, and lengthened the tail of the
 	// clients' latency (shadow p99 1.22x legacy's at a paced load).
-	p := <-j.primary
+	j.answered.Wait()
+	p := &j.primary
 	defer func() {
 		sh.captures.Put(p.capture)
 		for _, c := range j.captures {
@@ -290,7 +304,8 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 	// taken for a longer one, and no further.
 	c := j.route.shadow.capture()
 	j.captures = append(j.captures, c)
-	if _, err := c.ReadFrom(io.LimitReader(resp.Body, int64(j.route.shadow.compare.MaxBody)+1)); err != nil {
+	j.body = io.LimitedReader{R: resp.Body, N: int64(j.route.shadow.compare.MaxBody) + 1}
+	if _, err := c.ReadFrom(&j.body); err != nil {
 		return shadow.Response{}, err
 	}
 	return c.Response(resp.StatusCode, resp.Header), nil

@@ -1,8 +1,10 @@
 package shadow
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -66,14 +68,12 @@ func (t *tree) parse(src []byte) error {
 		return errTooLarge
 	}
 	p := parser{src: src, nodes: t.nodes}
-	p.space()
-	err := p.value()
+	i, err := p.value(space(src, 0))
 	t.nodes = p.nodes
 	if err != nil {
 		return err
 	}
-	p.space()
-	if p.pos != len(src) {
+	if space(src, i) != len(src) {
 		return errSyntax
 	}
 	return nil
@@ -86,167 +86,188 @@ func (t *tree) key(i int32) []byte { return t.src[t.nodes[i].keyStart:t.nodes[i]
 // str is the content of a string node between its quotes, still escaped.
 func (t *tree) str(i int32) []byte { return t.src[t.nodes[i].start+1 : t.nodes[i].end-1] }
 
+// parser holds what a parse keeps across values; the position in src is
+// passed and returned by each function rather than kept here, so that it
+// stays in a register through the loops.
 type parser struct {
 	src   []byte
-	pos   int
 	depth int
 	nodes []node
 }
 
-func (p *parser) space() {
-	i := p.pos
-	for i < len(p.src) && p.src[i] <= ' ' && (p.src[i] == ' ' || p.src[i] == '\t' || p.src[i] == '\n' || p.src[i] == '\r') {
-		i++
+// space returns the index of the first byte of s at or after i that is not
+// whitespace. Most JSON an API sends has none between its tokens: the
+// check of the next byte is small enough to be inlined, and only
+// whitespace pays for the call.
+func space(s []byte, i int) int {
+	if i < len(s) && s[i] <= ' ' {
+		return skipSpace(s, i)
 	}
-	p.pos = i
+	return i
 }
 
-func (p *parser) value() error {
-	if p.pos >= len(p.src) {
-		return errSyntax
+func skipSpace(s []byte, i int) int {
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// value parses the value at src[i] and returns the index after it.
+func (p *parser) value(i int) (int, error) {
+	s := p.src
+	if i >= len(s) {
+		return i, errSyntax
 	}
 	idx := len(p.nodes)
-	p.nodes = append(p.nodes, node{start: int32(p.pos)})
+	p.nodes = append(p.nodes, node{start: int32(i)})
 	var kind uint8
 	var count int32
 	var esc bool
 	var err error
-	switch c := p.src[p.pos]; {
-	case c == '{':
-		kind = kindObject
-		count, err = p.object()
-	case c == '[':
-		kind = kindArray
-		count, err = p.array()
+	switch c := s[i]; {
 	case c == '"':
 		kind = kindString
-		esc, err = p.string()
+		i, esc, err = scanString(s, i)
+	case c == '{':
+		kind = kindObject
+		i, count, err = p.object(i)
+	case c == '[':
+		kind = kindArray
+		i, count, err = p.array(i)
 	case c == '-' || c >= '0' && c <= '9':
 		kind = kindNumber
-		err = p.number()
+		i, err = scanNumber(s, i)
 	case c == 't':
 		kind = kindTrue
-		err = p.literal("true")
+		i, err = scanLiteral(s, i, "true")
 	case c == 'f':
 		kind = kindFalse
-		err = p.literal("false")
+		i, err = scanLiteral(s, i, "false")
 	case c == 'n':
 		kind = kindNull
-		err = p.literal("null")
+		i, err = scanLiteral(s, i, "null")
 	default:
 		err = errSyntax
 	}
 	if err != nil {
-		return err
+		return i, err
 	}
 	n := &p.nodes[idx]
 	n.kind, n.count, n.esc = kind, count, esc
-	n.end, n.next = int32(p.pos), int32(len(p.nodes))
-	return nil
+	n.end, n.next = int32(i), int32(len(p.nodes))
+	return i, nil
 }
 
-func (p *parser) enter() error {
+// enter steps into the container whose opening bracket is at src[i] and
+// returns the index of its first token.
+func (p *parser) enter(i int) (int, error) {
 	p.depth++
 	if p.depth > maxDepth {
-		return errTooDeep
+		return i, errTooDeep
 	}
-	p.pos++ // the opening bracket
-	p.space()
-	return nil
+	return space(p.src, i+1), nil
 }
 
-func (p *parser) object() (int32, error) {
-	if err := p.enter(); err != nil {
-		return 0, err
+// object parses the object at src[i] and returns the index after it and
+// its number of members.
+func (p *parser) object(i int) (int, int32, error) {
+	i, err := p.enter(i)
+	if err != nil {
+		return i, 0, err
+	}
+	s := p.src
+	if i < len(s) && s[i] == '}' {
+		p.depth--
+		return i + 1, 0, nil
 	}
 	var count int32
-	if p.pos < len(p.src) && p.src[p.pos] == '}' {
-		p.pos++
-		p.depth--
-		return 0, nil
-	}
 	for {
-		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
-			return 0, errSyntax
+		if i >= len(s) || s[i] != '"' {
+			return i, 0, errSyntax
 		}
-		keyStart := p.pos + 1
-		keyEsc, err := p.string()
+		keyStart := i + 1
+		end, keyEsc, err := scanString(s, i)
 		if err != nil {
-			return 0, err
+			return end, 0, err
 		}
-		keyEnd := p.pos - 1
-		p.space()
-		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
-			return 0, errSyntax
+		i = space(s, end)
+		if i >= len(s) || s[i] != ':' {
+			return i, 0, errSyntax
 		}
-		p.pos++
-		p.space()
+		i = space(s, i+1)
 		child := len(p.nodes)
-		if err := p.value(); err != nil {
-			return 0, err
+		if i, err = p.value(i); err != nil {
+			return i, 0, err
 		}
 		c := &p.nodes[child]
-		c.keyStart, c.keyEnd, c.keyEsc = int32(keyStart), int32(keyEnd), keyEsc
+		c.keyStart, c.keyEnd, c.keyEsc = int32(keyStart), int32(end-1), keyEsc
 		count++
-		p.space()
-		if p.pos >= len(p.src) {
-			return 0, errSyntax
+		i = space(s, i)
+		if i >= len(s) {
+			return i, 0, errSyntax
 		}
-		switch p.src[p.pos] {
+		switch s[i] {
 		case ',':
-			p.pos++
-			p.space()
+			i = space(s, i+1)
 		case '}':
-			p.pos++
 			p.depth--
-			return count, nil
+			return i + 1, count, nil
 		default:
-			return 0, errSyntax
+			return i, 0, errSyntax
 		}
 	}
 }
 
-func (p *parser) array() (int32, error) {
-	if err := p.enter(); err != nil {
-		return 0, err
+// array parses the array at src[i] and returns the index after it and
+// its number of elements.
+func (p *parser) array(i int) (int, int32, error) {
+	i, err := p.enter(i)
+	if err != nil {
+		return i, 0, err
+	}
+	s := p.src
+	if i < len(s) && s[i] == ']' {
+		p.depth--
+		return i + 1, 0, nil
 	}
 	var count int32
-	if p.pos < len(p.src) && p.src[p.pos] == ']' {
-		p.pos++
-		p.depth--
-		return 0, nil
-	}
 	for {
-		if err := p.value(); err != nil {
-			return 0, err
+		if i, err = p.value(i); err != nil {
+			return i, 0, err
 		}
 		count++
-		p.space()
-		if p.pos >= len(p.src) {
-			return 0, errSyntax
+		i = space(s, i)
+		if i >= len(s) {
+			return i, 0, errSyntax
 		}
-		switch p.src[p.pos] {
+		switch s[i] {
 		case ',':
-			p.pos++
-			p.space()
+			i = space(s, i+1)
 		case ']':
-			p.pos++
 			p.depth--
-			return count, nil
+			return i + 1, count, nil
 		default:
-			return 0, errSyntax
+			return i, 0, errSyntax
 		}
 	}
 }
 
-// string scans a string starting at its opening quote and reports whether
-// it holds escapes. Like encoding/json it accepts any byte above 0x1f,
-// invalid UTF-8 included.
-func (p *parser) string() (bool, error) {
+// scanString scans the string whose opening quote is at s[i], returns the
+// index after its closing quote and reports whether it holds escapes.
+// Like encoding/json it accepts any byte above 0x1f, invalid UTF-8
+// included.
+func scanString(s []byte, i int) (int, bool, error) {
 	esc := false
-	s := p.src
-	for i := p.pos + 1; i < len(s); i++ {
-		// Most bytes are plain: skip them in a tight loop.
+	for i++; i < len(s); i++ {
+		// Most bytes are plain: skip them eight at a time, then one by one.
+		for i+8 <= len(s) {
+			if m := special8(binary.LittleEndian.Uint64(s[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
 		for i < len(s) && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' {
 			i++
 		}
@@ -255,39 +276,50 @@ func (p *parser) string() (bool, error) {
 		}
 		switch c := s[i]; {
 		case c == '"':
-			p.pos = i + 1
-			return esc, nil
+			return i + 1, esc, nil
 		case c == '\\':
 			esc = true
 			i++
-			if i >= len(p.src) {
-				return false, errSyntax
+			if i >= len(s) {
+				return i, false, errSyntax
 			}
-			switch p.src[i] {
+			switch s[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if i+4 >= len(p.src) {
-					return false, errSyntax
+				if i+4 >= len(s) {
+					return i, false, errSyntax
 				}
-				for _, h := range p.src[i+1 : i+5] {
+				for _, h := range s[i+1 : i+5] {
 					if hexVal(h) < 0 {
-						return false, errSyntax
+						return i, false, errSyntax
 					}
 				}
 				i += 4
 			default:
-				return false, errSyntax
+				return i, false, errSyntax
 			}
 		case c < 0x20:
-			return false, errSyntax
+			return i, false, errSyntax
 		}
 	}
-	return false, errSyntax
+	return i, false, errSyntax
 }
 
-// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func (p *parser) number() error {
-	s, i := p.src, p.pos
+// special8 marks the bytes of v (eight bytes of a string, the first in
+// the lowest byte) that end a run of plain string bytes: a quote, a
+// backslash or a control byte. Each such byte gets its high bit set; bytes
+// above the first marked one may be marked falsely (a borrow carries into
+// them), so only the lowest mark is exact, which is all the scan needs.
+func special8(v uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := v ^ (ones * '"')
+	b := v ^ (ones * '\\')
+	return ((q-ones)&^q | (b-ones)&^b | (v-ones*0x20)&^v) & highs
+}
+
+// scanNumber scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at s[i]
+// and returns the index after it.
+func scanNumber(s []byte, i int) (int, error) {
 	if s[i] == '-' {
 		i++
 	}
@@ -299,12 +331,12 @@ func (p *parser) number() error {
 			i++
 		}
 	default:
-		return errSyntax
+		return i, errSyntax
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
 		if i >= len(s) || !isDigit(s[i]) {
-			return errSyntax
+			return i, errSyntax
 		}
 		for i < len(s) && isDigit(s[i]) {
 			i++
@@ -316,22 +348,21 @@ func (p *parser) number() error {
 			i++
 		}
 		if i >= len(s) || !isDigit(s[i]) {
-			return errSyntax
+			return i, errSyntax
 		}
 		for i < len(s) && isDigit(s[i]) {
 			i++
 		}
 	}
-	p.pos = i
-	return nil
+	return i, nil
 }
 
-func (p *parser) literal(word string) error {
-	if len(p.src)-p.pos < len(word) || string(p.src[p.pos:p.pos+len(word)]) != word {
-		return errSyntax
+// scanLiteral scans word at s[i] and returns the index after it.
+func scanLiteral(s []byte, i int, word string) (int, error) {
+	if len(s)-i < len(word) || string(s[i:i+len(word)]) != word {
+		return i, errSyntax
 	}
-	p.pos += len(word)
-	return nil
+	return i + len(word), nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -83,6 +83,31 @@ func hasDuplicateKeys(t *tree) bool {
 	return false
 }
 
+// TestParseSeesEverySpecialByteInLongStrings puts each byte that ends a
+// run of plain string bytes (a quote, a backslash, a control byte) at
+// every offset of strings long enough to be scanned eight bytes at a
+// time, after plain bytes of every kind, and checks that the parser finds
+// it: where the string ends, or that the document is invalid.
+func TestParseSeesEverySpecialByteInLongStrings(t *testing.T) {
+	var tr tree
+	for _, plain := range []byte{'a', ' ', '!', '#', '[', ']', 0x7f, 0x80, 0xff} {
+		for _, special := range []byte{'"', '\\', 0x00, 0x01, 0x1f} {
+			for at := range 24 {
+				text := bytes.Repeat([]byte{plain}, 24)
+				text[at] = special
+				doc := []byte(`["` + string(text) + `",1]`)
+				err := tr.parse(doc)
+				if valid := json.Valid(doc); valid != (err == nil) {
+					t.Fatalf("%q: json.Valid says %v, parse says %v", doc, valid, err)
+				}
+				if err == nil && !bytes.Equal(tr.value(1), doc[1:len(doc)-3]) {
+					t.Fatalf("%q: got the string %q, want %q", doc, tr.value(1), doc[1:len(doc)-3])
+				}
+			}
+		}
+	}
+}
+
 func TestParseTooDeep(t *testing.T) {
 	deep := bytes.Repeat([]byte("["), maxDepth+1)
 	var tr tree

@@ -87,6 +87,16 @@ func (w *walker) diff(ai, bi int32, tn *pathNode) bool {
 	return w.differ(ai, bi, tn)
 }
 
+// sameScalar reports whether a's node ai and b's node bi are the same
+// scalar spelled the same way, which are equal whatever the rules: the
+// members and elements of most documents compared, settled without the
+// path bookkeeping of diff. False says nothing: diff decides.
+func (w *walker) sameScalar(ai, bi int32) bool {
+	na, nb := &w.a.nodes[ai], &w.b.nodes[bi]
+	return na.kind == nb.kind && na.kind < kindObject &&
+		string(w.a.src[na.start:na.end]) == string(w.b.src[nb.start:nb.end])
+}
+
 // differ records that the values at the current path differ; -1 stands
 // for a value absent on that side. It returns false, for the caller to
 // return.
@@ -186,7 +196,7 @@ func (w *walker) object(ai, bi int32, tn *pathNode) bool {
 			prev = j
 		}
 		ct := w.childPath(tn, &w.a, c)
-		if ct.has(flagIgnore) {
+		if ct.has(flagIgnore) || j >= 0 && w.sameScalar(c, w.members[base+j]) {
 			continue
 		}
 		w.pushKey(&w.a, c)
@@ -273,7 +283,7 @@ func (w *walker) array(ai, bi int32, tn *pathNode) bool {
 			y, cb = cb, w.b.nodes[cb].next
 		}
 		et := tn.elem(i)
-		if et.has(flagIgnore) {
+		if et.has(flagIgnore) || x >= 0 && y >= 0 && w.sameScalar(x, y) {
 			continue
 		}
 		w.pushIndex(i)
