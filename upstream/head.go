@@ -59,33 +59,39 @@ func appendHead(b []byte, req *http.Request) ([]byte, bool) {
 		b = append(b, ua...)
 		b = append(b, "\r\n"...)
 	}
-	// A proxied request has a dozen fields or so: their names sort in a
-	// buffer on the stack.
-	var buf [32]string
-	names := buf[:0]
-	for name := range req.Header {
+	// A proxied request has a dozen fields or so: they sort in a buffer
+	// on the stack.
+	var buf [32]field
+	fields := buf[:0]
+	for name, values := range req.Header {
 		switch name {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		}
-		names = append(names, name)
+		fields = append(fields, field{name, values})
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		if !token(name) {
+	slices.SortFunc(fields, func(a, b field) int { return strings.Compare(a.name, b.name) })
+	for _, f := range fields {
+		if !token(f.name) {
 			return b, false
 		}
-		for _, v := range req.Header[name] {
+		for _, v := range f.values {
 			if !plainValue(v) {
 				return b, false
 			}
-			b = append(b, name...)
+			b = append(b, f.name...)
 			b = append(b, ": "...)
 			b = append(b, v...)
 			b = append(b, "\r\n"...)
 		}
 	}
 	return append(b, "\r\n"...), true
+}
+
+// field is a header field, for appendHead to sort.
+type field struct {
+	name   string
+	values []string
 }
 
 // plainHost reports whether req.Write sends host as it is: ASCII letters,
@@ -119,20 +125,21 @@ func plainValue(v string) bool {
 	return strings.IndexByte(v, '\r') < 0 && strings.IndexByte(v, '\n') < 0
 }
 
+// tchar marks the bytes of a token (RFC 9110 section 5.6.2).
+var tchar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+	}
+	return t
+}()
+
 // token reports whether name is a field name req.Write sends (RFC 9110
 // section 5.1); it leaves out any other.
 func token(name string) bool {
-	if name == "" {
-		return false
-	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
+		if !tchar[name[i]] {
 			return false
 		}
 	}
-	return true
+	return name != ""
 }
