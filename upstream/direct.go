@@ -201,7 +201,12 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	}
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(c.conn)
-	err := req.Write(bw)
+	var err error
+	if head, ok := appendHead(bw.AvailableBuffer(), req); ok {
+		_, err = bw.Write(head)
+	} else {
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -21,6 +21,7 @@ import (
 	"strangler/edge"
 	"strangler/internal/filecap"
 	"strangler/internal/golog"
+	"strangler/internal/jsonlog"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/telemetry"
@@ -62,7 +63,7 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 			return nil, usageError{fmt.Sprintf("STRANGLER_LOG_LEVEL=%q: want debug, info, warn or error", v)}
 		}
 	}
-	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	log := slog.New(jsonlog.NewHandler(w, level))
 	stdlog.SetFlags(0)
 	// net/http's transport reports with the log package an answer a
 	// backend sent on an idle connection, quoting its first bytes.
