@@ -80,3 +80,29 @@ func TestASecondaryAskingToWaitGetsNoDeliveriesUntilThen(t *testing.T) {
 		})
 	}
 }
+
+// TestASecondaryAskingForAnOverlongWaitGetsTheLongest: a Retry-After of
+// more seconds than 32 bits hold (milliseconds sent as seconds, say) was
+// read as no wait at all, and the secondary, which asked to be spared,
+// got the write again after a second's backoff and every new write at
+// once. It is the longest wait, bounded by repairs.max_backoff.
+func TestASecondaryAskingForAnOverlongWaitGetsTheLongest(t *testing.T) {
+	r := newRig(t, sqlite(t), testSettings) // backoff 1s, max_backoff 1m
+	r.modern.SetHandler(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "1733450000000")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	r.journal(put("w1", "1", `{"v":1}`), domain.Outcome{Status: 200})
+	r.deliverDue(r.w)
+	r.journal(put("w2", "2", `{"v":2}`), domain.Outcome{Status: 200})
+	for range 5 {
+		r.advance(5 * time.Second)
+		r.deliverDue(r.w)
+	}
+	if n := r.modern.Hits(); n != 1 {
+		t.Errorf("25 s after the secondary asked for the longest wait it got %d deliveries, want still 1", n)
+	}
+	if due := r.dueIn("w1"); due < 30*time.Second {
+		t.Errorf("the write is due again in %v, want after max_backoff (1 m) from its failure", due)
+	}
+}
