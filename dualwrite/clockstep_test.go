@@ -60,6 +60,61 @@ func TestAReplicaWhoseClockStepsForwardTakesNoLiveLease(t *testing.T) {
 	}
 }
 
+// TestAReplicaWhoseClockIsOffRetriesWhenTheStoreSays: replicas share one
+// PostgreSQL store; one's clock is an hour behind, another's an hour
+// ahead. A delivery the secondary answered 503 with Retry-After: 60 is
+// due again 60 s to 75 s later, whichever replica failed it and
+// whichever looks: the one behind does not make it due at once (the
+// others, which never saw the Retry-After, would hammer a secondary
+// that asked for a minute), the one ahead neither takes it early nor
+// makes the others wait an hour. Due times run on the server's clock,
+// as leases do.
+func TestAReplicaWhoseClockIsOffRetriesWhenTheStoreSays(t *testing.T) {
+	d := postgres(t)
+	r := newRig(t, d, testSettings) // backoff 1s doubling: the Retry-After decides
+	behind := r.newWorker(openStore(t, d), testSettings)
+	behind.now = func() time.Time { return r.clock.Now().Add(-time.Hour) }
+	ahead := r.newWorker(openStore(t, d), testSettings)
+	ahead.now = func() time.Time { return r.clock.Now().Add(time.Hour) }
+	var busy atomic.Bool
+	busy.Store(true)
+	r.modern.SetHandler(func(w http.ResponseWriter, _ *http.Request) {
+		if busy.Load() {
+			w.Header().Set("Retry-After", "60")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	r.journal(put("w1", "7", `{"v":1}`), domain.Outcome{Status: 200})
+
+	r.deliverDue(behind)
+	if n := r.modern.Hits(); n != 1 {
+		t.Fatalf("the replica an hour behind: %d deliveries of a write due now, want 1", n)
+	}
+	r.deliverDue(r.w)
+	r.deliverDue(ahead)
+	if n := r.modern.Hits(); n != 1 {
+		t.Errorf("right after the secondary asked for 60 s, failed by the replica an hour behind: %d deliveries, want still 1", n)
+	}
+	if due := r.dueIn("w1"); due < 55*time.Second || due > 76*time.Second {
+		t.Errorf("failed by the replica an hour behind, the write is due in %v, want 60 s to 75 s", due)
+	}
+
+	r.advance(76 * time.Second)
+	r.deliverDue(ahead)
+	if n := r.modern.Hits(); n != 2 {
+		t.Fatalf("once the 60 s passed, the replica an hour ahead: %d deliveries in all, want 2", n)
+	}
+	if due := r.dueIn("w1"); due < 55*time.Second || due > 76*time.Second {
+		t.Errorf("failed by the replica an hour ahead, the write is due in %v, want 60 s to 75 s", due)
+	}
+	busy.Store(false)
+	r.advance(76 * time.Second)
+	r.deliverDue(r.w)
+	if rep := r.repair("w1"); rep.State != domain.StateDone || r.modern.Hits() != 3 {
+		t.Errorf("76 s after the replica an hour ahead failed it: %s after %d deliveries, want done after 3", rep.State, r.modern.Hits())
+	}
+}
+
 // lapseLeases ends every lease in the store at dsn, as the passing of the
 // lease time on the store's clock would.
 func lapseLeases(t *testing.T, dsn string) {
@@ -75,5 +130,61 @@ func lapseLeases(t *testing.T, dsn string) {
 	defer db.Close()
 	if _, err := db.Exec(`UPDATE strangler_repairs SET lease_until = $1 WHERE lease_until IS NOT NULL`, past); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// passStoreTime moves every lease end and due time in the store at dsn d
+// into the past, as d passing on the store's clock would: that clock is
+// the PostgreSQL server's, or the SQLite process's monotonic one, and no
+// test can move either.
+func passStoreTime(t *testing.T, dsn string, d time.Duration) {
+	t.Helper()
+	path, isSQLite := strings.CutPrefix(dsn, "sqlite:")
+	if !isSQLite {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE strangler_repairs SET
+			next_attempt_at = next_attempt_at - $1 * interval '1 microsecond',
+			lease_until = lease_until - $1 * interval '1 microsecond'`, d.Microseconds()); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// SQLite keeps times as text, in the store's layout.
+	const layout = "2006-01-02T15:04:05.000000Z"
+	for _, col := range []string{"next_attempt_at", "lease_until"} {
+		rows, err := db.Query(`SELECT id, ` + col + ` FROM strangler_repairs WHERE ` + col + ` IS NOT NULL`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := map[string]string{}
+		for rows.Next() {
+			var id, at string
+			if err := rows.Scan(&id, &at); err != nil {
+				t.Fatal(err)
+			}
+			tm, err := time.Parse(layout, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved[id] = tm.Add(-d).Format(layout)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		for id, at := range moved {
+			if _, err := db.Exec(`UPDATE strangler_repairs SET `+col+` = $1 WHERE id = $2`, at, id); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

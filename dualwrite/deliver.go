@@ -172,7 +172,9 @@ func (w *Worker) key(r domain.Repair) string {
 func (w *Worker) fail(ctx context.Context, r domain.Repair, reason string, permanent bool, wait time.Duration) {
 	s := w.settings.Load()
 	dead := permanent || r.Attempts+1 >= s.MaxAttempts
-	retryAt := w.now().Add(max(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff))))
+	// A delay, not a time: the store reckons it on its own clock, the
+	// one every replica's claim reads (see store.Store.FailRepair).
+	retryAfter := max(backoff(r.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff)))
 	result := "failed"
 	if dead {
 		result = "dead"
@@ -180,7 +182,7 @@ func (w *Worker) fail(ctx context.Context, r domain.Repair, reason string, perma
 			"route", r.Route, "id", r.ID, "attempts", r.Attempts+1, "reason", reason)
 	}
 	w.settle(ctx, r, result, func(ctx context.Context) error {
-		return w.queue.FailRepair(ctx, r.ID, w.owner, reason, retryAt, dead)
+		return w.queue.FailRepair(ctx, r.ID, w.owner, reason, retryAfter, dead)
 	})
 }
 

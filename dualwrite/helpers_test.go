@@ -114,6 +114,7 @@ func (r *routes) setBackend(t *testing.T, name, rawURL string, timeout time.Dura
 // rig is a worker with its store, backends, metrics, logs and clock.
 type rig struct {
 	t              *testing.T
+	dsn            string
 	store          *store.Store
 	w              *Worker
 	routes         *routes
@@ -155,6 +156,7 @@ func newRig(t *testing.T, dsn string, s config.Repairs) *rig {
 	t.Helper()
 	r := &rig{
 		t:      t,
+		dsn:    dsn,
 		store:  openStore(t, dsn),
 		routes: &routes{backends: map[string]*upstream.Upstream{}, dualWrite: map[string]routeSettings{}},
 		legacy: testkit.NewBackend(t, nil),
@@ -182,6 +184,21 @@ func (r *rig) newWorker(st *store.Store, s config.Repairs) *Worker {
 		r.logs.Logger(slog.LevelDebug))
 	w.now = r.clock.Now
 	return w
+}
+
+// advance moves the rig's clock on by d, and lets d pass on the store's
+// clock (passStoreTime): both replicas' clocks and the store's move on.
+func (r *rig) advance(d time.Duration) {
+	r.t.Helper()
+	r.clock.Advance(d)
+	passStoreTime(r.t, r.dsn, d)
+}
+
+// dueIn is how long until the write id is due on the store's clock,
+// which runs at the real time's pace (see passStoreTime).
+func (r *rig) dueIn(id string) time.Duration {
+	r.t.Helper()
+	return time.Until(r.repair(id).NextAttemptAt)
 }
 
 // count is how many times route's writes reached result on the rig's

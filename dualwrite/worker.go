@@ -32,10 +32,10 @@ import (
 // consumer, claiming, settling and recovering writes, and watching its
 // depth, which is why it needs more than a handful of methods.
 type Queue interface {
-	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (domain.Repair, bool, error)
-	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error)
+	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration) (domain.Repair, bool, error)
+	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration) ([]domain.Repair, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
-	FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error
+	FailRepair(ctx context.Context, id, owner, reason string, retryAfter time.Duration, dead bool) error
 	ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
@@ -231,7 +231,7 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 	defer cancel()
 	w.releaseLost(sctx)
 	lease, until := w.leaseFromNow()
-	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, lease, w.now())
+	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, lease)
 	if err != nil || !ok {
 		<-w.slots
 		if err != nil {
@@ -265,7 +265,7 @@ take:
 	defer cancel()
 	w.releaseLost(sctx)
 	lease, until := w.leaseFromNow()
-	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, lease, w.now())
+	repairs, err := w.queue.ClaimRepairs(sctx, w.owner, free, lease)
 	if err != nil {
 		repairs = nil
 		w.lostClaim.Store(true)

@@ -230,7 +230,7 @@ func TestSettingsTakeEffectOnTheNextFailure(t *testing.T) {
 	s := testSettings
 	s.MaxAttempts = 2
 	r.w.SetSettings(s)
-	r.clock.Advance(time.Hour)
+	r.advance(time.Hour)
 	r.deliverDue(r.w)
 	if rep := r.repair("w1"); rep.State != domain.StateDead || rep.Attempts != 2 {
 		t.Errorf("after a reload to max_attempts 2 and a second failure: %s, %d attempts; want dead, 2", rep.State, rep.Attempts)

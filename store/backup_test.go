@@ -22,7 +22,7 @@ func TestBackupWhileTheStoreIsWritten(t *testing.T) {
 	s := openStore(t, dsn, clk)
 	journal(t, s, "pending-1", "/patients/1")
 	// A delivery under way: its lease means nothing in a copy.
-	if _, ok, err := s.ClaimRepair(ctx, "pending-1", "worker-of-the-original", time.Hour, clk.Now()); err != nil || !ok {
+	if _, ok, err := s.ClaimRepair(ctx, "pending-1", "worker-of-the-original", time.Hour); err != nil || !ok {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
 	if err := s.BeginWrite(ctx, intent("sent-1", "/patients/2"), time.Minute); err != nil {

@@ -38,7 +38,7 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 		must(s.RecordOutcome(ctx, "c2", domain.Outcome{Status: 201, Resource: "/patients#c2"}))
 		must(s.RecordOutcome(ctx, "u1", domain.Outcome{Status: 200}))
 
-		claimed, err := s.ClaimRepairs(ctx, "w", 10, time.Minute, clk.Now())
+		claimed, err := s.ClaimRepairs(ctx, "w", 10, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 			t.Fatalf("claimed %v, want both creates and not the PUT behind the first", got)
 		}
 		must(s.CompleteRepair(ctx, "c1", "w"))
-		next, err := s.ClaimRepairs(ctx, "w2", 10, time.Minute, clk.Now())
+		next, err := s.ClaimRepairs(ctx, "w2", 10, time.Minute)
 		if err != nil || len(next) != 1 || next[0].ID != "u1" || next[0].ResourceKey != s.resourceKey("/patients/42") {
 			t.Errorf("after the create, claimed %v, %v; want the PUT of /patients/42", next, err)
 		}

@@ -31,7 +31,7 @@ func TestAnErasedWriteLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 	}
 	// One resource: its writes are delivered one after another.
 	for range 3 {
-		rs, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute, clk.Now())
+		rs, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute)
 		if err != nil || len(rs) != 1 {
 			t.Fatalf("claimed %v, %v", ids(rs), err)
 		}

@@ -80,7 +80,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if got := begin(t, s, "a2", k); got != (domain.KeyedWrite{Use: domain.KeyApplied}) {
 				t.Errorf("pending: got %+v, want applied", got)
 			}
-			_, ok, err := s.ClaimRepair(ctx, "a1", "w", time.Minute, clk.Now())
+			_, ok, err := s.ClaimRepair(ctx, "a1", "w", time.Minute)
 			if err != nil || !ok {
 				t.Fatalf("claiming a1: %v, claimed %v", err, ok)
 			}

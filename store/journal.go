@@ -117,7 +117,8 @@ func (s *Store) intentStatement(n int) string {
 }
 
 // RecordOutcome records the primary's answer to a sent (or unknown) write.
-// A 2xx answer makes it pending, due now, with the next sequence number:
+// A 2xx answer makes it pending, due now on the store's clock (see
+// leaseAt), with the next sequence number:
 // the secondary gets writes to one resource in sequence order. Any other
 // answer skips it. Call it before answering the client: once it returns,
 // the write will reach the secondary. If it fails, the write stays sent
@@ -180,14 +181,15 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		} else {
 			leaseEnd = nil // NULL too, in the lease clock's arithmetic
 		}
-		outcome, args := s.sealedOutcome(id, 9, o.Location, o.PrimaryID)
+		due, dueNow := s.leaseAt(9, 0)
+		outcome, args := s.sealedOutcome(id, 10, o.Location, o.PrimaryID)
 		err = s.transition(ctx, tx, id, moveQueue.from, `
 			UPDATE strangler_repairs
 			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
-				next_attempt_at = $4, lease_owner = $7, lease_until = `+until+`, updated_at = $4,
+				next_attempt_at = `+due+`, lease_owner = $7, lease_until = `+until+`, updated_at = $4,
 				resource = $5, resource_view = $6
 			WHERE id = $1 AND `+moveQueue.where(),
-			append([]any{id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd}, args...)...)
+			append([]any{id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd, dueNow}, args...)...)
 		leased = err == nil && leaseOwner != nil
 		return err
 	})

@@ -15,7 +15,7 @@ func TestReleaseLeasesKeepsDeliveriesUnderWayAndOthersLeases(t *testing.T) {
 			journal(t, s, id, "/patients/"+id)
 		}
 		for _, c := range []struct{ id, owner string }{{"kept", "w"}, {"lost-1", "w"}, {"lost-2", "w"}, {"theirs", "v"}} {
-			if _, ok, err := s.ClaimRepair(ctx, c.id, c.owner, time.Minute, clk.Now()); err != nil || !ok {
+			if _, ok, err := s.ClaimRepair(ctx, c.id, c.owner, time.Minute); err != nil || !ok {
 				t.Fatalf("claim %s: %v %v", c.id, ok, err)
 			}
 		}
@@ -32,7 +32,7 @@ func TestReleaseLeasesKeepsDeliveriesUnderWayAndOthersLeases(t *testing.T) {
 				t.Errorf("%s: leased to %q, want %q", id, r.LeaseOwner, owner)
 			}
 		}
-		if got := claimIDs(t, s, "x", clk.Now()); len(got) != 2 {
+		if got := claimIDs(t, s, "x"); len(got) != 2 {
 			t.Errorf("claimable after the release: %v, want lost-1 and lost-2", got)
 		}
 	})

@@ -177,9 +177,9 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 				INSERT INTO strangler_repairs (id, route, resource, resource_view, method, target, header, body, primary_side,
 					state, seq, status, location, primary_id, next_attempt_at, lease_until, created_at, updated_at)
 				VALUES ($1, 'update-patient', $2, '/patients/{id:h:1}', 'PUT', '/patients/1', $3, $4, 'legacy',
-					$5, $6, 200, '/patients/1', 'p-1', $7, NULL, $7, $7)`,
+					$5, $6, 200, '/patients/1', 'p-1', $8, NULL, $7, $7)`,
 				w.id, w.resource, encodeHeader(http.Header{"Content-Type": {"application/json"}}), []byte(`{"v":1}`),
-				w.state, w.seq, at); err != nil {
+				w.state, w.seq, at, d.encodeTime(longAgo)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -202,13 +202,13 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 				t.Errorf("%s after the migration: %+v, want it %s as journaled", id, r, want)
 			}
 		}
-		if got := claimIDs(t, s, "worker", t0); !slices.Equal(got, []string{"w-head"}) {
+		if got := claimIDs(t, s, "worker"); !slices.Equal(got, []string{"w-head"}) {
 			t.Fatalf("claimed %v, want [w-head]: the head of r2, with r3 held back by its dead write", got)
 		}
 		if err := s.CompleteRepair(ctx, "w-head", "worker"); err != nil {
 			t.Fatal(err)
 		}
-		if got := claimIDs(t, s, "worker", t0); !slices.Equal(got, []string{"w-later"}) {
+		if got := claimIDs(t, s, "worker"); !slices.Equal(got, []string{"w-later"}) {
 			t.Errorf("after the head was delivered: claimed %v, want [w-later]", got)
 		}
 		// The sequence goes on from where it stood.

@@ -115,11 +115,11 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 	return r, nil
 }
 
-// RetryRepair puts a write back in the queue, due now. A dead write keeps
-// its place at the head of its resource, with attempts reset. An unknown
-// write means the operator confirmed the primary applied it: it joins the
-// end of its resource's queue with a new sequence number. Other states are
-// ErrInvalidState.
+// RetryRepair puts a write back in the queue, due now on the store's
+// clock (see leaseAt). A dead write keeps its place at the head of its
+// resource, with attempts reset. An unknown write means the operator
+// confirmed the primary applied it: it joins the end of its resource's
+// queue with a new sequence number. Other states are ErrInvalidState.
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var resource string
@@ -133,21 +133,23 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		now := s.ts(s.clock())
 		from := slices.Concat(moveRetryDead.from, moveRetryUnknown.from)
 		if st != domain.StateUnknown {
+			due, dueNow := s.leaseAt(3, 0)
 			return s.transition(ctx, tx, id, from, `
 				UPDATE strangler_repairs
-				SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = $2,
+				SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = `+due+`,
 					lease_owner = NULL, lease_until = NULL, updated_at = $2
-				WHERE id = $1 AND `+moveRetryDead.where(), id, now)
+				WHERE id = $1 AND `+moveRetryDead.where(), id, now, dueNow)
 		}
+		due, dueNow := s.leaseAt(4, 0)
 		seq, _, err := s.nextSeq(ctx, tx, resource)
 		if err != nil {
 			return err
 		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
-			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = $3,
+			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = `+due+`,
 				lease_owner = NULL, lease_until = NULL, updated_at = $3
-			WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now)
+			WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now, dueNow)
 	})
 	if err != nil {
 		return fmt.Errorf("store: retry repair %s: %w", id, err)

@@ -124,7 +124,7 @@ func TestAnEncryptedStoreHoldsNothingOfARequestInClear(t *testing.T) {
 			t.Errorf("the canary is in clear in %v", where)
 		}
 		readsBack(t, s, "w1")
-		rs, err := s.ClaimRepairs(context.Background(), "worker", 10, time.Minute, s.now())
+		rs, err := s.ClaimRepairs(context.Background(), "worker", 10, time.Minute)
 		if err != nil || len(rs) != 1 || rs[0].PayloadErr != nil || string(rs[0].Body) != string(canaryIntent("w1").Body) {
 			t.Errorf("claimed %+v, %v, want the write with its body", rs, err)
 		}
@@ -167,7 +167,7 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 		}
 		begin("applied")
 		accept("applied")
-		rs, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute, clk.Now())
+		rs, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute)
 		if err != nil || len(rs) != 1 {
 			t.Fatalf("claimed %v, %v", ids(rs), err)
 		}
@@ -202,10 +202,10 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 		// Dead and unknown writes keep their body for an operator.
 		begin("dead")
 		accept("dead")
-		if _, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute, clk.Now()); err != nil {
+		if _, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.FailRepair(ctx, "dead", "worker", "the secondary answered 400", clk.Now(), true); err != nil {
+		if err := s.FailRepair(ctx, "dead", "worker", "the secondary answered 400", 0, true); err != nil {
 			t.Fatal(err)
 		}
 		begin("unknown")
@@ -234,8 +234,8 @@ func TestTheSweepErasesWhatEarlierReleasesKeptAndHashesTheirResources(t *testing
 			if _, err := s.db.ExecContext(ctx, `
 				INSERT INTO strangler_repairs (id, route, resource, method, target, header, body, primary_side,
 					state, seq, status, next_attempt_at, created_at, updated_at)
-				VALUES ($1, 'update-patient', $2, 'PUT', $3, $4, $5, 'legacy', $6, $7, 200, $8, $8, $8)`,
-				id, in.Resource, in.Target, encodeHeader(in.Header), in.Body, state, seq, s.ts(clk.Now())); err != nil {
+				VALUES ($1, 'update-patient', $2, 'PUT', $3, $4, $5, 'legacy', $6, $7, 200, $9, $8, $8)`,
+				id, in.Resource, in.Target, encodeHeader(in.Header), in.Body, state, seq, s.ts(clk.Now()), s.ts(longAgo)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -267,7 +267,7 @@ func TestTheSweepErasesWhatEarlierReleasesKeptAndHashesTheirResources(t *testing
 		if err := s.RecordOutcome(ctx, "new", domain.Outcome{Status: 200}); err != nil {
 			t.Fatal(err)
 		}
-		if got := claimIDs(t, s, "worker", clk.Now()); !slices.Equal(got, []string{"old-pending"}) {
+		if got := claimIDs(t, s, "worker"); !slices.Equal(got, []string{"old-pending"}) {
 			t.Errorf("claimed %v, want only the old pending write: the new one waits behind it", got)
 		}
 		if where := holding(t, s); !slices.Equal(where, []string{"strangler_repairs.body", "strangler_repairs.header", "strangler_repairs.target"}) {
@@ -345,7 +345,7 @@ func TestALostKeyLosesOnlyTheBodies(t *testing.T) {
 		if !errors.Is(err, ErrKeyLost) || !strings.Contains(err.Error(), "store_encryption.keys") || !strings.Contains(err.Error(), "intact") {
 			t.Errorf("with its body: got %v, want ErrKeyLost saying which key is missing and that the rest is intact", err)
 		}
-		rs, err := other.ClaimRepairs(ctx, "worker", 10, time.Minute, clk.Now())
+		rs, err := other.ClaimRepairs(ctx, "worker", 10, time.Minute)
 		if err != nil || len(rs) != 1 || !errors.Is(rs[0].PayloadErr, ErrKeyLost) {
 			t.Errorf("claimed %+v, %v, want the write with PayloadErr, the claim itself working", rs, err)
 		}

@@ -61,8 +61,8 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 }
 
 // claimable selects, from the repairs table named as from, the repairs a
-// worker may take now: pending, due at $1 (the caller's clock), not
-// under a live lease at leaseNow (SQL on the lease clock, see leaseAt),
+// worker may take now: pending, due and not under a live lease at
+// leaseNow (SQL on the lease clock, see leaseAt),
 // and the head of their resource, that is no pending or dead write to
 // the same resource has a lower sequence number. A dead head therefore
 // holds back its own resource and nothing else.
@@ -76,7 +76,7 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 func claimable(from, leaseNow string) string {
 	return `
 	SELECT r.id FROM ` + from + `
-	WHERE r.state = 'pending' AND r.next_attempt_at <= $1
+	WHERE r.state = 'pending' AND r.next_attempt_at <= ` + leaseNow + `
 		AND (r.lease_until IS NULL OR r.lease_until <= ` + leaseNow + `)
 		AND NOT EXISTS (` + earlierWrite("r.resource", "r.seq") + `)`
 }
@@ -89,13 +89,13 @@ func earlierWrite(resource, seq string) string {
 		WHERE e.resource = ` + resource + ` AND e.state IN ('pending', 'dead') AND e.seq < ` + seq
 }
 
-// ClaimRepairs leases up to limit repairs due at now to owner for lease
-// (on the store's lease clock, see leaseAt) and returns them, lowest
+// ClaimRepairs leases up to limit repairs due now to owner for lease
+// (both on the store's lease clock, see leaseAt) and returns them, lowest
 // sequence number first, with header and body. Use an owner that is
 // unique per worker (host, process and worker number): a worker's own
 // live leases are not handed to it again.
-func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]domain.Repair, error) {
-	out, err := s.claim(ctx, owner, lease, now, func(leaseNow string) string {
+func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration) ([]domain.Repair, error) {
+	out, err := s.claim(ctx, owner, lease, func(leaseNow string) string {
 		return `WITH picked AS MATERIALIZED (` + claimable(s.dialect.pendingInOrder, leaseNow) + `
 			ORDER BY r.seq LIMIT $4 ` + s.dialect.skipLocked + `)`
 	}, limitOr(limit, 10, 1000))
@@ -109,8 +109,8 @@ func (s *Store) ClaimRepairs(ctx context.Context, owner string, limit int, lease
 // lets the facade deliver a write inline, right after the primary answered,
 // without overtaking an earlier write to the same resource. ok is false if
 // the repair is not claimable now; the queue will deliver it.
-func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration, now time.Time) (r domain.Repair, ok bool, err error) {
-	out, err := s.claim(ctx, owner, lease, now, func(leaseNow string) string {
+func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Duration) (r domain.Repair, ok bool, err error) {
+	out, err := s.claim(ctx, owner, lease, func(leaseNow string) string {
 		return `WITH picked AS MATERIALIZED (` + claimable("strangler_repairs r", leaseNow) + `
 			AND r.id = $4 ` + s.dialect.skipLocked + `)`
 	}, id)
@@ -123,10 +123,10 @@ func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Du
 	return out[0], true, nil
 }
 
-// claim leases the rows the picked CTE (given $1 now, $4 arg and the
-// lease clock's now) selects. The CTE is materialised so that it runs,
-// and locks, exactly once.
-func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, now time.Time, picked func(leaseNow string) string, arg any) ([]domain.Repair, error) {
+// claim leases the rows the picked CTE (given $4 arg and the lease
+// clock's now) selects. The CTE is materialised so that it runs, and
+// locks, exactly once.
+func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, picked func(leaseNow string) string, arg any) ([]domain.Repair, error) {
 	if owner == "" {
 		return nil, fmt.Errorf("no owner")
 	}
@@ -134,7 +134,7 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 		return nil, fmt.Errorf("lease %v is not positive", lease)
 	}
 	updated := s.clock()
-	leaseNow, nowArg := s.leaseAt(6, 0)
+	leaseNow, nowArg := s.leaseAt(1, 0)
 	until, untilArg := s.leaseAt(3, lease)
 	var out []domain.Repair
 	err := s.write(ctx, func(tx *sql.Tx) error {
@@ -144,7 +144,7 @@ func (s *Store) claim(ctx context.Context, owner string, lease time.Duration, no
 			SET lease_owner = $2, lease_until = `+until+`, updated_at = $5
 			WHERE id IN (SELECT id FROM picked)
 			RETURNING `+repairColumns,
-			s.ts(now), clean(owner), untilArg, arg, s.ts(updated), nowArg)
+			nowArg, clean(owner), untilArg, arg, s.ts(updated))
 		if err != nil {
 			return err
 		}
@@ -217,12 +217,13 @@ func (s *Store) completeStatement(n int) string {
 const maxReason = 2000
 
 // FailRepair records a failed delivery of a claimed repair: one more
-// attempt, reason as the last error, due again at retryAt, lease released.
+// attempt, reason as the last error, due again after retryAfter on the
+// store's clock (see leaseAt), lease released.
 // With dead set it becomes dead instead, keeping its payload and holding
 // back later writes to its resource until an operator acts. It is
 // ErrLeaseLost unless owner still holds it.
-func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryAt time.Time, dead bool) error {
-	state := domain.StatePending // due again at retryAt
+func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryAfter time.Duration, dead bool) error {
+	state := domain.StatePending // due again after retryAfter
 	if dead {
 		state = moveGiveUp.to
 	}
@@ -230,12 +231,13 @@ func (s *Store) FailRepair(ctx context.Context, id, owner, reason string, retryA
 	if len(reason) > maxReason {
 		reason = clean(reason[:maxReason]) // may have cut a rune in half
 	}
+	due, dueArg := s.leaseAt(5, retryAfter)
 	err := s.settle(ctx, id, owner, `
 		UPDATE strangler_repairs
-		SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = $5,
+		SET state = $3, attempts = attempts + 1, last_error = $4, next_attempt_at = `+due+`,
 			lease_owner = NULL, lease_until = NULL, updated_at = $6
 		WHERE id = $1 AND `+moveGiveUp.where()+` AND lease_owner = $2`,
-		id, clean(owner), state, reason, s.ts(retryAt), s.ts(s.clock()))
+		id, clean(owner), state, reason, dueArg, s.ts(s.clock()))
 	if err != nil {
 		return fmt.Errorf("store: fail repair %s: %w", id, err)
 	}

@@ -23,33 +23,34 @@ func TestRepairQueueOrder(t *testing.T) {
 		journal(t, s, "a3", "update-patient/a")
 
 		t.Run("a later write to a resource waits behind an earlier pending one", func(t *testing.T) {
-			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a1", "b1"}; !reflect.DeepEqual(got, want) {
+			if got, want := claimIDs(t, s, "w1"), []string{"a1", "b1"}; !reflect.DeepEqual(got, want) {
 				t.Fatalf("claimed %v, want %v", got, want)
 			}
-			if got := claimIDs(t, s, "w2", clk.Now()); len(got) != 0 {
+			if got := claimIDs(t, s, "w2"); len(got) != 0 {
 				t.Errorf("claimed %v while the heads are leased, want nothing", got)
 			}
-			_, ok, err := s.ClaimRepair(ctx, "a2", "inline", time.Minute, clk.Now())
+			_, ok, err := s.ClaimRepair(ctx, "a2", "inline", time.Minute)
 			if err != nil || ok {
 				t.Errorf("ClaimRepair(a2) behind a1: got ok=%v, %v; want not claimable", ok, err)
 			}
 			if err := s.CompleteRepair(ctx, "a1", "w1"); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a2"}; !reflect.DeepEqual(got, want) {
+			if got, want := claimIDs(t, s, "w1"), []string{"a2"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("after a1 is done: claimed %v, want %v", got, want)
 			}
 		})
 
 		t.Run("a dead write holds back its own resource and no other", func(t *testing.T) {
-			if err := s.FailRepair(ctx, "a2", "w1", "422 from modern", clk.Now(), true); err != nil {
+			if err := s.FailRepair(ctx, "a2", "w1", "422 from modern", 0, true); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CompleteRepair(ctx, "b1", "w1"); err != nil {
 				t.Fatal(err)
 			}
 			journal(t, s, "b2", "update-patient/b")
-			if got, want := claimIDs(t, s, "w1", clk.Advance(time.Hour)), []string{"b2"}; !reflect.DeepEqual(got, want) {
+			clk.Advance(time.Hour)
+			if got, want := claimIDs(t, s, "w1"), []string{"b2"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("claimed %v, want %v: a3 waits behind dead a2, b proceeds", got, want)
 			}
 			r, err := s.GetRepair(ctx, "a2", true)
@@ -73,19 +74,19 @@ func TestRepairQueueOrder(t *testing.T) {
 			if r.State != domain.StatePending || r.Attempts != 0 {
 				t.Errorf("got %s with %d attempts, want pending with 0", r.State, r.Attempts)
 			}
-			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a2"}; !reflect.DeepEqual(got, want) {
+			if got, want := claimIDs(t, s, "w1"), []string{"a2"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("claimed %v, want %v", got, want)
 			}
 		})
 
 		t.Run("discarding the head lets the next write to its resource through", func(t *testing.T) {
-			if err := s.FailRepair(ctx, "a2", "w1", "422 again", clk.Now(), true); err != nil {
+			if err := s.FailRepair(ctx, "a2", "w1", "422 again", 0, true); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.DiscardRepair(ctx, "a2"); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := claimIDs(t, s, "w1", clk.Now()), []string{"a3"}; !reflect.DeepEqual(got, want) {
+			if got, want := claimIDs(t, s, "w1"), []string{"a3"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("claimed %v, want %v", got, want)
 			}
 		})
@@ -98,18 +99,20 @@ func TestRepairLeases(t *testing.T) {
 		clk := newClock()
 		s := newStore(t, b, clk)
 		journal(t, s, "w", "update-patient/1")
-		if got := claimIDs(t, s, "w1", clk.Now()); len(got) != 1 {
+		if got := claimIDs(t, s, "w1"); len(got) != 1 {
 			t.Fatalf("claimed %v, want [w]", got)
 		}
 
 		t.Run("a leased repair is not claimed again while the lease runs", func(t *testing.T) {
-			if got := claimIDs(t, s, "w2", clk.Advance(59*time.Second)); len(got) != 0 {
+			clk.Advance(59 * time.Second)
+			if got := claimIDs(t, s, "w2"); len(got) != 0 {
 				t.Errorf("claimed %v, want nothing", got)
 			}
 		})
 
 		t.Run("an expired lease lets another worker claim it", func(t *testing.T) {
-			if got := claimIDs(t, s, "w2", clk.Advance(time.Second)); !reflect.DeepEqual(got, []string{"w"}) {
+			clk.Advance(time.Second)
+			if got := claimIDs(t, s, "w2"); !reflect.DeepEqual(got, []string{"w"}) {
 				t.Fatalf("claimed %v, want [w]", got)
 			}
 			r, err := s.GetRepair(ctx, "w", false)
@@ -125,7 +128,7 @@ func TestRepairLeases(t *testing.T) {
 			if err := s.CompleteRepair(ctx, "w", "w1"); !errors.Is(err, ErrLeaseLost) {
 				t.Errorf("CompleteRepair: got %v, want ErrLeaseLost", err)
 			}
-			if err := s.FailRepair(ctx, "w", "w1", "timeout", clk.Now(), false); !errors.Is(err, ErrLeaseLost) {
+			if err := s.FailRepair(ctx, "w", "w1", "timeout", 0, false); !errors.Is(err, ErrLeaseLost) {
 				t.Errorf("FailRepair: got %v, want ErrLeaseLost", err)
 			}
 			if err := s.CompleteRepair(ctx, "nope", "w1"); !errors.Is(err, ErrNotFound) {
@@ -134,14 +137,15 @@ func TestRepairLeases(t *testing.T) {
 		})
 
 		t.Run("a failed attempt is due again at its retry time", func(t *testing.T) {
-			retry := clk.Now().Add(30 * time.Second)
-			if err := s.FailRepair(ctx, "w", "w2", "503 from modern", retry, false); err != nil {
+			if err := s.FailRepair(ctx, "w", "w2", "503 from modern", 30*time.Second, false); err != nil {
 				t.Fatal(err)
 			}
-			if got := claimIDs(t, s, "w2", clk.Advance(29*time.Second)); len(got) != 0 {
+			clk.Advance(29 * time.Second)
+			if got := claimIDs(t, s, "w2"); len(got) != 0 {
 				t.Errorf("claimed %v before the retry time, want nothing", got)
 			}
-			rs, err := s.ClaimRepairs(ctx, "w3", 10, time.Minute, clk.Advance(time.Second))
+			clk.Advance(time.Second)
+			rs, err := s.ClaimRepairs(ctx, "w3", 10, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,14 +162,14 @@ func TestRepairLeases(t *testing.T) {
 
 		t.Run("a write can be claimed inline right after its outcome", func(t *testing.T) {
 			journal(t, s, "inline", "update-patient/2")
-			r, ok, err := s.ClaimRepair(ctx, "inline", "facade", time.Minute, clk.Now())
+			r, ok, err := s.ClaimRepair(ctx, "inline", "facade", time.Minute)
 			if err != nil || !ok {
 				t.Fatalf("got ok=%v, %v; want claimed", ok, err)
 			}
 			if r.ID != "inline" || r.LeaseOwner != "facade" || string(r.Body) == "" {
 				t.Errorf("got %+v, want inline leased to facade with its body", r)
 			}
-			if got := claimIDs(t, s, "worker", clk.Now()); len(got) != 0 {
+			if got := claimIDs(t, s, "worker"); len(got) != 0 {
 				t.Errorf("the queue claimed %v while the facade holds it, want nothing", got)
 			}
 		})
@@ -209,7 +213,7 @@ func TestNoDoubleClaim(t *testing.T) {
 				s := replicas[w%len(replicas)]
 				owner := fmt.Sprintf("replica-%d/worker-%d", w%len(replicas), w)
 				for idle := 0; idle < 20; {
-					rs, err := s.ClaimRepairs(ctx, owner, 3, time.Minute, clk.Now())
+					rs, err := s.ClaimRepairs(ctx, owner, 3, time.Minute)
 					if err != nil {
 						errs <- err
 						return
@@ -305,13 +309,13 @@ func TestRecordingAnOutcomeLeasesTheWriteToItsDeliverer(t *testing.T) {
 		if record("b1", "update-patient/b", 500) {
 			t.Error("a write the primary refused was leased")
 		}
-		if got := claimIDs(t, s, "replica-2", clk.Now()); len(got) != 0 {
+		if got := claimIDs(t, s, "replica-2"); len(got) != 0 {
 			t.Errorf("another replica claimed %v while a1's lease runs and a2 waits behind it, want nothing", got)
 		}
 		if err := s.CompleteRepair(ctx, "a1", "facade-1"); err != nil {
 			t.Fatalf("the lessee completing a1: %v", err)
 		}
-		if got := claimIDs(t, s, "replica-2", clk.Now()); !reflect.DeepEqual(got, []string{"a2"}) {
+		if got := claimIDs(t, s, "replica-2"); !reflect.DeepEqual(got, []string{"a2"}) {
 			t.Errorf("after a1 is done: claimed %v, want [a2]", got)
 		}
 	})

@@ -67,7 +67,7 @@ func TestSQLiteNeverBusy(t *testing.T) {
 				id := fmt.Sprintf("g%d-%d", g, i)
 				try(s.BeginWrite(ctx, intent(id, fmt.Sprintf("update-patient/%d", i)), time.Minute))
 				try(s.RecordOutcome(ctx, id, domain.Outcome{Status: 200}))
-				rs, err := s.ClaimRepairs(ctx, id, 2, time.Minute, clk.Now())
+				rs, err := s.ClaimRepairs(ctx, id, 2, time.Minute)
 				try(err)
 				for _, r := range rs {
 					try(s.CompleteRepair(ctx, r.ID, id))

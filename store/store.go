@@ -398,14 +398,18 @@ func (s *Store) clock() time.Time {
 
 // leaseAt is the one place that decides what time a lease runs on (a
 // dual write's delivery lease, the lease of a write at the primary, the
-// lease of the replica driving the ramps): it returns the SQL for the
-// lease clock's now plus d, using parameter $n, and that parameter's
-// argument. On PostgreSQL the clock is the server's (now()), as the
-// backfill's leases are: every replica takes and tests a lease on the
-// same clock, so one whose own clock is wrong or steps forward never
-// takes another's live lease for lapsed. On the embedded store, which one
-// process uses, it is that process's monotonic clock (monotonicClock), so
-// that a step of the wall clock does not lapse a live lease either.
+// lease of the replica driving the ramps), and so does when a queued
+// write is due (next_attempt_at, set and compared on the same clock): it
+// returns the SQL for the lease clock's now plus d, using parameter $n,
+// and that parameter's argument. On PostgreSQL the clock is the server's
+// (now()), as the backfill's leases are: every replica takes and tests a
+// lease on the same clock, so one whose own clock is wrong or steps
+// forward never takes another's live lease for lapsed, and a retry's
+// backoff (or the wait a secondary's Retry-After asked for) lasts as
+// long whichever replica set it and whichever claims it. On the embedded
+// store, which one process uses, it is that process's monotonic clock
+// (monotonicClock), so that a step of the wall clock does not lapse a
+// live lease or a backoff either.
 func (s *Store) leaseAt(n int, d time.Duration) (string, any) {
 	return s.leaseParam(n), s.leaseArg(d)
 }

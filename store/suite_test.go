@@ -84,9 +84,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // testClock is a clock tests move by hand. The PostgreSQL stores on it
-// run their leases on the server's clock, which no test can move: for
-// them, moving the clock moves every lease of their schema as much the
-// other way, which is the same to every lease condition.
+// run their leases and due times on the server's clock, which no test
+// can move: for them, moving the clock moves every lease and due time of
+// their schema as much the other way, which is the same to every lease
+// and due condition.
 type testClock struct {
 	mu     sync.Mutex
 	t      time.Time
@@ -97,6 +98,10 @@ type testClock struct {
 var t0 = time.Date(2030, 3, 4, 10, 15, 0, 0, time.UTC)
 
 func newClock() *testClock { return &testClock{t: t0} }
+
+// longAgo is a time before every clock a test runs on, the store's
+// included: a row the test writes due then is due at once.
+var longAgo = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
@@ -114,7 +119,7 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// follow makes the leases of s's schema pass as c advances.
+// follow makes the leases and due times of s's schema pass as c advances.
 func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -127,6 +132,7 @@ func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
 	c.leases[dsn] = func(d time.Duration) {
 		for _, q := range []string{
 			`UPDATE strangler_repairs SET lease_until = lease_until - $1 * interval '1 microsecond' WHERE lease_until IS NOT NULL`,
+			`UPDATE strangler_repairs SET next_attempt_at = next_attempt_at - $1 * interval '1 microsecond' WHERE next_attempt_at IS NOT NULL`,
 			`UPDATE strangler_leases SET until = until - $1 * interval '1 microsecond'`,
 		} {
 			if _, err := s.db.Exec(q, d.Microseconds()); err != nil {
@@ -176,9 +182,9 @@ func ids(rs []domain.Repair) []string {
 }
 
 // claimIDs claims what is due now for owner and returns the ids.
-func claimIDs(t *testing.T, s *Store, owner string, now time.Time) []string {
+func claimIDs(t *testing.T, s *Store, owner string) []string {
 	t.Helper()
-	rs, err := s.ClaimRepairs(context.Background(), owner, 100, time.Minute, now)
+	rs, err := s.ClaimRepairs(context.Background(), owner, 100, time.Minute)
 	if err != nil {
 		t.Fatalf("ClaimRepairs: %v", err)
 	}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -15,7 +16,10 @@ func RetryAfter(status int, value string, now time.Time) time.Duration {
 	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable || value == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseUint(value, 10, 32); err == nil {
+	// A number of seconds past 32 bits (a time in milliseconds given as
+	// seconds, say) still asks for a long wait: it is read as the longest
+	// one, which each caller bounds, not as no wait at all.
+	if secs, err := strconv.ParseUint(value, 10, 32); err == nil || errors.Is(err, strconv.ErrRange) {
 		return time.Duration(secs) * time.Second
 	}
 	if at, err := http.ParseTime(value); err == nil {

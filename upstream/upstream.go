@@ -124,6 +124,12 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 // RoundTrip sends req, already addressed to this backend. 1xx responses
 // reach any client trace on req with hop-by-hop headers removed.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	req, done := watchSend(req, u.timeout)
+	defer done()
+	return u.roundTrip(req)
+}
+
+func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
 	if singleUse(req) && !req.Close {
 		req = req.WithContext(req.Context()) // a RoundTripper leaves req as it is
 		req.Close = true
@@ -168,11 +174,13 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // (see Informational) rather than passed on. On the direct path i takes
 // them as they come; otherwise Hold puts it in req's context.
 func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Response, error) {
+	req, done := watchSend(req, u.timeout)
+	defer done()
 	if u.direct != nil && !singleUse(req) && u.direct.eligible(req) {
 		r := relay{held: i}
 		return u.direct.roundTrip(req, &r)
 	}
-	return u.RoundTrip(i.Hold(req))
+	return u.roundTrip(i.Hold(req))
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,

@@ -1,0 +1,78 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errSendStalled is the cause a stalled send (stallWatch) ends its
+// request with: a timeout, as the backend not answering in time is.
+var errSendStalled = fmt.Errorf("the backend stopped reading the request: %w", context.DeadlineExceeded)
+
+// watchSend bounds how long sending req's body may stall, for a backend
+// whose timeout is timeout. Go's transport, and the direct path, start
+// the backend's timeout for an answer only once the request is written:
+// a backend that accepts the connection and then reads nothing (hung,
+// or its queue full) would hold the request, its buffered body and its
+// client for as long as the client waits. A stall is the time the sender
+// spends between two reads of the body, that is writing what it read,
+// and once the body is read, writing the rest and waiting for the
+// answer: past timeout the request ends as timed out. Time spent waiting
+// for the body itself (a client still uploading) is the client's, which
+// body_timeout bounds, and connecting has its own bound. done stops the
+// watch once the answer's head is there.
+func watchSend(req *http.Request, timeout time.Duration) (_ *http.Request, done func()) {
+	if timeout <= 0 || req.Body == nil || req.Body == http.NoBody {
+		return req, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	w := &stallWatch{ReadCloser: req.Body, timeout: timeout, cancel: cancel}
+	req = req.WithContext(ctx)
+	req.Body = w
+	return req, w.stop
+}
+
+// stallWatch is a request body that ends its request (cancel) when no
+// read of it begins within timeout of the last one's end.
+type stallWatch struct {
+	io.ReadCloser
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (w *stallWatch) Read(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	n, err := w.ReadCloser.Read(p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.stopped:
+	case w.timer == nil:
+		w.timer = time.AfterFunc(w.timeout, func() { w.cancel(errSendStalled) })
+	default:
+		w.timer.Reset(w.timeout)
+	}
+	return n, err
+}
+
+// stop ends the watch; the request goes on.
+func (w *stallWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
