@@ -206,6 +206,23 @@ func TestStreamsResponsesAsTheyCome(t *testing.T) {
 	}
 }
 
+// A backend may send trailer fields it did not announce in a Trailer
+// field (net/http's TrailerPrefix); they reach the client with the
+// announced ones.
+func TestUnannouncedTrailerFieldsArePassedOn(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "1")
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	resp, body := f.get(t, "/x")
+	if body != "body" || resp.Trailer.Get("X-Checksum") != "abc" || resp.Trailer.Get("X-Late") != "1" {
+		t.Errorf("got body %q, trailer %v; want body, X-Checksum abc and X-Late 1", body, resp.Trailer)
+	}
+}
+
 // TestUpgrades speaks raw HTTP/1.1 so that it controls the Upgrade headers.
 func TestUpgrades(t *testing.T) {
 	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
