@@ -32,8 +32,8 @@ type exchange struct {
 	start time.Time
 	// served is the backend whose response the client gets.
 	served *upstream.Upstream
-	// reqURL is the request's canonical URL; inURL is the URL as the reverse
-	// proxy cleaned it, before it was addressed to a backend.
+	// reqURL is the request's canonical URL; inURL is the URL the
+	// forwarder was given, before it was addressed to a backend.
 	reqURL url.URL
 	inURL  *url.URL
 	// body is the client's request body, when it has one.
@@ -78,7 +78,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // statusWriter records the final status code written to the client and,
 // if tee is set, copies the body into it (up to its cap). It unwraps for
-// http.ResponseController, which the reverse proxy uses to flush and to
+// http.ResponseController, which the forwarder uses to flush and to
 // hijack connections for protocol upgrades.
 type statusWriter struct {
 	http.ResponseWriter

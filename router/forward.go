@@ -1,24 +1,31 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
 	"sync"
 
+	"golang.org/x/net/http/httpguts"
+
+	"strangler/domain"
 	"strangler/edge/canonical"
-	"strangler/internal/golog"
 	"strangler/upstream"
 )
 
 // bufferPool shares response copy buffers between requests: without it the
-// reverse proxy allocates a fresh 32 KiB buffer for every response.
+// forwarder would allocate a fresh buffer for every response.
 type bufferPool struct{ pool sync.Pool }
 
 // copyBuffer is the size of a response copy buffer. 8 KiB, as nginx's
-// proxy buffers, rather than the reverse proxy's 32: a burst of requests
+// proxy buffers, rather than httputil.ReverseProxy's 32: a burst of requests
 // holds one each at once (1,024 connections held 445 of them, 14 MiB at
 // 32 KiB), and a large body costs one read and one write system call per
 // 8 KiB, which loopback does at over a gigabyte per second.
@@ -31,22 +38,306 @@ func newBufferPool() *bufferPool {
 func (p *bufferPool) Get() []byte  { return p.pool.Get().(*copyBuffer)[:] }
 func (p *bufferPool) Put(b []byte) { p.pool.Put((*copyBuffer)(b)) }
 
-// reverseProxy forwards to up (addressing) through rt, which is up itself or
-// the fallback transport.
-func (t *Table) reverseProxy(up *upstream.Upstream, rt http.RoundTripper) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:        t.rewrite(up),
-		Transport:      rt,
-		BufferPool:     t.buffers,
-		ModifyResponse: t.modifyResponse,
-		ErrorHandler:   t.proxyError,
-		// Log through slog; ReverseProxy only logs copy errors: clients or
-		// backends hanging up mid-body, or a backend's malformed trailer,
-		// which it quotes (golog drops what is quoted).
-		ErrorLog: golog.Logger(t.log, slog.LevelDebug),
+// forwarder is the handler that forwards a request to one backend and
+// streams its answer back: what httputil.ReverseProxy did, without the work
+// the facade does not need on every request (canonicalising the names of
+// the hop-by-hop fields it deletes, twice; a copy of the request's every
+// field; a timer per streamed answer).
+//
+// It sends the request with hop-by-hop fields removed (RFC 9110 section
+// 7.6.1) and the X-Forwarded-* fields the facade's, passes 1xx answers on
+// as they come, and the final answer as it streams: flushed after every
+// write when its length is unknown or it is a text/event-stream, with its
+// trailer fields, announced or not. A 101 answer to a request that asked
+// for the same protocol hands the client's connection over to the
+// backend's, both ways.
+type forwarder struct {
+	t *Table
+	// up is the backend the request is addressed to; rt sends it, up
+	// itself or the fallback transport.
+	up *upstream.Upstream
+	rt http.RoundTripper
+}
+
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
+	relay := &relay1xx{w: w}
+	relay.trace.Got1xxResponse = relay.got1xx
+	out, err := f.outbound(httptrace.WithClientTrace(in.Context(), &relay.trace), in)
+	if err != nil {
+		f.t.proxyError(w, in, err)
+		return
+	}
+	res, err := f.rt.RoundTrip(out)
+	relay.end()
+	if err != nil {
+		f.t.proxyError(w, out, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		if f.modify(w, out, res) {
+			f.t.switchProtocols(w, out, res)
+		}
+		return
+	}
+	upstream.RemoveHopByHop(res.Header)
+	if !f.modify(w, out, res) {
+		return
+	}
+	h := w.Header()
+	addHeader(h, res.Header)
+	announced := len(res.Trailer)
+	if announced > 0 {
+		// The transport keeps the Trailer field's names in res.Trailer
+		// alone.
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		h.Add("Trailer", strings.Join(names, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	if err := f.t.copyBody(w, res, in); err != nil {
+		res.Body.Close()
+		// The client has part of the answer: all that is left is to cut
+		// it, so that it cannot take it for all (net/http recovers the
+		// panic). Outside a server (a benchmark) there is nothing to cut.
+		if in.Context().Value(http.ServerContextKey) != nil {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	res.Body.Close() // which fills res.Trailer
+	if len(res.Trailer) == 0 {
+		return
+	}
+	// Trailer fields need a chunked answer: flushing now keeps net/http
+	// from sending a short body with a Content-Length instead.
+	http.NewResponseController(w).Flush()
+	if len(res.Trailer) == announced {
+		addHeader(h, res.Trailer)
+		return
+	}
+	for k, vs := range res.Trailer {
+		h[http.TrailerPrefix+k] = append(h[http.TrailerPrefix+k], vs...)
 	}
 }
 
+// outbound is the request a backend gets for in, in ctx: its header
+// without hop-by-hop fields and with the facade's forwarding fields,
+// addressed to f.up, with the query as the client sent it.
+func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Request, error) {
+	x := exchangeFrom(in.Context())
+	x.served = f.up
+	// The backend's 1xx answers reach the client through x.w.
+	x.w.http10 = !in.ProtoAtLeast(1, 1)
+	upgrade := upgradeType(in.Header)
+	if !printable(upgrade) {
+		return nil, errors.New("client tried to switch to an invalid protocol")
+	}
+	out := in.WithContext(ctx) // a shallow copy
+	out.Header = in.Header.Clone()
+	upstream.RemoveHopByHop(out.Header)
+	if in.ContentLength == 0 {
+		out.Body = nil // a body-less request the transport may send again
+	} else if in.Body != nil {
+		// The transport closes the body of a request it failed to send:
+		// the client's body must stay open, or closing it would wait for
+		// what the client has not sent yet (a 100-continue).
+		out.Body = io.NopCloser(in.Body)
+	}
+	out.Close = false
+	// The query goes on as the client sent it: the facade decides nothing
+	// on it.
+	x.inURL = in.URL
+	out.URL = f.up.Target(in.URL)
+	out.Host = ""
+	// The client's trailer fields arrive after the body, into the map
+	// shareTrailer made, which the transport sends after the last chunk.
+	out.Trailer = in.Trailer
+	if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
+		// Tell a backend that cares that the facade passes trailer
+		// fields on (golang/go#21096).
+		out.Header["Te"] = []string{"trailers"}
+	}
+	if upgrade != "" {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{upgrade}
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// Not Go's own User-Agent.
+		out.Header["User-Agent"] = []string{""}
+	}
+	f.t.forwardHeaders(in, out.Header, x.id)
+	// A dual write is journaled as one request and its answer: what a
+	// client sent through a tunnel after a 101 would reach the primary
+	// alone, past the routes and the journal. Reads (a WebSocket
+	// handshake is a GET) upgrade as on any route.
+	onlyWebSocket(out.Header, x.route.mode != domain.ModeDualWrite || isSafe(in.Method))
+	return out, nil
+}
+
+// modify runs the facade's look at a backend's answer before the client
+// gets any of it, and answers the client itself when that fails.
+func (f *forwarder) modify(w http.ResponseWriter, out *http.Request, res *http.Response) bool {
+	if err := f.t.modifyResponse(res); err != nil {
+		res.Body.Close()
+		f.t.proxyError(w, out, err)
+		return false
+	}
+	return true
+}
+
+// relay1xx passes a backend's 1xx answers on to the client until the
+// final answer came: the transport may still call it after RoundTrip
+// returned an error, when the handler may be writing an error answer.
+// trace, which the request's context carries, calls it.
+type relay1xx struct {
+	w     http.ResponseWriter
+	trace httptrace.ClientTrace
+	mu    sync.Mutex
+	done  bool
+}
+
+func (r *relay1xx) got1xx(code int, header textproto.MIMEHeader) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil
+	}
+	h := r.w.Header()
+	addHeader(h, http.Header(header))
+	r.w.WriteHeader(code)
+	// net/http sends a 1xx answer with the fields in the header map and
+	// leaves them there.
+	clear(h)
+	return nil
+}
+
+func (r *relay1xx) end() {
+	r.mu.Lock()
+	r.done = true
+	r.mu.Unlock()
+}
+
+// copyBody streams res's body to w through a pooled buffer, flushing
+// after every write when the answer must reach the client as it comes: a
+// text/event-stream, or a body of unknown length (a stream, a long poll).
+// The header is flushed before the first byte of such a body arrives.
+func (t *Table) copyBody(w http.ResponseWriter, res *http.Response, in *http.Request) error {
+	var flush func() error
+	if res.ContentLength == -1 || isEventStream(headerValue(res.Header, "Content-Type")) {
+		flush = http.NewResponseController(w).Flush
+		if res.Body != http.NoBody {
+			flush()
+		}
+	}
+	buf := t.buffers.Get()
+	defer t.buffers.Put(buf)
+	for {
+		n, rerr := res.Body.Read(buf)
+		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
+			t.log.LogAttrs(in.Context(), slog.LevelDebug, "backend answer broke off",
+				slog.String("error", upstream.Describe(rerr).Error()))
+		}
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flush != nil {
+				flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream,
+// parameters aside.
+func isEventStream(ct string) bool {
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
+}
+
+// switchProtocols completes a 101 answer: the client's connection is taken
+// from net/http, gets the answer's head, and is then joined to the
+// backend's until either side ends or the request is cancelled.
+func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *http.Response) {
+	asked, got := upgradeType(out.Header), upgradeType(res.Header)
+	switch {
+	case !printable(got):
+		t.proxyError(w, out, errors.New("backend tried to switch to an invalid protocol"))
+		return
+	case !strings.EqualFold(asked, got):
+		t.proxyError(w, out, errors.New("backend tried to switch to another protocol than the one asked for"))
+		return
+	}
+	backend, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		t.proxyError(w, out, errors.New("101 answer with a body that cannot be written to"))
+		return
+	}
+	client, brw, err := http.NewResponseController(w).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
+		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
+		return
+	}
+	// Cancelling the request closes the backend's connection (golang/go#35559).
+	stop := context.AfterFunc(out.Context(), func() { backend.Close() })
+	defer func() {
+		if stop() {
+			backend.Close()
+		}
+	}()
+	if err != nil {
+		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
+		return
+	}
+	defer client.Close()
+	h := w.Header()
+	addHeader(h, res.Header)
+	res.Header, res.Body = h, nil // res.Write writes the head alone
+	if err := res.Write(brw); err != nil {
+		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
+		return
+	}
+	errc := make(chan error, 2)
+	go tunnel(client, backend, errc)
+	go tunnel(backend, client, errc)
+	// Until one side fails, or both ended.
+	if err := <-errc; err == nil {
+		<-errc
+	}
+}
+
+// tunnel copies from src to dst until src ends, then closes dst for
+// writing so that its reader sees the end too, and reports on errc: nil
+// when dst was closed cleanly, else the error.
+func tunnel(dst io.Writer, src io.Reader, errc chan<- error) {
+	if _, err := io.Copy(dst, src); err != nil {
+		errc <- err
+		return
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		errc <- cw.CloseWrite()
+		return
+	}
+	errc <- errTunnelDone
+}
+
+// errTunnelDone ends a tunnel whose side cannot be half-closed.
+var errTunnelDone = errors.New("tunnel copy done")
+
+// modifyResponse records the backend's answer in the exchange before the
+// client gets any of it, and journals a dual write's.
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header

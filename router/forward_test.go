@@ -138,6 +138,28 @@ func TestHopByHopHeaders(t *testing.T) {
 	}
 }
 
+// A backend that closes its connection names the fields only that hop may
+// read in the same Connection field as "close": net/http deletes the whole
+// field on reading "close" in it, which brought X-Secret to the client.
+func TestFieldsNamedWithConnectionCloseAreDropped(t *testing.T) {
+	for name, answer := range map[string]string{
+		"with CRLF": "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok",
+		"with LF":   "HTTP/1.1 200 OK\nX-Secret: s\nConnection: X-Secret, close\nX-Public: yes\nContent-Length: 2\n\nok",
+	} {
+		t.Run(name, func(t *testing.T) {
+			legacy := "http://" + rawBackend(t, answer)
+			f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+			resp, body := f.get(t, "/x")
+			if got := resp.Header.Get("X-Secret"); got != "" {
+				t.Errorf("the client received X-Secret: %q", got)
+			}
+			if resp.Header.Get("X-Public") != "yes" || body != "ok" {
+				t.Errorf("got X-Public %q, body %q; want yes, ok", resp.Header.Get("X-Public"), body)
+			}
+		})
+	}
+}
+
 func TestDebugHeaders(t *testing.T) {
 	legacy := newBackend(t, answer(200, "ok"))
 	f := newFacade(t, legacy.URL, legacy.URL, "debug_headers: true", `
@@ -181,6 +203,23 @@ func TestStreamsResponsesAsTheyCome(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	if got := resp.Trailer.Get("X-Checksum"); got != "abc" {
 		t.Errorf("trailer X-Checksum = %q, want abc", got)
+	}
+}
+
+// A backend may send trailer fields it did not announce in a Trailer
+// field (net/http's TrailerPrefix); they reach the client with the
+// announced ones.
+func TestUnannouncedTrailerFieldsArePassedOn(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "1")
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	resp, body := f.get(t, "/x")
+	if body != "body" || resp.Trailer.Get("X-Checksum") != "abc" || resp.Trailer.Get("X-Late") != "1" {
+		t.Errorf("got body %q, trailer %v; want body, X-Checksum abc and X-Late 1", body, resp.Trailer)
 	}
 }
 

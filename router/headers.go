@@ -3,11 +3,11 @@ package router
 import (
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strings"
 
-	"strangler/domain"
+	"golang.org/x/net/http/httpguts"
+
 	"strangler/edge/canonical"
 	"strangler/upstream"
 )
@@ -25,7 +25,7 @@ func (t *Table) forwardHeaders(in *http.Request, out http.Header, id string) {
 	t.dropHeaders(out, trusted)
 	if trusted {
 		if v := in.Header["Forwarded"]; len(v) > 0 {
-			out["Forwarded"] = v // the reverse proxy drops it; a trusted one is kept
+			out["Forwarded"] = v // the forwarder drops it; a trusted one is kept
 		}
 	}
 	proto, host := t.origin(in)
@@ -121,11 +121,11 @@ func notTrailer(k string) bool {
 	return strings.HasPrefix(k, "If-")
 }
 
-// onlyWebSocket leaves on h, the header of a request the reverse proxy
+// onlyWebSocket leaves on h, the header of a request the forwarder
 // sends on, an upgrade to WebSocket alone, or none unless allowed. Any
 // other protocol, h2c above all, would let the client talk to the backend
 // past the facade's routing once it switched (h2c smuggling), and the
-// reverse proxy forwards the Upgrade field's first line whole:
+// forwarder passes the Upgrade field's first value on whole:
 // "websocket, h2c" reached a backend, which may pick h2c (found by the red
 // team). The protocols are read token by token, in any case and with any
 // version ("H2C/1"); the request asks for "websocket" alone if it named
@@ -181,38 +181,41 @@ func (t *Table) isTrusted(remoteAddr string) bool {
 	return false
 }
 
-// rewrite addresses the reverse proxy's outbound request to up.
-func (t *Table) rewrite(up *upstream.Upstream) func(*httputil.ProxyRequest) {
-	return func(pr *httputil.ProxyRequest) {
-		x := exchangeFrom(pr.In.Context())
-		x.served = up
-		// The backend's 1xx answers reach the client through x.w.
-		x.w.http10 = !pr.In.ProtoAtLeast(1, 1)
-		// The query goes on as the client sent it: the reverse proxy
-		// re-encodes one with a ";" or a bad escape, and the facade decides
-		// nothing on it.
-		pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-		// Out.URL is the canonical URL; keep it for a fallback to
-		// re-address the request.
-		x.inURL = pr.Out.URL
-		pr.Out.URL = up.Target(pr.Out.URL)
-		pr.Out.Host = ""
-		// The client's trailer fields arrive after the body, into the map
-		// shareTrailer made, which the transport sends after the last
-		// chunk; Out's own is a copy taken before any arrived.
-		pr.Out.Trailer = pr.In.Trailer
-		t.forwardHeaders(pr.In, pr.Out.Header, x.id)
-		// A dual write is journaled as one request and its answer: what a
-		// client sent through a tunnel after a 101 would reach the primary
-		// alone, past the routes and the journal. Reads (a WebSocket
-		// handshake is a GET) upgrade as on any route.
-		onlyWebSocket(pr.Out.Header, x.route.mode != domain.ModeDualWrite || isSafe(pr.In.Method))
+// upgradeType is the protocol a message's header asks to switch to, ""
+// if none: its Upgrade field, when its Connection field names upgrade.
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
+		return ""
+	}
+	return headerValue(h, "Upgrade")
+}
+
+// printable reports whether s is printable ASCII alone.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// addHeader adds src's fields to dst. A field dst does not have takes
+// src's values as they are: nothing appends to a header read from a
+// backend once the client has it.
+func addHeader(dst, src http.Header) {
+	for k, vs := range src {
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vs...)
+		} else {
+			dst[k] = vs
+		}
 	}
 }
 
 // outboundHeader is the header a backend gets for req when the facade
 // sends the request itself (a shadow copy, a journaled dual write): what
-// the reverse proxy would send.
+// the forwarder sends.
 func (t *Table) outboundHeader(req *http.Request, x *exchange) http.Header {
 	h := req.Header.Clone()
 	upstream.RemoveHopByHop(h)

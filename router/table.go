@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"slices"
 	"strings"
@@ -46,7 +45,7 @@ type Table struct {
 	legacy, modern *upstream.Upstream
 	// The three ways to forward a request: to one backend, or to modern
 	// with legacy as the fallback.
-	toLegacy, toModern, toModernOrLegacy *httputil.ReverseProxy
+	toLegacy, toModern, toModernOrLegacy *forwarder
 
 	// policy is what the edge lets through; the headers it lets through
 	// with odd names are dropped when dropOddHeaders is set.
@@ -184,9 +183,9 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		t.exact.addRoute(cr.Match, rt, explicitHead, shapes)
 	}
 	t.addFolded(cfg)
-	t.toLegacy = t.reverseProxy(legacy, passThrough{t, legacy})
-	t.toModern = t.reverseProxy(modern, passThrough{t, modern})
-	t.toModernOrLegacy = t.reverseProxy(modern, &fallbackTransport{t: t})
+	t.toLegacy = &forwarder{t, legacy, passThrough{t, legacy}}
+	t.toModern = &forwarder{t, modern, passThrough{t, modern}}
+	t.toModernOrLegacy = &forwarder{t, modern, &fallbackTransport{t: t}}
 	return t, nil
 }
 

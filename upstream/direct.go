@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -263,6 +264,7 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	}
 	sent = true
 	for first := true; ; first = false {
+		head := bufferedHead(c.br)
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil && writeErr != nil {
 			return fail(writeErr)
@@ -276,6 +278,9 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 				err = fmt.Errorf("%w: %w", errGarbled, err)
 			}
 			return fail(err)
+		}
+		if resp.Close && resp.Header["Connection"] == nil {
+			restoreConnection(resp.Header, head)
 		}
 		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 			if got1xx != nil {
@@ -306,6 +311,55 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		}
 		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, keep: keep}
 		return resp, true, nil
+	}
+}
+
+// bufferedHead is the head of the response br reads next, when its
+// buffer holds it whole, or nil: a head larger than the buffer (4 KiB), or
+// one that ends in a read that fails (ReadResponse then fails the same
+// way). It is read ahead for restoreConnection, and costs a look at
+// bytes that mostly arrived in the read that began the answer.
+func bufferedHead(br *bufio.Reader) []byte {
+	for {
+		b, _ := br.Peek(br.Buffered())
+		// The head ends at an empty line; net/http takes a bare LF too,
+		// looked for before the first CRLF one alone (not in the body).
+		crlf := bytes.Index(b, []byte("\n\r\n"))
+		in := b
+		if crlf >= 0 {
+			in = b[:crlf+1]
+		}
+		if lf := bytes.Index(in, []byte("\n\n")); lf >= 0 {
+			return b[:lf+2]
+		}
+		if crlf >= 0 {
+			return b[:crlf+3]
+		}
+		if len(b) == br.Size() {
+			return nil
+		}
+		if _, err := br.Peek(len(b) + 1); err != nil {
+			return nil
+		}
+	}
+}
+
+// restoreConnection puts back into h, the header of a response that asked
+// to close its connection, the Connection field net/http's ReadResponse
+// deleted on reading "close" in it, from head, the response's head as
+// received: the fields the backend named there are connection-specific
+// too, and the forwarder must drop them (RFC 9110 section 7.6.1).
+// Without it "Connection: close, X-Secret" brought X-Secret to the client.
+func restoreConnection(h http.Header, head []byte) {
+	if head == nil {
+		return
+	}
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
+	if _, err := tp.ReadLine(); err != nil { // the status line
+		return
+	}
+	if got, err := tp.ReadMIMEHeader(); err == nil && len(got["Connection"]) > 0 {
+		h["Connection"] = got["Connection"]
 	}
 }
 

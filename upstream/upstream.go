@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -398,32 +399,43 @@ func (c withoutTrace) Value(key any) any {
 	return v
 }
 
-// hopByHop are the RFC 9110 section 7.6.1 connection-specific fields.
-var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// hopByHop reports whether k, a canonical field name, is one of the RFC
+// 9110 section 7.6.1 connection-specific fields, or one a proxy drops as
+// such (Proxy-Connection, Keep-Alive).
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
-// withoutHopByHop copies h without hop-by-hop fields. httputil.ReverseProxy
-// strips them from final responses but forwards 1xx headers as they came.
+// withoutHopByHop copies h without hop-by-hop fields, for a 1xx answer
+// passed on to the client.
 func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
 	out := http.Header(h).Clone()
 	RemoveHopByHop(out)
 	return textproto.MIMEHeader(out)
 }
 
-// RemoveHopByHop deletes hop-by-hop fields from h, including those its
-// Connection field names, for a message the facade sends on itself.
+// RemoveHopByHop deletes hop-by-hop fields from h, a header with canonical
+// names, including those its Connection field names, for a message the
+// facade sends on. One pass over h: deleting each known name apart
+// canonicalised it again, twice an exchange.
 func RemoveHopByHop(h http.Header) {
+	var named []string
 	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(name)); name != "" && !hopByHop(name) {
+				named = append(named, name)
 			}
 		}
 	}
-	for _, k := range hopByHop {
-		delete(h, k)
+	for k := range h {
+		if hopByHop(k) || slices.Contains(named, k) {
+			delete(h, k)
+		}
 	}
 }
 
