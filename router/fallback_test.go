@@ -29,6 +29,14 @@ func TestFallbackTriggers(t *testing.T) {
 			}).URL
 		}, "timeout", 504},
 		{"modern being down", deadURL, "error", 502},
+		// Such an answer was served: the client's connection was cut
+		// without a byte (status 99), or it got a 502 (an unasked 101).
+		{"modern answering with a status below 100", func(t *testing.T) string {
+			return rawAnswer(t, "HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok")
+		}, "error", 502},
+		{"modern switching protocols unasked", func(t *testing.T) string {
+			return rawAnswer(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		}, "error", 502},
 	} {
 		t.Run(tc.name+" falls back to legacy", func(t *testing.T) {
 			f := newFacade(t, legacy.URL, tc.modern(t), "debug_headers: true", `

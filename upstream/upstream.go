@@ -52,6 +52,17 @@ type Config struct {
 	IdleTimeout time.Duration
 }
 
+// maxResponseHead bounds the head of each response a backend sends, status
+// line and header fields (and each 1xx response's), as the public listener
+// bounds a request's head: past it the attempt fails (502). Parsed, a head
+// takes about thirty times its size in memory when it is made of many
+// short fields: at net/http's default of 10 MiB, one answer of 900,000
+// fields took 290 MiB of the facade's heap and 4.6 s of CPU before it
+// reached the client, so that a few such answers at once from a broken or
+// hostile backend would take the whole facade down (found by the red
+// team). Envoy's default is 60 KiB, nginx's 4 or 8 KiB (one buffer).
+const maxResponseHead = 64 << 10
+
 // DefaultIdleTimeout is how long a pooled backend connection may wait idle
 // when the configuration and the backend say nothing (Go's transport's).
 const DefaultIdleTimeout = 90 * time.Second
@@ -80,11 +91,12 @@ func New(name string, c Config) *Upstream {
 			// default of 2 idle connections per host turns most of them
 			// into new TCP handshakes. More than 256 idle ones mostly hold
 			// memory (two goroutines and two buffers each) after a burst.
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       idle,
-			TLSHandshakeTimeout:   timeout,
-			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:           256,
+			MaxIdleConnsPerHost:    256,
+			IdleConnTimeout:        idle,
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: maxResponseHead,
 			// Accept-Encoding must reach the backend as the client sent it,
 			// and the body must come back as the backend sent it.
 			DisableCompression: true,
@@ -122,8 +134,14 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 }
 
 // RoundTrip sends req, already addressed to this backend. 1xx responses
-// reach any client trace on req with hop-by-hop headers removed.
+// reach any client trace on req with hop-by-hop headers removed. An answer
+// whose status is no final answer to req fails with errNotFinal.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.roundTrip(req)
+	return final(req, resp, err)
+}
+
+func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
 	if singleUse(req) && !req.Close {
 		req = req.WithContext(req.Context()) // a RoundTripper leaves req as it is
 		req.Close = true
@@ -170,9 +188,32 @@ func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Response, error) {
 	if u.direct != nil && !singleUse(req) && u.direct.eligible(req) {
 		r := relay{held: i}
-		return u.direct.roundTrip(req, &r)
+		resp, err := u.direct.roundTrip(req, &r)
+		return final(req, resp, err)
 	}
 	return u.RoundTrip(i.Hold(req))
+}
+
+// errNotFinal fails an attempt whose answer has a status that cannot end
+// the exchange: net/http reads any three digits as a status, and below
+// 100 there is none (RFC 9110 section 15); a 101 answers only a request
+// that asked to switch protocols. The client then got its connection cut
+// without a byte of an answer (net/http's server panics on a status below
+// 100), a fallback route served that instead of falling back, a dual
+// write was journaled as refused by the primary, which may have applied
+// it, rather than as unknown, and a shadow copy counted as a mismatch
+// (found by the red team). It is a 502, as for any answer that is not
+// HTTP.
+var errNotFinal = errors.New("the backend's answer has no final status (below 100, or 101 to a request that asked for no upgrade)")
+
+// final is the outcome of sending req, resp or err: as it is when resp's
+// status can end the exchange, else errNotFinal, resp's connection closed.
+func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+	if err != nil || resp.StatusCode >= 100 && (resp.StatusCode != http.StatusSwitchingProtocols || req.Header["Upgrade"] != nil) {
+		return resp, err
+	}
+	resp.Body.Close()
+	return nil, errNotFinal
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,

@@ -1,0 +1,114 @@
+package upstream
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// These tests play a broken or hostile backend answering in ways no
+// client of the facade may see, over both ways a request leaves: the
+// direct client (a GET) and the transport (a POST with a body over
+// maxDirectBody).
+
+// sendBoth sends a GET and a large POST to a backend writing answer to
+// every request, and gives each way's outcome to check.
+func sendBoth(t *testing.T, answer string, check func(t *testing.T, resp *http.Response, err error)) {
+	t.Helper()
+	url, _ := writeBackend(t, func(c net.Conn, req *http.Request, _ time.Duration) bool {
+		io.WriteString(c, answer)
+		return true
+	})
+	u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	t.Run("GET, direct", func(t *testing.T) {
+		resp, err := get(t, u)
+		check(t, resp, err)
+	})
+	t.Run("POST, transport", func(t *testing.T) {
+		body := bytes.Repeat([]byte("b"), maxDirectBody+1)
+		resp, err := write(u, http.MethodPost, bytes.NewReader(body), int64(len(body)))
+		check(t, resp, err)
+	})
+}
+
+// TestAResponseHeadIsBoundedLikeARequestHead: a head of many short fields
+// over 64 KiB fails the attempt instead of being parsed whole (at the
+// 10 MiB net/http allows, one such answer took 290 MiB of the facade's
+// heap); one under it passes.
+func TestAResponseHeadIsBoundedLikeARequestHead(t *testing.T) {
+	head := func(size int) string {
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\n")
+		for i := 0; b.Len() < size; i++ {
+			fmt.Fprintf(&b, "H%d: v\r\n", i)
+		}
+		return b.String() + "Content-Length: 2\r\n\r\nok"
+	}
+	const bound = 64 << 10 // the README's figure
+	t.Run("over", func(t *testing.T) {
+		sendBoth(t, head(bound+1), func(t *testing.T, resp *http.Response, err error) {
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("a head of %d bytes was accepted, over the bound of %d", bound+1, bound)
+			}
+		})
+	})
+	t.Run("under", func(t *testing.T) {
+		sendBoth(t, head(bound-1024), func(t *testing.T, resp *http.Response, err error) {
+			if err != nil {
+				t.Fatalf("a head under the bound failed: %v", err)
+			}
+			if got := readAll(t, resp); got != "ok" {
+				t.Errorf("body %q, want ok", got)
+			}
+		})
+	})
+}
+
+// TestAnAnswerWithoutAFinalStatusFails: a status below 100, which
+// net/http reads as one, and a 101 to a request that asked for no
+// upgrade end no exchange: the attempt fails, as for an answer that is
+// not HTTP, so that the client gets a 502 (not a cut connection), a
+// fallback route falls back, and a dual write is journaled as unknown.
+func TestAnAnswerWithoutAFinalStatusFails(t *testing.T) {
+	for _, answer := range []string{
+		"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+	} {
+		t.Run(strings.SplitN(answer, "\r\n", 2)[0], func(t *testing.T) {
+			sendBoth(t, answer, func(t *testing.T, resp *http.Response, err error) {
+				if !errors.Is(err, errNotFinal) {
+					if err == nil {
+						resp.Body.Close()
+					}
+					t.Fatalf("got %v, %v; want errNotFinal", resp, err)
+				}
+			})
+		})
+	}
+	t.Run("a 101 to a request that asked to upgrade is the answer", func(t *testing.T) {
+		url, _ := writeBackend(t, func(c net.Conn, req *http.Request, _ time.Duration) bool {
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			return false
+		})
+		u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+		req, _ := http.NewRequest(http.MethodGet, u.Target(&urlX).String(), nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		resp, err := u.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Errorf("status %d, want 101", resp.StatusCode)
+		}
+	})
+}
