@@ -112,3 +112,32 @@ func TestAnAnswerWithoutAFinalStatusFails(t *testing.T) {
 		}
 	})
 }
+
+// TestTrailerFieldsNoClientMayReadThereAreDropped: of a backend's trailer
+// fields, announced or not, only those that may be trailer fields are
+// left once the body is read: not framing (a Content-Length trailer field
+// reached the client), hop-by-hop fields, routing, response controls or
+// cookies.
+func TestTrailerFieldsNoClientMayReadThereAreDropped(t *testing.T) {
+	for name, announce := range map[string]string{
+		"unannounced": "",
+		"announced":   "Trailer: X-Checksum, Set-Cookie, Location\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			sendBoth(t, "HTTP/1.1 200 OK\r\n"+announce+"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"+
+				"X-Checksum: 42\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\nConnection: X-Named\r\nX-Named: 1\r\n"+
+				"Keep-Alive: timeout=1\r\nHost: elsewhere\r\nSet-Cookie: s=1\r\nLocation: /elsewhere\r\nContent-Type: text/html\r\n\r\n",
+				func(t *testing.T, resp *http.Response, err error) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					if body := readAll(t, resp); body != "ok" {
+						t.Errorf("body %q, want ok", body)
+					}
+					if want := (http.Header{"X-Checksum": {"42"}}); fmt.Sprint(resp.Trailer) != fmt.Sprint(want) {
+						t.Errorf("trailer %v, want %v", resp.Trailer, want)
+					}
+				})
+		})
+	}
+}

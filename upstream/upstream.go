@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Upstream is one backend as the facade reaches it. It is safe for
@@ -206,14 +208,67 @@ func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Res
 // HTTP.
 var errNotFinal = errors.New("the backend's answer has no final status (below 100, or 101 to a request that asked for no upgrade)")
 
-// final is the outcome of sending req, resp or err: as it is when resp's
-// status can end the exchange, else errNotFinal, resp's connection closed.
+// final is the outcome of sending req, resp or err, as callers get it:
+// errNotFinal, resp's connection closed, when resp's status cannot end
+// the exchange; else resp, its trailer cleaned once its body is read (a
+// body of unknown length, chunked, is the one that may have a trailer).
 func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
-	if err != nil || resp.StatusCode >= 100 && (resp.StatusCode != http.StatusSwitchingProtocols || req.Header["Upgrade"] != nil) {
-		return resp, err
+	switch {
+	case err != nil:
+		return nil, err
+	case resp.StatusCode < 100, resp.StatusCode == http.StatusSwitchingProtocols && req.Header["Upgrade"] == nil:
+		resp.Body.Close()
+		return nil, errNotFinal
+	case resp.ContentLength < 0 && resp.Body != http.NoBody && resp.StatusCode != http.StatusSwitchingProtocols:
+		resp.Body = &trailerBody{ReadCloser: resp.Body, resp: resp}
 	}
-	resp.Body.Close()
-	return nil, errNotFinal
+	return resp, nil
+}
+
+// trailerBody is a response body that removes from its response's
+// trailer, once the body is read to its end, the fields that cannot be
+// trailer fields (see cleanTrailer).
+type trailerBody struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		// The trailer is read with the body's end, before its io.EOF.
+		cleanTrailer(b.resp.Trailer)
+	}
+	return n, err
+}
+
+// cleanTrailer removes from trailer, the trailer fields of a backend's
+// answer, those no client may read there (RFC 9110 section 6.5.1):
+// hop-by-hop fields, those net/http's server refuses to announce as
+// trailer fields (framing, routing, authentication, content format:
+// httpguts.ValidTrailerHeader), and the response controls and cookies a
+// client acts on before the content (RFC 9110 section 10.2). The reverse
+// proxy passes a trailer field the backend did not announce on with
+// http.TrailerPrefix, which net/http's server writes as it is: a backend's
+// Content-Length, Transfer-Encoding, Connection or Host trailer field
+// reached the client (found by the red team).
+func cleanTrailer(trailer http.Header) {
+	RemoveHopByHop(trailer)
+	for k := range trailer {
+		if !httpguts.ValidTrailerHeader(k) || responseControl(k) {
+			delete(trailer, k)
+		}
+	}
+}
+
+// responseControl reports the (canonical) names of the fields RFC 9110
+// section 10.2 calls response context and controls, and Set-Cookie.
+func responseControl(k string) bool {
+	switch k {
+	case "Age", "Content-Location", "Date", "Expires", "Location", "Retry-After", "Set-Cookie", "Vary":
+		return true
+	}
+	return false
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,
