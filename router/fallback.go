@@ -150,7 +150,9 @@ func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Resp
 	switch {
 	case resp.StatusCode == http.StatusNotFound && rt.triggers&onNotFound != 0:
 		return "not_found", resp.StatusCode
-	case resp.StatusCode >= 500 && resp.StatusCode <= 599 && rt.triggers&onServerError != 0:
+	case resp.StatusCode >= 500 && rt.triggers&onServerError != 0:
+		// 600 to 999 too: RFC 9110 section 15 has a client take such an
+		// invalid status as a 5xx, and the guard counts it as one.
 		return "server_error", resp.StatusCode
 	}
 	return "", resp.StatusCode

@@ -92,6 +92,25 @@ func TestFallbackTriggers(t *testing.T) {
 
 func itoa(f float64) string { return codeLabel(int(f)) }
 
+// TestAnInvalidStatusFromModernFallsBackAsAServerError: a status from 600
+// to 999, which net/http reads and RFC 9110 section 15 calls invalid, is
+// taken as a 5xx, as the RFC asks of a client and as the guard counts it:
+// it was served to the client.
+func TestAnInvalidStatusFromModernFallsBackAsAServerError(t *testing.T) {
+	legacy := newBackend(t, answer(200, `{"from":"legacy"}`))
+	modern := rawAnswer(t, "HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok")
+	f := newFacade(t, legacy.URL, modern, "", `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
+`)
+	resp, body := f.get(t, "/patients/1")
+	if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
+		t.Fatalf("got %d %s, want legacy's 200", resp.StatusCode, body)
+	}
+	if got := f.metric(t, "strangler_fallback_total", map[string]string{"route": "get-patient", "reason": "server_error"}); got != 1 {
+		t.Errorf("strangler_fallback_total{reason=server_error} = %v, want 1", got)
+	}
+}
+
 func TestFallbackOnlyOnConfiguredTriggers(t *testing.T) {
 	legacy := newBackend(t, answer(200, "legacy"))
 	modern := newBackend(t, answer(500, "modern broke"))
