@@ -1,12 +1,17 @@
 package router
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 func TestFallbackTriggers(t *testing.T) {
@@ -108,6 +113,41 @@ func TestAnInvalidStatusFromModernFallsBackAsAServerError(t *testing.T) {
 	}
 	if got := f.metric(t, "strangler_fallback_total", map[string]string{"route": "get-patient", "reason": "server_error"}); got != 1 {
 		t.Errorf("strangler_fallback_total{reason=server_error} = %v, want 1", got)
+	}
+}
+
+// TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer: modern
+// answers 404 or 503 and then sends its body a byte at a time (30 s in
+// all); the client gets legacy's answer without waiting for it, as it
+// waited for the whole of it before legacy was asked.
+func TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer(t *testing.T) {
+	legacy := newBackend(t, answer(200, `{"from":"legacy"}`))
+	for _, status := range []string{"404 Not Found", "503 Service Unavailable"} {
+		t.Run(status, func(t *testing.T) {
+			modern := "http://" + testkit.ServeConns(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 30\r\n\r\n")
+				for range 30 {
+					if _, err := io.WriteString(c, "a"); err != nil {
+						return
+					}
+					time.Sleep(time.Second)
+				}
+			})
+			f := newFacade(t, legacy.URL, modern, "", `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
+`)
+			start := time.Now()
+			resp, body := f.get(t, "/patients/1")
+			if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
+				t.Fatalf("got %d %s, want legacy's 200", resp.StatusCode, body)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("the client waited %v for legacy's answer: modern's discarded body held it", took.Round(time.Millisecond))
+			}
+		})
 	}
 }
 
