@@ -2,6 +2,7 @@ package router
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -35,5 +36,28 @@ func TestABackendsTrailerReachesTheClientWithoutFieldsThatCannotBeThere(t *testi
 		if strings.Contains(trailer, field+":") {
 			t.Errorf("the client got the trailer field %s: %q", field, trailer)
 		}
+	}
+}
+
+// TestABackendsMalformedTrailerLineStaysOutOfTheLog: the reverse proxy
+// logs the error of a body that broke off, at level debug; net/http's
+// error quoted the backend's malformed trailer line, which may be a
+// patient's record.
+func TestABackendsMalformedTrailerLineStaysOutOfTheLog(t *testing.T) {
+	legacy := rawAnswer(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nAda Lovelace 1815\r\n\r\n")
+	logs := &syncBuffer{}
+	f := serveConfig(t, testConfig(t, legacy, legacy, "", `  - {name: x, match: "GET /x", mode: legacy}`), func(d *Deps) {
+		d.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	resp, err := f.Client().Get(f.URL + "/x")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if !strings.Contains(logs.String(), "body copy") {
+		t.Fatalf("the broken body was not logged at level debug; log:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "Lovelace") {
+		t.Errorf("the log holds the backend's bytes:\n%s", logs)
 	}
 }

@@ -141,3 +141,20 @@ func TestTrailerFieldsNoClientMayReadThereAreDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestAMalformedTrailerLineLeavesNoByteInTheError: net/http quotes a
+// malformed trailer line in the error of the body's read, which the
+// reverse proxy logs; the line may be a patient's record.
+func TestAMalformedTrailerLineLeavesNoByteInTheError(t *testing.T) {
+	sendBoth(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nAda Lovelace 1815\r\n\r\n",
+		func(t *testing.T, resp *http.Response, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			_, err = io.ReadAll(resp.Body)
+			if err == nil || strings.Contains(err.Error(), "Lovelace") {
+				t.Errorf("the body's read failed with %v, want an error without the backend's bytes", err)
+			}
+		})
+}

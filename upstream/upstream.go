@@ -210,8 +210,8 @@ var errNotFinal = errors.New("the backend's answer has no final status (below 10
 
 // final is the outcome of sending req, resp or err, as callers get it:
 // errNotFinal, resp's connection closed, when resp's status cannot end
-// the exchange; else resp, its trailer cleaned once its body is read (a
-// body of unknown length, chunked, is the one that may have a trailer).
+// the exchange; else resp, its body of unknown length (chunked, the one
+// that may have a trailer) read as chunkedBody.
 func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
 	switch {
 	case err != nil:
@@ -220,24 +220,30 @@ func final(req *http.Request, resp *http.Response, err error) (*http.Response, e
 		resp.Body.Close()
 		return nil, errNotFinal
 	case resp.ContentLength < 0 && resp.Body != http.NoBody && resp.StatusCode != http.StatusSwitchingProtocols:
-		resp.Body = &trailerBody{ReadCloser: resp.Body, resp: resp}
+		resp.Body = &chunkedBody{ReadCloser: resp.Body, resp: resp}
 	}
 	return resp, nil
 }
 
-// trailerBody is a response body that removes from its response's
-// trailer, once the body is read to its end, the fields that cannot be
-// trailer fields (see cleanTrailer).
-type trailerBody struct {
+// chunkedBody is a response body of unknown length that removes from its
+// response's trailer, once the body is read to its end, the fields that
+// cannot be trailer fields (see cleanTrailer), and whose errors carry no
+// byte of the backend's (see Describe): net/http quotes a malformed
+// trailer line in its error, which the reverse proxy logs (found by the
+// red team: a backend's line reached the log at level debug).
+type chunkedBody struct {
 	io.ReadCloser
 	resp *http.Response
 }
 
-func (b *trailerBody) Read(p []byte) (int, error) {
+func (b *chunkedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		// The trailer is read with the body's end, before its io.EOF.
 		cleanTrailer(b.resp.Trailer)
+	case err != nil:
+		err = Describe(err)
 	}
 	return n, err
 }
