@@ -2,11 +2,14 @@ package upstream
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +160,34 @@ func TestAMalformedTrailerLineLeavesNoByteInTheError(t *testing.T) {
 				t.Errorf("the body's read failed with %v, want an error without the backend's bytes", err)
 			}
 		})
+}
+
+// TestHeldInformationalResponsesLoseHopByHopHeaders: a 1xx response held
+// back (fallback holds modern's until its answer is known) is released
+// without its hop-by-hop fields and those its Connection field names, as
+// one passed on at once is (they reached a fallback route's client).
+func TestHeldInformationalResponsesLoseHopByHopHeaders(t *testing.T) {
+	url := rawBackend(t, "HTTP/1.1 103 Early Hints\r\nConnection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nLink: </a.css>\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	u := New("modern", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+	for name, send := range holdingWays(u) {
+		t.Run(name, func(t *testing.T) {
+			var got []textproto.MIMEHeader
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				got = append(got, h)
+				return nil
+			}})
+			outer := NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil)
+			var held Informational
+			resp, err := send(outer, &held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			held.Release(outer)
+			if want := (textproto.MIMEHeader{"Link": {"</a.css>"}}); len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+				t.Errorf("released %v, want one 103 with %v", got, want)
+			}
+		})
+	}
 }

@@ -279,7 +279,7 @@ func responseControl(k string) bool {
 
 // relay passes an attempt's 1xx responses on to the client trace outer,
 // hop-by-hop fields removed, as long as budget has room for them; or,
-// when held is set, holds them there.
+// when held is set, holds them there, also without those fields.
 type relay struct {
 	outer  *httptrace.ClientTrace
 	held   *Informational
@@ -288,7 +288,10 @@ type relay struct {
 
 func (r *relay) got1xx(code int, h textproto.MIMEHeader) error {
 	if r.held != nil {
-		return r.held.hold(code, h)
+		// Held ones lose them too: they reached a fallback route's
+		// client, Connection and the fields it named (found by the red
+		// team).
+		return r.held.hold(code, withoutHopByHop(h))
 	}
 	if err := r.budget.take(h); err != nil {
 		return err
