@@ -94,10 +94,11 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // that legacy answered 404 or 410 too.
 const reasonConfirmedMissing = "confirmed_missing"
 
-// discard reads a response body the client will not get to its end, up to
-// fallbackDrainLimit within fallbackDrainTime, so that its connection can carry another request,
-// and closes it. It reads through a pooled copy buffer: io.CopyN would
-// allocate a reader and take io.Discard's buffer on every miss.
+// discard reads a response body the client will not get to its end, up
+// to fallbackDrainLimit within fallbackDrainTime, so that its connection
+// can carry another request, and closes it. It reads through a pooled copy
+// buffer: io.CopyN would allocate a reader and take io.Discard's buffer on
+// every miss.
 func (t *Table) discard(body io.ReadCloser) {
 	buf := t.buffers.Get()
 	defer t.buffers.Put(buf)
