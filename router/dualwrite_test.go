@@ -1,9 +1,12 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -284,6 +287,17 @@ func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
 			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, domain.StateUnknown, "unknown"},
 		{"honouring keys timed out after receiving it: left to recovery", "put-keyed",
 			func(t *testing.T) string { return hang(t).URL }, http.StatusGatewayTimeout, domain.StateSent, "unknown"},
+		// It received the write and its answer says nothing of it: it was
+		// journaled as refused (status 99 or 101, skipped) while the
+		// primary may have applied it, and the client's connection was cut.
+		{"answered with a status below 100: unknown", "put-item",
+			func(t *testing.T) string { return rawAnswer(t, "HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok") },
+			http.StatusBadGateway, domain.StateUnknown, "unknown"},
+		{"switched protocols unasked: unknown", "put-item",
+			func(t *testing.T) string {
+				return rawAnswer(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			},
+			http.StatusBadGateway, domain.StateUnknown, "unknown"},
 	} {
 		t.Run("a primary that "+tc.name, func(t *testing.T) {
 			modern := testkit.NewBackend(t, nil)
@@ -314,6 +328,22 @@ func TestAPrimaryThatDidNotAnswerSettlesTheWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawAnswer is a backend that reads each request whole and writes answer
+// to it, bytes no HTTP server would write.
+func rawAnswer(t *testing.T, answer string) string {
+	return "http://" + testkit.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, answer)
+		}
+	})
 }
 
 // hang is a backend that takes every request and never answers it.

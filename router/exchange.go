@@ -102,8 +102,22 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
+		untyped(w.ResponseWriter.Header())
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// untyped keeps net/http's server from giving a response without
+// Content-Type one it sniffs from the body (its documented way: the key
+// present, nil). The client gets the backend's header as it was: a
+// backend's HTML-looking answer without one, with X-Content-Type-Options:
+// nosniff so that no browser sniffs it, reached the client as text/html,
+// which a browser renders, script and all (found by the red team). Every
+// answer the facade writes itself names its type.
+func untyped(h http.Header) {
+	if _, typed := h["Content-Type"]; !typed {
+		h["Content-Type"] = nil
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {

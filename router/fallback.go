@@ -17,9 +17,17 @@ import (
 // part of that.
 type fallbackTransport struct{ t *Table }
 
-// fallbackDrainLimit bounds how much of a discarded modern response is read
-// to keep its connection reusable; a larger one closes the connection.
-const fallbackDrainLimit = 64 << 10
+// fallbackDrainLimit and fallbackDrainTime bound how much of a discarded
+// modern response is read, and for how long, to keep its connection
+// reusable; a larger or slower one closes the connection. The client waits
+// for the drain before legacy is asked: without the time bound, a modern
+// that sent a 404's or a 503's body a byte a second held its client for as
+// long (found by the red team). A body that is not there a moment after
+// its head is not worth the connection.
+const (
+	fallbackDrainLimit = 64 << 10
+	fallbackDrainTime  = 100 * time.Millisecond
+)
 
 func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeFrom(req.Context())
@@ -86,13 +94,18 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // that legacy answered 404 or 410 too.
 const reasonConfirmedMissing = "confirmed_missing"
 
-// discard reads a response body the client will not get to its end, up to
-// fallbackDrainLimit, so that its connection can carry another request,
-// and closes it. It reads through a pooled copy buffer: io.CopyN would
-// allocate a reader and take io.Discard's buffer on every miss.
+// discard reads a response body the client will not get to its end, up
+// to fallbackDrainLimit within fallbackDrainTime, so that its connection
+// can carry another request, and closes it. It reads through a pooled copy
+// buffer: io.CopyN would allocate a reader and take io.Discard's buffer on
+// every miss.
 func (t *Table) discard(body io.ReadCloser) {
 	buf := t.buffers.Get()
 	defer t.buffers.Put(buf)
+	// Closing the body ends a read waiting for the backend, and drops the
+	// connection.
+	late := time.AfterFunc(fallbackDrainTime, func() { body.Close() })
+	defer late.Stop()
 	for n := 0; n < fallbackDrainLimit; {
 		k, err := body.Read(buf[:min(len(buf), fallbackDrainLimit-n)])
 		n += k
@@ -150,7 +163,9 @@ func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Resp
 	switch {
 	case resp.StatusCode == http.StatusNotFound && rt.triggers&onNotFound != 0:
 		return "not_found", resp.StatusCode
-	case resp.StatusCode >= 500 && resp.StatusCode <= 599 && rt.triggers&onServerError != 0:
+	case resp.StatusCode >= 500 && rt.triggers&onServerError != 0:
+		// 600 to 999 too: RFC 9110 section 15 has a client take such an
+		// invalid status as a 5xx, and the guard counts it as one.
 		return "server_error", resp.StatusCode
 	}
 	return "", resp.StatusCode

@@ -1,12 +1,17 @@
 package router
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 func TestFallbackTriggers(t *testing.T) {
@@ -29,6 +34,14 @@ func TestFallbackTriggers(t *testing.T) {
 			}).URL
 		}, "timeout", 504},
 		{"modern being down", deadURL, "error", 502},
+		// Such an answer was served: the client's connection was cut
+		// without a byte (status 99), or it got a 502 (an unasked 101).
+		{"modern answering with a status below 100", func(t *testing.T) string {
+			return rawAnswer(t, "HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\nok")
+		}, "error", 502},
+		{"modern switching protocols unasked", func(t *testing.T) string {
+			return rawAnswer(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		}, "error", 502},
 	} {
 		t.Run(tc.name+" falls back to legacy", func(t *testing.T) {
 			f := newFacade(t, legacy.URL, tc.modern(t), "debug_headers: true", `
@@ -83,6 +96,60 @@ func TestFallbackTriggers(t *testing.T) {
 }
 
 func itoa(f float64) string { return codeLabel(int(f)) }
+
+// TestAnInvalidStatusFromModernFallsBackAsAServerError: a status from 600
+// to 999, which net/http reads and RFC 9110 section 15 calls invalid, is
+// taken as a 5xx, as the RFC asks of a client and as the guard counts it:
+// it was served to the client.
+func TestAnInvalidStatusFromModernFallsBackAsAServerError(t *testing.T) {
+	legacy := newBackend(t, answer(200, `{"from":"legacy"}`))
+	modern := rawAnswer(t, "HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok")
+	f := newFacade(t, legacy.URL, modern, "", `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
+`)
+	resp, body := f.get(t, "/patients/1")
+	if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
+		t.Fatalf("got %d %s, want legacy's 200", resp.StatusCode, body)
+	}
+	if got := f.metric(t, "strangler_fallback_total", map[string]string{"route": "get-patient", "reason": "server_error"}); got != 1 {
+		t.Errorf("strangler_fallback_total{reason=server_error} = %v, want 1", got)
+	}
+}
+
+// TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer: modern
+// answers 404 or 503 and then sends its body a byte at a time (30 s in
+// all); the client gets legacy's answer without waiting for it, as it
+// waited for the whole of it before legacy was asked.
+func TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer(t *testing.T) {
+	legacy := newBackend(t, answer(200, `{"from":"legacy"}`))
+	for _, status := range []string{"404 Not Found", "503 Service Unavailable"} {
+		t.Run(status, func(t *testing.T) {
+			modern := "http://" + testkit.ServeConns(t, func(c net.Conn) {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Length: 30\r\n\r\n")
+				for range 30 {
+					if _, err := io.WriteString(c, "a"); err != nil {
+						return
+					}
+					time.Sleep(time.Second)
+				}
+			})
+			f := newFacade(t, legacy.URL, modern, "", `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
+`)
+			start := time.Now()
+			resp, body := f.get(t, "/patients/1")
+			if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
+				t.Fatalf("got %d %s, want legacy's 200", resp.StatusCode, body)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("the client waited %v for legacy's answer: modern's discarded body held it", took.Round(time.Millisecond))
+			}
+		})
+	}
+}
 
 func TestFallbackOnlyOnConfiguredTriggers(t *testing.T) {
 	legacy := newBackend(t, answer(200, "legacy"))

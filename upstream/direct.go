@@ -58,10 +58,6 @@ const (
 	// their read buffer before it comes (256 KiB in all): under a steady
 	// load of up to that many requests in flight, none pays the look.
 	bufferedWaits = 64
-	// maxResponseHead bounds the head of each response read (the
-	// transport's default): a backend cannot make the facade buffer
-	// without end.
-	maxResponseHead = 10 << 20
 )
 
 // writers are the buffers requests are written through: shared, as a
@@ -296,8 +292,8 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			c.conn.SetReadDeadline(time.Time{})
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			// Not asked for (no Upgrade was sent): the reverse proxy
-			// refuses it, and the connection is in an unknown state.
+			// Not asked for (no Upgrade was sent): RoundTrip refuses
+			// it, and the connection is in an unknown state.
 			resp.Body = &directBody{body: http.NoBody, d: d, c: c, stop: stop}
 			return resp, true, nil
 		}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,17 +24,26 @@ var errSendStalled = fmt.Errorf("the backend stopped reading the request: %w", c
 // and once the body is read, writing the rest and waiting for the
 // answer: past timeout the request ends as timed out. Time spent waiting
 // for the body itself (a client still uploading) is the client's, which
-// body_timeout bounds, and connecting has its own bound. done stops the
-// watch once the answer's head is there.
-func watchSend(req *http.Request, timeout time.Duration) (_ *http.Request, done func()) {
+// body_timeout bounds, and connecting has its own bound. finish stops the
+// watch once the answer's head is there, and gives the error of the send:
+// errSendStalled when the watch ended it, whatever error the cancelled
+// send reported (context.Canceled, on the direct path), so that a stall
+// is a timeout however it surfaces.
+func watchSend(req *http.Request, timeout time.Duration) (_ *http.Request, finish func(error) error) {
 	if timeout <= 0 || req.Body == nil || req.Body == http.NoBody {
-		return req, func() {}
+		return req, func(err error) error { return err }
 	}
 	ctx, cancel := context.WithCancelCause(req.Context())
 	w := &stallWatch{ReadCloser: req.Body, timeout: timeout, cancel: cancel}
 	req = req.WithContext(ctx)
 	req.Body = w
-	return req, w.stop
+	return req, func(err error) error {
+		w.stop()
+		if err != nil && errors.Is(context.Cause(ctx), errSendStalled) {
+			return errSendStalled
+		}
+		return err
+	}
 }
 
 // stallWatch is a request body that ends its request (cancel) when no

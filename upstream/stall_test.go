@@ -59,7 +59,7 @@ func deafBackend(t *testing.T) *url.URL {
 // as its caller waited, since the backend's timeout starts once the
 // request is written: the client, the buffered body and the facade's
 // goroutine waited with it. Now the send ends as a timeout once it has
-// made no progress for the backend's timeout.
+// made no progress for the backend's timeout, and reads as a timeout.
 func TestASendTheBackendDoesNotReadTimesOut(t *testing.T) {
 	u := New("modern", Config{URL: deafBackend(t), Timeout: time.Second})
 	for _, c := range []struct {
@@ -69,6 +69,11 @@ func TestASendTheBackendDoesNotReadTimesOut(t *testing.T) {
 	}{
 		{"a large body", 8 << 20, false},
 		{"a large body, 1xx held", 8 << 20, true},
+		// Sent whole into the sockets' buffers: the watch, which counts
+		// the wait for the answer too, ends it as the answer's timeout
+		// does, and it must read as one (it read as a cancellation: 502).
+		{"a small body", 1 << 10, false},
+		{"a small body, 1xx held", 1 << 10, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// The caller's own patience: far past the backend's timeout.

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Upstream is one backend as the facade reaches it. It is safe for
@@ -53,6 +55,17 @@ type Config struct {
 	IdleTimeout time.Duration
 }
 
+// maxResponseHead bounds the head of each response a backend sends, status
+// line and header fields (and each 1xx response's), as the public listener
+// bounds a request's head: past it the attempt fails (502). Parsed, a head
+// takes about thirty times its size in memory when it is made of many
+// short fields: at net/http's default of 10 MiB, one answer of 900,000
+// fields took 290 MiB of the facade's heap and 4.6 s of CPU before it
+// reached the client, so that a few such answers at once from a broken or
+// hostile backend would take the whole facade down (found by the red
+// team). Envoy's default is 60 KiB, nginx's 4 or 8 KiB (one buffer).
+const maxResponseHead = 64 << 10
+
 // DefaultIdleTimeout is how long a pooled backend connection may wait idle
 // when the configuration and the backend say nothing (Go's transport's).
 const DefaultIdleTimeout = 90 * time.Second
@@ -81,11 +94,12 @@ func New(name string, c Config) *Upstream {
 			// default of 2 idle connections per host turns most of them
 			// into new TCP handshakes. More than 256 idle ones mostly hold
 			// memory (two goroutines and two buffers each) after a burst.
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       idle,
-			TLSHandshakeTimeout:   timeout,
-			ResponseHeaderTimeout: timeout,
+			MaxIdleConns:           256,
+			MaxIdleConnsPerHost:    256,
+			IdleConnTimeout:        idle,
+			TLSHandshakeTimeout:    timeout,
+			ResponseHeaderTimeout:  timeout,
+			MaxResponseHeaderBytes: maxResponseHead,
 			// Accept-Encoding must reach the backend as the client sent it,
 			// and the body must come back as the backend sent it.
 			DisableCompression: true,
@@ -123,11 +137,12 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 }
 
 // RoundTrip sends req, already addressed to this backend. 1xx responses
-// reach any client trace on req with hop-by-hop headers removed.
+// reach any client trace on req with hop-by-hop headers removed. An answer
+// whose status is no final answer to req fails with errNotFinal.
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
-	req, done := watchSend(req, u.timeout)
-	defer done()
-	return u.roundTrip(req)
+	req, finish := watchSend(req, u.timeout)
+	resp, err := u.roundTrip(req)
+	return final(req, resp, finish(err))
 }
 
 func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
@@ -175,18 +190,102 @@ func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
 // (see Informational) rather than passed on. On the direct path i takes
 // them as they come; otherwise Hold puts it in req's context.
 func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Response, error) {
-	req, done := watchSend(req, u.timeout)
-	defer done()
+	req, finish := watchSend(req, u.timeout)
+	var resp *http.Response
+	var err error
 	if u.direct != nil && !singleUse(req) && u.direct.eligible(req) {
 		r := relay{held: i}
-		return u.direct.roundTrip(req, &r)
+		resp, err = u.direct.roundTrip(req, &r)
+	} else {
+		resp, err = u.roundTrip(i.Hold(req))
 	}
-	return u.roundTrip(i.Hold(req))
+	return final(req, resp, finish(err))
+}
+
+// errNotFinal fails an attempt whose answer has a status that cannot end
+// the exchange: net/http reads any three digits as a status, and below
+// 100 there is none (RFC 9110 section 15); a 101 answers only a request
+// that asked to switch protocols. The client then got its connection cut
+// without a byte of an answer (net/http's server panics on a status below
+// 100), a fallback route served that instead of falling back, a dual
+// write was journaled as refused by the primary, which may have applied
+// it, rather than as unknown, and a shadow copy counted as a mismatch
+// (found by the red team). It is a 502, as for any answer that is not
+// HTTP.
+var errNotFinal = errors.New("the backend's answer has no final status (below 100, or 101 to a request that asked for no upgrade)")
+
+// final is the outcome of sending req, resp or err, as callers get it:
+// errNotFinal, resp's connection closed, when resp's status cannot end
+// the exchange; else resp, its body of unknown length (chunked, the one
+// that may have a trailer) read as chunkedBody.
+func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+	switch {
+	case err != nil:
+		return nil, err
+	case resp.StatusCode < 100, resp.StatusCode == http.StatusSwitchingProtocols && req.Header["Upgrade"] == nil:
+		resp.Body.Close()
+		return nil, errNotFinal
+	case resp.ContentLength < 0 && resp.Body != http.NoBody && resp.StatusCode != http.StatusSwitchingProtocols:
+		resp.Body = &chunkedBody{ReadCloser: resp.Body, resp: resp}
+	}
+	return resp, nil
+}
+
+// chunkedBody is a response body of unknown length that removes from its
+// response's trailer, once the body is read to its end, the fields that
+// cannot be trailer fields (see cleanTrailer), and whose errors carry no
+// byte of the backend's (see Describe): net/http quotes a malformed
+// trailer line in its error, which the reverse proxy logs (found by the
+// red team: a backend's line reached the log at level debug).
+type chunkedBody struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		// The trailer is read with the body's end, before its io.EOF.
+		cleanTrailer(b.resp.Trailer)
+	case err != nil:
+		err = Describe(err)
+	}
+	return n, err
+}
+
+// cleanTrailer removes from trailer, the trailer fields of a backend's
+// answer, those no client may read there (RFC 9110 section 6.5.1):
+// hop-by-hop fields, those net/http's server refuses to announce as
+// trailer fields (framing, routing, authentication, content format:
+// httpguts.ValidTrailerHeader), and the response controls and cookies a
+// client acts on before the content (RFC 9110 section 10.2). The reverse
+// proxy passes a trailer field the backend did not announce on with
+// http.TrailerPrefix, which net/http's server writes as it is: a backend's
+// Content-Length, Transfer-Encoding, Connection or Host trailer field
+// reached the client (found by the red team).
+func cleanTrailer(trailer http.Header) {
+	RemoveHopByHop(trailer)
+	for k := range trailer {
+		if !httpguts.ValidTrailerHeader(k) || responseControl(k) {
+			delete(trailer, k)
+		}
+	}
+}
+
+// responseControl reports the (canonical) names of the fields RFC 9110
+// section 10.2 calls response context and controls, and Set-Cookie.
+func responseControl(k string) bool {
+	switch k {
+	case "Age", "Content-Location", "Date", "Expires", "Location", "Retry-After", "Set-Cookie", "Vary":
+		return true
+	}
+	return false
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,
 // hop-by-hop fields removed, as long as budget has room for them; or,
-// when held is set, holds them there.
+// when held is set, holds them there, also without those fields.
 type relay struct {
 	outer  *httptrace.ClientTrace
 	held   *Informational
@@ -195,7 +294,10 @@ type relay struct {
 
 func (r *relay) got1xx(code int, h textproto.MIMEHeader) error {
 	if r.held != nil {
-		return r.held.hold(code, h)
+		// Held ones lose them too: they reached a fallback route's
+		// client, Connection and the fields it named (found by the red
+		// team).
+		return r.held.hold(code, withoutHopByHop(h))
 	}
 	if err := r.budget.take(h); err != nil {
 		return err
