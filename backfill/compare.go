@@ -87,7 +87,7 @@ func keyMatch(t *table) string {
 	key := "t." + pgIdent(k.name)
 	cond := key + " " + t.keyEq + " " + k.valueExpr("s.c0")
 	if !t.exactKey {
-		cond += " AND " + key + "::text = " + k.keyText("s.c0")
+		cond += " AND " + byteText(key) + " = " + k.keyText("s.c0")
 	}
 	return cond
 }

@@ -39,9 +39,10 @@ type column struct {
 	rawType string
 	// typ is the target column's type.
 	typ pgType
-	// deterministic is false when the column's collation has equal values
-	// that are not byte-equal (a case-insensitive ICU collation).
-	deterministic bool
+	// nondeterministic is the column's collation, quoted, when it has
+	// equal values that are not byte-equal (a case-insensitive ICU
+	// collation); "" otherwise.
+	nondeterministic string
 	// zone is the time zone appended to a DATETIME, a DATE or text giving
 	// no zone of its own going into a timestamptz column
 	// (source_time_zone); nil when none is (see inZone).
@@ -148,20 +149,26 @@ func (c *column) identityEq() bool {
 		// zone both ('10:00+00' is not '11:00+01').
 		return true
 	case "text", "character varying":
-		return c.deterministic
+		return c.nondeterministic == ""
 	}
 	return false
 }
 
 // same is the SQL condition that a and b, two values of the column's
 // type, are the same value: by the type's equality where that is
-// identity, by their text otherwise.
+// identity, by their text's bytes otherwise.
 func (c *column) same(a, b string) string {
 	if c.identityEq() {
 		return a + " IS NOT DISTINCT FROM " + b
 	}
-	return a + "::text IS NOT DISTINCT FROM " + b + "::text"
+	return byteText(a) + " IS NOT DISTINCT FROM " + byteText(b)
 }
+
+// byteText is SQL value e as text that compares byte by byte. A cast to
+// text keeps a column's collation, and a nondeterministic one (an ICU
+// collation ignoring case, which also calls NFC and NFD spellings equal)
+// would call 'abc' and 'ABC' the same text; "C" compares the bytes.
+func byteText(e string) string { return e + `::text COLLATE "C"` }
 
 // foldedUUID reports whether text source values go into a uuid column,
 // whose text is one spelling of many: A0EEBC99-…, {a0eebc99-…} and

@@ -123,7 +123,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		case tcol.generated:
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
-		c.typ, c.deterministic = parseType(tcol.typ, tcol.under), tcol.deterministic
+		c.typ, c.nondeterministic = parseType(tcol.typ, tcol.under), tcol.nondeterministic
 		c.rawType = raw[c.cfg.From]
 		c.sourceExpr = sourceExpr(c.cfg, c.rawType, c.typ)
 		if l := c.cfg.Lookup; l != nil {
@@ -420,8 +420,11 @@ func pgIdent(name string) string { return pgx.Identifier(strings.Split(name, "."
 type targetColumn struct {
 	// typ is the column's type; under is the type beneath its domains, or
 	// typ itself.
-	typ, under                                    string
-	notNull, hasDefault, generated, deterministic bool
+	typ, under string
+	// nondeterministic is the column's collation, quoted, when it is
+	// nondeterministic; "" otherwise.
+	nondeterministic               string
+	notNull, hasDefault, generated bool
 }
 
 // targetColumns reads a target table's columns from the catalog.
@@ -437,9 +440,10 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 			(WITH RECURSIVE d(typ, mod, depth) AS (SELECT a.atttypid, a.atttypmod, 0
 				UNION ALL SELECT t.typbasetype, t.typtypmod, d.depth + 1 FROM d JOIN pg_type t ON t.oid = d.typ WHERE t.typtype = 'd')
 			SELECT format_type(d.typ, d.mod) FROM d ORDER BY d.depth DESC LIMIT 1),
+			coalesce((SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+				WHERE c.oid = a.attcollation AND NOT c.collisdeterministic), ''),
 			a.attnotnull,
-			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '',
-			coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = a.attcollation), true)
+			a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, pgIdent(name))
 	if err != nil {
 		return nil, err
@@ -448,7 +452,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	for rows.Next() {
 		var n string
 		var c targetColumn
-		if err := rows.Scan(&n, &c.typ, &c.under, &c.notNull, &c.hasDefault, &c.generated, &c.deterministic); err != nil {
+		if err := rows.Scan(&n, &c.typ, &c.under, &c.nondeterministic, &c.notNull, &c.hasDefault, &c.generated); err != nil {
 			return nil, err
 		}
 		cols[n] = c

@@ -1,0 +1,66 @@
+package backfill_test
+
+import (
+	"reflect"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/config"
+)
+
+// TestCaseInsensitiveTargetColumnsAreComparedByTheirBytes: a target
+// column under a nondeterministic collation (case-insensitive ICU, which
+// also calls NFC and NFD spellings equal) holds 'ABC' and 'abc' as equal
+// values, and a cast to text keeps that collation. Verify, the backfill's
+// "already the same" and its key checks must still tell them apart: a
+// copy whose case or normalisation changed is not the legacy value.
+func TestCaseInsensitiveTargetColumnsAreComparedByTheirBytes(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.pg(t, "CREATE COLLATION fidelity1_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+	w.mapTable(t, "CREATE TABLE Tag (Name VARCHAR(20) COLLATE utf8mb4_bin PRIMARY KEY, Label VARCHAR(20))",
+		"CREATE TABLE tags (name text COLLATE fidelity1_ci UNIQUE, label varchar(20) COLLATE fidelity1_ci)",
+		config.BackfillTable{Name: "tags", From: "Tag", Key: "Name", To: "tags", TargetKey: "name", Columns: cols("Name=name", "Label=label")})
+	w.exec(t, "INSERT INTO Tag VALUES ('a1', 'abc'), ('b2', 'é'), ('c3', 'x')")
+	if r := w.run(t, backfill.Options{}).Tables[0]; r.Inserted != 3 || r.Failed != 0 {
+		t.Fatalf("copy: inserted %d, failed %d %q; want 3 and 0", r.Inserted, r.Failed, failureReasons(r))
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed+d.Missing+d.Extra != 0 {
+		t.Fatalf("verify of the copy: %+v, want no deviation", d)
+	}
+
+	w.pg(t, "UPDATE tags SET label = 'ABC' WHERE name = 'a1'")
+	w.pg(t, "UPDATE tags SET label = 'e' || chr(769) WHERE name = 'b2'") // NFD of legacy's NFC é
+	w.pg(t, "UPDATE tags SET name = 'C3' WHERE name = 'c3'")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	want := []backfill.ChangedRow{{Key: "a1", Columns: []backfill.ColumnDiff{{Column: "label"}}}, {Key: "b2", Columns: []backfill.ColumnDiff{{Column: "label"}}}}
+	if d.Changed != 2 || !reflect.DeepEqual(d.ChangedRows, want) || !reflect.DeepEqual(d.MissingKeys, []string{"c3"}) || !reflect.DeepEqual(d.ExtraKeys, []string{"C3"}) {
+		t.Errorf("verify: changed %+v, missing %v, extra %v; want a1 and b2's label changed, c3 missing, C3 extra", d.ChangedRows, d.MissingKeys, d.ExtraKeys)
+	}
+	// The backfill calls them changed too, and copies the labels back;
+	// c3 is refused, as writing it would overwrite C3's row.
+	r := w.run(t, backfill.Options{Restart: true}).Tables[0]
+	if r.Updated != 2 || r.Present != 0 || !reflect.DeepEqual(failureReasons(r), []string{"target key collides with C3"}) {
+		t.Errorf("restart: updated %d, present %d, failed %q; want 2 updated and c3 colliding with C3", r.Updated, r.Present, failureReasons(r))
+	}
+	w.pg(t, "DELETE FROM tags WHERE name = 'C3'")
+	w.run(t, backfill.Options{Restart: true})
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; d.Changed+d.Missing+d.Extra != 0 {
+		t.Errorf("verify after copying again: %+v, want no deviation", d)
+	}
+
+	// Legacy's keys are byte-distinct; two the target key calls one are
+	// refused, never written over each other (A1 sorts first in the batch,
+	// a1 is in modern already; D4 and d4 are new), instead of failing the
+	// whole table.
+	w.exec(t, "INSERT INTO Tag VALUES ('A1', 'other'), ('D4', 'x'), ('d4', 'y')")
+	r = w.run(t, backfill.Options{Restart: true}).Tables[0]
+	wantFailed := []string{"target key collides with A1", "target key collides with D4", "target key collides with a1"}
+	if !reflect.DeepEqual(failureReasons(r), wantFailed) || r.Error != "" || r.Inserted != 1 {
+		t.Errorf("keys equal under the target's collation: inserted %d, failed %q, error %q; want D4 inserted and %q", r.Inserted, failureReasons(r), r.Error, wantFailed)
+	}
+	var label string
+	if err := w.modern.QueryRow(t.Context(), "SELECT label FROM tags WHERE name = 'a1'").Scan(&label); err != nil || label != "abc" {
+		t.Errorf("a1's label is %q (%v), want abc", label, err)
+	}
+}
