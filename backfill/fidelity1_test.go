@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"strangler/backfill"
@@ -62,5 +63,31 @@ func TestCaseInsensitiveTargetColumnsAreComparedByTheirBytes(t *testing.T) {
 	var label string
 	if err := w.modern.QueryRow(t.Context(), "SELECT label FROM tags WHERE name = 'a1'").Scan(&label); err != nil || label != "abc" {
 		t.Errorf("a1's label is %q (%v), want abc", label, err)
+	}
+}
+
+// TestVerifySaysWhichTablesItDidNotCompare: a table sent to the API
+// (target_api) has no target table to compare; verify's report must name
+// it as not compared, not leave it out of a clean "0 deviations" that an
+// operator reads as "both sides agree".
+func TestVerifySaysWhichTablesItDidNotCompare(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Ward (WardSerNum INT PRIMARY KEY)", "CREATE TABLE wards (legacy_id bigint UNIQUE)",
+		config.BackfillTable{Name: "wards", From: "Ward", Key: "WardSerNum", To: "wards", TargetKey: "legacy_id", Columns: cols("WardSerNum=legacy_id")})
+	w.cfg.Tables = append(w.cfg.Tables, config.BackfillTable{Name: "ward-imports", From: "Ward", Key: "WardSerNum",
+		TargetAPI: &config.TargetAPI{Method: "PUT", Path: "/imports/wards/{WardSerNum}"}})
+	rep := w.verify(t, backfill.VerifyOptions{})
+	if rep.Deviations() != 0 || len(rep.Tables) != 1 || !reflect.DeepEqual(rep.NotCompared, []string{"ward-imports"}) {
+		t.Errorf("verify: %d deviations, %d tables compared, not compared %v; want 0, 1 and [ward-imports]", rep.Deviations(), len(rep.Tables), rep.NotCompared)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	for _, want := range []string{"in 1 tables (1 more not compared)", "ward-imports: not compared: its rows are sent to the API"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the report does not say %q:\n%s", want, text.String())
+		}
+	}
+	if rep := w.verify(t, backfill.VerifyOptions{Tables: []string{"wards"}}); len(rep.NotCompared) != 0 {
+		t.Errorf("verify --tables wards: not compared %v; want none (only wards was asked for)", rep.NotCompared)
 	}
 }
