@@ -91,3 +91,23 @@ func TestVerifySaysWhichTablesItDidNotCompare(t *testing.T) {
 		t.Errorf("verify --tables wards: not compared %v; want none (only wards was asked for)", rep.NotCompared)
 	}
 }
+
+// TestAnInvalidUniqueIndexIsNoTargetKey: a CREATE UNIQUE INDEX
+// CONCURRENTLY that failed on duplicates leaves an invalid index, which
+// enforces nothing. Taken as the target key's, verify joined each legacy
+// row with both duplicates, found them alike and reported 0 deviations
+// for 2 legacy rows and 3 modern ones; the table is refused instead.
+func TestAnInvalidUniqueIndexIsNoTargetKey(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Ward (WardSerNum INT PRIMARY KEY, Code VARCHAR(10))", "CREATE TABLE wards (legacy_id bigint, code text)",
+		config.BackfillTable{Name: "wards", From: "Ward", Key: "WardSerNum", To: "wards", TargetKey: "legacy_id", Columns: cols("WardSerNum=legacy_id", "Code=code")})
+	w.exec(t, "INSERT INTO Ward VALUES (1, 'a'), (2, 'b')")
+	w.pg(t, "INSERT INTO wards VALUES (1, 'a'), (1, 'a'), (2, 'b')")
+	if _, err := w.modern.Exec(t.Context(), "CREATE UNIQUE INDEX CONCURRENTLY wards_legacy_id ON wards (legacy_id)"); err == nil {
+		t.Fatal("the unique index was built over duplicates")
+	}
+	_, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()})
+	if want := `wards has no unique index on "legacy_id" alone`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %v; want an error saying %q", err, want)
+	}
+}
