@@ -463,8 +463,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 // uniqueKeyEquality returns the equality operator of a unique index on
 // column alone, as ON CONFLICT needs one, schema-qualified; "" when the
 // column has no such index. An invalid index (a CREATE UNIQUE INDEX
-// CONCURRENTLY that failed, on duplicates) enforces nothing, and ON
-// CONFLICT takes no deferrable one: neither is one.
+// CONCURRENTLY that failed, on duplicates) enforces nothing: it is none.
 func uniqueKeyEquality(ctx context.Context, db *pgxpool.Pool, table, column string) (string, error) {
 	var op string
 	err := db.QueryRow(ctx, `SELECT coalesce((SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname) FROM pg_index i
@@ -474,7 +473,7 @@ func uniqueKeyEquality(ctx context.Context, db *pgxpool.Pool, table, column stri
 			AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
 		JOIN pg_operator o ON o.oid = ao.amopopr
 		JOIN pg_namespace n ON n.oid = o.oprnamespace
-		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indimmediate AND i.indnkeyatts = 1
+		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
 			AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 LIMIT 1), '')`, pgIdent(table), column).Scan(&op)
 	return op, err
 }
