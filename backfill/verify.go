@@ -261,7 +261,18 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 		return d, err
 	}
 	d.LegacyRows, d.ModernRows, d.NullKeys = n.legacy, n.modern, n.nullKeys
-	if n.modern > n.matched {
+	extra := n.modern > n.matched
+	if !extra {
+		// A row written to both sides while the pass ran (a dual write,
+		// a backfill) is matched but was not counted before it, and
+		// would hide an extra row: modern is counted again after it.
+		after, err := c.countModern(ctx)
+		if err != nil {
+			return d, err
+		}
+		extra = after > n.matched
+	}
+	if extra {
 		if d.Extra, d.ExtraKeys, err = c.extras(ctx, opts.Chunk, nil, opts.Samples); err != nil {
 			return d, err
 		}
