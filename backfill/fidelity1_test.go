@@ -149,3 +149,25 @@ func TestARowCopiedDuringVerifyHidesNoExtraRow(t *testing.T) {
 		t.Errorf("verify: missing %d, extra %d %v; want ward 100 extra", d.Missing, d.Extra, d.ExtraKeys)
 	}
 }
+
+// TestDoubleKeysOfAMillionAndMoreAreCopied: the driver writes a DOUBLE
+// from 1e6 on with an exponent (1.234567e+06), PostgreSQL's double
+// precision without one below 1e15 (1234567); the key checks compared the
+// texts, so such a key failed as "would store the key differently" and
+// verify called it missing. They are the same value.
+func TestDoubleKeysOfAMillionAndMoreAreCopied(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Dose (Amount DOUBLE PRIMARY KEY, V INT)", "CREATE TABLE doses (amount double precision UNIQUE, v int)",
+		config.BackfillTable{Name: "doses", From: "Dose", Key: "Amount", To: "doses", TargetKey: "amount", Columns: cols("Amount=amount", "V=v")})
+	w.exec(t, "INSERT INTO Dose VALUES (1234567, 1), (0.000001, 2), (1e20, 3), (5, 4), (-98765432.125, 5)")
+	if r := w.run(t, backfill.Options{}).Tables[0]; r.Inserted != 5 || r.Failed != 0 {
+		t.Errorf("copy: inserted %d, failed %q; want all 5", r.Inserted, failureReasons(r))
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify of the copy: %+v; want no deviation", d.Tables)
+	}
+	w.pg(t, "UPDATE doses SET amount = 1234568 WHERE amount = 1234567")
+	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; !reflect.DeepEqual(d.MissingKeys, []string{"1.234567e+06"}) || !reflect.DeepEqual(d.ExtraKeys, []string{"1234568"}) {
+		t.Errorf("verify: missing %v, extra %v; want 1.234567e+06 missing and 1234568 extra", d.MissingKeys, d.ExtraKeys)
+	}
+}

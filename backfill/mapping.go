@@ -177,13 +177,30 @@ func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c
 
 // keyText is staged key text (SQL) as the target key's text shows it
 // when the key was stored as itself: a uuid's text in its one spelling,
-// lower-case, without braces, hyphens at 8-4-4-4-12. Text that is no
-// uuid stays as it is: the target refuses it.
+// lower-case, without braces, hyphens at 8-4-4-4-12 (text that is no
+// uuid stays as it is: the target refuses it); a number going into a
+// float in the float's text.
 func (c *column) keyText(staged string) string {
-	if c.foldedUUID() {
+	switch {
+	case c.foldedUUID():
 		return `regexp_replace(translate(lower(` + staged + `), '{}-', ''), '^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$', '\1-\2-\3-\4-\5')`
+	case c.floatFromNumber():
+		// The driver writes DOUBLE 1234567 as 1.234567e+06, the target
+		// as 1234567: the same value, whose text is the target's own
+		// (change refuses a number the type would round, unless lossy).
+		return byteText("(" + staged + ")::" + c.typ.full)
 	}
 	return staged
+}
+
+// floatFromNumber reports whether MySQL numbers (not text) go into a
+// real or double precision column.
+func (c *column) floatFromNumber() bool {
+	switch c.typ.base {
+	case "real", "double precision":
+		return c.srcType == "DOUBLE" || c.srcType == "FLOAT" || c.srcType == "DECIMAL" || kindOf(c.srcType) == intKey
+	}
+	return false
 }
 
 // uuidSpelling is MySQL's expression for the uuid a text key spells,
