@@ -87,7 +87,7 @@ func keyMatch(t *table) string {
 	key := "t." + pgIdent(k.name)
 	cond := key + " " + t.keyEq + " " + k.valueExpr("s.c0")
 	if !t.exactKey {
-		cond += " AND " + key + "::text = " + k.keyText("s.c0")
+		cond += " AND " + byteText(key) + " = " + k.keyText("s.c0")
 	}
 	return cond
 }
@@ -301,9 +301,8 @@ type tableCounts struct {
 // handing each chunk and its differences to found.
 func (c *comparer) compareAll(ctx context.Context, limit int, pace *pacer, found func(batch, []difference) error) (tableCounts, error) {
 	var n tableCounts
-	c.queries.Add(1)
-	err := c.conn.QueryRow(ctx, "SELECT count(*) FROM "+c.t.target+" t WHERE t."+pgIdent(c.t.cols[0].name)+" IS NOT NULL").Scan(&n.modern)
-	if err != nil {
+	var err error
+	if n.modern, err = c.countModern(ctx); err != nil {
 		return n, err
 	}
 	if n.nullKeys, err = countNullKeys(ctx, c.src, c.t); err != nil {
@@ -327,6 +326,14 @@ func (c *comparer) compareAll(ctx context.Context, limit int, pace *pacer, found
 		return found(b, diffs)
 	})
 	n.legacy += n.nullKeys
+	return n, err
+}
+
+// countModern counts the target's rows with a key.
+func (c *comparer) countModern(ctx context.Context) (int64, error) {
+	var n int64
+	c.queries.Add(1)
+	err := c.conn.QueryRow(ctx, "SELECT count(*) FROM "+c.t.target+" t WHERE t."+pgIdent(c.t.cols[0].name)+" IS NOT NULL").Scan(&n)
 	return n, err
 }
 

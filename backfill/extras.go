@@ -16,13 +16,14 @@ import (
 // seenTable is the comparer's temporary table of legacy keys.
 func (c *comparer) seenTable() string { return fmt.Sprintf("strangler_seen_%d", c.t.index) }
 
-// targetKeyStaged is the target key of row t as a key is staged.
+// targetKeyStaged is the target key of row t as a key is staged, text
+// comparing by its bytes.
 func targetKeyStaged(t *table) string {
 	key := "t." + pgIdent(t.cols[0].name)
 	if t.cols[0].isBytes() {
 		return key
 	}
-	return key + "::text"
+	return byteText(key)
 }
 
 // shownKey is the target key of row t as reports show keys.

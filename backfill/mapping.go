@@ -39,9 +39,10 @@ type column struct {
 	rawType string
 	// typ is the target column's type.
 	typ pgType
-	// deterministic is false when the column's collation has equal values
-	// that are not byte-equal (a case-insensitive ICU collation).
-	deterministic bool
+	// nondeterministic is the column's collation, quoted, when it has
+	// equal values that are not byte-equal (a case-insensitive ICU
+	// collation); "" otherwise.
+	nondeterministic string
 	// zone is the time zone appended to a DATETIME, a DATE or text giving
 	// no zone of its own going into a timestamptz column
 	// (source_time_zone); nil when none is (see inZone).
@@ -148,20 +149,26 @@ func (c *column) identityEq() bool {
 		// zone both ('10:00+00' is not '11:00+01').
 		return true
 	case "text", "character varying":
-		return c.deterministic
+		return c.nondeterministic == ""
 	}
 	return false
 }
 
 // same is the SQL condition that a and b, two values of the column's
 // type, are the same value: by the type's equality where that is
-// identity, by their text otherwise.
+// identity, by their text's bytes otherwise.
 func (c *column) same(a, b string) string {
 	if c.identityEq() {
 		return a + " IS NOT DISTINCT FROM " + b
 	}
-	return a + "::text IS NOT DISTINCT FROM " + b + "::text"
+	return byteText(a) + " IS NOT DISTINCT FROM " + byteText(b)
 }
+
+// byteText is SQL value e as text that compares byte by byte. A cast to
+// text keeps a column's collation, and a nondeterministic one (an ICU
+// collation ignoring case, which also calls NFC and NFD spellings equal)
+// would call 'abc' and 'ABC' the same text; "C" compares the bytes.
+func byteText(e string) string { return e + `::text COLLATE "C"` }
 
 // foldedUUID reports whether text source values go into a uuid column,
 // whose text is one spelling of many: A0EEBC99-…, {a0eebc99-…} and
@@ -170,13 +177,30 @@ func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c
 
 // keyText is staged key text (SQL) as the target key's text shows it
 // when the key was stored as itself: a uuid's text in its one spelling,
-// lower-case, without braces, hyphens at 8-4-4-4-12. Text that is no
-// uuid stays as it is: the target refuses it.
+// lower-case, without braces, hyphens at 8-4-4-4-12 (text that is no
+// uuid stays as it is: the target refuses it); a number going into a
+// float in the float's text.
 func (c *column) keyText(staged string) string {
-	if c.foldedUUID() {
+	switch {
+	case c.foldedUUID():
 		return `regexp_replace(translate(lower(` + staged + `), '{}-', ''), '^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$', '\1-\2-\3-\4-\5')`
+	case c.floatFromNumber():
+		// The driver writes DOUBLE 1234567 as 1.234567e+06, the target
+		// as 1234567: the same value, whose text is the target's own
+		// (change refuses a number the type would round, unless lossy).
+		return byteText("(" + staged + ")::" + c.typ.full)
 	}
 	return staged
+}
+
+// floatFromNumber reports whether MySQL numbers (not text) go into a
+// real or double precision column.
+func (c *column) floatFromNumber() bool {
+	switch c.typ.base {
+	case "real", "double precision":
+		return c.srcType == "DOUBLE" || c.srcType == "FLOAT" || c.srcType == "DECIMAL" || kindOf(c.srcType) == intKey
+	}
+	return false
 }
 
 // uuidSpelling is MySQL's expression for the uuid a text key spells,

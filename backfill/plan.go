@@ -123,7 +123,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		case tcol.generated:
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
-		c.typ, c.deterministic = parseType(tcol.typ, tcol.under), tcol.deterministic
+		c.typ, c.nondeterministic = parseType(tcol.typ, tcol.under), tcol.nondeterministic
 		c.rawType = raw[c.cfg.From]
 		c.sourceExpr = sourceExpr(c.cfg, c.rawType, c.typ)
 		if l := c.cfg.Lookup; l != nil {
@@ -420,8 +420,11 @@ func pgIdent(name string) string { return pgx.Identifier(strings.Split(name, "."
 type targetColumn struct {
 	// typ is the column's type; under is the type beneath its domains, or
 	// typ itself.
-	typ, under                                    string
-	notNull, hasDefault, generated, deterministic bool
+	typ, under string
+	// nondeterministic is the column's collation, quoted, when it is
+	// nondeterministic; "" otherwise.
+	nondeterministic               string
+	notNull, hasDefault, generated bool
 }
 
 // targetColumns reads a target table's columns from the catalog.
@@ -437,9 +440,10 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 			(WITH RECURSIVE d(typ, mod, depth) AS (SELECT a.atttypid, a.atttypmod, 0
 				UNION ALL SELECT t.typbasetype, t.typtypmod, d.depth + 1 FROM d JOIN pg_type t ON t.oid = d.typ WHERE t.typtype = 'd')
 			SELECT format_type(d.typ, d.mod) FROM d ORDER BY d.depth DESC LIMIT 1),
+			coalesce((SELECT format('%I.%I', n.nspname, c.collname) FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
+				WHERE c.oid = a.attcollation AND NOT c.collisdeterministic), ''),
 			a.attnotnull,
-			a.atthasdef OR a.attidentity <> '', a.attgenerated <> '',
-			coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = a.attcollation), true)
+			a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
 		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, pgIdent(name))
 	if err != nil {
 		return nil, err
@@ -448,7 +452,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 	for rows.Next() {
 		var n string
 		var c targetColumn
-		if err := rows.Scan(&n, &c.typ, &c.under, &c.notNull, &c.hasDefault, &c.generated, &c.deterministic); err != nil {
+		if err := rows.Scan(&n, &c.typ, &c.under, &c.nondeterministic, &c.notNull, &c.hasDefault, &c.generated); err != nil {
 			return nil, err
 		}
 		cols[n] = c
@@ -458,7 +462,8 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 
 // uniqueKeyEquality returns the equality operator of a unique index on
 // column alone, as ON CONFLICT needs one, schema-qualified; "" when the
-// column has no such index.
+// column has no such index. An invalid index (a CREATE UNIQUE INDEX
+// CONCURRENTLY that failed, on duplicates) enforces nothing: it is none.
 func uniqueKeyEquality(ctx context.Context, db *pgxpool.Pool, table, column string) (string, error) {
 	var op string
 	err := db.QueryRow(ctx, `SELECT coalesce((SELECT format('OPERATOR(%I.%s)', n.nspname, o.oprname) FROM pg_index i
@@ -468,7 +473,7 @@ func uniqueKeyEquality(ctx context.Context, db *pgxpool.Pool, table, column stri
 			AND ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype
 		JOIN pg_operator o ON o.oid = ao.amopopr
 		JOIN pg_namespace n ON n.oid = o.oprnamespace
-		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1
+		WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
 			AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2 LIMIT 1), '')`, pgIdent(table), column).Scan(&op)
 	return op, err
 }

@@ -138,16 +138,22 @@ func keyCheck(t *table, stage string) stageCheck {
 	k := &t.cols[0]
 	key := "t." + pgIdent(k.name)
 	c0 := k.keyText("w.c0")
+	v := k.valueExpr("s.c0")
+	if k.nondeterministic != "" {
+		// Staged keys are one key where the target key's collation
+		// says so, as its unique index does.
+		v = "(" + v + ") COLLATE " + k.nondeterministic
+	}
 	// The CTEs' names are in strangler's own namespace: a target table
 	// named k or w was read as the CTE of that name, and every batch of
 	// its table failed.
 	q := fmt.Sprintf(`WITH strangler_keys AS (SELECT s._row, s.c0, %[1]s AS v FROM %[2]s s WHERE s._row BETWEEN $1 AND $2),
 		strangler_firsts AS (SELECT k.*, first_value(k.c0) OVER (PARTITION BY k.v ORDER BY k._row) AS first FROM strangler_keys k)
-	SELECT w._row, CASE WHEN w.v::text IS DISTINCT FROM %[6]s THEN NULL WHEN w.first <> w.c0 THEN w.first
-		ELSE (SELECT %[3]s::text FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[3]s::text <> %[6]s LIMIT 1) END
-	FROM strangler_firsts w WHERE w.v::text IS DISTINCT FROM %[6]s OR w.first <> w.c0
-		OR EXISTS (SELECT 1 FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[3]s::text <> %[6]s)`,
-		k.valueExpr("s.c0"), stage, key, t.target, t.keyEq, c0)
+	SELECT w._row, CASE WHEN %[7]s IS DISTINCT FROM %[6]s THEN NULL WHEN w.first <> w.c0 THEN w.first
+		ELSE (SELECT %[3]s::text FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[8]s <> %[6]s LIMIT 1) END
+	FROM strangler_firsts w WHERE %[7]s IS DISTINCT FROM %[6]s OR w.first <> w.c0
+		OR EXISTS (SELECT 1 FROM %[4]s t WHERE %[3]s %[5]s w.v AND %[8]s <> %[6]s)`,
+		v, stage, key, t.target, t.keyEq, c0, byteText("w.v"), byteText(key))
 	return stageCheck{sql: q, reason: func(other *string) string {
 		if other == nil {
 			return "target key type " + k.typ.full + " would store the key differently"
