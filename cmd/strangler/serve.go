@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"strangler/config/configfile"
 	"strangler/edge"
 	"strangler/internal/filecap"
+	"strangler/internal/human"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/telemetry"
@@ -62,10 +64,29 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 			return nil, usageError{fmt.Sprintf("STRANGLER_LOG_LEVEL=%q: want debug, info, warn or error", v)}
 		}
 	}
-	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(printableLines{w}, &slog.HandlerOptions{Level: level}))
 	stdlog.SetFlags(0)
 	stdlog.SetOutput(stdLog{log})
 	return log, nil
+}
+
+// printableLines writes each JSON log line with every character a
+// terminal acts on as a \u escape (human.Printable): encoding/json
+// escapes only C0 controls, so a C1 control (U+009B is ESC [) or U+202E
+// in a logged value (a route's path under log_path, a database's message
+// quoting a row) reached the terminal of whoever tails the log as it was.
+// The escapes are JSON's: each line stays the same JSON.
+type printableLines struct{ w io.Writer }
+
+// Write takes one line; slog writes each line whole, in one call.
+func (p printableLines) Write(b []byte) (int, error) {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r != '\n' && human.ActsOnTerminal(r) }) {
+		return p.w.Write(b)
+	}
+	if _, err := io.WriteString(p.w, human.Printable(string(b), true)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // stdLog takes what the standard library prints with the log package

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"strangler/internal/human"
@@ -93,5 +94,26 @@ func TestPrintableKeepsCharactersCutBetweenWrites(t *testing.T) {
 	}
 	if got, want := b.String(), "Zoë \\u202e\\u001b[2J\n\t\\ufffd"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestTheLogWritesNoControlCharactersFromTheClient: a route's log_path
+// puts the decoded path in its fallback lines, and encoding/json escapes
+// only C0 controls, so a path holding %C2%9B (a C1 control, ESC [ to a
+// terminal) and %E2%80%AE (U+202E) wrote them raw to the log that
+// operators tail; now each is a \u escape and the line means the same.
+func TestTheLogWritesNoControlCharactersFromTheClient(t *testing.T) {
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	})
+	f := startAdminFacade(t, legacy.URL, modern.URL, `  - {name: get-patient, match: "GET /patients/{id}", mode: fallback, log_path: true}
+`)
+	if code, _ := getBody(t, "http://"+f.public+"/patients/%C2%9B2J%E2%80%AEeman"); code != http.StatusOK {
+		t.Fatalf("GET through the fallback route: %d, want 200 from legacy", code)
+	}
+	f.logs.waitFor(t, "fallback", map[string]any{"path": "/patients/\u009b2J\u202eeman"}, 10*time.Second)
+	if r := actsOnTerminal(f.logs.String()); r != 0 {
+		t.Errorf("the log writes the control character %U:\n%q", r, f.logs.String())
 	}
 }
