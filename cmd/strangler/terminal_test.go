@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode"
 
+	"strangler/backfill"
 	"strangler/internal/human"
 )
 
@@ -115,5 +118,36 @@ func TestTheLogWritesNoControlCharactersFromTheClient(t *testing.T) {
 	f.logs.waitFor(t, "fallback", map[string]any{"path": "/patients/\u009b2J\u202eeman"}, 10*time.Second)
 	if r := actsOnTerminal(f.logs.String()); r != 0 {
 		t.Errorf("the log writes the control character %U:\n%q", r, f.logs.String())
+	}
+}
+
+// TestTheJSONReportWritesNoControlCharactersFromTheData: a backfill's
+// --report-json quotes legacy keys and the databases' messages, and
+// encoding/json escapes only C0 controls, so a C1 control (ESC [ to a
+// terminal) and U+202E in them reached --report-json /dev/stdout as they
+// were; now each is a \u escape and the report decodes to the same.
+func TestTheJSONReportWritesNoControlCharactersFromTheData(t *testing.T) {
+	const hostile = "7\u009b2J\u202eeman\x1b]0;pwned\x07"
+	report := &backfill.Report{Mode: "copy", Started: time.Unix(0, 0).UTC(), Finished: time.Unix(1, 0).UTC(), Tables: []backfill.TableReport{{
+		Table: "patients", Read: 1, Failed: 1,
+		Failures: []backfill.FailureGroup{{Reason: `invalid input syntax for type integer: "` + hostile + `"`, Count: 1, SampleKeys: []string{hostile}}},
+	}}, Error: "stopped: " + hostile}
+	path := filepath.Join(t.TempDir(), "report.json")
+	if err := writeReports(report, path, ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := actsOnTerminal(string(b)); r != 0 {
+		t.Errorf("the JSON report writes the control character %U:\n%s", r, b)
+	}
+	var got backfill.Report
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Tables[0].Failures[0]; f.SampleKeys[0] != hostile || f.Reason != report.Tables[0].Failures[0].Reason || got.Error != report.Error {
+		t.Errorf("the JSON report does not decode to the report: %+v", got)
 	}
 }
