@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -149,5 +151,20 @@ func TestTheJSONReportWritesNoControlCharactersFromTheData(t *testing.T) {
 	}
 	if f := got.Tables[0].Failures[0]; f.SampleKeys[0] != hostile || f.Reason != report.Tables[0].Failures[0].Reason || got.Error != report.Error {
 		t.Errorf("the JSON report does not decode to the report: %+v", got)
+	}
+}
+
+// TestTheErrorACommandEndsWithActsOnNoTerminal: main printed the error a
+// command returned as it was; a backfill table that stopped returns the
+// database's message, which may quote a legacy row. Now each character a
+// terminal acts on is a \u escape.
+func TestTheErrorACommandEndsWithActsOnNoTerminal(t *testing.T) {
+	var b strings.Builder
+	printError(&b, fmt.Errorf("backfill: %w", errors.New("patients: ERROR: bad name \"Ann\x1b]0;pwned\x07\u009b2J\u202eeman\" (SQLSTATE P0001)")))
+	if r := actsOnTerminal(b.String()); r != 0 {
+		t.Errorf("the error line writes the control character %U: %q", r, b.String())
+	}
+	if want := `strangler: backfill: patients: ERROR: bad name "Ann\u001b]0;pwned\u0007\u009b2J\u202eeman" (SQLSTATE P0001)` + "\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
