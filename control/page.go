@@ -38,8 +38,10 @@ const auditLimit = 50
 const flashCookie = "strangler_flash"
 
 // pageCSP allows the page's own stylesheet and inline SVG, and nothing
-// else: no script, no foreign origin, no framing.
-const pageCSP = "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+// else: no script (default-src 'self' allowed the listener's own), no
+// foreign origin, no framing, no <base> (which default-src does not
+// cover: one would send the page's relative links elsewhere).
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // pageRoutes registers the status page.
 func (a *admin) pageRoutes() {

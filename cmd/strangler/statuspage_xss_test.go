@@ -92,3 +92,51 @@ func checkNoScriptRan(t *testing.T, b *browser, page string) {
 		t.Errorf("%s: title %q and %s image or script elements; want the payload shown as text, nothing added", page, title, n)
 	}
 }
+
+// TestStatusPagePolicyLoadsNoScriptAndKeepsItsBase: the status page runs
+// no script, and its policy says so, so that markup a broken escape let
+// through could neither load a script from the admin listener itself nor
+// move the page's base to another site (where its relative links would
+// then lead). The page's policy was default-src 'self', which allows both
+// script-src 'self' and any base: a <script src> and a <base href> put in
+// the page drew no violation, and the base moved. In a real browser, both
+// are now refused by the policy.
+func TestStatusPagePolicyLoadsNoScriptAndKeepsItsBase(t *testing.T) {
+	needChromium(t)
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	modern := backendAnswering(t, `{"served_by":"modern"}`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, modern.URL), time.Now)
+
+	b := openBrowser(t)
+	b.do("logging in",
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	// What injected markup would do, done through the DOM, which the
+	// page's policy governs as it governs the page's own markup.
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`new Promise(done => {
+		const refused = [];
+		document.addEventListener("securitypolicyviolation", e => refused.push(e.effectiveDirective));
+		const script = document.createElement("script");
+		script.src = "/static/style.css";
+		document.head.append(script);
+		const base = document.createElement("base");
+		base.href = "http://elsewhere.invalid/";
+		document.head.prepend(base);
+		setTimeout(() => done(new URL("x", document.baseURI).host + "|" + refused.sort().join(",")), 2000);
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, refused, _ := strings.Cut(got, "|")
+	if host != r.admin {
+		t.Errorf("a relative link resolves on %s, want %s: the page's base moved", host, r.admin)
+	}
+	if refused != "base-uri,script-src-elem" {
+		t.Errorf("the policy refused %q, want the base and the script (base-uri,script-src-elem)", refused)
+	}
+	b.close() // the refusals are the console's errors here
+}
