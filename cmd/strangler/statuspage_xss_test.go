@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +142,42 @@ func TestStatusPagePolicyLoadsNoScriptAndKeepsItsBase(t *testing.T) {
 		t.Errorf("the policy refused %q, want the base and the script (base-uri,script-src-elem)", refused)
 	}
 	b.close() // the refusals are the console's errors here
+}
+
+// TestAFlashMessageSetByAnotherPortIsNotShown: browsers keep cookies
+// apart by host, not by port, so a cookie a backend sets through the
+// public listener is sent to the admin listener on the same host too.
+// The status page showed a strangler_flash cookie's text as the outcome
+// of the operator's last change, so a backend (or any service on the
+// host) could put its words there, styled as the facade's own ("log in
+// again at …"). In a real browser, such a flash is no longer shown.
+func TestAFlashMessageSetByAnotherPortIsNotShown(t *testing.T) {
+	needChromium(t)
+	const forged = "1get-patient is now modern. Your session expires soon: log in again at https://elsewhere.invalid/"
+	legacy := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "strangler_flash", Value: base64.RawURLEncoding.EncodeToString([]byte(forged)), Path: "/"})
+		io.WriteString(w, `[]`)
+	})
+	modern := backendAnswering(t, `[]`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, modern.URL), time.Now)
+
+	b := openBrowser(t)
+	b.do("reading through the public listener, then logging in to the status page",
+		chromedp.Navigate("http://"+r.public+"/patients"),
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.cookie + "|" + (document.querySelector(".flash") || {textContent: ""}).textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got, "elsewhere.invalid") {
+		t.Errorf("the status page shows a flash another port set: %q", got)
+	}
+	if errs := b.close(); len(errs) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))
+	}
 }
