@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,6 +62,45 @@ func TestRepairsShowWritesNoControlCharactersFromTheClient(t *testing.T) {
 	}
 	if r := actsOnTerminal(out); r != 0 {
 		t.Errorf("repairs show --body writes the control character %U:\n%q", r, out)
+	}
+}
+
+// TestTheAdminAPIWritesNoControlCharactersFromTheClient: operators read
+// the admin API with curl too, and encoding/json escapes only C0
+// controls, so GET /admin/repairs/{id}?body=1 wrote a client's C1
+// control (ESC [ to a terminal) and U+202E in a journaled header value
+// raw; now each is a \u escape and the answer decodes the same.
+func TestTheAdminAPIWritesNoControlCharactersFromTheClient(t *testing.T) {
+	legacy := backendAnswering(t, `{"ok":true}`)
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such patient", http.StatusBadRequest)
+	})
+	f := startAdminFacade(t, legacy.URL, modern.URL, `  - {name: update-patient, match: "PUT /patients/{id}", mode: dual-write, primary: legacy}
+`)
+	const note = "a\u009b2Jb\u202ec"
+	req, _ := http.NewRequest("PUT", "http://"+f.public+"/patients/1", strings.NewReader(`{"name":"Ann"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Note", note)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	id := repairIDs(t, f, 1)[0]
+	req, _ = http.NewRequest("GET", "http://"+f.admin+"/admin/repairs/"+id+"?body=1", nil)
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if r := actsOnTerminal(string(b)); r != 0 {
+		t.Errorf("the answer writes the control character %U:\n%s", r, b)
+	}
+	var got struct{ Header map[string][]string }
+	if err := json.Unmarshal(b, &got); err != nil || len(got.Header["X-Note"]) != 1 || got.Header["X-Note"][0] != note {
+		t.Errorf("the answer does not decode to the journaled header (%v):\n%s", err, b)
 	}
 }
 
