@@ -76,12 +76,19 @@ func statusFor(err error) (int, string) {
 	return http.StatusInternalServerError, "internal error; see the facade's log"
 }
 
+// writeJSON answers with v as indented JSON, each character a terminal
+// acts on as a \u escape (human.PrintableWriter): an answer quotes
+// clients' journaled requests and backends' data, encoding/json escapes
+// only C0 controls, and an operator may read the API with curl in a
+// terminal. The escapes are JSON's: the answer decodes the same.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	out := human.NewPrintableWriter(w)
+	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+	out.Close()
 }
 
 func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {

@@ -167,7 +167,7 @@ backends:
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
 		Live: p.counters, Log: p.log, Now: p.clock.Now,
 	})
-	p.Server = httptest.NewServer(p.admin.mux)
+	p.Server = httptest.NewServer(p.admin.handler())
 	t.Cleanup(p.Close)
 	return p
 }

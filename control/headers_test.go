@@ -29,6 +29,8 @@ func TestEveryAdminAnswerCarriesSecurityHeaders(t *testing.T) {
 		{"GET", "/healthz", "", "", apiCSP},
 		{"GET", "/", "", "", pageCSP},
 		{"GET", "/static/style.css", "", "", pageCSP},
+		{"GET", "/no/such/page", "", "", apiCSP},            // the mux's 404
+		{"DELETE", "/admin/routes", aliceToken, "", apiCSP}, // the mux's 405
 	} {
 		resp, _ := p.call(t, c.method, c.path, c.token, c.body)
 		for k, want := range map[string]string{

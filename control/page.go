@@ -2,6 +2,8 @@ package control
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
@@ -38,8 +40,10 @@ const auditLimit = 50
 const flashCookie = "strangler_flash"
 
 // pageCSP allows the page's own stylesheet and inline SVG, and nothing
-// else: no script, no foreign origin, no framing.
-const pageCSP = "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+// else: no script (default-src 'self' allowed the listener's own), no
+// foreign origin, no framing, no <base> (which default-src does not
+// cover: one would send the page's relative links elsewhere).
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // pageRoutes registers the status page.
 func (a *admin) pageRoutes() {
@@ -280,7 +284,7 @@ func (p *statusPage) form(apply func(r *http.Request, actor string) (string, err
 		if err != nil {
 			p.refused(r, s.actor, err)
 		}
-		p.setFlash(w, r, err == nil, msg)
+		p.setFlash(w, r, s.id, err == nil, msg)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	})
 }
@@ -399,7 +403,9 @@ type flash struct {
 	Text string
 }
 
-func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, ok bool, text string) {
+// setFlash leaves the outcome of a form post of the session sessionID
+// for the page the browser is redirected to.
+func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, sessionID string, ok bool, text string) {
 	if len(text) > 1500 {
 		text = text[:1500] + "…"
 	}
@@ -407,19 +413,35 @@ func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, ok bool, text s
 	if ok {
 		v = "1"
 	}
-	a.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(v+text)), 60)
+	payload := []byte(v + text)
+	a.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString(payload)+"."+flashMAC(sessionID, payload), 60)
 }
 
-// takeFlash reads the flash message and clears it.
-func (a *admin) takeFlash(w http.ResponseWriter, r *http.Request) *flash {
+// takeFlash reads the flash message and clears it. It shows only one the
+// session sessionID was left: browsers keep cookies apart by host, not
+// by port, so a backend answering through the public listener (or any
+// service on the host) can set a strangler_flash cookie too, and its
+// words would read as the facade's.
+func (a *admin) takeFlash(w http.ResponseWriter, r *http.Request, sessionID string) *flash {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return nil
 	}
 	a.clearCookie(w, r, flashCookie)
-	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil || len(raw) < 2 {
+	enc, mac, _ := strings.Cut(c.Value, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(raw) < 2 || !hmac.Equal([]byte(mac), []byte(flashMAC(sessionID, raw))) {
 		return nil
 	}
 	return &flash{OK: raw[0] == '1', Text: string(raw[1:])}
+}
+
+// flashMAC binds a flash message to its session: without the session's
+// id, which only the browser's HttpOnly cookie and the store hold, no
+// one can make one the page shows.
+func flashMAC(sessionID string, payload []byte) string {
+	mac := hmac.New(sha256.New, []byte(sessionID))
+	mac.Write([]byte("strangler status page flash\x00"))
+	mac.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }

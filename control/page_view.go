@@ -90,7 +90,7 @@ type auditView struct {
 func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s session) {
 	now := p.now()
 	v := statusView{
-		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: p.takeFlash(w, r),
+		Title: "Status", Actor: s.actor, CSRF: csrfToken(s.id), Flash: p.takeFlash(w, r, s.id),
 		Role: string(p.Tokens.role(s.actor)), CanFlip: p.may(s.actor, actionFlipForm),
 		CanRamp: p.may(s.actor, actionRampForm), CanDecide: p.may(s.actor, actionChangeForm),
 		Now: human.Time(now), NowISO: now.UTC().Format(time.RFC3339),

@@ -48,7 +48,11 @@ type AdminDeps struct {
 
 // NewAdmin returns the admin listener's handler. Every route of the admin
 // API is listed here; who may call each is decided in permissions.
-func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).mux }
+func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).handler() }
+
+// handler is the admin listener: its mux behind the security headers,
+// which so reach the mux's own 404 and 405 answers too.
+func (a *admin) handler() http.Handler { return withHeaders(a.mux) }
 
 func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {
@@ -90,9 +94,8 @@ func newAdmin(d AdminDeps) *admin {
 	return a
 }
 
-// handle registers an endpoint of the admin listener, with its security
-// headers.
+// handle registers an endpoint of the admin listener.
 func (a *admin) handle(pattern string, h http.Handler) {
-	a.mux.Handle(pattern, withHeaders(h))
+	a.mux.Handle(pattern, h)
 	a.patterns = append(a.patterns, pattern)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"strangler/internal/human"
 )
 
 // hopByHop are the headers of one connection (RFC 9110 section 7.6.1),
@@ -26,7 +28,8 @@ var hopByHop = [...]string{
 // kept (never a credential, the client's address or software), the
 // values of compare.headers as placeholders unless keep_values names
 // them, and the command says what to fill in. Every argument is single-quoted where
-// needed. The request carries X-Strangler-Shadow: 1 like the shadow copy
+// needed, or written by printf where it holds a character a terminal
+// would act on. The request carries X-Strangler-Shadow: 1 like the shadow copy
 // did, and curl's own default headers are suppressed where the original
 // request had none.
 func curlCommand(base string, req RequestCopy, target string, r *Redactor) string {
@@ -42,7 +45,7 @@ func curlCommand(base string, req RequestCopy, target string, r *Redactor) strin
 	case method == "GET" && body == nil && left == 0:
 		args = append(args, "-i")
 	default:
-		args = append(args, "-i", "-X", shellQuote(method))
+		args = append(args, "-i", "-X", shellArg(method))
 	}
 
 	if target == "*" { // OPTIONS *
@@ -59,7 +62,7 @@ func curlCommand(base string, req RequestCopy, target string, r *Redactor) strin
 	if strings.ContainsAny(u, "[]{}") {
 		args = append(args, "-g") // no URL globbing
 	}
-	args = append(args, shellQuote(u))
+	args = append(args, shellArg(u))
 
 	h := map[string][]string{}
 	for name, values := range req.Header {
@@ -82,7 +85,7 @@ func curlCommand(base string, req RequestCopy, target string, r *Redactor) strin
 	}
 	slices.Sort(names)
 	placeholders := strings.Contains(target, "{h:") || strings.Contains(target, ":h:") || bytes.Contains(body, []byte("{h:"))
-	header := func(line string) { args = append(args, "-H", shellQuote(line)) }
+	header := func(line string) { args = append(args, "-H", shellArg(line)) }
 	for _, name := range names {
 		for _, v := range h[name] {
 			if !r.clearHeader(name) {
@@ -169,17 +172,35 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// quotable reports whether a body can go inside single quotes and survive
-// being pasted into a terminal: valid UTF-8 without control characters
-// other than newlines (a tab would trigger completion, a carriage return
-// or an escape sequence would act on the terminal).
+// shellArg is s as one shell word that shows as it reads: single-quoted
+// when quotable, else the output of printf in double quotes, so that a
+// kept header value or query key holding a tab, a C1 control or U+202E
+// (which a browser and encoding/json pass as they are) neither acts on
+// the terminal the command is pasted into nor shows the command other
+// than it runs. For one line: the shell drops trailing newlines.
+func shellArg(s string) string {
+	if quotable([]byte(s)) {
+		return shellQuote(s)
+	}
+	return `"$(printf ` + printfFormat([]byte(s)) + `)"`
+}
+
+// quotable reports whether text can go inside single quotes and survive
+// being pasted into a terminal: valid UTF-8 without a character a
+// terminal acts on (human.ActsOnTerminal) other than newlines: a tab
+// would trigger completion, a carriage return, an escape sequence or a
+// C1 control would act on the terminal, a bidirectional override would
+// show the command's words in another order than the shell reads them.
 func quotable(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 && c != '\n' || c == 0x7f {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if r != '\n' && human.ActsOnTerminal(r) {
 			return false
 		}
 	}
-	return utf8.Valid(b)
+	return true
 }
 
 // printfFormat writes b as a quoted printf format that prints exactly b:

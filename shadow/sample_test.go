@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"strangler/config"
+	"strangler/internal/human"
 	"strangler/internal/testkit"
 	"strangler/shadow"
 )
@@ -186,6 +187,14 @@ func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) 
 			}, Body: []byte("{\"blob\":\"-\xff'%\\n\"}")},
 			values:   []string{"1"},
 			wantBody: "{\"blob\":\"-\xff'%\\n\"}"},
+		{name: "a POST whose kept texts hold a tab, a C1 control and U+202E goes through printf",
+			keep: []string{"note"},
+			req: shadow.RequestCopy{Method: "POST", Target: "/notes?\u202eq=1", Pattern: "/notes", Header: http.Header{
+				"Content-Type": {"application/json"},
+				"Accept":       {"application/json;\tq=1, text/\u202e\u009b2J"},
+			}, Body: []byte("{\"note\":\"\u202e' ; id ; '\u009b2J\"}")},
+			values:   []string{"1"},
+			wantBody: "{\"note\":\"\u202e' ; id ; '\u009b2J\"}"},
 		{name: "a DELETE without a body",
 			req:    shadow.RequestCopy{Method: "DELETE", Target: "/patients/42/x", Pattern: "/patients/{id}/x"},
 			values: []string{"42"}},
@@ -194,6 +203,11 @@ func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) 
 			srv, got := recorder(t)
 			cmp := newComparer(t, config.Compare{KeepValues: tc.keep})
 			s := shadow.NewSample("r", time.Now(), tc.req, "http://unused.invalid", srv.URL+"/", shadow.Result{}, cmp.Redactor())
+			// Pasted into a terminal, the command must show what it runs
+			// and do nothing to the terminal itself.
+			if i := strings.IndexFunc(s.CurlOther, func(r rune) bool { return r != '\n' && human.ActsOnTerminal(r) }); i >= 0 {
+				t.Errorf("the command holds %q, which a terminal acts on: %s", []rune(s.CurlOther[i:])[0], s.CurlOther)
+			}
 			cmd := fillIn(t, s.CurlOther, cmp.Redactor(), tc.values...)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

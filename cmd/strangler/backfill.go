@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -207,12 +206,8 @@ func loadConfig(path string, getenv func(string) string) (*config.Config, error)
 
 func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {
 	if jsonPath != "" {
-		b, err := json.MarshalIndent(report, "", "  ")
-		if err != nil {
+		if err := writeJSONReport(jsonPath, report); err != nil {
 			return err
-		}
-		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("report: %w", err)
 		}
 	}
 	if htmlPath != "" {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -93,4 +95,20 @@ func toTerminal(stdout io.Writer, command func(io.Writer) error) error {
 		err = cerr
 	}
 	return err
+}
+
+// writeJSONReport writes v, indented, to the file at path (a --report-json
+// flag's), each character a terminal acts on as a \u escape: the report
+// quotes legacy rows' keys and the databases' messages, encoding/json
+// escapes only C0 controls, and --report-json /dev/stdout may be a
+// terminal. The escapes are JSON's: the report means the same.
+func writeJSONReport(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(human.Printable(string(b), true)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
 }

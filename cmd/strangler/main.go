@@ -8,10 +8,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"strangler/internal/human"
 )
 
 func main() {
@@ -25,13 +28,21 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "strangler:", err)
+		printError(os.Stderr, err)
 		var u usageError
 		if errors.As(err, &u) {
 			os.Exit(2)
 		}
 		os.Exit(1)
 	}
+}
+
+// printError writes the error a command ended with, each character a
+// terminal acts on as a \u escape: it may quote a database's message
+// about a legacy row (a backfill table that stopped) or a backup file's
+// bytes, which a terminal must not act on.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "strangler:", human.Printable(err.Error(), true))
 }
 
 // oneShot says whether args run a command that does one thing and exits

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"strangler/edge"
 	"strangler/internal/filecap"
 	"strangler/internal/golog"
+	"strangler/internal/human"
 	"strangler/internal/jsonlog"
 	"strangler/shadow"
 	"strangler/store"
@@ -63,12 +65,43 @@ func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
 			return nil, usageError{fmt.Sprintf("STRANGLER_LOG_LEVEL=%q: want debug, info, warn or error", v)}
 		}
 	}
-	log := slog.New(jsonlog.NewHandler(w, level))
+	log := slog.New(jsonlog.NewHandler(printableLines{w}, level))
 	stdlog.SetFlags(0)
 	// net/http's transport reports with the log package an answer a
 	// backend sent on an idle connection, quoting its first bytes.
 	stdlog.SetOutput(golog.Writer(log, slog.LevelWarn))
 	return log, nil
+}
+
+// printableLines writes each JSON log line with every character a
+// terminal acts on as a \u escape (human.Printable): encoding/json
+// escapes only C0 controls, so a C1 control (U+009B is ESC [) or U+202E
+// in a logged value (a route's path under log_path, a database's message
+// quoting a row) reached the terminal of whoever tails the log as it was.
+// The escapes are JSON's: each line stays the same JSON.
+type printableLines struct{ w io.Writer }
+
+// Write takes one line; slog writes each line whole, in one call.
+func (p printableLines) Write(b []byte) (int, error) {
+	if asciiBelowDEL(b) || !bytes.ContainsFunc(b, func(r rune) bool { return r != '\n' && human.ActsOnTerminal(r) }) {
+		return p.w.Write(b)
+	}
+	if _, err := io.WriteString(p.w, human.Printable(string(b), true)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// asciiBelowDEL reports whether b holds only bytes below DEL: of those,
+// JSON has escaped every one a terminal acts on but the line's end, so
+// the common line (a fallback's) costs one look at each byte.
+func asciiBelowDEL(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // actor is a long-lived part of the process, run in one oklog/run group:

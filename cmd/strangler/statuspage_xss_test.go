@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +93,91 @@ func checkNoScriptRan(t *testing.T, b *browser, page string) {
 	}
 	if title, n, _ := strings.Cut(got, "|"); strings.Contains(title, "pwned") || n != "0" {
 		t.Errorf("%s: title %q and %s image or script elements; want the payload shown as text, nothing added", page, title, n)
+	}
+}
+
+// TestStatusPagePolicyLoadsNoScriptAndKeepsItsBase: the status page runs
+// no script, and its policy says so, so that markup a broken escape let
+// through could neither load a script from the admin listener itself nor
+// move the page's base to another site (where its relative links would
+// then lead). The page's policy was default-src 'self', which allows both
+// script-src 'self' and any base: a <script src> and a <base href> put in
+// the page drew no violation, and the base moved. In a real browser, both
+// are now refused by the policy.
+func TestStatusPagePolicyLoadsNoScriptAndKeepsItsBase(t *testing.T) {
+	needChromium(t)
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	modern := backendAnswering(t, `{"served_by":"modern"}`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, modern.URL), time.Now)
+
+	b := openBrowser(t)
+	b.do("logging in",
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	// What injected markup would do, done through the DOM, which the
+	// page's policy governs as it governs the page's own markup.
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`new Promise(done => {
+		const refused = [];
+		document.addEventListener("securitypolicyviolation", e => refused.push(e.effectiveDirective));
+		const script = document.createElement("script");
+		script.src = "/static/style.css";
+		document.head.append(script);
+		const base = document.createElement("base");
+		base.href = "http://elsewhere.invalid/";
+		document.head.prepend(base);
+		setTimeout(() => done(new URL("x", document.baseURI).host + "|" + refused.sort().join(",")), 2000);
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, refused, _ := strings.Cut(got, "|")
+	if host != r.admin {
+		t.Errorf("a relative link resolves on %s, want %s: the page's base moved", host, r.admin)
+	}
+	if refused != "base-uri,script-src-elem" {
+		t.Errorf("the policy refused %q, want the base and the script (base-uri,script-src-elem)", refused)
+	}
+	b.close() // the refusals are the console's errors here
+}
+
+// TestAFlashMessageSetByAnotherPortIsNotShown: browsers keep cookies
+// apart by host, not by port, so a cookie a backend sets through the
+// public listener is sent to the admin listener on the same host too.
+// The status page showed a strangler_flash cookie's text as the outcome
+// of the operator's last change, so a backend (or any service on the
+// host) could put its words there, styled as the facade's own ("log in
+// again at …"). In a real browser, such a flash is no longer shown.
+func TestAFlashMessageSetByAnotherPortIsNotShown(t *testing.T) {
+	needChromium(t)
+	const forged = "1get-patient is now modern. Your session expires soon: log in again at https://elsewhere.invalid/"
+	legacy := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "strangler_flash", Value: base64.RawURLEncoding.EncodeToString([]byte(forged)), Path: "/"})
+		io.WriteString(w, `[]`)
+	})
+	modern := backendAnswering(t, `[]`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, modern.URL), time.Now)
+
+	b := openBrowser(t)
+	b.do("reading through the public listener, then logging in to the status page",
+		chromedp.Navigate("http://"+r.public+"/patients"),
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+	)
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.cookie + "|" + (document.querySelector(".flash") || {textContent: ""}).textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(got, "elsewhere.invalid") {
+		t.Errorf("the status page shows a flash another port set: %q", got)
+	}
+	if errs := b.close(); len(errs) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -67,9 +65,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		report.WriteText(stdout)
 		if *reportJSON != "" {
-			b, _ := json.MarshalIndent(report, "", "  ")
-			if err := os.WriteFile(*reportJSON, append(b, '\n'), 0o644); err != nil {
-				return nil, fmt.Errorf("report: %w", err)
+			if err := writeJSONReport(*reportJSON, report); err != nil {
+				return nil, err
 			}
 		}
 		return report, nil
