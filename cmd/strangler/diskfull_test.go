@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // smallDisk mounts a tmpfs of size bytes and returns its path; it is
@@ -92,7 +94,7 @@ func TestDualWritesWhenTheDiskIsFull(t *testing.T) {
 			codes[i], _, _ = sendRequest("PUT", fmt.Sprintf("http://%s/items/full-%d", f.public, i), fmt.Sprintf(`{"i":%d}`, i), nil)
 		})
 	}
-	pollUntil(t, "the writes are journaled and at the primary", 10*time.Second, func() bool { return g.waiting.Load() == writes })
+	testkit.Eventually(t, 10*time.Second, "the writes are journaled and at the primary", func() bool { return g.waiting.Load() == writes })
 	filler := fill(t, disk)
 	close(g.open)
 	wg.Wait()
@@ -122,7 +124,7 @@ func TestDualWritesWhenTheDiskIsFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the held outcomes are recorded", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "the held outcomes are recorded", func() bool {
 		_, ready := getBody(t, "http://"+f.admin+"/readyz")
 		return ready == "ready\n"
 	})
@@ -159,7 +161,7 @@ func TestAFullDiskShowsOnReadyzBeforeAnyWrite(t *testing.T) {
 
 	filler := fill(t, disk)
 	var ready string
-	pollUntil(t, "/readyz says the store refuses writes", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "/readyz says the store refuses writes", func() bool {
 		_, ready = getBody(t, "http://"+f.admin+"/readyz")
 		return strings.Contains(ready, "degraded: state store refusing writes since")
 	})
@@ -176,7 +178,7 @@ func TestAFullDiskShowsOnReadyzBeforeAnyWrite(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "/readyz is ready again", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "/readyz is ready again", func() bool {
 		_, ready = getBody(t, "http://"+f.admin+"/readyz")
 		return ready == "ready\n"
 	})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // These tests run the dual-write path end to end: real facade processes
@@ -141,7 +142,7 @@ func testFacadeKilled(t *testing.T, dsn string) {
 	// are taken over once theirs does: 45 s with 5 s backend timeouts,
 	// then the next recovery pass; the budget leaves room for a loaded
 	// machine.
-	took := pollUntil(t, "no write sent or pending", 3*time.Minute, func() bool {
+	took := testkit.Eventually(t, 3*time.Minute, "no write sent or pending", func() bool {
 		d := queueDepth(t, st)
 		return d["sent"]+d["pending"] == 0
 	})

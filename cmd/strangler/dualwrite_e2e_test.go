@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 	"strangler/patients"
 )
 
@@ -63,7 +64,7 @@ func TestDualWriteSecondaryDownFor1000Writes(t *testing.T) {
 		if n := failed.Load(); n > 0 {
 			t.Fatalf("%d of %d writes failed for the client, want none", n, writes)
 		}
-		pollUntil(t, "strangler_repair_queue_depth{state=\"pending\"} = 1000", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "strangler_repair_queue_depth{state=\"pending\"} = 1000", func() bool {
 			return metricValue(t, p.admin, `strangler_repair_queue_depth{state="pending"}`) == strconv.Itoa(writes)
 		})
 		if d := queueDepth(t, st); d["pending"] != writes {
@@ -162,7 +163,7 @@ func TestDualWriteSameIdempotencyKeyThreeTimes(t *testing.T) {
 		if code, _, err := sendRequest("POST", "http://"+p.public+"/patients", `{"first_name":"Grace","last_name":"Hopper","birth_date":"1906-12-09"}`, nil); err != nil || code != http.StatusCreated {
 			t.Fatalf("a later create: got %d %v, want 201", code, err)
 		}
-		pollUntil(t, "the queue settles", 20*time.Second, func() bool {
+		testkit.Eventually(t, 20*time.Second, "the queue settles", func() bool {
 			d := queueDepth(t, st)
 			return d["pending"]+d["sent"] == 0
 		})
@@ -245,7 +246,7 @@ func TestDualWriteOrderPerResource(t *testing.T) {
 				t.Errorf("DELETE %s: got %d %v, want 204", path, code, err)
 			}
 		}
-		pollUntil(t, "the queue settles", 20*time.Second, func() bool {
+		testkit.Eventually(t, 20*time.Second, "the queue settles", func() bool {
 			d := queueDepth(t, st)
 			return d["pending"]+d["sent"] == 0
 		})
@@ -305,12 +306,12 @@ func TestDualWritePermanentRefusal(t *testing.T) {
 	for i := range 20 {
 		put(fmt.Sprintf("a%d", i), `{"v":1}`)
 	}
-	pollUntil(t, "the refused write is dead", 10*time.Second, func() bool { return queueDepth(t, st)["dead"] == 1 })
+	testkit.Eventually(t, 10*time.Second, "the refused write is dead", func() bool { return queueDepth(t, st)["dead"] == 1 })
 	// Writes after the dead letter flow too.
 	for i := range 20 {
 		put(fmt.Sprintf("b%d", i), `{"v":2}`)
 	}
-	pollUntil(t, "the other writes are applied", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "the other writes are applied", func() bool {
 		d := queueDepth(t, st)
 		return d["pending"]+d["sent"] == 0
 	})
@@ -340,7 +341,7 @@ func TestDualWritePermanentRefusal(t *testing.T) {
 	if len(list.Repairs) != 1 || !strings.Contains(list.Repairs[0].LastError, "400") || list.Repairs[0].Attempts != 1 {
 		t.Errorf("dead letters: got %+v, want one, refused with 400 on its first attempt", list.Repairs)
 	}
-	pollUntil(t, `strangler_repair_queue_depth{state="dead"} = 1`, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, `strangler_repair_queue_depth{state="dead"} = 1`, func() bool {
 		return metricValue(t, p.admin, `strangler_repair_queue_depth{state="dead"}`) == "1"
 	})
 }
@@ -374,7 +375,7 @@ func TestDualWriteStoreUnavailable(t *testing.T) {
 	}
 
 	proxy.Restore()
-	pollUntil(t, "writes are accepted again", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "writes are accepted again", func() bool {
 		code, _, _ := sendRequest("PUT", "http://"+p.public+"/items/3", `{"v":3}`, nil)
 		return code == http.StatusOK
 	})

@@ -585,19 +585,6 @@ func logOpenWrites(t *testing.T, st *store.Store) {
 	}
 }
 
-// pollUntil polls cond every 50ms until it holds, failing after timeout.
-func pollUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: not after %v", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // runParallel runs n calls of f over workers goroutines and returns when all
 // are done.
 func runParallel(n, workers int, f func(i int)) {

@@ -167,7 +167,7 @@ func TestDualWriteGivesUpAfterMaxAttempts(t *testing.T) {
 		}
 	}
 	put("/items/1", `{"v":1}`)
-	pollUntil(t, "the write dead", 30*time.Second, func() bool { return queueDepth(t, f.store)["dead"] == 1 })
+	testkit.Eventually(t, 30*time.Second, "the write dead", func() bool { return queueDepth(t, f.store)["dead"] == 1 })
 	code, body := adminDo(t, f.p.admin, "GET", "/admin/repairs?state=dead", nil)
 	var list struct {
 		Repairs []struct {
@@ -190,7 +190,7 @@ func TestDualWriteGivesUpAfterMaxAttempts(t *testing.T) {
 	f.secondary.fault.Store(int32(faultNone))
 	put("/items/1", `{"v":2}`)
 	put("/items/2", `{"v":1}`)
-	pollUntil(t, "the other resource's write applied", 30*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, "the other resource's write applied", func() bool {
 		items, _ := f.secondary.snapshot()
 		return items["2"] != ""
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // pacedWrite is one write of a paced load and how it ended.
@@ -110,7 +111,7 @@ func TestStoreFailover(t *testing.T) {
 	// The load goes on until writes have resumed on both facades for a
 	// few seconds, or 20 s have passed.
 	var resumedAt time.Time
-	pollUntil(t, "a facade acknowledges a write sent after the promotion", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "a facade acknowledges a write sent after the promotion", func() bool {
 		code, _, _ := sendRequest("PUT", "http://"+a.public+"/items/probe", `{"probe":1}`, nil)
 		if code == http.StatusOK && resumedAt.IsZero() {
 			resumedAt = time.Now()
@@ -174,11 +175,11 @@ func TestStoreFailover(t *testing.T) {
 	sameRecords(t, legacy, modern)
 
 	t.Run("flips reach both replicas through the new primary", func(t *testing.T) {
-		pollUntil(t, "both replicas LISTEN on the new primary", 15*time.Second, func() bool {
+		testkit.Eventually(t, 15*time.Second, "both replicas LISTEN on the new primary", func() bool {
 			return listeners(t, cluster.Primary.DSN()) >= 2
 		})
 		flipRoute(t, a.admin, "flag", "modern", "after the failover")
-		pollUntil(t, "the other replica serves the flip", 3*time.Second, func() bool {
+		testkit.Eventually(t, 3*time.Second, "the other replica serves the flip", func() bool {
 			resp, err := e2eClient.Get("http://" + b.public + "/flag")
 			if err != nil {
 				return false

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/internal/testkit"
 	"strangler/store"
 )
 
@@ -242,7 +243,7 @@ func TestIdempotencyKeyRetriesAfterAFailedTry(t *testing.T) {
 				t.Fatalf("the try whose answer was lost: got %d, want 502", code)
 			}
 			legacy.fault.Store(int32(faultNone))
-			pollUntil(t, "the write whose answer was lost is unknown", 10*time.Second, func() bool {
+			testkit.Eventually(t, 10*time.Second, "the write whose answer was lost is unknown", func() bool {
 				return queueDepth(t, st)["unknown"] == 1
 			})
 			if code := post(`{"name":"Grace"}`, "key-lost"); code != http.StatusCreated {

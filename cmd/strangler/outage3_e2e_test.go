@@ -78,7 +78,7 @@ func TestAJournalThatHangsHoldsNoRequest(t *testing.T) {
 		code, body, err := sendRequest("PUT", "http://"+f.public+"/items/held", `{"v":1}`, nil)
 		held <- answer{code, body, err, time.Now()}
 	}()
-	pollUntil(t, "the write is journaled and at the primary", 10*time.Second, func() bool { return g.waiting.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the write is journaled and at the primary", func() bool { return g.waiting.Load() == 1 })
 	release := lockJournal(t, dsn)
 	opened := time.Now()
 	close(g.open)
@@ -228,7 +228,7 @@ func TestAStoreFileRemovedWhileServing(t *testing.T) {
 	if err := os.Mkdir(stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the store's contents are written back to its path", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "the store's contents are written back to its path", func() bool {
 		sendRequest("PUT", "http://"+f.public+"/items/nudge", `{"v":3}`, nil)
 		_, err := os.Stat(dbPath)
 		return err == nil

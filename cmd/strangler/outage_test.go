@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // TestGuardWithModernDead: modern refuses connections. Each guarded route
@@ -52,7 +53,7 @@ func TestGuardWithModernDead(t *testing.T) {
 		return rt.Held != nil
 	}
 	for _, route := range []string{"reads", "lookups"} {
-		pollUntil(t, route+" rolled back", 20*time.Second, func() bool {
+		testkit.Eventually(t, 20*time.Second, route+" rolled back", func() bool {
 			get("/" + route + "/1")
 			return rolledBack(route)
 		})
@@ -215,18 +216,18 @@ func TestStartWithTheStoreDown(t *testing.T) {
 	}
 
 	proxy.Restore()
-	pollUntil(t, "the replica without a snapshot becomes ready", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "the replica without a snapshot becomes ready", func() bool {
 		code, body := readyz(b)
 		return code == http.StatusOK && body == "ready\n"
 	})
 	if got := serving(b); got != "modern" {
 		t.Errorf("without a snapshot, once the store is back: /flag served by %q, want modern", got)
 	}
-	pollUntil(t, "dual writes are taken again", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "dual writes are taken again", func() bool {
 		code, _, _ := sendRequest("PUT", "http://"+a.public+"/items/2", `{"v":2}`, nil)
 		return code == http.StatusOK
 	})
-	pollUntil(t, "the replica with a snapshot is no longer degraded", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "the replica with a snapshot is no longer degraded", func() bool {
 		_, body := readyz(a)
 		return body == "ready\n"
 	})

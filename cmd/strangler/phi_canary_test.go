@@ -29,6 +29,7 @@ import (
 
 	"strangler/internal/dsn"
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // The PHI canary test sends patient data (a name, a record number, a
@@ -371,7 +372,7 @@ func adminText(t *testing.T, admin, path string) string {
 func repairOf(t *testing.T, admin, route, want string) string {
 	t.Helper()
 	var id, state string
-	pollUntil(t, route+" reaches "+want, 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, route+" reaches "+want, func() bool {
 		var list struct {
 			Repairs []struct{ ID, State string } `json:"repairs"`
 		}
@@ -483,7 +484,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		dead := repairOf(t, f.admin, "dw-dead", "dead")
 		unknown := repairOf(t, f.admin, "dw-unknown", "unknown")
 		var bad string
-		pollUntil(t, "dw-bad's delivery failing", 20*time.Second, func() bool {
+		testkit.Eventually(t, 20*time.Second, "dw-bad's delivery failing", func() bool {
 			var list struct {
 				Repairs []struct {
 					ID        string
@@ -498,7 +499,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			bad = list.Repairs[0].ID
 			return true
 		})
-		pollUntil(t, "five mismatch samples", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "five mismatch samples", func() bool {
 			var out struct{ Samples []json.RawMessage }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
 			return len(out.Samples) == 5
@@ -512,14 +513,14 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 				t.Fatalf("GET /shk/: got %d, want 200", got)
 			}
 		}
-		pollUntil(t, "shadow-keyed's mismatch samples", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "shadow-keyed's mismatch samples", func() bool {
 			var out struct {
 				Samples []struct{ Diffs []struct{ Path string } }
 			}
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?route=shadow-keyed")), &out)
 			return len(out.Samples) > 0 && slices.ContainsFunc(out.Samples[0].Diffs, func(d struct{ Path string }) bool { return d.Path == "family{*}.side" })
 		})
-		pollUntil(t, "the schemas learned from legacy's answers", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "the schemas learned from legacy's answers", func() bool {
 			var out struct{ Schemas []struct{ Route string } }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs?schema=1")), &out)
 			learned := map[string]bool{}
@@ -528,7 +529,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			}
 			return learned["shadow-read"] && learned["shadow-redacted"] && learned["shadow-map"] && learned["fallback-read"] && learned["shadow-keyed"]
 		})
-		pollUntil(t, "the read repair and the client versions in the report", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "the read repair and the client versions in the report", func() bool {
 			var rep struct {
 				PendingReadRepairs int               `json:"pending_read_repairs"`
 				LegacyClients      []json.RawMessage `json:"legacy_clients"`
@@ -541,7 +542,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		// operator's words, never a request's.
 		strangler := cli(f.admin)
 		strangler(t, "routes", "ramp", "legacy-read", "--mode", "fallback", "--steps", "10,100", "--every", "1h", "--reason", "ticket 44").must(t)
-		pollUntil(t, "the ramp's first step", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "the ramp's first step", func() bool {
 			return strings.Contains(strangler(t, "routes", "ramp", "legacy-read").must(t), "1 of 2 steps taken")
 		})
 		cliEnv(bobEnv(f.admin))(t, "routes", "set", "errors", "--mode", "shadow", "--reason", "ticket 45").must(t)

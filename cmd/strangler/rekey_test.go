@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // writeKeyedConfig writes a configuration of the dead-letter route on
@@ -146,7 +148,7 @@ func TestStoreRekeyEncryptsAStoreKeptInClearAndRotatesItsKey(t *testing.T) {
 				t.Errorf("the write is no longer listed:\n%s", out)
 			}
 			strangler(t, "repairs", "retry", id, "--reason", "try again").must(t)
-			pollUntil(t, "the retried write is dead again, saying why", 10*time.Second, func() bool {
+			testkit.Eventually(t, 10*time.Second, "the retried write is dead again, saying why", func() bool {
 				out := strangler(t, "repairs", "show", id).must(t)
 				return strings.Contains(out, "dead") && strings.Contains(out, "configure that key again")
 			})

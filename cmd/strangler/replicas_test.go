@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // TestReplicasFollowFlips runs three facade processes sharing one
@@ -112,7 +113,7 @@ func TestReplicasFollowFlips(t *testing.T) {
 		before := serving(c)
 		other := map[string]string{"legacy": "modern", "modern": "legacy"}[before]
 		proxy.Cut()
-		took := pollUntil(t, "the cut-off replica says degraded", 15*time.Second, func() bool {
+		took := testkit.Eventually(t, 15*time.Second, "the cut-off replica says degraded", func() bool {
 			_, body := getBody(t, "http://"+c.admin+"/readyz")
 			return strings.Contains(body, "degraded")
 		})
@@ -145,7 +146,7 @@ func TestReplicasFollowFlips(t *testing.T) {
 		if took > 10*time.Second {
 			t.Errorf("resync after the store came back: got %v, want a few seconds", took)
 		}
-		pollUntil(t, "the replica says ready again, not degraded", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "the replica says ready again, not degraded", func() bool {
 			_, body := getBody(t, "http://"+c.admin+"/readyz")
 			return body == "ready\n" && metricValue(t, c.admin, "strangler_store_up") == "1"
 		})

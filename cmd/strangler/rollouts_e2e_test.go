@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"strangler/force"
+	"strangler/internal/testkit"
 )
 
 // rolloutBackends are legacy and modern as these tests need them: legacy
@@ -213,7 +214,7 @@ func TestRolloutEvidenceFromTheCLI(t *testing.T) {
 		}
 		// Drift shows as soon as one answer is flushed; wait for all 12,
 		// which are flushed in batches.
-		pollUntil(t, "name counted missing in all 12 answers", 10*time.Second, func() bool {
+		testkit.Eventually(t, 10*time.Second, "name counted missing in all 12 answers", func() bool {
 			json.Unmarshal([]byte(strangler(t, "diffs", "--schema", "--route", "shadow-read", "--json").must(t)), &drift)
 			return len(drift.Schemas) == 1 && drift.Schemas[0].Answers == 12 && len(drift.Schemas[0].Drift) > 0
 		})

@@ -15,6 +15,7 @@ import (
 
 	"strangler/control"
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 	"strangler/store"
 )
 
@@ -107,7 +108,7 @@ func TestARampFromTheCLI(t *testing.T) {
 	if want := "get-visit: ramp started to fallback at 1%, 50%, 100% every 30m; the first step is due now\n"; out != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
-	pollUntil(t, "the first step", 10*time.Second, func() bool { return percentOf(t, f.admin, "get-visit") == 1 })
+	testkit.Eventually(t, 10*time.Second, "the first step", func() bool { return percentOf(t, f.admin, "get-visit") == 1 })
 	show := alice(t, "routes", "ramp", "get-visit").must(t)
 	for _, want := range []string{"get-visit: ramp to fallback at 1%, 50%, 100% every 30m", "running, 1 of 3 steps taken, next fallback at 50% in 29m", "route now:  fallback at 1% by ramp", "by alice: ticket 3"} {
 		if !strings.Contains(show, want) {
@@ -128,7 +129,7 @@ func TestARampFromTheCLI(t *testing.T) {
 		t.Errorf("paused for an hour, then resumed: at %v%%, want 1%%", got)
 	}
 	clock.Advance(30 * time.Minute)
-	pollUntil(t, "the second step, 30 minutes after the resume", 10*time.Second, func() bool { return percentOf(t, f.admin, "get-visit") == 50 })
+	testkit.Eventually(t, 10*time.Second, "the second step, 30 minutes after the resume", func() bool { return percentOf(t, f.admin, "get-visit") == 50 })
 	if out := alice(t, "routes", "ramp", "get-visit", "--cancel", "--reason", "enough for now").must(t); !strings.HasPrefix(out, "get-visit: ramp cancelled, 2 of 3 steps taken") {
 		t.Errorf("cancel: got %q", out)
 	}
@@ -200,7 +201,7 @@ func TestFourEyesFromTheCLI(t *testing.T) {
 	t.Run("a request nobody approves expires after 24 hours", func(t *testing.T) {
 		bob(t, "routes", "set", "list-photos", "--mode", "shadow", "--reason", "compare photos").must(t)
 		clock.Advance(24*time.Hour + time.Second)
-		pollUntil(t, "the expiry recorded", 15*time.Second, func() bool {
+		testkit.Eventually(t, 15*time.Second, "the expiry recorded", func() bool {
 			return strings.Contains(alice(t, "routes", "changes", "--all").must(t), "expired")
 		})
 		if r := alice(t, "routes", "approve", "2"); r.err == nil || !strings.Contains(r.err.Error(), "change request 2 expired at") {
@@ -243,7 +244,7 @@ func TestTwoReplicasShareOneRampDriver(t *testing.T) {
 	wg.Wait()
 	cli(replicas[0].admin)(t, "routes", "ramp", "get-visit", "--steps", "10,50,100", "--every", "30m", "--reason", "ticket 8").must(t)
 	for _, r := range replicas {
-		pollUntil(t, "the first step, on both replicas", 10*time.Second, func() bool { return percentOf(t, r.admin, "get-visit") == 10 })
+		testkit.Eventually(t, 10*time.Second, "the first step, on both replicas", func() bool { return percentOf(t, r.admin, "get-visit") == 10 })
 	}
 	driver := -1
 	for i, r := range replicas {
@@ -257,7 +258,7 @@ func TestTwoReplicasShareOneRampDriver(t *testing.T) {
 	other := replicas[1-driver]
 	replicas[driver].stop()
 	clock.Advance(30 * time.Minute)
-	took := pollUntil(t, "the second step, by the other replica", 15*time.Second, func() bool { return percentOf(t, other.admin, "get-visit") == 50 })
+	took := testkit.Eventually(t, 15*time.Second, "the second step, by the other replica", func() bool { return percentOf(t, other.admin, "get-visit") == 50 })
 	t.Logf("the other replica took the next step %v after the driver stopped", took.Round(time.Millisecond))
 	other.logs.waitFor(t, "this replica drives the scheduled ramps", nil, time.Second)
 

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // TestASIGTERMReleasesTheLeasesOfWritesNotSent: a dual write handed to
@@ -76,7 +78,7 @@ func TestASIGTERMReleasesTheLeasesOfWritesNotSent(t *testing.T) {
 	startProcess(t, "serve", "--config", cfg) // the restart
 	// aBefore is how many times a had reached the secondary when b did.
 	var aBefore int32
-	took := pollUntil(t, "b on the secondary after the restart", 60*time.Second, func() bool {
+	took := testkit.Eventually(t, 60*time.Second, "b on the secondary after the restart", func() bool {
 		aBefore = arrivedA.Load()
 		items, _ := modern.snapshot()
 		return items["b"] == `{"v":2}`

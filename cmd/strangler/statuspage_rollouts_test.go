@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"strangler/control"
+	"strangler/internal/testkit"
 
 	"github.com/chromedp/chromedp"
 )
@@ -77,7 +78,7 @@ routes:
 	if got, want := b.text(".flash"), "get-visit ramps to fallback at 1%, 5%, 50% every 30m; the first step is due now. Audited as ops-alice."; got != want {
 		t.Errorf("flash %q, want %q", got, want)
 	}
-	pollUntil(t, "the ramp's first step", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "the ramp's first step", func() bool {
 		var route control.RouteJSON
 		adminGetAs(t, r.admin, rolloutsAliceToken, "/admin/routes/get-visit", &route)
 		return route.Percent != nil && *route.Percent == 1

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // storeCLI runs `strangler store …` and returns what it printed.
@@ -138,7 +140,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	// lease taken before it. (One the backup caught at the primary is
 	// sent: its outcome is not in the copy, and it becomes unknown.)
 	st := openStateStore(t, "sqlite:"+filepath.Join(restored, "strangler.db"))
-	pollUntil(t, "the restored queue drains", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "the restored queue drains", func() bool {
 		d := queueDepth(t, st)
 		return d["pending"]+d["dead"] == 0
 	})
