@@ -189,6 +189,10 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 		db.Close()
 
 		s := openStore(t, dsn, newClock())
+		// The same indexes, but for 0105's spelling of the settled states.
+		for name, sql := range before {
+			before[name] = strings.ReplaceAll(sql, "state IN ('skipped', 'done', 'discarded')", statesIn(finalStates))
+		}
 		if after := indexes(s.db); !maps.Equal(after, before) {
 			t.Errorf("the journal's indexes changed:\nbefore %v\nafter  %v", before, after)
 		}
