@@ -214,6 +214,11 @@ func (s *Store) nextSeq(ctx context.Context, tx *sql.Tx, resource string) (seq i
 	if err := s.lock(ctx, tx, lockResource, resource); err != nil {
 		return 0, false, err
 	}
+	if s.dialect.bumpSeq != "" {
+		if _, err := tx.ExecContext(ctx, s.dialect.bumpSeq); err != nil {
+			return 0, false, fmt.Errorf("next sequence number: %w", err)
+		}
+	}
 	if err := tx.QueryRowContext(ctx, s.dialect.nextSeq, resource).Scan(&seq, &waits); err != nil {
 		return 0, false, fmt.Errorf("next sequence number: %w", err)
 	}

@@ -183,6 +183,11 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if d.bumpSeq != "" {
+			if _, err := db.ExecContext(ctx, d.bumpSeq); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := db.ExecContext(ctx, d.nextSeq, "r0"); err != nil { // the counter stands at 1
 			t.Fatal(err)
 		}

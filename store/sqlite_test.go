@@ -151,12 +151,12 @@ func TestTheJournalsHousekeepingReadsItsIndexes(t *testing.T) {
 }
 
 // TestTheJournalsWritesBuildNoTemporaryTables: journaling a write,
-// recording its primary's answer and its delivery evaluate the journal's
-// CHECK on state and the conditions of its partial indexes, and none of
-// them makes SQLite build a temporary b-tree (OpenEphemeral), as a
-// constant IN list of three or more values does each time a statement
-// runs: that was a third of the instructions of a dual write's journal
-// entries. A batch's deliveries, found by their list of ids, take one
+// numbering and recording its primary's answer and its delivery evaluate
+// the journal's CHECK on state and the conditions of its partial
+// indexes, and none of them makes SQLite build a temporary b-tree
+// (OpenEphemeral), as a constant IN list of three or more values does
+// each time a statement runs (that was a third of the instructions of a
+// dual write's journal entries), and as RETURNING does. A batch's deliveries, found by their list of ids, take one
 // for that list, whichever the batch's size.
 func TestTheJournalsWritesBuildNoTemporaryTables(t *testing.T) {
 	t.Parallel()
@@ -172,6 +172,7 @@ func TestTheJournalsWritesBuildNoTemporaryTables(t *testing.T) {
 			WHERE id = $1 AND ` + moveQueue.where(), 0},
 		{"a refused answer", `UPDATE strangler_repairs SET ` + moveSkip.set() + `, status = 500, ` + s.erase() + `, updated_at = ''
 			WHERE id = $1 AND ` + moveSkip.where(), 0},
+		{"a sequence number", s.dialect.nextSeq, 0},
 		{"a delivery", s.completeStatement(1), 0},
 		{"a batch's deliveries", s.completeStatement(16), 1},
 	} {
