@@ -54,9 +54,12 @@ type dialect struct {
 	forUpdate string
 	// nextSeq returns the next value of the repair queue's sequence and
 	// whether a write to resource $1 is still to be delivered before the
-	// one numbered so (earlierWrite): one statement, where two cost a
-	// journal write a statement more.
-	nextSeq string
+	// one numbered so (earlierWrite), once bumpSeq, when not "", has
+	// advanced the sequence. On PostgreSQL one statement does both; on
+	// SQLite an UPDATE … RETURNING would, but SQLite gathers what
+	// RETURNING returns in a temporary b-tree each time (built and torn
+	// down: 16k instructions a dual write, more than a second statement).
+	nextSeq, bumpSeq string
 	// file is the embedded store's file, which writes are refused once
 	// it is removed or replaced; nil on PostgreSQL.
 	file *storeFile
@@ -100,9 +103,9 @@ func sqliteDialect() *dialect {
 			name       TEXT NOT NULL,
 			applied_at TEXT NOT NULL
 		) STRICT`,
-		nextSeq: `UPDATE strangler_sequences SET value = value + 1
-			WHERE name = 'strangler_repair_seq'
-			RETURNING value, EXISTS (` + earlierWrite("$1", "value") + `)`,
+		bumpSeq: `UPDATE strangler_sequences SET value = value + 1 WHERE name = 'strangler_repair_seq'`,
+		nextSeq: `SELECT value, EXISTS (` + earlierWrite("$1", "value") + `)
+			FROM strangler_sequences WHERE name = 'strangler_repair_seq'`,
 		pendingInOrder: "strangler_repairs r INDEXED BY strangler_repairs_pending_seq",
 		encodeTime:     func(t time.Time) any { return formatTime(t) },
 		emptyBlob:      "X''",

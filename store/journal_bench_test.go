@@ -37,6 +37,9 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 			var delivered sync.WaitGroup
 			var failed atomic.Pointer[error]
 			write := func() error {
+				// Each call has a deadline, as the facade's calls do.
+				ctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
 				i := n.Add(1)
 				// Ids that grow with time, as the router's do.
 				id := fmt.Sprintf("%08x-0000-7000-8000-%012x", time.Now().Unix(), i)
@@ -53,6 +56,8 @@ func BenchmarkDualWriteJournal(b *testing.B) {
 					return fmt.Errorf("record outcome: leased %v, %v", leased, err)
 				}
 				delivered.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
 					if err := s.CompleteRepair(ctx, id, "worker"); err != nil {
 						failed.Store(&err)
 					}

@@ -16,10 +16,10 @@ func TestMovesFollowTheTable(t *testing.T) {
 			}
 		}
 	}
-	if got, want := statesIn(finalStates), "state IN ('skipped', 'done', 'discarded')"; got != want {
+	if got, want := statesIn(finalStates), "(state = 'skipped' OR state = 'done' OR state = 'discarded')"; got != want {
 		t.Errorf("final states: %s, want %s", got, want)
 	}
-	if got, want := statesIn(openStates), "state IN ('sent', 'pending', 'unknown', 'dead')"; got != want {
+	if got, want := statesIn(openStates), "(state = 'sent' OR state = 'pending' OR state = 'unknown' OR state = 'dead')"; got != want {
 		t.Errorf("open states: %s, want %s", got, want)
 	}
 }

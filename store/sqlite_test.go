@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -147,4 +148,119 @@ func TestTheJournalsHousekeepingReadsItsIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTheJournalsWritesBuildNoTemporaryTables: journaling a write,
+// numbering and recording its primary's answer and its delivery evaluate
+// the journal's CHECK on state and the conditions of its partial
+// indexes, and none of them makes SQLite build a temporary b-tree
+// (OpenEphemeral), as a constant IN list of three or more values does
+// each time a statement runs (that was a third of the instructions of a
+// dual write's journal entries), and as RETURNING does. A batch's
+// deliveries, found by their list of ids, take one for that list,
+// whichever the batch's size.
+func TestTheJournalsWritesBuildNoTemporaryTables(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, backends()[0].fresh(t), newClock())
+	for _, tc := range []struct {
+		name, statement string
+		want            int
+	}{
+		{"an intent", s.intentStatement(1), 0},
+		{"a batch's intents", s.intentStatement(4), 0},
+		{"a queued answer", `UPDATE strangler_repairs SET ` + moveQueue.set() + `, seq = 1, status = 201, location = '', primary_id = '',
+			next_attempt_at = '', lease_owner = NULL, lease_until = NULL, updated_at = '', resource = 'r', resource_view = '/r'
+			WHERE id = $1 AND ` + moveQueue.where(), 0},
+		{"a refused answer", `UPDATE strangler_repairs SET ` + moveSkip.set() + `, status = 500, ` + s.erase() + `, updated_at = ''
+			WHERE id = $1 AND ` + moveSkip.where(), 0},
+		{"a sequence number", s.dialect.nextSeq, 0},
+		{"a delivery", s.completeStatement(1), 0},
+		{"a batch's deliveries", s.completeStatement(16), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			temporary := 0
+			for _, op := range explain(t, s, tc.statement) {
+				if op.opcode == "OpenEphemeral" {
+					temporary++
+				}
+			}
+			if temporary != tc.want {
+				t.Errorf("it builds %d temporary b-trees each time it runs, want %d", temporary, tc.want)
+			}
+		})
+	}
+}
+
+// TestABatchOfIntentsBindsItsValuesByPosition: the statement that
+// journals a batch of intents names none of its parameters, as the
+// driver finds a named one by walking the statement's list of names:
+// binding the 1,664 values of 128 intents so took time quadratic in the
+// batch's size. Taken by position, they still journal every intent.
+func TestABatchOfIntentsBindsItsValuesByPosition(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, backends()[0].fresh(t), newClock())
+	statement := s.intentStatement(maxBatch)
+	anonymous, named := strings.Count(statement, "?"), len(regexp.MustCompile(`\$[0-9]+`).FindAllString(statement, -1))
+	if want := maxBatch * intentWidth; anonymous != want || named != 0 {
+		t.Errorf("the statement takes %d values by position and %d by name; want %d by position, none by name", anonymous, named, want)
+	}
+	// And the store journals a batch so: every intent of it is there.
+	tx, err := s.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var rows []any
+	for i := range maxBatch {
+		in := domain.Intent{ID: fmt.Sprintf("w-%03d", i), Route: "r", Resource: "/records", Method: "POST", Target: "/records",
+			Primary: domain.Legacy}
+		rows = append(rows, s.intentRow(in, time.Minute)...)
+	}
+	if err := s.intents.exec(context.Background(), tx, rows); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM strangler_repairs WHERE state = 'sent' AND route = 'r'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != maxBatch {
+		t.Errorf("%d intents journaled, want %d", n, maxBatch)
+	}
+}
+
+// explained is one instruction of a statement SQLite compiled.
+type explained struct {
+	opcode string
+}
+
+// explain returns the instructions SQLite compiles statement into.
+func explain(t *testing.T, s *Store, statement string) []explained {
+	t.Helper()
+	// Explained, not run: every parameter may be NULL.
+	args := make([]any, len(regexp.MustCompile(`\$[0-9]+|\?`).FindAllString(statement, -1)))
+	rows, err := s.db.Query(`EXPLAIN `+statement, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []explained
+	for rows.Next() {
+		values := make([]any, len(cols))
+		for i := range values {
+			values[i] = new(any)
+		}
+		if err := rows.Scan(values...); err != nil {
+			t.Fatal(err)
+		}
+		// addr, opcode, p1, p2, p3, p4, p5, comment
+		out = append(out, explained{opcode: fmt.Sprint(*values[1].(*any))})
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestCachedStatementsGiveTheSameAnswers: statements the SQLite
@@ -277,4 +280,141 @@ func TestFailedCommitLeavesNoTransactionOpen(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatalf("the next transaction's commit: %v", err)
 	}
+}
+
+// TestBatchedStatementsDoNotEndWithTheirCaller: inside a batch's
+// transaction (begun with a context that cannot end) a statement run
+// with its caller's deadline reaches the driver with a context that
+// cannot end either, so the driver starts no goroutine to watch it; in a
+// transaction begun with a context that can end, or outside one, a
+// statement keeps its own.
+func TestBatchedStatementsDoNotEndWithTheirCaller(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steady.db")
+	registered, err := sql.Open("sqlite", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := registered.Driver()
+	registered.Close()
+	seen := &endingStatements{}
+	db := sql.OpenDB(cachingConnector{dsn: path, file: &storeFile{path: path}, drv: recordingDriver{Driver: drv, seen: seen}})
+	defer db.Close()
+	deadline, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := db.ExecContext(deadline, `CREATE TABLE t (n INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	b := newBatcher(db)
+	fn := func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(deadline, `SELECT count(*) FROM t`).Scan(&n); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(deadline, `INSERT INTO t (n) VALUES ($1)`, n)
+		return err
+	}
+	seen.reset()
+	op := &batchOp{ctx: deadline, fn: fn, done: make(chan error, 1)}
+	b.commit([]*batchOp{op})
+	if err := <-op.done; err != nil {
+		t.Fatal(err)
+	}
+	if ending, all := seen.counts(); all != 2 || ending != 0 {
+		t.Errorf("a batch's write ran %d statements, %d of them with a context that can end; want 2, none", all, ending)
+	}
+	seen.reset()
+	var n int
+	if err := db.QueryRowContext(deadline, `SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if ending, all := seen.counts(); all != 1 || ending != 1 {
+		t.Errorf("after the batch, a statement outside a transaction ran %d times, %d with a context that can end; want once, with it", all, ending)
+	}
+	seen.reset()
+	if err := inTx(deadline, db, fn); err != nil {
+		t.Fatal(err)
+	}
+	if ending, all := seen.counts(); all != 2 || ending != 2 {
+		t.Errorf("a transaction under a deadline ran %d statements, %d of them with a context that can end; want 2, both", all, ending)
+	}
+}
+
+// endingStatements counts the statements a recordingDriver's connections
+// ran, and those given a context that can end.
+type endingStatements struct {
+	mu          sync.Mutex
+	ending, all int
+}
+
+func (e *endingStatements) note(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all++
+	if ctx.Done() != nil {
+		e.ending++
+	}
+}
+
+func (e *endingStatements) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ending, e.all = 0, 0
+}
+
+func (e *endingStatements) counts() (ending, all int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ending, e.all
+}
+
+// recordingDriver is the SQLite driver whose connections note the
+// context each prepared statement runs under (BEGIN, COMMIT and
+// ROLLBACK aside).
+type recordingDriver struct {
+	driver.Driver
+	seen *endingStatements
+}
+
+func (d recordingDriver) Open(name string) (driver.Conn, error) {
+	c, err := d.Driver.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{Conn: c, seen: d.seen}, nil
+}
+
+type recordingConn struct {
+	driver.Conn
+	seen *endingStatements
+}
+
+func (c recordingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil || strings.HasPrefix(query, "BEGIN") || query == "COMMIT" || query == "ROLLBACK" {
+		return st, err
+	}
+	return recordingStmt{Stmt: st, seen: c.seen}, nil
+}
+
+func (c recordingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+}
+
+func (c recordingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+type recordingStmt struct {
+	driver.Stmt
+	seen *endingStatements
+}
+
+func (s recordingStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	s.seen.note(ctx)
+	return s.Stmt.(driver.StmtExecContext).ExecContext(ctx, args)
+}
+
+func (s recordingStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	s.seen.note(ctx)
+	return s.Stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
 }
