@@ -584,3 +584,45 @@ func TestALongRefusedMethodIsLoggedShort(t *testing.T) {
 		t.Errorf("logged a method of %d bytes", len(m))
 	}
 }
+
+// TestARefusalDoesNotWaitForTheBody: a request refused before its body
+// is read is answered at once, and its connection closed soon after,
+// whether or not the client ever sends the body it declared.
+func TestARefusalDoesNotWaitForTheBody(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "/x", mode: legacy}`)
+	for _, c := range []struct {
+		name, head string
+		want       int
+	}{
+		{"an unknown method", "PURGE /x HTTP/1.1\r\n", 405},
+		{"an encoded slash", "POST /x%2Fy HTTP/1.1\r\n", 400},
+		{"two Authorization headers", "POST /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n", 400},
+		{"a chunked body", "PURGE /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", 405},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := "Content-Length: 1000\r\n\r\nfirst"
+			if strings.Contains(c.head, "chunked") {
+				body = "\r\n5\r\nfirst"
+			}
+			// rawRequest's deadline (5 s) stands for "at once": without the
+			// rest of the body, net/http would wait for it for good.
+			conn, r := rawRequest(t, f, c.head+"Host: x\r\n"+body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("no answer while the body is outstanding: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want || !resp.Close {
+				t.Errorf("got %d, Connection: close %v; want %d and the connection closed", resp.StatusCode, resp.Close, c.want)
+			}
+			conn.SetReadDeadline(time.Now().Add(4 * refusalLinger))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("the connection is still open: %v", err)
+			}
+		})
+	}
+	if legacy.hits() != 0 {
+		t.Errorf("the backend received %d refused requests", legacy.hits())
+	}
+}
