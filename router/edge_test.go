@@ -1,11 +1,14 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -624,5 +627,44 @@ func TestARefusalDoesNotWaitForTheBody(t *testing.T) {
 	}
 	if legacy.hits() != 0 {
 		t.Errorf("the backend received %d refused requests", legacy.hits())
+	}
+}
+
+// TestAClientPipeliningWithoutReadingIsCutOff: an answer without a body
+// (HEAD here; 204, 304 and OPTIONS * alike) is bounded by body_timeout as
+// a body is: a client that pipelines requests and never reads the
+// answers has its connection cut once a write waited that long.
+func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		// Large heads, so that a few hundred answers fill the sockets'
+		// buffers.
+		w.Header().Set("X-Pad", strings.Repeat("p", 16<<10))
+		w.WriteHeader(http.StatusOK)
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "body_timeout: 1s", `  - {name: x, match: "/x", mode: legacy}`)
+	const asked = 1000
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
+	time.Sleep(5 * time.Second)
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	answers, r := 0, bufio.NewReader(conn)
+	for {
+		resp, err := http.ReadResponse(r, &http.Request{Method: "HEAD"})
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection is still open after %d answers: %v", answers, err)
+			}
+			break
+		}
+		resp.Body.Close()
+		answers++
+	}
+	if answers >= asked {
+		t.Errorf("got all %d answers; want the connection cut once an answer waited body_timeout for its client", answers)
 	}
 }
