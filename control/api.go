@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -312,14 +313,23 @@ func checkReasonText(reason string) error {
 	if n := utf8.RuneCountInString(reason); n > maxReason {
 		return apiError(http.StatusBadRequest, "the reason is %d characters long; at most %d go into the audit log", n, maxReason)
 	}
-	if strings.IndexFunc(reason, human.ActsOnTerminal) >= 0 {
+	if strings.IndexFunc(reason, breaksAuditLine) >= 0 {
 		// A newline would start a line of its own in every text listing
 		// of the audit log, one that reads like another entry; an escape
 		// reprograms the terminal that lists it; U+202E reverses the text
 		// after it.
-		return apiError(http.StatusBadRequest, "the reason holds a control character (a newline, tab or escape) or a bidirectional formatting character; write it as one line of text")
+		return apiError(http.StatusBadRequest, "the reason holds a control character (a newline, tab or escape), a line or paragraph separator (U+2028, U+2029) or a bidirectional formatting character; write it as one line of text")
 	}
 	return nil
+}
+
+// breaksAuditLine reports a character a reason may not hold: one that
+// acts on a terminal, or U+2028 and U+2029, which are no control
+// characters but end a line for Python's splitlines, JavaScript before
+// ES2019 and many editors, so that an export read with them would show a
+// forged entry.
+func breaksAuditLine(r rune) bool {
+	return human.ActsOnTerminal(r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
 func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {

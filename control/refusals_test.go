@@ -40,6 +40,10 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a key with the long s for s", "{\"mode\":\"modern\",\"rea\u017fon\":\"go\"}", `"0"`, 400, `is spelled "reason"`},
 		{"a key in other cases in a nested object", `{"ramp":{"Action":"pause"},"reason":"go"}`, `"0"`, 400, `the key "Action" is spelled "action"`},
 		{"a reason that reverses the text after it", `{"mode":"modern","reason":"ok \u202egnp.exe"}`, `"0"`, 400, "bidirectional"},
+		{"a reason with a line separator that splitlines takes as a newline", `{"mode":"modern","reason":"ok\u20282026-11-01T12:00:00Z  alice  flip"}`, `"0"`, 400, "line or paragraph separator"},
+		{"a reason with a paragraph separator", `{"mode":"modern","reason":"ok\u2029forged"}`, `"0"`, 400, "line or paragraph separator"},
+		{"a clear with a mode it would drop", `{"clear":true,"mode":"modern","reason":"go"}`, `"0"`, 400, "takes no mode or percent"},
+		{"a clear with a percent it would drop", `{"clear":true,"percent":5,"reason":"go"}`, `"0"`, 400, "takes no mode or percent"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			var header []string

@@ -155,6 +155,11 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	if !req.Clear && req.Mode == nil && req.Percent == nil && req.Ramp == nil {
 		return apiError(http.StatusBadRequest, "say what to change: mode, percent, clear or ramp")
 	}
+	if req.Clear && (req.Mode != nil || req.Percent != nil) {
+		// The file's mode and percent apply again: a mode or percent sent
+		// along would be dropped unsaid.
+		return apiError(http.StatusBadRequest, "clear goes back to the file's mode; it takes no mode or percent")
+	}
 	if err := checkReason(req.Reason); err != nil {
 		return err
 	}

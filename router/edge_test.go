@@ -1,11 +1,14 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -600,5 +603,86 @@ func TestARefusedMethodIsNamedInLogsAndSpansOnlyWhenKnown(t *testing.T) {
 		if c.logged == "_OTHER" {
 			noPatientData(t, f.spans.Ended(), c.method)
 		}
+	}
+}
+
+// TestARefusalDoesNotWaitForTheBody: a request refused before its body
+// is read is answered at once, and its connection closed soon after,
+// whether or not the client ever sends the body it declared.
+func TestARefusalDoesNotWaitForTheBody(t *testing.T) {
+	legacy := newBackend(t, answer(200, "ok"))
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "/x", mode: legacy}`)
+	for _, c := range []struct {
+		name, head string
+		want       int
+	}{
+		{"an unknown method", "PURGE /x HTTP/1.1\r\n", 405},
+		{"an encoded slash", "POST /x%2Fy HTTP/1.1\r\n", 400},
+		{"two Authorization headers", "POST /x HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n", 400},
+		{"a chunked body", "PURGE /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", 405},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := "Content-Length: 1000\r\n\r\nfirst"
+			if strings.Contains(c.head, "chunked") {
+				body = "\r\n5\r\nfirst"
+			}
+			// rawRequest's deadline (5 s) stands for "at once": without the
+			// rest of the body, net/http would wait for it for good.
+			conn, r := rawRequest(t, f, c.head+"Host: x\r\n"+body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatalf("no answer while the body is outstanding: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want || !resp.Close {
+				t.Errorf("got %d, Connection: close %v; want %d and the connection closed", resp.StatusCode, resp.Close, c.want)
+			}
+			conn.SetReadDeadline(time.Now().Add(4 * refusalLinger))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("the connection is still open: %v", err)
+			}
+		})
+	}
+	if legacy.hits() != 0 {
+		t.Errorf("the backend received %d refused requests", legacy.hits())
+	}
+}
+
+// TestAClientPipeliningWithoutReadingIsCutOff: an answer without a body
+// (HEAD here; 204, 304 and OPTIONS * alike) is bounded by body_timeout as
+// a body is: a client that pipelines requests and never reads the
+// answers has its connection cut once a write waited that long.
+func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		// Large heads, so that a few hundred answers fill the sockets'
+		// buffers.
+		w.Header().Set("X-Pad", strings.Repeat("p", 16<<10))
+		w.WriteHeader(http.StatusOK)
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "body_timeout: 1s", `  - {name: x, match: "/x", mode: legacy}`)
+	const asked = 1000
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
+	time.Sleep(5 * time.Second)
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	answers, r := 0, bufio.NewReader(conn)
+	for {
+		resp, err := http.ReadResponse(r, &http.Request{Method: "HEAD"})
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection is still open after %d answers: %v", answers, err)
+			}
+			break
+		}
+		resp.Body.Close()
+		answers++
+	}
+	if answers >= asked {
+		t.Errorf("got all %d answers; want the connection cut once an answer waited body_timeout for its client", answers)
 	}
 }

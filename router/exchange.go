@@ -87,12 +87,16 @@ type statusWriter struct {
 	// http10 is set for a client speaking HTTP/1.0, which gets no 1xx
 	// answer (RFC 9110 section 15.2): it would read one as the answer.
 	http10 bool
-	// sendTimeout (body_timeout) bounds each write of the body, as
-	// nginx's send_timeout: a client that takes no byte of it for this
-	// long has its connection cut. Without it, a client that stops
-	// reading held its answer, and the backend's connection and worker
-	// behind it, for ever (found by the red team). net/http clears the
-	// deadline once the exchange ends, before the connection's next one.
+	// sendTimeout (body_timeout) bounds each write of the head and of
+	// the body, as nginx's send_timeout: a client that takes no byte of
+	// it for this long has its connection cut. Without it, a client that
+	// stops reading held its answer, and the backend's connection and
+	// worker behind it, for ever (found by the red team); the head too,
+	// since an answer without a body (HEAD, 204, 304, OPTIONS *) is
+	// written when the exchange ends, and a client pipelining such
+	// requests without reading held the connection for good. net/http
+	// clears the deadline once the exchange ends, before the
+	// connection's next one.
 	sendTimeout time.Duration
 }
 
@@ -104,6 +108,7 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 		untyped(w.ResponseWriter.Header())
 	}
+	w.armSendTimeout()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -127,10 +132,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.tee != nil {
 		w.tee.Write(b)
 	}
+	w.armSendTimeout()
+	return w.ResponseWriter.Write(b)
+}
+
+// armSendTimeout gives the write under way sendTimeout to reach the
+// client.
+func (w *statusWriter) armSendTimeout() {
 	if w.sendTimeout > 0 {
 		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.sendTimeout))
 	}
-	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

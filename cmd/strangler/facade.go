@@ -49,6 +49,7 @@ type facade struct {
 	reloader *reloader
 	tracing  *telemetry.Tracing
 	adminNow func() time.Time
+	adminLim adminLimits
 	// handling counts the public listener's requests in progress.
 	handling atomic.Int64
 }
@@ -58,10 +59,13 @@ type facade struct {
 // built after the router it delivers through, then picks up.
 func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, opts facadeOptions) (*facade, error) {
 	f := &facade{cfg: cfg, log: log, st: st, reg: prometheus.NewRegistry(), reloader: opts.reloader, tracing: opts.tracing,
-		counters: stats.NewCounters(), schemas: shadow.NewSchemas(), ready: &control.Readiness{}, adminNow: opts.adminNow}
+		counters: stats.NewCounters(), schemas: shadow.NewSchemas(), ready: &control.Readiness{}, adminNow: opts.adminNow, adminLim: opts.adminLimits}
 	f.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if f.adminNow == nil {
 		f.adminNow = time.Now
+	}
+	if f.adminLim == (adminLimits{}) {
+		f.adminLim = adminLimits{read: adminReadTimeout, write: adminWriteTimeout, idle: adminIdleTimeout}
 	}
 	f.current.Store(cfg)
 	routerMetrics := router.NewMetrics(f.reg)
@@ -211,6 +215,10 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       f.adminLim.read,
+		WriteTimeout:      f.adminLim.write,
+		IdleTimeout:       f.adminLim.idle,
+		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
 	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
@@ -219,6 +227,37 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	}
 	return s, nil
 }
+
+// adminLimits bound how long one client holds a connection of the admin
+// listener, and with it a goroutine and a file descriptor of the process,
+// which the public listener and the backends' connections share. Without
+// them net/http keeps a connection for as long as its client likes: idle
+// after a /healthz, or sending a body a byte at a time, or not reading an
+// answer; /healthz and the login form need no token, so anyone who can
+// reach the listener could use up the process's file descriptors.
+type adminLimits struct {
+	// read is the time to read a request whole, head and body (a change's
+	// body is at most 64 KiB); net/http cancels the context of a handler
+	// still running then, and no admin call waits that long for the store.
+	read time.Duration
+	// write is the time from the end of a request's head to the end of
+	// its answer (nginx's send_timeout for a client that stops reading).
+	write time.Duration
+	// idle is how long a kept-alive connection waits for its next request.
+	idle time.Duration
+}
+
+// The admin listener's limits, about Caddy's for its admin endpoint (read
+// 10 s, idle 60 s), with room for an answer to a slow operator's link.
+const (
+	adminReadTimeout  = 30 * time.Second
+	adminWriteTimeout = time.Minute
+	adminIdleTimeout  = 2 * time.Minute
+)
+
+// adminMaxHeaderBytes is the public listener's 64 KiB head limit, less the
+// 4 KiB net/http adds on top of the value it is given.
+const adminMaxHeaderBytes = 64<<10 - 4<<10
 
 // actors are the process's long-lived parts in the order they stop:
 // first the drain delay, then the public listener, then the background

@@ -144,6 +144,10 @@ type facadeOptions struct {
 	// lockouts, token expiry) and the clock of scheduled ramps and change
 	// requests; nil is time.Now. Tests move it.
 	adminNow func() time.Time
+	// adminLimits are the admin listener's timeouts; zero is
+	// adminReadTimeout, adminWriteTimeout and adminIdleTimeout. Tests
+	// shorten them.
+	adminLimits adminLimits
 }
 
 // serve runs the facade for cfg until ctx ends (SIGTERM), then drains.

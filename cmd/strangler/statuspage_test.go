@@ -120,6 +120,12 @@ func (c *adminClock) Advance(d time.Duration) {
 // process, as startRun does, with the admin listener on clock now.
 func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 	t.Helper()
+	return startServeWith(t, path, facadeOptions{adminNow: now})
+}
+
+// startServeWith is startServeAt with the facade's options.
+func startServeWith(t *testing.T, path string, opts facadeOptions) *running {
+	t.Helper()
 	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +133,7 @@ func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- serve(ctx, cfg, slog.New(slog.NewJSONHandler(r.logs, nil)), facadeOptions{adminNow: now})
+		r.done <- serve(ctx, cfg, slog.New(slog.NewJSONHandler(r.logs, nil)), opts)
 	}()
 	t.Cleanup(func() {
 		cancel()
