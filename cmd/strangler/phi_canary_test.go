@@ -632,7 +632,7 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 		if !strings.Contains(seen["the log"], `"msg":"fallback"`) || !strings.Contains(seen["strangler diffs"], "shadow-redacted: ") ||
 			!strings.Contains(seen["strangler repairs list"], "dw-unknown") ||
 			!strings.Contains(seen["the log"], "not valid HTTP") || !strings.Contains(seen["GET /admin/repairs/"+bad], "not valid HTTP") ||
-			!strings.Contains(seen["the log"], "ReverseProxy read error during body copy") || !strings.Contains(seen["the log"], `"method":"_OTHER"`) {
+			!strings.Contains(seen["the log"], "backend answer broke off") || !strings.Contains(seen["the log"], `"method":"_OTHER"`) {
 			t.Error("the log, diffs or repairs list lack what the traffic must have made: the test searches nothing")
 		}
 		// The audit trail as an auditor gets it, read from the store.

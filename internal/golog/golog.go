@@ -1,5 +1,5 @@
-// Package golog takes what Go's own libraries print (net/http's servers,
-// its transport, httputil.ReverseProxy) into the JSON log, without the
+// Package golog takes what Go's own libraries print (net/http's servers
+// and its transport) into the JSON log, without the
 // bytes they quote: those are a client's or a backend's, and may be a
 // patient's record.
 package golog
@@ -12,8 +12,8 @@ import (
 	"strings"
 )
 
-// Logger returns a logger for an http.Server's or a ReverseProxy's
-// ErrorLog that writes as Writer does.
+// Logger returns a logger for an http.Server's ErrorLog that writes as
+// Writer does.
 func Logger(log *slog.Logger, level slog.Level) *stdlog.Logger {
 	return stdlog.New(Writer(log, level), "", 0)
 }
