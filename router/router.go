@@ -328,7 +328,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	}
 	code := x.w.status
 	if x.clientGone || code == 0 {
-		code = statusClientClosed
+		code = codeClientLeft
 	}
 	t.metrics.exchange(x.route, backend, code, time.Since(x.start))
 	x.endServer()
@@ -342,7 +342,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	// A fallback route counts its modern attempts in the fallback
 	// transport, which also sees the ones that fell back.
 	if served == "modern" && rt.mode != domain.ModeFallback {
-		rt.stats.Modern(x.start, code >= 500 && code != statusClientClosed)
+		rt.stats.Modern(x.start, code >= 500)
 	}
 }
 

@@ -173,3 +173,42 @@ func TestClientGoneCountsAs499(t *testing.T) {
 		t.Errorf("a client leaving was logged as a backend failure: %v", lines)
 	}
 }
+
+// TestABackendsOwn499IsNoClientLeaving: the label "499" counted a
+// backend's own 499 answer as a client that left, and a fallback route
+// then left modern's answer out of its attempts (found by the red team).
+// A backend's 499 counts as "4xx", and as an attempt of modern's.
+func TestABackendsOwn499IsNoClientLeaving(t *testing.T) {
+	answers499 := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(statusClientClosed)
+	})
+	f := newFacade(t, answers499.URL, answers499.URL, "", `
+  - {name: leg, match: "GET /leg", mode: legacy}
+  - {name: fb, match: "GET /fb", mode: fallback}
+`)
+	for _, path := range []string{"/leg", "/fb"} {
+		resp, err := f.Client().Get(f.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != statusClientClosed {
+			t.Fatalf("GET %s: %d, want the backend's 499 passed on", path, resp.StatusCode)
+		}
+	}
+	for _, labels := range []map[string]string{
+		{"route": "leg", "backend": "legacy", "code": "4xx"},
+		{"route": "fb", "backend": "modern", "code": "4xx"},
+	} {
+		if n := f.metric(t, "strangler_requests_total", labels); n != 1 {
+			t.Errorf("strangler_requests_total%v = %v, want 1", labels, n)
+		}
+		labels["code"] = "499"
+		if n := f.metric(t, "strangler_requests_total", labels); n != 0 {
+			t.Errorf("strangler_requests_total%v = %v, want 0: no client left", labels, n)
+		}
+	}
+	if w := f.router.Current().byName["fb"].stats.Window(time.Now(), time.Minute); w.ModernAttempts != 1 || w.ModernErrors != 0 {
+		t.Errorf("modern's attempts on the fallback route: %d, errors %d; want 1 and 0", w.ModernAttempts, w.ModernErrors)
+	}
+}
