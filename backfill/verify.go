@@ -261,16 +261,9 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 		return d, err
 	}
 	d.LegacyRows, d.ModernRows, d.NullKeys = n.legacy, n.modern, n.nullKeys
-	extra := n.modern > n.matched
-	if !extra {
-		// A row written to both sides while the pass ran (a dual write,
-		// a backfill) is matched but was not counted before it, and
-		// would hide an extra row: modern is counted again after it.
-		after, err := c.countModern(ctx)
-		if err != nil {
-			return d, err
-		}
-		extra = after > n.matched
+	extra, err := c.mayHaveExtras(ctx, n, 0)
+	if err != nil {
+		return d, err
 	}
 	if extra {
 		if d.Extra, d.ExtraKeys, err = c.extras(ctx, opts.Chunk, nil, opts.Samples); err != nil {
