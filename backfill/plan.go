@@ -194,7 +194,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			}
 		}
 	}
-	if k := &t.cols[0]; (k.timeKey() || k.numberToInteger()) && k.cfg.Lossy {
+	if k := &t.cols[0]; (k.timeKey() || k.numberToInteger() || k.numberByValue()) && k.cfg.Lossy {
 		return nil, fmt.Errorf("%s: a key cannot be lossy: two times or numbers rounded or cut to one would be one target key, "+
 			"and the target's text cannot say which a row came from", at("columns."+k.name))
 	}

@@ -241,7 +241,7 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 			if !df.present {
 				d.Missing++
 				missing = append(missing, df.key)
-				d.MissingKeys = sample(d.MissingKeys, showKey(t.key, df.key), opts.Samples)
+				d.MissingKeys = sample(d.MissingKeys, t.reportKey(df.key), opts.Samples)
 				continue
 			}
 			d.Changed++
@@ -276,7 +276,7 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 // changedRow describes a row that differs, with values only when asked
 // for and never for a redacted column.
 func changedRow(t *table, r sourceRow, d difference, show bool) ChangedRow {
-	row := ChangedRow{Key: showKey(t.key, d.key), Columns: []ColumnDiff{}}
+	row := ChangedRow{Key: t.reportKey(d.key), Columns: []ColumnDiff{}}
 	for _, i := range d.cols {
 		c := &t.cols[i]
 		cd := ColumnDiff{Column: c.name, Redacted: c.redacted}
