@@ -153,7 +153,7 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 	var all []*tableStats
 	var names []string
 	for _, t := range tables {
-		s := newTableStats(t.name, t.key, opts.DryRun)
+		s := newTableStats(t.name, func(k []byte) string { return showKey(t.key, k) }, opts.DryRun)
 		r.stats[t.name] = s
 		all = append(all, s)
 		names = append(names, t.name)

@@ -236,7 +236,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	var all []*tableStats
 	for _, t := range tables {
-		s := newTableStats(t.name, t.key, opts.DryRun)
+		s := newTableStats(t.name, t.reportKey, opts.DryRun)
 		r.stats[t.name] = s
 		all = append(all, s)
 	}

@@ -329,6 +329,22 @@ func (c *comparer) compareAll(ctx context.Context, limit int, pace *pacer, found
 	return n, err
 }
 
+// mayHaveExtras reports whether modern may hold rows legacy lacks, after
+// a pass that matched n.matched legacy rows and itself inserted inserted
+// rows (which were missing, so matched nothing): modern held more keyed
+// rows than were matched, counted before the pass or after it. A row
+// written to both sides during the pass (a dual write, a backfill) is
+// matched without being in the count before it, and would hide an extra
+// row; one deleted from both sides during the pass still can, until the
+// next pass.
+func (c *comparer) mayHaveExtras(ctx context.Context, n tableCounts, inserted int64) (bool, error) {
+	if n.modern > n.matched {
+		return true, nil
+	}
+	after, err := c.countModern(ctx)
+	return after-inserted > n.matched, err
+}
+
 // countModern counts the target's rows with a key.
 func (c *comparer) countModern(ctx context.Context) (int64, error) {
 	var n int64

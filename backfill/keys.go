@@ -3,6 +3,7 @@ package backfill
 import (
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,33 @@ func showKey(kind keyKind, raw []byte) string {
 		return "0x" + hex.EncodeToString(raw)
 	}
 	return string(raw)
+}
+
+// reportKey is a source key of a table copied into a target table as its
+// reports show it: a number as the target key stores it, where the
+// driver's text differs (it writes DOUBLE 1234567 as 1.234567e+06, which
+// a double precision, numeric or text target key holds as 1234567), so
+// that the key a report names is the one to look for in modern.
+func (t *table) reportKey(raw []byte) string {
+	k := &t.cols[0]
+	if !k.floatFromNumber() {
+		return string(plainNumber(k.srcType, []byte(showKey(t.key, raw))))
+	}
+	bits, digits := 64, 15 // PostgreSQL's DBL_DIG and FLT_DIG
+	if k.typ.base == "real" {
+		bits, digits = 32, 6
+	}
+	f, err := strconv.ParseFloat(string(raw), bits)
+	if err != nil {
+		return showKey(t.key, raw)
+	}
+	// float8out and float4out write the shortest exact digits, with an
+	// exponent below 1e-4 and from 1e15 (real: 1e6) on.
+	e := strconv.FormatFloat(f, 'e', -1, bits)
+	if exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:]); exp < -4 || exp >= digits {
+		return e
+	}
+	return strconv.FormatFloat(f, 'f', -1, bits)
 }
 
 // parseKey reads a key as people write it (--keys, read repair): binary

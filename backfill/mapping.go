@@ -179,18 +179,25 @@ func (c *column) foldedUUID() bool { return c.typ.base == "uuid" && isTextType(c
 // when the key was stored as itself: a uuid's text in its one spelling,
 // lower-case, without braces, hyphens at 8-4-4-4-12 (text that is no
 // uuid stays as it is: the target refuses it); a number going into a
-// float in the float's text.
+// float, or a float into a numeric, in the target type's text.
 func (c *column) keyText(staged string) string {
 	switch {
 	case c.foldedUUID():
 		return `regexp_replace(translate(lower(` + staged + `), '{}-', ''), '^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$', '\1-\2-\3-\4-\5')`
-	case c.floatFromNumber():
+	case c.numberByValue():
 		// The driver writes DOUBLE 1234567 as 1.234567e+06, the target
 		// as 1234567: the same value, whose text is the target's own
 		// (change refuses a number the type would round, unless lossy).
 		return byteText("(" + staged + ")::" + c.typ.full)
 	}
 	return staged
+}
+
+// numberByValue reports whether a key is matched by the number it is
+// rather than by its text: a MySQL number going into a float, or a FLOAT
+// or DOUBLE into a numeric.
+func (c *column) numberByValue() bool {
+	return c.floatFromNumber() || c.typ.base == "numeric" && (c.srcType == "DOUBLE" || c.srcType == "FLOAT")
 }
 
 // floatFromNumber reports whether MySQL numbers (not text) go into a

@@ -140,6 +140,15 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 				}
 				return nil, fmt.Errorf("%s: table %s has no column %q", at("columns."+name+".lookup."+field), l.Table, col)
 			}
+			// A value finding two rows would join the row twice: the copy
+			// would fail its whole batch (ON CONFLICT cannot affect a row
+			// a second time) and verify count the row twice.
+			if eq, err := uniqueKeyEquality(ctx, dst, l.Table, l.Key); err != nil || eq == "" {
+				if err == nil {
+					err = fmt.Errorf("%s has no unique index on %q alone, so a value could find several rows", l.Table, l.Key)
+				}
+				return nil, fmt.Errorf("%s: %w", at("columns."+name+".lookup.key"), err)
+			}
 			c.lookup = &lookup{table: pgIdent(l.Table), key: pgIdent(l.Key), keyType: key.typ, column: pgIdent(l.Column)}
 			if dep := cfg.TableInto(l.Table); dep != "" && dep != tc.Name {
 				t.after = append(t.after, dep)
@@ -185,7 +194,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			}
 		}
 	}
-	if k := &t.cols[0]; (k.timeKey() || k.numberToInteger()) && k.cfg.Lossy {
+	if k := &t.cols[0]; (k.timeKey() || k.numberToInteger() || k.numberByValue()) && k.cfg.Lossy {
 		return nil, fmt.Errorf("%s: a key cannot be lossy: two times or numbers rounded or cut to one would be one target key, "+
 			"and the target's text cannot say which a row came from", at("columns."+k.name))
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 	stats := func() []*tableStats {
-		a, b := newTableStats("patients", intKey, false), newTableStats("photos", intKey, false)
+		a, b := newTableStats("patients", shownAsIs, false), newTableStats("photos", shownAsIs, false)
 		a.estimate.Store(1000)
 		a.active(time.Now().Add(-time.Second))
 		a.read.Store(250)
@@ -53,7 +53,7 @@ func TestProgressDrawsBarsOnATerminalAndLinesElsewhere(t *testing.T) {
 func TestALogLineGoesAboveTheBarsNotBetweenThem(t *testing.T) {
 	var term bytes.Buffer // the terminal: stdout and stderr alike
 	screen := NewScreen(&term)
-	a := newTableStats("patients", intKey, false)
+	a := newTableStats("patients", shownAsIs, false)
 	a.estimate.Store(100)
 	p := startProgress(&term, true, screen, []*tableStats{a})
 	p.render(false)
@@ -89,3 +89,6 @@ func TestPacerHoldsTheRate(t *testing.T) {
 		t.Error("rate 0 should mean no pacer")
 	}
 }
+
+// shownAsIs shows a key as its bytes.
+func shownAsIs(key []byte) string { return string(key) }

@@ -207,7 +207,8 @@ const sampleKeys = 5
 // display, the metrics and the report.
 type tableStats struct {
 	name string
-	key  keyKind
+	// show is a failed row's key as the report shows it.
+	show func(key []byte) string
 	// estimate is the rows expected this run, 0 if unknown.
 	estimate                                              atomic.Int64
 	read, inserted, updated, present, failed, notInSource atomic.Int64
@@ -226,8 +227,8 @@ type tableStats struct {
 	failedNow map[string]bool
 }
 
-func newTableStats(name string, key keyKind, dry bool) *tableStats {
-	s := &tableStats{name: name, key: key, reasons: map[string]*FailureGroup{}}
+func newTableStats(name string, show func([]byte) string, dry bool) *tableStats {
+	s := &tableStats{name: name, show: show, reasons: map[string]*FailureGroup{}}
 	if dry {
 		s.failedNow = map[string]bool{}
 	}
@@ -303,7 +304,7 @@ func (s *tableStats) addFailures(fs []failure) {
 		if s.failedNow != nil && f.shown == "" {
 			s.failedNow[string(f.key)] = true
 		}
-		s.addFailure(f.reason, cmp.Or(f.shown, showKey(s.key, f.key)), 1)
+		s.addFailure(f.reason, cmp.Or(f.shown, s.show(f.key)), 1)
 	}
 }
 

@@ -351,6 +351,8 @@ func (r *runner) logDone(t *table) {
 // keyResult is what copying a set of keys did to each of them, by key.
 type keyResult struct {
 	found, failed map[string]bool
+	// inserted counts the rows inserted (none in a dry run).
+	inserted int64
 }
 
 // copyKeys copies the rows of t with the given source keys, then the rows
@@ -429,6 +431,9 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 			return err
 		}
 		r.account(t, b, out)
+		if !r.opts.DryRun {
+			res.inserted += out.inserted
+		}
 		for _, row := range b.rows {
 			res.found[string(row.key)] = true
 		}

@@ -23,6 +23,7 @@ func (r *runner) sync(ctx context.Context, t *table) error {
 		return fmt.Errorf("compare %s: %w", t.name, err)
 	}
 	defer c.close()
+	var inserted int64
 	n, err := c.compareAll(ctx, r.batch, r.pace, func(b batch, diffs []difference) error {
 		s.active(time.Now())
 		s.compared.Add(int64(len(b.rows)))
@@ -30,15 +31,16 @@ func (r *runner) sync(ctx context.Context, t *table) error {
 		for i, d := range diffs {
 			keys[i] = d.key
 		}
-		_, err := r.copyBy(ctx, t, t.sourceKey, keys)
+		res, err := r.copyBy(ctx, t, t.sourceKey, keys)
+		inserted += res.inserted
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	s.addNullKeys(n.nullKeys)
-	if n.modern <= n.matched {
-		return nil
+	if extra, err := c.mayHaveExtras(ctx, n, inserted); err != nil || !extra {
+		return err
 	}
 	if !r.opts.PropagateDeletes {
 		extra, _, err := c.extras(ctx, r.batch, r.pace, 0)

@@ -241,7 +241,7 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 			if !df.present {
 				d.Missing++
 				missing = append(missing, df.key)
-				d.MissingKeys = sample(d.MissingKeys, showKey(t.key, df.key), opts.Samples)
+				d.MissingKeys = sample(d.MissingKeys, t.reportKey(df.key), opts.Samples)
 				continue
 			}
 			d.Changed++
@@ -261,16 +261,9 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 		return d, err
 	}
 	d.LegacyRows, d.ModernRows, d.NullKeys = n.legacy, n.modern, n.nullKeys
-	extra := n.modern > n.matched
-	if !extra {
-		// A row written to both sides while the pass ran (a dual write,
-		// a backfill) is matched but was not counted before it, and
-		// would hide an extra row: modern is counted again after it.
-		after, err := c.countModern(ctx)
-		if err != nil {
-			return d, err
-		}
-		extra = after > n.matched
+	extra, err := c.mayHaveExtras(ctx, n, 0)
+	if err != nil {
+		return d, err
 	}
 	if extra {
 		if d.Extra, d.ExtraKeys, err = c.extras(ctx, opts.Chunk, nil, opts.Samples); err != nil {
@@ -283,7 +276,7 @@ func verifyTable(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, l *ledger,
 // changedRow describes a row that differs, with values only when asked
 // for and never for a redacted column.
 func changedRow(t *table, r sourceRow, d difference, show bool) ChangedRow {
-	row := ChangedRow{Key: showKey(t.key, d.key), Columns: []ColumnDiff{}}
+	row := ChangedRow{Key: t.reportKey(d.key), Columns: []ColumnDiff{}}
 	for _, i := range d.cols {
 		c := &t.cols[i]
 		cd := ColumnDiff{Column: c.name, Redacted: c.redacted}
