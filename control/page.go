@@ -37,7 +37,7 @@ const auditLimit = 50
 
 // flashCookie carries the outcome of a form post to the page the browser
 // is redirected to.
-const flashCookie = "strangler_flash"
+const flashCookie = domain.AdminCookiePrefix + "flash"
 
 // pageCSP allows the page's own stylesheet and inline SVG, and nothing
 // else: no script (default-src 'self' allowed the listener's own), no
