@@ -158,7 +158,7 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 			err = apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
 		}
 		if err == nil {
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			limitBody(w, r)
 			err = h(w, r, actor)
 		}
 		if err != nil {
@@ -168,8 +168,26 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 	})
 }
 
-// maxBody bounds the JSON body of a change.
+// maxBody bounds the JSON body of a change, and a status page form.
 const maxBody = 64 << 10
+
+// limitBody bounds r's body at maxBody. A body declared larger fails its
+// first read at once: read on, it would keep its handler waiting for bytes
+// its client may never send (up to the listener's read timeout).
+func limitBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxBody {
+		r.Body = declaredTooLarge{}
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+}
+
+// declaredTooLarge is the body of a request whose Content-Length exceeds
+// maxBody.
+type declaredTooLarge struct{}
+
+func (declaredTooLarge) Read([]byte) (int, error) { return 0, &http.MaxBytesError{Limit: maxBody} }
+func (declaredTooLarge) Close() error             { return nil }
 
 // authenticate returns the name of the request's bearer token. The name
 // comes back with a cross-origin or expiry refusal too, when the token

@@ -37,7 +37,7 @@ const auditLimit = 50
 
 // flashCookie carries the outcome of a form post to the page the browser
 // is redirected to.
-const flashCookie = "strangler_flash"
+const flashCookie = domain.AdminCookiePrefix + "flash"
 
 // pageCSP allows the page's own stylesheet and inline SVG, and nothing
 // else: no script (default-src 'self' allowed the listener's own), no
@@ -187,7 +187,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusForbidden, "Logging in from another site is refused.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limitBody(w, r)
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	if token == "" {
 		p.security(r, "", reasonMissingToken, r.Pattern)
@@ -245,7 +245,7 @@ func (p *statusPage) logout(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused.")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limitBody(w, r)
 	s, ok, err := p.sessionOf(r)
 	if err == nil && ok {
 		if !formTokenOK(r, s.id) {
@@ -309,7 +309,7 @@ func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (sessio
 		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
 		return session{}, false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	limitBody(w, r)
 	if !formTokenOK(r, s.id) {
 		p.security(r, s.actor, reasonFormToken, r.Pattern)
 		p.refused(r, s.actor, apiError(http.StatusForbidden, "missing or wrong form token"))

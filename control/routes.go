@@ -50,9 +50,9 @@ type AdminDeps struct {
 // API is listed here; who may call each is decided in permissions.
 func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).handler() }
 
-// handler is the admin listener: its mux behind the security headers,
-// which so reach the mux's own 404 and 405 answers too.
-func (a *admin) handler() http.Handler { return withHeaders(a.mux) }
+// handler is the admin listener: its mux behind the security headers and
+// closeRefused, which so reach the mux's own 404 and 405 answers too.
+func (a *admin) handler() http.Handler { return withHeaders(closeRefused(a.mux)) }
 
 func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {

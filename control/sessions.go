@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"strangler/domain"
 	"strangler/store"
 )
 
@@ -29,7 +30,7 @@ const sessionIdle = 8 * time.Hour
 // (the token never leaves the login form), HttpOnly and SameSite=Strict so
 // that no script and no other site can use it, Secure when the admin
 // listener serves TLS.
-const sessionCookie = "strangler_session"
+const sessionCookie = domain.AdminCookiePrefix + "session"
 
 // session is a status page login.
 type session struct {

@@ -1,5 +1,7 @@
 // Package edge owns the public listener's defences: connection-level
-// HTTP/1 framing checks against request smuggling.
+// HTTP/1 framing checks against request smuggling, TLS and HTTP/2 limits,
+// and the answer to a refusal whose body was not read; the admin
+// listener shares the last two.
 package edge
 
 import (

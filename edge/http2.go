@@ -11,7 +11,7 @@ import (
 	"golang.org/x/net/http2"
 )
 
-//lint:file-ignore SA1019 x/net's HTTP/2 server is used on purpose: only its frame reader answers the reset guard's read error with GOAWAY (see configureHTTP2).
+//lint:file-ignore SA1019 x/net's HTTP/2 server is used on purpose: only its frame reader answers the reset guard's read error with GOAWAY (see ConfigureHTTP2).
 
 // HTTP/2 limits of the TLS listeners.
 const (
@@ -23,8 +23,9 @@ const (
 	resetRate  = 10
 )
 
-// configureHTTP2 serves HTTP/2 on srv's TLS listeners with at most
-// maxConcurrentStreams streams per connection, and a reset budget.
+// ConfigureHTTP2 serves HTTP/2 on srv's TLS listeners with at most
+// maxConcurrentStreams streams per connection, and a reset budget: the
+// public listener's (NewServer) and the admin listener's.
 //
 // Go's HTTP/2 server bounds the handlers running at once per connection
 // and the requests queued behind them (the CVE-2023-44487 fix), but a
@@ -38,7 +39,7 @@ const (
 // GOAWAY. (Were x/net's server to delegate to net/http's, as it plans to
 // from Go 1.27, the connection would still be closed, without the GOAWAY;
 // the edge's tests would say so.)
-func configureHTTP2(srv *http.Server) error {
+func ConfigureHTTP2(srv *http.Server) error {
 	h2 := &http2.Server{MaxConcurrentStreams: maxConcurrentStreams}
 	if err := http2.ConfigureServer(srv, h2); err != nil {
 		return fmt.Errorf("http2: %w", err)

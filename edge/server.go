@@ -36,7 +36,7 @@ func NewServer(h http.Handler, log *slog.Logger) (*http.Server, error) {
 		// facade lets through, rather than net/http's empty 200.
 		DisableGeneralOptionsHandler: true,
 	}
-	if err := configureHTTP2(srv); err != nil {
+	if err := ConfigureHTTP2(srv); err != nil {
 		return nil, err
 	}
 	return srv, nil

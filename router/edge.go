@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"strangler/edge"
 	"strangler/edge/canonical"
@@ -209,36 +208,12 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 		// with the budget full, is not worth reading on).
 		h.Set("Connection", "close")
 	}
-	if unreadBody(req) {
-		h.Set("Connection", "close")
-		// net/http then writes the answer first, and afterwards reads on
-		// (up to 256 KiB) until refusalLinger has passed.
-		http.NewResponseController(&x.w).SetReadDeadline(time.Now().Add(refusalLinger))
-	}
+	edge.CloseUnread(&x.w, req)
 	if err == errReplayBudget {
 		h.Set("Retry-After", replayBudgetRetry)
 	}
 	t.writeError(&x.w, req, x, err)
 }
-
-// unreadBody reports whether req is an HTTP/1 request that came with a
-// body, which a refusal does not read. net/http reads up to 256 KiB of an
-// unread body before it writes the answer, and again when it closes the
-// body, so that the connection can carry the next request, and it reads
-// without a deadline: a client that declared a body and sends none would
-// get no answer and hold the connection for good. A refusal answers at
-// once and closes the connection after at most refusalLinger instead.
-// (HTTP/2 ends the stream alone; there Connection: close would end the
-// connection's other streams.)
-func unreadBody(req *http.Request) bool {
-	return req.ProtoMajor == 1 && req.Body != nil && req.Body != http.NoBody
-}
-
-// refusalLinger is how long a refused request's unread body is still
-// read after the answer, as nginx's lingering_timeout: a client that sends
-// its whole body before it reads finds its answer, not a reset
-// connection.
-const refusalLinger = 5 * time.Second
 
 // errContentTypes refuses a form POST with several Content-Type headers
 // on a path where its _method field would matter.

@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/config/configfile"
+	"strangler/edge"
 	"strangler/metrics"
 	"strangler/store"
 )
@@ -637,7 +638,7 @@ func TestARefusalDoesNotWaitForTheBody(t *testing.T) {
 			if resp.StatusCode != c.want || !resp.Close {
 				t.Errorf("got %d, Connection: close %v; want %d and the connection closed", resp.StatusCode, resp.Close, c.want)
 			}
-			conn.SetReadDeadline(time.Now().Add(4 * refusalLinger))
+			conn.SetReadDeadline(time.Now().Add(4 * edge.RefusalLinger))
 			if _, err := io.Copy(io.Discard, conn); err != nil {
 				t.Errorf("the connection is still open: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 
@@ -72,6 +73,9 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	if err != nil {
 		f.t.proxyError(w, out, err)
 		return
+	}
+	if _, ok := res.Header["Set-Cookie"]; ok {
+		dropAdminCookies(res.Header)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		if f.modify(w, out, res) {
@@ -185,6 +189,16 @@ func (f *forwarder) modify(w http.ResponseWriter, out *http.Request, res *http.R
 		return false
 	}
 	return true
+}
+
+// dropAdminCookies removes from a backend's answer each Set-Cookie that
+// would set one of the admin listener's cookies: browsers do not keep
+// cookies apart by port, so a backend on the same host could otherwise
+// log the operator out of the status page or fix them into a session of
+// its choosing.
+func dropAdminCookies(h http.Header) {
+	// An empty list writes no field.
+	h["Set-Cookie"] = slices.DeleteFunc(h["Set-Cookie"], domain.NamesAdminCookie)
 }
 
 // relay1xx passes a backend's 1xx answers on to the client until the

@@ -324,3 +324,33 @@ func TestForwardedHeaderValuesStayApart(t *testing.T) {
 		t.Errorf("got %v, want %v", out, want)
 	}
 }
+
+// A backend on the admin listener's host could set the status page's
+// cookies (browsers do not keep cookies apart by port): the facade drops
+// each Set-Cookie that names one, however spelled, and passes the rest.
+func TestABackendsAdminCookiesAreDropped(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range []string{
+			"theme=dark; Path=/",
+			"strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/; HttpOnly",
+			"=strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/ui",
+			" strangler_flash=eA; Path=/",
+			"strangler_csrf",
+			"lang=en",
+		} {
+			w.Header().Add("Set-Cookie", c)
+		}
+		if r.URL.Query().Has("only") {
+			w.Header()["Set-Cookie"] = []string{"strangler_session=x"}
+		}
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	res, _ := f.get(t, "/x")
+	if got, want := res.Header.Values("Set-Cookie"), []string{"theme=dark; Path=/", "lang=en"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Set-Cookie = %q, want %q", got, want)
+	}
+	res, _ = f.get(t, "/x?only")
+	if got := res.Header.Values("Set-Cookie"); len(got) > 0 {
+		t.Errorf("Set-Cookie = %q, want none", got)
+	}
+}

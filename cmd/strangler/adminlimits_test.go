@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/edge"
 )
 
 // TestNoClientHoldsAnAdminConnection: a client of the admin listener,
@@ -121,4 +124,53 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 			t.Errorf("got all %d answers; want the connection cut once an answer waited %v for its client", answers, limit)
 		}
 	})
+}
+
+// TestAnAdminRefusalDoesNotWaitForTheBody: with the admin listener's own
+// limits (a 30 s read timeout), a request it refuses without reading its
+// body is answered at once, and its connection closed after the
+// lingering read, whether or not the client ever sends the body it
+// declared; as the public listener answers its refusals.
+func TestAnAdminRefusalDoesNotWaitForTheBody(t *testing.T) {
+	legacy := backendAnswering(t, `[]`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, legacy.URL), time.Now)
+	const change = "/admin/routes/get-patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	for _, c := range []struct {
+		name, head string
+		length     int
+		want       string
+	}{
+		{"a change without a token", "PATCH " + change, 1000, "401"},
+		{"a change by a viewer", "PATCH " + change + "Authorization: Bearer " + statusPageViewerToken + "\r\n", 1000, "403"},
+		{"a method no endpoint takes", "PUT " + change, 1000, "405"},
+		{"a change declared over 64 KiB", "PATCH " + change + "Authorization: Bearer " + statusPageToken + "\r\nIf-Match: \"0\"\r\n", 100 << 10, "413"},
+		{"a status page form without a session", "POST /ui/routes/get-patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n", 1000, "403"},
+		{"a path no endpoint serves", "POST /nowhere HTTP/1.1\r\nHost: x\r\n", 1000, "404"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			conn, err := net.Dial("tcp", r.admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			if _, err := fmt.Fprintf(conn, "%sContent-Length: %d\r\n\r\n{\"", c.head, c.length); err != nil {
+				t.Fatal(err)
+			}
+			// Seconds, not the read timeout's 30, on a loaded machine.
+			conn.SetReadDeadline(start.Add(3 * time.Second))
+			status, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no answer after %v while the body is outstanding: %v", time.Since(start).Round(time.Millisecond), err)
+			}
+			if !strings.HasPrefix(status, "HTTP/1.1 "+c.want+" ") {
+				t.Errorf("got %q; want %s", status, c.want)
+			}
+			conn.SetReadDeadline(start.Add(3 * edge.RefusalLinger))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				t.Errorf("the connection is still open after %v: %v", 3*edge.RefusalLinger, err)
+			}
+		})
+	}
 }

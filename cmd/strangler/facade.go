@@ -223,6 +223,9 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	}
 	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
 	if adminTLS != nil {
+		if err := edge.ConfigureHTTP2(s.admin); err != nil {
+			return servers{}, err
+		}
 		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, ln.admin) }
 	}
 	return s, nil

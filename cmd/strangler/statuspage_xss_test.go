@@ -4,9 +4,11 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,6 +178,71 @@ func TestAFlashMessageSetByAnotherPortIsNotShown(t *testing.T) {
 	}
 	if strings.Contains(got, "elsewhere.invalid") {
 		t.Errorf("the status page shows a flash another port set: %q", got)
+	}
+	if errs := b.close(); len(errs) > 0 {
+		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// A backend answering through the public listener on the admin
+// listener's host could set the status page's cookies: browsers do not
+// keep cookies apart by port. In a real browser, a backend that hands out
+// the session of another token's holder (session fixation), a nameless
+// cookie that reads as a session, and a CSRF cookie, leaves the operator
+// signed in as themselves.
+func TestABackendCannotSetTheStatusPageSession(t *testing.T) {
+	needChromium(t)
+	var fixed atomic.Value // the auditor's session id, once logged in
+	legacy := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		id, _ := fixed.Load().(string)
+		w.Header().Add("Set-Cookie", "strangler_session="+id+"; Path=/; HttpOnly")
+		w.Header().Add("Set-Cookie", "=strangler_session="+id+"; Path=/ui")
+		w.Header().Add("Set-Cookie", "strangler_csrf=forged; Path=/")
+		w.Header().Add("Set-Cookie", "theme=dark; Path=/")
+		io.WriteString(w, `[]`)
+	})
+	modern := backendAnswering(t, `[]`)
+	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, modern.URL), time.Now)
+
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm("http://"+r.admin+"/login", url.Values{"token": {statusPageViewerToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "strangler_session" {
+			fixed.Store(c.Value)
+		}
+	}
+	if fixed.Load() == nil {
+		t.Fatalf("logging in as the auditor set no session cookie (%s)", resp.Status)
+	}
+
+	b := openBrowser(t)
+	b.do("logging in to the status page, reading through the public listener, then opening the page again",
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), statusPageToken),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.ID("routes")),
+		chromedp.Navigate("http://"+r.public+"/patients"),
+		chromedp.Navigate("http://"+r.admin+"/"),
+		chromedp.WaitVisible(chromedp.CSS("header")),
+	)
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "Signed in as ops-alice") {
+		t.Errorf("after a backend set the page's cookies, the operator is not signed in as themselves:\n%s", got)
+	}
+	cookies, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookies != "theme=dark" {
+		t.Errorf("the browser's script-readable cookies are %q, want the backend's own theme=dark alone", cookies)
 	}
 	if errs := b.close(); len(errs) > 0 {
 		t.Errorf("the browser's console has errors:\n%s", strings.Join(errs, "\n"))

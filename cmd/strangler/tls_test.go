@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"strangler/internal/testcert"
 )
 
@@ -87,6 +89,13 @@ routes:
 		t.Errorf("got %s %q, want HTTP/2 from the client and to the backend", resp.Proto, body)
 	}
 
+	t.Run("both listeners offer HTTP/2 with the edge's stream limit", func(t *testing.T) {
+		for _, addr := range []string{line["listen"].(string), line["admin"].(string)} {
+			if got := maxStreams(t, addr, pool); got != 100 {
+				t.Errorf("%s announces SETTINGS_MAX_CONCURRENT_STREAMS %d, want 100 (net/http alone allows 250)", addr, got)
+			}
+		}
+	})
 	t.Run("the status page's session cookie is Secure", func(t *testing.T) {
 		noRedirect := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noRedirect.PostForm("https://"+line["admin"].(string)+"/login", url.Values{"token": {"tls-admin-token-0123456789"}})
@@ -106,4 +115,34 @@ routes:
 			t.Errorf("got %d, want 502: the backend's certificate must not be trusted", resp.StatusCode)
 		}
 	})
+}
+
+// maxStreams opens an HTTP/2 connection to addr and returns the stream
+// limit the server's first SETTINGS frame announces.
+func maxStreams(t *testing.T, addr string, roots *x509.CertPool) uint32 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{http2.NextProtoTLS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
+		t.Fatalf("%s negotiated %q, want h2", addr, p)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, http2.ClientPreface)
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("%s: reading its SETTINGS: %v", addr, err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			v, _ := sf.Value(http2.SettingMaxConcurrentStreams)
+			return v
+		}
+	}
 }
