@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // Upstream is one backend as the facade reaches it. It is safe for
@@ -252,35 +250,6 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 		err = Describe(err)
 	}
 	return n, err
-}
-
-// cleanTrailer removes from trailer, the trailer fields of a backend's
-// answer, those no client may read there (RFC 9110 section 6.5.1):
-// hop-by-hop fields, those net/http's server refuses to announce as
-// trailer fields (framing, routing, authentication, content format:
-// httpguts.ValidTrailerHeader), and the response controls and cookies a
-// client acts on before the content (RFC 9110 section 10.2). The reverse
-// proxy passes a trailer field the backend did not announce on with
-// http.TrailerPrefix, which net/http's server writes as it is: a backend's
-// Content-Length, Transfer-Encoding, Connection or Host trailer field
-// reached the client (found by the red team).
-func cleanTrailer(trailer http.Header) {
-	RemoveHopByHop(trailer)
-	for k := range trailer {
-		if !httpguts.ValidTrailerHeader(k) || responseControl(k) {
-			delete(trailer, k)
-		}
-	}
-}
-
-// responseControl reports the (canonical) names of the fields RFC 9110
-// section 10.2 calls response context and controls, and Set-Cookie.
-func responseControl(k string) bool {
-	switch k {
-	case "Age", "Content-Location", "Date", "Expires", "Location", "Retry-After", "Set-Cookie", "Vary":
-		return true
-	}
-	return false
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,
