@@ -140,7 +140,7 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, finish := watchSend(req, u.timeout)
 	resp, err := u.roundTrip(req)
-	return final(req, resp, finish(err))
+	return final(req, resp, finish(err), u.timeout)
 }
 
 func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
@@ -197,7 +197,7 @@ func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Res
 	} else {
 		resp, err = u.roundTrip(i.Hold(req))
 	}
-	return final(req, resp, finish(err))
+	return final(req, resp, finish(err), u.timeout)
 }
 
 // errNotFinal fails an attempt whose answer has a status that cannot end
@@ -215,8 +215,10 @@ var errNotFinal = errors.New("the backend's answer has no final status (below 10
 // final is the outcome of sending req, resp or err, as callers get it:
 // errNotFinal, resp's connection closed, when resp's status cannot end
 // the exchange; else resp, its body of unknown length (chunked, the one
-// that may have a trailer) read as chunkedBody.
-func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+// that may have a trailer) read as chunkedBody, one of known length
+// watched for reads that wait past timeout (see watchBody; a directBody
+// sets a read deadline instead, which costs no allocation).
+func final(req *http.Request, resp *http.Response, err error, timeout time.Duration) (*http.Response, error) {
 	switch {
 	case err != nil:
 		return nil, err
@@ -225,6 +227,12 @@ func final(req *http.Request, resp *http.Response, err error) (*http.Response, e
 		return nil, errNotFinal
 	case resp.ContentLength < 0 && resp.Body != http.NoBody && resp.StatusCode != http.StatusSwitchingProtocols:
 		resp.Body = &chunkedBody{ReadCloser: resp.Body, resp: resp}
+	case resp.ContentLength > 0 && resp.Body != http.NoBody && timeout > 0:
+		if b, ok := resp.Body.(*directBody); ok {
+			b.timeout = timeout
+		} else {
+			resp.Body = &watchBody{ReadCloser: resp.Body, timeout: timeout}
+		}
 	}
 	return resp, nil
 }
