@@ -61,3 +61,35 @@ func TestABackendsMalformedTrailerLineStaysOutOfTheLog(t *testing.T) {
 		t.Errorf("the log holds the backend's bytes:\n%s", logs)
 	}
 }
+
+// TestTheClientIsPromisedOnlyTrailerFieldsThatMayBeSent reads the
+// facade's answer as bytes: a backend announces in its Trailer field
+// names that cannot be trailer fields besides X-Checksum; the client's
+// Trailer field names X-Checksum alone (it named them all, promising
+// fields the facade drops at the body's end).
+func TestTheClientIsPromisedOnlyTrailerFieldsThatMayBeSent(t *testing.T) {
+	legacy := rawAnswer(t, "HTTP/1.1 200 OK\r\nTrailer: Set-Cookie, X-Checksum, Host, Location, Date\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 42\r\nSet-Cookie: s=1\r\nHost: elsewhere\r\n\r\n")
+	f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	answer, _ := io.ReadAll(conn)
+	head, rest, _ := strings.Cut(string(answer), "\r\n\r\n")
+	var announced []string
+	for line := range strings.SplitSeq(head, "\r\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Trailer") {
+			announced = append(announced, strings.TrimSpace(value))
+		}
+	}
+	if len(announced) != 1 || announced[0] != "X-Checksum" {
+		t.Errorf("the client's Trailer fields are %q, want X-Checksum alone", announced)
+	}
+	if _, trailer, _ := strings.Cut(rest, "\r\n0\r\n"); !strings.HasPrefix(trailer, "X-Checksum: 42\r\n\r\n") {
+		t.Errorf("the answer ends %q, want the trailer X-Checksum: 42 alone", rest)
+	}
+}

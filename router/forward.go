@@ -89,15 +89,22 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	}
 	h := w.Header()
 	addHeader(h, res.Header)
-	announced := len(res.Trailer)
-	if announced > 0 {
+	announced := 0
+	if len(res.Trailer) > 0 {
 		// The transport keeps the Trailer field's names in res.Trailer
-		// alone.
-		names := make([]string, 0, announced)
+		// alone. The client is promised those that may be sent: the
+		// body's end drops the others (a backend's Trailer: Set-Cookie,
+		// Host reached the client, which then waited for fields never
+		// sent).
+		names := make([]string, 0, len(res.Trailer))
 		for k := range res.Trailer {
-			names = append(names, k)
+			if !upstream.NotTrailer(k) {
+				names = append(names, k)
+			}
 		}
-		h.Add("Trailer", strings.Join(names, ", "))
+		if announced = len(names); announced > 0 {
+			h.Add("Trailer", strings.Join(names, ", "))
+		}
 	}
 	w.WriteHeader(res.StatusCode)
 	if err := f.t.copyBody(w, res, in); err != nil {

@@ -92,33 +92,18 @@ func (t *Table) dropHeaders(h http.Header, trusted bool) {
 // chunked body, what a backend must not read there: what dropHeaders drops
 // from the header (a trailer field X-Forwarded-For or X-Strangler-Primary-Status
 // reached the backend past it, found by the red team), and the fields that
-// cannot be trailer fields because they are needed before the content
-// (RFC 9110 section 6.5.1): framing (a Content-Length or
-// Transfer-Encoding trailer field made Go's transport fail the request, a
-// 502 the client caused), routing, authentication, request modifiers,
-// content format, and method overrides.
+// cannot be trailer fields of a request (upstream.NotRequestTrailer): a
+// Content-Length or Transfer-Encoding trailer field made Go's transport
+// fail the request, a 502 the client caused.
 func (t *Table) dropTrailer(trailer http.Header, trusted bool) {
 	t.dropHeaders(trailer, trusted)
 	for k := range trailer {
-		if notTrailer(canonical.CGIName(k)) {
+		// Under headers_with_underscores: allow, backends read
+		// X_Http_Method as X-Http-Method, as in the header.
+		if upstream.NotRequestTrailer(canonical.CGIName(k)) {
 			delete(trailer, k)
 		}
 	}
-}
-
-// notTrailer reports the (canonical) field names that cannot be trailer
-// fields: Go's HTTP/2 server refuses most of them in trailers (RFC 7230
-// section 4.1.2's list), and the rest are RFC 9110 section 6.5.1's kinds.
-func notTrailer(k string) bool {
-	switch k {
-	case "Authorization", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
-		"Content-Range", "Content-Type", "Cookie", "Date", "Expect", "Host", "Keep-Alive",
-		"Max-Forwards", "Pragma", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
-		"Range", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Www-Authenticate",
-		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Request-Id":
-		return true
-	}
-	return strings.HasPrefix(k, "If-")
 }
 
 // onlyWebSocket leaves on h, the header of a request the forwarder

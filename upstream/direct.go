@@ -368,6 +368,9 @@ type directBody struct {
 	c    *directConn
 	stop func() bool
 	keep time.Duration // how long the connection may wait idle after it; 0: closed
+	// timeout bounds each read as watchBody does, with a read deadline
+	// (final sets it for a body of known length); 0: none.
+	timeout time.Duration
 
 	// done is set by whichever ends the body first: its end, which gives
 	// the connection back, or Close, which closes it. Close may come from
@@ -379,9 +382,18 @@ func (b *directBody) Read(p []byte) (int, error) {
 	if b.done.Load() {
 		return 0, io.EOF
 	}
+	if b.timeout > 0 {
+		b.c.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 	n, err := b.body.Read(p)
-	if err == io.EOF && b.done.CompareAndSwap(false, true) {
+	switch {
+	case err == io.EOF && b.done.CompareAndSwap(false, true):
+		if b.timeout > 0 {
+			b.c.conn.SetReadDeadline(time.Time{})
+		}
 		b.d.release(b.c, b.stop, b.keep)
+	case b.timeout > 0 && err != nil && err != io.EOF && isTimeout(err):
+		err = errBodyStalled
 	}
 	return n, err
 }
@@ -392,6 +404,12 @@ func (b *directBody) Close() error {
 		b.c.conn.Close()
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a deadline's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // get returns an idle connection, or dials a new one (always when fresh);

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,4 +86,52 @@ func (w *stallWatch) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+}
+
+// errBodyStalled is the error a read of a stalled answer body (watchBody)
+// ends with.
+var errBodyStalled = fmt.Errorf("the backend stopped sending the answer's body: %w", context.DeadlineExceeded)
+
+// watchBody is an answer body of known length whose reads may each wait
+// for the backend at most timeout, as nginx's proxy_read_timeout bounds
+// the wait between two reads of a backend's answer: a backend that sent
+// its head and then stalled its body held the client for as long as it
+// waited. A body of unknown length (chunked: server-sent events, long
+// polls) is not watched, and the time the client takes to read what was
+// read is not counted. A stall closes the body, which closes its
+// connection and ends the pending read with errBodyStalled.
+type watchBody struct {
+	io.ReadCloser
+	timeout time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (w *watchBody) Read(p []byte) (int, error) {
+	if w.stalled.Load() {
+		return 0, errBodyStalled
+	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(w.timeout, w.stall)
+	} else {
+		w.timer.Reset(w.timeout)
+	}
+	n, err := w.ReadCloser.Read(p)
+	w.timer.Stop()
+	if err != nil && w.stalled.Load() {
+		err = errBodyStalled
+	}
+	return n, err
+}
+
+func (w *watchBody) stall() {
+	w.stalled.Store(true)
+	w.ReadCloser.Close()
+}
+
+func (w *watchBody) Close() error {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	return w.ReadCloser.Close()
 }

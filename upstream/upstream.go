@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // Upstream is one backend as the facade reaches it. It is safe for
@@ -142,7 +140,7 @@ func (u *Upstream) Target(in *url.URL) *url.URL {
 func (u *Upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, finish := watchSend(req, u.timeout)
 	resp, err := u.roundTrip(req)
-	return final(req, resp, finish(err))
+	return final(req, resp, finish(err), u.timeout)
 }
 
 func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
@@ -199,7 +197,7 @@ func (u *Upstream) RoundTripHeld(req *http.Request, i *Informational) (*http.Res
 	} else {
 		resp, err = u.roundTrip(i.Hold(req))
 	}
-	return final(req, resp, finish(err))
+	return final(req, resp, finish(err), u.timeout)
 }
 
 // errNotFinal fails an attempt whose answer has a status that cannot end
@@ -217,8 +215,10 @@ var errNotFinal = errors.New("the backend's answer has no final status (below 10
 // final is the outcome of sending req, resp or err, as callers get it:
 // errNotFinal, resp's connection closed, when resp's status cannot end
 // the exchange; else resp, its body of unknown length (chunked, the one
-// that may have a trailer) read as chunkedBody.
-func final(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
+// that may have a trailer) read as chunkedBody, one of known length
+// watched for reads that wait past timeout (see watchBody; a directBody
+// sets a read deadline instead, which costs no allocation).
+func final(req *http.Request, resp *http.Response, err error, timeout time.Duration) (*http.Response, error) {
 	switch {
 	case err != nil:
 		return nil, err
@@ -227,6 +227,12 @@ func final(req *http.Request, resp *http.Response, err error) (*http.Response, e
 		return nil, errNotFinal
 	case resp.ContentLength < 0 && resp.Body != http.NoBody && resp.StatusCode != http.StatusSwitchingProtocols:
 		resp.Body = &chunkedBody{ReadCloser: resp.Body, resp: resp}
+	case resp.ContentLength > 0 && resp.Body != http.NoBody && timeout > 0:
+		if b, ok := resp.Body.(*directBody); ok {
+			b.timeout = timeout
+		} else {
+			resp.Body = &watchBody{ReadCloser: resp.Body, timeout: timeout}
+		}
 	}
 	return resp, nil
 }
@@ -252,35 +258,6 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 		err = Describe(err)
 	}
 	return n, err
-}
-
-// cleanTrailer removes from trailer, the trailer fields of a backend's
-// answer, those no client may read there (RFC 9110 section 6.5.1):
-// hop-by-hop fields, those net/http's server refuses to announce as
-// trailer fields (framing, routing, authentication, content format:
-// httpguts.ValidTrailerHeader), and the response controls and cookies a
-// client acts on before the content (RFC 9110 section 10.2). The reverse
-// proxy passes a trailer field the backend did not announce on with
-// http.TrailerPrefix, which net/http's server writes as it is: a backend's
-// Content-Length, Transfer-Encoding, Connection or Host trailer field
-// reached the client (found by the red team).
-func cleanTrailer(trailer http.Header) {
-	RemoveHopByHop(trailer)
-	for k := range trailer {
-		if !httpguts.ValidTrailerHeader(k) || responseControl(k) {
-			delete(trailer, k)
-		}
-	}
-}
-
-// responseControl reports the (canonical) names of the fields RFC 9110
-// section 10.2 calls response context and controls, and Set-Cookie.
-func responseControl(k string) bool {
-	switch k {
-	case "Age", "Content-Location", "Date", "Expires", "Location", "Retry-After", "Set-Cookie", "Vary":
-		return true
-	}
-	return false
 }
 
 // relay passes an attempt's 1xx responses on to the client trace outer,

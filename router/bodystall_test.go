@@ -1,0 +1,84 @@
+package router
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/internal/testkit"
+)
+
+// stallingBackend writes answer to every request, then waits until the
+// test ends (pause < 0) or for pause and writes rest.
+func stallingBackend(t *testing.T, answer string, pause time.Duration, rest string) string {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	return "http://" + testkit.ServeConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, answer)
+		if pause < 0 {
+			<-done
+			return
+		}
+		select {
+		case <-time.After(pause):
+			io.WriteString(c, rest)
+		case <-done:
+		}
+	})
+}
+
+// TestAStalledBodyOfKnownLengthIsCutAfterTheBackendsTimeout: a backend
+// sends the head of an answer with a Content-Length and part of its body,
+// then nothing; the facade ends the client's answer (its connection
+// closed short of the length, net/http drops what it buffered) once a
+// read has waited for the backend's
+// timeout (1 s), on the direct path (GET) and Go's transport (a chunked
+// request body). It held the client for as long as the backend waited.
+func TestAStalledBodyOfKnownLengthIsCutAfterTheBackendsTimeout(t *testing.T) {
+	legacy := stallingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", -1, "")
+	f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "/x", mode: legacy}`)
+	for name, request := range map[string]string{
+		"direct":    "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"transport": "POST /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			start := time.Now()
+			conn.SetDeadline(start.Add(8 * time.Second))
+			io.WriteString(conn, request)
+			answer, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatalf("after %v the client still waits (%v), with %q", time.Since(start).Round(time.Millisecond), err, answer)
+			}
+			// net/http's server drops what it buffered of an answer it
+			// aborts: the client may get nothing, never all 10 bytes.
+			if _, body, _ := strings.Cut(string(answer), "\r\n\r\n"); len(body) >= 10 {
+				t.Errorf("answer %q, want it cut short of its length", answer)
+			}
+		})
+	}
+}
+
+// TestAPausingStreamIsNotCut: a body of unknown length (chunked) that
+// pauses for twice the backend's timeout reaches the client whole.
+func TestAPausingStreamIsNotCut(t *testing.T) {
+	legacy := stallingBackend(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", 2*time.Second, "2\r\ncd\r\n0\r\n\r\n")
+	f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "/x", mode: legacy}`)
+	resp, body := f.get(t, "/x")
+	if resp.StatusCode != http.StatusOK || body != "abcd" {
+		t.Errorf("got %d %q, want 200 abcd", resp.StatusCode, body)
+	}
+}
