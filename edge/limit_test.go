@@ -149,3 +149,32 @@ func TestTheDefaultCapIsHalfTheOpenFileLimit(t *testing.T) {
 		}
 	}
 }
+
+// net/http half-closes after an error answer, and the router half-closes
+// upgraded connections; through the cap as through the framing check,
+// CloseWrite must reach the TCP connection.
+func TestACappedConnectionStillHalfCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := TrackFraming(LimitConnections(ln, 1, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer limited.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := limited.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if err := server.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("client read after the half-close: got %d, %v; want EOF", n, err)
+	}
+}
