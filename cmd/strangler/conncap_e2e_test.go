@@ -41,8 +41,8 @@ routes:
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// dash's ulimit sets the soft and the hard limit, so the Go runtime
-	// cannot raise the soft one again.
+	// sh's ulimit (dash's, bash's) sets the soft and the hard limit, so Go
+	// cannot raise the soft one again at start.
 	p := startProcessesOf(t, "/bin/sh", []string{"-c", `ulimit -n 256 && exec "$0" "$@"`, binary(t), "serve", "--config", path})[0]
 
 	if got := metricValue(t, p.admin, "strangler_client_connections_max"); got != "128" {
