@@ -29,6 +29,11 @@ type Config struct {
 	// TrustedProxies lists the networks whose X-Forwarded-* headers are kept;
 	// from anyone else they are replaced.
 	TrustedProxies []Prefix `yaml:"trusted_proxies,omitempty"`
+	// MaxConnections caps the client connections the public listener holds
+	// at once; at the cap further clients wait in the kernel's backlog. 0
+	// (unset) is half the process's open-file limit, the rest left to the
+	// backends, the store and the admin listener.
+	MaxConnections int `yaml:"max_connections,omitempty"`
 	// MaxReplayBody caps a request body that must be buffered to be sent
 	// twice; routes may lower or raise it.
 	MaxReplayBody ByteSize `yaml:"max_replay_body"`

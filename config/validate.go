@@ -33,6 +33,9 @@ func (d *checker) validate(c *Config) {
 			d.errorAt(fmt.Sprintf("allow_methods[%d]", i), "%s is never let through: CONNECT would tunnel past the facade, TRACE reflects credentials", m)
 		}
 	}
+	if c.MaxConnections < 0 {
+		d.errorAt("max_connections", "must not be negative; 0, as leaving it out, is half the process's open-file limit")
+	}
 	if c.MaxReplayBody > c.ReplayBudget {
 		d.errorAt("replay_budget", "%s is less than max_replay_body (%s): no such body could ever be buffered; raise it or lower max_replay_body",
 			c.ReplayBudget, c.MaxReplayBody)

@@ -19,6 +19,22 @@ type Def struct {
 // latency is the bucket layout of every duration histogram: 1 ms to 10 s.
 var latency = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
+// The public listener (package edge).
+var (
+	ClientConnections = Def{
+		Name: "strangler_client_connections",
+		Help: "Client connections the public listener holds open now; max_connections bounds it.",
+	}
+	ClientConnectionsMax = Def{
+		Name: "strangler_client_connections_max",
+		Help: "The public listener's max_connections: set, or half the process's open-file limit.",
+	}
+	ClientConnectionsFull = Def{
+		Name: "strangler_client_connections_full_total",
+		Help: "Times the public listener was at max_connections when ready for the next client, which then waited in the kernel's backlog until a connection closed.",
+	}
+)
+
 // The request path (package router).
 var (
 	Requests = Def{
@@ -169,7 +185,7 @@ var (
 // metric missing here, or none registers one listed.
 var All = []Def{
 	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
-	ReplayBuffered,
+	ReplayBuffered, ClientConnections, ClientConnectionsMax, ClientConnectionsFull,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,

@@ -190,7 +190,8 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	if err != nil {
 		return servers{}, err
 	}
-	s := servers{public: public, servePublic: func() error { return serveUntilClosed(public, edge.TrackFraming(ln.public)) }}
+	limited := edge.LimitConnections(ln.public, maxConnections(cfg, log), f.reg, log)
+	s := servers{public: public, servePublic: func() error { return serveUntilClosed(public, edge.TrackFraming(limited)) }}
 	if cfg.TLS != nil {
 		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)
 		if err != nil {
@@ -200,7 +201,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		// The framing check reads plaintext HTTP/1 off the connection, which
 		// TLS hides; over TLS net/http's own framing rules apply (it drops
 		// a Content-Length sent with Transfer-Encoding and re-frames).
-		s.servePublic = func() error { return serveTLSUntilClosed(public, ln.public) }
+		s.servePublic = func() error { return serveTLSUntilClosed(public, limited) }
 	}
 	adminTLS, err := adminTLSConfig(cfg, log)
 	if err != nil {

@@ -176,8 +176,8 @@ func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) 
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
 	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
-	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen || old.Store != cfg.Store || old.Repairs.Workers != cfg.Repairs.Workers {
-		r.log.Warn("listen addresses, the store and repairs.workers take effect on restart")
+	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen || old.MaxConnections != cfg.MaxConnections || old.Store != cfg.Store || old.Repairs.Workers != cfg.Repairs.Workers {
+		r.log.Warn("listen addresses, max_connections, the store and repairs.workers take effect on restart")
 	}
 	return true, false
 }
