@@ -34,7 +34,8 @@ type TargetAPI struct {
 	Path string `yaml:"path"`
 	// Body maps each field of the JSON body to where its value comes from:
 	// a source column, or {from, transform, default, lookup}. A lookup
-	// reads another source table; without from it matches the row's key.
+	// reads another source table; without from it matches the row's key,
+	// and its where narrows the rows it reads to one value.
 	Body map[string]Column `yaml:"body"`
 	// GroupBy is a source column whose rows are sent one at a time, in key
 	// order (a hospital's patients, a patient's visits); empty means every
@@ -287,6 +288,9 @@ func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 			d.checkIdent(path+".lookup.table", l.Table, true)
 			d.checkIdent(path+".lookup.key", l.Key, false)
 			d.checkIdent(path+".lookup.column", l.Column, false)
+			for _, col := range slices.Sorted(maps.Keys(l.Where)) {
+				d.checkIdent(path+".lookup.where."+col, col, false)
+			}
 		}
 	}
 	if a.GroupBy != "" {
