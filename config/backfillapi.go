@@ -249,6 +249,25 @@ func (d *checker) checkMethod(path, m string, allowed ...string) {
 	}
 }
 
+// checkWhere checks a body lookup's where: column names, each once in
+// any case, since MySQL's column names are (Code: RVH and code: MGH
+// would match no row, and send every row's field as null).
+func (d *checker) checkWhere(path string, where map[string]string) {
+	cols := slices.SortedFunc(maps.Keys(where), func(a, b string) int {
+		pa, pb := d.Pos[path+"."+a], d.Pos[path+"."+b]
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Column, pb.Column))
+	})
+	first := map[string]string{}
+	for _, col := range cols {
+		at := path + "." + col
+		d.checkIdent(at, col, false)
+		if other, dup := first[strings.ToLower(col)]; dup {
+			d.errorAt(at, "repeats the column %s (line %d): column names are the same in any case", other, d.Pos[path+"."+other].Line)
+		}
+		first[strings.ToLower(col)] = col
+	}
+}
+
 // validateTargetAPI checks a table sent through the API; at names its
 // fields.
 func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
@@ -288,9 +307,7 @@ func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 			d.checkIdent(path+".lookup.table", l.Table, true)
 			d.checkIdent(path+".lookup.key", l.Key, false)
 			d.checkIdent(path+".lookup.column", l.Column, false)
-			for _, col := range slices.Sorted(maps.Keys(l.Where)) {
-				d.checkIdent(path+".lookup.where."+col, col, false)
-			}
+			d.checkWhere(path+".lookup.where", l.Where)
 		}
 	}
 	if a.GroupBy != "" {
