@@ -69,6 +69,10 @@ const (
 	// it: a date that is no date (0000-00-00), a number JSON cannot
 	// write. The row is never sent.
 	reasonInvalidValue = "invalid_value"
+	// reasonSeveralValues: a body lookup finds several distinct values
+	// (a patient's two MRNs) and its where does not say which one. The
+	// row is never sent.
+	reasonSeveralValues = "several_values"
 	// reasonChanged: the row changed since the API accepted it, and the
 	// table's request creates a resource (POST, the key not in the
 	// path): sending it again would make a second. The row is not sent.
@@ -551,7 +555,7 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = fmt.Sprintf("rejected by the API (%d)", f.Status)
 	case reasonRetriesExhausted:
 		s = fmt.Sprintf("still failing after %d attempts (last: %s)", t.api.Retry.MaxAttempts, statusText(f.Status))
-	case reasonInvalidText, reasonInvalidPath, reasonInvalidValue:
+	case reasonInvalidText, reasonInvalidPath, reasonInvalidValue, reasonSeveralValues:
 		s = "not sent"
 	case reasonChanged:
 		s = "changed since the API accepted it; not sent, as the table's request (POST, its key not in the path) would create it again"
@@ -621,6 +625,21 @@ func (t *apiTable) invalidPath(row sourceRow) string {
 	return ""
 }
 
+// severalValues names the first field whose lookup finds several
+// distinct values, or "".
+func (t *apiTable) severalValues(row sourceRow) string {
+	for _, f := range t.fields {
+		if f.several > 0 && string(row.vals[f.several]) == "1" {
+			return f.name
+		}
+	}
+	return ""
+}
+
+// severalShown stands in the ledger's payload for a lookup's field that
+// found several values: none of them is shown, redacted or not.
+type severalShown struct{}
+
 // invalidText names the first field whose value would go as a JSON
 // string but is not UTF-8, or "".
 func (t *apiTable) invalidText(row sourceRow) string {
@@ -663,6 +682,8 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 	for _, f := range t.fields {
 		v := body[f.name]
 		switch n, ok := v.(json.Number); {
+		case v == severalShown{}:
+			v = "<several values>"
 		case f.redacted && v != nil:
 			if doc, isDoc := v.(json.RawMessage); isDoc {
 				v = string(doc)
@@ -702,6 +723,12 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 	// The messages name a column or field, never its value.
 	if col := t.invalidPath(row); col != "" {
 		return notSent(reasonInvalidPath, "path column "+col+" is empty, NULL, . or .., which would address another resource")
+	}
+	if field := t.severalValues(row); field != "" {
+		// Not the value LIMIT 1 picked: it is one of the patient's identifiers.
+		body[field] = severalShown{}
+		l := t.api.Body[field].Lookup
+		return notSent(reasonSeveralValues, "field "+field+": lookup of "+l.Column+" in "+l.Table+" by "+l.Key+" finds several values; narrow it with where")
 	}
 	if field := t.invalidText(row); field != "" {
 		return notSent(reasonInvalidText, "field "+field+" is not valid UTF-8 text, which JSON cannot carry")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -36,6 +37,27 @@ type apiField struct {
 	redacted bool
 	// srcType is MySQL's type of the value (see column.srcType).
 	srcType string
+	// several is the index into cols of a lookup's check that it finds
+	// several distinct values (1 when it does), 0 for a field without a
+	// lookup (the check comes after the field's own column).
+	several int
+}
+
+// lookupExprs are a body lookup's subqueries on the source: its value,
+// and 1 when the rows it finds (narrowed by where) hold several distinct
+// values, 0 or NULL otherwise. Such a row is not sent: which of a
+// patient's two MRNs LIMIT 1 returns is the server's choice, and not even
+// the same one on every run. Values are told apart by their bytes (a
+// case-insensitive collation's 'ab' and 'AB' are two), and NULL is one.
+func lookupExprs(l *config.Lookup, base string) (value, several string) {
+	from := " FROM " + myIdent(l.Table) + " AS l WHERE l." + myIdent(l.Key) + " = " + base
+	for _, col := range slices.Sorted(maps.Keys(l.Where)) {
+		from += " AND l." + myIdent(col) + " = " + myLiteral(l.Where[col])
+	}
+	c := "l." + myIdent(l.Column)
+	value = "(SELECT " + c + from + " LIMIT 1)"
+	several = "(SELECT COUNT(DISTINCT CAST(" + c + " AS BINARY)) + (COUNT(*) > COUNT(" + c + ")) > 1" + from + ")"
+	return value, several
 }
 
 // planAPI checks the API tables against the source and prepares them.
@@ -88,7 +110,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	for _, name := range a.BodyFields() {
 		c := a.Body[name]
 		field := "target_api.body." + name
-		base := "NULL"
+		base, several, severalCol := "NULL", "", 0
 		if c.From != "" {
 			if err := need(field+".from", c.From); err != nil {
 				return nil, err
@@ -99,14 +121,18 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			if c.From == "" {
 				base = t.sourceKey
 			}
-			lookup := "(SELECT l." + myIdent(l.Column) + " FROM " + myIdent(l.Table) + " AS l WHERE l." + myIdent(l.Key) + " = " + base + " LIMIT 1)"
-			if _, err := src.ExecContext(ctx, "SELECT "+lookup+" FROM "+t.source+" LIMIT 0"); err != nil {
+			var value string
+			value, several = lookupExprs(l, base)
+			if _, err := src.ExecContext(ctx, "SELECT "+value+", "+several+" FROM "+t.source+" LIMIT 0"); err != nil {
 				return nil, fmt.Errorf("%s: reading the source: %w", at(field+".lookup"), err)
 			}
-			base = lookup
+			base = value
 		}
 		col := add(name, c, transformed(base, c))
-		t.fields = append(t.fields, apiField{name: name, col: col, redacted: tc.Redacted(name)})
+		if several != "" {
+			severalCol = add("{several "+name+"}", config.Column{}, several)
+		}
+		t.fields = append(t.fields, apiField{name: name, col: col, several: severalCol, redacted: tc.Redacted(name)})
 		t.redacted = t.redacted || tc.Redacted(name)
 	}
 	rest := a.Path

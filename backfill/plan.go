@@ -413,6 +413,16 @@ func myString(s string) string {
 	return "CONVERT(X'" + hex.EncodeToString([]byte(s)) + "' USING utf8mb4)"
 }
 
+// myLiteral is a MySQL string literal, needing no escaping either, to
+// compare with a column of any type or collation. myString's CONVERT
+// holds to its collation as firmly as a column does, so comparing it
+// with a utf8mb4_unicode_ci column is an illegal mix of collations; an
+// introduced literal takes the column's collation, and a number or date
+// column reads it as a number or a date.
+func myLiteral(s string) string {
+	return "_utf8mb4 X'" + hex.EncodeToString([]byte(s)) + "'"
+}
+
 // myIdent quotes a MySQL identifier, schema-qualified or not. The config
 // only lets plain identifiers through, so backticks cannot occur.
 func myIdent(name string) string {

@@ -155,10 +155,16 @@ func (c Column) MarshalYAML() (any, error) {
 
 // Lookup translates a foreign key through another target table, typically
 // through its legacy_id: {table: patients, key: legacy_id, column: id}.
+// In a target_api body it reads another source table instead.
 type Lookup struct {
 	Table  string `yaml:"table"`
 	Key    string `yaml:"key"`
 	Column string `yaml:"column"`
+	// Where narrows a body lookup to the rows whose columns equal these
+	// values ({Hospital_Identifier_Type_Code: RVH}): a row whose lookup
+	// still finds several values is not sent. A database lookup's key is
+	// unique (a unique index on it alone), so it takes none.
+	Where map[string]string `yaml:"where,omitempty"`
 }
 
 // Transform is one step applied to a source value. It is a closed set.
@@ -390,6 +396,9 @@ func (d *checker) validateColumn(path, name string, c Column) {
 		d.checkIdent(path+".lookup.table", c.Lookup.Table, true)
 		d.checkIdent(path+".lookup.key", c.Lookup.Key, false)
 		d.checkIdent(path+".lookup.column", c.Lookup.Column, false)
+		if len(c.Lookup.Where) > 0 {
+			d.errorAt(path+".lookup.where", "applies to target_api body lookups only; a database lookup's key is unique, so it finds one row")
+		}
 	}
 }
 

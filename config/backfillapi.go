@@ -34,7 +34,8 @@ type TargetAPI struct {
 	Path string `yaml:"path"`
 	// Body maps each field of the JSON body to where its value comes from:
 	// a source column, or {from, transform, default, lookup}. A lookup
-	// reads another source table; without from it matches the row's key.
+	// reads another source table; without from it matches the row's key,
+	// and its where narrows the rows it reads to one value.
 	Body map[string]Column `yaml:"body"`
 	// GroupBy is a source column whose rows are sent one at a time, in key
 	// order (a hospital's patients, a patient's visits); empty means every
@@ -248,6 +249,25 @@ func (d *checker) checkMethod(path, m string, allowed ...string) {
 	}
 }
 
+// checkWhere checks a body lookup's where: column names, each once in
+// any case, since MySQL's column names are (Code: RVH and code: MGH
+// would match no row, and send every row's field as null).
+func (d *checker) checkWhere(path string, where map[string]string) {
+	cols := slices.SortedFunc(maps.Keys(where), func(a, b string) int {
+		pa, pb := d.Pos[path+"."+a], d.Pos[path+"."+b]
+		return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Column, pb.Column))
+	})
+	first := map[string]string{}
+	for _, col := range cols {
+		at := path + "." + col
+		d.checkIdent(at, col, false)
+		if other, dup := first[strings.ToLower(col)]; dup {
+			d.errorAt(at, "repeats the column %s (line %d): column names are the same in any case", other, d.Pos[path+"."+other].Line)
+		}
+		first[strings.ToLower(col)] = col
+	}
+}
+
 // validateTargetAPI checks a table sent through the API; at names its
 // fields.
 func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
@@ -287,6 +307,7 @@ func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 			d.checkIdent(path+".lookup.table", l.Table, true)
 			d.checkIdent(path+".lookup.key", l.Key, false)
 			d.checkIdent(path+".lookup.column", l.Column, false)
+			d.checkWhere(path+".lookup.where", l.Where)
 		}
 	}
 	if a.GroupBy != "" {
