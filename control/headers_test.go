@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"strangler/config"
+	"strangler/domain"
 )
 
 // TestEveryAdminAnswerCarriesSecurityHeaders: JSON answers (a route, a
@@ -50,7 +51,8 @@ func TestEveryAdminAnswerCarriesSecurityHeaders(t *testing.T) {
 
 // TestCookiesAreSecureBehindATrustedTLSBalancer: behind a load balancer
 // that ends TLS (admin.trusted_proxies), the status page's session
-// cookie is Secure when the balancer says the browser used https; a
+// cookie is Secure, and named __Host-strangler_session, when the
+// balancer says the browser used https; a
 // client saying so itself, directly or to the left of the balancer's
 // word, gets no such say.
 func TestCookiesAreSecureBehindATrustedTLSBalancer(t *testing.T) {
@@ -79,11 +81,57 @@ func TestCookiesAreSecureBehindATrustedTLSBalancer(t *testing.T) {
 		rec := httptest.NewRecorder()
 		p.admin.mux.ServeHTTP(rec, req)
 		got := rec.Header().Get("Set-Cookie")
-		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(got, sessionCookie+"=") {
-			t.Fatalf("%s: got %d with %q, want 303 and a session cookie", c.name, rec.Code, got)
+		name := domain.AdminCookieName(sessionCookie, c.secure)
+		if rec.Code != http.StatusSeeOther || !strings.HasPrefix(got, name+"=") {
+			t.Fatalf("%s: got %d with %q, want 303 and a %s cookie", c.name, rec.Code, got, name)
 		}
 		if secure := strings.Contains(got, "; Secure"); secure != c.secure {
 			t.Errorf("%s: cookie %q, want Secure %v", c.name, got, c.secure)
 		}
+	}
+}
+
+// TestOverTLSOnlyTheHostPrefixedCookieIsTheSession: over TLS the session
+// is read from __Host-strangler_session alone. A strangler_session cookie,
+// which script on a plain-HTTP port of the same host can set, was read
+// as the session: it signed the operator in as whoever's session it
+// carried. It is ignored now.
+func TestOverTLSOnlyTheHostPrefixedCookieIsTheSession(t *testing.T) {
+	p := newPlane(t)
+	var lb config.Prefix
+	if err := lb.UnmarshalText([]byte("192.0.2.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	p.proxies.Set([]config.Prefix{lb})
+	viaTLS := func(method, body, cookie string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, "http://admin.internal/", strings.NewReader(body))
+		if method == "POST" {
+			req.URL.Path = "/login"
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.RemoteAddr = "192.0.2.1:4000"
+		req.Header.Set("X-Forwarded-Proto", "https")
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		rec := httptest.NewRecorder()
+		p.admin.mux.ServeHTTP(rec, req)
+		return rec
+	}
+	login := viaTLS("POST", "token="+aliceToken, "")
+	var id string
+	for _, c := range login.Result().Cookies() {
+		if c.Name == "__Host-strangler_session" {
+			id = c.Value
+		}
+	}
+	if id == "" {
+		t.Fatalf("login over TLS set %q, want a __Host-strangler_session cookie", login.Header()["Set-Cookie"])
+	}
+	if body := viaTLS("GET", "", "strangler_session="+id).Body.String(); strings.Contains(body, "Signed in as") {
+		t.Errorf("over TLS, a strangler_session cookie (no __Host- prefix) opened the session")
+	}
+	if body := viaTLS("GET", "", "__Host-strangler_session="+id).Body.String(); !strings.Contains(body, "Signed in as") {
+		t.Errorf("over TLS, the __Host-strangler_session cookie did not open the session:\n%s", body)
 	}
 }

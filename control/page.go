@@ -35,9 +35,10 @@ type statusPage struct {
 // auditLimit is how many audit entries the page shows.
 const auditLimit = 50
 
-// flashCookie carries the outcome of a form post to the page the browser
-// is redirected to.
-const flashCookie = domain.AdminCookiePrefix + "flash"
+// flashCookie is the base name (admin.setCookie) of the cookie that
+// carries the outcome of a form post to the page the browser is
+// redirected to.
+const flashCookie = "flash"
 
 // pageCSP allows the page's own stylesheet and inline SVG, and nothing
 // else: no script (default-src 'self' allowed the listener's own), no
@@ -122,16 +123,27 @@ func (p *statusPage) renderLogin(w http.ResponseWriter, status int, msg string) 
 	p.render(w, status, p.login, loginView{Title: "Log in", Error: msg, NoTokens: !p.Tokens.Configured()})
 }
 
-// setCookie sets the status page's cookie name to value for maxAge
+// setCookie sets the status page's cookie base to value for maxAge
 // seconds (0: the browser's session; -1: remove it). Every cookie of the
-// page is HttpOnly, SameSite=Strict, for the whole listener, and Secure
-// when the browser reached the listener over TLS, its own or a trusted
-// load balancer's (Proxies.https).
-func (a *admin) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+// page is HttpOnly, SameSite=Strict and for the whole listener. When the
+// browser reached the listener over TLS, its own or a trusted load
+// balancer's (Proxies.https), it is Secure and named with the __Host-
+// prefix (domain.AdminCookieName), so that a page on a plain-HTTP port of
+// the same host (a backend's, through the public listener) can neither
+// set it by script nor shadow it with one for a longer path.
+func (a *admin) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge int) {
+	secure := a.Proxies.https(r)
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, Secure: a.Proxies.https(r), SameSite: http.SameSiteStrictMode,
+		Name: domain.AdminCookieName(base, secure), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// cookie is the request's status page cookie base, by the name setCookie
+// gives it for r: over TLS, a cookie without the __Host- prefix is not the
+// page's and is ignored.
+func (a *admin) cookie(r *http.Request, base string) (*http.Cookie, error) {
+	return r.Cookie(domain.AdminCookieName(base, a.Proxies.https(r)))
 }
 
 func (a *admin) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
@@ -151,7 +163,7 @@ const storeDown = "The state store is unreachable, so status page sessions canno
 
 // index is GET /: the login form without a session, the status with one.
 func (p *statusPage) index(w http.ResponseWriter, r *http.Request) {
-	if _, err := r.Cookie(sessionCookie); err != nil {
+	if _, err := p.cookie(r, sessionCookie); err != nil {
 		p.renderLogin(w, http.StatusOK, "")
 		return
 	}
@@ -219,7 +231,7 @@ func (p *statusPage) loginPost(w http.ResponseWriter, r *http.Request) {
 	actor := tok.Name
 	ctx, cancel := timeout(r)
 	defer cancel()
-	if c, err := r.Cookie(sessionCookie); err == nil && plausibleSessionID(c.Value) {
+	if c, err := p.cookie(r, sessionCookie); err == nil && plausibleSessionID(c.Value) {
 		// A new login replaces the browser's previous session.
 		if err := p.closeSession(ctx, c.Value); err != nil {
 			p.log.Warn("ending the previous status page session at login failed; it expires when idle", "error", err)
@@ -420,10 +432,11 @@ func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, sessionID strin
 // takeFlash reads the flash message and clears it. It shows only one the
 // session sessionID was left: browsers keep cookies apart by host, not
 // by port, so a backend answering through the public listener (or any
-// service on the host) can set a strangler_flash cookie too, and its
-// words would read as the facade's.
+// service on the host) can set a strangler_flash cookie too (over
+// plain HTTP; over TLS, one without the __Host- prefix is ignored), and
+// its words would read as the facade's.
 func (a *admin) takeFlash(w http.ResponseWriter, r *http.Request, sessionID string) *flash {
-	c, err := r.Cookie(flashCookie)
+	c, err := a.cookie(r, flashCookie)
 	if err != nil {
 		return nil
 	}

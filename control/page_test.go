@@ -57,6 +57,10 @@ func (h *pageAdmin) appliedCount() int {
 	return len(h.applied)
 }
 
+// plainSessionCookie is the session cookie's name over plain HTTP, as
+// these tests reach the page.
+var plainSessionCookie = domain.AdminCookieName(sessionCookie, false)
+
 func newPageAdmin(t *testing.T) *pageAdmin {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
@@ -276,12 +280,12 @@ func TestStatusPageLoginSetsAStrictHttpOnlyCookie(t *testing.T) {
 	}
 	var c *http.Cookie
 	for _, rc := range resp.Cookies() {
-		if rc.Name == sessionCookie {
+		if rc.Name == plainSessionCookie {
 			c = rc
 		}
 	}
 	if c == nil {
-		t.Fatalf("no %s cookie: %v", sessionCookie, resp.Header["Set-Cookie"])
+		t.Fatalf("no %s cookie: %v", plainSessionCookie, resp.Header["Set-Cookie"])
 	}
 	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Secure {
 		t.Errorf("cookie %s: want HttpOnly, SameSite=Strict, Path=/ and not Secure over plain HTTP", resp.Header.Get("Set-Cookie"))

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"strangler/domain"
 	"strangler/store"
 )
 
@@ -26,11 +25,11 @@ type SessionStore interface {
 // sessionIdle is how long a status page session lasts unused.
 const sessionIdle = 8 * time.Hour
 
-// sessionCookie carries the status page's session id: random and opaque
-// (the token never leaves the login form), HttpOnly and SameSite=Strict so
-// that no script and no other site can use it, Secure when the admin
-// listener serves TLS.
-const sessionCookie = domain.AdminCookiePrefix + "session"
+// sessionCookie is the base name (admin.setCookie) of the cookie that
+// carries the status page's session id: random and opaque (the token never
+// leaves the login form), HttpOnly and SameSite=Strict so that no script
+// and no other site can use it.
+const sessionCookie = "session"
 
 // session is a status page login.
 type session struct {
@@ -76,7 +75,7 @@ func (a *admin) openSession(ctx context.Context, actor, token string) (string, e
 // sessionIdle, or its token changed, removed or expired. err is errSessionStore
 // when the store cannot tell.
 func (a *admin) sessionOf(r *http.Request) (s session, ok bool, err error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := a.cookie(r, sessionCookie)
 	if err != nil || !plausibleSessionID(c.Value) {
 		return session{}, false, nil
 	}

@@ -21,7 +21,7 @@ func (h *pageAdmin) sessionID(t *testing.T) string {
 	t.Helper()
 	u, _ := url.Parse(h.URL)
 	for _, c := range h.client.Jar.Cookies(u) {
-		if c.Name == sessionCookie {
+		if c.Name == plainSessionCookie {
 			return c.Value
 		}
 	}
@@ -41,7 +41,7 @@ func (h *pageAdmin) sendAs(t *testing.T, id, method, path string, form url.Value
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Cookie", sessionCookie+"="+id)
+	req.Header.Set("Cookie", plainSessionCookie+"="+id)
 	req.Header.Set("Origin", h.URL)
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -99,7 +99,7 @@ func TestStatusPageSessionExpiresAfterEightHoursUnused(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, sessionEnded) || !strings.Contains(body, `action="/login"`) {
 		t.Errorf("%v unused: got %d, want the login page saying the session ended", sessionIdle+time.Second, resp.StatusCode)
 	}
-	if c := resp.Cookies(); len(c) != 1 || c[0].Name != sessionCookie || c[0].MaxAge >= 0 {
+	if c := resp.Cookies(); len(c) != 1 || c[0].Name != plainSessionCookie || c[0].MaxAge >= 0 {
 		t.Errorf("got cookies %v, want the session cookie dropped", resp.Header["Set-Cookie"])
 	}
 	form := flipForm(csrfToken(id), "0", "modern", "with an expired session")

@@ -335,6 +335,7 @@ func TestABackendsAdminCookiesAreDropped(t *testing.T) {
 			"strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/; HttpOnly",
 			"=strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/ui",
 			" strangler_flash=eA; Path=/",
+			"__Host-strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/; Secure", // the admin listener's name over TLS
 			"strangler_csrf",
 			"lang=en",
 		} {

@@ -126,6 +126,16 @@ func startServeAt(t *testing.T, path string, now func() time.Time) *running {
 // startServeWith is startServeAt with the facade's options.
 func startServeWith(t *testing.T, path string, opts facadeOptions) *running {
 	t.Helper()
+	r := startServing(t, path, opts)
+	waitReady(t, r.admin)
+	return r
+}
+
+// startServing is startServeWith up to the facade's "serving" line,
+// before its admin listener says it is ready: for an admin listener that
+// waitReady's plain HTTP cannot reach.
+func startServing(t *testing.T, path string, opts facadeOptions) *running {
+	t.Helper()
 	cfg, err := configfile.Load(path, configfile.Env{Getenv: noEnv, ReadFile: filecap.Read})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +151,6 @@ func startServeWith(t *testing.T, path string, opts facadeOptions) *running {
 	})
 	line := r.logs.waitFor(t, "serving", nil, 10*time.Second)
 	r.public, r.admin = line["listen"].(string), line["admin"].(string)
-	waitReady(t, r.admin)
 	return r
 }
 
@@ -336,12 +345,13 @@ type browser struct {
 	close func() []string
 }
 
-// openBrowser starts Chromium for the rest of the test.
-func openBrowser(t *testing.T) *browser {
+// openBrowser starts Chromium for the rest of the test, with the extra
+// options (a flag trusting a test certificate).
+func openBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-quic", true),
@@ -350,7 +360,7 @@ func openBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1366, 768),
-	)
+	}, extra...)...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(ctx)
 	t.Cleanup(cancelTab)

@@ -96,7 +96,7 @@ routes:
 			}
 		}
 	})
-	t.Run("the status page's session cookie is Secure", func(t *testing.T) {
+	t.Run("the status page's session cookie is Secure and __Host-", func(t *testing.T) {
 		noRedirect := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noRedirect.PostForm("https://"+line["admin"].(string)+"/login", url.Values{"token": {"tls-admin-token-0123456789"}})
 		if err != nil {
@@ -104,8 +104,8 @@ routes:
 		}
 		resp.Body.Close()
 		cookies := resp.Cookies()
-		if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 || !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
-			t.Errorf("login over TLS: got %d with %q, want 303 and a Secure, HttpOnly, SameSite=Strict session cookie", resp.StatusCode, resp.Header["Set-Cookie"])
+		if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 || cookies[0].Name != "__Host-strangler_session" || !cookies[0].Secure || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode || cookies[0].Path != "/" || cookies[0].Domain != "" {
+			t.Errorf("login over TLS: got %d with %q, want 303 and a Secure, HttpOnly, SameSite=Strict __Host-strangler_session cookie for Path=/", resp.StatusCode, resp.Header["Set-Cookie"])
 		}
 	})
 	t.Run("a backend certificate from another authority is refused", func(t *testing.T) {
