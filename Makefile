@@ -22,7 +22,7 @@ test:
 	$(MAKE) --no-print-directory staticcheck
 	@# Allocation counts are only true without the race detector, which
 	@# the run below always has on: they are checked here, once.
-	$(GO) test -run 'AllocationsStayWithin' ./router
+	$(GO) test -run 'AllocationsStayWithin' ./router ./store
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -o pipefail && \
 	chmod 1777 "$$tmp" && \
 	TMPDIR=$$tmp $(GO) test -race -timeout 15m -json ./... | $(GO) run ./internal/testsummary

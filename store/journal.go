@@ -163,12 +163,7 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
 			// The secondary never gets it: nothing of the request is kept.
-			return s.transition(ctx, tx, id, moveSkip.from, `
-				UPDATE strangler_repairs
-				SET `+moveSkip.set()+`, status = $2, `+s.erase()+`,
-					lease_owner = NULL, lease_until = NULL, updated_at = $3
-				WHERE id = $1 AND `+moveSkip.where(),
-				id, o.Status, s.ts(now))
+			return s.transition(ctx, tx, id, moveSkip.from, s.outcomes.skip, id, o.Status, s.ts(now))
 		}
 		resource, shown := key, view
 		if resource == "" {
@@ -183,22 +178,17 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		if err != nil {
 			return err
 		}
-		until, leaseEnd := s.leaseAt(8, lease)
+		leaseEnd := s.leaseArg(lease)
 		var leaseOwner any // NULL: no lease
 		if owner != "" && !waits {
 			leaseOwner = owner
 		} else {
 			leaseEnd = nil // NULL too, in the lease clock's arithmetic
 		}
-		due, dueNow := s.leaseAt(9, 0)
-		outcome, args := s.sealedOutcome(id, 10, o.Location, o.PrimaryID)
-		err = s.transition(ctx, tx, id, moveQueue.from, `
-			UPDATE strangler_repairs
-			SET `+moveQueue.set()+`, seq = $2, status = $3, `+outcome+`,
-				next_attempt_at = `+due+`, lease_owner = $7, lease_until = `+until+`, updated_at = $4,
-				resource = $5, resource_view = $6
-			WHERE id = $1 AND `+moveQueue.where(),
-			append([]any{id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd, dueNow}, args...)...)
+		args := make([]any, 0, 13)
+		args = append(args, id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd, s.leaseArg(0))
+		err = s.transition(ctx, tx, id, moveQueue.from, s.outcomes.queue,
+			s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID)...)
 		leased = err == nil && leaseOwner != nil
 		return err
 	})
@@ -206,6 +196,36 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		return false, fmt.Errorf("store: record outcome of %s: %w", id, err)
 	}
 	return leased, nil
+}
+
+// outcomeStatements are the UPDATEs recordOutcome runs, built once per
+// store rather than once a write (their text is the statement cache's
+// key, and building it cost a few allocations a dual write).
+type outcomeStatements struct {
+	// skip settles a write the primary refused: id $1, status $2,
+	// updated_at $3.
+	skip string
+	// queue makes a write the primary applied pending: id $1, seq $2,
+	// status $3, updated_at $4, resource $5, resource_view $6,
+	// lease_owner $7, lease_until $8 and next_attempt_at $9 (leaseArg's),
+	// then sealedOutcomeArgs.
+	queue string
+}
+
+func (s *Store) outcomeStatements() outcomeStatements {
+	return outcomeStatements{
+		skip: `
+			UPDATE strangler_repairs
+			SET ` + moveSkip.set() + `, status = $2, ` + s.erase() + `,
+				lease_owner = NULL, lease_until = NULL, updated_at = $3
+			WHERE id = $1 AND ` + moveSkip.where(),
+		queue: `
+			UPDATE strangler_repairs
+			SET ` + moveQueue.set() + `, seq = $2, status = $3, ` + sealedOutcome(10) + `,
+				next_attempt_at = ` + s.leaseParam(9) + `, lease_owner = $7, lease_until = ` + s.leaseParam(8) + `, updated_at = $4,
+				resource = $5, resource_view = $6
+			WHERE id = $1 AND ` + moveQueue.where(),
+	}
 }
 
 // nextSeq returns the next sequence number for a write to resource, and

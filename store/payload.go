@@ -64,20 +64,26 @@ func (s *Store) open(id string, p payload, sealed bool) (payload, error) {
 	return out, nil
 }
 
-// sealedOutcome returns the SET clause for a write's location and primary
-// id, the primary's answer, taking its arguments from $n on: the row says
-// whether its payload is encrypted, so both forms are passed and the row
-// picks. A row encrypted with keys this store does not have gets neither:
-// its payload cannot be read anyway, and a clear value must not join it.
-func (s *Store) sealedOutcome(id string, n int, location, primaryID string) (string, []any) {
+// sealedOutcome is the SET clause for a write's location and primary id,
+// the primary's answer, taking its arguments (sealedOutcomeArgs) from $n
+// on: the row says whether its payload is encrypted, so both forms are
+// passed and the row picks.
+func sealedOutcome(n int) string {
+	return fmt.Sprintf(`location = CASE WHEN sealed THEN $%d ELSE $%d END,
+		primary_id = CASE WHEN sealed THEN $%d ELSE $%d END`, n, n+1, n+2, n+3)
+}
+
+// sealedOutcomeArgs appends to args sealedOutcome's arguments for the
+// write id. A row encrypted with keys this store does not have gets
+// neither form: its payload cannot be read anyway, and a clear value must
+// not join it.
+func (s *Store) sealedOutcomeArgs(args []any, id, location, primaryID string) []any {
 	var sl, sp string
 	if s.keys != nil {
 		p, _ := s.seal(id, payload{location: location, primaryID: primaryID})
 		sl, sp = p.location, p.primaryID
 	}
-	set := fmt.Sprintf(`location = CASE WHEN sealed THEN $%d ELSE $%d END,
-		primary_id = CASE WHEN sealed THEN $%d ELSE $%d END`, n, n+1, n+2, n+3)
-	return set, []any{sl, clean(location), sp, clean(primaryID)}
+	return append(args, sl, clean(location), sp, clean(primaryID))
 }
 
 // erase is the SET clause that drops a settled write's payload.

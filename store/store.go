@@ -80,6 +80,8 @@ type Store struct {
 	// intents journals writes as sent (BeginWrite), completions marks
 	// delivered writes done (CompleteRepair).
 	intents, completions *rowWrite
+	// outcomes are the UPDATEs that record the primary's answer.
+	outcomes outcomeStatements
 }
 
 // Option configures a Store at Open or Start.
@@ -114,6 +116,7 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 		closing: closing, close: cancel, keys: keys, hasher: phi.NewHasher(nil)}
 	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
+	s.outcomes = s.outcomeStatements()
 	return s, nil
 }
 

@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"strangler/domain"
+)
+
+// The SQLite store's allocations for a dual write's journal entries (its
+// intent, the primary's answer leased to the worker), a figure that does
+// not move with the machine's load, unlike their time. The limit is
+// today's count (Go 1.26, modernc.org/sqlite), database/sql's and the
+// driver's included; a change that adds one shows here first.
+func TestDualWriteJournalAllocationsStayWithinTheirCount(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts differ under -race")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	write := func() {
+		n++
+		id := fmt.Sprintf("perfdw3-%06d", n)
+		in := domain.Intent{ID: id, Route: "create-record", Resource: "/records", ResourceView: "/records",
+			Method: http.MethodPost, Target: "/records", Primary: domain.Legacy,
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body:   []byte(`{"first_name":"Patient"}`)}
+		if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		created := fmt.Sprintf("/records/%d", n)
+		o := domain.Outcome{Status: http.StatusCreated, Resource: created, ResourceView: "/records/{id}", Location: created}
+		if leased, err := s.RecordOutcomeLeased(ctx, id, o, "worker", time.Minute); err != nil || !leased {
+			t.Fatalf("record outcome: leased %v, %v", leased, err)
+		}
+	}
+	for range 20 { // the statements are prepared from here on
+		write()
+	}
+	if got, max := testing.AllocsPerRun(200, write), 149.0; got > max {
+		t.Errorf("%v allocations a dual write's journal entries, want at most %v", got, max)
+	}
+}
