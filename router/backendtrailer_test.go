@@ -20,14 +20,7 @@ func TestABackendsTrailerReachesTheClientWithoutFieldsThatCannotBeThere(t *testi
 		"X-Checksum: 42\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"+
 		"Host: elsewhere\r\nSet-Cookie: s=1\r\n\r\n")
 	f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "GET /x", mode: legacy}`)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	answer, _ := io.ReadAll(conn)
+	answer := rawGetX(t, f)
 	_, trailer, found := strings.Cut(string(answer), "\r\n0\r\n")
 	if !found || !strings.Contains(trailer, "X-Checksum: 42\r\n") {
 		t.Fatalf("answer %q, want a chunked body ending in the trailer X-Checksum", answer)
@@ -71,14 +64,7 @@ func TestTheClientIsPromisedOnlyTrailerFieldsThatMayBeSent(t *testing.T) {
 	legacy := rawAnswer(t, "HTTP/1.1 200 OK\r\nTrailer: Set-Cookie, X-Checksum, Host, Location, Date\r\n"+
 		"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 42\r\nSet-Cookie: s=1\r\nHost: elsewhere\r\n\r\n")
 	f := newFacade(t, legacy, legacy, "", `  - {name: x, match: "GET /x", mode: legacy}`)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	answer, _ := io.ReadAll(conn)
+	answer := rawGetX(t, f)
 	head, rest, _ := strings.Cut(string(answer), "\r\n\r\n")
 	var announced []string
 	for line := range strings.SplitSeq(head, "\r\n") {
@@ -92,4 +78,19 @@ func TestTheClientIsPromisedOnlyTrailerFieldsThatMayBeSent(t *testing.T) {
 	if _, trailer, _ := strings.Cut(rest, "\r\n0\r\n"); !strings.HasPrefix(trailer, "X-Checksum: 42\r\n\r\n") {
 		t.Errorf("the answer ends %q, want the trailer X-Checksum: 42 alone", rest)
 	}
+}
+
+// rawGetX sends GET /x to f on a connection of its own and returns the
+// facade's answer as the bytes it wrote, framing and trailer included.
+func rawGetX(t *testing.T, f *facade) []byte {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	answer, _ := io.ReadAll(conn)
+	return answer
 }
