@@ -227,6 +227,9 @@ func (r *relay1xx) got1xx(code int, header textproto.MIMEHeader) error {
 	}
 	h := r.w.Header()
 	addHeader(h, http.Header(header))
+	if _, ok := h["Set-Cookie"]; ok {
+		dropAdminCookies(h) // a 103 could carry one as a final answer could
+	}
 	r.w.WriteHeader(code)
 	// net/http sends a 1xx answer with the fields in the header map and
 	// leaves them there.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -353,5 +354,33 @@ func TestABackendsAdminCookiesAreDropped(t *testing.T) {
 	res, _ = f.get(t, "/x?only")
 	if got := res.Header.Values("Set-Cookie"); len(got) > 0 {
 		t.Errorf("Set-Cookie = %q, want none", got)
+	}
+}
+
+// TestAnInformationalAnswerSetsNoAdminCookie: the forwarder dropped the
+// admin listener's cookies from final answers only; a backend's 103
+// Early Hints passed its Set-Cookie on as it came.
+func TestAnInformationalAnswerSetsNoAdminCookie(t *testing.T) {
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.Header()["Set-Cookie"] = []string{"strangler_session=ABCDEFGHIJKLMNOPQRSTUVWXYZ234567; Path=/", "theme=dark"}
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Set-Cookie")
+		w.Write([]byte("ok"))
+	})
+	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+	var cookies [][]string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		cookies = append(cookies, h["Set-Cookie"])
+		return nil
+	}})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.URL+"/x", nil)
+	res, err := f.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if want := [][]string{{"theme=dark"}}; !reflect.DeepEqual(cookies, want) {
+		t.Errorf("the 1xx answers set cookies %q, want %q", cookies, want)
 	}
 }
