@@ -76,7 +76,7 @@ var (
 	}
 	Refused = Def{
 		Name:   "strangler_refused_total",
-		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key).",
+		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key), resource_busy (503: a dual write waited too long behind earlier writes to its path).",
 		Labels: []string{"route", "reason"},
 	}
 	ForcedRequests = Def{

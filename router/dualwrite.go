@@ -55,10 +55,17 @@ func newDualWriteRoute(r *config.Route) dualWriteRoute {
 // creation's answer.
 const idCaptureLimit = 1 << 20
 
-// leaseMargin is added to the primary's timeout for the journal lease: the
-// time the facade may take to record an answer before the intent counts
-// as abandoned.
+// leaseMargin is added to the primary's timeout, and to turnWait, for the
+// journal lease: the time the facade may take to record an answer before
+// the intent counts as abandoned.
 const leaseMargin = 30 * time.Second
+
+// turnWait is how long a dual write waits for its turn behind earlier
+// writes to its resource (resourceTurns): twice the primary's timeout,
+// as long as one write may hold it (response headers, then the head of
+// the answer read for the id), so that one write which times out does
+// not make the next one fail as well.
+func turnWait(primaryTimeout time.Duration) time.Duration { return 2 * primaryTimeout }
 
 // errJournal answers a write that could not be journaled: it is refused
 // (fail closed) rather than accepted and possibly lost.
@@ -136,11 +143,12 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
 	// It is cancelled only to end an answer that stalls (readHead).
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req.Context()))
+	client := req.Context()
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(client))
 	defer cancel(nil)
 	req = req.WithContext(ctx)
-	lease := t.upstreamOf(rt.primary).Timeout() + leaseMargin
-	intent, step := t.beginWrite(ctx, x, req, intent, key, lease)
+	timeout := t.upstreamOf(rt.primary).Timeout()
+	intent, step := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin)
 	switch step {
 	case answered:
 		return
@@ -148,7 +156,24 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	x.dualWrite = &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
+	w := &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
+	x.dualWrite = w
+	if req.Method != http.MethodPost {
+		// A create's resource is known from its answer only; it waits
+		// behind no other write (createdResource) and no write can wait
+		// behind it before it exists.
+		end, err := t.turns.take(client, resource, turnWait(timeout))
+		if err != nil {
+			t.settleUnsent(ctx, x)
+			if errors.Is(err, context.Canceled) {
+				clientLeft(x)
+			}
+			t.writeError(&x.w, req, x, err)
+			return
+		}
+		w.endTurn = end
+		defer w.passTurn()
+	}
 	defer t.settleWrite(ctx, x)
 	primary.ServeHTTP(&x.w, req)
 }
@@ -163,6 +188,18 @@ type pendingWrite struct {
 	recorded bool
 	// cancel ends the exchange with the primary.
 	cancel context.CancelCauseFunc
+	// endTurn, unless nil, ends the write's turn with the primary
+	// (resourceTurns): once its outcome is recorded, or its exchange ends.
+	endTurn func()
+}
+
+// passTurn lets the next write to the resource go to the primary. It runs
+// on the exchange's goroutine, as recordAnswer does, so at most once.
+func (w *pendingWrite) passTurn() {
+	if w.endTurn != nil {
+		w.endTurn()
+		w.endTurn = nil
+	}
 }
 
 // recordAnswer records the primary's answer to a dual write before the
@@ -201,6 +238,10 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 	} else {
 		err = t.journal.RecordOutcomeOf(ctx, w.intent, o)
 	}
+	// Recorded (or, on error, left to become unknown): the next write to
+	// the resource may go to the primary; the rest of this answer may
+	// stream for long.
+	w.passTurn()
 	if err != nil {
 		t.log.Error("recording a dual write's outcome failed; it becomes unknown when its lease passes",
 			"route", rt.name, "id", w.intent.ID, "status", o.Status, "error", err)
@@ -299,6 +340,17 @@ func resourceKey(path string) (string, bool) {
 	return canonical.RouteKey(p.Escaped), true
 }
 
+// settleUnsent settles a dual write the primary never got: nothing to
+// copy.
+func (t *Table) settleUnsent(ctx context.Context, x *exchange) {
+	rt, w := x.route, x.dualWrite
+	w.recorded = true
+	if err := t.journal.RecordOutcome(ctx, w.intent.ID, domain.Outcome{Status: http.StatusBadGateway}); err != nil {
+		t.log.Error("recording a dual write the primary never got failed", "route", rt.name, "id", w.intent.ID, "error", err)
+	}
+	t.metrics.DualWrite(rt.name, "skipped")
+}
+
 // settleWrite settles a dual write the primary did not answer; it runs
 // deferred, so also when the client hung up.
 func (t *Table) settleWrite(ctx context.Context, x *exchange) {
@@ -307,11 +359,7 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 		return
 	}
 	if upstream.Classify(ctx, x.answer.err).NotSent {
-		// The primary never got the request: nothing to copy.
-		if err := t.journal.RecordOutcome(ctx, w.intent.ID, domain.Outcome{Status: http.StatusBadGateway}); err != nil {
-			t.log.Error("recording a dual write the primary never got failed", "route", rt.name, "id", w.intent.ID, "error", err)
-		}
-		t.metrics.DualWrite(rt.name, "skipped")
+		t.settleUnsent(ctx, x)
 		return
 	}
 	// The primary may or may not have applied it. Only an operator, or a

@@ -405,12 +405,13 @@ const (
 	refusedKeyMoved       refusal = "key_moved"        // 409: an Idempotency-Key whose write went to the previous primary
 	refusedKeyReused      refusal = "key_reused"       // 422: an Idempotency-Key sent with another request
 	refusedKeyInvalid     refusal = "key_invalid"      // 400: an Idempotency-Key that cannot name a write
+	refusedResourceBusy   refusal = "resource_busy"    // 503: earlier writes to the resource held its turn past the primary's timeout
 )
 
 // refusals lists every refusal, for the metric's tests and README.
 func refusals() []refusal {
 	return []refusal{refusedMethod, refusedRequest, refusedBodyIncomplete, refusedBodyTimeout, refusedBodyTooLarge,
-		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid}
+		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid, refusedResourceBusy}
 }
 
 // errorAnswer is what the client gets for a failed exchange: the status,
@@ -448,6 +449,8 @@ func statusFor(r *http.Request, err error) errorAnswer {
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
 		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal}
+	case errors.Is(err, errResourceBusy):
+		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy}
 	case errors.Is(err, errKeyInFlight):
 		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight}
 	case errors.Is(err, errKeyMoved):

@@ -52,6 +52,9 @@ type Router struct {
 	// shadowHold says which backends asked for no shadow copies, and
 	// until when; it outlives reloads: every table reads it.
 	shadowHold *upstream.Holds
+	// turns orders the dual writes to one resource; it outlives reloads,
+	// so a write through a new table waits for one through the old.
+	turns *resourceTurns
 }
 
 // Deps are what the router needs besides configuration.
@@ -106,7 +109,7 @@ func New(d Deps) *Router {
 		budget.gauge = d.Metrics.replayBuffered
 	}
 	return &Router{deps: d, buffers: newBufferPool(), budget: budget, repairs: &repairKeys{ch: make(chan repairKey, repairQueue)},
-		sampling: make(chan struct{}, 1), shadowHold: &upstream.Holds{}}
+		sampling: make(chan struct{}, 1), shadowHold: &upstream.Holds{}, turns: newResourceTurns()}
 }
 
 // defaultSamplesPerRoute bounds the mismatch samples kept per route.

@@ -56,6 +56,9 @@ type Table struct {
 	// limit this table sets on it when swapped in.
 	budget       *replayBudget
 	replayBudget int64
+	// turns is the router's: one write at a time per resource is with
+	// the primary.
+	turns *resourceTurns
 	// idempotencyScope names the request parts that scope a client's
 	// Idempotency-Key.
 	idempotencyScope []config.Credential
@@ -122,6 +125,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		log:        r.deps.Log,
 		buffers:    r.buffers,
 		budget:     r.budget,
+		turns:      r.turns,
 		journal:    r.deps.Journal,
 		repairs:    r.repairs,
 		samples:    r.deps.Samples,
