@@ -108,7 +108,7 @@ func describe(t *table, c *column, pg *pgconn.PgError) string {
 // condition says in words what a data exception means for a value of typ.
 func condition(code, typ string) string {
 	switch code {
-	case "22P02", "22007":
+	case "22P02", "22007", "42601":
 		return "not a valid " + typ
 	case "22003", "22008":
 		return "out of range for " + typ

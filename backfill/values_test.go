@@ -397,6 +397,30 @@ func TestFailureReasonsHoldNoValueThatHoldsQuotes(t *testing.T) {
 	}
 }
 
+// TestValuesOfTypesWithASyntaxGoToTheLedger: tsvector and tsquery refuse
+// a value with a syntax error (SQLSTATE 42601), not a data exception, so
+// one such row stopped the whole table, and the table's error, in the
+// report, the log and the command's output, quoted the value: `write
+// notes: copy: ERROR: syntax error in tsvector: "Zelda:::Canary"`. The
+// row goes to the ledger, named by its column, and the run goes on.
+func TestValuesOfTypesWithASyntaxGoToTheLedger(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Words VARCHAR(80), Search VARCHAR(80))",
+		"CREATE TABLE notes (legacy_id bigint UNIQUE, words tsvector, search tsquery)",
+		config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id",
+			Columns: cols("NoteSerNum=legacy_id", "Words=words", "Search=search"), Redact: []string{"search"}})
+	w.exec(t, `INSERT INTO Note VALUES (1, 'Zelda:::Canary', NULL), (2, NULL, 'Zelda & '), (3, 'seen:1 mrn', 'seen & mrn')`)
+
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Error != "" || tr.Inserted != 1 || tr.Failed != 2 {
+		t.Errorf("error %q, inserted %d, failed %d; want no error, 1 and 2", tr.Error, tr.Inserted, tr.Failed)
+	}
+	want := []string{"column search: not a valid tsquery (SQLSTATE 42601)", "column words: syntax error in tsvector"}
+	if got := slices.Sorted(slices.Values(failureReasons(tr))); !slices.Equal(got, want) {
+		t.Errorf("reasons %q, want %q", got, want)
+	}
+}
+
 // TestNumbersAFloatCannotHoldAreRefused: a DECIMAL or an integer going
 // into real or double precision is a decimal number; when the float's
 // text would be another number (9007199254740993 reads back …992), the

@@ -79,16 +79,18 @@ func walk(err error, f func(error)) {
 	}
 }
 
-// PostgresMessage is pg's message without the values it quotes. Only a
-// data exception (SQLSTATE class 22) quotes a value: its message is cut
-// from its first double quote to its last (a value may hold quotes: cut
-// between one pair only, `"Zelda "Canary" 7"` left `Canary`), and the
-// bytes it dumps (`invalid byte sequence for encoding "UTF8": 0xe9 0x20`)
-// are dropped. `invalid input syntax for type date: "1901-02-33"` becomes
-// `invalid input syntax for type date`, so reasons group too. Other
-// messages name constraints, columns and tables, and are kept.
+// PostgresMessage is pg's message without the values it quotes. A data
+// exception (SQLSTATE class 22) quotes the value refused, and so does a
+// syntax error in a value of a type with a syntax of its own (42601:
+// `syntax error in tsvector: "…"`, tsquery, jsonpath): such a message is
+// cut from its first double quote to its last (a value may hold quotes:
+// cut between one pair only, `"Zelda "Canary" 7"` left `Canary`), and
+// the bytes it dumps (`invalid byte sequence for encoding "UTF8": 0xe9
+// 0x20`) are dropped. `invalid input syntax for type date: "1901-02-33"`
+// becomes `invalid input syntax for type date`, so reasons group too.
+// Other messages name constraints, columns and tables, and are kept.
 func PostgresMessage(pg *pgconn.PgError) string {
-	if !strings.HasPrefix(pg.Code, "22") {
+	if !strings.HasPrefix(pg.Code, "22") && pg.Code != "42601" {
 		return pg.Message
 	}
 	msg := cutQuoted(pg.Message, `"`, `"`)

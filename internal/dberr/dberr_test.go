@@ -55,6 +55,8 @@ func TestPostgresErrorsLoseTheirValues(t *testing.T) {
 		{"SELECT $1::int", []any{"77300190000"}, "value is out of range for type integer (SQLSTATE 22003)"},
 		{"SELECT $1::text[]", []any{name}, "malformed array literal (SQLSTATE 22P02)"},
 		{"SELECT convert_from($1, 'UTF8')", []any{[]byte("Zelda\xe9Canary")}, "invalid byte sequence for encoding (SQLSTATE 22021)"},
+		{"SELECT $1::tsvector", []any{"Zelda:::Canary"}, "syntax error in tsvector (SQLSTATE 42601)"},
+		{"SELECT $1::tsquery", []any{"Zelda & "}, "no operand in tsquery (SQLSTATE 42601)"},
 		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key" (SQLSTATE 23505)`},
 	} {
 		_, err := conn.Exec(ctx, c.sql, c.args...)
