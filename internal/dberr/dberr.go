@@ -8,8 +8,10 @@
 // hint and context lines quote whole rows (`Key (mrn)=(MRN7730019)
 // already exists`, `Failing row contains (…)`, `COPY t, line 3, column c:
 // "…"`). Those values are patient data, and an error goes to logs, ledgers,
-// reports and terminals. So every error a database gives is passed
-// through Cut before anything keeps or prints it.
+// reports and terminals. So where a database's error may quote a row's
+// value (the backfill's failure reasons, the reference services' store
+// errors), it is worded by Cut or PostgresMessage before anything keeps
+// or prints it.
 //
 // A message a trigger or function raised says whatever its author wrote;
 // Cut cannot tell a value in it from a word. Callers that know a value
