@@ -127,7 +127,9 @@ func hasCanary(s string) bool {
 	return false
 }
 
-func TestCutOfNothing(t *testing.T) {
+// TestCutLeavesOtherErrorsAlone: nil stays nil, and an error no database
+// gave keeps its text, quotes and all.
+func TestCutLeavesOtherErrorsAlone(t *testing.T) {
 	if dberr.Cut(nil) != nil {
 		t.Error("Cut(nil) is not nil")
 	}
