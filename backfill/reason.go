@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/internal/dberr"
 )
 
 // Failure reasons go to the ledger, the report and the logs, which must
-// never hold a redacted value. PostgreSQL quotes the value it refuses in
-// its messages (with no escaping: a value holding a quote defeats any
-// attempt to cut it out), and a trigger's message says whatever its
-// author wrote. So where a redacted value may be involved, a reason is
-// built from the error's code and the column's name and type alone.
+// never hold a value (dberr cuts out what PostgreSQL quotes), and a
+// trigger's message says whatever its author wrote. So where a redacted
+// value may be involved, a reason is built from the error's code and the
+// column's name and type alone.
 
 // reason explains why the target refused staged row row of the writer's
 // batch. For a bad value it finds the column by storing the row's values
@@ -84,33 +84,31 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 	return nil, cause
 }
 
-// describe words a refusal without a redacted value: a type's refusal
-// of a redacted column's value (c, found by probe) is told by its code,
-// a trigger's message is dropped when the table has redacted columns.
-// Other messages are kept, a data exception's quoted values cut out so
-// that reasons group.
+// describe words a refusal without a value: a type's refusal of a
+// redacted column's value (c, found by probe) is told by its code, a
+// trigger's message is dropped when the table has redacted columns.
+// Other messages are kept as dberr words them, without the values a data
+// exception quotes (so that reasons group too).
 func describe(t *table, c *column, pg *pgconn.PgError) string {
 	switch {
 	case c != nil && c.redacted:
 		return fmt.Sprintf("column %s: %s (SQLSTATE %s)", c.name, condition(pg.Code, c.typ.full), pg.Code)
 	case c != nil:
-		return "column " + c.name + ": " + withoutValues(pg.Message)
+		return "column " + c.name + ": " + dberr.PostgresMessage(pg)
 	case pg.Where != "" && t.redacted:
 		return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
 	case t.redacted && !strings.HasPrefix(pg.Code, "23"):
 		// Integrity violations name constraints and columns, never values,
 		// in their message; other errors may quote any value.
 		return fmt.Sprintf("refused by the target (SQLSTATE %s)", pg.Code)
-	case strings.HasPrefix(pg.Code, "22"):
-		return withoutValues(pg.Message)
 	}
-	return pg.Message
+	return dberr.PostgresMessage(pg)
 }
 
 // condition says in words what a data exception means for a value of typ.
 func condition(code, typ string) string {
 	switch code {
-	case "22P02", "22007":
+	case "22P02", "22007", "42601":
 		return "not a valid " + typ
 	case "22003", "22008":
 		return "out of range for " + typ
@@ -120,13 +118,4 @@ func condition(code, typ string) string {
 		return "not text the target's encoding can hold"
 	}
 	return "refused by type " + typ
-}
-
-var quoted = regexp.MustCompile(`:?\s*"[^"]*"`)
-
-// withoutValues drops the quoted values from a data exception's message:
-// `invalid input syntax for type date: "0000-00-00"` becomes
-// `invalid input syntax for type date`, so reasons group.
-func withoutValues(msg string) string {
-	return strings.TrimSpace(quoted.ReplaceAllString(msg, ""))
 }

@@ -423,7 +423,10 @@ func rowError(err error) bool {
 }
 
 // valueError reports whether an error code says a value alone is refused
-// by its type: a data exception, or a document nested deeper than the
-// parser's stack allows (54001: JSON of 100,000 brackets). Our statements
-// are fixed, so neither can come from them.
-func valueError(code string) bool { return strings.HasPrefix(code, "22") || code == "54001" }
+// by its type: a data exception, a syntax error in a value of a type with
+// a syntax of its own (42601: tsvector, tsquery, jsonpath), or a document
+// nested deeper than the parser's stack allows (54001: JSON of 100,000
+// brackets). Our statements are fixed, so none can come from them.
+func valueError(code string) bool {
+	return strings.HasPrefix(code, "22") || code == "42601" || code == "54001"
+}

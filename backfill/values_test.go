@@ -343,6 +343,84 @@ func TestFailureReasonsNeverHoldRedactedValues(t *testing.T) {
 	}
 }
 
+// TestFailureReasonsHoldNoValueThatHoldsQuotes: PostgreSQL quotes the
+// value it refuses without escaping it, so cutting the message between
+// one pair of quotes left the rest of a value that holds quotes in the
+// report, the ledger's reason and the HTML report: `column num: invalid
+// input syntax for type integerCanary`. Reports show no column's value,
+// redacted or not.
+func TestFailureReasonsHoldNoValueThatHoldsQuotes(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.pg(t, "CREATE TYPE mood AS ENUM ('calm')")
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Num VARCHAR(80), Seen VARCHAR(80), Mood VARCHAR(80))",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, num int, seen date, mood mood)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: cols("VisitSerNum=legacy_id", "Num=num", "Seen=seen", "Mood=mood")})
+	w.exec(t, `INSERT INTO Visit VALUES
+		(1, 'Zelda "Canary" MRN7730019', NULL, NULL),
+		(2, NULL, '1901-02-03 "Zelda" Canary', NULL),
+		(3, NULL, NULL, '"Zelda" "Canary"'),
+		(4, '7', '1901-02-03', 'calm')`)
+
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 1 || tr.Failed != 3 {
+		t.Errorf("inserted %d, failed %d; want 1 and 3", tr.Inserted, tr.Failed)
+	}
+	want := []string{
+		"column mood: invalid input value for enum mood",
+		"column num: invalid input syntax for type integer",
+		"column seen: invalid input syntax for type date",
+	}
+	if got := slices.Sorted(slices.Values(failureReasons(tr))); !slices.Equal(got, want) {
+		t.Errorf("reasons %q, want %q", got, want)
+	}
+	var html strings.Builder
+	if err := (&backfill.Report{Tables: []backfill.TableReport{tr}}).WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{"the HTML report": html.String()}
+	rows, err := w.modern.Query(context.Background(), "SELECT reason FROM strangler_backfill_failures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		shown["the ledger's reason "+s] = s
+	}
+	for where, s := range shown {
+		for _, canary := range []string{"Zelda", "Canary", "7730019"} {
+			if strings.Contains(s, canary) {
+				t.Errorf("%s shows part of a value (%q)", where, canary)
+			}
+		}
+	}
+}
+
+// TestValuesOfTypesWithASyntaxGoToTheLedger: tsvector and tsquery refuse
+// a value with a syntax error (SQLSTATE 42601), not a data exception, so
+// one such row stopped the whole table, and the table's error, in the
+// report, the log and the command's output, quoted the value: `write
+// notes: copy: ERROR: syntax error in tsvector: "Zelda:::Canary"`. The
+// row goes to the ledger, named by its column, and the run goes on.
+func TestValuesOfTypesWithASyntaxGoToTheLedger(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Note (NoteSerNum INT PRIMARY KEY, Words VARCHAR(80), Search VARCHAR(80))",
+		"CREATE TABLE notes (legacy_id bigint UNIQUE, words tsvector, search tsquery)",
+		config.BackfillTable{Name: "notes", From: "Note", Key: "NoteSerNum", To: "notes", TargetKey: "legacy_id",
+			Columns: cols("NoteSerNum=legacy_id", "Words=words", "Search=search"), Redact: []string{"search"}})
+	w.exec(t, `INSERT INTO Note VALUES (1, 'Zelda:::Canary', NULL), (2, NULL, 'Zelda & '), (3, 'seen:1 mrn', 'seen & mrn')`)
+
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Error != "" || tr.Inserted != 1 || tr.Failed != 2 {
+		t.Errorf("error %q, inserted %d, failed %d; want no error, 1 and 2", tr.Error, tr.Inserted, tr.Failed)
+	}
+	want := []string{"column search: not a valid tsquery (SQLSTATE 42601)", "column words: syntax error in tsvector"}
+	if got := slices.Sorted(slices.Values(failureReasons(tr))); !slices.Equal(got, want) {
+		t.Errorf("reasons %q, want %q", got, want)
+	}
+}
+
 // TestNumbersAFloatCannotHoldAreRefused: a DECIMAL or an integer going
 // into real or double precision is a decimal number; when the float's
 // text would be another number (9007199254740993 reads back …992), the

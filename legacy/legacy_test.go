@@ -2,12 +2,15 @@ package legacy_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"strangler/internal/testdb"
 	"strangler/legacy"
+	"strangler/patients"
 	"strangler/patients/patientstest"
 )
 
@@ -44,5 +47,31 @@ func TestMigratingTwiceChangesNothing(t *testing.T) {
 	db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&versions)
 	if n != 3 || versions != 1 {
 		t.Errorf("got %d patients and %d migrations recorded, want 3 and 1", n, versions)
+	}
+}
+
+// TestAConflictHoldsNoValue: MariaDB's duplicate-key message quotes the
+// value (`Duplicate entry 'RVH-MRN7730019' for key 'PHI_Site_MRN'`),
+// and the store's conflict error carried that message to whoever logs
+// it; it names the key only.
+func TestAConflictHoldsNoValue(t *testing.T) {
+	ctx := context.Background()
+	db, err := legacy.Open(ctx, testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := legacy.NewStore(db)
+	p := patients.Patient{FirstName: "Zelda", LastName: "Canary", BirthDate: "1901-02-03",
+		MRNs: []patients.MRN{{Site: "RVH", MRN: "MRN7730019"}}}
+	if _, err := s.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Create(ctx, p)
+	if !errors.Is(err, patients.ErrConflict) {
+		t.Fatalf("second create: %v, want a conflict", err)
+	}
+	if !strings.Contains(err.Error(), "for key 'PHI_Site_MRN'") || strings.Contains(err.Error(), "7730019") {
+		t.Errorf("the conflict says %q; want the key named and no record number", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"strangler/internal/dberr"
 	"strangler/patients"
 )
 
@@ -303,16 +304,17 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 }
 
 // storeError maps a missing row to patients.ErrNotFound and a duplicate key
-// to patients.ErrConflict, keeping the driver's message.
+// to patients.ErrConflict, keeping the driver's message without the values
+// it quotes (the key, not the record number it already holds).
 func storeError(err error) error {
 	var my *mysql.MySQLError
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return patients.ErrNotFound
 	case errors.As(err, &my) && my.Number == 1062: // ER_DUP_ENTRY
-		return fmt.Errorf("%w: %s", patients.ErrConflict, my.Message)
+		return fmt.Errorf("%w: %w", patients.ErrConflict, dberr.Cut(my))
 	}
-	return err
+	return dberr.Cut(err)
 }
 
 func placeholders(n int) string {

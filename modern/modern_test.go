@@ -95,3 +95,25 @@ func TestOpenHidesThePasswordOfABadAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestAStoreErrorLogsNoValue: a birth date the API reads as a date but
+// PostgreSQL has no day for (year 0) fails the create; the log line
+// saying so quoted PostgreSQL's message, and with it the date the client
+// sent: `date/time field value out of range: "0000-02-03"`.
+func TestAStoreErrorLogsNoValue(t *testing.T) {
+	var logs strings.Builder
+	h := modern.New(open(t, testdb.Postgres(t)), slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	req := httptest.NewRequest(http.MethodPost, "/patients", strings.NewReader(`{"first_name":"Zelda","last_name":"Canary","birth_date":"0000-02-03"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500 (the store refused the date)", rec.Code)
+	}
+	if !strings.Contains(logs.String(), "date/time field value out of range (SQLSTATE 22008)") {
+		t.Errorf("the log does not say why: %s", logs.String())
+	}
+	if strings.Contains(logs.String(), "0000-02-03") || strings.Contains(rec.Body.String(), "0000-02-03") {
+		t.Errorf("the birth date is in the log or the answer:\n%s\n%s", logs.String(), rec.Body.String())
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"strangler/internal/dberr"
 	"strangler/patients"
 )
 
@@ -294,7 +295,8 @@ func (s *Store) OpenPhoto(ctx context.Context, id int64) (patients.Photo, io.Rea
 }
 
 // storeError maps a missing row to patients.ErrNotFound and a unique or
-// check violation to patients.ErrConflict, keeping PostgreSQL's message.
+// check violation to patients.ErrConflict, keeping PostgreSQL's message;
+// other errors are logged, so they lose the values they quote.
 func storeError(err error) error {
 	var pg *pgconn.PgError
 	switch {
@@ -303,5 +305,5 @@ func storeError(err error) error {
 	case errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "23514"):
 		return fmt.Errorf("%w: %s", patients.ErrConflict, pg.Message)
 	}
-	return err
+	return dberr.Cut(err)
 }

@@ -1,0 +1,143 @@
+// Package dberr decides what the facade shows of a database's error: the
+// error's code and the names it gives (constraints, columns, tables,
+// types), never the values it quotes.
+//
+// PostgreSQL and MySQL quote the value they refuse in their messages,
+// without escaping it (`invalid input syntax for type integer: "Zelda"`,
+// `Duplicate entry 'MRN7730019' for key 'mrn'`), and PostgreSQL's detail,
+// hint and context lines quote whole rows (`Key (mrn)=(MRN7730019)
+// already exists`, `Failing row contains (…)`, `COPY t, line 3, column c:
+// "…"`). Those values are patient data, and an error goes to logs, ledgers,
+// reports and terminals. So where a database's error may quote a row's
+// value (the backfill's failure reasons, the reference services' store
+// errors), it is worded by Cut or PostgresMessage before anything keeps
+// or prints it.
+//
+// A message a trigger or function raised says whatever its author wrote;
+// Cut cannot tell a value in it from a word. Callers that know a value
+// may be involved (a table with redacted columns) drop such a message.
+package dberr
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Cut returns err without the values quoted by the PostgreSQL and MySQL
+// errors in its chain: its text is err's with each such error's text
+// replaced by the error's code and cut message (PostgresMessage,
+// mysqlMessage), and it wraps err. Only the text is cut: a caller that
+// takes a database error out of the chain with errors.As has the whole
+// error, and words it with PostgresMessage. PostgreSQL's detail, hint
+// and context are not in an error's text. Cut returns nil for nil, and
+// err itself when it holds no database error.
+func Cut(err error) error {
+	var texts []string // pairs: the text as the database gave it, cut
+	walk(err, func(e error) {
+		switch e := e.(type) {
+		case *pgconn.PgError:
+			c := *e
+			c.Message = PostgresMessage(e)
+			texts = append(texts, e.Error(), c.Error())
+		case *mysql.MySQLError:
+			c := *e
+			c.Message = mysqlMessage(e)
+			texts = append(texts, e.Error(), c.Error())
+		}
+	})
+	if len(texts) == 0 {
+		return err
+	}
+	return &cut{err: err, text: strings.NewReplacer(texts...).Replace(err.Error())}
+}
+
+// cut is an error whose text has had the values cut out.
+type cut struct {
+	err  error
+	text string
+}
+
+func (c *cut) Error() string { return c.text }
+func (c *cut) Unwrap() error { return c.err }
+
+// walk calls f for err and every error it wraps.
+func walk(err error, f func(error)) {
+	for err != nil {
+		f(err)
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e, f)
+			}
+			return
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
+// PostgresMessage is pg's message without the values it quotes. A data
+// exception (SQLSTATE class 22) quotes the value refused, and so does a
+// syntax error in a value of a type with a syntax of its own (42601:
+// `syntax error in tsvector: "…"`, tsquery, jsonpath): such a message is
+// cut from its first double quote to its last (a value may hold quotes:
+// cut between one pair only, `"Zelda "Canary" 7"` left `Canary`), and
+// the bytes it dumps (`invalid byte sequence for encoding "UTF8": 0xe9
+// 0x20`) are dropped. `invalid input syntax for type date: "1901-02-33"`
+// becomes `invalid input syntax for type date`, so reasons group too.
+// Other messages name constraints, columns and tables, and are kept.
+func PostgresMessage(pg *pgconn.PgError) string {
+	if !strings.HasPrefix(pg.Code, "22") && pg.Code != "42601" {
+		return pg.Message
+	}
+	msg := cutQuoted(pg.Message, `"`, `"`)
+	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
+}
+
+// byteDump is how PostgreSQL shows the bytes of a value it cannot read
+// as text.
+var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
+
+// mysqlValueErrors are the MySQL and MariaDB errors whose message quotes
+// a value in single quotes: ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME,
+// ER_TRUNCATED_WRONG_VALUE, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
+// ER_ILLEGAL_VALUE_FOR_TYPE, ER_WRONG_VALUE_FOR_TYPE, ER_WRONG_VALUE,
+// ER_INVALID_CHARACTER_STRING and ER_DATA_OUT_OF_RANGE (an expression,
+// literals included). The others quote names only (`Data too long for
+// column 'x' at row 1`).
+var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true}
+
+// mysqlMessage is e's message without the value it quotes: from the
+// first quote to the last one before ` for ` (the key, column or function
+// it names: `Duplicate entry 'MRN7730019' for key 'mrn'` becomes
+// `Duplicate entry for key 'mrn'`), or to the last quote.
+func mysqlMessage(e *mysql.MySQLError) string {
+	if !mysqlValueErrors[e.Number] {
+		return e.Message
+	}
+	return cutQuoted(e.Message, "'", "' for ")
+}
+
+// cutQuoted cuts msg from the first open (and the ": " before it) to the
+// last end, or else to the last open, or else to its end. The last
+// rather than the next: a value holds quotes unescaped.
+func cutQuoted(msg, open, end string) string {
+	i := strings.Index(msg, open)
+	if i < 0 {
+		return msg
+	}
+	head := strings.TrimSuffix(strings.TrimRight(msg[:i], " "), ":")
+	j := strings.LastIndex(msg, end)
+	if j < i {
+		j = strings.LastIndex(msg, open)
+	}
+	if j <= i {
+		return head
+	}
+	return head + msg[j+1:]
+}

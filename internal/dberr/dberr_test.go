@@ -1,0 +1,140 @@
+package dberr_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/internal/dberr"
+	"strangler/internal/testdb"
+)
+
+// The canaries: a value holding quotes (which no cut between one pair of
+// quotes removes), a record number and a birth date.
+const (
+	name = `Zelda "Canary" 'Quimby' MRN7730019`
+	mrn  = "MRN7730019"
+)
+
+// canaries are the parts of the values that must not survive a cut.
+var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3"}
+
+// TestPostgresErrorsLoseTheirValues: PostgreSQL's own errors, each got
+// from the server, quote the value they refuse; cut, they name the
+// type, constraint or column and no value, wrapped or joined.
+func TestPostgresErrorsLoseTheirValues(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TYPE mood AS ENUM ('ok');
+		CREATE TABLE privacy8_patients (mrn text UNIQUE CHECK (mrn <> 'MRN0'), born date, n int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO privacy8_patients (mrn) VALUES ($1)", mrn); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"SELECT $1::int", []any{name}, "invalid input syntax for type integer (SQLSTATE 22P02)"},
+		{"SELECT $1::date", []any{"1901-02-33"}, "date/time field value out of range (SQLSTATE 22008)"},
+		{"SELECT $1::date", []any{"1901-02-3x " + name}, "invalid input syntax for type date (SQLSTATE 22007)"},
+		{"SELECT $1::mood", []any{name}, "invalid input value for enum mood (SQLSTATE 22P02)"},
+		{"SELECT $1::int", []any{"77300190000"}, "value is out of range for type integer (SQLSTATE 22003)"},
+		{"SELECT $1::text[]", []any{name}, "malformed array literal (SQLSTATE 22P02)"},
+		{"SELECT convert_from($1, 'UTF8')", []any{[]byte("Zelda\xe9Canary")}, "invalid byte sequence for encoding (SQLSTATE 22021)"},
+		{"SELECT $1::tsvector", []any{"Zelda:::Canary"}, "syntax error in tsvector (SQLSTATE 42601)"},
+		{"SELECT $1::tsquery", []any{"Zelda & "}, "no operand in tsquery (SQLSTATE 42601)"},
+		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key" (SQLSTATE 23505)`},
+	} {
+		_, err := conn.Exec(ctx, c.sql, c.args...)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			t.Fatalf("%s: %v, want an error from the server", c.sql, err)
+		}
+		before := pg.Error() + pg.Detail + pg.Where
+		wrapped := fmt.Errorf("copy patients: %w", errors.Join(errors.New("first"), err))
+		got := dberr.Cut(wrapped).Error()
+		if want := "copy patients: first\nERROR: " + c.want; got != want {
+			t.Errorf("%s quoting %q: cut to %q, want %q", c.sql, before, got, want)
+		}
+		if again := dberr.Cut(fmt.Errorf("again: %w", err)).Error(); again != "again: ERROR: "+c.want {
+			t.Errorf("%s cut a second time: %q", c.sql, again)
+		}
+		if !errors.Is(dberr.Cut(wrapped), err) {
+			t.Errorf("%s: the cut error does not wrap the database's", c.sql)
+		}
+	}
+}
+
+// TestMySQLErrorsLoseTheirValues: MariaDB's (and MySQL's) messages quote
+// the value in single quotes; cut, they keep the key or column they name.
+func TestMySQLErrorsLoseTheirValues(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE Privacy8Patient (MRN VARCHAR(40) UNIQUE, N INT, Born DATE, Short VARCHAR(3))",
+		"INSERT INTO Privacy8Patient (MRN) VALUES ('" + mrn + "')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		sql  string
+		arg  any
+		want string
+	}{
+		{"INSERT INTO Privacy8Patient (MRN) VALUES (?)", mrn, "Error 1062 (23000): Duplicate entry for key 'MRN'"},
+		{"INSERT INTO Privacy8Patient (MRN) VALUES (CONCAT(?, ''))", mrn, "Error 1062 (23000): Duplicate entry for key 'MRN'"},
+		{"INSERT INTO Privacy8Patient (N) VALUES (?)", name, "Error 1366 (22007): Incorrect integer value for column `"},
+		{"INSERT INTO Privacy8Patient (Born) VALUES (?)", "1901-02-3x " + name, "Error 1292 (22007): Incorrect date value for column `"},
+		{"INSERT INTO Privacy8Patient (Short) VALUES (?)", name, "Error 1406 (22001): Data too long for column 'Short' at row 1"},
+	} {
+		_, err := db.Exec(c.sql, c.arg)
+		if err == nil {
+			t.Fatalf("%s: no error", c.sql)
+		}
+		before := err.Error()
+		got := dberr.Cut(fmt.Errorf("legacy: %w", err)).Error()
+		if !strings.HasPrefix(got, "legacy: "+c.want) || hasCanary(got) {
+			t.Errorf("%s quoting %q: cut to %q, want it to begin %q and hold no value", c.sql, before, got, c.want)
+		}
+	}
+}
+
+func hasCanary(s string) bool {
+	for _, c := range canaries {
+		if strings.Contains(s, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCutLeavesOtherErrorsAlone: nil stays nil, and an error no database
+// gave keeps its text, quotes and all.
+func TestCutLeavesOtherErrorsAlone(t *testing.T) {
+	if dberr.Cut(nil) != nil {
+		t.Error("Cut(nil) is not nil")
+	}
+	plain := errors.New(`not a database's: "Zelda"`)
+	if got := dberr.Cut(plain); got != plain || got.Error() != `not a database's: "Zelda"` {
+		t.Errorf("an error from elsewhere became %q", got)
+	}
+}
