@@ -89,10 +89,14 @@ func (t *Table) dropHeaders(h http.Header, trusted bool) {
 }
 
 // facadeField reports whether k names one of the facade's own fields,
-// X-Strangler-*: the facade alone sends them, to backends (a dual write's
-// X-Strangler-Primary-Status, a shadow copy's X-Strangler-Shadow) and to
-// clients (X-Strangler-Backend under debug_headers).
+// X-Strangler-*, in any spelling with _ for - too: the facade alone sends
+// them, to backends (a dual write's X-Strangler-Primary-Id, a shadow
+// copy's X-Strangler-Shadow) and to clients (X-Strangler-Backend under
+// debug_headers). Under headers_with_underscores: allow, a client's
+// X_Strangler_Primary_Id reached backends, which CGI and PHP read as the
+// facade's X-Strangler-Primary-Id (found by the red team).
 func facadeField(k string) bool {
+	k = canonical.CGIName(k)
 	return len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler")
 }
 
