@@ -181,7 +181,10 @@ func restoreConnection(h http.Header, head []byte, code int) {
 		if err != nil {
 			return
 		}
-		if _, status, _ := strings.Cut(line, " "); len(status) >= 3 && status[:3] == strconv.Itoa(code) {
+		// The status as net/http reads it: after the first space and
+		// any more.
+		_, status, _ := strings.Cut(line, " ")
+		if status, _, _ = strings.Cut(strings.TrimLeft(status, " "), " "); status == strconv.Itoa(code) {
 			if len(got["Connection"]) > 0 {
 				h["Connection"] = got["Connection"]
 			}

@@ -34,6 +34,7 @@ func TestFieldsNamedBesideCloseAreDroppedOnEveryPath(t *testing.T) {
 		{"transport, a small head", http.MethodHead, answer("", "")},
 		{"transport, a large head", http.MethodHead, answer("", pad)},
 		{"transport, after a 103", http.MethodHead, answer(early, "")},
+		{"a status line with two spaces", http.MethodGet, strings.Replace(answer("", pad), "HTTP/1.1 200", "HTTP/1.1  200", 1)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			u := New("legacy", Config{URL: mustURL(t, rawBackend(t, c.answer)), Timeout: 5 * time.Second})
