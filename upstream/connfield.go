@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,13 +105,29 @@ func (u *Upstream) viaTransport(req *http.Request) (*http.Response, error) {
 			tap.arm()
 		}
 	}}
+	if outer := httptrace.ContextClientTrace(req.Context()); outer != nil && outer.Got1xxResponse != nil {
+		// Only when a caller takes the 1xx answers: a hook of its own
+		// would stop the transport counting them. This one runs before
+		// the caller's, on the goroutine reading the connection, and
+		// gives it the header with the field restored.
+		n := 0
+		trace.Got1xxResponse = func(_ int, h textproto.MIMEHeader) error {
+			if tap != nil && h["Connection"] == nil {
+				tap.mu.Lock()
+				restoreConnection(http.Header(h), tap.tape.b, n)
+				tap.mu.Unlock()
+			}
+			n++
+			return nil
+		}
+	}
 	resp, err := u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 	if tap == nil {
 		return resp, err // HTTP/2, which has no Connection field
 	}
-	head := tap.take()
+	heads := tap.take()
 	if err == nil && resp.Close && resp.Header["Connection"] == nil {
-		restoreConnection(resp.Header, head, resp.StatusCode)
+		restoreConnection(resp.Header, heads, -1)
 	}
 	return resp, err
 }
@@ -165,13 +180,13 @@ func dialTLSTapped(dial func(ctx context.Context, network, addr string) (net.Con
 	}
 }
 
-// restoreConnection puts back into h, the header of a response with
-// status code that asked to close its connection, the Connection field
-// net/http's ReadResponse deleted on reading "close" in it, from head,
-// the bytes of the response's head as received: those of the first head
-// with that status in it, after any 1xx responses before it.
-func restoreConnection(h http.Header, head []byte, code int) {
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
+// restoreConnection puts back into h, the header of an answer net/http
+// read, the Connection field it deleted on reading "close" in it, from
+// heads, the bytes of the exchange's answers as received: the n-th 1xx
+// answer's (from 0), or the final answer's when n is -1, after any 1xx
+// answers before it.
+func restoreConnection(h http.Header, heads []byte, n int) {
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(heads)))
 	for {
 		line, err := tp.ReadLine() // the status line
 		if err != nil {
@@ -184,11 +199,19 @@ func restoreConnection(h http.Header, head []byte, code int) {
 		// The status as net/http reads it: after the first space and
 		// any more.
 		_, status, _ := strings.Cut(line, " ")
-		if status, _, _ = strings.Cut(strings.TrimLeft(status, " "), " "); status == strconv.Itoa(code) {
-			if len(got["Connection"]) > 0 {
-				h["Connection"] = got["Connection"]
-			}
-			return
+		status, _, _ = strings.Cut(strings.TrimLeft(status, " "), " ")
+		switch informational := len(status) == 3 && status[0] == '1' && status != "101"; {
+		case n < 0 && informational:
+			continue // the final answer comes after
+		case n > 0 && informational:
+			n--
+			continue
+		case n >= 0 && !informational:
+			return // fewer 1xx answers than n
 		}
+		if len(got["Connection"]) > 0 {
+			h["Connection"] = got["Connection"]
+		}
+		return
 	}
 }

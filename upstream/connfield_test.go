@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,40 @@ func checkConnectionSpecific(t *testing.T, resp *http.Response) {
 	}
 	if got := resp.Header.Get("X-Public"); got != "yes" {
 		t.Errorf("X-Public = %q, want yes", got)
+	}
+}
+
+// TestFieldsNamedBesideCloseInA1xxAnswerAreDropped: the same holds for
+// each 1xx answer passed on, the second as the first, on the direct path
+// and through the transport (a HEAD), where net/http deleted the field
+// before the facade saw the 1xx answer.
+func TestFieldsNamedBesideCloseInA1xxAnswerAreDropped(t *testing.T) {
+	hint := func(n string) string {
+		return "HTTP/1.1 103 Early Hints\r\nLink: </" + n + ".css>\r\nConnection: close, X-Hint-" + n + "\r\nX-Hint-" + n + ": s\r\n\r\n"
+	}
+	answer := hint("a") + hint("b") + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		t.Run(method, func(t *testing.T) {
+			u := New("legacy", Config{URL: mustURL(t, rawBackend(t, answer)), Timeout: 5 * time.Second})
+			var got []textproto.MIMEHeader
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+				got = append(got, h)
+				return nil
+			}}
+			ctx := httptrace.WithClientTrace(context.Background(), trace)
+			resp, err := u.RoundTrip(NewRequest(ctx, method, u.Target(mustURL(t, "/x")), http.Header{}, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if len(got) != 2 {
+				t.Fatalf("got %d 1xx answers, want 2", len(got))
+			}
+			for i, n := range []string{"a", "b"} {
+				if got[i].Get("X-Hint-"+n) != "" || got[i].Get("Link") != "</"+n+".css>" {
+					t.Errorf("1xx answer %d = %v, want its Link without X-Hint-%s", i+1, got[i], n)
+				}
+			}
+		})
 	}
 }

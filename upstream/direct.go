@@ -288,10 +288,16 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			}
 			return fail(err)
 		}
+		code := resp.StatusCode
+		informational := code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols
 		if resp.Close && resp.Header["Connection"] == nil {
-			restoreConnection(resp.Header, head, resp.StatusCode)
+			n := -1 // head holds this answer's head first
+			if informational {
+				n = 0
+			}
+			restoreConnection(resp.Header, head, n)
 		}
-		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		if informational {
 			if got1xx != nil {
 				if err := got1xx.got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 					return fail(err)
