@@ -366,6 +366,24 @@ func TestHeaderNamesWithUnderscores(t *testing.T) {
 			}
 		}
 	})
+	// The facade's own fields are its own in that spelling too: CGI and
+	// PHP read X_Strangler_Primary_Id as X-Strangler-Primary-Id.
+	t.Run("allow drops the facade's own fields spelled with _", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "headers_with_underscores: allow", route)
+		_, r := rawRequest(t, f, "GET /x HTTP/1.1\r\nHost: x\r\nX_Strangler_Primary_Id: 4711\r\nx_strangler_shadow: 1\r\nX-Strangler_Force: modern\r\nX_User: ann\r\n\r\n")
+		if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("got %v, %v; want 200", resp, err)
+		}
+		got := legacy.last(t).Header
+		for _, k := range []string{"X_Strangler_Primary_Id", "X_strangler_shadow", "X-Strangler_force"} {
+			if hasHeader(got, k) {
+				t.Errorf("the backend received %s", k)
+			}
+		}
+		if !hasHeader(got, "X_User") {
+			t.Errorf("the backend did not receive X_User")
+		}
+	})
 }
 
 // hasHeader reports whether h has a field named name in any case: Go

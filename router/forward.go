@@ -98,7 +98,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		// sent).
 		names := make([]string, 0, len(res.Trailer))
 		for k := range res.Trailer {
-			if !upstream.NotTrailer(k) {
+			if !upstream.NotTrailer(k) && !facadeField(k) {
 				names = append(names, k)
 			}
 		}
@@ -118,6 +118,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		return
 	}
 	res.Body.Close() // which fills res.Trailer
+	dropForged(res.Trailer)
 	if len(res.Trailer) == 0 {
 		return
 	}
@@ -230,6 +231,7 @@ func (r *relay1xx) got1xx(code int, header textproto.MIMEHeader) error {
 	if _, ok := h["Set-Cookie"]; ok {
 		dropAdminCookies(h) // a 103 could carry one as a final answer could
 	}
+	dropForged(h)
 	r.w.WriteHeader(code)
 	// net/http sends a 1xx answer with the fields in the header map and
 	// leaves them there.
@@ -365,6 +367,7 @@ var errTunnelDone = errors.New("tunnel copy done")
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header
+	dropForged(res.Header)
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
 	}

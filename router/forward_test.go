@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +157,48 @@ func TestFieldsNamedWithConnectionCloseAreDropped(t *testing.T) {
 			}
 			if resp.Header.Get("X-Public") != "yes" || body != "ok" {
 				t.Errorf("got X-Public %q, body %q; want yes, ok", resp.Header.Get("X-Public"), body)
+			}
+		})
+	}
+}
+
+// TestABackendCannotSpeakForTheFacade: X-Strangler-* fields are the
+// facade's own, so a backend's, in an answer's header, a 1xx answer or a
+// trailer, never reach the client: legacy's "X-Strangler-Backend: modern"
+// passed for the facade's own with debug_headers off, and beside it with
+// them on (found by the red team).
+func TestABackendCannotSpeakForTheFacade(t *testing.T) {
+	legacy := "http://" + rawBackend(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nX-Strangler-Backend: modern\r\n\r\n"+
+		"HTTP/1.1 200 OK\r\nX-Strangler-Backend: modern\r\nx-strangler-fallback: none\r\nX-Public: yes\r\nTrailer: X-Strangler-Backend, X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"2\r\nok\r\n0\r\nX-Strangler-Backend: modern\r\nX-Sum: 1\r\n\r\n")
+	for _, debug := range []bool{false, true} {
+		t.Run(fmt.Sprintf("debug_headers: %v", debug), func(t *testing.T) {
+			f := newFacade(t, legacy, legacy, fmt.Sprintf("debug_headers: %v", debug), `  - {name: x, match: "GET /x", mode: legacy}`)
+			var hints []textproto.MIMEHeader
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, h)
+				return nil
+			}}
+			req, _ := http.NewRequest(http.MethodGet, f.URL+"/x", nil)
+			resp, body := f.do(t, req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+			want := []string(nil)
+			if debug {
+				want = []string{"legacy"}
+			}
+			if got := resp.Header["X-Strangler-Backend"]; !slices.Equal(got, want) {
+				t.Errorf("X-Strangler-Backend = %q, want %q", got, want)
+			}
+			if got := resp.Header.Get("X-Strangler-Fallback"); got != "" {
+				t.Errorf("the client received the backend's X-Strangler-Fallback: %q", got)
+			}
+			if got := resp.Trailer.Get("X-Strangler-Backend"); got != "" || strings.Contains(resp.Header.Get("Trailer"), "Strangler") {
+				t.Errorf("the client was promised or received the backend's X-Strangler-Backend trailer field: %q (Trailer: %q)", got, resp.Header.Get("Trailer"))
+			}
+			if len(hints) != 1 || hints[0].Get("X-Strangler-Backend") != "" || hints[0].Get("Link") == "" {
+				t.Errorf("1xx answers = %v, want one with Link alone", hints)
+			}
+			if body != "ok" || resp.Header.Get("X-Public") != "yes" || resp.Trailer.Get("X-Sum") != "1" {
+				t.Errorf("got body %q, X-Public %q, trailer %v; want ok, yes and X-Sum 1", body, resp.Header.Get("X-Public"), resp.Trailer)
 			}
 		})
 	}

@@ -78,13 +78,38 @@ func (t *Table) origin(in *http.Request) (scheme, host string) {
 func (t *Table) dropHeaders(h http.Header, trusted bool) {
 	for k := range h {
 		switch {
-		case len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler"):
+		case facadeField(k):
 		case !trusted && spoofable(k):
 		case t.dropOddHeaders && canonical.OddHeaderName(k):
 		default:
 			continue
 		}
 		delete(h, k)
+	}
+}
+
+// facadeField reports whether k names one of the facade's own fields,
+// X-Strangler-*, in any spelling with _ for - too: the facade alone sends
+// them, to backends (a dual write's X-Strangler-Primary-Id, a shadow
+// copy's X-Strangler-Shadow) and to clients (X-Strangler-Backend under
+// debug_headers). Under headers_with_underscores: allow, a client's
+// X_Strangler_Primary_Id reached backends, which CGI and PHP read as the
+// facade's X-Strangler-Primary-Id (found by the red team).
+func facadeField(k string) bool {
+	k = canonical.CGIName(k)
+	return len(k) > 11 && strings.EqualFold(k[:11], "X-Strangler")
+}
+
+// dropForged removes the facade's own fields (see facadeField) from h,
+// the header, 1xx header or trailer of a backend's answer: a backend's
+// would reach the client as the facade's. Legacy's "X-Strangler-Backend:
+// modern" told whoever debugs a route, with debug_headers off, that modern
+// had served it (found by the red team).
+func dropForged(h http.Header) {
+	for k := range h {
+		if facadeField(k) {
+			delete(h, k)
+		}
 	}
 }
 

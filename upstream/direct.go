@@ -90,6 +90,9 @@ type directConn struct {
 type limitedConn struct {
 	net.Conn
 	budget int64 // < 0: no limit
+	// tape records a head larger than the read buffer as it is read,
+	// for restoreConnection.
+	tape tape
 }
 
 // errGarbled marks an exchange whose first response was not an HTTP
@@ -110,6 +113,7 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.budget -= int64(n)
+	c.tape.record(p[:n])
 	return n, err
 }
 
@@ -261,7 +265,16 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	sent = true
 	for first := true; ; first = false {
 		head := bufferedHead(c.br)
+		if head == nil {
+			// Larger than the buffer: what it holds, and the rest as
+			// it is read.
+			b, _ := c.br.Peek(c.br.Buffered())
+			c.limit.tape.start(b)
+		}
 		resp, err := http.ReadResponse(c.br, req)
+		if c.limit.tape.on {
+			head = c.limit.tape.stop()
+		}
 		if err != nil && writeErr != nil {
 			return fail(writeErr)
 		}
@@ -275,10 +288,16 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			}
 			return fail(err)
 		}
+		code := resp.StatusCode
+		informational := code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols
 		if resp.Close && resp.Header["Connection"] == nil {
-			restoreConnection(resp.Header, head)
+			n := -1 // head holds this answer's head first
+			if informational {
+				n = 0
+			}
+			restoreConnection(resp.Header, head, n)
 		}
-		if code := resp.StatusCode; code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		if informational {
 			if got1xx != nil {
 				if err := got1xx.got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 					return fail(err)
@@ -337,25 +356,6 @@ func bufferedHead(br *bufio.Reader) []byte {
 		if _, err := br.Peek(len(b) + 1); err != nil {
 			return nil
 		}
-	}
-}
-
-// restoreConnection puts back into h, the header of a response that asked
-// to close its connection, the Connection field net/http's ReadResponse
-// deleted on reading "close" in it, from head, the response's head as
-// received: the fields the backend named there are connection-specific
-// too, and the forwarder must drop them (RFC 9110 section 7.6.1).
-// Without it "Connection: close, X-Secret" brought X-Secret to the client.
-func restoreConnection(h http.Header, head []byte) {
-	if head == nil {
-		return
-	}
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(head)))
-	if _, err := tp.ReadLine(); err != nil { // the status line
-		return
-	}
-	if got, err := tp.ReadMIMEHeader(); err == nil && len(got["Connection"]) > 0 {
-		h["Connection"] = got["Connection"]
 	}
 }
 

@@ -87,7 +87,9 @@ func New(name string, c Config) *Upstream {
 			// over few connections; plain http stays HTTP/1.1.
 			ForceAttemptHTTP2: true,
 			Proxy:             nil, // a facade must reach the backend it was told to
-			DialContext:       dialer.DialContext,
+			// Tapped, for restoreConnection.
+			DialContext:    dialTapped(dialer.DialContext),
+			DialTLSContext: dialTLSTapped(dialer.DialContext, c.TLS, timeout),
 			// A proxy sees many concurrent requests to one host; Go's
 			// default of 2 idle connections per host turns most of them
 			// into new TCP handshakes. More than 256 idle ones mostly hold
@@ -178,10 +180,10 @@ func (u *Upstream) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if !relaying {
-		return u.transport.RoundTrip(req)
+		return u.viaTransport(req)
 	}
 	trace := &httptrace.ClientTrace{Got1xxResponse: (&relay{outer: outer}).got1xx}
-	return u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
+	return u.viaTransport(req.WithContext(httptrace.WithClientTrace(withoutTrace{req.Context()}, trace)))
 }
 
 // RoundTripHeld is RoundTrip with the attempt's 1xx responses held in i
