@@ -284,7 +284,10 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 	t.keyType = types[0].DatabaseTypeName()
 	t.key = kindOf(t.keyType)
 	for i := range t.cols {
-		if t.cols[i].cfg.From != "" {
+		// A body lookup without from reads by the row's key: its value
+		// has a type as much as one with from (numbers go as numbers,
+		// a TIMESTAMP as an instant).
+		if c := t.cols[i].cfg; c.From != "" || c.Lookup != nil {
 			t.cols[i].srcType = types[i+1].DatabaseTypeName()
 		}
 	}
