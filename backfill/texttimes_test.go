@@ -1,7 +1,9 @@
 package backfill_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"strangler/backfill"
@@ -58,3 +60,46 @@ func TestTextIntoDateOrTimeKeepsEveryPartOrIsRefused(t *testing.T) {
 	}
 }
 
+// TestATimestampIntoAZonelessTypeIsRefusedOutsideUTC: a TIMESTAMP is an
+// instant, read in UTC; into timestamp, date or time without time zone
+// it was its wall time in UTC while a DATETIME beside it kept its own,
+// in source_time_zone: 23:00 on 10 March in New York became 03:00, and
+// the 11th, silently. Outside UTC the table is refused before copying,
+// by verify too, unless the column is lossy (then UTC's wall time is
+// stored); timestamptz keeps the instant.
+func TestATimestampIntoAZonelessTypeIsRefusedOutsideUTC(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Visit (VisitSerNum INT PRIMARY KEY, Seen TIMESTAMP NULL)",
+		"CREATE TABLE visits (legacy_id bigint UNIQUE, seen timestamp, day date, at timestamptz)",
+		config.BackfillTable{Name: "visits", From: "Visit", Key: "VisitSerNum", To: "visits", TargetKey: "legacy_id",
+			Columns: map[string]config.Column{"legacy_id": {From: "VisitSerNum"}, "seen": {From: "Seen"}, "at": {From: "Seen"},
+				"day": {From: "Seen", Transform: []config.Transform{config.TransformTrim}, Lossy: true}}})
+	conn := w.legacyConn(t)
+	for _, q := range []string{"SET time_zone = '-04:00'", "INSERT INTO Visit VALUES (1, '2024-03-10 23:00:00')"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	w.cfg.SourceTimeZone = "America/New_York"
+	want := "backfill.tables[0].columns.seen: a TIMESTAMP is an instant, which timestamp without time zone would store as its wall time in UTC, " +
+		"not in source_time_zone America/New_York"
+	if _, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("backfill: %v; want an error containing %q", err, want)
+	}
+	if _, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %v; want an error containing %q", err, want)
+	}
+	if n := w.count(t, "SELECT count(*) FROM visits"); n != 0 {
+		t.Errorf("%d rows copied, want none", n)
+	}
+	w.cfg.Tables[0].Columns["seen"] = config.Column{From: "Seen", Lossy: true}
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 1 {
+		t.Fatalf("lossy: inserted %d (%q), want 1", tr.Inserted, failureReasons(tr))
+	}
+	if n := w.count(t, "SELECT count(*) FROM visits WHERE seen = '2024-03-11 03:00' AND day = '2024-03-11' AND at = '2024-03-11 03:00+00'"); n != 1 {
+		t.Errorf("lossy: the row is not at 03:00 on the 11th in UTC")
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want none", d.Tables)
+	}
+}
