@@ -232,8 +232,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 				// A key is left alone: it is matched by its value, which
 				// UTC's wall time keeps one to one.
 				return nil, fmt.Errorf("%s: a TIMESTAMP is an instant, which %s would store as its wall time in UTC, "+
-					"not in source_time_zone %s, where DATETIME values and the application's own are "+
-					"(23:00 on 10 March in New York is 03:00 on the 11th in UTC); "+
+					"not in source_time_zone %s as DATETIME values are (23:00 on 10 March in New York is 03:00 on the 11th in UTC); "+
 					"map it to timestamp with time zone, or set lossy: true to store its wall time in UTC",
 					at("columns."+c.name), c.typ.full, z)
 			}
