@@ -89,3 +89,64 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 		}
 	}
 }
+
+// TestAPIBackfillSendsLookedUpValuesAsTheirColumnsDo: a body lookup
+// without from (by the row's key) had no type, so its numbers went as
+// strings ("1.6777216e+07", which a service reading an integer refuses,
+// and BIT(1) as "1") and a TIMESTAMP as a wall time in no zone, another
+// instant for a service outside UTC; with from, a lookup made text by a
+// transform lost its column's type too: TRIM of a TIMESTAMP went as a
+// wall time, TRIM of a zero DATE was sent. A looked-up value now goes as
+// its column's does, with from or without.
+func TestAPIBackfillSendsLookedUpValuesAsTheirColumnsDo(t *testing.T) {
+	var mu sync.Mutex
+	bodies := map[string]string{}
+	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies[r.URL.Path] = string(b)
+		mu.Unlock()
+	}))
+	conn, err := w.legacy.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{
+		"CREATE TABLE Signature (ConsentSerNum INT PRIMARY KEY, N INT, F FLOAT, Mark BIT(1), SignedAt TIMESTAMP(3) NULL, Day DATE NULL)",
+		"SET SESSION time_zone = '+05:30', sql_mode = ''",
+		"INSERT INTO Signature VALUES (1, 7, 16777216, b'1', '2024-03-10 10:00:00.250', '2024-03-10'), (2, 8, 0.5, b'0', NULL, '0000-00-00')",
+	} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	look := func(col string) *config.Lookup {
+		return &config.Lookup{Table: "Signature", Key: "ConsentSerNum", Column: col}
+	}
+	trim := []config.Transform{config.TransformTrim}
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.Body = map[string]config.Column{
+		"n": {Lookup: look("N")}, "f": {Lookup: look("F")}, "mark": {Lookup: look("Mark")}, "signed_at": {Lookup: look("SignedAt")},
+		"trimmed": {From: "ConsentSerNum", Lookup: look("SignedAt"), Transform: trim},
+		"day":     {From: "ConsentSerNum", Lookup: look("Day"), Transform: trim}}
+	tr := w.run(t, cfg, backfill.Options{}).Tables[0]
+	want := "not sent: field day is not a real date (0000-00-00, month or day 0, or a day its month lacks)"
+	if tr.Written() != 2 || tr.Failed != 1 || len(tr.Failures) != 1 || tr.Failures[0].Reason != want {
+		t.Errorf("migrated %d, failed %d (%+v); want 2 and consent 2 failed: %q", tr.Written(), tr.Failed, tr.Failures, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	wantBodies := map[string]string{
+		"/consents/1": `{"day":"2024-03-10","f":16777216,"mark":1,"n":7,"signed_at":"2024-03-10T04:30:00.250Z","trimmed":"2024-03-10T04:30:00.250Z"}`,
+		"/consents/3": `{"day":null,"f":null,"mark":null,"n":null,"signed_at":null,"trimmed":null}`,
+	}
+	if len(bodies) != len(wantBodies) {
+		t.Errorf("the API got %v, want %v", bodies, wantBodies)
+	}
+	for path, body := range wantBodies {
+		if bodies[path] != body {
+			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	for _, name := range a.BodyFields() {
 		c := a.Body[name]
 		field := "target_api.body." + name
-		base, several, severalCol := "NULL", "", 0
+		base, several, severalCol, rawType := "NULL", "", 0, ""
 		if c.From != "" {
 			if err := need(field+".from", c.From); err != nil {
 				return nil, err
@@ -123,12 +123,13 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			}
 			var value string
 			value, several = lookupExprs(l, base)
-			if _, err := src.ExecContext(ctx, "SELECT "+value+", "+several+" FROM "+t.source+" LIMIT 0"); err != nil {
+			if rawType, err = lookupType(ctx, src, t.source, value, several); err != nil {
 				return nil, fmt.Errorf("%s: reading the source: %w", at(field+".lookup"), err)
 			}
 			base = value
 		}
 		col := add(name, c, transformed(base, c))
+		t.cols[col].rawType = rawType
 		if several != "" {
 			severalCol = add("{several "+name+"}", config.Column{}, several)
 		}
@@ -208,6 +209,23 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		}
 	}
 	return t, nil
+}
+
+// lookupType checks a body lookup's subqueries on the source and returns
+// MySQL's type of the value it reads, before any transform: the text
+// TRIM makes of a looked-up TIMESTAMP is still an instant in UTC, and
+// that of a DATE still a date that may be none (see column.rawType).
+func lookupType(ctx context.Context, src *sql.DB, source, value, several string) (string, error) {
+	rows, err := src.QueryContext(ctx, "SELECT "+value+", "+several+" FROM "+source+" LIMIT 0")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return "", err
+	}
+	return types[0].DatabaseTypeName(), rows.Err()
 }
 
 // mariaDBJSONColumns names (lower-cased) the columns of a MariaDB table

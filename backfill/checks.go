@@ -67,7 +67,7 @@ func (c *column) change(v []byte) string {
 		if c.inZone(v) && skipped(v, c.zone) {
 			return fmt.Sprintf("move it: %s skips that wall time (clocks go forward)", c.zone)
 		}
-		if t.base == "time" && dateTime(v) {
+		if t.base == "time" && givesDate(v) {
 			return "drop the date"
 		}
 	case "smallint", "integer", "bigint":
@@ -232,19 +232,37 @@ func dateTime(v []byte) bool {
 	return len(v) >= 19 && v[4] == '-' && v[7] == '-' && (v[10] == ' ' || v[10] == 'T') && v[13] == ':' && v[16] == ':'
 }
 
-// timeOfDay reports whether a DATETIME value has a time of day other
-// than midnight.
+// leadingDate matches the dates PostgreSQL reads at the start of a
+// date and time's text, whatever follows: 2024-03-10 (MySQL's own),
+// 03/10/2024, 10.03.2024, 20240310, and a Julian day (J2460380).
+var leadingDate = regexp.MustCompile(`^\s*(?:\d{1,5}-\d{1,2}-\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{1,5}|\d{8}|[jJ]\d+)`)
+
+// timeOfDay reports whether the text of a date, a DATETIME's or one an
+// application wrote, gives a time of day other than midnight, or an
+// offset, which a date drops: any digit but 0 after its leading date
+// (2024-03-10 10:00, 2024-03-10T10:00, 2024-03-10 1000, which
+// PostgreSQL reads as 10:00, and the half day of J2460380.5), or from
+// the digits before its first colon on (Mar 10 2024 10:00). 12:00 AM
+// is midnight, but is refused too: only lossy says a value may lose a
+// part.
 func timeOfDay(v []byte) bool {
-	if !dateTime(v) {
+	if m := leadingDate.FindIndex(v); m != nil {
+		v = v[m[1]:]
+	} else if i := bytes.IndexByte(v, ':'); i >= 0 {
+		for i > 0 && v[i-1] >= '0' && v[i-1] <= '9' {
+			i--
+		}
+		v = v[i:]
+	} else {
 		return false
 	}
-	for _, b := range v[11:] {
-		if b >= '1' && b <= '9' {
-			return true
-		}
-	}
-	return false
+	return bytes.ContainsAny(v, "123456789")
 }
+
+// givesDate reports whether the text of a time gives a date, which a
+// time drops: a DATETIME's, or one an application wrote (03/10/2024
+// 10:00 AM, J2460380 10:00).
+func givesDate(v []byte) bool { return leadingDate.Match(v) }
 
 // skipped reports whether DATETIME or DATE text v is a wall time that
 // zone's clocks skip when they go forward (02:30 on a spring night in

@@ -373,6 +373,23 @@ func (c *column) wallTime() bool {
 	return false
 }
 
+// utcWallTime reports whether the column's values are TIMESTAMPs,
+// instants read in UTC (connectSource), or text a transform made of
+// them, going into a date or time type without time zone: what those
+// keep is the wall time in UTC.
+func (c *column) utcWallTime() bool {
+	switch c.typ.base {
+	case "timestamp", "time":
+		if c.typ.tz {
+			return false
+		}
+	case "date":
+	default:
+		return false
+	}
+	return c.srcType == "TIMESTAMP" || c.rawType == "TIMESTAMP" && isTextType(c.srcType)
+}
+
 // isTemporalType reports whether MySQL's type is a date or time.
 func isTemporalType(mysqlType string) bool {
 	switch mysqlType {

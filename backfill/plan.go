@@ -228,6 +228,14 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 			if c.wallTime() && c.typ.base == "timestamp" && c.typ.tz {
 				c.zone = loc
 			}
+			if i > 0 && c.utcWallTime() && !c.cfg.Lossy && c.lookup == nil && !fixedUTC(loc) {
+				// A key is left alone: it is matched by its value, which
+				// UTC's wall time keeps one to one.
+				return nil, fmt.Errorf("%s: a TIMESTAMP is an instant, which %s would store as its wall time in UTC, "+
+					"not in source_time_zone %s as DATETIME values are (23:00 on 10 March in New York is 03:00 on the 11th in UTC); "+
+					"map it to timestamp with time zone, or set lossy: true to store its wall time in UTC",
+					at("columns."+c.name), c.typ.full, z)
+			}
 			if c.srcType == "TIME" && c.typ.base == "time" && c.typ.tz && !c.cfg.Lossy && c.lookup == nil && !fixedUTC(loc) {
 				// A time of day in the zone has an offset only on a date,
 				// which a TIME lacks; timetz would give it UTC's.
@@ -284,7 +292,10 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 	t.keyType = types[0].DatabaseTypeName()
 	t.key = kindOf(t.keyType)
 	for i := range t.cols {
-		if t.cols[i].cfg.From != "" {
+		// A body lookup without from reads by the row's key: its value
+		// has a type as much as one with from (numbers go as numbers,
+		// a TIMESTAMP as an instant).
+		if c := t.cols[i].cfg; c.From != "" || c.Lookup != nil {
 			t.cols[i].srcType = types[i+1].DatabaseTypeName()
 		}
 	}
