@@ -58,6 +58,9 @@ type look struct {
 	// fixed or not, until the window had passed. Looks are a second
 	// apart, so at most the last second before a flip counts with it.
 	last, since stats.Mark
+	// refused says its last rollback failed (the store is away: no audit,
+	// no flip), which is logged once, not on every look.
+	refused bool
 }
 
 // guardInterval is how often the guard looks at the rates.
@@ -109,6 +112,7 @@ func (g *Guard) Check(ctx context.Context) {
 		window := time.Duration(gd.Window)
 		w := g.live.WindowAfter(rf.Route.Name, now, window, since[rf.Route.Name])
 		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
+			g.refused(rf.Route.Name, false)
 			continue
 		}
 		mode, percent := g.target(ctx, rf)
@@ -123,9 +127,12 @@ func (g *Guard) Check(ctx context.Context) {
 		case errors.Is(err, ErrStale):
 			continue // another replica, or an operator, changed it first
 		case err != nil:
-			g.log.Error("guard rollback failed", "route", rf.Route.Name, "error", err)
+			if !g.refused(rf.Route.Name, true) {
+				g.log.Error("guard rollback failed", "route", rf.Route.Name, "error", err)
+			}
 			continue
 		}
+		g.refused(rf.Route.Name, false)
 		g.rollbacks.WithLabelValues(rf.Route.Name).Inc()
 		g.log.Warn("guard rolled a route back", "route", rf.Route.Name, "from_mode", rf.Mode, "to_mode", mode, "reason", reason)
 	}
@@ -142,7 +149,7 @@ func (g *Guard) lookAt(guarded []RouteFlags, now time.Time) map[string]stats.Mar
 		name := rf.Route.Name
 		l := look{mode: rf.Mode, percent: domain.FullPercent(rf.Percent), version: rf.Version}
 		if prev, ok := g.looks[name]; ok {
-			l.since = prev.since
+			l.since, l.refused = prev.since, prev.refused
 			if prev.mode != l.mode || prev.percent != l.percent || prev.version != l.version {
 				l.since = prev.last
 			}
@@ -152,6 +159,18 @@ func (g *Guard) lookAt(guarded []RouteFlags, now time.Time) map[string]stats.Mar
 	}
 	g.looks = looks
 	return since
+}
+
+// refused notes whether route's last rollback failed, and reports
+// whether its previous one had.
+func (g *Guard) refused(route string, failed bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.looks[route]
+	was := l.refused
+	l.refused = failed
+	g.looks[route] = l
+	return was
 }
 
 // target is where a rollback takes the route: back to the percent an

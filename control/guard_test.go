@@ -333,3 +333,27 @@ func TestTheGuardJudgesAFlipByWhatCameAfterIt(t *testing.T) {
 		t.Errorf("modern failing again after the flip: got %d rollbacks, want 2", got)
 	}
 }
+
+// TestTheGuardSaysOnceThatItCannotRollBack: with the state store away a
+// rollback cannot be audited, so the guard cannot make it; it tried
+// every second and logged an error each time, a line a second per route
+// for as long as the store was away. One line says it, until a rollback
+// of the route works again or it no longer needs one.
+func TestTheGuardSaysOnceThatItCannotRollBack(t *testing.T) {
+	p := newPlane(t)
+	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+	ctx := context.Background()
+	p.flip(t, "get-patient", domain.ModeModern, nil)
+	p.modernFails("get-patient", 25)
+	p.store.Close() // the store goes away
+	for range 10 {
+		guard.Check(ctx)
+		p.clock.Advance(time.Second)
+	}
+	if got := len(p.logs.matching(t, "guard rollback failed")); got != 1 {
+		t.Errorf("10 looks at a route it could not roll back: %d lines, want 1", got)
+	}
+	if got, want := p.served("get-patient"), "modern"; got != want {
+		t.Errorf("the route: got %s, want %s (no flip without its audit entry)", got, want)
+	}
+}
