@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,7 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/metrics"
+	"strangler/stats"
 	"strangler/store"
 )
 
@@ -24,11 +26,41 @@ import (
 // hold.
 type Guard struct {
 	flags     *Flags
-	live      LiveStats
+	live      GuardStats
 	audit     AuditReader
 	log       *slog.Logger
 	now       func() time.Time
 	rollbacks *prometheus.CounterVec
+
+	// mu guards looks: per guarded route, what the guard saw at its
+	// previous look.
+	mu    sync.Mutex
+	looks map[string]look
+}
+
+// GuardStats are the live counts the guard judges modern by.
+type GuardStats interface {
+	Mark(route string, now time.Time) stats.Mark
+	WindowAfter(route string, now time.Time, d time.Duration, mark stats.Mark) stats.Window
+}
+
+// look is what the guard saw of a route at its previous look.
+type look struct {
+	// mode, percent and version are the route's flags then.
+	mode    domain.Mode
+	percent float64
+	version int64
+	// last is the route's counts then; since is its counts at the look
+	// before its flags last changed, which its window leaves out: the
+	// guard judges a flip by what modern answered after it. Without it,
+	// the errors that tripped the guard, still in the window, rolled the
+	// route back again as soon as an operator flipped it back, modern
+	// fixed or not, until the window had passed. Looks are a second
+	// apart, so at most the last second before a flip counts with it.
+	last, since stats.Mark
+	// refused says its last rollback failed (the store is away: no audit,
+	// no flip), which is logged once, not on every look.
+	refused bool
 }
 
 // guardInterval is how often the guard looks at the rates.
@@ -39,10 +71,11 @@ const guardInterval = time.Second
 const guardActor = config.GuardActor
 
 // NewGuard returns a guard over the flags, registering its metric.
-func NewGuard(flags *Flags, live LiveStats, audit AuditReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
+func NewGuard(flags *Flags, live GuardStats, audit AuditReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
 	g := &Guard{
 		flags: flags, live: live, audit: audit, log: log, now: now,
 		rollbacks: metrics.GuardRollbacks.CounterVec(),
+		looks:     map[string]look{},
 	}
 	reg.MustRegister(g.rollbacks)
 	return g
@@ -66,7 +99,9 @@ func (g *Guard) Run(ctx context.Context) error {
 // not hold already.
 func (g *Guard) Check(ctx context.Context) {
 	now := g.now()
-	for _, rf := range g.flags.Guarded() {
+	guarded := g.flags.Guarded()
+	since := g.lookAt(guarded, now)
+	for _, rf := range guarded {
 		g.rollbacks.WithLabelValues(rf.Route.Name) // a series from the start, at 0
 		gd := rf.Route.Guard
 		// The guard watches the modes in which modern answers clients: those
@@ -75,8 +110,9 @@ func (g *Guard) Check(ctx context.Context) {
 			continue
 		}
 		window := time.Duration(gd.Window)
-		w := g.live.Window(rf.Route.Name, now, window)
+		w := g.live.WindowAfter(rf.Route.Name, now, window, since[rf.Route.Name])
 		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
+			g.refused(rf.Route.Name, false)
 			continue
 		}
 		mode, percent := g.target(ctx, rf)
@@ -91,12 +127,50 @@ func (g *Guard) Check(ctx context.Context) {
 		case errors.Is(err, ErrStale):
 			continue // another replica, or an operator, changed it first
 		case err != nil:
-			g.log.Error("guard rollback failed", "route", rf.Route.Name, "error", err)
+			if !g.refused(rf.Route.Name, true) {
+				g.log.Error("guard rollback failed", "route", rf.Route.Name, "error", err)
+			}
 			continue
 		}
+		g.refused(rf.Route.Name, false)
 		g.rollbacks.WithLabelValues(rf.Route.Name).Inc()
 		g.log.Warn("guard rolled a route back", "route", rf.Route.Name, "from_mode", rf.Mode, "to_mode", mode, "reason", reason)
 	}
+}
+
+// lookAt notes what the guard sees of each guarded route now and returns,
+// per route, the counts its window leaves out (see look).
+func (g *Guard) lookAt(guarded []RouteFlags, now time.Time) map[string]stats.Mark {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	looks := make(map[string]look, len(guarded))
+	since := make(map[string]stats.Mark, len(guarded))
+	for _, rf := range guarded {
+		name := rf.Route.Name
+		l := look{mode: rf.Mode, percent: domain.FullPercent(rf.Percent), version: rf.Version}
+		if prev, ok := g.looks[name]; ok {
+			l.since, l.refused = prev.since, prev.refused
+			if prev.mode != l.mode || prev.percent != l.percent || prev.version != l.version {
+				l.since = prev.last
+			}
+		}
+		l.last = g.live.Mark(name, now)
+		looks[name], since[name] = l, l.since
+	}
+	g.looks = looks
+	return since
+}
+
+// refused notes whether route's last rollback failed, and reports
+// whether its previous one had.
+func (g *Guard) refused(route string, failed bool) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.looks[route]
+	was := l.refused
+	l.refused = failed
+	g.looks[route] = l
+	return was
 }
 
 // target is where a rollback takes the route: back to the percent an

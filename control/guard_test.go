@@ -281,3 +281,79 @@ func TestAGateRefusesOnlyARateAboveIt(t *testing.T) {
 		}
 	}
 }
+
+// modernAnswers records n answers of modern on route that did not fail.
+func (p *plane) modernAnswers(route string, n int) {
+	r := p.counters.Route(route)
+	for range n {
+		r.Modern(p.clock.Now(), false)
+	}
+}
+
+// TestTheGuardJudgesAFlipByWhatCameAfterIt: modern failed, the guard
+// rolled the route back and held it; modern is fixed and an operator
+// flips the route to modern again, in the same minute. The errors that
+// tripped the guard were still in its window: it rolled the route back
+// at once, on modern's old answers, and went on doing so after every
+// flip until the window had passed. It judges what modern answered since
+// the flip, and trips again only if modern fails again.
+func TestTheGuardJudgesAFlipByWhatCameAfterIt(t *testing.T) {
+	p := newPlane(t)
+	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+	ctx := context.Background()
+	p.flip(t, "get-patient", domain.ModeModern, nil)
+	guard.Check(ctx)
+	p.clock.Advance(time.Second)
+	p.modernFails("get-patient", 25)
+	guard.Check(ctx)
+	if got := len(p.rollbacks(t, "get-patient")); got != 1 {
+		t.Fatalf("modern failing: got %d rollbacks, want 1", got)
+	}
+	for range 10 { // held, the guard looking every second
+		p.clock.Advance(time.Second)
+		guard.Check(ctx)
+	}
+
+	p.flip(t, "get-patient", domain.ModeModern, nil) // modern fixed
+	for range 30 {
+		p.clock.Advance(time.Second)
+		p.modernAnswers("get-patient", 1)
+		guard.Check(ctx)
+	}
+	if got := len(p.rollbacks(t, "get-patient")); got != 1 {
+		t.Errorf("modern answering well since the operator's flip: got %d rollbacks, want still 1", got)
+	}
+	if got, want := p.served("get-patient"), "modern"; got != want {
+		t.Errorf("the route 30 s after the operator's flip: got %s, want %s", got, want)
+	}
+
+	p.modernFails("get-patient", 25) // 25 of 55 since the flip
+	guard.Check(ctx)
+	if got := len(p.rollbacks(t, "get-patient")); got != 2 {
+		t.Errorf("modern failing again after the flip: got %d rollbacks, want 2", got)
+	}
+}
+
+// TestTheGuardSaysOnceThatItCannotRollBack: with the state store away a
+// rollback cannot be audited, so the guard cannot make it; it tried
+// every second and logged an error each time, a line a second per route
+// for as long as the store was away. One line says it, until a rollback
+// of the route works again or it no longer needs one.
+func TestTheGuardSaysOnceThatItCannotRollBack(t *testing.T) {
+	p := newPlane(t)
+	guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+	ctx := context.Background()
+	p.flip(t, "get-patient", domain.ModeModern, nil)
+	p.modernFails("get-patient", 25)
+	p.store.Close() // the store goes away
+	for range 10 {
+		guard.Check(ctx)
+		p.clock.Advance(time.Second)
+	}
+	if got := len(p.logs.matching(t, "guard rollback failed")); got != 1 {
+		t.Errorf("10 looks at a route it could not roll back: %d lines, want 1", got)
+	}
+	if got, want := p.served("get-patient"), "modern"; got != want {
+		t.Errorf("the route: got %s, want %s (no flip without its audit entry)", got, want)
+	}
+}

@@ -45,8 +45,11 @@ type Journal interface {
 // unknown: only a crash while an outcome is held leaves its write unknown
 // (its lease passes and recovery marks it). Held outcomes are recorded in
 // the order the primary answered, and an outcome that arrives while
-// others are held queues behind them, so that writes to one resource
-// still take their sequence numbers in that order.
+// others are held queues behind them when it is for a resource one of
+// them is for, so that writes to one resource still take their sequence
+// numbers in that order; any other is recorded at once. Were every one
+// to queue, a steady write load after an outage would keep the queue as
+// long as it was, recorded barely faster than it grew.
 //
 // Each call is bounded by storeTimeout: a store that does not answer in
 // time refuses the intent (503) or has the outcome held, as one that
@@ -66,6 +69,9 @@ type Outcomes struct {
 
 	mu   sync.Mutex
 	held []heldOutcome
+	// ordered counts the held outcomes that take a sequence number, by
+	// their resource ("" when it is not known here).
+	ordered map[string]int
 	// failingSince is when the store began refusing journal writes, zero
 	// while it takes them; lastFailure is its latest refusal.
 	failingSince, lastFailure time.Time
@@ -77,6 +83,8 @@ type Outcomes struct {
 type heldOutcome struct {
 	id string
 	o  domain.Outcome
+	// resource orders the outcome (see orderOf).
+	resource string
 	// neverSent is the outcome of an intent whose journaling failed: the
 	// primary never got it, and the intent itself may not exist.
 	neverSent bool
@@ -95,8 +103,9 @@ const (
 func NewOutcomes(journal Journal, kicks *Kicks, reg prometheus.Registerer, log *slog.Logger) *Outcomes {
 	j := &Outcomes{
 		journal: journal, kicks: kicks, log: log, now: time.Now,
-		errors: metrics.StoreWriteErrors.Counter(),
-		wake:   make(chan struct{}, 1),
+		errors:  metrics.StoreWriteErrors.Counter(),
+		wake:    make(chan struct{}, 1),
+		ordered: map[string]int{},
 	}
 	reg.MustRegister(j.errors)
 	return j
@@ -154,7 +163,7 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 // answered that this outcome can never be recorded (the write is not
 // there, or no longer sent or unknown).
 func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
-	return j.record(ctx, id, o, func(ctx context.Context) error {
+	return j.record(ctx, id, o.Resource, o, func(ctx context.Context) error {
 		err := j.journal.RecordOutcome(ctx, id, o)
 		if err == nil {
 			j.queued(id, o)
@@ -168,7 +177,11 @@ func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcom
 // worker with it, so that the worker need not claim it from the queue
 // and read it back.
 func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {
-	return j.record(ctx, in.ID, o, func(ctx context.Context) error {
+	resource := in.Resource
+	if o.Resource != "" {
+		resource = o.Resource // a create: what it made
+	}
+	return j.record(ctx, in.ID, resource, o, func(ctx context.Context) error {
 		var w *Worker
 		var owner string
 		var lease time.Duration
@@ -200,12 +213,14 @@ func (j *Outcomes) RecordOutcomeOf(ctx context.Context, in domain.Intent, o doma
 	})
 }
 
-// record runs the recording of id's outcome o, unless earlier outcomes
-// are held, and holds o if the store cannot take it now.
-func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, recordNow func(context.Context) error) error {
+// record runs the recording of id's outcome o, for resource ("" if not
+// known), unless it must wait behind held outcomes, and holds o if the
+// store cannot take it now.
+func (j *Outcomes) record(ctx context.Context, id, resource string, o domain.Outcome, recordNow func(context.Context) error) error {
+	h := heldOutcome{id: id, o: o, resource: resource}
 	j.mu.Lock()
-	if len(j.held) > 0 {
-		j.holdLocked(heldOutcome{id: id, o: o})
+	if j.waitsLocked(h) {
+		j.holdLocked(h)
 		j.mu.Unlock()
 		return nil
 	}
@@ -220,9 +235,22 @@ func (j *Outcomes) record(ctx context.Context, id string, o domain.Outcome, reco
 	j.log.Warn("recording a dual write's outcome failed; kept in memory and retried until the state store takes it",
 		"id", id, "status", o.Status, "error", err)
 	j.mu.Lock()
-	j.holdLocked(heldOutcome{id: id, o: o})
+	j.holdLocked(h)
 	j.mu.Unlock()
 	return nil
+}
+
+// waitsLocked reports whether h must wait behind a held outcome: both
+// take a sequence number (a 2xx, see queues) for the same resource, or
+// for one not known here. Any other outcome orders nothing.
+func (j *Outcomes) waitsLocked(h heldOutcome) bool {
+	if len(j.held) == 0 || !queues(h.o) {
+		return false
+	}
+	if h.resource == "" || j.ordered[""] > 0 {
+		return len(j.ordered) > 0
+	}
+	return j.ordered[h.resource] > 0
 }
 
 // queued hands the write id, recorded with outcome o, to the worker if o
@@ -253,7 +281,20 @@ func leasedRepair(in domain.Intent, o domain.Outcome, owner string, leaseUntil, 
 
 func (j *Outcomes) holdLocked(h heldOutcome) {
 	j.held = append(j.held, h)
+	if queues(h.o) {
+		j.ordered[h.resource]++
+	}
 	signal(j.wake)
+}
+
+// unholdLocked takes the oldest held outcome, h, off the list.
+func (j *Outcomes) unholdLocked(h heldOutcome) {
+	j.held = j.held[1:]
+	if queues(h.o) {
+		if j.ordered[h.resource]--; j.ordered[h.resource] == 0 {
+			delete(j.ordered, h.resource)
+		}
+	}
 }
 
 // final reports whether the store refused a write for good: it answered,
@@ -390,7 +431,7 @@ func (j *Outcomes) flush(ctx context.Context) bool {
 			return false
 		}
 		j.mu.Lock()
-		j.held = j.held[1:]
+		j.unholdLocked(h)
 		j.mu.Unlock()
 		switch {
 		case err != nil && h.neverSent:

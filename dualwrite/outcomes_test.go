@@ -119,8 +119,9 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 	if err := c.outcomes.RecordOutcome(ctx, "refused", domain.Outcome{Status: 409}); err != nil {
 		t.Fatal(err)
 	}
-	if _, held := c.outcomes.WritesFailing(); held != 3 {
-		t.Errorf("outcomes arriving while others are held: %d held, want 3 (queued behind the first)", held)
+	// The refusal takes no sequence number, so it waits for nothing.
+	if _, held := c.outcomes.WritesFailing(); held != 2 {
+		t.Errorf("outcomes arriving while others are held: %d held, want 2 (the second queued behind the first)", held)
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -273,4 +274,53 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestOutcomesOfOtherResourcesPassTheHeldOnes: once the store is back,
+// an outcome arriving while others are held waits behind them only if
+// it is for a resource one of them is for. Every outcome waited: under
+// a steady write load after a PostgreSQL restart the held ones were
+// recorded barely faster than new ones joined them, and the facade said
+// the store refused writes (strangler_store_up 0, /readyz degraded) for
+// 88 s after it took them again, with hundreds of acknowledged writes
+// only in memory all the while.
+func TestOutcomesOfOtherResourcesPassTheHeldOnes(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	ctx := context.Background()
+	intent := func(id, resource string) domain.Intent {
+		return domain.Intent{ID: id, Route: "put-item", Resource: resource, Method: http.MethodPut, Target: resource, Primary: "legacy"}
+	}
+	for _, in := range []domain.Intent{intent("first", "/items/1"), intent("second", "/items/1"), intent("other", "/items/2")} {
+		if err := c.outcomes.BeginWrite(ctx, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.proxy.Cut()
+	if err := c.outcomes.RecordOutcomeOf(ctx, intent("first", "/items/1"), domain.Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	c.proxy.Restore()
+	for _, in := range []domain.Intent{intent("second", "/items/1"), intent("other", "/items/2")} {
+		if err := c.outcomes.RecordOutcomeOf(ctx, in, domain.Outcome{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, held := c.outcomes.WritesFailing(); held != 2 {
+		t.Errorf("%d outcomes held, want 2: first, and second behind it (same resource)", held)
+	}
+	if got := c.repair(t, "other").State; got != domain.StatePending {
+		t.Errorf("the write to another resource: %s, want pending, recorded at once", got)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	c.waitRecorded(t, 10*time.Second)
+	if first, second := c.repair(t, "first"), c.repair(t, "second"); first.Seq >= second.Seq {
+		t.Errorf("sequence numbers on /items/1: first %d, second %d; want the order the primary answered in", first.Seq, second.Seq)
+	}
 }

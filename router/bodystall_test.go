@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -80,5 +81,51 @@ func TestAPausingStreamIsNotCut(t *testing.T) {
 	resp, body := f.get(t, "/x")
 	if resp.StatusCode != http.StatusOK || body != "abcd" {
 		t.Errorf("got %d %q, want 200 abcd", resp.StatusCode, body)
+	}
+}
+
+// TestAModernAnswerThatBreaksOffCountsAsModernFailing: modern sends a
+// 200's head and part of its body, then resets the connection (a pod
+// killed mid-answer) or stalls past its timeout. The client's answer is
+// cut; for the guard it was a success, so a modern breaking every answer
+// never rolled a route back. It counts as a failed attempt of modern, on
+// a modern and a fallback route alike.
+func TestAModernAnswerThatBreaksOffCountsAsModernFailing(t *testing.T) {
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `{"from":"legacy"}`))
+	resets := "http://" + testkit.ServeConns(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+		// A reset, not an orderly close.
+		c.(*net.TCPConn).SetLinger(0)
+		_ = req
+	})
+	stalls := stallingBackend(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":", -1, "")
+	for name, modern := range map[string]string{"reset": resets, "stall": stalls} {
+		t.Run(name, func(t *testing.T) {
+			f := newFacade(t, legacy.URL, modern, "", `
+  - {name: mod, match: "GET /mod/{id}", mode: modern}
+  - {name: fb, match: "GET /fb/{id}", mode: fallback}`)
+			for _, route := range []string{"mod", "fb"} {
+				for i := range 3 {
+					req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/%s/%d", f.URL, route, i), nil)
+					req.Close = true // no retry of the client's own on a fresh connection
+					resp, err := f.Client().Do(req)
+					if err == nil {
+						_, err = io.ReadAll(resp.Body)
+						resp.Body.Close()
+					}
+					if err == nil {
+						t.Fatalf("GET /%s/%d: a whole answer, want it cut", route, i)
+					}
+				}
+				w := f.router.Current().byName[route].stats.Window(time.Now(), time.Minute)
+				if w.ModernAttempts != 3 || w.ModernErrors != 3 {
+					t.Errorf("route %s: modern's attempts %d, errors %d; want 3 and 3", route, w.ModernAttempts, w.ModernErrors)
+				}
+			}
+		})
 	}
 }

@@ -48,6 +48,10 @@ type exchange struct {
 	noCopy bool
 	// clientGone is set when the client left before the response started.
 	clientGone bool
+	// broken is set when the served backend's answer broke off (a reset,
+	// a stalled body) while its client was still there: the client got a
+	// cut answer, which counts as the backend failing.
+	broken bool
 	// params are the path parameters' values, when the route needs them.
 	params []string
 	// answer is the backend's own answer to the proxied request: its

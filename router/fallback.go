@@ -47,14 +47,15 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	var held upstream.Informational
 	resp, err := f.t.roundTripHeld(modern, out, &held)
 	reason, modernStatus := f.reason(req, rt, resp, err, sent)
+	if reason == "" {
+		// Served: finish counts modern's attempt once the answer ended.
+		held.Release(req)
+		return resp, err
+	}
 	// A 499 of a failed attempt is the client leaving, no answer of
 	// modern's; modern's own 499 is an answer like any other.
 	if err == nil || modernStatus != statusClientClosed {
 		rt.stats.Modern(x.start, modernStatus >= 500)
-	}
-	if reason == "" {
-		held.Release(req)
-		return resp, err
 	}
 	if resp != nil {
 		f.t.discard(resp.Body)

@@ -277,6 +277,11 @@ func (t *Table) copyBody(w http.ResponseWriter, res *http.Response, in *http.Req
 			return nil
 		}
 		if rerr != nil {
+			if in.Context().Err() == nil {
+				if x := exchangeFrom(in.Context()); x != nil {
+					x.broken = true
+				}
+			}
 			return rerr
 		}
 	}

@@ -342,10 +342,11 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		return
 	}
 	rt.stats.Request(x.start, served, req)
-	// A fallback route counts its modern attempts in the fallback
-	// transport, which also sees the ones that fell back.
-	if served == "modern" && rt.mode != domain.ModeFallback {
-		rt.stats.Modern(x.start, code >= 500)
+	// Modern's answer the client got counts here, once its body has
+	// ended: an answer that broke off is a failure whatever its status
+	// said. The fallback transport counts the attempts that fell back.
+	if served == "modern" && code != codeClientLeft {
+		rt.stats.Modern(x.start, code >= 500 || x.broken)
 	}
 }
 

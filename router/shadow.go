@@ -29,6 +29,7 @@ type shadowRoute struct {
 	noise    *shadow.Sampler
 	writes   bool
 	captures sync.Pool
+	waiters  sync.Pool
 }
 
 // noiseShare is the share of shadowed requests sent twice to the primary
@@ -62,6 +63,7 @@ func newShadowRoute(r *config.Route, prev *shadowRoute, h *phi.Hasher) (*shadowR
 	}
 	maxBody := int(c.MaxBody)
 	s.captures.New = func() any { return shadow.NewCapture(maxBody) }
+	s.waiters.New = newWaiter
 	return s, nil
 }
 
@@ -126,7 +128,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 			answered: completed && x.answer.status != 0,
 			capture:  capture,
 		}
-		job.answered.Done()
+		job.answered.ch <- struct{}{}
 	}()
 	primary.ServeHTTP(&x.w, req)
 	completed = true
@@ -155,9 +157,10 @@ type shadowJob struct {
 	copy  shadow.RequestCopy
 	// target is the request URL the copy is addressed from.
 	target url.URL
-	// primary is the primary's answer, to be read once answered is done.
+	// primary is the primary's answer, to be read once answered is
+	// closed, and never by a job that stopped waiting for it.
 	primary  primaryAnswer
-	answered sync.WaitGroup
+	answered *waiter
 	// captures are the job's own captures, returned to the pool at its
 	// end: the other backend's answer and, when learning noise, the
 	// primary's second one.
@@ -185,7 +188,7 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	h["X-Strangler-Shadow"] = j.shadowFlag[:] // spelled canonically, as forwardHeaders sets its own
 	j.copy = shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Pattern: rt.pattern, Header: h, Body: x.replay}
 	j.captures = j.captureBuf[:0]
-	j.answered.Add(1)
+	j.answered = rt.shadow.waiters.Get().(*waiter)
 	j.primaryUp, j.otherUp = t.legacy, t.modern
 	if rt.primary == domain.Modern {
 		j.primaryUp, j.otherUp = t.modern, t.legacy
@@ -199,7 +202,16 @@ func (j *shadowJob) run() {
 	// sent alongside, its exchange and the comparison took the CPU the
 	// client's answer was waiting for, and lengthened the tail of the
 	// clients' latency (shadow p99 1.22x legacy's at a paced load).
-	j.answered.Wait()
+	if !j.awaitPrimary() {
+		// The primary's answer is still streaming (server-sent events, a
+		// long poll, a slow download): holding the slot until it ends
+		// would let a few streams take the pool and drop every other
+		// copy of the route for as long as they last. Too long to
+		// compare, as a body past max_body is; no copy is sent. Its
+		// capture stays with the request, which still writes to it.
+		m.shadowResult(rt, "too_large")
+		return
+	}
 	p := &j.primary
 	defer func() {
 		sh.captures.Put(p.capture)
@@ -246,6 +258,48 @@ func (j *shadowJob) run() {
 	}
 }
 
+// awaitPrimary waits until the client has the primary's whole answer and
+// reports whether it came within copyDeadline of the primary: a copy's
+// slot in the pool is held by nothing unbounded.
+func (j *shadowJob) awaitPrimary() bool {
+	w := j.answered
+	w.timer.Reset(copyDeadline(j.primaryUp))
+	select {
+	case <-w.ch:
+		w.timer.Stop()
+		j.route.shadow.waiters.Put(w)
+		return true
+	case <-w.timer.C:
+		// The request still sends on w.ch once its answer ends: w is
+		// left to it, never handed to another job.
+		return false
+	}
+}
+
+// waiter is how a shadow job waits for its request's answer within a
+// bound. Waiters are pooled: a channel and a timer made for every
+// shadowed request cost four allocations.
+type waiter struct {
+	// ch gets one value when the client has the primary's answer; its
+	// buffer lets the request send it whether or not the job still waits.
+	ch    chan struct{}
+	timer *time.Timer
+}
+
+func newWaiter() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &waiter{ch: make(chan struct{}, 1), timer: t}
+}
+
+// copyDeadline is how long a shadow job waits on a backend's answer: the
+// primary's to the client, and the copy's exchange with the other side.
+// Twice the backend's timeout, so a slow body is not cut off too eagerly,
+// and never less than five seconds.
+func copyDeadline(up *upstream.Upstream) time.Duration {
+	return max(2*up.Timeout(), 5*time.Second)
+}
+
 // sampleTimeout bounds the storing of one mismatch sample, its wait for
 // its turn included.
 const sampleTimeout = 5 * time.Second
@@ -274,10 +328,9 @@ func (j *shadowJob) keepSample(res shadow.Result) {
 }
 
 // send sends the copy to up and captures its answer up to the route's
-// max_body. It has its own deadline: twice the backend's timeout, so a
-// slow body is not cut off too eagerly, and never less than five seconds.
+// max_body, within its own deadline (copyDeadline).
 func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
-	ctx, cancel := context.WithTimeout(j.ctx, max(2*up.Timeout(), 5*time.Second))
+	ctx, cancel := context.WithTimeout(j.ctx, copyDeadline(up))
 	defer cancel()
 	h := j.copy.Header
 	if j.t.tracing != nil {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -375,5 +376,88 @@ func TestShadowCopyLeavesOnceTheClientHasItsAnswer(t *testing.T) {
 	}
 	if got := f.comparisons(t, "patient", 1); got["match"] != 1 {
 		t.Errorf("comparisons %v, want one match", got)
+	}
+}
+
+// A shadow route whose primary answers with a stream (server-sent events,
+// a long poll) used to keep a copy's slot until the stream ended: a few
+// long streams took compare.max_inflight, and every other request of the
+// route had its copy dropped for as long as they lasted. The wait for the
+// primary's answer is bounded; an answer still streaming then is
+// too_large, and the slot is free again.
+func TestShadowOfALongStreamFreesItsSlot(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events/plain" {
+			testkit.Answer(200, `{"id":1}`)(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := fmt.Fprint(w, "data: tick\n\n"); err != nil {
+				return
+			}
+			http.NewResponseController(w).Flush()
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	modern := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events/plain" {
+			testkit.Answer(200, `{"id":1}`)(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: tick\n\n")
+	})
+	f := serveConfig(t, parseConfig(t, fmt.Sprintf(`
+backends:
+  legacy: {url: %q, timeout: 1s}
+  modern: {url: %q, timeout: 1s}
+routes:
+  - {name: events, match: "GET /events/{id}", mode: shadow, compare: {max_inflight: 2}}`, legacy.URL, modern.URL)))
+
+	// Two clients follow a stream each: the pool's two slots.
+	streams := make([]*bufio.Reader, 2)
+	for i := range streams {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/events/%d", f.URL, i), nil)
+		resp, err := f.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		streams[i] = bufio.NewReader(resp.Body)
+		if line, err := streams[i].ReadString('\n'); err != nil || line != "data: tick\n" {
+			t.Fatalf("stream %d began with %q, %v", i, line, err)
+		}
+	}
+	start := time.Now()
+	testkit.Eventually(t, 20*time.Second, "a plain request of the route compared while the streams go on", func() bool {
+		if resp, body := f.get(t, "/events/plain"); resp.StatusCode != 200 || body != `{"id":1}` {
+			t.Fatalf("client got %d %s, want legacy's answer", resp.StatusCode, body)
+		}
+		return f.metric(t, "strangler_shadow_comparisons_total", map[string]string{"route": "events", "result": "match"}) >= 1
+	})
+	t.Logf("a plain request was compared %v after two streams took the pool", time.Since(start).Round(time.Millisecond))
+	if got := f.metric(t, "strangler_shadow_comparisons_total", map[string]string{"route": "events", "result": "too_large"}); got != 2 {
+		t.Errorf("%v comparisons too_large, want the 2 streams", got)
+	}
+	// The clients' streams were never touched.
+	for i, s := range streams {
+		for range 3 {
+			if line, err := s.ReadString('\n'); err != nil {
+				t.Fatalf("stream %d broke off: %v", i, err)
+			} else if line != "data: tick\n" && line != "\n" {
+				t.Fatalf("stream %d went on with %q", i, line)
+			}
+		}
 	}
 }

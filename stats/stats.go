@@ -208,6 +208,41 @@ func (r *Route) Window(now time.Time, d time.Duration) Window {
 	return w
 }
 
+// Mark is what a route had counted within one minute by one moment, for
+// WindowAfter. The zero Mark is before everything.
+type Mark struct {
+	minute int64
+	counts Window
+}
+
+// Mark returns what route name has counted so far in the current minute.
+func (c *Counters) Mark(name string, now time.Time) Mark {
+	return Mark{minute: now.Unix() / 60, counts: c.Window(name, now, time.Minute)}
+}
+
+// WindowAfter is Window leaving out what was counted by mark: the
+// minutes before mark's, and mark's counts of its own minute.
+func (c *Counters) WindowAfter(name string, now time.Time, d time.Duration, mark Mark) Window {
+	cur := now.Unix() / 60
+	n := min(int64((d+time.Minute-1)/time.Minute), windowMinutes)
+	if mark.minute <= cur-n || mark.minute > cur {
+		// Out of the window (or on a clock that went back): nothing in
+		// the window came before it.
+		return c.Window(name, now, d)
+	}
+	w := c.Window(name, now, time.Duration(cur-mark.minute+1)*time.Minute)
+	m := mark.counts
+	w.Requests -= min(w.Requests, m.Requests)
+	w.Modern -= min(w.Modern, m.Modern)
+	w.ModernAttempts -= min(w.ModernAttempts, m.ModernAttempts)
+	w.ModernErrors -= min(w.ModernErrors, m.ModernErrors)
+	w.Fallbacks -= min(w.Fallbacks, m.Fallbacks)
+	w.ConfirmedMissing -= min(w.ConfirmedMissing, m.ConfirmedMissing)
+	w.ShadowMatch -= min(w.ShadowMatch, m.ShadowMatch)
+	w.ShadowMismatch -= min(w.ShadowMismatch, m.ShadowMismatch)
+	return w
+}
+
 // maxClients bounds the distinct app versions noted per route between
 // flushes; more are counted as "other".
 const maxClients = 32

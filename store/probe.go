@@ -18,9 +18,13 @@ const writeHeadroom = 1 << 20
 // ProbeWrites checks, with no client's write at stake, whether the store
 // would take one: on PostgreSQL an UPDATE (refused by a standby or a
 // read-only server) in a transaction whose commit the server must write
-// to its log; on the embedded store its file still at its path,
-// writeHeadroom free on its file system, and the write lock (held by
-// another session, it waits as a write would). It changes no row.
+// to its log, changing no row; on the embedded store its file still at
+// its path, writeHeadroom free on its file system, the write lock (held
+// by another session, it waits as a write would), and a commit that
+// writes: it counts the probes in strangler_sequences. A commit that
+// changes no page writes nothing, and passed on files the system no
+// longer lets the store write (read-only, immutable, a failing disk),
+// where every client's write fails.
 func (s *Store) ProbeWrites(ctx context.Context) error {
 	if f := s.dialect.file; f != nil {
 		if _, err := f.refused(); err != nil {
@@ -44,7 +48,10 @@ func (s *Store) ProbeWrites(ctx context.Context) error {
 			_, err := tx.ExecContext(ctx, `SELECT txid_current()`)
 			return err
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO strangler_sequences (name, value) VALUES ('strangler_write_probe', 1)
+			ON CONFLICT (name) DO UPDATE SET value = value + 1`)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: write probe: %w", err)

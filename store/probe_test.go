@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,47 @@ func TestTheWriteProbeWaitsForTheWriteLockOnSQLite(t *testing.T) {
 	defer cancel()
 	if err := s.ProbeWrites(ctx); err == nil {
 		t.Error("ProbeWrites with another session holding the write lock: nil, want refused")
+	}
+}
+
+// TestTheWriteProbeFailsOnASQLiteFileItCannotWrite: an embedded store
+// whose files the system stops letting it write (made immutable here; a
+// read-only remount or a failing disk fail the same way) refuses every
+// commit, and the probe must say so. It wrote nothing, so it passed, and
+// with no client writing for 30 s /readyz said ready and
+// strangler_store_up 1 while every dual write was refused.
+func TestTheWriteProbeFailsOnASQLiteFileItCannotWrite(t *testing.T) {
+	dsn := backends()[0].fresh(t)
+	s := openStore(t, dsn, newClock())
+	ctx := context.Background()
+	if err := s.ProbeWrites(ctx); err != nil {
+		t.Fatalf("ProbeWrites on a healthy store: %v", err)
+	}
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	files := []string{path, path + "-wal"}
+	chattr := func(flag string) error {
+		for _, f := range files {
+			if out, err := exec.Command("chattr", flag, f).CombinedOutput(); err != nil {
+				return fmt.Errorf("chattr %s %s: %v %s", flag, f, err, out)
+			}
+		}
+		return nil
+	}
+	if err := chattr("+i"); err != nil {
+		chattr("-i")
+		if os.Getenv("STRANGLER_REQUIRE_DB") == "1" {
+			t.Fatalf("making the store's files immutable (needs root and a file system that has the flag): %v", err)
+		}
+		t.Skipf("making the store's files immutable needs root and a file system that has the flag: %v", err)
+	}
+	t.Cleanup(func() { chattr("-i") })
+	if err := s.ProbeWrites(ctx); err == nil {
+		t.Error("ProbeWrites on files the system will not let it write: nil, want refused")
+	}
+	if err := chattr("-i"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrites(ctx); err != nil {
+		t.Errorf("ProbeWrites once the files can be written again: %v, want nil", err)
 	}
 }
