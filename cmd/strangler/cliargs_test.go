@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A word left on the command line of a command that runs until stopped
+// is a mistake (serve --config a.yaml b.yaml serves a.yaml alone): it is
+// refused as on every other command, before anything starts.
+func TestServeAndDemoRefuseStrayArguments(t *testing.T) {
+	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - {name: p, match: "GET /p", mode: legacy}`)
+	// Cancelled: a command that took the word would start and stop at
+	// once, instead of running.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, args := range [][]string{
+		{"serve", "--config", path, "other.yaml"},
+		{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "extra"},
+	} {
+		var stderr strings.Builder
+		err := run(ctx, args, noEnv, io.Discard, &stderr)
+		var u usageError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), "unexpected argument") {
+			t.Errorf("%q: got %v, want a usage error naming the unexpected argument", args, err)
+		}
+	}
+}
+
+// The command line's --batch, --rate and --concurrency are held to the
+// bounds of the file's batch, rate and concurrency, and a --keys list
+// holding no key is refused: read as no --keys, it would copy every row
+// of every table. Each is a usage error, before any database is reached.
+func TestBackfillFlagsAreCheckedLikeTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.yaml")
+	y := "backends:\n  legacy: { url: \"http://l\" }\n  modern: { url: \"http://m\" }\n" +
+		"backfill:\n  source: mysql://u:p@127.0.0.1:1/h\n  target: postgres://u:p@127.0.0.1:1/app\n" +
+		"  tables:\n    - { name: patients, from: Patient, key: ID, to: patients, target_key: legacy_id, columns: { legacy_id: ID } }\n"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--batch", "0", "--batch: want a number of rows from 1 to 1000000, got 0"},
+		{"--batch", "2000000", "--batch: want a number of rows from 1 to 1000000, got 2000000"},
+		{"--concurrency", "0", "--concurrency: want a number from 1 to 64, got 0"},
+		{"--concurrency", "500", "--concurrency: want a number from 1 to 64, got 500"},
+		{"--rate", "-5", "--rate: want rows per second, 0 for no limit; got -5"},
+		{"--keys", "patients=,", "patients= lists no key"},
+		{"--keys", "patients= , ", "patients= lists no key"},
+	} {
+		_, err := runQuiet(t, "backfill", "--config", path, tc.flag, tc.value)
+		var u usageError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: got %v, want a usage error saying %q", tc.flag, tc.value, err, tc.want)
+		}
+	}
+	// Within the bounds the flags pass, and the run goes on to the
+	// databases, which are not there.
+	for _, args := range [][]string{{"--batch", "1000000", "--concurrency", "64", "--rate", "0"}, {"--keys", "patients=7, ,8"}} {
+		_, err := runQuiet(t, append([]string{"backfill", "--config", path}, args...)...)
+		if u := (usageError{}); err == nil || errors.As(err, &u) {
+			t.Errorf("%q: got %v, want an error reaching the databases", args, err)
+		}
+	}
+}
+
+// runQuiet runs args and returns what it wrote to stderr and its error.
+func runQuiet(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stderr strings.Builder
+	err := run(context.Background(), args, noEnv, io.Discard, &stderr)
+	return stderr.String(), err
+}
