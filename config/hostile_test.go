@@ -337,3 +337,25 @@ func TestASurrogateEscapeNamesItsField(t *testing.T) {
 		}
 	}
 }
+
+// A value written where a mapping or a list belongs is often a secret
+// written one level too high (store_encryption: KEY for {keys: [KEY]}):
+// the message says what was found and where, never the value itself.
+func TestAValueWhereAMappingOrListBelongsIsNotShown(t *testing.T) {
+	const key = "5f2b8c0e9d7a4e61b3c2d1f0a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0"
+	for _, tc := range []struct{ y, field, want string }{
+		{"store_encryption: " + key + "\n", "store_encryption", "want a mapping of keys to values, got a single value"},
+		{"store_encryption: { keys: " + key + " }\n", "store_encryption.keys", "want a list, got a single value"},
+		{"admin: { tokens: " + key + " }\n", "admin.tokens", "want a list, got a single value"},
+		{"admin: { tokens: [" + key + "] }\n", "admin.tokens[0]", "want a mapping of keys to values, got a single value"},
+		{"admin: { token: [" + key + "] }\n", "admin.token", "want a string, got a list"},
+	} {
+		errs := parseErrors(t, hostileBackends+tc.y)
+		if len(errs) != 1 || errs[0].Line != 4 || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.want) {
+			t.Errorf("%s: got %v, want one error at line 4 on %s saying %q", tc.y, errs, tc.field, tc.want)
+		}
+		if strings.Contains(errs.Error(), key[:16]) {
+			t.Errorf("%s: the message shows the value: %s", tc.y, errs)
+		}
+	}
+}

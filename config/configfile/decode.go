@@ -456,7 +456,15 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		// Not the value itself: it is a secret as often as not where a
+		// mapping or a list belongs (store_encryption: KEY instead of
+		// {keys: [KEY]}, tokens: TOKEN), and the message goes to a
+		// terminal, a CI log or the reload log. The line and column
+		// point at it.
+		if n.Value == "" {
+			return "an empty value"
+		}
+		return "a single value"
 	}
 	return "nothing"
 }
