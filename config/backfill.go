@@ -332,6 +332,10 @@ func (d *checker) validateBackfill(b *Backfill) {
 		d.errorAt("backfill.target", "is required: the modern database, like postgres://user:pass@host:5432/db")
 	case !b.Target.IsPostgres():
 		d.errorAt("backfill.target", "want a postgres:// URL, got %s://", b.Target.Scheme)
+	default:
+		if err := d.CheckPostgres(b.Target.String()); err != nil {
+			d.errorAt("backfill.target", "invalid PostgreSQL URL: %v", err)
+		}
 	}
 	for _, p := range b.paceProblems() {
 		d.errorAt("backfill."+p.field, "%s", p.msg)

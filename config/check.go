@@ -31,6 +31,9 @@ type Decoded struct {
 	// own parsing checks the URL's parameters; the loader passes it in so
 	// that this package links no database driver.
 	MySQLDriverDSN func(string) (string, error)
+	// CheckPostgres checks a postgres:// URL as the PostgreSQL driver
+	// reads it before connecting; passed in for the same reason.
+	CheckPostgres func(string) error
 }
 
 // Complete finishes a decoded configuration: it fills in the defaults,

@@ -19,9 +19,12 @@ type StoreDSN string
 // UnmarshalText checks the scheme.
 func (d *StoreDSN) UnmarshalText(b []byte) error {
 	s := string(b)
-	path, _, sqlite := dsn.SQLite(s)
+	path, options, sqlite := dsn.SQLite(s)
 	switch {
 	case sqlite && path != "":
+		if _, err := dsn.SQLiteSync(path, options); err != nil {
+			return fmt.Errorf("invalid store: %w", err)
+		}
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		u, err := url.Parse(s)
 		if err != nil {

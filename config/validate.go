@@ -40,6 +40,7 @@ func (d *checker) validate(c *Config) {
 		d.errorAt("replay_budget", "%s is less than max_replay_body (%s): no such body could ever be buffered; raise it or lower max_replay_body",
 			c.ReplayBudget, c.MaxReplayBody)
 	}
+	d.checkStore(c.Store)
 	d.validateRoutes(c)
 	d.validateApprovals(c)
 	d.validateBackfill(c.Backfill)

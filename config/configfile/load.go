@@ -23,6 +23,7 @@ import (
 	"strangler/config"
 	"strangler/internal/filecap"
 	"strangler/internal/mysqldsn"
+	"strangler/internal/pgdsn"
 )
 
 // Env is how configuration reads the outside world: the environment for
@@ -72,7 +73,7 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 	}
 	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
-		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN,
+		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN, CheckPostgres: pgdsn.Check,
 	})
 	if errs := (config.Errors)(nil); errors.As(cerr, &errs) {
 		return nil, d.hide(errs)
