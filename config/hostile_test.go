@@ -359,3 +359,18 @@ func TestAValueWhereAMappingOrListBelongsIsNotShown(t *testing.T) {
 		}
 	}
 }
+
+// A file with more values than a configuration holds, and no alias, is
+// refused with one error that says so: not one blaming aliases it does
+// not have, nor one error per value.
+func TestAFileOfTooManyValuesIsRefusedForWhatItIs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(hostileBackends + "routes:\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "  - { name: r%d, match: \"GET /r%d\", mode: legacy }\n", i, i)
+	}
+	errs := parseErrors(t, b.String())
+	if len(errs) != 1 || errs[0].Line == 0 || !strings.Contains(errs[0].Msg, "the file holds more than 50000 values") || strings.Contains(errs[0].Msg, "alias") {
+		t.Errorf("got %d errors, first %v; want one placed error saying the file holds too many values", len(errs), errs[0])
+	}
+}
