@@ -374,3 +374,28 @@ func TestAFileOfTooManyValuesIsRefusedForWhatItIs(t *testing.T) {
 		t.Errorf("got %d errors, first %v; want one placed error saying the file holds too many values", len(errs), errs[0])
 	}
 }
+
+// A tab in the indentation is named as a tab, at its column: YAML's own
+// words ("found character that cannot start any token") send the reader
+// looking for a character no editor shows.
+func TestATabInTheIndentationIsNamed(t *testing.T) {
+	for _, tc := range []struct {
+		y            string
+		line, column int
+	}{
+		{"backends:\n\tlegacy: { url: \"http://l\" }\n", 2, 1},
+		{hostileBackends + " \tlisten: \":1\"\n", 4, 2},
+		{hostileBackends + "routes:\n  -\t{ name: a, match: \"GET /a\", mode: legacy }\n", 5, 4},
+	} {
+		errs := parseErrors(t, tc.y)
+		if len(errs) != 1 || errs[0].Line != tc.line || errs[0].Column != tc.column || !strings.Contains(errs[0].Msg, "a tab, where YAML takes spaces only") {
+			t.Errorf("%q: got %v, want one error at %d:%d naming the tab", tc.y, errs, tc.line, tc.column)
+		}
+	}
+	// Another character that cannot start a token, on a line with a tab
+	// further on, keeps YAML's words.
+	errs := parseErrors(t, "listen: @x  # a\tb\n"+hostileBackends)
+	if len(errs) != 1 || strings.Contains(errs[0].Msg, "tab") {
+		t.Errorf("got %v, want YAML's own error", errs)
+	}
+}
