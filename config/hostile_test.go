@@ -399,3 +399,29 @@ func TestATabInTheIndentationIsNamed(t *testing.T) {
 		t.Errorf("got %v, want YAML's own error", errs)
 	}
 }
+
+// An invalid URL is shown without its password, query or fragment: a
+// token or API key goes there as often as not.
+func TestAnInvalidURLIsShownWithoutItsSecrets(t *testing.T) {
+	for _, tc := range []struct{ y, field, want string }{
+		{"backends:\n  legacy: { url: \"http://legacy:8080/?api_key=s3cr3t-key\" }\n  modern: { url: \"http://modern:9090\" }\n",
+			"backends.legacy.url", `invalid URL "http://legacy:8080/?…": a backend URL takes no user, query or fragment`},
+		{"backends:\n  legacy: { url: \"http://legacy:8080#s3cr3t-key\" }\n  modern: { url: \"http://modern:9090\" }\n",
+			"backends.legacy.url", `invalid URL "http://legacy:8080#…"`},
+		{hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n  api:\n    url: \"htps://u:s3cr3t-pw@modern:9090/?token=s3cr3t-key\"\n" +
+			"  tables:\n    - { name: p, from: P, key: ID, target_api: { method: PUT, path: \"/p/{ID}\", body: { legacy_id: ID } } }\n",
+			"backfill.api.url", `want an http:// or https:// URL, got "htps:xxxxx@modern:9090/?…"`},
+	} {
+		errs := parseErrors(t, tc.y)
+		found := false
+		for _, e := range errs {
+			found = found || e.Field == tc.field && strings.Contains(e.Msg, tc.want)
+		}
+		if !found {
+			t.Errorf("got %v, want an error on %s saying %s", errs, tc.field, tc.want)
+		}
+		if strings.Contains(errs.Error(), "s3cr3t") {
+			t.Errorf("the message shows a secret: %s", errs)
+		}
+	}
+}

@@ -291,7 +291,7 @@ type URL struct{ *url.URL }
 // UnmarshalText parses an absolute http(s) URL without query or fragment.
 func (u *URL) UnmarshalText(b []byte) error {
 	v, err := url.Parse(string(b))
-	shown := dsn.Redact(string(b))
+	shown := shownURL(string(b))
 	switch {
 	case err != nil:
 		return fmt.Errorf("invalid URL %q", shown)
@@ -304,6 +304,16 @@ func (u *URL) UnmarshalText(b []byte) error {
 	}
 	u.URL = v
 	return nil
+}
+
+// shownURL is a URL as an error about it shows it: without its password,
+// query or fragment, which is where API keys and tokens go.
+func shownURL(s string) string {
+	s = dsn.Redact(s)
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i+1] + "…"
+	}
+	return s
 }
 
 // MarshalText writes the URL with any password redacted.
