@@ -237,6 +237,8 @@ type keysFlag map[string][]string
 
 func (k keysFlag) String() string { return "" }
 
+func (k keysFlag) repeatable() {}
+
 func (k keysFlag) Set(v string) error {
 	table, list, ok := strings.Cut(v, "=")
 	if !ok || table == "" || list == "" {

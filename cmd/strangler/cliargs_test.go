@@ -15,16 +15,11 @@ import (
 // refused as on every other command, before anything starts.
 func TestServeAndDemoRefuseStrayArguments(t *testing.T) {
 	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - {name: p, match: "GET /p", mode: legacy}`)
-	// Cancelled: a command that took the word would start and stop at
-	// once, instead of running.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
 	for _, args := range [][]string{
 		{"serve", "--config", path, "other.yaml"},
 		{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "extra"},
 	} {
-		var stderr strings.Builder
-		err := run(ctx, args, noEnv, io.Discard, &stderr)
+		_, err := runQuiet(t, args...)
 		var u usageError
 		if !errors.As(err, &u) || !strings.Contains(err.Error(), "unexpected argument") {
 			t.Errorf("%q: got %v, want a usage error naming the unexpected argument", args, err)
@@ -70,9 +65,43 @@ func TestBackfillFlagsAreCheckedLikeTheFile(t *testing.T) {
 }
 
 // runQuiet runs args and returns what it wrote to stderr and its error.
+// Its context is cancelled from the start: a command that took args
+// stops at once, instead of serving for good.
 func runQuiet(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	var stderr strings.Builder
-	err := run(context.Background(), args, noEnv, io.Discard, &stderr)
+	err := run(ctx, args, noEnv, io.Discard, &stderr)
 	return stderr.String(), err
+}
+
+// A flag given twice is refused, naming it: the flag package keeps the
+// last, so serve --config a.yaml --config b.yaml served b.yaml and routes
+// set --mode modern --mode legacy flipped to legacy, whichever the
+// operator meant. --keys adds up, and a value that looks like a flag is
+// a value.
+func TestAFlagGivenTwiceIsRefused(t *testing.T) {
+	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - {name: p, match: "GET /p", mode: legacy}`)
+	for _, args := range [][]string{
+		{"serve", "--config", path, "--config", path},
+		{"serve", "-config=" + path, "--config", path},
+		{"routes", "set", "p", "--mode", "modern", "--mode=legacy"},
+		{"healthcheck", "--timeout", "1s", "--timeout", "2s"},
+		{"backfill", "--config", path, "--dry-run", "--dry-run"},
+	} {
+		_, err := runQuiet(t, args...)
+		var u usageError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), "is given twice") {
+			t.Errorf("%q: got %v, want a usage error naming the flag given twice", args, err)
+		}
+	}
+	for _, args := range [][]string{
+		{"backfill", "--config", path, "--keys", "p=1", "--keys", "q=2"},
+		{"routes", "set", "p", "--mode", "modern", "--reason", "--mode"},
+	} {
+		if _, err := runQuiet(t, args...); err != nil && strings.Contains(err.Error(), "is given twice") {
+			t.Errorf("%q: got %v", args, err)
+		}
+	}
 }
