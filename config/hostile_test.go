@@ -358,6 +358,12 @@ func TestAValueWhereAMappingOrListBelongsIsNotShown(t *testing.T) {
 			t.Errorf("%s: the message shows the value: %s", tc.y, errs)
 		}
 	}
+	// A secret's own file passed as the configuration (--config
+	// /run/secrets/admin-token) is one value.
+	errs := parseErrors(t, key+"\n")
+	if len(errs) == 0 || strings.Contains(errs.Error(), key[:16]) || !strings.Contains(errs.Error(), "c.yaml:1:1: want a mapping of keys to values, got a single value") {
+		t.Errorf("a file of one value: got %s", errs)
+	}
 }
 
 // A file with more values than a configuration holds, and no alias, is
