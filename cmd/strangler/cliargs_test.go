@@ -105,3 +105,24 @@ func TestAFlagGivenTwiceIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Numbers out of range on the command line are usage errors, not a run
+// that cannot do what it was asked: a healthcheck with no time to wait
+// fails a healthy facade, a reference API asked to fail 200% of imports
+// serves anyway.
+func TestFlagsOutOfRangeAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"healthcheck", "--admin", "http://127.0.0.1:1", "--timeout", "0"},
+		{"healthcheck", "--admin", "http://127.0.0.1:1", "--timeout", "-1s"},
+		{"modern", "serve", "--listen", "127.0.0.1:0", "--fail-503", "200"},
+		{"modern", "serve", "--listen", "127.0.0.1:0", "--fail-429", "-1"},
+		{"modern", "serve", "--listen", "127.0.0.1:0", "--job-time", "-5s"},
+		{"legacy", "serve", "--listen", "127.0.0.1:0", "--dsn", "mysql://u@127.0.0.1:1/h", "--seed", "-5"},
+	} {
+		_, err := runQuiet(t, args...)
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("%q: got %v, want a usage error", args, err)
+		}
+	}
+}
