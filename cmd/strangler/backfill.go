@@ -29,7 +29,7 @@ import (
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration `file` with a backfill section")
-	tables := fs.String("tables", "", "copy only these `tables` (comma-separated names)")
+	fs.String("tables", "", "copy only these `tables` (comma-separated names)")
 	keys := keysFlag{}
 	fs.Var(keys, "keys", "copy only these source keys of a table, and their dependants: `TABLE=K1,K2` (repeatable)")
 	onlyFailed := fs.Bool("only-failed", false, "retry only the rows the ledger records as failed")
@@ -71,6 +71,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return usageError{"backfill: --lease wants a positive duration"}
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
+	}
+	tables, err := tableList(fs, "backfill")
+	if err != nil {
+		return err
 	}
 	if err := outputFile("backfill", "report-json", *reportJSON); err != nil {
 		return err
@@ -129,9 +133,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		host, _ := os.Hostname()
 		opts.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if *tables != "" {
-		opts.Tables = strings.Split(*tables, ",")
-	}
+	opts.Tables = tables
 	if api, _ := cfg.APITables(); api {
 		// Tables sent to the API keep their ledger in the state store; it
 		// may be created here, where the facade does not run yet.
@@ -234,6 +236,29 @@ func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {
 
 // keysFlag collects --keys TABLE=K1,K2 flags.
 type keysFlag map[string][]string
+
+// tableList is the --tables flag of fs, cmd's: nil when it is not
+// given, and an error when it is given but names no table. Taken as not
+// given, --tables "$TABLES" with TABLES empty would copy, or compare,
+// every table.
+func tableList(fs *flag.FlagSet, cmd string) ([]string, error) {
+	f := fs.Lookup("tables")
+	given := false
+	fs.Visit(func(v *flag.Flag) { given = given || v == f })
+	if !given {
+		return nil, nil
+	}
+	var names []string
+	for _, name := range strings.Split(f.Value.String(), ",") {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, usageError{fmt.Sprintf("%s: --tables %q names no table; leave it out for all of them", cmd, f.Value.String())}
+	}
+	return names, nil
+}
 
 func (k keysFlag) String() string { return "" }
 

@@ -126,3 +126,32 @@ func TestFlagsOutOfRangeAreUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// An empty value where a script's variable was meant is refused, never
+// read as the flag left out: backfill --tables "$TABLES" with TABLES
+// empty would copy every table, and store backup --config F "$OUT" would
+// copy the whole store before failing to name the copy.
+func TestAnEmptyListOrFileIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.yaml")
+	y := "backends:\n  legacy: { url: \"http://l\" }\n  modern: { url: \"http://m\" }\nstore: \"sqlite:" + filepath.Join(filepath.Dir(path), "state.db") + "\"\n" +
+		"backfill:\n  source: mysql://u:p@127.0.0.1:1/h\n  target: postgres://u:p@127.0.0.1:1/app\n" +
+		"  tables:\n    - { name: patients, from: Patient, key: ID, to: patients, target_key: legacy_id, columns: { legacy_id: ID } }\n"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"backfill", "--config", path, "--tables", ""},
+		{"backfill", "--config", path, "--tables", " , "},
+		{"verify", "--config", path, "--tables="},
+		{"store", "backup", "--config", path, ""},
+	} {
+		_, err := runQuiet(t, args...)
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("%q: got %v, want a usage error", args, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "state.db")); err == nil {
+		t.Error("the store was opened")
+	}
+}
