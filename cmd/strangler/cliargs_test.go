@@ -155,3 +155,29 @@ func TestAnEmptyListOrFileIsRefused(t *testing.T) {
 		t.Error("the store was opened")
 	}
 }
+
+// A table --tables or --keys names that the file does not have is
+// reported before any database is reached: with a database down, or
+// slow to answer, the typo was found only after the connection failed.
+func TestAnUnknownTableIsNamedBeforeConnecting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.yaml")
+	y := "backends:\n  legacy: { url: \"http://l\" }\n  modern: { url: \"http://m\" }\n" +
+		"backfill:\n  source: mysql://u:p@127.0.0.1:1/h\n  target: postgres://u:p@127.0.0.1:1/app\n" +
+		"  tables:\n    - { name: patients, from: Patient, key: ID, to: patients, target_key: legacy_id, columns: { legacy_id: ID } }\n"
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"backfill", "--config", path, "--tables", "patient"}, `no table "patient" in the backfill section; it has patients`},
+		{[]string{"backfill", "--config", path, "--keys", "patient=1"}, `keys: no table "patient" in the backfill section; it has patients`},
+		{[]string{"verify", "--config", path, "--tables", "patient"}, `no table "patient" in the backfill section; it has patients`},
+	} {
+		_, err := runQuiet(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
