@@ -88,7 +88,7 @@ func TestAStoreTheFacadeCannotOpenIsAnError(t *testing.T) {
 		{"store: \"postgres://u:s3cr3t-pw@db:99999/state\"\n", "store", "invalid port"},
 		{"store: \"postgres://u:s3cr3t-pw@db/state?connect_timeout=soon\"\n", "store", "invalid connect_timeout"},
 		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=/dev/zero\"\n", "store", "sslrootcert: /dev/zero is a device"},
-		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=" + dir + "/none.pem\"\n", "store", "sslrootcert: stat " + dir + "/none.pem: no such file"},
+		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=" + dir + "/none.pem\"\n", "store", "unable to read CA file"},
 		{"store: \"sqlite:" + dir + "/state.db?sync=ful\"\n", "store", `unknown option "sync=ful"; the only one is sync=full`},
 		{"store: \"sqlite:" + dir + "/a#b.db\"\n", "store", "must not contain #"},
 		{"store: \"sqlite:" + dir + "\"\n", "store", dir + " is a directory: want a regular file"},
@@ -117,6 +117,8 @@ func TestAStoreTheFacadeCannotOpenIsAnError(t *testing.T) {
 		"postgres://u:s3cr3t-pw@db:5432/state?sslmode=require",
 		"postgres://u:s3cr3t-pw@db1,db2/state?target_session_attrs=read-write&connect_timeout=5",
 		"sqlite:" + dir + "/state.db?sync=full",
+		// The driver reads no password file it is not given.
+		"postgres://u@db/state?passfile=" + dir + "/none",
 	} {
 		if _, err := configfile.Parse("c.yaml", []byte(head+"store: \""+store+"\"\n"), testEnv(nil)); err != nil {
 			t.Errorf("%s: %v", store, err)

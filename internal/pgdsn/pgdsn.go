@@ -8,6 +8,7 @@ package pgdsn
 import (
 	"fmt"
 	"net/url"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -18,7 +19,8 @@ import (
 // fileParams are the URL parameters naming a file the driver reads while
 // it parses the URL: each is read first with filecap's bound, so that one
 // naming /dev/zero or a named pipe is refused by name instead of read
-// until memory runs out.
+// until memory runs out. One that is not there is left to the driver,
+// which ignores a missing passfile and refuses a missing certificate.
 var fileParams = []string{"sslrootcert", "sslcert", "sslkey", "passfile", "servicefile"}
 
 // Check parses raw as pgx does before it connects, without connecting:
@@ -32,8 +34,12 @@ func Check(raw string) error {
 	}
 	q := u.Query()
 	for _, p := range fileParams {
+		path := q.Get(p)
 		// sslrootcert=system names the system's authorities, no file.
-		if path := q.Get(p); path != "" && !(p == "sslrootcert" && path == "system") {
+		if path == "" || p == "sslrootcert" && path == "system" {
+			continue
+		}
+		if _, err := os.Stat(path); err == nil {
 			if _, err := filecap.Read(path, filecap.Limit); err != nil {
 				return dsn.RedactError(fmt.Errorf("%s: %w", p, err), raw)
 			}
