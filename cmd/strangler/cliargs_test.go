@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -179,5 +180,25 @@ func TestAnUnknownTableIsNamedBeforeConnecting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// config check and print take file names only: a flag was read as one
+// ("stat --strict: no such file or directory", exit 1), and its help
+// flag too.
+func TestConfigCommandsRefuseFlags(t *testing.T) {
+	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - {name: p, match: "GET /p", mode: legacy}`)
+	for _, args := range [][]string{
+		{"config", "check", "--strict", path},
+		{"config", "print", path, "--redact=false"},
+	} {
+		_, err := runQuiet(t, args...)
+		var u usageError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), "unknown flag") {
+			t.Errorf("%q: got %v, want a usage error naming the flag", args, err)
+		}
+	}
+	if _, err := runQuiet(t, "config", "check", "--help"); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("config check --help: got %v, want the usage", err)
 	}
 }
