@@ -431,3 +431,20 @@ func TestAnInvalidURLIsShownWithoutItsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A listen address's host is an IP address, a host name or nothing: a
+// space before the address passed config check and failed the start with
+// "lookup  127.0.0.1: no such host".
+func TestAListenHostIsChecked(t *testing.T) {
+	for _, addr := range []string{" 127.0.0.1:8080", "local host:8080", "a..b:8080", "-a:8080", "127.0.0.1 :8080"} {
+		errs := parseErrors(t, "listen: \""+addr+"\"\n"+hostileBackends)
+		if len(errs) != 1 || errs[0].Line != 1 || errs[0].Field != "listen" || !strings.Contains(errs[0].Msg, "invalid host") {
+			t.Errorf("%q: got %v, want one error at line 1 on listen about the host", addr, errs)
+		}
+	}
+	for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "[fe80::1%eth0]:8080", "localhost:8080", "facade-0.facade.svc.cluster.local:8080"} {
+		if _, err := configfile.Parse("c.yaml", []byte("listen: \""+addr+"\"\n"+hostileBackends), testEnv(nil)); err != nil {
+			t.Errorf("%q: %v", addr, err)
+		}
+	}
+}
