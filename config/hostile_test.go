@@ -448,3 +448,34 @@ func TestAListenHostIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// A 0 written for a timeout or a size that 0 leaves at its default is
+// warned of at its line: Envoy reads timeout: 0s as no timeout, and
+// here it is 15 s. Left out, or 0 where 0 is what it says
+// (shutdown.delay), nothing is said.
+func TestAZeroThatMeansTheDefaultIsWarnedOf(t *testing.T) {
+	y := "backends:\n  legacy: { url: \"http://legacy:8080\", timeout: 0s }\n  modern: { url: \"http://modern:9090\" }\n" +
+		"shutdown: { delay: 0s, grace: 0s }\nmax_replay_body: 0\n"
+	c, err := configfile.Parse("c.yaml", []byte(y), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, fmt.Sprintf("%d %s %s", w.Line, w.Field, w.Msg[:strings.Index(w.Msg, ":")]))
+	}
+	want := []string{
+		"2 backends.legacy.timeout is 0, which here means the default, 15s, not none or no limit",
+		"4 shutdown.grace is 0, which here means the default, 30s, not none or no limit",
+		"5 max_replay_body is 0, which here means the default, 10MiB, not none or no limit",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if time.Duration(c.Backends.Legacy.Timeout) != config.DefaultTimeout {
+		t.Errorf("timeout %v, want the default", time.Duration(c.Backends.Legacy.Timeout))
+	}
+	if c, err := configfile.Parse("c.yaml", []byte(hostileBackends), testEnv(nil)); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("nothing written: %v, %v", err, c.Warnings)
+	}
+}
