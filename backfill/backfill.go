@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -158,6 +159,26 @@ func (o *Options) check() error {
 	return nil
 }
 
+// checkNames refuses, before any database is reached, a table that only
+// (--tables) or keys (--keys) name and the backfill section does not
+// have, or keys of a table only leaves out.
+func checkNames(cfg *config.Backfill, only []string, keys map[string][]string) error {
+	for _, name := range only {
+		if cfg.Table(name) == nil {
+			return fmt.Errorf("no table %q in the backfill section; it has %s", name, strings.Join(cfg.TableNames(), ", "))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(keys)) {
+		switch {
+		case cfg.Table(name) == nil:
+			return fmt.Errorf("keys: no table %q in the backfill section; it has %s", name, strings.Join(cfg.TableNames(), ", "))
+		case len(only) > 0 && !slices.Contains(only, name):
+			return fmt.Errorf("keys: table %q is not among the tables to copy (%s)", name, strings.Join(only, ", "))
+		}
+	}
+	return nil
+}
+
 // Run backfills per cfg and returns what it did, once per source when cfg
 // names several. The report is returned even with an error, covering the
 // work done until it stopped.
@@ -166,6 +187,9 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if err := checkNames(cfg, opts.Tables, opts.Keys); err != nil {
 		return nil, err
 	}
 	if cfg.Sources != nil || cfg.SourcesQuery != nil {
@@ -184,14 +208,6 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	}
 	defer src.Close()
 	defer dst.Close()
-	for name := range opts.Keys {
-		switch {
-		case cfg.Table(name) == nil:
-			return nil, fmt.Errorf("keys: no table %q in the backfill section; it has %s", name, strings.Join(cfg.TableNames(), ", "))
-		case len(opts.Tables) > 0 && !slices.Contains(opts.Tables, name):
-			return nil, fmt.Errorf("keys: table %q is not among the tables to copy (%s)", name, strings.Join(opts.Tables, ", "))
-		}
-	}
 	tables, err := plan(ctx, cfg, opts.Tables, src, dst)
 	if err != nil {
 		return nil, err

@@ -188,6 +188,9 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (*Ver
 			report.NotCompared = append(report.NotCompared, t.Name)
 		}
 	}
+	if err := checkNames(cfg, opts.Tables, nil); err != nil {
+		return nil, err
+	}
 	src, dst, err := connect(ctx, cfg, 2)
 	if err != nil {
 		return nil, err

@@ -230,6 +230,36 @@ const (
 	DefaultBackfillConcurrency = 2
 )
 
+// paceProblem is what is wrong with one of batch, rate and concurrency.
+type paceProblem struct{ field, msg string }
+
+// paceProblems are what is wrong with the batch, rate and concurrency:
+// the file's validation and CheckPace share the bounds.
+func (b *Backfill) paceProblems() []paceProblem {
+	var ps []paceProblem
+	if b.Batch < 1 || b.Batch > 1_000_000 {
+		ps = append(ps, paceProblem{"batch", fmt.Sprintf("want a number of rows from 1 to 1000000, got %d", b.Batch)})
+	}
+	if b.Rate < 0 {
+		ps = append(ps, paceProblem{"rate", fmt.Sprintf("want rows per second, 0 for no limit; got %d", b.Rate)})
+	}
+	if b.Concurrency < 1 || b.Concurrency > 64 {
+		ps = append(ps, paceProblem{"concurrency", fmt.Sprintf("want a number from 1 to 64, got %d", b.Concurrency)})
+	}
+	return ps
+}
+
+// CheckPace checks the batch, rate and concurrency as the file's are
+// checked, for when the command line has changed them (--batch, --rate,
+// --concurrency); the error starts with the field of the first one out
+// of bounds.
+func (b *Backfill) CheckPace() error {
+	if ps := b.paceProblems(); len(ps) > 0 {
+		return fmt.Errorf("%s: %s", ps[0].field, ps[0].msg)
+	}
+	return nil
+}
+
 func (b *Backfill) applyDefaults() {
 	if b.Batch == 0 {
 		b.Batch = DefaultBackfillBatch
@@ -302,15 +332,13 @@ func (d *checker) validateBackfill(b *Backfill) {
 		d.errorAt("backfill.target", "is required: the modern database, like postgres://user:pass@host:5432/db")
 	case !b.Target.IsPostgres():
 		d.errorAt("backfill.target", "want a postgres:// URL, got %s://", b.Target.Scheme)
+	default:
+		if err := d.CheckPostgres(b.Target.String()); err != nil {
+			d.errorAt("backfill.target", "invalid PostgreSQL URL: %v", err)
+		}
 	}
-	if b.Batch < 1 || b.Batch > 1_000_000 {
-		d.errorAt("backfill.batch", "want a number of rows from 1 to 1000000, got %d", b.Batch)
-	}
-	if b.Rate < 0 {
-		d.errorAt("backfill.rate", "want rows per second, 0 for no limit; got %d", b.Rate)
-	}
-	if b.Concurrency < 1 || b.Concurrency > 64 {
-		d.errorAt("backfill.concurrency", "want a number from 1 to 64, got %d", b.Concurrency)
+	for _, p := range b.paceProblems() {
+		d.errorAt("backfill."+p.field, "%s", p.msg)
 	}
 	if z := b.SourceTimeZone; z != "" && !isZoneName(z) {
 		d.errorAt("backfill.source_time_zone", "invalid time zone %q; want an IANA name like UTC, Europe/Paris or Asia/Kolkata", z)

@@ -190,7 +190,7 @@ func (d *checker) validateAPI(b *Backfill) {
 		return
 	}
 	if u, err := url.Parse(b.API.URL); err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
-		d.errorAt("backfill.api.url", "want an http:// or https:// URL, got %q", b.API.URL)
+		d.errorAt("backfill.api.url", "want an http:// or https:// URL, got %q", shownURL(b.API.URL))
 	}
 	if b.API.Timeout < 0 {
 		d.errorAt("backfill.api.timeout", "want a positive duration")

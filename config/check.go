@@ -31,15 +31,19 @@ type Decoded struct {
 	// own parsing checks the URL's parameters; the loader passes it in so
 	// that this package links no database driver.
 	MySQLDriverDSN func(string) (string, error)
+	// CheckPostgres checks a postgres:// URL as the PostgreSQL driver
+	// reads it before connecting; passed in for the same reason.
+	CheckPostgres func(string) error
 }
 
 // Complete finishes a decoded configuration: it fills in the defaults,
 // validates cfg and lists the files to watch. A non-nil error is Errors
 // naming every problem found, decoding's and validation's, in file order.
 func Complete(cfg *Config, d Decoded) (*Config, error) {
+	c := &checker{Decoded: d, dir: filepath.Dir(d.File)}
+	c.warnZeroDefaults(cfg)
 	cfg.applyDefaults()
 	cfg.StateSnapshot = snapshotPath(cfg.StateSnapshot, cfg.Store, d.Getenv)
-	c := &checker{Decoded: d, dir: filepath.Dir(d.File)}
 	c.validate(cfg)
 	if len(c.Errs) > 0 {
 		return nil, c.Errs.sorted()
@@ -59,6 +63,30 @@ func Complete(cfg *Config, d Decoded) (*Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// warnZeroDefaults warns of a 0 written for a timeout or a size that 0
+// leaves at its default: Envoy reads timeout: 0s as no timeout, and
+// someone used to that would get 15s here without a word. It runs
+// before the defaults replace the zeros.
+func (d *checker) warnZeroDefaults(c *Config) {
+	for _, z := range []struct {
+		path  string
+		zero  bool
+		value string
+	}{
+		{"backends.legacy.timeout", c.Backends.Legacy.Timeout == 0, DefaultTimeout.String()},
+		{"backends.modern.timeout", c.Backends.Modern.Timeout == 0, DefaultTimeout.String()},
+		{"backends.legacy.idle_timeout", c.Backends.Legacy.IdleTimeout == 0, DefaultIdleTimeout.String()},
+		{"backends.modern.idle_timeout", c.Backends.Modern.IdleTimeout == 0, DefaultIdleTimeout.String()},
+		{"body_timeout", c.BodyTimeout == 0, DefaultBodyTimeout.String()},
+		{"shutdown.grace", c.Shutdown.Grace == 0, DefaultShutdownGrace.String()},
+		{"max_replay_body", c.MaxReplayBody == 0, ByteSize(DefaultMaxReplayBody).String()},
+	} {
+		if _, written := d.Pos[z.path]; written && z.zero && !d.Failed[z.path] {
+			d.warnAt(z.path, "is 0, which here means the default, %s, not none or no limit: leave it out, or write the value you mean", z.value)
+		}
+	}
 }
 
 // checker validates a decoded configuration, placing each problem at the

@@ -337,3 +337,145 @@ func TestASurrogateEscapeNamesItsField(t *testing.T) {
 		}
 	}
 }
+
+// A value written where a mapping or a list belongs is often a secret
+// written one level too high (store_encryption: KEY for {keys: [KEY]}):
+// the message says what was found and where, never the value itself.
+func TestAValueWhereAMappingOrListBelongsIsNotShown(t *testing.T) {
+	const key = "5f2b8c0e9d7a4e61b3c2d1f0a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0"
+	for _, tc := range []struct{ y, field, want string }{
+		{"store_encryption: " + key + "\n", "store_encryption", "want a mapping of keys to values, got a single value"},
+		{"store_encryption: { keys: " + key + " }\n", "store_encryption.keys", "want a list, got a single value"},
+		{"admin: { tokens: " + key + " }\n", "admin.tokens", "want a list, got a single value"},
+		{"admin: { tokens: [" + key + "] }\n", "admin.tokens[0]", "want a mapping of keys to values, got a single value"},
+		{"admin: { token: [" + key + "] }\n", "admin.token", "want a string, got a list"},
+	} {
+		errs := parseErrors(t, hostileBackends+tc.y)
+		if len(errs) != 1 || errs[0].Line != 4 || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.want) {
+			t.Errorf("%s: got %v, want one error at line 4 on %s saying %q", tc.y, errs, tc.field, tc.want)
+		}
+		if strings.Contains(errs.Error(), key[:16]) {
+			t.Errorf("%s: the message shows the value: %s", tc.y, errs)
+		}
+	}
+	// A secret's own file passed as the configuration (--config
+	// /run/secrets/admin-token) is one value.
+	errs := parseErrors(t, key+"\n")
+	if len(errs) == 0 || strings.Contains(errs.Error(), key[:16]) || !strings.Contains(errs.Error(), "c.yaml:1:1: want a mapping of keys to values, got a single value") {
+		t.Errorf("a file of one value: got %s", errs)
+	}
+}
+
+// A file with more values than a configuration holds, and no alias, is
+// refused with one error that says so: not one blaming aliases it does
+// not have, nor one error per value.
+func TestAFileOfTooManyValuesIsRefusedForWhatItIs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(hostileBackends + "routes:\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "  - { name: r%d, match: \"GET /r%d\", mode: legacy }\n", i, i)
+	}
+	errs := parseErrors(t, b.String())
+	if len(errs) != 1 || errs[0].Line == 0 || !strings.Contains(errs[0].Msg, "the file holds more than 50000 values") || strings.Contains(errs[0].Msg, "alias") {
+		t.Errorf("got %d errors, first %v; want one placed error saying the file holds too many values", len(errs), errs[0])
+	}
+}
+
+// A tab in the indentation is named as a tab, at its column: YAML's own
+// words ("found character that cannot start any token") send the reader
+// looking for a character no editor shows.
+func TestATabInTheIndentationIsNamed(t *testing.T) {
+	for _, tc := range []struct {
+		y            string
+		line, column int
+	}{
+		{"backends:\n\tlegacy: { url: \"http://l\" }\n", 2, 1},
+		{hostileBackends + " \tlisten: \":1\"\n", 4, 2},
+		{hostileBackends + "routes:\n  -\t{ name: a, match: \"GET /a\", mode: legacy }\n", 5, 4},
+	} {
+		errs := parseErrors(t, tc.y)
+		if len(errs) != 1 || errs[0].Line != tc.line || errs[0].Column != tc.column || !strings.Contains(errs[0].Msg, "a tab, where YAML takes spaces only") {
+			t.Errorf("%q: got %v, want one error at %d:%d naming the tab", tc.y, errs, tc.line, tc.column)
+		}
+	}
+	// Another character that cannot start a token, on a line with a tab
+	// further on, keeps YAML's words.
+	errs := parseErrors(t, "listen: @x  # a\tb\n"+hostileBackends)
+	if len(errs) != 1 || strings.Contains(errs[0].Msg, "tab") {
+		t.Errorf("got %v, want YAML's own error", errs)
+	}
+}
+
+// An invalid URL is shown without its password, query or fragment: a
+// token or API key goes there as often as not.
+func TestAnInvalidURLIsShownWithoutItsSecrets(t *testing.T) {
+	for _, tc := range []struct{ y, field, want string }{
+		{"backends:\n  legacy: { url: \"http://legacy:8080/?api_key=s3cr3t-key\" }\n  modern: { url: \"http://modern:9090\" }\n",
+			"backends.legacy.url", `invalid URL "http://legacy:8080/?…": a backend URL takes no user, query or fragment`},
+		{"backends:\n  legacy: { url: \"http://legacy:8080#s3cr3t-key\" }\n  modern: { url: \"http://modern:9090\" }\n",
+			"backends.legacy.url", `invalid URL "http://legacy:8080#…"`},
+		{hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n  api:\n    url: \"htps://u:s3cr3t-pw@modern:9090/?token=s3cr3t-key\"\n" +
+			"  tables:\n    - { name: p, from: P, key: ID, target_api: { method: PUT, path: \"/p/{ID}\", body: { legacy_id: ID } } }\n",
+			"backfill.api.url", `want an http:// or https:// URL, got "htps:xxxxx@modern:9090/?…"`},
+	} {
+		errs := parseErrors(t, tc.y)
+		found := false
+		for _, e := range errs {
+			found = found || e.Field == tc.field && strings.Contains(e.Msg, tc.want)
+		}
+		if !found {
+			t.Errorf("got %v, want an error on %s saying %s", errs, tc.field, tc.want)
+		}
+		if strings.Contains(errs.Error(), "s3cr3t") {
+			t.Errorf("the message shows a secret: %s", errs)
+		}
+	}
+}
+
+// A listen address's host is an IP address, a host name or nothing: a
+// space before the address passed config check and failed the start with
+// "lookup  127.0.0.1: no such host".
+func TestAListenHostIsChecked(t *testing.T) {
+	for _, addr := range []string{" 127.0.0.1:8080", "local host:8080", "a..b:8080", "-a:8080", "127.0.0.1 :8080"} {
+		errs := parseErrors(t, "listen: \""+addr+"\"\n"+hostileBackends)
+		if len(errs) != 1 || errs[0].Line != 1 || errs[0].Field != "listen" || !strings.Contains(errs[0].Msg, "invalid host") {
+			t.Errorf("%q: got %v, want one error at line 1 on listen about the host", addr, errs)
+		}
+	}
+	for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "[fe80::1%eth0]:8080", "localhost:8080", "facade-0.facade.svc.cluster.local:8080"} {
+		if _, err := configfile.Parse("c.yaml", []byte("listen: \""+addr+"\"\n"+hostileBackends), testEnv(nil)); err != nil {
+			t.Errorf("%q: %v", addr, err)
+		}
+	}
+}
+
+// A 0 written for a timeout or a size that 0 leaves at its default is
+// warned of at its line: Envoy reads timeout: 0s as no timeout, and
+// here it is 15 s. Left out, or 0 where 0 is what it says
+// (shutdown.delay), nothing is said.
+func TestAZeroThatMeansTheDefaultIsWarnedOf(t *testing.T) {
+	y := "backends:\n  legacy: { url: \"http://legacy:8080\", timeout: 0s }\n  modern: { url: \"http://modern:9090\" }\n" +
+		"shutdown: { delay: 0s, grace: 0s }\nmax_replay_body: 0\n"
+	c, err := configfile.Parse("c.yaml", []byte(y), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, fmt.Sprintf("%d %s %s", w.Line, w.Field, w.Msg[:strings.Index(w.Msg, ":")]))
+	}
+	want := []string{
+		"2 backends.legacy.timeout is 0, which here means the default, 15s, not none or no limit",
+		"4 shutdown.grace is 0, which here means the default, 30s, not none or no limit",
+		"5 max_replay_body is 0, which here means the default, 10MiB, not none or no limit",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if time.Duration(c.Backends.Legacy.Timeout) != config.DefaultTimeout {
+		t.Errorf("timeout %v, want the default", time.Duration(c.Backends.Legacy.Timeout))
+	}
+	if c, err := configfile.Parse("c.yaml", []byte(hostileBackends), testEnv(nil)); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("nothing written: %v, %v", err, c.Warnings)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"strangler/internal/dsn"
+	"strangler/internal/filecap"
 )
 
 // checkHosts refuses a PostgreSQL address naming several hosts (a primary
@@ -24,6 +25,23 @@ func checkHosts(u *url.URL) error {
 		return nil
 	}
 	return errors.New("names several hosts, so it needs target_session_attrs=read-write: the facade must write to the primary, never to a standby")
+}
+
+// checkStore refuses a store the facade would refuse to open, beyond the
+// address's form that decoding checked: a PostgreSQL URL the driver
+// cannot read (an unknown sslmode, a port out of range), or a SQLite file
+// that is a directory or a device. A reload must not adopt a store that
+// only the next restart finds unusable.
+func (d *checker) checkStore(s StoreDSN) {
+	if path, _, ok := dsn.SQLite(string(s)); ok {
+		if err := filecap.RegularOrAbsent(path); err != nil {
+			d.errorAt("store", "%v", err)
+		}
+		return
+	}
+	if err := d.CheckPostgres(string(s)); err != nil {
+		d.errorAt("store", "invalid PostgreSQL URL: %v", err)
+	}
 }
 
 // snapshotPath is state_snapshot, or where it defaults to: next to a

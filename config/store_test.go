@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -72,5 +73,55 @@ func TestStoreNeedsAFileName(t *testing.T) {
 	var d config.StoreDSN
 	if err := d.UnmarshalText([]byte("sqlite:./s.db?sync=full")); err != nil {
 		t.Errorf("sqlite:./s.db?sync=full: %v", err)
+	}
+}
+
+// A store the facade would refuse to open, or a backfill target the
+// backfill would refuse to connect to, is an error of `config check`
+// (and so of a reload) at the field's line, never only of the next
+// start; and the message never holds the password.
+func TestAStoreTheFacadeCannotOpenIsAnError(t *testing.T) {
+	const head = "backends:\n  legacy: { url: \"http://legacy:8080\" }\n  modern: { url: \"http://modern:9090\" }\n"
+	dir := t.TempDir()
+	for _, tc := range []struct{ y, field, want string }{
+		{"store: \"postgres://u:s3cr3t-pw@db:5432/state?sslmode=requir\"\n", "store", "sslmode is invalid"},
+		{"store: \"postgres://u:s3cr3t-pw@db:99999/state\"\n", "store", "invalid port"},
+		{"store: \"postgres://u:s3cr3t-pw@db/state?connect_timeout=soon\"\n", "store", "invalid connect_timeout"},
+		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=/dev/zero\"\n", "store", "sslrootcert: /dev/zero is a device"},
+		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=" + dir + "/none.pem\"\n", "store", "unable to read CA file"},
+		{"store: \"sqlite:" + dir + "/state.db?sync=ful\"\n", "store", `unknown option "sync=ful"; the only one is sync=full`},
+		{"store: \"sqlite:" + dir + "/a#b.db\"\n", "store", "must not contain #"},
+		{"store: \"sqlite:" + dir + "\"\n", "store", dir + " is a directory: want a regular file"},
+		{"store: \"sqlite:/dev/zero\"\n", "store", "/dev/zero is a device"},
+		{"backfill:\n  source: \"mysql://u:s3cr3t-pw@db:3306/h\"\n  target: \"postgres://u:s3cr3t-pw@db:5432/app?sslmode=nope\"\n" +
+			"  tables: [{ name: p, from: P, key: ID, to: p, target_key: legacy_id, columns: { legacy_id: ID } }]\n", "backfill.target", "sslmode is invalid"},
+	} {
+		_, err := configfile.Parse("c.yaml", []byte(head+tc.y), testEnv(nil))
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			t.Errorf("%s: got %v, want config.Errors", tc.y, err)
+			continue
+		}
+		line := 4
+		if tc.field == "backfill.target" {
+			line = 6
+		}
+		if len(errs) != 1 || errs[0].Line != line || errs[0].Field != tc.field || !strings.Contains(errs[0].Msg, tc.want) {
+			t.Errorf("%s: got %v, want one error at line %d on %s saying %q", tc.y, errs, line, tc.field, tc.want)
+		}
+		if strings.Contains(errs.Error(), "s3cr3t") {
+			t.Errorf("%s: the message shows the password: %s", tc.y, errs)
+		}
+	}
+	for _, store := range []string{
+		"postgres://u:s3cr3t-pw@db:5432/state?sslmode=require",
+		"postgres://u:s3cr3t-pw@db1,db2/state?target_session_attrs=read-write&connect_timeout=5",
+		"sqlite:" + dir + "/state.db?sync=full",
+		// The driver reads no password file it is not given.
+		"postgres://u@db/state?passfile=" + dir + "/none",
+	} {
+		if _, err := configfile.Parse("c.yaml", []byte(head+"store: \""+store+"\"\n"), testEnv(nil)); err != nil {
+			t.Errorf("%s: %v", store, err)
+		}
 	}
 }

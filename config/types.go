@@ -19,9 +19,12 @@ type StoreDSN string
 // UnmarshalText checks the scheme.
 func (d *StoreDSN) UnmarshalText(b []byte) error {
 	s := string(b)
-	path, _, sqlite := dsn.SQLite(s)
+	path, options, sqlite := dsn.SQLite(s)
 	switch {
 	case sqlite && path != "":
+		if _, err := dsn.SQLiteSync(path, options); err != nil {
+			return fmt.Errorf("invalid store: %w", err)
+		}
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		u, err := url.Parse(s)
 		if err != nil {
@@ -288,7 +291,7 @@ type URL struct{ *url.URL }
 // UnmarshalText parses an absolute http(s) URL without query or fragment.
 func (u *URL) UnmarshalText(b []byte) error {
 	v, err := url.Parse(string(b))
-	shown := dsn.Redact(string(b))
+	shown := shownURL(string(b))
 	switch {
 	case err != nil:
 		return fmt.Errorf("invalid URL %q", shown)
@@ -301,6 +304,16 @@ func (u *URL) UnmarshalText(b []byte) error {
 	}
 	u.URL = v
 	return nil
+}
+
+// shownURL is a URL as an error about it shows it: without its password,
+// query or fragment, which is where API keys and tokens go.
+func shownURL(s string) string {
+	s = dsn.Redact(s)
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i+1] + "…"
+	}
+	return s
 }
 
 // MarshalText writes the URL with any password redacted.

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
+	"strings"
 
 	"strangler/domain"
 )
@@ -40,6 +42,7 @@ func (d *checker) validate(c *Config) {
 		d.errorAt("replay_budget", "%s is less than max_replay_body (%s): no such body could ever be buffered; raise it or lower max_replay_body",
 			c.ReplayBudget, c.MaxReplayBody)
 	}
+	d.checkStore(c.Store)
 	d.validateRoutes(c)
 	d.validateApprovals(c)
 	d.validateBackfill(c.Backfill)
@@ -175,14 +178,42 @@ func isLoopback(addr string) bool {
 }
 
 func (d *checker) checkAddr(field, addr string) {
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		d.errorAt(field, "invalid address %q; write host:port or :port", addr)
 		return
 	}
+	if !isListenHost(host) {
+		d.errorAt(field, "invalid host %q; write an IP address, a host name, or nothing for every interface", host)
+	}
 	if n, err := ParseWhole(port); err != nil || n < 0 || n > 65535 {
 		d.errorAt(field, "invalid port %q", port)
 	}
+}
+
+// isListenHost reports whether host can name where to listen: nothing,
+// an IP address (an IPv6 one with its zone), or a host name of letters,
+// digits, - and dots. Anything else, a space before an address or a
+// scheme left in (http://), passed config check and failed the start
+// with "no such host".
+func isListenHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return len(host) <= 253
 }
 
 func (d *checker) validateRoutes(c *Config) {

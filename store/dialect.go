@@ -190,19 +190,9 @@ const walSizeLimit = 0
 
 // openSQLiteFile is openSQLite, with the file its connections check.
 func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
-	sync := "NORMAL"
-	switch options {
-	case "", "sync=normal":
-	case "sync=full":
-		sync = "FULL"
-	default:
-		return nil, nil, fmt.Errorf("store: sqlite: unknown option %q; the only one is sync=full", options)
-	}
-	if path == "" {
-		return nil, nil, fmt.Errorf("store: sqlite: no file named; write sqlite:./strangler.db")
-	}
-	if strings.ContainsRune(path, '#') {
-		return nil, nil, fmt.Errorf("store: sqlite: file name %q must not contain #", path)
+	sync, err := dsn.SQLiteSync(path, options)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: sqlite: %w", err)
 	}
 	if err := filecap.RegularOrAbsent(path); err != nil {
 		return nil, nil, fmt.Errorf("store: sqlite: %w", err)

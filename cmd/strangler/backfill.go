@@ -29,7 +29,7 @@ import (
 func runBackfill(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration `file` with a backfill section")
-	tables := fs.String("tables", "", "copy only these `tables` (comma-separated names)")
+	fs.String("tables", "", "copy only these `tables` (comma-separated names)")
 	keys := keysFlag{}
 	fs.Var(keys, "keys", "copy only these source keys of a table, and their dependants: `TABLE=K1,K2` (repeatable)")
 	onlyFailed := fs.Bool("only-failed", false, "retry only the rows the ledger records as failed")
@@ -37,9 +37,9 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	sinceCheckpoint := fs.Bool("since-checkpoint", false, "copy only what is past the checkpoints, without comparing what is below them (for keys that only grow and rows that never change)")
 	propagateDeletes := fs.Bool("propagate-deletes", false, "delete the target rows whose source row is gone (each recorded in strangler_backfill_deletes)")
 	dryRun := fs.Bool("dry-run", false, "write nothing; report what a run would change")
-	rate := fs.Int("rate", -1, "at most `N` rows per second across all tables, 0 for no limit (default: the file's rate)")
-	concurrency := fs.Int("concurrency", 0, "copy `N` tables or key ranges at once (default: the file's concurrency)")
-	batch := fs.Int("batch", 0, "`rows` per batch (default: the file's batch)")
+	rate := fs.Int("rate", 0, "at most `N` rows per second across all tables, 0 for no limit (default: the file's rate)")
+	concurrency := fs.Int("concurrency", 0, "copy `N` tables or key ranges at once, 1 to 64 (default: the file's concurrency)")
+	batch := fs.Int("batch", 0, "`rows` per batch, 1 to 1000000 (default: the file's batch)")
 	reportJSON := fs.String("report-json", "", "also write the report as JSON to `file`")
 	reportHTML := fs.String("report-html", "", "also write the report as a web page to `file`")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address` while running")
@@ -72,6 +72,10 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	case !slices.Contains([]string{"auto", "bar", "lines", "none"}, *progress):
 		return usageError{fmt.Sprintf("backfill: --progress %q; want auto, bar, lines or none", *progress)}
 	}
+	tables, err := tableList(fs, "backfill")
+	if err != nil {
+		return err
+	}
 	if err := outputFile("backfill", "report-json", *reportJSON); err != nil {
 		return err
 	}
@@ -83,14 +87,20 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	cfg := file.Backfill
-	if *rate >= 0 {
-		cfg.Rate = *rate
-	}
-	if *concurrency > 0 {
-		cfg.Concurrency = *concurrency
-	}
-	if *batch > 0 {
-		cfg.Batch = *batch
+	// A flag given overrides the file, and is held to the file's bounds:
+	// --batch 0 or --concurrency 500 is a mistake, not the default.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "rate":
+			cfg.Rate = *rate
+		case "concurrency":
+			cfg.Concurrency = *concurrency
+		case "batch":
+			cfg.Batch = *batch
+		}
+	})
+	if err := cfg.CheckPace(); err != nil {
+		return usageError{"backfill: --" + err.Error()}
 	}
 	// On a terminal the log shares the screen with the bars: its lines go
 	// above them, never between.
@@ -123,9 +133,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		host, _ := os.Hostname()
 		opts.WorkerID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if *tables != "" {
-		opts.Tables = strings.Split(*tables, ",")
-	}
+	opts.Tables = tables
 	if api, _ := cfg.APITables(); api {
 		// Tables sent to the API keep their ledger in the state store; it
 		// may be created here, where the facade does not run yet.
@@ -229,17 +237,51 @@ func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {
 // keysFlag collects --keys TABLE=K1,K2 flags.
 type keysFlag map[string][]string
 
+// tableList is the --tables flag of fs, cmd's: nil when it is not
+// given, and an error when it is given but names no table. Taken as not
+// given, --tables "$TABLES" with TABLES empty would copy, or compare,
+// every table.
+func tableList(fs *flag.FlagSet, cmd string) ([]string, error) {
+	f := fs.Lookup("tables")
+	given := false
+	fs.Visit(func(v *flag.Flag) { given = given || v == f })
+	if !given {
+		return nil, nil
+	}
+	var names []string
+	for _, name := range strings.Split(f.Value.String(), ",") {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, usageError{fmt.Sprintf("%s: --tables %q names no table; leave it out for all of them", cmd, f.Value.String())}
+	}
+	return names, nil
+}
+
 func (k keysFlag) String() string { return "" }
+
+func (k keysFlag) repeatable() {}
 
 func (k keysFlag) Set(v string) error {
 	table, list, ok := strings.Cut(v, "=")
 	if !ok || table == "" || list == "" {
 		return errors.New("want TABLE=K1,K2,…")
 	}
+	n := 0
 	for _, key := range strings.Split(list, ",") {
-		if key = strings.TrimSpace(key); key != "" && !slices.Contains(k[table], key) {
-			k[table] = append(k[table], key)
+		if key = strings.TrimSpace(key); key != "" {
+			n++
+			if !slices.Contains(k[table], key) {
+				k[table] = append(k[table], key)
+			}
 		}
+	}
+	if n == 0 {
+		// Taken as no --keys at all, it would copy every row of every
+		// table: what --keys TABLE=$EMPTY_LIST asked for is none.
+		return fmt.Errorf("%s= lists no key; want TABLE=K1,K2,…", table)
 	}
 	return nil
 }

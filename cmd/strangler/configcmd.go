@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"strangler/config"
 	"strangler/config/configfile"
@@ -13,6 +15,17 @@ import (
 func runConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"config: want check FILE... or print FILE"}
+	}
+	for _, a := range args[1:] {
+		switch {
+		case a == "-h" || a == "--help" || a == "-help":
+			fmt.Fprint(stdout, "usage: strangler config check FILE...\n       strangler config print FILE\n")
+			return flag.ErrHelp
+		case strings.HasPrefix(a, "-"):
+			// Read as a file name, --strict was "stat --strict: no such
+			// file or directory". A file named so is ./-name.
+			return usageError{fmt.Sprintf("config %s: unknown flag %q; it takes file names only (write ./%s for a file of that name)", args[0], a, a)}
+		}
 	}
 	env := configfile.Env{Getenv: getenv, ReadFile: filecap.Read}
 	switch args[0] {

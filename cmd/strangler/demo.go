@@ -36,6 +36,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("demo: unexpected argument %q", fs.Arg(0))}
+	}
 	logs := newBufferedLog(stderr)
 	defer logs.Close()
 	log, err := newLogger(logs, getenv)

@@ -29,8 +29,12 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 0:
 		return usageError{fmt.Sprintf("healthcheck: unexpected argument %q", fs.Arg(0))}
+	case *timeout <= 0:
+		// It would report a healthy facade unhealthy, every time.
+		return usageError{fmt.Sprintf("healthcheck: --timeout %s: want a positive duration, like 2s", *timeout)}
 	}
 	target, err := readyzURL(*admin)
 	if err != nil {

@@ -41,8 +41,15 @@ func runRefAPI(ctx context.Context, side string, args []string, getenv func(stri
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("%s serve: unexpected argument %q", side, fs.Arg(0))}
 	}
-	if *seed != 0 && *dsn == "" {
+	switch {
+	case *seed != 0 && *dsn == "":
 		return usageError{fmt.Sprintf("%s serve: --seed needs --dsn (the in-memory store has its demo patients)", side)}
+	case *seed < 0:
+		return usageError{fmt.Sprintf("%s serve: --seed %d: want a number of patients, 0 or more", side, *seed)}
+	case faults.Unavailable < 0 || faults.Unavailable > 100 || faults.TooMany < 0 || faults.TooMany > 100:
+		return usageError{fmt.Sprintf("%s serve: --fail-503 and --fail-429 want a percent from 0 to 100", side)}
+	case faults.JobTime < 0:
+		return usageError{fmt.Sprintf("%s serve: --job-time %s: want a duration, 0 or more", side, faults.JobTime)}
 	}
 	log, err := newLogger(stderr, getenv)
 	if err != nil {

@@ -176,10 +176,45 @@ func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) 
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
 	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
-	if old.Listen != cfg.Listen || old.Admin.Listen != cfg.Admin.Listen || old.MaxConnections != cfg.MaxConnections || old.Store != cfg.Store || old.Repairs.Workers != cfg.Repairs.Workers {
-		r.log.Warn("listen addresses, max_connections, the store and repairs.workers take effect on restart")
+	if changed := restartOnly(old, cfg); len(changed) > 0 {
+		r.log.Warn("these settings changed, and take effect on restart: until then the facade keeps the old ones",
+			"settings", strings.Join(changed, ", "))
 	}
 	return true, false
+}
+
+// restartOnly names the settings that differ between old and cfg and
+// that the running facade does not take from a reload: its listeners,
+// their certificates' files (a renewed certificate in the same files is
+// served without one), the store, its encryption keys, the state
+// snapshot's file and the repair workers are set up once, at the start.
+func restartOnly(old, cfg *config.Config) []string {
+	var names []string
+	for _, s := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", old.Listen != cfg.Listen},
+		{"tls", !sameTLS(old.TLS, cfg.TLS)},
+		{"max_connections", old.MaxConnections != cfg.MaxConnections},
+		{"admin.listen", old.Admin.Listen != cfg.Admin.Listen},
+		{"admin.tls", !sameTLS(old.Admin.TLS, cfg.Admin.TLS)},
+		{"store", old.Store != cfg.Store},
+		{"store_encryption", !slices.Equal(old.EncryptionKeys(), cfg.EncryptionKeys())},
+		{"state_snapshot", old.StateSnapshot != cfg.StateSnapshot},
+		{"repairs.workers", old.Repairs.Workers != cfg.Repairs.Workers},
+	} {
+		if s.changed {
+			names = append(names, s.name)
+		}
+	}
+	return names
+}
+
+// sameTLS reports whether two listeners' TLS sections name the same files,
+// or are both absent.
+func sameTLS(a, b *config.TLS) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
 }
 
 // fingerprint summarises the contents of files, so any edit is noticed.

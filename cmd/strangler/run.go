@@ -100,7 +100,44 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		}
 		return usageError{strings.TrimSpace(err.Error())}
 	}
+	if name := repeatedFlag(fs, args); name != "" {
+		return usageError{fmt.Sprintf("%s: --%s is given twice; give it once", fs.Name(), name)}
+	}
 	return nil
+}
+
+// repeatable is implemented by the values of flags that may be given
+// several times, each adding to the last (--keys).
+type repeatable interface{ repeatable() }
+
+// repeatedFlag names a flag args give twice, or is "". The flag package
+// keeps the last: serve --config a.yaml --config b.yaml would serve
+// b.yaml, and routes set --mode modern --mode legacy flip to legacy,
+// whichever of the two the operator meant.
+func repeatedFlag(fs *flag.FlagSet, args []string) string {
+	seen := map[string]bool{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue // a positional argument; flags may follow it (parseArgs)
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if _, ok := f.Value.(repeatable); !ok && seen[name] {
+			return name
+		}
+		seen[name] = true
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value, which may start with -
+		}
+	}
+	return ""
 }
 
 // outputFile refuses, before the command does any work, a report flag

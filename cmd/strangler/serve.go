@@ -35,8 +35,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if *path == "" {
+	switch {
+	case *path == "":
 		return usageError{"serve: --config FILE is required"}
+	case fs.NArg() > 0:
+		// serve --config a.yaml b.yaml would serve a.yaml alone.
+		return usageError{fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0))}
 	}
 	env := configfile.Env{Getenv: getenv, ReadFile: filecap.Read}
 	cfg, err := configfile.Load(*path, env)

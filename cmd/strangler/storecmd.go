@@ -55,7 +55,9 @@ the copy as 'strangler store verify' does.
 	switch {
 	case *path == "":
 		return usageError{"store backup: --config FILE is required"}
-	case len(rest) != 1:
+	case len(rest) != 1 || rest[0] == "":
+		// An empty name ("$OUT" unset) would copy the whole store first,
+		// then fail to name the copy.
 		return usageError{"store backup: name one file to write the backup to"}
 	}
 	cfg, err := configfile.Load(*path, configfile.Env{Getenv: getenv, ReadFile: filecap.Read})

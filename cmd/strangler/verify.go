@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +15,7 @@ import (
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration `file` with a backfill section")
-	tables := fs.String("tables", "", "compare only these `tables` (comma-separated names)")
+	fs.String("tables", "", "compare only these `tables` (comma-separated names)")
 	every := fs.Duration("every", 0, "compare again every `interval` (like 10m) until stopped, exporting strangler_verify_deviations")
 	metricsAddr := fs.String("metrics-listen", "", "serve Prometheus /metrics at `address`")
 	samples := fs.Int("samples", 10, "keys named per table and kind of deviation")
@@ -35,6 +34,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	case *samples < 1:
 		return usageError{"verify: --samples wants at least 1"}
 	}
+	tables, err := tableList(fs, "verify")
+	if err != nil {
+		return err
+	}
 	if err := outputFile("verify", "report-json", *reportJSON); err != nil {
 		return err
 	}
@@ -47,10 +50,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	opts := backfill.VerifyOptions{Samples: *samples, ShowValues: *showValues, Metrics: backfill.NewMetrics(reg), Log: log}
-	if *tables != "" {
-		opts.Tables = strings.Split(*tables, ",")
-	}
+	opts := backfill.VerifyOptions{Tables: tables, Samples: *samples, ShowValues: *showValues, Metrics: backfill.NewMetrics(reg), Log: log}
 	if *metricsAddr != "" {
 		stop, err := serveMetrics(*metricsAddr, reg, log)
 		if err != nil {

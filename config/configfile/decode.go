@@ -38,25 +38,33 @@ type decoder struct {
 	// values counts the values decoded, aliases and merge keys expanded,
 	// up to maxValues.
 	values int
+	// aliased says an alias or a merge key was met, for the message
+	// when values passes maxValues.
+	aliased bool
 }
 
 // maxValues bounds how many values one file decodes to once its aliases
 // and merge keys are expanded: each alias costs a few bytes and may stand
 // for a mapping of aliases, so a file of a few hundred bytes can expand to
 // billions of values ("billion laughs") and hold a config check or a
-// reload for hours. A real configuration has a few thousand (about 20 a
-// route).
+// reload for hours. Without aliases it bounds the errors too: a list of
+// a million bad values in a 4 MiB file is a million messages. A real
+// configuration has a few thousand (about 20 a route).
 const maxValues = 50_000
 
 // budget counts one value decoded at n and reports whether decoding goes
 // on. Past maxValues it stops for good, with the one error that says why in
 // place of any others: those are the same few errors repeated by the
-// expansion.
+// expansion, or the first of a flood.
 func (d *decoder) budget(n *yaml.Node, path string) bool {
 	d.values++
 	if d.values == maxValues+1 {
 		d.errs = nil
-		d.errorf(n, path, "aliases and merge keys (<<) expand the file to more than %d values; write the values out or use fewer aliases", maxValues)
+		if d.aliased {
+			d.errorf(n, path, "aliases and merge keys (<<) expand the file to more than %d values; write the values out or use fewer aliases", maxValues)
+		} else {
+			d.errorf(n, path, "the file holds more than %d values, the most a configuration holds (it needs about 20 a route)", maxValues)
+		}
 	}
 	return d.values <= maxValues
 }
@@ -86,7 +94,7 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+		n, d.aliased = n.Alias, true
 	}
 	if !d.budget(n, path) {
 		return
@@ -307,6 +315,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	// of the merged mappings, the first wins (merge), so the last goes
 	// first.
 	if m := d.mergeKey(n, path); m != nil {
+		d.aliased = true
 		for _, m := range slices.Backward(mergedMappings(m)) {
 			if !d.budget(m, path) {
 				return
@@ -379,6 +388,7 @@ func mergedMappings(n *yaml.Node) []*yaml.Node {
 // (<<: [*a, *b]) the first wins, as the merge key's specification says
 // and other YAML tools read it, so they are applied last to first.
 func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
+	d.aliased = true
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -456,7 +466,15 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		// Not the value itself: it is a secret as often as not where a
+		// mapping or a list belongs (store_encryption: KEY instead of
+		// {keys: [KEY]}, tokens: TOKEN), and the message goes to a
+		// terminal, a CI log or the reload log. The line and column
+		// point at it.
+		if n.Value == "" {
+			return "an empty value"
+		}
+		return "a single value"
 	}
 	return "nothing"
 }

@@ -23,6 +23,7 @@ import (
 	"strangler/config"
 	"strangler/internal/filecap"
 	"strangler/internal/mysqldsn"
+	"strangler/internal/pgdsn"
 )
 
 // Env is how configuration reads the outside world: the environment for
@@ -72,7 +73,7 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 	}
 	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
-		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN,
+		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN, CheckPostgres: pgdsn.Check,
 	})
 	if errs := (config.Errors)(nil); errors.As(cerr, &errs) {
 		return nil, d.hide(errs)
@@ -124,6 +125,9 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Column, e.Msg = 1, m[2]
 		e.Column, e.Field = surrogateField(data, e.Line)
+		if column, ok := tabAt(data, e.Line); ok && e.Msg == "found character that cannot start any token" {
+			e.Column, e.Msg = column, "a tab, where YAML takes spaces only: indent with spaces"
+		}
 	} else if line, column, ok := unreadable(data); ok {
 		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
 	} else {
@@ -132,6 +136,23 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// tabAt is the column of a tab in the indentation of line of data (after
+// spaces and a list's - only). It is what YAML calls "a character that
+// cannot start any token" there: unseen in most editors, the message
+// alone leaves the reader looking for a character that is not there.
+func tabAt(data []byte, line int) (column int, ok bool) {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return 0, false
+	}
+	l := lines[line-1]
+	i := bytes.IndexByte(l, '\t')
+	if i < 0 || len(bytes.Trim(l[:i], " -")) > 0 {
+		return 0, false
+	}
+	return i + 1, true
 }
 
 // surrogate is an escape of a UTF-16 surrogate, which YAML refuses in a

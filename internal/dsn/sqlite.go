@@ -1,6 +1,9 @@
 package dsn
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // SQLite splits an embedded store's address, "sqlite:PATH[?OPTIONS]",
 // into the file's path and the options; ok is false for any other
@@ -13,4 +16,27 @@ func SQLite(s string) (path, options string, ok bool) {
 	}
 	path, options, _ = strings.Cut(rest, "?")
 	return path, options, true
+}
+
+// SQLiteSync checks the path and options SQLite split an embedded
+// store's address into, and returns the synchronous setting the options
+// ask for: NORMAL, or FULL for sync=full. The configuration and the store
+// both check with it, so that an address `config check` passes is one
+// the store opens.
+func SQLiteSync(path, options string) (sync string, err error) {
+	switch options {
+	case "", "sync=normal":
+		sync = "NORMAL"
+	case "sync=full":
+		sync = "FULL"
+	default:
+		return "", fmt.Errorf("unknown option %q; the only one is sync=full", options)
+	}
+	if path == "" {
+		return "", fmt.Errorf("no file named; write sqlite:./strangler.db")
+	}
+	if strings.ContainsRune(path, '#') {
+		return "", fmt.Errorf("file name %q must not contain #", path)
+	}
+	return sync, nil
 }
