@@ -198,19 +198,17 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 // the requester's flip, clear or ramp, now approved by c.Approvers.
 func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked) error {
 	rf, ok := r.flags.Get(c.Route)
-	if !ok {
-		return ErrNoRoute
-	}
 	approvers := strings.Join(c.Approvers, ", ")
 	var err error
-	if rf.Version != c.BaseVersion {
+	switch {
+	case staleWhy(c, rf, ok) != "":
 		err = ErrStale
-	} else if c.Kind == store.ChangeRamp {
+	case c.Kind == store.ChangeRamp:
 		var p RampPlan
 		if p, err = plan(rf, RampPlan{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery}); err == nil {
 			_, err = r.start(ctx, rf, p, c.Requester, c.Reason, approvers, link)
 		}
-	} else {
+	default:
 		fl := Flip{
 			Route: c.Route, Actor: c.Requester, Reason: c.Reason, Force: c.Forced, IfMatch: &c.BaseVersion,
 			Clear: c.Kind == store.ChangeClear, approved: true, linked: []store.Linked{link},
@@ -228,19 +226,40 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 	// The route, or the request, changed since it was read. This replica
 	// may not have heard of a change made on another yet: read again.
 	r.flags.resync(ctx)
-	if rf, _ = r.flags.Get(c.Route); rf.Version == c.BaseVersion {
+	rf, ok = r.flags.Get(c.Route)
+	why := staleWhy(c, rf, ok)
+	if why == "" {
 		return r.changeFailed(c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
 	}
-	return r.void(ctx, c, rf)
+	return r.void(ctx, c, why)
+}
+
+// staleWhy says how the route (rf; ok false when the configuration no
+// longer has it) is no longer where change request c found it, so that
+// applying c would do something nobody approved; "" when it is where c
+// found it. The version alone does not say so: a reload moves a route
+// without an override, or the file's mode a clear goes back to, and
+// leaves the version as it was.
+func staleWhy(c store.Change, rf RouteFlags, ok bool) string {
+	switch {
+	case !ok:
+		return fmt.Sprintf("%s is no longer in the configuration", c.Route)
+	case rf.Version != c.BaseVersion || rf.Mode != c.FromMode || !samePercent(rf.Percent, c.FromPercent):
+		why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(rf.Mode, rf.Percent))
+		if o := rf.Override; o != nil {
+			why += ", set by " + o.Actor
+		}
+		return why
+	case c.Kind == store.ChangeClear && (rf.FileMode != c.Mode || !samePercent(rf.FilePercent, c.Percent)):
+		return fmt.Sprintf("%s changed since the request was made: the configuration file now says %s, so clearing it would move it there",
+			c.Route, ModeText(rf.FileMode, rf.FilePercent))
+	}
+	return ""
 }
 
 // void records that change request c cannot be applied any more: its
-// route changed since it was made.
-func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) error {
-	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(now.Mode, now.Percent))
-	if o := now.Override; o != nil {
-		why += ", set by " + o.Actor
-	}
+// route changed since it was made, as why says.
+func (r *Rollouts) void(ctx context.Context, c store.Change, why string) error {
 	next := c
 	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
 	sctx, cancel := storeCall(ctx)

@@ -1,0 +1,102 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"strangler/config"
+	"strangler/domain"
+	"strangler/store"
+)
+
+// reload gives the plane a new configuration file: its current one with
+// edit applied to a copy of the routes, as a reload would.
+func (p *plane) reload(t *testing.T, edit func([]config.Route) []config.Route) {
+	t.Helper()
+	cfg := *p.flags.file.Load()
+	cfg.Routes = edit(slices.Clone(cfg.Routes))
+	if err := p.flags.SetFile(&cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAClearApprovedAfterAReloadMovedTheFilesModeAppliesNothing: a clear
+// asks to take the route to the file's mode as it was when it was
+// requested. A reload that changes that mode changes what approving the
+// clear would do, so the request is void, as it is when the route moved.
+func TestAClearApprovedAfterAReloadMovedTheFilesModeAppliesNothing(t *testing.T) {
+	p := newApprovalsPlane(t)
+	p.flip(t, "get-patient", domain.ModeShadow, nil) // rolled back: no approval needed
+	id := p.requestFlip(t, "get-patient", bobToken, `{"clear": true, "reason": "back to the file"}`)
+	if c, _ := p.rollouts.Change(context.Background(), id); changeText(c) != "clear: shadow → fallback" {
+		t.Fatalf("the request asks for %q, want clear: shadow → fallback", changeText(c))
+	}
+	p.reload(t, func(rs []config.Route) []config.Route {
+		rs[slices.IndexFunc(rs, func(r config.Route) bool { return r.Name == "get-patient" })].Mode = domain.ModeModern
+		return rs
+	})
+	resp, body := p.decide(t, id, "approve", aliceToken, "")
+	if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(msg, "nothing was applied: get-patient changed since the request was made") {
+		t.Errorf("approving the clear: got %d %q, want 409 saying the route changed", resp.StatusCode, msg)
+	}
+	if got, want := p.served("get-patient"), "shadow"; got != want {
+		t.Errorf("the route is served %s, want %s: nobody approved modern", got, want)
+	}
+	if c, _ := p.rollouts.Change(context.Background(), id); c.State != store.ChangeStale {
+		t.Errorf("the request is %s, want stale", c.State)
+	}
+}
+
+// TestAFlipApprovedAfterAReloadMovedTheRouteAppliesNothing: with no
+// override the route's version stays 0 across a reload, but the route is
+// no longer where the request found it.
+func TestAFlipApprovedAfterAReloadMovedTheRouteAppliesNothing(t *testing.T) {
+	p := newApprovalsPlane(t)
+	id := p.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
+	p.reload(t, func(rs []config.Route) []config.Route {
+		rs[slices.IndexFunc(rs, func(r config.Route) bool { return r.Name == "create-patient" })].Mode = domain.ModeFallback
+		return rs
+	})
+	resp, body := p.decide(t, id, "approve", aliceToken, "")
+	if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(msg, "create-patient changed since the request was made: it is fallback") {
+		t.Errorf("approving the flip: got %d %q, want 409 saying the route is fallback now", resp.StatusCode, msg)
+	}
+	if got, want := p.served("create-patient"), "fallback"; got != want {
+		t.Errorf("the route is served %s, want %s", got, want)
+	}
+}
+
+// TestApprovingARequestWhoseRouteAReloadRemovedVoidsIt: the route is
+// gone, so the request can never be applied; it is void (audited), not
+// left pending to apply should a route of that name come back.
+func TestApprovingARequestWhoseRouteAReloadRemovedVoidsIt(t *testing.T) {
+	p := newApprovalsPlane(t)
+	id := p.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
+	keep := p.flags.file.Load().Routes
+	p.reload(t, func(rs []config.Route) []config.Route {
+		return slices.DeleteFunc(rs, func(r config.Route) bool { return r.Name == "create-patient" })
+	})
+	resp, body := p.decide(t, id, "approve", aliceToken, "")
+	if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(msg, "create-patient is no longer in the configuration") {
+		t.Errorf("approving it: got %d %q, want 409 saying the route is gone", resp.StatusCode, msg)
+	}
+	if c, _ := p.rollouts.Change(context.Background(), id); c.State != store.ChangeStale {
+		t.Errorf("the request is %s, want stale", c.State)
+	}
+	if got, want := p.auditActions(t)[:2], []string{"alice denied create-patient", "bob change_stale create-patient"}; !slices.Equal(got, want) {
+		t.Errorf("the latest audit entries are %q, want %q: the request voided, the approval refused", got, want)
+	}
+	p.reload(t, func([]config.Route) []config.Route { return slices.Clone(keep) })
+	if resp, body := p.decide(t, id, "approve", tempToken, ""); resp.StatusCode != http.StatusConflict {
+		t.Errorf("approving it once the route is back: got %d %v, want 409", resp.StatusCode, body)
+	}
+	if got, want := p.served("create-patient"), "legacy"; got != want {
+		t.Errorf("the route is served %s, want %s", got, want)
+	}
+}
