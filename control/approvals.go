@@ -61,37 +61,46 @@ func (r *Rollouts) RequestFlip(ctx context.Context, need *ApprovalRequired) (sto
 }
 
 // request stores c as a pending change request, audited; a route with a
-// pending request keeps it, and the error names it.
+// pending request keeps it, and the error names it. A pending request
+// past its expiry that the driver has not recorded yet is no longer
+// pending (store.Change.StateAt): it is recorded expired, audited, and
+// c takes its place.
 func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, error) {
 	now := r.now()
 	c.CreatedAt, c.ExpiresAt = now, now.Add(changeTTL)
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	route := c.Route
-	c, err := r.changes.CreateChange(ctx, c, domain.AuditEntry{
+	entry := domain.AuditEntry{
 		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within %g h", changeText(c), approvalsText(c.Needed), changeTTL.Hours()),
-	})
-	if errors.Is(err, store.ErrConflict) {
-		if pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: route, State: store.ChangePending, Limit: 1}); perr == nil && len(pending) == 1 {
-			p := pending[0]
-			return c, conflictf("%s has a pending change request already: %d, %s's %s; approve or reject it first",
-				route, p.ID, p.Requester, changeText(p))
+	}
+	for expired := false; ; expired = true {
+		created, err := r.changes.CreateChange(ctx, c, entry)
+		if err == nil {
+			r.log.Info("change requested", "route", c.Route, "actor", c.Requester, "change_request", created.ID, "kind", string(c.Kind))
+			return created, nil
 		}
-		return c, conflictf("%s has a pending change request already; approve or reject it first", route)
+		if !errors.Is(err, store.ErrConflict) {
+			r.log.Error("making a change request failed", "route", c.Route, "error", err)
+			return created, ErrUnavailable
+		}
+		pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: c.Route, State: store.ChangePending, Limit: 1})
+		if perr != nil || len(pending) != 1 {
+			return created, conflictf("%s has a pending change request already; approve or reject it first", c.Route)
+		}
+		if p := pending[0]; expired || p.StateAt(now) == store.ChangePending {
+			return created, conflictf("%s has a pending change request already: %d, %s's %s; approve or reject it first",
+				c.Route, p.ID, p.Requester, changeText(p))
+		}
+		r.expireChanges(ctx, now)
 	}
-	if err != nil {
-		r.log.Error("making a change request failed", "route", route, "error", err)
-		return c, ErrUnavailable
-	}
-	r.log.Info("change requested", "route", c.Route, "actor", c.Requester, "change_request", c.ID, "kind", string(c.Kind))
-	return c, nil
 }
 
 // Changes lists change requests, newest first: the pending ones, or all
-// of them. A pending request past its expiry shows as expired, which the
-// driver records within seconds.
+// of them, each as it stands now (store.Change.StateAt): a pending
+// request past its expiry is expired, and not among the pending ones,
+// before the driver records it so.
 func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error) {
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
@@ -101,20 +110,13 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 		return nil, ErrUnavailable
 	}
 	now := r.now()
-	for i := range list {
-		list[i] = asOf(list[i], now)
+	out := list[:0]
+	for _, c := range list {
+		if c.State = c.StateAt(now); f.State == "" || c.State == f.State {
+			out = append(out, c)
+		}
 	}
-	return list, nil
-}
-
-// asOf returns c as it stands at now: a request still pending at its
-// expiry or after is expired, before the driver records it so (with the
-// same rule in SQL: store.ExpireChanges takes expires_at <= now).
-func asOf(c store.Change, now time.Time) store.Change {
-	if c.State == store.ChangePending && !now.Before(c.ExpiresAt) {
-		c.State = store.ChangeExpired
-	}
-	return c
+	return out, nil
 }
 
 // Change returns one change request, as Changes shows it.
@@ -129,7 +131,8 @@ func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
 		r.log.Error("reading a change request failed", "change_request", id, "error", err)
 		return c, ErrUnavailable
 	}
-	return asOf(c, r.now()), nil
+	c.State = c.StateAt(r.now())
+	return c, nil
 }
 
 // decidable reads a pending change request for actor to decide on; an

@@ -100,3 +100,34 @@ func TestApprovingARequestWhoseRouteAReloadRemovedVoidsIt(t *testing.T) {
 		t.Errorf("the route is served %s, want %s", got, want)
 	}
 }
+
+// TestARequestPastItsExpiryIsNotPendingAnywhere: 24 hours on, before the
+// driver's round records the expiry, every reader already takes the
+// request for expired, as approving it does: the pending list, the
+// route, the gauges, and a new request for the route, which replaces it
+// (the expiry audited first) rather than being refused for it.
+func TestARequestPastItsExpiryIsNotPendingAnywhere(t *testing.T) {
+	p := newApprovalsPlane(t)
+	old := p.requestFlip(t, "get-patient", bobToken, `{"mode": "modern", "reason": "backfill done"}`)
+	p.clock.Advance(changeTTL)
+	_, list := p.call(t, "GET", "/admin/changes", veraToken, "")
+	if changes, _ := list["changes"].([]any); len(changes) != 0 {
+		t.Errorf("GET /admin/changes lists %v, want no pending request", changes)
+	}
+	if _, route := p.call(t, "GET", "/admin/routes/get-patient", veraToken, ""); route["pending_change"] != nil {
+		t.Errorf("the route shows pending_change %v, want none", route["pending_change"])
+	}
+	if got := p.rolloutGauges(t)["strangler_change_requests_pending"]; got != 0 {
+		t.Errorf("strangler_change_requests_pending is %v, want 0", got)
+	}
+	id := p.requestFlip(t, "get-patient", aliceToken, `{"mode": "modern", "reason": "again"}`)
+	if got, want := p.auditActions(t)[:2], []string{"alice change_request get-patient", "bob change_expired get-patient"}; !slices.Equal(got, want) {
+		t.Errorf("the latest audit entries are %q, want %q", got, want)
+	}
+	if c, _ := p.store.Change(context.Background(), old); c.State != store.ChangeExpired {
+		t.Errorf("the old request is %s, want expired", c.State)
+	}
+	if resp, body := p.decide(t, id, "approve", bobToken, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("approving the new request: got %d %v", resp.StatusCode, body)
+	}
+}

@@ -69,7 +69,7 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rampWaitingDesc, prometheus.GaugeValue, waited[rf.Route.Name], rf.Route.Name)
 		}
 	}
-	if pending, err := c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {
+	if pending, err := c.r.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {
 		oldest := 0.0
 		for _, c := range pending {
 			oldest = max(oldest, now.Sub(c.CreatedAt).Seconds())

@@ -1,0 +1,218 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/domain"
+	"strangler/internal/testdb"
+	"strangler/store"
+)
+
+// approvalReplicas are two replicas of a control plane whose routes need
+// four eyes, on one PostgreSQL schema; each has its own clock, both
+// starting at the same time.
+func approvalReplicas(t *testing.T) (a, b *plane) {
+	t.Helper()
+	dsn := testdb.Postgres(t)
+	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	a = newPlaneWith(t, planeOptions{dsn: dsn, yaml: "approvals: 2\n", clock: &clock{t: start}})
+	b = newPlaneWith(t, planeOptions{dsn: dsn, yaml: "approvals: 2\n", clock: &clock{t: start}})
+	return a, b
+}
+
+// together runs each of fns at once, from a common start, and waits for
+// all of them.
+func together(fns ...func()) {
+	var ready, done sync.WaitGroup
+	startGun := make(chan struct{})
+	for _, fn := range fns {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-startGun
+			fn()
+		}()
+	}
+	ready.Wait()
+	close(startGun)
+	done.Wait()
+}
+
+// set puts the clock at t.
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+// verifyChain fails the test unless the store's audit chain holds.
+func verifyChain(t *testing.T, st *store.Store) store.AuditVerification {
+	t.Helper()
+	v, err := st.VerifyAudit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Break != nil {
+		t.Fatalf("the audit chain is broken after %d entries: %+v", v.Entries, *v.Break)
+	}
+	return v
+}
+
+// TestTwoReplicasApprovingOneRequestApplyItOnce: alice approves on one
+// replica and temp on the other, at the same moment. One approval
+// applies the request; the other is told someone else decided it. The
+// audit log holds one approval and one flip per request, and stays one
+// chain.
+func TestTwoReplicasApprovingOneRequestApplyItOnce(t *testing.T) {
+	a, b := approvalReplicas(t)
+	ctx := context.Background()
+	const rounds = 10
+	for round := range rounds {
+		b.flags.resync(ctx)
+		id := a.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
+		var codes [2]int
+		together(
+			func() { resp, _ := a.decide(t, id, "approve", aliceToken, ""); codes[0] = resp.StatusCode },
+			func() { resp, _ := b.decide(t, id, "approve", tempToken, ""); codes[1] = resp.StatusCode },
+		)
+		ok, conflict := 0, 0
+		for _, c := range codes {
+			switch c {
+			case http.StatusOK:
+				ok++
+			case http.StatusConflict:
+				conflict++
+			}
+		}
+		if ok != 1 || conflict != 1 {
+			t.Fatalf("round %d: the two approvals answered %v, want one 200 and one 409", round, codes)
+		}
+		c, err := a.store.Change(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.State != store.ChangeApplied || len(c.Approvers) != 1 {
+			t.Fatalf("round %d: the request is %s approved by %q, want applied by one of them", round, c.State, c.Approvers)
+		}
+		// Back to legacy: a rollback needs no approval.
+		a.flags.resync(ctx)
+		if resp, body := a.patch(t, "create-patient", bobToken, `{"mode": "legacy", "reason": "again"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("round %d: rolling back: %d %v", round, resp.StatusCode, body)
+		}
+	}
+	counts := map[string]int{}
+	entries, err := a.store.AuditLog(ctx, store.AuditFilter{Route: "create-patient", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		counts[e.Action]++
+	}
+	if counts["change_request"] != rounds || counts["change_approve"] != rounds || counts["flip"] != 2*rounds || counts["change_stale"] != 0 {
+		t.Errorf("the audit log holds %v, want %d requests, approvals and flips forward (and as many rollbacks), nothing voided", counts, rounds)
+	}
+	v := verifyChain(t, a.store)
+	t.Logf("%d rounds: %v; chain of %d entries holds", rounds, counts, v.Entries)
+}
+
+// TestAnApprovalRacingTheRequestsExpiryHasOneOutcome: the replica that
+// drives the ramps expires a request (its clock is past the 24 hours)
+// while another replica, whose clock is a moment before, approves it.
+// Either the approval applied it and it never expired, or it expired and
+// nothing was applied; never both, never neither.
+func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
+	a, b := approvalReplicas(t)
+	ctx := context.Background()
+	outcomes := map[string]int{}
+	for round := range 10 {
+		a.flags.resync(ctx)
+		b.flags.resync(ctx)
+		id := a.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
+		c, err := a.store.Change(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.clock.set(c.ExpiresAt)
+		b.clock.set(c.ExpiresAt.Add(-time.Millisecond))
+		var code int
+		together(
+			func() { a.rollouts.expireChanges(ctx, a.clock.Now()) },
+			func() { resp, _ := b.decide(t, id, "approve", aliceToken, ""); code = resp.StatusCode },
+		)
+		c, err = a.store.Change(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.flags.resync(ctx)
+		served := b.served("create-patient")
+		switch {
+		case code == http.StatusOK && c.State == store.ChangeApplied && served == "shadow":
+			outcomes["applied"]++
+			if resp, body := b.patch(t, "create-patient", bobToken, `{"mode": "legacy", "reason": "again"}`); resp.StatusCode != http.StatusOK {
+				t.Fatalf("round %d: rolling back: %d %v", round, resp.StatusCode, body)
+			}
+		case code == http.StatusConflict && c.State == store.ChangeExpired && served == "legacy":
+			outcomes["expired"]++
+		default:
+			t.Fatalf("round %d: the approval answered %d, the request is %s and the route %s: want applied and shadow, or expired and legacy",
+				round, code, c.State, served)
+		}
+		// The next round starts a little later on both clocks.
+		a.clock.set(c.ExpiresAt.Add(time.Minute))
+		b.clock.set(c.ExpiresAt.Add(time.Minute))
+	}
+	entries, err := a.store.AuditLog(ctx, store.AuditFilter{Route: "create-patient", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := map[string]int{}
+	for _, e := range entries {
+		if e.Action == "change_expired" || e.Action == "change_approve" {
+			id := strings.Fields(strings.TrimPrefix(e.Detail, "change request "))[0]
+			decided[id]++
+			if decided[id] > 1 {
+				t.Errorf("change request %s was approved and expired both", id)
+			}
+		}
+	}
+	if outcomes["applied"]+outcomes["expired"] != len(decided) {
+		t.Errorf("outcomes %v, but %d requests decided in the audit log", outcomes, len(decided))
+	}
+	verifyChain(t, a.store)
+	t.Logf("outcomes: %v", outcomes)
+}
+
+// TestTwoStoresAppendingAtOnceKeepOneChain: two replicas' stores on one
+// PostgreSQL schema append audit entries from many goroutines at once.
+// The chain stays linear: every entry follows the one before it in id
+// order, none is lost, and the head is the newest.
+func TestTwoStoresAppendingAtOnceKeepOneChain(t *testing.T) {
+	a, b := approvalReplicas(t)
+	ctx := context.Background()
+	const writers, each = 4, 25
+	var fns []func()
+	for _, st := range []*store.Store{a.store, b.store} {
+		for w := range writers {
+			fns = append(fns, func() {
+				for i := range each {
+					if err := st.AppendAudit(ctx, domain.AuditEntry{Actor: "bob", Action: "denied", Route: "create-patient", Detail: fmt.Sprintf("writer %d entry %d", w, i)}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+	}
+	together(fns...)
+	v := verifyChain(t, b.store)
+	if want := int64(2 * writers * each); v.Entries != want {
+		t.Errorf("the chain holds %d entries, want %d", v.Entries, want)
+	}
+}
