@@ -158,7 +158,9 @@ func (r *Rollouts) decidable(ctx context.Context, id int64) (store.Change, error
 // applies it, as the requester's flip (or ramp) naming the approvers, in
 // one transaction with the request; if the route changed since the
 // request was made, nothing is applied and the request is void (stale).
-func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string) (store.Change, error) {
+// So it is, too, when its requester may no longer change routes:
+// whyNot says why the token named so may not ("" when it may).
+func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string, whyNot func(requester string) string) (store.Change, error) {
 	// A reason is optional here, and bounded as everywhere.
 	if err := checkReasonText(reason); err != nil {
 		return store.Change{}, err
@@ -172,6 +174,10 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 		return c, forbiddenError(fmt.Sprintf("%s requested change request %d: another token name must approve it (four eyes)", approver, id))
 	case slices.Contains(c.Approvers, approver):
 		return c, conflictf("%s approved change request %d already; it waits for %s", approver, id, approvalsText(c.Needed-len(c.Approvers)))
+	}
+	if why := whyNot(c.Requester); why != "" {
+		// Approving it would make the change as theirs.
+		return c, r.void(ctx, c, fmt.Sprintf("%s, who asked for it, may no longer change routes: %s", c.Requester, why))
 	}
 	now := r.now()
 	next := c

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"strangler/config"
 	"strangler/domain"
@@ -129,5 +130,47 @@ func TestARequestPastItsExpiryIsNotPendingAnywhere(t *testing.T) {
 	}
 	if resp, body := p.decide(t, id, "approve", bobToken, ""); resp.StatusCode != http.StatusOK {
 		t.Errorf("approving the new request: got %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestARequestWhoseRequesterMayNoLongerChangeRoutesIsNotApplied: an
+// approval applies the change as its requester's flip. A requester whose
+// token a reload removed or made a viewer since, or whose token expired,
+// may not change routes any more: approving their request applies
+// nothing and voids it, audited.
+func TestARequestWhoseRequesterMayNoLongerChangeRoutesIsNotApplied(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func([]config.Token) []config.Token
+		ask  string // the requester's token
+	}{
+		{"made a viewer", func(ts []config.Token) []config.Token {
+			ts[slices.IndexFunc(ts, func(t config.Token) bool { return t.Name == "bob" })].Role = config.RoleViewer
+			return ts
+		}, bobToken},
+		{"removed", func(ts []config.Token) []config.Token {
+			return slices.DeleteFunc(ts, func(t config.Token) bool { return t.Name == "bob" })
+		}, bobToken},
+		{"expired", func(ts []config.Token) []config.Token { return ts }, tempToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newApprovalsPlane(t)
+			// temp's token works through 2026-11-03: asked on its last
+			// day, approved on the next.
+			p.clock.Advance(49 * time.Hour)
+			id := p.requestFlip(t, "create-patient", tc.ask, `{"mode": "shadow", "reason": "copy reads"}`)
+			p.admin.Tokens.Set(tc.edit(slices.Clone(*p.admin.Tokens.list.Load())))
+			p.clock.Advance(12 * time.Hour)
+			resp, body := p.decide(t, id, "approve", aliceToken, "")
+			if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict || !strings.Contains(msg, "may no longer change routes") {
+				t.Errorf("approving: got %d %q, want 409 saying the requester may no longer change routes", resp.StatusCode, msg)
+			}
+			if got, want := p.served("create-patient"), "legacy"; got != want {
+				t.Errorf("the route is served %s, want %s", got, want)
+			}
+			if c, _ := p.store.Change(context.Background(), id); c.State != store.ChangeStale {
+				t.Errorf("the request is %s, want stale", c.State)
+			}
+		})
 	}
 }

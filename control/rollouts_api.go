@@ -360,7 +360,7 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request, actor string, app
 	}
 	var c store.Change
 	if approve {
-		c, err = a.Rollouts.Approve(r.Context(), id, actor, req.Reason)
+		c, err = a.Rollouts.Approve(r.Context(), id, actor, req.Reason, a.whyMayNotChange)
 	} else {
 		if err := checkReason(req.Reason); err != nil {
 			return err
