@@ -2,14 +2,12 @@ package control
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/store"
 )
@@ -188,31 +186,4 @@ func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
 	}
 	verifyChain(t, a.store)
 	t.Logf("outcomes: %v", outcomes)
-}
-
-// TestTwoStoresAppendingAtOnceKeepOneChain: two replicas' stores on one
-// PostgreSQL schema append audit entries from many goroutines at once.
-// The chain stays linear: every entry follows the one before it in id
-// order, none is lost, and the head is the newest.
-func TestTwoStoresAppendingAtOnceKeepOneChain(t *testing.T) {
-	a, b := approvalReplicas(t)
-	ctx := context.Background()
-	const writers, each = 4, 25
-	var fns []func()
-	for _, st := range []*store.Store{a.store, b.store} {
-		for w := range writers {
-			fns = append(fns, func() {
-				for i := range each {
-					if err := st.AppendAudit(ctx, domain.AuditEntry{Actor: "bob", Action: "denied", Route: "create-patient", Detail: fmt.Sprintf("writer %d entry %d", w, i)}); err != nil {
-						t.Error(err)
-					}
-				}
-			})
-		}
-	}
-	together(fns...)
-	v := verifyChain(t, b.store)
-	if want := int64(2 * writers * each); v.Entries != want {
-		t.Errorf("the chain holds %d entries, want %d", v.Entries, want)
-	}
 }
