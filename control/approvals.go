@@ -246,14 +246,13 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 // staleWhy says how the route (rf; ok false when the configuration no
 // longer has it) is no longer where change request c found it, so that
 // applying c would do something nobody approved; "" when it is where c
-// found it. The version alone does not say so: a reload moves a route
-// without an override, or the file's mode a clear goes back to, and
-// leaves the version as it was.
+// found it (RouteFlags.at), and, for a clear, the file's mode it goes
+// back to is still the one asked for: a reload may move that.
 func staleWhy(c store.Change, rf RouteFlags, ok bool) string {
 	switch {
 	case !ok:
 		return fmt.Sprintf("%s is no longer in the configuration", c.Route)
-	case rf.Version != c.BaseVersion || rf.Mode != c.FromMode || !samePercent(rf.Percent, c.FromPercent):
+	case !rf.at(c.BaseVersion, c.FromMode, c.FromPercent):
 		why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(rf.Mode, rf.Percent))
 		if o := rf.Override; o != nil {
 			why += ", set by " + o.Actor

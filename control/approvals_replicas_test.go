@@ -187,3 +187,60 @@ func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
 	verifyChain(t, a.store)
 	t.Logf("outcomes: %v", outcomes)
 }
+
+// TestARampStepRacingAFlipOnAnotherReplicaHasOneOutcome: the replica that
+// drives the ramps takes a step while an operator flips the route on the
+// other, both from the same version. Either the step is taken and the
+// flip refused (412), or the flip is taken and the ramp pauses naming
+// the operator; never both moves, never a step over the operator's flip.
+func TestARampStepRacingAFlipOnAnotherReplicaHasOneOutcome(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	ctx := context.Background()
+	outcomes := map[string]int{}
+	for round := range 10 {
+		a.atZero(t)
+		a.rollouts.Check(ctx) // a leads: the race is the step's alone
+		a.startRamp(t, "get-patient", `{"steps": [10, 20], "every": "30m"}`)
+		b.flags.resync(ctx)
+		version := b.version(t, "get-patient")
+		var code int
+		together(
+			func() { a.rollouts.Check(ctx) },
+			func() {
+				resp, _ := b.call(t, "PATCH", "/admin/routes/get-patient", bobToken, `{"mode": "legacy", "reason": "by hand"}`, "If-Match", version)
+				code = resp.StatusCode
+			},
+		)
+		a.flags.resync(ctx)
+		a.rollouts.Check(ctx) // sees a flip that won, and pauses the ramp
+		ramp := a.ramp(t, "get-patient")
+		switch served := a.served("get-patient"); {
+		case code == http.StatusPreconditionFailed && served == "fallback 10%" && ramp["state"] == "running":
+			outcomes["step"]++
+		case code == http.StatusOK && served == "legacy" && ramp["state"] == "paused" && strings.Contains(ramp["note"].(string), "bob moved get-patient by hand"):
+			outcomes["flip"]++
+		default:
+			t.Fatalf("round %d: the flip answered %d, the route is %s, the ramp %v: want one of the two moves", round, code, served, ramp)
+		}
+		if resp, body := a.patch(t, "get-patient", bobToken, `{"ramp": {"action": "cancel"}, "reason": "next round"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("round %d: cancelling: %d %v", round, resp.StatusCode, body)
+		}
+		c.Advance(time.Hour)
+	}
+	entries, err := a.store.AuditLog(ctx, store.AuditFilter{Route: "get-patient", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range entries {
+		counts[e.Actor+" "+e.Action]++
+	}
+	if counts["ramp flip"] != outcomes["step"] || counts["ramp ramp_pause"] != outcomes["flip"] || counts["bob flip"] != outcomes["flip"] {
+		t.Errorf("the audit log holds %v for outcomes %v: want a ramp step per step, a flip by bob and a pause per flip", counts, outcomes)
+	}
+	verifyChain(t, a.store)
+	t.Logf("outcomes: %v", outcomes)
+}
