@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -396,4 +397,44 @@ func TestAnAuditWalkSinceATimeIsAPieceOfTheChain(t *testing.T) {
 			t.Errorf("the walk since 10:10 gave entries %v, want 2 to 5", ids)
 		}
 	})
+}
+
+// TestARestoredBackupHoldsAWholeChainThatForgetsLaterEntries is what the
+// README says of a restore: the entries written after the backup are not
+// in it, its chain verifies, and the next entry takes an id the original
+// gave to another: a head kept from after the backup is not in it.
+func TestARestoredBackupHoldsAWholeChainThatForgetsLaterEntries(t *testing.T) {
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	s := openStore(t, dsn, newClock())
+	entry := func(detail string) domain.AuditEntry {
+		return domain.AuditEntry{Actor: "bob", Action: "denied", Route: "r", Detail: detail}
+	}
+	for _, d := range []string{"one", "two"} {
+		if err := s.AppendAudit(ctx, entry(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if err := Backup(ctx, dsn, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, entry("three, after the backup")); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := openStore(t, "sqlite:"+out, newClock())
+	if err := restored.AppendAudit(ctx, entry("three, after the restore")); err != nil {
+		t.Fatal(err)
+	}
+	v := verify(t, restored)
+	if v.Break != nil || v.Entries != 3 {
+		t.Fatalf("the restored chain: %d entries, break %+v; want 3 entries, whole", v.Entries, v.Break)
+	}
+	if v.Head.ID != kept.ID || v.Head.Hash == kept.Hash {
+		t.Errorf("the restored head is entry %d, %s; want entry %d again with another hash than the kept %s", v.Head.ID, v.Head.Hash, kept.ID, kept.Hash)
+	}
 }
