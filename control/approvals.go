@@ -210,7 +210,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 	approvers := strings.Join(c.Approvers, ", ")
 	var err error
 	switch {
-	case staleWhy(c, rf, ok) != "":
+	case r.staleWhy(c, rf, ok) != "":
 		err = ErrStale
 	case c.Kind == store.ChangeRamp:
 		var p RampPlan
@@ -236,7 +236,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 	// may not have heard of a change made on another yet: read again.
 	r.flags.resync(ctx)
 	rf, ok = r.flags.Get(c.Route)
-	why := staleWhy(c, rf, ok)
+	why := r.staleWhy(c, rf, ok)
 	if why == "" {
 		return r.changeFailed(c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
 	}
@@ -247,11 +247,16 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 // longer has it) is no longer where change request c found it, so that
 // applying c would do something nobody approved; "" when it is where c
 // found it (RouteFlags.at), and, for a clear, the file's mode it goes
-// back to is still the one asked for: a reload may move that.
-func staleWhy(c store.Change, rf RouteFlags, ok bool) string {
+// back to is still the one asked for: a reload may move that. A reload
+// that raised the route's approvals voids it too: it got fewer than the
+// configuration asks for now.
+func (r *Rollouts) staleWhy(c store.Change, rf RouteFlags, ok bool) string {
 	switch {
 	case !ok:
 		return fmt.Sprintf("%s is no longer in the configuration", c.Route)
+	case r.flags.approvals(rf)-1 > c.Needed:
+		return fmt.Sprintf("%s now needs %d token names to agree, the requester included, and the request asked for %d",
+			c.Route, r.flags.approvals(rf), c.Needed+1)
 	case !rf.at(c.BaseVersion, c.FromMode, c.FromPercent):
 		why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(rf.Mode, rf.Percent))
 		if o := rf.Override; o != nil {

@@ -17,8 +17,15 @@ import (
 // edit applied to a copy of the routes, as a reload would.
 func (p *plane) reload(t *testing.T, edit func([]config.Route) []config.Route) {
 	t.Helper()
+	p.reloadConfig(t, func(cfg *config.Config) { cfg.Routes = edit(slices.Clone(cfg.Routes)) })
+}
+
+// reloadConfig gives the plane a new configuration file: a copy of its
+// current one, edited.
+func (p *plane) reloadConfig(t *testing.T, edit func(*config.Config)) {
+	t.Helper()
 	cfg := *p.flags.file.Load()
-	cfg.Routes = edit(slices.Clone(cfg.Routes))
+	edit(&cfg)
 	if err := p.flags.SetFile(&cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +179,27 @@ func TestARequestWhoseRequesterMayNoLongerChangeRoutesIsNotApplied(t *testing.T)
 				t.Errorf("the request is %s, want stale", c.State)
 			}
 		})
+	}
+}
+
+// TestARequestApprovedAfterAReloadAskedForMoreApprovalsIsNotApplied: a
+// reload raised approvals from 2 to 3 while a request waited for one
+// approval. That one approval no longer suffices: nothing is applied,
+// and the request is void, so that a new one asks for as many as the
+// configuration does now.
+func TestARequestApprovedAfterAReloadAskedForMoreApprovalsIsNotApplied(t *testing.T) {
+	p := newApprovalsPlane(t)
+	id := p.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
+	p.reloadConfig(t, func(cfg *config.Config) { cfg.Approvals = 3 })
+	resp, body := p.decide(t, id, "approve", aliceToken, "")
+	if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(msg, "create-patient now needs 3 token names to agree") {
+		t.Errorf("approving: got %d %q, want 409 saying the route needs 3 token names now", resp.StatusCode, msg)
+	}
+	if got, want := p.served("create-patient"), "legacy"; got != want {
+		t.Errorf("the route is served %s, want %s", got, want)
+	}
+	if c, _ := p.store.Change(context.Background(), id); c.State != store.ChangeStale {
+		t.Errorf("the request is %s, want stale", c.State)
 	}
 }
