@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"slices"
@@ -150,15 +151,23 @@ func TestARequestWhoseRequesterMayNoLongerChangeRoutesIsNotApplied(t *testing.T)
 		name string
 		edit func([]config.Token) []config.Token
 		ask  string // the requester's token
+		// approve is the approver's token: alice's unless set.
+		approve string
 	}{
+		// The same person, under another name: bob approves his own
+		// request with his token renamed.
+		{"renamed", func(ts []config.Token) []config.Token {
+			ts[slices.IndexFunc(ts, func(t config.Token) bool { return t.Name == "bob" })].Name = "robert"
+			return ts
+		}, bobToken, bobToken},
 		{"made a viewer", func(ts []config.Token) []config.Token {
 			ts[slices.IndexFunc(ts, func(t config.Token) bool { return t.Name == "bob" })].Role = config.RoleViewer
 			return ts
-		}, bobToken},
+		}, bobToken, ""},
 		{"removed", func(ts []config.Token) []config.Token {
 			return slices.DeleteFunc(ts, func(t config.Token) bool { return t.Name == "bob" })
-		}, bobToken},
-		{"expired", func(ts []config.Token) []config.Token { return ts }, tempToken},
+		}, bobToken, ""},
+		{"expired", func(ts []config.Token) []config.Token { return ts }, tempToken, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newApprovalsPlane(t)
@@ -168,7 +177,8 @@ func TestARequestWhoseRequesterMayNoLongerChangeRoutesIsNotApplied(t *testing.T)
 			id := p.requestFlip(t, "create-patient", tc.ask, `{"mode": "shadow", "reason": "copy reads"}`)
 			p.admin.Tokens.Set(tc.edit(slices.Clone(*p.admin.Tokens.list.Load())))
 			p.clock.Advance(12 * time.Hour)
-			resp, body := p.decide(t, id, "approve", aliceToken, "")
+			approver := cmp.Or(tc.approve, aliceToken)
+			resp, body := p.decide(t, id, "approve", approver, "")
 			if msg, _ := body["error"].(string); resp.StatusCode != http.StatusConflict || !strings.Contains(msg, "may no longer change routes") {
 				t.Errorf("approving: got %d %q, want 409 saying the requester may no longer change routes", resp.StatusCode, msg)
 			}
