@@ -191,7 +191,7 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 		sctx, cancel := storeCall(ctx)
 		defer cancel()
 		next, err = r.changes.UpdateChange(sctx, next, c.Version, audit)
-		return next, r.changeFailed(id, err)
+		return next, r.changeFailed(ctx, id, err)
 	}
 	next.State, next.DecidedBy, next.DecidedAt = store.ChangeApplied, approver, now
 	link := store.LinkChange(next, c.Version, audit)
@@ -238,7 +238,7 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 	rf, ok = r.flags.Get(c.Route)
 	why := r.staleWhy(c, rf, ok)
 	if why == "" {
-		return r.changeFailed(c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
+		return r.changeFailed(ctx, c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
 	}
 	return r.void(ctx, c, why)
 }
@@ -281,7 +281,7 @@ func (r *Rollouts) void(ctx context.Context, c store.Change, why string) error {
 		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
 		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
 	})
-	if err := r.changeFailed(c.ID, err); err != nil {
+	if err := r.changeFailed(ctx, c.ID, err); err != nil {
 		return err
 	}
 	return conflictf("nothing was applied: %s; change request %d is void, ask for a new one", why, c.ID)
@@ -308,20 +308,26 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
 	})
-	if err := r.changeFailed(id, err); err != nil {
+	if err := r.changeFailed(ctx, id, err); err != nil {
 		return c, err
 	}
 	r.log.Info("change request rejected", "route", c.Route, "change_request", id, "actor", actor)
 	return next, nil
 }
 
-// changeFailed says why a change request could not be updated.
-func (r *Rollouts) changeFailed(id int64, err error) error {
+// changeFailed says why a change request could not be updated. On a
+// conflict it says how the request stands now: decided by another
+// operator or replica meanwhile, expired, or still pending with another
+// approval that came first.
+func (r *Rollouts) changeFailed(ctx context.Context, id int64, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrConflict):
-		return conflictf("change request %d was decided by someone else as you did; read it again", id)
+		if c, cerr := r.Change(ctx, id); cerr == nil && c.State != store.ChangePending {
+			return conflictf("change request %d is %s%s, settled as you decided: there is nothing left to decide", id, c.State, decidedText(c))
+		}
+		return conflictf("change request %d changed as you decided (another approval came first); read it again", id)
 	}
 	r.log.Error("updating a change request failed", "change_request", id, "error", err)
 	return ErrUnavailable

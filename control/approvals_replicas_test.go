@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -77,17 +78,28 @@ func TestTwoReplicasApprovingOneRequestApplyItOnce(t *testing.T) {
 		b.flags.resync(ctx)
 		id := a.requestFlip(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "copy reads"}`)
 		var codes [2]int
+		var msgs [2]string
 		together(
-			func() { resp, _ := a.decide(t, id, "approve", aliceToken, ""); codes[0] = resp.StatusCode },
-			func() { resp, _ := b.decide(t, id, "approve", tempToken, ""); codes[1] = resp.StatusCode },
+			func() {
+				resp, body := a.decide(t, id, "approve", aliceToken, "")
+				codes[0], msgs[0] = resp.StatusCode, fmt.Sprint(body["error"])
+			},
+			func() {
+				resp, body := b.decide(t, id, "approve", tempToken, "")
+				codes[1], msgs[1] = resp.StatusCode, fmt.Sprint(body["error"])
+			},
 		)
 		ok, conflict := 0, 0
-		for _, c := range codes {
+		for i, c := range codes {
 			switch c {
 			case http.StatusOK:
 				ok++
 			case http.StatusConflict:
 				conflict++
+				// The loser is told the request is applied, and by whom.
+				if !strings.Contains(msgs[i], fmt.Sprintf("change request %d is applied by ", id)) {
+					t.Errorf("round %d: the refused approval says %q, want that the request is applied, and by whom", round, msgs[i])
+				}
 			}
 		}
 		if ok != 1 || conflict != 1 {
@@ -141,9 +153,13 @@ func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
 		a.clock.set(c.ExpiresAt)
 		b.clock.set(c.ExpiresAt.Add(-time.Millisecond))
 		var code int
+		var msg string
 		together(
 			func() { a.rollouts.expireChanges(ctx, a.clock.Now()) },
-			func() { resp, _ := b.decide(t, id, "approve", aliceToken, ""); code = resp.StatusCode },
+			func() {
+				resp, body := b.decide(t, id, "approve", aliceToken, "")
+				code, msg = resp.StatusCode, fmt.Sprint(body["error"])
+			},
 		)
 		c, err = a.store.Change(ctx, id)
 		if err != nil {
@@ -159,6 +175,9 @@ func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
 			}
 		case code == http.StatusConflict && c.State == store.ChangeExpired && served == "legacy":
 			outcomes["expired"]++
+			if !strings.Contains(msg, "expired") {
+				t.Errorf("round %d: the refused approval says %q, want that the request expired", round, msg)
+			}
 		default:
 			t.Fatalf("round %d: the approval answered %d, the request is %s and the route %s: want applied and shadow, or expired and legacy",
 				round, code, c.State, served)
