@@ -61,37 +61,46 @@ func (r *Rollouts) RequestFlip(ctx context.Context, need *ApprovalRequired) (sto
 }
 
 // request stores c as a pending change request, audited; a route with a
-// pending request keeps it, and the error names it.
+// pending request keeps it, and the error names it. A pending request
+// past its expiry that the driver has not recorded yet is no longer
+// pending (store.Change.StateAt): it is recorded expired, audited, and
+// c takes its place.
 func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, error) {
 	now := r.now()
 	c.CreatedAt, c.ExpiresAt = now, now.Add(changeTTL)
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
-	route := c.Route
-	c, err := r.changes.CreateChange(ctx, c, domain.AuditEntry{
+	entry := domain.AuditEntry{
 		At: now, Actor: c.Requester, Action: "change_request", Route: c.Route, Reason: c.Reason, Forced: c.Forced,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request {id} (%s) waits for %s within %g h", changeText(c), approvalsText(c.Needed), changeTTL.Hours()),
-	})
-	if errors.Is(err, store.ErrConflict) {
-		if pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: route, State: store.ChangePending, Limit: 1}); perr == nil && len(pending) == 1 {
-			p := pending[0]
-			return c, conflictf("%s has a pending change request already: %d, %s's %s; approve or reject it first",
-				route, p.ID, p.Requester, changeText(p))
+	}
+	for expired := false; ; expired = true {
+		created, err := r.changes.CreateChange(ctx, c, entry)
+		if err == nil {
+			r.log.Info("change requested", "route", c.Route, "actor", c.Requester, "change_request", created.ID, "kind", string(c.Kind))
+			return created, nil
 		}
-		return c, conflictf("%s has a pending change request already; approve or reject it first", route)
+		if !errors.Is(err, store.ErrConflict) {
+			r.log.Error("making a change request failed", "route", c.Route, "error", err)
+			return created, ErrUnavailable
+		}
+		pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: c.Route, State: store.ChangePending, Limit: 1})
+		if perr != nil || len(pending) != 1 {
+			return created, conflictf("%s has a pending change request already; approve or reject it first", c.Route)
+		}
+		if p := pending[0]; expired || p.StateAt(now) == store.ChangePending {
+			return created, conflictf("%s has a pending change request already: %d, %s's %s; approve or reject it first",
+				c.Route, p.ID, p.Requester, changeText(p))
+		}
+		r.expireChanges(ctx, now)
 	}
-	if err != nil {
-		r.log.Error("making a change request failed", "route", route, "error", err)
-		return c, ErrUnavailable
-	}
-	r.log.Info("change requested", "route", c.Route, "actor", c.Requester, "change_request", c.ID, "kind", string(c.Kind))
-	return c, nil
 }
 
 // Changes lists change requests, newest first: the pending ones, or all
-// of them. A pending request past its expiry shows as expired, which the
-// driver records within seconds.
+// of them, each as it stands now (store.Change.StateAt): a pending
+// request past its expiry is expired, and not among the pending ones,
+// before the driver records it so.
 func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error) {
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
@@ -101,20 +110,13 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 		return nil, ErrUnavailable
 	}
 	now := r.now()
-	for i := range list {
-		list[i] = asOf(list[i], now)
+	out := list[:0]
+	for _, c := range list {
+		if c.State = c.StateAt(now); f.State == "" || c.State == f.State {
+			out = append(out, c)
+		}
 	}
-	return list, nil
-}
-
-// asOf returns c as it stands at now: a request still pending at its
-// expiry or after is expired, before the driver records it so (with the
-// same rule in SQL: store.ExpireChanges takes expires_at <= now).
-func asOf(c store.Change, now time.Time) store.Change {
-	if c.State == store.ChangePending && !now.Before(c.ExpiresAt) {
-		c.State = store.ChangeExpired
-	}
-	return c
+	return out, nil
 }
 
 // Change returns one change request, as Changes shows it.
@@ -129,7 +131,8 @@ func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
 		r.log.Error("reading a change request failed", "change_request", id, "error", err)
 		return c, ErrUnavailable
 	}
-	return asOf(c, r.now()), nil
+	c.State = c.StateAt(r.now())
+	return c, nil
 }
 
 // decidable reads a pending change request for actor to decide on; an
@@ -155,7 +158,9 @@ func (r *Rollouts) decidable(ctx context.Context, id int64) (store.Change, error
 // applies it, as the requester's flip (or ramp) naming the approvers, in
 // one transaction with the request; if the route changed since the
 // request was made, nothing is applied and the request is void (stale).
-func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string) (store.Change, error) {
+// So it is, too, when its requester may no longer change routes:
+// whyNot says why the token named so may not ("" when it may).
+func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason string, whyNot func(requester string) string) (store.Change, error) {
 	// A reason is optional here, and bounded as everywhere.
 	if err := checkReasonText(reason); err != nil {
 		return store.Change{}, err
@@ -170,6 +175,10 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 	case slices.Contains(c.Approvers, approver):
 		return c, conflictf("%s approved change request %d already; it waits for %s", approver, id, approvalsText(c.Needed-len(c.Approvers)))
 	}
+	if why := whyNot(c.Requester); why != "" {
+		// Approving it would make the change as theirs.
+		return c, r.void(ctx, c, fmt.Sprintf("%s, who asked for it, may no longer change routes: %s", c.Requester, why))
+	}
 	now := r.now()
 	next := c
 	next.Approvers = append(slices.Clone(c.Approvers), approver)
@@ -182,7 +191,7 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 		sctx, cancel := storeCall(ctx)
 		defer cancel()
 		next, err = r.changes.UpdateChange(sctx, next, c.Version, audit)
-		return next, r.changeFailed(id, err)
+		return next, r.changeFailed(ctx, id, err)
 	}
 	next.State, next.DecidedBy, next.DecidedAt = store.ChangeApplied, approver, now
 	link := store.LinkChange(next, c.Version, audit)
@@ -198,19 +207,17 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 // the requester's flip, clear or ramp, now approved by c.Approvers.
 func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked) error {
 	rf, ok := r.flags.Get(c.Route)
-	if !ok {
-		return ErrNoRoute
-	}
 	approvers := strings.Join(c.Approvers, ", ")
 	var err error
-	if rf.Version != c.BaseVersion {
+	switch {
+	case r.staleWhy(c, rf, ok) != "":
 		err = ErrStale
-	} else if c.Kind == store.ChangeRamp {
+	case c.Kind == store.ChangeRamp:
 		var p RampPlan
 		if p, err = plan(rf, RampPlan{Mode: c.Mode, Steps: c.RampSteps, Every: c.RampEvery}); err == nil {
 			_, err = r.start(ctx, rf, p, c.Requester, c.Reason, approvers, link)
 		}
-	} else {
+	default:
 		fl := Flip{
 			Route: c.Route, Actor: c.Requester, Reason: c.Reason, Force: c.Forced, IfMatch: &c.BaseVersion,
 			Clear: c.Kind == store.ChangeClear, approved: true, linked: []store.Linked{link},
@@ -228,19 +235,44 @@ func (r *Rollouts) apply(ctx context.Context, c store.Change, link store.Linked)
 	// The route, or the request, changed since it was read. This replica
 	// may not have heard of a change made on another yet: read again.
 	r.flags.resync(ctx)
-	if rf, _ = r.flags.Get(c.Route); rf.Version == c.BaseVersion {
-		return r.changeFailed(c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
+	rf, ok = r.flags.Get(c.Route)
+	why := r.staleWhy(c, rf, ok)
+	if why == "" {
+		return r.changeFailed(ctx, c.ID, store.ErrConflict) // the request changed: someone decided it meanwhile
 	}
-	return r.void(ctx, c, rf)
+	return r.void(ctx, c, why)
+}
+
+// staleWhy says how the route (rf; ok false when the configuration no
+// longer has it) is no longer where change request c found it, so that
+// applying c would do something nobody approved; "" when it is where c
+// found it (RouteFlags.at), and, for a clear, the file's mode it goes
+// back to is still the one asked for: a reload may move that. A reload
+// that raised the route's approvals voids it too: it got fewer than the
+// configuration asks for now.
+func (r *Rollouts) staleWhy(c store.Change, rf RouteFlags, ok bool) string {
+	switch {
+	case !ok:
+		return fmt.Sprintf("%s is no longer in the configuration", c.Route)
+	case r.flags.approvals(rf)-1 > c.Needed:
+		return fmt.Sprintf("%s now needs %d token names to agree, the requester included, and the request asked for %d",
+			c.Route, r.flags.approvals(rf), c.Needed+1)
+	case !rf.at(c.BaseVersion, c.FromMode, c.FromPercent):
+		why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(rf.Mode, rf.Percent))
+		if o := rf.Override; o != nil {
+			why += ", set by " + o.Actor
+		}
+		return why
+	case c.Kind == store.ChangeClear && (rf.FileMode != c.Mode || !samePercent(rf.FilePercent, c.Percent)):
+		return fmt.Sprintf("%s changed since the request was made: the configuration file now says %s, so clearing it would move it there",
+			c.Route, ModeText(rf.FileMode, rf.FilePercent))
+	}
+	return ""
 }
 
 // void records that change request c cannot be applied any more: its
-// route changed since it was made.
-func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) error {
-	why := fmt.Sprintf("%s changed since the request was made: it is %s", c.Route, ModeText(now.Mode, now.Percent))
-	if o := now.Override; o != nil {
-		why += ", set by " + o.Actor
-	}
+// route changed since it was made, as why says.
+func (r *Rollouts) void(ctx context.Context, c store.Change, why string) error {
 	next := c
 	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
 	sctx, cancel := storeCall(ctx)
@@ -249,7 +281,7 @@ func (r *Rollouts) void(ctx context.Context, c store.Change, now RouteFlags) err
 		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
 		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
 	})
-	if err := r.changeFailed(c.ID, err); err != nil {
+	if err := r.changeFailed(ctx, c.ID, err); err != nil {
 		return err
 	}
 	return conflictf("nothing was applied: %s; change request %d is void, ask for a new one", why, c.ID)
@@ -276,20 +308,26 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
 	})
-	if err := r.changeFailed(id, err); err != nil {
+	if err := r.changeFailed(ctx, id, err); err != nil {
 		return c, err
 	}
 	r.log.Info("change request rejected", "route", c.Route, "change_request", id, "actor", actor)
 	return next, nil
 }
 
-// changeFailed says why a change request could not be updated.
-func (r *Rollouts) changeFailed(id int64, err error) error {
+// changeFailed says why a change request could not be updated. On a
+// conflict it says how the request stands now: decided by another
+// operator or replica meanwhile, expired, or still pending with another
+// approval that came first.
+func (r *Rollouts) changeFailed(ctx context.Context, id int64, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrConflict):
-		return conflictf("change request %d was decided by someone else as you did; read it again", id)
+		if c, cerr := r.Change(ctx, id); cerr == nil && c.State != store.ChangePending {
+			return conflictf("change request %d is %s%s, settled as you decided: there is nothing left to decide", id, c.State, decidedText(c))
+		}
+		return conflictf("change request %d changed as you decided (another approval came first); read it again", id)
 	}
 	r.log.Error("updating a change request failed", "change_request", id, "error", err)
 	return ErrUnavailable

@@ -332,7 +332,7 @@ func TestAnApprovalsReasonIsBoundedToo(t *testing.T) {
 	if p.mode("get-patient") != domain.ModeFallback {
 		t.Fatalf("a refused approval applied the change: %s", p.mode("get-patient"))
 	}
-	c, err := p.rollouts.Approve(context.Background(), id, "alice", strings.Repeat("y", maxReason+1))
+	c, err := p.rollouts.Approve(context.Background(), id, "alice", strings.Repeat("y", maxReason+1), p.admin.whyMayNotChange)
 	if err == nil || c.State == store.ChangeApplied {
 		t.Errorf("Approve, as the status page calls it, with a reason of %d characters: %v, %s", maxReason+1, err, c.State)
 	}

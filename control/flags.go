@@ -413,6 +413,14 @@ func (rf RouteFlags) Hold() *Hold {
 	return &Hold{Reason: rf.Override.Reason, Since: rf.Override.UpdatedAt}
 }
 
+// at reports whether the route is where someone (a ramp, a change
+// request) found it: at that override version, mode and percent. The
+// version alone does not say so: it starts again at 1 after a clear, and
+// a reload moves a route without an override, whose version stays 0.
+func (rf RouteFlags) at(version int64, mode domain.Mode, percent *float64) bool {
+	return rf.Version == version && rf.Mode == mode && samePercent(rf.Percent, percent)
+}
+
 func flagsOf(r *config.Route, overrides map[string]domain.Override) RouteFlags {
 	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
 	rf.Percent = rf.FilePercent

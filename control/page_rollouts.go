@@ -207,7 +207,7 @@ func (p *statusPage) applyChangeForm(r *http.Request, actor string) (string, err
 		if r.PostFormValue("confirm") != "yes" {
 			return fmt.Sprintf("Change request %d was not approved: tick “I understand this changes live traffic” to confirm.", id), ErrInvalid
 		}
-		c, err = p.Rollouts.Approve(r.Context(), id, actor, reason)
+		c, err = p.Rollouts.Approve(r.Context(), id, actor, reason, p.whyMayNotChange)
 	case "reject":
 		if err := checkReason(reason); err != nil {
 			_, msg := statusFor(err)

@@ -199,9 +199,7 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 
 // rampAt reports whether the route is where the ramp left it (or found
 // it, before its first step).
-func rampAt(rp store.Ramp, rf RouteFlags) bool {
-	return rf.Version == rp.AtVersion && rf.Mode == rp.AtMode && samePercent(rf.Percent, rp.AtPercent)
-}
+func rampAt(rp store.Ramp, rf RouteFlags) bool { return rf.at(rp.AtVersion, rp.AtMode, rp.AtPercent) }
 
 // interrupted stops a running ramp whose route someone else moved: the
 // guard's rollback holds it, anyone else's change pauses it. Either way

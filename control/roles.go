@@ -95,6 +95,22 @@ func (a *admin) may(actor, action string) bool {
 	return decided && (need == anyone || a.Tokens.role(actor).Allows(need))
 }
 
+// whyMayNotChange says why the token named name may not change routes
+// now, "" when it may: an approved change request is applied as its
+// requester's flip, so the requester must still be allowed to make it.
+func (a *admin) whyMayNotChange(name string) string {
+	tok, ok := a.Tokens.byName(name)
+	switch {
+	case !ok:
+		return "the token of that name is no longer configured"
+	case tok.Expired(a.Now()):
+		return "the token expired on " + tok.Expires.String()
+	case !a.may(name, "PATCH /admin/routes/{name}"):
+		return fmt.Sprintf("the token has the %s role", tok.Role)
+	}
+	return ""
+}
+
 // allow refuses an action the token named actor may not take, naming the
 // role it needs, as a security event. An action without a decision is
 // refused to everyone: a missing entry in permissions is a bug, and

@@ -190,9 +190,7 @@ func (r *Rollouts) byRoute(ctx context.Context) (map[string]store.Ramp, map[stri
 	}
 	pending := map[string]store.Change{}
 	for _, c := range list {
-		if c.State == store.ChangePending {
-			pending[c.Route] = c
-		}
+		pending[c.Route] = c
 	}
 	return ramps, pending, nil
 }
@@ -311,9 +309,7 @@ func (a *admin) listChanges(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	out := []ChangeJSON{}
 	for _, c := range list {
-		if f.State == "" || c.State == f.State { // a pending one may have expired
-			out = append(out, toChangeJSON(c))
-		}
+		out = append(out, toChangeJSON(c))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": out})
 	return nil
@@ -364,7 +360,7 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request, actor string, app
 	}
 	var c store.Change
 	if approve {
-		c, err = a.Rollouts.Approve(r.Context(), id, actor, req.Reason)
+		c, err = a.Rollouts.Approve(r.Context(), id, actor, req.Reason, a.whyMayNotChange)
 	} else {
 		if err := checkReason(req.Reason); err != nil {
 			return err

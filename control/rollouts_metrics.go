@@ -69,12 +69,16 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rampWaitingDesc, prometheus.GaugeValue, waited[rf.Route.Name], rf.Route.Name)
 		}
 	}
-	if pending, err := c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {
-		oldest := 0.0
-		for _, c := range pending {
+	if list, err := c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {
+		oldest, pending := 0.0, 0
+		for _, c := range list {
+			if c.StateAt(now) != store.ChangePending {
+				continue // expired, before the driver records it so
+			}
+			pending++
 			oldest = max(oldest, now.Sub(c.CreatedAt).Seconds())
 		}
-		ch <- prometheus.MustNewConstMetric(changesPendDesc, prometheus.GaugeValue, float64(len(pending)))
+		ch <- prometheus.MustNewConstMetric(changesPendDesc, prometheus.GaugeValue, float64(pending))
 		ch <- prometheus.MustNewConstMetric(changeOldestDesc, prometheus.GaugeValue, oldest)
 	}
 }

@@ -161,13 +161,18 @@ func (s *Store) chainPreExisting(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// WalkAudit calls fn with every audit entry at or after since (zero: all
-// of them), in chain order, reading them as it goes. An error from fn
-// stops the walk and is returned as it is.
+// WalkAudit calls fn with the audit entries from the first at or after
+// since (zero: all of them) on, in chain order, reading them as it goes.
+// An error from fn stops the walk and is returned as it is. Entries'
+// times need not rise with their ids (a time is taken before the entry
+// waits for the chain's head, and replicas' clocks differ): an entry
+// after the first that carries an earlier time is walked too, so that
+// what is walked is a piece of the chain without a gap.
 func (s *Store) WalkAudit(ctx context.Context, since time.Time, fn func(domain.AuditEntry) error) error {
 	q, args := `SELECT `+auditColumns+` FROM strangler_audit ORDER BY id`, []any(nil)
 	if !since.IsZero() {
-		q, args = `SELECT `+auditColumns+` FROM strangler_audit WHERE at >= $1 ORDER BY id`, []any{s.ts(since)}
+		q, args = `SELECT `+auditColumns+` FROM strangler_audit
+			WHERE id >= (SELECT min(id) FROM strangler_audit WHERE at >= $1) ORDER BY id`, []any{s.ts(since)}
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -360,5 +361,80 @@ func insertUnchained(t *testing.T, s *Store, e domain.AuditEntry) {
 		VALUES ($1, $2, $3, $4, '', '', '', false, '')`, s.ts(e.At), e.Actor, e.Action, e.Route)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAnAuditWalkSinceATimeIsAPieceOfTheChain: an entry's time is taken
+// before it waits for the chain's head, and replicas' clocks differ, so
+// times need not rise with ids. A walk since a time (an export with
+// --since) starts at the first entry at or after it and goes on in chain
+// order without a gap: each entry's prev_hash is the hash of the one
+// before it, and an auditor finds no hole where there is none.
+func TestAnAuditWalkSinceATimeIsAPieceOfTheChain(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := openStore(t, b.fresh(t), nil)
+		ctx := context.Background()
+		t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+		// Minutes after t0 of entries in id order: the third was timed
+		// before the second, on a replica whose clock is behind.
+		for _, m := range []int{0, 10, 9, 11, 12} {
+			if err := s.AppendAudit(ctx, domain.AuditEntry{At: t0.Add(time.Duration(m) * time.Minute), Actor: "bob", Action: "denied", Route: "r"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []domain.AuditEntry
+		if err := s.WalkAudit(ctx, t0.Add(10*time.Minute), func(e domain.AuditEntry) error { got = append(got, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for i, e := range got {
+			ids = append(ids, e.ID)
+			if i > 0 && e.PrevHash != got[i-1].Hash {
+				t.Errorf("entry %d does not follow entry %d in the walk: one between them was left out", e.ID, got[i-1].ID)
+			}
+		}
+		if len(ids) != 4 || ids[0] != 2 {
+			t.Errorf("the walk since 10:10 gave entries %v, want 2 to 5", ids)
+		}
+	})
+}
+
+// TestARestoredBackupHoldsAWholeChainThatForgetsLaterEntries is what the
+// README says of a restore: the entries written after the backup are not
+// in it, its chain verifies, and the next entry takes an id the original
+// gave to another: a head kept from after the backup is not in it.
+func TestARestoredBackupHoldsAWholeChainThatForgetsLaterEntries(t *testing.T) {
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "s.db")
+	s := openStore(t, dsn, newClock())
+	entry := func(detail string) domain.AuditEntry {
+		return domain.AuditEntry{Actor: "bob", Action: "denied", Route: "r", Detail: detail}
+	}
+	for _, d := range []string{"one", "two"} {
+		if err := s.AppendAudit(ctx, entry(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if err := Backup(ctx, dsn, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(ctx, entry("three, after the backup")); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := s.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := openStore(t, "sqlite:"+out, newClock())
+	if err := restored.AppendAudit(ctx, entry("three, after the restore")); err != nil {
+		t.Fatal(err)
+	}
+	v := verify(t, restored)
+	if v.Break != nil || v.Entries != 3 {
+		t.Fatalf("the restored chain: %d entries, break %+v; want 3 entries, whole", v.Entries, v.Break)
+	}
+	if v.Head.ID != kept.ID || v.Head.Hash == kept.Hash {
+		t.Errorf("the restored head is entry %d, %s; want entry %d again with another hash than the kept %s", v.Head.ID, v.Head.Hash, kept.ID, kept.Hash)
 	}
 }

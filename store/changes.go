@@ -255,12 +255,23 @@ func (u changeUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {
 	return nil
 }
 
-// ExpireChanges marks the pending change requests that expired by now as
-// expired, each audited with the entry audit makes of it, and returns
+// StateAt is c's state at now: a request still pending at its expiry or
+// after it has expired, whether or not ExpireChanges recorded that yet.
+// ExpireChanges's SQL (expires_at <= now) is the same rule.
+func (c Change) StateAt(now time.Time) ChangeState {
+	if c.State == ChangePending && !now.Before(c.ExpiresAt) {
+		return ChangeExpired
+	}
+	return c.State
+}
+
+// ExpireChanges marks the pending change requests that expired by now (see
+// StateAt) as expired, each audited with the entry audit makes of it, and returns
 // them. Replicas sweeping at once expire each request once.
 func (s *Store) ExpireChanges(ctx context.Context, now time.Time, audit func(Change) domain.AuditEntry) ([]Change, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT `+changeColumns+` FROM strangler_changes WHERE state = 'pending' AND expires_at <= $1 ORDER BY id`, s.ts(now))
+		SELECT `+changeColumns+` FROM strangler_changes WHERE state = $1 AND expires_at <= $2 ORDER BY id`,
+		string(ChangePending), s.ts(now))
 	if err != nil {
 		return nil, fmt.Errorf("store: expire changes: %w", err)
 	}

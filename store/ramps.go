@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -26,9 +27,25 @@ const (
 	RampCancelled RampState = "cancelled"
 )
 
+// RampStates lists every state of a ramp.
+var RampStates = []RampState{RampRunning, RampPaused, RampHeld, RampDone, RampCancelled}
+
 // Active reports whether the ramp is still under way: running, paused or
-// held. A route has at most one active ramp.
+// held. A route has at most one active ramp: StartRamp replaces only a
+// ramp that is not (its SQL is written from this rule, rampOverSQL).
 func (s RampState) Active() bool { return s == RampRunning || s == RampPaused || s == RampHeld }
+
+// rampOverSQL is the SQL condition that the stored ramp is no longer
+// active, written from RampState.Active.
+var rampOverSQL = func() string {
+	var over []string
+	for _, st := range RampStates {
+		if !st.Active() {
+			over = append(over, "strangler_ramps.state = '"+string(st)+"'")
+		}
+	}
+	return "(" + strings.Join(over, " OR ") + ")"
+}()
 
 // Ramp is a route's share to modern raised step by step over time.
 type Ramp struct {
@@ -135,7 +152,7 @@ func (s *Store) StartRamp(ctx context.Context, r Ramp, a domain.AuditEntry, link
 				actor = excluded.actor, reason = excluded.reason, approved_by = excluded.approved_by,
 				created_at = excluded.created_at, updated_at = excluded.updated_at,
 				version = strangler_ramps.version + 1
-			WHERE strangler_ramps.state IN ('done', 'cancelled')
+			WHERE `+rampOverSQL+`
 			RETURNING version`,
 			r.Route, r.Mode, string(steps), int64(r.Every), r.Taken, string(r.State), s.ts(r.NextAt), r.Waiting,
 			s.tsOrNull(r.WaitingSince), r.Note, r.AtMode, floatOrNull(r.AtPercent), r.AtVersion, r.Actor, r.Reason,

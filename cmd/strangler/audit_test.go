@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,7 +189,13 @@ func exportJSONL(t *testing.T, cfg string, extra ...string) []map[string]any {
 // canonical form, and checks that each links to the one before.
 func checkChain(t *testing.T, records []map[string]any) {
 	t.Helper()
-	prev := strings.Repeat("0", 64)
+	checkChainFrom(t, strings.Repeat("0", 64), records)
+}
+
+// checkChainFrom is checkChain for a piece of the chain that follows the
+// entry whose hash is prev.
+func checkChainFrom(t *testing.T, prev string, records []map[string]any) {
+	t.Helper()
 	for _, r := range records {
 		text := func(k string) string {
 			switch v := r[k].(type) {
@@ -250,15 +257,17 @@ func checkCSV(t *testing.T, cfg string, records []map[string]any) {
 		}
 	}
 
+	// --since starts at the first entry at or after the time and goes on
+	// in chain order: a piece of the chain without a gap, even where an
+	// entry after it carries an earlier time (taken before it waited for
+	// the chain's head).
 	since := records[len(records)/3]["at"].(string)
-	want := 0
-	for _, r := range records {
-		if r["at"].(string) >= since { // fixed-width UTC: text order is time order
-			want++
-		}
-	}
-	if got := exportJSONL(t, cfg, "--since", since); len(got) != want || len(got) == len(records) {
+	first := slices.IndexFunc(records, func(r map[string]any) bool { return r["at"].(string) >= since }) // fixed-width UTC: text order is time order
+	got := exportJSONL(t, cfg, "--since", since)
+	if want := len(records) - first; len(got) != want || len(got) == len(records) {
 		t.Errorf("--since %s: got %d entries, want %d of %d", since, len(got), want, len(records))
+	} else {
+		checkChainFrom(t, records[first]["prev_hash"].(string), got)
 	}
 	tomorrow := time.Now().UTC().AddDate(0, 0, 2).Format(time.DateOnly)
 	if out, err := runCLI(t, "audit", "export", "--config", cfg, "--format", "csv", "--since", tomorrow); err != nil || strings.Count(out, "\n") != 1 {

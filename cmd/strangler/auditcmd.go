@@ -71,7 +71,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 func runAuditExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration `file` naming the state store")
-	since := fs.String("since", "", "only entries at or after this `date` (2026-03-31, from its start in UTC) or RFC 3339 time")
+	since := fs.String("since", "", "the entries from the first at or after this `date` (2026-03-31, from its start in UTC) or RFC 3339 time on")
 	format := fs.String("format", "jsonl", "`format`: jsonl (one JSON object a line) or csv")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
