@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -136,9 +137,15 @@ func TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer(t *testing.T) {
 					time.Sleep(time.Second)
 				}
 			})
-			f := newFacade(t, legacy.URL, modern, "", `
+			// modern's timeout is longer than its body takes: only the
+			// bound on draining a discarded answer keeps the client from
+			// waiting for it.
+			f := serveConfig(t, parseConfig(t, fmt.Sprintf(`backends:
+  legacy: {url: %q, timeout: 1s}
+  modern: {url: %q, timeout: 1m}
+routes:
   - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
-`)
+`, legacy.URL, modern)))
 			start := time.Now()
 			resp, body := f.get(t, "/patients/1")
 			if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
