@@ -8,10 +8,17 @@ import (
 
 func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
 	for attempts, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+		seen := map[time.Duration]bool{}
 		for range 100 {
-			if got := backoff(attempts, time.Second, time.Minute); got < want/2 || got >= want*3/2 {
+			got := backoff(attempts, time.Second, time.Minute)
+			if got < want/2 || got >= want*3/2 {
 				t.Fatalf("attempt %d: %v, want %v ± 50%%", attempts, got, want)
 			}
+			seen[got] = true
+		}
+		// Writes that failed together must not all retry together.
+		if len(seen) < 50 {
+			t.Errorf("attempt %d: %d different delays in 100, want them spread by jitter", attempts, len(seen))
 		}
 	}
 	if got := backoff(50, time.Second, time.Minute); got < 30*time.Second || got >= 90*time.Second {

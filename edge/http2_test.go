@@ -234,6 +234,9 @@ func TestResetGuardFollowsFramesSplitAnyhow(t *testing.T) {
 	stream.WriteString(http2.ClientPreface)
 	fr := http2.NewFramer(&stream, nil)
 	fr.WriteSettings()
+	// A frame longer than 16 bits can count: the server takes frames up to
+	// http2.Server's 1 MiB, and a length misread would hide the resets.
+	fr.WriteData(1, false, bytes.Repeat([]byte{'x'}, 70000))
 	var over int // offset of the RST_STREAM frame over budget
 	for i := range resetBurst + 5 {
 		fr.WriteData(uint32(2*i+1), false, bytes.Repeat([]byte{'x'}, i)) // payloads of every size

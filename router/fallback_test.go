@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -136,9 +137,15 @@ func TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer(t *testing.T) {
 					time.Sleep(time.Second)
 				}
 			})
-			f := newFacade(t, legacy.URL, modern, "", `
+			// modern's timeout is longer than its body takes: only the
+			// bound on draining a discarded answer keeps the client from
+			// waiting for it.
+			f := serveConfig(t, parseConfig(t, fmt.Sprintf(`backends:
+  legacy: {url: %q, timeout: 1s}
+  modern: {url: %q, timeout: 1m}
+routes:
   - {name: get-patient, match: "GET /patients/{id}", mode: fallback}
-`)
+`, legacy.URL, modern)))
 			start := time.Now()
 			resp, body := f.get(t, "/patients/1")
 			if resp.StatusCode != 200 || body != `{"from":"legacy"}` {
@@ -151,21 +158,38 @@ func TestAFallbackDoesNotWaitForTheBodyOfModernsDiscardedAnswer(t *testing.T) {
 	}
 }
 
+// TestFallbackOnlyOnConfiguredTriggers leaves each trigger out of
+// fallback_on in turn, with modern failing in just that way: the client
+// gets modern's answer (or the facade's error for it), and legacy nothing.
 func TestFallbackOnlyOnConfiguredTriggers(t *testing.T) {
-	legacy := newBackend(t, answer(200, "legacy"))
-	modern := newBackend(t, answer(500, "modern broke"))
-	f := newFacade(t, legacy.URL, modern.URL, "", `
-  - {name: only-404, match: "GET /items/{id}", mode: fallback, fallback_on: [404]}
+	for _, tc := range []struct {
+		name       string
+		fallbackOn string
+		modern     func(t *testing.T) string
+		wantStatus int
+	}{
+		{"a 404 without 404", "[5xx, timeout, error]", func(t *testing.T) string { return newBackend(t, answer(404, "no such item")).URL }, 404},
+		{"a 500 without 5xx", "[404, timeout, error]", func(t *testing.T) string { return newBackend(t, answer(500, "modern broke")).URL }, 500},
+		{"a timeout without timeout", "[404, 5xx, error]", func(t *testing.T) string {
+			return newBackend(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }).URL
+		}, http.StatusGatewayTimeout},
+		{"modern down without error", "[404, 5xx, timeout]", deadURL, http.StatusBadGateway},
+	} {
+		t.Run(tc.name+" reaches the client", func(t *testing.T) {
+			legacy := newBackend(t, answer(200, "legacy"))
+			f := newFacade(t, legacy.URL, tc.modern(t), "", `
+  - {name: some, match: "GET /items/{id}", mode: fallback, fallback_on: `+tc.fallbackOn+`}
 `)
-	resp, body := f.get(t, "/items/1")
-	if resp.StatusCode != 500 || body != "modern broke" {
-		t.Errorf("got %d %q, want modern's 500: 5xx is not a configured trigger", resp.StatusCode, body)
-	}
-	if legacy.hits() != 0 {
-		t.Errorf("legacy was called %d times", legacy.hits())
-	}
-	if n := len(f.logLines(t, "fallback")); n != 0 {
-		t.Errorf("got %d fallback log lines, want none", n)
+			if resp, body := f.get(t, "/items/1"); resp.StatusCode != tc.wantStatus {
+				t.Errorf("got %d %q, want %d: the trigger is not configured", resp.StatusCode, body, tc.wantStatus)
+			}
+			if legacy.hits() != 0 {
+				t.Errorf("legacy was called %d times", legacy.hits())
+			}
+			if n := len(f.logLines(t, "fallback")); n != 0 {
+				t.Errorf("got %d fallback log lines, want none", n)
+			}
+		})
 	}
 }
 

@@ -57,3 +57,30 @@ func TestShadowCopiesWaitWhatTheOtherSideAsks(t *testing.T) {
 		t.Errorf("after the wait: comparisons %v and %d copies at modern, want the copy sent and matched", got, modern.hits())
 	}
 }
+
+// TestAShadowBackendsWaitIsCappedAtFiveMinutes: a Retry-After of an hour
+// (or a date far ahead) stops copies to it for five minutes at most, so
+// that one answer cannot turn the comparison off for the day.
+func TestAShadowBackendsWaitIsCappedAtFiveMinutes(t *testing.T) {
+	legacy := newBackend(t, jsonAnswer(`{"id":7}`))
+	var busy atomic.Bool
+	busy.Store(true)
+	modern := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if busy.Swap(false) {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		jsonAnswer(`{"id":7}`)(w, r)
+	})
+	clock := testkit.NewClock(time.Now())
+	f := serveConfig(t, testConfig(t, legacy.URL, modern.URL, "", `
+  - {name: photos, match: "GET /patients/{id}/photos", mode: shadow}`), func(d *Deps) { d.Now = clock.Now })
+	f.get(t, "/patients/7/photos")
+	f.comparisons(t, "photos", 1)
+	clock.Advance(5*time.Minute + time.Second)
+	f.get(t, "/patients/7/photos")
+	if got := f.comparisons(t, "photos", 2); got["match"] != 1 || modern.hits() != 2 {
+		t.Errorf("5 min after modern asked for an hour: comparisons %v and %d copies at modern, want the copy sent and matched", got, modern.hits())
+	}
+}

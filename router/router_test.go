@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 func TestModes(t *testing.T) {
@@ -143,34 +145,54 @@ func TestBackendFailuresAnswerJSON(t *testing.T) {
 	})
 }
 
+// TestClientGoneCountsAs499: a client that leaves while the backend
+// thinks is counted as 499, logged as no backend failure, and on a
+// fallback route is neither a fallback (legacy is not asked) nor an
+// attempt of modern's that the guard would count.
 func TestClientGoneCountsAs499(t *testing.T) {
-	arrived := make(chan struct{})
-	slow := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		close(arrived)
-		<-r.Context().Done()
-	})
-	f := newFacade(t, slow.URL, slow.URL, "", `
-  - {name: slow, match: "GET /slow", mode: legacy}
+	for _, tc := range []struct{ mode, backend string }{{"legacy", "legacy"}, {"fallback", "modern"}} {
+		t.Run("on a "+tc.mode+" route", func(t *testing.T) {
+			arrived := make(chan struct{})
+			slow := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				close(arrived)
+				<-r.Context().Done()
+			})
+			other := newBackend(t, answer(200, `{}`))
+			legacyURL, modernURL := slow.URL, other.URL
+			if tc.backend == "modern" {
+				legacyURL, modernURL = other.URL, slow.URL
+			}
+			f := newFacade(t, legacyURL, modernURL, "", `
+  - {name: slow, match: "GET /slow", mode: `+tc.mode+`}
 `)
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.URL+"/slow", nil)
-	go func() {
-		<-arrived
-		cancel()
-	}()
-	if _, err := f.Client().Do(req); err == nil {
-		t.Fatal("the request succeeded although the client gave up")
-	}
-	labels := map[string]string{"route": "slow", "backend": "legacy", "code": "499"}
-	deadline := time.Now().Add(2 * time.Second)
-	for f.metric(t, "strangler_requests_total", labels) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("strangler_requests_total{code=499} never reached 1")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if lines := f.logLines(t, "backend failed"); len(lines) != 0 {
-		t.Errorf("a client leaving was logged as a backend failure: %v", lines)
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.URL+"/slow", nil)
+			go func() {
+				<-arrived
+				cancel()
+			}()
+			if _, err := f.Client().Do(req); err == nil {
+				t.Fatal("the request succeeded although the client gave up")
+			}
+			left := func(backend string) float64 {
+				return f.metric(t, "strangler_requests_total", map[string]string{"route": "slow", "backend": backend, "code": "499"})
+			}
+			testkit.Eventually(t, 10*time.Second, "strangler_requests_total{code=499} at 1", func() bool {
+				return left("legacy")+left("modern") == 1
+			})
+			if left(tc.backend) != 1 {
+				t.Errorf("the 499 is counted for the other backend, want %s", tc.backend)
+			}
+			if lines := f.logLines(t, "backend failed"); len(lines) != 0 {
+				t.Errorf("a client leaving was logged as a backend failure: %v", lines)
+			}
+			if lines := f.logLines(t, "fallback"); len(lines) != 0 || other.hits() != 0 {
+				t.Errorf("a client leaving fell back: %d fallback log lines, the other backend called %d times", len(lines), other.hits())
+			}
+			if w := f.router.Current().byName["slow"].stats.Window(time.Now(), time.Minute); w.ModernAttempts != 0 || w.ModernErrors != 0 {
+				t.Errorf("the guard counts %d attempts of modern's, %d failed, want none: the client left", w.ModernAttempts, w.ModernErrors)
+			}
+		})
 	}
 }
 

@@ -97,7 +97,10 @@ routes:
 		resp.Body.Close()
 	}
 	get(-1)
-	time.Sleep(200 * time.Millisecond) // its shadow copy waits on the lock, or ended
+	// Its copy is compared, then waits on the lock with its sample.
+	testkit.Eventually(t, 30*time.Second, "the first copy compared", func() bool {
+		return testkit.Gather(t, reg).Value("strangler_shadow_comparisons_total", "route", "s", "result", "mismatch") == 1
+	})
 	before := runtime.NumGoroutine()
 
 	const mismatches = 40

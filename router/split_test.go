@@ -214,3 +214,27 @@ func TestEveryPercentStepOnlyAddsClients(t *testing.T) {
 		}
 	}
 }
+
+// TestAFractionalPercentCountsEveryBasisPoint: percent 0.29 is 28.999…
+// in binary floating point; taken as 28 basis points, the client in the
+// 29th bucket stayed on legacy. Rounded, the share is what was configured.
+func TestAFractionalPercentCountsEveryBasisPoint(t *testing.T) {
+	legacy := httptest.NewServer(answer(200, "legacy"))
+	defer legacy.Close()
+	modern := httptest.NewServer(answer(200, "modern"))
+	defer modern.Close()
+	f := serveConfig(t, splitConfig(t, legacy.URL, modern.URL, `
+  - {name: sticky, match: "GET /sticky", mode: fallback, percent: 0.29, sticky: "header:X-User-Id"}
+`))
+	user := ""
+	for i := 0; user == ""; i++ {
+		if k := fmt.Sprintf("user-%d", i); bucket("sticky", k) == 28 {
+			user = k
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.URL+"/sticky", nil)
+	req.Header.Set("X-User-Id", user)
+	if side, err := f.side(req); err != nil || side != "modern" {
+		t.Errorf("the client in bucket 28 of 0…9999 went to %q (%v), want modern at 0.29%%", side, err)
+	}
+}

@@ -374,6 +374,13 @@ func TestCompareEqualBytesNeedNoDecoding(t *testing.T) {
 	if res := cmp.Compare(p, o); res.Outcome != shadow.Match {
 		t.Errorf("got %v %+v, want equal bytes in the same coding to match", res.Outcome, res.Diffs)
 	}
+	// The same bytes sent without their coding are another answer: a
+	// client would read the compressed bytes as the body.
+	delete(o.Header, "Content-Encoding")
+	if res := cmp.Compare(p, o); res.Outcome != shadow.Mismatch {
+		t.Errorf("got %v %+v, want equal bytes in different codings to mismatch", res.Outcome, res.Diffs)
+	}
+	o.Header.Set("Content-Encoding", "gzip")
 	o.Body = []byte("not gzip either")
 	res := cmp.Compare(p, o)
 	if res.Outcome != shadow.Mismatch || !strings.Contains(res.Diffs[0].Primary, "undecodable") {

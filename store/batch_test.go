@@ -1,11 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 // startBatcher runs a batcher on a new SQLite file whose lazy writes wait
@@ -106,6 +110,12 @@ func TestADeliveryResultWaitsForCompany(t *testing.T) {
 	}
 	completed := make(chan error, 1)
 	go func() { completed <- s.CompleteRepair(ctx, "w1", "worker") }()
+	// Only once the batcher holds the result can the next write share its
+	// commit: a pause instead let a goroutine that started late hand it
+	// over after that write, to wait its minute alone.
+	testkit.Eventually(t, 30*time.Second, "the delivery's result handed to the batcher", func() bool {
+		return len(completed) > 0 || waitingIn("(*Store).CompleteRepair")
+	})
 	select {
 	case err := <-completed:
 		t.Fatalf("the delivery's result committed alone at once (%v), with no write to share its commit", err)
@@ -123,4 +133,19 @@ func TestADeliveryResultWaitsForCompany(t *testing.T) {
 	if st := state(t, s, "w1"); st != "done" {
 		t.Errorf("w1 is %s, want done", st)
 	}
+}
+
+// waitingIn reports whether a goroutine in the function named fn waits in
+// Store.submit for the write it handed to the batcher: blocked receiving
+// its result, past the select that hands it over.
+func waitingIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("[chan receive")) && bytes.Contains(g, []byte("store.(*Store).submit(")) &&
+			bytes.Contains(g, []byte(fn+"(")) {
+			return true
+		}
+	}
+	return false
 }

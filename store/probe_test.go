@@ -41,7 +41,7 @@ func TestTheWriteProbeFailsOnAReadOnlyPostgreSQL(t *testing.T) {
 	ctx := context.Background()
 	name := fmt.Sprintf("outage5_probe_%d", time.Now().UnixNano())
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Skipf("creating a database of its own: %v", err)
+		testdb.Unavailable(t, "creating a database of its own on the test PostgreSQL", err)
 	}
 	t.Cleanup(func() { admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)") })
 	u, err := url.Parse(base)

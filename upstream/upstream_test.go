@@ -294,6 +294,10 @@ func TestHeldInformationalResponsesAreBounded(t *testing.T) {
 	hint := "HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("a", 1000) + ">; rel=preload\r\n\r\n"
 	flood := rawBackend(t, strings.Repeat(hint, 10000)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	few := rawBackend(t, strings.Repeat(hint, maxHeldInformational)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	// Three, fewer than the count allows, of 30 KB each: past the 64 KiB
+	// of them the README allows.
+	bigHint := "HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("a", 30000) + ">; rel=preload\r\n\r\n"
+	bulky := rawBackend(t, strings.Repeat(bigHint, 3)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		// A GET without a body takes the direct path, a POST with one the
 		// transport.
@@ -311,6 +315,11 @@ func TestHeldInformationalResponsesAreBounded(t *testing.T) {
 				}
 				if len(held.codes) > maxHeldInformational {
 					t.Errorf("held %d responses, want at most %d", len(held.codes), maxHeldInformational)
+				}
+				u = New("modern", Config{URL: mustURL(t, bulky), Timeout: 5 * time.Second})
+				held = Informational{}
+				if _, err := holdingWays(u)[name](NewRequest(context.Background(), method, u.Target(mustURL(t, "/")), http.Header{}, body), &held); !errors.Is(err, ErrInformationalFlood) {
+					t.Errorf("three 103s of 30 KB: got %v, want ErrInformationalFlood", err)
 				}
 				// Up to the bound, every 103 is held and the answer comes.
 				u = New("modern", Config{URL: mustURL(t, few), Timeout: 5 * time.Second})

@@ -34,10 +34,19 @@ func env(name, def string) string {
 
 func unreachable(t testing.TB, variable string, err error) {
 	t.Helper()
+	Unavailable(t, "database not reachable; set or check "+variable, err)
+}
+
+// Unavailable skips the test for want of what a database must give it
+// (need says what: a server to reach, a database of its own to create),
+// or fails it when STRANGLER_REQUIRE_DB=1, as in CI, so that a run
+// without it cannot pass by skipping.
+func Unavailable(t testing.TB, need string, err error) {
+	t.Helper()
 	if os.Getenv("STRANGLER_REQUIRE_DB") == "1" {
-		t.Fatalf("database required (STRANGLER_REQUIRE_DB=1) but not reachable; check %s: %v", variable, err)
+		t.Fatalf("%s (required: STRANGLER_REQUIRE_DB=1): %v", need, err)
 	}
-	t.Skipf("database not reachable; set %s to run this test: %v", variable, err)
+	t.Skipf("%s: %v", need, err)
 }
 
 func uniqueName() string {
