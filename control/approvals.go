@@ -144,9 +144,7 @@ func (r *Rollouts) decidable(ctx context.Context, id int64) (store.Change, error
 	}
 	switch {
 	case c.State == store.ChangeExpired:
-		r.expireChanges(ctx, r.now())
-		return c, conflictf("change request %d expired at %s without enough approvals; ask for a new one",
-			id, c.ExpiresAt.UTC().Format(time.RFC3339))
+		return c, r.expired(ctx, c)
 	case c.State != store.ChangePending:
 		return c, conflictf("change request %d is %s%s: there is nothing left to decide", id, c.State, decidedText(c))
 	}
@@ -190,11 +188,11 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 	if len(next.Approvers) < c.Needed {
 		sctx, cancel := storeCall(ctx)
 		defer cancel()
-		next, err = r.changes.UpdateChange(sctx, next, c.Version, audit)
+		next, err = r.changes.UpdateChange(sctx, next, c.Version, r.now, audit)
 		return next, r.changeFailed(ctx, id, err)
 	}
 	next.State, next.DecidedBy, next.DecidedAt = store.ChangeApplied, approver, now
-	link := store.LinkChange(next, c.Version, audit)
+	link := store.LinkChange(next, c.Version, r.now, audit)
 	if err := r.apply(ctx, next, link); err != nil {
 		return c, err
 	}
@@ -277,7 +275,7 @@ func (r *Rollouts) void(ctx context.Context, c store.Change, why string) error {
 	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	_, err := r.changes.UpdateChange(sctx, next, c.Version, domain.AuditEntry{
+	_, err := r.changes.UpdateChange(sctx, next, c.Version, r.now, domain.AuditEntry{
 		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
 		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
 	})
@@ -303,7 +301,7 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	next, err = r.changes.UpdateChange(sctx, next, c.Version, domain.AuditEntry{
+	next, err = r.changes.UpdateChange(sctx, next, c.Version, r.now, domain.AuditEntry{
 		At: now, Actor: actor, Action: "change_reject", Route: c.Route, Reason: reason,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
@@ -324,13 +322,26 @@ func (r *Rollouts) changeFailed(ctx context.Context, id int64, err error) error 
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrConflict):
-		if c, cerr := r.Change(ctx, id); cerr == nil && c.State != store.ChangePending {
+		c, cerr := r.Change(ctx, id)
+		if cerr == nil && c.State == store.ChangeExpired {
+			// It expired before the decision reached the store.
+			return r.expired(ctx, c)
+		}
+		if cerr == nil && c.State != store.ChangePending {
 			return conflictf("change request %d is %s%s, settled as you decided: there is nothing left to decide", id, c.State, decidedText(c))
 		}
 		return conflictf("change request %d changed as you decided (another approval came first); read it again", id)
 	}
 	r.log.Error("updating a change request failed", "change_request", id, "error", err)
 	return ErrUnavailable
+}
+
+// expired records the change requests that expired by now, c among
+// them, and says that c expired.
+func (r *Rollouts) expired(ctx context.Context, c store.Change) error {
+	r.expireChanges(ctx, r.now())
+	return conflictf("change request %d expired at %s without enough approvals; ask for a new one",
+		c.ID, c.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // expireChanges records the change requests that expired by now, each

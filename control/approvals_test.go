@@ -340,3 +340,39 @@ func TestAnApprovalsReasonIsBoundedToo(t *testing.T) {
 		t.Errorf("then a plain approval: got %d %v, want 200", resp.StatusCode, body)
 	}
 }
+
+// TestAnApprovalThatReachesTheStoreAfterTheExpiryAppliesNothing: alice
+// approves bob's request a millisecond before it expires, and the gates
+// check takes a second, so the approval reaches the store after the
+// expiry. Nothing is applied: 409 saying that it expired, the route where
+// it was, the request expired, no approval in the audit log.
+func TestAnApprovalThatReachesTheStoreAfterTheExpiryAppliesNothing(t *testing.T) {
+	p := newApprovalsPlane(t)
+	id := p.requestFlip(t, "get-patient", bobToken, `{"mode": "modern", "reason": "backfill done"}`)
+	c, err := p.store.Change(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.clock.set(c.ExpiresAt.Add(-time.Millisecond))
+	flush := p.reports.Flush
+	p.reports.Flush = func(ctx context.Context) error {
+		p.clock.Advance(time.Second) // a slow gates check
+		return flush(ctx)
+	}
+	resp, out := p.decide(t, id, "approve", aliceToken, "")
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(fmt.Sprint(out["error"]), "expired") {
+		t.Errorf("the approval answered %d %v, want 409 saying the request expired", resp.StatusCode, out)
+	}
+	if got := p.served("get-patient"); got != "fallback" {
+		t.Errorf("get-patient serves %s, want fallback: nothing applied", got)
+	}
+	if c, _ := p.store.Change(t.Context(), id); c.State != store.ChangeExpired {
+		t.Errorf("the request is %s, want expired", c.State)
+	}
+	entries, _ := p.store.AuditLog(t.Context(), store.AuditFilter{Route: "get-patient", Limit: 1000})
+	for _, e := range entries {
+		if e.Action == "change_approve" || e.Action == "flip" {
+			t.Errorf("the audit log holds %s by %s, want no approval and no flip", e.Action, e.Actor)
+		}
+	}
+}

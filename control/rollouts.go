@@ -30,7 +30,7 @@ type ChangeStore interface {
 	CreateChange(ctx context.Context, c store.Change, a domain.AuditEntry) (store.Change, error)
 	Change(ctx context.Context, id int64) (store.Change, error)
 	Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error)
-	UpdateChange(ctx context.Context, c store.Change, expectVersion int64, a domain.AuditEntry) (store.Change, error)
+	UpdateChange(ctx context.Context, c store.Change, expectVersion int64, now func() time.Time, a domain.AuditEntry) (store.Change, error)
 	ExpireChanges(ctx context.Context, now time.Time, audit func(store.Change) domain.AuditEntry) ([]store.Change, error)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"strangler/domain"
@@ -273,6 +274,13 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 			return apiError(http.StatusBadRequest, "before must be an RFC 3339 time")
 		}
 		f.Before = t
+	}
+	if v := r.URL.Query().Get("before_id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id < 1 {
+			return apiError(http.StatusBadRequest, "before_id must be an entry's id: a whole number from 1")
+		}
+		f.BeforeID = id
 	}
 	ctx, cancel := timeout(r)
 	defer cancel()

@@ -15,8 +15,14 @@ import (
 // filter.
 type AuditFilter struct {
 	Route string
-	// Before keeps entries older than this time, for paging.
+	// Before keeps the entries before the first at or after this time in
+	// the chain: the piece of it that WalkAudit since this time leaves
+	// out, without a gap.
 	Before time.Time
+	// BeforeID keeps the entries before the one with this id in the chain:
+	// the next page after an entry, which entries appended meanwhile do
+	// not shift.
+	BeforeID int64
 	// Limit caps the result: 100 when zero, at most 1000.
 	Limit int
 }
@@ -82,7 +88,10 @@ func scanAudit(rows *sql.Rows) (domain.AuditEntry, error) {
 	return a, nil
 }
 
-// AuditLog returns audit entries, newest first.
+// AuditLog returns audit entries newest first in chain order (by id): each
+// links to the one after it in the list unless a filter left some out
+// between them. An entry's time is taken before it waits its turn at
+// the chain's head, so times need not fall down the list.
 func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntry, error) {
 	var where []string
 	var args []any
@@ -91,15 +100,21 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntr
 		where = append(where, fmt.Sprintf("route = $%d", len(args)))
 	}
 	if !f.Before.IsZero() {
+		// Times need not rise with ids (see WalkAudit): an entry before
+		// the first at or after the time is kept whatever its own.
 		args = append(args, s.ts(f.Before))
-		where = append(where, fmt.Sprintf("at < $%d", len(args)))
+		where = append(where, fmt.Sprintf("id < coalesce((SELECT min(id) FROM strangler_audit WHERE at >= $%d), id + 1)", len(args)))
+	}
+	if f.BeforeID != 0 {
+		args = append(args, f.BeforeID)
+		where = append(where, fmt.Sprintf("id < $%d", len(args)))
 	}
 	q := `SELECT ` + auditColumns + ` FROM strangler_audit`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	args = append(args, limitOr(f.Limit, 100, 1000))
-	q += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT $%d`, len(args))
+	q += fmt.Sprintf(` ORDER BY id DESC LIMIT $%d`, len(args))
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit log: %w", err)

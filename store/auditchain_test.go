@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -437,4 +438,69 @@ func TestARestoredBackupHoldsAWholeChainThatForgetsLaterEntries(t *testing.T) {
 	if v.Head.ID != kept.ID || v.Head.Hash == kept.Hash {
 		t.Errorf("the restored head is entry %d, %s; want entry %d again with another hash than the kept %s", v.Head.ID, v.Head.Hash, kept.ID, kept.Hash)
 	}
+}
+
+// TestTheAuditLogListsTheChainInOrder: times need not rise with ids (an
+// entry's time is taken before it waits for the chain's head; replicas'
+// clocks differ). The log lists entries newest first in chain order, each
+// the successor of the next, so an auditor finds no hole where there is
+// none: whole, by route, before a time (the piece an export since that
+// time leaves out) and page by page, with entries appended between pages
+// neither skipped nor repeated.
+func TestTheAuditLogListsTheChainInOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := openStore(t, b.fresh(t), nil)
+		ctx := context.Background()
+		t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+		add := func(m int, route string) {
+			t.Helper()
+			if err := s.AppendAudit(ctx, domain.AuditEntry{At: t0.Add(time.Duration(m) * time.Minute), Actor: "bob", Action: "denied", Route: route}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Minutes after t0 of entries in id order: the third was timed
+		// before the second, on a replica whose clock is behind.
+		for i, m := range []int{0, 10, 9, 11, 12} {
+			add(m, []string{"r", "q"}[i%2])
+		}
+		list := func(f AuditFilter) (ids []int64) {
+			t.Helper()
+			got, err := s.AuditLog(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range got {
+				ids = append(ids, e.ID)
+				if f.Route == "" && i > 0 && got[i-1].PrevHash != e.Hash {
+					t.Errorf("%+v: entry %d is listed after entry %d, which does not follow it", f, e.ID, got[i-1].ID)
+				}
+			}
+			return ids
+		}
+		if got, want := list(AuditFilter{}), []int64{5, 4, 3, 2, 1}; !slices.Equal(got, want) {
+			t.Errorf("the whole log lists entries %v, want %v", got, want)
+		}
+		if got, want := list(AuditFilter{Route: "r"}), []int64{5, 3, 1}; !slices.Equal(got, want) {
+			t.Errorf("route r's entries are listed %v, want %v", got, want)
+		}
+		// Entry 2 is the first at or after 10:10: entry 3 (10:09) comes
+		// after it in the chain and is exported since 10:10, not listed
+		// before it.
+		if got, want := list(AuditFilter{Before: t0.Add(10 * time.Minute)}), []int64{1}; !slices.Equal(got, want) {
+			t.Errorf("before 10:10 the log lists %v, want %v", got, want)
+		}
+		if got, want := list(AuditFilter{Before: t0.Add(time.Hour)}), []int64{5, 4, 3, 2, 1}; !slices.Equal(got, want) {
+			t.Errorf("before 11:00 the log lists %v, want %v", got, want)
+		}
+		var paged []int64
+		page := list(AuditFilter{Limit: 2})
+		for len(page) > 0 {
+			paged = append(paged, page...)
+			add(1, "r") // appended between pages, timed early
+			page = list(AuditFilter{BeforeID: page[len(page)-1], Limit: 2})
+		}
+		if want := []int64{5, 4, 3, 2, 1}; !slices.Equal(paged, want) {
+			t.Errorf("page by page the log lists %v, want %v", paged, want)
+		}
+	})
 }

@@ -202,8 +202,11 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) ([]Change, error) {
 // still expectVersion, and records a in the audit log (unless a has no
 // action), in one transaction; the result carries the new version. A
 // request that changed since is ErrConflict, none at all ErrNotFound.
-func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64, a domain.AuditEntry) (Change, error) {
-	l := LinkChange(c, expectVersion, a)
+// now is the clock that set the request's expiry: any decision but the
+// expiry itself is written only while the request is pending by StateAt
+// at the time now reads as the row is written, else ErrConflict.
+func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64, now func() time.Time, a domain.AuditEntry) (Change, error) {
+	l := LinkChange(c, expectVersion, now, a)
 	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
 		return Change{}, fmt.Errorf("store: update change %d: %w", c.ID, err)
 	}
@@ -214,13 +217,14 @@ func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64,
 // LinkChange is UpdateChange as a write linked to the change the request
 // asked for: the route moves and the request is applied together, or
 // neither.
-func LinkChange(c Change, expectVersion int64, a domain.AuditEntry) Linked {
-	return changeUpdate{cleanChange(c), expectVersion, a}
+func LinkChange(c Change, expectVersion int64, now func() time.Time, a domain.AuditEntry) Linked {
+	return changeUpdate{cleanChange(c), expectVersion, now, a}
 }
 
 type changeUpdate struct {
 	c      Change
 	expect int64
+	now    func() time.Time
 	a      domain.AuditEntry
 }
 
@@ -234,30 +238,45 @@ func (u changeUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `
+	q, args := `
 		UPDATE strangler_changes SET approvers = $2, state = $3, decided_by = $4, decision = $5, decided_at = $6,
 			version = $7 + 1
 		WHERE id = $1 AND version = $7`,
-		u.c.ID, string(approvers), string(u.c.State), u.c.DecidedBy, u.c.Decision, s.tsOrNull(u.c.DecidedAt), u.expect)
+		[]any{u.c.ID, string(approvers), string(u.c.State), u.c.DecidedBy, u.c.Decision, s.tsOrNull(u.c.DecidedAt), u.expect}
+	// The time is read here, as the row is written, not when the decision
+	// was made: an approval decided before the expiry (then a slow gates
+	// check, a wait for the audit chain's head) that reaches the store
+	// after it finds the request expired, as StateAt would say then.
+	now := u.now()
+	if u.c.State != ChangeExpired {
+		q += ` AND expires_at > $8`
+		args = append(args, s.ts(now))
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("change: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("change: %w", err)
 	} else if n == 0 {
-		var v int64
-		err := tx.QueryRowContext(ctx, `SELECT version FROM strangler_changes WHERE id = $1`, u.c.ID).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) {
+		stored, err := scanChange(tx.QueryRowContext(ctx, `SELECT `+changeColumns+` FROM strangler_changes WHERE id = $1`, u.c.ID))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("no change request %d: %w", u.c.ID, ErrNotFound)
+		case err != nil:
+			return fmt.Errorf("change: %w", err)
+		case stored.Version == u.expect:
+			return fmt.Errorf("change request %d is %s at %s: %w", u.c.ID, stored.StateAt(now), now.UTC().Format(time.RFC3339Nano), ErrConflict)
 		}
-		return fmt.Errorf("change request %d is at version %d, not %d: %w", u.c.ID, v, u.expect, ErrConflict)
+		return fmt.Errorf("change request %d is at version %d, not %d: %w", u.c.ID, stored.Version, u.expect, ErrConflict)
 	}
 	return nil
 }
 
 // StateAt is c's state at now: a request still pending at its expiry or
 // after it has expired, whether or not ExpireChanges recorded that yet.
-// ExpireChanges's SQL (expires_at <= now) is the same rule.
+// ExpireChanges's SQL (expires_at <= now) is the same rule, and so is
+// UpdateChange's guard (a decision written while expires_at > now).
 func (c Change) StateAt(now time.Time) ChangeState {
 	if c.State == ChangePending && !now.Before(c.ExpiresAt) {
 		return ChangeExpired
@@ -292,7 +311,7 @@ func (s *Store) ExpireChanges(ctx context.Context, now time.Time, audit func(Cha
 	for _, c := range due {
 		next := c
 		next.State, next.DecidedAt = ChangeExpired, now
-		next, err := s.UpdateChange(ctx, next, c.Version, audit(next))
+		next, err := s.UpdateChange(ctx, next, c.Version, func() time.Time { return now }, audit(next))
 		switch {
 		case errors.Is(err, ErrConflict):
 			continue // decided or expired by someone else meanwhile

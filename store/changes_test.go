@@ -74,10 +74,10 @@ func TestChangeRequests(t *testing.T) {
 		t.Run("an approval from a stale version is a conflict; a current one is kept", func(t *testing.T) {
 			next := c
 			next.Approvers = []string{"bob"}
-			if _, err := s.UpdateChange(ctx, next, c.Version+1, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); !errors.Is(err, ErrConflict) {
+			if _, err := s.UpdateChange(ctx, next, c.Version+1, clk.Now, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); !errors.Is(err, ErrConflict) {
 				t.Errorf("got %v, want ErrConflict", err)
 			}
-			if c, err = s.UpdateChange(ctx, next, c.Version, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); err != nil {
+			if c, err = s.UpdateChange(ctx, next, c.Version, clk.Now, domain.AuditEntry{Actor: "bob", Action: "change_approve"}); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := s.Change(ctx, c.ID); !reflect.DeepEqual(got.Approvers, []string{"bob"}) || got.Version != 2 {
@@ -89,13 +89,13 @@ func TestChangeRequests(t *testing.T) {
 			applied := c
 			applied.State, applied.DecidedBy, applied.DecidedAt = ChangeApplied, "bob", clk.Now()
 			o := domain.Override{Route: "get-patient", Mode: "modern", Actor: "alice", Reason: "ticket 42"}
-			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, domain.AuditEntry{})); !errors.Is(err, ErrConflict) {
+			if _, err := s.SetOverride(ctx, o, 3, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, clk.Now, domain.AuditEntry{})); !errors.Is(err, ErrConflict) {
 				t.Fatalf("a flip from a stale route version: got %v, want ErrConflict", err)
 			}
 			if got, _ := s.Change(ctx, c.ID); got.State != ChangePending {
 				t.Errorf("the request of a flip that failed is %s, want pending", got.State)
 			}
-			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, domain.AuditEntry{})); err != nil {
+			if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, clk.Now, domain.AuditEntry{})); err != nil {
 				t.Fatal(err)
 			}
 			got, _ := s.Change(ctx, c.ID)
@@ -150,5 +150,52 @@ func TestChangeRequests(t *testing.T) {
 				t.Errorf("get-patient's requests, newest first: got %+v, want expired then applied", all)
 			}
 		})
+	})
+}
+
+// TestADecisionReachingTheStoreAfterTheExpiryIsRefused: an approval
+// decided a moment before the request's expiry (StateAt said pending) is
+// written only after it, as a slow gates check can make it. Neither the
+// approval nor the flip it applies is written, nor their audit entries:
+// the request is expired, as every reader says from then on. The expiry
+// itself is still written.
+func TestADecisionReachingTheStoreAfterTheExpiryIsRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		c, err := s.CreateChange(ctx, aChange("get-patient", clk.Now()), domain.AuditEntry{Actor: "alice", Action: "change_request"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Decided a millisecond before the expiry, written at it.
+		clk.Advance(24*time.Hour - time.Millisecond)
+		if c.StateAt(clk.Now()) != ChangePending {
+			t.Fatal("the request is not pending when the approval is decided")
+		}
+		applied := c
+		applied.Approvers, applied.State, applied.DecidedBy, applied.DecidedAt = []string{"bob"}, ChangeApplied, "bob", clk.Now()
+		late := func() time.Time { return clk.Advance(time.Millisecond) }
+		before := auditCount(t, s)
+		o := domain.Override{Route: "get-patient", Mode: "modern", Actor: "alice", Reason: "ticket 42"}
+		approval := domain.AuditEntry{Actor: "bob", Action: "change_approve", Route: "get-patient"}
+		if _, err := s.SetOverride(ctx, o, 0, flip("get-patient", "fallback", "modern"), LinkChange(applied, c.Version, late, approval)); !errors.Is(err, ErrConflict) {
+			t.Errorf("applying it at its expiry: got %v, want ErrConflict", err)
+		}
+		if ov, _ := s.Overrides(ctx); len(ov) != 0 {
+			t.Errorf("the route has overrides %+v, want none: the expired request applied nothing", ov)
+		}
+		if _, err := s.UpdateChange(ctx, applied, c.Version, clk.Now, approval); !errors.Is(err, ErrConflict) {
+			t.Errorf("approving it after its expiry: got %v, want ErrConflict", err)
+		}
+		if n := auditCount(t, s); n != before {
+			t.Errorf("got %d new audit entries, want none", n-before)
+		}
+		got, err := s.ExpireChanges(ctx, clk.Now(), func(c Change) domain.AuditEntry {
+			return domain.AuditEntry{Actor: c.Requester, Action: "change_expired", Route: c.Route}
+		})
+		if err != nil || len(got) != 1 || got[0].ID != c.ID {
+			t.Errorf("expiring it: got %+v (%v), want it expired", got, err)
+		}
 	})
 }
