@@ -42,6 +42,11 @@ var (
 		Help:   "Backend exchanges by route, backend and status code; a fallback counts the modern attempt and the legacy answer. 499: the client left first. An unregistered status counts as its class (2xx…5xx), one outside 100-599 as other.",
 		Labels: []string{"route", "backend", "code"},
 	}
+	BrokenAnswers = Def{
+		Name:   "strangler_backend_answers_broken_total",
+		Help:   "Backend answers that broke off mid-body while their client waited, by route, backend and reason: reset (the connection failed), closed (it ended short of the body), stalled (no byte for the backend's timeout), malformed (a body whose framing could not be read). The client's answer was cut; strangler_requests_total counts it with the status sent.",
+		Labels: []string{"route", "backend", "reason"},
+	}
 	RequestDuration = Def{
 		Name:    "strangler_request_duration_seconds",
 		Help:    "Time from receiving a request to the end of a backend exchange, by route and backend.",
@@ -184,7 +189,7 @@ var (
 // test in cmd/strangler fails when the facade or the backfill registers a
 // metric missing here, or none registers one listed.
 var All = []Def{
-	Requests, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
+	Requests, BrokenAnswers, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
 	ReplayBuffered, ClientConnections, ClientConnectionsMax, ClientConnectionsFull,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,

@@ -280,6 +280,7 @@ func (t *Table) copyBody(w http.ResponseWriter, res *http.Response, in *http.Req
 			if in.Context().Err() == nil {
 				if x := exchangeFrom(in.Context()); x != nil {
 					x.broken = true
+					t.metrics.brokeOff(x.route.name, x.served.Name, rerr)
 				}
 			}
 			return rerr

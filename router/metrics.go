@@ -1,10 +1,15 @@
 package router
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +23,7 @@ import (
 // never raw paths or ids.
 type Metrics struct {
 	requests        *prometheus.CounterVec
+	broken          *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
 	fallbacks       *prometheus.CounterVec
 	routeMode       *prometheus.GaugeVec
@@ -35,6 +41,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests:        metrics.Requests.CounterVec(),
+		broken:          metrics.BrokenAnswers.CounterVec(),
 		duration:        metrics.RequestDuration.HistogramVec(),
 		fallbacks:       metrics.Fallbacks.CounterVec(),
 		routeMode:       metrics.RouteMode.GaugeVec(),
@@ -47,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refusals:        metrics.Refused.CounterVec(),
 		replayBuffered:  metrics.ReplayBuffered.Gauge(),
 	}
-	reg.MustRegister(m.requests, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift,
+	reg.MustRegister(m.requests, m.broken, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift,
 		m.refusals, m.replayBuffered)
 	return m
 }
@@ -63,6 +70,33 @@ func (m *Metrics) shadowResult(rt *route, result string) {
 
 func (m *Metrics) shadowDuration(rt *route, d time.Duration) {
 	rt.series.shadowDuration.get(m.shadowDurations, rt.name).Observe(d.Seconds())
+}
+
+// brokeOff counts an answer of backend on route that broke off mid-body,
+// err being the read that broke it. Only a broken answer takes the series
+// (WithLabelValues), so the normal path pays nothing.
+func (m *Metrics) brokeOff(route, backend string, err error) {
+	m.broken.WithLabelValues(route, backend, brokenReason(err)).Inc()
+}
+
+// brokenReason is the reason label of a body read's error, a closed set:
+// stalled (a read waited for the backend's timeout: upstream's
+// errBodyStalled, or a read deadline), closed (the connection ended short
+// of the body: io.ErrUnexpectedEOF, a chunked body without its last
+// chunk), reset (the connection failed: a reset, any other network
+// error), malformed (anything else: net/http's errors for a chunk size
+// that is no number, an unreadable trailer).
+func brokenReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return "stalled"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed"
+	case ne != nil || errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	}
+	return "malformed"
 }
 
 // DualWrite counts one step of a dual write; the repair worker counts the
