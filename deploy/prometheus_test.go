@@ -171,6 +171,12 @@ func TestMetricsTheDashboardAndAlertsQueryAreExported(t *testing.T) {
 			http.NotFound(w, r) // not backfilled yet: a fallback
 		case r.URL.Path == "/gd":
 			http.Error(w, "broken", http.StatusInternalServerError) // trips the guard
+		case r.URL.Path == "/br":
+			// An answer that breaks off mid-body.
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, `{"id":`)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
 		default:
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"id":1}`)
@@ -181,6 +187,7 @@ func TestMetricsTheDashboardAndAlertsQueryAreExported(t *testing.T) {
   - {name: sh, match: "GET /sh", mode: shadow}
   - {name: dw, match: "POST /dw", mode: dual-write, primary: legacy, id_field: id}
   - {name: gd, match: "GET /gd", mode: modern, guard: {max_error_rate: 5%, min_requests: 5}}
+  - {name: br, match: "GET /br", mode: modern}
 force_token_key: "`+hex.EncodeToString(forceKey[:])+`"
 `))
 	base := "http://" + f.public
@@ -196,6 +203,14 @@ force_token_key: "`+hex.EncodeToString(forceKey[:])+`"
 	}
 	for range 10 {
 		send(t, "GET", base+"/gd", "")
+	}
+	// The client gets a cut answer: an error, which send would not take.
+	if resp, err := http.Get(base + "/br"); err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Error("GET /br: a whole answer, want it cut")
+		}
 	}
 
 	// Shadow comparisons, dual-write deliveries and the guard's rollback
