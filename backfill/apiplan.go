@@ -228,8 +228,8 @@ func lookupType(ctx context.Context, src *sql.DB, source, value, several string)
 	return types[0].DatabaseTypeName(), rows.Err()
 }
 
-// mariaDBJSONColumns names (lower-cased) the columns of a MariaDB table
-// declared JSON: MariaDB reports them as LONGTEXT, and keeps the JSON of
+// mariaDBJSONColumns names (lower-cased) the columns of a MariaDB table,
+// schema-qualified or not, declared JSON: MariaDB reports them as LONGTEXT, and keeps the JSON of
 // their declaration as the CHECK json_valid(`col`) it adds. MySQL's JSON
 // columns say JSON themselves; there it finds none.
 func mariaDBJSONColumns(ctx context.Context, db *sql.DB, table string) (map[string]bool, error) {
@@ -240,8 +240,9 @@ func mariaDBJSONColumns(ctx context.Context, db *sql.DB, table string) (map[stri
 	if !strings.Contains(version, "MariaDB") {
 		return nil, nil
 	}
+	schema, name := mySchemaTable(table)
 	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
-		WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?`, table)
+		WHERE CONSTRAINT_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ?`, schema, name)
 	if err != nil {
 		return nil, err
 	}

@@ -351,10 +351,7 @@ func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
 // column's collation, as pagination compares keys.
 func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 	if t.cfg.Query == "" {
-		schema, name, ok := strings.Cut(t.cfg.From, ".")
-		if !ok {
-			schema, name = "", schema
-		}
+		schema, name := mySchemaTable(t.cfg.From)
 		var unique bool
 		err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.STATISTICS s
 			WHERE s.TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = ?
@@ -437,6 +434,16 @@ func myIdent(name string) string {
 		parts[i] = "`" + p + "`"
 	}
 	return strings.Join(parts, ".")
+}
+
+// mySchemaTable splits a source table's name, schema-qualified or not,
+// into its schema ("" for the connection's database) and its name, as
+// information_schema names them.
+func mySchemaTable(from string) (schema, name string) {
+	if schema, name, ok := strings.Cut(from, "."); ok {
+		return schema, name
+	}
+	return "", from
 }
 
 // pgIdent quotes a PostgreSQL identifier, schema-qualified or not.
