@@ -240,7 +240,7 @@ func mariaDBJSONColumns(ctx context.Context, db *sql.DB, table string) (map[stri
 	if !strings.Contains(version, "MariaDB") {
 		return nil, nil
 	}
-	schema, name := mySchemaTable(table)
+	schema, name := splitQualified(table)
 	rows, err := db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
 		WHERE CONSTRAINT_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ?`, schema, name)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 		tcol, ok := targetCols[name]
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("%s: no column %q in target table %s", at("columns."+name), name, tc.To)
+			return nil, fmt.Errorf("%s: no column %q in target table %s%s", at("columns."+name), name, tc.To, otherCase(columnInOtherCase(targetCols, name)))
 		case tcol.generated:
 			return nil, fmt.Errorf("%s: target column %q is generated; it cannot be written", at("columns."+name), name)
 		}
@@ -133,7 +134,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 				if okKey {
 					field, col = "column", l.Column
 				}
-				return nil, fmt.Errorf("%s: table %s has no column %q", at("columns."+name+".lookup."+field), l.Table, col)
+				return nil, fmt.Errorf("%s: table %s has no column %q%s", at("columns."+name+".lookup."+field), l.Table, col, otherCase(columnInOtherCase(lcols, col)))
 			}
 			// A value finding two rows would join the row twice: the copy
 			// would fail its whole batch (ON CONFLICT cannot affect a row
@@ -351,7 +352,7 @@ func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
 // column's collation, as pagination compares keys.
 func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 	if t.cfg.Query == "" {
-		schema, name := mySchemaTable(t.cfg.From)
+		schema, name := splitQualified(t.cfg.From)
 		var unique bool
 		err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.STATISTICS s
 			WHERE s.TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = ?
@@ -436,18 +437,54 @@ func myIdent(name string) string {
 	return strings.Join(parts, ".")
 }
 
-// mySchemaTable splits a source table's name, schema-qualified or not,
-// into its schema ("" for the connection's database) and its name, as
-// information_schema names them.
-func mySchemaTable(from string) (schema, name string) {
-	if schema, name, ok := strings.Cut(from, "."); ok {
+// splitQualified splits a table's name, schema-qualified or not, into
+// its schema ("" for the connection's database or search path) and its
+// name, as the catalogs hold them.
+func splitQualified(table string) (schema, name string) {
+	if schema, name, ok := strings.Cut(table, "."); ok {
 		return schema, name
 	}
-	return "", from
+	return "", table
 }
 
 // pgIdent quotes a PostgreSQL identifier, schema-qualified or not.
 func pgIdent(name string) string { return pgx.Identifier(strings.Split(name, ".")).Sanitize() }
+
+// otherCase is what an error adds when the target has a table or column
+// by the file's name only in another case, found; "" when found is "".
+// The file's names are quoted, so Patients is not patients, the name
+// PostgreSQL keeps of a table created without quotes as Patients.
+func otherCase(found string) string {
+	if found == "" {
+		return ""
+	}
+	return fmt.Sprintf("; it has %q: names are matched in their case, and PostgreSQL keeps one created without quotes in lower case", found)
+}
+
+// tableInOtherCase is the name (schema-qualified as name is) of a target
+// table spelt like name in another case, or "".
+func tableInOtherCase(ctx context.Context, db *pgxpool.Pool, name string) string {
+	schema, rel := splitQualified(name)
+	var found string
+	// An error only leaves out the hint: the caller reports the table missing.
+	_ = db.QueryRow(ctx, `SELECT coalesce((SELECT CASE WHEN $1 = '' THEN '' ELSE n.nspname || '.' END || c.relname
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE lower(c.relname) = lower($2) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+			AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE lower(n.nspname) = lower($1) END
+		ORDER BY 1 LIMIT 1), '')`, schema, rel).Scan(&found)
+	return found
+}
+
+// columnInOtherCase is the name of a column of cols spelt like name in
+// another case, or "".
+func columnInOtherCase(cols map[string]targetColumn, name string) string {
+	for _, n := range slices.Sorted(maps.Keys(cols)) {
+		if strings.EqualFold(n, name) {
+			return n
+		}
+	}
+	return ""
+}
 
 type targetColumn struct {
 	// typ is the column's type; under is the type beneath its domains, or
@@ -466,7 +503,7 @@ func targetColumns(ctx context.Context, db *pgxpool.Pool, name string) (map[stri
 		return nil, err
 	}
 	if !exists {
-		return nil, fmt.Errorf("no table %s in the target database", name)
+		return nil, fmt.Errorf("no table %s in the target database%s", name, otherCase(tableInOtherCase(ctx, db, name)))
 	}
 	rows, err := db.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
 			(WITH RECURSIVE d(typ, mod, depth) AS (SELECT a.atttypid, a.atttypmod, 0

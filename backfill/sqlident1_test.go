@@ -3,10 +3,12 @@ package backfill_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
 	"strangler/backfill"
+	"strangler/backfill/fixture"
 	"strangler/config"
 )
 
@@ -41,5 +43,54 @@ func TestSqlidentJSONColumnsOfASchemaQualifiedTableGoAsDocuments(t *testing.T) {
 	}
 	if got, want := bodies["/consents/1"], `{"doc":{"a":1}}`; got != want {
 		t.Errorf("body %s, want %s", got, want)
+	}
+}
+
+// TestSqlidentNamesInAnotherCaseSayWhatTheTargetHas: PostgreSQL keeps
+// CREATE TABLE Wards (WardSerNum …) as wards (wardsernum), and the file's
+// names are quoted, so to: Wards found no table; the error said only
+// "no table Wards", as if the table were not there. Backfill and verify
+// now name the table and columns the target has in another case. Names
+// in their case, reserved words and $ copy and compare as they are.
+func TestSqlidentNamesInAnotherCaseSayWhatTheTargetHas(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.exec(t, "CREATE TABLE `sqlident1_Order` (`select` INT PRIMARY KEY, `User` VARCHAR(20), `a$b` VARCHAR(20))")
+	w.exec(t, "INSERT INTO `sqlident1_Order` VALUES (1, 'u1', 'ab1'), (2, 'u2', 'ab2')")
+	w.pg(t, `CREATE TABLE sqlident1_Wards (Select_Key bigint UNIQUE, Ward text)`)
+	w.pg(t, `CREATE TABLE sqlident1_sites (Code text UNIQUE, "Id" bigint)`)
+	for _, c := range []struct {
+		bt   config.BackfillTable
+		want string
+	}{
+		{config.BackfillTable{Name: "wards", From: "sqlident1_Order", Key: "select", To: "sqlident1_Wards", TargetKey: "select_key", Columns: cols("select=select_key")},
+			`backfill.tables[0].to: no table sqlident1_Wards in the target database; it has "sqlident1_wards": names are matched in their case`},
+		{config.BackfillTable{Name: "wards", From: "sqlident1_Order", Key: "select", To: "sqlident1_wards", TargetKey: "Select_Key", Columns: cols("select=Select_Key")},
+			`backfill.tables[0].columns.Select_Key: no column "Select_Key" in target table sqlident1_wards; it has "select_key"`},
+		{config.BackfillTable{Name: "wards", From: "sqlident1_Order", Key: "select", To: "sqlident1_wards", TargetKey: "select_key",
+			Columns: map[string]config.Column{"select_key": {From: "select"}, "ward": {From: "User", Lookup: &config.Lookup{Table: "sqlident1_sites", Key: "Code", Column: "Id"}}}},
+			`backfill.tables[0].columns.ward.lookup.key: table sqlident1_sites has no column "Code"; it has "code"`},
+	} {
+		w.cfg.Tables = []config.BackfillTable{c.bt}
+		if _, err := backfill.Run(t.Context(), w.cfg, backfill.Options{Log: discard()}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("backfill: %v; want an error saying %q", err, c.want)
+		}
+		if _, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("verify: %v; want an error saying %q", err, c.want)
+		}
+	}
+
+	w.pg(t, `CREATE TABLE "sqlident1_Order" ("select" bigint UNIQUE, "User" text, "a$b" text)`)
+	w.cfg.Tables = []config.BackfillTable{{Name: "orders", From: "sqlident1_Order", Key: "select", To: "sqlident1_Order", TargetKey: "select",
+		Columns: map[string]config.Column{"select": {From: "select"}, "User": {From: "a$b"}, "a$b": {From: "User"}}}}
+	if r := w.run(t, backfill.Options{}).Tables[0]; r.Inserted != 2 || r.Failed != 0 {
+		t.Fatalf("backfill: inserted %d, failed %q; want 2 and none", r.Inserted, failureReasons(r))
+	}
+	if n := w.count(t, `SELECT count(*) FROM "sqlident1_Order" WHERE "User" = 'ab' || "select" AND "a$b" = 'u' || "select"`); n != 2 {
+		t.Errorf("%d rows hold a$b in User and User in a$b; want 2", n)
+	}
+	w.pg(t, `UPDATE "sqlident1_Order" SET "a$b" = 'changed' WHERE "select" = 2`)
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	if d.Changed != 1 || len(d.ChangedRows) != 1 || d.ChangedRows[0].Key != "2" || d.ChangedRows[0].Columns[0].Column != "a$b" {
+		t.Errorf("verify after a$b of row 2 changed: %+v; want row 2's a$b changed", d)
 	}
 }
