@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"strangler/internal/human"
 )
 
 // Error is one problem with a configuration file, placed at the line and
@@ -26,7 +28,9 @@ func (e Error) Error() string {
 	if e.Field == "" {
 		return loc + ": " + e.Msg
 	}
-	return loc + ": " + e.Field + ": " + e.Msg
+	// A field's path holds the file's keys (a column's name), which may
+	// hold a newline: written as it is, it would break the line in two.
+	return loc + ": " + human.Printable(e.Field, false) + ": " + e.Msg
 }
 
 // Errors is every problem found in one file, in file order.
