@@ -409,7 +409,7 @@ func (d *checker) validateBackfill(b *Backfill) {
 
 func (d *checker) validateColumn(path, name string, c Column) {
 	if !isIdent(name) {
-		d.errorAt(path, "invalid column name %q; use letters, digits and _", name)
+		d.errorAt(path, "invalid column name %q; "+identRule, name)
 	}
 	switch {
 	case c.From == "" && c.Default == nil:
@@ -443,7 +443,7 @@ func (d *checker) checkIdent(path, s string, qualified bool) {
 	}
 	for _, p := range parts {
 		if len(parts) > 2 || !isIdent(p) {
-			d.errorAt(path, "invalid name %q; use letters, digits and _", s)
+			d.errorAt(path, "invalid name %q; "+identRule, s)
 			return
 		}
 	}
@@ -465,6 +465,11 @@ func isZoneName(s string) bool {
 	}
 	return len(s) <= 64
 }
+
+// identRule is what isIdent accepts, as errors tell it. 63 bytes is
+// PostgreSQL's longest name (MySQL's is 64): a longer name was refused
+// as if one of its characters were wrong.
+const identRule = "use up to 63 of: letters, digits and _"
 
 func isIdent(s string) bool {
 	for i, c := range s {

@@ -292,7 +292,7 @@ func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 		path := at("target_api.body." + name)
 		c := a.Body[name]
 		if !isIdent(name) {
-			d.errorAt(path, "invalid field name %q; use letters, digits and _", name)
+			d.errorAt(path, "invalid field name %q; "+identRule, name)
 		}
 		switch {
 		case c.From == "" && c.Default == nil && c.Lookup == nil:
