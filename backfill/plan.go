@@ -146,7 +146,11 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 				return nil, fmt.Errorf("%s: %w", at("columns."+name+".lookup.key"), err)
 			}
 			c.lookup = &lookup{table: pgIdent(l.Table), key: pgIdent(l.Key), keyType: key.typ, column: pgIdent(l.Column)}
-			if dep := cfg.TableInto(l.Table); dep != "" && dep != tc.Name {
+			dep, err := tableInto(ctx, dst, cfg, l.Table)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", at("columns."+name+".lookup.table"), err)
+			}
+			if dep != "" && dep != tc.Name {
 				t.after = append(t.after, dep)
 			}
 		}
@@ -473,6 +477,26 @@ func tableInOtherCase(ctx context.Context, db *pgxpool.Pool, name string) string
 			AND CASE WHEN $1 = '' THEN pg_table_is_visible(c.oid) ELSE lower(n.nspname) = lower($1) END
 		ORDER BY 1 LIMIT 1), '')`, schema, rel).Scan(&found)
 	return found
+}
+
+// tableInto is the name of the table of cfg copied into the target table
+// named table, or "". The target says which names are one table: a
+// lookup in public.patients reads what to: patients writes, and waits
+// for it; compared as text, it was copied first and found no row.
+func tableInto(ctx context.Context, db *pgxpool.Pool, cfg *config.Backfill, table string) (string, error) {
+	var tos, names []string
+	for _, t := range cfg.Tables {
+		if t.To != "" {
+			tos, names = append(tos, pgIdent(t.To)), append(names, t.Name)
+		}
+	}
+	var n int
+	err := db.QueryRow(ctx, `SELECT coalesce((SELECT u.n FROM unnest($2::text[]) WITH ORDINALITY AS u(name, n)
+		WHERE to_regclass(u.name) = to_regclass($1) ORDER BY u.n LIMIT 1), 0)`, pgIdent(table), tos).Scan(&n)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return names[n-1], nil
 }
 
 // columnInOtherCase is the name of a column of cols spelt like name in

@@ -94,3 +94,33 @@ func TestSqlidentNamesInAnotherCaseSayWhatTheTargetHas(t *testing.T) {
 		t.Errorf("verify after a$b of row 2 changed: %+v; want row 2's a$b changed", d)
 	}
 }
+
+// TestSqlidentALookupWaitsForItsTableHoweverItIsSpelt: wards look up
+// patients in <schema>.sqlident1_patients, which the table patients
+// copies as to: sqlident1_patients. Compared as text, the names were two
+// tables: wards, first in the file, were copied before any patient, and
+// all 3 failed (no row in … with legacy_id equal to the source value).
+func TestSqlidentALookupWaitsForItsTableHoweverItIsSpelt(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	var schema string
+	if err := w.modern.QueryRow(t.Context(), "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	w.exec(t, "CREATE TABLE sqlident1_P (PatientSerNum INT PRIMARY KEY)")
+	w.exec(t, "CREATE TABLE sqlident1_W (WardSerNum INT PRIMARY KEY, PatientSerNum INT)")
+	w.exec(t, "INSERT INTO sqlident1_P VALUES (1), (2), (3)")
+	w.exec(t, "INSERT INTO sqlident1_W VALUES (10, 1), (20, 2), (30, 3)")
+	w.pg(t, "CREATE TABLE sqlident1_patients (id bigserial PRIMARY KEY, legacy_id bigint UNIQUE)")
+	w.pg(t, "CREATE TABLE sqlident1_wards (legacy_id bigint UNIQUE, patient_id bigint NOT NULL)")
+	wards := config.BackfillTable{Name: "wards", From: "sqlident1_W", Key: "WardSerNum", To: "sqlident1_wards", TargetKey: "legacy_id", Columns: cols("WardSerNum=legacy_id")}
+	wards.Columns["patient_id"] = config.Column{From: "PatientSerNum", Lookup: &config.Lookup{Table: schema + ".sqlident1_patients", Key: "legacy_id", Column: "id"}}
+	w.cfg.Tables = []config.BackfillTable{wards,
+		{Name: "patients", From: "sqlident1_P", Key: "PatientSerNum", To: "sqlident1_patients", TargetKey: "legacy_id", Columns: cols("PatientSerNum=legacy_id")}}
+	w.cfg.Concurrency = 1
+	if r := tableReport(t, w.run(t, backfill.Options{}), "wards"); r.Inserted != 3 || r.Failed != 0 {
+		t.Errorf("wards: inserted %d, failed %q; want 3 and none", r.Inserted, failureReasons(r))
+	}
+	if n := w.count(t, "SELECT count(*) FROM sqlident1_wards w JOIN sqlident1_patients p ON p.id = w.patient_id AND p.legacy_id * 10 = w.legacy_id"); n != 3 {
+		t.Errorf("%d wards point at their patient; want 3", n)
+	}
+}

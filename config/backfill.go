@@ -280,17 +280,6 @@ func (b *Backfill) Table(name string) *BackfillTable {
 	return nil
 }
 
-// TableInto returns the name of the table copied into the target table to,
-// or "".
-func (b *Backfill) TableInto(to string) string {
-	for _, t := range b.Tables {
-		if t.To == to {
-			return t.Name
-		}
-	}
-	return ""
-}
-
 // TableNames are the tables' names in file order.
 func (b *Backfill) TableNames() []string {
 	names := make([]string, len(b.Tables))
