@@ -84,7 +84,7 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	t := &apiTable{table: &table{cfg: tc, index: i, name: tc.Name, sourceKey: "src." + myIdent(tc.Key)}, api: a, group: -1}
 	sourceField, sourceName := "from", tc.From
 	if tc.Query != "" {
-		t.source = "(" + strings.TrimRight(strings.TrimSpace(tc.Query), ";") + ") AS src"
+		t.source = querySource(tc.Query)
 		sourceField, sourceName = "query", "the query"
 	} else {
 		t.source = myIdent(tc.From) + " AS src"

@@ -96,7 +96,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	at := func(field string) string { return cfg.Locate(fmt.Sprintf("backfill.tables[%d].%s", i, field)) }
 	sourceField := "from"
 	if tc.Query != "" {
-		t.source = "(" + strings.TrimRight(strings.TrimSpace(tc.Query), ";") + ") AS src"
+		t.source = querySource(tc.Query)
 		sourceField = "query"
 	} else {
 		t.source = myIdent(tc.From) + " AS src"
@@ -439,6 +439,14 @@ func myIdent(name string) string {
 		parts[i] = "`" + p + "`"
 	}
 	return strings.Join(parts, ".")
+}
+
+// querySource is a table's query as the source it is read from. The
+// newline ends a comment on the query's last line (-- every patient),
+// which would otherwise swallow the parenthesis and leave MySQL a syntax
+// error near an empty string.
+func querySource(query string) string {
+	return "(" + strings.TrimRight(strings.TrimSpace(query), ";") + "\n) AS src"
 }
 
 // splitQualified splits a table's name, schema-qualified or not, into

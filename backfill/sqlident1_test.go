@@ -1,6 +1,7 @@
 package backfill_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -122,5 +123,26 @@ func TestSqlidentALookupWaitsForItsTableHoweverItIsSpelt(t *testing.T) {
 	}
 	if n := w.count(t, "SELECT count(*) FROM sqlident1_wards w JOIN sqlident1_patients p ON p.id = w.patient_id AND p.legacy_id * 10 = w.legacy_id"); n != 3 {
 		t.Errorf("%d wards point at their patient; want 3", n)
+	}
+}
+
+// TestSqlidentAQueryEndingInACommentIsRead: a query's last line that is
+// a comment (-- every patient, # all) swallowed the parenthesis closing
+// it as a source, and the table was refused with MySQL's syntax error
+// near ”.
+func TestSqlidentAQueryEndingInACommentIsRead(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.exec(t, "CREATE TABLE sqlident1_P (PatientSerNum INT PRIMARY KEY)")
+	w.exec(t, "INSERT INTO sqlident1_P VALUES (1), (2), (3)")
+	w.pg(t, "CREATE TABLE sqlident1_patients (legacy_id bigint UNIQUE)")
+	for i, q := range []string{"SELECT PatientSerNum FROM sqlident1_P -- every patient", "SELECT PatientSerNum\nFROM sqlident1_P # all\n"} {
+		w.cfg.Tables = []config.BackfillTable{{Name: fmt.Sprint("patients", i), Query: q, Key: "PatientSerNum", To: "sqlident1_patients", TargetKey: "legacy_id",
+			Columns: cols("PatientSerNum=legacy_id")}}
+		if r := w.run(t, backfill.Options{}).Tables[0]; r.Read != 3 || r.Failed != 0 {
+			t.Errorf("%q: read %d, failed %q; want 3 rows read", q, r.Read, failureReasons(r))
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("%q: verify %+v; want no deviation", q, d.Tables)
+		}
 	}
 }
