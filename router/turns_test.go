@@ -18,7 +18,7 @@ import (
 )
 
 // TestWritesToOneResourceReachThePrimaryOneAtATime: two PUTs of one item
-// sent at once. The primary applies v1, and its answer is late; were v2
+// sent at once (the second spelled /items/%37/). The primary applies v1, and its answer is late; were v2
 // to reach the primary meanwhile, it would be applied second and
 // answered, and so queued for the secondary, first: the secondary would
 // end with v1, the primary with v2, and both writes acknowledged. v2 goes
@@ -46,8 +46,8 @@ func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 10*time.Second, dualWriteRoutes)
-	put := func(v string) int {
-		req, _ := http.NewRequest(http.MethodPut, d.URL+"/items/7", strings.NewReader(v))
+	put := func(path, v string) int {
+		req, _ := http.NewRequest(http.MethodPut, d.URL+path, strings.NewReader(v))
 		resp, err := d.Client().Do(req)
 		if err != nil {
 			t.Errorf("PUT %s: %v", v, err)
@@ -58,13 +58,15 @@ func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if code := put(`{"v":1}`); code != http.StatusOK {
+		if code := put("/items/7", `{"v":1}`); code != http.StatusOK {
 			t.Errorf("PUT v1: got %d, want 200", code)
 		}
 	})
 	<-v1Applied
 	wg.Go(func() {
-		if code := put(`{"v":2}`); code != http.StatusOK {
+		// The same item spelled otherwise: the turn is the resource's,
+		// in its canonical form, as the journal's order is.
+		if code := put("/items/%37/", `{"v":2}`); code != http.StatusOK {
 			t.Errorf("PUT v2: got %d, want 200", code)
 		}
 		releaseOnce.Do(func() { close(release) })
@@ -212,4 +214,64 @@ func TestATurnGivenUpStillEndsAfterTheOneBeforeIt(t *testing.T) {
 		defer turns.mu.Unlock()
 		return len(turns.last) == 0
 	})
+}
+
+// TestAClientLeavingWhileItsWriteWaitsSendsNothing: a PUT waiting behind
+// another write to its item, whose client hangs up, reaches no backend
+// and is settled skipped; the write before it is not disturbed.
+func TestAClientLeavingWhileItsWriteWaitsSendsNothing(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	first, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var releaseOnce sync.Once
+	releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseFirst() // also when the test fails before it does
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+		if string(body) == `{"v":1}` {
+			close(first)
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 10*time.Second, dualWriteRoutes)
+	wg.Go(func() {
+		req, _ := http.NewRequest(http.MethodPut, d.URL+"/items/7", strings.NewReader(`{"v":1}`))
+		resp, err := d.Client().Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("PUT v1: got %v %v, want 200", resp, err)
+			return
+		}
+		resp.Body.Close()
+	})
+	<-first
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Go(func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, d.URL+"/items/7", strings.NewReader(`{"v":2}`))
+		if resp, err := d.Client().Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("PUT v2 answered %d, want its client gone", resp.StatusCode)
+		}
+	})
+	testkit.Eventually(t, 5*time.Second, "the second write is journaled", func() bool { return len(d.writes(t)) == 2 })
+	cancel()
+	testkit.Eventually(t, 5*time.Second, "the second write is settled", func() bool {
+		return d.writes(t)[1].State == domain.StateSkipped
+	})
+	releaseFirst()
+	wg.Wait()
+	writes := d.writes(t)
+	if writes[0].State != domain.StatePending || writes[1].State != domain.StateSkipped {
+		t.Errorf("the writes are %s and %s, want the first pending and the one whose client left skipped", writes[0].State, writes[1].State)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, []string{`{"v":1}`}) {
+		t.Errorf("the primary got %q, want only the first write", got)
+	}
 }
