@@ -147,8 +147,7 @@ func muteAfterImports(n int64) func(*testing.T, *apiWorld, *testdb.Proxy) {
 		testkit.Eventually(t, time.Minute, fmt.Sprintf("%d imports", n), func() bool { return w.imported(t) >= n })
 		p.MuteOn("commit")
 		time.Sleep(300 * time.Millisecond)
-		p.Cut()
-		p.Restore()
+		p.Reset()
 	}
 }
 

@@ -40,8 +40,7 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			p.MuteOn("commit")
 			time.Sleep(300 * time.Millisecond)
-			p.Cut()
-			p.Restore()
+			p.Reset()
 		}, false},
 		{"a worker's source cut after 700 rows", "source", cutAfter(700), true},
 		{"a worker's target cut after 700 rows", "target", cutAfter(700), true},
@@ -49,8 +48,7 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			p.MuteOn("commit")
 			time.Sleep(300 * time.Millisecond)
-			p.Cut()
-			p.Restore()
+			p.Reset()
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -46,8 +46,7 @@ func TestJournalWriteOutlivesABrokenConnection(t *testing.T) {
 			}
 			var wg sync.WaitGroup
 			if phase.cutOn == "" {
-				proxy.Cut()
-				proxy.Restore()
+				proxy.Reset()
 			} else {
 				proxy.CutOn(phase.cutOn)
 			}
@@ -97,7 +96,7 @@ func TestJournalWriteIsNotRetriedOnceCommitWasSent(t *testing.T) {
 		{"cut before COMMIT reaches the server", 0, func(p *testdb.Proxy) { p.CutOn("commit") }},
 		{"answer to COMMIT lost", 1, func(p *testdb.Proxy) {
 			p.MuteOn("commit")
-			time.AfterFunc(500*time.Millisecond, func() { p.Cut(); p.Restore() })
+			time.AfterFunc(500*time.Millisecond, func() { p.Reset() })
 		}},
 	} {
 		t.Run(phase.name, func(t *testing.T) {

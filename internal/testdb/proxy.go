@@ -79,7 +79,7 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Lock()
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
-	go func() { io.Copy(requests{s, p}, c); s.Close() }()
+	go func() { io.Copy(requests{s, c, p}, c); s.Close() }()
 	io.Copy(answers{c, &p.muted}, s)
 	c.Close()
 	p.mu.Lock()
@@ -101,11 +101,12 @@ func (a answers) Write(b []byte) (int, error) {
 	return a.Conn.Write(b)
 }
 
-// requests passes the client's bytes on, muting the answers once they
-// carry the marker MuteOn set.
+// requests passes the client's bytes on (to Conn, the server's side),
+// muting the answers once they carry the marker MuteOn set.
 type requests struct {
 	net.Conn
-	p *Proxy
+	client net.Conn
+	p      *Proxy
 }
 
 func (r requests) Write(b []byte) (int, error) {
@@ -114,7 +115,18 @@ func (r requests) Write(b []byte) (int, error) {
 	}
 	if m := r.p.cutOn.Load(); m != nil && bytes.Contains(bytes.ToLower(b), *m) && r.p.cutOn.CompareAndSwap(m, nil) {
 		r.p.cuts.Add(1)
-		r.p.closeAll()
+		// The client learns of the cut from its own connection, so that
+		// one closes last: were it first, a retry could still find
+		// another connection open and answering (a ping) and then see it
+		// cut as well, which no server restart does.
+		r.p.mu.Lock()
+		for c := range r.p.conns {
+			if c != r.client && c != r.Conn {
+				c.Close()
+			}
+		}
+		r.p.mu.Unlock()
+		r.client.Close()
 		return 0, net.ErrClosed
 	}
 	return r.Conn.Write(b)
@@ -152,10 +164,14 @@ func (p *Proxy) Cut() {
 	p.closeAllLocked()
 }
 
-// closeAll closes every connection through the proxy.
-func (p *Proxy) closeAll() {
+// Reset closes every connection through the proxy, as a server restart
+// does, and lets new ones through all along: Cut then Restore would
+// refuse one made in between.
+func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.muted.Store(false)
+	p.muteOn.Store(nil)
 	p.closeAllLocked()
 }
 
