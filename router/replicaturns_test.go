@@ -294,3 +294,50 @@ func TestAReplicaThatDiesHoldingATurnHoldsItUntilRecoveryMarksItsWrite(t *testin
 		t.Errorf("the primary got %q, want %q: never the refused write", got, want)
 	}
 }
+
+// TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing: a
+// PUT waiting for its item's turn, which another replica's write holds,
+// whose client hangs up, reaches no backend and is settled skipped at
+// once, not when its wait would have ended.
+func TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(body))
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	a, b := newReplicas(t, legacy.URL, testkit.NewBackend(t, nil).URL, 10*time.Second)
+	ctx := context.Background()
+	in := domain.Intent{ID: "held", Route: "put-item", Resource: resourceAt("/items/7"), Method: http.MethodPut,
+		Target: "/items/7", Body: []byte(`{"v":0}`), Primary: domain.Legacy, CreatedAt: time.Now()}
+	if err := a.store.BeginWrite(ctx, in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if taken, err := a.store.TakeTurn(ctx, "held", time.Minute); err != nil || !taken {
+		t.Fatalf("replica A's turn: %v %v", taken, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		req, _ := http.NewRequestWithContext(cctx, http.MethodPut, b.URL+"/items/7", strings.NewReader(`{"v":1}`))
+		if resp, err := b.Client().Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("PUT v1 answered %d, want its client gone", resp.StatusCode)
+		}
+	})
+	testkit.Eventually(t, 5*time.Second, "the write is journaled", func() bool { return len(b.writes(t)) == 2 })
+	cancel()
+	wg.Wait()
+	testkit.Eventually(t, 5*time.Second, "the write whose client left is settled skipped", func() bool {
+		return b.writes(t)[1].State == domain.StateSkipped
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Errorf("the primary got %q, want nothing", got)
+	}
+}
