@@ -23,6 +23,7 @@ type Journal interface {
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (bool, error)
 	MarkUnknown(ctx context.Context, id string) error
+	TakeTurn(ctx context.Context, id string, limit time.Duration) (bool, error)
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
 	Uncertain(err error) bool
@@ -155,6 +156,19 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 	err := j.journal.MarkUnknown(ctx, id)
 	j.note(err)
 	return err
+}
+
+// TakeTurn gives the sent write id its resource's turn with the primary
+// among the replicas sharing the store; a store that does not answer
+// within storeTimeout refuses it, as one that fails. The store bounds
+// the statement itself: an embedded store runs none, and a timer each
+// write would be garbage for nothing.
+func (j *Outcomes) TakeTurn(ctx context.Context, id string) (bool, error) {
+	taken, err := j.journal.TakeTurn(ctx, id, storeTimeout)
+	if ctx.Err() == nil { // a client that left is no store failing
+		j.note(err)
+	}
+	return taken, err
 }
 
 // RecordOutcome records the primary's answer to the write id, or holds it

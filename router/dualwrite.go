@@ -32,6 +32,10 @@ type Journal interface {
 	// which delivery may then send from in rather than from the journal.
 	RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
+	// TakeTurn gives the sent write id its resource's turn with the
+	// primary among every replica sharing the store: false while
+	// another write to the resource holds it.
+	TakeTurn(ctx context.Context, id string) (bool, error)
 }
 
 // dualWriteRoute is a dual-write route's settings.
@@ -61,7 +65,7 @@ const idCaptureLimit = 1 << 20
 const leaseMargin = 30 * time.Second
 
 // turnWait is how long a dual write waits for its turn behind earlier
-// writes to its resource (resourceTurns): twice the primary's timeout,
+// writes to its resource (takeTurn): twice the primary's timeout,
 // as long as one write may hold it (response headers, then the head of
 // the answer read for the id), so that one write which times out does
 // not make the next one fail as well.
@@ -162,11 +166,15 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// A create's resource is known from its answer only; it waits
 		// behind no other write (createdResource) and no write can wait
 		// behind it before it exists.
-		end, err := t.turns.take(client, resource, turnWait(timeout))
+		end, err := t.takeTurn(client, intent.ID, resource, turnWait(timeout))
 		if err != nil {
 			t.settleUnsent(ctx, x)
-			if errors.Is(err, context.Canceled) {
+			switch {
+			case errors.Is(err, context.Canceled):
 				clientLeft(x)
+			case !errors.Is(err, errResourceBusy):
+				t.log.Error("dual write refused: its turn could not be taken in the journal", "route", rt.name, "id", intent.ID, "error", err, "request_id", x.id)
+				err = errJournal
 			}
 			t.writeError(&x.w, req, x, err)
 			return
@@ -188,8 +196,9 @@ type pendingWrite struct {
 	recorded bool
 	// cancel ends the exchange with the primary.
 	cancel context.CancelCauseFunc
-	// endTurn, unless nil, ends the write's turn with the primary
-	// (resourceTurns): once its outcome is recorded, or its exchange ends.
+	// endTurn, unless nil, ends the write's turn with the primary in
+	// this process (takeTurn): once its outcome is recorded, or its
+	// exchange ends.
 	endTurn func()
 }
 

@@ -36,9 +36,16 @@ type dualWriteFacade struct {
 // time out after timeout.
 func newDualWriteFacade(t *testing.T, legacyURL, modernURL string, timeout time.Duration, routes string) *dualWriteFacade {
 	t.Helper()
+	return newDualWriteReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"), legacyURL, modernURL, timeout, routes)
+}
+
+// newDualWriteReplica is newDualWriteFacade with its journal in the store
+// dsn names, which other replicas may share.
+func newDualWriteReplica(t *testing.T, dsn, legacyURL, modernURL string, timeout time.Duration, routes string) *dualWriteFacade {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"), nil)
+	st, err := store.Open(ctx, dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +74,11 @@ func (j storeJournal) RecordOutcome(ctx context.Context, id string, o domain.Out
 		j.kicked <- id
 	}
 	return err
+}
+
+// TakeTurn bounds the statement as the facade's journal does.
+func (j storeJournal) TakeTurn(ctx context.Context, id string) (bool, error) {
+	return j.Store.TakeTurn(ctx, id, 10*time.Second)
 }
 
 func (j storeJournal) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {

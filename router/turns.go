@@ -21,9 +21,9 @@ var errResourceBusy = errors.New("earlier writes to this resource are still with
 // primary at once may be applied in one order and answered, or recorded,
 // in the other (a stalled goroutine, a busy store is enough): the
 // secondary would then end with the older body, and the two sides would
-// differ for good with every write acknowledged. This is per process: the
-// writes to one resource that reach two replicas at the same instant are
-// ordered by their recorded answers (README, Dual-write).
+// differ for good with every write acknowledged. This is per process;
+// among replicas sharing a store, a write also takes its resource's turn
+// in the store (takeTurn).
 type resourceTurns struct {
 	mu sync.Mutex
 	// last is, per resource, the turn that ends last: a new write waits
@@ -75,4 +75,68 @@ func (r *resourceTurns) take(ctx context.Context, resource string, limit time.Du
 		end()
 	}()
 	return nil, err
+}
+
+// Pauses between two tries at a resource's turn in the store while
+// another replica's write holds it: from turnPollMin, doubling up to
+// turnPollMax, so that a short wait ends soon and a long one costs the
+// store a statement a tenth of a second.
+const turnPollMin, turnPollMax = 5 * time.Millisecond, 100 * time.Millisecond
+
+// takeTurn gives the journaled write id to resource its turn with the
+// primary, waiting for it at most limit and while ctx lasts: first among
+// this process's writes (resourceTurns, in arrival order), then among the
+// writes of every replica sharing the store (Journal.TakeTurn, which
+// another replica's write may hold: polled). It returns the function
+// that ends the local turn; the store's turn ends when the write's
+// outcome is recorded, or it is otherwise settled. On error the write
+// must not be sent: errResourceBusy past limit, ctx's error when it
+// ended, else the store's.
+//
+// Why no two writes can wait for each other: a write takes the store's
+// turn only holding the local one, and holds the store's no longer than
+// the local one unless its write is left sent (an outcome the store did
+// not take yet, or an unanswered write recovery resends), which waits for
+// no other write. So a write waiting for the store's turn waits for a
+// write of another replica, or for one of its own past, none of which
+// waits for it; and a write waiting for the local turn holds nothing in
+// the store.
+func (t *Table) takeTurn(ctx context.Context, id, resource string, limit time.Duration) (func(), error) {
+	deadline := time.Now().Add(limit)
+	end, err := t.turns.take(ctx, resource, limit)
+	if err != nil {
+		return nil, err
+	}
+	pause := turnPollMin
+	for {
+		taken, err := t.journal.TakeTurn(ctx, id)
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case err == nil && taken:
+			return end, nil
+		case err == nil && !time.Now().Before(deadline):
+			err = errResourceBusy
+		case err == nil:
+			// The last try is at the deadline.
+			err = sleep(ctx, min(pause, time.Until(deadline)))
+			pause = min(2*pause, turnPollMax)
+		}
+		if err != nil {
+			end()
+			return nil, err
+		}
+	}
+}
+
+// sleep waits for d, or until ctx ends: then it is ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -63,6 +63,9 @@ type dialect struct {
 	// file is the embedded store's file, which writes are refused once
 	// it is removed or replaced; nil on PostgreSQL.
 	file *storeFile
+	// takeTurn gives the sent write $1 its resource's turn with the
+	// primary (TakeTurn); "" when one process uses the store.
+	takeTurn string
 	// notify announces a route flag change to every replica's Watch when
 	// the transaction commits; "" when there is only one instance.
 	notify string
@@ -131,6 +134,7 @@ func postgresDialect() *dialect {
 		pendingInOrder: "strangler_repairs r",
 		lockKey:        `SELECT pg_advisory_xact_lock($1, hashtext($2))`,
 		forUpdate:      "FOR UPDATE",
+		takeTurn:       `UPDATE strangler_repairs SET turn = true WHERE id = $1 AND state = 'sent'`,
 		nextSeq: `SELECT value, EXISTS (` + earlierWrite("$1", "value") + `)
 			FROM nextval('strangler_repair_seq') AS value`,
 		notify:     `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,

@@ -87,8 +87,10 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 		return domain.KeyedWrite{Use: domain.KeyJournaled, ID: in.ID}, s.insertIntent(ctx, tx, in, lease)
 	case domain.KeyResumed:
 		until, untilArg := s.leaseAt(2, lease)
+		// A write marked unknown may have held its resource's turn
+		// (TakeTurn): sent again, it takes the turn again, in its order.
 		res, err := tx.ExecContext(ctx, `
-			UPDATE strangler_repairs SET `+moveResume.set()+`, lease_until = `+until+`, updated_at = $3
+			UPDATE strangler_repairs SET `+moveResume.set()+`, turn = false, lease_until = `+until+`, updated_at = $3
 			WHERE id = $1 AND `+moveResume.where(), prior, untilArg, now)
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"strangler/domain"
 )
 
@@ -349,6 +351,44 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 		return fmt.Errorf("store: mark %s unknown: %w", id, err)
 	}
 	return nil
+}
+
+// TakeTurn gives the sent write id its resource's turn with the primary
+// among the writes of every replica sharing the store, and reports
+// whether it has it: false while another sent write to the resource
+// holds the turn. The turn ends when the write leaves sent: in the
+// transaction that records its outcome (and numbers it), or skips it, or
+// marks it unknown, so the next write to the resource goes to the primary
+// only once this one has its place in the queue. A replica that dies
+// holding a turn holds it until recovery settles its write after its
+// lease. A write no longer sent is ErrInvalidState.
+//
+// Why it is durable (a commit of its own, not synchronous_commit = off):
+// a turn lost in a server crash or failover is lost exactly when it is
+// needed. The write's outcome cannot be recorded while the server is
+// away and is held in memory (dualwrite.Outcomes); once the server is
+// back, another replica's write to the resource would find no turn, go
+// to the primary after this one and could be recorded before it, and the
+// secondary would end with the older body.
+//
+// The statement is bounded by limit. On SQLite the write has its turn at
+// once, without a statement or a timer: one process uses the store, and
+// its writes take their turns in the router.
+func (s *Store) TakeTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
+	if s.dialect.takeTurn == "" {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := s.transition(ctx, s.db, id, []domain.State{domain.StateSent}, s.dialect.takeTurn, id)
+	var held *pgconn.PgError // 23505: unique_violation
+	if errors.As(err, &held) && held.Code == "23505" && held.ConstraintName == "strangler_repairs_turn" {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: take the turn of %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // nonNil stores an absent body as an empty one: the column is NOT NULL.

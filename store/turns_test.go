@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"strangler/domain"
+)
+
+// TestOneSentWriteAResourceHoldsItsTurn: on PostgreSQL, shared by
+// replicas, one sent write per resource at a time has its turn with the
+// primary; recording its outcome, or marking it unknown, ends it. A
+// write marked unknown that a client's key resumes takes its turn
+// again, behind the write that has it now. On SQLite, which one process
+// uses, every write has its turn at once.
+func TestOneSentWriteAResourceHoldsItsTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, nil)
+		// Two replicas: two stores on one database, each its own pool.
+		other := s
+		if b.name == "postgres" {
+			other = openStore(t, dsn, nil)
+		}
+		takes := func(st *Store, id string) bool {
+			t.Helper()
+			taken, err := st.TakeTurn(ctx, id, time.Minute)
+			if err != nil {
+				t.Fatalf("TakeTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		shared := b.name == "postgres"
+		k := keyed("key-1", `{"name":"w1"}`)
+		if kw := begin(t, s, "w1", k); kw.Use != domain.KeyJournaled {
+			t.Fatalf("w1: %v, want journaled", kw.Use)
+		}
+		for _, id := range []string{"w2", "w3"} {
+			if err := other.BeginWrite(ctx, intent(id, "/patients/42"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := other.BeginWrite(ctx, intent("elsewhere", "/patients/43"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if !takes(s, "w1") {
+			t.Fatal("w1, the first to ask: no turn")
+		}
+		if got := takes(other, "w2"); got == shared {
+			t.Errorf("w2 while w1 has the turn through another replica: got %v, want %v", got, !shared)
+		}
+		if !takes(other, "elsewhere") {
+			t.Error("a write to another resource: no turn")
+		}
+		if err := s.MarkUnknown(ctx, "w1"); err != nil {
+			t.Fatal(err)
+		}
+		if !takes(other, "w2") {
+			t.Fatal("w2 once w1 is unknown: no turn")
+		}
+		// The client retries w1 with its key: resumed, sent again, it
+		// waits behind w2.
+		if kw := begin(t, s, "w1-retry", k); kw.Use != domain.KeyResumed || kw.ID != "w1" {
+			t.Fatalf("w1's retry: %+v, want w1 resumed", kw)
+		}
+		if got := takes(s, "w1"); got == shared {
+			t.Errorf("resumed w1 while w2 has the turn: got %v, want %v", got, !shared)
+		}
+		if err := other.RecordOutcome(ctx, "w2", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes(s, "w1") {
+			t.Fatal("resumed w1 once w2's outcome is recorded: no turn")
+		}
+		if got := takes(other, "w3"); got == shared {
+			t.Errorf("w3 while w1 has the turn again: got %v, want %v", got, !shared)
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusConflict}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes(other, "w3") {
+			t.Error("w3 once w1 is skipped: no turn")
+		}
+		if shared {
+			if _, err := s.TakeTurn(ctx, "w2", time.Minute); !errors.Is(err, ErrInvalidState) {
+				t.Errorf("TakeTurn of w2, no longer sent: %v, want ErrInvalidState", err)
+			}
+		}
+	})
+}
