@@ -308,6 +308,14 @@ func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *h
 		t.proxyError(w, out, errors.New("backend tried to switch to another protocol than the one asked for"))
 		return
 	}
+	// As an upgrade is asked for: the fields the backend's Connection
+	// names are hop-by-hop (RFC 9110 section 7.6.1), the switch aside.
+	// They reached the client: "Connection: Upgrade, X-Name" brought it
+	// X-Name, which the facade drops from every other answer (found by
+	// the red team).
+	upstream.RemoveHopByHop(res.Header)
+	res.Header["Connection"] = []string{"Upgrade"}
+	res.Header["Upgrade"] = []string{got}
 	backend, ok := res.Body.(io.ReadWriteCloser)
 	if !ok {
 		t.proxyError(w, out, errors.New("101 answer with a body that cannot be written to"))

@@ -427,3 +427,20 @@ func TestAnInformationalAnswerSetsNoAdminCookie(t *testing.T) {
 		t.Errorf("the 1xx answers set cookies %q, want %q", cookies, want)
 	}
 }
+
+// TestASwitchDropsTheFieldsItsConnectionNames: a 101 answer reaches the
+// client without the fields its Connection names or other hop-by-hop
+// ones, as every other answer does, and with the switch itself.
+func TestASwitchDropsTheFieldsItsConnectionNames(t *testing.T) {
+	ws := "http://" + rawBackend(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+	f := newFacade(t, ws, ws, "", `  - {name: ws, match: "GET /ws", mode: legacy}`)
+	_, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, %v; want 101", resp, err)
+	}
+	want := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Accept": {"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}}
+	if !reflect.DeepEqual(resp.Header, want) {
+		t.Errorf("the client's 101 header is %v, want %v", resp.Header, want)
+	}
+}

@@ -152,3 +152,58 @@ routes:
 		t.Errorf("a backend offering TLS 1.1 at most: got %d, want 502", resp.StatusCode)
 	}
 }
+
+// TestWebSocketToAnHTTP2Backend: a WebSocket upgrade reaches an https
+// backend that also speaks HTTP/2 over HTTP/1.1, as Go's transport sends
+// it (an upgrade has no place in HTTP/2), and the tunnel carries bytes
+// both ways; a plain GET to the same backend still goes over HTTP/2.
+func TestWebSocketToAnHTTP2Backend(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewAuthority(t)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.Issue(t, 2, certFile, keyFile, "modern.internal")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			io.WriteString(w, r.Proto)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo every byte back
+	}))
+	s.EnableHTTP2 = true
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	f := serveConfig(t, parseConfig(t, fmt.Sprintf(`
+backends:
+  legacy: {url: %q, timeout: 30s}
+  modern: {url: %q, timeout: 30s, tls: {ca: %q, server_name: modern.internal}}
+routes:
+  - {name: ws, match: "GET /ws", mode: modern}`, s.URL, s.URL, ca.CAFile)))
+
+	conn, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("got %v, %v; want 101", resp, err)
+	}
+	conn.Write([]byte("hello over the tunnel"))
+	buf := make([]byte, len("hello over the tunnel"))
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
+		t.Errorf("echo = %q, %v", buf, err)
+	}
+	if resp, body := f.get(t, "/ws"); resp.StatusCode != 200 || body != "HTTP/2.0" {
+		t.Errorf("a GET to the same backend: got %d %q, want 200 over HTTP/2.0", resp.StatusCode, body)
+	}
+}

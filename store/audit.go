@@ -88,6 +88,24 @@ func scanAudit(rows *sql.Rows) (domain.AuditEntry, error) {
 	return a, nil
 }
 
+// lastOrdered is the latest time SQLite's text form of times (timeLayout)
+// orders: a later one is written with five digits of year, "10000-…",
+// which compares before "2026-…".
+var lastOrdered = time.Date(9999, 12, 31, 23, 59, 59, 999999000, time.UTC)
+
+// auditBound is t, a time an operator bounds the audit log with (before=,
+// audit export --since), as a query argument: a time past the year 9999
+// is the last instant of it, after every entry either way. As it was, on
+// SQLite --since 9999-12-31T23:59:59-23:00 (10000-01-01 in UTC) exported
+// the whole log and before= that time listed nothing (found by the red
+// team).
+func (s *Store) auditBound(t time.Time) any {
+	if t.After(lastOrdered) {
+		t = lastOrdered
+	}
+	return s.ts(t)
+}
+
 // AuditLog returns audit entries newest first in chain order (by id): each
 // links to the one after it in the list unless a filter left some out
 // between them. An entry's time is taken before it waits its turn at
@@ -102,7 +120,7 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntr
 	if !f.Before.IsZero() {
 		// Times need not rise with ids (see WalkAudit): an entry before
 		// the first at or after the time is kept whatever its own.
-		args = append(args, s.ts(f.Before))
+		args = append(args, s.auditBound(f.Before))
 		where = append(where, fmt.Sprintf("id < coalesce((SELECT min(id) FROM strangler_audit WHERE at >= $%d), id + 1)", len(args)))
 	}
 	if f.BeforeID != 0 {

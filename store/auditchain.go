@@ -172,7 +172,7 @@ func (s *Store) WalkAudit(ctx context.Context, since time.Time, fn func(domain.A
 	q, args := `SELECT `+auditColumns+` FROM strangler_audit ORDER BY id`, []any(nil)
 	if !since.IsZero() {
 		q, args = `SELECT `+auditColumns+` FROM strangler_audit
-			WHERE id >= (SELECT min(id) FROM strangler_audit WHERE at >= $1) ORDER BY id`, []any{s.ts(since)}
+			WHERE id >= (SELECT min(id) FROM strangler_audit WHERE at >= $1) ORDER BY id`, []any{s.auditBound(since)}
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

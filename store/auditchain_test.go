@@ -504,3 +504,34 @@ func TestTheAuditLogListsTheChainInOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestAuditTimesPastTheYear9999: a time past the year 9999 (an operator's
+// before= or audit export --since, 9999-12-31T23:59:59-23:00 being
+// 10000-01-01 in UTC) is after every entry on both back-ends: the log
+// lists all of them before it and an export from it has none. SQLite,
+// comparing times as text, put "10000-…" before every entry.
+func TestAuditTimesPastTheYear9999(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := openStore(t, b.fresh(t), nil)
+		ctx := context.Background()
+		t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+		for m := range 3 {
+			if err := s.AppendAudit(ctx, domain.AuditEntry{At: t0.Add(time.Duration(m) * time.Minute), Actor: "bob", Action: "denied", Route: "r"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		far, err := time.Parse(time.RFC3339, "9999-12-31T23:59:59-23:00")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed, err := s.AuditLog(ctx, AuditFilter{Before: far})
+		if err != nil || len(listed) != 3 {
+			t.Errorf("the log before %s: %d entries, %v; want all 3", far.UTC(), len(listed), err)
+		}
+		walked := 0
+		err = s.WalkAudit(ctx, far, func(domain.AuditEntry) error { walked++; return nil })
+		if err != nil || walked != 0 {
+			t.Errorf("the entries since %s: %d, %v; want none", far.UTC(), walked, err)
+		}
+	})
+}

@@ -121,7 +121,11 @@ func (u *Upstream) viaTransport(req *http.Request) (*http.Response, error) {
 			return nil
 		}
 	}
-	resp, err := u.transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	ctx := httptrace.WithClientTrace(req.Context(), trace)
+	if req.Header.Get("Upgrade") != "" {
+		ctx = context.WithValue(ctx, onlyHTTP1{}, true)
+	}
+	resp, err := u.transport.RoundTrip(req.WithContext(ctx))
 	if tap == nil {
 		return resp, err // HTTP/2, which has no Connection field
 	}
@@ -131,6 +135,18 @@ func (u *Upstream) viaTransport(req *http.Request) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+// onlyHTTP1 marks the context of a request asking to switch protocols
+// (a WebSocket upgrade), which Go's transport sends over HTTP/1.1 on a
+// connection of its own: an upgrade has no place in HTTP/2. Its own TLS
+// dial then offers the backend no h2, and dialTLSTapped must do the same:
+// offered h2, a backend that speaks it took it, and the transport sent
+// the upgrade over HTTP/2, which refused it (502 for every WebSocket to
+// such an https backend, found by the red team). Any Upgrade marks it, a
+// superset of the transport's rule (Connection naming upgrade, Upgrade:
+// websocket): a connection dialed without h2 for a request the transport
+// would not send alone serves it, and those after it, over HTTP/1.1.
+type onlyHTTP1 struct{}
 
 // dialTapped dials the transport's connections to a plain-http backend.
 func dialTapped(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -160,7 +176,10 @@ func dialTLSTapped(dial func(ctx context.Context, network, addr string) (net.Con
 		if c.ServerName == "" {
 			c.ServerName, _, _ = net.SplitHostPort(addr)
 		}
-		if c.NextProtos == nil {
+		switch {
+		case ctx.Value(onlyHTTP1{}) != nil:
+			c.NextProtos = nil // as the transport's own dial does
+		case c.NextProtos == nil:
 			c.NextProtos = []string{"h2", "http/1.1"}
 		}
 		if handshakeTimeout > 0 {

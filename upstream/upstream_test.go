@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -334,5 +335,74 @@ func TestHeldInformationalResponsesAreBounded(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestTLSServerNameIsTheURLsHost: without a configured server name, an
+// https backend's certificate is checked against its URL's host, a name
+// (sent as SNI) or an IP address (not sent, as RFC 6066 says), the port
+// aside; a certificate for another name is refused.
+func TestTLSServerNameIsTheURLsHost(t *testing.T) {
+	ca := testcert.NewAuthority(t)
+	pem, err := os.ReadFile(ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	serve := func(hosts ...string) (port string, sni <-chan string) {
+		certFile, keyFile := ca.Files(hosts[0])
+		ca.Issue(t, 2, certFile, keyFile, hosts...)
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := make(chan string, 10)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			names <- h.ServerName
+			return nil, nil
+		}}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return mustURL(t, srv.URL).Port(), names
+	}
+	get := func(raw string) error {
+		u := New("modern", Config{URL: mustURL(t, raw), Timeout: 5 * time.Second, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+		resp, err := u.RoundTrip(NewRequest(context.Background(), http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
+	port, sni := serve("localhost", "127.0.0.1")
+	for _, c := range []struct{ host, sni string }{{"localhost", "localhost"}, {"127.0.0.1", ""}} {
+		if err := get("https://" + c.host + ":" + port); err != nil {
+			t.Errorf("https://%s:%s with a certificate for it: %v", c.host, port, err)
+			continue
+		}
+		if got := <-sni; got != c.sni {
+			t.Errorf("https://%s:%s: the backend saw SNI %q, want %q", c.host, port, got, c.sni)
+		}
+	}
+	other, _ := serve("other.internal")
+	if err := get("https://localhost:" + other); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a certificate for another name: %v, want a certificate error", err)
+	}
+}
+
+// TestTLSHandshakeIsBoundByTheTimeout: a backend that takes the
+// connection and never answers the TLS handshake fails the attempt once
+// the backend's timeout passed, not when the caller gives up.
+func TestTLSHandshakeIsBoundByTheTimeout(t *testing.T) {
+	addr := testkit.ServeConns(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	u := New("modern", Config{URL: mustURL(t, "https://"+addr), Timeout: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := u.RoundTrip(NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
+	if took := time.Since(start); err == nil || ctx.Err() != nil || took > 5*time.Second {
+		t.Errorf("a handshake never answered: %v after %v, want an error once the 300ms timeout passed", err, took)
 	}
 }
