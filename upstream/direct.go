@@ -421,6 +421,14 @@ func (b *directBody) inMemory() bool {
 	return b.rest >= 0 && b.c.br != nil && int64(b.c.br.Buffered()) >= b.rest
 }
 
+// InMemory reports whether reading body to its end cannot wait for the
+// backend: it is a body of known length the facade already holds whole
+// (most small answers come with their head).
+func InMemory(body io.Reader) bool {
+	b, ok := body.(*directBody)
+	return ok && !b.done.Load() && b.inMemory()
+}
+
 func (b *directBody) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		b.stop()
