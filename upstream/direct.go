@@ -83,6 +83,9 @@ type directConn struct {
 	// keep is how long the connection may wait idle (see keepFor).
 	keep time.Duration
 	peek peeker // looks at the socket before the connection is reused
+	// close closes conn; made once with the connection rather than for
+	// each request cancelling it.
+	close func()
 	// deadline reports that a read deadline is set on conn: the head's,
 	// which stands until a read of the body has to wait for the backend,
 	// and is cleared before the connection goes back to the pool.
@@ -186,7 +189,7 @@ func (d *direct) roundTrip(req *http.Request, got1xx *relay) (*http.Response, er
 func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request, got1xx *relay) (_ *http.Response, sent bool, _ error) {
 	// Cancelling the request closes the connection: a blocked write or
 	// read returns at once.
-	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	stop := context.AfterFunc(ctx, c.close)
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		c.conn.Close()
@@ -463,6 +466,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 		return nil, false, err
 	}
 	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
+	c.close = func() { conn.Close() }
 	c.peek.init(conn)
 	return c, false, nil
 }
