@@ -106,9 +106,12 @@ func (t *Table) discard(body io.ReadCloser) {
 	buf := t.buffers.Get()
 	defer t.buffers.Put(buf)
 	// Closing the body ends a read waiting for the backend, and drops the
-	// connection.
-	late := time.AfterFunc(fallbackDrainTime, func() { body.Close() })
-	defer late.Stop()
+	// connection. A body the facade holds whole (modern's 404 mostly came
+	// with its head) cannot wait, and needs no timer.
+	if !upstream.InMemory(body) {
+		late := time.AfterFunc(fallbackDrainTime, func() { body.Close() })
+		defer late.Stop()
+	}
 	for n := 0; n < fallbackDrainLimit; {
 		k, err := body.Read(buf[:min(len(buf), fallbackDrainLimit-n)])
 		n += k
