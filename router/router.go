@@ -341,6 +341,11 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		// the guard nor the report.
 		return
 	}
+	if x.fellBack && served != "" {
+		// Legacy answering what modern failed is no traffic legacy
+		// serves on its own: the verdict tells the two apart.
+		served = "fallback"
+	}
 	rt.stats.Request(x.start, served, req)
 	// Modern's answer the client got counts here, once its body has
 	// ended: an answer that broke off is a failure whatever its status

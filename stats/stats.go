@@ -83,8 +83,11 @@ type totals struct {
 	// confirmedMissing are not_found fallbacks legacy answered 404 or 410
 	// too: not among fallbacks.
 	confirmedMissing atomic.Int64
-	shadowMatch      atomic.Int64
-	shadowMismatch   atomic.Int64
+	// legacy are requests legacy answered itself, not as a fallback; only
+	// flushed, for the verdict (the guard and the gates judge modern).
+	legacy         atomic.Int64
+	shadowMatch    atomic.Int64
+	shadowMismatch atomic.Int64
 }
 
 func (r *Route) bucket(now time.Time) *bucket {
@@ -110,9 +113,10 @@ func (r *Route) bucket(now time.Time) *bucket {
 	return b
 }
 
-// Request counts a finished request served by backend ("legacy",
-// "modern", or "" when the facade answered alone). For one legacy served,
-// the client's app version is noted for the retirement report.
+// Request counts a finished request served by backend: "modern",
+// "legacy", "fallback" (legacy answering what modern failed), or "" when
+// the facade answered alone. For one legacy served, either way, the
+// client's app version is noted for the retirement report.
 func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 	b := r.bucket(now)
 	b.requests.Add(1)
@@ -122,6 +126,9 @@ func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 		b.modern.Add(1)
 		r.pending.modern.Add(1)
 	case "legacy":
+		r.pending.legacy.Add(1)
+		r.noteClient(req.Header)
+	case "fallback":
 		r.noteClient(req.Header)
 	}
 }
