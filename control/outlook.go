@@ -137,7 +137,7 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 	if !clean.IsZero() {
 		o.MissingDays = math.Max(after.Hours()-now.Sub(clean).Hours(), 0) / 24
 	}
-	o.MissingRequests = max(int64(rt.RetireMinRequests)-window.Modern, 0)
+	o.MissingRequests = max(int64(rt.RetireMinRequests)-window.ModernServed(), 0)
 
 	switch {
 	case retirable:

@@ -153,7 +153,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	mismatch, fallback := gateRates(recent)
-	rep.Outlook = outlook(rt, window, hours, day.Modern, rep.Retirable, now)
+	rep.Outlook = outlook(rt, window, hours, day.ModernServed(), rep.Retirable, now)
 	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook)
 	return rep, nil
 }
@@ -171,14 +171,23 @@ func verdict(rf RouteFlags, window store.CountTotals, now time.Time) (bool, stri
 	case window.Legacy > 0:
 		return false, fmt.Sprintf("not yet: legacy answered %d of %d requests in the last %s itself, not as a fallback%s",
 			window.Legacy, window.Requests, after, legacyCause(rf))
-	case window.Modern < int64(rt.RetireMinRequests):
-		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed", window.Modern, after, rt.RetireMinRequests)
+	case window.ModernServed() < int64(rt.RetireMinRequests):
+		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed%s", window.ModernServed(), after, rt.RetireMinRequests, failedNote(window))
 	case window.FirstHour.After(now.Add(-time.Duration(rt.RetireAfter)).UTC().Truncate(time.Hour)):
 		// A route added or renamed since: what legacy served before is on
 		// no record of this name.
 		return false, fmt.Sprintf("not yet: this route's counts begin %s, less than %s ago", human.Minute(window.FirstHour), after)
 	}
-	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s", after, window.Modern, confirmedNote(window))
+	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s%s", after, window.ModernServed(), failedNote(window), confirmedNote(window))
+}
+
+// failedNote mentions modern's failed answers a verdict did not count as
+// served.
+func failedNote(window store.CountTotals) string {
+	if window.ModernFailed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx or broke off, which do not count)", window.ModernFailed)
 }
 
 // legacyCause says why legacy still answers requests itself, when the

@@ -19,6 +19,9 @@ type HourCount struct {
 	// fallback: traffic that still depends on legacy without ever trying
 	// modern.
 	Legacy int64
+	// ModernFailed counts the answers of modern's among Modern that were
+	// a 5xx or broke off: no service the verdict counts.
+	ModernFailed int64
 	// ShadowMatches and ShadowMismatches count shadow comparisons.
 	ShadowMatches, ShadowMismatches int64
 	// LastFallbackAt is the latest fallback in the hour; zero if none.

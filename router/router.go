@@ -351,7 +351,7 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	// ended: an answer that broke off is a failure whatever its status
 	// said. The fallback transport counts the attempts that fell back.
 	if served == "modern" && code != codeClientLeft {
-		rt.stats.Modern(x.start, code >= 500 || x.broken)
+		rt.stats.ModernAnswered(x.start, code >= 500 || x.broken)
 	}
 }
 

@@ -31,6 +31,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 			Fallbacks:        r.pending.fallbacks.Swap(0),
 			ConfirmedMissing: r.pending.confirmedMissing.Swap(0),
 			Legacy:           r.pending.legacy.Swap(0),
+			ModernFailed:     r.pending.modernFailed.Swap(0),
 			ShadowMatches:    r.pending.shadowMatch.Swap(0),
 			ShadowMismatches: r.pending.shadowMismatch.Swap(0),
 		}
@@ -63,6 +64,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 				r.pending.fallbacks.Add(hc.Fallbacks)
 				r.pending.confirmedMissing.Add(hc.ConfirmedMissing)
 				r.pending.legacy.Add(hc.Legacy)
+				r.pending.modernFailed.Add(hc.ModernFailed)
 				r.pending.shadowMatch.Add(hc.ShadowMatches)
 				r.pending.shadowMismatch.Add(hc.ShadowMismatches)
 			}

@@ -85,7 +85,10 @@ type totals struct {
 	confirmedMissing atomic.Int64
 	// legacy are requests legacy answered itself, not as a fallback; only
 	// flushed, for the verdict (the guard and the gates judge modern).
-	legacy         atomic.Int64
+	legacy atomic.Int64
+	// modernFailed are answers of modern's its clients got that were a
+	// 5xx or broke off; only flushed, for the verdict.
+	modernFailed   atomic.Int64
 	shadowMatch    atomic.Int64
 	shadowMismatch atomic.Int64
 }
@@ -142,6 +145,16 @@ func (r *Route) Modern(now time.Time, failed bool) {
 	if failed {
 		b.modernErrors.Add(1)
 		r.pending.modernErrors.Add(1)
+	}
+}
+
+// ModernAnswered counts modern's answer that its client got, once its
+// body ended, as Modern does; a failed one is also kept apart for the
+// retirement verdict: a 5xx or an answer cut off is no request served.
+func (r *Route) ModernAnswered(now time.Time, failed bool) {
+	r.Modern(now, failed)
+	if failed {
+		r.pending.modernFailed.Add(1)
 	}
 }
 

@@ -59,6 +59,7 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 	legacyReq := &http.Request{Header: http.Header{"User-Agent": {"PatientApp/5.2.1 (iPhone; iOS 17)"}}}
 	r.Request(t0, "legacy", legacyReq)
 	r.Request(t0, "modern", legacyReq)
+	r.ModernAnswered(t0, true)
 	r.Fallback(t0)
 	r.Request(t0, "fallback", legacyReq)
 	down := &sink{fail: true}
@@ -73,7 +74,7 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 		t.Fatalf("got %d counts, want 1", len(up.counts))
 	}
 	got := up.counts[0]
-	if got.Requests != 3 || got.Modern != 1 || got.Fallbacks != 1 || got.Legacy != 1 || !got.LastFallbackAt.Equal(t0) {
+	if got.Requests != 3 || got.Modern != 1 || got.Fallbacks != 1 || got.Legacy != 1 || got.ModernFailed != 1 || !got.LastFallbackAt.Equal(t0) {
 		t.Errorf("after an outage the flush holds %+v", got)
 	}
 	if len(up.clients) != 1 || up.clients[0].Client != "PatientApp/5.2.1" || up.clients[0].Requests != 2 {

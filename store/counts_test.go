@@ -85,7 +85,7 @@ func TestCounts(t *testing.T) {
 			// the 3 legacy answers it adds count once, among the 5.
 			if err := c.AddCounts(ctx, []domain.HourCount{
 				{Route: "split", Hour: day, Requests: 5, Modern: 2, Legacy: 3},
-				{Route: "split", Hour: hour, Requests: 9, Modern: 5, Legacy: 4},
+				{Route: "split", Hour: hour, Requests: 9, Modern: 5, ModernFailed: 2, Legacy: 4},
 				{Route: "split", Hour: lastHour, Requests: 8, Modern: 8},
 			}); err != nil {
 				t.Fatal(err)
@@ -101,8 +101,9 @@ func TestCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Legacy != 4 || !got.FirstHour.Equal(day) {
-				t.Errorf("since last hour: %d legacy, first hour %v; want 4 and the route's first hour %v, whatever the period", got.Legacy, got.FirstHour, day)
+			if got.Legacy != 4 || !got.FirstHour.Equal(day) || got.ModernFailed != 2 || got.ModernServed() != 11 {
+				t.Errorf("since last hour: %d legacy, first hour %v, %d of modern's %d failed; want 4, the route's first hour %v whatever the period, 2 of 13",
+					got.Legacy, got.FirstHour, got.ModernFailed, got.Modern, day)
 			}
 			hours, err := a.HourlyCounts(ctx, "split", day)
 			if err != nil {

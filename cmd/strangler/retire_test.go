@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +22,12 @@ import (
 // retirable as soon as modern had served retire_min_requests.
 func TestRetirementVerdictCountsLegacyServingItself(t *testing.T) {
 	legacy := backendAnswering(t, "legacy")
-	modern := backendAnswering(t, "modern")
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/failing/") {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		io.WriteString(w, "modern")
+	})
 	dir := t.TempDir()
 	// split and full have been counted for 8 days: one hour of theirs back
 	// then stands for it.
@@ -33,6 +39,7 @@ func TestRetirementVerdictCountsLegacyServingItself(t *testing.T) {
 	if err := st.AddCounts(context.Background(), []domain.HourCount{
 		{Route: "split", Hour: old, Requests: 10, Modern: 10},
 		{Route: "full", Hour: old, Requests: 10, Modern: 10},
+		{Route: "failing", Hour: old, Requests: 10, Modern: 10},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +48,7 @@ func TestRetirementVerdictCountsLegacyServingItself(t *testing.T) {
   - {name: split, match: "GET /split/{id}", mode: modern, percent: 50, retire_min_requests: 100}
   - {name: full, match: "GET /full/{id}", mode: modern, retire_min_requests: 100}
   - {name: fresh, match: "GET /fresh/{id}", mode: modern, retire_min_requests: 100}
+  - {name: failing, match: "GET /failing/{id}", mode: modern, retire_min_requests: 100}
 `})
 	f := startRun(t, "serve", "--config", cfg)
 
@@ -100,6 +108,16 @@ func TestRetirementVerdictCountsLegacyServingItself(t *testing.T) {
 		}
 		if r.Outlook.Summary != "at the current trend, retirable around "+first.Add(7*24*time.Hour).Format("2006-01-02 15:04 UTC") {
 			t.Errorf("outlook %q, want retirable 7d after its first hour", r.Outlook.Summary)
+		}
+	})
+	t.Run("modern answering 500 to everyone", func(t *testing.T) {
+		if by := send("failing", 150); by["modern"] != 150 {
+			t.Fatalf("answered by %v, want modern 150 times", by)
+		}
+		r := reportOf("failing")
+		want := "not yet: modern served 0 requests in the last 7d, 100 needed (and 150 answers of modern's that were a 5xx or broke off, which do not count)"
+		if r.Retirable || r.Verdict != want {
+			t.Errorf("retirable %v, %q; want %q", r.Retirable, r.Verdict, want)
 		}
 	})
 	t.Run("modern serving everyone for 8 days", func(t *testing.T) {
