@@ -35,10 +35,14 @@ type NextStep struct {
 // it would get there at the current trend.
 type Outlook struct {
 	// MissingDays is how much longer the route must go without a fallback
-	// (retire_after since the last one); MissingRequests how many more
+	// or legacy answering a request itself (retire_after since the last
+	// one, or since its counts begin); MissingRequests how many more
 	// requests modern must serve within retire_after.
 	MissingDays     float64 `json:"missing_days"`
 	MissingRequests int64   `json:"missing_requests"`
+	// missingWhat says what MissingDays must pass without: "without a
+	// fallback".
+	missingWhat string
 	// FallbacksPerDay are the fallbacks of each of the last 7 days
 	// (24-hour spans ending now), oldest first; confirmed_missing ones are
 	// not among them. FallbackTrend is how the daily count changes per
@@ -76,7 +80,7 @@ func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []Gate
 	default:
 		n.Retire, n.Gates = true, []GateCheck{}
 		if out.MissingDays > 0 {
-			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more without a fallback", human.Duration(time.Duration(rt.RetireAfter)), human.Days(out.MissingDays)))
+			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more %s", human.Duration(time.Duration(rt.RetireAfter)), human.Days(out.MissingDays), out.missingWhat))
 		}
 		if out.MissingRequests > 0 {
 			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_min_requests %d: %d more served by modern within %s", rt.RetireMinRequests, out.MissingRequests, human.Duration(time.Duration(rt.RetireAfter))))
@@ -103,8 +107,8 @@ func writes(rt *config.Route) bool {
 
 // outlook judges how far route rt is from a retirable verdict as of now,
 // from its counts over retire_after (window), its hours of the last
-// trendDays days and modern's requests of the last day.
-func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCount, modernPerDay int64, now time.Time) Outlook {
+// trendDays days, modern's requests of the last day and the verdict.
+func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCount, modernPerDay int64, retirable bool, now time.Time) Outlook {
 	after := time.Duration(rt.RetireAfter)
 	days := dailyFallbacks(hours, now, trendDays)
 	fit, fitted := fitFallbacks(hours, now)
@@ -128,14 +132,19 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 		quiet = now.Add(time.Duration(math.Max(fit.now/-fit.slope, 0) * float64(time.Hour)))
 		why = fmt.Sprintf("fallbacks falling by %.3g a day, every day", -o.FallbackTrend)
 	}
-	if window.Fallbacks > 0 && !window.LastFallbackAt.IsZero() {
-		o.MissingDays = math.Max(after.Hours()-now.Sub(window.LastFallbackAt).Hours(), 0) / 24
+	clean, what := cleanSince(window)
+	o.missingWhat = what
+	if !clean.IsZero() {
+		o.MissingDays = math.Max(after.Hours()-now.Sub(clean).Hours(), 0) / 24
 	}
-	o.MissingRequests = max(int64(rt.RetireMinRequests)-window.Modern, 0)
+	o.MissingRequests = max(int64(rt.RetireMinRequests)-window.ModernServed(), 0)
 
 	switch {
-	case o.MissingDays == 0 && o.MissingRequests == 0 && window.Fallbacks == 0:
+	case retirable:
 		o.Summary = "retirable now"
+		return o
+	case window.LastLegacyHour.Equal(now.UTC().Truncate(time.Hour)):
+		o.Summary = fmt.Sprintf("not while legacy answers requests itself: it still did this hour (%d in the last %s)", window.Legacy, human.Duration(after))
 		return o
 	case quiet.IsZero() && !fitted:
 		o.Summary = fmt.Sprintf("no trend yet: %d fallbacks in the last 24h, and too few hours with traffic to see where they go", days[len(days)-1])
@@ -145,6 +154,9 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 		return o
 	}
 	at := quiet.Add(after)
+	if !clean.IsZero() && clean.Add(after).After(at) {
+		at = clean.Add(after)
+	}
 	if o.MissingRequests > 0 {
 		// Modern must serve retire_min_requests within retire_after at its
 		// current daily rate: never if the rate is too low for that.
@@ -165,6 +177,22 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 		o.Summary += " (" + why + ")"
 	}
 	return o
+}
+
+// cleanSince is when the record the verdict needs begins: after the last
+// fallback, after the last hour legacy answered a request itself, or
+// where the route's counts begin, whichever is latest; and what the
+// route must go on without until retire_after has passed since then.
+// Zero when the route has no counts.
+func cleanSince(window store.CountTotals) (time.Time, string) {
+	at, what := window.FirstHour, "on record (its counts begin "+human.Minute(window.FirstHour)+")"
+	if window.Legacy > 0 && window.LastLegacyHour.Add(time.Hour).After(at) {
+		at, what = window.LastLegacyHour.Add(time.Hour), "without legacy answering a request itself"
+	}
+	if window.Fallbacks > 0 && window.LastFallbackAt.After(at) {
+		at, what = window.LastFallbackAt, "without a fallback"
+	}
+	return at, what
 }
 
 // line is a least-squares line through a route's fallbacks per hour:

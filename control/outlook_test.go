@@ -60,7 +60,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 	})
 
 	t.Run("retiring is blocked by the verdict's missing days and requests", func(t *testing.T) {
-		n := nextStep(read, domain.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, 0, 0.5), Outlook{MissingDays: 2.5, MissingRequests: 40})
+		n := nextStep(read, domain.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, 0, 0.5), Outlook{MissingDays: 2.5, MissingRequests: 40, missingWhat: "without a fallback"})
 		want := []string{"retire_after 7d: 2d 12h more without a fallback", "retire_min_requests 100: 40 more served by modern within 7d"}
 		if !slices.Equal(n.Blockers, want) || len(n.Gates) != 0 {
 			t.Errorf("blockers %q and gates %+v, want %q and no gates: the gates judge flips, not retiring", n.Blockers, n.Gates, want)
@@ -165,13 +165,29 @@ func TestOutlookSaysWhenTheVerdictWouldTurnRetirable(t *testing.T) {
 			window: store.CountTotals{Modern: 400}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 200,
 			missingReqs: 600, at: now.Add(3 * day), summary: "retirable around 2026-11-13 12:00 UTC",
 		},
+		{
+			name:   "legacy answering requests itself this hour never retires at this trend",
+			window: store.CountTotals{Modern: 5000, Legacy: 4000, LastLegacyHour: now.Truncate(time.Hour), FirstHour: now.Add(-30 * day)}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 700,
+			missingDays: 7 + 1.0/24, summary: "not while legacy answers requests itself",
+		},
+		{
+			name:   "legacy that stopped answering itself two days ago needs five more days",
+			window: store.CountTotals{Modern: 5000, Legacy: 4000, LastLegacyHour: now.Add(-2*day - time.Hour), FirstHour: now.Add(-30 * day)}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 700,
+			missingDays: 5, at: now.Add(5 * day), summary: "retirable around 2026-11-15 12:00 UTC",
+		},
+		{
+			name:   "a route renamed two days ago has two days of record",
+			window: store.CountTotals{Modern: 5000, FirstHour: now.Add(-2 * day)}, days: []int64{0, 0, 0, 0, 0, 0, 0}, modernPerDay: 2500,
+			missingDays: 5, at: now.Add(5 * day), summary: "retirable around 2026-11-15 12:00 UTC",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hours := tc.hours
 			if hours == nil {
 				hours = hoursOf(now, tc.days)
 			}
-			o := outlook(rt, tc.window, hours, tc.modernPerDay, now)
+			retirable, _ := verdict(RouteFlags{Route: rt, Mode: domain.ModeModern}, tc.window, now)
+			o := outlook(rt, tc.window, hours, tc.modernPerDay, retirable, now)
 			if diff := o.MissingDays - tc.missingDays; diff > 1e-9 || diff < -1e-9 {
 				t.Errorf("missing days: got %v, want %v", o.MissingDays, tc.missingDays)
 			}
@@ -201,7 +217,7 @@ func TestConfirmedMissingFallbacksDoNotHoldBackRetirement(t *testing.T) {
 	}
 	// Patients nobody has: modern 404, and legacy 404 too.
 	for range 30 {
-		r.Request(p.clock.Now(), "legacy", req)
+		r.Request(p.clock.Now(), "fallback", req)
 		r.ConfirmedMissing(p.clock.Now())
 	}
 	if err := p.counters.Flush(ctx, p.store, p.clock.Now()); err != nil {
@@ -212,7 +228,7 @@ func TestConfirmedMissingFallbacksDoNotHoldBackRetirement(t *testing.T) {
 		r.Request(p.clock.Now(), "modern", req)
 	}
 	for range 5 {
-		r.Request(p.clock.Now(), "legacy", req)
+		r.Request(p.clock.Now(), "fallback", req)
 		r.ConfirmedMissing(p.clock.Now())
 	}
 	resp, body := p.call(t, "GET", "/admin/routes/get-patient/report", aliceToken, "")

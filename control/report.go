@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"strangler/config"
 	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
@@ -67,13 +66,15 @@ type RouteReport struct {
 // PeriodCount is a route's traffic over one period. ConfirmedMissing
 // counts the not_found fallbacks legacy answered 404 or 410 too, which
 // are not among Fallbacks: they hold back neither the gates nor the
-// verdict.
+// verdict. Legacy counts the requests legacy answered itself, not as a
+// fallback (see store.CountTotals.Legacy).
 type PeriodCount struct {
 	Period           string `json:"period"`
 	Requests         int64  `json:"requests"`
 	Modern           int64  `json:"modern"`
 	Fallbacks        int64  `json:"fallbacks"`
 	ConfirmedMissing int64  `json:"confirmed_missing"`
+	Legacy           int64  `json:"legacy"`
 }
 
 // ClientJSON is an app version and how many requests it sent to legacy.
@@ -114,7 +115,7 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 			at := t.LastFallbackAt
 			rep.LastFallback = &at
 		}
-		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks, ConfirmedMissing: t.ConfirmedMissing})
+		rep.Periods = append(rep.Periods, PeriodCount{Period: p.name, Requests: t.Requests, Modern: t.Modern, Fallbacks: t.Fallbacks, ConfirmedMissing: t.ConfirmedMissing, Legacy: t.Legacy})
 	}
 	rep.ModernShare = rate(day.Modern, day.Requests)
 	rep.ShadowComparisons = day.ShadowMatches + day.ShadowMismatches
@@ -146,29 +147,59 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	rep.Retirable, rep.Verdict = verdict(rt, window)
+	rep.Retirable, rep.Verdict = verdict(rf, window, now)
 	recent, err := r.Counts.Counts(ctx, rt.Name, now.Add(-recentRatesSpan))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	mismatch, fallback := gateRates(recent)
-	rep.Outlook = outlook(rt, window, hours, day.Modern, now)
+	rep.Outlook = outlook(rt, window, hours, day.ModernServed(), rep.Retirable, now)
 	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook)
 	return rep, nil
 }
 
-// verdict says whether a route's legacy path can be retired: no fallback
-// for retire_after, and at least retire_min_requests served by modern in
-// that time.
-func verdict(rt *config.Route, window store.CountTotals) (bool, string) {
+// verdict says whether a route's legacy path can be retired: for
+// retire_after, no fallback and no request legacy answered itself, with
+// counts reaching back that far, and at least retire_min_requests served
+// by modern in that time.
+func verdict(rf RouteFlags, window store.CountTotals, now time.Time) (bool, string) {
+	rt := rf.Route
 	after := human.Duration(time.Duration(rt.RetireAfter))
 	switch {
 	case window.Fallbacks > 0:
 		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s%s", window.Fallbacks, after, confirmedNote(window))
-	case window.Modern < int64(rt.RetireMinRequests):
-		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed", window.Modern, after, rt.RetireMinRequests)
+	case window.Legacy > 0:
+		return false, fmt.Sprintf("not yet: legacy answered %d of %d requests in the last %s itself, not as a fallback%s",
+			window.Legacy, window.Requests, after, legacyCause(rf))
+	case window.ModernServed() < int64(rt.RetireMinRequests):
+		return false, fmt.Sprintf("not yet: modern served %d requests in the last %s, %d needed%s", window.ModernServed(), after, rt.RetireMinRequests, failedNote(window))
+	case window.FirstHour.After(now.Add(-time.Duration(rt.RetireAfter)).UTC().Truncate(time.Hour)):
+		// A route added or renamed since: what legacy served before is on
+		// no record of this name.
+		return false, fmt.Sprintf("not yet: this route's counts begin %s, less than %s ago", human.Minute(window.FirstHour), after)
 	}
-	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s", after, window.Modern, confirmedNote(window))
+	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s%s", after, window.ModernServed(), failedNote(window), confirmedNote(window))
+}
+
+// failedNote mentions modern's failed answers a verdict did not count as
+// served.
+func failedNote(window store.CountTotals) string {
+	if window.ModernFailed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx or broke off, which do not count)", window.ModernFailed)
+}
+
+// legacyCause says why legacy still answers requests itself, when the
+// route's mode or percent sends it some now.
+func legacyCause(rf RouteFlags) string {
+	switch {
+	case rf.Mode == domain.ModeLegacy:
+		return "; mode legacy: legacy serves all of the traffic"
+	case rf.Mode.TakesPercent() && domain.FullPercent(rf.Percent) < 100:
+		return fmt.Sprintf("; percent %v: legacy still serves part of the traffic", domain.FullPercent(rf.Percent))
+	}
+	return ""
 }
 
 // confirmedNote mentions the confirmed_missing fallbacks a verdict did

@@ -15,6 +15,13 @@ type HourCount struct {
 	// ConfirmedMissing counts the not_found fallbacks that legacy answered
 	// 404 or 410 too: not among Fallbacks, which are migration gaps.
 	ConfirmedMissing int64
+	// Legacy counts the requests legacy answered itself, not as a
+	// fallback: traffic that still depends on legacy without ever trying
+	// modern.
+	Legacy int64
+	// ModernFailed counts the answers of modern's among Modern that were
+	// a 5xx or broke off: no service the verdict counts.
+	ModernFailed int64
 	// ShadowMatches and ShadowMismatches count shadow comparisons.
 	ShadowMatches, ShadowMismatches int64
 	// LastFallbackAt is the latest fallback in the hour; zero if none.

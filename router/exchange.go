@@ -30,8 +30,10 @@ type exchange struct {
 	// id is the request id: the client's X-Request-Id or a generated one.
 	id    string
 	start time.Time
-	// served is the backend whose response the client gets.
-	served *upstream.Upstream
+	// served is the backend whose response the client gets; fellBack
+	// says legacy serves it as a fallback.
+	served   *upstream.Upstream
+	fellBack bool
 	// reqURL is the request's canonical URL; inURL is the URL the
 	// forwarder was given, before it was addressed to a backend.
 	reqURL url.URL

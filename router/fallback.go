@@ -62,7 +62,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	f.t.metrics.exchange(rt, modern.Name, modernStatus, time.Since(x.start))
 
-	x.served = legacy
+	x.served, x.fellBack = legacy, true
 	lreq := *req
 	lreq.URL = legacy.Target(x.inURL)
 	lreq.Host = ""

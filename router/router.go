@@ -341,12 +341,17 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		// the guard nor the report.
 		return
 	}
+	if x.fellBack && served != "" {
+		// Legacy answering what modern failed is no traffic legacy
+		// serves on its own: the verdict tells the two apart.
+		served = "fallback"
+	}
 	rt.stats.Request(x.start, served, req)
 	// Modern's answer the client got counts here, once its body has
 	// ended: an answer that broke off is a failure whatever its status
 	// said. The fallback transport counts the attempts that fell back.
 	if served == "modern" && code != codeClientLeft {
-		rt.stats.Modern(x.start, code >= 500 || x.broken)
+		rt.stats.ModernAnswered(x.start, code >= 500 || x.broken)
 	}
 }
 

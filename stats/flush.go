@@ -30,6 +30,8 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 			Modern:           r.pending.modern.Swap(0),
 			Fallbacks:        r.pending.fallbacks.Swap(0),
 			ConfirmedMissing: r.pending.confirmedMissing.Swap(0),
+			Legacy:           r.pending.legacy.Swap(0),
+			ModernFailed:     r.pending.modernFailed.Swap(0),
 			ShadowMatches:    r.pending.shadowMatch.Swap(0),
 			ShadowMismatches: r.pending.shadowMismatch.Swap(0),
 		}
@@ -61,6 +63,8 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 				r.pending.modern.Add(hc.Modern)
 				r.pending.fallbacks.Add(hc.Fallbacks)
 				r.pending.confirmedMissing.Add(hc.ConfirmedMissing)
+				r.pending.legacy.Add(hc.Legacy)
+				r.pending.modernFailed.Add(hc.ModernFailed)
 				r.pending.shadowMatch.Add(hc.ShadowMatches)
 				r.pending.shadowMismatch.Add(hc.ShadowMismatches)
 			}

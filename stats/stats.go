@@ -83,8 +83,14 @@ type totals struct {
 	// confirmedMissing are not_found fallbacks legacy answered 404 or 410
 	// too: not among fallbacks.
 	confirmedMissing atomic.Int64
-	shadowMatch      atomic.Int64
-	shadowMismatch   atomic.Int64
+	// legacy are requests legacy answered itself, not as a fallback; only
+	// flushed, for the verdict (the guard and the gates judge modern).
+	legacy atomic.Int64
+	// modernFailed are answers of modern's its clients got that were a
+	// 5xx or broke off; only flushed, for the verdict.
+	modernFailed   atomic.Int64
+	shadowMatch    atomic.Int64
+	shadowMismatch atomic.Int64
 }
 
 func (r *Route) bucket(now time.Time) *bucket {
@@ -110,9 +116,10 @@ func (r *Route) bucket(now time.Time) *bucket {
 	return b
 }
 
-// Request counts a finished request served by backend ("legacy",
-// "modern", or "" when the facade answered alone). For one legacy served,
-// the client's app version is noted for the retirement report.
+// Request counts a finished request served by backend: "modern",
+// "legacy", "fallback" (legacy answering what modern failed), or "" when
+// the facade answered alone. For one legacy served, either way, the
+// client's app version is noted for the retirement report.
 func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 	b := r.bucket(now)
 	b.requests.Add(1)
@@ -122,6 +129,9 @@ func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 		b.modern.Add(1)
 		r.pending.modern.Add(1)
 	case "legacy":
+		r.pending.legacy.Add(1)
+		r.noteClient(req.Header)
+	case "fallback":
 		r.noteClient(req.Header)
 	}
 }
@@ -135,6 +145,16 @@ func (r *Route) Modern(now time.Time, failed bool) {
 	if failed {
 		b.modernErrors.Add(1)
 		r.pending.modernErrors.Add(1)
+	}
+}
+
+// ModernAnswered counts modern's answer that its client got, once its
+// body ended, as Modern does; a failed one is also kept apart for the
+// retirement verdict: a 5xx or an answer cut off is no request served.
+func (r *Route) ModernAnswered(now time.Time, failed bool) {
+	r.Modern(now, failed)
+	if failed {
+		r.pending.modernFailed.Add(1)
 	}
 }
 

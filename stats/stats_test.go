@@ -59,7 +59,9 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 	legacyReq := &http.Request{Header: http.Header{"User-Agent": {"PatientApp/5.2.1 (iPhone; iOS 17)"}}}
 	r.Request(t0, "legacy", legacyReq)
 	r.Request(t0, "modern", legacyReq)
+	r.ModernAnswered(t0, true)
 	r.Fallback(t0)
+	r.Request(t0, "fallback", legacyReq)
 	down := &sink{fail: true}
 	if err := c.Flush(context.Background(), down, t0); err == nil {
 		t.Fatal("a failing store reported success")
@@ -72,11 +74,11 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 		t.Fatalf("got %d counts, want 1", len(up.counts))
 	}
 	got := up.counts[0]
-	if got.Requests != 2 || got.Modern != 1 || got.Fallbacks != 1 || !got.LastFallbackAt.Equal(t0) {
+	if got.Requests != 3 || got.Modern != 1 || got.Fallbacks != 1 || got.Legacy != 1 || got.ModernFailed != 1 || !got.LastFallbackAt.Equal(t0) {
 		t.Errorf("after an outage the flush holds %+v", got)
 	}
-	if len(up.clients) != 1 || up.clients[0].Client != "PatientApp/5.2.1" || up.clients[0].Requests != 1 {
-		t.Errorf("clients %+v, want PatientApp/5.2.1 once", up.clients)
+	if len(up.clients) != 1 || up.clients[0].Client != "PatientApp/5.2.1" || up.clients[0].Requests != 2 {
+		t.Errorf("clients %+v, want PatientApp/5.2.1 twice: legacy reached itself and as a fallback", up.clients)
 	}
 	if err := c.Flush(context.Background(), up, t0); err != nil || len(up.counts) != 1 {
 		t.Errorf("a second flush with nothing new added %d counts", len(up.counts)-1)

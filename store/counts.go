@@ -16,9 +16,31 @@ type CountTotals struct {
 	Requests, Modern, Fallbacks     int64
 	ConfirmedMissing                int64
 	ShadowMatches, ShadowMismatches int64
+	// Legacy counts the requests legacy answered itself, not as a
+	// fallback. In hours counted before the store kept it apart, every
+	// request modern did not serve counts: a guess that can only hold a
+	// retirement back.
+	Legacy int64
+	// ModernFailed counts modern's answers among Modern that were a 5xx
+	// or broke off.
+	ModernFailed int64
 	// LastFallbackAt is the latest fallback in the period; zero if none.
-	LastFallbackAt time.Time
+	// LastLegacyHour is the latest hour in it in which legacy answered a
+	// request itself; zero if none.
+	LastFallbackAt, LastLegacyHour time.Time
+	// FirstHour is the route's earliest counted hour, however long ago:
+	// counts that begin within a period do not vouch for all of it (a
+	// route new or renamed since).
+	FirstHour time.Time
 }
+
+// ModernServed is how many requests modern served: its answers that did
+// not fail.
+func (t CountTotals) ModernServed() int64 { return t.Modern - t.ModernFailed }
+
+// legacyServed is the SQL of an hour's requests legacy answered itself;
+// see CountTotals.Legacy.
+const legacyServed = `COALESCE(legacy, requests - modern - fallbacks - confirmed_missing)`
 
 // AddCounts adds counts to the stored hours, creating hours not seen yet.
 func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error {
@@ -35,6 +57,8 @@ func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error 
 		m.Modern += c.Modern
 		m.Fallbacks += c.Fallbacks
 		m.ConfirmedMissing += c.ConfirmedMissing
+		m.Legacy += c.Legacy
+		m.ModernFailed += c.ModernFailed
 		m.ShadowMatches += c.ShadowMatches
 		m.ShadowMismatches += c.ShadowMismatches
 		if c.LastFallbackAt.After(m.LastFallbackAt) {
@@ -54,13 +78,16 @@ func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error 
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO strangler_route_hours AS h
-				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+				(route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing, legacy, modern_failed)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (route, hour) DO UPDATE SET
 				requests = h.requests + excluded.requests,
 				modern = h.modern + excluded.modern,
 				fallbacks = h.fallbacks + excluded.fallbacks,
 				confirmed_missing = h.confirmed_missing + excluded.confirmed_missing,
+				-- an hour begun before the column stays NULL: unknown
+				legacy = h.legacy + excluded.legacy,
+				modern_failed = h.modern_failed + excluded.modern_failed,
 				shadow_matches = h.shadow_matches + excluded.shadow_matches,
 				shadow_mismatches = h.shadow_mismatches + excluded.shadow_mismatches,
 				last_fallback_at = CASE
@@ -73,7 +100,7 @@ func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error 
 		defer stmt.Close()
 		for _, c := range rows {
 			if _, err := stmt.ExecContext(ctx, c.Route, s.ts(c.Hour), c.Requests, c.Modern, c.Fallbacks,
-				c.ShadowMatches, c.ShadowMismatches, s.tsOrNull(c.LastFallbackAt), c.ConfirmedMissing); err != nil {
+				c.ShadowMatches, c.ShadowMismatches, s.tsOrNull(c.LastFallbackAt), c.ConfirmedMissing, c.Legacy, c.ModernFailed); err != nil {
 				return err
 			}
 		}
@@ -134,10 +161,15 @@ func (s *Store) Counts(ctx context.Context, route string, since time.Time) (Coun
 			CAST(COALESCE(SUM(shadow_matches), 0) AS BIGINT),
 			CAST(COALESCE(SUM(shadow_mismatches), 0) AS BIGINT),
 			MAX(last_fallback_at),
-			CAST(COALESCE(SUM(confirmed_missing), 0) AS BIGINT)
+			CAST(COALESCE(SUM(confirmed_missing), 0) AS BIGINT),
+			CAST(COALESCE(SUM(`+legacyServed+`), 0) AS BIGINT),
+			MAX(CASE WHEN `+legacyServed+` > 0 THEN hour END),
+			(SELECT MIN(hour) FROM strangler_route_hours WHERE route = $1),
+			CAST(COALESCE(SUM(modern_failed), 0) AS BIGINT)
 		FROM strangler_route_hours
 		WHERE route = $1 AND hour >= $2`, route, s.ts(since.UTC().Truncate(time.Hour))).
-		Scan(&t.Requests, &t.Modern, &t.Fallbacks, &t.ShadowMatches, &t.ShadowMismatches, scanTime(&t.LastFallbackAt), &t.ConfirmedMissing)
+		Scan(&t.Requests, &t.Modern, &t.Fallbacks, &t.ShadowMatches, &t.ShadowMismatches, scanTime(&t.LastFallbackAt), &t.ConfirmedMissing,
+			&t.Legacy, scanTime(&t.LastLegacyHour), scanTime(&t.FirstHour), &t.ModernFailed)
 	if err != nil {
 		return CountTotals{}, fmt.Errorf("store: counts of %s: %w", route, err)
 	}
@@ -202,7 +234,7 @@ func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, erro
 // onwards, oldest first; hours without traffic are absent.
 func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time) ([]domain.HourCount, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing
+		SELECT hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, last_fallback_at, confirmed_missing, `+legacyServed+`
 		FROM strangler_route_hours
 		WHERE route = $1 AND hour >= $2
 		ORDER BY hour`, route, s.ts(since.UTC().Truncate(time.Hour)))
@@ -213,7 +245,7 @@ func (s *Store) HourlyCounts(ctx context.Context, route string, since time.Time)
 	var out []domain.HourCount
 	for rows.Next() {
 		h := domain.HourCount{Route: route}
-		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt), &h.ConfirmedMissing); err != nil {
+		if err := rows.Scan(scanTime(&h.Hour), &h.Requests, &h.Modern, &h.Fallbacks, &h.ShadowMatches, &h.ShadowMismatches, scanTime(&h.LastFallbackAt), &h.ConfirmedMissing, &h.Legacy); err != nil {
 			return nil, fmt.Errorf("store: hourly counts of %s: %w", route, err)
 		}
 		out = append(out, h)

@@ -36,7 +36,7 @@ func TestCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := CountTotals{Requests: 15, Modern: 11, Fallbacks: 3, ShadowMatches: 7, ShadowMismatches: 1, LastFallbackAt: fb2}
+			want := CountTotals{Requests: 15, Modern: 11, Fallbacks: 3, ShadowMatches: 7, ShadowMismatches: 1, LastFallbackAt: fb2, FirstHour: lastHour}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("this hour: got %+v, want %+v", got, want)
 			}
@@ -69,6 +69,48 @@ func TestCounts(t *testing.T) {
 			}
 			if got != (CountTotals{}) {
 				t.Errorf("got %+v, want zero", got)
+			}
+		})
+
+		t.Run("legacy's own answers, and hours counted before they were kept apart", func(t *testing.T) {
+			day := hour.Add(-24 * time.Hour)
+			// An hour flushed by a release that did not count legacy's own
+			// answers: 10 requests, 6 modern, 1 fallback, 1 confirmed missing.
+			if _, err := a.db.ExecContext(ctx, `
+				INSERT INTO strangler_route_hours (route, hour, requests, modern, fallbacks, shadow_matches, shadow_mismatches, confirmed_missing)
+				VALUES ('split', $1, 10, 6, 1, 0, 0, 1)`, a.ts(day)); err != nil {
+				t.Fatal(err)
+			}
+			// The same hour, flushed by this release: still unknown, so
+			// the 3 legacy answers it adds count once, among the 5.
+			if err := c.AddCounts(ctx, []domain.HourCount{
+				{Route: "split", Hour: day, Requests: 5, Modern: 2, Legacy: 3},
+				{Route: "split", Hour: hour, Requests: 9, Modern: 5, ModernFailed: 2, Legacy: 4},
+				{Route: "split", Hour: lastHour, Requests: 8, Modern: 8},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.Counts(ctx, "split", day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Legacy != 5+4 || !got.LastLegacyHour.Equal(hour) || !got.FirstHour.Equal(day) {
+				t.Errorf("since a day ago: %d legacy, last %v, first hour %v; want 9, %v, %v", got.Legacy, got.LastLegacyHour, got.FirstHour, hour, day)
+			}
+			got, err = a.Counts(ctx, "split", lastHour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Legacy != 4 || !got.FirstHour.Equal(day) || got.ModernFailed != 2 || got.ModernServed() != 11 {
+				t.Errorf("since last hour: %d legacy, first hour %v, %d of modern's %d failed; want 4, the route's first hour %v whatever the period, 2 of 13",
+					got.Legacy, got.FirstHour, got.ModernFailed, got.Modern, day)
+			}
+			hours, err := a.HourlyCounts(ctx, "split", day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hours) != 3 || hours[0].Legacy != 5 || hours[1].Legacy != 0 || hours[2].Legacy != 4 {
+				t.Errorf("hours %+v, want 5, 0 and 4 answered by legacy itself", hours)
 			}
 		})
 
@@ -107,8 +149,8 @@ func TestCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n != 2 { // get's last hour, and its ios/3.1 clients
-				t.Errorf("purged %d rows, want 2", n)
+			if n != 4 { // get's last hour and its ios/3.1 clients, split's day-old and last hours
+				t.Errorf("purged %d rows, want 4", n)
 			}
 			got, err := a.Counts(ctx, "get", lastHour)
 			if err != nil {

@@ -371,9 +371,9 @@ blocks it, with its number.`)
 func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	fmt.Fprintf(w, "%s (%s)\n", rep.Route, control.ModeText(domain.Mode(rep.Mode), rep.Percent))
 	tw := newTable(w)
-	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS\tCONFIRMED MISSING")
+	fmt.Fprintln(tw, "  \tREQUESTS\tMODERN\tFALLBACKS\tCONFIRMED MISSING\tLEGACY ITSELF")
 	for _, p := range rep.Periods {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Period, human.Count(p.Requests), human.Count(p.Modern), human.Count(p.Fallbacks), human.Count(p.ConfirmedMissing))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", p.Period, human.Count(p.Requests), human.Count(p.Modern), human.Count(p.Fallbacks), human.Count(p.ConfirmedMissing), human.Count(p.Legacy))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

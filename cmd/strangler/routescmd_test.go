@@ -197,7 +197,7 @@ func TestRoutesReport(t *testing.T) {
 		for _, want := range []string{
 			"get-patient (legacy)\n",
 			"get-visit (fallback at 50%)\n",
-			"  24h  0         0       0          0\n",
+			"  24h  0         0       0          0                  0\n",
 			"  last fallback:         none in 30d\n",
 			"  verdict:               not yet: modern served 0 requests in the last 7d",
 		} {
