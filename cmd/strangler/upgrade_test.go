@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
 
@@ -53,14 +54,14 @@ func (b *writeLog) list() []string {
 	return slices.Clone(b.writes)
 }
 
-// loadSQLiteDump creates the SQLite database path from the SQL text of dump.
-func loadSQLiteDump(t *testing.T, path, dump string) {
+// loadDump runs the SQL text of dump on the database dsn names.
+func loadDump(t *testing.T, driver, dsn, dump string) {
 	t.Helper()
 	text, err := os.ReadFile(dump)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", "file:"+path)
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,15 +72,26 @@ func loadSQLiteDump(t *testing.T, path, dump string) {
 }
 
 // TestAnEarlierReleasesStoreServedAfterTheUpgrade: main started on the
-// embedded store an earlier release (1027c87, ten store migrations
-// behind) left when it was killed delivers each write that release
-// journaled exactly once and in order, sends none it did not know the
-// outcome of, reads its encrypted bodies and hashes, and keeps its route
-// flags, ramp, change request, idempotency key and audit chain.
+// store an earlier release (1027c87, ten store migrations behind) left
+// when it was killed delivers each write that release journaled exactly
+// once and in order, sends none it did not know the outcome of, reads
+// its encrypted bodies and hashes, and keeps its route flags, ramp,
+// change request, idempotency key and audit chain.
 func TestAnEarlierReleasesStoreServedAfterTheUpgrade(t *testing.T) {
-	dir := t.TempDir()
-	db := filepath.Join(dir, "strangler.db")
-	loadSQLiteDump(t, db, filepath.Join("testdata", "store-1027c87.sql"))
+	t.Run("on SQLite", func(t *testing.T) {
+		dir := t.TempDir()
+		db := filepath.Join(dir, "strangler.db")
+		loadDump(t, "sqlite", "file:"+db, filepath.Join("testdata", "store-1027c87.sql"))
+		serveEarlierStore(t, dir, "sqlite:"+db)
+	})
+	t.Run("on PostgreSQL", func(t *testing.T) {
+		dsn := testdb.Postgres(t)
+		loadDump(t, "pgx", dsn, filepath.Join("testdata", "store-1027c87-postgres.sql"))
+		serveEarlierStore(t, t.TempDir(), dsn)
+	})
+}
+
+func serveEarlierStore(t *testing.T, dir, dsn string) {
 	legacy, modern := &writeLog{}, &writeLog{}
 	legacySrv, modernSrv := httptest.NewServer(legacy), httptest.NewServer(modern)
 	t.Cleanup(legacySrv.Close)
@@ -95,12 +107,12 @@ backends:
   legacy: { url: %q, timeout: 2s }
   modern: { url: %q, timeout: 2s }
 shutdown: { delay: 0s, grace: 2s }
-store: "sqlite:%s"
+store: %q
 state_snapshot: %q
 repairs: { backoff: 20ms, max_backoff: 200ms, max_attempts: 100000, workers: 2 }
 store_encryption: { keys: [%s] }
 approvals: 2
-routes:%s`, aliceToken, legacySrv.URL, modernSrv.URL, db, filepath.Join(dir, "snapshot.json"), hexKey(0x11), upgradeRoutes)
+routes:%s`, aliceToken, legacySrv.URL, modernSrv.URL, dsn, filepath.Join(dir, "snapshot.json"), hexKey(0x11), upgradeRoutes)
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
