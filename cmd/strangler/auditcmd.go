@@ -150,7 +150,10 @@ func openAuditStore(ctx context.Context, path string, getenv func(string) string
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, string(cfg.Store), log)
+	// With the file's keys: a store opened without them reads the
+	// encrypted hash key as lost and draws a new one in its place, so
+	// every resource and value hashed before would hash otherwise.
+	return store.Open(ctx, string(cfg.Store), log, store.WithEncryption(cfg.EncryptionKeys()))
 }
 
 // auditWriter writes exported entries in one format.

@@ -78,8 +78,12 @@ func fmtPercent(mode string, percent *float64) string {
 	return control.PercentText(domain.FullPercent(percent))
 }
 
-// fmtTime writes an instant in UTC to the second, with how long ago.
+// fmtTime writes an instant in UTC to the second, with how long ago or,
+// for one still to come (a change request's expiry), how long until.
 func fmtTime(t, now time.Time) string {
+	if t.After(now) {
+		return human.Time(t) + " (in " + human.Age(t.Sub(now)) + ")"
+	}
 	return human.Time(t) + " (" + human.Age(now.Sub(t)) + " ago)"
 }
 
