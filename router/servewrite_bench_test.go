@@ -83,17 +83,37 @@ func writeBenchBackend(tb testing.TB, answer string) string {
 // the primary, its answer recorded. The copy to the secondary is left to
 // the repair workers, which do not run here.
 func BenchmarkServeDualWrite(b *testing.B) {
-	ctx := context.Background()
+	r := dualWriteBenchRouter(b, "sqlite:"+filepath.Join(b.TempDir(), "s.db"),
+		"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":1234}",
+		"{name: bench, match: 'POST /bench', mode: dual-write, id_field: id}")
+	body := `{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.header)
+		w.status = 0
+		req := benchPost(body)
+		r.ServeHTTP(w, req.WithContext(context.Background()))
+		if w.status != http.StatusCreated {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// dualWriteBenchRouter is a router serving route (a YAML flow mapping) with
+// its journal in the store dsn names and a backend that answers every
+// request with answer.
+func dualWriteBenchRouter(b *testing.B, dsn, answer, route string) *Router {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	st, err := store.Start(ctx, "sqlite:"+filepath.Join(b.TempDir(), "s.db"), log)
+	st, err := store.Start(context.Background(), dsn, log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	backend := writeBenchBackend(b, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"id\":1234}")
+	b.Cleanup(func() { st.Close() })
+	backend := writeBenchBackend(b, answer)
 	cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
-		"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - {name: bench, match: 'POST /bench', mode: dual-write, id_field: id}\n",
-		backend, backend)), configfile.Env{Getenv: func(string) string { return "" }})
+		"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - %s\n",
+		backend, backend, route)), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,18 +123,7 @@ func BenchmarkServeDualWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	r.Swap(t)
-	body := `{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`
-	w := &discardWriter{header: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(w.header)
-		w.status = 0
-		req := benchPost(body)
-		r.ServeHTTP(w, req.WithContext(ctx))
-		if w.status != http.StatusCreated {
-			b.Fatalf("status %d", w.status)
-		}
-	}
+	return r
 }
 
 // benchPost is a POST /bench of a JSON body, as net/http's server hands
@@ -132,30 +141,12 @@ func benchPost(body string) *http.Request {
 func BenchmarkServeDualWritePut(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
-			ctx := context.Background()
-			log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 			dsn := "sqlite:" + filepath.Join(b.TempDir(), "s.db")
 			if kind == "postgres" {
 				dsn = testdb.Postgres(b)
 			}
-			st, err := store.Start(ctx, dsn, log)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			backend := writeBenchBackend(b, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-			cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
-				"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - {name: bench, match: 'PUT /bench/{id}', mode: dual-write}\n",
-				backend, backend)), configfile.Env{Getenv: func(string) string { return "" }})
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := New(Deps{Metrics: NewMetrics(prometheus.NewRegistry()), Log: log, Journal: storeJournal{Store: st}})
-			t, err := r.Build(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r.Swap(t)
+			r := dualWriteBenchRouter(b, dsn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+				"{name: bench, match: 'PUT /bench/{id}', mode: dual-write}")
 			body := `{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`
 			w := &discardWriter{header: http.Header{}}
 			i := 0
@@ -168,7 +159,7 @@ func BenchmarkServeDualWritePut(b *testing.B) {
 				req.URL.Path = fmt.Sprintf("/bench/%d", i%64)
 				req.RequestURI = req.URL.Path
 				i++
-				r.ServeHTTP(w, req.WithContext(ctx))
+				r.ServeHTTP(w, req.WithContext(context.Background()))
 				if w.status != http.StatusOK {
 					b.Fatalf("status %d", w.status)
 				}
