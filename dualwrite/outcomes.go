@@ -23,7 +23,8 @@ type Journal interface {
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (bool, error)
 	MarkUnknown(ctx context.Context, id string) error
-	TakeTurn(ctx context.Context, id string, limit time.Duration) (bool, error)
+	TakeTurn(ctx context.Context, id, resource string, limit time.Duration) (bool, error)
+	KeepTurn(ctx context.Context, id, resource string, limit time.Duration) error
 	// Uncertain reports whether a write that failed may have been
 	// committed all the same (the connection broke as it committed).
 	Uncertain(err error) bool
@@ -158,17 +159,25 @@ func (j *Outcomes) MarkUnknown(ctx context.Context, id string) error {
 	return err
 }
 
-// TakeTurn gives the sent write id its resource's turn with the primary
+// TakeTurn gives the sent write id to resource its turn with the primary
 // among the replicas sharing the store; a store that does not answer
 // within storeTimeout refuses it, as one that fails. The store bounds
-// the statement itself: an embedded store runs none, and a timer each
-// write would be garbage for nothing.
-func (j *Outcomes) TakeTurn(ctx context.Context, id string) (bool, error) {
-	taken, err := j.journal.TakeTurn(ctx, id, storeTimeout)
+// the statement itself: an embedded store mostly runs none, and a timer
+// each write would be garbage for nothing.
+func (j *Outcomes) TakeTurn(ctx context.Context, id, resource string) (bool, error) {
+	taken, err := j.journal.TakeTurn(ctx, id, resource, storeTimeout)
 	if ctx.Err() == nil { // a client that left is no store failing
 		j.note(err)
 	}
 	return taken, err
+}
+
+// KeepTurn keeps the turn of the sent write id to resource, which its
+// primary left unanswered, until recovery settles it (Store.KeepTurn).
+func (j *Outcomes) KeepTurn(ctx context.Context, id, resource string) error {
+	err := j.journal.KeepTurn(ctx, id, resource, storeTimeout)
+	j.note(err)
+	return err
 }
 
 // RecordOutcome records the primary's answer to the write id, or holds it

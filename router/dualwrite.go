@@ -32,10 +32,13 @@ type Journal interface {
 	// which delivery may then send from in rather than from the journal.
 	RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error
 	MarkUnknown(ctx context.Context, id string) error
-	// TakeTurn gives the sent write id its resource's turn with the
+	// TakeTurn gives the sent write id to resource its turn with the
 	// primary among every replica sharing the store: false while
 	// another write to the resource holds it.
-	TakeTurn(ctx context.Context, id string) (bool, error)
+	TakeTurn(ctx context.Context, id, resource string) (bool, error)
+	// KeepTurn keeps the turn of the sent write id to resource past its
+	// exchange, until the write leaves sent.
+	KeepTurn(ctx context.Context, id, resource string) error
 }
 
 // dualWriteRoute is a dual-write route's settings.
@@ -375,7 +378,14 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	// primary that honours Idempotency-Key, can settle that.
 	t.metrics.DualWrite(rt.name, "unknown")
 	if rt.dualWrite.primaryIdempotent {
-		return // recovery resends it once its lease passes
+		// Recovery resends it once its lease passes and records it then:
+		// until then it keeps its resource's turn (takeTurn).
+		if w.endTurn != nil {
+			if err := t.journal.KeepTurn(ctx, w.intent.ID, w.intent.Resource); err != nil {
+				t.log.Error("keeping an unanswered dual write's turn failed; a later write to its resource may reach the secondary before it", "route", rt.name, "id", w.intent.ID, "error", err)
+			}
+		}
+		return
 	}
 	if err := t.journal.MarkUnknown(ctx, w.intent.ID); err != nil {
 		t.log.Error("marking a dual write unknown failed; it becomes unknown when its lease passes", "route", rt.name, "id", w.intent.ID, "error", err)

@@ -77,8 +77,13 @@ func (j storeJournal) RecordOutcome(ctx context.Context, id string, o domain.Out
 }
 
 // TakeTurn bounds the statement as the facade's journal does.
-func (j storeJournal) TakeTurn(ctx context.Context, id string) (bool, error) {
-	return j.Store.TakeTurn(ctx, id, 10*time.Second)
+func (j storeJournal) TakeTurn(ctx context.Context, id, resource string) (bool, error) {
+	return j.Store.TakeTurn(ctx, id, resource, 10*time.Second)
+}
+
+// KeepTurn bounds the statement as the facade's journal does.
+func (j storeJournal) KeepTurn(ctx context.Context, id, resource string) error {
+	return j.Store.KeepTurn(ctx, id, resource, 10*time.Second)
 }
 
 func (j storeJournal) RecordOutcomeOf(ctx context.Context, in domain.Intent, o domain.Outcome) error {

@@ -256,7 +256,7 @@ func TestAReplicaThatDiesHoldingATurnHoldsItUntilRecoveryMarksItsWrite(t *testin
 		if err := a.store.BeginWrite(ctx, in, 100*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		if taken, err := a.store.TakeTurn(ctx, w.id, time.Minute); err != nil || !taken {
+		if taken, err := a.store.TakeTurn(ctx, w.id, resourceAt(w.path), time.Minute); err != nil || !taken {
 			t.Fatalf("replica A's turn for %s: %v %v", w.path, taken, err)
 		}
 	}
@@ -316,7 +316,7 @@ func TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing(t *testin
 	if err := a.store.BeginWrite(ctx, in, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if taken, err := a.store.TakeTurn(ctx, "held", time.Minute); err != nil || !taken {
+	if taken, err := a.store.TakeTurn(ctx, "held", resourceAt("/items/7"), time.Minute); err != nil || !taken {
 		t.Fatalf("replica A's turn: %v %v", taken, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)

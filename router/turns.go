@@ -87,7 +87,9 @@ const turnPollMin, turnPollMax = 5 * time.Millisecond, 100 * time.Millisecond
 // primary, waiting for it at most limit and while ctx lasts: first among
 // this process's writes (resourceTurns, in arrival order), then among the
 // writes of every replica sharing the store (Journal.TakeTurn, which
-// another replica's write may hold: polled). It returns the function
+// another replica's write may hold, or a write of this process that the
+// primary left unanswered, which keeps it until recovery records it:
+// polled). It returns the function
 // that ends the local turn; the store's turn ends when the write's
 // outcome is recorded, or it is otherwise settled. On error the write
 // must not be sent: errResourceBusy past limit, ctx's error when it
@@ -109,7 +111,7 @@ func (t *Table) takeTurn(ctx context.Context, id, resource string, limit time.Du
 	}
 	pause := turnPollMin
 	for {
-		taken, err := t.journal.TakeTurn(ctx, id)
+		taken, err := t.journal.TakeTurn(ctx, id, resource)
 		switch {
 		case ctx.Err() != nil:
 			err = ctx.Err()

@@ -52,3 +52,34 @@ func TestDualWriteJournalAllocationsStayWithinTheirCount(t *testing.T) {
 		t.Errorf("%v allocations a dual write's journal entries, want at most %v", got, max)
 	}
 }
+
+// On SQLite a write's turn costs no statement, timer or allocation, but
+// for a resource whose turn a write left sent keeps (KeepTurn): TakeTurn
+// for any other allocates nothing.
+func TestEmbeddedTurnAllocationsStayWithinTheirCount(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts differ under -race")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, in := range []domain.Intent{intent("kept", "/patients/42"), intent("w", "/patients/43")} {
+		if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.KeepTurn(ctx, "kept", "/patients/42", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	take := func() {
+		if taken, err := s.TakeTurn(ctx, "w", "/patients/43", time.Minute); err != nil || !taken {
+			t.Fatalf("TakeTurn: %v %v, want the turn", taken, err)
+		}
+	}
+	if got := testing.AllocsPerRun(100, take); got != 0 {
+		t.Errorf("%v allocations a turn, want 0", got)
+	}
+}

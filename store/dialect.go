@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite" // registers the "sqlite" driver: pure Go, so the binary stays cgo-free
 	sqlite3 "modernc.org/sqlite/lib"
@@ -64,7 +65,7 @@ type dialect struct {
 	// it is removed or replaced; nil on PostgreSQL.
 	file *storeFile
 	// takeTurn gives the sent write $1 its resource's turn with the
-	// primary (TakeTurn); "" when one process uses the store.
+	// primary (TakeTurn).
 	takeTurn string
 	// notify announces a route flag change to every replica's Watch when
 	// the transaction commits; "" when there is only one instance.
@@ -110,6 +111,7 @@ func sqliteDialect() *dialect {
 		nextSeq: `SELECT value, EXISTS (` + earlierWrite("$1", "value") + `)
 			FROM strangler_sequences WHERE name = 'strangler_repair_seq'`,
 		pendingInOrder: "strangler_repairs r INDEXED BY strangler_repairs_pending_seq",
+		takeTurn:       takeTurn,
 		encodeTime:     func(t time.Time) any { return formatTime(t) },
 		emptyBlob:      "X''",
 	}
@@ -134,13 +136,29 @@ func postgresDialect() *dialect {
 		pendingInOrder: "strangler_repairs r",
 		lockKey:        `SELECT pg_advisory_xact_lock($1, hashtext($2))`,
 		forUpdate:      "FOR UPDATE",
-		takeTurn:       `UPDATE strangler_repairs SET turn = true WHERE id = $1 AND state = 'sent'`,
+		takeTurn:       takeTurn,
 		nextSeq: `SELECT value, EXISTS (` + earlierWrite("$1", "value") + `)
 			FROM nextval('strangler_repair_seq') AS value`,
 		notify:     `SELECT pg_notify('` + notifyChannel + `', coalesce(current_schema(), ''))`,
 		encodeTime: func(t time.Time) any { return t },
 		emptyBlob:  "''::bytea",
 	}
+}
+
+// takeTurn is the statement of dialect.takeTurn: the unique index
+// strangler_repairs_turn refuses it while another sent write to the
+// resource has the turn (turnHeld).
+const takeTurn = `UPDATE strangler_repairs SET turn = true WHERE id = $1 AND state = 'sent'`
+
+// turnHeld reports whether err is the refusal of takeTurn: a unique
+// violation, which only the turn's index can raise on that statement.
+func turnHeld(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505" && pe.ConstraintName == "strangler_repairs_turn"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 // openDB opens the database addr names, without connecting yet.

@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"strangler/domain"
 )
@@ -353,7 +352,7 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 	return nil
 }
 
-// TakeTurn gives the sent write id its resource's turn with the primary
+// TakeTurn gives the sent write id to resource its turn with the primary
 // among the writes of every replica sharing the store, and reports
 // whether it has it: false while another sent write to the resource
 // holds the turn. The turn ends when the write leaves sent: in the
@@ -371,24 +370,88 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 // to the primary after this one and could be recorded before it, and the
 // secondary would end with the older body.
 //
-// The statement is bounded by limit. On SQLite the write has its turn at
-// once, without a statement or a timer: one process uses the store, and
-// its writes take their turns in the router.
-func (s *Store) TakeTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
-	if s.dialect.takeTurn == "" {
+// The statement is bounded by limit. On SQLite one process uses the
+// store and its writes take their turns in the router, so the write has
+// its turn at once, without a statement or a timer, unless a write of
+// this process left sent still holds the resource's turn (KeepTurn).
+func (s *Store) TakeTurn(ctx context.Context, id, resource string, limit time.Duration) (bool, error) {
+	if s.kept != nil && !s.kept.has(resource) {
 		return true, nil
 	}
+	taken, err := s.takeTurn(ctx, id, limit)
+	if taken && s.kept != nil {
+		// The kept turn has ended, and this write holds the next one
+		// until it leaves sent: the resource's later writes need not ask.
+		s.kept.drop(resource)
+	}
+	return taken, err
+}
+
+// KeepTurn keeps the turn of the sent write id to resource, whose
+// exchange with the primary ended without an outcome (recovery resends
+// it), until the write leaves sent, as TakeTurn describes: the resource's
+// later writes get no turn until then. On PostgreSQL the write holds its
+// turn since it took it; on SQLite the router's turn ends with the
+// exchange, so the write takes the store's turn now, and this process's
+// next writes to the resource ask for theirs (TakeTurn).
+//
+// Why on SQLite too: were the next write to go, it would be applied after
+// this one and recorded before it (recovery records this one once its
+// lease passes), and the secondary would end with the older body.
+func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Duration) error {
+	if s.kept == nil {
+		return nil
+	}
+	// Not taken only after a restart, while a write the process before
+	// kept is still sent: the resource's next writes then wait for that
+	// one, of which this process had no note.
+	if _, err := s.takeTurn(ctx, id, limit); err != nil {
+		return err
+	}
+	s.kept.add(resource)
+	return nil
+}
+
+// takeTurn runs TakeTurn's statement.
+func (s *Store) takeTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	err := s.transition(ctx, s.db, id, []domain.State{domain.StateSent}, s.dialect.takeTurn, id)
-	var held *pgconn.PgError // 23505: unique_violation
-	if errors.As(err, &held) && held.Code == "23505" && held.ConstraintName == "strangler_repairs_turn" {
+	if turnHeld(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("store: take the turn of %s: %w", id, err)
 	}
 	return true, nil
+}
+
+// keptTurns are the resources whose turn an embedded store's process
+// kept in the store (KeepTurn); an entry stays until a later write to
+// the resource takes its turn, so there are at most as many as writes
+// the primary left unanswered.
+type keptTurns struct {
+	mu        sync.Mutex
+	resources map[string]struct{}
+}
+
+func (k *keptTurns) has(resource string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.resources[resource]
+	return ok
+}
+
+func (k *keptTurns) add(resource string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.resources[resource] = struct{}{}
+}
+
+func (k *keptTurns) drop(resource string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.resources, resource)
 }
 
 // nonNil stores an absent body as an empty one: the column is NOT NULL.

@@ -194,9 +194,13 @@ func TestWritesJournaledBeforeMigration0085KeepTheirPlace(t *testing.T) {
 		db.Close()
 
 		s := openStore(t, dsn, newClock())
-		// The same indexes, but for 0105's spelling of the settled states.
+		// The same indexes, but for 0105's spelling of the settled states,
+		// and 0130's turn index besides.
 		for name, sql := range before {
 			before[name] = strings.ReplaceAll(sql, "state IN ('skipped', 'done', 'discarded')", statesIn(finalStates))
+		}
+		if before != nil {
+			before["strangler_repairs_turn"] = "CREATE UNIQUE INDEX strangler_repairs_turn ON strangler_repairs (resource) WHERE turn AND state = 'sent'"
 		}
 		if after := indexes(s.db); !maps.Equal(after, before) {
 			t.Errorf("the journal's indexes changed:\nbefore %v\nafter  %v", before, after)

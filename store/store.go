@@ -82,6 +82,10 @@ type Store struct {
 	intents, completions *rowWrite
 	// outcomes are the UPDATEs that record the primary's answer.
 	outcomes outcomeStatements
+	// kept are the resources whose turn a write left sent keeps in an
+	// embedded store (KeepTurn); nil on PostgreSQL, where every write
+	// takes its turn in the store.
+	kept *keptTurns
 }
 
 // Option configures a Store at Open or Start.
@@ -117,6 +121,9 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
 	s.outcomes = s.outcomeStatements()
+	if d.name == "sqlite" {
+		s.kept = &keptTurns{resources: make(map[string]struct{})}
+	}
 	return s, nil
 }
 

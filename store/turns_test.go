@@ -28,7 +28,11 @@ func TestOneSentWriteAResourceHoldsItsTurn(t *testing.T) {
 		}
 		takes := func(st *Store, id string) bool {
 			t.Helper()
-			taken, err := st.TakeTurn(ctx, id, time.Minute)
+			resource := "/patients/42"
+			if id == "elsewhere" {
+				resource = "/patients/43"
+			}
+			taken, err := st.TakeTurn(ctx, id, resource, time.Minute)
 			if err != nil {
 				t.Fatalf("TakeTurn(%s): %v", id, err)
 			}
@@ -86,9 +90,60 @@ func TestOneSentWriteAResourceHoldsItsTurn(t *testing.T) {
 			t.Error("w3 once w1 is skipped: no turn")
 		}
 		if shared {
-			if _, err := s.TakeTurn(ctx, "w2", time.Minute); !errors.Is(err, ErrInvalidState) {
+			if _, err := s.TakeTurn(ctx, "w2", "/patients/42", time.Minute); !errors.Is(err, ErrInvalidState) {
 				t.Errorf("TakeTurn of w2, no longer sent: %v, want ErrInvalidState", err)
 			}
+		}
+	})
+}
+
+// TestAWriteLeftSentKeepsItsTurnUntilItLeavesSent: a write whose
+// exchange with the primary ended unanswered, left sent for recovery,
+// keeps its resource's turn: on SQLite as on PostgreSQL, no later write
+// to the resource has its turn until the kept one's outcome is recorded.
+// A write to another resource has its turn meanwhile.
+func TestAWriteLeftSentKeepsItsTurnUntilItLeavesSent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		for _, w := range []struct{ id, resource string }{
+			{"w1", "/patients/42"}, {"w2", "/patients/42"}, {"w3", "/patients/42"}, {"elsewhere", "/patients/43"},
+		} {
+			if err := s.BeginWrite(ctx, intent(w.id, w.resource), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		takes := func(id, resource string) bool {
+			t.Helper()
+			taken, err := s.TakeTurn(ctx, id, resource, time.Minute)
+			if err != nil {
+				t.Fatalf("TakeTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if !takes("w1", "/patients/42") {
+			t.Fatal("w1, the first to ask: no turn")
+		}
+		if err := s.KeepTurn(ctx, "w1", "/patients/42", time.Minute); err != nil {
+			t.Fatalf("KeepTurn(w1): %v", err)
+		}
+		if takes("w2", "/patients/42") {
+			t.Error("w2 while w1, left sent, keeps the turn: got it")
+		}
+		if !takes("elsewhere", "/patients/43") {
+			t.Error("a write to another resource: no turn")
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w2", "/patients/42") {
+			t.Fatal("w2 once w1's outcome is recorded: no turn")
+		}
+		if err := s.RecordOutcome(ctx, "w2", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w3", "/patients/42") {
+			t.Error("w3 once w2's outcome is recorded: no turn")
 		}
 	})
 }
