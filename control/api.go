@@ -70,7 +70,9 @@ func statusFor(err error) (int, string) {
 		// it needs and that the rest of the write is intact.
 		return http.StatusGone, err.Error()
 	case errors.Is(err, store.ErrInvalidState):
-		return http.StatusConflict, "that action does not apply to the repair in its current state"
+		// The store's message names the state the repair is in and why
+		// the action does not fit it.
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	}

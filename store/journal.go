@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -277,6 +278,11 @@ func (s *Store) transition(ctx context.Context, q querier, id string, from []dom
 		return ErrNotFound
 	} else if err != nil {
 		return err
+	}
+	if slices.Contains(from, st) {
+		// The state fits: what refused the move is the write's live
+		// lease (DiscardRepair).
+		return fmt.Errorf("it is %s and being delivered to the secondary; try again once that delivery ends: %w", st, ErrInvalidState)
 	}
 	return fmt.Errorf("it is %s, not %s: %w", st, statesList(from), ErrInvalidState)
 }

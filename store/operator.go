@@ -119,7 +119,10 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 // clock (see leaseAt). A dead write keeps its place at the head of its
 // resource, with attempts reset. An unknown write means the operator
 // confirmed the primary applied it: it joins the end of its resource's
-// queue with a new sequence number. Other states are ErrInvalidState.
+// queue with a new sequence number, unless a write to its resource that
+// came in after it was applied (see laterWrites): the secondary would
+// then end with the older write, so that is ErrInvalidState. Other
+// states are ErrInvalidState too.
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var resource string
@@ -145,6 +148,15 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		// Checked under nextSeq's lock of the resource: a later write
+		// recorded after this takes a later number, and follows.
+		if n, err := s.laterWrites(ctx, tx, id, resource); err != nil {
+			return err
+		} else if n > 0 {
+			return fmt.Errorf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
+				"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it: %w",
+				n, ErrInvalidState)
+		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
 			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = `+due+`,
@@ -157,14 +169,33 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	return nil
 }
 
+// laterWrites counts the writes to resource that came in after the write
+// id and that the primary applied (pending, dead, done): the secondary has
+// them or will get them before anything queued now.
+func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource string) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `
+		SELECT COUNT(*) FROM strangler_repairs l
+		WHERE l.resource = $1 AND `+statesIn(laterStates)+`
+			AND l.created_at > (SELECT created_at FROM strangler_repairs WHERE id = $2)`, resource, id).Scan(&n)
+	return n, err
+}
+
+// laterStates are the states of a write the secondary has or will get.
+var laterStates = []domain.State{domain.StatePending, domain.StateDead, domain.StateDone}
+
 // DiscardRepair gives up on a pending, dead or unknown write, erasing what
-// it kept of the request; later writes to its resource proceed. A worker
-// delivering it finds its lease lost. Other states are ErrInvalidState.
+// it kept of the request; later writes to its resource proceed. A write
+// under a live lease is ErrInvalidState: a worker is delivering it, and
+// the secondary may apply it whatever the queue then says. Other states
+// are ErrInvalidState too.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
+	free, nowArg := s.leaseAt(3, 0)
 	err := s.transition(ctx, s.db, id, moveDiscard.from, `
 		UPDATE strangler_repairs
 		SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND `+moveDiscard.where(), id, s.ts(s.clock()))
+		WHERE id = $1 AND `+moveDiscard.where()+`
+			AND (lease_until IS NULL OR lease_until <= `+free+`)`, id, s.ts(s.clock()), nowArg)
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)
 	}

@@ -120,7 +120,20 @@ func TestOperatorActions(t *testing.T) {
 			}
 		})
 
-		t.Run("a worker whose repair was discarded finds its lease lost", func(t *testing.T) {
+		t.Run("a write being delivered is not discarded", func(t *testing.T) {
+			// p2 is claimed by w: the secondary may apply it, whatever a
+			// discard would record.
+			err := s.DiscardRepair(ctx, "p2")
+			if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is pending and being delivered") {
+				t.Errorf("got %v, want ErrInvalidState saying it is being delivered", err)
+			}
+			if got := state(t, s, "p2"); got != domain.StatePending {
+				t.Errorf("p2 is %s, want pending", got)
+			}
+		})
+
+		t.Run("a worker whose repair was discarded once its lease passed finds its lease lost", func(t *testing.T) {
+			clk.Advance(2 * time.Minute)
 			if err := s.DiscardRepair(ctx, "p2"); err != nil {
 				t.Fatal(err)
 			}
@@ -214,4 +227,52 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 	if !strings.Contains(strings.Join(plan, "\n"), "strangler_repairs_dead") {
 		t.Errorf("listing the dead writes does not read their index:\n%s", strings.Join(plan, "\n"))
 	}
+}
+
+// TestRetryOfAnUnknownWriteAfterLaterWrites: an unknown write retried
+// after a later write to its resource was applied would reach the
+// secondary after it and leave the older body there; it is refused, and
+// stays unknown. Later writes the primary refused do not count.
+func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		for _, id := range []string{"lost-a", "lost-b"} {
+			if err := s.BeginWrite(ctx, intent(id, "update-patient/"+id), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MarkUnknown(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(time.Second)
+		journal(t, s, "later-a", "update-patient/lost-a")
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"later-a"}) {
+			t.Fatalf("claimed %v, want [later-a]", got)
+		}
+		if err := s.CompleteRepair(ctx, "later-a", "w"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginWrite(ctx, intent("refused-b", "update-patient/lost-b"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(ctx, "refused-b", domain.Outcome{Status: 409}); err != nil {
+			t.Fatal(err)
+		}
+
+		err := s.RetryRepair(ctx, "lost-a")
+		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is unknown, and 1 later writes to its resource reached the secondary") {
+			t.Errorf("retrying lost-a: got %v, want ErrInvalidState naming the later write", err)
+		}
+		if got := state(t, s, "lost-a"); got != domain.StateUnknown {
+			t.Errorf("lost-a is %s, want unknown", got)
+		}
+		if err := s.RetryRepair(ctx, "lost-b"); err != nil {
+			t.Errorf("retrying lost-b, whose later write the primary refused: %v", err)
+		}
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"lost-b"}) {
+			t.Errorf("claimed %v, want [lost-b]", got)
+		}
+	})
 }
