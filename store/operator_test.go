@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/testdb"
 )
 
 func TestOperatorActions(t *testing.T) {
@@ -275,4 +276,49 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 			t.Errorf("claimed %v, want [lost-b]", got)
 		}
 	})
+}
+
+// TestDiscardOnAnotherReplicaWhileDelivering: on PostgreSQL, replica b
+// discarding a write replica a is delivering is refused, and two
+// replicas retrying one dead write at once retry it once.
+func TestDiscardOnAnotherReplicaWhileDelivering(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
+	journal(t, a, "w1", "update-patient/1")
+	if _, ok, err := a.ClaimRepair(ctx, "w1", "a-worker", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimRepair: %v, %v", ok, err)
+	}
+	if err := b.DiscardRepair(ctx, "w1"); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("discard on b: got %v, want ErrInvalidState", err)
+	}
+	if err := a.CompleteRepair(ctx, "w1", "a-worker"); err != nil {
+		t.Errorf("a's delivery: %v", err)
+	}
+	if got := state(t, b, "w1"); got != domain.StateDone {
+		t.Errorf("w1 is %s, want done", got)
+	}
+
+	journal(t, a, "w2", "update-patient/2")
+	if _, ok, err := a.ClaimRepair(ctx, "w2", "a-worker", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimRepair: %v, %v", ok, err)
+	}
+	if err := a.FailRepair(ctx, "w2", "a-worker", "400", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, s := range []*Store{a, b} {
+		go func() { errs <- s.RetryRepair(ctx, "w2") }()
+	}
+	var refused int
+	for range 2 {
+		if err := <-errs; errors.Is(err, ErrInvalidState) {
+			refused++
+		} else if err != nil {
+			t.Error(err)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d of two retries at once refused, want 1", refused)
+	}
 }
