@@ -282,9 +282,9 @@ func (s *Store) transition(ctx context.Context, q querier, id string, from []dom
 	if slices.Contains(from, st) {
 		// The state fits: what refused the move is the write's live
 		// lease (DiscardRepair).
-		return fmt.Errorf("it is %s and being delivered to the secondary; try again once that delivery ends: %w", st, ErrInvalidState)
+		return &StateError{"it is " + string(st) + " and being delivered to the secondary; try again once that delivery ends"}
 	}
-	return fmt.Errorf("it is %s, not %s: %w", st, statesList(from), ErrInvalidState)
+	return &StateError{"it is " + string(st) + ", not " + statesList(from)}
 }
 
 func statesList(states []domain.State) string {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -125,9 +126,9 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 // states are ErrInvalidState too.
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		var resource string
+		var resource, method string
 		var st domain.State
-		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)
+		err := tx.QueryRowContext(ctx, `SELECT resource, method, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &method, &st)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
@@ -150,12 +151,11 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		}
 		// Checked under nextSeq's lock of the resource: a later write
 		// recorded after this takes a later number, and follows.
-		if n, err := s.laterWrites(ctx, tx, id, resource); err != nil {
+		if n, err := s.laterWrites(ctx, tx, id, resource, method); err != nil {
 			return err
 		} else if n > 0 {
-			return fmt.Errorf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
-				"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it: %w",
-				n, ErrInvalidState)
+			return &StateError{fmt.Sprintf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
+				"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it", n)}
 		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
@@ -171,8 +171,14 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 
 // laterWrites counts the writes to resource that came in after the write
 // id and that the primary applied (pending, dead, done): the secondary has
-// them or will get them before anything queued now.
-func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource string) (int, error) {
+// them or will get them before anything queued now. None concern a create
+// (method POST): its resource is its collection until the primary's
+// answer names what it made, which an unknown write never got, and
+// creates in one collection do not overwrite one another.
+func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource, method string) (int, error) {
+	if method == http.MethodPost {
+		return 0, nil
+	}
 	var n int
 	err := tx.QueryRowContext(ctx, `
 		SELECT COUNT(*) FROM strangler_repairs l

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -233,21 +234,28 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 // TestRetryOfAnUnknownWriteAfterLaterWrites: an unknown write retried
 // after a later write to its resource was applied would reach the
 // secondary after it and leave the older body there; it is refused, and
-// stays unknown. Later writes the primary refused do not count.
+// stays unknown. Later writes the primary refused do not count, nor do
+// any for a create, whose resource is its collection.
 func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		clk := newClock()
 		s := newStore(t, b, clk)
-		for _, id := range []string{"lost-a", "lost-b"} {
-			if err := s.BeginWrite(ctx, intent(id, "update-patient/"+id), 0); err != nil {
+		lose := func(id, resource, method string) {
+			in := intent(id, resource)
+			in.Method = method
+			if err := s.BeginWrite(ctx, in, 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.MarkUnknown(ctx, id); err != nil {
 				t.Fatal(err)
 			}
 		}
+		lose("lost-a", "update-patient/lost-a", http.MethodPut)
+		lose("lost-b", "update-patient/lost-b", http.MethodPut)
+		lose("create-1", "patients", http.MethodPost)
 		clk.Advance(time.Second)
+		lose("create-2", "patients", http.MethodPost)
 		journal(t, s, "later-a", "update-patient/lost-a")
 		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"later-a"}) {
 			t.Fatalf("claimed %v, want [later-a]", got)
@@ -272,8 +280,13 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 		if err := s.RetryRepair(ctx, "lost-b"); err != nil {
 			t.Errorf("retrying lost-b, whose later write the primary refused: %v", err)
 		}
-		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"lost-b"}) {
-			t.Errorf("claimed %v, want [lost-b]", got)
+		for _, id := range []string{"create-2", "create-1"} {
+			if err := s.RetryRepair(ctx, id); err != nil {
+				t.Errorf("retrying %s, a create: %v", id, err)
+			}
+		}
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"lost-b", "create-2"}) {
+			t.Errorf("claimed %v, want [lost-b create-2]", got)
 		}
 	})
 }
