@@ -21,8 +21,9 @@ type RepairFilter struct {
 	// ResourceKey is a RepairSummary's ResourceKey: every write to one
 	// resource.
 	ResourceKey string
-	// Before keeps writes created before this time, for paging.
-	Before time.Time
+	// BeforeID keeps the writes listed after the write with this id
+	// (the next page: the last id of one); ErrNotFound if there is none.
+	BeforeID string
 	// Limit caps the result: 100 when zero, at most 1000.
 	Limit int
 }
@@ -30,7 +31,7 @@ type RepairFilter struct {
 // ListRepairs returns journaled writes, newest first, without header and
 // body.
 func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.RepairSummary, error) {
-	q, args, err := s.listQuery(f)
+	q, args, err := s.listQuery(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
@@ -54,7 +55,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.Repai
 }
 
 // listQuery is ListRepairs' query and its arguments.
-func (s *Store) listQuery(f RepairFilter) (string, []any, error) {
+func (s *Store) listQuery(ctx context.Context, f RepairFilter) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -78,8 +79,18 @@ func (s *Store) listQuery(f RepairFilter) (string, []any, error) {
 	if f.ResourceKey != "" {
 		add("resource = $%d", f.ResourceKey)
 	}
-	if !f.Before.IsZero() {
-		add("created_at < $%d", s.ts(f.Before))
+	if f.BeforeID != "" {
+		// The id breaks ties, as in the order: a page starts where the
+		// last ended even among writes created in the same instant.
+		var at any
+		err := s.db.QueryRowContext(ctx, `SELECT created_at FROM strangler_repairs WHERE id = $1`, f.BeforeID).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fmt.Errorf("no write %s to list from: %w", f.BeforeID, ErrNotFound)
+		} else if err != nil {
+			return "", nil, err
+		}
+		args = append(args, at, f.BeforeID)
+		where = append(where, fmt.Sprintf("(created_at < $%d OR created_at = $%d AND id < $%d)", len(args)-1, len(args)-1, len(args)))
 	}
 	q := `SELECT ` + summaryColumns + ` FROM strangler_repairs`
 	if len(where) > 0 {

@@ -189,7 +189,7 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 	if _, err := s.db.ExecContext(ctx, `ANALYZE strangler_repairs`); err != nil {
 		t.Fatal(err)
 	}
-	q, args, err := s.listQuery(RepairFilter{State: domain.StateDead, Route: "put-item"})
+	q, args, err := s.listQuery(ctx, RepairFilter{State: domain.StateDead, Route: "put-item"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +334,42 @@ func TestDiscardOnAnotherReplicaWhileDelivering(t *testing.T) {
 	if refused != 1 {
 		t.Errorf("%d of two retries at once refused, want 1", refused)
 	}
+}
+
+// TestListingPagesByID: with more writes than a page holds, before_id
+// pages through all of them once, writes created in the same instant
+// included; an id that names no write is ErrNotFound, not an empty page.
+func TestListingPagesByID(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		for i := range 7 {
+			if i == 3 {
+				clk.Advance(time.Second)
+			}
+			journal(t, s, fmt.Sprintf("w%d", i), fmt.Sprintf("update-patient/%d", i))
+		}
+		var got []string
+		f := RepairFilter{Limit: 3}
+		for range 4 {
+			page, err := s.ListRepairs(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page {
+				got = append(got, r.ID)
+			}
+			if len(page) < f.Limit {
+				break
+			}
+			f.BeforeID = page[len(page)-1].ID
+		}
+		if want := []string{"w6", "w5", "w4", "w3", "w2", "w1", "w0"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("pages listed %v, want %v", got, want)
+		}
+		if _, err := s.ListRepairs(ctx, RepairFilter{BeforeID: "no-such-write"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("before a made-up id: got %v, want ErrNotFound", err)
+		}
+	})
 }
