@@ -44,6 +44,7 @@ func statusFor(err error) (int, string) {
 	var e errAPI
 	var role *roleError
 	var locked *errLockedOut
+	var state *store.StateError
 	switch {
 	case errors.As(err, &locked):
 		return locked.status, locked.msg
@@ -69,8 +70,8 @@ func statusFor(err error) (int, string) {
 		// Only the journaled request is lost; the message says which key
 		// it needs and that the rest of the write is intact.
 		return http.StatusGone, err.Error()
-	case errors.Is(err, store.ErrInvalidState):
-		return http.StatusConflict, "that action does not apply to the repair in its current state"
+	case errors.As(err, &state):
+		return http.StatusConflict, "that action does not apply to the repair: " + state.Why
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, err.Error()
 	}

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"time"
 	"unicode/utf8"
@@ -64,7 +65,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 		return err
 	}
 	q := r.URL.Query()
-	f := store.RepairFilter{Route: q.Get("route"), Limit: limit}
+	f := store.RepairFilter{Route: q.Get("route"), BeforeID: q.Get("before_id"), Limit: limit}
 	if name := q.Get("state"); name != "" {
 		if f.State, err = domain.ParseState(name); err != nil {
 			return apiError(http.StatusBadRequest, "state: %v", err)
@@ -73,7 +74,9 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	ctx, cancel := timeout(r)
 	defer cancel()
 	list, err := a.Repairs.ListRepairs(ctx, f)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return err // before_id names no write
+	} else if err != nil {
 		a.log.Error("listing repairs failed", "error", err)
 		return ErrUnavailable
 	}

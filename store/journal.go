@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -279,7 +280,12 @@ func (s *Store) transition(ctx context.Context, q querier, id string, from []dom
 	} else if err != nil {
 		return err
 	}
-	return fmt.Errorf("it is %s, not %s: %w", st, statesList(from), ErrInvalidState)
+	if slices.Contains(from, st) {
+		// The state fits: what refused the move is the write's live
+		// lease (DiscardRepair).
+		return &StateError{"it is " + string(st) + " and being delivered to the secondary; try again once that delivery ends"}
+	}
+	return &StateError{"it is " + string(st) + ", not " + statesList(from)}
 }
 
 func statesList(states []domain.State) string {

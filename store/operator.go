@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -20,8 +21,9 @@ type RepairFilter struct {
 	// ResourceKey is a RepairSummary's ResourceKey: every write to one
 	// resource.
 	ResourceKey string
-	// Before keeps writes created before this time, for paging.
-	Before time.Time
+	// BeforeID keeps the writes listed after the write with this id
+	// (the next page: the last id of one); ErrNotFound if there is none.
+	BeforeID string
 	// Limit caps the result: 100 when zero, at most 1000.
 	Limit int
 }
@@ -29,7 +31,7 @@ type RepairFilter struct {
 // ListRepairs returns journaled writes, newest first, without header and
 // body.
 func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.RepairSummary, error) {
-	q, args, err := s.listQuery(f)
+	q, args, err := s.listQuery(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("store: list repairs: %w", err)
 	}
@@ -53,7 +55,7 @@ func (s *Store) ListRepairs(ctx context.Context, f RepairFilter) ([]domain.Repai
 }
 
 // listQuery is ListRepairs' query and its arguments.
-func (s *Store) listQuery(f RepairFilter) (string, []any, error) {
+func (s *Store) listQuery(ctx context.Context, f RepairFilter) (string, []any, error) {
 	var where []string
 	var args []any
 	add := func(cond string, arg any) {
@@ -77,8 +79,18 @@ func (s *Store) listQuery(f RepairFilter) (string, []any, error) {
 	if f.ResourceKey != "" {
 		add("resource = $%d", f.ResourceKey)
 	}
-	if !f.Before.IsZero() {
-		add("created_at < $%d", s.ts(f.Before))
+	if f.BeforeID != "" {
+		// The id breaks ties, as in the order: a page starts where the
+		// last ended even among writes created in the same instant.
+		var at any
+		err := s.db.QueryRowContext(ctx, `SELECT created_at FROM strangler_repairs WHERE id = $1`, f.BeforeID).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, fmt.Errorf("no write %s to list from: %w", f.BeforeID, ErrNotFound)
+		} else if err != nil {
+			return "", nil, err
+		}
+		args = append(args, at, f.BeforeID)
+		where = append(where, fmt.Sprintf("(created_at < $%d OR created_at = $%d AND id < $%d)", len(args)-1, len(args)-1, len(args)))
 	}
 	q := `SELECT ` + summaryColumns + ` FROM strangler_repairs`
 	if len(where) > 0 {
@@ -119,12 +131,15 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 // clock (see leaseAt). A dead write keeps its place at the head of its
 // resource, with attempts reset. An unknown write means the operator
 // confirmed the primary applied it: it joins the end of its resource's
-// queue with a new sequence number. Other states are ErrInvalidState.
+// queue with a new sequence number, unless a write to its resource that
+// came in after it was applied (see laterWrites): the secondary would
+// then end with the older write, so that is ErrInvalidState. Other
+// states are ErrInvalidState too.
 func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		var resource string
+		var resource, method string
 		var st domain.State
-		err := tx.QueryRowContext(ctx, `SELECT resource, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &st)
+		err := tx.QueryRowContext(ctx, `SELECT resource, method, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &method, &st)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
@@ -145,6 +160,14 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		// Checked under nextSeq's lock of the resource: a later write
+		// recorded after this takes a later number, and follows.
+		if n, err := s.laterWrites(ctx, tx, id, resource, method); err != nil {
+			return err
+		} else if n > 0 {
+			return &StateError{fmt.Sprintf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
+				"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it", n)}
+		}
 		return s.transition(ctx, tx, id, from, `
 			UPDATE strangler_repairs
 			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = `+due+`,
@@ -157,14 +180,39 @@ func (s *Store) RetryRepair(ctx context.Context, id string) error {
 	return nil
 }
 
+// laterWrites counts the writes to resource that came in after the write
+// id and that the primary applied (pending, dead, done): the secondary has
+// them or will get them before anything queued now. None concern a create
+// (method POST): its resource is its collection until the primary's
+// answer names what it made, which an unknown write never got, and
+// creates in one collection do not overwrite one another.
+func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource, method string) (int, error) {
+	if method == http.MethodPost {
+		return 0, nil
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `
+		SELECT COUNT(*) FROM strangler_repairs l
+		WHERE l.resource = $1 AND `+statesIn(laterStates)+`
+			AND l.created_at > (SELECT created_at FROM strangler_repairs WHERE id = $2)`, resource, id).Scan(&n)
+	return n, err
+}
+
+// laterStates are the states of a write the secondary has or will get.
+var laterStates = []domain.State{domain.StatePending, domain.StateDead, domain.StateDone}
+
 // DiscardRepair gives up on a pending, dead or unknown write, erasing what
-// it kept of the request; later writes to its resource proceed. A worker
-// delivering it finds its lease lost. Other states are ErrInvalidState.
+// it kept of the request; later writes to its resource proceed. A write
+// under a live lease is ErrInvalidState: a worker is delivering it, and
+// the secondary may apply it whatever the queue then says. Other states
+// are ErrInvalidState too.
 func (s *Store) DiscardRepair(ctx context.Context, id string) error {
+	free, nowArg := s.leaseAt(3, 0)
 	err := s.transition(ctx, s.db, id, moveDiscard.from, `
 		UPDATE strangler_repairs
 		SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND `+moveDiscard.where(), id, s.ts(s.clock()))
+		WHERE id = $1 AND `+moveDiscard.where()+`
+			AND (lease_until IS NULL OR lease_until <= `+free+`)`, id, s.ts(s.clock()), nowArg)
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/testdb"
 )
 
 func TestOperatorActions(t *testing.T) {
@@ -120,7 +122,20 @@ func TestOperatorActions(t *testing.T) {
 			}
 		})
 
-		t.Run("a worker whose repair was discarded finds its lease lost", func(t *testing.T) {
+		t.Run("a write being delivered is not discarded", func(t *testing.T) {
+			// p2 is claimed by w: the secondary may apply it, whatever a
+			// discard would record.
+			err := s.DiscardRepair(ctx, "p2")
+			if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is pending and being delivered") {
+				t.Errorf("got %v, want ErrInvalidState saying it is being delivered", err)
+			}
+			if got := state(t, s, "p2"); got != domain.StatePending {
+				t.Errorf("p2 is %s, want pending", got)
+			}
+		})
+
+		t.Run("a worker whose repair was discarded once its lease passed finds its lease lost", func(t *testing.T) {
+			clk.Advance(2 * time.Minute)
 			if err := s.DiscardRepair(ctx, "p2"); err != nil {
 				t.Fatal(err)
 			}
@@ -174,7 +189,7 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 	if _, err := s.db.ExecContext(ctx, `ANALYZE strangler_repairs`); err != nil {
 		t.Fatal(err)
 	}
-	q, args, err := s.listQuery(RepairFilter{State: domain.StateDead, Route: "put-item"})
+	q, args, err := s.listQuery(ctx, RepairFilter{State: domain.StateDead, Route: "put-item"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,4 +229,147 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 	if !strings.Contains(strings.Join(plan, "\n"), "strangler_repairs_dead") {
 		t.Errorf("listing the dead writes does not read their index:\n%s", strings.Join(plan, "\n"))
 	}
+}
+
+// TestRetryOfAnUnknownWriteAfterLaterWrites: an unknown write retried
+// after a later write to its resource was applied would reach the
+// secondary after it and leave the older body there; it is refused, and
+// stays unknown. Later writes the primary refused do not count, nor do
+// any for a create, whose resource is its collection.
+func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		lose := func(id, resource, method string) {
+			in := intent(id, resource)
+			in.Method = method
+			if err := s.BeginWrite(ctx, in, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MarkUnknown(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lose("lost-a", "update-patient/lost-a", http.MethodPut)
+		lose("lost-b", "update-patient/lost-b", http.MethodPut)
+		lose("create-1", "patients", http.MethodPost)
+		clk.Advance(time.Second)
+		lose("create-2", "patients", http.MethodPost)
+		journal(t, s, "later-a", "update-patient/lost-a")
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"later-a"}) {
+			t.Fatalf("claimed %v, want [later-a]", got)
+		}
+		if err := s.CompleteRepair(ctx, "later-a", "w"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BeginWrite(ctx, intent("refused-b", "update-patient/lost-b"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(ctx, "refused-b", domain.Outcome{Status: 409}); err != nil {
+			t.Fatal(err)
+		}
+
+		err := s.RetryRepair(ctx, "lost-a")
+		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is unknown, and 1 later writes to its resource reached the secondary") {
+			t.Errorf("retrying lost-a: got %v, want ErrInvalidState naming the later write", err)
+		}
+		if got := state(t, s, "lost-a"); got != domain.StateUnknown {
+			t.Errorf("lost-a is %s, want unknown", got)
+		}
+		if err := s.RetryRepair(ctx, "lost-b"); err != nil {
+			t.Errorf("retrying lost-b, whose later write the primary refused: %v", err)
+		}
+		for _, id := range []string{"create-2", "create-1"} {
+			if err := s.RetryRepair(ctx, id); err != nil {
+				t.Errorf("retrying %s, a create: %v", id, err)
+			}
+		}
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"lost-b", "create-2"}) {
+			t.Errorf("claimed %v, want [lost-b create-2]", got)
+		}
+	})
+}
+
+// TestDiscardOnAnotherReplicaWhileDelivering: on PostgreSQL, replica b
+// discarding a write replica a is delivering is refused, and two
+// replicas retrying one dead write at once retry it once.
+func TestDiscardOnAnotherReplicaWhileDelivering(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.Postgres(t)
+	a, b := openStore(t, dsn, nil), openStore(t, dsn, nil)
+	journal(t, a, "w1", "update-patient/1")
+	if _, ok, err := a.ClaimRepair(ctx, "w1", "a-worker", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimRepair: %v, %v", ok, err)
+	}
+	if err := b.DiscardRepair(ctx, "w1"); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("discard on b: got %v, want ErrInvalidState", err)
+	}
+	if err := a.CompleteRepair(ctx, "w1", "a-worker"); err != nil {
+		t.Errorf("a's delivery: %v", err)
+	}
+	if got := state(t, b, "w1"); got != domain.StateDone {
+		t.Errorf("w1 is %s, want done", got)
+	}
+
+	journal(t, a, "w2", "update-patient/2")
+	if _, ok, err := a.ClaimRepair(ctx, "w2", "a-worker", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimRepair: %v, %v", ok, err)
+	}
+	if err := a.FailRepair(ctx, "w2", "a-worker", "400", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, s := range []*Store{a, b} {
+		go func() { errs <- s.RetryRepair(ctx, "w2") }()
+	}
+	var refused int
+	for range 2 {
+		if err := <-errs; errors.Is(err, ErrInvalidState) {
+			refused++
+		} else if err != nil {
+			t.Error(err)
+		}
+	}
+	if refused != 1 {
+		t.Errorf("%d of two retries at once refused, want 1", refused)
+	}
+}
+
+// TestListingPagesByID: with more writes than a page holds, before_id
+// pages through all of them once, writes created in the same instant
+// included; an id that names no write is ErrNotFound, not an empty page.
+func TestListingPagesByID(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		for i := range 7 {
+			if i == 3 {
+				clk.Advance(time.Second)
+			}
+			journal(t, s, fmt.Sprintf("w%d", i), fmt.Sprintf("update-patient/%d", i))
+		}
+		var got []string
+		f := RepairFilter{Limit: 3}
+		for range 4 {
+			page, err := s.ListRepairs(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page {
+				got = append(got, r.ID)
+			}
+			if len(page) < f.Limit {
+				break
+			}
+			f.BeforeID = page[len(page)-1].ID
+		}
+		if want := []string{"w6", "w5", "w4", "w3", "w2", "w1", "w0"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("pages listed %v, want %v", got, want)
+		}
+		if _, err := s.ListRepairs(ctx, RepairFilter{BeforeID: "no-such-write"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("before a made-up id: got %v, want ErrNotFound", err)
+		}
+	})
 }

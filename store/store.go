@@ -40,6 +40,15 @@ var (
 	ErrInvalidState = errors.New("invalid state")
 )
 
+// StateError is ErrInvalidState for a repair, saying why the action does
+// not fit it: the state it is in, for an operator to read.
+type StateError struct{ Why string }
+
+func (e *StateError) Error() string { return e.Why + ": " + ErrInvalidState.Error() }
+
+// Is makes a StateError ErrInvalidState.
+func (e *StateError) Is(target error) bool { return target == ErrInvalidState }
+
 // Store is the facade's durable state. It is safe for concurrent use; on
 // PostgreSQL several Stores, in several processes, may share one schema.
 type Store struct {

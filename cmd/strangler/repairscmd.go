@@ -28,8 +28,9 @@ A dead one (the secondary refused it, or too many attempts failed) holds
 back later writes to the same resource until an operator acts.
 
 commands:
-  list [--state S] [--route R] [--limit N] [--json]
-                            the queue, newest first
+  list [--state S] [--route R] [--limit N] [--before ID] [--json]
+                            the queue, newest first; --before ID lists
+                            the page after the one that ended with ID
   show ID [--body]          one write; --body adds its target, headers and
                             body, which may hold patient data: reading them
                             is recorded in the audit log
@@ -81,11 +82,12 @@ func repairsCommand(ctx context.Context, args []string, getenv func(string) stri
 
 func repairsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("repairs list", flag.ContinueOnError)
-	setUsage(fs, "repairs list [--state S] [--route R] [--limit N] [--json]")
+	setUsage(fs, "repairs list [--state S] [--route R] [--limit N] [--before ID] [--json]")
 	client := adminFlags(fs, getenv)
 	state := fs.String("state", "", "only writes in this `state`, one of "+fmt.Sprint(domain.States))
 	route := fs.String("route", "", "only this `route`")
 	limit := fs.Int("limit", 100, "at most `N` writes, newest first (1-1000)")
+	before := fs.String("before", "", "only writes listed after the write `ID` (the next page)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {
@@ -113,12 +115,15 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	if *route != "" {
 		q.Set("route", *route)
 	}
+	if *before != "" {
+		q.Set("before_id", *before)
+	}
 	var out struct {
 		Repairs []control.RepairView `json:"repairs"`
 	}
 	resp, err := c.Get(ctx, "/admin/repairs", q, &out)
 	if err != nil {
-		return err
+		return repairError(*before, err)
 	}
 	if *asJSON {
 		_, err := stdout.Write(resp.Body)
@@ -135,7 +140,13 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
 			r.ID, r.Route, r.Method, cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), human.Age(now.Sub(r.CreatedAt)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(out.Repairs) == *limit {
+		fmt.Fprintf(stderr, "strangler: there may be more: add --before %s\n", out.Repairs[len(out.Repairs)-1].ID)
+	}
+	return nil
 }
 
 func repairsShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

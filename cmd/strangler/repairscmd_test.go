@@ -80,6 +80,28 @@ func TestRepairsCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("list pages with --before", func(t *testing.T) {
+		r := strangler(t, "repairs", "list", "--limit", "1")
+		if out := r.must(t); !strings.Contains(out, second) || strings.Contains(out, first) {
+			t.Errorf("list --limit 1:\n%s", out)
+		}
+		if want := "add --before " + second + "\n"; !strings.HasSuffix(r.stderr, want) {
+			t.Errorf("stderr %q, want it to end %q", r.stderr, want)
+		}
+		r = strangler(t, "repairs", "list", "--limit", "1", "--before", second)
+		if out := r.must(t); !strings.Contains(out, first) || strings.Contains(out, second) {
+			t.Errorf("list --limit 1 --before %s:\n%s", second, out)
+		}
+		r = strangler(t, "repairs", "list", "--limit", "3")
+		if r.stderr != "" {
+			t.Errorf("a page short of the limit: stderr %q, want none", r.stderr)
+		}
+		r = strangler(t, "repairs", "list", "--before", "no-such-id")
+		if r.err == nil || !strings.Contains(r.err.Error(), `no repair with id "no-such-id"`) {
+			t.Errorf("--before a made-up id: err = %v", r.err)
+		}
+	})
+
 	t.Run("list filters by state and route", func(t *testing.T) {
 		if out := strangler(t, "repairs", "list", "--state", "pending").must(t); out != "no repairs match\n" {
 			t.Errorf("list --state pending:\n%s", out)
