@@ -91,3 +91,53 @@ func TestATypeChangedDuringTheRunStopsTheTable(t *testing.T) {
 		}
 	})
 }
+
+// TestADeleteIsCheckedAgainstLegacyBeforeIt: --propagate-deletes reads
+// legacy's keys, then deletes the modern rows among none of them. A row
+// a dual write put into both databases after the read passed its key is
+// in legacy: modern's copy must stay.
+func TestADeleteIsCheckedAgainstLegacyBeforeIt(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE livesource1_Dual (Id INT PRIMARY KEY, Name VARCHAR(20) NOT NULL)",
+		"CREATE TABLE livesource1_duals (legacy_id int UNIQUE, name text NOT NULL)",
+		// Rows from 2000 on are read slowly, so that a read of them is seen
+		// in the process list.
+		config.BackfillTable{Name: "duals", Query: "SELECT Id, Name FROM livesource1_Dual WHERE Id < 2000 OR SLEEP(0.002) = 0",
+			Key: "Id", To: "livesource1_duals", TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Name=name")})
+	var values []string
+	for i := 1; i <= 3000; i++ {
+		values = append(values, fmt.Sprintf("(%d, 'n')", i))
+	}
+	w.exec(t, "INSERT INTO livesource1_Dual VALUES "+strings.Join(values, ", "))
+	w.cfg.Batch = 100
+	w.run(t, backfill.Options{})
+	w.exec(t, "DELETE FROM livesource1_Dual WHERE Id = 3000")
+
+	done := make(chan *backfill.Report, 1)
+	go func() {
+		rep, _ := backfill.Run(context.Background(), w.cfg, backfill.Options{PropagateDeletes: true, Log: discard()})
+		done <- rep
+	}()
+	// The keys are read alone, once the table is compared: when they
+	// are read from 2000 on, key 0 is behind the read.
+	waitFor(t, func() bool {
+		var n int64
+		w.legacy.QueryRow("SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'SELECT src.`Id` FROM (%' AND INFO LIKE '%src.`Id` > ?%'").Scan(&n)
+		return n > 0
+	})
+	w.exec(t, "INSERT INTO livesource1_Dual VALUES (0, 'dual')")
+	w.pg(t, "INSERT INTO livesource1_duals VALUES (0, 'dual')")
+	rep := <-done
+	if rep == nil {
+		t.Fatal("the run returned no report")
+	}
+	if d := rep.Tables[0]; d.Deleted != 1 || d.Error != "" {
+		t.Errorf("the run deleted %d rows (%v), error %q; want only 3000, gone from legacy", d.Deleted, d.DeletedKeys, d.Error)
+	}
+	if n := w.count(t, "SELECT count(*) FROM livesource1_duals WHERE legacy_id = 0"); n != 1 {
+		t.Error("row 0, in legacy, was deleted from modern")
+	}
+	if n := w.count(t, "SELECT count(*) FROM livesource1_duals WHERE legacy_id = 3000"); n != 0 {
+		t.Error("row 3000, gone from legacy, is still in modern")
+	}
+}
