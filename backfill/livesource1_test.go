@@ -73,14 +73,18 @@ func TestATypeChangedDuringTheRunStopsTheTable(t *testing.T) {
 	}
 
 	t.Run("verify stops too", func(t *testing.T) {
+		// Rows from 100 on are read slowly, so that verify is still
+		// reading them when the ALTER is done.
+		w.cfg.Tables[0].From = ""
+		w.cfg.Tables[0].Query = "SELECT Id, SeenAt FROM livesource1_Visit WHERE Id < 100 OR SLEEP(0.002) = 0"
 		verified := make(chan error, 1)
 		go func() {
-			_, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Chunk: 1, Log: discard()})
+			_, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()})
 			verified <- err
 		}()
 		waitFor(t, func() bool {
 			var n int64
-			w.legacy.QueryRow("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%FROM `livesource1_Visit`%LIMIT%'").Scan(&n)
+			w.legacy.QueryRow("SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE '%SLEEP(0.002)%' AND INFO LIKE '%src.`Id` > ?%'").Scan(&n)
 			return n > 0
 		})
 		if _, err := conn.ExecContext(context.Background(), "ALTER TABLE livesource1_Visit MODIFY SeenAt DATETIME NOT NULL"); err != nil {
