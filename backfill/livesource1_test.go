@@ -79,7 +79,7 @@ func TestATypeChangedDuringTheRunStopsTheTable(t *testing.T) {
 		w.cfg.Tables[0].Query = "SELECT Id, SeenAt FROM livesource1_Visit WHERE Id < 100 OR SLEEP(0.002) = 0"
 		verified := make(chan error, 1)
 		go func() {
-			_, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()})
+			_, err := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Chunk: 100, Log: discard()})
 			verified <- err
 		}()
 		waitFor(t, func() bool {
