@@ -203,6 +203,10 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 		t.fields[i].json = len(c.cfg.Transform) == 0 && c.cfg.Lookup == nil && (c.srcType == "JSON" || jsonCols[strings.ToLower(c.cfg.From)])
 		t.fields[i].srcType = c.srcType
 	}
+	// The casts above changed what the reads return.
+	if _, err := noteReadTypes(ctx, src, t.table); err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
+	}
 	for _, i := range t.pathCols {
 		if reason := t.cols[i].spatial(); reason != "" {
 			return nil, fmt.Errorf("%s: %s", at("target_api.path"), reason)

@@ -35,7 +35,11 @@ func shownKey(t *table) string {
 	return key + "::text"
 }
 
-// loadKeys reads every legacy key into the seen table.
+// loadKeys reads every legacy key into the seen table, then looks up in
+// legacy again the keys of the target rows that are in none of them.
+// The read takes a while, and a row written to both sides behind it (a
+// dual write) is in legacy though not among the keys read: --propagate-
+// deletes deleted it from modern, and verify counted it extra.
 func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 	seen := c.seenTable()
 	if _, err := c.conn.Exec(ctx, "CREATE TEMP TABLE IF NOT EXISTS "+seen+" (k "+c.t.cols[0].stageType()+"); TRUNCATE "+seen); err != nil {
@@ -43,26 +47,44 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 	}
 	rd := &reader{db: c.src, t: c.t, limit: limit, pace: pace, keysOnly: true}
 	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, keyRange{}, out) }
-	err := pipeline(ctx, read, func(b batch) error {
-		c.queries.Add(2)
-		k := &c.t.cols[0]
-		var keys [][]byte
-		for _, r := range b.rows {
-			// A time the target cannot take is in no target row, and
-			// casting it would fail extraWhere.
-			if !c.t.exactKey || !k.timeKey() || validTime(k.srcType, r.key) {
-				keys = append(keys, r.key)
-			}
-		}
-		_, err := c.conn.CopyFrom(ctx, pgx.Identifier{seen}, []string{"k"}, pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
-			return []any{k.encode(keys[i])}, nil
-		}))
+	if err := pipeline(ctx, read, func(b batch) error { return c.addSeen(ctx, b) }); err != nil {
 		return err
-	})
+	}
+	c.queries.Add(1)
+	rows, err := c.conn.Query(ctx, fmt.Sprintf("SELECT %s FROM %s t WHERE %s", targetKeyStaged(c.t), c.t.target, c.extraWhere()))
 	if err != nil {
 		return err
 	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return err
+	}
+	// The keys legacy returns go into the seen table, not those asked
+	// for: a key MySQL's collation matches without being byte-equal
+	// (abc for ABC) stays gone.
+	read = func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, c.t.sourceKey, gone, out) }
+	if err := pipeline(ctx, read, func(b batch) error { return c.addSeen(ctx, b) }); err != nil {
+		return err
+	}
 	_, err = c.conn.Exec(ctx, "ANALYZE "+seen)
+	return err
+}
+
+// addSeen copies a batch of legacy keys into the seen table.
+func (c *comparer) addSeen(ctx context.Context, b batch) error {
+	c.queries.Add(2)
+	k := &c.t.cols[0]
+	var keys [][]byte
+	for _, r := range b.rows {
+		// A time the target cannot take is in no target row, and
+		// casting it would fail extraWhere.
+		if !c.t.exactKey || !k.timeKey() || validTime(k.srcType, r.key) {
+			keys = append(keys, r.key)
+		}
+	}
+	_, err := c.conn.CopyFrom(ctx, pgx.Identifier{c.seenTable()}, []string{"k"}, pgx.CopyFromSlice(len(keys), func(i int) ([]any, error) {
+		return []any{k.encode(keys[i])}, nil
+	}))
 	return err
 }
 

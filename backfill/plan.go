@@ -34,6 +34,9 @@ type table struct {
 	key keyKind
 	// keyType is MySQL's type of the source key, as the driver names it.
 	keyType string
+	// readTypes are MySQL's types of the key and of each column's
+	// sourceExpr, as planned: a read that finds others stops (samePlan).
+	readTypes []string
 	// nullKeys is set when the key can be NULL and null_keys is skip: those
 	// rows are counted as failed, never read.
 	nullKeys bool
@@ -280,12 +283,7 @@ func sourceTypes(ctx context.Context, db *sql.DB, t *table, cols map[string]conf
 // catches misspelt columns and bad queries before any work, notes each
 // value's type and the key's, and reports whether the key can be NULL.
 func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err error) {
-	rows, err := db.QueryContext(ctx, "SELECT "+t.sourceKey+", "+t.selectList()+" FROM "+t.source+" LIMIT 0")
-	if err != nil {
-		return false, err
-	}
-	defer rows.Close()
-	types, err := rows.ColumnTypes()
+	types, err := noteReadTypes(ctx, db, t)
 	if err != nil {
 		return false, err
 	}
@@ -300,7 +298,27 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 		}
 	}
 	nullable, ok := types[0].Nullable()
-	return nullable || !ok, rows.Err()
+	return nullable || !ok, nil
+}
+
+// noteReadTypes runs the table's select without reading a row and keeps
+// the types it returns as the plan's (readTypes); a planner that changes
+// a sourceExpr afterwards calls it again.
+func noteReadTypes(ctx context.Context, db *sql.DB, t *table) ([]*sql.ColumnType, error) {
+	rows, err := db.QueryContext(ctx, "SELECT "+t.sourceKey+", "+t.selectList()+" FROM "+t.source+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	t.readTypes = make([]string, len(types))
+	for i, ct := range types {
+		t.readTypes[i] = ct.DatabaseTypeName()
+	}
+	return types, rows.Err()
 }
 
 // checkKey refuses a source key that keyset pagination cannot page by

@@ -108,6 +108,9 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 			stmts[q] = stmt
 		}
 		rows, err := stmt.QueryContext(ctx, append(args, limit)...)
+		if err == nil {
+			err = r.samePlan(rows)
+		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
@@ -153,6 +156,9 @@ func (r *reader) byValues(ctx context.Context, column string, values [][]byte, o
 		list, ncols := r.columns()
 		rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
 			" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+") ORDER BY "+r.t.sourceKey, args...)
+		if err == nil {
+			err = r.samePlan(rows)
+		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
@@ -178,6 +184,37 @@ func (r *reader) byValues(ctx context.Context, column string, values [][]byte, o
 			if !cut {
 				break
 			}
+		}
+	}
+	return nil
+}
+
+// samePlan refuses rows whose key or values MySQL now sends as another
+// type than the plan found, and closes them. Every value is read by its
+// planned type (a DATETIME as wall time in source_time_zone, a TIMESTAMP
+// as an instant), so a column an ALTER TABLE changed while the run
+// copied it would be written wrong without a word: a DATETIME become a
+// TIMESTAMP landed hours away. A run started afterwards plans by the new
+// type and resumes from the checkpoint.
+func (r *reader) samePlan(rows *sql.Rows) error {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		rows.Close()
+		return err
+	}
+	for i, ct := range types {
+		// The comparer reads a binary value as its MD5.
+		if r.list != "" && hashed(r.t, i-1) {
+			continue
+		}
+		if was, now := r.t.readTypes[i], ct.DatabaseTypeName(); was != now {
+			rows.Close()
+			what := "key " + r.t.cfg.Key
+			if i > 0 {
+				what = "column " + r.t.cols[i-1].name
+			}
+			return fmt.Errorf("%s was %s when the run began and is now %s (an ALTER TABLE while it ran?): "+
+				"nothing read as %s is written or compared; run again, which plans by the new type", what, was, now, now)
 		}
 	}
 	return nil
