@@ -264,7 +264,20 @@ func sourceTypes(ctx context.Context, db *sql.DB, t *table, cols map[string]conf
 	if len(names) == 0 {
 		return out, nil
 	}
-	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+t.source+" LIMIT 0")
+	types, err := selectTypes(ctx, db, "SELECT "+strings.Join(exprs, ", ")+" FROM "+t.source+" LIMIT 0")
+	if err != nil {
+		return nil, err
+	}
+	for i, ct := range types {
+		out[names[i]] = ct.DatabaseTypeName()
+	}
+	return out, nil
+}
+
+// selectTypes runs query, a select that reads no row, and returns the
+// types of the columns it would return.
+func selectTypes(ctx context.Context, db *sql.DB, query string) ([]*sql.ColumnType, error) {
+	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -273,10 +286,7 @@ func sourceTypes(ctx context.Context, db *sql.DB, t *table, cols map[string]conf
 	if err != nil {
 		return nil, err
 	}
-	for i, ct := range types {
-		out[names[i]] = ct.DatabaseTypeName()
-	}
-	return out, rows.Err()
+	return types, rows.Err()
 }
 
 // checkSource runs the table's select once without reading a row, which
@@ -305,12 +315,7 @@ func checkSource(ctx context.Context, db *sql.DB, t *table) (nullable bool, err 
 // the types it returns as the plan's (readTypes); a planner that changes
 // a sourceExpr afterwards calls it again.
 func noteReadTypes(ctx context.Context, db *sql.DB, t *table) ([]*sql.ColumnType, error) {
-	rows, err := db.QueryContext(ctx, "SELECT "+t.sourceKey+", "+t.selectList()+" FROM "+t.source+" LIMIT 0")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	types, err := rows.ColumnTypes()
+	types, err := selectTypes(ctx, db, "SELECT "+t.sourceKey+", "+t.selectList()+" FROM "+t.source+" LIMIT 0")
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +323,7 @@ func noteReadTypes(ctx context.Context, db *sql.DB, t *table) ([]*sql.ColumnType
 	for i, ct := range types {
 		t.readTypes[i] = ct.DatabaseTypeName()
 	}
-	return types, rows.Err()
+	return types, nil
 }
 
 // checkKey refuses a source key that keyset pagination cannot page by
