@@ -105,13 +105,6 @@ func TestAModernAnswerThatBreaksOffCountsAsModernFailing(t *testing.T) {
 	stalls := stallingBackend(t, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":", -1, "")
 	for name, modern := range map[string]string{"reset": resets, "stall": stalls} {
 		t.Run(name, func(t *testing.T) {
-			if name == "stall" {
-				// Open: with the package's other tests running, one of the
-				// three stalled answers of a route is counted neither as a
-				// request nor as modern's attempt (Requests 1 or 2 of 3, no
-				// handler left running), in 2 of 3 CI runs on December 6.
-				t.Skip("a stalled answer is sometimes left out of the route's counts under load: open finding, see the stop 29 note")
-			}
 			f := newFacade(t, legacy.URL, modern, "", `
   - {name: mod, match: "GET /mod/{id}", mode: modern}
   - {name: fb, match: "GET /fb/{id}", mode: fallback}`)
@@ -129,10 +122,13 @@ func TestAModernAnswerThatBreaksOffCountsAsModernFailing(t *testing.T) {
 					}
 				}
 				// The client sees its answer cut before the handler that
-				// cut it has returned and counted it.
+				// cut it has returned and counted it. Counts are kept by
+				// calendar minute, and three stalled answers take 3 s: the
+				// window takes in the minute before too, or one that began
+				// there is not seen (the stall case failed so 2 in 3 CI runs).
 				stats := f.router.Current().byName[route].stats
 				testkit.Eventually(t, 5*time.Second, "route "+route+": 3 attempts of modern, 3 failed", func() bool {
-					w := stats.Window(time.Now(), time.Minute)
+					w := stats.Window(time.Now(), 2*time.Minute)
 					return w.ModernAttempts == 3 && w.ModernErrors == 3
 				})
 			}
