@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -113,11 +114,26 @@ func (r *runner) checkpoint(ctx context.Context, t *table, rg keyRange) (keyRang
 }
 
 // connectionLost reports whether err is a connection to a database that
-// broke or could not be made, rather than an answer from the server.
+// broke or could not be made, or a session the server ended, rather than
+// an answer to the statement: a server shutting down or restarting, and
+// a DBA ending a session or its statement (pg_terminate_backend, KILL),
+// answer with an error of their own before the socket closes.
 func connectionLost(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
-		return false
+		// Class 08 is a connection exception; 57P01-03 are the server
+		// shutting down (smart, fast or crash) or not yet taking
+		// sessions. 57014, a cancelled statement, is also what
+		// statement_timeout answers, which a retry would only repeat.
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03"
+	}
+	var my *mysql.MySQLError
+	if errors.As(err, &my) {
+		// 1317: the statement was killed (KILL QUERY); 1927: the session
+		// was (KILL CONNECTION, as MariaDB tells it); 1053: the server is
+		// shutting down. A statement that ran past max_execution_time is
+		// 3024, an answer, and stops the table.
+		return my.Number == 1317 || my.Number == 1927 || my.Number == 1053
 	}
 	var connect *pgconn.ConnectError
 	var netErr net.Error
