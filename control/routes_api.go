@@ -273,7 +273,7 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 		if err != nil {
 			return apiError(http.StatusBadRequest, "before must be an RFC 3339 time")
 		}
-		f.Before = t
+		f.Before = &t
 	}
 	if v := r.URL.Query().Get("before_id"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)

@@ -17,8 +17,9 @@ type AuditFilter struct {
 	Route string
 	// Before keeps the entries before the first at or after this time in
 	// the chain: the piece of it that WalkAudit since this time leaves
-	// out, without a gap.
-	Before time.Time
+	// out, without a gap. Nil does not filter; the zero time, or one
+	// before it, keeps nothing.
+	Before *time.Time
 	// BeforeID keeps the entries before the one with this id in the chain:
 	// the next page after an entry, which entries appended meanwhile do
 	// not shift.
@@ -117,10 +118,10 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntr
 		args = append(args, f.Route)
 		where = append(where, fmt.Sprintf("route = $%d", len(args)))
 	}
-	if !f.Before.IsZero() {
+	if f.Before != nil {
 		// Times need not rise with ids (see WalkAudit): an entry before
 		// the first at or after the time is kept whatever its own.
-		args = append(args, s.auditBound(f.Before))
+		args = append(args, s.auditBound(*f.Before))
 		where = append(where, fmt.Sprintf("id < coalesce((SELECT min(id) FROM strangler_audit WHERE at >= $%d), id + 1)", len(args)))
 	}
 	if f.BeforeID != 0 {

@@ -486,10 +486,10 @@ func TestTheAuditLogListsTheChainInOrder(t *testing.T) {
 		// Entry 2 is the first at or after 10:10: entry 3 (10:09) comes
 		// after it in the chain and is exported since 10:10, not listed
 		// before it.
-		if got, want := list(AuditFilter{Before: t0.Add(10 * time.Minute)}), []int64{1}; !slices.Equal(got, want) {
+		if got, want := list(AuditFilter{Before: new(t0.Add(10 * time.Minute))}), []int64{1}; !slices.Equal(got, want) {
 			t.Errorf("before 10:10 the log lists %v, want %v", got, want)
 		}
-		if got, want := list(AuditFilter{Before: t0.Add(time.Hour)}), []int64{5, 4, 3, 2, 1}; !slices.Equal(got, want) {
+		if got, want := list(AuditFilter{Before: new(t0.Add(time.Hour))}), []int64{5, 4, 3, 2, 1}; !slices.Equal(got, want) {
 			t.Errorf("before 11:00 the log lists %v, want %v", got, want)
 		}
 		var paged []int64
@@ -509,7 +509,9 @@ func TestTheAuditLogListsTheChainInOrder(t *testing.T) {
 // before= or audit export --since, 9999-12-31T23:59:59-23:00 being
 // 10000-01-01 in UTC) is after every entry on both back-ends: the log
 // lists all of them before it and an export from it has none. SQLite,
-// comparing times as text, put "10000-…" before every entry.
+// comparing times as text, put "10000-…" before every entry. At the
+// other end, before=0001-01-01T00:00:00Z (Go's zero time) is before
+// every entry: it listed the newest, taken for "no filter".
 func TestAuditTimesPastTheYear9999(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		s := openStore(t, b.fresh(t), nil)
@@ -524,9 +526,15 @@ func TestAuditTimesPastTheYear9999(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed, err := s.AuditLog(ctx, AuditFilter{Before: far})
+		listed, err := s.AuditLog(ctx, AuditFilter{Before: &far})
 		if err != nil || len(listed) != 3 {
 			t.Errorf("the log before %s: %d entries, %v; want all 3", far.UTC(), len(listed), err)
+		}
+		for _, early := range []time.Time{{}, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)} {
+			listed, err = s.AuditLog(ctx, AuditFilter{Before: &early})
+			if err != nil || len(listed) != 0 {
+				t.Errorf("the log before %s: %d entries, %v; want none", early, len(listed), err)
+			}
 		}
 		walked := 0
 		err = s.WalkAudit(ctx, far, func(domain.AuditEntry) error { walked++; return nil })

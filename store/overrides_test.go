@@ -181,7 +181,7 @@ func TestAuditLog(t *testing.T) {
 		})
 
 		t.Run("the log filters by route, time and count", func(t *testing.T) {
-			log, err := s.AuditLog(ctx, AuditFilter{Route: "a", Before: t0.Add(4 * time.Second), Limit: 1})
+			log, err := s.AuditLog(ctx, AuditFilter{Route: "a", Before: new(t0.Add(4 * time.Second)), Limit: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
