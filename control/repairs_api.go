@@ -16,8 +16,8 @@ import (
 type RepairStore interface {
 	ListRepairs(ctx context.Context, f store.RepairFilter) ([]domain.RepairSummary, error)
 	GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error)
-	RetryRepair(ctx context.Context, id string) error
-	DiscardRepair(ctx context.Context, id string) error
+	RetryRepair(ctx context.Context, id string, audit domain.AuditEntry) error
+	DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 }
 
@@ -133,8 +133,9 @@ func (a *admin) discardRepair(w http.ResponseWriter, r *http.Request, actor stri
 	return a.actOnRepair(w, r, actor, "repair_discard", a.Repairs.DiscardRepair)
 }
 
-// actOnRepair audits an operator's action on a repair, then takes it.
-func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, action string, act func(context.Context, string) error) error {
+// actOnRepair takes an operator's action on a repair, audited with it in
+// one transaction: a refused action leaves only its refusal in the log.
+func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, action string, act func(context.Context, string, domain.AuditEntry) error) error {
 	var req repairAction
 	if err := decode(r, &req); err != nil {
 		return err
@@ -150,11 +151,13 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 		return err
 	}
 	entry := domain.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
-	if err := a.Repairs.AppendAudit(ctx, entry); err != nil {
+	if err := act(ctx, id, entry); err != nil {
+		var state *store.StateError
+		if errors.Is(err, store.ErrNotFound) || errors.As(err, &state) {
+			return err
+		}
+		a.log.Error("a repair action failed in the state store; nothing was changed", "repair", id, "action", action, "error", err)
 		return ErrUnavailable
-	}
-	if err := act(ctx, id); err != nil {
-		return err
 	}
 	rep, err = a.Repairs.GetRepair(ctx, id, false)
 	if err != nil {

@@ -243,7 +243,7 @@ func TestADeadWriteHoldsBackItsResourceAndNothingElse(t *testing.T) {
 		}
 	}
 	// An operator discards the dead write: the next one goes.
-	if err := r.store.DiscardRepair(context.Background(), "w1"); err != nil {
+	if err := r.store.DiscardRepair(context.Background(), "w1", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 		t.Fatal(err)
 	}
 	r.modern.SetHandler(testkit.Answer(200, `{}`))

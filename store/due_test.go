@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -54,7 +55,7 @@ func TestAWriteIsDueOnTheServersClockWhateverTheReplicasClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"dead", "unknown"} {
-		if err := ahead.RetryRepair(ctx, id); err != nil {
+		if err := ahead.RetryRepair(ctx, id, domain.AuditEntry{Action: "repair_retry"}); err != nil {
 			t.Fatal(err)
 		}
 	}

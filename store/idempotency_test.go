@@ -101,7 +101,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.RecordOutcome(ctx, "da1", domain.Outcome{Status: 200}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DiscardRepair(ctx, "da1"); err != nil {
+			if err := s.DiscardRepair(ctx, "da1", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 				t.Fatal(err)
 			}
 			if got := begin(t, s, "da2", k); got.Use != domain.KeyApplied {
@@ -158,7 +158,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			if err := s.MarkUnknown(ctx, "ud1"); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DiscardRepair(ctx, "ud1"); err != nil {
+			if err := s.DiscardRepair(ctx, "ud1", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 				t.Fatal(err)
 			}
 			if got := begin(t, s, "ud2", k); got != (domain.KeyedWrite{Use: domain.KeyJournaled, ID: "ud2"}) {

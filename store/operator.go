@@ -134,50 +134,60 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 // queue with a new sequence number, unless a write to its resource that
 // came in after it was applied (see laterWrites): the secondary would
 // then end with the older write, so that is ErrInvalidState. Other
-// states are ErrInvalidState too.
-func (s *Store) RetryRepair(ctx context.Context, id string) error {
+// states are ErrInvalidState too. audit, the operator's entry for it, is
+// appended in the same transaction: the log holds it exactly when the
+// write moved.
+func (s *Store) RetryRepair(ctx context.Context, id string, audit domain.AuditEntry) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		var resource, method string
-		var st domain.State
-		err := tx.QueryRowContext(ctx, `SELECT resource, method, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &method, &st)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		} else if err != nil {
+		if err := s.retryRepair(ctx, tx, id); err != nil {
 			return err
 		}
-		now := s.ts(s.clock())
-		from := slices.Concat(moveRetryDead.from, moveRetryUnknown.from)
-		if st != domain.StateUnknown {
-			due, dueNow := s.leaseAt(3, 0)
-			return s.transition(ctx, tx, id, from, `
-				UPDATE strangler_repairs
-				SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = `+due+`,
-					lease_owner = NULL, lease_until = NULL, updated_at = $2
-				WHERE id = $1 AND `+moveRetryDead.where(), id, now, dueNow)
-		}
-		due, dueNow := s.leaseAt(4, 0)
-		seq, _, err := s.nextSeq(ctx, tx, resource)
-		if err != nil {
-			return err
-		}
-		// Checked under nextSeq's lock of the resource: a later write
-		// recorded after this takes a later number, and follows.
-		if n, err := s.laterWrites(ctx, tx, id, resource, method); err != nil {
-			return err
-		} else if n > 0 {
-			return &StateError{fmt.Sprintf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
-				"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it", n)}
-		}
-		return s.transition(ctx, tx, id, from, `
-			UPDATE strangler_repairs
-			SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = `+due+`,
-				lease_owner = NULL, lease_until = NULL, updated_at = $3
-			WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now, dueNow)
+		return s.appendAudit(ctx, tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("store: retry repair %s: %w", id, err)
 	}
 	return nil
+}
+
+// retryRepair is RetryRepair's move, in tx.
+func (s *Store) retryRepair(ctx context.Context, tx *sql.Tx, id string) error {
+	var resource, method string
+	var st domain.State
+	err := tx.QueryRowContext(ctx, `SELECT resource, method, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &method, &st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	now := s.ts(s.clock())
+	from := slices.Concat(moveRetryDead.from, moveRetryUnknown.from)
+	if st != domain.StateUnknown {
+		due, dueNow := s.leaseAt(3, 0)
+		return s.transition(ctx, tx, id, from, `
+			UPDATE strangler_repairs
+			SET `+moveRetryDead.set()+`, attempts = 0, next_attempt_at = `+due+`,
+				lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND `+moveRetryDead.where(), id, now, dueNow)
+	}
+	due, dueNow := s.leaseAt(4, 0)
+	seq, _, err := s.nextSeq(ctx, tx, resource)
+	if err != nil {
+		return err
+	}
+	// Checked under nextSeq's lock of the resource: a later write
+	// recorded after this takes a later number, and follows.
+	if n, err := s.laterWrites(ctx, tx, id, resource, method); err != nil {
+		return err
+	} else if n > 0 {
+		return &StateError{fmt.Sprintf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
+			"retried, this older write would overwrite them there; apply it by hand if the secondary still needs it, or discard it", n)}
+	}
+	return s.transition(ctx, tx, id, from, `
+		UPDATE strangler_repairs
+		SET `+moveRetryUnknown.set()+`, seq = $2, attempts = 0, next_attempt_at = `+due+`,
+			lease_owner = NULL, lease_until = NULL, updated_at = $3
+		WHERE id = $1 AND `+moveRetryUnknown.where(), id, seq, now, dueNow)
 }
 
 // laterWrites counts the writes to resource that came in after the write
@@ -205,14 +215,21 @@ var laterStates = []domain.State{domain.StatePending, domain.StateDead, domain.S
 // it kept of the request; later writes to its resource proceed. A write
 // under a live lease is ErrInvalidState: a worker is delivering it, and
 // the secondary may apply it whatever the queue then says. Other states
-// are ErrInvalidState too.
-func (s *Store) DiscardRepair(ctx context.Context, id string) error {
+// are ErrInvalidState too. audit, the operator's entry for it, is
+// appended in the same transaction.
+func (s *Store) DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error {
 	free, nowArg := s.leaseAt(3, 0)
-	err := s.transition(ctx, s.db, id, moveDiscard.from, `
-		UPDATE strangler_repairs
-		SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
-		WHERE id = $1 AND `+moveDiscard.where()+`
-			AND (lease_until IS NULL OR lease_until <= `+free+`)`, id, s.ts(s.clock()), nowArg)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		err := s.transition(ctx, tx, id, moveDiscard.from, `
+			UPDATE strangler_repairs
+			SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND `+moveDiscard.where()+`
+				AND (lease_until IS NULL OR lease_until <= `+free+`)`, id, s.ts(s.clock()), nowArg)
+		if err != nil {
+			return err
+		}
+		return s.appendAudit(ctx, tx, audit)
+	})
 	if err != nil {
 		return fmt.Errorf("store: discard repair %s: %w", id, err)
 	}

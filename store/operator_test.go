@@ -82,25 +82,25 @@ func TestOperatorActions(t *testing.T) {
 			if _, err := s.GetRepair(ctx, "nope", false); !errors.Is(err, ErrNotFound) {
 				t.Errorf("GetRepair: got %v, want ErrNotFound", err)
 			}
-			if err := s.RetryRepair(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			if err := s.RetryRepair(ctx, "nope", domain.AuditEntry{Action: "repair_retry"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("RetryRepair: got %v, want ErrNotFound", err)
 			}
-			if err := s.DiscardRepair(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			if err := s.DiscardRepair(ctx, "nope", domain.AuditEntry{Action: "repair_discard"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("DiscardRepair: got %v, want ErrNotFound", err)
 			}
 		})
 
 		t.Run("actions that do not fit the state are refused", func(t *testing.T) {
-			if err := s.RetryRepair(ctx, "p2"); !errors.Is(err, ErrInvalidState) {
+			if err := s.RetryRepair(ctx, "p2", domain.AuditEntry{Action: "repair_retry"}); !errors.Is(err, ErrInvalidState) {
 				t.Errorf("retrying a pending write: got %v, want ErrInvalidState", err)
 			}
-			if err := s.DiscardRepair(ctx, "s1"); !errors.Is(err, ErrInvalidState) {
+			if err := s.DiscardRepair(ctx, "s1", domain.AuditEntry{Action: "repair_discard"}); !errors.Is(err, ErrInvalidState) {
 				t.Errorf("discarding a sent write: got %v, want ErrInvalidState", err)
 			}
 		})
 
 		t.Run("retrying an unknown write queues it after the resource's other writes", func(t *testing.T) {
-			if err := s.RetryRepair(ctx, "u1"); err != nil {
+			if err := s.RetryRepair(ctx, "u1", domain.AuditEntry{Action: "repair_retry"}); err != nil {
 				t.Fatal(err)
 			}
 			p2, err := s.GetRepair(ctx, "p2", false)
@@ -125,7 +125,7 @@ func TestOperatorActions(t *testing.T) {
 		t.Run("a write being delivered is not discarded", func(t *testing.T) {
 			// p2 is claimed by w: the secondary may apply it, whatever a
 			// discard would record.
-			err := s.DiscardRepair(ctx, "p2")
+			err := s.DiscardRepair(ctx, "p2", domain.AuditEntry{Action: "repair_discard"})
 			if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is pending and being delivered") {
 				t.Errorf("got %v, want ErrInvalidState saying it is being delivered", err)
 			}
@@ -136,7 +136,7 @@ func TestOperatorActions(t *testing.T) {
 
 		t.Run("a worker whose repair was discarded once its lease passed finds its lease lost", func(t *testing.T) {
 			clk.Advance(2 * time.Minute)
-			if err := s.DiscardRepair(ctx, "p2"); err != nil {
+			if err := s.DiscardRepair(ctx, "p2", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.CompleteRepair(ctx, "p2", "w"); !errors.Is(err, ErrLeaseLost) {
@@ -270,18 +270,18 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		err := s.RetryRepair(ctx, "lost-a")
+		err := s.RetryRepair(ctx, "lost-a", domain.AuditEntry{Action: "repair_retry"})
 		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "it is unknown, and 1 later writes to its resource reached the secondary") {
 			t.Errorf("retrying lost-a: got %v, want ErrInvalidState naming the later write", err)
 		}
 		if got := state(t, s, "lost-a"); got != domain.StateUnknown {
 			t.Errorf("lost-a is %s, want unknown", got)
 		}
-		if err := s.RetryRepair(ctx, "lost-b"); err != nil {
+		if err := s.RetryRepair(ctx, "lost-b", domain.AuditEntry{Action: "repair_retry"}); err != nil {
 			t.Errorf("retrying lost-b, whose later write the primary refused: %v", err)
 		}
 		for _, id := range []string{"create-2", "create-1"} {
-			if err := s.RetryRepair(ctx, id); err != nil {
+			if err := s.RetryRepair(ctx, id, domain.AuditEntry{Action: "repair_retry"}); err != nil {
 				t.Errorf("retrying %s, a create: %v", id, err)
 			}
 		}
@@ -302,7 +302,7 @@ func TestDiscardOnAnotherReplicaWhileDelivering(t *testing.T) {
 	if _, ok, err := a.ClaimRepair(ctx, "w1", "a-worker", time.Minute); err != nil || !ok {
 		t.Fatalf("ClaimRepair: %v, %v", ok, err)
 	}
-	if err := b.DiscardRepair(ctx, "w1"); !errors.Is(err, ErrInvalidState) {
+	if err := b.DiscardRepair(ctx, "w1", domain.AuditEntry{Action: "repair_discard"}); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("discard on b: got %v, want ErrInvalidState", err)
 	}
 	if err := a.CompleteRepair(ctx, "w1", "a-worker"); err != nil {
@@ -321,7 +321,7 @@ func TestDiscardOnAnotherReplicaWhileDelivering(t *testing.T) {
 	}
 	errs := make(chan error, 2)
 	for _, s := range []*Store{a, b} {
-		go func() { errs <- s.RetryRepair(ctx, "w2") }()
+		go func() { errs <- s.RetryRepair(ctx, "w2", domain.AuditEntry{Action: "repair_retry"}) }()
 	}
 	var refused int
 	for range 2 {
@@ -370,6 +370,70 @@ func TestListingPagesByID(t *testing.T) {
 		}
 		if _, err := s.ListRepairs(ctx, RepairFilter{BeforeID: "no-such-write"}); !errors.Is(err, ErrNotFound) {
 			t.Errorf("before a made-up id: got %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestAnOperatorsActionAndItsAuditEntryCommitTogether: a retry or a
+// discard is audited in the transaction that moves the write. A refused
+// action leaves no entry claiming it was taken (the admin API then audits
+// the refusal alone), and an entry that cannot be appended takes the move
+// back with it: the log never says a write moved that did not, nor the
+// other way round. Before, the entry was appended first and stayed.
+func TestAnOperatorsActionAndItsAuditEntryCommitTogether(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		journal(t, s, "p1", "update-patient/1")
+		journal(t, s, "d1", "update-patient/2")
+		if got := claimIDs(t, s, "w"); len(got) != 2 {
+			t.Fatalf("claimed %v, want p1 and d1", got)
+		}
+		if err := s.FailRepair(ctx, "d1", "w", "400 from modern", 0, true); err != nil {
+			t.Fatal(err)
+		}
+		entries := func() []string {
+			t.Helper()
+			log, err := s.AuditLog(ctx, AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, e := range log {
+				out = append(out, e.Action+" "+e.Detail)
+			}
+			return out
+		}
+		if err := s.RetryRepair(ctx, "p1", domain.AuditEntry{Action: "repair_retry", Detail: "p1"}); !errors.Is(err, ErrInvalidState) {
+			t.Fatalf("retrying a pending write: %v, want ErrInvalidState", err)
+		}
+		if err := s.DiscardRepair(ctx, "p1", domain.AuditEntry{Action: "repair_discard", Detail: "p1"}); !errors.Is(err, ErrInvalidState) {
+			t.Fatalf("discarding a write being delivered: %v, want ErrInvalidState", err)
+		}
+		if got := entries(); len(got) != 0 {
+			t.Errorf("refused actions left %v in the audit log, want nothing", got)
+		}
+		// An entry without an action cannot be appended.
+		if err := s.DiscardRepair(ctx, "d1", domain.AuditEntry{Detail: "d1"}); err == nil {
+			t.Fatal("a discard whose entry could not be appended succeeded")
+		}
+		if got := state(t, s, "d1"); got != domain.StateDead {
+			t.Errorf("d1 is %s after a discard whose audit entry failed, want dead", got)
+		}
+		if err := s.RetryRepair(ctx, "d1", domain.AuditEntry{Detail: "d1"}); err == nil {
+			t.Fatal("a retry whose entry could not be appended succeeded")
+		}
+		if got := state(t, s, "d1"); got != domain.StateDead {
+			t.Errorf("d1 is %s after a retry whose audit entry failed, want dead", got)
+		}
+		if err := s.DiscardRepair(ctx, "d1", domain.AuditEntry{Action: "repair_discard", Detail: "d1"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(t, s, "d1"); got != domain.StateDiscarded {
+			t.Errorf("d1 is %s, want discarded", got)
+		}
+		if got, want := entries(), []string{"repair_discard d1"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("the audit log holds %v, want %v", got, want)
 		}
 	})
 }

@@ -180,7 +180,7 @@ func TestASettledWriteKeepsItsMetadataButNothingOfItsRequest(t *testing.T) {
 		}
 		begin("given-up")
 		accept("given-up")
-		if err := s.DiscardRepair(ctx, "given-up"); err != nil {
+		if err := s.DiscardRepair(ctx, "given-up", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{"applied", "refused", "given-up"} {

@@ -64,7 +64,7 @@ func TestRepairQueueOrder(t *testing.T) {
 		})
 
 		t.Run("retrying a dead write puts it back at the head of its resource", func(t *testing.T) {
-			if err := s.RetryRepair(ctx, "a2"); err != nil {
+			if err := s.RetryRepair(ctx, "a2", domain.AuditEntry{Action: "repair_retry"}); err != nil {
 				t.Fatal(err)
 			}
 			r, err := s.GetRepair(ctx, "a2", false)
@@ -83,7 +83,7 @@ func TestRepairQueueOrder(t *testing.T) {
 			if err := s.FailRepair(ctx, "a2", "w1", "422 again", 0, true); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.DiscardRepair(ctx, "a2"); err != nil {
+			if err := s.DiscardRepair(ctx, "a2", domain.AuditEntry{Action: "repair_discard"}); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := claimIDs(t, s, "w1"), []string{"a3"}; !reflect.DeepEqual(got, want) {
