@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"strangler/domain"
@@ -14,14 +15,14 @@ type Sink interface {
 }
 
 // Flush adds the counts gathered since the last flush to sink, attributed
-// to the hour of now. Counts a failed flush could not add are kept for the
-// next one, so a store outage delays the report rather than losing counts.
+// to the hour of now. Counts a failed flush could not add are held, with
+// the hour they were gathered in, for the next one: a store outage delays
+// the report rather than losing counts or moving them to a later hour
+// (the retirement verdict reads fallbacks by hour).
 func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 	hour := now.UTC().Truncate(time.Hour)
 	var counts []domain.HourCount
 	var clients []domain.ClientCount
-	taken := map[*Route]domain.HourCount{}
-	takenClients := map[*Route]map[string]int64{}
 	for _, r := range c.all() {
 		hc := domain.HourCount{
 			Route:            r.name,
@@ -43,50 +44,94 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 		}
 		if hc.Requests+hc.Fallbacks+hc.ConfirmedMissing+hc.ShadowMatches+hc.ShadowMismatches > 0 {
 			counts = append(counts, hc)
-			taken[r] = hc
 		}
 		r.clientsMu.Lock()
 		cs := r.clients
 		r.clients = map[string]int64{}
 		r.clientsMu.Unlock()
-		if len(cs) > 0 {
-			takenClients[r] = cs
-			for client, n := range cs {
-				clients = append(clients, domain.ClientCount{Route: r.name, Hour: hour, Client: client, Requests: n})
-			}
+		for client, n := range cs {
+			clients = append(clients, domain.ClientCount{Route: r.name, Hour: hour, Client: client, Requests: n})
 		}
 	}
+	h := &c.held
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	counts = mergeCounts(append(h.counts, counts...))
+	clients = mergeClients(append(h.clients, clients...))
+	h.counts, h.clients = nil, nil
 	if len(counts) > 0 {
 		if err := sink.AddCounts(ctx, counts); err != nil {
-			for r, hc := range taken {
-				r.pending.requests.Add(hc.Requests)
-				r.pending.modern.Add(hc.Modern)
-				r.pending.fallbacks.Add(hc.Fallbacks)
-				r.pending.confirmedMissing.Add(hc.ConfirmedMissing)
-				r.pending.legacy.Add(hc.Legacy)
-				r.pending.modernFailed.Add(hc.ModernFailed)
-				r.pending.shadowMatch.Add(hc.ShadowMatches)
-				r.pending.shadowMismatch.Add(hc.ShadowMismatches)
-			}
-			c.restoreClients(takenClients)
+			h.counts, h.clients = counts, clients
 			return err
 		}
 	}
 	if len(clients) > 0 {
 		if err := sink.AddLegacyClients(ctx, clients); err != nil {
-			c.restoreClients(takenClients)
+			h.clients = clients
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *Counters) restoreClients(taken map[*Route]map[string]int64) {
-	for r, cs := range taken {
-		r.clientsMu.Lock()
-		for client, n := range cs {
-			r.clients[client] += n
-		}
-		r.clientsMu.Unlock()
+// heldBack is what a failed flush could not add, by the hour it was
+// gathered in. Its lock orders flushes (the loop's, a report's): each
+// takes what the one before held back.
+type heldBack struct {
+	mu      sync.Mutex
+	counts  []domain.HourCount
+	clients []domain.ClientCount
+}
+
+// mergeCounts sums the counts of one route and hour into one: the store
+// adds a batch's rows in one statement, which may touch a row only once.
+func mergeCounts(counts []domain.HourCount) []domain.HourCount {
+	type key struct {
+		route string
+		hour  time.Time
 	}
+	at := map[key]int{}
+	var out []domain.HourCount
+	for _, hc := range counts {
+		k := key{hc.Route, hc.Hour}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, hc)
+			continue
+		}
+		m := &out[i]
+		m.Requests += hc.Requests
+		m.Modern += hc.Modern
+		m.Fallbacks += hc.Fallbacks
+		m.ConfirmedMissing += hc.ConfirmedMissing
+		m.Legacy += hc.Legacy
+		m.ModernFailed += hc.ModernFailed
+		m.ShadowMatches += hc.ShadowMatches
+		m.ShadowMismatches += hc.ShadowMismatches
+		if hc.LastFallbackAt.After(m.LastFallbackAt) {
+			m.LastFallbackAt = hc.LastFallbackAt
+		}
+	}
+	return out
+}
+
+// mergeClients sums the counts of one route, hour and client into one.
+func mergeClients(clients []domain.ClientCount) []domain.ClientCount {
+	type key struct {
+		route, client string
+		hour          time.Time
+	}
+	at := map[key]int{}
+	var out []domain.ClientCount
+	for _, cc := range clients {
+		k := key{cc.Route, cc.Client, cc.Hour}
+		if i, ok := at[k]; ok {
+			out[i].Requests += cc.Requests
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, cc)
+	}
+	return out
 }

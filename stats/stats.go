@@ -21,6 +21,8 @@ const windowMinutes = 60
 type Counters struct {
 	mu     sync.Mutex
 	routes map[string]*Route
+	// held is what the last flush could not add.
+	held heldBack
 }
 
 // NewCounters returns empty counters.
