@@ -88,12 +88,20 @@ func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
 
 // TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout: six PUTs of one
 // item at once to a primary that answers none within its timeout. Each
-// write with the primary times out (504) and passes the turn on; the
-// last, waiting behind five, is refused after twice the primary's timeout
-// with 503 and JSON. No refused write reaches the primary, and each is
-// settled skipped. A write to another item does not wait at all.
+// write with the primary times out (504) and passes the turn on; a write
+// whose turn does not come within twice the primary's timeout is refused
+// then with 503 and JSON. No refused write reaches the primary, and each
+// is settled skipped. A write to another item does not wait at all.
+//
+// Which writes get a turn depends on when each was sent: the k-th is
+// refused unless it was sent more than (k-3) timeouts after the first.
+// The first two always get theirs (within one timeout of margin for the
+// first's 504 to be recorded), and at least one of the last three is
+// refused unless journaling each write took a whole timeout. (At 300 ms
+// and asserting the last one, CI at load 25 saw the second refused, and
+// the last given a turn.)
 func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second
 	var mu sync.Mutex
 	got := map[string]bool{}
 	stop := make(chan struct{})
@@ -144,9 +152,6 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 	if answers[0].code != http.StatusGatewayTimeout || answers[1].code != http.StatusGatewayTimeout {
 		t.Errorf("the first two writes: got %d and %d, want 504 each (the primary held them past its timeout)", answers[0].code, answers[1].code)
 	}
-	if last := answers[len(answers)-1]; last.code != http.StatusServiceUnavailable {
-		t.Errorf("the last write, behind five: got %d %s, want 503", last.code, last.body)
-	}
 	// Oldest first: journaled one after the other, as sent. (A skipped
 	// write's body is erased.)
 	journal := d.writes(t)
@@ -162,6 +167,9 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 			}
 		case http.StatusServiceUnavailable:
 			refused++
+			if a.took < 2*timeout {
+				t.Errorf("write %s was refused after %v, before its bound of twice the primary's timeout", v, a.took)
+			}
 			var e struct{ Error string }
 			if json.Unmarshal([]byte(a.body), &e) != nil || e.Error != errResourceBusy.Error() {
 				t.Errorf("write %s: got 503 %s, want the JSON error saying earlier writes to the resource are with the primary", v, a.body)
@@ -175,6 +183,9 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 		default:
 			t.Errorf("write %s: got %d %s, want 504 (sent) or 503 (refused)", v, a.code, a.body)
 		}
+	}
+	if refused == 0 {
+		t.Errorf("no write was refused: every one of six got a turn (%+v)", answers)
 	}
 	if n := testkit.Gather(t, d.reg).Value("strangler_refused_total", "route", "put-item", "reason", "resource_busy"); n != float64(refused) {
 		t.Errorf("strangler_refused_total{reason=resource_busy} = %v, want %d, one per 503", n, refused)
