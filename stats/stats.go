@@ -72,11 +72,9 @@ type Route struct {
 
 // totals are the counts a route has not flushed yet.
 type totals struct {
-	requests       atomic.Int64
-	modern         atomic.Int64 // requests modern served
-	modernAttempts atomic.Int64 // exchanges with modern, served or fallen back
-	modernErrors   atomic.Int64 // of those, 5xx, timeouts and errors
-	fallbacks      atomic.Int64
+	requests  atomic.Int64
+	modern    atomic.Int64 // requests modern served
+	fallbacks atomic.Int64
 	// confirmedMissing are not_found fallbacks legacy answered 404 or 410
 	// too: not among fallbacks.
 	confirmedMissing atomic.Int64
@@ -114,13 +112,11 @@ func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 // Modern counts an exchange with modern, which failed (a 5xx, a timeout,
 // no answer) or not; a 404 is not a failure.
 func (r *Route) Modern(now time.Time, failed bool) {
-	r.pending.modernAttempts.Add(1)
-	if !failed {
+	if failed {
+		r.add(now, cModernAttempts, cModernErrors)
+	} else {
 		r.add(now, cModernAttempts)
-		return
 	}
-	r.add(now, cModernAttempts, cModernErrors)
-	r.pending.modernErrors.Add(1)
 }
 
 // ModernAnswered counts modern's answer that its client got, once its
