@@ -132,3 +132,27 @@ func TestAModernAnswerThatBreaksOffCountsAsModernFailing(t *testing.T) {
 		})
 	}
 }
+
+// TestAModernTimeoutCountsWhenItHappens: modern answers nothing until its
+// timeout (3 s here) and the request falls back to legacy. Its failure
+// was counted at the moment the request began, 3 s before it was known:
+// a guard whose window is shorter than modern's timeout never saw one,
+// and a longer one saw it for that much less. It counts when it happens.
+func TestAModernTimeoutCountsWhenItHappens(t *testing.T) {
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `{"from":"legacy"}`))
+	hangs := stallingBackend(t, "", -1, "")
+	f := serveConfig(t, parseConfig(t, fmt.Sprintf(`backends:
+  legacy: {url: %q, timeout: 1s}
+  modern: {url: %q, timeout: 3s}
+routes:
+  - {name: fb, match: "GET /fb/{id}", mode: fallback}
+`, legacy.URL, hangs)))
+	if resp, body := f.get(t, "/fb/1"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "legacy") {
+		t.Fatalf("got %d %q, want legacy's 200", resp.StatusCode, body)
+	}
+	stats := f.router.Current().byName["fb"].stats
+	testkit.Eventually(t, 5*time.Second, "modern's timeout and the fallback within the last 2 s", func() bool {
+		w := stats.Window(time.Now(), 2*time.Second)
+		return w.ModernAttempts == 1 && w.ModernErrors == 1 && w.Fallbacks == 1 && w.Requests == 1
+	})
+}

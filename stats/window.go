@@ -101,7 +101,7 @@ func bump(s *slot, i int64, cs []counter) {
 	old := s.index.Load()
 	if old > i {
 		// The slot holds a later span: i is older than the tier reaches
-		// (a count of a request that began long ago).
+		// (a caller's time taken long before it counted).
 		return
 	}
 	if old < i && s.index.CompareAndSwap(old, i) {

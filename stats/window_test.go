@@ -39,9 +39,9 @@ func TestAWindowSlidesToWithinItsTiersWidth(t *testing.T) {
 }
 
 // TestALateCountKeepsTheNewerOnes: a count for a moment longer ago than a
-// tier reaches (a request counted when it ends, at the time it began)
-// lands where its slot is still its own and never wipes a newer span's
-// counts that reuse the slot.
+// tier reaches (a time taken long before it was counted) lands where its
+// slot is still its own and never wipes a newer span's counts that reuse
+// the slot.
 func TestALateCountKeepsTheNewerOnes(t *testing.T) {
 	r := NewCounters().Route("get")
 	for range 5 {
