@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"strangler/domain"
+	"strangler/internal/human"
+	"strangler/stats"
 )
 
 // reservedRoute labels requests that match no route in metrics and logs.
@@ -265,6 +268,12 @@ func (d *checker) validateRoutes(c *Config) {
 		d.validateEntity(r, at)
 		if r.Guard != nil && !(r.Guard.MaxErrorRate > 0) {
 			d.errorAt(at("guard.max_error_rate"), "must be more than 0")
+		}
+		if r.Guard != nil {
+			if w := time.Duration(r.Guard.Window); w != 0 && (w < time.Second || w > stats.MaxWindow) {
+				d.errorAt(at("guard.window"), "%s is not from 1s to %s: the facade keeps recent counts by the second, for %s",
+					human.Duration(w), human.Duration(stats.MaxWindow), human.Duration(stats.MaxWindow))
+			}
 		}
 		if r.Compare != nil {
 			for _, e := range r.Compare.Validate() {

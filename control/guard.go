@@ -40,8 +40,7 @@ type Guard struct {
 
 // GuardStats are the live counts the guard judges modern by.
 type GuardStats interface {
-	Mark(route string, now time.Time) stats.Mark
-	WindowAfter(route string, now time.Time, d time.Duration, mark stats.Mark) stats.Window
+	Window(route string, now time.Time, d time.Duration) stats.Window
 }
 
 // look is what the guard saw of a route at its previous look.
@@ -50,14 +49,15 @@ type look struct {
 	mode    domain.Mode
 	percent float64
 	version int64
-	// last is the route's counts then; since is its counts at the look
-	// before its flags last changed, which its window leaves out: the
-	// guard judges a flip by what modern answered after it. Without it,
-	// the errors that tripped the guard, still in the window, rolled the
-	// route back again as soon as an operator flipped it back, modern
+	// at is when the guard looked; since is when it looked last before
+	// the flags changed, where the route's window starts at the latest:
+	// the guard judges a flip by what modern answered after it. Without
+	// it, the errors that tripped the guard, still in the window, rolled
+	// the route back again as soon as an operator flipped it back, modern
 	// fixed or not, until the window had passed. Looks are a second
-	// apart, so at most the last second before a flip counts with it.
-	last, since stats.Mark
+	// apart, so the window starts within a second of the flip. The zero
+	// since is before everything.
+	at, since time.Time
 	// refused says its last rollback failed (the store is away: no audit,
 	// no flip), which is logged once, not on every look.
 	refused bool
@@ -110,7 +110,7 @@ func (g *Guard) Check(ctx context.Context) {
 			continue
 		}
 		window := time.Duration(gd.Window)
-		w := g.live.WindowAfter(rf.Route.Name, now, window, since[rf.Route.Name])
+		w := g.live.Window(rf.Route.Name, now, windowSince(now, window, since[rf.Route.Name]))
 		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
 			g.refused(rf.Route.Name, false)
 			continue
@@ -138,23 +138,31 @@ func (g *Guard) Check(ctx context.Context) {
 	}
 }
 
-// lookAt notes what the guard sees of each guarded route now and returns,
-// per route, the counts its window leaves out (see look).
-func (g *Guard) lookAt(guarded []RouteFlags, now time.Time) map[string]stats.Mark {
+// windowSince is the window d before now, cut short to start at since.
+func windowSince(now time.Time, d time.Duration, since time.Time) time.Duration {
+	if !since.IsZero() {
+		d = min(d, now.Sub(since))
+	}
+	return d
+}
+
+// lookAt notes when the guard looks at each guarded route and returns,
+// per route, when its window starts at the latest (see look).
+func (g *Guard) lookAt(guarded []RouteFlags, now time.Time) map[string]time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	looks := make(map[string]look, len(guarded))
-	since := make(map[string]stats.Mark, len(guarded))
+	since := make(map[string]time.Time, len(guarded))
 	for _, rf := range guarded {
 		name := rf.Route.Name
 		l := look{mode: rf.Mode, percent: domain.FullPercent(rf.Percent), version: rf.Version}
 		if prev, ok := g.looks[name]; ok {
 			l.since, l.refused = prev.since, prev.refused
 			if prev.mode != l.mode || prev.percent != l.percent || prev.version != l.version {
-				l.since = prev.last
+				l.since = prev.at
 			}
 		}
-		l.last = g.live.Mark(name, now)
+		l.at = now
 		looks[name], since[name] = l, l.since
 	}
 	g.looks = looks

@@ -357,3 +357,57 @@ func TestTheGuardSaysOnceThatItCannotRollBack(t *testing.T) {
 		t.Errorf("the route: got %s, want %s (no flip without its audit entry)", got, want)
 	}
 }
+
+// TestTheGuardsWindowSlides: the route's window is the last minute, not
+// the calendar minute so far. Kept by calendar minute, errors at
+// hh:mm:50 were forgotten at hh:(mm+1):00, and a modern failing every
+// answer from then on rolled back only once min_requests had come within
+// the new minute, up to a minute later.
+func TestTheGuardsWindowSlides(t *testing.T) {
+	at := func(clock string) time.Time {
+		d, err := time.ParseDuration(clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC).Add(d)
+	}
+	// failures are n failed answers of modern at a moment, minutes and
+	// seconds past 12:00.
+	type failures struct {
+		at string
+		n  int
+	}
+	for _, tc := range []struct {
+		name     string
+		failures []failures
+		// look is when the guard looks, past 12:00.
+		look     string
+		rollback bool
+	}{
+		{"20 errors straddling the minute trip it", []failures{{"50s", 10}, {"1m5s", 10}}, "1m5s", true},
+		{"errors 59 s old are in the window", []failures{{"10s", 20}}, "1m9s", true},
+		{"errors a window old are not", []failures{{"10s", 20}}, "1m10.5s", false},
+		{"min_requests is reached by errors of both minutes", []failures{{"30s", 19}, {"1m20s", 1}}, "1m20s", true},
+		{"min_requests is not reached by errors that left the window", []failures{{"10s", 19}, {"1m20s", 1}}, "1m20s", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPlane(t)
+			guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+			p.flip(t, "get-patient", domain.ModeModern, nil)
+			guard.Check(context.Background()) // the look before modern fails
+			for _, f := range tc.failures {
+				p.clock.set(at(f.at))
+				p.modernFails("get-patient", f.n)
+			}
+			p.clock.set(at(tc.look))
+			guard.Check(context.Background())
+			rb := p.rollbacks(t, "get-patient")
+			if got := len(rb) == 1; got != tc.rollback {
+				t.Fatalf("at %s: rolled back %v, want %v", at(tc.look).Format("15:04:05.0"), got, tc.rollback)
+			}
+			if tc.rollback && !strings.Contains(rb[0].Reason, "(20 of 20) over 1m0s") {
+				t.Errorf("the rollback's reason %q, want it to count the 20 errors over 1m0s", rb[0].Reason)
+			}
+		})
+	}
+}

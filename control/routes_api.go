@@ -93,13 +93,9 @@ func (a *admin) flushCounts(ctx context.Context) {
 	}
 }
 
-// requestsPerSecond is this replica's rate over the previous whole minute
-// and the current one so far: steadier than the current minute alone,
-// which starts from zero every minute.
+// requestsPerSecond is this replica's rate over the last minute.
 func requestsPerSecond(live LiveStats, route string, now time.Time) float64 {
-	w := live.Window(route, now, 2*time.Minute)
-	elapsed := time.Minute + now.Sub(now.Truncate(time.Minute))
-	return float64(w.Requests) / elapsed.Seconds()
+	return float64(live.Window(route, now, time.Minute).Requests) / time.Minute.Seconds()
 }
 
 func rate(n, of int64) float64 {

@@ -122,16 +122,37 @@ func TestAModernAnswerThatBreaksOffCountsAsModernFailing(t *testing.T) {
 					}
 				}
 				// The client sees its answer cut before the handler that
-				// cut it has returned and counted it. Counts are kept by
-				// calendar minute, and three stalled answers take 3 s: the
-				// window takes in the minute before too, or one that began
-				// there is not seen (the stall case failed so 2 in 3 CI runs).
+				// cut it has returned and counted it.
 				stats := f.router.Current().byName[route].stats
 				testkit.Eventually(t, 5*time.Second, "route "+route+": 3 attempts of modern, 3 failed", func() bool {
-					w := stats.Window(time.Now(), 2*time.Minute)
+					w := stats.Window(time.Now(), time.Minute)
 					return w.ModernAttempts == 3 && w.ModernErrors == 3
 				})
 			}
 		})
 	}
+}
+
+// TestAModernTimeoutCountsWhenItHappens: modern answers nothing until its
+// timeout (3 s here) and the request falls back to legacy. Its failure
+// was counted at the moment the request began, 3 s before it was known:
+// a guard whose window is shorter than modern's timeout never saw one,
+// and a longer one saw it for that much less. It counts when it happens.
+func TestAModernTimeoutCountsWhenItHappens(t *testing.T) {
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `{"from":"legacy"}`))
+	hangs := stallingBackend(t, "", -1, "")
+	f := serveConfig(t, parseConfig(t, fmt.Sprintf(`backends:
+  legacy: {url: %q, timeout: 1s}
+  modern: {url: %q, timeout: 3s}
+routes:
+  - {name: fb, match: "GET /fb/{id}", mode: fallback}
+`, legacy.URL, hangs)))
+	if resp, body := f.get(t, "/fb/1"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "legacy") {
+		t.Fatalf("got %d %q, want legacy's 200", resp.StatusCode, body)
+	}
+	stats := f.router.Current().byName["fb"].stats
+	testkit.Eventually(t, 5*time.Second, "modern's timeout and the fallback within the last 2 s", func() bool {
+		w := stats.Window(time.Now(), 2*time.Second)
+		return w.ModernAttempts == 1 && w.ModernErrors == 1 && w.Fallbacks == 1 && w.Requests == 1
+	})
 }

@@ -55,7 +55,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	// A 499 of a failed attempt is the client leaving, no answer of
 	// modern's; modern's own 499 is an answer like any other.
 	if err == nil || modernStatus != statusClientClosed {
-		rt.stats.Modern(x.start, modernStatus >= 500)
+		rt.stats.Modern(time.Now(), modernStatus >= 500)
 	}
 	if resp != nil {
 		f.t.discard(resp.Body)
@@ -79,14 +79,14 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	reason = classifyFallback(reason, legacyStatus)
 	switch reason {
 	case reasonConfirmedMissing:
-		rt.stats.ConfirmedMissing(x.start)
+		rt.stats.ConfirmedMissing(time.Now())
 	case "not_found":
-		rt.stats.Fallback(x.start)
+		rt.stats.Fallback(time.Now())
 		if rt.repairEntity != "" {
 			f.t.queueRepair(rt, x.params)
 		}
 	default:
-		rt.stats.Fallback(x.start)
+		rt.stats.Fallback(time.Now())
 	}
 	f.t.metrics.fallback(rt, reason)
 	f.logFallback(req, x, reason, modernStatus, legacyStatus)

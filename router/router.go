@@ -346,12 +346,16 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		// serves on its own: the verdict tells the two apart.
 		served = "fallback"
 	}
-	rt.stats.Request(x.start, served, req)
+	// Counts are of when an outcome was known, not when the request
+	// began: a guard's window shorter than modern's timeout would never
+	// see a timeout otherwise.
+	now := time.Now()
+	rt.stats.Request(now, served, req)
 	// Modern's answer the client got counts here, once its body has
 	// ended: an answer that broke off is a failure whatever its status
 	// said. The fallback transport counts the attempts that fell back.
 	if served == "modern" && code != codeClientLeft {
-		rt.stats.ModernAnswered(x.start, code >= 500 || x.broken)
+		rt.stats.ModernAnswered(now, code >= 500 || x.broken)
 	}
 }
 

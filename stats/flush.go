@@ -36,9 +36,6 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 			ShadowMatches:    r.pending.shadowMatch.Swap(0),
 			ShadowMismatches: r.pending.shadowMismatch.Swap(0),
 		}
-		// modern attempts and errors feed only the in-memory guard.
-		r.pending.modernAttempts.Store(0)
-		r.pending.modernErrors.Store(0)
 		if ns := r.lastFallback.Load(); ns != 0 && hc.Fallbacks > 0 {
 			hc.LastFallbackAt = time.Unix(0, ns).UTC()
 		}
