@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -84,13 +83,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 	if resp.StatusCode/100 != 2 {
 		a.message = errorMessage(b)
 	}
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			a.retryAfter = time.Duration(n) * time.Second
-		} else if t, err := http.ParseTime(s); err == nil {
-			a.retryAfter = time.Until(t)
-		}
-	}
+	a.retryAfter = upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 	return a, nil
 }
 
@@ -118,7 +111,10 @@ func retryable(a answer, err error) bool {
 // backoff is the wait before attempt n+1 (n from 1): exponential from
 // r.Backoff up to r.MaxBackoff, with jitter over its upper half so that
 // groups answered 503 together do not come back together; at least what
-// Retry-After asked for.
+// Retry-After asked for, up to r.MaxBackoff: a service asking for hours
+// (or, by a bug, for years) would otherwise hold its group, and the run,
+// that long without a word, where a row that keeps being refused fails as
+// retries_exhausted and an --only-failed re-run takes it later.
 func backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
 	d := time.Duration(r.Backoff)
 	for i := 1; i < n && d < time.Duration(r.MaxBackoff); i++ {
@@ -126,7 +122,7 @@ func backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
 	}
 	d = min(d, time.Duration(r.MaxBackoff))
 	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
+	return max(d, min(retryAfter, time.Duration(r.MaxBackoff)))
 }
 
 // step runs a before or after step; anything but 2xx is an error.

@@ -1,0 +1,68 @@
+package backfill_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/backfill"
+	"strangler/modern"
+)
+
+// TestAPIBackfillBoundsTheWaitARetryAfterAsksFor: a modern service
+// answering 503 with Retry-After: 3600 (an hour, as a service in
+// maintenance says) must not hold the run for an hour without a word: a
+// row is tried again after at most retry.max_backoff, like repairs and
+// shadow copies bound the wait, and fails as retries_exhausted if the
+// service keeps refusing it, for an --only-failed re-run to take later.
+func TestAPIBackfillBoundsTheWaitARetryAfterAsksFor(t *testing.T) {
+	const rows = 6
+	w := newAPIWorld(t, rows, 2, modern.Faults{})
+	h := w.modern.Handler()
+	var mu sync.Mutex
+	refused := map[string]bool{}
+	hostile := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		// Each row's first request is refused for an hour.
+		if strings.HasPrefix(r.URL.Path, "/imports/") {
+			mu.Lock()
+			first := !refused[r.URL.Path]
+			refused[r.URL.Path] = true
+			mu.Unlock()
+			if first {
+				rw.Header().Set("Retry-After", "3600")
+				rw.Header().Set("Content-Type", "application/json")
+				rw.WriteHeader(http.StatusServiceUnavailable)
+				rw.Write([]byte(`{"error":"down for maintenance"}`))
+				return
+			}
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	defer hostile.Close()
+	cfg := w.config(t)
+	cfg.API.URL = hostile.URL
+
+	// Far less than the hour asked for, far more than max_backoff (100ms).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	report, err := backfill.Run(ctx, cfg, backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("backfill after %s: %v", took.Round(time.Millisecond), err)
+	}
+	var want int64
+	for k := 1; k <= rows; k++ {
+		if !rejected(k) {
+			want++
+		}
+	}
+	if tr := report.Tables[0]; tr.Written() != want || tr.Failed != rows-want {
+		t.Errorf("after %s: migrated %d, failed %d; want %d and %d, each row sent again after at most max_backoff",
+			took.Round(time.Millisecond), tr.Written(), tr.Failed, want, rows-want)
+	}
+}
