@@ -561,9 +561,23 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = "changed since the API accepted it; not sent, as the table's request (POST, its key not in the path) would create it again"
 	}
 	if f.Message != "" {
-		s += ": " + f.Message
+		s += ": " + shortMessage(f.Message)
 	}
 	return s
+}
+
+// shortMessage is the start of an API's message, for a failure group's
+// reason: up to 200 bytes, cut between characters. The ledger keeps more.
+func shortMessage(m string) string {
+	const most = 200
+	if len(m) <= most {
+		return m
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + "…"
 }
 
 func statusText(status int) string {

@@ -94,11 +94,7 @@ func errorMessage(body []byte) string {
 	if json.Unmarshal(body, &v) == nil && (v.Error != "" || v.Message != "") {
 		return cmp.Or(v.Error, v.Message)
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return shortMessage(strings.TrimSpace(string(body)))
 }
 
 // retryable reports whether a request may be tried again: it got no

@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -64,5 +65,54 @@ func TestAPIBackfillBoundsTheWaitARetryAfterAsksFor(t *testing.T) {
 	if tr := report.Tables[0]; tr.Written() != want || tr.Failed != rows-want {
 		t.Errorf("after %s: migrated %d, failed %d; want %d and %d, each row sent again after at most max_backoff",
 			took.Round(time.Millisecond), tr.Written(), tr.Failed, want, rows-want)
+	}
+}
+
+// TestAPIBackfillReportGroupsFailuresBoundedly: an API that refuses rows
+// with a message of its own for each (naming the row, or a request id,
+// as many do) must not make a failure group per row: the report would be
+// as long as the table, and the run would hold every message in memory
+// to write it. Past a bound, further reasons are counted together; the
+// ledger keeps each row's own message.
+func TestAPIBackfillReportGroupsFailuresBoundedly(t *testing.T) {
+	const rows = 400
+	w := newAPIWorld(t, rows, 4, modern.Faults{})
+	hostile := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/imports/") {
+			w.modern.Handler().ServeHTTP(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusUnprocessableEntity)
+		fmt.Fprintf(rw, `{"error":"%s refused (request %s)"}`, r.URL.Path, strings.Repeat("f", 4000))
+	}))
+	defer hostile.Close()
+	cfg := w.config(t)
+	cfg.API.URL = hostile.URL
+	cfg.Tables[0].Redact = nil // the API's messages are kept only for tables without redacted fields
+	report := w.run(t, cfg, backfill.Options{})
+	tr := report.Tables[0]
+	if tr.Failed != rows {
+		t.Fatalf("failed %d, want all %d", tr.Failed, rows)
+	}
+	var counted int64
+	var longest int
+	for _, g := range tr.Failures {
+		counted += g.Count
+		longest = max(longest, len(g.Reason))
+	}
+	if counted != rows {
+		t.Errorf("the failure groups count %d rows, want %d", counted, rows)
+	}
+	if len(tr.Failures) > 101 || longest > 1000 {
+		t.Errorf("%d failure groups for %d rows, the longest reason %d bytes; want at most 101 (100 reasons and the rest together), each short",
+			len(tr.Failures), rows, longest)
+	}
+	failed, err := w.store.APIBackfillFailures(context.Background(), "patients", "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0].Message, "refused (request ffff") {
+		t.Errorf("the ledger's failure %+v, want the API's own message", failed)
 	}
 }
