@@ -782,7 +782,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 		if ctx.Err() != nil {
 			return result{skipped: true}
 		}
-		if err == nil && a.status/100 == 2 {
+		if err == nil && a.accepted() {
 			res.ok = true
 			res.sent.Status = a.status
 			return res
@@ -798,9 +798,10 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 	}
 	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected,
 		BodyHash: hash, IdempotencyKey: idem}
-	if t.redacted {
+	if t.redacted && !a.page {
 		// An API's error message may quote the value it refused, and a
 		// table with redacted fields sends values that must not be kept.
+		// (A page's message is ours.)
 		f.Message = ""
 	}
 	if retryable(a, err) {

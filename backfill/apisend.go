@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -48,6 +49,21 @@ type answer struct {
 	status     int
 	message    string
 	retryAfter time.Duration
+	// page is a 2xx that came as an HTML page (see accepted).
+	page bool
+}
+
+// accepted reports whether the service accepted the request: a 2xx that
+// is not an HTML page. A sign-in proxy in front of the service answers
+// every request 200 with its login page; taken for acceptance, every row
+// was marked migrated that the service never saw, and no re-run sent it
+// again.
+func (a answer) accepted() bool { return a.status/100 == 2 && !a.page }
+
+// htmlPage reports whether a Content-Type says an HTML page.
+func htmlPage(contentType string) bool {
+	t, _, _ := mime.ParseMediaType(contentType)
+	return t == "text/html" || t == "application/xhtml+xml"
 }
 
 // do sends one request and reads its answer; err is set only when no
@@ -80,8 +96,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	a := answer{status: resp.StatusCode}
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 != 2:
 		a.message = errorMessage(b)
+	case htmlPage(resp.Header.Get("Content-Type")):
+		a.page = true
+		a.message = "an HTML page (a sign-in page or a proxy's?), not the service's answer"
 	}
 	a.retryAfter = upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 	return a, nil
@@ -131,7 +151,7 @@ func (c *apiClient) step(ctx context.Context, s config.APIStep) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("%s %s: %w", s.Method, s.Path, err)
-	case a.status/100 != 2:
+	case !a.accepted():
 		return fmt.Errorf("%s %s: the API answered %d: %s", s.Method, s.Path, a.status, a.message)
 	}
 	return nil

@@ -116,3 +116,47 @@ func TestAPIBackfillReportGroupsFailuresBoundedly(t *testing.T) {
 		t.Errorf("the ledger's failure %+v, want the API's own message", failed)
 	}
 }
+
+// TestAPIBackfillTakesNoSignInPageForAnAcceptance: a sign-in proxy put
+// in front of the modern service answers every request 200 with its
+// login page. No row is migrated by that: each fails, saying what came
+// back, and a run once api.url points at the service itself sends them
+// all. Taken for acceptances, the rows were marked migrated, and no
+// re-run sent them again.
+func TestAPIBackfillTakesNoSignInPageForAnAcceptance(t *testing.T) {
+	const rows = 30
+	w := newAPIWorld(t, rows, 3, modern.Faults{})
+	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/imports/") {
+			w.modern.Handler().ServeHTTP(rw, r)
+			return
+		}
+		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+		rw.Write([]byte("<!doctype html><title>Sign in</title><form action=/login>…</form>"))
+	}))
+	defer proxy.Close()
+	cfg := w.config(t)
+	cfg.API.URL = proxy.URL
+	report := w.run(t, cfg, backfill.Options{})
+	if tr := report.Tables[0]; tr.Written() != 0 || tr.Failed != rows {
+		t.Errorf("behind the sign-in page: migrated %d, failed %d; want 0 and %d", tr.Written(), tr.Failed, rows)
+	}
+	if f := report.Tables[0].Failures; len(f) == 0 || !strings.Contains(f[0].Reason, "HTML page") {
+		t.Errorf("failures %+v, want them saying an HTML page came back", f)
+	}
+
+	report = w.run(t, w.config(t), backfill.Options{})
+	var applied int64
+	if err := w.pool.QueryRow(context.Background(), "SELECT count(DISTINCT patient_id) FROM import_log").Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for k := 1; k <= rows; k++ {
+		if !rejected(k) {
+			want++
+		}
+	}
+	if tr := report.Tables[0]; applied != want || tr.Written() != want {
+		t.Errorf("run against the service: it applied %d rows, the report says %d migrated; want %d", applied, tr.Written(), want)
+	}
+}
