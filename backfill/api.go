@@ -561,9 +561,23 @@ func (t *apiTable) describe(f store.APIBackfillRow) string {
 		s = "changed since the API accepted it; not sent, as the table's request (POST, its key not in the path) would create it again"
 	}
 	if f.Message != "" {
-		s += ": " + f.Message
+		s += ": " + shortMessage(f.Message)
 	}
 	return s
+}
+
+// shortMessage is the start of an API's message, for a failure group's
+// reason: up to 200 bytes, cut between characters. The ledger keeps more.
+func shortMessage(m string) string {
+	const most = 200
+	if len(m) <= most {
+		return m
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return m[:cut] + "…"
 }
 
 func statusText(status int) string {
@@ -768,7 +782,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 		if ctx.Err() != nil {
 			return result{skipped: true}
 		}
-		if err == nil && a.status/100 == 2 {
+		if err == nil && a.accepted() {
 			res.ok = true
 			res.sent.Status = a.status
 			return res
@@ -784,9 +798,10 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 	}
 	f := store.APIBackfillRow{Key: key, Status: a.status, Message: a.message, Payload: string(r.redactedBody(t, body)), Reason: reasonRejected,
 		BodyHash: hash, IdempotencyKey: idem}
-	if t.redacted {
+	if t.redacted && !a.page {
 		// An API's error message may quote the value it refused, and a
 		// table with redacted fields sends values that must not be kept.
+		// (A page's message is ours.)
 		f.Message = ""
 	}
 	if retryable(a, err) {

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +49,21 @@ type answer struct {
 	status     int
 	message    string
 	retryAfter time.Duration
+	// page is a 2xx that came as an HTML page (see accepted).
+	page bool
+}
+
+// accepted reports whether the service accepted the request: a 2xx that
+// is not an HTML page. A sign-in proxy in front of the service answers
+// every request 200 with its login page; taken for acceptance, every row
+// was marked migrated that the service never saw, and no re-run sent it
+// again.
+func (a answer) accepted() bool { return a.status/100 == 2 && !a.page }
+
+// htmlPage reports whether a Content-Type says an HTML page.
+func htmlPage(contentType string) bool {
+	t, _, _ := mime.ParseMediaType(contentType)
+	return t == "text/html" || t == "application/xhtml+xml"
 }
 
 // do sends one request and reads its answer; err is set only when no
@@ -81,16 +96,14 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	a := answer{status: resp.StatusCode}
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode/100 != 2:
 		a.message = errorMessage(b)
+	case htmlPage(resp.Header.Get("Content-Type")):
+		a.page = true
+		a.message = "an HTML page (a sign-in page or a proxy's?), not the service's answer"
 	}
-	if s := resp.Header.Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			a.retryAfter = time.Duration(n) * time.Second
-		} else if t, err := http.ParseTime(s); err == nil {
-			a.retryAfter = time.Until(t)
-		}
-	}
+	a.retryAfter = upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 	return a, nil
 }
 
@@ -101,11 +114,7 @@ func errorMessage(body []byte) string {
 	if json.Unmarshal(body, &v) == nil && (v.Error != "" || v.Message != "") {
 		return cmp.Or(v.Error, v.Message)
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return shortMessage(strings.TrimSpace(string(body)))
 }
 
 // retryable reports whether a request may be tried again: it got no
@@ -118,7 +127,10 @@ func retryable(a answer, err error) bool {
 // backoff is the wait before attempt n+1 (n from 1): exponential from
 // r.Backoff up to r.MaxBackoff, with jitter over its upper half so that
 // groups answered 503 together do not come back together; at least what
-// Retry-After asked for.
+// Retry-After asked for, up to r.MaxBackoff: a service asking for hours
+// (or, by a bug, for years) would otherwise hold its group, and the run,
+// that long without a word, where a row that keeps being refused fails as
+// retries_exhausted and an --only-failed re-run takes it later.
 func backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
 	d := time.Duration(r.Backoff)
 	for i := 1; i < n && d < time.Duration(r.MaxBackoff); i++ {
@@ -126,7 +138,7 @@ func backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
 	}
 	d = min(d, time.Duration(r.MaxBackoff))
 	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
+	return max(d, min(retryAfter, time.Duration(r.MaxBackoff)))
 }
 
 // step runs a before or after step; anything but 2xx is an error.
@@ -139,7 +151,7 @@ func (c *apiClient) step(ctx context.Context, s config.APIStep) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("%s %s: %w", s.Method, s.Path, err)
-	case a.status/100 != 2:
+	case !a.accepted():
 		return fmt.Errorf("%s %s: the API answered %d: %s", s.Method, s.Path, a.status, a.message)
 	}
 	return nil

@@ -203,6 +203,16 @@ func joinKeys(keys []string) string {
 // sampleKeys is how many keys a failure group keeps.
 const sampleKeys = 5
 
+// maxFailureGroups bounds a table's failure groups. A reason that quotes
+// an API's message may differ for every row (naming the row, or a
+// request id): a group per row held every message in memory, and the
+// report was as long as the table. Reasons past the bound are counted
+// together under otherReasons; the ledger keeps each row's own.
+const maxFailureGroups = 100
+
+// otherReasons is the failure group of the reasons past maxFailureGroups.
+const otherReasons = "other reasons (more than 100 distinct; the failure ledger has each row's)"
+
 // tableStats counts one table's rows as a run goes, for the progress
 // display, the metrics and the report.
 type tableStats struct {
@@ -312,6 +322,10 @@ func (s *tableStats) addFailures(fs []failure) {
 // The caller holds s.mu.
 func (s *tableStats) addFailure(reason, key string, n int64) {
 	g := s.reasons[reason]
+	if g == nil && len(s.reasons) >= maxFailureGroups {
+		reason = otherReasons
+		g = s.reasons[reason]
+	}
 	if g == nil {
 		g = &FailureGroup{Reason: reason, SampleKeys: []string{}}
 		s.reasons[reason] = g

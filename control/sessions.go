@@ -17,8 +17,10 @@ import (
 // SessionStore keeps the status page's sessions where every replica sees
 // them: a login on one replica is known to all, a logout ends it on all.
 type SessionStore interface {
-	CreateSession(ctx context.Context, s store.Session, expiredBefore time.Time) error
-	UseSession(ctx context.Context, id string, now, expiredBefore time.Time) (store.Session, error)
+	// Both run on the store's clock with PostgreSQL (every replica's),
+	// on now with the embedded store.
+	CreateSession(ctx context.Context, s store.Session, now time.Time, idle time.Duration) error
+	UseSession(ctx context.Context, id string, now time.Time, idle time.Duration) (store.Session, error)
 	DeleteSession(ctx context.Context, id string) error
 }
 
@@ -63,8 +65,8 @@ func binding(id, token string) string {
 // its id, for the cookie.
 func (a *admin) openSession(ctx context.Context, actor, token string) (string, error) {
 	id, now := rand.Text(), a.now()
-	s := store.Session{ID: storedID(id), Actor: actor, Binding: binding(id, token), CreatedAt: now, LastSeen: now}
-	if err := a.Sessions.CreateSession(ctx, s, now.Add(-sessionIdle)); err != nil {
+	s := store.Session{ID: storedID(id), Actor: actor, Binding: binding(id, token)}
+	if err := a.Sessions.CreateSession(ctx, s, now, sessionIdle); err != nil {
 		return "", fmt.Errorf("open session: %w", err)
 	}
 	return id, nil
@@ -82,7 +84,7 @@ func (a *admin) sessionOf(r *http.Request) (s session, ok bool, err error) {
 	ctx, cancel := timeout(r)
 	defer cancel()
 	now := a.now()
-	stored, err := a.Sessions.UseSession(ctx, storedID(c.Value), now, now.Add(-sessionIdle))
+	stored, err := a.Sessions.UseSession(ctx, storedID(c.Value), now, sessionIdle)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return session{}, false, nil

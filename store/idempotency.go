@@ -45,12 +45,16 @@ func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.
 
 func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error) {
 	now := s.ts(s.clock())
+	// A key is stamped, and swept (PurgeRepairs), on the lease clock: the
+	// server's on PostgreSQL, so that a replica whose clock is a day off
+	// neither stamps keys the others sweep at once nor sweeps theirs.
+	at, atArg := s.leaseAt(4, 0)
 	// Insert first: on PostgreSQL a concurrent first use of the key waits
 	// here until the other commits, then finds its row.
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO strangler_idempotency_keys (key, fingerprint, intent_id, at)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (key) DO NOTHING`, k.Key, k.Fingerprint, in.ID, now)
+		VALUES ($1, $2, $3, `+at+`)
+		ON CONFLICT (key) DO NOTHING`, k.Key, k.Fingerprint, in.ID, atArg)
 	if err != nil {
 		return domain.KeyedWrite{}, err
 	}
@@ -79,8 +83,8 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 	case domain.KeyJournaled:
 		// Taken over only if no other retry took it first.
 		res, err := tx.ExecContext(ctx, `
-			UPDATE strangler_idempotency_keys SET intent_id = $3, at = $4
-			WHERE key = $1 AND intent_id = $2`, k.Key, prior, in.ID, now)
+			UPDATE strangler_idempotency_keys SET intent_id = $3, at = `+at+`
+			WHERE key = $1 AND intent_id = $2`, k.Key, prior, in.ID, atArg)
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err
 		}
@@ -95,7 +99,8 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE strangler_idempotency_keys SET at = $2 WHERE key = $1`, k.Key, now)
+		at, atArg := s.leaseAt(2, 0)
+		_, err = tx.ExecContext(ctx, `UPDATE strangler_idempotency_keys SET at = `+at+` WHERE key = $1`, k.Key, atArg)
 		return domain.KeyedWrite{Use: domain.KeyResumed, ID: prior}, err
 	default:
 		return domain.KeyedWrite{Use: use}, nil

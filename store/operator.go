@@ -283,9 +283,10 @@ var countOpen = func() string {
 // applied it.
 func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error) {
 	var n int64
+	keyTTL, keyTTLArg := s.leaseAt(1, -KeyTTL) // the clock keys are stamped on (beginKeyed)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_idempotency_keys WHERE at < $1`,
-			s.ts(s.clock().Add(-KeyTTL))); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_idempotency_keys WHERE at < `+keyTTL,
+			keyTTLArg); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `

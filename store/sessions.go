@@ -24,17 +24,20 @@ type Session struct {
 	LastSeen time.Time
 }
 
-// CreateSession stores a new session, and deletes the sessions last used
-// before expiredBefore: nobody can use them any more.
-func (s *Store) CreateSession(ctx context.Context, sess Session, expiredBefore time.Time) error {
+// CreateSession stores a new session, and deletes the sessions unused for
+// longer than idle: nobody can use them any more. It is created and last
+// seen at now (sessionAt); sess's own times are not read.
+func (s *Store) CreateSession(ctx context.Context, sess Session, now time.Time, idle time.Duration) error {
+	expired, expiredArg := s.sessionAt(1, now, -idle)
+	at, atArg := s.sessionAt(4, now, 0)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_sessions WHERE last_seen < $1`, s.ts(expiredBefore)); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM strangler_sessions WHERE last_seen < `+expired, expiredArg); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO strangler_sessions (id, actor, binding, created_at, last_seen)
-			VALUES ($1, $2, $3, $4, $5)`,
-			sess.ID, sess.Actor, sess.Binding, s.ts(sess.CreatedAt), s.ts(sess.LastSeen))
+			VALUES ($1, $2, $3, `+at+`, `+at+`)`,
+			sess.ID, sess.Actor, sess.Binding, atArg)
 		return err
 	})
 	if err != nil {
@@ -44,14 +47,16 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, expiredBefore t
 }
 
 // UseSession returns the session id names and records that it was used
-// at now. A session last used before expiredBefore has expired: like one
-// that does not exist (or was deleted), it is ErrNotFound.
-func (s *Store) UseSession(ctx context.Context, id string, now, expiredBefore time.Time) (Session, error) {
+// now (sessionAt). A session unused for longer than idle has expired:
+// like one that does not exist (or was deleted), it is ErrNotFound.
+func (s *Store) UseSession(ctx context.Context, id string, now time.Time, idle time.Duration) (Session, error) {
+	at, atArg := s.sessionAt(2, now, 0)
+	expired, expiredArg := s.sessionAt(3, now, -idle)
 	sess := Session{ID: id}
 	err := s.db.QueryRowContext(ctx, `
-		UPDATE strangler_sessions SET last_seen = $2
-		WHERE id = $1 AND last_seen >= $3
-		RETURNING actor, binding, created_at, last_seen`, id, s.ts(now), s.ts(expiredBefore)).
+		UPDATE strangler_sessions SET last_seen = `+at+`
+		WHERE id = $1 AND last_seen >= `+expired+`
+		RETURNING actor, binding, created_at, last_seen`, id, atArg, expiredArg).
 		Scan(&sess.Actor, &sess.Binding, scanTime(&sess.CreatedAt), scanTime(&sess.LastSeen))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, fmt.Errorf("store: use session: %w", ErrNotFound)
@@ -59,6 +64,21 @@ func (s *Store) UseSession(ctx context.Context, id string, now, expiredBefore ti
 		return Session{}, fmt.Errorf("store: use session: %w", err)
 	}
 	return sess, nil
+}
+
+// sessionAt returns the SQL for a session's time now+d, using parameter
+// $n, and that parameter's argument. On PostgreSQL it is the server's
+// clock, which every replica shares: a replica whose clock is hours off
+// would otherwise stamp a use the others take for hours old (logging its
+// user out there) or still to come (keeping a session idle past its end
+// alive everywhere), and accept a session the others had ended. On the
+// embedded store, which one process uses, it is that process's clock:
+// now, as the caller read it.
+func (s *Store) sessionAt(n int, now time.Time, d time.Duration) (string, any) {
+	if s.dialect.name == "postgres" {
+		return fmt.Sprintf("(now() + $%d * interval '1 microsecond')", n), d.Microseconds()
+	}
+	return fmt.Sprintf("$%d", n), s.ts(now.Add(d))
 }
 
 // DeleteSession ends a session (a logout). Deleting one that does not

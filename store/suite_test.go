@@ -84,7 +84,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // testClock is a clock tests move by hand. The PostgreSQL stores on it
-// run their leases and due times on the server's clock, which no test
+// run their leases, due times, keys' and sessions' ages on the server's clock, which no test
 // can move: for them, moving the clock moves every lease and due time of
 // their schema as much the other way, which is the same to every lease
 // and due condition.
@@ -134,6 +134,8 @@ func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
 			`UPDATE strangler_repairs SET lease_until = lease_until - $1 * interval '1 microsecond' WHERE lease_until IS NOT NULL`,
 			`UPDATE strangler_repairs SET next_attempt_at = next_attempt_at - $1 * interval '1 microsecond' WHERE next_attempt_at IS NOT NULL`,
 			`UPDATE strangler_leases SET until = until - $1 * interval '1 microsecond'`,
+			`UPDATE strangler_idempotency_keys SET at = at - $1 * interval '1 microsecond'`,
+			`UPDATE strangler_sessions SET created_at = created_at - $1 * interval '1 microsecond', last_seen = last_seen - $1 * interval '1 microsecond'`,
 		} {
 			if _, err := s.db.Exec(q, d.Microseconds()); err != nil {
 				t.Errorf("passing %v of lease time: %v", d, err)
