@@ -21,6 +21,8 @@ type walker struct {
 	record bool
 	// learn records paths with [*] for every index and no values.
 	learn bool
+	// depth is how deep matchDoc is in containers.
+	depth int
 	limit int
 	diffs []Diff
 	more  int
