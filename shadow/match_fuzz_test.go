@@ -200,3 +200,39 @@ func hexEscape(r rune) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{'\\', 'u', digits[r>>12&0xf], digits[r>>8&0xf], digits[r>>4&0xf], digits[r&0xf]})
 }
+
+// TestTheSinglePassIsTriedNowAndThenWhileAnswersKeepDiffering: a route
+// whose answers all differ (a field modern adds) pays for the single pass
+// in one comparison out of passEvery once passAfter differed in a row,
+// and an equal answer makes it tried every time again.
+func TestTheSinglePassIsTriedNowAndThenWhileAnswersKeepDiffering(t *testing.T) {
+	c, err := NewComparer(config.Compare{}, phi.NewHasher(&[phi.KeySize]byte{7}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	p := Response{Status: 200, Header: h, Body: []byte(`{"id":1,"name":"Ann"}`)}
+	differs := Response{Status: 200, Header: h, Body: []byte(`{"name":"Ann","id":1,"added":true}`)}
+	equal := Response{Status: 200, Header: h, Body: []byte(`{"name":"Ann","id":1}`)}
+	tried := 0
+	for range passAfter + 4*passEvery {
+		if c.tryPass() {
+			tried++
+		}
+		if c.Compare(p, differs).Outcome != Mismatch {
+			t.Fatal("want a mismatch")
+		}
+	}
+	if want := passAfter + 4; tried != want {
+		t.Errorf("the pass was tried in %d of %d differing comparisons, want %d", tried, passAfter+4*passEvery, want)
+	}
+	if c.Compare(p, equal).Outcome != Match {
+		t.Fatal("want a match")
+	}
+	for range passAfter {
+		if !c.tryPass() {
+			t.Fatal("after an equal answer the pass is not tried")
+		}
+		c.Compare(p, equal)
+	}
+}
