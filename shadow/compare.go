@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"strangler/config"
@@ -32,6 +33,39 @@ type Comparer struct {
 	// noise is nil unless compare.noise is on.
 	noise   *Noise
 	walkers sync.Pool
+	// differing counts the comparisons in a row whose JSON bodies
+	// differed. While a route's answers keep differing (a field modern
+	// adds and no rule ignores yet), the single pass (matchDoc) only finds
+	// what the trees then find again, so it is tried only now and then.
+	differing atomic.Uint32
+	// treesOnly turns off matchDoc's single pass, for tests that check it
+	// decides as the trees do.
+	treesOnly bool
+}
+
+// While passAfter or more comparisons in a row found the JSON bodies
+// different, the single pass is tried once in every passEvery: often
+// enough to see within a few dozen answers that they are equal again.
+const (
+	passAfter = 8
+	passEvery = 16
+)
+
+// tryPass reports whether the single pass is worth trying.
+func (c *Comparer) tryPass() bool {
+	n := c.differing.Load()
+	return !c.treesOnly && (n < passAfter || n%passEvery == 0)
+}
+
+// bodiesDiffered records whether the JSON bodies of a comparison
+// differed, for tryPass.
+func (c *Comparer) bodiesDiffered(differed bool) {
+	switch {
+	case differed:
+		c.differing.Add(1)
+	case c.differing.Load() != 0: // a store only when needed: the field is shared
+		c.differing.Store(0)
+	}
 }
 
 // ruleSet is what a comparison ignores: the configured paths plus, once
@@ -165,11 +199,17 @@ func (c *Comparer) compare(w *walker, s *ruleSet, p, o Response) (tooLarge bool)
 		return false
 	}
 	if perr == nil && oerr == nil && isJSON(p.Header) && isJSON(o.Header) {
-		ea, eb := w.a.parse(pb), w.b.parse(ob)
+		ea := w.a.parse(pb)
+		if ea == nil && c.tryPass() && w.matchDoc(ob, s.paths) {
+			c.bodiesDiffered(false)
+			return false // the common case: equal, found in one pass over ob
+		}
+		eb := w.b.parse(ob)
 		if ea == nil && eb == nil {
-			w.diff(0, 0, s.paths)
+			c.bodiesDiffered(!w.diff(0, 0, s.paths))
 			return false
 		}
+		c.bodiesDiffered(true)
 		perr, oerr = ea, eb
 	}
 	w.note("body", c.bodySummary(pb, perr), c.bodySummary(ob, oerr))

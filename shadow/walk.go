@@ -21,6 +21,8 @@ type walker struct {
 	record bool
 	// learn records paths with [*] for every index and no values.
 	learn bool
+	// depth is how deep matchDoc is in containers.
+	depth int
 	limit int
 	diffs []Diff
 	more  int
@@ -182,18 +184,20 @@ func (w *walker) object(ai, bi int32, tn *pathNode) bool {
 		slices.SortStableFunc(w.members[base:base+nb], func(x, y int32) int { return bytes.Compare(w.b.key(x), w.b.key(y)) })
 	}
 	equal := true
-	prev := -1
+	first := 0 // b's first member not yet matched
 	na := int(w.a.nodes[ai].count)
 	for c, k := ai+1, 0; k < na; c, k = w.a.nodes[c].next, k+1 {
 		var j int
 		if sorted && !w.a.nodes[c].keyEsc {
 			j = w.searchMember(c, base, nb)
 		} else {
-			j = w.findMember(c, base, nb, prev)
+			j = w.findMember(c, base, nb, first)
 		}
 		if j >= 0 {
 			w.used[base+j] = true
-			prev = j
+			for first < nb && w.used[base+first] {
+				first++
+			}
 		}
 		ct := w.childPath(tn, &w.a, c)
 		if ct.has(flagIgnore) || j >= 0 && w.sameScalar(c, w.members[base+j]) {
@@ -252,17 +256,18 @@ func (w *walker) searchMember(c int32, base, nb int) int {
 }
 
 // findMember finds the first unmatched member of b (among the nb at
-// w.members[base:]) with the key of a's member c. It tries the members
-// after and before the previous match first, so members in the same or
-// in reverse order are found at once.
-func (w *walker) findMember(c int32, base, nb, prev int) int {
-	for _, j := range [2]int{prev + 1, prev - 1} {
-		if j >= 0 && j < nb && !w.used[base+j] && w.keysEqual(c, w.members[base+j]) {
-			return j
+// w.members[base:], the first first of which are matched) with the key
+// of a's member c: the first, so that duplicate keys pair up in order of
+// appearance whatever the order of the others.
+func (w *walker) findMember(c int32, base, nb, first int) int {
+	na := &w.a.nodes[c]
+	for j := first; j < nb; j++ {
+		m := w.members[base+j]
+		if nm := &w.b.nodes[m]; w.used[base+j] ||
+			!na.keyEsc && !nm.keyEsc && na.keyEnd-na.keyStart != nm.keyEnd-nm.keyStart {
+			continue // cheap: most keys differ in length
 		}
-	}
-	for j := range nb {
-		if !w.used[base+j] && w.keysEqual(c, w.members[base+j]) {
+		if w.keysEqual(c, m) {
 			return j
 		}
 	}
