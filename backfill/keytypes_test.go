@@ -1,10 +1,13 @@
 package backfill_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +50,48 @@ func TestBinaryKeysAreCopiedCheckpointedAndVerifiedExactly(t *testing.T) {
 	w.pg(t, "DELETE FROM devices WHERE legacy_id = '\\xfffe0000000000000000000000000000'::bytea")
 	if d := w.verify(t, backfill.VerifyOptions{}).Tables[0]; !slices.Equal(d.MissingKeys, []string{"0xfffe0000000000000000000000000000"}) {
 		t.Errorf("verify: missing %v, want the deleted device, its key in hex", d.MissingKeys)
+	}
+}
+
+// TestAReadRepairKeyThatIsNoBinaryKeyIsDroppedUnshown queues, for a
+// table keyed by BINARY(16), a device's key as the facade's read repair
+// takes it from a path (hex) and a name a client put where the key
+// belongs: the device is copied, the name is dropped from the queue as a
+// key the source cannot have, and neither the run's error, its report
+// nor its log holds the name.
+func TestAReadRepairKeyThatIsNoBinaryKeyIsDroppedUnshown(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Device (DeviceUuid BINARY(16) PRIMARY KEY, Label VARCHAR(20) NOT NULL)",
+		"CREATE TABLE devices (legacy_id bytea UNIQUE, label text NOT NULL)",
+		config.BackfillTable{Name: "devices", From: "Device", Key: "DeviceUuid", To: "devices", TargetKey: "legacy_id",
+			Columns: cols("DeviceUuid=legacy_id", "Label=label")})
+	w.exec(t, "INSERT INTO Device VALUES (x'00112233445566778899aabbccddeeff', 'device 1')")
+	const name = "Zelda Quimbyfrost"
+	repairs := &repairKeys{pending: map[string][]string{"devices": {name, "00112233445566778899aabbccddeeff"}}, done: map[string][]string{}}
+	var logs bytes.Buffer
+	rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Repairs: repairs, Tables: []string{"devices"},
+		Log: slog.New(slog.NewJSONHandler(&logs, nil))})
+	var text, js bytes.Buffer
+	if rep != nil {
+		rep.WriteText(&text)
+		json.NewEncoder(&js).Encode(rep)
+	}
+	for where, s := range map[string]string{"the error": fmt.Sprint(err), "the report": text.String(), "the JSON report": js.String(), "the log": logs.String()} {
+		if strings.Contains(s, "Quimbyfrost") {
+			t.Errorf("%s holds the name queued as a key: %s", where, s)
+		}
+	}
+	if err != nil {
+		t.Fatalf("the run failed: %v", err)
+	}
+	if got := repairs.pending["devices"]; len(got) != 0 {
+		t.Errorf("keys still queued: %q, want none: the device copied, the name dropped", got)
+	}
+	if n := w.count(t, "SELECT count(*) FROM devices WHERE label = 'device 1'"); n != 1 {
+		t.Errorf("the device queued by read repair is not in modern")
+	}
+	if d := tableReport(t, rep, "devices"); d.NotInSource != 1 {
+		t.Errorf("%d requested keys not in the source, want the name", d.NotInSource)
 	}
 }
 

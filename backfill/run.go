@@ -513,8 +513,22 @@ func (r *runner) drainRepairs(ctx context.Context) error {
 			if len(keys) == 0 {
 				break
 			}
-			raw, err := parseKeys(t, keys)
-			if err == nil {
+			raw := make([][]byte, 0, len(keys))
+			for _, k := range keys {
+				b, err := parseKey(t.key, k)
+				if err != nil {
+					// No source row has it (a binary table's key that
+					// is not hex): the facade took it from a request's
+					// path, so it is whatever a client sent, perhaps a
+					// name. It leaves the queue counted as not in the
+					// source and never shown; stopping the table on it
+					// would stop it on every run.
+					r.stats[t.name].notInSource.Add(1)
+					continue
+				}
+				raw = append(raw, b)
+			}
+			if len(raw) > 0 {
 				_, err = r.copyKeys(ctx, t, raw)
 			}
 			if err != nil {

@@ -208,9 +208,18 @@ func paramName(seg string) string {
 }
 
 // Query returns a raw query with every value replaced by a placeholder:
-// full=1&q=Jane becomes full={h:…}&q={h:…}. Names stay, as they name
-// what the API takes; a part without "=" is hashed whole.
+// full=1&q=Jane becomes full={h:…}&q={h:…}. A name stays when it reads
+// like a field name (FieldName), as it then names what the API takes,
+// and is not one of the query's values; any other name is data (a
+// record number, a date, a name with a space: ?MRN7730019=1) and is
+// hashed as a value is. A part without "=" is hashed whole.
 func (h *Hasher) Query(raw string) string {
+	return h.query(raw, Params("", "?"+raw))
+}
+
+// query is Query with a name also hashed when it is one of values, the
+// request's path parameters and query values.
+func (h *Hasher) query(raw string, values []Param) string {
 	if raw == "" {
 		return ""
 	}
@@ -220,6 +229,9 @@ func (h *Hasher) Query(raw string) string {
 			continue
 		}
 		if k, v, ok := strings.Cut(p, "="); ok {
+			if name := unescapeQuery(k); !FieldName(name) || isValue(name, values) {
+				k = h.Placeholder("", name)
+			}
 			parts[i] = k + "=" + h.Placeholder("", unescapeQuery(v))
 		} else {
 			parts[i] = h.Placeholder("", unescapeQuery(p))
@@ -228,16 +240,52 @@ func (h *Hasher) Query(raw string) string {
 	return strings.Join(parts, "&")
 }
 
+// isValue reports whether s is one of values, without regard to case, as
+// a record number may be spelt either way.
+func isValue(s string, values []Param) bool {
+	for _, v := range values {
+		if strings.EqualFold(v.Value, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // Target returns a request target (path and query) with its path
 // parameters and query values replaced by placeholders, as Path and Query
-// do.
+// do; a query name that is one of the path parameters is hashed too.
 func (h *Hasher) Target(pattern, target string) string {
 	path, query, ok := strings.Cut(target, "?")
 	out := h.Path(pattern, path)
 	if ok {
-		out += "?" + h.Query(query)
+		out += "?" + h.query(query, Params(pattern, target))
 	}
 	return out
+}
+
+// FieldName reports whether a name (an object key, a query name) reads
+// like a field name an API defines rather than data used as a name: 1 to
+// 64 bytes of ASCII letters, digits, _, -, $ and ., starting with a
+// letter, _, $ or @ (JSON-LD's @id), with at most four digits in all. A
+// record number (MRN7730019), an id, a date, a phone number, a name with
+// a space, an e-mail address or anything beyond ASCII is not.
+func FieldName[T ~string | ~[]byte](key T) bool {
+	if len(key) == 0 || len(key) > 64 {
+		return false
+	}
+	digits := 0
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '$':
+		case c == '@' && i == 0:
+		case c >= '0' && c <= '9' && i > 0:
+			digits++
+		case (c == '-' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return digits <= 4
 }
 
 // A Param is a value a request carries that its route's pattern does not
@@ -250,7 +298,8 @@ type Param struct {
 }
 
 // Params returns the values target carries that pattern does not spell
-// out, decoded, in order: what Target replaces by placeholders.
+// out, decoded, in order: what Target replaces by placeholders (besides
+// the query names it hashes, which are not values).
 func Params(pattern, target string) []Param {
 	path, query, _ := strings.Cut(target, "?")
 	var out []Param

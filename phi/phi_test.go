@@ -39,6 +39,26 @@ func TestQueriesKeepNamesAndHashValues(t *testing.T) {
 	}
 }
 
+func TestQueryNamesThatAreDataAreHashedAsValuesAre(t *testing.T) {
+	h := phi.RandomHasher()
+	hash := h.Hash
+	for _, tc := range []struct{ pattern, target, want string }{
+		// A record number, an SSN and a name with a space as names.
+		{"/search", "/search?mrn7730019=1&987-65-4329=x&Jane%20Doe=&full=1",
+			"/search?{" + hash("mrn7730019") + "}={" + hash("1") + "}&{" + hash("987-65-4329") + "}={" + hash("x") + "}&{" + hash("Jane Doe") + "}={" + hash("") + "}&full={" + hash("1") + "}"},
+		// A name that reads like a field name but is a path parameter or
+		// another query value of the request, in any case.
+		{"/patients/{id}", "/patients/MRN-7Q4Z-TEST?mrn-7q4z-test=visits",
+			"/patients/{id:" + hash("MRN-7Q4Z-TEST") + "}?{" + hash("mrn-7q4z-test") + "}={" + hash("visits") + "}"},
+		{"/search", "/search?q=Quimbyfrost&Quimbyfrost=1",
+			"/search?q={" + hash("Quimbyfrost") + "}&{" + hash("Quimbyfrost") + "}={" + hash("1") + "}"},
+	} {
+		if got := h.Target(tc.pattern, tc.target); got != tc.want {
+			t.Errorf("Target(%q, %q) = %q, want %q", tc.pattern, tc.target, got, tc.want)
+		}
+	}
+}
+
 func TestHashesAreKeyedStableAndShort(t *testing.T) {
 	key := phi.NewKey()
 	a, b := phi.NewHasher(&key), phi.NewHasher(&key)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"strangler/internal/human"
+	"strangler/phi"
 )
 
 // hopByHop are the headers of one connection (RFC 9110 section 7.6.1),
@@ -23,7 +24,9 @@ var hopByHop = [...]string{
 // ready to paste into a POSIX shell once its placeholders are filled in.
 // target is req's target with path parameters and query values replaced
 // by placeholders ({id:h:…}); a JSON body keeps its shape with every value
-// not kept (compare.keep_values) a placeholder, and a body of any other
+// not kept (compare.keep_values) a placeholder, and each key that is data
+// too (one that does not read like a field name, or is one of params, the
+// request's path parameters and query values), and a body of any other
 // kind is left out. Only Content-Type, Accept and compare.headers are
 // kept (never a credential, the client's address or software), the
 // values of compare.headers as placeholders unless keep_values names
@@ -32,12 +35,15 @@ var hopByHop = [...]string{
 // would act on. The request carries X-Strangler-Shadow: 1 like the shadow copy
 // did, and curl's own default headers are suppressed where the original
 // request had none.
-func curlCommand(base string, req RequestCopy, target string, r *Redactor) string {
+func curlCommand(base string, req RequestCopy, target string, params []phi.Param, r *Redactor) string {
 	method := req.Method
 	if method == "" {
 		method = "GET"
 	}
 	body, left := r.requestBody(req.Body)
+	if body != nil && len(params) > 0 {
+		body = []byte(r.hideAskedKeys(string(body), params))
+	}
 	args := []string{"curl", "-sS"}
 	switch {
 	case method == "HEAD":

@@ -10,7 +10,7 @@ import (
 // PublicPath is a diff path or noise field as it may leave the process
 // (a stored sample or noise field, a log line, the admin API): each
 // object key in it that is data is written {*}, as a map's member is. A
-// key is data when it does not read like a field name (fieldName: a
+// key is data when it does not read like a field name (phi.FieldName: a
 // record number, a date, a name with a space) or is a value the request
 // asked carried, as a path parameter or a query value, whatever it reads
 // like (GET /patients/MRN-7Q4Z-TEST answering {"MRN-7Q4Z-TEST": …}).
@@ -54,9 +54,10 @@ func (r *Redactor) publicDiff(d Diff, asked Asked, params []phi.Param) Diff {
 	return d
 }
 
-// hideAskedKeys returns v, a diff's value (compact JSON as appendJSON
-// writes it, perhaps cut short), with each object key askedKey finds
-// among params replaced, in its quotes, by the placeholder of its text.
+// hideAskedKeys returns v, a diff's value or a request body to replay
+// (compact JSON as appendJSON writes it, perhaps cut short), with each
+// object key askedKey finds among params replaced, in its quotes, by the
+// placeholder of its text.
 func (r *Redactor) hideAskedKeys(v string, params []phi.Param) string {
 	var b strings.Builder
 	done := 0
@@ -92,7 +93,7 @@ func (r *Redactor) hideAskedKeys(v string, params []phi.Param) string {
 // dataKey reports whether an object key is data: it does not read like a
 // field name, or it is one of the request's values.
 func dataKey(key string, params []phi.Param) bool {
-	return !fieldName([]byte(key)) || askedKey(key, params)
+	return !phi.FieldName(key) || askedKey(key, params)
 }
 
 // askedKey reports whether an object key is one of the request's values

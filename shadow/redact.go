@@ -101,13 +101,13 @@ func (r *Redactor) appendPlaceholder(dst []byte, t *tree, i int32) []byte {
 }
 
 // appendKey appends the key of member c of t as a rendered value shows
-// it: as sent when it reads like a field name (fieldName), is under a
+// it: as sent when it reads like a field name (phi.FieldName), is under a
 // kept path, or there is no Redactor (rendering for a hash); else, in
 // the quotes, the placeholder of its text, as a value's: a record number
 // or a date keying a map is data.
 func (r *Redactor) appendKey(dst []byte, t *tree, c int32, kept bool) []byte {
 	key := t.key(c)
-	if r == nil || kept || !t.nodes[c].keyEsc && fieldName(key) {
+	if r == nil || kept || !t.nodes[c].keyEsc && phi.FieldName(key) {
 		return append(dst, key...)
 	}
 	dst = append(dst, '{')

@@ -73,8 +73,8 @@ func NewSample(route string, at time.Time, req RequestCopy, primaryURL, otherURL
 		OtherStatus:   res.OtherStatus,
 		Diffs:         diffs,
 		MoreDiffs:     res.More,
-		CurlPrimary:   curlCommand(primaryURL, req, target, r),
-		CurlOther:     curlCommand(otherURL, req, target, r),
+		CurlPrimary:   curlCommand(primaryURL, req, target, params, r),
+		CurlOther:     curlCommand(otherURL, req, target, params, r),
 	}
 }
 

@@ -101,6 +101,31 @@ func TestTheSameMismatchOnTheSameEntityHashesAlike(t *testing.T) {
 	}
 }
 
+// TestASampleKeepsNoQueryNameOrBodyKeyThatIsData sends the patient's
+// record number as the path parameter, as a query name and as a key of
+// the body, and another as a query name that reads like none: the
+// sample shows placeholders for all of them, in its target and both
+// curl commands.
+func TestASampleKeepsNoQueryNameOrBodyKeyThatIsData(t *testing.T) {
+	cmp := newComparer(t, config.Compare{})
+	req := shadow.RequestCopy{Method: "PUT", Target: "/patients/MRN-7Q4Z-TEST?MRN-7Q4Z-TEST=1&mrn7730019=2&full=1", Pattern: "/patients/{id}",
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"MRN-7Q4Z-TEST":{"seen":1},"name":"x"}`)}
+	res := cmp.Compare(jsonResponse(200, `{"n":1}`), jsonResponse(200, `{"n":2}`))
+	s := shadow.NewSample("r", time.Now(), req, "http://a", "http://b", res, cmp.Redactor())
+	out, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"MRN-7Q4Z-TEST", "mrn7730019"} {
+		if strings.Contains(strings.ToLower(string(out)), strings.ToLower(v)) {
+			t.Errorf("the sample holds %q:\n%s", v, out)
+		}
+	}
+	if !strings.Contains(s.Target, "&full={") || !strings.Contains(s.CurlPrimary, `"name":"{h:`) {
+		t.Errorf("the sample hides the names that are not data too: %s\n%s", s.Target, s.CurlPrimary)
+	}
+}
+
 func TestABodyThatIsNotJSONIsLeftOut(t *testing.T) {
 	cmp := newComparer(t, config.Compare{})
 	req := shadow.RequestCopy{Method: "POST", Target: "/p", Pattern: "/p", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
@@ -193,8 +218,14 @@ func TestACurlCommandWithItsPlaceholdersFilledInReplaysTheRequest(t *testing.T) 
 				"Content-Type": {"application/json"},
 				"Accept":       {"application/json;\tq=1, text/\u202e\u009b2J"},
 			}, Body: []byte("{\"note\":\"\u202e' ; id ; '\u009b2J\"}")},
-			values:   []string{"1"},
+			values:   []string{"\u202eq", "1"}, // a query name that is no field name is a placeholder too
 			wantBody: "{\"note\":\"\u202e' ; id ; '\u009b2J\"}"},
+		{name: "a PUT whose query names and body keys are the patient's record number",
+			req: shadow.RequestCopy{Method: "PUT", Target: "/patients/MRN-7Q4Z-TEST?mrn7730019=1", Pattern: "/patients/{id}", Header: http.Header{
+				"Content-Type": {"application/json"},
+			}, Body: []byte(`{"MRN-7Q4Z-TEST": {"seen": "2024"}, "name": "x"}`)},
+			values:   []string{"MRN-7Q4Z-TEST", "mrn7730019", "1", "2024", "x"},
+			wantBody: `{"MRN-7Q4Z-TEST":{"seen":"2024"},"name":"x"}`},
 		{name: "a DELETE without a body",
 			req:    shadow.RequestCopy{Method: "DELETE", Target: "/patients/42/x", Pattern: "/patients/{id}/x"},
 			values: []string{"42"}},

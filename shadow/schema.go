@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"strangler/phi"
 )
 
 // A learned response schema is what legacy's JSON answers to one route,
@@ -383,7 +385,7 @@ func (s *Shape) sanitize() {
 		switch {
 		case !s.settled():
 			s.Properties = nil
-		case s.manyKeys() || slices.ContainsFunc(slices.Collect(maps.Keys(s.Properties)), func(k string) bool { return !fieldName([]byte(k)) }):
+		case s.manyKeys() || slices.ContainsFunc(slices.Collect(maps.Keys(s.Properties)), func(k string) bool { return !phi.FieldName(k) }):
 			s.toMap()
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/phi"
 )
 
 // SchemaKey names one of a route's schemas: a request method and the
@@ -247,36 +248,11 @@ func (lw *learnWalk) memberKey(c int32) []byte {
 func (lw *learnWalk) fieldNames(i int32) bool {
 	t := lw.t
 	for c, k := i+1, int32(0); k < t.nodes[i].count; c, k = t.nodes[c].next, k+1 {
-		if !fieldName(lw.memberKey(c)) {
+		if !phi.FieldName(lw.memberKey(c)) {
 			return false
 		}
 	}
 	return true
-}
-
-// fieldName reports whether an object key reads like a field name an API
-// defines rather than data used as a key: 1 to 64 bytes of ASCII letters,
-// digits, _, -, $ and ., starting with a letter, _, $ or @ (JSON-LD's
-// @id), with at most four digits in all. A record number (MRN7730019), an
-// id, a date, a phone number, a name with a space, an e-mail address or
-// anything beyond ASCII is not.
-func fieldName(key []byte) bool {
-	if len(key) == 0 || len(key) > 64 {
-		return false
-	}
-	digits := 0
-	for i, c := range key {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '$':
-		case c == '@' && i == 0:
-		case c >= '0' && c <= '9' && i > 0:
-			digits++
-		case (c == '-' || c == '.') && i > 0:
-		default:
-			return false
-		}
-	}
-	return digits <= 4
 }
 
 // countValue counts scalar i as a value of a keep_values path, keyed by

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"strangler/phi"
 )
 
 // maxVersionLen bounds a client version counted by name.
@@ -13,7 +15,10 @@ const maxVersionLen = 32
 // token, the only client values counted by name: at most 32 letters,
 // digits and . _ - /, ending in a version that starts with a number (or
 // v and a number) and has a dotted number in it: 5.2, v1.0.3-beta,
-// PatientApp/5.2.1, Mozilla/5.0.
+// PatientApp/5.2.1, Mozilla/5.0. A product's name before the version
+// must read like a name (phi.FieldName: a letter first, at most four
+// digits), so that a record number or a social security number a client
+// put there (MRN9988776/5.2, 123-45-6789/1.0) is not counted by name.
 //
 // The dotted number is stricter than "a digit somewhere" on purpose:
 // that rule would count record numbers (MRN9988776), social security
@@ -34,6 +39,11 @@ func VersionShaped(v string) bool {
 	version := v
 	if i := strings.LastIndexByte(v, '/'); i >= 0 {
 		version = v[i+1:]
+		for name := range strings.SplitSeq(v[:i], "/") {
+			if !phi.FieldName(name) {
+				return false
+			}
+		}
 	}
 	number := strings.TrimPrefix(strings.TrimPrefix(version, "v"), "V")
 	if number == "" || !isDigit(number[0]) || !hasDottedNumber(number) {

@@ -317,6 +317,9 @@ const (
 	formBody
 	// keyedBody is the JSON body under the Idempotency-Key canaryKey.
 	keyedBody
+	// recordBody is a JSON body keyed by keyedMRN, a record number that
+	// reads like a field name.
+	recordBody
 )
 
 // sendCanary sends one request carrying the canaries in its headers, and
@@ -329,6 +332,8 @@ func sendCanary(t *testing.T, method, url string, kind int) int {
 		body = strings.NewReader(canaryBody)
 	case formBody:
 		body = strings.NewReader(canaryForm)
+	case recordBody:
+		body = strings.NewReader(`{"` + keyedMRN + `":{"dob":"1961-07-14"}}`)
 	}
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -440,6 +445,9 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			{"GET", "/shm/" + canaryMRN + canaryQuery, noBody, 200},
 			{"POST", "/shw/" + canaryMRN + canaryQuery, jsonBody, 200},
 			{"POST", "/shwf/" + canaryMRN + canaryQuery, formBody, 200},
+			// The record number as the path parameter, a query name and
+			// the body's key; a social security number as a query name.
+			{"POST", "/shw/" + keyedMRN + "?" + keyedMRN + "=1&987-65-4329=x", recordBody, 200},
 			{"PUT", "/dw/" + canaryMRN + canaryQuery, jsonBody, 200},
 			{"PUT", "/dwdead/" + canaryMRN + canaryQuery, formBody, 200},
 			{"PUT", "/dwunknown/" + canaryMRN + canaryQuery, jsonBody, 502},
@@ -499,10 +507,10 @@ routes:%s`, aliceToken, bobToken, legacy.URL, modern.URL, store, filepath.Join(d
 			bad = list.Repairs[0].ID
 			return true
 		})
-		testkit.Eventually(t, 10*time.Second, "five mismatch samples", func() bool {
+		testkit.Eventually(t, 10*time.Second, "six mismatch samples", func() bool {
 			var out struct{ Samples []json.RawMessage }
 			json.Unmarshal([]byte(adminText(t, f.admin, "/admin/diffs")), &out)
-			return len(out.Samples) == 5
+			return len(out.Samples) == 6
 		})
 		// One patient's record fetched again and again, keyed by its
 		// number and the surname searched for, which read like field
