@@ -237,7 +237,7 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	}
 	drv := registered.Driver()
 	registered.Close() // it never opened a connection: only its driver is wanted
-	file := &storeFile{path: path}
+	file := openStoreFile(path)
 	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), file: file, drv: drv})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
