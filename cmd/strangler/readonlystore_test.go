@@ -34,12 +34,18 @@ func TestAPostgreSQLStoreMadeWritableAgainTakesWritesOnEveryConnection(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
 	name := fmt.Sprintf("outage8_readonly_%d", time.Now().UnixNano())
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
 		testdb.Unavailable(t, "creating a database of its own on the test PostgreSQL", err)
 	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE " + name + " WITH (FORCE)") })
+	// Dropped once the facade has stopped (cleanups run last first).
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("dropping the test's database %s: %v", name, err)
+		}
+		admin.Close()
+	})
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
