@@ -237,7 +237,7 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	}
 	drv := registered.Driver()
 	registered.Close() // it never opened a connection: only its driver is wanted
-	file := &storeFile{path: path}
+	file := openStoreFile(path)
 	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), file: file, drv: drv})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
@@ -256,11 +256,29 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// readOnlyTransaction is PostgreSQL's read_only_sql_transaction: a
+// write in a read-only transaction.
+const readOnlyTransaction = "25006"
+
 // openPostgres opens a pool on the server addr names, through pgx.
 func openPostgres(addr string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(addr)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", dsn.RedactError(err, addr))
+	}
+	// A session that a database or role made read-only (ALTER DATABASE
+	// … SET default_transaction_read_only, as managed services do when
+	// the storage runs out) reads that setting once, when it starts, and
+	// stays read-only after the setting is undone: the pool would go on
+	// refusing writes on the connections it opened meanwhile for up to
+	// their lifetime. A connection whose write was refused as read-only
+	// is closed, so that the pool opens one that reads the setting anew.
+	closeOnFatal := cfg.OnPgError
+	cfg.OnPgError = func(c *pgconn.PgConn, e *pgconn.PgError) bool {
+		if e.Code == readOnlyTransaction {
+			return false
+		}
+		return closeOnFatal == nil || closeOnFatal(c, e)
 	}
 	db := stdlib.OpenDB(*cfg)
 	// Enough for the request path's journal writes and the background

@@ -27,6 +27,9 @@ func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.
 	if !s.hasher.Ready() {
 		return domain.KeyedWrite{}, fmt.Errorf("store: begin keyed write: %w", errNoHashKey)
 	}
+	if err := s.room(ctx); err != nil {
+		return domain.KeyedWrite{}, fmt.Errorf("store: begin keyed write %s: %w", in.ID, err)
+	}
 	k = domain.IdempotencyKey{
 		Key:         s.hasher.Digest("idempotency-key", k.Key),
 		Fingerprint: s.hasher.Digest("idempotency-request", k.Fingerprint),

@@ -39,6 +39,9 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 	if !s.hasher.Ready() {
 		return fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
+	if err := s.room(ctx); err != nil {
+		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	}
 	err := s.submit(ctx, s.intentOp(ctx, in, lease))
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)

@@ -37,13 +37,20 @@ func TestTheWriteProbeFailsOnAReadOnlyPostgreSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
 	ctx := context.Background()
 	name := fmt.Sprintf("outage5_probe_%d", time.Now().UnixNano())
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
 		testdb.Unavailable(t, "creating a database of its own on the test PostgreSQL", err)
 	}
-	t.Cleanup(func() { admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)") })
+	// Dropped once the store has closed (cleanups run last first); a
+	// deferred Close would end the connection before the DROP.
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("dropping the test's database %s: %v", name, err)
+		}
+		admin.Close()
+	})
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)

@@ -36,12 +36,32 @@ var ErrFileGone = errors.New("the store's file was removed or replaced while ope
 // first.
 type storeFile struct {
 	path string
+	// dir is the file's directory, open to ask its file system's free
+	// space (room) without a path lookup; nil where it could not be
+	// opened.
+	dir *os.File
 
 	mu     sync.Mutex
 	opened os.FileInfo // nil: not known (the file did not exist yet)
 	copied bool
 	// goneSince is when the removal was first seen; zero until then.
 	goneSince time.Time
+}
+
+// openStoreFile is the storeFile for path, its directory opened.
+func openStoreFile(path string) *storeFile {
+	f := &storeFile{path: path}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		f.dir = dir
+	}
+	return f
+}
+
+// close closes the directory f keeps open.
+func (f *storeFile) close() {
+	if f.dir != nil {
+		f.dir.Close()
+	}
 }
 
 // connected notes the file a new connection opened, if the store had

@@ -296,6 +296,9 @@ func (s *Store) Close() error {
 	}
 	s.close()
 	s.watchers.Wait()
+	if s.dialect.file != nil {
+		defer s.dialect.file.close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

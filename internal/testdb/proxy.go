@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy in front of a database server that a test can cut
@@ -29,6 +30,9 @@ type Proxy struct {
 	// bytes carrying it are passed on; it is cleared as it fires.
 	cutOn atomic.Pointer[[]byte]
 	cuts  atomic.Int32
+	// delay holds back each piece of what the server sends by that long
+	// (a time.Duration): a slow server or network.
+	delay atomic.Int64
 }
 
 // NewProxy starts a proxy to the host:port of the URL dsn and returns it
@@ -80,7 +84,7 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
 	go func() { io.Copy(requests{s, c, p}, c); s.Close() }()
-	io.Copy(answers{c, &p.muted}, s)
+	io.Copy(answers{c, &p.muted, &p.delay}, s)
 	c.Close()
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -88,13 +92,18 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// answers writes the server's bytes to the client unless muted.
+// answers writes the server's bytes to the client unless muted, each
+// piece delay late.
 type answers struct {
 	net.Conn
 	muted *atomic.Bool
+	delay *atomic.Int64
 }
 
 func (a answers) Write(b []byte) (int, error) {
+	if d := time.Duration(a.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	if a.muted.Load() {
 		return len(b), nil
 	}
@@ -153,6 +162,10 @@ func (p *Proxy) MuteOn(marker string) {
 // CutsOn is how many times CutOn has fired: a test whose marker was
 // never sent proves nothing.
 func (p *Proxy) CutsOn() int { return int(p.cuts.Load()) }
+
+// Delay holds back each piece of what the server sends by d, on every
+// connection, as a slow server or network would; 0 ends it.
+func (p *Proxy) Delay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Cut closes every connection through the proxy and refuses new ones.
 func (p *Proxy) Cut() {
