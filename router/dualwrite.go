@@ -243,6 +243,11 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 		}
 	}
 	t.created(rt.pattern, w.intent, &o)
+	if success && o.Resource == "" {
+		// It stays its intent's resource: named, the journal need not
+		// read it back (one query a PUT, PATCH or DELETE).
+		o.Resource, o.ResourceView = w.intent.Resource, w.intent.ResourceView
+	}
 	ctx := context.WithoutCancel(res.Request.Context())
 	var err error
 	if w.resumed {

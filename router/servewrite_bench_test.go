@@ -103,7 +103,7 @@ func BenchmarkServeDualWrite(b *testing.B) {
 // dualWriteBenchRouter is a router serving route (a YAML flow mapping) with
 // its journal in the store dsn names and a backend that answers every
 // request with answer.
-func dualWriteBenchRouter(b *testing.B, dsn, answer, route string) *Router {
+func dualWriteBenchRouter(b testing.TB, dsn, answer, route string) *Router {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	st, err := store.Start(context.Background(), dsn, log)
 	if err != nil {

