@@ -380,9 +380,18 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 // store and its writes take their turns in the router, so the write has
 // its turn at once, without a statement or a timer, unless a write of
 // this process left sent still holds the resource's turn (KeepTurn).
+//
+// After a restart on SQLite, the writes to a resource but creates that
+// the process before left sent hold the resource's turn until each has
+// left sent (keptTurns.before).
 func (s *Store) TakeTurn(ctx context.Context, id, resource string, limit time.Duration) (bool, error) {
-	if s.kept != nil && !s.kept.has(resource) {
-		return true, nil
+	if s.kept != nil {
+		if held, err := s.heldFromBefore(ctx, resource, limit); held || err != nil {
+			return false, err
+		}
+		if !s.kept.has(resource) {
+			return true, nil
+		}
 	}
 	taken, err := s.takeTurn(ctx, id, limit)
 	if taken && s.kept != nil {
@@ -408,9 +417,10 @@ func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Du
 	if s.kept == nil {
 		return nil
 	}
-	// Not taken only after a restart, while a write the process before
-	// kept is still sent: the resource's next writes then wait for that
-	// one, of which this process had no note.
+	// Taken: a write to the resource that the process before left sent
+	// holds its turn until it leaves sent (TakeTurn), so none is sent
+	// now. Were it not, the resource's next writes would wait for the
+	// one holding it all the same.
 	if _, err := s.takeTurn(ctx, id, limit); err != nil {
 		return err
 	}
@@ -432,13 +442,101 @@ func (s *Store) takeTurn(ctx context.Context, id string, limit time.Duration) (b
 	return true, nil
 }
 
+// heldFromBefore reports whether a write to resource that the process
+// before this one left sent in the embedded store is still sent; once
+// none is, the resource is no longer looked up.
+func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.Duration) (bool, error) {
+	if !s.kept.anyBefore() {
+		return false, nil
+	}
+	key := s.resourceKey(resource)
+	ids := s.kept.beforeOf(key)
+	if len(ids) == 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for _, id := range ids {
+		var sent bool
+		err := s.db.QueryRowContext(ctx, `SELECT state = 'sent' FROM strangler_repairs WHERE id = $1`, id).Scan(&sent)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // discarded
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: take a turn of %s: %w", resource, err)
+		}
+		if sent {
+			return true, nil
+		}
+	}
+	s.kept.settled(key)
+	return false, nil
+}
+
+// noteLeftSent notes, in an embedded store, the writes to a resource but
+// creates that the process before this one left sent: each holds its
+// resource's turn until it leaves sent (TakeTurn).
+//
+// Why: that process kept their turns in memory (and only some in the
+// store), which went with it. Such a write may have been applied by the
+// primary; recovery resends it once its lease passes (or marks it
+// unknown) and records it only then. Were a write to its resource sent
+// meanwhile, it would be applied after and recorded before it, and the
+// secondary would end with the older body. A create is ordered by what
+// it made, known from its answer only: no later write waits for it, as
+// none did in the process before.
+func (s *Store) noteLeftSent(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id, resource FROM strangler_repairs WHERE state = 'sent' AND method <> 'POST'`)
+	if err != nil {
+		return fmt.Errorf("store: writes left sent: %w", err)
+	}
+	defer rows.Close()
+	before := make(map[string][]string)
+	for rows.Next() {
+		var id, resource string
+		if err := rows.Scan(&id, &resource); err != nil {
+			return fmt.Errorf("store: writes left sent: %w", err)
+		}
+		before[resource] = append(before[resource], id)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: writes left sent: %w", err)
+	}
+	s.kept.mu.Lock()
+	s.kept.before = before
+	s.kept.mu.Unlock()
+	return nil
+}
+
 // keptTurns are the resources whose turn an embedded store's process
 // kept in the store (KeepTurn); an entry stays until a later write to
 // the resource takes its turn, so there are at most as many as writes
-// the primary left unanswered.
+// the primary left unanswered. before holds, by resource key
+// (resourceKey), the writes the process before left sent
+// (noteLeftSent), until a write to the resource finds none of them sent.
 type keptTurns struct {
 	mu        sync.Mutex
 	resources map[string]struct{}
+	before    map[string][]string
+}
+
+func (k *keptTurns) anyBefore() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.before) > 0
+}
+
+func (k *keptTurns) beforeOf(key string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.before[key]
+}
+
+func (k *keptTurns) settled(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.before, key)
 }
 
 func (k *keptTurns) has(resource string) bool {

@@ -141,13 +141,20 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 // store has been reached (see Start).
 func (s *Store) Hasher() *phi.Hasher { return s.hasher }
 
-// prepare readies a migrated store: its hash key, and resources journaled
-// by earlier releases made digests like the ones journaled now.
+// prepare readies a migrated store: its hash key, resources journaled
+// by earlier releases made digests like the ones journaled now, and, on
+// SQLite, the writes the process before left sent (noteLeftSent).
 func (s *Store) prepare(ctx context.Context) error {
 	if err := s.loadHashKey(ctx); err != nil {
 		return err
 	}
-	return s.hashOldResources(ctx)
+	if err := s.hashOldResources(ctx); err != nil {
+		return err
+	}
+	if s.kept != nil {
+		return s.noteLeftSent(ctx)
+	}
+	return nil
 }
 
 // Open connects to the store named by dsn and brings its schema up to date.
