@@ -341,3 +341,63 @@ func TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing(t *testin
 		t.Errorf("the primary got %q, want nothing", got)
 	}
 }
+
+// TestWritesWaitingInAReplicaKeepTheirOrderWhenAnotherReplicasTurnEnds:
+// PUT v0 of an item through replica B is with the primary; PUT v1 of it
+// through replica A waits for B's turn in the store, and PUT v2 through
+// A arrives just after v0's outcome is recorded, before v1 asks again.
+// A write asks for the store's turn in its journal entry only holding
+// its replica's own turn of the item: were v2 to take the store's turn
+// there, it would either overtake v1 or hold the store's turn while
+// waiting for A's behind v1, and v1 would wait for it until refused.
+// Both are answered 200, and the primary gets v0, v1, v2 in that order.
+func TestWritesWaitingInAReplicaKeepTheirOrderWhenAnotherReplicasTurnEnds(t *testing.T) {
+	var mu sync.Mutex
+	var applied []string
+	v0Applied, release := make(chan struct{}), make(chan struct{})
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		applied = append(applied, string(body))
+		mu.Unlock()
+		if string(body) == `{"v":0}` {
+			close(v0Applied)
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	a, b := newReplicas(t, legacy.URL, testkit.NewBackend(t, nil).URL, 2*time.Second)
+	v0Done := make(chan struct{})
+	go func() {
+		defer close(v0Done)
+		if code, body := put(t, b, "/items/7", `{"v":0}`); code != http.StatusOK {
+			t.Errorf("PUT v0 through replica B: got %d %s, want 200", code, body)
+		}
+	}()
+	<-v0Applied
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if code, body := put(t, a, "/items/7", `{"v":1}`); code != http.StatusOK {
+			t.Errorf("PUT v1 through replica A: got %d %s, want 200", code, body)
+		}
+	})
+	testkit.Eventually(t, 10*time.Second, "v1 is journaled, waiting for B's turn", func() bool {
+		return len(a.writes(t)) == 2
+	})
+	// v1 asks for the store's turn every 100 ms by now: v2 comes
+	// between two of its tries.
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	<-v0Done
+	wg.Go(func() {
+		if code, body := put(t, a, "/items/7", `{"v":2}`); code != http.StatusOK {
+			t.Errorf("PUT v2 through replica A: got %d %s, want 200", code, body)
+		}
+	})
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{`{"v":0}`, `{"v":1}`, `{"v":2}`}; !slices.Equal(applied, want) {
+		t.Errorf("the primary got %q, want %q: the order the writes arrived in", applied, want)
+	}
+}

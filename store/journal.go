@@ -46,6 +46,67 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 	return nil
 }
 
+// BeginWriteTurn is BeginWrite for a write to in's resource that, when
+// no other sent write to the resource holds the resource's turn with the
+// primary (TakeTurn), takes it in the same statement, saving TakeTurn's
+// statement and commit; turn reports whether it did. Call it only while
+// holding the process's own turn of the resource, as TakeTurn. On SQLite
+// the turn is never taken here (turn is false): the process's writes
+// take their turns in the router, and TakeTurn says when the store holds
+// one.
+func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error) {
+	if s.dialect.name != "postgres" {
+		return false, s.BeginWrite(ctx, in, lease)
+	}
+	// Declared here, not as a result: the statement's closure takes
+	// it, so it is allocated, and SQLite's path need not be.
+	var turn bool
+	if err := validateIntent(in); err != nil {
+		return false, fmt.Errorf("store: begin write: %w", err)
+	}
+	if !s.hasher.Ready() {
+		return false, fmt.Errorf("store: begin write: %w", errNoHashKey)
+	}
+	row := s.intentRow(in, lease)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.intentTurn, row...).Scan(&turn)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("id already journaled: %w", ErrConflict)
+		}
+		return err
+	})
+	if turnHeld(err) {
+		// Another replica's write to the resource took the turn as this
+		// one was journaled: journaled without it, it waits (TakeTurn).
+		return false, s.BeginWrite(ctx, in, lease)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	}
+	return turn, nil
+}
+
+// intentTurnStatement is intentStatement(1) on PostgreSQL that also
+// gives the write its resource's turn when no sent write holds it, and
+// returns whether it did. A write that holds it and commits while this
+// statement runs makes it fail on the turn's index (turnHeld).
+func (s *Store) intentTurnStatement() string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state, turn) VALUES (`)
+	for c := range intentWidth {
+		if c == intentLeaseColumn {
+			b.WriteString(s.leaseParam(c + 1))
+		} else {
+			fmt.Fprintf(&b, "$%d", c+1)
+		}
+		b.WriteString(", ")
+	}
+	b.WriteString(`'sent', NOT EXISTS (
+		SELECT 1 FROM strangler_repairs WHERE resource = $3 AND turn AND state = 'sent'))
+		ON CONFLICT (id) DO NOTHING RETURNING turn`)
+	return b.String()
+}
+
 // intentOp is the write that journals a validated intent as sent, leased
 // for lease: alone its own statement, in a batch a row of the batch's
 // (intents).

@@ -228,3 +228,115 @@ func TestWritesLeftSentHoldTheirTurnAcrossARestart(t *testing.T) {
 		}
 	})
 }
+
+// TestAWriteJournaledWhileItsResourceIsFreeHoldsItsTurn: on PostgreSQL
+// a write journaled with BeginWriteTurn holds its resource's turn from
+// that statement when no sent write holds it, as if TakeTurn had given
+// it; it is journaled without the turn, and says so, while another
+// holds it, also when that other takes it while the journal entry is
+// being written. On SQLite it never takes the turn there.
+func TestAWriteJournaledWhileItsResourceIsFreeHoldsItsTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		shared := b.name == "postgres"
+		begins := func(id, resource string) bool {
+			t.Helper()
+			turn, err := s.BeginWriteTurn(ctx, intent(id, resource), time.Minute)
+			if err != nil {
+				t.Fatalf("BeginWriteTurn(%s): %v", id, err)
+			}
+			return turn
+		}
+		takes := func(id string) bool {
+			t.Helper()
+			taken, err := s.TakeTurn(ctx, id, "/patients/42", time.Minute)
+			if err != nil {
+				t.Fatalf("TakeTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if got := begins("w1", "/patients/42"); got != shared {
+			t.Fatalf("w1, the resource free: turn %v, want %v", got, shared)
+		}
+		if begins("w2", "/patients/42") {
+			t.Error("w2 while w1 holds the turn: got it")
+		}
+		if got := takes("w2"); got == shared {
+			t.Errorf("TakeTurn(w2) while w1 holds the turn from its journal entry: %v, want %v", got, !shared)
+		}
+		if got := begins("elsewhere", "/patients/43"); got != shared {
+			t.Errorf("a write to another resource: turn %v, want %v", got, shared)
+		}
+		if _, err := s.BeginWriteTurn(ctx, intent("w1", "/patients/44"), time.Minute); !errors.Is(err, ErrConflict) {
+			t.Errorf("BeginWriteTurn of an id journaled already: %v, want ErrConflict", err)
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w2") {
+			t.Fatal("w2 once w1's outcome is recorded: no turn")
+		}
+		if err := s.RecordOutcome(ctx, "w2", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !shared {
+			return
+		}
+		// Another replica's write takes the turn while w3's entry is
+		// written: w3's statement waits for that commit, then is
+		// refused on the turn's index; w3 is journaled without it.
+		if err := s.BeginWrite(ctx, intent("other", "/patients/42"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, takeTurn, "other"); err != nil {
+			t.Fatal(err)
+		}
+		var holder int
+		if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			turn bool
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			turn, err := s.BeginWriteTurn(ctx, intent("w3", "/patients/42"), time.Minute)
+			done <- result{turn, err}
+		}()
+		// w3's statement is under way once the other's transaction
+		// blocks it.
+		for waiting := false; !waiting; {
+			if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE $1 = ANY (pg_blocking_pids(pid)))`, holder).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-done:
+				t.Fatalf("w3 journaled before the other's turn was committed: %+v", r)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-done; r.err != nil || r.turn {
+			t.Fatalf("w3 while the other took the turn: turn %v, %v; want journaled without it", r.turn, r.err)
+		}
+		if takes("w3") {
+			t.Error("TakeTurn(w3) while the other holds the turn: got it")
+		}
+		if err := s.RecordOutcome(ctx, "other", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w3") {
+			t.Error("w3 once the other's outcome is recorded: no turn")
+		}
+	})
+}
