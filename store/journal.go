@@ -489,6 +489,24 @@ func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Du
 	return nil
 }
 
+// TakeResendTurn gives the sent write id, which recovery is about to send
+// to its primary again (its replica died, or left it unanswered), its
+// resource's turn with the primary, as TakeTurn: false while another
+// sent write to the resource holds it, and it ends when the write leaves
+// sent. A write that waited behind another when its replica died never
+// had the turn: resent without it, it could be with the primary at once
+// with a later write of another replica, be applied in one order and
+// recorded in the other. On SQLite it is true at once: the process's
+// writes to the resource wait for every write left sent before it
+// started (noteLeftSent), and for one it kept (KeepTurn), which has the
+// turn.
+func (s *Store) TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
+	if s.kept != nil {
+		return true, nil
+	}
+	return s.takeTurn(ctx, id, limit)
+}
+
 // takeTurn runs TakeTurn's statement.
 func (s *Store) takeTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)

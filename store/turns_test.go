@@ -340,3 +340,47 @@ func TestAWriteJournaledWhileItsResourceIsFreeHoldsItsTurn(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoveryResendsAWriteInItsTurn: on PostgreSQL a write recovery is
+// about to resend takes its resource's turn, which it may hold already
+// (it was with the primary), and waits while another write holds it (it
+// waited behind that one); a write no longer sent is ErrInvalidState. On
+// SQLite it has the turn at once.
+func TestRecoveryResendsAWriteInItsTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		shared := b.name == "postgres"
+		for _, id := range []string{"w1", "w2"} {
+			if err := s.BeginWrite(ctx, intent(id, "/patients/42"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if taken, err := s.TakeTurn(ctx, "w1", "/patients/42", time.Minute); err != nil || !taken {
+			t.Fatalf("TakeTurn(w1) = %v, %v", taken, err)
+		}
+		resends := func(id string) bool {
+			t.Helper()
+			taken, err := s.TakeResendTurn(ctx, id, time.Minute)
+			if err != nil {
+				t.Fatalf("TakeResendTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if !resends("w1") {
+			t.Error("w1, which holds the turn: not its turn")
+		}
+		if got := resends("w2"); got == shared {
+			t.Errorf("w2 while w1 holds the turn: %v, want %v", got, !shared)
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !resends("w2") {
+			t.Error("w2 once w1 is recorded: not its turn")
+		}
+		if _, err := s.TakeResendTurn(ctx, "w1", time.Minute); shared && !errors.Is(err, ErrInvalidState) {
+			t.Errorf("TakeResendTurn of w1, no longer sent: %v, want ErrInvalidState", err)
+		}
+	})
+}
