@@ -542,7 +542,8 @@ func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.
 			continue // discarded
 		}
 		if err != nil {
-			return false, fmt.Errorf("store: take a turn of %s: %w", resource, err)
+			// Not the resource: a path names a patient.
+			return false, fmt.Errorf("store: take a turn behind the writes left sent before a restart: %w", err)
 		}
 		if sent {
 			return true, nil
