@@ -19,6 +19,7 @@ import (
 // the intent before the primary is called, the primary's answer after.
 type Journal interface {
 	BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error
+	BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error)
 	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error)
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RecordOutcomeLeased(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (bool, error)
@@ -125,6 +126,16 @@ func (j *Outcomes) BeginWrite(ctx context.Context, in domain.Intent, lease time.
 	err := j.journal.BeginWrite(ctx, in, lease)
 	j.began(in.ID, err)
 	return err
+}
+
+// BeginWriteTurn is BeginWrite that also gives the write its resource's
+// turn with the primary when no other write holds it (Store.BeginWriteTurn).
+func (j *Outcomes) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	turn, err := j.journal.BeginWriteTurn(ctx, in, lease)
+	j.began(in.ID, err)
+	return turn, err
 }
 
 // BeginKeyedWrite is BeginWrite for a write with a client's

@@ -2,11 +2,14 @@ package dualwrite
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net/http"
 	"net/url"
 
 	"strangler/domain"
 	"strangler/shadow"
+	"strangler/store"
 	"strangler/upstream"
 )
 
@@ -16,9 +19,10 @@ const recoveryBatch = 100
 // recover settles writes whose facade died (or lost the state store)
 // between sending them to the primary and recording its answer. A route
 // whose primary honours Idempotency-Key gets the write again, keyed as
-// before, which tells its outcome without applying it twice; any other
-// write is marked unknown for an operator: resending it blindly could
-// apply it twice.
+// before, which tells its outcome without applying it twice, once the
+// write has its resource's turn (Store.TakeResendTurn; until then it
+// waits for a later pass); any other write is marked unknown for an
+// operator: resending it blindly could apply it twice.
 func (w *Worker) recover(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -29,8 +33,25 @@ func (w *Worker) recover(ctx context.Context) {
 	}
 	for _, in := range expired {
 		idField, idempotent, ok := w.routes.DualWrite(in.Route)
-		if ok && idempotent && in.PayloadErr == nil && w.resend(ctx, in, idField) {
-			continue
+		if ok && idempotent && in.PayloadErr == nil {
+			// Resent in its resource's turn, as the facade sends a write
+			// (a create's resource is what it makes: it takes none).
+			if in.Method != http.MethodPost {
+				taken, err := w.queue.TakeResendTurn(ctx, in.ID, storeTimeout)
+				if errors.Is(err, store.ErrInvalidState) {
+					continue // settled meanwhile (another replica's recovery)
+				}
+				if err != nil {
+					w.log.Warn("taking an abandoned dual write's turn failed", "id", in.ID, "error", err)
+					continue
+				}
+				if !taken {
+					continue // an earlier write to its resource is with the primary: next pass
+				}
+			}
+			if w.resend(ctx, in, idField) {
+				continue
+			}
 		}
 		if err := w.queue.MarkUnknown(sctx, in.ID); err != nil {
 			w.log.Warn("marking an abandoned dual write unknown failed", "id", in.ID, "error", err)

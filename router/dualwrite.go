@@ -25,6 +25,11 @@ import (
 // write on to the secondary's delivery.
 type Journal interface {
 	BeginWrite(ctx context.Context, in domain.Intent, lease time.Duration) error
+	// BeginWriteTurn is BeginWrite that also gives the write its
+	// resource's turn among every replica sharing the store when no
+	// other write holds it, and says whether it did; call it only
+	// holding the resource's turn in this process.
+	BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error)
 	BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.IdempotencyKey, lease time.Duration) (domain.KeyedWrite, error)
 	// RecordOutcome records the answer to the write id.
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
@@ -155,21 +160,35 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	defer cancel(nil)
 	req = req.WithContext(ctx)
 	timeout := t.upstreamOf(rt.primary).Timeout()
-	intent, step := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin)
-	switch step {
-	case answered:
+	// A create's resource is known from its answer only; it waits behind
+	// no other write (createdResource) and no write can wait behind it
+	// before it exists. Any other write takes its resource's turn: when
+	// no write of this process has it, at once, and then the journal
+	// entry asks for the store's turn too (beginWrite), which spares a
+	// statement when no other replica's write holds it.
+	takesTurn := req.Method != http.MethodPost
+	var end func()
+	if takesTurn && key == "" {
+		end = t.turns.tryTake(resource)
+	}
+	intent, step, turn := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin, end != nil)
+	if step == answered {
+		if end != nil {
+			end()
+		}
 		return
-	case sendUnjournaled:
+	}
+	if step == sendUnjournaled { // keyed: no turn taken
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
 	w := &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
 	x.dualWrite = w
-	if req.Method != http.MethodPost {
-		// A create's resource is known from its answer only; it waits
-		// behind no other write (createdResource) and no write can wait
-		// behind it before it exists.
-		end, err := t.takeTurn(client, intent.ID, resource, turnWait(timeout))
+	if takesTurn {
+		var err error
+		if !turn {
+			end, err = t.takeTurn(client, intent.ID, resource, turnWait(timeout), end)
+		}
 		if err != nil {
 			t.settleUnsent(ctx, x)
 			switch {

@@ -96,12 +96,18 @@ const (
 // beginWrite writes the intent down before the primary sees it, under the
 // client's key if it sent one, and says what to do next. A resumed write
 // keeps the id it was journaled with, which the returned intent carries.
-func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in domain.Intent, key string, lease time.Duration) (domain.Intent, journalStep) {
+// askTurn, for a write without a key whose resource's turn this process
+// holds, asks for the store's turn in the same statement: turn says the
+// journaled write has it.
+func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, in domain.Intent, key string, lease time.Duration, askTurn bool) (_ domain.Intent, _ journalStep, turn bool) {
 	var err error
 	use := domain.KeyJournaled
-	if key == "" {
+	switch {
+	case key == "" && askTurn:
+		turn, err = t.journal.BeginWriteTurn(ctx, in, lease)
+	case key == "":
 		err = t.journal.BeginWrite(ctx, in, lease)
-	} else {
+	default:
 		var kw domain.KeyedWrite
 		k := domain.NewIdempotencyKey(key, req.Method, in.Target, in.Body).Scoped(t.credentials(req))
 		kw, err = t.journal.BeginKeyedWrite(ctx, in, k, lease)
@@ -112,20 +118,20 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		t.log.Error("dual write refused: journal unavailable", "route", x.route.name, "method", req.Method, "error", err, "request_id", x.id)
 		t.metrics.DualWrite(x.route.name, "refused")
 		t.writeError(&x.w, req, x, errJournal)
-		return in, answered
+		return in, answered, false
 	case use == domain.KeyInFlight:
 		t.writeError(&x.w, req, x, errKeyInFlight)
-		return in, answered
+		return in, answered, false
 	case use == domain.KeyReused:
 		t.writeError(&x.w, req, x, errKeyReused)
-		return in, answered
+		return in, answered, false
 	case use == domain.KeyMoved:
 		t.writeError(&x.w, req, x, errKeyMoved)
-		return in, answered
+		return in, answered, false
 	case use == domain.KeyApplied:
-		return in, sendUnjournaled
+		return in, sendUnjournaled, false
 	case use == domain.KeyResumed:
-		return in, sendResumed
+		return in, sendResumed, false
 	}
-	return in, sendJournaled
+	return in, sendJournaled, turn
 }

@@ -341,3 +341,156 @@ func TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing(t *testin
 		t.Errorf("the primary got %q, want nothing", got)
 	}
 }
+
+// TestWritesWaitingInAReplicaKeepTheirOrderWhenAnotherReplicasTurnEnds:
+// PUT v0 of an item through replica B is with the primary; PUT v1 of it
+// through replica A waits for B's turn in the store, and PUT v2 through
+// A arrives just after v0's outcome is recorded, before v1 asks again.
+// A write asks for the store's turn in its journal entry only holding
+// its replica's own turn of the item: were v2 to take the store's turn
+// there, it would either overtake v1 or hold the store's turn while
+// waiting for A's behind v1, and v1 would wait for it until refused.
+// Both are answered 200, and the primary gets v0, v1, v2 in that order.
+func TestWritesWaitingInAReplicaKeepTheirOrderWhenAnotherReplicasTurnEnds(t *testing.T) {
+	var mu sync.Mutex
+	var applied []string
+	v0Applied, release := make(chan struct{}), make(chan struct{})
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		applied = append(applied, string(body))
+		mu.Unlock()
+		if string(body) == `{"v":0}` {
+			close(v0Applied)
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	a, b := newReplicas(t, legacy.URL, testkit.NewBackend(t, nil).URL, 2*time.Second)
+	v0Done := make(chan struct{})
+	go func() {
+		defer close(v0Done)
+		if code, body := put(t, b, "/items/7", `{"v":0}`); code != http.StatusOK {
+			t.Errorf("PUT v0 through replica B: got %d %s, want 200", code, body)
+		}
+	}()
+	<-v0Applied
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if code, body := put(t, a, "/items/7", `{"v":1}`); code != http.StatusOK {
+			t.Errorf("PUT v1 through replica A: got %d %s, want 200", code, body)
+		}
+	})
+	testkit.Eventually(t, 10*time.Second, "v1 is journaled, waiting for B's turn", func() bool {
+		return len(a.writes(t)) == 2
+	})
+	// v1 asks for the store's turn every 100 ms by now: v2 comes
+	// between two of its tries.
+	time.Sleep(300 * time.Millisecond)
+	close(release)
+	<-v0Done
+	wg.Go(func() {
+		if code, body := put(t, a, "/items/7", `{"v":2}`); code != http.StatusOK {
+			t.Errorf("PUT v2 through replica A: got %d %s, want 200", code, body)
+		}
+	})
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{`{"v":0}`, `{"v":1}`, `{"v":2}`}; !slices.Equal(applied, want) {
+		t.Errorf("the primary got %q, want %q: the order the writes arrived in", applied, want)
+	}
+}
+
+// TestRecoveryResendsAWriteInItsResourcesTurn: replica A dies with PUT
+// v1 of an item with the primary (which applies it) and PUT v2 of it
+// waiting behind v1, never sent. Recovery on replica B resends both to
+// the primary, which honours Idempotency-Key: v1 is answered from the
+// key, v2 is applied now. PUT v3 of the item through B while v2's
+// resend is with the primary waits for it: were v3 sent, the primary
+// would apply v2 then v3 and v3 could be recorded first, and the
+// secondary would end with v2 while the primary has v3.
+func TestRecoveryResendsAWriteInItsResourcesTurn(t *testing.T) {
+	const timeout = time.Second
+	var mu sync.Mutex
+	var applied []string // the primary's bodies, in the order applied
+	keys := map[string]bool{}
+	v1Applied, v1Answer := make(chan struct{}), make(chan struct{})
+	v2Resent, v3Answered := make(chan struct{}), make(chan struct{})
+	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		again := keys[key]
+		keys[key] = true
+		if !again {
+			applied = append(applied, string(body))
+		}
+		mu.Unlock()
+		switch {
+		case again:
+		case string(body) == `{"v":1}`:
+			close(v1Applied)
+			<-v1Answer
+		case string(body) == `{"v":2}`:
+			close(v2Resent)
+			select { // until v3 is answered, or half the timeout
+			case <-v3Answered:
+			case <-time.After(timeout / 2):
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	var smu sync.Mutex
+	var secondary []string
+	modern := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		smu.Lock()
+		secondary = append(secondary, string(body))
+		smu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	dsn := testdb.Postgres(t)
+	a := newDualWriteReplica(t, dsn, legacy.URL, modern.URL, timeout, dualWriteRoutes)
+	b := newDualWriteReplica(t, dsn, legacy.URL, modern.URL, timeout, dualWriteRoutes)
+	var wg sync.WaitGroup
+	wg.Go(func() { put(t, a, "/keyed/7", `{"v":1}`) })
+	<-v1Applied
+	wg.Go(func() { put(t, a, "/keyed/7", `{"v":2}`) })
+	testkit.Eventually(t, 10*time.Second, "v2 is journaled behind v1", func() bool {
+		return len(a.writes(t)) == 2
+	})
+	// A dies: it writes nothing more to the store.
+	a.store.Close()
+	close(v1Answer)
+	wg.Wait()
+	a.Close()
+
+	lapseWriteLeases(t, dsn)
+	runWorker(t, b)
+	select {
+	case <-v2Resent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("recovery did not resend v2")
+	}
+	if code, body := put(t, b, "/keyed/7", `{"v":3}`); code != http.StatusOK {
+		t.Errorf("PUT v3 through B: got %d %s, want 200", code, body)
+	}
+	close(v3Answered)
+	testkit.Eventually(t, 20*time.Second, "the secondary gets the three writes", func() bool {
+		smu.Lock()
+		defer smu.Unlock()
+		return len(secondary) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	smu.Lock()
+	defer smu.Unlock()
+	want := []string{`{"v":1}`, `{"v":2}`, `{"v":3}`}
+	if !slices.Equal(applied, want) {
+		t.Errorf("the primary applied %q, want %q", applied, want)
+	}
+	if !slices.Equal(secondary, applied) {
+		t.Errorf("the secondary got %q, the primary applied %q: they end with other bodies", secondary, applied)
+	}
+}

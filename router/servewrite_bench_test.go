@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,7 +139,9 @@ func benchPost(body string) *http.Request {
 // BenchmarkServeDualWritePut measures a PUT's dual write, which takes its
 // resource's turn with the primary, through the router on each store: the
 // intent journaled, the turn taken, the PUT forwarded, its answer
-// recorded. The PUTs go to 64 items in turn, one at a time.
+// recorded. sequential sends PUTs to 64 items in turn, one at a time;
+// 16writers has 16 clients at once, each to 4 items of its own, so that
+// none waits for another's turn.
 func BenchmarkServeDualWritePut(b *testing.B) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		b.Run(kind, func(b *testing.B) {
@@ -148,22 +152,40 @@ func BenchmarkServeDualWritePut(b *testing.B) {
 			r := dualWriteBenchRouter(b, dsn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
 				"{name: bench, match: 'PUT /bench/{id}', mode: dual-write}")
 			body := `{"first_name":"Patient","last_name":"Number7","born":"1970-01-01","city":"Oslo"}`
-			w := &discardWriter{header: http.Header{}}
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
+			put := func(b *testing.B, w *discardWriter, item int) {
 				clear(w.header)
 				w.status = 0
 				req := benchPost(body)
 				req.Method = http.MethodPut
-				req.URL.Path = fmt.Sprintf("/bench/%d", i%64)
+				req.URL.Path = fmt.Sprintf("/bench/%d", item)
 				req.RequestURI = req.URL.Path
-				i++
 				r.ServeHTTP(w, req.WithContext(context.Background()))
 				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
+					b.Errorf("status %d", w.status)
 				}
 			}
+			b.Run("sequential", func(b *testing.B) {
+				w := &discardWriter{header: http.Header{}}
+				i := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					put(b, w, i%64)
+					i++
+				}
+			})
+			b.Run("16writers", func(b *testing.B) {
+				const writers = 16
+				var next atomic.Int64
+				b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					writer := int(next.Add(1) - 1)
+					w := &discardWriter{header: http.Header{}}
+					for i := 0; pb.Next(); i++ {
+						put(b, w, writer*4+i%4)
+					}
+				})
+			})
 		})
 	}
 }

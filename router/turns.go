@@ -46,14 +46,7 @@ func (r *resourceTurns) take(ctx context.Context, resource string, limit time.Du
 	prev := r.last[resource]
 	r.last[resource] = own
 	r.mu.Unlock()
-	end := func() {
-		r.mu.Lock()
-		if r.last[resource] == own {
-			delete(r.last, resource)
-		}
-		r.mu.Unlock()
-		close(own)
-	}
+	end := r.ender(resource, own)
 	if prev == nil {
 		return end, nil
 	}
@@ -77,6 +70,31 @@ func (r *resourceTurns) take(ctx context.Context, resource string, limit time.Du
 	return nil, err
 }
 
+// tryTake takes resource's turn when no write to it has one, and returns
+// the function that ends it (call it once); nil when one has.
+func (r *resourceTurns) tryTake(resource string) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last[resource] != nil {
+		return nil
+	}
+	own := make(chan struct{})
+	r.last[resource] = own
+	return r.ender(resource, own)
+}
+
+// ender is the function that ends the turn own of resource.
+func (r *resourceTurns) ender(resource string, own chan struct{}) func() {
+	return func() {
+		r.mu.Lock()
+		if r.last[resource] == own {
+			delete(r.last, resource)
+		}
+		r.mu.Unlock()
+		close(own)
+	}
+}
+
 // Pauses between two tries at a resource's turn in the store while
 // another replica's write holds it: from turnPollMin, doubling up to
 // turnPollMax, so that a short wait ends soon and a long one costs the
@@ -89,25 +107,30 @@ const turnPollMin, turnPollMax = 5 * time.Millisecond, 100 * time.Millisecond
 // writes of every replica sharing the store (Journal.TakeTurn, which
 // another replica's write may hold, or a write of this process that the
 // primary left unanswered, which keeps it until recovery records it:
-// polled). It returns the function
-// that ends the local turn; the store's turn ends when the write's
-// outcome is recorded, or it is otherwise settled. On error the write
-// must not be sent: errResourceBusy past limit, ctx's error when it
-// ended, else the store's.
+// polled). held, unless nil, ends the local turn the write holds
+// already (tryTake): it waits for the store's alone. It returns the
+// function that ends the local turn; the store's turn ends when the
+// write's outcome is recorded, or it is otherwise settled. On error the
+// write must not be sent (the local turn is ended): errResourceBusy past
+// limit, ctx's error when it ended, else the store's.
 //
 // Why no two writes can wait for each other: a write takes the store's
-// turn only holding the local one, and holds the store's no longer than
+// turn only holding the local one (here, or in its journal entry, which
+// asks for it only once tryTake gave the local one), and holds the store's no longer than
 // the local one unless its write is left sent (an outcome the store did
 // not take yet, or an unanswered write recovery resends), which waits for
 // no other write. So a write waiting for the store's turn waits for a
 // write of another replica, or for one of its own past, none of which
 // waits for it; and a write waiting for the local turn holds nothing in
 // the store.
-func (t *Table) takeTurn(ctx context.Context, id, resource string, limit time.Duration) (func(), error) {
+func (t *Table) takeTurn(ctx context.Context, id, resource string, limit time.Duration, held func()) (func(), error) {
 	deadline := time.Now().Add(limit)
-	end, err := t.turns.take(ctx, resource, limit)
-	if err != nil {
-		return nil, err
+	end := held
+	if end == nil {
+		var err error
+		if end, err = t.turns.take(ctx, resource, limit); err != nil {
+			return nil, err
+		}
 	}
 	pause := turnPollMin
 	for {

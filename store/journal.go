@@ -49,6 +49,67 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 	return nil
 }
 
+// BeginWriteTurn is BeginWrite for a write to in's resource that, when
+// no other sent write to the resource holds the resource's turn with the
+// primary (TakeTurn), takes it in the same statement, saving TakeTurn's
+// statement and commit; turn reports whether it did. Call it only while
+// holding the process's own turn of the resource, as TakeTurn. On SQLite
+// the turn is never taken here (turn is false): the process's writes
+// take their turns in the router, and TakeTurn says when the store holds
+// one.
+func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error) {
+	if s.dialect.name != "postgres" {
+		return false, s.BeginWrite(ctx, in, lease)
+	}
+	// Declared here, not as a result: the statement's closure takes
+	// it, so it is allocated, and SQLite's path need not be.
+	var turn bool
+	if err := validateIntent(in); err != nil {
+		return false, fmt.Errorf("store: begin write: %w", err)
+	}
+	if !s.hasher.Ready() {
+		return false, fmt.Errorf("store: begin write: %w", errNoHashKey)
+	}
+	row := s.intentRow(in, lease)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, s.intentTurn, row...).Scan(&turn)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("id already journaled: %w", ErrConflict)
+		}
+		return err
+	})
+	if turnHeld(err) {
+		// Another replica's write to the resource took the turn as this
+		// one was journaled: journaled without it, it waits (TakeTurn).
+		return false, s.BeginWrite(ctx, in, lease)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: begin write %s: %w", in.ID, err)
+	}
+	return turn, nil
+}
+
+// intentTurnStatement is intentStatement(1) on PostgreSQL that also
+// gives the write its resource's turn when no sent write holds it, and
+// returns whether it did. A write that holds it and commits while this
+// statement runs makes it fail on the turn's index (turnHeld).
+func (s *Store) intentTurnStatement() string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state, turn) VALUES (`)
+	for c := range intentWidth {
+		if c == intentLeaseColumn {
+			b.WriteString(s.leaseParam(c + 1))
+		} else {
+			fmt.Fprintf(&b, "$%d", c+1)
+		}
+		b.WriteString(", ")
+	}
+	b.WriteString(`'sent', NOT EXISTS (
+		SELECT 1 FROM strangler_repairs WHERE resource = $3 AND turn AND state = 'sent'))
+		ON CONFLICT (id) DO NOTHING RETURNING turn`)
+	return b.String()
+}
+
 // intentOp is the write that journals a validated intent as sent, leased
 // for lease: alone its own statement, in a batch a row of the batch's
 // (intents).
@@ -433,9 +494,18 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 // store and its writes take their turns in the router, so the write has
 // its turn at once, without a statement or a timer, unless a write of
 // this process left sent still holds the resource's turn (KeepTurn).
+//
+// After a restart on SQLite, the writes to a resource but creates that
+// the process before left sent hold the resource's turn until each has
+// left sent (keptTurns.before).
 func (s *Store) TakeTurn(ctx context.Context, id, resource string, limit time.Duration) (bool, error) {
-	if s.kept != nil && !s.kept.has(resource) {
-		return true, nil
+	if s.kept != nil {
+		if held, err := s.heldFromBefore(ctx, resource, limit); held || err != nil {
+			return false, err
+		}
+		if !s.kept.has(resource) {
+			return true, nil
+		}
 	}
 	taken, err := s.takeTurn(ctx, id, limit)
 	if taken && s.kept != nil {
@@ -461,14 +531,33 @@ func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Du
 	if s.kept == nil {
 		return nil
 	}
-	// Not taken only after a restart, while a write the process before
-	// kept is still sent: the resource's next writes then wait for that
-	// one, of which this process had no note.
+	// Taken: a write to the resource that the process before left sent
+	// holds its turn until it leaves sent (TakeTurn), so none is sent
+	// now. Were it not, the resource's next writes would wait for the
+	// one holding it all the same.
 	if _, err := s.takeTurn(ctx, id, limit); err != nil {
 		return err
 	}
 	s.kept.add(resource)
 	return nil
+}
+
+// TakeResendTurn gives the sent write id, which recovery is about to send
+// to its primary again (its replica died, or left it unanswered), its
+// resource's turn with the primary, as TakeTurn: false while another
+// sent write to the resource holds it, and it ends when the write leaves
+// sent. A write that waited behind another when its replica died never
+// had the turn: resent without it, it could be with the primary at once
+// with a later write of another replica, be applied in one order and
+// recorded in the other. On SQLite it is true at once: the process's
+// writes to the resource wait for every write left sent before it
+// started (noteLeftSent), and for one it kept (KeepTurn), which has the
+// turn.
+func (s *Store) TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
+	if s.kept != nil {
+		return true, nil
+	}
+	return s.takeTurn(ctx, id, limit)
 }
 
 // takeTurn runs TakeTurn's statement.
@@ -485,13 +574,102 @@ func (s *Store) takeTurn(ctx context.Context, id string, limit time.Duration) (b
 	return true, nil
 }
 
+// heldFromBefore reports whether a write to resource that the process
+// before this one left sent in the embedded store is still sent; once
+// none is, the resource is no longer looked up.
+func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.Duration) (bool, error) {
+	if !s.kept.anyBefore() {
+		return false, nil
+	}
+	key := s.resourceKey(resource)
+	ids := s.kept.beforeOf(key)
+	if len(ids) == 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for _, id := range ids {
+		var sent bool
+		err := s.db.QueryRowContext(ctx, `SELECT state = 'sent' FROM strangler_repairs WHERE id = $1`, id).Scan(&sent)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // discarded
+		}
+		if err != nil {
+			// Not the resource: a path names a patient.
+			return false, fmt.Errorf("store: take a turn behind the writes left sent before a restart: %w", err)
+		}
+		if sent {
+			return true, nil
+		}
+	}
+	s.kept.settled(key)
+	return false, nil
+}
+
+// noteLeftSent notes, in an embedded store, the writes to a resource but
+// creates that the process before this one left sent: each holds its
+// resource's turn until it leaves sent (TakeTurn).
+//
+// Why: that process kept their turns in memory (and only some in the
+// store), which went with it. Such a write may have been applied by the
+// primary; recovery resends it once its lease passes (or marks it
+// unknown) and records it only then. Were a write to its resource sent
+// meanwhile, it would be applied after and recorded before it, and the
+// secondary would end with the older body. A create is ordered by what
+// it made, known from its answer only: no later write waits for it, as
+// none did in the process before.
+func (s *Store) noteLeftSent(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id, resource FROM strangler_repairs WHERE state = 'sent' AND method <> 'POST'`)
+	if err != nil {
+		return fmt.Errorf("store: writes left sent: %w", err)
+	}
+	defer rows.Close()
+	before := make(map[string][]string)
+	for rows.Next() {
+		var id, resource string
+		if err := rows.Scan(&id, &resource); err != nil {
+			return fmt.Errorf("store: writes left sent: %w", err)
+		}
+		before[resource] = append(before[resource], id)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store: writes left sent: %w", err)
+	}
+	s.kept.mu.Lock()
+	s.kept.before = before
+	s.kept.mu.Unlock()
+	return nil
+}
+
 // keptTurns are the resources whose turn an embedded store's process
 // kept in the store (KeepTurn); an entry stays until a later write to
 // the resource takes its turn, so there are at most as many as writes
-// the primary left unanswered.
+// the primary left unanswered. before holds, by resource key
+// (resourceKey), the writes the process before left sent
+// (noteLeftSent), until a write to the resource finds none of them sent.
 type keptTurns struct {
 	mu        sync.Mutex
 	resources map[string]struct{}
+	before    map[string][]string
+}
+
+func (k *keptTurns) anyBefore() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.before) > 0
+}
+
+func (k *keptTurns) beforeOf(key string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.before[key]
+}
+
+func (k *keptTurns) settled(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.before, key)
 }
 
 func (k *keptTurns) has(resource string) bool {

@@ -91,6 +91,9 @@ type Store struct {
 	intents, completions *rowWrite
 	// outcomes are the UPDATEs that record the primary's answer.
 	outcomes outcomeStatements
+	// intentTurn journals an intent holding its resource's turn if free
+	// (BeginWriteTurn); "" on SQLite.
+	intentTurn string
 	// kept are the resources whose turn a write left sent keeps in an
 	// embedded store (KeepTurn); nil on PostgreSQL, where every write
 	// takes its turn in the store.
@@ -130,6 +133,9 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
 	s.outcomes = s.outcomeStatements()
+	if d.name == "postgres" {
+		s.intentTurn = s.intentTurnStatement()
+	}
 	if d.name == "sqlite" {
 		s.kept = &keptTurns{resources: make(map[string]struct{})}
 	}
@@ -141,13 +147,20 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 // store has been reached (see Start).
 func (s *Store) Hasher() *phi.Hasher { return s.hasher }
 
-// prepare readies a migrated store: its hash key, and resources journaled
-// by earlier releases made digests like the ones journaled now.
+// prepare readies a migrated store: its hash key, resources journaled
+// by earlier releases made digests like the ones journaled now, and, on
+// SQLite, the writes the process before left sent (noteLeftSent).
 func (s *Store) prepare(ctx context.Context) error {
 	if err := s.loadHashKey(ctx); err != nil {
 		return err
 	}
-	return s.hashOldResources(ctx)
+	if err := s.hashOldResources(ctx); err != nil {
+		return err
+	}
+	if s.kept != nil {
+		return s.noteLeftSent(ctx)
+	}
+	return nil
 }
 
 // Open connects to the store named by dsn and brings its schema up to date.

@@ -147,3 +147,240 @@ func TestAWriteLeftSentKeepsItsTurnUntilItLeavesSent(t *testing.T) {
 		}
 	})
 }
+
+// TestWritesLeftSentHoldTheirTurnAcrossARestart: the writes to a
+// resource but creates that a process left sent (kept for recovery, in
+// flight when it died, or waiting for their turn) hold the resource's
+// turn in the process that opens the store next, until each has left
+// sent: on SQLite, whose turns are in the process's memory, as on
+// PostgreSQL. A create left sent holds nothing (its resource, its
+// collection, is not what it made), nor does a write to another
+// resource.
+func TestWritesLeftSentHoldTheirTurnAcrossARestart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, nil)
+		create := intent("create", "/patients")
+		create.Method = http.MethodPost
+		for _, in := range []domain.Intent{
+			intent("kept", "/patients/42"), intent("waiting", "/patients/42"), intent("flight", "/patients/43"), create,
+		} {
+			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, w := range []struct{ id, resource string }{{"kept", "/patients/42"}, {"flight", "/patients/43"}} {
+			if taken, err := s.TakeTurn(ctx, w.id, w.resource, time.Minute); err != nil || !taken {
+				t.Fatalf("TakeTurn(%s) = %v, %v; want its turn", w.id, taken, err)
+			}
+		}
+		if err := s.KeepTurn(ctx, "kept", "/patients/42", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+
+		s = openStore(t, dsn, nil)
+		for _, in := range []domain.Intent{intent("after42", "/patients/42"), intent("after43", "/patients/43"), intent("after44", "/patients/44"), intent("afterPost", "/patients")} {
+			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		takes := func(id, resource string) bool {
+			t.Helper()
+			taken, err := s.TakeTurn(ctx, id, resource, time.Minute)
+			if err != nil {
+				t.Fatalf("TakeTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if takes("after42", "/patients/42") {
+			t.Error("a write to /patients/42 while the one kept before the restart is sent: got the turn")
+		}
+		if takes("after43", "/patients/43") {
+			t.Error("a write to /patients/43 while the one in flight before the restart is sent: got the turn")
+		}
+		if !takes("after44", "/patients/44") {
+			t.Error("a write to another resource: no turn")
+		}
+		if !takes("afterPost", "/patients") {
+			t.Error("a write to the collection a create left sent was posted to: no turn")
+		}
+		for _, id := range []string{"kept", "flight"} {
+			if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: http.StatusOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !takes("after43", "/patients/43") {
+			t.Error("the write to /patients/43 once the one before the restart is recorded: no turn")
+		}
+		if takes("after42", "/patients/42") && b.name == "sqlite" {
+			// On PostgreSQL the waiting write never held the turn
+			// (it never went to the primary); on SQLite it may have:
+			// its process had no note of which did.
+			t.Error("a write to /patients/42 while one more written before the restart is sent: got the turn")
+		}
+		if err := s.MarkUnknown(ctx, "waiting"); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("after42", "/patients/42") {
+			t.Error("the write to /patients/42 once every write before the restart left sent: no turn")
+		}
+	})
+}
+
+// TestAWriteJournaledWhileItsResourceIsFreeHoldsItsTurn: on PostgreSQL
+// a write journaled with BeginWriteTurn holds its resource's turn from
+// that statement when no sent write holds it, as if TakeTurn had given
+// it; it is journaled without the turn, and says so, while another
+// holds it, also when that other takes it while the journal entry is
+// being written. On SQLite it never takes the turn there.
+func TestAWriteJournaledWhileItsResourceIsFreeHoldsItsTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		shared := b.name == "postgres"
+		begins := func(id, resource string) bool {
+			t.Helper()
+			turn, err := s.BeginWriteTurn(ctx, intent(id, resource), time.Minute)
+			if err != nil {
+				t.Fatalf("BeginWriteTurn(%s): %v", id, err)
+			}
+			return turn
+		}
+		takes := func(id string) bool {
+			t.Helper()
+			taken, err := s.TakeTurn(ctx, id, "/patients/42", time.Minute)
+			if err != nil {
+				t.Fatalf("TakeTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if got := begins("w1", "/patients/42"); got != shared {
+			t.Fatalf("w1, the resource free: turn %v, want %v", got, shared)
+		}
+		if begins("w2", "/patients/42") {
+			t.Error("w2 while w1 holds the turn: got it")
+		}
+		if got := takes("w2"); got == shared {
+			t.Errorf("TakeTurn(w2) while w1 holds the turn from its journal entry: %v, want %v", got, !shared)
+		}
+		if got := begins("elsewhere", "/patients/43"); got != shared {
+			t.Errorf("a write to another resource: turn %v, want %v", got, shared)
+		}
+		if _, err := s.BeginWriteTurn(ctx, intent("w1", "/patients/44"), time.Minute); !errors.Is(err, ErrConflict) {
+			t.Errorf("BeginWriteTurn of an id journaled already: %v, want ErrConflict", err)
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w2") {
+			t.Fatal("w2 once w1's outcome is recorded: no turn")
+		}
+		if err := s.RecordOutcome(ctx, "w2", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !shared {
+			return
+		}
+		// Another replica's write takes the turn while w3's entry is
+		// written: w3's statement waits for that commit, then is
+		// refused on the turn's index; w3 is journaled without it.
+		if err := s.BeginWrite(ctx, intent("other", "/patients/42"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, takeTurn, "other"); err != nil {
+			t.Fatal(err)
+		}
+		var holder int
+		if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			turn bool
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			turn, err := s.BeginWriteTurn(ctx, intent("w3", "/patients/42"), time.Minute)
+			done <- result{turn, err}
+		}()
+		// w3's statement is under way once the other's transaction
+		// blocks it.
+		for waiting := false; !waiting; {
+			if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+				WHERE $1 = ANY (pg_blocking_pids(pid)))`, holder).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case r := <-done:
+				t.Fatalf("w3 journaled before the other's turn was committed: %+v", r)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-done; r.err != nil || r.turn {
+			t.Fatalf("w3 while the other took the turn: turn %v, %v; want journaled without it", r.turn, r.err)
+		}
+		if takes("w3") {
+			t.Error("TakeTurn(w3) while the other holds the turn: got it")
+		}
+		if err := s.RecordOutcome(ctx, "other", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !takes("w3") {
+			t.Error("w3 once the other's outcome is recorded: no turn")
+		}
+	})
+}
+
+// TestRecoveryResendsAWriteInItsTurn: on PostgreSQL a write recovery is
+// about to resend takes its resource's turn, which it may hold already
+// (it was with the primary), and waits while another write holds it (it
+// waited behind that one); a write no longer sent is ErrInvalidState. On
+// SQLite it has the turn at once.
+func TestRecoveryResendsAWriteInItsTurn(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil)
+		shared := b.name == "postgres"
+		for _, id := range []string{"w1", "w2"} {
+			if err := s.BeginWrite(ctx, intent(id, "/patients/42"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if taken, err := s.TakeTurn(ctx, "w1", "/patients/42", time.Minute); err != nil || !taken {
+			t.Fatalf("TakeTurn(w1) = %v, %v", taken, err)
+		}
+		resends := func(id string) bool {
+			t.Helper()
+			taken, err := s.TakeResendTurn(ctx, id, time.Minute)
+			if err != nil {
+				t.Fatalf("TakeResendTurn(%s): %v", id, err)
+			}
+			return taken
+		}
+		if !resends("w1") {
+			t.Error("w1, which holds the turn: not its turn")
+		}
+		if got := resends("w2"); got == shared {
+			t.Errorf("w2 while w1 holds the turn: %v, want %v", got, !shared)
+		}
+		if err := s.RecordOutcome(ctx, "w1", domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
+		}
+		if !resends("w2") {
+			t.Error("w2 once w1 is recorded: not its turn")
+		}
+		if _, err := s.TakeResendTurn(ctx, "w1", time.Minute); shared && !errors.Is(err, ErrInvalidState) {
+			t.Errorf("TakeResendTurn of w1, no longer sent: %v, want ErrInvalidState", err)
+		}
+	})
+}
