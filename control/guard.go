@@ -109,15 +109,15 @@ func (g *Guard) Check(ctx context.Context) {
 		if !rf.Mode.TakesPercent() || rf.Hold() != nil {
 			continue
 		}
-		window := time.Duration(gd.Window)
-		w := g.live.Window(rf.Route.Name, now, windowSince(now, window, since[rf.Route.Name]))
+		window := windowSince(now, time.Duration(gd.Window), since[rf.Route.Name])
+		w := g.live.Window(rf.Route.Name, now, window)
 		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
 			g.refused(rf.Route.Name, false)
 			continue
 		}
 		mode, percent := g.target(ctx, rf)
 		reason := fmt.Sprintf("modern error rate %.3g%% (%d of %d) over %s passed the guard's %v%%",
-			w.ModernErrorRate()*100, w.ModernErrors, w.ModernAttempts, window, float64(gd.MaxErrorRate))
+			w.ModernErrorRate()*100, w.ModernErrors, w.ModernAttempts, window.Round(time.Second), float64(gd.MaxErrorRate))
 		version := rf.Version
 		_, err := g.flags.Apply(ctx, Flip{
 			Route: rf.Route.Name, Actor: guardActor, Reason: reason, Mode: &mode, Percent: percent,

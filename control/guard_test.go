@@ -329,8 +329,13 @@ func TestTheGuardJudgesAFlipByWhatCameAfterIt(t *testing.T) {
 
 	p.modernFails("get-patient", 25) // 25 of 55 since the flip
 	guard.Check(ctx)
-	if got := len(p.rollbacks(t, "get-patient")); got != 2 {
-		t.Errorf("modern failing again after the flip: got %d rollbacks, want 2", got)
+	rb := p.rollbacks(t, "get-patient")
+	if len(rb) != 2 {
+		t.Fatalf("modern failing again after the flip: got %d rollbacks, want 2", len(rb))
+	}
+	// The reason names the span judged: since the flip, not the window.
+	if want := "(25 of 55) over 30s passed"; !strings.Contains(rb[0].Reason, want) {
+		t.Errorf("the second rollback's reason %q, want it to say %q", rb[0].Reason, want)
 	}
 }
 
