@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -49,6 +50,7 @@ type APILedger interface {
 	ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]store.APIBackfillGroup, error)) error
 	ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
 	RenewAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string, lease time.Duration) (bool, error)
+	ReleaseAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string) error
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
 		migrated, failed []store.APIBackfillRow, last *string, done bool) error
 	APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error)
@@ -268,6 +270,11 @@ func (r *apiRunner) logDone(t *apiTable) {
 // the ledger says was sent for it (send). A run that read every row
 // counts the rows sent once that the source no longer has (extra).
 func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
+	return r.watchingService(ctx, t, func(ctx context.Context, o *outage) error { return r.copyWatched(ctx, t, o) })
+}
+
+// copyWatched is copy, o watching for the service gone.
+func (r *apiRunner) copyWatched(ctx context.Context, t *apiTable, o *outage) error {
 	var rg keyRange
 	var sentBefore int64
 	whole := !r.opts.SinceCheckpoint && r.opts.APILedger != nil
@@ -328,7 +335,7 @@ func (r *apiRunner) copy(ctx context.Context, t *apiTable) error {
 					k := showKey(t.key, b.rows[len(b.rows)-1].key)
 					last = &k
 				}
-				err := r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
+				err := r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
 					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
 				})
 				if err == nil {
@@ -363,6 +370,11 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 	if r.opts.APILedger == nil {
 		return nil
 	}
+	return r.watchingService(ctx, t, func(ctx context.Context, o *outage) error { return r.retryFailedWatched(ctx, t, o) })
+}
+
+// retryFailedWatched is retryFailed, o watching for the service gone.
+func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outage) error {
 	reqPace := newPacer(t.api.Rate)
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
 	after := ""
@@ -382,7 +394,7 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
 		err = pipeline(ctx, read, func(b batch) error {
 			found += len(b.rows)
-			return r.send(ctx, t, b, reqPace, func(migrated, failed []store.APIBackfillRow) error {
+			return r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
 				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
 			})
 		})
@@ -420,7 +432,7 @@ type result struct {
 // checkpoint or the lease that goes with them). A batch is recorded only
 // whole: a run stopped in the middle sends the batch again, which the
 // Idempotency-Keys make harmless.
-func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, record func(migrated, failed []store.APIBackfillRow) error) error {
+func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pacer, o *outage, record func(migrated, failed []store.APIBackfillRow) error) error {
 	s := r.stats[t.name]
 	s.active(time.Now())
 	var prev map[string]store.APIBackfillSent
@@ -447,7 +459,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 						continue
 					}
 					p, known := prev[showKey(t.key, b.rows[i].key)]
-					results[i] = r.sendRow(ctx, t, b.rows[i], p, b.baseline && !known, reqPace)
+					results[i] = r.sendRow(ctx, t, b.rows[i], p, b.baseline && !known, reqPace, o)
 				}
 			}
 		})
@@ -719,8 +731,9 @@ func (r *apiRunner) redactedBody(t *apiTable, body map[string]any) []byte {
 // not sent again (unless --restart), and a changed one goes under an
 // Idempotency-Key of its own (idempotencyKey). A baseline row (copy) is
 // not sent: the ledger records its current request as accepted under
-// <table>:<key>, the key the earlier release sent it with.
-func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, prev store.APIBackfillSent, baseline bool, reqPace *pacer) result {
+// <table>:<key>, the key the earlier release sent it with. o counts the
+// rows sent that the service did not answer.
+func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, prev store.APIBackfillSent, baseline bool, reqPace *pacer, o *outage) result {
 	key := showKey(t.key, row.key)
 	path, body := t.request(row)
 	if baseline {
@@ -774,6 +787,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 	}
 	var a answer
 	var err error
+	answered := false // by the service, to any attempt
 	for n := 1; ; n++ {
 		if err := reqPace.take(ctx, 1); err != nil {
 			return result{skipped: true}
@@ -782,7 +796,9 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 		if ctx.Err() != nil {
 			return result{skipped: true}
 		}
+		answered = answered || !unanswered(a, err)
 		if err == nil && a.accepted() {
+			o.row(true, "")
 			res.ok = true
 			res.sent.Status = a.status
 			return res
@@ -810,6 +826,11 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 			f.Message = err.Error()
 		}
 	}
+	saw := fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))
+	if err != nil {
+		saw = err.Error()
+	}
+	o.row(answered, saw)
 	res.fail = f
 	return res
 }

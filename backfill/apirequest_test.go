@@ -24,7 +24,8 @@ func TestARowWhoseBodyJSONCannotWriteFailsUnsent(t *testing.T) {
 	tbl := &apiTable{table: &table{name: "doses", cols: []column{{name: "amount"}}},
 		api:    &config.TargetAPI{Method: http.MethodPut, Retry: config.Retry{MaxAttempts: 1}},
 		fields: []apiField{{name: "amount", col: 0, number: true}}, parts: []string{"/doses/1"}}
-	res := r.sendRow(context.Background(), tbl, sourceRow{key: []byte("1"), vals: [][]byte{[]byte("NaN")}}, store.APIBackfillSent{}, false, newPacer(0))
+	res := r.sendRow(context.Background(), tbl, sourceRow{key: []byte("1"), vals: [][]byte{[]byte("NaN")}}, store.APIBackfillSent{}, false, newPacer(0),
+		&outage{limit: 1, stop: func(error) {}})
 	if res.ok || res.fail.Reason != reasonInvalidValue || strings.Contains(res.fail.Message, "NaN") || strings.Contains(res.fail.Payload, "NaN") {
 		t.Errorf("result %+v, want an invalid_value failure that quotes no value", res)
 	}

@@ -24,6 +24,12 @@ import (
 // work sends table t's groups as a worker of the shared run, until every
 // group is done, by this worker or another.
 func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
+	return r.watchingService(ctx, t, func(ctx context.Context, o *outage) error { return r.workWatched(ctx, t, o) })
+}
+
+// workWatched is work, o watching for the service gone: it stops this
+// worker's turns, each group where it last recorded.
+func (r *apiRunner) workWatched(ctx context.Context, t *apiTable, o *outage) error {
 	l := r.opts.APILedger
 	// Workers do not take a baseline (copy): one plain run does first.
 	if _, ok, err := l.APIBackfillBaseline(ctx, r.ledgerName(t)); err != nil || ok {
@@ -43,7 +49,7 @@ func (r *apiRunner) work(ctx context.Context, t *apiTable) error {
 		if !ok || err != nil {
 			return nil, ok, err
 		}
-		return func(ctx context.Context) error { return r.sendGroup(ctx, t, g, reqPace) }, true, nil
+		return func(ctx context.Context) error { return r.sendGroup(ctx, t, g, reqPace, o) }, true, nil
 	}
 	left := func(ctx context.Context) (bool, error) {
 		return l.APIBackfillGroupsLeft(ctx, r.opts.Run, r.ledgerName(t))
@@ -115,7 +121,7 @@ func (r *apiRunner) cutGroups(ctx context.Context, t *apiTable) ([]store.APIBack
 // sendGroup sends a leased group's rows past its last recorded key,
 // renewing the lease as it goes. A lost lease ends the group, not the
 // worker: the group is another's now.
-func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, reqPace *pacer) error {
+func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, reqPace *pacer, o *outage) error {
 	var rg keyRange
 	for _, k := range []struct {
 		s   *string
@@ -148,19 +154,26 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
 		return resuming(ctx, r.opts.Log, []any{"table", t.name, "group", g.No}, func(int) error {
-			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace))
+			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace, o))
 		})
 	})
 	if errors.Is(err, errLeaseLost) {
 		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No)
 		return nil
 	}
+	if gone := (*serviceGone)(nil); errors.As(context.Cause(ctx), &gone) {
+		// Left held, the group would wait out its lease: other workers
+		// polling for it meanwhile, and this one's re-run too.
+		if rerr := l.ReleaseAPIBackfillGroup(context.WithoutCancel(ctx), run, g, owner); rerr != nil {
+			r.opts.Log.Warn("backfill group lease not released", "table", t.name, "group", g.No, "error", rerr)
+		}
+	}
 	return err
 }
 
 // recordGroup sends a batch of a leased group and records it with the
 // group's progress, which it moves rg past.
-func (r *apiRunner) recordGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, rg *keyRange, reqPace *pacer) func(batch) error {
+func (r *apiRunner) recordGroup(ctx context.Context, t *apiTable, g store.APIBackfillGroup, rg *keyRange, reqPace *pacer, o *outage) func(batch) error {
 	l, run, owner := r.opts.APILedger, r.opts.Run, r.opts.WorkerID
 	return func(b batch) error {
 		var last *string
@@ -178,7 +191,7 @@ func (r *apiRunner) recordGroup(ctx context.Context, t *apiTable, g store.APIBac
 		if len(b.rows) == 0 {
 			return record(nil, nil)
 		}
-		err := r.send(ctx, t, b, reqPace, record)
+		err := r.send(ctx, t, b, reqPace, o, record)
 		if err == nil {
 			rg.last = b.rows[len(b.rows)-1].key
 		}

@@ -49,6 +49,13 @@ type TargetAPI struct {
 	// Retry says how often and how patiently a request answered 408, 429
 	// or 5xx, or not answered in time, is tried again.
 	Retry Retry `yaml:"retry,omitempty"`
+	// StopAfterUnanswered is how many rows in a row, every attempt of
+	// each unanswered (no connection, a timeout, or a gateway's 502, 503
+	// or 504), stop the table and the run: the service is gone, and the
+	// rows left are left unsent for a re-run rather than each failed
+	// after its retries. An answer about a row (a 422, a 500) is the
+	// service's, and starts the count again.
+	StopAfterUnanswered int `yaml:"stop_after_unanswered,omitempty"`
 }
 
 // Retry is a retry policy: attempts in all, and exponential backoff with
@@ -87,8 +94,12 @@ const (
 	DefaultRetryAttempts   = 5
 	DefaultRetryBackoff    = 500 * time.Millisecond
 	DefaultRetryMaxBackoff = 30 * time.Second
-	DefaultWaitEvery       = 5 * time.Second
-	DefaultWaitTimeout     = 30 * time.Minute
+	// Ten rows of five unanswered attempts: at the default backoff, at
+	// least half a minute of silence with one group in flight, some
+	// fifteen seconds with four.
+	DefaultStopAfterUnanswered = 10
+	DefaultWaitEvery           = 5 * time.Second
+	DefaultWaitTimeout         = 30 * time.Minute
 )
 
 // APITables reports whether any table is sent through the API, and
@@ -132,6 +143,9 @@ func (b *Backfill) applyAPIDefaults() {
 		}
 		if a.Retry.MaxBackoff == 0 {
 			a.Retry.MaxBackoff = Duration(DefaultRetryMaxBackoff)
+		}
+		if a.StopAfterUnanswered == 0 {
+			a.StopAfterUnanswered = DefaultStopAfterUnanswered
 		}
 	}
 }
@@ -325,6 +339,9 @@ func (d *checker) validateTargetAPI(t *BackfillTable, at func(string) string) {
 		d.errorAt(at("target_api.retry.max_attempts"), "want a number from 1 to 100, got %d", r.MaxAttempts)
 	case r.Backoff <= 0 || r.MaxBackoff < r.Backoff:
 		d.errorAt(at("target_api.retry"), "want a positive backoff no longer than max_backoff")
+	}
+	if a.StopAfterUnanswered < 1 || a.StopAfterUnanswered > 1_000_000 {
+		d.errorAt(at("target_api.stop_after_unanswered"), "want a number of rows from 1 to 1000000, got %d", a.StopAfterUnanswered)
 	}
 	for j, f := range t.Redact {
 		if _, ok := a.Body[f]; !ok {

@@ -479,3 +479,25 @@ func TestAZeroThatMeansTheDefaultIsWarnedOf(t *testing.T) {
 		t.Errorf("nothing written: %v, %v", err, c.Warnings)
 	}
 }
+
+// stop_after_unanswered counts rows: 0 is the default (10), and a
+// negative count, which would never stop the run, is refused by line and
+// field.
+func TestStopAfterUnansweredIsARowCount(t *testing.T) {
+	api := hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n  api: { url: \"http://modern:9090\" }\n" +
+		"  tables:\n    - name: p\n      from: P\n      key: ID\n      target_api:\n        method: PUT\n        path: \"/p/{ID}\"\n" +
+		"        body: { legacy_id: ID }\n        stop_after_unanswered: %s\n"
+	errs := parseErrors(t, fmt.Sprintf(api, "-1"))
+	if len(errs) != 1 || errs[0].Line != 15 || errs[0].Field != "backfill.tables[0].target_api.stop_after_unanswered" || !strings.Contains(errs[0].Msg, "want a number of rows from 1") {
+		t.Errorf("got %v, want one error at line 15 on backfill.tables[0].target_api.stop_after_unanswered", errs)
+	}
+	for v, want := range map[string]int{"0": config.DefaultStopAfterUnanswered, "3": 3} {
+		cfg, err := configfile.Parse("c.yaml", []byte(fmt.Sprintf(api, v)), testEnv(nil))
+		if err != nil {
+			t.Fatalf("%s: %v", v, err)
+		}
+		if got := cfg.Backfill.Tables[0].TargetAPI.StopAfterUnanswered; got != want {
+			t.Errorf("stop_after_unanswered: %s reads as %d, want %d", v, got, want)
+		}
+	}
+}

@@ -120,6 +120,16 @@ func (s *Store) RenewAPIBackfillGroup(ctx context.Context, run string, g APIBack
 	return n > 0, err
 }
 
+// ReleaseAPIBackfillGroup gives up owner's lease on g, not done, for
+// any worker to take at once rather than once the lease runs out.
+func (s *Store) ReleaseAPIBackfillGroup(ctx context.Context, run string, g APIBackfillGroup, owner string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE strangler_api_backfill_groups SET lease_owner = NULL, lease_until = NULL
+		WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_owner = $4`, run, g.Table, g.No, owner); err != nil {
+		return fmt.Errorf("store: release the lease of a group of %s: %w", g.Table, err)
+	}
+	return nil
+}
+
 // RecordAPIBackfillGroup records, in one transaction and only while owner
 // still holds g (ErrAPIGroupLeaseLost otherwise), the rows of g that the
 // run numbered runID migrated and those that failed, that every row up
