@@ -26,8 +26,9 @@ const (
 )
 
 // resuming runs attempt, and runs it again while it fails for a lost
-// connection (connectionLost) to the source, the target, the state store
-// or the modern service, after 1, 2, 4, 8 and 16 s: every backfill mode
+// connection (connectionLost) to the source, the target or the state
+// store, after 1, 2, 4, 8 and 16 s (a request the modern service does not
+// answer is the row's own result: see stop_after_unanswered): every backfill mode
 // resumes on this one policy. Each attempt goes on from where the work
 // stands on record (attempt reads its checkpoint, try 0 is the first), so
 // no row is skipped or copied twice. Each resumption is logged with
