@@ -474,3 +474,36 @@ func (s *Store) leaseArg(d time.Duration) any {
 func monotonicClock(start time.Time) func() time.Time {
 	return func() time.Time { return start.Add(time.Since(start)) }
 }
+
+// clockTolerance is the least disagreement ClockOffset reports: below
+// it a replica's clock counts as the store's. Hourly counts and windows
+// of hours or days cannot tell a second apart, and reporting noise as an
+// offset would move a time read on an hour's boundary into the hour
+// before.
+const clockTolerance = time.Second
+
+// ClockOffset is how far the store's clock is ahead of this replica's
+// (negative: behind), for times replicas compare with one another's but
+// the store does not stamp itself (the hour counts are filed under, the
+// window a report reads). On PostgreSQL it is the server's clock, which
+// every replica shares, measured against this process's clock around
+// one query: an offset within the query's round trip plus a second is
+// none. The embedded store, which one process uses, has no other clock:
+// zero.
+func (s *Store) ClockOffset(ctx context.Context) (time.Duration, error) {
+	if s.dialect.name != "postgres" {
+		return 0, nil
+	}
+	before := s.now()
+	var server time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&server); err != nil {
+		return 0, fmt.Errorf("store: read the server's clock: %w", err)
+	}
+	after := s.now()
+	half := after.Sub(before) / 2
+	off := server.Sub(before.Add(half))
+	if off.Abs() <= half+clockTolerance {
+		return 0, nil
+	}
+	return off, nil
+}
