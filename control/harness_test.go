@@ -105,6 +105,10 @@ type planeOptions struct {
 	yaml string
 	// clock is the plane's clock; nil starts a new one.
 	clock *clock
+	// storeLead is how far the store's clock is ahead of the plane's, as
+	// store.Store.ClockOffset would measure it on a replica whose clock
+	// is off (see skewedStore); zero measures it.
+	storeLead time.Duration
 }
 
 func newPlaneWith(t *testing.T, o planeOptions) *plane {
@@ -144,7 +148,15 @@ backends:
 		logs:     &logLines{},
 	}
 	p.log = slog.New(slog.NewJSONHandler(p.logs, nil))
-	p.reports = &Reports{Counts: st, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, st, p.clock.Now()) }}
+	var counts interface {
+		CountStore
+		ChangeStore
+		stats.Sink
+	} = st
+	if o.storeLead != 0 {
+		counts = skewedStore{st, o.storeLead}
+	}
+	p.reports = &Reports{Counts: counts, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, counts, p.clock.Now()) }}
 	p.flags, err = NewFlags(context.Background(), cfg, st, nil, p.reports, func(c *config.Config) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -158,7 +170,7 @@ backends:
 	tokens.Set(cfg.Admin.AdminTokens())
 	readiness := &Readiness{}
 	readiness.Ready()
-	p.rollouts = NewRollouts(p.flags, st, st, p.log, p.clock.Now)
+	p.rollouts = NewRollouts(p.flags, st, counts, p.log, p.clock.Now)
 	p.proxies = &Proxies{}
 	p.proxies.Set(cfg.Admin.TrustedProxies)
 	p.admin = newAdmin(AdminDeps{
