@@ -2,11 +2,13 @@ package control
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"strangler/force"
 	"strangler/internal/testdb"
 	"strangler/store"
 )
@@ -82,5 +84,29 @@ func TestARampStartedOnAReplicaAheadStepsOnTime(t *testing.T) {
 	a.rollouts.Check(ctx)
 	if got, want := a.served("get-patient"), "fallback 5%"; got != want {
 		t.Errorf("30 minutes on: got %s, want %s", got, want)
+	}
+}
+
+// TestAForceValueIsStampedOnTheStoresClock: the replica issuing a force
+// value has a clock two hours behind the store's, which the replicas
+// checking the value go by (router.Deps.StoreLead). A 30-minute value
+// expires 30 minutes from now on that clock, not an hour and a half
+// before it is issued.
+func TestAForceValueIsStampedOnTheStoresClock(t *testing.T) {
+	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	const behind = 2 * time.Hour
+	p := newPlaneWith(t, planeOptions{clock: &clock{t: start.Add(-behind)}, storeLead: behind})
+	secret := [32]byte{'k', 'e', 'y'}
+	reconfigure(t, p, "force_token_key: "+hex.EncodeToString(secret[:]), forceRoutes)
+	resp, body := p.call(t, "POST", "/admin/routes/get-patient/force-token", aliceToken, `{"backend":"modern","ttl":"30m"}`)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("got %d %v, want 201", resp.StatusCode, body)
+	}
+	claim, err := force.NewKey(secret).Verify(body["value"].(string), start)
+	if want := start.Add(30 * time.Minute); err != nil || !claim.Expires.Equal(want) {
+		t.Errorf("the value expires at %s (%v), want %s: 30 minutes on the store's clock", claim.Expires, err, want)
+	}
+	if body["ttl_seconds"] != 1800.0 {
+		t.Errorf("ttl_seconds %v, want 1800", body["ttl_seconds"])
 	}
 }

@@ -177,7 +177,7 @@ backends:
 		Rollouts: p.rollouts, Proxies: p.proxies,
 		Gatherer: p.reg, Registerer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
-		Live: p.counters, Log: p.log, Now: p.clock.Now,
+		Live: p.counters, Log: p.log, Now: p.clock.Now, StoreLead: func() time.Duration { return o.storeLead },
 	})
 	p.Server = httptest.NewServer(p.admin.handler())
 	t.Cleanup(p.Close)

@@ -57,7 +57,8 @@ func TestAFallbackIsFiledUnderTheStoresHourWhateverTheReplicasClock(t *testing.T
 // TestClockOffsetIsTheServersLead: the offset a replica reads is the
 // server's clock's lead on its own, and none for a replica on time (not
 // the query's round trip: a time on an hour's boundary would otherwise
-// move into the hour before).
+// move into the hour before); LastClockOffset keeps it for the checks
+// that cannot afford a query (force values' expiry).
 func TestClockOffsetIsTheServersLead(t *testing.T) {
 	ctx := context.Background()
 	dsn := testdb.Postgres(t)
@@ -73,6 +74,9 @@ func TestClockOffsetIsTheServersLead(t *testing.T) {
 		}
 		if lag != 0 && (off-lag).Abs() > 2*time.Second {
 			t.Errorf("a replica %s behind reads an offset of %s", lag, off)
+		}
+		if last := s.LastClockOffset(); last != off {
+			t.Errorf("LastClockOffset %s after measuring %s", last, off)
 		}
 	}
 }
