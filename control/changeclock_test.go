@@ -60,7 +60,7 @@ func TestAChangeRequestLasts24HoursOnEveryReplicasClock(t *testing.T) {
 // ahead of the leader a's (and the store's). A ramp started on b takes
 // its first step at the leader's next round, as the ramp's audit entry
 // says ("the first step now"), not two hours later; the next one every
-// 30 minutes after.
+// 30 minutes after, which b shows as such.
 func TestARampStartedOnAReplicaAheadStepsOnTime(t *testing.T) {
 	dsn := testdb.Postgres(t)
 	ctx := context.Background()
@@ -79,6 +79,13 @@ func TestARampStartedOnAReplicaAheadStepsOnTime(t *testing.T) {
 	a.rollouts.Check(ctx)
 	if got, want := a.served("get-patient"), "fallback 1%"; got != want {
 		t.Fatalf("the leader's next round after the start: got %s, want %s", got, want)
+	}
+	// b shows the next step half an hour away, as a does, not due for
+	// an hour and a half already.
+	_, route := b.call(t, "GET", "/admin/routes/get-patient", veraToken, "")
+	ramp, _ := route["ramp"].(map[string]any)
+	if in, _ := ramp["next_in_seconds"].(float64); in < 1700 || in > 1860 {
+		t.Errorf("the replica ahead shows the next step in %v s, want about 1800 (%v)", ramp["next_in_seconds"], ramp)
 	}
 	a.clock.Advance(30 * time.Minute)
 	a.rollouts.Check(ctx)
