@@ -66,7 +66,8 @@ func (r *Rollouts) RequestFlip(ctx context.Context, need *ApprovalRequired) (sto
 // pending (store.Change.StateAt): it is recorded expired, audited, and
 // c takes its place.
 func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, error) {
-	now := r.now()
+	r.syncClock(ctx)
+	now := r.clock()
 	c.CreatedAt, c.ExpiresAt = now, now.Add(changeTTL)
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
@@ -102,6 +103,7 @@ func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, e
 // request past its expiry is expired, and not among the pending ones,
 // before the driver records it so.
 func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.Change, error) {
+	r.syncClock(ctx)
 	ctx, cancel := storeCall(ctx)
 	defer cancel()
 	list, err := r.changes.Changes(ctx, f)
@@ -109,7 +111,7 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 		r.log.Error("reading the change requests failed", "error", err)
 		return nil, ErrUnavailable
 	}
-	now := r.now()
+	now := r.clock()
 	out := list[:0]
 	for _, c := range list {
 		if c.State = c.StateAt(now); f.State == "" || c.State == f.State {
@@ -121,6 +123,7 @@ func (r *Rollouts) Changes(ctx context.Context, f store.ChangeFilter) ([]store.C
 
 // Change returns one change request, as Changes shows it.
 func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
+	r.syncClock(ctx)
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
 	c, err := r.changes.Change(sctx, id)
@@ -131,7 +134,7 @@ func (r *Rollouts) Change(ctx context.Context, id int64) (store.Change, error) {
 		r.log.Error("reading a change request failed", "change_request", id, "error", err)
 		return c, ErrUnavailable
 	}
-	c.State = c.StateAt(r.now())
+	c.State = c.StateAt(r.clock())
 	return c, nil
 }
 
@@ -177,7 +180,7 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 		// Approving it would make the change as theirs.
 		return c, r.void(ctx, c, fmt.Sprintf("%s, who asked for it, may no longer change routes: %s", c.Requester, why))
 	}
-	now := r.now()
+	now := r.clock()
 	next := c
 	next.Approvers = append(slices.Clone(c.Approvers), approver)
 	audit := domain.AuditEntry{
@@ -188,11 +191,11 @@ func (r *Rollouts) Approve(ctx context.Context, id int64, approver, reason strin
 	if len(next.Approvers) < c.Needed {
 		sctx, cancel := storeCall(ctx)
 		defer cancel()
-		next, err = r.changes.UpdateChange(sctx, next, c.Version, r.now, audit)
+		next, err = r.changes.UpdateChange(sctx, next, c.Version, r.clock, audit)
 		return next, r.changeFailed(ctx, id, err)
 	}
 	next.State, next.DecidedBy, next.DecidedAt = store.ChangeApplied, approver, now
-	link := store.LinkChange(next, c.Version, r.now, audit)
+	link := store.LinkChange(next, c.Version, r.clock, audit)
 	if err := r.apply(ctx, next, link); err != nil {
 		return c, err
 	}
@@ -272,10 +275,10 @@ func (r *Rollouts) staleWhy(c store.Change, rf RouteFlags, ok bool) string {
 // route changed since it was made, as why says.
 func (r *Rollouts) void(ctx context.Context, c store.Change, why string) error {
 	next := c
-	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.now()
+	next.State, next.Decision, next.DecidedAt = store.ChangeStale, why, r.clock()
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	_, err := r.changes.UpdateChange(sctx, next, c.Version, r.now, domain.AuditEntry{
+	_, err := r.changes.UpdateChange(sctx, next, c.Version, r.clock, domain.AuditEntry{
 		At: next.DecidedAt, Actor: c.Requester, Action: "change_stale", Route: c.Route, Reason: c.Reason,
 		Detail: fmt.Sprintf("change request %d (%s) is void: %s; nothing was applied", c.ID, changeText(c), why),
 	})
@@ -292,7 +295,7 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 	if err != nil {
 		return c, err
 	}
-	now := r.now()
+	now := r.clock()
 	next := c
 	next.State, next.DecidedBy, next.Decision, next.DecidedAt = store.ChangeRejected, actor, reason, now
 	what := "rejected"
@@ -301,7 +304,7 @@ func (r *Rollouts) Reject(ctx context.Context, id int64, actor, reason string) (
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()
-	next, err = r.changes.UpdateChange(sctx, next, c.Version, r.now, domain.AuditEntry{
+	next, err = r.changes.UpdateChange(sctx, next, c.Version, r.clock, domain.AuditEntry{
 		At: now, Actor: actor, Action: "change_reject", Route: c.Route, Reason: reason,
 		FromMode: c.FromMode, FromPercent: c.FromPercent, ToMode: c.Mode, ToPercent: c.Percent,
 		Detail: fmt.Sprintf("change request %d (%s's %s) %s", id, c.Requester, changeText(c), what),
@@ -339,7 +342,7 @@ func (r *Rollouts) changeFailed(ctx context.Context, id int64, err error) error 
 // expired records the change requests that expired by now, c among
 // them, and says that c expired.
 func (r *Rollouts) expired(ctx context.Context, c store.Change) error {
-	r.expireChanges(ctx, r.now())
+	r.expireChanges(ctx, r.clock())
 	return conflictf("change request %d expired at %s without enough approvals; ask for a new one",
 		c.ID, c.ExpiresAt.UTC().Format(time.RFC3339))
 }

@@ -88,8 +88,13 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	if rf.Mode == domain.ModeDualWrite {
 		return apiError(http.StatusConflict, "%s is in dual-write: a forced write would reach one backend only, so dual-write routes take no force tokens", name)
 	}
-	// Whole seconds, which is what a value carries.
-	now := a.now().Truncate(time.Second)
+	// Whole seconds, which is what a value carries; on the store's clock,
+	// which the replicas checking the value share (router.Deps.StoreLead).
+	now := a.now()
+	if a.StoreLead != nil {
+		now = now.Add(a.StoreLead())
+	}
+	now = now.Truncate(time.Second)
 	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl), ID: force.NewID()}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()

@@ -105,6 +105,10 @@ type planeOptions struct {
 	yaml string
 	// clock is the plane's clock; nil starts a new one.
 	clock *clock
+	// storeLead is how far the store's clock is ahead of the plane's, as
+	// store.Store.ClockOffset would measure it on a replica whose clock
+	// is off (see skewedStore); zero measures it.
+	storeLead time.Duration
 }
 
 func newPlaneWith(t *testing.T, o planeOptions) *plane {
@@ -144,7 +148,15 @@ backends:
 		logs:     &logLines{},
 	}
 	p.log = slog.New(slog.NewJSONHandler(p.logs, nil))
-	p.reports = &Reports{Counts: st, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, st, p.clock.Now()) }}
+	var counts interface {
+		CountStore
+		ChangeStore
+		stats.Sink
+	} = st
+	if o.storeLead != 0 {
+		counts = skewedStore{st, o.storeLead}
+	}
+	p.reports = &Reports{Counts: counts, Flush: func(ctx context.Context) error { return p.counters.Flush(ctx, counts, p.clock.Now()) }}
 	p.flags, err = NewFlags(context.Background(), cfg, st, nil, p.reports, func(c *config.Config) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -158,14 +170,14 @@ backends:
 	tokens.Set(cfg.Admin.AdminTokens())
 	readiness := &Readiness{}
 	readiness.Ready()
-	p.rollouts = NewRollouts(p.flags, st, st, p.log, p.clock.Now)
+	p.rollouts = NewRollouts(p.flags, st, counts, p.log, p.clock.Now)
 	p.proxies = &Proxies{}
 	p.proxies.Set(cfg.Admin.TrustedProxies)
 	p.admin = newAdmin(AdminDeps{
 		Rollouts: p.rollouts, Proxies: p.proxies,
 		Gatherer: p.reg, Registerer: p.reg, Readiness: readiness, Flags: p.flags, Tokens: tokens, Reports: p.reports,
 		Audit: st, Repairs: st, Sessions: st, Samples: shadow.NewMemorySamples(10), Noise: func(string) []string { return nil },
-		Live: p.counters, Log: p.log, Now: p.clock.Now,
+		Live: p.counters, Log: p.log, Now: p.clock.Now, StoreLead: func() time.Duration { return o.storeLead },
 	})
 	p.Server = httptest.NewServer(p.admin.handler())
 	t.Cleanup(p.Close)

@@ -79,7 +79,7 @@ func toChangeView(c store.Change, actor string, now time.Time) changeView {
 
 // addRollouts fills in the page's ramps and change requests; a store
 // that cannot be read leaves them out and says so.
-func (p *statusPage) addRollouts(ctx context.Context, v *statusView, actor string, now time.Time) {
+func (p *statusPage) addRollouts(ctx context.Context, v *statusView, actor string) {
 	if p.Rollouts == nil {
 		return
 	}
@@ -88,6 +88,7 @@ func (p *statusPage) addRollouts(ctx context.Context, v *statusView, actor strin
 		v.RolloutsError = "Ramps and change requests cannot be read from the state store right now."
 		return
 	}
+	now := p.Rollouts.clock() // the ramps' and requests' times are on it
 	for i := range v.Routes {
 		rv := &v.Routes[i]
 		if rp, ok := ramps[rv.Name]; ok {

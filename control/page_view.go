@@ -128,7 +128,7 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 		}
 		v.Routes = append(v.Routes, rv)
 	}
-	p.addRollouts(ctx, &v, s.actor, now)
+	p.addRollouts(ctx, &v, s.actor)
 	head, err := p.Audit.AuditHead(ctx)
 	if err == nil {
 		v.ChainHead = &chainJSON{HeadID: head.ID, HeadHash: head.Hash}

@@ -60,10 +60,11 @@ func (r *Rollouts) Run(ctx context.Context) error {
 func (r *Rollouts) Check(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	if !r.lead(ctx, now) {
+	if !r.lead(ctx, r.now()) {
 		return
 	}
+	r.syncClock(ctx)
+	now := r.clock()
 	r.expireChanges(ctx, now)
 	sctx, cancel := storeCall(ctx)
 	all, err := r.ramps.Ramps(sctx)

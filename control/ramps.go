@@ -119,7 +119,8 @@ func (r *Rollouts) StartRamp(ctx context.Context, route, actor, reason string, p
 // start stores a running ramp of the route as it is, audited, with the
 // linked writes (an approved request).
 func (r *Rollouts) start(ctx context.Context, rf RouteFlags, p RampPlan, actor, reason, approvedBy string, linked ...store.Linked) (store.Ramp, error) {
-	now := r.now()
+	r.syncClock(ctx)
+	now := r.clock()
 	name := rf.Route.Name
 	rp := store.Ramp{
 		Route: name, Mode: p.Mode, Steps: p.Steps, Every: p.Every, State: store.RampRunning, NextAt: now,
@@ -201,7 +202,8 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 	if !ok || !rp.State.Active() {
 		return store.Ramp{}, conflictf("%s has no ramp under way to %s", route, action)
 	}
-	now := r.now()
+	r.syncClock(ctx)
+	now := r.clock()
 	next := rp
 	next.UpdatedAt, next.Waiting, next.WaitingSince = now, "", time.Time{}
 	switch action {

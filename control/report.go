@@ -99,6 +99,10 @@ const topClients = 5
 func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (RouteReport, error) {
 	rt := rf.Route
 	rep := RouteReport{Route: rt.Name, Mode: string(rf.Mode), Percent: rf.Percent, Held: rf.Hold(), LegacyClients: []ClientJSON{}, Hourly: []HourJSON{}}
+	now, err := r.storeNow(ctx, now)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
 	var day store.CountTotals
 	for _, p := range []struct {
 		name string
@@ -220,12 +224,38 @@ func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) 
 			return 0, 0, err
 		}
 	}
+	now, err = r.storeNow(ctx, now)
+	if err != nil {
+		return 0, 0, err
+	}
 	t, err := r.Counts.Counts(ctx, route, now.Add(-recentRatesSpan))
 	if err != nil {
 		return 0, 0, err
 	}
 	mismatch, fallback = gateRates(t)
 	return mismatch, fallback, nil
+}
+
+// storeClock is a store whose clock the replicas share (PostgreSQL's):
+// ClockOffset is how far it is ahead of this replica's.
+type storeClock interface {
+	ClockOffset(ctx context.Context) (time.Duration, error)
+}
+
+// storeNow is now on the clock the counts are filed by (see stats.Flush):
+// the store's, when it is a stats.Clock. A replica whose clock is days
+// ahead would otherwise read a retirement window that leaves out the
+// last days' fallbacks, and call the route retirable.
+func (r *Reports) storeNow(ctx context.Context, now time.Time) (time.Time, error) {
+	clk, ok := r.Counts.(storeClock)
+	if !ok {
+		return now, nil
+	}
+	off, err := clk.ClockOffset(ctx)
+	if err != nil {
+		return now, err
+	}
+	return now.Add(off), nil
 }
 
 // recentRatesSpan is how far back the gates look: the previous hour and

@@ -104,7 +104,18 @@ func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time
 func (p *CountsPurger) Purge(ctx context.Context) error {
 	now := p.Now()
 	routes := p.Flags.All()
-	n, err := p.Store.PurgeCounts(ctx, now.Add(-CountsRetention(routes)))
+	// The hours are filed on the store's clock (see stats.Flush): a
+	// leader days ahead would otherwise delete hours a retirement window
+	// still reads.
+	countsNow := now
+	if clk, ok := p.Store.(storeClock); ok {
+		off, err := clk.ClockOffset(ctx)
+		if err != nil {
+			return err
+		}
+		countsNow = now.Add(off)
+	}
+	n, err := p.Store.PurgeCounts(ctx, countsNow.Add(-CountsRetention(routes)))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"strangler/domain"
@@ -47,6 +48,9 @@ type Rollouts struct {
 	now     func() time.Time
 	// owner names this replica on the ramps' lease.
 	owner string
+	// offset is the store's clock's lead on now's, in nanoseconds, as
+	// last measured (syncClock).
+	offset atomic.Int64
 
 	// mu serialises the driver's checks; the fields after it are theirs.
 	mu sync.Mutex
@@ -67,6 +71,26 @@ func NewRollouts(flags *Flags, ramps RampStore, changes ChangeStore, log *slog.L
 	return &Rollouts{flags: flags, ramps: ramps, changes: changes, log: log, now: now, owner: replicaName(),
 		gatesAsked: map[string]time.Time{}}
 }
+
+// syncClock measures how far the store's clock is ahead of this
+// replica's (store.Store.ClockOffset); if it cannot tell now, clock keeps
+// the lead last measured. Change requests and ramps are timed by clock:
+// a request's expiry and a ramp's next step are set by one replica and
+// tested by others, and replicas' own clocks may be hours apart.
+func (r *Rollouts) syncClock(ctx context.Context) {
+	clk, ok := r.changes.(storeClock)
+	if !ok {
+		return
+	}
+	sctx, cancel := storeCall(ctx)
+	defer cancel()
+	if off, err := clk.ClockOffset(sctx); err == nil {
+		r.offset.Store(int64(off))
+	}
+}
+
+// clock is now on the store's clock, by the lead syncClock last measured.
+func (r *Rollouts) clock() time.Time { return r.now().Add(time.Duration(r.offset.Load())) }
 
 // replicaName names this process among the replicas: host, process id
 // and a random suffix, since containers often share both.

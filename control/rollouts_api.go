@@ -39,7 +39,7 @@ type RampJSON struct {
 	Taken       int        `json:"taken"`
 	NextPercent *float64   `json:"next_percent,omitempty"`
 	NextAt      *time.Time `json:"next_at,omitempty"`
-	// NextInSeconds is how long until NextAt by the facade's clock (0:
+	// NextInSeconds is how long until NextAt by the store's clock (0:
 	// due), so that a client's own clock does not matter.
 	NextInSeconds *float64 `json:"next_in_seconds,omitempty"`
 	// Waiting says why the due step is not taken (a gate), since
@@ -160,13 +160,14 @@ func (a *admin) addRollouts(ctx context.Context, routes []RouteJSON) {
 		return
 	}
 	ramps, pending, err := a.Rollouts.byRoute(ctx)
+	now := a.Rollouts.clock() // the ramps' times are on it
 	for i := range routes {
 		if err != nil {
 			routes[i].RolloutsUnknown = "the state store cannot be read: this route's ramp and change requests are unknown"
 			continue
 		}
 		if rp, ok := ramps[routes[i].Name]; ok {
-			routes[i].Ramp = toRampJSON(rp, a.now())
+			routes[i].Ramp = toRampJSON(rp, now)
 		}
 		if c, ok := pending[routes[i].Name]; ok {
 			j := toChangeJSON(c)
@@ -175,7 +176,8 @@ func (a *admin) addRollouts(ctx context.Context, routes []RouteJSON) {
 	}
 }
 
-// byRoute reads every route's latest ramp and pending change request.
+// byRoute reads every route's latest ramp and pending change request;
+// clock is then up to date to show their times by.
 func (r *Rollouts) byRoute(ctx context.Context) (map[string]store.Ramp, map[string]store.Change, error) {
 	sctx, cancel := storeCall(ctx)
 	defer cancel()

@@ -50,7 +50,7 @@ func rampMetricState(rp store.Ramp) string {
 func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := storeCall(context.Background())
 	defer cancel()
-	now := c.r.now()
+	now := c.r.clock()
 	if ramps, err := c.r.ramps.Ramps(ctx); err == nil {
 		waited := map[string]float64{}
 		for route, rp := range ramps {

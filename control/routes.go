@@ -40,6 +40,10 @@ type AdminDeps struct {
 	Live LiveStats
 	Log  *slog.Logger
 	Now  func() time.Time
+	// StoreLead is how far the state store's clock is ahead of Now
+	// (store.Store.LastClockOffset): force values expire on that clock,
+	// which every replica checking them shares; nil means none.
+	StoreLead func() time.Duration
 
 	// Writes says whether the store takes dual-write journal writes, for
 	// /readyz; nil leaves them out.

@@ -24,7 +24,7 @@ var forceSecret = [32]byte{'f', 'o', 'r', 'c', 'e'}
 
 // newForceFacade serves routes with force tokens on, and a real SQLite
 // journal for its dual-write route.
-func newForceFacade(t *testing.T, legacyURL, modernURL, routes string) *facade {
+func newForceFacade(t *testing.T, legacyURL, modernURL, routes string, opts ...func(*Deps)) *facade {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
 	if err != nil {
@@ -38,7 +38,11 @@ func newForceFacade(t *testing.T, legacyURL, modernURL, routes string) *facade {
 		t.Fatalf("config: %v\n%s", err, yaml)
 	}
 	f := &facade{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	f.router = New(Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Journal: storeJournal{Store: st}})
+	deps := Deps{Metrics: NewMetrics(f.reg), Log: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Journal: storeJournal{Store: st}}
+	for _, o := range opts {
+		o(&deps)
+	}
+	f.router = New(deps)
 	table, err := f.router.Build(cfg)
 	if err != nil {
 		t.Fatal(err)

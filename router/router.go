@@ -80,6 +80,10 @@ type Deps struct {
 	Hasher *phi.Hasher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// StoreLead is how far the state store's clock, which the replicas
+	// share, is ahead of Now (store.Store.LastClockOffset): force values
+	// are issued and checked on that clock; nil means none.
+	StoreLead func() time.Duration
 	// Schemas keeps the response schemas shadow and fallback routes learn
 	// from legacy's answers; nil makes a fresh registry. SchemaStore, when
 	// set, is where every replica's learning is loaded from.

@@ -76,6 +76,7 @@ type Table struct {
 	samples    shadow.SampleStore
 	noise      NoiseStore
 	now        func() time.Time
+	storeLead  func() time.Duration
 	tracing    *tracing
 	// force verifies X-Strangler-Force values; nil when force_token_key
 	// is not set, which turns them off.
@@ -133,6 +134,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		shadowHold: r.shadowHold,
 		noise:      r.deps.Noise,
 		now:        r.deps.Now,
+		storeLead:  r.deps.StoreLead,
 		hasher:     r.deps.Hasher,
 		schemas:    r.deps.Schemas,
 

@@ -25,6 +25,9 @@ type Counters struct {
 	routes map[string]*Route
 	// held is what the last flush could not add.
 	held heldBack
+	// offset is the store's clock's lead on this replica's, in
+	// nanoseconds, as the last flush measured it (see Flush).
+	offset atomic.Int64
 }
 
 // NewCounters returns empty counters.

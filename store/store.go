@@ -62,6 +62,9 @@ type Store struct {
 	// leaseNow is the embedded store's lease clock (see leaseAt); tests in
 	// this package may replace it.
 	leaseNow func() time.Time
+	// clockOffset is the offset ClockOffset last measured, in
+	// nanoseconds (LastClockOffset).
+	clockOffset atomic.Int64
 
 	// closing stops the watchers when the Store closes; watchers counts
 	// them so Close can wait until they are gone. mu orders starting a
@@ -474,3 +477,43 @@ func (s *Store) leaseArg(d time.Duration) any {
 func monotonicClock(start time.Time) func() time.Time {
 	return func() time.Time { return start.Add(time.Since(start)) }
 }
+
+// clockTolerance is the least disagreement ClockOffset reports: below
+// it a replica's clock counts as the store's. Hourly counts and windows
+// of hours or days cannot tell a second apart, and reporting noise as an
+// offset would move a time read on an hour's boundary into the hour
+// before.
+const clockTolerance = time.Second
+
+// ClockOffset is how far the store's clock is ahead of this replica's
+// (negative: behind), for times replicas compare with one another's but
+// the store does not stamp itself (the hour counts are filed under, the
+// window a report reads). On PostgreSQL it is the server's clock, which
+// every replica shares, measured against this process's clock around
+// one query: an offset within the query's round trip plus a second is
+// none. The embedded store, which one process uses, has no other clock:
+// zero.
+func (s *Store) ClockOffset(ctx context.Context) (time.Duration, error) {
+	if s.dialect.name != "postgres" {
+		return 0, nil
+	}
+	before := s.now()
+	var server time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&server); err != nil {
+		return 0, fmt.Errorf("store: read the server's clock: %w", err)
+	}
+	after := s.now()
+	half := after.Sub(before) / 2
+	off := server.Sub(before.Add(half))
+	if off.Abs() <= half+clockTolerance {
+		off = 0
+	}
+	s.clockOffset.Store(int64(off))
+	return off, nil
+}
+
+// LastClockOffset is the offset ClockOffset last measured (zero before
+// the first), for times checked where a query per check cannot be
+// afforded: a force value's expiry, on every request that carries one.
+// The counts' flush measures it every few seconds on every replica.
+func (s *Store) LastClockOffset() time.Duration { return time.Duration(s.clockOffset.Load()) }

@@ -79,6 +79,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		Hasher:     st.Hasher(),
 		Stats:      f.counters,
 		RepairKeys: st,
+		StoreLead:  st.LastClockOffset,
 		Schemas:    f.schemas, SchemaStore: st,
 	}
 	if tr := f.tracing; tr != nil && tr.Enabled() {
@@ -213,7 +214,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		Handler: control.NewAdmin(control.AdminDeps{
 			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Reports: f.reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
-			Now: f.adminNow, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
+			Now: f.adminNow, StoreLead: st.LastClockOffset, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       f.adminLim.read,
