@@ -39,3 +39,59 @@ type ClientCount struct {
 	Client   string
 	Requests int64
 }
+
+// MergeHourCounts adds up the counts of one route and hour into one, in
+// the order each first appears: a batch the store upserts in one
+// statement may touch a row only once, and counts held back through an
+// outage stay one per route and hour.
+func MergeHourCounts(counts []HourCount) []HourCount {
+	type key struct {
+		route string
+		hour  int64
+	}
+	at := map[key]int{}
+	var out []HourCount
+	for _, c := range counts {
+		k := key{c.Route, c.Hour.UnixNano()}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, c)
+			continue
+		}
+		m := &out[i]
+		m.Requests += c.Requests
+		m.Modern += c.Modern
+		m.Fallbacks += c.Fallbacks
+		m.ConfirmedMissing += c.ConfirmedMissing
+		m.Legacy += c.Legacy
+		m.ModernFailed += c.ModernFailed
+		m.ShadowMatches += c.ShadowMatches
+		m.ShadowMismatches += c.ShadowMismatches
+		if c.LastFallbackAt.After(m.LastFallbackAt) {
+			m.LastFallbackAt = c.LastFallbackAt
+		}
+	}
+	return out
+}
+
+// MergeClientCounts adds up the counts of one route, hour and client into
+// one, in the order each first appears.
+func MergeClientCounts(counts []ClientCount) []ClientCount {
+	type key struct {
+		route, client string
+		hour          int64
+	}
+	at := map[key]int{}
+	var out []ClientCount
+	for _, c := range counts {
+		k := key{c.Route, c.Client, c.Hour.UnixNano()}
+		if i, ok := at[k]; ok {
+			out[i].Requests += c.Requests
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, c)
+	}
+	return out
+}

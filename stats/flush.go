@@ -66,8 +66,8 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 	h := &c.held
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	counts = mergeCounts(append(h.counts, counts...))
-	clients = mergeClients(append(h.clients, clients...))
+	counts = domain.MergeHourCounts(append(h.counts, counts...))
+	clients = domain.MergeClientCounts(append(h.clients, clients...))
 	h.counts, h.clients = nil, nil
 	if len(counts) > 0 {
 		if err := sink.AddCounts(ctx, counts); err != nil {
@@ -104,57 +104,4 @@ type heldBack struct {
 	mu      sync.Mutex
 	counts  []domain.HourCount
 	clients []domain.ClientCount
-}
-
-// mergeCounts sums the counts of one route and hour into one: the store
-// adds a batch's rows in one statement, which may touch a row only once.
-func mergeCounts(counts []domain.HourCount) []domain.HourCount {
-	type key struct {
-		route string
-		hour  time.Time
-	}
-	at := map[key]int{}
-	var out []domain.HourCount
-	for _, hc := range counts {
-		k := key{hc.Route, hc.Hour}
-		i, ok := at[k]
-		if !ok {
-			at[k] = len(out)
-			out = append(out, hc)
-			continue
-		}
-		m := &out[i]
-		m.Requests += hc.Requests
-		m.Modern += hc.Modern
-		m.Fallbacks += hc.Fallbacks
-		m.ConfirmedMissing += hc.ConfirmedMissing
-		m.Legacy += hc.Legacy
-		m.ModernFailed += hc.ModernFailed
-		m.ShadowMatches += hc.ShadowMatches
-		m.ShadowMismatches += hc.ShadowMismatches
-		if hc.LastFallbackAt.After(m.LastFallbackAt) {
-			m.LastFallbackAt = hc.LastFallbackAt
-		}
-	}
-	return out
-}
-
-// mergeClients sums the counts of one route, hour and client into one.
-func mergeClients(clients []domain.ClientCount) []domain.ClientCount {
-	type key struct {
-		route, client string
-		hour          time.Time
-	}
-	at := map[key]int{}
-	var out []domain.ClientCount
-	for _, cc := range clients {
-		k := key{cc.Route, cc.Client, cc.Hour}
-		if i, ok := at[k]; ok {
-			out[i].Requests += cc.Requests
-			continue
-		}
-		at[k] = len(out)
-		out = append(out, cc)
-	}
-	return out
 }

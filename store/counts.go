@@ -44,32 +44,12 @@ const legacyServed = `COALESCE(legacy, requests - modern - fallbacks - confirmed
 
 // AddCounts adds counts to the stored hours, creating hours not seen yet.
 func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error {
-	merged := map[[2]string]domain.HourCount{}
-	for _, c := range counts {
+	rows := make([]domain.HourCount, len(counts))
+	for i, c := range counts {
 		c.Route, c.Hour = clean(c.Route), c.Hour.UTC().Truncate(time.Hour)
-		k := [2]string{c.Route, c.Hour.Format(time.RFC3339)}
-		m, ok := merged[k]
-		if !ok {
-			merged[k] = c
-			continue
-		}
-		m.Requests += c.Requests
-		m.Modern += c.Modern
-		m.Fallbacks += c.Fallbacks
-		m.ConfirmedMissing += c.ConfirmedMissing
-		m.Legacy += c.Legacy
-		m.ModernFailed += c.ModernFailed
-		m.ShadowMatches += c.ShadowMatches
-		m.ShadowMismatches += c.ShadowMismatches
-		if c.LastFallbackAt.After(m.LastFallbackAt) {
-			m.LastFallbackAt = c.LastFallbackAt
-		}
-		merged[k] = m
+		rows[i] = c
 	}
-	rows := make([]domain.HourCount, 0, len(merged))
-	for _, c := range merged {
-		rows = append(rows, c)
-	}
+	rows = domain.MergeHourCounts(rows)
 	// One order for every replica, so two flushes touching the same hours
 	// lock them in the same order and cannot deadlock.
 	slices.SortFunc(rows, func(a, b domain.HourCount) int {
@@ -114,18 +94,12 @@ func (s *Store) AddCounts(ctx context.Context, counts []domain.HourCount) error 
 
 // AddLegacyClients adds per-client counts of requests that reached legacy.
 func (s *Store) AddLegacyClients(ctx context.Context, counts []domain.ClientCount) error {
-	merged := map[[3]string]domain.ClientCount{}
-	for _, c := range counts {
+	rows := make([]domain.ClientCount, len(counts))
+	for i, c := range counts {
 		c.Route, c.Client, c.Hour = clean(c.Route), clean(c.Client), c.Hour.UTC().Truncate(time.Hour)
-		k := [3]string{c.Route, c.Hour.Format(time.RFC3339), c.Client}
-		m := merged[k]
-		c.Requests += m.Requests
-		merged[k] = c
+		rows[i] = c
 	}
-	rows := make([]domain.ClientCount, 0, len(merged))
-	for _, c := range merged {
-		rows = append(rows, c)
-	}
+	rows = domain.MergeClientCounts(rows)
 	slices.SortFunc(rows, func(a, b domain.ClientCount) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), a.Hour.Compare(b.Hour), cmp.Compare(a.Client, b.Client))
 	})
