@@ -2,12 +2,8 @@ package router
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,54 +43,15 @@ func TestAWriteTheProcessBeforeLeftSentHoldsItsResourceAfterARestart(t *testing.
 
 func leftSentHoldsAcrossRestart(t *testing.T, dsn string, dies bool) {
 	const timeout = 300 * time.Millisecond
-	var mu sync.Mutex
-	var applied []string // the primary's bodies of /keyed/7, in the order applied
-	keys := map[string]bool{}
-	stop := make(chan struct{})
-	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		key := r.Header.Get("Idempotency-Key")
-		item := strings.TrimSuffix(r.URL.Path, "/") == "/keyed/7"
-		mu.Lock()
-		again := keys[key]
-		keys[key] = true
-		if !again && item {
-			applied = append(applied, string(body))
-		}
-		mu.Unlock()
-		if !again && item && string(body) == `{"v":1}` {
-			select { // applied, answered past the facade's timeout
-			case <-stop:
-			case <-time.After(20 * timeout):
-			}
-		}
-		w.WriteHeader(http.StatusOK)
-	})
-	defer close(stop)
-	var smu sync.Mutex
-	var secondary []string // the secondary's bodies of /keyed/7, in the order got
-	modern := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		smu.Lock()
-		if strings.TrimSuffix(r.URL.Path, "/") == "/keyed/7" {
-			secondary = append(secondary, string(body))
-		}
-		smu.Unlock()
-		w.WriteHeader(http.StatusOK)
-	})
-
-	before := newDualWriteReplica(t, dsn, legacy.URL, modern.URL, timeout, dualWriteRoutes)
+	kp := newKeyedPair(t, timeout)
+	before := newDualWriteReplica(t, dsn, kp.legacy.URL, kp.modern.URL, timeout, dualWriteRoutes)
 	answered := make(chan int, 1)
 	go func() {
 		code, _ := put(t, before, "/keyed/7", `{"v":1}`)
 		answered <- code
 	}()
 	if dies {
-		testkit.Eventually(t, 10*time.Second, "the primary applies v1", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(applied) == 1
-		})
+		testkit.Eventually(t, 10*time.Second, "the primary applies v1", func() bool { return kp.appliedCount() == 1 })
 		// The process dies with v1 at the primary: it writes nothing
 		// more to the store.
 		before.store.Close()
@@ -105,7 +62,7 @@ func leftSentHoldsAcrossRestart(t *testing.T, dsn string, dies bool) {
 	before.Close()
 	before.store.Close()
 
-	after := newDualWriteReplica(t, dsn, legacy.URL, modern.URL, timeout, dualWriteRoutes)
+	after := newDualWriteReplica(t, dsn, kp.legacy.URL, kp.modern.URL, timeout, dualWriteRoutes)
 	code, body := put(t, after, "/keyed/7", `{"v":2}`)
 	var e struct{ Error string }
 	if json.Unmarshal([]byte(body), &e); code != http.StatusServiceUnavailable || e.Error != errResourceBusy.Error() {
@@ -115,29 +72,5 @@ func leftSentHoldsAcrossRestart(t *testing.T, dsn string, dies bool) {
 		t.Errorf("PUT of another item after the restart: got %d %s, want 200", code, body)
 	}
 
-	lapseWriteLeases(t, dsn)
-	runWorker(t, after)
-	testkit.Eventually(t, 20*time.Second, "recovery sends v1 again and the secondary gets it", func() bool {
-		smu.Lock()
-		defer smu.Unlock()
-		return slices.Contains(secondary, `{"v":1}`)
-	})
-	if code, body := put(t, after, "/keyed/7", `{"v":3}`); code != http.StatusOK {
-		t.Errorf("PUT v3 once recovery recorded v1: got %d %s, want 200", code, body)
-	}
-	testkit.Eventually(t, 20*time.Second, "v3 reaches the secondary", func() bool {
-		smu.Lock()
-		defer smu.Unlock()
-		return slices.Contains(secondary, `{"v":3}`)
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	smu.Lock()
-	defer smu.Unlock()
-	if want := []string{`{"v":1}`, `{"v":3}`}; !slices.Equal(applied, want) {
-		t.Errorf("the primary applied %q to the item, want %q: never the refused v2", applied, want)
-	}
-	if want := []string{`{"v":1}`, `{"v":3}`}; !slices.Equal(secondary, want) {
-		t.Errorf("the secondary got %q of the item, want %q, as the primary applied them", secondary, want)
-	}
+	kp.recoverThenWriteV3(t, after, dsn)
 }
