@@ -22,6 +22,9 @@ import (
 // an answer, sending a body a byte at a time, never sending the body of
 // a change it is refused anyway, or not reading its answers.
 func TestNoClientHoldsAnAdminConnection(t *testing.T) {
+	// Its subtests wait out the listener's timeouts: with the other
+	// waiting tests, and each on its own connection, together.
+	t.Parallel()
 	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
 	dir := t.TempDir()
 	path := writeConfig(t, filepath.Join(dir, "strangler.yaml"), legacy.URL, legacy.URL, `  - { name: get-record, match: "GET /records/{id}", mode: legacy }
@@ -63,6 +66,7 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 	const wait = 10 * limit
 
 	t.Run("a connection kept alive after an answer is closed once idle", func(t *testing.T) {
+		t.Parallel()
 		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 		conn.SetReadDeadline(time.Now().Add(wait))
 		buf := make([]byte, 512)
@@ -75,18 +79,21 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 		}
 	})
 	t.Run("a login whose body never ends is cut off", func(t *testing.T) {
+		t.Parallel()
 		conn := dial(t, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken=op-")
 		if !closedWithin(t, conn, wait) {
 			t.Errorf("the login is still open after %v", wait)
 		}
 	})
 	t.Run("a change without a token whose body never comes is cut off", func(t *testing.T) {
+		t.Parallel()
 		conn := dial(t, "PATCH /admin/routes/get-record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"reason\":")
 		if !closedWithin(t, conn, wait) {
 			t.Errorf("the change is still open after %v", wait)
 		}
 	})
 	t.Run("a head over 64 KiB is refused", func(t *testing.T) {
+		t.Parallel()
 		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
 		conn.SetReadDeadline(time.Now().Add(wait))
 		buf := make([]byte, 512)
@@ -96,6 +103,7 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 		}
 	})
 	t.Run("a client that does not read its answers is cut off", func(t *testing.T) {
+		t.Parallel()
 		// Enough pipelined /metrics answers to fill both sides' socket
 		// buffers many times over.
 		const asked = 5000

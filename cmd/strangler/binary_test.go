@@ -1,10 +1,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,8 +35,15 @@ var (
 )
 
 // TestMain removes the child binaries when the tests are done: they are
-// tens of megabytes per run.
+// tens of megabytes per run. Unless -test.parallel is given, it lets
+// waitingParallel tests run at once, not GOMAXPROCS (2 on the CI box).
 func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		flag.Set("test.parallel", strconv.Itoa(max(waitingParallel, runtime.GOMAXPROCS(0))))
+	}
 	dir, err := os.MkdirTemp("", "strangler-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,6 +54,13 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(binDir)
 	os.Exit(code)
 }
+
+// waitingParallel is how many parallel tests run at once by default. The
+// tests here that call t.Parallel spend their time waiting for a lease to
+// pass or a listener's timeout to fire, not computing: with only
+// GOMAXPROCS of them at once, the package ran them nearly one after
+// another.
+const waitingParallel = 4
 
 // binary builds strangler once, with -race when the tests run with it.
 func binary(t *testing.T) string {

@@ -41,7 +41,9 @@ import (
 // ledgers, whose primary does (primary_idempotent: recovery resends it
 // with the key the primary first saw).
 func TestDualWriteFacadeKilled(t *testing.T) {
-	// Both mostly wait for leases to pass: they wait together.
+	// Both mostly wait for leases to pass: they wait together, and with
+	// the other waiting tests.
+	t.Parallel()
 	t.Run("on SQLite", func(t *testing.T) {
 		t.Parallel()
 		testFacadeKilled(t, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"))

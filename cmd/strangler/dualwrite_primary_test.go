@@ -68,6 +68,8 @@ func (f *primaryFacade) counted(t *testing.T, result string) string {
 }
 
 func TestDualWriteWhenThePrimaryFails(t *testing.T) {
+	// Its subtests wait for leases to pass: with the other waiting tests.
+	t.Parallel()
 	for _, primary := range []string{"legacy", "modern"} {
 		t.Run("primary "+primary, func(t *testing.T) {
 			// Each waits for a lease to pass in its last subtest: together.

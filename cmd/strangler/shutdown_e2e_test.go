@@ -99,6 +99,8 @@ func TestASIGTERMReleasesTheLeasesOfWritesNotSent(t *testing.T) {
 // more than 30 s after the last refused write: writes stay refused until
 // a restart, so health says so for as long.
 func TestAStoreFileRemovedIsReportedWithoutWrites(t *testing.T) {
+	// It waits out failingWindow: with the other waiting tests.
+	t.Parallel()
 	legacy := newRecordingBackend(t, "legacy", false, false)
 	modern := newRecordingBackend(t, "modern", true, true)
 	dir := t.TempDir()
