@@ -14,7 +14,6 @@ import (
 
 	"strangler/backfill"
 	"strangler/internal/testdb"
-	"strangler/internal/testkit"
 	"strangler/modern"
 	"strangler/store"
 )
@@ -54,12 +53,31 @@ func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newAPIWorld(t, rows, 10, modern.Faults{})
-			var down atomic.Bool
+			var down, gone atomic.Bool
+			wentDown := make(chan struct{})
 			var requests, unanswered atomic.Int64 // import requests; 503s answered while down
 			h := w.modern.Handler()
 			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-				if strings.HasPrefix(r.URL.Path, "/imports/") {
-					requests.Add(1)
+				// The service goes away at the downAfter-th request
+				// itself, not when a poll sees it: a quick run could
+				// send every row between two looks.
+				if strings.HasPrefix(r.URL.Path, "/imports/") && requests.Add(1) == downAfter {
+					if c.closed {
+						gone.Store(true)
+					} else {
+						down.Store(true)
+					}
+					close(wentDown)
+				}
+				if gone.Load() {
+					// A connection accepted as the listener closed, which
+					// CloseClientConnections did not see yet, would go on
+					// serving the rest of the run over keep-alive (seen in
+					// CI): it goes too, unanswered.
+					if c, _, err := rw.(http.Hijacker).Hijack(); err == nil {
+						c.Close()
+					}
+					return
 				}
 				if down.Load() && strings.HasPrefix(r.URL.Path, "/imports/") {
 					unanswered.Add(1)
@@ -93,13 +111,14 @@ func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 				_, err := backfill.Run(ctx, cfg, opts)
 				done <- err
 			}()
-			// Requests, not imports: the service applies them later.
-			testkit.Eventually(t, time.Minute, fmt.Sprintf("%d requests", downAfter), func() bool { return requests.Load() >= downAfter })
+			select {
+			case <-wentDown:
+			case <-time.After(time.Minute):
+				t.Fatalf("%d requests in a minute, want %d", requests.Load(), downAfter)
+			}
 			if c.closed {
 				srv.CloseClientConnections()
 				srv.Listener.Close()
-			} else {
-				down.Store(true)
 			}
 			var runErr error
 			select {
