@@ -7,6 +7,7 @@ import (
 
 	"strangler/domain"
 	"strangler/internal/human"
+	"strangler/stats"
 	"strangler/store"
 )
 
@@ -236,18 +237,12 @@ func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) 
 	return mismatch, fallback, nil
 }
 
-// storeClock is a store whose clock the replicas share (PostgreSQL's):
-// ClockOffset is how far it is ahead of this replica's.
-type storeClock interface {
-	ClockOffset(ctx context.Context) (time.Duration, error)
-}
-
 // storeNow is now on the clock the counts are filed by (see stats.Flush):
 // the store's, when it is a stats.Clock. A replica whose clock is days
 // ahead would otherwise read a retirement window that leaves out the
 // last days' fallbacks, and call the route retirable.
 func (r *Reports) storeNow(ctx context.Context, now time.Time) (time.Time, error) {
-	clk, ok := r.Counts.(storeClock)
+	clk, ok := r.Counts.(stats.Clock)
 	if !ok {
 		return now, nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/stats"
 	"strangler/store"
 )
 
@@ -108,7 +109,7 @@ func (p *CountsPurger) Purge(ctx context.Context) error {
 	// leader days ahead would otherwise delete hours a retirement window
 	// still reads.
 	countsNow := now
-	if clk, ok := p.Store.(storeClock); ok {
+	if clk, ok := p.Store.(stats.Clock); ok {
 		off, err := clk.ClockOffset(ctx)
 		if err != nil {
 			return err

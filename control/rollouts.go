@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/stats"
 	"strangler/store"
 )
 
@@ -78,7 +79,7 @@ func NewRollouts(flags *Flags, ramps RampStore, changes ChangeStore, log *slog.L
 // a request's expiry and a ramp's next step are set by one replica and
 // tested by others, and replicas' own clocks may be hours apart.
 func (r *Rollouts) syncClock(ctx context.Context) {
-	clk, ok := r.changes.(storeClock)
+	clk, ok := r.changes.(stats.Clock)
 	if !ok {
 		return
 	}

@@ -115,24 +115,6 @@ func TestAReplicaWhoseClockIsOffRetriesWhenTheStoreSays(t *testing.T) {
 	}
 }
 
-// lapseLeases ends every lease in the store at dsn, as the passing of the
-// lease time on the store's clock would.
-func lapseLeases(t *testing.T, dsn string) {
-	t.Helper()
-	driver, name, past := "pgx", dsn, any(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name, past = "sqlite", path, "2000-01-01T00:00:00.000000Z"
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE strangler_repairs SET lease_until = $1 WHERE lease_until IS NOT NULL`, past); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // passStoreTime moves every lease end and due time in the store at dsn d
 // into the past, as d passing on the store's clock would: that clock is
 // the PostgreSQL server's, or the SQLite process's monotonic one, and no

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
 
@@ -54,7 +55,7 @@ func TestALeaseKeepsOtherReplicasOffUntilItPasses(t *testing.T) {
 			}
 			// Once the lease passed, the other replica takes the write over.
 			r.clock.Set(start.Add(r.w.maxLease()))
-			lapseLeases(t, d)
+			testdb.LapseRepairLeases(t, d)
 			r.deliverDue(other)
 			if key := receive(t, arrived, "the takeover"); key != "w1" {
 				t.Errorf("the takeover carried key %q, want the same w1: the secondary applies it once", key)

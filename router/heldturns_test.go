@@ -1,7 +1,6 @@
 package router
 
 import (
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -130,7 +129,7 @@ func (p *keyedPair) secondaryGot(body string) bool {
 // in that order, and never a refused v2.
 func (p *keyedPair) recoverThenWriteV3(t *testing.T, d *dualWriteFacade, dsn string) {
 	t.Helper()
-	lapseWriteLeases(t, dsn)
+	testdb.LapseRepairLeases(t, dsn)
 	runWorker(t, d)
 	testkit.Eventually(t, 20*time.Second, "recovery sends v1 again and the secondary gets it", func() bool { return p.secondaryGot(`{"v":1}`) })
 	if code, body := put(t, d, "/keyed/7", `{"v":3}`); code != http.StatusOK {
@@ -144,24 +143,5 @@ func (p *keyedPair) recoverThenWriteV3(t *testing.T, d *dualWriteFacade, dsn str
 	}
 	if want := []string{`{"v":1}`, `{"v":3}`}; !slices.Equal(p.secondary, want) {
 		t.Errorf("the secondary got %q of the item, want %q, as the primary applied them", p.secondary, want)
-	}
-}
-
-// lapseWriteLeases ends the leases of the sent writes in the store at
-// dsn, as the passing of the lease (tens of seconds) on the store's
-// clock would: recovery then takes them up.
-func lapseWriteLeases(t *testing.T, dsn string) {
-	t.Helper()
-	driver, name, past := "pgx", dsn, any(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
-	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
-		driver, name, past = "sqlite", path, "2000-01-01T00:00:00.000000Z"
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`UPDATE strangler_repairs SET lease_until = $1 WHERE state = 'sent'`, past); err != nil {
-		t.Fatal(err)
 	}
 }

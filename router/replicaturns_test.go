@@ -466,7 +466,7 @@ func TestRecoveryResendsAWriteInItsResourcesTurn(t *testing.T) {
 	wg.Wait()
 	a.Close()
 
-	lapseWriteLeases(t, dsn)
+	testdb.LapseRepairLeases(t, dsn)
 	runWorker(t, b)
 	select {
 	case <-v2Resent:
