@@ -300,12 +300,12 @@ func decode(r *http.Request, v any) error {
 		return apiError(http.StatusBadRequest, "invalid JSON body: not valid UTF-8")
 	}
 	if err := checkKeys(body, v); err != nil {
-		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
+		return apiError(http.StatusBadRequest, "invalid JSON body: %s", bodyProblem(err))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apiError(http.StatusBadRequest, "invalid JSON body: %v", err)
+		return apiError(http.StatusBadRequest, "invalid JSON body: %s", bodyProblem(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return apiError(http.StatusBadRequest, "invalid JSON body: more follows the first JSON value")

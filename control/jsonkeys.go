@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,4 +111,75 @@ func foldKey(s string) string {
 		out = utf8.AppendRune(out, r)
 	}
 	return string(out)
+}
+
+// bodyProblem says what is wrong with a JSON body in the API's words,
+// for decode: encoding/json's own errors name the facade's Go types
+// ("Go struct field patchRequest.mode of type *domain.Mode"), which a
+// caller cannot act on and which describe the code to whoever probes it.
+// Errors of the API's own types (an unknown mode, a negative duration)
+// already speak its words and pass through.
+func bodyProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends inside its JSON value"
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("not JSON at byte %d: %s", syntax.Offset, syntax.Error())
+	case errors.As(err, &typ) && strings.HasPrefix(typ.Value, "number "):
+		// A number the field's Go type cannot hold; encoding/json does
+		// not say which field that is.
+		if want := jsonType(typ.Type); want != "a number" {
+			return fmt.Sprintf("the %s is not %s in range", typ.Value, want)
+		}
+		return fmt.Sprintf("the %s is out of range", typ.Value)
+	case errors.As(err, &typ) && typ.Field == "":
+		return "the body must be a JSON object, not " + article(typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%q takes %s, not %s", typ.Field, jsonType(typ.Type), article(typ.Value))
+	}
+	// Decoder.DisallowUnknownFields's "json: unknown field \"x\"".
+	msg, _ := strings.CutPrefix(err.Error(), "json: ")
+	return msg
+}
+
+// textUnmarshaler is the type of a field that takes a JSON string it
+// parses itself (a mode, a duration).
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// jsonType names the JSON type a field of Go type t takes.
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return "a string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// article puts "a" or "an" before a JSON type's name as encoding/json
+// gives it (string, number, bool, array, object).
+func article(value string) string {
+	if value == "bool" {
+		return "true or false"
+	}
+	if strings.ContainsRune("aeiou", rune(value[0])) {
+		return "an " + value
+	}
+	return "a " + value
 }

@@ -1,0 +1,58 @@
+package control
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"strangler/domain"
+)
+
+// goTalk are the words of encoding/json's own errors, which name the
+// facade's Go types: a caller of the API cannot act on them, and they
+// describe the code to whoever probes it.
+var goTalk = []string{"Go value", "Go struct field", "json:", "control.", "config.", "domain.", "float64", "[]"}
+
+// TestMalformedBodiesAreRefusedInTheAPIsWords: a body of the wrong shape
+// (a value of another JSON type than a field takes, a number out of
+// range, an array for the object, cut short or not JSON) is refused with
+// 400 naming the field and what it takes, never with Go's type names.
+func TestMalformedBodiesAreRefusedInTheAPIsWords(t *testing.T) {
+	p := newPlane(t)
+	for _, tc := range []struct {
+		name, method, path, body, says string
+	}{
+		{"a mode that is a number", "PATCH", "/admin/routes/get-patient", `{"mode":1,"reason":"go"}`, `"mode" takes a string, not a number`},
+		{"a percent that is a string", "PATCH", "/admin/routes/get-patient", `{"mode":"fallback","percent":"50","reason":"go"}`, `"percent" takes a number, not a string`},
+		{"a percent out of any range", "PATCH", "/admin/routes/get-patient", `{"mode":"fallback","percent":1e400,"reason":"go"}`, "the number 1e400 is out of range"},
+		{"a reason that is a number", "PATCH", "/admin/routes/get-patient", `{"mode":"modern","reason":5}`, `"reason" takes a string, not a number`},
+		{"force as a string", "PATCH", "/admin/routes/get-patient", `{"mode":"modern","reason":"go","force":"yes"}`, `"force" takes true or false, not a string`},
+		{"ramp steps as a string", "PATCH", "/admin/routes/get-patient", `{"ramp":{"steps":"1,5","every":"1m","mode":"modern"},"reason":"go"}`, `"ramp.steps" takes an array, not a string`},
+		{"a ramp step that is a string", "PATCH", "/admin/routes/get-patient", `{"ramp":{"steps":[1,"5"],"every":"1m","mode":"modern"},"reason":"go"}`, `"ramp.steps" takes a number, not a string`},
+		{"a ramp's every as a number", "PATCH", "/admin/routes/get-patient", `{"ramp":{"steps":[1],"every":30,"mode":"modern"},"reason":"go"}`, `"ramp.every" takes a string, not a number`},
+		{"an array for the body", "PATCH", "/admin/routes/get-patient", `[]`, "the body must be a JSON object, not an array"},
+		{"a string for the body", "PATCH", "/admin/routes/get-patient", `"modern"`, "the body must be a JSON object, not a string"},
+		{"a body cut short", "PATCH", "/admin/routes/get-patient", `{"mode":`, "the body ends inside its JSON value"},
+		{"a body that is not JSON", "PATCH", "/admin/routes/get-patient", `{"mode" "x"}`, "not JSON at byte"},
+		{"an unknown field", "PATCH", "/admin/routes/get-patient", `{"mode":"modern","reason":"go","bogus":1}`, `unknown field "bogus"`},
+		{"an approval with an array", "POST", "/admin/changes/1/approve", `[]`, "the body must be a JSON object, not an array"},
+		{"a retry whose reason is an array", "POST", "/admin/repairs/w-1/retry", `{"reason":[]}`, `"reason" takes a string, not an array`},
+		{"a force token whose ttl is a number", "POST", "/admin/routes/get-patient/force-token", `{"ttl":5,"reason":"go"}`, `"ttl" takes a string, not a number`},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			resp, body := p.call(t, tc.method, tc.path, aliceToken, tc.body, "If-Match", `"0"`)
+			msg, _ := body["error"].(string)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, tc.says) {
+				t.Errorf("got %d %q, want 400 saying %q", resp.StatusCode, msg, tc.says)
+			}
+			for _, w := range goTalk {
+				if strings.Contains(msg, w) {
+					t.Errorf("the error %q speaks Go (%q)", msg, w)
+				}
+			}
+		})
+	}
+	if p.mode("get-patient") != domain.ModeFallback {
+		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
+	}
+}
