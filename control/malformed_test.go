@@ -1,6 +1,8 @@
 package control
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -55,4 +57,66 @@ func TestMalformedBodiesAreRefusedInTheAPIsWords(t *testing.T) {
 	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
+}
+
+// TestTheMuxsRefusalsAreJSONToo: a path no endpoint serves (404) and a
+// method a path's endpoints do not take (405, with Allow) are answered
+// like every other refusal of the admin API: a JSON body saying what is
+// wrong, not net/http's plain text, which a client of the API (the CLI
+// included) cannot read as an error. Neither echoes the method or the
+// path a caller sent.
+func TestTheMuxsRefusalsAreJSONToo(t *testing.T) {
+	p := newPlane(t)
+	for _, tc := range []struct {
+		name, method, path, allow, says string
+		status                          int
+	}{
+		{"a path no endpoint serves", "GET", "/admin/nowhere", "", "no endpoint of the admin listener serves this path", 404},
+		{"a path below a route", "GET", "/admin/routes/get-patient/nowhere", "", "no endpoint of the admin listener serves this path", 404},
+		{"a method the route's endpoints do not take", "PUT", "/admin/routes/get-patient", "GET, HEAD, PATCH", "the method is not allowed on this path; it takes GET, HEAD, PATCH", 405},
+		{"a made-up method", "X-PATIENT-4711", "/admin/routes/get-patient", "GET, HEAD, PATCH", "the method is not allowed on this path", 405},
+		{"OPTIONS, which grants no preflight", "OPTIONS", "/admin/routes/get-patient", "GET, HEAD, PATCH", "the method is not allowed on this path", 405},
+		{"a GET of a change", "GET", "/admin/repairs/w-1/retry", "POST", "it takes POST", 405},
+	} {
+		t.Run(tc.name+" is a JSON "+http.StatusText(tc.status), func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, p.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+aliceToken)
+			resp, err := p.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			var body map[string]any
+			jsonErr := json.Unmarshal(raw, &body)
+			msg, _ := body["error"].(string)
+			if resp.StatusCode != tc.status || jsonErr != nil || !strings.Contains(msg, tc.says) {
+				t.Errorf("got %d %q, want %d with a JSON error saying %q", resp.StatusCode, raw, tc.status, tc.says)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow %q, want %q", got, tc.allow)
+			}
+			if strings.Contains(msg, "PATIENT") {
+				t.Errorf("the error %q echoes the method", msg)
+			}
+		})
+	}
+	t.Run("a path that is not clean is still redirected to its clean form", func(t *testing.T) {
+		client := *p.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, err := client.Get(p.URL + "/admin//routes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != "/admin/routes" {
+			t.Errorf("got %d Location %q, want 307 to /admin/routes", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
 }

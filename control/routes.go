@@ -55,8 +55,9 @@ type AdminDeps struct {
 func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).handler() }
 
 // handler is the admin listener: its mux behind the security headers and
-// closeRefused, which so reach the mux's own 404 and 405 answers too.
-func (a *admin) handler() http.Handler { return withHeaders(closeRefused(a.mux)) }
+// closeRefused, which so reach the mux's own 404 and 405 answers too, and
+// those in JSON (muxRefusals).
+func (a *admin) handler() http.Handler { return withHeaders(closeRefused(a.muxRefusals(a.mux))) }
 
 func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {
