@@ -120,3 +120,32 @@ func TestTheMuxsRefusalsAreJSONToo(t *testing.T) {
 		}
 	})
 }
+
+// TestARepairThatDoesNotExistIsNamedInTheAPIsWords: an id, or a
+// before_id, that names no journaled write answers 404 saying so, not
+// the store's own error ("store: get repair …: not found"), and without
+// quoting what the caller sent (here bytes that are not UTF-8).
+func TestARepairThatDoesNotExistIsNamedInTheAPIsWords(t *testing.T) {
+	p := newPlane(t)
+	for _, tc := range []struct{ name, method, path, body, says string }{
+		{"a read", "GET", "/admin/repairs/w-404", "", "no such repair"},
+		{"a read of its body", "GET", "/admin/repairs/w-404?body=1", "", "no such repair"},
+		{"a read by an id that is not UTF-8", "GET", "/admin/repairs/%ff%fe", "", "no such repair"},
+		{"a retry", "POST", "/admin/repairs/w-404/retry", `{"reason":"go"}`, "no such repair"},
+		{"a discard", "DELETE", "/admin/repairs/w-404", `{"reason":"go"}`, "no such repair"},
+		{"a page after it", "GET", "/admin/repairs?before_id=w-404", "", "before_id names no journaled write"},
+	} {
+		t.Run(tc.name+" answers 404 in the API's words", func(t *testing.T) {
+			resp, body := p.call(t, tc.method, tc.path, aliceToken, tc.body)
+			msg, _ := body["error"].(string)
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(msg, tc.says) {
+				t.Errorf("got %d %q, want 404 saying %q", resp.StatusCode, msg, tc.says)
+			}
+			for _, w := range []string{"store:", "w-404", "\ufffd", "not found"} {
+				if strings.Contains(msg, w) {
+					t.Errorf("the error %q holds %q", msg, w)
+				}
+			}
+		})
+	}
+}

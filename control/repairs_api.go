@@ -75,7 +75,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	defer cancel()
 	list, err := a.Repairs.ListRepairs(ctx, f)
 	if errors.Is(err, store.ErrNotFound) {
-		return err // before_id names no write
+		return apiError(http.StatusNotFound, "before_id names no journaled write; pass the last id a listing gave")
 	} else if err != nil {
 		a.log.Error("listing repairs failed", "error", err)
 		return ErrUnavailable
@@ -99,7 +99,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	defer cancel()
 	rep, err := a.Repairs.GetRepair(ctx, r.PathValue("id"), withBody)
 	if err != nil {
-		return err
+		return repairError(err)
 	}
 	out := toRepairView(rep.RepairSummary, a.now())
 	if withBody {
@@ -118,6 +118,20 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// errNoRepair answers an id that names no journaled write. It does not
+// quote the id: the store's error ("store: get repair ID: not found")
+// is the facade's own wording, for its log.
+var errNoRepair = apiError(http.StatusNotFound, "no such repair: no journaled write has that id")
+
+// repairError is err, from the store about one repair, as the API
+// answers it.
+func repairError(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errNoRepair
+	}
+	return err
 }
 
 // repairAction is the body of a retry or discard.
@@ -148,20 +162,20 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	defer cancel()
 	rep, err := a.Repairs.GetRepair(ctx, id, false)
 	if err != nil {
-		return err
+		return repairError(err)
 	}
 	entry := domain.AuditEntry{At: a.now(), Actor: actor, Action: action, Route: rep.Route, Reason: req.Reason, Detail: id}
 	if err := act(ctx, id, entry); err != nil {
 		var state *store.StateError
 		if errors.Is(err, store.ErrNotFound) || errors.As(err, &state) {
-			return err
+			return repairError(err)
 		}
 		a.log.Error("a repair action failed in the state store; nothing was changed", "repair", id, "action", action, "error", err)
 		return ErrUnavailable
 	}
 	rep, err = a.Repairs.GetRepair(ctx, id, false)
 	if err != nil {
-		return err
+		return repairError(err)
 	}
 	writeJSON(w, http.StatusOK, toRepairView(rep.RepairSummary, a.now()))
 	return nil
