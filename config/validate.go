@@ -232,6 +232,10 @@ func (d *checker) validateRoutes(c *Config) {
 			d.errorAt(at("name"), "is required")
 		case !isRouteName(r.Name):
 			d.errorAt(at("name"), "invalid name %q; use lower-case letters, digits, -, _ and .", r.Name)
+		case r.Name == "." || r.Name == "..":
+			// A path segment every HTTP client and server removes: the
+			// admin API, the CLI and the status page could not name it.
+			d.errorAt(at("name"), "invalid name %q: a URL path cannot name it (/admin/routes/%s); use a letter or digit too", r.Name, r.Name)
 		case r.Name == reservedRoute:
 			d.errorAt(at("name"), "%q is reserved for requests that match no route", r.Name)
 		default:
