@@ -214,6 +214,12 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		a.security(r, "", reasonTokenInQuery, r.Pattern)
 		return "", apiError(http.StatusBadRequest, "tokens are never accepted in the query string; send Authorization: Bearer TOKEN")
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Two callers: which one acts? net/http reads the first, a proxy
+		// in front may have added the second; the public listener
+		// refuses the same.
+		return "", apiError(http.StatusBadRequest, "send one Authorization header; this request has several")
+	}
 	presented := bearer(r)
 	if presented == "" {
 		a.security(r, "", reasonMissingToken, r.Pattern)

@@ -149,3 +149,53 @@ func TestARepairThatDoesNotExistIsNamedInTheAPIsWords(t *testing.T) {
 		})
 	}
 }
+
+// TestTwoAuthorizationHeadersAreRefused: a request with two
+// Authorization headers names two callers; the admin listener refuses it
+// (400), as the public listener does, instead of acting as whichever
+// came first, so that a proxy in front that adds its own header never has
+// the client's taken in its place, and the audit log never names an actor
+// the request did not unambiguously present.
+func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
+	p := newPlane(t)
+	for _, tc := range []struct {
+		name, method, path, body string
+		first, second            string
+	}{
+		{"a read by a viewer and an admin", "GET", "/admin/routes", "", veraToken, aliceToken},
+		{"a flip by an operator and a viewer", "PATCH", "/admin/routes/get-patient", `{"mode":"modern","reason":"go"}`, bobToken, veraToken},
+		{"a flip by a wrong token and an operator", "PATCH", "/admin/routes/get-patient", `{"mode":"modern","reason":"go"}`, "wrong-token-0123456789", bobToken},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			var rd io.Reader
+			if tc.body != "" {
+				rd = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequest(tc.method, p.URL+tc.path, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Add("Authorization", "Bearer "+tc.first)
+			req.Header.Add("Authorization", "Bearer "+tc.second)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("If-Match", `"0"`)
+			resp, err := p.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			msg, _ := body["error"].(string)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "one Authorization header") {
+				t.Errorf("got %d %q, want 400 asking for one Authorization header", resp.StatusCode, msg)
+			}
+		})
+	}
+	if p.mode("get-patient") != domain.ModeFallback {
+		t.Errorf("a request with two callers moved the route to %s", p.mode("get-patient"))
+	}
+	if got := p.auditActions(t); len(got) != 0 {
+		t.Errorf("the audit log holds %q; want nothing: a malformed request is not audited", got)
+	}
+}
