@@ -333,8 +333,14 @@ func checkReason(reason string) error {
 }
 
 // checkReasonText refuses a reason, required or not, too long for the
-// audit log or not one line of plain text.
+// audit log or not one line of plain text in UTF-8.
 func checkReasonText(reason string) error {
+	if !utf8.ValidString(reason) {
+		// A status page form's, which decode has not seen: the store
+		// would keep U+FFFD in place of the bytes, a reason other than
+		// the one sent.
+		return apiError(http.StatusBadRequest, "the reason is not valid UTF-8")
+	}
 	if n := utf8.RuneCountInString(reason); n > maxReason {
 		return apiError(http.StatusBadRequest, "the reason is %d characters long; at most %d go into the audit log", n, maxReason)
 	}
