@@ -233,7 +233,7 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 	tok, ok := a.Tokens.lookup(presented)
 	if !ok {
 		a.failedAttempt(r, addr, now)
-		return "", apiError(http.StatusUnauthorized, "a valid admin token is required (Authorization: Bearer TOKEN)")
+		return "", errWrongToken
 	}
 	if tok.Expired(now) {
 		a.security(r, tok.Name, reasonExpiredToken, r.Pattern)
@@ -242,6 +242,10 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 	a.lockout.succeeded(addr, now)
 	return tok.Name, nil
 }
+
+// errWrongToken refuses a token that matches none configured: a guess,
+// which the lockout rations; refused audits it.
+var errWrongToken = apiError(http.StatusUnauthorized, "the admin token is not valid; send a configured one (Authorization: Bearer TOKEN)")
 
 // errLockedOut is a token refused unchecked by the lockout (429): it
 // tells the client when to come back.

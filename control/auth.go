@@ -181,19 +181,25 @@ func isJSON(r *http.Request) bool {
 // and any action a token's role does not allow, as a "denied" entry
 // naming who (the token's name, or unauthenticated; never the token),
 // what and why, like a flip a gate refused. Only the refusals that say
-// something about who tried are audited: no valid credentials (401), not
-// allowed (403), a conflict with the current state (409), a stale version
-// (412), no version at all (428). Malformed requests and lockouts are
-// not, nor changes of routes or repairs that do not exist: anyone could
-// fill the log with those. A valid token reaching above its role is
-// audited whatever it names, under its own name; the endpoint's pattern
-// then stands for the path, to keep made-up names out of the log.
+// something about who tried are audited: a wrong or expired token (401),
+// not allowed (403), a conflict with the current state (409), a stale
+// version (412), no version at all (428). Malformed requests and
+// lockouts are not, nor changes of routes or repairs that do not exist,
+// nor a caller who presented nothing (no token, no session, a cross-site
+// request without a valid token): anyone could fill the log with those,
+// and nothing rations them as the lockout rations wrong tokens; their
+// security line is their record. A valid token reaching above its role
+// is audited whatever it names, under its own name; the endpoint's
+// pattern then stands for the path, to keep made-up names out of the log.
 func (a *admin) refused(r *http.Request, actor string, err error) {
 	status, msg := statusFor(err)
 	switch status {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict,
 		http.StatusPreconditionFailed, http.StatusPreconditionRequired:
 	default:
+		return
+	}
+	if actor == "" && !errors.Is(err, errWrongToken) {
 		return
 	}
 	ctx, cancel := timeout(r)

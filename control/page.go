@@ -302,11 +302,11 @@ func (p *statusPage) form(apply func(r *http.Request, actor string) (string, err
 }
 
 // formSession checks a form post of the status page: not cross-site, a session, its form token, and a role that may post the
-// form. A refusal is answered (and audited) here, and ok is false.
+// form. A refusal is answered here, and audited when it has a session
+// (refused); ok is false.
 func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (session, bool) {
 	if p.crossOrigin.Check(r) != nil {
 		p.security(r, "", reasonCrossOrigin, r.Pattern)
-		p.refused(r, "", apiError(http.StatusForbidden, "cross-site form post"))
 		p.refuse(w, http.StatusForbidden, "Cross-site form posts are refused; nothing was changed.")
 		return session{}, false
 	}
@@ -317,7 +317,6 @@ func (p *statusPage) formSession(w http.ResponseWriter, r *http.Request) (sessio
 		return session{}, false
 	case !ok:
 		p.security(r, "", reasonNoSession, r.Pattern)
-		p.refused(r, "", apiError(http.StatusForbidden, "no valid status page session"))
 		p.refuse(w, http.StatusForbidden, "Log in to the status page first; nothing was changed.")
 		return session{}, false
 	}
