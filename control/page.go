@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"strangler/domain"
 )
@@ -414,11 +415,19 @@ type flash struct {
 	Text string
 }
 
+// maxFlash is how many bytes of a form's outcome its cookie carries.
+const maxFlash = 1500
+
 // setFlash leaves the outcome of a form post of the session sessionID
 // for the page the browser is redirected to.
 func (a *admin) setFlash(w http.ResponseWriter, r *http.Request, sessionID string, ok bool, text string) {
-	if len(text) > 1500 {
-		text = text[:1500] + "…"
+	if len(text) > maxFlash {
+		// Cut before the character the limit falls in, not inside it.
+		cut := maxFlash
+		for !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
 	}
 	v := "0"
 	if ok {

@@ -1,10 +1,14 @@
 package control
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"strangler/domain"
 )
 
 // TestStatusPageFormsRefuseAReasonThatIsNotUTF8: a form's reason with
@@ -45,5 +49,28 @@ func TestStatusPageFormsRefuseAReasonThatIsNotUTF8(t *testing.T) {
 	}
 	if got := h.appliedCount(); got != 1 {
 		t.Errorf("the router was given %d configurations, want 1 (the file's)", got)
+	}
+}
+
+// TestAFlashMessageCutShortIsStillText: the outcome of a form is cut at
+// 1,500 bytes to fit its cookie; a cut inside a character left a broken
+// byte sequence, which the page showed as a replacement character. Here
+// the other operator's reason, quoted by a stale flip's message, is 500
+// three-byte characters.
+func TestAFlashMessageCutShortIsStillText(t *testing.T) {
+	h := newPageAdmin(t)
+	h.login(t, pageToken)
+	_, csrf := h.page(t)
+	mode, version := domain.ModeLegacy, int64(0)
+	if _, err := h.flags.Apply(context.Background(), Flip{
+		Route: "get-patient", Actor: "dev-bob", Reason: strings.Repeat("€", 500), Mode: &mode, IfMatch: &version,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.send(t, "POST", "/ui/routes/get-patient", flipForm(csrf, "0", "modern", "go"), "Sec-Fetch-Site", "same-origin")
+	body, _ := h.page(t)
+	msg := flashOf(body)
+	if !strings.Contains(msg, "someone else changed it") || !strings.HasSuffix(msg, "€…") || !utf8.ValidString(msg) {
+		t.Errorf("the page says %q, want the stale flip's message cut after a whole character, then …", msg)
 	}
 }
