@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"strangler/control"
 )
@@ -22,6 +23,21 @@ The admin token comes only from STRANGLER_ADMIN_TOKEN and is sent as
 Authorization: Bearer; it is never accepted as a flag, so it stays out of
 shell history and the process list.
 `
+
+// reasonVar adds --reason to fs, stored in p: text for the audit log,
+// refused unless it is UTF-8 as given. encoding/json would send U+FFFD in
+// place of each other byte (a terminal set to Latin-1 types "Müller" as
+// M\xfcller), and the audit log would keep a reason other than the one
+// given.
+func reasonVar(fs *flag.FlagSet, p *string, usage string) {
+	fs.Func("reason", usage, func(s string) error {
+		if !utf8.ValidString(s) {
+			return errors.New("not valid UTF-8; is the terminal set to UTF-8?")
+		}
+		*p = s
+		return nil
+	})
+}
 
 // adminFlags adds --admin to fs; the function it returns builds the
 // client once the flags are parsed.

@@ -28,7 +28,7 @@ force tokens.`)
 	var body control.ForceTokenRequest
 	fs.StringVar((*string)(&body.Backend), "backend", "", "`backend` the requests go to: legacy or modern (required)")
 	fs.StringVar(&body.TTL, "ttl", "1h", "how long the value is good for, like `30m` (1m to 24h)")
-	fs.StringVar(&body.Reason, "reason", "", "`text` saying why, for the audit log")
+	reasonVar(fs, &body.Reason, "`text` saying why, for the audit log")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {

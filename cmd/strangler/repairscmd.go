@@ -247,7 +247,8 @@ one, --yes is required. The reason goes into the audit log.`
 	}
 	setUsage(fs, synopsis)
 	client := adminFlags(fs, getenv)
-	reason := fs.String("reason", "", "`text` saying why, for the audit log (required)")
+	reason := new(string)
+	reasonVar(fs, reason, "`text` saying why, for the audit log (required)")
 	yes := new(bool)
 	if action == "discard" {
 		fs.BoolVar(yes, "yes", false, "do not ask for confirmation")

@@ -74,7 +74,7 @@ steps. Without flags it shows the route's ramp.`)
 	pause := fs.Bool("pause", false, "pause the ramp under way")
 	resume := fs.Bool("resume", false, "resume a paused or held ramp from where the route is")
 	cancel := fs.Bool("cancel", false, "cancel the ramp under way; the route stays where it is")
-	fs.StringVar(&reason, "reason", "", "`text` saying why, for the audit log")
+	reasonVar(fs, &reason, "`text` saying why, for the audit log")
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {
 		return err
@@ -239,7 +239,8 @@ it needs applies it, audited as the requester's change, approved by you.`)
 Rejects change request ID; rejecting your own withdraws it.`)
 	}
 	client := adminFlags(fs, getenv)
-	reason := fs.String("reason", "", "`text` saying why, for the audit log (required to reject)")
+	reason := new(string)
+	reasonVar(fs, reason, "`text` saying why, for the audit log (required to reject)")
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {
 		return err

@@ -198,7 +198,7 @@ fallbacks; --force flips anyway and the audit log says so.`)
 		body.Percent = &v
 		return nil
 	})
-	fs.StringVar(&body.Reason, "reason", "", "`text` saying why, for the audit log (required)")
+	reasonVar(fs, &body.Reason, "`text` saying why, for the audit log (required)")
 	fs.BoolVar(&body.Force, "force", false, "flip even though a gate refuses it (audited as forced)")
 	fs.BoolVar(&body.Clear, "clear", false, "drop the override, so the file's mode applies again")
 	rest, err := parseArgs(fs, args, stderr)
