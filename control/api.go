@@ -73,7 +73,9 @@ func statusFor(err error) (int, string) {
 	case errors.As(err, &state):
 		return http.StatusConflict, "that action does not apply to the repair: " + state.Why
 	case errors.Is(err, ErrUnavailable):
-		return http.StatusServiceUnavailable, err.Error()
+		// Never what the store said (a table, a host, a driver's words):
+		// that is logged where the error is handled.
+		return http.StatusServiceUnavailable, ErrUnavailable.Error()
 	}
 	return http.StatusInternalServerError, "internal error; see the facade's log"
 }
@@ -378,6 +380,10 @@ func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
 	}
 	return n, nil
 }
+
+// errStoreRead answers a read the state store cannot serve now; what it
+// said is logged, not shown.
+var errStoreRead = apiError(http.StatusServiceUnavailable, "the state store is unavailable, so this cannot be read now; try again shortly")
 
 // errNoIfMatch answers a change without If-Match (RFC 6585's 428): the
 // version it was decided on must come along, so that two operators never

@@ -103,7 +103,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 		Detail: fmt.Sprintf("requests with this value go to %s until %s (token id %s)", claim.Backend, claim.Expires.UTC().Format(time.RFC3339), claim.ID),
 	}); err != nil {
 		a.log.Error("force token refused: it could not be audited", "route", name, "actor", actor, "error", err)
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return apiError(http.StatusServiceUnavailable, "the state store is unavailable, so the force token cannot be audited and is not issued")
 	}
 	a.log.Info("force token issued", "route", name, "actor", actor, "backend", claim.Backend, "force_token", claim.ID,
 		"expires_at", claim.Expires.UTC().Format(time.RFC3339))

@@ -78,7 +78,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 		return apiError(http.StatusNotFound, "before_id names no journaled write; pass the last id a listing gave")
 	} else if err != nil {
 		a.log.Error("listing repairs failed", "error", err)
-		return ErrUnavailable
+		return errStoreRead
 	}
 	out := make([]RepairView, len(list))
 	for i, s := range list {
@@ -207,7 +207,8 @@ func (a *admin) diffs(w http.ResponseWriter, r *http.Request, _ string) error {
 	defer cancel()
 	samples, err := a.Samples.List(ctx, route, limit)
 	if err != nil {
-		return ErrUnavailable
+		a.log.Error("listing shadow samples failed", "error", err)
+		return errStoreRead
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"samples": samples})
 	return nil

@@ -198,7 +198,8 @@ func (a *admin) routeReport(w http.ResponseWriter, r *http.Request, _ string) er
 	a.flushCounts(ctx)
 	rep, err := a.Reports.Route(ctx, rf, a.now())
 	if err != nil {
-		return err
+		a.log.Error("building a retirement report failed", "route", rf.Route.Name, "error", err)
+		return errStoreRead
 	}
 	writeJSON(w, http.StatusOK, rep)
 	return nil
@@ -212,7 +213,8 @@ func (a *admin) report(w http.ResponseWriter, r *http.Request, _ string) error {
 	for _, rf := range a.Flags.All() {
 		rep, err := a.Reports.Route(ctx, rf, a.now())
 		if err != nil {
-			return err
+			a.log.Error("building a retirement report failed", "route", rf.Route.Name, "error", err)
+			return errStoreRead
 		}
 		out = append(out, rep)
 	}
@@ -284,11 +286,12 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 	head, err := a.Audit.AuditHead(ctx)
 	if err != nil {
 		a.log.Error("reading the audit chain's head failed", "error", err)
-		return ErrUnavailable
+		return errStoreRead
 	}
 	entries, err := a.Audit.AuditLog(ctx, f)
 	if err != nil {
-		return ErrUnavailable
+		a.log.Error("reading the audit log failed", "error", err)
+		return errStoreRead
 	}
 	out := make([]auditJSON, len(entries))
 	for i, e := range entries {
