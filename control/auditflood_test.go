@@ -20,7 +20,7 @@ import (
 // such requests, so anyone who reaches the admin listener, or any web
 // page an operator opens, filled the audit log with them: a thousand
 // entries a second, pushing every flip off the status page's list, and
-// each one a write the store's writer took from the dual-write journal.
+// each one a write to the store the dual-write journal writes to.
 // A wrong token, which the lockout rations, is still audited.
 func TestRefusalsWithoutCredentialsLeaveTheAuditLogAlone(t *testing.T) {
 	p := newPlane(t)
