@@ -23,6 +23,9 @@ import (
 // runs out, the run completes, the API applied every row once (its
 // import_log), and each group's rows reached it in key order.
 func TestBackfillWorkersShareARunThroughTheAPIAndFinishAKilledWorkersGroups(t *testing.T) {
+	// It waits on its workers, leases and a kill more than it computes:
+	// with the other waiting tests, together.
+	t.Parallel()
 	const rows, groups = 6000, 30
 	ctx := context.Background()
 	myDSN := testdb.MySQL(t)

@@ -86,6 +86,9 @@ func (m *migration) count(t *testing.T, q string) int64 {
 // middle of its work and runs it again: the second run must start from
 // the checkpoints, copy exactly the rest, and leave each row once.
 func TestBackfillResumesAfterKill9(t *testing.T) {
+	// It waits on its workers, leases and a kill more than it computes:
+	// with the other waiting tests, together.
+	t.Parallel()
 	const patients = 20000
 	m := newMigration(t, patients)
 	cmd := exec.Command(binary(t), "backfill", "--config", m.config, "--rate", "8000", "--progress", "none")

@@ -84,6 +84,9 @@ func waitWorkers(t *testing.T, ws ...*workerProc) {
 // completes, and a trigger on modern's patients shows no row was written
 // twice.
 func TestBackfillWorkersShareARunAndFinishAKilledWorkersRanges(t *testing.T) {
+	// It waits on its workers, leases and a kill more than it computes:
+	// with the other waiting tests, together.
+	t.Parallel()
 	const patients = 20000
 	m := newMigration(t, patients)
 	ctx := context.Background()
