@@ -90,13 +90,62 @@ func walk(err error, f func(error)) {
 // the bytes it dumps (`invalid byte sequence for encoding "UTF8": 0xe9
 // 0x20`) are dropped. `invalid input syntax for type date: "1901-02-33"`
 // becomes `invalid input syntax for type date`, so reasons group too.
-// Other messages name constraints, columns and tables, and are kept.
+// Other messages name constraints, columns and tables, and are kept; an
+// integrity violation's also gets the key's columns its detail names
+// (keyColumns): `duplicate key value violates unique constraint "uq_7",
+// key (ssn)`. Not one raised in a function (Where says where), whose
+// detail says whatever its author wrote.
 func PostgresMessage(pg *pgconn.PgError) string {
+	if strings.HasPrefix(pg.Code, "23") {
+		if cols := keyColumns(pg.Detail); cols != "" && pg.Where == "" {
+			return pg.Message + ", key (" + cols + ")"
+		}
+		return pg.Message
+	}
 	if !strings.HasPrefix(pg.Code, "22") && pg.Code != "42601" {
 		return pg.Message
 	}
 	msg := cutQuoted(pg.Message, `"`, `"`)
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
+}
+
+// keyColumns is the key's columns (or index expressions) that an
+// integrity violation's detail names before the values it quotes, ""
+// when it names none: a unique or exclusion violation's and a foreign
+// key's detail reads `Key (ssn)=(123-45-6789) already exists` (`is not
+// present in table "patients"`, `conflicts with existing key …`, `is
+// still referenced from table "visits"`). The columns end at the first
+// ")" outside quotes and brackets (a name may be `"odd)=(name"`, an
+// expression `coalesce(site, ')'::text)`); nothing after it is taken.
+// A detail in another language (lc_messages) or without a key (a
+// check's `Failing row contains (…)`) gives "".
+func keyColumns(detail string) string {
+	rest, ok := strings.CutPrefix(detail, "Key (")
+	if !ok {
+		return ""
+	}
+	var quote byte
+	depth := 0
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0 // a doubled quote closes and opens again
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case c == ')':
+			if !strings.HasPrefix(rest[i:], ")=(") {
+				return ""
+			}
+			return rest[:i]
+		}
+	}
+	return ""
 }
 
 // byteDump is how PostgreSQL shows the bytes of a value it cannot read

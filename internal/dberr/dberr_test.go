@@ -24,7 +24,7 @@ const (
 )
 
 // canaries are the parts of the values that must not survive a cut.
-var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3"}
+var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3", "65-4329"}
 
 // TestPostgresErrorsLoseTheirValues: PostgreSQL's own errors, each got
 // from the server, quote the value they refuse; cut, they name the
@@ -57,7 +57,7 @@ func TestPostgresErrorsLoseTheirValues(t *testing.T) {
 		{"SELECT convert_from($1, 'UTF8')", []any{[]byte("Zelda\xe9Canary")}, "invalid byte sequence for encoding (SQLSTATE 22021)"},
 		{"SELECT $1::tsvector", []any{"Zelda:::Canary"}, "syntax error in tsvector (SQLSTATE 42601)"},
 		{"SELECT $1::tsquery", []any{"Zelda & "}, "no operand in tsquery (SQLSTATE 42601)"},
-		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key" (SQLSTATE 23505)`},
+		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key", key (mrn) (SQLSTATE 23505)`},
 	} {
 		_, err := conn.Exec(ctx, c.sql, c.args...)
 		var pg *pgconn.PgError
@@ -75,6 +75,75 @@ func TestPostgresErrorsLoseTheirValues(t *testing.T) {
 		}
 		if !errors.Is(dberr.Cut(wrapped), err) {
 			t.Errorf("%s: the cut error does not wrap the database's", c.sql)
+		}
+	}
+}
+
+// TestIntegrityViolationsNameTheKeyNotItsValue: PostgreSQL's integrity
+// violations name a constraint, whose name need not say which columns it
+// holds (uq_7); the key's columns are in the detail, with the values
+// (`Key (ssn)=(123-45-6789) already exists`). The message gets the
+// columns and none of the values, whatever a value or a column's name
+// holds; a detail without a key (a check's failing row) or one a
+// function wrote adds nothing.
+func TestIntegrityViolationsNameTheKeyNotItsValue(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS btree_gist;
+		CREATE TABLE privacy10_wards (id text PRIMARY KEY);
+		CREATE TABLE privacy10_patients (ssn text, site text, email text, ward text REFERENCES privacy10_wards,
+			"odd)=(name" text UNIQUE, note text CHECK (note <> 'x'), room text, EXCLUDE USING gist (room WITH =));
+		CREATE UNIQUE INDEX uq_7 ON privacy10_patients (ssn, site);
+		CREATE UNIQUE INDEX uq_8 ON privacy10_patients (lower(email));
+		CREATE UNIQUE INDEX uq_9 ON privacy10_patients (coalesce(site, ')=('), ward)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO privacy10_wards VALUES ('Zelda Canary')`,
+		`INSERT INTO privacy10_patients VALUES ('987-65-4329', 'a', 'zelda@quimby.example', 'Zelda Canary', 'Zelda)=(Canary', NULL, 'MRN7730019')`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"INSERT INTO privacy10_patients (ssn, site) VALUES ($1, 'a')", []any{"987-65-4329"},
+			`duplicate key value violates unique constraint "uq_7", key (ssn, site)`},
+		{"INSERT INTO privacy10_patients (email) VALUES ($1)", []any{"Zelda@Quimby.example"},
+			`duplicate key value violates unique constraint "uq_8", key (lower(email))`},
+		{"INSERT INTO privacy10_patients (site, ward) VALUES ('a', $1)", []any{"Zelda Canary"},
+			`duplicate key value violates unique constraint "uq_9", key (COALESCE(site, ')=('::text), ward)`},
+		{`INSERT INTO privacy10_patients ("odd)=(name") VALUES ($1)`, []any{"Zelda)=(Canary"},
+			`duplicate key value violates unique constraint "privacy10_patients_odd)=(name_key", key ("odd)=(name")`},
+		{"INSERT INTO privacy10_patients (ward) VALUES ($1)", []any{"Quimby " + mrn},
+			`insert or update on table "privacy10_patients" violates foreign key constraint "privacy10_patients_ward_fkey", key (ward)`},
+		{"DELETE FROM privacy10_wards WHERE id = $1", []any{"Zelda Canary"},
+			`update or delete on table "privacy10_wards" violates foreign key constraint "privacy10_patients_ward_fkey" on table "privacy10_patients", key (id)`},
+		{"INSERT INTO privacy10_patients (room) VALUES ($1)", []any{mrn},
+			`conflicting key value violates exclusion constraint "privacy10_patients_room_excl", key (room)`},
+		{"DO $$ BEGIN RAISE unique_violation USING MESSAGE = 'not again', DETAIL = 'Key (Zelda)=(Canary) already exists.'; END $$", nil,
+			"not again"},
+		{"INSERT INTO privacy10_patients (note, ssn) VALUES ('x', $1)", []any{name},
+			`new row for relation "privacy10_patients" violates check constraint "privacy10_patients_note_check"`},
+	} {
+		_, err := conn.Exec(ctx, c.sql, c.args...)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || !strings.HasPrefix(pg.Code, "23") {
+			t.Fatalf("%s: %v, want an integrity violation from the server", c.sql, err)
+		}
+		if got := dberr.PostgresMessage(pg); got != c.want || hasCanary(got) {
+			t.Errorf("%s (detail %q): worded %q, want %q", c.sql, pg.Detail, got, c.want)
+		}
+		if got := dberr.Cut(err).Error(); hasCanary(got) {
+			t.Errorf("%s: cut to %q, which holds a value", c.sql, got)
 		}
 	}
 }
