@@ -164,12 +164,25 @@ var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366:
 // mysqlMessage is e's message without the value it quotes: from the
 // first quote to the last one before ` for ` (the key, column or function
 // it names: `Duplicate entry 'MRN7730019' for key 'mrn'` becomes
-// `Duplicate entry for key 'mrn'`), or to the last quote.
+// `Duplicate entry for key 'mrn'`), or to the last quote. Two errors
+// quote a record after the table they name, when an ON UPDATE CASCADE
+// would make a duplicate (ER_FOREIGN_DUPLICATE_KEY_WITH_CHILD_INFO and
+// _WITHOUT_CHILD_INFO: `Foreign key constraint for table 'patients',
+// record 'MRN7730019-north' would lead to a duplicate entry in table
+// 'visits', key 'mrn'`), and one ends with a partitioning expression's
+// value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
+// partition for value 1961`, the year of a birth date).
 func mysqlMessage(e *mysql.MySQLError) string {
-	if !mysqlValueErrors[e.Number] {
-		return e.Message
+	switch {
+	case mysqlValueErrors[e.Number]:
+		return cutQuoted(e.Message, "'", "' for ")
+	case e.Number == 1761 || e.Number == 1762:
+		return cutQuoted(e.Message, ", record '", "' would ")
+	case e.Number == 1526:
+		head, _, _ := strings.Cut(e.Message, " for value ")
+		return head
 	}
-	return cutQuoted(e.Message, "'", "' for ")
+	return e.Message
 }
 
 // cutQuoted cuts msg from the first open (and the ": " before it) to the

@@ -24,7 +24,7 @@ const (
 )
 
 // canaries are the parts of the values that must not survive a cut.
-var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3", "65-4329"}
+var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3", "65-4329", "1961"}
 
 // TestPostgresErrorsLoseTheirValues: PostgreSQL's own errors, each got
 // from the server, quote the value they refuse; cut, they name the
@@ -159,6 +159,11 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 	for _, q := range []string{
 		"CREATE TABLE Privacy8Patient (MRN VARCHAR(40) UNIQUE, N INT, Born DATE, Short VARCHAR(3))",
 		"INSERT INTO Privacy8Patient (MRN) VALUES ('" + mrn + "')",
+		"CREATE TABLE Privacy10Ward (MRN VARCHAR(40), Site VARCHAR(10), PRIMARY KEY (MRN, Site))",
+		"CREATE TABLE Privacy10Bed (Id INT PRIMARY KEY, MRN VARCHAR(40), UNIQUE KEY Bed_MRN (MRN), FOREIGN KEY (MRN) REFERENCES Privacy10Ward (MRN) ON UPDATE CASCADE)",
+		"INSERT INTO Privacy10Ward VALUES ('" + mrn + "', 'north'), ('Zelda Canary', 'south')",
+		"INSERT INTO Privacy10Bed VALUES (1, '" + mrn + "'), (2, 'Zelda Canary')",
+		"CREATE TABLE Privacy10Born (Born DATE) PARTITION BY RANGE (YEAR(Born)) (PARTITION old VALUES LESS THAN (1900))",
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -174,6 +179,9 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 		{"INSERT INTO Privacy8Patient (N) VALUES (?)", name, "Error 1366 (22007): Incorrect integer value for column `"},
 		{"INSERT INTO Privacy8Patient (Born) VALUES (?)", "1901-02-3x " + name, "Error 1292 (22007): Incorrect date value for column `"},
 		{"INSERT INTO Privacy8Patient (Short) VALUES (?)", name, "Error 1406 (22001): Data too long for column 'Short' at row 1"},
+		{"UPDATE Privacy10Ward SET MRN = ? WHERE MRN = '" + mrn + "'", "Zelda Canary",
+			"Error 1761 (23000): Foreign key constraint for table 'Privacy10Ward' would lead to a duplicate entry in table 'Privacy10Bed', key 'Bed_MRN'"},
+		{"INSERT INTO Privacy10Born VALUES (?)", "1961-07-14", "Error 1526 (HY000): Table has no partition"},
 	} {
 		_, err := db.Exec(c.sql, c.arg)
 		if err == nil {
