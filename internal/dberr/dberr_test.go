@@ -182,6 +182,10 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 		{"UPDATE Privacy10Ward SET MRN = ? WHERE MRN = '" + mrn + "'", "Zelda Canary",
 			"Error 1761 (23000): Foreign key constraint for table 'Privacy10Ward' would lead to a duplicate entry in table 'Privacy10Bed', key 'Bed_MRN'"},
 		{"INSERT INTO Privacy10Born VALUES (?)", "1961-07-14", "Error 1526 (HY000): Table has no partition"},
+		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', ?), 'a' AS INT)", name,
+			"Error 1918 (22007): Encountered illegal value when converting to INT"},
+		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', CAST(? AS DOUBLE)), 'a' AS INT)", "1961e30",
+			"Error 1916 (22003): Got overflow when converting to INT. Value truncated"},
 	} {
 		_, err := db.Exec(c.sql, c.arg)
 		if err == nil {
