@@ -9,6 +9,7 @@ import (
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
+	"strangler/config"
 )
 
 func TestExplicitKeysCopyThoseRowsAndTheirDependants(t *testing.T) {
@@ -191,5 +192,45 @@ func TestOneBackfillAtATime(t *testing.T) {
 	<-first
 	if got := w.count(t, "SELECT count(*) FROM strangler_backfill_runs WHERE status = 'interrupted'"); got != 1 {
 		t.Errorf("the stopped run is not marked interrupted")
+	}
+}
+
+// TestAReadRepairKeyTheSourceKeyCannotHoldIsNotInTheSource: a read-repair
+// key is whatever a client put in a path. One with a character a latin1
+// key column lacks made MariaDB refuse the query for the whole page of
+// keys ("Illegal mix of collations"): the table stopped with none of
+// them copied, they stayed queued, and every later run stopped it again.
+// Such a key is counted as not in the source, and the others are copied.
+func TestAReadRepairKeyTheSourceKeyCannotHoldIsNotInTheSource(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Person (Code VARCHAR(40) CHARACTER SET latin1 PRIMARY KEY, Name VARCHAR(40))",
+		"CREATE TABLE persons (code text UNIQUE, name text)",
+		config.BackfillTable{Name: "persons", From: "Person", Key: "Code", To: "persons", TargetKey: "code", Columns: cols("Code=code", "Name=name")})
+	w.exec(t, "INSERT INTO Person VALUES ('Zoë', 'a'), ('b', 'b'), ('c', 'c')")
+	queued := []string{"Zoë", "Zoë 😀 Quimbyfrost", "b", "Ωmega"}
+	repairs := &repairKeys{pending: map[string][]string{"persons": slices.Clone(queued)}, done: map[string][]string{}}
+	tr := w.run(t, backfill.Options{Repairs: repairs}).Tables[0]
+	if got := repairs.done["persons"]; !slices.Equal(got, queued) {
+		t.Errorf("keys done: %q; want all of %q", got, queued)
+	}
+	if tr.NotInSource != 2 || tr.Written() != 3 {
+		t.Errorf("%d keys not in the source, %d rows written; want 2 and 3", tr.NotInSource, tr.Written())
+	}
+}
+
+// TestAModernKeyTheSourceKeyCannotHoldIsAnExtraRow: a plain re-run looks
+// up modern's keys in the source to find the rows legacy no longer has.
+// One with a character a latin1 key column lacks stopped the table
+// ("Illegal mix of collations"); it is a row legacy does not have.
+func TestAModernKeyTheSourceKeyCannotHoldIsAnExtraRow(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Person (Code VARCHAR(40) CHARACTER SET latin1 PRIMARY KEY, Name VARCHAR(40))",
+		"CREATE TABLE persons (code text UNIQUE, name text)",
+		config.BackfillTable{Name: "persons", From: "Person", Key: "Code", To: "persons", TargetKey: "code", Columns: cols("Code=code", "Name=name")})
+	w.exec(t, "INSERT INTO Person VALUES ('Zoë', 'a'), ('b', 'b')")
+	w.run(t, backfill.Options{})
+	w.pg(t, "INSERT INTO persons VALUES ('Ωmega', 'x')")
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Extra != 1 {
+		t.Errorf("a plain re-run counts %d extra rows; want 1", tr.Extra)
 	}
 }

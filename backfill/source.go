@@ -3,9 +3,12 @@ package backfill
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // maxBatchBytes caps the bytes of one batch, whatever its row count: a
@@ -147,46 +150,82 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 func (r *reader) byValues(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
 	for len(values) > 0 {
 		n := min(len(values), r.limit, 10_000)
-		chunk := values[:n]
-		values = values[n:]
-		args := make([]any, len(chunk))
-		for i, v := range chunk {
-			args[i] = v
-		}
-		list, ncols := r.columns()
-		rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
-			" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", n), ",")+") ORDER BY "+r.t.sourceKey, args...)
-		if err == nil {
-			err = r.samePlan(rows)
-		}
-		if err != nil {
+		if err := r.readHeld(ctx, column, values[:n], out); err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
-		// Bounded by the number of values asked for, times the rows each
-		// matches: a foreign key's dependants are few.
-		for {
-			b, cut, err := scanBatch(rows, ncols)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", r.t.name, err)
-			}
-			if err := r.pace.take(ctx, len(b.rows)); err != nil {
-				rows.Close()
-				return err
-			}
-			if len(b.rows) > 0 {
-				select {
-				case out <- b:
-				case <-ctx.Done():
-					rows.Close()
-					return ctx.Err()
-				}
-			}
-			if !cut {
-				break
-			}
-		}
+		values = values[n:]
 	}
 	return nil
+}
+
+// readHeld reads the rows whose column equals one of values, leaving out
+// the values the column's character set cannot hold (a read-repair key
+// is whatever a client put in a path: Zoë😀 for a latin1 key). MySQL
+// refuses the whole query for one of them, which stopped the table on
+// every run; no row has such a value, so the values are halved until
+// those are found and left out.
+func (r *reader) readHeld(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
+	err := r.readValues(ctx, column, values, out)
+	switch {
+	case !unholdable(err):
+		return err
+	case len(values) == 1:
+		return nil
+	}
+	half := len(values) / 2
+	if err := r.readHeld(ctx, column, values[:half], out); err != nil {
+		return err
+	}
+	return r.readHeld(ctx, column, values[half:], out)
+}
+
+// unholdable reports whether err is MySQL refusing to compare a column
+// with a value its character set cannot hold (ER_CANT_AGGREGATE_2, _3
+// and _NCOLLATIONS: "Illegal mix of collations").
+func unholdable(err error) bool {
+	var my *mysql.MySQLError
+	return errors.As(err, &my) && (my.Number == 1267 || my.Number == 1270 || my.Number == 1271)
+}
+
+// readValues reads the rows whose column equals one of values, at most
+// 10,000 of them.
+func (r *reader) readValues(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	list, ncols := r.columns()
+	rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
+		" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(values)), ",")+") ORDER BY "+r.t.sourceKey, args...)
+	if err == nil {
+		err = r.samePlan(rows)
+	}
+	if err != nil {
+		return err
+	}
+	// Bounded by the number of values asked for, times the rows each
+	// matches: a foreign key's dependants are few.
+	for {
+		b, cut, err := scanBatch(rows, ncols)
+		if err != nil {
+			return err
+		}
+		if err := r.pace.take(ctx, len(b.rows)); err != nil {
+			rows.Close()
+			return err
+		}
+		if len(b.rows) > 0 {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				rows.Close()
+				return ctx.Err()
+			}
+		}
+		if !cut {
+			return nil
+		}
+	}
 }
 
 // samePlan refuses rows whose key or values MySQL now sends as another

@@ -90,13 +90,62 @@ func walk(err error, f func(error)) {
 // the bytes it dumps (`invalid byte sequence for encoding "UTF8": 0xe9
 // 0x20`) are dropped. `invalid input syntax for type date: "1901-02-33"`
 // becomes `invalid input syntax for type date`, so reasons group too.
-// Other messages name constraints, columns and tables, and are kept.
+// Other messages name constraints, columns and tables, and are kept; an
+// integrity violation's also gets the key's columns its detail names
+// (keyColumns): `duplicate key value violates unique constraint "uq_7",
+// key (ssn)`. Not one raised in a function (Where says where), whose
+// detail says whatever its author wrote.
 func PostgresMessage(pg *pgconn.PgError) string {
+	if strings.HasPrefix(pg.Code, "23") {
+		if cols := keyColumns(pg.Detail); cols != "" && pg.Where == "" {
+			return pg.Message + ", key (" + cols + ")"
+		}
+		return pg.Message
+	}
 	if !strings.HasPrefix(pg.Code, "22") && pg.Code != "42601" {
 		return pg.Message
 	}
 	msg := cutQuoted(pg.Message, `"`, `"`)
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
+}
+
+// keyColumns is the key's columns (or index expressions) that an
+// integrity violation's detail names before the values it quotes, ""
+// when it names none: a unique or exclusion violation's and a foreign
+// key's detail reads `Key (ssn)=(123-45-6789) already exists` (`is not
+// present in table "patients"`, `conflicts with existing key …`, `is
+// still referenced from table "visits"`). The columns end at the first
+// ")" outside quotes and brackets (a name may be `"odd)=(name"`, an
+// expression `coalesce(site, ')'::text)`); nothing after it is taken.
+// A detail in another language (lc_messages) or without a key (a
+// check's `Failing row contains (…)`) gives "".
+func keyColumns(detail string) string {
+	rest, ok := strings.CutPrefix(detail, "Key (")
+	if !ok {
+		return ""
+	}
+	var quote byte
+	depth := 0
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0 // a doubled quote closes and opens again
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case c == ')':
+			if !strings.HasPrefix(rest[i:], ")=(") {
+				return ""
+			}
+			return rest[:i]
+		}
+	}
+	return ""
 }
 
 // byteDump is how PostgreSQL shows the bytes of a value it cannot read
@@ -107,20 +156,36 @@ var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
 // a value in single quotes: ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME,
 // ER_TRUNCATED_WRONG_VALUE, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
 // ER_ILLEGAL_VALUE_FOR_TYPE, ER_WRONG_VALUE_FOR_TYPE, ER_WRONG_VALUE,
-// ER_INVALID_CHARACTER_STRING and ER_DATA_OUT_OF_RANGE (an expression,
-// literals included). The others quote names only (`Data too long for
-// column 'x' at row 1`).
-var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true}
+// ER_INVALID_CHARACTER_STRING, ER_DATA_OUT_OF_RANGE (an expression,
+// literals included), and MariaDB's ER_DATA_OVERFLOW and ER_BAD_DATA (a
+// dynamic column's value: `Encountered illegal value 'Zelda' when
+// converting to INT`). The others quote names only (`Data too long for
+// column 'x' at row 1`), but for the few mysqlMessage cuts itself.
+var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true,
+	1916: true, 1918: true}
 
 // mysqlMessage is e's message without the value it quotes: from the
 // first quote to the last one before ` for ` (the key, column or function
 // it names: `Duplicate entry 'MRN7730019' for key 'mrn'` becomes
-// `Duplicate entry for key 'mrn'`), or to the last quote.
+// `Duplicate entry for key 'mrn'`), or to the last quote. Two errors
+// quote a record after the table they name, when an ON UPDATE CASCADE
+// would make a duplicate (ER_FOREIGN_DUPLICATE_KEY_WITH_CHILD_INFO and
+// _WITHOUT_CHILD_INFO: `Foreign key constraint for table 'patients',
+// record 'MRN7730019-north' would lead to a duplicate entry in table
+// 'visits', key 'mrn'`), and one ends with a partitioning expression's
+// value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
+// partition for value 1961`, the year of a birth date).
 func mysqlMessage(e *mysql.MySQLError) string {
-	if !mysqlValueErrors[e.Number] {
-		return e.Message
+	switch {
+	case mysqlValueErrors[e.Number]:
+		return cutQuoted(e.Message, "'", "' for ")
+	case e.Number == 1761 || e.Number == 1762:
+		return cutQuoted(e.Message, ", record '", "' would ")
+	case e.Number == 1526:
+		head, _, _ := strings.Cut(e.Message, " for value ")
+		return head
 	}
-	return cutQuoted(e.Message, "'", "' for ")
+	return e.Message
 }
 
 // cutQuoted cuts msg from the first open (and the ": " before it) to the

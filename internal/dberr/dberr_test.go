@@ -24,7 +24,7 @@ const (
 )
 
 // canaries are the parts of the values that must not survive a cut.
-var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3"}
+var canaries = []string{"Zelda", "Canary", "Quimby", "7730019", "1901-02-3", "65-4329", "1961"}
 
 // TestPostgresErrorsLoseTheirValues: PostgreSQL's own errors, each got
 // from the server, quote the value they refuse; cut, they name the
@@ -57,7 +57,7 @@ func TestPostgresErrorsLoseTheirValues(t *testing.T) {
 		{"SELECT convert_from($1, 'UTF8')", []any{[]byte("Zelda\xe9Canary")}, "invalid byte sequence for encoding (SQLSTATE 22021)"},
 		{"SELECT $1::tsvector", []any{"Zelda:::Canary"}, "syntax error in tsvector (SQLSTATE 42601)"},
 		{"SELECT $1::tsquery", []any{"Zelda & "}, "no operand in tsquery (SQLSTATE 42601)"},
-		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key" (SQLSTATE 23505)`},
+		{"INSERT INTO privacy8_patients (mrn) VALUES ($1)", []any{mrn}, `duplicate key value violates unique constraint "privacy8_patients_mrn_key", key (mrn) (SQLSTATE 23505)`},
 	} {
 		_, err := conn.Exec(ctx, c.sql, c.args...)
 		var pg *pgconn.PgError
@@ -79,6 +79,75 @@ func TestPostgresErrorsLoseTheirValues(t *testing.T) {
 	}
 }
 
+// TestIntegrityViolationsNameTheKeyNotItsValue: PostgreSQL's integrity
+// violations name a constraint, whose name need not say which columns it
+// holds (uq_7); the key's columns are in the detail, with the values
+// (`Key (ssn)=(123-45-6789) already exists`). The message gets the
+// columns and none of the values, whatever a value or a column's name
+// holds; a detail without a key (a check's failing row) or one a
+// function wrote adds nothing.
+func TestIntegrityViolationsNameTheKeyNotItsValue(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS btree_gist;
+		CREATE TABLE privacy10_wards (id text PRIMARY KEY);
+		CREATE TABLE privacy10_patients (ssn text, site text, email text, ward text REFERENCES privacy10_wards,
+			"odd)=(name" text UNIQUE, note text CHECK (note <> 'x'), room text, EXCLUDE USING gist (room WITH =));
+		CREATE UNIQUE INDEX uq_7 ON privacy10_patients (ssn, site);
+		CREATE UNIQUE INDEX uq_8 ON privacy10_patients (lower(email));
+		CREATE UNIQUE INDEX uq_9 ON privacy10_patients (coalesce(site, ')=('), ward)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO privacy10_wards VALUES ('Zelda Canary')`,
+		`INSERT INTO privacy10_patients VALUES ('987-65-4329', 'a', 'zelda@quimby.example', 'Zelda Canary', 'Zelda)=(Canary', NULL, 'MRN7730019')`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"INSERT INTO privacy10_patients (ssn, site) VALUES ($1, 'a')", []any{"987-65-4329"},
+			`duplicate key value violates unique constraint "uq_7", key (ssn, site)`},
+		{"INSERT INTO privacy10_patients (email) VALUES ($1)", []any{"Zelda@Quimby.example"},
+			`duplicate key value violates unique constraint "uq_8", key (lower(email))`},
+		{"INSERT INTO privacy10_patients (site, ward) VALUES ('a', $1)", []any{"Zelda Canary"},
+			`duplicate key value violates unique constraint "uq_9", key (COALESCE(site, ')=('::text), ward)`},
+		{`INSERT INTO privacy10_patients ("odd)=(name") VALUES ($1)`, []any{"Zelda)=(Canary"},
+			`duplicate key value violates unique constraint "privacy10_patients_odd)=(name_key", key ("odd)=(name")`},
+		{"INSERT INTO privacy10_patients (ward) VALUES ($1)", []any{"Quimby " + mrn},
+			`insert or update on table "privacy10_patients" violates foreign key constraint "privacy10_patients_ward_fkey", key (ward)`},
+		{"DELETE FROM privacy10_wards WHERE id = $1", []any{"Zelda Canary"},
+			`update or delete on table "privacy10_wards" violates foreign key constraint "privacy10_patients_ward_fkey" on table "privacy10_patients", key (id)`},
+		{"INSERT INTO privacy10_patients (room) VALUES ($1)", []any{mrn},
+			`conflicting key value violates exclusion constraint "privacy10_patients_room_excl", key (room)`},
+		{"DO $$ BEGIN RAISE unique_violation USING MESSAGE = 'not again', DETAIL = 'Key (Zelda)=(Canary) already exists.'; END $$", nil,
+			"not again"},
+		{"INSERT INTO privacy10_patients (note, ssn) VALUES ('x', $1)", []any{name},
+			`new row for relation "privacy10_patients" violates check constraint "privacy10_patients_note_check"`},
+	} {
+		_, err := conn.Exec(ctx, c.sql, c.args...)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || !strings.HasPrefix(pg.Code, "23") {
+			t.Fatalf("%s: %v, want an integrity violation from the server", c.sql, err)
+		}
+		if got := dberr.PostgresMessage(pg); got != c.want || hasCanary(got) {
+			t.Errorf("%s (detail %q): worded %q, want %q", c.sql, pg.Detail, got, c.want)
+		}
+		if got := dberr.Cut(err).Error(); hasCanary(got) {
+			t.Errorf("%s: cut to %q, which holds a value", c.sql, got)
+		}
+	}
+}
+
 // TestMySQLErrorsLoseTheirValues: MariaDB's (and MySQL's) messages quote
 // the value in single quotes; cut, they keep the key or column they name.
 func TestMySQLErrorsLoseTheirValues(t *testing.T) {
@@ -90,6 +159,11 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 	for _, q := range []string{
 		"CREATE TABLE Privacy8Patient (MRN VARCHAR(40) UNIQUE, N INT, Born DATE, Short VARCHAR(3))",
 		"INSERT INTO Privacy8Patient (MRN) VALUES ('" + mrn + "')",
+		"CREATE TABLE Privacy10Ward (MRN VARCHAR(40), Site VARCHAR(10), PRIMARY KEY (MRN, Site))",
+		"CREATE TABLE Privacy10Bed (Id INT PRIMARY KEY, MRN VARCHAR(40), UNIQUE KEY Bed_MRN (MRN), FOREIGN KEY (MRN) REFERENCES Privacy10Ward (MRN) ON UPDATE CASCADE)",
+		"INSERT INTO Privacy10Ward VALUES ('" + mrn + "', 'north'), ('Zelda Canary', 'south')",
+		"INSERT INTO Privacy10Bed VALUES (1, '" + mrn + "'), (2, 'Zelda Canary')",
+		"CREATE TABLE Privacy10Born (Born DATE) PARTITION BY RANGE (YEAR(Born)) (PARTITION old VALUES LESS THAN (1900))",
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -105,6 +179,13 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 		{"INSERT INTO Privacy8Patient (N) VALUES (?)", name, "Error 1366 (22007): Incorrect integer value for column `"},
 		{"INSERT INTO Privacy8Patient (Born) VALUES (?)", "1901-02-3x " + name, "Error 1292 (22007): Incorrect date value for column `"},
 		{"INSERT INTO Privacy8Patient (Short) VALUES (?)", name, "Error 1406 (22001): Data too long for column 'Short' at row 1"},
+		{"UPDATE Privacy10Ward SET MRN = ? WHERE MRN = '" + mrn + "'", "Zelda Canary",
+			"Error 1761 (23000): Foreign key constraint for table 'Privacy10Ward' would lead to a duplicate entry in table 'Privacy10Bed', key 'Bed_MRN'"},
+		{"INSERT INTO Privacy10Born VALUES (?)", "1961-07-14", "Error 1526 (HY000): Table has no partition"},
+		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', ?), 'a' AS INT)", name,
+			"Error 1918 (22007): Encountered illegal value when converting to INT"},
+		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', CAST(? AS DOUBLE)), 'a' AS INT)", "1961e30",
+			"Error 1916 (22003): Got overflow when converting to INT. Value truncated"},
 	} {
 		_, err := db.Exec(c.sql, c.arg)
 		if err == nil {
