@@ -117,3 +117,28 @@ func TestAForceValueIsStampedOnTheStoresClock(t *testing.T) {
 		t.Errorf("ttl_seconds %v, want 1800", body["ttl_seconds"])
 	}
 }
+
+// TestARepairsAgeIsOnTheStoresClock: the replica answering GET
+// /admin/repairs has a clock three days behind the store's, which
+// stamped the write when it came in a moment ago: the write is seconds
+// old, not three days to come.
+func TestARepairsAgeIsOnTheStoresClock(t *testing.T) {
+	const behind = 72 * time.Hour
+	// The embedded store stamps with the wall clock: the plane's is
+	// behind it, and the store's lead measured.
+	p := newPlaneWith(t, planeOptions{clock: &clock{t: time.Now().Add(-behind)}, storeLead: behind})
+	p.journalWrite(t, "w-1")
+	resp, body := p.call(t, "GET", "/admin/repairs", aliceToken, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %d %v, want 200", resp.StatusCode, body)
+	}
+	repairs, _ := body["repairs"].([]any)
+	if len(repairs) != 1 {
+		t.Fatalf("got repairs %v, want w-1", body["repairs"])
+	}
+	// The plane's clock stands still while the test runs: within
+	// minutes either way.
+	if age := repairs[0].(map[string]any)["age_seconds"].(float64); age < -600 || age > 600 {
+		t.Errorf("a write journaled a moment ago is listed %v seconds old, want a few", age)
+	}
+}

@@ -97,3 +97,35 @@ func TestALeaderAheadKeepsTheHoursAWindowReads(t *testing.T) {
 		t.Errorf("the hour 89 days ago is gone (%d hours left): a leader 3 days ahead purged within the retention", len(hours))
 	}
 }
+
+// TestALeaderAheadKeepsWhatARouteLearnedAMomentAgo: the replica that
+// purges what removed routes left behind has a clock two hours ahead. A
+// replica still serving the older configuration learned a schema and a
+// sample a moment ago, on the store's clock: they stay (the grace is an
+// hour), as they did not when the leader measured the grace by its own.
+func TestALeaderAheadKeepsWhatARouteLearnedAMomentAgo(t *testing.T) {
+	ctx := context.Background()
+	p := newPlane(t)
+	if err := p.store.MergeSchema(ctx, "old-route", "GET", 200, func([]byte) ([]byte, error) { return []byte(`{}`), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.store.AddSample(ctx, "old-route", time.Now(), []byte(`{"diffs":[]}`), 100); err != nil {
+		t.Fatal(err)
+	}
+	ahead := func() time.Time { return time.Now().Add(2 * time.Hour) } // the store stamps with the wall clock
+	purger := &CountsPurger{Flags: p.flags, Store: skewedStore{p.store, -2 * time.Hour}, Leftovers: p.store, Log: p.log, Now: ahead}
+	if err := purger.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	docs, err := p.store.LoadSchemas(ctx, "old-route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := p.store.Samples(ctx, "old-route", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 1 || len(samples) != 1 {
+		t.Errorf("%d schemas and %d samples learned a moment ago left, want 1 and 1: a leader 2 hours ahead deleted them", len(docs), len(samples))
+	}
+}

@@ -90,11 +90,7 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 	}
 	// Whole seconds, which is what a value carries; on the store's clock,
 	// which the replicas checking the value share (router.Deps.StoreLead).
-	now := a.now()
-	if a.StoreLead != nil {
-		now = now.Add(a.StoreLead())
-	}
-	now = now.Truncate(time.Second)
+	now := a.storeNow().Truncate(time.Second)
 	claim := force.Claim{Route: name, Backend: string(req.Backend), Expires: now.Add(ttl), ID: force.NewID()}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()

@@ -36,7 +36,8 @@ type RepairView struct {
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
-	// AgeSeconds is how long ago the write came in, by the facade's clock.
+	// AgeSeconds is how long ago the write came in, on the store's clock,
+	// which stamped it (whichever replica journaled it).
 	AgeSeconds float64 `json:"age_seconds"`
 	// Target, Header and Body only for GET /admin/repairs/{id}?body=1: the
 	// path, headers and body may carry patient data.
@@ -82,7 +83,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	}
 	out := make([]RepairView, len(list))
 	for i, s := range list {
-		out[i] = toRepairView(s, a.now())
+		out[i] = toRepairView(s, a.storeNow())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"repairs": out})
 	return nil
@@ -101,7 +102,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	if err != nil {
 		return repairError(err)
 	}
-	out := toRepairView(rep.RepairSummary, a.now())
+	out := toRepairView(rep.RepairSummary, a.storeNow())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
 		if err := a.Repairs.AppendAudit(ctx, domain.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
@@ -177,7 +178,7 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 	if err != nil {
 		return repairError(err)
 	}
-	writeJSON(w, http.StatusOK, toRepairView(rep.RepairSummary, a.now()))
+	writeJSON(w, http.StatusOK, toRepairView(rep.RepairSummary, a.storeNow()))
 	return nil
 }
 

@@ -105,18 +105,20 @@ func (p *CountsPurger) purgeIfDue(ctx context.Context, last time.Time) time.Time
 func (p *CountsPurger) Purge(ctx context.Context) error {
 	now := p.Now()
 	routes := p.Flags.All()
-	// The hours are filed on the store's clock (see stats.Flush): a
+	// The hours are filed, and the leftovers stamped, on the store's
+	// clock (see stats.Flush and store.Store.PurgeRemovedRoutes): a
 	// leader days ahead would otherwise delete hours a retirement window
-	// still reads.
-	countsNow := now
+	// still reads, and one an hour ahead the schemas and noise a replica
+	// still on the older configuration learns.
+	storeNow := now
 	if clk, ok := p.Store.(stats.Clock); ok {
 		off, err := clk.ClockOffset(ctx)
 		if err != nil {
 			return err
 		}
-		countsNow = now.Add(off)
+		storeNow = now.Add(off)
 	}
-	n, err := p.Store.PurgeCounts(ctx, countsNow.Add(-CountsRetention(routes)))
+	n, err := p.Store.PurgeCounts(ctx, storeNow.Add(-CountsRetention(routes)))
 	if err != nil {
 		return err
 	}
@@ -130,8 +132,8 @@ func (p *CountsPurger) Purge(ctx context.Context) error {
 	for i, rf := range routes {
 		keep[i] = rf.Route.Name
 	}
-	purged, err := p.Leftovers.PurgeRemovedRoutes(ctx, keep, now.Add(-leftoverGrace), func(l store.Leftovers) domain.AuditEntry {
-		return domain.AuditEntry{At: now, Actor: config.ConfigActor, Action: "route_data_purged", Route: l.Route,
+	purged, err := p.Leftovers.PurgeRemovedRoutes(ctx, keep, storeNow.Add(-leftoverGrace), func(l store.Leftovers) domain.AuditEntry {
+		return domain.AuditEntry{At: storeNow, Actor: config.ConfigActor, Action: "route_data_purged", Route: l.Route,
 			Detail: fmt.Sprintf("the route is no longer in the configuration: its %d learned response schemas, %d shadow mismatch samples and %d learned noise fields were deleted", l.Schemas, l.Samples, l.Noise)}
 	})
 	for _, l := range purged {

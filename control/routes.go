@@ -50,6 +50,15 @@ type AdminDeps struct {
 	Writes WriteHealth
 }
 
+// storeNow is now on the state store's clock (StoreLead ahead of Now),
+// which the times the store stamps itself are on.
+func (a *admin) storeNow() time.Time {
+	if a.StoreLead == nil {
+		return a.now()
+	}
+	return a.now().Add(a.StoreLead())
+}
+
 // NewAdmin returns the admin listener's handler. Every route of the admin
 // API is listed here; who may call each is decided in permissions.
 func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).handler() }

@@ -8,7 +8,8 @@ type AuditEntry struct {
 	// ID is assigned by the store; later entries have higher ids, and the
 	// hash chain runs in id order.
 	ID int64
-	// At is when it happened; zero means now.
+	// At is when it happened; zero means now. A PostgreSQL store stamps
+	// the time itself, on the clock its replicas share.
 	At    time.Time
 	Actor string
 	// Action is what happened: "flip", "clear", "denied", "rollback",

@@ -41,7 +41,7 @@ type Queue interface {
 	TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error)
 	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
-	PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error)
+	PurgeRepairs(ctx context.Context, keep time.Duration) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)
 	ReleaseLeases(ctx context.Context, owner string, keep map[string]bool) (int, error)
 }
@@ -451,7 +451,7 @@ func (w *Worker) purge(ctx context.Context) {
 		w.log.Info("erased the requests of settled dual writes", "count", n)
 	}
 	keep := time.Duration(w.settings.Load().Keep)
-	if n, err := w.queue.PurgeRepairs(sctx, w.now().Add(-keep)); err != nil {
+	if n, err := w.queue.PurgeRepairs(sctx, keep); err != nil {
 		w.log.Warn("purging delivered dual writes failed", "error", err)
 	} else if n > 0 {
 		w.log.Info("purged delivered dual writes", "count", n)

@@ -161,14 +161,14 @@ func TestPurgeDeletesFinishedWritesOnceKeepHasPassed(t *testing.T) {
 		return err == nil
 	}
 
-	r.clock.Set(time.Now().Add(50 * time.Minute))
+	testdb.AgeRepairs(t, r.dsn, 50*time.Minute)
 	r.w.purge(ctx)
 	for _, id := range []string{"done", "skipped", "dead", "pending", "sent"} {
 		if !exists(id) {
 			t.Errorf("%s was purged before keep (1h) passed", id)
 		}
 	}
-	r.clock.Set(time.Now().Add(70 * time.Minute))
+	testdb.AgeRepairs(t, r.dsn, 20*time.Minute) // 70 in all
 	r.w.purge(ctx)
 	for id, kept := range map[string]bool{"done": false, "skipped": false, "dead": true, "pending": true, "sent": true} {
 		if exists(id) != kept {

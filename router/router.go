@@ -171,6 +171,7 @@ func (r *Router) Swap(t *Table) {
 	r.table.Store(t)
 	r.budget.limit.Store(t.replayBudget)
 	r.deps.Metrics.setModes(t)
+	r.deps.Stats.Retain(t.routeNames())
 	kept := r.upstreams[:0]
 	for _, u := range r.upstreams {
 		if u == t.legacy || u == t.modern {

@@ -195,6 +195,16 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 	return t, nil
 }
 
+// routeNames names the routes t counts, the unmatched requests' included.
+func (t *Table) routeNames() []string {
+	names := make([]string, 0, len(t.byName)+1)
+	names = append(names, t.unmatched.name)
+	for name := range t.byName {
+		names = append(names, name)
+	}
+	return names
+}
+
 // prepareMode builds what the route's mode needs besides its settings.
 func (t *Table) prepareMode(rt *route, cr *config.Route, prev *Table) error {
 	switch rt.mode {

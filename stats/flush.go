@@ -63,6 +63,7 @@ func (c *Counters) Flush(ctx context.Context, sink Sink, now time.Time) error {
 			clients = append(clients, domain.ClientCount{Route: r.name, Hour: hour, Client: client, Requests: n})
 		}
 	}
+	c.forgetFlushed()
 	h := &c.held
 	h.mu.Lock()
 	defer h.mu.Unlock()

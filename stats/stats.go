@@ -7,6 +7,7 @@ package stats
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type Counters struct {
 	epoch  time.Time
 	mu     sync.Mutex
 	routes map[string]*Route
+	// retired are routes no longer served (Retain) whose counts a flush
+	// has yet to take; the flush that finds one empty forgets it.
+	retired []*Route
 	// held is what the last flush could not add.
 	held heldBack
 	// offset is the store's clock's lead on this replica's, in
@@ -33,27 +37,87 @@ type Counters struct {
 // NewCounters returns empty counters.
 func NewCounters() *Counters { return &Counters{epoch: time.Now(), routes: map[string]*Route{}} }
 
-// Route returns the counters of the route name, creating them.
+// Route returns the counters of the route name, creating them (or
+// taking back those Retain retired, if a flush has not forgotten them).
 func (c *Counters) Route(name string) *Route {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.routes[name]
-	if !ok {
-		r = &Route{name: name, epoch: c.epoch, clients: map[string]int64{}}
-		c.routes[name] = r
+	if ok {
+		return r
 	}
+	if i := slices.IndexFunc(c.retired, func(r *Route) bool { return r.name == name }); i >= 0 {
+		r = c.retired[i]
+		c.retired = slices.Delete(c.retired, i, i+1)
+	} else {
+		r = &Route{name: name, epoch: c.epoch, owner: c, clients: map[string]int64{}}
+	}
+	c.routes[name] = r
 	return r
 }
 
-// all returns every route's counters.
+// Retain keeps the counters of the routes named (those a new route table
+// serves) and retires the others: each flush still adds what they
+// counted, requests that began on the older table included, and the
+// first that finds one with nothing left to add forgets it. A route's
+// ring alone is 12 KB: kept for every route ever configured, routes
+// removed reload after reload held memory without end.
+func (c *Counters) Retain(names []string) {
+	keep := make(map[string]bool, len(names))
+	for _, name := range names {
+		keep[name] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, r := range c.routes {
+		if !keep[name] {
+			delete(c.routes, name)
+			c.retired = append(c.retired, r)
+		}
+	}
+}
+
+// all returns every route's counters, the retired ones' included.
 func (c *Counters) all() []*Route {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]*Route, 0, len(c.routes))
+	out := make([]*Route, 0, len(c.routes)+len(c.retired))
 	for _, r := range c.routes {
 		out = append(out, r)
 	}
-	return out
+	return append(out, c.retired...)
+}
+
+// forgetFlushed forgets the retired routes that hold no count a flush
+// has yet to take (which held-back counts no longer need: they are kept
+// apart, see heldBack). A count added as one is forgotten brings it
+// back (adopt), so that the next flush takes it.
+func (c *Counters) forgetFlushed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.retired[:0]
+	for _, r := range c.retired {
+		// gone before the check: a count that the check misses sees it
+		// (see settle).
+		r.gone.Store(true)
+		if r.pending.empty() && r.noClients() {
+			continue
+		}
+		r.gone.Store(false)
+		kept = append(kept, r)
+	}
+	clear(c.retired[len(kept):])
+	c.retired = kept
+}
+
+// adopt takes r back among the retired routes after forgetFlushed let it
+// go, for the count that was added to it since.
+func (c *Counters) adopt(r *Route) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.gone.CompareAndSwap(true, false) {
+		c.retired = append(c.retired, r)
+	}
 }
 
 // Route counts one route's traffic.
@@ -73,6 +137,28 @@ type Route struct {
 	// the last flush, bounded to maxClients names.
 	clientsMu sync.Mutex
 	clients   map[string]int64
+
+	// owner holds the route's counters; gone says it forgot them (see
+	// Counters.forgetFlushed).
+	owner *Counters
+	gone  atomic.Bool
+}
+
+// settle follows a count added to what a flush takes: if the route's
+// counters were forgotten meanwhile (a request still running on a route
+// removed from the configuration), they are taken back for the next
+// flush rather than lost.
+func (r *Route) settle() {
+	if r.gone.Load() {
+		r.owner.adopt(r)
+	}
+}
+
+// noClients says whether no client version waits for a flush.
+func (r *Route) noClients() bool {
+	r.clientsMu.Lock()
+	defer r.clientsMu.Unlock()
+	return len(r.clients) == 0
 }
 
 // totals are the counts a route has not flushed yet.
@@ -93,11 +179,19 @@ type totals struct {
 	shadowMismatch atomic.Int64
 }
 
+// empty says whether t holds no count.
+func (t *totals) empty() bool {
+	return t.requests.Load() == 0 && t.modern.Load() == 0 && t.fallbacks.Load() == 0 &&
+		t.confirmedMissing.Load() == 0 && t.legacy.Load() == 0 && t.modernFailed.Load() == 0 &&
+		t.shadowMatch.Load() == 0 && t.shadowMismatch.Load() == 0
+}
+
 // Request counts a finished request served by backend: "modern",
 // "legacy", "fallback" (legacy answering what modern failed), or "" when
 // the facade answered alone. For one legacy served, either way, the
 // client's app version is noted for the retirement report.
 func (r *Route) Request(now time.Time, backend string, req *http.Request) {
+	defer r.settle()
 	r.pending.requests.Add(1)
 	if backend == "modern" {
 		r.add(now, cRequests, cModern)
@@ -131,6 +225,7 @@ func (r *Route) ModernAnswered(now time.Time, failed bool) {
 	r.Modern(now, failed)
 	if failed {
 		r.pending.modernFailed.Add(1)
+		r.settle()
 	}
 }
 
@@ -139,6 +234,7 @@ func (r *Route) Fallback(now time.Time) {
 	r.add(now, cFallbacks)
 	r.pending.fallbacks.Add(1)
 	r.lastFallback.Store(now.UnixNano())
+	r.settle()
 }
 
 // ConfirmedMissing counts a not_found fallback that legacy answered 404
@@ -147,6 +243,7 @@ func (r *Route) Fallback(now time.Time) {
 func (r *Route) ConfirmedMissing(now time.Time) {
 	r.add(now, cConfirmedMissing)
 	r.pending.confirmedMissing.Add(1)
+	r.settle()
 }
 
 // Shadow counts a shadow comparison's verdict.
@@ -158,6 +255,7 @@ func (r *Route) Shadow(now time.Time, mismatch bool) {
 		r.add(now, cShadowMatch)
 		r.pending.shadowMatch.Add(1)
 	}
+	r.settle()
 }
 
 // maxClients bounds the distinct app versions noted per route between

@@ -41,21 +41,32 @@ func (s *Store) AppendAudit(ctx context.Context, a domain.AuditEntry) error {
 // appendAudit adds a to the end of the hash chain in tx. The chain's head
 // stays locked until tx ends, so appends from every replica take turns
 // and each links to the one before it.
+//
+// On PostgreSQL the entry's time is the server's clock, read once tx
+// holds the head, whatever a.At says: every replica's entries are then
+// on one clock, in the chain's order. Each replica's own clock, as it
+// was, interleaved two replicas' entries days apart when one's clock
+// was off. The embedded store, which one process writes, keeps a.At
+// (zero: now).
 func (s *Store) appendAudit(ctx context.Context, tx *sql.Tx, a domain.AuditEntry) error {
 	if a.Action == "" {
 		return errors.New("audit entry has no action")
 	}
-	if a.At.IsZero() {
-		a.At = s.clock()
-	}
-	// Hashed as stored: UTC at microseconds, text made storable.
-	a.At = a.At.UTC().Truncate(time.Microsecond)
 	a.Actor, a.Action, a.Route, a.FromMode, a.ToMode = clean(a.Actor), clean(a.Action), clean(a.Route), clean(a.FromMode), clean(a.ToMode)
 	a.Reason, a.Detail = clean(a.Reason), clean(a.Detail)
 	head, err := s.lockAuditHead(ctx, tx)
 	if err != nil {
 		return err
 	}
+	if s.dialect.name == "postgres" {
+		if err := tx.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&a.At); err != nil {
+			return fmt.Errorf("audit: read the server's clock: %w", err)
+		}
+	} else if a.At.IsZero() {
+		a.At = s.clock()
+	}
+	// Hashed as stored: UTC at microseconds.
+	a.At = a.At.UTC().Truncate(time.Microsecond)
 	a.PrevHash = head.Hash
 	a.Hash = auditHash(a)
 	err = tx.QueryRowContext(ctx, `
@@ -109,8 +120,10 @@ func (s *Store) auditBound(t time.Time) any {
 
 // AuditLog returns audit entries newest first in chain order (by id): each
 // links to the one after it in the list unless a filter left some out
-// between them. An entry's time is taken before it waits its turn at
-// the chain's head, so times need not fall down the list.
+// between them. Times need not fall down the list: on the embedded store
+// an entry's time is taken before it waits its turn at the chain's head,
+// and on PostgreSQL an entry an earlier release wrote carries its
+// replica's clock (see appendAudit).
 func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntry, error) {
 	var where []string
 	var args []any

@@ -164,8 +164,7 @@ func (s *Store) chainPreExisting(ctx context.Context, tx *sql.Tx) error {
 // WalkAudit calls fn with the audit entries from the first at or after
 // since (zero: all of them) on, in chain order, reading them as it goes.
 // An error from fn stops the walk and is returned as it is. Entries'
-// times need not rise with their ids (a time is taken before the entry
-// waits for the chain's head, and replicas' clocks differ): an entry
+// times need not rise with their ids (see AuditLog): an entry
 // after the first that carries an earlier time is walked too, so that
 // what is walked is a piece of the chain without a gap.
 func (s *Store) WalkAudit(ctx context.Context, since time.Time, fn func(domain.AuditEntry) error) error {

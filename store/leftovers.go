@@ -34,11 +34,13 @@ var leftoverTables = []struct {
 
 // PurgeRemovedRoutes deletes the learned response schemas, the shadow
 // mismatch samples and the learned noise of every route not in keep that
-// none of them was
-// written for since notSince (a replica still serving an older
-// configuration keeps its routes' alive), each route's deletion audited
-// in the same transaction with the entry audit makes of it. It returns
-// what it deleted, by route.
+// none of them was written for since notSince, a time on the store's
+// clock (a replica still serving an older configuration keeps its
+// routes' alive), each route's deletion audited in the same transaction
+// with the entry audit makes of it. It returns what it deleted, by
+// route. The rows are stamped on the store's clock (see clock, and
+// AddSample), which notSince is on too: a replica whose own clock is
+// hours behind does not stamp what it learns as long unwritten.
 func (s *Store) PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(Leftovers) domain.AuditEntry) ([]Leftovers, error) {
 	var purged []Leftovers
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {

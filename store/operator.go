@@ -276,12 +276,14 @@ var countOpen = func() string {
 }()
 
 // PurgeRepairs deletes finished writes (done, skipped, discarded) last
-// changed before olderThan, and returns how many it deleted. Open writes
-// are never purged. It also forgets the Idempotency-Keys that started no
-// write for KeyTTL; a write a remembered key still names is kept until
-// the key is forgotten, so that a retry can learn whether the primary
-// applied it.
-func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, error) {
+// changed more than keep ago, and returns how many it deleted. Open
+// writes are never purged. It also forgets the Idempotency-Keys that
+// started no write for KeyTTL; a write a remembered key still names is
+// kept until the key is forgotten, so that a retry can learn whether the
+// primary applied it. Ages are on the store's clock (see clock), which
+// stamped the changes: a replica whose own clock is days off purges
+// neither early nor late.
+func (s *Store) PurgeRepairs(ctx context.Context, keep time.Duration) (int, error) {
 	var n int64
 	keyTTL, keyTTLArg := s.leaseAt(1, -KeyTTL) // the clock keys are stamped on (beginKeyed)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
@@ -293,7 +295,7 @@ func (s *Store) PurgeRepairs(ctx context.Context, olderThan time.Time) (int, err
 			DELETE FROM strangler_repairs
 			WHERE `+statesIn(finalStates)+` AND updated_at < $1
 				AND NOT EXISTS (SELECT 1 FROM strangler_idempotency_keys k
-					WHERE k.intent_id = strangler_repairs.id)`, s.ts(olderThan))
+					WHERE k.intent_id = strangler_repairs.id)`, s.ts(s.clock().Add(-keep)))
 		n, err = rowsChanged(res, err)
 		return err
 	})

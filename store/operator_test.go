@@ -153,7 +153,7 @@ func TestOperatorActions(t *testing.T) {
 			if err := s.CompleteRepair(ctx, "late", "w"); err != nil {
 				t.Fatal(err)
 			}
-			n, err := s.PurgeRepairs(ctx, clk.Now().Add(-time.Minute))
+			n, err := s.PurgeRepairs(ctx, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}

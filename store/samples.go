@@ -25,7 +25,10 @@ type Sample struct {
 }
 
 // AddSample stores a mismatch sample (JSON) for route, encrypted when the
-// store has keys, then drops the route's oldest samples beyond keep.
+// store has keys, then drops the route's oldest samples beyond keep. at,
+// when it was taken by this replica's clock, is kept on the store's (see
+// clock): the newest samples are kept whichever replica took them, and
+// a removed route's last one ages on the clock PurgeRemovedRoutes reads.
 func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sample []byte, keep int) error {
 	if !json.Valid(sample) {
 		return fmt.Errorf("store: add sample for %s: sample is not valid JSON", route)
@@ -48,7 +51,7 @@ func (s *Store) AddSample(ctx context.Context, route string, at time.Time, sampl
 		}
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO strangler_samples (route, at, sample, sealed) VALUES ($1, $2, $3, $4)`,
-			route, s.ts(at), data, sealed); err != nil {
+			route, s.ts(at.Add(s.LastClockOffset())), data, sealed); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `

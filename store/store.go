@@ -56,8 +56,9 @@ type Store struct {
 	dialect *dialect
 	dsn     string
 	log     *slog.Logger
-	// now is the clock for times the caller does not pass in (created_at,
-	// updated_at, audit times); tests in this package may replace it.
+	// now is this process's clock, which clock moves onto the store's,
+	// for times the caller does not pass in (created_at, updated_at,
+	// audit times); tests in this package may replace it.
 	now func() time.Time
 	// leaseNow is the embedded store's lease clock (see leaseAt); tests in
 	// this package may replace it.
@@ -150,10 +151,15 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 // store has been reached (see Start).
 func (s *Store) Hasher() *phi.Hasher { return s.hasher }
 
-// prepare readies a migrated store: its hash key, resources journaled
+// prepare readies a migrated store: its clock's offset, its hash key, resources journaled
 // by earlier releases made digests like the ones journaled now, and, on
 // SQLite, the writes the process before left sent (noteLeftSent).
 func (s *Store) prepare(ctx context.Context) error {
+	// Before the first stamp (see clock): a replica days off would
+	// otherwise stamp on its own clock until the first counts flush.
+	if _, err := s.ClockOffset(ctx); err != nil {
+		return err
+	}
 	if err := s.loadHashKey(ctx); err != nil {
 		return err
 	}
@@ -429,9 +435,13 @@ func (e *commitError) Error() string { return "commit: " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
 // clock returns the store's current time in UTC, at the microsecond
-// precision both back-ends keep.
+// precision both back-ends keep: on PostgreSQL, this process's clock
+// moved by the server's lead on it as last measured (ClockOffset, at
+// start and at each counts flush), so that every replica stamps what
+// it writes (a write's changes, samples, schemas, noise) on the clock
+// the others compare those times with, however far its own is off.
 func (s *Store) clock() time.Time {
-	return s.now().UTC().Truncate(time.Microsecond)
+	return s.now().Add(s.LastClockOffset()).UTC().Truncate(time.Microsecond)
 }
 
 // leaseAt is the one place that decides what time a lease runs on (a
@@ -514,6 +524,7 @@ func (s *Store) ClockOffset(ctx context.Context) (time.Duration, error) {
 
 // LastClockOffset is the offset ClockOffset last measured (zero before
 // the first), for times checked where a query per check cannot be
-// afforded: a force value's expiry, on every request that carries one.
-// The counts' flush measures it every few seconds on every replica.
+// afforded: a force value's expiry, on every request that carries one,
+// and the store's own stamps (clock). It is measured once the store is
+// reached, and by the counts' flush every few seconds on every replica.
 func (s *Store) LastClockOffset() time.Duration { return time.Duration(s.clockOffset.Load()) }

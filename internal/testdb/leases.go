@@ -29,3 +29,55 @@ func LapseRepairLeases(t testing.TB, dsn string) {
 		t.Fatal(err)
 	}
 }
+
+// AgeRepairs moves the last change of every write in the dual-write
+// journal of the state store at dsn d into the past, as the passing of d
+// on the store's clock would: the purge of finished writes
+// (repairs.keep) reads their age on that clock, which no test can move.
+func AgeRepairs(t testing.TB, dsn string, d time.Duration) {
+	t.Helper()
+	path, sqlite := strings.CutPrefix(dsn, "sqlite:")
+	if !sqlite {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`UPDATE strangler_repairs SET updated_at = updated_at - $1 * interval '1 microsecond'`, d.Microseconds()); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// SQLite keeps times as text (store's timeLayout), which its own
+	// date functions would round to milliseconds.
+	const layout = "2006-01-02T15:04:05.000000Z"
+	rows, err := db.Query(`SELECT id, updated_at FROM strangler_repairs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged := map[string]string{}
+	for rows.Next() {
+		var id, at string
+		if err := rows.Scan(&id, &at); err != nil {
+			t.Fatal(err)
+		}
+		when, err := time.Parse(layout, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aged[id] = when.Add(-d).Format(layout)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for id, at := range aged {
+		if _, err := db.Exec(`UPDATE strangler_repairs SET updated_at = $1 WHERE id = $2`, at, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
