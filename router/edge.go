@@ -97,7 +97,8 @@ var errManyOverrides = &canonical.Refusal{Status: http.StatusBadRequest,
 // and Symfony read a form's, Laravel a JSON object's, as the request's
 // method): a form POSTing _method=PUT reached legacy alone, past a
 // dual-write PUT route, and so did JSON (found by the red team). The body
-// is read only when it is a form or JSON and another route serves a
+// is read only when it is a form (as Rack or PHP reads one, an untyped
+// body included) or JSON and another route serves a
 // write method on the path, buffered as a replayed body is
 // (max_replay_body, replay_budget), before any backend sees a byte; a
 // body in a Content-Encoding, which the facade does not undo and Express
@@ -107,6 +108,12 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		return true
 	}
 	types := req.Header["Content-Type"]
+	if len(types) == 0 {
+		// Rack reads a POST body without a type as a form (IsForm): one
+		// holding _method=PUT reached legacy alone, past a dual-write PUT
+		// route on its path (found by hostile5).
+		types = noContentType
+	}
 	if !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
@@ -144,6 +151,9 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	}
 	return true
 }
+
+// noContentType stands for the Content-Type of a request that has none.
+var noContentType = []string{""}
 
 // encoded reports a Content-Encoding other than identity.
 func encoded(h http.Header) bool {

@@ -2,8 +2,10 @@ package router
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestABodyIsReadForItsMethodOnlyWhereAnOverrideWouldBypassSomething: a
@@ -36,5 +38,71 @@ func TestABodyIsReadForItsMethodOnlyWhereAnOverrideWouldBypassSomething(t *testi
 	}
 	if n := modern.hits(); n != 0 {
 		t.Errorf("modern received %d requests, want none", n)
+	}
+}
+
+// TestABodyRackReadsAsAFormIsReadForItsMethod: Rack (Rails, Sinatra)
+// reads a POST body without a Content-Type as a urlencoded form, a
+// multipart/mixed or multipart/related one as multipart/form-data, and a
+// part's name from any Content-Disposition or its Content-ID; a _method
+// field in any of them made the POST a PUT to legacy. Beside a dual-write
+// PUT route on its path, such a POST is refused (400, naming the method
+// override or the missing type) before any backend sees a byte, and
+// nothing is journaled; without a _method field it passes whole.
+//
+// Found by hostile5: POST /records/4 with the body _method=PUT and no
+// Content-Type reached legacy alone, 201, past the dual-write route.
+func TestABodyRackReadsAsAFormIsReadForItsMethod(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, "legacy"))
+	modern := newBackend(t, answer(http.StatusCreated, "modern"))
+	f := newDualWriteFacade(t, legacy.URL, modern.URL, time.Second,
+		`  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}`)
+	part := func(head string) string {
+		return "--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nAda\r\n--b\r\n" + head + "\r\n\r\nPUT\r\n--b--\r\n"
+	}
+	for _, c := range []struct {
+		name, header, body, refusal string // refusal: a word the error holds; "" if served
+	}{
+		{"no Content-Type", "", "name=Ada&_method=PUT", "method"},
+		{"an empty Content-Type", "Content-Type: \r\n", "_method=put", "method"},
+		{"no Content-Type, a body that is no form", "", "name=Ada&_method=%zzPUT", "Content-Type"},
+		{"multipart/mixed", "Content-Type: multipart/mixed; boundary=b\r\n", part(`Content-Disposition: form-data; name="_method"`), "method"},
+		{"multipart/related", "Content-Type: multipart/related; boundary=b\r\n", part(`Content-Disposition: form-data; name="_method"`), "method"},
+		{"a part named in an attachment", "Content-Type: multipart/form-data; boundary=b\r\n", part(`Content-Disposition: attachment; name="_method"`), "method"},
+		{"a part named by its Content-ID", "Content-Type: multipart/form-data; boundary=b\r\n", part("Content-ID: _method"), "method"},
+		{"no Content-Type and no _method", "", "name=Ada", ""},
+		{"multipart/mixed without _method", "Content-Type: multipart/mixed; boundary=b\r\n", part(`Content-Disposition: form-data; name="title"`), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := legacy.hits()
+			_, r := rawRequest(t, f.facade, "POST /records/4 HTTP/1.1\r\nHost: x\r\n"+c.header+
+				"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n\r\n"+c.body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if c.refusal == "" {
+				if resp.StatusCode != http.StatusCreated || legacy.hits() != before+1 || string(legacy.last(t).Body) != c.body {
+					t.Fatalf("status %d, legacy received %d requests; want legacy's 201 and the body whole", resp.StatusCode, legacy.hits()-before)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, c.refusal) {
+				t.Errorf("error %q does not name %s", msg, c.refusal)
+			}
+			if n := legacy.hits() - before; n != 0 {
+				t.Errorf("legacy received %d requests, want none", n)
+			}
+		})
+	}
+	if n := modern.hits(); n != 0 {
+		t.Errorf("modern received %d requests, want none", n)
+	}
+	if w := f.writes(t); len(w) != 0 {
+		t.Errorf("%d writes journaled, want none", len(w))
 	}
 }

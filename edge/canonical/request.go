@@ -242,18 +242,34 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 // maxOverride bounds the _method value read from a multipart part.
 const maxOverride = 64
 
-// IsForm reports whether a request with Content-Type contentType has a
-// form body, whose _method field Rails (Rack::MethodOverride), Laravel and
-// Symfony read as the method of a POST. It reads the type as PHP and Rack
-// do, up to the first ";", "," or space, in any case: a value
-// mime.ParseMediaType refuses may still be a form to them.
+// IsForm reports whether a POST with Content-Type contentType ("" when it
+// has none) has a form body, whose _method field Rails
+// (Rack::MethodOverride), Laravel and Symfony read as the method of a
+// POST. It reads the type as PHP and Rack do, up to the first ";", "," or
+// space, in any case: a value mime.ParseMediaType refuses may still be a
+// form to them. Rack reads more as forms than PHP does: a POST without a
+// type (or with an empty one) as a urlencoded form, and a multipart/mixed
+// or multipart/related body as multipart/form-data (Rack::Request's
+// form_data? and parseable_data?).
 func IsForm(contentType string) bool {
-	mt, _, _ := strings.Cut(strings.TrimSpace(contentType), ";")
+	ct := strings.TrimSpace(contentType)
+	if ct == "" {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
 	if i := strings.IndexAny(mt, ", \t"); i >= 0 {
 		mt = mt[:i]
 	}
-	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
+	for _, form := range formTypes {
+		if strings.EqualFold(mt, form) {
+			return true
+		}
+	}
+	return false
 }
+
+// formTypes are the media types PHP or Rack parse a POST body of as a form.
+var formTypes = []string{"application/x-www-form-urlencoded", "multipart/form-data", "multipart/mixed", "multipart/related"}
 
 // appendOverride appends to ms the methods override value v may stand
 // for: v upper-cased as Symfony reads it, and each of its comma-separated
@@ -280,7 +296,7 @@ func IsJSON(contentType string) bool {
 // BodyMethodOverrides returns the methods a POST's body (the whole of it)
 // asks a backend to read the request as: the values of its _method
 // fields, upper-cased, in a form (urlencoded or multipart, in any spelling
-// PHP registers as _method) and at the top of a JSON object (every one of
+// PHP registers as _method; a body without a type is urlencoded) and at the top of a JSON object (every one of
 // them, should the key repeat), as the type says (IsForm, IsJSON; both if
 // both). A body that does not parse whole is an error: a backend parsing
 // it more leniently (Rack 2 splits form fields on ";" too) might find a
@@ -296,27 +312,32 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 	if !IsForm(contentType) {
 		return ms, nil
 	}
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return nil, errFormBody
-	}
 	add := func(name, v string) {
 		if phpName(name) == "_method" {
 			ms = appendOverride(ms, v)
 		}
 	}
+	// A body without a type is urlencoded to Rack.
+	mt, params, badForm := "application/x-www-form-urlencoded", map[string]string(nil), errUntypedBody
+	if strings.TrimSpace(contentType) != "" {
+		var err error
+		if mt, params, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, errFormBody
+		}
+		badForm = errFormBody
+	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, errFormBody
+			return nil, badForm
 		}
 		for name, vs := range v {
 			for _, s := range vs {
 				add(name, s)
 			}
 		}
-	case "multipart/form-data":
+	case "multipart/form-data", "multipart/mixed", "multipart/related":
 		if params["boundary"] == "" {
 			return nil, errFormBody
 		}
@@ -329,13 +350,31 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 			if err != nil {
 				return nil, errFormBody
 			}
-			if name := part.FormName(); name != "" {
+			name, ok := partName(part.Header)
+			if !ok {
+				return nil, errFormBody
+			}
+			if name != "" {
 				v, _ := io.ReadAll(io.LimitReader(part, maxOverride))
 				add(name, string(v))
 			}
 		}
 	}
 	return ms, nil
+}
+
+// partName is the field name of a multipart part with header h as Rack
+// reads it: the name parameter of its Content-Disposition whatever the
+// disposition type, as PHP reads it too ("attachment; name=_method", where
+// Go's FormName wants form-data), else its Content-ID. ok is false if the
+// disposition does not parse.
+func partName(h textproto.MIMEHeader) (name string, ok bool) {
+	d := h.Get("Content-Disposition")
+	if d == "" {
+		return strings.TrimSpace(h.Get("Content-Id")), true
+	}
+	_, params, err := mime.ParseMediaType(d)
+	return params["name"], err == nil
 }
 
 // jsonMethodOverrides returns the string values of the "_method" keys at
@@ -378,6 +417,8 @@ func jsonMethodOverrides(body []byte) ([]string, error) {
 var (
 	errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
 	errJSONBody = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+	// Rack reads a POST body without a Content-Type as a form.
+	errUntypedBody = badRequest("the body has no Content-Type, so Rails reads it as a form, and it does not parse as one: a _method field in it could give the request another route's method; send a Content-Type")
 )
 
 // phpName is query parameter name k as PHP registers it, and so as

@@ -94,7 +94,15 @@ func TestIsForm(t *testing.T) {
 		" multipart/form-data;boundary=b":                     true,
 		"application/json":                                    false,
 		"application/json, application/x-www-form-urlencoded": false,
-		"": false,
+		// Rack reads an untyped POST body as a form, and multipart/mixed
+		// and multipart/related as multipart/form-data.
+		"":                               true,
+		" ":                              true,
+		"Multipart/Mixed; boundary=b":    true,
+		"multipart/related; boundary=b":  true,
+		"; charset=utf-8":                false,
+		"text/plain":                     false,
+		"multipart/byteranges; boundary": false,
 	} {
 		if got := IsForm(ct); got != want {
 			t.Errorf("IsForm(%q) = %v, want %v", ct, got, want)
@@ -139,6 +147,17 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=%zz&_method=PUT", "error"},
 		{multipart, "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nbroken header\r\n\r\n--b--\r\n", "error"},
 		{"multipart/form-data", mp("_method", "put"), "error"},
+		// Rack reads an untyped body as urlencoded, other multipart
+		// types as multipart/form-data, and a part's name whatever its
+		// disposition type, or from its Content-ID.
+		{"", "a=1&_method=PUT", "PUT"},
+		{"", `{"note":"not a form"}`, ""},
+		{"", "a=%zz&_method=PUT", "error"},
+		{"multipart/mixed; boundary=b", mp("_method", "put"), "PUT"},
+		{"multipart/related; boundary=b", mp("_method", "delete"), "DELETE"},
+		{multipart, "--b\r\nContent-Disposition: attachment; name=\"_method\"\r\n\r\nPUT\r\n--b--\r\n", "PUT"},
+		{multipart, "--b\r\nContent-ID: _method\r\n\r\nPUT\r\n--b--\r\n", "PUT"},
+		{multipart, "--b\r\nContent-Disposition: form-data; name=\"_method\r\n\r\nPUT\r\n--b--\r\n", "error"},
 		// PHP reads the type up to a ",": a form to it.
 		{"application/x-www-form-urlencoded, application/json", "_method=PUT", "error"},
 	} {
