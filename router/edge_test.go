@@ -705,3 +705,54 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 		t.Errorf("got all %d answers; want the connection cut once an answer waited body_timeout for its client", answers)
 	}
 }
+
+// TestAnIdempotencyKeySpelledWithUnderscoreIsRefused: under
+// headers_with_underscores: allow, Idempotency_Key reaches the primary,
+// which CGI and PHP read as Idempotency-Key: a client's retry was applied
+// once by the primary and journaled twice for the secondary, which then
+// applied it twice (found by hostile5: 2 writes journaled for one key).
+// It is refused (400 naming the header) before any backend sees a byte;
+// Idempotency-Key itself still names the write.
+func TestAnIdempotencyKeySpelledWithUnderscoreIsRefused(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &dualWriteFacade{store: st}
+	f.facade = serveConfig(t, testConfig(t, legacy.URL, legacy.URL, "headers_with_underscores: allow",
+		`  - {name: create, match: "POST /items", mode: dual-write}`), func(d *Deps) { d.Journal = storeJournal{Store: st} })
+	send := func(key string) *http.Response {
+		t.Helper()
+		_, r := rawRequest(t, f.facade, "POST /items HTTP/1.1\r\nHost: x\r\n"+key+": retry-1\r\nContent-Length: 9\r\n\r\n{\"a\":\"b\"}")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, key := range []string{"Idempotency_Key", "idempotency_key", "Idempotency-Key"} {
+		for range 2 { // a client's retry
+			resp := send(key)
+			if key == "Idempotency-Key" {
+				if resp.StatusCode != http.StatusCreated {
+					t.Errorf("%s: status %d, want 201", key, resp.StatusCode)
+				}
+				continue
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%s: status %d, want 400", key, resp.StatusCode)
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, "Idempotency-Key") {
+				t.Errorf("%s: error %q does not name Idempotency-Key", key, msg)
+			}
+		}
+	}
+	if n := legacy.hits(); n != 2 {
+		t.Errorf("the primary received %d requests, want the 2 keyed with Idempotency-Key", n)
+	}
+	if w := f.writes(t); len(w) != 1 {
+		t.Errorf("%d writes journaled, want 1: one key, one write", len(w))
+	}
+}
