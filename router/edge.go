@@ -11,6 +11,7 @@ import (
 	"strangler/edge"
 	"strangler/edge/canonical"
 	"strangler/telemetry"
+	"strangler/upstream"
 )
 
 // admit canonicalizes req once, at the edge, and matches it: it sets x's
@@ -24,6 +25,11 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 		// First: whatever else is wrong with it, the connection must close.
 		return canonical.Request{}, err
 	}
+	// The fields the client's Connection field names reach no backend, so
+	// no decision may read them: "Connection: Content-Type" made a POST
+	// text/plain here and untyped, a form to Rails, at legacy (found by
+	// hostile5).
+	upstream.RemoveNominated(req.Header)
 	in, err := t.policy.Admit(req)
 	if err != nil || in.OptionsStar {
 		return in, err
