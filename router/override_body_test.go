@@ -106,3 +106,38 @@ func TestABodyRackReadsAsAFormIsReadForItsMethod(t *testing.T) {
 		t.Errorf("%d writes journaled, want none", len(w))
 	}
 }
+
+// TestAMethodOverrideNameEndedByANULIsRead: PHP reads a parameter's name
+// as a C string, so Laravel and Symfony read _method%00x as _method, in
+// the query as in a form. Beside a dual-write PUT route on its path, a
+// POST carrying one is refused (400) before any backend sees a byte.
+//
+// Found by hostile5: POST /records/4?_method%00x=PUT reached legacy
+// alone, 201, past the dual-write route.
+func TestAMethodOverrideNameEndedByANULIsRead(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, "legacy"))
+	f := newDualWriteFacade(t, legacy.URL, legacy.URL, time.Second,
+		`  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}`)
+	for _, c := range []struct{ name, target, header, body string }{
+		{"in the query", "/records/4?_method%00x=PUT", "", ""},
+		{"in a form", "/records/4", "Content-Type: application/x-www-form-urlencoded\r\n", "name=Ada&_method%00=PUT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, r := rawRequest(t, f.facade, "POST "+c.target+" HTTP/1.1\r\nHost: x\r\n"+c.header+
+				"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n\r\n"+c.body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", resp.StatusCode)
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, "method") {
+				t.Errorf("error %q does not name the method override", msg)
+			}
+		})
+	}
+	if n := legacy.hits(); n != 0 {
+		t.Errorf("legacy received %d requests, want none", n)
+	}
+}

@@ -422,10 +422,15 @@ var (
 )
 
 // phpName is query parameter name k as PHP registers it, and so as
-// Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and
-// an unclosed '[' turned into '_' (.method and [method are _method).
+// Laravel and Symfony read it: leading spaces dropped, the rest ended at a
+// NUL (PHP reads the name as a C string: _method%00x is _method), then
+// '.', ' ' and an unclosed '[' turned into '_' (.method and [method are
+// _method).
 func phpName(k string) string {
 	k = strings.TrimLeft(k, " ")
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
 	if !strings.ContainsAny(k, ". [") {
 		return k
 	}

@@ -123,6 +123,9 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=1&%5Fmethod=PATCH", "PATCH"},
 		{form, "a=1&[method=PATCH", "PATCH"},
 		{form, "a=1&method=PUT", ""},
+		// PHP ends a name at a NUL.
+		{form, "a=1&_method%00x=PUT", "PUT"},
+		{multipart, mp("_method\x00x", "put"), "error"}, // a disposition with a NUL does not parse
 		{multipart, mp("_method", "put"), "PUT"},
 		{multipart, mp("title", "put"), ""},
 		// Laravel reads a JSON object's _method as a form's.
