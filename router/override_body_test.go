@@ -43,8 +43,9 @@ func TestABodyIsReadForItsMethodOnlyWhereAnOverrideWouldBypassSomething(t *testi
 
 // TestABodyRackReadsAsAFormIsReadForItsMethod: Rack (Rails, Sinatra)
 // reads a POST body without a Content-Type as a urlencoded form, a
-// multipart/mixed or multipart/related one as multipart/form-data, and a
-// part's name from any Content-Disposition or its Content-ID; a _method
+// multipart/mixed or multipart/related one as multipart/form-data, a
+// part's name from any Content-Disposition or its Content-ID, and (Rack
+// 2) a field [_method] as _method; a _method
 // field in any of them made the POST a PUT to legacy. Beside a dual-write
 // PUT route on its path, such a POST is refused (400, naming the method
 // override or the missing type) before any backend sees a byte, and
@@ -70,6 +71,7 @@ func TestABodyRackReadsAsAFormIsReadForItsMethod(t *testing.T) {
 		{"multipart/related", "Content-Type: multipart/related; boundary=b\r\n", part(`Content-Disposition: form-data; name="_method"`), "method"},
 		{"a part named in an attachment", "Content-Type: multipart/form-data; boundary=b\r\n", part(`Content-Disposition: attachment; name="_method"`), "method"},
 		{"a part named by its Content-ID", "Content-Type: multipart/form-data; boundary=b\r\n", part("Content-ID: _method"), "method"},
+		{"a field name in brackets", "Content-Type: application/x-www-form-urlencoded\r\n", "name=Ada&[_method]=PUT", "method"},
 		{"no Content-Type and no _method", "", "name=Ada", ""},
 		{"multipart/mixed without _method", "Content-Type: multipart/mixed; boundary=b\r\n", part(`Content-Disposition: form-data; name="title"`), ""},
 	} {

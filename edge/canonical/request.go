@@ -231,7 +231,7 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 		// Python before 3.9.2 split on it: a=1;_method=PUT is two pairs.
 		v, _ := url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
 		for name, vs := range v {
-			if phpName(name) == "_method" {
+			if methodField(name) {
 				add(vs)
 			}
 		}
@@ -313,7 +313,7 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 		return ms, nil
 	}
 	add := func(name, v string) {
-		if phpName(name) == "_method" {
+		if methodField(name) {
 			ms = appendOverride(ms, v)
 		}
 	}
@@ -420,6 +420,25 @@ var (
 	// Rack reads a POST body without a Content-Type as a form.
 	errUntypedBody = badRequest("the body has no Content-Type, so Rails reads it as a form, and it does not parse as one: a _method field in it could give the request another route's method; send a Content-Type")
 )
+
+// methodField reports whether a query or form parameter named k is
+// _method to PHP (phpName) or to Rack 2 (rackName).
+func methodField(k string) bool {
+	return phpName(k) == "_method" || rackName(k) == "_method"
+}
+
+// rackName is the name Rack 2 gives a parameter named k when it holds a
+// plain value (Utils.normalize_params; Express's qs reads "[_method]" so
+// too): leading "[" and "]" dropped, and the "]"s that alone follow the
+// name ([_method] and ]_method] are _method). k itself if anything else
+// follows, which makes an array or a hash.
+func rackName(k string) string {
+	k = strings.TrimLeft(k, "[]")
+	if i := strings.IndexAny(k, "[]"); i >= 0 && strings.Trim(k[i:], "]") == "" {
+		return k[:i]
+	}
+	return k
+}
 
 // phpName is query parameter name k as PHP registers it, and so as
 // Laravel and Symfony read it: leading spaces dropped, the rest ended at a

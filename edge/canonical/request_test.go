@@ -123,6 +123,13 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=1&%5Fmethod=PATCH", "PATCH"},
 		{form, "a=1&[method=PATCH", "PATCH"},
 		{form, "a=1&method=PUT", ""},
+		// Rack 2 drops brackets around a name.
+		{form, "a=1&[_method]=PUT", "PUT"},
+		{form, "a=1&]]_method]=PUT", "PUT"},
+		{form, "a=1&_method]=PUT", "PUT"},
+		{multipart, mp("[_method]", "put"), "PUT"},
+		{form, "a=1&_method[]=PUT", ""},
+		{form, "a=1&[_method][x]=PUT", ""},
 		// PHP ends a name at a NUL.
 		{form, "a=1&_method%00x=PUT", "PUT"},
 		{multipart, mp("_method\x00x", "put"), "error"}, // a disposition with a NUL does not parse
