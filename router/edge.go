@@ -120,7 +120,10 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		// route on its path (found by hostile5).
 		types = noContentType
 	}
-	if !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
+	// Under headers_with_underscores: allow, PHP reads Content_Type as
+	// another Content-Type (Symfony's ServerBag), whatever this one says.
+	oddType := !t.dropOddHeaders && spelledWithUnderscore(req.Header, "Content-Type")
+	if !oddType && !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
@@ -136,7 +139,7 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		return true
 	}
 	switch {
-	case len(types) > 1:
+	case len(types) > 1 || oddType:
 		// A backend may read another of them than the first.
 		t.refuse(x, req, errContentTypes)
 		return false
@@ -232,8 +235,9 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 }
 
 // errContentTypes refuses a form POST with several Content-Type headers
-// on a path where its _method field would matter.
-var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header, and a backend reading another than the first may find a _method field in a form; send one"}
+// (Content_Type counting as one where it reaches backends) on a path
+// where its _method field would matter.
+var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header (Content_Type counts as one), and a backend reading another than the first may find a _method field in a form; send one"}
 
 // methodName is how logs and spans name method: as sent when the facade
 // knows it, else telemetry.MethodOther. A client may send any token of

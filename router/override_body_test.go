@@ -143,3 +143,42 @@ func TestAMethodOverrideNameEndedByANULIsRead(t *testing.T) {
 		t.Errorf("legacy received %d requests, want none", n)
 	}
 }
+
+// TestAContentTypeSpelledWithUnderscoreCountsAsASecondOne: under
+// headers_with_underscores: allow, Content_Type reaches the backend, where
+// PHP (Symfony's ServerBag) may read it as the Content-Type: "text/plain"
+// beside "Content_Type: application/json" and a JSON body {"_method":"PUT"}
+// was a PUT to Laravel, past a PUT route to modern (found by hostile5).
+// Where a body's _method matters it is refused as two Content-Types are;
+// elsewhere it passes.
+func TestAContentTypeSpelledWithUnderscoreCountsAsASecondOne(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, "legacy"))
+	f := newFacade(t, legacy.URL, legacy.URL, "headers_with_underscores: allow", `
+  - {name: put-record, match: "PUT /records/{id}", mode: modern, percent: 100}
+  - {name: notes, match: "POST /notes/{id}", mode: legacy}
+`)
+	const body = `{"_method":"PUT"}`
+	send := func(path string) *http.Response {
+		t.Helper()
+		_, r := rawRequest(t, f, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent_Type: application/json\r\n"+
+			"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := send("/records/4")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	if msg := jsonError(t, resp); !strings.Contains(msg, "Content_Type") {
+		t.Errorf("error %q does not name Content_Type", msg)
+	}
+	if n := legacy.hits(); n != 0 {
+		t.Errorf("a backend received %d requests, want none", n)
+	}
+	if resp := send("/notes/4"); resp.StatusCode != http.StatusCreated {
+		t.Errorf("where no other route waits: status %d, want legacy's 201", resp.StatusCode)
+	}
+}
