@@ -182,3 +182,40 @@ func TestAContentTypeSpelledWithUnderscoreCountsAsASecondOne(t *testing.T) {
 		t.Errorf("where no other route waits: status %d, want legacy's 201", resp.StatusCode)
 	}
 }
+
+// TestAFormInACharsetOtherThanASCIIIsNotReadAsAnother: Tomcat decodes a
+// form in the charset its type names, so Spring's HiddenHttpMethodFilter
+// read _method=PUT sent in IBM037 (EBCDIC) as a PUT, while the facade saw
+// other bytes (found by hostile5: 201 from legacy past a PUT route to
+// modern). Where a body's _method matters such a form is refused (415)
+// before any backend sees a byte; a UTF-8 one is read as before.
+func TestAFormInACharsetOtherThanASCIIIsNotReadAsAnother(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, "legacy"))
+	f := newFacade(t, legacy.URL, legacy.URL, "",
+		`  - {name: put-record, match: "PUT /records/{id}", mode: modern, percent: 100}`)
+	for _, c := range []struct {
+		charset, body string
+		want          int
+	}{
+		{"IBM037", "%6D%94%85%A3%88%96%84=%D7%E4%E3", http.StatusUnsupportedMediaType},
+		{"utf-8", "name=Ada", http.StatusCreated},
+	} {
+		_, r := rawRequest(t, f, "POST /records/4 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded; charset="+c.charset+"\r\n"+
+			"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n\r\n"+c.body)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != c.want {
+			t.Fatalf("%s: status %d, want %d", c.charset, resp.StatusCode, c.want)
+		}
+		if c.want == http.StatusUnsupportedMediaType {
+			if msg := jsonError(t, resp); !strings.Contains(msg, "charset") {
+				t.Errorf("error %q does not name the charset", msg)
+			}
+			if n := legacy.hits(); n != 0 {
+				t.Errorf("a backend received %d requests, want none", n)
+			}
+		}
+	}
+}

@@ -326,6 +326,9 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 		}
 		badForm = errFormBody
 	}
+	if cs, ok := params["charset"]; ok && !asciiCharset(cs) {
+		return nil, errFormCharset
+	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
@@ -361,6 +364,18 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 		}
 	}
 	return ms, nil
+}
+
+// asciiCharset reports whether charset cs, named in a form's type, keeps
+// ASCII bytes ASCII. Tomcat, and so Spring's HiddenHttpMethodFilter,
+// decodes a form in the charset its type names: _method=PUT sent in
+// IBM037 (EBCDIC) is those bytes to this parser and _method=PUT to them.
+func asciiCharset(cs string) bool {
+	switch strings.ToLower(cs) {
+	case "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "windows-1252":
+		return true
+	}
+	return false
 }
 
 // partName is the field name of a multipart part with header h as Rack
@@ -412,11 +427,14 @@ func jsonMethodOverrides(body []byte) ([]string, error) {
 	return ms, nil
 }
 
-// errFormBody and errJSONBody refuse a body that does not parse, on a
-// path where a _method field in it would matter.
+// errFormBody and errJSONBody refuse a body that does not parse, and
+// errFormCharset one this parser cannot read as a backend may
+// (asciiCharset), on a path where a _method field in it would matter.
 var (
-	errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
-	errJSONBody = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+	errFormBody    = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
+	errJSONBody    = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+	errFormCharset = &Refusal{Status: http.StatusUnsupportedMediaType,
+		Msg: "the form names a charset other than UTF-8, US-ASCII or Latin-1, in which a backend may read a _method field that could give the request another route's method; send it in UTF-8"}
 	// Rack reads a POST body without a Content-Type as a form.
 	errUntypedBody = badRequest("the body has no Content-Type, so Rails reads it as a form, and it does not parse as one: a _method field in it could give the request another route's method; send a Content-Type")
 )

@@ -130,6 +130,11 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{multipart, mp("[_method]", "put"), "PUT"},
 		{form, "a=1&_method[]=PUT", ""},
 		{form, "a=1&[_method][x]=PUT", ""},
+		// Tomcat decodes a form in the charset its type names.
+		{form + "; charset=ibm037", "%6D%94%85%A3%88%96%84=%D7%E4%E3", "error"},
+		{form + "; charset=UTF-16", "_method=PUT", "error"},
+		{form + "; charset=UTF-8", "_method=PUT", "PUT"},
+		{form + "; charset=iso-8859-1", "a=1", ""},
 		// PHP ends a name at a NUL.
 		{form, "a=1&_method%00x=PUT", "PUT"},
 		{multipart, mp("_method\x00x", "put"), "error"}, // a disposition with a NUL does not parse
