@@ -116,7 +116,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	key, err := idempotencyKey(req.Header)
+	key, err := idempotencyKey(req.Header, !t.dropOddHeaders)
 	if err != nil {
 		t.writeError(&x.w, req, x, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"strangler/edge"
 	"strangler/edge/canonical"
 	"strangler/telemetry"
+	"strangler/upstream"
 )
 
 // admit canonicalizes req once, at the edge, and matches it: it sets x's
@@ -24,6 +25,11 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 		// First: whatever else is wrong with it, the connection must close.
 		return canonical.Request{}, err
 	}
+	// The fields the client's Connection field names reach no backend, so
+	// no decision may read them: "Connection: Content-Type" made a POST
+	// text/plain here and untyped, a form to Rails, at legacy (found by
+	// hostile5).
+	upstream.RemoveNominated(req.Header)
 	in, err := t.policy.Admit(req)
 	if err != nil || in.OptionsStar {
 		return in, err
@@ -97,7 +103,8 @@ var errManyOverrides = &canonical.Refusal{Status: http.StatusBadRequest,
 // and Symfony read a form's, Laravel a JSON object's, as the request's
 // method): a form POSTing _method=PUT reached legacy alone, past a
 // dual-write PUT route, and so did JSON (found by the red team). The body
-// is read only when it is a form or JSON and another route serves a
+// is read only when it is a form (as Rack or PHP reads one, an untyped
+// body included) or JSON and another route serves a
 // write method on the path, buffered as a replayed body is
 // (max_replay_body, replay_budget), before any backend sees a byte; a
 // body in a Content-Encoding, which the facade does not undo and Express
@@ -107,7 +114,16 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		return true
 	}
 	types := req.Header["Content-Type"]
-	if !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
+	if len(types) == 0 {
+		// Rack reads a POST body without a type as a form (IsForm): one
+		// holding _method=PUT reached legacy alone, past a dual-write PUT
+		// route on its path (found by hostile5).
+		types = noContentType
+	}
+	// Under headers_with_underscores: allow, PHP reads Content_Type as
+	// another Content-Type (Symfony's ServerBag), whatever this one says.
+	oddType := !t.dropOddHeaders && spelledWithUnderscore(req.Header, "Content-Type")
+	if !oddType && !slices.ContainsFunc(types, canonical.IsForm) && !slices.ContainsFunc(types, canonical.IsJSON) {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
@@ -123,7 +139,7 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		return true
 	}
 	switch {
-	case len(types) > 1:
+	case len(types) > 1 || oddType:
 		// A backend may read another of them than the first.
 		t.refuse(x, req, errContentTypes)
 		return false
@@ -144,6 +160,9 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	}
 	return true
 }
+
+// noContentType stands for the Content-Type of a request that has none.
+var noContentType = []string{""}
 
 // encoded reports a Content-Encoding other than identity.
 func encoded(h http.Header) bool {
@@ -216,8 +235,9 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 }
 
 // errContentTypes refuses a form POST with several Content-Type headers
-// on a path where its _method field would matter.
-var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header, and a backend reading another than the first may find a _method field in a form; send one"}
+// (Content_Type counting as one where it reaches backends) on a path
+// where its _method field would matter.
+var errContentTypes = &canonical.Refusal{Status: http.StatusBadRequest, Msg: "the request has more than one Content-Type header (Content_Type counts as one), and a backend reading another than the first may find a _method field in a form; send one"}
 
 // methodName is how logs and spans name method: as sent when the facade
 // knows it, else telemetry.MethodOther. A client may send any token of

@@ -705,3 +705,110 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 		t.Errorf("got all %d answers; want the connection cut once an answer waited body_timeout for its client", answers)
 	}
 }
+
+// TestAnIdempotencyKeySpelledWithUnderscoreIsRefused: under
+// headers_with_underscores: allow, Idempotency_Key reaches the primary,
+// which CGI and PHP read as Idempotency-Key: a client's retry was applied
+// once by the primary and journaled twice for the secondary, which then
+// applied it twice (found by hostile5: 2 writes journaled for one key).
+// It is refused (400 naming the header) before any backend sees a byte;
+// Idempotency-Key itself still names the write.
+func TestAnIdempotencyKeySpelledWithUnderscoreIsRefused(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &dualWriteFacade{store: st}
+	f.facade = serveConfig(t, testConfig(t, legacy.URL, legacy.URL, "headers_with_underscores: allow",
+		`  - {name: create, match: "POST /items", mode: dual-write}`), func(d *Deps) { d.Journal = storeJournal{Store: st} })
+	send := func(key string) *http.Response {
+		t.Helper()
+		_, r := rawRequest(t, f.facade, "POST /items HTTP/1.1\r\nHost: x\r\n"+key+": retry-1\r\nContent-Length: 9\r\n\r\n{\"a\":\"b\"}")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, key := range []string{"Idempotency_Key", "idempotency_key", "Idempotency-Key"} {
+		for range 2 { // a client's retry
+			resp := send(key)
+			if key == "Idempotency-Key" {
+				if resp.StatusCode != http.StatusCreated {
+					t.Errorf("%s: status %d, want 201", key, resp.StatusCode)
+				}
+				continue
+			}
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%s: status %d, want 400", key, resp.StatusCode)
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, "Idempotency-Key") {
+				t.Errorf("%s: error %q does not name Idempotency-Key", key, msg)
+			}
+		}
+	}
+	if n := legacy.hits(); n != 2 {
+		t.Errorf("the primary received %d requests, want the 2 keyed with Idempotency-Key", n)
+	}
+	if w := f.writes(t); len(w) != 1 {
+		t.Errorf("%d writes journaled, want 1: one key, one write", len(w))
+	}
+}
+
+// TestAFieldTheConnectionFieldNamesIsNoPartOfTheRequest: a field the
+// client's Connection field names is removed before the request is
+// forwarded (RFC 9110 section 7.6.1), so the facade decides without it
+// too. "Content-Type: text/plain" with "Connection: Content-Type" and the
+// body _method=PUT reached legacy untyped, which Rails reads as a form:
+// a PUT past the dual-write route (found by hostile5); it is refused with
+// 400, as the same POST sent untyped is. An Idempotency-Key named there
+// never reached the primary, which applied each try, while the facade
+// journaled the first alone; now each try is a write of its own, as the
+// primary saw it.
+func TestAFieldTheConnectionFieldNamesIsNoPartOfTheRequest(t *testing.T) {
+	setup := func(t *testing.T) (*dualWriteFacade, *backend, func(head, body string) *http.Response) {
+		legacy := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+		f := newDualWriteFacade(t, legacy.URL, legacy.URL, time.Second, `
+  - {name: create, match: "POST /records", mode: dual-write}
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+		return f, legacy, func(head, body string) *http.Response {
+			t.Helper()
+			_, r := rawRequest(t, f.facade, head+"Host: x\r\nContent-Length: "+fmt.Sprint(len(body))+"\r\n\r\n"+body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+	}
+	t.Run("a Content-Type named there is none", func(t *testing.T) {
+		_, legacy, send := setup(t)
+		resp := send("POST /records/4 HTTP/1.1\r\nContent-Type: text/plain\r\nConnection: keep-alive, content-type\r\n", "name=Ada&_method=PUT")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d, want 400", resp.StatusCode)
+		}
+		if msg := jsonError(t, resp); !strings.Contains(msg, "method") {
+			t.Errorf("error %q does not name the method override", msg)
+		}
+		if n := legacy.hits(); n != 0 {
+			t.Errorf("legacy received %d requests, want none", n)
+		}
+	})
+	t.Run("an Idempotency-Key named there is none", func(t *testing.T) {
+		f, legacy, send := setup(t)
+		for range 2 {
+			if resp := send("POST /records HTTP/1.1\r\nIdempotency-Key: try-1\r\nConnection: Idempotency-Key\r\n", `{"name":"Ada"}`); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("status %d, want 201", resp.StatusCode)
+			}
+		}
+		if hasHeader(legacy.last(t).Header, "Idempotency-Key") {
+			t.Errorf("the primary received an Idempotency-Key named in Connection")
+		}
+		if w := f.writes(t); len(w) != legacy.hits() {
+			t.Errorf("%d writes journaled for the %d the primary applied", len(w), legacy.hits())
+		}
+	})
+}

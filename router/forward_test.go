@@ -43,6 +43,18 @@ func TestForwardedHeaders(t *testing.T) {
 			t.Errorf("Forwarded = %q reached the backend", fw)
 		}
 	})
+	// Found by hostile5: an HTTP/1.0 request without a Host reached the
+	// backend with "X-Forwarded-Host: " (empty).
+	t.Run("a request without a Host names no forwarded host", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: x, match: "GET /x", mode: legacy}`)
+		_, r := rawRequest(t, f, "GET /x HTTP/1.0\r\nX-Forwarded-Host: evil.example\r\n\r\n")
+		if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("got %v, %v; want 200", resp, err)
+		}
+		if h, ok := legacy.last(t).Header["X-Forwarded-Host"]; ok {
+			t.Errorf("X-Forwarded-Host = %q, want none", h)
+		}
+	})
 	t.Run("a trusted proxy's chain is kept and extended", func(t *testing.T) {
 		f := newFacade(t, legacy.URL, legacy.URL, "trusted_proxies: [127.0.0.0/8]", `  - {name: x, match: "GET /x", mode: legacy}`)
 		got := spoof(t, f)

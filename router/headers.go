@@ -33,7 +33,14 @@ func (t *Table) forwardHeaders(in *http.Request, out http.Header, id string) {
 	// cannot overwrite the next.
 	vs := []string{proto, host, id, ""}
 	out["X-Forwarded-Proto"] = vs[0:1:1]
-	out["X-Forwarded-Host"] = vs[1:2:2]
+	if host != "" {
+		out["X-Forwarded-Host"] = vs[1:2:2]
+	} else {
+		// An HTTP/1.0 request may come without a Host; an empty
+		// X-Forwarded-Host is one Django (USE_X_FORWARDED_HOST) and others
+		// take, and refuse (400), where none sends them to their own name.
+		delete(out, "X-Forwarded-Host")
+	}
 	out["X-Request-Id"] = vs[2:3:3]
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/edge/canonical"
 )
 
 // A client's Idempotency-Key on a dual-write route names the write, with
@@ -38,9 +39,17 @@ type keyError string
 func (e keyError) Error() string { return string(e) }
 
 // idempotencyKey returns the client's Idempotency-Key, "" if it sent
-// none, or a keyError.
-func idempotencyKey(h http.Header) (string, error) {
-	keys := h.Values("Idempotency-Key")
+// none, or a keyError. underscores says header names with _ reach the
+// backends (headers_with_underscores: allow).
+func idempotencyKey(h http.Header, underscores bool) (string, error) {
+	keys := h["Idempotency-Key"]
+	if underscores && spelledWithUnderscore(h, "Idempotency-Key") {
+		// CGI and PHP read Idempotency_Key as Idempotency-Key: a primary
+		// behind them applied a retry once, while the facade, blind to
+		// that spelling, journaled it again for the secondary (found by
+		// hostile5).
+		return "", keyError("spell the Idempotency-Key header with -, not _")
+	}
 	if len(keys) == 0 {
 		return "", nil
 	}
@@ -56,6 +65,17 @@ func idempotencyKey(h http.Header) (string, error) {
 		return "", keyError("the Idempotency-Key may hold only printable ASCII characters")
 	}
 	return k, nil
+}
+
+// spelledWithUnderscore reports whether h has a field that CGI and PHP
+// read as name, canonical, but spelled with _ for - (canonical.CGIName).
+func spelledWithUnderscore(h http.Header, name string) bool {
+	for k := range h {
+		if k != name && canonical.CGIName(k) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func isPrintableASCII(s string) bool {

@@ -505,6 +505,28 @@ func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
 // facade sends on. One pass over h: deleting each known name apart
 // canonicalised it again, twice an exchange.
 func RemoveHopByHop(h http.Header) {
+	named := nominated(h)
+	for k := range h {
+		if hopByHop(k) || slices.Contains(named, k) {
+			delete(h, k)
+		}
+	}
+}
+
+// RemoveNominated deletes from h, a client's request header with
+// canonical names, the fields its Connection field names (RFC 9110 section
+// 7.6.1) that are not hop-by-hop ones: no backend receives them, so the
+// facade must not decide on them either. It leaves the Connection field
+// and the hop-by-hop fields, which an upgrade needs, to RemoveHopByHop.
+func RemoveNominated(h http.Header) {
+	for _, k := range nominated(h) {
+		delete(h, k)
+	}
+}
+
+// nominated returns the canonical names of the fields h's Connection field
+// names, other than hop-by-hop ones; nil if there is no Connection field.
+func nominated(h http.Header) []string {
 	var named []string
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
@@ -513,11 +535,7 @@ func RemoveHopByHop(h http.Header) {
 			}
 		}
 	}
-	for k := range h {
-		if hopByHop(k) || slices.Contains(named, k) {
-			delete(h, k)
-		}
-	}
+	return named
 }
 
 // Failure says how a request to a backend failed.

@@ -231,7 +231,7 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 		// Python before 3.9.2 split on it: a=1;_method=PUT is two pairs.
 		v, _ := url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
 		for name, vs := range v {
-			if phpName(name) == "_method" {
+			if methodField(name) {
 				add(vs)
 			}
 		}
@@ -242,18 +242,34 @@ func MethodOverrides(r *http.Request, underscores bool) []string {
 // maxOverride bounds the _method value read from a multipart part.
 const maxOverride = 64
 
-// IsForm reports whether a request with Content-Type contentType has a
-// form body, whose _method field Rails (Rack::MethodOverride), Laravel and
-// Symfony read as the method of a POST. It reads the type as PHP and Rack
-// do, up to the first ";", "," or space, in any case: a value
-// mime.ParseMediaType refuses may still be a form to them.
+// IsForm reports whether a POST with Content-Type contentType ("" when it
+// has none) has a form body, whose _method field Rails
+// (Rack::MethodOverride), Laravel and Symfony read as the method of a
+// POST. It reads the type as PHP and Rack do, up to the first ";", "," or
+// space, in any case: a value mime.ParseMediaType refuses may still be a
+// form to them. Rack reads more as forms than PHP does: a POST without a
+// type (or with an empty one) as a urlencoded form, and a multipart/mixed
+// or multipart/related body as multipart/form-data (Rack::Request's
+// form_data? and parseable_data?).
 func IsForm(contentType string) bool {
-	mt, _, _ := strings.Cut(strings.TrimSpace(contentType), ";")
+	ct := strings.TrimSpace(contentType)
+	if ct == "" {
+		return true
+	}
+	mt, _, _ := strings.Cut(ct, ";")
 	if i := strings.IndexAny(mt, ", \t"); i >= 0 {
 		mt = mt[:i]
 	}
-	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
+	for _, form := range formTypes {
+		if strings.EqualFold(mt, form) {
+			return true
+		}
+	}
+	return false
 }
+
+// formTypes are the media types PHP or Rack parse a POST body of as a form.
+var formTypes = []string{"application/x-www-form-urlencoded", "multipart/form-data", "multipart/mixed", "multipart/related"}
 
 // appendOverride appends to ms the methods override value v may stand
 // for: v upper-cased as Symfony reads it, and each of its comma-separated
@@ -280,7 +296,7 @@ func IsJSON(contentType string) bool {
 // BodyMethodOverrides returns the methods a POST's body (the whole of it)
 // asks a backend to read the request as: the values of its _method
 // fields, upper-cased, in a form (urlencoded or multipart, in any spelling
-// PHP registers as _method) and at the top of a JSON object (every one of
+// PHP registers as _method; a body without a type is urlencoded) and at the top of a JSON object (every one of
 // them, should the key repeat), as the type says (IsForm, IsJSON; both if
 // both). A body that does not parse whole is an error: a backend parsing
 // it more leniently (Rack 2 splits form fields on ";" too) might find a
@@ -296,27 +312,35 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 	if !IsForm(contentType) {
 		return ms, nil
 	}
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return nil, errFormBody
-	}
 	add := func(name, v string) {
-		if phpName(name) == "_method" {
+		if methodField(name) {
 			ms = appendOverride(ms, v)
 		}
+	}
+	// A body without a type is urlencoded to Rack.
+	mt, params, badForm := "application/x-www-form-urlencoded", map[string]string(nil), errUntypedBody
+	if strings.TrimSpace(contentType) != "" {
+		var err error
+		if mt, params, err = mime.ParseMediaType(contentType); err != nil {
+			return nil, errFormBody
+		}
+		badForm = errFormBody
+	}
+	if cs, ok := params["charset"]; ok && !asciiCharset(cs) {
+		return nil, errFormCharset
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, errFormBody
+			return nil, badForm
 		}
 		for name, vs := range v {
 			for _, s := range vs {
 				add(name, s)
 			}
 		}
-	case "multipart/form-data":
+	case "multipart/form-data", "multipart/mixed", "multipart/related":
 		if params["boundary"] == "" {
 			return nil, errFormBody
 		}
@@ -329,13 +353,43 @@ func BodyMethodOverrides(contentType string, body []byte) ([]string, error) {
 			if err != nil {
 				return nil, errFormBody
 			}
-			if name := part.FormName(); name != "" {
+			name, ok := partName(part.Header)
+			if !ok {
+				return nil, errFormBody
+			}
+			if name != "" {
 				v, _ := io.ReadAll(io.LimitReader(part, maxOverride))
 				add(name, string(v))
 			}
 		}
 	}
 	return ms, nil
+}
+
+// asciiCharset reports whether charset cs, named in a form's type, keeps
+// ASCII bytes ASCII. Tomcat, and so Spring's HiddenHttpMethodFilter,
+// decodes a form in the charset its type names: _method=PUT sent in
+// IBM037 (EBCDIC) is those bytes to this parser and _method=PUT to them.
+func asciiCharset(cs string) bool {
+	switch strings.ToLower(cs) {
+	case "utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "windows-1252":
+		return true
+	}
+	return false
+}
+
+// partName is the field name of a multipart part with header h as Rack
+// reads it: the name parameter of its Content-Disposition whatever the
+// disposition type, as PHP reads it too ("attachment; name=_method", where
+// Go's FormName wants form-data), else its Content-ID. ok is false if the
+// disposition does not parse.
+func partName(h textproto.MIMEHeader) (name string, ok bool) {
+	d := h.Get("Content-Disposition")
+	if d == "" {
+		return strings.TrimSpace(h.Get("Content-Id")), true
+	}
+	_, params, err := mime.ParseMediaType(d)
+	return params["name"], err == nil
 }
 
 // jsonMethodOverrides returns the string values of the "_method" keys at
@@ -373,18 +427,47 @@ func jsonMethodOverrides(body []byte) ([]string, error) {
 	return ms, nil
 }
 
-// errFormBody and errJSONBody refuse a body that does not parse, on a
-// path where a _method field in it would matter.
+// errFormBody and errJSONBody refuse a body that does not parse, and
+// errFormCharset one this parser cannot read as a backend may
+// (asciiCharset), on a path where a _method field in it would matter.
 var (
-	errFormBody = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
-	errJSONBody = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+	errFormBody    = badRequest("the form body does not parse, and a _method field in it could give the request another route's method; send a well-formed form")
+	errJSONBody    = badRequest("the JSON body does not parse, and a _method field in it could give the request another route's method; send well-formed JSON")
+	errFormCharset = &Refusal{Status: http.StatusUnsupportedMediaType,
+		Msg: "the form names a charset other than UTF-8, US-ASCII or Latin-1, in which a backend may read a _method field that could give the request another route's method; send it in UTF-8"}
+	// Rack reads a POST body without a Content-Type as a form.
+	errUntypedBody = badRequest("the body has no Content-Type, so Rails reads it as a form, and it does not parse as one: a _method field in it could give the request another route's method; send a Content-Type")
 )
 
+// methodField reports whether a query or form parameter named k is
+// _method to PHP (phpName) or to Rack 2 (rackName).
+func methodField(k string) bool {
+	return phpName(k) == "_method" || rackName(k) == "_method"
+}
+
+// rackName is the name Rack 2 gives a parameter named k when it holds a
+// plain value (Utils.normalize_params; Express's qs reads "[_method]" so
+// too): leading "[" and "]" dropped, and the "]"s that alone follow the
+// name ([_method] and ]_method] are _method). k itself if anything else
+// follows, which makes an array or a hash.
+func rackName(k string) string {
+	k = strings.TrimLeft(k, "[]")
+	if i := strings.IndexAny(k, "[]"); i >= 0 && strings.Trim(k[i:], "]") == "" {
+		return k[:i]
+	}
+	return k
+}
+
 // phpName is query parameter name k as PHP registers it, and so as
-// Laravel and Symfony read it: leading spaces dropped, then '.', ' ' and
-// an unclosed '[' turned into '_' (.method and [method are _method).
+// Laravel and Symfony read it: leading spaces dropped, the rest ended at a
+// NUL (PHP reads the name as a C string: _method%00x is _method), then
+// '.', ' ' and an unclosed '[' turned into '_' (.method and [method are
+// _method).
 func phpName(k string) string {
 	k = strings.TrimLeft(k, " ")
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		k = k[:i]
+	}
 	if !strings.ContainsAny(k, ". [") {
 		return k
 	}

@@ -94,7 +94,15 @@ func TestIsForm(t *testing.T) {
 		" multipart/form-data;boundary=b":                     true,
 		"application/json":                                    false,
 		"application/json, application/x-www-form-urlencoded": false,
-		"": false,
+		// Rack reads an untyped POST body as a form, and multipart/mixed
+		// and multipart/related as multipart/form-data.
+		"":                               true,
+		" ":                              true,
+		"Multipart/Mixed; boundary=b":    true,
+		"multipart/related; boundary=b":  true,
+		"; charset=utf-8":                false,
+		"text/plain":                     false,
+		"multipart/byteranges; boundary": false,
 	} {
 		if got := IsForm(ct); got != want {
 			t.Errorf("IsForm(%q) = %v, want %v", ct, got, want)
@@ -115,6 +123,21 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=1&%5Fmethod=PATCH", "PATCH"},
 		{form, "a=1&[method=PATCH", "PATCH"},
 		{form, "a=1&method=PUT", ""},
+		// Rack 2 drops brackets around a name.
+		{form, "a=1&[_method]=PUT", "PUT"},
+		{form, "a=1&]]_method]=PUT", "PUT"},
+		{form, "a=1&_method]=PUT", "PUT"},
+		{multipart, mp("[_method]", "put"), "PUT"},
+		{form, "a=1&_method[]=PUT", ""},
+		{form, "a=1&[_method][x]=PUT", ""},
+		// Tomcat decodes a form in the charset its type names.
+		{form + "; charset=ibm037", "%6D%94%85%A3%88%96%84=%D7%E4%E3", "error"},
+		{form + "; charset=UTF-16", "_method=PUT", "error"},
+		{form + "; charset=UTF-8", "_method=PUT", "PUT"},
+		{form + "; charset=iso-8859-1", "a=1", ""},
+		// PHP ends a name at a NUL.
+		{form, "a=1&_method%00x=PUT", "PUT"},
+		{multipart, mp("_method\x00x", "put"), "error"}, // a disposition with a NUL does not parse
 		{multipart, mp("_method", "put"), "PUT"},
 		{multipart, mp("title", "put"), ""},
 		// Laravel reads a JSON object's _method as a form's.
@@ -139,6 +162,17 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=%zz&_method=PUT", "error"},
 		{multipart, "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b\r\nbroken header\r\n\r\n--b--\r\n", "error"},
 		{"multipart/form-data", mp("_method", "put"), "error"},
+		// Rack reads an untyped body as urlencoded, other multipart
+		// types as multipart/form-data, and a part's name whatever its
+		// disposition type, or from its Content-ID.
+		{"", "a=1&_method=PUT", "PUT"},
+		{"", `{"note":"not a form"}`, ""},
+		{"", "a=%zz&_method=PUT", "error"},
+		{"multipart/mixed; boundary=b", mp("_method", "put"), "PUT"},
+		{"multipart/related; boundary=b", mp("_method", "delete"), "DELETE"},
+		{multipart, "--b\r\nContent-Disposition: attachment; name=\"_method\"\r\n\r\nPUT\r\n--b--\r\n", "PUT"},
+		{multipart, "--b\r\nContent-ID: _method\r\n\r\nPUT\r\n--b--\r\n", "PUT"},
+		{multipart, "--b\r\nContent-Disposition: form-data; name=\"_method\r\n\r\nPUT\r\n--b--\r\n", "error"},
 		// PHP reads the type up to a ",": a form to it.
 		{"application/x-www-form-urlencoded, application/json", "_method=PUT", "error"},
 	} {
