@@ -265,19 +265,21 @@ func TestAReplicaThatDiesHoldingATurnHoldsItUntilRecoveryMarksItsWrite(t *testin
 	if code, body := put(t, b, "/items/7", `{"v":1}`); code != http.StatusServiceUnavailable || !strings.Contains(body, errResourceBusy.Error()) {
 		t.Errorf("PUT v1 while the dead replica's write holds the turn: got %d %s, want 503 resource busy", code, body)
 	}
-	start := time.Now()
-	if code, body := put(t, b, "/items/8", `{"v":1}`); code != http.StatusOK || time.Since(start) >= timeout {
-		t.Errorf("PUT of another item: got %d %s after %v, want 200 at once", code, body, time.Since(start))
+	// "At once" is the status: a write that waited for the dead
+	// replica's turn would wait until recovery, which has not run yet,
+	// and be refused after its bound (twice the primary's timeout). A
+	// bound on the elapsed time failed at load 20 (207 ms against 200).
+	if code, body := put(t, b, "/items/8", `{"v":1}`); code != http.StatusOK {
+		t.Errorf("PUT of another item: got %d %s, want 200 at once", code, body)
 	}
-	start = time.Now()
 	req, _ := http.NewRequest(http.MethodPost, b.URL+"/items", strings.NewReader(`{"v":1}`))
 	resp, err := b.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || time.Since(start) >= timeout {
-		t.Errorf("POST to the collection: got %d after %v, want 201 at once", resp.StatusCode, time.Since(start))
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST to the collection: got %d, want 201 at once", resp.StatusCode)
 	}
 
 	runWorker(t, b) // recovery, at once and every few seconds
