@@ -23,7 +23,8 @@ import (
 // secondary with v1, for good, every write acknowledged by the primary.
 // On SQLite, which one process uses, the process's note of which write
 // had the primary went with it; before the fix recovery followed the
-// leases, and the secondary ended with v1 (bodies v2, v3, v1).
+// leases, and the secondary ended with v1 (bodies v2, v3, v1). A new
+// write to the item waits until recovery has resent v1.
 func TestRecoveryAfterARestartResendsFirstTheWriteThePrimaryHad(t *testing.T) {
 	for name, dsn := range map[string]func(*testing.T) string{"sqlite": sqlite, "postgres": postgres} {
 		t.Run(name, func(t *testing.T) { restartResendsTheHeldWriteFirst(t, dsn(t)) })
@@ -84,9 +85,21 @@ func restartResendsTheHeldWriteFirst(t *testing.T, dsn string) {
 	r.store.Close()
 	r.store = openStore(t, dsn)
 	w := r.newWorker(r.store, testSettings)
+	// A new write to the item before recovery resent v1 waits its turn:
+	// it would be applied after v1 and recorded before it.
+	late := put("w4", "7", `{"v":4}`)
+	if turn, err := r.store.BeginWriteTurn(ctx, late, time.Minute); err != nil || turn {
+		t.Fatalf("BeginWriteTurn of a new write while v1 is with recovery = %v, %v; want journaled without the turn", turn, err)
+	}
+	if taken, err := r.store.TakeTurn(ctx, late.ID, late.Resource, time.Minute); err != nil || taken {
+		t.Errorf("TakeTurn of a new write while v1 is with recovery = %v, %v; want no turn", taken, err)
+	}
 	for range 5 { // a pass resends what has its turn; the rest waits for the next
 		w.recover(ctx)
 		r.deliverDue(w)
+	}
+	if taken, err := r.store.TakeTurn(ctx, late.ID, late.Resource, time.Minute); err != nil || !taken {
+		t.Errorf("TakeTurn of the new write once recovery is done = %v, %v; want its turn", taken, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
