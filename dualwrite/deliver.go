@@ -106,6 +106,12 @@ func alreadyGone(method string, status int) bool {
 	return method == http.MethodDelete && (status == http.StatusNotFound || status == http.StatusGone)
 }
 
+// later reports whether an answer asks for the request again later
+// (a 5xx, 408, 425 or 429) rather than answers it.
+func later(status int) bool {
+	return status >= 500 || status >= 400 && !permanent(status)
+}
+
 // permanent reports whether a secondary's answer means retrying cannot
 // help: a 4xx says the request itself is wrong, except those that say
 // "later" (408 Request Timeout, 425 Too Early, 429 Too Many Requests).

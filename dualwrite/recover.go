@@ -64,7 +64,8 @@ func (w *Worker) recover(ctx context.Context) {
 }
 
 // resend sends an abandoned write to its idempotent primary again and
-// records the answer, reporting whether it could.
+// records the answer, reporting whether it could: an answer that says
+// "later" (later) is none.
 func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) bool {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
@@ -87,6 +88,16 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 		return false
 	}
 	end(resp.StatusCode, nil)
+	if later(resp.StatusCode) {
+		// A primary restarting with the facade, or a gateway in front
+		// of it, says nothing of whether it applied the write before
+		// the crash: settled skipped, a write it applied would never
+		// reach the secondary.
+		io.CopyN(io.Discard, resp.Body, 64<<10)
+		resp.Body.Close()
+		w.log.Warn("resending an abandoned dual write to its primary got no answer on the write", "route", in.Route, "id", in.ID, "status", resp.StatusCode)
+		return false
+	}
 	capture := shadow.NewCapture(1 << 20)
 	io.Copy(capture, resp.Body)
 	resp.Body.Close()

@@ -132,6 +132,13 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testi
 	for name, set := range map[string]func(r *rig){
 		"is down":                            func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
 		"was removed from the configuration": func(r *rig) { delete(r.routes.dualWrite, "create-item") },
+		// A primary restarting with the facade (the host rebooted), or
+		// the gateway in front of it, says nothing of the write it may
+		// have applied before the crash: settled skipped, such a write
+		// never reached the secondary (1 of 1 lost before the fix).
+		"answers 503 as it restarts":         func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{}`)) },
+		"is behind a gateway that times out": func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusGatewayTimeout, ``)) },
+		"asks for fewer requests":            func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusTooManyRequests, ``)) },
 	} {
 		t.Run("a route whose primary "+name, func(t *testing.T) {
 			r := newRig(t, sqlite(t), testSettings)

@@ -20,7 +20,7 @@ func commitIntents(t *testing.T, s *Store, intents []domain.Intent) []error {
 	ctx := context.Background()
 	var ops []*batchOp
 	for i, in := range intents {
-		ops = append(ops, s.intentOp(ctx, in, time.Minute))
+		ops = append(ops, s.intentOp(ctx, in, time.Minute, false))
 		if i == len(intents)/2 {
 			ops = append(ops, &batchOp{fn: func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE strangler_repairs SET updated_at = updated_at WHERE id = 'none'`)

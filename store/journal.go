@@ -39,10 +39,16 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 	if !s.hasher.Ready() {
 		return fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
+	return s.beginWrite(ctx, in, lease, false)
+}
+
+// beginWrite journals the validated intent in as BeginWrite does,
+// holding its resource's turn if turn says so.
+func (s *Store) beginWrite(ctx context.Context, in domain.Intent, lease time.Duration, turn bool) error {
 	if err := s.room(ctx); err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
-	err := s.submit(ctx, s.intentOp(ctx, in, lease))
+	err := s.submit(ctx, s.intentOp(ctx, in, lease, turn))
 	if err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
@@ -53,13 +59,35 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 // no other sent write to the resource holds the resource's turn with the
 // primary (TakeTurn), takes it in the same statement, saving TakeTurn's
 // statement and commit; turn reports whether it did. Call it only while
-// holding the process's own turn of the resource, as TakeTurn. On SQLite
-// the turn is never taken here (turn is false): the process's writes
-// take their turns in the router, and TakeTurn says when the store holds
-// one.
+// holding the process's own turn of the resource, as TakeTurn.
+//
+// On SQLite, which one process uses, no other write of the process is
+// with the primary then, and the write takes the store's turn too
+// unless a write the primary left unanswered keeps it (KeepTurn) or
+// writes the process before left sent may hold it (TakeTurn). Why:
+// should the process die, its turns in memory go with it, and the
+// journal still says which write to the resource the primary may have
+// had; recovery resends that one before those that waited behind it
+// (TakeResendTurn).
 func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time.Duration) (bool, error) {
 	if s.dialect.name != "postgres" {
-		return false, s.BeginWrite(ctx, in, lease)
+		if err := validateIntent(in); err != nil {
+			return false, fmt.Errorf("store: begin write: %w", err)
+		}
+		if !s.hasher.Ready() {
+			return false, fmt.Errorf("store: begin write: %w", errNoHashKey)
+		}
+		if !s.kept.free(s, in.Resource) {
+			return false, s.beginWrite(ctx, in, lease, false)
+		}
+		err := s.beginWrite(ctx, in, lease, true)
+		if turnHeld(err) {
+			// A write of this process whose outcome the store did not
+			// take yet holds it: journaled without it, the write waits
+			// (TakeTurn).
+			return false, s.beginWrite(ctx, in, lease, false)
+		}
+		return err == nil, err
 	}
 	// Declared here, not as a result: the statement's closure takes
 	// it, so it is allocated, and SQLite's path need not be.
@@ -70,7 +98,7 @@ func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time
 	if !s.hasher.Ready() {
 		return false, fmt.Errorf("store: begin write: %w", errNoHashKey)
 	}
-	row := s.intentRow(in, lease)
+	row := s.intentRow(in, lease, true)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.intentTurn, row...).Scan(&turn)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -90,37 +118,41 @@ func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time
 }
 
 // intentTurnStatement is intentStatement(1) on PostgreSQL that also
-// gives the write its resource's turn when no sent write holds it, and
-// returns whether it did. A write that holds it and commits while this
-// statement runs makes it fail on the turn's index (turnHeld).
+// gives the write its resource's turn when no sent write holds it (and
+// its row asks for it), and returns whether it did. A write that holds
+// it and commits while this statement runs makes it fail on the turn's
+// index (turnHeld).
 func (s *Store) intentTurnStatement() string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state, turn) VALUES (`)
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES (`)
 	for c := range intentWidth {
-		if c == intentLeaseColumn {
+		switch c {
+		case intentLeaseColumn:
 			b.WriteString(s.leaseParam(c + 1))
-		} else {
+		case intentTurnColumn:
+			fmt.Fprintf(&b, `$%d AND NOT EXISTS (
+				SELECT 1 FROM strangler_repairs WHERE resource = $3 AND turn AND state = 'sent')`, c+1)
+		default:
 			fmt.Fprintf(&b, "$%d", c+1)
 		}
 		b.WriteString(", ")
 	}
-	b.WriteString(`'sent', NOT EXISTS (
-		SELECT 1 FROM strangler_repairs WHERE resource = $3 AND turn AND state = 'sent'))
+	b.WriteString(`'sent')
 		ON CONFLICT (id) DO NOTHING RETURNING turn`)
 	return b.String()
 }
 
 // intentOp is the write that journals a validated intent as sent, leased
-// for lease: alone its own statement, in a batch a row of the batch's
-// (intents).
-func (s *Store) intentOp(ctx context.Context, in domain.Intent, lease time.Duration) *batchOp {
-	row := s.intentRow(in, lease)
+// for lease, holding its resource's turn if turn says so: alone its own
+// statement, in a batch a row of the batch's (intents).
+func (s *Store) intentOp(ctx context.Context, in domain.Intent, lease time.Duration, turn bool) *batchOp {
+	row := s.intentRow(in, lease, turn)
 	return &batchOp{rows: s.intents, row: row, fn: func(tx *sql.Tx) error { return s.insertIntentRow(ctx, tx, row) }}
 }
 
 // insertIntent journals a validated intent as sent, leased for lease.
 func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, lease time.Duration) error {
-	return s.insertIntentRow(ctx, tx, s.intentRow(in, lease))
+	return s.insertIntentRow(ctx, tx, s.intentRow(in, lease, false))
 }
 
 // insertIntentRow journals one intent, intentRow's values, as sent; an id
@@ -134,8 +166,8 @@ func (s *Store) insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) erro
 }
 
 // intentRow is what journals a validated intent as sent: its values in
-// the order of intentColumns.
-func (s *Store) intentRow(in domain.Intent, lease time.Duration) []any {
+// the order of intentColumns, turn the last.
+func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []any {
 	now := s.clock()
 	created := in.CreatedAt
 	if created.IsZero() {
@@ -145,17 +177,18 @@ func (s *Store) intentRow(in domain.Intent, lease time.Duration) []any {
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
 	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.leaseArg(lease), s.ts(created), s.ts(now)}
+		s.leaseArg(lease), s.ts(created), s.ts(now), turn}
 }
 
 // intentColumns are the columns of an intent's row that intentRow gives
 // values for; each row is also in state sent.
 const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
-	lease_until, created_at, updated_at`
+	lease_until, created_at, updated_at, turn`
 
-// intentWidth is how many values intentRow gives, and intentLeaseColumn
-// which of them is the lease (leaseArg's).
-const intentWidth, intentLeaseColumn = 13, 10
+// intentWidth is how many values intentRow gives, intentLeaseColumn
+// which of them is the lease (leaseArg's) and intentTurnColumn whether
+// the write holds its resource's turn.
+const intentWidth, intentLeaseColumn, intentTurnColumn = 14, 10, 13
 
 // intentStatement journals n intents as sent, intentRow's values for
 // each. An id already journaled (or given twice) is left as it is, so
@@ -491,9 +524,14 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 // secondary would end with the older body.
 //
 // The statement is bounded by limit. On SQLite one process uses the
-// store and its writes take their turns in the router, so the write has
-// its turn at once, without a statement or a timer, unless a write of
-// this process left sent still holds the resource's turn (KeepTurn).
+// store and its writes take their turns in the router first; a write
+// that had its resource to itself took the store's turn as it was
+// journaled (BeginWriteTurn), and one that waited behind another (or
+// carries a client's Idempotency-Key) takes it here, once the router
+// gave it its turn, so that the store knows which write the primary may
+// have had should the process die (TakeResendTurn). It waits, as on
+// PostgreSQL, while a write of the process left sent holds the turn
+// (KeepTurn, or an outcome the store did not take yet).
 //
 // After a restart on SQLite, the writes to a resource but creates that
 // the process before left sent hold the resource's turn until each has
@@ -502,9 +540,6 @@ func (s *Store) TakeTurn(ctx context.Context, id, resource string, limit time.Du
 	if s.kept != nil {
 		if held, err := s.heldFromBefore(ctx, resource, limit); held || err != nil {
 			return false, err
-		}
-		if !s.kept.has(resource) {
-			return true, nil
 		}
 	}
 	taken, err := s.takeTurn(ctx, id, limit)
@@ -519,26 +554,18 @@ func (s *Store) TakeTurn(ctx context.Context, id, resource string, limit time.Du
 // KeepTurn keeps the turn of the sent write id to resource, whose
 // exchange with the primary ended without an outcome (recovery resends
 // it), until the write leaves sent, as TakeTurn describes: the resource's
-// later writes get no turn until then. On PostgreSQL the write holds its
-// turn since it took it; on SQLite the router's turn ends with the
-// exchange, so the write takes the store's turn now, and this process's
-// next writes to the resource ask for theirs (TakeTurn).
+// later writes get no turn until then. The write holds the store's turn
+// since it took it; on SQLite the router's turn ends with the exchange,
+// so this process's next writes to the resource are journaled without
+// the store's and ask for it (TakeTurn).
 //
 // Why on SQLite too: were the next write to go, it would be applied after
 // this one and recorded before it (recovery records this one once its
 // lease passes), and the secondary would end with the older body.
 func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Duration) error {
-	if s.kept == nil {
-		return nil
+	if s.kept != nil {
+		s.kept.add(resource)
 	}
-	// Taken: a write to the resource that the process before left sent
-	// holds its turn until it leaves sent (TakeTurn), so none is sent
-	// now. Were it not, the resource's next writes would wait for the
-	// one holding it all the same.
-	if _, err := s.takeTurn(ctx, id, limit); err != nil {
-		return err
-	}
-	s.kept.add(resource)
 	return nil
 }
 
@@ -549,14 +576,10 @@ func (s *Store) KeepTurn(ctx context.Context, id, resource string, limit time.Du
 // sent. A write that waited behind another when its replica died never
 // had the turn: resent without it, it could be with the primary at once
 // with a later write of another replica, be applied in one order and
-// recorded in the other. On SQLite it is true at once: the process's
-// writes to the resource wait for every write left sent before it
-// started (noteLeftSent), and for one it kept (KeepTurn), which has the
-// turn.
+// recorded in the other. The same on SQLite, where the process that
+// died left its writes to a resource sent, the one it had with the
+// primary holding the turn, the others waiting behind it.
 func (s *Store) TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error) {
-	if s.kept != nil {
-		return true, nil
-	}
 	return s.takeTurn(ctx, id, limit)
 }
 
@@ -672,11 +695,15 @@ func (k *keptTurns) settled(key string) {
 	delete(k.before, key)
 }
 
-func (k *keptTurns) has(resource string) bool {
+// free reports whether a write of this process to resource that has
+// the router's turn may take the store's turn as it is journaled
+// (BeginWriteTurn): no write kept it (KeepTurn), and none that the
+// process before left sent may hold it (TakeTurn says).
+func (k *keptTurns) free(s *Store, resource string) bool {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.resources[resource]
-	return ok
+	_, kept := k.resources[resource]
+	k.mu.Unlock()
+	return !kept && (!k.anyBefore() || len(k.beforeOf(s.resourceKey(resource))) == 0)
 }
 
 func (k *keptTurns) add(resource string) {

@@ -217,7 +217,7 @@ func TestABatchOfIntentsBindsItsValuesByPosition(t *testing.T) {
 	for i := range maxBatch {
 		in := domain.Intent{ID: fmt.Sprintf("w-%03d", i), Route: "r", Resource: "/records", Method: "POST", Target: "/records",
 			Primary: domain.Legacy}
-		rows = append(rows, s.intentRow(in, time.Minute)...)
+		rows = append(rows, s.intentRow(in, time.Minute, false)...)
 	}
 	if err := s.intents.exec(context.Background(), tx, rows); err != nil {
 		t.Fatal(err)
