@@ -279,6 +279,15 @@ func (d *checker) validateRoutes(c *Config) {
 					human.Duration(w), human.Duration(stats.MaxWindow), human.Duration(stats.MaxWindow))
 			}
 		}
+		// A negative count would be met by an empty window: the guard would
+		// roll back on modern's first error, the verdict retire a legacy
+		// path modern never served.
+		if r.Guard != nil && r.Guard.MinRequests < 0 {
+			d.errorAt(at("guard.min_requests"), "must not be negative; leave it out for %d", DefaultGuardMinRequests)
+		}
+		if r.RetireMinRequests < 0 {
+			d.errorAt(at("retire_min_requests"), "must not be negative; leave it out for %d", DefaultRetireMinRequests)
+		}
 		if r.Compare != nil {
 			for _, e := range r.Compare.Validate() {
 				d.errorAt(at("compare."+e.Field), "%s", e.Msg)

@@ -416,3 +416,26 @@ func TestTheGuardsWindowSlides(t *testing.T) {
 		})
 	}
 }
+
+// TestTheGuardLeavesModesWithoutAShareAlone: a shadow route with modern
+// as its primary counts modern's answers as any route does, but shadow
+// and legacy take no percent and have no step back for the guard to
+// take: modern failing there is the operator's to judge, and the guard
+// neither flips nor holds the route.
+func TestTheGuardLeavesModesWithoutAShareAlone(t *testing.T) {
+	for _, mode := range []domain.Mode{domain.ModeShadow, domain.ModeLegacy} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := newPlane(t)
+			guard := NewGuard(p.flags, p.counters, p.store, p.reg, p.log, p.clock.Now)
+			p.flip(t, "get-patient", mode, nil)
+			p.modernFails("get-patient", 40)
+			guard.Check(context.Background())
+			if got := len(p.rollbacks(t, "get-patient")); got != 0 {
+				t.Errorf("the guard rolled a %s route back %d times, want never", mode, got)
+			}
+			if got := p.served("get-patient"); got != string(mode) {
+				t.Errorf("the route is served %s, want %s as the operator left it", got, mode)
+			}
+		})
+	}
+}

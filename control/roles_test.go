@@ -337,3 +337,56 @@ func TestOpenEndpointsNeedNoToken(t *testing.T) {
 		}
 	}
 }
+
+// TestTheRoleTableIsTheDocumentedOne pins permissions to the README's
+// roles table, written out here: the other role tests read what each call
+// needs from permissions itself, so a decision lowered there (an
+// operator retrying repairs, a viewer flipping routes) passed them all.
+func TestTheRoleTableIsTheDocumentedOne(t *testing.T) {
+	viewer, operator, admin := config.RoleViewer, config.RoleOperator, config.RoleAdmin
+	want := map[string]config.Role{
+		"GET /metrics": anyone, "GET /healthz": anyone, "GET /readyz": anyone,
+		"GET /static/": anyone, "GET /login": anyone, "POST /login": anyone,
+
+		"GET /{$}": viewer, "POST /logout": viewer,
+		"GET /admin/routes": viewer, "GET /admin/routes/{name}": viewer,
+		"GET /admin/routes/{name}/report": viewer, "GET /admin/routes/{name}/schema": viewer,
+		"GET /admin/report": viewer, "GET /admin/audit": viewer, "GET /admin/diffs": viewer,
+		"GET /admin/repairs": viewer, "GET /admin/repairs/{id}": viewer,
+		"GET /admin/changes": viewer, "GET /admin/changes/{change}": viewer,
+
+		"PATCH /admin/routes/{name}":            operator,
+		"POST /admin/changes/{change}/approve":  operator,
+		"POST /admin/changes/{change}/reject":   operator,
+		"POST /ui/routes/{name}":                operator,
+		"POST /ui/routes/{name}/ramp":           operator,
+		"POST /ui/changes/{change}":             operator,
+		"POST /admin/routes/{name}/force-token": operator,
+		"GET /admin/repairs/{id}?body=1":        admin,
+		"POST /admin/repairs/{id}/retry":        admin,
+		"DELETE /admin/repairs/{id}":            admin,
+	}
+	got := permissions()
+	for action, need := range want {
+		if have, ok := got[action]; !ok || have != need {
+			t.Errorf("%s needs %q, want %q as the README's roles table says", action, have, need)
+		}
+	}
+	for action, have := range got {
+		if _, ok := want[action]; !ok {
+			t.Errorf("%s (role %q) is not in the README's roles table: document it, and add it here", action, have)
+		}
+	}
+}
+
+// TestAnActionWithoutARoleDecisionIsRefusedToEveryone: an endpoint added
+// without an entry in permissions is refused to every role, the admin's
+// included, rather than taken as one that needs no token.
+func TestAnActionWithoutARoleDecisionIsRefusedToEveryone(t *testing.T) {
+	p := newPlane(t)
+	for _, actor := range []string{"vera", "bob", "alice", ""} {
+		if p.admin.may(actor, "POST /admin/routes/{name}/undecided") {
+			t.Errorf("the token %q may take an action without a role decision", actor)
+		}
+	}
+}

@@ -46,6 +46,9 @@ func TestQueryNamesThatAreDataAreHashedAsValuesAre(t *testing.T) {
 		// A record number, an SSN and a name with a space as names.
 		{"/search", "/search?mrn7730019=1&987-65-4329=x&Jane%20Doe=&full=1",
 			"/search?{" + hash("mrn7730019") + "}={" + hash("1") + "}&{" + hash("987-65-4329") + "}={" + hash("x") + "}&{" + hash("Jane Doe") + "}={" + hash("") + "}&full={" + hash("1") + "}"},
+		// A short record number as a name: four digits pass the digit
+		// count, and only a leading letter makes a name a field's.
+		{"/search", "/search?4711=1", "/search?{" + hash("4711") + "}={" + hash("1") + "}"},
 		// A name that reads like a field name but is a path parameter or
 		// another query value of the request, in any case.
 		{"/patients/{id}", "/patients/MRN-7Q4Z-TEST?mrn-7q4z-test=visits",

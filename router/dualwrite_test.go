@@ -491,3 +491,32 @@ func TestAWritesIDIsAUUIDThatGrowsWithTime(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryWriteMethodIsJournaledForTheSecondary: a dual-write route
+// matching any method journals every method that is not a read (POST,
+// PUT, PATCH, DELETE), queued for the secondary once the primary answered
+// 2xx. A DELETE left out was applied by legacy alone: the patient stayed
+// in modern for good, and no repair queue listed it.
+func TestEveryWriteMethodIsJournaledForTheSecondary(t *testing.T) {
+	legacy := testkit.NewBackend(t, testkit.Answer(200, `{}`))
+	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, `
+  - {name: any-item, match: "/things/{id}", mode: dual-write}
+`)
+	methods := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	for i, m := range methods {
+		if resp, body := d.send(t, m, fmt.Sprintf("/things/%d", i), `{}`, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: got %d %s, want the primary's 200", m, resp.StatusCode, body)
+		}
+	}
+	var got []string
+	for _, w := range d.writes(t) {
+		if w.State != domain.StatePending {
+			t.Errorf("%s %s journaled in state %s, want pending for the secondary", w.Method, w.Target, w.State)
+		}
+		got = append(got, w.Method+" "+w.Target)
+	}
+	want := []string{"POST /things/0", "PUT /things/1", "PATCH /things/2", "DELETE /things/3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("journaled %q, want %q", got, want)
+	}
+}
