@@ -46,11 +46,29 @@ func (d *checker) validate(c *Config) {
 			c.ReplayBudget, c.MaxReplayBody)
 	}
 	d.checkStore(c.Store)
+	d.validateRepairs(c.Repairs)
 	d.validateRoutes(c)
 	d.validateApprovals(c)
 	d.validateBackfill(c.Backfill)
 	d.validateEncryption(c)
 	d.validateForceKey(c)
+}
+
+// maxRepairWorkers bounds repairs.workers: the worker pool holds its
+// slots and queue in channels of a few times that size, made at the
+// start, so a number near the int limit crashed the start that config
+// check had let through.
+const maxRepairWorkers = 1024
+
+func (d *checker) validateRepairs(r Repairs) {
+	// A negative count made every write dead at its first failed
+	// delivery: the attempt count always passed it.
+	if r.MaxAttempts < 0 {
+		d.errorAt("repairs.max_attempts", "must not be negative; leave it out for %d", DefaultRepairMaxAttempts)
+	}
+	if r.Workers < 0 || r.Workers > maxRepairWorkers {
+		d.errorAt("repairs.workers", "must be from 1 to %d; leave it out for %d", maxRepairWorkers, DefaultRepairWorkers)
+	}
 }
 
 // minTokenLength keeps admin tokens out of guessing range.
