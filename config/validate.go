@@ -66,6 +66,12 @@ func (d *checker) validateRepairs(r Repairs) {
 	if r.MaxAttempts < 0 {
 		d.errorAt("repairs.max_attempts", "must not be negative; leave it out for %d", DefaultRepairMaxAttempts)
 	}
+	// The delay is cut to max_backoff from the first retry: a longer
+	// backoff would be ignored, not obeyed.
+	if r.Backoff > r.MaxBackoff {
+		d.errorAt("repairs.backoff", "%s is longer than max_backoff (%s): the delays never exceed max_backoff; raise it or lower backoff",
+			human.Duration(time.Duration(r.Backoff)), human.Duration(time.Duration(r.MaxBackoff)))
+	}
 	if r.Workers < 0 || r.Workers > maxRepairWorkers {
 		d.errorAt("repairs.workers", "must be from 1 to %d; leave it out for %d", maxRepairWorkers, DefaultRepairWorkers)
 	}
