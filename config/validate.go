@@ -32,6 +32,8 @@ func (d *checker) validate(c *Config) {
 	d.checkTLS("admin.tls", c.Admin.TLS)
 	d.checkUpstreamTLS("backends.legacy.tls", &c.Backends.Legacy)
 	d.checkUpstreamTLS("backends.modern.tls", &c.Backends.Modern)
+	d.checkBackendTimeout("backends.legacy.timeout", c.Backends.Legacy.Timeout)
+	d.checkBackendTimeout("backends.modern.timeout", c.Backends.Modern.Timeout)
 	d.validateAdmin(c)
 	for i, m := range c.AllowMethods {
 		if m == "CONNECT" || m == "TRACE" {
@@ -52,6 +54,20 @@ func (d *checker) validate(c *Config) {
 	d.validateBackfill(c.Backfill)
 	d.validateEncryption(c)
 	d.validateForceKey(c)
+}
+
+// maxBackendTimeout bounds backends.*.timeout. A longer one is no
+// timeout at all, which a 0 is not either (it leaves the default), and
+// near the duration limit it overflowed the wait for a dual write's
+// primary after the shutdown grace (AfterGrace) into a negative: the
+// facade stopped without waiting, leaving the write unknown.
+const maxBackendTimeout = time.Hour
+
+func (d *checker) checkBackendTimeout(field string, t Duration) {
+	if time.Duration(t) > maxBackendTimeout {
+		d.errorAt(field, "%s is longer than %s: a backend that takes longer to start answering is down; a streaming answer is not cut off by it",
+			human.Duration(time.Duration(t)), human.Duration(maxBackendTimeout))
+	}
 }
 
 // maxRepairWorkers bounds repairs.workers: the worker pool holds its
