@@ -13,6 +13,10 @@ import (
 	"strangler/stats"
 )
 
+// maxRetireAfter bounds routes[].retire_after: a year of a route's
+// hourly counts is kept for it.
+const maxRetireAfter = 365 * 24 * time.Hour
+
 // reservedRoute labels requests that match no route in metrics and logs.
 const reservedRoute = "default"
 
@@ -324,6 +328,14 @@ func (d *checker) validateRoutes(c *Config) {
 		// path modern never served.
 		if r.Guard != nil && r.Guard.MinRequests < 0 {
 			d.errorAt(at("guard.min_requests"), "must not be negative; leave it out for %d", DefaultGuardMinRequests)
+		}
+		// Counts are kept by the hour, for retire_after and a day more: a
+		// shorter window reads the hours it falls in, and near the duration
+		// limit that day more overflowed into a negative, purging the counts
+		// the verdict needed.
+		if a := time.Duration(r.RetireAfter); a < time.Hour || a > maxRetireAfter {
+			d.errorAt(at("retire_after"), "%s is not from 1h to %s: the facade counts requests by the hour",
+				human.Duration(a), human.Duration(maxRetireAfter))
 		}
 		if r.RetireMinRequests < 0 {
 			d.errorAt(at("retire_min_requests"), "must not be negative; leave it out for %d", DefaultRetireMinRequests)
