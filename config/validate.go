@@ -13,6 +13,12 @@ import (
 	"strangler/stats"
 )
 
+// maxReplayBody bounds max_replay_body, top-level and per route: a body
+// kept for a replay is held in memory, and the default replay_budget,
+// 16 times the top-level one, wrapped around to 0 from 1073741824GiB, so
+// config check blamed a replay_budget the file did not set.
+const maxReplayBody = 1 << 30
+
 // maxRetireAfter bounds routes[].retire_after: a year of a route's
 // hourly counts is kept for it.
 const maxRetireAfter = 365 * 24 * time.Hour
@@ -47,7 +53,9 @@ func (d *checker) validate(c *Config) {
 	if c.MaxConnections < 0 {
 		d.errorAt("max_connections", "must not be negative; 0, as leaving it out, is half the process's open-file limit")
 	}
-	if c.MaxReplayBody > c.ReplayBudget {
+	if c.MaxReplayBody > maxReplayBody {
+		d.errorAt("max_replay_body", "%s is more than %s: a body kept for a replay is held in memory", c.MaxReplayBody, ByteSize(maxReplayBody))
+	} else if c.MaxReplayBody > c.ReplayBudget {
 		d.errorAt("replay_budget", "%s is less than max_replay_body (%s): no such body could ever be buffered; raise it or lower max_replay_body",
 			c.ReplayBudget, c.MaxReplayBody)
 	}
@@ -348,10 +356,9 @@ func (d *checker) validateRoutes(c *Config) {
 		if r.FallbackOn != nil && len(r.FallbackOn) == 0 {
 			d.errorAt(at("fallback_on"), "lists no trigger; leave it out for all of 404, 5xx, timeout and error")
 		}
-		if r.MaxReplayBody != nil && *r.MaxReplayBody == 0 {
-			d.errorAt(at("max_replay_body"), "must be more than 0")
-		}
-		if r.MaxReplayBody != nil && *r.MaxReplayBody > c.ReplayBudget {
+		if r.MaxReplayBody != nil && (*r.MaxReplayBody == 0 || *r.MaxReplayBody > maxReplayBody) {
+			d.errorAt(at("max_replay_body"), "must be from 1 to %s: a body kept for a replay is held in memory", ByteSize(maxReplayBody))
+		} else if r.MaxReplayBody != nil && *r.MaxReplayBody > c.ReplayBudget {
 			d.errorAt(at("max_replay_body"), "%s exceeds replay_budget (%s): no such body could ever be buffered; lower it or raise replay_budget",
 				*r.MaxReplayBody, c.ReplayBudget)
 		}
