@@ -322,8 +322,10 @@ func (d *checker) validateRoutes(c *Config) {
 			}
 		}
 		d.validateEntity(r, at)
-		if r.Guard != nil && !(r.Guard.MaxErrorRate > 0) {
-			d.errorAt(at("guard.max_error_rate"), "must be more than 0")
+		// The guard rolls back when modern's error rate passes the bound,
+		// which a rate never does past 100%: at 100 the guard never acted.
+		if r.Guard != nil && !(r.Guard.MaxErrorRate > 0 && r.Guard.MaxErrorRate < 100) {
+			d.errorAt(at("guard.max_error_rate"), "must be more than 0 and less than 100: the guard acts when modern's error rate passes it, which 100%% never is")
 		}
 		if r.Guard != nil {
 			if w := time.Duration(r.Guard.Window); w != 0 && (w < time.Second || w > stats.MaxWindow) {
