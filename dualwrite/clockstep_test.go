@@ -2,15 +2,10 @@ package dualwrite
 
 import (
 	"context"
-	"database/sql"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to move the leases as the server's clock would
-	_ "modernc.org/sqlite"             // the "sqlite" driver, likewise
 
 	"strangler/domain"
 )
@@ -112,61 +107,5 @@ func TestAReplicaWhoseClockIsOffRetriesWhenTheStoreSays(t *testing.T) {
 	r.deliverDue(r.w)
 	if rep := r.repair("w1"); rep.State != domain.StateDone || r.modern.Hits() != 3 {
 		t.Errorf("76 s after the replica an hour ahead failed it: %s after %d deliveries, want done after 3", rep.State, r.modern.Hits())
-	}
-}
-
-// passStoreTime moves every lease end and due time in the store at dsn d
-// into the past, as d passing on the store's clock would: that clock is
-// the PostgreSQL server's, or the SQLite process's monotonic one, and no
-// test can move either.
-func passStoreTime(t *testing.T, dsn string, d time.Duration) {
-	t.Helper()
-	path, isSQLite := strings.CutPrefix(dsn, "sqlite:")
-	if !isSQLite {
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec(`UPDATE strangler_repairs SET
-			next_attempt_at = next_attempt_at - $1 * interval '1 microsecond',
-			lease_until = lease_until - $1 * interval '1 microsecond'`, d.Microseconds()); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// SQLite keeps times as text, in the store's layout.
-	const layout = "2006-01-02T15:04:05.000000Z"
-	for _, col := range []string{"next_attempt_at", "lease_until"} {
-		rows, err := db.Query(`SELECT id, ` + col + ` FROM strangler_repairs WHERE ` + col + ` IS NOT NULL`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		moved := map[string]string{}
-		for rows.Next() {
-			var id, at string
-			if err := rows.Scan(&id, &at); err != nil {
-				t.Fatal(err)
-			}
-			tm, err := time.Parse(layout, at)
-			if err != nil {
-				t.Fatal(err)
-			}
-			moved[id] = tm.Add(-d).Format(layout)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-		for id, at := range moved {
-			if _, err := db.Exec(`UPDATE strangler_repairs SET `+col+` = $1 WHERE id = $2`, at, id); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }

@@ -191,7 +191,7 @@ func (r *rig) newWorker(st *store.Store, s config.Repairs) *Worker {
 func (r *rig) advance(d time.Duration) {
 	r.t.Helper()
 	r.clock.Advance(d)
-	passStoreTime(r.t, r.dsn, d)
+	testdb.PassRepairTime(r.t, r.dsn, d, "next_attempt_at", "lease_until")
 }
 
 // dueIn is how long until the write id is due on the store's clock,

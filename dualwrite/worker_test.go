@@ -161,14 +161,14 @@ func TestPurgeDeletesFinishedWritesOnceKeepHasPassed(t *testing.T) {
 		return err == nil
 	}
 
-	testdb.AgeRepairs(t, r.dsn, 50*time.Minute)
+	testdb.PassRepairTime(t, r.dsn, 50*time.Minute, "updated_at")
 	r.w.purge(ctx)
 	for _, id := range []string{"done", "skipped", "dead", "pending", "sent"} {
 		if !exists(id) {
 			t.Errorf("%s was purged before keep (1h) passed", id)
 		}
 	}
-	testdb.AgeRepairs(t, r.dsn, 20*time.Minute) // 70 in all
+	testdb.PassRepairTime(t, r.dsn, 20*time.Minute, "updated_at") // 70 in all
 	r.w.purge(ctx)
 	for id, kept := range map[string]bool{"done": false, "skipped": false, "dead": true, "pending": true, "sent": true} {
 		if exists(id) != kept {

@@ -30,11 +30,14 @@ func LapseRepairLeases(t testing.TB, dsn string) {
 	}
 }
 
-// AgeRepairs moves the last change of every write in the dual-write
-// journal of the state store at dsn d into the past, as the passing of d
-// on the store's clock would: the purge of finished writes
-// (repairs.keep) reads their age on that clock, which no test can move.
-func AgeRepairs(t testing.TB, dsn string, d time.Duration) {
+// PassRepairTime moves the times in columns of every write in the
+// dual-write journal of the state store at dsn ("sqlite:PATH" or a
+// PostgreSQL URL) d into the past, as the passing of d on the store's
+// clock would: that clock is the PostgreSQL server's, or the SQLite
+// process's, and no test can move either. A NULL stays NULL. The purge
+// of finished writes (repairs.keep) reads updated_at; deliveries and
+// recovery read next_attempt_at and lease_until.
+func PassRepairTime(t testing.TB, dsn string, d time.Duration, columns ...string) {
 	t.Helper()
 	path, sqlite := strings.CutPrefix(dsn, "sqlite:")
 	if !sqlite {
@@ -43,8 +46,10 @@ func AgeRepairs(t testing.TB, dsn string, d time.Duration) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		if _, err := db.Exec(`UPDATE strangler_repairs SET updated_at = updated_at - $1 * interval '1 microsecond'`, d.Microseconds()); err != nil {
-			t.Fatal(err)
+		for _, col := range columns {
+			if _, err := db.Exec(`UPDATE strangler_repairs SET `+col+` = `+col+` - $1 * interval '1 microsecond'`, d.Microseconds()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return
 	}
@@ -56,28 +61,30 @@ func AgeRepairs(t testing.TB, dsn string, d time.Duration) {
 	// SQLite keeps times as text (store's timeLayout), which its own
 	// date functions would round to milliseconds.
 	const layout = "2006-01-02T15:04:05.000000Z"
-	rows, err := db.Query(`SELECT id, updated_at FROM strangler_repairs`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	aged := map[string]string{}
-	for rows.Next() {
-		var id, at string
-		if err := rows.Scan(&id, &at); err != nil {
-			t.Fatal(err)
-		}
-		when, err := time.Parse(layout, at)
+	for _, col := range columns {
+		rows, err := db.Query(`SELECT id, ` + col + ` FROM strangler_repairs WHERE ` + col + ` IS NOT NULL`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		aged[id] = when.Add(-d).Format(layout)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for id, at := range aged {
-		if _, err := db.Exec(`UPDATE strangler_repairs SET updated_at = $1 WHERE id = $2`, at, id); err != nil {
+		moved := map[string]string{}
+		for rows.Next() {
+			var id, at string
+			if err := rows.Scan(&id, &at); err != nil {
+				t.Fatal(err)
+			}
+			when, err := time.Parse(layout, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved[id] = when.Add(-d).Format(layout)
+		}
+		if err := rows.Close(); err != nil {
 			t.Fatal(err)
+		}
+		for id, at := range moved {
+			if _, err := db.Exec(`UPDATE strangler_repairs SET `+col+` = $1 WHERE id = $2`, at, id); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
