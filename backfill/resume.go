@@ -50,6 +50,48 @@ func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(t
 	return err
 }
 
+// databaseGone is the error of a run stopped because the source or the
+// target stayed out of reach through a range's resumptions: every table
+// reads the one and keeps its rows and checkpoints in the other, so each
+// would only wait out resumptions of its own (half a minute a range, an
+// hour for a run of a hundred tables) to stop the same way. It wraps no
+// network error: resuming must not take it for a lost connection to try
+// again.
+type databaseGone struct {
+	side, table string
+	last        string
+}
+
+func (e *databaseGone) Error() string {
+	return fmt.Sprintf("the %s database was still out of reach after a key range of %s resumed %d times over %s (last: %s); "+
+		"the run stopped, every table not done with it, for a re-run to resume from its checkpoints",
+		e.side, e.table, resumeTries, resumePause*(1<<resumeTries-1), e.last)
+}
+
+// unreachable is the run's error when err, a range's after its
+// resumptions, is a lost connection and the source or the target still
+// answers no ping; nil otherwise. A database that answers again leaves
+// the table alone stopped, as a connection this table's work alone
+// breaks would.
+func (r *runner) unreachable(ctx context.Context, t *table, err error) error {
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if perr := r.dst.Ping(ctx); perr != nil {
+		return &databaseGone{side: "target", table: t.name, last: perr.Error()}
+	}
+	if perr := r.src.PingContext(ctx); perr != nil {
+		return &databaseGone{side: "source", table: t.name, last: perr.Error()}
+	}
+	return nil
+}
+
+// pingTimeout bounds the ping that tells a database gone from a
+// connection lost: a network that drops packets answers nothing.
+const pingTimeout = 10 * time.Second
+
 // copyRangeResuming is copyRange, resumed from the range's checkpoint in
 // the ledger when a connection to the source or the target broke: a
 // batch's rows and its checkpoint commit together, so whatever became of

@@ -157,8 +157,13 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 				if r.stats[tk.t.name].stopped() != nil {
 					continue
 				}
-				if err := r.fail(ctx, tk.t, r.copyRangeResuming(ctx, tk.t, tk.rg)); err != nil {
+				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
+				gone := r.unreachable(ctx, tk.t, err)
+				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
+				}
+				if gone != nil {
+					cancel(gone)
 				}
 			}
 		})

@@ -171,5 +171,9 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
 	}
-	return r.fail(ctx, t, err)
+	gone := r.unreachable(ctx, t, err)
+	if err := r.fail(ctx, t, err); err != nil {
+		return err
+	}
+	return gone
 }
