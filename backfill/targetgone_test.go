@@ -24,10 +24,18 @@ import (
 // gone. It stopped each table alone: each queued after it waited out
 // half a minute of futile resumptions of its own (here four more: 2 min
 // 36 s and 25 resumptions to learn what the first 31 s told; a run of a
-// hundred tables took most of an hour).
+// hundred tables took most of an hour). A worker of a shared run went on
+// to lease its next range, and resumed that too (1 min 2 s, 10).
 func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
-	for _, side := range []string{"target", "source"} {
-		t.Run("the "+side, func(t *testing.T) {
+	for _, c := range []struct {
+		side   string
+		worker bool
+	}{{"target", false}, {"source", false}, {"target", true}} {
+		side, name := c.side, "the "+c.side
+		if c.worker {
+			name = "a worker's " + c.side
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
 			w.cfg.Tables = w.cfg.Tables[:1]
@@ -56,7 +64,11 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 			}
 			done := make(chan result, 1)
 			go func() {
-				rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: logs.Logger(slog.LevelInfo)})
+				opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+				if c.worker {
+					opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
+				}
+				rep, err := backfill.Run(context.Background(), w.cfg, opts)
 				done <- result{rep, err}
 			}()
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
@@ -73,7 +85,9 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 				t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
 			}
 			var text strings.Builder
-			res.rep.WriteText(&text)
+			if res.rep != nil {
+				res.rep.WriteText(&text)
+			}
 			if want := "stopped early: " + want; !strings.Contains(text.String(), want) {
 				t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
 			}
