@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/config"
 )
 
 // Resuming a range after a lost connection: how often, and the first
@@ -88,6 +91,29 @@ func (r *runner) unreachable(ctx context.Context, t *table, err error) error {
 	return nil
 }
 
+// bounded runs f with ctx bounded by the section's batch_timeout: one
+// batch's transaction in the target, or another statement the run sends
+// it. A target gone silent (its packets dropped, not refused) would
+// otherwise be waited on until TCP gave up, some fifteen minutes; past
+// the bound pgx cancels and closes the connection, and the error, a
+// timeout, is a lost connection to resume from the checkpoint.
+func (r *runner) bounded(ctx context.Context, f func(ctx context.Context) error) error {
+	return boundTarget(ctx, r.cfg, f)
+}
+
+// boundTarget is bounded for the work outside a runner: taking and
+// letting go of the run's lock, recording the run's end.
+func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.Context) error) error {
+	d := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	bctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := f(bctx)
+	if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: the target did not answer within batch_timeout (%s)", err, d)
+	}
+	return err
+}
+
 // pingTimeout bounds the ping that tells a database gone from a
 // connection lost: a network that drops packets answers nothing.
 const pingTimeout = 10 * time.Second
@@ -103,11 +129,14 @@ func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) e
 	return resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
 		if try > 0 {
 			// A ledger still unreachable counts as a try too.
-			if err := r.lock.hold(ctx); err != nil {
+			err := r.bounded(ctx, func(ctx context.Context) (err error) {
+				if err := r.lock.hold(ctx); err != nil {
+					return err
+				}
+				rg, err = r.checkpoint(ctx, t, rg)
 				return err
-			}
-			var err error
-			if rg, err = r.checkpoint(ctx, t, rg); err != nil {
+			})
+			if err != nil {
 				return err
 			}
 			var u *unconfirmed
