@@ -354,9 +354,6 @@ func (d *checker) validateBackfill(b *Backfill) {
 	if z := b.SourceTimeZone; z != "" && !isZoneName(z) {
 		d.errorAt("backfill.source_time_zone", "invalid time zone %q; want an IANA name like UTC, Europe/Paris or Asia/Kolkata", z)
 	}
-	if b.BatchTimeout < 0 {
-		d.errorAt("backfill.batch_timeout", "want a positive duration like 5m, got %s", time.Duration(b.BatchTimeout))
-	}
 	if b.Sequences != "" && b.Sequences != "reset" && b.Sequences != "leave" {
 		d.errorAt("backfill.sequences", "want reset or leave, got %q", b.Sequences)
 	}
