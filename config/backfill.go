@@ -283,10 +283,12 @@ func (b *Backfill) applyDefaults() {
 	if b.Concurrency == 0 {
 		b.Concurrency = DefaultBackfillConcurrency
 	}
-	if b.BatchTimeout == 0 {
+	// Only tables copied into the target database have a batch in it, or
+	// its sequences.
+	if _, db := b.APITables(); db && b.BatchTimeout == 0 {
 		b.BatchTimeout = Duration(DefaultBatchTimeout)
 	}
-	if b.Sequences == "" {
+	if _, db := b.APITables(); db && b.Sequences == "" {
 		b.Sequences = "reset"
 	}
 	b.applyAPIDefaults()
