@@ -60,6 +60,13 @@ func TestTheTargetsSequencesMovePastTheValuesCopied(t *testing.T) {
 				t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
 			}
 		}
+		var page strings.Builder
+		if err := rep.WriteHTML(&page); err != nil {
+			t.Fatal(err)
+		}
+		if want := "<td>seqs</td><td>seqs_id_seq</td><td>id</td><td>1</td><td>1000</td>"; !strings.Contains(page.String(), want) {
+			t.Errorf("the HTML report does not show the move %q", want)
+		}
 		// A re-run finds them past the values copied.
 		if got := w.run(t, backfill.Options{}).Tables[0].Sequences; len(got) != 0 {
 			t.Errorf("a re-run moved %+v, want nothing moved", got)
