@@ -218,3 +218,57 @@ func TestASilentTargetStopsTheRunWithinItsBound(t *testing.T) {
 		t.Errorf("verify after the re-run: %+v", d.Tables)
 	}
 }
+
+// TestMovingASequenceLetsTheServiceInsertMeanwhile: a service transaction
+// that drew a value holds the sequence's lock to its end, and the move
+// waits for it; every nextval after queued behind the move, so one open
+// transaction stalled all the service's inserts until it ended. The move
+// now waits a second at a time: the service's inserts go through while
+// the transaction stays open, and the move happens once it ends.
+func TestMovingASequenceLetsTheServiceInsertMeanwhile(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Seqs (Id INT PRIMARY KEY, Body TEXT)", "CREATE TABLE seqs (id bigserial PRIMARY KEY, body text)",
+		config.BackfillTable{Name: "seqs", From: "Seqs", Key: "Id", To: "seqs", TargetKey: "id", Columns: cols("Id=id", "Body=body")})
+	w.exec(t, "INSERT INTO Seqs VALUES (1, 'a'), (1000000, 'b')")
+	w.pg(t, "SELECT setval('seqs_id_seq', 10000)")
+	ctx := context.Background()
+	open, err := w.modern.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Rollback(ctx)
+	if _, err := open.Exec(ctx, "SELECT nextval('seqs_id_seq')"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(ctx, w.cfg, backfill.Options{Log: discard()})
+		done <- err
+	}()
+	testkit.Eventually(t, 2*time.Minute, "the run tries to move the sequence", func() bool {
+		return w.count(t, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER SEQUENCE%' AND pid <> pg_backend_pid()") > 0
+	})
+	inserted := make(chan error, 1)
+	go func() {
+		_, err := w.modern.Exec(ctx, "INSERT INTO seqs (body) VALUES ('service')")
+		inserted <- err
+	}()
+	select {
+	case err := <-inserted:
+		if err != nil {
+			t.Errorf("the service's insert while the move waits: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Error("the service's insert still waits a minute on, behind the move waiting for an open transaction")
+	}
+	if err := open.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("backfill: %v", err)
+	}
+	var id int64
+	if err := w.modern.QueryRow(ctx, "INSERT INTO seqs (body) VALUES ('after') RETURNING id").Scan(&id); err != nil || id <= 1000000 {
+		t.Errorf("the service's insert after the run: id %d, %v; want past 1000000", id, err)
+	}
+}

@@ -2,11 +2,14 @@ package backfill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SequenceMove is a target sequence a run moved forward past the values
@@ -68,8 +71,22 @@ func (r *runner) resetSequences(ctx context.Context, t *table) error {
 		}
 		var move *SequenceMove
 		err := r.bounded(ctx, func(ctx context.Context) (err error) {
-			move, err = r.moveSequence(ctx, t, s.seq, s.col, s.increment)
-			return err
+			// A writer's transaction that drew a value holds the lock to
+			// its end; while the ALTER waits for it, every nextval queues
+			// behind the ALTER. So it waits a second at a time, letting
+			// the service's inserts through between tries.
+			for {
+				move, err = r.moveSequence(ctx, t, s.seq, s.col, s.increment)
+				var pg *pgconn.PgError
+				if !errors.As(err, &pg) || pg.Code != "55P03" {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%w (a transaction of another session held it until batch_timeout)", err)
+				case <-time.After(sequenceLockWait):
+				}
+			}
 		})
 		if err != nil {
 			return fmt.Errorf("sequence %s of column %s: %w (sequences: leave in the backfill section leaves the target's sequences alone)", s.seq, s.col, err)
@@ -99,6 +116,9 @@ func (r *runner) moveSequence(ctx context.Context, t *table, seq, col string, in
 		return nil, err
 	}
 	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = "+strconv.Itoa(int(sequenceLockWait.Milliseconds()))); err != nil {
+		return nil, err
+	}
 	if _, err := tx.Exec(ctx, "ALTER SEQUENCE "+seq+" INCREMENT BY "+strconv.FormatInt(increment, 10)); err != nil {
 		return nil, err
 	}
@@ -124,6 +144,10 @@ func (r *runner) moveSequence(ctx context.Context, t *table, seq, col string, in
 	}
 	return &SequenceMove{Sequence: seq, Column: col, From: last, To: *top}, nil
 }
+
+// sequenceLockWait is how long one try to take a sequence's lock waits,
+// and the pause before the next.
+const sequenceLockWait = time.Second
 
 // addSequenceMove records a sequence the run moved.
 func (s *tableStats) addSequenceMove(m SequenceMove) {
