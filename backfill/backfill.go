@@ -221,7 +221,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		if held, err = take(ctx, dst); err != nil {
 			return nil, err
 		}
-		defer held.release()
+		defer boundTarget(context.WithoutCancel(ctx), cfg, func(ctx context.Context) error { held.release(ctx); return nil })
 	}
 	l, err := openLedger(ctx, dst, opts.DryRun)
 	if err != nil {
@@ -266,7 +266,8 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 		report.Tables = append(report.Tables, r.stats[t.name].report())
 	}
 	status := report.end(ctx, runErr)
-	if err := l.finishRun(context.WithoutCancel(ctx), status, report, runErr); err != nil && runErr == nil {
+	finish := func(ctx context.Context) error { return l.finishRun(ctx, status, report, runErr) }
+	if err := boundTarget(context.WithoutCancel(ctx), cfg, finish); err != nil && runErr == nil {
 		runErr = fmt.Errorf("ledger: %w", err)
 	}
 	return report, runErr

@@ -35,6 +35,10 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Rate                              float64
 		WrittenPct, PresentPct, FailedPct float64
 	}
+	type sequenceRow struct {
+		Table string
+		SequenceMove
+	}
 	type failureRow struct {
 		Table, Reason, Keys string
 		Count               int64
@@ -44,6 +48,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Report                                 *Report
 		Tables                                 []row
 		Failures                               []failureRow
+		Sequences                              []sequenceRow
 	}{Title: "Backfill report", Report: r, Duration: r.Finished.Sub(r.Started).Round(time.Second).String()}
 	if r.DryRun {
 		page.Title = "Backfill report (dry run)"
@@ -58,6 +63,9 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		page.Tables = append(page.Tables, row{TableReport: t, Rate: t.RowsPerSecond,
 			Took:       (time.Duration(t.Seconds * float64(time.Second))).Round(time.Millisecond).String(),
 			WrittenPct: pct(t.Written()), PresentPct: pct(t.Present), FailedPct: pct(t.Failed)})
+		for _, m := range t.Sequences {
+			page.Sequences = append(page.Sequences, sequenceRow{t.Name(), m})
+		}
 		for _, f := range t.Failures {
 			page.Failures = append(page.Failures, failureRow{t.Name(), f.Reason, joinKeys(f.SampleKeys), f.Count})
 		}

@@ -168,7 +168,7 @@ func (l *runLock) hold(ctx context.Context) error {
 }
 
 // release lets the lock go.
-func (l *runLock) release() {
+func (l *runLock) release(ctx context.Context) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {
@@ -178,7 +178,7 @@ func (l *runLock) release() {
 	if l.shared {
 		unlock = "SELECT pg_advisory_unlock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))"
 	}
-	l.conn.Exec(context.Background(), unlock)
+	l.conn.Exec(ctx, unlock)
 	l.conn.Release()
 }
 

@@ -100,6 +100,9 @@ type TableReport struct {
 	DeletedKeys   []string `json:"deleted_keys"`
 	Seconds       float64  `json:"duration_seconds"`
 	RowsPerSecond float64  `json:"rows_per_second"`
+	// Sequences are the target's sequences the run moved forward past
+	// the values it copied (sequences: reset).
+	Sequences []SequenceMove `json:"sequences,omitempty"`
 	// Error is why the table stopped before it was done, if it did; the
 	// other tables went on.
 	Error string `json:"error,omitempty"`
@@ -179,6 +182,9 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%s: %s rows at or below the checkpoint of the release before per-row hashes were taken as sent by it, not sent; "+
 				"a change made to them before the upgrade is not detected\n", t.Name(), human.Count(t.TakenAsSent))
 		}
+		for _, m := range t.Sequences {
+			fmt.Fprintf(w, "%s: sequence %s moved from %d to %d, the largest %s copied\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",
 				t.Name(), human.Count(t.Deleted), joinKeys(t.DeletedKeys))
@@ -230,7 +236,9 @@ type tableStats struct {
 	last    time.Time
 	reasons map[string]*FailureGroup
 	deleted deleted
-	err     error
+	// sequences are the target sequences moved (resetSequences).
+	sequences []SequenceMove
+	err       error
 	// failedNow holds the keys that failed in a dry run, which leaves no
 	// trace in the ledger, so that retrying earlier failures skips them
 	// as a real run would.
@@ -359,6 +367,7 @@ func (s *tableStats) report() TableReport {
 	if s.err != nil {
 		t.Error = s.err.Error()
 	}
+	t.Sequences = slices.Clone(s.sequences)
 	if !s.first.IsZero() {
 		t.Seconds = s.last.Sub(s.first).Seconds()
 	}

@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/config"
 )
 
 // Resuming a range after a lost connection: how often, and the first
@@ -50,6 +53,71 @@ func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(t
 	return err
 }
 
+// databaseGone is the error of a run stopped because the source or the
+// target stayed out of reach through a range's resumptions: every table
+// reads the one and keeps its rows and checkpoints in the other, so each
+// would only wait out resumptions of its own (half a minute a range, an
+// hour for a run of a hundred tables) to stop the same way. It wraps no
+// network error: resuming must not take it for a lost connection to try
+// again.
+type databaseGone struct {
+	side, table string
+	last        string
+}
+
+func (e *databaseGone) Error() string {
+	return fmt.Sprintf("the %s database was still out of reach after a key range of %s resumed %d times over %s (last: %s); "+
+		"the run stopped, every table not done with it, for a re-run to resume from its checkpoints",
+		e.side, e.table, resumeTries, resumePause*(1<<resumeTries-1), e.last)
+}
+
+// unreachable is the run's error when err, a range's after its
+// resumptions, is a lost connection and the source or the target still
+// answers no ping; nil otherwise. A database that answers again leaves
+// the table alone stopped, as a connection this table's work alone
+// breaks would.
+func (r *runner) unreachable(ctx context.Context, t *table, err error) error {
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if perr := r.dst.Ping(ctx); perr != nil {
+		return &databaseGone{side: "target", table: t.name, last: perr.Error()}
+	}
+	if perr := r.src.PingContext(ctx); perr != nil {
+		return &databaseGone{side: "source", table: t.name, last: perr.Error()}
+	}
+	return nil
+}
+
+// bounded runs f with ctx bounded by the section's batch_timeout: one
+// batch's transaction in the target, or another statement the run sends
+// it. A target gone silent (its packets dropped, not refused) would
+// otherwise be waited on until TCP gave up, some fifteen minutes; past
+// the bound pgx cancels and closes the connection, and the error, a
+// timeout, is a lost connection to resume from the checkpoint.
+func (r *runner) bounded(ctx context.Context, f func(ctx context.Context) error) error {
+	return boundTarget(ctx, r.cfg, f)
+}
+
+// boundTarget is bounded for the work outside a runner: taking and
+// letting go of the run's lock, recording the run's end.
+func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.Context) error) error {
+	d := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	bctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := f(bctx)
+	if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: the target did not answer within batch_timeout (%s)", err, d)
+	}
+	return err
+}
+
+// pingTimeout bounds the ping that tells a database gone from a
+// connection lost: a network that drops packets answers nothing.
+const pingTimeout = 10 * time.Second
+
 // copyRangeResuming is copyRange, resumed from the range's checkpoint in
 // the ledger when a connection to the source or the target broke: a
 // batch's rows and its checkpoint commit together, so whatever became of
@@ -61,11 +129,14 @@ func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) e
 	return resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
 		if try > 0 {
 			// A ledger still unreachable counts as a try too.
-			if err := r.lock.hold(ctx); err != nil {
+			err := r.bounded(ctx, func(ctx context.Context) (err error) {
+				if err := r.lock.hold(ctx); err != nil {
+					return err
+				}
+				rg, err = r.checkpoint(ctx, t, rg)
 				return err
-			}
-			var err error
-			if rg, err = r.checkpoint(ctx, t, rg); err != nil {
+			})
+			if err != nil {
 				return err
 			}
 			var u *unconfirmed

@@ -55,6 +55,9 @@ func (r *runner) run(ctx context.Context) error {
 			if err == nil && len(keys) > 0 {
 				_, err = r.copyKeys(ctx, t, keys)
 			}
+			if err == nil {
+				err = r.resetSequences(ctx, t)
+			}
 			if err := r.fail(ctx, t, err); err != nil {
 				return err
 			}
@@ -63,7 +66,11 @@ func (r *runner) run(ctx context.Context) error {
 		return r.stoppedTables()
 	case "only-failed":
 		for _, t := range r.tables {
-			if err := r.fail(ctx, t, r.retryFailed(ctx, t, false)); err != nil {
+			err := r.retryFailed(ctx, t, false)
+			if err == nil {
+				err = r.resetSequences(ctx, t)
+			}
+			if err := r.fail(ctx, t, err); err != nil {
 				return err
 			}
 			r.stats[t.name].done.Store(true)
@@ -157,8 +164,13 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 				if r.stats[tk.t.name].stopped() != nil {
 					continue
 				}
-				if err := r.fail(ctx, tk.t, r.copyRangeResuming(ctx, tk.t, tk.rg)); err != nil {
+				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
+				gone := r.unreachable(ctx, tk.t, err)
+				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
+				}
+				if gone != nil {
+					cancel(gone)
 				}
 			}
 		})
@@ -220,7 +232,10 @@ func (r *runner) finish(ctx context.Context, t *table) error {
 		}
 		r.stats[t.name].addNullKeys(n)
 	}
-	return r.retryFailed(ctx, t, true)
+	if err := r.retryFailed(ctx, t, true); err != nil {
+		return err
+	}
+	return r.resetSequences(ctx, t)
 }
 
 // tasks lists the key ranges of t still to copy: the ranges of an earlier
@@ -279,27 +294,37 @@ func (r *runner) copyRange(ctx context.Context, t *table, rg keyRange) error {
 	r.stats[t.name].active(time.Now())
 	// Rows past a checkpoint are probably new, unless the run rereads
 	// everything.
-	w, err := r.newWriter(ctx, t, !r.opts.Restart)
-	if err != nil {
+	var w batchWriter
+	var clear bool
+	err := r.bounded(ctx, func(ctx context.Context) (err error) {
+		nw, err := r.newWriter(ctx, t, !r.opts.Restart)
+		if err != nil {
+			return err // nw may be a nil *writer in a non-nil batchWriter
+		}
+		w = nw
+		clear, err = r.ledger.hasFailures(ctx, t.name)
 		return err
+	})
+	if w != nil {
+		defer w.close()
 	}
-	defer w.close()
-	clear, err := r.ledger.hasFailures(ctx, t.name)
 	if err != nil {
 		return err
 	}
 	rd := &reader{db: r.src, t: t, limit: r.batch, pace: r.pace}
 	read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
 	return pipeline(ctx, read, func(b batch) error {
-		out, err := w.write(ctx, b, &checkpoint{rg: &rg, done: b.final}, clear, r.opts.DryRun)
-		if err != nil {
-			return err
-		}
-		r.account(t, b, out)
-		if b.final && len(b.rows) == 0 {
-			return r.ledger.markDone(ctx, t.name, &rg)
-		}
-		return nil
+		return r.bounded(ctx, func(ctx context.Context) error {
+			out, err := w.write(ctx, b, &checkpoint{rg: &rg, done: b.final}, clear, r.opts.DryRun)
+			if err != nil {
+				return err
+			}
+			r.account(t, b, out)
+			if b.final && len(b.rows) == 0 {
+				return r.ledger.markDone(ctx, t.name, &rg)
+			}
+			return nil
+		})
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Workers. Several processes (a Kubernetes Job with parallelism: N) share
@@ -61,6 +62,14 @@ func (r *runner) work(ctx context.Context) error {
 			return err
 		}
 		for _, t := range wave {
+			// Every worker that sees the wave done moves the sequences:
+			// a move only ever goes forward, so the later ones find
+			// nothing to do.
+			if r.stats[t.name].stopped() == nil {
+				if err := r.fail(ctx, t, r.resetSequences(ctx, t)); err != nil {
+					return err
+				}
+			}
 			r.stats[t.name].done.Store(true)
 			r.logDone(t)
 		}
@@ -109,7 +118,13 @@ func (r *runner) leaseLoop(ctx context.Context, names []string) error {
 		return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return r.stats[n].stopped() != nil })
 	}
 	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
-		t, rg, ok, err := r.claim(ctx, live())
+		var t *table
+		var rg keyRange
+		var ok bool
+		err := r.bounded(ctx, func(ctx context.Context) (err error) {
+			t, rg, ok, err = r.claim(ctx, live())
+			return err
+		})
 		if !ok || err != nil {
 			return nil, ok, err
 		}
@@ -122,8 +137,10 @@ func (r *runner) leaseLoop(ctx context.Context, names []string) error {
 	}
 	left := func(ctx context.Context) (bool, error) {
 		var left bool
-		if err := r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
-			live()).Scan(&left); err != nil {
+		if err := r.bounded(ctx, func(ctx context.Context) error {
+			return r.dst.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = ANY($1) AND NOT done)",
+				live()).Scan(&left)
+		}); err != nil {
 			return false, fmt.Errorf("ledger: %w", err)
 		}
 		return left, nil
@@ -162,8 +179,12 @@ func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, 
 // lease ends the copy, not the worker: the range is another's now.
 func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 	renew := func(ctx context.Context) (error, error) {
-		tag, err := r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
+		var tag pgconn.CommandTag
+		err := r.bounded(ctx, func(ctx context.Context) (err error) {
+			tag, err = r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
 			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
+			return err
+		})
 		return lostUnless(tag.RowsAffected() > 0, err)
 	}
 	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
@@ -171,5 +192,9 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
 	}
-	return r.fail(ctx, t, err)
+	gone := r.unreachable(ctx, t, err)
+	if err := r.fail(ctx, t, err); err != nil {
+		return err
+	}
+	return gone
 }

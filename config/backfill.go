@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"strangler/internal/dsn"
 )
@@ -44,6 +45,17 @@ type Backfill struct {
 	// decides the instant a DATETIME becomes in a timestamptz column.
 	// TIMESTAMP values carry their instant and need none.
 	SourceTimeZone string `yaml:"source_time_zone,omitempty"`
+	// BatchTimeout bounds each batch's work in the target (its
+	// transaction) and each other statement the run sends it: a target
+	// that goes silent, its packets dropped, is taken as a lost
+	// connection rather than waited on until TCP gives up. 0 means
+	// DefaultBatchTimeout.
+	BatchTimeout Duration `yaml:"batch_timeout,omitempty"`
+	// Sequences says what becomes of the target's sequences owned by the
+	// columns copied (serial, identity BY DEFAULT) once a table is
+	// copied: "reset" (the default) moves each forward to the largest
+	// value copied, never back; "leave" leaves them.
+	Sequences string `yaml:"sequences,omitempty"`
 	// Tables are copied in dependency order: a table whose lookup reads
 	// another table of the list waits for it.
 	Tables []BackfillTable `yaml:"tables"`
@@ -228,6 +240,10 @@ func (d DatabaseURL) IsPostgres() bool {
 const (
 	DefaultBackfillBatch       = 5000
 	DefaultBackfillConcurrency = 2
+	// DefaultBatchTimeout is generous: a batch of 5000 rows takes well
+	// under a second on a healthy target, and one waiting minutes for a
+	// lock still finishes.
+	DefaultBatchTimeout = 5 * time.Minute
 )
 
 // paceProblem is what is wrong with one of batch, rate and concurrency.
@@ -266,6 +282,14 @@ func (b *Backfill) applyDefaults() {
 	}
 	if b.Concurrency == 0 {
 		b.Concurrency = DefaultBackfillConcurrency
+	}
+	// Only tables copied into the target database have a batch in it, or
+	// its sequences.
+	if _, db := b.APITables(); db && b.BatchTimeout == 0 {
+		b.BatchTimeout = Duration(DefaultBatchTimeout)
+	}
+	if _, db := b.APITables(); db && b.Sequences == "" {
+		b.Sequences = "reset"
 	}
 	b.applyAPIDefaults()
 }
@@ -331,6 +355,9 @@ func (d *checker) validateBackfill(b *Backfill) {
 	}
 	if z := b.SourceTimeZone; z != "" && !isZoneName(z) {
 		d.errorAt("backfill.source_time_zone", "invalid time zone %q; want an IANA name like UTC, Europe/Paris or Asia/Kolkata", z)
+	}
+	if b.Sequences != "" && b.Sequences != "reset" && b.Sequences != "leave" {
+		d.errorAt("backfill.sequences", "want reset or leave, got %q", b.Sequences)
 	}
 	if len(b.Tables) == 0 {
 		d.errorAt("backfill.tables", "lists no table")

@@ -82,6 +82,7 @@ func (d *checker) warnZeroDefaults(c *Config) {
 		{"body_timeout", c.BodyTimeout == 0, DefaultBodyTimeout.String()},
 		{"shutdown.grace", c.Shutdown.Grace == 0, DefaultShutdownGrace.String()},
 		{"max_replay_body", c.MaxReplayBody == 0, ByteSize(DefaultMaxReplayBody).String()},
+		{"backfill.batch_timeout", c.Backfill != nil && c.Backfill.BatchTimeout == 0, DefaultBatchTimeout.String()},
 	} {
 		if _, written := d.Pos[z.path]; written && z.zero && !d.Failed[z.path] {
 			d.warnAt(z.path, "is 0, which here means the default, %s, not none or no limit: leave it out, or write the value you mean", z.value)

@@ -30,6 +30,9 @@ type Proxy struct {
 	// bytes carrying it are passed on; it is cleared as it fires.
 	cutOn atomic.Pointer[[]byte]
 	cuts  atomic.Int32
+	// silent drops what either side sends, on every connection, new ones
+	// too (see Silence).
+	silent atomic.Bool
 	// delay holds back each piece of what the server sends by that long
 	// (a time.Duration): a slow server or network.
 	delay atomic.Int64
@@ -84,7 +87,7 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
 	go func() { io.Copy(requests{s, c, p}, c); s.Close() }()
-	io.Copy(answers{c, &p.muted, &p.delay}, s)
+	io.Copy(answers{c, &p.muted, &p.silent, &p.delay}, s)
 	c.Close()
 	p.mu.Lock()
 	delete(p.conns, c)
@@ -96,15 +99,16 @@ func (p *Proxy) pipe(c net.Conn) {
 // piece delay late.
 type answers struct {
 	net.Conn
-	muted *atomic.Bool
-	delay *atomic.Int64
+	muted  *atomic.Bool
+	silent *atomic.Bool
+	delay  *atomic.Int64
 }
 
 func (a answers) Write(b []byte) (int, error) {
 	if d := time.Duration(a.delay.Load()); d > 0 {
 		time.Sleep(d)
 	}
-	if a.muted.Load() {
+	if a.muted.Load() || a.silent.Load() {
 		return len(b), nil
 	}
 	return a.Conn.Write(b)
@@ -138,6 +142,9 @@ func (r requests) Write(b []byte) (int, error) {
 		r.client.Close()
 		return 0, net.ErrClosed
 	}
+	if r.p.silent.Load() {
+		return len(b), nil
+	}
 	return r.Conn.Write(b)
 }
 
@@ -166,6 +173,13 @@ func (p *Proxy) CutsOn() int { return int(p.cuts.Load()) }
 // Delay holds back each piece of what the server sends by d, on every
 // connection, as a slow server or network would; 0 ends it.
 func (p *Proxy) Delay(d time.Duration) { p.delay.Store(int64(d)) }
+
+// Silence drops everything either side sends, on every connection and on
+// new ones, which the proxy still accepts: a network that drops packets
+// (a firewall's DROP, a cable pulled, a host gone), where no side learns
+// the other is gone and a read waits for an answer that never comes.
+// Restore ends it, closing the connections it garbled.
+func (p *Proxy) Silence() { p.silent.Store(true) }
 
 // Cut closes every connection through the proxy and refuses new ones.
 func (p *Proxy) Cut() {
@@ -199,4 +213,7 @@ func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.up = true
+	if p.silent.Swap(false) {
+		p.closeAllLocked()
+	}
 }
