@@ -483,13 +483,31 @@ func SmugglingCheck(next http.Handler) http.Handler {
 }
 
 // Framing returns ErrAmbiguousFraming for a request [SmugglingCheck]
-// marked, and nil for any other.
+// marked, ErrBadContentLength for an HTTP/2 request whose content-length
+// fields are not one decimal number, and nil for any other.
 func Framing(r *http.Request) error {
 	if r.Context().Value(ambiguousKey{}) != nil {
 		return ErrAmbiguousFraming
 	}
+	if cl, ok := r.Header["Content-Length"]; ok && r.ProtoMajor == 2 {
+		// Go's HTTP/2 server reads a content-length it cannot parse
+		// ("abc", "5, 5") as 0 and serves the request: a POST of "hello"
+		// sent with "content-length: abc" reached a backend as a complete
+		// POST without a body and its client got the backend's 200, its
+		// body lost (found by hostile6). HTTP/1's server refuses it.
+		for _, v := range cl {
+			if _, bad := parseDecimal([]byte(v)); bad || v != cl[0] {
+				return ErrBadContentLength
+			}
+		}
+	}
 	return nil
 }
+
+// ErrBadContentLength refuses an HTTP/2 request whose content-length
+// fields are not one decimal number.
+var ErrBadContentLength = &canonical.Refusal{Status: http.StatusBadRequest,
+	Msg: "the content-length is not one decimal number"}
 
 func trimCR(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\r")) }
 

@@ -288,8 +288,10 @@ func TestTheResetBudgetRefills(t *testing.T) {
 // TestHTTP2MalformedRequestsReachNoHandler pins what Go's HTTP/2 server
 // refuses before the facade sees a request, as the README lists it: a
 // host field differing from :authority, a :path without its leading
-// slash, an upper-case field name and a pseudo-header after a regular
-// field reset the stream; a connection-specific field is answered 400.
+// slash, an upper-case field name, a pseudo-header after a regular
+// field, a CR, LF or NUL in a field value and a :method that is no token
+// (which an HTTP/1.1 backend would read as more of the request) reset the
+// stream; a connection-specific field is answered 400.
 func TestHTTP2MalformedRequestsReachNoHandler(t *testing.T) {
 	var reached atomic.Int64
 	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -311,6 +313,9 @@ func TestHTTP2MalformedRequestsReachNoHandler(t *testing.T) {
 		{"a Connection field", get("/a", [2]string{"connection", "keep-alive"}), http2.FrameHeaders},
 		{"an Upgrade field", get("/a", [2]string{"upgrade", "h2c"}), http2.FrameHeaders},
 		{"a TE other than trailers", get("/a", [2]string{"te", "gzip"}), http2.FrameHeaders},
+		{"a CR LF in a field value", get("/a", [2]string{"x-a", "1\r\nx-b: 2"}), http2.FrameRSTStream},
+		{"a NUL in a field value", get("/a", [2]string{"x-a", "1\x00"}), http2.FrameRSTStream},
+		{"a :method that is no token", [][2]string{{":method", "GET /b HTTP/1.1\r\n"}, {":scheme", "https"}, {":authority", "facade"}, {":path", "/a"}}, http2.FrameRSTStream},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl := dialH2(t, addr)

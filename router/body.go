@@ -55,6 +55,10 @@ type clientBody struct {
 	// before the end of the body is read and a backend is sent the map.
 	trailer      http.Header
 	cleanTrailer func(http.Header)
+	// declared is the request's Content-Length, -1 if unknown; peek reads
+	// past it (see Read).
+	declared int64
+	peek     [1]byte
 
 	// mu guards the rest: the transport reads the body on its own
 	// goroutine, the stall timer fires on another, and the handler settles
@@ -74,6 +78,7 @@ type clientBody struct {
 func (b *clientBody) wrap(req *http.Request, w http.ResponseWriter, timeout time.Duration, limit int64, clean func(http.Header)) {
 	b.body, b.w, b.timeout, b.limit = req.Body, w, timeout, limit
 	b.trailer, b.cleanTrailer = req.Trailer, clean
+	b.declared = req.ContentLength
 	req.Body = b
 }
 
@@ -97,6 +102,22 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 
 	n, err := b.body.Read(p)
+	if err == nil && n > 0 && b.n+int64(n) == b.declared {
+		// The transport sends no more than Content-Length and would have
+		// sent these last bytes, a complete message, before reading on:
+		// an HTTP/2 request declaring 5 bytes and sending "hello" and
+		// "world" in two DATA frames (malformed, RFC 9113 section
+		// 8.1.1) reached a backend as a complete "hello" while its client
+		// got a stream reset (found by hostile6). So the end is read
+		// before they go: more bytes, or a failure, is a broken body.
+		var more int
+		if more, err = b.body.Read(b.peek[:]); more > 0 {
+			err = errors.New("more bytes than Content-Length")
+		}
+		if err != nil && err != io.EOF {
+			n = 0
+		}
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()

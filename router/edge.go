@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"strangler/domain"
 	"strangler/edge"
 	"strangler/edge/canonical"
 	"strangler/telemetry"
@@ -40,7 +41,48 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 	if in.Path.EncodedSlash && !x.route.allowEncodedSlash {
 		return in, canonical.ErrEncodedSlash
 	}
-	return in, t.checkLoose(req, &x.loose, x.route)
+	if err := t.checkLoose(req, &x.loose, x.route); err != nil {
+		return in, err
+	}
+	return in, t.checkDeciding(req.Header, x.route)
+}
+
+// checkDeciding refuses a request that sends a header the facade decides
+// on for rt more than once, or also spelled with _ for - where such names
+// reach backends (headers_with_underscores: allow): the route's sticky
+// header and, on a dual-write route, the idempotency_scope headers. The
+// facade reads the first value; Node, Puma and nginx's FastCGI join them
+// ("u1, u2") and PHP reads X_User_Id as X-User-Id, the last one winning,
+// so the split or the key's scope went by one client while the backend
+// served another (found by hostile6).
+func (t *Table) checkDeciding(h http.Header, rt *route) error {
+	if err := t.oneSpelling(h, rt.sticky.Header, "splits clients on"); err != nil {
+		return err
+	}
+	if rt.mode != domain.ModeDualWrite {
+		return nil
+	}
+	for _, c := range t.idempotencyScope {
+		if err := t.oneSpelling(h, c.Header, "scopes Idempotency-Keys by"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oneSpelling refuses h when it holds the header name ("" for none) more
+// than once, or also spelled with _ for - under headers_with_underscores:
+// allow. use says what the facade does with it.
+func (t *Table) oneSpelling(h http.Header, name, use string) error {
+	// Configured as written (header:x-user-id); canonical already, it is
+	// returned as is.
+	name = http.CanonicalHeaderKey(name)
+	if name == "" || len(h[name]) < 2 && (t.dropOddHeaders || !spelledWithUnderscore(h, name)) {
+		return nil
+	}
+	return &canonical.Refusal{Status: http.StatusBadRequest,
+		Msg: fmt.Sprintf("the request sends the %s header more than once or spelled %s, which the route %s, and a backend may read another value than the facade; send it once, spelled with -",
+			name, strings.ReplaceAll(name, "-", "_"), use)}
 }
 
 // checkLoose refuses a request that a backend reading it loosely would

@@ -812,3 +812,64 @@ func TestAFieldTheConnectionFieldNamesIsNoPartOfTheRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestAHeaderTheFacadeDecidesOnIsSentOnce: the facade read the first
+// value of a route's sticky header and of an idempotency_scope header,
+// while Node, Puma and nginx's FastCGI join repeated fields ("u1, u2")
+// and, under headers_with_underscores: allow, PHP reads X_User_Id as
+// X-User-Id (the last one winning): the split went by one user while the
+// backend served another, and a key was scoped under one client's
+// credential while the primary applied it as another's (found by
+// hostile6: 5 of 5 such requests forwarded). Each is refused with 400
+// naming the header before any backend sees a byte; the header sent once
+// passes.
+func TestAHeaderTheFacadeDecidesOnIsSentOnce(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	modern := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &dualWriteFacade{store: st}
+	f.facade = serveConfig(t, testConfig(t, legacy.URL, modern.URL, "headers_with_underscores: allow\nidempotency_scope: [header:Authorization, header:x-api-key]", `
+  - {name: split, match: "GET /split", mode: modern, percent: 50, sticky: "header:x-user-id"}
+  - {name: create, match: "POST /records", mode: dual-write}
+`), func(d *Deps) { d.Journal = storeJournal{Store: st} })
+	send := func(head string) *http.Response {
+		t.Helper()
+		_, r := rawRequest(t, f.facade, head+"Host: x\r\nContent-Length: 2\r\n\r\n{}")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, tc := range []struct{ head, header string }{
+		{"GET /split HTTP/1.1\r\nX-User-Id: u1\r\nX-User-Id: u2\r\n", "X-User-Id"},
+		{"GET /split HTTP/1.1\r\nX-User-Id: u1\r\nx-user-id: u2\r\n", "X-User-Id"},
+		{"GET /split HTTP/1.1\r\nX-User-Id: u1\r\nX_User_Id: u2\r\n", "X-User-Id"},
+		{"GET /split HTTP/1.1\r\nx_user_id: u2\r\n", "X-User-Id"},
+		{"POST /records HTTP/1.1\r\nIdempotency-Key: k1\r\nX-Api-Key: a\r\nX_Api_Key: b\r\n", "X-Api-Key"},
+	} {
+		resp := send(tc.head)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: status %d, want 400", tc.head, resp.StatusCode)
+			continue
+		}
+		if msg := jsonError(t, resp); !strings.Contains(msg, tc.header) {
+			t.Errorf("%q: error %q does not name %s", tc.head, msg, tc.header)
+		}
+	}
+	if n := legacy.hits() + modern.hits(); n != 0 {
+		t.Errorf("the backends received %d requests, want none", n)
+	}
+	for _, head := range []string{
+		"GET /split HTTP/1.1\r\nX-User-Id: u1\r\n",
+		"POST /records HTTP/1.1\r\nIdempotency-Key: k1\r\nX-Api-Key: a\r\n",
+	} {
+		if resp := send(head); resp.StatusCode != http.StatusCreated {
+			t.Errorf("%q: status %d, want 201", head, resp.StatusCode)
+		}
+	}
+}

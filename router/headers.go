@@ -158,15 +158,28 @@ func onlyWebSocket(h http.Header, allowed bool) {
 	if len(up) == 0 {
 		return
 	}
-	for p := range strings.SplitSeq(up[0], ",") {
-		name, _, _ := strings.Cut(strings.TrimSpace(p), "/")
-		if allowed && strings.EqualFold(name, "websocket") {
-			h.Set("Upgrade", "websocket") // RFC 6455's spelling, which backends compare
-			return
-		}
+	if allowed && listsWebSocket(up[0]) {
+		h.Set("Upgrade", "websocket") // RFC 6455's spelling, which backends compare
+		return
 	}
 	delete(h, "Upgrade")
 	delete(h, "Connection")
+}
+
+// asksWebSocket reports whether h, a client's header, asks to switch to
+// WebSocket: the one upgrade the forwarder passes on (onlyWebSocket).
+func asksWebSocket(h http.Header) bool { return listsWebSocket(upgradeType(h)) }
+
+// listsWebSocket reports whether upgrade, an Upgrade field's value, names
+// websocket among its protocols, in any case and with any version.
+func listsWebSocket(upgrade string) bool {
+	for p := range strings.SplitSeq(upgrade, ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(p), "/")
+		if strings.EqualFold(name, "websocket") {
+			return true
+		}
+	}
+	return false
 }
 
 // spoofable reports the (canonical) header names only a trusted proxy may

@@ -96,6 +96,16 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
+	if asksWebSocket(req.Header) {
+		// The copy would go without the upgrade (the facade opens no
+		// tunnel for it) and differ from the primary's 101 for that alone:
+		// every WebSocket handshake counted as a mismatch, and a shadowed
+		// write's copy was applied while what the client sent through
+		// the primary's tunnel was not (found by hostile6).
+		t.metrics.shadowResult(rt, "dropped")
+		primary.ServeHTTP(&x.w, req)
+		return
+	}
 	if req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -474,5 +475,62 @@ func TestAnAnswerTooLargeToCompareIsNoEvidenceForTheGuard(t *testing.T) {
 	}
 	if w := f.router.Current().byName["photos"].stats.Window(time.Now(), time.Minute); w.ShadowMatch != 0 || w.ShadowMismatch != 0 {
 		t.Errorf("the guard counts %d matches and %d mismatches, want none: the answers were not compared", w.ShadowMatch, w.ShadowMismatch)
+	}
+}
+
+// TestAShadowRouteSendsNoCopyOfAnUpgrade: a copy of a WebSocket handshake
+// went to the other side as a plain request, the facade opening no tunnel
+// for it, and was compared with the primary's 101: every handshake
+// counted as a mismatch (2 of 2), and a shadowed write's copy was
+// applied while what the client sent through the primary's tunnel was
+// not (found by hostile6). The handshake is served by the primary alone,
+// its tunnel intact, and the copy counted dropped; an upgrade to another
+// protocol, which the facade serves as plain HTTP/1.1, is copied as
+// before.
+func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
+	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			w.Write([]byte("plain"))
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw)
+	})
+	other := newBackend(t, answer(http.StatusOK, "plain"))
+	f := newFacade(t, echo.URL, other.URL, "", `
+  - {name: s, match: "/ws", mode: shadow, shadow_writes: true}
+`)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		conn, r := rawRequest(t, f, method+" /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: got %v, %v; want 101", method, resp, err)
+		}
+		conn.Write([]byte("hello"))
+		buf := make([]byte, len("hello"))
+		if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello" {
+			t.Errorf("%s: echo = %q, %v", method, buf, err)
+		}
+		conn.Close()
+	}
+	if got := f.comparisons(t, "s", 2); got["dropped"] != 2 || got["mismatch"] != 0 {
+		t.Errorf("comparisons %v; want the 2 handshakes' copies dropped, no mismatch", got)
+	}
+	if n := other.hits(); n != 0 {
+		t.Errorf("the shadow side received %d copies of an upgrade, want none", n)
+	}
+	_, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("h2c: got %v, %v; want 200", resp, err)
+	}
+	if got := f.comparisons(t, "s", 3); got["match"] != 1 {
+		t.Errorf("comparisons %v; want the h2c request, served as HTTP/1.1, copied and matched", got)
 	}
 }
