@@ -68,11 +68,13 @@ func (w *Worker) recover(ctx context.Context) {
 				// A delay, not a time: the store reckons it on the lease
 				// clock ExpiredWrites reads.
 				retryAfter := max(backoff(in.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff)))
-				if err := w.queue.ResendUnanswered(sctx, in.ID, in.Attempts, retryAfter, lose); err != nil {
+				counted, err := w.queue.ResendUnanswered(sctx, in.ID, in.Attempts, retryAfter, lose)
+				if err != nil {
 					w.log.Warn("counting an unanswered resend of an abandoned dual write failed", "id", in.ID, "error", err)
 					continue
 				}
-				if lose {
+				if lose && counted { // not counted: another replica's recovery did, or settled it
+
 					w.lost(in, in.Attempts+1)
 				}
 				continue

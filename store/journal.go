@@ -513,8 +513,8 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 // again once retryAfter has passed on the store's lease clock; with lose
 // it becomes unknown instead (MarkUnknown), the attempts kept for the
 // operator. A write no longer sent, or whose resend another replica
-// counted first, is left as it is.
-func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, retryAfter time.Duration, lose bool) error {
+// counted first, is left as it is: counted is false.
+func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, retryAfter time.Duration, lose bool) (counted bool, err error) {
 	until, untilArg := s.leaseAt(4, retryAfter)
 	query := `
 		UPDATE strangler_repairs
@@ -528,14 +528,15 @@ func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, r
 		WHERE id = $1 AND ` + moveLose.where() + ` AND attempts = $2`
 		args = args[:3]
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, query, args...)
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsChanged(tx.ExecContext(ctx, query, args...))
+		counted = n > 0
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: count an unanswered resend of %s: %w", id, err)
+		return false, fmt.Errorf("store: count an unanswered resend of %s: %w", id, err)
 	}
-	return nil
+	return counted, nil
 }
 
 // TakeTurn gives the sent write id to resource its turn with the primary

@@ -20,16 +20,16 @@ func TestUnansweredResendsAreCountedOnceAndForgottenOnARetry(t *testing.T) {
 		s := newStore(t, b, newClock())
 		k := keyed("given-up", `{"a":1}`)
 		begin(t, s, "g1", k)
-		for range 2 { // both found it with 0 attempts
-			if err := s.ResendUnanswered(ctx, "g1", 0, time.Minute, false); err != nil {
-				t.Fatal(err)
+		for i, want := range []bool{true, false} { // both found it with 0 attempts
+			if counted, err := s.ResendUnanswered(ctx, "g1", 0, time.Minute, false); err != nil || counted != want {
+				t.Fatalf("replica %d: counted %v, %v; want %v", i+1, counted, err, want)
 			}
 		}
 		if r := repair(t, s, "g1"); r.State != domain.StateSent || r.Attempts != 1 {
 			t.Fatalf("after one resend made twice: %s with %d attempts, want sent with 1", r.State, r.Attempts)
 		}
-		if err := s.ResendUnanswered(ctx, "g1", 1, 0, true); err != nil {
-			t.Fatal(err)
+		if counted, err := s.ResendUnanswered(ctx, "g1", 1, 0, true); err != nil || !counted {
+			t.Fatalf("the last resend: counted %v, %v; want true", counted, err)
 		}
 		if r := repair(t, s, "g1"); r.State != domain.StateUnknown || r.Attempts != 2 {
 			t.Fatalf("after the last resend: %s with %d attempts, want unknown with 2", r.State, r.Attempts)
