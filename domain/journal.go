@@ -144,7 +144,8 @@ type RepairSummary struct {
 	// Outcome is the primary's answer; zero while sent or unknown. Its
 	// Location and PrimaryID are part of the payload: set only in a Repair.
 	Outcome Outcome
-	// Attempts counts failed deliveries to the secondary.
+	// Attempts counts failed deliveries to the secondary; of a sent or
+	// unknown write, recovery's resends the primary did not answer.
 	Attempts  int
 	LastError string
 	// NextAttemptAt is when a pending write is due.

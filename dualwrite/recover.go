@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"strangler/domain"
 	"strangler/shadow"
@@ -23,6 +24,14 @@ const recoveryBatch = 100
 // write has its resource's turn (Store.TakeResendTurn; until then it
 // waits for a later pass); any other write is marked unknown for an
 // operator: resending it blindly could apply it twice.
+//
+// A resend the primary does not answer, or answers "later", is tried
+// again after the repairs backoff (and not before the primary's
+// Retry-After), the write keeping its resource's turn meanwhile; only
+// once repairs.max_attempts resends went unanswered is it unknown.
+// Why: when the host reboots, facade and primary go down together, and
+// the primary answers a minute after the facade's first pass: marked
+// unknown at once, every write in flight would wait for an operator.
 func (w *Worker) recover(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -49,7 +58,25 @@ func (w *Worker) recover(ctx context.Context) {
 					continue // an earlier write to its resource is with the primary: next pass
 				}
 			}
-			if w.resend(ctx, in, idField) {
+			settled, again, wait := w.resend(ctx, in, idField)
+			if settled {
+				continue
+			}
+			if again {
+				s := w.settings.Load()
+				lose := in.Attempts+1 >= s.MaxAttempts
+				// A delay, not a time: the store reckons it on the lease
+				// clock ExpiredWrites reads.
+				retryAfter := max(backoff(in.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff)))
+				counted, err := w.queue.ResendUnanswered(sctx, in.ID, in.Attempts, retryAfter, lose)
+				if err != nil {
+					w.log.Warn("counting an unanswered resend of an abandoned dual write failed", "id", in.ID, "error", err)
+					continue
+				}
+				if lose && counted { // not counted: another replica's recovery did, or settled it
+
+					w.lost(in, in.Attempts+1)
+				}
 				continue
 			}
 		}
@@ -57,20 +84,27 @@ func (w *Worker) recover(ctx context.Context) {
 			w.log.Warn("marking an abandoned dual write unknown failed", "id", in.ID, "error", err)
 			continue
 		}
-		w.count(in.Route, "unknown")
-		w.log.Warn("dual write outcome unknown; an operator must retry (if the primary applied it) or discard it",
-			"route", in.Route, "id", in.ID, "method", in.Method)
+		w.lost(in, in.Attempts)
 	}
 }
 
+// lost counts and logs an abandoned write marked unknown after attempts
+// unanswered resends.
+func (w *Worker) lost(in domain.Repair, attempts int) {
+	w.count(in.Route, "unknown")
+	w.log.Warn("dual write outcome unknown; an operator must retry (if the primary applied it) or discard it",
+		"route", in.Route, "id", in.ID, "method", in.Method, "attempts", attempts)
+}
+
 // resend sends an abandoned write to its idempotent primary again and
-// records the answer, reporting whether it could: an answer that says
-// "later" (later) is none.
-func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) bool {
+// records the answer, reporting whether it did (settled), or else
+// whether the primary gave none (again: no answer, or one that says
+// "later") and the wait its answer asked for (upstream.RetryAfter).
+func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) (settled, again bool, wait time.Duration) {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
 	if err != nil {
-		return false
+		return false, false, 0
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout(up))
 	defer cancel()
@@ -84,8 +118,8 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	resp, err := up.RoundTrip(upstream.NewRequest(dctx, in.Method, up.Target(target), h, in.Body))
 	if err != nil {
 		end(0, err)
-		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "error", upstream.Describe(err))
-		return false
+		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "attempts", in.Attempts+1, "error", upstream.Describe(err))
+		return false, true, 0
 	}
 	end(resp.StatusCode, nil)
 	if later(resp.StatusCode) {
@@ -95,8 +129,8 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 		// reach the secondary.
 		io.CopyN(io.Discard, resp.Body, 64<<10)
 		resp.Body.Close()
-		w.log.Warn("resending an abandoned dual write to its primary got no answer on the write", "route", in.Route, "id", in.ID, "status", resp.StatusCode)
-		return false
+		w.log.Warn("resending an abandoned dual write to its primary got no answer on the write", "route", in.Route, "id", in.ID, "attempts", in.Attempts+1, "status", resp.StatusCode)
+		return false, true, upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now())
 	}
 	capture := shadow.NewCapture(1 << 20)
 	io.Copy(capture, resp.Body)
@@ -110,7 +144,7 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	defer cancel()
 	if err := w.queue.RecordOutcome(sctx, in.ID, o); err != nil {
 		w.log.Warn("recording a resent dual write's outcome failed", "id", in.ID, "error", err)
-		return false
+		return false, false, 0
 	}
 	if o.Status >= 200 && o.Status <= 299 {
 		w.count(in.Route, "queued")
@@ -118,5 +152,5 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	} else {
 		w.count(in.Route, "skipped")
 	}
-	return true
+	return true, false, 0
 }

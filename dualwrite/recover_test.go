@@ -128,14 +128,19 @@ func TestARecoveredCreateOrdersTheWritesToWhatItMade(t *testing.T) {
 	}
 }
 
-func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testing.T) {
+// TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryNeverSettlesIt: a
+// resend the primary gives no answer on the write leaves the write sent,
+// to be resent after a backoff, and unknown for an operator once
+// repairs.max_attempts resends went unanswered; never skipped or queued
+// without an answer. Before, the first unanswered resend made it unknown
+// (1 resend, then an operator; now 5, testSettings.MaxAttempts).
+func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryNeverSettlesIt(t *testing.T) {
 	for name, set := range map[string]func(r *rig){
-		"is down":                            func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
-		"was removed from the configuration": func(r *rig) { delete(r.routes.dualWrite, "create-item") },
+		"is down": func(r *rig) { r.routes.setBackend(r.t, "legacy", testkit.DeadURL(r.t), time.Second) },
 		// A primary restarting with the facade (the host rebooted), or
 		// the gateway in front of it, says nothing of the write it may
 		// have applied before the crash: settled skipped, such a write
-		// never reached the secondary (1 of 1 lost before the fix).
+		// never reached the secondary (1 of 1 lost before outage9).
 		"answers 503 as it restarts":         func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{}`)) },
 		"is behind a gateway that times out": func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusGatewayTimeout, ``)) },
 		"asks for fewer requests":            func(r *rig) { r.legacy.SetHandler(testkit.Answer(http.StatusTooManyRequests, ``)) },
@@ -145,12 +150,30 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryLeavesItUnknown(t *testi
 			r.routes.dualWrite["create-item"] = routeSettings{idempotent: true}
 			set(r)
 			r.abandon(create("w1"))
+			for resends := 1; resends < testSettings.MaxAttempts; resends++ {
+				r.w.recover(context.Background())
+				if rep := r.repair("w1"); rep.State != domain.StateSent || rep.Attempts != resends {
+					t.Fatalf("after %d unanswered resends: %s with %d attempts, want still sent, %d attempts counted", resends, rep.State, rep.Attempts, resends)
+				}
+				r.advance(time.Duration(testSettings.MaxBackoff) * 2)
+			}
 			r.w.recover(context.Background())
-			if got := r.repair("w1").State; got != domain.StateUnknown {
-				t.Errorf("got %s, want unknown, for an operator", got)
+			if rep := r.repair("w1"); rep.State != domain.StateUnknown || rep.Attempts != testSettings.MaxAttempts {
+				t.Errorf("after %d unanswered resends: %s with %d attempts, want unknown, for an operator, the attempts counted", testSettings.MaxAttempts, rep.State, rep.Attempts)
+			}
+			if lines := r.logs.Lines(t, "dual write outcome unknown; an operator must retry (if the primary applied it) or discard it"); len(lines) != 1 || lines[0]["attempts"] != float64(testSettings.MaxAttempts) {
+				t.Errorf("log lines %v, want one naming the attempts", lines)
 			}
 		})
 	}
+	t.Run("a route removed from the configuration leaves it unknown at once", func(t *testing.T) {
+		r := newRig(t, sqlite(t), testSettings)
+		r.abandon(create("w1"))
+		r.w.recover(context.Background())
+		if rep := r.repair("w1"); rep.State != domain.StateUnknown || rep.Attempts != 0 {
+			t.Errorf("got %s with %d attempts, want unknown, nothing resent", rep.State, rep.Attempts)
+		}
+	})
 	t.Run("a primary that refuses the resent write skips it", func(t *testing.T) {
 		r := newRig(t, sqlite(t), testSettings)
 		r.routes.dualWrite["create-item"] = routeSettings{idempotent: true}

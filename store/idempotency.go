@@ -97,7 +97,7 @@ func (s *Store) beginKeyed(ctx context.Context, tx *sql.Tx, in domain.Intent, k 
 		// A write marked unknown may have held its resource's turn
 		// (TakeTurn): sent again, it takes the turn again, in its order.
 		res, err := tx.ExecContext(ctx, `
-			UPDATE strangler_repairs SET `+moveResume.set()+`, turn = false, lease_until = `+until+`, updated_at = $3
+			UPDATE strangler_repairs SET `+moveResume.set()+`, turn = false, attempts = 0, lease_until = `+until+`, updated_at = $3
 			WHERE id = $1 AND `+moveResume.where(), prior, untilArg, now)
 		if n, err := rowsChanged(res, err); err != nil || n == 0 {
 			return domain.KeyedWrite{Use: domain.KeyInFlight}, err

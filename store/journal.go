@@ -336,7 +336,7 @@ func (s *Store) outcomeStatements() outcomeStatements {
 			WHERE id = $1 AND ` + moveSkip.where(),
 		queue: `
 			UPDATE strangler_repairs
-			SET ` + moveQueue.set() + `, seq = ` + seq + `, status = $3, ` + sealedOutcome(10) + `,
+			SET ` + moveQueue.set() + `, seq = ` + seq + `, status = $3, attempts = 0, ` + sealedOutcome(10) + `,
 				next_attempt_at = ` + s.leaseParam(9) + `, lease_owner = $7, lease_until = ` + s.leaseParam(8) + `, updated_at = $4,
 				resource = $5, resource_view = $6
 			WHERE id = $1 AND ` + moveQueue.where(),
@@ -503,6 +503,40 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 		return fmt.Errorf("store: mark %s unknown: %w", id, err)
 	}
 	return nil
+}
+
+// ResendUnanswered counts a resend of the sent write id that got no
+// answer on the write from its primary (none at all, or one that says
+// "later"). attempts is the write's Attempts when recovery found it, so
+// that two replicas' recoveries resending it at once count it once. The
+// write stays sent, keeping its resource's turn, and recovery finds it
+// again once retryAfter has passed on the store's lease clock; with lose
+// it becomes unknown instead (MarkUnknown), the attempts kept for the
+// operator. A write no longer sent, or whose resend another replica
+// counted first, is left as it is: counted is false.
+func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, retryAfter time.Duration, lose bool) (counted bool, err error) {
+	until, untilArg := s.leaseAt(4, retryAfter)
+	query := `
+		UPDATE strangler_repairs
+		SET lease_until = ` + until + `, attempts = attempts + 1, updated_at = $3
+		WHERE id = $1 AND state = 'sent' AND attempts = $2`
+	args := []any{id, attempts, s.ts(s.clock()), untilArg}
+	if lose {
+		query = `
+		UPDATE strangler_repairs
+		SET ` + moveLose.set() + `, lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, updated_at = $3
+		WHERE id = $1 AND ` + moveLose.where() + ` AND attempts = $2`
+		args = args[:3]
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		n, err := rowsChanged(tx.ExecContext(ctx, query, args...))
+		counted = n > 0
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: count an unanswered resend of %s: %w", id, err)
+	}
+	return counted, nil
 }
 
 // TakeTurn gives the sent write id to resource its turn with the primary
