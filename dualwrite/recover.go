@@ -74,7 +74,6 @@ func (w *Worker) recover(ctx context.Context) {
 					continue
 				}
 				if lose && counted { // not counted: another replica's recovery did, or settled it
-
 					w.lost(in, in.Attempts+1)
 				}
 				continue
