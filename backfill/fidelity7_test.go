@@ -3,6 +3,8 @@ package backfill_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
+	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
 
@@ -123,4 +126,62 @@ func TestASequenceLockHeldPastTheBoundNamesTheOtherSession(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "did not answer") {
 		t.Errorf("the run's error: %v\nwant it to say %q, and not that the target did not answer", err, want)
 	}
+}
+
+// TestASilentSourceStopsTheRunWithinItsBound: a source whose packets are
+// dropped answers nothing, and the run waited on its read for as long as
+// TCP kept the connection (through this proxy, for ever). Each read of
+// the source is now bounded by batch_timeout, as the target's batches
+// are: past it the connection is lost and the range resumes from its
+// checkpoint, and after the resumptions the run stops saying the source
+// is out of reach (54 s here, was still waiting 4 minutes on); a re-run
+// once it answers copies the rest.
+func TestASilentSourceStopsTheRunWithinItsBound(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
+	w.cfg.BatchTimeout = config.Duration(3 * time.Second)
+	proxy := w.proxySource(t)
+	var logs testkit.Logs
+	done := make(chan error, 1)
+	go func() {
+		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: logs.Logger(slog.LevelInfo)})
+		done <- err
+	}()
+	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
+	proxy.Silence()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(4 * time.Minute):
+		t.Fatal("the run still waits on its silent source 4 minutes on")
+	}
+	want := "the source database was still out of reach after a key range of patients resumed 5 times"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the run's error: %v\nwant it to say %q", err, want)
+	}
+	if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 5 {
+		t.Errorf("%d resumptions logged, want 5", n)
+	}
+	proxy.Restore()
+	w.cfg.Rate = 0
+	for _, tr := range w.run(t, backfill.Options{}).Tables {
+		if tr.Failed != 0 {
+			t.Errorf("a re-run: %s failed %d rows, want none", tr.Table, tr.Failed)
+		}
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify after the re-run: %+v", d.Tables)
+	}
+}
+
+// proxySource puts a proxy in front of w's source and returns it.
+func (w *world) proxySource(t *testing.T) *testdb.Proxy {
+	proxy, via := testdb.NewProxy(t, w.cfg.Source.String())
+	pu, err := url.Parse(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*w.cfg.Source.URL = *pu
+	return proxy
 }

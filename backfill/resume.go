@@ -104,25 +104,12 @@ func (r *runner) bounded(ctx context.Context, f func(ctx context.Context) error)
 // boundTarget is bounded for the work outside a runner: taking and
 // letting go of the run's lock, recording the run's end.
 func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.Context) error) error {
-	return bound(ctx, cfg, "target", f)
-}
-
-// boundSource bounds a statement to the source by batch_timeout, as
-// boundTarget one to the target.
-func boundSource(ctx context.Context, cfg *config.Backfill, f func(ctx context.Context) error) error {
-	return bound(ctx, cfg, "source", f)
-}
-
-// bound runs f within batch_timeout: a database whose packets are dropped
-// answers nothing, and TCP waits for it some fifteen minutes. Past it,
-// the error names the database (db) that did not answer.
-func bound(ctx context.Context, cfg *config.Backfill, db string, f func(ctx context.Context) error) error {
 	d := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
 	bctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := f(bctx)
 	if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w: the %s did not answer within batch_timeout (%s)", err, db, d)
+		return fmt.Errorf("%w: the target did not answer within batch_timeout (%s)", err, d)
 	}
 	return err
 }

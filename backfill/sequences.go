@@ -128,9 +128,7 @@ func (r *runner) sourceTop(ctx context.Context, t *table, col string) (*int64, e
 		return nil, nil
 	}
 	var top sql.NullString
-	err := boundSource(ctx, r.cfg, func(ctx context.Context) error {
-		return r.src.QueryRowContext(ctx, "SELECT MAX("+t.cols[i].sourceExpr+") FROM "+t.source).Scan(&top)
-	})
+	err := r.src.QueryRowContext(ctx, "SELECT MAX("+t.cols[i].sourceExpr+") FROM "+t.source).Scan(&top)
 	if err != nil || !top.Valid {
 		return nil, err
 	}
