@@ -30,6 +30,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -359,6 +360,18 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	mcfg.Params["character_set_results"] = "utf8mb4"
+	// A source that drops packets (a firewall's DROP, a host gone) answers
+	// nothing, and a read waits for as long as TCP keeps the connection,
+	// some fifteen minutes: every read and write waits batch_timeout at
+	// most, as every statement to the target does (boundTarget). Past it
+	// the connection is lost, and a range resumes from its checkpoint.
+	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	if mcfg.ReadTimeout == 0 || mcfg.ReadTimeout > bound {
+		mcfg.ReadTimeout = bound
+	}
+	if mcfg.WriteTimeout == 0 || mcfg.WriteTimeout > bound {
+		mcfg.WriteTimeout = bound
+	}
 	src, err := sql.Open("mysql", mcfg.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)

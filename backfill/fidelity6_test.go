@@ -53,8 +53,8 @@ func TestTheTargetsSequencesMovePastTheValuesCopied(t *testing.T) {
 		var text strings.Builder
 		rep.WriteText(&text)
 		for _, want := range []string{
-			"seqs: sequence seqs_id_seq moved from 1 to 1000, the largest id copied",
-			"seqs: sequence seqs_no_seq moved from 1 to 30, the largest no copied",
+			"seqs: sequence seqs_id_seq moved from 1 to 1000 before the copy, the largest id in the source",
+			"seqs: sequence seqs_no_seq moved from 1 to 30 before the copy, the largest no in the source",
 		} {
 			if !strings.Contains(text.String(), want) {
 				t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
@@ -64,7 +64,7 @@ func TestTheTargetsSequencesMovePastTheValuesCopied(t *testing.T) {
 		if err := rep.WriteHTML(&page); err != nil {
 			t.Fatal(err)
 		}
-		if want := "<td>seqs</td><td>seqs_id_seq</td><td>id</td><td>1</td><td>1000</td>"; !strings.Contains(page.String(), want) {
+		if want := "<td>seqs</td><td>seqs_id_seq</td><td>id</td><td>1</td><td>1000</td><td>before the copy</td>"; !strings.Contains(page.String(), want) {
 			t.Errorf("the HTML report does not show the move %q", want)
 		}
 		// A re-run finds them past the values copied.

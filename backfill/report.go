@@ -100,8 +100,9 @@ type TableReport struct {
 	DeletedKeys   []string `json:"deleted_keys"`
 	Seconds       float64  `json:"duration_seconds"`
 	RowsPerSecond float64  `json:"rows_per_second"`
-	// Sequences are the target's sequences the run moved forward past
-	// the values it copied (sequences: reset).
+	// Sequences are the target's sequences the run moved forward, before
+	// the copy past the source's values and after it past the values
+	// copied (sequences: reset).
 	Sequences []SequenceMove `json:"sequences,omitempty"`
 	// Error is why the table stopped before it was done, if it did; the
 	// other tables went on.
@@ -183,7 +184,11 @@ func (r *Report) WriteText(w io.Writer) {
 				"a change made to them before the upgrade is not detected\n", t.Name(), human.Count(t.TakenAsSent))
 		}
 		for _, m := range t.Sequences {
-			fmt.Fprintf(w, "%s: sequence %s moved from %d to %d, the largest %s copied\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+			if m.BeforeCopy {
+				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d before the copy, the largest %s in the source\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+			} else {
+				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d, the largest %s copied\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+			}
 		}
 		if t.Deleted > 0 {
 			fmt.Fprintf(w, "%s: deleted %s rows whose source row is gone (e.g. key %s; all are in strangler_backfill_deletes)\n",

@@ -53,6 +53,9 @@ func (r *runner) run(ctx context.Context) error {
 		for _, t := range r.tables {
 			keys, err := parseKeys(t, r.opts.Keys[t.name])
 			if err == nil && len(keys) > 0 {
+				err = r.advanceSequences(ctx, t)
+			}
+			if err == nil && len(keys) > 0 {
 				_, err = r.copyKeys(ctx, t, keys)
 			}
 			if err == nil {
@@ -66,7 +69,10 @@ func (r *runner) run(ctx context.Context) error {
 		return r.stoppedTables()
 	case "only-failed":
 		for _, t := range r.tables {
-			err := r.retryFailed(ctx, t, false)
+			err := r.advanceSequences(ctx, t)
+			if err == nil {
+				err = r.retryFailed(ctx, t, false)
+			}
 			if err == nil {
 				err = r.resetSequences(ctx, t)
 			}
@@ -146,7 +152,11 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 			r.fail(ctx, t, fmt.Errorf("not copied: its lookups read table %s, which stopped", dep))
 			continue
 		}
-		ts, err := r.tasks(ctx, t)
+		var ts []task
+		err := r.advanceSequences(ctx, t)
+		if err == nil {
+			ts, err = r.tasks(ctx, t)
+		}
 		if err := r.fail(ctx, t, err); err != nil {
 			return err
 		}

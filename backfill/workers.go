@@ -45,6 +45,11 @@ func (r *runner) work(ctx context.Context) error {
 		}
 		names := make([]string, len(wave))
 		for i, t := range wave {
+			// Every worker moves the sequences before it copies: a move
+			// only ever goes forward, so the later ones find nothing to do.
+			if err := r.fail(ctx, t, r.advanceSequences(ctx, t)); err != nil {
+				return err
+			}
 			names[i] = t.name
 			r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t))
 		}
