@@ -56,10 +56,11 @@ func TestDualWriteJournalAllocationsStayWithinTheirCount(t *testing.T) {
 }
 
 // On SQLite a write that has its resource to itself takes its turn in
-// the statement that journals it (BeginWriteTurn), at no allocation over
-// BeginWrite's but the 2 the counts move between runs; so the write the
-// primary may have had when the process died is known to recovery for
-// free.
+// the statement that journals it (BeginWriteTurn), at 2 allocations over
+// BeginWrite's (checking the process's own turns; measured 120 against
+// 117 and 118, BeginWrite's count moving by one between runs); so the
+// write the primary may have had when the process died is known to
+// recovery without a statement more.
 func TestEmbeddedTurnAllocationsStayWithinTheirCount(t *testing.T) {
 	if raceDetector {
 		t.Skip("allocation counts differ under -race")
@@ -92,7 +93,7 @@ func TestEmbeddedTurnAllocationsStayWithinTheirCount(t *testing.T) {
 		write(false)()
 	}
 	plain, turn := testing.AllocsPerRun(200, write(false)), testing.AllocsPerRun(200, write(true))
-	if turn > plain+2 {
-		t.Errorf("%v allocations a write journaled with its turn, want at most %v (BeginWrite's, and 2)", turn, plain+2)
+	if turn > plain+3 {
+		t.Errorf("%v allocations a write journaled with its turn, want at most %v (BeginWrite's, 2 and the 1 it moves by)", turn, plain+3)
 	}
 }
