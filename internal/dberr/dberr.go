@@ -94,8 +94,14 @@ func walk(err error, f func(error)) {
 // integrity violation's also gets the key's columns its detail names
 // (keyColumns): `duplicate key value violates unique constraint "uq_7",
 // key (ssn)`. Not one raised in a function (Where says where), whose
-// detail says whatever its author wrote.
+// detail says whatever its author wrote. A message PL/pgSQL's RAISE gave
+// is its author's words, whatever code it was raised with, and as often
+// as not quotes the row (`RAISE EXCEPTION 'bad ssn %', NEW.ssn`): it is
+// replaced by the function's name (raised).
 func PostgresMessage(pg *pgconn.PgError) string {
+	if pg.Routine == "exec_stmt_raise" {
+		return raised(pg.Where)
+	}
 	if strings.HasPrefix(pg.Code, "23") {
 		if cols := keyColumns(pg.Detail); cols != "" && pg.Where == "" {
 			return pg.Message + ", key (" + cols + ")"
@@ -107,6 +113,19 @@ func PostgresMessage(pg *pgconn.PgError) string {
 	}
 	msg := cutQuoted(pg.Message, `"`, `"`)
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
+}
+
+// raised words a message a PL/pgSQL function raised by the function's
+// name, which where's first line gives (`PL/pgSQL function
+// check_ssn() line 3 at RAISE`); the lines after it may quote the
+// statements that called it, literals and all, and are not looked at.
+func raised(where string) string {
+	first, _, _ := strings.Cut(where, "\n")
+	fn, ok := strings.CutPrefix(first, "PL/pgSQL function ")
+	if fn, _, found := strings.Cut(fn, " line "); ok && found {
+		return "raised by function " + fn
+	}
+	return "raised by a function"
 }
 
 // keyColumns is the key's columns (or index expressions) that an

@@ -130,7 +130,7 @@ func TestIntegrityViolationsNameTheKeyNotItsValue(t *testing.T) {
 		{"INSERT INTO privacy10_patients (room) VALUES ($1)", []any{mrn},
 			`conflicting key value violates exclusion constraint "privacy10_patients_room_excl", key (room)`},
 		{"DO $$ BEGIN RAISE unique_violation USING MESSAGE = 'not again', DETAIL = 'Key (Zelda)=(Canary) already exists.'; END $$", nil,
-			"not again"},
+			"raised by function inline_code_block"},
 		{"INSERT INTO privacy10_patients (note, ssn) VALUES ('x', $1)", []any{name},
 			`new row for relation "privacy10_patients" violates check constraint "privacy10_patients_note_check"`},
 	} {
@@ -217,5 +217,54 @@ func TestCutLeavesOtherErrorsAlone(t *testing.T) {
 	plain := errors.New(`not a database's: "Zelda"`)
 	if got := dberr.Cut(plain); got != plain || got.Error() != `not a database's: "Zelda"` {
 		t.Errorf("an error from elsewhere became %q", got)
+	}
+}
+
+// TestRaisedMessagesLoseTheirWords: a trigger's RAISE says what its
+// author wrote, as often as not the row (`RAISE EXCEPTION 'bad %',
+// NEW.ssn`), under any code it likes; cut, it names the function, and
+// a RAISE outside a named function names none.
+func TestRaisedMessagesLoseTheirWords(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE privacy11_patients (ssn text, mrn text);
+		CREATE FUNCTION privacy11_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.mrn IS NULL THEN
+				RAISE EXCEPTION 'bad ssn %', NEW.ssn USING DETAIL = 'row ' || NEW.ssn;
+			END IF;
+			RAISE EXCEPTION 'mrn % taken', NEW.mrn USING ERRCODE = 'unique_violation';
+		END $$;
+		CREATE TRIGGER privacy11_guard BEFORE INSERT ON privacy11_patients
+			FOR EACH ROW EXECUTE FUNCTION privacy11_guard()`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"INSERT INTO privacy11_patients (ssn) VALUES ($1)", []any{"987-65-4329 " + name},
+			"ERROR: raised by function privacy11_guard() (SQLSTATE P0001)"},
+		{"INSERT INTO privacy11_patients (mrn) VALUES ($1)", []any{mrn},
+			"ERROR: raised by function privacy11_guard() (SQLSTATE 23505)"},
+		{"INSERT INTO privacy11_patients (mrn) SELECT 'MRN7730019' FROM generate_series(1, 1)", nil,
+			"ERROR: raised by function privacy11_guard() (SQLSTATE 23505)"},
+		{"DO $$ BEGIN RAISE EXCEPTION 'Zelda Canary %', 1961; END $$", nil,
+			"ERROR: raised by function inline_code_block (SQLSTATE P0001)"},
+	} {
+		_, err := conn.Exec(ctx, c.sql, c.args...)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			t.Fatalf("%s: %v, want an error from the server", c.sql, err)
+		}
+		got := dberr.Cut(fmt.Errorf("copy patients: %w", err)).Error()
+		if want := "copy patients: " + c.want; got != want || hasCanary(got) {
+			t.Errorf("%s raising %q: cut to %q, want %q", c.sql, pg.Error(), got, want)
+		}
 	}
 }
