@@ -176,12 +176,15 @@ var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
 // ER_TRUNCATED_WRONG_VALUE, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
 // ER_ILLEGAL_VALUE_FOR_TYPE, ER_WRONG_VALUE_FOR_TYPE, ER_WRONG_VALUE,
 // ER_INVALID_CHARACTER_STRING, ER_DATA_OUT_OF_RANGE (an expression,
-// literals included), and MariaDB's ER_DATA_OVERFLOW and ER_BAD_DATA (a
-// dynamic column's value: `Encountered illegal value 'Zelda' when
-// converting to INT`). The others quote names only (`Data too long for
+// literals included), ER_DUP_ENTRY_AUTOINCREMENT_CASE (an ALTER TABLE's
+// duplicate), ER_NO_SUCH_KEY_VALUE (`Key value '…' was not found in
+// table …`: cut to its end, table and all), and MariaDB's
+// ER_DATA_OVERFLOW, ER_DATA_TRUNCATED and ER_BAD_DATA (a dynamic
+// column's value: `Encountered illegal value 'Zelda' when converting to
+// INT`). The others quote names only (`Data too long for
 // column 'x' at row 1`), but for the few mysqlMessage cuts itself.
 var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true,
-	1916: true, 1918: true}
+	1916: true, 1917: true, 1918: true, 1569: true, 1741: true}
 
 // mysqlMessage is e's message without the value it quotes: from the
 // first quote to the last one before ` for ` (the key, column or function

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -265,6 +265,29 @@ func TestRaisedMessagesLoseTheirWords(t *testing.T) {
 		got := dberr.Cut(fmt.Errorf("copy patients: %w", err)).Error()
 		if want := "copy patients: " + c.want; got != want || hasCanary(got) {
 			t.Errorf("%s raising %q: cut to %q, want %q", c.sql, pg.Error(), got, want)
+		}
+	}
+}
+
+// TestMySQLErrorsNotGotHereLoseTheirValues: errors whose message quotes
+// a value but that this MariaDB gives for no statement the test could
+// find (ER_DATA_TRUNCATED rounds silently, an ALTER TABLE's resequencing
+// duplicate comes as ER_DUP_ENTRY), worded as the server's message list
+// (perror) words them.
+func TestMySQLErrorsNotGotHereLoseTheirValues(t *testing.T) {
+	for _, c := range []struct {
+		err  *mysql.MySQLError
+		want string
+	}{
+		{&mysql.MySQLError{Number: 1917, Message: "Truncated value '" + name + "' when converting to INT"},
+			"Error 1917: Truncated value when converting to INT"},
+		{&mysql.MySQLError{Number: 1741, Message: "Key value '" + name + "' was not found in table 'test.Patient'"},
+			"Error 1741: Key value"},
+		{&mysql.MySQLError{Number: 1569, Message: "ALTER TABLE causes auto_increment resequencing, resulting in duplicate entry '" + mrn + "' for key 'MRN'"},
+			"Error 1569: ALTER TABLE causes auto_increment resequencing, resulting in duplicate entry for key 'MRN'"},
+	} {
+		if got := dberr.Cut(c.err).Error(); got != c.want || hasCanary(got) {
+			t.Errorf("%q: cut to %q, want %q", c.err.Message, got, c.want)
 		}
 	}
 }
