@@ -94,12 +94,12 @@ func walk(err error, f func(error)) {
 // integrity violation's also gets the key's columns its detail names
 // (keyColumns): `duplicate key value violates unique constraint "uq_7",
 // key (ssn)`. Not one raised in a function (Where says where), whose
-// detail says whatever its author wrote. A message PL/pgSQL's RAISE gave
-// is its author's words, whatever code it was raised with, and as often
-// as not quotes the row (`RAISE EXCEPTION 'bad ssn %', NEW.ssn`): it is
-// replaced by the function's name (raised).
+// detail says whatever its author wrote. A message PL/pgSQL's RAISE or
+// ASSERT gave is its author's words, whatever code it was raised with,
+// and as often as not quotes the row (`RAISE EXCEPTION 'bad ssn %',
+// NEW.ssn`): it is replaced by the function's name (raised).
 func PostgresMessage(pg *pgconn.PgError) string {
-	if pg.Routine == "exec_stmt_raise" {
+	if pg.Routine == "exec_stmt_raise" || pg.Routine == "exec_stmt_assert" {
 		return raised(pg.Where)
 	}
 	if strings.HasPrefix(pg.Code, "23") {
@@ -115,7 +115,7 @@ func PostgresMessage(pg *pgconn.PgError) string {
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
 }
 
-// raised words a message a PL/pgSQL function raised by the function's
+// raised words a message a PL/pgSQL function raised (or asserted) by the function's
 // name, which where's first line gives (`PL/pgSQL function
 // check_ssn() line 3 at RAISE`); the lines after it may quote the
 // statements that called it, literals and all, and are not looked at.

@@ -220,8 +220,8 @@ func TestCutLeavesOtherErrorsAlone(t *testing.T) {
 	}
 }
 
-// TestRaisedMessagesLoseTheirWords: a trigger's RAISE says what its
-// author wrote, as often as not the row (`RAISE EXCEPTION 'bad %',
+// TestRaisedMessagesLoseTheirWords: a trigger's RAISE (or ASSERT) says
+// what its author wrote, as often as not the row (`RAISE EXCEPTION 'bad %',
 // NEW.ssn`), under any code it likes; cut, it names the function, and
 // a RAISE outside a named function names none.
 func TestRaisedMessagesLoseTheirWords(t *testing.T) {
@@ -256,6 +256,8 @@ func TestRaisedMessagesLoseTheirWords(t *testing.T) {
 			"ERROR: raised by function privacy11_guard() (SQLSTATE 23505)"},
 		{"DO $$ BEGIN RAISE EXCEPTION 'Zelda Canary %', 1961; END $$", nil,
 			"ERROR: raised by function inline_code_block (SQLSTATE P0001)"},
+		{"DO $$ BEGIN ASSERT 1 = 2, 'Zelda Canary 1961'; END $$", nil,
+			"ERROR: raised by function inline_code_block (SQLSTATE P0004)"},
 	} {
 		_, err := conn.Exec(ctx, c.sql, c.args...)
 		var pg *pgconn.PgError
