@@ -115,10 +115,11 @@ func PostgresMessage(pg *pgconn.PgError) string {
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
 }
 
-// raised words a message a PL/pgSQL function raised (or asserted) by the function's
-// name, which where's first line gives (`PL/pgSQL function
-// check_ssn() line 3 at RAISE`); the lines after it may quote the
-// statements that called it, literals and all, and are not looked at.
+// raised words a message a PL/pgSQL function raised (or asserted) by
+// the function's name, which where's first line gives (`PL/pgSQL
+// function check_ssn() line 3 at RAISE`); the lines after it may quote
+// the statements that called it, literals and all, and are not looked
+// at.
 func raised(where string) string {
 	first, _, _ := strings.Cut(where, "\n")
 	fn, ok := strings.CutPrefix(first, "PL/pgSQL function ")
@@ -196,7 +197,8 @@ var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366:
 // record 'MRN7730019-north' would lead to a duplicate entry in table
 // 'visits', key 'mrn'`), and one ends with a partitioning expression's
 // value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
-// partition for value 1961`, the year of a birth date).
+// partition for value 1961`, the year of a birth date). A SIGNAL's
+// message is dropped whole.
 func mysqlMessage(e *mysql.MySQLError) string {
 	switch {
 	case mysqlValueErrors[e.Number]:
@@ -206,6 +208,10 @@ func mysqlMessage(e *mysql.MySQLError) string {
 	case e.Number == 1526:
 		head, _, _ := strings.Cut(e.Message, " for value ")
 		return head
+	case e.Number == 1644:
+		// ER_SIGNAL_EXCEPTION: a SIGNAL's MESSAGE_TEXT, its author's
+		// words (`SET MESSAGE_TEXT = CONCAT('bad ssn ', NEW.Ssn)`).
+		return "signalled by a trigger or routine"
 	}
 	return e.Message
 }

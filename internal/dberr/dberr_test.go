@@ -164,6 +164,11 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 		"INSERT INTO Privacy10Ward VALUES ('" + mrn + "', 'north'), ('Zelda Canary', 'south')",
 		"INSERT INTO Privacy10Bed VALUES (1, '" + mrn + "'), (2, 'Zelda Canary')",
 		"CREATE TABLE Privacy10Born (Born DATE) PARTITION BY RANGE (YEAR(Born)) (PARTITION old VALUES LESS THAN (1900))",
+		"CREATE TABLE Privacy11Hold (MRN VARCHAR(80))",
+		`CREATE TRIGGER Privacy11Hold BEFORE INSERT ON Privacy11Hold FOR EACH ROW BEGIN
+			DECLARE msg VARCHAR(200) DEFAULT CONCAT('patient ', NEW.MRN, ' is on hold');
+			SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = msg;
+		END`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -186,6 +191,7 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 			"Error 1918 (22007): Encountered illegal value when converting to INT"},
 		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', CAST(? AS DOUBLE)), 'a' AS INT)", "1961e30",
 			"Error 1916 (22003): Got overflow when converting to INT. Value truncated"},
+		{"INSERT INTO Privacy11Hold VALUES (?)", name, "Error 1644 (45000): signalled by a trigger or routine"},
 	} {
 		_, err := db.Exec(c.sql, c.arg)
 		if err == nil {
