@@ -187,7 +187,7 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		tr.API = true
 		report.Tables = append(report.Tables, tr)
 	}
-	status := report.end(ctx, runErr)
+	status, runErr := report.end(ctx, runErr)
 	if !opts.DryRun {
 		b, _ := json.Marshal(report.ledgerCopy())
 		if err := opts.APILedger.FinishAPIBackfill(context.WithoutCancel(ctx), r.run, status, b); err != nil && runErr == nil {

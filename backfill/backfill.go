@@ -266,7 +266,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, erro
 	for _, t := range tables {
 		report.Tables = append(report.Tables, r.stats[t.name].report())
 	}
-	status := report.end(ctx, runErr)
+	status, runErr := report.end(ctx, runErr)
 	finish := func(ctx context.Context) error { return l.finishRun(ctx, status, report, runErr) }
 	if err := boundTarget(context.WithoutCancel(ctx), cfg, finish); err != nil && runErr == nil {
 		runErr = fmt.Errorf("ledger: %w", err)

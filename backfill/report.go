@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"strangler/internal/dberr"
 	"strangler/internal/human"
 )
 
@@ -31,17 +32,20 @@ type Report struct {
 }
 
 // end records how a run ended in its report and returns the run's status
-// for the ledger: succeeded, interrupted (ctx ended it) or failed.
-func (r *Report) end(ctx context.Context, runErr error) string {
+// for the ledger (succeeded, interrupted: ctx ended it, or failed) and
+// runErr as the ledger, the report and the command may say it: without
+// the values the database's errors in it quote.
+func (r *Report) end(ctx context.Context, runErr error) (string, error) {
+	runErr = dberr.Cut(runErr)
 	switch {
 	case runErr == nil:
-		return "succeeded"
+		return "succeeded", nil
 	case ctx.Err() != nil:
 		r.Error = runErr.Error()
-		return "interrupted"
+		return "interrupted", runErr
 	default:
 		r.Error = runErr.Error()
-		return "failed"
+		return "failed", runErr
 	}
 }
 

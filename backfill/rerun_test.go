@@ -204,7 +204,7 @@ func TestAFailureOutsideTheDataStopsOnlyItsTable(t *testing.T) {
 	if rep == nil {
 		t.Fatal("no report")
 	}
-	if a := tableReport(t, rep, "audits"); !strings.Contains(a.Error, "audits are read-only (SQLSTATE 42501)") {
+	if a := tableReport(t, rep, "audits"); !strings.Contains(a.Error, "raised by function no_audits() (SQLSTATE 42501)") {
 		t.Errorf("audits: error %q, want the reason it stopped", a.Error)
 	}
 	if n := w.count(t, "SELECT count(*) FROM patients"); n != 100 {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/internal/dberr"
 )
 
 // sync brings a table whose copy an earlier run began up to date with the
@@ -59,13 +61,14 @@ func (r *runner) sync(ctx context.Context, t *table) error {
 	return nil
 }
 
-// safeError is err as a table's error may say it: a message a trigger or
-// function raised on a table with redacted columns is dropped, since it
-// may quote a value.
+// safeError is err as a table's error may say it, in the report, the
+// log and the run's error: without the values the database's errors in
+// it quote (dberr.Cut), and a message a trigger or function raised on a
+// table with redacted columns is dropped, since it may quote a value.
 func safeError(t *table, err error) error {
 	var pg *pgconn.PgError
 	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" {
-		return err
+		return dberr.Cut(err)
 	}
 	return fmt.Errorf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
 }

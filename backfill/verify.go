@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
+	"strangler/internal/dberr"
 	"strangler/internal/human"
 )
 
@@ -174,7 +175,10 @@ func quoteOrNull(s *string) string {
 }
 
 // Verify compares the legacy and the modern database per cfg's tables.
-func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (*VerifyReport, error) {
+// Its error, printed and logged by its callers, holds none of the values
+// the database's errors in it quote.
+func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *VerifyReport, err error) {
+	defer func() { err = dberr.Cut(err) }()
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}

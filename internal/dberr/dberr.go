@@ -94,8 +94,14 @@ func walk(err error, f func(error)) {
 // integrity violation's also gets the key's columns its detail names
 // (keyColumns): `duplicate key value violates unique constraint "uq_7",
 // key (ssn)`. Not one raised in a function (Where says where), whose
-// detail says whatever its author wrote.
+// detail says whatever its author wrote. A message PL/pgSQL's RAISE or
+// ASSERT gave is its author's words, whatever code it was raised with,
+// and as often as not quotes the row (`RAISE EXCEPTION 'bad ssn %',
+// NEW.ssn`): it is replaced by the function's name (raised).
 func PostgresMessage(pg *pgconn.PgError) string {
+	if pg.Routine == "exec_stmt_raise" || pg.Routine == "exec_stmt_assert" {
+		return raised(pg.Where)
+	}
 	if strings.HasPrefix(pg.Code, "23") {
 		if cols := keyColumns(pg.Detail); cols != "" && pg.Where == "" {
 			return pg.Message + ", key (" + cols + ")"
@@ -107,6 +113,20 @@ func PostgresMessage(pg *pgconn.PgError) string {
 	}
 	msg := cutQuoted(pg.Message, `"`, `"`)
 	return strings.TrimSpace(byteDump.ReplaceAllString(msg, ""))
+}
+
+// raised words a message a PL/pgSQL function raised (or asserted) by
+// the function's name, which where's first line gives (`PL/pgSQL
+// function check_ssn() line 3 at RAISE`); the lines after it may quote
+// the statements that called it, literals and all, and are not looked
+// at.
+func raised(where string) string {
+	first, _, _ := strings.Cut(where, "\n")
+	fn, ok := strings.CutPrefix(first, "PL/pgSQL function ")
+	if fn, _, found := strings.Cut(fn, " line "); ok && found {
+		return "raised by function " + fn
+	}
+	return "raised by a function"
 }
 
 // keyColumns is the key's columns (or index expressions) that an
@@ -157,12 +177,15 @@ var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
 // ER_TRUNCATED_WRONG_VALUE, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
 // ER_ILLEGAL_VALUE_FOR_TYPE, ER_WRONG_VALUE_FOR_TYPE, ER_WRONG_VALUE,
 // ER_INVALID_CHARACTER_STRING, ER_DATA_OUT_OF_RANGE (an expression,
-// literals included), and MariaDB's ER_DATA_OVERFLOW and ER_BAD_DATA (a
-// dynamic column's value: `Encountered illegal value 'Zelda' when
-// converting to INT`). The others quote names only (`Data too long for
+// literals included), ER_DUP_ENTRY_AUTOINCREMENT_CASE (an ALTER TABLE's
+// duplicate), ER_NO_SUCH_KEY_VALUE (`Key value '…' was not found in
+// table …`: cut to its end, table and all), and MariaDB's
+// ER_DATA_OVERFLOW, ER_DATA_TRUNCATED and ER_BAD_DATA (a dynamic
+// column's value: `Encountered illegal value 'Zelda' when converting to
+// INT`). The others quote names only (`Data too long for
 // column 'x' at row 1`), but for the few mysqlMessage cuts itself.
 var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true,
-	1916: true, 1918: true}
+	1916: true, 1917: true, 1918: true, 1569: true, 1741: true}
 
 // mysqlMessage is e's message without the value it quotes: from the
 // first quote to the last one before ` for ` (the key, column or function
@@ -174,7 +197,8 @@ var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366:
 // record 'MRN7730019-north' would lead to a duplicate entry in table
 // 'visits', key 'mrn'`), and one ends with a partitioning expression's
 // value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
-// partition for value 1961`, the year of a birth date).
+// partition for value 1961`, the year of a birth date). A SIGNAL's
+// message is dropped whole.
 func mysqlMessage(e *mysql.MySQLError) string {
 	switch {
 	case mysqlValueErrors[e.Number]:
@@ -184,6 +208,10 @@ func mysqlMessage(e *mysql.MySQLError) string {
 	case e.Number == 1526:
 		head, _, _ := strings.Cut(e.Message, " for value ")
 		return head
+	case e.Number == 1644:
+		// ER_SIGNAL_EXCEPTION: a SIGNAL's MESSAGE_TEXT, its author's
+		// words (`SET MESSAGE_TEXT = CONCAT('bad ssn ', NEW.Ssn)`).
+		return "signalled by a trigger or routine"
 	}
 	return e.Message
 }

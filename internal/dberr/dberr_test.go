@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -130,7 +130,7 @@ func TestIntegrityViolationsNameTheKeyNotItsValue(t *testing.T) {
 		{"INSERT INTO privacy10_patients (room) VALUES ($1)", []any{mrn},
 			`conflicting key value violates exclusion constraint "privacy10_patients_room_excl", key (room)`},
 		{"DO $$ BEGIN RAISE unique_violation USING MESSAGE = 'not again', DETAIL = 'Key (Zelda)=(Canary) already exists.'; END $$", nil,
-			"not again"},
+			"raised by function inline_code_block"},
 		{"INSERT INTO privacy10_patients (note, ssn) VALUES ('x', $1)", []any{name},
 			`new row for relation "privacy10_patients" violates check constraint "privacy10_patients_note_check"`},
 	} {
@@ -164,6 +164,11 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 		"INSERT INTO Privacy10Ward VALUES ('" + mrn + "', 'north'), ('Zelda Canary', 'south')",
 		"INSERT INTO Privacy10Bed VALUES (1, '" + mrn + "'), (2, 'Zelda Canary')",
 		"CREATE TABLE Privacy10Born (Born DATE) PARTITION BY RANGE (YEAR(Born)) (PARTITION old VALUES LESS THAN (1900))",
+		"CREATE TABLE Privacy11Hold (MRN VARCHAR(80))",
+		`CREATE TRIGGER Privacy11Hold BEFORE INSERT ON Privacy11Hold FOR EACH ROW BEGIN
+			DECLARE msg VARCHAR(200) DEFAULT CONCAT('patient ', NEW.MRN, ' is on hold');
+			SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = msg;
+		END`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -186,6 +191,7 @@ func TestMySQLErrorsLoseTheirValues(t *testing.T) {
 			"Error 1918 (22007): Encountered illegal value when converting to INT"},
 		{"INSERT INTO Privacy8Patient (N) SELECT COLUMN_GET(COLUMN_CREATE('a', CAST(? AS DOUBLE)), 'a' AS INT)", "1961e30",
 			"Error 1916 (22003): Got overflow when converting to INT. Value truncated"},
+		{"INSERT INTO Privacy11Hold VALUES (?)", name, "Error 1644 (45000): signalled by a trigger or routine"},
 	} {
 		_, err := db.Exec(c.sql, c.arg)
 		if err == nil {
@@ -217,5 +223,79 @@ func TestCutLeavesOtherErrorsAlone(t *testing.T) {
 	plain := errors.New(`not a database's: "Zelda"`)
 	if got := dberr.Cut(plain); got != plain || got.Error() != `not a database's: "Zelda"` {
 		t.Errorf("an error from elsewhere became %q", got)
+	}
+}
+
+// TestRaisedMessagesLoseTheirWords: a trigger's RAISE (or ASSERT) says
+// what its author wrote, as often as not the row (`RAISE EXCEPTION 'bad %',
+// NEW.ssn`), under any code it likes; cut, it names the function, and
+// a RAISE outside a named function names none.
+func TestRaisedMessagesLoseTheirWords(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE privacy11_patients (ssn text, mrn text);
+		CREATE FUNCTION privacy11_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.mrn IS NULL THEN
+				RAISE EXCEPTION 'bad ssn %', NEW.ssn USING DETAIL = 'row ' || NEW.ssn;
+			END IF;
+			RAISE EXCEPTION 'mrn % taken', NEW.mrn USING ERRCODE = 'unique_violation';
+		END $$;
+		CREATE TRIGGER privacy11_guard BEFORE INSERT ON privacy11_patients
+			FOR EACH ROW EXECUTE FUNCTION privacy11_guard()`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"INSERT INTO privacy11_patients (ssn) VALUES ($1)", []any{"987-65-4329 " + name},
+			"ERROR: raised by function privacy11_guard() (SQLSTATE P0001)"},
+		{"INSERT INTO privacy11_patients (mrn) VALUES ($1)", []any{mrn},
+			"ERROR: raised by function privacy11_guard() (SQLSTATE 23505)"},
+		{"INSERT INTO privacy11_patients (mrn) SELECT 'MRN7730019' FROM generate_series(1, 1)", nil,
+			"ERROR: raised by function privacy11_guard() (SQLSTATE 23505)"},
+		{"DO $$ BEGIN RAISE EXCEPTION 'Zelda Canary %', 1961; END $$", nil,
+			"ERROR: raised by function inline_code_block (SQLSTATE P0001)"},
+		{"DO $$ BEGIN ASSERT 1 = 2, 'Zelda Canary 1961'; END $$", nil,
+			"ERROR: raised by function inline_code_block (SQLSTATE P0004)"},
+	} {
+		_, err := conn.Exec(ctx, c.sql, c.args...)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			t.Fatalf("%s: %v, want an error from the server", c.sql, err)
+		}
+		got := dberr.Cut(fmt.Errorf("copy patients: %w", err)).Error()
+		if want := "copy patients: " + c.want; got != want || hasCanary(got) {
+			t.Errorf("%s raising %q: cut to %q, want %q", c.sql, pg.Error(), got, want)
+		}
+	}
+}
+
+// TestMySQLErrorsNotGotHereLoseTheirValues: errors whose message quotes
+// a value but that this MariaDB gives for no statement the test could
+// find (ER_DATA_TRUNCATED rounds silently, an ALTER TABLE's resequencing
+// duplicate comes as ER_DUP_ENTRY), worded as the server's message list
+// (perror) words them.
+func TestMySQLErrorsNotGotHereLoseTheirValues(t *testing.T) {
+	for _, c := range []struct {
+		err  *mysql.MySQLError
+		want string
+	}{
+		{&mysql.MySQLError{Number: 1917, Message: "Truncated value '" + name + "' when converting to INT"},
+			"Error 1917: Truncated value when converting to INT"},
+		{&mysql.MySQLError{Number: 1741, Message: "Key value '" + name + "' was not found in table 'test.Patient'"},
+			"Error 1741: Key value"},
+		{&mysql.MySQLError{Number: 1569, Message: "ALTER TABLE causes auto_increment resequencing, resulting in duplicate entry '" + mrn + "' for key 'MRN'"},
+			"Error 1569: ALTER TABLE causes auto_increment resequencing, resulting in duplicate entry for key 'MRN'"},
+	} {
+		if got := dberr.Cut(c.err).Error(); got != c.want || hasCanary(got) {
+			t.Errorf("%q: cut to %q, want %q", c.err.Message, got, c.want)
+		}
 	}
 }

@@ -1,0 +1,102 @@
+package backfill_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"strangler/backfill"
+	"strangler/backfill/fixture"
+	"strangler/config"
+)
+
+// TestRaisedMessagesStayOutOfReports: a target's triggers raise with the
+// row's values, as triggers in the wild do (`RAISE EXCEPTION 'bad %',
+// NEW.ssn`), on tables with no redacted columns: one under the default
+// code, which fails its row, one under a code that stops its table (and
+// so the run). The row's reason, the table's error and the run's error
+// name the function and the code; no value is in the report (JSON,
+// text, HTML), the logs at debug, the ledger or the run's error.
+func TestRaisedMessagesStayOutOfReports(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Privacy11Person (Id INT PRIMARY KEY, Ssn VARCHAR(80), Mrn VARCHAR(80))",
+		`CREATE TABLE privacy11_persons (legacy_id bigint UNIQUE, ssn text, mrn text);
+		CREATE FUNCTION privacy11_check_ssn() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.ssn LIKE '987%' THEN
+				RAISE EXCEPTION 'bad ssn % for %', NEW.ssn, NEW.mrn;
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER privacy11_check_ssn BEFORE INSERT ON privacy11_persons
+			FOR EACH ROW EXECUTE FUNCTION privacy11_check_ssn()`,
+		config.BackfillTable{Name: "persons", From: "Privacy11Person", Key: "Id", To: "privacy11_persons", TargetKey: "legacy_id",
+			Columns: cols("Id=legacy_id", "Ssn=ssn", "Mrn=mrn")})
+	w.exec(t, "CREATE TABLE Privacy11Visit (Id INT PRIMARY KEY, Mrn VARCHAR(80))")
+	w.pg(t, `CREATE TABLE privacy11_visits (legacy_id bigint UNIQUE, mrn text);
+		CREATE FUNCTION privacy11_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'patient % is on hold', NEW.mrn USING ERRCODE = 'object_not_in_prerequisite_state';
+		END $$;
+		CREATE TRIGGER privacy11_hold BEFORE INSERT ON privacy11_visits
+			FOR EACH ROW EXECUTE FUNCTION privacy11_hold()`)
+	w.cfg.Tables = append(w.cfg.Tables, config.BackfillTable{Name: "visits", From: "Privacy11Visit", Key: "Id", To: "privacy11_visits",
+		TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Mrn=mrn")})
+	w.exec(t, `INSERT INTO Privacy11Person VALUES (1, '987-65-4329', 'MRN7730019 PATIENT-MARKER-4711'), (2, '123-45-6789', 'MRN1')`)
+	w.exec(t, `INSERT INTO Privacy11Visit VALUES (1, 'MRN7730019 PATIENT-MARKER-4711')`)
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rep, runErr := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: log})
+	if rep == nil {
+		t.Fatalf("no report: %v", runErr)
+	}
+	persons, visits := tableReport(t, rep, "persons"), tableReport(t, rep, "visits")
+	if got := failureReasons(persons); len(got) != 1 || got[0] != "raised by function privacy11_check_ssn()" || persons.Inserted != 1 {
+		t.Errorf("persons: reasons %q, %d inserted; want the function named and 1 inserted", got, persons.Inserted)
+	}
+	const stopped = "raised by function privacy11_hold() (SQLSTATE 55000)"
+	if !strings.Contains(visits.Error, stopped) {
+		t.Errorf("visits stopped for %q, want it to say %q", visits.Error, stopped)
+	}
+	if runErr == nil || !strings.Contains(runErr.Error(), stopped) || !strings.Contains(rep.Error, stopped) {
+		t.Errorf("the run ended with %v (report: %q), want it to say %q", runErr, rep.Error, stopped)
+	}
+
+	shown := map[string]string{"the logs": logs.String(), "the run's error": runErr.Error()}
+	j, _ := json.Marshal(rep)
+	shown["the JSON report"] = string(j)
+	var text, html strings.Builder
+	rep.WriteText(&text)
+	shown["the text report"] = text.String()
+	if err := rep.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	shown["the HTML report"] = html.String()
+	for _, q := range []string{"SELECT reason FROM strangler_backfill_failures", "SELECT report::text FROM strangler_backfill_runs"} {
+		rows, err := w.modern.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			shown[q] += s + "\n"
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for where, s := range shown {
+		for _, v := range []string{"4329", "7730019", "PATIENT-MARKER-4711"} {
+			if strings.Contains(s, v) {
+				t.Errorf("%s shows a value (%q):\n%s", where, v, s)
+			}
+		}
+	}
+}
