@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
-	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
 
@@ -172,31 +170,13 @@ func TestASilentTargetStopsTheRunWithinItsBound(t *testing.T) {
 	w.cfg.Tables = w.cfg.Tables[:1]
 	w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
 	w.cfg.BatchTimeout = config.Duration(3 * time.Second)
-	proxy, via := testdb.NewProxy(t, w.cfg.Target.String())
-	pu, err := url.Parse(via)
-	if err != nil {
-		t.Fatal(err)
-	}
-	*w.cfg.Target.URL = *pu
+	proxy := proxied(t, w.cfg.Target.URL)
 	var logs testkit.Logs
-	type result struct {
-		rep *backfill.Report
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		rep, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: logs.Logger(slog.LevelInfo)})
-		done <- result{rep, err}
-	}()
+	done := w.startRun(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
 	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 	proxy.Silence()
 	began := time.Now()
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("the run still waits on its silent target 4 minutes on")
-	}
+	res := stopped(t, done, 4*time.Minute, "its silent target")
 	want := "the target database was still out of reach after a key range of patients resumed 5 times"
 	if res.err == nil || !strings.Contains(res.err.Error(), want) {
 		t.Errorf("the run's error after %s: %v\nwant it to say %q", time.Since(began).Round(time.Second), res.err, want)
@@ -208,15 +188,7 @@ func TestASilentTargetStopsTheRunWithinItsBound(t *testing.T) {
 		t.Errorf("no resumption says the target did not answer within batch_timeout (3s); logs:\n%s", logs.String())
 	}
 	proxy.Restore()
-	w.cfg.Rate = 0
-	for _, tr := range w.run(t, backfill.Options{}).Tables {
-		if tr.Failed != 0 {
-			t.Errorf("a re-run: %s failed %d rows, want none", tr.Table, tr.Failed)
-		}
-	}
-	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
-		t.Errorf("verify after the re-run: %+v", d.Tables)
-	}
+	w.rerunCopiesAll(t)
 }
 
 // TestMovingASequenceLetsTheServiceInsertMeanwhile: a service transaction

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
-	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
 
@@ -141,47 +139,19 @@ func TestASilentSourceStopsTheRunWithinItsBound(t *testing.T) {
 	w.cfg.Tables = w.cfg.Tables[:1]
 	w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
 	w.cfg.BatchTimeout = config.Duration(3 * time.Second)
-	proxy := w.proxySource(t)
+	proxy := proxied(t, w.cfg.Source.URL)
 	var logs testkit.Logs
-	done := make(chan error, 1)
-	go func() {
-		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: logs.Logger(slog.LevelInfo)})
-		done <- err
-	}()
+	done := w.startRun(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
 	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 	proxy.Silence()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("the run still waits on its silent source 4 minutes on")
-	}
+	res := stopped(t, done, 4*time.Minute, "its silent source")
 	want := "the source database was still out of reach after a key range of patients resumed 5 times"
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("the run's error: %v\nwant it to say %q", err, want)
+	if res.err == nil || !strings.Contains(res.err.Error(), want) {
+		t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
 	}
 	if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 5 {
 		t.Errorf("%d resumptions logged, want 5", n)
 	}
 	proxy.Restore()
-	w.cfg.Rate = 0
-	for _, tr := range w.run(t, backfill.Options{}).Tables {
-		if tr.Failed != 0 {
-			t.Errorf("a re-run: %s failed %d rows, want none", tr.Table, tr.Failed)
-		}
-	}
-	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
-		t.Errorf("verify after the re-run: %+v", d.Tables)
-	}
-}
-
-// proxySource puts a proxy in front of w's source and returns it.
-func (w *world) proxySource(t *testing.T) *testdb.Proxy {
-	proxy, via := testdb.NewProxy(t, w.cfg.Source.String())
-	pu, err := url.Parse(via)
-	if err != nil {
-		t.Fatal(err)
-	}
-	*w.cfg.Source.URL = *pu
-	return proxy
+	w.rerunCopiesAll(t)
 }

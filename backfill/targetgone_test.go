@@ -51,35 +51,17 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 			if side == "target" {
 				u = w.cfg.Target.URL
 			}
-			proxy, via := testdb.NewProxy(t, u.String())
-			pu, err := url.Parse(via)
-			if err != nil {
-				t.Fatal(err)
-			}
-			*u = *pu
+			proxy := proxied(t, u)
 			var logs testkit.Logs
-			type result struct {
-				rep *backfill.Report
-				err error
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			if c.worker {
+				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
-			done := make(chan result, 1)
-			go func() {
-				opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
-				if c.worker {
-					opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
-				}
-				rep, err := backfill.Run(context.Background(), w.cfg, opts)
-				done <- result{rep, err}
-			}()
+			done := w.startRun(opts)
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			proxy.Cut()
 			began := time.Now()
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(10 * time.Minute):
-				t.Fatalf("the run still goes on 10 minutes after its %s went away", side)
-			}
+			res := stopped(t, done, 10*time.Minute, "its "+side+" gone")
 			want := "the " + side + " database was still out of reach after a key range of patients resumed 5 times over 31s"
 			if res.err == nil || !strings.Contains(res.err.Error(), want) {
 				t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
@@ -98,15 +80,65 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 					n, time.Since(began).Round(time.Second), side)
 			}
 			proxy.Restore()
-			w.cfg.Rate = 0
-			for _, tr := range w.run(t, backfill.Options{}).Tables {
-				if tr.Failed != 0 {
-					t.Errorf("a re-run: %s failed %d rows, want none", tr.Table, tr.Failed)
-				}
-			}
-			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
-				t.Errorf("verify after the re-run: %+v", d.Tables)
-			}
+			w.rerunCopiesAll(t)
 		})
+	}
+}
+
+// proxied puts a proxy in front of the database u names (w's source's
+// or target's URL), which w's runs reach through it from then on.
+func proxied(t *testing.T, u *url.URL) *testdb.Proxy {
+	t.Helper()
+	proxy, via := testdb.NewProxy(t, u.String())
+	pu, err := url.Parse(via)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*u = *pu
+	return proxy
+}
+
+// runResult is what a run started by startRun ended with.
+type runResult struct {
+	rep *backfill.Report
+	err error
+}
+
+// startRun runs w's backfill with opts on a goroutine of its own; its end
+// comes on the channel returned.
+func (w *world) startRun(opts backfill.Options) <-chan runResult {
+	done := make(chan runResult, 1)
+	go func() {
+		rep, err := backfill.Run(context.Background(), w.cfg, opts)
+		done <- runResult{rep, err}
+	}()
+	return done
+}
+
+// stopped waits for the run done to end, at most limit, failing the test
+// saying what the run still waits on.
+func stopped(t *testing.T, done <-chan runResult, limit time.Duration, waitsOn string) runResult {
+	t.Helper()
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(limit):
+		t.Fatalf("the run still waits on %s %v on", waitsOn, limit)
+		return runResult{}
+	}
+}
+
+// rerunCopiesAll runs w's backfill again, unpaced, once the database a
+// test took away is back: no row fails, and verify finds no deviation.
+func (w *world) rerunCopiesAll(t *testing.T) {
+	t.Helper()
+	w.cfg.Rate = 0
+	for _, tr := range w.run(t, backfill.Options{}).Tables {
+		if tr.Failed != 0 {
+			t.Errorf("a re-run: %s failed %d rows, want none", tr.Table, tr.Failed)
+		}
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify after the re-run: %+v", d.Tables)
 	}
 }
