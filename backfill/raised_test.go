@@ -3,7 +3,6 @@ package backfill_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -66,32 +65,8 @@ func TestRaisedMessagesStayOutOfReports(t *testing.T) {
 		t.Errorf("the run ended with %v (report: %q), want it to say %q", runErr, rep.Error, stopped)
 	}
 
-	shown := map[string]string{"the logs": logs.String(), "the run's error": runErr.Error()}
-	j, _ := json.Marshal(rep)
-	shown["the JSON report"] = string(j)
-	var text, html strings.Builder
-	rep.WriteText(&text)
-	shown["the text report"] = text.String()
-	if err := rep.WriteHTML(&html); err != nil {
-		t.Fatal(err)
-	}
-	shown["the HTML report"] = html.String()
-	for _, q := range []string{"SELECT reason FROM strangler_backfill_failures", "SELECT report::text FROM strangler_backfill_runs"} {
-		rows, err := w.modern.Query(context.Background(), q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			shown[q] += s + "\n"
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shown := w.shown(t, rep)
+	shown["the logs"], shown["the run's error"] = logs.String(), runErr.Error()
 	for where, s := range shown {
 		for _, v := range []string{"4329", "7730019", "PATIENT-MARKER-4711"} {
 			if strings.Contains(s, v) {

@@ -71,7 +71,30 @@ func TestReasonsNameTheKeyAndHoldNoValue(t *testing.T) {
 		t.Errorf("inserted %d, failed %d; want 1 and 8", tr.Inserted, tr.Failed)
 	}
 
-	shown := map[string]string{"the logs": logs.String()}
+	shown := w.shown(t, rep)
+	shown["the logs"] = logs.String()
+	w.exec(t, "UPDATE Person SET Ssn = '987-65-4321', Note = 'Quimbyfrost again' WHERE Id = 1")
+	vr := w.verify(t, backfill.VerifyOptions{Log: log})
+	if d := vr.Tables[0]; d.Changed != 1 || d.Missing != 8 {
+		t.Errorf("verify: %d changed, %d missing; want 1 and 8", d.Changed, d.Missing)
+	}
+	j, _ := json.Marshal(vr)
+	shown["verify's report"] = string(j)
+	for where, s := range shown {
+		for _, v := range []string{"Quimby", "Zelda", "7730019", "4329", "1961"} {
+			if strings.Contains(s, v) {
+				t.Errorf("%s shows a value (%q):\n%s", where, v, s)
+			}
+		}
+	}
+}
+
+// shown is what a run's report rep shows, by where it shows it: the
+// report as JSON, text and HTML, and the reasons and reports the ledger
+// keeps.
+func (w *world) shown(t *testing.T, rep *backfill.Report) map[string]string {
+	t.Helper()
+	shown := map[string]string{}
 	j, _ := json.Marshal(rep)
 	shown["the JSON report"] = string(j)
 	var text, html strings.Builder
@@ -93,19 +116,9 @@ func TestReasonsNameTheKeyAndHoldNoValue(t *testing.T) {
 			}
 			shown[q] += s + "\n"
 		}
-	}
-	w.exec(t, "UPDATE Person SET Ssn = '987-65-4321', Note = 'Quimbyfrost again' WHERE Id = 1")
-	vr := w.verify(t, backfill.VerifyOptions{Log: log})
-	if d := vr.Tables[0]; d.Changed != 1 || d.Missing != 8 {
-		t.Errorf("verify: %d changed, %d missing; want 1 and 8", d.Changed, d.Missing)
-	}
-	j, _ = json.Marshal(vr)
-	shown["verify's report"] = string(j)
-	for where, s := range shown {
-		for _, v := range []string{"Quimby", "Zelda", "7730019", "4329", "1961"} {
-			if strings.Contains(s, v) {
-				t.Errorf("%s shows a value (%q):\n%s", where, v, s)
-			}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
 		}
 	}
+	return shown
 }
