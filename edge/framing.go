@@ -494,7 +494,7 @@ func Framing(r *http.Request) error {
 		// ("abc", "5, 5") as 0 and serves the request: a POST of "hello"
 		// sent with "content-length: abc" reached a backend as a complete
 		// POST without a body and its client got the backend's 200, its
-		// body lost (found by hostile6). HTTP/1's server refuses it.
+		// body lost (found by the red team). HTTP/1's server refuses it.
 		for _, v := range cl {
 			if _, bad := parseDecimal([]byte(v)); bad || v != cl[0] {
 				return ErrBadContentLength

@@ -108,7 +108,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		// an HTTP/2 request declaring 5 bytes and sending "hello" and
 		// "world" in two DATA frames (malformed, RFC 9113 section
 		// 8.1.1) reached a backend as a complete "hello" while its client
-		// got a stream reset (found by hostile6). So the end is read
+		// got a stream reset (found by the red team). So the end is read
 		// before they go: more bytes, or a failure, is a broken body.
 		var more int
 		if more, err = b.body.Read(b.peek[:]); more > 0 {

@@ -29,7 +29,7 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 	// The fields the client's Connection field names reach no backend, so
 	// no decision may read them: "Connection: Content-Type" made a POST
 	// text/plain here and untyped, a form to Rails, at legacy (found by
-	// hostile5).
+	// the red team).
 	upstream.RemoveNominated(req.Header)
 	in, err := t.policy.Admit(req)
 	if err != nil || in.OptionsStar {
@@ -54,7 +54,7 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 // facade reads the first value; Node, Puma and nginx's FastCGI join them
 // ("u1, u2") and PHP reads X_User_Id as X-User-Id, the last one winning,
 // so the split or the key's scope went by one client while the backend
-// served another (found by hostile6).
+// served another (found by the red team).
 func (t *Table) checkDeciding(h http.Header, rt *route) error {
 	if err := t.oneSpelling(h, rt.sticky.Header, "splits clients on"); err != nil {
 		return err
@@ -159,7 +159,7 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	if len(types) == 0 {
 		// Rack reads a POST body without a type as a form (IsForm): one
 		// holding _method=PUT reached legacy alone, past a dual-write PUT
-		// route on its path (found by hostile5).
+		// route on its path (found by the red team).
 		types = noContentType
 	}
 	// Under headers_with_underscores: allow, PHP reads Content_Type as

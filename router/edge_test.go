@@ -710,7 +710,7 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 // headers_with_underscores: allow, Idempotency_Key reaches the primary,
 // which CGI and PHP read as Idempotency-Key: a client's retry was applied
 // once by the primary and journaled twice for the secondary, which then
-// applied it twice (found by hostile5: 2 writes journaled for one key).
+// applied it twice (found by the red team: 2 writes journaled for one key).
 // It is refused (400 naming the header) before any backend sees a byte;
 // Idempotency-Key itself still names the write.
 func TestAnIdempotencyKeySpelledWithUnderscoreIsRefused(t *testing.T) {
@@ -762,7 +762,7 @@ func TestAnIdempotencyKeySpelledWithUnderscoreIsRefused(t *testing.T) {
 // forwarded (RFC 9110 section 7.6.1), so the facade decides without it
 // too. "Content-Type: text/plain" with "Connection: Content-Type" and the
 // body _method=PUT reached legacy untyped, which Rails reads as a form:
-// a PUT past the dual-write route (found by hostile5); it is refused with
+// a PUT past the dual-write route (found by the red team); it is refused with
 // 400, as the same POST sent untyped is. An Idempotency-Key named there
 // never reached the primary, which applied each try, while the facade
 // journaled the first alone; now each try is a write of its own, as the
@@ -820,7 +820,7 @@ func TestAFieldTheConnectionFieldNamesIsNoPartOfTheRequest(t *testing.T) {
 // X-User-Id (the last one winning): the split went by one user while the
 // backend served another, and a key was scoped under one client's
 // credential while the primary applied it as another's (found by
-// hostile6: 5 of 5 such requests forwarded). Each is refused with 400
+// the red team: 5 of 5 such requests forwarded). Each is refused with 400
 // naming the header before any backend sees a byte; the header sent once
 // passes.
 func TestAHeaderTheFacadeDecidesOnIsSentOnce(t *testing.T) {

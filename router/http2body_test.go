@@ -27,7 +27,7 @@ import (
 // its client gets a stream reset; the backend, which gets the request
 // over HTTP/1.1 framed by that content-length, received a complete
 // "hello" before the second frame was read, and applied it (found by
-// hostile6). Now a backend sees no complete message of a body longer or
+// the red team). Now a backend sees no complete message of a body longer or
 // shorter than declared, and one of the declared length, its end in a
 // frame of its own, passes whole. A content-length that is not one
 // decimal number ("abc", "5, 5"), which Go's HTTP/2 server reads as 0,
@@ -114,7 +114,7 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 	}
 	// Go's HTTP/2 server reads a content-length it cannot parse as 0: the
 	// backend got a complete POST without a body, its client the
-	// backend's 200 (found by hostile6).
+	// backend's 200 (found by the red team).
 	for _, cl := range []string{"abc", "5, 5", "+5"} {
 		post(cl, "hello")
 	}

@@ -47,7 +47,7 @@ func idempotencyKey(h http.Header, underscores bool) (string, error) {
 		// CGI and PHP read Idempotency_Key as Idempotency-Key: a primary
 		// behind them applied a retry once, while the facade, blind to
 		// that spelling, journaled it again for the secondary (found by
-		// hostile5).
+		// the red team).
 		return "", keyError("spell the Idempotency-Key header with -, not _")
 	}
 	if len(keys) == 0 {

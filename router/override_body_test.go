@@ -148,7 +148,7 @@ func TestAMethodOverrideNameEndedByANULIsRead(t *testing.T) {
 // headers_with_underscores: allow, Content_Type reaches the backend, where
 // PHP (Symfony's ServerBag) may read it as the Content-Type: "text/plain"
 // beside "Content_Type: application/json" and a JSON body {"_method":"PUT"}
-// was a PUT to Laravel, past a PUT route to modern (found by hostile5).
+// was a PUT to Laravel, past a PUT route to modern (found by the red team).
 // Where a body's _method matters it is refused as two Content-Types are;
 // elsewhere it passes.
 func TestAContentTypeSpelledWithUnderscoreCountsAsASecondOne(t *testing.T) {
@@ -186,7 +186,7 @@ func TestAContentTypeSpelledWithUnderscoreCountsAsASecondOne(t *testing.T) {
 // TestAFormInACharsetOtherThanASCIIIsNotReadAsAnother: Tomcat decodes a
 // form in the charset its type names, so Spring's HiddenHttpMethodFilter
 // read _method=PUT sent in IBM037 (EBCDIC) as a PUT, while the facade saw
-// other bytes (found by hostile5: 201 from legacy past a PUT route to
+// other bytes (found by the red team: 201 from legacy past a PUT route to
 // modern). Where a body's _method matters such a form is refused (415)
 // before any backend sees a byte; a UTF-8 one is read as before.
 func TestAFormInACharsetOtherThanASCIIIsNotReadAsAnother(t *testing.T) {

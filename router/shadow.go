@@ -101,7 +101,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		// tunnel for it) and differ from the primary's 101 for that alone:
 		// every WebSocket handshake counted as a mismatch, and a shadowed
 		// write's copy was applied while what the client sent through
-		// the primary's tunnel was not (found by hostile6).
+		// the primary's tunnel was not (found by the red team).
 		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return

@@ -489,7 +489,7 @@ func TestAnAnswerTooLargeToCompareIsNoEvidenceForTheGuard(t *testing.T) {
 // for it, and was compared with the primary's 101: every handshake
 // counted as a mismatch (2 of 2), and a shadowed write's copy was
 // applied while what the client sent through the primary's tunnel was
-// not (found by hostile6). The handshake is served by the primary alone,
+// not (found by the red team). The handshake is served by the primary alone,
 // its tunnel intact, and the copy counted dropped; an upgrade to another
 // protocol, which the facade serves as plain HTTP/1.1, is copied as
 // before.
