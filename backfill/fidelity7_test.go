@@ -3,7 +3,6 @@ package backfill_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -124,34 +123,4 @@ func TestASequenceLockHeldPastTheBoundNamesTheOtherSession(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "did not answer") {
 		t.Errorf("the run's error: %v\nwant it to say %q, and not that the target did not answer", err, want)
 	}
-}
-
-// TestASilentSourceStopsTheRunWithinItsBound: a source whose packets are
-// dropped answers nothing, and the run waited on its read for as long as
-// TCP kept the connection (through this proxy, for ever). Each read of
-// the source is now bounded by batch_timeout, as the target's batches
-// are: past it the connection is lost and the range resumes from its
-// checkpoint, and after the resumptions the run stops saying the source
-// is out of reach (54 s here, was still waiting 4 minutes on); a re-run
-// once it answers copies the rest.
-func TestASilentSourceStopsTheRunWithinItsBound(t *testing.T) {
-	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-	w.cfg.Tables = w.cfg.Tables[:1]
-	w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
-	w.cfg.BatchTimeout = config.Duration(3 * time.Second)
-	proxy := proxied(t, w.cfg.Source.URL)
-	var logs testkit.Logs
-	done := w.startRun(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
-	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
-	proxy.Silence()
-	res := stopped(t, done, 4*time.Minute, "its silent source")
-	want := "the source database was still out of reach after a key range of patients resumed 5 times"
-	if res.err == nil || !strings.Contains(res.err.Error(), want) {
-		t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
-	}
-	if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 5 {
-		t.Errorf("%d resumptions logged, want 5", n)
-	}
-	proxy.Restore()
-	w.rerunCopiesAll(t)
 }
