@@ -667,8 +667,10 @@ func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.
 // creates that the process before this one left sent: each holds its
 // resource's turn until it leaves sent (TakeTurn).
 //
-// Why: that process kept their turns in memory (and only some in the
-// store), which went with it. Such a write may have been applied by the
+// Why: that process kept their turns in memory, which went with it (it
+// notes the write with the primary in the store too, but a release
+// before this one did not, and holding every write left sent is one
+// rule for both). Such a write may have been applied by the
 // primary; recovery resends it once its lease passes (or marks it
 // unknown) and records it only then. Were a write to its resource sent
 // meanwhile, it would be applied after and recorded before it, and the

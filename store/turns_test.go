@@ -214,8 +214,8 @@ func TestWritesLeftSentHoldTheirTurnAcrossARestart(t *testing.T) {
 		}
 		if takes("after42", "/patients/42") && b.name == "sqlite" {
 			// On PostgreSQL the waiting write never held the turn
-			// (it never went to the primary); on SQLite it may have:
-			// its process had no note of which did.
+			// (it never went to the primary); on SQLite every write
+			// left sent holds it until settled (noteLeftSent).
 			t.Error("a write to /patients/42 while one more written before the restart is sent: got the turn")
 		}
 		if err := s.MarkUnknown(ctx, "waiting"); err != nil {
