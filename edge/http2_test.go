@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"strangler/internal/testcert"
+	"strangler/internal/testkit"
 )
 
 // h2Server serves h with NewServer over TLS on loopback and returns its
@@ -59,20 +60,9 @@ type h2Client struct {
 
 func dialH2(t *testing.T, addr string) *h2Client {
 	t.Helper()
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("ALPN negotiated %q, want h2", p)
-	}
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	conn := testkit.DialH2(t, addr, nil, 60*time.Second)
 	c := &h2Client{conn: conn, w: http2.NewFramer(conn, nil), r: http2.NewFramer(io.Discard, conn), frames: make(chan http2.Frame, 64)}
 	c.hpack = hpack.NewEncoder(&c.hbuf)
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.w.WriteSettings(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +194,7 @@ func TestHTTP2ResetsWithinTheBudgetKeepTheConnection(t *testing.T) {
 
 func TestHTTP2AdvertisesAHundredStreams(t *testing.T) {
 	addr := h2Server(t, http.NotFoundHandler())
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, http2.ClientPreface)
+	conn := testkit.DialH2(t, addr, nil, 10*time.Second)
 	fr := http2.NewFramer(conn, conn)
 	fr.WriteSettings()
 	f, err := fr.ReadFrame()

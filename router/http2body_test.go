@@ -2,7 +2,6 @@ package router
 
 import (
 	"bytes"
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -77,13 +76,8 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 	// the facade had sent the first on.
 	post := func(cl string, data ...string) http2.FrameType {
 		t.Helper()
-		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := testkit.DialH2(t, ln.Addr().String(), nil, 60*time.Second)
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(60 * time.Second))
-		io.WriteString(conn, http2.ClientPreface)
 		fr := http2.NewFramer(conn, conn)
 		fr.WriteSettings()
 		var hb bytes.Buffer

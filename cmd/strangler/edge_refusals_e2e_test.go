@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"strangler/internal/testcert"
+	"strangler/internal/testkit"
 )
 
 // TestMethodsTargetsAndHeadersAtTheEdge sends the methods, request-targets
@@ -206,16 +206,7 @@ routes:
 `, certFile, keyFile, dir, backend.URL, backend.URL)), 0o644)
 	r := startRun(t, "serve", "--config", path)
 
-	conn, err := tls.Dial("tcp", r.public, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(60 * time.Second))
-	if conn.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("ALPN negotiated %q, want h2", conn.ConnectionState().NegotiatedProtocol)
-	}
-	io.WriteString(conn, http2.ClientPreface)
+	conn := testkit.DialH2(t, r.public, nil, 60*time.Second)
 	var wmu sync.Mutex
 	w := http2.NewFramer(conn, nil)
 	w.WriteSettings()

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"strangler/internal/testcert"
+	"strangler/internal/testkit"
 )
 
 // TestTLSEverywhere serves the public and admin listeners over TLS and
@@ -121,16 +122,7 @@ routes:
 // limit the server's first SETTINGS frame announces.
 func maxStreams(t *testing.T, addr string, roots *x509.CertPool) uint32 {
 	t.Helper()
-	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{http2.NextProtoTLS}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if p := conn.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
-		t.Fatalf("%s negotiated %q, want h2", addr, p)
-	}
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(conn, http2.ClientPreface)
+	conn := testkit.DialH2(t, addr, &tls.Config{RootCAs: roots}, 10*time.Second)
 	fr := http2.NewFramer(conn, conn)
 	if err := fr.WriteSettings(); err != nil {
 		t.Fatal(err)
