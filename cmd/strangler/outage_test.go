@@ -147,7 +147,7 @@ func launch(t *testing.T, args ...string) *running {
 		cancel()
 		<-r.done
 	})
-	line := r.logs.waitFor(t, "serving", nil, 20*time.Second)
+	line := r.logs.waitFor(t, "serving", nil, startWait)
 	r.public, r.admin = line["listen"].(string), line["admin"].(string)
 	return r
 }

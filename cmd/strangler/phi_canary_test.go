@@ -256,7 +256,7 @@ func startCanaryFacade(t *testing.T, path string) *canaryFacade {
 	var once sync.Once
 	f.stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(f.stop)
-	line := f.logs.waitFor(t, "serving", nil, 10*time.Second)
+	line := f.logs.waitFor(t, "serving", nil, startWait)
 	f.public, f.admin = line["listen"].(string), line["admin"].(string)
 	waitReady(t, f.admin)
 	return f

@@ -80,7 +80,7 @@ func TestDemoOnRealDatabases(t *testing.T) {
 			t.Errorf("demo returned %v", err)
 		}
 	}()
-	line := logs.waitFor(t, "serving", nil, 20*time.Second)
+	line := logs.waitFor(t, "serving", nil, startWait)
 	waitReady(t, line["admin"].(string))
 	facade := regexp.MustCompile(`facade\s+(http://\S+)`).FindStringSubmatch(stdout.String())
 	if facade == nil {

@@ -149,7 +149,7 @@ func startServing(t *testing.T, path string, opts facadeOptions) *running {
 		cancel()
 		<-r.done
 	})
-	line := r.logs.waitFor(t, "serving", nil, 10*time.Second)
+	line := r.logs.waitFor(t, "serving", nil, startWait)
 	r.public, r.admin = line["listen"].(string), line["admin"].(string)
 	return r
 }

@@ -66,7 +66,7 @@ routes:
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", path}, noEnv, io.Discard, logs) }()
 	defer func() { cancel(); <-done }()
-	line := logs.waitFor(t, "serving", nil, 10*time.Second)
+	line := logs.waitFor(t, "serving", nil, startWait)
 
 	pem, _ := os.ReadFile(ca.CAFile)
 	pool := x509.NewCertPool()

@@ -86,7 +86,7 @@ func TestTracesReachAnOTLPCollector(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, []string{"serve", "--config", path}, os.Getenv, io.Discard, logs) }()
 			defer func() { cancel(); <-done }()
-			line := logs.waitFor(t, "serving", nil, 10*time.Second)
+			line := logs.waitFor(t, "serving", nil, startWait)
 			logs.waitFor(t, "tracing on: spans go to the OTLP exporter the OTEL_* variables configure", nil, time.Second)
 			public := line["listen"].(string)
 			if code, body := getBody(t, "http://"+public+"/patients/8675309?ssn=123-45-6789"); code != 200 || body != `{"id":1}` {
