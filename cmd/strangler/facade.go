@@ -41,6 +41,7 @@ type facade struct {
 	flags    *control.Flags
 	tokens   *control.Tokens
 	proxies  *control.Proxies
+	hosts    *control.Hosts
 	guard    *control.Guard
 	rollouts *control.Rollouts
 	ready    *control.Readiness
@@ -105,6 +106,8 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.tokens.Set(cfg.Admin.AdminTokens())
 	f.proxies = &control.Proxies{}
 	f.proxies.Set(cfg.Admin.TrustedProxies)
+	f.hosts = &control.Hosts{}
+	f.hosts.Set(cfg.Admin.AdminHosts())
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
 	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
 	f.reg.MustRegister(f.rollouts.Collector())
@@ -133,6 +136,7 @@ func (f *facade) applyFile(c *config.Config) error {
 	}
 	f.tokens.Set(c.Admin.AdminTokens())
 	f.proxies.Set(c.Admin.TrustedProxies)
+	f.hosts.Set(c.Admin.AdminHosts())
 	f.worker.SetSettings(c.Repairs)
 	return nil
 }
@@ -212,7 +216,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	s.admin = &http.Server{
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
-			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Reports: f.reports,
+			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Hosts: f.hosts, Reports: f.reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
 			Now: f.adminNow, StoreLead: st.LastClockOffset, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
