@@ -289,3 +289,46 @@ func TestMadeUpSessionCookiesCostTheStoreNoWrite(t *testing.T) {
 		t.Errorf("the audit log's head moved from %s to %s; made-up session cookies write no entry", headBefore, got)
 	}
 }
+
+// TestAFloodOfAdminConnectionsLeavesThePublicListenerServing: the admin
+// listener took every connection offered, each a file descriptor of the
+// process, and /healthz and the login form need no token. 300 connections
+// that send half a head (each held the 10 s the head may take, and
+// opened again as fast) used up a 256-descriptor limit: the public
+// listener could accept no client nor the facade reach a backend. The
+// admin listener now holds at most adminMaxConnections; the rest wait in
+// the kernel's backlog, which costs the process nothing, and the public
+// listener keeps serving.
+func TestAFloodOfAdminConnectionsLeavesThePublicListenerServing(t *testing.T) {
+	legacy := backendAnswering(t, `{"served_by":"legacy"}`)
+	dir := t.TempDir()
+	path := writeConfig(t, dir+"/strangler.yaml", legacy.URL, legacy.URL, `  - { name: get-record, match: "GET /records/{id}", mode: legacy }
+`)
+	// The process's open-file limit, soft and hard (Go raises the soft one
+	// to the hard one): 128 for the public listener's max_connections.
+	wrapper := dir + "/strangler-256"
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nulimit -n 256 || exit 1\nexec \""+binary(t)+"\" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcessesOf(t, wrapper, []string{"serve", "--config", path})[0]
+
+	const flood = 300
+	for i := range flood {
+		conn, err := net.Dial("tcp", p.admin)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + p.public + "/records/1")
+	if err != nil {
+		t.Fatalf("the public listener during %d half-sent admin heads: %v; want legacy's answer", flood, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "legacy") {
+		t.Errorf("the public listener during %d half-sent admin heads: %d %s; want legacy's answer", flood, resp.StatusCode, body)
+	}
+}

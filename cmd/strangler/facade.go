@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"strangler/config"
 	"strangler/control"
@@ -227,12 +228,13 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
-	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
+	adminLn := netutil.LimitListener(ln.admin, adminMaxConnections)
+	s.serveAdmin = func() error { return serveUntilClosed(s.admin, adminLn) }
 	if adminTLS != nil {
 		if err := edge.ConfigureHTTP2(s.admin); err != nil {
 			return servers{}, err
 		}
-		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, ln.admin) }
+		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, adminLn) }
 	}
 	return s, nil
 }
@@ -263,6 +265,16 @@ const (
 	adminWriteTimeout = time.Minute
 	adminIdleTimeout  = 2 * time.Minute
 )
+
+// adminMaxConnections bounds the connections the admin listener holds at
+// once; further clients wait in the kernel's listen backlog, which costs
+// the process no descriptor. Operators' browsers, Prometheus, probes and
+// the CLI need a few; without a bound, clients sending heads slowly (or
+// holding the idle connections /healthz leaves) took every descriptor the
+// public listener's max_connections leaves over, and the facade could
+// accept no client nor reach a backend. Public traffic comes first: a
+// flood of the admin port slows the admin listener, not the facade.
+const adminMaxConnections = 64
 
 // adminMaxHeaderBytes is the public listener's 64 KiB head limit, less the
 // 4 KiB net/http adds on top of the value it is given.
