@@ -38,12 +38,12 @@ func (h *Hosts) allowed(host string) bool {
 	if name, _, err := net.SplitHostPort(host); err == nil {
 		host = name
 	}
+	// A name with its root's dot is the same name to DNS.
+	host = strings.TrimSuffix(host, ".")
 	host = strings.TrimPrefix(strings.TrimSuffix(host, "]"), "[")
 	if _, err := netip.ParseAddr(host); err == nil {
 		return true
 	}
-	// A name with its root's dot is the same name to DNS.
-	host = strings.TrimSuffix(host, ".")
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

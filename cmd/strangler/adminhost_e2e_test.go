@@ -140,6 +140,7 @@ func TestTheAdminListenerAnswersOnlyToItsOwnHostNames(t *testing.T) {
 	}{
 		{"the loopback address with the port", "GET /healthz HTTP/1.1\r\nHost: " + r.admin + "\r\n"},
 		{"the loopback address without", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+		{"the loopback address with the root's dot", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1.:" + port + "\r\n"},
 		{"another IP address (a pod's, for probes and scrapes)", "GET /healthz HTTP/1.1\r\nHost: 10.1.2.3:9901\r\n"},
 		{"an IPv6 literal", "GET /healthz HTTP/1.1\r\nHost: [::1]:" + port + "\r\n"},
 		{"an IPv6 literal without a port", "GET /healthz HTTP/1.1\r\nHost: [::1]\r\n"},
