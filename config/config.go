@@ -4,6 +4,8 @@
 package config
 
 import (
+	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -122,6 +124,25 @@ type Admin struct {
 	// read from X-Forwarded-For, for the lockout, the security log and
 	// the audit log.
 	TrustedProxies []Prefix `yaml:"trusted_proxies,omitempty"`
+	// Hosts are the host names, besides localhost, admin.listen's own
+	// and any IP address, that the admin listener answers to in a
+	// request's Host: the names operators, Prometheus and load balancers
+	// reach it by. A page on another name that resolves to the listener
+	// (DNS rebinding) is refused before any handler.
+	Hosts []string `yaml:"hosts,omitempty"`
+}
+
+// AdminHosts are the host names the admin listener answers to besides
+// localhost and IP addresses: admin.listen's host when it is a name, and
+// admin.hosts.
+func (a Admin) AdminHosts() []string {
+	var hosts []string
+	if host, _, err := net.SplitHostPort(a.Listen); err == nil && host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			hosts = append(hosts, host)
+		}
+	}
+	return append(hosts, a.Hosts...)
 }
 
 // Token is one named admin token.

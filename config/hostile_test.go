@@ -501,3 +501,22 @@ func TestStopAfterUnansweredIsARowCount(t *testing.T) {
 		}
 	}
 }
+
+// admin.hosts names host names: an IP address (always answered to), a
+// port, a scheme, a trailing dot or an empty name is a mistake the file
+// names by line and field, never silently a name no request matches.
+func TestAdminHostsAreHostNames(t *testing.T) {
+	for _, h := range []string{`"127.0.0.1"`, `"::1"`, `"admin.example:9901"`, `"https://admin.example"`, `"admin.example."`, `""`, `"*.example"`, `"adm in"`} {
+		errs := parseErrors(t, hostileBackends+"admin:\n  listen: \"127.0.0.1:9901\"\n  hosts: [ok.example, "+h+"]\n")
+		if len(errs) != 1 || errs[0].Line != 6 || errs[0].Field != "admin.hosts[1]" {
+			t.Errorf("admin.hosts %s: got %v, want one error at line 6 on admin.hosts[1]", h, errs)
+		}
+	}
+	c, err := configfile.Parse("c.yaml", []byte(hostileBackends+"admin:\n  listen: \"admin.example.internal:9901\"\n  token: \"a-token-0123456789abcdef\"\n  hosts: [Grafana.Example]\n"), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Admin.AdminHosts(), " "); got != "admin.example.internal Grafana.Example" {
+		t.Errorf("AdminHosts: %q, want admin.listen's name and the listed one", got)
+	}
+}

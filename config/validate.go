@@ -150,6 +150,14 @@ func (d *checker) validateAdmin(c *Config) {
 	if len(c.Admin.AdminTokens()) == 0 && !isLoopback(c.Admin.Listen) {
 		d.errorAt("admin.listen", "%s is reachable from other machines, so the admin API needs admin.token or admin.tokens", c.Admin.Listen)
 	}
+	for i, h := range c.Admin.Hosts {
+		at := fmt.Sprintf("admin.hosts[%d]", i)
+		if _, err := netip.ParseAddr(h); err == nil {
+			d.errorAt(at, "%q is an IP address, which the admin listener always answers to; list host names", h)
+		} else if h == "" || !isListenHost(h) {
+			d.errorAt(at, "invalid host name %q; write a name such as admin.example.internal, without a port, scheme or trailing dot", h)
+		}
+	}
 }
 
 // sharePort reports whether two listen addresses take the same port on

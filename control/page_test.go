@@ -298,7 +298,7 @@ func TestStatusPageLoginSetsAStrictHttpOnlyCookie(t *testing.T) {
 	}
 
 	t.Run("over TLS the cookie is Secure", func(t *testing.T) {
-		req := httptest.NewRequest("POST", "https://admin.example/login", strings.NewReader("token="+pageToken))
+		req := httptest.NewRequest("POST", "https://localhost/login", strings.NewReader("token="+pageToken))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		rec := httptest.NewRecorder()
 		h.Config.Handler.ServeHTTP(rec, req)

@@ -23,6 +23,9 @@ type AdminDeps struct {
 	// Proxies are the trusted proxies in front of the admin listener;
 	// nil trusts none.
 	Proxies *Proxies
+	// Hosts are the host names the listener answers to besides localhost
+	// and IP addresses; nil answers to those alone.
+	Hosts   *Hosts
 	Reports *Reports
 	Audit   AuditReader
 	Repairs RepairStore
@@ -65,8 +68,11 @@ func NewAdmin(d AdminDeps) http.Handler { return newAdmin(d).handler() }
 
 // handler is the admin listener: its mux behind the security headers and
 // closeRefused, which so reach the mux's own 404 and 405 answers too, and
-// those in JSON (muxRefusals).
-func (a *admin) handler() http.Handler { return withHeaders(closeRefused(a.muxRefusals(a.mux))) }
+// those in JSON (muxRefusals), and behind the Host check (checkHost),
+// which comes before any handler reads a cookie or the store.
+func (a *admin) handler() http.Handler {
+	return withHeaders(closeRefused(a.checkHost(a.muxRefusals(a.mux))))
+}
 
 func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {

@@ -33,12 +33,15 @@ const (
 	// reasonTokenInQuery: a token in the query string, where it ends up
 	// in access logs and browser history.
 	reasonTokenInQuery denyReason = "token_in_query"
+	// reasonHost: a Host the admin listener does not answer to (DNS
+	// rebinding, or a name missing from admin.hosts).
+	reasonHost denyReason = "host"
 )
 
 func denyReasons() []denyReason {
 	return []denyReason{
 		reasonMissingToken, reasonInvalidToken, reasonExpiredToken, reasonLockedOut, reasonRole,
-		reasonCrossOrigin, reasonNoSession, reasonFormToken, reasonTokenInQuery,
+		reasonCrossOrigin, reasonNoSession, reasonFormToken, reasonTokenInQuery, reasonHost,
 	}
 }
 

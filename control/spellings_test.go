@@ -29,7 +29,7 @@ func TestNoSpellingOfAnAdminPathSkipsItsChecks(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n", method, target)
+		req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", method, target)
 		if token != "" {
 			req += "Authorization: Bearer " + token + "\r\n"
 		}

@@ -131,7 +131,7 @@ var (
 	}
 	AdminDenied = Def{
 		Name:   "strangler_admin_denied_total",
-		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query.",
+		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query, host.",
 		Labels: []string{"reason"},
 	}
 	RampState = Def{

@@ -49,11 +49,28 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, now time.Time, 
 // UseSession returns the session id names and records that it was used
 // now (sessionAt). A session unused for longer than idle has expired:
 // like one that does not exist (or was deleted), it is ErrNotFound.
+//
+// An id that names no live session costs a read, never a write: the
+// status page takes the cookie from whoever sends one, and an UPDATE
+// even of no row takes SQLite's write lock, which the dual-write journal
+// waits for, and fails in a read-only PostgreSQL transaction (a full
+// disk), closing the pool's connection.
 func (s *Store) UseSession(ctx context.Context, id string, now time.Time, idle time.Duration) (Session, error) {
-	at, atArg := s.sessionAt(2, now, 0)
-	expired, expiredArg := s.sessionAt(3, now, -idle)
-	sess := Session{ID: id}
+	expired, expiredArg := s.sessionAt(2, now, -idle)
+	var live bool
 	err := s.db.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM strangler_sessions WHERE id = $1 AND last_seen >= `+expired+`)`,
+		id, expiredArg).Scan(&live)
+	if err != nil {
+		return Session{}, fmt.Errorf("store: use session: %w", err)
+	}
+	if !live {
+		return Session{}, fmt.Errorf("store: use session: %w", ErrNotFound)
+	}
+	at, atArg := s.sessionAt(2, now, 0)
+	expired, expiredArg = s.sessionAt(3, now, -idle)
+	sess := Session{ID: id}
+	err = s.db.QueryRowContext(ctx, `
 		UPDATE strangler_sessions SET last_seen = `+at+`
 		WHERE id = $1 AND last_seen >= `+expired+`
 		RETURNING actor, binding, created_at, last_seen`, id, atArg, expiredArg).

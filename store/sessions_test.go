@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -81,5 +83,58 @@ func TestSessions(t *testing.T) {
 				t.Errorf("got %v, want ErrNotFound", err)
 			}
 		})
+	})
+}
+
+// TestAnUnknownSessionCostsNoWrite: the status page looks up whatever
+// session cookie a caller sends. An id that names no live session (made
+// up, or expired) is answered from a read: while another session holds
+// the write lock on the sessions (SQLite's on the file, a PostgreSQL
+// lock that lets readers in), it is still answered at once as not
+// found. An UPDATE of no row took the lock, so every made-up cookie
+// waited behind, and queued, the journal's writes.
+func TestAnUnknownSessionCostsNoWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, clk)
+		const idle = 8 * time.Hour
+		if err := s.CreateSession(ctx, Session{ID: "old", Actor: "alice", Binding: "b"}, clk.Now(), idle); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(idle + time.Minute)
+
+		driver, lock := "pgx", `BEGIN; LOCK TABLE strangler_sessions IN SHARE MODE`
+		if b.name == "sqlite" {
+			driver, lock, dsn = "sqlite", `BEGIN IMMEDIATE`, strings.TrimPrefix(dsn, "sqlite:")
+		}
+		other, err := sql.Open(driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		conn, err := other.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for stmt := range strings.SplitSeq(lock, "; ") {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer conn.ExecContext(ctx, `ROLLBACK`)
+
+		for _, id := range []string{"made-up", "old"} {
+			// Far shorter than a wait for the lock (SQLite's busy timeout
+			// is 10 s; PostgreSQL waits for good), far longer than a read.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := s.UseSession(ctx, id, clk.Now(), idle)
+			cancel()
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("UseSession(%s) while the sessions are locked for writing: %v, want ErrNotFound without waiting", id, err)
+			}
+		}
 	})
 }

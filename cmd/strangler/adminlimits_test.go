@@ -67,7 +67,7 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 
 	t.Run("a connection kept alive after an answer is closed once idle", func(t *testing.T) {
 		t.Parallel()
-		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		conn.SetReadDeadline(time.Now().Add(wait))
 		buf := make([]byte, 512)
 		n, err := conn.Read(buf)
@@ -80,21 +80,21 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 	})
 	t.Run("a login whose body never ends is cut off", func(t *testing.T) {
 		t.Parallel()
-		conn := dial(t, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken=op-")
+		conn := dial(t, "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken=op-")
 		if !closedWithin(t, conn, wait) {
 			t.Errorf("the login is still open after %v", wait)
 		}
 	})
 	t.Run("a change without a token whose body never comes is cut off", func(t *testing.T) {
 		t.Parallel()
-		conn := dial(t, "PATCH /admin/routes/get-record HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"reason\":")
+		conn := dial(t, "PATCH /admin/routes/get-record HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"reason\":")
 		if !closedWithin(t, conn, wait) {
 			t.Errorf("the change is still open after %v", wait)
 		}
 	})
 	t.Run("a head over 64 KiB is refused", func(t *testing.T) {
 		t.Parallel()
-		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+		conn := dial(t, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
 		conn.SetReadDeadline(time.Now().Add(wait))
 		buf := make([]byte, 512)
 		n, _ := io.ReadAtLeast(conn, buf, len("HTTP/1.1 431"))
@@ -108,7 +108,7 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 		// buffers many times over.
 		const asked = 5000
 		conn := dial(t, "")
-		go io.WriteString(conn, strings.Repeat("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", asked))
+		go io.WriteString(conn, strings.Repeat("GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n", asked))
 		time.Sleep(wait)
 		conn.SetReadDeadline(time.Now().Add(wait))
 		answers, lines := 0, bufio.NewReader(conn)
@@ -142,7 +142,7 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 func TestAnAdminRefusalDoesNotWaitForTheBody(t *testing.T) {
 	legacy := backendAnswering(t, `[]`)
 	r := startServeAt(t, writeStatusPageConfig(t, legacy.URL, legacy.URL), time.Now)
-	const change = "/admin/routes/get-patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	const change = "/admin/routes/get-patient HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
 	for _, c := range []struct {
 		name, head string
 		length     int
@@ -152,8 +152,8 @@ func TestAnAdminRefusalDoesNotWaitForTheBody(t *testing.T) {
 		{"a change by a viewer", "PATCH " + change + "Authorization: Bearer " + statusPageViewerToken + "\r\n", 1000, "403"},
 		{"a method no endpoint takes", "PUT " + change, 1000, "405"},
 		{"a change declared over 64 KiB", "PATCH " + change + "Authorization: Bearer " + statusPageToken + "\r\nIf-Match: \"0\"\r\n", 100 << 10, "413"},
-		{"a status page form without a session", "POST /ui/routes/get-patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n", 1000, "403"},
-		{"a path no endpoint serves", "POST /nowhere HTTP/1.1\r\nHost: x\r\n", 1000, "404"},
+		{"a status page form without a session", "POST /ui/routes/get-patient HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n", 1000, "403"},
+		{"a path no endpoint serves", "POST /nowhere HTTP/1.1\r\nHost: localhost\r\n", 1000, "404"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"strangler/config"
 	"strangler/control"
@@ -41,6 +42,7 @@ type facade struct {
 	flags    *control.Flags
 	tokens   *control.Tokens
 	proxies  *control.Proxies
+	hosts    *control.Hosts
 	guard    *control.Guard
 	rollouts *control.Rollouts
 	ready    *control.Readiness
@@ -105,6 +107,8 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.tokens.Set(cfg.Admin.AdminTokens())
 	f.proxies = &control.Proxies{}
 	f.proxies.Set(cfg.Admin.TrustedProxies)
+	f.hosts = &control.Hosts{}
+	f.hosts.Set(cfg.Admin.AdminHosts())
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
 	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
 	f.reg.MustRegister(f.rollouts.Collector())
@@ -133,6 +137,7 @@ func (f *facade) applyFile(c *config.Config) error {
 	}
 	f.tokens.Set(c.Admin.AdminTokens())
 	f.proxies.Set(c.Admin.TrustedProxies)
+	f.hosts.Set(c.Admin.AdminHosts())
 	f.worker.SetSettings(c.Repairs)
 	return nil
 }
@@ -212,7 +217,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	s.admin = &http.Server{
 		TLSConfig: adminTLS,
 		Handler: control.NewAdmin(control.AdminDeps{
-			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Reports: f.reports,
+			Gatherer: f.reg, Registerer: f.reg, Readiness: f.ready, Flags: f.flags, Tokens: f.tokens, Proxies: f.proxies, Hosts: f.hosts, Reports: f.reports,
 			Audit: st, Repairs: st, Sessions: st, Samples: storeSamples{st}, Noise: noiseOf(st), Live: f.counters, Log: log,
 			Now: f.adminNow, StoreLead: st.LastClockOffset, Writes: f.journal, Schemas: storeSchemas{f.schemas, st}, Rollouts: f.rollouts,
 		}),
@@ -223,12 +228,13 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
-	s.serveAdmin = func() error { return serveUntilClosed(s.admin, ln.admin) }
+	adminLn := netutil.LimitListener(ln.admin, adminMaxConnections)
+	s.serveAdmin = func() error { return serveUntilClosed(s.admin, adminLn) }
 	if adminTLS != nil {
 		if err := edge.ConfigureHTTP2(s.admin); err != nil {
 			return servers{}, err
 		}
-		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, ln.admin) }
+		s.serveAdmin = func() error { return serveTLSUntilClosed(s.admin, adminLn) }
 	}
 	return s, nil
 }
@@ -259,6 +265,16 @@ const (
 	adminWriteTimeout = time.Minute
 	adminIdleTimeout  = 2 * time.Minute
 )
+
+// adminMaxConnections bounds the connections the admin listener holds at
+// once; further clients wait in the kernel's listen backlog, which costs
+// the process no descriptor. Operators' browsers, Prometheus, probes and
+// the CLI need a few; without a bound, clients sending heads slowly (or
+// holding the idle connections /healthz leaves) took every descriptor the
+// public listener's max_connections leaves over, and the facade could
+// accept no client nor reach a backend. Public traffic comes first: a
+// flood of the admin port slows the admin listener, not the facade.
+const adminMaxConnections = 64
 
 // adminMaxHeaderBytes is the public listener's 64 KiB head limit, less the
 // 4 KiB net/http adds on top of the value it is given.

@@ -59,7 +59,7 @@ document.title = "cookies set";
 		t.Fatal(err)
 	}
 	withTLS := strings.Replace(string(yaml), "admin:\n  listen: \"127.0.0.1:0\"\n",
-		fmt.Sprintf("admin:\n  listen: \"127.0.0.1:0\"\n  tls: { cert: %q, key: %q }\n", certFile, keyFile), 1)
+		fmt.Sprintf("admin:\n  listen: \"127.0.0.1:0\"\n  tls: { cert: %q, key: %q }\n  hosts: [%s]\n", certFile, keyFile, browserHost), 1)
 	if withTLS == string(yaml) {
 		t.Fatal("the status page's config has no admin listen line to add tls to")
 	}
