@@ -41,6 +41,9 @@ type walker struct {
 type elemHash struct {
 	h   uint64
 	pos int32 // position in the array
+	// free is the index of the first entry from this one on that is not
+	// matched yet, or one on the way to it (see matchByHash).
+	free int32
 }
 
 // reset prepares the walker for a comparison.
