@@ -56,3 +56,29 @@ func TestRedirectsToABackendsAddressReachTheClientAsPathsOnTheFacade(t *testing.
 		}
 	}
 }
+
+// TestShadowComparesLocationsAsTheClientGetsThem: with Location among
+// compare.headers, two backends that each redirect to their own address
+// were a mismatch on every request (the primary's address against the
+// other's). Both are compared as the client gets them, paths on the
+// facade, and agree.
+func TestShadowComparesLocationsAsTheClientGetsThem(t *testing.T) {
+	self := func(url *string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Location", *url+"/login?next="+r.URL.Path)
+			w.WriteHeader(http.StatusFound)
+		}
+	}
+	var legacyURL, modernURL string
+	legacy, modern := newBackend(t, self(&legacyURL)), newBackend(t, self(&modernURL))
+	legacyURL, modernURL = legacy.URL, modern.URL
+	f := newFacade(t, legacy.URL, modern.URL, "", `
+  - {name: sh, match: "GET /sh/{how}", mode: shadow, compare: {headers: [Location]}}`)
+	f.Client().CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := f.get(t, "/sh/x"); resp.Header.Get("Location") != "/login?next=/sh/x" {
+		t.Fatalf("Location %q", resp.Header.Get("Location"))
+	}
+	if got := f.comparisons(t, "sh", 1); got["match"] != 1 {
+		t.Errorf("comparisons %v, want one match", got)
+	}
+}
