@@ -87,6 +87,9 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 	if !f.modify(w, out, res) {
 		return
 	}
+	// After modify: a dual write journals the primary's Location as it
+	// was sent, for the secondary.
+	f.t.localLocations(res.Header)
 	h := w.Header()
 	addHeader(h, res.Header)
 	announced := 0

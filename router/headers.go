@@ -261,3 +261,22 @@ func headerValue(h http.Header, key string) string {
 	}
 	return ""
 }
+
+// localLocations turns the Location and Content-Location fields of a
+// backend's answer that point at either backend into paths on the facade
+// (see upstream.Local): whichever backend served the request, its client
+// must reach neither backend but through the facade, nor learn their
+// addresses. A legacy that redirects to modern's address (or the
+// reverse) during the migration is the same leak.
+func (t *Table) localLocations(h http.Header) {
+	for _, name := range [...]string{"Location", "Content-Location"} {
+		vs := h[name]
+		for i, v := range vs {
+			if l, ok := t.legacy.Local(v); ok {
+				vs[i] = l
+			} else if l, ok := t.modern.Local(v); ok {
+				vs[i] = l
+			}
+		}
+	}
+}

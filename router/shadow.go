@@ -354,6 +354,9 @@ func (j *shadowJob) send(up *upstream.Upstream) (shadow.Response, error) {
 		return shadow.Response{}, err
 	}
 	defer resp.Body.Close()
+	// As the client gets the primary's: two backends that each redirect
+	// to their own address then agree.
+	j.t.localLocations(resp.Header)
 	if up == j.otherUp {
 		now := j.t.now()
 		if wait := upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), now); wait > 0 {

@@ -34,8 +34,13 @@ type walker struct {
 	members []int32
 	used    []bool
 	hashes  []elemHash
-	// buf holds unescaped strings, kbuf an unescaped key, out a rendering.
-	buf, kbuf, out []byte
+	// free holds, for sorted candidates (an unordered array's by hash, a
+	// large object's by key), the index of the first one from each on
+	// that is not matched yet, or of one on the way (see nextFree).
+	free []int32
+	// buf holds unescaped strings, kbuf an unescaped key, out a rendering;
+	// sk1 and sk2 the keys a large object's members are sorted by.
+	buf, kbuf, out, sk1, sk2 []byte
 }
 
 type elemHash struct {
@@ -47,7 +52,7 @@ type elemHash struct {
 func (w *walker) reset(red *Redactor, limit int, learn bool) {
 	w.path, w.diffs, w.more = w.path[:0], nil, 0
 	w.record, w.learn, w.limit, w.red = true, learn, limit, red
-	w.members, w.used, w.hashes = w.members[:0], w.used[:0], w.hashes[:0]
+	w.members, w.used, w.hashes, w.free = w.members[:0], w.used[:0], w.hashes[:0], w.free[:0]
 }
 
 // diff compares node ai of a with node bi of b under the path node tn and
@@ -168,28 +173,36 @@ func (w *walker) pop() { w.path = w.path[:len(w.path)-1] }
 // object compares two objects member by member, matching members by key
 // whatever their order. Duplicate keys pair up in order of appearance.
 func (w *walker) object(ai, bi int32, tn *pathNode) bool {
-	base := len(w.members)
-	defer func() { w.members, w.used = w.members[:base], w.used[:base] }()
+	base, fbase := len(w.members), len(w.free)
+	defer func() { w.members, w.used, w.free = w.members[:base], w.used[:base], w.free[:fbase] }()
 	nb := int(w.b.nodes[bi].count)
-	escaped := false
 	for c, k := bi+1, 0; k < nb; c, k = w.b.nodes[c].next, k+1 {
 		w.members = append(w.members, c)
 		w.used = append(w.used, false)
-		escaped = escaped || w.b.nodes[c].keyEsc
 	}
 	// Large objects are matched by binary search over b's members sorted
-	// by key, so that a permuted object costs n log n, not n².
-	sorted := nb > maxScannedMembers && !escaped
+	// by key, so that a permuted object costs n log n, not n²: also when
+	// a key has escapes (they sort unescaped), and however often a key
+	// repeats (matched members are jumped over). One escaped key made a
+	// permuted object of 20,000 members take 5 s of CPU, and a key that
+	// came 20,000 times 2.5 s, minutes at max_body, on every copy
+	// (found by the red team).
+	sorted := nb > maxScannedMembers
 	if sorted {
-		slices.SortStableFunc(w.members[base:base+nb], func(x, y int32) int { return bytes.Compare(w.b.key(x), w.b.key(y)) })
+		slices.SortStableFunc(w.members[base:base+nb], func(x, y int32) int {
+			return bytes.Compare(w.bKey(x, &w.sk1), w.bKey(y, &w.sk2))
+		})
+		for j := range nb {
+			w.free = append(w.free, int32(j))
+		}
 	}
 	equal := true
 	first := 0 // b's first member not yet matched
 	na := int(w.a.nodes[ai].count)
 	for c, k := ai+1, 0; k < na; c, k = w.a.nodes[c].next, k+1 {
 		var j int
-		if sorted && !w.a.nodes[c].keyEsc {
-			j = w.searchMember(c, base, nb)
+		if sorted {
+			j = w.searchMember(c, base, nb, fbase)
 		} else {
 			j = w.findMember(c, base, nb, first)
 		}
@@ -243,16 +256,48 @@ func (w *walker) object(ai, bi int32, tn *pathNode) bool {
 const maxScannedMembers = 32
 
 // searchMember finds the first unmatched member of b with the key of a's
-// member c, b's nb members at w.members[base:] being sorted by key.
-func (w *walker) searchMember(c int32, base, nb int) int {
+// member c, b's nb members at w.members[base:] being sorted by key, and
+// takes it: the next search jumps over it (w.free[fbase:] are theirs).
+func (w *walker) searchMember(c int32, base, nb, fbase int) int {
 	key := w.a.key(c)
-	j, _ := slices.BinarySearchFunc(w.members[base:base+nb], key, func(m int32, key []byte) int { return bytes.Compare(w.b.key(m), key) })
-	for ; j < nb && bytes.Equal(w.b.key(w.members[base+j]), key); j++ {
-		if !w.used[base+j] {
-			return j
-		}
+	if w.a.nodes[c].keyEsc {
+		w.kbuf = appendUnescaped(w.kbuf[:0], key)
+		key = w.kbuf
+	}
+	j, _ := slices.BinarySearchFunc(w.members[base:base+nb], key, func(m int32, key []byte) int { return bytes.Compare(w.bKey(m, &w.sk1), key) })
+	free := w.free[fbase : fbase+nb]
+	if j = nextFree(free, j); j < nb && bytes.Equal(w.bKey(w.members[base+j], &w.sk1), key) {
+		free[j] = int32(j + 1)
+		return j
 	}
 	return -1
+}
+
+// bKey is the key of b's member m as keys compare: unescaped, in *buf,
+// when it has escapes.
+func (w *walker) bKey(m int32, buf *[]byte) []byte {
+	key := w.b.key(m)
+	if !w.b.nodes[m].keyEsc {
+		return key
+	}
+	*buf = appendUnescaped((*buf)[:0], key)
+	return *buf
+}
+
+// nextFree is the first index of free from k on whose candidate is not
+// matched yet, len(free) if none: free[i] is i for such a candidate, and
+// further on for a matched one. It shortens the way there for the next
+// look (path halving, as in a disjoint-set forest), so that n lookups in
+// a run of n equal candidates take about n steps, not n²/2.
+func nextFree(free []int32, k int) int {
+	for k < len(free) && int(free[k]) != k {
+		next := int(free[k])
+		if next < len(free) {
+			free[k] = free[next]
+		}
+		k = next
+	}
+	return k
 }
 
 // findMember finds the first unmatched member of b (among the nb at

@@ -325,7 +325,7 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			return resp, true, nil
 		}
 		keep := keepFor(resp, d.idleTimeout)
-		if writeErr != nil {
+		if writeErr != nil || resp.TransferEncoding != nil && hasContentLength(head) {
 			keep = 0
 		}
 		if resp.Body == http.NoBody {
@@ -365,6 +365,32 @@ func bufferedHead(br *bufio.Reader) []byte {
 			return nil
 		}
 	}
+}
+
+// hasContentLength reports whether head, an answer's head as received,
+// has a Content-Length field. net/http reads an answer framed both ways,
+// chunked and with a Content-Length, as chunked and deletes the field
+// (RFC 9112 section 6.3); but the backend, or a proxy in front of it, may
+// have meant the other framing, and what it sends past the chunked end
+// was read as the next request's answer on the connection: a chunked
+// "0" inside a Content-Length body ended the answer early, and the rest
+// answered another client (found by the red team). Such an answer is
+// served, and its connection carries no other, as Apache's mod_proxy
+// does; Node.js refuses it.
+func hasContentLength(head []byte) bool {
+	const name = "Content-Length:"
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return false // the end of the head
+		}
+		if len(line) >= len(name) && bytes.EqualFold(line[:len(name)], []byte(name)) {
+			return true
+		}
+		head = rest
+	}
+	return false
 }
 
 // directBody is a response body on a pooled connection: read to its end,

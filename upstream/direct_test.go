@@ -275,6 +275,41 @@ func TestAConnectionIsNotReusedAfterAnAnswerWithoutABody(t *testing.T) {
 	}
 }
 
+// TestAConnectionIsNotReusedAfterAnAnswerFramedTwoWays: an answer with
+// both Content-Length and Transfer-Encoding: chunked is read as chunked,
+// but its backend may have meant the Content-Length, and what it sends
+// past the chunked end, once the next request is on the connection, was
+// that request's answer (1 of 1 such requests read "stale"). The answer
+// is served, and the next request goes on a new connection.
+func TestAConnectionIsNotReusedAfterAnAnswerFramedTwoWays(t *testing.T) {
+	for _, cl := range []string{"Content-Length: 64", "content-length:64"} {
+		url, requests := scriptedBackend(t, func(c net.Conn, next func() bool) {
+			if !next() {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\n"+cl+"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\n")
+			// What follows, sent once the next request came on this
+			// connection, is the rest of a body of 64 bytes.
+			if next() {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+			}
+		})
+		u := New("legacy", Config{URL: mustURL(t, url), Timeout: 5 * time.Second})
+		for i := range 2 {
+			resp, err := get(t, u)
+			if err != nil {
+				t.Fatalf("%s: request %d: %v", cl, i+1, err)
+			}
+			if body := readAll(t, resp); body != "first" {
+				t.Fatalf("%s: request %d answered %q, want first (each on a connection of its own)", cl, i+1, body)
+			}
+		}
+		if n := requests.Load(); n != 2 {
+			t.Errorf("%s: the backend read %d requests, want 2", cl, n)
+		}
+	}
+}
+
 // TestBytesSentLateAfterAnAnswerAreNotTheNextAnswer: a backend that
 // writes more than its Content-Length, a moment later, spoils the
 // connection after the next request was sent on it: that request read
