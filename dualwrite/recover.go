@@ -29,7 +29,8 @@ const recoveryBatch = 100
 // A resend the primary does not answer, or answers "later", is tried
 // again after the repairs backoff (and not before the primary's
 // Retry-After), the write keeping its resource's turn meanwhile; only
-// once repairs.max_attempts resends went unanswered is it unknown.
+// once repairs.max_attempts resends went unanswered, or an operator
+// stopped them (store.StopResend), is it unknown.
 // Why: when the host reboots, facade and primary go down together, and
 // the primary answers a minute after the facade's first pass: marked
 // unknown at once, every write in flight would wait for an operator.
