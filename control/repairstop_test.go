@@ -45,8 +45,10 @@ func TestAnAdminStopsTheResendsOfAWrite(t *testing.T) {
 		if r["id"] != "w-resent" {
 			continue
 		}
-		next, _ := time.Parse(time.RFC3339Nano, r["next_attempt_at"].(string))
-		if r["attempts"] != float64(1) || !strings.Contains(r["last_error"].(string), "answered 503") || time.Until(next) < 30*time.Minute {
+		nextText, _ := r["next_attempt_at"].(string)
+		next, _ := time.Parse(time.RFC3339Nano, nextText)
+		lastError, _ := r["last_error"].(string)
+		if r["attempts"] != float64(1) || !strings.Contains(lastError, "answered 503") || time.Until(next) < 30*time.Minute {
 			t.Errorf("the write being resent is listed as %v, want 1 attempt, the 503 and its next try in an hour", r)
 		}
 		if strings.Contains(r["resource"].(string), "42") {
