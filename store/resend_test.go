@@ -63,11 +63,16 @@ func repair(t *testing.T, s *Store, id string) domain.Repair {
 // write stays unknown for the operator. Before, nothing but a lower
 // repairs.max_attempts ended the resends (for up to eight hours with the
 // defaults), and a late answer would have queued the older write behind
-// the later one.
+// the later one. On PostgreSQL the operators ask two replicas.
 func TestAnOperatorStopsTheResendsOfAWrite(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		s := newStore(t, b, newClock())
+		dsn := b.fresh(t)
+		s := openStore(t, dsn, newClock())
+		replicas := []*Store{s}
+		if b.name == "postgres" {
+			replicas = append(replicas, openStore(t, dsn, nil))
+		}
 		if err := s.BeginWrite(ctx, intent("held", "update-patient/1"), -time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +97,7 @@ func TestAnOperatorStopsTheResendsOfAWrite(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make([]error, 4)
 		for i := range errs {
-			wg.Go(func() { errs[i] = s.StopResend(ctx, "held", entry("held")) })
+			wg.Go(func() { errs[i] = replicas[i%len(replicas)].StopResend(ctx, "held", entry("held")) })
 		}
 		wg.Wait()
 		stopped := 0
