@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +248,78 @@ func TestStartOnARoleWithoutCreateSaysSo(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "migrate") {
 		t.Errorf("got %v, want it to say the migration was denied permission", err)
+	}
+}
+
+// TestStartOnAnEmbeddedFileLockedByAnotherProcessWaits: an operator's
+// sqlite3 shell holding the file's write lock past SQLite's busy timeout
+// delays the store; it is up once the lock is let go.
+func TestStartOnAnEmbeddedFileLockedByAnotherProcessWaits(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "strangler.db")
+	s := openStore(t, "sqlite:"+path, nil)
+	s.Close()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Logs{}
+	// A bound past SQLite's busy timeout: the migration's BEGIN gives up
+	// with SQLITE_BUSY before Start does.
+	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout+20*time.Second)
+	defer cancel()
+	s, err = Start(ctx, "sqlite:"+path, logs.Logger(slog.LevelInfo))
+	if err != nil {
+		t.Fatalf("Start on a file another process holds locked: %v, want a store that waits", err)
+	}
+	defer s.Close()
+	testkit.Eventually(t, 60*time.Second, "the log saying the file is locked", func() bool {
+		for _, l := range logs.Lines(t, "store migration failed; retrying in the background") {
+			if strings.Contains(fmt.Sprint(l["error"]), "locked") {
+				return true
+			}
+		}
+		return false
+	})
+	if err := s.Healthy(context.Background()); err == nil {
+		t.Error("healthy while another process holds the file locked")
+	}
+	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 60*time.Second, "the store healthy once the lock was let go", func() bool { return s.Healthy(context.Background()) == nil })
+}
+
+// TestStartOnAReadOnlyDirectorySaysSo: an embedded store whose directory
+// cannot take its file (a read-only file system: a container's
+// readOnlyRootFilesystem) fails the start at once, naming the file and
+// the cause, where it was retried for ever as an unreachable server with
+// SQLite's "unable to open database file".
+func TestStartOnAReadOnlyDirectorySaysSo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("a read-only tmpfs needs root: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	path := filepath.Join(dir, "strangler.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, "sqlite:"+path, testLogger(t))
+	if err == nil {
+		s.Close()
+		t.Fatal("Start on a read-only directory returned a store that waits")
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "read-only file system") {
+		t.Errorf("got %v, want the file and the cause", err)
 	}
 }

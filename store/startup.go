@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -77,10 +79,17 @@ func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*
 	}()
 	select {
 	case err := <-up:
-		if err != nil {
+		if err == nil {
+			return s, nil
+		}
+		if !isBusy(err) {
 			s.Close()
 			return nil, err
 		}
+		// Another process holds the embedded file's write lock (an
+		// operator's sqlite3 shell): waited for like a server.
+		up <- err
+		s.inBackground(up)
 		return s, nil
 	case <-ctx.Done():
 	}
@@ -100,12 +109,38 @@ func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*
 }
 
 // reach makes the first connection to the store's server, within ctx; a
-// failure is a *connectError.
+// failure to reach it is a *connectError. An embedded file that cannot
+// be opened (a read-only directory or file system, no permission) is no
+// server to wait for: its error says why, and is no *connectError. One
+// that another process holds locked (SQLITE_BUSY) is waited for.
 func (s *Store) reach(ctx context.Context) error {
-	if err := connect(schemaWork(ctx), s.db); err != nil {
-		return &connectError{fmt.Errorf("store: connect to %s: %w", s.dialect.name, err)}
+	err := connect(schemaWork(ctx), s.db)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if f := s.dialect.file; f != nil && !isBusy(err) {
+		return fmt.Errorf("store: open sqlite file %s: %w", f.path, fileCause(f.path, err))
+	}
+	return &connectError{fmt.Errorf("store: connect to %s: %w", s.dialect.name, err)}
+}
+
+// fileCause is why SQLite could not open the file at path, which it
+// reports only as "unable to open database file": the error of opening
+// the file for writing, or of creating a file next to it (the write-ahead
+// log and its index live there), or else err.
+func fileCause(path string, err error) error {
+	f, oerr := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if oerr != nil {
+		return oerr
+	}
+	f.Close()
+	probe, oerr := os.CreateTemp(filepath.Dir(path), ".strangler-probe-*")
+	if oerr != nil {
+		return fmt.Errorf("the directory must take the write-ahead log: %w", oerr)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return err
 }
 
 // bringUp brings a reached store's schema up to date and prepares it,
