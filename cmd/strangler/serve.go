@@ -167,6 +167,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 	st, err := store.Start(sctx, string(cfg.Store), log, store.WithEncryption(cfg.EncryptionKeys()))
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while reaching or migrating the store: Start
+			// rolled the migration back, and there is nothing to drain.
+			log.Info("stopped before serving", "error", err)
+			return nil
+		}
 		return fmt.Errorf("state store: %w", err)
 	}
 	defer st.Close()
