@@ -254,7 +254,7 @@ func openBefore(t *testing.T, dsn, name string) *Store {
 		older[e.Name()] = &fstest.MapFile{Data: b}
 	}
 	d.migrations = older
-	s := &Store{db: db, dialect: d, log: testLogger(t), now: time.Now}
+	s := &Store{db: db, dialect: d, log: testLogger(t), now: time.Now, gate: d.gate}
 	if err := s.migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -230,7 +230,9 @@ func (s *Store) writeLazy(ctx context.Context, fn func(*sql.Tx) error) error {
 // submit carries out op, a write: op.fn, or on SQLite op as part of a
 // batch.
 func (s *Store) submit(ctx context.Context, op *batchOp) error {
-	if s.batcher == nil {
+	if s.batcher == nil || !s.gate.ready.Load() {
+		// Before the store is up the batcher does not run: bringUp's
+		// own writes go alone, and callers' are refused (schemaGate).
 		return inTx(ctx, s.db, op.fn)
 	}
 	// Close waits for the writes under way, so the batcher outlives them.

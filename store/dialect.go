@@ -67,6 +67,9 @@ type dialect struct {
 	// file is the embedded store's file, which writes are refused once
 	// it is removed or replaced; nil on PostgreSQL.
 	file *storeFile
+	// gate keeps callers off the database until its schema is current;
+	// open until a Store takes the database (initStore).
+	gate *schemaGate
 	// takeTurn gives the sent write $1 its resource's turn with the
 	// primary (TakeTurn).
 	takeTurn string
@@ -166,15 +169,19 @@ func turnHeld(err error) bool {
 
 // openDB opens the database addr names, without connecting yet.
 func openDB(addr string) (*dialect, *sql.DB, error) {
+	gate := &schemaGate{}
+	gate.ready.Store(true)
 	if path, options, ok := dsn.SQLite(addr); ok {
-		db, file, err := openSQLiteFile(path, options)
+		db, file, err := openSQLiteFile(path, options, gate)
 		d := sqliteDialect()
-		d.file = file
+		d.file, d.gate = file, gate
 		return d, db, err
 	}
 	if strings.HasPrefix(addr, "postgres://") || strings.HasPrefix(addr, "postgresql://") {
-		db, err := openPostgres(addr)
-		return postgresDialect(), db, err
+		db, err := openPostgres(addr, gate)
+		d := postgresDialect()
+		d.gate = gate
+		return d, db, err
 	}
 	scheme, _, _ := strings.Cut(addr, ":")
 	return nil, nil, fmt.Errorf("store: unsupported store %q; want sqlite:PATH or postgres://…", scheme+":")
@@ -205,7 +212,7 @@ func openDB(addr string) (*dialect, *sql.DB, error) {
 // write. Several replicas, or power-loss durability without that price,
 // call for PostgreSQL.
 func openSQLite(path, options string) (*sql.DB, error) {
-	db, _, err := openSQLiteFile(path, options)
+	db, _, err := openSQLiteFile(path, options, nil)
 	return db, err
 }
 
@@ -213,8 +220,9 @@ func openSQLite(path, options string) (*sql.DB, error) {
 // checkpoint resets it: nothing, as what it held is in the database.
 const walSizeLimit = 0
 
-// openSQLiteFile is openSQLite, with the file its connections check.
-func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
+// openSQLiteFile is openSQLite, with the file its connections check,
+// kept from callers by gate until the schema is current (nil: never).
+func openSQLiteFile(path, options string, gate *schemaGate) (*sql.DB, *storeFile, error) {
 	sync, err := dsn.SQLiteSync(path, options)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: sqlite: %w", err)
@@ -241,7 +249,7 @@ func openSQLiteFile(path, options string) (*sql.DB, *storeFile, error) {
 	drv := registered.Driver()
 	registered.Close() // it never opened a connection: only its driver is wanted
 	file := openStoreFile(path)
-	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), file: file, drv: drv})
+	db := sql.OpenDB(cachingConnector{dsn: path + "?" + q.Encode(), file: file, drv: drv, gate: gate})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
@@ -263,8 +271,9 @@ func isBusy(err error) bool {
 // write in a read-only transaction.
 const readOnlyTransaction = "25006"
 
-// openPostgres opens a pool on the server addr names, through pgx.
-func openPostgres(addr string) (*sql.DB, error) {
+// openPostgres opens a pool on the server addr names, through pgx, that
+// gate keeps callers off until the schema is current.
+func openPostgres(addr string, gate *schemaGate) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(addr)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", dsn.RedactError(err, addr))
@@ -283,7 +292,7 @@ func openPostgres(addr string) (*sql.DB, error) {
 		}
 		return closeOnFatal == nil || closeOnFatal(c, e)
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg, stdlib.OptionBeforeConnect(gate.beforeConnect), stdlib.OptionResetSession(gate.resetSession))
 	// Enough for the request path's journal writes and the background
 	// workers; PostgreSQL's own limit is shared by every replica.
 	db.SetMaxOpenConns(16)

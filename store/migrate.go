@@ -35,6 +35,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	run := newMigrationRun(s.dialect.name == "postgres")
+	lock := s.dialect.migrationLock
+	if run.tag != "" {
+		// Names the session in pg_stat_activity until it commits, so
+		// that reportMigration can ask what it waits for.
+		lock = "SELECT set_config('application_name', '" + run.tag + "', true);\n" + lock
+	}
+	s.migration.Store(run)
+	s.gate.migrating.Store(true)
+	stop := s.reportWhileRunning(run)
 	res, err := migrate.Schema{
 		Migrations: list,
 		Bootstrap:  s.dialect.bootstrap,
@@ -44,9 +54,12 @@ func (s *Store) migrate(ctx context.Context) error {
 				m.Version, m.Name, s.ts(s.clock()))
 			return err
 		},
-		TxLock: s.dialect.migrationLock,
+		TxLock: lock,
 		After:  s.afterStep,
 	}.Run(ctx, s.db)
+	stop()
+	s.gate.migrating.Store(false)
+	s.migration.Store(nil)
 	if err != nil {
 		return fmt.Errorf("store: migrate %s: %w", s.dialect.name, err)
 	}

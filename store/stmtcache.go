@@ -22,15 +22,20 @@ type cachingConnector struct {
 	// file is the file dsn opens, shared by every connection.
 	file *storeFile
 	drv  driver.Driver
+	// gate keeps callers out until the schema is current; nil never does.
+	gate *schemaGate
 }
 
-func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
+func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.gate != nil && !c.gate.pass(ctx) {
+		return nil, c.gate.refusal()
+	}
 	conn, err := c.drv.Open(c.dsn)
 	if err != nil {
 		return nil, err
 	}
 	c.file.connected()
-	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{}, file: c.file}, nil
+	return &cachingConn{Conn: conn, stmts: map[string]driver.Stmt{}, queries: map[string]*cachedQuery{}, file: c.file, gate: c.gate}, nil
 }
 
 func (c cachingConnector) Driver() driver.Driver { return c.drv }
@@ -43,6 +48,7 @@ type cachingConn struct {
 	queries map[string]*cachedQuery
 	// file is what each write transaction checks is still there.
 	file *storeFile
+	gate *schemaGate
 	// begin, commit and rollbackStmt are the transaction's own kept
 	// statements; nil until first used.
 	begin, commit, rollbackStmt driver.Stmt
@@ -228,6 +234,9 @@ func (c *cachingConn) Ping(ctx context.Context) error {
 }
 
 func (c *cachingConn) ResetSession(ctx context.Context) error {
+	if c.gate != nil && !c.gate.pass(ctx) {
+		return driver.ErrBadConn // see schemaGate.resetSession
+	}
 	if r, ok := c.Conn.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}

@@ -75,16 +75,18 @@ type Store struct {
 	watchers sync.WaitGroup
 	mu       sync.Mutex
 	closed   bool
-	// batcher groups SQLite's hot writes into shared commits; nil on
-	// PostgreSQL. writes counts the writes handed to it and not answered,
-	// which Close waits for before stopping it.
-	batcher     *batcher
-	writes      sync.WaitGroup
-	stopBatcher context.CancelFunc
-	// migrated is set once the schema is known to be current; until then
-	// (a Store from Start whose server is not reachable yet) every call
-	// fails against the server or the missing tables.
-	migrated atomic.Bool
+	// batcher groups SQLite's hot writes into shared commits, once the
+	// store is brought up (bringUp runs it until the store closes); nil
+	// on PostgreSQL. writes counts the writes handed to it and not
+	// answered, which Close waits for before stopping it.
+	batcher *batcher
+	writes  sync.WaitGroup
+	// gate is open once the schema is known to be current; until then
+	// (a Store from Start whose server is not reachable yet, or whose
+	// migrations are still running) every call fails (see schemaGate).
+	gate *schemaGate
+	// migration is the migration under way, nil when none is.
+	migration atomic.Pointer[migrationRun]
 	// keys encrypt what the store keeps of requests; nil keeps it in clear.
 	keys *keyring
 	// hasher holds the store's hash key once it is loaded (see
@@ -133,7 +135,9 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 	}
 	closing, cancel := context.WithCancel(context.Background())
 	s := &Store{db: db, dialect: d, dsn: dsn, log: log, now: time.Now, leaseNow: monotonicClock(time.Now()),
-		closing: closing, close: cancel, keys: keys, hasher: phi.NewHasher(nil)}
+		closing: closing, close: cancel, keys: keys, hasher: phi.NewHasher(nil), gate: d.gate}
+	// Closed until bringUp has migrated and prepared the store.
+	s.gate.ready.Store(false)
 	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
 	s.outcomes = s.outcomeStatements()
@@ -142,6 +146,7 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 	}
 	if d.name == "sqlite" {
 		s.kept = &keptTurns{resources: make(map[string]struct{})}
+		s.batcher = newBatcher(db)
 	}
 	return s, nil
 }
@@ -175,7 +180,8 @@ func (s *Store) prepare(ctx context.Context) error {
 // Open connects to the store named by dsn and brings its schema up to date.
 // dsn is "sqlite:PATH" for an embedded file (created if missing) or a
 // "postgres://…" URL. log receives what the store cannot return as an error,
-// such as a dropped LISTEN connection; nil discards it.
+// such as a dropped LISTEN connection; nil discards it. ctx bounds it all,
+// migrations included: commands that open the store for one job use it.
 func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
 	d, db, err := openDB(dsn)
 	if err != nil {
@@ -185,28 +191,13 @@ func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*S
 	if err != nil {
 		return nil, err
 	}
-	if err := connect(ctx, db); err != nil {
-		s.Close()
-		return nil, &connectError{fmt.Errorf("store: connect to %s: %w", d.name, err)}
-	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.reach(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := s.prepare(ctx); err != nil {
+	if err := s.bringUp(ctx); err != nil {
 		s.Close()
 		return nil, err
-	}
-	s.migrated.Store(true)
-	if d.name == "sqlite" {
-		s.batcher = newBatcher(db)
-		bctx, stop := context.WithCancel(context.Background())
-		s.stopBatcher = stop
-		s.watchers.Add(1)
-		go func() {
-			defer s.watchers.Done()
-			s.batcher.run(bctx)
-		}()
 	}
 	return s, nil
 }
@@ -232,76 +223,6 @@ func connect(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// retryInterval is how often Start tries to reach an unreachable server.
-const retryInterval = 2 * time.Second
-
-// Start is Open for a long-running facade: when the server cannot be
-// reached yet, it returns at once with a Store whose calls fail until a
-// background retry has connected and brought the schema up to date, so
-// the facade can serve with what it knows meanwhile. Healthy says whether
-// the store is usable. Configuration errors still fail at once.
-func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
-	s, err := Open(ctx, dsn, log, opts...)
-	if err == nil {
-		return s, nil
-	}
-	var connectErr *connectError
-	if !errors.As(err, &connectErr) {
-		return nil, err
-	}
-	d, db, err := openDB(dsn)
-	if err != nil {
-		return nil, err
-	}
-	if s, err = initStore(d, db, dsn, log, opts); err != nil {
-		return nil, err
-	}
-	closing := s.closing
-	s.log.Error("store unreachable; retrying in the background", "store", d.name, "error", connectErr.err)
-	s.mu.Lock()
-	s.watchers.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.watchers.Done()
-		t := time.NewTicker(retryInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-closing.Done():
-				return
-			case <-t.C:
-			}
-			mctx, cancel := context.WithTimeout(closing, 10*time.Second)
-			err := s.migrate(mctx)
-			if err == nil {
-				err = s.prepare(mctx)
-			}
-			cancel()
-			if err == nil {
-				s.migrated.Store(true)
-				s.log.Info("store reachable", "store", d.name)
-				return
-			}
-		}
-	}()
-	return s, nil
-}
-
-// connectError is an Open that could not reach the server.
-type connectError struct{ err error }
-
-func (e *connectError) Error() string { return e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
-
-// Healthy reports whether the store is usable now: its schema is current
-// and the server answers.
-func (s *Store) Healthy(ctx context.Context) error {
-	if !s.migrated.Load() {
-		return errors.New("store: not reachable yet")
-	}
-	return s.Ping(ctx)
-}
-
 // Close stops the store's watchers and closes its connections. Closing
 // again does nothing.
 func (s *Store) Close() error {
@@ -313,9 +234,6 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.writes.Wait()
-	if s.stopBatcher != nil {
-		s.stopBatcher()
-	}
 	s.close()
 	s.watchers.Wait()
 	if s.dialect.file != nil {

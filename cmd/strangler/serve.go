@@ -154,12 +154,25 @@ type facadeOptions struct {
 	adminLimits adminLimits
 }
 
+// storeStartBound bounds reaching the state store at start, and how long
+// serve waits for its migrations before it serves: a migration still
+// running then (waiting for another session's lock, rewriting a large
+// table) goes on in the background, and the facade serves as with a store
+// not reachable yet (store.Start).
+const storeStartBound = 10 * time.Second
+
 // serve runs the facade for cfg until ctx ends (SIGTERM), then drains.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facadeOptions) error {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, storeStartBound)
 	st, err := store.Start(sctx, string(cfg.Store), log, store.WithEncryption(cfg.EncryptionKeys()))
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while reaching or migrating the store: Start
+			// rolled the migration back, and there is nothing to drain.
+			log.Info("stopped before serving", "error", err)
+			return nil
+		}
 		return fmt.Errorf("state store: %w", err)
 	}
 	defer st.Close()
