@@ -89,6 +89,35 @@ func TestAWriteThatMustNotWaitCommitsAtOnce(t *testing.T) {
 	finished(t, submit(b, false, ran), "a write alone")
 }
 
+// TestAWriteFindingTheBatcherIdleCommitsOnItsCallersGoroutine: a write
+// on the request path that finds no batch held, committing or handed
+// over is carried out by its caller, not handed to the batcher's
+// goroutine and back (two goroutine switches, 14k of a dual write's
+// 503k instructions): it commits with that goroutine gone.
+func TestAWriteFindingTheBatcherIdleCommitsOnItsCallersGoroutine(t *testing.T) {
+	s := newStore(t, backends()[0], nil)
+	s.stopBatcher()
+	testkit.Eventually(t, 30*time.Second, "the batcher's goroutine ended", func() bool {
+		buf := make([]byte, 1<<20)
+		return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("store.(*batcher).run("))
+	})
+	journaled := make(chan struct{})
+	go func() {
+		defer close(journaled)
+		journal(t, s, "w1", "/patients/1")
+	}()
+	select {
+	case <-journaled:
+	case <-time.After(30 * time.Second):
+		t.Error("the write waited for the batcher's goroutine, with no other write to commit with")
+		// Let it commit, so that the store can close.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.batcher.run(ctx)
+		<-journaled
+	}
+}
+
 // TestALazyWriteAloneCommitsAfterItsWait: with no other write coming, a
 // lazy write commits once it has waited its time.
 func TestALazyWriteAloneCommitsAfterItsWait(t *testing.T) {
