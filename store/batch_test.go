@@ -96,7 +96,7 @@ func TestAWriteThatMustNotWaitCommitsAtOnce(t *testing.T) {
 // 503k instructions): it commits with that goroutine gone.
 func TestAWriteFindingTheBatcherIdleCommitsOnItsCallersGoroutine(t *testing.T) {
 	s := newStore(t, backends()[0], nil)
-	s.stopBatcher()
+	s.close() // ends the watchers, the batcher's goroutine among them
 	testkit.Eventually(t, 30*time.Second, "the batcher's goroutine ended", func() bool {
 		buf := make([]byte, 1<<20)
 		return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("store.(*batcher).run("))
