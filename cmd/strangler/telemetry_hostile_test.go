@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"strangler/internal/testkit"
 	"strings"
@@ -66,5 +67,51 @@ func TestSpansHoldNoHostThatIsNoServerName(t *testing.T) {
 			t.Errorf("Host %.40q (%d bytes): server.address %.40q (%d bytes), server.port %q; want %q, %q",
 				tc.host, len(tc.host), got["server.address"], len(got["server.address"]), got["server.port"], tc.address, tc.port)
 		}
+	}
+}
+
+// TestTheFallbackLineNamesOnlyATraceTheBackendsContinue: with tracing
+// off, the fallback line's trace_id is the client's traceparent's, which
+// goes to both backends as sent. A traceparent W3C Trace Context has them
+// ignore (section 3.2.2: they start a trace of their own) names none.
+func TestTheFallbackLineNamesOnlyATraceTheBackendsContinue(t *testing.T) {
+	legacy := backendAnswering(t, `{"id":1}`)
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	path := writeConfig(t, "", legacy.URL, modern.URL, `
+  - {name: get-patient, match: "GET /patients/{id}", mode: fallback}`)
+	r := startRun(t, "serve", "--config", path)
+
+	const id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	for i, tc := range []struct {
+		name, traceparent, want string
+	}{
+		{"a valid one", "00-" + id + "-" + parent + "-01", id},
+		{"a later version with more fields", "cc-" + id + "-" + parent + "-01-what-comes-later", id},
+		{"upper-case hex", "00-" + strings.ToUpper(id) + "-" + parent + "-01", ""},
+		{"version ff", "ff-" + id + "-" + parent + "-01", ""},
+		{"an upper-case version", "0A-" + id + "-" + parent + "-01", ""},
+		{"an all-zero parent id", "00-" + id + "-0000000000000000-01", ""},
+		{"an all-zero trace id", "00-00000000000000000000000000000000-" + parent + "-01", ""},
+		{"a parent id that is no hex", "00-" + id + "-00f067aa0ba902zz-01", ""},
+		{"no dash before the flags", "00-" + id + "-" + parent + "x01", ""},
+		{"flags that are no hex", "00-" + id + "-" + parent + "-0g", ""},
+		{"version 00 with more after it", "00-" + id + "-" + parent + "-01-extra", ""},
+		{"10 KB after a later version's flags without a dash", "cc-" + id + "-" + parent + "-01" + strings.Repeat("x", 10<<10), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reqID := fmt.Sprintf("traceparent-case-%d", i)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+r.public+"/patients/1", nil)
+			req.Header.Set("Traceparent", tc.traceparent)
+			req.Header.Set("X-Request-Id", reqID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			line := r.logs.waitFor(t, "fallback", map[string]any{"request_id": reqID}, 10*time.Second)
+			if got, _ := line["trace_id"].(string); got != tc.want {
+				t.Errorf("traceparent %.70q: trace_id %q, want %q", tc.traceparent, got, tc.want)
+			}
+		})
 	}
 }
