@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -201,6 +203,17 @@ func serverName(host string) bool {
 		}
 	}
 	return label > 0
+}
+
+// Inject writes ctx's trace context into h, the header of a call to a
+// backend, in place of the client's: a tracestate ctx does not carry
+// goes. That is one whose traceparent W3C Trace Context has a vendor
+// ignore (upper-case hex, an all-zero id: the facade started a trace of
+// its own, which the client's tracestate is no part of), or one it may
+// drop (over 32 members, malformed).
+func Inject(ctx context.Context, p propagation.TextMapPropagator, h http.Header) {
+	h.Del("Tracestate")
+	p.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
 // hostPort splits a Host header or URL host into server.address and

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strangler/internal/testkit"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -111,6 +113,63 @@ func TestTheFallbackLineNamesOnlyATraceTheBackendsContinue(t *testing.T) {
 			line := r.logs.waitFor(t, "fallback", map[string]any{"request_id": reqID}, 10*time.Second)
 			if got, _ := line["trace_id"].(string); got != tc.want {
 				t.Errorf("traceparent %.70q: trace_id %q, want %q", tc.traceparent, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestATracestateGoesOnOnlyWithItsTrace: with tracing on, the backends
+// get the facade's traceparent. The client's tracestate goes with it
+// only when it belongs to that trace and W3C Trace Context lets it pass:
+// not beside a trace the facade started because the client's
+// traceparent was one to ignore, nor with more than 32 members.
+func TestATracestateGoesOnOnlyWithItsTrace(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string][2]string{} // request id: traceparent, tracestate
+	legacy := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("X-Request-Id")] = [2]string{r.Header.Get("Traceparent"), strings.Join(r.Header.Values("Tracestate"), ",")}
+		mu.Unlock()
+		io.WriteString(w, `{"id":1}`)
+	})
+	c := testkit.NewCollector(t, "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", c.Endpoint)
+	path := writeConfig(t, "", legacy.URL, legacy.URL, `
+  - {name: get-patient, match: "GET /patients/{id}", mode: legacy}`)
+	r := startRunEnv(t, os.Getenv, "serve", "--config", path)
+
+	const id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	var many []string
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("v%d=x", i))
+	}
+	for i, tc := range []struct {
+		name, traceparent, tracestate string
+		sameTrace                     bool
+		want                          string
+	}{
+		{"a valid traceparent's", "00-" + id + "-" + parent + "-01", "vendor=a,other=b", true, "vendor=a,other=b"},
+		{"an upper-case traceparent's", "00-" + strings.ToUpper(id) + "-" + parent + "-01", "vendor=a", false, ""},
+		{"an all-zero parent id's", "00-" + id + "-0000000000000000-01", "vendor=a", false, ""},
+		{"one of 40 members", "00-" + id + "-" + parent + "-01", strings.Join(many, ","), true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reqID := fmt.Sprintf("tracestate-case-%d", i)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+r.public+"/patients/1", nil)
+			req.Header.Set("Traceparent", tc.traceparent)
+			req.Header.Set("Tracestate", tc.tracestate)
+			req.Header.Set("X-Request-Id", reqID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			sent := got[reqID]
+			mu.Unlock()
+			if same := strings.Contains(sent[0], id); same != tc.sameTrace || sent[1] != tc.want {
+				t.Errorf("legacy got traceparent %q and tracestate %.40q (%d bytes); want the client's trace %v and tracestate %q",
+					sent[0], sent[1], len(sent[1]), tc.sameTrace, tc.want)
 			}
 		})
 	}
