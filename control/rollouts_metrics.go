@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,10 +14,53 @@ import (
 // Collector returns the ramps' and change requests' metrics, read from
 // the store at each scrape: every replica reports the same numbers, so
 // dashboards and alerts take their max. A scrape that cannot read the
-// store leaves them out (strangler_store_up says why).
-func (r *Rollouts) Collector() prometheus.Collector { return rolloutCollector{r} }
+// store leaves them out (strangler_store_up says why). A scrape that
+// comes while another reads the store reports what the last read found:
+// /metrics needs no token, and the embedded store has one connection,
+// which the request path's dual-write journal waits for behind every
+// read.
+func (r *Rollouts) Collector() prometheus.Collector { return &rolloutCollector{r: r} }
 
-type rolloutCollector struct{ r *Rollouts }
+type rolloutCollector struct {
+	r       *Rollouts
+	reading sync.Mutex // held by the scrape reading the store
+	mu      sync.Mutex
+	last    *rolloutRead // nil before the first read ended
+}
+
+// rolloutRead is what one read of the store found.
+type rolloutRead struct {
+	ramps                map[string]store.Ramp
+	changes              []store.Change
+	rampsErr, changesErr error
+}
+
+// read reads the store, or returns what the last read found while
+// another scrape reads it (an error, before any read ended).
+func (c *rolloutCollector) read() rolloutRead {
+	if !c.reading.TryLock() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.last == nil {
+			return rolloutRead{rampsErr: errReadUnderWay, changesErr: errReadUnderWay}
+		}
+		return *c.last
+	}
+	defer c.reading.Unlock()
+	ctx, cancel := storeCall(context.Background())
+	defer cancel()
+	var rd rolloutRead
+	rd.ramps, rd.rampsErr = c.r.ramps.Ramps(ctx)
+	rd.changes, rd.changesErr = c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000})
+	c.mu.Lock()
+	c.last = &rd
+	c.mu.Unlock()
+	return rd
+}
+
+// errReadUnderWay is the result of a scrape that came while the first
+// read of the store was under way.
+var errReadUnderWay = errors.New("control: the first read of the store is under way")
 
 var (
 	rampStateDesc    = metrics.RampState.Desc()
@@ -24,7 +69,7 @@ var (
 	changeOldestDesc = metrics.ChangeOldest.Desc()
 )
 
-func (c rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rampStateDesc
 	ch <- rampWaitingDesc
 	ch <- changesPendDesc
@@ -47,13 +92,12 @@ func rampMetricState(rp store.Ramp) string {
 	return ""
 }
 
-func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := storeCall(context.Background())
-	defer cancel()
+func (c *rolloutCollector) Collect(ch chan<- prometheus.Metric) {
+	rd := c.read()
 	now := c.r.clock()
-	if ramps, err := c.r.ramps.Ramps(ctx); err == nil {
+	if rd.rampsErr == nil {
 		waited := map[string]float64{}
-		for route, rp := range ramps {
+		for route, rp := range rd.ramps {
 			state := rampMetricState(rp)
 			if state == "" {
 				continue
@@ -69,9 +113,9 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(rampWaitingDesc, prometheus.GaugeValue, waited[rf.Route.Name], rf.Route.Name)
 		}
 	}
-	if list, err := c.r.changes.Changes(ctx, store.ChangeFilter{State: store.ChangePending, Limit: 1000}); err == nil {
+	if rd.changesErr == nil {
 		oldest, pending := 0.0, 0
-		for _, c := range list {
+		for _, c := range rd.changes {
 			if c.StateAt(now) != store.ChangePending {
 				continue // expired, before the driver records it so
 			}

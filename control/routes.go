@@ -74,6 +74,15 @@ func (a *admin) handler() http.Handler {
 	return withHeaders(closeRefused(a.checkHost(a.muxRefusals(a.mux))))
 }
 
+// maxScrapes is how many /metrics scrapes are gathered at once; more
+// answer 503 at once. /metrics needs no token, and a scrape costs far
+// more than /healthz (every collector, /proc read for the process
+// metrics, the store read for the rollouts'): 300 clients scraping in a
+// loop made each dual write wait for seconds. Prometheus scrapes a
+// replica once per server, two for an HA pair (node_exporter's limit is
+// 40, for a host's every collector).
+const maxScrapes = 4
+
 func newAdmin(d AdminDeps) *admin {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -86,7 +95,7 @@ func newAdmin(d AdminDeps) *admin {
 	}
 
 	// Open to orchestrators and Prometheus.
-	a.handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	a.handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{MaxRequestsInFlight: maxScrapes}))
 	a.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }))
 	a.handle("GET /readyz", http.HandlerFunc(a.readyz))
 

@@ -28,7 +28,7 @@ func (w *Worker) span(ctx context.Context, route, method, purpose string, up *up
 	ctx = w.propagator.Extract(ctx, propagation.HeaderCarrier(h))
 	ctx, span := telemetry.StartClient(ctx, w.tracer, telemetry.ClientCall(up.Target, method, w.routes.Template(route), query),
 		telemetry.AttrRoute.String(route), telemetry.AttrBackend.String(up.Name), telemetry.AttrPurpose.String(purpose))
-	w.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	telemetry.Inject(ctx, w.propagator, h)
 	return ctx, func(status int, err error) {
 		kind := ""
 		if err != nil {

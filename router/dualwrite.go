@@ -14,9 +14,8 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/edge/canonical"
+	"strangler/telemetry"
 	"strangler/upstream"
-
-	"go.opentelemetry.io/otel/propagation"
 )
 
 // Journal is what dual-write needs from the state store on the request
@@ -137,7 +136,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	if t.tracing != nil {
 		// The delivery to the secondary, maybe hours later, joins this
 		// request's trace.
-		t.tracing.propagator.Inject(req.Context(), propagation.HeaderCarrier(h))
+		telemetry.Inject(req.Context(), t.tracing.propagator, h)
 	}
 	resource := x.key
 	intent := domain.Intent{

@@ -217,16 +217,34 @@ func isVisibleASCII(s string) bool {
 	return true
 }
 
-// traceID returns the W3C trace id of the request's traceparent, or "".
+// traceID returns the trace id of the request's traceparent, or "" when
+// W3C Trace Context (section 3.2.2) has a vendor ignore the header: a
+// version other than two lower-case hex digits or ff; a trace id or parent
+// id not in lower-case hex, or all zeros; anything after the flags of
+// version 00, or anything not after a "-" for a later version. The
+// backends, which get the header as sent, start a trace of their own
+// then, and a log line naming the client's would name a trace no one has.
 func traceID(h http.Header) string {
 	tp := headerValue(h, "Traceparent")
 	// version "-" trace-id(32 hex) "-" parent-id(16 hex) "-" flags(2 hex)
-	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' ||
+		!lowerHex(tp[:2]) || tp[:2] == "ff" || !lowerHex(tp[3:35]) || !lowerHex(tp[36:52]) || !lowerHex(tp[53:55]) ||
+		len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-') {
 		return ""
 	}
 	id := tp[3:35]
-	if _, err := hex.DecodeString(id); err != nil || id == "00000000000000000000000000000000" {
+	if id == "00000000000000000000000000000000" || tp[36:52] == "0000000000000000" {
 		return ""
 	}
 	return id
+}
+
+// lowerHex reports whether s is lower-case hex digits only.
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -77,7 +77,7 @@ func (t *Table) tracedRoundTrip(up *upstream.Upstream, req *http.Request, purpos
 		attrs = append(attrs, attrRoute.String(x.route.name), attrMode.String(string(x.route.mode)))
 	}
 	ctx, span := telemetry.StartClient(req.Context(), t.tracing.tracer, telemetry.ClientCall(up.Target, req.Method, template, req.URL.RawQuery != ""), attrs...)
-	t.tracing.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	telemetry.Inject(ctx, t.tracing.propagator, req.Header)
 	resp, err := up.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		telemetry.EndClient(span, 0, upstream.Describe(err), upstream.Classify(ctx, err).Kind())

@@ -3,11 +3,15 @@ package telemetry
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -37,7 +41,8 @@ type Request struct {
 	Route string
 	// Scheme and Host are the origin the client asked for: the facade's
 	// own (TLS or not, the Host header), or a trusted proxy's
-	// X-Forwarded-Proto and X-Forwarded-Host.
+	// X-Forwarded-Proto and X-Forwarded-Host. A Host that is neither a
+	// host name nor an IP address is not recorded.
 	Scheme, Host string
 	// Query says whether the request had a query string.
 	Query bool
@@ -63,7 +68,7 @@ func StartServer(ctx context.Context, tracer trace.Tracer, r Request, attrs ...a
 	if r.Query {
 		attrs = append(attrs, semconv.URLQuery(Redacted))
 	}
-	if host, port := hostPort(r.Host, r.Scheme); host != "" {
+	if host, port := hostPort(r.Host, r.Scheme); serverName(host) {
 		attrs = append(attrs, semconv.ServerAddress(host))
 		if port > 0 {
 			attrs = append(attrs, semconv.ServerPort(port))
@@ -158,6 +163,57 @@ func EndClient(span trace.Span, status int, err error, kind string) {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	}
 	span.End()
+}
+
+// maxServerName is the longest DNS name (RFC 1035 section 2.3.4).
+const maxServerName = 253
+
+// serverName reports whether host, a client's Host header or a trusted
+// proxy's X-Forwarded-Host without its port, can be server.address: an IP
+// address, or a DNS name (labels of letters, digits, "-" and "_", each of
+// 1 to 63 bytes, 253 in all, and a final dot). net/http lets through a
+// Host of any length up to the head's limit, with "!$&'()*+,;=%" and
+// more: a client could put 60 KiB on every span, or free text, which
+// the conventions' server.address is not.
+func serverName(host string) bool {
+	if host == "" || len(host) > maxServerName+1 {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.TrimSuffix(host, ".")
+	if len(host) > maxServerName {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+			if label++; label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
+}
+
+// Inject writes ctx's trace context into h, the header of a call to a
+// backend, in place of the client's: a tracestate ctx does not carry
+// goes. That is one whose traceparent W3C Trace Context has a vendor
+// ignore (upper-case hex, an all-zero id: the facade started a trace of
+// its own, which the client's tracestate is no part of), or one it may
+// drop (over 32 members, malformed).
+func Inject(ctx context.Context, p propagation.TextMapPropagator, h http.Header) {
+	h.Del("Tracestate")
+	p.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
 // hostPort splits a Host header or URL host into server.address and
