@@ -38,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -318,6 +319,16 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 	// commits to a server crash only means redoing those batches: waiting
 	// for each commit's WAL flush buys nothing here.
 	set("synchronous_commit", "off")
+	// Below TLS, so pgx still finds its *tls.Conn (channel binding).
+	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	dial := pcfg.ConnConfig.DialFunc
+	pcfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &silentConn{Conn: c, bound: bound}, nil
+	}
 	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err == nil {
 		err = dst.Ping(ctx)
@@ -363,7 +374,7 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 	// A source that drops packets (a firewall's DROP, a host gone) answers
 	// nothing, and a read waits for as long as TCP keeps the connection,
 	// some fifteen minutes: every read and write waits batch_timeout at
-	// most, as every statement to the target does (boundTarget). Past it
+	// most, as the target's do (silentConn). Past it
 	// the connection is lost, and a range resumes from its checkpoint.
 	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
 	if mcfg.ReadTimeout == 0 || mcfg.ReadTimeout > bound {

@@ -114,6 +114,30 @@ func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.C
 	return err
 }
 
+// sourceLost is err, a lost connection to the source, said as one: the
+// MySQL driver words a read or write past its timeout (batch_timeout)
+// and a connection broken alike, as "invalid connection", naming neither
+// the database nor the bound. Other errors, and one said so already, are
+// returned as they are.
+func sourceLost(cfg *config.Backfill, err error) error {
+	var said *lostSource
+	if !errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &said) {
+		return err
+	}
+	return &lostSource{err: err, bound: cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)}
+}
+
+// lostSource is an error sourceLost said.
+type lostSource struct {
+	err   error
+	bound time.Duration
+}
+
+func (e *lostSource) Error() string {
+	return fmt.Sprintf("%s: the source did not answer within batch_timeout (%s), or its connection broke", e.err, e.bound)
+}
+func (e *lostSource) Unwrap() error { return e.err }
+
 // pingTimeout bounds the ping that tells a database gone from a
 // connection lost: a network that drops packets answers nothing.
 const pingTimeout = 10 * time.Second

@@ -115,7 +115,7 @@ func (r *runner) fail(ctx context.Context, t *table, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	err = safeError(t, err)
+	err = safeError(t, sourceLost(r.cfg, err))
 	if r.stats[t.name].stop(err) {
 		r.opts.Log.Error("backfill table stopped", "table", t.name, "error", err)
 	}
