@@ -175,7 +175,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 					continue
 				}
 				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
-				gone := r.unreachable(ctx, tk.t, err)
+				err, gone := r.unreachable(ctx, tk.t, err)
 				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
 				}

@@ -105,14 +105,15 @@ func (c *silentConn) silence(own bool, theirs *time.Time, err error) error {
 	return &silentError{bound: c.bound, err: err}
 }
 
-// silentError is a read or write to the target past batch_timeout.
+// silentError is a read or write to the target, or a transaction or
+// statement boundTarget bounds, past batch_timeout.
 type silentError struct {
 	bound time.Duration
 	err   error
 }
 
 func (e *silentError) Error() string {
-	return fmt.Sprintf("the target did not answer within batch_timeout (%s)", e.bound)
+	return fmt.Sprintf("%v: the target did not answer within batch_timeout (%s)", e.err, e.bound)
 }
 func (e *silentError) Unwrap() error   { return e.err }
 func (e *silentError) Timeout() bool   { return true }
