@@ -38,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -318,6 +319,16 @@ func connect(ctx context.Context, cfg *config.Backfill, conns int) (*sql.DB, *pg
 	// commits to a server crash only means redoing those batches: waiting
 	// for each commit's WAL flush buys nothing here.
 	set("synchronous_commit", "off")
+	// Below TLS, so pgx still finds its *tls.Conn (channel binding).
+	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	dial := pcfg.ConnConfig.DialFunc
+	pcfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &silentConn{Conn: c, bound: bound}, nil
+	}
 	dst, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err == nil {
 		err = dst.Ping(ctx)
@@ -360,18 +371,7 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	mcfg.Params["character_set_results"] = "utf8mb4"
-	// A source that drops packets (a firewall's DROP, a host gone) answers
-	// nothing, and a read waits for as long as TCP keeps the connection,
-	// some fifteen minutes: every read and write waits batch_timeout at
-	// most, as every statement to the target does (boundTarget). Past it
-	// the connection is lost, and a range resumes from its checkpoint.
-	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
-	if mcfg.ReadTimeout == 0 || mcfg.ReadTimeout > bound {
-		mcfg.ReadTimeout = bound
-	}
-	if mcfg.WriteTimeout == 0 || mcfg.WriteTimeout > bound {
-		mcfg.WriteTimeout = bound
-	}
+	boundMySQL(mcfg, cfg)
 	src, err := sql.Open("mysql", mcfg.FormatDSN())
 	if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
@@ -383,4 +383,21 @@ func connectSource(ctx context.Context, cfg *config.Backfill, conns int) (*sql.D
 		return nil, fmt.Errorf("source %s: %w", cfg.Source.Redacted(), err)
 	}
 	return src, nil
+}
+
+// boundMySQL makes every read and write of mcfg's connections wait
+// batch_timeout at most (the driver's readTimeout and writeTimeout,
+// unless the URL sets them shorter). A MySQL server that drops packets
+// (a firewall's DROP, a host gone) answers nothing, and a read waits for
+// as long as TCP keeps the connection, some fifteen minutes; the target's
+// reads and writes are bounded alike (silentConn). Past it the
+// connection is lost, and a range resumes from its checkpoint.
+func boundMySQL(mcfg *mysql.Config, cfg *config.Backfill) {
+	bound := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
+	if mcfg.ReadTimeout == 0 || mcfg.ReadTimeout > bound {
+		mcfg.ReadTimeout = bound
+	}
+	if mcfg.WriteTimeout == 0 || mcfg.WriteTimeout > bound {
+		mcfg.WriteTimeout = bound
+	}
 }

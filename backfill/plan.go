@@ -73,6 +73,11 @@ func plan(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB,
 			continue
 		}
 		t, err := prepare(ctx, cfg, i, src, dst)
+		if err != nil && connectionLost(err) {
+			// Each table after would wait as long (batch_timeout, for a
+			// database gone silent) to fail the same way.
+			return nil, sourceLost(cfg, err)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

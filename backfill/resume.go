@@ -71,24 +71,24 @@ func (e *databaseGone) Error() string {
 		e.side, e.table, resumeTries, resumePause*(1<<resumeTries-1), e.last)
 }
 
-// unreachable is the run's error when err, a range's after its
+// unreachable is the run's error, gone, when err, a range's after its
 // resumptions, is a lost connection and the source or the target still
 // answers no ping; nil otherwise. A database that answers again leaves
 // the table alone stopped, as a connection this table's work alone
-// breaks would.
-func (r *runner) unreachable(ctx context.Context, t *table, err error) error {
+// breaks would, with err as its error (said as a wait: answering).
+func (r *runner) unreachable(ctx context.Context, t *table, err error) (tableErr, gone error) {
 	if err == nil || !connectionLost(err) || ctx.Err() != nil {
-		return nil
+		return err, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	if perr := r.dst.Ping(ctx); perr != nil {
-		return &databaseGone{side: "target", table: t.name, last: perr.Error()}
+		return err, &databaseGone{side: "target", table: t.name, last: perr.Error()}
 	}
 	if perr := r.src.PingContext(ctx); perr != nil {
-		return &databaseGone{side: "source", table: t.name, last: perr.Error()}
+		return err, &databaseGone{side: "source", table: t.name, last: perr.Error()}
 	}
-	return nil
+	return answering(t, err), nil
 }
 
 // bounded runs f with ctx bounded by the section's batch_timeout: one
@@ -109,10 +109,46 @@ func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.C
 	defer cancel()
 	err := f(bctx)
 	if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w: the target did not answer within batch_timeout (%s)", err, d)
+		return &silentError{bound: d, err: err}
 	}
 	return err
 }
+
+// answering is err, a range's after its resumptions, once the target
+// answered the ping that followed them: a bound that ran out on a target
+// that answers was a wait (most often for a row lock a service's open
+// transaction holds), not a silence, and the operator looks for it there.
+func answering(t *table, err error) error {
+	var s *silentError
+	if !errors.As(err, &s) {
+		return err
+	}
+	return fmt.Errorf("%w; the target answers, so the batch waited on a lock another session held (on %s or the ledger's tables) or a statement slower than batch_timeout", err, t.target)
+}
+
+// sourceLost is err, a lost connection to the source, said as one: the
+// MySQL driver words a read or write past its timeout (batch_timeout)
+// and a connection broken alike, as "invalid connection", naming neither
+// the database nor the bound. Other errors, and one said so already, are
+// returned as they are.
+func sourceLost(cfg *config.Backfill, err error) error {
+	var said *lostSource
+	if !errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &said) {
+		return err
+	}
+	return &lostSource{err: err, bound: cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)}
+}
+
+// lostSource is an error sourceLost said.
+type lostSource struct {
+	err   error
+	bound time.Duration
+}
+
+func (e *lostSource) Error() string {
+	return fmt.Sprintf("%s: the source did not answer within batch_timeout (%s), or its connection broke", e.err, e.bound)
+}
+func (e *lostSource) Unwrap() error { return e.err }
 
 // pingTimeout bounds the ping that tells a database gone from a
 // connection lost: a network that drops packets answers nothing.

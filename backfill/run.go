@@ -115,7 +115,7 @@ func (r *runner) fail(ctx context.Context, t *table, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	err = safeError(t, err)
+	err = safeError(t, sourceLost(r.cfg, err))
 	if r.stats[t.name].stop(err) {
 		r.opts.Log.Error("backfill table stopped", "table", t.name, "error", err)
 	}
@@ -175,7 +175,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 					continue
 				}
 				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
-				gone := r.unreachable(ctx, tk.t, err)
+				err, gone := r.unreachable(ctx, tk.t, err)
 				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
 				}

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"strangler/config"
 	"strangler/internal/dsn"
 	"strangler/internal/human"
@@ -89,14 +91,14 @@ func listSources(ctx context.Context, cfg *config.Backfill) ([]config.NamedSourc
 	if q == nil {
 		return cfg.Sources, nil
 	}
-	db, err := openMySQL(q.DSN)
+	db, err := openMySQL(q.DSN, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.dsn"), err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, q.Query)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(err, q.DSN.String()))
+		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(sourceLost(cfg, err), q.DSN.String()))
 	}
 	defer rows.Close()
 	var out []config.NamedSource
@@ -138,13 +140,19 @@ func listSources(ctx context.Context, cfg *config.Backfill) ([]config.NamedSourc
 	return out, nil
 }
 
-// openMySQL opens a MySQL database named by a mysql:// URL.
-func openMySQL(u config.DatabaseURL) (*sql.DB, error) {
+// openMySQL opens a MySQL database named by a mysql:// URL, its reads
+// and writes bounded by cfg's batch_timeout.
+func openMySQL(u config.DatabaseURL, cfg *config.Backfill) (*sql.DB, error) {
 	driverDSN, err := mysqldsn.DriverDSN(u.String())
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("mysql", driverDSN)
+	mcfg, err := mysql.ParseDSN(driverDSN)
+	if err != nil {
+		return nil, dsn.RedactError(err, driverDSN)
+	}
+	boundMySQL(mcfg, cfg)
+	db, err := sql.Open("mysql", mcfg.FormatDSN())
 	if err != nil {
 		return nil, dsn.RedactError(err, driverDSN)
 	}

@@ -178,7 +178,7 @@ func quoteOrNull(s *string) string {
 // Its error, printed and logged by its callers, holds none of the values
 // the database's errors in it quote.
 func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *VerifyReport, err error) {
-	defer func() { err = dberr.Cut(err) }()
+	defer func() { err = dberr.Cut(sourceLost(cfg, err)) }()
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}

@@ -197,7 +197,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
 		return nil
 	}
-	gone := r.unreachable(ctx, t, err)
+	err, gone := r.unreachable(ctx, t, err)
 	if err := r.fail(ctx, t, err); err != nil {
 		return err
 	}
