@@ -83,7 +83,7 @@ func TestPendingDualWritesOutliveAChangeOfTheirRoute(t *testing.T) {
 			{"removed, then added again", func(t *testing.T, r *running, dir, path string, c facadeConfig) {
 				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
 				reloadTo(t, r, dir, path, c, 4)
-				c.routes = c.routes + `  - {name: put-item, match: "PUT /items/{id}", mode: modern}` + "\n"
+				c.routes = c.routes + `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}` + "\n"
 				reloadTo(t, r, dir, path, c, 5)
 			}},
 		} {
@@ -143,6 +143,93 @@ func TestPendingDualWritesGoWhereTheSecondaryNowIs(t *testing.T) {
 	if items, _ := modern.snapshot(); len(items) != 0 {
 		t.Errorf("the old secondary applied %d writes after the reload moved it, want 0", len(items))
 	}
+}
+
+// TestAChangeThatWouldOvertakePendingWritesIsRefused: PUT v1 under
+// primary legacy is on its way to modern. Had a reload made modern the
+// primary, or a flip sent the route's writes to modern, PUT v2 of the same
+// item would reach modern first and v1, delivered after, would undo it
+// there: modern ended with v1, legacy with v2, both writes acknowledged.
+// Such a change is refused while the route's writes are pending; once they
+// are delivered it goes through.
+func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, dsn func(string) string) {
+		for _, tc := range []struct {
+			name string
+			// change makes the change and reports whether it was refused.
+			change func(t *testing.T, r *running, dir, path string, c facadeConfig) bool
+		}{
+			{"a reload makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+				next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path+".tmp", next, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(path+".tmp", path); err != nil {
+					t.Fatal(err)
+				}
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern") {
+					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
+				}
+				return true
+			}},
+			{"a flip to modern", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
+				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "modern", "reason": "cut over", "force": true})
+				if code != http.StatusOK && code != http.StatusConflict {
+					t.Fatalf("the flip: got %d %s, want 200 or 409", code, body)
+				}
+				return code == http.StatusConflict
+			}},
+			{"a flip to fallback", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
+				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "fallback", "reason": "cut over", "force": true})
+				if code != http.StatusOK && code != http.StatusConflict {
+					t.Fatalf("the flip: got %d %s, want 200 or 409", code, body)
+				}
+				return code == http.StatusConflict
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				legacy := newRecordingBackend(t, "legacy", false, false)
+				modern := newRecordingBackend(t, "modern", false, false)
+				release := make(chan struct{})
+				released := sync.OnceFunc(func() { close(release) })
+				t.Cleanup(released)
+				modern.hold = func(r *http.Request) {
+					if r.Header.Get("X-Strangler-Primary-Status") != "" {
+						<-release // a delivery: held until v2 was answered
+					}
+				}
+				dir := t.TempDir()
+				c := facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir), timeout: 2 * time.Second}
+				path := writeFacadeConfig(t, dir, c)
+				r := startRun(t, "serve", "--config", path)
+				st := openStateStore(t, c.store)
+
+				putItems(t, r, `{"v":1}`, "1")
+				refused := tc.change(t, r, dir, path, c)
+				code, body, err := sendRequest("PUT", "http://"+r.public+"/items/1", `{"v":2}`, nil)
+				if err != nil || code != http.StatusOK {
+					t.Fatalf("PUT v2: got %d %s %v, want 200", code, body, err)
+				}
+				released()
+				waitDrained(t, st, 60*time.Second)
+				if items, _ := modern.snapshot(); items["1"] != `{"v":2}` {
+					t.Errorf("modern holds item 1 as %s, want the last write the client saw succeed, v2", items["1"])
+				}
+				if !refused {
+					t.Errorf("the change went through while a write of the route was on its way to modern, want it refused")
+				}
+				if legacyItems, _ := legacy.snapshot(); legacyItems["1"] != `{"v":2}` {
+					t.Errorf("legacy holds item 1 as %s, want v2", legacyItems["1"])
+				}
+			})
+		}
+	})
 }
 
 // TestAFlipStormUnderWriteLoadLosesNoWrite: 100 flips of a read route
