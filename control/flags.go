@@ -23,6 +23,9 @@ type FlagStore interface {
 	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) error
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
+	// OpenPrimaries is, per route, the primaries its open journaled
+	// writes went to (store.Store.OpenPrimaries).
+	OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]bool, error)
 }
 
 // Flags decides each route's effective mode and percent: the file's,
@@ -218,6 +221,10 @@ func (f *Flags) Known() <-chan struct{} { return f.known }
 func (f *Flags) SetFile(cfg *config.Config) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	overrides := *f.overrides.Load()
+	if err := f.inFlight(context.Background(), Effective(f.file.Load(), overrides), Effective(cfg, overrides)); err != nil {
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
 	prev := f.file.Swap(cfg)
 	if err := f.applyLocked(); err != nil {
 		f.file.Store(prev)
@@ -499,6 +506,15 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	o := maps.Clone(*f.overrides.Load())
+	if fl.Clear {
+		delete(o, fl.Route)
+	} else {
+		o[fl.Route] = next
+	}
+	if err := f.inFlight(ctx, Effective(f.file.Load(), *f.overrides.Load()), Effective(f.file.Load(), o)); err != nil {
+		return cur, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	var err error
@@ -514,11 +530,8 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
 		return cur, ErrUnavailable
 	}
-	o := maps.Clone(*f.overrides.Load())
-	if fl.Clear {
-		delete(o, fl.Route)
-	} else {
-		o[fl.Route] = next
+	if !fl.Clear {
+		o[fl.Route] = next // as stored: its version
 	}
 	f.overrides.Store(&o)
 	f.saveSnapshot(o)

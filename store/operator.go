@@ -354,3 +354,41 @@ func (s *Store) PurgeRepairs(ctx context.Context, keep time.Duration) (int, erro
 	}
 	return int(n), nil
 }
+
+// OpenPrimaries returns, per route, the primaries its open writes (sent,
+// pending, unknown, dead) were journaled under: each is still on its way
+// to the other backend, which must get no later write to its resource
+// before it (see control.Flags).
+func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]bool, error) {
+	rows, err := s.db.QueryContext(ctx, openPrimaries)
+	if err != nil {
+		return nil, fmt.Errorf("store: open primaries: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[domain.Backend]bool{}
+	for rows.Next() {
+		var route string
+		var primary domain.Backend
+		if err := rows.Scan(&route, &primary); err != nil {
+			return nil, fmt.Errorf("store: open primaries: %w", err)
+		}
+		if out[route] == nil {
+			out[route] = map[domain.Backend]bool{}
+		}
+		out[route][primary] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: open primaries: %w", err)
+	}
+	return out, nil
+}
+
+// openPrimaries lists the routes and primaries of the open writes, one
+// state at a time for the states' partial indexes (see countOpen).
+var openPrimaries = func() string {
+	selects := make([]string, len(openStates))
+	for i, st := range openStates {
+		selects[i] = `SELECT DISTINCT route, primary_side FROM strangler_repairs WHERE state = '` + string(st) + `'`
+	}
+	return strings.Join(selects, " UNION ")
+}()

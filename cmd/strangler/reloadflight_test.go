@@ -1,0 +1,304 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/internal/testdb"
+	"strangler/internal/testkit"
+)
+
+// These tests change a facade's configuration, by a reload or a flip,
+// while dual writes it acknowledged are still on their way to the
+// secondary: each such write must still reach it, in its resource's order.
+
+// reloadTo rewrites the facade's configuration file at path as c says (by
+// rename, as a config management tool does) and waits until the facade
+// applied it, which it tells by the number of routes: routes.
+func reloadTo(t *testing.T, r *running, dir, path string, c facadeConfig, routes int) {
+	t.Helper()
+	next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".tmp", next, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	r.logs.waitFor(t, "config reloaded", map[string]any{"routes": float64(routes)}, 30*time.Second)
+}
+
+// putItems sends PUT /items/{id} with body for each id and fails the test
+// unless the primary applied each.
+func putItems(t *testing.T, r *running, body string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		code, out, err := sendRequest("PUT", "http://"+r.public+"/items/"+id, body, nil)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("PUT /items/%s: got %d %s %v, want 200", id, code, out, err)
+		}
+	}
+}
+
+// tryFlip sends the flip change of route as an operator does, with the
+// route's version as If-Match, and returns the answer.
+func tryFlip(t *testing.T, admin, route string, change map[string]any) (int, []byte) {
+	t.Helper()
+	var rt struct{ Version int64 }
+	adminGetJSON(t, admin, "/admin/routes/"+route, &rt)
+	return adminDoIf(t, admin, "PATCH", "/admin/routes/"+route, fmt.Sprintf(`"%d"`, rt.Version), change)
+}
+
+// TestPendingDualWritesOutliveAChangeOfTheirRoute: writes acknowledged
+// under dual-write while the secondary is down reach it once it is back,
+// whatever the operator did to their route meanwhile.
+func TestPendingDualWritesOutliveAChangeOfTheirRoute(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, dsn func(string) string) {
+		for _, tc := range []struct {
+			name   string
+			change func(t *testing.T, r *running, dir, path string, c facadeConfig)
+		}{
+			{"flipped to legacy", func(t *testing.T, r *running, _, _ string, _ facadeConfig) {
+				flipRoute(t, r.admin, "put-item", "legacy", "stop copying")
+			}},
+			{"removed from the file", func(t *testing.T, r *running, dir, path string, c facadeConfig) {
+				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+				reloadTo(t, r, dir, path, c, 4)
+			}},
+			{"renamed in the file", func(t *testing.T, r *running, dir, path string, c facadeConfig) {
+				c.routes = strings.Replace(dualWriteRoutes, "name: put-item,", "name: put-item-v2,", 1)
+				reloadTo(t, r, dir, path, c, 5)
+			}},
+			{"removed, then added again", func(t *testing.T, r *running, dir, path string, c facadeConfig) {
+				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+				reloadTo(t, r, dir, path, c, 4)
+				c.routes = c.routes + `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}` + "\n"
+				reloadTo(t, r, dir, path, c, 5)
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				legacy := newRecordingBackend(t, "legacy", false, false)
+				modern := newRecordingBackend(t, "modern", false, false)
+				dir := t.TempDir()
+				c := facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir)}
+				path := writeFacadeConfig(t, dir, c)
+				r := startRun(t, "serve", "--config", path)
+				st := openStateStore(t, c.store)
+
+				modern.stop()
+				putItems(t, r, `{"v":1}`, "1", "2", "3")
+				tc.change(t, r, dir, path, c)
+				modern.start()
+				waitDrained(t, st, 60*time.Second)
+				sameRecords(t, legacy, modern)
+			})
+		}
+	})
+}
+
+// eachStore runs f as a subtest on SQLite and on PostgreSQL, where dsn
+// gives each call a store of its own (onBothStores shares one database
+// among a test's facades, which then deliver each other's writes).
+func eachStore(t *testing.T, f func(t *testing.T, dsn func(dir string) string)) {
+	t.Run("on SQLite", func(t *testing.T) {
+		f(t, func(dir string) string { return "sqlite:" + filepath.Join(dir, "strangler.db") })
+	})
+	t.Run("on PostgreSQL", func(t *testing.T) {
+		f(t, func(string) string { return testdb.Postgres(t) })
+	})
+}
+
+// TestPendingDualWritesGoWhereTheSecondaryNowIs: writes pending for a
+// secondary whose URL a reload changed go to the new URL, as new requests
+// do; the old address gets none of them.
+func TestPendingDualWritesGoWhereTheSecondaryNowIs(t *testing.T) {
+	t.Parallel()
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", false, false)
+	moved := newRecordingBackend(t, "modern-moved", false, false)
+	dir := t.TempDir()
+	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL()}
+	path := writeFacadeConfig(t, dir, c)
+	r := startRun(t, "serve", "--config", path)
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+
+	modern.fault.Store(int32(fault503))
+	putItems(t, r, `{"v":1}`, "1", "2", "3")
+	c.modern = moved.URL()
+	reloadTo(t, r, dir, path, c, 5)
+	modern.fault.Store(int32(faultNone))
+	waitDrained(t, st, 60*time.Second)
+	sameRecords(t, legacy, moved)
+	if items, _ := modern.snapshot(); len(items) != 0 {
+		t.Errorf("the old secondary applied %d writes after the reload moved it, want 0", len(items))
+	}
+}
+
+// TestAChangeThatWouldOvertakePendingWritesIsRefused: PUT v1 under
+// primary legacy is on its way to modern. Had a reload made modern the
+// primary, or a flip sent the route's writes to modern, PUT v2 of the same
+// item would reach modern first and v1, delivered after, would undo it
+// there: modern ended with v1, legacy with v2, both writes acknowledged.
+// Such a change is refused while the route's writes are pending; once they
+// are delivered it goes through.
+func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, dsn func(string) string) {
+		for _, tc := range []struct {
+			name string
+			// change makes the change and reports whether it was refused.
+			change func(t *testing.T, r *running, dir, path string, c facadeConfig) bool
+		}{
+			{"a reload makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+				next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path+".tmp", next, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(path+".tmp", path); err != nil {
+					t.Fatal(err)
+				}
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern") {
+					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
+				}
+				return true
+			}},
+			{"a flip to modern", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
+				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "modern", "reason": "cut over", "force": true})
+				if code != http.StatusOK && code != http.StatusConflict {
+					t.Fatalf("the flip: got %d %s, want 200 or 409", code, body)
+				}
+				return code == http.StatusConflict
+			}},
+			{"a flip to fallback", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
+				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "fallback", "reason": "cut over", "force": true})
+				if code != http.StatusOK && code != http.StatusConflict {
+					t.Fatalf("the flip: got %d %s, want 200 or 409", code, body)
+				}
+				return code == http.StatusConflict
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				legacy := newRecordingBackend(t, "legacy", false, false)
+				modern := newRecordingBackend(t, "modern", false, false)
+				release := make(chan struct{})
+				released := sync.OnceFunc(func() { close(release) })
+				t.Cleanup(released)
+				modern.hold = func(r *http.Request) {
+					if r.Header.Get("X-Strangler-Primary-Status") != "" {
+						<-release // a delivery: held until v2 was answered
+					}
+				}
+				dir := t.TempDir()
+				c := facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir), timeout: 2 * time.Second}
+				path := writeFacadeConfig(t, dir, c)
+				r := startRun(t, "serve", "--config", path)
+				st := openStateStore(t, c.store)
+
+				putItems(t, r, `{"v":1}`, "1")
+				refused := tc.change(t, r, dir, path, c)
+				code, body, err := sendRequest("PUT", "http://"+r.public+"/items/1", `{"v":2}`, nil)
+				if err != nil || code != http.StatusOK {
+					t.Fatalf("PUT v2: got %d %s %v, want 200", code, body, err)
+				}
+				released()
+				waitDrained(t, st, 60*time.Second)
+				if items, _ := modern.snapshot(); items["1"] != `{"v":2}` {
+					t.Errorf("modern holds item 1 as %s, want the last write the client saw succeed, v2", items["1"])
+				}
+				if !refused {
+					t.Errorf("the change went through while a write of the route was on its way to modern, want it refused")
+				}
+				if legacyItems, _ := legacy.snapshot(); legacyItems["1"] != `{"v":2}` {
+					t.Errorf("legacy holds item 1 as %s, want v2", legacyItems["1"])
+				}
+			})
+		}
+	})
+}
+
+// TestAFlipStormUnderWriteLoadLosesNoWrite: 100 flips of a read route
+// while dual writes stream in: every write the client saw succeed reaches
+// the secondary, and the facade holds no more goroutines afterwards than
+// after a quiet spell of the same writes. Not parallel: it counts the
+// process's goroutines.
+func TestAFlipStormUnderWriteLoadLosesNoWrite(t *testing.T) {
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", false, false)
+	dir := t.TempDir()
+	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL()}
+	path := writeFacadeConfig(t, dir, c)
+	r := startRun(t, "serve", "--config", path)
+	st := openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db"))
+
+	// writes sends PUTs of items 0 to 199 over 8 clients, round after
+	// round until stop is closed (at least one round), and returns how
+	// many it sent and how many the primary did not apply.
+	writes := func(round string, stop <-chan struct{}) (sent, failed int) {
+		var mu sync.Mutex
+		for n := 0; ; n++ {
+			runParallel(200, 8, func(i int) {
+				code, _, err := sendRequest("PUT", "http://"+r.public+"/items/"+strconv.Itoa(i), `{"round":"`+round+strconv.Itoa(n)+`"}`, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				if sent++; err != nil || code != http.StatusOK {
+					failed++
+				}
+			})
+			select {
+			case <-stop:
+				return sent, failed
+			default:
+			}
+		}
+	}
+	quietDone := make(chan struct{})
+	close(quietDone)
+	writes("quiet", quietDone)
+	waitDrained(t, st, 60*time.Second)
+	quiet := runtime.NumGoroutine()
+
+	stop := make(chan struct{})
+	type result struct{ sent, failed int }
+	wrote := make(chan result, 1)
+	go func() {
+		sent, failed := writes("storm", stop)
+		wrote <- result{sent, failed}
+	}()
+	flipped := 0
+	for i := range 100 {
+		mode := []string{"shadow", "legacy"}[i%2]
+		if code, body := tryFlip(t, r.admin, "get-item", map[string]any{"mode": mode, "reason": "storm", "force": true}); code == http.StatusOK {
+			flipped++
+		} else {
+			t.Errorf("flip %d: got %d %s, want 200", i, code, body)
+		}
+	}
+	close(stop)
+	w := <-wrote
+	t.Logf("%d flips while %d writes went through (%d not applied by the primary)", flipped, w.sent, w.failed)
+	if w.failed > 0 {
+		t.Errorf("%d of %d writes failed during the flips, want none", w.failed, w.sent)
+	}
+	waitDrained(t, st, 60*time.Second)
+	sameRecords(t, legacy, modern)
+	testkit.Eventually(t, 30*time.Second, "the goroutines settle back to the quiet spell's", func() bool {
+		return runtime.NumGoroutine() <= quiet+10
+	})
+	t.Logf("goroutines: %d after the quiet writes, %d after the storm", quiet, runtime.NumGoroutine())
+}

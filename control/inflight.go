@@ -1,0 +1,106 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"strangler/config"
+	"strangler/domain"
+)
+
+// InFlightError refuses a change of a route (a flip, a reloaded file)
+// that would send its writes straight to a backend which still has
+// dual writes of the route's to get from the journal: a later write to a
+// resource would reach it first, and the journaled one, delivered after,
+// would undo it there while the client saw both succeed. It is an
+// ErrConflict (409) for the admin API.
+type InFlightError struct {
+	// Routes names each route refused, as its field in the file
+	// (routes[2] (put-item)), with the backend it would overtake.
+	Routes []string
+}
+
+func (e *InFlightError) Error() string {
+	return strings.Join(e.Routes, "; ") + ": dual writes journaled under the route's primary are still on their way there " +
+		"(strangler repairs list --route NAME); change the route once they are delivered, or discard them"
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *InFlightError) Is(target error) bool { return target == ErrConflict }
+
+// inFlight checks the routes of the effective configuration cfg whose
+// writes go elsewhere than under prev against the journal's open writes,
+// and returns an *InFlightError if one would overtake its own journaled
+// writes. Routes that send writes where they did are not checked: a
+// change of other routes is no reason to refuse.
+func (f *Flags) inFlight(ctx context.Context, prev, cfg *config.Config) error {
+	var changed []int
+	for i := range cfg.Routes {
+		if !sameWrites(prev, &cfg.Routes[i]) {
+			changed = append(changed, i)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	open, err := f.store.OpenPrimaries(sctx)
+	if err != nil {
+		// Logged, not returned: it may name the store's host. The admin
+		// API says ErrUnavailable's own words, a reload this line.
+		f.log.Error("reading the journal's open writes failed, so a change of where routes send writes is refused", "error", err)
+		return fmt.Errorf("%w: the journal's open writes could not be read to check that no route overtakes them", ErrUnavailable)
+	}
+	var refused []string
+	for _, i := range changed {
+		r := &cfg.Routes[i]
+		for primary := range open[r.Name] {
+			if secondary := other(primary); writesTo(r, secondary) {
+				refused = append(refused, fmt.Sprintf("routes[%d] (%s) would send writes straight to %s", i, r.Name, secondary))
+				break
+			}
+		}
+	}
+	if len(refused) > 0 {
+		return &InFlightError{Routes: refused}
+	}
+	return nil
+}
+
+// sameWrites reports whether prev has a route named as r that sends
+// writes to the same backends.
+func sameWrites(prev *config.Config, r *config.Route) bool {
+	for i := range prev.Routes {
+		if p := &prev.Routes[i]; p.Name == r.Name {
+			return writesTo(p, domain.Legacy) == writesTo(r, domain.Legacy) && writesTo(p, domain.Modern) == writesTo(r, domain.Modern)
+		}
+	}
+	return false
+}
+
+// writesTo reports whether the route, as it is configured, sends a
+// client's write to backend b other than from the journal.
+func writesTo(r *config.Route, b domain.Backend) bool {
+	switch r.Mode {
+	case domain.ModeLegacy:
+		return b == domain.Legacy
+	case domain.ModeShadow, domain.ModeDualWrite:
+		return b == r.PrimaryBackend()
+	case domain.ModeFallback:
+		// Modern first; legacy for the clients outside the percent and
+		// for the writes modern provably never received.
+		return true
+	}
+	// modern: legacy keeps the clients outside the percent.
+	return b == domain.Modern || r.Percent != nil && *r.Percent < 100
+}
+
+// other is the backend that is not b.
+func other(b domain.Backend) domain.Backend {
+	if b == domain.Modern {
+		return domain.Legacy
+	}
+	return domain.Modern
+}
