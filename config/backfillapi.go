@@ -227,6 +227,9 @@ func (d *checker) validateAPI(b *Backfill) {
 		default:
 			first[canonical] = name
 		}
+		if bad := headerUnsafe(b.API.Headers[name]); bad != "" {
+			d.errorAt(at, "%s: every backfill request would fail or send another value", bad)
+		}
 	}
 	for _, field := range []string{"before", "after"} {
 		steps := b.Before

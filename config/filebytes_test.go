@@ -1,8 +1,14 @@
 package config_test
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"strangler/config"
+	"strangler/config/configfile"
 )
 
 // A value of a MiB or more on one line, where a short one belongs, was quoted
@@ -26,6 +32,44 @@ func TestALongValueIsShortenedInItsError(t *testing.T) {
 			}
 			if len(msg) > 400 || !strings.Contains(msg, "(1.0 MiB quoted, shortened)") {
 				t.Errorf("got a message of %d bytes: %.300s…, want one of at most 400 saying the value was 1.0 MiB", len(msg), msg)
+			}
+		})
+	}
+}
+
+// A token or header value from a file ending in a blank line, or from an
+// environment variable with a space at its end, passed every check, and
+// no request could ever present it (an HTTP header carries no line break,
+// and the white space at its ends is taken off): the admin API refused
+// its holder for good, every backfill request failed. It is refused at
+// load, without showing it.
+func TestAValueNoHeaderCanCarryIsRefused(t *testing.T) {
+	const secret = "SEKRETSEKRETSEKRET42"
+	dir := t.TempDir()
+	blank := filepath.Join(dir, "token")
+	if err := os.WriteFile(blank, []byte(secret+"\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backfill := "backfill:\n  source: mysql://u:p@db:3306/h\n" +
+		"  api:\n    url: \"http://modern:9090\"\n    headers:\n      Authorization: \"${HEADER}\"\n" +
+		"  tables:\n    - name: p\n      from: P\n      key: ID\n      target_api:\n        method: PUT\n        path: \"/p/{ID}\"\n" +
+		"        body:\n          legacy_id: ID\n"
+	for _, tc := range []struct {
+		name, yaml, value, field string
+	}{
+		{"a token file ending in a blank line", "admin:\n  tokens:\n    - { name: ops, role: admin, token: \"${file:" + blank + "}\" }\n", "", "admin.tokens[0].token"},
+		{"a token with a space at its end", "admin:\n  tokens:\n    - { name: ops, role: admin, token: \"${TOKEN}\" }\n", secret + " ", "admin.tokens[0].token"},
+		{"admin.token with a line break", "admin:\n  token: \"${TOKEN}\"\n", secret + "\n" + secret, "admin.token"},
+		{"a backfill header with a line break", backfill, "Bearer " + secret + "\nX-Other: 1", "backfill.api.headers.Authorization"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := configfile.Parse("c.yaml", []byte(hostileBackends+tc.yaml), testEnv(map[string]string{"TOKEN": tc.value, "HEADER": tc.value}))
+			var errs config.Errors
+			if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != tc.field {
+				t.Fatalf("got %v, want one error on %s", err, tc.field)
+			}
+			if strings.Contains(errs.Error(), "SEKRET") {
+				t.Errorf("the error shows the secret: %v", errs)
 			}
 		})
 	}

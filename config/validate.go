@@ -108,6 +108,22 @@ func (d *checker) validateRepairs(r Repairs) {
 // minTokenLength keeps admin tokens out of guessing range.
 const minTokenLength = 16
 
+// headerUnsafe says why an HTTP header cannot carry s as it is, or is "":
+// a line break cannot be sent at all, and white space at either end is
+// taken off by whoever reads the header. A token from a ${file:…} that
+// ends in a blank line, or an environment variable set with a space at
+// its end, passes every other check and is never matched. It never
+// quotes s: it is a secret.
+func headerUnsafe(s Secret) string {
+	switch {
+	case strings.ContainsAny(string(s), "\r\n"):
+		return "holds a line break, which an HTTP header cannot carry"
+	case strings.TrimSpace(string(s)) != string(s):
+		return "starts or ends with white space, which whoever reads an HTTP header takes off"
+	}
+	return ""
+}
+
 func (d *checker) validateAdmin(c *Config) {
 	names := map[string]bool{}
 	// A token value names one actor: two names sharing it would make the
@@ -137,14 +153,18 @@ func (d *checker) validateAdmin(c *Config) {
 			d.errorAt(at+".name", "duplicate token name %q", t.Name)
 		}
 		names[t.Name] = true
-		if len(t.Token) < minTokenLength {
+		if bad := headerUnsafe(t.Token); bad != "" {
+			d.errorAt(at+".token", "%s: no request could present it", bad)
+		} else if len(t.Token) < minTokenLength {
 			d.errorAt(at+".token", "is shorter than %d characters: too easy to guess", minTokenLength)
 		}
 		if t.Role == "" {
 			d.errorAt(at+".role", "is required: viewer (read only), operator (also flips) or admin (also repair bodies, retries and discards)")
 		}
 	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
+	if bad := headerUnsafe(c.Admin.Token); bad != "" {
+		d.errorAt("admin.token", "%s: no request could present it", bad)
+	} else if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
 		d.errorAt("admin.token", "is shorter than %d characters: too easy to guess", minTokenLength)
 	}
 	if len(c.Admin.AdminTokens()) == 0 && !isLoopback(c.Admin.Listen) {
