@@ -74,3 +74,20 @@ func TestAValueNoHeaderCanCarryIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// Two byte order marks at the start (a tool adding one to a file that had
+// one): yaml.v3 parsed the file without an error and wrongly, dropping
+// the first character of each line starting at column 1, so the routes'
+// - vanished and the two routes became one mapping, reported as errors
+// about keys the file does not hold. It is refused as what it is.
+func TestASecondByteOrderMarkIsRefused(t *testing.T) {
+	const bom = "\ufeff"
+	routes := "routes:\n- name: a\n  match: \"GET /a\"\n  mode: legacy\n- name: b\n  match: \"GET /b\"\n  mode: legacy\n"
+	if _, err := configfile.Parse("c.yaml", []byte(bom+hostileBackends+routes), testEnv(nil)); err != nil {
+		t.Fatalf("one byte order mark: %v", err)
+	}
+	errs := parseErrors(t, bom+bom+hostileBackends+routes)
+	if len(errs) != 1 || errs[0].Line != 1 || errs[0].Column != 2 || !strings.Contains(errs[0].Msg, "byte order mark") {
+		t.Errorf("got %v, want one error at 1:2 naming the byte order mark", errs)
+	}
+}

@@ -50,6 +50,10 @@ func Load(path string, env Env) (*config.Config, error) {
 // Parse is Load for a file already read; name is used in error messages and
 // to resolve relative ${file:…} paths.
 func Parse(name string, data []byte, env Env) (*config.Config, error) {
+	if line, column, ok := strayByteOrderMark(data); ok {
+		return nil, config.Errors{{File: name, Line: line, Column: column,
+			Msg: "a byte order mark, U+FEFF, past the start of the file (a tool added one to a file that had one, or two files were joined): remove it; YAML reads the file around it wrongly"}}
+	}
 	root, err := oneDocument(name, data)
 	if err != nil {
 		return nil, config.Errors{*err}
@@ -246,6 +250,28 @@ func unreadable(data []byte) (line, column int, ok bool) {
 		data = data[size:]
 	}
 	return 0, 0, false
+}
+
+// strayByteOrderMark finds a byte order mark in UTF-8 data other than one
+// as its first character. yaml.v3 parses a second one right after the
+// first without an error, and wrongly: it drops the first character of
+// every line that starts at column 1, so a list's - vanish and its items
+// become one mapping. Elsewhere it would be part of a key or a value.
+func strayByteOrderMark(data []byte) (line, column int, ok bool) {
+	const bom = "\uFEFF"
+	rest := bytes.TrimPrefix(data, []byte(bom))
+	i := bytes.Index(rest, []byte(bom))
+	if i < 0 {
+		return 0, 0, false
+	}
+	before := rest[:i]
+	line = bytes.Count(before, []byte("\n")) + 1
+	if nl := bytes.LastIndexByte(before, '\n'); nl >= 0 {
+		before = before[nl+1:]
+	} else if len(rest) < len(data) {
+		column = 1 // the first one
+	}
+	return line, column + utf8.RuneCount(before) + 1, true
 }
 
 // printable is YAML 1.2's c-printable, as yaml.v3's reader checks it.
