@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,5 +90,43 @@ func TestASecondByteOrderMarkIsRefused(t *testing.T) {
 	errs := parseErrors(t, bom+bom+hostileBackends+routes)
 	if len(errs) != 1 || errs[0].Line != 1 || errs[0].Column != 2 || !strings.Contains(errs[0].Msg, "byte order mark") {
 		t.Errorf("got %v, want one error at 1:2 naming the byte order mark", errs)
+	}
+}
+
+// A file saved as UTF-16 without a byte order mark, or as UTF-32, was
+// refused as "control characters are not allowed" at 1:1 or 1:2, where
+// an editor shows none. It is named for what it is; UTF-16 with its byte
+// order mark is read.
+func TestAWideEncodingIsNamed(t *testing.T) {
+	text := hostileBackends + "routes:\n  - { name: a, match: \"GET /a\", mode: legacy }\n"
+	utf16 := func(bom bool, big bool) []byte {
+		var b []byte
+		if bom {
+			b = append(b, 0xFF, 0xFE)
+			if big {
+				b[0], b[1] = 0xFE, 0xFF
+			}
+		}
+		for _, r := range text {
+			if big {
+				b = append(b, 0, byte(r))
+			} else {
+				b = append(b, byte(r), 0)
+			}
+		}
+		return b
+	}
+	utf32 := append([]byte{0xFF, 0xFE, 0, 0}, bytes.Join(bytes.SplitAfter([]byte(text), nil), []byte{0, 0, 0})...)
+	for _, big := range []bool{false, true} {
+		if _, err := configfile.Parse("c.yaml", utf16(true, big), testEnv(nil)); err != nil {
+			t.Errorf("UTF-16 with its byte order mark (big endian %v): %v", big, err)
+		}
+	}
+	for name, data := range map[string][]byte{"UTF-16LE": utf16(false, false), "UTF-16BE": utf16(false, true), "UTF-32LE": utf32} {
+		_, err := configfile.Parse("c.yaml", data, testEnv(nil))
+		var errs config.Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Msg, "save it as UTF-8") {
+			t.Errorf("%s: got %v, want one error saying to save the file as UTF-8", name, err)
+		}
 	}
 }

@@ -50,6 +50,10 @@ func Load(path string, env Env) (*config.Config, error) {
 // Parse is Load for a file already read; name is used in error messages and
 // to resolve relative ${file:…} paths.
 func Parse(name string, data []byte, env Env) (*config.Config, error) {
+	if wide(data) {
+		return nil, config.Errors{{File: name, Line: 1, Column: 1,
+			Msg: "the file is UTF-16 without a byte order mark, or UTF-32: save it as UTF-8"}}
+	}
 	if line, column, ok := strayByteOrderMark(data); ok {
 		return nil, config.Errors{{File: name, Line: line, Column: column,
 			Msg: "a byte order mark, U+FEFF, past the start of the file (a tool added one to a file that had one, or two files were joined): remove it; YAML reads the file around it wrongly"}}
@@ -250,6 +254,21 @@ func unreadable(data []byte) (line, column int, ok bool) {
 		data = data[size:]
 	}
 	return 0, 0, false
+}
+
+// wide reports whether data is text in UTF-32, or in UTF-16 without a
+// byte order mark: yaml.v3 reads neither, and refuses the first NUL byte
+// as "control characters are not allowed", where an editor shows none.
+// (UTF-16 with its byte order mark, as Windows tools save it, is read.)
+func wide(data []byte) bool {
+	head := data[:min(len(data), 4)]
+	switch {
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE, 0, 0}), bytes.HasPrefix(head, []byte{0, 0, 0xFE, 0xFF}):
+		return true
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		return false
+	}
+	return bytes.IndexByte(head, 0) >= 0
 }
 
 // strayByteOrderMark finds a byte order mark in UTF-8 data other than one
