@@ -23,16 +23,18 @@ type Error struct {
 }
 
 func (e Error) Error() string {
-	loc := e.File
+	// The file's name, a field's path (a column's name) and a message
+	// (a ${file:…} path it quotes) hold what the file wrote, escapes
+	// such as "\e[2J\n" included: written as they are, they would act on
+	// the terminal showing them, or break the line in two.
+	loc := human.Printable(e.File, false)
 	if e.Line > 0 {
-		loc = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
+		loc = fmt.Sprintf("%s:%d:%d", loc, e.Line, e.Column)
 	}
-	msg := shortenQuoted(e.Msg)
+	msg := human.Printable(shortenQuoted(e.Msg), false)
 	if e.Field == "" {
 		return loc + ": " + msg
 	}
-	// A field's path holds the file's keys (a column's name), which may
-	// hold a newline: written as it is, it would break the line in two.
 	return loc + ": " + human.Printable(e.Field, false) + ": " + msg
 }
 
@@ -81,7 +83,7 @@ func (es Errors) Error() string {
 	lines := make([]string, 0, min(len(es), maxShown+1))
 	for i, e := range es {
 		if i == maxShown {
-			lines = append(lines, fmt.Sprintf("%s: and %d more errors", e.File, len(es)-maxShown))
+			lines = append(lines, fmt.Sprintf("%s: and %d more errors", human.Printable(e.File, false), len(es)-maxShown))
 			break
 		}
 		lines = append(lines, e.Error())

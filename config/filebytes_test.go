@@ -130,3 +130,16 @@ func TestAWideEncodingIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// A message quoting what the file wrote, such as the path of a ${file:…}
+// written with escapes ("\e[2J", "\n"), printed the ESC and the line
+// break as they were: the terminal running config check acted on the
+// one, and the other broke the error in two lines.
+func TestAnErrorIsOneLineThatDoesNothing(t *testing.T) {
+	y := hostileBackends + "admin:\n  token: \"${file:/nonexistent/\\e[2J\\nc.yaml:1:1: fine}\"\n"
+	errs := parseErrors(t, y)
+	shown := errs.Error()
+	if len(errs) != 1 || errs[0].Field != "admin.token" || strings.ContainsAny(shown, "\x1b\n") {
+		t.Errorf("got %q, want one line on admin.token without ESC", shown)
+	}
+}
