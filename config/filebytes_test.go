@@ -143,3 +143,13 @@ func TestAnErrorIsOneLineThatDoesNothing(t *testing.T) {
 		t.Errorf("got %q, want one line on admin.token without ESC", shown)
 	}
 }
+
+// An alias to an anchor that is not written before it (a typo, or the
+// anchor below its use) was placed at 1:1: yaml.v3 says no line for it.
+// It is placed at the alias.
+func TestAnAliasToNoAnchorIsPlaced(t *testing.T) {
+	errs := parseErrors(t, hostileBackends+"routes:\n  - &r { name: a, match: \"GET /a\", mode: legacy }\n  - *rr\n  - *r\n")
+	if len(errs) != 1 || errs[0].Line != 6 || errs[0].Column != 5 || !strings.Contains(errs[0].Msg, "unknown anchor 'rr'") {
+		t.Errorf("got %v, want one error at 6:5 on the alias *rr", errs)
+	}
+}

@@ -136,6 +136,9 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		if column, ok := tabAt(data, e.Line); ok && e.Msg == "found character that cannot start any token" {
 			e.Column, e.Msg = column, "a tab, where YAML takes spaces only: indent with spaces"
 		}
+	} else if m := unknownAnchor.FindStringSubmatch(e.Msg); m != nil {
+		e.Line, e.Column = aliasAt(data, m[1])
+		e.Msg = strings.TrimPrefix(m[0], "yaml: ") + "; an alias (*" + m[1] + ") stands for an anchor (&" + m[1] + ") written before it"
 	} else if line, column, ok := unreadable(data); ok {
 		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
 	} else {
@@ -144,6 +147,30 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// unknownAnchor is yaml.v3's error for an alias to no anchor before it,
+// which says no line.
+var unknownAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+
+// aliasAt is the line and column of the first alias to name in data, or
+// 1, 1 when none is found.
+func aliasAt(data []byte, name string) (line, column int) {
+	alias := []byte("*" + name)
+	for i := 0; ; {
+		at := bytes.Index(data[i:], alias)
+		if at < 0 {
+			return 1, 1
+		}
+		at += i
+		end := at + len(alias)
+		if end == len(data) || bytes.IndexByte([]byte(" \t\r\n,]}"), data[end]) >= 0 {
+			before := data[:at]
+			line = bytes.Count(before, []byte("\n")) + 1
+			return line, utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+		}
+		i = end
+	}
 }
 
 // tabAt is the column of a tab in the indentation of line of data (after
