@@ -153,3 +153,19 @@ func TestAnAliasToNoAnchorIsPlaced(t *testing.T) {
 		t.Errorf("got %v, want one error at 6:5 on the alias *rr", errs)
 	}
 }
+
+// An alias inside the value of its own anchor (a mapping merging itself)
+// was decoded over and over until the bound on values, then blamed on
+// "aliases and merge keys" at large. It is refused at the alias as what
+// it is.
+func TestAnAliasInsideItsOwnAnchorIsNamed(t *testing.T) {
+	for _, y := range []string{
+		"routes:\n  - &r { name: a, match: \"GET /a\", mode: legacy, <<: *r }\n",
+		"routes: &r\n  - *r\n",
+	} {
+		errs := parseErrors(t, hostileBackends+y)
+		if len(errs) != 1 || errs[0].Line != 5 || !strings.Contains(errs[0].Msg, "the alias *r stands inside the value of its own anchor &r") {
+			t.Errorf("%q: got %v, want one error at line 5 naming the alias *r", y, errs)
+		}
+	}
+}
