@@ -169,3 +169,21 @@ func TestAnAliasInsideItsOwnAnchorIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// Placeholders do not nest: ${A:-${B}} ended at the first }, so with A
+// unset an admin token was the literal text "${B}", which anyone reading
+// the file knows, and config check said ok. It is refused whatever the
+// environment holds.
+func TestANestedPlaceholderIsRefused(t *testing.T) {
+	y := hostileBackends + "admin:\n  tokens:\n    - { name: ops, role: admin, token: \"${OPS_TOKEN:-${ADMIN_FALLBACK_TOKEN}}\" }\n"
+	for _, env := range []map[string]string{
+		{"ADMIN_FALLBACK_TOKEN": "abcdefabcdefabcdefabcdef"},
+		{"OPS_TOKEN": "abcdefabcdefabcdefabcdef"},
+	} {
+		_, err := configfile.Parse("c.yaml", []byte(y), testEnv(env))
+		var errs config.Errors
+		if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != "admin.tokens[0].token" || !strings.Contains(errs[0].Msg, "do not nest") {
+			t.Errorf("with %v: got %v, want one error on admin.tokens[0].token saying placeholders do not nest", env, err)
+		}
+	}
+}

@@ -72,6 +72,12 @@ func (x *expander) expand(s string) (string, error) {
 		if end < 0 {
 			return "", fmt.Errorf("placeholder %q is not closed with }", s[i:])
 		}
+		if strings.Contains(s[i+2:i+end], "${") {
+			// ${A:-${B}} would end at the first }: A's default the
+			// text "${B" and a } after it, so a token read as the
+			// literal "${B}", which anyone reading the file knows.
+			return "", fmt.Errorf("placeholder %q holds another; placeholders do not nest: write ${VAR}, ${VAR:-text} or ${file:/path}", s[i:])
+		}
 		v, err := x.resolve(s[i+2 : i+end])
 		if err != nil {
 			return "", err
