@@ -187,3 +187,20 @@ func TestANestedPlaceholderIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A value written $VAR, as a shell or Compose would expand it, was the
+// text "$VAR": an admin token known to anyone reading the file, accepted
+// by config check. It is refused; $$VAR is the text.
+func TestABareVariableIsRefused(t *testing.T) {
+	const head = hostileBackends + "admin:\n  tokens:\n    - { name: ops, role: admin, token: "
+	env := testEnv(map[string]string{"ADMIN_API_TOKEN_PROD": "abcdefabcdefabcdefabcdef"})
+	_, err := configfile.Parse("c.yaml", []byte(head+"$ADMIN_API_TOKEN_PROD }\n"), env)
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || errs[0].Field != "admin.tokens[0].token" || !strings.Contains(errs[0].Msg, "write ${ADMIN_API_TOKEN_PROD}") {
+		t.Errorf("got %v, want one error on admin.tokens[0].token saying to write ${ADMIN_API_TOKEN_PROD}", err)
+	}
+	cfg, err := configfile.Parse("c.yaml", []byte(head+"$$ADMIN_API_TOKEN_PROD }\n"), env)
+	if err != nil || cfg.Admin.Tokens[0].Token != "$ADMIN_API_TOKEN_PROD" {
+		t.Errorf("$$ADMIN_API_TOKEN_PROD: got %v, want the text $ADMIN_API_TOKEN_PROD", err)
+	}
+}

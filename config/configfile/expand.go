@@ -46,6 +46,12 @@ func (x *expander) expand(s string) (string, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil
 	}
+	if name, ok := strings.CutPrefix(s, "$"); ok && config.IsParamName(name) {
+		// A shell's or Compose's $VAR is not expanded here: the value
+		// would be the text "$OPS_TOKEN", an admin token known to
+		// anyone reading the file.
+		return "", fmt.Errorf("is the text %s, which is not expanded: write ${%s} for the variable, or $%s for the text", s, name, s)
+	}
 	if x.produced > maxExpanded {
 		return "", errPastBound
 	}
