@@ -74,6 +74,11 @@ func TestAValueNoHeaderCanCarryIsRefused(t *testing.T) {
 			}
 		})
 	}
+	// A header value's white space at its ends is sent trimmed, as a
+	// server would read it anyway.
+	if _, err := configfile.Parse("c.yaml", []byte(hostileBackends+backfill), testEnv(map[string]string{"HEADER": "Bearer " + secret + " "})); err != nil {
+		t.Errorf("a backfill header with a space at its end: %v", err)
+	}
 }
 
 // Two byte order marks at the start (a tool adding one to a file that had
