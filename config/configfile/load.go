@@ -56,7 +56,7 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 	}
 	if line, ok := overItems(data); ok {
 		return nil, config.Errors{{File: name, Line: line, Column: 1,
-			Msg: fmt.Sprintf("more than %d lines and commas by this line: a configuration holds at most %d values, about 20 a route", maxItems, maxValues)}}
+			Msg: fmt.Sprintf("more than %d places where a value starts (lines, commas, brackets, list dashes) by this line: a configuration holds at most %d values, about 20 a route", maxItems, maxValues)}}
 	}
 	if line, column, ok := strayByteOrderMark(data); ok {
 		return nil, config.Errors{{File: name, Line: line, Column: column,
@@ -302,15 +302,18 @@ func wide(data []byte) bool {
 	return bytes.IndexByte(head, 0) >= 0
 }
 
-// maxItems bounds the lines (other than blank and comment lines) and the
-// commas of a file, counted before YAML reads it. yaml.v3 builds a node
-// for every value before decoding counts them (maxValues), some 500 bytes
-// each: 4 MiB of "a," took 500 MB and 2 s, and 4 MiB of keys in braces
-// 700 MB and 8 s, in a running facade on a reload. A value takes at
-// least a line or a comma, so a file within maxValues is well within.
+// maxItems bounds the places a value may start in a file (commas, [
+// and {, list dashes "- " and "? ", and a line holding none of them
+// unless blank or a comment), counted before YAML reads it. yaml.v3 builds a node
+// for every value before decoding counts them (maxValues), some 200 to
+// 500 bytes each: 4 MiB of "a," took 500 MB and 2 s, of keys in braces
+// 700 MB and 8 s, of "- - - …" or "[[[…]]]" 400 MB, in a running facade
+// on a reload. Each value starts at one such place, so a file within
+// maxValues is well within.
 const maxItems = 2 * maxValues
 
-// overItems reports the line by which data holds more than maxItems.
+// overItems reports the line by which data holds more than maxItems
+// places a value may start.
 func overItems(data []byte) (line int, over bool) {
 	items := 0
 	for line = 1; len(data) > 0; line++ {
@@ -320,10 +323,16 @@ func overItems(data []byte) (line int, over bool) {
 		} else {
 			data = nil
 		}
-		if t := bytes.TrimSpace(l); len(t) > 0 && t[0] != '#' {
-			items++
+		marks := bytes.Count(l, []byte("- ")) + bytes.Count(l, []byte("? "))
+		for _, c := range l {
+			if c == ',' || c == '[' || c == '{' {
+				marks++
+			}
 		}
-		if items += bytes.Count(l, []byte(",")); items > maxItems {
+		if t := bytes.TrimSpace(l); marks == 0 && len(t) > 0 && t[0] != '#' {
+			marks = 1 // a line of its own: key: value
+		}
+		if items += marks; items > maxItems {
 			return line, true
 		}
 	}
