@@ -227,6 +227,11 @@ func (d *checker) validateAPI(b *Backfill) {
 		default:
 			first[canonical] = name
 		}
+		if strings.Contains(string(b.API.Headers[name]), "\n") {
+			// The client refuses to send it (white space at its ends it
+			// sends trimmed, as a server would read it anyway).
+			d.errorAt(at, "holds a line break, which an HTTP header cannot carry: every backfill request would fail")
+		}
 	}
 	for _, field := range []string{"before", "after"} {
 		steps := b.Before

@@ -217,7 +217,8 @@ func TestValuesAndKeysHoldNoControlCharacters(t *testing.T) {
 	}
 	// Newlines and tabs are what a multi-line value (a backfill query)
 	// holds.
-	y := hostileBackends + "admin:\n  token: \"" + secret + "\\t\\n\"\n"
+	y := hostileBackends + "backfill:\n  source: mysql://u:p@db:3306/h\n  target: postgres://u:p@db:5432/m\n" +
+		"  tables:\n    - { name: p, key: ID, to: p, target_key: id, columns: { id: ID }, query: \"SELECT *\\tFROM P\\nWHERE 1\" }\n"
 	if _, err := configfile.Parse("c.yaml", []byte(y), testEnv(nil)); err != nil {
 		t.Errorf("a tab and a newline in a value: %v", err)
 	}

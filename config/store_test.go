@@ -90,6 +90,7 @@ func TestAStoreTheFacadeCannotOpenIsAnError(t *testing.T) {
 		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=/dev/zero\"\n", "store", "sslrootcert: /dev/zero is a device"},
 		{"store: \"postgres://u:s3cr3t-pw@db/state?sslmode=verify-full&sslrootcert=" + dir + "/none.pem\"\n", "store", "unable to read CA file"},
 		{"store: \"sqlite:" + dir + "/state.db?sync=ful\"\n", "store", `unknown option "sync=ful"; the only one is sync=full`},
+		{"store: \"sqlite:" + dir + "/state.db?sync=full&_auth_pass=s3cr3t-pw\"\n", "store", `unknown option "sync=full&_auth_pass=…"`},
 		{"store: \"sqlite:" + dir + "/a#b.db\"\n", "store", "must not contain #"},
 		{"store: \"sqlite:" + dir + "\"\n", "store", dir + " is a directory: want a regular file"},
 		{"store: \"sqlite:/dev/zero\"\n", "store", "/dev/zero is a device"},

@@ -108,6 +108,22 @@ func (d *checker) validateRepairs(r Repairs) {
 // minTokenLength keeps admin tokens out of guessing range.
 const minTokenLength = 16
 
+// tokenUnsafe says why no request could present the admin token s, or
+// is "": an HTTP header cannot carry a line break, and the white space
+// at either end of one is taken off before the token is compared. A
+// token from a ${file:…} that ends in a blank line, or an environment
+// variable set with a space at its end, passes every other check and is
+// never matched. It never quotes s: it is a secret.
+func tokenUnsafe(s Secret) string {
+	switch {
+	case strings.Contains(string(s), "\n"):
+		return "holds a line break, which an HTTP header cannot carry"
+	case strings.TrimSpace(string(s)) != string(s):
+		return "starts or ends with white space, which is taken off what a request presents"
+	}
+	return ""
+}
+
 func (d *checker) validateAdmin(c *Config) {
 	names := map[string]bool{}
 	// A token value names one actor: two names sharing it would make the
@@ -137,14 +153,18 @@ func (d *checker) validateAdmin(c *Config) {
 			d.errorAt(at+".name", "duplicate token name %q", t.Name)
 		}
 		names[t.Name] = true
-		if len(t.Token) < minTokenLength {
+		if bad := tokenUnsafe(t.Token); bad != "" {
+			d.errorAt(at+".token", "%s: no request could present it", bad)
+		} else if len(t.Token) < minTokenLength {
 			d.errorAt(at+".token", "is shorter than %d characters: too easy to guess", minTokenLength)
 		}
 		if t.Role == "" {
 			d.errorAt(at+".role", "is required: viewer (read only), operator (also flips) or admin (also repair bodies, retries and discards)")
 		}
 	}
-	if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
+	if bad := tokenUnsafe(c.Admin.Token); bad != "" {
+		d.errorAt("admin.token", "%s: no request could present it", bad)
+	} else if c.Admin.Token != "" && len(c.Admin.Token) < minTokenLength {
 		d.errorAt("admin.token", "is shorter than %d characters: too easy to guess", minTokenLength)
 	}
 	if len(c.Admin.AdminTokens()) == 0 && !isLoopback(c.Admin.Listen) {

@@ -159,8 +159,21 @@ func (r *reloader) look(w *watch, hup bool) {
 // sources, still hold what they held at the looks before (fp), and
 // reports whether it did, or whether they had changed.
 func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) (applied, changed bool) {
-	cfg, err := configfile.Load(r.path, r.env)
-	if fingerprint(sources) != fp {
+	// What the load itself read is compared, not the files after it: a
+	// writer rewriting a file in place with what it held (a configuration
+	// agent on its round) leaves it as it was before and after the load,
+	// and the load read it half written in between.
+	read := map[string][]byte{}
+	env := r.env
+	env.ReadFile = func(path string, limit int64) ([]byte, error) {
+		b, err := r.env.ReadFile(path, limit)
+		if err == nil {
+			read[path] = b
+		}
+		return b, err
+	}
+	cfg, err := configfile.Load(r.path, env)
+	if fingerprintRead(sources, read) != fp {
 		return false, true
 	}
 	if err == nil {
@@ -218,10 +231,18 @@ func sameTLS(a, b *config.TLS) bool {
 }
 
 // fingerprint summarises the contents of files, so any edit is noticed.
-func fingerprint(paths []string) [sha256.Size]byte {
+func fingerprint(paths []string) [sha256.Size]byte { return fingerprintRead(paths, nil) }
+
+// fingerprintRead is fingerprint of the files as read holds them, and of
+// those it does not hold as they are now.
+func fingerprintRead(paths []string, read map[string][]byte) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range paths {
-		b, err := filecap.Read(p, filecap.Limit)
+		b, ok := read[p]
+		var err error
+		if !ok {
+			b, err = filecap.Read(p, filecap.Limit)
+		}
 		if err != nil {
 			h.Write([]byte("missing:" + p))
 			continue

@@ -41,7 +41,32 @@ type decoder struct {
 	// aliased says an alias or a merge key was met, for the message
 	// when values passes maxValues.
 	aliased bool
+	// open holds the anchored nodes being decoded: an alias to one of
+	// them stands inside its anchor's own value.
+	open map[*yaml.Node]bool
 }
+
+// enter opens the anchored node n, which at (an alias to it, or n) stands
+// for, and reports whether it was not open already. An alias inside its
+// own anchor's value (&a {<<: *a}) would stand for itself for ever: it is
+// refused as that, not decoded until maxValues.
+func (d *decoder) enter(n, at *yaml.Node, path string) bool {
+	if n.Anchor == "" {
+		return true
+	}
+	if d.open[n] {
+		d.errorf(at, path, "the alias *%s stands inside the value of its own anchor &%s (line %d), so for itself for ever", n.Anchor, n.Anchor, n.Line)
+		return false
+	}
+	if d.open == nil {
+		d.open = map[*yaml.Node]bool{}
+	}
+	d.open[n] = true
+	return true
+}
+
+// leave closes what enter opened.
+func (d *decoder) leave(n *yaml.Node) { delete(d.open, n) }
 
 // maxValues bounds how many values one file decodes to once its aliases
 // and merge keys are expanded: each alias costs a few bytes and may stand
@@ -93,9 +118,14 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 }
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	at := n
 	if n.Kind == yaml.AliasNode {
 		n, d.aliased = n.Alias, true
 	}
+	if !d.enter(n, at, path) {
+		return
+	}
+	defer d.leave(n)
 	if !d.budget(n, path) {
 		return
 	}
@@ -317,10 +347,11 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if m := d.mergeKey(n, path); m != nil {
 		d.aliased = true
 		for _, m := range slices.Backward(mergedMappings(m)) {
-			if !d.budget(m, path) {
+			if !d.budget(m, path) || !d.enter(m, m, path) {
 				return
 			}
 			d.decodeMap(m, v, path)
+			d.leave(m)
 		}
 	}
 	seen := map[string]*yaml.Node{}
@@ -389,12 +420,14 @@ func mergedMappings(n *yaml.Node) []*yaml.Node {
 // and other YAML tools read it, so they are applied last to first.
 func (d *decoder) merge(n *yaml.Node, v reflect.Value, path string) {
 	d.aliased = true
+	at := n
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if !d.budget(n, path) {
+	if !d.budget(n, path) || !d.enter(n, at, path) {
 		return
 	}
+	defer d.leave(n)
 	if n.Kind == yaml.SequenceNode {
 		for _, m := range slices.Backward(n.Content) {
 			d.merge(m, v, path)

@@ -46,6 +46,12 @@ func (x *expander) expand(s string) (string, error) {
 	if !strings.Contains(s, "$") {
 		return s, nil
 	}
+	if name, ok := strings.CutPrefix(s, "$"); ok && config.IsParamName(name) {
+		// A shell's or Compose's $VAR is not expanded here: the value
+		// would be the text "$OPS_TOKEN", an admin token known to
+		// anyone reading the file.
+		return "", fmt.Errorf("is the text %s, which is not expanded: write ${%s} for the variable, or $%s for the text", s, name, s)
+	}
 	if x.produced > maxExpanded {
 		return "", errPastBound
 	}
@@ -71,6 +77,12 @@ func (x *expander) expand(s string) (string, error) {
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
 			return "", fmt.Errorf("placeholder %q is not closed with }", s[i:])
+		}
+		if strings.Contains(s[i+2:i+end], "${") {
+			// ${A:-${B}} would end at the first }: A's default the
+			// text "${B" and a } after it, so a token read as the
+			// literal "${B}", which anyone reading the file knows.
+			return "", fmt.Errorf("placeholder %q holds another; placeholders do not nest: write ${VAR}, ${VAR:-text} or ${file:/path}", s[i:])
 		}
 		v, err := x.resolve(s[i+2 : i+end])
 		if err != nil {

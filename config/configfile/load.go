@@ -50,6 +50,18 @@ func Load(path string, env Env) (*config.Config, error) {
 // Parse is Load for a file already read; name is used in error messages and
 // to resolve relative ${file:…} paths.
 func Parse(name string, data []byte, env Env) (*config.Config, error) {
+	if wide(data) {
+		return nil, config.Errors{{File: name, Line: 1, Column: 1,
+			Msg: "the file is UTF-16 without a byte order mark, or UTF-32: save it as UTF-8"}}
+	}
+	if line, ok := overItems(data); ok {
+		return nil, config.Errors{{File: name, Line: line, Column: 1,
+			Msg: fmt.Sprintf("more than %d places where a value starts (lines, commas, brackets, list dashes) by this line: a configuration holds at most %d values, about 20 a route", maxItems, maxValues)}}
+	}
+	if line, column, ok := strayByteOrderMark(data); ok {
+		return nil, config.Errors{{File: name, Line: line, Column: column,
+			Msg: "a byte order mark, U+FEFF, past the start of the file (a tool added one to a file that had one, or two files were joined): remove it; YAML reads the file around it wrongly"}}
+	}
 	root, err := oneDocument(name, data)
 	if err != nil {
 		return nil, config.Errors{*err}
@@ -128,6 +140,9 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		if column, ok := tabAt(data, e.Line); ok && e.Msg == "found character that cannot start any token" {
 			e.Column, e.Msg = column, "a tab, where YAML takes spaces only: indent with spaces"
 		}
+	} else if m := unknownAnchor.FindStringSubmatch(e.Msg); m != nil {
+		e.Line, e.Column = aliasAt(data, m[1])
+		e.Msg = strings.TrimPrefix(m[0], "yaml: ") + "; an alias (*" + m[1] + ") stands for an anchor (&" + m[1] + ") written before it"
 	} else if line, column, ok := unreadable(data); ok {
 		e.Line, e.Column, e.Msg = line, column, strings.TrimPrefix(e.Msg, "yaml: ")
 	} else {
@@ -136,6 +151,30 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// unknownAnchor is yaml.v3's error for an alias to no anchor before it,
+// which says no line.
+var unknownAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+
+// aliasAt is the line and column of the first alias to name in data, or
+// 1, 1 when none is found.
+func aliasAt(data []byte, name string) (line, column int) {
+	alias := []byte("*" + name)
+	for i := 0; ; {
+		at := bytes.Index(data[i:], alias)
+		if at < 0 {
+			return 1, 1
+		}
+		at += i
+		end := at + len(alias)
+		if end == len(data) || bytes.IndexByte([]byte(" \t\r\n,]}"), data[end]) >= 0 {
+			before := data[:at]
+			line = bytes.Count(before, []byte("\n")) + 1
+			return line, utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+		}
+		i = end
+	}
 }
 
 // tabAt is the column of a tab in the indentation of line of data (after
@@ -246,6 +285,80 @@ func unreadable(data []byte) (line, column int, ok bool) {
 		data = data[size:]
 	}
 	return 0, 0, false
+}
+
+// wide reports whether data is text in UTF-32, or in UTF-16 without a
+// byte order mark: yaml.v3 reads neither, and refuses the first NUL byte
+// as "control characters are not allowed", where an editor shows none.
+// (UTF-16 with its byte order mark, as Windows tools save it, is read.)
+func wide(data []byte) bool {
+	head := data[:min(len(data), 4)]
+	switch {
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE, 0, 0}), bytes.HasPrefix(head, []byte{0, 0, 0xFE, 0xFF}):
+		return true
+	case bytes.HasPrefix(head, []byte{0xFF, 0xFE}), bytes.HasPrefix(head, []byte{0xFE, 0xFF}):
+		return false
+	}
+	return bytes.IndexByte(head, 0) >= 0
+}
+
+// maxItems bounds the places a value may start in a file (commas, [
+// and {, list dashes "- " and "? ", and a line holding none of them
+// unless blank or a comment), counted before YAML reads it. yaml.v3 builds a node
+// for every value before decoding counts them (maxValues), some 200 to
+// 500 bytes each: 4 MiB of "a," took 500 MB and 2 s, of keys in braces
+// 700 MB and 8 s, of "- - - …" or "[[[…]]]" 400 MB, in a running facade
+// on a reload. Each value starts at one such place, so a file within
+// maxValues is well within.
+const maxItems = 2 * maxValues
+
+// overItems reports the line by which data holds more than maxItems
+// places a value may start.
+func overItems(data []byte) (line int, over bool) {
+	items := 0
+	for line = 1; len(data) > 0; line++ {
+		l := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		marks := bytes.Count(l, []byte("- ")) + bytes.Count(l, []byte("? "))
+		for _, c := range l {
+			if c == ',' || c == '[' || c == '{' {
+				marks++
+			}
+		}
+		if t := bytes.TrimSpace(l); marks == 0 && len(t) > 0 && t[0] != '#' {
+			marks = 1 // a line of its own: key: value
+		}
+		if items += marks; items > maxItems {
+			return line, true
+		}
+	}
+	return 0, false
+}
+
+// strayByteOrderMark finds a byte order mark in UTF-8 data other than one
+// as its first character. yaml.v3 parses a second one right after the
+// first without an error, and wrongly: it drops the first character of
+// every line that starts at column 1, so a list's - vanish and its items
+// become one mapping. Elsewhere it would be part of a key or a value.
+func strayByteOrderMark(data []byte) (line, column int, ok bool) {
+	const bom = "\uFEFF"
+	rest := bytes.TrimPrefix(data, []byte(bom))
+	i := bytes.Index(rest, []byte(bom))
+	if i < 0 {
+		return 0, 0, false
+	}
+	before := rest[:i]
+	line = bytes.Count(before, []byte("\n")) + 1
+	if nl := bytes.LastIndexByte(before, '\n'); nl >= 0 {
+		before = before[nl+1:]
+	} else if len(rest) < len(data) {
+		column = 1 // the first one
+	}
+	return line, column + utf8.RuneCount(before) + 1, true
 }
 
 // printable is YAML 1.2's c-printable, as yaml.v3's reader checks it.

@@ -30,7 +30,7 @@ func SQLiteSync(path, options string) (sync string, err error) {
 	case "sync=full":
 		sync = "FULL"
 	default:
-		return "", fmt.Errorf("unknown option %q; the only one is sync=full", options)
+		return "", fmt.Errorf("unknown option %q; the only one is sync=full", shownOptions(options))
 	}
 	if path == "" {
 		return "", fmt.Errorf("no file named; write sqlite:./strangler.db")
@@ -39,4 +39,17 @@ func SQLiteSync(path, options string) (sync string, err error) {
 		return "", fmt.Errorf("file name %q must not contain #", path)
 	}
 	return sync, nil
+}
+
+// shownOptions is options as a message shows them: the values of options
+// other than sync left out, since other SQLite drivers take a password
+// there (_auth_pass, _pragma_key) and someone used to them may write one.
+func shownOptions(options string) string {
+	parts := strings.Split(options, "&")
+	for i, o := range parts {
+		if name, _, ok := strings.Cut(o, "="); ok && name != "sync" {
+			parts[i] = name + "=…"
+		}
+	}
+	return strings.Join(parts, "&")
 }
