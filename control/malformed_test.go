@@ -132,6 +132,8 @@ func TestARepairThatDoesNotExistIsNamedInTheAPIsWords(t *testing.T) {
 		{"a read of its body", "GET", "/admin/repairs/w-404?body=1", "", "no such repair"},
 		{"a read by an id that is not UTF-8", "GET", "/admin/repairs/%ff%fe", "", "no such repair"},
 		{"a retry", "POST", "/admin/repairs/w-404/retry", `{"reason":"go"}`, "no such repair"},
+		{"a stop of its resends", "POST", "/admin/repairs/w-404/stop", `{"reason":"go"}`, "no such repair"},
+		{"a stop by an id that is not UTF-8", "POST", "/admin/repairs/%ff%fe/stop", `{"reason":"go"}`, "no such repair"},
 		{"a discard", "DELETE", "/admin/repairs/w-404", `{"reason":"go"}`, "no such repair"},
 		{"a page after it", "GET", "/admin/repairs?before_id=w-404", "", "before_id names no journaled write"},
 	} {

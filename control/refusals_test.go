@@ -188,6 +188,7 @@ func TestEveryBodyIsReadStrictly(t *testing.T) {
 		{"PATCH", "/admin/routes/get-patient"},
 		{"POST", "/admin/routes/get-patient/force-token"},
 		{"POST", "/admin/repairs/w-1/retry"},
+		{"POST", "/admin/repairs/w-1/stop"},
 		{"DELETE", "/admin/repairs/w-1"},
 		{"POST", "/admin/changes/1/approve"},
 		{"POST", "/admin/changes/1/reject"},

@@ -18,6 +18,7 @@ type RepairStore interface {
 	GetRepair(ctx context.Context, id string, withBody bool) (domain.Repair, error)
 	RetryRepair(ctx context.Context, id string, audit domain.AuditEntry) error
 	DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error
+	StopResend(ctx context.Context, id string, audit domain.AuditEntry) error
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 }
 
@@ -53,8 +54,18 @@ func toRepairView(r domain.RepairSummary, now time.Time) RepairView {
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}
-	if r.State == domain.StatePending && !r.NextAttemptAt.IsZero() {
-		t := r.NextAttemptAt.UTC()
+	// NextAttemptAt: when a pending write is next delivered to the
+	// secondary, or a sent write whose resend went unanswered is next
+	// resent to its primary, once its lease passes
+	// (store.ResendUnanswered; LastError says what the last one got).
+	next := r.NextAttemptAt
+	if r.State == domain.StateSent && r.Attempts > 0 {
+		next = r.LeaseUntil
+	} else if r.State != domain.StatePending {
+		next = time.Time{}
+	}
+	if !next.IsZero() {
+		t := next.UTC()
 		out.NextAttemptAt = &t
 	}
 	return out
@@ -135,7 +146,7 @@ func repairError(err error) error {
 	return err
 }
 
-// repairAction is the body of a retry or discard.
+// repairAction is the body of a retry, stop or discard.
 type repairAction struct {
 	Reason string `json:"reason"`
 }
@@ -146,6 +157,13 @@ func (a *admin) retryRepair(w http.ResponseWriter, r *http.Request, actor string
 
 func (a *admin) discardRepair(w http.ResponseWriter, r *http.Request, actor string) error {
 	return a.actOnRepair(w, r, actor, "repair_discard", a.Repairs.DiscardRepair)
+}
+
+// stopRepair gives up resending a write to its primary: it becomes
+// unknown, for the operator to retry or discard, and its path's later
+// writes go on (store.StopResend).
+func (a *admin) stopRepair(w http.ResponseWriter, r *http.Request, actor string) error {
+	return a.actOnRepair(w, r, actor, "repair_stop", a.Repairs.StopResend)
 }
 
 // actOnRepair takes an operator's action on a repair, audited with it in

@@ -74,6 +74,7 @@ func permissions() map[string]config.Role {
 		// Patient data, and the repair queue's fate.
 		actionRepairBody:                 config.RoleAdmin,
 		"POST /admin/repairs/{id}/retry": config.RoleAdmin,
+		"POST /admin/repairs/{id}/stop":  config.RoleAdmin,
 		"DELETE /admin/repairs/{id}":     config.RoleAdmin,
 	}
 }

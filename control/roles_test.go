@@ -62,6 +62,7 @@ func apiCalls() map[string]apiCall {
 		"PATCH /admin/routes/{name}":            {"PATCH", "/admin/routes/get-patient", flip, []string{"If-Match", `"0"`}},
 		"POST /admin/routes/{name}/force-token": {"POST", "/admin/routes/get-patient/force-token", `{"backend":"modern"}`, nil},
 		"POST /admin/repairs/{id}/retry":        {"POST", "/admin/repairs/w-1/retry", `{"reason":"role test"}`, nil},
+		"POST /admin/repairs/{id}/stop":         {"POST", "/admin/repairs/w-1/stop", `{"reason":"role test"}`, nil},
 		"DELETE /admin/repairs/{id}":            {"DELETE", "/admin/repairs/w-1", `{"reason":"role test"}`, nil},
 		"GET /admin/changes":                    {"GET", "/admin/changes?state=all", "", nil},
 		"GET /admin/changes/{change}":           {"GET", "/admin/changes/1", "", nil},
@@ -364,6 +365,7 @@ func TestTheRoleTableIsTheDocumentedOne(t *testing.T) {
 		"POST /admin/routes/{name}/force-token": operator,
 		"GET /admin/repairs/{id}?body=1":        admin,
 		"POST /admin/repairs/{id}/retry":        admin,
+		"POST /admin/repairs/{id}/stop":         admin,
 		"DELETE /admin/repairs/{id}":            admin,
 	}
 	got := permissions()

@@ -94,6 +94,7 @@ func newAdmin(d AdminDeps) *admin {
 	a.handle("GET /admin/repairs", a.api(a.listRepairs))
 	a.handle("GET /admin/repairs/{id}", a.api(a.getRepair))
 	a.handle("POST /admin/repairs/{id}/retry", a.mutation(a.retryRepair))
+	a.handle("POST /admin/repairs/{id}/stop", a.mutation(a.stopRepair))
 	a.handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
 	a.handle("GET /admin/diffs", a.api(a.diffs))
 	a.handle("POST /admin/routes/{name}/force-token", a.mutation(a.forceToken))

@@ -11,8 +11,11 @@ import (
 // State is where a journaled write is in its life:
 //
 //   - sent → pending when the primary answered 2xx, skipped otherwise;
-//   - sent → unknown when its lease passed before the answer was recorded;
-//   - unknown → pending or skipped on a late answer, pending on an
+//   - sent → unknown when its lease passed before the answer was recorded
+//     (and recovery's resends went unanswered), or an operator stopped
+//     recovery's resends;
+//   - unknown → pending or skipped on a late answer of its sender (never
+//     of a resend an operator stopped), pending on an
 //     operator's retry, sent again when its client retries it with its
 //     Idempotency-Key (the store's BeginKeyedWrite);
 //   - pending → done when the secondary applied it, dead when delivery
@@ -23,14 +26,16 @@ type State string
 
 // The states of a journaled write.
 const (
-	// StateSent means the primary call is in flight.
+	// StateSent means the primary call is in flight, or recovery resends
+	// it to a primary that has not answered yet.
 	StateSent State = "sent"
 	// StatePending means the primary applied it; the secondary has not yet.
 	StatePending State = "pending"
 	// StateSkipped means the primary refused it, so the secondary never gets it.
 	StateSkipped State = "skipped"
 	// StateUnknown means the facade died before the primary's answer was
-	// recorded. An operator decides: retry if the primary applied it,
+	// recorded, and recovery could not learn it or an operator stopped
+	// its trying. An operator decides: retry if the primary applied it,
 	// discard if not. It is never resent on its own.
 	StateUnknown State = "unknown"
 	// StateDone means the secondary applied it.

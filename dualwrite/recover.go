@@ -3,6 +3,7 @@ package dualwrite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -28,7 +29,8 @@ const recoveryBatch = 100
 // A resend the primary does not answer, or answers "later", is tried
 // again after the repairs backoff (and not before the primary's
 // Retry-After), the write keeping its resource's turn meanwhile; only
-// once repairs.max_attempts resends went unanswered is it unknown.
+// once repairs.max_attempts resends went unanswered, or an operator
+// stopped them (store.StopResend), is it unknown.
 // Why: when the host reboots, facade and primary go down together, and
 // the primary answers a minute after the facade's first pass: marked
 // unknown at once, every write in flight would wait for an operator.
@@ -58,7 +60,7 @@ func (w *Worker) recover(ctx context.Context) {
 					continue // an earlier write to its resource is with the primary: next pass
 				}
 			}
-			settled, again, wait := w.resend(ctx, in, idField)
+			settled, again, why, wait := w.resend(ctx, in, idField)
 			if settled {
 				continue
 			}
@@ -68,12 +70,12 @@ func (w *Worker) recover(ctx context.Context) {
 				// A delay, not a time: the store reckons it on the lease
 				// clock ExpiredWrites reads.
 				retryAfter := max(backoff(in.Attempts, time.Duration(s.Backoff), time.Duration(s.MaxBackoff)), afterWait(wait, time.Duration(s.MaxBackoff)))
-				counted, err := w.queue.ResendUnanswered(sctx, in.ID, in.Attempts, retryAfter, lose)
+				counted, err := w.queue.ResendUnanswered(sctx, in.ID, in.Attempts, why, retryAfter, lose)
 				if err != nil {
 					w.log.Warn("counting an unanswered resend of an abandoned dual write failed", "id", in.ID, "error", err)
 					continue
 				}
-				if lose && counted { // not counted: another replica's recovery did, or settled it
+				if lose && counted { // not counted: another replica's recovery did, or it was settled (an operator stopped it)
 					w.lost(in, in.Attempts+1)
 				}
 				continue
@@ -96,14 +98,15 @@ func (w *Worker) lost(in domain.Repair, attempts int) {
 }
 
 // resend sends an abandoned write to its idempotent primary again and
-// records the answer, reporting whether it did (settled), or else
-// whether the primary gave none (again: no answer, or one that says
-// "later") and the wait its answer asked for (upstream.RetryAfter).
-func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) (settled, again bool, wait time.Duration) {
+// records the answer, reporting whether it did, or found the write
+// settled meanwhile (settled), or else whether the primary gave none
+// (again: no answer, or one that says "later"), why, for the operator,
+// and the wait its answer asked for (upstream.RetryAfter).
+func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.FieldPath) (settled, again bool, why string, wait time.Duration) {
 	up := w.routes.Backend(in.Primary)
 	target, err := url.ParseRequestURI(in.Target)
 	if err != nil {
-		return false, false, 0
+		return false, false, "", 0
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliveryTimeout(up))
 	defer cancel()
@@ -118,7 +121,7 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	if err != nil {
 		end(0, err)
 		w.log.Warn("resending an abandoned dual write to its primary failed", "route", in.Route, "id", in.ID, "attempts", in.Attempts+1, "error", upstream.Describe(err))
-		return false, true, 0
+		return false, true, fmt.Sprintf("resent to the primary (%s), which did not answer: %v", up.Name, upstream.Describe(err)), 0
 	}
 	end(resp.StatusCode, nil)
 	if later(resp.StatusCode) {
@@ -129,7 +132,8 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 		io.CopyN(io.Discard, resp.Body, 64<<10)
 		resp.Body.Close()
 		w.log.Warn("resending an abandoned dual write to its primary got no answer on the write", "route", in.Route, "id", in.ID, "attempts", in.Attempts+1, "status", resp.StatusCode)
-		return false, true, upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now())
+		return false, true, fmt.Sprintf("resent to the primary (%s), which answered %d %s", up.Name, resp.StatusCode, http.StatusText(resp.StatusCode)),
+			upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), w.now())
 	}
 	capture := shadow.NewCapture(1 << 20)
 	io.Copy(capture, resp.Body)
@@ -141,9 +145,18 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	w.routes.Created(in.Route, in, &o)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	if err := w.queue.RecordOutcome(sctx, in.ID, o); err != nil {
+	err = w.queue.RecordResent(sctx, in.ID, o)
+	if errors.Is(err, store.ErrInvalidState) {
+		// An operator stopped its resends as this one was under way (or
+		// another replica's recovery settled it): the write stays as
+		// they left it, and its resource's later writes may have gone
+		// first. The answer tells the operator whether to retry it.
+		w.log.Warn("the primary answered a resent dual write that was settled meanwhile; left as it is", "route", in.Route, "id", in.ID, "status", o.Status)
+		return true, false, "", 0
+	}
+	if err != nil {
 		w.log.Warn("recording a resent dual write's outcome failed", "id", in.ID, "error", err)
-		return false, false, 0
+		return false, false, "", 0
 	}
 	if o.Status >= 200 && o.Status <= 299 {
 		w.count(in.Route, "queued")
@@ -151,5 +164,5 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	} else {
 		w.count(in.Route, "skipped")
 	}
-	return true, false, 0
+	return true, false, "", 0
 }

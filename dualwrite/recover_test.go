@@ -3,6 +3,7 @@ package dualwrite
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +188,56 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryNeverSettlesIt(t *testin
 			t.Errorf("the secondary got %d requests and skipped was counted %v times, want 0 and 1", r.modern.Hits(), r.count("create-item", "skipped"))
 		}
 	})
+}
+
+// TestAResendStoppedByAnOperatorStaysUnknown: an operator stops the
+// resends of a write (store.StopResend) while one is with the primary;
+// the primary's answer, when it comes, settles nothing: the write stays
+// unknown for the operator, never queued behind the resource's later
+// writes, which went on once it was stopped. Before, the answer queued
+// it (1 of 1 queued after the stop; the secondary would end with the
+// older body).
+func TestAResendStoppedByAnOperatorStaysUnknown(t *testing.T) {
+	for name, dsn := range map[string]func(t *testing.T) string{"sqlite": sqlite, "postgres": postgres} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, dsn(t), testSettings)
+			r.routes.dualWrite["put-item"] = routeSettings{idempotent: true}
+			r.legacy.SetHandler(testkit.Answer(http.StatusServiceUnavailable, `{}`))
+			r.abandon(put("w1", "7", `{"v":1}`))
+			r.w.recover(context.Background())
+			if rep := r.repair("w1"); rep.State != domain.StateSent || !strings.Contains(rep.LastError, "answered 503") {
+				t.Fatalf("after an unanswered resend: %s, last error %q; want sent, saying the primary answered 503", rep.State, rep.LastError)
+			}
+			r.advance(time.Duration(testSettings.MaxBackoff) * 2)
+
+			arrived := make(chan struct{}, 1)
+			answer, open := gate(t)
+			r.legacy.SetHandler(func(w http.ResponseWriter, _ *http.Request) {
+				arrived <- struct{}{}
+				<-answer
+				w.WriteHeader(http.StatusOK)
+			})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				r.w.recover(context.Background())
+			}()
+			receive(t, arrived, "the second resend")
+			if err := r.store.StopResend(context.Background(), "w1", domain.AuditEntry{Actor: "ops", Action: "repair_stop", Reason: "primary gone", Detail: "w1"}); err != nil {
+				t.Fatal(err)
+			}
+			open()
+			receive(t, done, "the recovery pass")
+			if rep := r.repair("w1"); rep.State != domain.StateUnknown {
+				t.Errorf("the primary answered 200 to a resend stopped meanwhile: %s, want still unknown", rep.State)
+			}
+			if n := r.count("put-item", "queued"); n != 0 {
+				t.Errorf("queued counted %v times, want 0", n)
+			}
+			if lines := r.logs.Lines(t, "the primary answered a resent dual write that was settled meanwhile; left as it is"); len(lines) != 1 || lines[0]["status"] != float64(200) {
+				t.Errorf("log lines %v, want one with the primary's status", lines)
+			}
+		})
+	}
 }

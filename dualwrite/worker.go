@@ -38,9 +38,9 @@ type Queue interface {
 	FailRepair(ctx context.Context, id, owner, reason string, retryAfter time.Duration, dead bool) error
 	ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, error)
 	MarkUnknown(ctx context.Context, id string) error
-	ResendUnanswered(ctx context.Context, id string, attempts int, retryAfter time.Duration, lose bool) (counted bool, err error)
+	ResendUnanswered(ctx context.Context, id string, attempts int, why string, retryAfter time.Duration, lose bool) (counted bool, err error)
 	TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error)
-	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
+	RecordResent(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, keep time.Duration) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)

@@ -233,7 +233,19 @@ func (s *Store) intentStatement(n int) string {
 // and, once its lease passes, becomes unknown for an operator to settle;
 // it is not lost.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
-	_, err := s.recordOutcome(ctx, id, o, "", 0)
+	_, err := s.recordOutcome(ctx, &s.outcomes, id, o, "", 0)
+	return err
+}
+
+// RecordResent is RecordOutcome for the answer to a write recovery
+// resent: it records it only while the write is still sent. A write an
+// operator stopped meanwhile (StopResend) is ErrInvalidState and stays
+// unknown. Why: stopping it ended its resource's turn, so a later write
+// to the resource may have gone to the primary since, and been recorded;
+// queued now, this older write would reach the secondary after it, and
+// the secondary would end with the older body.
+func (s *Store) RecordResent(ctx context.Context, id string, o domain.Outcome) error {
+	_, err := s.recordOutcome(ctx, s.outcomes.resent, id, o, "", 0)
 	return err
 }
 
@@ -247,12 +259,12 @@ func (s *Store) RecordOutcomeLeased(ctx context.Context, id string, o domain.Out
 	if owner == "" {
 		return false, fmt.Errorf("store: record outcome of %s: no owner", id)
 	}
-	return s.recordOutcome(ctx, id, o, clean(owner), lease)
+	return s.recordOutcome(ctx, &s.outcomes, id, o, clean(owner), lease)
 }
 
-// recordOutcome is RecordOutcome, leasing a queued head to owner unless
-// owner is "".
-func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
+// recordOutcome is RecordOutcome with st's statements, leasing a queued
+// head to owner unless owner is "".
+func (s *Store) recordOutcome(ctx context.Context, st *outcomeStatements, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
 	var key, view string
 	if o.Resource != "" {
 		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
@@ -262,7 +274,7 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		now := s.clock()
 		if o.Status < 200 || o.Status > 299 {
 			// The secondary never gets it: nothing of the request is kept.
-			return s.transition(ctx, tx, id, moveSkip.from, s.outcomes.skip, id, o.Status, s.ts(now))
+			return s.transition(ctx, tx, id, st.skipFrom, st.skip, id, o.Status, s.ts(now))
 		}
 		resource, shown := key, view
 		if resource == "" {
@@ -273,8 +285,8 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 				return err
 			}
 		}
-		if s.outcomes.queueHead != "" {
-			leased, err = s.queueEmbedded(ctx, tx, id, o, resource, shown, owner, lease, now)
+		if st.queueHead != "" {
+			leased, err = s.queueEmbedded(ctx, tx, st, id, o, resource, shown, owner, lease, now)
 			return err
 		}
 		seq, waits, err := s.nextSeq(ctx, tx, resource)
@@ -290,7 +302,7 @@ func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, 
 		}
 		args := make([]any, 0, 13)
 		args = append(args, id, seq, o.Status, s.ts(now), resource, shown, leaseOwner, leaseEnd, s.leaseArg(0))
-		err = s.transition(ctx, tx, id, moveQueue.from, s.outcomes.queue,
+		err = s.transition(ctx, tx, id, st.queueFrom, st.queue,
 			s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID)...)
 		leased = err == nil && leaseOwner != nil
 		return err
@@ -318,12 +330,27 @@ type outcomeStatements struct {
 	// head: it changes nothing while an earlier write to the resource is
 	// still to be delivered (earlierWrite). "" on PostgreSQL.
 	queueHead string
+	// skipFrom and queueFrom are the states skip and queue move a write
+	// from.
+	skipFrom, queueFrom []domain.State
+	// resent are the statements for a write recovery resent
+	// (RecordResent): they move it only from sent. nil in resent's own.
+	resent *outcomeStatements
 }
 
 // embeddedSeq is the sequence's value on SQLite, once bumpSeq advanced it.
 const embeddedSeq = `(SELECT value FROM strangler_sequences WHERE name = 'strangler_repair_seq')`
 
 func (s *Store) outcomeStatements() outcomeStatements {
+	o := s.outcomeStatementsOf(moveSkip, moveQueue)
+	resent := s.outcomeStatementsOf(moveSkipResent, moveQueueResent)
+	o.resent = &resent
+	return o
+}
+
+// outcomeStatementsOf are the outcome statements that make the moves
+// skip and queue.
+func (s *Store) outcomeStatementsOf(skip, queue move) outcomeStatements {
 	seq := "$2"
 	if s.dialect.name == "sqlite" {
 		seq = embeddedSeq
@@ -331,15 +358,19 @@ func (s *Store) outcomeStatements() outcomeStatements {
 	o := outcomeStatements{
 		skip: `
 			UPDATE strangler_repairs
-			SET ` + moveSkip.set() + `, status = $2, ` + s.erase() + `,
+			SET ` + skip.set() + `, status = $2, ` + s.erase() + `,
 				lease_owner = NULL, lease_until = NULL, updated_at = $3
-			WHERE id = $1 AND ` + moveSkip.where(),
+			WHERE id = $1 AND ` + skip.where(),
+		// last_error emptied: what an unanswered resend left there
+		// (ResendUnanswered) no longer holds the write.
 		queue: `
 			UPDATE strangler_repairs
-			SET ` + moveQueue.set() + `, seq = ` + seq + `, status = $3, attempts = 0, ` + sealedOutcome(10) + `,
+			SET ` + queue.set() + `, seq = ` + seq + `, status = $3, attempts = 0, last_error = '', ` + sealedOutcome(10) + `,
 				next_attempt_at = ` + s.leaseParam(9) + `, lease_owner = $7, lease_until = ` + s.leaseParam(8) + `, updated_at = $4,
 				resource = $5, resource_view = $6
-			WHERE id = $1 AND ` + moveQueue.where(),
+			WHERE id = $1 AND ` + queue.where(),
+		skipFrom:  skip.from,
+		queueFrom: queue.from,
 	}
 	if s.dialect.name == "sqlite" {
 		o.queueHead = o.queue + ` AND NOT EXISTS (` + earlierWrite("$5", embeddedSeq) + `)`
@@ -354,7 +385,7 @@ func (s *Store) outcomeStatements() outcomeStatements {
 // to number the write, is one statement more a write here (of the three
 // a leased write took before: 5% of a dual write's CPU); SQLite runs one
 // transaction at a time, so nothing can come between the statements.
-func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, id string, o domain.Outcome, resource, shown, owner string, lease time.Duration, now time.Time) (leased bool, err error) {
+func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, st *outcomeStatements, id string, o domain.Outcome, resource, shown, owner string, lease time.Duration, now time.Time) (leased bool, err error) {
 	if _, err := tx.ExecContext(ctx, s.dialect.bumpSeq); err != nil {
 		return false, fmt.Errorf("next sequence number: %w", err)
 	}
@@ -363,7 +394,7 @@ func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, id string, o doma
 	args = s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID)
 	if owner != "" {
 		args[6], args[7] = owner, s.leaseArg(lease)
-		res, err := tx.ExecContext(ctx, s.outcomes.queueHead, args...)
+		res, err := tx.ExecContext(ctx, st.queueHead, args...)
 		if err != nil {
 			return false, err
 		}
@@ -374,7 +405,7 @@ func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, id string, o doma
 		// not there to queue: transition says which.
 		args[6], args[7] = nil, nil
 	}
-	return false, s.transition(ctx, tx, id, moveQueue.from, s.outcomes.queue, args...)
+	return false, s.transition(ctx, tx, id, st.queueFrom, st.queue, args...)
 }
 
 // nextSeq returns the next sequence number for a write to resource, and
@@ -507,26 +538,28 @@ func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 
 // ResendUnanswered counts a resend of the sent write id that got no
 // answer on the write from its primary (none at all, or one that says
-// "later"). attempts is the write's Attempts when recovery found it, so
-// that two replicas' recoveries resending it at once count it once. The
-// write stays sent, keeping its resource's turn, and recovery finds it
-// again once retryAfter has passed on the store's lease clock; with lose
-// it becomes unknown instead (MarkUnknown), the attempts kept for the
-// operator. A write no longer sent, or whose resend another replica
-// counted first, is left as it is: counted is false.
-func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, retryAfter time.Duration, lose bool) (counted bool, err error) {
-	until, untilArg := s.leaseAt(4, retryAfter)
+// "later"); why says which, for the operator (last_error). attempts is
+// the write's Attempts when recovery found it, so that two replicas'
+// recoveries resending it at once count it once. The write stays sent,
+// keeping its resource's turn, and recovery finds it again once
+// retryAfter has passed on the store's lease clock; with lose it becomes
+// unknown instead (MarkUnknown), the attempts kept for the operator. A
+// write no longer sent (an operator stopped its resends: StopResend), or
+// whose resend another replica counted first, is left as it is: counted
+// is false.
+func (s *Store) ResendUnanswered(ctx context.Context, id string, attempts int, why string, retryAfter time.Duration, lose bool) (counted bool, err error) {
+	until, untilArg := s.leaseAt(5, retryAfter)
 	query := `
 		UPDATE strangler_repairs
-		SET lease_until = ` + until + `, attempts = attempts + 1, updated_at = $3
+		SET lease_until = ` + until + `, attempts = attempts + 1, last_error = $4, updated_at = $3
 		WHERE id = $1 AND state = 'sent' AND attempts = $2`
-	args := []any{id, attempts, s.ts(s.clock()), untilArg}
+	args := []any{id, attempts, s.ts(s.clock()), clean(why), untilArg}
 	if lose {
 		query = `
 		UPDATE strangler_repairs
-		SET ` + moveLose.set() + `, lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, updated_at = $3
+		SET ` + moveLose.set() + `, lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, last_error = $4, updated_at = $3
 		WHERE id = $1 AND ` + moveLose.where() + ` AND attempts = $2`
-		args = args[:3]
+		args = args[:4]
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		n, err := rowsChanged(tx.ExecContext(ctx, query, args...))

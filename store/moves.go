@@ -22,7 +22,13 @@ var (
 	moveSkip = move{[]domain.State{domain.StateSent, domain.StateUnknown}, domain.StateSkipped}
 	// moveQueue: the primary applied the write (RecordOutcome).
 	moveQueue = move{[]domain.State{domain.StateSent, domain.StateUnknown}, domain.StatePending}
-	// moveLose: the sender's lease passed before its answer (MarkUnknown).
+	// moveSkipResent and moveQueueResent: the primary refused, or applied,
+	// a write recovery resent (RecordResent); only while it is sent: an
+	// operator who stopped its resends (StopResend) settled it.
+	moveSkipResent  = move{[]domain.State{domain.StateSent}, domain.StateSkipped}
+	moveQueueResent = move{[]domain.State{domain.StateSent}, domain.StatePending}
+	// moveLose: the sender's lease passed before its answer (MarkUnknown),
+	// or an operator stopped the resends of a write (StopResend).
 	moveLose = move{[]domain.State{domain.StateSent}, domain.StateUnknown}
 	// moveResume: a client retried a write of unknown outcome with its key.
 	moveResume = move{[]domain.State{domain.StateUnknown}, domain.StateSent}
@@ -38,7 +44,7 @@ var (
 )
 
 // moves lists every move, for the test.
-var moves = []move{moveSkip, moveQueue, moveLose, moveResume, moveRetryDead, moveRetryUnknown, moveDiscard, moveDeliver, moveGiveUp}
+var moves = []move{moveSkip, moveQueue, moveSkipResent, moveQueueResent, moveLose, moveResume, moveRetryDead, moveRetryUnknown, moveDiscard, moveDeliver, moveGiveUp}
 
 // set is the SQL assignment that puts a row in m's target state.
 func (m move) set() string { return "state = '" + string(m.to) + "'" }

@@ -236,6 +236,56 @@ func (s *Store) DiscardRepair(ctx context.Context, id string, audit domain.Audit
 	return nil
 }
 
+// StopResend gives up resending the sent write id to its primary, as
+// an operator may once recovery has it (its lease passed, or a resend
+// went unanswered): the write becomes unknown, for the operator to
+// retry (if the primary applied it) or discard, and its resource's turn
+// ends at once, so later writes to the resource go on. A resend under way
+// still reaches the primary, but its answer no longer settles the write
+// (RecordResent). A write still with the facade that sent it (its lease
+// runs, nothing resent yet), or in another state, is ErrInvalidState.
+// audit, the operator's entry for it, is appended in the same
+// transaction: two operators at once, or the operator and recovery, make
+// one move and one entry.
+func (s *Store) StopResend(ctx context.Context, id string, audit domain.AuditEntry) error {
+	passed, nowArg := s.leaseAt(3, 0)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		n, err := rowsChanged(tx.ExecContext(ctx, `
+			UPDATE strangler_repairs
+			SET `+moveLose.set()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
+			WHERE id = $1 AND `+moveLose.where()+`
+				AND (attempts > 0 OR lease_until <= `+passed+`)`, id, s.ts(s.clock()), nowArg))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return s.whyNotStopped(ctx, tx, id)
+		}
+		return s.appendAudit(ctx, tx, audit)
+	})
+	if err != nil {
+		return fmt.Errorf("store: stop resending %s: %w", id, err)
+	}
+	return nil
+}
+
+// whyNotStopped is StopResend's error for the write id, which it did not
+// move.
+func (s *Store) whyNotStopped(ctx context.Context, tx *sql.Tx, id string) error {
+	var st domain.State
+	err := tx.QueryRowContext(ctx, `SELECT state FROM strangler_repairs WHERE id = $1`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	if st != domain.StateSent {
+		return &StateError{"it is " + string(st) + ", not sent: only a write recovery resends to its primary is stopped"}
+	}
+	return &StateError{"it is sent, and the facade that sent it may still record the primary's answer; " +
+		"once its lease passes recovery has it, and it can be stopped"}
+}
+
 // RepairDepth counts the writes in each open state (pending, dead, unknown,
 // sent), for strangler_repair_queue_depth{state}. Every open state is in
 // the map, zero included.

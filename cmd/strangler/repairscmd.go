@@ -25,7 +25,8 @@ const repairsUsage = `usage: strangler repairs <command> [flags]
 
 The repair queue holds the dual writes the secondary has not applied yet.
 A dead one (the secondary refused it, or too many attempts failed) holds
-back later writes to the same resource until an operator acts.
+back later writes to the same resource until an operator acts. So does a
+sent one recovery keeps resending to a primary that does not answer.
 
 commands:
   list [--state S] [--route R] [--limit N] [--before ID] [--json]
@@ -35,6 +36,9 @@ commands:
                             body, which may hold patient data: reading them
                             is recorded in the audit log
   retry ID --reason "…"     send it to the secondary again
+  stop ID --reason "…"      stop resending a sent write to its primary: it
+                            is unknown then, and later writes to its
+                            resource go on
   discard ID --reason "…" [--yes]
                             give up on it (asks first on a terminal)
 
@@ -61,15 +65,15 @@ func runRepairs(ctx context.Context, args []string, getenv func(string) string, 
 func repairsCommand(ctx context.Context, args []string, getenv func(string) string, con console, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, repairsUsage)
-		return usageError{"repairs: want list, show, retry or discard"}
+		return usageError{"repairs: want list, show, retry, stop or discard"}
 	}
 	switch args[0] {
 	case "list":
 		return repairsList(ctx, args[1:], getenv, stdout, stderr)
 	case "show":
 		return repairsShow(ctx, args[1:], getenv, stdout, stderr)
-	case "retry":
-		return repairsAct(ctx, "retry", args[1:], getenv, con, stdout, stderr)
+	case "retry", "stop":
+		return repairsAct(ctx, args[0], args[1:], getenv, con, stdout, stderr)
 	case "discard":
 		return repairsAct(ctx, "discard", args[1:], getenv, con, stdout, stderr)
 	case "help", "-h", "--help":
@@ -77,7 +81,7 @@ func repairsCommand(ctx context.Context, args []string, getenv func(string) stri
 		return nil
 	}
 	fmt.Fprint(stderr, repairsUsage)
-	return usageError{fmt.Sprintf("repairs: unknown command %q; want list, show, retry or discard", args[0])}
+	return usageError{fmt.Sprintf("repairs: unknown command %q; want list, show, retry, stop or discard", args[0])}
 }
 
 func repairsList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -230,15 +234,23 @@ func writeRepair(w io.Writer, r control.RepairView, now time.Time) {
 	}
 }
 
-// repairsAct retries or discards a repair (action is "retry" or
-// "discard").
+// repairsAct retries, stops or discards a repair (action is "retry",
+// "stop" or "discard").
 func repairsAct(ctx context.Context, action string, args []string, getenv func(string) string, con console, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("repairs "+action, flag.ContinueOnError)
 	synopsis := `repairs retry ID --reason "…"
 
 Sends a dead or unknown write to the secondary again. The reason goes
 into the audit log with your token's name.`
-	if action == "discard" {
+	switch action {
+	case "stop":
+		synopsis = `repairs stop ID --reason "…"
+
+Stops resending a sent write to its primary, which recovery does while
+the primary does not answer: the write becomes unknown, to retry (if the
+primary applied it) or discard, and later writes to the same resource
+are no longer held back. The reason goes into the audit log.`
+	case "discard":
 		synopsis = `repairs discard ID --reason "…" [--yes]
 
 Gives up on a write: the secondary never gets it, and later writes to the
@@ -270,8 +282,8 @@ one, --yes is required. The reason goes into the audit log.`
 	id := rest[0]
 	path := "/admin/repairs/" + url.PathEscape(id)
 	method := http.MethodDelete
-	if action == "retry" {
-		method, path = http.MethodPost, path+"/retry"
+	if action != "discard" {
+		method, path = http.MethodPost, path+"/"+action
 	} else if !*yes {
 		if err := confirmDiscard(ctx, c, id, con, stderr); err != nil {
 			return err
