@@ -126,7 +126,7 @@ func TestAnOperatorStopsTheResendsOfAWrite(t *testing.T) {
 			t.Errorf("the later write once the resends stopped: took the turn %v, %v; want it", taken, err)
 		}
 		// The resend under way when the operator stopped it answers.
-		if err := s.RecordResent(ctx, "held", domain.Outcome{Status: 201}); !errors.Is(err, ErrInvalidState) {
+		if err := s.RecordOutcome(ctx, "held", domain.Outcome{Status: 201}); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("recording a resend's answer after the stop: %v, want ErrInvalidState", err)
 		}
 		if got := state(t, s, "held"); got != domain.StateUnknown {
