@@ -14,10 +14,12 @@ import (
 //   - sent → unknown when its lease passed before the answer was recorded
 //     (and recovery's resends went unanswered), or an operator stopped
 //     recovery's resends;
-//   - unknown → pending or skipped on a late answer of its sender (never
-//     of a resend an operator stopped), pending on an
-//     operator's retry, sent again when its client retries it with its
-//     Idempotency-Key (the store's BeginKeyedWrite);
+//   - unknown → pending on an operator's retry, sent again when its
+//     client retries it with its Idempotency-Key (the store's
+//     BeginKeyedWrite); never on a late answer of the primary's (its
+//     sender's, or a resend's an operator stopped): unknown, the write no
+//     longer held its resource's turn, so later writes may have reached
+//     the secondary since, and queued it would overwrite them there;
 //   - pending → done when the secondary applied it, dead when delivery
 //     gave up;
 //   - dead → pending on an operator's retry;
@@ -58,7 +60,7 @@ var States = []State{StateSent, StatePending, StateSkipped, StateUnknown, StateD
 // checks against this table.
 var transitions = map[State][]State{
 	StateSent:    {StatePending, StateSkipped, StateUnknown},
-	StateUnknown: {StateSent, StatePending, StateSkipped, StateDiscarded},
+	StateUnknown: {StateSent, StatePending, StateDiscarded},
 	StatePending: {StateDone, StateDead, StateDiscarded},
 	StateDead:    {StatePending, StateDiscarded},
 }

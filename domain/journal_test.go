@@ -7,7 +7,7 @@ import "testing"
 func TestTransitions(t *testing.T) {
 	allowed := map[[2]State]bool{
 		{StateSent, StatePending}: true, {StateSent, StateSkipped}: true, {StateSent, StateUnknown}: true,
-		{StateUnknown, StatePending}: true, {StateUnknown, StateSkipped}: true, {StateUnknown, StateSent}: true,
+		{StateUnknown, StatePending}: true, {StateUnknown, StateSent}: true,
 		{StateUnknown, StateDiscarded}: true,
 		{StatePending, StateDone}:      true, {StatePending, StateDead}: true, {StatePending, StateDiscarded}: true,
 		{StateDead, StatePending}: true, {StateDead, StateDiscarded}: true,

@@ -45,8 +45,11 @@ type Journal interface {
 // state store cannot take (a full disk, a PostgreSQL failover) is kept in
 // memory and retried until the store takes it, and once more at shutdown,
 // so the client's answer need not wait and the write ends pending, not
-// unknown: only a crash while an outcome is held leaves its write unknown
-// (its lease passes and recovery marks it). Held outcomes are recorded in
+// unknown: only a crash while an outcome is held, or an outage longer
+// than the write's lease, leaves its write unknown (recovery has it once
+// the lease passes; an answer recorded once the write is unknown settles
+// nothing, as later writes to its resource may have gone first, and is
+// noted for the operator: store.RecordOutcome). Held outcomes are recorded in
 // the order the primary answered, and an outcome that arrives while
 // others are held queues behind them when it is for a resource one of
 // them is for, so that writes to one resource still take their sequence
@@ -195,7 +198,7 @@ func (j *Outcomes) KeepTurn(ctx context.Context, id, resource string) error {
 // in memory when the store cannot take it now: nil means the write will
 // be recorded unless the process dies first. An error means the store
 // answered that this outcome can never be recorded (the write is not
-// there, or no longer sent or unknown).
+// there, or no longer sent).
 func (j *Outcomes) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
 	return j.record(ctx, id, o.Resource, o, func(ctx context.Context) error {
 		err := j.journal.RecordOutcome(ctx, id, o)
@@ -471,9 +474,10 @@ func (j *Outcomes) flush(ctx context.Context) bool {
 		case err != nil && h.neverSent:
 			continue // the intent was not journaled after all
 		case err != nil:
-			// Settled meanwhile: an operator discarded it, or recovery
-			// resent it to a primary that honours Idempotency-Key.
-			j.log.Warn("a held dual-write outcome was settled meanwhile", "id", h.id, "error", err)
+			// Settled meanwhile: recovery resent it to a primary that
+			// honours Idempotency-Key, or made it unknown (the store
+			// notes the answer for the operator).
+			j.log.Warn("a held dual-write outcome was settled meanwhile; left as it is", "id", h.id, "status", h.o.Status, "error", err)
 			continue
 		}
 		recorded++

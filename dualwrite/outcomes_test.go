@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -322,5 +323,64 @@ func TestOutcomesOfOtherResourcesPassTheHeldOnes(t *testing.T) {
 	c.waitRecorded(t, 10*time.Second)
 	if first, second := c.repair(t, "first"), c.repair(t, "second"); first.Seq >= second.Seq {
 		t.Errorf("sequence numbers on /items/1: first %d, second %d; want the order the primary answered in", first.Seq, second.Seq)
+	}
+}
+
+// TestAHeldOutcomeSettlesNoWriteThatBecameUnknown: v1's answer is held
+// through a store outage; meanwhile another replica's recovery makes v1
+// unknown, and v2 to the same resource goes to the primary and reaches
+// the secondary. Once the store is back the held answer settles
+// nothing: v1 stays unknown, its answer noted for the operator, and the
+// secondary is handed nothing after v2. Before, v1 became pending and
+// was delivered after v2: the secondary ended with the older body.
+func TestAHeldOutcomeSettlesNoWriteThatBecameUnknown(t *testing.T) {
+	c := newOutcomesOnACuttableStore(t)
+	ctx := context.Background()
+	other, err := store.Open(ctx, c.direct, nil) // another replica
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	c.begin(t, "v1", "/items/1")
+	c.proxy.Cut()
+	if err := c.outcomes.RecordOutcome(ctx, "v1", domain.Outcome{Status: 200}); err != nil {
+		t.Fatalf("recording with the store cut off: got %v, want nil (held in memory)", err)
+	}
+
+	if err := other.MarkUnknown(ctx, "v1"); err != nil { // recovery, once v1's lease passed
+		t.Fatal(err)
+	}
+	v2 := domain.Intent{ID: "v2", Route: "put-item", Resource: "/items/1", Method: http.MethodPut, Target: "/items/1", Primary: "legacy"}
+	if taken, err := other.BeginWriteTurn(ctx, v2, time.Minute); err != nil || !taken {
+		t.Fatalf("v2 taking the turn v1 no longer holds: %v, %v", taken, err)
+	}
+	if err := other.RecordOutcome(ctx, "v2", domain.Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := other.ClaimRepair(ctx, "v2", "worker", time.Minute); err != nil || !ok {
+		t.Fatalf("claiming v2: %v, %v, %v", r.ID, ok, err)
+	}
+	if err := other.CompleteRepair(ctx, "v2", "worker"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.proxy.Restore()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+	c.waitRecorded(t, 30*time.Second)
+
+	if r := c.repair(t, "v1"); r.State != domain.StateUnknown || !strings.Contains(r.LastError, "answered 200 OK") {
+		t.Errorf("v1 once its held answer was recorded: %s, last error %q; want unknown, the answer noted", r.State, r.LastError)
+	}
+	if queued := c.queued(); len(queued) != 0 {
+		t.Errorf("handed to delivery after v2 was delivered: %v, want nothing", queued)
+	}
+	if due, err := other.ClaimRepairs(ctx, "worker", 10, time.Minute); err != nil || len(due) != 0 {
+		t.Errorf("due for the secondary after v2: %d writes (%v), want none", len(due), err)
 	}
 }

@@ -145,7 +145,7 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	w.routes.Created(in.Route, in, &o)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	err = w.queue.RecordResent(sctx, in.ID, o)
+	err = w.queue.RecordOutcome(sctx, in.ID, o)
 	if errors.Is(err, store.ErrInvalidState) {
 		// An operator stopped its resends as this one was under way (or
 		// another replica's recovery settled it): the write stays as

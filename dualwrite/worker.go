@@ -40,7 +40,7 @@ type Queue interface {
 	MarkUnknown(ctx context.Context, id string) error
 	ResendUnanswered(ctx context.Context, id string, attempts int, why string, retryAfter time.Duration, lose bool) (counted bool, err error)
 	TakeResendTurn(ctx context.Context, id string, limit time.Duration) (bool, error)
-	RecordResent(ctx context.Context, id string, o domain.Outcome) error
+	RecordOutcome(ctx context.Context, id string, o domain.Outcome) error
 	RepairDepth(ctx context.Context) (map[string]int, error)
 	PurgeRepairs(ctx context.Context, keep time.Duration) (int, error)
 	SweepRepairs(ctx context.Context) (int, error)

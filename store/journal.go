@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -224,28 +225,26 @@ func (s *Store) intentStatement(n int) string {
 	return b.String()
 }
 
-// RecordOutcome records the primary's answer to a sent (or unknown) write.
-// A 2xx answer makes it pending, due now on the store's clock (see
-// leaseAt), with the next sequence number:
-// the secondary gets writes to one resource in sequence order. Any other
-// answer skips it. Call it before answering the client: once it returns,
-// the write will reach the secondary. If it fails, the write stays sent
-// and, once its lease passes, becomes unknown for an operator to settle;
-// it is not lost.
+// RecordOutcome records the primary's answer to a sent write: its
+// sender's, or that of a resend of recovery's. A 2xx answer makes it
+// pending, due now on the store's clock (see leaseAt), with the next
+// sequence number: the secondary gets writes to one resource in
+// sequence order. Any other answer skips it. Call it before answering
+// the client: once it returns, the write will reach the secondary. If it
+// fails, the write stays sent and, once its lease passes, recovery has
+// it; it is not lost.
+//
+// A write no longer sent is ErrInvalidState and stays as it is; one
+// that became unknown (its lease passed and recovery gave up on it, or
+// an operator stopped its resends) keeps the answer in last_error for
+// the operator, who retries it (RetryRepair, refused once a later write
+// to its resource was applied) or discards it. Why: unknown, it no
+// longer held its resource's turn, so later writes to the resource may
+// have gone to the primary since, and been recorded and delivered;
+// queued now, this older write would reach the secondary after them,
+// and the secondary would end with the older body.
 func (s *Store) RecordOutcome(ctx context.Context, id string, o domain.Outcome) error {
-	_, err := s.recordOutcome(ctx, &s.outcomes, id, o, "", 0)
-	return err
-}
-
-// RecordResent is RecordOutcome for the answer to a write recovery
-// resent: it records it only while the write is still sent. A write an
-// operator stopped meanwhile (StopResend) is ErrInvalidState and stays
-// unknown. Why: stopping it ended its resource's turn, so a later write
-// to the resource may have gone to the primary since, and been recorded;
-// queued now, this older write would reach the secondary after it, and
-// the secondary would end with the older body.
-func (s *Store) RecordResent(ctx context.Context, id string, o domain.Outcome) error {
-	_, err := s.recordOutcome(ctx, s.outcomes.resent, id, o, "", 0)
+	_, err := s.recordOutcome(ctx, id, o, "", 0)
 	return err
 }
 
@@ -259,12 +258,13 @@ func (s *Store) RecordOutcomeLeased(ctx context.Context, id string, o domain.Out
 	if owner == "" {
 		return false, fmt.Errorf("store: record outcome of %s: no owner", id)
 	}
-	return s.recordOutcome(ctx, &s.outcomes, id, o, clean(owner), lease)
+	return s.recordOutcome(ctx, id, o, clean(owner), lease)
 }
 
-// recordOutcome is RecordOutcome with st's statements, leasing a queued
-// head to owner unless owner is "".
-func (s *Store) recordOutcome(ctx context.Context, st *outcomeStatements, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
+// recordOutcome is RecordOutcome, leasing a queued head to owner unless
+// owner is "".
+func (s *Store) recordOutcome(ctx context.Context, id string, o domain.Outcome, owner string, lease time.Duration) (leased bool, err error) {
+	st := &s.outcomes
 	var key, view string
 	if o.Resource != "" {
 		key, view = s.resourceKey(o.Resource), s.resourceView(o.ResourceView, o.Resource)
@@ -307,10 +307,30 @@ func (s *Store) recordOutcome(ctx context.Context, st *outcomeStatements, id str
 		leased = err == nil && leaseOwner != nil
 		return err
 	})
+	if errors.Is(err, ErrInvalidState) {
+		s.noteLateAnswer(ctx, id, o.Status)
+	}
 	if err != nil {
 		return false, fmt.Errorf("store: record outcome of %s: %w", id, err)
 	}
 	return leased, nil
+}
+
+// noteLateAnswer keeps, in last_error, the primary's answer status to
+// the write id that came once the write was unknown (RecordOutcome), for
+// the operator who settles it. Best effort: the answer is in the log too.
+func (s *Store) noteLateAnswer(ctx context.Context, id string, status int) {
+	why := fmt.Sprintf("the primary answered %d %s once the write was unknown: not queued, as later writes to its resource "+
+		"may have reached the secondary since; retry it if the primary applied it, or discard it", status, http.StatusText(status))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			UPDATE strangler_repairs SET last_error = $2, updated_at = $3
+			WHERE id = $1 AND state = 'unknown'`, id, why, s.ts(s.clock()))
+		return err
+	})
+	if err != nil {
+		s.log.Warn("noting a late answer of the primary on an unknown write failed", "id", id, "status", status, "error", err)
+	}
 }
 
 // outcomeStatements are the UPDATEs recordOutcome runs, built once per
@@ -333,24 +353,13 @@ type outcomeStatements struct {
 	// skipFrom and queueFrom are the states skip and queue move a write
 	// from.
 	skipFrom, queueFrom []domain.State
-	// resent are the statements for a write recovery resent
-	// (RecordResent): they move it only from sent. nil in resent's own.
-	resent *outcomeStatements
 }
 
 // embeddedSeq is the sequence's value on SQLite, once bumpSeq advanced it.
 const embeddedSeq = `(SELECT value FROM strangler_sequences WHERE name = 'strangler_repair_seq')`
 
 func (s *Store) outcomeStatements() outcomeStatements {
-	o := s.outcomeStatementsOf(moveSkip, moveQueue)
-	resent := s.outcomeStatementsOf(moveSkipResent, moveQueueResent)
-	o.resent = &resent
-	return o
-}
-
-// outcomeStatementsOf are the outcome statements that make the moves
-// skip and queue.
-func (s *Store) outcomeStatementsOf(skip, queue move) outcomeStatements {
+	skip, queue := moveSkip, moveQueue
 	seq := "$2"
 	if s.dialect.name == "sqlite" {
 		seq = embeddedSeq
@@ -521,7 +530,7 @@ func (s *Store) ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, 
 
 // MarkUnknown moves a sent write to unknown: whether the primary applied it
 // is not known, so it is never resent without an operator's decision. A
-// late RecordOutcome still settles it.
+// late answer no longer settles it (RecordOutcome).
 func (s *Store) MarkUnknown(ctx context.Context, id string) error {
 	now := s.clock()
 	err := s.write(ctx, func(tx *sql.Tx) error {

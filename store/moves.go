@@ -18,15 +18,11 @@ type move struct {
 
 // The journal's moves.
 var (
-	// moveSkip: the primary refused the write (RecordOutcome).
-	moveSkip = move{[]domain.State{domain.StateSent, domain.StateUnknown}, domain.StateSkipped}
-	// moveQueue: the primary applied the write (RecordOutcome).
-	moveQueue = move{[]domain.State{domain.StateSent, domain.StateUnknown}, domain.StatePending}
-	// moveSkipResent and moveQueueResent: the primary refused, or applied,
-	// a write recovery resent (RecordResent); only while it is sent: an
-	// operator who stopped its resends (StopResend) settled it.
-	moveSkipResent  = move{[]domain.State{domain.StateSent}, domain.StateSkipped}
-	moveQueueResent = move{[]domain.State{domain.StateSent}, domain.StatePending}
+	// moveSkip and moveQueue: the primary refused, or applied, the write
+	// (RecordOutcome), its sender's call or recovery's resend; only while
+	// it is sent (RecordOutcome says why).
+	moveSkip  = move{[]domain.State{domain.StateSent}, domain.StateSkipped}
+	moveQueue = move{[]domain.State{domain.StateSent}, domain.StatePending}
 	// moveLose: the sender's lease passed before its answer (MarkUnknown),
 	// or an operator stopped the resends of a write (StopResend).
 	moveLose = move{[]domain.State{domain.StateSent}, domain.StateUnknown}
@@ -44,7 +40,7 @@ var (
 )
 
 // moves lists every move, for the test.
-var moves = []move{moveSkip, moveQueue, moveSkipResent, moveQueueResent, moveLose, moveResume, moveRetryDead, moveRetryUnknown, moveDiscard, moveDeliver, moveGiveUp}
+var moves = []move{moveSkip, moveQueue, moveLose, moveResume, moveRetryDead, moveRetryUnknown, moveDiscard, moveDeliver, moveGiveUp}
 
 // set is the SQL assignment that puts a row in m's target state.
 func (m move) set() string { return "state = '" + string(m.to) + "'" }

@@ -242,7 +242,7 @@ func (s *Store) DiscardRepair(ctx context.Context, id string, audit domain.Audit
 // retry (if the primary applied it) or discard, and its resource's turn
 // ends at once, so later writes to the resource go on. A resend under way
 // still reaches the primary, but its answer no longer settles the write
-// (RecordResent). A write still with the facade that sent it (its lease
+// (RecordOutcome). A write still with the facade that sent it (its lease
 // runs, nothing resent yet), or in another state, is ErrInvalidState.
 // audit, the operator's entry for it, is appended in the same
 // transaction: two operators at once, or the operator and recovery, make

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,11 +127,11 @@ func TestAnOperatorStopsTheResendsOfAWrite(t *testing.T) {
 			t.Errorf("the later write once the resends stopped: took the turn %v, %v; want it", taken, err)
 		}
 		// The resend under way when the operator stopped it answers.
-		if err := s.RecordResent(ctx, "held", domain.Outcome{Status: 201}); !errors.Is(err, ErrInvalidState) {
+		if err := s.RecordOutcome(ctx, "held", domain.Outcome{Status: 201}); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("recording a resend's answer after the stop: %v, want ErrInvalidState", err)
 		}
-		if got := state(t, s, "held"); got != domain.StateUnknown {
-			t.Errorf("after the resend's late answer: %s, want still unknown", got)
+		if r := repair(t, s, "held"); r.State != domain.StateUnknown || !strings.Contains(r.LastError, "answered 201 Created once the write was unknown") {
+			t.Errorf("after the resend's late answer: %s, last error %q; want still unknown, the answer noted for the operator", r.State, r.LastError)
 		}
 		if err := s.StopResend(ctx, "held", entry("held")); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("stopping a write already unknown: %v, want ErrInvalidState", err)
