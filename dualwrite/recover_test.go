@@ -15,7 +15,7 @@ import (
 // a lease that passed: the facade died before recording the answer.
 func (r *rig) abandon(in domain.Intent) {
 	r.t.Helper()
-	if err := r.store.BeginWrite(context.Background(), in, -time.Second); err != nil {
+	if err := r.store.BeginWrite(context.Background(), r.asJournaled(in), -time.Second); err != nil {
 		r.t.Fatal(err)
 	}
 }
