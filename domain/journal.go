@@ -112,6 +112,16 @@ type Intent struct {
 	Body []byte
 	// Primary is the backend that answers the client.
 	Primary Backend
+	// PrimaryIdempotent is the route's primary_idempotent when the write
+	// was journaled. It decides the write's delivery and recovery for
+	// good, whatever a reload says later: the secondary gets the client's
+	// Idempotency-Key on every attempt only when it is set (else the
+	// write's id), and recovery resends the write to the primary only
+	// when it is set (else marks it unknown). Decided again at each
+	// attempt, a reload between an attempt the secondary applied but
+	// whose answer was lost and the next one sent the write under another
+	// key, and the secondary applied it twice.
+	PrimaryIdempotent bool
 	// CreatedAt is when the request arrived; zero means now.
 	CreatedAt time.Time
 }
@@ -173,8 +183,18 @@ type Repair struct {
 	Target string
 	Header http.Header
 	Body   []byte
+	// PrimaryIdempotent is Intent.PrimaryIdempotent as journaled; not
+	// Known for a write journaled by a release that did not record it,
+	// which follows the route's current primary_idempotent as it did
+	// then.
+	PrimaryIdempotent Journaled
 	// PayloadErr is set when the target, headers and body cannot be read:
 	// they were encrypted with a key that is no longer configured
 	// (the store's ErrKeyLost). The write cannot be replayed until it is again.
 	PayloadErr error
 }
+
+// Journaled is a route setting as a write recorded it when it was
+// journaled. Known is false for a write journaled by a release that did
+// not record the setting.
+type Journaled struct{ Value, Known bool }

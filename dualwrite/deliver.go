@@ -165,11 +165,27 @@ func (w *Worker) send(ctx context.Context, up *upstream.Upstream, r domain.Repai
 // one, it is the client's: the facade journals a client's retries once
 // while it remembers the key (a day), but a retry after that is journaled
 // again although the primary applied it once, and so must the secondary.
+// Which of the two is decided when the write is journaled
+// (primaryIdempotent): every attempt carries the same key.
 func (w *Worker) key(r domain.Repair) string {
-	if _, idempotent, _ := w.routes.DualWrite(r.Route); idempotent && r.Header.Get("Idempotency-Key") != "" {
+	if w.primaryIdempotent(r) && r.Header.Get("Idempotency-Key") != "" {
 		return r.Header.Get("Idempotency-Key")
 	}
 	return r.ID
+}
+
+// primaryIdempotent reports whether r's primary honours Idempotency-Key:
+// as the route said when r was journaled, not as a reload since says (an
+// attempt the secondary applied but whose answer was lost, then a reload,
+// and the next attempt went under another key: applied twice). A write
+// journaled by a release that did not record it follows the route as it
+// is now, as that release did.
+func (w *Worker) primaryIdempotent(r domain.Repair) bool {
+	if r.PrimaryIdempotent.Known {
+		return r.PrimaryIdempotent.Value
+	}
+	_, idempotent, _ := w.routes.DualWrite(r.Route)
+	return idempotent
 }
 
 // fail records a failed delivery: dead when the secondary refused it for

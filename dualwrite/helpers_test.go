@@ -217,12 +217,19 @@ func put(id, item, body string) domain.Intent {
 	}
 }
 
+// asJournaled is in as the facade journals it under the route's current
+// settings: with its primary_idempotent.
+func (r *rig) asJournaled(in domain.Intent) domain.Intent {
+	_, in.PrimaryIdempotent, _ = r.routes.DualWrite(in.Route)
+	return in
+}
+
 // journal writes in down and records the primary's answer o, as the
 // facade does around the primary's call.
 func (r *rig) journal(in domain.Intent, o domain.Outcome) {
 	r.t.Helper()
 	ctx := context.Background()
-	if err := r.store.BeginWrite(ctx, in, time.Hour); err != nil {
+	if err := r.store.BeginWrite(ctx, r.asJournaled(in), time.Hour); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := r.store.RecordOutcome(ctx, in.ID, o); err != nil {

@@ -313,6 +313,7 @@ func leasedRepair(in domain.Intent, o domain.Outcome, owner string, leaseUntil, 
 			NextAttemptAt: now, LeaseOwner: owner, LeaseUntil: leaseUntil, CreatedAt: in.CreatedAt, UpdatedAt: now,
 		},
 		Target: in.Target, Header: in.Header, Body: in.Body,
+		PrimaryIdempotent: domain.Journaled{Value: in.PrimaryIdempotent, Known: true},
 	}
 }
 

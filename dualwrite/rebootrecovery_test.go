@@ -31,7 +31,7 @@ func TestRecoveryWaitsForAPrimaryThatRebootedWithTheFacade(t *testing.T) {
 			for resend := 1; resend <= 2; resend++ {
 				r.w.recover(ctx)
 				if resend == 1 {
-					if turn, err := r.store.BeginWriteTurn(ctx, late, time.Hour); err != nil || turn {
+					if turn, err := r.store.BeginWriteTurn(ctx, r.asJournaled(late), time.Hour); err != nil || turn {
 						t.Fatalf("BeginWriteTurn of a later write to the path = %v, %v; want journaled without the turn", turn, err)
 					}
 				}
@@ -86,7 +86,7 @@ func TestRecoveryGivesUpOnAPrimaryThatNeverAnswers(t *testing.T) {
 			r.abandon(put("w1", "7", `{"v":1}`))
 			late := put("w2", "7", `{"v":2}`)
 			r.w.recover(ctx)
-			if turn, err := r.store.BeginWriteTurn(ctx, late, time.Hour); err != nil || turn {
+			if turn, err := r.store.BeginWriteTurn(ctx, r.asJournaled(late), time.Hour); err != nil || turn {
 				t.Fatalf("BeginWriteTurn of a later write to the path = %v, %v; want journaled without the turn", turn, err)
 			}
 			// An hour asked for, a minute (max_backoff) at most waited.

@@ -19,12 +19,12 @@ import (
 const recoveryBatch = 100
 
 // recover settles writes whose facade died (or lost the state store)
-// between sending them to the primary and recording its answer. A route
-// whose primary honours Idempotency-Key gets the write again, keyed as
-// before, which tells its outcome without applying it twice, once the
-// write has its resource's turn (Store.TakeResendTurn; until then it
-// waits for a later pass); any other write is marked unknown for an
-// operator: resending it blindly could apply it twice.
+// between sending them to the primary and recording its answer. A write
+// whose primary honoured Idempotency-Key when it was journaled gets it
+// again, keyed as before, which tells its outcome without applying it
+// twice, once the write has its resource's turn (Store.TakeResendTurn;
+// until then it waits for a later pass); any other write is marked
+// unknown for an operator: resending it blindly could apply it twice.
 //
 // A resend the primary does not answer, or answers "later", is tried
 // again after the repairs backoff (and not before the primary's
@@ -43,8 +43,11 @@ func (w *Worker) recover(ctx context.Context) {
 		return
 	}
 	for _, in := range expired {
-		idField, idempotent, ok := w.routes.DualWrite(in.Route)
-		if ok && idempotent && in.PayloadErr == nil {
+		// Whether the primary honours keys is what the route said when
+		// the write was journaled: a reload since neither makes a
+		// primary that applied it without a key take a resend, nor
+		// leaves one that honours keys unasked (primaryIdempotent).
+		if w.primaryIdempotent(in) && in.PayloadErr == nil {
 			// Resent in its resource's turn, as the facade sends a write
 			// (a create's resource is what it makes: it takes none).
 			if in.Method != http.MethodPost {
@@ -60,6 +63,7 @@ func (w *Worker) recover(ctx context.Context) {
 					continue // an earlier write to its resource is with the primary: next pass
 				}
 			}
+			idField, _, _ := w.routes.DualWrite(in.Route)
 			settled, again, why, wait := w.resend(ctx, in, idField)
 			if settled {
 				continue

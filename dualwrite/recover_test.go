@@ -15,7 +15,7 @@ import (
 // a lease that passed: the facade died before recording the answer.
 func (r *rig) abandon(in domain.Intent) {
 	r.t.Helper()
-	if err := r.store.BeginWrite(context.Background(), in, -time.Second); err != nil {
+	if err := r.store.BeginWrite(context.Background(), r.asJournaled(in), -time.Second); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -167,9 +167,11 @@ func TestRecoveryWithoutAnAnswerFromTheIdempotentPrimaryNeverSettlesIt(t *testin
 			}
 		})
 	}
-	t.Run("a route removed from the configuration leaves it unknown at once", func(t *testing.T) {
+	t.Run("a route removed from the configuration leaves a write its primary applied without a key unknown at once", func(t *testing.T) {
 		r := newRig(t, sqlite(t), testSettings)
+		r.routes.dualWrite["create-item"] = routeSettings{}
 		r.abandon(create("w1"))
+		delete(r.routes.dualWrite, "create-item")
 		r.w.recover(context.Background())
 		if rep := r.repair("w1"); rep.State != domain.StateUnknown || rep.Attempts != 0 {
 			t.Errorf("got %s with %d attempts, want unknown, nothing resent", rep.State, rep.Attempts)

@@ -57,14 +57,14 @@ func restartResendsTheHeldWriteFirst(t *testing.T, dsn string) {
 	// The waiters, journaled first, with leases that pass first.
 	for i, id := range []string{"w1", "w2"} {
 		in := put(id, "7", `{"v":`+string(rune('2'+i))+`}`)
-		if err := r.store.BeginWrite(ctx, in, -time.Duration(3-i)*time.Second); err != nil {
+		if err := r.store.BeginWrite(ctx, r.asJournaled(in), -time.Duration(3-i)*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The write with the primary, as the router sends it: journaled
 	// holding the process's turn, then the store's.
 	held := put("w3", "7", `{"v":1}`)
-	turn, err := r.store.BeginWriteTurn(ctx, held, -time.Second)
+	turn, err := r.store.BeginWriteTurn(ctx, r.asJournaled(held), -time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func restartResendsTheHeldWriteFirst(t *testing.T, dsn string) {
 	// A new write to the item before recovery resent v1 waits its turn:
 	// it would be applied after v1 and recorded before it.
 	late := put("w4", "7", `{"v":4}`)
-	if turn, err := r.store.BeginWriteTurn(ctx, late, time.Minute); err != nil || turn {
+	if turn, err := r.store.BeginWriteTurn(ctx, r.asJournaled(late), time.Minute); err != nil || turn {
 		t.Fatalf("BeginWriteTurn of a new write while v1 is with recovery = %v, %v; want journaled without the turn", turn, err)
 	}
 	if taken, err := r.store.TakeTurn(ctx, late.ID, late.Resource, time.Minute); err != nil || taken {

@@ -149,7 +149,9 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		Header:       h,
 		Body:         x.replay,
 		Primary:      rt.primary,
-		CreatedAt:    created,
+		// Delivery and recovery follow it, not a later reload.
+		PrimaryIdempotent: rt.dualWrite.primaryIdempotent,
+		CreatedAt:         created,
 	}
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.

@@ -167,7 +167,7 @@ func (s *Store) insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) erro
 }
 
 // intentRow is what journals a validated intent as sent: its values in
-// the order of intentColumns, turn the last.
+// the order of intentColumns.
 func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []any {
 	now := s.clock()
 	created := in.CreatedAt
@@ -178,18 +178,18 @@ func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []an
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
 	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.leaseArg(lease), s.ts(created), s.ts(now), turn}
+		s.leaseArg(lease), s.ts(created), s.ts(now), turn, in.PrimaryIdempotent}
 }
 
 // intentColumns are the columns of an intent's row that intentRow gives
 // values for; each row is also in state sent.
 const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
-	lease_until, created_at, updated_at, turn`
+	lease_until, created_at, updated_at, turn, primary_idempotent`
 
 // intentWidth is how many values intentRow gives, intentLeaseColumn
 // which of them is the lease (leaseArg's) and intentTurnColumn whether
 // the write holds its resource's turn.
-const intentWidth, intentLeaseColumn, intentTurnColumn = 14, 10, 13
+const intentWidth, intentLeaseColumn, intentTurnColumn = 15, 10, 13
 
 // intentStatement journals n intents as sent, intentRow's values for
 // each. An id already journaled (or given twice) is left as it is, so

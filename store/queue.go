@@ -16,7 +16,7 @@ const summaryColumns = `id, route, resource_view, resource, method, primary_side
 	status, attempts, last_error, next_attempt_at,
 	lease_owner, lease_until, created_at, updated_at`
 
-const repairColumns = summaryColumns + `, ` + payloadColumns
+const repairColumns = summaryColumns + `, ` + payloadColumns + `, primary_idempotent`
 
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface{ Scan(dest ...any) error }
@@ -41,11 +41,13 @@ func scanSummary(sc scanner, extra ...any) (domain.RepairSummary, error) {
 func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 	var p payload
 	var sealed bool
+	var idempotent sql.NullBool
 	var r domain.Repair
 	var err error
-	if r.RepairSummary, err = scanSummary(sc, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed); err != nil {
+	if r.RepairSummary, err = scanSummary(sc, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed, &idempotent); err != nil {
 		return r, err
 	}
+	r.PrimaryIdempotent = domain.Journaled{Value: idempotent.Bool, Known: idempotent.Valid}
 	if p, err = s.open(r.ID, p, sealed); err != nil {
 		r.PayloadErr = err
 		return r, nil
