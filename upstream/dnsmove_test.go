@@ -1,0 +1,219 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"net"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"strangler/internal/testkit"
+)
+
+// nameServer is a DNS server on loopback that answers A queries for any
+// name with the addresses set last, or, failing, with SERVFAIL.
+type nameServer struct {
+	mu    sync.Mutex
+	addrs []netip.Addr
+	fail  bool
+}
+
+func (s *nameServer) set(addrs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addrs = s.addrs[:0]
+	for _, a := range addrs {
+		s.addrs = append(s.addrs, netip.MustParseAddr(a))
+	}
+	s.fail = false
+}
+
+func (s *nameServer) failing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = true
+}
+
+// newNameServer starts a name server and returns it with a resolver that
+// asks it alone.
+func newNameServer(t *testing.T) (*nameServer, *net.Resolver) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	s := &nameServer{}
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if answer := s.answer(buf[:n]); answer != nil {
+				pc.WriteTo(answer, from)
+			}
+		}
+	}()
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+	return s, r
+}
+
+func (s *nameServer) answer(query []byte) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.Response, h.Authoritative, h.RecursionAvailable = true, true, true
+	if s.fail {
+		h.RCode = dnsmessage.RCodeServerFailure
+	}
+	b := dnsmessage.NewBuilder(nil, h)
+	b.StartQuestions()
+	b.Question(q)
+	b.StartAnswers()
+	if !s.fail && q.Type == dnsmessage.TypeA {
+		for _, a := range s.addrs {
+			b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}, dnsmessage.AResource{A: a.As4()})
+		}
+	}
+	out, _ := b.Finish()
+	return out
+}
+
+// sameHostBackends starts a backend on each of ips, all on one port, each
+// answering with its own address, and returns the port. With tlsConfig
+// not nil they serve https (HTTP/2 too) and it is set to trust them.
+func sameHostBackends(t *testing.T, tlsConfig *tls.Config, ips ...string) string {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		var lns []net.Listener
+		port := "0"
+		for _, ip := range ips {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+			_, port, _ = net.SplitHostPort(ln.Addr().String())
+		}
+		if len(lns) < len(ips) {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			if attempt == 10 {
+				t.Fatalf("no port free on all of %v", ips)
+			}
+			continue // the port was taken on another address
+		}
+		for i, ln := range lns {
+			ip := ips[i]
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				io.WriteString(w, ip)
+			}))
+			srv.Listener.Close()
+			srv.Listener = ln
+			if tlsConfig != nil {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+				pool := x509.NewCertPool()
+				pool.AddCert(srv.Certificate())
+				tlsConfig.RootCAs, tlsConfig.ServerName = pool, "example.com"
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+		}
+		return port
+	}
+}
+
+// answeredBy sends a GET and returns which backend answered, or "" and
+// the error.
+func answeredBy(t *testing.T, u *Upstream) (string, error) {
+	t.Helper()
+	resp, err := get(t, u)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// A backend moved by DNS under steady traffic: the pooled connection to the
+// old address is never idle long enough for the idle timeout to close it,
+// so before connections had a maximum age every request went on reaching
+// the old address for as long as traffic went on.
+func TestNameMovedUnderSteadyTrafficIsFollowed(t *testing.T) {
+	ns, resolver := newNameServer(t)
+	port := sameHostBackends(t, nil, "127.0.0.2", "127.0.0.3")
+	ns.set("127.0.0.2")
+	u := New("legacy", Config{URL: mustURL(t, "http://backend.test:"+port), Timeout: 5 * time.Second,
+		MaxConnAge: 300 * time.Millisecond, Resolver: resolver})
+	followsMove(t, ns, u)
+}
+
+// So through the transport, to an https backend speaking HTTP/2, whose
+// one connection carries every request.
+func TestNameMovedIsFollowedOverHTTP2(t *testing.T) {
+	ns, resolver := newNameServer(t)
+	tlsConfig := &tls.Config{}
+	port := sameHostBackends(t, tlsConfig, "127.0.0.2", "127.0.0.3")
+	ns.set("127.0.0.2")
+	u := New("legacy", Config{URL: mustURL(t, "https://backend.test:"+port), Timeout: 5 * time.Second,
+		MaxConnAge: 300 * time.Millisecond, Resolver: resolver, TLS: tlsConfig})
+	resp, err := get(t, u)
+	if err != nil || resp.ProtoMajor != 2 {
+		t.Fatalf("not HTTP/2: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+	followsMove(t, ns, u)
+}
+
+// followsMove moves the name ns answers for from 127.0.0.2 to 127.0.0.3
+// under steady traffic through u, and checks that requests reach the new
+// address soon and the old one no more.
+func followsMove(t *testing.T, ns *nameServer, u *Upstream) {
+	t.Helper()
+	if by, err := answeredBy(t, u); err != nil || by != "127.0.0.2" {
+		t.Fatalf("before the move: answered by %q, %v", by, err)
+	}
+	ns.set("127.0.0.3") // the blue/green switch
+	old := 0
+	testkit.Eventually(t, 30*time.Second, "a request reaching the new address", func() bool {
+		by, err := answeredBy(t, u)
+		if err != nil {
+			t.Fatalf("during the move: %v", err)
+		}
+		if by == "127.0.0.2" {
+			old++
+		}
+		return by == "127.0.0.3"
+	})
+	t.Logf("%d requests reached the old address after the switch", old)
+	for i := range 20 {
+		if by, err := answeredBy(t, u); err != nil || by != "127.0.0.3" {
+			t.Fatalf("request %d after the move was followed: answered by %q, %v", i, by, err)
+		}
+	}
+}
