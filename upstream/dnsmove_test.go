@@ -23,7 +23,7 @@ import (
 type nameServer struct {
 	mu    sync.Mutex
 	addrs []netip.Addr
-	fail  bool
+	fail  dnsmessage.RCode // answered instead when not RCodeSuccess
 }
 
 func (s *nameServer) set(addrs ...string) {
@@ -33,13 +33,14 @@ func (s *nameServer) set(addrs ...string) {
 	for _, a := range addrs {
 		s.addrs = append(s.addrs, netip.MustParseAddr(a))
 	}
-	s.fail = false
+	s.fail = dnsmessage.RCodeSuccess
 }
 
-func (s *nameServer) failing() {
+// failing has every query answered with rcode.
+func (s *nameServer) failing(rcode dnsmessage.RCode) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail = true
+	s.fail = rcode
 }
 
 // newNameServer starts a name server and returns it with a resolver that
@@ -84,14 +85,12 @@ func (s *nameServer) answer(query []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h.Response, h.Authoritative, h.RecursionAvailable = true, true, true
-	if s.fail {
-		h.RCode = dnsmessage.RCodeServerFailure
-	}
+	h.RCode = s.fail
 	b := dnsmessage.NewBuilder(nil, h)
 	b.StartQuestions()
 	b.Question(q)
 	b.StartAnswers()
-	if !s.fail && q.Type == dnsmessage.TypeA {
+	if s.fail == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
 		for _, a := range s.addrs {
 			b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 1}, dnsmessage.AResource{A: a.As4()})
 		}
@@ -214,6 +213,63 @@ func followsMove(t *testing.T, ns *nameServer, u *Upstream) {
 	for i := range 20 {
 		if by, err := answeredBy(t, u); err != nil || by != "127.0.0.3" {
 			t.Fatalf("request %d after the move was followed: answered by %q, %v", i, by, err)
+		}
+	}
+}
+
+// A name that stops resolving (the resolver fails, or says the name does
+// not exist) while the backend still answers at its address: new
+// connections, which max_connection_age makes sure come, go to the
+// address the last one reached, rather than every request failing.
+func TestNameThatStopsResolvingKeepsItsLastAddress(t *testing.T) {
+	for _, rcode := range []dnsmessage.RCode{dnsmessage.RCodeServerFailure, dnsmessage.RCodeNameError} {
+		t.Run(rcode.String(), func(t *testing.T) {
+			ns, resolver := newNameServer(t)
+			port := sameHostBackends(t, nil, "127.0.0.2")
+			ns.set("127.0.0.2")
+			u := New("legacy", Config{URL: mustURL(t, "http://backend.test:"+port), Timeout: 5 * time.Second, Resolver: resolver})
+			if by, err := answeredBy(t, u); err != nil || by != "127.0.0.2" {
+				t.Fatalf("resolving: answered by %q, %v", by, err)
+			}
+			ns.failing(rcode)
+			for i := range 3 {
+				u.CloseIdleConnections() // as max_connection_age does
+				if by, err := answeredBy(t, u); err != nil || by != "127.0.0.2" {
+					t.Fatalf("request %d with the name not resolving: answered by %q, %v", i, by, err)
+				}
+			}
+		})
+	}
+	// A name never resolved has no last address: the dial fails.
+	ns, resolver := newNameServer(t)
+	ns.failing(dnsmessage.RCodeNameError)
+	u := New("legacy", Config{URL: mustURL(t, "http://backend.test:80"), Timeout: 5 * time.Second, Resolver: resolver})
+	if by, err := answeredBy(t, u); err == nil {
+		t.Fatalf("a name never resolved: answered by %q", by)
+	}
+}
+
+// Of a name with several addresses, connections go to the first that
+// accepts one, in the order the resolver gave: to the next when the first
+// refuses, and not spread over them.
+func TestNameWithSeveralAddressesUsesTheFirstThatAccepts(t *testing.T) {
+	ns, resolver := newNameServer(t)
+	port := sameHostBackends(t, nil, "127.0.0.2", "127.0.0.3")
+	u := New("legacy", Config{URL: mustURL(t, "http://backend.test:"+port), Timeout: 5 * time.Second, Resolver: resolver})
+	for _, tc := range []struct {
+		addrs []string
+		want  string
+	}{
+		{[]string{"127.0.0.2", "127.0.0.3"}, "127.0.0.2"},
+		{[]string{"127.0.0.3", "127.0.0.2"}, "127.0.0.3"},
+		{[]string{"127.0.0.9", "127.0.0.3"}, "127.0.0.3"}, // nothing listens on 127.0.0.9
+	} {
+		ns.set(tc.addrs...)
+		for i := range 5 {
+			u.CloseIdleConnections()
+			if by, err := answeredBy(t, u); err != nil || by != tc.want {
+				t.Fatalf("%v, request %d: answered by %q, %v; want %s", tc.addrs, i, by, err, tc.want)
+			}
 		}
 	}
 }

@@ -105,6 +105,7 @@ func New(name string, c Config) *Upstream {
 		age = DefaultMaxConnAge
 	}
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Resolver: c.Resolver}
+	dial := (&lastKnown{dial: dialer.DialContext}).DialContext
 	u := &Upstream{
 		Name:    name,
 		URL:     c.URL,
@@ -118,8 +119,8 @@ func New(name string, c Config) *Upstream {
 			ForceAttemptHTTP2: true,
 			Proxy:             nil, // a facade must reach the backend it was told to
 			// Tapped, for restoreConnection.
-			DialContext:    dialTapped(dialer.DialContext),
-			DialTLSContext: dialTLSTapped(dialer.DialContext, c.TLS, timeout),
+			DialContext:    dialTapped(dial),
+			DialTLSContext: dialTLSTapped(dial, c.TLS, timeout),
 			// A proxy sees many concurrent requests to one host; Go's
 			// default of 2 idle connections per host turns most of them
 			// into new TCP handshakes. More than 256 idle ones mostly hold
@@ -141,7 +142,7 @@ func New(name string, c Config) *Upstream {
 			port = "80"
 		}
 		u.direct = &direct{host: c.URL.Host, addr: net.JoinHostPort(c.URL.Hostname(), port),
-			dial: dialer.DialContext, headerTimeout: timeout, idleTimeout: idle, maxAge: age}
+			dial: dial, headerTimeout: timeout, idleTimeout: idle, maxAge: age}
 	}
 	return u
 }
