@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,5 +272,61 @@ func TestNameWithSeveralAddressesUsesTheFirstThatAccepts(t *testing.T) {
 				t.Fatalf("%v, request %d: answered by %q, %v; want %s", tc.addrs, i, by, err, tc.want)
 			}
 		}
+	}
+}
+
+// An exchange on a connection that passes its maximum age is never cut:
+// a streamed answer goes on to its end while other requests, which close
+// or sweep aged connections, come and go; only then is the connection
+// closed.
+func TestAnExchangePastTheMaxAgeIsNotCut(t *testing.T) {
+	for _, https := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "HTTP/2"}[https], func(t *testing.T) {
+			release := make(chan struct{})
+			var n atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if n.Add(1) > 1 {
+					io.WriteString(w, "other")
+					return
+				}
+				io.WriteString(w, "first part;")
+				w.(http.Flusher).Flush()
+				<-release
+				io.WriteString(w, "second part")
+			}))
+			c := Config{Timeout: 5 * time.Second, MaxConnAge: time.Nanosecond}
+			if https {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+				c.TLS = srv.Client().Transport.(*http.Transport).TLSClientConfig
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			c.URL = mustURL(t, srv.URL)
+			u := New("legacy", c)
+			resp, err := get(t, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if https && resp.ProtoMajor != 2 {
+				t.Fatalf("not HTTP/2: %s", resp.Proto)
+			}
+			first := make([]byte, len("first part;"))
+			if _, err := io.ReadFull(resp.Body, first); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if by, err := answeredBy(t, u); err != nil || by != "other" {
+					t.Fatalf("a request while the stream is open: %q, %v", by, err)
+				}
+			}
+			close(release)
+			rest, err := io.ReadAll(resp.Body)
+			if err != nil || string(rest) != "second part" {
+				t.Fatalf("the stream's end: %q, %v", rest, err)
+			}
+		})
 	}
 }
