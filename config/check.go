@@ -79,6 +79,8 @@ func (d *checker) warnZeroDefaults(c *Config) {
 		{"backends.modern.timeout", c.Backends.Modern.Timeout == 0, DefaultTimeout.String()},
 		{"backends.legacy.idle_timeout", c.Backends.Legacy.IdleTimeout == 0, DefaultIdleTimeout.String()},
 		{"backends.modern.idle_timeout", c.Backends.Modern.IdleTimeout == 0, DefaultIdleTimeout.String()},
+		{"backends.legacy.max_connection_age", c.Backends.Legacy.MaxConnectionAge == 0, DefaultMaxConnectionAge.String()},
+		{"backends.modern.max_connection_age", c.Backends.Modern.MaxConnectionAge == 0, DefaultMaxConnectionAge.String()},
 		{"body_timeout", c.BodyTimeout == 0, DefaultBodyTimeout.String()},
 		{"shutdown.grace", c.Shutdown.Grace == 0, DefaultShutdownGrace.String()},
 		{"max_replay_body", c.MaxReplayBody == 0, ByteSize(DefaultMaxReplayBody).String()},

@@ -198,6 +198,11 @@ type Upstream struct {
 	// keep-alive timeout (a Keep-Alive: timeout=N the backend sends
 	// shortens it on its own).
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnectionAge is how long a pooled connection to the backend is
+	// used, however busy: past it the connection is closed once its
+	// exchange ends, and the next one resolves the backend's name again,
+	// so that a move by DNS (blue/green, failover) is followed.
+	MaxConnectionAge Duration `yaml:"max_connection_age"`
 	// TLS says how to trust an https backend; nil trusts the system's
 	// authorities and checks the URL's host.
 	TLS *UpstreamTLS `yaml:"tls,omitempty"`
@@ -363,8 +368,10 @@ const (
 	DefaultAdminListen = "127.0.0.1:9901"
 	DefaultTimeout     = 15 * time.Second
 	// DefaultIdleTimeout is Go's transport's IdleConnTimeout.
-	DefaultIdleTimeout   = 90 * time.Second
-	DefaultMaxReplayBody = 10 << 20
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultMaxConnectionAge is upstream.DefaultMaxConnAge.
+	DefaultMaxConnectionAge = time.Minute
+	DefaultMaxReplayBody    = 10 << 20
 	// DefaultReplayBudgetShare is how many bodies of max_replay_body the
 	// default replay_budget holds at once: 160 MiB with the default 10
 	// MiB, whatever the number of clients.
@@ -443,6 +450,9 @@ func (c *Config) applyDefaults() {
 		}
 		if u.IdleTimeout == 0 {
 			u.IdleTimeout = Duration(DefaultIdleTimeout)
+		}
+		if u.MaxConnectionAge == 0 {
+			u.MaxConnectionAge = Duration(DefaultMaxConnectionAge)
 		}
 	}
 	if c.Default == "" {

@@ -521,3 +521,32 @@ func TestAdminHostsAreHostNames(t *testing.T) {
 		t.Errorf("AdminHosts: %q, want admin.listen's name and the listed one", got)
 	}
 }
+
+// max_connection_age bounds how long a backend connection is used, so a
+// move by DNS is followed: left out it is a minute, written it is taken,
+// 0 is warned of as the default, and a negative age is refused by line
+// and field.
+func TestMaxConnectionAgeIsADuration(t *testing.T) {
+	c, err := configfile.Parse("c.yaml", []byte(hostileBackends), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(c.Backends.Legacy.MaxConnectionAge); got != config.DefaultMaxConnectionAge {
+		t.Errorf("left out: %v, want %v", got, config.DefaultMaxConnectionAge)
+	}
+	y := "backends:\n  legacy: { url: \"http://legacy:8080\", max_connection_age: 10s }\n  modern: { url: \"http://modern:9090\", max_connection_age: 0s }\n"
+	c, err = configfile.Parse("c.yaml", []byte(y), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(c.Backends.Legacy.MaxConnectionAge); got != 10*time.Second {
+		t.Errorf("written: %v, want 10s", got)
+	}
+	if len(c.Warnings) != 1 || c.Warnings[0].Line != 3 || c.Warnings[0].Field != "backends.modern.max_connection_age" {
+		t.Errorf("0: warnings %v, want one at line 3 on backends.modern.max_connection_age", c.Warnings)
+	}
+	y = "backends:\n  legacy: { url: \"http://legacy:8080\" }\n  modern: { url: \"http://modern:9090\", max_connection_age: -1s }\n"
+	if errs := parseErrors(t, y); len(errs) != 1 || errs[0].Line != 3 || errs[0].Field != "backends.modern.max_connection_age" || !strings.Contains(errs[0].Msg, "is negative") {
+		t.Errorf("-1s: got %v, want one error at line 3 on backends.modern.max_connection_age", errs)
+	}
+}

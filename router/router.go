@@ -138,8 +138,9 @@ func (r *Router) Build(cfg *config.Config) (*Table, error) {
 // reusing the current one when nothing changed, a CA bundle's contents
 // included.
 func (r *Router) upstream(name domain.Backend, c config.Upstream) (*upstream.Upstream, error) {
-	uc := upstream.Config{URL: c.URL.URL, Timeout: time.Duration(c.Timeout), IdleTimeout: time.Duration(c.IdleTimeout)}
-	key := fmt.Sprintf("%s %s %s %s", name, c.URL.String(), uc.Timeout, uc.IdleTimeout)
+	uc := upstream.Config{URL: c.URL.URL, Timeout: time.Duration(c.Timeout), IdleTimeout: time.Duration(c.IdleTimeout),
+		MaxConnAge: time.Duration(c.MaxConnectionAge)}
+	key := fmt.Sprintf("%s %s %s %s %s", name, c.URL.String(), uc.Timeout, uc.IdleTimeout, uc.MaxConnAge)
 	if t := c.TLS; t != nil {
 		uc.TLS = &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
 		key += " " + t.ServerName

@@ -96,6 +96,7 @@ func (c *tapConn) take() []byte {
 // tapConns, and restores the Connection field of an answer that asked to
 // close its connection from the head the connection recorded.
 func (u *Upstream) viaTransport(req *http.Request) (*http.Response, error) {
+	u.sweep()
 	var tap *tapConn
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		if tap != nil {

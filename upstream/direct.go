@@ -30,6 +30,7 @@ type direct struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration
 	idleTimeout   time.Duration // the longest a connection waits idle (see keepFor)
+	maxAge        time.Duration // the longest a connection is used (see release)
 
 	// waiting counts the exchanges waiting for their answer.
 	waiting atomic.Int64
@@ -80,6 +81,7 @@ type directConn struct {
 	// goes back to the pool; nil before and after (see readers).
 	br     *bufio.Reader
 	idleAt time.Time
+	born   time.Time // when it was dialed
 	// keep is how long the connection may wait idle (see keepFor).
 	keep time.Duration
 	peek peeker // looks at the socket before the connection is reused
@@ -491,7 +493,7 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 	if err != nil {
 		return nil, false, err
 	}
-	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}}
+	c = &directConn{conn: conn, limit: limitedConn{Conn: conn, budget: -1}, born: time.Now()}
 	c.close = func() { conn.Close() }
 	c.peek.init(conn)
 	return c, false, nil
@@ -501,6 +503,11 @@ func (d *direct) get(ctx context.Context, fresh bool) (c *directConn, reused boo
 // wait there for at most keep, if keep says it may and the request was not
 // cancelled meanwhile (which closed it), else it is closed.
 func (d *direct) release(c *directConn, stop func() bool, keep time.Duration) {
+	// A connection waits idle no longer than it may still be used: one
+	// older than maxAge is closed, here or when it is taken from the pool,
+	// and the next exchange dials, resolving the backend's name again.
+	now := time.Now()
+	keep = min(keep, d.maxAge-now.Sub(c.born))
 	if !stop() || keep <= 0 || c.br.Buffered() > 0 {
 		c.conn.Close()
 		return
@@ -511,7 +518,7 @@ func (d *direct) release(c *directConn, stop func() bool, keep time.Duration) {
 	c.br.Reset(nil)
 	readers.Put(c.br)
 	c.br = nil
-	c.idleAt = time.Now()
+	c.idleAt = now
 	c.keep = keep
 	d.mu.Lock()
 	defer d.mu.Unlock()
