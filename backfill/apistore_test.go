@@ -2,7 +2,12 @@ package backfill_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +108,107 @@ func TestAPIBackfillStopsOnASilentStateStoreAndAReRunFinishes(t *testing.T) {
 		t.Errorf("the re-run read %d rows, want all %d compared", tr.Read, rows)
 	}
 	w.appliedOnce(t, rows)
+}
+
+// TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew: worker w1
+// leases both groups of a table and sends them slowly (a rate-limited
+// API); its state store then goes silent, so it cannot renew the
+// leases. Worker w2, on the same store, takes the groups over once the
+// leases ran out. w1 must have stopped sending each group before w2
+// sends any of it: two workers sending one group at once put an old
+// version of a row after a new one, and double every request. Once w1's
+// store is back it finds nothing left, and every row was applied once.
+func TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew(t *testing.T) {
+	const rows, groups = 400, 2
+	w := newAPIWorld(t, rows, groups, modern.Faults{})
+	type arrival struct {
+		worker string
+		group  int
+		at     time.Time
+	}
+	var mu sync.Mutex
+	var arrivals []arrival
+	h := w.modern.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if k, ok := strings.CutPrefix(r.URL.Path, "/imports/patients/"); ok {
+			n, _ := strconv.Atoi(k)
+			mu.Lock()
+			arrivals = append(arrivals, arrival{r.Header.Get("X-Worker"), n % groups, time.Now()})
+			mu.Unlock()
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	worker := func(id string, rate int) *config.Backfill {
+		cfg := w.config(t)
+		cfg.Batch = 100
+		cfg.BatchTimeout = config.Duration(time.Second)
+		cfg.API.URL = srv.URL
+		cfg.API.Headers["X-Worker"] = config.Secret(id)
+		cfg.Tables[0].TargetAPI.Concurrency = groups
+		cfg.Tables[0].TargetAPI.Rate = rate
+		return cfg
+	}
+	dsn := testdb.Postgres(t)
+	st1, proxy := apistoreStore(t, dsn)
+	st2, err := store.Open(context.Background(), dsn, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	run := func(id string, st *store.Store, cfg *config.Backfill, done chan<- error) {
+		_, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
+			Worker: true, Run: "nightly", WorkerID: id, Lease: 4 * time.Second})
+		done <- err
+	}
+	done1, done2 := make(chan error, 1), make(chan error, 1)
+	// 20 requests a second: a batch of 100 rows of a group takes w1 10 s,
+	// longer than its lease.
+	go run("w1", st1, worker("w1", 20), done1)
+	sent := func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range arrivals {
+			if a.worker == id {
+				n++
+			}
+		}
+		return n
+	}
+	testkit.Eventually(t, 60*time.Second, "w1 sending", func() bool { return sent("w1") >= 10 })
+	proxy.Silence()
+	go run("w2", st2, worker("w2", 0), done2)
+	if err := <-done2; err != nil {
+		t.Fatalf("w2: %v", err)
+	}
+	proxy.Restore()
+	if err := <-done1; err != nil && !errors.Is(err, context.Canceled) {
+		t.Logf("w1: %v", err)
+	}
+
+	mu.Lock()
+	first := map[int]time.Time{} // w2's first request of each group
+	for _, a := range arrivals {
+		if _, ok := first[a.group]; a.worker == "w2" && !ok {
+			first[a.group] = a.at
+		}
+	}
+	late := 0
+	for _, a := range arrivals {
+		if f, ok := first[a.group]; a.worker == "w1" && ok && a.at.After(f) {
+			late++
+		}
+	}
+	mu.Unlock()
+	if len(first) != groups {
+		t.Errorf("w2 sent %d groups, want both taken over", len(first))
+	}
+	if late > 0 {
+		t.Errorf("w1 sent %d requests of groups after w2 took them over, want none", late)
+	}
+	w.appliedOnce(t, rows)
+	if left, err := st2.APIBackfillGroupsLeft(context.Background(), "nightly", "patients"); left || err != nil {
+		t.Errorf("groups left undone (%v)", err)
+	}
 }
