@@ -212,3 +212,52 @@ func TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew(t *testing.T) {
 		t.Errorf("groups left undone (%v)", err)
 	}
 }
+
+// TestAPIBackfillTakesNoStalledAnswerForAnAcceptance: a service that
+// takes each request and never answers, or answers 200 and then stalls
+// its body (a proxy that sent the status of a request still running
+// behind it), has applied nothing anyone can tell. The run must stop
+// after stop_after_unanswered rows, naming the service, with none of
+// them marked migrated: a re-run against the service itself then
+// applies every row once.
+func TestAPIBackfillTakesNoStalledAnswerForAnAcceptance(t *testing.T) {
+	const rows = 60
+	for _, c := range []struct {
+		name   string
+		header bool
+	}{{"no answer", false}, {"200 and a stalled body", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newAPIWorld(t, rows, 4, modern.Faults{})
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				if c.header {
+					rw.Header().Set("Content-Type", "application/json")
+					rw.WriteHeader(http.StatusOK)
+					rw.Write([]byte(`{"id":`))
+					rw.(http.Flusher).Flush()
+				}
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}))
+			defer srv.Close()
+			defer close(release)
+			cfg := w.config(t)
+			cfg.API.URL = srv.URL
+			cfg.API.Timeout = config.Duration(300 * time.Millisecond)
+			cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+			api := cfg.Tables[0].TargetAPI
+			api.StopAfterUnanswered, api.Retry.MaxAttempts = 3, 2
+			_, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()})
+			if err == nil || !strings.Contains(err.Error(), "answered none of the last 3 rows") {
+				t.Fatalf("run error %v, want it stopped for a service that answered none of the last 3 rows", err)
+			}
+			rep := w.run(t, w.config(t), backfill.Options{})
+			if tr := rep.Tables[0]; tr.Inserted+tr.Failed != rows {
+				t.Errorf("the re-run had the API accept %d rows and fail %d, want all %d sent", tr.Inserted, tr.Failed, rows)
+			}
+			w.appliedOnce(t, rows)
+		})
+	}
+}
