@@ -128,6 +128,9 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		// would make every row look changed to the next run.
 		return nil, errors.New("tables sent to the API need the state store's hash key")
 	}
+	if opts.APILedger != nil {
+		opts.APILedger = boundedLedger{l: opts.APILedger, cfg: cfg}
+	}
 	if opts.Worker {
 		if err := opts.APILedger.CanShareRuns(); err != nil {
 			return nil, err

@@ -94,7 +94,16 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 		return answer{}, upstream.Describe(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		// A body cut off or stalled past timeout is no answer: a status
+		// sent before the service finished (a proxy streaming it, a
+		// handler that wrote 200 and then failed) does not say the row
+		// applied, and taken for acceptance it would mark a row migrated
+		// that no re-run sends again. The retry carries the same
+		// Idempotency-Key.
+		return answer{}, fmt.Errorf("the answer (%d) did not arrive whole: %w", resp.StatusCode, upstream.Describe(err))
+	}
 	a := answer{status: resp.StatusCode}
 	switch {
 	case resp.StatusCode/100 != 2:

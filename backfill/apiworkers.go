@@ -158,7 +158,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		})
 	})
 	if errors.Is(err, errLeaseLost) {
-		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No)
+		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No, "error", err)
 		return nil
 	}
 	if gone := (*serviceGone)(nil); errors.As(context.Cause(ctx), &gone) {

@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -51,12 +52,48 @@ func lostUnless(held bool, err error) (lost, _ error) {
 	return nil, err
 }
 
+// leaseLapsing is holdLease's error when no renewal went through for
+// three quarters of the lease: the part may be another's by the time the
+// next request goes out, so work stops rather than send it. It is
+// errLeaseLost to the callers (the part is left to whoever takes it,
+// this worker too, once the lease ran out); last is the renewals' last
+// error, nil when the one sent is still waiting (a store gone silent).
+type leaseLapsing struct {
+	lease time.Duration
+	last  error
+}
+
+func (e *leaseLapsing) Error() string {
+	last := "a renewal still waiting for an answer"
+	if e.last != nil {
+		last = e.last.Error()
+	}
+	return fmt.Sprintf("the lease (%s) could not be renewed before it ran out (last: %s); stopped before another may take the work over", e.lease, last)
+}
+
+func (e *leaseLapsing) Unwrap() error { return errLeaseLost }
+
 // holdLease runs work on a leased part, renewing the lease every third
 // of its length. A renewal that finds the part another's (lost not nil)
 // ends work's context, and holdLease returns lost; a renewal that fails
 // (err) is tried again at the next tick, while the lease may still hold.
+// Once three quarters of the lease passed since the last renewal that
+// went through was sent (or since work began), work's context ends with
+// leaseLapsing: ledgers fence their own writes to a lost lease, but not
+// what work sends elsewhere (the modern service's API), which another
+// worker would send again once the lease ran out. The quarter left is
+// for a request already sent to arrive, and for clocks: a lease runs on
+// the ledger's.
 func holdLease(ctx context.Context, lease time.Duration, renew func(context.Context) (lost, err error), work func(context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
+	var mu sync.Mutex
+	var last error // the renewals' last error
+	lapse := time.AfterFunc(lease*3/4, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		cancel(&leaseLapsing{lease: lease, last: last})
+	})
+	defer lapse.Stop()
 	var wg sync.WaitGroup
 	var lost error // written by the renewer, read once it is done
 	wg.Go(func() {
@@ -68,10 +105,19 @@ func holdLease(ctx context.Context, lease time.Duration, renew func(context.Cont
 				return
 			case <-tick.C:
 			}
-			if l, err := renew(ctx); err == nil && l != nil {
+			sent := time.Now()
+			l, err := renew(ctx)
+			switch {
+			case err == nil && l != nil:
 				lost = l
 				cancel(l)
 				return
+			case err == nil:
+				lapse.Reset(time.Until(sent.Add(lease * 3 / 4)))
+			default:
+				mu.Lock()
+				last = err
+				mu.Unlock()
 			}
 		}
 	})
@@ -79,9 +125,12 @@ func holdLease(ctx context.Context, lease time.Duration, renew func(context.Cont
 	cause := context.Cause(ctx)
 	cancel(nil)
 	wg.Wait()
+	var lapsing *leaseLapsing
 	switch {
 	case lost != nil:
 		return lost
+	case err != nil && errors.As(cause, &lapsing):
+		return lapsing
 	case err != nil && cause != nil && !errors.Is(cause, context.Canceled):
 		return cause
 	}

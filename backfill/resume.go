@@ -104,12 +104,18 @@ func (r *runner) bounded(ctx context.Context, f func(ctx context.Context) error)
 // boundTarget is bounded for the work outside a runner: taking and
 // letting go of the run's lock, recording the run's end.
 func boundTarget(ctx context.Context, cfg *config.Backfill, f func(ctx context.Context) error) error {
+	return boundSide(ctx, cfg, "target", f)
+}
+
+// boundSide runs f with ctx bounded by batch_timeout, and says a bound
+// that ran out as side's silence.
+func boundSide(ctx context.Context, cfg *config.Backfill, side string, f func(ctx context.Context) error) error {
 	d := cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)
 	bctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := f(bctx)
 	if err != nil && ctx.Err() == nil && errors.Is(bctx.Err(), context.DeadlineExceeded) {
-		return &silentError{bound: d, err: err}
+		return &silentError{side: side, bound: d, err: err}
 	}
 	return err
 }

@@ -102,18 +102,20 @@ func (c *silentConn) silence(own bool, theirs *time.Time, err error) error {
 	if interrupted {
 		return err
 	}
-	return &silentError{bound: c.bound, err: err}
+	return &silentError{side: "target", bound: c.bound, err: err}
 }
 
 // silentError is a read or write to the target, or a transaction or
-// statement boundTarget bounds, past batch_timeout.
+// statement boundTarget bounds, or a call to the state store a run
+// through the API makes (boundedLedger), past batch_timeout.
 type silentError struct {
+	side  string // "target" or "state store"
 	bound time.Duration
 	err   error
 }
 
 func (e *silentError) Error() string {
-	return fmt.Sprintf("%v: the target did not answer within batch_timeout (%s)", e.err, e.bound)
+	return fmt.Sprintf("%v: the %s did not answer within batch_timeout (%s)", e.err, e.side, e.bound)
 }
 func (e *silentError) Unwrap() error   { return e.err }
 func (e *silentError) Timeout() bool   { return true }

@@ -194,7 +194,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 	}
 	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
 	if errors.Is(err, errLeaseLost) {
-		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no)
+		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", err)
 		return nil
 	}
 	err, gone := r.unreachable(ctx, t, err)
