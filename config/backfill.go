@@ -46,10 +46,11 @@ type Backfill struct {
 	// TIMESTAMP values carry their instant and need none.
 	SourceTimeZone string `yaml:"source_time_zone,omitempty"`
 	// BatchTimeout bounds each batch's work in the target (its
-	// transaction) and each other statement the run sends it: a target
-	// that goes silent, its packets dropped, is taken as a lost
-	// connection rather than waited on until TCP gives up. 0 means
-	// DefaultBatchTimeout.
+	// transaction), every other read and write to the target and the
+	// sources, and, for tables sent through the API, each call to the
+	// state store: a database that goes silent, its packets dropped, is
+	// taken as a lost connection rather than waited on until TCP gives
+	// up. 0 means DefaultBatchTimeout.
 	BatchTimeout Duration `yaml:"batch_timeout,omitempty"`
 	// Sequences says what becomes of the target's sequences owned by the
 	// columns copied (serial, identity BY DEFAULT) once a table is
