@@ -77,6 +77,20 @@ func (c *outcomesOnACuttableStore) repair(t *testing.T, id string) domain.Repair
 	return r
 }
 
+// runUntilRecorded runs the outcomes' flushing for the rest of the test
+// and waits until what they held is recorded (waitRecorded).
+func (c *outcomesOnACuttableStore) runUntilRecorded(t *testing.T, ctx context.Context, timeout time.Duration) {
+	t.Helper()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.outcomes.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
+	c.waitRecorded(t, timeout)
+}
+
 // waitRecorded waits until no outcome is held and the store takes writes.
 func (c *outcomesOnACuttableStore) waitRecorded(t *testing.T, timeout time.Duration) {
 	t.Helper()
@@ -125,14 +139,7 @@ func TestOutcomesTheStoreRefusesAreRecordedOnceItIsBack(t *testing.T) {
 		t.Errorf("outcomes arriving while others are held: %d held, want 2 (the second queued behind the first)", held)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.outcomes.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
-	c.waitRecorded(t, 10*time.Second)
+	c.runUntilRecorded(t, ctx, 10*time.Second)
 
 	first, second := c.repair(t, "first"), c.repair(t, "second")
 	if first.State != domain.StatePending || second.State != domain.StatePending {
@@ -232,14 +239,7 @@ func TestAnIntentCommittedUnbeknownstIsSettledAsNeverSent(t *testing.T) {
 				t.Fatal("got nil, want the error the client is refused with")
 			}
 			c.proxy.Restore()
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- c.outcomes.Run(runCtx) }()
-			defer func() {
-				stop()
-				<-done
-			}()
-			c.waitRecorded(t, 10*time.Second)
+			c.runUntilRecorded(t, ctx, 10*time.Second)
 			r := c.repair(t, "ambiguous")
 			if r.State != domain.StateSkipped || r.Outcome.Status != http.StatusServiceUnavailable {
 				t.Errorf("the intent: got %s with status %d, want skipped with 503, as the client was answered", r.State, r.Outcome.Status)
@@ -313,14 +313,7 @@ func TestOutcomesOfOtherResourcesPassTheHeldOnes(t *testing.T) {
 		t.Errorf("the write to another resource: %s, want pending, recorded at once", got)
 	}
 
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.outcomes.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
-	c.waitRecorded(t, 10*time.Second)
+	c.runUntilRecorded(t, ctx, 10*time.Second)
 	if first, second := c.repair(t, "first"), c.repair(t, "second"); first.Seq >= second.Seq {
 		t.Errorf("sequence numbers on /items/1: first %d, second %d; want the order the primary answered in", first.Seq, second.Seq)
 	}
@@ -365,14 +358,7 @@ func TestAHeldOutcomeSettlesNoWriteThatBecameUnknown(t *testing.T) {
 	}
 
 	c.proxy.Restore()
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.outcomes.Run(runCtx) }()
-	defer func() {
-		stop()
-		<-done
-	}()
-	c.waitRecorded(t, 30*time.Second)
+	c.runUntilRecorded(t, ctx, 30*time.Second)
 
 	if r := c.repair(t, "v1"); r.State != domain.StateUnknown || !strings.Contains(r.LastError, "answered 200 OK") {
 		t.Errorf("v1 once its held answer was recorded: %s, last error %q; want unknown, the answer noted", r.State, r.LastError)

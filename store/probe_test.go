@@ -79,20 +79,7 @@ func TestTheWriteProbeFailsOnAReadOnlyPostgreSQL(t *testing.T) {
 func TestTheWriteProbeWaitsForTheWriteLockOnSQLite(t *testing.T) {
 	dsn := backends()[0].fresh(t)
 	s := openStore(t, dsn, newClock())
-	other, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(context.Background(), `ROLLBACK`)
+	holdSQLiteWriteLock(t, strings.TrimPrefix(dsn, "sqlite:"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := s.ProbeWrites(ctx); err == nil {

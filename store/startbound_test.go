@@ -257,27 +257,14 @@ func TestStartOnARoleWithoutCreateSaysSo(t *testing.T) {
 func TestStartOnAnEmbeddedFileLockedByAnotherProcessWaits(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "strangler.db")
-	s := openStore(t, "sqlite:"+path, nil)
-	s.Close()
-	other, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
+	openStore(t, "sqlite:"+path, nil).Close()
+	conn := holdSQLiteWriteLock(t, path)
 	logs := &testkit.Logs{}
 	// A bound past SQLite's busy timeout: the migration's BEGIN gives up
 	// with SQLITE_BUSY before Start does.
 	ctx, cancel := context.WithTimeout(context.Background(), busyTimeout+20*time.Second)
 	defer cancel()
-	s, err = Start(ctx, "sqlite:"+path, logs.Logger(slog.LevelInfo))
+	s, err := Start(ctx, "sqlite:"+path, logs.Logger(slog.LevelInfo))
 	if err != nil {
 		t.Fatalf("Start on a file another process holds locked: %v, want a store that waits", err)
 	}
@@ -322,4 +309,26 @@ func TestStartOnAReadOnlyDirectorySaysSo(t *testing.T) {
 	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "read-only file system") {
 		t.Errorf("got %v, want the file and the cause", err)
 	}
+}
+
+// holdSQLiteWriteLock takes the embedded file's write lock from another
+// connection, as a sqlite3 shell's BEGIN IMMEDIATE does, until the test
+// ends or the returned connection rolls back.
+func holdSQLiteWriteLock(t *testing.T, path string) *sql.Conn {
+	t.Helper()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.ExecContext(context.Background(), `ROLLBACK`) })
+	return conn
 }

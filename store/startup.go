@@ -53,11 +53,7 @@ const migrationReportEvery = 10 * time.Second
 //
 // Healthy says whether the store is usable.
 func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
-	d, db, err := openDB(dsn)
-	if err != nil {
-		return nil, err
-	}
-	s, err := initStore(d, db, dsn, log, opts)
+	s, err := openStoreDB(dsn, log, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +63,7 @@ func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*
 			s.Close()
 			return nil, err
 		}
-		s.log.Error("store unreachable; retrying in the background", "store", d.name, "error", errors.Unwrap(err))
+		s.log.Error("store unreachable; retrying in the background", "store", s.dialect.name, "error", errors.Unwrap(err))
 		s.inBackground(nil)
 		return s, nil
 	}
@@ -100,7 +96,7 @@ func Start(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*
 		s.Close()
 		return nil, fmt.Errorf("store: start stopped while migrating: %w", ctx.Err())
 	}
-	s.log.Warn("store migration still running; serving without the store until it is done", "store", d.name)
+	s.log.Warn("store migration still running; serving without the store until it is done", "store", s.dialect.name)
 	if run := s.migration.Load(); run != nil {
 		s.reportMigration(run)
 	}

@@ -119,6 +119,16 @@ func WithEncryption(keys [][32]byte) Option {
 	return func(o *options) { o.keys = keys }
 }
 
+// openStoreDB is a Store on the database dsn names that has not connected
+// yet: Open's and Start's first step.
+func openStoreDB(dsn string, log *slog.Logger, opts []Option) (*Store, error) {
+	d, db, err := openDB(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return initStore(d, db, dsn, log, opts)
+}
+
 // initStore is a Store on db that has not connected yet.
 func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Option) (*Store, error) {
 	var o options
@@ -183,11 +193,7 @@ func (s *Store) prepare(ctx context.Context) error {
 // such as a dropped LISTEN connection; nil discards it. ctx bounds it all,
 // migrations included: commands that open the store for one job use it.
 func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*Store, error) {
-	d, db, err := openDB(dsn)
-	if err != nil {
-		return nil, err
-	}
-	s, err := initStore(d, db, dsn, log, opts)
+	s, err := openStoreDB(dsn, log, opts)
 	if err != nil {
 		return nil, err
 	}

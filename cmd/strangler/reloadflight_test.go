@@ -25,6 +25,14 @@ import (
 // applied it, which it tells by the number of routes: routes.
 func reloadTo(t *testing.T, r *running, dir, path string, c facadeConfig, routes int) {
 	t.Helper()
+	renameConfig(t, dir, path, c)
+	r.logs.waitFor(t, "config reloaded", map[string]any{"routes": float64(routes)}, 30*time.Second)
+}
+
+// renameConfig replaces the configuration file at path with what c says,
+// by rename, as a config management tool does.
+func renameConfig(t *testing.T, dir, path string, c facadeConfig) {
+	t.Helper()
 	next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +43,6 @@ func reloadTo(t *testing.T, r *running, dir, path string, c facadeConfig, routes
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
-	r.logs.waitFor(t, "config reloaded", map[string]any{"routes": float64(routes)}, 30*time.Second)
 }
 
 // putItems sends PUT /items/{id} with body for each id and fails the test
@@ -162,16 +169,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 		}{
 			{"a reload makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
-				next, err := os.ReadFile(writeFacadeConfig(t, dir, c))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path+".tmp", next, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(path+".tmp", path); err != nil {
-					t.Fatal(err)
-				}
+				renameConfig(t, dir, path, c)
 				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
 				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern") {
 					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
