@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+	"unicode"
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
@@ -54,6 +56,33 @@ func TestTextReportsGiveEachFindingOneLine(t *testing.T) {
 			if strings.HasPrefix(line, "verify: 0") {
 				t.Errorf("%s wrote a line the key made: %q\n%s", name, line, out)
 			}
+		}
+	}
+}
+
+// TestHTMLReportShowsBidirectionalOverridesAsEscapes: a browser acts on
+// U+202E as a terminal does, showing what follows it reversed, so a key
+// "MRN1\u202e987" read as MRN1789 and a reason could turn around the
+// key or count after it. html/template escapes markup, not these: the
+// report's keys, reasons and error now write them as \u escapes, as the
+// text report does.
+func TestHTMLReportShowsBidirectionalOverridesAsEscapes(t *testing.T) {
+	var out strings.Builder
+	err := (&backfill.Report{Mode: "copy", Started: time.Now(), Finished: time.Now(), Tables: []backfill.TableReport{{
+		Table: "patients", Read: 2, Failed: 2,
+		Failures: []backfill.FailureGroup{{Reason: "value too long \u202e" + "sey\u2066", Count: 2, SampleKeys: []string{"MRN1\u202e987"}}},
+	}}, Error: "stopped \u202edeef\u009b2J"}).WriteHTML(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range out.String() {
+		if unicode.Is(unicode.Bidi_Control, r) || r >= 0x80 && unicode.IsControl(r) {
+			t.Fatalf("the HTML report holds %U as it is", r)
+		}
+	}
+	for _, want := range []string{`MRN1\u202e987`, `value too long \u202esey\u2066`, `stopped \u202edeef\u009b2J`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the HTML report does not show %s", want)
 		}
 	}
 }
