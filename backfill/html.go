@@ -45,11 +45,14 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	}
 	page := struct {
 		Title, Duration, Verdict, VerdictClass string
-		Report                                 *Report
-		Tables                                 []row
-		Failures                               []failureRow
-		Sequences                              []sequenceRow
-	}{Title: "Backfill report", Report: r, Duration: r.Finished.Sub(r.Started).Round(time.Second).String()}
+		// Error is the run's, as Failures' reasons and keys are shown.
+		Error     string
+		Report    *Report
+		Tables    []row
+		Failures  []failureRow
+		Sequences []sequenceRow
+	}{Title: "Backfill report", Report: r, Duration: r.Finished.Sub(r.Started).Round(time.Second).String(),
+		Error: human.Printable(r.Error, false)}
 	if r.DryRun {
 		page.Title = "Backfill report (dry run)"
 	}
@@ -67,7 +70,9 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			page.Sequences = append(page.Sequences, sequenceRow{t.Name(), m})
 		}
 		for _, f := range t.Failures {
-			page.Failures = append(page.Failures, failureRow{t.Name(), f.Reason, joinKeys(f.SampleKeys), f.Count})
+			// html/template escapes markup, not what a browser acts on
+			// as a terminal does: U+202E shows what follows reversed.
+			page.Failures = append(page.Failures, failureRow{t.Name(), human.Printable(f.Reason, false), joinKeys(f.SampleKeys), f.Count})
 		}
 	}
 	switch failed := r.Failed(); {

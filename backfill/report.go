@@ -145,7 +145,9 @@ func (r *Report) Failed() int64 {
 // WriteText writes the report as a table for a terminal.
 func (r *Report) WriteText(w io.Writer) {
 	// Keys, reasons and errors come from the legacy data and the
-	// databases' messages: nothing in them may act on the terminal.
+	// databases' messages: nothing in them may act on the terminal, and
+	// each stays on its finding's line (human.Printable without lines),
+	// or a key holding a newline would write a line of its own.
 	p := human.NewPrintableWriter(w)
 	defer p.Close()
 	w = p
@@ -165,13 +167,13 @@ func (r *Report) WriteText(w io.Writer) {
 	r.writeSources(w)
 	for _, t := range r.Tables {
 		if t.Error != "" {
-			fmt.Fprintf(w, "%s: stopped: %s\n", t.Name(), t.Error)
+			fmt.Fprintf(w, "%s: stopped: %s\n", t.Name(), human.Printable(t.Error, false))
 		}
 		if t.NotInSource > 0 {
 			fmt.Fprintf(w, "%s: %s requested keys are not in the source\n", t.Name(), human.Count(t.NotInSource))
 		}
 		for _, g := range t.Failures {
-			fmt.Fprintf(w, "%s: %s failed: %s", t.Name(), human.Count(g.Count), g.Reason)
+			fmt.Fprintf(w, "%s: %s failed: %s", t.Name(), human.Count(g.Count), human.Printable(g.Reason, false))
 			if len(g.SampleKeys) > 0 {
 				fmt.Fprintf(w, " (e.g. key %s)", joinKeys(g.SampleKeys))
 			}
@@ -189,9 +191,9 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		for _, m := range t.Sequences {
 			if m.BeforeCopy {
-				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d before the copy, the largest %s in the source\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d before the copy, the largest %s in the source\n", t.Name(), human.Printable(m.Sequence, false), m.From, m.To, human.Printable(m.Column, false))
 			} else {
-				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d, the largest %s copied\n", t.Name(), m.Sequence, m.From, m.To, m.Column)
+				fmt.Fprintf(w, "%s: sequence %s moved from %d to %d, the largest %s copied\n", t.Name(), human.Printable(m.Sequence, false), m.From, m.To, human.Printable(m.Column, false))
 			}
 		}
 		if t.Deleted > 0 {
@@ -200,7 +202,7 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if r.Error != "" {
-		fmt.Fprintf(w, "stopped early: %s\n", r.Error)
+		fmt.Fprintf(w, "stopped early: %s\n", human.Printable(r.Error, false))
 	}
 }
 
@@ -210,7 +212,7 @@ func joinKeys(keys []string) string {
 		if i > 0 {
 			s += ", "
 		}
-		s += k
+		s += human.Printable(k, false)
 	}
 	return s
 }

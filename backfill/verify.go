@@ -105,7 +105,8 @@ func (r *VerifyReport) Deviations() int64 {
 // WriteText writes the report as a table for a terminal.
 func (r *VerifyReport) WriteText(w io.Writer) {
 	// Keys and, with --show-values, values come from the data: nothing
-	// in them may act on the terminal.
+	// in them may act on the terminal, and each stays on its finding's
+	// line (human.Printable without lines).
 	p := human.NewPrintableWriter(w)
 	defer p.Close()
 	w = p
@@ -144,14 +145,14 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 			for _, d := range c.Columns {
 				switch {
 				case d.Redacted:
-					cols = append(cols, d.Column+" (redacted)")
+					cols = append(cols, human.Printable(d.Column, false)+" (redacted)")
 				case d.Legacy != nil || d.Modern != nil:
-					cols = append(cols, fmt.Sprintf("%s (%s in legacy, %s in modern)", d.Column, quoteOrNull(d.Legacy), quoteOrNull(d.Modern)))
+					cols = append(cols, fmt.Sprintf("%s (%s in legacy, %s in modern)", human.Printable(d.Column, false), quoteOrNull(d.Legacy), quoteOrNull(d.Modern)))
 				default:
-					cols = append(cols, d.Column)
+					cols = append(cols, human.Printable(d.Column, false))
 				}
 			}
-			fmt.Fprintf(w, "%s: changed %s: %s\n", t.Table, c.Key, strings.Join(cols, ", "))
+			fmt.Fprintf(w, "%s: changed %s: %s\n", t.Table, human.Printable(c.Key, false), strings.Join(cols, ", "))
 		}
 		if extra := t.Changed - int64(len(t.ChangedRows)); extra > 0 {
 			fmt.Fprintf(w, "%s: and %s more changed rows\n", t.Table, human.Count(extra))
@@ -160,7 +161,11 @@ func (r *VerifyReport) WriteText(w io.Writer) {
 }
 
 func moreKeys(keys []string, n int64) string {
-	s := strings.Join(keys, ", ")
+	shown := make([]string, len(keys))
+	for i, k := range keys {
+		shown[i] = human.Printable(k, false)
+	}
+	s := strings.Join(shown, ", ")
 	if extra := n - int64(len(keys)); extra > 0 {
 		s += fmt.Sprintf(" and %s more", human.Count(extra))
 	}

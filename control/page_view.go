@@ -163,7 +163,7 @@ func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {
 	}
 	if o := rf.Override; o != nil {
 		rv.Override = &overrideView{
-			Actor: o.Actor, Reason: o.Reason, Ago: human.Age(now.Sub(o.UpdatedAt)) + " ago",
+			Actor: o.Actor, Reason: human.Printable(o.Reason, false), Ago: human.Age(now.Sub(o.UpdatedAt)) + " ago",
 			When: human.Time(o.UpdatedAt), ISO: o.UpdatedAt.UTC().Format(time.RFC3339),
 		}
 	}
@@ -196,9 +196,13 @@ func (rv *routeView) addReport(rep *RouteReport, now time.Time) {
 
 func toAuditView(e domain.AuditEntry) auditView {
 	j := toAuditJSON(e)
+	// html/template escapes markup, not the characters a browser acts
+	// on as a terminal does (U+202E shows what follows reversed), which
+	// a reason an earlier release stored, before checkReason, may hold.
 	v := auditView{
 		When: j.At.Format("2006-01-02 15:04:05"), ISO: j.At.Format(time.RFC3339),
-		Actor: j.Actor, Action: j.Action, Route: j.Route, Reason: j.Reason, Detail: j.Detail, Forced: j.Forced,
+		Actor: j.Actor, Action: j.Action, Route: j.Route, Forced: j.Forced,
+		Reason: human.Printable(j.Reason, false), Detail: human.Printable(j.Detail, false),
 	}
 	if j.FromMode != "" || j.ToMode != "" {
 		v.Change = ModeText(domain.Mode(j.FromMode), j.FromPercent) + " → " + ModeText(domain.Mode(j.ToMode), j.ToPercent)

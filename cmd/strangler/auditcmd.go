@@ -16,6 +16,8 @@ import (
 	"strangler/domain"
 	"strangler/internal/dsn"
 	"strangler/internal/filecap"
+	"strangler/internal/human"
+	"strangler/internal/tty"
 	"strangler/store"
 )
 
@@ -83,12 +85,23 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
+	// Details quote gates' errors, which quote backends' answers, and
+	// older entries hold reasons as operators typed them: each character
+	// a terminal acts on is written as a \u escape (human.PrintableWriter).
+	// In JSON that is JSON's own escape, the same entry. CSV has none, so
+	// its values are escaped only on a terminal, where nobody recomputes
+	// a hash; a file gets the exact values the hashes cover.
+	out := human.NewPrintableWriter(stdout)
 	var w auditWriter
 	switch *format {
 	case "jsonl":
-		w = newJSONLWriter(stdout)
+		w = newJSONLWriter(out)
 	case "csv":
-		w = newCSVWriter(stdout)
+		if tty.Is(stdout) {
+			w = newCSVWriter(out)
+		} else {
+			w = newCSVWriter(stdout)
+		}
 	default:
 		return usageError{fmt.Sprintf("audit export: --format %q; want jsonl or csv", *format)}
 	}
@@ -101,6 +114,9 @@ func runAuditExport(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("audit export: %w", err)
 	}
 	if err := w.flush(); err != nil {
+		return fmt.Errorf("audit export: %w", err)
+	}
+	if err := out.Close(); err != nil {
 		return fmt.Errorf("audit export: %w", err)
 	}
 	return nil

@@ -222,7 +222,7 @@ func writeNoise(w io.Writer, noise map[string][]string) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "ROUTE\tNOISE FIELDS")
 	for _, r := range routes {
-		fmt.Fprintf(tw, "%s\t%s\n", r, strings.Join(noise[r], ", "))
+		fmt.Fprintf(tw, "%s\t%s\n", cell(r, 0), cell(strings.Join(noise[r], ", "), 0))
 	}
 	tw.Flush()
 }
