@@ -63,12 +63,19 @@ func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(t
 type databaseGone struct {
 	side, table string
 	last        string
+	// lease is the lease a worker's range held when its renewals, not
+	// the range's resumptions, found the database gone; 0 otherwise.
+	lease time.Duration
 }
 
 func (e *databaseGone) Error() string {
-	return fmt.Sprintf("the %s database was still out of reach after a key range of %s resumed %d times over %s (last: %s); "+
+	waited := fmt.Sprintf("a key range of %s resumed %d times over %s", e.table, resumeTries, resumePause*(1<<resumeTries-1))
+	if e.lease > 0 {
+		waited = fmt.Sprintf("the lease (%s) of a key range of %s could not be renewed", e.lease, e.table)
+	}
+	return fmt.Sprintf("the %s database was still out of reach after %s (last: %s); "+
 		"the run stopped, every table not done with it, for a re-run to resume from its checkpoints",
-		e.side, e.table, resumeTries, resumePause*(1<<resumeTries-1), e.last)
+		e.side, waited, e.last)
 }
 
 // unreachable is the run's error, gone, when err, a range's after its

@@ -193,11 +193,27 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		return lostUnless(tag.RowsAffected() > 0, err)
 	}
 	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
-	if errors.Is(err, errLeaseLost) {
+	// Renewals failing for a lost connection stop the copy before its
+	// resumptions can find the target gone (the ledger is there): then
+	// the run stops as they would have stopped it, not at the next range
+	// this worker cannot lease. A target that answers again leaves the
+	// range to whoever takes it, as a lease lost.
+	var lapsing *leaseLapsing
+	lapsed := errors.As(err, &lapsing) && lapsing.last != nil
+	if errors.Is(err, errLeaseLost) && !lapsed {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", err)
 		return nil
 	}
+	if lapsed {
+		err = lapsing.last
+	}
 	err, gone := r.unreachable(ctx, t, err)
+	if dg, ok := gone.(*databaseGone); ok && lapsed {
+		dg.lease = r.opts.Lease
+	} else if lapsed {
+		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", lapsing)
+		return nil
+	}
 	if err := r.fail(ctx, t, err); err != nil {
 		return err
 	}
