@@ -54,48 +54,71 @@ func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(t
 }
 
 // databaseGone is the error of a run stopped because the source or the
-// target stayed out of reach through a range's resumptions: every table
-// reads the one and keeps its rows and checkpoints in the other, so each
-// would only wait out resumptions of its own (half a minute a range, an
-// hour for a run of a hundred tables) to stop the same way. It wraps no
-// network error: resuming must not take it for a lost connection to try
-// again.
+// target stayed out of reach through a range's resumptions (or a
+// worker's): every table reads the one and keeps its rows and
+// checkpoints in the other, so each would only wait out resumptions of
+// its own (half a minute a range, an hour for a run of a hundred tables)
+// to stop the same way. It wraps no network error: resuming must not
+// take it for a lost connection to try again.
 type databaseGone struct {
-	side, table string
-	last        string
-	// lease is the lease a worker's range held when its renewals, not
-	// the range's resumptions, found the database gone; 0 otherwise.
-	lease time.Duration
+	side string
+	// waited says what found the database gone (see resumed).
+	waited string
+	last   string
 }
 
 func (e *databaseGone) Error() string {
-	waited := fmt.Sprintf("a key range of %s resumed %d times over %s", e.table, resumeTries, resumePause*(1<<resumeTries-1))
-	if e.lease > 0 {
-		waited = fmt.Sprintf("the lease (%s) of a key range of %s could not be renewed", e.lease, e.table)
-	}
 	return fmt.Sprintf("the %s database was still out of reach after %s (last: %s); "+
 		"the run stopped, every table not done with it, for a re-run to resume from its checkpoints",
-		e.side, waited, e.last)
+		e.side, e.waited, e.last)
+}
+
+// resumed says that what, a step of the run, resumed all its tries.
+func resumed(what string) string {
+	return fmt.Sprintf("%s resumed %d times over %s", what, resumeTries, resumePause*(1<<resumeTries-1))
 }
 
 // unreachable is the run's error, gone, when err, a range's after its
 // resumptions, is a lost connection and the source or the target still
-// answers no ping; nil otherwise. A database that answers again leaves
-// the table alone stopped, as a connection this table's work alone
-// breaks would, with err as its error (said as a wait: answering).
-func (r *runner) unreachable(ctx context.Context, t *table, err error) (tableErr, gone error) {
+// answers no ping (see gone); nil otherwise. A database that answers
+// again leaves the table alone stopped, as a connection this table's
+// work alone breaks would, with err as its error (said as a wait:
+// answering).
+func (r *runner) unreachable(ctx context.Context, t *table, err error, waited string) (tableErr, gone error) {
 	if err == nil || !connectionLost(err) || ctx.Err() != nil {
 		return err, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	if perr := r.dst.Ping(ctx); perr != nil {
-		return err, &databaseGone{side: "target", table: t.name, last: perr.Error()}
-	}
-	if perr := r.src.PingContext(ctx); perr != nil {
-		return err, &databaseGone{side: "source", table: t.name, last: perr.Error()}
+	if gone := r.gone(ctx, waited); gone != nil {
+		return err, gone
 	}
 	return answering(t, err), nil
+}
+
+// stepGone is err, a step's after its resumptions, or the run's
+// databaseGone, waited, when err is a lost connection and the source or
+// the target still answers no ping.
+func (r *runner) stepGone(ctx context.Context, err error, waited string) error {
+	if !connectionLost(err) || ctx.Err() != nil {
+		return err
+	}
+	if gone := r.gone(ctx, waited); gone != nil {
+		return gone
+	}
+	return err
+}
+
+// gone is a databaseGone saying waited when the target or the source
+// answers no ping; nil when both answer.
+func (r *runner) gone(ctx context.Context, waited string) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := r.dst.Ping(ctx); err != nil {
+		return &databaseGone{side: "target", waited: waited, last: err.Error()}
+	}
+	if err := r.src.PingContext(ctx); err != nil {
+		return &databaseGone{side: "source", waited: waited, last: err.Error()}
+	}
+	return nil
 }
 
 // bounded runs f with ctx bounded by the section's batch_timeout: one

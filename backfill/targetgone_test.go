@@ -25,17 +25,29 @@ import (
 // half a minute of futile resumptions of its own (here four more: 2 min
 // 36 s and 25 resumptions to learn what the first 31 s told; a run of a
 // hundred tables took most of an hour). A worker of a shared run went on
-// to lease its next range, and resumed that too (1 min 2 s, 10).
+// to lease its next range, and resumed that too (1 min 2 s, 10); one cut
+// off between two ranges stopped with "ledger: lease a key range: failed
+// to connect", naming no database gone.
 func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 	for _, c := range []struct {
-		side   string
-		worker bool
-	}{{"target", false}, {"source", false}, {"target", true}} {
-		side, name := c.side, "the "+c.side
-		if c.worker {
-			name = "a worker's " + c.side
-		}
-		t.Run(name, func(t *testing.T) {
+		name, side string
+		worker     bool
+		// waiting: the worker has copied every range but one another
+		// worker holds, and waits for it, when the target goes.
+		waiting bool
+		waited  string
+	}{
+		{"the target", "target", false, false, "a key range of patients resumed 5 times over 31s"},
+		{"the source", "source", false, false, "a key range of patients resumed 5 times over 31s"},
+		// A worker's range stops when its lease cannot be renewed for
+		// three quarters of its length, before its fifth resumption.
+		{"a worker's target", "target", true, false,
+			fmt.Sprintf("the lease (%s) of a key range of patients could not be renewed", backfill.DefaultLease)},
+		{"a worker's target between ranges", "target", true, true,
+			"this worker's leasing of key ranges resumed 5 times over 31s"},
+	} {
+		side := c.side
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
 			w.cfg.Tables = w.cfg.Tables[:1]
@@ -58,17 +70,27 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
 			done := w.startRun(opts)
-			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
+			if c.waiting {
+				// Another worker holds patients' last range; w1 copies the
+				// others first (a range is 300 rows, 1.5 s at this rate).
+				waitFor(t, func() bool {
+					return w.count(t, "SELECT count(*) FROM (SELECT to_regclass('strangler_backfill_checkpoints') r) x WHERE r IS NOT NULL") > 0 &&
+						w.count(t, "SELECT count(*) FROM strangler_backfill_checkpoints WHERE table_name = 'patients'") > 0
+				})
+				w.pg(t, `UPDATE strangler_backfill_checkpoints SET lease_owner = 'w0', lease_until = now() + interval '1 hour'
+					WHERE table_name = 'patients' AND range_no = (SELECT max(range_no) FROM strangler_backfill_checkpoints WHERE table_name = 'patients')
+					AND lease_owner IS NULL`)
+				waitFor(t, func() bool {
+					return w.count(t, "SELECT count(*) FROM strangler_backfill_checkpoints WHERE table_name = 'patients' AND NOT done") == 1
+				})
+			} else {
+				// Mid-range: the first batch of a 300-row range.
+				waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 100 })
+			}
 			proxy.Cut()
 			began := time.Now()
 			res := stopped(t, done, 10*time.Minute, "its "+side+" gone")
-			// A worker's range stops when its lease cannot be renewed for
-			// three quarters of its length, before its fifth resumption.
-			waited := "a key range of patients resumed 5 times over 31s"
-			if c.worker {
-				waited = fmt.Sprintf("the lease (%s) of a key range of patients could not be renewed", backfill.DefaultLease)
-			}
-			want := "the " + side + " database was still out of reach after " + waited
+			want := "the " + side + " database was still out of reach after " + c.waited
 			if res.err == nil || !strings.Contains(res.err.Error(), want) {
 				t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
 			}
@@ -79,13 +101,15 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 			if want := "stopped early: " + want; !strings.Contains(text.String(), want) {
 				t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
 			}
-			// Only the range that found the database gone resumed, its five
-			// times; no table queued after it.
-			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n > 5 || !c.worker && n != 5 {
-				t.Errorf("%d resumptions logged in the %s after the %s went away, want the 5 (a worker's: at most 5) of the range that found it gone",
+			// Only the range (or the leasing) that found the database
+			// gone resumed, its five times; no table queued after it.
+			lease := strings.Contains(c.waited, "the lease (")
+			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n > 5 || !lease && n != 5 {
+				t.Errorf("%d resumptions logged in the %s after the %s went away, want the 5 (a worker's lease: at most 5) of what found it gone",
 					n, time.Since(began).Round(time.Second), side)
 			}
 			proxy.Restore()
+			w.pg(t, "UPDATE strangler_backfill_checkpoints SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = 'w0'")
 			w.rerunCopiesAll(t)
 		})
 	}

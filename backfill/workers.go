@@ -41,7 +41,7 @@ func (r *runner) work(ctx context.Context) error {
 	for _, wave := range waves(r.tables) {
 		share := func(int) error { return r.shareRanges(ctx, wave) }
 		if err := resuming(ctx, r.opts.Log, []any{"step", "cut tables into key ranges"}, share); err != nil {
-			return err
+			return r.stepGone(ctx, err, resumed("the cutting of tables into key ranges"))
 		}
 		names := make([]string, len(wave))
 		for i, t := range wave {
@@ -63,8 +63,15 @@ func (r *runner) work(ctx context.Context) error {
 			})
 		}
 		wg.Wait()
+		// A target gone while this worker leases its next range (or
+		// waits for others' ranges) stops the run as a range's copy
+		// finding it gone does.
 		if err := errors.Join(errs...); err != nil {
-			return err
+			var gone *databaseGone
+			if errors.As(err, &gone) {
+				return gone
+			}
+			return r.stepGone(ctx, err, resumed("this worker's leasing of key ranges"))
 		}
 		for _, t := range wave {
 			// Every worker that sees the wave done moves the sequences:
@@ -204,13 +211,13 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", err)
 		return nil
 	}
+	waited := resumed("a key range of " + t.name)
 	if lapsed {
 		err = lapsing.last
+		waited = fmt.Sprintf("the lease (%s) of a key range of %s could not be renewed", r.opts.Lease, t.name)
 	}
-	err, gone := r.unreachable(ctx, t, err)
-	if dg, ok := gone.(*databaseGone); ok && lapsed {
-		dg.lease = r.opts.Lease
-	} else if lapsed {
+	err, gone := r.unreachable(ctx, t, err, waited)
+	if lapsed && gone == nil {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", lapsing)
 		return nil
 	}
