@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,7 +53,17 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 	}
 	dial := func(t *testing.T, raw string) net.Conn {
 		t.Helper()
-		conn, err := net.Dial("tcp", r.admin)
+		// A small receive window, set before the handshake: a client that
+		// does not read fills it (and the server's send buffer, which
+		// grows only with the window) within a few answers, however slowly
+		// a loaded machine renders them. With the default window the
+		// server could take longer than the test waits to fill megabytes.
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			var err error
+			c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			return err
+		}}
+		conn, err := d.Dial("tcp", r.admin)
 		if err != nil {
 			t.Fatal(err)
 		}
