@@ -25,6 +25,7 @@ import (
 
 	"strangler/config/configfile"
 	"strangler/edge"
+	"strangler/internal/testkit"
 	"strangler/metrics"
 	"strangler/store"
 )
@@ -680,11 +681,7 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 	})
 	f := newFacade(t, legacy.URL, legacy.URL, "body_timeout: 1s", `  - {name: x, match: "/x", mode: legacy}`)
 	const asked = 1000
-	conn, err := net.Dial("tcp", strings.TrimPrefix(f.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testkit.DialSmallWindow(t, strings.TrimPrefix(f.URL, "http://"))
 	go io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
 	time.Sleep(5 * time.Second)
 	conn.SetReadDeadline(time.Now().Add(15 * time.Second))

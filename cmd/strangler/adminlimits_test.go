@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"strangler/edge"
+	"strangler/internal/testkit"
 )
 
 // TestNoClientHoldsAnAdminConnection: a client of the admin listener,
@@ -53,21 +53,8 @@ func TestNoClientHoldsAnAdminConnection(t *testing.T) {
 	}
 	dial := func(t *testing.T, raw string) net.Conn {
 		t.Helper()
-		// A small receive window, set before the handshake: a client that
-		// does not read fills it (and the server's send buffer, which
-		// grows only with the window) within a few answers, however slowly
-		// a loaded machine renders them. With the default window the
-		// server could take longer than the test waits to fill megabytes.
-		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			var err error
-			c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			return err
-		}}
-		conn, err := d.Dial("tcp", r.admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
+		// A client that does not read its answers must fill the buffers.
+		conn := testkit.DialSmallWindow(t, r.admin)
 		if _, err := io.WriteString(conn, raw); err != nil {
 			t.Fatal(err)
 		}
