@@ -281,23 +281,11 @@ func TestUnannouncedTrailerFieldsArePassedOn(t *testing.T) {
 
 // TestUpgrades speaks raw HTTP/1.1 so that it controls the Upgrade headers.
 func TestUpgrades(t *testing.T) {
-	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
-			w.Header().Set("X-Saw-Settings", r.Header.Get("Http2-Settings"))
-			w.Write([]byte("plain"))
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo every byte back
-	})
+	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
+		w.Header().Set("X-Saw-Settings", r.Header.Get("Http2-Settings"))
+		w.Write([]byte("plain"))
+	}))
 	f := newFacade(t, echo.URL, echo.URL, "", `
   - {name: ws-legacy, match: "GET /ws", mode: legacy}
   - {name: ws-modern, match: "GET /ws2", mode: modern}

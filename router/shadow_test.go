@@ -494,21 +494,9 @@ func TestAnAnswerTooLargeToCompareIsNoEvidenceForTheGuard(t *testing.T) {
 // protocol, which the facade serves as plain HTTP/1.1, is copied as
 // before.
 func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
-	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			w.Write([]byte("plain"))
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw)
-	})
+	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("plain"))
+	}))
 	other := newBackend(t, answer(http.StatusOK, "plain"))
 	f := newFacade(t, echo.URL, other.URL, "", `
   - {name: s, match: "/ws", mode: shadow, shadow_writes: true}
