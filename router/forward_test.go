@@ -292,16 +292,7 @@ func TestUpgrades(t *testing.T) {
 `)
 	for _, path := range []string{"/ws", "/ws2"} {
 		t.Run("a WebSocket upgrade on "+path+" is passed through", func(t *testing.T) {
-			conn, r := rawRequest(t, f, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-			resp, err := http.ReadResponse(r, nil)
-			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Fatalf("got %v, %v; want 101", resp, err)
-			}
-			conn.Write([]byte("hello over the tunnel"))
-			buf := make([]byte, len("hello over the tunnel"))
-			if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
-				t.Errorf("echo = %q, %v", buf, err)
-			}
+			tunnelEchoes(t, f, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 		})
 	}
 	// The protocols are read token by token: "websocket, h2c" reached the

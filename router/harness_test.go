@@ -80,6 +80,26 @@ func webSocketEcho(t *testing.T, plain http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// tunnelEchoes sends handshake, a WebSocket upgrade written raw, to f;
+// wants 101 Switching Protocols, and wants bytes written into the tunnel
+// back from a webSocketEcho backend. It returns the client's end of the
+// tunnel.
+func tunnelEchoes(t *testing.T, f *facade, handshake string) net.Conn {
+	t.Helper()
+	line, _, _ := strings.Cut(handshake, "\r\n")
+	conn, r := rawRequest(t, f, handshake)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("%s: got %v, %v; want 101", line, resp, err)
+	}
+	conn.Write([]byte("hello over the tunnel"))
+	buf := make([]byte, len("hello over the tunnel"))
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
+		t.Errorf("%s: echo = %q, %v", line, buf, err)
+	}
+	return conn
+}
+
 func (b *backend) hits() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -502,17 +501,7 @@ func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
   - {name: s, match: "/ws", mode: shadow, shadow_writes: true}
 `)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		conn, r := rawRequest(t, f, method+" /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("%s: got %v, %v; want 101", method, resp, err)
-		}
-		conn.Write([]byte("hello"))
-		buf := make([]byte, len("hello"))
-		if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello" {
-			t.Errorf("%s: echo = %q, %v", method, buf, err)
-		}
-		conn.Close()
+		tunnelEchoes(t, f, method+" /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").Close()
 	}
 	if got := f.comparisons(t, "s", 2); got["dropped"] != 2 || got["mismatch"] != 0 {
 		t.Errorf("comparisons %v; want the 2 handshakes' copies dropped, no mismatch", got)
