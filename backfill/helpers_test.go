@@ -63,6 +63,20 @@ func newWorld(t *testing.T, sizes fixture.Sizes, vars map[string]string) *world 
 	return w
 }
 
+// pacedRows is how many patients a pacedPatients world copies.
+const pacedRows = 1200
+
+// pacedPatients is a world whose backfill copies the pacedRows patients
+// of its one table in batches of 100 at rate rows a second: a run slow
+// enough for a test to cut, silence or change something while it copies.
+func pacedPatients(t *testing.T, rate int) *world {
+	t.Helper()
+	w := newWorld(t, fixture.Sizes{Patients: pacedRows}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate = 100, rate
+	return w
+}
+
 func (w *world) config(t *testing.T, vars map[string]string) *config.Backfill {
 	t.Helper()
 	all := map[string]string{"LEGACY_DSN": w.legacyURL, "MODERN_DSN": w.modernDSN, "BACKFILL_BATCH": "500"}

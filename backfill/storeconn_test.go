@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"strangler/backfill"
-	"strangler/backfill/fixture"
 	"strangler/internal/testdb"
 )
 
@@ -22,7 +21,7 @@ import (
 // was lost too: the ledger shows it committed); a re-run then finds
 // nothing to do.
 func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const patients = 1200
+	const patients = pacedRows
 	for _, c := range []struct {
 		name, side string
 		breakIt    func(t *testing.T, w *world, p *testdb.Proxy)
@@ -52,9 +51,7 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w := newWorld(t, fixture.Sizes{Patients: patients}, nil)
-			w.cfg.Tables = w.cfg.Tables[:1]
-			w.cfg.Batch, w.cfg.Rate = 100, 1000
+			w := pacedPatients(t, 1000)
 			u := w.cfg.Source.URL
 			if c.side == "target" {
 				u = w.cfg.Target.URL
@@ -126,9 +123,7 @@ func cutAfter(n int64) func(*testing.T, *world, *testdb.Proxy) {
 // The run, resumed, must hold the lock again: another session cannot
 // take it while the run copies on.
 func TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke(t *testing.T) {
-	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-	w.cfg.Tables = w.cfg.Tables[:1]
-	w.cfg.Batch, w.cfg.Rate = 100, 300
+	w := pacedPatients(t, 300)
 	u := w.cfg.Target.URL
 	proxy, via := testdb.NewProxy(t, u.String())
 	pu, err := url.Parse(via)
