@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -376,18 +377,36 @@ backfill:
 	return w
 }
 
+// sentBodies is an API that answers every request 200 and records the
+// last body sent to each path.
+type sentBodies struct {
+	mu     sync.Mutex
+	byPath map[string]string
+}
+
+func (s *sentBodies) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byPath == nil {
+		s.byPath = map[string]string{}
+	}
+	s.byPath[r.URL.Path] = string(b)
+}
+
+// all is each path's last body so far.
+func (s *sentBodies) all() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.byPath)
+}
+
 // TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
 // bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
 // string "\u0001", and a wider BIT as its number.
 func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	if tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]; tr.Written() != 3 || tr.Failed != 0 {
 		t.Errorf("migrated %d, failed %d (%+v); want 3 and 0", tr.Written(), tr.Failed, tr.Failures)
 	}
@@ -396,6 +415,7 @@ func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
 		"/consents/2": `{"flags":0,"given":0}`,
 		"/consents/3": `{"flags":null,"given":null}`,
 	}
+	bodies := sent.all()
 	for path, body := range want {
 		if bodies[path] != body {
 			t.Errorf("%s: body %s, want %s", path, bodies[path], body)

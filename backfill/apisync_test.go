@@ -3,12 +3,9 @@ package backfill_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"strangler/backfill"
@@ -211,14 +208,8 @@ func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.
 // document it holds, not as a string of its text; a LONGTEXT that only
 // looks like JSON stays a string.
 func TestApisyncJSONColumnsGoAsDocuments(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	for _, q := range []string{
 		"ALTER TABLE Consent ADD Doc JSON NULL, ADD Note LONGTEXT NULL",
 		`UPDATE Consent SET Doc = '{"scope": ["research"], "until": null}', Note = '{"a": 1}' WHERE ConsentSerNum = 1`,
@@ -239,6 +230,7 @@ func TestApisyncJSONColumnsGoAsDocuments(t *testing.T) {
 		"/consents/2": `{"doc":[1,2.50],"note":null}`,
 		"/consents/3": `{"doc":null,"note":null}`,
 	}
+	bodies := sent.all()
 	for path, body := range want {
 		if bodies[path] != body {
 			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
