@@ -123,10 +123,7 @@ func newAPIWorld(t *testing.T, rows, groups int, faults modern.Faults) *apiWorld
 	}))
 	t.Cleanup(w.srv.Close)
 	dir := t.TempDir()
-	if w.store, err = store.Open(ctx, "sqlite:"+filepath.Join(dir, "state.db"), discard()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.store.Close() })
+	w.store = openStore(t, "sqlite:"+filepath.Join(dir, "state.db"))
 	w.cfgPath = filepath.Join(dir, "strangler.yaml")
 	if err := os.WriteFile(w.cfgPath, fmt.Appendf(nil, apiConfig, fixture.MySQLURL(myDSN), w.srv.URL), 0o600); err != nil {
 		t.Fatal(err)
@@ -349,11 +346,7 @@ func newConsentAPI(t *testing.T, h http.Handler) *apiWorld {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, "sqlite:"+filepath.Join(t.TempDir(), "state.db"))
 	w := &apiWorld{legacy: db, store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
 	yaml := fmt.Sprintf(`
 backends:
@@ -556,11 +549,7 @@ func TestAPIBackfillKeepsTheAPIsMessagesOnlyEncrypted(t *testing.T) {
 		}
 	}))
 	path := filepath.Join(t.TempDir(), "sealed.db")
-	st, err := store.Open(context.Background(), "sqlite:"+path, discard(), store.WithEncryption([][32]byte{{42}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, "sqlite:"+path, store.WithEncryption([][32]byte{{42}}))
 	w.store = st
 	report := w.run(t, w.config(t), backfill.Options{})
 	if tr := report.Tables[0]; tr.Written() != 2 || tr.Failed != 1 {

@@ -12,7 +12,6 @@ import (
 	"strangler/config"
 	"strangler/internal/testdb"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestApisyncPlainReRunSendsChangedAndLateRowsUnderTheirOwnKeys: after a
@@ -33,11 +32,7 @@ func apisyncReRun(t *testing.T, pgLedger bool) {
 	w := newAPIWorld(t, 50, 5, modern.Faults{Unavailable: 30})
 	ctx := context.Background()
 	if pgLedger {
-		st, err := store.Open(ctx, testdb.Postgres(t), discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := openStore(t, testdb.Postgres(t))
 		w.store = st
 	}
 	if _, err := w.legacy.Exec("DELETE FROM Patient WHERE PatientSerNum = 3"); err != nil {

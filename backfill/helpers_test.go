@@ -21,6 +21,7 @@ import (
 	"strangler/internal/testdb"
 	"strangler/legacy"
 	"strangler/modern"
+	"strangler/store"
 )
 
 // world is a legacy and a modern database, each with its reference API,
@@ -102,6 +103,18 @@ func (w *world) count(t *testing.T, q string, args ...any) int64 {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
+}
+
+// openStore opens the state store at dsn, which an API run keeps its
+// ledger in; it is closed when the test ends.
+func openStore(t *testing.T, dsn string, opts ...store.Option) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn, discard(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // get fetches path from an API and returns status and body.

@@ -12,7 +12,6 @@ import (
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestAnAPIRunResumesAfterItsConnectionsBreak breaks the connections to
@@ -55,11 +54,7 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 				proxy = proxied(t, cfg.Source.URL)
 			}
 			ctx := context.Background()
-			st, err := store.Open(ctx, storeURL, discard())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openStore(t, storeURL)
 			opts := backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard()}
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "resume", "w1"
