@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -122,10 +123,7 @@ func newAPIWorld(t *testing.T, rows, groups int, faults modern.Faults) *apiWorld
 	}))
 	t.Cleanup(w.srv.Close)
 	dir := t.TempDir()
-	if w.store, err = store.Open(ctx, "sqlite:"+filepath.Join(dir, "state.db"), discard()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.store.Close() })
+	w.store = openStore(t, "sqlite:"+filepath.Join(dir, "state.db"))
 	w.cfgPath = filepath.Join(dir, "strangler.yaml")
 	if err := os.WriteFile(w.cfgPath, fmt.Appendf(nil, apiConfig, fixture.MySQLURL(myDSN), w.srv.URL), 0o600); err != nil {
 		t.Fatal(err)
@@ -348,11 +346,7 @@ func newConsentAPI(t *testing.T, h http.Handler) *apiWorld {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, "sqlite:"+filepath.Join(t.TempDir(), "state.db"))
 	w := &apiWorld{legacy: db, store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
 	yaml := fmt.Sprintf(`
 backends:
@@ -376,18 +370,36 @@ backfill:
 	return w
 }
 
+// sentBodies is an API that answers every request 200 and records the
+// last body sent to each path.
+type sentBodies struct {
+	mu     sync.Mutex
+	byPath map[string]string
+}
+
+func (s *sentBodies) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byPath == nil {
+		s.byPath = map[string]string{}
+	}
+	s.byPath[r.URL.Path] = string(b)
+}
+
+// all is each path's last body so far.
+func (s *sentBodies) all() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.byPath)
+}
+
 // TestAPIBackfillSendsBitsAsNumbers: a BIT column arrives from MySQL as
 // bytes; BIT(1), JPA's boolean, must reach the API as 1 or 0, not as the
 // string "\u0001", and a wider BIT as its number.
 func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	if tr := w.run(t, w.config(t), backfill.Options{}).Tables[0]; tr.Written() != 3 || tr.Failed != 0 {
 		t.Errorf("migrated %d, failed %d (%+v); want 3 and 0", tr.Written(), tr.Failed, tr.Failures)
 	}
@@ -396,6 +408,7 @@ func TestAPIBackfillSendsBitsAsNumbers(t *testing.T) {
 		"/consents/2": `{"flags":0,"given":0}`,
 		"/consents/3": `{"flags":null,"given":null}`,
 	}
+	bodies := sent.all()
 	for path, body := range want {
 		if bodies[path] != body {
 			t.Errorf("%s: body %s, want %s", path, bodies[path], body)
@@ -536,11 +549,7 @@ func TestAPIBackfillKeepsTheAPIsMessagesOnlyEncrypted(t *testing.T) {
 		}
 	}))
 	path := filepath.Join(t.TempDir(), "sealed.db")
-	st, err := store.Open(context.Background(), "sqlite:"+path, discard(), store.WithEncryption([][32]byte{{42}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, "sqlite:"+path, store.WithEncryption([][32]byte{{42}}))
 	w.store = st
 	report := w.run(t, w.config(t), backfill.Options{})
 	if tr := report.Tables[0]; tr.Written() != 2 || tr.Failed != 1 {

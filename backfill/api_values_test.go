@@ -2,11 +2,8 @@ package backfill_test
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"strangler/backfill"
@@ -21,14 +18,8 @@ import (
 // that is none (0000-00-00, 2024-02-30, kept under a lenient sql_mode)
 // is refused, naming the field, and never sent.
 func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	conn, err := w.legacy.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +62,7 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 			t.Errorf("failures %+v lack %q", tr.Failures, want)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	bodies := sent.all()
 	// A path column is written as a body field is.
 	const path = "/consents/1/2024-03-10T04:30:00.250Z"
 	want := `{"day":"2024-03-10","double":1000000000000000,"float":16777216,"signed_at":"2024-03-10T04:30:00.250Z","tiny":1e-07,"took":"-838:59:59","trimmed":"2024-03-10T04:30:00.250Z","trimmed_wall":"2024-03-10 10:00:00","wall":"2024-03-10 10:00:00","year":"2024"}`
@@ -99,14 +89,8 @@ func TestAPIBackfillSendsInstantsWithTheirZoneAndRefusesDatesThatAreNone(t *test
 // wall time, TRIM of a zero DATE was sent. A looked-up value now goes as
 // its column's does, with from or without.
 func TestAPIBackfillSendsLookedUpValuesAsTheirColumnsDo(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	conn, err := w.legacy.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +119,7 @@ func TestAPIBackfillSendsLookedUpValuesAsTheirColumnsDo(t *testing.T) {
 	if tr.Written() != 2 || tr.Failed != 1 || len(tr.Failures) != 1 || tr.Failures[0].Reason != want {
 		t.Errorf("migrated %d, failed %d (%+v); want 2 and consent 2 failed: %q", tr.Written(), tr.Failed, tr.Failures, want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	bodies := sent.all()
 	wantBodies := map[string]string{
 		"/consents/1": `{"day":"2024-03-10","f":16777216,"mark":1,"n":7,"signed_at":"2024-03-10T04:30:00.250Z","trimmed":"2024-03-10T04:30:00.250Z"}`,
 		"/consents/3": `{"day":null,"f":null,"mark":null,"n":null,"signed_at":null,"trimmed":null}`,

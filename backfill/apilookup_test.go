@@ -19,7 +19,6 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/internal/testdb"
-	"strangler/store"
 )
 
 // mrnWorld is a legacy table of four patients and their MRNs, sent by
@@ -62,11 +61,7 @@ func newMRNWorld(t *testing.T, lookup string) *mrnWorld {
 		w.mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "state.db"), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, "sqlite:"+filepath.Join(t.TempDir(), "state.db"))
 	w.apiWorld = &apiWorld{legacy: db, store: st, cfgPath: filepath.Join(t.TempDir(), "strangler.yaml")}
 	yaml := fmt.Sprintf(`
 backends:

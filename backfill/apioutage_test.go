@@ -15,7 +15,6 @@ import (
 	"strangler/backfill"
 	"strangler/internal/testdb"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestAnAPIRunStopsWhenTheServiceGoesAway: the modern service goes away
@@ -97,11 +96,7 @@ func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 			api.Concurrency, api.Retry.MaxAttempts, api.StopAfterUnanswered = concurrency, maxAttempts, stopAfter
 			ctx := context.Background()
 			storeURL := testdb.Postgres(t)
-			st, err := store.Open(ctx, storeURL, discard())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openStore(t, storeURL)
 			opts := backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard()}
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "backfill8-outage", "w1"

@@ -26,11 +26,7 @@ import (
 func apistoreStore(t *testing.T, dsn string) (*store.Store, *testdb.Proxy) {
 	t.Helper()
 	p, via := testdb.NewProxy(t, dsn)
-	st, err := store.Open(context.Background(), via, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, via)
 	return st, p
 }
 
@@ -151,11 +147,7 @@ func TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew(t *testing.T) {
 	}
 	dsn := testdb.Postgres(t)
 	st1, proxy := apistoreStore(t, dsn)
-	st2, err := store.Open(context.Background(), dsn, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
+	st2 := openStore(t, dsn)
 	run := func(id string, st *store.Store, cfg *config.Backfill, done chan<- error) {
 		_, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
 			Worker: true, Run: "nightly", WorkerID: id, Lease: 4 * time.Second})

@@ -3,19 +3,15 @@ package backfill_test
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"strangler/backfill"
 	"strangler/config"
 	"strangler/internal/testdb"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestApisyncPlainReRunSendsChangedAndLateRowsUnderTheirOwnKeys: after a
@@ -36,11 +32,7 @@ func apisyncReRun(t *testing.T, pgLedger bool) {
 	w := newAPIWorld(t, 50, 5, modern.Faults{Unavailable: 30})
 	ctx := context.Background()
 	if pgLedger {
-		st, err := store.Open(ctx, testdb.Postgres(t), discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := openStore(t, testdb.Postgres(t))
 		w.store = st
 	}
 	if _, err := w.legacy.Exec("DELETE FROM Patient WHERE PatientSerNum = 3"); err != nil {
@@ -211,14 +203,8 @@ func TestApisyncAChangedRowOfATableThatCreatesIsReportedNotSentAgain(t *testing.
 // document it holds, not as a string of its text; a LONGTEXT that only
 // looks like JSON stays a string.
 func TestApisyncJSONColumnsGoAsDocuments(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	for _, q := range []string{
 		"ALTER TABLE Consent ADD Doc JSON NULL, ADD Note LONGTEXT NULL",
 		`UPDATE Consent SET Doc = '{"scope": ["research"], "until": null}', Note = '{"a": 1}' WHERE ConsentSerNum = 1`,
@@ -239,6 +225,7 @@ func TestApisyncJSONColumnsGoAsDocuments(t *testing.T) {
 		"/consents/2": `{"doc":[1,2.50],"note":null}`,
 		"/consents/3": `{"doc":null,"note":null}`,
 	}
+	bodies := sent.all()
 	for path, body := range want {
 		if bodies[path] != body {
 			t.Errorf("%s: body %s, want %s", path, bodies[path], body)

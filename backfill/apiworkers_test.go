@@ -8,7 +8,6 @@ import (
 	"strangler/backfill"
 	"strangler/internal/testdb"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestAPIWorkersShareKeyRangesOfATableWithoutGroupBy: two workers of one
@@ -27,11 +26,7 @@ func TestAPIWorkersShareKeyRangesOfATableWithoutGroupBy(t *testing.T) {
 	reports := make([]*backfill.Report, 2)
 	errs := make([]error, 2)
 	for i, id := range []string{"w1", "w2"} {
-		st, err := store.Open(ctx, storeURL, discard())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
+		st := openStore(t, storeURL)
 		wg.Go(func() {
 			reports[i], errs[i] = backfill.Run(ctx, cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
 				Worker: true, Run: "nightly", WorkerID: id})
@@ -60,8 +55,7 @@ func TestAPIWorkersShareKeyRangesOfATableWithoutGroupBy(t *testing.T) {
 	if imports != rows-wantRejected || distinct != imports {
 		t.Errorf("the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows-wantRejected)
 	}
-	st, _ := store.Open(ctx, storeURL, discard())
-	defer st.Close()
+	st := openStore(t, storeURL)
 	if failed, err := st.APIBackfillFailures(ctx, "patients", "", rows); err != nil || int64(len(failed)) != wantRejected {
 		t.Errorf("the ledger holds %d failures (%v), want %d", len(failed), err, wantRejected)
 	}

@@ -13,7 +13,6 @@ import (
 	"strangler/backfill/fixture"
 	"strangler/config"
 	"strangler/internal/testdb"
-	"strangler/store"
 )
 
 // TestSpatialColumnsAreRefusedBeforeCopying: MySQL sends a POINT or a
@@ -183,11 +182,7 @@ func TestAPIWorkersSendEveryGroupOfAFloatGroupBy(t *testing.T) {
 	}
 	cfg := w.config(t)
 	cfg.Tables[0].TargetAPI.GroupBy = "Dose"
-	st, err := store.Open(context.Background(), testdb.Postgres(t), discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, testdb.Postgres(t))
 	rep, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
 		Worker: true, Run: "fidelity4", WorkerID: "w1"})
 	if err != nil {

@@ -172,9 +172,8 @@ func TestASilentDatabaseStopsTheRunWithinItsBound(t *testing.T) {
 		t.Run("the "+side, func(t *testing.T) {
 			// Most of its minute is spent waiting out the bound.
 			t.Parallel()
-			w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-			w.cfg.Tables = w.cfg.Tables[:1]
-			w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
+			w := pacedPatients(t, 200)
+			w.cfg.Concurrency = 1
 			w.cfg.BatchTimeout = config.Duration(3 * time.Second)
 			u := w.cfg.Source.URL
 			if side == "target" {

@@ -21,6 +21,7 @@ import (
 	"strangler/internal/testdb"
 	"strangler/legacy"
 	"strangler/modern"
+	"strangler/store"
 )
 
 // world is a legacy and a modern database, each with its reference API,
@@ -63,6 +64,20 @@ func newWorld(t *testing.T, sizes fixture.Sizes, vars map[string]string) *world 
 	return w
 }
 
+// pacedRows is how many patients a pacedPatients world copies.
+const pacedRows = 1200
+
+// pacedPatients is a world whose backfill copies the pacedRows patients
+// of its one table in batches of 100 at rate rows a second: a run slow
+// enough for a test to cut, silence or change something while it copies.
+func pacedPatients(t *testing.T, rate int) *world {
+	t.Helper()
+	w := newWorld(t, fixture.Sizes{Patients: pacedRows}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate = 100, rate
+	return w
+}
+
 func (w *world) config(t *testing.T, vars map[string]string) *config.Backfill {
 	t.Helper()
 	all := map[string]string{"LEGACY_DSN": w.legacyURL, "MODERN_DSN": w.modernDSN, "BACKFILL_BATCH": "500"}
@@ -88,6 +103,18 @@ func (w *world) count(t *testing.T, q string, args ...any) int64 {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return n
+}
+
+// openStore opens the state store at dsn, which an API run keeps its
+// ledger in; it is closed when the test ends.
+func openStore(t *testing.T, dsn string, opts ...store.Option) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), dsn, discard(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // get fetches path from an API and returns status and body.

@@ -3,7 +3,6 @@ package backfill_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 	"strangler/modern"
-	"strangler/store"
 )
 
 // TestAnAPIRunResumesAfterItsConnectionsBreak breaks the connections to
@@ -49,42 +47,22 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 			cfg.Batch, cfg.Rate = 100, 1000
 			cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
 			storeURL := testdb.Postgres(t)
-			u := cfg.Source.URL
+			var proxy *testdb.Proxy
 			if c.side == "store" {
-				p, err := url.Parse(storeURL)
-				if err != nil {
-					t.Fatal(err)
-				}
-				u = p
-			}
-			proxy, via := testdb.NewProxy(t, u.String())
-			if c.side == "source" {
-				pu, err := url.Parse(via)
-				if err != nil {
-					t.Fatal(err)
-				}
-				*u = *pu
+				proxy, storeURL = testdb.NewProxy(t, storeURL)
 			} else {
-				storeURL = via
+				proxy = proxied(t, cfg.Source.URL)
 			}
 			ctx := context.Background()
-			st, err := store.Open(ctx, storeURL, discard())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openStore(t, storeURL)
 			opts := backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard()}
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "resume", "w1"
 			}
-			type result struct {
-				rep *backfill.Report
-				err error
-			}
-			done := make(chan result, 1)
+			done := make(chan runResult, 1)
 			go func() {
 				rep, err := backfill.Run(ctx, cfg, opts)
-				done <- result{rep, err}
+				done <- runResult{rep, err}
 			}()
 			c.breakIt(t, w, proxy)
 			res := <-done

@@ -2,10 +2,7 @@ package backfill_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"strangler/backfill"
@@ -19,14 +16,8 @@ import (
 // found none, and sent the document {"a": 1} as the string "{\"a\": 1}";
 // from Consent sent it as the document.
 func TestSqlidentJSONColumnsOfASchemaQualifiedTableGoAsDocuments(t *testing.T) {
-	var mu sync.Mutex
-	bodies := map[string]string{}
-	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		bodies[r.URL.Path] = string(b)
-		mu.Unlock()
-	}))
+	sent := &sentBodies{}
+	w := newConsentAPI(t, sent)
 	var db string
 	if err := w.legacy.QueryRow("SELECT DATABASE()").Scan(&db); err != nil {
 		t.Fatal(err)
@@ -42,7 +33,7 @@ func TestSqlidentJSONColumnsOfASchemaQualifiedTableGoAsDocuments(t *testing.T) {
 	if rep := w.run(t, cfg, backfill.Options{}).Tables[0]; rep.Inserted != 3 {
 		t.Fatalf("migrated %d rows, want 3 (failures %+v)", rep.Inserted, rep.Failures)
 	}
-	if got, want := bodies["/consents/1"], `{"doc":{"a":1}}`; got != want {
+	if got, want := sent.all()["/consents/1"], `{"doc":{"a":1}}`; got != want {
 		t.Errorf("body %s, want %s", got, want)
 	}
 }

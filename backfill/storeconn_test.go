@@ -2,13 +2,11 @@ package backfill_test
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"strangler/backfill"
-	"strangler/backfill/fixture"
 	"strangler/internal/testdb"
 )
 
@@ -22,7 +20,7 @@ import (
 // was lost too: the ledger shows it committed); a re-run then finds
 // nothing to do.
 func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const patients = 1200
+	const patients = pacedRows
 	for _, c := range []struct {
 		name, side string
 		breakIt    func(t *testing.T, w *world, p *testdb.Proxy)
@@ -52,32 +50,17 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w := newWorld(t, fixture.Sizes{Patients: patients}, nil)
-			w.cfg.Tables = w.cfg.Tables[:1]
-			w.cfg.Batch, w.cfg.Rate = 100, 1000
+			w := pacedPatients(t, 1000)
 			u := w.cfg.Source.URL
 			if c.side == "target" {
 				u = w.cfg.Target.URL
 			}
-			proxy, via := testdb.NewProxy(t, u.String())
-			pu, err := url.Parse(via)
-			if err != nil {
-				t.Fatal(err)
+			proxy := proxied(t, u)
+			opts := backfill.Options{Log: discard()}
+			if c.worker {
+				opts.Worker, opts.Run, opts.WorkerID = true, "resume", "w1"
 			}
-			*u = *pu
-			type result struct {
-				rep *backfill.Report
-				err error
-			}
-			done := make(chan result, 1)
-			go func() {
-				opts := backfill.Options{Log: discard()}
-				if c.worker {
-					opts.Worker, opts.Run, opts.WorkerID = true, "resume", "w1"
-				}
-				rep, err := backfill.Run(context.Background(), w.cfg, opts)
-				done <- result{rep, err}
-			}()
+			done := w.startRun(opts)
 			c.breakIt(t, w, proxy)
 			res := <-done
 			if p := proxy.CutsOn(); strings.Contains(c.name, " as ") && p != 1 {
@@ -126,21 +109,9 @@ func cutAfter(n int64) func(*testing.T, *world, *testdb.Proxy) {
 // The run, resumed, must hold the lock again: another session cannot
 // take it while the run copies on.
 func TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke(t *testing.T) {
-	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-	w.cfg.Tables = w.cfg.Tables[:1]
-	w.cfg.Batch, w.cfg.Rate = 100, 300
-	u := w.cfg.Target.URL
-	proxy, via := testdb.NewProxy(t, u.String())
-	pu, err := url.Parse(via)
-	if err != nil {
-		t.Fatal(err)
-	}
-	*u = *pu
-	done := make(chan error, 1)
-	go func() {
-		_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
-		done <- err
-	}()
+	w := pacedPatients(t, 300)
+	proxy := proxied(t, w.cfg.Target.URL)
+	done := w.startRun(backfill.Options{Log: discard()})
 	cutAfter(300)(t, w, proxy)
 	waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 600 })
 	ctx := context.Background()
@@ -157,7 +128,7 @@ func TestARunStillKeepsOthersOffAfterItsTargetConnectionBroke(t *testing.T) {
 		conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext('strangler_backfill'), hashtext(current_schema()))")
 		t.Error("another session took the backfill's lock while the resumed run copied: a second backfill could have started beside it")
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("the run: %v", err)
+	if res := <-done; res.err != nil {
+		t.Fatalf("the run: %v", res.err)
 	}
 }

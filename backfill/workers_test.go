@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"strangler/backfill"
-	"strangler/backfill/fixture"
 )
 
 // TestAWorkerWhoseTableStopsEnds: a table a worker copies stops (the
@@ -15,9 +14,7 @@ import (
 // ranges stay undone, and the worker must end with the error naming the
 // table rather than wait for them forever.
 func TestAWorkerWhoseTableStopsEnds(t *testing.T) {
-	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-	w.cfg.Tables = w.cfg.Tables[:1]
-	w.cfg.Batch, w.cfg.Rate = 100, 1000
+	w := pacedPatients(t, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	done := make(chan error, 1)

@@ -281,39 +281,18 @@ func TestUnannouncedTrailerFieldsArePassedOn(t *testing.T) {
 
 // TestUpgrades speaks raw HTTP/1.1 so that it controls the Upgrade headers.
 func TestUpgrades(t *testing.T) {
-	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
-			w.Header().Set("X-Saw-Settings", r.Header.Get("Http2-Settings"))
-			w.Write([]byte("plain"))
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo every byte back
-	})
+	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
+		w.Header().Set("X-Saw-Settings", r.Header.Get("Http2-Settings"))
+		w.Write([]byte("plain"))
+	}))
 	f := newFacade(t, echo.URL, echo.URL, "", `
   - {name: ws-legacy, match: "GET /ws", mode: legacy}
   - {name: ws-modern, match: "GET /ws2", mode: modern}
 `)
 	for _, path := range []string{"/ws", "/ws2"} {
 		t.Run("a WebSocket upgrade on "+path+" is passed through", func(t *testing.T) {
-			conn, r := rawRequest(t, f, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-			resp, err := http.ReadResponse(r, nil)
-			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Fatalf("got %v, %v; want 101", resp, err)
-			}
-			conn.Write([]byte("hello over the tunnel"))
-			buf := make([]byte, len("hello over the tunnel"))
-			if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
-				t.Errorf("echo = %q, %v", buf, err)
-			}
+			tunnelEchoes(t, f, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 		})
 	}
 	// The protocols are read token by token: "websocket, h2c" reached the

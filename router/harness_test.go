@@ -58,6 +58,48 @@ func answer(status int, body string) http.HandlerFunc {
 	}
 }
 
+// webSocketEcho is a backend handler that completes a WebSocket upgrade
+// (a request whose Upgrade is exactly "websocket") with 101 Switching
+// Protocols and then echoes every byte the tunnel carries; plain serves
+// every other request.
+func webSocketEcho(t *testing.T, plain http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			plain(w, r)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo every byte back
+	}
+}
+
+// tunnelEchoes sends handshake, a WebSocket upgrade written raw, to f;
+// wants 101 Switching Protocols, and wants bytes written into the tunnel
+// back from a webSocketEcho backend. It returns the client's end of the
+// tunnel.
+func tunnelEchoes(t *testing.T, f *facade, handshake string) net.Conn {
+	t.Helper()
+	line, _, _ := strings.Cut(handshake, "\r\n")
+	conn, r := rawRequest(t, f, handshake)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("%s: got %v, %v; want 101", line, resp, err)
+	}
+	conn.Write([]byte("hello over the tunnel"))
+	buf := make([]byte, len("hello over the tunnel"))
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
+		t.Errorf("%s: echo = %q, %v", line, buf, err)
+	}
+	return conn
+}
+
 func (b *backend) hits() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -494,37 +493,15 @@ func TestAnAnswerTooLargeToCompareIsNoEvidenceForTheGuard(t *testing.T) {
 // protocol, which the facade serves as plain HTTP/1.1, is copied as
 // before.
 func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
-	echo := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			w.Write([]byte("plain"))
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw)
-	})
+	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("plain"))
+	}))
 	other := newBackend(t, answer(http.StatusOK, "plain"))
 	f := newFacade(t, echo.URL, other.URL, "", `
   - {name: s, match: "/ws", mode: shadow, shadow_writes: true}
 `)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
-		conn, r := rawRequest(t, f, method+" /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("%s: got %v, %v; want 101", method, resp, err)
-		}
-		conn.Write([]byte("hello"))
-		buf := make([]byte, len("hello"))
-		if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello" {
-			t.Errorf("%s: echo = %q, %v", method, buf, err)
-		}
-		conn.Close()
+		tunnelEchoes(t, f, method+" /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").Close()
 	}
 	if got := f.comparisons(t, "s", 2); got["dropped"] != 2 || got["mismatch"] != 0 {
 		t.Errorf("comparisons %v; want the 2 handshakes' copies dropped, no mismatch", got)

@@ -166,20 +166,8 @@ func TestWebSocketToAnHTTP2Backend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			io.WriteString(w, r.Proto)
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo every byte back
+	s := httptest.NewUnstartedServer(webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
 	}))
 	s.EnableHTTP2 = true
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -193,16 +181,7 @@ backends:
 routes:
   - {name: ws, match: "GET /ws", mode: modern}`, s.URL, s.URL, ca.CAFile)))
 
-	conn, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("got %v, %v; want 101", resp, err)
-	}
-	conn.Write([]byte("hello over the tunnel"))
-	buf := make([]byte, len("hello over the tunnel"))
-	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "hello over the tunnel" {
-		t.Errorf("echo = %q, %v", buf, err)
-	}
+	tunnelEchoes(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	if resp, body := f.get(t, "/ws"); resp.StatusCode != 200 || body != "HTTP/2.0" {
 		t.Errorf("a GET to the same backend: got %d %q, want 200 over HTTP/2.0", resp.StatusCode, body)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 )
 
@@ -157,6 +158,24 @@ func flipUntilTaken(admin, route string, change map[string]any, reason string) e
 }
 
 // runCLI runs strangler with args in this process and returns its stdout.
+// auditLogHolding writes a facade configuration whose store, a fresh
+// PostgreSQL database (which refuses NUL and invalid UTF-8), holds the
+// audit entries appended in order, and returns its path: an audit log
+// for `strangler audit` to read.
+func auditLogHolding(t *testing.T, entries ...domain.AuditEntry) string {
+	t.Helper()
+	dir := t.TempDir()
+	dsn := testdb.Postgres(t)
+	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: "http://127.0.0.1:1", modern: "http://127.0.0.1:1", store: dsn, routes: auditRoutes})
+	st := openStateStore(t, dsn)
+	for _, e := range entries {
+		if err := st.AppendAudit(context.Background(), e); err != nil {
+			t.Fatalf("appending an audit entry: %v", err)
+		}
+	}
+	return cfg
+}
+
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
 
 	"strangler/domain"
-	"strangler/internal/testdb"
 )
 
 // TestAnAuditEntryWithOddTextExportsAsItsHashCoversIt: text that reaches
@@ -17,19 +15,10 @@ import (
 // chain verifies, and an auditor recomputes every hash from the JSON
 // export alone.
 func TestAnAuditEntryWithOddTextExportsAsItsHashCoversIt(t *testing.T) {
-	dir := t.TempDir()
-	dsn := testdb.Postgres(t)
-	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: "http://127.0.0.1:1", modern: "http://127.0.0.1:1", store: dsn, routes: auditRoutes})
-	st := openStateStore(t, dsn)
 	odd := "nul\x00 bad\xff\xfe utf-8 \u2028\u2029 \"quoted\" \\ <b>&amp; =SUM(A1) \r\n\t 𝄞 é\u200b"
-	for _, e := range []domain.AuditEntry{
-		{Actor: "bob", Action: "denied", Route: "flag-a", Detail: odd},
-		{Actor: "bob", Action: "flip", Route: "flag-b", Reason: "ok", Detail: "after " + odd, FromMode: "legacy", ToMode: "shadow"},
-	} {
-		if err := st.AppendAudit(context.Background(), e); err != nil {
-			t.Fatalf("appending an entry with odd text: %v", err)
-		}
-	}
+	cfg := auditLogHolding(t,
+		domain.AuditEntry{Actor: "bob", Action: "denied", Route: "flag-a", Detail: odd},
+		domain.AuditEntry{Actor: "bob", Action: "flip", Route: "flag-b", Reason: "ok", Detail: "after " + odd, FromMode: "legacy", ToMode: "shadow"})
 	out, err := runCLI(t, "audit", "verify", "--config", cfg)
 	if err != nil || !strings.HasPrefix(out, "OK: 2 entries") {
 		t.Fatalf("audit verify: %v %q, want OK: 2 entries", err, out)

@@ -11,7 +11,6 @@ import (
 	"unsafe"
 
 	"strangler/domain"
-	"strangler/internal/testdb"
 )
 
 // TestAuditExportWritesNoControlCharactersFromTheLog: a denied flip's
@@ -23,19 +22,10 @@ import (
 // escape, and the export decodes to the same entries, whose hashes
 // recompute.
 func TestAuditExportWritesNoControlCharactersFromTheLog(t *testing.T) {
-	dir := t.TempDir()
-	dsn := testdb.Postgres(t)
-	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: "http://127.0.0.1:1", modern: "http://127.0.0.1:1", store: dsn, routes: auditRoutes})
-	st := openStateStore(t, dsn)
 	hostile := "legacy answered 503 \x1b]52;c;cm0gLXJmIH4K\x07 \u009b2J \u009d8;;http://evil.example/\u009c click \u202edaer \x7f"
-	for _, e := range []domain.AuditEntry{
-		{Actor: "bob", Action: "denied", Route: "flag-a", Detail: "flip to modern refused: " + hostile},
-		{Actor: "bob", Action: "flip", Route: "flag-b", Reason: "from before reasons were checked: " + hostile, FromMode: "legacy", ToMode: "shadow"},
-	} {
-		if err := st.AppendAudit(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg := auditLogHolding(t,
+		domain.AuditEntry{Actor: "bob", Action: "denied", Route: "flag-a", Detail: "flip to modern refused: " + hostile},
+		domain.AuditEntry{Actor: "bob", Action: "flip", Route: "flag-b", Reason: "from before reasons were checked: " + hostile, FromMode: "legacy", ToMode: "shadow"})
 	out, err := runCLI(t, "audit", "export", "--config", cfg)
 	if err != nil {
 		t.Fatalf("audit export: %v", err)
@@ -55,14 +45,8 @@ func TestAuditExportWritesNoControlCharactersFromTheLog(t *testing.T) {
 // there it writes them as \u escapes, and to a file (TestAuditCSVExport…,
 // checkChain) the exact values the hashes cover.
 func TestAuditCSVExportOnATerminalWritesNoControlCharacters(t *testing.T) {
-	dir := t.TempDir()
-	dsn := testdb.Postgres(t)
-	cfg := writeFacadeConfig(t, dir, facadeConfig{legacy: "http://127.0.0.1:1", modern: "http://127.0.0.1:1", store: dsn, routes: auditRoutes})
-	st := openStateStore(t, dsn)
 	hostile := "legacy answered 503 \x1b]52;c;cm0gLXJmIH4K\x07 \x1b[2J \u009b2J \u202edaer \x7f"
-	if err := st.AppendAudit(context.Background(), domain.AuditEntry{Actor: "bob", Action: "denied", Route: "flag-a", Detail: hostile}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := auditLogHolding(t, domain.AuditEntry{Actor: "bob", Action: "denied", Route: "flag-a", Detail: hostile})
 	term, screen := openTerminal(t)
 	var stderr strings.Builder
 	if err := run(context.Background(), []string{"audit", "export", "--config", cfg, "--format", "csv"}, noEnv, term, &stderr); err != nil {

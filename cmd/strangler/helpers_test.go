@@ -97,6 +97,16 @@ func startRun(t *testing.T, args ...string) *running {
 // placeholders.
 func startRunEnv(t *testing.T, getenv func(string) string, args ...string) *running {
 	t.Helper()
+	r := launchEnv(t, getenv, args...)
+	waitReady(t, r.admin)
+	return r
+}
+
+// launchEnv starts run with args and an environment for the
+// configuration's placeholders, and returns once the facade listens,
+// ready or not. The run is stopped when the test ends.
+func launchEnv(t *testing.T, getenv func(string) string, args ...string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
 	go func() {
@@ -112,7 +122,6 @@ func startRunEnv(t *testing.T, getenv func(string) string, args ...string) *runn
 	})
 	line := r.logs.waitFor(t, "serving", nil, startWait)
 	r.public, r.admin = line["listen"].(string), line["admin"].(string)
-	waitReady(t, r.admin)
 	return r
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -134,22 +133,7 @@ func adminGetJSON(t *testing.T, admin, path string, v any) {
 // ready or not.
 func launch(t *testing.T, args ...string) *running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{logs: newLogBuffer(), stop: cancel, done: make(chan error, 1)}
-	go func() {
-		err := run(ctx, args, noEnv, io.Discard, r.logs)
-		if err != nil {
-			fmt.Fprintf(r.logs, "{\"msg\":\"run returned\",\"error\":%q}\n", err)
-		}
-		r.done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	line := r.logs.waitFor(t, "serving", nil, startWait)
-	r.public, r.admin = line["listen"].(string), line["admin"].(string)
-	return r
+	return launchEnv(t, noEnv, args...)
 }
 
 // stopRun stops a facade started by launch or startRun and waits for it.
