@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"time"
 
@@ -35,13 +38,64 @@ func newAPIClient(cfg *config.BackfillAPI) *apiClient {
 	// connections per host would have the others dial anew per request.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
+	aging := &agingTransport{Transport: tr, maxAge: upstream.DefaultMaxConnAge, now: time.Now}
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &datedConn{Conn: c, dialed: aging.now()}, nil
+	}
 	return &apiClient{base: strings.TrimRight(cfg.URL, "/"), headers: h,
-		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr,
+		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: aging,
 			// A redirect is the answer, never followed: Go would follow a
 			// 301 to a PUT with a bodiless GET, whose 200 would mark a row
 			// migrated that was never imported, and a 307 elsewhere than
 			// the row's resource.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// agingTransport uses each connection for at most maxAge, as the
+// facade's backends are (upstream.DefaultMaxConnAge): a request that gets
+// an older connection asks for it to be closed once its exchange ends
+// (HTTP/1.1), or taken for no further request (HTTP/2), and the next
+// request dials, resolving the service's name again. A run lasts hours
+// at a steady pace, so its connections are never idle long enough to be
+// closed, and without a bound it sent every row to the service's old
+// address after its name moved (blue/green, failover).
+type agingTransport struct {
+	*http.Transport
+	maxAge time.Duration
+	now    func() time.Time
+}
+
+// datedConn is a connection of agingTransport's, with when it was dialed.
+type datedConn struct {
+	net.Conn
+	dialed time.Time
+}
+
+func (t *agingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A RoundTripper may not change the request it is given: out and its
+	// header are ours. The header, not out.Close: the transport sends a
+	// copy of a request with a body, which shares out's header map.
+	header := req.Header.Clone()
+	out := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		c := info.Conn
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		// Read by the transport only after GotConn returns (when it
+		// writes the request), on this goroutine. A server closes the
+		// connection after answering it (RFC 9112, 9.6); HTTP/2 takes
+		// no further request on it.
+		if d, ok := c.(*datedConn); ok && t.now().Sub(d.dialed) >= t.maxAge {
+			header.Set("Connection", "close")
+		}
+	}}))
+	out.Header = header
+	return t.Transport.RoundTrip(out)
 }
 
 // answer is what one request came back with: status 0 when none came.

@@ -1,0 +1,102 @@
+package backfill
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/internal/testkit"
+	"strangler/upstream"
+)
+
+// TestAnAPIRunUsesAConnectionForAtMostItsMaximumAge: a backfill runs for
+// hours at a steady pace, so its connections to the modern service are
+// never idle long enough to be closed. Each is used for at most
+// upstream.DefaultMaxConnAge, as the facade's backends are: the request
+// that finds it older closes it once answered (HTTP/1.1), or is its last
+// (HTTP/2), and the next request dials, resolving the service's name
+// again, so that a service whose DNS name moved is followed. Before, one
+// connection carried every request of the run.
+func TestAnAPIRunUsesAConnectionForAtMostItsMaximumAge(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP/1.1"
+		if h2 {
+			name = "HTTP/2 over TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			opened, closed := map[net.Conn]bool{}, map[net.Conn]bool{}
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				if h2 && r.ProtoMajor != 2 {
+					t.Errorf("a request over %s, want HTTP/2", r.Proto)
+				}
+				rw.Header().Set("Content-Type", "application/json")
+				rw.Write([]byte(`{}`))
+			}))
+			srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch s {
+				case http.StateNew:
+					opened[c] = true
+				case http.StateClosed, http.StateHijacked:
+					closed[c] = true
+				}
+			}
+			if h2 {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			c := newAPIClient(&config.BackfillAPI{URL: srv.URL, Timeout: config.Duration(5 * time.Second)})
+			aging := c.http.Transport.(*agingTransport)
+			clock := testkit.NewClock(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC))
+			aging.now = clock.Now
+			if h2 {
+				aging.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+			}
+			send := func() {
+				t.Helper()
+				a, err := c.do(context.Background(), http.MethodPut, "/imports/patients/1", []byte(`{}`), "patients:1")
+				if err != nil || !a.accepted() {
+					t.Fatalf("the request: %+v, %v", a, err)
+				}
+			}
+			counts := func() (int, int) {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(opened), len(closed)
+			}
+
+			for range 3 {
+				send()
+			}
+			if o, _ := counts(); o != 1 {
+				t.Fatalf("%d connections for 3 requests in a row, want 1", o)
+			}
+			clock.Advance(upstream.DefaultMaxConnAge - time.Second)
+			send()
+			if o, _ := counts(); o != 1 {
+				t.Fatalf("%d connections once the first is %s old, want it still used", o, upstream.DefaultMaxConnAge-time.Second)
+			}
+			clock.Advance(time.Second)
+			send() // its last request
+			testkit.Eventually(t, 10*time.Second, "the connection past its age closed", func() bool {
+				_, cl := counts()
+				return cl == 1
+			})
+			send()
+			send()
+			if o, cl := counts(); o != 2 || cl != 1 {
+				t.Errorf("%d connections opened, %d closed; want the one past its age closed and one new one used", o, cl)
+			}
+		})
+	}
+}
