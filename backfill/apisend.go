@@ -105,6 +105,9 @@ type answer struct {
 	retryAfter time.Duration
 	// page is a 2xx that came as an HTML page (see accepted).
 	page bool
+	// redirect is the scheme and host a 3xx's Location names, when it
+	// names one: never its path, which may carry the row's columns.
+	redirect string
 }
 
 // accepted reports whether the service accepted the request: a 2xx that
@@ -166,6 +169,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 		a.page = true
 		a.message = "an HTML page (a sign-in page or a proxy's?), not the service's answer"
 	}
+	if resp.StatusCode/100 == 3 {
+		if loc, err := resp.Location(); err == nil {
+			a.redirect = loc.Scheme + "://" + loc.Host
+		}
+	}
 	a.retryAfter = upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 	return a, nil
 }
@@ -181,9 +189,13 @@ func errorMessage(body []byte) string {
 }
 
 // retryable reports whether a request may be tried again: it got no
-// answer, or one that says try later (408, 429, 5xx). The Idempotency-Key
-// makes a retry of a write that did apply harmless.
+// answer, or one that says try later (408, 429, 5xx), and nothing that
+// stops the run (runVerdict). The Idempotency-Key makes a retry of a
+// write that did apply harmless.
 func retryable(a answer, err error) bool {
+	if runVerdict(a, err) != "" {
+		return false
+	}
 	return err != nil || a.status == http.StatusRequestTimeout || a.status == http.StatusTooManyRequests || a.status >= 500
 }
 
