@@ -239,6 +239,9 @@ func (c *apiClient) waitUntil(ctx context.Context, w *config.WaitUntil) error {
 	last := "no answer yet"
 	for {
 		got, err := c.field(ctx, w.Path, w.Field)
+		if stop := (*serviceStop)(nil); errors.As(err, &stop) {
+			return fmt.Errorf("wait_until: %w", err)
+		}
 		switch {
 		case err == nil && fieldEquals(got, w.Equals):
 			return nil
@@ -284,10 +287,19 @@ func (c *apiClient) field(ctx context.Context, path, field string) (string, erro
 		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", upstream.Describe(err)
+	var a answer
+	if err == nil {
+		defer resp.Body.Close()
+		a.status = resp.StatusCode
 	}
-	defer resp.Body.Close()
+	err = upstream.Describe(err)
+	if why := runVerdict(a, err); why != "" {
+		// Polling on would not change it: the wait stops as a table does.
+		return "", &serviceStop{service: serviceName(c.base), why: why}
+	}
+	if err != nil {
+		return "", err
+	}
 	if resp.StatusCode/100 != 2 {
 		return "", fmt.Errorf("GET %s: the API answered %d", path, resp.StatusCode)
 	}

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"strangler/backfill"
+	"strangler/config"
 	"strangler/modern"
 )
 
@@ -188,5 +190,35 @@ func TestAnAPIRunGoesOnThroughARowsOwnNotFound(t *testing.T) {
 	}
 	if tr := report.Tables[0]; tr.Failed != want || tr.Read != rows {
 		t.Errorf("read %d, failed %d; want all %d read and %d failed (the 404s and the 422s)", tr.Read, tr.Failed, rows, want)
+	}
+}
+
+// TestWaitUntilStopsAtCredentialsRefused: a service that refuses the
+// run's credentials while the run waits for its jobs will not take them
+// on the next poll either: wait_until stops at the first 401, saying so,
+// rather than polling until its timeout (30m by default) and then
+// reporting the wait not reached.
+func TestWaitUntilStopsAtCredentialsRefused(t *testing.T) {
+	w := newAPIWorld(t, 20, 2, modern.Faults{})
+	h := w.modern.Handler()
+	var polls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/admin/jobs" {
+			polls.Add(1)
+			http.Error(rw, `{"error":"token expired"}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(rw, r)
+	}))
+	defer srv.Close()
+	cfg := w.config(t)
+	cfg.API.URL = srv.URL
+	cfg.WaitUntil.Timeout = config.Duration(3 * time.Second) // what the old code polled for
+	_, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: w.store, Hasher: w.store.Hasher(), Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), "wait_until: stopped: the modern service at "+srv.URL+" refused the run's credentials (401 Unauthorized)") {
+		t.Errorf("the run ended with %v; want the wait stopped at the 401", err)
+	}
+	if n := polls.Load(); n != 1 {
+		t.Errorf("wait_until polled %d times, want once", n)
 	}
 }
