@@ -151,7 +151,13 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 		return answer{}, upstream.Describe(err)
 	}
 	defer resp.Body.Close()
+	// Only the start is kept (an error's message), but the rest is read
+	// too, within timeout, to its end: only the end says the answer came
+	// whole, however long it is.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	if err != nil {
 		// A body cut off or stalled past timeout is no answer: a status
 		// sent before the service finished (a proxy streaming it, a

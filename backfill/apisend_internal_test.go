@@ -2,9 +2,13 @@ package backfill
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +100,50 @@ func TestAnAPIRunUsesAConnectionForAtMostItsMaximumAge(t *testing.T) {
 			send()
 			if o, cl := counts(); o != 2 || cl != 1 {
 				t.Errorf("%d connections opened, %d closed; want the one past its age closed and one new one used", o, cl)
+			}
+		})
+	}
+}
+
+// TestAnAPIAnswerCountsOnlyWhenItArrivesWhole: a 200 whose body stops
+// before its end (the service failed after writing the status, a proxy
+// cut it) or never ends says nothing of the row, however much of it
+// came: it is no answer, retried under the same Idempotency-Key, and
+// the row is not marked migrated. Before, a body longer than the 64 KiB
+// kept of it was taken as accepted at its 64th KiB, whole or not; the
+// run holds no more of it in memory now than then.
+func TestAnAPIAnswerCountsOnlyWhenItArrivesWhole(t *testing.T) {
+	chunk := make([]byte, 32<<10)
+	for _, c := range []struct {
+		name  string
+		serve http.HandlerFunc
+	}{
+		{"cut off after 96 KiB of 192", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Content-Length", fmt.Sprint(6*len(chunk)))
+			for range 3 {
+				rw.Write(chunk)
+			}
+		}},
+		{"never ending", func(rw http.ResponseWriter, r *http.Request) {
+			for r.Context().Err() == nil {
+				if _, err := rw.Write(chunk); err != nil {
+					return
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(c.serve)
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the short write
+			srv.Start()
+			defer srv.Close()
+			cl := newAPIClient(&config.BackfillAPI{URL: srv.URL, Timeout: config.Duration(2 * time.Second)})
+			a, err := cl.do(context.Background(), http.MethodPut, "/imports/patients/1", []byte(`{}`), "patients:1")
+			if err == nil || !strings.Contains(err.Error(), "the answer (200) did not arrive whole") {
+				t.Errorf("the answer: %+v, %v; want no answer, the body not whole", a, err)
+			}
+			if !retryable(a, err) || !unanswered(a, err) {
+				t.Errorf("retryable %v, unanswered %v; want both", retryable(a, err), unanswered(a, err))
 			}
 		})
 	}
