@@ -38,6 +38,10 @@ func newAPIClient(cfg *config.BackfillAPI) *apiClient {
 	// connections per host would have the others dial anew per request.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
+	// As the facade bounds a backend's (upstream's maxResponseHead): at
+	// net/http's default of 10 MiB, a head of many short fields takes
+	// some thirty times its size in memory, per group in flight.
+	tr.MaxResponseHeaderBytes = 64 << 10
 	aging := &agingTransport{Transport: tr, maxAge: upstream.DefaultMaxConnAge, now: time.Now}
 	dial := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {

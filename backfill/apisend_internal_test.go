@@ -148,3 +148,29 @@ func TestAnAPIAnswerCountsOnlyWhenItArrivesWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestAnAPIAnswerWithAHugeHeadIsNoAnswer: a service (or something in
+// front of it) answering with a head of a megabyte of fields would have
+// each group in flight hold some thirty times that while it is parsed.
+// Past 64 KiB, as the facade bounds a backend's, the head is no answer,
+// retried like one; before, net/http's 10 MiB bound let it through, and
+// its 200 marked the row migrated.
+func TestAnAPIAnswerWithAHugeHeadIsNoAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		v := strings.Repeat("v", 500)
+		for i := range 2000 {
+			rw.Header().Set(fmt.Sprintf("X-Field-%d", i), v)
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	cl := newAPIClient(&config.BackfillAPI{URL: srv.URL, Timeout: config.Duration(5 * time.Second)})
+	a, err := cl.do(context.Background(), http.MethodPut, "/imports/patients/1", []byte(`{}`), "patients:1")
+	if err == nil || !strings.Contains(err.Error(), "exceeded 65536 bytes") {
+		t.Errorf("the answer: status %d, %v; want no answer, its head past 64 KiB", a.status, err)
+	}
+	if !retryable(a, err) {
+		t.Errorf("not retryable, want it retried as no answer")
+	}
+}
