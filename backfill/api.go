@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -801,7 +800,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 		}
 		answered = answered || !unanswered(a, err)
 		if err == nil && a.accepted() {
-			o.row(true, "")
+			o.row(true, a, nil)
 			res.ok = true
 			res.sent.Status = a.status
 			return res
@@ -829,11 +828,7 @@ func (r *apiRunner) sendRow(ctx context.Context, t *apiTable, row sourceRow, pre
 			f.Message = err.Error()
 		}
 	}
-	saw := fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))
-	if err != nil {
-		saw = err.Error()
-	}
-	o.row(answered, saw)
+	o.row(answered, a, err)
 	res.fail = f
 	return res
 }

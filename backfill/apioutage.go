@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,16 +10,20 @@ import (
 	"sync"
 )
 
-// A modern service that goes away mid-run would otherwise have every row
-// left tried max_attempts times and failed as retries_exhausted: at the
-// defaults some 0.7 rows a second, weeks of futile requests for a large
-// table, and a report that is a wall of failures. outage stops the table
-// instead once stop_after_unanswered rows in a row got no answer, and
-// the rows not sent stay unsent, for a plain re-run to send.
+// Some answers are about the run, not the row: the service gone, its
+// credentials refused, its certificate not trusted, a path it does not
+// serve. Taken row by row, each would have every row left tried and
+// failed the same way: a table's worth of futile requests, a report that
+// is a wall of failures, and a ledger of failures that were never the
+// rows'. outage stops the table instead, with one message saying what
+// came back, and the rows not sent stay unsent, for a plain re-run to
+// send once the service or the configuration is fixed.
 
-// outage counts a table's rows in a row that got no answer from the
-// service, across the groups sending them, and stops the table's context
-// with a serviceGone error when they reach limit.
+// outage watches a table's rows across the groups sending them, and
+// stops the table's context with a serviceStop error at an answer about
+// the run (runVerdict), or when limit rows in a row got no answer, or
+// limit rows in a row got the same answer about the endpoint
+// (endpointVerdict).
 type outage struct {
 	service string
 	limit   int
@@ -26,32 +31,33 @@ type outage struct {
 
 	mu     sync.Mutex
 	silent int // rows in a row without an answer
+	// same rows in a row were answered status, an endpoint verdict.
+	same   int
+	status int
 }
 
-// serviceGone is the error of a table stopped by outage. It wraps no
+// serviceStop is the error of a table stopped by outage. It wraps no
 // network error: resuming must not take it for a lost connection to try
 // again.
-type serviceGone struct {
+type serviceStop struct {
 	service string
-	rows    int
-	last    string
+	why     string
 }
 
-func (e *serviceGone) Error() string {
-	return fmt.Sprintf("stopped: the modern service at %s answered none of the last %d rows (last: %s); the rows not sent are left for a re-run",
-		e.service, e.rows, e.last)
+func (e *serviceStop) Error() string {
+	return fmt.Sprintf("stopped: the modern service at %s %s; the rows not sent are left for a re-run", e.service, e.why)
 }
 
 // watchingService runs f with a context that outage stops, and returns
-// the serviceGone error if it did: whatever f returned then is only how
+// the serviceStop error if it did: whatever f returned then is only how
 // the stop reached it (a cancelled request, a cancelled read).
 func (r *apiRunner) watchingService(ctx context.Context, t *apiTable, f func(context.Context, *outage) error) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	o := &outage{service: serviceName(r.cfg.API.URL), limit: t.api.StopAfterUnanswered, stop: stop}
 	err := f(ctx, o)
-	if gone := (*serviceGone)(nil); errors.As(context.Cause(ctx), &gone) {
-		return gone
+	if s := (*serviceStop)(nil); errors.As(context.Cause(ctx), &s) {
+		return s
 	}
 	return err
 }
@@ -66,18 +72,39 @@ func serviceName(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// row counts a row that was sent: answered, or not, saw saying what its
-// last attempt got.
-func (o *outage) row(answered bool, saw string) {
+// row counts a row that was sent: answered (by any attempt) or not, and
+// what its last attempt got.
+func (o *outage) row(answered bool, a answer, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if answered {
-		o.silent = 0
+	if why := runVerdict(a, err); why != "" {
+		o.stop(&serviceStop{service: o.service, why: why})
 		return
 	}
-	o.silent++
-	if o.silent == o.limit {
-		o.stop(&serviceGone{service: o.service, rows: o.silent, last: saw})
+	if !answered {
+		o.silent++
+		o.same = 0
+		if o.silent == o.limit {
+			saw := fmt.Sprintf("%d %s", a.status, http.StatusText(a.status))
+			if err != nil {
+				saw = err.Error()
+			}
+			o.stop(&serviceStop{service: o.service, why: fmt.Sprintf("answered none of the last %d rows (last: %s)", o.silent, saw)})
+		}
+		return
+	}
+	o.silent = 0
+	switch {
+	case endpointVerdict(a) == "":
+		o.same = 0
+	case a.status == o.status:
+		o.same++
+	default:
+		o.status, o.same = a.status, 1
+	}
+	if o.same == o.limit {
+		o.stop(&serviceStop{service: o.service, why: fmt.Sprintf("answered %d %s to each of the last %d rows: %s",
+			a.status, http.StatusText(a.status), o.same, endpointVerdict(a))})
 	}
 }
 
@@ -88,4 +115,47 @@ func (o *outage) row(answered bool, saw string) {
 // 503 to every row is as unable to take them.
 func unanswered(a answer, err error) bool {
 	return err != nil || a.status == http.StatusBadGateway || a.status == http.StatusServiceUnavailable || a.status == http.StatusGatewayTimeout
+}
+
+// runVerdict says what an attempt's outcome says about the whole run, or
+// "" when it may be about the row: credentials refused (no row is
+// refused them alone), or a certificate that is not trusted. Either
+// stops the run at once, and the attempt is not retried.
+func runVerdict(a answer, err error) string {
+	var cert *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &cert):
+		return "has a certificate this host does not trust (" + err.Error() + ")"
+	case err != nil:
+		return ""
+	case a.status == http.StatusUnauthorized:
+		return "refused the run's credentials (401 Unauthorized): renew them in api.headers"
+	case a.status == http.StatusProxyAuthRequired:
+		return "is behind a proxy that asked for credentials (407 Proxy Authentication Required)"
+	}
+	return ""
+}
+
+// endpointVerdict says what an answer means when it is the answer to
+// every row, or "" for an answer about the row. Any one of these may be
+// about its row (a redirect of a merged patient's resource, a 404 of a
+// parent not there); stop_after_unanswered rows in a row answered the
+// same say the method, path or URL is wrong for the table, and sending
+// the rest would only fail each of them the same way.
+func endpointVerdict(a answer) string {
+	switch {
+	case a.status/100 == 3:
+		to := "the same host"
+		if a.redirect != "" {
+			to = a.redirect
+		}
+		return "it redirects them (to " + to + "), and a backfill follows no redirect: point api.url at the service itself"
+	case a.status == http.StatusForbidden:
+		return "the run's credentials may not send them (api.headers)"
+	case a.status == http.StatusNotFound || a.status == http.StatusMethodNotAllowed:
+		return "check api.url and the table's target_api method and path"
+	case a.status == http.StatusUnsupportedMediaType:
+		return "it takes no JSON body at the table's target_api path"
+	}
+	return ""
 }

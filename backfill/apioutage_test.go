@@ -185,12 +185,12 @@ func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 }
 
 // TestAnAPIRunGoesOnThroughAnswersThatRefuseEveryRow: a service that
-// answers every row, 500 each time or 422, is there: its answers are
-// about the rows, and the run sends them all, failing each, rather than
-// stopping as for a service gone.
+// answers every row, 500 each time, 422 or 413 (too large), is there:
+// its answers are about the rows, and the run sends them all, failing
+// each, rather than stopping as for a service gone.
 func TestAnAPIRunGoesOnThroughAnswersThatRefuseEveryRow(t *testing.T) {
 	const rows = 60
-	for _, status := range []int{http.StatusInternalServerError, http.StatusUnprocessableEntity} {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusUnprocessableEntity, http.StatusRequestEntityTooLarge} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			w := newAPIWorld(t, rows, 4, modern.Faults{})
 			srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"time"
 
@@ -35,13 +38,68 @@ func newAPIClient(cfg *config.BackfillAPI) *apiClient {
 	// connections per host would have the others dial anew per request.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
+	// As the facade bounds a backend's (upstream's maxResponseHead): at
+	// net/http's default of 10 MiB, a head of many short fields takes
+	// some thirty times its size in memory, per group in flight.
+	tr.MaxResponseHeaderBytes = 64 << 10
+	aging := &agingTransport{Transport: tr, maxAge: upstream.DefaultMaxConnAge, now: time.Now}
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &datedConn{Conn: c, dialed: aging.now()}, nil
+	}
 	return &apiClient{base: strings.TrimRight(cfg.URL, "/"), headers: h,
-		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: tr,
+		http: &http.Client{Timeout: time.Duration(cfg.Timeout), Transport: aging,
 			// A redirect is the answer, never followed: Go would follow a
 			// 301 to a PUT with a bodiless GET, whose 200 would mark a row
 			// migrated that was never imported, and a 307 elsewhere than
 			// the row's resource.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// agingTransport uses each connection for at most maxAge, as the
+// facade's backends are (upstream.DefaultMaxConnAge): a request that gets
+// an older connection asks for it to be closed once its exchange ends
+// (HTTP/1.1), or taken for no further request (HTTP/2), and the next
+// request dials, resolving the service's name again. A run lasts hours
+// at a steady pace, so its connections are never idle long enough to be
+// closed, and without a bound it sent every row to the service's old
+// address after its name moved (blue/green, failover).
+type agingTransport struct {
+	*http.Transport
+	maxAge time.Duration
+	now    func() time.Time
+}
+
+// datedConn is a connection of agingTransport's, with when it was dialed.
+type datedConn struct {
+	net.Conn
+	dialed time.Time
+}
+
+func (t *agingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A RoundTripper may not change the request it is given: out and its
+	// header are ours. The header, not out.Close: the transport sends a
+	// copy of a request with a body, which shares out's header map.
+	header := req.Header.Clone()
+	out := req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		c := info.Conn
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		// Read by the transport only after GotConn returns (when it
+		// writes the request), on this goroutine. A server closes the
+		// connection after answering it (RFC 9112, 9.6); HTTP/2 takes
+		// no further request on it.
+		if d, ok := c.(*datedConn); ok && t.now().Sub(d.dialed) >= t.maxAge {
+			header.Set("Connection", "close")
+		}
+	}}))
+	out.Header = header
+	return t.Transport.RoundTrip(out)
 }
 
 // answer is what one request came back with: status 0 when none came.
@@ -51,6 +109,9 @@ type answer struct {
 	retryAfter time.Duration
 	// page is a 2xx that came as an HTML page (see accepted).
 	page bool
+	// redirect is the scheme and host a 3xx's Location names, when it
+	// names one: never its path, which may carry the row's columns.
+	redirect string
 }
 
 // accepted reports whether the service accepted the request: a 2xx that
@@ -94,7 +155,13 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 		return answer{}, upstream.Describe(err)
 	}
 	defer resp.Body.Close()
+	// Only the start is kept (an error's message), but the rest is read
+	// too, within timeout, to its end: only the end says the answer came
+	// whole, however long it is.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	if err != nil {
 		// A body cut off or stalled past timeout is no answer: a status
 		// sent before the service finished (a proxy streaming it, a
@@ -112,6 +179,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, ke
 		a.page = true
 		a.message = "an HTML page (a sign-in page or a proxy's?), not the service's answer"
 	}
+	if resp.StatusCode/100 == 3 {
+		if loc, err := resp.Location(); err == nil {
+			a.redirect = loc.Scheme + "://" + loc.Host
+		}
+	}
 	a.retryAfter = upstream.RetryAfter(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
 	return a, nil
 }
@@ -127,9 +199,13 @@ func errorMessage(body []byte) string {
 }
 
 // retryable reports whether a request may be tried again: it got no
-// answer, or one that says try later (408, 429, 5xx). The Idempotency-Key
-// makes a retry of a write that did apply harmless.
+// answer, or one that says try later (408, 429, 5xx), and nothing that
+// stops the run (runVerdict). The Idempotency-Key makes a retry of a
+// write that did apply harmless.
 func retryable(a answer, err error) bool {
+	if runVerdict(a, err) != "" {
+		return false
+	}
 	return err != nil || a.status == http.StatusRequestTimeout || a.status == http.StatusTooManyRequests || a.status >= 500
 }
 
@@ -173,6 +249,9 @@ func (c *apiClient) waitUntil(ctx context.Context, w *config.WaitUntil) error {
 	last := "no answer yet"
 	for {
 		got, err := c.field(ctx, w.Path, w.Field)
+		if stop := (*serviceStop)(nil); errors.As(err, &stop) {
+			return fmt.Errorf("wait_until: %w", err)
+		}
 		switch {
 		case err == nil && fieldEquals(got, w.Equals):
 			return nil
@@ -218,10 +297,19 @@ func (c *apiClient) field(ctx context.Context, path, field string) (string, erro
 		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", upstream.Describe(err)
+	var a answer
+	if err == nil {
+		defer resp.Body.Close()
+		a.status = resp.StatusCode
 	}
-	defer resp.Body.Close()
+	err = upstream.Describe(err)
+	if why := runVerdict(a, err); why != "" {
+		// Polling on would not change it: the wait stops as a table does.
+		return "", &serviceStop{service: serviceName(c.base), why: why}
+	}
+	if err != nil {
+		return "", err
+	}
 	if resp.StatusCode/100 != 2 {
 		return "", fmt.Errorf("GET %s: the API answered %d", path, resp.StatusCode)
 	}

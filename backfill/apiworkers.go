@@ -161,7 +161,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No, "error", err)
 		return nil
 	}
-	if gone := (*serviceGone)(nil); errors.As(context.Cause(ctx), &gone) {
+	if gone := (*serviceStop)(nil); errors.As(context.Cause(ctx), &gone) {
 		// Left held, the group would wait out its lease: other workers
 		// polling for it meanwhile, and this one's re-run too.
 		if rerr := l.ReleaseAPIBackfillGroup(context.WithoutCancel(ctx), run, g, owner); rerr != nil {

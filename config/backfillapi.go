@@ -54,7 +54,9 @@ type TargetAPI struct {
 	// or 504), stop the table and the run: the service is gone, and the
 	// rows left are left unsent for a re-run rather than each failed
 	// after its retries. An answer about a row (a 422, a 500) is the
-	// service's, and starts the count again.
+	// service's, and starts the count again. As many rows in a row
+	// answered the same redirect, 403, 404, 405 or 415 stop it too: the
+	// URL, path, method or credentials are wrong for the table.
 	StopAfterUnanswered int `yaml:"stop_after_unanswered,omitempty"`
 }
 
