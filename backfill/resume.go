@@ -110,9 +110,19 @@ func (r *runner) step(ctx context.Context, t *table, what string, f func() error
 }
 
 // resume runs f, a step of the run outside a range's copy, on resuming's
-// policy (attrs say what resumes).
+// policy (attrs say what resumes), and, as a range's resumption does,
+// takes the run's lock again before each resumption if it went with the
+// target's session: resumed without it, the run would go on beside a
+// backfill that took the lock meanwhile.
 func (r *runner) resume(ctx context.Context, attrs []any, f func() error) error {
-	return resuming(ctx, r.opts.Log, attrs, func(int) error { return f() })
+	return resuming(ctx, r.opts.Log, attrs, func(try int) error {
+		if try > 0 {
+			if err := r.bounded(ctx, r.lock.hold); err != nil {
+				return err
+			}
+		}
+		return f()
+	})
 }
 
 // stepGone is err, a step's after its resumptions, or the run's

@@ -137,6 +137,58 @@ func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
 	}
 }
 
+// TestAStepThatLosesItsConnectionResumesHoldingTheLock: a target that
+// restarts while a run is in a step of its own outside a range's copy
+// (the session holding the run's lock breaking with the others) is
+// resumed from, as a range's copy is: every row is copied, and the run
+// holds its lock again, so a plain backfill started meanwhile is refused.
+// A table moving its sequences before its copy stopped at once
+// ("sequences of patients: unexpected EOF"); a worker whose leasing of
+// ranges resumed, and either had it resumed without the lock, went on
+// with none: a plain run started beside it.
+func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		worker bool
+		// marker is what only that step sends.
+		marker string
+	}{
+		{"a table's sequences before its copy", false, "pg_depend"},
+		{"a worker's leasing of a range", true, "for update skip locked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := fiveTables(t)
+			proxy := proxied(t, w.cfg.Target.URL)
+			proxy.CutOn(c.marker)
+			var logs testkit.Logs
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			if c.worker {
+				opts.Worker, opts.Run, opts.WorkerID = true, "blip", "w1"
+			}
+			done := w.startRun(opts)
+			// patients' 1200 rows take 6 s at this rate.
+			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 100 })
+			if _, err := backfill.Run(context.Background(), w.cfg, backfill.Options{}); err == nil || !strings.Contains(err.Error(), "another backfill is running") {
+				t.Errorf("a plain backfill while the run copies: %v, want it refused", err)
+			}
+			res := stopped(t, done, 2*time.Minute, "its target back")
+			if res.err != nil {
+				t.Errorf("the run: %v, want it to resume and copy every row", res.err)
+			}
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the target never saw %q", c.marker)
+			}
+			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 1 {
+				t.Errorf("%d resumptions logged, want the 1 of the step that lost its connection", n)
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+				t.Errorf("verify after the run: %+v", d.Tables)
+			}
+		})
+	}
+}
+
 // fiveTables is a world whose run copies patients (1200 rows, paced to
 // 200 a second, 100 a batch, one range at a time) and four small tables
 // after it.
