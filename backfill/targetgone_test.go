@@ -189,6 +189,23 @@ func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
 	}
 }
 
+// TestARunWhoseTargetGoesAsItTakesItsLockSaysSo: a target gone as the
+// run takes its lock, before any table's work, stops it at once saying
+// so. It said "unexpected EOF", naming neither the target nor the lock.
+func TestARunWhoseTargetGoesAsItTakesItsLockSaysSo(t *testing.T) {
+	t.Parallel()
+	w := fiveTables(t)
+	proxy := proxied(t, w.cfg.Target.URL)
+	proxy.GoneOn("pg_try_advisory_lock")
+	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+	if proxy.CutsOn() != 1 {
+		t.Fatal("the target never saw the lock's query")
+	}
+	if want := "target: taking the run's lock: "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the run's error: %v, want it to say %q", err, want)
+	}
+}
+
 // fiveTables is a world whose run copies patients (1200 rows, paced to
 // 200 a second, 100 a batch, one range at a time) and four small tables
 // after it.
