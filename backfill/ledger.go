@@ -121,7 +121,13 @@ func lockShared(ctx context.Context, db *pgxpool.Pool) (*runLock, error) {
 	return l, l.take(ctx)
 }
 
-func (l *runLock) take(ctx context.Context) error {
+func (l *runLock) take(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil && connectionLost(err) {
+			// The driver's error alone ("unexpected EOF") names neither.
+			err = fmt.Errorf("target: taking the run's lock: %w", err)
+		}
+	}()
 	conn, err := l.db.Acquire(ctx)
 	if err != nil {
 		return err

@@ -94,6 +94,37 @@ func (r *runner) unreachable(ctx context.Context, t *table, err error, waited st
 	return answering(t, err), nil
 }
 
+// step runs f, a step of table t's own outside its key ranges (what
+// names it, in the log and the run's error), on the policy that resumes
+// a range, and, like a range (unreachable), says a lost connection after
+// the last try with the source or the target still answering no ping as
+// the run's databaseGone, on which fail stops the run. Each try does f
+// again whole, so f must count nothing twice.
+func (r *runner) step(ctx context.Context, t *table, what string, f func() error) error {
+	err := r.resume(ctx, []any{"table", t.name, "step", what}, f)
+	err, gone := r.unreachable(ctx, t, err, resumed(what))
+	if gone != nil {
+		return gone
+	}
+	return err
+}
+
+// resume runs f, a step of the run outside a range's copy, on resuming's
+// policy (attrs say what resumes), and, as a range's resumption does,
+// takes the run's lock again before each resumption if it went with the
+// target's session: resumed without it, the run would go on beside a
+// backfill that took the lock meanwhile.
+func (r *runner) resume(ctx context.Context, attrs []any, f func() error) error {
+	return resuming(ctx, r.opts.Log, attrs, func(try int) error {
+		if try > 0 {
+			if err := r.bounded(ctx, r.lock.hold); err != nil {
+				return err
+			}
+		}
+		return f()
+	})
+}
+
 // stepGone is err, a step's after its resumptions, or the run's
 // databaseGone, waited, when err is a lost connection and the source or
 // the target still answers no ping.

@@ -48,18 +48,26 @@ type batchWriter interface {
 }
 
 func (r *runner) run(ctx context.Context) error {
+	// The sequences' moves are steps (see step); the copy between them is
+	// not resumed, as a try would count again what the last one did.
+	start := func(t *table) error {
+		return r.step(ctx, t, "the start of the copy of "+t.name, func() error { return r.advanceSequences(ctx, t) })
+	}
+	finish := func(t *table) error {
+		return r.step(ctx, t, "the finish of the copy of "+t.name, func() error { return r.resetSequences(ctx, t) })
+	}
 	switch r.opts.mode() {
 	case "keys":
 		for _, t := range r.tables {
 			keys, err := parseKeys(t, r.opts.Keys[t.name])
 			if err == nil && len(keys) > 0 {
-				err = r.advanceSequences(ctx, t)
+				err = start(t)
 			}
 			if err == nil && len(keys) > 0 {
 				_, err = r.copyKeys(ctx, t, keys)
 			}
 			if err == nil {
-				err = r.resetSequences(ctx, t)
+				err = finish(t)
 			}
 			if err := r.fail(ctx, t, err); err != nil {
 				return err
@@ -69,12 +77,12 @@ func (r *runner) run(ctx context.Context) error {
 		return r.stoppedTables()
 	case "only-failed":
 		for _, t := range r.tables {
-			err := r.advanceSequences(ctx, t)
+			err := start(t)
 			if err == nil {
 				err = r.retryFailed(ctx, t, false)
 			}
 			if err == nil {
-				err = r.resetSequences(ctx, t)
+				err = finish(t)
 			}
 			if err := r.fail(ctx, t, err); err != nil {
 				return err
@@ -107,12 +115,14 @@ func (r *runner) finishAll() {
 
 // fail stops table t for err, a failure no row of its data can be blamed
 // for: the other tables go on. It returns err when the run itself was
-// stopped, and nil otherwise (or when err is nil).
+// stopped, or is to stop (a database gone, see step), and nil otherwise
+// (or when err is nil).
 func (r *runner) fail(ctx context.Context, t *table, err error) error {
+	var gone *databaseGone
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.As(err, &gone) {
 		return err
 	}
 	err = safeError(t, sourceLost(r.cfg, err))
@@ -153,10 +163,13 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 			continue
 		}
 		var ts []task
-		err := r.advanceSequences(ctx, t)
-		if err == nil {
+		err := r.step(ctx, t, "the start of the copy of "+t.name, func() (err error) {
+			if err := r.advanceSequences(ctx, t); err != nil {
+				return err
+			}
 			ts, err = r.tasks(ctx, t)
-		}
+			return err
+		})
 		if err := r.fail(ctx, t, err); err != nil {
 			return err
 		}
@@ -229,23 +242,34 @@ func (r *runner) compares(t *table) bool {
 	return r.opts.PropagateDeletes || r.opts.mode() == "full" && r.started[t.name]
 }
 
-// finish ends a table's copy once its ranges are done.
+// finish ends a table's copy once its ranges are done, each part a step
+// of its own: a part resumed is done again whole, and what the parts
+// before it counted stays counted once.
 func (r *runner) finish(ctx context.Context, t *table) error {
-	if r.compares(t) {
-		if err := r.sync(ctx, t); err != nil {
-			return err
+	step := func(f func() error) error { return r.step(ctx, t, "the finish of the copy of "+t.name, f) }
+	s := r.stats[t.name]
+	compared := s.compared.Load()
+	err := step(func() error {
+		if r.compares(t) {
+			// Each try compares the whole table again: its rows count
+			// once.
+			s.compared.Store(compared)
+			return r.sync(ctx, t)
 		}
-	} else {
 		n, err := countNullKeys(ctx, r.src, t)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", t.name, err)
 		}
-		r.stats[t.name].addNullKeys(n)
+		s.addNullKeys(n)
+		return nil
+	})
+	if err == nil {
+		err = step(func() error { return r.retryFailed(ctx, t, true) })
 	}
-	if err := r.retryFailed(ctx, t, true); err != nil {
-		return err
+	if err == nil {
+		err = step(func() error { return r.resetSequences(ctx, t) })
 	}
-	return r.resetSequences(ctx, t)
+	return err
 }
 
 // tasks lists the key ranges of t still to copy: the ranges of an earlier

@@ -18,8 +18,16 @@ import (
 // below a checkpoint and those changed since they were copied. Rows the
 // target has and the source no longer has are counted or, with
 // --propagate-deletes, deleted.
-func (r *runner) sync(ctx context.Context, t *table) error {
+func (r *runner) sync(ctx context.Context, t *table) (err error) {
 	s := r.stats[t.name]
+	// A sync that breaks is done again whole (finish resumes it): the
+	// rows it left out for a NULL key count once, when it finishes.
+	var nullKeys int64
+	defer func() {
+		if err == nil {
+			s.addNullKeys(nullKeys)
+		}
+	}()
 	c, err := newComparer(ctx, r.src, r.dst, t, &atomic.Int64{})
 	if err != nil {
 		return fmt.Errorf("compare %s: %w", t.name, err)
@@ -40,7 +48,7 @@ func (r *runner) sync(ctx context.Context, t *table) error {
 	if err != nil {
 		return err
 	}
-	s.addNullKeys(n.nullKeys)
+	nullKeys = n.nullKeys
 	if extra, err := c.mayHaveExtras(ctx, n, inserted); err != nil || !extra {
 		return err
 	}

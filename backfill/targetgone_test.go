@@ -49,21 +49,8 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 		side := c.side
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
-			w.cfg.Tables = w.cfg.Tables[:1]
-			w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
-			for i := range 4 {
-				w.exec(t, fmt.Sprintf("CREATE TABLE Gone%d (Id INT PRIMARY KEY, Body TEXT)", i))
-				w.exec(t, fmt.Sprintf("INSERT INTO Gone%d VALUES (1, 'a'), (2, 'b')", i))
-				w.pg(t, fmt.Sprintf("CREATE TABLE gone%d (legacy_id bigint UNIQUE, body text)", i))
-				w.cfg.Tables = append(w.cfg.Tables, config.BackfillTable{Name: fmt.Sprintf("gone%d", i), From: fmt.Sprintf("Gone%d", i),
-					Key: "Id", To: fmt.Sprintf("gone%d", i), TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Body=body")})
-			}
-			u := w.cfg.Source.URL
-			if side == "target" {
-				u = w.cfg.Target.URL
-			}
-			proxy := proxied(t, u)
+			w := fiveTables(t)
+			proxy := proxied(t, w.side(side))
 			var logs testkit.Logs
 			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
 			if c.worker {
@@ -88,30 +75,186 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 				waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 100 })
 			}
 			proxy.Cut()
-			began := time.Now()
-			res := stopped(t, done, 10*time.Minute, "its "+side+" gone")
-			want := "the " + side + " database was still out of reach after " + c.waited
-			if res.err == nil || !strings.Contains(res.err.Error(), want) {
-				t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
-			}
-			var text strings.Builder
-			if res.rep != nil {
-				res.rep.WriteText(&text)
-			}
-			if want := "stopped early: " + want; !strings.Contains(text.String(), want) {
-				t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
-			}
-			// Only the range (or the leasing) that found the database
-			// gone resumed, its five times; no table queued after it.
-			lease := strings.Contains(c.waited, "the lease (")
-			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n > 5 || !lease && n != 5 {
-				t.Errorf("%d resumptions logged in the %s after the %s went away, want the 5 (a worker's lease: at most 5) of what found it gone",
-					n, time.Since(began).Round(time.Second), side)
-			}
+			stoppedOnce(t, done, &logs, side, c.waited)
 			proxy.Restore()
 			w.pg(t, "UPDATE strangler_backfill_checkpoints SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = 'w0'")
 			w.rerunCopiesAll(t)
 		})
+	}
+}
+
+// TestARunWhoseDatabaseGoesAtAnyStepStopsOnce: the promise above holds
+// whatever step a run is in when the source or the target goes away for
+// good, not only a range's copy. A step of a table's own outside its
+// ranges (moving its sequences and listing its ranges before its copy;
+// comparing it, retrying its failed rows and moving its sequences after)
+// stopped that table alone with the driver's error, at once, and every
+// table after it the same way: the run ended "stopped early: patients:
+// sequences of patients: failed to connect to ... gone0: ...", a line a
+// table, naming no database gone, and a server restarting meanwhile
+// stopped every table it found down.
+func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
+	for _, c := range []struct {
+		name, side string
+		// rerun: a run copied every table before, so this one compares.
+		worker, rerun bool
+		// marker is what only that step sends (see testdb.Proxy.GoneOn).
+		marker string
+		waited string
+	}{
+		{"the target before a table's copy", "target", false, false, "pg_depend",
+			"the start of the copy of patients resumed 5 times over 31s"},
+		{"the target in a re-run's comparison", "target", false, true, "cross join lateral",
+			"the finish of the copy of patients resumed 5 times over 31s"},
+		{"the target after a table's ranges", "target", false, false, "select source_key from strangler_backfill_failures",
+			"the finish of the copy of patients resumed 5 times over 31s"},
+		{"a worker's target before a table's copy", "target", true, false, "pg_depend",
+			"the start of the copy of patients resumed 5 times over 31s"},
+	} {
+		side := c.side
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := fiveTables(t)
+			if c.rerun {
+				w.cfg.Rate = 0
+				w.run(t, backfill.Options{})
+				w.cfg.Rate = 200
+			}
+			proxy := proxied(t, w.side(side))
+			proxy.GoneOn(c.marker)
+			var logs testkit.Logs
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			if c.worker {
+				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
+			}
+			stoppedOnce(t, w.startRun(opts), &logs, side, c.waited)
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the %s never saw %q: the step the test takes it away at never ran", side, c.marker)
+			}
+			proxy.Restore()
+			w.rerunCopiesAll(t)
+		})
+	}
+}
+
+// TestAStepThatLosesItsConnectionResumesHoldingTheLock: a target that
+// restarts while a run is in a step of its own outside a range's copy
+// (the session holding the run's lock breaking with the others) is
+// resumed from, as a range's copy is: every row is copied, and the run
+// holds its lock again, so a plain backfill started meanwhile is refused.
+// A table moving its sequences before its copy stopped at once
+// ("sequences of patients: unexpected EOF"); a worker whose leasing of
+// ranges resumed, and either had it resumed without the lock, went on
+// with none: a plain run started beside it.
+func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		worker bool
+		// marker is what only that step sends.
+		marker string
+	}{
+		{"a table's sequences before its copy", false, "pg_depend"},
+		{"a worker's leasing of a range", true, "for update skip locked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := fiveTables(t)
+			proxy := proxied(t, w.cfg.Target.URL)
+			proxy.CutOn(c.marker)
+			var logs testkit.Logs
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			if c.worker {
+				opts.Worker, opts.Run, opts.WorkerID = true, "blip", "w1"
+			}
+			done := w.startRun(opts)
+			// patients' 1200 rows take 6 s at this rate.
+			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 100 })
+			if _, err := backfill.Run(context.Background(), w.cfg, backfill.Options{}); err == nil || !strings.Contains(err.Error(), "another backfill is running") {
+				t.Errorf("a plain backfill while the run copies: %v, want it refused", err)
+			}
+			res := stopped(t, done, 2*time.Minute, "its target back")
+			if res.err != nil {
+				t.Errorf("the run: %v, want it to resume and copy every row", res.err)
+			}
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the target never saw %q", c.marker)
+			}
+			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 1 {
+				t.Errorf("%d resumptions logged, want the 1 of the step that lost its connection", n)
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+				t.Errorf("verify after the run: %+v", d.Tables)
+			}
+		})
+	}
+}
+
+// TestARunWhoseTargetGoesAsItTakesItsLockSaysSo: a target gone as the
+// run takes its lock, before any table's work, stops it at once saying
+// so. It said "unexpected EOF", naming neither the target nor the lock.
+func TestARunWhoseTargetGoesAsItTakesItsLockSaysSo(t *testing.T) {
+	t.Parallel()
+	w := fiveTables(t)
+	proxy := proxied(t, w.cfg.Target.URL)
+	proxy.GoneOn("pg_try_advisory_lock")
+	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+	if proxy.CutsOn() != 1 {
+		t.Fatal("the target never saw the lock's query")
+	}
+	if want := "target: taking the run's lock: "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the run's error: %v, want it to say %q", err, want)
+	}
+}
+
+// fiveTables is a world whose run copies patients (1200 rows, paced to
+// 200 a second, 100 a batch, one range at a time) and four small tables
+// after it.
+func fiveTables(t *testing.T) *world {
+	t.Helper()
+	w := newWorld(t, fixture.Sizes{Patients: 1200}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.cfg.Batch, w.cfg.Rate, w.cfg.Concurrency = 100, 200, 1
+	for i := range 4 {
+		w.exec(t, fmt.Sprintf("CREATE TABLE Gone%d (Id INT PRIMARY KEY, Body TEXT)", i))
+		w.exec(t, fmt.Sprintf("INSERT INTO Gone%d VALUES (1, 'a'), (2, 'b')", i))
+		w.pg(t, fmt.Sprintf("CREATE TABLE gone%d (legacy_id bigint UNIQUE, body text)", i))
+		w.cfg.Tables = append(w.cfg.Tables, config.BackfillTable{Name: fmt.Sprintf("gone%d", i), From: fmt.Sprintf("Gone%d", i),
+			Key: "Id", To: fmt.Sprintf("gone%d", i), TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Body=body")})
+	}
+	return w
+}
+
+// side is the URL of w's source or target.
+func (w *world) side(side string) *url.URL {
+	if side == "target" {
+		return w.cfg.Target.URL
+	}
+	return w.cfg.Source.URL
+}
+
+// stoppedOnce waits for the run done, whose side went away for good, and
+// checks that it stopped once: its error and its report say the side's
+// database is gone and what found it so (waited), and only that resumed,
+// its five times (a worker's lease: at most five), no table after it.
+func stoppedOnce(t *testing.T, done <-chan runResult, logs *testkit.Logs, side, waited string) {
+	t.Helper()
+	began := time.Now()
+	res := stopped(t, done, 10*time.Minute, "its "+side+" gone")
+	want := "the " + side + " database was still out of reach after " + waited
+	if res.err == nil || !strings.Contains(res.err.Error(), want) {
+		t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)
+	}
+	var text strings.Builder
+	if res.rep != nil {
+		res.rep.WriteText(&text)
+	}
+	if want := "stopped early: " + want; !strings.Contains(text.String(), want) {
+		t.Errorf("the report:\n%s\nwant it to say %q", text.String(), want)
+	}
+	lease := strings.Contains(waited, "the lease (")
+	if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n > 5 || !lease && n != 5 {
+		t.Errorf("%d resumptions logged in the %s the run took to stop, want the 5 (a worker's lease: at most 5) of what found the %s gone",
+			n, time.Since(began).Round(time.Second), side)
 	}
 }
 

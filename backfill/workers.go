@@ -39,15 +39,16 @@ const rangesPerWorker = 4
 // lease until none of the wave is left, its own or another's.
 func (r *runner) work(ctx context.Context) error {
 	for _, wave := range waves(r.tables) {
-		share := func(int) error { return r.shareRanges(ctx, wave) }
-		if err := resuming(ctx, r.opts.Log, []any{"step", "cut tables into key ranges"}, share); err != nil {
+		share := func() error { return r.shareRanges(ctx, wave) }
+		if err := r.resume(ctx, []any{"step", "cut tables into key ranges"}, share); err != nil {
 			return r.stepGone(ctx, err, resumed("the cutting of tables into key ranges"))
 		}
 		names := make([]string, len(wave))
 		for i, t := range wave {
 			// Every worker moves the sequences before it copies: a move
 			// only ever goes forward, so the later ones find nothing to do.
-			if err := r.fail(ctx, t, r.advanceSequences(ctx, t)); err != nil {
+			start := func() error { return r.advanceSequences(ctx, t) }
+			if err := r.fail(ctx, t, r.step(ctx, t, "the start of the copy of "+t.name, start)); err != nil {
 				return err
 			}
 			names[i] = t.name
@@ -59,7 +60,7 @@ func (r *runner) work(ctx context.Context) error {
 			// A range being copied resumes by itself (copyLeased); this
 			// resumes the leasing, whose queries break too.
 			wg.Go(func() {
-				errs[i] = resuming(ctx, r.opts.Log, []any{"step", "lease key ranges"}, func(int) error { return r.leaseLoop(ctx, names) })
+				errs[i] = r.resume(ctx, []any{"step", "lease key ranges"}, func() error { return r.leaseLoop(ctx, names) })
 			})
 		}
 		wg.Wait()
@@ -78,7 +79,8 @@ func (r *runner) work(ctx context.Context) error {
 			// a move only ever goes forward, so the later ones find
 			// nothing to do.
 			if r.stats[t.name].stopped() == nil {
-				if err := r.fail(ctx, t, r.resetSequences(ctx, t)); err != nil {
+				finish := func() error { return r.resetSequences(ctx, t) }
+				if err := r.fail(ctx, t, r.step(ctx, t, "the finish of the copy of "+t.name, finish)); err != nil {
 					return err
 				}
 			}

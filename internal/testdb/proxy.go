@@ -30,6 +30,8 @@ type Proxy struct {
 	// bytes carrying it are passed on; it is cleared as it fires.
 	cutOn atomic.Pointer[[]byte]
 	cuts  atomic.Int32
+	// cutStays makes cutOn's cut refuse new connections too (GoneOn).
+	cutStays atomic.Bool
 	// silent drops what either side sends, on every connection, new ones
 	// too (see Silence).
 	silent atomic.Bool
@@ -133,6 +135,9 @@ func (r requests) Write(b []byte) (int, error) {
 		// another connection open and answering (a ping) and then see it
 		// cut as well, which no server restart does.
 		r.p.mu.Lock()
+		if r.p.cutStays.Load() {
+			r.p.up = false
+		}
 		for c := range r.p.conns {
 			if c != r.client && c != r.Conn {
 				c.Close()
@@ -153,6 +158,16 @@ func (r requests) Write(b []byte) (int, error) {
 // bytes carrying it reach the server, as when the server restarts at that
 // instant. It fires once; new connections go through as before.
 func (p *Proxy) CutOn(marker string) {
+	p.cutStays.Store(false)
+	m := []byte(marker)
+	p.cutOn.Store(&m)
+}
+
+// GoneOn is CutOn that also refuses new connections from then on, as Cut
+// does, until Restore: the server goes away for good at the step that
+// sends marker.
+func (p *Proxy) GoneOn(marker string) {
+	p.cutStays.Store(true)
 	m := []byte(marker)
 	p.cutOn.Store(&m)
 }
