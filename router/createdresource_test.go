@@ -92,15 +92,28 @@ routes:
 		"/base/records/%34",
 		primary.URL + "/base/records/./4",
 		"/base/records//4",
-		"records/4",                     // relative to /base/records, the URL the primary was sent
-		"/base/x/../records/4?page=1#a", // dot segments removed before the base path is
-		"http://example.com/records/4",  // the host the client asked for (X-Forwarded-Host)
-		"",                              // no Location: the collection and the id_field's id
+		"", // no Location: the collection and the id_field's id
 	} {
 		t.Run("Location "+location, func(t *testing.T) {
 			send(http.MethodPost, "/records", location)
 			if got := resourceKeys()["create"]; got != want {
 				t.Errorf("the create is queued on resource %q, a PUT of /records/4 on %q", got, want)
+			}
+		})
+	}
+	// The Location names the resource over the id_field's id (4 here).
+	for _, location := range []string{
+		"/base/records/9",
+		"/base/records/%39",
+		primary.URL + "/base/records/./9",
+		"records/9",                     // relative to /base/records, the URL the primary was sent
+		"/base/x/../records/9?page=1#a", // dot segments removed before the base path is
+		"http://example.com/records/9",  // the host the client asked for (X-Forwarded-Host)
+	} {
+		t.Run("Location "+location+" over the id", func(t *testing.T) {
+			send(http.MethodPost, "/records", location)
+			if got := resourceKeys()["create"]; got != other {
+				t.Errorf("the create is queued on resource %q, a PUT of /records/9 on %q", got, other)
 			}
 		})
 	}
