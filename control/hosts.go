@@ -61,16 +61,32 @@ func (h *Hosts) allowed(host string) bool {
 }
 
 // checkHost refuses, before any handler, cookie or store work, a request
-// whose Host the admin listener does not answer to (Hosts.allowed): 421,
-// in JSON, without quoting the name back.
+// whose Host the admin listener does not answer to (Hosts.Check), and
+// records the refusal.
 func (a *admin) checkHost(next http.Handler) http.Handler {
+	return a.Hosts.Check(next, "admin.listen", func(r *http.Request) {
+		a.security(r, "", reasonHost, hostAction)
+	})
+}
+
+// Check returns next behind the Host check of a listener that answers to
+// the names in h (nil: localhost and IP addresses only) and the host name
+// of the address setting listen names: a request whose Host it does not
+// answer to (allowed) is refused with 421, in JSON, without quoting the
+// name back, after refused (if not nil) is called. The admin listener and
+// the backfill's and verify's --metrics-listen share it: each may show
+// what a rebinding page must not read.
+func (h *Hosts) Check(next http.Handler, listen string, refused func(*http.Request)) http.Handler {
+	msg := map[string]string{
+		"error": "this listener does not answer to this host name; reach it by localhost, an IP address, " +
+			listen + "'s name or a name listed in admin.hosts",
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.Hosts.allowed(r.Host) {
-			a.security(r, "", reasonHost, hostAction)
-			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{
-				"error": "the admin listener does not answer to this host name; reach it by localhost, an IP address, " +
-					"admin.listen's name or a name listed in admin.hosts",
-			})
+		if !h.allowed(r.Host) {
+			if refused != nil {
+				refused(r)
+			}
+			writeJSON(w, http.StatusMisdirectedRequest, msg)
 			return
 		}
 		next.ServeHTTP(w, r)

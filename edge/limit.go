@@ -31,6 +31,24 @@ func DefaultMaxConnections(nofile uint64) int {
 // listener at its cap reaches it again each time a connection closes.
 const fullLogEvery = time.Minute
 
+// Bounded is a listener LimitConnections bounds, as its metrics and its
+// warning name it.
+type Bounded struct {
+	// Open, Max and Full are its metrics: the connections it holds, its
+	// bound, and the times it was full when ready for the next client.
+	Open, Max, Full metrics.Def
+	// Warning is logged when it fills, with its bound as max_connections.
+	Warning string
+}
+
+// The facade's two listeners.
+var (
+	PublicListener = Bounded{metrics.ClientConnections, metrics.ClientConnectionsMax, metrics.ClientConnectionsFull,
+		"the public listener holds max_connections client connections; further clients wait in the kernel's backlog until one closes"}
+	AdminListener = Bounded{metrics.AdminConnections, metrics.AdminConnectionsMax, metrics.AdminConnectionsFull,
+		"the admin listener holds max_connections connections; further clients, scrapes included, wait in the kernel's backlog until one closes"}
+)
+
 // LimitConnections returns ln holding at most n connections at once. At
 // n, Accept waits until one of them closes, so further clients wait in
 // the kernel's listen backlog, as behind nginx's worker_connections or
@@ -38,18 +56,18 @@ const fullLogEvery = time.Minute
 // no descriptor, and a client that gives up costs it nothing at all.
 // Refusing instead (accept, answer 503, close) would spend a descriptor
 // and a write per refused client at the very moment descriptors run out.
-// The metrics go to reg; the listener logs a warning when it fills, at
-// most once a minute.
+// The metrics b names go to reg; the listener logs b's warning when it
+// fills, at most once a minute.
 //
 // netutil.LimitListener does the same waiting but cannot tell how many
 // connections are open or that Accept is waiting, which the metrics and
 // the warning need.
-func LimitConnections(ln net.Listener, n int, reg prometheus.Registerer, log *slog.Logger) net.Listener {
+func LimitConnections(ln net.Listener, n int, b Bounded, reg prometheus.Registerer, log *slog.Logger) net.Listener {
 	l := &limitListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{}), log: log,
-		full: metrics.ClientConnectionsFull.Counter()}
+		full: b.Full.Counter(), warning: b.Warning}
 	reg.MustRegister(l.full,
-		metrics.ClientConnections.GaugeFunc(func() float64 { return float64(l.open.Load()) }),
-		metrics.ClientConnectionsMax.GaugeFunc(func() float64 { return float64(n) }))
+		b.Open.GaugeFunc(func() float64 { return float64(l.open.Load()) }),
+		b.Max.GaugeFunc(func() float64 { return float64(n) }))
 	return l
 }
 
@@ -61,6 +79,7 @@ type limitListener struct {
 	closeOnce sync.Once
 	open      atomic.Int64
 	full      prometheus.Counter
+	warning   string
 	log       *slog.Logger
 	// lastFullLog is when the warning was last logged; only Accept, which
 	// net/http calls from one goroutine, reads and writes it.
@@ -74,8 +93,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.full.Inc()
 		if now := time.Now(); now.Sub(l.lastFullLog) >= fullLogEvery {
 			l.lastFullLog = now
-			l.log.Warn("the public listener holds max_connections client connections; further clients wait in the kernel's backlog until one closes",
-				"max_connections", cap(l.slots))
+			l.log.Warn(l.warning, "max_connections", cap(l.slots))
 		}
 		select {
 		case l.slots <- struct{}{}:

@@ -39,7 +39,7 @@ func TestTheConnectionPastTheCapWaitsUntilOneCloses(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	logs := &lockedBuffer{}
-	limited := LimitConnections(ln, 2, reg, slog.New(slog.NewJSONHandler(logs, nil)))
+	limited := LimitConnections(ln, 2, PublicListener, reg, slog.New(slog.NewJSONHandler(logs, nil)))
 	srv, err := NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestACappedConnectionStillHalfCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	limited := TrackFraming(LimitConnections(ln, 1, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	limited := TrackFraming(LimitConnections(ln, 1, PublicListener, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil))))
 	defer limited.Close()
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

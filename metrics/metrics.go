@@ -35,6 +35,22 @@ var (
 	}
 )
 
+// The admin listener (package edge, bounded in cmd/strangler).
+var (
+	AdminConnections = Def{
+		Name: "strangler_admin_connections",
+		Help: "Connections the admin listener holds open now; at strangler_admin_connections_max further clients, scrapes included, wait in the kernel's backlog.",
+	}
+	AdminConnectionsMax = Def{
+		Name: "strangler_admin_connections_max",
+		Help: "The most connections the admin listener holds at once.",
+	}
+	AdminConnectionsFull = Def{
+		Name: "strangler_admin_connections_full_total",
+		Help: "Times the admin listener was at strangler_admin_connections_max when ready for the next client, which then waited in the kernel's backlog until a connection closed.",
+	}
+)
+
 // The request path (package router).
 var (
 	Requests = Def{
@@ -190,7 +206,7 @@ var (
 // metric missing here, or none registers one listed.
 var All = []Def{
 	Requests, BrokenAnswers, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
-	ReplayBuffered, ClientConnections, ClientConnectionsMax, ClientConnectionsFull,
+	ReplayBuffered, ClientConnections, ClientConnectionsMax, ClientConnectionsFull, AdminConnections, AdminConnectionsMax, AdminConnectionsFull,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,
 	BackfillRows, VerifyDeviations, VerifyLastRun,

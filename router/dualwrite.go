@@ -340,21 +340,16 @@ func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
 }
 
 // createdResource names what a create made, so that later writes to it
-// wait behind the create: the path of its Location, or its collection and
-// the new id, in the canonical form a later write to it has as its key
-// (a Location of /records/4/ or /records/%34 names /records/4). A create
-// that names neither is a resource of its own: no later write can be known
-// to concern it, and creates need not queue behind one another.
+// wait behind the create: the path on the facade its Location names (see
+// locationPath), or its collection and the new id, in the canonical form a
+// later write to it has as its key (a Location of /records/4/ or
+// /records/%34 names /records/4). A create that names neither is a
+// resource of its own: no later write can be known to concern it, and
+// creates need not queue behind one another.
 func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
-	if o.Location != "" {
-		if u, err := url.Parse(o.Location); err == nil && u.Path != "" {
-			path := u.EscapedPath()
-			if base := strings.TrimSuffix(t.upstreamOf(in.Primary).URL.EscapedPath(), "/"); base != "" {
-				path = strings.TrimPrefix(path, base)
-			}
-			if key, ok := resourceKey(path); ok {
-				return key
-			}
+	if path, ok := t.locationPath(in, o.Location); ok {
+		if key, ok := resourceKey(path); ok {
+			return key
 		}
 	}
 	// A new id is one path segment: "." or ".." would name another
@@ -365,6 +360,40 @@ func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
 		}
 	}
 	return in.Resource + "#" + in.ID
+}
+
+// locationPath is the escaped path on the facade that a create's
+// Location names, if it names one. The Location is resolved against the
+// URL the primary was sent (RFC 9110 section 10.2.2: a path, or a path
+// relative to the create's, is on the primary), dot segments removed; it
+// names a path on the facade when it is then on the primary's host and
+// port under its base path (upstream.FacadePath, the rule that turns it
+// into the client's Location too), or on the host the client asked for
+// (X-Forwarded-Host, from which frameworks such as Rails build their
+// URLs). Anything else, another host or a path of the primary's outside
+// its base, names nothing the facade serves: taken as a path, a primary's
+// Location could queue the create on any resource.
+func (t *Table) locationPath(in domain.Intent, loc string) (string, bool) {
+	if loc == "" {
+		return "", false
+	}
+	l, err := url.Parse(loc)
+	if err != nil {
+		return "", false
+	}
+	target, err := url.ParseRequestURI(in.Target)
+	if err != nil {
+		return "", false
+	}
+	up := t.upstreamOf(in.Primary)
+	l = up.Target(target).ResolveReference(l)
+	if path, ok := up.FacadePath(l); ok {
+		return path, true
+	}
+	if public := in.Header.Get("X-Forwarded-Host"); public != "" && l.User == nil && strings.EqualFold(l.Host, public) {
+		return l.EscapedPath(), true
+	}
+	return "", false
 }
 
 // resourceKey is the dual-write resource a path names, as a request's

@@ -6,9 +6,13 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
+	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -16,6 +20,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"strangler/internal/dsn"
 )
 
 // Tracing is the process's tracing: a tracer provider and the W3C trace
@@ -47,11 +53,24 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 // default) or "grpc". The exporters read their endpoint, headers, TLS and
 // timeout variables themselves, as do the sampler (OTEL_TRACES_SAMPLER)
 // and the resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES).
-func Setup(ctx context.Context, getenv func(string) string) (*Tracing, error) {
+//
+// What the SDK and the exporters report (an export the collector refused
+// or could not be reached for, a variable they refuse) is logged to log
+// (reporter).
+func Setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Tracing, error) {
 	t := &Tracing{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	if !enabled(getenv) {
 		return t, nil
 	}
+	// OpenTelemetry reports through an error handler and a logger for the
+	// whole process, set before the exporters read their variables. They
+	// printed with the log package (a WARN line "net/http" cut at its
+	// first quote) and as plain text on stderr, quoting the variable
+	// refused: a malformed endpoint with its password, a header line with
+	// its token.
+	report := reporter(log, getenv)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { report(err.Error()) }))
+	otel.SetLogger(logr.New(sink{report}))
 	variable, protocol := "", "http/protobuf"
 	for _, v := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := getenv(v); p != "" {
@@ -83,6 +102,38 @@ func Setup(ctx context.Context, getenv func(string) string) (*Tracing, error) {
 	t.Provider, t.shutdown = tp, tp.Shutdown
 	return t, nil
 }
+
+// reporter returns what logs a problem OpenTelemetry reports as one WARN
+// line "telemetry error", component telemetry, without the passwords of
+// the OTLP endpoints (dsn.RedactError), which its errors may quote.
+func reporter(log *slog.Logger, getenv func(string) string) func(string) {
+	var endpoints []string
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		if e := getenv(v); e != "" {
+			endpoints = append(endpoints, e)
+		}
+	}
+	return func(msg string) {
+		err := errors.New(msg)
+		for _, e := range endpoints {
+			err = dsn.RedactError(err, e)
+		}
+		log.Warn("telemetry error", "component", "telemetry", "error", err.Error())
+	}
+}
+
+// sink is OpenTelemetry's internal logger: its errors, and what it says
+// at verbosity 0, go to report. The key-value pairs are left out: they
+// are the raw input refused (an endpoint URL, a header line with its
+// token), which the error itself describes.
+type sink struct{ report func(string) }
+
+func (s sink) Init(logr.RuntimeInfo)                 {}
+func (s sink) Enabled(level int) bool                { return level <= 0 }
+func (s sink) Info(_ int, msg string, _ ...any)      { s.report(msg) }
+func (s sink) Error(err error, msg string, _ ...any) { s.report(msg + ": " + err.Error()) }
+func (s sink) WithValues(...any) logr.LogSink        { return s }
+func (s sink) WithName(string) logr.LogSink          { return s }
 
 func enabled(getenv func(string) string) bool {
 	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {

@@ -1,8 +1,14 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -23,7 +29,7 @@ var otelVars = []string{
 	"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
 	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+	"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
 	"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_BSP_SCHEDULE_DELAY",
 }
 
@@ -43,7 +49,7 @@ func setEnv(t *testing.T, vars map[string]string) {
 // test ends.
 func setup(t *testing.T) *Tracing {
 	t.Helper()
-	tr, err := Setup(context.Background(), os.Getenv)
+	tr, err := Setup(context.Background(), os.Getenv, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +163,66 @@ func TestAnUnknownProtocolIsRefusedNamingTheVariable(t *testing.T) {
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
 		t.Run(name, func(t *testing.T) {
 			setEnv(t, map[string]string{"OTEL_TRACES_EXPORTER": "otlp", name: "http/json"})
-			_, err := Setup(context.Background(), os.Getenv)
+			_, err := Setup(context.Background(), os.Getenv, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil || !strings.Contains(err.Error(), name+`="http/json"`) || !strings.Contains(err.Error(), "grpc") {
 				t.Errorf("got %v, want an error naming %s, its value and the protocols there are", err, name)
+			}
+		})
+	}
+}
+
+// TestWhatOpenTelemetryReportsIsOneJSONLogLineWithoutSecrets:
+// OpenTelemetry reports through a process-wide error handler, which
+// printed with the log package (a WARN line "net/http" cut at its first
+// quote), and a process-wide logger, which printed plain text on stderr
+// quoting the variable it refused: an endpoint with its password, a
+// header line with its token.
+func TestWhatOpenTelemetryReportsIsOneJSONLogLineWithoutSecrets(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such tenant", http.StatusUnauthorized)
+	}))
+	defer collector.Close()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		span bool   // record a span, which the collector refuses
+		want string // in the line's error
+	}{
+		{"an export the collector refuses", map[string]string{
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": strings.Replace(collector.URL, "http://", "http://tenant:s3cret-pw@", 1) + "/v1/traces"},
+			true, "401 Unauthorized"},
+		{"an endpoint that is no URL", map[string]string{
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://tenant:s3cret-pw%zz@127.0.0.1:1/v1/traces"},
+			false, "parse url"},
+		{"a header line without =", map[string]string{
+			"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.URL + "/v1/traces", "OTEL_EXPORTER_OTLP_HEADERS": "Authorization Bearer s3cret-pw"},
+			false, "parse headers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setEnv(t, tc.vars)
+			var logs bytes.Buffer // written by Setup and by Shutdown's final export, which returns after
+			tr, err := Setup(context.Background(), os.Getenv, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.span {
+				_, span := tr.Provider.Tracer("test").Start(context.Background(), "GET get-patient")
+				span.End()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tr.Shutdown(ctx)
+
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			var line map[string]any
+			if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &line) != nil {
+				t.Fatalf("got %q, want one JSON line", logs.String())
+			}
+			if line["component"] != "telemetry" || line["level"] != "WARN" || !strings.Contains(fmt.Sprint(line["error"]), tc.want) {
+				t.Errorf("got %s, want a WARN line of component telemetry saying %q", lines[0], tc.want)
+			}
+			if strings.Contains(lines[0], "s3cret-pw") {
+				t.Errorf("the secret is logged: %s", lines[0])
 			}
 		})
 	}

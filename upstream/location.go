@@ -22,19 +22,12 @@ func (u *Upstream) Local(loc string) (_ string, ok bool) {
 		return loc, false
 	}
 	l, err := url.Parse(loc)
-	if err != nil || l.Host == "" || l.Opaque != "" || l.User != nil || !sameHost(l, u.URL) {
+	if err != nil {
 		return loc, false
 	}
-	path := l.EscapedPath()
-	if base := strings.TrimSuffix(u.URL.EscapedPath(), "/"); base != "" {
-		rest, under := strings.CutPrefix(path, base)
-		if !under || rest != "" && rest[0] != '/' {
-			return loc, false
-		}
-		path = rest
-	}
-	if path == "" {
-		path = "/"
+	path, ok := u.FacadePath(l)
+	if !ok {
+		return loc, false
 	}
 	if strings.HasPrefix(path, "//") {
 		// Else a reference to another host (//evil.example/…): "/." is
@@ -49,6 +42,30 @@ func (u *Upstream) Local(loc string) (_ string, ok bool) {
 		out += "#" + l.EscapedFragment()
 	}
 	return out, true
+}
+
+// FacadePath is the escaped path on the facade that reaches what URL l
+// names on this backend, and ok is true, when l is an absolute URL of this
+// backend (its host and port, no user info) under its base path: the base
+// path ends at a segment boundary, so that with a base of /api neither
+// /apiX/1 nor /api-old/1 is under it. Dot segments are l's to have
+// removed (url.URL.ResolveReference does).
+func (u *Upstream) FacadePath(l *url.URL) (_ string, ok bool) {
+	if l.Host == "" || l.Opaque != "" || l.User != nil || !sameHost(l, u.URL) {
+		return "", false
+	}
+	path := l.EscapedPath()
+	if base := strings.TrimSuffix(u.URL.EscapedPath(), "/"); base != "" {
+		rest, under := strings.CutPrefix(path, base)
+		if !under || rest != "" && rest[0] != '/' {
+			return "", false
+		}
+		path = rest
+	}
+	if path == "" {
+		path = "/"
+	}
+	return path, true
 }
 
 // sameHost reports whether a and b name one host and port, a port left

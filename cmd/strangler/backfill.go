@@ -21,6 +21,7 @@ import (
 	"strangler/backfill"
 	"strangler/config"
 	"strangler/config/configfile"
+	"strangler/control"
 	"strangler/internal/filecap"
 	"strangler/internal/tty"
 	"strangler/store"
@@ -117,7 +118,7 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 	reg := prometheus.NewRegistry()
 	metrics := backfill.NewMetrics(reg)
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, reg, log)
+		stop, err := serveMetrics(*metricsAddr, file.Admin, reg, log)
 		if err != nil {
 			return err
 		}
@@ -188,16 +189,6 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("backfill: %d rows failed; they are in the ledger (%s); fix them, then run again with --only-failed", n, where)
 	}
 	return nil
-}
-
-// loadBackfill loads a configuration file and returns its backfill
-// section.
-func loadBackfill(path string, getenv func(string) string) (*config.Backfill, error) {
-	cfg, err := loadConfig(path, getenv)
-	if err != nil {
-		return nil, err
-	}
-	return cfg.Backfill, nil
 }
 
 // loadConfig loads a configuration file that must have a backfill section.
@@ -286,15 +277,22 @@ func (k keysFlag) Set(v string) error {
 	return nil
 }
 
-// serveMetrics serves reg's metrics at addr until stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+// serveMetrics serves reg's metrics at addr until stop is called, behind
+// the admin listener's Host check (control.Hosts.Check): they name tables
+// and count their rows and deviations, which a page whose owner points its
+// name at addr (DNS rebinding) could read otherwise. It answers to
+// localhost, IP addresses, addr's host name and admin's hosts, as the
+// admin listener does with admin.listen's.
+func serveMetrics(addr string, admin config.Admin, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen: %w", err)
 	}
+	hosts := &control.Hosts{}
+	hosts.Set(config.Admin{Listen: addr, Hosts: admin.Hosts}.AdminHosts())
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: hosts.Check(mux, "--metrics-listen", nil), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("metrics", "listen", ln.Addr().String())
 	return func() { srv.Close() }, nil

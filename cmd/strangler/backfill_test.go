@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -294,6 +295,15 @@ func TestVerifyEveryExportsDeviations(t *testing.T) {
 	if _, err := m.modern.Exec(context.Background(), "DELETE FROM patients WHERE legacy_id IN (5, 6)"); err != nil {
 		t.Fatal(err)
 	}
+	// Prometheus reaches verify by the name "verify", as in deploy/compose.yaml.
+	f, err := os.OpenFile(m.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\nadmin: {hosts: [verify]}\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs, stdout := newLogBuffer(), newLogBuffer()
 	done := make(chan error, 1)
@@ -308,6 +318,26 @@ func TestVerifyEveryExportsDeviations(t *testing.T) {
 	}
 	if v := metricValue(t, addr, `strangler_verify_deviations{kind="missing",table="hospital-patients"}`); v != "2" {
 		t.Errorf("the deleted patients' MRNs: got %q missing, want 2", v)
+	}
+	// The metrics name tables and count deviations: a page whose owner
+	// points its name at the listener (DNS rebinding) reads none of them,
+	// as from the admin listener.
+	_, port, _ := net.SplitHostPort(addr)
+	for _, c := range []struct {
+		host string
+		want int
+	}{{"rebind.example:" + port, http.StatusMisdirectedRequest}, {"verify:" + port, http.StatusOK}, {"localhost:" + port, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
+		req.Host = c.host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || c.want != http.StatusOK && (strings.Contains(string(body), "patients") || !strings.Contains(string(body), `"error"`)) {
+			t.Errorf("GET /metrics with Host %s: %d %s; want %d", c.host, resp.StatusCode, body, c.want)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	tracing, err := telemetry.Setup(ctx, getenv)
+	tracing, err := telemetry.Setup(ctx, getenv, log)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/net/netutil"
 
 	"strangler/config"
 	"strangler/control"
@@ -196,7 +195,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	if err != nil {
 		return servers{}, err
 	}
-	limited := edge.LimitConnections(ln.public, maxConnections(cfg, log), f.reg, log)
+	limited := edge.LimitConnections(ln.public, maxConnections(cfg, log), edge.PublicListener, f.reg, log)
 	s := servers{public: public, servePublic: func() error { return serveUntilClosed(public, edge.TrackFraming(limited)) }}
 	if cfg.TLS != nil {
 		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)
@@ -228,7 +227,7 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
-	adminLn := netutil.LimitListener(ln.admin, adminMaxConnections)
+	adminLn := edge.LimitConnections(ln.admin, adminMaxConnections, edge.AdminListener, f.reg, log)
 	s.serveAdmin = func() error { return serveUntilClosed(s.admin, adminLn) }
 	if adminTLS != nil {
 		if err := edge.ConfigureHTTP2(s.admin); err != nil {

@@ -53,7 +53,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	tracing, err := telemetry.Setup(ctx, getenv)
+	tracing, err := telemetry.Setup(ctx, getenv, log)
 	if err != nil {
 		return err
 	}

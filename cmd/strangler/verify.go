@@ -41,10 +41,11 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if err := outputFile("verify", "report-json", *reportJSON); err != nil {
 		return err
 	}
-	cfg, err := loadBackfill(*path, getenv)
+	file, err := loadConfig(*path, getenv)
 	if err != nil {
 		return err
 	}
+	cfg := file.Backfill
 	log, err := newLogger(stderr, getenv)
 	if err != nil {
 		return err
@@ -52,7 +53,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	reg := prometheus.NewRegistry()
 	opts := backfill.VerifyOptions{Tables: tables, Samples: *samples, ShowValues: *showValues, Metrics: backfill.NewMetrics(reg), Log: log}
 	if *metricsAddr != "" {
-		stop, err := serveMetrics(*metricsAddr, reg, log)
+		stop, err := serveMetrics(*metricsAddr, file.Admin, reg, log)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"strangler/internal/human"
 )
 
 // Cut returns err without the values quoted by the PostgreSQL and MySQL
@@ -97,8 +99,14 @@ func walk(err error, f func(error)) {
 // detail says whatever its author wrote. A message PL/pgSQL's RAISE or
 // ASSERT gave is its author's words, whatever code it was raised with,
 // and as often as not quotes the row (`RAISE EXCEPTION 'bad ssn %',
-// NEW.ssn`): it is replaced by the function's name (raised).
+// NEW.ssn`): it is replaced by the function's name (raised). The message
+// is one line (oneLine).
 func PostgresMessage(pg *pgconn.PgError) string {
+	return oneLine(postgresMessage(pg))
+}
+
+// postgresMessage is PostgresMessage before oneLine.
+func postgresMessage(pg *pgconn.PgError) string {
 	if pg.Routine == "exec_stmt_raise" || pg.Routine == "exec_stmt_assert" {
 		return raised(pg.Where)
 	}
@@ -198,8 +206,13 @@ var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366:
 // 'visits', key 'mrn'`), and one ends with a partitioning expression's
 // value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
 // partition for value 1961`, the year of a birth date). A SIGNAL's
-// message is dropped whole.
+// message is dropped whole. The message is one line (oneLine).
 func mysqlMessage(e *mysql.MySQLError) string {
+	return oneLine(mysqlCut(e))
+}
+
+// mysqlCut is mysqlMessage before oneLine.
+func mysqlCut(e *mysql.MySQLError) string {
 	switch {
 	case mysqlValueErrors[e.Number]:
 		return cutQuoted(e.Message, "'", "' for ")
@@ -214,6 +227,14 @@ func mysqlMessage(e *mysql.MySQLError) string {
 		return "signalled by a trigger or routine"
 	}
 	return e.Message
+}
+
+// oneLine is msg with each control character (a line break in a quoted
+// name, or in the query a syntax error quotes) shown as an escape, as a
+// config error shows one: an error is one line on a terminal and in a log,
+// where each line reads as an error of its own.
+func oneLine(msg string) string {
+	return human.Printable(msg, false)
 }
 
 // cutQuoted cuts msg from the first open (and the ": " before it) to the

@@ -299,3 +299,47 @@ func TestMySQLErrorsNotGotHereLoseTheirValues(t *testing.T) {
 		}
 	}
 }
+
+// TestADatabasesMessageIsOneLine: a name may hold a line break, and a
+// message quoting it (or a multi-line query near its error) spread one
+// error over several lines of a terminal or a log, where each line reads
+// as an error of its own. Cut, the break is shown as an escape, as a
+// config error shows one.
+func TestADatabasesMessageIsOneLine(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE leftovers1_patients (\"m\nrn\" text UNIQUE)"); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		exec func(string) error
+		sql  string
+		want string
+	}{
+		{func(q string) error { _, err := conn.Exec(ctx, q); return err }, "SELECT \"no\nsuch\"",
+			`ERROR: column "no\u000asuch" does not exist (SQLSTATE 42703)`},
+		{func(q string) error { _, err := conn.Exec(ctx, q); return err }, "INSERT INTO leftovers1_patients VALUES ('a'), ('a')",
+			`ERROR: duplicate key value violates unique constraint "leftovers1_patients_m\u000arn_key", key ("m\u000arn") (SQLSTATE 23505)`},
+		{func(q string) error { _, err := db.Exec(q); return err }, "SELECT `no\nsuch`",
+			`Error 1054 (42S22): Unknown column 'no\u000asuch' in 'SELECT'`},
+		{func(q string) error { _, err := db.Exec(q); return err }, "SELECT 1 FROM WHERE\n1",
+			`Error 1064 (42000): You have an error in your SQL syntax; check the manual that corresponds to your MariaDB server version for the right syntax to use near 'WHERE\u000a1' at line 1`},
+	} {
+		err := c.exec(c.sql)
+		if err == nil {
+			t.Fatalf("%q: no error", c.sql)
+		}
+		if got := dberr.Cut(fmt.Errorf("copy patients: %w", err)).Error(); got != "copy patients: "+c.want {
+			t.Errorf("%q failing with %q: cut to %q, want %q", c.sql, err, got, "copy patients: "+c.want)
+		}
+	}
+}
