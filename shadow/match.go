@@ -59,6 +59,13 @@ func (w *walker) match(src []byte, i int, ai int32, tn *pathNode) (int, bool) {
 		w.buf = appendUnescaped(w.buf, sb)
 		return end, bytes.Equal(w.buf[:n], w.buf[n:])
 	case c == '-' || c >= '0' && c <= '9':
+		// The primary's digits, and no more of a number after them, are
+		// the same number spelled the same way.
+		if v := w.a.value(ai); na.kind == kindNumber && bytes.HasPrefix(src[i:], v) {
+			if end := i + len(v); end == len(src) || !numberByte(src[end]) {
+				return end, true
+			}
+		}
 		end, err := scanNumber(src, i)
 		if err != nil || na.kind != kindNumber {
 			return end, false
@@ -238,6 +245,11 @@ func (w *walker) plainMember(src []byte, i int, free uint64, members, keyLens *[
 		}
 	}
 	return -1, 0
+}
+
+// numberByte reports whether c can go on a JSON number.
+func numberByte(c byte) bool {
+	return isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
 }
 
 // plainAt reports whether the string whose opening quote is at src[i]
