@@ -76,6 +76,8 @@ func TestCompareJSON(t *testing.T) {
 			want:    []string{"items[2].name", "address.city"}},
 		{name: "duplicate keys pair up in order of appearance, whatever the order of the others",
 			primary: `{"z":0,"x":1,"x":2}`, other: `{"x":2,"z":0,"x":1}`, want: []string{"x", "x"}},
+		{name: "a duplicate key spelled with an escape pairs up in order of appearance too",
+			primary: `{"a\u0062":1,"ab":2}`, other: `{"ab":2,"ab":1}`, want: []string{"ab", "ab"}},
 		{name: "duplicate keys with the same values in order match",
 			primary: `{"z":0,"x":1,"x":2}`, other: `{"x":1,"z":0,"x":2}`},
 		{name: "a key only one side has is reported",

@@ -258,8 +258,26 @@ func (p *parser) array(i int) (int, int32, error) {
 // Like encoding/json it accepts any byte above 0x1f, invalid UTF-8
 // included.
 func scanString(s []byte, i int) (int, bool, error) {
+	// Most strings are plain to their closing quote: the first byte that
+	// is not plain settles them.
+	for i++; i+8 <= len(s); i += 8 {
+		if m := special8(binary.LittleEndian.Uint64(s[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			if s[i] == '"' {
+				return i + 1, false, nil
+			}
+			break
+		}
+	}
+	return scanEscaped(s, i)
+}
+
+// scanEscaped is scanString from s[i], inside the string, on: what is
+// left of a string that holds an escape, a control byte or fewer than
+// eight bytes before the end of s.
+func scanEscaped(s []byte, i int) (int, bool, error) {
 	esc := false
-	for i++; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		// Most bytes are plain: skip them eight at a time, then one by one.
 		for i+8 <= len(s) {
 			if m := special8(binary.LittleEndian.Uint64(s[i:])); m != 0 {

@@ -3,6 +3,7 @@ package shadow
 import (
 	"bytes"
 	"math"
+	"math/bits"
 
 	"strangler/domain"
 )
@@ -40,6 +41,11 @@ func (w *walker) match(src []byte, i int, ai int32, tn *pathNode) (int, bool) {
 	na := &w.a.nodes[ai]
 	switch c := src[i]; {
 	case c == '"':
+		if na.kind == kindString && !na.esc {
+			if end, ok := plainAt(src, i, w.a.str(ai)); ok {
+				return end, true
+			}
+		}
 		end, esc, err := scanString(src, i)
 		if err != nil || na.kind != kindString {
 			return end, false
@@ -53,6 +59,13 @@ func (w *walker) match(src []byte, i int, ai int32, tn *pathNode) (int, bool) {
 		w.buf = appendUnescaped(w.buf, sb)
 		return end, bytes.Equal(w.buf[:n], w.buf[n:])
 	case c == '-' || c >= '0' && c <= '9':
+		// The primary's digits, and no more of a number after them, are
+		// the same number spelled the same way.
+		if v := w.a.value(ai); na.kind == kindNumber && bytes.HasPrefix(src[i:], v) {
+			if end := i + len(v); end == len(src) || !numberByte(src[end]) {
+				return end, true
+			}
+		}
 		end, err := scanNumber(src, i)
 		if err != nil || na.kind != kindNumber {
 			return end, false
@@ -111,10 +124,21 @@ func (w *walker) matchObject(src []byte, i int, ai int32, tn *pathNode) (int, bo
 	// deep it starts.
 	w.depth++
 	i = space(src, i+1)
-	var used uint64 // a's members paired, bit k for member k
-	// first is a's first member not yet paired, at node firstNode: the
-	// members before it need no look.
-	first, firstNode := 0, ai+1
+	// members are the nodes of a's members and keyLens their keys'
+	// lengths (-1: a key with escapes); free has bit k set while member
+	// k is not paired, so that a look for a key passes over the paired
+	// ones at once: with keys in another order than a's, late members
+	// were paired first and every look walked past them again, reading
+	// each one's node.
+	var members, keyLens [maxMatchedMembers]int32
+	for k, d := 0, ai+1; k < na; k, d = k+1, w.a.nodes[d].next {
+		n := &w.a.nodes[d]
+		members[k], keyLens[k] = d, n.keyEnd-n.keyStart
+		if n.keyEsc {
+			keyLens[k] = -1
+		}
+	}
+	free := uint64(1)<<na - 1 // all ones for 64 members: the shift gives 0
 	if i < len(src) && src[i] == '}' {
 		i++
 	} else {
@@ -122,34 +146,36 @@ func (w *walker) matchObject(src []byte, i int, ai int32, tn *pathNode) (int, bo
 			if i >= len(src) || src[i] != '"' {
 				return i, false
 			}
-			keyStart := i + 1
-			end, keyEsc, err := scanString(src, i)
-			if err != nil {
-				return end, false
+			j, end := w.plainMember(src, i, free, &members, &keyLens)
+			var key []byte
+			var keyEsc bool
+			if j < 0 {
+				keyStart := i + 1
+				var err error
+				if end, keyEsc, err = scanString(src, i); err != nil {
+					return end, false
+				}
+				key = src[keyStart : end-1]
+				for f := free; f != 0; f &= f - 1 {
+					k := bits.TrailingZeros64(f)
+					if l := keyLens[k]; !keyEsc && l >= 0 && int(l) != len(key) {
+						continue // cheap: most keys differ in length
+					}
+					if w.keyIs(members[k], key, keyEsc) {
+						j = k
+						break
+					}
+				}
 			}
-			key := src[keyStart : end-1]
 			i = space(src, end)
 			if i >= len(src) || src[i] != ':' {
 				return i, false
 			}
 			i = space(src, i+1)
-			j, c := -1, int32(0)
-			for k, d := first, firstNode; k < na; k, d = k+1, w.a.nodes[d].next {
-				n := &w.a.nodes[d]
-				if used&(1<<k) != 0 || !keyEsc && !n.keyEsc && int(n.keyEnd-n.keyStart) != len(key) {
-					continue // cheap: most keys differ in length
-				}
-				if w.keyIs(d, key, keyEsc) {
-					j, c = k, d
-					break
-				}
-			}
 			var eq bool
 			if j >= 0 {
-				used |= 1 << j
-				for first < na && used&(1<<first) != 0 {
-					first, firstNode = first+1, w.a.nodes[firstNode].next
-				}
+				free &^= 1 << j
+				c := members[j]
 				var ct *pathNode
 				if tn != nil {
 					ct = w.childPath(tn, &w.a, c)
@@ -188,12 +214,54 @@ func (w *walker) matchObject(src []byte, i int, ai int32, tn *pathNode) (int, bo
 		}
 	}
 	w.depth--
-	for k, d := first, firstNode; k < na; k, d = k+1, w.a.nodes[d].next {
-		if used&(1<<k) == 0 && !w.childPath(tn, &w.a, d).has(flagIgnore) {
+	for f := free; f != 0; f &= f - 1 {
+		if !w.childPath(tn, &w.a, members[bits.TrailingZeros64(f)]).has(flagIgnore) {
 			return i, false // a member src lacks
 		}
 	}
 	return i, true
+}
+
+// plainMember finds, among a's members not yet paired (set in free), the
+// first whose key is the string at src[i] byte for byte, and returns its
+// index and the index after src's key; j is -1 when none is, or when a
+// key with escapes comes first, which only src's key unescaped can be
+// told apart from. Most keys are found so, without scanning src's key
+// first: the byte after a's key's length in src is the closing quote or
+// the key is another.
+func (w *walker) plainMember(src []byte, i int, free uint64, members, keyLens *[maxMatchedMembers]int32) (j, end int) {
+	for ; free != 0; free &= free - 1 {
+		k := bits.TrailingZeros64(free)
+		l := int(keyLens[k])
+		if l < 0 {
+			break
+		}
+		// The length first: most keys differ in it.
+		if end := i + 1 + l; end < len(src) && src[end] == '"' {
+			n := &w.a.nodes[members[k]]
+			if string(src[i+1:end]) == string(w.a.src[n.keyStart:n.keyEnd]) {
+				return k, end + 1
+			}
+		}
+	}
+	return -1, 0
+}
+
+// numberByte reports whether c can go on a JSON number.
+func numberByte(c byte) bool {
+	return isDigit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+}
+
+// plainAt reports whether the string whose opening quote is at src[i]
+// is v, which holds no escape, spelled as it is, and returns the index
+// after it. Since v holds no quote, backslash or control byte, src's
+// string is v exactly when it starts with v's bytes and a quote follows.
+func plainAt(src []byte, i int, v []byte) (int, bool) {
+	end := i + 1 + len(v)
+	if end < len(src) && src[end] == '"' && string(src[i+1:end]) == string(v) {
+		return end + 1, true
+	}
+	return i, false
 }
 
 // keyIs reports whether a's member c has the key key (escaped if esc).
