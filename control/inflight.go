@@ -66,7 +66,8 @@ func changedWrites(prev, next *config.Config) []int {
 
 // inFlight checks the routes changed of next (indexes) against the
 // journal's open writes, and returns an *InFlightError if one would
-// overtake its own journaled writes.
+// overtake its own journaled writes: those journaled under its name, or
+// under the name it had in prev.
 func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed []int) error {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -80,7 +81,11 @@ func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed
 	var refused []string
 	for _, i := range changed {
 		r := &next.Routes[i]
-		for primary := range open[r.Name] {
+		owed := open[r.Name]
+		if p := previous(prev, next, r); p != nil && p.Name != r.Name {
+			owed = union(owed, open[p.Name])
+		}
+		for primary := range owed {
 			if secondary := other(primary); writesTo(r, secondary) {
 				refused = append(refused, fmt.Sprintf("routes[%d] (%s) would send writes straight to %s", i, r.Name, secondary))
 				break
@@ -94,17 +99,49 @@ func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed
 }
 
 // previous is the route of prev that r of next continues: the one of its
-// name; nil if none (or prev is nil).
+// name or, renamed, the one of its match whose name next no longer has;
+// nil if none (or prev is nil).
 func previous(prev, next *config.Config, r *config.Route) *config.Route {
 	if prev == nil {
 		return nil
 	}
+	var renamed *config.Route
 	for i := range prev.Routes {
-		if p := &prev.Routes[i]; p.Name == r.Name {
+		switch p := &prev.Routes[i]; {
+		case p.Name == r.Name:
 			return p
+		case renamed == nil && sameMatch(p.Match, r.Match) && !hasRoute(next, p.Name):
+			renamed = p
 		}
 	}
-	return nil
+	return renamed
+}
+
+// sameMatch reports whether a and b match the same requests, whatever
+// their parameters are named.
+func sameMatch(a, b config.Match) bool {
+	return a.Method == b.Method && a.Shape() == b.Shape()
+}
+
+func hasRoute(cfg *config.Config, name string) bool {
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// union is the primaries of a and b.
+func union(a, b map[domain.Backend]bool) map[domain.Backend]bool {
+	out := make(map[domain.Backend]bool, len(a)+len(b))
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
 
 // sameWrites reports whether p and r send writes to the same backends.
