@@ -91,6 +91,12 @@ const storeTimeout = 5 * time.Second
 // when the store cannot be reached it serves the snapshot's (nil: none
 // kept), and without a usable snapshot the file's modes, not ready (see
 // Known) until the store has been read.
+//
+// A file that sends a route's writes straight to a backend its journaled
+// writes are still on their way to is refused (an *InFlightError), as a
+// reload of it would be: the start knows no earlier configuration, so
+// every route is checked. Started without the store, the journal cannot be
+// read, and the check is left to the next change.
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
 		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
@@ -102,7 +108,22 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	if _, err := f.refresh(ctx); err != nil {
 		f.serveSnapshot(err)
 	}
-	if err := f.applyLocked(); err != nil {
+	commit := f.applyLocked
+	if f.read.Load() {
+		// Nothing serves yet: switchWrites holds no write back.
+		err := f.switchWrites(ctx, nil, Effective(cfg, *f.overrides.Load()), commit)
+		switch {
+		case errors.Is(err, ErrConflict):
+			f.log.Error("not serving: the file would let routes overtake their journaled writes; start with the routes as they were until the writes are delivered (the facade delivers them while it serves), or discard them",
+				"file", cfg.File, "error", err)
+			return nil, fmt.Errorf("%s: %w; start with the route as it was until they are delivered", cfg.File, err)
+		case errors.Is(err, ErrUnavailable):
+			// inFlight logged the store's own words.
+			return nil, errors.New("state store: the journal's open writes could not be read to check that no route of the file overtakes them; start again once the store answers")
+		case err != nil:
+			return nil, err
+		}
+	} else if err := commit(); err != nil {
 		return nil, err
 	}
 	f.markKnown()

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -88,5 +91,103 @@ func TestAWriteUnderWayWhenItsRouteChangesGoesWhereTheRouteNowSends(t *testing.T
 				t.Errorf("modern holds item 1 as %s, want the last write the client saw succeed, v2", items["1"])
 			}
 		})
+	}
+}
+
+// TestAStartThatWouldOvertakeJournaledWritesIsRefused: PUT v1 under
+// dual-write (primary legacy) waits for modern, which is down, when the
+// facade stops; the file is changed to make modern the primary. Started
+// with it, the facade sent PUT v2 straight to modern, and v1, delivered
+// after, undid it there. Now the built binary refuses to start, naming the
+// file, routes[0] (put-item) and what to do; started with the route as it
+// was, it delivers v1, and then the changed file starts.
+func TestAStartThatWouldOvertakeJournaledWritesIsRefused(t *testing.T) {
+	t.Parallel()
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", false, false)
+	dir := t.TempDir()
+	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL()}
+	path := writeFacadeConfig(t, dir, c)
+	changed := c
+	changed.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+	changedPath := writeFacadeConfig(t, dir, changed)
+
+	modern.stop()
+	p := startProcess(t, "serve", "--config", path)
+	code, body, err := sendRequest("PUT", "http://"+p.public+"/items/1", `{"v":1}`, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("PUT v1: got %d %s %v, want 200", code, body, err)
+	}
+	stopProcess(t, p)
+
+	cmd := exec.Command(binary(t), "serve", "--config", changedPath)
+	logs := newLogBuffer()
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	for waiting := true; waiting; {
+		select {
+		case <-exited:
+			if exitErr == nil {
+				t.Fatalf("the facade exited 0 with the changed file, want an error; log:\n%s", logs)
+			}
+			waiting = false
+		case <-logs.changed:
+			if strings.Contains(logs.String(), `"msg":"serving"`) {
+				t.Fatalf("the facade serves the changed file, which sends put-item's writes straight to modern while v1 is on its way there; log:\n%s", logs)
+			}
+		case <-time.After(startWait):
+			t.Fatalf("the facade neither served nor exited in %v; log:\n%s", startWait, logs)
+		}
+	}
+	for _, want := range []string{changedPath + ": routes[0] (put-item) would send writes straight to modern", "strangler repairs list --route NAME", "start with the route as it was"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the refusal does not say %q; log:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs.String(), `{"v":1}`) {
+		t.Errorf("the refusal shows a journaled body; log:\n%s", logs)
+	}
+
+	// As it says: the route as it was delivers v1, then the change starts.
+	modern.start()
+	p = startProcess(t, "serve", "--config", path)
+	waitDrained(t, openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db")), 60*time.Second)
+	stopProcess(t, p)
+	p = startProcess(t, "serve", "--config", changedPath)
+	if code, body, err := sendRequest("PUT", "http://"+p.public+"/items/1", `{"v":2}`, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("PUT v2 once v1 was delivered: got %d %s %v, want 200", code, body, err)
+	}
+	if items, _ := modern.snapshot(); items["1"] != `{"v":2}` {
+		t.Errorf("modern holds item 1 as %s, want v2", items["1"])
+	}
+}
+
+// stopProcess stops p as an orchestrator does, by SIGTERM, and waits for
+// it to exit.
+func stopProcess(t *testing.T, p *process) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("the facade did not exit on SIGTERM; log:\n%s", p.logs)
 	}
 }
