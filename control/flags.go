@@ -28,6 +28,15 @@ type FlagStore interface {
 	OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]bool, error)
 }
 
+// Tables is the router the flags drive.
+type Tables interface {
+	// Apply builds the table of an effective configuration and serves it.
+	Apply(cfg *config.Config) error
+	// HoldWrites holds dual writes back from the journal until release is
+	// called (router.Router.HoldWrites).
+	HoldWrites() (release func())
+}
+
 // Flags decides each route's effective mode and percent: the file's,
 // unless an override in the state store says otherwise; and it applies
 // them to the router whenever the file or an override changes. Overrides
@@ -37,12 +46,11 @@ type Flags struct {
 	// snapshot keeps the overrides on local disk for a start without the
 	// store; nil keeps none.
 	snapshot *Snapshot
-	// apply builds the router's table for an effective configuration and
-	// swaps it in.
-	apply func(*config.Config) error
-	log   *slog.Logger
-	now   func() time.Time
-	rates Rates
+	// tables serves each effective configuration.
+	tables Tables
+	log    *slog.Logger
+	now    func() time.Time
+	rates  Rates
 
 	// mu serialises applying (so tables are built in the order their
 	// inputs changed) and saving the snapshot.
@@ -83,9 +91,15 @@ const storeTimeout = 5 * time.Second
 // when the store cannot be reached it serves the snapshot's (nil: none
 // kept), and without a usable snapshot the file's modes, not ready (see
 // Known) until the store has been read.
-func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, apply func(*config.Config) error, log *slog.Logger, now func() time.Time) (*Flags, error) {
+//
+// A file that sends a route's writes straight to a backend its journaled
+// writes are still on their way to is refused (an *InFlightError), as a
+// reload of it would be: the start knows no earlier configuration, so
+// every route is checked. Started without the store, the journal cannot be
+// read, and the check is left to the next change.
+func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
-		store: fs, snapshot: snapshot, apply: apply, log: log, now: now, rates: rates,
+		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
 		known: make(chan struct{}), watching: make(chan struct{}),
 	}
 	f.file.Store(cfg)
@@ -94,7 +108,22 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	if _, err := f.refresh(ctx); err != nil {
 		f.serveSnapshot(err)
 	}
-	if err := f.applyLocked(); err != nil {
+	commit := f.applyLocked
+	if f.read.Load() {
+		// Nothing serves yet: switchWrites holds no write back.
+		err := f.switchWrites(ctx, nil, Effective(cfg, *f.overrides.Load()), commit)
+		switch {
+		case errors.Is(err, ErrConflict):
+			f.log.Error("not serving: the file would let routes overtake their journaled writes; start with the routes as they were until the writes are delivered (the facade delivers them while it serves), or discard them",
+				"file", cfg.File, "error", err)
+			return nil, fmt.Errorf("%s: %w; start with the route as it was until they are delivered", cfg.File, err)
+		case errors.Is(err, ErrUnavailable):
+			// inFlight logged the store's own words.
+			return nil, errors.New("state store: the journal's open writes could not be read to check that no route of the file overtakes them; start again once the store answers")
+		case err != nil:
+			return nil, err
+		}
+	} else if err := commit(); err != nil {
 		return nil, err
 	}
 	f.markKnown()
@@ -222,19 +251,24 @@ func (f *Flags) SetFile(cfg *config.Config) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	overrides := *f.overrides.Load()
-	if err := f.inFlight(context.Background(), Effective(f.file.Load(), overrides), Effective(cfg, overrides)); err != nil {
+	checked := false
+	err := f.switchWrites(context.Background(), Effective(f.file.Load(), overrides), Effective(cfg, overrides), func() error {
+		checked = true
+		prev := f.file.Swap(cfg)
+		if err := f.applyLocked(); err != nil {
+			f.file.Store(prev)
+			return err
+		}
+		return nil
+	})
+	if err != nil && !checked {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	prev := f.file.Swap(cfg)
-	if err := f.applyLocked(); err != nil {
-		f.file.Store(prev)
-		return err
-	}
-	return nil
+	return err
 }
 
 func (f *Flags) applyLocked() error {
-	return f.apply(Effective(f.file.Load(), *f.overrides.Load()))
+	return f.tables.Apply(Effective(f.file.Load(), *f.overrides.Load()))
 }
 
 // Run follows override changes made by other replicas (LISTEN/NOTIFY on
@@ -512,31 +546,34 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	} else {
 		o[fl.Route] = next
 	}
-	if err := f.inFlight(ctx, Effective(f.file.Load(), *f.overrides.Load()), Effective(f.file.Load(), o)); err != nil {
+	err := f.switchWrites(ctx, Effective(f.file.Load(), *f.overrides.Load()), Effective(f.file.Load(), o), func() error {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		var err error
+		if fl.Clear {
+			err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, fl.linked...)
+		} else {
+			next, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
+		}
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			return ErrStale
+		case err != nil:
+			f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
+			return ErrUnavailable
+		}
+		if !fl.Clear {
+			o[fl.Route] = next // as stored: its version
+		}
+		f.overrides.Store(&o)
+		f.saveSnapshot(o)
+		if err := f.applyLocked(); err != nil {
+			f.log.Error("applying a flip failed; the previous table keeps serving", "route", fl.Route, "error", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return cur, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	var err error
-	if fl.Clear {
-		err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, fl.linked...)
-	} else {
-		next, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
-	}
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		return cur, ErrStale
-	case err != nil:
-		f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
-		return cur, ErrUnavailable
-	}
-	if !fl.Clear {
-		o[fl.Route] = next // as stored: its version
-	}
-	f.overrides.Store(&o)
-	f.saveSnapshot(o)
-	if err := f.applyLocked(); err != nil {
-		f.log.Error("applying a flip failed; the previous table keeps serving", "route", fl.Route, "error", err)
 	}
 	f.log.Info("route flipped", "route", fl.Route, "actor", fl.Actor, "action", entry.Action,
 		"from_mode", entry.FromMode, "to_mode", entry.ToMode, "forced", fl.Force)

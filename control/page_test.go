@@ -107,12 +107,12 @@ routes:
 	now := h.clock.Now
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
 	reports := &Reports{Counts: st}
-	h.flags, err = NewFlags(context.Background(), cfg, st, nil, reports, func(c *config.Config) error {
+	h.flags, err = NewFlags(context.Background(), cfg, st, nil, reports, applyFunc(func(c *config.Config) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.applied = append(h.applied, c)
 		return nil
-	}, log, now)
+	}), log, now)
 	if err != nil {
 		t.Fatal(err)
 	}

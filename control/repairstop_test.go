@@ -51,7 +51,7 @@ func TestAnAdminStopsTheResendsOfAWrite(t *testing.T) {
 		if r["attempts"] != float64(1) || !strings.Contains(lastError, "answered 503") || time.Until(next) < 30*time.Minute {
 			t.Errorf("the write being resent is listed as %v, want 1 attempt, the 503 and its next try in an hour", r)
 		}
-		if strings.Contains(r["resource"].(string), "42") {
+		if strings.Contains(r["resource"].(string), "/42") { // a hash may hold "42"
 			t.Errorf("the listing names the patient: %v", r)
 		}
 	}

@@ -166,12 +166,12 @@ backends:
 	st := unreachableStore(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &coldStart{}
-	c.flags, err = NewFlags(context.Background(), cfg, st, snap, &Reports{Counts: st}, func(cfg *config.Config) error {
+	c.flags, err = NewFlags(context.Background(), cfg, st, snap, &Reports{Counts: st}, applyFunc(func(cfg *config.Config) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.applied = cfg
 		return nil
-	}, log, time.Now)
+	}), log, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ backends:
 	defer st.Close()
 	snap := NewSnapshot(filepath.Join(dir, "flags.json"), dsn)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	flags, err := NewFlags(ctx, cfg, st, snap, &Reports{Counts: st}, func(*config.Config) error { return nil }, log, time.Now)
+	flags, err := NewFlags(ctx, cfg, st, snap, &Reports{Counts: st}, applyFunc(func(*config.Config) error { return nil }), log, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

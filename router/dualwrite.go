@@ -123,6 +123,16 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	if !t.bufferForReplay(x, req) {
 		return
 	}
+	// Journaled under t only while t serves: a change of where routes send
+	// writes checks the journal and swaps tables holding journaling back
+	// (HoldWrites), so a write that began under the previous table, its
+	// body read meanwhile, is one that check did not see.
+	t.owner.journaling.RLock()
+	if cur := t.owner.table.Load(); cur != t {
+		t.owner.journaling.RUnlock()
+		cur.reroute(x, req)
+		return
+	}
 	created := t.now()
 	id := newTimeUUID(created)
 	if rt.dualWrite.primaryIdempotent && key == "" {
@@ -173,6 +183,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		end = t.turns.tryTake(resource)
 	}
 	intent, step, turn := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin, end != nil)
+	t.owner.journaling.RUnlock()
 	if step == answered {
 		if end != nil {
 			end()

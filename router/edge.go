@@ -37,14 +37,20 @@ func (t *Table) admit(req *http.Request, x *exchange) (canonical.Request, error)
 	}
 	x.key = canonical.RouteKey(in.Path.Escaped)
 	x.loose = loosePath{key: x.key}
+	return in, t.admitRoute(req, x, in.Path.EncodedSlash)
+}
+
+// admitRoute matches the request to its route and refuses it when the
+// route may not serve it (admit). encodedSlash says its path holds a %2F.
+func (t *Table) admitRoute(req *http.Request, x *exchange, encodedSlash bool) error {
 	x.route, x.params = t.match(req.Method, x.key)
-	if in.Path.EncodedSlash && !x.route.allowEncodedSlash {
-		return in, canonical.ErrEncodedSlash
+	if encodedSlash && !x.route.allowEncodedSlash {
+		return canonical.ErrEncodedSlash
 	}
 	if err := t.checkLoose(req, &x.loose, x.route); err != nil {
-		return in, err
+		return err
 	}
-	return in, t.checkDeciding(req.Header, x.route)
+	return t.checkDeciding(req.Header, x.route)
 }
 
 // checkDeciding refuses a request that sends a header the facade decides

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Router struct {
 	// turns orders the dual writes to one resource; it outlives reloads,
 	// so a write through a new table waits for one through the old.
 	turns *resourceTurns
+	// journaling is held for reading by each dual write while it checks
+	// that its table still serves and journals under it, and for writing
+	// by HoldWrites.
+	journaling sync.RWMutex
 }
 
 // Deps are what the router needs besides configuration.
@@ -184,6 +189,28 @@ func (r *Router) Swap(t *Table) {
 	r.upstreams = kept
 }
 
+// Apply builds the table of cfg and serves it.
+func (r *Router) Apply(cfg *config.Config) error {
+	t, err := r.Build(cfg)
+	if err != nil {
+		return err
+	}
+	r.Swap(t)
+	return nil
+}
+
+// HoldWrites holds every dual write back from the journal until release
+// is called, once those journaling now are journaled. A table swapped in
+// meanwhile is the one every write journaled after serves under: one that
+// began under an earlier table is routed again by the new one (reroute).
+// Whoever changes where a route sends its writes checks the journal and
+// swaps the table holding them (control.Flags), so that no write the check
+// did not see is journaled under the old route.
+func (r *Router) HoldWrites() (release func()) {
+	r.journaling.Lock()
+	return r.journaling.Unlock
+}
+
 // Current returns the table serving new requests.
 func (r *Router) Current() *Table { return r.table.Load() }
 
@@ -220,7 +247,29 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// go on without it).
 		clientLeft(x)
 	}
+	t.serve(x, req)
+}
 
+// reroute serves through t, the table serving now, a write that began
+// under an earlier one and reached the journal only after t was swapped
+// in: no backend has seen a byte of it, and its route may send writes
+// elsewhere now. It is matched again and admitted as admit and
+// checkFormOverride admit a request; its body is read already.
+func (t *Table) reroute(x *exchange, req *http.Request) {
+	// The canonical path holds %2F exactly when it was sent encoded
+	// (canonical.Path.EncodedSlash).
+	if err := t.admitRoute(req, x, strings.Contains(x.key, "%2F")); err != nil {
+		t.refuse(x, req, err)
+		return
+	}
+	if t.checkFormOverride(x, req) {
+		t.serve(x, req)
+	}
+}
+
+// serve serves an admitted request as its route's mode says.
+func (t *Table) serve(x *exchange, req *http.Request) {
+	rt := x.route
 	if b := t.forced(x, req); b != "" {
 		t.proxyTo(b).ServeHTTP(&x.w, req)
 		return

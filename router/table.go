@@ -59,6 +59,9 @@ type Table struct {
 	// turns is the router's: one write at a time per resource is with
 	// the primary.
 	turns *resourceTurns
+	// owner is the router the table was built for: a dual write learns
+	// there whether its table still serves (serveDualWrite).
+	owner *Router
 	// idempotencyScope names the request parts that scope a client's
 	// Idempotency-Key.
 	idempotencyScope []config.Credential
@@ -127,6 +130,7 @@ func build(cfg *config.Config, r *Router, prev *Table, legacy, modern *upstream.
 		buffers:    r.buffers,
 		budget:     r.budget,
 		turns:      r.turns,
+		owner:      r,
 		journal:    r.deps.Journal,
 		repairs:    r.repairs,
 		samples:    r.deps.Samples,

@@ -96,7 +96,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		return f.counters.Flush(ctx, st, time.Now())
 	}}
 	snapshot := control.NewSnapshot(cfg.StateSnapshot, cfg.Store.Redacted())
-	flags, err := control.NewFlags(ctx, cfg, st, snapshot, f.reports, f.applyRoutes, log, time.Now)
+	flags, err := control.NewFlags(ctx, cfg, st, snapshot, f.reports, f.rtr, log, time.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -117,16 +117,6 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		rl.prepare(f.reg)
 	}
 	return f, nil
-}
-
-// applyRoutes builds the route table for c and swaps it in.
-func (f *facade) applyRoutes(c *config.Config) error {
-	t, err := f.rtr.Build(c)
-	if err != nil {
-		return err
-	}
-	f.rtr.Swap(t)
-	return nil
 }
 
 // applyFile applies a reloaded configuration file.

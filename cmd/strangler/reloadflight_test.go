@@ -176,6 +176,20 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				}
 				return true
 			}},
+			{"a reload renames it and makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				// The journal has v1 under put-item, the file no route of
+				// that name: the route it still is, by its match, would
+				// overtake it under its new name (before, the reload went
+				// through).
+				c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
+					`{name: put-item-v2, match: "PUT /items/{item}", mode: dual-write, primary: modern}`, 1)
+				renameConfig(t, dir, path, c)
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item-v2) would send writes straight to modern") {
+					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item-v2)", msg, path)
+				}
+				return true
+			}},
 			{"a flip to modern", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
 				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "modern", "reason": "cut over", "force": true})
 				if code != http.StatusOK && code != http.StatusConflict {
