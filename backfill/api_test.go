@@ -44,6 +44,21 @@ type apiWorld struct {
 	arrivals []time.Time
 }
 
+// appliedOnce checks that the API applied want imports, each under a key
+// and for a patient of its own (none applied twice); when says at what
+// point of the test.
+func (w *apiWorld) appliedOnce(t *testing.T, when string, want int64) {
+	t.Helper()
+	var imports, keys, patients int64
+	if err := w.pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT idempotency_key), count(DISTINCT patient_id) FROM import_log").
+		Scan(&imports, &keys, &patients); err != nil {
+		t.Fatal(err)
+	}
+	if imports != want || keys != want || patients != want {
+		t.Errorf("%sthe API applied %d imports of %d keys and %d patients, want %d, each once", when, imports, keys, patients, want)
+	}
+}
+
 const apiConfig = `
 backends:
   legacy: { url: "http://legacy.internal:8080" }
@@ -183,13 +198,7 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 		t.Errorf("failures by reason: got %+v, want %d rejected by the API (422), its message held back (redacted fields)", tr.Failures, wantRejected)
 	}
 	// The API applied every accepted row once, whatever the 503s.
-	var imports, distinct int64
-	if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if imports != rows-wantRejected || distinct != imports {
-		t.Errorf("the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows-wantRejected)
-	}
+	w.appliedOnce(t, "", rows-wantRejected)
 	// Within each group, the API saw the rows in key order.
 	var outOfOrder int64
 	if err := w.pool.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT patient_id,
@@ -236,12 +245,7 @@ func TestAPIBackfillAppliesEveryRowOnceInGroupOrderAndReRunsOnlyTheFailures(t *t
 	if tr := report.Tables[0]; tr.Written() != wantRejected || tr.Failed != 0 {
 		t.Errorf("--only-failed: migrated %d, failed %d; want %d and 0", tr.Written(), tr.Failed, wantRejected)
 	}
-	if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if imports != rows || distinct != rows {
-		t.Errorf("after --only-failed the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows)
-	}
+	w.appliedOnce(t, "after --only-failed ", rows)
 	if failed, _ := w.store.APIBackfillFailures(ctx, "patients", "", 10); len(failed) != 0 {
 		t.Errorf("the ledger still holds failures: %+v", failed)
 	}

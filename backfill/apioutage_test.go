@@ -170,13 +170,7 @@ func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 			if _, err := backfill.Run(ctx, cfg, opts); err != nil {
 				t.Fatalf("the re-run: %v", err)
 			}
-			var imports, distinct int64
-			if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
-				t.Fatal(err)
-			}
-			if imports != rows-wantRejected || distinct != imports {
-				t.Errorf("after the re-run the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows-wantRejected)
-			}
+			w.appliedOnce(t, "after the re-run ", rows-wantRejected)
 			if failed, err := st.APIBackfillFailures(ctx, "patients", "", rows); err != nil || int64(len(failed)) != wantRejected {
 				t.Errorf("after the re-run the ledger holds %d failures (%v), want the %d the API rejected", len(failed), err, wantRejected)
 			}

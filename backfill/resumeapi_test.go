@@ -69,13 +69,7 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("the run stopped: %v, want it to resume by itself", res.err)
 			}
-			var imports, distinct int64
-			if err := w.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT idempotency_key) FROM import_log").Scan(&imports, &distinct); err != nil {
-				t.Fatal(err)
-			}
-			if imports != rows-wantRejected || distinct != imports {
-				t.Errorf("the API applied %d imports of %d keys, want %d, each once", imports, distinct, rows-wantRejected)
-			}
+			w.appliedOnce(t, "", rows-wantRejected)
 			if tr := res.rep.Tables[0]; tr.Read != rows || tr.Written()+tr.Present != rows-wantRejected || tr.Failed != wantRejected {
 				t.Errorf("the run reports %d read, %d migrated, %d already sent, %d failed; want %d read, %d migrated or already sent, %d failed",
 					tr.Read, tr.Written(), tr.Present, tr.Failed, rows, rows-wantRejected, wantRejected)
