@@ -26,14 +26,7 @@ func TestSignalledMessagesStayOutOfReports(t *testing.T) {
 		"CREATE TABLE privacy12_persons (legacy_id bigint UNIQUE, mrn text)",
 		config.BackfillTable{Name: "persons", Query: "SELECT Id, Privacy12Check(Mrn) AS Mrn FROM Privacy12Person", Key: "Id",
 			To: "privacy12_persons", TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Mrn=mrn")})
-	w.exec(t, `CREATE FUNCTION Privacy12Check(m VARCHAR(80)) RETURNS VARCHAR(80) DETERMINISTIC
-		BEGIN
-			DECLARE msg VARCHAR(200) DEFAULT CONCAT('patient ', m, ' is on hold');
-			IF m LIKE 'MRN77%' THEN
-				SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 30001, MESSAGE_TEXT = msg;
-			END IF;
-			RETURN m;
-		END`)
+	w.exec(t, privacy12Check)
 	w.exec(t, `INSERT INTO Privacy12Person VALUES (1, 'MRN1'), (2, 'MRN7730019 PATIENT-MARKER-4711')`)
 
 	var logs bytes.Buffer
@@ -77,3 +70,36 @@ func TestSignalledMessagesStayOutOfReports(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalledMessagesStayOutOfPlanningErrors: a key the legacy function
+// makes is checked for duplicates as the run is planned, and the SIGNAL
+// stops the run and verify there; both say which error it was, and
+// neither shows the value.
+func TestSignalledMessagesStayOutOfPlanningErrors(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Privacy12Person (Id INT PRIMARY KEY, Mrn VARCHAR(80))",
+		"CREATE TABLE privacy12_persons (legacy_id text UNIQUE, mrn text)",
+		config.BackfillTable{Name: "persons", Query: "SELECT Privacy12Check(Mrn) AS K, Mrn FROM Privacy12Person", Key: "K",
+			NullKeys: config.NullKeysSkip, To: "privacy12_persons", TargetKey: "legacy_id", Columns: cols("K=legacy_id", "Mrn=mrn")})
+	w.exec(t, privacy12Check)
+	w.exec(t, `INSERT INTO Privacy12Person VALUES (1, 'MRN1'), (2, 'MRN7730019 PATIENT-MARKER-4711')`)
+	const want = "checking that the key is unique: Error 30001 (HY000): signalled by a trigger or routine"
+	_, runErr := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+	_, verr := backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{})
+	for what, err := range map[string]error{"the run": runErr, "verify": verr} {
+		if err == nil || !strings.HasSuffix(err.Error(), want) || strings.Contains(err.Error(), "7730019") {
+			t.Errorf("%s ended with %v, want it to end %q", what, err, want)
+		}
+	}
+}
+
+// privacy12Check is a legacy validation function that SIGNALs with the
+// record number it refuses.
+const privacy12Check = `CREATE FUNCTION Privacy12Check(m VARCHAR(80)) RETURNS VARCHAR(80) DETERMINISTIC
+	BEGIN
+		DECLARE msg VARCHAR(200) DEFAULT CONCAT('patient ', m, ' is on hold');
+		IF m LIKE 'MRN77%' THEN
+			SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 30001, MESSAGE_TEXT = msg;
+		END IF;
+		RETURN m;
+	END`
