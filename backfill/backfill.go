@@ -47,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
+	"strangler/internal/dberr"
 	"strangler/internal/dsn"
 	"strangler/internal/mysqldsn"
 	"strangler/phi"
@@ -184,7 +185,10 @@ func checkNames(cfg *config.Backfill, only []string, keys map[string][]string) e
 // Run backfills per cfg and returns what it did, once per source when cfg
 // names several. The report is returned even with an error, covering the
 // work done until it stopped.
-func Run(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, error) {
+func Run(ctx context.Context, cfg *config.Backfill, opts Options) (_ *Report, err error) {
+	// Every error, the plan's too, without the values a database's error
+	// in it quotes, as verify's.
+	defer func() { err = dberr.Cut(err) }()
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,7 @@ package modern_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -77,5 +78,42 @@ func TestAnImportRefusesAFieldItDoesNotKnow(t *testing.T) {
 	}
 	if applied != 0 {
 		t.Errorf("import_log has %d imports, want none", applied)
+	}
+}
+
+// TestAnImportRefusedByATriggerLogsNoValue: a trigger on the patients
+// table raises, under unique_violation, a message quoting the patient
+// (`RAISE EXCEPTION 'patient % exists', NEW.last_name USING ERRCODE =
+// 'unique_violation'`). The import fails with 500 and its log line names
+// the function and the code, not the patient.
+func TestAnImportRefusedByATriggerLogsNoValue(t *testing.T) {
+	pool := open(t, testdb.Postgres(t))
+	if _, err := pool.Exec(context.Background(), `CREATE FUNCTION privacy12_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'patient % exists', NEW.last_name USING ERRCODE = 'unique_violation';
+		END $$;
+		CREATE TRIGGER privacy12_guard BEFORE INSERT ON patients FOR EACH ROW EXECUTE FUNCTION privacy12_guard()`); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := httptest.NewServer(modern.NewImports(pool, modern.Faults{}, log).Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/imports/patients/42",
+		strings.NewReader(`{"first_name":"Zelda","last_name":"Quimbyfrost-7730019","email":"z@example.org"}`))
+	req.Header.Set("Idempotency-Key", "patients:42")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500 (the trigger refused the row)", resp.StatusCode)
+	}
+	if want := "raised by function privacy12_guard()"; !strings.Contains(logs.String(), want) {
+		t.Errorf("the log does not say %q:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), "7730019") {
+		t.Errorf("the log holds the patient's name:\n%s", logs.String())
 	}
 }

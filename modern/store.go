@@ -295,15 +295,15 @@ func (s *Store) OpenPhoto(ctx context.Context, id int64) (patients.Photo, io.Rea
 }
 
 // storeError maps a missing row to patients.ErrNotFound and a unique or
-// check violation to patients.ErrConflict, keeping PostgreSQL's message;
-// other errors are logged, so they lose the values they quote.
+// check violation to patients.ErrConflict; an error, logged or not, keeps
+// no value PostgreSQL's message quotes (nor a trigger's RAISE message).
 func storeError(err error) error {
 	var pg *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return patients.ErrNotFound
 	case errors.As(err, &pg) && (pg.Code == "23505" || pg.Code == "23514"):
-		return fmt.Errorf("%w: %s", patients.ErrConflict, pg.Message)
+		return fmt.Errorf("%w: %s", patients.ErrConflict, dberr.PostgresMessage(pg))
 	}
 	return dberr.Cut(err)
 }

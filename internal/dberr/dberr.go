@@ -13,9 +13,10 @@
 // errors), it is worded by Cut or PostgresMessage before anything keeps
 // or prints it.
 //
-// A message a trigger or function raised says whatever its author wrote;
-// Cut cannot tell a value in it from a word. Callers that know a value
-// may be involved (a table with redacted columns) drop such a message.
+// A message a trigger or function raised (PL/pgSQL's RAISE, MySQL's
+// SIGNAL) says whatever its author wrote, and Cut cannot tell a value in
+// it from a word: it is dropped for the function's name or for saying
+// it was signalled.
 package dberr
 
 import (
@@ -181,52 +182,113 @@ func keyColumns(detail string) string {
 var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
 
 // mysqlValueErrors are the MySQL and MariaDB errors whose message quotes
-// a value in single quotes: ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME,
+// a value, each with the server's words before it (the English message,
+// errmsg-utf8.txt's): ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME,
 // ER_TRUNCATED_WRONG_VALUE, ER_TRUNCATED_WRONG_VALUE_FOR_FIELD,
 // ER_ILLEGAL_VALUE_FOR_TYPE, ER_WRONG_VALUE_FOR_TYPE, ER_WRONG_VALUE,
 // ER_INVALID_CHARACTER_STRING, ER_DATA_OUT_OF_RANGE (an expression,
-// literals included), ER_DUP_ENTRY_AUTOINCREMENT_CASE (an ALTER TABLE's
-// duplicate), ER_NO_SUCH_KEY_VALUE (`Key value '…' was not found in
-// table …`: cut to its end, table and all), and MariaDB's
-// ER_DATA_OVERFLOW, ER_DATA_TRUNCATED and ER_BAD_DATA (a dynamic
-// column's value: `Encountered illegal value 'Zelda' when converting to
-// INT`). The others quote names only (`Data too long for
-// column 'x' at row 1`), but for the few mysqlMessage cuts itself.
-var mysqlValueErrors = map[uint16]bool{1062: true, 1586: true, 1292: true, 1366: true, 1367: true, 1411: true, 1525: true, 1300: true, 1690: true,
-	1916: true, 1917: true, 1918: true, 1569: true, 1741: true}
+// literals included, after a type: `BIGINT value is out of range in
+// '…'`), ER_DUP_ENTRY_AUTOINCREMENT_CASE (an ALTER TABLE's duplicate),
+// ER_NO_SUCH_KEY_VALUE (`Key value '…' was not found in table …`: cut to
+// its end, table and all), MariaDB's ER_DATA_OVERFLOW, ER_DATA_TRUNCATED
+// and ER_BAD_DATA (a dynamic column's value: `Encountered illegal value
+// 'Zelda' when converting to INT`), the two that quote a record after
+// the table they name, when an ON UPDATE CASCADE would make a duplicate
+// (ER_FOREIGN_DUPLICATE_KEY_WITH_CHILD_INFO and _WITHOUT_CHILD_INFO:
+// `Foreign key constraint for table 'patients', record 'MRN7730019-north'
+// would lead to a duplicate entry in table 'visits', key 'mrn'`), and
+// ER_NO_PARTITION_FOR_GIVEN_VALUE, which ends with a partitioning
+// expression's value, unquoted (`Table has no partition for value 1961`,
+// the year of a birth date). ER_TRUNCATED_WRONG_VALUE is worded two
+// ways (MariaDB words it for a column as ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
+// does). The others quote names only (`Data too long for column 'x' at
+// row 1`).
+var mysqlValueErrors = map[uint16][]string{
+	1062: {"Duplicate entry '"}, 1586: {"Duplicate entry '"},
+	1292: {"Truncated incorrect ", "Incorrect "}, 1366: {"Incorrect "}, 1411: {"Incorrect "}, 1525: {"Incorrect "},
+	1367: {"Illegal "}, 1300: {"Invalid "}, 1690: nil,
+	1569: {"ALTER TABLE causes auto_increment resequencing, resulting in duplicate entry '"}, 1741: {"Key value '"},
+	1916: {"Got overflow when converting '"}, 1917: {"Truncated value '"}, 1918: {"Encountered illegal value '"},
+	1761: {"Foreign key constraint for table '"}, 1762: {"Foreign key constraint for table '"},
+	1526: {"Table has no partition for value "},
+}
 
 // mysqlMessage is e's message without the value it quotes: from the
 // first quote to the last one before ` for ` (the key, column or function
 // it names: `Duplicate entry 'MRN7730019' for key 'mrn'` becomes
-// `Duplicate entry for key 'mrn'`), or to the last quote. Two errors
-// quote a record after the table they name, when an ON UPDATE CASCADE
-// would make a duplicate (ER_FOREIGN_DUPLICATE_KEY_WITH_CHILD_INFO and
-// _WITHOUT_CHILD_INFO: `Foreign key constraint for table 'patients',
-// record 'MRN7730019-north' would lead to a duplicate entry in table
-// 'visits', key 'mrn'`), and one ends with a partitioning expression's
-// value, unquoted (ER_NO_PARTITION_FOR_GIVEN_VALUE: `Table has no
-// partition for value 1961`, the year of a birth date). A SIGNAL's
-// message is dropped whole. The message is one line (oneLine).
+// `Duplicate entry for key 'mrn'`), or to the last quote; a record after
+// the table, and a partition's value, are cut too. A SIGNAL's message is
+// dropped whole (signalled), and so is a message of a value error not
+// worded as the server words it (serverWords). The message is one line
+// (oneLine).
 func mysqlMessage(e *mysql.MySQLError) string {
 	return oneLine(mysqlCut(e))
 }
 
 // mysqlCut is mysqlMessage before oneLine.
 func mysqlCut(e *mysql.MySQLError) string {
+	_, quotesValue := mysqlValueErrors[e.Number]
 	switch {
-	case mysqlValueErrors[e.Number]:
-		return cutQuoted(e.Message, "'", "' for ")
+	case signalled(e):
+		return "signalled by a trigger or routine"
+	case !quotesValue:
+		return e.Message
+	case !serverWords(e.Number, e.Message):
+		return "message not kept: not the server's English words (a SIGNAL's, or lc_messages)"
 	case e.Number == 1761 || e.Number == 1762:
 		return cutQuoted(e.Message, ", record '", "' would ")
 	case e.Number == 1526:
 		head, _, _ := strings.Cut(e.Message, " for value ")
 		return head
-	case e.Number == 1644:
-		// ER_SIGNAL_EXCEPTION: a SIGNAL's MESSAGE_TEXT, its author's
-		// words (`SET MESSAGE_TEXT = CONCAT('bad ssn ', NEW.Ssn)`).
-		return "signalled by a trigger or routine"
 	}
-	return e.Message
+	return cutQuoted(e.Message, "'", "' for ")
+}
+
+// signalled reports whether e is a SIGNAL's, whose MESSAGE_TEXT is its
+// author's words (`SET MESSAGE_TEXT = CONCAT('bad ssn ', NEW.Ssn)`),
+// rather than the server's own error. A SIGNAL names its SQLSTATE and
+// may set any MYSQL_ERRNO from 1 to 65535, so it is told by what the
+// server never sends: ER_SIGNAL_NOT_FOUND (1643) and ER_SIGNAL_EXCEPTION
+// (1644), the numbers a SIGNAL gets when it sets none; SQLSTATE 45000,
+// which the SQL standard leaves to user-defined exceptions; and a number
+// that is no server error of MySQL's or MariaDB's (theirs are below 2000
+// or from 3000 to 5999; 2000 to 2999 are client errors, which the driver
+// makes its own; from 6000 up only MySQL's third-party components have
+// any, whose words are dropped too). A SIGNAL borrowing one of the
+// server's numbers under another SQLSTATE is its error, which
+// serverWords checks for the errors that quote a value.
+func signalled(e *mysql.MySQLError) bool {
+	n := e.Number
+	return n == 1643 || n == 1644 || string(e.SQLState[:]) == "45000" || n >= 2000 && n < 3000 || n >= 6000
+}
+
+// serverWords reports whether msg, the message of value error n, is
+// worded as the server words it, so that mysqlMessage's cut finds the
+// value where the server puts it: its words up to the value, and a
+// quote after them where the value is quoted. A SIGNAL under that
+// number (MYSQL_ERRNO = 1062, MESSAGE_TEXT = CONCAT('ssn ', NEW.Ssn, '
+// taken')) has other words, and so has a server whose lc_messages is
+// not English.
+func serverWords(n uint16, msg string) bool {
+	if n == 1690 {
+		// The type out of range comes first: `BIGINT UNSIGNED value is
+		// out of range in '(…)'`.
+		typ, _, ok := strings.Cut(msg, " value is out of range in '")
+		return ok && typ != "" && strings.Trim(typ, "ABCDEFGHIJKLMNOPQRSTUVWXYZ ") == ""
+	}
+	for _, head := range mysqlValueErrors[n] {
+		rest, ok := strings.CutPrefix(msg, head)
+		switch {
+		case !ok:
+		case n == 1526:
+			return true // the value follows, unquoted
+		case n == 1761 || n == 1762:
+			return strings.Contains(rest, ", record '")
+		default:
+			return strings.HasSuffix(head, "'") || strings.Contains(rest, "'")
+		}
+	}
+	return false
 }
 
 // oneLine is msg with each control character (a line break in a quoted

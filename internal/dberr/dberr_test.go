@@ -343,3 +343,77 @@ func TestADatabasesMessageIsOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalledMessagesLoseTheirWords: a legacy trigger's SIGNAL says
+// what its author wrote, as often as not the row (`SET MESSAGE_TEXT =
+// msg` built from NEW.MRN), under whatever number and SQLSTATE its
+// author picked: a number of its own, one of the server's, or none (a
+// not-found condition). Each, got from a real MariaDB, keeps its number
+// and SQLSTATE and says it was signalled (or, under the number of an
+// error that quotes a value, that its words are not the server's); none
+// keeps the row.
+func TestSignalledMessagesLoseTheirWords(t *testing.T) {
+	db, err := sql.Open("mysql", testdb.MySQL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE Privacy12Hold (Kind INT, MRN VARCHAR(80))",
+		`CREATE TRIGGER Privacy12Hold BEFORE INSERT ON Privacy12Hold FOR EACH ROW BEGIN
+			DECLARE msg VARCHAR(200) DEFAULT CONCAT('patient ', NEW.MRN, ' is on hold');
+			CASE NEW.Kind
+			WHEN 1 THEN SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 30001, MESSAGE_TEXT = msg;
+			WHEN 2 THEN SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 20001, MESSAGE_TEXT = msg;
+			WHEN 3 THEN SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 1062, MESSAGE_TEXT = msg;
+			WHEN 4 THEN SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1526, MESSAGE_TEXT = msg;
+			WHEN 5 THEN SIGNAL SQLSTATE '02000' SET MESSAGE_TEXT = msg;
+			WHEN 6 THEN SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1146, MESSAGE_TEXT = msg;
+			ELSE SIGNAL SQLSTATE '22000' SET MESSAGE_TEXT = msg;
+			END CASE;
+		END`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const said, notTheServers = "signalled by a trigger or routine", "message not kept: not the server's English words (a SIGNAL's, or lc_messages)"
+	for kind, want := range map[int]string{
+		1: "Error 30001 (45000): " + said,
+		2: "Error 20001 (HY000): " + said,
+		3: "Error 1062 (23000): " + notTheServers,
+		4: "Error 1526 (HY000): " + notTheServers,
+		5: "Error 1643 (02000): " + said,
+		7: "Error 1644 (22000): " + said,
+	} {
+		_, err := db.Exec("INSERT INTO Privacy12Hold VALUES (?, ?)", kind, name)
+		var my *mysql.MySQLError
+		if !errors.As(err, &my) {
+			t.Fatalf("kind %d: %v, want an error from the server", kind, err)
+		}
+		got := dberr.Cut(fmt.Errorf("legacy: %w", err)).Error()
+		if got != "legacy: "+want || hasCanary(got) {
+			t.Errorf("a SIGNAL saying %q: cut to %q, want %q", my.Error(), got, "legacy: "+want)
+		}
+	}
+	// Under a number of the server's that quotes no value, and its own
+	// SQLSTATE, a SIGNAL reads as that error: its text is kept (the
+	// README says so).
+	_, err = db.Exec("INSERT INTO Privacy12Hold VALUES (6, 'the words')")
+	if got := dberr.Cut(err); got == nil || !strings.Contains(got.Error(), "the words") {
+		t.Errorf("a SIGNAL borrowing ER_NO_SUCH_TABLE: cut to %v, want its text kept", got)
+	}
+	// The server's own errors under those numbers keep their names.
+	if _, err := db.Exec("CREATE TABLE Privacy12Unique (MRN VARCHAR(40) UNIQUE)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Exec("INSERT INTO Privacy12Unique VALUES (?)", mrn)
+	_, err = db.Exec("INSERT INTO Privacy12Unique VALUES (?)", mrn)
+	if got := dberr.Cut(err); got == nil || got.Error() != "Error 1062 (23000): Duplicate entry for key 'MRN'" {
+		t.Errorf("the server's duplicate entry: cut to %v", got)
+	}
+	_, err = db.Exec("SELECT * FROM Privacy12Missing")
+	if got := dberr.Cut(err); got == nil || !strings.Contains(got.Error(), "Privacy12Missing' doesn't exist") {
+		t.Errorf("the server's missing table: cut to %v, want the table named", got)
+	}
+}
