@@ -685,8 +685,26 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 	f := newFacade(t, legacy.URL, legacy.URL, "body_timeout: 1s", `  - {name: x, match: "/x", mode: legacy}`)
 	const asked = 1000
 	conn := testkit.DialSmallWindow(t, strings.TrimPrefix(f.URL, "http://"))
-	go io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
-	time.Sleep(5 * time.Second)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
+	}()
+	// The cut shows to a client that reads nothing as a write that fails
+	// (the facade closed the connection with requests unread, which resets
+	// it), once the requests are out: wait for that rather than for a
+	// fixed 5 s a loaded machine might not cut within. The probes (empty
+	// lines) queue behind the thousand requests, which the facade does
+	// not get through.
+	testkit.Eventually(t, 30*time.Second, "the facade cuts the connection", func() bool {
+		select {
+		case <-sent:
+		default:
+			return false
+		}
+		_, err := conn.Write([]byte("\r\n"))
+		return err != nil
+	})
 	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	answers, r := 0, bufio.NewReader(conn)
 	for {
