@@ -126,10 +126,11 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 	return rec.Code, string(body)
 }
 
-// waitFor polls cond for up to 10 seconds.
+// waitFor polls cond for up to a minute: generous, as a loaded CI machine
+// took over 10 s for an API run to import its first 600 rows.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out waiting")

@@ -81,8 +81,10 @@ func TestPacerHoldsTheRate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The first 100 rows go at once, the next 500 at 1000 rows/s.
-	if got := time.Since(start); got < 450*time.Millisecond || got > 2*time.Second {
+	// The first 100 rows go at once, the next 500 at 1000 rows/s. The upper
+	// bound only proves the pacer does not hold far longer (a loaded
+	// machine's timers fire late, never early).
+	if got := time.Since(start); got < 450*time.Millisecond || got > 5*time.Second {
 		t.Errorf("600 rows at 1000 rows/s took %v, want about 0.5s", got)
 	}
 	if newPacer(0) != nil {

@@ -203,17 +203,20 @@ func TestASlowBodyTimesOut(t *testing.T) {
 	t.Run("a body that keeps coming, however slowly, is not cut off", func(t *testing.T) {
 		be := newBodyBackend(t)
 		f := newFacade(t, be.URL, be.URL, "body_timeout: 2s", bodyRoutes)
-		conn, r := rawRequest(t, f, "POST /streamed HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+		const body = "hello, world"
+		conn, r := rawRequest(t, f, fmt.Sprintf("POST /streamed HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body)))
 		conn.SetDeadline(time.Now().Add(30 * time.Second))
-		for _, c := range "hello" { // over body_timeout in all, never a quarter of it apart
-			time.Sleep(500 * time.Millisecond)
+		// Over body_timeout in all, a tenth of it apart: a sender late by
+		// ten times its pause on a loaded machine is still in time.
+		for _, c := range body {
+			time.Sleep(200 * time.Millisecond)
 			conn.Write([]byte(string(c)))
 		}
 		resp, err := http.ReadResponse(r, nil)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("got %v, %v; want 200", resp, err)
 		}
-		if reads := be.settled(t); len(reads) != 1 || !reads[0].complete || reads[0].body != "hello" {
+		if reads := be.settled(t); len(reads) != 1 || !reads[0].complete || reads[0].body != body {
 			t.Errorf("the backend read %+v, want the whole body", reads)
 		}
 	})
@@ -682,8 +685,26 @@ func TestAClientPipeliningWithoutReadingIsCutOff(t *testing.T) {
 	f := newFacade(t, legacy.URL, legacy.URL, "body_timeout: 1s", `  - {name: x, match: "/x", mode: legacy}`)
 	const asked = 1000
 	conn := testkit.DialSmallWindow(t, strings.TrimPrefix(f.URL, "http://"))
-	go io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
-	time.Sleep(5 * time.Second)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		io.WriteString(conn, strings.Repeat("HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n", asked))
+	}()
+	// The cut shows to a client that reads nothing as a write that fails
+	// (the facade closed the connection with requests unread, which resets
+	// it), once the requests are out: wait for that rather than for a
+	// fixed 5 s a loaded machine might not cut within. The probes (empty
+	// lines) queue behind the thousand requests, which the facade does
+	// not get through.
+	testkit.Eventually(t, 30*time.Second, "the facade cuts the connection", func() bool {
+		select {
+		case <-sent:
+		default:
+			return false
+		}
+		_, err := conn.Write([]byte("\r\n"))
+		return err != nil
+	})
 	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
 	answers, r := 0, bufio.NewReader(conn)
 	for {

@@ -128,8 +128,9 @@ func TestPoolRunsTasksOnAWarmWorker(t *testing.T) {
 		}
 		p.Wait()
 		ids[id]++
-		// Time for the worker to finish and wait for the next task.
-		time.Sleep(2 * time.Millisecond)
+		// Wait wakes on the task's end; the worker reaches its wait for
+		// the next task a moment later, later still on a loaded machine.
+		testkit.Eventually(t, 10*time.Second, "the worker waits for the next task", workersWaiting)
 	}
 	most := 0
 	for _, n := range ids {
@@ -142,6 +143,18 @@ func TestPoolRunsTasksOnAWarmWorker(t *testing.T) {
 	}
 }
 
+// workersWaiting reports whether every pool worker of the process is
+// parked in its select, waiting for a task.
+func workersWaiting() bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "shadow.(*Pool).worker(") && !strings.Contains(g, " [select") {
+			return false
+		}
+	}
+	return true
+}
+
 func TestPoolWorkersEndWhenClosed(t *testing.T) {
 	before := runtime.NumGoroutine()
 	p := shadow.NewPool(8)
@@ -151,7 +164,7 @@ func TestPoolWorkersEndWhenClosed(t *testing.T) {
 	}
 	close(release)
 	p.Close()
-	testkit.Eventually(t, time.Second, "the workers end", func() bool { return runtime.NumGoroutine() <= before })
+	testkit.Eventually(t, 10*time.Second, "the workers end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestCaptureKeepsTheStartAndNotesTruncation(t *testing.T) {

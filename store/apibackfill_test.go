@@ -82,7 +82,8 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		s := openStore(t, b.fresh(t), nil)
+		clock := newClock()
+		s := openStore(t, b.fresh(t), clock)
 		if b.name == "sqlite" {
 			if err := s.CanShareRuns(); err == nil || !strings.Contains(err.Error(), "SQLite") {
 				t.Fatalf("a SQLite store shares runs (%v)", err)
@@ -108,8 +109,8 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 			t.Errorf("two workers cut the table %d times, want once", cuts)
 		}
 		run, _ := s.StartAPIBackfill(ctx, "full")
-		g1, ok1, err1 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w1", time.Minute)
-		g2, ok2, err2 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w2", 50*time.Millisecond)
+		g1, ok1, err1 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w1", time.Hour)
+		g2, ok2, err2 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w2", time.Minute)
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || g1.No == g2.No || *g1.Value != "h1" || *g2.Value != "h2" {
 			t.Fatalf("leases %+v %v %v, %+v %v %v; want h1 and h2, one each", g1, ok1, err1, g2, ok2, err2)
 		}
@@ -120,7 +121,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []APIBackfillRow{{Key: "7"}}, nil, &k, false); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		clock.Advance(2 * time.Minute) // w2's lease runs out, w1's does not
 		g3, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w3", time.Minute)
 		if !ok || err != nil || g3.No != g2.No || g3.Last == nil || *g3.Last != "7" {
 			t.Fatalf("after w2's lease ran out, w3 leased %+v, %v, %v; want w2's group from key 7", g3, ok, err)

@@ -134,6 +134,7 @@ func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
 			`UPDATE strangler_repairs SET lease_until = lease_until - $1 * interval '1 microsecond' WHERE lease_until IS NOT NULL`,
 			`UPDATE strangler_repairs SET next_attempt_at = next_attempt_at - $1 * interval '1 microsecond' WHERE next_attempt_at IS NOT NULL`,
 			`UPDATE strangler_leases SET until = until - $1 * interval '1 microsecond'`,
+			`UPDATE strangler_api_backfill_groups SET lease_until = lease_until - $1 * interval '1 microsecond' WHERE lease_until IS NOT NULL`,
 			`UPDATE strangler_idempotency_keys SET at = at - $1 * interval '1 microsecond'`,
 			`UPDATE strangler_sessions SET created_at = created_at - $1 * interval '1 microsecond', last_seen = last_seen - $1 * interval '1 microsecond'`,
 		} {

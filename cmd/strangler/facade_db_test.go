@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 	"strangler/legacy"
 	"strangler/modern"
 )
@@ -129,14 +131,29 @@ routes:
 			t.Fatalf("before the backfill the patient came from %q, want a fallback to legacy", got)
 		}
 		r.logs.waitFor(t, "fallback", map[string]any{"route": "get-patient", "reason": "not_found"}, 5*time.Second)
-		// The key is recorded off the request path; give it a moment.
-		time.Sleep(200 * time.Millisecond)
+		// The key is recorded off the request path: wait until it is
+		// queued (a fixed 200 ms, on a loaded machine, could leave it
+		// unqueued, and the full run after the queue copied the patient
+		// anyway).
+		st := openStateStore(t, store)
+		id := strconv.FormatInt(created.ID, 10)
+		queued := func() bool {
+			keys, err := st.PendingRepairKeys(ctx, "patients", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return slices.Contains(keys, id)
+		}
+		testkit.Eventually(t, 30*time.Second, "read repair queues the patient modern lacks", queued)
 		var out bytes.Buffer
 		if err := run(ctx, []string{"backfill", "--config", path, "--progress", "none"}, getenv, &out, io.Discard); err != nil {
 			t.Fatalf("backfill: %v\n%s", err, out.String())
 		}
 		if got := served(); got != "modern" {
 			t.Errorf("after the backfill the patient came from %q, want modern", got)
+		}
+		if queued() {
+			t.Error("the patient's key is still queued after the backfill copied it")
 		}
 	})
 }

@@ -451,7 +451,7 @@ func TestTheCLIWritesNoControlCharactersFromTheData(t *testing.T) {
 	strangler := cli(f.admin)
 	getBody(t, "http://"+f.public+"/patients/1")
 	var out string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		out = strangler(t, "diffs", "--route", "get-patient").must(t)
 		if strings.HasPrefix(out, "get-patient: 1 sample") || time.Now().After(deadline) {
 			break

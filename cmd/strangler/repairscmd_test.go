@@ -41,7 +41,7 @@ func startDeadLetterFacade(t *testing.T) *running {
 // first.
 func repairIDs(t *testing.T, f *running, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // generous for a loaded machine
 	for {
 		var list struct {
 			Repairs []struct{ ID string } `json:"repairs"`
@@ -55,7 +55,7 @@ func repairIDs(t *testing.T, f *running, n int) []string {
 			return ids
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d dead repairs after 5s, want %d", len(list.Repairs), n)
+			t.Fatalf("%d dead repairs after 30s, want %d", len(list.Repairs), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
