@@ -100,6 +100,25 @@ type keptAnswer struct {
 	body     []byte
 }
 
+// backendsHoldingDeliveries is a recording legacy and modern, modern
+// holding every delivery from the journal (a request carrying
+// X-Strangler-Primary-Status) until released is called, as it is when
+// the test ends: a write then stays owed to modern for as long as a test
+// needs.
+func backendsHoldingDeliveries(t *testing.T) (legacy, modern *recordingBackend, released func()) {
+	legacy = newRecordingBackend(t, "legacy", false, false)
+	modern = newRecordingBackend(t, "modern", false, false)
+	release := make(chan struct{})
+	released = sync.OnceFunc(func() { close(release) })
+	t.Cleanup(released)
+	modern.hold = func(r *http.Request) {
+		if r.Header.Get("X-Strangler-Primary-Status") != "" {
+			<-release
+		}
+	}
+	return legacy, modern, released
+}
+
 func newRecordingBackend(t *testing.T, name string, keys, keepPrimaryID bool) *recordingBackend {
 	t.Helper()
 	b := &recordingBackend{

@@ -206,16 +206,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 			}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				legacy := newRecordingBackend(t, "legacy", false, false)
-				modern := newRecordingBackend(t, "modern", false, false)
-				release := make(chan struct{})
-				released := sync.OnceFunc(func() { close(release) })
-				t.Cleanup(released)
-				modern.hold = func(r *http.Request) {
-					if r.Header.Get("X-Strangler-Primary-Status") != "" {
-						<-release // a delivery: held until v2 was answered
-					}
-				}
+				legacy, modern, released := backendsHoldingDeliveries(t)
 				dir := t.TempDir()
 				c := facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn(dir), timeout: 2 * time.Second}
 				path := writeFacadeConfig(t, dir, c)
