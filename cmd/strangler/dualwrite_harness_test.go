@@ -100,6 +100,22 @@ type keptAnswer struct {
 	body     []byte
 }
 
+// putV2Last sends PUT /items/1 v2 once v1 is owed to modern (held by
+// backendsHoldingDeliveries), releases the deliveries, and checks that
+// modern ends with v2, the last write the client saw succeed.
+func putV2Last(t *testing.T, r *running, st *store.Store, modern *recordingBackend, released func()) {
+	t.Helper()
+	code, body, err := sendRequest("PUT", "http://"+r.public+"/items/1", `{"v":2}`, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("PUT v2: got %d %s %v, want 200", code, body, err)
+	}
+	released()
+	waitDrained(t, st, 60*time.Second)
+	if items, _ := modern.snapshot(); items["1"] != `{"v":2}` {
+		t.Errorf("modern holds item 1 as %s, want the last write the client saw succeed, v2", items["1"])
+	}
+}
+
 // backendsHoldingDeliveries is a recording legacy and modern, modern
 // holding every delivery from the journal (a request carrying
 // X-Strangler-Primary-Status) until released is called, as it is when

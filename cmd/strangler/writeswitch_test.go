@@ -71,15 +71,7 @@ func TestAWriteUnderWayWhenItsRouteChangesGoesWhereTheRouteNowSends(t *testing.T
 			}
 			res.Body.Close()
 
-			code, body, err := sendRequest("PUT", "http://"+r.public+"/items/1", `{"v":2}`, nil)
-			if err != nil || code != http.StatusOK {
-				t.Fatalf("PUT v2: got %d %s %v, want 200", code, body, err)
-			}
-			released()
-			waitDrained(t, st, 60*time.Second)
-			if items, _ := modern.snapshot(); items["1"] != `{"v":2}` {
-				t.Errorf("modern holds item 1 as %s, want the last write the client saw succeed, v2", items["1"])
-			}
+			putV2Last(t, r, st, modern, released)
 		})
 	}
 }
