@@ -202,7 +202,10 @@ var byteDump = regexp.MustCompile(`:?\s*0x[0-9a-fA-F]{2}(\s+0x[0-9a-fA-F]{2})*`)
 // the year of a birth date). ER_TRUNCATED_WRONG_VALUE is worded two
 // ways (MariaDB words it for a column as ER_TRUNCATED_WRONG_VALUE_FOR_FIELD
 // does). The others quote names only (`Data too long for column 'x' at
-// row 1`).
+// row 1`). ER_PARSE_ERROR and ER_SYNTAX_ERROR quote the query from where
+// the parser stopped (`… to use near 'WHERE mrn = 'MRN7730019” at line
+// 1`): a configured query's literals, or the values a DSN with
+// interpolateParams put in it; the line is kept.
 var mysqlValueErrors = map[uint16][]string{
 	1062: {"Duplicate entry '"}, 1586: {"Duplicate entry '"},
 	1292: {"Truncated incorrect ", "Incorrect "}, 1366: {"Incorrect "}, 1411: {"Incorrect "}, 1525: {"Incorrect "},
@@ -211,6 +214,7 @@ var mysqlValueErrors = map[uint16][]string{
 	1916: {"Got overflow when converting '"}, 1917: {"Truncated value '"}, 1918: {"Encountered illegal value '"},
 	1761: {"Foreign key constraint for table '"}, 1762: {"Foreign key constraint for table '"},
 	1526: {"Table has no partition for value "},
+	1064: {"You have an error in your SQL syntax"}, 1149: {"You have an error in your SQL syntax"},
 }
 
 // mysqlMessage is e's message without the value it quotes: from the
@@ -237,6 +241,8 @@ func mysqlCut(e *mysql.MySQLError) string {
 		return "message not kept: not the server's English words (a SIGNAL's, or lc_messages)"
 	case e.Number == 1761 || e.Number == 1762:
 		return cutQuoted(e.Message, ", record '", "' would ")
+	case e.Number == 1064 || e.Number == 1149:
+		return cutQuoted(e.Message, " near '", "' at line ")
 	case e.Number == 1526:
 		head, _, _ := strings.Cut(e.Message, " for value ")
 		return head
