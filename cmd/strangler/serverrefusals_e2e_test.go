@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"strangler/config"
 	"strangler/internal/testkit"
 )
 
@@ -193,4 +197,23 @@ func TestAServerRefusalEndsItsConnectionOnly(t *testing.T) {
 		t.Errorf("the request after the refused one reached a backend")
 	}
 	get("other-2")
+}
+
+// TestMetricsListenRefusesInJSON: the --metrics-listen listener of the
+// backfill and verify answers a request Go's server cannot read as the
+// facade's listeners do, and logs it.
+func TestMetricsListenRefusesInJSON(t *testing.T) {
+	logs := newLogBuffer()
+	stop, err := serveMetrics("127.0.0.1:0", config.Admin{}, prometheus.NewRegistry(), slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	addr := logs.waitFor(t, "metrics", nil, 10*time.Second)["listen"].(string)
+	resp, body, rest := refusalExchange(t, addr, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX Table: "+refusalMarker+"\r\n\r\n")
+	wantJSONRefusal(t, resp, body, rest, 400)
+	logs.waitFor(t, "request refused", map[string]any{"listener": "metrics", "reason": "header"}, 10*time.Second)
+	if strings.Contains(logs.String(), refusalMarker) {
+		t.Errorf("a log line holds what the client sent")
+	}
 }
