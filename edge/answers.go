@@ -59,7 +59,7 @@ const (
 	ReasonNotTLS           = "not_tls"           // 400: plain HTTP on a TLS listener
 )
 
-// ServerReasons lists every reason, for metrics' tests and the README.
+// ServerReasons lists every reason, so that a counter can show each at 0.
 func ServerReasons() []string {
 	return []string{ReasonMalformed, ReasonHost, ReasonHeader, ReasonHeadTooLarge, ReasonTransferEncoding,
 		ReasonHTTPVersion, ReasonExpect, ReasonNotTLS}
