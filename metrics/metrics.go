@@ -97,7 +97,7 @@ var (
 	}
 	Refused = Def{
 		Name:   "strangler_refused_total",
-		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key), resource_busy (503: a dual write waited too long behind earlier writes to its path).",
+		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key), resource_busy (503: a dual write waited too long behind earlier writes to its path). With route \"\": requests Go's HTTP server could not read, answered before any route: malformed (400), host (400: Host missing or malformed), header (400: a header name or value), head_too_large (431), transfer_encoding (501), http_version (505), expect (417), not_tls (400: plain HTTP on the TLS listener).",
 		Labels: []string{"route", "reason"},
 	}
 	ForcedRequests = Def{
@@ -147,7 +147,7 @@ var (
 	}
 	AdminDenied = Def{
 		Name:   "strangler_admin_denied_total",
-		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query, host.",
+		Help:   "Admin API calls, status page logins and forms refused, by reason: missing_token, invalid_token, expired_token, locked_out, role, cross_origin, no_session, form_token, token_in_query, host; and requests Go's HTTP server could not read: malformed, header, head_too_large, transfer_encoding, http_version, expect, not_tls (host: a Host missing or malformed, as well as one the listener does not answer to).",
 		Labels: []string{"reason"},
 	}
 	RampState = Def{

@@ -22,6 +22,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/control"
+	"strangler/edge"
 	"strangler/internal/filecap"
 	"strangler/internal/tty"
 	"strangler/store"
@@ -293,7 +294,10 @@ func serveMetrics(addr string, admin config.Admin, reg *prometheus.Registry, log
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: hosts.Check(mux, "--metrics-listen", nil), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	// Logged, not counted: the backfill's and verify's metrics count rows.
+	answers := &edge.ServerAnswers{Listener: "metrics", Log: log}
+	answers.Install(srv)
+	go srv.Serve(answers.Listen(ln))
 	log.Info("metrics", "listen", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }

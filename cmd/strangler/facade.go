@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -185,7 +186,15 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 	if err != nil {
 		return servers{}, err
 	}
-	limited := edge.LimitConnections(ln.public, maxConnections(cfg, log), edge.PublicListener, f.reg, log)
+	refused := registered(f.reg, metrics.Refused.CounterVec())
+	publicAnswers := &edge.ServerAnswers{Listener: "public", Log: log, Count: func(reason string) {
+		refused.WithLabelValues("", reason).Inc()
+	}}
+	for _, reason := range edge.ServerReasons() {
+		refused.WithLabelValues("", reason)
+	}
+	publicAnswers.Install(public)
+	limited := publicAnswers.Listen(edge.LimitConnections(ln.public, maxConnections(cfg, log), edge.PublicListener, f.reg, log))
 	s := servers{public: public, servePublic: func() error { return serveUntilClosed(public, edge.TrackFraming(limited)) }}
 	if cfg.TLS != nil {
 		cert, err := edge.LoadCertificate(cfg.TLS.Cert, cfg.TLS.Key, log)
@@ -217,7 +226,15 @@ func (f *facade) servers(ln facadeListeners) (servers, error) {
 		MaxHeaderBytes:    adminMaxHeaderBytes,
 		ErrorLog:          golog.Logger(log, slog.LevelDebug),
 	}
-	adminLn := edge.LimitConnections(ln.admin, adminMaxConnections, edge.AdminListener, f.reg, log)
+	denied := registered(f.reg, metrics.AdminDenied.CounterVec())
+	adminAnswers := &edge.ServerAnswers{Listener: "admin", Log: log, Count: func(reason string) {
+		denied.WithLabelValues(reason).Inc()
+	}}
+	for _, reason := range edge.ServerReasons() {
+		denied.WithLabelValues(reason)
+	}
+	adminAnswers.Install(s.admin)
+	adminLn := adminAnswers.Listen(edge.LimitConnections(ln.admin, adminMaxConnections, edge.AdminListener, f.reg, log))
 	s.serveAdmin = func() error { return serveUntilClosed(s.admin, adminLn) }
 	if adminTLS != nil {
 		if err := edge.ConfigureHTTP2(s.admin); err != nil {
@@ -380,4 +397,17 @@ func (f *facade) readyWhenFollowing(ctx context.Context) {
 		return
 	}
 	f.ready.Ready()
+}
+
+// registered returns c registered on reg, or the collector of the same
+// metric that another package (the router's strangler_refused_total, the
+// admin API's strangler_admin_denied_total) registered there already.
+func registered(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	var are prometheus.AlreadyRegisteredError
+	if err := reg.Register(c); errors.As(err, &are) {
+		return are.ExistingCollector.(*prometheus.CounterVec)
+	} else if err != nil {
+		panic(err) // a metric definition clashing with another: a bug
+	}
+	return c
 }

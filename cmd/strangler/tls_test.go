@@ -97,6 +97,13 @@ routes:
 			}
 		}
 	})
+	t.Run("plain HTTP to either listener is a JSON refusal", func(t *testing.T) {
+		for _, l := range []struct{ name, addr string }{{"public", line["listen"].(string)}, {"admin", line["admin"].(string)}} {
+			resp, body, rest := refusalExchange(t, l.addr, "GET /x HTTP/1.1\r\nHost: facade\r\n\r\n")
+			wantJSONRefusal(t, resp, body, rest, http.StatusBadRequest)
+			logs.waitFor(t, "request refused", map[string]any{"listener": l.name, "reason": "not_tls"}, 10*time.Second)
+		}
+	})
 	t.Run("the status page's session cookie is Secure and __Host-", func(t *testing.T) {
 		noRedirect := &http.Client{Transport: client.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noRedirect.PostForm("https://"+line["admin"].(string)+"/login", url.Values{"token": {"tls-admin-token-0123456789"}})

@@ -76,7 +76,8 @@ var (
 // The error is a *Refusal.
 //
 // Go's HTTP server has refused some requests before this runs, with a
-// plain-text 400 and without calling any handler: an invalid
+// 400 and without calling any handler (edge.ServerAnswers makes it the
+// facade's JSON refusal): an invalid
 // percent-encoding or a raw control character in the request-target, an
 // origin-form target not starting with "/", two Host headers on HTTP/1, a
 // header name that is no RFC 9110 token (a space, parentheses), an invalid
