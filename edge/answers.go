@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"strangler/internal/uuid"
 )
 
 // ServerAnswers turns the answers Go's HTTP server writes by itself,
@@ -151,7 +152,7 @@ func (c *answerConn) Write(p []byte) (int, error) {
 	if code == 0 {
 		return c.Conn.Write(p) // not a refusal: net/http's 200 to "OPTIONS *"
 	}
-	id := newRequestID()
+	id := uuid.New()
 	if c.a.Count != nil {
 		c.a.Count(reason)
 	}
@@ -246,12 +247,4 @@ func jsonAnswer(code int, msg, id string) []byte {
 		"Date: %s\r\nContent-Length: %d\r\n\r\n", code, http.StatusText(code), time.Now().UTC().Format(http.TimeFormat), len(body))
 	b.Write(body)
 	return b.Bytes()
-}
-
-// newRequestID is a random (version 4) UUID, as the router makes ids.
-func newRequestID() string {
-	hi, lo := rand.Uint64(), rand.Uint64()
-	hi = hi&^0xf000 | 0x4000
-	lo = lo&^(0xc<<60) | 0x8<<60
-	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", hi>>32, hi>>16&0xffff, hi&0xffff, lo>>48, lo&0xffffffffffff)
 }

@@ -14,6 +14,7 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/edge/canonical"
+	"strangler/internal/uuid"
 	"strangler/telemetry"
 	"strangler/upstream"
 )
@@ -134,7 +135,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		return
 	}
 	created := t.now()
-	id := newTimeUUID(created)
+	id := uuid.NewTime(created)
 	if rt.dualWrite.primaryIdempotent && key == "" {
 		// The primary honours keys: give the write one, the same that
 		// recovery sends it again with if the outcome is lost in a crash,

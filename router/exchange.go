@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/hex"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"strangler/domain"
+	"strangler/internal/uuid"
 	"strangler/shadow"
 	"strangler/upstream"
 )
@@ -159,53 +158,7 @@ func requestID(h http.Header) string {
 	if v := headerValue(h, "X-Request-Id"); v != "" && len(v) <= 128 && isVisibleASCII(v) {
 		return v
 	}
-	return newUUID()
-}
-
-// newUUID returns a random (version 4) UUID. The runtime's per-thread
-// ChaCha8 generator is plenty for ids and, unlike crypto/rand, costs no
-// system call.
-func newUUID() string { return formatUUID(randomUUID(), 4) }
-
-// newTimeUUID returns a version 7 UUID: the Unix milliseconds of at, then
-// random bits. A journaled write's id is the journal's primary key: ids
-// that grow with time add to the end of its index, where the writes
-// committed together share a page, instead of to a random page each.
-func newTimeUUID(at time.Time) string {
-	b := randomUUID()
-	ms := uint64(at.UnixMilli())
-	for k := range 6 {
-		b[k] = byte(ms >> (8 * (5 - k)))
-	}
-	return formatUUID(b, 7)
-}
-
-func randomUUID() [16]byte {
-	var b [16]byte
-	for i := 0; i < 16; i += 8 {
-		u := rand.Uint64()
-		for k := range 8 {
-			b[i+k] = byte(u >> (8 * k))
-		}
-	}
-	return b
-}
-
-// formatUUID sets b's version and RFC 9562 variant and spells it.
-func formatUUID(b [16]byte, version byte) string {
-	b[6] = b[6]&0x0f | version<<4
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
+	return uuid.New()
 }
 
 func isVisibleASCII(s string) bool {
