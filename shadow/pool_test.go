@@ -252,8 +252,10 @@ func TestCaptureReadsFromAReaderUpToItsCap(t *testing.T) {
 // it ends, or until Release gives it back.
 func TestPoolReservedSlotsCountAgainstTheBound(t *testing.T) {
 	p := shadow.NewPool(2)
-	if !p.Reserve() || !p.Reserve() {
-		t.Fatal("a free pool refused a reservation")
+	for range 2 {
+		if !p.Reserve() {
+			t.Fatal("a pool with a free slot refused a reservation")
+		}
 	}
 	if p.Reserve() || p.TryGo(func() {}) {
 		t.Fatal("a pool with every slot reserved took another task")
