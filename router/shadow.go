@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"strangler/config"
@@ -116,29 +117,38 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	job := t.newShadowJob(x, req)
-	// The copy's body stays in memory until the job ends: the job gives
-	// its replay budget back then, not the exchange.
-	held := x.replayHeld
-	if !sh.pool.TryGo(func() { defer t.budget.give(held); job.run() }) {
+	// The copy's slot is taken now, so that a full pool costs no capture,
+	// but its job goes to a worker only once the primary's answer has gone
+	// to the client (see run).
+	if !sh.pool.Reserve() {
 		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	x.replayHeld = 0
+	job := t.newShadowJob(x, req)
+	// The copy's body stays in memory until the job ends: the job gives
+	// its replay budget back then, not the exchange.
+	job.held, x.replayHeld = x.replayHeld, 0
 	capture := sh.capture()
 	x.w.tee = capture
+	job.watch()
 	completed := false
 	defer func() {
-		// Runs on a panic too (the client hung up mid-body), so the job
-		// never waits forever.
+		// Runs on a panic too (the client hung up mid-body), so the slot
+		// is never held for good.
 		x.w.tee = nil
+		if !job.answered() {
+			// The job ended when the primary's answer went on too long
+			// (see expire); the capture is the request's alone.
+			sh.captures.Put(capture)
+			return
+		}
 		job.primary = primaryAnswer{
 			resp:     capture.Response(x.answer.status, x.answer.header),
 			answered: completed && x.answer.status != 0,
 			capture:  capture,
 		}
-		job.answered.ch <- struct{}{}
+		sh.pool.Go(job.run)
 	}()
 	primary.ServeHTTP(&x.w, req)
 	completed = true
@@ -167,10 +177,15 @@ type shadowJob struct {
 	copy  shadow.RequestCopy
 	// target is the request URL the copy is addressed from.
 	target url.URL
-	// primary is the primary's answer, to be read once answered is
-	// closed, and never by a job that stopped waiting for it.
-	primary  primaryAnswer
-	answered *waiter
+	// primary is the primary's answer, set before the job runs.
+	primary primaryAnswer
+	// held is the replay budget the copy's body holds, given back when
+	// the job ends.
+	held int64
+	// state says whether the primary's answer ended in time (see watch).
+	state atomic.Int32
+	// bound ends the job if the primary's answer does not end in time.
+	bound *waiter
 	// captures are the job's own captures, returned to the pool at its
 	// end: the other backend's answer and, when learning noise, the
 	// primary's second one.
@@ -198,7 +213,6 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	h["X-Strangler-Shadow"] = j.shadowFlag[:] // spelled canonically, as forwardHeaders sets its own
 	j.copy = shadow.RequestCopy{Method: req.Method, Target: req.URL.RequestURI(), Pattern: rt.pattern, Header: h, Body: x.replay}
 	j.captures = j.captureBuf[:0]
-	j.answered = rt.shadow.waiters.Get().(*waiter)
 	j.primaryUp, j.otherUp = t.legacy, t.modern
 	if rt.primary == domain.Modern {
 		j.primaryUp, j.otherUp = t.modern, t.legacy
@@ -206,22 +220,15 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	return j
 }
 
+// run sends the copy and compares its answer with the primary's, in the
+// job's pool slot, which it frees when it returns. The copy leaves once
+// the primary's answer has gone to the client: sent alongside, its
+// exchange and the comparison took the CPU the client's answer was
+// waiting for, and lengthened the tail of the clients' latency (shadow
+// p99 1.22x legacy's at a paced load).
 func (j *shadowJob) run() {
 	rt, sh, m := j.route, j.route.shadow, j.t.metrics
-	// The copy leaves once the primary's answer has gone to the client:
-	// sent alongside, its exchange and the comparison took the CPU the
-	// client's answer was waiting for, and lengthened the tail of the
-	// clients' latency (shadow p99 1.22x legacy's at a paced load).
-	if !j.awaitPrimary() {
-		// The primary's answer is still streaming (server-sent events, a
-		// long poll, a slow download): holding the slot until it ends
-		// would let a few streams take the pool and drop every other
-		// copy of the route for as long as they last. Too long to
-		// compare, as a body past max_body is; no copy is sent. Its
-		// capture stays with the request, which still writes to it.
-		m.shadowResult(rt, "too_large")
-		return
-	}
+	defer j.t.budget.give(j.held)
 	p := &j.primary
 	defer func() {
 		sh.captures.Put(p.capture)
@@ -268,38 +275,65 @@ func (j *shadowJob) run() {
 	}
 }
 
-// awaitPrimary waits until the client has the primary's whole answer and
-// reports whether it came within copyDeadline of the primary: a copy's
-// slot in the pool is held by nothing unbounded.
-func (j *shadowJob) awaitPrimary() bool {
-	w := j.answered
+// Job states: the primary's answer is on its way, it ended in time, or
+// it did not.
+const (
+	jobWaiting int32 = iota
+	jobAnswered
+	jobExpired
+)
+
+// watch bounds the wait for the primary's answer by copyDeadline of the
+// primary: a copy's slot in the pool is held by nothing unbounded.
+func (j *shadowJob) watch() {
+	w := j.route.shadow.waiters.Get().(*waiter)
+	j.bound = w
+	w.job.Store(j)
 	w.timer.Reset(copyDeadline(j.primaryUp))
-	select {
-	case <-w.ch:
-		w.timer.Stop()
-		j.route.shadow.waiters.Put(w)
-		return true
-	case <-w.timer.C:
-		// The request still sends on w.ch once its answer ends: w is
-		// left to it, never handed to another job.
-		return false
-	}
 }
 
-// waiter is how a shadow job waits for its request's answer within a
-// bound. Waiters are pooled: a channel and a timer made for every
-// shadowed request cost four allocations.
+// answered reports, once the primary's answer has ended, whether it did in
+// time, so that the job is to run; else expire ended it.
+func (j *shadowJob) answered() bool {
+	if !j.state.CompareAndSwap(jobWaiting, jobAnswered) {
+		return false
+	}
+	// A timer that fired meanwhile found the job answered and did
+	// nothing; its waiter is left to it, never handed to another job.
+	if w := j.bound; w.timer.Stop() {
+		w.job.Store(nil)
+		j.route.shadow.waiters.Put(w)
+	}
+	return true
+}
+
+// waiter bounds a shadow job's wait for its primary's answer. Waiters are
+// pooled: a timer made for every shadowed request costs allocations.
 type waiter struct {
-	// ch gets one value when the client has the primary's answer; its
-	// buffer lets the request send it whether or not the job still waits.
-	ch    chan struct{}
-	timer *time.Timer
+	timer *time.Timer // runs expire
+	job   atomic.Pointer[shadowJob]
 }
 
 func newWaiter() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &waiter{ch: make(chan struct{}, 1), timer: t}
+	w := &waiter{}
+	w.timer = time.AfterFunc(time.Hour, w.expire)
+	w.timer.Stop()
+	return w
+}
+
+// expire ends the job whose primary's answer is still streaming at the
+// bound (server-sent events, a long poll, a slow download): holding the
+// slot until it ends would let a few streams take the pool and drop every
+// other copy of the route for as long as they last. Too long to compare,
+// as a body past max_body is; no copy is sent.
+func (w *waiter) expire() {
+	j := w.job.Load()
+	if j == nil || !j.state.CompareAndSwap(jobWaiting, jobExpired) {
+		return
+	}
+	j.t.metrics.shadowResult(j.route, "too_large")
+	j.t.budget.give(j.held)
+	j.route.shadow.pool.Release()
 }
 
 // copyDeadline is how long a shadow job waits on a backend's answer: the

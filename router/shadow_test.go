@@ -375,6 +375,57 @@ func TestShadowCopyLeavesOnceTheClientHasItsAnswer(t *testing.T) {
 	}
 }
 
+// A copy's job used to be handed to a worker goroutine as the request
+// began, which then waited for the primary's answer: two wake-ups for
+// every copy, the first on the client's path. The copy's slot is taken
+// then, but no goroutine runs it until the primary's answer has ended.
+func TestShadowCopyWaitsForItsPrimaryWithoutAGoroutine(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	legacy := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		jsonAnswer(`{"id":7}`)(w, r)
+	})
+	modern := newBackend(t, jsonAnswer(`{"id":7}`))
+	f := newFacade(t, legacy.URL, modern.URL, "", `
+  - {name: patient, match: "GET /patients/{id}", mode: shadow}`)
+	// Workers other tests left idle may end meanwhile, never start.
+	before := shadowWorkers()
+	got := make(chan string, 1)
+	go func() {
+		_, body := f.get(t, "/patients/7")
+		got <- body
+	}()
+	<-arrived
+	pool := f.router.Current().byName["patient"].shadow.pool
+	if n := pool.Running(); n != 1 {
+		t.Errorf("%d slots taken while the primary answers, want the copy's", n)
+	}
+	if started := shadowWorkers() - before; started > 0 {
+		t.Errorf("%d shadow workers started while the primary answers, want none", started)
+	}
+	close(release)
+	if body := <-got; body != `{"id":7}` {
+		t.Fatalf("client got %s, want legacy's answer", body)
+	}
+	if got := f.comparisons(t, "patient", 1); got["match"] != 1 {
+		t.Errorf("comparisons %v, want one match", got)
+	}
+}
+
+// shadowWorkers counts the goroutines of shadow pools, started or about
+// to start.
+func shadowWorkers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "strangler/shadow.(*Pool).worker(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // A shadow route whose primary answers with a stream (server-sent events,
 // a long poll) used to keep a copy's slot until the stream ended: a few
 // long streams took compare.max_inflight, and every other request of the

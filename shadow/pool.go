@@ -47,6 +47,20 @@ func NewPool(maxInflight int) *Pool {
 // and the pool is not closed, and reports whether it did; on false the
 // caller counts a dropped comparison.
 func (p *Pool) TryGo(f func()) bool {
+	if !p.Reserve() {
+		return false
+	}
+	p.Go(f)
+	return true
+}
+
+// Reserve takes a slot for a task that is not ready to run yet, if fewer
+// than the bound are running and the pool is not closed, and reports
+// whether it did. A slot taken must be given to Go or back with Release.
+// A task that waits for something before it can run (a shadow copy, for
+// its primary's answer) waits so without a goroutine: handing it to a
+// worker that then waited cost a second wake-up for every task.
+func (p *Pool) Reserve() bool {
 	for {
 		n := p.running.Load()
 		if n >= p.max {
@@ -62,13 +76,21 @@ func (p *Pool) TryGo(f func()) bool {
 		p.done()
 		return false
 	}
+	return true
+}
+
+// Go runs f on a worker goroutine in a slot Reserve took; the slot is free
+// again once f returns.
+func (p *Pool) Go(f func()) {
 	select {
 	case p.work <- f:
 	default:
 		go p.worker(f)
 	}
-	return true
 }
+
+// Release gives back a slot Reserve took, for a task that will not run.
+func (p *Pool) Release() { p.done() }
 
 // worker runs f, then the tasks handed to it, until none came for
 // workerIdle or the pool closed.

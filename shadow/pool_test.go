@@ -247,3 +247,32 @@ func TestCaptureReadsFromAReaderUpToItsCap(t *testing.T) {
 		}
 	}
 }
+
+// A slot Reserve took counts against the bound until the task Go runs in
+// it ends, or until Release gives it back.
+func TestPoolReservedSlotsCountAgainstTheBound(t *testing.T) {
+	p := shadow.NewPool(2)
+	for range 2 {
+		if !p.Reserve() {
+			t.Fatal("a pool with a free slot refused a reservation")
+		}
+	}
+	if p.Reserve() || p.TryGo(func() {}) {
+		t.Fatal("a pool with every slot reserved took another task")
+	}
+	p.Release()
+	if got := p.Running(); got != 1 {
+		t.Errorf("Running() = %d after a release, want 1", got)
+	}
+	ran := make(chan struct{})
+	p.Go(func() { close(ran) })
+	<-ran
+	p.Wait()
+	if got := p.Running(); got != 0 {
+		t.Errorf("Running() = %d once the reserved task ended, want 0", got)
+	}
+	p.Close()
+	if p.Reserve() {
+		t.Error("a closed pool took a reservation")
+	}
+}
