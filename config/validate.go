@@ -340,6 +340,11 @@ func (d *checker) validateRoutes(c *Config) {
 		if r.Mode == "" {
 			d.errorAt(at("mode"), "is required; want legacy, fallback or modern")
 		}
+		if r.Percent != nil {
+			if _, err := domain.CheckPercent(float64(*r.Percent)); err != nil {
+				d.errorAt(at("percent"), "%s %v", domain.PercentString(float64(*r.Percent)), err)
+			}
+		}
 		// Options of other modes are allowed on any route: a flip at run
 		// time may move the route into the mode they serve.
 		if r.IDField != "" {

@@ -507,13 +507,14 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			next.Mode, next.Percent = *fl.Mode, nil
 		}
 		if fl.Percent != nil {
-			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
-				return cur, invalidf("percent %v is not from 0 to 100", *fl.Percent)
+			pct, err := domain.CheckPercent(*fl.Percent)
+			if err != nil {
+				return cur, invalidf("percent %s %v", domain.PercentString(*fl.Percent), err)
 			}
 			if m := next.Mode; !m.TakesPercent() {
 				return cur, invalidf("percent applies to fallback and modern, not %s", m)
 			}
-			next.Percent = fl.Percent
+			next.Percent = &pct
 		}
 		if fl.Mode != nil && !slices.Contains(domain.Modes, *fl.Mode) {
 			return cur, invalidf("unknown mode %q", *fl.Mode)
