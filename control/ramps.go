@@ -287,7 +287,7 @@ func ParseSteps(s string) ([]float64, error) {
 	for i, f := range strings.Split(s, ",") {
 		var v config.Percent
 		if err := v.UnmarshalText([]byte(f)); err != nil {
-			return nil, invalidf("step %d, %q, is not a percent from 0 to 100 in decimal digits: write the steps like 1,5,25,50,100", i+1, strings.TrimSpace(f))
+			return nil, invalidf("step %d, %q, is not a percent: write the steps like 1,5,25,50,100", i+1, strings.TrimSpace(f))
 		}
 		out = append(out, float64(v))
 	}
