@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,5 +57,29 @@ func TestWhatConfigPrintShowsIsReadBackTheSame(t *testing.T) {
 	if *r2.Percent != *r.Percent || *r2.Gates.MaxMismatchRate != *r.Gates.MaxMismatchRate || *r2.Gates.MaxFallbackRate != *r.Gates.MaxFallbackRate {
 		t.Errorf("read back: got %v %v %v, want %v %v %v", *r2.Percent, *r2.Gates.MaxMismatchRate, *r2.Gates.MaxFallbackRate,
 			*r.Percent, *r.Gates.MaxMismatchRate, *r.Gates.MaxFallbackRate)
+	}
+}
+
+// A gate refuses a flip while a rate is above it, which no rate is above
+// 100%: such a gate never refuses anything, which the guard's bound at
+// 100 is refused for. It is warned of at its line (it may stand for "no
+// gate" in files that work), not refused.
+func TestAGateThatCanNeverRefuseIsWarnedOf(t *testing.T) {
+	y := hostileBackends + "routes:\n  - name: r\n    match: \"GET /p\"\n    mode: fallback\n    gates: { max_mismatch_rate: 100%, max_fallback_rate: 100 }\n" +
+		"  - { name: s, match: \"GET /s\", mode: fallback, gates: { max_mismatch_rate: 99.99, max_fallback_rate: 0 } }\n"
+	c, err := configfile.Parse("c.yaml", []byte(y), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, fmt.Sprintf("%d %s %s", w.Line, w.Field, w.Msg))
+	}
+	want := []string{
+		"8 routes[0].gates.max_mismatch_rate is 100%, which no rate is above: the gate never refuses a flip; leave it out for no gate",
+		"8 routes[0].gates.max_fallback_rate is 100%, which no rate is above: the gate never refuses a flip; leave it out for no gate",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -340,6 +340,17 @@ func (d *checker) validateRoutes(c *Config) {
 		if r.Mode == "" {
 			d.errorAt(at("mode"), "is required; want legacy, fallback or modern")
 		}
+		// A gate refuses a flip while a rate is above it: at 100% it never
+		// does (the guard's bound is refused for it, but a gate of 100 may
+		// stand for "none" in files that work).
+		for _, g := range []struct {
+			field string
+			limit *Percent
+		}{{"gates.max_mismatch_rate", r.Gates.MaxMismatchRate}, {"gates.max_fallback_rate", r.Gates.MaxFallbackRate}} {
+			if g.limit != nil && *g.limit == 100 {
+				d.warnAt(at(g.field), "is 100%%, which no rate is above: the gate never refuses a flip; leave it out for no gate")
+			}
+		}
 		if r.Percent != nil {
 			if _, err := domain.CheckPercent(float64(*r.Percent)); err != nil {
 				d.errorAt(at("percent"), "%s %v", domain.PercentString(float64(*r.Percent)), err)
