@@ -53,3 +53,26 @@ func TestWhatConfigPrintShowsConfigCheckTakes(t *testing.T) {
 		t.Errorf("config check of config print's output: %v\n%s%s", r.err, r.stdout, r.stderr)
 	}
 }
+
+// TestAnAdminURLsPasswordIsNeverPrinted: an --admin (or STRANGLER_ADMIN)
+// URL with a password is refused, as the token comes only from
+// STRANGLER_ADMIN_TOKEN. routes redacted the password in the refusal, but
+// healthcheck, which checks the same flag on its own and runs in a
+// container's HEALTHCHECK whose output the orchestrator keeps, printed it;
+// and a URL refused for its scheme or as unparsable was quoted whole by
+// both.
+func TestAnAdminURLsPasswordIsNeverPrinted(t *testing.T) {
+	for _, admin := range []string{"http://ops:s3cret@127.0.0.1:9901", "ftp://ops:s3cret@127.0.0.1:9901", "http://ops:s3 cret@127.0.0.1:9901", "http://ops:s3cret@127.0.0.1:9901/?x=1"} {
+		for _, args := range [][]string{{"healthcheck", "--admin", admin}, {"routes", "list", "--admin", admin}, {"healthcheck"}} {
+			r := cliEnv(map[string]string{"STRANGLER_ADMIN": admin, "STRANGLER_ADMIN_TOKEN": aliceToken})(t, args...)
+			var u usageError
+			if r.err == nil || !errors.As(r.err, &u) {
+				t.Errorf("%s with %q: got %v, want a usage error", args[0], admin, r.err)
+				continue
+			}
+			if strings.Contains(r.err.Error(), "s3") || strings.Contains(r.stdout+r.stderr, "s3") {
+				t.Errorf("%s with %q shows the password: %v", args[0], admin, r.err)
+			}
+		}
+	}
+}
