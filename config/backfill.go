@@ -372,7 +372,7 @@ func (d *checker) validateBackfill(b *Backfill) {
 		case t.Name == "":
 			d.errorAt(at("name"), "is required")
 		case !isRouteName(t.Name):
-			d.errorAt(at("name"), "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
+			d.errorAt(at("name"), "%s", nameRefusal(t.Name))
 		default:
 			if first, dup := names[t.Name]; dup {
 				d.errorAt(at("name"), "duplicate table name %q (also backfill.tables[%d])", t.Name, first)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/dsn"
 )
 
@@ -148,8 +149,16 @@ func (p *Percent) UnmarshalText(b []byte) error {
 	if err != nil || !(v >= 0 && v <= 100) {
 		return fmt.Errorf("invalid percent %q; want a number from 0 to 100 in decimal digits, like 25 or 0.1%%", b)
 	}
-	*p = Percent(v)
+	// v >= 0 let -0 through: kept, it was shown as "-0".
+	*p = Percent(math.Abs(v))
 	return nil
+}
+
+// MarshalText writes the percent in decimal digits with a %, as
+// UnmarshalText reads it: as a plain number a small rate was written with
+// an exponent, which it refuses.
+func (p Percent) MarshalText() ([]byte, error) {
+	return []byte(domain.PercentString(float64(p)) + "%"), nil
 }
 
 // Sticky names the request attribute that keeps a client on one side of a

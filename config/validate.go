@@ -142,7 +142,7 @@ func (d *checker) validateAdmin(c *Config) {
 		}
 		switch {
 		case !isRouteName(t.Name):
-			d.errorAt(at+".name", "invalid name %q; use lower-case letters, digits, -, _ and .", t.Name)
+			d.errorAt(at+".name", "%s", nameRefusal(t.Name))
 		case t.Name == GuardActor:
 			d.errorAt(at+".name", "%q is reserved: the guard's rollbacks carry that name", t.Name)
 		case t.Name == RampActor:
@@ -311,7 +311,7 @@ func (d *checker) validateRoutes(c *Config) {
 		case r.Name == "":
 			d.errorAt(at("name"), "is required")
 		case !isRouteName(r.Name):
-			d.errorAt(at("name"), "invalid name %q; use lower-case letters, digits, -, _ and .", r.Name)
+			d.errorAt(at("name"), "%s", nameRefusal(r.Name))
 		case r.Name == "." || r.Name == "..":
 			// A path segment every HTTP client and server removes: the
 			// admin API, the CLI and the status page could not name it.
@@ -339,6 +339,22 @@ func (d *checker) validateRoutes(c *Config) {
 		}
 		if r.Mode == "" {
 			d.errorAt(at("mode"), "is required; want legacy, fallback or modern")
+		}
+		// A gate refuses a flip while a rate is above it: at 100% it never
+		// does (the guard's bound is refused for it, but a gate of 100 may
+		// stand for "none" in files that work).
+		for _, g := range []struct {
+			field string
+			limit *Percent
+		}{{"gates.max_mismatch_rate", r.Gates.MaxMismatchRate}, {"gates.max_fallback_rate", r.Gates.MaxFallbackRate}} {
+			if g.limit != nil && *g.limit == 100 {
+				d.warnAt(at(g.field), "is 100%%, which no rate is above: the gate never refuses a flip; leave it out for no gate")
+			}
+		}
+		if r.Percent != nil {
+			if _, err := domain.CheckPercent(float64(*r.Percent)); err != nil {
+				d.errorAt(at("percent"), "%s %v", domain.PercentString(float64(*r.Percent)), err)
+			}
 		}
 		// Options of other modes are allowed on any route: a flip at run
 		// time may move the route into the mode they serve.
@@ -430,11 +446,22 @@ func (r *Route) EntityParam() string {
 }
 
 func isRouteName(s string) bool {
-	for _, c := range s {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
-			continue
+	return s != "" && !strings.ContainsFunc(s, func(c rune) bool { return !isNameChar(c) })
+}
+
+func isNameChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+}
+
+// nameRefusal says why isRouteName refuses s, naming the first character
+// it does not take: a look-alike (Cyrillic а, U+0430, in "pаtients")
+// otherwise reads as a name of lower-case letters refused for no reason
+// shown.
+func nameRefusal(s string) string {
+	for i, c := range []rune(s) {
+		if !isNameChar(c) {
+			return fmt.Sprintf("invalid name %q: character %d is %#U; use lower-case a-z, digits, -, _ and .", s, i+1, c)
 		}
-		return false
 	}
-	return s != ""
+	return fmt.Sprintf("invalid name %q; use lower-case letters, digits, -, _ and .", s)
 }

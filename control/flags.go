@@ -77,7 +77,7 @@ type Flags struct {
 // Rates are a route's recent shadow mismatch and fallback rates, for the
 // gates; the flusher keeps them current in the store.
 type Rates interface {
-	RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback float64, err error)
+	RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback domain.Share, err error)
 }
 
 // resyncInterval is the safety net under LISTEN/NOTIFY: how often the
@@ -507,13 +507,14 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			next.Mode, next.Percent = *fl.Mode, nil
 		}
 		if fl.Percent != nil {
-			if !(*fl.Percent >= 0 && *fl.Percent <= 100) {
-				return cur, invalidf("percent %v is not from 0 to 100", *fl.Percent)
+			pct, err := domain.CheckPercent(*fl.Percent)
+			if err != nil {
+				return cur, invalidf("percent %s %v", domain.PercentString(*fl.Percent), err)
 			}
 			if m := next.Mode; !m.TakesPercent() {
 				return cur, invalidf("percent applies to fallback and modern, not %s", m)
 			}
-			next.Percent = fl.Percent
+			next.Percent = &pct
 		}
 		if fl.Mode != nil && !slices.Contains(domain.Modes, *fl.Mode) {
 			return cur, invalidf("unknown mode %q", *fl.Mode)
@@ -633,17 +634,17 @@ type GateCheck struct {
 }
 
 // gateChecks judges each configured gate at the recent mismatch and
-// fallback rates (shares of 1), the mismatch gate first: the one rule
-// behind both a refused flip and the report's blockers.
-func gateChecks(g config.Gates, mismatch, fallback float64) []GateCheck {
+// fallback rates, the mismatch gate first: the one rule behind both a
+// refused flip and the report's blockers.
+func gateChecks(g config.Gates, mismatch, fallback domain.Share) []GateCheck {
 	var out []GateCheck
 	if g.MaxMismatchRate != nil {
 		out = append(out, GateCheck{Gate: "max_mismatch_rate", Rate: "shadow mismatch rate",
-			ValuePercent: mismatch * 100, LimitPercent: float64(*g.MaxMismatchRate), Passes: mismatch*100 <= float64(*g.MaxMismatchRate)})
+			ValuePercent: mismatch.Percent(), LimitPercent: float64(*g.MaxMismatchRate), Passes: !mismatch.Past(float64(*g.MaxMismatchRate))})
 	}
 	if g.MaxFallbackRate != nil {
 		out = append(out, GateCheck{Gate: "max_fallback_rate", Rate: "fallback rate",
-			ValuePercent: fallback * 100, LimitPercent: float64(*g.MaxFallbackRate), Passes: fallback*100 <= float64(*g.MaxFallbackRate)})
+			ValuePercent: fallback.Percent(), LimitPercent: float64(*g.MaxFallbackRate), Passes: !fallback.Past(float64(*g.MaxFallbackRate))})
 	}
 	return out
 }

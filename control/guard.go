@@ -111,13 +111,14 @@ func (g *Guard) Check(ctx context.Context) {
 		}
 		window := windowSince(now, time.Duration(gd.Window), since[rf.Route.Name])
 		w := g.live.Window(rf.Route.Name, now, window)
-		if w.ModernAttempts < int64(gd.MinRequests) || w.ModernErrorRate()*100 <= float64(gd.MaxErrorRate) {
+		failed := domain.Share{N: w.ModernErrors, Of: w.ModernAttempts}
+		if w.ModernAttempts < int64(gd.MinRequests) || !failed.Past(float64(gd.MaxErrorRate)) {
 			g.refused(rf.Route.Name, false)
 			continue
 		}
 		mode, percent := g.target(ctx, rf)
 		reason := fmt.Sprintf("modern error rate %.3g%% (%d of %d) over %s passed the guard's %v%%",
-			w.ModernErrorRate()*100, w.ModernErrors, w.ModernAttempts, window.Round(time.Second), float64(gd.MaxErrorRate))
+			failed.Percent(), w.ModernErrors, w.ModernAttempts, window.Round(time.Second), float64(gd.MaxErrorRate))
 		version := rf.Version
 		_, err := g.flags.Apply(ctx, Flip{
 			Route: rf.Route.Name, Actor: guardActor, Reason: reason, Mode: &mode, Percent: percent,

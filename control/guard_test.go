@@ -267,17 +267,17 @@ func TestAGateRefusesOnlyARateAboveIt(t *testing.T) {
 	mismatchGate, fallbackGate := config.Percent(0.1), config.Percent(1)
 	g := config.Gates{MaxMismatchRate: &mismatchGate, MaxFallbackRate: &fallbackGate}
 	for _, c := range []struct {
-		mismatch, fallback float64
+		mismatch, fallback domain.Share
 		want               [2]bool
 	}{
-		{0.001, 0.01, [2]bool{true, true}},
-		{0.002, 0.01, [2]bool{false, true}},
-		{0.001, 0.02, [2]bool{true, false}},
+		{domain.Share{N: 1, Of: 1000}, domain.Share{N: 1, Of: 100}, [2]bool{true, true}},
+		{domain.Share{N: 2, Of: 1000}, domain.Share{N: 1, Of: 100}, [2]bool{false, true}},
+		{domain.Share{N: 1, Of: 1000}, domain.Share{N: 2, Of: 100}, [2]bool{true, false}},
 	} {
 		checks := gateChecks(g, c.mismatch, c.fallback)
 		if len(checks) != 2 || checks[0].Passes != c.want[0] || checks[1].Passes != c.want[1] {
 			t.Errorf("mismatch %v%%, fallback %v%% under gates of 0.1%% and 1%%: got %+v, want passes %v",
-				c.mismatch*100, c.fallback*100, checks, c.want)
+				c.mismatch.Percent(), c.fallback.Percent(), checks, c.want)
 		}
 	}
 }

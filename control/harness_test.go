@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -103,6 +104,8 @@ type planeOptions struct {
 	dsn string
 	// yaml is added at the top level of the configuration (approvals).
 	yaml string
+	// routes replaces testRoutes when set.
+	routes string
 	// clock is the plane's clock; nil starts a new one.
 	clock *clock
 	// storeLead is how far the store's clock is ahead of the plane's, as
@@ -123,7 +126,7 @@ admin:
 backends:
   legacy: { url: "http://legacy.internal" }
   modern: { url: "http://modern.internal" }
-`+testRoutes), configfile.Env{Getenv: func(string) string { return "" }})
+`+cmp.Or(o.routes, testRoutes)), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"strangler/config"
 	"strangler/domain"
 )
 
@@ -372,11 +373,11 @@ func (p *statusPage) applyFlipForm(r *http.Request, actor string) (string, error
 		fl.Mode = &mode
 		if mode.TakesPercent() {
 			if v := strings.TrimSpace(r.PostFormValue("percent")); v != "" {
-				pct, err := strconv.ParseFloat(v, 64)
-				if err != nil || !(pct >= 0 && pct <= 100) {
-					return name + " was not changed: percent must be a number from 0 to 100.", ErrInvalid
+				var pct config.Percent
+				if err := pct.UnmarshalText([]byte(v)); err != nil {
+					return name + " was not changed: percent must be a number from 0 to 100 in decimal digits.", ErrInvalid
 				}
-				fl.Percent = &pct
+				fl.Percent = (*float64)(&pct)
 			}
 		}
 		if version == cur.Version && mode == cur.Mode && ModeText(mode, fl.Percent) == ModeText(cur.Mode, cur.Percent) {

@@ -10,10 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"strangler/config"
 	"strangler/domain"
 	"strangler/internal/human"
 	"strangler/store"
@@ -59,6 +59,9 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 	for i, s := range p.Steps {
 		if !(s > 0 && s <= 100) {
 			return p, invalidf("step %d, %v%%, is not above 0 and at most 100", i+1, s)
+		}
+		if _, err := domain.CheckPercent(s); err != nil {
+			return p, invalidf("step %d, %s%%, %v", i+1, domain.PercentString(s), err)
 		}
 		if i > 0 && s <= p.Steps[i-1] {
 			return p, invalidf("the steps must rise: step %d, %v%%, is not above step %d, %v%%", i+1, s, i, p.Steps[i-1])
@@ -282,12 +285,11 @@ func ParseSteps(s string) ([]float64, error) {
 	}
 	var out []float64
 	for i, f := range strings.Split(s, ",") {
-		f = strings.TrimSuffix(strings.TrimSpace(f), "%")
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil {
-			return nil, invalidf("step %d, %q, is not a percent: write the steps like 1,5,25,50,100", i+1, f)
+		var v config.Percent
+		if err := v.UnmarshalText([]byte(f)); err != nil {
+			return nil, invalidf("step %d, %q, is not a percent: write the steps like 1,5,25,50,100", i+1, strings.TrimSpace(f))
 		}
-		out = append(out, v)
+		out = append(out, float64(v))
 	}
 	return out, nil
 }

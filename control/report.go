@@ -219,19 +219,19 @@ func confirmedNote(window store.CountTotals) string {
 // RecentRates are a route's shadow mismatch and fallback rates over the
 // previous and the current hour, from every replica's flushed counts: what
 // the gates judge a flip by.
-func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback float64, err error) {
+func (r *Reports) RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback domain.Share, err error) {
 	if r.Flush != nil {
 		if err := r.Flush(ctx); err != nil {
-			return 0, 0, err
+			return domain.Share{}, domain.Share{}, err
 		}
 	}
 	now, err = r.storeNow(ctx, now)
 	if err != nil {
-		return 0, 0, err
+		return domain.Share{}, domain.Share{}, err
 	}
 	t, err := r.Counts.Counts(ctx, route, now.Add(-recentRatesSpan))
 	if err != nil {
-		return 0, 0, err
+		return domain.Share{}, domain.Share{}, err
 	}
 	mismatch, fallback = gateRates(t)
 	return mismatch, fallback, nil
@@ -260,6 +260,6 @@ const recentRatesSpan = time.Hour
 // gateRates are the shadow mismatch and fallback rates the gates judge.
 // A confirmed_missing fallback is neither a fallback nor a request modern
 // served: it counts on neither side.
-func gateRates(t store.CountTotals) (mismatch, fallback float64) {
-	return rate(t.ShadowMismatches, t.ShadowMatches+t.ShadowMismatches), rate(t.Fallbacks, t.Modern+t.Fallbacks)
+func gateRates(t store.CountTotals) (mismatch, fallback domain.Share) {
+	return domain.Share{N: t.ShadowMismatches, Of: t.ShadowMatches + t.ShadowMismatches}, domain.Share{N: t.Fallbacks, Of: t.Modern + t.Fallbacks}
 }

@@ -52,7 +52,7 @@ type route struct {
 	series routeSeries
 }
 
-const fullPercent = 10000
+const fullPercent = domain.PercentSlots
 
 func newRoute(c *config.Config, r *config.Route) *route {
 	rt := &route{
@@ -76,7 +76,7 @@ func newRoute(c *config.Config, r *config.Route) *route {
 		rt.fallbackMethods[i] = string(m)
 	}
 	if r.Percent != nil {
-		rt.percent = int(float64(*r.Percent)*100 + 0.5)
+		rt.percent = domain.PercentInSlots(float64(*r.Percent))
 	}
 	if r.ReadRepair {
 		rt.repairEntity = r.Entity

@@ -56,19 +56,34 @@ func adminFlags(fs *flag.FlagSet, getenv func(string) string) func() (*control.C
 // newAdminClient returns a client of the admin API at admin (a URL, or a
 // bare host:port taken as http) that presents token.
 func newAdminClient(admin, token string) (*control.Client, error) {
-	if !strings.Contains(admin, "://") {
-		admin = "http://" + admin
-	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageError{fmt.Sprintf("--admin %q: want the admin listener's URL, such as %s", admin, defaultAdmin)}
-	}
-	if u.User != nil || u.RawQuery != "" {
-		return nil, usageError{fmt.Sprintf("--admin %q: give only scheme, host, port and path; the token comes from STRANGLER_ADMIN_TOKEN", u.Redacted())}
+	u, err := adminURL(admin)
+	if err != nil {
+		return nil, err
 	}
 	if token == "" {
 		return nil, errors.New("no admin token: set STRANGLER_ADMIN_TOKEN to an admin token (it is never taken as a flag, to keep it out of shell history)")
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
 	return control.NewClient(u, token), nil
+}
+
+// adminURL reads --admin (or STRANGLER_ADMIN): a URL of the admin
+// listener, or a bare host:port taken as http, without a trailing slash.
+// A refusal never shows a password the value held: healthcheck's lands in
+// the orchestrator's record of a container's health checks.
+func adminURL(admin string) (*url.URL, error) {
+	if !strings.Contains(admin, "://") {
+		admin = "http://" + admin
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("--admin is not a URL: want the admin listener's URL, such as %s", defaultAdmin)}
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Sprintf("--admin %q: want the admin listener's URL, such as %s", u.Redacted(), defaultAdmin)}
+	}
+	if u.User != nil || u.RawQuery != "" {
+		return nil, usageError{fmt.Sprintf("--admin %q: give only scheme, host, port and path; the token comes from STRANGLER_ADMIN_TOKEN", u.Redacted())}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
 }

@@ -71,12 +71,9 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 // readyzURL is the /readyz of the admin listener at admin, a URL or a
 // bare host:port taken as http.
 func readyzURL(admin string) (string, error) {
-	if !strings.Contains(admin, "://") {
-		admin = "http://" + admin
+	u, err := adminURL(admin)
+	if err != nil {
+		return "", usageError{"healthcheck: " + err.Error()}
 	}
-	u, err := url.Parse(admin)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-		return "", usageError{fmt.Sprintf("healthcheck: --admin %q: want the admin listener's URL, such as %s", admin, defaultAdmin)}
-	}
-	return strings.TrimSuffix(u.String(), "/") + "/readyz", nil
+	return u.String() + "/readyz", nil
 }
