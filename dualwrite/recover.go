@@ -144,7 +144,10 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	resp.Body.Close()
 	o := domain.Outcome{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
 	if idField != nil && !capture.Truncated() {
-		o.PrimaryID, _ = idField.Find(capture.Bytes())
+		// As the facade reads it from the answer it passes on.
+		if doc, err := shadow.DecodeBody(resp.Header, capture.Bytes(), 1<<20); err == nil {
+			o.PrimaryID, _ = idField.Find(doc)
+		}
 	}
 	w.routes.Created(in.Route, in, &o)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)

@@ -14,6 +14,7 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/edge/canonical"
+	"strangler/shadow"
 	"strangler/telemetry"
 	"strangler/upstream"
 )
@@ -269,7 +270,12 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
 			if whole {
-				o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
+				// The id is where the client reads it: in the answer
+				// as its Content-Encoding decodes (the client's
+				// Accept-Encoding was passed on).
+				if doc, err := shadow.DecodeBody(res.Header, head, idCaptureLimit); err == nil {
+					o.PrimaryID, _ = rt.dualWrite.idField.Find(doc)
+				}
 			}
 		}
 	}

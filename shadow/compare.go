@@ -190,8 +190,8 @@ func (c *Comparer) compare(w *walker, s *ruleSet, p, o Response) (tooLarge bool)
 	if bytes.Equal(p.Body, o.Body) && slices.Equal(p.Header["Content-Encoding"], o.Header["Content-Encoding"]) {
 		return false // the common case: nothing to decode or parse
 	}
-	pb, perr := decodeBody(p.Header, p.Body, c.maxBody)
-	ob, oerr := decodeBody(o.Header, o.Body, c.maxBody)
+	pb, perr := DecodeBody(p.Header, p.Body, c.maxBody)
+	ob, oerr := DecodeBody(o.Header, o.Body, c.maxBody)
 	if errors.Is(perr, errBodyTooLarge) || errors.Is(oerr, errBodyTooLarge) {
 		return true
 	}
