@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-		"io"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
