@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"strangler/domain"
 )
@@ -36,5 +37,30 @@ func TestARecoveredCreateFindsTheIDInACompressedAnswer(t *testing.T) {
 
 	if rep := r.repair("w1"); rep.State != domain.StatePending || rep.Outcome.PrimaryID != "p-9" {
 		t.Errorf("after the resend: %s %+v, want pending with id p-9", rep.State, rep.Outcome)
+	}
+}
+
+// TestARecoveredWriteStandingForADeleteWaitsForItsTurn: a POST that asks
+// to be read as a DELETE (X-HTTP-Method-Override) changes its path's
+// resource, as a DELETE does; recovery resends it, as the facade sends
+// it, only in that resource's turn: not while another write to the path
+// is with the primary.
+//
+// Found by the red team: taken for a create, it was resent at once.
+func TestARecoveredWriteStandingForADeleteWaitsForItsTurn(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t, sqlite(t), testSettings)
+	r.routes.dualWrite["put-item"] = routeSettings{idempotent: true}
+	// A write to item 7 with the primary now.
+	if turn, err := r.store.BeginWriteTurn(ctx, r.asJournaled(put("live", "7", `{}`)), time.Minute); err != nil || !turn {
+		t.Fatalf("BeginWriteTurn = %v, %v; want the turn", turn, err)
+	}
+	del := put("abandoned", "7", ``)
+	del.Method = http.MethodPost
+	del.Header.Set("X-HTTP-Method-Override", "DELETE")
+	r.abandon(del)
+	r.w.recover(ctx)
+	if n := r.legacy.Hits(); n != 0 {
+		t.Errorf("the primary got %d requests while another write to the item was with it; want the DELETE to wait its turn", n)
 	}
 }

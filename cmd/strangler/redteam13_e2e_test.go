@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,6 +104,114 @@ func TestThePrimaryIDIsReadFromTheAnswerTheClientReads(t *testing.T) {
 			testkit.Eventually(t, 20*time.Second, "the write reaching the secondary", func() bool { return len(modern.of(c)) > 0 })
 			if got := modern.of(c); len(got) != 1 || got[0] != want {
 				t.Errorf("the secondary got X-Strangler-Primary-Id %q; want [%s] once", got, want)
+			}
+		})
+	}
+}
+
+// overridingStore is a backend that reads a method override as Laravel
+// and Symfony do (X-HTTP-Method-Override, or a _method field of the query
+// or of a form body, on a POST), and keeps one value per path: PUT sets
+// it, DELETE removes it. refuse, when set, answers a write 503 instead (a
+// secondary that is briefly down).
+type overridingStore struct {
+	mu     sync.Mutex
+	values map[string]string
+	seen   []string // the writes applied, as "METHOD path"
+	refuse func(method, path string) bool
+}
+
+func (s *overridingStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	method := r.Method
+	if method == http.MethodPost {
+		r.ParseForm()
+		if o := r.Header.Get("X-HTTP-Method-Override"); o != "" {
+			method = o
+		} else if o := r.Form.Get("_method"); o != "" {
+			method = o
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuse != nil && s.refuse(method, r.URL.Path) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	switch method {
+	case http.MethodPut:
+		s.values[r.URL.Path] = "put"
+	case http.MethodDelete:
+		delete(s.values, r.URL.Path)
+	}
+	s.seen = append(s.seen, method+" "+r.URL.Path)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *overridingStore) state() (map[string]string, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.values), slices.Clone(s.seen)
+}
+
+// TestAWriteStandingForAnotherMethodKeepsItsPlaceInTheOrder: on a
+// dual-write route that serves every method, a POST standing for a DELETE
+// (X-HTTP-Method-Override, or _method in its query or form body: HTML
+// forms cannot send DELETE, so Laravel and Rails apps send one so) is a
+// DELETE to the backends, and must reach the secondary after the earlier
+// PUT to the same path, as a DELETE would.
+//
+// Found by the red team: taken for a create, it waited behind nothing.
+// With the PUT's delivery retried (the secondary briefly down), the
+// secondary got the DELETE first and then the PUT, and kept a record the
+// primary had deleted.
+func TestAWriteStandingForAnotherMethodKeepsItsPlaceInTheOrder(t *testing.T) {
+	primary := &overridingStore{values: map[string]string{}}
+	// The secondary refuses a path's PUTs until it got the path's DELETE,
+	// or for a second, whichever comes first: a facade that keeps the
+	// order has the DELETE wait behind the PUT's retries.
+	secondary := &overridingStore{values: map[string]string{}}
+	firstPut := map[string]time.Time{}
+	secondary.refuse = func(method, path string) bool {
+		if method != http.MethodPut {
+			return false
+		}
+		if firstPut[path].IsZero() {
+			firstPut[path] = time.Now()
+		}
+		return !slices.Contains(secondary.seen, "DELETE "+path) && time.Since(firstPut[path]) < time.Second
+	}
+	legacy, modern := httptestServer(t, primary.ServeHTTP), httptestServer(t, secondary.ServeHTTP)
+	dir := t.TempDir()
+	r := startRun(t, "serve", "--config", writeFacadeConfig(t, dir, facadeConfig{legacy: legacy.URL, modern: modern.URL,
+		routes: `
+  - {name: items, match: "/items/{id}", mode: dual-write}
+`}))
+
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for _, c := range []struct {
+		name, query, body string
+		header            map[string]string
+	}{
+		{"X-HTTP-Method-Override", "", "name=x", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-HTTP-Method-Override": "DELETE"}},
+		{"_method in the query", "?_method=DELETE", "name=x", form},
+		{"_method in a form body", "", "name=x&_method=DELETE", form},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := "/items/" + strings.ReplaceAll(c.name, " ", "-")
+			if code, out, err := sendRequest("PUT", "http://"+r.public+path, "name=x", form); err != nil || code != http.StatusNoContent {
+				t.Fatalf("PUT: %d %s %v; want the primary's 204", code, out, err)
+			}
+			if code, out, err := sendRequest("POST", "http://"+r.public+path+c.query, c.body, c.header); err != nil || code != http.StatusNoContent {
+				t.Fatalf("POST standing for DELETE: %d %s %v; want the primary's 204", code, out, err)
+			}
+			testkit.Eventually(t, 20*time.Second, "both writes reaching the secondary", func() bool {
+				_, seen := secondary.state()
+				return slices.Contains(seen, "DELETE "+path) && slices.Contains(seen, "PUT "+path)
+			})
+			want, _ := primary.state()
+			got, seen := secondary.state()
+			if got[path] != want[path] {
+				t.Errorf("the secondary holds %q at %s after applying %v; want the primary's %q", got[path], path, seen, want[path])
 			}
 		})
 	}

@@ -479,3 +479,38 @@ func phpName(k string) string {
 	}
 	return string(b)
 }
+
+// Creates reports whether a write with method, header h, target (path
+// and query) and body is a create to the backends: a POST that no
+// method override read as MethodOverrides and BodyMethodOverrides read
+// them makes another method. A POST standing for a PUT or a DELETE (an
+// HTML form's _method, X-HTTP-Method-Override) changes the resource at
+// its path, as that method does; taken for a create, it waited behind no
+// earlier write to the path, and the secondary got a DELETE before the
+// PUT the primary had applied first (found by the red team). A body that
+// does not parse, or in a Content-Encoding, names no method here.
+func Creates(method string, h http.Header, target string, body []byte) bool {
+	if method != http.MethodPost {
+		return false
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return true
+	}
+	// Only the headers that reach a backend are given: those spelled
+	// with _ count too.
+	ms := MethodOverrides(&http.Request{Header: h, URL: u}, true)
+	// A field named _method holds "method", or an escape (%5F, \u005f)
+	// standing for part of it: any other body is not parsed.
+	if len(body) > 0 && h.Get("Content-Encoding") == "" &&
+		(bytes.Contains(body, []byte("method")) || bytes.IndexByte(body, '%') >= 0 || bytes.Contains(body, []byte(`\u`))) {
+		bms, _ := BodyMethodOverrides(h.Get("Content-Type"), body)
+		ms = append(ms, bms...)
+	}
+	for _, m := range ms {
+		if m != http.MethodPost {
+			return false
+		}
+	}
+	return true
+}
