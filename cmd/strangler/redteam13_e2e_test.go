@@ -216,3 +216,42 @@ func TestAWriteStandingForAnotherMethodKeepsItsPlaceInTheOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestAKeyReusedForAnotherOverriddenMethodIsRefused: the same
+// Idempotency-Key with another method answers 422 and reaches no backend;
+// a POST standing for a DELETE and one standing for a PUT
+// (X-HTTP-Method-Override) are two methods to the backends, whatever
+// their bodies.
+//
+// Found by the red team: the second was taken for a retry of the first,
+// went to the primary (which applied the PUT) and was journaled no second
+// time: the secondary never got it.
+func TestAKeyReusedForAnotherOverriddenMethodIsRefused(t *testing.T) {
+	primary := &overridingStore{values: map[string]string{}}
+	secondary := &overridingStore{values: map[string]string{}}
+	legacy, modern := httptestServer(t, primary.ServeHTTP), httptestServer(t, secondary.ServeHTTP)
+	r := startRun(t, "serve", "--config", writeFacadeConfig(t, t.TempDir(), facadeConfig{legacy: legacy.URL, modern: modern.URL,
+		routes: `
+  - {name: items, match: "/items/{id}", mode: dual-write}
+`}))
+	send := func(override string) (int, string) {
+		code, out, err := sendRequest("POST", "http://"+r.public+"/items/7", "", map[string]string{
+			"Idempotency-Key": "k-1", "X-HTTP-Method-Override": override})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, out
+	}
+	if code, out := send("DELETE"); code != http.StatusNoContent {
+		t.Fatalf("the first write: %d %s; want the primary's 204", code, out)
+	}
+	if code, out := send("DELETE"); code != http.StatusNoContent {
+		t.Fatalf("its retry: %d %s; want the primary's 204", code, out)
+	}
+	if code, out := send("PUT"); code != http.StatusUnprocessableEntity {
+		t.Errorf("the key again standing for a PUT: %d %s; want 422", code, out)
+	}
+	if _, seen := primary.state(); len(seen) != 2 {
+		t.Errorf("the primary applied %v; want the DELETE and its retry alone", seen)
+	}
+}
