@@ -96,10 +96,21 @@ func TestThePrimaryIDIsReadFromTheAnswerTheClientReads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			io.Copy(io.Discard, resp.Body)
+			got, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusCreated {
 				t.Fatalf("%d; want the primary's 201", resp.StatusCode)
+			}
+			// The client gets the answer as the primary sent it.
+			if resp.Header.Get("Content-Encoding") != "" {
+				z, err := gzip.NewReader(bytes.NewReader(got))
+				if err != nil {
+					t.Fatalf("the client's answer is no longer gzip: %v", err)
+				}
+				got, _ = io.ReadAll(z)
+			}
+			if !bytes.Contains(got, []byte(`"id":"`+want+`"`)) {
+				t.Errorf("the client got %q; want the primary's answer with id %s", got, want)
 			}
 			testkit.Eventually(t, 20*time.Second, "the write reaching the secondary", func() bool { return len(modern.of(c)) > 0 })
 			if got := modern.of(c); len(got) != 1 || got[0] != want {
