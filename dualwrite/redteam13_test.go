@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/testkit"
 )
 
 // TestARecoveredCreateFindsTheIDInACompressedAnswer: a create resent after
@@ -62,5 +63,27 @@ func TestARecoveredWriteStandingForADeleteWaitsForItsTurn(t *testing.T) {
 	r.w.recover(ctx)
 	if n := r.legacy.Hits(); n != 0 {
 		t.Errorf("the primary got %d requests while another write to the item was with it; want the DELETE to wait its turn", n)
+	}
+}
+
+// TestAPostStandingForADeleteThatFindsNothingIsApplied: a DELETE the
+// secondary answers 404 or 410 is applied (the resource is gone, as the
+// primary wants it), and so is a POST standing for a DELETE (an HTML
+// form's _method=DELETE), which the secondary reads as one.
+//
+// Found by the red team: it was dead, and held back every later write to
+// its path until an operator acted.
+func TestAPostStandingForADeleteThatFindsNothingIsApplied(t *testing.T) {
+	for _, status := range []int{http.StatusNotFound, http.StatusGone} {
+		r := newRig(t, sqlite(t), testSettings)
+		r.modern.SetHandler(testkit.Answer(status, `{}`))
+		in := put("w1", "7", `_method=DELETE`)
+		in.Method = http.MethodPost
+		in.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.journal(in, domain.Outcome{Status: 200})
+		r.deliverDue(r.w)
+		if rep := r.repair("w1"); rep.State != domain.StateDone {
+			t.Errorf("answered %d: %s (%q), want done", status, rep.State, rep.LastError)
+		}
 	}
 }

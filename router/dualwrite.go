@@ -414,10 +414,10 @@ func (t *Table) locationPath(in domain.Intent, loc string) (string, bool) {
 }
 
 // creates reports whether the journaled write in is a create: a POST
-// the backends read as one (canonical.Creates), whose resource is what
+// the backends read as one (canonical.StandsFor), whose resource is what
 // its answer names. Every other write takes its resource's turn.
 func creates(in domain.Intent) bool {
-	return canonical.Creates(in.Method, in.Header, in.Target, in.Body)
+	return canonical.StandsFor(in.Method, in.Header, in.Target, in.Body) == http.MethodPost
 }
 
 // resourceKey is the dual-write resource a path names, as a request's

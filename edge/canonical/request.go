@@ -480,22 +480,27 @@ func phpName(k string) string {
 	return string(b)
 }
 
-// Creates reports whether a write with method, header h, target (path
-// and query) and body is a create to the backends: a POST that no
-// method override read as MethodOverrides and BodyMethodOverrides read
-// them makes another method. A POST standing for a PUT or a DELETE (an
-// HTML form's _method, X-HTTP-Method-Override) changes the resource at
-// its path, as that method does; taken for a create, it waited behind no
-// earlier write to the path, and the secondary got a DELETE before the
-// PUT the primary had applied first (found by the red team). A body that
-// does not parse, or in a Content-Encoding, names no method here.
-func Creates(method string, h http.Header, target string, body []byte) bool {
+// StandsFor returns the method the backends read a write with method,
+// header h, target (path and query) and body as: a POST stands for the one
+// method its overrides name (MethodOverrides, BodyMethodOverrides), and
+// for "" when they name several (a backend may read any of them); any
+// other request, and a POST without an override, for its own method. A
+// body that does not parse, or in a Content-Encoding, names no method
+// here.
+//
+// Dual writes are ordered, and their answers read, by it: a POST standing
+// for a PUT or a DELETE (an HTML form's _method, X-HTTP-Method-Override)
+// changes the resource at its path, as that method does. Taken for a
+// create, it waited behind no earlier write to the path, and the
+// secondary got a DELETE before the PUT the primary had applied first
+// (found by the red team).
+func StandsFor(method string, h http.Header, target string, body []byte) string {
 	if method != http.MethodPost {
-		return false
+		return method
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return true
+		return method
 	}
 	// Only the headers that reach a backend are given: those spelled
 	// with _ count too.
@@ -508,9 +513,12 @@ func Creates(method string, h http.Header, target string, body []byte) bool {
 		ms = append(ms, bms...)
 	}
 	for _, m := range ms {
-		if m != http.MethodPost {
-			return false
+		if m != ms[0] {
+			return ""
 		}
 	}
-	return true
+	if len(ms) > 0 {
+		return ms[0]
+	}
+	return method
 }
