@@ -55,3 +55,6 @@ func DecodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte("\uFEFF")
