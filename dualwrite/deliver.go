@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/store"
 	"strangler/upstream"
 
@@ -69,7 +70,7 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 	// not the recording of their results, which waits for the store.
 	<-w.slots
 	switch {
-	case err == nil && (status >= 200 && status <= 299 || alreadyGone(r.Method, status)):
+	case err == nil && (status >= 200 && status <= 299 || alreadyGone(canonical.StandsFor(r.Method, r.Header, r.Target, r.Body), status)):
 		w.settle(ctx, r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
 		return true
 	case err == nil && permanent(status):
@@ -99,8 +100,9 @@ func unsendable(o domain.Outcome) string {
 	return ""
 }
 
-// alreadyGone reports whether the secondary answered a DELETE saying there
-// is nothing to delete: writes to one resource arrive in order, so the
+// alreadyGone reports whether the secondary answered a DELETE (method is
+// the one the write stands for, a POST with _method=DELETE included)
+// saying there is nothing to delete: writes to one resource arrive in order, so the
 // resource is gone as the primary wants it, and the delete is applied.
 func alreadyGone(method string, status int) bool {
 	return method == http.MethodDelete && (status == http.StatusNotFound || status == http.StatusGone)

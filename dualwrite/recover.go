@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
@@ -50,7 +51,7 @@ func (w *Worker) recover(ctx context.Context) {
 		if w.primaryIdempotent(in) && in.PayloadErr == nil {
 			// Resent in its resource's turn, as the facade sends a write
 			// (a create's resource is what it makes: it takes none).
-			if in.Method != http.MethodPost {
+			if canonical.StandsFor(in.Method, in.Header, in.Target, in.Body) != http.MethodPost {
 				taken, err := w.queue.TakeResendTurn(ctx, in.ID, storeTimeout)
 				if errors.Is(err, store.ErrInvalidState) {
 					continue // settled meanwhile (another replica's recovery)
@@ -144,7 +145,10 @@ func (w *Worker) resend(ctx context.Context, in domain.Repair, idField domain.Fi
 	resp.Body.Close()
 	o := domain.Outcome{Status: resp.StatusCode, Location: resp.Header.Get("Location")}
 	if idField != nil && !capture.Truncated() {
-		o.PrimaryID, _ = idField.Find(capture.Bytes())
+		// As the facade reads it from the answer it passes on.
+		if doc, err := shadow.DecodeBody(resp.Header, capture.Bytes(), 1<<20); err == nil {
+			o.PrimaryID, _ = idField.Find(doc)
+		}
 	}
 	w.routes.Created(in.Route, in, &o)
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)

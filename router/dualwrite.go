@@ -15,6 +15,7 @@ import (
 	"strangler/domain"
 	"strangler/edge/canonical"
 	"strangler/internal/uuid"
+	"strangler/shadow"
 	"strangler/telemetry"
 	"strangler/upstream"
 )
@@ -178,7 +179,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	// no write of this process has it, at once, and then the journal
 	// entry asks for the store's turn too (beginWrite), which spares a
 	// statement when no other replica's write holds it.
-	takesTurn := req.Method != http.MethodPost
+	takesTurn := !creates(intent)
 	var end func()
 	if takesTurn && key == "" {
 		end = t.turns.tryTake(resource)
@@ -270,7 +271,12 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
 			if whole {
-				o.PrimaryID, _ = rt.dualWrite.idField.Find(head)
+				// The id is where the client reads it: in the answer
+				// as its Content-Encoding decodes (the client's
+				// Accept-Encoding was passed on).
+				if doc, err := shadow.DecodeBody(res.Header, head, idCaptureLimit); err == nil {
+					o.PrimaryID, _ = rt.dualWrite.idField.Find(doc)
+				}
 			}
 		}
 	}
@@ -340,10 +346,10 @@ func (t *Table) readHead(x *exchange, res *http.Response) (head []byte, whole bo
 
 // created sets in o what a create the primary answered with o made: the
 // resource later writes to it wait behind, and how listings show it. A
-// write other than a POST answered 2xx creates nothing. It is the one
+// write other than a create (creates) answered 2xx creates nothing. It is the one
 // rule for an answer the facade records and one recovery does.
 func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
-	if in.Method != http.MethodPost || o.Status < 200 || o.Status > 299 {
+	if !creates(in) || o.Status < 200 || o.Status > 299 {
 		return
 	}
 	o.Resource = t.createdResource(in, *o)
@@ -406,6 +412,13 @@ func (t *Table) locationPath(in domain.Intent, loc string) (string, bool) {
 		return l.EscapedPath(), true
 	}
 	return "", false
+}
+
+// creates reports whether the journaled write in is a create: a POST
+// the backends read as one (canonical.StandsFor), whose resource is what
+// its answer names. Every other write takes its resource's turn.
+func creates(in domain.Intent) bool {
+	return canonical.StandsFor(in.Method, in.Header, in.Target, in.Body) == http.MethodPost
 }
 
 // resourceKey is the dual-write resource a path names, as a request's

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -129,7 +131,7 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		err = t.journal.BeginWrite(ctx, in, lease)
 	default:
 		var kw domain.KeyedWrite
-		k := domain.NewIdempotencyKey(key, req.Method, in.Target, in.Body).Scoped(t.credentials(req))
+		k := domain.NewIdempotencyKey(key, t.keyedMethod(req), in.Target, in.Body).Scoped(t.credentials(req))
 		kw, err = t.journal.BeginKeyedWrite(ctx, in, k, lease)
 		use, in.ID = kw.Use, kw.ID
 	}
@@ -154,4 +156,19 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		return in, sendResumed, false
 	}
 	return in, sendJournaled, turn
+}
+
+// keyedMethod is the method a client's Idempotency-Key is bound to: the
+// request's, and the methods its override headers ask the backends to
+// read it as (an override in the query or body is in the target or body
+// already). A POST standing for a DELETE and one standing for a PUT are
+// two methods to the backends: the same key on both was taken for a
+// retry, and the PUT reached the primary alone (found by the red team).
+func (t *Table) keyedMethod(req *http.Request) string {
+	ms := canonical.MethodOverrides(req, !t.dropOddHeaders)
+	if len(ms) == 0 {
+		return req.Method
+	}
+	slices.Sort(ms)
+	return req.Method + " " + strings.Join(slices.Compact(ms), ",")
 }

@@ -13,17 +13,18 @@ import (
 
 // The facade passes Accept-Encoding through and responses back as the
 // backend sent them, so two backends may compress the same JSON
-// differently, or one may not compress it at all. The comparison undoes
-// gzip and deflate; other codings are compared as they are.
+// differently, or one may not compress it at all. The comparison, and the
+// search for a dual write's new id, undo gzip and deflate; other codings
+// are read as they are.
 
 var (
 	errUndecodable  = errors.New("undecodable Content-Encoding")
 	errBodyTooLarge = errors.New("body decodes to more than max_body")
 )
 
-// decodeBody returns body with its Content-Encoding undone, or
-// errBodyTooLarge if it decodes to more than limit bytes.
-func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
+// DecodeBody returns body with its Content-Encoding undone, or
+// an error if it decodes to more than limit bytes.
+func DecodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	ce := h["Content-Encoding"]
 	if len(ce) != 1 || len(body) == 0 {
 		return body, nil
@@ -54,3 +55,6 @@ func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte("\uFEFF")

@@ -83,7 +83,7 @@ func (l *SchemaLearner) parse(r Response, rules *SchemaRules) *tree {
 	if r.Truncated || len(r.Body) == 0 || !isJSON(r.Header) {
 		return nil
 	}
-	body, err := decodeBody(r.Header, r.Body, rules.maxBody)
+	body, err := DecodeBody(r.Header, r.Body, rules.maxBody)
 	if err != nil {
 		return nil
 	}

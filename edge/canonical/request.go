@@ -480,3 +480,46 @@ func phpName(k string) string {
 	}
 	return string(b)
 }
+
+// StandsFor returns the method the backends read a write with method,
+// header h, target (path and query) and body as: a POST stands for the one
+// method its overrides name (MethodOverrides, BodyMethodOverrides), and
+// for "" when they name several (a backend may read any of them); any
+// other request, and a POST without an override, for its own method. A
+// body that does not parse, or in a Content-Encoding, names no method
+// here.
+//
+// Dual writes are ordered, and their answers read, by it: a POST standing
+// for a PUT or a DELETE (an HTML form's _method, X-HTTP-Method-Override)
+// changes the resource at its path, as that method does. Taken for a
+// create, it waited behind no earlier write to the path, and the
+// secondary got a DELETE before the PUT the primary had applied first
+// (found by the red team).
+func StandsFor(method string, h http.Header, target string, body []byte) string {
+	if method != http.MethodPost {
+		return method
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return method
+	}
+	// Only the headers that reach a backend are given: those spelled
+	// with _ count too.
+	ms := MethodOverrides(&http.Request{Header: h, URL: u}, true)
+	// A field named _method holds "method", or an escape (%5F, \u005f)
+	// standing for part of it: any other body is not parsed.
+	if len(body) > 0 && h.Get("Content-Encoding") == "" &&
+		(bytes.Contains(body, []byte("method")) || bytes.IndexByte(body, '%') >= 0 || bytes.Contains(body, []byte(`\u`))) {
+		bms, _ := BodyMethodOverrides(h.Get("Content-Type"), body)
+		ms = append(ms, bms...)
+	}
+	for _, m := range ms {
+		if m != ms[0] {
+			return ""
+		}
+	}
+	if len(ms) > 0 {
+		return ms[0]
+	}
+	return method
+}
