@@ -128,7 +128,11 @@ func eachStore(t *testing.T, f func(t *testing.T, dsn func(dir string) string)) 
 
 // TestPendingDualWritesGoWhereTheSecondaryNowIs: writes pending for a
 // secondary whose URL a reload changed go to the new URL, as new requests
-// do; the old address gets none of them.
+// do. The old address refuses every write to the end: a delivery already
+// on its way there when the reload went through may still arrive after it
+// (a loaded machine delayed one past the reload, and an old address that
+// had recovered applied it), so the writes' reaching the new address, and
+// all of them, is what shows they were sent there.
 func TestPendingDualWritesGoWhereTheSecondaryNowIs(t *testing.T) {
 	t.Parallel()
 	legacy := newRecordingBackend(t, "legacy", false, false)
@@ -144,12 +148,8 @@ func TestPendingDualWritesGoWhereTheSecondaryNowIs(t *testing.T) {
 	putItems(t, r, `{"v":1}`, "1", "2", "3")
 	c.modern = moved.URL()
 	reloadTo(t, r, dir, path, c, 5)
-	modern.fault.Store(int32(faultNone))
 	waitDrained(t, st, 60*time.Second)
 	sameRecords(t, legacy, moved)
-	if items, _ := modern.snapshot(); len(items) != 0 {
-		t.Errorf("the old secondary applied %d writes after the reload moved it, want 0", len(items))
-	}
 }
 
 // TestAChangeThatWouldOvertakePendingWritesIsRefused: PUT v1 under
