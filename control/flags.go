@@ -72,6 +72,10 @@ type Flags struct {
 	knownOnce sync.Once
 	// watching is closed once Run follows other replicas' flips.
 	watching chan struct{}
+	// resyncEvery is how often Run re-reads the overrides:
+	// resyncInterval, which this package's tests change to tell a flip
+	// applied on its notification from one the re-read caught.
+	resyncEvery time.Duration
 }
 
 // Rates are a route's recent shadow mismatch and fallback rates, for the
@@ -100,7 +104,7 @@ const storeTimeout = 5 * time.Second
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
 		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
-		known: make(chan struct{}), watching: make(chan struct{}),
+		known: make(chan struct{}), watching: make(chan struct{}), resyncEvery: resyncInterval,
 	}
 	f.file.Store(cfg)
 	empty := map[string]domain.Override{}
@@ -283,7 +287,7 @@ func (f *Flags) Run(ctx context.Context) error {
 	// its notification to nobody: read again now that one is listening.
 	f.resync(ctx)
 	close(f.watching)
-	tick := time.NewTicker(resyncInterval)
+	tick := time.NewTicker(f.resyncEvery)
 	defer tick.Stop()
 	for {
 		select {
