@@ -88,6 +88,10 @@ type Rates interface {
 // overrides are re-read in case a notification was missed.
 const resyncInterval = 5 * time.Second
 
+// resyncRetry is how soon a failed re-read is tried again; it doubles up
+// to the re-read interval while the store stays unreadable.
+const resyncRetry = 100 * time.Millisecond
+
 // storeTimeout bounds every state store call made by the control plane.
 const storeTimeout = 5 * time.Second
 
@@ -285,37 +289,54 @@ func (f *Flags) Run(ctx context.Context) error {
 	}
 	// A flip committed between the first read and the watch's start sent
 	// its notification to nobody: read again now that one is listening.
-	f.resync(ctx)
+	ok := f.resync(ctx)
 	close(f.watching)
-	tick := time.NewTicker(f.resyncEvery)
-	defer tick.Stop()
+	// A failed read is tried again soon, backing off to the interval: the
+	// read the watcher asks for once it listens again after the store
+	// restarted or failed over can fail on a pooled connection the server
+	// closed, and a flip made while it was away would otherwise wait a
+	// whole interval.
+	retry := resyncRetry
+	next := time.NewTimer(f.resyncEvery)
+	defer next.Stop()
 	for {
+		if ok {
+			retry = resyncRetry
+			next.Reset(f.resyncEvery)
+		} else {
+			next.Reset(retry)
+			retry = min(2*retry, f.resyncEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-changes:
-			if !ok {
+		case _, open := <-changes:
+			if !open {
 				changes = nil
 				continue
 			}
-		case <-tick.C:
+		case <-next.C:
 		}
-		f.resync(ctx)
+		ok = f.resync(ctx)
 	}
 }
 
 // Watching is closed once this replica follows other replicas' flips.
 func (f *Flags) Watching() <-chan struct{} { return f.watching }
 
-func (f *Flags) resync(ctx context.Context) {
+// resync re-reads the overrides, applies them if they changed, and
+// reports whether the read worked.
+func (f *Flags) resync(ctx context.Context) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if changed, _ := f.refresh(ctx); changed {
+	changed, err := f.refresh(ctx)
+	if changed {
 		if err := f.applyLocked(); err != nil {
 			f.log.Error("applying changed route overrides failed", "error", err)
 		}
 	}
 	f.markKnown()
+	return err == nil
 }
 
 // Effective is the configuration with overrides applied: each overridden

@@ -15,8 +15,8 @@ import (
 // made on another when the store notifies it (PostgreSQL LISTEN/NOTIFY),
 // not only at its periodic re-read; and when a notification is lost, the
 // re-read catches the flip. Which of the two applied it is told apart by
-// the re-read's interval, not by how fast the flip arrived: the first
-// case re-reads once an hour, the second hears no notification at all.
+// the re-read's interval, not by how fast the flip arrived: a replica
+// that re-reads once an hour, or one that hears no notification at all.
 func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 	t.Parallel()
 	// follow runs b's Flags as serve does, re-reading every resync, until
@@ -33,19 +33,19 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 		})
 		<-b.flags.Watching()
 	}
-	// flip rolls get-patient back to legacy on a (a rollback: no gate, no
+	// flip flips route to mode on a (one that needs no gate and no
 	// approval) and waits until b's router has it.
-	flip := func(t *testing.T, a, b *plane) {
+	flip := func(t *testing.T, a, b *plane, route string, mode domain.Mode) {
 		t.Helper()
-		if b.mode("get-patient") != domain.ModeFallback {
-			t.Fatalf("get-patient on the other replica before the flip: got %s, want the file's fallback", b.mode("get-patient"))
+		if got := b.mode(route); got == mode {
+			t.Fatalf("%s on the other replica before the flip: already %s", route, got)
 		}
-		if resp, body := a.patch(t, "get-patient", bobToken, `{"mode": "legacy", "reason": "replicas"}`); resp.StatusCode != http.StatusOK {
-			t.Fatalf("flipping get-patient to legacy: got %d %v, want 200", resp.StatusCode, body)
+		if resp, body := a.patch(t, route, bobToken, `{"mode": "`+string(mode)+`", "reason": "replicas"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("flipping %s to %s: got %d %v, want 200", route, mode, resp.StatusCode, body)
 		}
 		// Generous: nothing else could apply it within the test.
-		testkit.Eventually(t, 30*time.Second, "the other replica serves the flip", func() bool {
-			return b.mode("get-patient") == domain.ModeLegacy
+		testkit.Eventually(t, 30*time.Second, "the other replica serves the flip of "+route, func() bool {
+			return b.mode(route) == mode
 		})
 	}
 
@@ -53,7 +53,7 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 		dsn := testdb.Postgres(t)
 		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: dsn})
 		follow(t, b, time.Hour)
-		flip(t, a, b)
+		flip(t, a, b, "get-patient", domain.ModeLegacy)
 	})
 
 	t.Run("a flip whose notification is lost is caught by the re-read", func(t *testing.T) {
@@ -61,7 +61,25 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: dsn})
 		b.flags.store = deaf{b.store}
 		follow(t, b, 10*time.Millisecond)
-		flip(t, a, b)
+		flip(t, a, b, "get-patient", domain.ModeLegacy)
+	})
+
+	t.Run("after the store's connections drop, flips are applied on their notification again", func(t *testing.T) {
+		dsn := testdb.Postgres(t)
+		proxy, proxied := testdb.NewProxy(t, dsn)
+		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: proxied})
+		follow(t, b, time.Hour)
+		proxy.Reset() // as a server restart or a failover does
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the other replica's log:\n%s", b.logs.text())
+			}
+		})
+		// Applied once b listens again: on its notification, or, made
+		// before that, at the re-read b does on listening again.
+		flip(t, a, b, "get-patient", domain.ModeLegacy)
+		// b listens again: only a notification can apply this one.
+		flip(t, a, b, "create-patient", domain.ModeShadow)
 	})
 }
 
