@@ -88,9 +88,15 @@ type Rates interface {
 // overrides are re-read in case a notification was missed.
 const resyncInterval = 5 * time.Second
 
-// resyncRetry is how soon a failed re-read is tried again; it doubles up
-// to the re-read interval while the store stays unreadable.
-const resyncRetry = 100 * time.Millisecond
+// A failed re-read is tried again after resyncRetry, doubling up to
+// resyncRetryMax while the store stays unreadable: each failure can be
+// one of the pool's connections the restarted server closed (up to
+// its 8 idle ones), and a replica should catch up within a second of the
+// store coming back.
+const (
+	resyncRetry    = 100 * time.Millisecond
+	resyncRetryMax = time.Second
+)
 
 // storeTimeout bounds every state store call made by the control plane.
 const storeTimeout = 5 * time.Second
@@ -291,11 +297,10 @@ func (f *Flags) Run(ctx context.Context) error {
 	// its notification to nobody: read again now that one is listening.
 	ok := f.resync(ctx)
 	close(f.watching)
-	// A failed read is tried again soon, backing off to the interval: the
-	// read the watcher asks for once it listens again after the store
-	// restarted or failed over can fail on a pooled connection the server
-	// closed, and a flip made while it was away would otherwise wait a
-	// whole interval.
+	// A failed read is tried again soon: the read the watcher asks for
+	// once it listens again after the store restarted or failed over can
+	// fail on a pooled connection the server closed, and a flip made
+	// while it was away would otherwise wait a whole interval.
 	retry := resyncRetry
 	next := time.NewTimer(f.resyncEvery)
 	defer next.Stop()
@@ -305,7 +310,7 @@ func (f *Flags) Run(ctx context.Context) error {
 			next.Reset(f.resyncEvery)
 		} else {
 			next.Reset(retry)
-			retry = min(2*retry, f.resyncEvery)
+			retry = min(2*retry, resyncRetryMax, f.resyncEvery)
 		}
 		select {
 		case <-ctx.Done():
