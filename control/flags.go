@@ -72,6 +72,10 @@ type Flags struct {
 	knownOnce sync.Once
 	// watching is closed once Run follows other replicas' flips.
 	watching chan struct{}
+	// resyncEvery is how often Run re-reads the overrides:
+	// resyncInterval, which this package's tests change to tell a flip
+	// applied on its notification from one the re-read caught.
+	resyncEvery time.Duration
 }
 
 // Rates are a route's recent shadow mismatch and fallback rates, for the
@@ -83,6 +87,16 @@ type Rates interface {
 // resyncInterval is the safety net under LISTEN/NOTIFY: how often the
 // overrides are re-read in case a notification was missed.
 const resyncInterval = 5 * time.Second
+
+// A failed re-read is tried again after resyncRetry, doubling up to
+// resyncRetryMax while the store stays unreadable: each failure can be
+// one of the pool's connections the restarted server closed (up to
+// its 8 idle ones), and a replica should catch up within a second of the
+// store coming back.
+const (
+	resyncRetry    = 100 * time.Millisecond
+	resyncRetryMax = time.Second
+)
 
 // storeTimeout bounds every state store call made by the control plane.
 const storeTimeout = 5 * time.Second
@@ -100,7 +114,7 @@ const storeTimeout = 5 * time.Second
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
 		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
-		known: make(chan struct{}), watching: make(chan struct{}),
+		known: make(chan struct{}), watching: make(chan struct{}), resyncEvery: resyncInterval,
 	}
 	f.file.Store(cfg)
 	empty := map[string]domain.Override{}
@@ -281,37 +295,53 @@ func (f *Flags) Run(ctx context.Context) error {
 	}
 	// A flip committed between the first read and the watch's start sent
 	// its notification to nobody: read again now that one is listening.
-	f.resync(ctx)
+	ok := f.resync(ctx)
 	close(f.watching)
-	tick := time.NewTicker(resyncInterval)
-	defer tick.Stop()
+	// A failed read is tried again soon: the read the watcher asks for
+	// once it listens again after the store restarted or failed over can
+	// fail on a pooled connection the server closed, and a flip made
+	// while it was away would otherwise wait a whole interval.
+	retry := resyncRetry
+	next := time.NewTimer(f.resyncEvery)
+	defer next.Stop()
 	for {
+		if ok {
+			retry = resyncRetry
+			next.Reset(f.resyncEvery)
+		} else {
+			next.Reset(retry)
+			retry = min(2*retry, resyncRetryMax, f.resyncEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-changes:
-			if !ok {
+		case _, open := <-changes:
+			if !open {
 				changes = nil
 				continue
 			}
-		case <-tick.C:
+		case <-next.C:
 		}
-		f.resync(ctx)
+		ok = f.resync(ctx)
 	}
 }
 
 // Watching is closed once this replica follows other replicas' flips.
 func (f *Flags) Watching() <-chan struct{} { return f.watching }
 
-func (f *Flags) resync(ctx context.Context) {
+// resync re-reads the overrides, applies them if they changed, and
+// reports whether the read worked.
+func (f *Flags) resync(ctx context.Context) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if changed, _ := f.refresh(ctx); changed {
+	changed, err := f.refresh(ctx)
+	if changed {
 		if err := f.applyLocked(); err != nil {
 			f.log.Error("applying changed route overrides failed", "error", err)
 		}
 	}
 	f.markKnown()
+	return err == nil
 }
 
 // Effective is the configuration with overrides applied: each overridden

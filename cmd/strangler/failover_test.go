@@ -179,7 +179,10 @@ func TestStoreFailover(t *testing.T) {
 			return listeners(t, cluster.Primary.DSN()) >= 2
 		})
 		flipRoute(t, a.admin, "flag", "modern", "after the failover")
-		testkit.Eventually(t, 3*time.Second, "the other replica serves the flip", func() bool {
+		// Generous, as a loaded machine needs: the 5 s re-read would serve
+		// it within too. That a listening replica applies a flip on its
+		// notification is control's TestReplicasFollowFlipsOnTheNotification.
+		testkit.Eventually(t, 30*time.Second, "the other replica serves the flip", func() bool {
 			resp, err := e2eClient.Get("http://" + b.public + "/flag")
 			if err != nil {
 				return false

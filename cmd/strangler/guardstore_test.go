@@ -44,8 +44,9 @@ func TestTheGuardRollsBackOnceTheStoreTakesWritesAgain(t *testing.T) {
 			t.Fatal("GET /reads/1 with modern dead: got 200, want modern's failure")
 		}
 	}
-	// The guard looks once a second: three looks with the rate past it.
-	time.Sleep(3 * time.Second)
+	// The guard looks once a second: once it has tried, and been refused,
+	// the route must still be as it was.
+	f.logs.waitFor(t, "guard rollback failed", map[string]any{"route": "reads"}, 30*time.Second)
 	if mode, held := route(); mode != "modern" || held {
 		t.Errorf("the route with the store refusing writes: mode %s, held %v; want modern, not held (no rollback it cannot audit)", mode, held)
 	}

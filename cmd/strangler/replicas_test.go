@@ -15,10 +15,19 @@ import (
 )
 
 // TestReplicasFollowFlips runs three facade processes sharing one
-// PostgreSQL store, as replicas behind a load balancer: a flip made on one
-// is served by all three within a second, and a replica that loses the
-// store keeps serving its last known flags until it is back, then resyncs.
+// PostgreSQL store, as replicas behind a load balancer: a flip made on any
+// of them is served by all three, and a replica that loses the store keeps
+// serving its last known flags until it is back, then resyncs.
+//
+// How fast a flip arrives is not asserted here: a loaded machine makes any
+// wall-clock bound flaky. That a replica applies a flip on its
+// notification, not at its 5 s re-read, is control's
+// TestReplicasFollowFlipsOnTheNotification; the "within a second" figure is
+// measured by make bench (bench/proxy, propagation).
 func TestReplicasFollowFlips(t *testing.T) {
+	// Most of it waits on the replicas' store timers: with the other
+	// waiting tests. Its schema, proxy, ports and files are its own.
+	t.Parallel()
 	dsn := testdb.Postgres(t)
 	// The third replica reaches PostgreSQL through a proxy the test can cut.
 	proxy, proxied := testdb.NewProxy(t, dsn)
@@ -56,17 +65,18 @@ func TestReplicasFollowFlips(t *testing.T) {
 		}
 	}
 	// follow waits until each of ps serves mode, and returns how long each
-	// took from start.
+	// took from start, or -1 for one that did not within timeout.
 	follow := func(ps []*process, mode string, start time.Time, timeout time.Duration) []time.Duration {
 		took := make([]time.Duration, len(ps))
 		var wg sync.WaitGroup
 		for i, p := range ps {
 			wg.Go(func() {
-				for serving(p) != mode {
+				for wait := time.Millisecond; serving(p) != mode; wait = min(2*wait, 20*time.Millisecond) {
 					if time.Since(start) > timeout {
 						took[i] = -1
 						return
 					}
+					time.Sleep(wait)
 				}
 				took[i] = time.Since(start)
 			})
@@ -75,50 +85,30 @@ func TestReplicasFollowFlips(t *testing.T) {
 		return took
 	}
 
-	t.Run("a flip on one replica is served by all three within a second", func(t *testing.T) {
-		// Warm-up, not measured: a replica is ready before it listens for
-		// flips, and one made in between is only seen at its next resync
-		// (up to 5 s; reported).
-		start := time.Now()
-		flip(a, "modern")
-		if took := follow(replicas[:], "modern", start, 10*time.Second); slices.Contains(took, -1) {
-			t.Fatalf("the first flip: not served by every replica after 10 s: %v", took)
-		} else {
-			t.Logf("the first flip, right after start: served by the three replicas after %v", took)
-		}
-		const flips = 50
-		var slowest, all []time.Duration
-		mode := "modern"
-		for i := range flips {
+	t.Run("a flip on any replica is served by all three", func(t *testing.T) {
+		// One flip on each, ending on modern: not the file's mode, which
+		// the next subtest tells a replica's last known flags from.
+		mode := "legacy"
+		for i := range len(replicas) {
 			mode = map[string]string{"legacy": "modern", "modern": "legacy"}[mode]
 			start := time.Now()
 			flip(replicas[i%3], mode)
-			took := follow(replicas[:], mode, start, 5*time.Second)
+			// Generous: the 5 s re-read would serve it well within.
+			took := follow(replicas[:], mode, start, 30*time.Second)
 			if slices.Contains(took, -1) {
-				t.Fatalf("flip %d to %s: not served by every replica after 5 s: %v", i+1, mode, took)
+				t.Fatalf("flip %d to %s on replica %d: not served by every replica after 30 s: %v", i+1, mode, i%3+1, took)
 			}
-			all = append(all, took...)
-			slowest = append(slowest, slices.Max(took))
-		}
-		p50, p99 := percentile(slowest, 50), percentile(slowest, 99)
-		t.Logf("propagation over %d flips (the slowest of three replicas each): p50 %v, p99 %v, max %v; per replica p50 %v, p99 %v",
-			flips, p50.Round(time.Microsecond), p99.Round(time.Microsecond), slices.Max(slowest).Round(time.Microsecond),
-			percentile(all, 50).Round(time.Microsecond), percentile(all, 99).Round(time.Microsecond))
-		// The bound is on the 90th percentile: were flips not pushed
-		// (LISTEN/NOTIFY), a replica would see each at its next resync,
-		// up to 5 s later, and most would take over a second; one flip in
-		// 50 took 1.19 s in a CI run at load 17 with every process under
-		// the race detector, which the p99 bound this had failed on.
-		if p90 := percentile(slowest, 90); p90 > time.Second {
-			t.Errorf("propagation p90: got %v, want at most 1 s", p90)
+			t.Logf("flip %d to %s on replica %d: served by the three after %v", i+1, mode, i%3+1, took)
 		}
 	})
 
 	t.Run("a replica without the store serves its last known flags, then resyncs", func(t *testing.T) {
-		before := serving(c)
-		other := map[string]string{"legacy": "modern", "modern": "legacy"}[before]
+		before, other := "modern", "legacy"
+		if got := serving(c); got != before {
+			t.Fatalf("the replica to cut off serves %q, want %q, the last flip's", got, before)
+		}
 		proxy.Cut()
-		took := testkit.Eventually(t, 15*time.Second, "the cut-off replica says degraded", func() bool {
+		took := testkit.Eventually(t, 30*time.Second, "the cut-off replica says degraded", func() bool {
 			_, body := getBody(t, "http://"+c.admin+"/readyz")
 			return strings.Contains(body, "degraded")
 		})
@@ -132,10 +122,10 @@ func TestReplicasFollowFlips(t *testing.T) {
 
 		start := time.Now()
 		flip(a, other)
-		// Not the measure (the first subtest's is): only that the flip is
-		// out before the cut-off replica is seen to keep its last mode.
-		if took := follow(replicas[:2], other, start, 15*time.Second); slices.Contains(took, -1) {
-			t.Fatalf("the replicas with the store did not follow the flip within 15 s: %v", took)
+		// The flip is out before the cut-off replica is seen to keep its
+		// last mode.
+		if took := follow(replicas[:2], other, start, 30*time.Second); slices.Contains(took, -1) {
+			t.Fatalf("the replicas with the store did not follow the flip within 30 s: %v", took)
 		}
 		for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			if got := serving(c); got != before {
@@ -145,24 +135,16 @@ func TestReplicasFollowFlips(t *testing.T) {
 
 		proxy.Restore()
 		start = time.Now()
-		took = follow([]*process{c}, other, start, 15*time.Second)[0]
+		// Generous: it reconnects within its 5 s backoff and re-reads at
+		// once, or at its next 5 s re-read.
+		took = follow([]*process{c}, other, start, 30*time.Second)[0]
 		if took < 0 {
-			t.Fatalf("the replica did not resync to %s within 15 s of the store coming back", other)
+			t.Fatalf("the replica did not resync to %s within 30 s of the store coming back", other)
 		}
 		t.Logf("resynced %v after the store came back", took.Round(time.Millisecond))
-		if took > 10*time.Second {
-			t.Errorf("resync after the store came back: got %v, want a few seconds", took)
-		}
-		testkit.Eventually(t, 10*time.Second, "the replica says ready again, not degraded", func() bool {
+		testkit.Eventually(t, 30*time.Second, "the replica says ready again, not degraded", func() bool {
 			_, body := getBody(t, "http://"+c.admin+"/readyz")
 			return body == "ready\n" && metricValue(t, c.admin, "strangler_store_up") == "1"
 		})
 	})
-}
-
-// percentile is the nearest-rank p-th percentile of ds.
-func percentile(ds []time.Duration, p int) time.Duration {
-	s := slices.Sorted(slices.Values(ds))
-	rank := (p*len(s) + 99) / 100
-	return s[max(rank, 1)-1]
 }
