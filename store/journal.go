@@ -400,30 +400,39 @@ func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, st *outcomeStatem
 	args := make([]any, 0, 14)
 	args = append(args, id, seq, o.Status, s.ts(now), resource, shown, nil, nil, s.leaseArg(0))
 	args = append(s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID), limit)
-	queue := st.queue
-	if owner != "" {
-		queue = st.queueHead
-		args[6], args[7] = owner, s.leaseArg(lease)
-	}
-	n, err := rowsChanged(tx.ExecContext(ctx, queue, args...))
-	if err == nil && n == 0 {
-		// The block may be gone (seqGuard): numbered from a new one, the
-		// write is queued if nothing else held it back.
-		var moved bool
-		if moved, err = s.seqMoved(ctx, tx, limit); moved {
-			if seq, limit, err = s.reserveSeqs(ctx, tx); err == nil {
+	for reserved := false; ; reserved = true {
+		if owner != "" {
+			args[6], args[7] = owner, s.leaseArg(lease)
+			n, err := rowsChanged(tx.ExecContext(ctx, st.queueHead, args...))
+			if err != nil || n > 0 {
+				return err == nil, err
+			}
+			// An earlier write to the resource goes first (queued
+			// without the lease), or the block is gone.
+			args[6], args[7] = nil, nil
+		}
+		n, err := rowsChanged(tx.ExecContext(ctx, st.queue, args...))
+		if err != nil || n > 0 {
+			return false, err
+		}
+		if !reserved {
+			// The block may be gone (seqGuard): numbered from a new one,
+			// the write is queued unless it is not there to queue.
+			moved, err := s.seqMoved(ctx, tx, limit)
+			if err != nil {
+				return false, err
+			}
+			if moved {
+				if seq, limit, err = s.reserveSeqs(ctx, tx); err != nil {
+					return false, err
+				}
 				args[1], args[len(args)-1] = seq, limit
-				n, err = rowsChanged(tx.ExecContext(ctx, queue, args...))
+				continue
 			}
 		}
+		// The write is not there, or not sent: transition says which.
+		return false, s.transition(ctx, tx, id, st.queueFrom, st.queue, args...)
 	}
-	if err != nil || n > 0 {
-		return err == nil && owner != "", err
-	}
-	// An earlier write to the resource goes first, or the write is not
-	// there to queue: transition says which.
-	args[6], args[7] = nil, nil
-	return false, s.transition(ctx, tx, id, st.queueFrom, st.queue, args...)
 }
 
 // nextSeq returns the next sequence number for a write to resource, and

@@ -48,9 +48,20 @@ func TestSequenceNumbersFollowTheRecordingOrder(t *testing.T) {
 		t.Run("by two stores on one database in turn", func(t *testing.T) {
 			one, other := openStore(t, dsn, nil), openStore(t, dsn, nil)
 			var last int64
-			for i, s := range []*Store{one, other, one, other} {
+			for i, s := range []*Store{one, other, one, other, one, other} {
 				id := "two-" + string(rune('a'+i))
-				journal(t, s, id, "update-patient/2")
+				if i < 4 {
+					journal(t, s, id, "update-patient/2")
+				} else {
+					// Leased to a worker if it is its resource's head.
+					if err := s.BeginWrite(ctx, intent(id, "update-patient/4"), time.Minute); err != nil {
+						t.Fatal(err)
+					}
+					leased, err := s.RecordOutcomeLeased(ctx, id, domain.Outcome{Status: 200}, "w", time.Minute)
+					if err != nil || leased != (i == 4) {
+						t.Fatalf("%s: leased %v, %v; want %v", id, leased, err, i == 4)
+					}
+				}
 				if got := seq(t, s, id); got <= last {
 					t.Errorf("%s numbered %d after %d; want it larger", id, got, last)
 				} else {
