@@ -60,9 +60,9 @@ type dialect struct {
 	// SQLite an UPDATE … RETURNING would, but SQLite gathers what
 	// RETURNING returns in a temporary b-tree each time (built and torn
 	// down: 16k instructions a dual write, more than a second statement).
-	// Recording a primary's answer on SQLite runs bumpSeq alone: its
-	// UPDATE reads the value and checks for an earlier write itself
-	// (queueEmbedded).
+	// Recording a primary's answer on SQLite runs neither: it numbers
+	// the write from a block of numbers (seqBlock), and its UPDATE checks
+	// for an earlier write itself (queueEmbedded).
 	nextSeq, bumpSeq string
 	// file is the embedded store's file, which writes are refused once
 	// it is removed or replaced; nil on PostgreSQL.

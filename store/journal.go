@@ -343,8 +343,9 @@ type outcomeStatements struct {
 	// queue makes a write the primary applied pending: id $1, seq $2,
 	// status $3, updated_at $4, resource $5, resource_view $6,
 	// lease_owner $7, lease_until $8 and next_attempt_at $9 (leaseArg's),
-	// then sealedOutcomeArgs. On SQLite the sequence number is the
-	// sequence's value, read by the statement itself ($2 is unused).
+	// then sealedOutcomeArgs; on SQLite then the limit of the block
+	// seq is from, which it changes nothing unless the sequence's value
+	// still is (seqGuard).
 	queue string
 	// queueHead, on SQLite, is queue for a write that is its resource's
 	// head: it changes nothing while an earlier write to the resource is
@@ -355,15 +356,8 @@ type outcomeStatements struct {
 	skipFrom, queueFrom []domain.State
 }
 
-// embeddedSeq is the sequence's value on SQLite, once bumpSeq advanced it.
-const embeddedSeq = `(SELECT value FROM strangler_sequences WHERE name = 'strangler_repair_seq')`
-
 func (s *Store) outcomeStatements() outcomeStatements {
 	skip, queue := moveSkip, moveQueue
-	seq := "$2"
-	if s.dialect.name == "sqlite" {
-		seq = embeddedSeq
-	}
 	o := outcomeStatements{
 		skip: `
 			UPDATE strangler_repairs
@@ -374,7 +368,7 @@ func (s *Store) outcomeStatements() outcomeStatements {
 		// (ResendUnanswered) no longer holds the write.
 		queue: `
 			UPDATE strangler_repairs
-			SET ` + queue.set() + `, seq = ` + seq + `, status = $3, attempts = 0, last_error = '', ` + sealedOutcome(10) + `,
+			SET ` + queue.set() + `, seq = $2, status = $3, attempts = 0, last_error = '', ` + sealedOutcome(10) + `,
 				next_attempt_at = ` + s.leaseParam(9) + `, lease_owner = $7, lease_until = ` + s.leaseParam(8) + `, updated_at = $4,
 				resource = $5, resource_view = $6
 			WHERE id = $1 AND ` + queue.where(),
@@ -382,39 +376,63 @@ func (s *Store) outcomeStatements() outcomeStatements {
 		queueFrom: queue.from,
 	}
 	if s.dialect.name == "sqlite" {
-		o.queueHead = o.queue + ` AND NOT EXISTS (` + earlierWrite("$5", embeddedSeq) + `)`
+		o.queue += ` AND ` + seqGuard(14)
+		o.queueHead = o.queue + ` AND NOT EXISTS (` + earlierWrite("$5", "$2") + `)`
 	}
 	return o
 }
 
 // queueEmbedded is recordOutcome's queueing of a write the primary
-// applied, on SQLite: the sequence advanced, then the write numbered and
-// leased to owner (unless "") in one statement if it is its resource's
-// head, or else numbered alone. nextSeq's query, which PostgreSQL needs
-// to number the write, is one statement more a write here (of the three
-// a leased write took before: 5% of a dual write's CPU); SQLite runs one
-// transaction at a time, so nothing can come between the statements.
+// applied, on SQLite: the write numbered from the process's block of
+// sequence numbers (seqBlock) and leased to owner (unless "") in one
+// statement if it is its resource's head, or else numbered alone.
+// nextSeq's statements, which PostgreSQL needs to number the write, are
+// not needed here: SQLite runs one transaction at a time, so nothing can
+// come between reading the sequence and the UPDATE, which checks itself
+// for an earlier write and that the block is still the process's.
 func (s *Store) queueEmbedded(ctx context.Context, tx *sql.Tx, st *outcomeStatements, id string, o domain.Outcome, resource, shown, owner string, lease time.Duration, now time.Time) (leased bool, err error) {
-	if _, err := tx.ExecContext(ctx, s.dialect.bumpSeq); err != nil {
-		return false, fmt.Errorf("next sequence number: %w", err)
-	}
-	args := make([]any, 0, 13)
-	args = append(args, id, nil, o.Status, s.ts(now), resource, shown, nil, nil, s.leaseArg(0))
-	args = s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID)
-	if owner != "" {
-		args[6], args[7] = owner, s.leaseArg(lease)
-		res, err := tx.ExecContext(ctx, st.queueHead, args...)
-		if err != nil {
+	seq, limit, ok := s.seqs.take()
+	if !ok {
+		if seq, limit, err = s.reserveSeqs(ctx, tx); err != nil {
 			return false, err
 		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return err == nil, err
-		}
-		// An earlier write to the resource goes first, or the write is
-		// not there to queue: transition says which.
-		args[6], args[7] = nil, nil
 	}
-	return false, s.transition(ctx, tx, id, st.queueFrom, st.queue, args...)
+	args := make([]any, 0, 14)
+	args = append(args, id, seq, o.Status, s.ts(now), resource, shown, nil, nil, s.leaseArg(0))
+	args = append(s.sealedOutcomeArgs(args, id, o.Location, o.PrimaryID), limit)
+	for reserved := false; ; reserved = true {
+		if owner != "" {
+			args[6], args[7] = owner, s.leaseArg(lease)
+			n, err := rowsChanged(tx.ExecContext(ctx, st.queueHead, args...))
+			if err != nil || n > 0 {
+				return err == nil, err
+			}
+			// An earlier write to the resource goes first (queued
+			// without the lease), or the block is gone.
+			args[6], args[7] = nil, nil
+		}
+		n, err := rowsChanged(tx.ExecContext(ctx, st.queue, args...))
+		if err != nil || n > 0 {
+			return false, err
+		}
+		if !reserved {
+			// The block may be gone (seqGuard): numbered from a new one,
+			// the write is queued unless it is not there to queue.
+			moved, err := s.seqMoved(ctx, tx, limit)
+			if err != nil {
+				return false, err
+			}
+			if moved {
+				if seq, limit, err = s.reserveSeqs(ctx, tx); err != nil {
+					return false, err
+				}
+				args[1], args[len(args)-1] = seq, limit
+				continue
+			}
+		}
+		// The write is not there, or not sent: transition says which.
+		return false, s.transition(ctx, tx, id, st.queueFrom, st.queue, args...)
+	}
 }
 
 // nextSeq returns the next sequence number for a write to resource, and

@@ -104,6 +104,9 @@ type Store struct {
 	// embedded store (KeepTurn); nil on PostgreSQL, where every write
 	// takes its turn in the store.
 	kept *keptTurns
+	// seqs numbers the outcomes an embedded store records (seqBlock);
+	// unused on PostgreSQL.
+	seqs seqBlock
 }
 
 // Option configures a Store at Open or Start.
