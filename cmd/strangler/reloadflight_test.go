@@ -171,7 +171,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
 				renameConfig(t, dir, path, c)
 				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern") {
+				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there") {
 					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
 				}
 				return true
@@ -187,6 +187,19 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
 				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item-v2) would send writes straight to modern") {
 					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item-v2)", msg, path)
+				}
+				return true
+			}},
+			{"a reload removes it and makes modern the default backend", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				// PUT /items/{id} matches no route then, and goes to the
+				// default backend (before, the reload went through).
+				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+				c.defaultBackend = "modern"
+				renameConfig(t, dir, path, c)
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				want := path + ": route put-item, which the file no longer has, has 1 dual write owed to modern, which the default backend (default: modern) would send its requests straight to"
+				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
+					t.Errorf("the refusal says %q, want %q", msg, want)
 				}
 				return true
 			}},
