@@ -109,8 +109,10 @@ type owed struct {
 // inFlight checks next against the journal's open writes, and returns an
 // *InFlightError if it would let a later write overtake one of them:
 //   - a route changed (indexes) would send writes straight to the backend
-//     that writes journaled under its name, or under the name it had in
-//     prev, are still on their way to;
+//     that writes journaled under its name, or under the name of a route
+//     of prev matching some of its requests (the name it had, renamed; or
+//     another route's, whose name went to another match), are still on
+//     their way to;
 //   - a route of prev that next no longer has (dropped) has writes on
 //     their way to a backend which what now serves its requests (a route
 //     of next with its match, else the default backend) sends writes to;
@@ -139,7 +141,7 @@ func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed
 		for primary, n := range open[r.Name] {
 			owedTo[other(primary)] += n
 		}
-		if p := previous(prev, next, r); p != nil && p.Name != r.Name {
+		for _, p := range overlapping(prev, r) {
 			for primary, n := range open[p.Name] {
 				owedTo[other(primary)] += n
 			}
@@ -192,6 +194,21 @@ func dualWrites(n int) string {
 		return "1 dual write"
 	}
 	return fmt.Sprintf("%d dual writes", n)
+}
+
+// overlapping lists the routes of prev, other than the one named as r,
+// that served some of the requests r serves; none when prev is nil.
+func overlapping(prev *config.Config, r *config.Route) []*config.Route {
+	if prev == nil {
+		return nil
+	}
+	var list []*config.Route
+	for i := range prev.Routes {
+		if p := &prev.Routes[i]; p.Name != r.Name && p.Match.Overlaps(r.Match) {
+			list = append(list, p)
+		}
+	}
+	return list
 }
 
 // appendOwed appends to list the writes of route owed to each secondary,

@@ -190,6 +190,21 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				}
 				return true
 			}},
+			{"a reload renames it, makes modern the primary and gives its name to another route", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				// put-item is now another route's name: the route of v1's
+				// match is not paired with it by name, nor by match as its
+				// old name is still there (before, the reload went through).
+				c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
+					`{name: put-item-v2, match: "PUT /items/{id}", mode: dual-write, primary: modern}`+"\n"+
+						`  - {name: put-item, match: "PUT /things/{id}", mode: dual-write}`, 1)
+				renameConfig(t, dir, path, c)
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				want := path + ": routes[0] (put-item-v2) would send writes straight to modern, ahead of 1 dual write owed there"
+				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
+					t.Errorf("the refusal says %q, want %q", msg, want)
+				}
+				return true
+			}},
 			{"a reload removes it and makes modern the default backend", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				// PUT /items/{id} matches no route then, and goes to the
 				// default backend (before, the reload went through).
