@@ -224,26 +224,42 @@ func appendOwed(list []owed, route string, primaries map[domain.Backend]int) []o
 
 // overtaker names what in next would send a write of a route next no
 // longer has straight to b, or "" if nothing would. m is that route's
-// match: the routes of next matching the same requests serve them, or,
-// when none does, the default backend. With m nil (a start: the journal
-// keeps no route's match), any route of next that takes writes, and the
-// default backend, may serve them.
+// match (nil at a start: the journal keeps no route's match).
 func overtaker(next *config.Config, m *config.Match, b domain.Backend) string {
-	matched := false
-	for i := range next.Routes {
-		r := &next.Routes[i]
-		if m != nil && !r.Match.Overlaps(*m) || m == nil && !takesWrites(r.Match) {
-			continue
-		}
-		matched = true
-		if writesTo(r, b) {
+	routes, all := serving(next, m)
+	for _, i := range routes {
+		if r := &next.Routes[i]; writesTo(r, b) {
 			return fmt.Sprintf("routes[%d] (%s)", i, r.Name)
 		}
 	}
-	if (m == nil || !matched) && next.Default == b {
+	if !all && next.Default == b {
 		return fmt.Sprintf("the default backend (default: %s)", b)
 	}
 	return ""
+}
+
+// serving lists the routes of next (indexes) that may serve a request of
+// match m, and whether they serve all of them (else the default backend
+// may serve some). A route of m's shape, for m's method or for every
+// method, serves them all; otherwise any route that may match some (a
+// wildcard, a parameter of another regexp). With m nil, any route that
+// takes writes may serve them.
+func serving(next *config.Config, m *config.Match) (routes []int, all bool) {
+	if m != nil {
+		for _, method := range []string{m.Method, ""} {
+			for i := range next.Routes {
+				if r := next.Routes[i].Match; r.Method == method && r.Shape() == m.Shape() {
+					return []int{i}, true
+				}
+			}
+		}
+	}
+	for i := range next.Routes {
+		if r := next.Routes[i].Match; m == nil && takesWrites(r) || m != nil && r.MayOverlap(*m) {
+			routes = append(routes, i)
+		}
+	}
+	return routes, false
 }
 
 // takesWrites reports whether a route of match m may serve a write: one

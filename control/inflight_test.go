@@ -59,12 +59,29 @@ func TestOvertakerIsWhatNowServesTheDroppedRoutesRequests(t *testing.T) {
 			route("get-item", "GET /items/{id}", domain.ModeModern, ""),
 			route("put-any", "/items/{id}", domain.ModeModern, ""),
 		}, domain.Legacy, &put, "routes[1] (put-any)"},
+		{"a route of its match and method is the one serving them", []config.Route{
+			route("any", "/items/{id}", domain.ModeModern, ""),
+			route("put-legacy", "PUT /items/{id}", domain.ModeLegacy, ""),
+		}, domain.Legacy, &put, ""},
 		{"a route of its match sends writes to the primary only, the default the secondary", []config.Route{
 			route("put-legacy", "PUT /items/{key}", domain.ModeLegacy, ""),
 		}, domain.Modern, &put, ""},
 		{"routes of other requests send writes to the secondary", []config.Route{
 			route("post-order", "POST /orders", domain.ModeModern, ""),
 		}, domain.Legacy, &put, ""},
+		{"a wildcard route sends writes to the secondary", []config.Route{
+			route("items-any", "/items/*", domain.ModeModern, ""),
+		}, domain.Legacy, &put, "routes[0] (items-any)"},
+		{"a route of another regexp sends writes to the secondary", []config.Route{
+			route("put-number", "PUT /items/{id:[0-9]+}", domain.ModeModern, ""),
+		}, domain.Legacy, &put, "routes[0] (put-number)"},
+		{"a route of another regexp sends writes to the primary, the default the secondary", []config.Route{
+			route("put-number", "PUT /items/{id:[0-9]+}", domain.ModeLegacy, ""),
+		}, domain.Modern, &put, "the default backend (default: modern)"},
+		{"a route of its match takes them all from a catch-all sending writes to the secondary", []config.Route{
+			route("all", "/*", domain.ModeModern, ""),
+			route("put-legacy", "PUT /items/{key}", domain.ModeLegacy, ""),
+		}, domain.Modern, &put, ""},
 		{"at a start, a route taking writes sends them to the secondary", []config.Route{
 			route("get-item", "GET /items/{id}", domain.ModeModern, ""),
 			route("post-order", "POST /orders", domain.ModeDualWrite, domain.Modern),
