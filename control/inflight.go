@@ -114,8 +114,9 @@ type owed struct {
 //     another route's, whose name went to another match), are still on
 //     their way to;
 //   - a route of prev that next no longer has (dropped) has writes on
-//     their way to a backend which what now serves its requests (a route
-//     of next with its match, else the default backend) sends writes to;
+//     their way to a backend which what now serves its requests (serving:
+//     the route of next with its match, else every route that may match
+//     some of them and the default backend) sends writes to;
 //   - at a start (prev nil), a route the journal names and the file does
 //     not (removed or renamed while the facade was down: the journal keeps
 //     no match to pair it by) has writes on their way to a backend which
