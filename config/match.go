@@ -127,6 +127,55 @@ func (m Match) Overlaps(o Match) bool {
 	return sameMethod && m.Shape() == o.Shape()
 }
 
+// MayOverlap reports whether some request may match both patterns with a
+// method in common, erring towards yes: a parameter may match any
+// segment, whatever its regexp and whatever literal text shares its
+// segment, and a trailing * any rest of the path.
+func (m Match) MayOverlap(o Match) bool {
+	sameMethod := m.Method == o.Method || m.Method == "" || o.Method == ""
+	return sameMethod && segmentsMayOverlap(looseSegments(m.Folded().Path), looseSegments(o.Folded().Path))
+}
+
+// anySegment stands for a segment holding a parameter in looseSegments.
+const anySegment = "\x00"
+
+// looseSegments splits a pattern into its segments, each holding a
+// parameter as anySegment; a trailing wildcard stays "*".
+func looseSegments(p string) []string {
+	var b strings.Builder
+	for _, seg := range splitParams(p) {
+		if seg.param {
+			b.WriteString(anySegment)
+		} else {
+			b.WriteString(seg.text)
+		}
+	}
+	segs := strings.Split(b.String(), "/")
+	for i, s := range segs {
+		if strings.Contains(s, anySegment) {
+			segs[i] = anySegment
+		}
+	}
+	return segs
+}
+
+// segmentsMayOverlap reports whether some path may match both patterns'
+// looseSegments.
+func segmentsMayOverlap(a, b []string) bool {
+	for i := 0; ; i++ {
+		switch {
+		case i == len(a) && i == len(b):
+			return true
+		case i == len(a)-1 && a[i] == "*", i == len(b)-1 && b[i] == "*":
+			return true
+		case i >= len(a) || i >= len(b):
+			return false
+		case a[i] != b[i] && a[i] != anySegment && b[i] != anySegment:
+			return false
+		}
+	}
+}
+
 type patternPart struct {
 	text   string // literal text, or the param name when param is set
 	param  bool

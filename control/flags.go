@@ -24,8 +24,9 @@ type FlagStore interface {
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
 	// OpenPrimaries is, per route, the primaries its open journaled
-	// writes went to (store.Store.OpenPrimaries).
-	OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]bool, error)
+	// writes went to, and how many went to each
+	// (store.Store.OpenPrimaries).
+	OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error)
 }
 
 // Tables is the router the flags drive.
@@ -109,7 +110,9 @@ const storeTimeout = 5 * time.Second
 // A file that sends a route's writes straight to a backend its journaled
 // writes are still on their way to is refused (an *InFlightError), as a
 // reload of it would be: the start knows no earlier configuration, so
-// every route is checked. Started without the store, the journal cannot be
+// every route is checked, and so are the routes the journal names and the
+// file does not (removed or renamed while the facade was down; see
+// inFlight). Started without the store, the journal cannot be
 // read, and the check is left to the next change.
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{

@@ -3,6 +3,9 @@ package control
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 
 	"strangler/config"
@@ -32,20 +35,31 @@ func (e *InFlightError) Is(target error) bool { return target == ErrConflict }
 // switchWrites makes next the effective configuration in place of prev:
 // commit stores the change and serves it. It is the one place that decides
 // whether a change may alter where a route sends its writes. When next
-// sends some route's writes elsewhere than prev does, the journal is
-// checked first (inFlight), and the check and commit run holding dual
-// writes back from the journal (Tables.HoldWrites): a write journaled
-// under prev after the check would be one it did not see. Called with mu
-// held.
+// sends some route's writes elsewhere than prev does, or no longer has a
+// route of prev (or, at a start, may lack routes the journal names), the
+// journal is checked first (inFlight), and the check and commit run
+// holding dual writes back from the journal (Tables.HoldWrites): a write
+// journaled under prev after the check would be one it did not see.
+// Called with mu held.
 func (f *Flags) switchWrites(ctx context.Context, prev, next *config.Config, commit func() error) error {
-	if changed := changedWrites(prev, next); len(changed) > 0 {
-		release := f.tables.HoldWrites()
-		defer release()
-		if err := f.inFlight(ctx, prev, next, changed); err != nil {
-			return err
-		}
+	changed, dropped := changedWrites(prev, next), droppedRoutes(prev, next)
+	if prev != nil && len(changed) == 0 && len(dropped) == 0 {
+		return commit()
 	}
-	return commit()
+	release := f.tables.HoldWrites()
+	defer release()
+	left, err := f.inFlight(ctx, prev, next, changed, dropped)
+	if err != nil {
+		return err
+	}
+	if err := commit(); err != nil {
+		return err
+	}
+	for _, o := range left {
+		f.log.Warn("the configuration no longer has a route whose dual writes are still owed to its secondary; they are delivered from the journal (strangler repairs list --route NAME)",
+			"route", o.route, "owed", o.count, "secondary", string(o.secondary))
+	}
+	return nil
 }
 
 // changedWrites lists the routes of next (their indexes) that send writes
@@ -64,11 +78,54 @@ func changedWrites(prev, next *config.Config) []int {
 	return changed
 }
 
-// inFlight checks the routes changed of next (indexes) against the
-// journal's open writes, and returns an *InFlightError if one would
-// overtake its own journaled writes: those journaled under its name, or
-// under the name it had in prev.
-func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed []int) error {
+// droppedRoutes lists the routes of prev that no route of next continues
+// (by name, or renamed by match: previous); none when prev is nil.
+func droppedRoutes(prev, next *config.Config) []*config.Route {
+	if prev == nil {
+		return nil
+	}
+	continued := map[string]bool{}
+	for i := range next.Routes {
+		if p := previous(prev, next, &next.Routes[i]); p != nil {
+			continued[p.Name] = true
+		}
+	}
+	var dropped []*config.Route
+	for i := range prev.Routes {
+		if !continued[prev.Routes[i].Name] {
+			dropped = append(dropped, &prev.Routes[i])
+		}
+	}
+	return dropped
+}
+
+// owed is a route's open writes still on their way to secondary.
+type owed struct {
+	route     string
+	secondary domain.Backend
+	count     int
+}
+
+// inFlight checks next against the journal's open writes, and returns an
+// *InFlightError if it would let a later write overtake one of them:
+//   - a route changed (indexes) would send writes straight to the backend
+//     that writes journaled under its name, or under the name of a route
+//     of prev matching some of its requests (the name it had, renamed; or
+//     another route's, whose name went to another match), are still on
+//     their way to;
+//   - a route of prev that next no longer has (dropped) has writes on
+//     their way to a backend which what now serves its requests (serving:
+//     the route of next with its match, else every route that may match
+//     some of them and the default backend) sends writes to;
+//   - at a start (prev nil), a route the journal names and the file does
+//     not (removed or renamed while the facade was down: the journal keeps
+//     no match to pair it by) has writes on their way to a backend which
+//     the default backend or any route of the file taking writes sends
+//     writes to.
+//
+// It returns the open writes of routes next no longer has that are not
+// refused: the worker delivers them whatever the configuration says.
+func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed []int, dropped []*config.Route) ([]owed, error) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	open, err := f.store.OpenPrimaries(sctx)
@@ -76,24 +133,155 @@ func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed
 		// Logged, not returned: it may name the store's host. The admin
 		// API says ErrUnavailable's own words, a reload this line.
 		f.log.Error("reading the journal's open writes failed, so a change of where routes send writes is refused", "error", err)
-		return fmt.Errorf("%w: the journal's open writes could not be read to check that no route overtakes them", ErrUnavailable)
+		return nil, fmt.Errorf("%w: the journal's open writes could not be read to check that no route overtakes them", ErrUnavailable)
 	}
 	var refused []string
 	for _, i := range changed {
 		r := &next.Routes[i]
-		owed := open[r.Name]
-		if p := previous(prev, next, r); p != nil && p.Name != r.Name {
-			owed = union(owed, open[p.Name])
+		owedTo := map[domain.Backend]int{}
+		for primary, n := range open[r.Name] {
+			owedTo[other(primary)] += n
 		}
-		for primary := range owed {
-			if secondary := other(primary); writesTo(r, secondary) {
-				refused = append(refused, fmt.Sprintf("routes[%d] (%s) would send writes straight to %s", i, r.Name, secondary))
+		for _, p := range overlapping(prev, r) {
+			for primary, n := range open[p.Name] {
+				owedTo[other(primary)] += n
+			}
+		}
+		for _, secondary := range []domain.Backend{domain.Legacy, domain.Modern} {
+			if n := owedTo[secondary]; n > 0 && writesTo(r, secondary) {
+				refused = append(refused, fmt.Sprintf("routes[%d] (%s) would send writes straight to %s, ahead of %s owed there", i, r.Name, secondary, dualWrites(n)))
 				break
 			}
 		}
 	}
+	var gone []owed
+	for _, p := range dropped {
+		gone = appendOwed(gone, p.Name, open[p.Name])
+	}
+	if prev == nil {
+		for _, name := range slices.Sorted(maps.Keys(open)) {
+			if !hasRoute(next, name) {
+				gone = appendOwed(gone, name, open[name])
+			}
+		}
+	}
+	var left []owed
+	for _, o := range gone {
+		var m *config.Match
+		if p := routeNamed(prev, o.route); p != nil {
+			m = &p.Match
+		}
+		by := overtaker(next, m, o.secondary)
+		switch {
+		case by == "":
+			left = append(left, o)
+		case m == nil:
+			refused = append(refused, fmt.Sprintf("route %s of the journal, which the file does not have (removed or renamed while the facade was down), has %s owed to %s, which %s would send writes straight to",
+				o.route, dualWrites(o.count), o.secondary, by))
+		default:
+			refused = append(refused, fmt.Sprintf("route %s, which the file no longer has, has %s owed to %s, which %s would send its requests straight to",
+				o.route, dualWrites(o.count), o.secondary, by))
+		}
+	}
 	if len(refused) > 0 {
-		return &InFlightError{Routes: refused}
+		return nil, &InFlightError{Routes: refused}
+	}
+	return left, nil
+}
+
+// dualWrites is "1 dual write", "2 dual writes" and so on.
+func dualWrites(n int) string {
+	if n == 1 {
+		return "1 dual write"
+	}
+	return fmt.Sprintf("%d dual writes", n)
+}
+
+// overlapping lists the routes of prev, other than the one named as r,
+// that served some of the requests r serves; none when prev is nil.
+func overlapping(prev *config.Config, r *config.Route) []*config.Route {
+	if prev == nil {
+		return nil
+	}
+	var list []*config.Route
+	for i := range prev.Routes {
+		if p := &prev.Routes[i]; p.Name != r.Name && p.Match.Overlaps(r.Match) {
+			list = append(list, p)
+		}
+	}
+	return list
+}
+
+// appendOwed appends to list the writes of route owed to each secondary,
+// from the counts of its open writes per primary.
+func appendOwed(list []owed, route string, primaries map[domain.Backend]int) []owed {
+	for _, primary := range []domain.Backend{domain.Legacy, domain.Modern} {
+		if n := primaries[primary]; n > 0 {
+			list = append(list, owed{route: route, secondary: other(primary), count: n})
+		}
+	}
+	return list
+}
+
+// overtaker names what in next would send a write of a route next no
+// longer has straight to b, or "" if nothing would. m is that route's
+// match (nil at a start: the journal keeps no route's match).
+func overtaker(next *config.Config, m *config.Match, b domain.Backend) string {
+	routes, all := serving(next, m)
+	for _, i := range routes {
+		if r := &next.Routes[i]; writesTo(r, b) {
+			return fmt.Sprintf("routes[%d] (%s)", i, r.Name)
+		}
+	}
+	if !all && next.Default == b {
+		return fmt.Sprintf("the default backend (default: %s)", b)
+	}
+	return ""
+}
+
+// serving lists the routes of next (indexes) that may serve a request of
+// match m, and whether they serve all of them (else the default backend
+// may serve some). A route of m's shape, for m's method or for every
+// method, serves them all; otherwise any route that may match some (a
+// wildcard, a parameter of another regexp). With m nil, any route that
+// takes writes may serve them.
+func serving(next *config.Config, m *config.Match) (routes []int, all bool) {
+	if m != nil {
+		for _, method := range []string{m.Method, ""} {
+			for i := range next.Routes {
+				if r := next.Routes[i].Match; r.Method == method && r.Shape() == m.Shape() {
+					return []int{i}, true
+				}
+			}
+		}
+	}
+	for i := range next.Routes {
+		if r := next.Routes[i].Match; m == nil && takesWrites(r) || m != nil && r.MayOverlap(*m) {
+			routes = append(routes, i)
+		}
+	}
+	return routes, false
+}
+
+// takesWrites reports whether a route of match m may serve a write: one
+// for any method, or for a method other than GET, HEAD and OPTIONS.
+func takesWrites(m config.Match) bool {
+	switch m.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+// routeNamed is the route of cfg named name; nil if none (or cfg is nil).
+func routeNamed(cfg *config.Config, name string) *config.Route {
+	if cfg == nil {
+		return nil
+	}
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Name == name {
+			return &cfg.Routes[i]
+		}
 	}
 	return nil
 }
@@ -123,26 +311,7 @@ func sameMatch(a, b config.Match) bool {
 	return a.Method == b.Method && a.Shape() == b.Shape()
 }
 
-func hasRoute(cfg *config.Config, name string) bool {
-	for i := range cfg.Routes {
-		if cfg.Routes[i].Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// union is the primaries of a and b.
-func union(a, b map[domain.Backend]bool) map[domain.Backend]bool {
-	out := make(map[domain.Backend]bool, len(a)+len(b))
-	for k := range a {
-		out[k] = true
-	}
-	for k := range b {
-		out[k] = true
-	}
-	return out
-}
+func hasRoute(cfg *config.Config, name string) bool { return routeNamed(cfg, name) != nil }
 
 // sameWrites reports whether p and r send writes to the same backends.
 func sameWrites(p, r *config.Route) bool {

@@ -356,26 +356,27 @@ func (s *Store) PurgeRepairs(ctx context.Context, keep time.Duration) (int, erro
 }
 
 // OpenPrimaries returns, per route, the primaries its open writes (sent,
-// pending, unknown, dead) were journaled under: each is still on its way
-// to the other backend, which must get no later write to its resource
-// before it (see control.Flags).
-func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]bool, error) {
+// pending, unknown, dead) were journaled under, and how many went to
+// each: each is still on its way to the other backend, which must get no
+// later write to its resource before it (see control.Flags).
+func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error) {
 	rows, err := s.db.QueryContext(ctx, openPrimaries)
 	if err != nil {
 		return nil, fmt.Errorf("store: open primaries: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]map[domain.Backend]bool{}
+	out := map[string]map[domain.Backend]int{}
 	for rows.Next() {
 		var route string
 		var primary domain.Backend
-		if err := rows.Scan(&route, &primary); err != nil {
+		var n int
+		if err := rows.Scan(&route, &primary, &n); err != nil {
 			return nil, fmt.Errorf("store: open primaries: %w", err)
 		}
 		if out[route] == nil {
-			out[route] = map[domain.Backend]bool{}
+			out[route] = map[domain.Backend]int{}
 		}
-		out[route][primary] = true
+		out[route][primary] += n
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: open primaries: %w", err)
@@ -383,12 +384,12 @@ func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backen
 	return out, nil
 }
 
-// openPrimaries lists the routes and primaries of the open writes, one
-// state at a time for the states' partial indexes (see countOpen).
+// openPrimaries counts the open writes per route and primary, one state
+// at a time for the states' partial indexes (see countOpen).
 var openPrimaries = func() string {
 	selects := make([]string, len(openStates))
 	for i, st := range openStates {
-		selects[i] = `SELECT DISTINCT route, primary_side FROM strangler_repairs WHERE state = '` + string(st) + `'`
+		selects[i] = `SELECT route, primary_side, COUNT(*) FROM strangler_repairs WHERE state = '` + string(st) + `' GROUP BY route, primary_side`
 	}
-	return strings.Join(selects, " UNION ")
+	return strings.Join(selects, " UNION ALL ")
 }()

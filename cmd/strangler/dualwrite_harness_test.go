@@ -430,6 +430,8 @@ type facadeConfig struct {
 	routes string
 	// grace is shutdown.grace; zero means 5s.
 	grace time.Duration
+	// defaultBackend is default; empty means legacy.
+	defaultBackend string
 }
 
 // dualWriteRoutes are the routes most tests use: each kind of write its
@@ -468,6 +470,9 @@ func writeFacadeConfig(t *testing.T, dir string, c facadeConfig) string {
 	if c.grace == 0 {
 		c.grace = 5 * time.Second
 	}
+	if c.defaultBackend == "" {
+		c.defaultBackend = "legacy"
+	}
 	yaml := fmt.Sprintf(`listen: "127.0.0.1:0"
 admin:
   listen: "127.0.0.1:0"
@@ -475,13 +480,14 @@ admin:
 backends:
   legacy: { url: %q, timeout: %s }
   modern: { url: %q, timeout: %s }
+default: %s
 debug_headers: true
 shutdown: { delay: 0s, grace: %s }
 store: %q
 state_snapshot: %q
 repairs: { backoff: 20ms, max_backoff: 300ms, max_attempts: %d, workers: %d }
 routes:
-%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.grace, c.store, c.snapshot, c.maxAttempts, c.workers, c.routes)
+%s`, e2eAdminToken, c.legacy, c.timeout, c.modern, c.timeout, c.defaultBackend, c.grace, c.store, c.snapshot, c.maxAttempts, c.workers, c.routes)
 	path := filepath.Join(dir, fmt.Sprintf("strangler-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

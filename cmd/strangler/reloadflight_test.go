@@ -171,7 +171,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
 				renameConfig(t, dir, path, c)
 				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern") {
+				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there") {
 					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
 				}
 				return true
@@ -187,6 +187,34 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
 				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item-v2) would send writes straight to modern") {
 					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item-v2)", msg, path)
+				}
+				return true
+			}},
+			{"a reload renames it, makes modern the primary and gives its name to another route", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				// put-item is now another route's name: the route of v1's
+				// match is not paired with it by name, nor by match as its
+				// old name is still there (before, the reload went through).
+				c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
+					`{name: put-item-v2, match: "PUT /items/{id}", mode: dual-write, primary: modern}`+"\n"+
+						`  - {name: put-item, match: "PUT /things/{id}", mode: dual-write}`, 1)
+				renameConfig(t, dir, path, c)
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				want := path + ": routes[0] (put-item-v2) would send writes straight to modern, ahead of 1 dual write owed there"
+				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
+					t.Errorf("the refusal says %q, want %q", msg, want)
+				}
+				return true
+			}},
+			{"a reload removes it and makes modern the default backend", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
+				// PUT /items/{id} matches no route then, and goes to the
+				// default backend (before, the reload went through).
+				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+				c.defaultBackend = "modern"
+				renameConfig(t, dir, path, c)
+				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+				want := path + ": route put-item, which the file no longer has, has 1 dual write owed to modern, which the default backend (default: modern) would send its requests straight to"
+				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
+					t.Errorf("the refusal says %q, want %q", msg, want)
 				}
 				return true
 			}},
@@ -296,4 +324,50 @@ func TestAFlipStormUnderWriteLoadLosesNoWrite(t *testing.T) {
 		return runtime.NumGoroutine() <= quiet+10
 	})
 	t.Logf("goroutines: %d after the quiet writes, %d after the storm", quiet, runtime.NumGoroutine())
+}
+
+// TestARemovedRoutesOwedWritesAreToldAndStayDeliverable: a write of
+// put-item is dead (modern was down for every attempt) when a reload
+// removes the route, whose requests then go to legacy, the primary: the
+// reload goes through, and says which route still has how many writes
+// owed where (before, it said nothing). The write stays listed under its
+// route, and an operator's retry delivers it once modern is back.
+func TestARemovedRoutesOwedWritesAreToldAndStayDeliverable(t *testing.T) {
+	t.Parallel()
+	legacy := newRecordingBackend(t, "legacy", false, false)
+	modern := newRecordingBackend(t, "modern", false, false)
+	dir := t.TempDir()
+	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL(), maxAttempts: 1}
+	path := writeFacadeConfig(t, dir, c)
+	r := startRun(t, "serve", "--config", path)
+
+	modern.stop()
+	putItems(t, r, `{"v":1}`, "1")
+	type listed struct {
+		Repairs []struct{ ID, Route, State string }
+	}
+	var dead listed
+	testkit.Eventually(t, 30*time.Second, "the write is dead", func() bool {
+		adminGetJSON(t, r.admin, "/admin/repairs?route=put-item", &dead)
+		return len(dead.Repairs) == 1 && dead.Repairs[0].State == "dead"
+	})
+
+	c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+	reloadTo(t, r, dir, path, c, 4)
+	r.logs.waitFor(t, "the configuration no longer has a route whose dual writes are still owed to its secondary; they are delivered from the journal (strangler repairs list --route NAME)",
+		map[string]any{"route": "put-item", "owed": float64(1), "secondary": "modern"}, 30*time.Second)
+
+	var after listed
+	adminGetJSON(t, r.admin, "/admin/repairs?route=put-item", &after)
+	if len(after.Repairs) != 1 || after.Repairs[0].ID != dead.Repairs[0].ID {
+		t.Fatalf("after the reload the queue lists %+v under put-item, want the dead write %s", after.Repairs, dead.Repairs[0].ID)
+	}
+	modern.start()
+	if code, body := adminDo(t, r.admin, "POST", "/admin/repairs/"+dead.Repairs[0].ID+"/retry", map[string]string{"reason": "modern is back"}); code != http.StatusOK {
+		t.Fatalf("retry of the removed route's write: got %d %s, want 200", code, body)
+	}
+	waitDrained(t, openStateStore(t, "sqlite:"+filepath.Join(dir, "strangler.db")), 60*time.Second)
+	if items, _ := modern.snapshot(); items["1"] != `{"v":1}` {
+		t.Errorf("modern holds item 1 as %q after the retry, want v1", items["1"])
+	}
 }

@@ -78,20 +78,55 @@ func TestAWriteUnderWayWhenItsRouteChangesGoesWhereTheRouteNowSends(t *testing.T
 
 // TestAStartThatWouldOvertakeJournaledWritesIsRefused: PUT v1 under
 // dual-write (primary legacy) waits for modern, which is down, when the
-// facade stops; the file is changed to make modern the primary. Started
-// with it, the facade sent PUT v2 straight to modern, and v1, delivered
-// after, undid it there. Now the built binary refuses to start, naming the
-// file, routes[0] (put-item) and what to do; started with the route as it
-// was, it delivers v1, and then the changed file starts.
+// facade stops; the file is changed so that PUT /items/{id} goes to modern
+// straight: its route makes modern the primary, or it is renamed so (the
+// journal has v1 under the old name), or it is removed and the default
+// backend is modern. Started with it, the facade sent PUT v2 straight to
+// modern, and v1, delivered after, undid it there. Now the built binary
+// refuses to start, naming the file, the route and what to do; started
+// with the route as it was, it delivers v1, and then the changed file
+// starts.
 func TestAStartThatWouldOvertakeJournaledWritesIsRefused(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(c *facadeConfig)
+		want   string
+	}{
+		{"the route makes modern the primary", func(c *facadeConfig) {
+			c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+		}, "routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there"},
+		{"the route is renamed while the facade is down and makes modern the primary", func(c *facadeConfig) {
+			// Before, the start checked put-item-v2, which has no writes
+			// in the journal, and served.
+			c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
+				`{name: put-item-v2, match: "PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+		}, "route put-item of the journal, which the file does not have (removed or renamed while the facade was down), has 1 dual write owed to modern, which routes[0] (put-item-v2) would send writes straight to"},
+		{"the route is removed while the facade is down and the default backend is modern", func(c *facadeConfig) {
+			c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
+			c.defaultBackend = "modern"
+		}, "route put-item of the journal, which the file does not have (removed or renamed while the facade was down), has 1 dual write owed to modern, which the default backend (default: modern) would send writes straight to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			refusesStartAheadOfJournaledWrites(t, tc.change, tc.want)
+		})
+	}
+}
+
+// refusesStartAheadOfJournaledWrites leaves PUT v1 of item 1 owed to
+// modern, then starts the built binary with the file change makes and
+// wants it refused saying want; then starts the file as it was, which
+// delivers v1, and the changed file, which serves PUT v2 to modern.
+func refusesStartAheadOfJournaledWrites(t *testing.T, change func(c *facadeConfig), want string) {
+	t.Helper()
 	legacy := newRecordingBackend(t, "legacy", false, false)
 	modern := newRecordingBackend(t, "modern", false, false)
 	dir := t.TempDir()
 	c := facadeConfig{legacy: legacy.URL(), modern: modern.URL()}
 	path := writeFacadeConfig(t, dir, c)
 	changed := c
-	changed.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
+	change(&changed)
 	changedPath := writeFacadeConfig(t, dir, changed)
 
 	modern.stop()
@@ -133,7 +168,7 @@ func TestAStartThatWouldOvertakeJournaledWritesIsRefused(t *testing.T) {
 			t.Fatalf("the facade neither served nor exited in %v; log:\n%s", startWait, logs)
 		}
 	}
-	for _, want := range []string{changedPath + ": routes[0] (put-item) would send writes straight to modern", "strangler repairs list --route NAME", "start with the route as it was"} {
+	for _, want := range []string{changedPath + ": " + want, "strangler repairs list --route NAME", "start with the route as it was"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the refusal does not say %q; log:\n%s", want, logs)
 		}
