@@ -323,7 +323,7 @@ func (r *apiRunner) copyWatched(ctx context.Context, t *apiTable, o *outage) err
 		// A lost connection resumes the pass after the last batch
 		// recorded (rg.last): a batch is recorded whole, and its rows the
 		// API may have seen go again under the same Idempotency-Keys.
-		return resuming(ctx, r.opts.Log, []any{"table", t.name}, func(int) error {
+		return r.opts.policy().resuming(ctx, r.opts.Log, []any{"table", t.name}, func(int) error {
 			return pipeline(ctx, read, func(b batch) error {
 				if len(b.rows) == 0 {
 					return nil

@@ -67,7 +67,7 @@ func (r *apiRunner) workWatched(ctx context.Context, t *apiTable, o *outage) err
 		// A group being sent resumes by itself (sendGroup); this resumes
 		// the leasing, whose queries break too.
 		wg.Go(func() {
-			errs[i] = resuming(ctx, r.opts.Log, []any{"table", t.name, "step", "lease groups"}, func(int) error {
+			errs[i] = r.opts.policy().resuming(ctx, r.opts.Log, []any{"table", t.name, "step", "lease groups"}, func(int) error {
 				return takeTurns(ctx, r.opts.Lease, claim, left)
 			})
 		})
@@ -153,7 +153,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 	// (rg.last), as a plain run's pass does.
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return resuming(ctx, r.opts.Log, []any{"table", t.name, "group", g.No}, func(int) error {
+		return r.opts.policy().resuming(ctx, r.opts.Log, []any{"table", t.name, "group", g.No}, func(int) error {
 			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace, o))
 		})
 	})

@@ -188,7 +188,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 					continue
 				}
 				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
-				err, gone := r.unreachable(ctx, tk.t, err, resumed("a key range of "+tk.t.name))
+				err, gone := r.unreachable(ctx, tk.t, err, r.opts.policy().resumed("a key range of "+tk.t.name))
 				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
 				}

@@ -35,16 +35,23 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 		// waiting: the worker has copied every range but one another
 		// worker holds, and waits for it, when the target goes.
 		waiting bool
-		waited  string
+		// quick shortens the resumption policy (QuickResumption): the
+		// first case alone waits the real half minute, once.
+		quick bool
+		// lease, when set, is the worker's lease.
+		lease time.Duration
+		// waited is what found the database gone.
+		waited string
 	}{
-		{"the target", "target", false, false, "a key range of patients resumed 5 times over 31s"},
-		{"the source", "source", false, false, "a key range of patients resumed 5 times over 31s"},
+		{"the target", "target", false, false, false, 0, "a key range of patients resumed 5 times over 31s"},
+		{"the source", "source", false, false, true, 0, "a key range of patients resumed 5 times over 310ms"},
 		// A worker's range stops when its lease cannot be renewed for
-		// three quarters of its length, before its fifth resumption.
-		{"a worker's target", "target", true, false,
-			fmt.Sprintf("the lease (%s) of a key range of patients could not be renewed", backfill.DefaultLease)},
-		{"a worker's target between ranges", "target", true, true,
-			"this worker's leasing of key ranges resumed 5 times over 31s"},
+		// three quarters of its length (3 s of a 4 s lease), before its
+		// third resumption (1 s + 2 s), on the real policy.
+		{"a worker's target", "target", true, false, false, 4 * time.Second,
+			"the lease (4s) of a key range of patients could not be renewed"},
+		{"a worker's target between ranges", "target", true, true, true, 0,
+			"this worker's leasing of key ranges resumed 5 times over 310ms"},
 	} {
 		side := c.side
 		t.Run(c.name, func(t *testing.T) {
@@ -52,7 +59,10 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 			w := fiveTables(t)
 			proxy := proxied(t, w.side(side))
 			var logs testkit.Logs
-			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo), Lease: c.lease}
+			if c.quick {
+				opts = backfill.QuickResumption(opts)
+			}
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
@@ -103,13 +113,13 @@ func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
 		waited string
 	}{
 		{"the target before a table's copy", "target", false, false, "pg_depend",
-			"the start of the copy of patients resumed 5 times over 31s"},
+			"the start of the copy of patients resumed 5 times over 310ms"},
 		{"the target in a re-run's comparison", "target", false, true, "cross join lateral",
-			"the finish of the copy of patients resumed 5 times over 31s"},
+			"the finish of the copy of patients resumed 5 times over 310ms"},
 		{"the target after a table's ranges", "target", false, false, "select source_key from strangler_backfill_failures",
-			"the finish of the copy of patients resumed 5 times over 31s"},
+			"the finish of the copy of patients resumed 5 times over 310ms"},
 		{"a worker's target before a table's copy", "target", true, false, "pg_depend",
-			"the start of the copy of patients resumed 5 times over 31s"},
+			"the start of the copy of patients resumed 5 times over 310ms"},
 	} {
 		side := c.side
 		t.Run(c.name, func(t *testing.T) {
@@ -123,7 +133,7 @@ func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
 			proxy := proxied(t, w.side(side))
 			proxy.GoneOn(c.marker)
 			var logs testkit.Logs
-			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			opts := backfill.QuickResumption(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
