@@ -282,7 +282,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (_ *Report, er
 	status, runErr := report.end(ctx, runErr)
 	finish := func(ctx context.Context) error { return l.finishRun(ctx, status, report, runErr) }
 	if err := boundTarget(context.WithoutCancel(ctx), cfg, finish); err != nil && runErr == nil {
-		runErr = fmt.Errorf("ledger: %w", err)
+		runErr = ledgerError("recording the run's end", err)
 	}
 	return report, runErr
 }

@@ -199,20 +199,32 @@ func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
 	}
 }
 
-// TestARunWhoseTargetGoesAsItTakesItsLockSaysSo: a target gone as the
-// run takes its lock, before any table's work, stops it at once saying
-// so. It said "unexpected EOF", naming neither the target nor the lock.
-func TestARunWhoseTargetGoesAsItTakesItsLockSaysSo(t *testing.T) {
-	t.Parallel()
-	w := fiveTables(t)
-	proxy := proxied(t, w.cfg.Target.URL)
-	proxy.GoneOn("pg_try_advisory_lock")
-	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
-	if proxy.CutsOn() != 1 {
-		t.Fatal("the target never saw the lock's query")
-	}
-	if want := "target: taking the run's lock: "; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("the run's error: %v, want it to say %q", err, want)
+// TestARunWhoseTargetGoesBeforeItsTablesSaysSo: a target gone as the
+// run sets out, before any table's work (taking its lock, opening and
+// upgrading the ledger, recording the run's start), stops it at once
+// saying which database and which step. It said "unexpected EOF" at the
+// lock, and "ledger: unexpected EOF" at the ledger, naming neither the
+// target nor the step.
+func TestARunWhoseTargetGoesBeforeItsTablesSaysSo(t *testing.T) {
+	for _, c := range []struct{ marker, want string }{
+		{"pg_try_advisory_lock", "target: taking the run's lock: "},
+		{"to_regclass('strangler_backfill_checkpoints')", "target: opening the ledger: "},
+		{"strangler_backfill_migrations", "target: opening the ledger: "},
+		{"insert into strangler_backfill_runs", "target: recording the run's start: "},
+	} {
+		t.Run(c.marker, func(t *testing.T) {
+			t.Parallel()
+			w := fiveTables(t)
+			proxy := proxied(t, w.cfg.Target.URL)
+			proxy.GoneOn(c.marker)
+			_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the target never saw %q", c.marker)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "the connection to the target database broke") {
+				t.Errorf("the run's error: %v, want it to say %q and that the connection to the target database broke", err, c.want)
+			}
+		})
 	}
 }
 
