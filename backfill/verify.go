@@ -230,7 +230,10 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *V
 		})
 		if err != nil && connectionLost(err) && ctx.Err() == nil {
 			if gone := pingBoth(ctx, src, dst, pol.resumed("the comparison of "+t.name)); gone != nil {
-				gone.verify = true
+				// The comparison's own last error says more than the
+				// ping's: a database gone silent, that it did not answer
+				// within batch_timeout.
+				gone.verify, gone.last = true, sourceLost(cfg, err).Error()
 				return nil, gone
 			}
 		}
