@@ -66,7 +66,7 @@ func (r *runner) run(ctx context.Context) error {
 			if err == nil && len(keys) > 0 {
 				// A try resumed after a lost connection copies and counts
 				// only what the tries before it did not (copiedKeys).
-				c := copiedKeys{}
+				c := newCopiedKeys()
 				err = r.step(ctx, t, "the copy of the keys of "+t.name, func() error {
 					_, err := r.copyKeys(ctx, t, keys, c)
 					return err
@@ -85,7 +85,7 @@ func (r *runner) run(ctx context.Context) error {
 		for _, t := range r.tables {
 			err := start(t)
 			if err == nil {
-				c := copiedKeys{}
+				c := newCopiedKeys()
 				err = r.step(ctx, t, "the retry of the failed rows of "+t.name, func() error { return r.retryFailed(ctx, t, false, c) })
 			}
 			if err == nil {
@@ -271,7 +271,7 @@ func (r *runner) finish(ctx context.Context, t *table) error {
 		return nil
 	})
 	if err == nil {
-		c := copiedKeys{}
+		c := newCopiedKeys()
 		err = step(func() error { return r.retryFailed(ctx, t, true, c) })
 	}
 	if err == nil {
@@ -425,7 +425,7 @@ type keyResult struct {
 // copyKeys copies the rows of t with the given source keys, then the rows
 // of the tables that look t's rows up (its dependants), so that a
 // repaired patient arrives with its MRNs and photos.
-func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c copiedKeys) (keyResult, error) {
+func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copiedKeys) (keyResult, error) {
 	res, err := r.copyBy(ctx, t, t.sourceKey, keys, c)
 	if err != nil {
 		return res, err
@@ -436,7 +436,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c copied
 			absent = append(absent, k)
 		}
 	}
-	r.stats[t.name].notInSource.Add(c.absent(t, absent))
+	r.stats[t.name].notInSource.Add(c.notInSource(t, absent))
 	var found [][]byte
 	for _, k := range keys {
 		if res.found[string(k)] && !res.failed[string(k)] {
@@ -489,50 +489,60 @@ func (r *runner) dependants(t *table) []dependant {
 // failed, and counted, and the keys counted as not in the source. The
 // next try copies and counts none of them again: the ledger alone cannot
 // say, as a row that failed again is on record as before. A nil
-// copiedKeys remembers nothing.
-type copiedKeys map[string]map[string]bool
+// *copiedKeys remembers nothing.
+type copiedKeys struct {
+	rows, absent map[string]map[string]bool
+}
+
+func newCopiedKeys() *copiedKeys {
+	return &copiedKeys{rows: map[string]map[string]bool{}, absent: map[string]map[string]bool{}}
+}
 
 // has reports whether the row of t with key was copied and counted.
-func (c copiedKeys) has(t *table, key []byte) bool { return c[t.name][string(key)] }
+func (c *copiedKeys) has(t *table, key []byte) bool { return c != nil && c.rows[t.name][string(key)] }
 
 // add records rows of t copied and counted.
-func (c copiedKeys) add(t *table, rows []sourceRow) {
+func (c *copiedKeys) add(t *table, rows []sourceRow) {
 	if c == nil {
 		return
 	}
-	if c[t.name] == nil {
-		c[t.name] = map[string]bool{}
-	}
 	for _, row := range rows {
-		c[t.name][string(row.key)] = true
+		mark(c.rows, t.name, row.key)
 	}
 }
 
-// absent is how many of keys, not in t's source, were not counted so by
-// an earlier try; it records them counted.
-func (c copiedKeys) absent(t *table, keys [][]byte) int64 {
+// notInSource is how many of keys, which t's source lacks, no earlier
+// try counted so; it records them counted.
+func (c *copiedKeys) notInSource(t *table, keys [][]byte) int64 {
 	if c == nil {
 		return int64(len(keys))
 	}
-	name := "\x00absent " + t.name
-	if c[name] == nil {
-		c[name] = map[string]bool{}
-	}
 	var n int64
 	for _, k := range keys {
-		if !c[name][string(k)] {
-			c[name][string(k)] = true
+		if mark(c.absent, t.name, k) {
 			n++
 		}
 	}
 	return n
 }
 
+// mark records key under name in m, and reports whether it was new.
+func mark(m map[string]map[string]bool, name string, key []byte) bool {
+	if m[name] == nil {
+		m[name] = map[string]bool{}
+	}
+	if m[name][string(key)] {
+		return false
+	}
+	m[name][string(key)] = true
+	return true
+}
+
 // copyBy copies the rows of t whose column is one of values, without
 // checkpoints, and forgets earlier failures of the rows it writes. Rows
 // c has, an earlier try's, are found and neither copied nor counted
 // again.
-func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte, c copiedKeys) (keyResult, error) {
+func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte, c *copiedKeys) (keyResult, error) {
 	res := keyResult{found: map[string]bool{}, failed: map[string]bool{}}
 	if len(values) == 0 {
 		return res, nil
@@ -547,6 +557,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 	read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, column, values, out) }
 	err = pipeline(ctx, read, func(b batch) error {
 		if c != nil {
+			// Rows an earlier try copied and counted: found, and left.
 			b.rows = slices.DeleteFunc(slices.Clone(b.rows), func(row sourceRow) bool {
 				if c.has(t, row.key) {
 					res.found[string(row.key)] = true
@@ -581,7 +592,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 // retryFailed retries t's failed rows on record, a page at a time; rows
 // gone from the source are forgotten. earlierOnly skips the rows that
 // failed in this very run.
-func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool, c copiedKeys) error {
+func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool, c *copiedKeys) error {
 	var after []byte
 	s := r.stats[t.name]
 	for {
@@ -603,7 +614,7 @@ func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool, c 
 				gone = append(gone, k)
 			}
 		}
-		s.notInSource.Add(c.absent(t, gone))
+		s.notInSource.Add(c.notInSource(t, gone))
 		if err := r.forgetFailures(ctx, t, gone); err != nil {
 			return err
 		}
