@@ -72,9 +72,12 @@ func (p policy) resumed(what string) string {
 // worker's): every table reads the one and keeps its rows and
 // checkpoints in the other, so each would only wait out resumptions of
 // its own (half a minute a range, an hour for a run of a hundred tables)
-// to stop the same way. It wraps no network error: resuming must not
-// take it for a lost connection to try again.
+// to stop the same way. A run through the API says it of its state
+// store (apiRunner.gone), verify of what it compares. It wraps no
+// network error: resuming must not take it for a lost connection to
+// try again.
 type databaseGone struct {
+	// side is "source", "target" or "state store".
 	side string
 	// waited says what found the database gone (see resumed).
 	waited string
