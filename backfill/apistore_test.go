@@ -48,6 +48,8 @@ func accepted(rows int) int64 {
 // answer, rather than wait on TCP for a quarter of an hour; once the
 // store is back a re-run sends the rest, every row applied once.
 func TestAPIBackfillStopsOnASilentStateStoreAndAReRunFinishes(t *testing.T) {
+	// Most of it waits out the bound, on databases of its own.
+	t.Parallel()
 	const rows = 1500
 	w := newAPIWorld(t, rows, 10, modern.Faults{})
 	cfg := w.config(t)

@@ -19,6 +19,8 @@ import (
 // the target answers, and that a lock on the table (or a slow statement)
 // held the batch; the run, as before, ends within the resumptions.
 func TestARowLockTheServiceHoldsStopsTheTableSayingSo(t *testing.T) {
+	// Most of it waits out the bound, on databases of its own.
+	t.Parallel()
 	w := newWorld(t, fixture.Sizes{}, nil)
 	w.mapTable(t, "CREATE TABLE Locked (Id INT PRIMARY KEY, Body TEXT)", "CREATE TABLE locked (id bigint PRIMARY KEY, body text)",
 		config.BackfillTable{Name: "locked", From: "Locked", Key: "Id", To: "locked", TargetKey: "id", Columns: cols("Id=id", "Body=body")})
