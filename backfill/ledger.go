@@ -98,8 +98,8 @@ func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // targetLost is err, met while the run was doing what outside a table's
-// work (taking its lock, opening the ledger, recording its start or its
-// end), said as the lost connection to the target it is, when it is one:
+// work (planning, taking its lock, opening the ledger, recording its
+// start or its end), said as the lost connection to the target it is, when it is one:
 // the driver's error alone ("unexpected EOF") names neither the database
 // nor the step. Other errors are returned as they are.
 func targetLost(what string, err error) error {

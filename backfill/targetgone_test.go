@@ -200,13 +200,15 @@ func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
 }
 
 // TestARunWhoseTargetGoesBeforeItsTablesSaysSo: a target gone as the
-// run sets out, before any table's work (taking its lock, opening and
-// upgrading the ledger, recording the run's start), stops it at once
-// saying which database and which step. It said "unexpected EOF" at the
-// lock, and "ledger: unexpected EOF" at the ledger, naming neither the
-// target nor the step.
+// run sets out, before any table's work (reading a table's columns in
+// the planning, taking its lock, opening and upgrading the ledger,
+// recording the run's start), stops it at once saying which database and
+// which step. It said "unexpected EOF" at the lock, "ledger: unexpected
+// EOF" at the ledger and "…: backfill.tables[0].to: unexpected EOF" in
+// the planning, naming neither the target nor the step.
 func TestARunWhoseTargetGoesBeforeItsTablesSaysSo(t *testing.T) {
 	for _, c := range []struct{ marker, want string }{
+		{"to_regclass($1)", "backfill.tables[0].to: target: reading its columns: "},
 		{"pg_try_advisory_lock", "target: taking the run's lock: "},
 		{"to_regclass('strangler_backfill_checkpoints')", "target: opening the ledger: "},
 		{"strangler_backfill_migrations", "target: opening the ledger: "},
