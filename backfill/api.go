@@ -53,6 +53,9 @@ type APILedger interface {
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
 		migrated, failed []store.APIBackfillRow, last *string, done bool) error
 	APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error)
+
+	// Ping tells a state store gone from a connection lost (see gone).
+	Ping(ctx context.Context) error
 }
 
 // Reasons a row sent to the API failed, a closed set (the ledger's
@@ -323,7 +326,7 @@ func (r *apiRunner) copyWatched(ctx context.Context, t *apiTable, o *outage) err
 		// A lost connection resumes the pass after the last batch
 		// recorded (rg.last): a batch is recorded whole, and its rows the
 		// API may have seen go again under the same Idempotency-Keys.
-		return resuming(ctx, r.opts.Log, []any{"table", t.name}, func(int) error {
+		return r.resuming(ctx, "the sending of "+t.name, []any{"table", t.name}, func() error {
 			return pipeline(ctx, read, func(b batch) error {
 				if len(b.rows) == 0 {
 					return nil
@@ -863,4 +866,41 @@ func (r *apiRunner) print(format string, args ...any) {
 	r.printMu.Lock()
 	defer r.printMu.Unlock()
 	fmt.Fprintf(w, format, args...)
+}
+
+// resuming runs attempt on the policy every backfill mode resumes on
+// (attrs say what resumes), and says a lost connection after the last
+// try, with the state store or the source still answering no ping, as
+// the run's databaseGone (what names the step that found it gone): the
+// driver's error alone ("unexpected EOF", "failed to connect to …")
+// names neither the database nor what the run did.
+func (r *apiRunner) resuming(ctx context.Context, what string, attrs []any, attempt func() error) error {
+	p := r.opts.policy()
+	err := p.resuming(ctx, r.opts.Log, attrs, func(int) error { return attempt() })
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return err
+	}
+	if gone := r.gone(ctx, p.resumed(what)); gone != nil {
+		// The run's own last error says more than the ping's: a state
+		// store gone silent, that it did not answer within batch_timeout.
+		gone.last = err.Error()
+		return gone
+	}
+	return err
+}
+
+// gone is a databaseGone saying waited when the state store or the
+// source answers no ping; nil when both answer.
+func (r *apiRunner) gone(ctx context.Context, waited string) *databaseGone {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if l := r.opts.APILedger; l != nil {
+		if err := l.Ping(ctx); err != nil {
+			return &databaseGone{side: "state store", waited: waited, last: err.Error()}
+		}
+	}
+	if err := r.src.PingContext(ctx); err != nil {
+		return &databaseGone{side: "source", waited: waited, last: err.Error()}
+	}
+	return nil
 }

@@ -116,3 +116,5 @@ func (b boundedLedger) RecordAPIBackfillGroup(ctx context.Context, run string, r
 func (b boundedLedger) APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error) {
 	return get(b, ctx, func(ctx context.Context) (bool, error) { return b.l.APIBackfillGroupsLeft(ctx, run, table) })
 }
+
+func (b boundedLedger) Ping(ctx context.Context) error { return b.l.Ping(ctx) }

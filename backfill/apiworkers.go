@@ -67,12 +67,18 @@ func (r *apiRunner) workWatched(ctx context.Context, t *apiTable, o *outage) err
 		// A group being sent resumes by itself (sendGroup); this resumes
 		// the leasing, whose queries break too.
 		wg.Go(func() {
-			errs[i] = resuming(ctx, r.opts.Log, []any{"table", t.name, "step", "lease groups"}, func(int) error {
+			errs[i] = r.resuming(ctx, "this worker's leasing of groups of "+t.name, []any{"table", t.name, "step", "lease groups"}, func() error {
 				return takeTurns(ctx, r.opts.Lease, claim, left)
 			})
 		})
 	}
 	wg.Wait()
+	for _, err := range errs {
+		// Every turn finds the database gone alike: one says so.
+		if gone := (*databaseGone)(nil); errors.As(err, &gone) {
+			return err
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -153,7 +159,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 	// (rg.last), as a plain run's pass does.
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return resuming(ctx, r.opts.Log, []any{"table", t.name, "group", g.No}, func(int) error {
+		return r.resuming(ctx, fmt.Sprintf("group %d of %s", g.No, t.name), []any{"table", t.name, "group", g.No}, func() error {
 			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace, o))
 		})
 	})

@@ -130,7 +130,15 @@ type Options struct {
 	// over several (Backfill.Sources); Run sets it for each. Empty for the
 	// single source.
 	Source string
+
+	// resumePause, when set, is the first pause of the resumption
+	// policy in place of resumePause: set by the package's own tests
+	// alone (export_test.go), never by a user.
+	resumePause time.Duration
 }
+
+// policy is the resumption policy of the run.
+func (o *Options) policy() policy { return policy{cmp.Or(o.resumePause, resumePause)} }
 
 // mode names what a run does, in the ledger and the report.
 func (o *Options) mode() string {
@@ -274,7 +282,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (_ *Report, er
 	status, runErr := report.end(ctx, runErr)
 	finish := func(ctx context.Context) error { return l.finishRun(ctx, status, report, runErr) }
 	if err := boundTarget(context.WithoutCancel(ctx), cfg, finish); err != nil && runErr == nil {
-		runErr = fmt.Errorf("ledger: %w", err)
+		runErr = ledgerError("recording the run's end", err)
 	}
 	return report, runErr
 }

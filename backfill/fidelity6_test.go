@@ -170,7 +170,8 @@ func TestAServiceWritingDuringTheBackfillNeverGetsADuplicate(t *testing.T) {
 func TestASilentDatabaseStopsTheRunWithinItsBound(t *testing.T) {
 	for _, side := range []string{"target", "source"} {
 		t.Run("the "+side, func(t *testing.T) {
-			// Most of its minute is spent waiting out the bound.
+			// Most of its half minute is spent waiting out the bound, six
+			// times, and the ping's.
 			t.Parallel()
 			w := pacedPatients(t, 200)
 			w.cfg.Concurrency = 1
@@ -181,7 +182,7 @@ func TestASilentDatabaseStopsTheRunWithinItsBound(t *testing.T) {
 			}
 			proxy := proxied(t, u)
 			var logs testkit.Logs
-			done := w.startRun(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
+			done := w.startRun(backfill.QuickResumption(backfill.Options{Log: logs.Logger(slog.LevelInfo)}))
 			waitFor(t, func() bool { return w.count(t, "SELECT count(*) FROM patients") >= 300 })
 			proxy.Silence()
 			began := time.Now()

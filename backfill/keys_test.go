@@ -2,6 +2,7 @@ package backfill_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
+	"strangler/internal/testkit"
 )
 
 func TestExplicitKeysCopyThoseRowsAndTheirDependants(t *testing.T) {
@@ -232,5 +234,69 @@ func TestAModernKeyTheSourceKeyCannotHoldIsAnExtraRow(t *testing.T) {
 	w.pg(t, "INSERT INTO persons VALUES ('Ωmega', 'x')")
 	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Extra != 1 {
 		t.Errorf("a plain re-run counts %d extra rows; want 1", tr.Extra)
+	}
+}
+
+// TestACopyOfKeysResumesAndCountsEachRowOnce: a connection that breaks
+// while --keys copies a patient's dependants, or while --only-failed
+// retries, resumes the copy as a range's does, and the report counts each
+// row once: those copied before the break are not copied or counted
+// again, nor the keys the source lacks. Neither was resumed: the source
+// restarting stopped the table ("unexpected EOF").
+func TestACopyOfKeysResumesAndCountsEachRowOnce(t *testing.T) {
+	for _, c := range []struct {
+		name, side, marker string
+		onlyFailed         bool
+	}{
+		// Only the copy of patients' MRNs reads them by patient.
+		{"--keys, the source as it reads the dependants", "source", "`patient_hospital_identifier` as src where src.`patientsernum` in (", false},
+		{"--only-failed, the target as it lists the failed rows", "target", "select source_key from strangler_backfill_failures", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, fixture.Sizes{Patients: 300, MRNs: true, PhotoEvery: 17}, nil)
+			opts := backfill.Options{Keys: map[string][]string{"patients": {"17", "21", "99999"}}}
+			if c.onlyFailed {
+				// Every patient fails (a trigger refuses them), then is
+				// retried with the trigger gone.
+				w.cfg.Tables = w.cfg.Tables[:1]
+				w.pg(t, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$`)
+				w.pg(t, "CREATE TRIGGER refuse BEFORE INSERT ON patients FOR EACH ROW EXECUTE FUNCTION refuse()")
+				w.run(t, backfill.Options{})
+				w.pg(t, "DROP TRIGGER refuse ON patients")
+				w.exec(t, "DELETE FROM Patient WHERE PatientSerNum = 7")
+				opts = backfill.Options{OnlyFailed: true}
+			}
+			proxy := proxied(t, w.side(c.side))
+			proxy.CutOn(c.marker)
+			var logs testkit.Logs
+			opts.Log = logs.Logger(slog.LevelInfo)
+			rep, err := backfill.Run(context.Background(), w.cfg, opts)
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the %s never saw %q", c.side, c.marker)
+			}
+			if err != nil {
+				t.Fatalf("the run: %v, want it to resume", err)
+			}
+			if n := len(logs.Lines(t, "backfill connection lost; resuming from the checkpoint")); n != 1 {
+				t.Errorf("%d resumptions logged, want 1", n)
+			}
+			p := rep.Tables[0]
+			if c.onlyFailed {
+				if p.Inserted != 299 || p.Present != 0 || p.Failed != 0 || p.NotInSource != 1 {
+					t.Errorf("patients: %d inserted, %d present, %d failed, %d not in the source; want 299, 0, 0, 1", p.Inserted, p.Present, p.Failed, p.NotInSource)
+				}
+				return
+			}
+			if p.Inserted != 2 || p.Present != 0 || p.NotInSource != 1 {
+				t.Errorf("patients: %d inserted, %d present, %d not in the source; want 2, 0, 1", p.Inserted, p.Present, p.NotInSource)
+			}
+			if m := rep.Tables[1]; m.Inserted+m.Present != 3 {
+				t.Errorf("MRNs: %d inserted, %d present; want the 3 of patients 17 and 21 counted once", m.Inserted, m.Present)
+			}
+			if got := w.count(t, "SELECT count(*) FROM hospital_patients h JOIN patients p ON p.id = h.patient_id WHERE p.legacy_id IN (17, 21)"); got != 3 {
+				t.Errorf("got %d MRNs of patients 17 and 21, want 3", got)
+			}
+		})
 	}
 }

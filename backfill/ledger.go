@@ -50,7 +50,7 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 		(SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
 			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key')`).Scan(&l.exists, &keyType)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
+		return nil, ledgerError("opening the ledger", err)
 	}
 	old := keyType != nil && *keyType == "text"
 	switch {
@@ -60,7 +60,7 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 		return l, nil
 	}
 	if err := migrateLedger(ctx, db); err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
+		return nil, ledgerError("opening the ledger", err)
 	}
 	l.exists = true
 	return l, nil
@@ -97,6 +97,28 @@ func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
 	return err
 }
 
+// targetLost is err, met while the run was doing what outside a table's
+// work (planning, taking its lock, opening the ledger, recording its
+// start or its end), said as the lost connection to the target it is, when it is one:
+// the driver's error alone ("unexpected EOF") names neither the database
+// nor the step. Other errors are returned as they are.
+func targetLost(what string, err error) error {
+	if err == nil || !connectionLost(err) {
+		return err
+	}
+	return fmt.Errorf("target: %s: %w (the connection to the target database broke or could not be made; "+
+		"run again once it answers: a re-run resumes from the checkpoints)", what, err)
+}
+
+// ledgerError is err, met while doing what with the ledger: a lost
+// connection said so (targetLost), any other error as the ledger's.
+func ledgerError(what string, err error) error {
+	if lost := targetLost(what, err); lost != err {
+		return lost
+	}
+	return fmt.Errorf("ledger: %w", err)
+}
+
 // runLock is the advisory lock that keeps two backfills off one ledger
 // (one schema of the target database), held by a session, so a killed
 // process releases it: exclusive for a plain run, shared by the workers
@@ -122,12 +144,7 @@ func lockShared(ctx context.Context, db *pgxpool.Pool) (*runLock, error) {
 }
 
 func (l *runLock) take(ctx context.Context) (err error) {
-	defer func() {
-		if err != nil && connectionLost(err) {
-			// The driver's error alone ("unexpected EOF") names neither.
-			err = fmt.Errorf("target: taking the run's lock: %w", err)
-		}
-	}()
+	defer func() { err = targetLost("taking the run's lock", err) }()
 	conn, err := l.db.Acquire(ctx)
 	if err != nil {
 		return err
@@ -198,13 +215,13 @@ func (l *ledger) startRun(ctx context.Context, mode string, tables []string, nam
 	}
 	if l.owner == nil {
 		if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
-			return fmt.Errorf("ledger: %w", err)
+			return ledgerError("recording the run's start", err)
 		}
 	}
 	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables, name) VALUES ('running', $1, $2, NULLIF($3, '')) RETURNING id",
 		mode, tables, name).Scan(&l.runID)
 	if err != nil {
-		return fmt.Errorf("ledger: %w", err)
+		return ledgerError("recording the run's start", err)
 	}
 	return nil
 }

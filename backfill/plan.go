@@ -111,7 +111,7 @@ func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst 
 	}
 	targetCols, err := targetColumns(ctx, dst, tc.To)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", at("to"), err)
+		return nil, fmt.Errorf("%s: %w", at("to"), targetLost("reading its columns", err))
 	}
 	// The source's own types decide how some values are read (BIT).
 	raw, err := sourceTypes(ctx, src, t, tc.Columns)

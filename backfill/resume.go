@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"strangler/config"
 )
@@ -28,6 +30,13 @@ const (
 	resumePause = time.Second
 )
 
+// policy is the resumption policy every backfill mode and verify follow:
+// resumeTries resumptions, the first after first, each pause double the
+// last. Only the package's own tests shorten first (Options.resumePause),
+// so that a database gone is found in milliseconds; a user has no knob
+// to mis-set.
+type policy struct{ first time.Duration }
+
 // resuming runs attempt, and runs it again while it fails for a lost
 // connection (connectionLost) to the source, the target or the state
 // store, after 1, 2, 4, 8 and 16 s (a request the modern service does not
@@ -37,10 +46,10 @@ const (
 // no row is skipped or copied twice. Each resumption is logged with
 // attrs, which say what resumes; after resumeTries the error is returned,
 // and a re-run resumes from the same checkpoint.
-func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(try int) error) error {
+func (p policy) resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(try int) error) error {
 	err := attempt(0)
 	for try := 1; try <= resumeTries && err != nil && connectionLost(err) && ctx.Err() == nil; try++ {
-		pause := resumePause << (try - 1)
+		pause := p.first << (try - 1)
 		log.Warn("backfill connection lost; resuming from the checkpoint",
 			append(slices.Clip(attrs), "try", try, "of", resumeTries, "pause", pause, "error", err)...)
 		select {
@@ -53,29 +62,36 @@ func resuming(ctx context.Context, log *slog.Logger, attrs []any, attempt func(t
 	return err
 }
 
+// resumed says that what, a step of the run, resumed all its tries.
+func (p policy) resumed(what string) string {
+	return fmt.Sprintf("%s resumed %d times over %s", what, resumeTries, p.first*(1<<resumeTries-1))
+}
+
 // databaseGone is the error of a run stopped because the source or the
 // target stayed out of reach through a range's resumptions (or a
 // worker's): every table reads the one and keeps its rows and
 // checkpoints in the other, so each would only wait out resumptions of
 // its own (half a minute a range, an hour for a run of a hundred tables)
-// to stop the same way. It wraps no network error: resuming must not
-// take it for a lost connection to try again.
+// to stop the same way. A run through the API says it of its state
+// store (apiRunner.gone), verify of what it compares. It wraps no
+// network error: resuming must not take it for a lost connection to
+// try again.
 type databaseGone struct {
+	// side is "source", "target" or "state store".
 	side string
 	// waited says what found the database gone (see resumed).
 	waited string
 	last   string
+	// verify: verify found it gone, which keeps no checkpoints.
+	verify bool
 }
 
 func (e *databaseGone) Error() string {
-	return fmt.Sprintf("the %s database was still out of reach after %s (last: %s); "+
-		"the run stopped, every table not done with it, for a re-run to resume from its checkpoints",
-		e.side, e.waited, e.last)
-}
-
-// resumed says that what, a step of the run, resumed all its tries.
-func resumed(what string) string {
-	return fmt.Sprintf("%s resumed %d times over %s", what, resumeTries, resumePause*(1<<resumeTries-1))
+	did := "the run stopped, every table not done with it, for a re-run to resume from its checkpoints"
+	if e.verify {
+		did = "verify stopped, comparing no table after it; run it again once the database answers"
+	}
+	return fmt.Sprintf("the %s database was still out of reach after %s (last: %s); %s", e.side, e.waited, e.last, did)
 }
 
 // unreachable is the run's error, gone, when err, a range's after its
@@ -102,7 +118,7 @@ func (r *runner) unreachable(ctx context.Context, t *table, err error, waited st
 // again whole, so f must count nothing twice.
 func (r *runner) step(ctx context.Context, t *table, what string, f func() error) error {
 	err := r.resume(ctx, []any{"table", t.name, "step", what}, f)
-	err, gone := r.unreachable(ctx, t, err, resumed(what))
+	err, gone := r.unreachable(ctx, t, err, r.opts.policy().resumed(what))
 	if gone != nil {
 		return gone
 	}
@@ -115,7 +131,7 @@ func (r *runner) step(ctx context.Context, t *table, what string, f func() error
 // target's session: resumed without it, the run would go on beside a
 // backfill that took the lock meanwhile.
 func (r *runner) resume(ctx context.Context, attrs []any, f func() error) error {
-	return resuming(ctx, r.opts.Log, attrs, func(try int) error {
+	return r.opts.policy().resuming(ctx, r.opts.Log, attrs, func(try int) error {
 		if try > 0 {
 			if err := r.bounded(ctx, r.lock.hold); err != nil {
 				return err
@@ -141,12 +157,21 @@ func (r *runner) stepGone(ctx context.Context, err error, waited string) error {
 // gone is a databaseGone saying waited when the target or the source
 // answers no ping; nil when both answer.
 func (r *runner) gone(ctx context.Context, waited string) error {
+	if gone := pingBoth(ctx, r.src, r.dst, waited); gone != nil {
+		return gone
+	}
+	return nil
+}
+
+// pingBoth is a databaseGone saying waited when dst, the target, or src,
+// the source, answers no ping; nil when both answer.
+func pingBoth(ctx context.Context, src *sql.DB, dst *pgxpool.Pool, waited string) *databaseGone {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
-	if err := r.dst.Ping(ctx); err != nil {
+	if err := dst.Ping(ctx); err != nil {
 		return &databaseGone{side: "target", waited: waited, last: err.Error()}
 	}
-	if err := r.src.PingContext(ctx); err != nil {
+	if err := src.PingContext(ctx); err != nil {
 		return &databaseGone{side: "source", waited: waited, last: err.Error()}
 	}
 	return nil
@@ -229,7 +254,7 @@ const pingTimeout = 10 * time.Second
 // committed although its COMMIT's answer was lost is counted then.
 func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) error {
 	var lost error
-	return resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
+	return r.opts.policy().resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
 		if try > 0 {
 			// A ledger still unreachable counts as a try too.
 			err := r.bounded(ctx, func(ctx context.Context) (err error) {

@@ -37,6 +37,8 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 		{"a worker's store commits a batch and its answer is lost", "store", true, muteAfterImports(600)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Each case has databases and a service of its own.
+			t.Parallel()
 			w := newAPIWorld(t, rows, 10, modern.Faults{})
 			cfg := w.config(t)
 			cfg.Batch, cfg.Rate = 100, 1000

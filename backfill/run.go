@@ -48,8 +48,8 @@ type batchWriter interface {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	// The sequences' moves are steps (see step); the copy between them is
-	// not resumed, as a try would count again what the last one did.
+	// The sequences' moves and the copy between them are steps (see
+	// step).
 	start := func(t *table) error {
 		return r.step(ctx, t, "the start of the copy of "+t.name, func() error { return r.advanceSequences(ctx, t) })
 	}
@@ -64,7 +64,13 @@ func (r *runner) run(ctx context.Context) error {
 				err = start(t)
 			}
 			if err == nil && len(keys) > 0 {
-				_, err = r.copyKeys(ctx, t, keys)
+				// A try resumed after a lost connection copies and counts
+				// only what the tries before it did not (copiedKeys).
+				c := newCopiedKeys()
+				err = r.step(ctx, t, "the copy of the keys of "+t.name, func() error {
+					_, err := r.copyKeys(ctx, t, keys, c)
+					return err
+				})
 			}
 			if err == nil {
 				err = finish(t)
@@ -79,7 +85,8 @@ func (r *runner) run(ctx context.Context) error {
 		for _, t := range r.tables {
 			err := start(t)
 			if err == nil {
-				err = r.retryFailed(ctx, t, false)
+				c := newCopiedKeys()
+				err = r.step(ctx, t, "the retry of the failed rows of "+t.name, func() error { return r.retryFailed(ctx, t, false, c) })
 			}
 			if err == nil {
 				err = finish(t)
@@ -188,7 +195,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 					continue
 				}
 				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
-				err, gone := r.unreachable(ctx, tk.t, err, resumed("a key range of "+tk.t.name))
+				err, gone := r.unreachable(ctx, tk.t, err, r.opts.policy().resumed("a key range of "+tk.t.name))
 				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)
 				}
@@ -264,7 +271,8 @@ func (r *runner) finish(ctx context.Context, t *table) error {
 		return nil
 	})
 	if err == nil {
-		err = step(func() error { return r.retryFailed(ctx, t, true) })
+		c := newCopiedKeys()
+		err = step(func() error { return r.retryFailed(ctx, t, true, c) })
 	}
 	if err == nil {
 		err = step(func() error { return r.resetSequences(ctx, t) })
@@ -417,12 +425,18 @@ type keyResult struct {
 // copyKeys copies the rows of t with the given source keys, then the rows
 // of the tables that look t's rows up (its dependants), so that a
 // repaired patient arrives with its MRNs and photos.
-func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte) (keyResult, error) {
-	res, err := r.copyBy(ctx, t, t.sourceKey, keys)
+func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copiedKeys) (keyResult, error) {
+	res, err := r.copyBy(ctx, t, t.sourceKey, keys, c)
 	if err != nil {
 		return res, err
 	}
-	r.stats[t.name].notInSource.Add(int64(len(keys) - len(res.found)))
+	var absent [][]byte
+	for _, k := range keys {
+		if !res.found[string(k)] {
+			absent = append(absent, k)
+		}
+	}
+	r.stats[t.name].notInSource.Add(c.notInSource(t, absent))
 	var found [][]byte
 	for _, k := range keys {
 		if res.found[string(k)] && !res.failed[string(k)] {
@@ -433,7 +447,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte) (keyResu
 		if len(found) == 0 {
 			break
 		}
-		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), found)
+		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), found, c)
 		if err != nil {
 			return res, err
 		}
@@ -443,7 +457,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte) (keyResu
 		}
 		// Their own dependants, found through their keys.
 		for _, grand := range r.dependants(dep.t) {
-			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), subKeys); err != nil {
+			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), subKeys, c); err != nil {
 				return res, err
 			}
 		}
@@ -469,9 +483,66 @@ func (r *runner) dependants(t *table) []dependant {
 	return out
 }
 
+// copiedKeys is what the tries of a step that copies rows by key
+// (--keys, --only-failed, the retry of failed rows) did before a lost
+// connection ended one: by table, the source keys of the rows copied or
+// failed, and counted, and the keys counted as not in the source. The
+// next try copies and counts none of them again: the ledger alone cannot
+// say, as a row that failed again is on record as before. A nil
+// *copiedKeys remembers nothing.
+type copiedKeys struct {
+	rows, absent map[string]map[string]bool
+}
+
+func newCopiedKeys() *copiedKeys {
+	return &copiedKeys{rows: map[string]map[string]bool{}, absent: map[string]map[string]bool{}}
+}
+
+// has reports whether the row of t with key was copied and counted.
+func (c *copiedKeys) has(t *table, key []byte) bool { return c != nil && c.rows[t.name][string(key)] }
+
+// add records rows of t copied and counted.
+func (c *copiedKeys) add(t *table, rows []sourceRow) {
+	if c == nil {
+		return
+	}
+	for _, row := range rows {
+		mark(c.rows, t.name, row.key)
+	}
+}
+
+// notInSource is how many of keys, which t's source lacks, no earlier
+// try counted so; it records them counted.
+func (c *copiedKeys) notInSource(t *table, keys [][]byte) int64 {
+	if c == nil {
+		return int64(len(keys))
+	}
+	var n int64
+	for _, k := range keys {
+		if mark(c.absent, t.name, k) {
+			n++
+		}
+	}
+	return n
+}
+
+// mark records key under name in m, and reports whether it was new.
+func mark(m map[string]map[string]bool, name string, key []byte) bool {
+	if m[name] == nil {
+		m[name] = map[string]bool{}
+	}
+	if m[name][string(key)] {
+		return false
+	}
+	m[name][string(key)] = true
+	return true
+}
+
 // copyBy copies the rows of t whose column is one of values, without
-// checkpoints, and forgets earlier failures of the rows it writes.
-func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte) (keyResult, error) {
+// checkpoints, and forgets earlier failures of the rows it writes. Rows
+// c has, an earlier try's, are found and neither copied nor counted
+// again.
+func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte, c *copiedKeys) (keyResult, error) {
 	res := keyResult{found: map[string]bool{}, failed: map[string]bool{}}
 	if len(values) == 0 {
 		return res, nil
@@ -485,11 +556,25 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 	rd := &reader{db: r.src, t: t, limit: r.batch, pace: r.pace}
 	read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, column, values, out) }
 	err = pipeline(ctx, read, func(b batch) error {
+		if c != nil {
+			// Rows an earlier try copied and counted: found, and left.
+			b.rows = slices.DeleteFunc(slices.Clone(b.rows), func(row sourceRow) bool {
+				if c.has(t, row.key) {
+					res.found[string(row.key)] = true
+					return true
+				}
+				return false
+			})
+			if len(b.rows) == 0 {
+				return nil
+			}
+		}
 		out, err := w.write(ctx, b, nil, true, r.opts.DryRun)
 		if err != nil {
 			return err
 		}
 		r.account(t, b, out)
+		c.add(t, b.rows)
 		if !r.opts.DryRun {
 			res.inserted += out.inserted
 		}
@@ -507,7 +592,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 // retryFailed retries t's failed rows on record, a page at a time; rows
 // gone from the source are forgotten. earlierOnly skips the rows that
 // failed in this very run.
-func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool) error {
+func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool, c *copiedKeys) error {
 	var after []byte
 	s := r.stats[t.name]
 	for {
@@ -519,7 +604,7 @@ func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool) er
 		if earlierOnly && r.opts.DryRun {
 			keys = slices.DeleteFunc(keys, s.failedInDryRun)
 		}
-		res, err := r.copyBy(ctx, t, t.sourceKey, keys)
+		res, err := r.copyBy(ctx, t, t.sourceKey, keys, c)
 		if err != nil {
 			return err
 		}
@@ -529,7 +614,7 @@ func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool) er
 				gone = append(gone, k)
 			}
 		}
-		s.notInSource.Add(int64(len(gone)))
+		s.notInSource.Add(c.notInSource(t, gone))
 		if err := r.forgetFailures(ctx, t, gone); err != nil {
 			return err
 		}
@@ -588,7 +673,7 @@ func (r *runner) drainRepairs(ctx context.Context) error {
 				raw = append(raw, b)
 			}
 			if len(raw) > 0 {
-				_, err = r.copyKeys(ctx, t, raw)
+				_, err = r.copyKeys(ctx, t, raw, nil)
 			}
 			if err != nil {
 				if err := r.fail(ctx, t, err); err != nil {

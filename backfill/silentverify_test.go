@@ -61,10 +61,12 @@ func TestASilentDatabaseStopsVerifyAndPlanningWithinTheBound(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				var err error
+				// What waited is resumed, and found silent again: the
+				// resumptions' pauses need not be waited out.
 				if c.backfill {
-					_, err = backfill.Run(context.Background(), w.cfg, backfill.Options{Log: discard()})
+					_, err = backfill.Run(context.Background(), w.cfg, backfill.QuickResumption(backfill.Options{Log: discard()}))
 				} else {
-					_, err = backfill.Verify(context.Background(), w.cfg, backfill.VerifyOptions{Log: discard()})
+					_, err = backfill.Verify(context.Background(), w.cfg, backfill.QuickVerify(backfill.VerifyOptions{Log: discard()}))
 				}
 				done <- err
 			}()

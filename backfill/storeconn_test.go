@@ -50,6 +50,8 @@ func TestARunResumesAfterItsConnectionsBreak(t *testing.T) {
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Each case has databases of its own.
+			t.Parallel()
 			w := pacedPatients(t, 1000)
 			u := w.cfg.Source.URL
 			if c.side == "target" {

@@ -35,16 +35,23 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 		// waiting: the worker has copied every range but one another
 		// worker holds, and waits for it, when the target goes.
 		waiting bool
-		waited  string
+		// quick shortens the resumption policy (QuickResumption): the
+		// first case alone waits the real half minute, once.
+		quick bool
+		// lease, when set, is the worker's lease.
+		lease time.Duration
+		// waited is what found the database gone.
+		waited string
 	}{
-		{"the target", "target", false, false, "a key range of patients resumed 5 times over 31s"},
-		{"the source", "source", false, false, "a key range of patients resumed 5 times over 31s"},
+		{"the target", "target", false, false, false, 0, "a key range of patients resumed 5 times over 31s"},
+		{"the source", "source", false, false, true, 0, "a key range of patients resumed 5 times over 310ms"},
 		// A worker's range stops when its lease cannot be renewed for
-		// three quarters of its length, before its fifth resumption.
-		{"a worker's target", "target", true, false,
-			fmt.Sprintf("the lease (%s) of a key range of patients could not be renewed", backfill.DefaultLease)},
-		{"a worker's target between ranges", "target", true, true,
-			"this worker's leasing of key ranges resumed 5 times over 31s"},
+		// three quarters of its length (3 s of a 4 s lease), before its
+		// third resumption (1 s + 2 s), on the real policy.
+		{"a worker's target", "target", true, false, false, 4 * time.Second,
+			"the lease (4s) of a key range of patients could not be renewed"},
+		{"a worker's target between ranges", "target", true, true, true, 0,
+			"this worker's leasing of key ranges resumed 5 times over 310ms"},
 	} {
 		side := c.side
 		t.Run(c.name, func(t *testing.T) {
@@ -52,7 +59,10 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 			w := fiveTables(t)
 			proxy := proxied(t, w.side(side))
 			var logs testkit.Logs
-			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo), Lease: c.lease}
+			if c.quick {
+				opts = backfill.QuickResumption(opts)
+			}
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
@@ -103,13 +113,13 @@ func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
 		waited string
 	}{
 		{"the target before a table's copy", "target", false, false, "pg_depend",
-			"the start of the copy of patients resumed 5 times over 31s"},
+			"the start of the copy of patients resumed 5 times over 310ms"},
 		{"the target in a re-run's comparison", "target", false, true, "cross join lateral",
-			"the finish of the copy of patients resumed 5 times over 31s"},
+			"the finish of the copy of patients resumed 5 times over 310ms"},
 		{"the target after a table's ranges", "target", false, false, "select source_key from strangler_backfill_failures",
-			"the finish of the copy of patients resumed 5 times over 31s"},
+			"the finish of the copy of patients resumed 5 times over 310ms"},
 		{"a worker's target before a table's copy", "target", true, false, "pg_depend",
-			"the start of the copy of patients resumed 5 times over 31s"},
+			"the start of the copy of patients resumed 5 times over 310ms"},
 	} {
 		side := c.side
 		t.Run(c.name, func(t *testing.T) {
@@ -123,7 +133,7 @@ func TestARunWhoseDatabaseGoesAtAnyStepStopsOnce(t *testing.T) {
 			proxy := proxied(t, w.side(side))
 			proxy.GoneOn(c.marker)
 			var logs testkit.Logs
-			opts := backfill.Options{Log: logs.Logger(slog.LevelInfo)}
+			opts := backfill.QuickResumption(backfill.Options{Log: logs.Logger(slog.LevelInfo)})
 			if c.worker {
 				opts.Worker, opts.Run, opts.WorkerID = true, "gone", "w1"
 			}
@@ -189,20 +199,34 @@ func TestAStepThatLosesItsConnectionResumesHoldingTheLock(t *testing.T) {
 	}
 }
 
-// TestARunWhoseTargetGoesAsItTakesItsLockSaysSo: a target gone as the
-// run takes its lock, before any table's work, stops it at once saying
-// so. It said "unexpected EOF", naming neither the target nor the lock.
-func TestARunWhoseTargetGoesAsItTakesItsLockSaysSo(t *testing.T) {
-	t.Parallel()
-	w := fiveTables(t)
-	proxy := proxied(t, w.cfg.Target.URL)
-	proxy.GoneOn("pg_try_advisory_lock")
-	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
-	if proxy.CutsOn() != 1 {
-		t.Fatal("the target never saw the lock's query")
-	}
-	if want := "target: taking the run's lock: "; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("the run's error: %v, want it to say %q", err, want)
+// TestARunWhoseTargetGoesBeforeItsTablesSaysSo: a target gone as the
+// run sets out, before any table's work (reading a table's columns in
+// the planning, taking its lock, opening and upgrading the ledger,
+// recording the run's start), stops it at once saying which database and
+// which step. It said "unexpected EOF" at the lock, "ledger: unexpected
+// EOF" at the ledger and "…: backfill.tables[0].to: unexpected EOF" in
+// the planning, naming neither the target nor the step.
+func TestARunWhoseTargetGoesBeforeItsTablesSaysSo(t *testing.T) {
+	for _, c := range []struct{ marker, want string }{
+		{"to_regclass($1)", "backfill.tables[0].to: target: reading its columns: "},
+		{"pg_try_advisory_lock", "target: taking the run's lock: "},
+		{"to_regclass('strangler_backfill_checkpoints')", "target: opening the ledger: "},
+		{"strangler_backfill_migrations", "target: opening the ledger: "},
+		{"insert into strangler_backfill_runs", "target: recording the run's start: "},
+	} {
+		t.Run(c.marker, func(t *testing.T) {
+			t.Parallel()
+			w := fiveTables(t)
+			proxy := proxied(t, w.cfg.Target.URL)
+			proxy.GoneOn(c.marker)
+			_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+			if proxy.CutsOn() != 1 {
+				t.Fatalf("the target never saw %q", c.marker)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "the connection to the target database broke") {
+				t.Errorf("the run's error: %v, want it to say %q and that the connection to the target database broke", err, c.want)
+			}
+		})
 	}
 }
 

@@ -38,6 +38,9 @@ type VerifyOptions struct {
 	Metrics *Metrics
 	// Log receives a line per table; nil discards them.
 	Log *slog.Logger
+
+	// resumePause is Options.resumePause for verify.
+	resumePause time.Duration
 }
 
 // VerifyReport is what a verify found.
@@ -214,9 +217,26 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *V
 	if err != nil {
 		return nil, err
 	}
+	pol := policy{cmp.Or(opts.resumePause, resumePause)}
 	for _, t := range tables {
 		start := time.Now()
-		d, err := verifyTable(ctx, src, dst, l, t, opts)
+		// A lost connection compares the table again whole, on the
+		// policy a backfill resumes on: the comparison writes nothing,
+		// and each try counts from nothing.
+		var d TableDiff
+		err := pol.resuming(ctx, opts.Log, []any{"table", t.name, "step", "verify"}, func(int) (err error) {
+			d, err = verifyTable(ctx, src, dst, l, t, opts)
+			return err
+		})
+		if err != nil && connectionLost(err) && ctx.Err() == nil {
+			if gone := pingBoth(ctx, src, dst, pol.resumed("the comparison of "+t.name)); gone != nil {
+				// The comparison's own last error says more than the
+				// ping's: a database gone silent, that it did not answer
+				// within batch_timeout.
+				gone.verify, gone.last = true, sourceLost(cfg, err).Error()
+				return nil, gone
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: %w", t.name, err)
 		}

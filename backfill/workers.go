@@ -41,7 +41,7 @@ func (r *runner) work(ctx context.Context) error {
 	for _, wave := range waves(r.tables) {
 		share := func() error { return r.shareRanges(ctx, wave) }
 		if err := r.resume(ctx, []any{"step", "cut tables into key ranges"}, share); err != nil {
-			return r.stepGone(ctx, err, resumed("the cutting of tables into key ranges"))
+			return r.stepGone(ctx, err, r.opts.policy().resumed("the cutting of tables into key ranges"))
 		}
 		names := make([]string, len(wave))
 		for i, t := range wave {
@@ -72,7 +72,7 @@ func (r *runner) work(ctx context.Context) error {
 			if errors.As(err, &gone) {
 				return gone
 			}
-			return r.stepGone(ctx, err, resumed("this worker's leasing of key ranges"))
+			return r.stepGone(ctx, err, r.opts.policy().resumed("this worker's leasing of key ranges"))
 		}
 		for _, t := range wave {
 			// Every worker that sees the wave done moves the sequences:
@@ -213,7 +213,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", err)
 		return nil
 	}
-	waited := resumed("a key range of " + t.name)
+	waited := r.opts.policy().resumed("a key range of " + t.name)
 	if lapsed {
 		err = lapsing.last
 		waited = fmt.Sprintf("the lease (%s) of a key range of %s could not be renewed", r.opts.Lease, t.name)

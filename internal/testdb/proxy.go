@@ -86,6 +86,14 @@ func (p *Proxy) pipe(c net.Conn) {
 		return
 	}
 	p.mu.Lock()
+	if !p.up {
+		// Cut while this one was being dialled: a connection accepted
+		// before it must not outlive it.
+		p.mu.Unlock()
+		c.Close()
+		s.Close()
+		return
+	}
 	p.conns[c], p.conns[s] = true, true
 	p.mu.Unlock()
 	go func() { io.Copy(requests{s, c, p}, c); s.Close() }()
