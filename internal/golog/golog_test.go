@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,8 +64,8 @@ func TestAHandlersPanicIsAnErrorWithoutItsValue(t *testing.T) {
 		}, "a panic value other than the runtime's (not logged: it may hold a request's data)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var out syncBuffer
-			log := slog.New(slog.NewJSONHandler(&out, nil)) // INFO: what an operator runs at
+			var out testkit.Logs
+			log := out.Logger(slog.LevelInfo) // what an operator runs at
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				c.panic(r)
 			}))
@@ -81,8 +80,8 @@ func TestAHandlersPanicIsAnErrorWithoutItsValue(t *testing.T) {
 				Level, Msg, Error string
 				Stack             []string
 			}
-			testkit.Eventually(t, 5*time.Second, "a log line for the panic", func() bool { return out.Len() > 0 })
-			if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+			testkit.Eventually(t, 5*time.Second, "a log line for the panic", func() bool { return out.String() != "" })
+			if err := json.Unmarshal([]byte(out.String()), &line); err != nil {
 				t.Fatalf("the log got %q, want one JSON line: %v", out.String(), err)
 			}
 			if line.Level != "ERROR" || line.Msg != "panic" || line.Error != c.value {
@@ -111,30 +110,3 @@ func TestAHandlersMisuseIsAWarning(t *testing.T) {
 		t.Errorf("the log at INFO got %q, want the superfluous WriteHeader line alone, at WARN", out.String())
 	}
 }
-
-// syncBuffer is a bytes.Buffer the server's goroutine writes while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
