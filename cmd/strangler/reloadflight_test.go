@@ -169,12 +169,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 		}{
 			{"a reload makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				c.routes = strings.Replace(dualWriteRoutes, `"PUT /items/{id}", mode: dual-write}`, `"PUT /items/{id}", mode: dual-write, primary: modern}`, 1)
-				renameConfig(t, dir, path, c)
-				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there") {
-					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item)", msg, path)
-				}
-				return true
+				return reloadRefused(t, r, dir, path, c, path+": routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there")
 			}},
 			{"a reload renames it and makes modern the primary", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				// The journal has v1 under put-item, the file no route of
@@ -183,12 +178,7 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				// through).
 				c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
 					`{name: put-item-v2, match: "PUT /items/{item}", mode: dual-write, primary: modern}`, 1)
-				renameConfig(t, dir, path, c)
-				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				if msg, _ := line["error"].(string); !strings.Contains(msg, path+": routes[0] (put-item-v2) would send writes straight to modern") {
-					t.Errorf("the refusal says %q, want it to name %s and routes[0] (put-item-v2)", msg, path)
-				}
-				return true
+				return reloadRefused(t, r, dir, path, c, path+": routes[0] (put-item-v2) would send writes straight to modern")
 			}},
 			{"a reload renames it, makes modern the primary and gives its name to another route", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				// put-item is now another route's name: the route of v1's
@@ -197,26 +187,14 @@ func TestAChangeThatWouldOvertakePendingWritesIsRefused(t *testing.T) {
 				c.routes = strings.Replace(dualWriteRoutes, `{name: put-item, match: "PUT /items/{id}", mode: dual-write}`,
 					`{name: put-item-v2, match: "PUT /items/{id}", mode: dual-write, primary: modern}`+"\n"+
 						`  - {name: put-item, match: "PUT /things/{id}", mode: dual-write}`, 1)
-				renameConfig(t, dir, path, c)
-				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				want := path + ": routes[0] (put-item-v2) would send writes straight to modern, ahead of 1 dual write owed there"
-				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
-					t.Errorf("the refusal says %q, want %q", msg, want)
-				}
-				return true
+				return reloadRefused(t, r, dir, path, c, path+": routes[0] (put-item-v2) would send writes straight to modern, ahead of 1 dual write owed there")
 			}},
 			{"a reload removes it and makes modern the default backend", func(t *testing.T, r *running, dir, path string, c facadeConfig) bool {
 				// PUT /items/{id} matches no route then, and goes to the
 				// default backend (before, the reload went through).
 				c.routes = strings.Replace(dualWriteRoutes, `  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}`+"\n", "", 1)
 				c.defaultBackend = "modern"
-				renameConfig(t, dir, path, c)
-				line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
-				want := path + ": route put-item, which the file no longer has, has 1 dual write owed to modern, which the default backend (default: modern) would send its requests straight to"
-				if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
-					t.Errorf("the refusal says %q, want %q", msg, want)
-				}
-				return true
+				return reloadRefused(t, r, dir, path, c, path+": route put-item, which the file no longer has, has 1 dual write owed to modern, which the default backend (default: modern) would send its requests straight to")
 			}},
 			{"a flip to modern", func(t *testing.T, r *running, _, _ string, _ facadeConfig) bool {
 				code, body := tryFlip(t, r.admin, "put-item", map[string]any{"mode": "modern", "reason": "cut over", "force": true})
@@ -370,4 +348,17 @@ func TestARemovedRoutesOwedWritesAreToldAndStayDeliverable(t *testing.T) {
 	if items, _ := modern.snapshot(); items["1"] != `{"v":1}` {
 		t.Errorf("modern holds item 1 as %q after the retry, want v1", items["1"])
 	}
+}
+
+// reloadRefused renames c over path, waits for the facade to refuse the
+// reload, and checks that the refusal says want; it reports true, for
+// the cases that return whether their change was refused.
+func reloadRefused(t *testing.T, r *running, dir, path string, c facadeConfig, want string) bool {
+	t.Helper()
+	renameConfig(t, dir, path, c)
+	line := r.logs.waitFor(t, "config reload refused; the previous configuration keeps serving", nil, 30*time.Second)
+	if msg, _ := line["error"].(string); !strings.Contains(msg, want) {
+		t.Errorf("the refusal says %q, want %q", msg, want)
+	}
+	return true
 }
