@@ -23,12 +23,9 @@ type FieldPath []PathStep
 // are all "1", as NumbersEqual finds them equal), a boolean as true or
 // false. It reports false
 // when the document is not JSON, p is not there, p has a [*] step, or the
-// value there is an object, an array or null. A UTF-8 byte order mark
-// before the document is skipped, as browsers, .NET and Java skip it
-// (RFC 8259 section 8.1 lets a parser ignore it): a PHP file saved with one
-// writes it before every answer.
+// value there is an object, an array or null.
 func (p FieldPath) Find(doc []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(doc, []byte("\uFEFF"))))
+	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	var v any
 	if dec.Decode(&v) != nil {

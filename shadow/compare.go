@@ -192,10 +192,6 @@ func (c *Comparer) compare(w *walker, s *ruleSet, p, o Response) (tooLarge bool)
 	}
 	pb, perr := DecodeBody(p.Header, p.Body, c.maxBody)
 	ob, oerr := DecodeBody(o.Header, o.Body, c.maxBody)
-	// A UTF-8 byte order mark, which a PHP file saved with one writes
-	// before every answer, is no difference: clients skip it (RFC 8259
-	// section 8.1 lets a parser ignore it).
-	pb, ob = bytes.TrimPrefix(pb, utf8BOM), bytes.TrimPrefix(ob, utf8BOM)
 	if errors.Is(perr, errBodyTooLarge) || errors.Is(oerr, errBodyTooLarge) {
 		return true
 	}

@@ -22,9 +22,19 @@ var (
 	errBodyTooLarge = errors.New("body decodes to more than max_body")
 )
 
-// DecodeBody returns body with its Content-Encoding undone, or
-// an error if it decodes to more than limit bytes.
+// DecodeBody returns body as its client reads it: its Content-Encoding
+// undone and a UTF-8 byte order mark before it skipped (a PHP file saved
+// with one writes it before every answer; browsers, .NET and Java skip
+// it, and RFC 8259 section 8.1 lets a JSON parser ignore it), or an
+// error if it decodes to more than limit bytes. The comparison, schema
+// learning and a dual write's search for the primary's id all read an
+// answer through it.
 func DecodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
+	out, err := decodeBody(h, body, limit)
+	return bytes.TrimPrefix(out, utf8BOM), err
+}
+
+func decodeBody(h http.Header, body []byte, limit int64) ([]byte, error) {
 	ce := h["Content-Encoding"]
 	if len(ce) != 1 || len(body) == 0 {
 		return body, nil

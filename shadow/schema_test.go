@@ -379,3 +379,19 @@ func FuzzSchemaLearnsAndChecksAnyAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestAnAnswerWithAByteOrderMarkIsLearned: legacy's answers behind a UTF-8
+// byte order mark (a PHP file saved with one) are JSON to their clients,
+// and to schema learning as to the comparison (DecodeBody skips the mark):
+// before, no answer of such a legacy was learned, so modern's drift from it
+// was never reported.
+func TestAnAnswerWithAByteOrderMarkIsLearned(t *testing.T) {
+	rules := schemaRules(t, config.Compare{})
+	l := NewSchemas().Route("get-patient")
+	if !l.Learn(SchemaKey{"GET", 200}, Asked{}, jsonAnswer(200, "\uFEFF{\"id\":1}"), rules) {
+		t.Fatal("an answer behind a byte order mark was not learned")
+	}
+	if p := l.known[SchemaKey{"GET", 200}].Root.Properties["id"]; p == nil {
+		t.Error("its id was not learned")
+	}
+}
