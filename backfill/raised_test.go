@@ -75,3 +75,70 @@ func TestRaisedMessagesStayOutOfReports(t *testing.T) {
 		}
 	}
 }
+
+// TestStatementsBuiltAtRunTimeStayOutOfReports: a target's triggers file
+// each row into a table named after its record number, built at run
+// time (`EXECUTE format('INSERT INTO %I …', 'chart_' || NEW.mrn)`), as
+// partition-routing triggers do, on tables with no redacted columns:
+// one finds the row already filed (a duplicate in the constraint named
+// after the record number), which fails its row; one finds no table for
+// it, which stops its table (and so the run). The row's reason, the
+// table's error and the run's error name the function and the code; no
+// record number is in the report (JSON, text, HTML), the logs at debug,
+// the ledger or the run's error.
+func TestStatementsBuiltAtRunTimeStayOutOfReports(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE Privacy13Person (Id INT PRIMARY KEY, Mrn VARCHAR(80))",
+		`CREATE TABLE privacy13_persons (legacy_id bigint UNIQUE, mrn text);
+		CREATE TABLE privacy13_chart_mrn7730019 (id bigint PRIMARY KEY);
+		INSERT INTO privacy13_chart_mrn7730019 VALUES (1);
+		CREATE TABLE privacy13_chart_mrn1 (id bigint PRIMARY KEY);
+		CREATE FUNCTION privacy13_file() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			EXECUTE format('INSERT INTO %I VALUES ($1)', 'privacy13_chart_' || lower(NEW.mrn)) USING NEW.legacy_id;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER privacy13_file BEFORE INSERT ON privacy13_persons
+			FOR EACH ROW EXECUTE FUNCTION privacy13_file()`,
+		config.BackfillTable{Name: "persons", From: "Privacy13Person", Key: "Id", To: "privacy13_persons", TargetKey: "legacy_id",
+			Columns: cols("Id=legacy_id", "Mrn=mrn")})
+	w.exec(t, "CREATE TABLE Privacy13Visit (Id INT PRIMARY KEY, Mrn VARCHAR(80))")
+	w.pg(t, `CREATE TABLE privacy13_visits (legacy_id bigint UNIQUE, mrn text);
+		CREATE FUNCTION privacy13_route() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			EXECUTE format('INSERT INTO %I VALUES ($1)', 'privacy13_visits_' || NEW.mrn) USING NEW.legacy_id;
+			RETURN NULL;
+		END $$;
+		CREATE TRIGGER privacy13_route BEFORE INSERT ON privacy13_visits
+			FOR EACH ROW EXECUTE FUNCTION privacy13_route()`)
+	w.cfg.Tables = append(w.cfg.Tables, config.BackfillTable{Name: "visits", From: "Privacy13Visit", Key: "Id", To: "privacy13_visits",
+		TargetKey: "legacy_id", Columns: cols("Id=legacy_id", "Mrn=mrn")})
+	w.exec(t, `INSERT INTO Privacy13Person VALUES (1, 'MRN7730019'), (2, 'MRN1')`)
+	w.exec(t, `INSERT INTO Privacy13Visit VALUES (1, 'MRN7730019')`)
+
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rep, runErr := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: log})
+	if rep == nil {
+		t.Fatalf("no report: %v", runErr)
+	}
+	persons, visits := tableReport(t, rep, "persons"), tableReport(t, rep, "visits")
+	if got := failureReasons(persons); len(got) != 1 || got[0] != "a statement built at run time by function privacy13_file() failed" || persons.Inserted != 1 {
+		t.Errorf("persons: reasons %q, %d inserted; want the function named and 1 inserted", got, persons.Inserted)
+	}
+	const stopped = "a statement built at run time by function privacy13_route() failed (SQLSTATE 42P01)"
+	if !strings.Contains(visits.Error, stopped) {
+		t.Errorf("visits stopped for %q, want it to say %q", visits.Error, stopped)
+	}
+	if runErr == nil || !strings.Contains(runErr.Error(), stopped) || !strings.Contains(rep.Error, stopped) {
+		t.Errorf("the run ended with %v (report: %q), want it to say %q", runErr, rep.Error, stopped)
+	}
+
+	shown := w.shown(t, rep)
+	shown["the logs"], shown["the run's error"] = logs.String(), runErr.Error()
+	for where, s := range shown {
+		if strings.Contains(s, "7730019") {
+			t.Errorf("%s shows the record number:\n%s", where, s)
+		}
+	}
+}

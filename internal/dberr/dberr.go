@@ -16,11 +16,13 @@
 // A message a trigger or function raised (PL/pgSQL's RAISE, MySQL's
 // SIGNAL) says whatever its author wrote, and Cut cannot tell a value in
 // it from a word: it is dropped for the function's name or for saying
-// it was signalled.
+// it was signalled. So are the names a statement a function built at
+// run time gives (EXECUTE): they may be made of the row's values.
 package dberr
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -101,7 +103,9 @@ func walk(err error, f func(error)) {
 // ASSERT gave is its author's words, whatever code it was raised with,
 // and as often as not quotes the row (`RAISE EXCEPTION 'bad ssn %',
 // NEW.ssn`): it is replaced by the function's name (raised). The message
-// is one line (oneLine).
+// is one line (oneLine). So is a message of an error in a statement a
+// PL/pgSQL function built at run time (builtBy), whatever its code: the
+// names it gives may be made of the row's values.
 func PostgresMessage(pg *pgconn.PgError) string {
 	return oneLine(postgresMessage(pg))
 }
@@ -110,6 +114,9 @@ func PostgresMessage(pg *pgconn.PgError) string {
 func postgresMessage(pg *pgconn.PgError) string {
 	if pg.Routine == "exec_stmt_raise" || pg.Routine == "exec_stmt_assert" {
 		return raised(pg.Where)
+	}
+	if fn, ok := builtBy(pg.Where); ok {
+		return "a statement built at run time by " + fn + " failed"
 	}
 	if strings.HasPrefix(pg.Code, "23") {
 		if cols := keyColumns(pg.Detail); cols != "" && pg.Where == "" {
@@ -131,11 +138,46 @@ func postgresMessage(pg *pgconn.PgError) string {
 // at.
 func raised(where string) string {
 	first, _, _ := strings.Cut(where, "\n")
-	fn, ok := strings.CutPrefix(first, "PL/pgSQL function ")
-	if fn, _, found := strings.Cut(fn, " line "); ok && found {
-		return "raised by function " + fn
+	if fn, _, ok := plpgsqlLine(first); ok {
+		return "raised by " + fn
 	}
 	return "raised by a function"
+}
+
+// dynamic are the statements, as PL/pgSQL's context lines name them,
+// that run a query built at run time: EXECUTE, FOR … IN EXECUTE, and
+// RETURN QUERY and OPEN, which read alike whether their query was
+// written in the function or built (… EXECUTE).
+var dynamic = []string{"EXECUTE", "FOR over EXECUTE statement", "RETURN QUERY", "OPEN"}
+
+// builtBy reports whether an error's context, where, says it came from
+// a statement a PL/pgSQL function built at run time, and names that
+// function ("function route_visit()"): such a statement's tables,
+// columns and constraints are whatever it was built from, as often as
+// not the row's values (`EXECUTE format('INSERT INTO %I …', 'visits_' ||
+// NEW.mrn)` fails with `relation "visits_MRN7730019" does not exist`).
+// A statement written in the function names what its author wrote, and
+// is kept.
+func builtBy(where string) (string, bool) {
+	for _, line := range strings.Split(where, "\n") {
+		if fn, stmt, ok := plpgsqlLine(line); ok && slices.Contains(dynamic, stmt) {
+			return fn, true
+		}
+	}
+	return "", false
+}
+
+// plpgsqlLine reads a context line of PL/pgSQL's, `PL/pgSQL function
+// check_ssn() line 3 at RAISE`, for the function ("function
+// check_ssn()") and the statement ("RAISE").
+func plpgsqlLine(line string) (fn, stmt string, ok bool) {
+	rest, ok := strings.CutPrefix(line, "PL/pgSQL function ")
+	i := strings.LastIndex(rest, " line ")
+	if !ok || i < 0 {
+		return "", "", false
+	}
+	_, stmt, _ = strings.Cut(rest[i:], " at ")
+	return "function " + rest[:i], stmt, true
 }
 
 // keyColumns is the key's columns (or index expressions) that an

@@ -279,6 +279,79 @@ func TestRaisedMessagesLoseTheirWords(t *testing.T) {
 	}
 }
 
+// TestStatementsBuiltAtRunTimeLoseTheirNames: a PL/pgSQL function that
+// builds a statement from a row's values (a table per record number,
+// EXECUTE'd, as partition-routing triggers do) fails with the names it
+// built, the record number in them: table missing, a duplicate in a
+// constraint named after it, in every form of dynamic statement and
+// from a function called by another. Cut, each names the function that
+// built the statement; a statement written in a function keeps its
+// message.
+func TestStatementsBuiltAtRunTimeLoseTheirNames(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE privacy13_chart_mrn7730019 (id int PRIMARY KEY);
+		INSERT INTO privacy13_chart_mrn7730019 VALUES (1);
+		CREATE FUNCTION privacy13_file(mrn text) RETURNS int LANGUAGE plpgsql AS $$
+		BEGIN
+			EXECUTE format('INSERT INTO %I VALUES (1)', 'privacy13_chart_' || lower(mrn));
+			RETURN 1;
+		END $$;
+		CREATE FUNCTION privacy13_loop(mrn text) RETURNS int LANGUAGE plpgsql AS $$
+		DECLARE r record;
+		BEGIN
+			FOR r IN EXECUTE 'SELECT * FROM ' || quote_ident('privacy13_' || mrn) LOOP END LOOP;
+			RETURN 1;
+		END $$;
+		CREATE FUNCTION privacy13_query(mrn text) RETURNS SETOF int LANGUAGE plpgsql AS $$
+		BEGIN
+			RETURN QUERY EXECUTE 'SELECT 1 FROM ' || quote_ident('privacy13_' || mrn);
+		END $$;
+		CREATE FUNCTION privacy13_open(mrn text) RETURNS int LANGUAGE plpgsql AS $$
+		DECLARE c refcursor;
+		BEGIN
+			OPEN c FOR EXECUTE 'SELECT 1 FROM ' || quote_ident('privacy13_' || mrn);
+			RETURN 1;
+		END $$;
+		CREATE FUNCTION privacy13_outer(mrn text) RETURNS int LANGUAGE plpgsql AS $$
+		BEGIN
+			RETURN privacy13_loop(mrn);
+		END $$;
+		CREATE FUNCTION privacy13_static() RETURNS int LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO privacy13_nosuch VALUES (1);
+			RETURN 1;
+		END $$`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		want string
+	}{
+		{"SELECT privacy13_file($1)", "a statement built at run time by function privacy13_file(text) failed (SQLSTATE 23505)"},
+		{"SELECT privacy13_file($1 || 'x')", "a statement built at run time by function privacy13_file(text) failed (SQLSTATE 42P01)"},
+		{"SELECT privacy13_loop($1)", "a statement built at run time by function privacy13_loop(text) failed (SQLSTATE 42P01)"},
+		{"SELECT privacy13_query($1)", "a statement built at run time by function privacy13_query(text) failed (SQLSTATE 42P01)"},
+		{"SELECT privacy13_open($1)", "a statement built at run time by function privacy13_open(text) failed (SQLSTATE 42P01)"},
+		{"SELECT privacy13_outer($1)", "a statement built at run time by function privacy13_loop(text) failed (SQLSTATE 42P01)"},
+		{"SELECT privacy13_static() FROM (SELECT $1::text) v", `relation "privacy13_nosuch" does not exist (SQLSTATE 42P01)`},
+	} {
+		_, err := conn.Exec(ctx, c.sql, mrn)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			t.Fatalf("%s: %v, want an error from the server", c.sql, err)
+		}
+		got := dberr.Cut(fmt.Errorf("copy patients: %w", err)).Error()
+		if want := "copy patients: ERROR: " + c.want; got != want || hasCanary(got) {
+			t.Errorf("%s failing with %q: cut to %q, want %q", c.sql, pg.Error(), got, want)
+		}
+	}
+}
+
 // TestMySQLErrorsNotGotHereLoseTheirValues: errors whose message quotes
 // a value but that this MariaDB gives for no statement the test could
 // find (ER_DATA_TRUNCATED rounds silently, an ALTER TABLE's resequencing
