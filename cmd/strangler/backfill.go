@@ -23,6 +23,7 @@ import (
 	"strangler/config/configfile"
 	"strangler/control"
 	"strangler/edge"
+	"strangler/internal/dsn"
 	"strangler/internal/filecap"
 	"strangler/internal/tty"
 	"strangler/store"
@@ -169,7 +170,9 @@ func runBackfill(ctx context.Context, args []string, getenv func(string) string,
 			p = p.Grouping("run", *runName).Grouping("worker", opts.WorkerID)
 		}
 		if err := p.PushContext(context.WithoutCancel(ctx)); err != nil {
-			log.Error("metrics push", "url", *metricsPush, "error", err)
+			// The URL may carry the Pushgateway's basic-auth password,
+			// which the push client's error quotes too.
+			log.Error("metrics push", "url", dsn.Redact(*metricsPush), "error", dsn.RedactError(err, *metricsPush))
 		}
 	}
 	if report == nil {

@@ -259,6 +259,25 @@ func TestBackfillCommandReports(t *testing.T) {
 		}
 	})
 
+	t.Run("a failed push is logged without the Pushgateway's password", func(t *testing.T) {
+		gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		}))
+		defer gw.Close()
+		const password = "s3cret-Pw9"
+		push := strings.Replace(gw.URL, "://", "://ops:"+password+"@", 1)
+		var out, logs bytes.Buffer
+		if err := run(context.Background(), []string{"backfill", "--config", m.config, "--restart", "--metrics-push", push}, m.getenv, &out, &logs); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if !strings.Contains(logs.String(), `"msg":"metrics push"`) || !strings.Contains(logs.String(), "401") {
+			t.Errorf("the log does not say the push failed (401):\n%s", logs.String())
+		}
+		if strings.Contains(logs.String()+out.String(), password) {
+			t.Errorf("the output shows the Pushgateway's password:\n%s%s", logs.String(), out.String())
+		}
+	})
+
 	t.Run("mistakes on the command line are usage errors", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"backfill"},
