@@ -385,6 +385,10 @@ var (
 	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
 	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
 	ErrInvalid = errors.New("invalid flip")
+	// ErrUnchanged: the flip asks for the mode and share the route has;
+	// nothing was stored, audited or sent to the replicas. Not a
+	// failure: the admin API answers 200 with the route as it is.
+	ErrUnchanged = errors.New("the route is already so; nothing was changed")
 )
 
 // invalidError is an ErrInvalid whose message says only what is wrong.
@@ -495,6 +499,18 @@ func (rf RouteFlags) at(version int64, mode domain.Mode, percent *float64) bool 
 	return rf.Version == version && rf.Mode == mode && samePercent(rf.Percent, percent)
 }
 
+// already reports whether a flip to mode and percent would leave the
+// route as it is: in that mode, sending modern the same share (no
+// percent is all of the traffic), and not held by the guard, whose hold
+// an operator's flip releases. It is the one rule behind the admin API's
+// and the status page's "nothing was changed": like a no-op update in
+// LaunchDarkly or Envoy, such a flip is answered, not recorded as a
+// change. A route without an override stays so: the override would only
+// repeat the file.
+func (rf RouteFlags) already(mode domain.Mode, percent *float64) bool {
+	return rf.Hold() == nil && rf.Mode == mode && domain.FullPercent(rf.Percent) == domain.FullPercent(percent)
+}
+
 func flagsOf(r *config.Route, overrides map[string]domain.Override) RouteFlags {
 	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
 	rf.Percent = rf.FilePercent
@@ -560,6 +576,12 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
+	}
+	// A ramp's step and an approved request commit records of their own
+	// with the flip, and the guard's rollback sets its hold: none is left
+	// out, whatever the route's mode.
+	if !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
+		return cur, ErrUnchanged
 	}
 	forward := domain.Later(cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {
