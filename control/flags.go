@@ -67,6 +67,10 @@ type Flags struct {
 	// none is served).
 	read       atomic.Bool
 	snapshotAt atomic.Int64
+	// unchecked says the file has not been checked against the journal's
+	// open writes: the replica started without the store (see
+	// checkStart).
+	unchecked atomic.Bool
 	// known is closed once the overrides are known, from the store or
 	// from the snapshot; until then the replica is not ready.
 	known     chan struct{}
@@ -113,7 +117,7 @@ const storeTimeout = 5 * time.Second
 // every route is checked, and so are the routes the journal names and the
 // file does not (removed or renamed while the facade was down; see
 // inFlight). Started without the store, the journal cannot be
-// read, and the check is left to the next change.
+// read: Run makes the check once the store answers (checkStart).
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
 		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
@@ -140,11 +144,44 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 		case err != nil:
 			return nil, err
 		}
-	} else if err := commit(); err != nil {
-		return nil, err
+	} else {
+		if err := commit(); err != nil {
+			return nil, err
+		}
+		f.unchecked.Store(true)
+		f.log.Warn("the journal's open writes could not be read, so the file's routes are not yet checked against them: a route that sends writes straight to a backend dual writes are still owed to is refused once the store answers, and the facade then exits as a start with the store does",
+			"file", cfg.File)
 	}
 	f.markKnown()
 	return f, nil
+}
+
+// checkStart makes, once the store answers, the check a start without it
+// could not: every route of the file against the journal's open writes
+// (switchWrites, as NewFlags does). A route that would overtake them is
+// the error a start with the store exits with, which Run returns; the
+// store failing again leaves the check for the next read.
+func (f *Flags) checkStart(ctx context.Context) error {
+	if !f.unchecked.Load() || !f.read.Load() {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	file := f.file.Load()
+	err := f.switchWrites(ctx, nil, Effective(file, *f.overrides.Load()), f.applyLocked)
+	switch {
+	case errors.Is(err, ErrConflict):
+		f.log.Error("stopping: the state store answers again, and the file lets routes overtake their journaled writes; start with the routes as they were until the writes are delivered (the facade delivers them while it serves), or discard them",
+			"file", file.File, "error", err)
+		return fmt.Errorf("%s: %w; start with the route as it was until they are delivered", file.File, err)
+	case errors.Is(err, ErrUnavailable):
+		return nil // inFlight logged it; the next read tries again
+	case err != nil:
+		return err
+	}
+	f.unchecked.Store(false)
+	f.log.Info("the file's routes are checked against the journal's open writes now that the store answers", "file", file.File)
+	return nil
 }
 
 // markKnown closes Known once the overrides served came from the store or
@@ -300,6 +337,9 @@ func (f *Flags) Run(ctx context.Context) error {
 	// its notification to nobody: read again now that one is listening.
 	ok := f.resync(ctx)
 	close(f.watching)
+	if err := f.checkStart(ctx); err != nil {
+		return err
+	}
 	// A failed read is tried again soon: the read the watcher asks for
 	// once it listens again after the store restarted or failed over can
 	// fail on a pooled connection the server closed, and a flip made
@@ -326,6 +366,9 @@ func (f *Flags) Run(ctx context.Context) error {
 		case <-next.C:
 		}
 		ok = f.resync(ctx)
+		if err := f.checkStart(ctx); err != nil {
+			return err
+		}
 	}
 }
 
@@ -385,6 +428,10 @@ var (
 	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
 	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
 	ErrInvalid = errors.New("invalid flip")
+	// ErrUnchanged: the flip asks for the mode and share the route has;
+	// nothing was stored, audited or sent to the replicas. Not a
+	// failure: the admin API answers 200 with the route as it is.
+	ErrUnchanged = errors.New("the route is already so; nothing was changed")
 )
 
 // invalidError is an ErrInvalid whose message says only what is wrong.
@@ -495,6 +542,18 @@ func (rf RouteFlags) at(version int64, mode domain.Mode, percent *float64) bool 
 	return rf.Version == version && rf.Mode == mode && samePercent(rf.Percent, percent)
 }
 
+// already reports whether a flip to mode and percent would leave the
+// route as it is: in that mode, sending modern the same share (no
+// percent is all of the traffic), and not held by the guard, whose hold
+// an operator's flip releases. It is the one rule behind the admin API's
+// and the status page's "nothing was changed": like a no-op update in
+// LaunchDarkly or Envoy, such a flip is answered, not recorded as a
+// change. A route without an override stays so: the override would only
+// repeat the file.
+func (rf RouteFlags) already(mode domain.Mode, percent *float64) bool {
+	return rf.Hold() == nil && rf.Mode == mode && domain.FullPercent(rf.Percent) == domain.FullPercent(percent)
+}
+
 func flagsOf(r *config.Route, overrides map[string]domain.Override) RouteFlags {
 	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
 	rf.Percent = rf.FilePercent
@@ -560,6 +619,12 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
+	}
+	// A ramp's step and an approved request commit records of their own
+	// with the flip, and the guard's rollback sets its hold: none is left
+	// out, whatever the route's mode.
+	if !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
+		return cur, ErrUnchanged
 	}
 	forward := domain.Later(cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {

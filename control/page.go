@@ -380,15 +380,14 @@ func (p *statusPage) applyFlipForm(r *http.Request, actor string) (string, error
 				fl.Percent = (*float64)(&pct)
 			}
 		}
-		if version == cur.Version && mode == cur.Mode && ModeText(mode, fl.Percent) == ModeText(cur.Mode, cur.Percent) {
-			return name + " is already " + ModeText(mode, fl.Percent) + "; nothing was changed.", ErrInvalid
-		}
 	}
 	rf, err := p.Flags.Apply(r.Context(), fl)
 	if need := (*ApprovalRequired)(nil); errors.As(err, &need) {
 		return p.requestForm(r, need)
 	}
 	switch {
+	case errors.Is(err, ErrUnchanged):
+		return name + " is already " + ModeText(rf.Mode, rf.Percent) + "; nothing was changed.", nil
 	case err == nil && fl.Clear:
 		return fmt.Sprintf("%s's override is cleared: it is back to the file's %s. Audited as %s.", name, ModeText(rf.Mode, rf.Percent), actor), nil
 	case err == nil:

@@ -4,6 +4,7 @@ package control
 // and how numbers are written.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -45,6 +46,21 @@ type statusView struct {
 	// they and the ramps are missing.
 	Changes       []changeView
 	RolloutsError string
+	// Owed are the dual writes each route still owes its secondary;
+	// OwedError says why they are missing.
+	Owed      []owedView
+	OwedError string
+}
+
+// owedView is one row of the dual writes owed: a route's open writes
+// journaled under one primary, by state.
+type owedView struct {
+	Route, Secondary string
+	// Gone says the file no longer has the route.
+	Gone bool
+	// Waiting are sent and pending writes, which the facade delivers on
+	// its own; Unknown and Dead wait for an operator.
+	Waiting, Unknown, Dead int
 }
 
 // routeView is one row of the route table and its flip form.
@@ -133,6 +149,11 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 	if err == nil {
 		v.ChainHead = &chainJSON{HeadID: head.ID, HeadHash: head.Hash}
 	}
+	v.Owed, err = p.owed(ctx)
+	if err != nil {
+		p.log.Error("status page: counting the journal's open writes failed", "error", err)
+		v.OwedError = "The dual writes still owed cannot be read from the state store right now."
+	}
 	entries, err := p.Audit.AuditLog(ctx, store.AuditFilter{Limit: auditLimit})
 	if err != nil {
 		p.log.Error("status page: reading the audit log failed", "error", err)
@@ -142,6 +163,34 @@ func (p *statusPage) renderStatus(w http.ResponseWriter, r *http.Request, s sess
 		v.Audit = append(v.Audit, toAuditView(e))
 	}
 	p.render(w, http.StatusOK, p.status, v)
+}
+
+// owed lists, per route and primary, the journal's open writes: what a
+// route still owes its secondary, which an operator retiring it must see
+// delivered or discarded.
+func (p *statusPage) owed(ctx context.Context) ([]owedView, error) {
+	counts, err := p.Repairs.OpenRepairs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []owedView
+	for _, c := range counts {
+		secondary := string(other(c.Primary))
+		if n := len(out); n == 0 || out[n-1].Route != c.Route || out[n-1].Secondary != secondary {
+			_, known := p.Flags.Get(c.Route)
+			out = append(out, owedView{Route: c.Route, Secondary: secondary, Gone: !known})
+		}
+		o := &out[len(out)-1]
+		switch c.State {
+		case domain.StateUnknown:
+			o.Unknown += c.N
+		case domain.StateDead:
+			o.Dead += c.N
+		default:
+			o.Waiting += c.N
+		}
+	}
+	return out, nil
 }
 
 func (p *statusPage) routeView(rf RouteFlags, now time.Time) routeView {

@@ -20,6 +20,9 @@ type RepairStore interface {
 	DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error
 	StopResend(ctx context.Context, id string, audit domain.AuditEntry) error
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
+	// OpenRepairs counts the open writes per route, primary and state,
+	// for the status page.
+	OpenRepairs(ctx context.Context) ([]store.OpenCount, error)
 }
 
 // RepairView is a journaled write as the admin API shows it: no header or

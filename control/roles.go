@@ -76,6 +76,8 @@ func permissions() map[string]config.Role {
 		"POST /admin/repairs/{id}/retry": config.RoleAdmin,
 		"POST /admin/repairs/{id}/stop":  config.RoleAdmin,
 		"DELETE /admin/repairs/{id}":     config.RoleAdmin,
+		"POST /admin/repairs/retry":      config.RoleAdmin,
+		"POST /admin/repairs/discard":    config.RoleAdmin,
 	}
 }
 

@@ -64,6 +64,8 @@ func apiCalls() map[string]apiCall {
 		"POST /admin/repairs/{id}/retry":        {"POST", "/admin/repairs/w-1/retry", `{"reason":"role test"}`, nil},
 		"POST /admin/repairs/{id}/stop":         {"POST", "/admin/repairs/w-1/stop", `{"reason":"role test"}`, nil},
 		"DELETE /admin/repairs/{id}":            {"DELETE", "/admin/repairs/w-1", `{"reason":"role test"}`, nil},
+		"POST /admin/repairs/retry":             {"POST", "/admin/repairs/retry", `{"route":"put-item","state":"dead","reason":"role test"}`, nil},
+		"POST /admin/repairs/discard":           {"POST", "/admin/repairs/discard", `{"route":"put-item","state":"dead","reason":"role test"}`, nil},
 		"GET /admin/changes":                    {"GET", "/admin/changes?state=all", "", nil},
 		"GET /admin/changes/{change}":           {"GET", "/admin/changes/1", "", nil},
 		"POST /admin/changes/{change}/approve":  {"POST", "/admin/changes/1/approve", `{"reason":"role test"}`, nil},
@@ -367,6 +369,8 @@ func TestTheRoleTableIsTheDocumentedOne(t *testing.T) {
 		"POST /admin/repairs/{id}/retry":        admin,
 		"POST /admin/repairs/{id}/stop":         admin,
 		"DELETE /admin/repairs/{id}":            admin,
+		"POST /admin/repairs/retry":             admin,
+		"POST /admin/repairs/discard":           admin,
 	}
 	got := permissions()
 	for action, need := range want {

@@ -111,6 +111,8 @@ func newAdmin(d AdminDeps) *admin {
 	a.handle("POST /admin/repairs/{id}/retry", a.mutation(a.retryRepair))
 	a.handle("POST /admin/repairs/{id}/stop", a.mutation(a.stopRepair))
 	a.handle("DELETE /admin/repairs/{id}", a.mutation(a.discardRepair))
+	a.handle("POST /admin/repairs/retry", a.mutation(a.retryRepairs))
+	a.handle("POST /admin/repairs/discard", a.mutation(a.discardRepairs))
 	a.handle("GET /admin/diffs", a.api(a.diffs))
 	a.handle("POST /admin/routes/{name}/force-token", a.mutation(a.forceToken))
 	a.handle("GET /admin/routes/{name}/schema", a.api(a.routeSchema))

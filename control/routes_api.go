@@ -45,6 +45,10 @@ type RouteJSON struct {
 	PendingChange *ChangeJSON `json:"pending_change,omitempty"`
 	// RolloutsUnknown says why Ramp and PendingChange are not known.
 	RolloutsUnknown string `json:"rollouts_unknown,omitempty"`
+	// Unchanged, only in the answer to a PATCH, says the route already
+	// had the mode and percent asked for: nothing was stored or audited,
+	// and the version is the one sent.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // OverrideJSON is a route's override: who flipped it, why, when, and
@@ -171,11 +175,13 @@ func (a *admin) patchRoute(w http.ResponseWriter, r *http.Request, actor string)
 	if need := (*ApprovalRequired)(nil); errors.As(err, &need) {
 		return a.requestFlip(w, r, need)
 	}
-	if err != nil {
+	unchanged := errors.Is(err, ErrUnchanged)
+	if err != nil && !unchanged {
 		return a.staleAs(name, err)
 	}
 	out := []RouteJSON{a.routeJSON(rf)}
 	a.addRollouts(r.Context(), out)
+	out[0].Unchanged = unchanged
 	w.Header().Set("ETag", etag(rf.Version))
 	writeJSON(w, http.StatusOK, out[0])
 	return nil

@@ -146,6 +146,10 @@ func (s *Snapshot) Load() (map[string]domain.Override, time.Time, error) {
 		if !slices.Contains(domain.Modes, domain.Mode(o.Mode)) || o.Version < 1 {
 			return nil, time.Time{}, fmt.Errorf("snapshot %s: damaged: route %q has mode %q, version %d", s.path, name, o.Mode, o.Version)
 		}
+		if o.Percent != nil { // as served, as the store reads it (an older release wrote it)
+			p := domain.ServedPercent(*o.Percent)
+			o.Percent = &p
+		}
 		out[name] = domain.Override{
 			Route: name, Mode: domain.Mode(o.Mode), Percent: o.Percent, Version: o.Version,
 			Actor: o.Actor, Reason: o.Reason, UpdatedAt: o.UpdatedAt,

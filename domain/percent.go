@@ -15,6 +15,12 @@ const PercentSlots = 10000
 // modern.
 func PercentInSlots(p float64) int { return int(p*(PercentSlots/100) + 0.5) }
 
+// ServedPercent is the share p (0 to 100) as traffic is split by it: a
+// whole number of slots, so 99.996 is 100 and 0.004 is 0. A share an
+// older release stored finer than a slot is read as this, so that what
+// is shown, compared and stepped from is what the router serves.
+func ServedPercent(p float64) float64 { return float64(PercentInSlots(p)) / (PercentSlots / 100) }
+
 // CheckPercent returns p as a route's share of traffic to modern, or why
 // it cannot be one, worded to follow the percent ("is not from 0 to
 // 100"), which the caller names as its field is named. A share finer than a slot is refused rather than
@@ -25,7 +31,7 @@ func CheckPercent(p float64) (float64, error) {
 	if !(p >= 0 && p <= 100) {
 		return 0, errors.New("is not from 0 to 100")
 	}
-	whole := float64(PercentInSlots(p)) / (PercentSlots / 100)
+	whole := ServedPercent(p)
 	if whole != p {
 		return 0, fmt.Errorf("is finer than the 0.01%% steps traffic is split in; the nearest is %s", PercentString(whole))
 	}

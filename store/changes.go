@@ -89,7 +89,7 @@ func scanChange(row interface{ Scan(...any) error }) (Change, error) {
 	if err != nil {
 		return Change{}, err
 	}
-	c.Percent, c.FromPercent, c.RampEvery = floatPtr(pct), floatPtr(fromPct), time.Duration(every)
+	c.Percent, c.FromPercent, c.RampEvery = sharePtr(pct), sharePtr(fromPct), time.Duration(every)
 	if steps != "" {
 		if err := json.Unmarshal([]byte(steps), &c.RampSteps); err != nil {
 			return Change{}, fmt.Errorf("ramp steps of change %d: %w", c.ID, err)

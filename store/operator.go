@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -355,41 +356,68 @@ func (s *Store) PurgeRepairs(ctx context.Context, keep time.Duration) (int, erro
 	return int(n), nil
 }
 
+// OpenCount is how many open writes (sent, pending, unknown, dead) of one
+// route, journaled under one primary, are in one state: each is owed to
+// the other backend.
+type OpenCount struct {
+	Route   string
+	Primary domain.Backend
+	State   domain.State
+	N       int
+}
+
+// OpenRepairs counts the journal's open writes per route, primary and
+// state, in route order: what each route still owes its secondary,
+// routes the file no longer has included.
+func (s *Store) OpenRepairs(ctx context.Context) ([]OpenCount, error) {
+	rows, err := s.db.QueryContext(ctx, openCounts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open repairs: %w", err)
+	}
+	defer rows.Close()
+	var out []OpenCount
+	for rows.Next() {
+		var c OpenCount
+		if err := rows.Scan(&c.Route, &c.Primary, &c.State, &c.N); err != nil {
+			return nil, fmt.Errorf("store: open repairs: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: open repairs: %w", err)
+	}
+	slices.SortFunc(out, func(a, b OpenCount) int {
+		return cmp.Or(strings.Compare(a.Route, b.Route), strings.Compare(string(a.Primary), string(b.Primary)),
+			slices.Index(domain.States, a.State)-slices.Index(domain.States, b.State))
+	})
+	return out, nil
+}
+
 // OpenPrimaries returns, per route, the primaries its open writes (sent,
 // pending, unknown, dead) were journaled under, and how many went to
 // each: each is still on its way to the other backend, which must get no
 // later write to its resource before it (see control.Flags).
 func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error) {
-	rows, err := s.db.QueryContext(ctx, openPrimaries)
+	counts, err := s.OpenRepairs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("store: open primaries: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	out := map[string]map[domain.Backend]int{}
-	for rows.Next() {
-		var route string
-		var primary domain.Backend
-		var n int
-		if err := rows.Scan(&route, &primary, &n); err != nil {
-			return nil, fmt.Errorf("store: open primaries: %w", err)
+	for _, c := range counts {
+		if out[c.Route] == nil {
+			out[c.Route] = map[domain.Backend]int{}
 		}
-		if out[route] == nil {
-			out[route] = map[domain.Backend]int{}
-		}
-		out[route][primary] += n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: open primaries: %w", err)
+		out[c.Route][c.Primary] += c.N
 	}
 	return out, nil
 }
 
-// openPrimaries counts the open writes per route and primary, one state
-// at a time for the states' partial indexes (see countOpen).
-var openPrimaries = func() string {
+// openCounts counts the open writes per route, primary and state, one
+// state at a time for the states' partial indexes (see countOpen).
+var openCounts = func() string {
 	selects := make([]string, len(openStates))
 	for i, st := range openStates {
-		selects[i] = `SELECT route, primary_side, COUNT(*) FROM strangler_repairs WHERE state = '` + string(st) + `' GROUP BY route, primary_side`
+		selects[i] = `SELECT route, primary_side, state, COUNT(*) FROM strangler_repairs WHERE state = '` + string(st) + `' GROUP BY route, primary_side, state`
 	}
 	return strings.Join(selects, " UNION ALL ")
 }()

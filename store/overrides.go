@@ -25,7 +25,7 @@ func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, erro
 		if err := rows.Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt)); err != nil {
 			return nil, fmt.Errorf("store: overrides: %w", err)
 		}
-		o.Percent = floatPtr(pct)
+		o.Percent = sharePtr(pct)
 		out[o.Route] = o
 	}
 	if err := rows.Err(); err != nil {

@@ -99,7 +99,7 @@ func scanRamp(row interface{ Scan(...any) error }) (Ramp, error) {
 	if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {
 		return Ramp{}, fmt.Errorf("steps of %s: %w", r.Route, err)
 	}
-	r.Every, r.AtPercent = time.Duration(every), floatPtr(atPct)
+	r.Every, r.AtPercent = time.Duration(every), sharePtr(atPct)
 	return r, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"strangler/domain"
 )
 
 // timeLayout is how SQLite stores times: fixed width, UTC, microseconds,
@@ -105,6 +107,20 @@ func floatOrNull(f *float64) any {
 }
 
 // floatPtr is the inverse of floatOrNull after a scan.
+// sharePtr reads a route's share of traffic to modern (an override's, a
+// ramp's, a change request's percent) as it is served: one an older
+// release stored finer than the 0.01% steps, which every new one is
+// checked to (domain.CheckPercent), reads as the share the router sends
+// (domain.ServedPercent), not as written. Audit entries keep theirs as
+// written: the hash chain covers them.
+func sharePtr(f sql.NullFloat64) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	v := domain.ServedPercent(f.Float64)
+	return &v
+}
+
 func floatPtr(f sql.NullFloat64) *float64 {
 	if !f.Valid {
 		return nil

@@ -88,7 +88,8 @@ func TestAuditTrailOfConcurrentFlips(t *testing.T) {
 
 // flipConcurrently flips the audit routes from workers goroutines per
 // replica, each flipping each times, reading the version first and trying
-// again on 412; it returns the number of flips taken.
+// again on 412; it returns the number of flips taken that changed the
+// route (a worker may find it already so, which is not audited).
 func flipConcurrently(t *testing.T, replicas []*running, workers, each int) int {
 	t.Helper()
 	var mu sync.Mutex
@@ -101,11 +102,11 @@ func flipConcurrently(t *testing.T, replicas []*running, workers, each int) int 
 			wg.Go(func() {
 				for i := range each {
 					change := []map[string]any{{"mode": "fallback", "percent": 12.5}, {"mode": "legacy"}}[i%2]
-					err := flipUntilTaken(rep.admin, route, change, fmt.Sprintf("replica %d, worker %d: <step %d> & so on", r, w, i))
+					unchanged, err := flipUntilTaken(rep.admin, route, change, fmt.Sprintf("replica %d, worker %d: <step %d> & so on", r, w, i))
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, err)
-					} else {
+					} else if !unchanged { // another worker had made it: not audited
 						taken++
 					}
 					mu.Unlock()
@@ -125,14 +126,15 @@ func flipConcurrently(t *testing.T, replicas []*running, workers, each int) int 
 
 // flipUntilTaken makes change to route through the admin API at admin,
 // reading its version and trying again while another flip gets there
-// first (412, itself an audit entry).
-func flipUntilTaken(admin, route string, change map[string]any, reason string) error {
+// first (412, itself an audit entry). unchanged says the route already
+// was so, which the API answers without an audit entry.
+func flipUntilTaken(admin, route string, change map[string]any, reason string) (unchanged bool, err error) {
 	for try := 0; try < 100; try++ {
 		req, _ := http.NewRequest("GET", "http://"+admin+"/admin/routes/"+route, nil)
 		req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
 		resp, err := e2eClient.Do(req)
 		if err != nil {
-			return err
+			return false, err
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -142,19 +144,21 @@ func flipUntilTaken(admin, route string, change map[string]any, reason string) e
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("If-Match", resp.Header.Get("ETag"))
 		if resp, err = e2eClient.Do(req); err != nil {
-			return err
+			return false, err
 		}
 		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		switch resp.StatusCode {
 		case http.StatusOK:
-			return nil
+			var answer struct{ Unchanged bool }
+			err := json.Unmarshal(out, &answer)
+			return answer.Unchanged, err
 		case http.StatusPreconditionFailed:
 			continue
 		}
-		return fmt.Errorf("PATCH %s: %d %s", route, resp.StatusCode, out)
+		return false, fmt.Errorf("PATCH %s: %d %s", route, resp.StatusCode, out)
 	}
-	return errors.New("100 tries, each overtaken")
+	return false, errors.New("100 tries, each overtaken")
 }
 
 // runCLI runs strangler with args in this process and returns its stdout.

@@ -87,7 +87,7 @@ routes:
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz with the public listener full: got %d", resp.StatusCode)
 	}
-	if err := flipUntilTaken(p.admin, "p", map[string]any{"mode": "modern"}, "flood"); err != nil {
+	if _, err := flipUntilTaken(p.admin, "p", map[string]any{"mode": "modern"}, "flood"); err != nil {
 		t.Errorf("a flip with the public listener full: %v", err)
 	}
 	// The flip saves the state snapshot, a file, before it logs.

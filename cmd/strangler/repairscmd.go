@@ -41,6 +41,9 @@ commands:
                             resource go on
   discard ID --reason "…" [--yes]
                             give up on it (asks first on a terminal)
+  retry|discard --route R --state dead|unknown --reason "…" [--dry-run] [--yes]
+                            every such write of route R (500 a call), each
+                            audited; --dry-run lists them and changes nothing
 
 ` + tokenHelp
 
@@ -265,9 +268,25 @@ one, --yes is required. The reason goes into the audit log.`
 	if action == "discard" {
 		fs.BoolVar(yes, "yes", false, "do not ask for confirmation")
 	}
+	var bulk bulkFlags
+	if action != "stop" {
+		fs.StringVar(&bulk.route, "route", "", "act on every write of `route` in --state, not one by its id")
+		fs.StringVar(&bulk.state, "state", "", "with --route: the `state` of the writes, dead or unknown")
+		fs.BoolVar(&bulk.dryRun, "dry-run", false, "with --route: list the writes it would act on, and change nothing")
+	}
 	rest, err := parseArgs(fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if bulk.route != "" || bulk.state != "" || bulk.dryRun {
+		if len(rest) != 0 {
+			return usageError{fmt.Sprintf("repairs %s: name one repair by its id, or --route with --state, not both", action)}
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		return repairsBulk(ctx, c, action, bulk, *reason, *yes, con, stdout, stderr)
 	}
 	switch {
 	case len(rest) != 1:
@@ -295,6 +314,75 @@ one, --yes is required. The reason goes into the audit log.`
 	}
 	fmt.Fprintf(stdout, "repair %s (%s %s %s) is %s now\n", r.ID, r.Route, r.Method, r.Resource, r.State)
 	return nil
+}
+
+// bulkFlags select every write of a route in a state.
+type bulkFlags struct {
+	route, state string
+	dryRun       bool
+}
+
+// repairsBulk retries or discards every write of a route in a state
+// (POST /admin/repairs/retry or /discard). A discard asks first on a
+// terminal, showing how many a dry run found; off one it needs --yes.
+func repairsBulk(ctx context.Context, c *control.Client, action string, b bulkFlags, reason string, yes bool, con console, stdout, stderr io.Writer) error {
+	switch {
+	case b.route == "" || b.state == "":
+		return usageError{fmt.Sprintf("repairs %s: --route and --state go together: strangler repairs %s --route R --state dead --reason \"…\"", action, action)}
+	case !b.dryRun && strings.TrimSpace(reason) == "":
+		return usageError{fmt.Sprintf("repairs %s: --reason is required: it goes into the audit log, with your token's name", action)}
+	}
+	path := "/admin/repairs/" + action
+	send := func(dryRun bool) (control.BulkJSON, error) {
+		var out control.BulkJSON
+		_, err := c.Send(ctx, http.MethodPost, path, map[string]any{"route": b.route, "state": b.state, "reason": reason, "dry_run": dryRun}, "", &out)
+		return out, err
+	}
+	if b.dryRun || (action == "discard" && !yes) {
+		found, err := send(true)
+		if err != nil {
+			return err
+		}
+		more := ""
+		if found.More {
+			more = " (and more: one call takes 500)"
+		}
+		if b.dryRun {
+			fmt.Fprintf(stdout, "%d %s writes of %s%s would be %s: %s\n", len(found.Matched), b.state, b.route, more, pastTense(action), strings.Join(found.Matched, " "))
+			return nil
+		}
+		if !con.interactive {
+			return usageError{"repairs discard: not on a terminal, so nobody can confirm: add --yes (or look first with --dry-run)"}
+		}
+		fmt.Fprintf(stderr, "Discard %d %s writes of %s%s? The secondary will never get them. [y/N] ", len(found.Matched), b.state, b.route, more)
+		answer, err := bufio.NewReader(con.in).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return errors.New("repairs discard: not confirmed; nothing changed")
+		}
+	}
+	out, err := send(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d of %d %s writes of %s %s, each audited\n", out.Done, len(out.Matched), b.state, b.route, pastTense(action))
+	for _, r := range out.Refused {
+		fmt.Fprintf(stdout, "  %s left as it was: %s\n", r.ID, r.Why)
+	}
+	if out.More {
+		fmt.Fprintf(stdout, "more are left: run the command again\n")
+	}
+	return nil
+}
+
+// pastTense is what an action did to a write: retried, discarded.
+func pastTense(action string) string {
+	if action == "retry" {
+		return "retried"
+	}
+	return action + "ed"
 }
 
 // confirmDiscard shows the write about to be discarded and asks the person

@@ -241,6 +241,10 @@ func setRoute(ctx context.Context, c *control.Client, name string, body patchBod
 		fmt.Fprintln(stdout, req.Message)
 		return nil
 	}
+	if after.Unchanged {
+		fmt.Fprintf(stdout, "%s: already %s; nothing was changed or audited\n", name, control.ModeText(domain.Mode(after.Mode), after.Percent))
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s: %s -> %s", name, control.ModeText(domain.Mode(before.Mode), before.Percent), control.ModeText(domain.Mode(after.Mode), after.Percent))
 	switch {
 	case body.Clear:

@@ -81,6 +81,15 @@ func TestRoutesListSetClear(t *testing.T) {
 		}
 	})
 
+	t.Run("set to what the route already is says so, and the audit log keeps one flip", func(t *testing.T) {
+		for _, args := range [][]string{{"--mode", "modern"}, {"--mode", "modern", "--percent", "100"}, {"--percent", "100"}} {
+			out := strangler(t, append([]string{"routes", "set", "get-patient", "--reason", "again"}, args...)...).must(t)
+			if want := "get-patient: already modern; nothing was changed or audited\n"; out != want {
+				t.Errorf("set %v printed %q, want %q", args, out, want)
+			}
+		}
+	})
+
 	t.Run("--clear brings the file's mode back", func(t *testing.T) {
 		out := strangler(t, "routes", "set", "get-patient", "--clear", "--reason", "done trying").must(t)
 		if want := "get-patient: modern -> legacy (the file's mode again)\n"; out != want {

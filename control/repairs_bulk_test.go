@@ -1,0 +1,104 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/domain"
+	"strangler/store"
+)
+
+// deadWrites journals writes of route that the primary applied and the
+// secondary refused for good, as the facade and its worker do, and
+// returns their ids.
+func deadWrites(t *testing.T, st *store.Store, route string, ids ...string) []string {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range ids {
+		w := domain.Intent{ID: id, Route: route, Resource: route + "/" + id, Method: http.MethodPut, Target: "/x/" + id,
+			Header: http.Header{}, Body: []byte(`{}`), Primary: domain.Legacy}
+		if err := st.BeginWrite(ctx, w, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RecordOutcome(ctx, id, domain.Outcome{Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := st.ClaimRepairs(ctx, "worker", 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range claimed {
+		if err := st.FailRepair(ctx, r.ID, "worker", "400 from modern", 0, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// TestEveryDeadWriteOfARetiredRouteIsDiscardedInOneCall: discarding (or
+// retrying) the dead letters of a route was one call per write. One call
+// now takes every write of a route in a state: a dry run first lists
+// them and changes nothing; the call itself moves each by the move a
+// single discard makes and audits each with the reason; other routes'
+// writes are left alone, and a state the facade still works on (pending)
+// is refused.
+func TestEveryDeadWriteOfARetiredRouteIsDiscardedInOneCall(t *testing.T) {
+	p := newPlane(t)
+	deadWrites(t, p.store, "put-item", "w1", "w2", "w3")
+	deadWrites(t, p.store, "put-order", "w4")
+	audited := len(p.auditActions(t))
+
+	t.Run("a dry run lists them and changes nothing", func(t *testing.T) {
+		resp, body := p.call(t, "POST", "/admin/repairs/discard", aliceToken, `{"route":"put-item","state":"dead","dry_run":true}`)
+		matched, _ := body["matched"].([]any)
+		if resp.StatusCode != 200 || len(matched) != 3 || body["done"] != 0.0 {
+			t.Fatalf("got %d %v, want the 3 dead writes of put-item listed, none done", resp.StatusCode, body)
+		}
+		if got := len(p.auditActions(t)); got != audited {
+			t.Errorf("a dry run wrote %d audit entries", got-audited)
+		}
+	})
+	for _, tc := range []struct{ name, token, body string }{
+		{"without a reason", aliceToken, `{"route":"put-item","state":"dead"}`},
+		{"without a route", aliceToken, `{"state":"dead","reason":"retired"}`},
+		{"for pending writes, which the facade delivers", aliceToken, `{"route":"put-item","state":"pending","reason":"retired"}`},
+		{"for an operator, not an admin", bobToken, `{"route":"put-item","state":"dead","reason":"retired"}`},
+	} {
+		t.Run("a call "+tc.name+" is refused", func(t *testing.T) {
+			resp, body := p.call(t, "POST", "/admin/repairs/discard", tc.token, tc.body)
+			if resp.StatusCode != 400 && resp.StatusCode != 403 {
+				t.Errorf("got %d %v, want a refusal", resp.StatusCode, body)
+			}
+		})
+	}
+	t.Run("the call discards each and audits each", func(t *testing.T) {
+		resp, body := p.call(t, "POST", "/admin/repairs/discard", aliceToken, `{"route":"put-item","state":"dead","reason":"put-item retired, ticket 9"}`)
+		if resp.StatusCode != 200 || body["done"] != 3.0 || body["more"] != false {
+			t.Fatalf("got %d %v, want 3 done", resp.StatusCode, body)
+		}
+		entries, err := p.store.AuditLog(context.Background(), store.AuditFilter{Route: "put-item"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range entries {
+			if e.Action == "repair_discard" && e.Actor == "alice" && e.Reason == "put-item retired, ticket 9" {
+				ids = append(ids, e.Detail)
+			}
+		}
+		slices.Sort(ids)
+		if strings.Join(ids, ",") != "w1,w2,w3" {
+			t.Errorf("discards audited for %v, want w1,w2,w3", ids)
+		}
+		for id, want := range map[string]domain.State{"w1": domain.StateDiscarded, "w3": domain.StateDiscarded, "w4": domain.StateDead} {
+			if r, err := p.store.GetRepair(context.Background(), id, false); err != nil || r.State != want {
+				t.Errorf("%s is %s (%v), want %s", id, r.State, err, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,110 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"strangler/config"
+	"strangler/config/configfile"
+	"strangler/domain"
+	"strangler/internal/testkit"
+	"strangler/store"
+)
+
+// downStore is a state store that does not answer while down.
+type downStore struct {
+	*store.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("connection refused")
+
+func (d *downStore) Overrides(ctx context.Context) (map[string]domain.Override, error) {
+	if d.down.Load() {
+		return nil, errDown
+	}
+	return d.Store.Overrides(ctx)
+}
+
+func (d *downStore) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error) {
+	if d.down.Load() {
+		return nil, errDown
+	}
+	return d.Store.OpenPrimaries(ctx)
+}
+
+// TestAStartWithoutTheStoreChecksTheJournalOnceItAnswers: a replica
+// started while the store is down serves its snapshot without reading
+// the journal, so it cannot check the file against the dual writes still
+// owed. It says so at start, and makes the check once the store answers:
+// here the file sends put-item's writes straight to modern while one is
+// still owed there, and Run stops with the error a start with the store
+// exits with, naming the file and the route. Before, the check was never
+// made: the replica went on sending writes ahead of the journaled one.
+func TestAStartWithoutTheStoreChecksTheJournalOnceItAnswers(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	w := domain.Intent{ID: "w1", Route: "put-item", Resource: "items/1", Method: http.MethodPut, Target: "/items/1",
+		Header: http.Header{}, Body: []byte(`{}`), Primary: domain.Legacy}
+	if err := st.BeginWrite(ctx, w, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordOutcome(ctx, "w1", domain.Outcome{Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configfile.Parse("strangler.yaml", []byte(`
+backends:
+  legacy: { url: "http://legacy.internal" }
+  modern: { url: "http://modern.internal" }
+routes:
+  - { name: put-item, match: "PUT /items/{id}", mode: modern }
+`), configfile.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := NewSnapshot(filepath.Join(dir, "flags.json"), "sqlite")
+	if err := snap.Save(map[string]domain.Override{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ds := &downStore{Store: st}
+	ds.down.Store(true)
+	logs := &logLines{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	f, err := NewFlags(ctx, cfg, ds, snap, &Reports{Counts: st}, applyFunc(func(*config.Config) error { return nil }), log, time.Now)
+	if err != nil {
+		t.Fatalf("a start without the store, with a snapshot, is refused: %v", err)
+	}
+	if !strings.Contains(logs.text(), "not yet checked against them") {
+		t.Errorf("the start does not say the journal was not checked:\n%s", logs.text())
+	}
+	f.resyncEvery = 10 * time.Millisecond
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- f.Run(runCtx) }()
+	ds.down.Store(false)
+	var runErr error
+	testkit.Eventually(t, 10*time.Second, "Run to stop on the check", func() bool {
+		select {
+		case runErr = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if msg := runErr.Error(); !strings.Contains(msg, "strangler.yaml") || !strings.Contains(msg, "routes[0] (put-item) would send writes straight to modern, ahead of 1 dual write owed there") {
+		t.Errorf("Run stopped with %q, want the file, the route and the write owed", msg)
+	}
+}
