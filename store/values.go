@@ -106,7 +106,6 @@ func floatOrNull(f *float64) any {
 	return *f
 }
 
-// floatPtr is the inverse of floatOrNull after a scan.
 // sharePtr reads a route's share of traffic to modern (an override's, a
 // ramp's, a change request's percent) as it is served: one an older
 // release stored finer than the 0.01% steps, which every new one is
@@ -121,6 +120,7 @@ func sharePtr(f sql.NullFloat64) *float64 {
 	return &v
 }
 
+// floatPtr is the inverse of floatOrNull after a scan.
 func floatPtr(f sql.NullFloat64) *float64 {
 	if !f.Valid {
 		return nil
