@@ -67,3 +67,49 @@ func TestAFormatSuffixOrAFrontControllerIsALooseSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestAPatchWhereOnlyPutIsRoutedIsRefused: Rails' and Laravel's resource
+// routes send PUT and PATCH alike to update, and Rails' forms send PATCH
+// (as _method=patch). A PATCH that no route of its own takes, on a path
+// where a dual-write route takes PUT, updated the record at legacy alone:
+// it is refused with 400 naming that route, however the PATCH is asked
+// for (the method, an override header, a form's _method), before any
+// backend sees a byte. A route for PATCH serves it.
+//
+// Found by the red team: the four refused requests below were answered
+// 200 by legacy alone, nothing journaled for modern.
+func TestAPatchWhereOnlyPutIsRoutedIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+  - {name: put-note, match: "PUT /notes/{id}", mode: dual-write}
+  - {name: patch-note, match: "PATCH /notes/{id}", mode: legacy}
+  - {name: patch-visit, match: "PATCH /visits/{id}", mode: dual-write}
+`)
+	const form = "Content-Type: application/x-www-form-urlencoded\r\n"
+	for i, c := range []struct {
+		method, target, header, body string
+		names                        string // in the refusal, "" when the request passes
+	}{
+		{"PATCH", "/records/4", "", "{}", "put-record"},
+		{"PATCH", "/Records/4", "", "{}", "put-record"},
+		{"POST", "/records/4", "X-HTTP-Method-Override: PATCH\r\n", "{}", "put-record"},
+		{"POST", "/records/4", form, "_method=patch", "put-record"},
+		{"PUT", "/visits/4", "", "{}", "patch-visit"},
+		{"PUT", "/records/4", "", "{}", ""},
+		{"PATCH", "/notes/4", "", "{}", ""},
+		{"PATCH", "/elsewhere/4", "", "{}", ""},
+		{"POST", "/records/4", form, "_method=delete", ""},
+	} {
+		id := fmt.Sprint("twin", i)
+		resp, out := rawHTTP(t, r.public, id, c.method, c.target, fmt.Sprintf("%sContent-Length: %d\r\n", c.header, len(c.body)), c.body)
+		n := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch {
+		case c.names == "" && resp.StatusCode >= 300:
+			t.Errorf("%s %s %q: %d %s; want it served", c.method, c.target, c.body, resp.StatusCode, out)
+		case c.names != "" && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, `route \"`+c.names+`\"`)):
+			t.Errorf("%s %s %q: %d %s; want a 400 JSON error naming route %s", c.method, c.target, c.body, resp.StatusCode, out, c.names)
+		case c.names != "" && n > 0:
+			t.Errorf("%s %s %q: refused, yet the backends received %d requests", c.method, c.target, c.body, n)
+		}
+	}
+}
