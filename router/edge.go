@@ -104,7 +104,7 @@ func (t *Table) checkLoose(req *http.Request, p *loosePath, rt *route) error {
 		return err
 	case other != nil:
 		return &canonical.Refusal{Status: http.StatusBadRequest,
-			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters, trailing dots, a format suffix (.json) or a leading PHP script (/index.php) are ignored, as some backends read paths; send the route's own spelling", other.name)}
+			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters, trailing dots, a format suffix (.json), a leading PHP script (/index.php) or an index page (/index) are ignored, as some backends read paths; send the route's own spelling", other.name)}
 	}
 	if err := t.checkTwin(req.Method, p, rt); err != nil {
 		return err

@@ -10,9 +10,11 @@ import (
 // TestAFormatSuffixOrAFrontControllerIsALooseSpelling: Rails routes every
 // resource with (.:format), and Spring (suffix pattern match) reads
 // /records.json as /records too; Laravel and Symfony route
-// /index.php/records, their front controller's path, as /records. So
-// POST /records.json and POST /index.php/records create a record at a
-// legacy Rails or Laravel app: beside a dual-write route for POST
+// /index.php/records, their front controller's path, as /records; index
+// pages (Apache's and IIS's /records/index.php, ASP.NET MVC's default
+// action /records/index) are /records. So POST /records.json, POST
+// /index.php/records and POST /records/index.php create a record at a
+// legacy Rails, Laravel, PHP or ASP.NET app: beside a dual-write route for POST
 // /records, each is a loose spelling of it and is refused with 400
 // naming the route, before any backend sees a byte. A route declared for
 // such a spelling serves it; a suffix on a parameter stays on its route.
@@ -42,6 +44,9 @@ func TestAFormatSuffixOrAFrontControllerIsALooseSpelling(t *testing.T) {
 		{"POST", "/app.php/records.json", "create-record"},
 		{"PUT", "/index.php/records/4", "put-record"},
 		{"POST", "/export.xml", "export"},
+		{"POST", "/records/index.php", "create-record"},
+		{"POST", "/Records/Index", "create-record"},
+		{"POST", "/records/index.html/", "create-record"},
 		// The route's own spelling, and one on its parameter.
 		{"POST", "/records", ""},
 		{"PUT", "/records/4", ""},
@@ -51,6 +56,7 @@ func TestAFormatSuffixOrAFrontControllerIsALooseSpelling(t *testing.T) {
 		{"POST", "/export.csv", ""},
 		{"POST", "/export", ""},
 		{"POST", "/index.php", ""},
+		{"POST", "/records/indexes", ""},
 		{"POST", "/.records", ""},
 		{"POST", "/x/index.php/records", ""},
 	} {

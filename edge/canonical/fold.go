@@ -63,17 +63,21 @@ func Fold(p string) (string, error) {
 }
 
 // LooseEnds returns route key p (or a folded route pattern) as PHP front
-// controllers and routers that read a format from the path read its ends:
-// leading segments naming a PHP script dropped while a segment follows
-// them (Laravel and Symfony route /index.php/records as /records, the
-// script being their front controller), and the last segment cut at its
-// first dot unless it starts with one (Rails' (.:format) on every
-// resource route, and Spring's suffix pattern match, route /records.json
-// as /records and /records/4.json as /records/4), with the spaces that
-// then end it (IIS). In a pattern, what is inside a parameter's braces
-// counts for neither (GET /a/{id}.json is GET /a/{id}), and a script
-// named by a parameter is no script. p is lower case where it matters
-// (Fold, FoldLiteral). It returns a part of p, without allocating.
+// controllers, routers that read a format from the path and servers with
+// index pages read its ends: leading segments naming a PHP script dropped
+// while a segment follows them (Laravel and Symfony route
+// /index.php/records as /records, the script being their front
+// controller); the last segment cut at its first dot unless it starts
+// with one (Rails' (.:format) on every resource route, and Spring's
+// suffix pattern match, route /records.json as /records and
+// /records/4.json as /records/4), with the spaces that then end it (IIS);
+// and a last segment "index" dropped (Apache's and IIS's index pages
+// serve /records/index.php for /records/, ASP.NET MVC's default action
+// /records/index for /records). In a pattern, what is inside a
+// parameter's braces counts for none of these (GET /a/{id}.json is GET
+// /a/{id}), and a script named by a parameter is no script. p is lower
+// case where it matters (Fold, FoldLiteral). It returns a part of p,
+// without allocating.
 func LooseEnds(p string) string {
 	for len(p) > 1 {
 		first := p[:outsideBraces(p[1:], '/', 0)+1]
@@ -82,8 +86,31 @@ func LooseEnds(p string) string {
 		}
 		p = p[len(first):]
 	}
-	last := 0 // the start of the last segment
-	depth := 0
+	braces := strings.IndexByte(p, '{') >= 0
+	for {
+		last := strings.LastIndexByte(p, '/') + 1 // the start of the last segment
+		if braces {
+			last = lastSegment(p)
+		}
+		seg := p[last:]
+		if dot := outsideBraces(seg, '.', 0); dot > 0 && dot < len(seg) {
+			p = p[:last+dot]
+			for strings.HasSuffix(p, "%20") {
+				p = p[:len(p)-3]
+			}
+		} else if seg == "index" {
+			p = p[:last]
+		} else {
+			return p
+		}
+		p = RouteKey(p)
+	}
+}
+
+// lastSegment returns where the last segment of pattern p starts, a
+// slash inside a parameter's braces (a regexp's) being none.
+func lastSegment(p string) int {
+	last, depth := 0, 0
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
 		case '{':
@@ -96,14 +123,7 @@ func LooseEnds(p string) string {
 			}
 		}
 	}
-	if dot := outsideBraces(p, '.', last); dot > last && dot < len(p) {
-		p = p[:dot]
-		for strings.HasSuffix(p, "%20") {
-			p = p[:len(p)-3]
-		}
-		p = RouteKey(p)
-	}
-	return p
+	return last
 }
 
 // outsideBraces returns the index of the first c in p at or after from

@@ -50,8 +50,14 @@ func TestFold(t *testing.T) {
 		{in: "/index.php/records", want: "/records"},
 		{in: "/INDEX.PHP/records", want: "/records"},
 		{in: "/index.php/app.php/records.json", want: "/records"},
-		{in: "/index.php.", want: "/index"},
-		{in: "/index.php", want: "/index"},
+		{in: "/index.php.", want: "/"},
+		{in: "/index.php", want: "/"},
+		// Index pages: Apache's and IIS's, ASP.NET MVC's default action.
+		{in: "/records/index.php", want: "/records"},
+		{in: "/records/Index", want: "/records"},
+		{in: "/records/index/index.html", want: "/records"},
+		{in: "/records/index.php/index", want: "/records"},
+		{in: "/records/indexes", want: "/records/indexes"},
 		{in: "/x/index.php/records", want: "/x/index.php/records"}, // a script at the root alone
 		{in: "/%E2%80%A5", err: errFoldRefused},
 		{in: "/records%EF%B9%A8", err: errFoldRefused},
@@ -84,6 +90,8 @@ func TestLooseEndsLeavesAPatternsParameters(t *testing.T) {
 		"/{app}.php/records":    "/{app}.php/records",
 		"/records/{id:[0-9.]+}": "/records/{id:[0-9.]+}",
 		"/files/*":              "/files/*",
+		"/records/index":        "/records",
+		"/records/{index}":      "/records/{index}",
 		"/":                     "/",
 	} {
 		if got := LooseEnds(in); got != want {
