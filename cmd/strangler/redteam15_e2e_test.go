@@ -119,3 +119,41 @@ func TestAPatchWhereOnlyPutIsRoutedIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestAMethodOverrideInAnArrayIsRefused: qs, which parses Express's
+// queries and (extended) forms, makes _method[]=PUT and _method[0]=PUT
+// the array ["PUT"], as JSON's {"_method":["PUT"]} is, and Express's
+// method-override takes an array's first element as the method. Beside a
+// dual-write route for PUT /records/{id}, such a POST /records/4 is
+// refused with 400 naming it, before any backend sees a byte.
+//
+// Found by the red team: each reached legacy alone, 201, unjournaled.
+func TestAMethodOverrideInAnArrayIsRefused(t *testing.T) {
+	r, legacy, modern := startEdgeFacade(t, "", `
+  - {name: put-record, match: "PUT /records/{id}", mode: dual-write}
+`)
+	const form = "Content-Type: application/x-www-form-urlencoded\r\n"
+	for i, c := range []struct {
+		target, header, body string
+		refused              bool
+	}{
+		{"/records/4", form, "_method[]=PUT", true},
+		{"/records/4", form, "a=1&_method%5B0%5D=put", true},
+		{"/records/4", "Content-Type: application/json\r\n", `{"_method":["PUT"]}`, true},
+		{"/records/4?_method[]=PUT", "", "{}", true},
+		{"/records/4", form, "_method[21]=PUT", false},
+		{"/records/4", "Content-Type: application/json\r\n", `{"_method":[{"m":"PUT"}]}`, false},
+	} {
+		id := fmt.Sprint("array", i)
+		resp, out := rawHTTP(t, r.public, id, "POST", c.target, fmt.Sprintf("%sContent-Length: %d\r\n", c.header, len(c.body)), c.body)
+		n := len(legacy.received(t, id)) + len(modern.received(t, id))
+		switch {
+		case !c.refused && resp.StatusCode >= 300:
+			t.Errorf("POST %s %q: %d %s; want it served", c.target, c.body, resp.StatusCode, out)
+		case c.refused && (resp.StatusCode != http.StatusBadRequest || !strings.Contains(out, `route \"put-record\"`)):
+			t.Errorf("POST %s %q: %d %s; want a 400 JSON error naming route put-record", c.target, c.body, resp.StatusCode, out)
+		case c.refused && n > 0:
+			t.Errorf("POST %s %q: refused, yet the backends received %d requests", c.target, c.body, n)
+		}
+	}
+}
