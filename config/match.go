@@ -70,7 +70,9 @@ func (m Match) Shape() string {
 }
 
 // Folded is the pattern with its literal text folded as
-// canonical.FoldLiteral folds a path, its parameters as written.
+// canonical.FoldLiteral folds a path, its parameters as written, and its
+// ends read as canonical.LooseEnds reads a path's: so that a route for
+// GET /export.csv beside one for GET /export serves its own spelling.
 func (m Match) Folded() Match {
 	var b strings.Builder
 	for _, seg := range splitParams(m.Path) {
@@ -80,7 +82,7 @@ func (m Match) Folded() Match {
 			b.WriteString(canonical.FoldLiteral(seg.text))
 		}
 	}
-	return Match{Method: m.Method, Path: b.String()}
+	return Match{Method: m.Method, Path: canonical.LooseEnds(b.String())}
 }
 
 // Params are the names of the pattern's parameters, in order.

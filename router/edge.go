@@ -104,10 +104,37 @@ func (t *Table) checkLoose(req *http.Request, p *loosePath, rt *route) error {
 		return err
 	case other != nil:
 		return &canonical.Refusal{Status: http.StatusBadRequest,
-			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters or trailing dots are ignored, as some backends read paths; send the route's own spelling", other.name)}
+			Msg: fmt.Sprintf("the path matches route %q only when case, fullwidth characters, trailing dots, a format suffix (.json), a leading PHP script (/index.php) or an index page (/index) are ignored, as some backends read paths; send the route's own spelling", other.name)}
+	}
+	if err := t.checkTwin(req.Method, p, rt); err != nil {
+		return err
 	}
 	return t.checkOverrides(canonical.MethodOverrides(req, !t.dropOddHeaders), req.Method, p, rt)
 }
+
+// checkTwin refuses a PUT or PATCH that rt, the default route, serves
+// while a route for the other of the two takes its path: Rails' and
+// Laravel's resource routes send PUT and PATCH alike to update, so PATCH
+// /records/4 (and a POST with _method=patch, the method Rails' forms
+// send) updated the record at legacy alone, past a dual-write route for
+// PUT /records/{id} (found by the red team). A route of its own for the
+// method, or for every method, serves it.
+func (t *Table) checkTwin(method string, p *loosePath, rt *route) error {
+	twin := updateTwins[method]
+	if twin == "" || rt != t.unmatched {
+		return nil
+	}
+	other, err := t.otherRoute(twin, p, rt)
+	if other == nil || err != nil {
+		return err
+	}
+	return &canonical.Refusal{Status: http.StatusBadRequest,
+		Msg: fmt.Sprintf("no route serves %s on this path, and route %q serves %s on it, which backends serving PUT and PATCH alike (Rails, Laravel) read it as; send %s, or add a route for %s", method, other.name, twin, twin, method)}
+}
+
+// updateTwins pairs the methods Rails' and Laravel's resource routes serve
+// alike, as update.
+var updateTwins = map[string]string{http.MethodPut: http.MethodPatch, http.MethodPatch: http.MethodPut}
 
 // checkOverrides refuses a request of method, routed to rt, that asks to
 // be read as one of methods another route serves, on its path as sent or
@@ -134,6 +161,11 @@ func (t *Table) checkOverrides(methods []string, method string, p *loosePath, rt
 		if other != nil {
 			return &canonical.Refusal{Status: http.StatusBadRequest,
 				Msg: fmt.Sprintf("the request overrides its method (X-HTTP-Method-Override or _method) with one route %q serves, not route %q of its own method; send that method itself", other.name, rt.name)}
+		}
+		if own, _ := t.match(m, p.key); own == t.unmatched {
+			if err := t.checkTwin(m, p, own); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

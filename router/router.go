@@ -321,7 +321,8 @@ func clientLeft(x *exchange) {
 // one (413), one the budget has no room for (503), or one that cannot be
 // read whole (400: broken chunked encoding, an early end; 408:
 // body_timeout; 413: max_body), is refused before any backend sees a
-// byte of it. It reports whether to go on.
+// byte of it; a shadow route's too large or over the budget goes to its
+// primary alone, with no copy (x.noCopy). It reports whether to go on.
 //
 // Trailer fields (a checksum or a signature after the body) must not be
 // lost silently. The journal and a fallback's replay carry the body alone,
@@ -337,6 +338,13 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 	// Expect: 100-continue is spared sending it (RFC 9110 section
 	// 10.1.1), as net/http sends 100 only once the body is read.
 	switch {
+	case req.ContentLength > x.route.maxReplayBody && keepTrailer:
+		// A shadow route's client never pays for the copy: its body goes
+		// to the primary unread, and no copy is sent. It got 413 here,
+		// and was served when the budget happened to be full (found by
+		// the red team).
+		x.noCopy = true
+		return true
 	case req.ContentLength > x.route.maxReplayBody:
 		t.refuse(x, req, errBodyTooLarge)
 		return false
@@ -346,10 +354,10 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 	}
 	body, err := t.readReplay(x, req)
 	switch {
-	case err == errReplayBudget && keepTrailer:
-		// A shadow route's client never pays for the copy: its request
-		// goes on to the primary, the bytes read first and the rest
-		// still unread, and no copy is sent.
+	case (err == errReplayBudget || err == errBodyTooLarge) && keepTrailer:
+		// Nor when the budget has no room for the copy's body, or the
+		// body turns out too large for one: its request goes on to the
+		// primary, the bytes read first and the rest still unread.
 		t.budget.give(x.replayHeld)
 		x.replayHeld, x.noCopy = 0, true
 		req.Body = struct {

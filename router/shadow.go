@@ -112,7 +112,8 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 	}
 	if len(req.Trailer) > 0 || x.noCopy {
 		// The copy would go without them and differ for that alone, or
-		// replay_budget has no room for its body.
+		// its body is over max_replay_body or replay_budget has no room
+		// for it.
 		t.metrics.shadowResult(rt, "dropped")
 		primary.ServeHTTP(&x.w, req)
 		return

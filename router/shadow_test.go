@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -566,5 +567,49 @@ func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
 	}
 	if got := f.comparisons(t, "s", 3); got["match"] != 1 {
 		t.Errorf("comparisons %v; want the h2c request, served as HTTP/1.1, copied and matched", got)
+	}
+}
+
+// TestAShadowedBodyTooLargeToCopyReachesThePrimary: a shadow route's
+// client never pays for the copy. A body over max_replay_body, announced
+// or found so chunked, goes to the primary whole and no copy is sent
+// (counted dropped), as when replay_budget has no room for it; a
+// fallback route that may replay it still refuses it (413).
+//
+// Found by the red team: both shadowed POSTs got the facade's 413 while
+// the budget had room, and were served only while it was full.
+func TestAShadowedBodyTooLargeToCopyReachesThePrimary(t *testing.T) {
+	legacy := newBackend(t, answer(200, "legacy"))
+	modern := newBackend(t, answer(201, "modern"))
+	f := newFacade(t, legacy.URL, modern.URL, "max_replay_body: 1KiB", `
+  - {name: copy, match: "POST /copies", mode: shadow, shadow_writes: true}
+  - {name: create, match: "POST /things", mode: fallback, fallback_methods: [POST]}
+`)
+	body := strings.Repeat("d", 3000)
+	for _, c := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"a body of known length", strings.NewReader(body)},
+		{"a chunked body", io.MultiReader(strings.NewReader(body))},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, f.URL+"/copies", c.body)
+		resp, got := f.do(t, req)
+		if resp.StatusCode != 200 || got != "legacy" {
+			t.Errorf("%s over max_replay_body on a shadow route: %d %q, want the primary's answer", c.name, resp.StatusCode, got)
+		}
+		if got := string(legacy.last(t).Body); got != body {
+			t.Errorf("%s: the primary received %d bytes, want the whole body of 3000", c.name, len(got))
+		}
+	}
+	if got := f.metric(t, "strangler_shadow_comparisons_total", map[string]string{"route": "copy", "result": "dropped"}); got != 2 {
+		t.Errorf("shadow dropped = %v, want 2", got)
+	}
+	if n := modern.hits(); n != 0 {
+		t.Errorf("modern received %d copies, want none", n)
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/things", strings.NewReader(body))
+	if resp, _ := f.do(t, req); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("over max_replay_body on a fallback route: %d, want 413", resp.StatusCode)
 	}
 }

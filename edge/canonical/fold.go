@@ -21,16 +21,18 @@ var errFoldRefused = badRequest("the path, with its fullwidth and other characte
 // Java's equalsIgnoreCase and .NET's ToUpperInvariant; ı is I), the
 // characters Unicode's compatibility normalisation (NFKC) turns into ASCII
 // as that ASCII (fullwidth forms, which Windows' best-fit mapping turns
-// into ASCII too: ／ is /, ．is .; and ʳ is r, ﬁ is fi, ‥ is ..), and dots
+// into ASCII too: ／ is /, ．is .; and ʳ is r, ﬁ is fi, ‥ is ..), dots
 // and spaces ending a segment
 // dropped (Windows drops them from file names, so IIS serves /records. as
-// /records). The router refuses a path whose folded form matches another
-// route than the path itself.
+// /records), and its ends read as LooseEnds reads them (/index.php/records
+// and /records.json are /records). The router refuses a path whose folded
+// form matches another route than the path itself.
 //
-// Fold returns p itself, without allocating, when folding changes nothing.
+// Fold returns p itself, or a part of it, without allocating, when only
+// LooseEnds changes it.
 func Fold(p string) (string, error) {
 	if !needsFold(p) {
-		return p, nil
+		return LooseEnds(p), nil
 	}
 	if hasNonASCII(p) {
 		var err error
@@ -57,7 +59,90 @@ func Fold(p string) (string, error) {
 		b.WriteByte('/')
 		b.WriteString(FoldLiteral(seg))
 	}
-	return RouteKey(b.String()), nil
+	return LooseEnds(RouteKey(b.String())), nil
+}
+
+// LooseEnds returns route key p (or a folded route pattern) as PHP front
+// controllers, routers that read a format from the path and servers with
+// index pages read its ends: leading segments naming a PHP script dropped
+// while a segment follows them (Laravel and Symfony route
+// /index.php/records as /records, the script being their front
+// controller); the last segment cut at its first dot unless it starts
+// with one (Rails' (.:format) on every resource route, and Spring's
+// suffix pattern match, route /records.json as /records and
+// /records/4.json as /records/4), with the spaces that then end it (IIS);
+// and a last segment "index" dropped (Apache's and IIS's index pages
+// serve /records/index.php for /records/, ASP.NET MVC's default action
+// /records/index for /records). In a pattern, what is inside a
+// parameter's braces counts for none of these (GET /a/{id}.json is GET
+// /a/{id}), and a script named by a parameter is no script. p is lower
+// case where it matters (Fold, FoldLiteral). It returns a part of p,
+// without allocating.
+func LooseEnds(p string) string {
+	for len(p) > 1 {
+		first := p[:outsideBraces(p[1:], '/', 0)+1]
+		if len(first) == len(p) || !strings.HasSuffix(first, ".php") || strings.IndexByte(first, '{') >= 0 {
+			break
+		}
+		p = p[len(first):]
+	}
+	braces := strings.IndexByte(p, '{') >= 0
+	for {
+		last := strings.LastIndexByte(p, '/') + 1 // the start of the last segment
+		if braces {
+			last = lastSegment(p)
+		}
+		seg := p[last:]
+		if dot := outsideBraces(seg, '.', 0); dot > 0 && dot < len(seg) {
+			p = p[:last+dot]
+			for strings.HasSuffix(p, "%20") {
+				p = p[:len(p)-3]
+			}
+		} else if seg == "index" {
+			p = p[:last]
+		} else {
+			return p
+		}
+		p = RouteKey(p)
+	}
+}
+
+// lastSegment returns where the last segment of pattern p starts, a
+// slash inside a parameter's braces (a regexp's) being none.
+func lastSegment(p string) int {
+	last, depth := 0, 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+		case '/':
+			if depth == 0 {
+				last = i + 1
+			}
+		}
+	}
+	return last
+}
+
+// outsideBraces returns the index of the first c in p at or after from
+// that is outside a pattern parameter's braces, len(p) if there is none.
+func outsideBraces(p string, c byte, from int) int {
+	depth := 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '{':
+			depth++
+		case '}':
+			depth--
+		case c:
+			if depth == 0 && i >= from {
+				return i
+			}
+		}
+	}
+	return len(p)
 }
 
 // needsFold reports whether Fold may change p: an upper-case letter, a

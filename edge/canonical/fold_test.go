@@ -35,6 +35,30 @@ func TestFold(t *testing.T) {
 		{in: "/%CA%B3ecords/%E2%93%A1/%F0%9D%90%AB", want: "/records/r/r"},
 		{in: "/%EF%AC%81les", want: "/files"},
 		{in: "/x/%E2%80%A5/records", want: "/records"},
+		// Rails' (.:format) and Spring's suffix pattern match: the last
+		// segment up to its first dot; PHP front controllers (Laravel,
+		// Symfony): leading scripts dropped while a path follows.
+		{in: "/records.json", want: "/records"},
+		{in: "/records/4.json", want: "/records/4"},
+		{in: "/Records.JSON", want: "/records"},
+		{in: "/records.tar.gz", want: "/records"},
+		{in: "/records%20.json", want: "/records"},
+		{in: "/x/%20.json", want: "/x"},
+		{in: "/records.json.", want: "/records"},
+		{in: "/records%EF%BC%8Ejson", want: "/records"}, // records．json
+		{in: "/a/.env", want: "/a/.env"},
+		{in: "/index.php/records", want: "/records"},
+		{in: "/INDEX.PHP/records", want: "/records"},
+		{in: "/index.php/app.php/records.json", want: "/records"},
+		{in: "/index.php.", want: "/"},
+		{in: "/index.php", want: "/"},
+		// Index pages: Apache's and IIS's, ASP.NET MVC's default action.
+		{in: "/records/index.php", want: "/records"},
+		{in: "/records/Index", want: "/records"},
+		{in: "/records/index/index.html", want: "/records"},
+		{in: "/records/index.php/index", want: "/records"},
+		{in: "/records/indexes", want: "/records/indexes"},
+		{in: "/x/index.php/records", want: "/x/index.php/records"}, // a script at the root alone
 		{in: "/%E2%80%A5", err: errFoldRefused},
 		{in: "/records%EF%B9%A8", err: errFoldRefused},
 		{in: "/records%EF%B9%94x", err: errFoldRefused},
@@ -51,6 +75,31 @@ func TestFold(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("Fold(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
+	}
+}
+
+// TestLooseEndsLeavesAPatternsParameters: a route pattern's folded form
+// (config.Match.Folded) goes through LooseEnds too, where a parameter's
+// braces hide dots and slashes, and a script named by a parameter is no
+// script.
+func TestLooseEndsLeavesAPatternsParameters(t *testing.T) {
+	for in, want := range map[string]string{
+		"/export.csv":           "/export",
+		"/files/{name}.pdf":     "/files/{name}",
+		"/a/{id:[0-9]{2}}.json": "/a/{id:[0-9]{2}}",
+		"/{app}.php/records":    "/{app}.php/records",
+		"/records/{id:[0-9.]+}": "/records/{id:[0-9.]+}",
+		"/files/*":              "/files/*",
+		"/records/index":        "/records",
+		"/records/{index}":      "/records/{index}",
+		"/":                     "/",
+	} {
+		if got := LooseEnds(in); got != want {
+			t.Errorf("LooseEnds(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { LooseEnds("/index.php/records.json") }); n != 0 {
+		t.Errorf("LooseEnds allocates %v times, want none", n)
 	}
 }
 

@@ -419,8 +419,13 @@ func jsonMethodOverrides(body []byte) ([]string, error) {
 			return nil, errJSONBody
 		}
 		// Laravel reads a string; it refuses an array or object, and a
-		// number, boolean or null names no method.
+		// number, boolean or null names no method. Express's
+		// method-override takes an array's first element.
 		var s string
+		var array []json.RawMessage
+		if key == "_method" && json.Unmarshal(v, &array) == nil && len(array) > 0 {
+			v = array[0]
+		}
 		if key == "_method" && json.Unmarshal(v, &s) == nil {
 			ms = appendOverride(ms, s)
 		}
@@ -441,9 +446,31 @@ var (
 )
 
 // methodField reports whether a query or form parameter named k is
-// _method to PHP (phpName) or to Rack 2 (rackName).
+// _method to PHP (phpName), to Rack 2 (rackName) or, as an array, to qs
+// (qsArray).
 func methodField(k string) bool {
-	return phpName(k) == "_method" || rackName(k) == "_method"
+	return phpName(k) == "_method" || rackName(k) == "_method" || qsArray(k) == "_method"
+}
+
+// qsArray is the name of the array qs (Express's query parser and its
+// extended form parser) puts a parameter named k in, k itself if none:
+// _method[] and _method[0] to _method[20] make the array _method, whose
+// first element Express's method-override takes as the method (found by
+// the red team: a form's _method[]=PUT reached legacy alone past a
+// dual-write PUT route).
+func qsArray(k string) string {
+	name, i, ok := strings.Cut(k, "[")
+	if !ok || !strings.HasSuffix(i, "]") {
+		return k
+	}
+	// qs takes an index as written, at most its arrayLimit of 20.
+	switch i = i[:len(i)-1]; {
+	case i == "", i == "0",
+		len(i) == 1 && '1' <= i[0] && i[0] <= '9',
+		len(i) == 2 && (i[0] == '1' && '0' <= i[1] && i[1] <= '9' || i == "20"):
+		return name
+	}
+	return k
 }
 
 // rackName is the name Rack 2 gives a parameter named k when it holds a

@@ -128,8 +128,15 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{form, "a=1&]]_method]=PUT", "PUT"},
 		{form, "a=1&_method]=PUT", "PUT"},
 		{multipart, mp("[_method]", "put"), "PUT"},
-		{form, "a=1&_method[]=PUT", ""},
 		{form, "a=1&[_method][x]=PUT", ""},
+		// qs (Express) makes these the array _method, and Express's
+		// method-override takes its first element.
+		{form, "a=1&_method[]=PUT", "PUT"},
+		{form, "a=1&_method%5B0%5D=PUT", "PUT"},
+		{form, "a=1&_method[20]=PUT", "PUT"},
+		{form, "a=1&_method[21]=PUT", ""}, // past qs's arrayLimit: an object
+		{form, "a=1&_method[01]=PUT", ""}, // not an index as qs writes one
+		{form, "a=1&_method[x]=PUT", ""},
 		// Tomcat decodes a form in the charset its type names.
 		{form + "; charset=ibm037", "%6D%94%85%A3%88%96%84=%D7%E4%E3", "error"},
 		{form + "; charset=UTF-16", "_method=PUT", "error"},
@@ -150,7 +157,8 @@ func TestBodyMethodOverrides(t *testing.T) {
 		{"application/json", `{"name":"\u00c5se"}`, ""},
 		{"application/json", `{"a":{"_method":"PUT"}}`, ""},
 		{"application/json", `[{"_method":"PUT"}]`, ""},
-		{"application/json", `{"_method":["PUT"]}`, ""},
+		{"application/json", `{"_method":["PUT","POST"]}`, "PUT"}, // Express: the first element
+		{"application/json", `{"_method":[{"a":"PUT"}]}`, ""},
 		{"application/json", `{"_method":"PUT"} x`, "error"},
 		{"application/json", `{"_method":"PUT"`, "error"},
 		{"text/plain", `{"_method":"PUT"}`, ""},
