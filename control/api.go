@@ -311,6 +311,10 @@ func decode(r *http.Request, v any) error {
 		// audit log would keep a reason other than the one sent.
 		return apiError(http.StatusBadRequest, "invalid JSON body: not valid UTF-8")
 	}
+	if at := loneSurrogate(body); at >= 0 {
+		// encoding/json decodes it to U+FFFD, as it does a bad byte.
+		return apiError(http.StatusBadRequest, "invalid JSON body: the escape %s at byte %d is half of a UTF-16 surrogate pair, not a character", body[at:at+6], at+1)
+	}
 	if err := checkKeys(body, v); err != nil {
 		return apiError(http.StatusBadRequest, "invalid JSON body: %s", bodyProblem(err))
 	}
