@@ -336,8 +336,10 @@ const maxReason = 500
 // checkReason refuses a change without a reason, or with one the audit
 // log cannot take (checkReasonText).
 func checkReason(reason string) error {
-	if strings.TrimSpace(reason) == "" {
-		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
+	if strings.IndexFunc(reason, shows) < 0 {
+		// Spaces alone, or zero-width characters (U+200B, U+FEFF), are a
+		// reason that lists as none.
+		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log (a letter, digit, punctuation mark or symbol at least)")
 	}
 	return checkReasonText(reason)
 }
@@ -369,6 +371,13 @@ func checkReasonText(reason string) error {
 // characters but end a line for Python's splitlines, JavaScript before
 // ES2019 and many editors, so that an export read with them would show a
 // forged entry.
+// shows reports whether r is a character a reader of the audit log sees:
+// a letter, digit, punctuation mark or symbol, not a space, a mark alone
+// or a format character.
+func shows(r rune) bool {
+	return unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
+}
+
 func breaksAuditLine(r rune) bool {
 	return human.ActsOnTerminal(r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }

@@ -31,6 +31,7 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a body of two JSON values", `{"mode":"modern","reason":"go"} {"mode":"legacy","reason":"go"}`, `"0"`, 400, "more follows the first JSON value"},
 		{"a reason of 501 characters", `{"mode":"modern","reason":"` + strings.Repeat("é", 501) + `"}`, `"0"`, 400, "the reason is 501 characters long; at most 500"},
 		{"a reason of only spaces", `{"mode":"modern","reason":"   "}`, `"0"`, 400, "a reason is required"},
+		{"a reason of only zero-width characters, which lists as none", `{"mode":"modern","reason":"\u200b\ufeff\u200d \u034f"}`, `"0"`, 400, "a reason is required"},
 		{"a reason with half a surrogate pair, which would be stored as U+FFFD", `{"mode":"modern","reason":"ok \ud83d"}`, `"0"`, 400, `the escape \ud83d at byte 31 is half of a UTF-16 surrogate pair`},
 		{"a reason with a low surrogate alone", `{"mode":"modern","reason":"\\\udc00"}`, `"0"`, 400, `the escape \udc00`},
 		{"a reason with a high surrogate before another escape", `{"mode":"modern","reason":"\ud83d\u0041"}`, `"0"`, 400, `the escape \ud83d`},
