@@ -157,8 +157,8 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 		if err == nil {
 			err = a.allow(r, actor, r.Pattern)
 		}
-		if err == nil && !isJSON(r) {
-			err = apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
+		if err == nil {
+			err = notJSON(r)
 		}
 		if err == nil {
 			limitBody(w, r)
