@@ -106,11 +106,13 @@ func FullPercent(p *float64) float64 {
 }
 
 // Later reports whether going from one mode and percent to another moves
-// the route forward: to a later stage, or more traffic to modern within
-// fallback or modern.
+// the route forward: to a later stage, or more traffic to modern between
+// fallback and modern, whichever the stage: modern 10% to fallback 100%
+// is an earlier stage, but modern answers ten times the clients (legacy
+// only those it fails), so it is no rollback.
 func Later(fromMode Mode, fromPct *float64, toMode Mode, toPct *float64) bool {
-	if toMode.Stage() != fromMode.Stage() {
-		return toMode.Stage() > fromMode.Stage()
+	if fromMode.TakesPercent() && toMode.TakesPercent() && FullPercent(toPct) > FullPercent(fromPct) {
+		return true
 	}
-	return FullPercent(toPct) > FullPercent(fromPct)
+	return toMode.Stage() > fromMode.Stage()
 }

@@ -34,7 +34,12 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	half := 50.0
-	if !Later(ModeFallback, &half, ModeFallback, nil) || Later(ModeModern, &half, ModeFallback, nil) || Later(ModeShadow, nil, ModeDualWrite, nil) {
+	if !Later(ModeFallback, &half, ModeFallback, nil) || Later(ModeModern, &half, ModeFallback, &half) || Later(ModeShadow, nil, ModeDualWrite, nil) {
 		t.Error("Later: more traffic to modern or a later stage is forward; the other way, or a mode of the same stage, is not")
+	}
+	// An earlier stage that sends modern more of the traffic is forward:
+	// modern 50% to fallback 100% has modern answer every client.
+	if !Later(ModeModern, &half, ModeFallback, nil) || Later(ModeModern, &half, ModeLegacy, nil) {
+		t.Error("Later: modern 50% to fallback 100% is forward, modern 50% to legacy is not")
 	}
 }
