@@ -561,7 +561,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if fl.Reason == "" {
 		return cur, invalidf("a reason is required; it goes into the audit log")
 	}
-	forward := domain.Later(cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
+	forward := domain.Later(cur.Route.Primary, cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {
 		if err := f.checkGates(ctx, cur, entry); err != nil {
 			return cur, err

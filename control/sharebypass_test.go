@@ -44,3 +44,36 @@ routes:
 		})
 	}
 }
+
+// TestAFlipToShadowWithModernAsPrimaryNeedsApproval: on a route whose
+// primary is modern, shadow has modern answer every client, with no
+// fallback; from fallback at 10% it is an earlier stage, and one
+// operator applied it at once. It is a change request; with legacy the
+// primary it is the rollback it looks like.
+func TestAFlipToShadowWithModernAsPrimaryNeedsApproval(t *testing.T) {
+	for _, tc := range []struct {
+		primary string
+		status  int
+		served  string
+	}{
+		{"modern", http.StatusAccepted, "fallback 10%"},
+		{"legacy", http.StatusOK, "shadow"},
+	} {
+		t.Run("primary "+tc.primary, func(t *testing.T) {
+			p := newPlaneWith(t, planeOptions{yaml: "approvals: 2\n", routes: `
+routes:
+  - name: get-patient
+    match: "GET /patients/{id}"
+    mode: fallback
+    percent: 10
+    primary: ` + tc.primary + "\n"})
+			resp, out := p.patch(t, "get-patient", bobToken, `{"mode":"shadow","reason":"compare again"}`)
+			if resp.StatusCode != tc.status {
+				t.Errorf("got %d %v, want %d", resp.StatusCode, out, tc.status)
+			}
+			if got := p.served("get-patient"); got != tc.served {
+				t.Errorf("get-patient serves %s, want %s", got, tc.served)
+			}
+		})
+	}
+}
