@@ -382,6 +382,20 @@ func breaksAuditLine(r rune) bool {
 	return human.ActsOnTerminal(r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
 
+// queryFlag reads a switch of the query string: 1 on, 0 or absent off.
+// Anything else is refused rather than read as off: ?noise=yes answered
+// the mismatch samples as if noise had not been asked for, and
+// ?body=true a repair without the body its caller wanted.
+func queryFlag(r *http.Request, name string) (bool, error) {
+	switch r.URL.Query().Get(name) {
+	case "1":
+		return true, nil
+	case "", "0":
+		return false, nil
+	}
+	return false, apiError(http.StatusBadRequest, "%s takes 1 (or 0)", name)
+}
+
 func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {

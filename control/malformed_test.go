@@ -242,3 +242,23 @@ func TestAChangeBodyIsTakenOnlyAsPlainJSON(t *testing.T) {
 		t.Errorf("a plain body declared identity in UTF-8: got %d %v, serving %s; want 200, fallback 50%%", resp.StatusCode, body, p.served("get-patient"))
 	}
 }
+
+// TestASwitchOfTheQueryIsOneOrZero: ?noise=, ?schema= and ?body= take 1
+// (or 0). Any other value was read as 0 and answered 200 with something
+// else than was asked for: the mismatch samples for ?noise=yes, a repair
+// without its body for ?body=true, which the caller could take for a
+// write with none.
+func TestASwitchOfTheQueryIsOneOrZero(t *testing.T) {
+	p := newPlane(t)
+	for _, path := range []string{"/admin/diffs?noise=yes", "/admin/diffs?schema=true", "/admin/diffs?noise=1&schema=2", "/admin/repairs/w-1?body=true"} {
+		resp, body := p.call(t, "GET", path, aliceToken, "")
+		if msg, _ := body["error"].(string); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "takes 1 (or 0)") {
+			t.Errorf("GET %s: got %d %v, want 400 saying the switch takes 1 (or 0)", path, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/admin/diffs?noise=1", "/admin/diffs?noise=0", "/admin/diffs?schema=0"} {
+		if resp, body := p.call(t, "GET", path, aliceToken, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: got %d %v, want 200", path, resp.StatusCode, body)
+		}
+	}
+}
