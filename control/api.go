@@ -157,8 +157,8 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 		if err == nil {
 			err = a.allow(r, actor, r.Pattern)
 		}
-		if err == nil && !isJSON(r) {
-			err = apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
+		if err == nil {
+			err = notJSON(r)
 		}
 		if err == nil {
 			limitBody(w, r)
@@ -311,6 +311,10 @@ func decode(r *http.Request, v any) error {
 		// audit log would keep a reason other than the one sent.
 		return apiError(http.StatusBadRequest, "invalid JSON body: not valid UTF-8")
 	}
+	if at := loneSurrogate(body); at >= 0 {
+		// encoding/json decodes it to U+FFFD, as it does a bad byte.
+		return apiError(http.StatusBadRequest, "invalid JSON body: the escape %s at byte %d is half of a UTF-16 surrogate pair, not a character", body[at:at+6], at+1)
+	}
 	if err := checkKeys(body, v); err != nil {
 		return apiError(http.StatusBadRequest, "invalid JSON body: %s", bodyProblem(err))
 	}
@@ -332,8 +336,10 @@ const maxReason = 500
 // checkReason refuses a change without a reason, or with one the audit
 // log cannot take (checkReasonText).
 func checkReason(reason string) error {
-	if strings.TrimSpace(reason) == "" {
-		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log")
+	if strings.IndexFunc(reason, shows) < 0 {
+		// Spaces alone, or zero-width characters (U+200B, U+FEFF), are a
+		// reason that lists as none.
+		return apiError(http.StatusBadRequest, "a reason is required; it goes into the audit log (a letter, digit, punctuation mark or symbol at least)")
 	}
 	return checkReasonText(reason)
 }
@@ -365,8 +371,29 @@ func checkReasonText(reason string) error {
 // characters but end a line for Python's splitlines, JavaScript before
 // ES2019 and many editors, so that an export read with them would show a
 // forged entry.
+// shows reports whether r is a character a reader of the audit log sees:
+// a letter, digit, punctuation mark or symbol, not a space, a mark alone
+// or a format character.
+func shows(r rune) bool {
+	return unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
+}
+
 func breaksAuditLine(r rune) bool {
 	return human.ActsOnTerminal(r) || unicode.In(r, unicode.Zl, unicode.Zp)
+}
+
+// queryFlag reads a switch of the query string: 1 on, 0 or absent off.
+// Anything else is refused rather than read as off: ?noise=yes answered
+// the mismatch samples as if noise had not been asked for, and
+// ?body=true a repair without the body its caller wanted.
+func queryFlag(r *http.Request, name string) (bool, error) {
+	switch r.URL.Query().Get(name) {
+	case "1":
+		return true, nil
+	case "", "0":
+		return false, nil
+	}
+	return false, apiError(http.StatusBadRequest, "%s takes 1 (or 0)", name)
 }
 
 func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {

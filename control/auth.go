@@ -169,12 +169,27 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// isJSON reports whether the request body is declared JSON. Browsers
-// cannot send that cross-site without a preflight, which the admin API
-// never grants.
-func isJSON(r *http.Request) bool {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && mt == "application/json"
+// notJSON refuses a change whose body is not declared JSON as decode
+// reads it: application/json (which browsers cannot send cross-site
+// without a preflight, which the admin API never grants), in UTF-8, not
+// compressed. A gzip body was refused as "not valid UTF-8", and one in a
+// coding whose bytes happen to be UTF-8 was read as the JSON it is not.
+func notJSON(r *http.Request) error {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body in UTF-8, not another charset")
+	}
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body as it is, not compressed or otherwise encoded (Content-Encoding)")
+			}
+		}
+	}
+	return nil
 }
 
 // refused audits a change the admin API or the status page turned away,

@@ -626,7 +626,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	if !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
 		return cur, ErrUnchanged
 	}
-	forward := domain.Later(cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
+	forward := domain.Later(cur.Route.Primary, cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {
 		if err := f.checkGates(ctx, cur, entry); err != nil {
 			return cur, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -72,6 +73,47 @@ func checkKeys(b []byte, v any) error {
 		}
 		valueDone()
 	}
+}
+
+// loneSurrogate returns the offset in the JSON document b of a \u escape
+// of a UTF-16 surrogate that is not half of a pair, or -1: encoding/json
+// reads one as U+FFFD, so a reason holding it would reach the audit log
+// as another text than the one sent. A backslash is only ever inside a
+// string of valid JSON, and one that is not is refused by the decoder.
+func loneSurrogate(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		switch surrogateAt(b, i) {
+		case 'h':
+			if surrogateAt(b, i+6) != 'l' {
+				return i
+			}
+			i += 11
+		case 'l':
+			return i
+		default:
+			i++ // the escaped character, which may be a backslash
+		}
+	}
+	return -1
+}
+
+// surrogateAt says whether b holds at i the \u escape of a high ('h') or
+// low ('l') UTF-16 surrogate, or neither (0).
+func surrogateAt(b []byte, i int) byte {
+	if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+		return 0
+	}
+	n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+	switch {
+	case err != nil || n < 0xD800 || n >= 0xE000:
+		return 0
+	case n < 0xDC00:
+		return 'h'
+	}
+	return 'l'
 }
 
 // jsonNames adds to names the JSON key of each field of t and of the

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -199,5 +201,64 @@ func TestTwoAuthorizationHeadersAreRefused(t *testing.T) {
 	}
 	if got := p.auditActions(t); len(got) != 0 {
 		t.Errorf("the audit log holds %q; want nothing: a malformed request is not audited", got)
+	}
+}
+
+// TestAChangeBodyIsTakenOnlyAsPlainJSON: a change's body is read as JSON
+// in UTF-8 as sent, so one declared compressed or in another charset is
+// refused with 415 saying so, before anything changes. A gzip body was
+// refused as "not valid UTF-8", which sends its sender looking in the
+// wrong place, and a body in a coding the facade does not know whose
+// bytes happen to be JSON was applied.
+func TestAChangeBodyIsTakenOnlyAsPlainJSON(t *testing.T) {
+	p := newPlane(t)
+	flip := `{"mode":"fallback","percent":50,"reason":"half"}`
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte(flip))
+	w.Close()
+	for _, tc := range []struct {
+		name, body, says string
+		header           []string
+	}{
+		{"a gzip body", gz.String(), "not compressed", []string{"Content-Encoding", "gzip"}},
+		{"a body in a coding whose bytes are JSON", flip, "not compressed", []string{"Content-Encoding", "x-rot0"}},
+		{"a body encoded twice, identity first", flip, "not compressed", []string{"Content-Encoding", "identity, br"}},
+		{"a body in Latin-1", flip, "in UTF-8", []string{"Content-Type", "application/json; charset=iso-8859-1"}},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, tc.body, append([]string{"If-Match", `"0"`}, tc.header...)...)
+			if msg, _ := body["error"].(string); resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(msg, tc.says) {
+				t.Errorf("got %d %q, want 415 saying %q", resp.StatusCode, msg, tc.says)
+			}
+		})
+	}
+	if got := p.served("get-patient"); got != "fallback" {
+		t.Fatalf("a refused body moved get-patient to %s", got)
+	}
+	resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, flip,
+		"If-Match", `"0"`, "Content-Encoding", "identity", "Content-Type", "application/json; charset=UTF-8")
+	if resp.StatusCode != http.StatusOK || p.served("get-patient") != "fallback 50%" {
+		t.Errorf("a plain body declared identity in UTF-8: got %d %v, serving %s; want 200, fallback 50%%", resp.StatusCode, body, p.served("get-patient"))
+	}
+}
+
+// TestASwitchOfTheQueryIsOneOrZero: ?noise=, ?schema= and ?body= take 1
+// (or 0). Any other value was read as 0 and answered 200 with something
+// else than was asked for: the mismatch samples for ?noise=yes, a repair
+// without its body for ?body=true, which the caller could take for a
+// write with none.
+func TestASwitchOfTheQueryIsOneOrZero(t *testing.T) {
+	p := newPlane(t)
+	for _, path := range []string{"/admin/diffs?noise=yes", "/admin/diffs?schema=true", "/admin/diffs?noise=1&schema=2", "/admin/repairs/w-1?body=true"} {
+		resp, body := p.call(t, "GET", path, aliceToken, "")
+		if msg, _ := body["error"].(string); resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "takes 1 (or 0)") {
+			t.Errorf("GET %s: got %d %v, want 400 saying the switch takes 1 (or 0)", path, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/admin/diffs?noise=1", "/admin/diffs?noise=0", "/admin/diffs?schema=0"} {
+		if resp, body := p.call(t, "GET", path, aliceToken, ""); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: got %d %v, want 200", path, resp.StatusCode, body)
+		}
 	}
 }

@@ -71,7 +71,7 @@ func plan(rf RouteFlags, p RampPlan) (RampPlan, error) {
 		return p, invalidf("every must be from %s to %s, so that the gates see each step's traffic; not %s", human.Duration(minRampEvery), human.Duration(maxRampEvery), human.Duration(p.Every))
 	}
 	first := p.Steps[0]
-	if !domain.Later(rf.Mode, rf.Percent, p.Mode, &first) {
+	if !domain.Later(rf.Route.Primary, rf.Mode, rf.Percent, p.Mode, &first) {
 		return p, invalidf("the first step, %s, does not move %s forward from %s: a ramp only moves a route forward",
 			ModeText(p.Mode, &first), name, ModeText(rf.Mode, rf.Percent))
 	}
@@ -221,7 +221,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		}
 		next.State, next.Note, next.NextAt = store.RampRunning, "", now.Add(rp.Every)
 		next.AtMode, next.AtPercent, next.AtVersion = rf.Mode, rf.Percent, rf.Version
-		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Mode, rf.Percent, rp.Mode, &s) })
+		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Route.Primary, rf.Mode, rf.Percent, rp.Mode, &s) })
 		if next.Taken < 0 {
 			next.Taken, next.State = len(rp.Steps), store.RampDone
 			next.Note = fmt.Sprintf("resumed by %s with no step left: %s is at %s, past every step", actor, route, ModeText(rf.Mode, rf.Percent))

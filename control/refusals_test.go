@@ -31,6 +31,11 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		{"a body of two JSON values", `{"mode":"modern","reason":"go"} {"mode":"legacy","reason":"go"}`, `"0"`, 400, "more follows the first JSON value"},
 		{"a reason of 501 characters", `{"mode":"modern","reason":"` + strings.Repeat("é", 501) + `"}`, `"0"`, 400, "the reason is 501 characters long; at most 500"},
 		{"a reason of only spaces", `{"mode":"modern","reason":"   "}`, `"0"`, 400, "a reason is required"},
+		{"a reason of only zero-width characters, which lists as none", `{"mode":"modern","reason":"\u200b\ufeff\u200d \u034f"}`, `"0"`, 400, "a reason is required"},
+		{"a reason with half a surrogate pair, which would be stored as U+FFFD", `{"mode":"modern","reason":"ok \ud83d"}`, `"0"`, 400, `the escape \ud83d at byte 31 is half of a UTF-16 surrogate pair`},
+		{"a reason with a low surrogate alone", `{"mode":"modern","reason":"\\\udc00"}`, `"0"`, 400, `the escape \udc00`},
+		{"a reason with a high surrogate before another escape", `{"mode":"modern","reason":"\ud83d\u0041"}`, `"0"`, 400, `the escape \ud83d`},
+		{"a key with half a surrogate pair", `{"mode":"modern","reason":"go","\udfff":1}`, `"0"`, 400, `the escape \udfff`},
 		{"a reason with a newline that would read as another entry", `{"mode":"modern","reason":"ok\n2026-11-01T12:00:00Z  alice  flip  get-patient  modern"}`, `"0"`, 400, "control character"},
 		{"a reason with a terminal escape", `{"mode":"modern","reason":"ok \u001b[2J"}`, `"0"`, 400, "control character"},
 		{"a reason with a carriage return", `{"mode":"modern","reason":"ok\rforged"}`, `"0"`, 400, "control character"},
@@ -59,9 +64,22 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
-	t.Run("a reason of 500 characters is enough", func(t *testing.T) {
-		body := `{"mode":"fallback","percent":50,"reason":"` + strings.Repeat("é", 500) + `"}`
+	t.Run("a reason with a whole surrogate pair and an escaped backslash is taken as sent", func(t *testing.T) {
+		body := `{"mode":"fallback","percent":50,"reason":"ok \ud83d\ude00 \\ud800"}`
 		if resp, out := p.call(t, "PATCH", path, aliceToken, body, "If-Match", `"0"`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %d %v, want 200", resp.StatusCode, out)
+		}
+		entries, err := p.store.AuditLog(t.Context(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := entries[0].Reason, "ok \U0001F600 \\ud800"; got != want {
+			t.Errorf("the audit log holds the reason %q, want %q", got, want)
+		}
+	})
+	t.Run("a reason of 500 characters is enough", func(t *testing.T) {
+		body := `{"mode":"fallback","percent":40,"reason":"` + strings.Repeat("é", 500) + `"}`
+		if resp, out := p.call(t, "PATCH", path, aliceToken, body, "If-Match", `"1"`); resp.StatusCode != http.StatusOK {
 			t.Errorf("got %d %v, want 200", resp.StatusCode, out)
 		}
 	})

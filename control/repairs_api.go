@@ -104,7 +104,10 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 }
 
 func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) error {
-	withBody := r.URL.Query().Get("body") == "1"
+	withBody, err := queryFlag(r, "body")
+	if err != nil {
+		return err
+	}
 	if withBody {
 		if err := a.allow(r, actor, actionRepairBody); err != nil {
 			return err
@@ -205,10 +208,18 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 
 func (a *admin) diffs(w http.ResponseWriter, r *http.Request, _ string) error {
 	route := r.URL.Query().Get("route")
-	if r.URL.Query().Get("schema") == "1" {
+	schema, err := queryFlag(r, "schema")
+	if err != nil {
+		return err
+	}
+	noise, err := queryFlag(r, "noise")
+	if err != nil {
+		return err
+	}
+	if schema {
 		return a.schemaDiffs(w, r, route)
 	}
-	if r.URL.Query().Get("noise") == "1" {
+	if noise {
 		noise := map[string][]string{}
 		for _, rf := range a.Flags.All() {
 			if route != "" && rf.Route.Name != route {

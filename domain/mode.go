@@ -105,12 +105,29 @@ func FullPercent(p *float64) float64 {
 	return *p
 }
 
-// Later reports whether going from one mode and percent to another moves
-// the route forward: to a later stage, or more traffic to modern within
-// fallback or modern.
-func Later(fromMode Mode, fromPct *float64, toMode Mode, toPct *float64) bool {
-	if toMode.Stage() != fromMode.Stage() {
-		return toMode.Stage() > fromMode.Stage()
+// Later reports whether going from one mode and percent to another, on a
+// route whose primary (for shadow and dual-write) is primary, moves the
+// route forward: to a later stage, or a larger share of clients answered
+// by modern, whichever the stage. modern 10% to fallback 100% is an
+// earlier stage, but modern answers ten times the clients (legacy only
+// those it fails); fallback to shadow with primary modern has modern
+// answer every client with no fallback at all. Neither is a rollback.
+func Later(primary Backend, fromMode Mode, fromPct *float64, toMode Mode, toPct *float64) bool {
+	if modernShare(primary, toMode, toPct) > modernShare(primary, fromMode, fromPct) {
+		return true
 	}
-	return FullPercent(toPct) > FullPercent(fromPct)
+	return toMode.Stage() > fromMode.Stage()
+}
+
+// modernShare is the percent of a route's clients modern answers in mode
+// at percent: the percent in fallback and modern, all of them in shadow
+// and dual-write when modern is the primary, none otherwise.
+func modernShare(primary Backend, m Mode, percent *float64) float64 {
+	switch {
+	case m.TakesPercent():
+		return FullPercent(percent)
+	case (m == ModeShadow || m == ModeDualWrite) && primary == Modern:
+		return 100
+	}
+	return 0
 }

@@ -34,7 +34,18 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	half := 50.0
-	if !Later(ModeFallback, &half, ModeFallback, nil) || Later(ModeModern, &half, ModeFallback, nil) || Later(ModeShadow, nil, ModeDualWrite, nil) {
+	if !Later("", ModeFallback, &half, ModeFallback, nil) || Later("", ModeModern, &half, ModeFallback, &half) || Later("", ModeShadow, nil, ModeDualWrite, nil) {
 		t.Error("Later: more traffic to modern or a later stage is forward; the other way, or a mode of the same stage, is not")
+	}
+	// An earlier stage that sends modern more of the traffic is forward:
+	// modern 50% to fallback 100% has modern answer every client.
+	if !Later("", ModeModern, &half, ModeFallback, nil) || Later("", ModeModern, &half, ModeLegacy, nil) {
+		t.Error("Later: modern 50% to fallback 100% is forward, modern 50% to legacy is not")
+	}
+	// So is one to shadow or dual-write where modern is the primary,
+	// which answers every client.
+	if !Later(Modern, ModeFallback, &half, ModeShadow, nil) || !Later(Modern, ModeModern, &half, ModeDualWrite, nil) ||
+		Later(Legacy, ModeFallback, &half, ModeShadow, nil) || Later(Modern, ModeModern, nil, ModeShadow, nil) {
+		t.Error("Later: fallback 50% to shadow with primary modern is forward; with primary legacy, or from modern 100%, it is not")
 	}
 }
