@@ -150,8 +150,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Reque
 		return nil, errors.New("client tried to switch to an invalid protocol")
 	}
 	out := in.WithContext(ctx) // a shallow copy
-	out.Header = in.Header.Clone()
-	upstream.RemoveHopByHop(out.Header)
+	out.Header = f.t.forwardedHeader(in, x.id)
 	if in.ContentLength == 0 {
 		out.Body = nil // a body-less request the transport may send again
 	} else if in.Body != nil {
@@ -182,7 +181,6 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Reque
 		// Not Go's own User-Agent.
 		out.Header["User-Agent"] = []string{""}
 	}
-	f.t.forwardHeaders(in, out.Header, x.id)
 	// A dual write is journaled as one request and its answer: what a
 	// client sent through a tunnel after a 101 would reach the primary
 	// alone, past the routes and the journal. Reads (a WebSocket

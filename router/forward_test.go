@@ -340,12 +340,11 @@ func rawRequest(t *testing.T, f *facade, raw string) (net.Conn, *bufio.Reader) {
 	return conn, bufio.NewReader(conn)
 }
 
-// forwardHeaders sets its four values from one slice: a value added to
+// forwardedHeader sets its four values from one slice: a value added to
 // one of them later must not overwrite the next.
 func TestForwardedHeaderValuesStayApart(t *testing.T) {
 	in := &http.Request{Host: "facade.example", RemoteAddr: "192.0.2.7:4711", Header: http.Header{}}
-	out := http.Header{}
-	(&Table{}).forwardHeaders(in, out, "req-1")
+	out := (&Table{}).forwardedHeader(in, "req-1")
 	for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id", "X-Forwarded-For"} {
 		out.Add(k, "added")
 	}

@@ -562,6 +562,33 @@ func RemoveHopByHop(h http.Header) {
 	}
 }
 
+// CloneEndToEnd returns a copy of h, a header with canonical names,
+// without the fields RemoveHopByHop deletes and those drop reports, with
+// room for extra more fields: what Clone, RemoveHopByHop and a pass of
+// drop's deletions leave, in one pass over h. Each value is a slice of its
+// own capacity, all in one allocation, as Clone makes them.
+func CloneEndToEnd(h http.Header, extra int, drop func(name string) bool) http.Header {
+	named := nominated(h)
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	values := make([]string, n)
+	out := make(http.Header, len(h)+extra)
+	for k, vs := range h {
+		switch {
+		case hopByHop(k), slices.Contains(named, k), drop(k):
+		case vs == nil:
+			out[k] = nil
+		default:
+			n := copy(values, vs)
+			out[k] = values[:n:n]
+			values = values[n:]
+		}
+	}
+	return out
+}
+
 // RemoveNominated deletes from h, a client's request header with
 // canonical names, the fields its Connection field names (RFC 9110 section
 // 7.6.1) that are not hop-by-hop ones: no backend receives them, so the
