@@ -42,8 +42,13 @@ func plainResponse(head []byte, req *http.Request) *http.Response {
 	if code < 200 || code > 599 || code == http.StatusNoContent || code == http.StatusNotModified || !visible(line[12:]) {
 		return nil
 	}
+	fields := strings.Count(s, "\n") - 1
 	resp := &http.Response{Status: line[9:], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: make(http.Header, strings.Count(s, "\n")-1), ContentLength: -1, Request: req}
+		Header: make(http.Header, fields), ContentLength: -1, Request: req}
+	// Each field's first value is a slice of one of these, of its own
+	// capacity, as net/http makes them: a later value appended to a field
+	// cannot overwrite the next field's.
+	values := make([]string, fields)
 	for {
 		line, s, ok = strings.Cut(s, "\r\n")
 		if !ok || strings.IndexByte(line, '\n') >= 0 {
@@ -56,7 +61,7 @@ func plainResponse(head []byte, req *http.Request) *http.Response {
 		if !ok || !token(name) || !canonicalName(name) || !visible(value) {
 			return nil
 		}
-		value = strings.TrimRight(strings.TrimLeft(value, " \t"), " \t")
+		value = trimBlanks(value)
 		switch name {
 		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
 			return nil
@@ -73,7 +78,12 @@ func plainResponse(head []byte, req *http.Request) *http.Response {
 			}
 			resp.ContentLength = n
 		}
-		resp.Header[name] = append(resp.Header[name], value)
+		if vs, ok := resp.Header[name]; ok {
+			resp.Header[name] = append(vs, value)
+		} else {
+			values[0] = value
+			resp.Header[name], values = values[:1:1], values[1:]
+		}
 	}
 	if s != "" || resp.ContentLength < 0 {
 		return nil
@@ -90,6 +100,18 @@ func visible(s string) bool {
 		}
 	}
 	return true
+}
+
+// trimBlanks is s without the spaces and tabs at either end, as
+// textproto trims a field's value.
+func trimBlanks(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // canonicalName reports whether name, a token, is spelled as

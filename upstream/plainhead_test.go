@@ -135,6 +135,14 @@ func sameAsNetHTTP(t *testing.T, answer string, req *http.Request, got plainRead
 	if !bytes.Equal(got.body, wantBody) || got.err != wantErr {
 		t.Errorf("body %q ending in %v, want %q ending in %v", got.body, got.err, wantBody, wantErr)
 	}
+	// A value appended to one field leaves every other as it was.
+	for k := range got.resp.Header {
+		got.resp.Header[k] = append(got.resp.Header[k], "appended")
+		want.Header[k] = append(want.Header[k], "appended")
+		if !reflect.DeepEqual(got.resp.Header, want.Header) {
+			t.Fatalf("appended to %s, the header is %v, want %v", k, got.resp.Header, want.Header)
+		}
+	}
 }
 
 // readToEnd reads r, a byte at a time at first (each read alone, as a
