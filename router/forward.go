@@ -78,12 +78,14 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		dropAdminCookies(res.Header)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		dropForged(res.Header)
 		if f.modify(w, out, res) {
 			f.t.switchProtocols(w, out, res)
 		}
 		return
 	}
-	upstream.RemoveHopByHop(res.Header)
+	// The facade's own fields (dropForged) go in the same pass.
+	upstream.RemoveHopByHopAnd(res.Header, facadeField)
 	if !f.modify(w, out, res) {
 		return
 	}
@@ -378,11 +380,11 @@ func tunnel(dst io.Writer, src io.Reader, errc chan<- error) {
 var errTunnelDone = errors.New("tunnel copy done")
 
 // modifyResponse records the backend's answer in the exchange before the
-// client gets any of it, and journals a dual write's.
+// client gets any of it, and journals a dual write's. Its caller has
+// dropped the facade's own fields from it (dropForged).
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header
-	dropForged(res.Header)
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
 	}

@@ -420,9 +420,10 @@ func TestAnInformationalAnswerSetsNoAdminCookie(t *testing.T) {
 
 // TestASwitchDropsTheFieldsItsConnectionNames: a 101 answer reaches the
 // client without the fields its Connection names or other hop-by-hop
-// ones, as every other answer does, and with the switch itself.
+// ones, or a backend's X-Strangler-* (see dropForged), as every other
+// answer does, and with the switch itself.
 func TestASwitchDropsTheFieldsItsConnectionNames(t *testing.T) {
-	ws := "http://" + rawBackend(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+	ws := "http://" + rawBackend(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nX-Strangler-Backend: modern\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 	f := newFacade(t, ws, ws, "", `  - {name: ws, match: "GET /ws", mode: legacy}`)
 	_, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	resp, err := http.ReadResponse(r, nil)

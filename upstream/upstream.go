@@ -553,10 +553,14 @@ func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
 // names, including those its Connection field names, for a message the
 // facade sends on. One pass over h: deleting each known name apart
 // canonicalised it again, twice an exchange.
-func RemoveHopByHop(h http.Header) {
+func RemoveHopByHop(h http.Header) { RemoveHopByHopAnd(h, nil) }
+
+// RemoveHopByHopAnd is RemoveHopByHop deleting the fields drop reports
+// too (drop may be nil), in the same pass.
+func RemoveHopByHopAnd(h http.Header, drop func(name string) bool) {
 	named := nominated(h)
 	for k := range h {
-		if hopByHop(k) || slices.Contains(named, k) {
+		if hopByHop(k) || slices.Contains(named, k) || drop != nil && drop(k) {
 			delete(h, k)
 		}
 	}
