@@ -78,12 +78,14 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, in *http.Request) {
 		dropAdminCookies(res.Header)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		dropForged(res.Header)
 		if f.modify(w, out, res) {
 			f.t.switchProtocols(w, out, res)
 		}
 		return
 	}
-	upstream.RemoveHopByHop(res.Header)
+	// The facade's own fields (dropForged) go in the same pass.
+	upstream.RemoveHopByHopAnd(res.Header, facadeField)
 	if !f.modify(w, out, res) {
 		return
 	}
@@ -150,8 +152,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Reque
 		return nil, errors.New("client tried to switch to an invalid protocol")
 	}
 	out := in.WithContext(ctx) // a shallow copy
-	out.Header = in.Header.Clone()
-	upstream.RemoveHopByHop(out.Header)
+	out.Header = f.t.forwardedHeader(in, x.id)
 	if in.ContentLength == 0 {
 		out.Body = nil // a body-less request the transport may send again
 	} else if in.Body != nil {
@@ -182,7 +183,6 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Reque
 		// Not Go's own User-Agent.
 		out.Header["User-Agent"] = []string{""}
 	}
-	f.t.forwardHeaders(in, out.Header, x.id)
 	// A dual write is journaled as one request and its answer: what a
 	// client sent through a tunnel after a 101 would reach the primary
 	// alone, past the routes and the journal. Reads (a WebSocket
@@ -380,11 +380,11 @@ func tunnel(dst io.Writer, src io.Reader, errc chan<- error) {
 var errTunnelDone = errors.New("tunnel copy done")
 
 // modifyResponse records the backend's answer in the exchange before the
-// client gets any of it, and journals a dual write's.
+// client gets any of it, and journals a dual write's. Its caller has
+// dropped the facade's own fields from it (dropForged).
 func (t *Table) modifyResponse(res *http.Response) error {
 	x := exchangeFrom(res.Request.Context())
 	x.answer.status, x.answer.header = res.StatusCode, res.Header
-	dropForged(res.Header)
 	if x.route.debugHeaders {
 		res.Header.Set("X-Strangler-Backend", x.served.Name)
 	}

@@ -340,12 +340,11 @@ func rawRequest(t *testing.T, f *facade, raw string) (net.Conn, *bufio.Reader) {
 	return conn, bufio.NewReader(conn)
 }
 
-// forwardHeaders sets its four values from one slice: a value added to
+// forwardedHeader sets its four values from one slice: a value added to
 // one of them later must not overwrite the next.
 func TestForwardedHeaderValuesStayApart(t *testing.T) {
 	in := &http.Request{Host: "facade.example", RemoteAddr: "192.0.2.7:4711", Header: http.Header{}}
-	out := http.Header{}
-	(&Table{}).forwardHeaders(in, out, "req-1")
+	out := (&Table{}).forwardedHeader(in, "req-1")
 	for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id", "X-Forwarded-For"} {
 		out.Add(k, "added")
 	}
@@ -421,9 +420,10 @@ func TestAnInformationalAnswerSetsNoAdminCookie(t *testing.T) {
 
 // TestASwitchDropsTheFieldsItsConnectionNames: a 101 answer reaches the
 // client without the fields its Connection names or other hop-by-hop
-// ones, as every other answer does, and with the switch itself.
+// ones, or a backend's X-Strangler-* (see dropForged), as every other
+// answer does, and with the switch itself.
 func TestASwitchDropsTheFieldsItsConnectionNames(t *testing.T) {
-	ws := "http://" + rawBackend(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+	ws := "http://" + rawBackend(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nX-Strangler-Backend: modern\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
 	f := newFacade(t, ws, ws, "", `  - {name: ws, match: "GET /ws", mode: legacy}`)
 	_, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	resp, err := http.ReadResponse(r, nil)

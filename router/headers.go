@@ -12,17 +12,27 @@ import (
 	"strangler/upstream"
 )
 
-// forwardHeaders prepares out, the header a backend gets for the request
-// in, whose request id is id: it drops what no client may pass on, then
-// sets X-Forwarded-For, -Proto and -Host and X-Request-Id.
+// forwardingFields is how many fields a request usually gains on its way
+// to a backend: X-Forwarded-For, -Proto and -Host, X-Request-Id, and the
+// forwarder's User-Agent. Its copy of the client's header is made with
+// room for them; a map made for more than 8 fields is a table of several
+// allocations, where one for 8 is one group.
+const forwardingFields = 5
+
+// forwardedHeader is the header a backend gets for the request in, whose
+// request id is id: a copy of in's without the hop-by-hop fields
+// (upstream.RemoveHopByHop) and what no client may pass on (dropped),
+// with X-Forwarded-For, -Proto and -Host and X-Request-Id set, in one
+// pass over in's fields (a clone and two passes deleting from it cost a
+// pass-through request about 1,500 instructions more).
 //
 // The header names are spelled canonically and set directly in the map,
 // their values in one allocation: Set would canonicalise each name again
 // (a loop over its bytes) and allocate each value apart, on every
 // exchange.
-func (t *Table) forwardHeaders(in *http.Request, out http.Header, id string) {
+func (t *Table) forwardedHeader(in *http.Request, id string) http.Header {
 	trusted := t.isTrusted(in.RemoteAddr)
-	t.dropHeaders(out, trusted)
+	out := upstream.CloneEndToEnd(in.Header, forwardingFields, func(k string) bool { return t.dropped(k, trusted) })
 	if trusted {
 		if v := in.Header["Forwarded"]; len(v) > 0 {
 			out["Forwarded"] = v // the forwarder drops it; a trusted one is kept
@@ -51,6 +61,7 @@ func (t *Table) forwardHeaders(in *http.Request, out http.Header, id string) {
 	} else {
 		delete(out, "X-Forwarded-For")
 	}
+	return out
 }
 
 // origin is the scheme and host the client asked for: the facade's own
@@ -84,15 +95,22 @@ func (t *Table) origin(in *http.Request) (scheme, host string) {
 //     read as another header (X_User as X-User).
 func (t *Table) dropHeaders(h http.Header, trusted bool) {
 	for k := range h {
-		switch {
-		case facadeField(k):
-		case !trusted && spoofable(k):
-		case t.dropOddHeaders && canonical.OddHeaderName(k):
-		default:
-			continue
+		if t.dropped(k, trusted) {
+			delete(h, k)
 		}
-		delete(h, k)
 	}
+}
+
+// dropped reports whether dropHeaders drops the field named k.
+func (t *Table) dropped(k string, trusted bool) bool {
+	switch {
+	case facadeField(k):
+	case !trusted && spoofable(k):
+	case t.dropOddHeaders && canonical.OddHeaderName(k):
+	default:
+		return false
+	}
+	return true
 }
 
 // facadeField reports whether k names one of the facade's own fields,
@@ -247,10 +265,7 @@ func addHeader(dst, src http.Header) {
 // sends the request itself (a shadow copy, a journaled dual write): what
 // the forwarder sends.
 func (t *Table) outboundHeader(req *http.Request, x *exchange) http.Header {
-	h := req.Header.Clone()
-	upstream.RemoveHopByHop(h)
-	t.forwardHeaders(req, h, x.id)
-	return h
+	return t.forwardedHeader(req, x.id)
 }
 
 // headerValue is h.Get(key) for a key spelled canonically, without

@@ -258,6 +258,14 @@ func (r *Route) Shadow(now time.Time, mismatch bool) {
 	r.settle()
 }
 
+// first is the first of a field's values, "" if it has none.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
 // maxClients bounds the distinct app versions noted per route between
 // flushes; more are counted as "other".
 const maxClients = 32
@@ -267,10 +275,14 @@ const maxClients = 32
 // ("PatientApp/5.2.1 (iOS 17)" → "PatientApp/5.2.1"). Both are whatever
 // the client sent, so only a value shaped like a version is counted by
 // name; anything else is "other", and no value at all "unknown".
+//
+// h is a request's header as net/http read it, its names canonical: they
+// are looked up as spelled, as Get would canonicalise them again on every
+// request (about 800 instructions of a pass-through request's).
 func (r *Route) noteClient(h http.Header) {
-	v := h.Get("X-App-Version")
+	v := first(h["X-App-Version"])
 	if v == "" {
-		v, _, _ = strings.Cut(h.Get("User-Agent"), " ")
+		v, _, _ = strings.Cut(first(h["User-Agent"]), " ")
 	}
 	switch {
 	case v == "":

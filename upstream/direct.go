@@ -281,7 +281,17 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 			b, _ := c.br.Peek(c.br.Buffered())
 			c.limit.tape.start(b)
 		}
-		resp, err := http.ReadResponse(c.br, req)
+		var resp *http.Response
+		var err error
+		if head != nil {
+			resp = plainResponse(head, req)
+		}
+		plain := resp != nil
+		if plain {
+			c.br.Discard(len(head))
+		} else {
+			resp, err = http.ReadResponse(c.br, req)
+		}
 		if c.limit.tape.on {
 			head = c.limit.tape.stop()
 		}
@@ -330,11 +340,19 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		if writeErr != nil || resp.TransferEncoding != nil && hasContentLength(head) {
 			keep = 0
 		}
+		if plain && resp.ContentLength == 0 {
+			resp.Body = http.NoBody
+		}
 		if resp.Body == http.NoBody {
 			d.release(c, stop, keep)
 			return resp, true, nil
 		}
-		resp.Body = &directBody{body: resp.Body, d: d, c: c, stop: stop, keep: keep, rest: resp.ContentLength}
+		b := &directBody{body: resp.Body, d: d, c: c, stop: stop, keep: keep, rest: resp.ContentLength}
+		if plain {
+			b.length = lengthBody{r: c.br, n: resp.ContentLength}
+			b.body = &b.length
+		}
+		resp.Body = b
 		return resp, true, nil
 	}
 }
@@ -400,10 +418,12 @@ func hasContentLength(head []byte) bool {
 // the body would otherwise be read by the next request).
 type directBody struct {
 	body io.ReadCloser
-	d    *direct
-	c    *directConn
-	stop func() bool
-	keep time.Duration // how long the connection may wait idle after it; 0: closed
+	// length is body when the head was a plain one (plainResponse).
+	length lengthBody
+	d      *direct
+	c      *directConn
+	stop   func() bool
+	keep   time.Duration // how long the connection may wait idle after it; 0: closed
 	// timeout bounds each read as watchBody does, with a read deadline
 	// (final sets it for a body of known length); 0: none.
 	timeout time.Duration

@@ -553,13 +553,44 @@ func withoutHopByHop(h textproto.MIMEHeader) textproto.MIMEHeader {
 // names, including those its Connection field names, for a message the
 // facade sends on. One pass over h: deleting each known name apart
 // canonicalised it again, twice an exchange.
-func RemoveHopByHop(h http.Header) {
+func RemoveHopByHop(h http.Header) { RemoveHopByHopAnd(h, nil) }
+
+// RemoveHopByHopAnd is RemoveHopByHop deleting the fields drop reports
+// too (drop may be nil), in the same pass.
+func RemoveHopByHopAnd(h http.Header, drop func(name string) bool) {
 	named := nominated(h)
 	for k := range h {
-		if hopByHop(k) || slices.Contains(named, k) {
+		if hopByHop(k) || slices.Contains(named, k) || drop != nil && drop(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// CloneEndToEnd returns a copy of h, a header with canonical names,
+// without the fields RemoveHopByHop deletes and those drop reports, with
+// room for extra more fields: what Clone, RemoveHopByHop and a pass of
+// drop's deletions leave, in one pass over h. Each value is a slice of its
+// own capacity, all in one allocation, as Clone makes them.
+func CloneEndToEnd(h http.Header, extra int, drop func(name string) bool) http.Header {
+	named := nominated(h)
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	values := make([]string, n)
+	out := make(http.Header, len(h)+extra)
+	for k, vs := range h {
+		switch {
+		case hopByHop(k), slices.Contains(named, k), drop(k):
+		case vs == nil:
+			out[k] = nil
+		default:
+			n := copy(values, vs)
+			out[k] = values[:n:n]
+			values = values[n:]
+		}
+	}
+	return out
 }
 
 // RemoveNominated deletes from h, a client's request header with

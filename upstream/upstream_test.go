@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -404,5 +405,41 @@ func TestTLSHandshakeIsBoundByTheTimeout(t *testing.T) {
 	_, err := u.RoundTrip(NewRequest(ctx, http.MethodGet, u.Target(mustURL(t, "/")), http.Header{}, nil))
 	if took := time.Since(start); err == nil || ctx.Err() != nil || took > 5*time.Second {
 		t.Errorf("a handshake never answered: %v after %v, want an error once the 300ms timeout passed", err, took)
+	}
+}
+
+// CloneEndToEnd leaves out what RemoveHopByHop deletes and what its
+// caller drops, and its values are its own: a field changed in place on
+// the copy (a value rewritten, one appended) leaves the client's header
+// as it came.
+func TestCloneEndToEndKeepsTheEndToEndFieldsApart(t *testing.T) {
+	h := http.Header{
+		"Accept":       {"application/json"},
+		"Connection":   {"keep-alive, X-Hop"},
+		"X-Hop":        {"1"},
+		"Keep-Alive":   {"timeout=5"},
+		"Te":           {"trailers"},
+		"X-Drop":       {"2"},
+		"X-Two":        {"a", "b"},
+		"X-Empty":      nil,
+		"Content-Type": {"text/plain"},
+	}
+	out := CloneEndToEnd(h, 4, func(k string) bool { return k == "X-Drop" })
+	want := http.Header{"Accept": {"application/json"}, "X-Two": {"a", "b"}, "X-Empty": nil, "Content-Type": {"text/plain"}}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("got %v, want %v", out, want)
+	}
+	out["Accept"][0] = "text/html"
+	if got := h["Accept"][0]; got != "application/json" {
+		t.Errorf("the client's Accept became %q", got)
+	}
+	// Each value has a capacity of its own: one appended to cannot
+	// overwrite the next field's, which shares its allocation.
+	for k := range out {
+		out[k] = append(out[k], "more")
+	}
+	want = http.Header{"Accept": {"text/html", "more"}, "X-Two": {"a", "b", "more"}, "X-Empty": {"more"}, "Content-Type": {"text/plain", "more"}}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("appended to, the copy is %v, want %v", out, want)
 	}
 }
