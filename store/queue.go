@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 
 const summaryColumns = `id, route, resource_view, resource, method, primary_side, state, seq,
 	status, attempts, last_error, next_attempt_at,
-	lease_owner, lease_until, created_at, updated_at`
+	lease_owner, lease_until, created_at, updated_at, stands_for`
 
 const repairColumns = summaryColumns + `, ` + payloadColumns + `, primary_idempotent`
 
@@ -24,15 +25,16 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSummary(sc scanner, extra ...any) (domain.RepairSummary, error) {
 	var r domain.RepairSummary
 	var seq, status sql.NullInt64
-	var owner sql.NullString
+	var owner, standsFor sql.NullString
 	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.ResourceKey, &r.Method, &r.Primary,
 		&r.State, &seq, &status, &r.Attempts,
 		&r.LastError, scanTime(&r.NextAttemptAt), &owner, scanTime(&r.LeaseUntil),
-		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt)}, extra...)
+		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt), &standsFor}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return r, err
 	}
 	r.Seq, r.Outcome.Status, r.LeaseOwner = seq.Int64, int(status.Int64), owner.String
+	r.StandsFor = standsForRead(r.Method, standsFor, nil)
 	return r, nil
 }
 
@@ -58,6 +60,12 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 	r.Target, r.Outcome.Location, r.Outcome.PrimaryID = p.target, p.location, p.primaryID
 	if len(p.body) > 0 {
 		r.Body = p.body
+	}
+	if r.StandsFor == "" && r.Method == http.MethodPost {
+		// Journaled by an earlier release, not filled yet
+		// (fillStandsFor): read from its request. A POST whose
+		// overrides disagree reads "" again.
+		r.StandsFor = standsForRead(r.Method, sql.NullString{}, &p)
 	}
 	return r, nil
 }
