@@ -487,7 +487,8 @@ func phpName(k string) string {
 // for "" when they name several (a backend may read any of them); any
 // other request, and a POST without an override, for its own method. A
 // body that does not parse, or in a Content-Encoding, names no method
-// here.
+// here: on a dual-write route, whose journal keeps this, the router
+// refuses such a form or JSON body before it is journaled.
 //
 // Dual writes are ordered, and their answers read, by it: a POST standing
 // for a PUT or a DELETE (an HTML form's _method, X-HTTP-Method-Override)
