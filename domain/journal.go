@@ -106,7 +106,9 @@ type Intent struct {
 	// StandsFor is the method the backends read the write as
 	// (canonical.StandsFor, decided once, by the router): Method, unless
 	// a POST overrides it (X-HTTP-Method-Override, _method), and "" when
-	// its overrides name several methods. A write stands for a create
+	// its overrides name several methods, or one the facade does not know
+	// (a token the client chose, which may be patient data, is not
+	// kept). A write stands for a create
 	// only when it is POST: every other write, "" included, is ordered
 	// behind the earlier writes to its resource.
 	StandsFor string

@@ -21,7 +21,10 @@ const notCreate = `(stands_for IS NULL OR stands_for <> 'POST')`
 // release that did not record it) its method, but for a POST, which
 // stands for what its request says (canonical.StandsFor, the rule the
 // router followed), read from p, its opened payload; "" when that was
-// erased.
+// erased, or names no standard method: an override is a token the client
+// chose, which may be patient data, and stands_for is kept in clear (an
+// allow_methods method, which the store does not know, is "" too: no
+// create).
 func standsForRead(method string, stored sql.NullString, p *payload) string {
 	switch {
 	case stored.Valid:
@@ -35,7 +38,10 @@ func standsForRead(method string, stored sql.NullString, p *payload) string {
 	if err != nil {
 		return ""
 	}
-	return canonical.StandsFor(method, h, p.target, p.body)
+	if sf := canonical.StandsFor(method, h, p.target, p.body); canonical.StandardMethod(sf) {
+		return sf
+	}
+	return ""
 }
 
 // fillStandsFor records what the POSTs that earlier releases journaled

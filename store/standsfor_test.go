@@ -16,7 +16,9 @@ import (
 // stands for what its kept request says: a POST with
 // X-HTTP-Method-Override: DELETE for a DELETE, one whose form says
 // _method=put for a PUT, a plain one for a POST, any other write for its
-// method; a POST whose request was erased (delivered) for none known.
+// method; a POST whose request was erased (delivered) for none known, and
+// one whose override is no method (a patient's name) for none: what a
+// write stands for is kept in clear.
 // On SQLite a POST standing for a DELETE left sent holds its resource
 // after the restart, and a create left sent does not hold its collection.
 func TestWritesJournaledBeforeMigration0160StandForWhatTheirRequestsSay(t *testing.T) {
@@ -33,6 +35,7 @@ func TestWritesJournaledBeforeMigration0160StandForWhatTheirRequestsSay(t *testi
 			{"post-form", "/patients/2", "POST", "/patients/2", "sent", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, `name=x&_method=put`},
 			{"post-create", "/patients", "POST", "/patients", "sent", http.Header{"Content-Type": {"application/json"}}, `{"name":"x"}`},
 			{"post-erased", "/patients/3", "POST", "", "done", http.Header{}, ``},
+			{"post-name", "/patients/5", "POST", "/patients/5", "sent", http.Header{"X-Http-Method-Override": {"Ann Example"}}, ``},
 			{"put", "/patients/4", "PUT", "/patients/4", "sent", http.Header{"Content-Type": {"application/json"}}, `{"v":1}`},
 		} {
 			// resource_view '': a clear resource, made a digest at start.
@@ -55,11 +58,14 @@ func TestWritesJournaledBeforeMigration0160StandForWhatTheirRequestsSay(t *testi
 		for _, r := range list {
 			got[r.ID] = r.StandsFor
 		}
-		want := map[string]string{"post-delete": "DELETE", "post-form": "PUT", "post-create": "POST", "post-erased": "", "put": "PUT"}
+		want := map[string]string{"post-delete": "DELETE", "post-form": "PUT", "post-create": "POST", "post-erased": "", "post-name": "", "put": "PUT"}
 		for id, w := range want {
 			if got[id] != w {
 				t.Errorf("%s stands for %q in the listing, want %q", id, got[id], w)
 			}
+		}
+		if r, err := s.GetRepair(ctx, "post-name", true); err != nil || r.StandsFor != "" {
+			t.Errorf("post-name read whole stands for %q (%v), want \"\"", r.StandsFor, err)
 		}
 		var erased sql.NullString
 		if err := s.db.QueryRowContext(ctx, `SELECT stands_for FROM strangler_repairs WHERE id = 'post-erased'`).Scan(&erased); err != nil || erased.Valid {

@@ -120,11 +120,17 @@ func (p *Policy) Known(m string) bool {
 // methodAllowed matches method tokens case-sensitively, as RFC 9110
 // section 9.1 says: "get" is not GET.
 func (p *Policy) methodAllowed(m string) bool {
+	return StandardMethod(m) || slices.Contains(p.extra, m)
+}
+
+// StandardMethod reports whether m is one of the methods that always
+// pass (standardMethods), case-sensitively.
+func StandardMethod(m string) bool {
 	switch m {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
 		return true
 	}
-	return slices.Contains(p.extra, m)
+	return false
 }
 
 // checkHeaders refuses credentials or a target a backend could read two
