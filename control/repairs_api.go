@@ -28,9 +28,14 @@ type RepairStore interface {
 // RepairView is a journaled write as the admin API shows it: no header or
 // body unless one item is asked for with them.
 type RepairView struct {
-	ID            string     `json:"id"`
-	Route         string     `json:"route"`
-	Method        string     `json:"method"`
+	ID     string `json:"id"`
+	Route  string `json:"route"`
+	Method string `json:"method"`
+	// StandsFor is the method the backends read the write as: Method,
+	// unless a POST overrides it (X-HTTP-Method-Override, _method); ""
+	// when its overrides name several, or when a POST journaled by an
+	// earlier release no longer says (its request erased or unreadable).
+	StandsFor     string     `json:"stands_for"`
 	Resource      string     `json:"resource"`
 	Primary       string     `json:"primary"`
 	State         string     `json:"state"`
@@ -53,7 +58,7 @@ type RepairView struct {
 
 func toRepairView(r domain.RepairSummary, now time.Time) RepairView {
 	out := RepairView{
-		ID: r.ID, Route: r.Route, Method: r.Method, Resource: r.Resource, Primary: string(r.Primary),
+		ID: r.ID, Route: r.Route, Method: r.Method, StandsFor: r.StandsFor, Resource: r.Resource, Primary: string(r.Primary),
 		State: string(r.State), Attempts: r.Attempts, LastError: r.LastError, PrimaryStatus: r.Outcome.Status,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), AgeSeconds: now.Sub(r.CreatedAt).Seconds(),
 	}

@@ -103,6 +103,15 @@ type Intent struct {
 	ResourceView string
 	// Method is the request method.
 	Method string
+	// StandsFor is the method the backends read the write as
+	// (canonical.StandsFor, decided once, by the router): Method, unless
+	// a POST overrides it (X-HTTP-Method-Override, _method), and "" when
+	// its overrides name several methods, or one the facade does not know
+	// (a token the client chose, which may be patient data, is not
+	// kept). A write stands for a create
+	// only when it is POST: every other write, "" included, is ordered
+	// behind the earlier writes to its resource.
+	StandsFor string
 	// Target is the request's path and query.
 	Target string
 	// Header is the request header to replay, already filtered by the
@@ -146,6 +155,11 @@ type Outcome struct {
 // the request.
 type RepairSummary struct {
 	ID, Route, Method string
+	// StandsFor is Intent.StandsFor as journaled; "" also for a POST
+	// journaled by a release that did not record it whose request is
+	// erased or cannot be read (store_encryption key lost), which is
+	// then taken for no create.
+	StandsFor string
 	// Resource is how listings show what the write changes: its path with
 	// the route's parameters hashed (/patients/{id:h:3f9a…}).
 	Resource string

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"strangler/domain"
-	"strangler/edge/canonical"
 	"strangler/store"
 	"strangler/upstream"
 
@@ -70,7 +69,7 @@ func (w *Worker) deliver(ctx context.Context, r domain.Repair) (applied bool) {
 	// not the recording of their results, which waits for the store.
 	<-w.slots
 	switch {
-	case err == nil && (status >= 200 && status <= 299 || alreadyGone(canonical.StandsFor(r.Method, r.Header, r.Target, r.Body), status)):
+	case err == nil && (status >= 200 && status <= 299 || alreadyGone(r.StandsFor, status)):
 		w.settle(ctx, r, "applied", func(ctx context.Context) error { return w.queue.CompleteRepair(ctx, r.ID, w.owner) })
 		return true
 	case err == nil && permanent(status):

@@ -16,6 +16,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 	"strangler/router"
@@ -218,9 +219,10 @@ func put(id, item, body string) domain.Intent {
 }
 
 // asJournaled is in as the facade journals it under the route's current
-// settings: with its primary_idempotent.
+// settings: with its primary_idempotent, and what it stands for.
 func (r *rig) asJournaled(in domain.Intent) domain.Intent {
 	_, in.PrimaryIdempotent, _ = r.routes.DualWrite(in.Route)
+	in.StandsFor = canonical.StandsFor(in.Method, in.Header, in.Target, in.Body)
 	return in
 }
 

@@ -308,7 +308,7 @@ func queues(o domain.Outcome) bool { return o.Status >= 200 && o.Status <= 299 }
 func leasedRepair(in domain.Intent, o domain.Outcome, owner string, leaseUntil, now time.Time) domain.Repair {
 	return domain.Repair{
 		RepairSummary: domain.RepairSummary{
-			ID: in.ID, Route: in.Route, Method: in.Method, Primary: in.Primary,
+			ID: in.ID, Route: in.Route, Method: in.Method, StandsFor: in.StandsFor, Primary: in.Primary,
 			State: domain.StatePending, Outcome: domain.Outcome{Status: o.Status, Location: o.Location, PrimaryID: o.PrimaryID},
 			NextAttemptAt: now, LeaseOwner: owner, LeaseUntil: leaseUntil, CreatedAt: in.CreatedAt, UpdatedAt: now,
 		},

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"strangler/domain"
-	"strangler/edge/canonical"
 	"strangler/shadow"
 	"strangler/store"
 	"strangler/upstream"
@@ -51,7 +50,7 @@ func (w *Worker) recover(ctx context.Context) {
 		if w.primaryIdempotent(in) && in.PayloadErr == nil {
 			// Resent in its resource's turn, as the facade sends a write
 			// (a create's resource is what it makes: it takes none).
-			if canonical.StandsFor(in.Method, in.Header, in.Target, in.Body) != http.MethodPost {
+			if in.StandsFor != http.MethodPost {
 				taken, err := w.queue.TakeResendTurn(ctx, in.ID, storeTimeout)
 				if errors.Is(err, store.ErrInvalidState) {
 					continue // settled meanwhile (another replica's recovery)

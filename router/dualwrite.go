@@ -165,6 +165,13 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		PrimaryIdempotent: rt.dualWrite.primaryIdempotent,
 		CreatedAt:         created,
 	}
+	// Decided here, once, for the router's turns, the journal's (after
+	// a restart, an operator's retry) and recovery's and delivery's. An
+	// override is any token the client chose, which may name a patient:
+	// one the facade does not know as a method is kept as "" (no create).
+	if sf := canonical.StandsFor(intent.Method, intent.Header, intent.Target, intent.Body); t.policy.Known(sf) {
+		intent.StandsFor = sf
+	}
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
 	// It is cancelled only to end an answer that stalls (readHead).
@@ -415,10 +422,10 @@ func (t *Table) locationPath(in domain.Intent, loc string) (string, bool) {
 }
 
 // creates reports whether the journaled write in is a create: a POST
-// the backends read as one (canonical.StandsFor), whose resource is what
+// the backends read as one (Intent.StandsFor), whose resource is what
 // its answer names. Every other write takes its resource's turn.
 func creates(in domain.Intent) bool {
-	return canonical.StandsFor(in.Method, in.Header, in.Target, in.Body) == http.MethodPost
+	return in.StandsFor == http.MethodPost
 }
 
 // resourceKey is the dual-write resource a path names, as a request's

@@ -185,7 +185,8 @@ var errManyOverrides = &canonical.Refusal{Status: http.StatusBadRequest,
 // dual-write PUT route, and so did JSON (found by the red team). The body
 // is read only when it is a form (as Rack or PHP reads one, an untyped
 // body included) or JSON and another route serves a
-// write method on the path, buffered as a replayed body is
+// write method on the path, or the route is dual-write (whose journal
+// orders the write by what its _method says), buffered as a replayed body is
 // (max_replay_body, replay_budget), before any backend sees a byte; a
 // body in a Content-Encoding, which the facade does not undo and Express
 // does, is refused (415) unread. It reports whether to go on.
@@ -207,9 +208,14 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 		return true
 	}
 	// Only another route for a write matters: a POST read as a GET, HEAD
-	// or OPTIONS writes nothing past a route.
+	// or OPTIONS writes nothing past a route. On a dual-write route the
+	// method matters anyway: the journal orders the write, and reads the
+	// secondary's answer, by what it stands for (canonical.StandsFor),
+	// which must be what the backends read: a _method the facade could
+	// not read there (a gzip body Express undoes, a form Rack 2 splits
+	// on ";") made the facade take a DELETE for a create.
 	p := &x.loose
-	if !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
+	if x.route.mode != domain.ModeDualWrite && !slices.ContainsFunc(t.policy.Methods(), func(m string) bool {
 		if m == req.Method || isSafe(m) {
 			return false
 		}

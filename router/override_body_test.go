@@ -1,6 +1,9 @@
 package router
 
 import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
 	"net/http"
 	"strconv"
 	"strings"
@@ -217,5 +220,68 @@ func TestAFormInACharsetOtherThanASCIIIsNotReadAsAnother(t *testing.T) {
 				t.Errorf("a backend received %d requests, want none", n)
 			}
 		}
+	}
+}
+
+// TestADualWriteBodyWhoseMethodTheFacadeCannotReadIsRefused: on a
+// dual-write route serving every method of its path, the journal orders a
+// POST, and reads the secondary's answer, by the method the backends read
+// it as. A JSON or form body in gzip or deflate (which Express's body
+// parsers undo before method-override reads _method), a form split on ";"
+// (which Rack 2 reads as two fields), JSON that is not one value, or two
+// Content-Types hid a _method=DELETE from the facade: it journaled a
+// create, which waits behind no write to the item, while the backends
+// deleted it. Each is refused (415 for the encoded bodies, 400 for the
+// others) before any backend sees a byte, and nothing is journaled; a
+// plain JSON create and a gzip body of another type pass.
+func TestADualWriteBodyWhoseMethodTheFacadeCannotReadIsRefused(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
+	modern := newBackend(t, answer(http.StatusOK, "modern"))
+	f := newDualWriteFacade(t, legacy.URL, modern.URL, time.Second,
+		`  - {name: items, match: "/items/{id}", mode: dual-write}`)
+	var gz, fl bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"_method":"DELETE"}`))
+	zw.Close()
+	fw, _ := flate.NewWriter(&fl, flate.DefaultCompression)
+	fw.Write([]byte(`_method=DELETE`))
+	fw.Close()
+	for _, c := range []struct {
+		name, header, body string
+		want               int
+	}{
+		{"gzip JSON", "Content-Type: application/json\r\nContent-Encoding: gzip\r\n", gz.String(), http.StatusUnsupportedMediaType},
+		{"deflate form", "Content-Type: application/x-www-form-urlencoded\r\nContent-Encoding: deflate\r\n", fl.String(), http.StatusUnsupportedMediaType},
+		{"untyped gzip", "Content-Encoding: gzip\r\n", gz.String(), http.StatusUnsupportedMediaType},
+		{"a form split on ;", "Content-Type: application/x-www-form-urlencoded\r\n", "name=Ada;_method=DELETE", http.StatusBadRequest},
+		{"JSON that is not one value", "Content-Type: application/json\r\n", `{"_method":"DELETE"} {}`, http.StatusBadRequest},
+		{"two Content-Types", "Content-Type: application/octet-stream\r\nContent-Type: application/x-www-form-urlencoded\r\n", "_method=DELETE", http.StatusBadRequest},
+		{"a JSON create", "Content-Type: application/json\r\n", `{"name":"Ada"}`, http.StatusOK},
+		{"a gzip image", "Content-Type: image/png\r\nContent-Encoding: gzip\r\n", gz.String(), http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, journaled := legacy.hits(), len(f.writes(t))
+			_, r := rawRequest(t, f.facade, "POST /items/7 HTTP/1.1\r\nHost: x\r\n"+c.header+
+				"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n\r\n"+c.body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+			}
+			if c.want == http.StatusOK {
+				return
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, "_method") && !strings.Contains(msg, "Content-Type") {
+				t.Errorf("error %q does not say why", msg)
+			}
+			if n := legacy.hits() - before; n != 0 {
+				t.Errorf("the primary received %d requests, want none", n)
+			}
+			if n := len(f.writes(t)) - journaled; n != 0 {
+				t.Errorf("%d writes journaled, want none", n)
+			}
+		})
 	}
 }

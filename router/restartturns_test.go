@@ -1,14 +1,17 @@
 package router
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
+	"strangler/store"
 )
 
 // TestAWriteTheProcessBeforeLeftSentHoldsItsResourceAfterARestart: on
@@ -73,4 +76,68 @@ func leftSentHoldsAcrossRestart(t *testing.T, dsn string, dies bool) {
 	}
 
 	kp.recoverThenWriteV3(t, after, dsn)
+}
+
+// TestAPostStandingForADeleteLeftSentHoldsItsResourceAfterARestart: on
+// SQLite, a PUT of an item is with the primary and a POST of the item
+// standing for a DELETE (X-HTTP-Method-Override, as some clients send
+// one) waits behind it when the process dies: both are left sent. After
+// the restart, once the PUT is recorded (as recovery does), a later PUT
+// of the item must still wait for the DELETE, which recovery sends
+// next: sent before it, it would be applied before the older DELETE,
+// which would then remove the item the client wrote last. The later PUT
+// is refused with 503 resource_busy. Taken for a create by the method it
+// was sent with, the waiting POST held nothing after the restart and the
+// later PUT reached the primary (200).
+func TestAPostStandingForADeleteLeftSentHoldsItsResourceAfterARestart(t *testing.T) {
+	const timeout = time.Second
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "strangler.db")
+	routes := `
+  - {name: keyed, match: "/keyed/{id}", mode: dual-write, primary_idempotent: true}
+`
+	kp := newKeyedPair(t, timeout)
+	before := newDualWriteReplica(t, dsn, kp.legacy.URL, kp.modern.URL, timeout, routes)
+	answered := make(chan int, 2)
+	go func() {
+		code, _ := put(t, before, "/keyed/7", `{"v":1}`)
+		answered <- code
+	}()
+	testkit.Eventually(t, 10*time.Second, "the primary applies v1", func() bool { return kp.appliedCount() == 1 })
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, before.URL+"/keyed/7", nil)
+		req.Header.Set("X-HTTP-Method-Override", "DELETE")
+		resp, err := before.Client().Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	var v1 string
+	testkit.Eventually(t, 10*time.Second, "the POST standing for a DELETE is journaled, waiting", func() bool {
+		list, err := before.store.ListRepairs(context.Background(), store.RepairFilter{})
+		for _, w := range list {
+			if w.Method == http.MethodPut {
+				v1 = w.ID
+			}
+		}
+		return err == nil && len(list) == 2
+	})
+	// The process dies: it writes nothing more to the store.
+	before.store.Close()
+	<-answered
+	<-answered
+	before.Close()
+
+	after := newDualWriteReplica(t, dsn, kp.legacy.URL, kp.modern.URL, timeout, routes)
+	// Recovery resends v1 first and records it; the DELETE is next.
+	if err := after.store.RecordOutcome(context.Background(), v1, domain.Outcome{Status: http.StatusOK}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := put(t, after, "/keyed/7", `{"v":3}`)
+	var e struct{ Error string }
+	if json.Unmarshal([]byte(body), &e); code != http.StatusServiceUnavailable || e.Error != errResourceBusy.Error() {
+		t.Errorf("PUT v3 after the restart, while the POST standing for a DELETE is still sent: got %d %s, want 503 saying earlier writes are with the primary", code, body)
+	}
 }

@@ -445,7 +445,7 @@ func (r *Router) Created(route string, w domain.Repair, o *domain.Outcome) {
 	if err != nil {
 		return
 	}
-	in := domain.Intent{ID: w.ID, Route: route, Method: w.Method, Target: w.Target, Header: w.Header, Primary: w.Primary,
+	in := domain.Intent{ID: w.ID, Route: route, Method: w.Method, StandsFor: w.StandsFor, Target: w.Target, Header: w.Header, Primary: w.Primary,
 		Resource: resourceAt(target.EscapedPath())}
 	pattern := ""
 	if rt, ok := t.byName[route]; ok {

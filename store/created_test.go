@@ -20,7 +20,7 @@ func TestACreateMovesToTheResourceItMade(t *testing.T) {
 		lease := time.Minute
 		create := func(id string) domain.Intent {
 			in := intent(id, "/patients")
-			in.Method, in.Target = http.MethodPost, "/patients"
+			in.Method, in.StandsFor, in.Target = http.MethodPost, http.MethodPost, "/patients"
 			return in
 		}
 		for _, in := range []domain.Intent{create("c1"), create("c2"), intent("u1", "/patients/42")} {

@@ -178,18 +178,18 @@ func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []an
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
 	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.leaseArg(lease), s.ts(created), s.ts(now), turn, in.PrimaryIdempotent}
+		s.leaseArg(lease), s.ts(created), s.ts(now), turn, in.PrimaryIdempotent, clean(in.StandsFor)}
 }
 
 // intentColumns are the columns of an intent's row that intentRow gives
 // values for; each row is also in state sent.
 const intentColumns = `id, route, resource, resource_view, method, target, header, body, sealed, primary_side,
-	lease_until, created_at, updated_at, turn, primary_idempotent`
+	lease_until, created_at, updated_at, turn, primary_idempotent, stands_for`
 
 // intentWidth is how many values intentRow gives, intentLeaseColumn
 // which of them is the lease (leaseArg's) and intentTurnColumn whether
 // the write holds its resource's turn.
-const intentWidth, intentLeaseColumn, intentTurnColumn = 15, 10, 13
+const intentWidth, intentLeaseColumn, intentTurnColumn = 16, 10, 13
 
 // intentStatement journals n intents as sent, intentRow's values for
 // each. An id already journaled (or given twice) is left as it is, so
@@ -724,7 +724,8 @@ func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.
 }
 
 // noteLeftSent notes, in an embedded store, the writes to a resource but
-// creates that the process before this one left sent: each holds its
+// creates (those standing for a POST, Intent.StandsFor; a POST standing
+// for a DELETE holds its turn) that the process before this one left sent: each holds its
 // resource's turn until it leaves sent (TakeTurn).
 //
 // Why: that process kept their turns in memory, which went with it (it
@@ -739,7 +740,7 @@ func (s *Store) heldFromBefore(ctx context.Context, resource string, limit time.
 // none did in the process before.
 func (s *Store) noteLeftSent(ctx context.Context) error {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, resource FROM strangler_repairs WHERE state = 'sent' AND method <> 'POST'`)
+		SELECT id, resource FROM strangler_repairs WHERE state = 'sent' AND `+notCreate)
 	if err != nil {
 		return fmt.Errorf("store: writes left sent: %w", err)
 	}

@@ -22,6 +22,8 @@ func (s *Store) afterStep(ctx context.Context, tx *sql.Tx, m migrate.Migration) 
 	switch name {
 	case "audit_chain":
 		return s.chainPreExisting(ctx, tx)
+	case "journal_stands_for":
+		return s.fillStandsFor(ctx, tx)
 	}
 	return nil
 }

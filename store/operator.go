@@ -154,8 +154,12 @@ func (s *Store) RetryRepair(ctx context.Context, id string, audit domain.AuditEn
 // retryRepair is RetryRepair's move, in tx.
 func (s *Store) retryRepair(ctx context.Context, tx *sql.Tx, id string) error {
 	var resource, method string
+	var standsFor sql.NullString
+	var p payload
+	var sealed bool
 	var st domain.State
-	err := tx.QueryRowContext(ctx, `SELECT resource, method, state FROM strangler_repairs WHERE id = $1`, id).Scan(&resource, &method, &st)
+	err := tx.QueryRowContext(ctx, `SELECT resource, method, stands_for, state, `+payloadColumns+` FROM strangler_repairs WHERE id = $1`, id).
+		Scan(&resource, &method, &standsFor, &st, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
 	} else if err != nil {
@@ -178,7 +182,13 @@ func (s *Store) retryRepair(ctx context.Context, tx *sql.Tx, id string) error {
 	}
 	// Checked under nextSeq's lock of the resource: a later write
 	// recorded after this takes a later number, and follows.
-	if n, err := s.laterWrites(ctx, tx, id, resource, method); err != nil {
+	// A row of an earlier release not filled yet (fillStandsFor) is
+	// read from its request; one that cannot be is checked.
+	var opened *payload
+	if op, err := s.open(id, p, sealed); err == nil {
+		opened = &op
+	}
+	if n, err := s.laterWrites(ctx, tx, id, resource, standsForRead(method, standsFor, opened)); err != nil {
 		return err
 	} else if n > 0 {
 		return &StateError{fmt.Sprintf("it is unknown, and %d later writes to its resource reached the secondary or are queued for it: "+
@@ -194,11 +204,12 @@ func (s *Store) retryRepair(ctx context.Context, tx *sql.Tx, id string) error {
 // laterWrites counts the writes to resource that came in after the write
 // id and that the primary applied (pending, dead, done): the secondary has
 // them or will get them before anything queued now. None concern a create
-// (method POST): its resource is its collection until the primary's
+// (standsFor, what the write stands for, is POST; a POST standing for a
+// PUT is checked): its resource is its collection until the primary's
 // answer names what it made, which an unknown write never got, and
 // creates in one collection do not overwrite one another.
-func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource, method string) (int, error) {
-	if method == http.MethodPost {
+func (s *Store) laterWrites(ctx context.Context, tx *sql.Tx, id, resource, standsFor string) (int, error) {
+	if standsFor == http.MethodPost {
 		return 0, nil
 	}
 	var n int

@@ -235,7 +235,10 @@ func TestListingAStateReadsItsIndexOnPostgres(t *testing.T) {
 // after a later write to its resource was applied would reach the
 // secondary after it and leave the older body there; it is refused, and
 // stays unknown. Later writes the primary refused do not count, nor do
-// any for a create, whose resource is its collection.
+// any for a create, whose resource is its collection; a POST standing
+// for a PUT (X-HTTP-Method-Override) is no create, and is refused as a
+// PUT (taken for a create by the method it was sent with, it was
+// retried, and would have overwritten the later write on the secondary).
 func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
@@ -243,7 +246,10 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 		s := newStore(t, b, clk)
 		lose := func(id, resource, method string) {
 			in := intent(id, resource)
-			in.Method = method
+			in.Method, in.StandsFor = method, method
+			if id == "lost-c" {
+				in.Method = http.MethodPost
+			}
 			if err := s.BeginWrite(ctx, in, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -253,15 +259,19 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 		}
 		lose("lost-a", "update-patient/lost-a", http.MethodPut)
 		lose("lost-b", "update-patient/lost-b", http.MethodPut)
+		lose("lost-c", "update-patient/lost-c", http.MethodPut)
 		lose("create-1", "patients", http.MethodPost)
 		clk.Advance(time.Second)
 		lose("create-2", "patients", http.MethodPost)
 		journal(t, s, "later-a", "update-patient/lost-a")
-		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"later-a"}) {
-			t.Fatalf("claimed %v, want [later-a]", got)
+		journal(t, s, "later-c", "update-patient/lost-c")
+		if got := claimIDs(t, s, "w"); !reflect.DeepEqual(got, []string{"later-a", "later-c"}) {
+			t.Fatalf("claimed %v, want [later-a later-c]", got)
 		}
-		if err := s.CompleteRepair(ctx, "later-a", "w"); err != nil {
-			t.Fatal(err)
+		for _, id := range []string{"later-a", "later-c"} {
+			if err := s.CompleteRepair(ctx, id, "w"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := s.BeginWrite(ctx, intent("refused-b", "update-patient/lost-b"), time.Minute); err != nil {
 			t.Fatal(err)
@@ -276,6 +286,10 @@ func TestRetryOfAnUnknownWriteAfterLaterWrites(t *testing.T) {
 		}
 		if got := state(t, s, "lost-a"); got != domain.StateUnknown {
 			t.Errorf("lost-a is %s, want unknown", got)
+		}
+		err = s.RetryRepair(ctx, "lost-c", domain.AuditEntry{Action: "repair_retry"})
+		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "1 later writes to its resource") {
+			t.Errorf("retrying lost-c, a POST standing for a PUT: got %v, want ErrInvalidState naming the later write", err)
 		}
 		if err := s.RetryRepair(ctx, "lost-b", domain.AuditEntry{Action: "repair_retry"}); err != nil {
 			t.Errorf("retrying lost-b, whose later write the primary refused: %v", err)

@@ -113,8 +113,9 @@ func (s *Store) resourceView(view, resource string) string {
 
 // SweepRepairs erases what settled writes still hold of their requests
 // (rows journaled by earlier releases, which did not erase; every write
-// has a target until it is erased) and makes the resources that earlier
-// releases journaled in clear digests. It returns how many payloads it erased. The repair
+// has a target until it is erased), makes the resources that earlier
+// releases journaled in clear digests and records what the POSTs they
+// journaled stand for (fillStandsFor). It returns how many payloads it erased. The repair
 // worker runs it at start and every hour, so it catches up on whatever
 // passed its time while the facade was down.
 func (s *Store) SweepRepairs(ctx context.Context) (int, error) {
@@ -129,6 +130,9 @@ func (s *Store) SweepRepairs(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("store: sweep repairs: %w", err)
 	}
 	if err := s.hashOldResources(ctx); err != nil {
+		return int(n), err
+	}
+	if err := s.fillStandsFor(ctx, s.db); err != nil {
 		return int(n), err
 	}
 	return int(n), nil

@@ -14,7 +14,7 @@ import (
 
 const summaryColumns = `id, route, resource_view, resource, method, primary_side, state, seq,
 	status, attempts, last_error, next_attempt_at,
-	lease_owner, lease_until, created_at, updated_at`
+	lease_owner, lease_until, created_at, updated_at, stands_for`
 
 const repairColumns = summaryColumns + `, ` + payloadColumns + `, primary_idempotent`
 
@@ -22,17 +22,25 @@ const repairColumns = summaryColumns + `, ` + payloadColumns + `, primary_idempo
 type scanner interface{ Scan(dest ...any) error }
 
 func scanSummary(sc scanner, extra ...any) (domain.RepairSummary, error) {
+	var standsFor sql.NullString
+	return scanSummaryOf(sc, &standsFor, extra...)
+}
+
+// scanSummaryOf is scanSummary that leaves the stands_for column in
+// standsFor, NULL for a row of an earlier release not filled yet.
+func scanSummaryOf(sc scanner, standsFor *sql.NullString, extra ...any) (domain.RepairSummary, error) {
 	var r domain.RepairSummary
 	var seq, status sql.NullInt64
 	var owner sql.NullString
 	dest := append([]any{&r.ID, &r.Route, &r.Resource, &r.ResourceKey, &r.Method, &r.Primary,
 		&r.State, &seq, &status, &r.Attempts,
 		&r.LastError, scanTime(&r.NextAttemptAt), &owner, scanTime(&r.LeaseUntil),
-		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt)}, extra...)
+		scanTime(&r.CreatedAt), scanTime(&r.UpdatedAt), standsFor}, extra...)
 	if err := sc.Scan(dest...); err != nil {
 		return r, err
 	}
 	r.Seq, r.Outcome.Status, r.LeaseOwner = seq.Int64, int(status.Int64), owner.String
+	r.StandsFor = standsForRead(r.Method, *standsFor, nil)
 	return r, nil
 }
 
@@ -42,9 +50,10 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 	var p payload
 	var sealed bool
 	var idempotent sql.NullBool
+	var standsFor sql.NullString
 	var r domain.Repair
 	var err error
-	if r.RepairSummary, err = scanSummary(sc, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed, &idempotent); err != nil {
+	if r.RepairSummary, err = scanSummaryOf(sc, &standsFor, &p.target, &p.header, &p.body, &p.location, &p.primaryID, &sealed, &idempotent); err != nil {
 		return r, err
 	}
 	r.PrimaryIdempotent = domain.Journaled{Value: idempotent.Bool, Known: idempotent.Valid}
@@ -58,6 +67,11 @@ func (s *Store) scanRepair(sc scanner) (domain.Repair, error) {
 	r.Target, r.Outcome.Location, r.Outcome.PrimaryID = p.target, p.location, p.primaryID
 	if len(p.body) > 0 {
 		r.Body = p.body
+	}
+	if !standsFor.Valid {
+		// Journaled by an earlier release, not filled yet
+		// (fillStandsFor): read from its request.
+		r.StandsFor = standsForRead(r.Method, standsFor, &p)
 	}
 	return r, nil
 }

@@ -148,11 +148,12 @@ func (c *testClock) follow(t *testing.T, dsn string, s *Store) {
 // intent returns a write to resource with a plausible payload.
 func intent(id, resource string) domain.Intent {
 	return domain.Intent{
-		ID:       id,
-		Route:    "update-patient",
-		Resource: resource,
-		Method:   http.MethodPut,
-		Target:   "/patients/42?notify=1",
+		ID:        id,
+		Route:     "update-patient",
+		Resource:  resource,
+		Method:    http.MethodPut,
+		StandsFor: http.MethodPut,
+		Target:    "/patients/42?notify=1",
 		Header: http.Header{
 			"Content-Type": {"application/json"},
 			"X-Request-Id": {"req-" + id},

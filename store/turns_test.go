@@ -153,16 +153,20 @@ func TestAWriteLeftSentKeepsItsTurnUntilItLeavesSent(t *testing.T) {
 // sent: on SQLite, whose turns are in the process's memory, as on
 // PostgreSQL. A create left sent holds nothing (its resource, its
 // collection, is not what it made), nor does a write to another
-// resource.
+// resource; a POST standing for a DELETE (_method=DELETE) is no create
+// and holds its resource as a DELETE does (taken for a create by the
+// method it was sent with, it held nothing on SQLite).
 func TestWritesLeftSentHoldTheirTurnAcrossARestart(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		dsn := b.fresh(t)
 		s := openStore(t, dsn, nil)
 		create := intent("create", "/patients")
-		create.Method = http.MethodPost
+		create.Method, create.StandsFor = http.MethodPost, http.MethodPost
+		deleting := intent("deleting", "/patients/42")
+		deleting.Method, deleting.StandsFor = http.MethodPost, http.MethodDelete
 		for _, in := range []domain.Intent{
-			intent("kept", "/patients/42"), intent("waiting", "/patients/42"), intent("flight", "/patients/43"), create,
+			intent("kept", "/patients/42"), intent("waiting", "/patients/42"), deleting, intent("flight", "/patients/43"), create,
 		} {
 			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
 				t.Fatal(err)
@@ -219,6 +223,12 @@ func TestWritesLeftSentHoldTheirTurnAcrossARestart(t *testing.T) {
 			t.Error("a write to /patients/42 while one more written before the restart is sent: got the turn")
 		}
 		if err := s.MarkUnknown(ctx, "waiting"); err != nil {
+			t.Fatal(err)
+		}
+		if takes("after42", "/patients/42") && b.name == "sqlite" {
+			t.Error("a write to /patients/42 while a POST standing for a DELETE written before the restart is sent: got the turn")
+		}
+		if err := s.MarkUnknown(ctx, "deleting"); err != nil {
 			t.Fatal(err)
 		}
 		if !takes("after42", "/patients/42") {

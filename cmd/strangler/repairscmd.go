@@ -145,7 +145,7 @@ func repairsList(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintln(tw, "ID\tROUTE\tMETHOD\tRESOURCE\tSTATE\tATTEMPTS\tLAST ERROR\tAGE")
 	for _, r := range out.Repairs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
-			r.ID, r.Route, r.Method, cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), human.Age(now.Sub(r.CreatedAt)))
+			r.ID, r.Route, writeMethod(r), cell(r.Resource, 40), r.State, r.Attempts, cell(r.LastError, 60), human.Age(now.Sub(r.CreatedAt)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -202,7 +202,7 @@ func writeRepair(w io.Writer, r control.RepairView, now time.Time) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "id:\t%s\n", r.ID)
 	fmt.Fprintf(tw, "route:\t%s\n", r.Route)
-	fmt.Fprintf(tw, "write:\t%s %s\n", r.Method, r.Resource)
+	fmt.Fprintf(tw, "write:\t%s %s\n", writeMethod(r), r.Resource)
 	fmt.Fprintf(tw, "primary:\t%s (answered %d)\n", r.Primary, r.PrimaryStatus)
 	fmt.Fprintf(tw, "state:\t%s\n", r.State)
 	fmt.Fprintf(tw, "attempts:\t%d\n", r.Attempts)
@@ -312,7 +312,7 @@ one, --yes is required. The reason goes into the audit log.`
 	if _, err := c.Send(ctx, method, path, map[string]string{"reason": *reason}, "", &r); err != nil {
 		return repairError(id, err)
 	}
-	fmt.Fprintf(stdout, "repair %s (%s %s %s) is %s now\n", r.ID, r.Route, r.Method, r.Resource, r.State)
+	fmt.Fprintf(stdout, "repair %s (%s %s %s) is %s now\n", r.ID, r.Route, writeMethod(r), r.Resource, r.State)
 	return nil
 }
 
@@ -396,7 +396,7 @@ func confirmDiscard(ctx context.Context, c *control.Client, id string, con conso
 		return repairError(id, err)
 	}
 	fmt.Fprintf(stderr, "Discard %s %s on %s (%s, %d attempts)? The secondary will never get this write. [y/N] ",
-		r.Method, r.Resource, r.Route, r.State, r.Attempts)
+		writeMethod(r), r.Resource, r.Route, r.State, r.Attempts)
 	answer, err := bufio.NewReader(con.in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
@@ -414,4 +414,18 @@ func repairError(id string, err error) error {
 		return fmt.Errorf("no repair with id %q (strangler repairs list shows them)", id)
 	}
 	return err
+}
+
+// writeMethod is how a terminal shows the method of write r: the method
+// it was sent with, and, when the backends read it as another (a POST
+// with X-HTTP-Method-Override or _method), that one: an operator retrying
+// or discarding "POST" must see that it deletes.
+func writeMethod(r control.RepairView) string {
+	switch {
+	case r.Method != http.MethodPost || r.StandsFor == r.Method:
+		return r.Method
+	case r.StandsFor == "":
+		return r.Method + " (as several methods, or not known)"
+	}
+	return r.Method + " (as " + r.StandsFor + ")"
 }

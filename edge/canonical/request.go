@@ -120,11 +120,17 @@ func (p *Policy) Known(m string) bool {
 // methodAllowed matches method tokens case-sensitively, as RFC 9110
 // section 9.1 says: "get" is not GET.
 func (p *Policy) methodAllowed(m string) bool {
+	return StandardMethod(m) || slices.Contains(p.extra, m)
+}
+
+// StandardMethod reports whether m is one of the methods that always
+// pass (standardMethods), case-sensitively.
+func StandardMethod(m string) bool {
 	switch m {
 	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
 		return true
 	}
-	return slices.Contains(p.extra, m)
+	return false
 }
 
 // checkHeaders refuses credentials or a target a backend could read two
@@ -514,7 +520,8 @@ func phpName(k string) string {
 // for "" when they name several (a backend may read any of them); any
 // other request, and a POST without an override, for its own method. A
 // body that does not parse, or in a Content-Encoding, names no method
-// here.
+// here: on a dual-write route, whose journal keeps this, the router
+// refuses such a form or JSON body before it is journaled.
 //
 // Dual writes are ordered, and their answers read, by it: a POST standing
 // for a PUT or a DELETE (an HTML form's _method, X-HTTP-Method-Override)
