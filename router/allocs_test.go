@@ -55,13 +55,14 @@ func TestRequestPathAllocationsStayWithinTheirCount(t *testing.T) {
 // A dual write's request path, its journal entries in an SQLite store
 // included (the batcher's and database/sql's allocations count too, and
 // move by 2 between runs as their goroutines meet): a POST of a small
-// JSON object, as the bench sends. The limit is today's count (240) and
+// JSON object, as the bench sends. The limit is today's count (239) and
 // the 2 it moves by; the code before the body was searched for "_method"
 // before it was decoded took 334, before the outcome's UPDATE on SQLite
 // numbered the write itself 274, and before a write finding the batcher
 // idle committed on its own goroutine and the journal wrote its headers
 // itself 249, and before outcomes were numbered from a reserved block
-// (store.seqBlock) 241.
+// (store.seqBlock) 241, and before a write's being a create was worked
+// out once (pendingWrite.creates) 240.
 func TestDualWriteAllocationsStayWithinTheirCount(t *testing.T) {
 	if raceDetector {
 		t.Skip("allocation counts differ under -race")
@@ -82,7 +83,7 @@ func TestDualWriteAllocationsStayWithinTheirCount(t *testing.T) {
 	for range 20 { // the store's statements are prepared from here on
 		write()
 	}
-	if got, max := testing.AllocsPerRun(200, write), 242.0; got > max {
+	if got, max := testing.AllocsPerRun(200, write), 241.0; got > max {
 		t.Errorf("%v allocations a dual write, want at most %v", got, max)
 	}
 }

@@ -203,7 +203,12 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	w := &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
+	w := &pendingWrite{intent: intent, resumed: step == sendResumed, creates: !takesTurn, cancel: cancel}
+	if w.resumed {
+		// The journal's earlier try is what is recorded: its headers
+		// say what it stands for.
+		w.creates = creates(intent)
+	}
 	x.dualWrite = w
 	if takesTurn {
 		var err error
@@ -235,7 +240,10 @@ type pendingWrite struct {
 	intent domain.Intent
 	// resumed says the journal holds an earlier try of the write, whose
 	// headers may differ from intent's.
-	resumed  bool
+	resumed bool
+	// creates says intent is a create (creates), worked out once: for
+	// a POST it parses the target and reads the headers and body.
+	creates  bool
 	recorded bool
 	// cancel ends the exchange with the primary.
 	cancel context.CancelCauseFunc
@@ -287,7 +295,7 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 			}
 		}
 	}
-	t.created(rt.pattern, w.intent, &o)
+	t.created(rt.pattern, w.intent, w.creates, &o)
 	if success && o.Resource == "" {
 		// It stays its intent's resource: named, the journal need not
 		// read it back (one query a PUT, PATCH or DELETE).
@@ -352,11 +360,12 @@ func (t *Table) readHead(x *exchange, res *http.Response) (head []byte, whole bo
 }
 
 // created sets in o what a create the primary answered with o made: the
-// resource later writes to it wait behind, and how listings show it. A
-// write other than a create (creates) answered 2xx creates nothing. It is the one
-// rule for an answer the facade records and one recovery does.
-func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
-	if !creates(in) || o.Status < 200 || o.Status > 299 {
+// resource later writes to it wait behind, and how listings show it;
+// isCreate is creates(in). A write other than a create answered 2xx
+// creates nothing. It is the one rule for an answer the facade records
+// and one recovery does.
+func (t *Table) created(pattern string, in domain.Intent, isCreate bool, o *domain.Outcome) {
+	if !isCreate || o.Status < 200 || o.Status > 299 {
 		return
 	}
 	o.Resource = t.createdResource(in, *o)

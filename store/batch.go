@@ -28,17 +28,30 @@ const lazyWait = 5 * time.Millisecond
 // delivery's result) when each goes alone; with the delivery's result
 // riding on the next write's commit, two.
 //
-// A write that must not wait and finds the batcher idle (no batch held
-// or committing, none handed over) commits alone on its caller's
-// goroutine (submit), as the batcher would have at once: handing it over
-// and back cost two goroutine switches, a fifth of such a commit.
+// A write that must not wait and finds the batcher idle (nothing
+// committing, none handed over) commits on its caller's goroutine
+// (submit), as the batcher would have at once: handing it over and back
+// cost two goroutine switches, a fifth of such a commit. Lazy writes the
+// batcher holds while they wait for company do not make it busy: such a
+// write takes them along into its commit (commitAlone). Before, the
+// batcher held the commit while they waited, so on a quiet facade the
+// intent or answer of nearly every dual write after a delivery was
+// handed to the batcher's goroutine and back to share it.
 type batcher struct {
 	db  *sql.DB
 	ops chan *batchOp
-	// committing is held by whoever holds writes to commit: the batcher
-	// from the first write of a batch until its commit, or a caller
-	// committing its write alone.
+	// committing is held by whoever commits writes: the batcher, or a
+	// caller committing its write on its own goroutine.
 	committing sync.Mutex
+	// mu guards waiting: the lazy writes the batcher received and that
+	// wait for company, which the next commit takes.
+	mu      sync.Mutex
+	waiting []*batchOp
+	// alone is commitAlone's batch, and aloneDone where it hears its
+	// write's result, kept for the next; only the holder of committing
+	// uses them.
+	alone     []*batchOp
+	aloneDone chan error
 	// wait is lazyWait but in tests.
 	wait time.Duration
 }
@@ -104,7 +117,7 @@ func (w *rowWrite) exec(ctx context.Context, tx *sql.Tx, rows []any) error {
 }
 
 func newBatcher(db *sql.DB) *batcher {
-	return &batcher{db: db, ops: make(chan *batchOp, maxBatch), wait: lazyWait}
+	return &batcher{db: db, ops: make(chan *batchOp, maxBatch), aloneDone: make(chan error, 1), wait: lazyWait}
 }
 
 // run commits batches until ctx ends.
@@ -113,25 +126,29 @@ func (b *batcher) run(ctx context.Context) {
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	for {
+		batch = batch[:0]
+		var first *batchOp
 		select {
 		case <-ctx.Done():
 			return
-		case op := <-b.ops:
-			batch = append(batch[:0], op)
+		case first = <-b.ops:
 		}
-		b.committing.Lock()
-		if batch[0].lazy {
+		if first.lazy {
 			// Wait for a write that must not wait, or for the time
-			// lazy writes may wait, whichever comes first.
+			// lazy writes may wait, whichever comes first. Meanwhile a
+			// write that finds nothing committing takes the waiting
+			// ones along (commitAlone): it never waits for them.
+			b.hold(first)
 			wait.Reset(b.wait)
 		company:
-			for len(batch) < maxBatch {
+			for b.held() < maxBatch {
 				select {
 				case op := <-b.ops:
-					batch = append(batch, op)
 					if !op.lazy {
+						batch = append(batch, op)
 						break company
 					}
+					b.hold(op)
 				case <-wait.C:
 					break company
 				case <-ctx.Done():
@@ -139,7 +156,11 @@ func (b *batcher) run(ctx context.Context) {
 				}
 			}
 			wait.Stop()
+		} else {
+			batch = append(batch, first)
 		}
+		b.committing.Lock()
+		batch = b.takeWaiting(batch)
 	more:
 		for len(batch) < maxBatch {
 			select {
@@ -152,6 +173,31 @@ func (b *batcher) run(ctx context.Context) {
 		b.commit(batch)
 		b.committing.Unlock()
 	}
+}
+
+// hold keeps op, a lazy write, waiting for the next commit.
+func (b *batcher) hold(op *batchOp) {
+	b.mu.Lock()
+	b.waiting = append(b.waiting, op)
+	b.mu.Unlock()
+}
+
+// held is how many lazy writes wait for the next commit.
+func (b *batcher) held() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.waiting)
+}
+
+// takeWaiting appends the lazy writes waiting for a commit to batch, for
+// the caller holding committing to commit, and returns it.
+func (b *batcher) takeWaiting(batch []*batchOp) []*batchOp {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	batch = append(batch, b.waiting...)
+	clear(b.waiting)
+	b.waiting = b.waiting[:0]
+	return batch
 }
 
 // commit runs a batch in one transaction, its writes of each rowWrite
@@ -216,14 +262,23 @@ func (b *batcher) commit(batch []*batchOp) {
 }
 
 // commitAlone carries out op, a write that must not wait, on the
-// caller's goroutine if the batcher is idle, as commit would carry out a
-// batch of it alone; false when the batcher holds writes or was handed
-// some, which op is then to join.
+// caller's goroutine if nothing is committing and no write was handed
+// over, with the lazy writes waiting for company if there are any (as
+// the batcher would have carried out op with them); false when op is to
+// join the batcher's next batch instead.
 func (b *batcher) commitAlone(op *batchOp) (done bool, err error) {
 	if op.lazy || len(b.ops) > 0 || !b.committing.TryLock() {
 		return false, nil
 	}
 	defer b.committing.Unlock()
+	if batch := b.takeWaiting(b.alone[:0]); len(batch) > 0 {
+		op.done = b.aloneDone
+		batch = append(batch, op)
+		b.commit(batch)
+		clear(batch)
+		b.alone = batch[:0]
+		return true, <-op.done
+	}
 	if err := op.ctx.Err(); err != nil {
 		return true, err
 	}

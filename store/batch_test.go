@@ -14,7 +14,7 @@ import (
 
 // startBatcher runs a batcher on a new SQLite file whose lazy writes wait
 // up to wait, until the test ends.
-func startBatcher(t *testing.T, wait time.Duration) *batcher {
+func startBatcher(t testing.TB, wait time.Duration) *batcher {
 	t.Helper()
 	db, err := openSQLite(filepath.Join(t.TempDir(), "batch.db"), "")
 	if err != nil {
@@ -115,6 +115,39 @@ func TestAWriteFindingTheBatcherIdleCommitsOnItsCallersGoroutine(t *testing.T) {
 		defer cancel()
 		go s.batcher.run(ctx)
 		<-journaled
+	}
+}
+
+// TestAWriteFindingLazyWritesWaitingTakesThemAlong: a write on the
+// request path that finds nothing committing but lazy writes (delivery
+// results) waiting for company commits them with its own on its
+// caller's goroutine, as the batcher would have. Before, the batcher
+// held the commit while they waited, so on a quiet facade the intent or
+// answer of nearly every dual write after a delivery was handed to the
+// batcher's goroutine and back (two goroutine switches on the client's
+// way).
+func TestAWriteFindingLazyWritesWaitingTakesThemAlong(t *testing.T) {
+	b := startBatcher(t, time.Minute)
+	ran := make(chan *sql.Tx, 2)
+	lazy := submit(b, true, ran)
+	testkit.Eventually(t, 30*time.Second, "the batcher holds the lazy write", func() bool { return b.held() == 1 })
+	eager := &batchOp{ctx: context.Background(), fn: func(tx *sql.Tx) error {
+		ran <- tx
+		return nil
+	}}
+	done, err := b.commitAlone(eager)
+	if !done {
+		t.Fatal("the write is to be handed to the batcher's goroutine, which holds nothing but a lazy write waiting for company")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished(t, lazy, "the lazy write")
+	if first, second := <-ran, <-ran; first != second {
+		t.Error("the lazy write and the write that took it along committed in two transactions, want one")
+	}
+	if n := b.held(); n != 0 {
+		t.Errorf("%d lazy writes still wait, want none", n)
 	}
 }
 
