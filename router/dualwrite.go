@@ -203,12 +203,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		primary.ServeHTTP(&x.w, req)
 		return
 	}
-	w := &pendingWrite{intent: intent, resumed: step == sendResumed, creates: !takesTurn, cancel: cancel}
-	if w.resumed {
-		// The journal's earlier try is what is recorded: its headers
-		// say what it stands for.
-		w.creates = creates(intent)
-	}
+	w := &pendingWrite{intent: intent, resumed: step == sendResumed, cancel: cancel}
 	x.dualWrite = w
 	if takesTurn {
 		var err error
@@ -240,10 +235,7 @@ type pendingWrite struct {
 	intent domain.Intent
 	// resumed says the journal holds an earlier try of the write, whose
 	// headers may differ from intent's.
-	resumed bool
-	// creates says intent is a create (creates), worked out once: for
-	// a POST it parses the target and reads the headers and body.
-	creates  bool
+	resumed  bool
 	recorded bool
 	// cancel ends the exchange with the primary.
 	cancel context.CancelCauseFunc
@@ -295,7 +287,7 @@ func (t *Table) recordAnswer(x *exchange, res *http.Response) error {
 			}
 		}
 	}
-	t.created(rt.pattern, w.intent, w.creates, &o)
+	t.created(rt.pattern, w.intent, &o)
 	if success && o.Resource == "" {
 		// It stays its intent's resource: named, the journal need not
 		// read it back (one query a PUT, PATCH or DELETE).
@@ -360,12 +352,11 @@ func (t *Table) readHead(x *exchange, res *http.Response) (head []byte, whole bo
 }
 
 // created sets in o what a create the primary answered with o made: the
-// resource later writes to it wait behind, and how listings show it;
-// isCreate is creates(in). A write other than a create answered 2xx
+// resource later writes to it wait behind, and how listings show it. A write other than a create answered 2xx
 // creates nothing. It is the one rule for an answer the facade records
 // and one recovery does.
-func (t *Table) created(pattern string, in domain.Intent, isCreate bool, o *domain.Outcome) {
-	if !isCreate || o.Status < 200 || o.Status > 299 {
+func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
+	if !creates(in) || o.Status < 200 || o.Status > 299 {
 		return
 	}
 	o.Resource = t.createdResource(in, *o)

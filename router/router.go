@@ -451,7 +451,7 @@ func (r *Router) Created(route string, w domain.Repair, o *domain.Outcome) {
 	if rt, ok := t.byName[route]; ok {
 		pattern = rt.pattern
 	}
-	t.created(pattern, in, creates(in), o)
+	t.created(pattern, in, o)
 }
 
 // DualWrite is the route's id_field and primary_idempotent in the current
