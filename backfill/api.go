@@ -147,12 +147,16 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		return nil, err
 	}
 	defer src.Close()
-	tables, err := planAPI(ctx, cfg, opts.Tables, src)
+	r := &apiRunner{cfg: cfg, opts: opts, src: src, client: newAPIClient(cfg.API), stats: map[string]*tableStats{},
+		pace: newPacer(cfg.Rate), hasher: opts.Hasher}
+	var tables []*apiTable
+	err = r.resuming(ctx, "the planning", []any{"step", "the planning"}, func() (err error) {
+		tables, err = planAPI(ctx, cfg, opts.Tables, src)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &apiRunner{cfg: cfg, opts: opts, src: src, client: newAPIClient(cfg.API), stats: map[string]*tableStats{},
-		pace: newPacer(cfg.Rate), hasher: opts.Hasher}
 	if r.hasher == nil {
 		r.hasher = phi.RandomHasher()
 	}
@@ -899,18 +903,7 @@ func (r *apiRunner) print(format string, args ...any) {
 // driver's error alone ("unexpected EOF", "failed to connect to …")
 // names neither the database nor what the run did.
 func (r *apiRunner) resuming(ctx context.Context, what string, attrs []any, attempt func() error) error {
-	p := r.opts.policy()
-	err := p.resuming(ctx, r.opts.Log, attrs, func(int) error { return attempt() })
-	if err == nil || !connectionLost(err) || ctx.Err() != nil {
-		return err
-	}
-	if gone := r.gone(ctx, p.resumed(what)); gone != nil {
-		// The run's own last error says more than the ping's: a state
-		// store gone silent, that it did not answer within batch_timeout.
-		gone.last = err.Error()
-		return gone
-	}
-	return err
+	return r.opts.policy().resumingGone(ctx, r.opts.Log, what, attrs, r.gone, attempt)
 }
 
 // gone is a databaseGone saying waited when the state store or the
