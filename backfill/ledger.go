@@ -421,3 +421,11 @@ func (l *ledger) recordDeletes(ctx context.Context, tx pgx.Tx, table string, key
 		l.runID, table, keys)
 	return err
 }
+
+// deletedThisRun is what the ledger's deletes say this run deleted from
+// table: how many rows, and the first samples of their keys in order.
+func (l *ledger) deletedThisRun(ctx context.Context, table string, samples int) (n int64, keys []string, err error) {
+	err = l.db.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(target_key ORDER BY target_key))[1:$3], '{}')
+		FROM strangler_backfill_deletes WHERE run_id = $1 AND table_name = $2`, l.runID, table, samples).Scan(&n, &keys)
+	return n, keys, err
+}

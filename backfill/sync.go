@@ -49,17 +49,35 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 		return err
 	}
 	nullKeys = n.nullKeys
-	if extra, err := c.mayHaveExtras(ctx, n, inserted); err != nil || !extra {
+	extra, err := c.mayHaveExtras(ctx, n, inserted)
+	if err != nil {
 		return err
 	}
 	if !r.opts.PropagateDeletes {
-		extra, _, err := c.extras(ctx, r.batch, r.pace, 0)
-		s.extra.Store(extra)
-		return err
+		if extra {
+			count, _, err := c.extras(ctx, r.batch, r.pace, 0)
+			s.extra.Store(count)
+			return err
+		}
+		return nil
 	}
-	d, err := c.deleteExtras(ctx, r.ledger, r.batch, r.pace, sampleKeys, r.opts.DryRun)
-	if err != nil {
-		return fmt.Errorf("delete from %s: %w", t.name, err)
+	var d deleted
+	if extra {
+		if d, err = c.deleteExtras(ctx, r.ledger, r.batch, r.pace, sampleKeys, r.opts.DryRun); err != nil {
+			return fmt.Errorf("delete from %s: %w", t.name, err)
+		}
+	}
+	if !r.opts.DryRun {
+		// A try before this one (finish resumes a sync whole) may have
+		// deleted rows and lost its COMMIT's answer, rows this one finds
+		// gone already: the ledger's deletes, which commit with the
+		// rows, count every row this run deleted.
+		if d.n, d.keys, err = r.ledger.deletedThisRun(ctx, t.name, sampleKeys); err != nil {
+			return fmt.Errorf("delete from %s: %w", t.name, err)
+		}
+	}
+	if !extra && d.n == 0 {
+		return nil
 	}
 	s.addDeleted(d)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
