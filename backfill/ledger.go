@@ -149,6 +149,15 @@ func (l *runLock) take(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The lock's session idles the whole run: a server that ends
+	// sessions idle past idle_session_timeout (PostgreSQL 14 on) would
+	// end it, and let the lock go with it, for another backfill to take.
+	// This session alone is kept; a server without the setting has
+	// nothing to change.
+	if _, err := conn.Exec(ctx, "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'"); err != nil {
+		conn.Release()
+		return err
+	}
 	try := "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))"
 	if l.shared {
 		try = "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))"
