@@ -90,10 +90,12 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 // safeError is err as a table's error may say it, in the report, the
 // log and the run's error: without the values the database's errors in
 // it quote (dberr.Cut), and a message a trigger or function raised on a
-// table with redacted columns is dropped, since it may quote a value.
+// table with redacted columns is dropped, since it may quote a value;
+// the server's own words for a statement it stopped are kept
+// (stoppedStatement).
 func safeError(t *table, err error) error {
 	var pg *pgconn.PgError
-	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" {
+	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" || stoppedStatement(pg) {
 		return dberr.Cut(err)
 	}
 	return fmt.Errorf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
