@@ -147,12 +147,16 @@ func runAPI(ctx context.Context, cfg *config.Backfill, opts Options) (*Report, e
 		return nil, err
 	}
 	defer src.Close()
-	tables, err := planAPI(ctx, cfg, opts.Tables, src)
+	r := &apiRunner{cfg: cfg, opts: opts, src: src, client: newAPIClient(cfg.API), stats: map[string]*tableStats{},
+		pace: newPacer(cfg.Rate), hasher: opts.Hasher}
+	var tables []*apiTable
+	err = r.resuming(ctx, "the planning", []any{"step", "the planning"}, func() (err error) {
+		tables, err = planAPI(ctx, cfg, opts.Tables, src)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &apiRunner{cfg: cfg, opts: opts, src: src, client: newAPIClient(cfg.API), stats: map[string]*tableStats{},
-		pace: newPacer(cfg.Rate), hasher: opts.Hasher}
 	if r.hasher == nil {
 		r.hasher = phi.RandomHasher()
 	}
@@ -379,35 +383,59 @@ func (r *apiRunner) retryFailed(ctx context.Context, t *apiTable) error {
 }
 
 // retryFailedWatched is retryFailed, o watching for the service gone.
+// A lost connection to the source or the state store resumes on the
+// run's policy at the page under way: its rows a batch recorded are no
+// longer failures, or are among those c has (failed again), which are
+// neither sent nor counted again; the rest go again under the same
+// Idempotency-Keys.
 func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outage) error {
 	reqPace := newPacer(t.api.Rate)
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
+	c := newCopiedKeys()
 	after := ""
-	for {
-		failed, err := r.opts.APILedger.APIBackfillFailures(ctx, r.ledgerName(t), after, r.cfg.Batch)
-		if err != nil || len(failed) == 0 {
-			return err
-		}
-		after = failed[len(failed)-1].Key
-		keys := make([][]byte, len(failed))
-		for i, f := range failed {
-			if keys[i], err = parseKey(t.key, f.Key); err != nil {
+	return r.resuming(ctx, "the retry of the failed rows of "+t.name, []any{"table", t.name}, func() error {
+		for {
+			failed, err := r.opts.APILedger.APIBackfillFailures(ctx, r.ledgerName(t), after, r.cfg.Batch)
+			if err != nil || len(failed) == 0 {
 				return err
 			}
-		}
-		found := 0
-		read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
-		err = pipeline(ctx, read, func(b batch) error {
-			found += len(b.rows)
-			return r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
-				return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
+			keys := make([][]byte, len(failed))
+			for i, f := range failed {
+				if keys[i], err = parseKey(t.key, f.Key); err != nil {
+					return err
+				}
+			}
+			found := map[string]bool{}
+			read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
+			err = pipeline(ctx, read, func(b batch) error {
+				for _, row := range b.rows {
+					found[string(row.key)] = true
+				}
+				b.rows = slices.DeleteFunc(slices.Clone(b.rows), func(row sourceRow) bool { return c.has(t.table, row.key) })
+				if len(b.rows) == 0 {
+					return nil
+				}
+				err := r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
+					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
+				})
+				if err == nil {
+					c.add(t.table, b.rows)
+				}
+				return err
 			})
-		})
-		if err != nil {
-			return err
+			if err != nil {
+				return err
+			}
+			var absent [][]byte
+			for _, k := range keys {
+				if !found[string(k)] {
+					absent = append(absent, k)
+				}
+			}
+			r.stats[t.name].notInSource.Add(c.notInSource(t.table, absent))
+			after = failed[len(failed)-1].Key
 		}
-		r.stats[t.name].notInSource.Add(int64(len(keys) - found))
-	}
+	})
 }
 
 // result is what became of one row sent.
@@ -875,18 +903,7 @@ func (r *apiRunner) print(format string, args ...any) {
 // driver's error alone ("unexpected EOF", "failed to connect to …")
 // names neither the database nor what the run did.
 func (r *apiRunner) resuming(ctx context.Context, what string, attrs []any, attempt func() error) error {
-	p := r.opts.policy()
-	err := p.resuming(ctx, r.opts.Log, attrs, func(int) error { return attempt() })
-	if err == nil || !connectionLost(err) || ctx.Err() != nil {
-		return err
-	}
-	if gone := r.gone(ctx, p.resumed(what)); gone != nil {
-		// The run's own last error says more than the ping's: a state
-		// store gone silent, that it did not answer within batch_timeout.
-		gone.last = err.Error()
-		return gone
-	}
-	return err
+	return r.opts.policy().resumingGone(ctx, r.opts.Log, what, attrs, r.gone, attempt)
 }
 
 // gone is a databaseGone saying waited when the state store or the

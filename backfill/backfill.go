@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (_ *Report, er
 	}
 	defer src.Close()
 	defer dst.Close()
-	tables, err := plan(ctx, cfg, opts.Tables, src, dst)
+	tables, err := planResuming(ctx, cfg, opts.Tables, src, dst, opts.policy(), opts.Log, false)
 	if err != nil {
 		return nil, err
 	}

@@ -149,6 +149,15 @@ func (l *runLock) take(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The lock's session idles the whole run: a server that ends
+	// sessions idle past idle_session_timeout (PostgreSQL 14 on) would
+	// end it, and let the lock go with it, for another backfill to take.
+	// This session alone is kept; a server without the setting has
+	// nothing to change.
+	if _, err := conn.Exec(ctx, "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'"); err != nil {
+		conn.Release()
+		return err
+	}
 	try := "SELECT pg_try_advisory_lock(hashtext('strangler_backfill'), hashtext(current_schema()))"
 	if l.shared {
 		try = "SELECT pg_try_advisory_lock_shared(hashtext('strangler_backfill'), hashtext(current_schema()))"
@@ -420,4 +429,12 @@ func (l *ledger) recordDeletes(ctx context.Context, tx pgx.Tx, table string, key
 	_, err := tx.Exec(ctx, "INSERT INTO strangler_backfill_deletes (run_id, table_name, target_key) SELECT $1, $2, unnest($3::text[])",
 		l.runID, table, keys)
 	return err
+}
+
+// deletedThisRun is what the ledger's deletes say this run deleted from
+// table: how many rows, and the first samples of their keys in order.
+func (l *ledger) deletedThisRun(ctx context.Context, table string, samples int) (n int64, keys []string, err error) {
+	err = l.db.QueryRow(ctx, `SELECT count(*), coalesce((array_agg(target_key ORDER BY target_key))[1:$3], '{}')
+		FROM strangler_backfill_deletes WHERE run_id = $1 AND table_name = $2`, l.runID, table, samples).Scan(&n, &keys)
+	return n, keys, err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -95,6 +96,20 @@ func plan(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB,
 		tables = slices.DeleteFunc(tables, func(t *table) bool { return !slices.Contains(only, t.name) })
 	}
 	return tables, nil
+}
+
+// planResuming is plan on the resumption policy p: a connection lost
+// while planning (a server restarting, a DBA's KILL) plans again whole,
+// and one still lost after the last try with the source or the target
+// answering no ping stops the run, or verify, saying which database is
+// gone.
+func planResuming(ctx context.Context, cfg *config.Backfill, only []string, src *sql.DB, dst *pgxpool.Pool,
+	p policy, log *slog.Logger, verify bool) (tables []*table, err error) {
+	err = p.resumingGone(ctx, log, "the planning", []any{"step", "the planning"}, pinging(src, dst, verify), func() (err error) {
+		tables, err = plan(ctx, cfg, only, src, dst)
+		return err
+	})
+	return tables, err
 }
 
 func prepare(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB, dst *pgxpool.Pool) (*table, error) {
@@ -397,8 +412,11 @@ func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 			AND NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
 				AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME <> s.COLUMN_NAME)`,
 			schema, name, t.cfg.Key).Scan(&unique)
-		if err != nil || unique {
-			return err
+		if err != nil {
+			return fmt.Errorf("checking that the key is unique: %w", err)
+		}
+		if unique {
+			return nil
 		}
 	}
 	var dup []byte

@@ -105,6 +105,24 @@ func describe(t *table, c *column, pg *pgconn.PgError) string {
 	return dberr.PostgresMessage(pg)
 }
 
+// stoppedStatement reports whether pg is PostgreSQL stopping a statement
+// for what happened around it, in its own English words: a
+// statement_timeout or lock_timeout run out, a cancel, a deadlock. They
+// quote no value, whatever function was running when they came (a
+// trigger's pg_sleep, a COPY's row), so they are kept where a trigger's
+// own message is dropped, and say where to look: the timeout, not the
+// trigger.
+func stoppedStatement(pg *pgconn.PgError) bool {
+	switch pg.Code + " " + pg.Message {
+	case "57014 canceling statement due to statement timeout",
+		"57014 canceling statement due to user request",
+		"55P03 canceling statement due to lock timeout",
+		"40P01 deadlock detected":
+		return true
+	}
+	return false
+}
+
 // condition says in words what a data exception means for a value of typ.
 func condition(code, typ string) string {
 	switch code {

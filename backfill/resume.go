@@ -62,6 +62,28 @@ func (p policy) resuming(ctx context.Context, log *slog.Logger, attrs []any, att
 	return err
 }
 
+// resumingGone is resuming for a step whose every try does attempt
+// again whole: the planning, the reading of a sources_query's
+// catalogue, verify's comparison of a table, a step of a run through
+// the API. A lost connection after the last try, with gone (a ping of
+// the databases the step reads) finding one out of reach, is that
+// databaseGone, what naming the step; its last error is the step's own,
+// which says more than the ping's (a database gone silent: that it did
+// not answer within batch_timeout). With every database answering, the
+// error is returned as it is.
+func (p policy) resumingGone(ctx context.Context, log *slog.Logger, what string, attrs []any,
+	gone func(ctx context.Context, waited string) *databaseGone, attempt func() error) error {
+	err := p.resuming(ctx, log, attrs, func(int) error { return attempt() })
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return err
+	}
+	if g := gone(ctx, p.resumed(what)); g != nil {
+		g.last = err.Error()
+		return g
+	}
+	return err
+}
+
 // resumed says that what, a step of the run, resumed all its tries.
 func (p policy) resumed(what string) string {
 	return fmt.Sprintf("%s resumed %d times over %s", what, resumeTries, p.first*(1<<resumeTries-1))
@@ -77,7 +99,8 @@ func (p policy) resumed(what string) string {
 // network error: resuming must not take it for a lost connection to
 // try again.
 type databaseGone struct {
-	// side is "source", "target" or "state store".
+	// side is "source", "target", "state store" or "sources_query
+	// catalogue".
 	side string
 	// waited says what found the database gone (see resumed).
 	waited string
@@ -161,6 +184,18 @@ func (r *runner) gone(ctx context.Context, waited string) error {
 		return gone
 	}
 	return nil
+}
+
+// pinging is pingBoth of src and dst as resumingGone's gone; verify
+// says what it finds as verify's.
+func pinging(src *sql.DB, dst *pgxpool.Pool, verify bool) func(context.Context, string) *databaseGone {
+	return func(ctx context.Context, waited string) *databaseGone {
+		g := pingBoth(ctx, src, dst, waited)
+		if g != nil {
+			g.verify = verify
+		}
+		return g
+	}
 }
 
 // pingBoth is a databaseGone saying waited when dst, the target, or src,

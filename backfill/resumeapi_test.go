@@ -86,6 +86,64 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 	}
 }
 
+// TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak: --only-failed
+// through the API resumes, as a plain run does, when the connection to
+// the source or to the state store breaks while it sends the failed
+// rows again: it stopped with the driver's error ("read patients:
+// invalid connection"), the rows after the page under way not sent.
+// Now the API applies each failed row once, the report counts each once,
+// and the ledger holds no failure.
+func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
+	const rows = 3000
+	wantRejected := rows - accepted(rows)
+	for _, side := range []string{"source", "store"} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			w := newAPIWorld(t, rows, 10, modern.Faults{})
+			cfg := w.config(t)
+			cfg.Before, cfg.After, cfg.WaitUntil = nil, nil, nil
+			storeURL := testdb.Postgres(t)
+			var proxy *testdb.Proxy
+			if side == "store" {
+				proxy, storeURL = testdb.NewProxy(t, storeURL)
+			} else {
+				proxy = proxied(t, cfg.Source.URL)
+			}
+			ctx := context.Background()
+			st := openStore(t, storeURL)
+			opts := backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard()}
+			if _, err := backfill.Run(ctx, cfg, opts); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.legacy.Exec("UPDATE Patient SET Email = CONCAT('p', PatientSerNum, '@example.org') WHERE Email LIKE '% at %'"); err != nil {
+				t.Fatal(err)
+			}
+			// Pages of 10 failed rows at 100 rows a second: the cut
+			// comes on the third page of seven.
+			cfg.Batch, cfg.Rate = 10, 100
+			opts.OnlyFailed = true
+			done := make(chan runResult, 1)
+			go func() {
+				rep, err := backfill.Run(ctx, cfg, opts)
+				done <- runResult{rep, err}
+			}()
+			cutAfterImports(rows-wantRejected+25)(t, w, proxy)
+			res := stopped(t, done, 2*time.Minute, "its "+side+" back")
+			if res.err != nil {
+				t.Fatalf("--only-failed stopped: %v, want it to resume by itself", res.err)
+			}
+			w.appliedOnce(t, "", rows)
+			if tr := res.rep.Tables[0]; tr.Read != wantRejected || tr.Written() != wantRejected || tr.Failed != 0 || tr.NotInSource != 0 {
+				t.Errorf("--only-failed reports %d read, %d migrated, %d failed, %d not in the source; want %d, %d, 0, 0",
+					tr.Read, tr.Written(), tr.Failed, tr.NotInSource, wantRejected, wantRejected)
+			}
+			if failed, err := st.APIBackfillFailures(ctx, "patients", "", rows); err != nil || len(failed) != 0 {
+				t.Errorf("the ledger holds %d failures (%v), want none", len(failed), err)
+			}
+		})
+	}
+}
+
 // imported is how many imports the API applied.
 func (w *apiWorld) imported(t *testing.T) int64 {
 	var n int64

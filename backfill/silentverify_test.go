@@ -99,6 +99,8 @@ func TestASilentDatabaseStopsVerifyAndPlanningWithinTheBound(t *testing.T) {
 // TCP gave up (through this proxy, for ever). Its reads and writes now
 // wait batch_timeout at most too.
 func TestASilentCatalogueStopsTheRunWithinTheBound(t *testing.T) {
+	// Most of it is spent waiting out the bound.
+	t.Parallel()
 	w := newWorld(t, fixture.Sizes{}, nil)
 	w.exec(t, "CREATE TABLE tenants (name VARCHAR(50), dsn TEXT)")
 	w.exec(t, "INSERT INTO tenants VALUES ('clinic-a', ?)", w.cfg.Source.String())
@@ -108,7 +110,9 @@ func TestASilentCatalogueStopsTheRunWithinTheBound(t *testing.T) {
 	w.cfg.SourcesQuery = &config.SourcesQuery{DSN: catalogue, Query: "SELECT name, dsn FROM tenants"}
 	w.cfg.BatchTimeout = config.Duration(3 * time.Second)
 	proxy.MuteOn("from tenants")
-	done := w.startRun(backfill.Options{Log: discard()})
+	// What waited is resumed, and found silent again: the resumptions'
+	// pauses need not be waited out.
+	done := w.startRun(backfill.QuickResumption(backfill.Options{Log: discard()}))
 	res := stopped(t, done, 4*time.Minute, "its silent catalogue")
 	if want := "the source did not answer within batch_timeout (3s)"; res.err == nil || !strings.Contains(res.err.Error(), want) {
 		t.Errorf("the run's error: %v\nwant it to say %q", res.err, want)

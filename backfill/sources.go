@@ -41,7 +41,7 @@ func runSources(ctx context.Context, cfg *config.Backfill, opts Options) (*Repor
 		return nil, errors.New("workers share runs of tables copied into the database; a run over several sources sends to the API in one process")
 	}
 	started := time.Now()
-	sources, err := listSources(ctx, cfg)
+	sources, err := listSources(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +85,11 @@ func runSources(ctx context.Context, cfg *config.Backfill, opts Options) (*Repor
 }
 
 // listSources returns the file's sources, or those its sources_query
-// finds in the catalogue, checked as the file's are.
-func listSources(ctx context.Context, cfg *config.Backfill) ([]config.NamedSource, error) {
+// finds in the catalogue, checked as the file's are. A connection to the
+// catalogue lost meanwhile reads it again on the run's resumption
+// policy, and one still lost after the last try, the catalogue
+// answering no ping, stops the run saying so.
+func listSources(ctx context.Context, cfg *config.Backfill, opts Options) (out []config.NamedSource, err error) {
 	q := cfg.SourcesQuery
 	if q == nil {
 		return cfg.Sources, nil
@@ -96,6 +99,26 @@ func listSources(ctx context.Context, cfg *config.Backfill) ([]config.NamedSourc
 		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.dsn"), err)
 	}
 	defer db.Close()
+	gone := func(ctx context.Context, waited string) *databaseGone {
+		ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		defer cancel()
+		if err := db.PingContext(ctx); err != nil {
+			return &databaseGone{side: "sources_query catalogue", waited: waited}
+		}
+		return nil
+	}
+	err = opts.policy().resumingGone(ctx, opts.Log, "the reading of its sources", []any{"step", "sources_query"}, gone,
+		func() (err error) {
+			out, err = readSources(ctx, cfg, db)
+			return err
+		})
+	return out, err
+}
+
+// readSources reads the sources a sources_query finds in the catalogue
+// db.
+func readSources(ctx context.Context, cfg *config.Backfill, db *sql.DB) ([]config.NamedSource, error) {
+	q := cfg.SourcesQuery
 	rows, err := db.QueryContext(ctx, q.Query)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(sourceLost(cfg, err), q.DSN.String()))

@@ -49,17 +49,35 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 		return err
 	}
 	nullKeys = n.nullKeys
-	if extra, err := c.mayHaveExtras(ctx, n, inserted); err != nil || !extra {
+	extra, err := c.mayHaveExtras(ctx, n, inserted)
+	if err != nil {
 		return err
 	}
 	if !r.opts.PropagateDeletes {
-		extra, _, err := c.extras(ctx, r.batch, r.pace, 0)
-		s.extra.Store(extra)
-		return err
+		if extra {
+			count, _, err := c.extras(ctx, r.batch, r.pace, 0)
+			s.extra.Store(count)
+			return err
+		}
+		return nil
 	}
-	d, err := c.deleteExtras(ctx, r.ledger, r.batch, r.pace, sampleKeys, r.opts.DryRun)
-	if err != nil {
-		return fmt.Errorf("delete from %s: %w", t.name, err)
+	var d deleted
+	if extra {
+		if d, err = c.deleteExtras(ctx, r.ledger, r.batch, r.pace, sampleKeys, r.opts.DryRun); err != nil {
+			return fmt.Errorf("delete from %s: %w", t.name, err)
+		}
+	}
+	if !r.opts.DryRun {
+		// A try before this one (finish resumes a sync whole) may have
+		// deleted rows and lost its COMMIT's answer, rows this one finds
+		// gone already: the ledger's deletes, which commit with the
+		// rows, count every row this run deleted.
+		if d.n, d.keys, err = r.ledger.deletedThisRun(ctx, t.name, sampleKeys); err != nil {
+			return fmt.Errorf("delete from %s: %w", t.name, err)
+		}
+	}
+	if !extra && d.n == 0 {
+		return nil
 	}
 	s.addDeleted(d)
 	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
@@ -72,10 +90,12 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 // safeError is err as a table's error may say it, in the report, the
 // log and the run's error: without the values the database's errors in
 // it quote (dberr.Cut), and a message a trigger or function raised on a
-// table with redacted columns is dropped, since it may quote a value.
+// table with redacted columns is dropped, since it may quote a value;
+// the server's own words for a statement it stopped are kept
+// (stoppedStatement).
 func safeError(t *table, err error) error {
 	var pg *pgconn.PgError
-	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" {
+	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" || stoppedStatement(pg) {
 		return dberr.Cut(err)
 	}
 	return fmt.Errorf("refused by a trigger or function (SQLSTATE %s)", pg.Code)

@@ -219,7 +219,7 @@ func TestARunWhoseTargetGoesBeforeItsTablesSaysSo(t *testing.T) {
 			w := fiveTables(t)
 			proxy := proxied(t, w.cfg.Target.URL)
 			proxy.GoneOn(c.marker)
-			_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{})
+			_, err := backfill.Run(context.Background(), w.cfg, backfill.QuickResumption(backfill.Options{}))
 			if proxy.CutsOn() != 1 {
 				t.Fatalf("the target never saw %q", c.marker)
 			}

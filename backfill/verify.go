@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -209,7 +210,8 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *V
 	}
 	defer src.Close()
 	defer dst.Close()
-	tables, err := plan(ctx, cfg, opts.Tables, src, dst)
+	pol := policy{cmp.Or(opts.resumePause, resumePause)}
+	tables, err := planResuming(ctx, cfg, opts.Tables, src, dst, pol, opts.Log, true)
 	if err != nil {
 		return nil, err
 	}
@@ -217,25 +219,20 @@ func Verify(ctx context.Context, cfg *config.Backfill, opts VerifyOptions) (_ *V
 	if err != nil {
 		return nil, err
 	}
-	pol := policy{cmp.Or(opts.resumePause, resumePause)}
 	for _, t := range tables {
 		start := time.Now()
 		// A lost connection compares the table again whole, on the
 		// policy a backfill resumes on: the comparison writes nothing,
 		// and each try counts from nothing.
 		var d TableDiff
-		err := pol.resuming(ctx, opts.Log, []any{"table", t.name, "step", "verify"}, func(int) (err error) {
-			d, err = verifyTable(ctx, src, dst, l, t, opts)
-			return err
-		})
-		if err != nil && connectionLost(err) && ctx.Err() == nil {
-			if gone := pingBoth(ctx, src, dst, pol.resumed("the comparison of "+t.name)); gone != nil {
-				// The comparison's own last error says more than the
-				// ping's: a database gone silent, that it did not answer
-				// within batch_timeout.
-				gone.verify, gone.last = true, sourceLost(cfg, err).Error()
-				return nil, gone
-			}
+		err := pol.resumingGone(ctx, opts.Log, "the comparison of "+t.name, []any{"table", t.name, "step", "verify"}, pinging(src, dst, true),
+			func() (err error) {
+				d, err = verifyTable(ctx, src, dst, l, t, opts)
+				return sourceLost(cfg, err)
+			})
+		var gone *databaseGone
+		if errors.As(err, &gone) {
+			return nil, gone
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: %w", t.name, err)
