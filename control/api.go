@@ -366,11 +366,6 @@ func checkReasonText(reason string) error {
 	return nil
 }
 
-// breaksAuditLine reports a character a reason may not hold: one that
-// acts on a terminal, or U+2028 and U+2029, which are no control
-// characters but end a line for Python's splitlines, JavaScript before
-// ES2019 and many editors, so that an export read with them would show a
-// forged entry.
 // shows reports whether r is a character a reader of the audit log sees:
 // a letter, digit, punctuation mark or symbol, not a space, a mark alone
 // or a format character.
@@ -378,6 +373,11 @@ func shows(r rune) bool {
 	return unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
 }
 
+// breaksAuditLine reports a character a reason may not hold: one that
+// acts on a terminal, or U+2028 and U+2029, which are no control
+// characters but end a line for Python's splitlines, JavaScript before
+// ES2019 and many editors, so that an export read with them would show a
+// forged entry.
 func breaksAuditLine(r rune) bool {
 	return human.ActsOnTerminal(r) || unicode.In(r, unicode.Zl, unicode.Zp)
 }
