@@ -150,7 +150,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// request's trace.
 		telemetry.Inject(req.Context(), t.tracing.propagator, h)
 	}
-	resource := x.key
+	resource := resourceAt(x.key)
 	intent := domain.Intent{
 		ID:           id,
 		Route:        rt.name,
@@ -429,13 +429,14 @@ func creates(in domain.Intent) bool {
 }
 
 // resourceKey is the dual-write resource a path names, as a request's
-// key names its own; false when the path has no canonical form.
+// path names its own (resourceAt); false when the path has no canonical
+// form.
 func resourceKey(path string) (string, bool) {
 	p, err := canonical.Canonicalize(path)
 	if err != nil {
 		return "", false
 	}
-	return canonical.RouteKey(p.Escaped), true
+	return resourceAt(p.Escaped), true
 }
 
 // settleUnsent settles a dual write the primary never got: nothing to
@@ -478,16 +479,27 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	}
 }
 
-// A write's resource (exchange.key) is what it changes: the canonical
-// path it was routed on, without the query or a trailing slash, so that
-// /records/4, /records/%34 and /records/4/ are one resource. Writes to one
-// resource reach the secondary in the order the primary answered them,
-// whichever routes they came through: a PUT and a DELETE of /patients/42
-// are usually two routes, and were the DELETE to overtake a PUT still
-// waiting for the secondary, the secondary would answer it 404 (a dead
-// letter) and then create the patient.
+// A write's resource is what it changes: the canonical path it was
+// routed on, without the query or a trailing slash, as backends reading
+// paths loosely read it (canonical.Fold), so that /records/4,
+// /records/%34, /records/4/ and /records/4.json (Rails' and Spring's
+// format suffix) are one resource. Writes to one resource reach the
+// secondary in the order the primary answered them, whichever routes they
+// came through: a PUT and a DELETE of /patients/42 are usually two
+// routes, and were the DELETE to overtake a PUT still waiting for the
+// secondary, the secondary would answer it 404 (a dead letter) and then
+// create the patient. Taken for two resources, PUT /records/4 and PUT
+// /records/4.json, which Rails applies to one record, were with the
+// primary at once and could reach the secondary in the other order;
+// taking two paths for one only makes their writes wait for each other.
 //
 // resourceAt is the resource of a write to the canonical escaped path.
 func resourceAt(path string) string {
-	return canonical.RouteKey(path)
+	key := canonical.RouteKey(path)
+	// A path Fold refuses is refused at the edge (checkLoose): only a
+	// Location can name one, which stays a resource of its own.
+	if folded, err := canonical.Fold(key); err == nil {
+		return folded
+	}
+	return key
 }

@@ -83,7 +83,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	case "not_found":
 		rt.stats.Fallback(time.Now())
 		if rt.repairEntity != "" {
-			f.t.queueRepair(rt, x.params)
+			f.t.queueRepair(rt, req.Method, x.key, x.params)
 		}
 	default:
 		rt.stats.Fallback(time.Now())
