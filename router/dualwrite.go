@@ -166,12 +166,8 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		CreatedAt:         created,
 	}
 	// Decided here, once, for the router's turns, the journal's (after
-	// a restart, an operator's retry) and recovery's and delivery's. An
-	// override is any token the client chose, which may name a patient:
-	// one the facade does not know as a method is kept as "" (no create).
-	if sf := canonical.StandsFor(intent.Method, intent.Header, intent.Target, intent.Body); t.policy.Known(sf) {
-		intent.StandsFor = sf
-	}
+	// a restart, an operator's retry) and recovery's and delivery's.
+	intent.StandsFor = t.readAs(intent.Method, intent.Header, intent.Target, intent.Body)
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
 	// It is cancelled only to end an answer that stalls (readHead).
