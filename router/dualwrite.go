@@ -150,7 +150,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// request's trace.
 		telemetry.Inject(req.Context(), t.tracing.propagator, h)
 	}
-	resource := x.key
+	resource := resourceAt(x.key)
 	intent := domain.Intent{
 		ID:           id,
 		Route:        rt.name,
@@ -166,12 +166,8 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		CreatedAt:         created,
 	}
 	// Decided here, once, for the router's turns, the journal's (after
-	// a restart, an operator's retry) and recovery's and delivery's. An
-	// override is any token the client chose, which may name a patient:
-	// one the facade does not know as a method is kept as "" (no create).
-	if sf := canonical.StandsFor(intent.Method, intent.Header, intent.Target, intent.Body); t.policy.Known(sf) {
-		intent.StandsFor = sf
-	}
+	// a restart, an operator's retry) and recovery's and delivery's.
+	intent.StandsFor = t.readAs(intent.Method, intent.Header, intent.Target, intent.Body)
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
 	// It is cancelled only to end an answer that stalls (readHead).
@@ -429,13 +425,14 @@ func creates(in domain.Intent) bool {
 }
 
 // resourceKey is the dual-write resource a path names, as a request's
-// key names its own; false when the path has no canonical form.
+// path names its own (resourceAt); false when the path has no canonical
+// form.
 func resourceKey(path string) (string, bool) {
 	p, err := canonical.Canonicalize(path)
 	if err != nil {
 		return "", false
 	}
-	return canonical.RouteKey(p.Escaped), true
+	return resourceAt(p.Escaped), true
 }
 
 // settleUnsent settles a dual write the primary never got: nothing to
@@ -478,16 +475,27 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	}
 }
 
-// A write's resource (exchange.key) is what it changes: the canonical
-// path it was routed on, without the query or a trailing slash, so that
-// /records/4, /records/%34 and /records/4/ are one resource. Writes to one
-// resource reach the secondary in the order the primary answered them,
-// whichever routes they came through: a PUT and a DELETE of /patients/42
-// are usually two routes, and were the DELETE to overtake a PUT still
-// waiting for the secondary, the secondary would answer it 404 (a dead
-// letter) and then create the patient.
+// A write's resource is what it changes: the canonical path it was
+// routed on, without the query or a trailing slash, as backends reading
+// paths loosely read it (canonical.Fold), so that /records/4,
+// /records/%34, /records/4/ and /records/4.json (Rails' and Spring's
+// format suffix) are one resource. Writes to one resource reach the
+// secondary in the order the primary answered them, whichever routes they
+// came through: a PUT and a DELETE of /patients/42 are usually two
+// routes, and were the DELETE to overtake a PUT still waiting for the
+// secondary, the secondary would answer it 404 (a dead letter) and then
+// create the patient. Taken for two resources, PUT /records/4 and PUT
+// /records/4.json, which Rails applies to one record, were with the
+// primary at once and could reach the secondary in the other order;
+// taking two paths for one only makes their writes wait for each other.
 //
 // resourceAt is the resource of a write to the canonical escaped path.
 func resourceAt(path string) string {
-	return canonical.RouteKey(path)
+	key := canonical.RouteKey(path)
+	// A path Fold refuses is refused at the edge (checkLoose): only a
+	// Location can name one, which stays a resource of its own.
+	if folded, err := canonical.Fold(key); err == nil {
+		return folded
+	}
+	return key
 }

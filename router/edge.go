@@ -247,6 +247,20 @@ func (t *Table) checkFormOverride(x *exchange, req *http.Request) bool {
 	return true
 }
 
+// readAs is the method the backends read a request as
+// (canonical.StandsFor) with method, the headers h that reach them,
+// target (path and query) and body (nil when it is not buffered: its
+// headers and query alone say then); "" when its overrides name several
+// methods, or a token the facade does not know as a method (any token the
+// client chose, which may name a patient). The journal (Intent.StandsFor),
+// the fallback replay rule and schema learning take it from here.
+func (t *Table) readAs(method string, h http.Header, target string, body []byte) string {
+	if sf := canonical.StandsFor(method, h, target, body); t.policy.Known(sf) {
+		return sf
+	}
+	return ""
+}
+
 // noContentType stands for the Content-Type of a request that has none.
 var noContentType = []string{""}
 

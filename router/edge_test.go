@@ -527,14 +527,16 @@ routes:
 	go func() { done <- r.RunRepairs(ctx) }()
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	for _, p := range []string{"/patients/%34%32", "/patients/42/", "/patients//42", "/patients/caf%c3%a9", "/patients/a%2fb"} {
+	// /patients/42.json is patient 42 to Rails and Spring (a format
+	// suffix): its key was 42.json, a patient no table has.
+	for _, p := range []string{"/patients/%34%32", "/patients/42/", "/patients//42", "/patients/caf%c3%a9", "/patients/a%2fb", "/patients/42.json", "/patients/7.json"} {
 		resp, err := srv.Client().Get(srv.URL + p)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %v, %v", p, resp, err)
 		}
 		resp.Body.Close()
 	}
-	want := []string{"42", "a/b", "café"}
+	want := []string{"42", "7", "a/b", "café"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		keys, err := st.PendingRepairKeys(ctx, "patients", 100)

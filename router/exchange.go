@@ -41,6 +41,11 @@ type exchange struct {
 	body clientBody
 	// replay is the buffered request body when it may be sent twice.
 	replay []byte
+	// standsFor is, on a fallback route, the method the backends read
+	// the request as (Table.readAs), and replays says it may go to
+	// legacy after modern received it (decideReplay).
+	standsFor string
+	replays   bool
 	// replayHeld is what replay holds of the replay budget, given back
 	// when the exchange ends unless a shadow copy took it on.
 	replayHeld int64

@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
+	"strangler/edge/canonical"
 	"strangler/upstream"
 )
 
@@ -46,7 +48,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	var held upstream.Informational
 	resp, err := f.t.roundTripHeld(modern, out, &held)
-	reason, modernStatus := f.reason(req, rt, resp, err, sent)
+	reason, modernStatus := f.reason(req, rt, x.replays, resp, err, sent)
 	if reason == "" {
 		// Served: finish counts modern's attempt once the answer ended.
 		held.Release(req)
@@ -83,7 +85,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	case "not_found":
 		rt.stats.Fallback(time.Now())
 		if rt.repairEntity != "" {
-			f.t.queueRepair(rt, x.params)
+			f.t.queueRepair(rt, req.Method, x.key, x.params)
 		}
 	default:
 		rt.stats.Fallback(time.Now())
@@ -91,6 +93,53 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	f.t.metrics.fallback(rt, reason)
 	f.logFallback(req, x, reason, modernStatus, legacyStatus)
 	return resp, err
+}
+
+// decideReplay decides whether a fallback route's request may go to
+// legacy after modern received it, by the rule (route.replayable) of the
+// method the backends read it as (readAs), not of the one it was sent
+// with. By POST's rule, a POST standing for a DELETE
+// (X-HTTP-Method-Override, _method) on a route whose fallback_methods
+// list POST was replayed to legacy after modern had applied it, and one
+// standing for a PUT they list was not. Its body is buffered when it may be replayed: its own method may,
+// or an override header or _method in its query names one that may. Only
+// a buffered body is read for a _method (a streamed POST stands for what
+// its headers and query say), and a POST whose form or JSON body the
+// facade cannot read as a backend may (bodyReadable) is not replayed. It
+// sets x.standsFor and x.replays, and reports whether to go on.
+func (t *Table) decideReplay(x *exchange, req *http.Request) bool {
+	rt := x.route
+	may := rt.replayable(req.Method)
+	if !may && req.Method == http.MethodPost {
+		may = slices.ContainsFunc(canonical.MethodOverrides(req, !t.dropOddHeaders), rt.replayable)
+	}
+	if may && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
+		return false
+	}
+	h := req.Header
+	if req.Method == http.MethodPost {
+		h = t.outboundHeader(req, x) // the headers that reach the backends
+	}
+	x.standsFor = t.readAs(req.Method, h, req.URL.RequestURI(), x.replay)
+	x.replays = may && rt.replayable(x.standsFor) && (req.Method != http.MethodPost || bodyReadable(req.Header, x.replay))
+	return true
+}
+
+// bodyReadable reports whether the facade reads a POST's body, with
+// header h, for a _method as the backends may: one that is no form or
+// JSON, or one that parses whole without a Content-Encoding (a form Rack
+// 2 splits on ";", or gzip Express undoes, may hold a _method the facade
+// does not see).
+func bodyReadable(h http.Header, body []byte) bool {
+	ct := h.Get("Content-Type")
+	if len(body) == 0 || !canonical.IsForm(ct) && !canonical.IsJSON(ct) {
+		return true
+	}
+	if encoded(h) {
+		return false
+	}
+	_, err := canonical.BodyMethodOverrides(ct, body)
+	return err == nil
 }
 
 // reasonConfirmedMissing is the fallback reason of a not_found fallback
@@ -139,12 +188,13 @@ func classifyFallback(reason string, legacyStatus int) string {
 // the reason label, plus the status that stands for modern's answer in
 // metrics ("" means no fallback).
 //
-// A GET, HEAD, OPTIONS or fallback_methods request falls back on any
-// enabled trigger: sending it twice is safe. Any other request falls back
-// only when modern provably never received it (connecting failed and no
-// body byte was read), because legacy applying a write modern may also
-// have applied would run it twice.
-func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Response, err error, sent *countingBody) (string, int) {
+// A request that replays (decideReplay: a GET, HEAD, OPTIONS or
+// fallback_methods request, by the method the backends read it as) falls
+// back on any enabled trigger: sending it twice is safe. Any other
+// request falls back only when modern provably never received it
+// (connecting failed and no body byte was read), because legacy applying
+// a write modern may also have applied would run it twice.
+func (f *fallbackTransport) reason(req *http.Request, rt *route, replays bool, resp *http.Response, err error, sent *countingBody) (string, int) {
 	if err != nil {
 		status := statusFor(req, err).status
 		failure := upstream.Classify(req.Context(), err)
@@ -152,7 +202,7 @@ func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Resp
 			return "", status
 		}
 		neverReceived := failure.NotSent && (sent == nil || sent.n == 0)
-		if !rt.replayable(req.Method) && !neverReceived {
+		if !replays && !neverReceived {
 			return "", status
 		}
 		if failure.Timeout && rt.triggers&onTimeout != 0 {
@@ -163,7 +213,7 @@ func (f *fallbackTransport) reason(req *http.Request, rt *route, resp *http.Resp
 		}
 		return "", status
 	}
-	if !rt.replayable(req.Method) {
+	if !replays {
 		return "", resp.StatusCode
 	}
 	switch {

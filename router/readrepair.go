@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"strangler/edge/canonical"
 )
 
 // RepairKeys records the entity keys modern did not have, for the backfill
@@ -41,9 +43,17 @@ const (
 
 // queueRepair hands a not_found fallback's entity key to RunRepairs; the
 // request never waits for the state store. The key is the parameter of
-// the canonical path, decoded: /patients/%34 and /patients/4 both name
-// patient 4.
-func (t *Table) queueRepair(rt *route, params []string) {
+// route key (the canonical path) as backends read its ends
+// (canonical.LooseEnds), when so read it is still rt's, decoded:
+// /patients/%34, /patients/4 and /patients/4.json (Rails' and Spring's
+// format suffix) all name patient 4. A route whose pattern spells the
+// suffix (GET /patients/{id}.json) has its parameter as matched.
+func (t *Table) queueRepair(rt *route, method, routeKey string, params []string) {
+	if loose := canonical.LooseEnds(routeKey); loose != routeKey {
+		if same, ps := t.match(method, loose); same == rt {
+			params = ps
+		}
+	}
 	if rt.repairParam < 0 || rt.repairParam >= len(params) {
 		return
 	}

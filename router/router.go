@@ -282,7 +282,7 @@ func (t *Table) serve(x *exchange, req *http.Request) {
 		}
 	case domain.ModeFallback:
 		if rt.toModern(req) {
-			if rt.replayable(req.Method) && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
+			if !t.decideReplay(x, req) {
 				return
 			}
 			t.serveFallback(x, req)

@@ -72,8 +72,15 @@ const schemaTimeout = 5 * time.Second
 // learnAndCheck learns legacy's answer to the request target (its path
 // and query) and checks modern's against what legacy's answers to the
 // same method with modern's status looked like; a nil answer is skipped.
-// Drift is counted by route and kind.
+// method is the one the backends read the request as (readAs): a POST
+// standing for a DELETE is answered as a DELETE and learned as one
+// (learned as a POST, its answer counted as POST's drift). A request
+// whose overrides name several methods ("") teaches nothing. Drift is
+// counted by route and kind.
 func (t *Table) learnAndCheck(rt *route, method, target string, legacy, modern *shadow.Response) {
+	if method == "" {
+		return
+	}
 	sc := rt.schema
 	if t.schemaStore != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
@@ -107,7 +114,7 @@ func (t *Table) serveFallback(x *exchange, req *http.Request) {
 	defer func() {
 		// Runs on a panic too (the client hung up mid-body).
 		x.w.tee = nil
-		rt, method, target, served, resp := x.route, req.Method, req.URL.RequestURI(), x.served, capture.Response(x.answer.status, x.answer.header)
+		rt, method, target, served, resp := x.route, x.standsFor, req.URL.RequestURI(), x.served, capture.Response(x.answer.status, x.answer.header)
 		if !completed || resp.Status == 0 || served == nil || !sc.pool.TryGo(func() {
 			t.learnFallback(rt, method, target, served, resp)
 			sc.captures.Put(capture)

@@ -262,7 +262,8 @@ func (j *shadowJob) run() {
 		if j.primaryUp != j.t.legacy {
 			legacy, modern = modern, legacy
 		}
-		j.t.learnAndCheck(rt, j.copy.Method, j.copy.Target, legacy, modern)
+		c := &j.copy
+		j.t.learnAndCheck(rt, j.t.readAs(c.Method, c.Header, c.Target, c.Body), c.Target, legacy, modern)
 	}
 	res := sh.comparer.Compare(p.resp, other)
 	m.shadowResult(rt, res.Outcome.String())

@@ -18,13 +18,30 @@ import (
 )
 
 // TestWritesToOneResourceReachThePrimaryOneAtATime: two PUTs of one item
-// sent at once (the second spelled /items/%37/). The primary applies v1, and its answer is late; were v2
-// to reach the primary meanwhile, it would be applied second and
-// answered, and so queued for the secondary, first: the secondary would
-// end with v1, the primary with v2, and both writes acknowledged. v2 goes
-// to the primary only once v1's outcome is recorded, so the journal's
-// order is the primary's.
+// sent at once, the second spelled otherwise: /items/%37/, or as a
+// backend reading paths loosely reads /items/7 (Rails' and Spring's
+// format suffix: /items/7.json; IIS's trailing dot: /items/7.). The
+// primary applies v1, and its answer is late; were v2 to reach the
+// primary meanwhile, it would be applied second and answered, and so
+// queued for the secondary, first: the secondary would end with v1, the
+// primary with v2, and both writes acknowledged. v2 goes to the primary
+// only once v1's outcome is recorded, so the journal's order is the
+// primary's. (Before, /items/7.json and /items/7. were other resources
+// than /items/7: queued v2 then v1, the primary having applied v1 then
+// v2.)
 func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
+	for _, second := range []string{"/items/%37/", "/items/7.json", "/items/7."} {
+		t.Run("the second spelled "+second, func(t *testing.T) {
+			t.Parallel()
+			oneResourceOneAtATime(t, second)
+		})
+	}
+}
+
+// oneResourceOneAtATime sends PUT /items/7 and then, while the primary
+// holds it, a PUT of second, and checks the journal's order is the
+// primary's.
+func oneResourceOneAtATime(t *testing.T, second string) {
 	var mu sync.Mutex
 	var applied []string
 	v1Applied, release := make(chan struct{}), make(chan struct{})
@@ -65,8 +82,8 @@ func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
 	<-v1Applied
 	wg.Go(func() {
 		// The same item spelled otherwise: the turn is the resource's,
-		// in its canonical form, as the journal's order is.
-		if code := put("/items/%37/", `{"v":2}`); code != http.StatusOK {
+		// as backends read its path, as the journal's order is.
+		if code := put(second, `{"v":2}`); code != http.StatusOK {
 			t.Errorf("PUT v2: got %d, want 200", code)
 		}
 		releaseOnce.Do(func() { close(release) })

@@ -1,0 +1,83 @@
+package router
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"strangler/shadow"
+)
+
+// TestAFallbackReplaysByTheMethodTheBackendsRead: on a fallback route for
+// every method of /records/{id}, a POST standing for another method
+// (X-HTTP-Method-Override, _method in its query or form) is replayed to
+// legacy after modern answered 404, or not, by the rule of the method the
+// backends read, not of POST: a POST standing for a DELETE on a route
+// whose fallback_methods list POST deleted the record at legacy too once
+// modern had deleted it.
+func TestAFallbackReplaysByTheMethodTheBackendsRead(t *testing.T) {
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	for _, c := range []struct {
+		name, listed, target, body string
+		h                          http.Header
+		replayed                   bool
+	}{
+		{"a POST standing for a DELETE, POST listed, is not replayed", "POST", "/records/4", ``, http.Header{"X-Http-Method-Override": {"DELETE"}}, false},
+		{"a POST whose form says DELETE, POST listed, is not replayed", "POST", "/records/4", `_method=delete`, form, false},
+		{"a POST whose overrides disagree, POST listed, is not replayed", "POST", "/records/4?_method=PUT", ``, http.Header{"X-Http-Method-Override": {"DELETE"}}, false},
+		{"a gzip form, POST listed, is not replayed", "POST", "/records/4", `gzip bytes`, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Content-Encoding": {"gzip"}}, false},
+		{"a plain POST, POST listed, is replayed", "POST", "/records/4", `a=1`, form, true},
+		{"a POST standing for a PUT, PUT listed, is replayed with its body", "PUT", "/records/4?_method=PUT", `{"v":1}`, http.Header{"Content-Type": {"application/json"}}, true},
+		{"a POST standing for a PUT its form contradicts, PUT listed, is not replayed", "PUT", "/records/4?_method=PUT", `_method=DELETE`, form, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			legacy := newBackend(t, answer(200, "legacy"))
+			modern := newBackend(t, answer(404, "not migrated"))
+			f := newFacade(t, legacy.URL, modern.URL, "", fmt.Sprintf(`
+  - {name: records, match: "/records/{id}", mode: fallback, fallback_methods: [%s]}
+`, c.listed))
+			req, _ := http.NewRequest(http.MethodPost, f.URL+c.target, strings.NewReader(c.body))
+			for k, v := range c.h {
+				req.Header[k] = v
+			}
+			resp, body := f.do(t, req)
+			if modern.hits() != 1 {
+				t.Fatalf("modern got %d requests, want 1", modern.hits())
+			}
+			switch {
+			case c.replayed && (resp.StatusCode != 200 || body != "legacy" || string(legacy.last(t).Body) != c.body):
+				t.Errorf("got %d %q, want legacy's answer to the client's body", resp.StatusCode, body)
+			case !c.replayed && (resp.StatusCode != 404 || legacy.hits() != 0):
+				t.Errorf("got %d %q with %d requests at legacy, want modern's 404 and none: legacy would apply what modern applied", resp.StatusCode, body, legacy.hits())
+			}
+		})
+	}
+}
+
+// TestSchemasLearnAPostUnderTheMethodItStandsFor: a shadow route learns
+// legacy's answer to a POST standing for a DELETE as a DELETE's, the
+// method its backends answered; learned as a POST's, a route's creates
+// and deletes made one shape, and its drift false.
+func TestSchemasLearnAPostUnderTheMethodItStandsFor(t *testing.T) {
+	legacy := newBackend(t, jsonAnswer(`{"deleted":true}`))
+	modern := newBackend(t, jsonAnswer(`{"deleted":true}`))
+	f, st := newSchemaFacade(t, legacy.URL, modern.URL, `
+  - {name: records, match: "/records/{id}", mode: shadow, shadow_writes: true}
+`, nil)
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/records/4", strings.NewReader(`_method=DELETE`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, _ := f.do(t, req); resp.StatusCode != 200 {
+		t.Fatalf("got %d, want legacy's 200", resp.StatusCode)
+	}
+	learned(t, f, st, "records", shadow.SchemaKey{Method: http.MethodDelete, Status: 200}, 1)
+	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range schemas {
+		if s.Key().Method != http.MethodDelete {
+			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
+		}
+	}
+}
