@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Position is where a field's value is in a configuration file.
@@ -34,6 +35,8 @@ type Decoded struct {
 	// CheckPostgres checks a postgres:// URL as the PostgreSQL driver
 	// reads it before connecting; passed in for the same reason.
 	CheckPostgres func(string) error
+	// Now is the clock an admin token's expires is checked against.
+	Now func() time.Time
 }
 
 // Complete finishes a decoded configuration: it fills in the defaults,
@@ -48,7 +51,7 @@ func Complete(cfg *Config, d Decoded) (*Config, error) {
 	if len(c.Errs) > 0 {
 		return nil, c.Errs.sorted()
 	}
-	cfg.Warnings = c.warnings
+	cfg.Warnings, cfg.Unsafe = c.warnings, c.unsafe
 	cfg.Sources = append([]string{d.File}, d.Files...)
 	// Certificates and CA bundles are watched too: a renewed one is
 	// picked up like any other change.
@@ -84,6 +87,7 @@ func (d *checker) warnZeroDefaults(c *Config) {
 		{"body_timeout", c.BodyTimeout == 0, DefaultBodyTimeout.String()},
 		{"shutdown.grace", c.Shutdown.Grace == 0, DefaultShutdownGrace.String()},
 		{"max_replay_body", c.MaxReplayBody == 0, ByteSize(DefaultMaxReplayBody).String()},
+		{"replay_budget", c.ReplayBudget == 0, fmt.Sprintf("%d times max_replay_body", DefaultReplayBudgetShare)},
 		{"backfill.batch_timeout", c.Backfill != nil && c.Backfill.BatchTimeout == 0, DefaultBatchTimeout.String()},
 	} {
 		if _, written := d.Pos[z.path]; written && z.zero && !d.Failed[z.path] {
@@ -100,6 +104,9 @@ type checker struct {
 	dir string
 	// warnings are what is valid but unwise, placed like errors.
 	warnings Errors
+	// unsafe are what turns a protection off, placed like errors
+	// (Config.Unsafe).
+	unsafe Errors
 }
 
 // errorAt reports a problem found after decoding, at the recorded position
@@ -123,6 +130,13 @@ func (d *checker) errorAt(path, format string, args ...any) {
 func (d *checker) warnAt(path, format string, args ...any) {
 	p := d.Pos[path]
 	d.warnings = append(d.warnings, Error{File: d.File, Line: p.Line, Column: p.Column, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// unsafeAt reports, at the position of the field, what turns a
+// protection off: config check refuses it, the facade's start warns.
+func (d *checker) unsafeAt(path, format string, args ...any) {
+	p := d.Pos[path]
+	d.unsafe = append(d.unsafe, Error{File: d.File, Line: p.Line, Column: p.Column, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // parentPath is the path of the field containing path: routes[2] for

@@ -101,6 +101,14 @@ type Config struct {
 	// Warnings are what the file does that is valid but unwise, such as
 	// journaling dual writes without store_encryption.
 	Warnings Errors `yaml:"-"`
+	// Unsafe are what the file does that turns a protection off: a secret
+	// that is plainly not random, one secret for two purposes, every
+	// address trusted as a proxy. `config check` refuses them; the
+	// facade's start logs them as it logs Warnings and serves, so that a
+	// facade that ran with one keeps running after an upgrade that
+	// learned to see it, and a store key in use keeps opening what it
+	// encrypted.
+	Unsafe Errors `yaml:"-"`
 	// Sources are every file the configuration was built from: File and the
 	// files its ${file:…} placeholders read. A change to any of them is a
 	// reason to reload.

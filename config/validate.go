@@ -66,6 +66,14 @@ func (d *checker) validate(c *Config) {
 	d.validateBackfill(c.Backfill)
 	d.validateEncryption(c)
 	d.validateForceKey(c)
+	d.validateSecrets(c)
+	d.checkProxies("trusted_proxies", c.TrustedProxies,
+		"the X-Forwarded-For, X-Original-URL and other forwarded headers the backends read as the facade's word")
+	d.checkProxies("admin.trusted_proxies", c.Admin.TrustedProxies,
+		"the address the admin lockout, the security log and the audit log take it for")
+	if c.IdempotencyScope != nil && len(c.IdempotencyScope) == 0 {
+		d.warnAt("idempotency_scope", "lists nothing, so every client's Idempotency-Keys are one space: a client that learns another's key can read that client's answer back; leave it out for [header:Authorization]")
+	}
 }
 
 // maxBackendTimeout bounds backends.*.timeout. A longer one is no
@@ -160,6 +168,9 @@ func (d *checker) validateAdmin(c *Config) {
 		}
 		if t.Role == "" {
 			d.errorAt(at+".role", "is required: viewer (read only), operator (also flips) or admin (also repair bodies, retries and discards)")
+		}
+		if t.Expires != nil && t.Expired(d.Now()) {
+			d.warnAt(at+".expires", "%s has passed: the token is refused (401) since the end of that day (UTC); renew it or remove the token", t.Expires)
 		}
 	}
 	if bad := tokenUnsafe(c.Admin.Token); bad != "" {

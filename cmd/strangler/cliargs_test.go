@@ -183,14 +183,15 @@ func TestAnUnknownTableIsNamedBeforeConnecting(t *testing.T) {
 	}
 }
 
-// config check and print take file names only: a flag was read as one
-// ("stat --strict: no such file or directory", exit 1), and its help
-// flag too.
+// config check and print take file names only, and check --strict: a
+// flag was read as one ("stat --lint: no such file or directory", exit
+// 1), and its help flag too.
 func TestConfigCommandsRefuseFlags(t *testing.T) {
 	path := writeConfig(t, "", "http://127.0.0.1:1", "http://127.0.0.1:1", `  - {name: p, match: "GET /p", mode: legacy}`)
 	for _, args := range [][]string{
-		{"config", "check", "--strict", path},
+		{"config", "check", "--lint", path},
 		{"config", "print", path, "--redact=false"},
+		{"config", "print", "--strict", path},
 	} {
 		_, err := runQuiet(t, args...)
 		var u usageError

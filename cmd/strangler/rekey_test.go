@@ -163,7 +163,9 @@ func TestStoreRekeyEncryptsAStoreKeptInClearAndRotatesItsKey(t *testing.T) {
 func TestConfigCheckWarnsAboutADualWriteRouteWithoutStoreEncryption(t *testing.T) {
 	dir := t.TempDir()
 	clear := writeKeyedConfig(t, dir, "clear.yaml", "http://legacy", "http://modern", "sqlite:x.db")
-	keyed := writeKeyedConfig(t, dir, "keyed.yaml", "http://legacy", "http://modern", "sqlite:x.db", hexKey(1))
+	// A key as openssl rand -hex 32 makes one: config check refuses
+	// hexKey's, one byte repeated, as the key that encrypts.
+	keyed := writeKeyedConfig(t, dir, "keyed.yaml", "http://legacy", "http://modern", "sqlite:x.db", "375d33425fd95cfbff4874b9110e993f529820aadcd00be2b75fd4bbbbdb5f4d")
 	var stdout, stderr bytes.Buffer
 	if err := run(context.Background(), []string{"config", "check", clear, keyed}, noEnv, &stdout, &stderr); err != nil {
 		t.Fatalf("config check: %v\n%s", err, stderr.String())

@@ -16,7 +16,8 @@ const usage = `usage: strangler <command> [flags]
 commands:
   serve --config FILE       run the facade
   demo                      run the facade with built-in legacy and modern APIs
-  config check FILE...      validate configuration files
+  config check [--strict] FILE...
+                            validate configuration files (--strict: a warning fails too)
   config print FILE         show the effective configuration, secrets redacted
   backfill --config FILE    copy legacy rows to the modern database (resumable)
   verify --config FILE      compare the legacy and the modern database

@@ -176,7 +176,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		return fmt.Errorf("state store: %w", err)
 	}
 	defer st.Close()
-	for _, w := range cfg.Warnings {
+	// What config check refuses as unsafe is only a warning here: a
+	// facade that ran with it keeps serving after an upgrade.
+	for _, w := range slices.Concat(cfg.Unsafe, cfg.Warnings) {
 		log.Warn(w.Msg, "file", w.File, "line", w.Line, "field", w.Field)
 	}
 	defer flushTraces(opts.tracing, log)

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -34,6 +35,9 @@ type Env struct {
 	// ReadFile reads a file of at most limit bytes, and refuses one that
 	// is larger or is no regular file (filecap.Read).
 	ReadFile func(path string, limit int64) ([]byte, error)
+	// Now is the clock an admin token's expires is checked against (an
+	// expired one is a warning); nil is time.Now.
+	Now func() time.Time
 }
 
 // Load reads, expands, decodes and validates the file at path. A non-nil
@@ -83,9 +87,13 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 		// rest is noise.
 		return nil, d.errs
 	}
+	now := env.Now
+	if now == nil {
+		now = time.Now
+	}
 	cfg, cerr := config.Complete(cfg, config.Decoded{
 		File: name, Errs: d.errs, Pos: d.pos, Failed: d.failed, Files: d.expand.files,
-		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN, CheckPostgres: pgdsn.Check,
+		Getenv: env.Getenv, MySQLDriverDSN: mysqldsn.DriverDSN, CheckPostgres: pgdsn.Check, Now: now,
 	})
 	if errs := (config.Errors)(nil); errors.As(cerr, &errs) {
 		return nil, d.hide(errs)
@@ -93,7 +101,7 @@ func Parse(name string, data []byte, env Env) (*config.Config, error) {
 	if cerr != nil {
 		return nil, cerr
 	}
-	cfg.Warnings = d.hide(cfg.Warnings)
+	cfg.Warnings, cfg.Unsafe = d.hide(cfg.Warnings), d.hide(cfg.Unsafe)
 	return cfg, nil
 }
 
