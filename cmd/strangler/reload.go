@@ -189,6 +189,7 @@ func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) 
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
 	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
+	logWarnings(r.log, cfg)
 	if changed := restartOnly(old, cfg); len(changed) > 0 {
 		r.log.Warn("these settings changed, and take effect on restart: until then the facade keeps the old ones",
 			"settings", strings.Join(changed, ", "))

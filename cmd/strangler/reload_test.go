@@ -17,6 +17,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/internal/filecap"
+	"strangler/internal/testkit"
 )
 
 // reloadHarness runs a reloader on a configuration file, looking at it
@@ -147,4 +148,30 @@ func TestAReloadNeverAppliesAHalfWrittenFile(t *testing.T) {
 			t.Errorf("applied %v, want only %v once it stopped changing", got, want)
 		}
 	})
+}
+
+// TestAReloadLogsWhatConfigCheckWarnsAbout: a start logs each setting
+// config check refuses as unsafe or warns about; a reload applied a file
+// adding trusted_proxies: ["0.0.0.0/0"] (any client may then set its
+// address for the lockout and the audit log) and logged nothing of it.
+// It now logs the warning with its file, line and field, as a start does.
+func TestAReloadLogsWhatConfigCheckWarnsAbout(t *testing.T) {
+	h := startReloadHarness(t, "a")
+	var logs testkit.Logs
+	h.rl.log = logs.Logger(slog.LevelInfo)
+	dir := filepath.Dir(h.path)
+	h.write(strings.Replace(reloadHead(dir), "routes:\n", "trusted_proxies: [\"0.0.0.0/0\"]\nroutes:\n", 1)+routeLines("a", "b"), os.O_TRUNC)
+	h.look(settleLooks + 1)
+	if got := h.settled(); len(got) != 1 {
+		t.Fatalf("applied %v, want the new file once", got)
+	}
+	var found bool
+	for _, l := range logs.Lines(t, "") {
+		if l["level"] == "WARN" && l["field"] == "trusted_proxies[0]" && l["file"] == h.path && l["line"] == float64(7) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the reload logged no warning naming trusted_proxies[0] at %s:7:\n%s", h.path, logs.String())
+	}
 }

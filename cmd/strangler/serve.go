@@ -176,11 +176,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts facad
 		return fmt.Errorf("state store: %w", err)
 	}
 	defer st.Close()
-	// What config check refuses as unsafe is only a warning here: a
-	// facade that ran with it keeps serving after an upgrade.
-	for _, w := range slices.Concat(cfg.Unsafe, cfg.Warnings) {
-		log.Warn(w.Msg, "file", w.File, "line", w.Line, "field", w.Field)
-	}
+	logWarnings(log, cfg)
 	defer flushTraces(opts.tracing, log)
 	f, err := newFacade(ctx, cfg, st, log, opts)
 	if err != nil {
@@ -275,5 +271,16 @@ func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown grace period ended with requests in flight; closing them", "error", err)
 		srv.Close()
+	}
+}
+
+// logWarnings logs what cfg does that config check warns about or
+// refuses as unsafe (Config.Unsafe), at a start and at each reload
+// applied: here only a warning, so that a facade that ran with it keeps
+// serving after an upgrade, and a reload adding one (trusted_proxies:
+// ["0.0.0.0/0"]) is not applied in silence.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range slices.Concat(cfg.Unsafe, cfg.Warnings) {
+		log.Warn(w.Msg, "file", w.File, "line", w.Line, "field", w.Field)
 	}
 }
