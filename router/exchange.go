@@ -87,9 +87,9 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 // statusWriter records the final status code written to the client and,
-// if tee is set, copies the body into it (up to its cap). It unwraps for
-// http.ResponseController, which the forwarder uses to flush and to
-// hijack connections for protocol upgrades.
+// if tee is set, copies the body into it (up to its cap). It flushes
+// for http.ResponseController, and unwraps for it to hijack connections
+// for protocol upgrades.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -108,17 +108,29 @@ type statusWriter struct {
 	// clears the deadline once the exchange ends, before the
 	// connection's next one.
 	sendTimeout time.Duration
+	// headPending is set while a final head is written but not yet
+	// armed for: net/http sends it with the body's first bytes, on a
+	// flush, or once the handler returns (an answer without a body), and
+	// the timeout is armed then (Write, FlushError, ended), once, rather
+	// than also when WriteHeader only buffers it: the two arms cost each
+	// exchange a second change of the runtime's timer, for nothing.
+	headPending bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.http10 && code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+	informational := code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols
+	if w.http10 && informational {
 		return
 	}
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 		untyped(w.ResponseWriter.Header())
 	}
-	w.armSendTimeout()
+	if informational {
+		w.armSendTimeout() // net/http writes a 1xx head at once
+	} else {
+		w.headPending = true
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -146,9 +158,28 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// FlushError sends what was written, the head included, within
+// sendTimeout.
+func (w *statusWriter) FlushError() error {
+	if w.headPending {
+		w.armSendTimeout()
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// ended gives a head not yet sent sendTimeout to reach the client, as the
+// exchange ends: net/http writes an answer without a body (HEAD, 204,
+// 304, OPTIONS *) once the handler returns.
+func (w *statusWriter) ended() {
+	if w.headPending {
+		w.armSendTimeout()
+	}
+}
+
 // armSendTimeout gives the write under way sendTimeout to reach the
 // client.
 func (w *statusWriter) armSendTimeout() {
+	w.headPending = false
 	if w.sendTimeout > 0 {
 		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.sendTimeout))
 	}

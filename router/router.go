@@ -386,6 +386,7 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 
 // finish counts the exchange the client saw.
 func (t *Table) finish(x *exchange, req *http.Request) {
+	x.w.ended()
 	x.body.end()
 	t.budget.give(x.replayHeld)
 	backend, served := "none", ""

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"strangler/config/configfile"
 	"strangler/internal/jsonlog"
+	"strangler/internal/testkit"
 )
 
 // BenchmarkServe measures one request through the router's whole path, on
@@ -37,14 +39,30 @@ func BenchmarkServe(b *testing.B) {
 	legacy := rawBackend(b, rawJSONAnswer("200 OK", page))
 	modern := rawBackend(b, rawJSONAnswer("404 Not Found", `{"error":"not found"}`))
 	hit := rawBackend(b, rawJSONAnswer("200 OK", pageReordered))
-	for _, bc := range []struct{ name, modern, route string }{
-		{"legacy", modern, "mode: legacy"},
-		{"fallback-hit", hit, "mode: fallback"},
-		{"fallback-miss", modern, "mode: fallback"},
-		{"shadow", hit, "mode: shadow, primary: legacy, compare: {sample: 1, max_inflight: 1024}"},
+	for _, bc := range []struct {
+		name, modern, route string
+		// socket: the client's write deadlines (body_timeout) are set
+		// on a loopback connection, as net/http's writer sets them,
+		// each a change of the runtime's timer; else they cost nothing.
+		socket bool
+	}{
+		{"legacy", modern, "mode: legacy", false},
+		{"legacy-socket", modern, "mode: legacy", true},
+		{"fallback-hit", hit, "mode: fallback", false},
+		{"fallback-miss", modern, "mode: fallback", false},
+		{"shadow", hit, "mode: shadow, primary: legacy, compare: {sample: 1, max_inflight: 1024}", false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			serve, _ := benchRouter(b, legacy, bc.modern, bc.route)
+			w := &discardWriter{header: http.Header{}}
+			if bc.socket {
+				conn, err := net.Dial("tcp", testkit.ServeConns(b, func(c net.Conn) { io.Copy(io.Discard, c) }))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { conn.Close() })
+				w.socket = conn
+			}
+			serve, _ := benchRouterTo(b, w, legacy, bc.modern, bc.route)
 			b.ReportAllocs()
 			for b.Loop() {
 				serve()
@@ -57,6 +75,12 @@ func BenchmarkServe(b *testing.B) {
 // router whose one route is set up as route says, in front of the raw
 // backends legacy and modern, and the router.
 func benchRouter(tb testing.TB, legacy, modern, route string) (serve func(), r *Router) {
+	tb.Helper()
+	return benchRouterTo(tb, &discardWriter{header: http.Header{}}, legacy, modern, route)
+}
+
+// benchRouterTo is benchRouter serving to w.
+func benchRouterTo(tb testing.TB, w *discardWriter, legacy, modern, route string) (serve func(), r *Router) {
 	tb.Helper()
 	cfg, err := configfile.Parse("bench.yaml", []byte(fmt.Sprintf(
 		"backends:\n  legacy: {url: \"http://%s\"}\n  modern: {url: \"http://%s\"}\nroutes:\n  - {name: bench, match: 'GET /bench', %s}\n",
@@ -76,7 +100,6 @@ func benchRouter(tb testing.TB, legacy, modern, route string) (serve func(), r *
 		tb.Fatal(err)
 	}
 	r.Swap(t)
-	w := &discardWriter{header: http.Header{}}
 	return func() {
 		clear(w.header)
 		w.status = 0
@@ -93,6 +116,8 @@ func benchRouter(tb testing.TB, legacy, modern, route string) (serve func(), r *
 type discardWriter struct {
 	header http.Header
 	status int
+	// socket, when set, takes the write deadlines.
+	socket net.Conn
 }
 
 func (w *discardWriter) Header() http.Header         { return w.header }
@@ -102,7 +127,12 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 // SetWriteDeadline takes the deadline the facade sets before each write
 // (body_timeout), as net/http's writer does without allocating: without
 // it, each write built an ErrNotSupported error production never pays.
-func (w *discardWriter) SetWriteDeadline(time.Time) error { return nil }
+func (w *discardWriter) SetWriteDeadline(t time.Time) error {
+	if w.socket != nil {
+		return w.socket.SetWriteDeadline(t)
+	}
+	return nil
+}
 
 // rawJSONAnswer is a complete response with a JSON body, for rawBackend.
 func rawJSONAnswer(status, body string) string {

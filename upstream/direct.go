@@ -90,7 +90,8 @@ type directConn struct {
 	close func()
 	// deadline reports that a read deadline is set on conn: the head's,
 	// which stands until a read of the body has to wait for the backend,
-	// and is cleared before the connection goes back to the pool.
+	// and which a connection back in the pool keeps, maybe past, until
+	// its next exchange sets its own.
 	deadline bool
 }
 
@@ -532,8 +533,11 @@ func (d *direct) release(c *directConn, stop func() bool, keep time.Duration) {
 		c.conn.Close()
 		return
 	}
-	// The look before reuse fails at once on a deadline in the past.
-	c.clearDeadline()
+	// The head's read deadline, if it stands, stays: nothing reads the
+	// connection until the next exchange sets its own, and the look
+	// before reuse is no read (see stale). Clearing it here cost every
+	// exchange a second change of the runtime's timer.
+	//
 	// The exchange is over: nothing reads through the buffer any more.
 	c.br.Reset(nil)
 	readers.Put(c.br)

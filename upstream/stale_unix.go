@@ -15,7 +15,7 @@ type peeker struct {
 	rc    syscall.RawConn // nil: nothing to look at
 	err   error           // the socket could not be reached
 	stale bool
-	look  func(fd uintptr) bool
+	look  func(fd uintptr)
 
 	waited bool
 	ready  func(fd uintptr) bool
@@ -27,13 +27,12 @@ func (p *peeker) init(conn net.Conn) {
 		return
 	}
 	p.rc, p.err = sc.SyscallConn()
-	p.look = func(fd uintptr) bool {
+	p.look = func(fd uintptr) {
 		var b [1]byte
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// Nothing to read (EAGAIN) is the one healthy answer; a byte,
 		// the end of the stream (0, nil) or an error spoil it.
 		p.stale = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
-		return true
 	}
 	p.ready = func(fd uintptr) bool {
 		if p.waited {
@@ -67,7 +66,10 @@ func (c *directConn) awaitReadable() error {
 // the backend closed it, or sent bytes nobody asked for (a body past its
 // Content-Length, a body after a HEAD, 204 or 304), which the next
 // request would otherwise read as its answer. It peeks at the socket
-// without waiting: a read deadline in the past would fail before looking.
+// without waiting, through Control, which no read deadline stands in the
+// way of: a pooled connection keeps its last exchange's head deadline,
+// past by now maybe (see release), where a RawConn's Read would fail
+// before looking.
 func (c *directConn) stale() bool {
 	p := &c.peek
 	switch {
@@ -77,6 +79,6 @@ func (c *directConn) stale() bool {
 		return false
 	}
 	p.stale = true
-	err := p.rc.Read(p.look)
+	err := p.rc.Control(p.look)
 	return p.stale || err != nil
 }
