@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -97,6 +98,63 @@ func waitingOn(t *testing.T, dsn, table, pattern string) {
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 			WHERE NOT l.granted AND l.relation = $1::regclass AND a.query LIKE $2`, table, pattern).Scan(&n)
 		return err == nil && n > 0
+	})
+}
+
+// TestAGuardedReadRouteRolledBackWhileTheStoreIsStuckHoldsNoWrite: modern
+// fails a guarded read route while the store cannot take the audit entry
+// of the guard's rollback (its audit log locked by another session).
+// The rollback, which moves no write (GET), took the hold on every dual
+// write of the facade all the same, and waited for the store in it: a
+// write to another route answered 503 (before that fix, hung) for as long
+// as the store stayed stuck, since the guard tries again every second.
+// Now the write is served as ever; once the store takes the audit entry
+// the guard rolls the route back.
+func TestAGuardedReadRouteRolledBackWhileTheStoreIsStuckHoldsNoWrite(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.Postgres(t)
+	legacy := backendAnswering(t, `{"side":"legacy"}`)
+	modern := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if strings.HasPrefix(r.URL.Path, "/reads/") {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, `{"side":"modern"}`)
+	})
+	const timeout = time.Second
+	cfg := writeFacadeConfig(t, t.TempDir(), facadeConfig{legacy: legacy.URL, modern: modern.URL, store: dsn, timeout: timeout, routes: `
+  - {name: put-item, match: "PUT /items/{id}", mode: dual-write}
+  - {name: reads, match: "GET /reads/{id}", mode: modern, guard: {max_error_rate: 5%, window: 1m, min_requests: 3}}
+`})
+	f := startRun(t, "serve", "--config", cfg)
+
+	release := lockTable(t, dsn, "strangler_audit")
+	for range 3 {
+		if code, _, _ := sendRequest("GET", "http://"+f.public+"/reads/1", "", nil); code != http.StatusInternalServerError {
+			t.Fatalf("a read modern fails: got %d, want its 500", code)
+		}
+	}
+	// The guard's rollback waits to write its audit entry.
+	waitingOn(t, dsn, "strangler_audit", "%INSERT INTO strangler_audit%")
+
+	bound := timeout + 2500*time.Millisecond
+	for i := range 3 {
+		start := time.Now()
+		res, err := sendPut(fmt.Sprintf("http://%s/items/%d", f.public, i), `{"v":1}`)
+		if took := time.Since(start); err != nil || res.code != http.StatusOK || took > bound {
+			t.Errorf("a dual write while the guard's rollback waits for the store: got %d %s (%v) after %s, want 200 within %s",
+				res.code, res.body, err, took.Round(time.Millisecond), bound)
+		}
+	}
+
+	release()
+	testkit.Eventually(t, 15*time.Second, "the guard rolls the route back once the store takes its audit entry", func() bool {
+		var rt struct {
+			Mode string `json:"mode"`
+		}
+		adminGetJSON(t, f.admin, "/admin/routes/reads", &rt)
+		return rt.Mode == "fallback"
 	})
 }
 
