@@ -66,12 +66,21 @@ func (f *Flags) switchWrites(ctx context.Context, prev, next *config.Config, com
 // elsewhere than they did under prev, or that prev did not have; every
 // route when prev is nil (a start, which knows no earlier configuration).
 // Routes that send writes where they did are not checked: a change of
-// other routes is no reason to refuse.
+// other routes is no reason to refuse. Nor are routes that take no writes
+// (GET, HEAD, OPTIONS), under prev and next: a change of where their
+// reads go moves no write, so it holds none back, nor waits for the
+// journal (a guarded read route that the guard rolls back while the store
+// is slow held every dual write of the facade for as long as the store
+// took to refuse the rollback, every second).
 func changedWrites(prev, next *config.Config) []int {
 	var changed []int
 	for i := range next.Routes {
 		r := &next.Routes[i]
-		if p := previous(prev, next, r); p == nil || !sameWrites(p, r) {
+		p := previous(prev, next, r)
+		switch {
+		case p != nil && sameWrites(p, r):
+		case !takesWrites(r.Match) && (p == nil || !takesWrites(p.Match)):
+		default:
 			changed = append(changed, i)
 		}
 	}

@@ -102,3 +102,35 @@ func TestOvertakerIsWhatNowServesTheDroppedRoutesRequests(t *testing.T) {
 		})
 	}
 }
+
+// A change of where a route of reads alone (GET, HEAD, OPTIONS) sends
+// them moves no write: it is not checked against the journal, nor does
+// it hold dual writes back (the guard rolling a read route back while
+// the store was stuck held every dual write). A route that takes writes
+// under either configuration is checked.
+func TestAChangeOfAReadRouteMovesNoWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		prev, next config.Route
+		want       bool
+	}{
+		{"a read route rolled back from modern to fallback",
+			route("reads", "GET /reads/{id}", domain.ModeModern, ""), route("reads", "GET /reads/{id}", domain.ModeFallback, ""), false},
+		{"a HEAD route flipped to modern",
+			route("heads", "HEAD /reads/{id}", domain.ModeLegacy, ""), route("heads", "HEAD /reads/{id}", domain.ModeModern, ""), false},
+		{"a PUT route flipped to modern",
+			route("put-item", "PUT /items/{id}", domain.ModeDualWrite, ""), route("put-item", "PUT /items/{id}", domain.ModeModern, ""), true},
+		{"a route of every method flipped to modern",
+			route("items", "/items/{id}", domain.ModeLegacy, ""), route("items", "/items/{id}", domain.ModeModern, ""), true},
+		{"a PUT route that became a GET route",
+			route("item", "PUT /items/{id}", domain.ModeLegacy, ""), route("item", "GET /items/{id}", domain.ModeModern, ""), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prev := &config.Config{Routes: []config.Route{tc.prev}}
+			next := &config.Config{Routes: []config.Route{tc.next}}
+			if got := len(changedWrites(prev, next)) > 0; got != tc.want {
+				t.Errorf("changes where writes go: got %t, want %t", got, tc.want)
+			}
+		})
+	}
+}

@@ -29,10 +29,6 @@ type replayBudget struct {
 // the bodies buffered for other requests fill replay_budget.
 var errReplayBudget = errors.New("request bodies buffered for replay fill replay_budget")
 
-// replayBudgetRetry is the Retry-After of a refusal: bodies in flight are
-// sent on within a backend's answer, mostly well within a second.
-const replayBudgetRetry = "1"
-
 // take reserves n bytes, reporting false (and reserving nothing) when
 // that would pass the limit.
 func (b *replayBudget) take(n int64) bool {

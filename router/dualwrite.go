@@ -128,10 +128,18 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	// Journaled under t only while t serves: a change of where routes send
 	// writes checks the journal and swaps tables holding journaling back
 	// (HoldWrites), so a write that began under the previous table, its
-	// body read meanwhile, is one that check did not see.
-	t.owner.journaling.RLock()
+	// body read meanwhile, is one that check did not see. A write held
+	// back longer than the primary's timeout is refused (errWritesHeld).
+	timeout := t.upstreamOf(rt.primary).Timeout()
+	if err := t.owner.journaling.enter(req.Context(), timeout); err != nil {
+		if errors.Is(err, context.Canceled) {
+			clientLeft(x)
+		}
+		t.writeError(&x.w, req, x, err)
+		return
+	}
 	if cur := t.owner.table.Load(); cur != t {
-		t.owner.journaling.RUnlock()
+		t.owner.journaling.leave()
 		cur.reroute(x, req)
 		return
 	}
@@ -175,7 +183,6 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(client))
 	defer cancel(nil)
 	req = req.WithContext(ctx)
-	timeout := t.upstreamOf(rt.primary).Timeout()
 	// A create's resource is known from its answer only; it waits behind
 	// no other write (createdResource) and no write can wait behind it
 	// before it exists. Any other write takes its resource's turn: when
@@ -188,7 +195,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		end = t.turns.tryTake(resource)
 	}
 	intent, step, turn := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin, end != nil)
-	t.owner.journaling.RUnlock()
+	t.owner.journaling.leave()
 	if step == answered {
 		if end != nil {
 			end()

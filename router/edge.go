@@ -328,9 +328,6 @@ func (t *Table) refuse(x *exchange, req *http.Request, err error) {
 		h.Set("Connection", "close")
 	}
 	edge.CloseUnread(&x.w, req)
-	if err == errReplayBudget {
-		h.Set("Retry-After", replayBudgetRetry)
-	}
 	t.writeError(&x.w, req, x, err)
 }
 

@@ -426,22 +426,32 @@ const (
 	refusedKeyReused      refusal = "key_reused"       // 422: an Idempotency-Key sent with another request
 	refusedKeyInvalid     refusal = "key_invalid"      // 400: an Idempotency-Key that cannot name a write
 	refusedResourceBusy   refusal = "resource_busy"    // 503: earlier writes to the resource held its turn past the primary's timeout
+	refusedWritesHeld     refusal = "writes_held"      // 503: a change of where routes send writes held it past the primary's timeout
 )
 
 // refusals lists every refusal, for the metric's tests and README.
 func refusals() []refusal {
 	return []refusal{refusedMethod, refusedRequest, refusedBodyIncomplete, refusedBodyTimeout, refusedBodyTooLarge,
-		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid, refusedResourceBusy}
+		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid, refusedResourceBusy, refusedWritesHeld}
 }
 
 // errorAnswer is what the client gets for a failed exchange: the status,
-// the short message, and the refusal when the facade refused the request
-// itself ("" when a backend failed).
+// the short message, the refusal when the facade refused the request
+// itself ("" when a backend failed), and the Retry-After of a refusal the
+// client may send again unchanged soon ("" for none).
 type errorAnswer struct {
-	status  int
-	msg     string
-	refusal refusal
+	status     int
+	msg        string
+	refusal    refusal
+	retryAfter string
 }
+
+// retrySoon is the Retry-After of a 503 the facade answers alone, nothing
+// having reached a backend: what held the request back (bodies buffered
+// for replay, a resource's earlier write, a change of the routes being
+// checked, a state store failing over) mostly passes within a second or
+// a backend's answer.
+const retrySoon = "1"
 
 // statusFor is the one place that maps a failed exchange to the status the
 // client gets, the short message it reads and the refusal it counts as.
@@ -450,36 +460,38 @@ func statusFor(r *http.Request, err error) errorAnswer {
 	switch {
 	case errors.As(err, &ref):
 		if ref.Status == http.StatusMethodNotAllowed {
-			return errorAnswer{ref.Status, ref.Msg, refusedMethod}
+			return errorAnswer{ref.Status, ref.Msg, refusedMethod, ""}
 		}
-		return errorAnswer{ref.Status, ref.Msg, refusedRequest}
+		return errorAnswer{ref.Status, ref.Msg, refusedRequest, ""}
 	case errors.Is(err, errBodyIncomplete):
-		return errorAnswer{http.StatusBadRequest, "the request body could not be read whole (broken chunked encoding, or the connection ended early)", refusedBodyIncomplete}
+		return errorAnswer{http.StatusBadRequest, "the request body could not be read whole (broken chunked encoding, or the connection ended early)", refusedBodyIncomplete, ""}
 	case errors.Is(err, errBodyTimeout):
-		return errorAnswer{http.StatusRequestTimeout, "no byte of the request body arrived for body_timeout", refusedBodyTimeout}
+		return errorAnswer{http.StatusRequestTimeout, "no byte of the request body arrived for body_timeout", refusedBodyTimeout, ""}
 	case errors.Is(err, errBodyOverMax):
-		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body", refusedBodyTooLarge}
+		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large; the limit is the route's max_body", refusedBodyTooLarge, ""}
 	case errors.Is(err, errBodyTooLarge):
-		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body", refusedReplayTooLarge}
+		return errorAnswer{http.StatusRequestEntityTooLarge, "request body too large to replay; the limit is the route's max_replay_body", refusedReplayTooLarge, ""}
 	case errors.Is(err, errReplayBudget):
 		// Nothing reached a backend: the client may send it again.
-		return errorAnswer{http.StatusServiceUnavailable, "the facade holds as many request bodies for replay as its replay_budget allows; nothing was sent to any backend; retry later", refusedReplayBudget}
+		return errorAnswer{http.StatusServiceUnavailable, "the facade holds as many request bodies for replay as its replay_budget allows; nothing was sent to any backend; retry later", refusedReplayBudget, retrySoon}
 	case errors.Is(err, errTrailerNotReplayed):
-		return errorAnswer{http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields", refusedTrailer}
+		return errorAnswer{http.StatusBadRequest, "the request has trailer fields, which this route cannot pass on: it buffers the body to send it twice; send them as header fields", refusedTrailer, ""}
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
-		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal}
+		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal, retrySoon}
 	case errors.Is(err, errResourceBusy):
-		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy}
+		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy, retrySoon}
+	case errors.Is(err, errWritesHeld):
+		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedWritesHeld, retrySoon}
 	case errors.Is(err, errKeyInFlight):
-		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight}
+		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight, ""}
 	case errors.Is(err, errKeyMoved):
-		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyMoved}
+		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyMoved, ""}
 	case errors.Is(err, errKeyReused):
-		return errorAnswer{http.StatusUnprocessableEntity, err.Error(), refusedKeyReused}
+		return errorAnswer{http.StatusUnprocessableEntity, err.Error(), refusedKeyReused, ""}
 	}
 	if ke := keyError(""); errors.As(err, &ke) {
-		return errorAnswer{http.StatusBadRequest, ke.Error(), refusedKeyInvalid}
+		return errorAnswer{http.StatusBadRequest, ke.Error(), refusedKeyInvalid, ""}
 	}
 	f := upstream.Classify(r.Context(), err)
 	switch {
@@ -527,6 +539,9 @@ func (t *Table) writeError(w http.ResponseWriter, r *http.Request, x *exchange, 
 	h.Set("Cache-Control", "no-store")
 	if x.route.debugHeaders && x.served != nil {
 		h.Set("X-Strangler-Backend", x.served.Name)
+	}
+	if a.retryAfter != "" {
+		h.Set("Retry-After", a.retryAfter)
 	}
 	w.WriteHeader(a.status)
 	json.NewEncoder(w).Encode(errorBody{Error: a.msg, RequestID: x.id})

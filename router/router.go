@@ -56,10 +56,9 @@ type Router struct {
 	// turns orders the dual writes to one resource; it outlives reloads,
 	// so a write through a new table waits for one through the old.
 	turns *resourceTurns
-	// journaling is held for reading by each dual write while it checks
-	// that its table still serves and journals under it, and for writing
-	// by HoldWrites.
-	journaling sync.RWMutex
+	// journaling is entered by each dual write while it checks that its
+	// table still serves and journals under it, and held by HoldWrites.
+	journaling writeHold
 }
 
 // Deps are what the router needs besides configuration.
@@ -205,10 +204,11 @@ func (r *Router) Apply(cfg *config.Config) error {
 // began under an earlier table is routed again by the new one (reroute).
 // Whoever changes where a route sends its writes checks the journal and
 // swaps the table holding them (control.Flags), so that no write the check
-// did not see is journaled under the old route.
+// did not see is journaled under the old route. A write held back longer
+// than its primary's timeout is refused (503, Retry-After), reaching no
+// backend: the hold lasts as long as the state store takes to answer.
 func (r *Router) HoldWrites() (release func()) {
-	r.journaling.Lock()
-	return r.journaling.Unlock
+	return r.journaling.hold()
 }
 
 // Current returns the table serving new requests.

@@ -49,8 +49,8 @@ func TestAChangeOfWhereWritesGoWaitsForTheWritesBeingJournaled(t *testing.T) {
 		answered <- res.StatusCode
 	}()
 	<-j.entered
-	if f.router.journaling.TryLock() {
-		f.router.journaling.Unlock()
+	if f.router.journaling.mu.TryLock() {
+		f.router.journaling.mu.Unlock()
 		t.Errorf("a change could be checked and swapped in while a dual write was being journaled under the table it replaces")
 	}
 	close(j.proceed)

@@ -34,12 +34,18 @@ import (
 // journal: every statement on it waits. release ends the session.
 func lockJournal(t *testing.T, dsn string) (release func()) {
 	t.Helper()
+	return lockTable(t, dsn, "strangler_repairs")
+}
+
+// lockTable is lockJournal for any table of the store.
+func lockTable(t *testing.T, dsn, table string) (release func()) {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(ctx, "BEGIN; LOCK TABLE strangler_repairs IN ACCESS EXCLUSIVE MODE"); err != nil {
+	if _, err := conn.Exec(ctx, "BEGIN; LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		conn.Close(ctx)
 		t.Fatal(err)
 	}

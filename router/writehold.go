@@ -1,0 +1,80 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errWritesHeld refuses a dual write that waited longer than its
+// primary's timeout for a change of where routes send writes to be checked
+// against the journal and made (HoldWrites): nothing was sent to any
+// backend, nor journaled.
+var errWritesHeld = errors.New("a change of the routes is being checked against the write journal, which did not finish within the primary's timeout, so this write was not sent to any backend; retry later")
+
+// writeHold lets dual writes journal under the table serving (enter,
+// leave) and a change of where routes send writes hold them back (hold):
+// the hold waits for the writes journaling, and new ones wait for its
+// release. A write waits at most a bound: with a state store that
+// answers in seconds the hold lasts as long as the store takes to answer
+// the change's check and commit, and a client held past its route's
+// timeout would take the write for lost (and retry it, or give up).
+type writeHold struct {
+	// mu is held for reading by each write journaling, for writing by a
+	// hold.
+	mu sync.RWMutex
+	// holding serialises holds, so that released names the one in place.
+	holding sync.Mutex
+	// released is set before a hold takes mu and closed once it let mu
+	// go: what a write that found mu taken waits on.
+	released atomic.Pointer[chan struct{}]
+}
+
+// enter lets a write journal until it calls leave; while a hold is in
+// place, or waiting for the writes journaling, it waits for the hold's
+// release, for at most limit and while ctx lasts: errWritesHeld past
+// limit, ctx's error when it ended first.
+func (h *writeHold) enter(ctx context.Context, limit time.Duration) error {
+	if h.mu.TryRLock() {
+		return nil
+	}
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for !h.mu.TryRLock() {
+		released := h.released.Load()
+		if released == nil {
+			// The hold that took mu was released after TryRLock looked.
+			runtime.Gosched()
+			continue
+		}
+		select {
+		case <-*released:
+		case <-timer.C:
+			return errWritesHeld
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// leave ends what enter began.
+func (h *writeHold) leave() { h.mu.RUnlock() }
+
+// hold waits for the writes journaling to leave and keeps new ones from
+// entering until release is called.
+func (h *writeHold) hold() (release func()) {
+	h.holding.Lock()
+	released := make(chan struct{})
+	h.released.Store(&released)
+	h.mu.Lock()
+	return func() {
+		h.mu.Unlock()
+		h.released.Store(nil)
+		close(released)
+		h.holding.Unlock()
+	}
+}
