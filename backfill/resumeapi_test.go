@@ -22,7 +22,7 @@ import (
 // API applies every accepted row once, the report counts every row once,
 // and a re-run finds nothing to send.
 func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const rows = 3000
+	const rows = 1500
 	wantRejected := rows - accepted(rows)
 	for _, c := range []struct {
 		name, side string
@@ -97,7 +97,7 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 // migrated, so the resumed page left its rows out, and the report
 // under-counted them (read and migrated 10 short).
 func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const rows = 3000
+	const rows = 1500
 	wantRejected := rows - accepted(rows)
 	for _, c := range []struct {
 		name, side string
@@ -130,7 +130,7 @@ func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Pages of 10 failed rows at 100 rows a second: the cut
-			// comes on the third page of seven.
+			// comes on the third page of four.
 			cfg.Batch, cfg.Rate = 10, 100
 			opts.OnlyFailed = true
 			done := make(chan runResult, 1)
