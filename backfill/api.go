@@ -393,7 +393,20 @@ func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outa
 	rd := &reader{db: r.src, t: t.table, limit: r.cfg.Batch, pace: r.pace}
 	c := newCopiedKeys()
 	after := ""
+	// lost is the error of the try before: a batch whose recording's
+	// answer was lost is counted, and its rows not sent again, once the
+	// ledger shows it recorded, as a try that recorded it would have.
+	var lost error
 	return r.resuming(ctx, "the retry of the failed rows of "+t.name, []any{"table", t.name}, func() error {
+		u, ok, err := r.recorded(ctx, t, lost)
+		if err != nil {
+			return err
+		}
+		if ok {
+			u.account()
+			c.add(t.table, u.rows)
+		}
+		lost = nil
 		for {
 			failed, err := r.opts.APILedger.APIBackfillFailures(ctx, r.ledgerName(t), after, r.cfg.Batch)
 			if err != nil || len(failed) == 0 {
@@ -424,6 +437,7 @@ func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outa
 				return err
 			})
 			if err != nil {
+				lost = err
 				return err
 			}
 			var absent [][]byte
@@ -508,6 +522,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	var migrated, failed []store.APIBackfillRow
 	var fs []failure
 	var inserted, updated, unchanged, compared, baselined, resent int64
+	var proof *store.APIBackfillRow
 	for i, res := range results {
 		if res.compared {
 			compared++
@@ -529,6 +544,9 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 			resent++
 		case res.ok:
 			migrated = append(migrated, res.sent)
+			if proof == nil {
+				proof = &res.sent
+			}
 			if res.update {
 				updated++
 			} else {
@@ -539,26 +557,64 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 			fs = append(fs, failure{key: b.rows[i].key, reason: t.describe(res.fail)})
 		}
 	}
-	if !r.opts.DryRun {
-		if err := record(migrated, failed); err != nil {
-			return err
+	account := func() {
+		s.active(time.Now())
+		s.read.Add(int64(len(b.rows)))
+		s.inserted.Add(inserted)
+		s.updated.Add(updated)
+		s.present.Add(unchanged)
+		s.compared.Add(compared)
+		s.baselined.Add(baselined)
+		s.addFailures(fs)
+		if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
+			// A row taken as sent was migrated by the release before, one
+			// sent again by an earlier run.
+			m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined - resent))
+			m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
 		}
 	}
-	s.active(time.Now())
-	s.read.Add(int64(len(b.rows)))
-	s.inserted.Add(inserted)
-	s.updated.Add(updated)
-	s.present.Add(unchanged)
-	s.compared.Add(compared)
-	s.baselined.Add(baselined)
-	s.addFailures(fs)
-	if m := r.opts.Metrics; m != nil && !r.opts.DryRun {
-		// A row taken as sent was migrated by the release before, one
-		// sent again by an earlier run.
-		m.Rows.WithLabelValues(r.opts.Source, t.name, "migrated").Add(float64(int64(len(migrated)) - baselined - resent))
-		m.Rows.WithLabelValues(r.opts.Source, t.name, "failed").Add(float64(len(failed)))
+	if !r.opts.DryRun {
+		if err := record(migrated, failed); err != nil {
+			if proof == nil {
+				return err
+			}
+			return &unrecorded{rows: b.rows, proof: *proof, account: account, err: err}
+		}
 	}
+	account()
 	return nil
+}
+
+// unrecorded is the error of a batch sent whose recording in the state
+// store failed: its COMMIT may have gone through with its answer lost.
+// The batch is recorded whole or not at all; account counts it in the
+// report once the ledger shows it recorded (recorded). Only a batch
+// with a row newly migrated can be told recorded; one without is
+// returned as its error alone, as its rows, sent again, count the same.
+type unrecorded struct {
+	rows []sourceRow
+	// proof is a row the batch migrated that the ledger did not have as
+	// migrated by the same request.
+	proof   store.APIBackfillRow
+	account func()
+	err     error
+}
+
+func (u *unrecorded) Error() string { return u.err.Error() }
+func (u *unrecorded) Unwrap() error { return u.err }
+
+// recorded reports whether the ledger holds u, the batch of lost, t's,
+// as recorded: its proof row migrated by the request the batch sent.
+func (r *apiRunner) recorded(ctx context.Context, t *apiTable, lost error) (u *unrecorded, ok bool, err error) {
+	if !errors.As(lost, &u) {
+		return nil, false, nil
+	}
+	got, err := r.opts.APILedger.APIBackfillSentRows(ctx, r.ledgerName(t), []string{u.proof.Key})
+	if err != nil {
+		return nil, false, fmt.Errorf("ledger: %w", err)
+	}
+	p, found := got[u.proof.Key]
+	return u, found && p.Migrated && p.IdempotencyKey == u.proof.IdempotencyKey && p.BodyHash == u.proof.BodyHash, nil
 }
 
 // groups cuts a batch's rows (in key order) into groups by the group_by

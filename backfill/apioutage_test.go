@@ -28,7 +28,7 @@ import (
 // row left, each accepted row applied once.
 func TestAnAPIRunStopsWhenTheServiceGoesAway(t *testing.T) {
 	const (
-		rows        = 2000
+		rows        = 1000
 		downAfter   = 300 // requests
 		stopAfter   = 10
 		maxAttempts = 5

@@ -112,6 +112,9 @@ func TestAPIBackfillStopsOnASilentStateStoreAndAReRunFinishes(t *testing.T) {
 // version of a row after a new one, and double every request. Once w1's
 // store is back it finds nothing left, and every row was applied once.
 func TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew(t *testing.T) {
+	// Most of it is spent waiting for a rate-limited API and leases that
+	// run out.
+	t.Parallel()
 	const rows, groups = 400, 2
 	w := newAPIWorld(t, rows, groups, modern.Faults{})
 	type arrival struct {
@@ -210,6 +213,8 @@ func TestAPIWorkerStopsSendingAGroupWhoseLeaseItCannotRenew(t *testing.T) {
 // them marked migrated: a re-run against the service itself then
 // applies every row once.
 func TestAPIBackfillTakesNoStalledAnswerForAnAcceptance(t *testing.T) {
+	// Most of it is spent waiting out the API's timeout.
+	t.Parallel()
 	const rows = 60
 	for _, c := range []struct {
 		name   string

@@ -5,8 +5,8 @@ import "time"
 // quickPause is the first pause of the resumption policy in the tests
 // that take a database away for good: the five resumptions take 310 ms
 // rather than 31 s, and say so ("resumed 5 times over 310ms"). The tests
-// of a database that comes back keep the real policy, as does one test
-// of a database gone (TestARunWhoseDatabaseIsGoneStopsOnce/the_target).
+// of a database that comes back keep the real policy; its pauses are
+// TestTheResumptionPolicyWaitsHalfAMinute's.
 const quickPause = 10 * time.Millisecond
 
 // QuickResumption is opts with the resumption policy's pauses a hundredth

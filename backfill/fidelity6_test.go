@@ -175,7 +175,8 @@ func TestASilentDatabaseStopsTheRunWithinItsBound(t *testing.T) {
 			t.Parallel()
 			w := pacedPatients(t, 200)
 			w.cfg.Concurrency = 1
-			w.cfg.BatchTimeout = config.Duration(3 * time.Second)
+			// 2 s, not less: a paced batch of 100 rows must fit in it.
+			w.cfg.BatchTimeout = config.Duration(2 * time.Second)
 			u := w.cfg.Source.URL
 			if side == "target" {
 				u = w.cfg.Target.URL
@@ -196,7 +197,7 @@ func TestASilentDatabaseStopsTheRunWithinItsBound(t *testing.T) {
 			}
 			// The MySQL driver words a read past its timeout as an invalid
 			// connection; the target's bound is the facade's own.
-			if said := "the target did not answer within batch_timeout (3s)"; side == "target" && !strings.Contains(logs.String(), said) {
+			if said := "the target did not answer within batch_timeout (2s)"; side == "target" && !strings.Contains(logs.String(), said) {
 				t.Errorf("no resumption says %s; logs:\n%s", said, logs.String())
 			}
 			proxy.Restore()

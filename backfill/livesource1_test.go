@@ -78,6 +78,8 @@ func TestATypeChangedDuringTheRunStopsTheTable(t *testing.T) {
 // a dual write put into both databases after the read passed its key is
 // in legacy: modern's copy must stay.
 func TestADeleteIsCheckedAgainstLegacyBeforeIt(t *testing.T) {
+	// Most of it is spent in the source's SLEEP.
+	t.Parallel()
 	w := newWorld(t, fixture.Sizes{}, nil)
 	w.mapTable(t, "CREATE TABLE livesource1_Dual (Id INT PRIMARY KEY, Name VARCHAR(20) NOT NULL)",
 		"CREATE TABLE livesource1_duals (legacy_id int UNIQUE, name text NOT NULL)",

@@ -86,23 +86,38 @@ func probe(ctx context.Context, tx pgx.Tx, t *table, stage string, row int, caus
 
 // describe words a refusal without a value: a type's refusal of a
 // redacted column's value (c, found by probe) is told by its code, a
-// trigger's message is dropped when the table has redacted columns.
-// Other messages are kept as dberr words them, without the values a data
-// exception quotes (so that reasons group too).
+// trigger's message is dropped when the table has redacted columns
+// (triggerRefusal). Other messages are kept as dberr words them, without
+// the values a data exception quotes (so that reasons group too); on a
+// table with redacted columns only those known to quote none: an
+// integrity violation's, PostgreSQL's own for a statement it stopped.
 func describe(t *table, c *column, pg *pgconn.PgError) string {
+	if s, ok := triggerRefusal(t, pg); ok && c == nil {
+		return s
+	}
 	switch {
 	case c != nil && c.redacted:
 		return fmt.Sprintf("column %s: %s (SQLSTATE %s)", c.name, condition(pg.Code, c.typ.full), pg.Code)
 	case c != nil:
 		return "column " + c.name + ": " + dberr.PostgresMessage(pg)
-	case pg.Where != "" && t.redacted:
-		return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
-	case t.redacted && !strings.HasPrefix(pg.Code, "23"):
+	case t.redacted && !strings.HasPrefix(pg.Code, "23") && !stoppedStatement(pg):
 		// Integrity violations name constraints and columns, never values,
 		// in their message; other errors may quote any value.
 		return fmt.Sprintf("refused by the target (SQLSTATE %s)", pg.Code)
 	}
 	return dberr.PostgresMessage(pg)
+}
+
+// triggerRefusal is what a row's reason and a table's error say in
+// place of pg's message, and true, when pg came from a trigger or
+// function (it has a context) on t, a table with redacted columns: its
+// author's message may quote any value. PostgreSQL's own words for a
+// statement it stopped are kept (stoppedStatement).
+func triggerRefusal(t *table, pg *pgconn.PgError) (string, bool) {
+	if !t.redacted || pg.Where == "" || stoppedStatement(pg) {
+		return "", false
+	}
+	return fmt.Sprintf("refused by a trigger or function (SQLSTATE %s)", pg.Code), true
 }
 
 // stoppedStatement reports whether pg is PostgreSQL stopping a statement

@@ -253,29 +253,33 @@ func answering(t *table, err error) error {
 	return fmt.Errorf("%w; the target answers, so the batch waited on a lock another session held (on %s or the ledger's tables) or a statement slower than batch_timeout", err, t.target)
 }
 
-// sourceLost is err, a lost connection to the source, said as one: the
-// MySQL driver words a read or write past its timeout (batch_timeout)
-// and a connection broken alike, as "invalid connection", naming neither
-// the database nor the bound. Other errors, and one said so already, are
-// returned as they are.
-func sourceLost(cfg *config.Backfill, err error) error {
-	var said *lostSource
+// mysqlLost is err, a lost connection to side (the source or a
+// sources_query's catalogue), said as one: the MySQL driver words a read
+// or write past its timeout (batch_timeout) and a connection broken
+// alike, as "invalid connection", naming neither the database nor the
+// bound. Other errors, and one said so already, are returned as they are.
+func mysqlLost(cfg *config.Backfill, side string, err error) error {
+	var said *lostMySQL
 	if !errors.Is(err, mysql.ErrInvalidConn) || errors.As(err, &said) {
 		return err
 	}
-	return &lostSource{err: err, bound: cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)}
+	return &lostMySQL{side: side, err: err, bound: cmp.Or(time.Duration(cfg.BatchTimeout), config.DefaultBatchTimeout)}
 }
 
-// lostSource is an error sourceLost said.
-type lostSource struct {
+// sourceLost is mysqlLost of the source.
+func sourceLost(cfg *config.Backfill, err error) error { return mysqlLost(cfg, "source", err) }
+
+// lostMySQL is an error mysqlLost said.
+type lostMySQL struct {
+	side  string
 	err   error
 	bound time.Duration
 }
 
-func (e *lostSource) Error() string {
-	return fmt.Sprintf("%s: the source did not answer within batch_timeout (%s), or its connection broke", e.err, e.bound)
+func (e *lostMySQL) Error() string {
+	return fmt.Sprintf("%s: the %s did not answer within batch_timeout (%s), or its connection broke", e.err, e.side, e.bound)
 }
-func (e *lostSource) Unwrap() error { return e.err }
+func (e *lostMySQL) Unwrap() error { return e.err }
 
 // pingTimeout bounds the ping that tells a database gone from a
 // connection lost: a network that drops packets answers nothing.

@@ -22,7 +22,7 @@ import (
 // API applies every accepted row once, the report counts every row once,
 // and a re-run finds nothing to send.
 func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const rows = 3000
+	const rows = 1500
 	wantRejected := rows - accepted(rows)
 	for _, c := range []struct {
 		name, side string
@@ -92,12 +92,23 @@ func TestAnAPIRunResumesAfterItsConnectionsBreak(t *testing.T) {
 // rows again: it stopped with the driver's error ("read patients:
 // invalid connection"), the rows after the page under way not sent.
 // Now the API applies each failed row once, the report counts each once,
-// and the ledger holds no failure.
+// and the ledger holds no failure. A page whose recording the store
+// committed with its answer lost is counted too: the ledger had it
+// migrated, so the resumed page left its rows out, and the report
+// under-counted them (read and migrated 10 short).
 func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
-	const rows = 3000
+	const rows = 1500
 	wantRejected := rows - accepted(rows)
-	for _, side := range []string{"source", "store"} {
-		t.Run(side, func(t *testing.T) {
+	for _, c := range []struct {
+		name, side string
+		breakIt    func(n int64) func(*testing.T, *apiWorld, *testdb.Proxy)
+	}{
+		{"source", "source", cutAfterImports},
+		{"store", "store", cutAfterImports},
+		{"store commits a page and its answer is lost", "store", muteAfterImports},
+	} {
+		side := c.side
+		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			w := newAPIWorld(t, rows, 10, modern.Faults{})
 			cfg := w.config(t)
@@ -119,7 +130,7 @@ func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Pages of 10 failed rows at 100 rows a second: the cut
-			// comes on the third page of seven.
+			// comes on the third page of four.
 			cfg.Batch, cfg.Rate = 10, 100
 			opts.OnlyFailed = true
 			done := make(chan runResult, 1)
@@ -127,7 +138,7 @@ func TestAnAPIOnlyFailedRunResumesAfterItsConnectionsBreak(t *testing.T) {
 				rep, err := backfill.Run(ctx, cfg, opts)
 				done <- runResult{rep, err}
 			}()
-			cutAfterImports(rows-wantRejected+25)(t, w, proxy)
+			c.breakIt(rows-wantRejected+25)(t, w, proxy)
 			res := stopped(t, done, 2*time.Minute, "its "+side+" back")
 			if res.err != nil {
 				t.Fatalf("--only-failed stopped: %v, want it to resume by itself", res.err)

@@ -121,7 +121,7 @@ func readSources(ctx context.Context, cfg *config.Backfill, db *sql.DB) ([]confi
 	q := cfg.SourcesQuery
 	rows, err := db.QueryContext(ctx, q.Query)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(sourceLost(cfg, err), q.DSN.String()))
+		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(catalogueLost(cfg, err), q.DSN.String()))
 	}
 	defer rows.Close()
 	var out []config.NamedSource
@@ -155,12 +155,17 @@ func readSources(ctx context.Context, cfg *config.Backfill, db *sql.DB) ([]confi
 		out = append(out, config.NamedSource{Name: name, DSN: u})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(err, q.DSN.String()))
+		return nil, fmt.Errorf("%s: %w", cfg.Locate("backfill.sources_query.query"), dsn.RedactError(catalogueLost(cfg, err), q.DSN.String()))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: found no source", cfg.Locate("backfill.sources_query.query"))
 	}
 	return out, nil
+}
+
+// catalogueLost is mysqlLost of a sources_query's catalogue.
+func catalogueLost(cfg *config.Backfill, err error) error {
+	return mysqlLost(cfg, "sources_query catalogue", err)
 }
 
 // openMySQL opens a MySQL database named by a mysql:// URL, its reads

@@ -90,13 +90,15 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 // safeError is err as a table's error may say it, in the report, the
 // log and the run's error: without the values the database's errors in
 // it quote (dberr.Cut), and a message a trigger or function raised on a
-// table with redacted columns is dropped, since it may quote a value;
-// the server's own words for a statement it stopped are kept
-// (stoppedStatement).
+// table with redacted columns is dropped as a row's reason drops it
+// (triggerRefusal).
 func safeError(t *table, err error) error {
 	var pg *pgconn.PgError
-	if !t.redacted || !errors.As(err, &pg) || pg.Where == "" || stoppedStatement(pg) {
+	if !errors.As(err, &pg) {
 		return dberr.Cut(err)
 	}
-	return fmt.Errorf("refused by a trigger or function (SQLSTATE %s)", pg.Code)
+	if s, ok := triggerRefusal(t, pg); ok {
+		return errors.New(s)
+	}
+	return dberr.Cut(err)
 }

@@ -35,15 +35,15 @@ func TestARunWhoseDatabaseIsGoneStopsOnce(t *testing.T) {
 		// waiting: the worker has copied every range but one another
 		// worker holds, and waits for it, when the target goes.
 		waiting bool
-		// quick shortens the resumption policy (QuickResumption): the
-		// first case alone waits the real half minute, once.
+		// quick shortens the resumption policy (QuickResumption); the
+		// real policy's half minute is TestTheResumptionPolicyWaitsHalfAMinute's.
 		quick bool
 		// lease, when set, is the worker's lease.
 		lease time.Duration
 		// waited is what found the database gone.
 		waited string
 	}{
-		{"the target", "target", false, false, false, 0, "a key range of patients resumed 5 times over 31s"},
+		{"the target", "target", false, false, true, 0, "a key range of patients resumed 5 times over 310ms"},
 		{"the source", "source", false, false, true, 0, "a key range of patients resumed 5 times over 310ms"},
 		// A worker's range stops when its lease cannot be renewed for
 		// three quarters of its length (3 s of a 4 s lease), before its
