@@ -47,33 +47,7 @@ func TestRaisedMessagesStayOutOfReports(t *testing.T) {
 	w.exec(t, `INSERT INTO Privacy11Person VALUES (1, '987-65-4329', 'MRN7730019 PATIENT-MARKER-4711'), (2, '123-45-6789', 'MRN1')`)
 	w.exec(t, `INSERT INTO Privacy11Visit VALUES (1, 'MRN7730019 PATIENT-MARKER-4711')`)
 
-	var logs bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rep, runErr := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: log})
-	if rep == nil {
-		t.Fatalf("no report: %v", runErr)
-	}
-	persons, visits := tableReport(t, rep, "persons"), tableReport(t, rep, "visits")
-	if got := failureReasons(persons); len(got) != 1 || got[0] != "raised by function privacy11_check_ssn()" || persons.Inserted != 1 {
-		t.Errorf("persons: reasons %q, %d inserted; want the function named and 1 inserted", got, persons.Inserted)
-	}
-	const stopped = "raised by function privacy11_hold() (SQLSTATE 55000)"
-	if !strings.Contains(visits.Error, stopped) {
-		t.Errorf("visits stopped for %q, want it to say %q", visits.Error, stopped)
-	}
-	if runErr == nil || !strings.Contains(runErr.Error(), stopped) || !strings.Contains(rep.Error, stopped) {
-		t.Errorf("the run ended with %v (report: %q), want it to say %q", runErr, rep.Error, stopped)
-	}
-
-	shown := w.shown(t, rep)
-	shown["the logs"], shown["the run's error"] = logs.String(), runErr.Error()
-	for where, s := range shown {
-		for _, v := range []string{"4329", "7730019", "PATIENT-MARKER-4711"} {
-			if strings.Contains(s, v) {
-				t.Errorf("%s shows a value (%q):\n%s", where, v, s)
-			}
-		}
-	}
+	w.runShowing(t, "raised by function privacy11_check_ssn()", "raised by function privacy11_hold() (SQLSTATE 55000)", "65-4329", "7730019", "PATIENT-MARKER-4711")
 }
 
 // TestStatementsBuiltAtRunTimeStayOutOfReports: a target's triggers file
@@ -116,6 +90,16 @@ func TestStatementsBuiltAtRunTimeStayOutOfReports(t *testing.T) {
 	w.exec(t, `INSERT INTO Privacy13Person VALUES (1, 'MRN7730019'), (2, 'MRN1')`)
 	w.exec(t, `INSERT INTO Privacy13Visit VALUES (1, 'MRN7730019')`)
 
+	w.runShowing(t, "a statement built at run time by function privacy13_file() failed", "a statement built at run time by function privacy13_route() failed (SQLSTATE 42P01)", "7730019")
+}
+
+// runShowing runs the backfill of w's persons and visits tables and
+// checks that the one failed row of persons has reason, that visits
+// stopped, and so the run, saying stopped, and that none of values is
+// in the report (JSON, text, HTML), the logs at debug, the ledger or the
+// run's error.
+func (w *world) runShowing(t *testing.T, reason, stopped string, values ...string) {
+	t.Helper()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rep, runErr := backfill.Run(context.Background(), w.cfg, backfill.Options{Log: log})
@@ -123,22 +107,22 @@ func TestStatementsBuiltAtRunTimeStayOutOfReports(t *testing.T) {
 		t.Fatalf("no report: %v", runErr)
 	}
 	persons, visits := tableReport(t, rep, "persons"), tableReport(t, rep, "visits")
-	if got := failureReasons(persons); len(got) != 1 || got[0] != "a statement built at run time by function privacy13_file() failed" || persons.Inserted != 1 {
-		t.Errorf("persons: reasons %q, %d inserted; want the function named and 1 inserted", got, persons.Inserted)
+	if got := failureReasons(persons); len(got) != 1 || got[0] != reason || persons.Inserted != 1 {
+		t.Errorf("persons: reasons %q, %d inserted; want %q and 1 inserted", got, persons.Inserted, reason)
 	}
-	const stopped = "a statement built at run time by function privacy13_route() failed (SQLSTATE 42P01)"
 	if !strings.Contains(visits.Error, stopped) {
 		t.Errorf("visits stopped for %q, want it to say %q", visits.Error, stopped)
 	}
 	if runErr == nil || !strings.Contains(runErr.Error(), stopped) || !strings.Contains(rep.Error, stopped) {
 		t.Errorf("the run ended with %v (report: %q), want it to say %q", runErr, rep.Error, stopped)
 	}
-
 	shown := w.shown(t, rep)
 	shown["the logs"], shown["the run's error"] = logs.String(), runErr.Error()
 	for where, s := range shown {
-		if strings.Contains(s, "7730019") {
-			t.Errorf("%s shows the record number:\n%s", where, s)
+		for _, v := range values {
+			if strings.Contains(s, v) {
+				t.Errorf("%s shows a value (%q):\n%s", where, v, s)
+			}
 		}
 	}
 }
