@@ -61,7 +61,7 @@ func TestAReloadNamesTheSettingsItCannotApply(t *testing.T) {
 	h.rl.log = logs.Logger(slog.LevelInfo)
 	dir := filepath.Dir(h.path)
 	text := reloadHead(dir) + routeLines("a", "b") +
-		"store_encryption: { keys: [\"5f2b8c0e9d7a4e61b3c2d1f0a9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0\"] }\n" +
+		"store_encryption: { keys: [\"d9bdc1c645398dee92031fb45a428cee06dd132d1873e23e8896364245ea859f\"] }\n" +
 		"state_snapshot: " + filepath.Join(dir, "elsewhere.json") + "\n"
 	if err := os.WriteFile(h.path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -77,6 +77,6 @@ func TestAReloadNamesTheSettingsItCannotApply(t *testing.T) {
 		}
 	}
 	if len(named) != 1 || named[0] != "store_encryption, state_snapshot" {
-		t.Errorf("warned of %q, want one warning naming store_encryption and state_snapshot", named)
+		t.Errorf("warned of %q, want one warning naming store_encryption and state_snapshot\n%s", named, logs.String())
 	}
 }
