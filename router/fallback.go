@@ -116,11 +116,13 @@ func (t *Table) decideReplay(x *exchange, req *http.Request) bool {
 	if may && req.ContentLength != 0 && !t.bufferForReplay(x, req) {
 		return false
 	}
-	h := req.Header
+	// Only a POST may stand for another method; reading what it stands
+	// for takes the headers that reach the backends and its target,
+	// which a GET's fallback (most of them) need not build.
+	x.standsFor = req.Method
 	if req.Method == http.MethodPost {
-		h = t.outboundHeader(req, x) // the headers that reach the backends
+		x.standsFor = t.readAs(req.Method, t.outboundHeader(req, x), req.URL.RequestURI(), x.replay)
 	}
-	x.standsFor = t.readAs(req.Method, h, req.URL.RequestURI(), x.replay)
 	x.replays = may && rt.replayable(x.standsFor) && (req.Method != http.MethodPost || bodyReadable(req.Header, x.replay))
 	return true
 }
