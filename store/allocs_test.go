@@ -95,8 +95,21 @@ func TestEmbeddedTurnAllocationsStayWithinTheirCount(t *testing.T) {
 		write(true)()
 		write(false)()
 	}
-	plain, turn := testing.AllocsPerRun(200, write(false)), testing.AllocsPerRun(200, write(true))
+	plain, turn := fewestAllocs(write(false)), fewestAllocs(write(true))
 	if turn > plain+3 {
 		t.Errorf("%v allocations a write journaled with its turn, want at most %v (BeginWrite's, 2 and the 1 it moves by)", turn, plain+3)
 	}
+}
+
+// fewestAllocs is the lowest of three counts of f's allocations. A count
+// only ever grows by what the run did not cause (a garbage collection
+// emptying sync.Pools mid-run), so comparing two functions' lowest counts
+// compares what they cost (one count each moved by up to 4, and the
+// comparison failed on an unchanged tree).
+func fewestAllocs(f func()) float64 {
+	fewest := testing.AllocsPerRun(200, f)
+	for range 2 {
+		fewest = min(fewest, testing.AllocsPerRun(200, f))
+	}
+	return fewest
 }
