@@ -35,18 +35,33 @@ func isPublic(p netip.Prefix) bool {
 	return true
 }
 
+// widest is the widest public network, in prefix bits, a list of trusted
+// proxies may hold: a regional registry's block. The widest a CDN or a
+// cloud's load balancers publish is far narrower (a /12 of IPv4, a /29
+// of IPv6).
+func widest(a netip.Addr) int {
+	if a.Is4() {
+		return 8
+	}
+	return 16
+}
+
 // checkProxies looks at a list of trusted proxies: a client connecting
 // from one may say, in X-Forwarded-For and the like, what address it
-// connects from, so a network there that holds every address lets any
-// client choose it (unsafe: config check refuses it), and one that holds
-// public addresses beyond one host lets whoever else is in it choose
-// (a warning). what says what a client's choice would fool.
+// connects from, so a network there that holds every address, or a
+// share of the internet wider than [widest], lets any client choose it
+// (unsafe: config check refuses it; 0.0.0.0/1 and 128.0.0.0/1 are every
+// address too), and one that holds public addresses beyond one host lets
+// whoever else is in it choose (a warning). what says what a client's
+// choice would fool.
 func (d *checker) checkProxies(field string, list []Prefix, what string) {
 	for i, p := range list {
 		at := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case p.Bits() == 0:
 			d.unsafeAt(at, "%s is every address: any client could set %s; list only your load balancers' networks", p, what)
+		case p.Bits() < widest(p.Addr()) && isPublic(p.Prefix):
+			d.unsafeAt(at, "%s is wider than a /%d and holds public addresses, a share of the internet no load balancer needs: any client in it could set %s; list only your load balancers' networks", p, widest(p.Addr()), what)
 		case p.IsSingleIP() || !isPublic(p.Prefix):
 		default:
 			d.warnAt(at, "%s holds public addresses: any client in it could set %s; list only your load balancers' networks", p, what)

@@ -80,6 +80,11 @@ func TestWhatTurnsAProtectionOffIsUnsafe(t *testing.T) {
 		{"an admin token that is the force token key", "force_token_key: " + good + "\nadmin: { tokens: [{ name: a, token: \"" + good + "\", role: operator }] }\n", "admin.tokens[0].token", "is force_token_key", good, 2},
 		{"every IPv4 address as trusted proxies", "trusted_proxies: [10.0.0.0/8, 0.0.0.0/0]\n", "trusted_proxies[1]", "0.0.0.0/0 is every address: any client could set the X-Forwarded-For", "", 1},
 		{"every IPv6 address as the admin listener's proxies", "admin: { trusted_proxies: [\"::/0\"] }\n", "admin.trusted_proxies[0]", "::/0 is every address: any client could set the address the admin lockout", "", 1},
+		{"every IPv4 address in IPv6's mapped form", "trusted_proxies: [\"::ffff:0:0/96\"]\n", "trusted_proxies[0]", "0.0.0.0/0 is every address", "", 1},
+		{"half of the IPv4 addresses", "trusted_proxies: [10.0.0.0/8, 128.0.0.0/1]\n", "trusted_proxies[1]", "128.0.0.0/1 is wider than a /8 and holds public addresses", "", 1},
+		{"a private network mistyped one bit wide", "admin: { trusted_proxies: [10.0.0.0/7] }\n", "admin.trusted_proxies[0]", "10.0.0.0/7 is wider than a /8 and holds public addresses", "", 1},
+		{"every global IPv6 address", "trusted_proxies: [\"2000::/3\"]\n", "trusted_proxies[0]", "2000::/3 is wider than a /16 and holds public addresses", "", 1},
+		{"a mapped IPv4 network wider than a /8", "trusted_proxies: [\"::ffff:64.0.0.0/98\"]\n", "trusted_proxies[0]", "64.0.0.0/2 is wider than a /8", "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := routesYAML + tc.yaml
@@ -115,7 +120,8 @@ func TestWhatIsUnwiseButNeverRefusedIsAWarning(t *testing.T) {
 	}{
 		{"a weak key that only decrypts", "store_encryption: { keys: [" + good + ", " + zero + "] }\n", "store_encryption.keys[1]", "it only decrypts what it once encrypted"},
 		{"a public network as trusted proxies", "trusted_proxies: [8.8.8.0/24]\n", "trusted_proxies[0]", "8.8.8.0/24 holds public addresses"},
-		{"a public network as the admin listener's proxies", "admin: { trusted_proxies: [\"10.0.0.0/7\"] }\n", "admin.trusted_proxies[0]", "10.0.0.0/7 holds public addresses"},
+		{"a public network as the admin listener's proxies", "admin: { trusted_proxies: [\"100.0.0.0/8\"] }\n", "admin.trusted_proxies[0]", "100.0.0.0/8 holds public addresses"},
+		{"a CDN's IPv6 network", "trusted_proxies: [\"2606:4700::/29\"]\n", "trusted_proxies[0]", "2606:4700::/29 holds public addresses"},
 		{"an empty idempotency_scope", "idempotency_scope: []\n", "idempotency_scope", "one space"},
 		{"a zero replay_budget", "replay_budget: 0\n", "replay_budget", "the default, 16 times max_replay_body"},
 	} {

@@ -280,18 +280,26 @@ func (m *Method) UnmarshalText(b []byte) error {
 // Prefix is a network in CIDR notation; a bare address is a single host.
 type Prefix struct{ netip.Prefix }
 
-// UnmarshalText parses "10.0.0.0/8", "fd00::/8" or "192.0.2.7".
+// UnmarshalText parses "10.0.0.0/8", "fd00::/8" or "192.0.2.7". An
+// IPv4 network written in IPv6's mapped form ("::ffff:10.0.0.0/104") is
+// kept as the IPv4 network it stands for: a client's address is compared
+// unmapped, so the mapped form would never match it (and "::ffff:0:0/96",
+// every IPv4 address, would pass for a narrow IPv6 network).
 func (p *Prefix) UnmarshalText(b []byte) error {
 	s := string(b)
-	if pr, err := netip.ParsePrefix(s); err == nil {
-		p.Prefix = pr.Masked()
-		return nil
+	pr, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return fmt.Errorf("invalid network %q; want CIDR like 10.0.0.0/8 or an address", s)
+		}
+		pr = netip.PrefixFrom(a, a.BitLen())
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		p.Prefix = netip.PrefixFrom(a, a.BitLen())
-		return nil
+	if pr.Addr().Is4In6() && pr.Bits() >= 96 {
+		pr = netip.PrefixFrom(pr.Addr().Unmap(), pr.Bits()-96)
 	}
-	return fmt.Errorf("invalid network %q; want CIDR like 10.0.0.0/8 or an address", s)
+	p.Prefix = pr.Masked()
+	return nil
 }
 
 // URL is an absolute http or https URL.

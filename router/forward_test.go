@@ -65,6 +65,15 @@ func TestForwardedHeaders(t *testing.T) {
 			t.Errorf("X-Forwarded-Host/Proto = %q/%q, want the trusted proxy's values", h, p)
 		}
 	})
+	// A dual-stack operator may write the load balancer's IPv4 network in
+	// IPv6's mapped form; the client's address is compared unmapped, so
+	// the mapped form was never trusted (the chain was dropped).
+	t.Run("a trusted network in IPv6's mapped form is the IPv4 network", func(t *testing.T) {
+		f := newFacade(t, legacy.URL, legacy.URL, `trusted_proxies: ["::ffff:127.0.0.0/104"]`, `  - {name: x, match: "GET /x", mode: legacy}`)
+		if xff := spoof(t, f).Header.Get("X-Forwarded-For"); xff != "6.6.6.6, 127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q, want %q", xff, "6.6.6.6, 127.0.0.1")
+		}
+	})
 }
 
 func TestRequestIDAndTraceContext(t *testing.T) {
