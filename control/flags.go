@@ -428,7 +428,8 @@ var (
 	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
 	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
 	ErrInvalid = errors.New("invalid flip")
-	// ErrUnchanged: the flip asks for the mode and share the route has;
+	// ErrUnchanged: the flip asks for the mode and share the route has,
+	// or clears the override of a route that has none;
 	// nothing was stored, audited or sent to the replicas. Not a
 	// failure: the admin API answers 200 with the route as it is.
 	ErrUnchanged = errors.New("the route is already so; nothing was changed")
@@ -588,9 +589,6 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	}
 	var next domain.Override
 	if fl.Clear {
-		if cur.Override == nil {
-			return cur, invalidf("%s has no override to clear", fl.Route)
-		}
 		entry.Action = "clear"
 		entry.ToMode, entry.ToPercent = cur.FileMode, cur.FilePercent
 	} else {
@@ -623,7 +621,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	// A ramp's step and an approved request commit records of their own
 	// with the flip, and the guard's rollback sets its hold: none is left
 	// out, whatever the route's mode.
-	if !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
+	if fl.Clear && cur.Override == nil || !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
 		return cur, ErrUnchanged
 	}
 	forward := domain.Later(cur.Route.Primary, cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
