@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // tests: the status page's cookies, read through the DevTools protocol
 	github.com/chromedp/chromedp v0.23.0 // tests: the status page in headless Chromium
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // I-JSON (RFC 7493) check of dual-write bodies (edge/canonical/ijson.go); json/v2's prototype, by Go's JSON maintainers
 	github.com/go-logr/logr v1.4.4 // OpenTelemetry's internal logger into the JSON log (telemetry)
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
@@ -33,7 +34,6 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +105,34 @@ func (t *Table) journalHeader(h http.Header) {
 	}
 }
 
+// checkSameJSON refuses a dual write whose body the two backends could
+// read as different JSON (canonical.SameJSONEverywhere), and one typed
+// JSON in a Content-Encoding (415), which the facade does not undo to
+// look. It reports whether to go on.
+func (t *Table) checkSameJSON(x *exchange, req *http.Request) bool {
+	typed := slices.ContainsFunc(req.Header["Content-Type"], canonical.IsJSON)
+	var err error
+	switch {
+	case len(x.replay) == 0:
+		return true
+	case encoded(req.Header):
+		if typed {
+			err = errEncodedJSON
+		}
+	default:
+		err = canonical.SameJSONEverywhere(x.replay, typed)
+	}
+	if err != nil {
+		t.refuse(x, req, err)
+		return false
+	}
+	return true
+}
+
+// errEncodedJSON refuses a dual write's JSON body in a Content-Encoding.
+var errEncodedJSON = &canonical.Refusal{Status: http.StatusUnsupportedMediaType,
+	Msg: "the JSON body has a Content-Encoding, which the facade does not undo to check that the backends of a dual write read the same JSON; send it without one"}
+
 // serveDualWrite serves a write from the route's primary and journals it
 // for the secondary. The intent is written down before the primary sees
 // the request; the primary's outcome is recorded after; a 2xx write then
@@ -122,7 +151,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		t.writeError(&x.w, req, x, err)
 		return
 	}
-	if !t.bufferForReplay(x, req) {
+	if !t.bufferForReplay(x, req) || !t.checkSameJSON(x, req) {
 		return
 	}
 	// Journaled under t only while t serves: a change of where routes send

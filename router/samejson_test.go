@@ -1,0 +1,76 @@
+package router
+
+import (
+	"bytes"
+	"compress/gzip"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused: a
+// write's JSON body that is not I-JSON (a member named twice, a string
+// not Unicode) was sent to the primary and journaled for the secondary
+// whole: legacy kept one value (Go and PHP keep the last name, MariaDB's
+// JSON_EXTRACT the first) and modern another, or refused the write
+// (PostgreSQL's jsonb refuses "\ud800") after legacy had applied it. Each
+// is refused 400 before any backend sees a byte, nothing journaled,
+// whatever the method and whether or not the type says JSON; a JSON body
+// in gzip, which the facade cannot look into, 415. Well-formed JSON, an
+// empty body, a form and a gzip image pass.
+func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
+	modern := newBackend(t, answer(http.StatusOK, "modern"))
+	f := newDualWriteFacade(t, legacy.URL, modern.URL, time.Second,
+		`  - {name: items, match: "/items/{id}", mode: dual-write}`)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"name":"Ada"}`))
+	zw.Close()
+	const typedJSON = "Content-Type: application/json\r\n"
+	for _, c := range []struct {
+		name, method, header, body string
+		want                       int
+		says                       string
+	}{
+		{"a name twice", "PUT", typedJSON, `{"name":"Ada","name":"Eve"}`, 400, "a member twice"},
+		{"a name twice, nested, in a PATCH", "PATCH", "Content-Type: application/merge-patch+json\r\n", `{"p":{"id":1,"\u0069d":2}}`, 400, "a member twice"},
+		{"a name twice, typed as text", "PUT", "Content-Type: text/plain\r\n", `{"name":"Ada","name":"Eve"}`, 400, "a member twice"},
+		{"a name twice in a create", "POST", typedJSON, `{"name":"Ada","name":"Eve"}`, 400, "a member twice"},
+		{"a lone surrogate", "PUT", typedJSON, `{"name":"A\ud800"}`, 400, "not Unicode"},
+		{"bytes not UTF-8", "PUT", typedJSON, "{\"name\":\"A\xff\"}", 400, "not Unicode"},
+		{"typed JSON that does not parse", "PUT", typedJSON, `{"name":"Ada"`, 400, "does not parse"},
+		{"gzip JSON", "PUT", typedJSON + "Content-Encoding: gzip\r\n", gz.String(), 415, "Content-Encoding"},
+		{"well-formed JSON", "PUT", typedJSON, `{"name":"A\ud83d\ude00","tags":[{"a":1},{"a":2}]}`, 200, ""},
+		{"an empty JSON body", "DELETE", typedJSON, ``, 200, ""},
+		{"a form naming a field twice", "PUT", "Content-Type: application/x-www-form-urlencoded\r\n", `tag=a&tag=b`, 200, ""},
+		{"a gzip image", "PUT", "Content-Type: image/png\r\nContent-Encoding: gzip\r\n", gz.String(), 200, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, journaled := legacy.hits(), len(f.writes(t))
+			_, r := rawRequest(t, f.facade, c.method+" /items/7 HTTP/1.1\r\nHost: x\r\n"+c.header+
+				"Content-Length: "+strconv.Itoa(len(c.body))+"\r\n\r\n"+c.body)
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+			}
+			if c.want == http.StatusOK {
+				return
+			}
+			if msg := jsonError(t, resp); !strings.Contains(msg, c.says) || strings.Contains(msg, "Ada") {
+				t.Errorf("error %q, want one saying %q and not quoting the body", msg, c.says)
+			}
+			if n := legacy.hits() - before; n != 0 {
+				t.Errorf("the primary received %d requests, want none", n)
+			}
+			if n := len(f.writes(t)) - journaled; n != 0 {
+				t.Errorf("%d writes journaled, want none", n)
+			}
+		})
+	}
+}
