@@ -39,6 +39,32 @@ func newDualWriteFacade(t *testing.T, legacyURL, modernURL string, timeout time.
 	return newDualWriteReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "strangler.db"), legacyURL, modernURL, timeout, routes)
 }
 
+// refusedUnsent sends the raw request to f and checks its status is
+// want; for a refusal (not 200), also that primary received nothing and
+// nothing was journaled, and it returns the error the answer's JSON says.
+func (f *dualWriteFacade) refusedUnsent(t *testing.T, primary *backend, raw string, want int) string {
+	t.Helper()
+	before, journaled := primary.hits(), len(f.writes(t))
+	_, r := rawRequest(t, f.facade, raw)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("status %d, want %d", resp.StatusCode, want)
+	}
+	if want == http.StatusOK {
+		return ""
+	}
+	if n := primary.hits() - before; n != 0 {
+		t.Errorf("the primary received %d requests, want none", n)
+	}
+	if n := len(f.writes(t)) - journaled; n != 0 {
+		t.Errorf("%d writes journaled, want none", n)
+	}
+	return jsonError(t, resp)
+}
+
 // newDualWriteReplica is newDualWriteFacade with its journal in the store
 // dsn names, which other replicas may share.
 func newDualWriteReplica(t *testing.T, dsn, legacyURL, modernURL string, timeout time.Duration, routes string) *dualWriteFacade {
