@@ -671,6 +671,18 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrStale) {
+		// The store refused it: this replica may be behind the store (its
+		// notification late). It reads the store now, with no write held
+		// back, so that the caller is told the route as it is, and the
+		// guard's next look judges that.
+		if changed, _ := f.refresh(ctx); changed {
+			if err := f.applyLocked(); err != nil {
+				f.log.Error("applying changed route overrides failed", "error", err)
+			}
+		}
+		cur, _ = f.Get(fl.Route)
+	}
 	if err != nil {
 		return cur, err
 	}

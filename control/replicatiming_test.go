@@ -160,3 +160,36 @@ func TestThreeGuardsTrippingAtOnceStepTheRouteBackOnce(t *testing.T) {
 		t.Errorf("the replicas counted %v rollbacks in strangler_guard_rollbacks_total, want 1", counted)
 	}
 }
+
+// TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs: bob flips the
+// route on replica b, at the version b read, which is the version the
+// route has again after alice's clear and flip on a, in another state.
+// The store refuses it (412); b reads the store then, so the answer
+// says the route as it is, and bob's flip at that version goes through.
+// Before, the store took the flip as made from the state b had read.
+func TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	lagging(t, a, b, "get-patient",
+		func() { a.flip(t, "get-patient", domain.ModeModern, nil) },
+		func() { a.flip(t, "get-patient", domain.ModeModern, pct(10)) })
+
+	resp, body := b.patch(t, "get-patient", bobToken, `{"mode": "modern", "percent": 50, "reason": "half"}`)
+	cur, _ := body["current"].(map[string]any)
+	if resp.StatusCode != http.StatusPreconditionFailed || cur == nil || cur["mode"] != "modern" || cur["percent"] != 10.0 {
+		t.Fatalf("a flip on a replica behind the store: got %d %v, want 412 with the route as it is, modern 10%%", resp.StatusCode, body)
+	}
+	resp, body = b.call(t, "PATCH", "/admin/routes/get-patient", bobToken, `{"mode": "modern", "percent": 50, "reason": "half"}`, "If-Match", resp.Header.Get("ETag"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the flip again at the ETag of the 412: got %d %v, want 200", resp.StatusCode, body)
+	}
+	entries, err := a.store.AuditLog(context.Background(), store.AuditFilter{Route: "get-patient", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := entries[0]; e.Actor != "bob" || domain.FullPercent(e.FromPercent) != 10 || domain.FullPercent(e.ToPercent) != 50 {
+		t.Errorf("bob's flip is audited from %s %v to %s %v, want from modern 10%% to modern 50%%", e.FromMode, e.FromPercent, e.ToMode, e.ToPercent)
+	}
+}
