@@ -34,6 +34,36 @@ func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, erro
 	return out, nil
 }
 
+// SettledOverride reads route's override (found false without one) once
+// every change of an override under way has ended, committed or rolled
+// back: each holds the audit chain's head, which this read waits for.
+// After a change whose commit went out and whose answer was lost (see
+// Uncertain), it says whether the change was made.
+func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Override, found bool, err error) {
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := s.readAuditHead(ctx, tx, s.dialect.forUpdate); err != nil {
+			return err
+		}
+		var pct sql.NullFloat64
+		err := tx.QueryRowContext(ctx, `
+			SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides WHERE route = $1`, route).
+			Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			found = false
+			return nil
+		case err != nil:
+			return err
+		}
+		o.Percent, found = sharePtr(pct), true
+		return nil
+	})
+	if err != nil {
+		return domain.Override{}, false, fmt.Errorf("store: override of %s: %w", route, err)
+	}
+	return o, found, nil
+}
+
 // SetOverride sets o's route flag and records a in the audit log, in one
 // transaction with the linked writes (written first): either all happen
 // or none. The stored version (0 when the route has no override) must
