@@ -3,10 +3,12 @@ package control
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"strangler/config"
 	"strangler/domain"
 	"strangler/internal/testdb"
 	"strangler/store"
@@ -191,5 +193,36 @@ func TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
 	}
 	if e := entries[0]; e.Actor != "bob" || domain.FullPercent(e.FromPercent) != 10 || domain.FullPercent(e.ToPercent) != 50 {
 		t.Errorf("bob's flip is audited from %s %v to %s %v, want from modern 10%% to modern 50%%", e.FromMode, e.FromPercent, e.ToMode, e.ToPercent)
+	}
+}
+
+// TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits: a reload on the
+// replica driving the ramps (a) removes the ramped route, which the
+// other replica (b) still serves, as during a rolling change of the
+// file. The ramp cannot step there. Before, it stayed running with its
+// step overdue and nothing said why (strangler_ramp_waiting_seconds and
+// its alert stayed silent); now it waits, saying why, on every replica.
+func TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	ctx := context.Background()
+	a.atZero(t)
+	a.rollouts.Check(ctx) // a leads
+	a.startRamp(t, "get-patient", `{"steps": [10, 20], "every": "30m"}`)
+	a.rollouts.Check(ctx)
+	if got, want := a.served("get-patient"), "fallback 10%"; got != want {
+		t.Fatalf("after the ramp's first step: %s, want %s", got, want)
+	}
+	a.reload(t, func(routes []config.Route) []config.Route {
+		return slices.DeleteFunc(routes, func(r config.Route) bool { return r.Name == "get-patient" })
+	})
+	c.Advance(30 * time.Minute)
+	a.rollouts.Check(ctx)
+	b.flags.resync(ctx)
+	ramp := b.ramp(t, "get-patient")
+	if waiting, _ := ramp["waiting"].(string); ramp["state"] != "running" || !strings.Contains(waiting, "has no route get-patient") {
+		t.Errorf("the ramp on the replica that has the route: %v, want it running and waiting, saying the leader has no such route", ramp)
 	}
 }
