@@ -72,6 +72,8 @@ func statusFor(err error) (int, string) {
 		return http.StatusGone, err.Error()
 	case errors.As(err, &state):
 		return http.StatusConflict, "that action does not apply to the repair: " + state.Why
+	case errors.Is(err, ErrUnconfirmed):
+		return http.StatusServiceUnavailable, ErrUnconfirmed.Error()
 	case errors.Is(err, ErrUnavailable):
 		// Never what the store said (a table, a host, a driver's words):
 		// that is logged where the error is handled.

@@ -21,6 +21,10 @@ type FlagStore interface {
 	Overrides(ctx context.Context) (map[string]domain.Override, error)
 	SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (domain.Override, error)
 	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) error
+	// Uncertain and SettledOverride tell whether a change whose commit
+	// lost its answer was made (store.Store.Uncertain, SettledOverride).
+	Uncertain(err error) bool
+	SettledOverride(ctx context.Context, route string) (domain.Override, bool, error)
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
 	// OpenPrimaries is, per route, the primaries its open journaled
@@ -426,6 +430,10 @@ var (
 	// ErrUnavailable: the state store, and with it the audit log, cannot
 	// be written, so nothing changes.
 	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
+	// ErrUnconfirmed: the flip's commit went out and its answer was lost
+	// (a failover, a restart), and the store could not be read since to
+	// tell whether it was made.
+	ErrUnconfirmed = errors.New("the state store did not confirm the flip: its commit was sent and the answer lost, so it may have been made and audited; read the route again before you retry")
 	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
 	ErrInvalid = errors.New("invalid flip")
 	// ErrUnchanged: the flip asks for the mode and share the route has,
@@ -647,20 +655,25 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
 		var err error
+		var stored domain.Override
 		if fl.Clear {
 			err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, fl.linked...)
 		} else {
-			next, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
+			stored, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
 		}
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			return ErrStale
+		case err != nil && f.store.Uncertain(err):
+			if stored, err = f.landed(ctx, fl, cur.Version, next, err); err != nil {
+				return err
+			}
 		case err != nil:
 			f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
 			return ErrUnavailable
 		}
 		if !fl.Clear {
-			o[fl.Route] = next // as stored: its version
+			o[fl.Route] = stored // as stored: its version
 		}
 		f.overrides.Store(&o)
 		f.saveSnapshot(o)
@@ -669,6 +682,18 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrStale) {
+		// The store refused it: this replica may be behind the store (its
+		// notification late). It reads the store now, with no write held
+		// back, so that the caller is told the route as it is, and the
+		// guard's next look judges that.
+		if changed, _ := f.refresh(ctx); changed {
+			if err := f.applyLocked(); err != nil {
+				f.log.Error("applying changed route overrides failed", "error", err)
+			}
+		}
+		cur, _ = f.Get(fl.Route)
+	}
 	if err != nil {
 		return cur, err
 	}
@@ -676,6 +701,35 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		"from_mode", entry.FromMode, "to_mode", entry.ToMode, "forced", fl.Force)
 	rf, _ := f.Get(fl.Route)
 	return rf, nil
+}
+
+// landed finds out whether flip fl of a route at version expect (to
+// next, unless a clear), whose commit went out and lost its answer
+// (cause), was made, by reading the route's override back once every
+// change under way has ended. It returns the override as stored when
+// it was, ErrUnavailable when it was not, ErrUnconfirmed when the store
+// cannot say. Before, such a flip answered that it was refused while it was
+// made, audited, and followed by every replica: the guard's rollback in
+// a failover was logged as failed and counted in no
+// strangler_guard_rollbacks_total.
+func (f *Flags) landed(ctx context.Context, fl Flip, expect int64, next domain.Override, cause error) (domain.Override, error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	o, found, err := f.store.SettledOverride(sctx, fl.Route)
+	if err != nil {
+		f.log.Error("a flip's commit lost its answer, and whether it was made is not known", "route", fl.Route, "actor", fl.Actor, "error", cause, "read_error", err)
+		return o, ErrUnconfirmed
+	}
+	made := !found
+	if !fl.Clear {
+		made = found && o.Version == expect+1 && o.Actor == next.Actor && o.Mode == next.Mode && samePercent(o.Percent, next.Percent)
+	}
+	if !made {
+		f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", cause)
+		return o, ErrUnavailable
+	}
+	f.log.Warn("a flip's commit lost its answer, and was made", "route", fl.Route, "actor", fl.Actor, "error", cause)
+	return o, nil
 }
 
 // Deny audits a refused attempt to change a route (a bad token, a gate).

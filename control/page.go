@@ -403,7 +403,10 @@ func (p *statusPage) applyFlipForm(r *http.Request, actor string) (string, error
 		return fmt.Sprintf("%s was not changed: %s. Tick “Force past the gates” to flip anyway.", name, gate.Error()), err
 	}
 	status, msg := statusFor(err)
-	if status == http.StatusInternalServerError {
+	switch {
+	case errors.Is(err, ErrUnconfirmed):
+		return name + " may have been changed: " + msg, err
+	case status == http.StatusInternalServerError:
 		p.log.Error("status page flip failed", "route", name, "actor", actor, "error", err)
 	}
 	return name + " was not changed: " + msg, err

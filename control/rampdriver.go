@@ -141,7 +141,14 @@ func (r *Rollouts) release() {
 func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 	rf, ok := r.flags.Get(rp.Route)
 	if !ok {
-		return // the file no longer has the route; its ramp waits for it
+		// This replica's file no longer has the route (a reload removed
+		// or renamed it, maybe here alone): its ramp waits for it, and
+		// says so once a step is due. Before, it waited in silence,
+		// running, its step overdue, no alert.
+		if !now.Before(rp.NextAt) {
+			r.wait(ctx, rp, fmt.Sprintf("the configuration of the replica driving the ramps (%s) has no route %s: a reload removed or renamed it there", r.owner, rp.Route), now)
+		}
+		return
 	}
 	if !rampAt(rp, rf) {
 		// This replica may not have heard of the latest change yet (the
@@ -164,7 +171,10 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 		return // logged; the step waits for the rates
 	}
 	if gate != nil {
-		r.wait(ctx, rp, gate, now)
+		if rp.Waiting == "" {
+			r.log.Info("ramp waiting for its gates", "route", rp.Route, "gate", gate.Gate, "value_percent", gate.Value, "limit_percent", gate.Limit)
+		}
+		r.wait(ctx, rp, gate.Error(), now)
 		return
 	}
 	mode, target := rp.Mode, rp.Steps[rp.Taken]
@@ -235,20 +245,20 @@ func (r *Rollouts) interrupted(ctx context.Context, rp store.Ramp, rf RouteFlags
 	}
 }
 
-// wait records that a due step waits for a gate, and why: audited once
-// when the wait begins, its reason brought up to date every minute.
-func (r *Rollouts) wait(ctx context.Context, rp store.Ramp, gate *GateError, now time.Time) {
+// wait records that a due step waits (for a gate, for its route), and
+// why: audited once when the wait begins, its reason brought up to date
+// every minute.
+func (r *Rollouts) wait(ctx context.Context, rp store.Ramp, why string, now time.Time) {
 	if rp.Waiting != "" && now.Sub(rp.UpdatedAt) < waitingRefresh {
 		return
 	}
 	target := rp.Steps[rp.Taken]
 	next := rp
-	next.Waiting, next.UpdatedAt = gate.Error(), now
+	next.Waiting, next.UpdatedAt = why, now
 	if rp.Waiting == "" {
 		next.WaitingSince = now
 		r.flags.Deny(ctx, rp.Route, config.RampActor,
-			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), ModeText(rp.Mode, &target), gate.Error()))
-		r.log.Info("ramp waiting for its gates", "route", rp.Route, "gate", gate.Gate, "value_percent", gate.Value, "limit_percent", gate.Limit)
+			fmt.Sprintf("ramp step %d of %d, to %s, waits: %s", rp.Taken+1, len(rp.Steps), ModeText(rp.Mode, &target), why))
 	}
 	sctx, cancel := storeCall(ctx)
 	defer cancel()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -186,8 +187,9 @@ func flipOnce(ctx context.Context, s *Store, route, actor string) error {
 			return err
 		}
 		o := all[route]
+		from := cmp.Or(o.Mode, "legacy") // the file's, without an override
 		_, err = s.SetOverride(ctx, domain.Override{Route: route, Mode: "fallback", Actor: actor, Reason: "ramp"}, o.Version,
-			domain.AuditEntry{Actor: actor, Action: "flip", Route: route, FromMode: "legacy", ToMode: "fallback"})
+			domain.AuditEntry{Actor: actor, Action: "flip", Route: route, FromMode: from, FromPercent: o.Percent, ToMode: "fallback"})
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}

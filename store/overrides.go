@@ -34,13 +34,44 @@ func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, erro
 	return out, nil
 }
 
+// SettledOverride reads route's override (found false without one) once
+// every change of an override under way has ended, committed or rolled
+// back: each holds the audit chain's head, which this read waits for.
+// After a change whose commit went out and whose answer was lost (see
+// Uncertain), it says whether the change was made.
+func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Override, found bool, err error) {
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := s.readAuditHead(ctx, tx, s.dialect.forUpdate); err != nil {
+			return err
+		}
+		var pct sql.NullFloat64
+		err := tx.QueryRowContext(ctx, `
+			SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides WHERE route = $1`, route).
+			Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			found = false
+			return nil
+		case err != nil:
+			return err
+		}
+		o.Percent, found = sharePtr(pct), true
+		return nil
+	})
+	if err != nil {
+		return domain.Override{}, false, fmt.Errorf("store: override of %s: %w", route, err)
+	}
+	return o, found, nil
+}
+
 // SetOverride sets o's route flag and records a in the audit log, in one
 // transaction with the linked writes (written first): either all happen
 // or none. The stored version (0 when the route has no override) must
-// equal expectVersion, else nothing is written and the error is
-// ErrConflict, as it is when a linked write finds its row changed. The
-// result carries the new version, expectVersion+1. Every replica's Watch
-// hears of the change once it is committed.
+// equal expectVersion, and an override's mode and percent a's from (see
+// fromHolds), else nothing is written and the error is ErrConflict, as it
+// is when a linked write finds its row changed. The result carries the
+// new version, expectVersion+1. Every replica's Watch hears of the change
+// once it is committed.
 func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...Linked) (domain.Override, error) {
 	if o.Route == "" || o.Mode == "" {
 		return domain.Override{}, fmt.Errorf("store: set override: route and mode are required")
@@ -56,6 +87,9 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 			return err
 		}
 		if err := s.appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		if err := s.fromHolds(ctx, tx, o.Route, expectVersion, a); err != nil {
 			return err
 		}
 		var query string
@@ -88,15 +122,18 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 
 // ClearOverride removes route's override, so the config file decides
 // again, and records a in the audit log, in one transaction with the
-// linked writes. The stored version must equal expectVersion, else
-// nothing is written and the error is ErrConflict; a route without an
-// override is ErrNotFound.
+// linked writes. The stored version must equal expectVersion, and the
+// override a's from (see fromHolds), else nothing is written and the
+// error is ErrConflict; a route without an override is ErrNotFound.
 func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
 			return err
 		}
 		if err := s.appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		if err := s.fromHolds(ctx, tx, route, expectVersion, a); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `
@@ -111,6 +148,43 @@ func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion i
 	})
 	if err != nil {
 		return fmt.Errorf("store: clear override of %s: %w", route, err)
+	}
+	return nil
+}
+
+// fromHolds refuses as a conflict a change of route's override at
+// expectVersion whose audit entry a names a from (FromMode, FromPercent)
+// other than the stored override's mode and percent. A version alone
+// does not name a state: it starts again at 1 after a clear, so a
+// replica that has not yet heard of a clear and a new flip (its
+// notification late, the store restarting) holds the new flip's version
+// for the state before. The guard there rolled a route an operator had
+// just set to modern 10% "back" to fallback for all of its traffic, a
+// step forward, and an approval applied a request whose route had moved
+// since, each audited with a from the route was not. a's from is what
+// the change was decided on, so it is the state the change expects.
+// Called after a is appended: the audit chain's head, locked until the
+// transaction ends, orders every override's changes, so the row read is
+// the latest. An entry without a from (no override expected) checks
+// nothing more.
+func (s *Store) fromHolds(ctx context.Context, tx *sql.Tx, route string, expectVersion int64, a domain.AuditEntry) error {
+	if expectVersion == 0 || a.FromMode == "" {
+		return nil
+	}
+	var mode domain.Mode
+	var pct sql.NullFloat64
+	var version int64
+	err := tx.QueryRowContext(ctx, `SELECT mode, percent, version FROM strangler_overrides WHERE route = $1`, route).Scan(&mode, &pct, &version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // expectOne says so
+	case err != nil:
+		return err
+	}
+	// Read as Overrides reads it (sharePtr), as the caller's from was.
+	if version == expectVersion && (mode != a.FromMode || domain.FullPercent(sharePtr(pct)) != domain.FullPercent(a.FromPercent)) {
+		return fmt.Errorf("version %d is %s at %s%%, not %s at %s%%: %w", version, mode, domain.PercentString(domain.FullPercent(sharePtr(pct))),
+			a.FromMode, domain.PercentString(domain.FullPercent(a.FromPercent)), ErrConflict)
 	}
 	return nil
 }

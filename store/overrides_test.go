@@ -74,12 +74,35 @@ func TestOverrides(t *testing.T) {
 
 		t.Run("a change from the current version wins", func(t *testing.T) {
 			clk.Advance(time.Minute)
-			o, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "modern", Actor: "bob"}, 1, flip("get-patient", "fallback", "modern"))
+			from := flip("get-patient", "fallback", "modern")
+			from.FromPercent = pct(25)
+			o, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "modern", Actor: "bob"}, 1, from)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got := mustOverrides(t, s)["get-patient"]; got.Version != 2 || got.Mode != "modern" || got.Percent != nil || o.Version != 2 {
 				t.Errorf("got %+v, want modern at version 2 with no percent", got)
+			}
+		})
+
+		t.Run("a change decided on another state at the current version is a conflict and writes nothing", func(t *testing.T) {
+			// Versions start again at 1 after a clear: a replica behind
+			// the store may hold the version for the state before.
+			at25 := flip("get-patient", "modern", "fallback")
+			at25.FromPercent = pct(25)
+			for _, from := range []domain.AuditEntry{flip("get-patient", "fallback", "legacy"), at25} {
+				if _, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "legacy"}, 2, from); !errors.Is(err, ErrConflict) {
+					t.Errorf("a flip from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
+				}
+				if err := s.ClearOverride(ctx, "get-patient", 2, from); !errors.Is(err, ErrConflict) {
+					t.Errorf("a clear from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
+				}
+			}
+			if n := auditCount(t, s); n != 2 {
+				t.Errorf("got %d audit entries, want still 2", n)
+			}
+			if got := mustOverrides(t, s)["get-patient"]; got.Mode != "modern" || got.Version != 2 {
+				t.Errorf("got %+v, want modern at version 2 unchanged", got)
 			}
 		})
 
