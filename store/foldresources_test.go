@@ -12,6 +12,7 @@ import (
 	"strangler/domain"
 	"strangler/edge/canonical"
 	"strangler/internal/testkit"
+	"strangler/phi"
 )
 
 // beforeFolding makes dsn a store whose journal a release before
@@ -295,4 +296,27 @@ func TestOpenWritesWhoseRequestCannotBeReadKeepTheirKey(t *testing.T) {
 			t.Errorf("log lines about writes left: %v, want one counting the unreadable write", left)
 		}
 	})
+}
+
+// TestAReKeyedWriteIsShownAsANewWriteThroughItsRouteIs: the view of a
+// re-keyed write, rebuilt from its old view without the route's pattern,
+// is the one a new write to its folded resource through that route gets:
+// parameters, a trailing wildcard, segments beyond the pattern (a
+// create's new id) and a view hashing every segment.
+func TestAReKeyedWriteIsShownAsANewWriteThroughItsRouteIs(t *testing.T) {
+	s := &Store{hasher: phi.RandomHasher()}
+	for _, c := range []struct{ pattern, old string }{
+		{"/records/{id}", "/records/4.json"},
+		{"/Records/{id:[0-9]+}", "/Records/5"},
+		{"/files/*", "/files/A/B.json"},
+		{"/records", "/records/7.json"},
+		{"/records/{id}.json", "/records/X.json"},
+		{"", "/Records/4.json"},
+	} {
+		folded := canonical.Resource(c.old)
+		want := s.resourceView(s.hasher.Path(c.pattern, folded), folded)
+		if got := s.foldedView(s.resourceView(s.hasher.Path(c.pattern, c.old), c.old), folded); got != want {
+			t.Errorf("%s through %q re-keyed to %s is shown as %s, want %s", c.old, c.pattern, folded, got, want)
+		}
+	}
 }
