@@ -187,7 +187,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// request's trace.
 		telemetry.Inject(req.Context(), t.tracing.propagator, h)
 	}
-	resource := resourceAt(x.key)
+	resource := canonical.Resource(x.key)
 	intent := domain.Intent{
 		ID:           id,
 		Route:        rt.name,
@@ -405,14 +405,14 @@ func (t *Table) created(pattern string, in domain.Intent, o *domain.Outcome) {
 // creates need not queue behind one another.
 func (t *Table) createdResource(in domain.Intent, o domain.Outcome) string {
 	if path, ok := t.locationPath(in, o.Location); ok {
-		if key, ok := resourceKey(path); ok {
+		if key, ok := canonical.ResourceOf(path); ok {
 			return key
 		}
 	}
 	// A new id is one path segment: "." or ".." would name another
 	// resource once dot segments are removed.
 	if id := o.PrimaryID; id != "" && id != "." && id != ".." {
-		if key, ok := resourceKey(strings.TrimSuffix(in.Resource, "/") + "/" + url.PathEscape(id)); ok {
+		if key, ok := canonical.ResourceOf(strings.TrimSuffix(in.Resource, "/") + "/" + url.PathEscape(id)); ok {
 			return key
 		}
 	}
@@ -460,17 +460,6 @@ func creates(in domain.Intent) bool {
 	return in.StandsFor == http.MethodPost
 }
 
-// resourceKey is the dual-write resource a path names, as a request's
-// path names its own (resourceAt); false when the path has no canonical
-// form.
-func resourceKey(path string) (string, bool) {
-	p, err := canonical.Canonicalize(path)
-	if err != nil {
-		return "", false
-	}
-	return resourceAt(p.Escaped), true
-}
-
 // settleUnsent settles a dual write the primary never got: nothing to
 // copy.
 func (t *Table) settleUnsent(ctx context.Context, x *exchange) {
@@ -509,29 +498,4 @@ func (t *Table) settleWrite(ctx context.Context, x *exchange) {
 	if err := t.journal.MarkUnknown(ctx, w.intent.ID); err != nil {
 		t.log.Error("marking a dual write unknown failed; it becomes unknown when its lease passes", "route", rt.name, "id", w.intent.ID, "error", err)
 	}
-}
-
-// A write's resource is what it changes: the canonical path it was
-// routed on, without the query or a trailing slash, as backends reading
-// paths loosely read it (canonical.Fold), so that /records/4,
-// /records/%34, /records/4/ and /records/4.json (Rails' and Spring's
-// format suffix) are one resource. Writes to one resource reach the
-// secondary in the order the primary answered them, whichever routes they
-// came through: a PUT and a DELETE of /patients/42 are usually two
-// routes, and were the DELETE to overtake a PUT still waiting for the
-// secondary, the secondary would answer it 404 (a dead letter) and then
-// create the patient. Taken for two resources, PUT /records/4 and PUT
-// /records/4.json, which Rails applies to one record, were with the
-// primary at once and could reach the secondary in the other order;
-// taking two paths for one only makes their writes wait for each other.
-//
-// resourceAt is the resource of a write to the canonical escaped path.
-func resourceAt(path string) string {
-	key := canonical.RouteKey(path)
-	// A path Fold refuses is refused at the edge (checkLoose): only a
-	// Location can name one, which stays a resource of its own.
-	if folded, err := canonical.Fold(key); err == nil {
-		return folded
-	}
-	return key
 }

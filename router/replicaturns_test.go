@@ -17,6 +17,7 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/dualwrite"
+	"strangler/edge/canonical"
 	"strangler/internal/testdb"
 	"strangler/internal/testkit"
 )
@@ -251,12 +252,12 @@ func TestAReplicaThatDiesHoldingATurnHoldsItUntilRecoveryMarksItsWrite(t *testin
 	// their turns taken, the item's and the collection's (which no
 	// create waits for).
 	for _, w := range []struct{ id, path string }{{"dead-7", "/items/7"}, {"dead-items", "/items"}} {
-		in := domain.Intent{ID: w.id, Route: "put-item", Resource: resourceAt(w.path), Method: http.MethodPut,
+		in := domain.Intent{ID: w.id, Route: "put-item", Resource: canonical.Resource(w.path), Method: http.MethodPut,
 			Target: w.path, Body: []byte(`{"v":0}`), Primary: domain.Legacy, CreatedAt: time.Now()}
 		if err := a.store.BeginWrite(ctx, in, 100*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
-		if taken, err := a.store.TakeTurn(ctx, w.id, resourceAt(w.path), time.Minute); err != nil || !taken {
+		if taken, err := a.store.TakeTurn(ctx, w.id, canonical.Resource(w.path), time.Minute); err != nil || !taken {
 			t.Fatalf("replica A's turn for %s: %v %v", w.path, taken, err)
 		}
 	}
@@ -313,12 +314,12 @@ func TestAClientLeavingWhileItsWriteWaitsForAnotherReplicaSendsNothing(t *testin
 	})
 	a, b := newReplicas(t, legacy.URL, testkit.NewBackend(t, nil).URL, 10*time.Second)
 	ctx := context.Background()
-	in := domain.Intent{ID: "held", Route: "put-item", Resource: resourceAt("/items/7"), Method: http.MethodPut,
+	in := domain.Intent{ID: "held", Route: "put-item", Resource: canonical.Resource("/items/7"), Method: http.MethodPut,
 		Target: "/items/7", Body: []byte(`{"v":0}`), Primary: domain.Legacy, CreatedAt: time.Now()}
 	if err := a.store.BeginWrite(ctx, in, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if taken, err := a.store.TakeTurn(ctx, "held", resourceAt("/items/7"), time.Minute); err != nil || !taken {
+	if taken, err := a.store.TakeTurn(ctx, "held", canonical.Resource("/items/7"), time.Minute); err != nil || !taken {
 		t.Fatalf("replica A's turn: %v %v", taken, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)

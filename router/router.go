@@ -25,6 +25,7 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/phi"
 	"strangler/shadow"
 	"strangler/stats"
@@ -447,7 +448,7 @@ func (r *Router) Created(route string, w domain.Repair, o *domain.Outcome) {
 		return
 	}
 	in := domain.Intent{ID: w.ID, Route: route, Method: w.Method, StandsFor: w.StandsFor, Target: w.Target, Header: w.Header, Primary: w.Primary,
-		Resource: resourceAt(target.EscapedPath())}
+		Resource: canonical.Resource(target.EscapedPath())}
 	pattern := ""
 	if rt, ok := t.byName[route]; ok {
 		pattern = rt.pattern

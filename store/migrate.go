@@ -24,6 +24,8 @@ func (s *Store) afterStep(ctx context.Context, tx *sql.Tx, m migrate.Migration) 
 		return s.chainPreExisting(ctx, tx)
 	case "journal_stands_for":
 		return s.fillStandsFor(ctx, tx)
+	case "journal_folded_resources":
+		return s.foldResources(ctx, tx)
 	}
 	return nil
 }

@@ -1,0 +1,8 @@
+-- A write's resource is its path as backends reading paths loosely read
+-- it (canonical.Resource: /Records/4, /records/4/ and /records/4.json
+-- are one), where releases before this one named it by its canonical
+-- path unfolded. The open writes they journaled (sent, pending, unknown,
+-- dead) are re-keyed by the step after this migration (foldResources),
+-- which finds a write's clear path again from its kept request, as only
+-- a keyed digest of it is stored: no SQL can. Nothing changes in the
+-- schema. Keep in step with ../sqlite/0170_journal_folded_resources.sql.
