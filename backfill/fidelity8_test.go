@@ -1,6 +1,7 @@
 package backfill_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -55,4 +56,64 @@ func TestAPrefixIndexDoesNotMakeAKeyUnique(t *testing.T) {
 			t.Errorf("verify: %+v, want no deviation", d.Tables)
 		}
 	})
+}
+
+// TestAYearKeyOfZeroIsReadBackAsItself: the driver sends YEAR 0000 (the
+// year a lenient legacy stores for one it could not read) as 0, and
+// MySQL reads the text '0' as the year 2000, as it reads '99' as 1999.
+// Passed back as text, the page after 0000 began after 2000, skipping
+// 1999 and 2000, and row 0000 asked for by its key was 2000's: its
+// failure was forgotten as a row gone from legacy, and a re-run never
+// copied it once it could be.
+func TestAYearKeyOfZeroIsReadBackAsItself(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE fidelity8_Budget (FiscalYear YEAR PRIMARY KEY, Amount INT NOT NULL)",
+		"CREATE TABLE fidelity8_budgets (fiscal_year int UNIQUE, amount int NOT NULL CHECK (amount >= 0))",
+		config.BackfillTable{Name: "budgets", From: "fidelity8_Budget", Key: "FiscalYear", To: "fidelity8_budgets", TargetKey: "fiscal_year",
+			Columns: cols("FiscalYear=fiscal_year", "Amount=amount")})
+	// Year 0000 has an amount the target refuses.
+	w.exec(t, "INSERT INTO fidelity8_Budget VALUES (0, -1), (1999, 2), (2000, 3), (2001, 4)")
+	w.cfg.Batch = 1
+	years := func() []int64 {
+		rows, err := w.modern.Query(t.Context(), "SELECT fiscal_year FROM fidelity8_budgets ORDER BY 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []int64
+		for rows.Next() {
+			var y int64
+			if err := rows.Scan(&y); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, y)
+		}
+		return out
+	}
+	failed := func() int64 {
+		return w.count(t, "SELECT count(*) FROM strangler_backfill_failures WHERE table_name = 'budgets' AND source_key = '0'")
+	}
+
+	tr := w.run(t, backfill.Options{}).Tables[0]
+	if tr.Read != 4 || tr.Inserted != 3 || tr.Failed != 1 {
+		t.Errorf("first run: read %d, inserted %d, failed %d; want 4, 3 and 1 (year 0000)", tr.Read, tr.Inserted, tr.Failed)
+	}
+	if got := years(); !reflect.DeepEqual(got, []int64{1999, 2000, 2001}) {
+		t.Errorf("modern holds years %v, want 1999, 2000 and 2001", got)
+	}
+	tr = w.run(t, backfill.Options{}).Tables[0]
+	if tr.Failed != 1 || tr.NotInSource != 0 || failed() != 1 {
+		t.Errorf("plain re-run: failed %d, not in source %d, failures on record for year 0000 %d; want 1, 0 and 1", tr.Failed, tr.NotInSource, failed())
+	}
+	w.exec(t, "UPDATE fidelity8_Budget SET Amount = 5 WHERE FiscalYear = 0")
+	tr = w.run(t, backfill.Options{}).Tables[0]
+	if tr.Inserted != 1 || tr.Failed != 0 || failed() != 0 {
+		t.Errorf("plain re-run once year 0000 can be copied: inserted %d, failed %d, failures on record %d; want 1, 0 and 0", tr.Inserted, tr.Failed, failed())
+	}
+	if got := years(); !reflect.DeepEqual(got, []int64{0, 1999, 2000, 2001}) {
+		t.Errorf("modern holds years %v, want 0, 1999, 2000 and 2001", got)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want no deviation", d.Tables)
+	}
 }
