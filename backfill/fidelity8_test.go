@@ -2,9 +2,12 @@ package backfill_test
 
 import (
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"net/http"
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
@@ -116,4 +119,61 @@ func TestAYearKeyOfZeroIsReadBackAsItself(t *testing.T) {
 	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
 		t.Errorf("verify: %+v, want no deviation", d.Tables)
 	}
+}
+
+// TestAnIdempotencyKeyNamesItsRowAsTheServiceReadsIt: a header value's
+// last spaces and tabs are not part of it (RFC 9110), so the service read
+// the Idempotency-Key of key 'A1\t' (a row of its own under MariaDB's PAD
+// SPACE collations, a tab being no space) as codes:A1, row A1's, and an
+// API honouring keys answered it with A1's answer: the row was never
+// applied. A key with a line break was never sent (Go refuses such a
+// header), and its row failed. Every row's key reaches the service as
+// its own, and one spelling another's encoding stays apart from it.
+func TestAnIdempotencyKeyNamesItsRowAsTheServiceReadsIt(t *testing.T) {
+	seen := &seenKeys{}
+	w := newConsentAPI(t, seen)
+	if _, err := w.legacy.Exec("CREATE TABLE fidelity8_Code (Code VARCHAR(10) COLLATE utf8mb4_general_ci PRIMARY KEY, V INT NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []string{"A1", "A1\t", "A\t1", "A1\n", "A1%09"} {
+		if _, err := w.legacy.Exec("INSERT INTO fidelity8_Code VALUES (?, ?)", k, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := w.config(t)
+	bt := &cfg.Tables[0]
+	bt.Name, bt.From, bt.Key = "codes", "fidelity8_Code", "Code"
+	bt.TargetAPI.Method, bt.TargetAPI.Path, bt.TargetAPI.Body = http.MethodPost, "/codes", map[string]config.Column{"v": {From: "V"}}
+	bt.TargetAPI.Retry.MaxAttempts = 1
+
+	if tr := w.run(t, cfg, backfill.Options{}).Tables[0]; tr.Written() != 5 || tr.Failed != 0 {
+		t.Errorf("migrated %d, failed %d (%+v); want 5 and 0", tr.Written(), tr.Failed, tr.Failures)
+	}
+	want := []string{"codes:A\t1", "codes:A1", "codes:A1%09", "codes;A1%09", "codes;A1%0A"}
+	if got := seen.sorted(); !reflect.DeepEqual(got, want) {
+		t.Errorf("the service read the keys %q, want %q", got, want)
+	}
+	if tr := w.run(t, cfg, backfill.Options{}).Tables[0]; tr.Written() != 0 || tr.Present != 5 || len(seen.sorted()) != 5 {
+		t.Errorf("plain re-run: migrated %d, present %d, requests so far %d; want 0, 5 and 5", tr.Written(), tr.Present, len(seen.sorted()))
+	}
+}
+
+// seenKeys is an API that answers every request 200 and records the
+// Idempotency-Key of each as a server reads it.
+type seenKeys struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (s *seenKeys) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = append(s.keys, r.Header.Get("Idempotency-Key"))
+}
+
+// sorted is the keys read so far, sorted.
+func (s *seenKeys) sorted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(slices.Values(s.keys))
 }
