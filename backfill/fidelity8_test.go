@@ -1,13 +1,13 @@
 package backfill_test
 
 import (
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"net/http"
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
@@ -118,6 +118,157 @@ func TestAYearKeyOfZeroIsReadBackAsItself(t *testing.T) {
 	}
 	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
 		t.Errorf("verify: %+v, want no deviation", d.Tables)
+	}
+}
+
+// TestKeysOneToLegacysCollationStayApartInModern: under MariaDB's
+// case- and accent-insensitive PAD SPACE collations, Straße and Strasse,
+// zebra and 'zebra ', Zoo and ZOO are one key; PostgreSQL keeps them
+// apart. Legacy respelling a key is a new row to modern, and the old
+// spelling a row legacy no longer has, although legacy finds a row when
+// asked for it: verify counts it extra, and --propagate-deletes deletes
+// it, leaving modern with legacy's bytes.
+func TestKeysOneToLegacysCollationStayApartInModern(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE fidelity8_Tag (Name VARCHAR(20) COLLATE utf8mb4_unicode_ci PRIMARY KEY, V INT NOT NULL)",
+		"CREATE TABLE fidelity8_tags (name text UNIQUE, v int NOT NULL)",
+		config.BackfillTable{Name: "tags", From: "fidelity8_Tag", Key: "Name", To: "fidelity8_tags", TargetKey: "name", Columns: cols("Name=name", "V=v")})
+	w.exec(t, "INSERT INTO fidelity8_Tag VALUES ('Straße', 1), ('apple', 2), ('Äpfel', 3), ('zebra ', 4), ('Zoo', 5)")
+	w.cfg.Batch = 1
+	names := func() []string {
+		rows, err := w.modern.Query(t.Context(), "SELECT name FROM fidelity8_tags")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Read != 5 || tr.Inserted != 5 {
+		t.Errorf("copy: read %d, inserted %d; want 5 and 5", tr.Read, tr.Inserted)
+	}
+	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Compared != 5 || tr.Written() != 0 || tr.Extra != 0 {
+		t.Errorf("plain re-run: compared %d, written %d, extra %d; want 5, 0 and 0", tr.Compared, tr.Written(), tr.Extra)
+	}
+	w.exec(t, "UPDATE fidelity8_Tag SET Name = 'Strasse' WHERE Name = 'Straße'")
+	w.exec(t, "UPDATE fidelity8_Tag SET Name = 'zebra' WHERE V = 4")
+	w.exec(t, "UPDATE fidelity8_Tag SET Name = 'ZOO' WHERE Name = 'Zoo'")
+	d := w.verify(t, backfill.VerifyOptions{}).Tables[0]
+	slices.Sort(d.MissingKeys)
+	slices.Sort(d.ExtraKeys)
+	if !reflect.DeepEqual(d.MissingKeys, []string{"Strasse", "ZOO", "zebra"}) || !reflect.DeepEqual(d.ExtraKeys, []string{"Straße", "Zoo", "zebra "}) {
+		t.Errorf("verify: missing %q, extra %q; want the new spellings missing and the old ones extra", d.MissingKeys, d.ExtraKeys)
+	}
+	tr := w.run(t, backfill.Options{PropagateDeletes: true}).Tables[0]
+	if tr.Inserted != 3 || tr.Deleted != 3 {
+		t.Errorf("--propagate-deletes: inserted %d, deleted %d (%q); want 3 and 3", tr.Inserted, tr.Deleted, tr.DeletedKeys)
+	}
+	if got, want := names(), []string{"Strasse", "ZOO", "apple", "zebra", "Äpfel"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("modern holds %q, want %q", got, want)
+	}
+	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+		t.Errorf("verify: %+v, want no deviation", d.Tables)
+	}
+}
+
+// TestHostileKeysArePagedOneAtATime: keys whose text MySQL reads back
+// as another type (DECIMAL digits beyond a double's, zero and impossible
+// dates, TIMEs beyond a day or below zero, BINARY padded with zero
+// bytes, MariaDB's UUID, which sorts by its time fields, and a key made
+// of columns of mixed types) are each passed back to MySQL as the last
+// key of a page of one row: every row is copied once, a restart finds
+// them all present, and verify finds nothing.
+func TestHostileKeysArePagedOneAtATime(t *testing.T) {
+	for _, c := range []struct {
+		name, legacy, modern, query string
+		rows                        []string
+		// keys are modern's keys as text.
+		keys []string
+	}{
+		{name: "DECIMAL(65,30)", legacy: "DECIMAL(65,30)", modern: "numeric",
+			rows: []string{"1.000000000000000000000000000001", "1.000000000000000000000000000002", "1", "-0.000000000000000000000000000001",
+				"99999999999999999999999999999999999.999999999999999999999999999999"},
+			keys: []string{"-0.000000000000000000000000000001", "1.000000000000000000000000000000", "1.000000000000000000000000000001",
+				"1.000000000000000000000000000002", "99999999999999999999999999999999999.999999999999999999999999999999"}},
+		{name: "DECIMAL(30,0) beyond a double's integers", legacy: "DECIMAL(30,0)", modern: "numeric(30)",
+			rows: []string{"9007199254740992", "9007199254740993", "9007199254740994", "100000000000000000000000000001", "100000000000000000000000000002"},
+			keys: []string{"9007199254740992", "9007199254740993", "9007199254740994", "100000000000000000000000000001", "100000000000000000000000000002"}},
+		{name: "DATETIME with zero and impossible dates", legacy: "DATETIME", modern: "text",
+			rows: []string{"'0000-00-00 00:00:00'", "'2024-00-10 00:00:00'", "'2024-02-00 00:00:00'", "'2024-02-30 10:00:00'", "'2024-02-31 10:00:00'", "'2024-03-01 00:00:00'"},
+			keys: []string{"0000-00-00 00:00:00", "2024-00-10 00:00:00", "2024-02-00 00:00:00", "2024-02-30 10:00:00", "2024-02-31 10:00:00", "2024-03-01 00:00:00"}},
+		{name: "TIME beyond a day and below zero", legacy: "TIME(1)", modern: "text",
+			rows: []string{"'-838:59:59'", "'-00:00:00.5'", "'00:00:00'", "'24:00:00'", "'100:00:00.1'", "'838:59:59'"},
+			keys: []string{"-838:59:59.0", "-00:00:00.5", "00:00:00.0", "24:00:00.0", "100:00:00.1", "838:59:59.0"}},
+		{name: "BINARY(4) padded with zero bytes", legacy: "BINARY(4)", modern: "bytea",
+			rows: []string{"X'00'", "X'0001'", "X'61'", "X'62'"},
+			keys: []string{`\x00000000`, `\x00010000`, `\x61000000`, `\x62000000`}},
+		{name: "MariaDB's UUID", legacy: "UUID", modern: "uuid",
+			rows: []string{"'00000000-0000-0000-0000-000000000002'", "'00000001-0000-0000-0000-000000000001'", "'ffffffff-0000-0000-0000-000000000000'",
+				"'00000000-0000-0000-0001-000000000000'"},
+			keys: []string{"00000000-0000-0000-0000-000000000002", "00000000-0000-0000-0001-000000000000", "00000001-0000-0000-0000-000000000001",
+				"ffffffff-0000-0000-0000-000000000000"}},
+		{name: "a key of columns of mixed types", legacy: "INT", modern: "text",
+			query: "SELECT COALESCE(CONCAT_WS('|', K, Bed, Since), '') AS K, V FROM fidelity8_Key",
+			rows:  []string{"1", "2", "10", "11"},
+			keys:  []string{"1|b1|2024-01-01", "10|b10|2024-01-10", "11|b11|2024-01-11", "2|b2|2024-01-02"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, fixture.Sizes{}, nil)
+			bt := config.BackfillTable{Name: "keys", From: "fidelity8_Key", Key: "K", To: "fidelity8_keys", TargetKey: "k", Columns: cols("K=k", "V=v")}
+			if c.query != "" {
+				bt.From, bt.Query = "", c.query
+			}
+			w.mapTable(t, "CREATE TABLE fidelity8_Key (K "+c.legacy+" PRIMARY KEY, V INT NOT NULL, Bed VARCHAR(10) COLLATE utf8mb4_general_ci, Since DATE)",
+				"CREATE TABLE fidelity8_keys (k "+c.modern+" UNIQUE, v int NOT NULL)", bt)
+			// A monolith's lenient session stores zero and impossible dates.
+			conn := w.legacyConn(t)
+			if _, err := conn.ExecContext(t.Context(), "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'"); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range c.rows {
+				if _, err := conn.ExecContext(t.Context(), "INSERT IGNORE INTO fidelity8_Key VALUES ("+r+", ?, CONCAT('b', ?), DATE_ADD('2024-01-01', INTERVAL ? - 1 DAY))",
+					i, r, r); err != nil {
+					t.Fatalf("%s: %v", r, err)
+				}
+			}
+			w.cfg.Batch = 1
+			n := int64(len(c.keys))
+			if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Read != n || tr.Inserted != n || tr.Failed != 0 {
+				t.Errorf("copy: read %d, inserted %d, failed %d (%q); want %d, %d and 0", tr.Read, tr.Inserted, tr.Failed, failureReasons(tr), n, n)
+			}
+			rows, err := w.modern.Query(t.Context(), "SELECT k::text FROM fidelity8_keys")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for rows.Next() {
+				var k string
+				if err := rows.Scan(&k); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, k)
+			}
+			rows.Close()
+			slices.Sort(got)
+			if want := slices.Sorted(slices.Values(c.keys)); !reflect.DeepEqual(got, want) {
+				t.Errorf("modern's keys %q, want %q", got, want)
+			}
+			if tr := w.run(t, backfill.Options{Restart: true}).Tables[0]; tr.Read != n || tr.Present != n || tr.Written() != 0 {
+				t.Errorf("restart: read %d, present %d, written %d; want %d, %d and 0", tr.Read, tr.Present, tr.Written(), n, n)
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 || d.Tables[0].LegacyRows != n {
+				t.Errorf("verify: %+v, want %d rows and no deviation", d.Tables, n)
+			}
+		})
 	}
 }
 
