@@ -400,15 +400,22 @@ func checkFoldedUnique(ctx context.Context, db *sql.DB, t *table) error {
 
 // checkUnique refuses a source key that is not unique: keyset pagination
 // would skip the rows after a duplicate, and the upsert would write one
-// target row twice. A table's unique index on the key is proof enough;
-// otherwise one query looks for a duplicate. Equality is the key
+// target row twice. A table's unique index on the whole key is proof
+// enough; otherwise one query looks for a duplicate. Equality is the key
 // column's collation, as pagination compares keys.
 func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 	if t.cfg.Query == "" {
 		schema, name := splitQualified(t.cfg.From)
 		var unique bool
+		// A prefix index (SUB_PART) proves nothing under a collation whose
+		// equality is not character by character: Straße and Strasse
+		// differ in their first six characters, which
+		// utf8mb4_unicode_ci compares for UNIQUE (Name(6)), and are one
+		// key in full, which ORDER BY and > compare, so the page after one
+		// skipped the other.
 		err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.STATISTICS s
 			WHERE s.TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND s.TABLE_NAME = ? AND s.NON_UNIQUE = 0 AND s.COLUMN_NAME = ?
+			AND s.SUB_PART IS NULL
 			AND NOT EXISTS (SELECT 1 FROM information_schema.STATISTICS o WHERE o.TABLE_SCHEMA = s.TABLE_SCHEMA
 				AND o.TABLE_NAME = s.TABLE_NAME AND o.INDEX_NAME = s.INDEX_NAME AND o.COLUMN_NAME <> s.COLUMN_NAME)`,
 			schema, name, t.cfg.Key).Scan(&unique)
@@ -420,13 +427,19 @@ func checkUnique(ctx context.Context, db *sql.DB, t *table) error {
 		}
 	}
 	var dup []byte
-	err := db.QueryRowContext(ctx, "SELECT "+t.sourceKey+" FROM "+t.source+" WHERE "+t.sourceKey+" IS NOT NULL GROUP BY "+
-		t.sourceKey+" HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup)
+	var spelt bool // the duplicates differ in their bytes (DOUBLE's -0 and 0 too)
+	err := db.QueryRowContext(ctx, "SELECT "+t.sourceKey+", COUNT(DISTINCT CAST("+t.sourceKey+" AS BINARY)) > 1 FROM "+t.source+
+		" WHERE "+t.sourceKey+" IS NOT NULL GROUP BY "+t.sourceKey+" HAVING COUNT(*) > 1 LIMIT 1").Scan(&dup, &spelt)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("checking that the key is unique: %w", err)
+	case spelt && isTextType(t.keyType):
+		return fmt.Errorf("%s holds keys that differ in their bytes but are one key to its collation, by which MySQL orders and compares "+
+			"them (%s is one of them; case, accents, trailing spaces or ß and ss can make them one): the page after one would skip the other; "+
+			"make them unique under the collation, or give a query whose key compares their bytes, "+
+			"COALESCE(CONVERT(%s USING utf8mb4) COLLATE utf8mb4_nopad_bin, '') (utf8mb4_0900_bin on MySQL 8)", t.cfg.Key, showKey(t.key, dup), t.cfg.Key)
 	}
 	return fmt.Errorf("%s is not unique in the source (%s appears more than once): rows would be skipped or written twice; "+
 		"key on a unique column, or give a query whose key is unique", t.cfg.Key, showKey(t.key, dup))

@@ -89,10 +89,10 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 	for {
 		where, args := append([]string(nil), notNull...), append([]any(nil), r.whereArgs...)
 		if after != nil {
-			where, args = append(where, r.t.sourceKey+" > ?"), append(args, after)
+			where, args = append(where, r.t.sourceKey+" > "+r.t.keyParam()), append(args, after)
 		}
 		if rg.end != nil {
-			where, args = append(where, r.t.sourceKey+" <= ?"), append(args, rg.end)
+			where, args = append(where, r.t.sourceKey+" <= "+r.t.keyParam()), append(args, rg.end)
 		}
 		list, ncols := r.columns()
 		q := "SELECT " + r.t.sourceKey + list + " FROM " + r.t.source
@@ -195,8 +195,12 @@ func (r *reader) readValues(ctx context.Context, column string, values [][]byte,
 		args[i] = v
 	}
 	list, ncols := r.columns()
+	param := "?"
+	if column == r.t.sourceKey {
+		param = r.t.keyParam()
+	}
 	rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
-		" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat("?,", len(values)), ",")+") ORDER BY "+r.t.sourceKey, args...)
+		" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat(param+",", len(values)), ",")+") ORDER BY "+r.t.sourceKey, args...)
 	if err == nil {
 		err = r.samePlan(rows)
 	}
@@ -226,6 +230,19 @@ func (r *reader) readValues(ctx context.Context, column string, values [][]byte,
 			return nil
 		}
 	}
+}
+
+// keyParam is the placeholder of a key read back in a statement: the
+// key as the driver sent it. A YEAR comes as its number, and year 0000
+// as 0, which MySQL reads from text as the year 2000 ('0' is 2000, as
+// '99' is 1999): the page after 0000 began past 2000, and 0000's row was
+// looked for as 2000's (a re-run never repaired it, and its failure left
+// the ledger as a row gone). As a number, 0 is 0000.
+func (t *table) keyParam() string {
+	if t.keyType == "YEAR" {
+		return "CAST(? AS SIGNED)"
+	}
+	return "?"
 }
 
 // samePlan refuses rows whose key or values MySQL now sends as another
