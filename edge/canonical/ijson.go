@@ -34,7 +34,7 @@ func SameJSONEverywhere(body []byte, typed bool) error {
 	allowDuplicates, allowInvalid := jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)
 	switch {
 	case !lax:
-		return badRequest(fmt.Sprintf("the body is typed JSON and does not parse as one JSON value (at byte %d): the backends of a dual write must read the same write; send well-formed JSON", firstFault(body, allowDuplicates, allowInvalid)))
+		return badRequest(fmt.Sprintf("the body is typed JSON and does not parse as one JSON value nested at most 10,000 deep (at byte %d): the backends of a dual write must read the same write; send well-formed JSON", firstFault(body, allowDuplicates, allowInvalid)))
 	case v.IsValid(allowDuplicates):
 		return badRequest(fmt.Sprintf("the JSON body names a member twice in one object (at byte %d): parsers keep the first, the last or neither, so the backends of a dual write could keep different values; send each name once", firstFault(body)))
 	default:

@@ -27,9 +27,11 @@ func TestSameJSONEverywhere(t *testing.T) {
 		{"a low surrogate first", `{"name":"\udc00\ud800"}`, true, "not Unicode"},
 		{"bytes not UTF-8", "{\"name\":\"A\xff\"}", true, "not Unicode (at byte 10"},
 		{"bytes not UTF-8, typed as text", "{\"name\":\"A\xc0\xaf\"}", false, "not Unicode"},
-		{"a byte order mark", "\ufeff{}", true, "does not parse as one JSON value (at byte 0)"},
-		{"two values", `{"a":1} {"a":2}`, true, "does not parse as one JSON value (at byte 7)"},
+		{"a byte order mark", "\ufeff{}", true, "nested at most 10,000 deep (at byte 0)"},
+		{"two values", `{"a":1} {"a":2}`, true, "nested at most 10,000 deep (at byte 7)"},
 		{"cut short", `{"a":1`, true, "does not parse"},
+		{"nested past 10,000", strings.Repeat("[", 10001) + strings.Repeat("]", 10001), true, "nested at most 10,000 deep (at byte 10000)"},
+		{"nested 10,000 deep", strings.Repeat("[", 10000) + strings.Repeat("]", 10000), true, ""},
 		{"a name twice, then a lone surrogate", `{"a":1,"a":"\ud800"}`, true, "not Unicode (at byte 12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
