@@ -260,3 +260,41 @@ func TestAWriteUnderStaleFlagsThatCannotBeReadAgainAnswers503(t *testing.T) {
 		t.Errorf("the journal's open writes: got %v %v, want none", open, err)
 	}
 }
+
+// TestAReplicaThatMissedAFlipThereAndBackJournalsUnderTheFlagsAsTheyAre:
+// replica a flips put-item to modern and back to dual-write while replica
+// b follows neither. b's write is refused by the journal all the same
+// (the route's fence moved twice), read again and journaled under the
+// flags as they are now: legacy gets it and the journal owes it to
+// modern, as a's own writes are now.
+func TestAReplicaThatMissedAFlipThereAndBackJournalsUnderTheFlagsAsTheyAre(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	legacy, modern := newRecordingBackend(t), newRecordingBackend(t)
+	a := newPlaneWith(t, planeOptions{dsn: dsn, routes: fenceRoutes})
+	b := newServingReplica(t, dsn, legacy.URL, modern.URL, true)
+	for _, mode := range []string{"modern", "dual-write"} {
+		if resp, body := a.patch(t, "put-item", aliceToken, `{"mode": "`+mode+`", "reason": "back and forth"}`); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the flip to %s on replica a: got %d %v, want 200", mode, resp.StatusCode, body)
+		}
+	}
+	read := b.flags.reads.Load()
+	if code := b.put(t, "/items/1", `{"v":1}`); code != http.StatusOK {
+		t.Fatalf("the write through replica b: got %d, want 200", code)
+	}
+	if got := b.flags.reads.Load(); got != read+1 {
+		t.Errorf("replica b read the flags %d times for the write, want once: its fence was moved twice", got-read)
+	}
+	if got, ok := legacy.body("/items/1"); !ok || got != `{"v":1}` {
+		t.Errorf("legacy holds %q (%t) for /items/1, want the write: the route is a dual write again", got, ok)
+	}
+	if _, ok := modern.body("/items/1"); ok {
+		t.Errorf("modern got the write straight")
+	}
+	open, err := a.store.OpenPrimaries(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := open["put-item"][domain.Legacy]; n != 1 {
+		t.Errorf("the journal holds %d write(s) of put-item owed to modern, want the one b journaled under the flags as they are", n)
+	}
+}
