@@ -306,6 +306,14 @@ type Route struct {
 	// ReadRepair queues the entity's key for the backfill when modern did
 	// not have it (a not_found fallback).
 	ReadRepair bool `yaml:"read_repair,omitempty"`
+
+	// Fence is never in the file: it is the route's fence in a PostgreSQL
+	// state store when its flags were read (control.Flags), which the
+	// journal checks each dual write against (domain.Intent.Fence): -1
+	// when the route had none or the flags were not read yet, which no
+	// write is journaled under; 0 for flags not read through
+	// control.Flags, or from an SQLite store.
+	Fence int64 `yaml:"-"`
 }
 
 // Gates bound a route's recent shadow mismatch and fallback rates; a flip

@@ -18,9 +18,11 @@ import (
 
 // FlagStore is where overrides and their audit log live.
 type FlagStore interface {
-	Overrides(ctx context.Context) (map[string]domain.Override, error)
+	// RouteFlags is the overrides by route and the fences of routes
+	// (store.Store.RouteFlags).
+	RouteFlags(ctx context.Context, routes []string) (map[string]domain.Override, map[string]int64, error)
 	SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (domain.Override, error)
-	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) error
+	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (int64, error)
 	// Uncertain and SettledOverride tell whether a change whose commit
 	// lost its answer was made (store.Store.Uncertain, SettledOverride).
 	Uncertain(err error) bool
@@ -62,6 +64,13 @@ type Flags struct {
 	mu        sync.Mutex
 	file      atomic.Pointer[config.Config]
 	overrides atomic.Pointer[map[string]domain.Override]
+	// fences are the routes' fences read with the overrides (see
+	// config.Route.Fence): empty until they are read, nil when the store
+	// keeps none (SQLite).
+	fences atomic.Pointer[map[string]int64]
+	// reads counts the reads of the store's flags begun (refresh), so
+	// that writes the journal refused together share one (Resync).
+	reads atomic.Int64
 	// storeOK says whether the last read of the overrides worked; when it
 	// did not, the facade serves the last known flags and says degraded.
 	storeOK    atomic.Bool
@@ -130,13 +139,14 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	f.file.Store(cfg)
 	empty := map[string]domain.Override{}
 	f.overrides.Store(&empty)
+	noFences := map[string]int64{}
+	f.fences.Store(&noFences)
 	if _, err := f.refresh(ctx); err != nil {
 		f.serveSnapshot(err)
 	}
-	commit := f.applyLocked
 	if f.read.Load() {
 		// Nothing serves yet: switchWrites holds no write back.
-		err := f.switchWrites(ctx, nil, Effective(cfg, *f.overrides.Load()), commit)
+		err := f.switchWrites(nil, Effective(cfg, *f.overrides.Load()), f.checkAndApply(ctx))
 		switch {
 		case errors.Is(err, ErrConflict):
 			f.log.Error("not serving: the file would let routes overtake their journaled writes; start with the routes as they were until the writes are delivered (the facade delivers them while it serves), or discard them",
@@ -149,7 +159,7 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 			return nil, err
 		}
 	} else {
-		if err := commit(); err != nil {
+		if err := f.applyLocked(); err != nil {
 			return nil, err
 		}
 		f.unchecked.Store(true)
@@ -172,7 +182,7 @@ func (f *Flags) checkStart(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	file := f.file.Load()
-	err := f.switchWrites(ctx, nil, Effective(file, *f.overrides.Load()), f.applyLocked)
+	err := f.switchWrites(nil, Effective(file, *f.overrides.Load()), f.checkAndApply(ctx))
 	switch {
 	case errors.Is(err, ErrConflict):
 		f.log.Error("stopping: the state store answers again, and the file lets routes overtake their journaled writes; start with the routes as they were until the writes are delivered (the facade delivers them while it serves), or discard them",
@@ -221,12 +231,19 @@ func (f *Flags) serveSnapshot(err error) {
 		"snapshot", f.snapshot.Path(), "saved_at", at.UTC().Format(time.RFC3339), "overrides", len(o), "error", err)
 }
 
-// refresh re-reads the overrides and reports whether they changed. A
-// first read, or a change, is saved to the snapshot.
+// refresh re-reads the overrides and the routes' fences and reports
+// whether they changed. A first read, or a change, is saved to the
+// snapshot.
 func (f *Flags) refresh(ctx context.Context) (bool, error) {
+	f.reads.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	o, err := f.store.Overrides(ctx)
+	file := f.file.Load()
+	routes := make([]string, len(file.Routes))
+	for i := range file.Routes {
+		routes[i] = file.Routes[i].Name
+	}
+	o, fences, err := f.store.RouteFlags(ctx, routes)
 	if err != nil {
 		// NewFlags says what a failure at start means; here, once per
 		// outage, that one began.
@@ -251,6 +268,10 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	}
 	if changed || first {
 		f.saveSnapshot(o)
+	}
+	if old := *f.fences.Load(); (old == nil) != (fences == nil) || !maps.Equal(old, fences) {
+		f.fences.Store(&fences)
+		changed = true
 	}
 	return changed, nil
 }
@@ -310,7 +331,11 @@ func (f *Flags) SetFile(cfg *config.Config) error {
 	defer f.mu.Unlock()
 	overrides := *f.overrides.Load()
 	checked := false
-	err := f.switchWrites(context.Background(), Effective(f.file.Load(), overrides), Effective(cfg, overrides), func() error {
+	ctx := context.Background()
+	err := f.switchWrites(Effective(f.file.Load(), overrides), Effective(cfg, overrides), func(check journalCheck) error {
+		if err := f.readJournal(ctx, check); err != nil {
+			return err
+		}
 		checked = true
 		prev := f.file.Swap(cfg)
 		if err := f.applyLocked(); err != nil {
@@ -326,7 +351,26 @@ func (f *Flags) SetFile(cfg *config.Config) error {
 }
 
 func (f *Flags) applyLocked() error {
-	return f.tables.Apply(Effective(f.file.Load(), *f.overrides.Load()))
+	return f.tables.Apply(withFences(Effective(f.file.Load(), *f.overrides.Load()), *f.fences.Load()))
+}
+
+// withFences is cfg with each route's fence from fences, -1 for a route
+// without one (see config.Route.Fence); cfg itself when fences is nil:
+// the store keeps none.
+func withFences(cfg *config.Config, fences map[string]int64) *config.Config {
+	if fences == nil {
+		return cfg
+	}
+	out := *cfg
+	out.Routes = slices.Clone(cfg.Routes)
+	for i := range out.Routes {
+		fence, ok := fences[out.Routes[i].Name]
+		if !ok {
+			fence = -1
+		}
+		out.Routes[i].Fence = fence
+	}
+	return &out
 }
 
 // Run follows override changes made by other replicas (LISTEN/NOTIFY on
@@ -384,6 +428,13 @@ func (f *Flags) Watching() <-chan struct{} { return f.watching }
 func (f *Flags) resync(ctx context.Context) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	_, err := f.resyncLocked(ctx)
+	return err == nil
+}
+
+// resyncLocked is resync with mu held; it reports whether the flags
+// changed, and the read's error.
+func (f *Flags) resyncLocked(ctx context.Context) (bool, error) {
 	changed, err := f.refresh(ctx)
 	if changed {
 		if err := f.applyLocked(); err != nil {
@@ -391,7 +442,25 @@ func (f *Flags) resync(ctx context.Context) bool {
 		}
 	}
 	f.markKnown()
-	return err == nil
+	return changed, err
+}
+
+// Resync re-reads the flags and serves them at once, for a dual write
+// the journal refused as decided under flags older than the store's
+// (domain.ErrStaleFlags): another replica changed its route and this one
+// has not followed yet (the notification is late, or the connection
+// listening for it broke). It returns once a read begun after it was
+// called is applied, so writes refused together share one read.
+func (f *Flags) Resync(ctx context.Context) {
+	called := f.reads.Load()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.reads.Load() != called {
+		return // a read begun since is applied: mu was held for it
+	}
+	if changed, _ := f.resyncLocked(ctx); changed {
+		f.log.Info("route flags read again at once: the journal refused a dual write decided under the ones another replica replaced")
+	}
 }
 
 // Effective is the configuration with overrides applied: each overridden
@@ -651,31 +720,51 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	} else {
 		o[fl.Route] = next
 	}
-	err := f.switchWrites(ctx, Effective(f.file.Load(), *f.overrides.Load()), Effective(f.file.Load(), o), func() error {
+	err := f.switchWrites(Effective(f.file.Load(), *f.overrides.Load()), Effective(f.file.Load(), o), func(check journalCheck) error {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
+		linked := fl.linked
+		if check != nil {
+			// In the change's transaction, once the route's fence moved:
+			// no other replica journals a write under the flags it
+			// replaces that the check does not see.
+			linked = append(slices.Clip(linked), store.CheckJournal(check))
+		}
 		var err error
+		var fence int64
 		var stored domain.Override
 		if fl.Clear {
-			err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, fl.linked...)
+			fence, err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, linked...)
 		} else {
-			stored, err = f.store.SetOverride(sctx, next, cur.Version, entry, fl.linked...)
+			stored, err = f.store.SetOverride(sctx, next, cur.Version, entry, linked...)
+			fence = stored.Fence
 		}
+		var inFlight *InFlightError
 		switch {
+		case errors.As(err, &inFlight):
+			return inFlight
 		case errors.Is(err, store.ErrConflict):
 			return ErrStale
 		case err != nil && f.store.Uncertain(err):
 			if stored, err = f.landed(ctx, fl, cur.Version, next, err); err != nil {
 				return err
 			}
+			// Read back without its fence: the route's next dual write
+			// is refused and reads it (see withFences).
+			fence = -1
 		case err != nil:
-			f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
+			f.log.Error("flip refused: the state store did not take it, so it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
 			return ErrUnavailable
 		}
 		if !fl.Clear {
 			o[fl.Route] = stored // as stored: its version
 		}
 		f.overrides.Store(&o)
+		if fences := *f.fences.Load(); fences != nil {
+			fences = maps.Clone(fences)
+			fences[fl.Route] = fence
+			f.fences.Store(&fences)
+		}
 		f.saveSnapshot(o)
 		if err := f.applyLocked(); err != nil {
 			f.log.Error("applying a flip failed; the previous table keeps serving", "route", fl.Route, "error", err)

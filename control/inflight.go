@@ -32,27 +32,40 @@ func (e *InFlightError) Error() string {
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *InFlightError) Is(target error) bool { return target == ErrConflict }
 
+// journalCheck judges a change of where routes send writes against the
+// journal's open writes (open, as store.Store.OpenPrimaries counts
+// them): nil, or the *InFlightError that refuses it.
+type journalCheck func(open map[string]map[domain.Backend]int) error
+
 // switchWrites makes next the effective configuration in place of prev:
 // commit stores the change and serves it. It is the one place that decides
 // whether a change may alter where a route sends its writes. When next
 // sends some route's writes elsewhere than prev does, or no longer has a
-// route of prev (or, at a start, may lack routes the journal names), the
-// journal is checked first (inFlight), and the check and commit run
-// holding dual writes back from the journal (Tables.HoldWrites): a write
-// journaled under prev after the check would be one it did not see.
+// route of prev (or, at a start, may lack routes the journal names),
+// commit is given the check (inFlight) to pass before it changes
+// anything: a flip in the store's transaction that stores it, once the
+// route's fence moved (store.CheckJournal), so that no replica sharing
+// the store journals a write under the flags replaced that the check
+// does not see (it is refused, domain.ErrStaleFlags); a reload or a
+// start reads the journal first (readJournal). The check and commit run
+// holding this replica's dual writes back from the journal
+// (Tables.HoldWrites): a write journaled under prev after the check
+// would be one it did not see. Otherwise commit is given no check (nil).
 // Called with mu held.
-func (f *Flags) switchWrites(ctx context.Context, prev, next *config.Config, commit func() error) error {
+func (f *Flags) switchWrites(prev, next *config.Config, commit func(check journalCheck) error) error {
 	changed, dropped := changedWrites(prev, next), droppedRoutes(prev, next)
 	if prev != nil && len(changed) == 0 && len(dropped) == 0 {
-		return commit()
+		return commit(nil)
 	}
 	release := f.tables.HoldWrites()
 	defer release()
-	left, err := f.inFlight(ctx, prev, next, changed, dropped)
-	if err != nil {
+	var left []owed
+	err := commit(func(open map[string]map[domain.Backend]int) error {
+		var err error
+		left, err = inFlight(prev, next, changed, dropped, open)
 		return err
-	}
-	if err := commit(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	for _, o := range left {
@@ -115,8 +128,38 @@ type owed struct {
 	count     int
 }
 
-// inFlight checks next against the journal's open writes, and returns an
-// *InFlightError if it would let a later write overtake one of them:
+// readJournal runs check, unless nil, on the journal's open writes read
+// now.
+func (f *Flags) readJournal(ctx context.Context, check journalCheck) error {
+	if check == nil {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	open, err := f.store.OpenPrimaries(sctx)
+	if err != nil {
+		// Logged, not returned: it may name the store's host. The admin
+		// API says ErrUnavailable's own words, a reload this line.
+		f.log.Error("reading the journal's open writes failed, so a change of where routes send writes is refused", "error", err)
+		return fmt.Errorf("%w: the journal's open writes could not be read to check that no route overtakes them", ErrUnavailable)
+	}
+	return check(open)
+}
+
+// checkAndApply is a start's commit (switchWrites): the check, then the
+// effective configuration served.
+func (f *Flags) checkAndApply(ctx context.Context) func(check journalCheck) error {
+	return func(check journalCheck) error {
+		if err := f.readJournal(ctx, check); err != nil {
+			return err
+		}
+		return f.applyLocked()
+	}
+}
+
+// inFlight checks next against the journal's open writes (open), and
+// returns an *InFlightError if it would let a later write overtake one of
+// them:
 //   - a route changed (indexes) would send writes straight to the backend
 //     that writes journaled under its name, or under the name of a route
 //     of prev matching some of its requests (the name it had, renamed; or
@@ -134,16 +177,7 @@ type owed struct {
 //
 // It returns the open writes of routes next no longer has that are not
 // refused: the worker delivers them whatever the configuration says.
-func (f *Flags) inFlight(ctx context.Context, prev, next *config.Config, changed []int, dropped []*config.Route) ([]owed, error) {
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	open, err := f.store.OpenPrimaries(sctx)
-	if err != nil {
-		// Logged, not returned: it may name the store's host. The admin
-		// API says ErrUnavailable's own words, a reload this line.
-		f.log.Error("reading the journal's open writes failed, so a change of where routes send writes is refused", "error", err)
-		return nil, fmt.Errorf("%w: the journal's open writes could not be read to check that no route overtakes them", ErrUnavailable)
-	}
+func inFlight(prev, next *config.Config, changed []int, dropped []*config.Route, open map[string]map[domain.Backend]int) ([]owed, error) {
 	var refused []string
 	for _, i := range changed {
 		r := &next.Routes[i]

@@ -319,7 +319,7 @@ backends:
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if err := other.ClearOverride(ctx, "create-patient", 1, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "create-patient"}); err != nil {
+	if _, err := other.ClearOverride(ctx, "create-patient", 1, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "create-patient"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := other.SetOverride(ctx, domain.Override{Route: "create-patient", Mode: "modern", Actor: "bob", Reason: "done"}, 0,

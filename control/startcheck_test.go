@@ -26,11 +26,11 @@ type downStore struct {
 
 var errDown = errors.New("connection refused")
 
-func (d *downStore) Overrides(ctx context.Context) (map[string]domain.Override, error) {
+func (d *downStore) RouteFlags(ctx context.Context, routes []string) (map[string]domain.Override, map[string]int64, error) {
 	if d.down.Load() {
-		return nil, errDown
+		return nil, nil, errDown
 	}
-	return d.Store.Overrides(ctx)
+	return d.Store.RouteFlags(ctx, routes)
 }
 
 func (d *downStore) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error) {

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -133,7 +134,20 @@ type Intent struct {
 	PrimaryIdempotent bool
 	// CreatedAt is when the request arrived; zero means now.
 	CreatedAt time.Time
+	// Fence is the fence of the route's flags the write was decided
+	// under (config.Route.Fence): a PostgreSQL store journals it only
+	// while the route's fence is still that one, else it refuses it with
+	// ErrStaleFlags; 0 journals it unfenced (flags not read through
+	// control.Flags: tests, tools). An SQLite store ignores it.
+	Fence int64
 }
+
+// ErrStaleFlags is the journal refusing a write decided under route
+// flags older than the state store's: another replica changed the route
+// (a flip, a rollback, a ramp's step) and this one has not followed yet.
+// Nothing was journaled; the write is to be decided again under the
+// flags as they are now.
+var ErrStaleFlags = errors.New("the route's flags changed in the state store since this replica read them")
 
 // Outcome is the primary's answer to a journaled write.
 type Outcome struct {

@@ -18,4 +18,7 @@ type Override struct {
 	Actor     string
 	Reason    string
 	UpdatedAt time.Time
+	// Fence is the route's fence in a PostgreSQL store once the store's
+	// SetOverride stored the override (see Intent.Fence); 0 otherwise.
+	Fence int64
 }

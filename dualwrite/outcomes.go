@@ -338,7 +338,8 @@ func (j *Outcomes) unholdLocked(h heldOutcome) {
 // final reports whether the store refused a write for good: it answered,
 // and the answer will not change.
 func final(err error) bool {
-	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidState) || errors.Is(err, store.ErrConflict)
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidState) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, domain.ErrStaleFlags)
 }
 
 // note follows whether the store takes journal writes.

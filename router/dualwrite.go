@@ -54,10 +54,13 @@ type dualWriteRoute struct {
 	// when the route names none.
 	idField           domain.FieldPath
 	primaryIdempotent bool
+	// fence is the route's fence its flags were read at
+	// (config.Route.Fence), which its writes are journaled under.
+	fence int64
 }
 
 func newDualWriteRoute(r *config.Route) dualWriteRoute {
-	d := dualWriteRoute{primaryIdempotent: r.PrimaryIdempotent}
+	d := dualWriteRoute{primaryIdempotent: r.PrimaryIdempotent, fence: r.Fence}
 	if r.IDField != "" {
 		d.idField, _ = domain.ParseFieldPath(r.IDField) // validated at load
 	}
@@ -174,6 +177,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	}
 	created := t.now()
 	id := uuid.NewTime(created)
+	client := req
 	if rt.dualWrite.primaryIdempotent && key == "" {
 		// The primary honours keys: give the write one, the same that
 		// recovery sends it again with if the outcome is lost in a crash,
@@ -201,6 +205,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 		// Delivery and recovery follow it, not a later reload.
 		PrimaryIdempotent: rt.dualWrite.primaryIdempotent,
 		CreatedAt:         created,
+		Fence:             rt.dualWrite.fence,
 	}
 	// Decided here, once, for the router's turns, the journal's (after
 	// a restart, an operator's retry) and recovery's and delivery's.
@@ -208,8 +213,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	// The client leaving must not cut the primary's call short: the write
 	// may be applied, and its outcome must be recorded either way.
 	// It is cancelled only to end an answer that stalls (readHead).
-	client := req.Context()
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(client))
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(client.Context()))
 	defer cancel(nil)
 	req = req.WithContext(ctx)
 	// A create's resource is known from its answer only; it waits behind
@@ -225,9 +229,15 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	}
 	intent, step, turn := t.beginWrite(ctx, x, req, intent, key, turnWait(timeout)+timeout+leaseMargin, end != nil)
 	t.owner.journaling.leave()
-	if step == answered {
+	if step == answered || step == decideAgain {
 		if end != nil {
 			end()
+		}
+		if step == decideAgain {
+			if rt.dualWrite.primaryIdempotent && key == "" {
+				client.Header.Del("Idempotency-Key") // ours, not the client's
+			}
+			t.decideAgain(x, client)
 		}
 		return
 	}
@@ -240,7 +250,7 @@ func (t *Table) serveDualWrite(x *exchange, req *http.Request) {
 	if takesTurn {
 		var err error
 		if !turn {
-			end, err = t.takeTurn(client, intent.ID, resource, turnWait(timeout), end)
+			end, err = t.takeTurn(client.Context(), intent.ID, resource, turnWait(timeout), end)
 		}
 		if err != nil {
 			t.settleUnsent(ctx, x)

@@ -74,6 +74,9 @@ type exchange struct {
 	span trace.Span
 	// dualWrite is the journaled write of a dual-write request.
 	dualWrite *pendingWrite
+	// decidedAgain says the journal refused the request's write once as
+	// decided under stale route flags, and it was routed again (decideAgain).
+	decidedAgain bool
 	// forced is the backend a valid X-Strangler-Force header sent the
 	// request to, "" for a request routed as usual.
 	forced domain.Backend

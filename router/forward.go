@@ -426,7 +426,7 @@ const (
 	refusedKeyReused      refusal = "key_reused"       // 422: an Idempotency-Key sent with another request
 	refusedKeyInvalid     refusal = "key_invalid"      // 400: an Idempotency-Key that cannot name a write
 	refusedResourceBusy   refusal = "resource_busy"    // 503: earlier writes to the resource held its turn past the primary's timeout
-	refusedWritesHeld     refusal = "writes_held"      // 503: a change of where routes send writes held it past the primary's timeout
+	refusedWritesHeld     refusal = "writes_held"      // 503: a change of where routes send writes held it past the primary's timeout, or another replica's it could not follow
 )
 
 // refusals lists every refusal, for the metric's tests and README.
@@ -481,7 +481,7 @@ func statusFor(r *http.Request, err error) errorAnswer {
 		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal, retrySoon}
 	case errors.Is(err, errResourceBusy):
 		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy, retrySoon}
-	case errors.Is(err, errWritesHeld):
+	case errors.Is(err, errWritesHeld), errors.Is(err, errStaleFlags):
 		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedWritesHeld, retrySoon}
 	case errors.Is(err, errKeyInFlight):
 		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight, ""}

@@ -113,6 +113,10 @@ const (
 	sendUnjournaled
 	// answered means the client has its answer (a refusal) already.
 	answered
+	// decideAgain means the journal refused the write as decided under
+	// route flags older than the store's (decideAgain): nothing of it was
+	// journaled or sent.
+	decideAgain
 )
 
 // beginWrite writes the intent down before the primary sees it, under the
@@ -136,6 +140,8 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 		use, in.ID = kw.Use, kw.ID
 	}
 	switch {
+	case errors.Is(err, domain.ErrStaleFlags):
+		return in, decideAgain, false
 	case err != nil:
 		t.log.Error("dual write refused: journal unavailable", "route", x.route.name, "method", req.Method, "error", err, "request_id", x.id)
 		t.metrics.DualWrite(x.route.name, "refused")

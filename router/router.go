@@ -89,6 +89,11 @@ type Deps struct {
 	// share, is ahead of Now (store.Store.LastClockOffset): force values
 	// are issued and checked on that clock; nil means none.
 	StoreLead func() time.Duration
+	// Resync reads the route flags from the state store again and serves
+	// them, for a dual write the journal refused as decided under flags
+	// another replica changed (control.Flags.Resync); nil answers such a
+	// write 503.
+	Resync func(ctx context.Context)
 	// Schemas keeps the response schemas shadow and fallback routes learn
 	// from legacy's answers; nil makes a fresh registry. SchemaStore, when
 	// set, is where every replica's learning is loaded from.

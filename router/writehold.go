@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,32 @@ import (
 // against the journal and made (HoldWrites): nothing was sent to any
 // backend, nor journaled.
 var errWritesHeld = errors.New("a change of the routes is being checked against the write journal, which did not finish within the primary's timeout, so this write was not sent to any backend; retry later")
+
+// errStaleFlags refuses a dual write the journal refused as decided
+// under route flags another replica had changed, when reading them again
+// did not serve it (decideAgain): nothing was sent to any backend, nor
+// journaled.
+var errStaleFlags = errors.New("another replica changed this route moments ago and this one could not follow it yet, so this write was not sent to any backend; retry")
+
+// decideAgain serves a write the journal refused as decided under route
+// flags older than the state store's (domain.ErrStaleFlags: another
+// replica changed its route, and this one has not followed yet). Nothing
+// of it was journaled or sent. Once the flags are read again
+// (Deps.Resync), the table serving then routes it anew, as a write that
+// began under an earlier table (reroute). One refused so before, or
+// whose flags could not be read again, answers 503 with Retry-After
+// (errStaleFlags) and reaches no backend.
+func (t *Table) decideAgain(x *exchange, req *http.Request) {
+	if resync := t.owner.deps.Resync; resync != nil && !x.decidedAgain {
+		resync(req.Context())
+		if cur := t.owner.table.Load(); cur != t {
+			x.decidedAgain = true
+			cur.reroute(x, req)
+			return
+		}
+	}
+	t.writeError(&x.w, req, x, errStaleFlags)
+}
 
 // writeHold lets dual writes journal under the table serving (enter,
 // leave) and a change of where routes send writes hold them back (hold):

@@ -279,7 +279,7 @@ func writeAuditHistory(t *testing.T, s *Store, clk *testClock, n int) []int64 {
 				version, domain.AuditEntry{Actor: "alice", Action: "flip", Route: "get-patient", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(float64(i % 100)), Reason: "ramp"})
 			version++
 		case 1:
-			err = s.ClearOverride(ctx, "get-patient", version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
+			_, err = s.ClearOverride(ctx, "get-patient", version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
 			version = 0
 		case 2:
 			err = s.AppendAudit(ctx, domain.AuditEntry{Actor: "unauthenticated", Action: "denied", Route: "get-patient", Detail: "PATCH refused (401)"})

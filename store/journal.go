@@ -103,7 +103,9 @@ func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, s.intentTurn, row...).Scan(&turn)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("id already journaled: %w", ErrConflict)
+			// Its id from row, which the closure takes already: taking
+			// in would move it to the heap, on SQLite's path too.
+			return s.notJournaled(ctx, tx, row[0].(string))
 		}
 		return err
 	})
@@ -118,19 +120,29 @@ func (s *Store) BeginWriteTurn(ctx context.Context, in domain.Intent, lease time
 	return turn, nil
 }
 
-// intentTurnStatement is intentStatement(1) on PostgreSQL that also
-// gives the write its resource's turn when no sent write holds it (and
-// its row asks for it), and returns whether it did. A write that holds
-// it and commits while this statement runs makes it fail on the turn's
-// index (turnHeld).
-func (s *Store) intentTurnStatement() string {
+// fencedIntentStatement journals one intent as sent on PostgreSQL, as
+// intentStatement(1) does, but only under its route's fence: intentRow's
+// values, the last of them the fence the write was decided under (0
+// journals it without a look at the fence: a write whose flags were not
+// read through control.Flags, as tests and tools make). It changes no
+// row (returns none) when the route's fence is another one:
+// a change of the route committed since the replica read its flags, or
+// commits while the statement waits for the row it locks, FOR SHARE, as
+// the change's transaction holds it (SetOverride moves the fence before
+// it checks the journal). So either the write is journaled before the
+// change's check reads the journal, which then sees it, or it is refused
+// (notJournaled). With turn, it also gives the write its resource's turn
+// when no sent write holds it (and its row asks for it), and returns
+// whether it did; a write that holds it and commits while this statement
+// runs makes it fail on the turn's index (turnHeld).
+func (s *Store) fencedIntentStatement(turn bool) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES (`)
+	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) SELECT `)
 	for c := range intentWidth {
-		switch c {
-		case intentLeaseColumn:
+		switch {
+		case c == intentLeaseColumn:
 			b.WriteString(s.leaseParam(c + 1))
-		case intentTurnColumn:
+		case c == intentTurnColumn && turn:
 			fmt.Fprintf(&b, `$%d AND NOT EXISTS (
 				SELECT 1 FROM strangler_repairs WHERE resource = $3 AND turn AND state = 'sent')`, c+1)
 		default:
@@ -138,9 +150,31 @@ func (s *Store) intentTurnStatement() string {
 		}
 		b.WriteString(", ")
 	}
-	b.WriteString(`'sent')
-		ON CONFLICT (id) DO NOTHING RETURNING turn`)
+	fmt.Fprintf(&b, `'sent'
+		WHERE $%[1]d::bigint = 0 OR EXISTS (SELECT FROM strangler_route_fences WHERE route = $2 AND epoch = $%[1]d FOR SHARE)
+		ON CONFLICT (id) DO NOTHING`, intentWidth+1)
+	if turn {
+		b.WriteString(" RETURNING turn")
+	}
 	return b.String()
+}
+
+// notJournaled says why a statement that journals the intent id changed
+// no row: the id is journaled already (ErrConflict) or, on PostgreSQL,
+// the route's fence is not the one the write was decided under
+// (domain.ErrStaleFlags; fencedIntentStatement).
+func (s *Store) notJournaled(ctx context.Context, tx *sql.Tx, id string) error {
+	if s.dialect.name == "postgres" {
+		var journaled bool
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM strangler_repairs WHERE id = $1)`, id).Scan(&journaled)
+		if err != nil {
+			return err
+		}
+		if !journaled {
+			return domain.ErrStaleFlags
+		}
+	}
+	return fmt.Errorf("id already journaled: %w", ErrConflict)
 }
 
 // intentOp is the write that journals a validated intent as sent, leased
@@ -161,13 +195,14 @@ func (s *Store) insertIntent(ctx context.Context, tx *sql.Tx, in domain.Intent, 
 func (s *Store) insertIntentRow(ctx context.Context, tx *sql.Tx, row []any) error {
 	err := s.intents.exec(ctx, tx, row)
 	if errors.Is(err, errRowsUnchanged) {
-		return fmt.Errorf("id already journaled: %w", ErrConflict)
+		return s.notJournaled(ctx, tx, row[0].(string))
 	}
 	return err
 }
 
 // intentRow is what journals a validated intent as sent: its values in
-// the order of intentColumns.
+// the order of intentColumns, and on PostgreSQL then the fence it was
+// decided under.
 func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []any {
 	now := s.clock()
 	created := in.CreatedAt
@@ -176,9 +211,13 @@ func (s *Store) intentRow(in domain.Intent, lease time.Duration, turn bool) []an
 	}
 	id := clean(in.ID)
 	p, sealed := s.seal(id, payload{target: clean(in.Target), header: encodeHeader(in.Header), body: in.Body})
-	return []any{id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
+	row := append(make([]any, 0, intentWidth+1), id, clean(in.Route), s.resourceKey(in.Resource), s.resourceView(in.ResourceView, in.Resource),
 		clean(in.Method), p.target, p.header, nonNil(p.body), sealed, in.Primary,
-		s.leaseArg(lease), s.ts(created), s.ts(now), turn, in.PrimaryIdempotent, clean(in.StandsFor)}
+		s.leaseArg(lease), s.ts(created), s.ts(now), turn, in.PrimaryIdempotent, clean(in.StandsFor))
+	if s.dialect.name == "postgres" {
+		row = append(row, in.Fence) // fencedIntentStatement's
+	}
+	return row
 }
 
 // intentColumns are the columns of an intent's row that intentRow gives
@@ -191,15 +230,16 @@ const intentColumns = `id, route, resource, resource_view, method, target, heade
 // the write holds its resource's turn.
 const intentWidth, intentLeaseColumn, intentTurnColumn = 16, 10, 13
 
-// intentStatement journals n intents as sent, intentRow's values for
-// each. An id already journaled (or given twice) is left as it is, so
-// the statement changes fewer rows than it was given.
+// intentStatement journals n intents as sent on SQLite, intentRow's
+// values for each (PostgreSQL's is fencedIntentStatement). An id already
+// journaled (or given twice) is left as it is, so the statement changes
+// fewer rows than it was given.
 //
-// On SQLite the values are anonymous parameters (?), each used once, in
-// order: the driver looks up a named one ($1) by walking the statement's
-// list of names, so binding a batch of 128 intents (1,664 values) took
-// time quadratic in its size (2% of the facade's CPU under dual writes
-// at saturation).
+// The values are anonymous parameters (?), each used once, in order:
+// the driver looks up a named one ($1) by walking the statement's list
+// of names, so binding a batch of 128 intents (1,664 values) took time
+// quadratic in its size (2% of the facade's CPU under dual writes at
+// saturation). The lease is a value there too (leaseParam).
 func (s *Store) intentStatement(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO strangler_repairs (` + intentColumns + `, state) VALUES `)
@@ -207,19 +247,7 @@ func (s *Store) intentStatement(n int) string {
 		if r > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(")
-		for c := range intentWidth {
-			switch at := r*intentWidth + c + 1; {
-			case s.dialect.name == "sqlite":
-				b.WriteString("?") // the lease too: a value there (leaseParam)
-			case c == intentLeaseColumn:
-				b.WriteString(s.leaseParam(at))
-			default:
-				fmt.Fprintf(&b, "$%d", at)
-			}
-			b.WriteString(", ")
-		}
-		b.WriteString("'sent')")
+		b.WriteString("(" + strings.Repeat("?, ", intentWidth) + "'sent')")
 	}
 	b.WriteString(" ON CONFLICT (id) DO NOTHING")
 	return b.String()

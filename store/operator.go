@@ -381,7 +381,11 @@ type OpenCount struct {
 // state, in route order: what each route still owes its secondary,
 // routes the file no longer has included.
 func (s *Store) OpenRepairs(ctx context.Context) ([]OpenCount, error) {
-	rows, err := s.db.QueryContext(ctx, openCounts)
+	return s.openRepairs(ctx, s.db)
+}
+
+func (s *Store) openRepairs(ctx context.Context, q querier) ([]OpenCount, error) {
+	rows, err := q.QueryContext(ctx, openCounts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open repairs: %w", err)
 	}
@@ -409,7 +413,13 @@ func (s *Store) OpenRepairs(ctx context.Context) ([]OpenCount, error) {
 // each: each is still on its way to the other backend, which must get no
 // later write to its resource before it (see control.Flags).
 func (s *Store) OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error) {
-	counts, err := s.OpenRepairs(ctx)
+	return s.openPrimaries(ctx, s.db)
+}
+
+// openPrimaries is OpenPrimaries read through q: the store's pool, or a
+// transaction (CheckJournal).
+func (s *Store) openPrimaries(ctx context.Context, q querier) (map[string]map[domain.Backend]int, error) {
+	counts, err := s.openRepairs(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -64,14 +64,129 @@ func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Ove
 	return o, found, nil
 }
 
+// RouteFlags returns the overrides by route and, on PostgreSQL, the fence
+// of every route that has one, read together: a dual write decided under
+// these overrides is journaled with its route's fence (domain.Intent.Fence),
+// and refused once another change moved it. Each of routes that has no
+// fence yet gets one first (epoch 1, or whatever a change gave it
+// meanwhile), so that its writes can be journaled. On SQLite, which one
+// process uses, fences is nil.
+func (s *Store) RouteFlags(ctx context.Context, routes []string) (overrides map[string]domain.Override, fences map[string]int64, err error) {
+	if s.dialect.name != "postgres" {
+		overrides, err = s.Overrides(ctx)
+		return overrides, nil, err
+	}
+	for range 2 {
+		overrides, fences, err = s.readFlags(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		missing := false
+		for _, r := range routes {
+			if _, ok := fences[r]; ok {
+				continue
+			}
+			missing = true
+			// Committed before the read that gives a replica the fence:
+			// its writes then find the row to lock, which a change
+			// moving the fence waits for (fencedIntentStatement).
+			_, err = s.db.ExecContext(ctx, `
+				INSERT INTO strangler_route_fences (route, epoch) VALUES ($1, 1)
+				ON CONFLICT (route) DO NOTHING`, clean(r))
+			if err != nil {
+				return nil, nil, fmt.Errorf("store: route fence of %s: %w", r, err)
+			}
+		}
+		if !missing {
+			break
+		}
+	}
+	return overrides, fences, nil
+}
+
+// readFlags reads every override and every fence on PostgreSQL, in one
+// statement.
+func (s *Store) readFlags(ctx context.Context) (map[string]domain.Override, map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT coalesce(f.route, o.route), f.epoch, o.mode, o.percent, o.version, o.actor, o.reason, o.updated_at
+		FROM strangler_route_fences f FULL JOIN strangler_overrides o ON o.route = f.route`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: route flags: %w", err)
+	}
+	defer rows.Close()
+	overrides, fences := map[string]domain.Override{}, map[string]int64{}
+	for rows.Next() {
+		var route string
+		var epoch, version sql.NullInt64
+		var mode, actor, reason sql.NullString
+		var pct sql.NullFloat64
+		var at time.Time
+		if err := rows.Scan(&route, &epoch, &mode, &pct, &version, &actor, &reason, scanTime(&at)); err != nil {
+			return nil, nil, fmt.Errorf("store: route flags: %w", err)
+		}
+		if epoch.Valid {
+			fences[route] = epoch.Int64
+		}
+		if mode.Valid {
+			overrides[route] = domain.Override{Route: route, Mode: domain.Mode(mode.String), Percent: sharePtr(pct),
+				Version: version.Int64, Actor: actor.String, Reason: reason.String, UpdatedAt: at}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("store: route flags: %w", err)
+	}
+	return overrides, fences, nil
+}
+
+// moveFence moves route's fence in tx, the transaction of a change of
+// its override, and returns the new one: 0 on SQLite, which keeps none.
+// It holds the route's fence row until tx ends, so dual writes being
+// journaled under the route's flags as they were either are committed
+// before it returns, for the change's check of the journal to see, or
+// wait and are refused (fencedIntentStatement).
+func (s *Store) moveFence(ctx context.Context, tx *sql.Tx, route string) (int64, error) {
+	if s.dialect.name != "postgres" {
+		return 0, nil
+	}
+	var epoch int64
+	err := tx.QueryRowContext(ctx, `
+		INSERT INTO strangler_route_fences (route, epoch) VALUES ($1, 1)
+		ON CONFLICT (route) DO UPDATE SET epoch = strangler_route_fences.epoch + 1
+		RETURNING epoch`, route).Scan(&epoch)
+	if err != nil {
+		return 0, fmt.Errorf("route fence: %w", err)
+	}
+	return epoch, nil
+}
+
+// CheckJournal is a Linked that reads the journal's open writes (as
+// OpenPrimaries) in the transaction of an override change, once the
+// route's fence moved, and refuses the change with check's error, if
+// any: no write journaled under the route's flags as they were can be
+// missing from what check is given, on any replica sharing the store.
+func CheckJournal(check func(open map[string]map[domain.Backend]int) error) Linked {
+	return journalCheck(check)
+}
+
+type journalCheck func(open map[string]map[domain.Backend]int) error
+
+func (c journalCheck) link(ctx context.Context, s *Store, tx *sql.Tx) error {
+	open, err := s.openPrimaries(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return c(open)
+}
+
 // SetOverride sets o's route flag and records a in the audit log, in one
-// transaction with the linked writes (written first): either all happen
-// or none. The stored version (0 when the route has no override) must
-// equal expectVersion, and an override's mode and percent a's from (see
-// fromHolds), else nothing is written and the error is ErrConflict, as it
-// is when a linked write finds its row changed. The result carries the
-// new version, expectVersion+1. Every replica's Watch hears of the change
-// once it is committed.
+// transaction with the linked writes (written first, once the route's
+// fence moved): either all happen or none. The stored version (0 when
+// the route has no override) must equal expectVersion, and an override's
+// mode and percent a's from (see fromHolds), else nothing is written and
+// the error is ErrConflict, as it is when a linked write finds its row
+// changed. The result carries the new version, expectVersion+1, and the
+// route's new fence. Every replica's Watch hears of the change once it
+// is committed.
 func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...Linked) (domain.Override, error) {
 	if o.Route == "" || o.Mode == "" {
 		return domain.Override{}, fmt.Errorf("store: set override: route and mode are required")
@@ -83,6 +198,10 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 	}
 	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		if o.Fence, err = s.moveFence(ctx, tx, o.Route); err != nil {
+			return err
+		}
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
 			return err
 		}
@@ -122,11 +241,17 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 
 // ClearOverride removes route's override, so the config file decides
 // again, and records a in the audit log, in one transaction with the
-// linked writes. The stored version must equal expectVersion, and the
-// override a's from (see fromHolds), else nothing is written and the
-// error is ErrConflict; a route without an override is ErrNotFound.
-func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) error {
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+// linked writes (written once the route's fence moved, as SetOverride
+// does). The stored version must equal expectVersion, and the override
+// a's from (see fromHolds), else nothing is written and the error is
+// ErrConflict; a route without an override is ErrNotFound. It returns
+// the route's new fence (0 on SQLite).
+func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) (fence int64, err error) {
+	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		if fence, err = s.moveFence(ctx, tx, route); err != nil {
+			return err
+		}
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
 			return err
 		}
@@ -147,9 +272,9 @@ func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion i
 		return s.notify(ctx, tx)
 	})
 	if err != nil {
-		return fmt.Errorf("store: clear override of %s: %w", route, err)
+		return 0, fmt.Errorf("store: clear override of %s: %w", route, err)
 	}
-	return nil
+	return fence, nil
 }
 
 // fromHolds refuses as a conflict a change of route's override at

@@ -61,7 +61,7 @@ func TestOverrides(t *testing.T) {
 					t.Errorf("expecting version %d: got %v, want ErrConflict", stale, err)
 				}
 			}
-			if err := s.ClearOverride(ctx, "get-patient", 2, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
+			if _, err := s.ClearOverride(ctx, "get-patient", 2, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
 				t.Errorf("clearing version 2: got %v, want ErrConflict", err)
 			}
 			if n := auditCount(t, s); n != 1 {
@@ -94,7 +94,7 @@ func TestOverrides(t *testing.T) {
 				if _, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "legacy"}, 2, from); !errors.Is(err, ErrConflict) {
 					t.Errorf("a flip from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
 				}
-				if err := s.ClearOverride(ctx, "get-patient", 2, from); !errors.Is(err, ErrConflict) {
+				if _, err := s.ClearOverride(ctx, "get-patient", 2, from); !errors.Is(err, ErrConflict) {
 					t.Errorf("a clear from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
 				}
 			}
@@ -137,13 +137,13 @@ func TestOverrides(t *testing.T) {
 		})
 
 		t.Run("clearing removes the override", func(t *testing.T) {
-			if err := s.ClearOverride(ctx, "get-patient", 3, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
+			if _, err := s.ClearOverride(ctx, "get-patient", 3, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := mustOverrides(t, s)["get-patient"]; ok {
 				t.Error("the override is still there")
 			}
-			if err := s.ClearOverride(ctx, "get-patient", 0, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
+			if _, err := s.ClearOverride(ctx, "get-patient", 0, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("clearing again: got %v, want ErrNotFound", err)
 			}
 			if n := auditCount(t, s); n != 4 {

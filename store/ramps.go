@@ -232,8 +232,8 @@ func cleanRamp(r Ramp) Ramp {
 
 // Linked is a write that commits in one transaction with an override
 // change, a ramp's start or another write, or not at all: a ramp taking
-// its step, a change request being applied. Made by LinkRamp and
-// LinkChange.
+// its step, a change request being applied, the change's check of the
+// journal. Made by LinkRamp, LinkChange and CheckJournal.
 type Linked interface {
 	link(ctx context.Context, s *Store, tx *sql.Tx) error
 }

@@ -151,11 +151,15 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 		closing: closing, close: cancel, keys: keys, hasher: phi.NewHasher(nil), gate: d.gate}
 	// Closed until bringUp has migrated and prepared the store.
 	s.gate.ready.Store(false)
-	s.intents = newRowWrite(intentWidth, s.intentStatement)
 	s.completions = newRowWrite(3, s.completeStatement)
 	s.outcomes = s.outcomeStatements()
 	if d.name == "postgres" {
-		s.intentTurn = s.intentTurnStatement()
+		// One intent a statement, as PostgreSQL has no batcher, each
+		// under its route's fence.
+		s.intents = &rowWrite{width: intentWidth + 1, statements: []string{s.fencedIntentStatement(false)}}
+		s.intentTurn = s.fencedIntentStatement(true)
+	} else {
+		s.intents = newRowWrite(intentWidth, s.intentStatement)
 	}
 	if d.name == "sqlite" {
 		s.kept = &keptTurns{resources: make(map[string]struct{})}

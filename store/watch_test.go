@@ -68,7 +68,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, 10*time.Second, "after SetOverride")
-		if err := writer.ClearOverride(ctx, "r", 1, domain.AuditEntry{Action: "clear", Route: "r"}); err != nil {
+		if _, err := writer.ClearOverride(ctx, "r", 1, domain.AuditEntry{Action: "clear", Route: "r"}); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, 10*time.Second, "after ClearOverride")
