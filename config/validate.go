@@ -71,7 +71,8 @@ func (d *checker) validate(c *Config) {
 		"the X-Forwarded-For, X-Original-URL and other forwarded headers the backends read as the facade's word")
 	d.checkProxies("admin.trusted_proxies", c.Admin.TrustedProxies,
 		"the address the admin lockout, the security log and the audit log take it for")
-	if c.IdempotencyScope != nil && len(c.IdempotencyScope) == 0 {
+	// applyDefaults made a scope left out the default: empty is written.
+	if len(c.IdempotencyScope) == 0 {
 		d.warnAt("idempotency_scope", "lists nothing, so every client's Idempotency-Keys are one space: a client that learns another's key can read that client's answer back; leave it out for [header:Authorization]")
 	}
 }

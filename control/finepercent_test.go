@@ -2,7 +2,9 @@ package control
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"strangler/domain"
 )
@@ -37,5 +39,23 @@ func TestAShareStoredFinerThanASlotReadsAsServed(t *testing.T) {
 	resp, body := p.call(t, "PATCH", "/admin/routes/get-patient", aliceToken, `{"percent":100,"reason":"all of it"}`, "If-Match", `"1"`)
 	if resp.StatusCode != 200 || body["unchanged"] != true || len(p.auditActions(t)) != before {
 		t.Errorf("a flip of 99.996%% (served as 100%%) to 100%%: got %d %v, want 200 unchanged, nothing audited", resp.StatusCode, body)
+	}
+}
+
+// TestAShareInAnOlderSnapshotReadsAsServed: a state snapshot an older
+// release wrote may hold a share finer than a slot; a replica started
+// from it, the store down, shows and compares the share it serves.
+func TestAShareInAnOlderSnapshotReadsAsServed(t *testing.T) {
+	snap := NewSnapshot(filepath.Join(t.TempDir(), "flags.json"), "sqlite")
+	pct := 99.996
+	if err := snap.Save(map[string]domain.Override{"get-patient": {Route: "get-patient", Mode: domain.ModeFallback, Percent: &pct, Version: 3}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := snap.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got["get-patient"].Percent; p == nil || *p != 100 {
+		t.Errorf("the snapshot's 99.996%% reads as %v, want 100 as served", p)
 	}
 }

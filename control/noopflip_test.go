@@ -70,6 +70,20 @@ func TestAFlipThatChangesNothingIsAnsweredNotRecorded(t *testing.T) {
 			t.Errorf("got %d %v ETag %s, want a change to version 3", resp.StatusCode, body, resp.Header.Get("ETag"))
 		}
 	})
+	t.Run("clearing an override that repeats the file's mode is a change", func(t *testing.T) {
+		for i, body := range []string{`{"mode":"shadow","reason":"ticket 4"}`, `{"mode":"legacy","reason":"ticket 5"}`} {
+			if resp, got := flip("create-patient", body, int64(i)); resp.StatusCode != 200 || got["unchanged"] != nil {
+				t.Fatalf("a real flip: %d %v", resp.StatusCode, got)
+			}
+		}
+		resp, body := flip("create-patient", `{"clear":true,"reason":"back to the file"}`, 2)
+		if resp.StatusCode != 200 || body["unchanged"] != nil || body["override"] != nil {
+			t.Errorf("got %d %v, want the override cleared", resp.StatusCode, body)
+		}
+		if got := p.auditActions(t)[0]; got != "alice clear create-patient" {
+			t.Errorf("latest audit entry %q, want alice's clear", got)
+		}
+	})
 	t.Run("the guard's hold is released by a flip to the mode it holds", func(t *testing.T) {
 		mode, version := domain.ModeLegacy, int64(3)
 		if _, err := p.flags.Apply(context.Background(), Flip{

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -81,6 +82,14 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 		body := `{"mode":"fallback","percent":40,"reason":"` + strings.Repeat("é", 500) + `"}`
 		if resp, out := p.call(t, "PATCH", path, aliceToken, body, "If-Match", `"1"`); resp.StatusCode != http.StatusOK {
 			t.Errorf("got %d %v, want 200", resp.StatusCode, out)
+		}
+	})
+	t.Run("a reason of punctuation or symbols alone is one", func(t *testing.T) {
+		for i, reason := range []string{"!!", "\u2713"} { // ✓
+			body := fmt.Sprintf(`{"mode":"fallback","percent":%d,"reason":"%s"}`, 30-i, reason)
+			if resp, out := p.call(t, "PATCH", path, aliceToken, body, "If-Match", fmt.Sprintf(`"%d"`, 2+i)); resp.StatusCode != http.StatusOK {
+				t.Errorf("reason %s: got %d %v, want 200", reason, resp.StatusCode, out)
+			}
 		}
 	})
 }

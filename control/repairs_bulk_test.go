@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,4 +102,86 @@ func TestEveryDeadWriteOfARetiredRouteIsDiscardedInOneCall(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestABulkCallTakesFiveHundredAndSaysMoreAreLeft: one call lists and
+// moves at most 500 writes and says whether the route has more in the
+// state; the next call takes the rest.
+func TestABulkCallTakesFiveHundredAndSaysMoreAreLeft(t *testing.T) {
+	p := newPlane(t)
+	ids := make([]string, bulkLimit+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("w%03d", i)
+	}
+	for chunk := range slices.Chunk(ids, 100) { // deadWrites claims 100 at a time
+		deadWrites(t, p.store, "put-item", chunk...)
+	}
+	resp, body := p.call(t, "POST", "/admin/repairs/discard", aliceToken, `{"route":"put-item","state":"dead","dry_run":true}`)
+	if matched, _ := body["matched"].([]any); resp.StatusCode != 200 || len(matched) != bulkLimit || body["more"] != true {
+		t.Fatalf("a dry run: %d, %d matched, more %v; want %d and more", resp.StatusCode, len(matched), body["more"], bulkLimit)
+	}
+	for _, want := range []struct {
+		done float64
+		more bool
+	}{{bulkLimit, true}, {1, false}} {
+		resp, body := p.call(t, "POST", "/admin/repairs/discard", aliceToken, `{"route":"put-item","state":"dead","reason":"retired"}`)
+		if resp.StatusCode != 200 || body["done"] != want.done || body["more"] != want.more {
+			t.Fatalf("got %d done %v more %v, want %v done, more %v", resp.StatusCode, body["done"], body["more"], want.done, want.more)
+		}
+	}
+}
+
+// movingRepairs is the store with other operators acting while a bulk
+// call runs: once the call has listed its writes, moved is discarded by
+// another call and gone is no longer journaled.
+type movingRepairs struct {
+	*store.Store
+	moved, gone string
+}
+
+func (m movingRepairs) ListRepairs(ctx context.Context, f store.RepairFilter) ([]domain.RepairSummary, error) {
+	list, err := m.Store.ListRepairs(ctx, f)
+	if err == nil {
+		err = m.Store.DiscardRepair(ctx, m.moved, domain.AuditEntry{At: time.Now(), Actor: "bob", Action: "repair_discard", Route: "put-item", Reason: "mine", Detail: m.moved})
+	}
+	return list, err
+}
+
+func (m movingRepairs) DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error {
+	if id == m.gone {
+		return store.ErrNotFound
+	}
+	return m.Store.DiscardRepair(ctx, id, audit)
+}
+
+// TestABulkCallLeavesAWriteThatMovedMeanwhile: a write another operator
+// acted on, or that was purged, after the call listed it is left as it
+// is, named in the answer with why, and audited as denied; the others are
+// moved, and the call answers 200.
+func TestABulkCallLeavesAWriteThatMovedMeanwhile(t *testing.T) {
+	p := newPlane(t)
+	deadWrites(t, p.store, "put-item", "w1", "w2", "w3")
+	p.admin.Repairs = movingRepairs{Store: p.store, moved: "w2", gone: "w3"}
+	resp, body := p.call(t, "POST", "/admin/repairs/discard", aliceToken, `{"route":"put-item","state":"dead","reason":"retired"}`)
+	refused, _ := body["refused"].([]any)
+	if resp.StatusCode != 200 || body["done"] != 1.0 || len(refused) != 2 {
+		t.Fatalf("got %d %v, want 200 with w1 done and w2, w3 refused", resp.StatusCode, body)
+	}
+	why := map[any]any{}
+	for _, r := range refused {
+		r, _ := r.(map[string]any)
+		why[r["id"]] = r["why"]
+	}
+	if why["w2"] != "it is discarded, not pending, dead or unknown" || why["w3"] != "it is no longer journaled" {
+		t.Errorf("refused %v, want w2 as discarded meanwhile and w3 as no longer journaled", refused)
+	}
+	denied := 0
+	for _, a := range p.auditActions(t) {
+		if a == "alice denied put-item" {
+			denied++
+		}
+	}
+	if denied != 2 {
+		t.Errorf("%d denied audit entries, want 2: %v", denied, p.auditActions(t))
+	}
 }

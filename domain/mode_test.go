@@ -34,7 +34,8 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	half := 50.0
-	if !Later("", ModeFallback, &half, ModeFallback, nil) || Later("", ModeModern, &half, ModeFallback, &half) || Later("", ModeShadow, nil, ModeDualWrite, nil) {
+	if !Later("", ModeFallback, &half, ModeFallback, nil) || Later("", ModeModern, &half, ModeFallback, &half) || Later("", ModeShadow, nil, ModeDualWrite, nil) ||
+		!Later("", ModeLegacy, nil, ModeShadow, nil) || !Later(Legacy, ModeShadow, nil, ModeFallback, &half) {
 		t.Error("Later: more traffic to modern or a later stage is forward; the other way, or a mode of the same stage, is not")
 	}
 	// An earlier stage that sends modern more of the traffic is forward:

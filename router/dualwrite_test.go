@@ -460,8 +460,8 @@ func TestAWriteThatCannotBeJournaledReachesNoBackend(t *testing.T) {
 	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, 5*time.Second, dualWriteRoutes)
 	d.store.Close()
 	resp, body := d.send(t, http.MethodPut, "/items/7", `{"name":"Jane Roe"}`, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
-		t.Errorf("got %d %s, want 503 with a JSON error", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("got %d %s Retry-After %q, want 503 with a JSON error and Retry-After: 1", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
 	if legacy.Hits() != 0 {
 		t.Error("the primary got a write that could not be journaled")

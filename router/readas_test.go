@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"strangler/internal/testkit"
 	"strangler/shadow"
 )
 
@@ -28,6 +30,7 @@ func TestAFallbackReplaysByTheMethodTheBackendsRead(t *testing.T) {
 		{"a POST whose overrides disagree, POST listed, is not replayed", "POST", "/records/4?_method=PUT", ``, http.Header{"X-Http-Method-Override": {"DELETE"}}, false},
 		{"a gzip form, POST listed, is not replayed", "POST", "/records/4", `gzip bytes`, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Content-Encoding": {"gzip"}}, false},
 		{"a plain POST, POST listed, is replayed", "POST", "/records/4", `a=1`, form, true},
+		{"a POST with a JSON type and no body, POST listed, is replayed", "POST", "/records/4", ``, http.Header{"Content-Type": {"application/json"}}, true},
 		{"a POST standing for a PUT, PUT listed, is replayed with its body", "PUT", "/records/4?_method=PUT", `{"v":1}`, http.Header{"Content-Type": {"application/json"}}, true},
 		{"a POST standing for a PUT its form contradicts, PUT listed, is not replayed", "PUT", "/records/4?_method=PUT", `_method=DELETE`, form, false},
 	} {
@@ -79,5 +82,113 @@ func TestSchemasLearnAPostUnderTheMethodItStandsFor(t *testing.T) {
 		if s.Key().Method != http.MethodDelete {
 			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
 		}
+	}
+}
+
+// TestAFallbackOnAnErrorReplaysByTheMethodTheBackendsRead: modern taking
+// the request and hanging up without an answer (the error trigger) is a
+// fallback by the same rule as a 404: a POST standing for a DELETE, on a
+// route whose fallback_methods list POST, is not replayed to legacy
+// (modern may have deleted), and one standing for a PUT they list is.
+func TestAFallbackOnAnErrorReplaysByTheMethodTheBackendsRead(t *testing.T) {
+	for _, c := range []struct {
+		name, listed, target, body string
+		h                          http.Header
+		replayed                   bool
+	}{
+		{"a POST standing for a DELETE, POST listed, is not replayed", "POST", "/records/4", ``, http.Header{"X-Http-Method-Override": {"DELETE"}}, false},
+		{"a POST standing for a PUT, PUT listed, is replayed", "PUT", "/records/4?_method=PUT", `{"v":1}`, http.Header{"Content-Type": {"application/json"}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			legacy := newBackend(t, answer(200, "legacy"))
+			modern := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				conn.Close() // read whole, never answered
+			})
+			f := newFacade(t, legacy.URL, modern.URL, "", fmt.Sprintf(`
+  - {name: records, match: "/records/{id}", mode: fallback, fallback_on: [error], fallback_methods: [%s]}
+`, c.listed))
+			req, _ := http.NewRequest(http.MethodPost, f.URL+c.target, strings.NewReader(c.body))
+			for k, v := range c.h {
+				req.Header[k] = v
+			}
+			resp, body := f.do(t, req)
+			if modern.hits() != 1 {
+				t.Fatalf("modern got %d requests, want 1", modern.hits())
+			}
+			switch {
+			case c.replayed && (resp.StatusCode != 200 || body != "legacy" || string(legacy.last(t).Body) != c.body):
+				t.Errorf("got %d %q, want legacy's answer to the client's body", resp.StatusCode, body)
+			case !c.replayed && (resp.StatusCode != http.StatusBadGateway || legacy.hits() != 0):
+				t.Errorf("got %d %q with %d requests at legacy, want 502 and none: legacy would apply what modern may have applied", resp.StatusCode, body, legacy.hits())
+			}
+		})
+	}
+}
+
+// TestAFallbackLearnsAPostUnderTheMethodItStandsFor: a fallback route
+// learns legacy's answer to a POST standing for a DELETE as a DELETE's,
+// as a shadow route does: the fallback replayed it as one, and legacy
+// answered it as one.
+func TestAFallbackLearnsAPostUnderTheMethodItStandsFor(t *testing.T) {
+	legacy := newBackend(t, jsonAnswer(`{"deleted":true}`))
+	modern := newBackend(t, answer(404, `{"error":"not migrated"}`))
+	f, st := newSchemaFacade(t, legacy.URL, modern.URL, `
+  - {name: records, match: "/records/{id}", mode: fallback, fallback_methods: [DELETE]}
+`, nil)
+	req, _ := http.NewRequest(http.MethodPost, f.URL+"/records/4", nil)
+	req.Header.Set("X-HTTP-Method-Override", "DELETE")
+	if resp, body := f.do(t, req); resp.StatusCode != 200 || body != `{"deleted":true}` {
+		t.Fatalf("got %d %q, want legacy's answer after the fallback", resp.StatusCode, body)
+	}
+	learned(t, f, st, "records", shadow.SchemaKey{Method: http.MethodDelete, Status: 200}, 1)
+	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range schemas {
+		if s.Key().Method != http.MethodDelete {
+			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
+		}
+	}
+}
+
+// TestAPostStandingForSeveralMethodsTeachesNothing: a POST whose
+// overrides name two methods (a backend may read either) is learned as
+// no method's answer; before, learned as one of method "", it made a
+// schema no request has, which the export listed.
+func TestAPostStandingForSeveralMethodsTeachesNothing(t *testing.T) {
+	legacy := newBackend(t, jsonAnswer(`{"ok":true}`))
+	modern := newBackend(t, jsonAnswer(`{"ok":true}`))
+	f, st := newSchemaFacade(t, legacy.URL, modern.URL, `
+  - {name: records, match: "/records/{id}", mode: shadow, shadow_writes: true}
+`, nil)
+	for _, target := range []string{"/records/4?_method=PUT", "/records/4"} {
+		req, _ := http.NewRequest(http.MethodPost, f.URL+target, nil)
+		if target != "/records/4" {
+			req.Header.Set("X-HTTP-Method-Override", "DELETE")
+		}
+		if resp, _ := f.do(t, req); resp.StatusCode != 200 {
+			t.Fatalf("POST %s: got %d, want legacy's 200", target, resp.StatusCode)
+		}
+	}
+	// Both copies are learned from before they are compared.
+	testkit.Eventually(t, 10*time.Second, "both copies compared", func() bool {
+		return f.metric(t, "strangler_shadow_comparisons_total", map[string]string{"route": "records", "result": "match"}) == 2
+	})
+	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []shadow.SchemaKey
+	for _, s := range schemas {
+		keys = append(keys, s.Key())
+	}
+	if len(keys) != 1 || keys[0] != (shadow.SchemaKey{Method: http.MethodPost, Status: 200}) {
+		t.Errorf("schemas learned for %v, want POST 200's alone", keys)
 	}
 }

@@ -34,8 +34,9 @@ func (w *writeLog) SetWriteDeadline(time.Time) error {
 // TestEachWriteToTheClientIsArmedOnce: body_timeout bounds each write to
 // the client (send_timeout), and is armed once for each: before the
 // body's first bytes, which carry the head, before a flush that sends
-// the head alone, and as the exchange ends for a head sent then (a HEAD's
-// answer, net/http writing it once the handler returned). It was armed
+// the head alone, as the exchange ends for a head sent then (a HEAD's
+// answer, net/http writing it once the handler returned), and before a
+// 1xx head, which net/http writes at once. It was armed
 // when WriteHeader only buffered the head, and again for the first
 // write: two changes of the runtime's timer an exchange where one does.
 func TestEachWriteToTheClientIsArmedOnce(t *testing.T) {
@@ -47,6 +48,8 @@ func TestEachWriteToTheClientIsArmedOnce(t *testing.T) {
 		{"a chunked body", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 			[]string{"head", "deadline", "flush", "deadline", "write", "flush"}},
 		{"no body", http.MethodHead, rawJSONAnswer("200 OK", `{"id":1}`), []string{"head", "deadline"}},
+		{"an early hint, then a body", http.MethodGet, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + rawJSONAnswer("200 OK", `{"id":1}`),
+			[]string{"deadline", "head", "head", "deadline", "write"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			backend := rawBackend(t, tc.answer)

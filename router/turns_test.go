@@ -138,9 +138,10 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 	defer close(stop)
 	d := newDualWriteFacade(t, legacy.URL, testkit.NewBackend(t, nil).URL, timeout, dualWriteRoutes)
 	type answer struct {
-		code int
-		body string
-		took time.Duration
+		code       int
+		body       string
+		took       time.Duration
+		retryAfter string
 	}
 	put := func(path, v string) answer {
 		start := time.Now()
@@ -152,7 +153,7 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return answer{resp.StatusCode, string(b), time.Since(start)}
+		return answer{resp.StatusCode, string(b), time.Since(start), resp.Header.Get("Retry-After")}
 	}
 	var answers [6]answer
 	var wg sync.WaitGroup
@@ -191,8 +192,8 @@ func TestAWriteWaitsItsTurnAtMostTwiceThePrimarysTimeout(t *testing.T) {
 				t.Errorf("write %s was refused after %v, before its bound of twice the primary's timeout", v, a.took)
 			}
 			var e struct{ Error string }
-			if json.Unmarshal([]byte(a.body), &e) != nil || e.Error != errResourceBusy.Error() {
-				t.Errorf("write %s: got 503 %s, want the JSON error saying earlier writes to the resource are with the primary", v, a.body)
+			if json.Unmarshal([]byte(a.body), &e) != nil || e.Error != errResourceBusy.Error() || a.retryAfter != "1" {
+				t.Errorf("write %s: got 503 %s Retry-After %q, want the JSON error saying earlier writes to the resource are with the primary and Retry-After: 1", v, a.body, a.retryAfter)
 			}
 			if got["/items/7 "+v] {
 				t.Errorf("the primary got write %s, which was refused", v)

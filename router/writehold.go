@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +55,9 @@ type writeHold struct {
 	// holding serialises holds, so that released names the one in place.
 	holding sync.Mutex
 	// released is set before a hold takes mu and closed once it let mu
-	// go: what a write that found mu taken waits on.
+	// go: what a write that found mu taken waits on. A write finds mu
+	// taken only once a hold has set it, so it is never nil then; it may
+	// be a hold's that has just let go, closed, and the write looks again.
 	released atomic.Pointer[chan struct{}]
 }
 
@@ -71,14 +72,8 @@ func (h *writeHold) enter(ctx context.Context, limit time.Duration) error {
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	for !h.mu.TryRLock() {
-		released := h.released.Load()
-		if released == nil {
-			// The hold that took mu was released after TryRLock looked.
-			runtime.Gosched()
-			continue
-		}
 		select {
-		case <-*released:
+		case <-*h.released.Load():
 		case <-timer.C:
 			return errWritesHeld
 		case <-ctx.Done():
@@ -100,7 +95,6 @@ func (h *writeHold) hold() (release func()) {
 	h.mu.Lock()
 	return func() {
 		h.mu.Unlock()
-		h.released.Store(nil)
 		close(released)
 		h.holding.Unlock()
 	}

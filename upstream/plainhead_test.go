@@ -94,6 +94,8 @@ type plainRead struct {
 	resp *http.Response
 	body []byte
 	err  error
+	// last is how many bytes came with err.
+	last int
 }
 
 // readPlain reads answer as the direct path does: its head, when
@@ -112,8 +114,8 @@ func readPlain(t *testing.T, answer string, req *http.Request) (plainRead, bool)
 		return plainRead{}, false
 	}
 	br.Discard(len(head))
-	body, err := readToEnd(&lengthBody{r: br, n: resp.ContentLength})
-	return plainRead{resp, body, err}, true
+	body, last, err := readToEnd(&lengthBody{r: br, n: resp.ContentLength})
+	return plainRead{resp, body, err, last}, true
 }
 
 // sameAsNetHTTP fails t unless got is what http.ReadResponse reads of
@@ -124,7 +126,7 @@ func sameAsNetHTTP(t *testing.T, answer string, req *http.Request, got plainRead
 	if err != nil {
 		t.Fatalf("read as plain, but net/http fails it: %v", err)
 	}
-	wantBody, wantErr := readToEnd(want.Body)
+	wantBody, wantLast, wantErr := readToEnd(want.Body)
 	if got.resp.ContentLength == 0 && want.Body != http.NoBody {
 		t.Errorf("no body, but net/http's is %T", want.Body)
 	}
@@ -132,8 +134,8 @@ func sameAsNetHTTP(t *testing.T, answer string, req *http.Request, got plainRead
 	if !reflect.DeepEqual(got.resp, want) {
 		t.Errorf("got  %+v\nwant %+v", got.resp, want)
 	}
-	if !bytes.Equal(got.body, wantBody) || got.err != wantErr {
-		t.Errorf("body %q ending in %v, want %q ending in %v", got.body, got.err, wantBody, wantErr)
+	if !bytes.Equal(got.body, wantBody) || got.err != wantErr || got.last != wantLast {
+		t.Errorf("body %q ending in %v with %d bytes, want %q ending in %v with %d", got.body, got.err, got.last, wantBody, wantErr, wantLast)
 	}
 	// A value appended to one field leaves every other as it was.
 	for k := range got.resp.Header {
@@ -146,9 +148,11 @@ func sameAsNetHTTP(t *testing.T, answer string, req *http.Request, got plainRead
 }
 
 // readToEnd reads r, a byte at a time at first (each read alone, as a
-// slow backend's arrive), until it fails, and returns what it read and
-// the error, then checks that a read after it gives io.EOF.
-func readToEnd(r io.Reader) ([]byte, error) {
+// slow backend's arrive), until it fails, and returns what it read, how
+// many bytes came with the error, and the error (net/http gives a body's last
+// bytes with io.EOF, so that its reader may reuse the connection without
+// another read), then checks that a read after it gives io.EOF.
+func readToEnd(r io.Reader) ([]byte, int, error) {
 	var out []byte
 	buf := make([]byte, 1)
 	for {
@@ -156,9 +160,9 @@ func readToEnd(r io.Reader) ([]byte, error) {
 		out = append(out, buf[:n]...)
 		if err != nil {
 			if n, again := r.Read(buf); n != 0 || again != io.EOF {
-				return out, again
+				return out, n, again
 			}
-			return out, err
+			return out, n, err
 		}
 		if len(out) > 2 {
 			buf = make([]byte, 64)

@@ -117,3 +117,23 @@ func TestConfigCheckWarnsAndStrictFails(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheckListsWhatItFindsInFileOrder: what is unsafe and what is
+// unwise are listed together by line, so the output reads down the file:
+// here the warnings of lines 4 and 6 before the refusal of line 10.
+func TestConfigCheckListsWhatItFindsInFileOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "strangler.yaml")
+	yaml := strings.Replace(unwiseYAML, "routes:", "force_token_key: \""+strings.Repeat("0", 64)+"\"\nroutes:", 1)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cliEnv(nil)(t, "config", "check", path)
+	lines := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(path)+`:(\d+):`).FindAllStringSubmatch(r.stderr, -1)
+	var got []string
+	for _, l := range lines {
+		got = append(got, l[1])
+	}
+	if strings.Join(got, ",") != "4,6,10" {
+		t.Errorf("config check listed lines %v, want 4,6,10 (file order):\n%s", got, r.stderr)
+	}
+}

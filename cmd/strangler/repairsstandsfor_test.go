@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"strangler/control"
 )
 
 // TestRepairsShowWhatAPostStandsFor: a dead-lettered POST of a patient
@@ -45,5 +47,23 @@ func TestRepairsShowWhatAPostStandsFor(t *testing.T) {
 	}
 	if out := oneSpaced(strangler(t, "repairs", "show", id).must(t)); !strings.Contains(out, "write: POST (as DELETE) /patients/") {
 		t.Errorf("repairs show does not say the POST stands for a DELETE:\n%s", out)
+	}
+}
+
+// TestOnlyAPostIsShownStandingForAnother: a write other than a POST is
+// shown by its method alone, also when the journal knows no method it
+// stands for (a method from allow_methods, which the store does not
+// know); a POST shows what it stands for.
+func TestOnlyAPostIsShownStandingForAnother(t *testing.T) {
+	for _, c := range []struct{ method, standsFor, want string }{
+		{"PURGE", "", "PURGE"},
+		{"PUT", "PUT", "PUT"},
+		{"POST", "POST", "POST"},
+		{"POST", "DELETE", "POST (as DELETE)"},
+		{"POST", "", "POST (as several methods, or not known)"},
+	} {
+		if got := writeMethod(control.RepairView{Method: c.method, StandsFor: c.standsFor}); got != c.want {
+			t.Errorf("%s standing for %q is shown %q, want %q", c.method, c.standsFor, got, c.want)
+		}
 	}
 }

@@ -79,21 +79,22 @@ func Fold(p string) (string, error) {
 // case where it matters (Fold, FoldLiteral). It returns a part of p,
 // without allocating.
 func LooseEnds(p string) string {
+	// A slash is never inside a parameter's braces: config refuses a
+	// regexp with one, and a path's braces are percent-encoded (%7B).
 	for len(p) > 1 {
-		first := p[:outsideBraces(p[1:], '/', 0)+1]
+		first := p
+		if i := strings.IndexByte(p[1:], '/'); i >= 0 {
+			first = p[:i+1]
+		}
 		if len(first) == len(p) || !strings.HasSuffix(first, ".php") || strings.IndexByte(first, '{') >= 0 {
 			break
 		}
 		p = p[len(first):]
 	}
-	braces := strings.IndexByte(p, '{') >= 0
 	for {
 		last := strings.LastIndexByte(p, '/') + 1 // the start of the last segment
-		if braces {
-			last = lastSegment(p)
-		}
 		seg := p[last:]
-		if dot := outsideBraces(seg, '.', 0); dot > 0 && dot < len(seg) {
+		if dot := outsideBraces(seg, '.'); dot > 0 && dot < len(seg) {
 			p = p[:last+dot]
 			for strings.HasSuffix(p, "%20") {
 				p = p[:len(p)-3]
@@ -107,28 +108,9 @@ func LooseEnds(p string) string {
 	}
 }
 
-// lastSegment returns where the last segment of pattern p starts, a
-// slash inside a parameter's braces (a regexp's) being none.
-func lastSegment(p string) int {
-	last, depth := 0, 0
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '{':
-			depth++
-		case '}':
-			depth--
-		case '/':
-			if depth == 0 {
-				last = i + 1
-			}
-		}
-	}
-	return last
-}
-
-// outsideBraces returns the index of the first c in p at or after from
-// that is outside a pattern parameter's braces, len(p) if there is none.
-func outsideBraces(p string, c byte, from int) int {
+// outsideBraces returns the index of the first c in p that is outside a
+// pattern parameter's braces (a regexp's), len(p) if there is none.
+func outsideBraces(p string, c byte) int {
 	depth := 0
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
@@ -137,7 +119,7 @@ func outsideBraces(p string, c byte, from int) int {
 		case '}':
 			depth--
 		case c:
-			if depth == 0 && i >= from {
+			if depth == 0 {
 				return i
 			}
 		}

@@ -493,3 +493,18 @@ func TestSignalledMessagesLoseTheirWords(t *testing.T) {
 		t.Errorf("the server's missing table: cut to %v, want the table named", got)
 	}
 }
+
+// TestAFunctionWhoseNameSaysLineIsNamedWhole: PostgreSQL quotes a
+// function name holding " line " in its context lines, whose own
+// " line N at" follows it; the function is named whole.
+func TestAFunctionWhoseNameSaysLineIsNamedWhole(t *testing.T) {
+	for _, c := range []struct{ routine, where, want string }{
+		{"", `PL/pgSQL function "file line 2"(text) line 3 at EXECUTE`, `a statement built at run time by function "file line 2"(text) failed`},
+		{"exec_stmt_raise", `PL/pgSQL function "guard line 2"() line 4 at RAISE`, `raised by function "guard line 2"()`},
+	} {
+		pg := &pgconn.PgError{Severity: "ERROR", Code: "42P01", Message: `relation "visits_` + mrn + `" does not exist`, Where: c.where, Routine: c.routine}
+		if got := dberr.PostgresMessage(pg); got != c.want {
+			t.Errorf("%s: %q, want %q", c.where, got, c.want)
+		}
+	}
+}
