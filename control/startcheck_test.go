@@ -68,25 +68,7 @@ func TestAStartWithoutTheStoreChecksTheJournalOnceItAnswers(t *testing.T) {
 	if err := st.RecordOutcome(ctx, "w1", domain.Outcome{Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := configfile.Parse("strangler.yaml", []byte(`
-backends:
-  legacy: { url: "http://legacy.internal" }
-  modern: { url: "http://modern.internal" }
-routes:
-  - { name: put-item, match: "PUT /items/{id}", mode: modern }
-`), configfile.Env{Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := NewSnapshot(filepath.Join(dir, "flags.json"), "sqlite")
-	if err := snap.Save(map[string]domain.Override{}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ds := &downStore{Store: st}
-	ds.down.Store(true)
-	logs := &logLines{}
-	log := slog.New(slog.NewJSONHandler(logs, nil))
-	f, err := NewFlags(ctx, cfg, ds, snap, &Reports{Counts: st}, applyFunc(func(*config.Config) error { return nil }), log, time.Now)
+	f, ds, logs, err := startWithoutStore(t, dir, st, false)
 	if err != nil {
 		t.Fatalf("a start without the store, with a snapshot, is refused: %v", err)
 	}
@@ -125,25 +107,7 @@ func TestTheStartsCheckWaitsForTheJournalAndIsMadeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg, err := configfile.Parse("strangler.yaml", []byte(`
-backends:
-  legacy: { url: "http://legacy.internal" }
-  modern: { url: "http://modern.internal" }
-routes:
-  - { name: put-item, match: "PUT /items/{id}", mode: modern }
-`), configfile.Env{Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap := NewSnapshot(filepath.Join(dir, "flags.json"), "sqlite")
-	if err := snap.Save(map[string]domain.Override{}, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	ds := &downStore{Store: st}
-	ds.down.Store(true)
-	ds.journalDown.Store(true)
-	logs := &logLines{}
-	f, err := NewFlags(context.Background(), cfg, ds, snap, &Reports{Counts: st}, applyFunc(func(*config.Config) error { return nil }), slog.New(slog.NewJSONHandler(logs, nil)), time.Now)
+	f, ds, logs, err := startWithoutStore(t, dir, st, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,4 +149,32 @@ routes:
 			t.Errorf("the check logged as made %d times, want once", n)
 		}
 	}
+}
+
+// startWithoutStore makes the flags of a replica whose file sends
+// put-item's writes straight to modern, started from an empty snapshot
+// in dir while st does not answer (nor, with journalDown, its journal):
+// NewFlags' error is the start's.
+func startWithoutStore(t *testing.T, dir string, st *store.Store, journalDown bool) (*Flags, *downStore, *logLines, error) {
+	t.Helper()
+	cfg, err := configfile.Parse("strangler.yaml", []byte(`
+backends:
+  legacy: { url: "http://legacy.internal" }
+  modern: { url: "http://modern.internal" }
+routes:
+  - { name: put-item, match: "PUT /items/{id}", mode: modern }
+`), configfile.Env{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := NewSnapshot(filepath.Join(dir, "flags.json"), "sqlite")
+	if err := snap.Save(map[string]domain.Override{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ds := &downStore{Store: st}
+	ds.down.Store(true)
+	ds.journalDown.Store(journalDown)
+	logs := &logLines{}
+	f, err := NewFlags(context.Background(), cfg, ds, snap, &Reports{Counts: st}, applyFunc(func(*config.Config) error { return nil }), slog.New(slog.NewJSONHandler(logs, nil)), time.Now)
+	return f, ds, logs, err
 }
