@@ -9,6 +9,7 @@ import (
 
 	"strangler/internal/testkit"
 	"strangler/shadow"
+	"strangler/store"
 )
 
 // TestAFallbackReplaysByTheMethodTheBackendsRead: on a fallback route for
@@ -73,16 +74,7 @@ func TestSchemasLearnAPostUnderTheMethodItStandsFor(t *testing.T) {
 	if resp, _ := f.do(t, req); resp.StatusCode != 200 {
 		t.Fatalf("got %d, want legacy's 200", resp.StatusCode)
 	}
-	learned(t, f, st, "records", shadow.SchemaKey{Method: http.MethodDelete, Status: 200}, 1)
-	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range schemas {
-		if s.Key().Method != http.MethodDelete {
-			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
-		}
-	}
+	learnedOnlyDelete(t, f, st)
 }
 
 // TestAFallbackOnAnErrorReplaysByTheMethodTheBackendsRead: modern taking
@@ -145,16 +137,7 @@ func TestAFallbackLearnsAPostUnderTheMethodItStandsFor(t *testing.T) {
 	if resp, body := f.do(t, req); resp.StatusCode != 200 || body != `{"deleted":true}` {
 		t.Fatalf("got %d %q, want legacy's answer after the fallback", resp.StatusCode, body)
 	}
-	learned(t, f, st, "records", shadow.SchemaKey{Method: http.MethodDelete, Status: 200}, 1)
-	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range schemas {
-		if s.Key().Method != http.MethodDelete {
-			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
-		}
-	}
+	learnedOnlyDelete(t, f, st)
 }
 
 // TestAPostStandingForSeveralMethodsTeachesNothing: a POST whose
@@ -190,5 +173,21 @@ func TestAPostStandingForSeveralMethodsTeachesNothing(t *testing.T) {
 	}
 	if len(keys) != 1 || keys[0] != (shadow.SchemaKey{Method: http.MethodPost, Status: 200}) {
 		t.Errorf("schemas learned for %v, want POST 200's alone", keys)
+	}
+}
+
+// learnedOnlyDelete checks that route records learned DELETE's answer,
+// and no other method's.
+func learnedOnlyDelete(t *testing.T, f *facade, st *store.Store) {
+	t.Helper()
+	learned(t, f, st, "records", shadow.SchemaKey{Method: http.MethodDelete, Status: 200}, 1)
+	schemas, err := f.router.deps.Schemas.Stored(t.Context(), st, "records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range schemas {
+		if s.Key().Method != http.MethodDelete {
+			t.Errorf("a schema learned for %s, want only DELETE's", s.Key())
+		}
 	}
 }
