@@ -18,10 +18,28 @@ import (
 // legacy after modern answered 404, or not, by the rule of the method the
 // backends read, not of POST: a POST standing for a DELETE on a route
 // whose fallback_methods list POST deleted the record at legacy too once
-// modern had deleted it.
+// modern had deleted it. Modern taking the request and hanging up
+// without an answer (fallback_on: [error]) is a fallback by the same
+// rule: modern may have applied it.
 func TestAFallbackReplaysByTheMethodTheBackendsRead(t *testing.T) {
 	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
-	for _, c := range []struct {
+	hangUp := func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close() // read whole, never answered
+	}
+	triggers := []struct {
+		name, fallbackOn string
+		modern           http.HandlerFunc
+		notReplayed      int // what the client gets then
+	}{
+		{"after a 404", "", answer(404, "not migrated"), 404},
+		{"after modern hung up", "fallback_on: [error], ", hangUp, http.StatusBadGateway},
+	}
+	cases := []struct {
 		name, listed, target, body string
 		h                          http.Header
 		replayed                   bool
@@ -34,28 +52,31 @@ func TestAFallbackReplaysByTheMethodTheBackendsRead(t *testing.T) {
 		{"a POST with a JSON type and no body, POST listed, is replayed", "POST", "/records/4", ``, http.Header{"Content-Type": {"application/json"}}, true},
 		{"a POST standing for a PUT, PUT listed, is replayed with its body", "PUT", "/records/4?_method=PUT", `{"v":1}`, http.Header{"Content-Type": {"application/json"}}, true},
 		{"a POST standing for a PUT its form contradicts, PUT listed, is not replayed", "PUT", "/records/4?_method=PUT", `_method=DELETE`, form, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			legacy := newBackend(t, answer(200, "legacy"))
-			modern := newBackend(t, answer(404, "not migrated"))
-			f := newFacade(t, legacy.URL, modern.URL, "", fmt.Sprintf(`
-  - {name: records, match: "/records/{id}", mode: fallback, fallback_methods: [%s]}
-`, c.listed))
-			req, _ := http.NewRequest(http.MethodPost, f.URL+c.target, strings.NewReader(c.body))
-			for k, v := range c.h {
-				req.Header[k] = v
-			}
-			resp, body := f.do(t, req)
-			if modern.hits() != 1 {
-				t.Fatalf("modern got %d requests, want 1", modern.hits())
-			}
-			switch {
-			case c.replayed && (resp.StatusCode != 200 || body != "legacy" || string(legacy.last(t).Body) != c.body):
-				t.Errorf("got %d %q, want legacy's answer to the client's body", resp.StatusCode, body)
-			case !c.replayed && (resp.StatusCode != 404 || legacy.hits() != 0):
-				t.Errorf("got %d %q with %d requests at legacy, want modern's 404 and none: legacy would apply what modern applied", resp.StatusCode, body, legacy.hits())
-			}
-		})
+	}
+	for _, tr := range triggers {
+		for _, c := range cases {
+			t.Run(tr.name+": "+c.name, func(t *testing.T) {
+				legacy := newBackend(t, answer(200, "legacy"))
+				modern := newBackend(t, tr.modern)
+				f := newFacade(t, legacy.URL, modern.URL, "", fmt.Sprintf(`
+  - {name: records, match: "/records/{id}", mode: fallback, %sfallback_methods: [%s]}
+`, tr.fallbackOn, c.listed))
+				req, _ := http.NewRequest(http.MethodPost, f.URL+c.target, strings.NewReader(c.body))
+				for k, v := range c.h {
+					req.Header[k] = v
+				}
+				resp, body := f.do(t, req)
+				if modern.hits() != 1 {
+					t.Fatalf("modern got %d requests, want 1", modern.hits())
+				}
+				switch {
+				case c.replayed && (resp.StatusCode != 200 || body != "legacy" || string(legacy.last(t).Body) != c.body):
+					t.Errorf("got %d %q, want legacy's answer to the client's body", resp.StatusCode, body)
+				case !c.replayed && (resp.StatusCode != tr.notReplayed || legacy.hits() != 0):
+					t.Errorf("got %d %q with %d requests at legacy, want %d and none: legacy would apply what modern may have applied", resp.StatusCode, body, legacy.hits(), tr.notReplayed)
+				}
+			})
+		}
 	}
 }
 
@@ -75,51 +96,6 @@ func TestSchemasLearnAPostUnderTheMethodItStandsFor(t *testing.T) {
 		t.Fatalf("got %d, want legacy's 200", resp.StatusCode)
 	}
 	learnedOnlyDelete(t, f, st)
-}
-
-// TestAFallbackOnAnErrorReplaysByTheMethodTheBackendsRead: modern taking
-// the request and hanging up without an answer (the error trigger) is a
-// fallback by the same rule as a 404: a POST standing for a DELETE, on a
-// route whose fallback_methods list POST, is not replayed to legacy
-// (modern may have deleted), and one standing for a PUT they list is.
-func TestAFallbackOnAnErrorReplaysByTheMethodTheBackendsRead(t *testing.T) {
-	for _, c := range []struct {
-		name, listed, target, body string
-		h                          http.Header
-		replayed                   bool
-	}{
-		{"a POST standing for a DELETE, POST listed, is not replayed", "POST", "/records/4", ``, http.Header{"X-Http-Method-Override": {"DELETE"}}, false},
-		{"a POST standing for a PUT, PUT listed, is replayed", "PUT", "/records/4?_method=PUT", `{"v":1}`, http.Header{"Content-Type": {"application/json"}}, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			legacy := newBackend(t, answer(200, "legacy"))
-			modern := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
-				conn, _, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				conn.Close() // read whole, never answered
-			})
-			f := newFacade(t, legacy.URL, modern.URL, "", fmt.Sprintf(`
-  - {name: records, match: "/records/{id}", mode: fallback, fallback_on: [error], fallback_methods: [%s]}
-`, c.listed))
-			req, _ := http.NewRequest(http.MethodPost, f.URL+c.target, strings.NewReader(c.body))
-			for k, v := range c.h {
-				req.Header[k] = v
-			}
-			resp, body := f.do(t, req)
-			if modern.hits() != 1 {
-				t.Fatalf("modern got %d requests, want 1", modern.hits())
-			}
-			switch {
-			case c.replayed && (resp.StatusCode != 200 || body != "legacy" || string(legacy.last(t).Body) != c.body):
-				t.Errorf("got %d %q, want legacy's answer to the client's body", resp.StatusCode, body)
-			case !c.replayed && (resp.StatusCode != http.StatusBadGateway || legacy.hits() != 0):
-				t.Errorf("got %d %q with %d requests at legacy, want 502 and none: legacy would apply what modern may have applied", resp.StatusCode, body, legacy.hits())
-			}
-		})
-	}
 }
 
 // TestAFallbackLearnsAPostUnderTheMethodItStandsFor: a fallback route
