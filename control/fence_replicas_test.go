@@ -125,16 +125,7 @@ func TestAFlipOnOneReplicaFencesTheDualWritesOfAReplicaThatDidNotFollowIt(t *tes
 	if rf, _ := b.flags.Get("put-item"); rf.Mode != domain.ModeDualWrite {
 		t.Fatalf("replica b serves put-item in %s before the write, want dual-write: it followed the flip", rf.Mode)
 	}
-	req, err := http.NewRequest(http.MethodPut, b.URL+"/items/1", strings.NewReader(`{"v":2}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, answer := b.send(t, "/items/1", `{"v":2}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the write through replica b: got %d %s, want 200", resp.StatusCode, answer)
 	}
@@ -159,6 +150,14 @@ func TestAFlipOnOneReplicaFencesTheDualWritesOfAReplicaThatDidNotFollowIt(t *tes
 // put writes body to path through replica r and returns the status.
 func (r *servingReplica) put(t *testing.T, path, body string) int {
 	t.Helper()
+	resp, _ := r.send(t, path, body)
+	return resp.StatusCode
+}
+
+// send writes body to path through replica r and returns the answer and
+// its body, read whole.
+func (r *servingReplica) send(t *testing.T, path, body string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPut, r.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -167,9 +166,9 @@ func (r *servingReplica) put(t *testing.T, path, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp, string(answer)
 }
 
 // TestAReplicaCutOffFromTheStoreDuringAFlipJournalsNothingUnderItsOldFlags:
@@ -235,18 +234,9 @@ func TestAWriteUnderStaleFlagsThatCannotBeReadAgainAnswers503(t *testing.T) {
 	if resp, body := a.patch(t, "put-item", aliceToken, `{"mode": "modern", "reason": "cut over"}`); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the flip on replica a: got %d %v, want 200", resp.StatusCode, body)
 	}
-	req, err := http.NewRequest(http.MethodPut, b.URL+"/items/1", strings.NewReader(`{"v":2}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, answer := b.send(t, "/items/1", `{"v":2}`)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
-		!strings.Contains(string(answer), `"error":"another replica changed this route moments ago`) {
+		!strings.Contains(answer, `"error":"another replica changed this route moments ago`) {
 		t.Errorf("the write through replica b: got %d, Retry-After %q, %s; want 503, Retry-After 1 and a JSON error saying another replica changed the route",
 			resp.StatusCode, resp.Header.Get("Retry-After"), answer)
 	}
