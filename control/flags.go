@@ -699,7 +699,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 	// with the flip, and the guard's rollback sets its hold: none is left
 	// out, whatever the route's mode.
 	if fl.Clear && cur.Override == nil || !fl.Clear && fl.linked == nil && fl.action == "" && cur.already(entry.ToMode, entry.ToPercent) {
-		return cur, ErrUnchanged
+		return f.unchanged(ctx, cur)
 	}
 	forward := domain.Later(cur.Route.Primary, cur.Mode, cur.Percent, entry.ToMode, entry.ToPercent)
 	if !fl.Force && forward {
@@ -790,6 +790,27 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		"from_mode", entry.FromMode, "to_mode", entry.ToMode, "forced", fl.Force)
 	rf, _ := f.Get(fl.Route)
 	return rf, nil
+}
+
+// unchanged answers a flip that would leave route cur as this replica
+// has it: ErrUnchanged once the store says the route is so, else
+// ErrStale with the route as the store has it, or ErrUnavailable. Such a
+// flip writes nothing, so nothing else asks the store: before, a replica
+// that had missed another's flip (its notification late, the store out
+// of its reach) answered from memory that the route already was what
+// the caller asked for, while every other replica served another mode.
+func (f *Flags) unchanged(ctx context.Context, cur RouteFlags) (RouteFlags, error) {
+	f.mu.Lock()
+	_, err := f.resyncLocked(ctx)
+	f.mu.Unlock()
+	if err != nil {
+		return cur, ErrUnavailable
+	}
+	now, _ := f.Get(cur.Route.Name)
+	if !now.at(cur.Version, cur.Mode, cur.Percent) {
+		return now, ErrStale
+	}
+	return now, ErrUnchanged
 }
 
 // landed finds out whether flip fl of a route at version expect (to

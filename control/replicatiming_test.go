@@ -226,3 +226,47 @@ func TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits(t *testing.T) {
 		t.Errorf("the ramp on the replica that has the route: %v, want it running and waiting, saying the leader has no such route", ramp)
 	}
 }
+
+// TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs:
+// alice moves a route on replica a; b has not heard of it (its
+// notification is late, or the store is out of its reach). Bob asks b
+// for what b still serves: a clear of a route b holds no override of,
+// then the mode b last read. Before, b answered each from memory, 200
+// "unchanged" (the route already was so, nothing to clear) while every
+// replica that had read the store served alice's mode, and went on to
+// serve it itself. Now b asks the store first: 412 with the route as it
+// is; and a b that cannot reach the store says so (503).
+func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	for _, tc := range []struct {
+		name, body string
+		alice      domain.Mode
+	}{
+		{"a clear of a route without an override here", `{"clear": true, "reason": "back to the file"}`, domain.ModeModern},
+		{"a flip to the mode the route has here", `{"mode": "modern", "reason": "all of it"}`, domain.ModeShadow},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.flags.resync(context.Background())
+			a.flip(t, "create-patient", tc.alice, nil)
+			resp, body := b.patch(t, "create-patient", bobToken, tc.body)
+			cur, _ := body["current"].(map[string]any)
+			if resp.StatusCode != http.StatusPreconditionFailed || cur == nil || cur["mode"] != string(tc.alice) {
+				t.Errorf("got %d %v, want 412 with the route as it is, %s", resp.StatusCode, body, tc.alice)
+			}
+			if got, want := b.served("create-patient"), string(tc.alice); got != want {
+				t.Errorf("b serves %s, want %s", got, want)
+			}
+		})
+	}
+	t.Run("a replica that cannot reach the store", func(t *testing.T) {
+		b.flags.resync(context.Background())
+		b.store.Close()
+		resp, body := b.patch(t, "create-patient", bobToken, `{"mode": "shadow", "reason": "again"}`)
+		if resp.StatusCode != http.StatusServiceUnavailable || body["unchanged"] != nil {
+			t.Errorf("got %d %v, want 503", resp.StatusCode, body)
+		}
+	})
+}
