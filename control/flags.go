@@ -793,13 +793,25 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 }
 
 // unchanged answers a flip that would leave route cur as this replica
-// has it: ErrUnchanged once the store says the route is so, else
-// ErrStale with the route as the store has it, or ErrUnavailable. Such a
-// flip writes nothing, so nothing else asks the store: before, a replica
-// that had missed another's flip (its notification late, the store out
-// of its reach) answered from memory that the route already was what
-// the caller asked for, while every other replica served another mode.
+// has it: ErrUnchanged once the store says the route is so (confirm).
+// Such a flip writes nothing, so nothing else asks the store: before, a
+// replica that had missed another's flip (its notification late, the
+// store out of its reach) answered from memory that the route already
+// was what the caller asked for, while every other replica served
+// another mode.
 func (f *Flags) unchanged(ctx context.Context, cur RouteFlags) (RouteFlags, error) {
+	now, err := f.confirm(ctx, cur)
+	if err != nil {
+		return now, err
+	}
+	return now, ErrUnchanged
+}
+
+// confirm reads the flags from the store and returns route cur as it
+// is there: ErrStale if this replica had it otherwise (the caller
+// decided on what it showed), ErrUnavailable if the store cannot be read.
+// For a decision the store's own write does not check against the route.
+func (f *Flags) confirm(ctx context.Context, cur RouteFlags) (RouteFlags, error) {
 	f.mu.Lock()
 	_, err := f.resyncLocked(ctx)
 	f.mu.Unlock()
@@ -810,7 +822,7 @@ func (f *Flags) unchanged(ctx context.Context, cur RouteFlags) (RouteFlags, erro
 	if !now.at(cur.Version, cur.Mode, cur.Percent) {
 		return now, ErrStale
 	}
-	return now, ErrUnchanged
+	return now, nil
 }
 
 // landed finds out whether flip fl of a route at version expect (to

@@ -97,7 +97,14 @@ func (r *Rollouts) StartRamp(ctx context.Context, route, actor, reason string, p
 	if ifMatch != rf.Version {
 		return RampResult{}, ErrStale
 	}
-	p, err := plan(rf, p)
+	// The ramp is stored with where it found the route, which its store
+	// write does not check: a replica behind another's flip took a ramp
+	// from a mode the route no longer had, paused at its first look.
+	rf, err := r.flags.confirm(ctx, rf)
+	if err != nil {
+		return RampResult{}, err
+	}
+	p, err = plan(rf, p)
 	if err != nil {
 		return RampResult{}, err
 	}

@@ -270,3 +270,26 @@ func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *
 		}
 	})
 }
+
+// TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs: alice
+// sets a route to modern 50% on replica a; b has not heard of it and
+// still serves the file's legacy. Bob starts a fallback ramp on b from
+// there. Before, b took it (200, audited as a ramp from legacy, which
+// the route no longer was) and the ramp was paused at its first look as
+// "moved by hand". Now b asks the store first: 412 with the route as it
+// is, and no ramp.
+func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a.flip(t, "create-patient", domain.ModeModern, pct(50))
+	resp, body := b.patch(t, "create-patient", bobToken, `{"ramp": {"steps": [10, 20], "every": "30m", "mode": "fallback"}, "reason": "ticket 7"}`)
+	cur, _ := body["current"].(map[string]any)
+	if resp.StatusCode != http.StatusPreconditionFailed || cur == nil || cur["mode"] != "modern" || cur["percent"] != 50.0 {
+		t.Errorf("got %d %v, want 412 with the route as it is, modern 50%%", resp.StatusCode, body)
+	}
+	if ramp := b.ramp(t, "create-patient"); ramp != nil {
+		t.Errorf("the route has a ramp: %v", ramp)
+	}
+}
