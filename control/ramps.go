@@ -226,6 +226,12 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		if rp.State == store.RampRunning {
 			return rp, conflictf("%s's ramp is running already", route)
 		}
+		// It goes on from where the route is, which its store write does
+		// not check: a replica behind another's flip ended a ramp as past
+		// every step at a share the route no longer had.
+		if rf, err = r.flags.confirm(ctx, rf); err != nil {
+			return rp, err
+		}
 		next.State, next.Note, next.NextAt = store.RampRunning, "", now.Add(rp.Every)
 		next.AtMode, next.AtPercent, next.AtVersion = rf.Mode, rf.Percent, rf.Version
 		next.Taken = slices.IndexFunc(rp.Steps, func(s float64) bool { return domain.Later(rf.Route.Primary, rf.Mode, rf.Percent, rp.Mode, &s) })

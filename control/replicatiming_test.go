@@ -293,3 +293,34 @@ func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) 
 		t.Errorf("the route has a ramp: %v", ramp)
 	}
 }
+
+// TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs:
+// bob's ramp to fallback 10%, 20%, 30% is paused after its first step;
+// alice moves the route by hand to 30% and back to 10% on replica a,
+// and b has heard only of the first. Bob resumes the ramp on b. Before,
+// b ended it as done, "past every step" at the 30% it remembered, and
+// the route stayed at 10%; now b reads the store first: 412 with the
+// route as it is, and the ramp stays paused.
+func TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	ctx := context.Background()
+	a.startRamp(t, "create-patient", `{"steps": [10, 20, 30], "every": "30m", "mode": "fallback"}`)
+	a.rollouts.Check(ctx)
+	if resp, body := a.patch(t, "create-patient", bobToken, `{"ramp": {"action": "pause"}, "reason": "lunch"}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("pausing the ramp: %d %v", resp.StatusCode, body)
+	}
+	a.flip(t, "create-patient", domain.ModeFallback, pct(30))
+	b.flags.resync(ctx)
+	a.flip(t, "create-patient", domain.ModeFallback, pct(10))
+	resp, body := b.patch(t, "create-patient", bobToken, `{"ramp": {"action": "resume"}, "reason": "back"}`)
+	cur, _ := body["current"].(map[string]any)
+	if resp.StatusCode != http.StatusPreconditionFailed || cur == nil || cur["percent"] != 10.0 {
+		t.Errorf("got %d %v, want 412 with the route as it is, fallback 10%%", resp.StatusCode, body)
+	}
+	if ramp := b.ramp(t, "create-patient"); ramp["state"] != "paused" {
+		t.Errorf("the ramp: %v, want it paused", ramp)
+	}
+}
