@@ -18,7 +18,10 @@ import (
 // (PostgreSQL's jsonb refuses "\ud800") after legacy had applied it. Each
 // is refused 400 before any backend sees a byte, nothing journaled,
 // whatever the method and whether or not the type says JSON; a JSON body
-// in gzip, which the facade cannot look into, 415. Well-formed JSON, an
+// in gzip, which the facade cannot look into, 415. JSON behind a byte
+// order mark or in UTF-16, which Python's json.loads reads whatever the
+// type says and Go refuses, was sent to the primary untyped; it is
+// refused 400 too. Well-formed JSON, an
 // empty body, a form and a gzip image pass.
 func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T) {
 	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
@@ -41,6 +44,8 @@ func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T
 		{"a name twice in a create", "POST", typedJSON, `{"name":"Ada","name":"Eve"}`, 400, "a member twice"},
 		{"a name twice across chunks", "PUT", typedJSON + "Transfer-Encoding: chunked\r\n", "e\r\n{\"name\":\"Ada\",\r\nd\r\n\"name\":\"Eve\"}\r\n0\r\n\r\n", 400, "a member twice"},
 		{"cut short, typed JSON in capitals", "PUT", "Content-Type: Application/JSON; charset=UTF-8\r\n", `{"name":"Ada"`, 400, "does not parse"},
+		{"JSON behind a byte order mark, typed as text", "PUT", "Content-Type: text/plain\r\n", "\ufeff{\"name\":\"Ada\"}", 400, "byte order mark"},
+		{"JSON in UTF-16, typed as bytes", "POST", "Content-Type: application/octet-stream\r\n", "{\x00\"\x00n\x00\"\x00:\x001\x00}\x00", 400, "UTF-16"},
 		{"cut short, typed as text", "PUT", "Content-Type: text/plain\r\n", `{"name":"Ada"`, 200, ""},
 		{"a lone surrogate", "PUT", typedJSON, `{"name":"A\ud800"}`, 400, "not Unicode"},
 		{"bytes not UTF-8", "PUT", typedJSON, "{\"name\":\"A\xff\"}", 400, "not Unicode"},

@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/encoding/unicode/utf32"
 )
 
 // SameJSONEverywhere refuses a write's body that a backend may read as
@@ -19,19 +22,25 @@ import (
 // PostgreSQL's jsonb keep Eve, MariaDB's JSON_EXTRACT reads Ada, Gson and
 // org.json refuse it; "\ud800" is U+FFFD to Go, a lone surrogate to
 // Python and Java, and refused by PostgreSQL's jsonb (found by the lead's
-// probe: such a create answered 201, journaled for modern). An empty body
-// is none. The refusal says where (a byte offset), never what: a body
-// may name a patient.
+// probe: such a create answered 201, journaled for modern). JSON behind a
+// byte order mark or in UTF-16 or UTF-32 is refused whatever its type
+// says (unlikeUTF8). An empty body is none. The refusal says where (a
+// byte offset), never what: a body may name a patient.
 func SameJSONEverywhere(body []byte, typed bool) error {
 	v := jsontext.Value(body)
 	if len(body) == 0 || v.IsValid() {
 		return nil
 	}
-	lax := v.IsValid(jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	allowDuplicates, allowInvalid := jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)
+	if enc := unlikeUTF8(body); enc != nil {
+		if text, err := enc.NewDecoder().Bytes(body); err == nil && jsontext.Value(text).IsValid(allowDuplicates, allowInvalid) {
+			return errJSONNotUTF8
+		}
+	}
+	lax := v.IsValid(allowDuplicates, allowInvalid)
 	if !lax && !typed {
 		return nil // not JSON: no backend reads it as JSON
 	}
-	allowDuplicates, allowInvalid := jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)
 	switch {
 	case !lax:
 		return badRequest(fmt.Sprintf("the body is typed JSON and does not parse as one JSON value nested at most 10,000 deep (at byte %d): the backends of a dual write must read the same write; send well-formed JSON", firstFault(body, allowDuplicates, allowInvalid)))
@@ -40,6 +49,38 @@ func SameJSONEverywhere(body []byte, typed bool) error {
 	default:
 		return badRequest(fmt.Sprintf("the JSON body holds a string that is not Unicode (at byte %d: bytes that are not UTF-8, or an escaped surrogate without its pair), which parsers read differently, so the backends of a dual write could keep different values; send UTF-8", firstFault(body, allowDuplicates)))
 	}
+}
+
+// errJSONNotUTF8 refuses JSON in a byte order mark, UTF-16 or UTF-32.
+var errJSONNotUTF8 = badRequest("the body is JSON behind a byte order mark or in UTF-16 or UTF-32, which some parsers read (Python's json.loads, Jackson) and others refuse (Go, PHP), so one backend of a dual write could apply a write the other refuses; send UTF-8 without a byte order mark")
+
+// unlikeUTF8 is the encoding Python's json.loads (its detect_encoding,
+// after RFC 4627's section 3) and Jackson read body in when that is not
+// plain UTF-8, the facade's reading: UTF-8 behind a byte order mark, or
+// UTF-16 or UTF-32, told by their byte order mark or by the zero bytes
+// of the ASCII first characters of any JSON text; nil for UTF-8.
+func unlikeUTF8(body []byte) encoding.Encoding {
+	var b [4]byte
+	copy(b[:], body)
+	switch {
+	case bytes.HasPrefix(body, []byte{0xef, 0xbb, 0xbf}):
+		return unicode.UTF8BOM
+	case bytes.HasPrefix(body, []byte{0xff, 0xfe, 0, 0}), bytes.HasPrefix(body, []byte{0, 0, 0xfe, 0xff}):
+		return utf32.UTF32(utf32.BigEndian, utf32.ExpectBOM)
+	case bytes.HasPrefix(body, []byte{0xff, 0xfe}), bytes.HasPrefix(body, []byte{0xfe, 0xff}):
+		return unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM)
+	case len(body) < 2:
+		return nil
+	case len(body) >= 4 && b[0] == 0 && b[1] == 0:
+		return utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM)
+	case b[0] == 0:
+		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM)
+	case len(body) >= 4 && b[1] == 0 && b[2] == 0 && b[3] == 0:
+		return utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM)
+	case b[1] == 0:
+		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM)
+	}
+	return nil
 }
 
 // firstFault is the byte offset of the first fault a reading of body as

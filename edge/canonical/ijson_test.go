@@ -1,9 +1,32 @@
 package canonical
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
+
+// utf16LE, utf16BE, utf32LE and utf32BE spell s in those encodings,
+// without a byte order mark.
+func utf16LE(s string) string { return encode(s, 2, binary.LittleEndian) }
+func utf16BE(s string) string { return encode(s, 2, binary.BigEndian) }
+func utf32LE(s string) string { return encode(s, 4, binary.LittleEndian) }
+func utf32BE(s string) string { return encode(s, 4, binary.BigEndian) }
+
+func encode(s string, width int, order binary.AppendByteOrder) string {
+	var b []byte
+	for _, r := range s {
+		if width == 4 {
+			b = order.AppendUint32(b, uint32(r))
+			continue
+		}
+		for _, u := range utf16.Encode([]rune{r}) {
+			b = order.AppendUint16(b, u)
+		}
+	}
+	return string(b)
+}
 
 // TestSameJSONEverywhere: a body a backend may read as JSON passes only
 // as I-JSON; each refusal names its fault and where, never the body.
@@ -27,7 +50,16 @@ func TestSameJSONEverywhere(t *testing.T) {
 		{"a low surrogate first", `{"name":"\udc00\ud800"}`, true, "not Unicode"},
 		{"bytes not UTF-8", "{\"name\":\"A\xff\"}", true, "not Unicode (at byte 10"},
 		{"bytes not UTF-8, typed as text", "{\"name\":\"A\xc0\xaf\"}", false, "not Unicode"},
-		{"a byte order mark", "\ufeff{}", true, "nested at most 10,000 deep (at byte 0)"},
+		{"a byte order mark", "\ufeff{}", true, "behind a byte order mark"},
+		{"a byte order mark, typed as text", "\ufeff{\"name\":\"Ada\"}", false, "behind a byte order mark"},
+		{"UTF-16, typed as text", utf16LE(`{"name":"Ada"}`), false, "in UTF-16"},
+		{"UTF-16 behind its byte order mark", "\xff\xfe" + utf16LE(`{"name":"Ada"}`), false, "in UTF-16"},
+		{"UTF-16 big-endian", utf16BE(`["Ada"]`), false, "in UTF-16"},
+		{"UTF-32, typed JSON", utf32LE(`{"name":"Ada"}`), true, "in UTF-16 or UTF-32"},
+		{"UTF-32 big-endian behind its byte order mark", "\x00\x00\xfe\xff" + utf32BE(`{}`), false, "in UTF-16 or UTF-32"},
+		{"text behind a byte order mark", "\ufeffhello", false, ""},
+		{"UTF-16 text", "\xff\xfe" + utf16LE("hello"), false, ""},
+		{"binary from a zero byte", "\x00\x01\x02\x03{}", false, ""},
 		{"two values", `{"a":1} {"a":2}`, true, "nested at most 10,000 deep (at byte 7)"},
 		{"cut short", `{"a":1`, true, "does not parse"},
 		{"nested past 10,000", strings.Repeat("[", 10001) + strings.Repeat("]", 10001), true, "nested at most 10,000 deep (at byte 10000)"},
