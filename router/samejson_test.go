@@ -21,7 +21,8 @@ import (
 // in gzip, which the facade cannot look into, 415. JSON behind a byte
 // order mark or in UTF-16, which Python's json.loads reads whatever the
 // type says and Go refuses, was sent to the primary untyped; it is
-// refused 400 too. Well-formed JSON, an
+// refused 400 too; typed JSON whose charset is not UTF-8 (Go keeps "é",
+// Spring "Ã©" under charset=latin1) 415. Well-formed JSON, an
 // empty body, a form and a gzip image pass.
 func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T) {
 	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
@@ -50,6 +51,8 @@ func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T
 		{"a lone surrogate", "PUT", typedJSON, `{"name":"A\ud800"}`, 400, "not Unicode"},
 		{"bytes not UTF-8", "PUT", typedJSON, "{\"name\":\"A\xff\"}", 400, "not Unicode"},
 		{"typed JSON that does not parse", "PUT", typedJSON, `{"name":"Ada"`, 400, "does not parse"},
+		{"JSON in UTF-8 named Latin-1", "PUT", "Content-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"é"}`, 415, "charset other than UTF-8"},
+		{"ASCII JSON in Latin-1", "PUT", "Content-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"A"}`, 200, ""},
 		{"gzip JSON", "PUT", typedJSON + "Content-Encoding: gzip\r\n", gz.String(), 415, "Content-Encoding"},
 		{"well-formed JSON", "PUT", typedJSON, `{"name":"A\ud83d\ude00","tags":[{"a":1},{"a":2}]}`, 200, ""},
 		{"an empty JSON body", "DELETE", typedJSON, ``, 200, ""},

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/text/encoding"
@@ -24,11 +28,25 @@ import (
 // Python and Java, and refused by PostgreSQL's jsonb (found by the lead's
 // probe: such a create answered 201, journaled for modern). JSON behind a
 // byte order mark or in UTF-16 or UTF-32 is refused whatever its type
-// says (unlikeUTF8). An empty body is none. The refusal says where (a
+// says (unlikeUTF8), and typed JSON whose charset a backend may read it
+// in other than UTF-8 (readAsUTF8). contentTypes are the request's
+// Content-Type values. An empty body is none. The refusal says where (a
 // byte offset), never what: a body may name a patient.
-func SameJSONEverywhere(body []byte, typed bool) error {
+func SameJSONEverywhere(body []byte, contentTypes []string) error {
+	if len(body) == 0 {
+		return nil
+	}
+	typed := false
+	for _, ct := range contentTypes {
+		if IsJSON(ct) {
+			typed = true
+			if !readAsUTF8(ct, body) {
+				return errJSONCharset
+			}
+		}
+	}
 	v := jsontext.Value(body)
-	if len(body) == 0 || v.IsValid() {
+	if v.IsValid() {
 		return nil
 	}
 	allowDuplicates, allowInvalid := jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)
@@ -50,6 +68,40 @@ func SameJSONEverywhere(body []byte, typed bool) error {
 		return badRequest(fmt.Sprintf("the JSON body holds a string that is not Unicode (at byte %d: bytes that are not UTF-8, or an escaped surrogate without its pair), which parsers read differently, so the backends of a dual write could keep different values; send UTF-8", firstFault(body, allowDuplicates)))
 	}
 }
+
+// readAsUTF8 reports whether every backend reads body, typed JSON by
+// Content-Type ct, as the UTF-8 the facade checks. RFC 8259 gives JSON
+// no charset parameter, but Spring (Jackson behind an InputStreamReader)
+// and ASP.NET decode the body in the one ct names: of "é" in UTF-8
+// under charset=latin1 Go keeps é and Spring Ã©. A charset that keeps
+// ASCII bytes ASCII (asciiCharset) reads an ASCII body the same
+// everywhere; a type that names a charset and does not parse (two
+// charsets) may be read in either.
+func readAsUTF8(ct string, body []byte) bool {
+	_, params, err := mime.ParseMediaType(ct)
+	cs, named := params["charset"]
+	switch {
+	case err != nil:
+		return !strings.Contains(strings.ToLower(ct), "charset")
+	case !named || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8"):
+		return true
+	}
+	return asciiCharset(cs) && ascii(body)
+}
+
+// ascii reports whether b is all ASCII.
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// errJSONCharset refuses typed JSON in a charset other than UTF-8.
+var errJSONCharset = &Refusal{Status: http.StatusUnsupportedMediaType,
+	Msg: "the JSON body's Content-Type names a charset other than UTF-8, which some backends decode the body in and others ignore, so the backends of a dual write could keep different values; send UTF-8 with charset=utf-8 or none"}
 
 // errJSONNotUTF8 refuses JSON in a byte order mark, UTF-16 or UTF-32.
 var errJSONNotUTF8 = badRequest("the body is JSON behind a byte order mark or in UTF-16 or UTF-32, which some parsers read (Python's json.loads, Jackson) and others refuse (Go, PHP), so one backend of a dual write could apply a write the other refuses; send UTF-8 without a byte order mark")

@@ -2,6 +2,8 @@ package canonical
 
 import (
 	"encoding/binary"
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -67,7 +69,11 @@ func TestSameJSONEverywhere(t *testing.T) {
 		{"a name twice, then a lone surrogate", `{"a":1,"a":"\ud800"}`, true, "not Unicode (at byte 12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := SameJSONEverywhere([]byte(tc.body), tc.typed)
+			types := []string{"text/plain"}
+			if tc.typed {
+				types = []string{"application/json"}
+			}
+			err := SameJSONEverywhere([]byte(tc.body), types)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -76,6 +82,42 @@ func TestSameJSONEverywhere(t *testing.T) {
 				t.Fatalf("got %v, want a refusal saying %q", err, tc.want)
 			case strings.Contains(err.Error(), "Ada") || strings.Contains(err.Error(), "name"+`"`):
 				t.Errorf("the refusal quotes the body: %v", err)
+			}
+		})
+	}
+}
+
+// TestTypedJSONInACharsetOtherThanUTF8IsRefused: typed JSON passes only
+// where every backend reads it as UTF-8, whatever charset its type names
+// (Spring decodes it in that charset, Go ignores it); a form's type or an
+// ASCII body in a charset that keeps ASCII passes.
+func TestTypedJSONInACharsetOtherThanUTF8IsRefused(t *testing.T) {
+	const accented = `{"name":"é"}`
+	for _, tc := range []struct {
+		name, body string
+		types      []string
+		refused    bool
+	}{
+		{"UTF-8 named", accented, []string{"application/json; charset=UTF-8"}, false},
+		{"UTF-8 quoted", accented, []string{`application/json; charset="utf-8"`}, false},
+		{"no charset", accented, []string{"application/json"}, false},
+		{"Latin-1 and ASCII", `{"name":"Ada"}`, []string{"application/json; charset=ISO-8859-1"}, false},
+		{"text in Latin-1", accented, []string{"text/plain; charset=latin1"}, false},
+		{"Latin-1 and not ASCII", accented, []string{"application/json; charset=ISO-8859-1"}, true},
+		{"windows-1252 on a +json type", accented, []string{"application/merge-patch+json; charset=windows-1252"}, true},
+		{"UTF-16 named, UTF-8 sent", `{"name":"Ada"}`, []string{"application/json; charset=utf-16"}, true},
+		{"EBCDIC", `{"name":"Ada"}`, []string{"application/json; charset=IBM037"}, true},
+		{"two charsets", `{"name":"Ada"}`, []string{"application/json; charset=utf-8; charset=utf-16"}, true},
+		{"one of two types", accented, []string{"text/plain", "application/json; charset=latin1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := SameJSONEverywhere([]byte(tc.body), tc.types)
+			var r *Refusal
+			switch {
+			case !tc.refused && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refused && (!errors.As(err, &r) || r.Status != http.StatusUnsupportedMediaType || !strings.Contains(r.Msg, "charset other than UTF-8")):
+				t.Fatalf("got %v, want a 415 naming the charset", err)
 			}
 		})
 	}
