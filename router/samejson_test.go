@@ -21,9 +21,12 @@ import (
 // in gzip, which the facade cannot look into, 415. JSON behind a byte
 // order mark or in UTF-16, which Python's json.loads reads whatever the
 // type says and Go refuses, was sent to the primary untyped; it is
-// refused 400 too; typed JSON whose charset is not UTF-8 (Go keeps "é",
-// Spring "Ã©" under charset=latin1) 415. Well-formed JSON, an
-// empty body, a form and a gzip image pass.
+// refused 400 too, as is NDJSON (or JSON and then text) with a name
+// twice in one of its values, which passed as not one JSON value though
+// NDJSON readers read each line and Go's json.Decoder the first. Typed
+// JSON whose charset is not UTF-8 (Go keeps "é", Spring "Ã©" under
+// charset=latin1) answers 415. Well-formed JSON, NDJSON, an empty body,
+// a form and a gzip image pass.
 func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T) {
 	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
 	modern := newBackend(t, answer(http.StatusOK, "modern"))
@@ -47,6 +50,8 @@ func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T
 		{"cut short, typed JSON in capitals", "PUT", "Content-Type: Application/JSON; charset=UTF-8\r\n", `{"name":"Ada"`, 400, "does not parse"},
 		{"JSON behind a byte order mark, typed as text", "PUT", "Content-Type: text/plain\r\n", "\ufeff{\"name\":\"Ada\"}", 400, "byte order mark"},
 		{"JSON in UTF-16, typed as bytes", "POST", "Content-Type: application/octet-stream\r\n", "{\x00\"\x00n\x00\"\x00:\x001\x00}\x00", 400, "UTF-16"},
+		{"NDJSON, a name twice on a line", "POST", "Content-Type: application/x-ndjson\r\n", "{\"id\":1}\n{\"name\":\"Ada\",\"name\":\"Eve\"}\n", 400, "a member twice"},
+		{"NDJSON", "POST", "Content-Type: application/x-ndjson\r\n", "{\"id\":1}\n{\"id\":2}\n", 200, ""},
 		{"cut short, typed as text", "PUT", "Content-Type: text/plain\r\n", `{"name":"Ada"`, 200, ""},
 		{"a lone surrogate", "PUT", typedJSON, `{"name":"A\ud800"}`, 400, "not Unicode"},
 		{"bytes not UTF-8", "PUT", typedJSON, "{\"name\":\"A\xff\"}", 400, "not Unicode"},

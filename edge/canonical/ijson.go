@@ -28,7 +28,8 @@ import (
 // Python and Java, and refused by PostgreSQL's jsonb (found by the lead's
 // probe: such a create answered 201, journaled for modern). JSON behind a
 // byte order mark or in UTF-16 or UTF-32 is refused whatever its type
-// says (unlikeUTF8), and typed JSON whose charset a backend may read it
+// says (unlikeUTF8), as is a body that begins with JSON that is not
+// I-JSON (leadingValues), and typed JSON whose charset a backend may read it
 // in other than UTF-8 (readAsUTF8). contentTypes are the request's
 // Content-Type values. An empty body is none. The refusal says where (a
 // byte offset), never what: a body may name a patient.
@@ -56,17 +57,42 @@ func SameJSONEverywhere(body []byte, contentTypes []string) error {
 		}
 	}
 	lax := v.IsValid(allowDuplicates, allowInvalid)
-	if !lax && !typed {
-		return nil // not JSON: no backend reads it as JSON
-	}
 	switch {
+	case !lax && !typed:
+		return leadingValues(body)
 	case !lax:
 		return badRequest(fmt.Sprintf("the body is typed JSON and does not parse as one JSON value nested at most 10,000 deep (at byte %d): the backends of a dual write must read the same write; send well-formed JSON", firstFault(body, allowDuplicates, allowInvalid)))
-	case v.IsValid(allowDuplicates):
-		return badRequest(fmt.Sprintf("the JSON body names a member twice in one object (at byte %d): parsers keep the first, the last or neither, so the backends of a dual write could keep different values; send each name once", firstFault(body)))
-	default:
-		return badRequest(fmt.Sprintf("the JSON body holds a string that is not Unicode (at byte %d: bytes that are not UTF-8, or an escaped surrogate without its pair), which parsers read differently, so the backends of a dual write could keep different values; send UTF-8", firstFault(body, allowDuplicates)))
 	}
+	return notIJSON(v, 0)
+}
+
+// leadingValues refuses a body not typed JSON that is not one JSON value
+// either but begins with JSON values (a stream of them, as NDJSON, or one
+// and then text) of which one is not I-JSON: Go's json.Decoder and
+// Jackson read the first value and leave the rest, an NDJSON reader
+// reads each line. Text that does not begin with JSON passes.
+func leadingValues(body []byte) error {
+	d := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	for {
+		v, err := d.ReadValue()
+		if err != nil {
+			return nil
+		}
+		if !v.IsValid() {
+			return notIJSON(v, d.InputOffset()-int64(len(v)))
+		}
+	}
+}
+
+// notIJSON refuses v, a JSON value at byte at of the body that parses
+// once duplicate names and strings that are not Unicode are allowed but
+// not without, saying which fault comes first and where.
+func notIJSON(v jsontext.Value, at int64) error {
+	allowDuplicates := jsontext.AllowDuplicateNames(true)
+	if v.IsValid(allowDuplicates) {
+		return badRequest(fmt.Sprintf("the JSON body names a member twice in one object (at byte %d): parsers keep the first, the last or neither, so the backends of a dual write could keep different values; send each name once", at+firstFault(v)))
+	}
+	return badRequest(fmt.Sprintf("the JSON body holds a string that is not Unicode (at byte %d: bytes that are not UTF-8, or an escaped surrogate without its pair), which parsers read differently, so the backends of a dual write could keep different values; send UTF-8", at+firstFault(v, allowDuplicates)))
 }
 
 // readAsUTF8 reports whether every backend reads body, typed JSON by
