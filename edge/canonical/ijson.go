@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -31,9 +34,53 @@ import (
 // says (unlikeUTF8), as is a body that begins with JSON that is not
 // I-JSON (leadingValues), and typed JSON whose charset a backend may read it
 // in other than UTF-8 (readAsUTF8). contentTypes are the request's
-// Content-Type values. An empty body is none. The refusal says where (a
-// byte offset), never what: a body may name a patient.
+// Content-Type values. So are the parts of a multipart body typed JSON
+// (jsonParts). An empty body is none. The refusal says where (a byte
+// offset), never what: a body may name a patient.
 func SameJSONEverywhere(body []byte, contentTypes []string) error {
+	for _, ct := range contentTypes {
+		if err := jsonParts(ct, body); err != nil {
+			return err
+		}
+	}
+	return sameJSON(body, contentTypes)
+}
+
+// jsonParts refuses a multipart body, of type ct, with a part typed JSON
+// that sameJSON refuses: Spring's @RequestPart reads such a part with
+// Jackson, a PHP app json_decodes the field, a MariaDB one stores it and
+// reads it with JSON_EXTRACT. A part of another type is a file's or a
+// field's, passed as it is; a body that does not parse as multipart has
+// no parts to check.
+func jsonParts(ct string, body []byte) error {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
+		return nil
+	}
+	r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		part, err := r.NextRawPart()
+		if err != nil {
+			return nil
+		}
+		types := part.Header["Content-Type"]
+		if !slices.ContainsFunc(types, IsJSON) {
+			continue
+		}
+		b, err := io.ReadAll(part)
+		if err != nil {
+			return nil
+		}
+		if err := sameJSON(b, types); err != nil {
+			var r *Refusal
+			errors.As(err, &r)
+			return &Refusal{Status: r.Status, Msg: "a part of the multipart body: " + r.Msg}
+		}
+	}
+}
+
+// sameJSON is SameJSONEverywhere for one body, not looking into parts.
+func sameJSON(body []byte, contentTypes []string) error {
 	if len(body) == 0 {
 		return nil
 	}

@@ -127,3 +127,35 @@ func TestTypedJSONInACharsetOtherThanUTF8IsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestAMultipartPartTypedJSONIsChecked: a part typed JSON is held to the
+// rule of a JSON body, and its refusal says it was a part; a part of
+// another type (a file, a field) passes as it is.
+func TestAMultipartPartTypedJSONIsChecked(t *testing.T) {
+	const ct = "multipart/form-data; boundary=XyZ"
+	body := func(partType, content string) []byte {
+		return []byte("--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n" +
+			"--XyZ\r\nContent-Disposition: form-data; name=\"meta\"\r\n" + partType + "\r\n" + content + "\r\n--XyZ--\r\n")
+	}
+	for _, tc := range []struct {
+		name, partType, content, want string
+	}{
+		{"a name twice", "Content-Type: application/json\r\n", `{"name":"Ada","name":"Eve"}`, "a part of the multipart body: the JSON body names a member twice in one object (at byte 14)"},
+		{"a lone surrogate", "Content-Type: application/merge-patch+json\r\n", `{"name":"\ud800"}`, "a part of the multipart body: the JSON body holds a string that is not Unicode"},
+		{"a charset other than UTF-8", "Content-Type: application/json; charset=latin1\r\n", `{"name":"é"}`, "a part of the multipart body: the JSON body's Content-Type names a charset"},
+		{"well-formed", "Content-Type: application/json\r\n", `{"name":"Ada"}`, ""},
+		{"a file that is JSON", "Content-Type: application/octet-stream\r\n", `{"name":"Ada","name":"Eve"}`, ""},
+		{"a field that is JSON", "", `{"name":"Ada","name":"Eve"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := SameJSONEverywhere(body(tc.partType, tc.content), []string{ct})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want == "":
+			case err == nil || !strings.HasPrefix(err.Error(), tc.want):
+				t.Fatalf("got %v, want a refusal starting %q", err, tc.want)
+			}
+		})
+	}
+}
