@@ -53,8 +53,11 @@ func SameJSONEverywhere(body []byte, contentTypes []string) error {
 // field's, passed as it is; a body that does not parse as multipart has
 // no parts to check.
 func jsonParts(ct string, body []byte) error {
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
+	if len(ct) < len("multipart/") || !strings.EqualFold(ct[:len("multipart/")], "multipart/") {
+		return nil // and no parse: its map is an allocation every write
+	}
+	_, params, err := mime.ParseMediaType(ct)
+	if err != nil || params["boundary"] == "" {
 		return nil
 	}
 	r := multipart.NewReader(bytes.NewReader(body), params["boundary"])
@@ -151,11 +154,14 @@ func notIJSON(v jsontext.Value, at int64) error {
 // everywhere; a type that names a charset and does not parse (two
 // charsets) may be read in either.
 func readAsUTF8(ct string, body []byte) bool {
+	if !strings.Contains(strings.ToLower(ct), "charset") {
+		return true // and no parse: its map is an allocation every write
+	}
 	_, params, err := mime.ParseMediaType(ct)
 	cs, named := params["charset"]
 	switch {
 	case err != nil:
-		return !strings.Contains(strings.ToLower(ct), "charset")
+		return false
 	case !named || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8"):
 		return true
 	}
