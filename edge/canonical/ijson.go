@@ -118,9 +118,12 @@ func sameJSON(body []byte, contentTypes []string) error {
 
 // leadingValues refuses a body not typed JSON that is not one JSON value
 // either but begins with JSON values (a stream of them, as NDJSON, or one
-// and then text) of which one is not I-JSON: Go's json.Decoder and
-// Jackson read the first value and leave the rest, an NDJSON reader
-// reads each line. Text that does not begin with JSON passes.
+// and then text) of which an object or array is not I-JSON: Go's
+// json.Decoder and Jackson read the first value and leave the rest, an
+// NDJSON reader reads each line. Text that does not begin with JSON
+// passes, and so does a leading string that is not Unicode: it is as
+// likely text in Latin-1 that begins with a quote ("Café" in Latin-1
+// bytes, then more), or a binary's first bytes.
 func leadingValues(body []byte) error {
 	d := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	for {
@@ -128,7 +131,7 @@ func leadingValues(body []byte) error {
 		if err != nil {
 			return nil
 		}
-		if !v.IsValid() {
+		if k := v.Kind(); (k == '{' || k == '[') && !v.IsValid() {
 			return notIJSON(v, d.InputOffset()-int64(len(v)))
 		}
 	}

@@ -49,6 +49,7 @@ func TestSameJSONEverywhere(t *testing.T) {
 		{"NDJSON, a lone surrogate", "{\"id\":1}\n{\"name\":\"\\ud800\"}\n", false, "not Unicode (at byte 18"},
 		{"NDJSON", "{\"id\":1,\"name\":\"Ada\"}\n{\"id\":2,\"name\":\"Eve\"}\n", false, ""},
 		{"JSON, then text", `[1] is a list`, false, ""},
+		{"Latin-1 text from a quote", "\"Caf\xe9\" is French for coffee", false, ""},
 		{"a name twice", `{"name":"Ada","name":"Eve"}`, true, "a member twice in one object (at byte 14)"},
 		{"a name twice, one escaped", `{"name":"Ada","\u006eame":"Eve"}`, true, "a member twice"},
 		{"a name twice, nested", `{"p":{"id":1,"id":2}}`, true, "a member twice in one object (at byte 13)"},
