@@ -75,9 +75,10 @@ func jsonParts(ct string, body []byte) error {
 			return nil
 		}
 		if err := sameJSON(b, types); err != nil {
-			var r *Refusal
-			errors.As(err, &r)
-			return &Refusal{Status: r.Status, Msg: "a part of the multipart body: " + r.Msg}
+			if r := (*Refusal)(nil); errors.As(err, &r) {
+				return &Refusal{Status: r.Status, Msg: "a part of the multipart body: " + r.Msg}
+			}
+			return err
 		}
 	}
 }
