@@ -25,7 +25,8 @@ import (
 // twice in one of its values, which passed as not one JSON value though
 // NDJSON readers read each line and Go's json.Decoder the first. Typed
 // JSON whose charset is not UTF-8 (Go keeps "é", Spring "Ã©" under
-// charset=latin1) answers 415. A multipart part typed JSON is held to
+// charset=latin1) answers 415. "\u0000", which Go and MariaDB keep and
+// PostgreSQL refuses (jsonb and text alike), is refused 400. A multipart part typed JSON is held to
 // the same rule (Spring's @RequestPart reads it as JSON); it was not
 // looked at. Well-formed JSON, NDJSON, a file part holding JSON, an
 // empty body, a form and a gzip image pass.
@@ -58,6 +59,7 @@ func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T
 		{"a file part that is JSON", "POST", "Content-Type: multipart/form-data; boundary=XyZ\r\n", "--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.json\"\r\nContent-Type: application/octet-stream\r\n\r\n{\"name\":\"Ada\",\"name\":\"Eve\"}\r\n--XyZ--\r\n", 200, ""},
 		{"cut short, typed as text", "PUT", "Content-Type: text/plain\r\n", `{"name":"Ada"`, 200, ""},
 		{"a lone surrogate", "PUT", typedJSON, `{"name":"A\ud800"}`, 400, "not Unicode"},
+		{"U+0000, which PostgreSQL cannot hold", "POST", typedJSON, `{"name":"Ada\u0000"}`, 400, "U+0000"},
 		{"bytes not UTF-8", "PUT", typedJSON, "{\"name\":\"A\xff\"}", 400, "not Unicode"},
 		{"typed JSON that does not parse", "PUT", typedJSON, `{"name":"Ada"`, 400, "does not parse"},
 		{"JSON in UTF-8 named Latin-1", "PUT", "Content-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"é"}`, 415, "charset other than UTF-8"},

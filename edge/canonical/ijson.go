@@ -32,7 +32,7 @@ import (
 // probe: such a create answered 201, journaled for modern). JSON behind a
 // byte order mark or in UTF-16 or UTF-32 is refused whatever its type
 // says (unlikeUTF8), as is a body that begins with JSON that is not
-// I-JSON (leadingValues), and typed JSON whose charset a backend may read it
+// I-JSON (leadingValues), JSON holding U+0000 (nulEscape), and typed JSON whose charset a backend may read it
 // in other than UTF-8 (readAsUTF8). contentTypes are the request's
 // Content-Type values. So are the parts of a multipart body typed JSON
 // (jsonParts). An empty body is none. The refusal says where (a byte
@@ -99,7 +99,7 @@ func sameJSON(body []byte, contentTypes []string) error {
 	}
 	v := jsontext.Value(body)
 	if v.IsValid() {
-		return nil
+		return nulEscape(body, 0)
 	}
 	allowDuplicates, allowInvalid := jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)
 	if enc := unlikeUTF8(body); enc != nil {
@@ -132,9 +132,42 @@ func leadingValues(body []byte) error {
 		if err != nil {
 			return nil
 		}
-		if k := v.Kind(); (k == '{' || k == '[') && !v.IsValid() {
-			return notIJSON(v, d.InputOffset()-int64(len(v)))
+		if k := v.Kind(); k != '{' && k != '[' {
+			continue
 		}
+		at := d.InputOffset() - int64(len(v))
+		if !v.IsValid() {
+			return notIJSON(v, at)
+		}
+		if err := nulEscape(v, at); err != nil {
+			return err
+		}
+	}
+}
+
+// nulEscape refuses JSON text b, at byte at of the body, holding the
+// character U+0000, which well-formed JSON writes only as the escape
+// \u0000: it is I-JSON, and Go, PHP and MariaDB keep it, but PostgreSQL's
+// jsonb refuses it ("unsupported Unicode escape sequence") and its text
+// cannot hold it, so a modern on PostgreSQL refused a write legacy had
+// applied, as with "\ud800".
+func nulEscape(b []byte, at int64) error {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`u0000`))
+		if j < 0 {
+			return nil
+		}
+		j += i
+		// An escape when an odd run of backslashes comes before it; in
+		// well-formed JSON a backslash is in a string.
+		n := 0
+		for k := j - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 1 {
+			return badRequest(fmt.Sprintf("the JSON body holds the character U+0000 (\\u0000, at byte %d), which PostgreSQL cannot store and other backends keep, so one backend of a dual write could apply a write the other refuses; leave it out", at+int64(j-1)))
+		}
+		i = j + len("u0000")
 	}
 }
 

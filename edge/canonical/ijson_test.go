@@ -72,6 +72,12 @@ func TestSameJSONEverywhere(t *testing.T) {
 		{"cut short", `{"a":1`, true, "does not parse"},
 		{"nested past 10,000", strings.Repeat("[", 10001) + strings.Repeat("]", 10001), true, "nested at most 10,000 deep (at byte 10000)"},
 		{"nested 10,000 deep", strings.Repeat("[", 10000) + strings.Repeat("]", 10000), true, ""},
+		{"U+0000", `{"name":"Ada\u0000"}`, true, "U+0000 (\\u0000, at byte 12)"},
+		{"U+0000 in a name", `{"\u0000":1}`, false, "U+0000"},
+		{"U+0000 on an NDJSON line", "{\"id\":1}\n[\"\\u0000\"]\n", false, "U+0000 (\\u0000, at byte 11)"},
+		{"an escaped backslash, then u0000", `{"path":"C:\\u0000"}`, true, ""},
+		{"an escaped backslash and U+0000", `{"path":"C:\\\u0000"}`, true, "U+0000"},
+		{"U+0001", `{"name":"Ada\u0001"}`, true, ""},
 		{"a name twice, then a lone surrogate", `{"a":1,"a":"\ud800"}`, true, "not Unicode (at byte 12"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
