@@ -29,14 +29,15 @@ import (
 // PostgreSQL's jsonb keep Eve, MariaDB's JSON_EXTRACT reads Ada, Gson and
 // org.json refuse it; "\ud800" is U+FFFD to Go, a lone surrogate to
 // Python and Java, and refused by PostgreSQL's jsonb (found by the lead's
-// probe: such a create answered 201, journaled for modern). JSON behind a
-// byte order mark or in UTF-16 or UTF-32 is refused whatever its type
-// says (unlikeUTF8), as is a body that begins with JSON that is not
-// I-JSON (leadingValues), JSON holding U+0000 (nulEscape), and typed JSON whose charset a backend may read it
-// in other than UTF-8 (readAsUTF8). contentTypes are the request's
-// Content-Type values. So are the parts of a multipart body typed JSON
-// (jsonParts). An empty body is none. The refusal says where (a byte
-// offset), never what: a body may name a patient.
+// probe: such a create answered 201, journaled for modern). Refused as
+// well: JSON behind a byte order mark or in UTF-16 or UTF-32, whatever
+// its type says (unlikeUTF8); a body that begins with JSON that is not
+// I-JSON (leadingValues); JSON holding U+0000 (nulEscape); typed JSON
+// whose charset a backend may read it in other than UTF-8 (readAsUTF8);
+// a multipart part typed JSON that one of these refuses (jsonParts).
+// contentTypes are the request's Content-Type values. An empty body is
+// none. The refusal says where (a byte offset), never what: a body may
+// name a patient.
 func SameJSONEverywhere(body []byte, contentTypes []string) error {
 	for _, ct := range contentTypes {
 		if err := jsonParts(ct, body); err != nil {
