@@ -113,17 +113,16 @@ func (t *Table) journalHeader(h http.Header) {
 // JSON in a Content-Encoding (415), which the facade does not undo to
 // look. It reports whether to go on.
 func (t *Table) checkSameJSON(x *exchange, req *http.Request) bool {
-	typed := slices.ContainsFunc(req.Header["Content-Type"], canonical.IsJSON)
 	var err error
 	switch {
 	case len(x.replay) == 0:
 		return true
 	case encoded(req.Header):
-		if typed {
+		if slices.ContainsFunc(req.Header["Content-Type"], canonical.IsJSON) {
 			err = errEncodedJSON
 		}
 	default:
-		err = canonical.SameJSONEverywhere(x.replay, typed)
+		err = canonical.SameJSONEverywhere(x.replay, req.Header["Content-Type"])
 	}
 	if err != nil {
 		t.refuse(x, req, err)
