@@ -421,16 +421,18 @@ var errNoIfMatch = apiError(http.StatusPreconditionRequired,
 	"If-Match is required: send the route's ETag from GET /admin/routes/{name}, such as \"3\"")
 
 // ifMatch reads the version If-Match names: "3", 3 or W/"3" name version
-// 3. "*" (any version) defeats the point and is refused like garbage.
+// 3. "*" (any version) defeats the point and is refused like garbage, as
+// is more than one tag, in a list or on two lines: a change is decided
+// on one version (before, a second line was not read).
 func ifMatch(r *http.Request) (int64, error) {
-	v := r.Header.Get("If-Match")
-	if v == "" {
+	vs := r.Header.Values("If-Match")
+	if len(vs) == 0 || vs[0] == "" {
 		return 0, errNoIfMatch
 	}
-	v = strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`)
+	v := strings.Trim(strings.TrimPrefix(strings.TrimSpace(vs[0]), "W/"), `"`)
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return 0, apiError(http.StatusBadRequest, "If-Match must be the route's ETag, such as \"3\"")
+	if err != nil || len(vs) > 1 {
+		return 0, apiError(http.StatusBadRequest, "If-Match must be the route's ETag, one, such as \"3\"")
 	}
 	return n, nil
 }

@@ -26,6 +26,7 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 	}{
 		{"a flip without If-Match", `{"mode":"modern","reason":"go"}`, "", 428, "If-Match is required"},
 		{"a flip with If-Match: *", `{"mode":"modern","reason":"go"}`, "*", 400, "If-Match must be the route's ETag"},
+		{"a flip with a list of ETags", `{"mode":"modern","reason":"go"}`, `"0", "1"`, 400, "If-Match must be the route's ETag, one"},
 		{"a body with a key twice", `{"mode":"modern","reason":"go","mode":"legacy"}`, `"0"`, 400, `the key "mode" appears twice`},
 		{"a body with a key twice in two spellings", `{"mode":"modern","reason":"go","MODE":"legacy"}`, `"0"`, 400, `the key "MODE" appears twice`},
 		{"a body with a key twice in a nested object", `{"mode":"modern","reason":"go","x":[{"a":1,"a":2}]}`, `"0"`, 400, `the key "a" appears twice`},
@@ -62,6 +63,23 @@ func TestAdminAPIRefusesAmbiguousChanges(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a flip with an ETag on each of two lines is refused", func(t *testing.T) {
+		req, err := http.NewRequest("PATCH", p.URL+path, strings.NewReader(`{"mode":"modern","reason":"go"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+aliceToken)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["If-Match"] = []string{`"0"`, `"1"`}
+		resp, err := p.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("got %d, want 400: the change was decided on one of two versions", resp.StatusCode)
+		}
+	})
 	if p.mode("get-patient") != domain.ModeFallback {
 		t.Errorf("a refused change moved the route to %s", p.mode("get-patient"))
 	}
