@@ -18,11 +18,11 @@ import (
 
 // FlagStore is where overrides and their audit log live.
 type FlagStore interface {
-	// RouteFlags is the overrides by route and the fences of routes
-	// (store.Store.RouteFlags).
-	RouteFlags(ctx context.Context, routes []string) (map[string]domain.Override, map[string]int64, error)
+	// RouteFlags is the overrides by route, the routes' versions and
+	// their fences (store.Store.RouteFlags).
+	RouteFlags(ctx context.Context, routes []string) (overrides map[string]domain.Override, versions, fences map[string]int64, err error)
 	SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (domain.Override, error)
-	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (int64, error)
+	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (version, fence int64, err error)
 	// Uncertain and SettledOverride tell whether a change whose commit
 	// lost its answer was made (store.Store.Uncertain, SettledOverride).
 	Uncertain(err error) bool
@@ -64,6 +64,12 @@ type Flags struct {
 	mu        sync.Mutex
 	file      atomic.Pointer[config.Config]
 	overrides atomic.Pointer[map[string]domain.Override]
+	// versions are the routes' versions read with the overrides, each
+	// route's ETag (see store.Store.RouteFlags): a route not in it is at
+	// 0. Stored after the overrides and loaded before them (flagsNow),
+	// so that a version is never read with a state older than the one
+	// it names: a change at it could be taken.
+	versions atomic.Pointer[map[string]int64]
 	// fences are the routes' fences read with the overrides (see
 	// config.Route.Fence): empty until they are read, nil when the store
 	// keeps none (SQLite).
@@ -139,6 +145,8 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	f.file.Store(cfg)
 	empty := map[string]domain.Override{}
 	f.overrides.Store(&empty)
+	noVersions := map[string]int64{}
+	f.versions.Store(&noVersions)
 	noFences := map[string]int64{}
 	f.fences.Store(&noFences)
 	if _, err := f.refresh(ctx); err != nil {
@@ -225,7 +233,15 @@ func (f *Flags) serveSnapshot(err error) {
 			"snapshot", f.snapshot.Path(), "snapshot_error", lerr, "error", err)
 		return
 	}
+	// The snapshot keeps the overrides' versions; a route without one
+	// reads as 0 until the store is read, which no change is taken at
+	// once a clear moved it.
+	versions := map[string]int64{}
+	for route, ov := range o {
+		versions[route] = ov.Version
+	}
 	f.overrides.Store(&o)
+	f.versions.Store(&versions)
 	f.snapshotAt.Store(at.UnixNano())
 	f.log.Warn("state store unreachable; serving the route flags of the snapshot",
 		"snapshot", f.snapshot.Path(), "saved_at", at.UTC().Format(time.RFC3339), "overrides", len(o), "error", err)
@@ -243,7 +259,7 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	for i := range file.Routes {
 		routes[i] = file.Routes[i].Name
 	}
-	o, fences, err := f.store.RouteFlags(ctx, routes)
+	o, versions, fences, err := f.store.RouteFlags(ctx, routes)
 	if err != nil {
 		// NewFlags says what a failure at start means; here, once per
 		// outage, that one began.
@@ -269,6 +285,10 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	if changed || first {
 		f.saveSnapshot(o)
 	}
+	if !maps.Equal(*f.versions.Load(), versions) {
+		f.versions.Store(&versions)
+		changed = true
+	}
 	if old := *f.fences.Load(); (old == nil) != (fences == nil) || !maps.Equal(old, fences) {
 		f.fences.Store(&fences)
 		changed = true
@@ -289,9 +309,9 @@ func (f *Flags) saveSnapshot(o map[string]domain.Override) {
 	}
 }
 
-// sameOverrides compares whole overrides, not only versions: a version
-// starts again at 1 after a clear, so a clear and a new flip between two
-// reads leave the version as it was.
+// sameOverrides compares whole overrides, not only versions: a replica
+// of a release before store migration 0180 changes an override without
+// moving the route's version.
 func sameOverrides(a, b map[string]domain.Override) bool {
 	return maps.EqualFunc(a, b, func(x, y domain.Override) bool {
 		return x.Version == y.Version && x.Mode == y.Mode && samePercent(x.Percent, y.Percent) &&
@@ -557,8 +577,17 @@ type RouteFlags struct {
 	Mode        domain.Mode
 	Percent     *float64
 	Override    *domain.Override
-	// Version is the override's version, 0 without one: the ETag.
+	// Version is the route's version, the ETag: every change moves it, a
+	// clear too, and it never comes back (store.Store.RouteFlags); 0 for
+	// a route never changed.
 	Version int64
+}
+
+// flagsNow loads the routes' versions, then the overrides (see
+// Flags.versions).
+func (f *Flags) flagsNow() (map[string]int64, map[string]domain.Override) {
+	versions := *f.versions.Load()
+	return versions, *f.overrides.Load()
 }
 
 // Get returns a route's flags, or false if there is no such route.
@@ -566,7 +595,8 @@ func (f *Flags) Get(name string) (RouteFlags, bool) {
 	file := f.file.Load()
 	for i := range file.Routes {
 		if file.Routes[i].Name == name {
-			return flagsOf(&file.Routes[i], *f.overrides.Load()), true
+			versions, overrides := f.flagsNow()
+			return flagsOf(&file.Routes[i], overrides, versions), true
 		}
 	}
 	return RouteFlags{}, false
@@ -574,21 +604,23 @@ func (f *Flags) Get(name string) (RouteFlags, bool) {
 
 // All returns every route's flags in file order.
 func (f *Flags) All() []RouteFlags {
-	file, overrides := f.file.Load(), *f.overrides.Load()
+	file := f.file.Load()
+	versions, overrides := f.flagsNow()
 	out := make([]RouteFlags, len(file.Routes))
 	for i := range file.Routes {
-		out[i] = flagsOf(&file.Routes[i], overrides)
+		out[i] = flagsOf(&file.Routes[i], overrides, versions)
 	}
 	return out
 }
 
 // Guarded returns the flags of the routes that have a guard.
 func (f *Flags) Guarded() []RouteFlags {
-	file, overrides := f.file.Load(), *f.overrides.Load()
+	file := f.file.Load()
+	versions, overrides := f.flagsNow()
 	var out []RouteFlags
 	for i := range file.Routes {
 		if file.Routes[i].Guard != nil {
-			out = append(out, flagsOf(&file.Routes[i], overrides))
+			out = append(out, flagsOf(&file.Routes[i], overrides, versions))
 		}
 	}
 	return out
@@ -613,9 +645,9 @@ func (rf RouteFlags) Hold() *Hold {
 }
 
 // at reports whether the route is where someone (a ramp, a change
-// request) found it: at that override version, mode and percent. The
-// version alone does not say so: it starts again at 1 after a clear, and
-// a reload moves a route without an override, whose version stays 0.
+// request) found it: at that version, mode and percent. The version
+// alone does not say so: a reload moves a route without an override,
+// whose version stays.
 func (rf RouteFlags) at(version int64, mode domain.Mode, percent *float64) bool {
 	return rf.Version == version && rf.Mode == mode && samePercent(rf.Percent, percent)
 }
@@ -632,11 +664,11 @@ func (rf RouteFlags) already(mode domain.Mode, percent *float64) bool {
 	return rf.Hold() == nil && rf.Mode == mode && domain.FullPercent(rf.Percent) == domain.FullPercent(percent)
 }
 
-func flagsOf(r *config.Route, overrides map[string]domain.Override) RouteFlags {
-	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent)}
+func flagsOf(r *config.Route, overrides map[string]domain.Override, versions map[string]int64) RouteFlags {
+	rf := RouteFlags{Route: r, FileMode: r.Mode, Mode: r.Mode, FilePercent: percentOf(r.Percent), Version: versions[r.Name]}
 	rf.Percent = rf.FilePercent
 	if o, ok := overrides[r.Name]; ok {
-		rf.Override, rf.Version = &o, o.Version
+		rf.Override = &o
 		rf.Mode, rf.Percent = o.Mode, o.Percent
 	}
 	return rf
@@ -731,13 +763,11 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			linked = append(slices.Clip(linked), store.CheckJournal(check))
 		}
 		var err error
-		var fence int64
 		var stored domain.Override
 		if fl.Clear {
-			fence, err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, linked...)
+			stored.Version, stored.Fence, err = f.store.ClearOverride(sctx, fl.Route, cur.Version, entry, linked...)
 		} else {
 			stored, err = f.store.SetOverride(sctx, next, cur.Version, entry, linked...)
-			fence = stored.Fence
 		}
 		var inFlight *InFlightError
 		switch {
@@ -751,7 +781,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			}
 			// Read back without its fence: the route's next dual write
 			// is refused and reads it (see withFences).
-			fence = -1
+			stored.Fence = -1
 		case err != nil:
 			f.log.Error("flip refused: the state store did not take it, so it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
 			return ErrUnavailable
@@ -760,9 +790,12 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			o[fl.Route] = stored // as stored: its version
 		}
 		f.overrides.Store(&o)
+		versions := maps.Clone(*f.versions.Load())
+		versions[fl.Route] = stored.Version
+		f.versions.Store(&versions)
 		if fences := *f.fences.Load(); fences != nil {
 			fences = maps.Clone(fences)
-			fences[fl.Route] = fence
+			fences[fl.Route] = stored.Fence
 			f.fences.Store(&fences)
 		}
 		f.saveSnapshot(o)
@@ -828,8 +861,8 @@ func (f *Flags) confirm(ctx context.Context, cur RouteFlags) (RouteFlags, error)
 // landed finds out whether flip fl of a route at version expect (to
 // next, unless a clear), whose commit went out and lost its answer
 // (cause), was made, by reading the route's override back once every
-// change under way has ended. It returns the override as stored when
-// it was, ErrUnavailable when it was not, ErrUnconfirmed when the store
+// change under way has ended. It returns the override as stored (after
+// a clear, only the route's version) when it was, ErrUnavailable when it was not, ErrUnconfirmed when the store
 // cannot say. Before, such a flip answered that it was refused while it was
 // made, audited, and followed by every replica: the guard's rollback in
 // a failover was logged as failed and counted in no

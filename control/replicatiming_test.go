@@ -16,10 +16,12 @@ import (
 
 // lagging puts replica b (of a, on one PostgreSQL store) one step behind:
 // it has read the route at override version 1, then a clears the route
-// and sets it again, to a state b has not heard of at version 1 once
-// more (planes follow the store only when told: b's notification is
-// late, as when its connection to the store was cut). before and after
-// are a's flips before b reads the route and after the clear.
+// and sets it again, to a state b has not heard of (planes follow the
+// store only when told: b's notification is late, as when its
+// connection to the store was cut). Before, the clear took the version
+// back to 0, so the new state was at version 1 once more, the one b
+// holds for the state before. before and after are a's flips before b
+// reads the route and after the clear.
 func lagging(t *testing.T, a, b *plane, route string, before, after func()) {
 	t.Helper()
 	ctx := context.Background()
@@ -32,19 +34,20 @@ func lagging(t *testing.T, a, b *plane, route string, before, after func()) {
 		t.Fatalf("clearing %s: %v", route, err)
 	}
 	after()
-	if rf, _ := a.flags.Get(route); rf.Version != 1 {
-		t.Fatalf("a reads %s at version %d after the clear and the flip, want 1 again", route, rf.Version)
+	if rf, _ := a.flags.Get(route); rf.Version != 3 {
+		t.Fatalf("a reads %s at version %d after the clear (2) and the flip, want 3", route, rf.Version)
 	}
 }
 
 // TestAGuardBehindTheStoreRollsBackOnlyWhatTheRouteIs: alice sets a route
-// to modern, then clears it and starts over at modern 10%, the same
-// override version. Modern fails on replica b, which has not heard of
+// to modern, then clears it and starts over at modern 10% (the same
+// override version before store migration 0190). Modern fails on replica b, which has not heard of
 // the clear yet: its guard trips on the route as it read it, modern for
 // all of the traffic, whose step back is fallback for all of it, which
 // moves the route at 10% forward. Before, the store took it (its version
-// matched): the route went to fallback 100%, audited from modern 100%.
-// Now the store refuses it as stale; once b follows, its guard steps the
+// matched, and the store did not check the from then): the route went
+// to fallback 100%, audited from modern 100%. Now the store refuses it
+// as stale; once b follows, its guard steps the
 // route back from what it is, to fallback 10%.
 func TestAGuardBehindTheStoreRollsBackOnlyWhatTheRouteIs(t *testing.T) {
 	dsn := testdb.Postgres(t)
@@ -87,7 +90,8 @@ func TestAGuardBehindTheStoreRollsBackOnlyWhatTheRouteIs(t *testing.T) {
 
 // TestAnApprovalOnAReplicaBehindTheStoreAppliesNothing: bob asks to move
 // a route from legacy (override version 1) to fallback 10%; alice clears
-// the route and sets it to shadow, version 1 again. temp approves on
+// the route and sets it to shadow (version 1 again, before store
+// migration 0190). temp approves on
 // replica b, which has not heard of it: the request's route is where b
 // last read it, so b applied it, audited from legacy, to a route nobody
 // asked to move from shadow. Now the store refuses the flip, b reads the
@@ -164,8 +168,9 @@ func TestThreeGuardsTrippingAtOnceStepTheRouteBackOnce(t *testing.T) {
 }
 
 // TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs: bob flips the
-// route on replica b, at the version b read, which is the version the
-// route has again after alice's clear and flip on a, in another state.
+// route on replica b, at the version b read, before alice's clear and
+// flip on a (which left the route at that version again, in another
+// state, before store migration 0190).
 // The store refuses it (412); b reads the store then, so the answer
 // says the route as it is, and bob's flip at that version goes through.
 // Before, the store took the flip as made from the state b had read.

@@ -29,10 +29,10 @@ type downStore struct {
 
 var errDown = errors.New("connection refused")
 
-func (d *downStore) RouteFlags(ctx context.Context, routes []string) (map[string]domain.Override, map[string]int64, error) {
+func (d *downStore) RouteFlags(ctx context.Context, routes []string) (map[string]domain.Override, map[string]int64, map[string]int64, error) {
 	d.reads.Add(1)
 	if d.down.Load() {
-		return nil, nil, errDown
+		return nil, nil, nil, errDown
 	}
 	return d.Store.RouteFlags(ctx, routes)
 }

@@ -275,12 +275,12 @@ func writeAuditHistory(t *testing.T, s *Store, clk *testClock, n int) []int64 {
 		var err error
 		switch i % 4 {
 		case 0:
-			_, err = s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "fallback", Percent: pct(float64(i % 100)), Actor: "alice", Reason: "ramp"},
+			var o domain.Override
+			o, err = s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "fallback", Percent: pct(float64(i % 100)), Actor: "alice", Reason: "ramp"},
 				version, domain.AuditEntry{Actor: "alice", Action: "flip", Route: "get-patient", FromMode: "legacy", ToMode: "fallback", ToPercent: pct(float64(i % 100)), Reason: "ramp"})
-			version++
+			version = o.Version
 		case 1:
-			_, err = s.ClearOverride(ctx, "get-patient", version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
-			version = 0
+			version, _, err = s.ClearOverride(ctx, "get-patient", version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient", Reason: "back"})
 		case 2:
 			err = s.AppendAudit(ctx, domain.AuditEntry{Actor: "unauthenticated", Action: "denied", Route: "get-patient", Detail: "PATCH refused (401)"})
 		case 3:

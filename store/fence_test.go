@@ -25,7 +25,7 @@ func flipToModern(ctx context.Context, s *Store, linked ...Linked) (domain.Overr
 // finds it.
 func fenceOf(t *testing.T, s *Store) int64 {
 	t.Helper()
-	_, fences, err := s.RouteFlags(context.Background(), []string{fencedRoute})
+	_, _, fences, err := s.RouteFlags(context.Background(), []string{fencedRoute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestAChangeOfARouteFencesTheWritesOfAReplicaThatDidNotFollowIt(t *testing.T
 		t.Fatalf("the journal's open writes after the refusals: got %v %v, want none", open, err)
 	}
 	// Read again, as the replica does on the refusal.
-	overrides, fences, err := b.RouteFlags(ctx, []string{fencedRoute})
+	overrides, _, fences, err := b.RouteFlags(ctx, []string{fencedRoute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestAChangeOfARouteFencesTheWritesOfAReplicaThatDidNotFollowIt(t *testing.T
 			t.Errorf("%s under the flags read again: %v", j.name, err)
 		}
 	}
-	cleared, err := a.ClearOverride(ctx, fencedRoute, flipped.Version, domain.AuditEntry{Actor: "alice", Action: "clear", Route: fencedRoute})
+	_, cleared, err := a.ClearOverride(ctx, fencedRoute, flipped.Version, domain.AuditEntry{Actor: "alice", Action: "clear", Route: fencedRoute})
 	if err != nil {
 		t.Fatal(err)
 	}

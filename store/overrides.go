@@ -10,52 +10,53 @@ import (
 	"strangler/domain"
 )
 
+// A route's version is the epoch of its row in strangler_route_fences
+// less one (a route without a row is at epoch 1, version 0): every
+// change of its override moves it (moveVersion), a clear too, and
+// nothing moves it back, so one version names one state of the route
+// over its life in the store, the state without an override included.
+// It is the ETag a change must send (If-Match). On PostgreSQL the epoch
+// is also the route's fence, which dual writes are journaled under
+// (RouteFlags).
+
 // Overrides returns the current overrides by route.
 func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, error) {
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides`)
-	if err != nil {
-		return nil, fmt.Errorf("store: overrides: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]domain.Override{}
-	for rows.Next() {
-		var o domain.Override
-		var pct sql.NullFloat64
-		if err := rows.Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt)); err != nil {
-			return nil, fmt.Errorf("store: overrides: %w", err)
-		}
-		o.Percent = sharePtr(pct)
-		out[o.Route] = o
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: overrides: %w", err)
-	}
-	return out, nil
+	overrides, _, _, err := s.readFlags(ctx)
+	return overrides, err
 }
 
-// SettledOverride reads route's override (found false without one) once
-// every change of an override under way has ended, committed or rolled
-// back: each holds the audit chain's head, which this read waits for.
-// After a change whose commit went out and whose answer was lost (see
-// Uncertain), it says whether the change was made.
+// SettledOverride reads route's override (found false without one) and
+// its version (o.Version, whether or not found) once every change of an
+// override under way has ended, committed or rolled back: each holds the
+// audit chain's head, which this read waits for. After a change whose
+// commit went out and whose answer was lost (see Uncertain), it says
+// whether the change was made.
 func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Override, found bool, err error) {
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if _, err := s.readAuditHead(ctx, tx, s.dialect.forUpdate); err != nil {
 			return err
 		}
-		var pct sql.NullFloat64
-		err := tx.QueryRowContext(ctx, `
-			SELECT route, mode, percent, version, actor, reason, updated_at FROM strangler_overrides WHERE route = $1`, route).
-			Scan(&o.Route, &o.Mode, &pct, &o.Version, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt))
+		var epoch int64
+		err := tx.QueryRowContext(ctx, `SELECT epoch FROM strangler_route_fences WHERE route = $1`, route).Scan(&epoch)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			found = false
-			return nil
+			epoch = 1
 		case err != nil:
 			return err
 		}
-		o.Percent, found = sharePtr(pct), true
+		var pct sql.NullFloat64
+		err = tx.QueryRowContext(ctx, `
+			SELECT route, mode, percent, actor, reason, updated_at FROM strangler_overrides WHERE route = $1`, route).
+			Scan(&o.Route, &o.Mode, &pct, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt))
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			found = false
+		case err != nil:
+			return err
+		default:
+			o.Percent, found = sharePtr(pct), true
+		}
+		o.Version = epoch - 1
 		return nil
 	})
 	if err != nil {
@@ -64,22 +65,23 @@ func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Ove
 	return o, found, nil
 }
 
-// RouteFlags returns the overrides by route and, on PostgreSQL, the fence
-// of every route that has one, read together: a dual write decided under
-// these overrides is journaled with its route's fence (domain.Intent.Fence),
-// and refused once another change moved it. Each of routes that has no
-// fence yet gets one first (epoch 1, or whatever a change gave it
-// meanwhile), so that its writes can be journaled. On SQLite, which one
-// process uses, fences is nil.
-func (s *Store) RouteFlags(ctx context.Context, routes []string) (overrides map[string]domain.Override, fences map[string]int64, err error) {
+// RouteFlags returns the overrides by route, the version of every route
+// that has one other than 0 (with an override or not), and, on
+// PostgreSQL, the fence of every route that has one, read together: a
+// dual write decided under these overrides is journaled with its route's
+// fence (domain.Intent.Fence), and refused once another change moved it.
+// Each of routes that has no fence yet gets one first (epoch 1, version
+// 0, or whatever a change gave it meanwhile), so that its writes can be
+// journaled. On SQLite, which one process uses, fences is nil.
+func (s *Store) RouteFlags(ctx context.Context, routes []string) (overrides map[string]domain.Override, versions, fences map[string]int64, err error) {
 	if s.dialect.name != "postgres" {
-		overrides, err = s.Overrides(ctx)
-		return overrides, nil, err
+		overrides, versions, _, err = s.readFlags(ctx)
+		return overrides, versions, nil, err
 	}
 	for range 2 {
-		overrides, fences, err = s.readFlags(ctx)
+		overrides, versions, fences, err = s.readFlags(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		missing := false
 		for _, r := range routes {
@@ -90,73 +92,95 @@ func (s *Store) RouteFlags(ctx context.Context, routes []string) (overrides map[
 			// Committed before the read that gives a replica the fence:
 			// its writes then find the row to lock, which a change
 			// moving the fence waits for (fencedIntentStatement).
-			_, err = s.db.ExecContext(ctx, `
-				INSERT INTO strangler_route_fences (route, epoch) VALUES ($1, 1)
-				ON CONFLICT (route) DO NOTHING`, clean(r))
-			if err != nil {
-				return nil, nil, fmt.Errorf("store: route fence of %s: %w", r, err)
+			if err := s.addVersion(ctx, s.db, r); err != nil {
+				return nil, nil, nil, fmt.Errorf("store: route fence of %s: %w", r, err)
 			}
 		}
 		if !missing {
 			break
 		}
 	}
-	return overrides, fences, nil
+	return overrides, versions, fences, nil
 }
 
-// readFlags reads every override and every fence on PostgreSQL, in one
-// statement.
-func (s *Store) readFlags(ctx context.Context) (map[string]domain.Override, map[string]int64, error) {
+// addVersion gives route its row at epoch 1, version 0, unless it has
+// one.
+func (s *Store) addVersion(ctx context.Context, ex querier, route string) error {
+	_, err := ex.ExecContext(ctx, `
+		INSERT INTO strangler_route_fences (route, epoch) VALUES ($1, 1)
+		ON CONFLICT (route) DO NOTHING`, clean(route))
+	return err
+}
+
+// readFlags reads every override, and every route's version and epoch
+// (its fence on PostgreSQL), in one statement.
+func (s *Store) readFlags(ctx context.Context) (overrides map[string]domain.Override, versions, epochs map[string]int64, err error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT coalesce(f.route, o.route), f.epoch, o.mode, o.percent, o.version, o.actor, o.reason, o.updated_at
+		SELECT coalesce(f.route, o.route), f.epoch, o.mode, o.percent, o.actor, o.reason, o.updated_at
 		FROM strangler_route_fences f FULL JOIN strangler_overrides o ON o.route = f.route`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("store: route flags: %w", err)
+		return nil, nil, nil, fmt.Errorf("store: route flags: %w", err)
 	}
 	defer rows.Close()
-	overrides, fences := map[string]domain.Override{}, map[string]int64{}
+	overrides, versions, epochs = map[string]domain.Override{}, map[string]int64{}, map[string]int64{}
 	for rows.Next() {
 		var route string
-		var epoch, version sql.NullInt64
+		var epoch sql.NullInt64
 		var mode, actor, reason sql.NullString
 		var pct sql.NullFloat64
 		var at time.Time
-		if err := rows.Scan(&route, &epoch, &mode, &pct, &version, &actor, &reason, scanTime(&at)); err != nil {
-			return nil, nil, fmt.Errorf("store: route flags: %w", err)
+		if err := rows.Scan(&route, &epoch, &mode, &pct, &actor, &reason, scanTime(&at)); err != nil {
+			return nil, nil, nil, fmt.Errorf("store: route flags: %w", err)
 		}
+		var version int64
 		if epoch.Valid {
-			fences[route] = epoch.Int64
+			epochs[route] = epoch.Int64
+			version = epoch.Int64 - 1
+		}
+		if version != 0 {
+			versions[route] = version
 		}
 		if mode.Valid {
 			overrides[route] = domain.Override{Route: route, Mode: domain.Mode(mode.String), Percent: sharePtr(pct),
-				Version: version.Int64, Actor: actor.String, Reason: reason.String, UpdatedAt: at}
+				Version: version, Actor: actor.String, Reason: reason.String, UpdatedAt: at}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: route flags: %w", err)
+		return nil, nil, nil, fmt.Errorf("store: route flags: %w", err)
 	}
-	return overrides, fences, nil
+	return overrides, versions, epochs, nil
 }
 
-// moveFence moves route's fence in tx, the transaction of a change of
-// its override, and returns the new one: 0 on SQLite, which keeps none.
-// It holds the route's fence row until tx ends, so dual writes being
-// journaled under the route's flags as they were either are committed
-// before it returns, for the change's check of the journal to see, or
-// wait and are refused (fencedIntentStatement).
-func (s *Store) moveFence(ctx context.Context, tx *sql.Tx, route string) (int64, error) {
-	if s.dialect.name != "postgres" {
-		return 0, nil
+// moveVersion moves route's version on from expect in tx, the
+// transaction of a change of its override, and returns the new one and
+// the route's new fence (0 on SQLite, which keeps none); a route at
+// another version is ErrConflict. It is the one place a version is
+// decided. It holds the route's row until tx ends, so that changes of
+// the route take turns, and dual writes being journaled under the
+// route's flags as they were either are committed before it returns,
+// for the change's check of the journal to see, or wait and are refused
+// (fencedIntentStatement).
+func (s *Store) moveVersion(ctx context.Context, tx *sql.Tx, route string, expect int64) (version, fence int64, err error) {
+	if err := s.addVersion(ctx, tx, route); err != nil {
+		return 0, 0, fmt.Errorf("route version: %w", err)
 	}
 	var epoch int64
-	err := tx.QueryRowContext(ctx, `
-		INSERT INTO strangler_route_fences (route, epoch) VALUES ($1, 1)
-		ON CONFLICT (route) DO UPDATE SET epoch = strangler_route_fences.epoch + 1
-		RETURNING epoch`, route).Scan(&epoch)
-	if err != nil {
-		return 0, fmt.Errorf("route fence: %w", err)
+	err = tx.QueryRowContext(ctx, `
+		UPDATE strangler_route_fences SET epoch = epoch + 1 WHERE route = $1 AND epoch = $2
+		RETURNING epoch`, route, expect+1).Scan(&epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := tx.QueryRowContext(ctx, `SELECT epoch FROM strangler_route_fences WHERE route = $1`, route).Scan(&epoch); err != nil {
+			return 0, 0, fmt.Errorf("route version: %w", err)
+		}
+		return 0, 0, fmt.Errorf("version is %d, not %d: %w", epoch-1, expect, ErrConflict)
 	}
-	return epoch, nil
+	if err != nil {
+		return 0, 0, fmt.Errorf("route version: %w", err)
+	}
+	if s.dialect.name == "postgres" {
+		fence = epoch
+	}
+	return epoch - 1, fence, nil
 }
 
 // CheckJournal is a Linked that reads the journal's open writes (as
@@ -180,26 +204,24 @@ func (c journalCheck) link(ctx context.Context, s *Store, tx *sql.Tx) error {
 
 // SetOverride sets o's route flag and records a in the audit log, in one
 // transaction with the linked writes (written first, once the route's
-// fence moved): either all happen or none. The stored version (0 when
-// the route has no override) must equal expectVersion, and an override's
-// mode and percent a's from (see fromHolds), else nothing is written and
-// the error is ErrConflict, as it is when a linked write finds its row
-// changed. The result carries the new version, expectVersion+1, and the
-// route's new fence. Every replica's Watch hears of the change once it
+// version and fence moved): either all happen or none. The route's
+// version (0 when it never changed) must be expectVersion, else nothing
+// is written and the error is ErrConflict, as it is when a linked write
+// finds its row changed. The result carries the route's new version and
+// fence (moveVersion). Every replica's Watch hears of the change once it
 // is committed.
 func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...Linked) (domain.Override, error) {
 	if o.Route == "" || o.Mode == "" {
 		return domain.Override{}, fmt.Errorf("store: set override: route and mode are required")
 	}
 	o.Route, o.Mode, o.Actor, o.Reason = clean(o.Route), clean(o.Mode), clean(o.Actor), clean(o.Reason)
-	o.Version = expectVersion + 1
 	if o.UpdatedAt.IsZero() {
 		o.UpdatedAt = s.clock()
 	}
 	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var err error
-		if o.Fence, err = s.moveFence(ctx, tx, o.Route); err != nil {
+		if o.Version, o.Fence, err = s.moveVersion(ctx, tx, o.Route, expectVersion); err != nil {
 			return err
 		}
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
@@ -208,27 +230,15 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := s.fromHolds(ctx, tx, o.Route, expectVersion, a); err != nil {
-			return err
-		}
-		var query string
-		if expectVersion == 0 {
-			query = `
-				INSERT INTO strangler_overrides (route, mode, percent, version, actor, reason, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)
-				ON CONFLICT (route) DO NOTHING`
-		} else {
-			query = `
-				UPDATE strangler_overrides
-				SET mode = $2, percent = $3, version = $4, actor = $5, reason = $6, updated_at = $7
-				WHERE route = $1 AND version = $4 - 1`
-		}
-		res, err := tx.ExecContext(ctx, query, o.Route, o.Mode, floatOrNull(o.Percent),
-			o.Version, o.Actor, o.Reason, s.ts(o.UpdatedAt))
+		// The row's version is the route's, for releases before store
+		// migration 0190, which read and check it.
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO strangler_overrides (route, mode, percent, version, actor, reason, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (route) DO UPDATE SET mode = excluded.mode, percent = excluded.percent, version = excluded.version,
+				actor = excluded.actor, reason = excluded.reason, updated_at = excluded.updated_at`,
+			o.Route, o.Mode, floatOrNull(o.Percent), o.Version, o.Actor, o.Reason, s.ts(o.UpdatedAt))
 		if err != nil {
-			return err
-		}
-		if err := s.expectOne(ctx, tx, res, o.Route, expectVersion); err != nil {
 			return err
 		}
 		return s.notify(ctx, tx)
@@ -241,15 +251,15 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 
 // ClearOverride removes route's override, so the config file decides
 // again, and records a in the audit log, in one transaction with the
-// linked writes (written once the route's fence moved, as SetOverride
-// does). The stored version must equal expectVersion, and the override
-// a's from (see fromHolds), else nothing is written and the error is
-// ErrConflict; a route without an override is ErrNotFound. It returns
-// the route's new fence (0 on SQLite).
-func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) (fence int64, err error) {
+// linked writes (written once the route's version and fence moved, as
+// SetOverride does). The route's version must be expectVersion, else
+// nothing is written and the error is ErrConflict; a route without an
+// override is ErrNotFound. It returns the route's new version, that of
+// the route without an override, and its new fence (0 on SQLite).
+func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) (version, fence int64, err error) {
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var err error
-		if fence, err = s.moveFence(ctx, tx, route); err != nil {
+		if version, fence, err = s.moveVersion(ctx, tx, route, expectVersion); err != nil {
 			return err
 		}
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
@@ -258,81 +268,23 @@ func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion i
 		if err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := s.fromHolds(ctx, tx, route, expectVersion, a); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `
-			DELETE FROM strangler_overrides WHERE route = $1 AND version = $2`, route, expectVersion)
+		res, err := tx.ExecContext(ctx, `DELETE FROM strangler_overrides WHERE route = $1`, route)
 		if err != nil {
 			return err
 		}
-		if err := s.expectOne(ctx, tx, res, route, expectVersion); err != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("route has no override: %w", ErrNotFound)
 		}
 		return s.notify(ctx, tx)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: clear override of %s: %w", route, err)
+		return 0, 0, fmt.Errorf("store: clear override of %s: %w", route, err)
 	}
-	return fence, nil
-}
-
-// fromHolds refuses as a conflict a change of route's override at
-// expectVersion whose audit entry a names a from (FromMode, FromPercent)
-// other than the stored override's mode and percent. A version alone
-// does not name a state: it starts again at 1 after a clear, so a
-// replica that has not yet heard of a clear and a new flip (its
-// notification late, the store restarting) holds the new flip's version
-// for the state before. The guard there rolled a route an operator had
-// just set to modern 10% "back" to fallback for all of its traffic, a
-// step forward, and an approval applied a request whose route had moved
-// since, each audited with a from the route was not. a's from is what
-// the change was decided on, so it is the state the change expects.
-// Called after a is appended: the audit chain's head, locked until the
-// transaction ends, orders every override's changes, so the row read is
-// the latest. An entry without a from (no override expected) checks
-// nothing more.
-func (s *Store) fromHolds(ctx context.Context, tx *sql.Tx, route string, expectVersion int64, a domain.AuditEntry) error {
-	if expectVersion == 0 || a.FromMode == "" {
-		return nil
-	}
-	var mode domain.Mode
-	var pct sql.NullFloat64
-	var version int64
-	err := tx.QueryRowContext(ctx, `SELECT mode, percent, version FROM strangler_overrides WHERE route = $1`, route).Scan(&mode, &pct, &version)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil // expectOne says so
-	case err != nil:
-		return err
-	}
-	// Read as Overrides reads it (sharePtr), as the caller's from was.
-	if version == expectVersion && (mode != a.FromMode || domain.FullPercent(sharePtr(pct)) != domain.FullPercent(a.FromPercent)) {
-		return fmt.Errorf("version %d is %s at %s%%, not %s at %s%%: %w", version, mode, domain.PercentString(domain.FullPercent(sharePtr(pct))),
-			a.FromMode, domain.PercentString(domain.FullPercent(a.FromPercent)), ErrConflict)
-	}
-	return nil
-}
-
-// expectOne checks that a conditional write of route's override changed
-// its row, and if not, says why.
-func (s *Store) expectOne(ctx context.Context, tx *sql.Tx, res sql.Result, route string, expectVersion int64) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 1 {
-		return nil
-	}
-	var stored int64
-	err = tx.QueryRowContext(ctx, `SELECT version FROM strangler_overrides WHERE route = $1`, route).Scan(&stored)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
-	}
-	if stored == 0 && expectVersion == 0 {
-		return fmt.Errorf("route has no override: %w", ErrNotFound)
-	}
-	return fmt.Errorf("version is %d, not %d: %w", stored, expectVersion, ErrConflict)
+	return version, fence, nil
 }
 
 // notify announces an override change to every Watch, on commit.

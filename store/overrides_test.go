@@ -61,7 +61,7 @@ func TestOverrides(t *testing.T) {
 					t.Errorf("expecting version %d: got %v, want ErrConflict", stale, err)
 				}
 			}
-			if _, err := s.ClearOverride(ctx, "get-patient", 2, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
+			if _, _, err := s.ClearOverride(ctx, "get-patient", 2, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrConflict) {
 				t.Errorf("clearing version 2: got %v, want ErrConflict", err)
 			}
 			if n := auditCount(t, s); n != 1 {
@@ -82,27 +82,6 @@ func TestOverrides(t *testing.T) {
 			}
 			if got := mustOverrides(t, s)["get-patient"]; got.Version != 2 || got.Mode != "modern" || got.Percent != nil || o.Version != 2 {
 				t.Errorf("got %+v, want modern at version 2 with no percent", got)
-			}
-		})
-
-		t.Run("a change decided on another state at the current version is a conflict and writes nothing", func(t *testing.T) {
-			// Versions start again at 1 after a clear: a replica behind
-			// the store may hold the version for the state before.
-			at25 := flip("get-patient", "modern", "fallback")
-			at25.FromPercent = pct(25)
-			for _, from := range []domain.AuditEntry{flip("get-patient", "fallback", "legacy"), at25} {
-				if _, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "legacy"}, 2, from); !errors.Is(err, ErrConflict) {
-					t.Errorf("a flip from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
-				}
-				if _, err := s.ClearOverride(ctx, "get-patient", 2, from); !errors.Is(err, ErrConflict) {
-					t.Errorf("a clear from %s %v at version 2 (modern): got %v, want ErrConflict", from.FromMode, from.FromPercent, err)
-				}
-			}
-			if n := auditCount(t, s); n != 2 {
-				t.Errorf("got %d audit entries, want still 2", n)
-			}
-			if got := mustOverrides(t, s)["get-patient"]; got.Mode != "modern" || got.Version != 2 {
-				t.Errorf("got %+v, want modern at version 2 unchanged", got)
 			}
 		})
 
@@ -136,21 +115,25 @@ func TestOverrides(t *testing.T) {
 			}
 		})
 
-		t.Run("clearing removes the override", func(t *testing.T) {
-			if _, err := s.ClearOverride(ctx, "get-patient", 3, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"}); err != nil {
+		t.Run("clearing removes the override and moves the version", func(t *testing.T) {
+			version, _, err := s.ClearOverride(ctx, "get-patient", 3, domain.AuditEntry{Actor: "bob", Action: "clear", Route: "get-patient"})
+			if err != nil {
 				t.Fatal(err)
+			}
+			if version != 4 {
+				t.Errorf("the route's version after the clear: got %d, want 4", version)
 			}
 			if _, ok := mustOverrides(t, s)["get-patient"]; ok {
 				t.Error("the override is still there")
 			}
-			if _, err := s.ClearOverride(ctx, "get-patient", 0, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
+			if _, _, err := s.ClearOverride(ctx, "get-patient", 4, domain.AuditEntry{Actor: "bob", Action: "clear"}); !errors.Is(err, ErrNotFound) {
 				t.Errorf("clearing again: got %v, want ErrNotFound", err)
 			}
 			if n := auditCount(t, s); n != 4 {
 				t.Errorf("got %d audit entries, want 4", n)
 			}
-			if _, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "shadow"}, 0, flip("get-patient", "legacy", "shadow")); err != nil {
-				t.Errorf("setting again after a clear: %v", err)
+			if o, err := s.SetOverride(ctx, domain.Override{Route: "get-patient", Mode: "shadow"}, 4, flip("get-patient", "legacy", "shadow")); err != nil || o.Version != 5 {
+				t.Errorf("setting again after a clear, at its version: got version %d, %v; want version 5", o.Version, err)
 			}
 		})
 	})

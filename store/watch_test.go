@@ -68,7 +68,7 @@ func TestWatchAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, 10*time.Second, "after SetOverride")
-		if _, err := writer.ClearOverride(ctx, "r", 1, domain.AuditEntry{Action: "clear", Route: "r"}); err != nil {
+		if _, _, err := writer.ClearOverride(ctx, "r", 1, domain.AuditEntry{Action: "clear", Route: "r"}); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, 10*time.Second, "after ClearOverride")
@@ -106,7 +106,8 @@ func TestWatchAcrossReplicas(t *testing.T) {
 			t.Fatalf("terminated %d LISTEN connections, want 1", killed)
 		}
 		waitSignal(t, ch, 20*time.Second, "after reconnecting")
-		if _, err := writer.SetOverride(ctx, domain.Override{Route: "r", Mode: "shadow"}, 0, flip("r", "legacy", "shadow")); err != nil {
+		// At 2: the flip made it 1, the clear 2.
+		if _, err := writer.SetOverride(ctx, domain.Override{Route: "r", Mode: "shadow"}, 2, flip("r", "legacy", "shadow")); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, ch, 10*time.Second, "a flip after reconnecting")
