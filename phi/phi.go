@@ -37,8 +37,21 @@ type Hasher struct {
 // keyed is a key with a pool of HMACs under it: setting one up costs two
 // SHA-256 blocks and a few allocations, more than hashing a short value.
 type keyed struct {
-	macs sync.Pool
+	macs sync.Pool // of *mac
 }
+
+// mac is an HMAC with the buffers one hash uses: what it hashes is
+// written in one piece and its sum read into one, as a slice passed to
+// an interface's method escapes, and each one built per hash was an
+// allocation (four a digest; a dual write journals three digests).
+type mac struct {
+	hash.Hash
+	in, out []byte
+}
+
+// keptInput is the most of its input buffer a pooled mac keeps: a long
+// value hashed once (a body's) is not held for good.
+const keptInput = 4 << 10
 
 // NewHasher returns a Hasher with key, or without a key yet for nil.
 func NewHasher(key *[KeySize]byte) *Hasher {
@@ -67,7 +80,7 @@ func NewKey() [KeySize]byte {
 // SetKey gives the Hasher its key.
 func (h *Hasher) SetKey(key [KeySize]byte) {
 	k := &keyed{}
-	k.macs.New = func() any { return hmac.New(sha256.New, key[:]) }
+	k.macs.New = func() any { return &mac{Hash: hmac.New(sha256.New, key[:])} }
 	h.key.Store(k)
 }
 
@@ -83,11 +96,20 @@ const unavailable = "h:unavailable"
 // Hash returns what stands for value: "h:" and 16 hex digits (64 bits
 // of HMAC-SHA256, plenty to tell values apart in a sample, too few to
 // serve as a table of them).
-func (h *Hasher) Hash(value string) string { return string(h.AppendHash(nil, []byte(value))) }
+func (h *Hasher) Hash(value string) string {
+	sum, ok := keyedSum(h, "value", value)
+	if !ok {
+		return unavailable
+	}
+	var d [2 + 16]byte
+	copy(d[:], "h:")
+	hex.Encode(d[2:], sum[:8])
+	return string(d[:])
+}
 
 // AppendHash appends the hash of value to dst.
 func (h *Hasher) AppendHash(dst, value []byte) []byte {
-	sum, ok := h.sum("value", value)
+	sum, ok := keyedSum(h, "value", value)
 	if !ok {
 		return append(dst, unavailable...)
 	}
@@ -100,25 +122,35 @@ func (h *Hasher) AppendHash(dst, value []byte) []byte {
 // database orders or deduplicates by (a write's resource, a queued
 // entity key). Different purposes give unrelated digests.
 func (h *Hasher) Digest(purpose, value string) string {
-	sum, ok := h.sum(purpose, []byte(value))
+	sum, ok := keyedSum(h, purpose, value)
 	if !ok {
 		return unavailable
 	}
-	return "h:" + hex.EncodeToString(sum[:16])
+	var d [2 + 32]byte
+	copy(d[:], "h:")
+	hex.Encode(d[2:], sum[:16])
+	return string(d[:])
 }
 
-func (h *Hasher) sum(purpose string, value []byte) ([sha256.Size]byte, bool) {
+// keyedSum is the HMAC of purpose, a zero byte and value under h's key;
+// false without a key.
+func keyedSum[V string | []byte](h *Hasher, purpose string, value V) ([sha256.Size]byte, bool) {
 	var out [sha256.Size]byte
 	k := h.key.Load()
 	if k == nil {
 		return out, false
 	}
-	m := k.macs.Get().(hash.Hash)
+	m := k.macs.Get().(*mac)
+	m.in = append(append(append(m.in[:0], purpose...), 0), value...)
 	m.Reset()
-	m.Write([]byte(purpose))
-	m.Write([]byte{0})
-	m.Write(value)
-	m.Sum(out[:0])
+	m.Write(m.in)
+	m.out = m.Sum(m.out[:0])
+	copy(out[:], m.out)
+	// The value may be patient data: no copy of it waits in the pool.
+	clear(m.in)
+	if cap(m.in) > keptInput {
+		m.in = nil
+	}
 	k.macs.Put(m)
 	return out, true
 }

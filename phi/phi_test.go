@@ -1,6 +1,9 @@
 package phi_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"testing"
@@ -110,6 +113,33 @@ func TestParamsAreWhatTargetHides(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("param %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestHashesStayTheHMACsEarlierReleasesKept: a digest and a hash are the
+// HMAC-SHA256 of the purpose, a zero byte and the value, as earlier
+// releases computed them: the journal keys writes by resource digests it
+// kept, and a write journaled now must queue behind one to the same
+// resource journaled before an upgrade. A long value hashed between two
+// short ones leaves nothing of itself in the next one's input.
+func TestHashesStayTheHMACsEarlierReleasesKept(t *testing.T) {
+	key := phi.NewKey()
+	h := phi.NewHasher(&key)
+	want := func(purpose, value string, n int) string {
+		m := hmac.New(sha256.New, key[:])
+		m.Write([]byte(purpose + "\x00" + value))
+		return "h:" + hex.EncodeToString(m.Sum(nil)[:n])
+	}
+	for _, value := range []string{"/patients/42", strings.Repeat("Jane Doe ", 1000), "", "/patients/4"} {
+		if got, want := h.Digest("resource", value), want("resource", value, 16); got != want {
+			t.Errorf("Digest(resource, %.20q) = %s, want %s", value, got, want)
+		}
+		if got, want := h.Hash(value), want("value", value, 8); got != want {
+			t.Errorf("Hash(%.20q) = %s, want %s", value, got, want)
+		}
+		if got, want := string(h.AppendHash([]byte("x"), []byte(value))), "x"+want("value", value, 8); got != want {
+			t.Errorf("AppendHash(x, %.20q) = %s, want %s", value, got, want)
 		}
 	}
 }
