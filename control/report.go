@@ -192,7 +192,7 @@ func failedNote(window store.CountTotals) string {
 	if window.ModernFailed == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx or broke off, which do not count)", window.ModernFailed)
+	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx, broke off or kept their client waiting until it left, which do not count)", window.ModernFailed)
 }
 
 // legacyCause says why legacy still answers requests itself, when the
