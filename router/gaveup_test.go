@@ -39,8 +39,7 @@ func hangingModern(t *testing.T) (url string, arrived chan struct{}) {
 // counts as modern failing, in the window the guard judges, on a route
 // in modern and one in fallback; a client that leaves the moment modern
 // has its request counts nothing, so that a hostile client cannot trip
-// the guard. strangler_requests_total
-// says 499 for each, as before.
+// the guard. strangler_requests_total says 499 for each, as before.
 func TestAClientThatGaveUpOnAHangingModernCountsAsModernFailing(t *testing.T) {
 	modernURL, arrived := hangingModern(t)
 	legacy := newBackend(t, answer(200, `{}`))
