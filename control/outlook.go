@@ -64,9 +64,12 @@ type Outlook struct {
 const trendDays = 7
 
 // nextStep is the flip after mode and percent on route rt, judged by the
-// gate checks. The lifecycle decides the order; within fallback and
-// modern, the next step is all of the traffic.
-func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []GateCheck, out Outlook) NextStep {
+// gate checks and the dual writes the route still owes (owes): a flip
+// that would send writes straight to a backend they are owed to is
+// refused (see inFlight), and retiring waits for all of them. The
+// lifecycle decides the order; within fallback and modern, the next step
+// is all of the traffic.
+func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []GateCheck, out Outlook, owes []owed) NextStep {
 	n := NextStep{Gates: gates, Blockers: []string{}}
 	if n.Gates == nil {
 		n.Gates = []GateCheck{}
@@ -79,6 +82,9 @@ func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []Gate
 		n.Mode = string(mode.Next(writes(rt)))
 	default:
 		n.Retire, n.Gates = true, []GateCheck{}
+		if len(owes) > 0 {
+			n.Blockers = append(n.Blockers, owedText(owes)+": deliver or discard them (strangler repairs list --route "+rt.Name+")")
+		}
 		if out.MissingDays > 0 {
 			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_after %s: %s more %s", human.Duration(time.Duration(rt.RetireAfter)), human.Days(out.MissingDays), out.missingWhat))
 		}
@@ -86,6 +92,18 @@ func nextStep(rt *config.Route, mode domain.Mode, percent *float64, gates []Gate
 			n.Blockers = append(n.Blockers, fmt.Sprintf("retire_min_requests %d: %d more served by modern within %s", rt.RetireMinRequests, out.MissingRequests, human.Duration(time.Duration(rt.RetireAfter))))
 		}
 		return n
+	}
+	to := *rt
+	to.Mode, to.Percent = domain.Mode(n.Mode), nil
+	if n.Percent != nil {
+		p := config.Percent(*n.Percent)
+		to.Percent = &p
+	}
+	for _, o := range owes {
+		if writesTo(&to, o.secondary) {
+			n.Blockers = append(n.Blockers, fmt.Sprintf("%s: the flip would send writes straight to %s ahead of them, and is refused until they are delivered or discarded (strangler repairs list --route %s)",
+				owedText([]owed{o}), o.secondary, rt.Name))
+		}
 	}
 	for _, g := range gates {
 		if !g.Passes {
@@ -107,8 +125,10 @@ func writes(rt *config.Route) bool {
 
 // outlook judges how far route rt is from a retirable verdict as of now,
 // from its counts over retire_after (window), its hours of the last
-// trendDays days, modern's requests of the last day and the verdict.
-func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCount, modernPerDay int64, retirable bool, now time.Time) Outlook {
+// trendDays days, modern's requests of the last day, the verdict and the
+// dual writes the route still owes (owes), which no trend of traffic
+// says when they are delivered.
+func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCount, modernPerDay int64, retirable bool, owes []owed, now time.Time) Outlook {
 	after := time.Duration(rt.RetireAfter)
 	days := dailyFallbacks(hours, now, trendDays)
 	fit, fitted := fitFallbacks(hours, now)
@@ -142,6 +162,9 @@ func outlook(rt *config.Route, window store.CountTotals, hours []domain.HourCoun
 	switch {
 	case retirable:
 		o.Summary = "retirable now"
+		return o
+	case len(owes) > 0:
+		o.Summary = "not before they are delivered or discarded: " + owedText(owes)
 		return o
 	case window.LastLegacyHour.Equal(now.UTC().Truncate(time.Hour)):
 		o.Summary = fmt.Sprintf("not while legacy answers requests itself: it still did this hour (%d in the last %s)", window.Legacy, human.Duration(after))

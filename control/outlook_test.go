@@ -34,7 +34,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 		{"modern for all of the traffic is left to retire", read, domain.ModeModern, nil, "retire"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := nextStep(tc.route, tc.mode, tc.percent, nil, Outlook{})
+			n := nextStep(tc.route, tc.mode, tc.percent, nil, Outlook{}, nil)
 			got := n.Mode
 			switch {
 			case n.Retire:
@@ -50,7 +50,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 
 	t.Run("each failing gate blocks the flip with its number", func(t *testing.T) {
 		gates := gateChecks(config.Gates{MaxMismatchRate: ptr(config.Percent(0.1)), MaxFallbackRate: ptr(config.Percent(1))}, domain.Share{N: 5, Of: 10000}, domain.Share{N: 32, Of: 1000})
-		n := nextStep(read, domain.ModeShadow, nil, gates, Outlook{})
+		n := nextStep(read, domain.ModeShadow, nil, gates, Outlook{}, nil)
 		if len(n.Gates) != 2 || !n.Gates[0].Passes || n.Gates[1].Passes {
 			t.Fatalf("gates %+v, want the mismatch gate passing and the fallback gate failing", n.Gates)
 		}
@@ -60,7 +60,7 @@ func TestNextStepFollowsTheLifecycle(t *testing.T) {
 	})
 
 	t.Run("retiring is blocked by the verdict's missing days and requests", func(t *testing.T) {
-		n := nextStep(read, domain.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, domain.Share{}, domain.Share{N: 1, Of: 2}), Outlook{MissingDays: 2.5, MissingRequests: 40, missingWhat: "without a fallback"})
+		n := nextStep(read, domain.ModeModern, nil, gateChecks(config.Gates{MaxFallbackRate: ptr(config.Percent(1))}, domain.Share{}, domain.Share{N: 1, Of: 2}), Outlook{MissingDays: 2.5, MissingRequests: 40, missingWhat: "without a fallback"}, nil)
 		want := []string{"retire_after 7d: 2d 12h more without a fallback", "retire_min_requests 100: 40 more served by modern within 7d"}
 		if !slices.Equal(n.Blockers, want) || len(n.Gates) != 0 {
 			t.Errorf("blockers %q and gates %+v, want %q and no gates: the gates judge flips, not retiring", n.Blockers, n.Gates, want)
@@ -186,8 +186,8 @@ func TestOutlookSaysWhenTheVerdictWouldTurnRetirable(t *testing.T) {
 			if hours == nil {
 				hours = hoursOf(now, tc.days)
 			}
-			retirable, _ := verdict(RouteFlags{Route: rt, Mode: domain.ModeModern}, tc.window, now)
-			o := outlook(rt, tc.window, hours, tc.modernPerDay, retirable, now)
+			retirable, _ := verdict(RouteFlags{Route: rt, Mode: domain.ModeModern}, tc.window, nil, now)
+			o := outlook(rt, tc.window, hours, tc.modernPerDay, retirable, nil, now)
 			if diff := o.MissingDays - tc.missingDays; diff > 1e-9 || diff < -1e-9 {
 				t.Errorf("missing days: got %v, want %v", o.MissingDays, tc.missingDays)
 			}

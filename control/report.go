@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"strangler/domain"
@@ -11,12 +12,15 @@ import (
 	"strangler/store"
 )
 
-// CountStore is where the hourly counts behind the report live.
+// CountStore is where the counts behind the report live: the hourly
+// traffic, the keys read repairs wait on, and the dual writes the journal
+// still owes (OpenPrimaries, as the flips' journal check reads them).
 type CountStore interface {
 	Counts(ctx context.Context, route string, since time.Time) (store.CountTotals, error)
 	HourlyCounts(ctx context.Context, route string, since time.Time) ([]domain.HourCount, error)
 	TopLegacyClients(ctx context.Context, route string, since time.Time, n int) ([]domain.ClientCount, error)
 	CountRepairKeys(ctx context.Context, entity string) (int, error)
+	OpenPrimaries(ctx context.Context) (map[string]map[domain.Backend]int, error)
 }
 
 // Reports builds the retirement report from the state store's counts,
@@ -51,6 +55,11 @@ type RouteReport struct {
 	LegacyClients []ClientJSON `json:"legacy_clients"`
 	// PendingReadRepairs counts entity keys waiting for the backfill.
 	PendingReadRepairs int `json:"pending_read_repairs"`
+	// OwedWrites counts the route's dual writes the journal still owes a
+	// secondary (sent, pending, unknown or dead), OwedTo per backend they
+	// are owed to: legacy is not retirable while any is owed.
+	OwedWrites int            `json:"owed_writes"`
+	OwedTo     map[string]int `json:"owed_to,omitempty"`
 	// Retirable says the legacy path of this route is no longer needed;
 	// Verdict says why or why not.
 	Retirable bool   `json:"retirable"`
@@ -148,29 +157,47 @@ func (r *Reports) Route(ctx context.Context, rf RouteFlags, now time.Time) (Rout
 			rep.Hourly = append(rep.Hourly, HourJSON{Hour: h.Hour, Requests: h.Requests, Modern: h.Modern, Fallbacks: h.Fallbacks, ConfirmedMissing: h.ConfirmedMissing})
 		}
 	}
+	open, err := r.Counts.OpenPrimaries(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	owes := appendOwed(nil, rt.Name, open[rt.Name])
+	for _, o := range owes {
+		if rep.OwedTo == nil {
+			rep.OwedTo = map[string]int{}
+		}
+		rep.OwedTo[string(o.secondary)] = o.count
+		rep.OwedWrites += o.count
+	}
 	window, err := r.Counts.Counts(ctx, rt.Name, now.Add(-time.Duration(rt.RetireAfter)))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	rep.Retirable, rep.Verdict = verdict(rf, window, now)
+	rep.Retirable, rep.Verdict = verdict(rf, window, owes, now)
 	recent, err := r.Counts.Counts(ctx, rt.Name, now.Add(-recentRatesSpan))
 	if err != nil {
 		return rep, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	mismatch, fallback := gateRates(recent)
-	rep.Outlook = outlook(rt, window, hours, day.ModernServed(), rep.Retirable, now)
-	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook)
+	rep.Outlook = outlook(rt, window, hours, day.ModernServed(), rep.Retirable, owes, now)
+	rep.Next = nextStep(rt, rf.Mode, rf.Percent, gateChecks(rt.Gates, mismatch, fallback), rep.Outlook, owes)
 	return rep, nil
 }
 
-// verdict says whether a route's legacy path can be retired: for
-// retire_after, no fallback and no request legacy answered itself, with
-// counts reaching back that far, and at least retire_min_requests served
-// by modern in that time.
-func verdict(rf RouteFlags, window store.CountTotals, now time.Time) (bool, string) {
+// verdict says whether a route's legacy path can be retired: no dual
+// write of it still owed to a backend (owes), and for retire_after, no
+// fallback and no request legacy answered itself, with counts reaching
+// back that far, and at least retire_min_requests served by modern in
+// that time.
+func verdict(rf RouteFlags, window store.CountTotals, owes []owed, now time.Time) (bool, string) {
 	rt := rf.Route
 	after := human.Duration(time.Duration(rt.RetireAfter))
 	switch {
+	case len(owes) > 0:
+		// Legacy retired, or modern serving alone, before they are
+		// delivered would leave writes the client saw succeed on one side
+		// only.
+		return false, "not yet: " + owedText(owes) + " (strangler repairs list --route " + rt.Name + "; deliver or discard them)"
 	case window.Fallbacks > 0:
 		return false, fmt.Sprintf("not yet: %d fallbacks in the last %s%s", window.Fallbacks, after, confirmedNote(window))
 	case window.Legacy > 0:
@@ -186,13 +213,23 @@ func verdict(rf RouteFlags, window store.CountTotals, now time.Time) (bool, stri
 	return true, fmt.Sprintf("retirable: no fallback in the last %s, %d requests served by modern%s%s", after, window.ModernServed(), failedNote(window), confirmedNote(window))
 }
 
+// owedText says how many dual writes are still owed to which backend:
+// "3 dual writes still owed to modern".
+func owedText(owes []owed) string {
+	parts := make([]string, len(owes))
+	for i, o := range owes {
+		parts[i] = dualWrites(o.count) + " still owed to " + string(o.secondary)
+	}
+	return strings.Join(parts, " and ")
+}
+
 // failedNote mentions modern's failed answers a verdict did not count as
 // served.
 func failedNote(window store.CountTotals) string {
 	if window.ModernFailed == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx or broke off, which do not count)", window.ModernFailed)
+	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx, broke off or kept their client waiting until it left, which do not count)", window.ModernFailed)
 }
 
 // legacyCause says why legacy still answers requests itself, when the

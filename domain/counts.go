@@ -20,7 +20,8 @@ type HourCount struct {
 	// modern.
 	Legacy int64
 	// ModernFailed counts the answers of modern's among Modern that were
-	// a 5xx or broke off: no service the verdict counts.
+	// a 5xx, broke off or kept their client waiting until it left: no
+	// service the verdict counts.
 	ModernFailed int64
 	// ShadowMatches and ShadowMismatches count shadow comparisons.
 	ShadowMatches, ShadowMismatches int64

@@ -70,6 +70,9 @@ type clientBody struct {
 	stalled bool
 	ended   bool
 	err     error
+	// whole is when the body's end was read: from then on the backend
+	// had the whole request (see exchange.gaveUpOnModern).
+	whole time.Time
 }
 
 // wrap puts req's body behind b. The stall timer only runs while a
@@ -132,6 +135,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	case err != nil && err != io.EOF:
 		b.err = fmt.Errorf("%w: %w", errBodyIncomplete, unquoted(err))
 	default:
+		if err == io.EOF && b.whole.IsZero() {
+			b.whole = time.Now()
+		}
 		if err == io.EOF && len(b.trailer) > 0 {
 			b.cleanTrailer(b.trailer)
 		}
@@ -166,6 +172,13 @@ func (b *clientBody) end() {
 	if b.timer != nil {
 		b.timer.Stop()
 	}
+}
+
+// readWhole is when the body's end was read, and whether it was.
+func (b *clientBody) readWhole() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.whole, !b.whole.IsZero()
 }
 
 // failure is why reading the body failed, or nil.

@@ -424,9 +424,46 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	// Modern's answer the client got counts here, once its body has
 	// ended: an answer that broke off is a failure whatever its status
 	// said. The fallback transport counts the attempts that fell back.
-	if served == "modern" && code != codeClientLeft {
+	switch {
+	case served != "modern":
+	case code != codeClientLeft:
 		rt.stats.ModernAnswered(now, code >= 500 || x.broken)
+	case x.gaveUpOnModern(now):
+		rt.stats.ModernAnswered(now, true)
 	}
+}
+
+// gaveUpShare is the share of modern's timeout (1/gaveUpShare) a client
+// must have waited for modern's answer before its leaving counts as
+// modern failing: a quarter, so that a backend timeout of 30 s sees
+// mobile clients that give up after 10 to 15 s.
+const gaveUpShare = 4
+
+// gaveUpOnModern reports whether a client that left at now gave up on
+// modern: modern had had the whole request (no body, or its end read)
+// for at least a quarter of its timeout and had not begun its answer.
+// Such a client counts as modern failing, for the guard and the verdict
+// alike: counted as a plain 499, a modern that hung while every client
+// gave up before its timeout was never rolled back (Envoy's outlier
+// detection counts such local-origin timeouts too). One that left
+// sooner, or while still sending its body, is no evidence against
+// modern: a hostile client that connects and leaves at once, or sends
+// slowly, must not roll a route back; to make its leaving count it must
+// wait as long as any client modern is too slow for.
+func (x *exchange) gaveUpOnModern(now time.Time) bool {
+	if !x.clientGone || x.answer.status != 0 || x.served == nil {
+		return false
+	}
+	from := x.start
+	if x.body.body != nil {
+		end, whole := x.body.readWhole()
+		if !whole {
+			return false
+		}
+		from = end
+	}
+	timeout := x.served.Timeout()
+	return timeout > 0 && now.Sub(from) >= timeout/gaveUpShare
 }
 
 // Backend is the current upstream of backend b.

@@ -173,7 +173,8 @@ type totals struct {
 	// flushed, for the verdict (the guard and the gates judge modern).
 	legacy atomic.Int64
 	// modernFailed are answers of modern's its clients got that were a
-	// 5xx or broke off; only flushed, for the verdict.
+	// 5xx, broke off or kept them waiting until they left (see
+	// router's gaveUpOnModern); only flushed, for the verdict.
 	modernFailed   atomic.Int64
 	shadowMatch    atomic.Int64
 	shadowMismatch atomic.Int64
@@ -220,7 +221,8 @@ func (r *Route) Modern(now time.Time, failed bool) {
 
 // ModernAnswered counts modern's answer that its client got, once its
 // body ended, as Modern does; a failed one is also kept apart for the
-// retirement verdict: a 5xx or an answer cut off is no request served.
+// retirement verdict: a 5xx, an answer cut off or one its client gave up
+// waiting for is no request served.
 func (r *Route) ModernAnswered(now time.Time, failed bool) {
 	r.Modern(now, failed)
 	if failed {

@@ -321,8 +321,8 @@ Per route: requests and fallbacks over the last day, week and month (and
 apart from them the confirmed missing: modern and legacy both answered
 404 or 410, which holds nothing back), the last fallback, modern's share,
 the shadow mismatch rate, the client versions still reaching legacy,
-pending read repairs, and the verdict: whether the legacy path can be
-retired; then when it would be at the current trend of fallbacks, the
+pending read repairs, the dual writes still owed to a backend, and the
+verdict: whether the legacy path can be retired; then when it would be at the current trend of fallbacks, the
 next stage the route could move to, and each gate or condition that
 blocks it, with its number.`)
 	client := adminFlags(fs, getenv)
@@ -400,6 +400,15 @@ func writeReport(w io.Writer, rep control.RouteReport, now time.Time) error {
 	fmt.Fprintf(tw, "  mismatch rate (24h):\t%s\n", human.Share(rep.MismatchRate))
 	fmt.Fprintf(tw, "  legacy clients (7d):\t%s\n", clients)
 	fmt.Fprintf(tw, "  pending read repairs:\t%d\n", rep.PendingReadRepairs)
+	if rep.OwedWrites > 0 {
+		var to []string
+		for _, b := range []string{"legacy", "modern"} {
+			if n := rep.OwedTo[b]; n > 0 {
+				to = append(to, fmt.Sprintf("%d to %s", n, b))
+			}
+		}
+		fmt.Fprintf(tw, "  dual writes owed:\t%s\n", strings.Join(to, ", "))
+	}
 	if rep.Held != nil {
 		fmt.Fprintf(tw, "  held by the guard:\tsince %s: %s\n", fmtTime(rep.Held.Since, now), rep.Held.Reason)
 	}
