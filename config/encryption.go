@@ -85,6 +85,10 @@ func (d *checker) validateEncryption(c *Config) {
 			d.warnAt(fmt.Sprintf("routes[%d].mode", i),
 				"dual-write journals each write's path, headers and body until the secondary applied it, and without store_encryption they are stored in clear; add store_encryption: {keys: [...]}")
 		}
+		if r.ReadRepair {
+			d.warnAt(fmt.Sprintf("routes[%d].read_repair", i),
+				"read repair keeps the key of each record modern lacked (a record number, say) until the backfill copies it, and without store_encryption in clear; add store_encryption: {keys: [...]}")
+		}
 	}
 	if c.Backfill == nil {
 		return

@@ -99,3 +99,25 @@ func TestAnAPIBackfillWithoutStoreEncryptionIsWarnedAbout(t *testing.T) {
 		t.Errorf("got warning %q, want one at line 14 (the value of target_api) on backfill.tables[0].target_api naming store_encryption", w)
 	}
 }
+
+// A read-repair route keeps the ids modern lacked, which are patients'
+// record numbers: without store_encryption they are stored in clear, and
+// the check says so at the route's read_repair.
+func TestAReadRepairRouteWithoutStoreEncryptionIsWarnedAbout(t *testing.T) {
+	const yaml = `backends:
+  legacy: { url: "http://legacy:8080" }
+  modern: { url: "http://modern:9090" }
+routes:
+  - { name: read, match: "GET /p/{id}", mode: fallback, entity: patients, read_repair: true }
+`
+	cfg, err := configfile.Parse("s.yaml", []byte(yaml), testEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Warnings) != 1 {
+		t.Fatalf("got warnings %v, want one", cfg.Warnings)
+	}
+	if w := cfg.Warnings[0]; w.Line != 5 || w.Field != "routes[0].read_repair" || !strings.Contains(w.Msg, "store_encryption") {
+		t.Errorf("got warning %q, want one at line 5 on routes[0].read_repair naming store_encryption", w)
+	}
+}

@@ -46,6 +46,7 @@ func Backup(ctx context.Context, dsn, out string) error {
 	defer db.Close()
 	tmp := filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+".partial")
 	os.Remove(tmp) // left by an earlier backup that died
+	createPrivate(tmp)
 	if _, err := db.ExecContext(ctx, `VACUUM INTO $1`, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("store: backup of %s: %w", path, err)

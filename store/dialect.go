@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -242,6 +243,7 @@ func openSQLiteFile(path, options string, gate *schemaGate) (*sql.DB, *storeFile
 	// holding the request before its erasure go with it.
 	q.Add("_pragma", "secure_delete(1)")
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	createPrivate(path)
 	registered, err := sql.Open("sqlite", "")
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: sqlite: %w", err)
@@ -255,6 +257,18 @@ func openSQLiteFile(path, options string, gate *schemaGate) (*sql.DB, *storeFile
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	return db, file, nil
+}
+
+// createPrivate creates the store's file at path, empty, readable by its
+// owner alone, unless it exists: it holds dual writes' requests, and
+// SQLite would create it, and its write-ahead log and index (which take
+// the file's mode), readable by every user under the usual umask (0644).
+// A file that cannot be created is SQLite's to report when it connects
+// (see fileCause).
+func createPrivate(path string) {
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 }
 
 // busyTimeout is how long a SQLite connection waits for another process's

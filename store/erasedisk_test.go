@@ -59,3 +59,30 @@ func TestAnErasedWriteLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestTheSQLiteFilesAreTheOwnersAlone: a new store's file, its
+// write-ahead log and its index, and a backup of it, which hold dual
+// writes' requests until delivered, are readable by their owner alone,
+// whatever the umask lets a new file be. SQLite made them 0644 before.
+func TestTheSQLiteFilesAreTheOwnersAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	s := openWith(t, "sqlite:"+path, newClock())
+	if err := s.BeginWrite(ctx, canaryIntent("a"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if err := Backup(ctx, "sqlite:"+path, backup); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", backup} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s is %v: other users may read the requests in it", filepath.Base(p), perm)
+		}
+	}
+}

@@ -214,7 +214,8 @@ func writeReports(report *backfill.Report, jsonPath, htmlPath string) error {
 		}
 	}
 	if htmlPath != "" {
-		f, err := os.Create(htmlPath)
+		// Readable by its owner alone, as the JSON report: it names rows' keys.
+		f, err := os.OpenFile(htmlPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("report: %w", err)
 		}

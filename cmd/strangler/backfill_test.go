@@ -169,6 +169,7 @@ func TestVerifyCommandFailsOnDeviations(t *testing.T) {
 	if b, err := os.ReadFile(report); err != nil || !strings.Contains(string(b), `"missing_keys": [`) {
 		t.Errorf("JSON report: %v\n%s", err, b)
 	}
+	ownerOnly(t, report)
 
 	t.Run("values are shown only when asked for, and never redacted ones", func(t *testing.T) {
 		if _, err := m.modern.Exec(context.Background(), "UPDATE hospital_patients SET site = 'JGH', mrn = 'SECRET1' WHERE legacy_id = 20"); err != nil {
@@ -222,6 +223,7 @@ func TestBackfillCommandReports(t *testing.T) {
 		if err := json.Unmarshal(b, &rep); err != nil || len(rep.Tables) != 3 || rep.Tables[0].Inserted != 300 {
 			t.Errorf("JSON report %v: %s", err, b)
 		}
+		ownerOnly(t, js, html)
 	})
 
 	t.Run("explicit keys are copied", func(t *testing.T) {
@@ -361,5 +363,21 @@ func TestVerifyEveryExportsDeviations(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("verify --every returned %v after a stop, want nil", err)
+	}
+}
+
+// ownerOnly fails the test unless the files at paths are readable by
+// their owner alone: reports name rows' keys (record numbers), which
+// other users of the machine need not read. Before, they were 0644.
+func ownerOnly(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s is %v: other users may read the keys in it", filepath.Base(p), perm)
+		}
 	}
 }

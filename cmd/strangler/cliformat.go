@@ -105,13 +105,14 @@ func toTerminal(stdout io.Writer, command func(io.Writer) error) error {
 // flag's), each character a terminal acts on as a \u escape: the report
 // quotes legacy rows' keys and the databases' messages, encoding/json
 // escapes only C0 controls, and --report-json /dev/stdout may be a
-// terminal. The escapes are JSON's: the report means the same.
+// terminal. The escapes are JSON's: the report means the same. A new file
+// is readable by its owner alone: the report names rows' keys.
 func writeJSONReport(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, []byte(human.Printable(string(b), true)+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(human.Printable(string(b), true)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil

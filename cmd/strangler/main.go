@@ -18,6 +18,7 @@ import (
 )
 
 func main() {
+	refuseCoreDumps()
 	args := os.Args[1:]
 	ctx, stopped := stopOnSignal(oneShot(args))
 	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr)
