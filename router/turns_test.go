@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/edge/canonical"
 	"strangler/internal/testkit"
 )
 
@@ -28,28 +29,41 @@ import (
 // only once v1's outcome is recorded, so the journal's order is the
 // primary's. (Before, /items/7.json and /items/7. were other resources
 // than /items/7: queued v2 then v1, the primary having applied v1 then
-// v2.)
+// v2.) The same for an integer id spelled with leading zeros, a plus
+// sign, a leading space or another script's digits, which Rails, Spring,
+// Go's Atoi or PHP read as 7: /items/07 then /items/7 (before, two resources, as /items/7.json
+// was), and each backend still gets the path as the client sent it.
 func TestWritesToOneResourceReachThePrimaryOneAtATime(t *testing.T) {
-	for _, second := range []string{"/items/%37/", "/items/7.json", "/items/7."} {
-		t.Run("the second spelled "+second, func(t *testing.T) {
+	for _, c := range []struct{ first, second string }{
+		{"/items/7", "/items/%37/"},
+		{"/items/7", "/items/7.json"},
+		{"/items/7", "/items/7."},
+		{"/items/07", "/items/7"},
+		{"/items/7", "/items/007.json"},
+		{"/items/+7", "/items/%207"},
+		{"/items/7", "/items/%D9%A7"}, // ٧, 7 to Spring
+	} {
+		t.Run(c.first+" then "+c.second, func(t *testing.T) {
 			t.Parallel()
-			oneResourceOneAtATime(t, second)
+			oneResourceOneAtATime(t, c.first, c.second)
 		})
 	}
 }
 
-// oneResourceOneAtATime sends PUT /items/7 and then, while the primary
+// oneResourceOneAtATime sends a PUT of first and then, while the primary
 // holds it, a PUT of second, and checks the journal's order is the
-// primary's.
-func oneResourceOneAtATime(t *testing.T, second string) {
+// primary's, and that the primary got each path as sent (in its
+// canonical form).
+func oneResourceOneAtATime(t *testing.T, first, second string) {
 	var mu sync.Mutex
-	var applied []string
+	var applied, paths []string
 	v1Applied, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
 	legacy := testkit.NewBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		applied = append(applied, string(body))
+		paths = append(paths, r.URL.EscapedPath())
 		mu.Unlock()
 		if string(body) == `{"v":1}` {
 			close(v1Applied)
@@ -75,7 +89,7 @@ func oneResourceOneAtATime(t *testing.T, second string) {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if code := put("/items/7", `{"v":1}`); code != http.StatusOK {
+		if code := put(first, `{"v":1}`); code != http.StatusOK {
 			t.Errorf("PUT v1: got %d, want 200", code)
 		}
 	})
@@ -100,6 +114,14 @@ func oneResourceOneAtATime(t *testing.T, second string) {
 	defer mu.Unlock()
 	if !slices.Equal(queued, applied) || len(applied) != 2 {
 		t.Errorf("queued for the secondary in the order %q, the primary applied %q: the secondary would end with another body than the primary", queued, applied)
+	}
+	var want []string
+	for _, p := range []string{first, second} {
+		c, _ := canonical.Canonicalize(p)
+		want = append(want, c.Escaped)
+	}
+	if !slices.Equal(paths, want) {
+		t.Errorf("the primary got the paths %q, want %q: as sent, canonical", paths, want)
 	}
 }
 

@@ -14,21 +14,24 @@ import (
 )
 
 // foldResources re-keys the open writes (sent, pending, unknown, dead)
-// that a release before migration 0170 journaled: it named a write's
-// resource by its canonical path unfolded, where this one names it as
-// backends reading paths loosely read it (canonical.Resource), so a new
-// write to /records/4 would neither wait for an old one to /Records/4 or
-// /records/4.json nor be delivered after it, and the secondary could end
-// with the older body. Run after the migration, in its transaction.
+// that an earlier release journaled under another name of their resource
+// than this one gives (canonical.Resource), so that a new write to
+// /records/4 neither waits for nor is delivered before an old one to the
+// same record, and the secondary cannot end with the older body. A
+// release before migration 0170 named a write's resource by its
+// canonical path unfolded (/Records/4.json), one before migration 0200
+// by its loose reading (/records/004), where this one reads an integer
+// segment as backends read an id (/records/4). Run after either
+// migration, in its transaction.
 //
 // A resource is kept only as a keyed digest, so the clear path it was
 // made from is found again among those the write's request and answer
 // can name (foldCandidates): its target, and for a create the resource
 // its Location or its primary's id named, or its own; the one whose
-// digest is the row's is folded by the rule new writes follow. A row
-// whose request cannot be read (its store_encryption key is gone), whose
-// target no longer parses, or whose digest none of them gives (a rule
-// older still) keeps its key; they are counted in the log, which names no
+// digest is the row's, under either earlier rule or this one, is keyed
+// by the rule new writes follow. A row whose request cannot be read (its
+// store_encryption key is gone), whose target no longer parses, or whose
+// digest none of them gives (a rule older still) keeps its key; they are counted in the log, which names no
 // path. A row already folded is left as it is, so running this again
 // changes nothing.
 //
@@ -147,8 +150,8 @@ func (s *Store) journalHashKey(ctx context.Context, tx *sql.Tx) (bool, error) {
 }
 
 // foldCandidate is a resource an earlier release may have named a write
-// by (was: its canonical path unfolded) and what this one names it by
-// (is: canonical.Resource of it).
+// by (was: by the rule before migration 0170 or the one before 0200) and
+// what this one names it by (is: canonical.Resource of it).
 type foldCandidate struct{ was, is string }
 
 // foldCandidates are the resources an earlier release may have named the
@@ -156,8 +159,9 @@ type foldCandidate struct{ was, is string }
 // a create whose answer named what it made, that path (the Location,
 // resolved against the target, without any of its leading segments, as
 // the primary's base path is unknown here) or its collection and the
-// primary's id; and a create's own resource, which no other write shares
-// and which is left as it is. False when the target does not parse.
+// primary's id; and a create's own resource by any of the rules, which
+// no other write shares and which is left as it is. False when the
+// target does not parse.
 func foldCandidates(id string, p payload) ([]foldCandidate, bool) {
 	target, err := url.ParseRequestURI(p.target)
 	if err != nil {
@@ -167,12 +171,14 @@ func foldCandidates(id string, p payload) ([]foldCandidate, bool) {
 	if !ok {
 		return nil, false
 	}
-	out := []foldCandidate{{path, canonical.Resource(path)}}
+	var out []foldCandidate
 	add := func(p string) {
 		if was, ok := unfolded(p); ok {
-			out = append(out, foldCandidate{was, canonical.Resource(was)})
+			is := canonical.Resource(was)
+			out = append(out, foldCandidate{was, is}, foldCandidate{looseRead(was), is})
 		}
 	}
+	add(path)
 	if id := p.primaryID; id != "" && id != "." && id != ".." {
 		add(strings.TrimSuffix(path, "/") + "/" + url.PathEscape(id))
 	}
@@ -187,8 +193,13 @@ func foldCandidates(id string, p payload) ([]foldCandidate, bool) {
 			i += 1 + next
 		}
 	}
-	own := path + "#" + id
-	return append(out, foldCandidate{own, own}), true
+	// A create's own resource, by each rule: no other write shares it, so
+	// whichever it is, it stays.
+	for _, r := range []string{path, looseRead(path), canonical.Resource(path)} {
+		own := r + "#" + id
+		out = append(out, foldCandidate{own, own})
+	}
+	return out, true
 }
 
 // foldedResource is the resource this release names a write by whose
@@ -211,6 +222,16 @@ func unfolded(path string) (string, bool) {
 		return "", false
 	}
 	return canonical.RouteKey(p.Escaped), true
+}
+
+// looseRead is the resource a release from migration 0170 to 0200 named
+// a write to path, unfolded, by: its loose reading (canonical.Fold), an
+// integer segment as spelled.
+func looseRead(path string) string {
+	if folded, err := canonical.Fold(path); err == nil {
+		return folded
+	}
+	return path
 }
 
 // foldedView is the resource_view of a write re-keyed to resource whose

@@ -23,25 +23,31 @@ import (
 // schema, is removed, so that the next open migrates the store as an
 // upgrade does.
 func beforeFolding(t *testing.T, dsn string, keys [][32]byte, write func(s *Store)) string {
+	return before(t, 170, dsn, keys, write)
+}
+
+// before is beforeFolding for the release before migration version,
+// which changes no schema either.
+func before(t *testing.T, version int, dsn string, keys [][32]byte, write func(s *Store)) string {
 	t.Helper()
 	old := openLogged(t, dsn, testLogger(t), keys)
 	write(old)
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	unapplyFolding(t, dsn)
+	unapply(t, dsn, version)
 	return dsn
 }
 
-// unapplyFolding removes the record of migration 0170 from dsn's store.
-func unapplyFolding(t *testing.T, dsn string) {
+// unapply removes the record of migration version from dsn's store.
+func unapply(t *testing.T, dsn string, version int) {
 	t.Helper()
 	_, db, err := openDB(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`DELETE FROM strangler_schema_migrations WHERE version = 170`); err != nil {
+	if _, err := db.Exec(`DELETE FROM strangler_schema_migrations WHERE version = $1`, version); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -234,11 +240,107 @@ func testOldWritesOrdered(t *testing.T, b backend, keys [][32]byte) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	unapplyFolding(t, dsn)
+	unapply(t, dsn, 170)
 	s = openLogged(t, dsn, testLogger(t), keys)
 	if after := journalRows(t, s); !slices.Equal(after, before) {
 		t.Errorf("the step run again changed the journal:\n%s\nwas\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
 	}
+}
+
+// TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes: a
+// release from migration 0170 to 0200 named a write's resource by its
+// path's loose reading, an integer segment as spelled (/Items/008.json
+// was /items/008); this one reads it as backends read an id (/items/8).
+// After the upgrade, a new write to a record waits for the writes that
+// release left open to it under another spelling: a pending PUT, a
+// create whose primary gave the id 0012, and writes left sent holding
+// the turn of /items/07 and of /items/7 (with the primary at once: the
+// red team's case), of which the one already under /items/7's key keeps
+// it and the other waits for it. A create that named nothing keeps its
+// own resource, and the log counts no write left unrecognised. Running
+// the step again changes nothing.
+func TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		// As that release's router named them: Fold of the path.
+		loose := func(s *Store, id, method, pattern, path, resource string) domain.Intent {
+			in := oldWrite(s, id, method, pattern, path)
+			in.Resource, in.ResourceView = resource, s.Hasher().Path(pattern, resource)
+			return in
+		}
+		dsn := before(t, 200, b.fresh(t), nil, func(s *Store) {
+			answered := func(in domain.Intent, o domain.Outcome) {
+				t.Helper()
+				if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.RecordOutcome(ctx, in.ID, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			answered(loose(s, "c1-put", http.MethodPut, "/Items/{id}", "/Items/008.json", "/items/008"), domain.Outcome{Status: http.StatusOK})
+			answered(loose(s, "c2-create", http.MethodPost, "/items", "/items", "/items"), domain.Outcome{Status: http.StatusCreated, PrimaryID: "0012",
+				Resource: "/items/0012", ResourceView: s.Hasher().Path("/items", "/items/0012")})
+			// A resource of its own, which no other write shares.
+			answered(loose(s, "c5-create-own", http.MethodPost, "/Items/{id}/notes", "/Items/007/notes", "/items/007/notes"), domain.Outcome{Status: http.StatusCreated,
+				Resource: "/items/007/notes#c5-create-own", ResourceView: s.Hasher().Path("/Items/{id}/notes", "/items/007/notes")})
+			for _, in := range []domain.Intent{
+				loose(s, "c3-sent-07", http.MethodPut, "/items/{id}", "/items/07", "/items/07"),
+				loose(s, "c4-sent-7", http.MethodDelete, "/items/{id}", "/items/7", "/items/7"),
+			} {
+				if turn, err := s.BeginWriteTurn(ctx, in, time.Hour); err != nil || !turn {
+					t.Fatalf("%s journaled with its turn: %v, %v", in.ID, turn, err)
+				}
+			}
+		})
+		var logs testkit.Logs
+		s := openLogged(t, dsn, logs.Logger(slog.LevelInfo), nil)
+
+		if got := turnHolders(t, s); !slices.Equal(got, []string{"c4-sent-7"}) {
+			t.Errorf("writes holding a turn after the upgrade: %v, want [c4-sent-7] (c3-sent-07's is /items/7's too)", got)
+		}
+		for path, id := range map[string]string{"/items/8": "d1", "/items/12": "d2"} {
+			in := intent(id, canonical.Resource(path))
+			in.Target = path
+			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: http.StatusOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimed, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(claimed); !slices.Equal(got, []string{"c1-put", "c2-create", "c5-create-own"}) {
+			t.Errorf("claimed %v, want [c1-put c2-create c5-create-own]: new writes to /items/8 and /items/12 wait for them", got)
+		}
+		if left := logs.Lines(t, "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them"); len(left) != 0 {
+			t.Errorf("log lines about writes left: %v, want none (c5-create-own's resource is its own by either rule)", left)
+		}
+		in := intent("d3", canonical.Resource("/items/7"))
+		in.Target = "/items/7"
+		if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if taken, err := s.TakeTurn(ctx, "d3", in.Resource, time.Minute); err != nil || taken {
+			t.Errorf("a new write to /items/7 took its turn (%v, %v) while writes left sent to /items/07 and /items/7 hold it", taken, err)
+		}
+		if taken, err := s.TakeResendTurn(ctx, "c3-sent-07", time.Minute); err != nil || taken {
+			t.Errorf("c3-sent-07 took /items/7's turn (%v, %v) while c4-sent-7 holds it", taken, err)
+		}
+
+		before := journalRows(t, s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		unapply(t, dsn, 200)
+		s = openLogged(t, dsn, testLogger(t), nil)
+		if after := journalRows(t, s); !slices.Equal(after, before) {
+			t.Errorf("the step run again changed the journal:\n%s\nwas\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
+		}
+	})
 }
 
 // turnHolders are the ids of the sent writes holding their resource's

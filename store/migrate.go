@@ -24,7 +24,7 @@ func (s *Store) afterStep(ctx context.Context, tx *sql.Tx, m migrate.Migration) 
 		return s.chainPreExisting(ctx, tx)
 	case "journal_stands_for":
 		return s.fillStandsFor(ctx, tx)
-	case "journal_folded_resources":
+	case "journal_folded_resources", "journal_integer_resources":
 		return s.foldResources(ctx, tx)
 	}
 	return nil

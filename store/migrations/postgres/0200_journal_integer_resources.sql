@@ -1,0 +1,9 @@
+-- A write's resource reads a path segment that is a decimal integer as
+-- backends read an integer id (canonical.Resource: /records/007,
+-- /records/+7 and /records/7 are one), where releases from 0170 to this
+-- one named it by the path's loose reading with the integer as spelled.
+-- The open writes they journaled (sent, pending, unknown, dead) are
+-- re-keyed by the step after this migration, foldResources, as after
+-- 0170: it finds a write's clear path again from its kept request, as
+-- only a keyed digest of it is stored: no SQL can. Nothing changes in the
+-- schema. Keep in step with ../sqlite/0200_journal_integer_resources.sql.
