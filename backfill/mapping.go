@@ -268,11 +268,24 @@ func (c *column) isText() bool {
 
 // asText is source value v as a string column gets it: a FLOAT or
 // DOUBLE without the exponent the driver writes from 1e+06 on, as the
-// API gets it (plainNumber); any other value as it is. The checks see
-// this text, so that a length is that of what is stored.
+// API gets it (plainNumber), a YEAR as MySQL writes it (yearText); any
+// other value as it is. The checks see this text, so that a length is
+// that of what is stored.
 func (c *column) asText(v []byte) []byte {
 	if c.isText() {
-		return plainNumber(c.srcType, v)
+		return yearText(c.srcType, plainNumber(c.srcType, v))
+	}
+	return v
+}
+
+// yearText is a value of MySQL's type srcType as MySQL writes it, where
+// the driver sends a YEAR as its number: year 0000 (the year a lenient
+// legacy stores for one it could not read) comes as 0, text that MySQL,
+// and a service reading two-digit years as it does, reads as the year
+// 2000.
+func yearText(srcType string, v []byte) []byte {
+	if srcType == "YEAR" && string(v) == "0" {
+		return []byte("0000")
 	}
 	return v
 }
