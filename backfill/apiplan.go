@@ -3,10 +3,13 @@ package backfill
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 
 	"strangler/config"
 )
@@ -95,7 +98,13 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	}
 	// need checks that a column the file names is in the source.
 	need := func(field, col string) error {
-		if !have[strings.ToLower(col)] {
+		if have[strings.ToLower(col)] {
+			return nil
+		}
+		switch ok, err := sourceHasColumn(ctx, src, t.source, col); {
+		case err != nil:
+			return fmt.Errorf("%s: reading the source: %w", at(field), err)
+		case !ok:
 			return fmt.Errorf("%s: no column %q in the source (%s)", at(field), col, sourceName)
 		}
 		return nil
@@ -283,6 +292,22 @@ func sourceColumnNames(ctx context.Context, db *sql.DB, source string) (map[stri
 		out[strings.ToLower(n)] = true
 	}
 	return out, rows.Err()
+}
+
+// sourceHasColumn reports whether the source has column col although
+// SELECT * leaves it out: MariaDB's INVISIBLE columns, which a select
+// naming them reads (a table sent to the API refused one as no column
+// of the source).
+func sourceHasColumn(ctx context.Context, db *sql.DB, source, col string) (bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT src."+myIdent(col)+" FROM "+source+" LIMIT 0")
+	var my *mysql.MySQLError
+	if errors.As(err, &my) && my.Number == 1054 { // ER_BAD_FIELD_ERROR
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, rows.Close()
 }
 
 // isNumeric reports whether MySQL's type of a value (as the driver names

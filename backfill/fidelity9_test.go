@@ -143,3 +143,27 @@ func TestYearZeroIsCopiedAsMySQLWritesIt(t *testing.T) {
 		}
 	})
 }
+
+// TestAnInvisibleColumnIsSentToTheAPI: a table sent to the API found its
+// columns with SELECT *, which leaves out MariaDB's INVISIBLE columns:
+// one named in the body (or the path, or group_by) was refused as "no
+// column in the source", where a table copied to the database reads it.
+func TestAnInvisibleColumnIsSentToTheAPI(t *testing.T) {
+	sent := &sentBodies{}
+	a := newConsentAPI(t, sent)
+	for _, q := range []string{
+		"ALTER TABLE Consent ADD Witness INT INVISIBLE",
+		"UPDATE Consent SET Witness = ConsentSerNum * 7",
+	} {
+		if _, err := a.legacy.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cfg := a.config(t)
+	cfg.Tables[0].TargetAPI.Body["witness"] = config.Column{From: "Witness"}
+	cfg.Tables[0].TargetAPI.GroupBy = "Witness"
+	a.run(t, cfg, backfill.Options{})
+	if got := sent.all()["/consents/2"]; !strings.Contains(got, `"witness":14`) {
+		t.Errorf("sent %s, want witness 14", got)
+	}
+}
