@@ -166,4 +166,10 @@ func TestAnInvisibleColumnIsSentToTheAPI(t *testing.T) {
 	if got := sent.all()["/consents/2"]; !strings.Contains(got, `"witness":14`) {
 		t.Errorf("sent %s, want witness 14", got)
 	}
+
+	cfg.Tables[0].TargetAPI.Body["witness"] = config.Column{From: "Witnes"}
+	want := `target_api.body.witness.from: no column "Witnes" in the source (Consent)`
+	if _, err := backfill.Run(t.Context(), cfg, backfill.Options{APILedger: a.store, Hasher: a.store.Hasher(), Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a column the source lacks: %v; want an error saying %q", err, want)
+	}
 }
