@@ -154,7 +154,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		if g.Value == nil {
 			rd.where = expr + " IS NULL"
 		} else {
-			rd.where, rd.whereArgs = expr+" = ?", []any{groupArg(t, *g.Value)}
+			rd.where, rd.whereArgs = expr+" = "+valueParam(t.cols[t.group].srcType), []any{groupArg(t, *g.Value)}
 		}
 	}
 	l, run, owner, lease := r.opts.APILedger, r.opts.Run, r.opts.WorkerID, r.opts.Lease

@@ -14,14 +14,17 @@ import (
 	"strangler/internal/testdb"
 )
 
-// TestAPIWorkersSendEveryGroupOfABinaryGroupBy: workers record each
-// group_by value in the state store's text column, which PostgreSQL
+// TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy: workers record
+// each group_by value in the state store's text column, which PostgreSQL
 // refuses for bytes that are not UTF-8: a run grouped by a VARBINARY or
 // BINARY(n) holding 0x00 or 0xff (or BINARY(3)'s 'a', padded with 0x00)
 // failed as it began, sending nothing ("invalid byte sequence for
 // encoding"). Such values are kept in hex and read back as bytes; a BIT,
 // whose DISTINCT values MariaDB gives as numbers, still groups by those.
-func TestAPIWorkersSendEveryGroupOfABinaryGroupBy(t *testing.T) {
+// A YEAR's DISTINCT values come as numbers too, year 0000 as 0, which
+// read back as text was the year 2000: 2000's rows were sent twice and
+// 0000's never, the run reporting every row read migrated.
+func TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy(t *testing.T) {
 	var mu sync.Mutex
 	sent := map[string]int{}
 	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
@@ -30,15 +33,15 @@ func TestAPIWorkersSendEveryGroupOfABinaryGroupBy(t *testing.T) {
 		mu.Unlock()
 	}))
 	for _, q := range []string{
-		"ALTER TABLE Consent ADD Site VARBINARY(4) NULL, ADD Ward BINARY(3) NULL",
-		"INSERT INTO Consent (ConsentSerNum, Site, Ward) VALUES (4, 0x00, 0xff), (5, 0xfffe, 'a'), (6, 'a', 0x00)",
-		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3 WHERE ConsentSerNum IN (1, 2)",
+		"ALTER TABLE Consent ADD Site VARBINARY(4) NULL, ADD Ward BINARY(3) NULL, ADD Granted YEAR NULL",
+		"INSERT INTO Consent (ConsentSerNum, Site, Ward, Granted) VALUES (4, 0x00, 0xff, 0), (5, 0xfffe, 'a', 2000), (6, 'a', 0x00, 1999)",
+		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3, Granted = 2000 WHERE ConsentSerNum IN (1, 2)",
 	} {
 		if _, err := w.legacy.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	for _, col := range []string{"Site", "Ward", "Given", "Flags"} {
+	for _, col := range []string{"Site", "Ward", "Given", "Flags", "Granted"} {
 		t.Run(col, func(t *testing.T) {
 			mu.Lock()
 			clear(sent)

@@ -238,8 +238,9 @@ func (t *table) keyParam() string { return valueParam(t.keyType) }
 // from text as the year 2000 ('0' is 2000, as '99' is 1999): the page
 // after a key of 0000 began past 2000, its row was looked for as 2000's
 // (a re-run never repaired it, and its failure left the ledger as a row
-// gone), and --keys found 2000's rows as those looking up 0000's. As a
-// number, 0 is 0000.
+// gone), --keys found 2000's rows as those looking up 0000's, and API
+// workers sent 2000's group twice and 0000's never. As a number, 0 is
+// 0000.
 func valueParam(typ string) string {
 	if typ == "YEAR" {
 		return "CAST(? AS SIGNED)"
