@@ -72,32 +72,44 @@ func TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy(t *testing.T) {
 // the rows that look it up, found by their foreign key, which went back
 // to MySQL as the driver sent the parent's key. Year 0000 comes as 0,
 // and MySQL reads '0' as the year 2000: --keys budgets=0 copied the
-// allocations of 2000, never 0000's.
+// allocations of 2000, never 0000's. Into a text key year 0000 is
+// '0000' (TestYearZeroIsCopiedAsMySQLWritesIt), and its allocations
+// look it up as that.
 func TestAYearForeignKeyOfZeroFindsItsOwnRows(t *testing.T) {
-	w := newWorld(t, fixture.Sizes{}, nil)
-	w.exec(t, "CREATE TABLE fidelity9_Budget (FiscalYear YEAR PRIMARY KEY, Amount INT NOT NULL)")
-	w.exec(t, "CREATE TABLE fidelity9_Allocation (Id INT PRIMARY KEY, FiscalYear YEAR NOT NULL, Amount INT NOT NULL)")
-	w.pg(t, "CREATE TABLE fidelity9_budgets (id serial PRIMARY KEY, fiscal_year int UNIQUE, amount int NOT NULL)")
-	w.pg(t, "CREATE TABLE fidelity9_allocations (id int UNIQUE, budget_id int NOT NULL REFERENCES fidelity9_budgets (id), amount int NOT NULL)")
-	w.cfg.Tables = []config.BackfillTable{
-		{Name: "budgets", From: "fidelity9_Budget", Key: "FiscalYear", To: "fidelity9_budgets", TargetKey: "fiscal_year",
-			Columns: cols("FiscalYear=fiscal_year", "Amount=amount")},
-		{Name: "allocations", From: "fidelity9_Allocation", Key: "Id", To: "fidelity9_allocations", TargetKey: "id",
-			Columns: map[string]config.Column{"id": {From: "Id"}, "amount": {From: "Amount"},
-				"budget_id": {From: "FiscalYear", Lookup: &config.Lookup{Table: "fidelity9_budgets", Key: "fiscal_year", Column: "id"}}}},
-	}
-	w.exec(t, "INSERT INTO fidelity9_Budget VALUES (0, 1), (2000, 2)")
-	w.exec(t, "INSERT INTO fidelity9_Allocation VALUES (1, 0, 10), (2, 2000, 20)")
+	for _, keyType := range []string{"int", "text"} {
+		t.Run(keyType, func(t *testing.T) {
+			w := newWorld(t, fixture.Sizes{}, nil)
+			w.exec(t, "CREATE TABLE fidelity9_Budget (FiscalYear YEAR PRIMARY KEY, Amount INT NOT NULL)")
+			w.exec(t, "CREATE TABLE fidelity9_Allocation (Id INT PRIMARY KEY, FiscalYear YEAR NOT NULL, Amount INT NOT NULL)")
+			w.pg(t, "CREATE TABLE fidelity9_budgets (id serial PRIMARY KEY, fiscal_year "+keyType+" UNIQUE, amount int NOT NULL)")
+			w.pg(t, "CREATE TABLE fidelity9_allocations (id int UNIQUE, budget_id int NOT NULL REFERENCES fidelity9_budgets (id), amount int NOT NULL)")
+			w.cfg.Tables = []config.BackfillTable{
+				{Name: "budgets", From: "fidelity9_Budget", Key: "FiscalYear", To: "fidelity9_budgets", TargetKey: "fiscal_year",
+					Columns: cols("FiscalYear=fiscal_year", "Amount=amount")},
+				{Name: "allocations", From: "fidelity9_Allocation", Key: "Id", To: "fidelity9_allocations", TargetKey: "id",
+					Columns: map[string]config.Column{"id": {From: "Id"}, "amount": {From: "Amount"},
+						"budget_id": {From: "FiscalYear", Lookup: &config.Lookup{Table: "fidelity9_budgets", Key: "fiscal_year", Column: "id"}}}},
+			}
+			w.exec(t, "INSERT INTO fidelity9_Budget VALUES (0, 1), (2000, 2)")
+			w.exec(t, "INSERT INTO fidelity9_Allocation VALUES (1, 0, 10), (2, 2000, 20)")
 
-	tr := tableReport(t, w.run(t, backfill.Options{Keys: map[string][]string{"budgets": {"0"}}}), "allocations")
-	if tr.Inserted != 1 || tr.Failed != 0 {
-		t.Errorf("allocations: inserted %d, failed %d (%q); want year 0000's one", tr.Inserted, tr.Failed, failureReasons(tr))
-	}
-	if n := w.count(t, "SELECT count(*) FROM fidelity9_allocations WHERE id = 1"); n != 1 {
-		t.Error("year 0000's allocation was not copied with its budget")
-	}
-	if n := w.count(t, "SELECT count(*) FROM fidelity9_allocations WHERE id = 2"); n != 0 {
-		t.Error("year 2000's allocation was copied as year 0000's")
+			tr := tableReport(t, w.run(t, backfill.Options{Keys: map[string][]string{"budgets": {"0"}}}), "allocations")
+			if tr.Inserted != 1 || tr.Failed != 0 {
+				t.Errorf("allocations: inserted %d, failed %d (%q); want year 0000's one", tr.Inserted, tr.Failed, failureReasons(tr))
+			}
+			if n := w.count(t, "SELECT count(*) FROM fidelity9_allocations WHERE id = 1"); n != 1 {
+				t.Error("year 0000's allocation was not copied with its budget")
+			}
+			if n := w.count(t, "SELECT count(*) FROM fidelity9_allocations WHERE id = 2"); n != 0 {
+				t.Error("year 2000's allocation was copied as year 0000's")
+			}
+			if tr := tableReport(t, w.run(t, backfill.Options{}), "allocations"); tr.Inserted != 1 || tr.Failed != 0 {
+				t.Errorf("plain run: allocations inserted %d, failed %d (%q); want year 2000's one", tr.Inserted, tr.Failed, failureReasons(tr))
+			}
+			if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+				t.Errorf("verify: %+v, want no deviation", d.Tables)
+			}
+		})
 	}
 }
 

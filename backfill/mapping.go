@@ -239,7 +239,8 @@ func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType
 
 // encode is a checked source value as it is staged: a binary UUID in its
 // text form, a DATETIME, DATE or zone-less text going into a timestamptz
-// with its time zone.
+// with its time zone, text as a string column gets it (asText), and a
+// YEAR looked up as MySQL writes it.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
@@ -250,6 +251,10 @@ func (c *column) encode(v []byte) []byte {
 		return integerText(v)
 	case c.isText():
 		return c.asText(v)
+	case c.lookup != nil:
+		// Cast to the lookup key's type: a number takes 0000 as 0, and
+		// text must be as a key copied into it is (asText).
+		return yearText(c.srcType, v)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
