@@ -718,7 +718,7 @@ func (t *apiTable) request(row sourceRow) (path string, body map[string]any) {
 }
 
 // apiText is a value of the column as a string of the request: as MySQL
-// writes it (yearText), but a TIMESTAMP, an instant read in UTC (connectSource), in
+// writes it, but a TIMESTAMP, an instant read in UTC (connectSource), in
 // RFC 3339, where MySQL's text would be a wall time in no zone; so is
 // the text a transform made of a TIMESTAMP (TRIM makes it a VARCHAR)
 // while it still has a TIMESTAMP's shape.
@@ -726,7 +726,7 @@ func (c *column) apiText(v []byte) string {
 	if (c.srcType == "TIMESTAMP" || c.rawType == "TIMESTAMP" && isTextType(c.srcType)) && dateTime(v) {
 		return string(v[:10]) + "T" + string(v[11:]) + "Z"
 	}
-	return string(yearText(c.srcType, v))
+	return string(v)
 }
 
 // invalidPath names the first path column whose value cannot be a path

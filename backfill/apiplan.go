@@ -208,18 +208,24 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			// (BIT(1), JPA's boolean, as 1 or 0), not "\u0001".
 			c.sourceExpr = "(" + c.sourceExpr + " + 0)"
 		}
+		if c.srcType == "YEAR" {
+			c.sourceExpr = yearText(c.sourceExpr)
+		}
 		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
 		t.fields[i].json = len(c.cfg.Transform) == 0 && c.cfg.Lookup == nil && (c.srcType == "JSON" || jsonCols[strings.ToLower(c.cfg.From)])
 		t.fields[i].srcType = c.srcType
-	}
-	// The casts above changed what the reads return.
-	if _, err := noteReadTypes(ctx, src, t.table); err != nil {
-		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
 	}
 	for _, i := range t.pathCols {
 		if reason := t.cols[i].spatial(); reason != "" {
 			return nil, fmt.Errorf("%s: %s", at("target_api.path"), reason)
 		}
+		if t.cols[i].srcType == "YEAR" {
+			t.cols[i].sourceExpr = yearText(t.cols[i].sourceExpr)
+		}
+	}
+	// The casts above changed what the reads return.
+	if _, err := noteReadTypes(ctx, src, t.table); err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
 	}
 	return t, nil
 }

@@ -116,22 +116,23 @@ func TestAYearForeignKeyOfZeroFindsItsOwnRows(t *testing.T) {
 // TestYearZeroIsCopiedAsMySQLWritesIt: the driver sends YEAR 0000 as 0,
 // which a text column got as "0" (and the API as "0"): text MySQL, and a
 // service reading two-digit years as it does, reads as the year 2000,
-// where 1999 arrived as "1999". Verify, reading legacy alike, found the
-// copy equal. Year 0000 arrives as "0000", still 0 in an integer column,
-// and verify calls a copy of "0" changed.
+// where 1999 arrived as "1999". MariaDB's YEAR(2) 2005 came as "5", not
+// "05". Verify, reading legacy alike, found the copy equal. Year 0000
+// arrives as "0000", still 0 in an integer column, and verify calls a
+// copy of "0" changed.
 func TestYearZeroIsCopiedAsMySQLWritesIt(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{}, nil)
-	w.mapTable(t, "CREATE TABLE fidelity9_Grant (Id INT PRIMARY KEY, Awarded YEAR, AwardedN YEAR)",
-		"CREATE TABLE fidelity9_grants (id int UNIQUE, awarded varchar(4), awarded_n int)",
+	w.mapTable(t, "CREATE TABLE fidelity9_Grant (Id INT PRIMARY KEY, Awarded YEAR, AwardedN YEAR, Short YEAR(2))",
+		"CREATE TABLE fidelity9_grants (id int UNIQUE, awarded varchar(4), awarded_n int, short text)",
 		config.BackfillTable{Name: "grants", From: "fidelity9_Grant", Key: "Id", To: "fidelity9_grants", TargetKey: "id",
-			Columns: cols("Id=id", "Awarded=awarded", "AwardedN=awarded_n")})
-	w.exec(t, "INSERT INTO fidelity9_Grant VALUES (1, 0, 0), (2, 1999, 1999), (3, NULL, NULL)")
+			Columns: cols("Id=id", "Awarded=awarded", "AwardedN=awarded_n", "Short=short")})
+	w.exec(t, "INSERT INTO fidelity9_Grant VALUES (1, 0, 0, 2005), (2, 1999, 1999, 1999), (3, NULL, NULL, NULL)")
 
 	if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 3 || tr.Failed != 0 {
 		t.Errorf("inserted %d, failed %d (%q); want 3 and 0", tr.Inserted, tr.Failed, failureReasons(tr))
 	}
-	if n := w.count(t, "SELECT count(*) FROM fidelity9_grants WHERE id = 1 AND awarded = '0000' AND awarded_n = 0"); n != 1 {
-		t.Error("year 0000 is not '0000' in the text column and 0 in the integer one")
+	if n := w.count(t, "SELECT count(*) FROM fidelity9_grants WHERE id = 1 AND awarded = '0000' AND awarded_n = 0 AND short = '05'"); n != 1 {
+		t.Error("year 0000 is not '0000' in the text column and 0 in the integer one, or YEAR(2) 2005 not '05'")
 	}
 	if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
 		t.Errorf("verify: %+v, want no deviation", d.Tables)

@@ -239,8 +239,7 @@ func (c *column) binaryUUID() bool { return c.typ.base == "uuid" && isBinaryType
 
 // encode is a checked source value as it is staged: a binary UUID in its
 // text form, a DATETIME, DATE or zone-less text going into a timestamptz
-// with its time zone, text as a string column gets it (asText), and a
-// YEAR looked up as MySQL writes it.
+// with its time zone.
 func (c *column) encode(v []byte) []byte {
 	switch {
 	case v == nil:
@@ -251,10 +250,6 @@ func (c *column) encode(v []byte) []byte {
 		return integerText(v)
 	case c.isText():
 		return c.asText(v)
-	case c.lookup != nil:
-		// Cast to the lookup key's type: a number takes 0000 as 0, and
-		// text must be as a key copied into it is (asText).
-		return yearText(c.srcType, v)
 	case c.binaryUUID():
 		h := hex.EncodeToString(v)
 		return []byte(h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:])
@@ -263,8 +258,11 @@ func (c *column) encode(v []byte) []byte {
 }
 
 // isText reports whether the column's type is a string type.
-func (c *column) isText() bool {
-	switch c.typ.base {
+func (c *column) isText() bool { return c.typ.isText() }
+
+// isText reports whether the type is a string type.
+func (t pgType) isText() bool {
+	switch t.base {
 	case "text", "character varying", "character", "citext":
 		return true
 	}
@@ -273,24 +271,11 @@ func (c *column) isText() bool {
 
 // asText is source value v as a string column gets it: a FLOAT or
 // DOUBLE without the exponent the driver writes from 1e+06 on, as the
-// API gets it (plainNumber), a YEAR as MySQL writes it (yearText); any
-// other value as it is. The checks see this text, so that a length is
-// that of what is stored.
+// API gets it (plainNumber); any other value as it is. The checks see
+// this text, so that a length is that of what is stored.
 func (c *column) asText(v []byte) []byte {
 	if c.isText() {
-		return yearText(c.srcType, plainNumber(c.srcType, v))
-	}
-	return v
-}
-
-// yearText is a value of MySQL's type srcType as MySQL writes it, where
-// the driver sends a YEAR as its number: year 0000 (the year a lenient
-// legacy stores for one it could not read) comes as 0, text that MySQL,
-// and a service reading two-digit years as it does, reads as the year
-// 2000.
-func yearText(srcType string, v []byte) []byte {
-	if srcType == "YEAR" && string(v) == "0" {
-		return []byte("0000")
+		return plainNumber(c.srcType, v)
 	}
 	return v
 }
@@ -454,11 +439,18 @@ func exactKey(kind keyKind, c *column) bool {
 // sourceExpr is the MySQL expression for a column's value: the source
 // column (or NULL), each transform in turn, then the default for NULL. A
 // BIT column, which MySQL sends as bytes, is read as those bytes into
-// bytea, as binary digits into bit(n), and as an integer otherwise.
+// bytea, as binary digits into bit(n), and as an integer otherwise. A
+// YEAR going into a string type or looked up is read as MySQL writes it
+// (yearText).
 func sourceExpr(c config.Column, rawType string, typ pgType) string {
 	e := "NULL"
 	if c.From != "" {
 		e = "src." + myIdent(c.From)
+	}
+	if rawType == "YEAR" && (typ.isText() || c.Lookup != nil) {
+		// A lookup key of a number type takes 0000 as 0, and one of a
+		// string type holds the text a key copied into it has.
+		e = yearText(e)
 	}
 	if rawType == "BIT" {
 		switch {
@@ -475,6 +467,13 @@ func sourceExpr(c config.Column, rawType string, typ pgType) string {
 	}
 	return transformed(e, c)
 }
+
+// yearText is the MySQL expression for YEAR e's text as MySQL writes it,
+// where the driver sends a YEAR as its number: year 0000 (the year a
+// lenient legacy stores for one it could not read) comes as 0, which
+// MySQL, and a service reading two-digit years as it does, reads as the
+// year 2000; MariaDB's YEAR(2) writes 2005 as 05, sent as 5.
+func yearText(e string) string { return "CAST(" + e + " AS CHAR)" }
 
 // transformed applies a column's transforms and default to the MySQL
 // expression e.

@@ -447,7 +447,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copie
 		if len(found) == 0 {
 			break
 		}
-		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), dep.col.srcType, found, c)
+		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), dep.col.rawType, found, c)
 		if err != nil {
 			return res, err
 		}
@@ -457,7 +457,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copie
 		}
 		// Their own dependants, found through their keys.
 		for _, grand := range r.dependants(dep.t) {
-			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), grand.col.srcType, subKeys, c); err != nil {
+			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), grand.col.rawType, subKeys, c); err != nil {
 				return res, err
 			}
 		}
