@@ -189,3 +189,48 @@ func TestAnInvisibleColumnIsSentToTheAPI(t *testing.T) {
 		t.Errorf("a column the source lacks: %v; want an error saying %q", err, want)
 	}
 }
+
+// TestATwoDigitYearKeyIsRefused: MariaDB sorts a YEAR(2) by its year
+// (70 for 1970 first, 69 for 2069 last) but compares it with the last
+// key read, the driver's two digits, as those digits: the page after 99
+// (1999) found no key above it, and 2000 to 2069 were never read, the
+// run reporting the table done. The key is refused before a row moves,
+// saying what to key on.
+func TestATwoDigitYearKeyIsRefused(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{}, nil)
+	w.mapTable(t, "CREATE TABLE fidelity9_Class (Cohort YEAR(2) PRIMARY KEY, Size INT NOT NULL)",
+		"CREATE TABLE fidelity9_classes (cohort int UNIQUE, size int NOT NULL)",
+		config.BackfillTable{Name: "classes", From: "fidelity9_Class", Key: "Cohort", To: "fidelity9_classes", TargetKey: "cohort",
+			Columns: cols("Cohort=cohort", "Size=size")})
+	w.exec(t, "INSERT INTO fidelity9_Class VALUES (1970, 1), (1999, 2), (2000, 3), (2005, 4), (2069, 5)")
+	w.cfg.Batch = 1
+
+	want := "backfill.tables[0].key: Cohort is a YEAR(2)"
+	rep, err := backfill.Run(t.Context(), w.cfg, backfill.Options{Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), want) {
+		read := int64(-1)
+		if rep != nil && len(rep.Tables) > 0 {
+			read = rep.Tables[0].Read
+		}
+		t.Errorf("backfill: %v (%d of 5 rows read); want an error saying %q", err, read, want)
+	}
+	if n := w.count(t, "SELECT count(*) FROM fidelity9_classes"); n != 0 {
+		t.Errorf("%d rows copied before the refusal", n)
+	}
+	if _, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %v; want an error saying %q", err, want)
+	}
+
+	t.Run("the query the refusal suggests copies every row", func(t *testing.T) {
+		bt := &w.cfg.Tables[0]
+		bt.From, bt.Key = "", "CohortKey"
+		bt.Query = "SELECT Cohort + 0 AS CohortKey, Size FROM fidelity9_Class"
+		bt.Columns = cols("CohortKey=cohort", "Size=size")
+		if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 5 || tr.Failed != 0 {
+			t.Errorf("inserted %d, failed %d (%q); want 5 and 0", tr.Inserted, tr.Failed, failureReasons(tr))
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want no deviation", d.Tables)
+		}
+	})
+}
