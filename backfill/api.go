@@ -419,7 +419,9 @@ func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outa
 				}
 			}
 			found := map[string]bool{}
-			read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, t.sourceKey, keys, out) }
+			read := func(ctx context.Context, out chan<- batch) error {
+				return rd.byValues(ctx, t.sourceKey, t.keyType, keys, out)
+			}
 			err = pipeline(ctx, read, func(b batch) error {
 				for _, row := range b.rows {
 					found[string(row.key)] = true

@@ -3,10 +3,13 @@ package backfill
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 
 	"strangler/config"
 )
@@ -95,7 +98,13 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 	}
 	// need checks that a column the file names is in the source.
 	need := func(field, col string) error {
-		if !have[strings.ToLower(col)] {
+		if have[strings.ToLower(col)] {
+			return nil
+		}
+		switch ok, err := sourceHasColumn(ctx, src, t.source, col); {
+		case err != nil:
+			return fmt.Errorf("%s: reading the source: %w", at(field), err)
+		case !ok:
 			return fmt.Errorf("%s: no column %q in the source (%s)", at(field), col, sourceName)
 		}
 		return nil
@@ -199,18 +208,24 @@ func prepareAPI(ctx context.Context, cfg *config.Backfill, i int, src *sql.DB) (
 			// (BIT(1), JPA's boolean, as 1 or 0), not "\u0001".
 			c.sourceExpr = "(" + c.sourceExpr + " + 0)"
 		}
+		if c.srcType == "YEAR" {
+			c.sourceExpr = yearText(c.sourceExpr)
+		}
 		t.fields[i].number = c.srcType == "BIT" || isNumeric(c.srcType)
 		t.fields[i].json = len(c.cfg.Transform) == 0 && c.cfg.Lookup == nil && (c.srcType == "JSON" || jsonCols[strings.ToLower(c.cfg.From)])
 		t.fields[i].srcType = c.srcType
-	}
-	// The casts above changed what the reads return.
-	if _, err := noteReadTypes(ctx, src, t.table); err != nil {
-		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
 	}
 	for _, i := range t.pathCols {
 		if reason := t.cols[i].spatial(); reason != "" {
 			return nil, fmt.Errorf("%s: %s", at("target_api.path"), reason)
 		}
+		if t.cols[i].srcType == "YEAR" {
+			t.cols[i].sourceExpr = yearText(t.cols[i].sourceExpr)
+		}
+	}
+	// The casts above changed what the reads return.
+	if _, err := noteReadTypes(ctx, src, t.table); err != nil {
+		return nil, fmt.Errorf("%s: reading the source: %w", at(sourceField), err)
 	}
 	return t, nil
 }
@@ -283,6 +298,22 @@ func sourceColumnNames(ctx context.Context, db *sql.DB, source string) (map[stri
 		out[strings.ToLower(n)] = true
 	}
 	return out, rows.Err()
+}
+
+// sourceHasColumn reports whether the source has column col although
+// SELECT * leaves it out: MariaDB's INVISIBLE columns, which a select
+// naming them reads (a table sent to the API refused one as no column
+// of the source).
+func sourceHasColumn(ctx context.Context, db *sql.DB, source, col string) (bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT src."+myIdent(col)+" FROM "+source+" LIMIT 0")
+	var my *mysql.MySQLError
+	if errors.As(err, &my) && my.Number == 1054 { // ER_BAD_FIELD_ERROR
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, rows.Close()
 }
 
 // isNumeric reports whether MySQL's type of a value (as the driver names

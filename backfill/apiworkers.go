@@ -3,8 +3,10 @@ package backfill
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"strangler/store"
@@ -102,6 +104,11 @@ func (r *apiRunner) cutGroups(ctx context.Context, t *apiTable) ([]store.APIBack
 		return out, nil
 	}
 	expr := t.cols[t.group].sourceExpr
+	if t.groupInHex() {
+		// The ledger's group_value is text, which refuses bytes that are
+		// not UTF-8 (0x00, 0xff): such a run failed as it began.
+		expr = "CONCAT('0x', HEX(" + expr + "))"
+	}
 	rows, err := r.src.QueryContext(ctx, "SELECT DISTINCT "+expr+" FROM "+t.source+" ORDER BY 1")
 	if err != nil {
 		return nil, fmt.Errorf("read %s: its groups: %w", t.name, err)
@@ -147,7 +154,7 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		if g.Value == nil {
 			rd.where = expr + " IS NULL"
 		} else {
-			rd.where, rd.whereArgs = expr+" = ?", []any{*g.Value}
+			rd.where, rd.whereArgs = expr+" = "+valueParam(t.cols[t.group].srcType), []any{groupArg(t, *g.Value)}
 		}
 	}
 	l, run, owner, lease := r.opts.APILedger, r.opts.Run, r.opts.WorkerID, r.opts.Lease
@@ -203,4 +210,25 @@ func (r *apiRunner) recordGroup(ctx context.Context, t *apiTable, g store.APIBac
 		}
 		return err
 	}
+}
+
+// groupArg is the value a group's rows are read by: a binary group_by
+// value's bytes, which cutGroups recorded in hex after 0x. A value without
+// the 0x was recorded by a release that kept the bytes themselves (it
+// could share a run only when every value was UTF-8).
+func groupArg(t *apiTable, v string) any {
+	if h, ok := strings.CutPrefix(v, "0x"); ok && t.groupInHex() {
+		if b, err := hex.DecodeString(h); err == nil {
+			return b
+		}
+	}
+	return v
+}
+
+// groupInHex reports whether t's group_by values are bytes, kept in the
+// ledger in hex. Not a BIT's: SELECT DISTINCT gives its number's text,
+// which matches it again as a number.
+func (t *apiTable) groupInHex() bool {
+	typ := t.cols[t.group].srcType
+	return isBinaryType(typ) && typ != "BIT"
 }

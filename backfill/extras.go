@@ -62,7 +62,9 @@ func (c *comparer) loadKeys(ctx context.Context, limit int, pace *pacer) error {
 	// The keys legacy returns go into the seen table, not those asked
 	// for: a key MySQL's collation matches without being byte-equal
 	// (abc for ABC) stays gone.
-	read = func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, c.t.sourceKey, gone, out) }
+	read = func(ctx context.Context, out chan<- batch) error {
+		return rd.byValues(ctx, c.t.sourceKey, c.t.keyType, gone, out)
+	}
 	if err := pipeline(ctx, read, func(b batch) error { return c.addSeen(ctx, b) }); err != nil {
 		return err
 	}

@@ -258,8 +258,11 @@ func (c *column) encode(v []byte) []byte {
 }
 
 // isText reports whether the column's type is a string type.
-func (c *column) isText() bool {
-	switch c.typ.base {
+func (c *column) isText() bool { return c.typ.isText() }
+
+// isText reports whether the type is a string type.
+func (t pgType) isText() bool {
+	switch t.base {
 	case "text", "character varying", "character", "citext":
 		return true
 	}
@@ -436,11 +439,18 @@ func exactKey(kind keyKind, c *column) bool {
 // sourceExpr is the MySQL expression for a column's value: the source
 // column (or NULL), each transform in turn, then the default for NULL. A
 // BIT column, which MySQL sends as bytes, is read as those bytes into
-// bytea, as binary digits into bit(n), and as an integer otherwise.
+// bytea, as binary digits into bit(n), and as an integer otherwise. A
+// YEAR going into a string type or looked up is read as MySQL writes it
+// (yearText).
 func sourceExpr(c config.Column, rawType string, typ pgType) string {
 	e := "NULL"
 	if c.From != "" {
 		e = "src." + myIdent(c.From)
+	}
+	if rawType == "YEAR" && (typ.isText() || c.Lookup != nil) {
+		// A lookup key of a number type takes 0000 as 0, and one of a
+		// string type holds the text a key copied into it has.
+		e = yearText(e)
 	}
 	if rawType == "BIT" {
 		switch {
@@ -457,6 +467,13 @@ func sourceExpr(c config.Column, rawType string, typ pgType) string {
 	}
 	return transformed(e, c)
 }
+
+// yearText is the MySQL expression for YEAR e's text as MySQL writes it,
+// where the driver sends a YEAR as its number: year 0000 (the year a
+// lenient legacy stores for one it could not read) comes as 0, which
+// MySQL, and a service reading two-digit years as it does, reads as the
+// year 2000; MariaDB's YEAR(2) writes 2005 as 05, sent as 5.
+func yearText(e string) string { return "CAST(" + e + " AS CHAR)" }
 
 // transformed applies a column's transforms and default to the MySQL
 // expression e.

@@ -375,8 +375,36 @@ func checkKey(ctx context.Context, db *sql.DB, t *table) error {
 		// began again at the start, forever.
 		return fmt.Errorf("%s is a BIT, which keyset pagination cannot page by (a page would begin again, forever); "+
 			"give a query whose key is %s + 0", k, k)
+	case "YEAR":
+		// ORDER BY sorts MariaDB's YEAR(2) by its year (70, 99, 00, 69),
+		// but > compares it with the last key read, the driver's two
+		// digits, as those: the page after 99 found nothing, and 2000
+		// to 2069 were never read.
+		two, err := twoDigitYear(ctx, db, t)
+		if err != nil {
+			return err
+		}
+		if two {
+			return fmt.Errorf("%s is a YEAR(2), which MariaDB sorts by its year but compares with the last key read as two digits: "+
+				"keyset pagination would skip the years after 1999; give a query whose key is %s + 0", k, k)
+		}
 	}
 	return checkUnique(ctx, db, t)
+}
+
+// twoDigitYear reports whether t's key is a column of its table declared
+// YEAR(2), which the driver names YEAR as it does YEAR(4). A query's key
+// is not looked up.
+func twoDigitYear(ctx context.Context, db *sql.DB, t *table) (bool, error) {
+	if t.cfg.Query != "" {
+		return false, nil
+	}
+	schema, name := splitQualified(t.cfg.From)
+	var two bool
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = COALESCE(NULLIF(?, ''), DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = ? AND COLUMN_TYPE = 'year(2)'`,
+		schema, name, t.cfg.Key).Scan(&two)
+	return two, err
 }
 
 // checkFoldedUnique refuses text keys into a uuid key that spell one

@@ -426,7 +426,7 @@ type keyResult struct {
 // of the tables that look t's rows up (its dependants), so that a
 // repaired patient arrives with its MRNs and photos.
 func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copiedKeys) (keyResult, error) {
-	res, err := r.copyBy(ctx, t, t.sourceKey, keys, c)
+	res, err := r.copyBy(ctx, t, t.sourceKey, t.keyType, keys, c)
 	if err != nil {
 		return res, err
 	}
@@ -447,7 +447,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copie
 		if len(found) == 0 {
 			break
 		}
-		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), found, c)
+		sub, err := r.copyBy(ctx, dep.t, "src."+myIdent(dep.col.cfg.From), dep.col.rawType, found, c)
 		if err != nil {
 			return res, err
 		}
@@ -457,7 +457,7 @@ func (r *runner) copyKeys(ctx context.Context, t *table, keys [][]byte, c *copie
 		}
 		// Their own dependants, found through their keys.
 		for _, grand := range r.dependants(dep.t) {
-			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), subKeys, c); err != nil {
+			if _, err := r.copyBy(ctx, grand.t, "src."+myIdent(grand.col.cfg.From), grand.col.rawType, subKeys, c); err != nil {
 				return res, err
 			}
 		}
@@ -538,11 +538,11 @@ func mark(m map[string]map[string]bool, name string, key []byte) bool {
 	return true
 }
 
-// copyBy copies the rows of t whose column is one of values, without
-// checkpoints, and forgets earlier failures of the rows it writes. Rows
-// c has, an earlier try's, are found and neither copied nor counted
-// again.
-func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][]byte, c *copiedKeys) (keyResult, error) {
+// copyBy copies the rows of t whose column, of MySQL's type typ, is one
+// of values, without checkpoints, and forgets earlier failures of the
+// rows it writes. Rows c has, an earlier try's, are found and neither
+// copied nor counted again.
+func (r *runner) copyBy(ctx context.Context, t *table, column, typ string, values [][]byte, c *copiedKeys) (keyResult, error) {
 	res := keyResult{found: map[string]bool{}, failed: map[string]bool{}}
 	if len(values) == 0 {
 		return res, nil
@@ -554,7 +554,7 @@ func (r *runner) copyBy(ctx context.Context, t *table, column string, values [][
 	}
 	defer w.close()
 	rd := &reader{db: r.src, t: t, limit: r.batch, pace: r.pace}
-	read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, column, values, out) }
+	read := func(ctx context.Context, out chan<- batch) error { return rd.byValues(ctx, column, typ, values, out) }
 	err = pipeline(ctx, read, func(b batch) error {
 		if c != nil {
 			// Rows an earlier try copied and counted: found, and left.
@@ -604,7 +604,7 @@ func (r *runner) retryFailed(ctx context.Context, t *table, earlierOnly bool, c 
 		if earlierOnly && r.opts.DryRun {
 			keys = slices.DeleteFunc(keys, s.failedInDryRun)
 		}
-		res, err := r.copyBy(ctx, t, t.sourceKey, keys, c)
+		res, err := r.copyBy(ctx, t, t.sourceKey, t.keyType, keys, c)
 		if err != nil {
 			return err
 		}

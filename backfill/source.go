@@ -147,10 +147,10 @@ func (r *reader) keyset(ctx context.Context, rg keyRange, out chan<- batch) erro
 // byValues reads the rows whose column equals one of values, a batch of
 // values at a time: the keys of --keys and read repair, or the foreign
 // keys of their dependent rows.
-func (r *reader) byValues(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
+func (r *reader) byValues(ctx context.Context, column, typ string, values [][]byte, out chan<- batch) error {
 	for len(values) > 0 {
 		n := min(len(values), r.limit, 10_000)
-		if err := r.readHeld(ctx, column, values[:n], out); err != nil {
+		if err := r.readHeld(ctx, column, typ, values[:n], out); err != nil {
 			return fmt.Errorf("read %s: %w", r.t.name, err)
 		}
 		values = values[n:]
@@ -164,8 +164,8 @@ func (r *reader) byValues(ctx context.Context, column string, values [][]byte, o
 // refuses the whole query for one of them, which stopped the table on
 // every run; no row has such a value, so the values are halved until
 // those are found and left out.
-func (r *reader) readHeld(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
-	err := r.readValues(ctx, column, values, out)
+func (r *reader) readHeld(ctx context.Context, column, typ string, values [][]byte, out chan<- batch) error {
+	err := r.readValues(ctx, column, typ, values, out)
 	switch {
 	case !unholdable(err):
 		return err
@@ -173,10 +173,10 @@ func (r *reader) readHeld(ctx context.Context, column string, values [][]byte, o
 		return nil
 	}
 	half := len(values) / 2
-	if err := r.readHeld(ctx, column, values[:half], out); err != nil {
+	if err := r.readHeld(ctx, column, typ, values[:half], out); err != nil {
 		return err
 	}
-	return r.readHeld(ctx, column, values[half:], out)
+	return r.readHeld(ctx, column, typ, values[half:], out)
 }
 
 // unholdable reports whether err is MySQL refusing to compare a column
@@ -187,18 +187,15 @@ func unholdable(err error) bool {
 	return errors.As(err, &my) && (my.Number == 1267 || my.Number == 1270 || my.Number == 1271)
 }
 
-// readValues reads the rows whose column equals one of values, at most
-// 10,000 of them.
-func (r *reader) readValues(ctx context.Context, column string, values [][]byte, out chan<- batch) error {
+// readValues reads the rows whose column, of MySQL's type typ, equals
+// one of values, at most 10,000 of them.
+func (r *reader) readValues(ctx context.Context, column, typ string, values [][]byte, out chan<- batch) error {
 	args := make([]any, len(values))
 	for i, v := range values {
 		args[i] = v
 	}
 	list, ncols := r.columns()
-	param := "?"
-	if column == r.t.sourceKey {
-		param = r.t.keyParam()
-	}
+	param := valueParam(typ)
 	rows, err := r.db.QueryContext(ctx, "SELECT "+r.t.sourceKey+list+" FROM "+r.t.source+
 		" WHERE "+column+" IN ("+strings.TrimSuffix(strings.Repeat(param+",", len(values)), ",")+") ORDER BY "+r.t.sourceKey, args...)
 	if err == nil {
@@ -232,14 +229,20 @@ func (r *reader) readValues(ctx context.Context, column string, values [][]byte,
 	}
 }
 
-// keyParam is the placeholder of a key read back in a statement: the
-// key as the driver sent it. A YEAR comes as its number, and year 0000
-// as 0, which MySQL reads from text as the year 2000 ('0' is 2000, as
-// '99' is 1999): the page after 0000 began past 2000, and 0000's row was
-// looked for as 2000's (a re-run never repaired it, and its failure left
-// the ledger as a row gone). As a number, 0 is 0000.
-func (t *table) keyParam() string {
-	if t.keyType == "YEAR" {
+// keyParam is the placeholder of a key read back in a statement.
+func (t *table) keyParam() string { return valueParam(t.keyType) }
+
+// valueParam is the placeholder of a value read back in a statement,
+// matched with a column of MySQL's type typ: the value as the driver sent
+// it. A YEAR comes as its number, and year 0000 as 0, which MySQL reads
+// from text as the year 2000 ('0' is 2000, as '99' is 1999): the page
+// after a key of 0000 began past 2000, its row was looked for as 2000's
+// (a re-run never repaired it, and its failure left the ledger as a row
+// gone), --keys found 2000's rows as those looking up 0000's, and API
+// workers sent 2000's group twice and 0000's never. As a number, 0 is
+// 0000.
+func valueParam(typ string) string {
+	if typ == "YEAR" {
 		return "CAST(? AS SIGNED)"
 	}
 	return "?"

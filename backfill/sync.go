@@ -41,7 +41,7 @@ func (r *runner) sync(ctx context.Context, t *table) (err error) {
 		for i, d := range diffs {
 			keys[i] = d.key
 		}
-		res, err := r.copyBy(ctx, t, t.sourceKey, keys, nil)
+		res, err := r.copyBy(ctx, t, t.sourceKey, t.keyType, keys, nil)
 		inserted += res.inserted
 		return err
 	})
