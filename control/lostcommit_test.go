@@ -223,6 +223,16 @@ func TestAnAdminChangeWhoseOutcomeCannotBeReadSaysItMayHaveBeenMade(t *testing.T
 			t.Errorf("got %d %v, want 503 saying %q", status, body, ErrUnconfirmed)
 		}
 	})
+	t.Run("a bulk discard, on the write it was at", func(t *testing.T) {
+		p, proxy, _ := lostCommitPlane(t, "")
+		deadWrites(t, p.store, "put-item", "w1")
+		proxy.GoneOn("commit")
+		status, body := p.send("POST", "/admin/repairs/discard", aliceToken, `{"route": "put-item", "state": "dead", "reason": "ticket 9"}`)
+		if msg, _ := body["error"].(string); status != http.StatusServiceUnavailable ||
+			!strings.Contains(msg, "did not confirm the repair_discard of write w1") || !strings.Contains(msg, "0 of 1 writes were done before it") {
+			t.Errorf("got %d %v, want 503 saying w1's discard may have been done", status, body)
+		}
+	})
 	t.Run("a force token, which is not issued", func(t *testing.T) {
 		p, proxy, _ := lostCommitPlane(t, forceKey)
 		proxy.GoneOn("commit")
