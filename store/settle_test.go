@@ -65,3 +65,39 @@ func TestAnAuditedChangeWhoseCommitLostItsAnswerIsReadBack(t *testing.T) {
 		})
 	}
 }
+
+// TestATransactionIDAnotherTookIsNotTakenForTheChange: a standby
+// promoted before it had a change's transaction gives that id to a
+// transaction of its own, which commits. The server then says the id
+// committed; the change's audit entry, not in the log, says it was not
+// made, and that is the answer.
+func TestATransactionIDAnotherTookIsNotTakenForTheChange(t *testing.T) {
+	s := openStore(t, testdb.Postgres(t), nil)
+	ctx := context.Background()
+	if err := s.AppendAudit(ctx, domain.AuditEntry{Actor: "alice", Action: "repair_retry", Detail: "w-1"}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := s.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other int64 // the promoted standby's own transaction, committed
+	if err := s.db.QueryRowContext(ctx, `SELECT txid_current()`).Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mark txMark
+		made bool
+	}{
+		{"its entry in the log", txMark{xid: other, headID: head.ID, headHash: head.Hash}, true},
+		{"its entry not in the log", txMark{xid: other, headID: head.ID + 1, headHash: head.Hash}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			made, err := s.committed(ctx, tc.mark)
+			if err != nil || made != tc.made {
+				t.Errorf("committed: got %t %v, want %t", made, err, tc.made)
+			}
+		})
+	}
+}
