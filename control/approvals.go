@@ -84,7 +84,7 @@ func (r *Rollouts) request(ctx context.Context, c store.Change) (store.Change, e
 		}
 		if !errors.Is(err, store.ErrConflict) {
 			r.log.Error("making a change request failed", "route", c.Route, "error", err)
-			return created, ErrUnavailable
+			return created, storeRefused(err)
 		}
 		pending, perr := r.changes.Changes(ctx, store.ChangeFilter{Route: c.Route, State: store.ChangePending, Limit: 1})
 		if perr != nil || len(pending) != 1 {
@@ -336,7 +336,7 @@ func (r *Rollouts) changeFailed(ctx context.Context, id int64, err error) error 
 		return conflictf("change request %d changed as you decided (another approval came first); read it again", id)
 	}
 	r.log.Error("updating a change request failed", "change_request", id, "error", err)
-	return ErrUnavailable
+	return storeRefused(err)
 }
 
 // expired records the change requests that expired by now, c among

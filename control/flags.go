@@ -23,10 +23,6 @@ type FlagStore interface {
 	RouteFlags(ctx context.Context, routes []string) (overrides map[string]domain.Override, versions, fences map[string]int64, err error)
 	SetOverride(ctx context.Context, o domain.Override, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (domain.Override, error)
 	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (version, fence int64, err error)
-	// Uncertain and SettledOverride tell whether a change whose commit
-	// lost its answer was made (store.Store.Uncertain, SettledOverride).
-	Uncertain(err error) bool
-	SettledOverride(ctx context.Context, route string) (domain.Override, bool, error)
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
 	// OpenPrimaries is, per route, the primaries its open journaled
@@ -519,10 +515,12 @@ var (
 	// ErrUnavailable: the state store, and with it the audit log, cannot
 	// be written, so nothing changes.
 	ErrUnavailable = errors.New("the state store is unavailable, so the flip cannot be audited and is refused")
-	// ErrUnconfirmed: the flip's commit went out and its answer was lost
-	// (a failover, a restart), and the store could not be read since to
-	// tell whether it was made.
-	ErrUnconfirmed = errors.New("the state store did not confirm the flip: its commit was sent and the answer lost, so it may have been made and audited; read the route again before you retry")
+	// ErrUnconfirmed: a change's commit (a flip's, a ramp's, a change
+	// request's, a repair's) went out and its answer was lost (a
+	// failover, a restart), and the store could not be read since to tell
+	// whether it was made (store.ErrUnconfirmed). One whose outcome the
+	// store read back is answered as made, or as refused.
+	ErrUnconfirmed = errors.New("the state store did not confirm the change: its commit was sent and the answer lost, so it may have been made and audited; read what you changed (or the audit log) again before you retry")
 	// ErrInvalid: the flip itself is wrong (unknown mode, bad percent).
 	ErrInvalid = errors.New("invalid flip")
 	// ErrUnchanged: the flip asks for the mode and share the route has,
@@ -531,6 +529,18 @@ var (
 	// failure: the admin API answers 200 with the route as it is.
 	ErrUnchanged = errors.New("the route is already so; nothing was changed")
 )
+
+// storeRefused is what a change the state store failed answers:
+// ErrUnconfirmed when its commit lost its answer and the store could not
+// be read back to tell whether it was made, else ErrUnavailable: nothing
+// was written. (A change whose commit lost its answer and was read back
+// fails only when it was not made: see store.ErrUnconfirmed.)
+func storeRefused(err error) error {
+	if errors.Is(err, store.ErrUnconfirmed) {
+		return ErrUnconfirmed
+	}
+	return ErrUnavailable
+}
 
 // invalidError is an ErrInvalid whose message says only what is wrong.
 type invalidError string
@@ -775,16 +785,9 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			return inFlight
 		case errors.Is(err, store.ErrConflict):
 			return ErrStale
-		case err != nil && f.store.Uncertain(err):
-			if stored, err = f.landed(ctx, fl, cur.Version, next, err); err != nil {
-				return err
-			}
-			// Read back without its fence: the route's next dual write
-			// is refused and reads it (see withFences).
-			stored.Fence = -1
 		case err != nil:
-			f.log.Error("flip refused: the state store did not take it, so it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", err)
-			return ErrUnavailable
+			f.log.Error("the state store did not take the flip, or did not confirm it", "route", fl.Route, "actor", fl.Actor, "error", err)
+			return storeRefused(err)
 		}
 		if !fl.Clear {
 			o[fl.Route] = stored // as stored: its version
@@ -856,35 +859,6 @@ func (f *Flags) confirm(ctx context.Context, cur RouteFlags) (RouteFlags, error)
 		return now, ErrStale
 	}
 	return now, nil
-}
-
-// landed finds out whether flip fl of a route at version expect (to
-// next, unless a clear), whose commit went out and lost its answer
-// (cause), was made, by reading the route's override back once every
-// change under way has ended. It returns the override as stored (after
-// a clear, only the route's version) when it was, ErrUnavailable when it was not, ErrUnconfirmed when the store
-// cannot say. Before, such a flip answered that it was refused while it was
-// made, audited, and followed by every replica: the guard's rollback in
-// a failover was logged as failed and counted in no
-// strangler_guard_rollbacks_total.
-func (f *Flags) landed(ctx context.Context, fl Flip, expect int64, next domain.Override, cause error) (domain.Override, error) {
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	o, found, err := f.store.SettledOverride(sctx, fl.Route)
-	if err != nil {
-		f.log.Error("a flip's commit lost its answer, and whether it was made is not known", "route", fl.Route, "actor", fl.Actor, "error", cause, "read_error", err)
-		return o, ErrUnconfirmed
-	}
-	made := !found
-	if !fl.Clear {
-		made = found && o.Version == expect+1 && o.Actor == next.Actor && o.Mode == next.Mode && samePercent(o.Percent, next.Percent)
-	}
-	if !made {
-		f.log.Error("flip refused: it could not be audited", "route", fl.Route, "actor", fl.Actor, "error", cause)
-		return o, ErrUnavailable
-	}
-	f.log.Warn("a flip's commit lost its answer, and was made", "route", fl.Route, "actor", fl.Actor, "error", cause)
-	return o, nil
 }
 
 // Deny audits a refused attempt to change a route (a bad token, a gate).

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"strangler/config"
 	"strangler/domain"
 	"strangler/force"
+	"strangler/store"
 )
 
 // ForceTokenRequest is the body of POST /admin/routes/{name}/force-token.
@@ -99,6 +101,11 @@ func (a *admin) forceToken(w http.ResponseWriter, r *http.Request, actor string)
 		Detail: fmt.Sprintf("requests with this value go to %s until %s (token id %s)", claim.Backend, claim.Expires.UTC().Format(time.RFC3339), claim.ID),
 	}); err != nil {
 		a.log.Error("force token refused: it could not be audited", "route", name, "actor", actor, "error", err)
+		if errors.Is(err, store.ErrUnconfirmed) {
+			// The audit log may name a token nobody holds: its value is
+			// never shown but here.
+			return apiError(http.StatusServiceUnavailable, "the state store did not confirm the audit entry of the force token (its commit was sent and the answer lost), so the token is not issued; the audit log may list it as issued (id %s); ask for another", claim.ID)
+		}
 		return apiError(http.StatusServiceUnavailable, "the state store is unavailable, so the force token cannot be audited and is not issued")
 	}
 	a.log.Info("force token issued", "route", name, "actor", actor, "backend", claim.Backend, "force_token", claim.ID,

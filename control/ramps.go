@@ -153,7 +153,7 @@ func (r *Rollouts) start(ctx context.Context, rf RouteFlags, p RampPlan, actor, 
 		return rp, r.conflictOrStale(ctx, name)
 	case err != nil:
 		r.log.Error("starting a ramp failed", "route", name, "error", err)
-		return rp, ErrUnavailable
+		return rp, storeRefused(err)
 	}
 	r.log.Info("ramp started", "route", name, "actor", actor, "mode", rp.Mode, "steps", len(rp.Steps), "every", rp.Every.String())
 	return rp, nil
@@ -255,7 +255,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		return rp, ErrStale
 	case err != nil:
 		r.log.Error("changing a ramp failed", "route", route, "action", string(action), "error", err)
-		return rp, ErrUnavailable
+		return rp, storeRefused(err)
 	}
 	r.log.Info("ramp changed", "route", route, "actor", actor, "action", string(action), "state", string(next.State))
 	return next, nil

@@ -200,8 +200,8 @@ func (a *admin) actOnRepair(w http.ResponseWriter, r *http.Request, actor, actio
 		if errors.Is(err, store.ErrNotFound) || errors.As(err, &state) {
 			return repairError(err)
 		}
-		a.log.Error("a repair action failed in the state store; nothing was changed", "repair", id, "action", action, "error", err)
-		return ErrUnavailable
+		a.log.Error("a repair action failed in the state store, or was not confirmed", "repair", id, "action", action, "error", err)
+		return storeRefused(err)
 	}
 	rep, err = a.Repairs.GetRepair(ctx, id, false)
 	if err != nil {

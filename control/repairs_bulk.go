@@ -119,6 +119,10 @@ func (a *admin) actOnRepairs(w http.ResponseWriter, r *http.Request, actor, acti
 			}
 			out.Refused = append(out.Refused, BulkRefusal{ID: rep.ID, Why: why})
 			a.Flags.Deny(r.Context(), rep.Route, actor, action+" of repair "+rep.ID+" refused: "+why)
+		case errors.Is(err, store.ErrUnconfirmed):
+			a.log.Error("a bulk repair action was not confirmed by the state store; the writes after it were not touched",
+				"action", action, "route", req.Route, "done", out.Done, "error", err)
+			return apiError(http.StatusServiceUnavailable, "the state store did not confirm the %s of write %s (its commit was sent and the answer lost), so it may have been done and audited; %d of %d writes were done before it (each audited), and nothing after it was changed: list the route's writes again", action, rep.ID, out.Done, len(list))
 		default:
 			a.log.Error("a bulk repair action failed in the state store; the writes after it were not touched",
 				"action", action, "route", req.Route, "done", out.Done, "error", err)

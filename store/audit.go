@@ -31,7 +31,7 @@ type AuditFilter struct {
 // AppendAudit records an event that changes no flag, such as a refused
 // flip or an operator's action on a repair.
 func (s *Store) AppendAudit(ctx context.Context, a domain.AuditEntry) error {
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, a) })
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, a) })
 	if err != nil {
 		return fmt.Errorf("store: append audit: %w", err)
 	}

@@ -116,7 +116,7 @@ func (s *Store) CreateChange(ctx context.Context, c Change, a domain.AuditEntry)
 		}
 		steps = string(b)
 	}
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `
 			INSERT INTO strangler_changes (route, kind, mode, percent, forced, ramp_steps, ramp_every_ns, from_mode,
 				from_percent, base_version, requester, reason, needed, approvers, state, decided_by, decision,
@@ -207,7 +207,7 @@ func (s *Store) Changes(ctx context.Context, f ChangeFilter) ([]Change, error) {
 // at the time now reads as the row is written, else ErrConflict.
 func (s *Store) UpdateChange(ctx context.Context, c Change, expectVersion int64, now func() time.Time, a domain.AuditEntry) (Change, error) {
 	l := LinkChange(c, expectVersion, now, a)
-	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
+	if err := s.auditedTx(ctx, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
 		return Change{}, fmt.Errorf("store: update change %d: %w", c.ID, err)
 	}
 	c.Version = expectVersion + 1

@@ -43,7 +43,7 @@ var leftoverTables = []struct {
 // hours behind does not stamp what it learns as long unwritten.
 func (s *Store) PurgeRemovedRoutes(ctx context.Context, keep []string, notSince time.Time, audit func(Leftovers) domain.AuditEntry) ([]Leftovers, error) {
 	var purged []Leftovers
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		purged = nil
 		found := map[string]*Leftovers{}
 		recent := map[string]bool{}

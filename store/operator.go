@@ -139,7 +139,7 @@ func (s *Store) GetRepair(ctx context.Context, id string, withBody bool) (domain
 // appended in the same transaction: the log holds it exactly when the
 // write moved.
 func (s *Store) RetryRepair(ctx context.Context, id string, audit domain.AuditEntry) error {
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		if err := s.retryRepair(ctx, tx, id); err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ var laterStates = []domain.State{domain.StatePending, domain.StateDead, domain.S
 // appended in the same transaction.
 func (s *Store) DiscardRepair(ctx context.Context, id string, audit domain.AuditEntry) error {
 	free, nowArg := s.leaseAt(3, 0)
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		err := s.transition(ctx, tx, id, moveDiscard.from, `
 			UPDATE strangler_repairs
 			SET `+moveDiscard.set()+`, `+s.erase()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2
@@ -261,7 +261,7 @@ func (s *Store) DiscardRepair(ctx context.Context, id string, audit domain.Audit
 // one move and one entry.
 func (s *Store) StopResend(ctx context.Context, id string, audit domain.AuditEntry) error {
 	passed, nowArg := s.leaseAt(3, 0)
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		n, err := rowsChanged(tx.ExecContext(ctx, `
 			UPDATE strangler_repairs
 			SET `+moveLose.set()+`, lease_owner = NULL, lease_until = NULL, updated_at = $2

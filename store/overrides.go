@@ -25,46 +25,6 @@ func (s *Store) Overrides(ctx context.Context) (map[string]domain.Override, erro
 	return overrides, err
 }
 
-// SettledOverride reads route's override (found false without one) and
-// its version (o.Version, whether or not found) once every change of an
-// override under way has ended, committed or rolled back: each holds the
-// audit chain's head, which this read waits for. After a change whose
-// commit went out and whose answer was lost (see Uncertain), it says
-// whether the change was made.
-func (s *Store) SettledOverride(ctx context.Context, route string) (o domain.Override, found bool, err error) {
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
-		if _, err := s.readAuditHead(ctx, tx, s.dialect.forUpdate); err != nil {
-			return err
-		}
-		var epoch int64
-		err := tx.QueryRowContext(ctx, `SELECT epoch FROM strangler_route_fences WHERE route = $1`, route).Scan(&epoch)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			epoch = 1
-		case err != nil:
-			return err
-		}
-		var pct sql.NullFloat64
-		err = tx.QueryRowContext(ctx, `
-			SELECT route, mode, percent, actor, reason, updated_at FROM strangler_overrides WHERE route = $1`, route).
-			Scan(&o.Route, &o.Mode, &pct, &o.Actor, &o.Reason, scanTime(&o.UpdatedAt))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			found = false
-		case err != nil:
-			return err
-		default:
-			o.Percent, found = sharePtr(pct), true
-		}
-		o.Version = epoch - 1
-		return nil
-	})
-	if err != nil {
-		return domain.Override{}, false, fmt.Errorf("store: override of %s: %w", route, err)
-	}
-	return o, found, nil
-}
-
 // RouteFlags returns the overrides by route, the version of every route
 // that has one other than 0 (with an override or not), and, on
 // PostgreSQL, the fence of every route that has one, read together: a
@@ -219,7 +179,7 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 		o.UpdatedAt = s.clock()
 	}
 	o.UpdatedAt = o.UpdatedAt.UTC().Truncate(time.Microsecond)
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.auditedTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if o.Version, o.Fence, err = s.moveVersion(ctx, tx, o.Route, expectVersion); err != nil {
 			return err
@@ -257,7 +217,7 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 // override is ErrNotFound. It returns the route's new version, that of
 // the route without an override, and its new fence (0 on SQLite).
 func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) (version, fence int64, err error) {
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.auditedTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if version, fence, err = s.moveVersion(ctx, tx, route, expectVersion); err != nil {
 			return err

@@ -134,7 +134,7 @@ func (s *Store) StartRamp(ctx context.Context, r Ramp, a domain.AuditEntry, link
 		return Ramp{}, fmt.Errorf("store: start ramp of %s: %w", r.Route, err)
 	}
 	r = cleanRamp(r)
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.auditedTx(ctx, func(tx *sql.Tx) error {
 		if err := s.writeLinked(ctx, tx, linked); err != nil {
 			return err
 		}
@@ -174,7 +174,7 @@ func (s *Store) StartRamp(ctx context.Context, r Ramp, a domain.AuditEntry, link
 // changed since is ErrConflict, none at all ErrNotFound.
 func (s *Store) UpdateRamp(ctx context.Context, r Ramp, expectVersion int64, a domain.AuditEntry) (Ramp, error) {
 	l := LinkRamp(r, expectVersion, a)
-	if err := inTx(ctx, s.db, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
+	if err := s.auditedTx(ctx, func(tx *sql.Tx) error { return l.link(ctx, s, tx) }); err != nil {
 		return Ramp{}, fmt.Errorf("store: update ramp of %s: %w", r.Route, err)
 	}
 	r.Version = expectVersion + 1
