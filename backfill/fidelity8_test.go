@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -31,34 +30,8 @@ func TestAPrefixIndexDoesNotMakeAKeyUnique(t *testing.T) {
 	w.exec(t, "INSERT INTO fidelity8_Street VALUES ('Straße', 1), ('Strasse', 2), ('Strbbb', 3)")
 	w.cfg.Batch = 1
 
-	want := "backfill.tables[0].key: Name holds keys that differ in their bytes but are one key to its collation"
-	rep, err := backfill.Run(t.Context(), w.cfg, backfill.Options{Log: discard()})
-	if err == nil || !strings.Contains(err.Error(), want) {
-		read := int64(-1)
-		if rep != nil && len(rep.Tables) > 0 {
-			read = rep.Tables[0].Read
-		}
-		t.Errorf("backfill: %v (%d of 3 rows read); want an error saying %q", err, read, want)
-	}
-	if n := w.count(t, "SELECT count(*) FROM fidelity8_streets"); n != 0 {
-		t.Errorf("%d rows copied before the refusal", n)
-	}
-	if _, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("verify: %v; want an error saying %q", err, want)
-	}
-
-	t.Run("the query the refusal suggests copies every row", func(t *testing.T) {
-		bt := &w.cfg.Tables[0]
-		bt.From, bt.Key = "", "NameKey"
-		bt.Query = "SELECT COALESCE(CONVERT(Name USING utf8mb4) COLLATE utf8mb4_nopad_bin, '') AS NameKey, V FROM fidelity8_Street"
-		bt.Columns = cols("NameKey=name", "V=v")
-		if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 3 || tr.Failed != 0 {
-			t.Errorf("inserted %d, failed %d (%q); want 3 and 0", tr.Inserted, tr.Failed, failureReasons(tr))
-		}
-		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
-			t.Errorf("verify: %+v, want no deviation", d.Tables)
-		}
-	})
+	keyRefusedThenQueryCopies(t, w, "fidelity8_streets", 3, "backfill.tables[0].key: Name holds keys that differ in their bytes but are one key to its collation",
+		"NameKey", "SELECT COALESCE(CONVERT(Name USING utf8mb4) COLLATE utf8mb4_nopad_bin, '') AS NameKey, V FROM fidelity8_Street", "NameKey=name", "V=v")
 }
 
 // TestAYearKeyOfZeroIsReadBackAsItself: the driver sends YEAR 0000 (the

@@ -205,32 +205,6 @@ func TestATwoDigitYearKeyIsRefused(t *testing.T) {
 	w.exec(t, "INSERT INTO fidelity9_Class VALUES (1970, 1), (1999, 2), (2000, 3), (2005, 4), (2069, 5)")
 	w.cfg.Batch = 1
 
-	want := "backfill.tables[0].key: Cohort is a YEAR(2)"
-	rep, err := backfill.Run(t.Context(), w.cfg, backfill.Options{Log: discard()})
-	if err == nil || !strings.Contains(err.Error(), want) {
-		read := int64(-1)
-		if rep != nil && len(rep.Tables) > 0 {
-			read = rep.Tables[0].Read
-		}
-		t.Errorf("backfill: %v (%d of 5 rows read); want an error saying %q", err, read, want)
-	}
-	if n := w.count(t, "SELECT count(*) FROM fidelity9_classes"); n != 0 {
-		t.Errorf("%d rows copied before the refusal", n)
-	}
-	if _, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("verify: %v; want an error saying %q", err, want)
-	}
-
-	t.Run("the query the refusal suggests copies every row", func(t *testing.T) {
-		bt := &w.cfg.Tables[0]
-		bt.From, bt.Key = "", "CohortKey"
-		bt.Query = "SELECT Cohort + 0 AS CohortKey, Size FROM fidelity9_Class"
-		bt.Columns = cols("CohortKey=cohort", "Size=size")
-		if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != 5 || tr.Failed != 0 {
-			t.Errorf("inserted %d, failed %d (%q); want 5 and 0", tr.Inserted, tr.Failed, failureReasons(tr))
-		}
-		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
-			t.Errorf("verify: %+v, want no deviation", d.Tables)
-		}
-	})
+	keyRefusedThenQueryCopies(t, w, "fidelity9_classes", 5, "backfill.tables[0].key: Cohort is a YEAR(2)",
+		"CohortKey", "SELECT Cohort + 0 AS CohortKey, Size FROM fidelity9_Class", "CohortKey=cohort", "Size=size")
 }

@@ -103,3 +103,36 @@ func failureReasons(tr backfill.TableReport) []string {
 	}
 	return out
 }
+
+// keyRefusedThenQueryCopies checks that w's first table, of rows rows
+// copied into target, is refused by backfill and verify alike with an
+// error saying want before a row moves, and that the query the refusal
+// suggests (keyed on key, its columns mapped as columns) copies every
+// row, which verify then finds as on the source.
+func keyRefusedThenQueryCopies(t *testing.T, w *world, target string, rows int64, want, key, query string, columns ...string) {
+	t.Helper()
+	rep, err := backfill.Run(t.Context(), w.cfg, backfill.Options{Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), want) {
+		read := int64(-1)
+		if rep != nil && len(rep.Tables) > 0 {
+			read = rep.Tables[0].Read
+		}
+		t.Errorf("backfill: %v (%d of %d rows read); want an error saying %q", err, read, rows, want)
+	}
+	if n := w.count(t, "SELECT count(*) FROM "+target); n != 0 {
+		t.Errorf("%d rows copied before the refusal", n)
+	}
+	if _, err := backfill.Verify(t.Context(), w.cfg, backfill.VerifyOptions{Log: discard()}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("verify: %v; want an error saying %q", err, want)
+	}
+	t.Run("the query the refusal suggests copies every row", func(t *testing.T) {
+		bt := &w.cfg.Tables[0]
+		bt.From, bt.Key, bt.Query, bt.Columns = "", key, query, cols(columns...)
+		if tr := w.run(t, backfill.Options{}).Tables[0]; tr.Inserted != rows || tr.Failed != 0 {
+			t.Errorf("inserted %d, failed %d (%q); want %d and 0", tr.Inserted, tr.Failed, failureReasons(tr), rows)
+		}
+		if d := w.verify(t, backfill.VerifyOptions{}); d.Deviations() != 0 {
+			t.Errorf("verify: %+v, want no deviation", d.Tables)
+		}
+	})
+}
