@@ -169,16 +169,7 @@ func testOldWritesOrdered(t *testing.T, b backend, keys [][32]byte) {
 	if got := turnHolders(t, s); !slices.Equal(got, []string{"a4-sent"}) {
 		t.Errorf("writes holding a turn after the upgrade: %v, want [a4-sent] (a5-sent-json's is /records/5's too)", got)
 	}
-	for path, id := range map[string]string{"/records/4": "b1", "/records/7": "b2", "/items/K9": "b3"} {
-		in := intent(id, canonical.Resource(path))
-		in.Target = path
-		if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: http.StatusOK}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	answeredWrites(t, s, map[string]string{"/records/4": "b1", "/records/7": "b2", "/items/K9": "b3"})
 	claimed, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -299,16 +290,7 @@ func TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes(t *testing
 		if got := turnHolders(t, s); !slices.Equal(got, []string{"c4-sent-7"}) {
 			t.Errorf("writes holding a turn after the upgrade: %v, want [c4-sent-7] (c3-sent-07's is /items/7's too)", got)
 		}
-		for path, id := range map[string]string{"/items/8": "d1", "/items/12": "d2"} {
-			in := intent(id, canonical.Resource(path))
-			in.Target = path
-			if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.RecordOutcome(ctx, id, domain.Outcome{Status: http.StatusOK}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		answeredWrites(t, s, map[string]string{"/items/8": "d1", "/items/12": "d2"})
 		claimed, err := s.ClaimRepairs(ctx, "worker", 10, time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -419,6 +401,22 @@ func TestAReKeyedWriteIsShownAsANewWriteThroughItsRouteIs(t *testing.T) {
 		want := s.resourceView(s.hasher.Path(c.pattern, folded), folded)
 		if got := s.foldedView(s.resourceView(s.hasher.Path(c.pattern, c.old), c.old), folded); got != want {
 			t.Errorf("%s through %q re-keyed to %s is shown as %s, want %s", c.old, c.pattern, folded, got, want)
+		}
+	}
+}
+
+// answeredWrites journals a new write with each id to its path, keyed as
+// the router keys it, which its primary answered 200.
+func answeredWrites(t *testing.T, s *Store, byPath map[string]string) {
+	t.Helper()
+	for path, id := range byPath {
+		in := intent(id, canonical.Resource(path))
+		in.Target = path
+		if err := s.BeginWrite(t.Context(), in, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordOutcome(t.Context(), id, domain.Outcome{Status: http.StatusOK}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
