@@ -175,10 +175,7 @@ func TestThreeGuardsTrippingAtOnceStepTheRouteBackOnce(t *testing.T) {
 // says the route as it is, and bob's flip at that version goes through.
 // Before, the store took the flip as made from the state b had read.
 func TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b := twoReplicas(t)
 	lagging(t, a, b, "get-patient",
 		func() { a.flip(t, "get-patient", domain.ModeModern, nil) },
 		func() { a.flip(t, "get-patient", domain.ModeModern, pct(10)) })
@@ -242,10 +239,7 @@ func TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits(t *testing.T) {
 // serve it itself. Now b asks the store first: 412 with the route as it
 // is; and a b that cannot reach the store says so (503).
 func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b := twoReplicas(t)
 	for _, tc := range []struct {
 		name, body string
 		alice      domain.Mode
@@ -284,10 +278,7 @@ func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *
 // "moved by hand". Now b asks the store first: 412 with the route as it
 // is, and no ramp.
 func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b := twoReplicas(t)
 	a.flip(t, "create-patient", domain.ModeModern, pct(50))
 	resp, body := b.patch(t, "create-patient", bobToken, `{"ramp": {"steps": [10, 20], "every": "30m", "mode": "fallback"}, "reason": "ticket 7"}`)
 	cur, _ := body["current"].(map[string]any)
@@ -307,10 +298,7 @@ func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) 
 // the route stayed at 10%; now b reads the store first: 412 with the
 // route as it is, and the ramp stays paused.
 func TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b := twoReplicas(t)
 	ctx := context.Background()
 	a.startRamp(t, "create-patient", `{"steps": [10, 20, 30], "every": "30m", "mode": "fallback"}`)
 	a.rollouts.Check(ctx)
@@ -328,4 +316,13 @@ func TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs(t *testin
 	if ramp := b.ramp(t, "create-patient"); ramp["state"] != "paused" {
 		t.Errorf("the ramp: %v, want it paused", ramp)
 	}
+}
+
+// twoReplicas starts two replicas of the control plane on one PostgreSQL
+// store, on one clock.
+func twoReplicas(t *testing.T) (a, b *plane) {
+	t.Helper()
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	return newPlaneWith(t, planeOptions{dsn: dsn, clock: c}), newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
 }
