@@ -60,3 +60,20 @@ func TestAnETagReadBeforeAClearMatchesNoStateAfterIt(t *testing.T) {
 		})
 	}
 }
+
+// TestIfMatchTakesAWeakETagAndAnEmptyOneAsNone: W/"0" names version 0
+// as "0" does, and an If-Match line left empty is a change sent without
+// an ETag (428, naming where to read one), not a malformed ETag (400).
+func TestIfMatchTakesAWeakETagAndAnEmptyOneAsNone(t *testing.T) {
+	p := newPlane(t)
+	const path, flip = "/admin/routes/get-patient", `{"mode": "legacy", "reason": "roll back"}`
+	if resp, body := p.call(t, "PATCH", path, aliceToken, flip, "If-Match", ""); resp.StatusCode != http.StatusPreconditionRequired {
+		t.Errorf("a flip with an empty If-Match: got %d %v, want 428", resp.StatusCode, body)
+	}
+	if resp, body := p.call(t, "PATCH", path, aliceToken, flip, "If-Match", `W/"0"`); resp.StatusCode != http.StatusOK {
+		t.Errorf(`a flip with If-Match: W/"0": got %d %v, want 200`, resp.StatusCode, body)
+	}
+	if got, want := p.served("get-patient"), "legacy"; got != want {
+		t.Errorf("the route serves %s, want %s", got, want)
+	}
+}

@@ -281,10 +281,9 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	if changed || first {
 		f.saveSnapshot(o)
 	}
-	if !maps.Equal(*f.versions.Load(), versions) {
-		f.versions.Store(&versions)
-		changed = true
-	}
+	// No route's table holds a version (applyLocked): a new one changes
+	// nothing served.
+	f.versions.Store(&versions)
 	if old := *f.fences.Load(); (old == nil) != (fences == nil) || !maps.Equal(old, fences) {
 		f.fences.Store(&fences)
 		changed = true

@@ -290,6 +290,33 @@ func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) 
 	}
 }
 
+// TestARampStartedOnAReplicaBehindAFlipAndItsClearIsRefused: alice sets
+// a route to modern 50% on replica a and clears it again; b has heard of
+// neither and shows the route as it is again, the file's legacy, but at
+// the ETag it had before both. Bob starts a ramp on b at that ETag: 412
+// with the route as it is at its ETag now, and no ramp. The mode and
+// share alone would have let it through: a change at an ETag that names
+// a state before changes the operator never saw.
+func TestARampStartedOnAReplicaBehindAFlipAndItsClearIsRefused(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	before := b.version(t, "create-patient")
+	a.flip(t, "create-patient", domain.ModeModern, pct(50))
+	if _, err := a.flags.Apply(context.Background(), Flip{Route: "create-patient", Actor: "alice", Reason: "test", Clear: true}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.patch(t, "create-patient", bobToken, `{"ramp": {"steps": [10, 20], "every": "30m", "mode": "fallback"}, "reason": "ticket 7"}`)
+	cur, _ := body["current"].(map[string]any)
+	if resp.StatusCode != http.StatusPreconditionFailed || cur == nil || cur["mode"] != "legacy" || resp.Header.Get("ETag") == before {
+		t.Errorf("got %d %v, ETag %s; want 412 with the route as it is, legacy at an ETag past %s", resp.StatusCode, body, resp.Header.Get("ETag"), before)
+	}
+	if ramp := b.ramp(t, "create-patient"); ramp != nil {
+		t.Errorf("the route has a ramp: %v", ramp)
+	}
+}
+
 // TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs:
 // bob's ramp to fallback 10%, 20%, 30% is paused after its first step;
 // alice moves the route by hand to 30% and back to 10% on replica a,

@@ -225,6 +225,9 @@ func TestStartWithoutTheStore(t *testing.T) {
 		if got, want := c.served("get-patient"), domain.ModeModern; got != want {
 			t.Errorf("get-patient: got %s, want %s, the snapshot's", got, want)
 		}
+		if rf, _ := c.flags.Get("get-patient"); rf.Version != 2 {
+			t.Errorf("get-patient's ETag: got %d, want 2, the snapshot's version of its override", rf.Version)
+		}
 		code, body := c.readyz(t)
 		if want := "ready (degraded: store unreachable, serving snapshot from 2026-11-01T12:00:00Z)\n"; code != http.StatusOK || body != want {
 			t.Errorf("/readyz: got %d %q, want 200 %q", code, body, want)

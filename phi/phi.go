@@ -141,18 +141,24 @@ func keyedSum[V string | []byte](h *Hasher, purpose string, value V) ([sha256.Si
 		return out, false
 	}
 	m := k.macs.Get().(*mac)
+	out = macSum(m, purpose, value)
+	k.macs.Put(m)
+	return out, true
+}
+
+// macSum is keyedSum with m, which it leaves holding no copy of value:
+// the value may be patient data, and m waits in a pool.
+func macSum[V string | []byte](m *mac, purpose string, value V) (out [sha256.Size]byte) {
 	m.in = append(append(append(m.in[:0], purpose...), 0), value...)
 	m.Reset()
 	m.Write(m.in)
 	m.out = m.Sum(m.out[:0])
 	copy(out[:], m.out)
-	// The value may be patient data: no copy of it waits in the pool.
 	clear(m.in)
 	if cap(m.in) > keptInput {
 		m.in = nil
 	}
-	k.macs.Put(m)
-	return out, true
+	return out
 }
 
 // Placeholder returns "{name:h:…}", or "{h:…}" without a name: what a

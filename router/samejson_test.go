@@ -25,11 +25,11 @@ import (
 // twice in one of its values, which passed as not one JSON value though
 // NDJSON readers read each line and Go's json.Decoder the first. Typed
 // JSON whose charset is not UTF-8 (Go keeps "é", Spring "Ã©" under
-// charset=latin1) answers 415. "\u0000", which Go and MariaDB keep and
+// charset=latin1) answers 415, on whichever Content-Type line it is. "\u0000", which Go and MariaDB keep and
 // PostgreSQL refuses (jsonb and text alike), is refused 400. A multipart part typed JSON is held to
 // the same rule (Spring's @RequestPart reads it as JSON); it was not
 // looked at. Well-formed JSON, NDJSON, a file part holding JSON, an
-// empty body, a form and a gzip image pass.
+// empty body (in gzip too), a form and a gzip image pass.
 func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T) {
 	legacy := newBackend(t, answer(http.StatusOK, "legacy"))
 	modern := newBackend(t, answer(http.StatusOK, "modern"))
@@ -64,9 +64,11 @@ func TestADualWriteBodyTheBackendsCouldReadAsDifferentJSONIsRefused(t *testing.T
 		{"typed JSON that does not parse", "PUT", typedJSON, `{"name":"Ada"`, 400, "does not parse"},
 		{"JSON in UTF-8 named Latin-1", "PUT", "Content-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"é"}`, 415, "charset other than UTF-8"},
 		{"ASCII JSON in Latin-1", "PUT", "Content-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"A"}`, 200, ""},
+		{"two types, the second JSON in Latin-1", "PUT", "Content-Type: text/plain\r\nContent-Type: application/json; charset=ISO-8859-1\r\n", `{"name":"é"}`, 415, "charset other than UTF-8"},
 		{"gzip JSON", "PUT", typedJSON + "Content-Encoding: gzip\r\n", gz.String(), 415, "Content-Encoding"},
 		{"well-formed JSON", "PUT", typedJSON, `{"name":"A\ud83d\ude00","tags":[{"a":1},{"a":2}]}`, 200, ""},
 		{"an empty JSON body", "DELETE", typedJSON, ``, 200, ""},
+		{"an empty JSON body in gzip", "DELETE", typedJSON + "Content-Encoding: gzip\r\n", ``, 200, ""},
 		{"a form naming a field twice", "PUT", "Content-Type: application/x-www-form-urlencoded\r\n", `tag=a&tag=b`, 200, ""},
 		{"a gzip image", "PUT", "Content-Type: image/png\r\nContent-Encoding: gzip\r\n", gz.String(), 200, ""},
 	} {
