@@ -22,10 +22,10 @@ func TestAClearWhoseCommitLostItsAnswerIsToldWhetherItWasMade(t *testing.T) {
 		return resp.StatusCode
 	}
 	t.Run("made", func(t *testing.T) {
-		p, proxy, observer := lostCommitPlane(t)
+		p, proxy, observer := lostCommitPlane(t, "")
 		p.flip(t, "get-patient", domain.ModeLegacy, nil)
 		var status int
-		lostCommit(t, proxy, observer, "get-patient", "", func() { status = clear(t, p) })
+		lostCommit(t, proxy, observer, "bob clear get-patient", func() { status = clear(t, p) }, nil)
 		if status != http.StatusOK {
 			t.Errorf("the clear whose commit lost its answer: got %d, want 200: it was made", status)
 		}
@@ -34,7 +34,7 @@ func TestAClearWhoseCommitLostItsAnswerIsToldWhetherItWasMade(t *testing.T) {
 		}
 	})
 	t.Run("not made", func(t *testing.T) {
-		p, proxy, _ := lostCommitPlane(t)
+		p, proxy, _ := lostCommitPlane(t, "")
 		p.flip(t, "get-patient", domain.ModeLegacy, nil)
 		proxy.CutOn("commit")
 		status := clear(t, p)
