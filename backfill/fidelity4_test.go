@@ -2,17 +2,14 @@ package backfill_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
-	"strangler/internal/testdb"
 )
 
 // TestSpatialColumnsAreRefusedBeforeCopying: MySQL sends a POINT or a
@@ -164,38 +161,9 @@ func TestATextKeyIntoATimestamptzKeyIsRefusedBeforeCopying(t *testing.T) {
 // matched no row, and the run ended with their rows never sent, reported
 // as nothing to do.
 func TestAPIWorkersSendEveryGroupOfAFloatGroupBy(t *testing.T) {
-	var mu sync.Mutex
-	sent := map[string]int{}
-	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		sent[r.URL.Path]++
-		mu.Unlock()
-	}))
-	for _, q := range []string{
+	w, sent := newAlteredConsentAPI(t,
 		"ALTER TABLE Consent ADD Dose FLOAT NULL",
 		"INSERT INTO Consent (ConsentSerNum, Dose) VALUES (4, 0.1), (5, 1.5), (6, 590.7676)",
-		"UPDATE Consent SET Dose = 590.7676 WHERE ConsentSerNum IN (1, 2)",
-	} {
-		if _, err := w.legacy.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	cfg := w.config(t)
-	cfg.Tables[0].TargetAPI.GroupBy = "Dose"
-	st := openStore(t, testdb.Postgres(t))
-	rep, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
-		Worker: true, Run: "fidelity4", WorkerID: "w1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tr := rep.Tables[0]; tr.Read != 6 || tr.Written() != 6 {
-		t.Errorf("read %d, migrated %d; want all 6", tr.Read, tr.Written())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for k := 1; k <= 6; k++ {
-		if p := fmt.Sprintf("/consents/%d", k); sent[p] != 1 {
-			t.Errorf("%s sent %d times, want once", p, sent[p])
-		}
-	}
+		"UPDATE Consent SET Dose = 590.7676 WHERE ConsentSerNum IN (1, 2)")
+	sendsEveryConsentOnce(t, w, sent, "Dose", "fidelity4")
 }

@@ -1,17 +1,12 @@
 package backfill_test
 
 import (
-	"context"
-	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"strangler/backfill"
 	"strangler/backfill/fixture"
 	"strangler/config"
-	"strangler/internal/testdb"
 )
 
 // TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy: workers record
@@ -25,46 +20,12 @@ import (
 // read back as text was the year 2000: 2000's rows were sent twice and
 // 0000's never, the run reporting every row read migrated.
 func TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy(t *testing.T) {
-	var mu sync.Mutex
-	sent := map[string]int{}
-	w := newConsentAPI(t, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		sent[r.URL.Path]++
-		mu.Unlock()
-	}))
-	for _, q := range []string{
+	w, sent := newAlteredConsentAPI(t,
 		"ALTER TABLE Consent ADD Site VARBINARY(4) NULL, ADD Ward BINARY(3) NULL, ADD Granted YEAR NULL",
 		"INSERT INTO Consent (ConsentSerNum, Site, Ward, Granted) VALUES (4, 0x00, 0xff, 0), (5, 0xfffe, 'a', 2000), (6, 'a', 0x00, 1999)",
-		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3, Granted = 2000 WHERE ConsentSerNum IN (1, 2)",
-	} {
-		if _, err := w.legacy.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3, Granted = 2000 WHERE ConsentSerNum IN (1, 2)")
 	for _, col := range []string{"Site", "Ward", "Given", "Flags", "Granted"} {
-		t.Run(col, func(t *testing.T) {
-			mu.Lock()
-			clear(sent)
-			mu.Unlock()
-			cfg := w.config(t)
-			cfg.Tables[0].TargetAPI.GroupBy = col
-			st := openStore(t, testdb.Postgres(t))
-			rep, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
-				Worker: true, Run: "fidelity9" + col, WorkerID: "w1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tr := rep.Tables[0]; tr.Read != 6 || tr.Written() != 6 {
-				t.Errorf("read %d, migrated %d; want all 6", tr.Read, tr.Written())
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for k := 1; k <= 6; k++ {
-				if p := fmt.Sprintf("/consents/%d", k); sent[p] != 1 {
-					t.Errorf("%s sent %d times, want once", p, sent[p])
-				}
-			}
-		})
+		t.Run(col, func(t *testing.T) { sendsEveryConsentOnce(t, w, sent, col, "fidelity9"+col) })
 	}
 }
 

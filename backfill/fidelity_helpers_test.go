@@ -3,11 +3,15 @@ package backfill_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"strangler/backfill"
 	"strangler/config"
+	"strangler/internal/testdb"
 )
 
 // mapTable creates a source table in legacy and a target table in modern
@@ -135,4 +139,58 @@ func keyRefusedThenQueryCopies(t *testing.T, w *world, target string, rows int64
 			t.Errorf("verify: %+v, want no deviation", d.Tables)
 		}
 	})
+}
+
+// sentPaths counts the requests an API got, by path.
+type sentPaths struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *sentPaths) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n[r.URL.Path]++
+}
+
+// newAlteredConsentAPI is newConsentAPI with its legacy table changed by
+// queries, and the requests its API got counted.
+func newAlteredConsentAPI(t *testing.T, queries ...string) (*apiWorld, *sentPaths) {
+	t.Helper()
+	sent := &sentPaths{n: map[string]int{}}
+	w := newConsentAPI(t, sent)
+	for _, q := range queries {
+		if _, err := w.legacy.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return w, sent
+}
+
+// sendsEveryConsentOnce runs w's six consents through API workers
+// grouped by groupBy, sharing run on a PostgreSQL ledger, and checks
+// that each was sent once.
+func sendsEveryConsentOnce(t *testing.T, w *apiWorld, sent *sentPaths, groupBy, run string) {
+	t.Helper()
+	sent.mu.Lock()
+	clear(sent.n)
+	sent.mu.Unlock()
+	cfg := w.config(t)
+	cfg.Tables[0].TargetAPI.GroupBy = groupBy
+	st := openStore(t, testdb.Postgres(t))
+	rep, err := backfill.Run(context.Background(), cfg, backfill.Options{APILedger: st, Hasher: st.Hasher(), Log: discard(),
+		Worker: true, Run: run, WorkerID: "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := rep.Tables[0]; tr.Read != 6 || tr.Written() != 6 {
+		t.Errorf("read %d, migrated %d; want all 6", tr.Read, tr.Written())
+	}
+	sent.mu.Lock()
+	defer sent.mu.Unlock()
+	for k := 1; k <= 6; k++ {
+		if p := fmt.Sprintf("/consents/%d", k); sent.n[p] != 1 {
+			t.Errorf("%s sent %d times, want once", p, sent.n[p])
+		}
+	}
 }
