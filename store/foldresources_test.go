@@ -177,17 +177,7 @@ func testOldWritesOrdered(t *testing.T, b backend, keys [][32]byte) {
 	if got := ids(claimed); !slices.Equal(got, []string{"a1-put-json", "a2-create", "a3-create-id"}) {
 		t.Errorf("claimed %v, want [a1-put-json a2-create a3-create-id]: new writes to their records wait for them", got)
 	}
-	in := intent("b4", canonical.Resource("/records/5"))
-	in.Target = "/records/5"
-	if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if taken, err := s.TakeTurn(ctx, "b4", in.Resource, time.Minute); err != nil || taken {
-		t.Errorf("a new write to /records/5 took its turn (%v, %v) while writes an earlier release left sent to /Records/5 hold it", taken, err)
-	}
-	if taken, err := s.TakeResendTurn(ctx, "a5-sent-json", time.Minute); err != nil || taken {
-		t.Errorf("a5-sent-json took /records/5's turn (%v, %v) while a4-sent holds it", taken, err)
-	}
+	turnStaysHeld(t, s, "b4", "/records/5", "a5-sent-json")
 
 	list, err := s.ListRepairs(ctx, RepairFilter{})
 	if err != nil {
@@ -301,17 +291,7 @@ func TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes(t *testing
 		if left := logs.Lines(t, "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them"); len(left) != 0 {
 			t.Errorf("log lines about writes left: %v, want none (c5-create-own's resource is its own by either rule)", left)
 		}
-		in := intent("d3", canonical.Resource("/items/7"))
-		in.Target = "/items/7"
-		if err := s.BeginWrite(ctx, in, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if taken, err := s.TakeTurn(ctx, "d3", in.Resource, time.Minute); err != nil || taken {
-			t.Errorf("a new write to /items/7 took its turn (%v, %v) while writes left sent to /items/07 and /items/7 hold it", taken, err)
-		}
-		if taken, err := s.TakeResendTurn(ctx, "c3-sent-07", time.Minute); err != nil || taken {
-			t.Errorf("c3-sent-07 took /items/7's turn (%v, %v) while c4-sent-7 holds it", taken, err)
-		}
+		turnStaysHeld(t, s, "d3", "/items/7", "c3-sent-07")
 
 		before := journalRows(t, s)
 		if err := s.Close(); err != nil {
@@ -418,5 +398,23 @@ func answeredWrites(t *testing.T, s *Store, byPath map[string]string) {
 		if err := s.RecordOutcome(t.Context(), id, domain.Outcome{Status: http.StatusOK}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// turnStaysHeld checks that neither a new write id to path nor the sent
+// write resend, re-keyed to path's resource beside another, takes the
+// resource's turn, which the write already under its key holds.
+func turnStaysHeld(t *testing.T, s *Store, id, path, resend string) {
+	t.Helper()
+	in := intent(id, canonical.Resource(path))
+	in.Target = path
+	if err := s.BeginWrite(t.Context(), in, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if taken, err := s.TakeTurn(t.Context(), id, in.Resource, time.Minute); err != nil || taken {
+		t.Errorf("a new write to %s took its turn (%v, %v) while a write re-keyed to it holds it", path, taken, err)
+	}
+	if taken, err := s.TakeResendTurn(t.Context(), resend, time.Minute); err != nil || taken {
+		t.Errorf("%s took %s's turn (%v, %v) while the write already under its key holds it", resend, path, taken, err)
 	}
 }
