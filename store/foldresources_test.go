@@ -208,7 +208,7 @@ func testOldWritesOrdered(t *testing.T, b backend, keys [][32]byte) {
 	if bad != s.resourceKey("/patients/"+canary+"%ZZ") {
 		t.Error("the write whose target does not parse was re-keyed")
 	}
-	left := logs.Lines(t, "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them")
+	left := logs.Lines(t, leftLine)
 	if len(left) != 1 || left[0]["target_unparsable"] != 1.0 || left[0]["writes"] != 1.0 {
 		t.Errorf("log lines about writes left: %v, want one counting the write whose target does not parse", left)
 	}
@@ -217,15 +217,7 @@ func testOldWritesOrdered(t *testing.T, b backend, keys [][32]byte) {
 	}
 
 	// Again: the step finds every write folded already.
-	before := journalRows(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	unapply(t, dsn, 170)
-	s = openLogged(t, dsn, testLogger(t), keys)
-	if after := journalRows(t, s); !slices.Equal(after, before) {
-		t.Errorf("the step run again changed the journal:\n%s\nwas\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
-	}
+	rerunChangesNothing(t, s, dsn, 170, keys)
 }
 
 // TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes: a
@@ -288,20 +280,12 @@ func TestOpenWritesToAnIntegerIdSpelledOtherwiseAreOrderedWithNewOnes(t *testing
 		if got := ids(claimed); !slices.Equal(got, []string{"c1-put", "c2-create", "c5-create-own"}) {
 			t.Errorf("claimed %v, want [c1-put c2-create c5-create-own]: new writes to /items/8 and /items/12 wait for them", got)
 		}
-		if left := logs.Lines(t, "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them"); len(left) != 0 {
+		if left := logs.Lines(t, leftLine); len(left) != 0 {
 			t.Errorf("log lines about writes left: %v, want none (c5-create-own's resource is its own by either rule)", left)
 		}
 		turnStaysHeld(t, s, "d3", "/items/7", "c3-sent-07")
 
-		before := journalRows(t, s)
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		unapply(t, dsn, 200)
-		s = openLogged(t, dsn, testLogger(t), nil)
-		if after := journalRows(t, s); !slices.Equal(after, before) {
-			t.Errorf("the step run again changed the journal:\n%s\nwas\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
-		}
+		rerunChangesNothing(t, s, dsn, 200, nil)
 	})
 }
 
@@ -355,7 +339,7 @@ func TestOpenWritesWhoseRequestCannotBeReadKeepTheirKey(t *testing.T) {
 		if resource != key0 {
 			t.Errorf("the unreadable write's resource changed")
 		}
-		left := logs.Lines(t, "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them")
+		left := logs.Lines(t, leftLine)
 		if len(left) != 1 || left[0]["request_unreadable"] != 1.0 {
 			t.Errorf("log lines about writes left: %v, want one counting the unreadable write", left)
 		}
@@ -416,5 +400,25 @@ func turnStaysHeld(t *testing.T, s *Store, id, path, resend string) {
 	}
 	if taken, err := s.TakeResendTurn(t.Context(), resend, time.Minute); err != nil || taken {
 		t.Errorf("%s took %s's turn (%v, %v) while the write already under its key holds it", resend, path, taken, err)
+	}
+}
+
+// leftLine is the log line of an upgrade that left open writes keyed by
+// an earlier rule.
+const leftLine = "store migration: open dual writes of an earlier release keep their resource key, so new writes to the same resource under another spelling are not ordered with them"
+
+// rerunChangesNothing closes s, takes the store at dsn back to before
+// migration version, opens it again, so that the migration's step runs
+// again, and checks that it left the journal as it was.
+func rerunChangesNothing(t *testing.T, s *Store, dsn string, version int, keys [][32]byte) {
+	t.Helper()
+	before := journalRows(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unapply(t, dsn, version)
+	s = openLogged(t, dsn, testLogger(t), keys)
+	if after := journalRows(t, s); !slices.Equal(after, before) {
+		t.Errorf("the step run again changed the journal:\n%s\nwas\n%s", strings.Join(after, "\n"), strings.Join(before, "\n"))
 	}
 }
