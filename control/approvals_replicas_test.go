@@ -213,10 +213,7 @@ func TestAnApprovalRacingTheRequestsExpiryHasOneOutcome(t *testing.T) {
 // flip refused (412), or the flip is taken and the ramp pauses naming
 // the operator; never both moves, never a step over the operator's flip.
 func TestARampStepRacingAFlipOnAnotherReplicaHasOneOutcome(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b, c := twoReplicas(t)
 	ctx := context.Background()
 	outcomes := map[string]int{}
 	for round := range 10 {

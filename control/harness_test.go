@@ -21,6 +21,7 @@ import (
 	"strangler/config"
 	"strangler/config/configfile"
 	"strangler/domain"
+	"strangler/internal/testdb"
 	"strangler/shadow"
 	"strangler/stats"
 	"strangler/store"
@@ -298,3 +299,12 @@ type applyFunc func(*config.Config) error
 func (f applyFunc) Apply(cfg *config.Config) error { return f(cfg) }
 
 func (applyFunc) HoldWrites() func() { return func() {} }
+
+// twoReplicas starts two replicas of the control plane on one PostgreSQL
+// store, on one clock, c.
+func twoReplicas(t *testing.T) (a, b *plane, c *clock) {
+	t.Helper()
+	dsn := testdb.Postgres(t)
+	c = &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	return newPlaneWith(t, planeOptions{dsn: dsn, clock: c}), newPlaneWith(t, planeOptions{dsn: dsn, clock: c}), c
+}

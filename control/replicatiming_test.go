@@ -50,10 +50,7 @@ func lagging(t *testing.T, a, b *plane, route string, before, after func()) {
 // as stale; once b follows, its guard steps the
 // route back from what it is, to fallback 10%.
 func TestAGuardBehindTheStoreRollsBackOnlyWhatTheRouteIs(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b, c := twoReplicas(t)
 	ctx := context.Background()
 	guard := NewGuard(b.flags, b.counters, b.store, b.reg, b.log, c.Now)
 	lagging(t, a, b, "get-patient",
@@ -175,7 +172,7 @@ func TestThreeGuardsTrippingAtOnceStepTheRouteBackOnce(t *testing.T) {
 // says the route as it is, and bob's flip at that version goes through.
 // Before, the store took the flip as made from the state b had read.
 func TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	a, b := twoReplicas(t)
+	a, b, _ := twoReplicas(t)
 	lagging(t, a, b, "get-patient",
 		func() { a.flip(t, "get-patient", domain.ModeModern, nil) },
 		func() { a.flip(t, "get-patient", domain.ModeModern, pct(10)) })
@@ -205,10 +202,7 @@ func TestAFlipOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
 // step overdue and nothing said why (strangler_ramp_waiting_seconds and
 // its alert stayed silent); now it waits, saying why, on every replica.
 func TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b, c := twoReplicas(t)
 	ctx := context.Background()
 	a.atZero(t)
 	a.rollouts.Check(ctx) // a leads
@@ -239,7 +233,7 @@ func TestARampWhoseRouteTheLeadersReloadRemovedSaysItWaits(t *testing.T) {
 // serve it itself. Now b asks the store first: 412 with the route as it
 // is; and a b that cannot reach the store says so (503).
 func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	a, b := twoReplicas(t)
+	a, b, _ := twoReplicas(t)
 	for _, tc := range []struct {
 		name, body string
 		alice      domain.Mode
@@ -278,7 +272,7 @@ func TestAFlipThatChangesNothingOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *
 // "moved by hand". Now b asks the store first: 412 with the route as it
 // is, and no ramp.
 func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) {
-	a, b := twoReplicas(t)
+	a, b, _ := twoReplicas(t)
 	a.flip(t, "create-patient", domain.ModeModern, pct(50))
 	resp, body := b.patch(t, "create-patient", bobToken, `{"ramp": {"steps": [10, 20], "every": "30m", "mode": "fallback"}, "reason": "ticket 7"}`)
 	cur, _ := body["current"].(map[string]any)
@@ -298,10 +292,7 @@ func TestARampStartedOnAReplicaBehindTheStoreIsToldTheRouteAsItIs(t *testing.T) 
 // share alone would have let it through: a change at an ETag that names
 // a state before changes the operator never saw.
 func TestARampStartedOnAReplicaBehindAFlipAndItsClearIsRefused(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b, _ := twoReplicas(t)
 	before := b.version(t, "create-patient")
 	a.flip(t, "create-patient", domain.ModeModern, pct(50))
 	if _, err := a.flags.Apply(context.Background(), Flip{Route: "create-patient", Actor: "alice", Reason: "test", Clear: true}); err != nil {
@@ -325,7 +316,7 @@ func TestARampStartedOnAReplicaBehindAFlipAndItsClearIsRefused(t *testing.T) {
 // the route stayed at 10%; now b reads the store first: 412 with the
 // route as it is, and the ramp stays paused.
 func TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs(t *testing.T) {
-	a, b := twoReplicas(t)
+	a, b, _ := twoReplicas(t)
 	ctx := context.Background()
 	a.startRamp(t, "create-patient", `{"steps": [10, 20, 30], "every": "30m", "mode": "fallback"}`)
 	a.rollouts.Check(ctx)
@@ -343,13 +334,4 @@ func TestARampResumedOnAReplicaBehindTheStoreGoesOnFromWhereTheRouteIs(t *testin
 	if ramp := b.ramp(t, "create-patient"); ramp["state"] != "paused" {
 		t.Errorf("the ramp: %v, want it paused", ramp)
 	}
-}
-
-// twoReplicas starts two replicas of the control plane on one PostgreSQL
-// store, on one clock.
-func twoReplicas(t *testing.T) (a, b *plane) {
-	t.Helper()
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	return newPlaneWith(t, planeOptions{dsn: dsn, clock: c}), newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
 }

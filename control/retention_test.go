@@ -8,7 +8,6 @@ import (
 
 	"strangler/config"
 	"strangler/domain"
-	"strangler/internal/testdb"
 	"strangler/store"
 )
 
@@ -87,10 +86,7 @@ func TestCountsRetentionCoversTheLongestRetirementWindow(t *testing.T) {
 // once-per-cluster work (the ramp driver's) purges old counts, once an
 // hour; when it stops, the other takes the lease and the purge over.
 func TestOnlyTheLeadingReplicaPurgesCounts(t *testing.T) {
-	dsn := testdb.Postgres(t)
-	c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	a := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
-	b := newPlaneWith(t, planeOptions{dsn: dsn, clock: c})
+	a, b, c := twoReplicas(t)
 	ctx := context.Background()
 	add := func(at time.Time) {
 		t.Helper()
