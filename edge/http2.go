@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -51,7 +53,7 @@ func ConfigureHTTP2(srv *http.Server) error {
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			opts.Context = bc.BaseContext()
 		}
-		h2.ServeConn(&resetGuard{Conn: c, tokens: resetBurst, last: time.Now(), now: time.Now}, opts)
+		h2.ServeConn(newResetGuard(c, time.Now), opts)
 	}
 	// No cleartext HTTP/2 (h2c): it would bypass these limits, and the
 	// facade serves cleartext as HTTP/1 only.
@@ -60,26 +62,36 @@ func ConfigureHTTP2(srv *http.Server) error {
 }
 
 // resetGuard reads an HTTP/2 connection for its server, following the
-// frames the client sends: it skips the connection preface, then reads
-// each 9-byte frame header and skips the payload. When a RST_STREAM frame
-// finds the client's reset budget spent, the guard stops before that frame
-// and fails the next read with ENHANCE_YOUR_CALM, so the server sends
-// GOAWAY and closes the connection without reading further. Only the
-// server's frame-reading goroutine calls Read.
+// frames the client sends and the server writes. Each RST_STREAM the
+// client sends spends one reset of the client's budget, and so does each
+// the server sends for the client's error on a stream (clientsFault): a
+// client that opens a stream and then breaks the protocol on it (a
+// WINDOW_UPDATE of 0, DATA after the stream's end) has the server reset it
+// for it, which starts and cancels requests as fast as resetting them
+// itself ("MadeYouReset", CVE-2025-8671). When a client RST_STREAM finds
+// the budget spent, the guard stops before that frame and fails the next
+// read with ENHANCE_YOUR_CALM, so the server sends GOAWAY and closes the
+// connection without reading further; when a server's reset spends it, the
+// next read fails so, its bytes unread. Only the server's frame-reading
+// goroutine calls Read; the server writes one frame at a time.
 type resetGuard struct {
 	*tls.Conn
-	skipped int     // bytes of the client preface skipped so far
-	hdr     [9]byte // the frame header being read
-	nhdr    int
-	payload uint32 // payload bytes of the current frame still to skip
+	in  frames // the client's, after its preface
+	out frames // the server's
 
+	mu sync.Mutex // guards the budget: reads and writes spend it
 	// tokens is the reset budget left, refilled at resetRate a second up
 	// to resetBurst since last.
 	tokens float64
 	last   time.Time
 	now    func() time.Time
+	spent  atomic.Bool // a reset the server sent found the budget spent
 
 	err error // once set, every read fails with it
+}
+
+func newResetGuard(c *tls.Conn, now func() time.Time) *resetGuard {
+	return &resetGuard{Conn: c, in: frames{skip: clientPrefaceLen}, tokens: resetBurst, last: now(), now: now}
 }
 
 const clientPrefaceLen = len(http2.ClientPreface)
@@ -89,7 +101,11 @@ func (g *resetGuard) Read(p []byte) (int, error) {
 		return 0, g.err
 	}
 	n, err := g.Conn.Read(p)
-	if stop := g.follow(p[:n]); stop >= 0 {
+	if g.spent.Load() {
+		g.err = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+		return 0, g.err
+	}
+	if stop := g.fromClient(p[:n]); stop >= 0 {
 		g.err = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 		if stop == 0 {
 			return 0, g.err
@@ -99,39 +115,106 @@ func (g *resetGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// follow advances over b, the next bytes from the client, and returns the
+// fromClient follows b, the next bytes from the client, and returns the
 // offset of a RST_STREAM frame over budget, or -1.
-func (g *resetGuard) follow(b []byte) int {
+func (g *resetGuard) fromClient(b []byte) int {
+	return g.in.follow(b, func(http2.ErrCode) bool { return g.spend() })
+}
+
+func (g *resetGuard) Write(p []byte) (int, error) {
+	// Followed before it is sent, so that reads stop as early as they can:
+	// the server reads on while it writes.
+	g.out.follow(p, func(code http2.ErrCode) bool {
+		if clientsFault(code) && !g.spend() {
+			g.spent.Store(true)
+		}
+		return true
+	})
+	return g.Conn.Write(p)
+}
+
+// clientsFault reports whether the server resets a stream with code for
+// what the client sent on it. NO_ERROR (an answer sent before the body
+// was read whole) and INTERNAL_ERROR (a handler that gave up, such as on
+// a backend's broken answer) are the server's own; REFUSED_STREAM starts
+// no request.
+func clientsFault(code http2.ErrCode) bool {
+	switch code {
+	case http2.ErrCodeProtocol, http2.ErrCodeFlowControl, http2.ErrCodeStreamClosed, http2.ErrCodeFrameSize:
+		return true
+	}
+	return false
+}
+
+// frames follows one direction of an HTTP/2 connection: it skips a
+// preface, then reads each 9-byte frame header and skips the payload,
+// all split across reads or writes anyhow.
+type frames struct {
+	skip    int     // preface bytes still to skip
+	hdr     [9]byte // the frame header being read
+	nhdr    int
+	payload uint32 // payload bytes of the current frame still to skip
+	// A RST_STREAM's error code, read from its payload; the frame began
+	// at rstStart of the current bytes (negative: in earlier ones).
+	code     [4]byte
+	ncode    int
+	rstStart int
+	inRST    bool
+}
+
+// follow advances over b, the next bytes, and calls reset with each
+// RST_STREAM frame's error code once its payload's code is whole. When
+// reset returns false, follow returns the offset in b where that frame
+// began (0 if in earlier bytes); otherwise -1.
+func (f *frames) follow(b []byte, reset func(http2.ErrCode) bool) int {
 	for i := 0; i < len(b); {
 		switch {
-		case g.skipped < clientPrefaceLen:
-			k := min(clientPrefaceLen-g.skipped, len(b)-i)
-			g.skipped += k
+		case f.skip > 0:
+			k := min(f.skip, len(b)-i)
+			f.skip -= k
 			i += k
-		case g.payload > 0:
-			k := min(int(g.payload), len(b)-i)
-			g.payload -= uint32(k)
+		case f.inRST:
+			k := copy(f.code[f.ncode:], b[i:])
+			f.ncode += k
+			f.payload -= uint32(k)
+			i += k
+			if f.ncode == len(f.code) {
+				f.inRST = false
+				if !reset(http2.ErrCode(binary.BigEndian.Uint32(f.code[:]))) {
+					return max(f.rstStart, 0)
+				}
+			}
+		case f.payload > 0:
+			k := min(int(f.payload), len(b)-i)
+			f.payload -= uint32(k)
 			i += k
 		default:
-			start := i - g.nhdr // where the header began, maybe in an earlier read
-			k := copy(g.hdr[g.nhdr:], b[i:])
-			g.nhdr += k
+			start := i - f.nhdr // where the header began, maybe in earlier bytes
+			k := copy(f.hdr[f.nhdr:], b[i:])
+			f.nhdr += k
 			i += k
-			if g.nhdr < len(g.hdr) {
+			if f.nhdr < len(f.hdr) {
 				continue
 			}
-			g.nhdr = 0
-			g.payload = uint32(g.hdr[0])<<16 | uint32(binary.BigEndian.Uint16(g.hdr[1:3]))
-			if http2.FrameType(g.hdr[3]) == http2.FrameRSTStream && !g.spend() {
-				return max(start, 0)
-			}
+			f.nhdr = 0
+			f.payload = uint32(f.hdr[0])<<16 | uint32(binary.BigEndian.Uint16(f.hdr[1:3]))
+			// A RST_STREAM's payload is its 4-byte code (RFC 9113 section
+			// 6.4); the server refuses any other length as a connection
+			// error, so a shorter one resets nothing.
+			f.inRST = http2.FrameType(f.hdr[3]) == http2.FrameRSTStream && f.payload >= uint32(len(f.code))
+			f.ncode, f.rstStart = 0, start
 		}
+	}
+	if f.inRST {
+		f.rstStart -= len(b)
 	}
 	return -1
 }
 
 // spend takes one reset from the budget and reports whether there was one.
 func (g *resetGuard) spend() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	now := g.now()
 	g.tokens = min(resetBurst, g.tokens+now.Sub(g.last).Seconds()*resetRate)
 	g.last = now

@@ -161,6 +161,77 @@ func TestHTTP2RapidResetGetsGoAwayAndTheConnectionClosed(t *testing.T) {
 	t.Logf("%d pairs written before the connection closed, %d requests started", sent, started.Load())
 }
 
+// TestHTTP2StreamsTheServerResetsForTheClientsErrorsSpendTheBudget sends
+// what makes the server reset a stream the client opened (the "MadeYouReset"
+// variant of rapid reset, CVE-2025-8671): each stream starts a request,
+// then a frame the protocol forbids on it gets it reset by the server, so
+// the client never sends RST_STREAM itself. Such resets spend the client's
+// budget as its own do.
+func TestHTTP2StreamsTheServerResetsForTheClientsErrorsSpendTheBudget(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after func(w *http2.Framer, id uint32) error
+	}{
+		{"a WINDOW_UPDATE of 0", func(w *http2.Framer, id uint32) error { return w.WriteWindowUpdate(id, 0) }},
+		{"DATA after the end of the stream", func(w *http2.Framer, id uint32) error { return w.WriteData(id, false, []byte("x")) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var started atomic.Int64
+			addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started.Add(1)
+				<-r.Context().Done() // a backend still working on it
+			}))
+			start := time.Now()
+			cl := dialH2(t, addr)
+			cl.w.AllowIllegalWrites = true
+			// Batches of 50 streams, each batch's resets awaited before the
+			// next, so that the server's queue of frames to send stays short.
+			const batch, most = 50, 1000
+			var g *http2.GoAwayFrame
+			id := uint32(1)
+		attack:
+			for id < 2*most {
+				for range batch {
+					if !cl.request(id, "/x", false) {
+						break attack
+					}
+					cl.wmu.Lock()
+					err := c.after(cl.w, id)
+					cl.wmu.Unlock()
+					if err != nil {
+						break attack
+					}
+					id += 2
+				}
+				for resets := 0; resets < batch; {
+					f, ok := <-cl.frames
+					if !ok {
+						break attack
+					}
+					if g, _ = f.(*http2.GoAwayFrame); g != nil {
+						break attack
+					}
+					if f.Header().Type == http2.FrameRSTStream {
+						resets++
+					}
+				}
+			}
+			took := time.Since(start)
+			if g == nil {
+				t.Fatalf("no GOAWAY after %d streams the server reset (connection ended: %v)", id/2, cl.end)
+			}
+			if g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+				t.Errorf("GOAWAY code = %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+			}
+			// The server reads on while its resets wait to be written: the
+			// streams of the batch it had read by then may start too.
+			if n, most := started.Load(), int64(resetBurst+resetRate*took.Seconds()+batch); n > most {
+				t.Errorf("%d requests started in %v, want at most %d: the reset budget and one batch of %d", n, took, most, batch)
+			}
+		})
+	}
+}
+
 func TestHTTP2ResetsWithinTheBudgetKeepTheConnection(t *testing.T) {
 	var served atomic.Int64
 	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -231,17 +302,17 @@ func TestResetGuardFollowsFramesSplitAnyhow(t *testing.T) {
 	}
 	all := stream.Bytes()
 	for _, size := range []int{1, 2, 7, 9, 10, 64, 4096} {
-		g := &resetGuard{tokens: resetBurst, last: time.Unix(0, 0), now: func() time.Time { return time.Unix(0, 0) }}
+		g := newResetGuard(nil, func() time.Time { return time.Unix(0, 0) })
 		got := -1
 		for off := 0; off < len(all) && got < 0; off += size {
-			if stop := g.follow(all[off:min(off+size, len(all))]); stop >= 0 {
+			if stop := g.fromClient(all[off:min(off+size, len(all))]); stop >= 0 {
 				got = off + stop
 			}
 		}
-		// A frame header split across reads is stopped at the start of the
-		// read that completes it: the server has the start of the header,
-		// never the whole of it.
-		if got < over || got > over+8 {
+		// A frame split across reads is stopped at the start of the read
+		// that completes its error code: the server has the start of the
+		// frame, never the whole of it.
+		if got < over || got > over+12 {
 			t.Errorf("reads of %d bytes: stopped at %d, want the frame at %d", size, got, over)
 		}
 	}
@@ -249,7 +320,7 @@ func TestResetGuardFollowsFramesSplitAnyhow(t *testing.T) {
 
 func TestTheResetBudgetRefills(t *testing.T) {
 	now := time.Unix(0, 0)
-	g := &resetGuard{tokens: resetBurst, last: now, now: func() time.Time { return now }}
+	g := newResetGuard(nil, func() time.Time { return now })
 	for i := range resetBurst {
 		if !g.spend() {
 			t.Fatalf("reset %d refused, want %d in a burst", i+1, resetBurst)
