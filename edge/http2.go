@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,21 +64,27 @@ func ConfigureHTTP2(srv *http.Server) error {
 
 // resetGuard reads an HTTP/2 connection for its server, following the
 // frames the client sends and the server writes. Each RST_STREAM the
-// client sends spends one reset of the client's budget, and so does each
-// the server sends for the client's error on a stream (clientsFault): a
-// client that opens a stream and then breaks the protocol on it (a
-// WINDOW_UPDATE of 0, DATA after the stream's end) has the server reset it
-// for it, which starts and cancels requests as fast as resetting them
-// itself ("MadeYouReset", CVE-2025-8671). When a client RST_STREAM finds
-// the budget spent, the guard stops before that frame and fails the next
-// read with ENHANCE_YOUR_CALM, so the server sends GOAWAY and closes the
-// connection without reading further; when a server's reset spends it, the
-// next read fails so, its bytes unread. Only the server's frame-reading
+// client sends spends one reset of the client's budget, and so does the
+// server's first on a stream when it is for the client's error on it
+// (clientsFault): a client that opens a stream and then breaks the
+// protocol on it (a WINDOW_UPDATE of 0, DATA after the stream's end) has
+// the server reset it for it, which starts and cancels requests as fast
+// as resetting them itself ("MadeYouReset", CVE-2025-8671). When a client
+// RST_STREAM finds the budget spent, the guard stops before that frame and
+// fails the next read with ENHANCE_YOUR_CALM, so the server sends GOAWAY
+// and closes the connection without reading further; when a server's
+// reset spends it, the next read fails so, its bytes unread. Only the server's frame-reading
 // goroutine calls Read; the server writes one frame at a time.
 type resetGuard struct {
 	*tls.Conn
 	in  frames // the client's, after its preface
 	out frames // the server's
+	// reset holds the streams the server reset last. A client's DATA sent
+	// before it learnt of the server's reset (of an upload answered before
+	// it was read whole) gets the stream reset again, STREAM_CLOSED, once a
+	// frame: those resets end no request and spend nothing.
+	reset  [2 * maxConcurrentStreams]uint32
+	nreset int
 
 	mu sync.Mutex // guards the budget: reads and writes spend it
 	// tokens is the reset budget left, refilled at resetRate a second up
@@ -118,16 +125,18 @@ func (g *resetGuard) Read(p []byte) (int, error) {
 // fromClient follows b, the next bytes from the client, and returns the
 // offset of a RST_STREAM frame over budget, or -1.
 func (g *resetGuard) fromClient(b []byte) int {
-	return g.in.follow(b, func(http2.ErrCode) bool { return g.spend() })
+	return g.in.follow(b, func(uint32, http2.ErrCode) bool { return g.spend() })
 }
 
 func (g *resetGuard) Write(p []byte) (int, error) {
 	// Followed before it is sent, so that reads stop as early as they can:
 	// the server reads on while it writes.
-	g.out.follow(p, func(code http2.ErrCode) bool {
-		if clientsFault(code) && !g.spend() {
+	g.out.follow(p, func(stream uint32, code http2.ErrCode) bool {
+		if clientsFault(code) && !slices.Contains(g.reset[:min(g.nreset, len(g.reset))], stream) && !g.spend() {
 			g.spent.Store(true)
 		}
+		g.reset[g.nreset%len(g.reset)] = stream
+		g.nreset++
 		return true
 	})
 	return g.Conn.Write(p)
@@ -163,10 +172,10 @@ type frames struct {
 }
 
 // follow advances over b, the next bytes, and calls reset with each
-// RST_STREAM frame's error code once its payload's code is whole. When
-// reset returns false, follow returns the offset in b where that frame
-// began (0 if in earlier bytes); otherwise -1.
-func (f *frames) follow(b []byte, reset func(http2.ErrCode) bool) int {
+// RST_STREAM frame's stream and error code once its payload's code is
+// whole. When reset returns false, follow returns the offset in b where
+// that frame began (0 if in earlier bytes); otherwise -1.
+func (f *frames) follow(b []byte, reset func(stream uint32, code http2.ErrCode) bool) int {
 	for i := 0; i < len(b); {
 		switch {
 		case f.skip > 0:
@@ -180,7 +189,8 @@ func (f *frames) follow(b []byte, reset func(http2.ErrCode) bool) int {
 			i += k
 			if f.ncode == len(f.code) {
 				f.inRST = false
-				if !reset(http2.ErrCode(binary.BigEndian.Uint32(f.code[:]))) {
+				stream := binary.BigEndian.Uint32(f.hdr[5:]) & (1<<31 - 1)
+				if !reset(stream, http2.ErrCode(binary.BigEndian.Uint32(f.code[:]))) {
 					return max(f.rstStart, 0)
 				}
 			}

@@ -98,14 +98,27 @@ func copyFrame(f http2.Frame) http2.Frame {
 func (c *h2Client) request(id uint32, path string, reset bool) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.hbuf.Reset()
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "facade"}, {":path", path}} {
-		c.hpack.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if c.w.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil {
+	if !c.open(id, "GET", path, true) {
 		return false
 	}
 	return !reset || c.w.WriteRSTStream(id, http2.ErrCodeCancel) == nil
+}
+
+// open writes the HEADERS of a request of method and path on stream id,
+// ending the stream if end. The caller holds wmu.
+func (c *h2Client) open(id uint32, method, path string, end bool) bool {
+	c.hbuf.Reset()
+	for _, f := range [][2]string{{":method", method}, {":scheme", "https"}, {":authority", "facade"}, {":path", path}} {
+		c.hpack.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	return c.w.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: end, EndHeaders: true}) == nil
+}
+
+// data writes a DATA frame of one byte on stream id.
+func (c *h2Client) data(id uint32) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.WriteData(id, false, []byte("x")) == nil
 }
 
 // goAway waits for the server's GOAWAY, or for the connection to end.
@@ -230,6 +243,59 @@ func TestHTTP2StreamsTheServerResetsForTheClientsErrorsSpendTheBudget(t *testing
 			}
 		})
 	}
+}
+
+// TestHTTP2UploadsAnsweredBeforeTheirEndSpendNoResets sends uploads the
+// server answers, and resets (NO_ERROR), before reading them whole, each
+// followed by a DATA frame that was on its way when the reset came: the
+// server resets the stream again for it (STREAM_CLOSED), yet the client
+// did nothing wrong and ended no request of its own.
+func TestHTTP2UploadsAnsweredBeforeTheirEndSpendNoResets(t *testing.T) {
+	addr := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	}))
+	c := dialH2(t, addr)
+	next := func(id uint32) { // waits for the server's reset of stream id
+		for f := range c.frames {
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY (%v) while answering uploads before their end", f.ErrCode)
+			case *http2.UnknownFrame:
+				if f.Type == http2.FrameRSTStream && f.StreamID == id {
+					return
+				}
+			}
+		}
+		t.Fatalf("the connection ended: %v", c.end)
+	}
+	for i := range 3 * resetBurst {
+		id := uint32(2*i + 1)
+		c.wmu.Lock()
+		ok := c.open(id, "POST", "/up", false)
+		c.wmu.Unlock()
+		if !ok || !c.data(id) {
+			t.Fatalf("stream %d: the connection was closed", id)
+		}
+		next(id)
+		if !c.data(id) {
+			t.Fatalf("stream %d: the connection was closed", id)
+		}
+	}
+	last := uint32(6*resetBurst + 1)
+	if !c.request(last, "/last", false) {
+		t.Fatal("the connection was closed")
+	}
+	for f := range c.frames {
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY (%v) after uploads answered before their end", f.ErrCode)
+		case *http2.UnknownFrame:
+			if f.Type == http2.FrameHeaders && f.StreamID == last {
+				return
+			}
+		}
+	}
+	t.Fatalf("the connection ended before the last request was answered: %v", c.end)
 }
 
 func TestHTTP2ResetsWithinTheBudgetKeepTheConnection(t *testing.T) {
