@@ -484,7 +484,9 @@ func SmugglingCheck(next http.Handler) http.Handler {
 
 // Framing returns ErrAmbiguousFraming for a request [SmugglingCheck]
 // marked, ErrBadContentLength for an HTTP/2 request whose content-length
-// fields are not one decimal number, and nil for any other.
+// fields are not one decimal number, ErrBodyNotSent for one whose stream
+// ended before the body its content-length declares, and nil for any
+// other.
 func Framing(r *http.Request) error {
 	if r.Context().Value(ambiguousKey{}) != nil {
 		return ErrAmbiguousFraming
@@ -500,6 +502,16 @@ func Framing(r *http.Request) error {
 				return ErrBadContentLength
 			}
 		}
+		// It reads a request whose stream ended with its headers as one
+		// without a body, whatever its content-length says (RFC 9113
+		// section 8.1.1 calls it malformed): a POST declaring 7 bytes
+		// and sending none reached the primary as a complete empty POST
+		// and was journaled, where HTTP/1's server waits for the 7 bytes
+		// (found by the red team). Otherwise the server has taken the
+		// length as declared and holds the body to it.
+		if n, _ := parseDecimal([]byte(cl[0])); n != uint64(r.ContentLength) {
+			return ErrBodyNotSent
+		}
 	}
 	return nil
 }
@@ -508,6 +520,11 @@ func Framing(r *http.Request) error {
 // fields are not one decimal number.
 var ErrBadContentLength = &canonical.Refusal{Status: http.StatusBadRequest,
 	Msg: "the content-length is not one decimal number"}
+
+// ErrBodyNotSent refuses an HTTP/2 request whose content-length declares
+// a body its stream ended without.
+var ErrBodyNotSent = &canonical.Refusal{Status: http.StatusBadRequest,
+	Msg: "the content-length declares a body, and the request ended without one"}
 
 func trimCR(b []byte) []byte { return bytes.TrimSuffix(b, []byte("\r")) }
 

@@ -20,6 +20,32 @@ import (
 	"strangler/internal/testkit"
 )
 
+// serveTLS serves h as the public listener does over TLS (HTTP/2
+// included) on loopback and returns its address.
+func serveTLS(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ca := testcert.NewAuthority(t)
+	certFile, keyFile := ca.Files("server")
+	ca.Issue(t, 1, certFile, keyFile, "127.0.0.1")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cert, err := edge.LoadCertificate(certFile, keyFile, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := edge.NewServer(h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLSConfig = edge.TLSConfig(cert)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
 // TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole: an
 // HTTP/2 request declaring content-length 5 and sending "hello" and
 // "world" in two DATA frames is malformed (RFC 9113 section 8.1.1), and
@@ -47,25 +73,7 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 	}))
 	t.Cleanup(legacy.Close)
 	f := newFacade(t, legacy.URL, legacy.URL, "", `  - {name: stream, match: "POST /x", mode: legacy}`)
-	ca := testcert.NewAuthority(t)
-	certFile, keyFile := ca.Files("server")
-	ca.Issue(t, 1, certFile, keyFile, "127.0.0.1")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cert, err := edge.LoadCertificate(certFile, keyFile, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := edge.NewServer(f.router, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.TLSConfig = edge.TLSConfig(cert)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeTLS(ln, "", "")
-	t.Cleanup(func() { srv.Close() })
+	addr := serveTLS(t, f.router)
 
 	// post sends POST /x with content-length cl, and data as DATA frames, the
 	// last ending the stream, and returns the type of the frame that ends
@@ -76,7 +84,7 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 	// the facade had sent the first on.
 	post := func(cl string, data ...string) http2.FrameType {
 		t.Helper()
-		conn := testkit.DialH2(t, ln.Addr().String(), nil, 60*time.Second)
+		conn := testkit.DialH2(t, addr, nil, 60*time.Second)
 		defer conn.Close()
 		fr := http2.NewFramer(conn, conn)
 		fr.WriteSettings()
@@ -124,5 +132,64 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 	defer mu.Unlock()
 	if len(whole) != 1 {
 		t.Errorf("the backend read %d bodies complete (%q), want 1: the one sent as declared", len(whole), whole)
+	}
+}
+
+// TestAnHTTP2RequestEndedBeforeItsDeclaredBodyIsRefused: an HTTP/2 POST
+// declaring content-length 7 whose stream ends with its headers is
+// malformed (RFC 9113 section 8.1.1); Go's HTTP/2 server reads it as a
+// request without a body, and a dual-write route sent it to the primary
+// as a complete empty POST and journaled it for the secondary, where
+// over HTTP/1.1 the facade waits for the 7 bytes (found by the red
+// team). It is refused before any backend sees it; content-length 0 so
+// sent passes.
+func TestAnHTTP2RequestEndedBeforeItsDeclaredBodyIsRefused(t *testing.T) {
+	legacy := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	modern := newBackend(t, answer(http.StatusCreated, `{"id":"7"}`))
+	f := newDualWriteFacade(t, legacy.URL, modern.URL, 2*time.Second, `  - {name: create-item, match: "POST /items", mode: dual-write, id_field: id}`)
+	addr := serveTLS(t, f.router)
+	// post sends POST /items with content-length cl, its stream ended
+	// with the headers, and returns the status answered.
+	post := func(cl string) string {
+		t.Helper()
+		conn := testkit.DialH2(t, addr, nil, 30*time.Second)
+		defer conn.Close()
+		fr := http2.NewFramer(conn, conn)
+		fr.WriteSettings()
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/items"}, {"content-length", cl}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+		dec := hpack.NewDecoder(4096, nil)
+		for {
+			fm, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("content-length %s: %v", cl, err)
+			}
+			if h, ok := fm.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+				fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fields[0].Value // :status comes first
+			}
+			if fm.Header().StreamID == 1 && fm.Header().Type == http2.FrameRSTStream {
+				return "reset"
+			}
+		}
+	}
+	if got := post("7"); got != "400" {
+		t.Errorf("content-length 7, no body: got %s, want 400", got)
+	}
+	if n := legacy.hits(); n != 0 {
+		t.Errorf("the primary received %d requests, want none", n)
+	}
+	if n := len(f.writes(t)); n != 0 {
+		t.Errorf("%d writes journaled, want none", n)
+	}
+	if got := post("0"); got != "201" {
+		t.Errorf("content-length 0, no body: got %s, want the primary's 201", got)
 	}
 }
