@@ -73,8 +73,9 @@ func ConfigureHTTP2(srv *http.Server) error {
 // RST_STREAM finds the budget spent, the guard stops before that frame and
 // fails the next read with ENHANCE_YOUR_CALM, so the server sends GOAWAY
 // and closes the connection without reading further; when a server's
-// reset spends it, the next read fails so, its bytes unread. Only the server's frame-reading
-// goroutine calls Read; the server writes one frame at a time.
+// reset spends it, the next read fails so, its bytes unread. Only the
+// server's frame-reading goroutine calls Read; the server writes one
+// frame at a time.
 type resetGuard struct {
 	*tls.Conn
 	in  frames // the client's, after its preface
@@ -82,7 +83,9 @@ type resetGuard struct {
 	// reset holds the streams the server reset last. A client's DATA sent
 	// before it learnt of the server's reset (of an upload answered before
 	// it was read whole) gets the stream reset again, STREAM_CLOSED, once a
-	// frame: those resets end no request and spend nothing.
+	// frame: those resets end no request and spend nothing. Twice the
+	// streams a client may have open is room for every stream such DATA
+	// can still be on its way to; one that fell out would count.
 	reset  [2 * maxConcurrentStreams]uint32
 	nreset int
 
