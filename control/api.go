@@ -203,16 +203,21 @@ func (declaredTooLarge) Close() error             { return nil }
 // such requests here (an image, a link) and so lock the operator out;
 // it cannot add a token: Authorization is not a header a page may send
 // to another origin without a preflight, which the admin API never
-// grants. A cross-site change is refused before counting for the same
-// reason. A valid token is never refused for others' failures: the
-// lockout rations how often tokens are compared (lockout), it does not
-// turn the right one away once compared.
+// grants. A cross-site change without a token is refused before
+// counting for the same reason. One with a bearer token is therefore no
+// browser's but a client's that wrote Sec-Fetch-Site or Origin itself:
+// its token is rationed, and a wrong one counted, like any other, and
+// only a right one is then refused as cross-site (compared first, such
+// tokens could be guessed at any rate, a right one told apart by its
+// audited refusal). A valid token is never refused for others'
+// failures: the lockout rations how often tokens are compared (lockout),
+// it does not turn the right one away once compared.
 func (a *admin) authenticate(r *http.Request) (string, error) {
 	addr, now := a.clientAddr(r), a.now()
-	if err := a.crossOrigin.Check(r); err != nil {
-		tok, _ := a.Tokens.lookup(bearer(r))
-		a.security(r, tok.Name, reasonCrossOrigin, r.Pattern)
-		return tok.Name, apiError(http.StatusForbidden, "cross-origin requests are refused")
+	crossSite := a.crossOrigin.Check(r) != nil
+	if crossSite && bearer(r) == "" {
+		a.security(r, "", reasonCrossOrigin, r.Pattern)
+		return "", errCrossSite
 	}
 	if q := r.URL.Query(); q.Has("token") || q.Has("access_token") {
 		a.security(r, "", reasonTokenInQuery, r.Pattern)
@@ -244,8 +249,15 @@ func (a *admin) authenticate(r *http.Request) (string, error) {
 		return tok.Name, apiError(http.StatusUnauthorized, "the admin token %q expired on %s; ask for a new one", tok.Name, tok.Expires)
 	}
 	a.lockout.succeeded(addr, now)
+	if crossSite {
+		a.security(r, tok.Name, reasonCrossOrigin, r.Pattern)
+		return tok.Name, errCrossSite
+	}
 	return tok.Name, nil
 }
+
+// errCrossSite refuses a change a browser sent from another site.
+var errCrossSite = apiError(http.StatusForbidden, "cross-origin requests are refused")
 
 // errWrongToken refuses a token that matches none configured: a guess,
 // which the lockout rations; refused audits it.

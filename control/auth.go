@@ -174,7 +174,13 @@ func bearer(r *http.Request) string {
 // without a preflight, which the admin API never grants), in UTF-8, not
 // compressed. A gzip body was refused as "not valid UTF-8", and one in a
 // coding whose bytes happen to be UTF-8 was read as the JSON it is not.
+// Two Content-Type lines are refused, as the public listener refuses
+// them: which one counts is each reader's choice, and a proxy in front
+// that reads the last would take for text a body applied as JSON.
 func notJSON(r *http.Request) error {
+	if len(r.Header.Values("Content-Type")) > 1 {
+		return apiError(http.StatusUnsupportedMediaType, "send one Content-Type header (application/json); this request has several")
+	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return apiError(http.StatusUnsupportedMediaType, "changes take a JSON body (Content-Type: application/json)")

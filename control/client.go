@@ -43,6 +43,11 @@ func NewClient(base *url.URL, token string) *Client {
 			// Only the admin listener is talked to: no proxy from the
 			// environment sees the token.
 			Transport: &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second},
+			// No redirect is followed (the admin listener sends none): Go
+			// turns a PATCH, POST or DELETE redirected by 301 or 302 into
+			// a GET, whose 200 would read as the change's, and sends the
+			// token on to any port of the same host.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
 }
@@ -116,6 +121,9 @@ func (c *Client) Call(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return Answer{}, fmt.Errorf("reading the admin API's answer to %s %s: %w", method, path, err)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return Answer{}, c.redirected(resp)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return Answer{}, apiFailure(resp.StatusCode, b)
 	}
@@ -174,6 +182,18 @@ func apiFailure(status int, body []byte) error {
 		msg = fmt.Sprintf("the admin API answered %d %s (is --admin a strangler admin listener?)", status, http.StatusText(status))
 	}
 	return &APIError{Status: status, Msg: msg}
+}
+
+// redirected says where a redirect answering at --admin points: a
+// strangler admin listener sends none, so --admin names something else
+// (a load balancer's old address, http where it wants https).
+func (c *Client) redirected(resp *http.Response) error {
+	to := "nowhere it says"
+	if loc, err := resp.Location(); err == nil {
+		to = human.Printable(loc.Redacted(), false)
+	}
+	return &APIError{Status: resp.StatusCode, Msg: fmt.Sprintf("%s answered %d %s redirecting to %s; nothing was sent there (a redirect would turn a change into a read): set --admin to the admin listener's own URL",
+		c.base.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode), to)}
 }
 
 // unreachable says what to check when the admin API did not answer.

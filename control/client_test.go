@@ -5,7 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"strangler/domain"
 )
 
 // TestClientSendsAnEscapedPathOnce: a name the caller escaped reaches the
@@ -45,5 +49,50 @@ func TestClientErrorsActOnNoTerminal(t *testing.T) {
 	}
 	if got, want := err.Error(), `no\u001b]0;pwned\u0007 such\u009b2J repair\u202e`; got != want {
 		t.Errorf("error %q, want %q", got, want)
+	}
+}
+
+// TestClientFollowsNoRedirect: a redirect in front of the admin API (a
+// load balancer sending http to https, an old address) turned the CLI's
+// PATCH into a GET of the same path, as Go's client does for 301 and
+// 302, and the GET's 200 read as the change's: routes set printed
+// "get-patient: fallback -> fallback" and exited 0, nothing changed or
+// audited; and the token went on to wherever the redirect pointed on
+// that host. The client now follows none: a redirect is an error naming
+// where it points, and only the first request carries the token.
+func TestClientFollowsNoRedirect(t *testing.T) {
+	p := newPlane(t)
+	var tokensSent atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			tokensSent.Add(1)
+		}
+		w.Write([]byte("{}"))
+	}))
+	defer elsewhere.Close()
+	var target atomic.Value
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.Load().(string)+r.URL.RequestURI(), http.StatusMovedPermanently)
+	}))
+	defer redirector.Close()
+	base, _ := url.Parse(redirector.URL)
+	for _, tc := range []struct{ name, to string }{
+		{"a redirect to the admin API", p.URL},
+		{"a redirect to another port of the host", elsewhere.URL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target.Store(tc.to)
+			_, err := NewClient(base, bobToken).Send(context.Background(), http.MethodPatch, "/admin/routes/get-patient",
+				map[string]any{"mode": "modern", "reason": "through a redirect"}, `"0"`, nil)
+			if err == nil || !strings.Contains(err.Error(), "redirect") || !strings.Contains(err.Error(), tc.to) {
+				t.Errorf("a flip through a redirect: got error %v, want one saying it redirects to %s", err, tc.to)
+			}
+		})
+	}
+	if got := tokensSent.Load(); got != 0 {
+		t.Errorf("the token was sent on to where the redirect pointed %d times", got)
+	}
+	if got := p.mode("get-patient"); got != domain.ModeFallback {
+		t.Errorf("get-patient is %s, want fallback", got)
 	}
 }

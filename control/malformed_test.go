@@ -262,3 +262,43 @@ func TestASwitchOfTheQueryIsOneOrZero(t *testing.T) {
 		}
 	}
 }
+
+// TestAChangeWithTwoContentTypesIsRefused: a change whose Content-Type
+// lines say JSON and something else is refused with 415, as the public
+// listener refuses such a request: which line counts is each reader's
+// choice, and a proxy or filter in front that reads the last takes the
+// body for text while the admin API, reading the first, applied it as
+// JSON (200, the route flipped).
+func TestAChangeWithTwoContentTypesIsRefused(t *testing.T) {
+	p := newPlane(t)
+	for _, types := range [][]string{
+		{"application/json", "text/plain"},
+		{"text/plain", "application/json"},
+		{"application/json", "application/json"},
+	} {
+		t.Run(strings.Join(types, " and "), func(t *testing.T) {
+			req, err := http.NewRequest("PATCH", p.URL+"/admin/routes/get-patient", strings.NewReader(`{"mode":"modern","reason":"two types"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+bobToken)
+			req.Header.Set("If-Match", `"0"`)
+			for _, ct := range types {
+				req.Header.Add("Content-Type", ct)
+			}
+			resp, err := p.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			if msg, _ := body["error"].(string); resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(msg, "one Content-Type") {
+				t.Errorf("got %d %q, want 415 asking for one Content-Type header", resp.StatusCode, msg)
+			}
+		})
+	}
+	if got := p.mode("get-patient"); got != domain.ModeFallback {
+		t.Errorf("a change with two Content-Type headers moved get-patient to %s", got)
+	}
+}

@@ -127,7 +127,7 @@ func (a *admin) getRepair(w http.ResponseWriter, r *http.Request, actor string) 
 	out := toRepairView(rep.RepairSummary, a.storeNow())
 	if withBody {
 		// Reading a body is an access to patient data: it is audited.
-		if err := a.Repairs.AppendAudit(ctx, domain.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Detail: rep.ID}); err != nil {
+		if err := a.Repairs.AppendAudit(ctx, domain.AuditEntry{At: a.now(), Actor: actor, Action: "repair_read", Route: rep.Route, Detail: rep.ID}); err != nil {
 			return ErrUnavailable
 		}
 		out.Target, out.Header = rep.Target, rep.Header

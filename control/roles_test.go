@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -179,8 +180,20 @@ func TestAViewerAskingForARepairBodyIsRefusedAndAudited(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body["body"] != `{"name":"Ada"}` {
 		t.Fatalf("an admin: got %d %v, want 200 with the body", resp.StatusCode, body)
 	}
-	if got := p.auditActions(t); got[0] != "alice repair_read " {
-		t.Errorf("audit log %q, want alice's read first", got)
+	if got := p.auditActions(t); got[0] != "alice repair_read create-patient" {
+		t.Errorf("audit log %q, want alice's read of create-patient's write first", got)
+	}
+	// An auditor asking who read that route's journaled bodies lists the
+	// route's entries: the read was among them only by its id.
+	_, listed := p.call(t, "GET", "/admin/audit?route=create-patient", veraToken, "")
+	entries, _ := listed["entries"].([]any)
+	var actions []string
+	for _, e := range entries {
+		e, _ := e.(map[string]any)
+		actions = append(actions, fmt.Sprint(e["actor"], " ", e["action"]))
+	}
+	if want := []string{"alice repair_read", "vera denied"}; !slices.Equal(actions, want) {
+		t.Errorf("GET /admin/audit?route=create-patient lists %q, want %q", actions, want)
 	}
 }
 
