@@ -52,12 +52,18 @@ func TestAWriteLargerThanTheStoresRoomFillsNothing(t *testing.T) {
 
 	large := func(size int) string { return `{"p":"` + strings.Repeat("x", size) + `"}` }
 	// The first is larger than what is free; the second fits, but not
-	// with its outcome, which writes its body again.
+	// with its outcome, which writes its body again; so does the third,
+	// which a client names with an Idempotency-Key.
 	for _, w := range []struct {
 		name string
 		size int
-	}{{"larger", 9 << 20}, {"fits", 2 << 20}} {
-		code, answer, err := sendRequest("PUT", "http://"+f.public+"/items/"+w.name, large(w.size), nil)
+		key  string
+	}{{"larger", 9 << 20, ""}, {"fits", 2 << 20, ""}, {"keyed", 2 << 20, "redteam23-keyed"}} {
+		var header map[string]string
+		if w.key != "" {
+			header = map[string]string{"Idempotency-Key": w.key}
+		}
+		code, answer, err := sendRequest("PUT", "http://"+f.public+"/items/"+w.name, large(w.size), header)
 		if code != http.StatusServiceUnavailable || !strings.Contains(answer, `"error"`) {
 			t.Errorf("a write of %d MiB with 6 MiB free: got %d %.100s %v, want 503 with a JSON error", w.size>>20, code, answer, err)
 		}
@@ -67,7 +73,7 @@ func TestAWriteLargerThanTheStoresRoomFillsNothing(t *testing.T) {
 	}
 
 	for i := range 5 {
-		for _, name := range []string{"larger", "fits", fmt.Sprintf("small-%d", i)} {
+		for _, name := range []string{"larger", "fits", "keyed", fmt.Sprintf("small-%d", i)} {
 			if code, answer, err := sendRequest("PUT", "http://"+f.public+"/items/"+name, fmt.Sprintf(`{"small":%d}`, i), nil); code != http.StatusOK {
 				t.Errorf("a small write to %s after the large ones: got %d %s %v, want 200", name, code, answer, err)
 			}
