@@ -27,7 +27,7 @@ func (s *Store) BeginKeyedWrite(ctx context.Context, in domain.Intent, k domain.
 	if !s.hasher.Ready() {
 		return domain.KeyedWrite{}, fmt.Errorf("store: begin keyed write: %w", errNoHashKey)
 	}
-	if err := s.room(ctx); err != nil {
+	if err := s.room(ctx, int64(len(in.Body))); err != nil {
 		return domain.KeyedWrite{}, fmt.Errorf("store: begin keyed write %s: %w", in.ID, err)
 	}
 	k = domain.IdempotencyKey{

@@ -46,7 +46,7 @@ func (s *Store) BeginWrite(ctx context.Context, in domain.Intent, lease time.Dur
 // beginWrite journals the validated intent in as BeginWrite does,
 // holding its resource's turn if turn says so.
 func (s *Store) beginWrite(ctx context.Context, in domain.Intent, lease time.Duration, turn bool) error {
-	if err := s.room(ctx); err != nil {
+	if err := s.room(ctx, int64(len(in.Body))); err != nil {
 		return fmt.Errorf("store: begin write %s: %w", in.ID, err)
 	}
 	err := s.submit(ctx, s.intentOp(ctx, in, lease, turn))
