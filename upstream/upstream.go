@@ -409,12 +409,19 @@ func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, b
 		Host:       u.Host,
 	}).WithContext(ctx)
 	if len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.Body = heldBody{bytes.NewReader(body)}
 		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.GetBody = func() (io.ReadCloser, error) { return heldBody{bytes.NewReader(body)}, nil }
 	}
 	return req
 }
+
+// heldBody is the body of a request NewRequest built: held whole in
+// memory, so that no read of it waits, and the direct path writes it
+// with its head (headWithBody).
+type heldBody struct{ *bytes.Reader }
+
+func (heldBody) Close() error { return nil }
 
 // Informational holds back the 1xx responses of an attempt whose outcome
 // is not decided yet, so that nothing reaches the client before the
