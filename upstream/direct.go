@@ -604,8 +604,8 @@ func (d *direct) closeIdle() {
 	d.idle = d.idle[:0]
 }
 
-// heldInMemory reports whether body is one NewRequest made, under
-// watchSend's watch or not: held whole in memory, no read of it waits.
+// heldInMemory reports whether body is one Held made, under watchSend's
+// watch or not: held whole in memory, no read of it waits.
 func heldInMemory(body io.ReadCloser) bool {
 	if w, ok := body.(*stallWatch); ok {
 		body = w.ReadCloser
