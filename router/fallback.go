@@ -1,7 +1,6 @@
 package router
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -69,7 +68,7 @@ func (f *fallbackTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	lreq.URL = legacy.Target(x.inURL)
 	lreq.Host = ""
 	if x.replay != nil {
-		lreq.Body = io.NopCloser(bytes.NewReader(x.replay))
+		lreq.Body = upstream.Held(x.replay)
 	}
 	resp, err = f.t.roundTrip(legacy, &lreq, "fallback", reason)
 	legacyStatus := 0

@@ -159,7 +159,7 @@ func (f *forwarder) outbound(ctx context.Context, in *http.Request) (*http.Reque
 		// The transport closes the body of a request it failed to send:
 		// the client's body must stay open, or closing it would wait for
 		// what the client has not sent yet (a 100-continue).
-		out.Body = io.NopCloser(in.Body)
+		out.Body = upstream.KeepOpen(in.Body)
 	}
 	out.Close = false
 	// The query goes on as the client sent it: the facade decides nothing

@@ -379,7 +379,7 @@ func (t *Table) bufferForReplay(x *exchange, req *http.Request) bool {
 		return false
 	}
 	x.replay = body
-	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.Body = upstream.Held(body)
 	if len(req.Trailer) > 0 {
 		// Only chunked encoding carries trailer fields.
 		req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}

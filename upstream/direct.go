@@ -201,6 +201,7 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		}
 		return nil, sent, err
 	}
+	held := heldInMemory(req.Body)
 	var body *bodyReader
 	if req.Body != nil && req.Body != http.NoBody {
 		// The error of the body's read is the caller's (its client's
@@ -215,6 +216,8 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	var err error
 	if head, ok := appendHead(bw.AvailableBuffer(), req); ok {
 		_, err = bw.Write(head)
+	} else if held {
+		err = req.Write(headWithBody{bw})
 	} else {
 		err = req.Write(bw)
 	}
@@ -600,6 +603,24 @@ func (d *direct) closeIdle() {
 	clear(d.idle)
 	d.idle = d.idle[:0]
 }
+
+// heldInMemory reports whether body is one Held made, under watchSend's
+// watch or not: held whole in memory, no read of it waits.
+func heldInMemory(body io.ReadCloser) bool {
+	if w, ok := body.(*stallWatch); ok {
+		body = w.ReadCloser
+	}
+	_, ok := body.(heldBody)
+	return ok
+}
+
+// headWithBody is the writer of a request whose body is held in memory:
+// its head and body go out in one write. Request.Write sends the head on
+// its own first (one more system call and packet) when it writes to a
+// *bufio.Writer and does not know the body to be in memory (a
+// *bytes.Reader, not under a wrapper such as bodyReader), in case the
+// body's reads wait; headWithBody is none, and buffers as one.
+type headWithBody struct{ *bufio.Writer }
 
 // bodyReader is a request body as the direct path writes it, keeping the
 // error of its read.

@@ -409,11 +409,32 @@ func NewRequest(ctx context.Context, method string, u *url.URL, h http.Header, b
 		Host:       u.Host,
 	}).WithContext(ctx)
 	if len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.Body = Held(body)
 		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.GetBody = func() (io.ReadCloser, error) { return Held(body), nil }
 	}
 	return req
+}
+
+// Held is a request body held whole in memory, b: no read of it waits,
+// so the direct path writes it with the request's head in one write
+// (headWithBody). Closing it does nothing.
+func Held(b []byte) io.ReadCloser { return heldBody{bytes.NewReader(b)} }
+
+// heldBody is Held's body.
+type heldBody struct{ *bytes.Reader }
+
+func (heldBody) Close() error { return nil }
+
+// KeepOpen is body for a request the transport may close when it fails
+// to send it, with body left open: body itself when Held made it (its
+// Close does nothing, and wrapped it would go out in two writes), else
+// body under io.NopCloser.
+func KeepOpen(body io.ReadCloser) io.ReadCloser {
+	if _, ok := body.(heldBody); ok {
+		return body
+	}
+	return io.NopCloser(body)
 }
 
 // Informational holds back the 1xx responses of an attempt whose outcome
