@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -262,6 +263,10 @@ type keyRange struct {
 	// last is the last key copied; nil: nothing yet.
 	last []byte
 	done bool
+	// stale is set when the range was cut for another plan of its table
+	// (table.cutFor): another source, key, target table or mapping, whose
+	// checkpoints say nothing of this plan's rows.
+	stale bool
 }
 
 // started reports whether an earlier run copied some of the range.
@@ -275,19 +280,19 @@ func (r keyRange) cursor() []byte {
 	return r.start
 }
 
-// ranges returns the table's key ranges, in order; none before a first run.
-func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
+// ranges returns t's key ranges, in order; none before a first run.
+func (l *ledger) ranges(ctx context.Context, t *table) ([]keyRange, error) {
 	if !l.exists {
 		return nil, nil
 	}
-	rows, err := l.db.Query(ctx, `SELECT range_no, range_end, last_key, done FROM strangler_backfill_checkpoints
-		WHERE table_name = $1 ORDER BY range_no`, table)
+	rows, err := l.db.Query(ctx, `SELECT range_no, range_end, last_key, done, coalesce(cut_for <> $2, false)
+		FROM strangler_backfill_checkpoints WHERE table_name = $1 ORDER BY range_no`, t.name, t.cutFor())
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyRange, error) {
 		var k keyRange
-		return k, r.Scan(&k.no, &k.end, &k.last, &k.done)
+		return k, r.Scan(&k.no, &k.end, &k.last, &k.done, &k.stale)
 	})
 	for i := 1; i < len(rs); i++ {
 		rs[i].start = rs[i-1].end
@@ -295,8 +300,15 @@ func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
 	return rs, err
 }
 
-// setRanges records a table's key ranges by their ends, the last one nil.
-func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]keyRange, error) {
+// dropStale logs that t's ranges, cut for another plan of it, are dropped
+// and the table copied from its start.
+func dropStale(log *slog.Logger, t *table) {
+	log.Warn("backfill checkpoints were recorded for another source, key, target table or mapping; copying the table from its start", "table", t.name)
+}
+
+// setRanges records t's key ranges by their ends, the last one nil, in
+// place of any it had.
+func (l *ledger) setRanges(ctx context.Context, t *table, ends [][]byte) ([]keyRange, error) {
 	rs := make([]keyRange, len(ends))
 	for i, end := range ends {
 		rs[i] = keyRange{no: i, end: end}
@@ -308,10 +320,10 @@ func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]
 		return rs, nil
 	}
 	b := &pgx.Batch{}
-	b.Queue("DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", table)
+	b.Queue("DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", t.name)
 	for _, r := range rs {
-		b.Queue("INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id) VALUES ($1, $2, $3, $4)",
-			table, r.no, r.end, l.runID)
+		b.Queue("INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id, cut_for) VALUES ($1, $2, $3, $4, $5)",
+			t.name, r.no, r.end, l.runID, t.cutFor())
 	}
 	if err := l.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
