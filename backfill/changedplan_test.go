@@ -1,6 +1,8 @@
 package backfill_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"strangler/backfill"
@@ -71,5 +73,27 @@ func TestCheckpointsOfAnotherPlanAreNotResumed(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A dry run is what an operator runs first after an upgrade: on the
+// ledger of the release before, which lacks the ranges' plans, it said
+// "column cut_for does not exist" (a SQL error the dry run met reading
+// the checkpoints), where an older ledger is to ask for a run first.
+func TestADryRunOnTheLedgerOfTheReleaseBeforeAsksForARunFirst(t *testing.T) {
+	w := newWorld(t, fixture.Sizes{Patients: 30}, nil)
+	w.cfg.Tables = w.cfg.Tables[:1]
+	w.run(t, backfill.Options{})
+	w.pg(t, "ALTER TABLE strangler_backfill_checkpoints DROP COLUMN cut_for; DELETE FROM strangler_backfill_migrations WHERE version = 4")
+
+	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{DryRun: true, Log: discard()})
+	if err == nil || !strings.Contains(err.Error(), "run once without --dry-run to upgrade it") {
+		t.Errorf("a dry run on the ledger of the release before: got %v, want a refusal saying what to do", err)
+	}
+	if p := w.run(t, backfill.Options{}).Tables[0]; p.Compared != 30 || p.Written() != 0 {
+		t.Errorf("the run after it compared %d and wrote %d, want 30 and none", p.Compared, p.Written())
+	}
+	if p := w.run(t, backfill.Options{DryRun: true}).Tables[0]; p.Written() != 0 {
+		t.Errorf("a dry run after the upgrade would write %d rows, want none", p.Written())
 	}
 }

@@ -47,16 +47,30 @@ type ledger struct {
 func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error) {
 	l := &ledger{db: db, dry: dry}
 	var keyType *string
+	var versioned bool
 	err := db.QueryRow(ctx, `SELECT to_regclass('strangler_backfill_checkpoints') IS NOT NULL,
 		(SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
-			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key')`).Scan(&l.exists, &keyType)
+			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key'),
+		to_regclass('strangler_backfill_migrations') IS NOT NULL`).Scan(&l.exists, &keyType, &versioned)
 	if err != nil {
 		return nil, ledgerError("opening the ledger", err)
 	}
-	old := keyType != nil && *keyType == "text"
+	var applied int
+	if versioned {
+		if err := db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM strangler_backfill_migrations").Scan(&applied); err != nil {
+			return nil, ledgerError("opening the ledger", err)
+		}
+	}
+	list, err := ledgerMigrationList()
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case dry && old:
+	case dry && keyType != nil && *keyType == "text":
 		return nil, errors.New("ledger: it was written by an older version, which kept keys as text; run once without --dry-run to upgrade it")
+	case dry && l.exists && applied < list[len(list)-1].Version:
+		// Its tables lack what this release reads (the ranges' plans).
+		return nil, errors.New("ledger: it was written by an older version; run once without --dry-run to upgrade it")
 	case dry:
 		return l, nil
 	}
@@ -67,14 +81,19 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 	return l, nil
 }
 
+// ledgerMigrationList is the ledger's migrations, in order.
+func ledgerMigrationList() ([]migrate.Migration, error) {
+	dir, err := fs.Sub(ledgerMigrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return migrate.Load(dir)
+}
+
 // migrateLedger creates the ledger's tables or brings them up to date,
 // in one transaction.
 func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
-	dir, err := fs.Sub(ledgerMigrations, "migrations")
-	if err != nil {
-		return err
-	}
-	list, err := migrate.Load(dir)
+	list, err := ledgerMigrationList()
 	if err != nil {
 		return err
 	}
