@@ -68,9 +68,16 @@ type table struct {
 // target table and target key, and its columns' mapping. Ranges cut for
 // another are of another copy: going on from them would skip rows, or
 // leave the rows below the checkpoints as the old mapping wrote them
-// (ledger.ranges).
+// (ledger.ranges). lossy is no part of it: a row it lets through was in
+// the ledger, which every run retries, and one copied without it is the
+// same with it.
 func (t *table) cutFor() string {
-	mapping, _ := json.Marshal(t.cfg.Columns) // maps marshal in key order
+	cols := maps.Clone(t.cfg.Columns)
+	for name, c := range cols {
+		c.Lossy = false
+		cols[name] = c
+	}
+	mapping, _ := json.Marshal(cols) // maps marshal in key order
 	h := sha256.Sum256([]byte(strings.Join([]string{t.source, t.sourceKey, strconv.Itoa(int(t.key)), t.target, t.cfg.TargetKey, string(mapping)}, "\x00")))
 	return hex.EncodeToString(h[:])
 }
