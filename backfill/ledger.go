@@ -319,9 +319,9 @@ func (l *ledger) ranges(ctx context.Context, t *table) ([]keyRange, error) {
 	return rs, err
 }
 
-// dropStale logs that t's ranges, cut for another plan of it, are dropped
-// and the table copied from its start.
-func dropStale(log *slog.Logger, t *table) {
+// logStaleRanges says that t's ranges, cut for another plan of it, are
+// dropped and the table copied from its start.
+func logStaleRanges(log *slog.Logger, t *table) {
 	log.Warn("backfill checkpoints were recorded for another source, key, target table or mapping; copying the table from its start", "table", t.name)
 }
 

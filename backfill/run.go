@@ -296,7 +296,7 @@ func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
 		if len(rs) > 0 && rs[0].stale {
 			// Going on from them would skip the rows below the old key's
 			// checkpoint, or every row of a new target table.
-			dropStale(r.opts.Log, t)
+			logStaleRanges(r.opts.Log, t)
 			rs = nil
 		}
 	}

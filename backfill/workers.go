@@ -113,7 +113,7 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 		}
 		if stale {
 			// As in tasks: they say nothing of this plan's rows.
-			dropStale(r.opts.Log, t)
+			logStaleRanges(r.opts.Log, t)
 			if _, err := tx.Exec(ctx, "DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", t.name); err != nil {
 				return fmt.Errorf("ledger: %w", err)
 			}
