@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -46,16 +47,30 @@ type ledger struct {
 func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error) {
 	l := &ledger{db: db, dry: dry}
 	var keyType *string
+	var versioned bool
 	err := db.QueryRow(ctx, `SELECT to_regclass('strangler_backfill_checkpoints') IS NOT NULL,
 		(SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
-			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key')`).Scan(&l.exists, &keyType)
+			AND table_name = 'strangler_backfill_failures' AND column_name = 'source_key'),
+		to_regclass('strangler_backfill_migrations') IS NOT NULL`).Scan(&l.exists, &keyType, &versioned)
 	if err != nil {
 		return nil, ledgerError("opening the ledger", err)
 	}
-	old := keyType != nil && *keyType == "text"
+	var applied int
+	if versioned {
+		if err := db.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM strangler_backfill_migrations").Scan(&applied); err != nil {
+			return nil, ledgerError("opening the ledger", err)
+		}
+	}
+	list, err := ledgerMigrationList()
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case dry && old:
+	case dry && keyType != nil && *keyType == "text":
 		return nil, errors.New("ledger: it was written by an older version, which kept keys as text; run once without --dry-run to upgrade it")
+	case dry && l.exists && applied < list[len(list)-1].Version:
+		// Its tables lack what this release reads (the ranges' plans).
+		return nil, errors.New("ledger: it was written by an older version; run once without --dry-run to upgrade it")
 	case dry:
 		return l, nil
 	}
@@ -66,14 +81,19 @@ func openLedger(ctx context.Context, db *pgxpool.Pool, dry bool) (*ledger, error
 	return l, nil
 }
 
+// ledgerMigrationList is the ledger's migrations, in order.
+func ledgerMigrationList() ([]migrate.Migration, error) {
+	dir, err := fs.Sub(ledgerMigrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return migrate.Load(dir)
+}
+
 // migrateLedger creates the ledger's tables or brings them up to date,
 // in one transaction.
 func migrateLedger(ctx context.Context, pool *pgxpool.Pool) error {
-	dir, err := fs.Sub(ledgerMigrations, "migrations")
-	if err != nil {
-		return err
-	}
-	list, err := migrate.Load(dir)
+	list, err := ledgerMigrationList()
 	if err != nil {
 		return err
 	}
@@ -262,6 +282,10 @@ type keyRange struct {
 	// last is the last key copied; nil: nothing yet.
 	last []byte
 	done bool
+	// stale is set when the range was cut for another plan of its table
+	// (table.cutFor): another source, key, target table or mapping, whose
+	// checkpoints say nothing of this plan's rows.
+	stale bool
 }
 
 // started reports whether an earlier run copied some of the range.
@@ -275,19 +299,19 @@ func (r keyRange) cursor() []byte {
 	return r.start
 }
 
-// ranges returns the table's key ranges, in order; none before a first run.
-func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
+// ranges returns t's key ranges, in order; none before a first run.
+func (l *ledger) ranges(ctx context.Context, t *table) ([]keyRange, error) {
 	if !l.exists {
 		return nil, nil
 	}
-	rows, err := l.db.Query(ctx, `SELECT range_no, range_end, last_key, done FROM strangler_backfill_checkpoints
-		WHERE table_name = $1 ORDER BY range_no`, table)
+	rows, err := l.db.Query(ctx, `SELECT range_no, range_end, last_key, done, coalesce(cut_for <> $2, false)
+		FROM strangler_backfill_checkpoints WHERE table_name = $1 ORDER BY range_no`, t.name, t.cutFor())
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyRange, error) {
 		var k keyRange
-		return k, r.Scan(&k.no, &k.end, &k.last, &k.done)
+		return k, r.Scan(&k.no, &k.end, &k.last, &k.done, &k.stale)
 	})
 	for i := 1; i < len(rs); i++ {
 		rs[i].start = rs[i-1].end
@@ -295,8 +319,15 @@ func (l *ledger) ranges(ctx context.Context, table string) ([]keyRange, error) {
 	return rs, err
 }
 
-// setRanges records a table's key ranges by their ends, the last one nil.
-func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]keyRange, error) {
+// logStaleRanges says that t's ranges, cut for another plan of it, are
+// dropped and the table copied from its start.
+func logStaleRanges(log *slog.Logger, t *table) {
+	log.Warn("backfill checkpoints were recorded for another source, key, target table or mapping; copying the table from its start", "table", t.name)
+}
+
+// setRanges records t's key ranges by their ends, the last one nil, in
+// place of any it had.
+func (l *ledger) setRanges(ctx context.Context, t *table, ends [][]byte) ([]keyRange, error) {
 	rs := make([]keyRange, len(ends))
 	for i, end := range ends {
 		rs[i] = keyRange{no: i, end: end}
@@ -308,10 +339,10 @@ func (l *ledger) setRanges(ctx context.Context, table string, ends [][]byte) ([]
 		return rs, nil
 	}
 	b := &pgx.Batch{}
-	b.Queue("DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", table)
+	b.Queue("DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", t.name)
 	for _, r := range rs {
-		b.Queue("INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id) VALUES ($1, $2, $3, $4)",
-			table, r.no, r.end, l.runID)
+		b.Queue("INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id, cut_for) VALUES ($1, $2, $3, $4, $5)",
+			t.name, r.no, r.end, l.runID, t.cutFor())
 	}
 	if err := l.db.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)

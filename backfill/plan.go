@@ -3,13 +3,16 @@ package backfill
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +61,25 @@ type table struct {
 	// after lists the tables that must be copied first: those this one's
 	// lookups read.
 	after []string
+}
+
+// cutFor names what t's key ranges and checkpoints stand for: its source,
+// its key and the key's kind (which orders the checkpoints' bytes), its
+// target table and target key, and its columns' mapping. Ranges cut for
+// another are of another copy: going on from them would skip rows, or
+// leave the rows below the checkpoints as the old mapping wrote them
+// (ledger.ranges). lossy is no part of it: a row it lets through was in
+// the ledger, which every run retries, and one copied without it is the
+// same with it.
+func (t *table) cutFor() string {
+	cols := maps.Clone(t.cfg.Columns)
+	for name, c := range cols {
+		c.Lossy = false
+		cols[name] = c
+	}
+	mapping, _ := json.Marshal(cols) // maps marshal in key order
+	h := sha256.Sum256([]byte(strings.Join([]string{t.source, t.sourceKey, strconv.Itoa(int(t.key)), t.target, t.cfg.TargetKey, string(mapping)}, "\x00")))
+	return hex.EncodeToString(h[:])
 }
 
 // plan checks the backfill section's tables against both databases and

@@ -340,7 +340,7 @@ func (r *runner) checkpoint(ctx context.Context, t *table, rg keyRange) (keyRang
 	if r.opts.DryRun {
 		return rg, nil // nothing was written: the range starts over
 	}
-	rs, err := r.ledger.ranges(ctx, t.name)
+	rs, err := r.ledger.ranges(ctx, t)
 	if err != nil {
 		return rg, err
 	}

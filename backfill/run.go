@@ -287,11 +287,17 @@ func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
 	var rs []keyRange
 	if !r.opts.Restart {
 		var err error
-		if rs, err = r.ledger.ranges(ctx, t.name); err != nil {
+		if rs, err = r.ledger.ranges(ctx, t); err != nil {
 			return nil, err
 		}
 		for _, rg := range rs {
 			r.started[t.name] = r.started[t.name] || rg.started()
+		}
+		if len(rs) > 0 && rs[0].stale {
+			// Going on from them would skip the rows below the old key's
+			// checkpoint, or every row of a new target table.
+			logStaleRanges(r.opts.Log, t)
+			rs = nil
 		}
 	}
 	if len(rs) == 0 {
@@ -304,7 +310,7 @@ func (r *runner) tasks(ctx context.Context, t *table) ([]task, error) {
 		if err != nil {
 			return nil, err
 		}
-		if rs, err = r.ledger.setRanges(ctx, t.name, ends); err != nil {
+		if rs, err = r.ledger.setRanges(ctx, t, ends); err != nil {
 			return nil, err
 		}
 	}

@@ -103,20 +103,28 @@ func (r *runner) shareRanges(ctx context.Context, wave []*table) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	for _, t := range wave {
-		var have bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_checkpoints WHERE table_name = $1)", t.name).Scan(&have); err != nil {
+		var have, stale bool
+		if err := tx.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_or(cut_for <> $2), false)
+			FROM strangler_backfill_checkpoints WHERE table_name = $1`, t.name, t.cutFor()).Scan(&have, &stale); err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
-		if have {
+		if have && !stale {
 			continue
+		}
+		if stale {
+			// As in tasks: they say nothing of this plan's rows.
+			logStaleRanges(r.opts.Log, t)
+			if _, err := tx.Exec(ctx, "DELETE FROM strangler_backfill_checkpoints WHERE table_name = $1", t.name); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
 		}
 		ends, err := splitRanges(ctx, r.src, t, rangesPerWorker*r.cfg.Concurrency)
 		if err != nil {
 			return err
 		}
 		for i, end := range ends {
-			if _, err := tx.Exec(ctx, "INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id) VALUES ($1, $2, $3, $4)",
-				t.name, i, end, r.ledger.runID); err != nil {
+			if _, err := tx.Exec(ctx, "INSERT INTO strangler_backfill_checkpoints (table_name, range_no, range_end, run_id, cut_for) VALUES ($1, $2, $3, $4, $5)",
+				t.name, i, end, r.ledger.runID, t.cutFor()); err != nil {
 				return fmt.Errorf("ledger: %w", err)
 			}
 		}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,16 +69,21 @@ func Complete(cfg *Config, d Decoded) (*Config, error) {
 	return cfg, nil
 }
 
-// warnZeroDefaults warns of a 0 written for a timeout or a size that 0
-// leaves at its default: Envoy reads timeout: 0s as no timeout, and
-// someone used to that would get 15s here without a word. It runs
-// before the defaults replace the zeros.
+// zeroDefault is a setting that 0 leaves at its default: its path, whether
+// it is 0, and the default it then takes.
+type zeroDefault struct {
+	path  string
+	zero  bool
+	value string
+}
+
+// warnZeroDefaults warns of a 0 written for a timeout, a size or a count
+// that 0 leaves at its default: Envoy reads timeout: 0s as no timeout, and
+// someone used to that would get 15s here without a word (retry:
+// {max_attempts: 0}, written for no retries, 5 attempts). It runs before
+// the defaults replace the zeros.
 func (d *checker) warnZeroDefaults(c *Config) {
-	for _, z := range []struct {
-		path  string
-		zero  bool
-		value string
-	}{
+	zs := []zeroDefault{
 		{"backends.legacy.timeout", c.Backends.Legacy.Timeout == 0, DefaultTimeout.String()},
 		{"backends.modern.timeout", c.Backends.Modern.Timeout == 0, DefaultTimeout.String()},
 		{"backends.legacy.idle_timeout", c.Backends.Legacy.IdleTimeout == 0, DefaultIdleTimeout.String()},
@@ -88,12 +94,45 @@ func (d *checker) warnZeroDefaults(c *Config) {
 		{"shutdown.grace", c.Shutdown.Grace == 0, DefaultShutdownGrace.String()},
 		{"max_replay_body", c.MaxReplayBody == 0, ByteSize(DefaultMaxReplayBody).String()},
 		{"replay_budget", c.ReplayBudget == 0, fmt.Sprintf("%d times max_replay_body", DefaultReplayBudgetShare)},
-		{"backfill.batch_timeout", c.Backfill != nil && c.Backfill.BatchTimeout == 0, DefaultBatchTimeout.String()},
-	} {
+	}
+	if b := c.Backfill; b != nil {
+		zs = append(zs, b.zeroDefaults()...)
+	}
+	for _, z := range zs {
 		if _, written := d.Pos[z.path]; written && z.zero && !d.Failed[z.path] {
 			d.warnAt(z.path, "is 0, which here means the default, %s, not none or no limit: leave it out, or write the value you mean", z.value)
 		}
 	}
+}
+
+// zeroDefaults are the backfill section's settings that 0 leaves at their
+// defaults (applyDefaults).
+func (b *Backfill) zeroDefaults() []zeroDefault {
+	zs := []zeroDefault{
+		{"backfill.batch", b.Batch == 0, strconv.Itoa(DefaultBackfillBatch)},
+		{"backfill.concurrency", b.Concurrency == 0, strconv.Itoa(DefaultBackfillConcurrency)},
+		{"backfill.batch_timeout", b.BatchTimeout == 0, DefaultBatchTimeout.String()},
+	}
+	if b.API != nil {
+		zs = append(zs, zeroDefault{"backfill.api.timeout", b.API.Timeout == 0, DefaultAPITimeout.String()})
+	}
+	if w := b.WaitUntil; w != nil {
+		zs = append(zs, zeroDefault{"backfill.wait_until.every", w.Every == 0, DefaultWaitEvery.String()},
+			zeroDefault{"backfill.wait_until.timeout", w.Timeout == 0, DefaultWaitTimeout.String()})
+	}
+	for i, t := range b.Tables {
+		a := t.TargetAPI
+		if a == nil {
+			continue
+		}
+		at := fmt.Sprintf("backfill.tables[%d].target_api.", i)
+		zs = append(zs, zeroDefault{at + "concurrency", a.Concurrency == 0, strconv.Itoa(DefaultAPIConcurrency)},
+			zeroDefault{at + "retry.max_attempts", a.Retry.MaxAttempts == 0, strconv.Itoa(DefaultRetryAttempts)},
+			zeroDefault{at + "retry.backoff", a.Retry.Backoff == 0, DefaultRetryBackoff.String()},
+			zeroDefault{at + "retry.max_backoff", a.Retry.MaxBackoff == 0, DefaultRetryMaxBackoff.String()},
+			zeroDefault{at + "stop_after_unanswered", a.StopAfterUnanswered == 0, strconv.Itoa(DefaultStopAfterUnanswered)})
+	}
+	return zs
 }
 
 // checker validates a decoded configuration, placing each problem at the
