@@ -45,8 +45,8 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 		// Of a migrated row the ledger keeps what was sent (its hash and
 		// key), not its earlier failure's message or payload.
 		sent, err := s.APIBackfillSentRows(ctx, "patients", []string{"17", "30", "99"})
-		if err != nil || len(sent) != 2 || sent["17"] != (APIBackfillSent{BodyHash: "h:17", IdempotencyKey: "patients:17", Migrated: true}) ||
-			sent["30"] != (APIBackfillSent{Reason: "retries_exhausted"}) {
+		if err != nil || len(sent) != 2 || sent["17"] != (APIBackfillSent{BodyHash: "h:17", IdempotencyKey: "patients:17", Migrated: true, Run: run}) ||
+			sent["30"] != (APIBackfillSent{Reason: "retries_exhausted", Run: run}) {
 			t.Errorf("rows sent: %+v, %v", sent, err)
 		}
 		if n, err := s.APIBackfillSentCount(ctx, "patients"); n != 1 || err != nil {
