@@ -21,7 +21,7 @@ import (
 
 // TestAnAPIWorkerCountsAGroupWhoseLastRecordingLostItsAnswer: a worker
 // of a shared run sends a group's last batch, and the state store
-// commits its recording (the group done, its lease given up) while the
+// commits its recording (the group done, its lease ended) while the
 // answer is lost. The resumed try found the group no longer this
 // worker's, took it for one taken over and ended it: the report left
 // out every row of it, which the worker had sent and the ledger had
