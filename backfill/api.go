@@ -606,7 +606,10 @@ func (u *unrecorded) Error() string { return u.err.Error() }
 func (u *unrecorded) Unwrap() error { return u.err }
 
 // recorded reports whether the ledger holds u, the batch of lost, t's,
-// as recorded: its proof row migrated by the request the batch sent.
+// as recorded by this run: its proof row migrated by the request the
+// batch sent. By this run: a worker whose lease ended with the batch's
+// recording unanswered asks once another worker may have sent the batch
+// again under the same requests, and recorded it as its own.
 func (r *apiRunner) recorded(ctx context.Context, t *apiTable, lost error) (u *unrecorded, ok bool, err error) {
 	if !errors.As(lost, &u) {
 		return nil, false, nil
@@ -616,7 +619,7 @@ func (r *apiRunner) recorded(ctx context.Context, t *apiTable, lost error) (u *u
 		return nil, false, fmt.Errorf("ledger: %w", err)
 	}
 	p, found := got[u.proof.Key]
-	return u, found && p.Migrated && p.IdempotencyKey == u.proof.IdempotencyKey && p.BodyHash == u.proof.BodyHash, nil
+	return u, found && p.Migrated && p.IdempotencyKey == u.proof.IdempotencyKey && p.BodyHash == u.proof.BodyHash && p.Run == r.run, nil
 }
 
 // groups cuts a batch's rows (in key order) into groups by the group_by

@@ -164,15 +164,28 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 	}
 	// A lost connection resumes the group after the last batch recorded
 	// (rg.last), as a plain run's pass does.
+	what, attrs := fmt.Sprintf("group %d of %s", g.No, t.name), []any{"table", t.name, "group", g.No}
+	var last error // the last try's
 	err := holdLease(ctx, lease, renew, func(ctx context.Context) error {
 		read := func(ctx context.Context, out chan<- batch) error { return rd.keyset(ctx, rg, out) }
-		return r.resuming(ctx, fmt.Sprintf("group %d of %s", g.No, t.name), []any{"table", t.name, "group", g.No}, func() error {
-			return pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace, o))
+		return r.resuming(ctx, what, attrs, func() error {
+			last = pipeline(ctx, read, r.recordGroup(ctx, t, g, &rg, reqPace, o))
+			return last
 		})
 	})
 	if errors.Is(err, errLeaseLost) {
 		r.opts.Log.Warn("backfill group taken over", "table", t.name, "group", g.No, "error", err)
-		return nil
+		// The lease can end as a batch's COMMIT goes through with its
+		// answer lost: whoever takes the group goes on after the batch,
+		// or finds it done, so only this worker can count it. It
+		// was counted nowhere (a group of 10 rows short of 300).
+		return r.resuming(ctx, "the count of "+what, attrs, func() error {
+			u, ok, err := r.recorded(ctx, t, last)
+			if ok {
+				u.account()
+			}
+			return err
+		})
 	}
 	if gone := (*serviceStop)(nil); errors.As(context.Cause(ctx), &gone) {
 		// Left held, the group would wait out its lease: other workers

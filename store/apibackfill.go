@@ -171,6 +171,8 @@ type APIBackfillSent struct {
 	// the row failed.
 	Migrated bool
 	Reason   string
+	// Run is the run that recorded it last.
+	Run int64
 }
 
 // APIBackfillSentRows returns what the ledger has of table's rows with
@@ -190,7 +192,7 @@ func (s *Store) APIBackfillSentRows(ctx context.Context, table string, keys []st
 			fmt.Fprintf(&in, "$%d", len(args))
 		}
 		keys = keys[n:]
-		rows, err := s.db.QueryContext(ctx, `SELECT row_key, state, reason, body_hash, idempotency_key FROM strangler_api_backfill_rows
+		rows, err := s.db.QueryContext(ctx, `SELECT row_key, state, reason, body_hash, idempotency_key, run_id FROM strangler_api_backfill_rows
 			WHERE table_name = $1 AND row_key IN (`+in.String()+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("store: api backfill rows sent: %w", err)
@@ -198,7 +200,7 @@ func (s *Store) APIBackfillSentRows(ctx context.Context, table string, keys []st
 		for rows.Next() {
 			var k, state string
 			var r APIBackfillSent
-			if err := rows.Scan(&k, &state, &r.Reason, &r.BodyHash, &r.IdempotencyKey); err != nil {
+			if err := rows.Scan(&k, &state, &r.Reason, &r.BodyHash, &r.IdempotencyKey, &r.Run); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("store: api backfill rows sent: %w", err)
 			}

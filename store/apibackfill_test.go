@@ -45,8 +45,8 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 		// Of a migrated row the ledger keeps what was sent (its hash and
 		// key), not its earlier failure's message or payload.
 		sent, err := s.APIBackfillSentRows(ctx, "patients", []string{"17", "30", "99"})
-		if err != nil || len(sent) != 2 || sent["17"] != (APIBackfillSent{BodyHash: "h:17", IdempotencyKey: "patients:17", Migrated: true}) ||
-			sent["30"] != (APIBackfillSent{Reason: "retries_exhausted"}) {
+		if err != nil || len(sent) != 2 || sent["17"] != (APIBackfillSent{BodyHash: "h:17", IdempotencyKey: "patients:17", Migrated: true, Run: run}) ||
+			sent["30"] != (APIBackfillSent{Reason: "retries_exhausted", Run: run}) {
 			t.Errorf("rows sent: %+v, %v", sent, err)
 		}
 		if n, err := s.APIBackfillSentCount(ctx, "patients"); n != 1 || err != nil {
@@ -140,6 +140,19 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		}
 		if left, err := s.APIBackfillGroupsLeft(ctx, "nightly", "patients"); left || err != nil {
 			t.Errorf("groups left after both were done (%v)", err)
+		}
+		// A finished group is its last owner's: the recording of its last
+		// batch, tried again after its answer was lost, goes through; the
+		// worker it was taken from is still refused, and nobody leases it.
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g3, "w3", nil, nil, nil, true); err != nil {
+			t.Errorf("w3's last recording of its finished group, tried again: %v, want it to go through", err)
+		}
+		if err := s.RecordAPIBackfillGroup(ctx, "nightly", run, g2, "w2", []APIBackfillRow{{Key: "8"}}, nil, nil, true); !errors.Is(err, ErrAPIGroupLeaseLost) {
+			t.Errorf("w2 recorded rows of a group it lost, once finished: %v", err)
+		}
+		clock.Advance(2 * time.Hour)
+		if g, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w4", time.Minute); ok || err != nil {
+			t.Errorf("w4 leased finished group %d (%v)", g.No, err)
 		}
 	})
 }
