@@ -74,11 +74,22 @@ type servingReplica struct {
 // journal refuses a write (router.Deps.Resync nil).
 func newServingReplica(t *testing.T, dsn, legacyURL, modernURL string, resync bool) *servingReplica {
 	t.Helper()
+	return serveReplica(t, dsn, legacyURL, modernURL, fenceRoutes, func(r *servingReplica, deps *router.Deps) {
+		if resync {
+			deps.Resync = func(ctx context.Context) { r.flags.Resync(ctx) }
+		}
+	})
+}
+
+// serveReplica is a servingReplica of routes whose router has the deps
+// wire gives it.
+func serveReplica(t *testing.T, dsn, legacyURL, modernURL, routes string, wire func(*servingReplica, *router.Deps)) *servingReplica {
+	t.Helper()
 	cfg, err := configfile.Parse("test.yaml", fmt.Appendf(nil, `
 backends:
   legacy: { url: %q }
   modern: { url: %q }
-`+fenceRoutes, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
+`+routes, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +102,7 @@ backends:
 	reg := prometheus.NewRegistry()
 	r := &servingReplica{store: st}
 	deps := router.Deps{Metrics: router.NewMetrics(reg), Log: log, Journal: dualwrite.NewOutcomes(st, nil, reg, log)}
-	if resync {
-		deps.Resync = func(ctx context.Context) { r.flags.Resync(ctx) }
-	}
+	wire(r, &deps)
 	rtr := router.New(deps)
 	r.flags, err = NewFlags(context.Background(), cfg, st, nil, &Reports{Counts: st}, rtr, log, time.Now)
 	if err != nil {
