@@ -74,8 +74,10 @@ type exchange struct {
 	span trace.Span
 	// dualWrite is the journaled write of a dual-write request.
 	dualWrite *pendingWrite
-	// decidedAgain says the journal refused the request's write once as
-	// decided under stale route flags, and it was routed again (decideAgain).
+	// decidedAgain says the request's write was routed again once after
+	// the route flags were read again: the journal refused it as decided
+	// under stale ones (decideAgain), or they were not known to be
+	// current for a write sent straight to a backend (followed).
 	decidedAgain bool
 	// forced is the backend a valid X-Strangler-Force header sent the
 	// request to, "" for a request routed as usual.

@@ -94,6 +94,12 @@ type Deps struct {
 	// another replica changed (control.Flags.Resync); nil answers such a
 	// write 503.
 	Resync func(ctx context.Context)
+	// Follows reports whether the route flags serving may be taken as
+	// current for a write sent straight to a backend, unjournaled
+	// (control.Flags.Follows); when not, such a write waits for the flags
+	// to be read again (Resync) and is refused if they are still not
+	// current (followed). Nil takes them as current: one process.
+	Follows func() bool
 	// Schemas keeps the response schemas shadow and fallback routes learn
 	// from legacy's answers; nil makes a fresh registry. SchemaStore, when
 	// set, is where every replica's learning is loaded from.
@@ -278,6 +284,9 @@ func (t *Table) serve(x *exchange, req *http.Request) {
 	rt := x.route
 	if b := t.forced(x, req); b != "" {
 		t.proxyTo(b).ServeHTTP(&x.w, req)
+		return
+	}
+	if rt.mode != domain.ModeDualWrite && !isSafe(req.Method) && !t.followed(x, req) {
 		return
 	}
 	switch rt.mode {
