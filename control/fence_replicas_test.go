@@ -68,6 +68,9 @@ type servingReplica struct {
 	*httptest.Server
 	flags *Flags
 	store *store.Store
+	// reg holds its router's metrics; logs, what it logged.
+	reg  *prometheus.Registry
+	logs *testkit.Logs
 }
 
 // With resync false its router cannot read the flags again when the
@@ -98,9 +101,8 @@ backends:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	r := &servingReplica{store: st}
+	r := &servingReplica{store: st, reg: prometheus.NewRegistry(), logs: &testkit.Logs{}}
+	log, reg := r.logs.Logger(slog.LevelInfo), r.reg
 	deps := router.Deps{Metrics: router.NewMetrics(reg), Log: log, Journal: dualwrite.NewOutcomes(st, nil, reg, log)}
 	wire(r, &deps)
 	rtr := router.New(deps)

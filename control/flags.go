@@ -109,6 +109,21 @@ type Flags struct {
 	// read serve (see Follows).
 	readFrom time.Duration
 	followed atomic.Int64
+	// readAt is when the latest read of the store that worked began, on
+	// the clock now reads: what /readyz and the router say stale writes
+	// were served on.
+	readAt atomic.Int64
+	// renewing is the read that writes waiting for current flags share
+	// (renew); nil when none is under way.
+	renewing atomic.Pointer[renewal]
+}
+
+// renewal is one read of the flags for writes that found the lease
+// lapsed (renew): began is when it was asked for (since epoch), done is
+// closed once it is over.
+type renewal struct {
+	began time.Duration
+	done  chan struct{}
 }
 
 // Rates are a route's recent shadow mismatch and fallback rates, for the
@@ -279,7 +294,7 @@ func (f *Flags) serveSnapshot(err error) {
 // snapshot.
 func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	f.reads.Add(1)
-	from := time.Since(f.epoch)
+	from, at := time.Since(f.epoch), f.now()
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	file := f.file.Load()
@@ -321,6 +336,7 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 		changed = true
 	}
 	f.readFrom = from
+	f.readAt.Store(at.UnixNano())
 	if !changed {
 		f.followed.Store(int64(from)) // what serves is what was read
 	}
@@ -410,17 +426,84 @@ func (f *Flags) applyLocked() error {
 }
 
 // Follows reports whether this replica may send a write straight to a
-// backend, unjournaled, as the flags it serves say: with a store the
-// replicas share, only while the flags serving were read from it less
-// than followLease ago. A change of a route into dual-write answers only
-// followLease after it committed (awaitFollowers), so a replica that has
-// not followed it by then (its notification late, its listening
-// connection broken, the store out of its reach) does not take its flags
-// for current: the router reads them again (Resync) before such a write,
-// and refuses it if they are still not current. Called for every such
-// write: an atomic load and the monotonic clock, no store.
-func (f *Flags) Follows() bool {
+// backend, unjournaled, on the flags it serves, taking them as current;
+// when not, readAt is when they were read (zero: never, the snapshot or
+// the file serves). With a store the replicas share they are current
+// while read from it less than followLease ago. A change of a route into
+// dual-write answers only followLease after it committed
+// (awaitFollowers), so a replica that has not followed it by then (its
+// notification late, its listening connection broken) does not take its
+// flags for current: while the store answers it, they are read again
+// first (renew), the write waiting at most followLease for that read.
+// A replica that knows it is cut off (its last read failed, or a read
+// for writes has been pending for followLease) does not wait: the router
+// serves the write on the flags it has and counts it, because refusing
+// every write of the API while the facade's own store is down makes an
+// outage of the store an outage of every write; a backfill or verify
+// catches what the other side missed. The usual answer is an atomic load
+// and the monotonic clock, no store.
+func (f *Flags) Follows(ctx context.Context) (current bool, readAt time.Time) {
+	if f.leased() {
+		return true, time.Time{}
+	}
+	if f.reachable() {
+		f.renew(ctx)
+		if f.leased() {
+			return true, time.Time{}
+		}
+	}
+	return false, f.ReadAt()
+}
+
+// ReadAt is when the latest read of the flags from the store that worked
+// began; zero before one has.
+func (f *Flags) ReadAt() time.Time {
+	if at := f.readAt.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
+}
+
+// leased reports whether the flags serving were read less than
+// followLease ago, or the store is one process's (SQLite).
+func (f *Flags) leased() bool {
 	return !f.store.Shared() || time.Since(f.epoch)-time.Duration(f.followed.Load()) < followLease
+}
+
+// reachable reports whether the store answered this replica's last read
+// of the flags and no read for writes has waited on it for followLease:
+// whether a write that found the lease lapsed may wait for a read.
+func (f *Flags) reachable() bool {
+	if !f.storeOK.Load() {
+		return false
+	}
+	r := f.renewing.Load()
+	return r == nil || time.Since(f.epoch)-r.began < followLease
+}
+
+// renew reads the flags again for a write that found the lease lapsed,
+// and returns once the read is applied, or followLease after the read
+// was asked for, or when ctx ends, whichever comes first. Writes that
+// wait together share one read (Resync, in its own goroutine so that no
+// write waits on mu past the bound while another read holds it).
+func (f *Flags) renew(ctx context.Context) {
+	r := &renewal{began: time.Since(f.epoch), done: make(chan struct{})}
+	if f.renewing.CompareAndSwap(nil, r) {
+		go func() {
+			defer close(r.done)
+			defer f.renewing.Store(nil)
+			f.Resync(context.WithoutCancel(ctx))
+		}()
+	} else if r = f.renewing.Load(); r == nil {
+		return // the read just ended: the caller looks at the lease again
+	}
+	wait := time.NewTimer(followLease - (time.Since(f.epoch) - r.began))
+	defer wait.Stop()
+	select {
+	case <-r.done:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
 }
 
 // withFences is cfg with each route's fence from fences, -1 for a route

@@ -76,8 +76,9 @@ type exchange struct {
 	dualWrite *pendingWrite
 	// decidedAgain says the request's write was routed again once after
 	// the route flags were read again: the journal refused it as decided
-	// under stale ones (decideAgain), or they were not known to be
-	// current for a write sent straight to a backend (followed).
+	// under stale ones (decideAgain), or a write sent straight to a
+	// backend found another table serving once they were checked
+	// (followed).
 	decidedAgain bool
 	// forced is the backend a valid X-Strangler-Force header sent the
 	// request to, "" for a request routed as usual.

@@ -481,7 +481,7 @@ func statusFor(r *http.Request, err error) errorAnswer {
 		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal, retrySoon}
 	case errors.Is(err, errResourceBusy):
 		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy, retrySoon}
-	case errors.Is(err, errWritesHeld), errors.Is(err, errStaleFlags), errors.Is(err, errNotFollowed):
+	case errors.Is(err, errWritesHeld), errors.Is(err, errStaleFlags):
 		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedWritesHeld, retrySoon}
 	case errors.Is(err, errKeyInFlight):
 		return errorAnswer{http.StatusConflict, err.Error(), refusedKeyInFlight, ""}

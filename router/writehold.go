@@ -21,41 +21,6 @@ var errWritesHeld = errors.New("a change of the routes is being checked against 
 // journaled.
 var errStaleFlags = errors.New("another replica changed this route moments ago and this one could not follow it yet, so this write was not sent to any backend; retry")
 
-// errNotFollowed refuses a write its route would send straight to a
-// backend while this replica's route flags are not known to be current,
-// when reading them again did not make them so (followed): nothing was
-// sent to any backend.
-var errNotFollowed = errors.New("this replica could not read its route flags from the state store within the last second, so it cannot tell whether another replica moved this route to dual-write; this write was not sent to any backend; retry")
-
-// followed reports whether a write the table would send straight to a
-// backend, unjournaled, may go: the route flags serving are current
-// (Deps.Follows). When they are not (another replica's change may not
-// have reached this one), they are read again (Deps.Resync) first; a
-// table swapped in meanwhile routes the write anew (reroute) and followed
-// reports false, having served it. Flags still not current refuse it: 503
-// with Retry-After (errNotFollowed), and no backend sees it. The check is
-// what keeps a change of a route into dual-write from being overtaken by
-// a replica that has not followed it: see control.Flags.Follows.
-func (t *Table) followed(x *exchange, req *http.Request) bool {
-	follows := t.owner.deps.Follows
-	if follows == nil || follows() {
-		return true
-	}
-	if resync := t.owner.deps.Resync; resync != nil && !x.decidedAgain {
-		resync(req.Context())
-		if cur := t.owner.table.Load(); cur != t {
-			x.decidedAgain = true
-			cur.reroute(x, req)
-			return false
-		}
-		if follows() {
-			return true
-		}
-	}
-	t.writeError(&x.w, req, x, errNotFollowed)
-	return false
-}
-
 // decideAgain serves a write the journal refused as decided under route
 // flags older than the state store's (domain.ErrStaleFlags: another
 // replica changed its route, and this one has not followed yet). Nothing

@@ -86,7 +86,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		// The flags, built over the router below, read before any
 		// request is served.
 		Resync:  func(ctx context.Context) { f.flags.Resync(ctx) },
-		Follows: func() bool { return f.flags.Follows() },
+		Follows: func(ctx context.Context) (bool, time.Time) { return f.flags.Follows(ctx) },
 	}
 	if tr := f.tracing; tr != nil && tr.Enabled() {
 		deps.Tracer, deps.Propagator = tr.Provider.Tracer("strangler"), tr.Propagator
