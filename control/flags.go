@@ -142,9 +142,10 @@ const resyncInterval = 5 * time.Second
 // serves for writes it sends straight to a backend, unjournaled, after
 // the read of the store they came from began (Follows); and how long a
 // change of a route into dual-write waits, once committed, before it
-// answers (awaitFollowers): by then every replica has read it or sends
-// such writes no more. The product promises that every replica follows a
-// change within a second.
+// answers (awaitFollowers): by then every replica that reads the store
+// has read it or reads it again before such a write; and the longest a
+// write waits for that read (renew). The product promises that every
+// replica follows a change within a second.
 const followLease = time.Second
 
 // followRenew is how often a replica of a shared store reads the flags
@@ -614,9 +615,9 @@ func (f *Flags) resyncLocked(ctx context.Context) (bool, error) {
 // the journal refused as decided under flags older than the store's
 // (domain.ErrStaleFlags): another replica changed its route and this one
 // has not followed yet (the notification is late, or the connection
-// listening for it broke); and for a write to be sent straight to a
-// backend while the flags serving are not known to be current
-// (Follows). It returns once a read begun after it was called is
+// listening for it broke); and, through renew, for a write to be sent
+// straight to a backend while the flags serving are not known to be
+// current (Follows). It returns once a read begun after it was called is
 // applied, so writes that wait together share one read.
 func (f *Flags) Resync(ctx context.Context) {
 	called := f.reads.Load()
@@ -986,8 +987,10 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 
 // awaitFollowers returns followLease after a change that moved a route
 // into dual-write committed (at committed), with a store the replicas
-// share: by then every other replica either serves it, or reads the
-// flags again before it sends a write straight to a backend (Follows).
+// share: by then every other replica that reads the store either serves
+// it, or reads the flags again before it sends a write straight to a
+// backend (Follows); one cut off from the store serves and counts such
+// writes on its last flags (strangler_stale_flags_writes_total).
 // Without the wait, a replica whose notification was late would go on
 // sending the route's writes straight to the backend it sent them to
 // before, unjournaled, after the change answered: the other side would
