@@ -68,17 +68,31 @@ type servingReplica struct {
 	*httptest.Server
 	flags *Flags
 	store *store.Store
+	// reg holds its router's metrics; logs, what it logged.
+	reg  *prometheus.Registry
+	logs *testkit.Logs
 }
 
 // With resync false its router cannot read the flags again when the
 // journal refuses a write (router.Deps.Resync nil).
 func newServingReplica(t *testing.T, dsn, legacyURL, modernURL string, resync bool) *servingReplica {
 	t.Helper()
+	return serveReplica(t, dsn, legacyURL, modernURL, fenceRoutes, func(r *servingReplica, deps *router.Deps) {
+		if resync {
+			deps.Resync = func(ctx context.Context) { r.flags.Resync(ctx) }
+		}
+	})
+}
+
+// serveReplica is a servingReplica of routes whose router has the deps
+// wire gives it.
+func serveReplica(t *testing.T, dsn, legacyURL, modernURL, routes string, wire func(*servingReplica, *router.Deps)) *servingReplica {
+	t.Helper()
 	cfg, err := configfile.Parse("test.yaml", fmt.Appendf(nil, `
 backends:
   legacy: { url: %q }
   modern: { url: %q }
-`+fenceRoutes, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
+`+routes, legacyURL, modernURL), configfile.Env{Getenv: func(string) string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +101,10 @@ backends:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	log := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	r := &servingReplica{store: st}
+	r := &servingReplica{store: st, reg: prometheus.NewRegistry(), logs: &testkit.Logs{}}
+	log, reg := r.logs.Logger(slog.LevelInfo), r.reg
 	deps := router.Deps{Metrics: router.NewMetrics(reg), Log: log, Journal: dualwrite.NewOutcomes(st, nil, reg, log)}
-	if resync {
-		deps.Resync = func(ctx context.Context) { r.flags.Resync(ctx) }
-	}
+	wire(r, &deps)
 	rtr := router.New(deps)
 	r.flags, err = NewFlags(context.Background(), cfg, st, nil, &Reports{Counts: st}, rtr, log, time.Now)
 	if err != nil {

@@ -25,6 +25,10 @@ type FlagStore interface {
 	ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...store.Linked) (version, fence int64, err error)
 	AppendAudit(ctx context.Context, a domain.AuditEntry) error
 	Watch(ctx context.Context) (<-chan struct{}, error)
+	// Shared reports whether other replicas may share the store
+	// (store.Store.Shared): their changes are what Follows guards
+	// against.
+	Shared() bool
 	// OpenPrimaries is, per route, the primaries its open journaled
 	// writes went to, and how many went to each
 	// (store.Store.OpenPrimaries).
@@ -92,10 +96,34 @@ type Flags struct {
 	knownOnce sync.Once
 	// watching is closed once Run follows other replicas' flips.
 	watching chan struct{}
-	// resyncEvery is how often Run re-reads the overrides:
-	// resyncInterval, which this package's tests change to tell a flip
-	// applied on its notification from one the re-read caught.
+	// resyncEvery is how often Run re-reads the overrides; 0 is
+	// followRenew with a store the replicas share, else resyncInterval.
+	// This package's tests change it to tell a flip applied on its
+	// notification from one the re-read caught.
 	resyncEvery time.Duration
+	// epoch is when the flags were made, on the monotonic clock that
+	// followed counts from.
+	epoch time.Time
+	// readFrom is when the latest read of the store that worked began
+	// (since epoch), under mu; followed is the same once the flags it
+	// read serve (see Follows).
+	readFrom time.Duration
+	followed atomic.Int64
+	// readAt is when the latest read of the store that worked began, on
+	// the clock now reads: what /readyz and the router say stale writes
+	// were served on.
+	readAt atomic.Int64
+	// renewing is the read that writes waiting for current flags share
+	// (renew); nil when none is under way.
+	renewing atomic.Pointer[renewal]
+}
+
+// renewal is one read of the flags for writes that found the lease
+// lapsed (renew): began is when it was asked for (since epoch), done is
+// closed once it is over.
+type renewal struct {
+	began time.Duration
+	done  chan struct{}
 }
 
 // Rates are a route's recent shadow mismatch and fallback rates, for the
@@ -104,9 +132,26 @@ type Rates interface {
 	RecentRates(ctx context.Context, route string, now time.Time) (mismatch, fallback domain.Share, err error)
 }
 
-// resyncInterval is the safety net under LISTEN/NOTIFY: how often the
-// overrides are re-read in case a notification was missed.
+// resyncInterval is how often a replica of a store no other replica
+// shares (SQLite) re-reads the overrides, which its own changes alone
+// move: to say again whether the store answers. A shared store's are
+// re-read every followRenew, the safety net under LISTEN/NOTIFY too.
 const resyncInterval = 5 * time.Second
+
+// followLease is how long a replica of a shared store trusts the flags it
+// serves for writes it sends straight to a backend, unjournaled, after
+// the read of the store they came from began (Follows); and how long a
+// change of a route into dual-write waits, once committed, before it
+// answers (awaitFollowers): by then every replica that reads the store
+// has read it or reads it again before such a write; and the longest a
+// write waits for that read (renew). The product promises that every
+// replica follows a change within a second.
+const followLease = time.Second
+
+// followRenew is how often a replica of a shared store reads the flags
+// to renew its lease: a few times per lease, so that a read that is slow
+// or fails now and then does not let it lapse.
+const followRenew = followLease / 4
 
 // A failed re-read is tried again after resyncRetry, doubling up to
 // resyncRetryMax while the store stays unreadable: each failure can be
@@ -136,7 +181,7 @@ const storeTimeout = 5 * time.Second
 func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *Snapshot, rates Rates, tables Tables, log *slog.Logger, now func() time.Time) (*Flags, error) {
 	f := &Flags{
 		store: fs, snapshot: snapshot, tables: tables, log: log, now: now, rates: rates,
-		known: make(chan struct{}), watching: make(chan struct{}), resyncEvery: resyncInterval,
+		known: make(chan struct{}), watching: make(chan struct{}), epoch: time.Now(),
 	}
 	f.file.Store(cfg)
 	empty := map[string]domain.Override{}
@@ -145,6 +190,8 @@ func NewFlags(ctx context.Context, cfg *config.Config, fs FlagStore, snapshot *S
 	f.versions.Store(&noVersions)
 	noFences := map[string]int64{}
 	f.fences.Store(&noFences)
+	// Nothing read yet: no write goes straight before a read (Follows).
+	f.followed.Store(-int64(followLease))
 	if _, err := f.refresh(ctx); err != nil {
 		f.serveSnapshot(err)
 	}
@@ -248,6 +295,7 @@ func (f *Flags) serveSnapshot(err error) {
 // snapshot.
 func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	f.reads.Add(1)
+	from, at := time.Since(f.epoch), f.now()
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	file := f.file.Load()
@@ -287,6 +335,11 @@ func (f *Flags) refresh(ctx context.Context) (bool, error) {
 	if old := *f.fences.Load(); (old == nil) != (fences == nil) || !maps.Equal(old, fences) {
 		f.fences.Store(&fences)
 		changed = true
+	}
+	f.readFrom = from
+	f.readAt.Store(at.UnixNano())
+	if !changed {
+		f.followed.Store(int64(from)) // what serves is what was read
 	}
 	return changed, nil
 }
@@ -366,7 +419,92 @@ func (f *Flags) SetFile(cfg *config.Config) error {
 }
 
 func (f *Flags) applyLocked() error {
-	return f.tables.Apply(withFences(Effective(f.file.Load(), *f.overrides.Load()), *f.fences.Load()))
+	if err := f.tables.Apply(withFences(Effective(f.file.Load(), *f.overrides.Load()), *f.fences.Load())); err != nil {
+		return err
+	}
+	f.followed.Store(int64(f.readFrom))
+	return nil
+}
+
+// Follows reports whether this replica may send a write straight to a
+// backend, unjournaled, on the flags it serves, taking them as current;
+// when not, readAt is when they were read (zero: never, the snapshot or
+// the file serves). With a store the replicas share they are current
+// while read from it less than followLease ago. A change of a route into
+// dual-write answers only followLease after it committed
+// (awaitFollowers), so a replica that has not followed it by then (its
+// notification late, its listening connection broken) does not take its
+// flags for current: while the store answers it, they are read again
+// first (renew), the write waiting at most followLease for that read.
+// A replica that knows it is cut off (its last read failed, or a read
+// for writes has been pending for followLease) does not wait: the router
+// serves the write on the flags it has and counts it, because refusing
+// every write of the API while the facade's own store is down makes an
+// outage of the store an outage of every write; a backfill or verify
+// catches what the other side missed. The usual answer is an atomic load
+// and the monotonic clock, no store.
+func (f *Flags) Follows(ctx context.Context) (current bool, readAt time.Time) {
+	if f.leased() {
+		return true, time.Time{}
+	}
+	if f.reachable() {
+		f.renew(ctx)
+		if f.leased() {
+			return true, time.Time{}
+		}
+	}
+	return false, f.ReadAt()
+}
+
+// ReadAt is when the latest read of the flags from the store that worked
+// began; zero before one has.
+func (f *Flags) ReadAt() time.Time {
+	if at := f.readAt.Load(); at != 0 {
+		return time.Unix(0, at)
+	}
+	return time.Time{}
+}
+
+// leased reports whether the flags serving were read less than
+// followLease ago, or the store is one process's (SQLite).
+func (f *Flags) leased() bool {
+	return !f.store.Shared() || time.Since(f.epoch)-time.Duration(f.followed.Load()) < followLease
+}
+
+// reachable reports whether the store answered this replica's last read
+// of the flags and no read for writes has waited on it for followLease:
+// whether a write that found the lease lapsed may wait for a read.
+func (f *Flags) reachable() bool {
+	if !f.storeOK.Load() {
+		return false
+	}
+	r := f.renewing.Load()
+	return r == nil || time.Since(f.epoch)-r.began < followLease
+}
+
+// renew reads the flags again for a write that found the lease lapsed,
+// and returns once the read is applied, or followLease after the read
+// was asked for, or when ctx ends, whichever comes first. Writes that
+// wait together share one read (Resync, in its own goroutine so that no
+// write waits on mu past the bound while another read holds it).
+func (f *Flags) renew(ctx context.Context) {
+	r := &renewal{began: time.Since(f.epoch), done: make(chan struct{})}
+	if f.renewing.CompareAndSwap(nil, r) {
+		go func() {
+			defer close(r.done)
+			defer f.renewing.Store(nil)
+			f.Resync(context.WithoutCancel(ctx))
+		}()
+	} else if r = f.renewing.Load(); r == nil {
+		return // the read just ended: the caller looks at the lease again
+	}
+	wait := time.NewTimer(followLease - (time.Since(f.epoch) - r.began))
+	defer wait.Stop()
+	select {
+	case <-r.done:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
 }
 
 // withFences is cfg with each route's fence from fences, -1 for a route
@@ -408,15 +546,15 @@ func (f *Flags) Run(ctx context.Context) error {
 	// fail on a pooled connection the server closed, and a flip made
 	// while it was away would otherwise wait a whole interval.
 	retry := resyncRetry
-	next := time.NewTimer(f.resyncEvery)
+	next := time.NewTimer(f.every())
 	defer next.Stop()
 	for {
 		if ok {
 			retry = resyncRetry
-			next.Reset(f.resyncEvery)
+			next.Reset(f.every())
 		} else {
 			next.Reset(retry)
-			retry = min(2*retry, resyncRetryMax, f.resyncEvery)
+			retry = min(2*retry, resyncRetryMax, f.every())
 		}
 		select {
 		case <-ctx.Done():
@@ -433,6 +571,19 @@ func (f *Flags) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// every is how often Run re-reads the overrides (resyncEvery): with a
+// store the replicas share, often enough to renew the lease Follows
+// checks, so that a healthy replica's writes never wait for a read.
+func (f *Flags) every() time.Duration {
+	switch {
+	case f.resyncEvery != 0:
+		return f.resyncEvery
+	case f.store.Shared():
+		return followRenew
+	}
+	return resyncInterval
 }
 
 // Watching is closed once this replica follows other replicas' flips.
@@ -464,8 +615,10 @@ func (f *Flags) resyncLocked(ctx context.Context) (bool, error) {
 // the journal refused as decided under flags older than the store's
 // (domain.ErrStaleFlags): another replica changed its route and this one
 // has not followed yet (the notification is late, or the connection
-// listening for it broke). It returns once a read begun after it was
-// called is applied, so writes refused together share one read.
+// listening for it broke); and, through renew, for a write to be sent
+// straight to a backend while the flags serving are not known to be
+// current (Follows). It returns once a read begun after it was called is
+// applied, so writes that wait together share one read.
 func (f *Flags) Resync(ctx context.Context) {
 	called := f.reads.Load()
 	f.mu.Lock()
@@ -474,7 +627,7 @@ func (f *Flags) Resync(ctx context.Context) {
 		return // a read begun since is applied: mu was held for it
 	}
 	if changed, _ := f.resyncLocked(ctx); changed {
-		f.log.Info("route flags read again at once: the journal refused a dual write decided under the ones another replica replaced")
+		f.log.Info("route flags read again at once for a write: another replica had changed them")
 	}
 }
 
@@ -754,8 +907,8 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		}
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	o := maps.Clone(*f.overrides.Load())
+	var committed time.Time
 	if fl.Clear {
 		delete(o, fl.Route)
 	} else {
@@ -788,6 +941,7 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 			f.log.Error("the state store did not take the flip, or did not confirm it", "route", fl.Route, "actor", fl.Actor, "error", err)
 			return storeRefused(err)
 		}
+		committed = time.Now()
 		if !fl.Clear {
 			o[fl.Route] = stored // as stored: its version
 		}
@@ -818,13 +972,39 @@ func (f *Flags) Apply(ctx context.Context, fl Flip) (RouteFlags, error) {
 		}
 		cur, _ = f.Get(fl.Route)
 	}
+	f.mu.Unlock()
 	if err != nil {
 		return cur, err
+	}
+	if cur.Mode != domain.ModeDualWrite && entry.ToMode == domain.ModeDualWrite {
+		f.awaitFollowers(ctx, committed)
 	}
 	f.log.Info("route flipped", "route", fl.Route, "actor", fl.Actor, "action", entry.Action,
 		"from_mode", entry.FromMode, "to_mode", entry.ToMode, "forced", fl.Force)
 	rf, _ := f.Get(fl.Route)
 	return rf, nil
+}
+
+// awaitFollowers returns followLease after a change that moved a route
+// into dual-write committed (at committed), with a store the replicas
+// share: by then every other replica that reads the store either serves
+// it, or reads the flags again before it sends a write straight to a
+// backend (Follows); one cut off from the store serves and counts such
+// writes on its last flags (strangler_stale_flags_writes_total).
+// Without the wait, a replica whose notification was late would go on
+// sending the route's writes straight to the backend it sent them to
+// before, unjournaled, after the change answered: the other side would
+// never get them. A caller that leaves ends the wait; the change is made.
+func (f *Flags) awaitFollowers(ctx context.Context, committed time.Time) {
+	if !f.store.Shared() {
+		return
+	}
+	wait := time.NewTimer(time.Until(committed.Add(followLease)))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-ctx.Done():
+	}
 }
 
 // unchanged answers a flip that would leave route cur as this replica

@@ -65,7 +65,11 @@ func (a *admin) readyText() string {
 	if from := a.Flags.SnapshotFrom(); !from.IsZero() {
 		degraded = append(degraded, "store unreachable, serving snapshot from "+from.UTC().Format(time.RFC3339))
 	} else if ok, since := a.Flags.StoreOK(); !ok {
-		degraded = append(degraded, "state store unreachable since "+since.UTC().Format(time.RFC3339)+"; serving the last known route flags")
+		text := "state store unreachable since " + since.UTC().Format(time.RFC3339) + "; serving the last known route flags"
+		if at := a.Flags.ReadAt(); !at.IsZero() {
+			text += "; writes are served on route flags last read at " + at.UTC().Format(time.RFC3339)
+		}
+		degraded = append(degraded, text)
 	}
 	if a.Writes != nil {
 		if since, held := a.Writes.WritesFailing(); !since.IsZero() {

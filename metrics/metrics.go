@@ -100,6 +100,11 @@ var (
 		Help:   "Requests the facade answered alone, before or instead of a backend, by route and reason: method (405), bad_request (a path, header or framing the edge refuses), body_incomplete, body_timeout (408), body_too_large (max_body), replay_too_large (max_replay_body), replay_budget (503: replay_budget full), trailer, journal_down (503), key_in_flight and key_moved (409), key_reused (422), key_invalid (400 Idempotency-Key), resource_busy (503: a dual write waited too long behind earlier writes to its path), writes_held (503: a dual write waited past its primary's timeout for a change of where routes send writes, or was decided under route flags another replica had changed and this one could not read again). With route \"\": requests Go's HTTP server could not read, answered before any route: malformed (400), host (400: Host missing or malformed), header (400: a header name or value), head_too_large (431), transfer_encoding (501), http_version (505), expect (417), not_tls (400: plain HTTP on the TLS listener).",
 		Labels: []string{"route", "reason"},
 	}
+	StaleFlagsWrites = Def{
+		Name:   "strangler_stale_flags_writes_total",
+		Help:   "Writes a replica sent straight to a backend, unjournaled, on route flags it could not read from the state store it shares with other replicas within the last second (the store out of its reach), by route: if another replica moved the route into dual-write meanwhile, the other side lacks them until a backfill.",
+		Labels: []string{"route"},
+	}
 	ForcedRequests = Def{
 		Name:   "strangler_forced_requests_total",
 		Help:   "Requests a valid X-Strangler-Force header sent to one backend, past the route's mode and split, by route and backend.",
@@ -205,7 +210,7 @@ var (
 // test in cmd/strangler fails when the facade or the backfill registers a
 // metric missing here, or none registers one listed.
 var All = []Def{
-	Requests, BrokenAnswers, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused,
+	Requests, BrokenAnswers, RequestDuration, Fallbacks, RouteMode, ShadowComparisons, ShadowDuration, DualWrites, ForcedRequests, ForceIgnored, SchemaDrift, Refused, StaleFlagsWrites,
 	ReplayBuffered, ClientConnections, ClientConnectionsMax, ClientConnectionsFull, AdminConnections, AdminConnectionsMax, AdminConnectionsFull,
 	RepairQueueDepth, StoreWriteErrors, StoreUp,
 	GuardRollbacks, RampState, RampWaiting, ChangesPending, ChangeOldest, AdminDenied, AdminLockouts, ConfigReloadSuccessful, ConfigReloadTimestamp,

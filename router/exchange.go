@@ -74,8 +74,11 @@ type exchange struct {
 	span trace.Span
 	// dualWrite is the journaled write of a dual-write request.
 	dualWrite *pendingWrite
-	// decidedAgain says the journal refused the request's write once as
-	// decided under stale route flags, and it was routed again (decideAgain).
+	// decidedAgain says the request's write was routed again once after
+	// the route flags were read again: the journal refused it as decided
+	// under stale ones (decideAgain), or a write sent straight to a
+	// backend found another table serving once they were checked
+	// (followed).
 	decidedAgain bool
 	// forced is the backend a valid X-Strangler-Force header sent the
 	// request to, "" for a request routed as usual.

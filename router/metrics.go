@@ -34,6 +34,7 @@ type Metrics struct {
 	forceIgnored    *prometheus.CounterVec
 	schemaDrift     *prometheus.CounterVec
 	refusals        *prometheus.CounterVec
+	staleWrites     *prometheus.CounterVec
 	replayBuffered  prometheus.Gauge
 }
 
@@ -52,10 +53,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		forceIgnored:    metrics.ForceIgnored.CounterVec(),
 		schemaDrift:     metrics.SchemaDrift.CounterVec(),
 		refusals:        metrics.Refused.CounterVec(),
+		staleWrites:     metrics.StaleFlagsWrites.CounterVec(),
 		replayBuffered:  metrics.ReplayBuffered.Gauge(),
 	}
 	reg.MustRegister(m.requests, m.broken, m.duration, m.fallbacks, m.routeMode, m.shadowResults, m.shadowDurations, m.dualWrites, m.forced, m.forceIgnored, m.schemaDrift,
-		m.refusals, m.replayBuffered)
+		m.refusals, m.staleWrites, m.replayBuffered)
 	return m
 }
 

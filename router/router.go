@@ -60,6 +60,9 @@ type Router struct {
 	// journaling is entered by each dual write while it checks that its
 	// table still serves and journals under it, and held by HoldWrites.
 	journaling writeHold
+	// stale paces the log of writes served on route flags not known to be
+	// current (followed).
+	stale staleWrites
 }
 
 // Deps are what the router needs besides configuration.
@@ -94,6 +97,13 @@ type Deps struct {
 	// another replica changed (control.Flags.Resync); nil answers such a
 	// write 503.
 	Resync func(ctx context.Context)
+	// Follows reports whether the route flags serving may be taken as
+	// current for a write sent straight to a backend, unjournaled, having
+	// read them again first when the store answers (control.Flags.Follows,
+	// which bounds that wait); when not, readAt is when they were read,
+	// and the write goes on them, counted and logged (followed). Nil
+	// takes them as current: one process.
+	Follows func(ctx context.Context) (current bool, readAt time.Time)
 	// Schemas keeps the response schemas shadow and fallback routes learn
 	// from legacy's answers; nil makes a fresh registry. SchemaStore, when
 	// set, is where every replica's learning is loaded from.
@@ -278,6 +288,9 @@ func (t *Table) serve(x *exchange, req *http.Request) {
 	rt := x.route
 	if b := t.forced(x, req); b != "" {
 		t.proxyTo(b).ServeHTTP(&x.w, req)
+		return
+	}
+	if rt.mode != domain.ModeDualWrite && !isSafe(req.Method) && !t.followed(x, req) {
 		return
 	}
 	switch rt.mode {

@@ -168,6 +168,10 @@ func initStore(d *dialect, db *sql.DB, dsn string, log *slog.Logger, opts []Opti
 	return s, nil
 }
 
+// Shared reports whether several replicas may share this store:
+// PostgreSQL. An SQLite file serves one process.
+func (s *Store) Shared() bool { return s.dialect.name == "postgres" }
+
 // Hasher is the keyed hash every replica of this store shares, for what
 // the facade shows in place of patient data. It has its key once the
 // store has been reached (see Start).

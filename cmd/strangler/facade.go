@@ -85,7 +85,8 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 		Schemas:    f.schemas, SchemaStore: st,
 		// The flags, built over the router below, read before any
 		// request is served.
-		Resync: func(ctx context.Context) { f.flags.Resync(ctx) },
+		Resync:  func(ctx context.Context) { f.flags.Resync(ctx) },
+		Follows: func(ctx context.Context) (bool, time.Time) { return f.flags.Follows(ctx) },
 	}
 	if tr := f.tracing; tr != nil && tr.Enabled() {
 		deps.Tracer, deps.Propagator = tr.Provider.Tracer("strangler"), tr.Propagator
