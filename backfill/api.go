@@ -26,12 +26,14 @@ import (
 // in hex), so that any key is valid text in either store.
 type APILedger interface {
 	StartAPIBackfill(ctx context.Context, mode string) (int64, error)
-	APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error)
+	// Checkpoints and groups are recorded for a plan (table.cutFor):
+	// those of another are none, stale true, or cut afresh.
+	APIBackfillCheckpoint(ctx context.Context, table, plan string) (key string, ok, stale bool, err error)
 	// The checkpoint a release that kept no ledger rows of migrated rows
 	// left (copy), cleared once those rows are in the ledger.
 	APIBackfillBaseline(ctx context.Context, table string) (key string, ok bool, err error)
 	ClearAPIBackfillBaseline(ctx context.Context, table string) error
-	RecordAPIBackfill(ctx context.Context, run int64, table string, migrated, failed []store.APIBackfillRow, checkpoint *string) error
+	RecordAPIBackfill(ctx context.Context, run int64, table, plan string, migrated, failed []store.APIBackfillRow, checkpoint *string) error
 	// What was last sent for rows, and how many rows were ever sent: a
 	// re-run sends only what changed, and counts what is gone.
 	APIBackfillSentRows(ctx context.Context, table string, keys []string) (map[string]store.APIBackfillSent, error)
@@ -46,8 +48,8 @@ type APILedger interface {
 
 	// The groups of a run shared by workers (apiworkers.go).
 	CanShareRuns() error
-	ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]store.APIBackfillGroup, error)) error
-	ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
+	ShareAPIBackfillGroups(ctx context.Context, run, table, plan string, cut func(context.Context) ([]store.APIBackfillGroup, error)) (stale bool, err error)
+	ClaimAPIBackfillGroup(ctx context.Context, run, table, plan, owner string, lease time.Duration) (store.APIBackfillGroup, bool, error)
 	RenewAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string, lease time.Duration) (bool, error)
 	ReleaseAPIBackfillGroup(ctx context.Context, run string, g store.APIBackfillGroup, owner string) error
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
@@ -294,9 +296,14 @@ func (r *apiRunner) copyWatched(ctx context.Context, t *apiTable, o *outage) err
 		}
 	}
 	if r.opts.SinceCheckpoint && r.opts.APILedger != nil {
-		key, ok, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, r.ledgerName(t))
+		key, ok, stale, err := r.opts.APILedger.APIBackfillCheckpoint(ctx, r.ledgerName(t), t.cutFor())
 		if err != nil {
 			return err
+		}
+		if stale {
+			// Going on from it would leave the rows below it unread, or
+			// as the old requests sent them.
+			logStaleRanges(r.opts.Log, t.table)
 		}
 		if ok {
 			if rg.start, err = parseKey(t.key, key); err != nil {
@@ -345,7 +352,7 @@ func (r *apiRunner) copyWatched(ctx context.Context, t *apiTable, o *outage) err
 					last = &k
 				}
 				err := r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
-					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, last)
+					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), t.cutFor(), migrated, failed, last)
 				})
 				if err == nil {
 					rg.last = b.rows[len(b.rows)-1].key
@@ -431,7 +438,7 @@ func (r *apiRunner) retryFailedWatched(ctx context.Context, t *apiTable, o *outa
 					return nil
 				}
 				err := r.send(ctx, t, b, reqPace, o, func(migrated, failed []store.APIBackfillRow) error {
-					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), migrated, failed, nil)
+					return r.opts.APILedger.RecordAPIBackfill(ctx, r.run, r.ledgerName(t), t.cutFor(), migrated, failed, nil)
 				})
 				if err == nil {
 					c.add(t.table, b.rows)

@@ -36,9 +36,12 @@ func (b boundedLedger) StartAPIBackfill(ctx context.Context, mode string) (int64
 	return get(b, ctx, func(ctx context.Context) (int64, error) { return b.l.StartAPIBackfill(ctx, mode) })
 }
 
-func (b boundedLedger) APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error) {
-	err = b.call(ctx, func(ctx context.Context) error { key, ok, err = b.l.APIBackfillCheckpoint(ctx, table); return err })
-	return key, ok, err
+func (b boundedLedger) APIBackfillCheckpoint(ctx context.Context, table, plan string) (key string, ok, stale bool, err error) {
+	err = b.call(ctx, func(ctx context.Context) error {
+		key, ok, stale, err = b.l.APIBackfillCheckpoint(ctx, table, plan)
+		return err
+	})
+	return key, ok, stale, err
 }
 
 func (b boundedLedger) APIBackfillBaseline(ctx context.Context, table string) (key string, ok bool, err error) {
@@ -50,9 +53,9 @@ func (b boundedLedger) ClearAPIBackfillBaseline(ctx context.Context, table strin
 	return b.call(ctx, func(ctx context.Context) error { return b.l.ClearAPIBackfillBaseline(ctx, table) })
 }
 
-func (b boundedLedger) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated, failed []store.APIBackfillRow, checkpoint *string) error {
+func (b boundedLedger) RecordAPIBackfill(ctx context.Context, run int64, table, plan string, migrated, failed []store.APIBackfillRow, checkpoint *string) error {
 	return b.call(ctx, func(ctx context.Context) error {
-		return b.l.RecordAPIBackfill(ctx, run, table, migrated, failed, checkpoint)
+		return b.l.RecordAPIBackfill(ctx, run, table, plan, migrated, failed, checkpoint)
 	})
 }
 
@@ -86,13 +89,17 @@ func (b boundedLedger) ReleaseAPIBackfill(ctx context.Context, run int64) error 
 
 func (b boundedLedger) CanShareRuns() error { return b.l.CanShareRuns() }
 
-func (b boundedLedger) ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]store.APIBackfillGroup, error)) error {
-	return b.call(ctx, func(ctx context.Context) error { return b.l.ShareAPIBackfillGroups(ctx, run, table, cut) })
+func (b boundedLedger) ShareAPIBackfillGroups(ctx context.Context, run, table, plan string, cut func(context.Context) ([]store.APIBackfillGroup, error)) (stale bool, err error) {
+	err = b.call(ctx, func(ctx context.Context) error {
+		stale, err = b.l.ShareAPIBackfillGroups(ctx, run, table, plan, cut)
+		return err
+	})
+	return stale, err
 }
 
-func (b boundedLedger) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (g store.APIBackfillGroup, ok bool, err error) {
+func (b boundedLedger) ClaimAPIBackfillGroup(ctx context.Context, run, table, plan, owner string, lease time.Duration) (g store.APIBackfillGroup, ok bool, err error) {
 	err = b.call(ctx, func(ctx context.Context) error {
-		g, ok, err = b.l.ClaimAPIBackfillGroup(ctx, run, table, owner, lease)
+		g, ok, err = b.l.ClaimAPIBackfillGroup(ctx, run, table, plan, owner, lease)
 		return err
 	})
 	return g, ok, err

@@ -41,13 +41,18 @@ func (r *apiRunner) workWatched(ctx context.Context, t *apiTable, o *outage) err
 		return err
 	}
 	cut := func(ctx context.Context) ([]store.APIBackfillGroup, error) { return r.cutGroups(ctx, t) }
-	if err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, r.ledgerName(t), cut); err != nil {
+	stale, err := l.ShareAPIBackfillGroups(ctx, r.opts.Run, r.ledgerName(t), t.cutFor(), cut)
+	if err != nil {
 		return err
+	}
+	if stale {
+		// As in copy: the groups done were sent as other requests.
+		logStaleRanges(r.opts.Log, t.table)
 	}
 	r.stats[t.name].estimate.Store(estimateRows(ctx, r.src, t.table))
 	reqPace := newPacer(t.api.Rate)
 	claim := func(ctx context.Context) (func(context.Context) error, bool, error) {
-		g, ok, err := l.ClaimAPIBackfillGroup(ctx, r.opts.Run, r.ledgerName(t), r.opts.WorkerID, r.opts.Lease)
+		g, ok, err := l.ClaimAPIBackfillGroup(ctx, r.opts.Run, r.ledgerName(t), t.cutFor(), r.opts.WorkerID, r.opts.Lease)
 		if !ok || err != nil {
 			return nil, ok, err
 		}

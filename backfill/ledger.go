@@ -322,7 +322,7 @@ func (l *ledger) ranges(ctx context.Context, t *table) ([]keyRange, error) {
 // logStaleRanges says that t's ranges, cut for another plan of it, are
 // dropped and the table copied from its start.
 func logStaleRanges(log *slog.Logger, t *table) {
-	log.Warn("backfill checkpoints were recorded for another source, key, target table or mapping; copying the table from its start", "table", t.name)
+	log.Warn("backfill checkpoints were recorded for another source, key, target or mapping; copying the table from its start", "table", t.name)
 }
 
 // setRanges records t's key ranges by their ends, the last one nil, in

@@ -65,21 +65,34 @@ type table struct {
 
 // cutFor names what t's key ranges and checkpoints stand for: its source,
 // its key and the key's kind (which orders the checkpoints' bytes), its
-// target table and target key, and its columns' mapping. Ranges cut for
-// another are of another copy: going on from them would skip rows, or
-// leave the rows below the checkpoints as the old mapping wrote them
-// (ledger.ranges). lossy is no part of it: a row it lets through was in
-// the ledger, which every run retries, and one copied without it is the
-// same with it.
+// target table and target key, and its columns' mapping; for a table
+// sent to the API, its requests' method, path and body mapping, and
+// group_by (which cuts a shared run's groups). Ranges cut for another
+// are of another copy: going on from them would skip rows, or leave the
+// rows below the checkpoints as the old mapping wrote them
+// (ledger.ranges), or as the old requests sent them. lossy is no part
+// of it: a row it lets through was in the ledger, which every run
+// retries, and one copied without it is the same with it. Nor is the
+// API's url (nor its headers): the ledger of rows sent knows a row by
+// its request alone, and would find each sent all the same.
 func (t *table) cutFor() string {
-	cols := maps.Clone(t.cfg.Columns)
+	parts := []string{t.source, t.sourceKey, strconv.Itoa(int(t.key)), t.target, t.cfg.TargetKey, withoutLossy(t.cfg.Columns)}
+	if a := t.cfg.TargetAPI; a != nil {
+		parts = append(parts, a.Method, a.Path, withoutLossy(a.Body), a.GroupBy)
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(h[:])
+}
+
+// withoutLossy is a mapping's JSON, lossy left out (cutFor).
+func withoutLossy(m map[string]config.Column) string {
+	cols := maps.Clone(m)
 	for name, c := range cols {
 		c.Lossy = false
 		cols[name] = c
 	}
 	mapping, _ := json.Marshal(cols) // maps marshal in key order
-	h := sha256.Sum256([]byte(strings.Join([]string{t.source, t.sourceKey, strconv.Itoa(int(t.key)), t.target, t.cfg.TargetKey, string(mapping)}, "\x00")))
-	return hex.EncodeToString(h[:])
+	return string(mapping)
 }
 
 // plan checks the backfill section's tables against both databases and

@@ -58,16 +58,23 @@ func (s *Store) FinishAPIBackfill(ctx context.Context, run int64, status string,
 }
 
 // APIBackfillCheckpoint returns the key up to which table's rows were
-// all sent, ok false when none were.
-func (s *Store) APIBackfillCheckpoint(ctx context.Context, table string) (key string, ok bool, err error) {
-	err = s.db.QueryRowContext(ctx, "SELECT last_key FROM strangler_api_backfill_checkpoints WHERE table_name = $1", table).Scan(&key)
+// all sent by requests of plan (a hash the caller names its table's plan
+// by), ok false when none were. A checkpoint recorded for another plan
+// is none (ok false, stale true): its rows were read by another key or
+// source, or sent as other requests. One recorded before plans were is
+// taken as it is.
+func (s *Store) APIBackfillCheckpoint(ctx context.Context, table, plan string) (key string, ok, stale bool, err error) {
+	err = s.db.QueryRowContext(ctx, "SELECT last_key, coalesce(plan <> $2, false) FROM strangler_api_backfill_checkpoints WHERE table_name = $1",
+		table, plan).Scan(&key, &stale)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return "", false, nil
+		return "", false, false, nil
 	case err != nil:
-		return "", false, fmt.Errorf("store: api backfill checkpoint: %w", err)
+		return "", false, false, fmt.Errorf("store: api backfill checkpoint: %w", err)
+	case stale:
+		return "", false, true, nil
 	}
-	return key, true, nil
+	return key, true, false, nil
 }
 
 // APIBackfillBaseline returns the checkpoint of table written by a
@@ -101,10 +108,11 @@ func (s *Store) ClearAPIBackfillBaseline(ctx context.Context, table string) erro
 
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
-// checkpoint unless that is nil (rows retried by key). A migrated row
+// checkpoint, recorded for plan, unless that is nil (rows retried by
+// key). A migrated row
 // replaces its earlier failure; of it the ledger keeps its key, the hash
 // of the request it went with and that request's Idempotency-Key.
-func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, migrated []APIBackfillRow, failed []APIBackfillRow, checkpoint *string) error {
+func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table, plan string, migrated []APIBackfillRow, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := s.recordAPIRows(ctx, tx, run, table, migrated, failed, now); err != nil {
@@ -113,9 +121,10 @@ func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table string, 
 		if checkpoint == nil {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at)
-			VALUES ($1, $2, $3) ON CONFLICT (table_name) DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at`,
-			table, *checkpoint, now)
+		_, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_checkpoints (table_name, last_key, updated_at, plan)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (table_name) DO UPDATE SET last_key = excluded.last_key, updated_at = excluded.updated_at,
+				plan = excluded.plan`,
+			table, *checkpoint, now, plan)
 		return err
 	})
 	if err != nil {

@@ -15,6 +15,12 @@ import (
 // when the table has no group_by. Lease times are the database's, so the
 // workers' clocks need not agree.
 
+// ErrAPIGroupsOfAnotherPlan means a worker's file plans a table otherwise
+// than the one that cut the run's groups last: leasing them, it would
+// send their rows as requests of another plan.
+var ErrAPIGroupsOfAnotherPlan = errors.New("its groups in this run were cut by a worker started with another file " +
+	"(another source, key, path, body or group_by); start this worker with that file, or give the new file a run of its own")
+
 // ErrAPIGroupLeaseLost means another worker took the group over: its
 // lease had run out.
 var ErrAPIGroupLeaseLost = errors.New("another worker took over this group (its lease ran out)")
@@ -43,20 +49,30 @@ func (s *Store) CanShareRuns() error {
 }
 
 // ShareAPIBackfillGroups records the groups cut returns for table in
-// run, unless they are recorded already: the first worker cuts the
-// table, once for all, and the others do not read it again.
-func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, cut func(context.Context) ([]APIBackfillGroup, error)) error {
+// run, cut for plan (a hash the caller names its table's plan by),
+// unless they are recorded already: the first worker cuts the table,
+// once for all, and the others do not read it again. Groups recorded for
+// another plan are dropped and the table cut afresh (stale true): their
+// last keys say nothing of this plan's requests. Groups recorded before
+// plans were are taken as they are.
+func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table, plan string, cut func(context.Context) ([]APIBackfillGroup, error)) (stale bool, err error) {
 	if err := s.CanShareRuns(); err != nil {
-		return err
+		return false, err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		stale = false // a retried transaction asks again
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('strangler_api_backfill_groups'), hashtext($1))", run); err != nil {
 			return err
 		}
 		var have bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2)",
-			run, table).Scan(&have); err != nil || have {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0, coalesce(bool_or(plan <> $3), false) FROM strangler_api_backfill_groups
+			WHERE run_name = $1 AND table_name = $2`, run, table, plan).Scan(&have, &stale); err != nil || have && !stale {
 			return err
+		}
+		if stale {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2", run, table); err != nil {
+				return err
+			}
 		}
 		groups, err := cut(ctx)
 		if err != nil {
@@ -64,26 +80,35 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table string, c
 		}
 		for i, g := range groups {
 			value, sealed := s.sealGroupValue(run, table, int64(i), g.Value)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_groups (run_name, table_name, group_no, group_value, sealed, range_end)
-				VALUES ($1, $2, $3, $4, $5, $6)`, run, table, i, value, sealed, g.End); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_groups (run_name, table_name, group_no, group_value, sealed, range_end, plan)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)`, run, table, i, value, sealed, g.End, plan); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: share the groups of %s: %w", table, err)
+		return false, fmt.Errorf("store: share the groups of %s: %w", table, err)
 	}
-	return nil
+	return stale, nil
 }
 
 // ClaimAPIBackfillGroup leases to owner, for lease, the next group of
 // table in run that nobody holds (or whose lease ran out); ok false when
 // there is none. A group whose value is encrypted with a key that is no
 // longer configured is an error wrapping ErrKeyLost: its rows cannot be
-// selected without it.
-func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, owner string, lease time.Duration) (g APIBackfillGroup, ok bool, err error) {
+// selected without it. Groups cut for another plan than the caller's
+// (ShareAPIBackfillGroups) are refused with ErrAPIGroupsOfAnotherPlan.
+func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, plan, owner string, lease time.Duration) (g APIBackfillGroup, ok bool, err error) {
 	g.Table = table
+	var other bool
+	if err := s.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2 AND plan <> $3)",
+		run, table, plan).Scan(&other); err != nil {
+		return g, false, fmt.Errorf("store: lease a group of %s: %w", table, err)
+	}
+	if other {
+		return g, false, fmt.Errorf("store: lease a group of %s: %w", table, ErrAPIGroupsOfAnotherPlan)
+	}
 	var sealed bool
 	until, untilArg := s.leaseAt(4, lease)
 	err = s.db.QueryRowContext(ctx, `WITH c AS (

@@ -17,16 +17,20 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, err := s.APIBackfillCheckpoint(ctx, "patients"); ok || err != nil {
+		if _, ok, _, err := s.APIBackfillCheckpoint(ctx, "patients", "p1"); ok || err != nil {
 			t.Fatalf("a new ledger has a checkpoint (%v)", err)
 		}
 		cp := "40"
 		fail := APIBackfillRow{Key: "17", Status: 422, Reason: "rejected", Message: "email is not an address", Payload: `{"email":"#a1b2"}`}
-		if err := s.RecordAPIBackfill(ctx, run, "patients", []APIBackfillRow{{Key: "1"}, {Key: "2"}}, []APIBackfillRow{fail, {Key: "30", Status: 503, Reason: "retries_exhausted"}}, &cp); err != nil {
+		if err := s.RecordAPIBackfill(ctx, run, "patients", "p1", []APIBackfillRow{{Key: "1"}, {Key: "2"}}, []APIBackfillRow{fail, {Key: "30", Status: 503, Reason: "retries_exhausted"}}, &cp); err != nil {
 			t.Fatal(err)
 		}
-		if got, ok, _ := s.APIBackfillCheckpoint(ctx, "patients"); !ok || got != "40" {
+		if got, ok, _, _ := s.APIBackfillCheckpoint(ctx, "patients", "p1"); !ok || got != "40" {
 			t.Errorf("checkpoint %q, %v; want 40", got, ok)
+		}
+		// Recorded for another plan of the table, it is none.
+		if got, ok, stale, err := s.APIBackfillCheckpoint(ctx, "patients", "p2"); ok || !stale || err != nil {
+			t.Errorf("checkpoint of plan p1 asked for p2: %q, ok %v, stale %v (%v); want none, stale", got, ok, stale, err)
 		}
 		page, err := s.APIBackfillFailures(ctx, "patients", "", 1)
 		if err != nil || len(page) != 1 || page[0] != fail {
@@ -36,7 +40,7 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 			t.Errorf("second page: %+v, want key 30", next)
 		}
 		// Key 17 migrates on a re-run of the failures; the checkpoint stays.
-		if err := s.RecordAPIBackfill(ctx, run, "patients", []APIBackfillRow{{Key: "17", Status: 200, BodyHash: "h:17", IdempotencyKey: "patients:17"}}, nil, nil); err != nil {
+		if err := s.RecordAPIBackfill(ctx, run, "patients", "p1", []APIBackfillRow{{Key: "17", Status: 200, BodyHash: "h:17", IdempotencyKey: "patients:17"}}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if left, _ := s.APIBackfillFailures(ctx, "patients", "", 10); len(left) != 1 || left[0].Key != "30" {
@@ -66,7 +70,7 @@ func TestAPIBackfillLedgerKeepsFailuresOnlyUntilTheRowMigrates(t *testing.T) {
 		if !slices.Equal(kept, []string{"30"}) {
 			t.Errorf("the ledger holds rows %v, want only the failed 30", kept)
 		}
-		if got, _, _ := s.APIBackfillCheckpoint(ctx, "patients"); got != "40" {
+		if got, _, _, _ := s.APIBackfillCheckpoint(ctx, "patients", "p1"); got != "40" {
 			t.Errorf("a re-run by key moved the checkpoint to %q", got)
 		}
 		if err := s.FinishAPIBackfill(ctx, run, "succeeded", []byte(`{"mode":"full"}`)); err != nil {
@@ -88,7 +92,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 			if err := s.CanShareRuns(); err == nil || !strings.Contains(err.Error(), "SQLite") {
 				t.Fatalf("a SQLite store shares runs (%v)", err)
 			}
-			if err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", func(context.Context) ([]APIBackfillGroup, error) { return nil, nil }); err == nil {
+			if _, err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", "p1", func(context.Context) ([]APIBackfillGroup, error) { return nil, nil }); err == nil {
 				t.Fatal("a SQLite store took a shared run's groups")
 			}
 			return
@@ -101,20 +105,28 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 		}
 		// A second worker does not cut the table again.
 		for range 2 {
-			if err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", cut); err != nil {
-				t.Fatal(err)
+			if stale, err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", "p1", cut); stale || err != nil {
+				t.Fatal(stale, err)
 			}
 		}
 		if cuts != 1 {
 			t.Errorf("two workers cut the table %d times, want once", cuts)
 		}
+		// A worker with another plan of the table cuts it afresh.
+		if stale, err := s.ShareAPIBackfillGroups(ctx, "nightly", "patients", "p2", cut); !stale || err != nil || cuts != 2 {
+			t.Errorf("a worker of plan p2 found the groups of p1 stale: %v (%v), and cut the table %d times; want stale, twice", stale, err, cuts)
+		}
+		// and a worker of the plan before may lease none of them.
+		if g, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p1", "w0", time.Hour); ok || !errors.Is(err, ErrAPIGroupsOfAnotherPlan) {
+			t.Fatalf("a worker of plan p1 leased %+v, %v (%v) of the groups cut for p2; want ErrAPIGroupsOfAnotherPlan", g, ok, err)
+		}
 		run, _ := s.StartAPIBackfill(ctx, "full")
-		g1, ok1, err1 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w1", time.Hour)
-		g2, ok2, err2 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w2", time.Minute)
+		g1, ok1, err1 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p2", "w1", time.Hour)
+		g2, ok2, err2 := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p2", "w2", time.Minute)
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || g1.No == g2.No || *g1.Value != "h1" || *g2.Value != "h2" {
 			t.Fatalf("leases %+v %v %v, %+v %v %v; want h1 and h2, one each", g1, ok1, err1, g2, ok2, err2)
 		}
-		if _, ok, _ := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w3", time.Minute); ok {
+		if _, ok, _ := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p2", "w3", time.Minute); ok {
 			t.Fatal("a third worker leased a group both others hold")
 		}
 		k := "7"
@@ -122,7 +134,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 			t.Fatal(err)
 		}
 		clock.Advance(2 * time.Minute) // w2's lease runs out, w1's does not
-		g3, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w3", time.Minute)
+		g3, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p2", "w3", time.Minute)
 		if !ok || err != nil || g3.No != g2.No || g3.Last == nil || *g3.Last != "7" {
 			t.Fatalf("after w2's lease ran out, w3 leased %+v, %v, %v; want w2's group from key 7", g3, ok, err)
 		}
@@ -168,13 +180,13 @@ func plantAPIBackfill(t *testing.T, s *Store, key string) APIBackfillRow {
 		t.Fatal(err)
 	}
 	fail := APIBackfillRow{Key: key, Status: 422, Reason: "rejected", Message: "mrn " + canary + " is taken", Payload: `{"mrn":"` + canary + `"}`}
-	if err := s.RecordAPIBackfill(ctx, run, "patients", nil, []APIBackfillRow{fail}, nil); err != nil {
+	if err := s.RecordAPIBackfill(ctx, run, "patients", "p1", nil, []APIBackfillRow{fail}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if s.CanShareRuns() == nil {
 		v := canary
 		cut := func(context.Context) ([]APIBackfillGroup, error) { return []APIBackfillGroup{{Value: &v}}, nil }
-		if err := s.ShareAPIBackfillGroups(ctx, "run-"+key, "patients", cut); err != nil {
+		if _, err := s.ShareAPIBackfillGroups(ctx, "run-"+key, "patients", "p1", cut); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -194,7 +206,7 @@ func apiBackfillReadsBack(t *testing.T, s *Store, want ...APIBackfillRow) {
 		return
 	}
 	for _, f := range want {
-		g, ok, err := s.ClaimAPIBackfillGroup(ctx, "run-"+f.Key, "patients", "w1", time.Millisecond)
+		g, ok, err := s.ClaimAPIBackfillGroup(ctx, "run-"+f.Key, "patients", "p1", "w1", time.Millisecond)
 		if !ok || err != nil || g.Value == nil || *g.Value != canary {
 			t.Errorf("group of run-%s: %+v, %v, %v; want its value %s", f.Key, g, ok, err, canary)
 		}
@@ -262,7 +274,7 @@ func TestAnEncryptedStoreKeepsTheAPIBackfillLedgerEncryptedAndRekeysIt(t *testin
 			}
 		}
 		if b.name == "postgres" {
-			if _, _, err := lost.ClaimAPIBackfillGroup(ctx, "run-17", "patients", "w2", time.Minute); !errors.Is(err, ErrKeyLost) {
+			if _, _, err := lost.ClaimAPIBackfillGroup(ctx, "run-17", "patients", "p1", "w2", time.Minute); !errors.Is(err, ErrKeyLost) {
 				t.Errorf("leasing a group whose value's key is lost: %v, want ErrKeyLost", err)
 			}
 		}
@@ -323,7 +335,7 @@ func TestApiupgradeCheckpointsWrittenBeforeMigration0090AreBaselines(t *testing.
 			t.Errorf("baseline of a checkpoint from before 0090: %q, %v, %v; want 42", key, ok, err)
 		}
 		last := "7"
-		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_consents", nil, nil, &last); err != nil {
+		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_consents", "p1", nil, nil, &last); err != nil {
 			t.Fatal(err)
 		}
 		if key, ok, err := s.APIBackfillBaseline(ctx, "apiupgrade_consents"); ok || err != nil {
@@ -332,13 +344,13 @@ func TestApiupgradeCheckpointsWrittenBeforeMigration0090AreBaselines(t *testing.
 		if err := s.ClearAPIBackfillBaseline(ctx, "apiupgrade_patients"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_patients", nil, nil, &last); err != nil {
+		if err := s.RecordAPIBackfill(ctx, 1, "apiupgrade_patients", "p1", nil, nil, &last); err != nil {
 			t.Fatal(err)
 		}
 		if key, ok, err := s.APIBackfillBaseline(ctx, "apiupgrade_patients"); ok || err != nil {
 			t.Errorf("baseline once cleared: %q, %v, %v; want none", key, ok, err)
 		}
-		if key, ok, err := s.APIBackfillCheckpoint(ctx, "apiupgrade_patients"); key != "7" || !ok || err != nil {
+		if key, ok, _, err := s.APIBackfillCheckpoint(ctx, "apiupgrade_patients", "p1"); key != "7" || !ok || err != nil {
 			t.Errorf("checkpoint %q, %v, %v; want 7", key, ok, err)
 		}
 	})
