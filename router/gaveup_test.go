@@ -38,8 +38,8 @@ func hangingModern(t *testing.T) (url string, arrived chan struct{}) {
 // a quarter of modern's timeout (1s here) for an answer that never began
 // counts as modern failing, in the window the guard judges, on a route
 // in modern and one in fallback; a client that leaves the moment modern
-// has its request counts nothing, so that a hostile client cannot trip
-// the guard. strangler_requests_total says 499 for each, as before.
+// has its request counts nothing for the guard, so that a hostile client
+// cannot trip it, and no request served for the retirement verdict. strangler_requests_total says 499 for each, as before.
 func TestAClientThatGaveUpOnAHangingModernCountsAsModernFailing(t *testing.T) {
 	modernURL, arrived := hangingModern(t)
 	legacy := newBackend(t, answer(200, `{}`))
@@ -81,6 +81,14 @@ func TestAClientThatGaveUpOnAHangingModernCountsAsModernFailing(t *testing.T) {
 			if attempts, failed := window(route); attempts != 0 || failed != 0 {
 				t.Errorf("%s: the guard counts %d attempts of modern's, %d failed; want none: the clients left at once", route, attempts, failed)
 			}
+		}
+		// Nor are they requests modern served, toward retiring legacy.
+		sink := &countSink{}
+		if err := f.router.deps.Stats.Flush(context.Background(), sink, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if sink.requests != 10 || sink.modernServed != 0 {
+			t.Errorf("the store got %d requests, %d of them served by modern; want 10, none served: modern answered none", sink.requests, sink.modernServed)
 		}
 	})
 
