@@ -222,3 +222,26 @@ func auditEqual(a, b domain.AuditEntry) bool {
 		a.FromMode == b.FromMode && a.ToMode == b.ToMode && eqf(a.FromPercent, b.FromPercent) &&
 		eqf(a.ToPercent, b.ToPercent) && a.Reason == b.Reason && a.Forced == b.Forced && a.Detail == b.Detail
 }
+
+// TestAnOverrideIsClearedUnderTheNameItWasSetUnder: SetOverride stores a
+// route name as text both back-ends take (clean); ClearOverride looked
+// the name up as given, so a name that is not UTF-8 or holds a NUL, set
+// without a fault, could not be cleared (SQLite found no route, and
+// PostgreSQL refused the name) and its override stayed.
+func TestAnOverrideIsClearedUnderTheNameItWasSetUnder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		const route = "caf\xe9\x00s"
+		o, err := s.SetOverride(ctx, domain.Override{Route: route, Mode: "modern", Actor: "alice"}, 0, flip(route, "legacy", "modern"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ClearOverride(ctx, route, o.Version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: route}); err != nil {
+			t.Fatalf("clearing the override it set: %v", err)
+		}
+		if all := mustOverrides(t, s); len(all) != 0 {
+			t.Errorf("overrides after the clear: %+v, want none", all)
+		}
+	})
+}
