@@ -162,3 +162,31 @@ func TestAClientThatLeavesAtOnceOverARawSocketCountsNothing(t *testing.T) {
 		t.Errorf("the guard counts %d attempts of modern's, %d failed; want none", w.ModernAttempts, w.ModernErrors)
 	}
 }
+
+// TestAClientThatSentItsBodySlowlyAndLeftAtOnceCountsNothing: a client
+// that takes longer than a quarter of modern's timeout to send its body
+// and leaves the moment the body is sent gave modern no time to answer:
+// its wait counts from its body's end, not from its request's start, so
+// that a client sending slowly cannot trip the guard.
+func TestAClientThatSentItsBodySlowlyAndLeftAtOnceCountsNothing(t *testing.T) {
+	modernURL, arrived := hangingModern(t)
+	f := newFacade(t, deadURL(t), modernURL, "", `
+  - {name: mod, match: "POST /mod", mode: modern}
+`)
+	c, err := net.Dial("tcp", f.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /mod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\"")
+	<-time.After(400 * time.Millisecond) // the client sends the rest slowly: a quarter of modern's timeout is 250ms
+	io.WriteString(c, ":1}")
+	<-arrived // modern has the whole request
+	c.Close()
+	testkit.Eventually(t, 10*time.Second, "the 499 counted", func() bool {
+		return f.metric(t, "strangler_requests_total", map[string]string{"route": "mod", "backend": "modern", "code": "499"}) == 1
+	})
+	if w := f.router.Current().byName["mod"].stats.Window(time.Now(), time.Minute); w.ModernAttempts != 0 || w.ModernErrors != 0 {
+		t.Errorf("the guard counts %d attempts of modern's, %d failed; want none: the client left as soon as its body was sent", w.ModernAttempts, w.ModernErrors)
+	}
+}
