@@ -15,16 +15,17 @@ import (
 // BINARY(n) holding 0x00 or 0xff (or BINARY(3)'s 'a', padded with 0x00)
 // failed as it began, sending nothing ("invalid byte sequence for
 // encoding"). Such values are kept in hex and read back as bytes; a BIT,
-// whose DISTINCT values MariaDB gives as numbers, still groups by those.
+// whose DISTINCT values MariaDB gives as numbers, still groups by those,
+// and a text value spelled like hex ('0x41') is text, not the bytes 'A'.
 // A YEAR's DISTINCT values come as numbers too, year 0000 as 0, which
 // read back as text was the year 2000: 2000's rows were sent twice and
 // 0000's never, the run reporting every row read migrated.
 func TestAPIWorkersSendEveryGroupOfABinaryOrYearGroupBy(t *testing.T) {
 	w, sent := newAlteredConsentAPI(t,
-		"ALTER TABLE Consent ADD Site VARBINARY(4) NULL, ADD Ward BINARY(3) NULL, ADD Granted YEAR NULL",
-		"INSERT INTO Consent (ConsentSerNum, Site, Ward, Granted) VALUES (4, 0x00, 0xff, 0), (5, 0xfffe, 'a', 2000), (6, 'a', 0x00, 1999)",
-		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3, Granted = 2000 WHERE ConsentSerNum IN (1, 2)")
-	for _, col := range []string{"Site", "Ward", "Given", "Flags", "Granted"} {
+		"ALTER TABLE Consent ADD Site VARBINARY(4) NULL, ADD Ward BINARY(3) NULL, ADD Granted YEAR NULL, ADD Code VARCHAR(8) NULL",
+		"INSERT INTO Consent (ConsentSerNum, Site, Ward, Granted, Code) VALUES (4, 0x00, 0xff, 0, '0x41'), (5, 0xfffe, 'a', 2000, 'A'), (6, 'a', 0x00, 1999, '0x4')",
+		"UPDATE Consent SET Site = 0xff00, Ward = 0xc3, Granted = 2000, Code = '0x41' WHERE ConsentSerNum IN (1, 2)")
+	for _, col := range []string{"Site", "Ward", "Given", "Flags", "Granted", "Code"} {
 		t.Run(col, func(t *testing.T) { sendsEveryConsentOnce(t, w, sent, col, "fidelity9"+col) })
 	}
 }

@@ -223,13 +223,13 @@ func owedText(owes []owed) string {
 	return strings.Join(parts, " and ")
 }
 
-// failedNote mentions modern's failed answers a verdict did not count as
-// served.
+// failedNote mentions the requests of modern's a verdict did not count
+// as served: failed answers, and none at all.
 func failedNote(window store.CountTotals) string {
 	if window.ModernFailed == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (and %d answers of modern's that were a 5xx, broke off or kept their client waiting until it left, which do not count)", window.ModernFailed)
+	return fmt.Sprintf(" (and %d requests of modern's that it answered with a 5xx, broke off answering or had not answered when their client left, which do not count)", window.ModernFailed)
 }
 
 // legacyCause says why legacy still answers requests itself, when the

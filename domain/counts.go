@@ -19,8 +19,9 @@ type HourCount struct {
 	// fallback: traffic that still depends on legacy without ever trying
 	// modern.
 	Legacy int64
-	// ModernFailed counts the answers of modern's among Modern that were
-	// a 5xx, broke off or kept their client waiting until it left: no
+	// ModernFailed counts the requests among Modern that modern served
+	// no one: answers that were a 5xx or broke off, and none before the
+	// client left (whether or not the guard counts its leaving). No
 	// service the verdict counts.
 	ModernFailed int64
 	// ShadowMatches and ShadowMismatches count shadow comparisons.

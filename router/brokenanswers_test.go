@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -107,5 +108,39 @@ func TestBrokenAnswersAreCountedByRouteBackendAndReason(t *testing.T) {
 	}
 	if total != 24 {
 		t.Errorf("%v broken answers counted, want 24: one per cut answer, none for whole ones or shadow copies", total)
+	}
+}
+
+// TestAnAnswerOfModernsThatBrokeOffIsNoRequestServed: modern's 200 that
+// breaks off mid-body (an early close) is a failure of modern's for the
+// guard, and no request served toward retiring legacy; its whole 200 is
+// one served.
+func TestAnAnswerOfModernsThatBrokeOffIsNoRequestServed(t *testing.T) {
+	backend := breakingBackend(t)
+	f := newFacade(t, deadURL(t), backend, "", `
+  - {name: mod, match: "GET /mod/{how}", mode: modern}
+`)
+	for _, how := range []string{"closed", "whole"} {
+		req, _ := http.NewRequest(http.MethodGet, f.URL+"/mod/"+how, nil)
+		req.Close = true
+		resp, err := f.Client().Do(req)
+		if err == nil {
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	}
+	stats := f.router.Current().byName["mod"].stats
+	testkit.Eventually(t, 10*time.Second, "both answers counted", func() bool {
+		return stats.Window(time.Now(), time.Minute).ModernAttempts == 2
+	})
+	if w := stats.Window(time.Now(), time.Minute); w.ModernErrors != 1 {
+		t.Errorf("the guard counts %d of modern's 2 answers failed, want 1: the one that broke off", w.ModernErrors)
+	}
+	sink := &countSink{}
+	if err := f.router.deps.Stats.Flush(context.Background(), sink, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if sink.requests != 2 || sink.modernServed != 1 {
+		t.Errorf("the store got %d requests, %d served by modern; want 2, 1: the whole answer", sink.requests, sink.modernServed)
 	}
 }

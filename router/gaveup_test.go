@@ -38,8 +38,8 @@ func hangingModern(t *testing.T) (url string, arrived chan struct{}) {
 // a quarter of modern's timeout (1s here) for an answer that never began
 // counts as modern failing, in the window the guard judges, on a route
 // in modern and one in fallback; a client that leaves the moment modern
-// has its request counts nothing, so that a hostile client cannot trip
-// the guard. strangler_requests_total says 499 for each, as before.
+// has its request counts nothing for the guard, so that a hostile client
+// cannot trip it, and no request served for the retirement verdict. strangler_requests_total says 499 for each, as before.
 func TestAClientThatGaveUpOnAHangingModernCountsAsModernFailing(t *testing.T) {
 	modernURL, arrived := hangingModern(t)
 	legacy := newBackend(t, answer(200, `{}`))
@@ -81,6 +81,14 @@ func TestAClientThatGaveUpOnAHangingModernCountsAsModernFailing(t *testing.T) {
 			if attempts, failed := window(route); attempts != 0 || failed != 0 {
 				t.Errorf("%s: the guard counts %d attempts of modern's, %d failed; want none: the clients left at once", route, attempts, failed)
 			}
+		}
+		// Nor are they requests modern served, toward retiring legacy.
+		sink := &countSink{}
+		if err := f.router.deps.Stats.Flush(context.Background(), sink, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if sink.requests != 10 || sink.modernServed != 0 {
+			t.Errorf("the store got %d requests, %d of them served by modern; want 10, none served: modern answered none", sink.requests, sink.modernServed)
 		}
 	})
 
@@ -152,5 +160,33 @@ func TestAClientThatLeavesAtOnceOverARawSocketCountsNothing(t *testing.T) {
 	})
 	if w := f.router.Current().byName["mod"].stats.Window(time.Now(), time.Minute); w.ModernAttempts != 0 || w.ModernErrors != 0 {
 		t.Errorf("the guard counts %d attempts of modern's, %d failed; want none", w.ModernAttempts, w.ModernErrors)
+	}
+}
+
+// TestAClientThatSentItsBodySlowlyAndLeftAtOnceCountsNothing: a client
+// that takes longer than a quarter of modern's timeout to send its body
+// and leaves the moment the body is sent gave modern no time to answer:
+// its wait counts from its body's end, not from its request's start, so
+// that a client sending slowly cannot trip the guard.
+func TestAClientThatSentItsBodySlowlyAndLeftAtOnceCountsNothing(t *testing.T) {
+	modernURL, arrived := hangingModern(t)
+	f := newFacade(t, deadURL(t), modernURL, "", `
+  - {name: mod, match: "POST /mod", mode: modern}
+`)
+	c, err := net.Dial("tcp", f.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /mod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\"")
+	<-time.After(400 * time.Millisecond) // the client sends the rest slowly: a quarter of modern's timeout is 250ms
+	io.WriteString(c, ":1}")
+	<-arrived // modern has the whole request
+	c.Close()
+	testkit.Eventually(t, 10*time.Second, "the 499 counted", func() bool {
+		return f.metric(t, "strangler_requests_total", map[string]string{"route": "mod", "backend": "modern", "code": "499"}) == 1
+	})
+	if w := f.router.Current().byName["mod"].stats.Window(time.Now(), time.Minute); w.ModernAttempts != 0 || w.ModernErrors != 0 {
+		t.Errorf("the guard counts %d attempts of modern's, %d failed; want none: the client left as soon as its body was sent", w.ModernAttempts, w.ModernErrors)
 	}
 }

@@ -13,11 +13,14 @@ import (
 )
 
 // countSink takes flushed counts as the state store would.
-type countSink struct{ requests int64 }
+// countSink adds up the requests flushed to it, and those of them the
+// retirement verdict counts as served by modern.
+type countSink struct{ requests, modernServed int64 }
 
 func (s *countSink) AddCounts(_ context.Context, cs []domain.HourCount) error {
 	for _, c := range cs {
 		s.requests += c.Requests
+		s.modernServed += c.Modern - c.ModernFailed
 	}
 	return nil
 }

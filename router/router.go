@@ -443,6 +443,10 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 		rt.stats.ModernAnswered(now, code >= 500 || x.broken)
 	case x.gaveUpOnModern(now):
 		rt.stats.ModernAnswered(now, true)
+	default:
+		// Modern answered no one: no request served toward retiring
+		// legacy, whatever the reason its client left.
+		rt.stats.ModernUnanswered()
 	}
 }
 

@@ -172,9 +172,9 @@ type totals struct {
 	// legacy are requests legacy answered itself, not as a fallback; only
 	// flushed, for the verdict (the guard and the gates judge modern).
 	legacy atomic.Int64
-	// modernFailed are answers of modern's its clients got that were a
-	// 5xx, broke off or kept them waiting until they left (see
-	// router's gaveUpOnModern); only flushed, for the verdict.
+	// modernFailed are requests of modern's it served no one: answers
+	// that were a 5xx or broke off, and none before the client left
+	// (see router's gaveUpOnModern); only flushed, for the verdict.
 	modernFailed   atomic.Int64
 	shadowMatch    atomic.Int64
 	shadowMismatch atomic.Int64
@@ -229,6 +229,15 @@ func (r *Route) ModernAnswered(now time.Time, failed bool) {
 		r.pending.modernFailed.Add(1)
 		r.settle()
 	}
+}
+
+// ModernUnanswered counts a request sent to modern whose client left
+// before modern answered, too soon to count as modern failing (no
+// evidence for the guard): kept apart from those modern served, with
+// its failed answers, for the retirement verdict.
+func (r *Route) ModernUnanswered() {
+	r.pending.modernFailed.Add(1)
+	r.settle()
 }
 
 // Fallback counts a request that fell back to legacy.

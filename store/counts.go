@@ -21,8 +21,9 @@ type CountTotals struct {
 	// request modern did not serve counts: a guess that can only hold a
 	// retirement back.
 	Legacy int64
-	// ModernFailed counts modern's answers among Modern that were a 5xx
-	// or broke off.
+	// ModernFailed counts the requests among Modern that modern served
+	// no one: answers that were a 5xx or broke off, and none before the
+	// client left.
 	ModernFailed int64
 	// LastFallbackAt is the latest fallback in the period; zero if none.
 	// LastLegacyHour is the latest hour in it in which legacy answered a
@@ -35,7 +36,7 @@ type CountTotals struct {
 }
 
 // ModernServed is how many requests modern served: its answers that did
-// not fail.
+// not fail, each of them to a client still there to get it.
 func (t CountTotals) ModernServed() int64 { return t.Modern - t.ModernFailed }
 
 // legacyServed is the SQL of an hour's requests legacy answered itself;

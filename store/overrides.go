@@ -217,6 +217,7 @@ func (s *Store) SetOverride(ctx context.Context, o domain.Override, expectVersio
 // override is ErrNotFound. It returns the route's new version, that of
 // the route without an override, and its new fence (0 on SQLite).
 func (s *Store) ClearOverride(ctx context.Context, route string, expectVersion int64, a domain.AuditEntry, linked ...Linked) (version, fence int64, err error) {
+	route = clean(route) // as SetOverride stored it
 	err = s.auditedTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if version, fence, err = s.moveVersion(ctx, tx, route, expectVersion); err != nil {

@@ -222,3 +222,58 @@ func auditEqual(a, b domain.AuditEntry) bool {
 		a.FromMode == b.FromMode && a.ToMode == b.ToMode && eqf(a.FromPercent, b.FromPercent) &&
 		eqf(a.ToPercent, b.ToPercent) && a.Reason == b.Reason && a.Forced == b.Forced && a.Detail == b.Detail
 }
+
+// TestAnOverrideIsClearedUnderTheNameItWasSetUnder: SetOverride stores a
+// route name as text both back-ends take (clean); ClearOverride looked
+// the name up as given, so a name that is not UTF-8 or holds a NUL, set
+// without a fault, could not be cleared (SQLite found no route, and
+// PostgreSQL refused the name) and its override stayed.
+func TestAnOverrideIsClearedUnderTheNameItWasSetUnder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		const route = "caf\xe9\x00s"
+		o, err := s.SetOverride(ctx, domain.Override{Route: route, Mode: "modern", Actor: "alice"}, 0, flip(route, "legacy", "modern"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.ClearOverride(ctx, route, o.Version, domain.AuditEntry{Actor: "bob", Action: "clear", Route: route}); err != nil {
+			t.Fatalf("clearing the override it set: %v", err)
+		}
+		if all := mustOverrides(t, s); len(all) != 0 {
+			t.Errorf("overrides after the clear: %+v, want none", all)
+		}
+	})
+}
+
+// TestAClearIsMadeWithItsLinkedWritesOrNotAtAll: a clear whose linked
+// write refuses it (here the journal's check, as a clear that would send
+// writes straight to a backend they are still owed to) is not made: the
+// override stays, and nothing is audited; one whose linked writes pass
+// is made.
+func TestAClearIsMadeWithItsLinkedWritesOrNotAtAll(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := newStore(t, b, newClock())
+		o, err := s.SetOverride(ctx, domain.Override{Route: "put-item", Mode: "modern", Actor: "alice"}, 0, flip("put-item", "dual-write", "modern"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		owed := errors.New("1 dual write still owed to legacy")
+		refuse := CheckJournal(func(map[string]map[domain.Backend]int) error { return owed })
+		clear := domain.AuditEntry{Actor: "bob", Action: "clear", Route: "put-item"}
+		if _, _, err := s.ClearOverride(ctx, "put-item", o.Version, clear, refuse); !errors.Is(err, owed) {
+			t.Fatalf("a clear its journal check refuses: got %v, want the check's error", err)
+		}
+		if got, ok := mustOverrides(t, s)["put-item"]; !ok || got.Mode != "modern" || auditCount(t, s) != 1 {
+			t.Errorf("after the refused clear: override %+v (kept %t), %d audit entries; want modern kept and 1 entry", got, ok, auditCount(t, s))
+		}
+		pass := CheckJournal(func(map[string]map[domain.Backend]int) error { return nil })
+		if _, _, err := s.ClearOverride(ctx, "put-item", o.Version, clear, pass); err != nil {
+			t.Fatal(err)
+		}
+		if all := mustOverrides(t, s); len(all) != 0 {
+			t.Errorf("after the clear: %+v, want no override", all)
+		}
+	})
+}

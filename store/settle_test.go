@@ -69,8 +69,9 @@ func TestAnAuditedChangeWhoseCommitLostItsAnswerIsReadBack(t *testing.T) {
 // TestATransactionIDAnotherTookIsNotTakenForTheChange: a standby
 // promoted before it had a change's transaction gives that id to a
 // transaction of its own, which commits. The server then says the id
-// committed; the change's audit entry, not in the log, says it was not
-// made, and that is the answer.
+// committed; the change's audit entry, not in the log (or another entry
+// at its id), says it was not made, and that is the answer, as it is for
+// an id the server does not know.
 func TestATransactionIDAnotherTookIsNotTakenForTheChange(t *testing.T) {
 	s := openStore(t, testdb.Postgres(t), nil)
 	ctx := context.Background()
@@ -92,6 +93,10 @@ func TestATransactionIDAnotherTookIsNotTakenForTheChange(t *testing.T) {
 	}{
 		{"its entry in the log", txMark{xid: other, headID: head.ID, headHash: head.Hash}, true},
 		{"its entry not in the log", txMark{xid: other, headID: head.ID + 1, headHash: head.Hash}, false},
+		// The standby's own entry took the change's id: its hash is not the change's.
+		{"another entry at its entry's id", txMark{xid: other, headID: head.ID, headHash: "another"}, false},
+		// An id the server never gave out: its entry says enough.
+		{"its entry not in the log and its id unknown", txMark{xid: other + 1_000_000, headID: head.ID + 1, headHash: head.Hash}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			made, err := s.committed(ctx, tc.mark)

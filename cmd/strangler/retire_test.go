@@ -115,7 +115,7 @@ func TestRetirementVerdictCountsLegacyServingItself(t *testing.T) {
 			t.Fatalf("answered by %v, want modern 150 times", by)
 		}
 		r := reportOf("failing")
-		want := "not yet: modern served 0 requests in the last 7d, 100 needed (and 150 answers of modern's that were a 5xx, broke off or kept their client waiting until it left, which do not count)"
+		want := "not yet: modern served 0 requests in the last 7d, 100 needed (and 150 requests of modern's that it answered with a 5xx, broke off answering or had not answered when their client left, which do not count)"
 		if r.Retirable || r.Verdict != want {
 			t.Errorf("retirable %v, %q; want %q", r.Retirable, r.Verdict, want)
 		}

@@ -147,8 +147,9 @@ func TestTypedJSONInACharsetOtherThanUTF8IsRefused(t *testing.T) {
 }
 
 // TestAMultipartPartTypedJSONIsChecked: a part typed JSON is held to the
-// rule of a JSON body, and its refusal says it was a part; a part of
-// another type (a file, a field) passes as it is.
+// rule of a JSON body, and its refusal says it was a part, whatever the
+// case of the multipart type; a part of another type (a file, a field)
+// passes as it is.
 func TestAMultipartPartTypedJSONIsChecked(t *testing.T) {
 	const ct = "multipart/form-data; boundary=XyZ"
 	body := func(partType, content string) []byte {
@@ -176,4 +177,12 @@ func TestAMultipartPartTypedJSONIsChecked(t *testing.T) {
 			}
 		})
 	}
+	// A media type's name is case-insensitive (RFC 9110 section 8.3.1):
+	// backends read Multipart/Form-Data as multipart too.
+	t.Run("a multipart type in capitals", func(t *testing.T) {
+		err := SameJSONEverywhere(body("Content-Type: application/json\r\n", `{"name":"Ada","name":"Eve"}`), []string{"Multipart/Form-Data; boundary=XyZ"})
+		if err == nil || !strings.HasPrefix(err.Error(), "a part of the multipart body") {
+			t.Fatalf("got %v, want the part refused", err)
+		}
+	})
 }
