@@ -37,7 +37,7 @@ func TestABatchIsToldRecordedOnlyByTheRunThatRecordedIt(t *testing.T) {
 		whom string
 		want bool
 	}{{theirs, "another run", false}, {mine, "this run", true}} {
-		if err := st.RecordAPIBackfill(ctx, c.by, "patients", []store.APIBackfillRow{proof}, nil, nil); err != nil {
+		if err := st.RecordAPIBackfill(ctx, c.by, "patients", "", []store.APIBackfillRow{proof}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok, err := r.recorded(ctx, tbl, lost); ok != c.want || err != nil {

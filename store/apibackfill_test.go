@@ -163,7 +163,7 @@ func TestAPIBackfillGroupsAreLeasedOnceAndTakenOverWhenTheLeaseRunsOut(t *testin
 			t.Errorf("w2 recorded rows of a group it lost, once finished: %v", err)
 		}
 		clock.Advance(2 * time.Hour)
-		if g, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "w4", time.Minute); ok || err != nil {
+		if g, ok, err := s.ClaimAPIBackfillGroup(ctx, "nightly", "patients", "p2", "w4", time.Minute); ok || err != nil {
 			t.Errorf("w4 leased finished group %d (%v)", g.No, err)
 		}
 	})
