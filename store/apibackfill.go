@@ -109,9 +109,9 @@ func (s *Store) ClearAPIBackfillBaseline(ctx context.Context, table string) erro
 // RecordAPIBackfill records, in one transaction, the rows of table that
 // run migrated and those that failed, and moves its checkpoint to
 // checkpoint, recorded for plan, unless that is nil (rows retried by
-// key). A migrated row
-// replaces its earlier failure; of it the ledger keeps its key, the hash
-// of the request it went with and that request's Idempotency-Key.
+// key). A migrated row replaces its earlier failure; of it the ledger
+// keeps its key, the hash of the request it went with and that request's
+// Idempotency-Key.
 func (s *Store) RecordAPIBackfill(ctx context.Context, run int64, table, plan string, migrated []APIBackfillRow, failed []APIBackfillRow, checkpoint *string) error {
 	now := s.ts(s.clock())
 	err := s.write(ctx, func(tx *sql.Tx) error {
