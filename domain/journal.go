@@ -149,6 +149,32 @@ type Intent struct {
 // flags as they are now.
 var ErrStaleFlags = errors.New("the route's flags changed in the state store since this replica read them")
 
+// TooLargeForRoomError is the journal refusing a new write because its
+// body needs more of the state store's free space than is left, while a
+// write of ordinary size would still be taken: that write alone is
+// refused, and the store is not failing. Nothing was journaled; the same
+// write is refused again until the store has more room.
+type TooLargeForRoomError struct {
+	// Need is the free space in bytes the write needs, the store's own
+	// headroom included; Free is what the store has left for writes.
+	Need, Free int64
+}
+
+// TooLargeForRoom returns the TooLargeForRoomError in err's chain, nil
+// if there is none.
+func TooLargeForRoom(err error) *TooLargeForRoomError {
+	var e *TooLargeForRoomError
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// Error says the sizes, in KiB.
+func (e *TooLargeForRoomError) Error() string {
+	return fmt.Sprintf("the body is too large for the space the state store has left: %d KiB needed, %d KiB free", e.Need>>10, e.Free>>10)
+}
+
 // Outcome is the primary's answer to a journaled write.
 type Outcome struct {
 	// Status is the primary's status code; 2xx queues the write for the

@@ -342,8 +342,15 @@ func final(err error) bool {
 		errors.Is(err, domain.ErrStaleFlags)
 }
 
-// note follows whether the store takes journal writes.
+// note follows whether the store takes journal writes. A write refused
+// for its own size (domain.TooLargeForRoomError) says neither: counted
+// as the store refusing, one client's oversized writes in a loop kept
+// strangler_store_up at 0 and /readyz degraded while every other write
+// was taken.
 func (j *Outcomes) note(err error) {
+	if err != nil && domain.TooLargeForRoom(err) != nil {
+		return
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch {

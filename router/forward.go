@@ -421,6 +421,7 @@ const (
 	refusedReplayBudget   refusal = "replay_budget"    // 503: replay_budget has no room for the body
 	refusedTrailer        refusal = "trailer"          // 400: trailer fields on a route that replays the body
 	refusedJournal        refusal = "journal_down"     // 503: the dual-write journal is unavailable
+	refusedStoreRoom      refusal = "store_room"       // 503: the body needs more of the state store's free space than is left
 	refusedKeyInFlight    refusal = "key_in_flight"    // 409: an Idempotency-Key whose first request is in progress
 	refusedKeyMoved       refusal = "key_moved"        // 409: an Idempotency-Key whose write went to the previous primary
 	refusedKeyReused      refusal = "key_reused"       // 422: an Idempotency-Key sent with another request
@@ -432,7 +433,7 @@ const (
 // refusals lists every refusal, for the metric's tests and README.
 func refusals() []refusal {
 	return []refusal{refusedMethod, refusedRequest, refusedBodyIncomplete, refusedBodyTimeout, refusedBodyTooLarge,
-		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid, refusedResourceBusy, refusedWritesHeld}
+		refusedReplayTooLarge, refusedReplayBudget, refusedTrailer, refusedJournal, refusedStoreRoom, refusedKeyInFlight, refusedKeyMoved, refusedKeyReused, refusedKeyInvalid, refusedResourceBusy, refusedWritesHeld}
 }
 
 // errorAnswer is what the client gets for a failed exchange: the status,
@@ -452,6 +453,12 @@ type errorAnswer struct {
 // checked, a state store failing over) mostly passes within a second or
 // a backend's answer.
 const retrySoon = "1"
+
+// retryRoom is the Retry-After of a write refused for its size
+// (refusedStoreRoom): the room comes back when an operator frees space
+// or the store's log is checkpointed, not within a second, and the same
+// write sent again at once is refused again.
+const retryRoom = "30"
 
 // statusFor is the one place that maps a failed exchange to the status the
 // client gets, the short message it reads and the refusal it counts as.
@@ -479,6 +486,8 @@ func statusFor(r *http.Request, err error) errorAnswer {
 	case errors.Is(err, errJournal):
 		// Nothing reached a backend: the client may send it again.
 		return errorAnswer{http.StatusServiceUnavailable, "the write journal is unavailable, so the write was refused and nothing was written; retry later", refusedJournal, retrySoon}
+	case domain.TooLargeForRoom(err) != nil:
+		return errorAnswer{http.StatusServiceUnavailable, domain.TooLargeForRoom(err).Error() + "; nothing was sent to any backend, and the same write is refused until the store has more room", refusedStoreRoom, retryRoom}
 	case errors.Is(err, errResourceBusy):
 		return errorAnswer{http.StatusServiceUnavailable, err.Error(), refusedResourceBusy, retrySoon}
 	case errors.Is(err, errWritesHeld), errors.Is(err, errStaleFlags):

@@ -142,6 +142,14 @@ func (t *Table) beginWrite(ctx context.Context, x *exchange, req *http.Request, 
 	switch {
 	case errors.Is(err, domain.ErrStaleFlags):
 		return in, decideAgain, false
+	case err != nil && domain.TooLargeForRoom(err) != nil:
+		// This write's refusal alone: the store takes writes of
+		// ordinary size, and the dual writes' metrics leave it out.
+		room := domain.TooLargeForRoom(err)
+		t.log.Warn("dual write refused: its body is too large for the state store's room", "route", x.route.name, "method", req.Method,
+			"body_bytes", len(in.Body), "need_kib", room.Need>>10, "free_kib", room.Free>>10, "request_id", x.id)
+		t.writeError(&x.w, req, x, err)
+		return in, answered, false
 	case err != nil:
 		t.log.Error("dual write refused: journal unavailable", "route", x.route.name, "method", req.Method, "error", err, "request_id", x.id)
 		t.metrics.DualWrite(x.route.name, "refused")

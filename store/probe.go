@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+
+	"strangler/domain"
 )
 
 // writeHeadroom is the free space an embedded store's file system must
@@ -90,7 +92,9 @@ func (s *Store) ProbeWrites(ctx context.Context) error {
 // filled it when its outcome wrote the body again; no checkpoint could
 // finish then, and every dual write answered 503 until an operator freed
 // space. Such a write is now refused before it is begun, and the others
-// go on.
+// go on. Such a refusal, of a write the store would take were it of
+// ordinary size, is a *domain.TooLargeForRoomError: the write's alone,
+// which leaves the store counted as taking writes.
 //
 // Short of room, it first runs a passive checkpoint, which waits for no
 // reader: once that copied the whole log, the next commit writes the log
@@ -114,15 +118,23 @@ func (s *Store) room(ctx context.Context, size int64) error {
 		return nil
 	}
 	wal := walSize(f.path)
-	if avail-wal >= need {
+	free := avail - wal
+	if free >= need {
 		return nil
 	}
 	var busy, frames, copied int
 	err = s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
 	if err == nil && frames == copied {
-		if avail, _, err = spaceOf(f.dir); err == nil && avail+walSize(f.path) >= need {
-			return nil
+		if avail, _, err = spaceOf(f.dir); err == nil {
+			if free = avail + walSize(f.path); free >= need {
+				return nil
+			}
 		}
+	}
+	if free >= writeHeadroom {
+		// The store takes a write of ordinary size (a probe passes): this
+		// one's refusal is its own, and says nothing of the store.
+		return &domain.TooLargeForRoomError{Need: need, Free: free}
 	}
 	return fmt.Errorf("store: %s: %d KiB free on its file system, of which its write-ahead log may need %d KiB and this write %d KiB; new writes are refused below %d KiB to spare",
 		f.path, avail>>10, wal>>10, (need-writeHeadroom)>>10, writeHeadroom>>10)
