@@ -28,6 +28,25 @@ func leaveFree(t *testing.T, dir string, free int64) string {
 	return filler
 }
 
+// facadeWithLittleRoom serves a facade whose embedded store sits on a
+// small file system of its own, takes one dual write, then fills that
+// file system until 6 MiB are left: more than the store's headroom, less
+// than a large write needs. dsn is the store's.
+func facadeWithLittleRoom(t *testing.T) (f *running, legacy, modern *recordingBackend, dsn string) {
+	t.Helper()
+	disk := smallDisk(t, 24<<20)
+	legacy = newRecordingBackend(t, "legacy", false, false)
+	modern = newRecordingBackend(t, "modern", true, true)
+	dsn = "sqlite:" + filepath.Join(disk, "strangler.db")
+	cfg := writeFacadeConfig(t, t.TempDir(), facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn})
+	f = startRun(t, "serve", "--config", cfg)
+	if code, body, err := sendRequest("PUT", "http://"+f.public+"/items/before", `{"small":0}`, nil); code != http.StatusOK {
+		t.Fatalf("a write before the disk fills: got %d %s %v, want 200", code, body, err)
+	}
+	leaveFree(t, disk, 6<<20)
+	return f, legacy, modern, dsn
+}
+
 // TestAWriteLargerThanTheStoresRoomFillsNothing: the embedded store's
 // disk has 6 MiB free, more than its headroom, and clients send dual
 // writes within max_replay_body too large for it: one larger than what
@@ -39,16 +58,7 @@ func leaveFree(t *testing.T, dir string, free int64) string {
 // checkpoint to copy the log into the database file, every dual write
 // answered 503 from then on, until an operator freed space.
 func TestAWriteLargerThanTheStoresRoomFillsNothing(t *testing.T) {
-	disk := smallDisk(t, 24<<20)
-	legacy := newRecordingBackend(t, "legacy", false, false)
-	modern := newRecordingBackend(t, "modern", true, true)
-	dsn := "sqlite:" + filepath.Join(disk, "strangler.db")
-	cfg := writeFacadeConfig(t, t.TempDir(), facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn})
-	f := startRun(t, "serve", "--config", cfg)
-	if code, body, err := sendRequest("PUT", "http://"+f.public+"/items/before", `{"small":0}`, nil); code != http.StatusOK {
-		t.Fatalf("a write before the disk fills: got %d %s %v, want 200", code, body, err)
-	}
-	leaveFree(t, disk, 6<<20)
+	f, legacy, modern, dsn := facadeWithLittleRoom(t)
 
 	large := func(size int) string { return `{"p":"` + strings.Repeat("x", size) + `"}` }
 	// The first is larger than what is free; the second fits, but not

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,16 +20,7 @@ import (
 // refusing writes: store_up 0 and /readyz degraded for seconds, so a
 // client sending them in a loop kept the store reported down.
 func TestAWriteTooLargeForTheStoresRoomLeavesTheStoreUp(t *testing.T) {
-	disk := smallDisk(t, 24<<20)
-	legacy := newRecordingBackend(t, "legacy", false, false)
-	modern := newRecordingBackend(t, "modern", true, true)
-	dsn := "sqlite:" + filepath.Join(disk, "strangler.db")
-	cfg := writeFacadeConfig(t, t.TempDir(), facadeConfig{legacy: legacy.URL(), modern: modern.URL(), store: dsn})
-	f := startRun(t, "serve", "--config", cfg)
-	if code, body, err := sendRequest("PUT", "http://"+f.public+"/items/before", `{"small":0}`, nil); code != http.StatusOK {
-		t.Fatalf("a write before the disk fills: got %d %s %v, want 200", code, body, err)
-	}
-	leaveFree(t, disk, 6<<20)
+	f, legacy, _, _ := facadeWithLittleRoom(t)
 
 	var refused []string // request ids
 	large := `{"p":"` + strings.Repeat("x", 9<<20) + `"}`
