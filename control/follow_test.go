@@ -19,19 +19,11 @@ import (
 // that re-reads once an hour, or one that hears no notification at all.
 func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 	t.Parallel()
-	// follow runs b's Flags as serve does, re-reading every resync, until
-	// the test ends, and returns once b listens for flips.
-	follow := func(t *testing.T, b *plane, resync time.Duration) {
+	// followEvery follows as serve does, re-reading every resync.
+	followEvery := func(t *testing.T, b *plane, resync time.Duration) {
 		t.Helper()
 		b.flags.resyncEvery = resync
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.flags.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			<-done
-		})
-		<-b.flags.Watching()
+		follow(t, b.flags)
 	}
 	// flip flips route to mode on a (one that needs no gate and no
 	// approval) and waits until b's router has it.
@@ -52,7 +44,7 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 	t.Run("a flip is applied on its notification", func(t *testing.T) {
 		dsn := testdb.Postgres(t)
 		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: dsn})
-		follow(t, b, time.Hour)
+		followEvery(t, b, time.Hour)
 		flip(t, a, b, "get-patient", domain.ModeLegacy)
 	})
 
@@ -60,7 +52,7 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 		dsn := testdb.Postgres(t)
 		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: dsn})
 		b.flags.store = deaf{b.store}
-		follow(t, b, 10*time.Millisecond)
+		followEvery(t, b, 10*time.Millisecond)
 		flip(t, a, b, "get-patient", domain.ModeLegacy)
 	})
 
@@ -68,7 +60,7 @@ func TestReplicasFollowFlipsOnTheNotification(t *testing.T) {
 		dsn := testdb.Postgres(t)
 		proxy, proxied := testdb.NewProxy(t, dsn)
 		a, b := newPlaneWith(t, planeOptions{dsn: dsn}), newPlaneWith(t, planeOptions{dsn: proxied})
-		follow(t, b, time.Hour)
+		followEvery(t, b, time.Hour)
 		proxy.Reset() // as a server restart or a failover does
 		t.Cleanup(func() {
 			if t.Failed() {

@@ -104,14 +104,7 @@ func TestAReplicaThatHearsNoNotificationJournalsTheWritesAfterAChangeIntoDualWri
 	a := newPlaneWith(t, planeOptions{dsn: dsn, routes: legacyWrites})
 	b := newFollowingReplica(t, dsn, legacy.URL, modern.URL)
 	b.flags.store = deaf{b.store}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.flags.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	<-b.flags.Watching()
+	follow(t, b.flags)
 
 	flipIntoDualWrite(t, a)
 	const writes = 5
@@ -126,18 +119,18 @@ func TestAReplicaThatHearsNoNotificationJournalsTheWritesAfterAChangeIntoDualWri
 	}
 }
 
-// follow runs r's flags as serve does (Run: notifications, re-reads and
-// retries) until the test ends.
-func follow(t *testing.T, r *servingReplica) {
+// follow runs f as serve does (Run: notifications, re-reads and
+// retries) until the test ends, and returns once f listens for flips.
+func follow(t *testing.T, f *Flags) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.flags.Run(ctx) }()
+	go func() { done <- f.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
-	<-r.flags.Watching()
+	<-f.Watching()
 }
 
 // staleWrites is strangler_stale_flags_writes_total of put-item on r,
@@ -170,7 +163,7 @@ func TestAReplicaCutOffFromTheStoreServesWritesOnItsLastFlagsWithinTheLease(t *t
 	legacy, modern := newRecordingBackend(t), newRecordingBackend(t)
 	a := newPlaneWith(t, planeOptions{dsn: dsn, routes: legacyWrites})
 	b := newFollowingReplica(t, proxied, legacy.URL, modern.URL)
-	follow(t, b)
+	follow(t, b.flags)
 
 	proxy.Silence()
 	flipIntoDualWrite(t, a)
@@ -226,7 +219,7 @@ func TestAReplicaThatKnowsItIsCutOffFromTheStoreKeepsServingWrites(t *testing.T)
 	proxy, proxied := testdb.NewProxy(t, dsn)
 	legacy, modern := newRecordingBackend(t), newRecordingBackend(t)
 	b := newFollowingReplica(t, proxied, legacy.URL, modern.URL)
-	follow(t, b)
+	follow(t, b.flags)
 
 	proxy.Cut()
 	testkit.Eventually(t, 10*time.Second, "replica b knows it is cut off and its lease lapsed", func() bool {
