@@ -84,7 +84,9 @@ func TestADryRunOnTheLedgerOfTheReleaseBeforeAsksForARunFirst(t *testing.T) {
 	w := newWorld(t, fixture.Sizes{Patients: 30}, nil)
 	w.cfg.Tables = w.cfg.Tables[:1]
 	w.run(t, backfill.Options{})
-	w.pg(t, "ALTER TABLE strangler_backfill_checkpoints DROP COLUMN cut_for; DELETE FROM strangler_backfill_migrations WHERE version = 4")
+	w.pg(t, `ALTER TABLE strangler_backfill_checkpoints DROP COLUMN cut_for, DROP COLUMN lease_no;
+		DROP TABLE strangler_backfill_leases; DROP SEQUENCE strangler_backfill_lease_no;
+		DELETE FROM strangler_backfill_migrations WHERE version >= 4`)
 
 	_, err := backfill.Run(context.Background(), w.cfg, backfill.Options{DryRun: true, Log: discard()})
 	if err == nil || !strings.Contains(err.Error(), "run once without --dry-run to upgrade it") {

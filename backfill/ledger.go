@@ -282,6 +282,9 @@ type keyRange struct {
 	// last is the last key copied; nil: nothing yet.
 	last []byte
 	done bool
+	// lease, for a worker, is the lease it copies the range under
+	// (lease_no, one per claim of the range).
+	lease int64
 	// stale is set when the range was cut for another plan of its table
 	// (table.cutFor): another source, key, target table or mapping, whose
 	// checkpoints say nothing of this plan's rows.
@@ -351,19 +354,60 @@ func (l *ledger) setRanges(ctx context.Context, t *table, ends [][]byte) ([]keyR
 }
 
 // advance moves a range's checkpoint past a batch, inside the batch's
-// transaction.
+// transaction. A worker's batch commits only under the lease it copies
+// the range under, and records its last key as that lease's (committed).
 func (l *ledger) advance(ctx context.Context, tx pgx.Tx, table string, r *keyRange, last []byte, rows int, done bool) error {
 	if l.dry {
 		return nil
 	}
-	tag, err := tx.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
-		done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2
-		AND ($7::text IS NULL OR lease_owner = $7)`,
-		table, r.no, last, rows, done, l.runID, l.owner)
-	if err == nil && tag.RowsAffected() == 0 && l.owner != nil {
+	var moved bool
+	err := tx.QueryRow(ctx, `WITH a AS (UPDATE strangler_backfill_checkpoints SET last_key = $3, rows_done = rows_done + $4,
+			done = $5, run_id = $6, updated_at = now() WHERE table_name = $1 AND range_no = $2
+			AND ($7::bigint IS NULL OR lease_no = $7) RETURNING 1),
+		l AS (INSERT INTO strangler_backfill_leases (lease_no, last_key) SELECT $7, $3 FROM a WHERE $7::bigint IS NOT NULL
+			ON CONFLICT (lease_no) DO UPDATE SET last_key = EXCLUDED.last_key)
+		SELECT EXISTS (SELECT 1 FROM a)`,
+		table, r.no, last, rows, done, l.runID, l.lease(r)).Scan(&moved)
+	if err == nil && !moved && l.owner != nil {
 		return errLeaseLost
 	}
 	return err
+}
+
+// lease is the lease a worker holds range r under, which its writes to
+// the range are fenced by; nil for a plain run, which holds the ledger.
+func (l *ledger) lease(r *keyRange) *int64 {
+	if l.owner == nil {
+		return nil
+	}
+	return &r.lease
+}
+
+// committed reports whether a batch of range r ending on key last, whose
+// COMMIT's answer was lost, committed. A worker's did if the last key its
+// lease committed is the batch's: only the lease's own copy writes that,
+// where the range's checkpoint may be another lease's by then (whoever
+// took the range over went on after the batch, or copied the same rows
+// again from before it, ending on the same key). A plain run's did if
+// the range's checkpoint is the batch's last key, which only the run
+// writes.
+func (l *ledger) committed(ctx context.Context, table string, r keyRange, last []byte) (bool, error) {
+	if l.dry {
+		return false, nil // nothing was written
+	}
+	var yes bool
+	var err error
+	if l.owner != nil {
+		err = l.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM strangler_backfill_leases WHERE lease_no = $1 AND last_key = $2)",
+			r.lease, last).Scan(&yes)
+	} else {
+		err = l.db.QueryRow(ctx, "SELECT coalesce(last_key = $3, false) FROM strangler_backfill_checkpoints WHERE table_name = $1 AND range_no = $2",
+			table, r.no, last).Scan(&yes)
+	}
+	if err != nil {
+		return false, fmt.Errorf("ledger: %w", err)
+	}
+	return yes, nil
 }
 
 // markDone records that a range has no rows left.
@@ -372,7 +416,7 @@ func (l *ledger) markDone(ctx context.Context, table string, r *keyRange) error 
 		return nil
 	}
 	_, err := l.db.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET done = true, lease_owner = NULL, lease_until = NULL, updated_at = now()
-		WHERE table_name = $1 AND range_no = $2 AND ($3::text IS NULL OR lease_owner = $3)`, table, r.no, l.owner)
+		WHERE table_name = $1 AND range_no = $2 AND ($3::bigint IS NULL OR lease_no = $3)`, table, r.no, l.lease(r))
 	return err
 }
 

@@ -1,7 +1,6 @@
 package backfill
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -289,36 +288,56 @@ const pingTimeout = 10 * time.Second
 // the ledger when a connection to the source or the target broke: a
 // batch's rows and its checkpoint commit together, so whatever became of
 // the batch under way (rolled back, or committed with its answer lost),
-// the ledger says where to go on from. A batch the checkpoint shows
-// committed although its COMMIT's answer was lost is counted then.
-func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange) error {
-	var lost error
+// the ledger says where to go on from. A batch the ledger shows
+// committed although its COMMIT's answer was lost is counted then
+// (confirm). lost keeps the last try's error: a worker whose lease ends
+// under it confirms the batch it left unconfirmed (copyLeased).
+func (r *runner) copyRangeResuming(ctx context.Context, t *table, rg keyRange, lost *error) error {
 	return r.opts.policy().resuming(ctx, r.opts.Log, []any{"table", t.name, "range", rg.no}, func(try int) error {
 		if try > 0 {
 			// A ledger still unreachable counts as a try too.
+			var count func()
 			err := r.bounded(ctx, func(ctx context.Context) (err error) {
 				if err := r.lock.hold(ctx); err != nil {
 					return err
 				}
-				rg, err = r.checkpoint(ctx, t, rg)
+				if rg, err = r.checkpoint(ctx, t, rg); err != nil {
+					return err
+				}
+				count, err = r.confirm(ctx, t, rg, *lost)
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			var u *unconfirmed
-			if errors.As(lost, &u) && u.committed(rg) {
-				r.account(t, u.b, u.out)
-			}
+			count()
 		}
-		lost = r.copyRange(ctx, t, rg)
-		return lost
+		*lost = r.copyRange(ctx, t, rg)
+		return *lost
 	})
+}
+
+// confirm asks the ledger whether the batch of lost, a try's error on
+// range rg, committed if it is a batch whose COMMIT's answer was lost
+// (unconfirmed), and returns what counts it: a no-op for any other, and
+// for one that did not commit (its rows are copied again, and counted
+// then). The count is apart so that a caller whose next step fails
+// counts nothing (its next try confirms again).
+func (r *runner) confirm(ctx context.Context, t *table, rg keyRange, lost error) (func(), error) {
+	var u *unconfirmed
+	if !errors.As(lost, &u) || len(u.b.rows) == 0 {
+		return func() {}, nil
+	}
+	ok, err := r.ledger.committed(ctx, t.name, rg, u.b.rows[len(u.b.rows)-1].key)
+	if err != nil || !ok {
+		return func() {}, err
+	}
+	return func() { r.account(t, u.b, u.out) }, nil
 }
 
 // unconfirmed is the error of a batch whose COMMIT went out and whose
 // answer never came: the batch, its checkpoint with it, is in the target
-// or not, and out is what it did if it is.
+// or not, and out is what it did if it is (confirm).
 type unconfirmed struct {
 	b   batch
 	out outcome
@@ -327,13 +346,6 @@ type unconfirmed struct {
 
 func (u *unconfirmed) Error() string { return u.err.Error() }
 func (u *unconfirmed) Unwrap() error { return u.err }
-
-// committed reports whether rg, the batch's range as the ledger has it
-// now, shows the batch committed: its checkpoint is the batch's last key,
-// which only this batch's transaction writes.
-func (u *unconfirmed) committed(rg keyRange) bool {
-	return len(u.b.rows) > 0 && bytes.Equal(rg.last, u.b.rows[len(u.b.rows)-1].key)
-}
 
 // checkpoint is range rg of t as the ledger has it now.
 func (r *runner) checkpoint(ctx context.Context, t *table, rg keyRange) (keyRange, error) {
@@ -346,6 +358,7 @@ func (r *runner) checkpoint(ctx context.Context, t *table, rg keyRange) (keyRang
 	}
 	for _, k := range rs {
 		if k.no == rg.no {
+			k.lease = rg.lease // this copy's, not the ledger's
 			return k, nil
 		}
 	}

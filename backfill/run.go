@@ -194,7 +194,7 @@ func (r *runner) copyWave(ctx context.Context, wave []*table) error {
 				if r.stats[tk.t.name].stopped() != nil {
 					continue
 				}
-				err := r.copyRangeResuming(ctx, tk.t, tk.rg)
+				err := r.copyRangeResuming(ctx, tk.t, tk.rg, new(error))
 				err, gone := r.unreachable(ctx, tk.t, err, r.opts.policy().resumed("a key range of "+tk.t.name))
 				if err := r.fail(ctx, tk.t, err); err != nil {
 					cancel(err)

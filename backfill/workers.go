@@ -178,11 +178,12 @@ func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, 
 			SELECT table_name, range_no FROM strangler_backfill_checkpoints
 			WHERE table_name = ANY($1) AND NOT done AND (lease_until IS NULL OR lease_until < now())
 			ORDER BY lease_until NULLS FIRST, table_name, range_no LIMIT 1 FOR UPDATE SKIP LOCKED)
-		UPDATE strangler_backfill_checkpoints k SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond'
+		UPDATE strangler_backfill_checkpoints k SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond',
+			lease_no = nextval('strangler_backfill_lease_no')
 		FROM c WHERE k.table_name = c.table_name AND k.range_no = c.range_no
-		RETURNING k.table_name, k.range_no, k.range_end, k.last_key,
+		RETURNING k.table_name, k.range_no, k.range_end, k.last_key, k.lease_no,
 			(SELECT p.range_end FROM strangler_backfill_checkpoints p WHERE p.table_name = k.table_name AND p.range_no = k.range_no - 1)`,
-		tables, *r.ledger.owner, r.opts.Lease.Milliseconds()).Scan(&name, &rg.no, &rg.end, &rg.last, &rg.start)
+		tables, *r.ledger.owner, r.opts.Lease.Milliseconds()).Scan(&name, &rg.no, &rg.end, &rg.last, &rg.lease, &rg.start)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, rg, false, nil
@@ -203,13 +204,14 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 	renew := func(ctx context.Context) (error, error) {
 		var tag pgconn.CommandTag
 		err := r.bounded(ctx, func(ctx context.Context) (err error) {
-			tag, err = r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $4 * interval '1 millisecond'
-			WHERE table_name = $1 AND range_no = $2 AND lease_owner = $3`, t.name, rg.no, *r.ledger.owner, r.opts.Lease.Milliseconds())
+			tag, err = r.dst.Exec(ctx, `UPDATE strangler_backfill_checkpoints SET lease_until = now() + $3 * interval '1 millisecond'
+			WHERE table_name = $1 AND range_no = $2 AND lease_no = $4`, t.name, rg.no, r.opts.Lease.Milliseconds(), rg.lease)
 			return err
 		})
 		return lostUnless(tag.RowsAffected() > 0, err)
 	}
-	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg) })
+	var lost error // the last try's
+	err := holdLease(ctx, r.opts.Lease, renew, func(ctx context.Context) error { return r.copyRangeResuming(ctx, t, rg, &lost) })
 	// Renewals failing for a lost connection stop the copy before its
 	// resumptions can find the target gone (the ledger is there): then
 	// the run stops as they would have stopped it, not at the next range
@@ -218,8 +220,7 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 	var lapsing *leaseLapsing
 	lapsed := errors.As(err, &lapsing) && lapsing.last != nil
 	if errors.Is(err, errLeaseLost) && !lapsed {
-		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", err)
-		return nil
+		return r.takenOver(ctx, t, rg, err, lost)
 	}
 	waited := r.opts.policy().resumed("a key range of " + t.name)
 	if lapsed {
@@ -228,11 +229,31 @@ func (r *runner) copyLeased(ctx context.Context, t *table, rg keyRange) error {
 	}
 	err, gone := r.unreachable(ctx, t, err, waited)
 	if lapsed && gone == nil {
-		r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", lapsing)
-		return nil
+		return r.takenOver(ctx, t, rg, lapsing, lost)
 	}
 	if err := r.fail(ctx, t, err); err != nil {
 		return err
 	}
 	return gone
+}
+
+// takenOver ends the copy of range rg, whose lease ended (why), leaving
+// the range to whoever takes it. The lease can end as a batch's COMMIT
+// goes through with its answer lost (lost, the last try's error):
+// whoever takes the range goes on after the batch, so only this worker
+// can count it, once the ledger shows it committed under this lease (it
+// was counted nowhere: a batch of 100 short of 1200).
+func (r *runner) takenOver(ctx context.Context, t *table, rg keyRange, why, lost error) error {
+	r.opts.Log.Warn("backfill range taken over", "table", t.name, "range", rg.no, "error", why)
+	return r.resume(ctx, []any{"table", t.name, "range", rg.no, "step", "the count of a batch whose answer was lost"}, func() error {
+		var count func()
+		err := r.bounded(ctx, func(ctx context.Context) (err error) {
+			count, err = r.confirm(ctx, t, rg, lost)
+			return err
+		})
+		if err == nil {
+			count()
+		}
+		return err
+	})
 }
