@@ -86,14 +86,7 @@ func TestAnHTTP2BodyOtherThanItsContentLengthReachesNoBackendWhole(t *testing.T)
 		t.Helper()
 		conn := testkit.DialH2(t, addr, nil, 60*time.Second)
 		defer conn.Close()
-		fr := http2.NewFramer(conn, conn)
-		fr.WriteSettings()
-		var hb bytes.Buffer
-		enc := hpack.NewEncoder(&hb)
-		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/x"}, {"content-length", cl}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+		fr := startPost(conn, "/x", cl, false)
 		for i, d := range data {
 			if i == 1 {
 				<-entered
@@ -154,14 +147,7 @@ func TestAnHTTP2RequestEndedBeforeItsDeclaredBodyIsRefused(t *testing.T) {
 		t.Helper()
 		conn := testkit.DialH2(t, addr, nil, 30*time.Second)
 		defer conn.Close()
-		fr := http2.NewFramer(conn, conn)
-		fr.WriteSettings()
-		var hb bytes.Buffer
-		enc := hpack.NewEncoder(&hb)
-		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/items"}, {"content-length", cl}} {
-			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: true})
+		fr := startPost(conn, "/items", cl, true)
 		dec := hpack.NewDecoder(4096, nil)
 		for {
 			fm, err := fr.ReadFrame()
@@ -192,4 +178,19 @@ func TestAnHTTP2RequestEndedBeforeItsDeclaredBodyIsRefused(t *testing.T) {
 	if got := post("0"); got != "201" {
 		t.Errorf("content-length 0, no body: got %s, want the primary's 201", got)
 	}
+}
+
+// startPost opens an HTTP/2 connection's stream 1 on conn as a POST of
+// path declaring content-length cl, ending the stream with its headers
+// when ended, and returns the connection's framer.
+func startPost(conn net.Conn, path, cl string, ended bool) *http2.Framer {
+	fr := http2.NewFramer(conn, conn)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "x"}, {":path", path}, {"content-length", cl}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true, EndStream: ended})
+	return fr
 }
