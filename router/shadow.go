@@ -149,7 +149,7 @@ func (t *Table) serveShadow(x *exchange, req *http.Request) {
 			answered: completed && x.answer.status != 0,
 			capture:  capture,
 		}
-		sh.pool.Go(job.run)
+		sh.pool.GoTask(job)
 	}()
 	primary.ServeHTTP(&x.w, req)
 	completed = true
@@ -220,6 +220,10 @@ func (t *Table) newShadowJob(x *exchange, req *http.Request) *shadowJob {
 	}
 	return j
 }
+
+// Run runs the job in its pool slot (see run); the job is handed to the
+// pool as a shadow.Task, which costs no allocation.
+func (j *shadowJob) Run() { j.run() }
 
 // run sends the copy and compares its answer with the primary's, in the
 // job's pool slot, which it frees when it returns. The copy leaves once

@@ -14,8 +14,8 @@ import (
 // A task runs on a worker goroutine that, once done, waits a while for the
 // next task rather than ending: a new goroutine starts with a small stack
 // and grows it (copying it) on every shadow call, which cost as much CPU as
-// the comparison itself. Workers idle for workerIdle end, so a pool left
-// behind by a reload holds nothing for long.
+// the comparison itself. Workers idle for workerIdle end (within twice
+// that), so a pool left behind by a reload holds nothing for long.
 type Pool struct {
 	max     int64
 	running atomic.Int64
@@ -23,7 +23,7 @@ type Pool struct {
 
 	// work hands a task to a waiting worker; unbuffered, so a task is
 	// only ever taken by a worker that is free.
-	work chan func()
+	work chan Task
 	// quit ends the waiting workers when the pool closes.
 	quit chan struct{}
 
@@ -32,13 +32,26 @@ type Pool struct {
 	idle *sync.Cond
 }
 
-// workerIdle is how long a worker waits for its next task before it ends.
+// workerIdle is how long a worker waits for its next task before it ends:
+// its timer fires every workerIdle, and a worker that ran no task since
+// the last time ends, so it ends after between one and two of them idle.
+// Resetting the timer after every task cost each shadow copy a change of
+// the runtime's timer heap.
 const workerIdle = 2 * time.Second
+
+// Task is work a Pool runs. A shadow job hands itself over as one, which
+// costs no allocation: the method value of its run cost one per copy.
+type Task interface{ Run() }
+
+// funcTask is a function as a Task.
+type funcTask func()
+
+func (f funcTask) Run() { f() }
 
 // NewPool returns a pool running at most maxInflight tasks at once (at
 // least one).
 func NewPool(maxInflight int) *Pool {
-	p := &Pool{max: int64(max(maxInflight, 1)), work: make(chan func()), quit: make(chan struct{})}
+	p := &Pool{max: int64(max(maxInflight, 1)), work: make(chan Task), quit: make(chan struct{})}
 	p.idle = sync.NewCond(&p.mu)
 	return p
 }
@@ -81,32 +94,48 @@ func (p *Pool) Reserve() bool {
 
 // Go runs f on a worker goroutine in a slot Reserve took; the slot is free
 // again once f returns.
-func (p *Pool) Go(f func()) {
+func (p *Pool) Go(f func()) { p.GoTask(funcTask(f)) }
+
+// GoTask is Go for a Task.
+func (p *Pool) GoTask(t Task) {
 	select {
-	case p.work <- f:
+	case p.work <- t:
 	default:
-		go p.worker(f)
+		go p.worker(t)
 	}
 }
 
 // Release gives back a slot Reserve took, for a task that will not run.
 func (p *Pool) Release() { p.done() }
 
-// worker runs f, then the tasks handed to it, until none came for
-// workerIdle or the pool closed.
-func (p *Pool) worker(f func()) {
+// worker runs t, then the tasks handed to it, until none came between
+// two ticks of its idle timer (see workerIdle) or the pool closed.
+func (p *Pool) worker(t Task) {
 	timer := time.NewTimer(workerIdle)
 	defer timer.Stop()
 	for {
-		f()
+		t.Run()
 		p.done()
-		timer.Reset(workerIdle)
+		if !p.next(timer, &t) {
+			return
+		}
+	}
+}
+
+// next waits for the worker's next task, into t, and reports whether one
+// came before the worker was idle a whole tick of timer.
+func (p *Pool) next(timer *time.Timer, t *Task) bool {
+	for ran := true; ; ran = false {
 		select {
-		case f = <-p.work:
+		case *t = <-p.work:
+			return true
 		case <-timer.C:
-			return
+			if !ran {
+				return false
+			}
+			timer.Reset(workerIdle)
 		case <-p.quit:
-			return
+			return false
 		}
 	}
 }
