@@ -341,6 +341,13 @@ func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *h
 		return
 	}
 	defer client.Close()
+	// The drain gives a tunnel the grace and then closes it: net/http
+	// forgets a hijacked connection.
+	ends := &tunnelEnds{client: client, backend: backend}
+	if !t.owner.tunnels.add(ends) {
+		return // the drain closed the tunnels already: the deferred closes end this one
+	}
+	defer t.owner.tunnels.remove(ends)
 	h := w.Header()
 	addHeader(h, res.Header)
 	res.Header, res.Body = h, nil // res.Write writes the head alone
