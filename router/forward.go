@@ -359,9 +359,15 @@ func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *h
 		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
 		return
 	}
+	// What the client sent right behind its request is in brw's reader,
+	// not on the connection: it was lost (found by the red team).
+	var fromClient io.Reader = client
+	if n := brw.Reader.Buffered(); n > 0 {
+		fromClient = io.MultiReader(io.LimitReader(brw.Reader, int64(n)), client)
+	}
 	errc := make(chan error, 2)
 	go tunnel(client, backend, errc)
-	go tunnel(backend, client, errc)
+	go tunnel(backend, fromClient, errc)
 	// Until one side fails, or both ended.
 	if err := <-errc; err == nil {
 		<-errc
