@@ -360,6 +360,11 @@ func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *h
 		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
 		return
 	}
+	// The head went past the status writer: without this, every
+	// WebSocket was counted as a client that left before its answer
+	// (499), and one modern served as no answer of modern's (found by
+	// the red team).
+	exchangeFrom(out.Context()).w.status = http.StatusSwitchingProtocols
 	// What the client sent right behind its request is in brw's reader,
 	// not on the connection: it was lost (found by the red team).
 	var fromClient io.Reader = client

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
+
+	"strangler/internal/testkit"
 )
 
 // TestBytesSentBehindAnUpgradeReachTheBackend: bytes a client sends in
@@ -86,5 +89,23 @@ func TestATunnelCarriesABurstIntact(t *testing.T) {
 		if _, err := io.ReadFull(r, got); err != nil || !bytes.Equal(got, sent) {
 			t.Fatalf("%d bytes: echoed %d bytes differing from those sent (%v)", size, len(got), err)
 		}
+	}
+}
+
+// TestAWebSocketIsCountedAsItsSwitch: the 101 reaches the client past
+// the status writer, so a WebSocket that ended was counted as a client
+// that left before its answer (code="499"), which the metrics promise
+// for that alone, and modern's as no answer at all.
+func TestAWebSocketIsCountedAsItsSwitch(t *testing.T) {
+	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
+	f := newFacade(t, echo.URL, echo.URL, "", `  - {name: ws, match: "GET /ws", mode: modern}`)
+	conn := tunnelEchoes(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	conn.Close()
+	count := func(code string) float64 {
+		return f.metric(t, "strangler_requests_total", map[string]string{"route": "ws", "backend": "modern", "code": code})
+	}
+	testkit.Eventually(t, 10*time.Second, "the WebSocket is counted", func() bool { return count("101")+count("499") > 0 })
+	if got101, got499 := count("101"), count("499"); got101 != 1 || got499 != 0 {
+		t.Errorf("counted code=101 %v times and code=499 %v times, want 1 and 0", got101, got499)
 	}
 }
