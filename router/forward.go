@@ -1,11 +1,9 @@
 package router
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -298,142 +296,6 @@ func isEventStream(ct string) bool {
 	base, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }
-
-// switchProtocols completes a 101 answer: the client's connection is taken
-// from net/http, gets the answer's head, and is then joined to the
-// backend's until either side ends or the request is cancelled.
-func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *http.Response) {
-	asked, got := upgradeType(out.Header), upgradeType(res.Header)
-	switch {
-	case !printable(got):
-		t.proxyError(w, out, errors.New("backend tried to switch to an invalid protocol"))
-		return
-	case !strings.EqualFold(asked, got):
-		t.proxyError(w, out, errors.New("backend tried to switch to another protocol than the one asked for"))
-		return
-	}
-	// As an upgrade is asked for: the fields the backend's Connection
-	// names are hop-by-hop (RFC 9110 section 7.6.1), the switch aside.
-	// They reached the client: "Connection: Upgrade, X-Name" brought it
-	// X-Name, which the facade drops from every other answer (found by
-	// the red team).
-	upstream.RemoveHopByHop(res.Header)
-	res.Header["Connection"] = []string{"Upgrade"}
-	res.Header["Upgrade"] = []string{got}
-	backend, ok := res.Body.(io.ReadWriteCloser)
-	if !ok {
-		t.proxyError(w, out, errors.New("101 answer with a body that cannot be written to"))
-		return
-	}
-	client, brw, err := http.NewResponseController(w).Hijack()
-	if errors.Is(err, http.ErrNotSupported) {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	// Cancelling the request closes the backend's connection (golang/go#35559).
-	stop := context.AfterFunc(out.Context(), func() { backend.Close() })
-	defer func() {
-		if stop() {
-			backend.Close()
-		}
-	}()
-	if err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	defer client.Close()
-	// The drain gives a tunnel the grace and then closes it: net/http
-	// forgets a hijacked connection.
-	ends := &tunnelEnds{client: client, backend: backend}
-	if !t.owner.tunnels.add(ends) {
-		return // the drain closed the tunnels already: the deferred closes end this one
-	}
-	defer t.owner.tunnels.remove(ends)
-	h := w.Header()
-	addHeader(h, res.Header)
-	res.Header, res.Body = h, nil // res.Write writes the head alone
-	if err := res.Write(brw); err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	if err := brw.Flush(); err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	// The head went past the status writer: without this, every
-	// WebSocket was counted as a client that left before its answer
-	// (499), and one modern served as no answer of modern's (found by
-	// the red team).
-	exchangeFrom(out.Context()).w.status = http.StatusSwitchingProtocols
-	// What the client sent right behind its request is in brw's reader,
-	// not on the connection: it was lost (found by the red team).
-	var fromClient io.Reader = client
-	if n := brw.Reader.Buffered(); n > 0 {
-		fromClient = io.MultiReader(io.LimitReader(brw.Reader, int64(n)), client)
-	}
-	errc := make(chan error, 2)
-	go t.tunnel(client, backend, errc)
-	go t.tunnel(backend, fromClient, errc)
-	// Until one side fails, or both ended.
-	if err := <-errc; err == nil {
-		<-errc
-	}
-}
-
-// tunnel copies from src to dst until src ends, then closes dst for
-// writing so that its reader sees the end too, and reports on errc: nil
-// when dst was closed cleanly, else the error.
-//
-// A tunnel waits with a small buffer of its own (tunnelWait) and takes a
-// pooled one only while bytes come faster than that fills: io.Copy held
-// 32 KiB each way for as long as the tunnel lasted, which made an idle
-// WebSocket cost the facade about 85 KiB of heap (found by the red team).
-func (t *Table) tunnel(dst io.Writer, src io.Reader, errc chan<- error) {
-	small := make([]byte, tunnelWait)
-	buf, pooled := small, []byte(nil)
-	defer func() {
-		if pooled != nil {
-			t.buffers.Put(pooled)
-		}
-	}()
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if w, werr := dst.Write(buf[:n]); werr != nil || w < n {
-				errc <- cmp.Or(werr, io.ErrShortWrite)
-				return
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			errc <- rerr
-			return
-		}
-		switch {
-		case n == len(buf) && pooled == nil:
-			pooled = t.buffers.Get()
-			buf = pooled
-		case n < len(buf) && pooled != nil:
-			// The bytes waiting were all read: the next read may wait long.
-			t.buffers.Put(pooled)
-			buf, pooled = small, nil
-		}
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		errc <- cw.CloseWrite()
-		return
-	}
-	errc <- errTunnelDone
-}
-
-// tunnelWait is the buffer each direction of a tunnel waits for bytes
-// with: a WebSocket's small messages go through it whole.
-const tunnelWait = 2 << 10
-
-// errTunnelDone ends a tunnel whose side cannot be half-closed.
-var errTunnelDone = errors.New("tunnel copy done")
 
 // modifyResponse records the backend's answer in the exchange before the
 // client gets any of it, and journals a dual write's. Its caller has
