@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -297,87 +296,6 @@ func isEventStream(ct string) bool {
 	base, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }
-
-// switchProtocols completes a 101 answer: the client's connection is taken
-// from net/http, gets the answer's head, and is then joined to the
-// backend's until either side ends or the request is cancelled.
-func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *http.Response) {
-	asked, got := upgradeType(out.Header), upgradeType(res.Header)
-	switch {
-	case !printable(got):
-		t.proxyError(w, out, errors.New("backend tried to switch to an invalid protocol"))
-		return
-	case !strings.EqualFold(asked, got):
-		t.proxyError(w, out, errors.New("backend tried to switch to another protocol than the one asked for"))
-		return
-	}
-	// As an upgrade is asked for: the fields the backend's Connection
-	// names are hop-by-hop (RFC 9110 section 7.6.1), the switch aside.
-	// They reached the client: "Connection: Upgrade, X-Name" brought it
-	// X-Name, which the facade drops from every other answer (found by
-	// the red team).
-	upstream.RemoveHopByHop(res.Header)
-	res.Header["Connection"] = []string{"Upgrade"}
-	res.Header["Upgrade"] = []string{got}
-	backend, ok := res.Body.(io.ReadWriteCloser)
-	if !ok {
-		t.proxyError(w, out, errors.New("101 answer with a body that cannot be written to"))
-		return
-	}
-	client, brw, err := http.NewResponseController(w).Hijack()
-	if errors.Is(err, http.ErrNotSupported) {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	// Cancelling the request closes the backend's connection (golang/go#35559).
-	stop := context.AfterFunc(out.Context(), func() { backend.Close() })
-	defer func() {
-		if stop() {
-			backend.Close()
-		}
-	}()
-	if err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	defer client.Close()
-	h := w.Header()
-	addHeader(h, res.Header)
-	res.Header, res.Body = h, nil // res.Write writes the head alone
-	if err := res.Write(brw); err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	if err := brw.Flush(); err != nil {
-		t.proxyError(w, out, fmt.Errorf("switching protocols: %w", err))
-		return
-	}
-	errc := make(chan error, 2)
-	go tunnel(client, backend, errc)
-	go tunnel(backend, client, errc)
-	// Until one side fails, or both ended.
-	if err := <-errc; err == nil {
-		<-errc
-	}
-}
-
-// tunnel copies from src to dst until src ends, then closes dst for
-// writing so that its reader sees the end too, and reports on errc: nil
-// when dst was closed cleanly, else the error.
-func tunnel(dst io.Writer, src io.Reader, errc chan<- error) {
-	if _, err := io.Copy(dst, src); err != nil {
-		errc <- err
-		return
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		errc <- cw.CloseWrite()
-		return
-	}
-	errc <- errTunnelDone
-}
-
-// errTunnelDone ends a tunnel whose side cannot be half-closed.
-var errTunnelDone = errors.New("tunnel copy done")
 
 // modifyResponse records the backend's answer in the exchange before the
 // client gets any of it, and journals a dual write's. Its caller has

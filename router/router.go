@@ -63,6 +63,9 @@ type Router struct {
 	// stale paces the log of writes served on route flags not known to be
 	// current (followed).
 	stale staleWrites
+	// tunnels are the upgraded connections open through every table, for
+	// the drain to close (CloseTunnels).
+	tunnels tunnels
 }
 
 // Deps are what the router needs besides configuration.

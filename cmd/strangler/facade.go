@@ -299,7 +299,14 @@ func (f *facade) actors(ctx context.Context, s servers, extra []actor) []actor {
 	list := []actor{
 		f.drain(ctx),
 		{execute: s.servePublic, interrupt: func(error) {
-			shutdown(s.public, grace(), f.log)
+			ctx, cancel := context.WithTimeout(context.Background(), grace())
+			defer cancel()
+			shutdownBy(ctx, s.public, f.log)
+			// Upgraded connections (WebSockets), which Shutdown does not
+			// see, get what is left of the grace too, and are then closed.
+			if n := f.rtr.CloseTunnels(ctx); n > 0 {
+				f.log.Info("closed upgraded connections still open when the shutdown grace ended", "connections", n)
+			}
 			f.awaitHandlers()
 		}},
 		background(f.flags.Run),

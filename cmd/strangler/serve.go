@@ -268,6 +268,12 @@ func serveUntilClosed(srv *http.Server, ln net.Listener) error {
 func shutdown(srv *http.Server, grace time.Duration, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	shutdownBy(ctx, srv, log)
+}
+
+// shutdownBy lets in-flight requests finish until ctx ends, then cuts off
+// what is left.
+func shutdownBy(ctx context.Context, srv *http.Server, log *slog.Logger) {
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn("shutdown grace period ended with requests in flight; closing them", "error", err)
 		srv.Close()
