@@ -285,7 +285,8 @@ const maxClients = 32
 // X-App-Version, or the product token that starts User-Agent
 // ("PatientApp/5.2.1 (iOS 17)" → "PatientApp/5.2.1"). Both are whatever
 // the client sent, so only a value shaped like a version is counted by
-// name; anything else is "other", and no value at all "unknown".
+// name (ClientVersion, its build metadata dropped); anything else is
+// "other", and no value at all "unknown".
 //
 // h is a request's header as net/http read it, its names canonical: they
 // are looked up as spelled, as Get would canonicalise them again on every
@@ -295,10 +296,11 @@ func (r *Route) noteClient(h http.Header) {
 	if v == "" {
 		v, _, _ = strings.Cut(first(h["User-Agent"]), " ")
 	}
-	switch {
-	case v == "":
+	if v == "" {
 		v = "unknown"
-	case !VersionShaped(v):
+	} else if name, ok := ClientVersion(v); ok {
+		v = name
+	} else {
 		v = "other"
 	}
 	r.clientsMu.Lock()

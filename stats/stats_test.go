@@ -135,6 +135,25 @@ func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
 		{"X-App-Version", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "other"},
 		{"X-App-Version", strings.Repeat("1.", 17), "other"},
 		{"User-Agent", "", "unknown"},
+		// Free text after the dotted number (a person's name, a record
+		// number) is not counted by name; a prerelease is numbers and a
+		// few words, and build metadata is dropped.
+		{"X-App-Version", "5.2.1-JohnSmith", "other"},
+		{"X-App-Version", "5.2.1-beta.JaneDoe", "other"},
+		{"X-App-Version", "5.2.1.JaneDoe", "other"},
+		{"X-App-Version", "5.2.1_MRN99", "other"},
+		{"X-App-Version", "5.2.1JohnSmith", "other"},
+		{"User-Agent", "PatientApp/5.2.1-JohnSmith (iOS 17)", "other"},
+		{"X-App-Version", "5.2.1-", "other"},
+		{"X-App-Version", "5.2.1-rc..1", "other"},
+		{"X-App-Version", "1.2.3.4.5", "other"},
+		{"X-App-Version", "5.2.1-rc1", "5.2.1-rc1"},
+		{"X-App-Version", "1.4.0-SNAPSHOT", "1.4.0-SNAPSHOT"},
+		{"X-App-Version", "2.0.0-canary-3", "2.0.0-canary-3"},
+		{"X-App-Version", "5.2.1.3456", "5.2.1.3456"},
+		{"X-App-Version", "5.2.1+JohnSmith", "5.2.1"},
+		{"User-Agent", "PatientApp/5.2.1+build.7 (iOS 17)", "PatientApp/5.2.1"},
+		{"X-App-Version", "5.2.1+" + strings.Repeat("x", 100), "5.2.1"},
 	} {
 		c := NewCounters()
 		c.Route("get").Request(t0, "legacy", &http.Request{Header: http.Header{tc.header: {tc.value}}})
