@@ -85,6 +85,43 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 	}
 }
 
+// TestClientNamesAreBoundedPerHour: a client sending a new version on
+// each request (1.0.1, 1.0.2, …), flushed every 10 seconds, has at most
+// maxClients of them counted by name in an hour, the rest as other.
+// Before, each flush took maxClients new names, and the store kept every
+// one: 11,520 rows a route an hour, for 90 days.
+func TestClientNamesAreBoundedPerHour(t *testing.T) {
+	c := NewCounters()
+	r := c.Route("get")
+	s := &sink{}
+	n := 0
+	for flush := range 20 {
+		now := t0.Add(time.Duration(flush) * 10 * time.Second)
+		for range maxClients {
+			n++
+			r.Request(now, "legacy", &http.Request{Header: http.Header{"X-App-Version": {fmt.Sprintf("1.0.%d", n)}}})
+		}
+		c.Flush(context.Background(), s, now)
+	}
+	names := map[string]int64{}
+	for _, cc := range s.clients {
+		names[cc.Client] += cc.Requests
+	}
+	if len(names) != maxClients+1 || names["other"] != int64(n-maxClients) {
+		t.Errorf("%d names in an hour (other: %d), want %d and other for the remaining %d", len(names), names["other"], maxClients, n-maxClients)
+	}
+	// The next hour counts new names again, and those the hour before
+	// counted stay named.
+	next := t0.Add(time.Hour)
+	r.Request(next, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"2.0.0"}}})
+	r.Request(next, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"1.0.1"}}})
+	s = &sink{}
+	c.Flush(context.Background(), s, next)
+	if len(s.clients) != 2 || s.clients[0].Client == "other" || s.clients[1].Client == "other" {
+		t.Errorf("the next hour counted %+v, want 2.0.0 and 1.0.1 by name", s.clients)
+	}
+}
+
 func TestClientLabelsAreBounded(t *testing.T) {
 	c := NewCounters()
 	r := c.Route("get")
