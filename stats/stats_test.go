@@ -201,3 +201,15 @@ func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLegacyRequest is a request legacy served, its client version
+// noted.
+func BenchmarkLegacyRequest(b *testing.B) {
+	r := NewCounters().Route("get")
+	req := &http.Request{Header: http.Header{"User-Agent": {"PatientApp/5.2.1 (iOS 17)"}}}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Request(now, "legacy", req)
+	}
+}

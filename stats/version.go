@@ -47,17 +47,18 @@ var prereleaseWords = []string{"alpha", "beta", "rc", "pre", "preview", "dev", "
 // only looks like a version, or a product name that is a word a client
 // chose; the report shows the top few only.
 func ClientVersion(v string) (string, bool) {
-	if i := strings.IndexByte(v, '+'); i >= 0 {
-		v = v[:i]
-	}
-	if v == "" || len(v) > maxVersionLen {
-		return "", false
-	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-/", c) >= 0) {
+		if c == '+' {
+			v = v[:i]
+			break
+		}
+		if i == maxVersionLen || !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '/') {
 			return "", false
 		}
+	}
+	if v == "" {
+		return "", false
 	}
 	version := v
 	if i := strings.LastIndexByte(v, '/'); i >= 0 {
@@ -73,8 +74,12 @@ func ClientVersion(v string) (string, bool) {
 	if !dottedNumber(core) || hasPre && !prerelease(pre) {
 		return "", false
 	}
-	if a, err := netip.ParseAddr(core); err == nil && a.Is4() {
-		return "", false
+	// Only four parts can be an IPv4 address (ParseAddr's error is an
+	// allocation for every version of three).
+	if strings.Count(core, ".") == 3 {
+		if a, err := netip.ParseAddr(core); err == nil && a.Is4() {
+			return "", false
+		}
 	}
 	if isDate(core) {
 		return "", false
@@ -84,13 +89,18 @@ func ClientVersion(v string) (string, bool) {
 
 // dottedNumber reports whether s is two to four numbers joined by dots.
 func dottedNumber(s string) bool {
-	parts := 0
-	for p := range strings.SplitSeq(s, ".") {
-		if parts++; parts > 4 || !allDigits(p) {
+	dots, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+			digits++
+		case c == '.' && digits > 0 && dots < 3:
+			dots, digits = dots+1, 0
+		default:
 			return false
 		}
 	}
-	return parts >= 2
+	return dots >= 1 && digits > 0
 }
 
 // prerelease reports whether s is parts separated by "." or "-", each a
@@ -139,11 +149,13 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // isDate reports whether s reads as a date of birth would: d.m.yyyy,
 // m.d.yyyy or 19yy.m.d. Calendar versions (2024.05.1) stay versions.
 func isDate(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
+	a, rest, _ := strings.Cut(s, ".")
+	b, c, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(c, ".") {
 		return false
 	}
-	n := make([]int, 3)
+	parts := [3]string{a, b, c}
+	var n [3]int
 	for i, p := range parts {
 		v, err := strconv.Atoi(p)
 		if err != nil || p == "" || p[0] == '+' {
