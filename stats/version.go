@@ -132,18 +132,6 @@ func knownWord(w string) bool {
 	return false
 }
 
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // isDate reports whether s reads as a date of birth would: d.m.yyyy,
