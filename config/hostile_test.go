@@ -550,3 +550,29 @@ func TestMaxConnectionAgeIsADuration(t *testing.T) {
 		t.Errorf("-1s: got %v, want one error at line 3 on backends.modern.max_connection_age", errs)
 	}
 }
+
+// A syntax error of YAML's parser is placed on its line: yaml.v3 counts
+// those lines from 0 and its scanner's from 1, and the parser's came one
+// line early, on a line that was fine.
+func TestAParserErrorIsPlacedOnItsLine(t *testing.T) {
+	for _, tc := range []struct {
+		y    string
+		line int
+	}{
+		// A placeholder unquoted in braces ends the mapping.
+		{"listen: \":1\"\nbackends:\n  legacy: { url: \"http://l\" }\n  modern: { url: ${MODERN_URL} }\n", 4},
+		{hostileBackends + "routes: [\n  { name: a, match: \"GET /a\", mode: legacy }\n  { name: b }\n]\n", 4},
+		// yaml.v3 says where the list the error is in starts, not the
+		// error's own line (7).
+		{hostileBackends + "routes:\n  - name: a\n    match: \"GET /a\"\n   - mode: legacy\n", 5},
+		{hostileBackends + "listen: \":1\"\n- x\n", 5},
+		// The scanner's lines were right already.
+		{hostileBackends + "routes:\n  - name: a\n  x\n", 6},
+		{hostileBackends + "listen: !x!y 1\n", 4},
+	} {
+		errs := parseErrors(t, tc.y)
+		if len(errs) != 1 || errs[0].Line != tc.line {
+			t.Errorf("%q: got %v, want one error at line %d", tc.y, errs, tc.line)
+		}
+	}
+}

@@ -137,6 +137,12 @@ type Route struct {
 	// the last flush, bounded to maxClients names.
 	clientsMu sync.Mutex
 	clients   map[string]int64
+	// named are the versions counted by name in the hour namedHour (Unix
+	// hours), at most maxClients: the names the store gets in an hour,
+	// each flush's and all, are bounded, not the names of one flush. Each
+	// maps to its own copy, which does not hold its request's header.
+	named     map[string]string
+	namedHour int64
 
 	// owner holds the route's counters; gone says it forgot them (see
 	// Counters.forgetFlushed).
@@ -203,9 +209,9 @@ func (r *Route) Request(now time.Time, backend string, req *http.Request) {
 	switch backend {
 	case "legacy":
 		r.pending.legacy.Add(1)
-		r.noteClient(req.Header)
+		r.noteClient(now, req.Header)
 	case "fallback":
-		r.noteClient(req.Header)
+		r.noteClient(now, req.Header)
 	}
 }
 
@@ -278,33 +284,59 @@ func first(vs []string) string {
 }
 
 // maxClients bounds the distinct app versions noted per route between
-// flushes; more are counted as "other".
+// flushes, and those counted by name per route in an hour; more are
+// counted as "other".
 const maxClients = 32
 
 // noteClient counts the client app version of a request legacy served:
 // X-App-Version, or the product token that starts User-Agent
 // ("PatientApp/5.2.1 (iOS 17)" → "PatientApp/5.2.1"). Both are whatever
 // the client sent, so only a value shaped like a version is counted by
-// name; anything else is "other", and no value at all "unknown".
+// name (ClientVersion, its build metadata dropped); anything else is
+// "other", and no value at all "unknown".
 //
 // h is a request's header as net/http read it, its names canonical: they
 // are looked up as spelled, as Get would canonicalise them again on every
 // request (about 800 instructions of a pass-through request's).
-func (r *Route) noteClient(h http.Header) {
+func (r *Route) noteClient(now time.Time, h http.Header) {
 	v := first(h["X-App-Version"])
 	if v == "" {
 		v, _, _ = strings.Cut(first(h["User-Agent"]), " ")
 	}
+	name, ok := ClientVersion(v)
+	r.clientsMu.Lock()
 	switch {
 	case v == "":
 		v = "unknown"
-	case !VersionShaped(v):
+	case !ok:
 		v = "other"
+	default:
+		v = r.nameOf(now, name)
 	}
-	r.clientsMu.Lock()
 	if _, ok := r.clients[v]; !ok && len(r.clients) >= maxClients {
 		v = "other"
 	}
 	r.clients[v]++
 	r.clientsMu.Unlock()
+}
+
+// nameOf is what the version name is counted as in now's hour: its copy
+// among the names counted this hour, a new one while fewer than
+// maxClients were, else "other". A client sending a new version each
+// request (1.0.1, 1.0.2, …) otherwise had the store keep maxClients new
+// rows per route every flush, 11,520 an hour, for 90 days. r.clientsMu
+// is held.
+func (r *Route) nameOf(now time.Time, name string) string {
+	if hour := now.Unix() / 3600; hour > r.namedHour || r.named == nil {
+		r.named, r.namedHour = map[string]string{}, hour
+	}
+	if kept, ok := r.named[name]; ok {
+		return kept
+	}
+	if len(r.named) >= maxClients {
+		return "other"
+	}
+	kept := strings.Clone(name)
+	r.named[kept] = kept
+	return kept
 }

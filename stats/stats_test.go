@@ -85,6 +85,43 @@ func TestFlushKeepsCountsAStoreOutageCouldNotTake(t *testing.T) {
 	}
 }
 
+// TestClientNamesAreBoundedPerHour: a client sending a new version on
+// each request (1.0.1, 1.0.2, …), flushed every 10 seconds, has at most
+// maxClients of them counted by name in an hour, the rest as other.
+// Before, each flush took maxClients new names, and the store kept every
+// one: 11,520 rows a route an hour, for 90 days.
+func TestClientNamesAreBoundedPerHour(t *testing.T) {
+	c := NewCounters()
+	r := c.Route("get")
+	s := &sink{}
+	n := 0
+	for flush := range 20 {
+		now := t0.Add(time.Duration(flush) * 10 * time.Second)
+		for range maxClients {
+			n++
+			r.Request(now, "legacy", &http.Request{Header: http.Header{"X-App-Version": {fmt.Sprintf("1.0.%d", n)}}})
+		}
+		c.Flush(context.Background(), s, now)
+	}
+	names := map[string]int64{}
+	for _, cc := range s.clients {
+		names[cc.Client] += cc.Requests
+	}
+	if len(names) != maxClients+1 || names["other"] != int64(n-maxClients) {
+		t.Errorf("%d names in an hour (other: %d), want %d and other for the remaining %d", len(names), names["other"], maxClients, n-maxClients)
+	}
+	// The next hour counts new names again, and those the hour before
+	// counted stay named.
+	next := t0.Add(time.Hour)
+	r.Request(next, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"2.0.0"}}})
+	r.Request(next, "legacy", &http.Request{Header: http.Header{"X-App-Version": {"1.0.1"}}})
+	s = &sink{}
+	c.Flush(context.Background(), s, next)
+	if len(s.clients) != 2 || s.clients[0].Client == "other" || s.clients[1].Client == "other" {
+		t.Errorf("the next hour counted %+v, want 2.0.0 and 1.0.1 by name", s.clients)
+	}
+}
+
 func TestClientLabelsAreBounded(t *testing.T) {
 	c := NewCounters()
 	r := c.Route("get")
@@ -135,6 +172,25 @@ func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
 		{"X-App-Version", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "other"},
 		{"X-App-Version", strings.Repeat("1.", 17), "other"},
 		{"User-Agent", "", "unknown"},
+		// Free text after the dotted number (a person's name, a record
+		// number) is not counted by name; a prerelease is numbers and a
+		// few words, and build metadata is dropped.
+		{"X-App-Version", "5.2.1-JohnSmith", "other"},
+		{"X-App-Version", "5.2.1-beta.JaneDoe", "other"},
+		{"X-App-Version", "5.2.1.JaneDoe", "other"},
+		{"X-App-Version", "5.2.1_MRN99", "other"},
+		{"X-App-Version", "5.2.1JohnSmith", "other"},
+		{"User-Agent", "PatientApp/5.2.1-JohnSmith (iOS 17)", "other"},
+		{"X-App-Version", "5.2.1-", "other"},
+		{"X-App-Version", "5.2.1-rc..1", "other"},
+		{"X-App-Version", "1.2.3.4.5", "other"},
+		{"X-App-Version", "5.2.1-rc1", "5.2.1-rc1"},
+		{"X-App-Version", "1.4.0-SNAPSHOT", "1.4.0-SNAPSHOT"},
+		{"X-App-Version", "2.0.0-canary-3", "2.0.0-canary-3"},
+		{"X-App-Version", "5.2.1.3456", "5.2.1.3456"},
+		{"X-App-Version", "5.2.1+JohnSmith", "5.2.1"},
+		{"User-Agent", "PatientApp/5.2.1+build.7 (iOS 17)", "PatientApp/5.2.1"},
+		{"X-App-Version", "5.2.1+" + strings.Repeat("x", 100), "5.2.1"},
 	} {
 		c := NewCounters()
 		c.Route("get").Request(t0, "legacy", &http.Request{Header: http.Header{tc.header: {tc.value}}})
@@ -143,5 +199,17 @@ func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
 		if len(s.clients) != 1 || s.clients[0].Client != tc.want {
 			t.Errorf("%s: %q counted as %+v, want %q", tc.header, tc.value, s.clients, tc.want)
 		}
+	}
+}
+
+// BenchmarkLegacyRequest is a request legacy served, its client version
+// noted.
+func BenchmarkLegacyRequest(b *testing.B) {
+	r := NewCounters().Route("get")
+	req := &http.Request{Header: http.Header{"User-Agent": {"PatientApp/5.2.1 (iOS 17)"}}}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Request(now, "legacy", req)
 	}
 }

@@ -11,71 +11,139 @@ import (
 // maxVersionLen bounds a client version counted by name.
 const maxVersionLen = 32
 
-// VersionShaped reports whether v looks like an app version or a product
-// token, the only client values counted by name: at most 32 letters,
-// digits and . _ - /, ending in a version that starts with a number (or
-// v and a number) and has a dotted number in it: 5.2, v1.0.3-beta,
-// PatientApp/5.2.1, Mozilla/5.0. A product's name before the version
-// must read like a name (phi.FieldName: a letter first, at most four
-// digits), so that a record number or a social security number a client
-// put there (MRN9988776/5.2, 123-45-6789/1.0) is not counted by name.
+// VersionShaped reports whether v is counted by name; see ClientVersion.
+func VersionShaped(v string) bool {
+	_, ok := ClientVersion(v)
+	return ok
+}
+
+// prereleaseWords are the words a prerelease may spell (each alone or
+// followed by a number: rc1, beta2), in any case: SNAPSHOT is Maven's.
+var prereleaseWords = []string{"alpha", "beta", "rc", "pre", "preview", "dev", "snapshot", "canary", "nightly", "debug", "release"}
+
+// ClientVersion returns the name a client's app version or product token
+// is counted by, and whether it is counted by name at all. Its build
+// metadata (from a "+" on) is dropped: 5.2.1+sha.1a2b counts as 5.2.1.
+// What remains is at most 32 bytes: an optional product name and "/",
+// then v (or V) if the client put one, a dotted number of two to four
+// parts (5.2, 5.2.1, 2024.05.1, 5.2.1.3456) and optionally "-" and a
+// prerelease of parts separated by "." or "-", each a number or one of a
+// few words optionally followed by a number (alpha, beta, rc, pre,
+// preview, dev, snapshot, canary, nightly, debug, release: v1.0.3-beta.2,
+// 5.2.1-rc1, 1.4.0-SNAPSHOT): PatientApp/5.2.1, Mozilla/5.0.
+//
+// Free text does not ride in the version: 5.2.1-JohnSmith,
+// 5.2.1.JaneDoe, 5.2.1_MRN99 are not counted by name (before, anything
+// after the dotted number was). A product's name before the version must
+// read like a name (phi.FieldName: a letter first, at most four digits),
+// so that a record number or a social security number a client put there
+// (MRN9988776/5.2, 123-45-6789/1.0) is not counted by name.
 //
 // The dotted number is stricter than "a digit somewhere" on purpose:
 // that rule would count record numbers (MRN9988776), social security
 // numbers (123-45-6789) and ISO dates (1970-01-31) a client put where its
 // version belongs. Values shaped like an IPv4 address or a day.month.year
 // date are not counted either. What remains can still be a value that
-// only looks like a version; the report shows the top few only.
-func VersionShaped(v string) bool {
-	if v == "" || len(v) > maxVersionLen {
-		return false
-	}
+// only looks like a version, or a product name that is a word a client
+// chose; the report shows the top few only.
+func ClientVersion(v string) (string, bool) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._-/", c) >= 0) {
-			return false
+		if c == '+' {
+			v = v[:i]
+			break
 		}
+		if i == maxVersionLen || !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '/') {
+			return "", false
+		}
+	}
+	if v == "" {
+		return "", false
 	}
 	version := v
 	if i := strings.LastIndexByte(v, '/'); i >= 0 {
 		version = v[i+1:]
 		for name := range strings.SplitSeq(v[:i], "/") {
 			if !phi.FieldName(name) {
-				return false
+				return "", false
 			}
 		}
 	}
 	number := strings.TrimPrefix(strings.TrimPrefix(version, "v"), "V")
-	if number == "" || !isDigit(number[0]) || !hasDottedNumber(number) {
-		return false
+	core, pre, hasPre := strings.Cut(number, "-")
+	if !dottedNumber(core) || hasPre && !prerelease(pre) {
+		return "", false
 	}
-	if a, err := netip.ParseAddr(number); err == nil && a.Is4() {
-		return false
+	// Only four parts can be an IPv4 address (ParseAddr's error is an
+	// allocation for every version of three).
+	if strings.Count(core, ".") == 3 {
+		if a, err := netip.ParseAddr(core); err == nil && a.Is4() {
+			return "", false
+		}
 	}
-	return !isDate(number)
+	if isDate(core) {
+		return "", false
+	}
+	return v, true
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+// dottedNumber reports whether s is two to four numbers joined by dots.
+func dottedNumber(s string) bool {
+	dots, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+			digits++
+		case c == '.' && digits > 0 && dots < 3:
+			dots, digits = dots+1, 0
+		default:
+			return false
+		}
+	}
+	return dots >= 1 && digits > 0
+}
 
-// hasDottedNumber reports whether s has a digit, a dot and a digit in a
-// row.
-func hasDottedNumber(s string) bool {
-	for i := 1; i+1 < len(s); i++ {
-		if s[i] == '.' && isDigit(s[i-1]) && isDigit(s[i+1]) {
+// prerelease reports whether s is parts separated by "." or "-", each a
+// number or one of prereleaseWords optionally followed by a number.
+func prerelease(s string) bool {
+	for {
+		p, rest, more := s, "", false
+		if i := strings.IndexAny(s, ".-"); i >= 0 {
+			p, rest, more = s[:i], s[i+1:], true
+		}
+		word := strings.TrimRight(p, "0123456789")
+		if p == "" || word != "" && !knownWord(word) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		s = rest
+	}
+}
+
+// knownWord reports whether w is one of prereleaseWords, in any case.
+func knownWord(w string) bool {
+	for _, k := range prereleaseWords {
+		if strings.EqualFold(k, w) {
 			return true
 		}
 	}
 	return false
 }
 
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
 // isDate reports whether s reads as a date of birth would: d.m.yyyy,
 // m.d.yyyy or 19yy.m.d. Calendar versions (2024.05.1) stay versions.
 func isDate(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
+	a, rest, _ := strings.Cut(s, ".")
+	b, c, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(c, ".") {
 		return false
 	}
-	n := make([]int, 3)
+	parts := [3]string{a, b, c}
+	var n [3]int
 	for i, p := range parts {
 		v, err := strconv.Atoi(p)
 		if err != nil || p == "" || p[0] == '+' {

@@ -235,7 +235,8 @@ func sameTLS(a, b *config.TLS) bool {
 func fingerprint(paths []string) [sha256.Size]byte { return fingerprintRead(paths, nil) }
 
 // fingerprintRead is fingerprint of the files as read holds them, and of
-// those it does not hold as they are now.
+// those it does not hold as they are now (for one that cannot be read,
+// why).
 func fingerprintRead(paths []string, read map[string][]byte) [sha256.Size]byte {
 	h := sha256.New()
 	for _, p := range paths {
@@ -245,7 +246,9 @@ func fingerprintRead(paths []string, read map[string][]byte) [sha256.Size]byte {
 			b, err = filecap.Read(p, filecap.Limit)
 		}
 		if err != nil {
-			h.Write([]byte("missing:" + p))
+			// Why, not only that: a file removed and then made a
+			// folder is a change, and its refusal says so anew.
+			h.Write([]byte("unreadable:" + p + ": " + err.Error()))
 			continue
 		}
 		h.Write(b)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -126,5 +129,33 @@ func TestAReloadRefusesWhatIsNoFile(t *testing.T) {
 				t.Errorf("applied %v once a file was back, want %v", got, want)
 			}
 		})
+	}
+}
+
+// TestAReloadSaysWhyAgainWhenTheFileIsNoFileAnotherWay: a file removed,
+// then a folder put in its place, is refused twice, each time saying
+// why. Before, every file that could not be read looked the same to the
+// watch ("missing"), so the folder was never looked at and the log kept
+// saying the file did not exist.
+func TestAReloadSaysWhyAgainWhenTheFileIsNoFileAnotherWay(t *testing.T) {
+	h := startReloadHarness(t, "a")
+	var logs bytes.Buffer
+	h.rl.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	if err := os.Remove(h.path); err != nil {
+		t.Fatal(err)
+	}
+	h.look(settleLooks + 2)
+	if !strings.Contains(logs.String(), "no such file") {
+		t.Fatalf("log %q, want the file named missing", logs.String())
+	}
+	if err := os.Mkdir(h.path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.look(settleLooks + 2)
+	if !strings.Contains(logs.String(), "is a directory") {
+		t.Errorf("log %q, want the folder named", logs.String())
+	}
+	if got := h.settled(); len(got) != 0 {
+		t.Errorf("applied %v", got)
 	}
 }

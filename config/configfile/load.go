@@ -144,6 +144,9 @@ func syntaxError(name string, data []byte, err error) config.Error {
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Column, e.Msg = 1, m[2]
+		if slices.Contains(parserProblems, e.Msg) {
+			e.Line++
+		}
 		e.Column, e.Field = surrogateField(data, e.Line)
 		if column, ok := tabAt(data, e.Line); ok && e.Msg == "found character that cannot start any token" {
 			e.Column, e.Msg = column, "a tab, where YAML takes spaces only: indent with spaces"
@@ -159,6 +162,23 @@ func syntaxError(name string, data []byte, err error) config.Error {
 		e.Line, e.Column, e.Msg = 1, 1, strings.TrimPrefix(e.Msg, "yaml: ")
 	}
 	return e
+}
+
+// parserProblems are the errors of yaml.v3's parser (its scanner's are
+// the others). It counts their line from 0 (the line of the mapping or
+// list they are in, or else of the token they found), those of its
+// scanner from 1: "modern: { url: ${X} }" on line 4 came as line 3.
+var parserProblems = []string{
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected key",
+	"did not find expected node content",
+	"found undefined tag handle",
+	"found incompatible YAML document",
+	"found duplicate %YAML directive",
+	"found duplicate %TAG directive",
 }
 
 // unknownAnchor is yaml.v3's error for an alias to no anchor before it,
