@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,39 @@ type errAPI struct {
 
 func (e errAPI) Error() string { return e.msg }
 
+// paramError is a refused query parameter: 400, the answer naming it in
+// "parameter" besides saying why in "error".
+type paramError struct {
+	name, msg string
+}
+
+func (e *paramError) Error() string { return e.msg }
+
+// badParam refuses the query parameter name, saying why.
+func badParam(name, format string, args ...any) error {
+	return &paramError{name, fmt.Sprintf(format, args...)}
+}
+
+// onceEach refuses a query string that gives a parameter more than once.
+// Every admin API parameter takes one value: a repeat is ambiguous (which
+// one counts: a proxy or a cache in front may read the last where the
+// facade read the first), so it is refused rather than read as the
+// first. Names are compared as sent: ?Route= is no repeat of ?route=.
+func onceEach(r *http.Request) error {
+	q := r.URL.Query()
+	names := make([]string, 0, len(q))
+	for name, values := range q {
+		if len(values) > 1 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return badParam(names[0], "the query parameter %q is given %d times; give it once", names[0], len(q[names[0]]))
+}
+
 func apiError(status int, format string, args ...any) error {
 	return errAPI{status, fmt.Sprintf(format, args...)}
 }
@@ -42,6 +76,7 @@ func apiError(status int, format string, args ...any) error {
 // statusFor is the one place that maps control-plane errors to HTTP.
 func statusFor(err error) (int, string) {
 	var e errAPI
+	var param *paramError
 	var role *roleError
 	var locked *errLockedOut
 	var state *store.StateError
@@ -50,6 +85,8 @@ func statusFor(err error) (int, string) {
 		return locked.status, locked.msg
 	case errors.As(err, &e):
 		return e.status, e.msg
+	case errors.As(err, &param):
+		return http.StatusBadRequest, param.msg
 	case errors.As(err, &role):
 		return http.StatusForbidden, role.Error()
 	case errors.Is(err, ErrNoRoute), errors.Is(err, store.ErrNotFound):
@@ -112,6 +149,9 @@ func (a *admin) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if role := (*roleError)(nil); errors.As(err, &role) {
 		body["needs_role"] = role.need
 	}
+	if param := (*paramError)(nil); errors.As(err, &param) {
+		body["parameter"] = param.name
+	}
 	var gate *GateError
 	if errors.As(err, &gate) {
 		body["error"] = gate.Error() + "; pass force to flip anyway"
@@ -139,6 +179,9 @@ func (a *admin) api(h apiHandler) http.Handler {
 			err = a.allow(r, actor, r.Pattern)
 		}
 		if err == nil {
+			err = onceEach(r)
+		}
+		if err == nil {
 			err = h(w, r, actor)
 		}
 		if err != nil {
@@ -158,6 +201,9 @@ func (a *admin) mutation(h apiHandler) http.Handler {
 		actor, err := a.authenticate(r)
 		if err == nil {
 			err = a.allow(r, actor, r.Pattern)
+		}
+		if err == nil {
+			err = onceEach(r)
 		}
 		if err == nil {
 			err = notJSON(r)
@@ -407,7 +453,7 @@ func queryFlag(r *http.Request, name string) (bool, error) {
 	case "", "0":
 		return false, nil
 	}
-	return false, apiError(http.StatusBadRequest, "%s takes 1 (or 0)", name)
+	return false, badParam(name, "%s takes 1 (or 0)", name)
 }
 
 func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
@@ -417,7 +463,7 @@ func queryInt(r *http.Request, name string, def, maxValue int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxValue {
-		return 0, apiError(http.StatusBadRequest, "%s must be a number from 1 to %d", name, maxValue)
+		return 0, badParam(name, "%s must be a number from 1 to %d", name, maxValue)
 	}
 	return n, nil
 }

@@ -14,7 +14,6 @@ import (
 	"strangler/domain"
 	"strangler/metrics"
 	"strangler/stats"
-	"strangler/store"
 )
 
 // Guard rolls back a route in modern or fallback mode, percent rollouts
@@ -27,7 +26,7 @@ import (
 type Guard struct {
 	flags     *Flags
 	live      GuardStats
-	audit     AuditReader
+	audit     ChangeReader
 	log       *slog.Logger
 	now       func() time.Time
 	rollbacks *prometheus.CounterVec
@@ -63,6 +62,12 @@ type look struct {
 	refused bool
 }
 
+// ChangeReader reads the latest change of a route's flags from the audit
+// log (store.Store.LastFlagChange).
+type ChangeReader interface {
+	LastFlagChange(ctx context.Context, route string) (domain.AuditEntry, bool, error)
+}
+
 // guardInterval is how often the guard looks at the rates.
 const guardInterval = time.Second
 
@@ -71,7 +76,7 @@ const guardInterval = time.Second
 const guardActor = config.GuardActor
 
 // NewGuard returns a guard over the flags, registering its metric.
-func NewGuard(flags *Flags, live GuardStats, audit AuditReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
+func NewGuard(flags *Flags, live GuardStats, audit ChangeReader, reg prometheus.Registerer, log *slog.Logger, now func() time.Time) *Guard {
 	g := &Guard{
 		flags: flags, live: live, audit: audit, log: log, now: now,
 		rollbacks: metrics.GuardRollbacks.CounterVec(),
@@ -201,35 +206,31 @@ func (g *Guard) target(ctx context.Context, rf RouteFlags) (domain.Mode, *float6
 // rampedFrom is the percent the route was raised from to reach its
 // current one, when it is part of the way through a ramp: its percent is
 // below 100 and the latest change of its flags was an operator's flip (or
-// ramp step) raising the percent within its mode. It reads the audit log,
-// but never follows the guard's own rollbacks: those end the search, and
-// the guard acts only on routes it does not hold, whose latest change is
-// an operator's anyway.
+// ramp step) raising the percent within its mode. It reads that change
+// from the audit log, however many entries that change nothing came
+// after it on the route: as a look at the route's latest 50 entries, a
+// viewer's refused flips, each audited, pushed the change out of sight
+// and the guard stepped back a whole mode. A guard's own rollback ends
+// the search, but the guard acts only on routes it does not hold, whose
+// latest change is an operator's anyway.
 func (g *Guard) rampedFrom(ctx context.Context, rf RouteFlags) (*float64, bool) {
 	if rf.Override == nil || domain.FullPercent(rf.Percent) >= 100 {
 		return nil, false
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	entries, err := g.audit.AuditLog(sctx, store.AuditFilter{Route: rf.Route.Name, Limit: 50})
+	e, ok, err := g.audit.LastFlagChange(sctx, rf.Route.Name)
 	if err != nil {
 		g.log.Warn("guard: reading the audit log failed; stepping back a whole mode", "route", rf.Route.Name, "error", err)
 		return nil, false
 	}
-	for _, e := range entries {
-		switch e.Action {
-		case "flip", "ramp":
-		case "clear", "rollback":
-			return nil, false
-		default:
-			continue // denied flips, repairs: the flags did not change
-		}
-		raised := e.FromMode == e.ToMode && e.ToMode == rf.Mode &&
-			domain.FullPercent(e.ToPercent) == domain.FullPercent(rf.Percent) && domain.FullPercent(e.FromPercent) < domain.FullPercent(rf.Percent)
-		if !raised {
-			return nil, false
-		}
-		return e.FromPercent, true
+	if !ok || e.Action != "flip" && e.Action != "ramp" {
+		return nil, false // a clear, a rollback
 	}
-	return nil, false
+	raised := e.FromMode == e.ToMode && e.ToMode == rf.Mode &&
+		domain.FullPercent(e.ToPercent) == domain.FullPercent(rf.Percent) && domain.FullPercent(e.FromPercent) < domain.FullPercent(rf.Percent)
+	if !raised {
+		return nil, false
+	}
+	return e.FromPercent, true
 }

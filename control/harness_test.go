@@ -174,7 +174,7 @@ backends:
 	tokens.Set(cfg.Admin.AdminTokens())
 	readiness := &Readiness{}
 	readiness.Ready()
-	p.rollouts = NewRollouts(p.flags, st, counts, p.log, p.clock.Now)
+	p.rollouts = NewRollouts(p.flags, st, counts, tokens, p.log, p.clock.Now)
 	p.proxies = &Proxies{}
 	p.proxies.Set(cfg.Admin.TrustedProxies)
 	p.admin = newAdmin(AdminDeps{

@@ -118,7 +118,7 @@ routes:
 	}
 	h.tokens = &Tokens{}
 	h.tokens.Set(cfg.Admin.AdminTokens())
-	h.rollouts = NewRollouts(h.flags, st, st, log, now)
+	h.rollouts = NewRollouts(h.flags, st, st, h.tokens, log, now)
 	h.Server = httptest.NewServer(NewAdmin(AdminDeps{
 		Rollouts: h.rollouts, Gatherer: h.reg, Registerer: h.reg, Readiness: &Readiness{}, Flags: h.flags, Tokens: h.tokens,
 		Reports: reports, Audit: st, Repairs: st, Sessions: st, Live: stats.NewCounters(), Log: log, Now: now, Writes: writes,

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"strangler/config"
@@ -159,6 +160,10 @@ func (r *Rollouts) advance(ctx context.Context, rp store.Ramp, now time.Time) {
 			return
 		}
 	}
+	if why := r.access(rp); why != "" {
+		r.orphaned(ctx, rp, rf, why, now)
+		return
+	}
 	if now.Before(rp.NextAt) {
 		return
 	}
@@ -265,4 +270,68 @@ func (r *Rollouts) wait(ctx context.Context, rp store.Ramp, why string, now time
 	if _, err := r.ramps.UpdateRamp(sctx, next, rp.Version, domain.AuditEntry{}); err != nil && !errors.Is(err, store.ErrConflict) {
 		r.log.Warn("recording why a ramp waits failed", "route", rp.Route, "error", err)
 	}
+}
+
+// access says why the ramp may no longer go on as it was started, "" when
+// it may: whoever started or approved it may no longer change routes
+// (their token removed or renamed, expired or made a viewer since). A
+// step is a flip in their names; the approval of a four-eyes ramp was
+// theirs, and they no longer have access.
+func (r *Rollouts) access(rp store.Ramp) string {
+	if r.tokens == nil {
+		return ""
+	}
+	now := r.now()
+	if why := r.tokens.whyMayNotChange(rp.Actor, now); why != "" {
+		return fmt.Sprintf("%s, who started it, may no longer change routes: %s", rp.Actor, why)
+	}
+	for _, name := range approvers(rp) {
+		if why := r.tokens.whyMayNotChange(name, now); why != "" {
+			return fmt.Sprintf("%s, who approved it, may no longer change routes: %s", name, why)
+		}
+	}
+	return ""
+}
+
+// approvers are the token names that approved the ramp, none when its
+// route needed no approval.
+func approvers(rp store.Ramp) []string {
+	if rp.ApprovedBy == "" {
+		return nil
+	}
+	return strings.Split(rp.ApprovedBy, ", ")
+}
+
+// orphaned pauses a running ramp that may no longer go on as it was
+// started (access says why), audited as ramp_pause by ramp and logged.
+// An operator resumes it, as theirs, or cancels it; a four-eyes ramp is
+// cancelled and asked for again, approval included (ActOnRamp).
+func (r *Rollouts) orphaned(ctx context.Context, rp store.Ramp, rf RouteFlags, why string, now time.Time) {
+	next := rp
+	next.UpdatedAt, next.Waiting, next.WaitingSince = now, "", time.Time{}
+	next.State = store.RampPaused
+	next.Note = why + "; " + resumeAdvice(rp, r.flags.approvals(rf))
+	sctx, cancel := storeCall(ctx)
+	defer cancel()
+	_, err := r.ramps.UpdateRamp(sctx, next, rp.Version, domain.AuditEntry{
+		At: now, Actor: config.RampActor, Action: "ramp_pause", Route: rp.Route, Reason: rp.Reason,
+		Detail: "ramp " + rampText(next) + ": " + next.Note,
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		r.log.Error("pausing a ramp whose starter or approver lost access failed; it is tried again", "route", rp.Route, "error", err)
+		return
+	}
+	if err == nil {
+		r.log.Warn("ramp paused: who started or approved it may no longer change routes", "route", rp.Route, "why", why)
+	}
+}
+
+// resumeAdvice says what an operator does with a ramp paused because
+// whoever started or approved it lost access, on a route that needs
+// approvals approvals.
+func resumeAdvice(rp store.Ramp, approvals int) string {
+	if approvals > 1 {
+		return "its approval was given to people who no longer have it: cancel it and start it again, which asks for approval again"
+	}
+	return "resume it to go on as yours, or cancel it"
 }

@@ -195,8 +195,10 @@ const (
 // decided on the route's version ifMatch. A resumed ramp goes on from
 // where the route is then (the guard, or someone's flip, may have moved
 // it): its next step is the first that moves the route forward, taken
-// Every after the resume, with no approval: it is the approved plan. A
-// cancelled ramp leaves the route where it is.
+// Every after the resume, with no approval: it is the approved plan. One
+// whose starter or approver may no longer change routes (access) goes on
+// as the resumer's; on a route that needs approvals it is not resumed:
+// the approval was theirs. A cancelled ramp leaves the route where it is.
 func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, action RampAction, ifMatch int64) (store.Ramp, error) {
 	rf, ok := r.flags.Get(route)
 	if !ok {
@@ -216,6 +218,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 	now := r.clock()
 	next := rp
 	next.UpdatedAt, next.Waiting, next.WaitingSince = now, "", time.Time{}
+	takenOver := "" // a resumed ramp whose starter lost access: whose it is now, and why
 	switch action {
 	case RampPause:
 		if rp.State != store.RampRunning {
@@ -231,6 +234,16 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 		// every step at a share the route no longer had.
 		if rf, err = r.flags.confirm(ctx, rf); err != nil {
 			return rp, err
+		}
+		if why := r.access(rp); why != "" {
+			// Its steps are flips in its starter's name, approved by its
+			// approvers: without them it goes on as the resumer's, where
+			// one token may change the route alone.
+			if r.flags.approvals(rf) > 1 {
+				return rp, conflictf("%s's ramp cannot be resumed: %s; %s", route, why, resumeAdvice(rp, r.flags.approvals(rf)))
+			}
+			next.Actor, next.ApprovedBy = actor, ""
+			takenOver = fmt.Sprintf(", now %s's: %s", actor, why)
 		}
 		next.State, next.Note, next.NextAt = store.RampRunning, "", now.Add(rp.Every)
 		next.AtMode, next.AtPercent, next.AtVersion = rf.Mode, rf.Percent, rf.Version
@@ -248,7 +261,7 @@ func (r *Rollouts) ActOnRamp(ctx context.Context, route, actor, reason string, a
 	defer cancel()
 	next, err = r.ramps.UpdateRamp(ctx, next, rp.Version, domain.AuditEntry{
 		At: now, Actor: actor, Action: "ramp_" + string(action), Route: route, Reason: reason,
-		Detail: "ramp " + planText(rp) + ", " + progressText(next),
+		Detail: "ramp " + planText(rp) + ", " + progressText(next) + takenOver,
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):

@@ -94,7 +94,7 @@ func TestARampTakesEveryStepOnItsClock(t *testing.T) {
 	}
 	// Another replica, on the same store and flags, with its own log.
 	otherLogs := &logLines{}
-	other := NewRollouts(p.flags, p.store, p.store, slog.New(slog.NewJSONHandler(otherLogs, nil)), p.clock.Now)
+	other := NewRollouts(p.flags, p.store, p.store, p.admin.Tokens, slog.New(slog.NewJSONHandler(otherLogs, nil)), p.clock.Now)
 
 	p.rollouts.Check(ctx) // takes the lease, and the first step
 	other.Check(ctx)

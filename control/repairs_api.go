@@ -88,7 +88,7 @@ func (a *admin) listRepairs(w http.ResponseWriter, r *http.Request, _ string) er
 	f := store.RepairFilter{Route: q.Get("route"), BeforeID: q.Get("before_id"), Limit: limit}
 	if name := q.Get("state"); name != "" {
 		if f.State, err = domain.ParseState(name); err != nil {
-			return apiError(http.StatusBadRequest, "state: %v", err)
+			return badParam("state", "state: %v", err)
 		}
 	}
 	ctx, cancel := timeout(r)

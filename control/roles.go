@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"strangler/config"
 )
@@ -102,13 +103,23 @@ func (a *admin) may(actor, action string) bool {
 // now, "" when it may: an approved change request is applied as its
 // requester's flip, so the requester must still be allowed to make it.
 func (a *admin) whyMayNotChange(name string) string {
-	tok, ok := a.Tokens.byName(name)
+	return a.Tokens.whyMayNotChange(name, a.Now())
+}
+
+// changeRoutes is the action whose role changing routes needs.
+const changeRoutes = "PATCH /admin/routes/{name}"
+
+// whyMayNotChange says why the token named name may not change routes at
+// now, "" when it may: it is no longer configured (removed or renamed),
+// it expired, or its role is below the one a flip needs.
+func (t *Tokens) whyMayNotChange(name string, now time.Time) string {
+	tok, ok := t.byName(name)
 	switch {
 	case !ok:
 		return "the token of that name is no longer configured"
-	case tok.Expired(a.Now()):
+	case tok.Expired(now):
 		return "the token expired on " + tok.Expires.String()
-	case !a.may(name, "PATCH /admin/routes/{name}"):
+	case !tok.Role.Allows(permissions()[changeRoutes]):
 		return fmt.Sprintf("the token has the %s role", tok.Role)
 	}
 	return ""

@@ -45,8 +45,12 @@ type Rollouts struct {
 	flags   *Flags
 	ramps   RampStore
 	changes ChangeStore
-	log     *slog.Logger
-	now     func() time.Time
+	// tokens are the admin tokens as configured now (reloads replace
+	// them): a running ramp pauses when whoever started or approved it
+	// may no longer change routes (see access).
+	tokens *Tokens
+	log    *slog.Logger
+	now    func() time.Time
 	// owner names this replica on the ramps' lease.
 	owner string
 	// offset is the store's clock's lead on now's, in nanoseconds, as
@@ -67,9 +71,10 @@ type Rollouts struct {
 }
 
 // NewRollouts returns the ramps and change requests of the routes flags
-// serves, kept in ramps and changes (one store, in practice).
-func NewRollouts(flags *Flags, ramps RampStore, changes ChangeStore, log *slog.Logger, now func() time.Time) *Rollouts {
-	return &Rollouts{flags: flags, ramps: ramps, changes: changes, log: log, now: now, owner: replicaName(),
+// serves, kept in ramps and changes (one store, in practice), started and
+// approved by the admin tokens in tokens.
+func NewRollouts(flags *Flags, ramps RampStore, changes ChangeStore, tokens *Tokens, log *slog.Logger, now func() time.Time) *Rollouts {
+	return &Rollouts{flags: flags, ramps: ramps, changes: changes, tokens: tokens, log: log, now: now, owner: replicaName(),
 		gatesAsked: map[string]time.Time{}}
 }
 

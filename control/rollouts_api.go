@@ -303,7 +303,7 @@ func (a *admin) listChanges(w http.ResponseWriter, r *http.Request, _ string) er
 		f.State = store.ChangePending
 	case "all":
 	default:
-		return apiError(http.StatusBadRequest, "state must be pending (the default) or all")
+		return badParam("state", "state must be pending (the default) or all")
 	}
 	list, err := a.Rollouts.Changes(r.Context(), f)
 	if err != nil {

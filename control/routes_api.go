@@ -275,14 +275,14 @@ func (a *admin) audit(w http.ResponseWriter, r *http.Request, _ string) error {
 	if b := r.URL.Query().Get("before"); b != "" {
 		t, err := time.Parse(time.RFC3339Nano, b)
 		if err != nil {
-			return apiError(http.StatusBadRequest, "before must be an RFC 3339 time")
+			return badParam("before", "before must be an RFC 3339 time")
 		}
 		f.Before = &t
 	}
 	if v := r.URL.Query().Get("before_id"); v != "" {
 		id, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || id < 1 {
-			return apiError(http.StatusBadRequest, "before_id must be an entry's id: a whole number from 1")
+			return badParam("before_id", "before_id must be an entry's id: a whole number from 1")
 		}
 		f.BeforeID = id
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,13 +48,17 @@ func (a *admin) routeSchema(w http.ResponseWriter, r *http.Request, _ string) er
 	switch format {
 	case "", "openapi", "json-schema":
 	default:
-		return apiError(http.StatusBadRequest, "unknown format %q; want openapi or json-schema", format)
+		return badParam("format", "unknown format %q; want openapi or json-schema", format)
 	}
 	list, err := a.schemas(r, name)
 	if err != nil {
 		return err
 	}
-	list, err = selectSchemas(list, q.Get("method"), q.Get("status"))
+	method := q.Get("method")
+	if method != "" && !a.knownMethod(method, list) {
+		return badParam("method", "unknown method %q; want one a route can answer: %s", method, strings.Join(a.methods(), ", "))
+	}
+	list, err = selectSchemas(list, method, q.Get("status"))
 	if err != nil {
 		return err
 	}
@@ -73,13 +78,37 @@ func (a *admin) routeSchema(w http.ResponseWriter, r *http.Request, _ string) er
 	return nil
 }
 
+// methods are the methods a route can answer: RFC 9110's that pass the
+// public listener, and the file's allow_methods.
+func (a *admin) methods() []string {
+	out := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	for _, m := range a.Flags.file.Load().AllowMethods {
+		out = append(out, string(m))
+	}
+	return out
+}
+
+// knownMethod reports whether a schema export may be asked for method: one
+// a route can answer, or one a schema was learned for (under a file
+// before), case aside as selectSchemas compares them. Any other, such as
+// BREW, answered 404 as if none had been learned yet, where the method
+// asked for was the mistake.
+func (a *admin) knownMethod(method string, learned []*shadow.Schema) bool {
+	for _, m := range a.methods() {
+		if strings.EqualFold(m, method) {
+			return true
+		}
+	}
+	return slices.ContainsFunc(learned, func(s *shadow.Schema) bool { return strings.EqualFold(s.Method, method) })
+}
+
 // selectSchemas keeps the schemas of method and status, each if given.
 func selectSchemas(list []*shadow.Schema, method, status string) ([]*shadow.Schema, error) {
 	code := 0
 	if status != "" {
 		n, err := strconv.Atoi(status)
 		if err != nil || n < 100 || n > 599 {
-			return nil, apiError(http.StatusBadRequest, "status must be an HTTP status from 100 to 599")
+			return nil, badParam("status", "status must be an HTTP status from 100 to 599")
 		}
 		code = n
 	}

@@ -108,7 +108,7 @@ func TestScrapesReadTheStoreOneAtATime(t *testing.T) {
 	p := newPlane(t)
 	st := &heldRamps{Store: p.store}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewRollouts(p.flags, st, p.store, p.log, p.clock.Now).Collector())
+	reg.MustRegister(NewRollouts(p.flags, st, p.store, p.admin.Tokens, p.log, p.clock.Now).Collector())
 	// waitingSeries is how many strangler_ramp_waiting_seconds series a
 	// scrape reports: one per route once the store was read.
 	waitingSeries := func() int {

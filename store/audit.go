@@ -165,3 +165,36 @@ func (s *Store) AuditLog(ctx context.Context, f AuditFilter) ([]domain.AuditEntr
 	}
 	return out, nil
 }
+
+// flagChangeActions are the audit actions that change a route's flags:
+// an operator's flip (a ramp's step and an approved change request are
+// flips too; "ramp" is an earlier release's step), a clear, and the
+// guard's rollback. The partial index of migration 0220 has the same
+// terms.
+const flagChangeActions = `action IN ('flip', 'ramp', 'clear', 'rollback')`
+
+// LastFlagChange returns the latest audit entry that changed route's
+// flags, in chain order, and false when there is none. Entries that
+// change nothing (refused flips, repair reads, a ramp's pause) are passed
+// over however many there are: as a look at the latest 50 of the route's
+// entries, a viewer's refused flips pushed the change out of sight, and
+// the guard, which reads it, stepped back a whole mode.
+func (s *Store) LastFlagChange(ctx context.Context, route string) (domain.AuditEntry, bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+` FROM strangler_audit
+		WHERE route = $1 AND `+flagChangeActions+` ORDER BY id DESC LIMIT 1`, route)
+	if err != nil {
+		return domain.AuditEntry{}, false, fmt.Errorf("store: last flag change: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return domain.AuditEntry{}, false, fmt.Errorf("store: last flag change: %w", err)
+		}
+		return domain.AuditEntry{}, false, nil
+	}
+	a, err := scanAudit(rows)
+	if err != nil {
+		return domain.AuditEntry{}, false, fmt.Errorf("store: last flag change: %w", err)
+	}
+	return a, true, nil
+}

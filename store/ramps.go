@@ -203,10 +203,11 @@ func (u rampUpdate) link(ctx context.Context, s *Store, tx *sql.Tx) error {
 	res, err := tx.ExecContext(ctx, `
 		UPDATE strangler_ramps SET
 			taken = $2, state = $3, next_at = $4, waiting = $5, waiting_since = $6, note = $7,
-			at_mode = $8, at_percent = $9, at_version = $10, updated_at = $11, version = $12 + 1
+			at_mode = $8, at_percent = $9, at_version = $10, updated_at = $11, version = $12 + 1,
+			actor = $13, approved_by = $14
 		WHERE route = $1 AND version = $12`,
 		r.Route, r.Taken, string(r.State), s.ts(r.NextAt), r.Waiting, s.tsOrNull(r.WaitingSince), r.Note,
-		r.AtMode, floatOrNull(r.AtPercent), r.AtVersion, s.ts(r.UpdatedAt), u.expect)
+		r.AtMode, floatOrNull(r.AtPercent), r.AtVersion, s.ts(r.UpdatedAt), u.expect, r.Actor, r.ApprovedBy)
 	if err != nil {
 		return fmt.Errorf("ramp: %w", err)
 	}

@@ -114,7 +114,7 @@ func newFacade(ctx context.Context, cfg *config.Config, st *store.Store, log *sl
 	f.hosts = &control.Hosts{}
 	f.hosts.Set(cfg.Admin.AdminHosts())
 	f.guard = control.NewGuard(flags, f.counters, st, f.reg, log, time.Now)
-	f.rollouts = control.NewRollouts(flags, st, st, log, f.adminNow)
+	f.rollouts = control.NewRollouts(flags, st, st, f.tokens, log, f.adminNow)
 	f.reg.MustRegister(f.rollouts.Collector())
 	if rl := f.reloader; rl != nil {
 		rl.current = &f.current

@@ -15,7 +15,7 @@ import (
 )
 
 // runHealthcheck asks a facade's admin listener for /readyz and succeeds
-// only on 200: a container healthcheck for an image that has no shell or
+// only on 200, a redirect not followed: a container healthcheck for an image that has no shell or
 // HTTP client (compose's `healthcheck`, Docker's HEALTHCHECK). It needs
 // no token: /readyz is open.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -46,8 +46,12 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
-	// The admin listener is local: no proxy from the environment.
-	client := &http.Client{Transport: &http.Transport{}}
+	// The admin listener is local: no proxy from the environment. A
+	// redirect is not followed: it is an answer other than 200, so not
+	// ready. Followed, whatever answered at --admin sent the check to
+	// any address, and a 200 there passed it.
+	client := &http.Client{Transport: &http.Transport{},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -62,6 +66,9 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	// reprogram the terminal (or a log viewer) through it.
 	answer := human.Printable(strings.TrimSpace(string(body)), true)
 	if resp.StatusCode != http.StatusOK {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			answer = strings.TrimSpace(answer + " (a redirect to " + human.Printable(loc, true) + ", not followed)")
+		}
 		return fmt.Errorf("healthcheck: not ready: %s answered %d %s", target, resp.StatusCode, answer)
 	}
 	fmt.Fprintln(stdout, answer)

@@ -145,3 +145,29 @@ func TestHealthcheckPrintsNoControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthcheckFollowsNoRedirect: whatever answers at --admin with a
+// redirect is not ready, and the check goes nowhere else. It followed
+// redirects (up to 10): an answer of 302 to any address that answered
+// 200 passed the check, and sent it (a GET) wherever it was pointed.
+func TestHealthcheckFollowsNoRedirect(t *testing.T) {
+	elsewhere := make(chan string, 10)
+	other := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		elsewhere <- r.URL.Path
+		w.Write([]byte("ready"))
+	})
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/anywhere", status)
+		})
+		out, err := healthcheck(t, nil, "--admin", srv.URL)
+		if err == nil || !strings.Contains(err.Error(), "not ready") || !strings.Contains(err.Error(), "not followed") {
+			t.Errorf("%d: got %q, %v; want not ready, the redirect not followed", status, out, err)
+		}
+	}
+	select {
+	case path := <-elsewhere:
+		t.Errorf("the check reached the address the redirect named (%s)", path)
+	default:
+	}
+}
