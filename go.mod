@@ -22,6 +22,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // tests: a real OTLP collector
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/net v0.59.0 // HTTP/2 server with a reset budget (edge/http2.go)
+	golang.org/x/sys v0.49.0 // tests: TCP_INFO, the segments a backend got a request in (router/mut5_onesegment_test.go)
 	golang.org/x/text v0.42.0 // NFKC: the paths loose backends read as ASCII (edge/canonical/fold.go)
 	google.golang.org/grpc v1.83.2 // tests: OTLP over gRPC
 	google.golang.org/protobuf v1.36.12
@@ -50,7 +51,6 @@ require (
 	go.opentelemetry.io/otel/log v1.47.0 // indirect
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc // indirect
 	modernc.org/libc v1.79.0 // indirect
