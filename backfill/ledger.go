@@ -235,7 +235,11 @@ func (l *runLock) release(ctx context.Context) {
 }
 
 // startRun records a run. Runs still marked running died without saying
-// so: the caller holds the lock, so none of them is alive.
+// so: the caller holds the lock, so none of them is alive. Nor is any
+// worker, whose leases' records (strangler_backfill_leases) only it
+// reads, while it runs (ledger.committed): they are dropped, where every
+// claim of a range by every worker kept its row for good. Workers
+// that run again lease under new numbers.
 // A worker of a shared run (name set) records its own run under the
 // shared name, and leaves the others' alone.
 func (l *ledger) startRun(ctx context.Context, mode string, tables []string, name string) error {
@@ -243,8 +247,11 @@ func (l *ledger) startRun(ctx context.Context, mode string, tables []string, nam
 		return nil
 	}
 	if l.owner == nil {
-		if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
-			return ledgerError("recording the run's start", err)
+		for _, q := range []string{"UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'",
+			"DELETE FROM strangler_backfill_leases"} {
+			if _, err := l.db.Exec(ctx, q); err != nil {
+				return ledgerError("recording the run's start", err)
+			}
 		}
 	}
 	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables, name) VALUES ('running', $1, $2, NULLIF($3, '')) RETURNING id",
