@@ -262,6 +262,30 @@ func (l *ledger) startRun(ctx context.Context, mode string, tables []string, nam
 	return nil
 }
 
+// trimLeases is what a worker does as it ends: when it is the last of
+// its run (no other backfill holds the ledger's lock), it drops the
+// lease records (strangler_backfill_leases) that no worker reads again,
+// as a plain run does as it starts. A worker that takes the lock after
+// the look leases under numbers past the sequence's, read before it,
+// and its records stay.
+func (l *ledger) trimLeases(ctx context.Context) error {
+	if l.dry || l.owner == nil {
+		return nil
+	}
+	var upTo int64
+	var others bool
+	err := l.db.QueryRow(ctx, "SELECT last_value FROM strangler_backfill_lease_no").Scan(&upTo)
+	if err == nil {
+		err = l.db.QueryRow(ctx, `SELECT count(*) > 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND classid = hashtext('strangler_backfill')::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2`).Scan(&others)
+	}
+	if err == nil && !others {
+		_, err = l.db.Exec(ctx, "DELETE FROM strangler_backfill_leases WHERE lease_no <= $1", upTo)
+	}
+	return err
+}
+
 // finishRun records how a run ended, with its report.
 func (l *ledger) finishRun(ctx context.Context, status string, report *Report, runErr error) error {
 	if l.dry || l.runID == 0 {
