@@ -212,10 +212,10 @@ func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, 
 	var name string
 	var rg keyRange
 	err = r.dst.QueryRow(ctx, `WITH c AS (
-			SELECT k.table_name, k.range_no FROM strangler_backfill_checkpoints k
-			JOIN unnest($1::text[], $4::text[]) AS p (name, plan) ON k.table_name = p.name
-			WHERE NOT k.done AND (k.lease_until IS NULL OR k.lease_until < now()) AND (k.cut_for IS NULL OR k.cut_for = p.plan)
-			ORDER BY k.lease_until NULLS FIRST, k.table_name, k.range_no LIMIT 1 FOR UPDATE OF k SKIP LOCKED)
+			SELECT table_name, range_no FROM strangler_backfill_checkpoints
+			WHERE table_name = ANY($1) AND NOT done AND (lease_until IS NULL OR lease_until < now())
+				AND (cut_for IS NULL OR (table_name, cut_for) IN (SELECT * FROM unnest($1::text[], $4::text[])))
+			ORDER BY lease_until NULLS FIRST, table_name, range_no LIMIT 1 FOR UPDATE SKIP LOCKED)
 		UPDATE strangler_backfill_checkpoints k SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond',
 			lease_no = nextval('strangler_backfill_lease_no')
 		FROM c WHERE k.table_name = c.table_name AND k.range_no = c.range_no
