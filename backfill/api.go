@@ -55,6 +55,7 @@ type APILedger interface {
 	RecordAPIBackfillGroup(ctx context.Context, run string, runID int64, g store.APIBackfillGroup, owner string,
 		migrated, failed []store.APIBackfillRow, last *string, done bool) error
 	APIBackfillGroupsLeft(ctx context.Context, run, table string) (bool, error)
+	APIBackfillGroupRecorded(ctx context.Context, run string, g store.APIBackfillGroup, last string) (bool, error)
 
 	// Ping tells a state store gone from a connection lost (see gone).
 	Ping(ctx context.Context) error
@@ -584,10 +585,7 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 	}
 	if !r.opts.DryRun {
 		if err := record(migrated, failed); err != nil {
-			if proof == nil {
-				return err
-			}
-			return &unrecorded{rows: b.rows, proof: *proof, account: account, err: err}
+			return &unrecorded{rows: b.rows, proof: proof, last: showKey(t.key, b.rows[len(b.rows)-1].key), account: account, err: err}
 		}
 	}
 	account()
@@ -597,14 +595,17 @@ func (r *apiRunner) send(ctx context.Context, t *apiTable, b batch, reqPace *pac
 // unrecorded is the error of a batch sent whose recording in the state
 // store failed: its COMMIT may have gone through with its answer lost.
 // The batch is recorded whole or not at all; account counts it in the
-// report once the ledger shows it recorded (recorded). Only a batch
-// with a row newly migrated can be told recorded; one without is
-// returned as its error alone, as its rows, sent again, count the same.
+// report once the ledger shows it recorded (recorded). A plain run can
+// tell only a batch with a row newly migrated (proof) recorded; one
+// without is taken as not, as its rows, sent again, count the same. A
+// worker tells by its group's claim (last).
 type unrecorded struct {
 	rows []sourceRow
 	// proof is a row the batch migrated that the ledger did not have as
-	// migrated by the same request.
-	proof   store.APIBackfillRow
+	// migrated by the same request; nil: none.
+	proof *store.APIBackfillRow
+	// last is the batch's last key, as the ledger shows it.
+	last    string
 	account func()
 	err     error
 }
@@ -618,7 +619,7 @@ func (u *unrecorded) Unwrap() error { return u.err }
 // recording unanswered asks once another worker may have sent the batch
 // again under the same requests, and recorded it as its own.
 func (r *apiRunner) recorded(ctx context.Context, t *apiTable, lost error) (u *unrecorded, ok bool, err error) {
-	if !errors.As(lost, &u) {
+	if !errors.As(lost, &u) || u.proof == nil {
 		return nil, false, nil
 	}
 	got, err := r.opts.APILedger.APIBackfillSentRows(ctx, r.ledgerName(t), []string{u.proof.Key})

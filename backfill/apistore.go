@@ -124,4 +124,8 @@ func (b boundedLedger) APIBackfillGroupsLeft(ctx context.Context, run, table str
 	return get(b, ctx, func(ctx context.Context) (bool, error) { return b.l.APIBackfillGroupsLeft(ctx, run, table) })
 }
 
+func (b boundedLedger) APIBackfillGroupRecorded(ctx context.Context, run string, g store.APIBackfillGroup, last string) (bool, error) {
+	return get(b, ctx, func(ctx context.Context) (bool, error) { return b.l.APIBackfillGroupRecorded(ctx, run, g, last) })
+}
+
 func (b boundedLedger) Ping(ctx context.Context) error { return b.l.Ping(ctx) }

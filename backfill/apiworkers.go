@@ -183,9 +183,15 @@ func (r *apiRunner) sendGroup(ctx context.Context, t *apiTable, g store.APIBackf
 		// The lease can end as a batch's COMMIT goes through with its
 		// answer lost: whoever takes the group goes on after the batch,
 		// or finds it done, so only this worker can count it. It
-		// was counted nowhere (a group of 10 rows short of 300).
+		// was counted nowhere (a group of 10 rows short of 300), nor
+		// was one of rows all rejected or sent before, which have no
+		// row newly migrated to tell it recorded by (10 of 300).
 		return r.resuming(ctx, "the count of "+what, attrs, func() error {
-			u, ok, err := r.recorded(ctx, t, last)
+			var u *unrecorded
+			if !errors.As(last, &u) {
+				return nil
+			}
+			ok, err := l.APIBackfillGroupRecorded(ctx, run, g, u.last)
 			if ok {
 				u.account()
 			}

@@ -284,6 +284,9 @@ func Run(ctx context.Context, cfg *config.Backfill, opts Options) (_ *Report, er
 	if err := boundTarget(context.WithoutCancel(ctx), cfg, finish); err != nil && runErr == nil {
 		runErr = ledgerError("recording the run's end", err)
 	}
+	if err := boundTarget(context.WithoutCancel(ctx), cfg, l.trimLeases); err != nil {
+		opts.Log.Warn("backfill lease records not dropped", "error", err)
+	}
 	return report, runErr
 }
 

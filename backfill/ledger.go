@@ -235,7 +235,11 @@ func (l *runLock) release(ctx context.Context) {
 }
 
 // startRun records a run. Runs still marked running died without saying
-// so: the caller holds the lock, so none of them is alive.
+// so: the caller holds the lock, so none of them is alive. Nor is any
+// worker, whose leases' records (strangler_backfill_leases) only it
+// reads, while it runs (ledger.committed): they are dropped, where every
+// claim of a range by every worker kept its row for good. Workers
+// that run again lease under new numbers.
 // A worker of a shared run (name set) records its own run under the
 // shared name, and leaves the others' alone.
 func (l *ledger) startRun(ctx context.Context, mode string, tables []string, name string) error {
@@ -243,8 +247,11 @@ func (l *ledger) startRun(ctx context.Context, mode string, tables []string, nam
 		return nil
 	}
 	if l.owner == nil {
-		if _, err := l.db.Exec(ctx, "UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'"); err != nil {
-			return ledgerError("recording the run's start", err)
+		for _, q := range []string{"UPDATE strangler_backfill_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'",
+			"DELETE FROM strangler_backfill_leases"} {
+			if _, err := l.db.Exec(ctx, q); err != nil {
+				return ledgerError("recording the run's start", err)
+			}
 		}
 	}
 	err := l.db.QueryRow(ctx, "INSERT INTO strangler_backfill_runs (status, mode, tables, name) VALUES ('running', $1, $2, NULLIF($3, '')) RETURNING id",
@@ -253,6 +260,30 @@ func (l *ledger) startRun(ctx context.Context, mode string, tables []string, nam
 		return ledgerError("recording the run's start", err)
 	}
 	return nil
+}
+
+// trimLeases is what a worker does as it ends: when it is the last of
+// its run (no other backfill holds the ledger's lock), it drops the
+// lease records (strangler_backfill_leases) that no worker reads again,
+// as a plain run does as it starts. A worker that takes the lock after
+// the look leases under numbers past the sequence's, read before it,
+// and its records stay.
+func (l *ledger) trimLeases(ctx context.Context) error {
+	if l.dry || l.owner == nil {
+		return nil
+	}
+	var upTo int64
+	var others bool
+	err := l.db.QueryRow(ctx, "SELECT last_value FROM strangler_backfill_lease_no").Scan(&upTo)
+	if err == nil {
+		err = l.db.QueryRow(ctx, `SELECT count(*) > 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND classid = hashtext('strangler_backfill')::oid AND objid = hashtext(current_schema())::oid AND objsubid = 2`).Scan(&others)
+	}
+	if err == nil && !others {
+		_, err = l.db.Exec(ctx, "DELETE FROM strangler_backfill_leases WHERE lease_no <= $1", upTo)
+	}
+	return err
 }
 
 // finishRun records how a run ended, with its report.

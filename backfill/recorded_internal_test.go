@@ -31,7 +31,7 @@ func TestABatchIsToldRecordedOnlyByTheRunThatRecordedIt(t *testing.T) {
 	r := &apiRunner{opts: Options{APILedger: st}, run: mine}
 	tbl := &apiTable{table: &table{name: "patients"}}
 	proof := store.APIBackfillRow{Key: "7", Status: 200, BodyHash: "h:7", IdempotencyKey: "patients:7"}
-	lost := &unrecorded{rows: []sourceRow{{key: []byte("7")}}, proof: proof, account: func() {}, err: errors.New("commit: unexpected EOF")}
+	lost := &unrecorded{rows: []sourceRow{{key: []byte("7")}}, proof: &proof, account: func() {}, err: errors.New("commit: unexpected EOF")}
 	for _, c := range []struct {
 		by   int64
 		whom string

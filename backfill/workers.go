@@ -26,6 +26,14 @@ import (
 // errLeaseLost means another worker took over the range being copied.
 var errLeaseLost = errors.New("another worker took over this key range (its lease ran out)")
 
+// ErrRangesOfAnotherPlan means a worker's file plans a table otherwise
+// than the one that cut its key ranges last (table.cutFor): leasing them,
+// it would copy their rows as another mapping writes them, and mark them
+// done for the plan that cut them.
+var ErrRangesOfAnotherPlan = errors.New("its key ranges were cut by a worker started with another file " +
+	"(another source table, key, target table, target key or column mapping); start this worker with that file, " +
+	"or stop the workers of the other file first")
+
 // DefaultLease is how long a worker's lease on a key range lasts without
 // renewal.
 const DefaultLease = 30 * time.Second
@@ -64,6 +72,13 @@ func (r *runner) work(ctx context.Context) error {
 			})
 		}
 		wg.Wait()
+		for _, err := range errs {
+			// Every turn finds the ranges of another plan alike: one
+			// says so.
+			if errors.Is(err, ErrRangesOfAnotherPlan) {
+				return err
+			}
+		}
 		// A target gone while this worker leases its next range (or
 		// waits for others' ranges) stops the run as a range's copy
 		// finding it gone does.
@@ -170,20 +185,43 @@ func (r *runner) leaseLoop(ctx context.Context, names []string) error {
 	return takeTurns(ctx, r.opts.Lease, claim, left)
 }
 
-// claim leases the next free range, or one whose lease ran out.
+// claim leases the next free range, or one whose lease ran out, of the
+// ranges cut for this worker's plan of their table. Ranges of another
+// plan (a worker started with another file cut them afresh, shareRanges)
+// are refused with ErrRangesOfAnotherPlan: this worker would copy their
+// rows as its own file maps them, and mark them done.
 func (r *runner) claim(ctx context.Context, tables []string) (*table, keyRange, bool, error) {
+	plans := make([]string, len(tables))
+	for i, name := range tables {
+		for _, t := range r.tables {
+			if t.name == name {
+				plans[i] = t.cutFor()
+			}
+		}
+	}
+	var other string
+	err := r.dst.QueryRow(ctx, `SELECT k.table_name FROM strangler_backfill_checkpoints k
+		JOIN unnest($1::text[], $2::text[]) AS p (name, plan) ON k.table_name = p.name
+		WHERE k.cut_for <> p.plan LIMIT 1`, tables, plans).Scan(&other)
+	switch {
+	case err == nil:
+		return nil, keyRange{}, false, fmt.Errorf("ledger: lease a key range of %s: %w", other, ErrRangesOfAnotherPlan)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, keyRange{}, false, fmt.Errorf("ledger: lease a key range: %w", err)
+	}
 	var name string
 	var rg keyRange
-	err := r.dst.QueryRow(ctx, `WITH c AS (
+	err = r.dst.QueryRow(ctx, `WITH c AS (
 			SELECT table_name, range_no FROM strangler_backfill_checkpoints
 			WHERE table_name = ANY($1) AND NOT done AND (lease_until IS NULL OR lease_until < now())
+				AND (cut_for IS NULL OR (table_name, cut_for) IN (SELECT * FROM unnest($1::text[], $4::text[])))
 			ORDER BY lease_until NULLS FIRST, table_name, range_no LIMIT 1 FOR UPDATE SKIP LOCKED)
 		UPDATE strangler_backfill_checkpoints k SET lease_owner = $2, lease_until = now() + $3 * interval '1 millisecond',
 			lease_no = nextval('strangler_backfill_lease_no')
 		FROM c WHERE k.table_name = c.table_name AND k.range_no = c.range_no
 		RETURNING k.table_name, k.range_no, k.range_end, k.last_key, k.lease_no,
 			(SELECT p.range_end FROM strangler_backfill_checkpoints p WHERE p.table_name = k.table_name AND p.range_no = k.range_no - 1)`,
-		tables, *r.ledger.owner, r.opts.Lease.Milliseconds()).Scan(&name, &rg.no, &rg.end, &rg.last, &rg.lease, &rg.start)
+		tables, *r.ledger.owner, r.opts.Lease.Milliseconds(), plans).Scan(&name, &rg.no, &rg.end, &rg.last, &rg.lease, &rg.start)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, rg, false, nil

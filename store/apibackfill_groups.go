@@ -37,6 +37,9 @@ type APIBackfillGroup struct {
 	Start, End *string
 	// Last is the key up to which the group's rows were sent; nil: none.
 	Last *string
+	// Lease is the number of the claim the group was leased by, one more
+	// than the claim before (APIBackfillGroupRecorded).
+	Lease int64
 }
 
 // CanShareRuns says why this store cannot hold a run shared by workers
@@ -70,8 +73,12 @@ func (s *Store) ShareAPIBackfillGroups(ctx context.Context, run, table, plan str
 			return err
 		}
 		if stale {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2", run, table); err != nil {
-				return err
+			// Their leases' numbers start again with the groups cut afresh.
+			for _, q := range []string{"DELETE FROM strangler_api_backfill_groups WHERE run_name = $1 AND table_name = $2",
+				"DELETE FROM strangler_api_backfill_group_leases WHERE run_name = $1 AND table_name = $2"} {
+				if _, err := tx.ExecContext(ctx, q, run, table); err != nil {
+					return err
+				}
 			}
 		}
 		groups, err := cut(ctx)
@@ -115,11 +122,11 @@ func (s *Store) ClaimAPIBackfillGroup(ctx context.Context, run, table, plan, own
 			SELECT group_no FROM strangler_api_backfill_groups
 			WHERE run_name = $1 AND table_name = $2 AND NOT done AND (lease_until IS NULL OR lease_until < now())
 			ORDER BY lease_until NULLS FIRST, group_no LIMIT 1 FOR UPDATE SKIP LOCKED)
-		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = `+until+`
+		UPDATE strangler_api_backfill_groups g SET lease_owner = $3, lease_until = `+until+`, lease_no = COALESCE(g.lease_no, 0) + 1
 		FROM c WHERE g.run_name = $1 AND g.table_name = $2 AND g.group_no = c.group_no
-		RETURNING g.group_no, g.group_value, g.sealed, g.range_end, g.last_key,
+		RETURNING g.group_no, g.group_value, g.sealed, g.range_end, g.last_key, g.lease_no,
 			(SELECT p.range_end FROM strangler_api_backfill_groups p WHERE p.run_name = $1 AND p.table_name = $2 AND p.group_no = g.group_no - 1)`,
-		run, table, owner, untilArg).Scan(&g.No, &g.Value, &sealed, &g.End, &g.Last, &g.Start)
+		run, table, owner, untilArg).Scan(&g.No, &g.Value, &sealed, &g.End, &g.Last, &g.Lease, &g.Start)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return g, false, nil
@@ -178,12 +185,37 @@ func (s *Store) RecordAPIBackfillGroup(ctx context.Context, run string, runID in
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return cmp.Or(err, ErrAPIGroupLeaseLost)
 		}
+		if last != nil && g.Lease > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO strangler_api_backfill_group_leases (run_name, table_name, group_no, lease_no, last_key)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_name, table_name, group_no, lease_no) DO UPDATE SET last_key = EXCLUDED.last_key`,
+				run, g.Table, g.No, g.Lease, *last); err != nil {
+				return err
+			}
+		}
 		return s.recordAPIRows(ctx, tx, runID, g.Table, migrated, failed, now)
 	})
 	if err != nil {
 		return fmt.Errorf("store: record api backfill of %s: %w", g.Table, err)
 	}
 	return nil
+}
+
+// APIBackfillGroupRecorded reports whether a batch of g ending on key
+// last, whose recording's answer was lost, was recorded under the claim
+// g was leased by (g.Lease): the last key recorded under it is the
+// batch's. Only that claim's recordings write it, where the group's
+// last_key is whoever took the group over's once it went on, and a
+// batch of rows all rejected or sent before has no row newly migrated to
+// be told by.
+func (s *Store) APIBackfillGroupRecorded(ctx context.Context, run string, g APIBackfillGroup, last string) (bool, error) {
+	var yes bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM strangler_api_backfill_group_leases
+		WHERE run_name = $1 AND table_name = $2 AND group_no = $3 AND lease_no = $4 AND last_key = $5)`,
+		run, g.Table, g.No, g.Lease, last).Scan(&yes)
+	if err != nil {
+		return false, fmt.Errorf("store: api backfill group %d of %s: %w", g.No, g.Table, err)
+	}
+	return yes, nil
 }
 
 // APIBackfillGroupsLeft reports whether table has groups in run that are
