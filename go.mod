@@ -22,7 +22,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // tests: a real OTLP collector
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/net v0.59.0 // HTTP/2 server with a reset budget (edge/http2.go)
-	golang.org/x/sys v0.49.0 // tests: TCP_INFO, the segments a backend got a request in (router/mut5_onesegment_test.go)
+	golang.org/x/sys v0.49.0 // tests: TCP_INFO, the segments a backend got a request in (router/onesegment_test.go)
 	golang.org/x/text v0.42.0 // NFKC: the paths loose backends read as ASCII (edge/canonical/fold.go)
 	google.golang.org/grpc v1.83.2 // tests: OTLP over gRPC
 	google.golang.org/protobuf v1.36.12

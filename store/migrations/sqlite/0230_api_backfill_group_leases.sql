@@ -3,7 +3,7 @@
 -- strangler_api_backfill_group_leases. Workers lease groups from a
 -- PostgreSQL store only; the table is here so that both stores have the
 -- same schema.
--- Keep in step with ../postgres/0220_api_backfill_group_leases.sql.
+-- Keep in step with ../postgres/0230_api_backfill_group_leases.sql.
 ALTER TABLE strangler_api_backfill_groups ADD COLUMN lease_no INTEGER;
 CREATE TABLE strangler_api_backfill_group_leases (
     run_name   TEXT NOT NULL,

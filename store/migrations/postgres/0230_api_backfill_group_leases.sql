@@ -7,7 +7,7 @@
 -- no longer says once whoever took the group over went on, and which a
 -- batch with no row newly migrated (rows rejected, or sent before) has
 -- nothing else to tell by. Rows go with their run's groups.
--- Keep in step with ../sqlite/0220_api_backfill_group_leases.sql.
+-- Keep in step with ../sqlite/0230_api_backfill_group_leases.sql.
 ALTER TABLE strangler_api_backfill_groups ADD COLUMN lease_no bigint;
 CREATE TABLE strangler_api_backfill_group_leases (
     run_name   text NOT NULL,
