@@ -69,7 +69,8 @@ func BenchmarkDualWriteDelivered(b *testing.B) {
 // deliveringFacade is the facade's router with a dual-write route whose
 // primary (legacy) and secondary (modern) answer 201 on loopback, its
 // journal in a new SQLite store, and the worker delivering what the
-// journal hands it until the benchmark ends; count is the worker's.
+// journal hands it until the benchmark ends; count hears each step the
+// worker counts in the router's metrics.
 func deliveringFacade(b *testing.B, count func(route, result string)) *router.Router {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -96,13 +97,17 @@ func deliveringFacade(b *testing.B, count func(route, result string)) *router.Ro
 	}
 	kicks := NewKicks()
 	journal := NewOutcomes(st, kicks, prometheus.NewRegistry(), log)
-	rtr := router.New(router.Deps{Metrics: router.NewMetrics(prometheus.NewRegistry()), Log: log, Journal: journal})
+	metrics := router.NewMetrics(prometheus.NewRegistry())
+	rtr := router.New(router.Deps{Metrics: metrics, Log: log, Journal: journal})
 	table, err := rtr.Build(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	rtr.Swap(table)
-	w := New(st, rtr, kicks, cfg.Repairs, prometheus.NewRegistry(), count, log)
+	w := New(st, rtr, kicks, cfg.Repairs, prometheus.NewRegistry(), func(route, result string) {
+		metrics.DualWrite(route, result)
+		count(route, result)
+	}, log)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
