@@ -202,6 +202,7 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 		return nil, sent, err
 	}
 	held := heldInMemory(req.Body)
+	heldWhole := held && heldLen(req.Body) == req.ContentLength
 	var body *bodyReader
 	if req.Body != nil && req.Body != http.NoBody {
 		// The error of the body's read is the caller's (its client's
@@ -216,6 +217,8 @@ func (d *direct) exchange(ctx context.Context, c *directConn, req *http.Request,
 	var err error
 	if head, ok := appendHead(bw.AvailableBuffer(), req); ok {
 		_, err = bw.Write(head)
+	} else if head, ok := appendHeldHead(bw.AvailableBuffer(), req, heldWhole); ok {
+		err = writeHeld(bw, head, req.Body, req.ContentLength)
 	} else if held {
 		err = req.Write(headWithBody{bw})
 	} else {
@@ -612,6 +615,45 @@ func heldInMemory(body io.ReadCloser) bool {
 	}
 	_, ok := body.(heldBody)
 	return ok
+}
+
+// heldLen is how many bytes of body, one heldInMemory reports held, are
+// left to read.
+func heldLen(body io.ReadCloser) int64 {
+	if w, ok := body.(*stallWatch); ok {
+		body = w.ReadCloser
+	}
+	return int64(body.(heldBody).Len())
+}
+
+// writeHeld writes head and then body, n bytes held in memory, to bw,
+// and closes body, as req.Write writes a request whose head is head: the
+// body read through its wrappers (the send's stall watch sees each read),
+// into bw's buffer, so that a body that fits goes in one write with the
+// head.
+func writeHeld(bw *bufio.Writer, head []byte, body io.ReadCloser, n int64) error {
+	defer body.Close()
+	if _, err := bw.Write(head); err != nil {
+		return err
+	}
+	for n > 0 {
+		if bw.Available() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		p := bw.AvailableBuffer()
+		p = p[:min(int64(cap(p)), n)]
+		m, err := io.ReadFull(body, p)
+		if _, werr := bw.Write(p[:m]); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return err
+		}
+		n -= int64(m)
+	}
+	return nil
 }
 
 // headWithBody is the writer of a request whose body is held in memory:

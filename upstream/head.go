@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -18,7 +19,39 @@ import (
 // more than the direct path's whole exchange besides.
 func appendHead(b []byte, req *http.Request) ([]byte, bool) {
 	if req.Method != http.MethodGet && req.Method != http.MethodHead || req.Body != nil && req.Body != http.NoBody ||
-		req.ContentLength != 0 || req.Close || len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 || req.URL == nil {
+		req.ContentLength != 0 {
+		return b, false
+	}
+	return appendHeadOf(b, req, -1)
+}
+
+// appendHeldHead is appendHead for a POST, PUT, PATCH or DELETE whose
+// body, of req.ContentLength bytes (more than none), the caller holds
+// whole in memory (whole) and writes after the head (writeHeld), as
+// req.Write writes it:
+// with its Content-Length field after User-Agent. req.Write spent about
+// 9,000 instructions and 8 allocations on the head of a dual write's
+// request, which goes out twice (to the primary, and its delivery to the
+// secondary).
+func appendHeldHead(b []byte, req *http.Request, whole bool) ([]byte, bool) {
+	if !whole {
+		return b, false
+	}
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		return b, false
+	}
+	if req.ContentLength <= 0 {
+		return b, false
+	}
+	return appendHeadOf(b, req, req.ContentLength)
+}
+
+// appendHeadOf is the head of req, with a Content-Length field of length
+// unless it is negative.
+func appendHeadOf(b []byte, req *http.Request, length int64) ([]byte, bool) {
+	if req.Close || len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 || req.URL == nil {
 		return b, false
 	}
 	if t := httptrace.ContextClientTrace(req.Context()); t != nil && (t.WroteHeaderField != nil || t.WroteHeaders != nil || t.WroteRequest != nil) {
@@ -57,6 +90,11 @@ func appendHead(b []byte, req *http.Request) ([]byte, bool) {
 		}
 		b = append(b, "User-Agent: "...)
 		b = append(b, ua...)
+		b = append(b, "\r\n"...)
+	}
+	if length >= 0 {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, length, 10)
 		b = append(b, "\r\n"...)
 	}
 	// A proxied request has a dozen fields or so: they sort in a buffer

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -160,4 +161,68 @@ func BenchmarkHead(b *testing.B) {
 			r.Write(w)
 		}
 	})
+}
+
+// TestAHeldBodysHeadIsWrittenAsRequestWriteWritesIt: a request whose body
+// the facade holds in memory (a dual write's, to the primary and to the
+// secondary) is written the short way, head and body byte for byte as
+// req.Write writes them: Content-Length after User-Agent, then the other
+// fields sorted, then the body.
+func TestAHeldBodysHeadIsWrittenAsRequestWriteWritesIt(t *testing.T) {
+	body := []byte(`{"first_name":"Test","last_name":"Person"}`)
+	for _, tc := range []struct {
+		name   string
+		change func(r *http.Request)
+		plain  bool // appendHeldHead writes it
+	}{
+		{"a POST", func(r *http.Request) {}, true},
+		{"a PUT", func(r *http.Request) { r.Method = http.MethodPut }, true},
+		{"a PATCH", func(r *http.Request) { r.Method = http.MethodPatch }, true},
+		{"a DELETE with a body", func(r *http.Request) { r.Method = http.MethodDelete }, true},
+		{"no User-Agent field: the transport's own", func(r *http.Request) { delete(r.Header, "User-Agent") }, true},
+		{"a Content-Length field in the map, which req.Write leaves out", func(r *http.Request) {
+			r.Header["Content-Length"] = []string{"7"}
+		}, true},
+		{"an Expect field", func(r *http.Request) { r.Header["Expect"] = []string{"100-continue"} }, true},
+		{"a GET with a body", func(r *http.Request) { r.Method = http.MethodGet }, false},
+		{"an unusual method", func(r *http.Request) { r.Method = "REPORT" }, false},
+		{"Connection: close", func(r *http.Request) { r.Close = true }, false},
+		{"a value with a line feed", func(r *http.Request) { r.Header["Accept"] = []string{"a\nb"} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := proxiedGET()
+			r.Method = http.MethodPost
+			r.Header["Content-Type"] = []string{"application/json"}
+			r.Body, r.ContentLength = Held(body), int64(len(body))
+			tc.change(r)
+			head, plain := appendHeldHead(nil, r, true)
+			if plain != tc.plain {
+				t.Fatalf("written the short way: %v, want %v", plain, tc.plain)
+			}
+			if !plain {
+				return
+			}
+			var got bytes.Buffer
+			bw := bufio.NewWriterSize(&got, 64) // smaller than head and body: written in pieces
+			if err := writeHeld(bw, head, r.Body, r.ContentLength); err != nil {
+				t.Fatal(err)
+			}
+			if err := bw.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			r.Body = Held(body)
+			var want bytes.Buffer
+			if err := r.Write(&want); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Errorf("got\n%q\nwant\n%q", got.String(), want.String())
+			}
+		})
+	}
+	r := proxiedGET()
+	r.Method, r.Body, r.ContentLength = http.MethodPost, Held(body), int64(len(body))
+	if _, plain := appendHeldHead(nil, r, false); plain {
+		t.Error("a body not held whole is written the short way")
+	}
 }
