@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"strangler/stats"
+)
+
+// foldClientVersions counts every client version an earlier release
+// stored by a name this one would not count it by (stats.ClientVersion)
+// under the name this one gives: "other" for free text after the
+// version (5.2.1-JaneDoe), the version for one whose build metadata was
+// kept (5.2.1+sha.1a2b → 5.2.1). Each row's requests are added to the
+// row of that name in the same route and hour, and the row is deleted,
+// so a name a client put in its version leaves the store and routes
+// report while its totals stay. "unknown" and "other" stay as they are,
+// and a name this release counts by is left alone, so running this again
+// changes nothing. Run after migration 0220, in its transaction, which
+// other replicas opening the store wait for (the migration lock).
+//
+// Names an earlier release counted beyond this one's 32 a route an hour
+// stay names: each is shaped like a version.
+func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
+	var folded, rows int64
+	after := ""
+	for {
+		// Read a page whole before changing rows: a transaction's
+		// connection runs one statement at a time.
+		res, err := tx.QueryContext(ctx, `
+			SELECT DISTINCT client FROM strangler_legacy_clients
+			WHERE client > $1 ORDER BY client LIMIT 500`, after)
+		if err != nil {
+			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+		}
+		var page []string
+		for res.Next() {
+			var c string
+			if err := res.Scan(&c); err != nil {
+				res.Close()
+				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			}
+			page = append(page, c)
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, c := range page {
+			after = c
+			to := foldedClient(c)
+			if to == c {
+				continue
+			}
+			// One row a route and hour: the insert meets each target row
+			// at most once. (WHERE keeps SQLite from reading ON as a join.)
+			if _, err := tx.ExecContext(ctx, `
+				INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests)
+				SELECT route, hour, $2, requests FROM strangler_legacy_clients WHERE client = $1
+				ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`, c, to); err != nil {
+				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			}
+			r, err := tx.ExecContext(ctx, `DELETE FROM strangler_legacy_clients WHERE client = $1`, c)
+			if err != nil {
+				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			}
+			folded, rows = folded+1, rows+n
+		}
+	}
+	if folded > 0 {
+		// The names are what the rule keeps out of the store: the log
+		// counts them only.
+		s.log.Info("store migration: client versions an earlier release counted by a name this one does not are counted as this one counts them",
+			"store", s.dialect.name, "names", folded, "rows", rows)
+	}
+	return nil
+}
+
+// foldedClient is the name this release counts a client version stored
+// as c by: c itself for "unknown" and "other", which stats counts
+// versions that are none, or past its bound, as.
+func foldedClient(c string) string {
+	if c == "unknown" || c == "other" {
+		return c
+	}
+	if name, ok := stats.ClientVersion(c); ok {
+		return name
+	}
+	return "other"
+}

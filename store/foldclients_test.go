@@ -1,0 +1,140 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"strangler/domain"
+)
+
+// oldName is a client version a release before migration 0220 counted
+// by name: a fake person's name after the version.
+const oldName = "5.2.1-JaneDoeFake"
+
+// TestClientVersionsOfAnEarlierReleaseAreFoldedIntoOther: rows a release
+// before migration 0220 counted by a name this one does not count by
+// (free text after the version, build metadata) are, once the store is
+// opened by this release, counted as this one counts them, their
+// requests summed into the row already there, and the name is gone from
+// the store and from TopLegacyClients.
+func TestClientVersionsOfAnEarlierReleaseAreFoldedIntoOther(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		h1 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		h2 := h1.Add(time.Hour)
+		dsn := before(t, 220, b.fresh(t), nil, func(s *Store) {
+			if err := s.AddLegacyClients(ctx, []domain.ClientCount{
+				{Route: "records", Hour: h1, Client: oldName, Requests: 3},
+				{Route: "records", Hour: h1, Client: "other", Requests: 2},
+				{Route: "records", Hour: h1, Client: "unknown", Requests: 1},
+				{Route: "records", Hour: h1, Client: "5.2.1", Requests: 10},
+				{Route: "records", Hour: h1, Client: "5.2.1+sha.1a2b", Requests: 4},
+				{Route: "records", Hour: h2, Client: oldName, Requests: 5},
+				{Route: "records", Hour: h2, Client: "5.2.1_MRN99", Requests: 6},
+				{Route: "orders", Hour: h1, Client: oldName, Requests: 7},
+				{Route: "orders", Hour: h1, Client: "PatientApp/5.2.1-rc1", Requests: 8},
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		s := openStore(t, dsn, nil)
+		type row struct {
+			route  string
+			hour   time.Time
+			client string
+			n      int64
+		}
+		var got []row
+		rs, err := s.db.QueryContext(ctx, `SELECT route, hour, client, requests FROM strangler_legacy_clients ORDER BY route, hour, client`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var r row
+			if err := rs.Scan(&r.route, scanTime(&r.hour), &r.client, &r.n); err != nil {
+				t.Fatal(err)
+			}
+			r.hour = r.hour.UTC()
+			got = append(got, r)
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := []row{
+			{"orders", h1, "PatientApp/5.2.1-rc1", 8},
+			{"orders", h1, "other", 7},
+			{"records", h1, "5.2.1", 14},
+			{"records", h1, "other", 5},
+			{"records", h1, "unknown", 1},
+			{"records", h2, "other", 11},
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("rows after the upgrade\n got %v\nwant %v", got, want)
+		}
+		top, err := s.TopLegacyClients(ctx, "records", h1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range top {
+			if strings.Contains(c.Client, "JaneDoe") || strings.Contains(c.Client, "MRN") {
+				t.Errorf("routes report still shows %q", c.Client)
+			}
+		}
+		// Again, as a second replica's open would: nothing changes.
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		unapply(t, dsn, 220)
+		again := openStore(t, dsn, nil)
+		top2, err := again.TopLegacyClients(ctx, "records", h1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(top, top2) {
+			t.Errorf("folding again changed the counts: %v, then %v", top, top2)
+		}
+	})
+}
+
+// TestAFoldedClientVersionLeavesNoByteInTheSQLiteFiles: the name an
+// earlier release stored is gone from the database file and its
+// write-ahead log too, once that is checkpointed, as an erased write is
+// (secure_delete, journal_size_limit).
+func TestAFoldedClientVersionLeavesNoByteInTheSQLiteFiles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	hour := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	dsn := before(t, 220, "sqlite:"+path, nil, func(s *Store) {
+		if err := s.AddLegacyClients(ctx, []domain.ClientCount{
+			{Route: "records", Hour: hour, Client: oldName, Requests: 3},
+			{Route: "records", Hour: hour, Client: "5.2.1", Requests: 1},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if b, err := os.ReadFile(path); err != nil || !bytes.Contains(b, []byte(oldName)) {
+		t.Fatalf("the earlier release's file does not hold the name (%v): the test shows nothing", err)
+	}
+	s := openStore(t, dsn, nil)
+	if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLegacyClients(ctx, []domain.ClientCount{{Route: "other", Hour: hour, Client: "1.0", Requests: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte(oldName)); n > 0 {
+			t.Errorf("%s holds the folded name %d times", filepath.Base(path+suffix), n)
+		}
+	}
+}
