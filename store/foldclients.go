@@ -23,6 +23,16 @@ import (
 // Names an earlier release counted beyond this one's 32 a route an hour
 // stay names: each is shaped like a version.
 func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect.name == "postgres" {
+		// A replica of an earlier release flushing meanwhile locks its
+		// rows by route, hour and client, where this goes by client:
+		// each could hold a row the other waits for. Its flushes wait
+		// for the migration instead (its own transaction touches this
+		// table alone, so it holds nothing the migration waits for).
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE strangler_legacy_clients IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+		}
+	}
 	var folded, rows int64
 	after := ""
 	for {

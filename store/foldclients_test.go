@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"strangler/domain"
+	"strangler/internal/testdb"
+	"strangler/internal/testkit"
 )
 
 // oldName is a client version a release before migration 0220 counted
@@ -136,5 +139,91 @@ func TestAFoldedClientVersionLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 		if n := bytes.Count(b, []byte(oldName)); n > 0 {
 			t.Errorf("%s holds the folded name %d times", filepath.Base(path+suffix), n)
 		}
+	}
+}
+
+// TestFoldingClientVersionsLosesNoFlushOfAnEarlierRelease: a replica of
+// the earlier release flushing its counts while a new one's migration
+// folds them (a rolling upgrade on PostgreSQL) neither loses requests nor
+// deadlocks with it. Without the table lock, the fold read a name's rows,
+// waited for the flush's row, then deleted the row the flush had added
+// to meanwhile: its request was lost.
+func TestFoldingClientVersionsLosesNoFlushOfAnEarlierRelease(t *testing.T) {
+	ctx := context.Background()
+	h := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	dsn := before(t, 220, testdb.Postgres(t), nil, func(s *Store) {
+		if err := s.AddLegacyClients(ctx, []domain.ClientCount{
+			{Route: "a", Hour: h, Client: oldName, Requests: 1},
+			{Route: "a", Hour: h, Client: "other", Requests: 1},
+			{Route: "b", Hour: h, Client: oldName, Requests: 1},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	_, db, err := openDB(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The earlier release's flush, as AddLegacyClients writes: route a's
+	// rows, then route b's.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var pid int
+	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	add := func(route, client string) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests) VALUES ($1, $2, $3, 1)
+			ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`, route, h, client)
+		return err
+	}
+	if err := add("a", "other"); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := Open(octx, dsn, testLogger(t))
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	testkit.Eventually(t, 20*time.Second, "the migration waits for the flush", func() bool {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
+		return err == nil && n > 0
+	})
+	if err := add("b", oldName); err != nil {
+		t.Fatalf("the flush: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("the flush: %v", err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("the upgrade: %v", err)
+	}
+	got := map[string]int64{}
+	rs, err := db.QueryContext(ctx, `SELECT route, client, requests FROM strangler_legacy_clients`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var route, client string
+		var n int64
+		if err := rs.Scan(&route, &client, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[route+" "+client] = n
+	}
+	if want := map[string]int64{"a other": 3, "b other": 2}; !maps.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
 	}
 }
