@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"strangler/stats"
 )
@@ -23,6 +25,37 @@ import (
 // Names an earlier release counted beyond this one's 32 a route an hour
 // stay names: each is shaped like a version.
 func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
+	return s.foldClientsSince(ctx, tx, time.Unix(0, 0), "store migration")
+}
+
+// foldWindow is how long after migration 0220 the hourly purge folds
+// the client versions replicas of an earlier release still count by
+// name during a rolling upgrade, and how far back it looks each time.
+const foldWindow = 7 * 24 * time.Hour
+
+// foldLateClientVersions folds, as foldClientVersions does, the rows of
+// the hours from the one before migration 0220 was applied on, over the
+// last foldWindow: those a replica of an earlier release still running
+// went on counting by name after the upgrade. Nothing once the
+// migration is older than foldWindow. In the purge's transaction.
+func (s *Store) foldLateClientVersions(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	var applied time.Time
+	err := tx.QueryRowContext(ctx, `SELECT applied_at FROM strangler_schema_migrations WHERE version = 220`).Scan(scanTime(&applied))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // a newer release renumbered it: its own purge folds
+	} else if err != nil {
+		return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+	}
+	since := applied.UTC().Truncate(time.Hour).Add(-time.Hour)
+	if since.Before(now.Add(-foldWindow)) {
+		return nil
+	}
+	return s.foldClientsSince(ctx, tx, since, "purge")
+}
+
+// foldClientsSince folds the rows of the hours from since on; by names
+// the log line.
+func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Time, by string) error {
 	if s.dialect.name == "postgres" {
 		// A replica of an earlier release flushing meanwhile locks its
 		// rows by route, hour and client, where this goes by client:
@@ -40,7 +73,7 @@ func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
 		// connection runs one statement at a time.
 		res, err := tx.QueryContext(ctx, `
 			SELECT DISTINCT client FROM strangler_legacy_clients
-			WHERE client > $1 ORDER BY client LIMIT 500`, after)
+			WHERE client > $1 AND hour >= $2 ORDER BY client LIMIT 500`, after, s.ts(since))
 		if err != nil {
 			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
 		}
@@ -70,11 +103,11 @@ func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
 			// at most once. (WHERE keeps SQLite from reading ON as a join.)
 			if _, err := tx.ExecContext(ctx, `
 				INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests)
-				SELECT route, hour, $2, requests FROM strangler_legacy_clients WHERE client = $1
-				ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`, c, to); err != nil {
+				SELECT route, hour, $2, requests FROM strangler_legacy_clients WHERE client = $1 AND hour >= $3
+				ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`, c, to, s.ts(since)); err != nil {
 				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
 			}
-			r, err := tx.ExecContext(ctx, `DELETE FROM strangler_legacy_clients WHERE client = $1`, c)
+			r, err := tx.ExecContext(ctx, `DELETE FROM strangler_legacy_clients WHERE client = $1 AND hour >= $2`, c, s.ts(since))
 			if err != nil {
 				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
 			}
@@ -88,7 +121,7 @@ func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
 	if folded > 0 {
 		// The names are what the rule keeps out of the store: the log
 		// counts them only.
-		s.log.Info("store migration: client versions an earlier release counted by a name this one does not are counted as this one counts them",
+		s.log.Info(by+": client versions an earlier release counted by a name this one does not are counted as this one counts them",
 			"store", s.dialect.name, "names", folded, "rows", rows)
 	}
 	return nil

@@ -227,3 +227,34 @@ func TestFoldingClientVersionsLosesNoFlushOfAnEarlierRelease(t *testing.T) {
 		t.Errorf("rows %v, want %v", got, want)
 	}
 }
+
+// TestTheHourlyPurgeFoldsWhatAnEarlierReleaseCountsAfterTheUpgrade: a
+// replica of an earlier release still running after the migration (a
+// rolling upgrade) goes on counting client versions by name; the next
+// purge folds them as the migration did, keeping their requests.
+func TestTheHourlyPurgeFoldsWhatAnEarlierReleaseCountsAfterTheUpgrade(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := openStore(t, b.fresh(t), nil) // on the clock the migration was recorded by
+		hour := time.Now().UTC().Truncate(time.Hour)
+		// As the earlier release's flush writes them.
+		if err := s.AddLegacyClients(ctx, []domain.ClientCount{
+			{Route: "records", Hour: hour, Client: oldName, Requests: 3},
+			{Route: "records", Hour: hour, Client: "other", Requests: 1},
+			{Route: "records", Hour: hour, Client: "5.2.1", Requests: 2},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PurgeCounts(ctx, hour.Add(-90*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		top, err := s.TopLegacyClients(ctx, "records", hour, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []domain.ClientCount{{Route: "records", Client: "other", Requests: 4}, {Route: "records", Client: "5.2.1", Requests: 2}}
+		if !slices.Equal(top, want) {
+			t.Errorf("after the purge %v, want %v", top, want)
+		}
+	})
+}
