@@ -181,11 +181,18 @@ func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.T
 }
 
 // PurgeCounts deletes hourly counts, per-client ones included, of hours
-// before olderThan, and returns how many rows it deleted.
+// before olderThan, and returns how many rows it deleted. In the week
+// after migration 0220 it also folds the client versions a replica of an
+// earlier release counted by name meanwhile (foldLateClientVersions).
 func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, error) {
 	total := 0
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		total = 0 // a run after a broken connection counts afresh
+		// First: on PostgreSQL it locks a table, which the deletes would
+		// otherwise hold row locks in as it waits.
+		if err := s.foldLateClientVersions(ctx, tx, s.clock()); err != nil {
+			return err
+		}
 		for _, table := range []string{"strangler_route_hours", "strangler_legacy_clients"} {
 			res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE hour < $1`, s.ts(olderThan))
 			if err != nil {

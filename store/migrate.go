@@ -26,6 +26,8 @@ func (s *Store) afterStep(ctx context.Context, tx *sql.Tx, m migrate.Migration) 
 		return s.fillStandsFor(ctx, tx)
 	case "journal_folded_resources", "journal_integer_resources":
 		return s.foldResources(ctx, tx)
+	case "client_versions_folded":
+		return s.foldClientVersions(ctx, tx)
 	}
 	return nil
 }

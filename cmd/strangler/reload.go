@@ -76,6 +76,9 @@ type pending struct {
 	// in a row that found it, waited all the looks since the change.
 	fp           [sha256.Size]byte
 	same, waited int
+	// hups counts the SIGHUPs the change waited through, the one that
+	// began it included.
+	hups int
 }
 
 // watch is what the reloader knows of the files between two looks.
@@ -117,8 +120,18 @@ func (r *reloader) look(w *watch, hup bool) {
 	switch {
 	case hup:
 		// Read now, applied once the files are seen the same on the
-		// next looks: a SIGHUP sent during a write waits for it.
-		w.p = &pending{cause: "SIGHUP", fp: fp}
+		// next looks: a SIGHUP sent during a write waits for it. A
+		// SIGHUP during the wait joins it and begins it anew only if
+		// the files changed: before, each began it anew, so SIGHUPs
+		// sent more often than every 2 s applied nothing, and said
+		// nothing of it.
+		if w.p == nil {
+			w.p = &pending{fp: fp}
+		} else if fp != w.p.fp {
+			w.p.fp, w.p.same = fp, 0
+		}
+		w.p.cause = "SIGHUP"
+		w.p.hups++
 		return
 	case w.p == nil && fp == w.seen:
 		return
@@ -141,7 +154,7 @@ func (r *reloader) look(w *watch, hup bool) {
 	if p.same++; p.same < settleLooks {
 		return
 	}
-	applied, changed := r.reload(p.cause, sources, fp)
+	applied, changed := r.reload(p.cause, p.hups, sources, fp)
 	switch {
 	case changed:
 		// Written to while it was loaded: wait for it again.
@@ -157,8 +170,13 @@ func (r *reloader) look(w *watch, hup bool) {
 
 // reload applies the configuration file if it is valid and its files,
 // sources, still hold what they held at the looks before (fp), and
-// reports whether it did, or whether they had changed.
-func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) (applied, changed bool) {
+// reports whether it did, or whether they had changed; hups is how many
+// SIGHUPs asked for it, logged when more than one.
+func (r *reloader) reload(cause string, hups int, sources []string, fp [sha256.Size]byte) (applied, changed bool) {
+	var signals []any
+	if hups > 1 {
+		signals = []any{"sighups", hups}
+	}
 	// What the load itself read is compared, not the files after it: a
 	// writer rewriting a file in place with what it held (a configuration
 	// agent on its round) leaves it as it was before and after the load,
@@ -182,13 +200,13 @@ func (r *reloader) reload(cause string, sources []string, fp [sha256.Size]byte) 
 	if err != nil {
 		r.success.Set(0)
 		r.log.Error("config reload refused; the previous configuration keeps serving",
-			"cause", cause, "error", strings.ReplaceAll(err.Error(), "\n", "; "))
+			append([]any{"cause", cause, "error", strings.ReplaceAll(err.Error(), "\n", "; ")}, signals...)...)
 		return false, false
 	}
 	old := r.current.Swap(cfg)
 	r.success.Set(1)
 	r.lastOK.SetToCurrentTime()
-	r.log.Info("config reloaded", "cause", cause, "routes", len(cfg.Routes))
+	r.log.Info("config reloaded", append([]any{"cause", cause, "routes", len(cfg.Routes)}, signals...)...)
 	logWarnings(r.log, cfg)
 	if changed := restartOnly(old, cfg); len(changed) > 0 {
 		r.log.Warn("these settings changed, and take effect on restart: until then the facade keeps the old ones",

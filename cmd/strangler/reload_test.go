@@ -175,3 +175,35 @@ func TestAReloadLogsWhatConfigCheckWarnsAbout(t *testing.T) {
 		t.Errorf("the reload logged no warning naming trusted_proxies[0] at %s:7:\n%s", h.path, logs.String())
 	}
 }
+
+// TestSIGHUPsMoreOftenThanTheWaitStillApply: each SIGHUP began the wait
+// for the files to settle anew, so SIGHUPs sent more often than every
+// 2 s (one between every two looks) applied nothing, however long they
+// went on, and logged nothing. A SIGHUP now joins the wait under way:
+// the change is applied settleLooks looks after the first one, and the
+// log says how many it answered.
+func TestSIGHUPsMoreOftenThanTheWaitStillApply(t *testing.T) {
+	h := startReloadHarness(t, "a")
+	var logs testkit.Logs
+	h.rl.log = logs.Logger(slog.LevelInfo)
+	dir := filepath.Dir(h.path)
+	next := filepath.Join(dir, "next.yaml")
+	if err := os.WriteFile(next, []byte(reloadHead(dir)+routeLines("a", "b")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, h.path); err != nil { // replaced whole
+		t.Fatal(err)
+	}
+	for range settleLooks {
+		h.rl.look(&h.w, true) // a SIGHUP
+		h.look(1)
+	}
+	want := [][]string{{"a", "b"}}
+	if !slices.EqualFunc(h.applied, want, slices.Equal) {
+		t.Fatalf("applied %v %d looks after the first of SIGHUPs sent between every two looks, want %v", h.applied, settleLooks, want)
+	}
+	lines := logs.Lines(t, "config reloaded")
+	if len(lines) != 1 || lines[0]["cause"] != "SIGHUP" || lines[0]["sighups"] != float64(settleLooks) {
+		t.Errorf("logged %v, want one reload for %d SIGHUPs", lines, settleLooks)
+	}
+}

@@ -1,0 +1,11 @@
+-- A client's app version is counted by name only when it reads as a
+-- version (stats.ClientVersion: 5.2.1, PatientApp/5.2.1, 5.2.1-rc1),
+-- its build metadata dropped; anything else is counted as "other".
+-- Releases before this one counted by name whatever followed the dotted
+-- number (5.2.1-JaneDoe, 5.2.1_MRN99), free text a client may have put
+-- there, kept for the counts' retention and shown by routes report. The
+-- step after this migration, foldClientVersions, adds each such row's
+-- requests to the name this release counts it by ("other", or the
+-- version without its build metadata) and deletes the row: the rule is
+-- Go's, which no SQL can call. Nothing changes in the schema. Keep in
+-- step with ../postgres/0220_client_versions_folded.sql.
