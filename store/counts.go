@@ -182,7 +182,7 @@ func (s *Store) TopLegacyClients(ctx context.Context, route string, since time.T
 
 // PurgeCounts deletes hourly counts, per-client ones included, of hours
 // before olderThan, and returns how many rows it deleted. In the week
-// after migration 0220 it also folds the client versions a replica of an
+// after migration 0240 it also folds the client versions a replica of an
 // earlier release counted by name meanwhile (foldLateClientVersions).
 func (s *Store) PurgeCounts(ctx context.Context, olderThan time.Time) (int, error) {
 	total := 0

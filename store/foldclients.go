@@ -19,7 +19,7 @@ import (
 // so a name a client put in its version leaves the store and routes
 // report while its totals stay. "unknown" and "other" stay as they are,
 // and a name this release counts by is left alone, so running this again
-// changes nothing. Run after migration 0220, in its transaction, which
+// changes nothing. Run after migration 0240, in its transaction, which
 // other replicas opening the store wait for (the migration lock).
 //
 // Names an earlier release counted beyond this one's 32 a route an hour
@@ -28,19 +28,19 @@ func (s *Store) foldClientVersions(ctx context.Context, tx *sql.Tx) error {
 	return s.foldClientsSince(ctx, tx, time.Unix(0, 0), "store migration")
 }
 
-// foldWindow is how long after migration 0220 the hourly purge folds
+// foldWindow is how long after migration 0240 the hourly purge folds
 // the client versions replicas of an earlier release still count by
 // name during a rolling upgrade, and how far back it looks each time.
 const foldWindow = 7 * 24 * time.Hour
 
 // foldLateClientVersions folds, as foldClientVersions does, the rows of
-// the hours from the one before migration 0220 was applied on, over the
+// the hours from the one before migration 0240 was applied on, over the
 // last foldWindow: those a replica of an earlier release still running
 // went on counting by name after the upgrade. Nothing once the
 // migration is older than foldWindow. In the purge's transaction.
 func (s *Store) foldLateClientVersions(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	var applied time.Time
-	err := tx.QueryRowContext(ctx, `SELECT applied_at FROM strangler_schema_migrations WHERE version = 220`).Scan(scanTime(&applied))
+	err := tx.QueryRowContext(ctx, `SELECT applied_at FROM strangler_schema_migrations WHERE version = 240`).Scan(scanTime(&applied))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // a newer release renumbered it: its own purge folds
 	} else if err != nil {

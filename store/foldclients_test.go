@@ -16,12 +16,12 @@ import (
 	"strangler/internal/testkit"
 )
 
-// oldName is a client version a release before migration 0220 counted
+// oldName is a client version a release before migration 0240 counted
 // by name: a fake person's name after the version.
 const oldName = "5.2.1-JaneDoeFake"
 
 // TestClientVersionsOfAnEarlierReleaseAreFoldedIntoOther: rows a release
-// before migration 0220 counted by a name this one does not count by
+// before migration 0240 counted by a name this one does not count by
 // (free text after the version, build metadata) are, once the store is
 // opened by this release, counted as this one counts them, their
 // requests summed into the row already there, and the name is gone from
@@ -31,7 +31,7 @@ func TestClientVersionsOfAnEarlierReleaseAreFoldedIntoOther(t *testing.T) {
 		ctx := context.Background()
 		h1 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 		h2 := h1.Add(time.Hour)
-		dsn := before(t, 220, b.fresh(t), nil, func(s *Store) {
+		dsn := before(t, 240, b.fresh(t), nil, func(s *Store) {
 			if err := s.AddLegacyClients(ctx, []domain.ClientCount{
 				{Route: "records", Hour: h1, Client: oldName, Requests: 3},
 				{Route: "records", Hour: h1, Client: "other", Requests: 2},
@@ -93,7 +93,7 @@ func TestClientVersionsOfAnEarlierReleaseAreFoldedIntoOther(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		unapply(t, dsn, 220)
+		unapply(t, dsn, 240)
 		again := openStore(t, dsn, nil)
 		top2, err := again.TopLegacyClients(ctx, "records", h1, 10)
 		if err != nil {
@@ -113,7 +113,7 @@ func TestAFoldedClientVersionLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "s.db")
 	hour := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	dsn := before(t, 220, "sqlite:"+path, nil, func(s *Store) {
+	dsn := before(t, 240, "sqlite:"+path, nil, func(s *Store) {
 		if err := s.AddLegacyClients(ctx, []domain.ClientCount{
 			{Route: "records", Hour: hour, Client: oldName, Requests: 3},
 			{Route: "records", Hour: hour, Client: "5.2.1", Requests: 1},
@@ -151,7 +151,7 @@ func TestAFoldedClientVersionLeavesNoByteInTheSQLiteFiles(t *testing.T) {
 func TestFoldingClientVersionsLosesNoFlushOfAnEarlierRelease(t *testing.T) {
 	ctx := context.Background()
 	h := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	dsn := before(t, 220, testdb.Postgres(t), nil, func(s *Store) {
+	dsn := before(t, 240, testdb.Postgres(t), nil, func(s *Store) {
 		if err := s.AddLegacyClients(ctx, []domain.ClientCount{
 			{Route: "a", Hour: h, Client: oldName, Requests: 1},
 			{Route: "a", Hour: h, Client: "other", Requests: 1},

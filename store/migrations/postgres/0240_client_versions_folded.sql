@@ -8,4 +8,4 @@
 -- requests to the name this release counts it by ("other", or the
 -- version without its build metadata) and deletes the row: the rule is
 -- Go's, which no SQL can call. Nothing changes in the schema. Keep in
--- step with ../sqlite/0220_client_versions_folded.sql.
+-- step with ../sqlite/0240_client_versions_folded.sql.
