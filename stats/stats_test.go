@@ -191,6 +191,20 @@ func TestOnlyVersionShapedClientValuesAreCounted(t *testing.T) {
 		{"X-App-Version", "5.2.1+JohnSmith", "5.2.1"},
 		{"User-Agent", "PatientApp/5.2.1+build.7 (iOS 17)", "PatientApp/5.2.1"},
 		{"X-App-Version", "5.2.1+" + strings.Repeat("x", 100), "5.2.1"},
+		// Nor does a number that identifies someone: a record number, a
+		// date of birth, a social security or telephone number, whether
+		// in the dotted number or in a prerelease of numbers.
+		{"X-App-Version", "5.2.1-9988776", "other"},
+		{"X-App-Version", "5.2.1.9988776", "other"},
+		{"X-App-Version", "5.2.1-31.01.1970", "other"},
+		{"X-App-Version", "5.2.1-rc.1970-01-31", "other"},
+		{"X-App-Version", "123.45.6789", "other"},
+		{"X-App-Version", "5.2.123-45-6789", "other"},
+		{"X-App-Version", "5.555.123.4567", "other"},
+		{"User-Agent", "PatientApp/5.2-555-123-4567 (iOS 17)", "other"},
+		{"X-App-Version", "5.2.1-20241", "5.2.1-20241"},
+		{"X-App-Version", "120.0.6099", "120.0.6099"},
+		{"X-App-Version", "2024.12.1-rc.3", "2024.12.1-rc.3"},
 	} {
 		c := NewCounters()
 		c.Route("get").Request(t0, "legacy", &http.Request{Header: http.Header{tc.header: {tc.value}}})

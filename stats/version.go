@@ -11,12 +11,6 @@ import (
 // maxVersionLen bounds a client version counted by name.
 const maxVersionLen = 32
 
-// VersionShaped reports whether v is counted by name; see ClientVersion.
-func VersionShaped(v string) bool {
-	_, ok := ClientVersion(v)
-	return ok
-}
-
 // prereleaseWords are the words a prerelease may spell (each alone or
 // followed by a number: rc1, beta2), in any case: SNAPSHOT is Maven's.
 var prereleaseWords = []string{"alpha", "beta", "rc", "pre", "preview", "dev", "snapshot", "canary", "nightly", "debug", "release"}
@@ -42,8 +36,12 @@ var prereleaseWords = []string{"alpha", "beta", "rc", "pre", "preview", "dev", "
 // The dotted number is stricter than "a digit somewhere" on purpose:
 // that rule would count record numbers (MRN9988776), social security
 // numbers (123-45-6789) and ISO dates (1970-01-31) a client put where its
-// version belongs. Values shaped like an IPv4 address or a day.month.year
-// date are not counted either. What remains can still be a value that
+// version belongs. Values shaped like an IPv4 address are not counted
+// either, nor those whose numbers, wherever they stand, hold a number
+// longer than maxVersionNumber digits (a record number: 5.2.1-9988776) or
+// three in a row shaped like a date of birth, a social security number
+// or a telephone number (5.2.1-31.01.1970, 123.45.6789, 5.555.123.4567):
+// a prerelease of numbers carried them by name. What remains can still be a value that
 // only looks like a version, or a product name that is a word a client
 // chose; the report shows the top few only.
 func ClientVersion(v string) (string, bool) {
@@ -81,10 +79,45 @@ func ClientVersion(v string) (string, bool) {
 			return "", false
 		}
 	}
-	if isDate(core) {
+	if identifierShaped(number) {
 		return "", false
 	}
 	return v, true
+}
+
+// maxVersionNumber is the most digits a number in a version counted by
+// name may have: a build number (5.2.1.3456, 2024.05.1) has a few, a
+// record number more.
+const maxVersionNumber = 5
+
+// identifierShaped reports whether the numbers of a version (its runs of
+// digits, wherever they stand) hold one longer than maxVersionNumber or
+// three in a row that read as a date of birth, a social security number
+// (3, 2 and 4 digits) or a telephone number (3, 3 and 4).
+func identifierShaped(v string) bool {
+	var nums [maxVersionLen / 2]string
+	n := 0
+	for i := 0; i < len(v); {
+		if !isDigit(v[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(v) && isDigit(v[j]) {
+			j++
+		}
+		if j-i > maxVersionNumber {
+			return true
+		}
+		nums[n], n, i = v[i:j], n+1, j
+	}
+	for k := 0; k+2 < n; k++ {
+		a, b, c := nums[k], nums[k+1], nums[k+2]
+		if len(a) == 3 && (len(b) == 2 || len(b) == 3) && len(c) == 4 || isDate(a, b, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // dottedNumber reports whether s is two to four numbers joined by dots.
@@ -134,14 +167,11 @@ func knownWord(w string) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// isDate reports whether s reads as a date of birth would: d.m.yyyy,
-// m.d.yyyy or 19yy.m.d. Calendar versions (2024.05.1) stay versions.
-func isDate(s string) bool {
-	a, rest, _ := strings.Cut(s, ".")
-	b, c, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(c, ".") {
-		return false
-	}
+// isDate reports whether the numbers a, b and c read as a date of birth
+// would: d.m.yyyy or m.d.yyyy of the years 1900 to 2099, or 19yy.m.d.
+// Calendar versions (2024.05.1) stay versions, and so does a build
+// number after a version (5.2.1.3456 holds 2.1.3456).
+func isDate(a, b, c string) bool {
 	parts := [3]string{a, b, c}
 	var n [3]int
 	for i, p := range parts {
@@ -153,7 +183,7 @@ func isDate(s string) bool {
 	}
 	dayMonth := func(a, b int) bool { return a >= 1 && b >= 1 && (a <= 31 && b <= 12 || a <= 12 && b <= 31) }
 	switch {
-	case len(parts[2]) == 4 && dayMonth(n[0], n[1]):
+	case len(parts[2]) == 4 && (strings.HasPrefix(parts[2], "19") || strings.HasPrefix(parts[2], "20")) && dayMonth(n[0], n[1]):
 		return true
 	case len(parts[0]) == 4 && strings.HasPrefix(parts[0], "19") && dayMonth(n[2], n[1]):
 		return true
