@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"strangler/internal/testkit"
 )
 
 func TestForwardedHeaders(t *testing.T) {
@@ -290,7 +292,7 @@ func TestUnannouncedTrailerFieldsArePassedOn(t *testing.T) {
 
 // TestUpgrades speaks raw HTTP/1.1 so that it controls the Upgrade headers.
 func TestUpgrades(t *testing.T) {
-	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Saw-Upgrade", r.Header.Get("Upgrade"))
 		w.Header().Set("X-Saw-Settings", r.Header.Get("Http2-Settings"))
 		w.Write([]byte("plain"))

@@ -58,28 +58,6 @@ func answer(status int, body string) http.HandlerFunc {
 	}
 }
 
-// webSocketEcho is a backend handler that completes a WebSocket upgrade
-// (a request whose Upgrade is exactly "websocket") with 101 Switching
-// Protocols and then echoes every byte the tunnel carries; plain serves
-// every other request.
-func webSocketEcho(t *testing.T, plain http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			plain(w, r)
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw) // echo every byte back
-	}
-}
-
 // tunnelEchoes sends handshake, a WebSocket upgrade written raw, to f;
 // wants 101 Switching Protocols, and wants bytes written into the tunnel
 // back from a webSocketEcho backend. It returns the client's end of the

@@ -545,7 +545,7 @@ func TestAnAnswerTooLargeToCompareIsNoEvidenceForTheGuard(t *testing.T) {
 // protocol, which the facade serves as plain HTTP/1.1, is copied as
 // before.
 func TestAShadowRouteSendsNoCopyOfAnUpgrade(t *testing.T) {
-	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, _ *http.Request) {
+	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("plain"))
 	}))
 	other := newBackend(t, answer(http.StatusOK, "plain"))

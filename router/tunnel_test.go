@@ -17,7 +17,7 @@ import (
 // net/http's buffer with the request and never reached the backend: the
 // tunnel copied from the connection alone.
 func TestBytesSentBehindAnUpgradeReachTheBackend(t *testing.T) {
-	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
+	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
 	f := newFacade(t, echo.URL, echo.URL, "", `  - {name: ws, match: "GET /ws", mode: legacy}`)
 	conn, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\nearly")
 	res, err := http.ReadResponse(r, nil)
@@ -73,7 +73,7 @@ func TestAnIdleTunnelHoldsNoCopyBuffer(t *testing.T) {
 // buffer fills go through a pooled one, and back to the small one, in
 // order and whole.
 func TestATunnelCarriesABurstIntact(t *testing.T) {
-	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
+	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
 	f := newFacade(t, echo.URL, echo.URL, "", `  - {name: ws, match: "GET /ws", mode: legacy}`)
 	conn, r := rawRequest(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	if res, err := http.ReadResponse(r, nil); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
@@ -97,7 +97,7 @@ func TestATunnelCarriesABurstIntact(t *testing.T) {
 // that left before its answer (code="499"), which the metrics promise
 // for that alone, and modern's as no answer at all.
 func TestAWebSocketIsCountedAsItsSwitch(t *testing.T) {
-	echo := newBackend(t, webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
+	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
 	f := newFacade(t, echo.URL, echo.URL, "", `  - {name: ws, match: "GET /ws", mode: modern}`)
 	conn := tunnelEchoes(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	conn.Close()

@@ -166,7 +166,7 @@ func TestWebSocketToAnHTTP2Backend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewUnstartedServer(webSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+	s := httptest.NewUnstartedServer(testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Proto)
 	}))
 	s.EnableHTTP2 = true

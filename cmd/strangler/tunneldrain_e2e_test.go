@@ -17,21 +17,9 @@ import (
 // byte of the tunnel back until the facade closes it.
 func webSocketBackend(t *testing.T) string {
 	t.Helper()
-	return httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			io.WriteString(w, `{"plain":true}`)
-			return
-		}
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
-		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		rw.Flush()
-		io.Copy(conn, rw)
-	}).URL
+	return httptestServer(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"plain":true}`)
+	})).URL
 }
 
 // TestAWebSocketGetsTheGraceAndEndsWithTheDrain: net/http forgets a

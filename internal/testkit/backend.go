@@ -115,3 +115,25 @@ func DeadURL(t testing.TB) string {
 	ln.Close()
 	return "http://" + addr
 }
+
+// WebSocketEcho is a backend handler that completes a WebSocket upgrade
+// (a request whose Upgrade is exactly "websocket") with 101 Switching
+// Protocols and then echoes every byte the tunnel carries until the other
+// end closes it; plain serves every other request.
+func WebSocketEcho(t testing.TB, plain http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			plain(w, r)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo every byte back
+	}
+}
