@@ -31,12 +31,18 @@ import (
 // each write's settle before the next write (a paced load: the delivery
 // result commits on its own); steady sends one write after the other
 // and waits for all to settle at the end (a busy facade: results share
-// the commits of the writes after them).
+// the commits of the writes after them). The writes are to different
+// resources, except in the "one" runs, where the primary answers the
+// same id every time: each write queues behind the one before (many
+// clients updating one record), and the worker claims it from the
+// queue once that one settled.
 func BenchmarkDualWriteDelivered(b *testing.B) {
-	for _, mode := range []string{"settled", "steady"} {
+	for _, mode := range []string{"settled", "steady", "settled-one", "steady-one"} {
 		b.Run(mode, func(b *testing.B) {
+			one := strings.HasSuffix(mode, "-one")
+			mode = strings.TrimSuffix(mode, "-one")
 			settled := make(chan struct{}, 1<<16)
-			rtr := deliveringFacade(b, func(route, result string) {
+			rtr := deliveringFacade(b, one, func(route, result string) {
 				if result != "applied" {
 					b.Errorf("a delivery ended %s", result)
 				}
@@ -70,8 +76,9 @@ func BenchmarkDualWriteDelivered(b *testing.B) {
 // primary (legacy) and secondary (modern) answer 201 on loopback, its
 // journal in a new SQLite store, and the worker delivering what the
 // journal hands it until the benchmark ends; count hears each step the
-// worker counts in the router's metrics.
-func deliveringFacade(b *testing.B, count func(route, result string)) *router.Router {
+// worker counts in the router's metrics. With one set the primary
+// answers the same id every time: every write is to one resource.
+func deliveringFacade(b *testing.B, one bool, count func(route, result string)) *router.Router {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Start(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "s.db"), log)
@@ -83,6 +90,9 @@ func deliveringFacade(b *testing.B, count func(route, result string)) *router.Ro
 	var next atomic.Int64
 	primary := answering(b, func() string {
 		id := strconv.FormatInt(1_000_000+next.Add(1), 10)
+		if one {
+			id = "1000000"
+		}
 		return "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: " +
 			strconv.Itoa(len(`{"id":}`)+len(id)) + "\r\n\r\n{\"id\":" + id + "}"
 	})

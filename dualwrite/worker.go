@@ -34,6 +34,7 @@ import (
 type Queue interface {
 	ClaimRepair(ctx context.Context, id, owner string, lease time.Duration) (domain.Repair, bool, error)
 	ClaimRepairs(ctx context.Context, owner string, limit int, lease time.Duration) ([]domain.Repair, error)
+	ClaimNextRepair(ctx context.Context, id, owner string, lease time.Duration) (domain.Repair, bool, error)
 	CompleteRepair(ctx context.Context, id, owner string) error
 	FailRepair(ctx context.Context, id, owner, reason string, retryAfter time.Duration, dead bool) error
 	ExpiredWrites(ctx context.Context, limit int) ([]domain.Repair, error)
@@ -87,12 +88,17 @@ type Worker struct {
 	slots    chan struct{}
 	leased   chan domain.Repair
 	handOffs chan struct{}
-	// freed is signalled whenever the secondary applied a delivery;
-	// backlog, which only Run's goroutine touches, says the last claim
-	// found writes due, so more may be due at once: beyond what it could
-	// take, or the next write of a resource it delivered.
+	// applied carries the writes the secondary applied, freed is
+	// signalled for those applied carries no room for; backlog, which
+	// only Run's goroutine touches, says the last claim found writes due,
+	// so more may be due at once: beyond what it could take, or the next
+	// write of a resource it delivered. full, Run's too, says the last
+	// claim of due writes took as many as it could (or had no slot), so
+	// more may wait than the next writes of the resources under way.
+	applied  chan string
 	freed    chan struct{}
 	backlog  bool
+	full     bool
 	inflight sync.WaitGroup
 	// delivering holds the ids under way; lostClaim says a claim (or a
 	// leased record of an outcome) failed and may have leased writes this
@@ -152,6 +158,7 @@ func New(q Queue, routes Routes, kicks *Kicks, settings config.Repairs, reg prom
 		slots:    make(chan struct{}, settings.Workers),
 		leased:   make(chan domain.Repair, handOffsPerWorker*settings.Workers),
 		handOffs: make(chan struct{}, handOffsPerWorker*settings.Workers),
+		applied:  make(chan string, settings.Workers),
 		freed:    make(chan struct{}, 1),
 		work:     make(chan func()),
 		quit:     make(chan struct{}),
@@ -213,6 +220,21 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.claimOne(ctx, id)
 		case <-poll.C:
 			w.claimDue(ctx)
+		case id := <-w.applied:
+			// While writes wait, the next write of id's resource takes
+			// its place at once, found by its resource rather than by
+			// walking the queue past all that waits behind it
+			// (claimNext); unless the last claim could not take all
+			// that was due: then the queue's order decides, as after
+			// any other delivery. Whatever else comes due meanwhile is
+			// handed over, kicked, or found by the poll.
+			switch {
+			case !w.backlog:
+			case w.full:
+				w.claimDue(ctx)
+			default:
+				w.claimNext(ctx, id)
+			}
 		case <-w.freed:
 			// A backlog (a secondary back after an outage) drains as fast
 			// as the secondary takes it, not one batch per poll; while
@@ -234,7 +256,10 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 	select {
 	case w.slots <- struct{}{}:
 	default:
-		return // all busy; the poll gets to it
+		// All busy: the claim of due writes after the next delivery, or
+		// the poll, gets to it.
+		w.backlog, w.full = true, true
+		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
@@ -246,6 +271,10 @@ func (w *Worker) claimOne(ctx context.Context, id string) {
 		if err != nil {
 			w.lostClaim.Store(true)
 			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
+		} else {
+			// Most often it waits behind an earlier write to its
+			// resource: that one's delivery is to be followed by it.
+			w.backlog = true
 		}
 		return
 	}
@@ -267,7 +296,7 @@ take:
 		}
 	}
 	if free == 0 {
-		w.backlog = true
+		w.backlog, w.full = true, true
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
@@ -281,12 +310,50 @@ take:
 		w.log.Warn("claiming due dual writes failed", "error", err)
 	}
 	w.backlog = len(repairs) > 0
+	w.full = len(repairs) == free
 	for range free - len(repairs) {
 		<-w.slots
 	}
 	for _, r := range repairs {
 		r.LeaseUntil = until
 		w.start(ctx, r)
+	}
+}
+
+// claimNext claims and starts the next write of the resource that the
+// write id, which the secondary just applied, is to. Without a free slot
+// it leaves the write to the claim of due writes after the next delivery.
+func (w *Worker) claimNext(ctx context.Context, id string) {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		w.backlog, w.full = true, true
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	w.releaseLost(sctx)
+	lease, until := w.leaseFromNow()
+	r, ok, err := w.queue.ClaimNextRepair(sctx, id, w.owner, lease)
+	if err != nil || !ok {
+		<-w.slots
+		if err != nil {
+			w.lostClaim.Store(true)
+			w.log.Warn("claiming the next dual write of a resource failed", "after", id, "error", err)
+		}
+		return
+	}
+	r.LeaseUntil = until
+	w.start(ctx, r)
+}
+
+// appliedOne tells Run that the secondary applied the write id: its
+// resource's next write may be due.
+func (w *Worker) appliedOne(id string) {
+	select {
+	case w.applied <- id:
+	default:
+		signal(w.freed)
 	}
 }
 
@@ -316,7 +383,7 @@ func (w *Worker) start(ctx context.Context, r domain.Repair) {
 	w.mu.Unlock()
 	w.run(r, func() {
 		if w.deliver(ctx, r) {
-			signal(w.freed)
+			w.appliedOne(r.ID)
 		}
 	})
 }
@@ -345,7 +412,7 @@ func (w *Worker) startHandedOff(ctx context.Context, r domain.Repair) {
 			return
 		}
 		if w.deliver(ctx, r) {
-			signal(w.freed)
+			w.appliedOne(r.ID)
 		}
 	})
 }

@@ -139,6 +139,30 @@ func (s *Store) ClaimRepair(ctx context.Context, id, owner string, lease time.Du
 	return out[0], true, nil
 }
 
+// ClaimNextRepair leases to owner, as ClaimRepairs would, the head of the
+// resource the write id is to: its next write once id settled. It finds
+// the head through the resource's own writes (an index lookup), where
+// ClaimRepairs walks the pending queue in order: with a backlog of writes
+// to one resource, that walk passed over every write queued behind the
+// head on each claim, a drain quadratic in the backlog. ok is false if
+// the head is not claimable now (not due, leased, dead) or there is none.
+func (s *Store) ClaimNextRepair(ctx context.Context, id, owner string, lease time.Duration) (r domain.Repair, ok bool, err error) {
+	out, err := s.claim(ctx, owner, lease, func(leaseNow string) string {
+		return `WITH picked AS MATERIALIZED (` + claimable("strangler_repairs r", leaseNow) + `
+			AND r.id = (SELECT h.id FROM strangler_repairs h
+				WHERE h.resource = (SELECT d.resource FROM strangler_repairs d WHERE d.id = $4)
+					AND h.state IN ('pending', 'dead')
+				ORDER BY h.seq LIMIT 1) ` + s.dialect.skipLocked + `)`
+	}, id)
+	if err != nil {
+		return domain.Repair{}, false, fmt.Errorf("store: claim the repair after %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return domain.Repair{}, false, nil
+	}
+	return out[0], true, nil
+}
+
 // claim leases the rows the picked CTE (given $4 arg and the lease
 // clock's now) selects. The CTE is materialised so that it runs, and
 // locks, exactly once.

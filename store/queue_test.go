@@ -320,3 +320,53 @@ func TestRecordingAnOutcomeLeasesTheWriteToItsDeliverer(t *testing.T) {
 		}
 	})
 }
+
+// ClaimNextRepair takes the head of a resource by the resource, as
+// ClaimRepairs would take it: never a write behind a pending, leased or
+// dead one, nothing of another resource.
+func TestClaimNextRepairTakesItsResourcesHeadOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clk := newClock()
+		s := newStore(t, b, clk)
+		journal(t, s, "a1", "update-patient/a")
+		journal(t, s, "a2", "update-patient/a")
+		journal(t, s, "b1", "update-patient/b")
+		journal(t, s, "a3", "update-patient/a")
+		next := func(after string) string {
+			t.Helper()
+			r, ok, err := s.ClaimNextRepair(ctx, after, "w1", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return ""
+			}
+			return r.ID
+		}
+		if got := next("a1"); got != "a1" {
+			t.Fatalf("the head of a1's resource: claimed %q, want a1", got)
+		}
+		if got := next("a1"); got != "" {
+			t.Errorf("with a1 leased: claimed %q, want nothing", got)
+		}
+		if err := s.CompleteRepair(ctx, "a1", "w1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := next("a1"); got != "a2" {
+			t.Errorf("after a1 is done: claimed %q, want a2", got)
+		}
+		if err := s.FailRepair(ctx, "a2", "w1", "422 from modern", 0, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := next("a2"); got != "" {
+			t.Errorf("behind dead a2: claimed %q, want nothing", got)
+		}
+		if got := next("b1"); got != "b1" {
+			t.Errorf("the head of b: claimed %q, want b1", got)
+		}
+		if got := next("no-such-write"); got != "" {
+			t.Errorf("after an unknown write: claimed %q, want nothing", got)
+		}
+	})
+}
