@@ -29,6 +29,10 @@ type exchange struct {
 	// id is the request id: the client's X-Request-Id or a generated one.
 	id    string
 	start time.Time
+	// switched is how long the request took to its 101 (a WebSocket's
+	// handshake), 0 for any other: the exchange's duration, where the
+	// tunnel's whole life would be no latency of the facade's.
+	switched time.Duration
 	// served is the backend whose response the client gets; fellBack
 	// says legacy serves it as a fallback.
 	served   *upstream.Upstream

@@ -419,7 +419,11 @@ func (t *Table) finish(x *exchange, req *http.Request) {
 	if x.clientGone || code == 0 {
 		code = codeClientLeft
 	}
-	t.metrics.exchange(x.route, backend, code, time.Since(x.start))
+	took := time.Since(x.start)
+	if x.switched > 0 {
+		took = x.switched
+	}
+	t.metrics.exchange(x.route, backend, code, took)
 	x.endServer()
 	rt := x.route
 	if x.forced != "" {

@@ -100,6 +100,8 @@ func TestAWebSocketIsCountedAsItsSwitch(t *testing.T) {
 	echo := newBackend(t, testkit.WebSocketEcho(t, func(w http.ResponseWriter, r *http.Request) {}))
 	f := newFacade(t, echo.URL, echo.URL, "", `  - {name: ws, match: "GET /ws", mode: modern}`)
 	conn := tunnelEchoes(t, f, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	const life = 1500 * time.Millisecond
+	time.Sleep(life) // the WebSocket's life, which is no latency
 	conn.Close()
 	count := func(code string) float64 {
 		return f.metric(t, "strangler_requests_total", map[string]string{"route": "ws", "backend": "modern", "code": code})
@@ -107,5 +109,11 @@ func TestAWebSocketIsCountedAsItsSwitch(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "the WebSocket is counted", func() bool { return count("101")+count("499") > 0 })
 	if got101, got499 := count("101"), count("499"); got101 != 1 || got499 != 0 {
 		t.Errorf("counted code=101 %v times and code=499 %v times, want 1 and 0", got101, got499)
+	}
+	// Its duration is its handshake's: its life made the route's latency
+	// quantiles (the dashboard's p99) its own.
+	took := testkit.Gather(t, f.reg).Observed("strangler_request_duration_seconds", "route", "ws", "backend", "modern")
+	if took >= life.Seconds() {
+		t.Errorf("the WebSocket's duration was observed as %.3fs, its whole life; want its handshake's, under %v", took, life)
 	}
 }

@@ -79,7 +79,11 @@ func (t *Table) switchProtocols(w http.ResponseWriter, out *http.Request, res *h
 	// WebSocket was counted as a client that left before its answer
 	// (499), and one modern served as no answer of modern's (found by
 	// the red team).
-	exchangeFrom(out.Context()).w.status = http.StatusSwitchingProtocols
+	x := exchangeFrom(out.Context())
+	x.w.status = http.StatusSwitchingProtocols
+	// Its duration is the handshake's: the tunnel's life, minutes or
+	// hours, made every latency quantile of the route's backend its.
+	x.switched = time.Since(x.start)
 	// What the client sent right behind its request is in brw's reader,
 	// not on the connection: it was lost (found by the red team).
 	var fromClient io.Reader = client

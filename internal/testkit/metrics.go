@@ -78,6 +78,19 @@ func (m Metrics) Sum(name string, labels ...string) float64 {
 	return sum
 }
 
+// Observed is the sum of what the histograms of name whose labels
+// include labels (name, value pairs) observed: seconds, for a duration.
+func (m Metrics) Observed(name string, labels ...string) float64 {
+	want := pairs(labels)
+	var sum float64
+	m.each(name, func(s *dto.Metric) {
+		if has(s, want) {
+			sum += s.GetHistogram().GetSampleSum()
+		}
+	})
+	return sum
+}
+
 func (m Metrics) each(name string, f func(*dto.Metric)) {
 	if fam := m[name]; fam != nil {
 		for _, s := range fam.GetMetric() {
