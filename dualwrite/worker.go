@@ -252,34 +252,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// claimOne claims and starts the write id, kicked as it was journaled.
 func (w *Worker) claimOne(ctx context.Context, id string) {
-	select {
-	case w.slots <- struct{}{}:
-	default:
-		// All busy: the claim of due writes after the next delivery, or
-		// the poll, gets to it.
-		w.backlog, w.full = true, true
-		return
-	}
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	w.releaseLost(sctx)
-	lease, until := w.leaseFromNow()
-	r, ok, err := w.queue.ClaimRepair(sctx, id, w.owner, lease)
-	if err != nil || !ok {
-		<-w.slots
-		if err != nil {
-			w.lostClaim.Store(true)
-			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
-		} else {
-			// Most often it waits behind an earlier write to its
-			// resource: that one's delivery is to be followed by it.
-			w.backlog = true
-		}
-		return
-	}
-	r.LeaseUntil = until
-	w.start(ctx, r)
+	w.claimWrite(ctx, id, w.queue.ClaimRepair)
 }
 
 func (w *Worker) claimDue(ctx context.Context) {
@@ -321,9 +296,17 @@ take:
 }
 
 // claimNext claims and starts the next write of the resource that the
-// write id, which the secondary just applied, is to. Without a free slot
-// it leaves the write to the claim of due writes after the next delivery.
+// write id, which the secondary just applied, is to.
 func (w *Worker) claimNext(ctx context.Context, id string) {
+	w.claimWrite(ctx, id, w.queue.ClaimNextRepair)
+}
+
+// claimWrite claims, by claim, the write id or the one after it, and
+// starts it. Without a free slot it leaves the write to the claim of due
+// writes after the next delivery, or the poll; a write not claimable now
+// most often waits behind an earlier write to its resource, whose
+// delivery is to be followed by it.
+func (w *Worker) claimWrite(ctx context.Context, id string, claim func(ctx context.Context, id, owner string, lease time.Duration) (domain.Repair, bool, error)) {
 	select {
 	case w.slots <- struct{}{}:
 	default:
@@ -334,12 +317,14 @@ func (w *Worker) claimNext(ctx context.Context, id string) {
 	defer cancel()
 	w.releaseLost(sctx)
 	lease, until := w.leaseFromNow()
-	r, ok, err := w.queue.ClaimNextRepair(sctx, id, w.owner, lease)
+	r, ok, err := claim(sctx, id, w.owner, lease)
 	if err != nil || !ok {
 		<-w.slots
 		if err != nil {
 			w.lostClaim.Store(true)
-			w.log.Warn("claiming the next dual write of a resource failed", "after", id, "error", err)
+			w.log.Warn("claiming a dual write failed", "id", id, "error", err)
+		} else {
+			w.backlog = true
 		}
 		return
 	}
