@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"strangler/edge/canonical"
 	"strangler/shadow"
 )
 
@@ -78,14 +79,14 @@ func (a *admin) routeSchema(w http.ResponseWriter, r *http.Request, _ string) er
 	return nil
 }
 
-// methods are the methods a route can answer: RFC 9110's that pass the
-// public listener, and the file's allow_methods.
+// methods are the methods a route can answer: those the public
+// listener lets through, RFC 9110's and the file's allow_methods.
 func (a *admin) methods() []string {
-	out := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	var extra []string
 	for _, m := range a.Flags.file.Load().AllowMethods {
-		out = append(out, string(m))
+		extra = append(extra, string(m))
 	}
-	return out
+	return canonical.NewPolicy(extra, false).Methods()
 }
 
 // knownMethod reports whether a schema export may be asked for method: one

@@ -55,7 +55,12 @@ func (s *Store) foldLateClientVersions(ctx context.Context, tx *sql.Tx, now time
 
 // foldClientsSince folds the rows of the hours from since on; by names
 // the log line.
-func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Time, by string) error {
+func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Time, by string) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+		}
+	}()
 	if s.dialect.name == "postgres" {
 		// A replica of an earlier release flushing meanwhile locks its
 		// rows by route, hour and client, where this goes by client:
@@ -63,7 +68,7 @@ func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Tim
 		// for the migration instead (its own transaction touches this
 		// table alone, so it holds nothing the migration waits for).
 		if _, err := tx.ExecContext(ctx, `LOCK TABLE strangler_legacy_clients IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			return err
 		}
 	}
 	var folded, rows int64
@@ -75,20 +80,20 @@ func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Tim
 			SELECT DISTINCT client FROM strangler_legacy_clients
 			WHERE client > $1 AND hour >= $2 ORDER BY client LIMIT 500`, after, s.ts(since))
 		if err != nil {
-			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			return err
 		}
 		var page []string
 		for res.Next() {
 			var c string
 			if err := res.Scan(&c); err != nil {
 				res.Close()
-				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+				return err
 			}
 			page = append(page, c)
 		}
 		res.Close()
 		if err := res.Err(); err != nil {
-			return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+			return err
 		}
 		if len(page) == 0 {
 			break
@@ -105,15 +110,15 @@ func (s *Store) foldClientsSince(ctx context.Context, tx *sql.Tx, since time.Tim
 				INSERT INTO strangler_legacy_clients AS c (route, hour, client, requests)
 				SELECT route, hour, $2, requests FROM strangler_legacy_clients WHERE client = $1 AND hour >= $3
 				ON CONFLICT (route, hour, client) DO UPDATE SET requests = c.requests + excluded.requests`, c, to, s.ts(since)); err != nil {
-				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+				return err
 			}
 			r, err := tx.ExecContext(ctx, `DELETE FROM strangler_legacy_clients WHERE client = $1 AND hour >= $2`, c, s.ts(since))
 			if err != nil {
-				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+				return err
 			}
 			n, err := r.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("store: fold the client versions of an earlier release: %w", err)
+				return err
 			}
 			folded, rows = folded+1, rows+n
 		}
